@@ -2,9 +2,10 @@
 import yargs from "yargs";
 import { hideBin } from "yargs/helpers";
 import { checkCommand } from "./check.ts";
+import { runCommand } from "./run.ts";
 import { UserError } from "./errors.ts";
 
-const commands = [checkCommand];
+const commands = [checkCommand, runCommand];
 
 async function main(): Promise<number> {
   let code = 0;
