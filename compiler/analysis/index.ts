@@ -1,0 +1,38 @@
+/** The structure analysis: per state, affine or not, transition class, readout; per model, eligible forms. */
+import * as I from "../ir/types.ts";
+import { inlineModel, Renamer } from "./inline.ts";
+import { analyzeTransition } from "./transition.ts";
+import { analyzeReadouts } from "./readout.ts";
+import { formEligibility } from "./forms.ts";
+import { CLASSES, type ModelAnalysis } from "./types.ts";
+
+export * from "./types.ts";
+export { defaultForm } from "./forms.ts";
+
+export function analyzeModel(model: I.Model): ModelAnalysis {
+  const renamer = new Renamer(model);
+  const prev = inlineModel(model, "previous", renamer);
+  const readout = inlineModel(model, "readout", renamer);
+  const stateDecls = I.tensorsOfKind(model, "state");
+  const stateNames = new Set(stateDecls.map((s) => s.name));
+  const states = stateDecls.map((d) =>
+    analyzeTransition(d, prev.states.get(d.name), { model, stateNames, updates: prev.updates.get(d.name) ?? 0, symbolicLoops: prev.symbolicLoops }),
+  );
+  const cls = states.reduce((acc, s) => (CLASSES.indexOf(s.class) > CLASSES.indexOf(acc) ? s.class : acc), "identity" as (typeof CLASSES)[number]);
+  const notes: string[] = [];
+  const coupled = states.filter((s) => s.coupledTo.length);
+  if (coupled.length && states.every((s) => s.affine)) {
+    notes.push(`states ${states.map((s) => s.name).join(", ")} form a jointly affine system (block transition coupling ${coupled.map((s) => `${s.name}<-${s.coupledTo.join(",")}`).join("; ")})`);
+  }
+  if (prev.symbolicLoops.length) notes.push(`micro-step loop over ${prev.symbolicLoops[0].extent} analysed symbolically (its extent is bound at run time)`);
+  const forms = formEligibility(states);
+  return {
+    model: model.name,
+    class: cls,
+    states,
+    readouts: analyzeReadouts(model, readout.outputs),
+    forms,
+    scanEligible: forms.find((f) => f.form === "scan")!.eligible,
+    notes,
+  };
+}
