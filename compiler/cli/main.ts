@@ -3,9 +3,11 @@ import yargs from "yargs";
 import { hideBin } from "yargs/helpers";
 import { checkCommand } from "./check.ts";
 import { runCommand } from "./run.ts";
+import { explainCommand } from "./explain.ts";
+import { compileCommand } from "./compile.ts";
 import { UserError } from "./errors.ts";
 
-const commands = [checkCommand, runCommand];
+const commands = [checkCommand, explainCommand, runCommand, compileCommand];
 
 async function main(): Promise<number> {
   let code = 0;
