@@ -130,18 +130,25 @@ export class AstBuilder {
     return [{ kind: "for", var: this.ident(v), extent, body: nodes(n, "item").flatMap((c) => this.item(c)), span: this.nodeSpan(n) }];
   }
 
-  // ---- expressions ----
-  expr(n: CstNode): A.Expr {
-    const lhs = this.additive(node(n, "lhs")!);
+  // ---- expressions (each tolerates a missing node left by error recovery) ----
+  private missing(): A.Expr {
+    return { kind: "num", value: NaN, span: { file: this.fileName, line: 1, col: 1, offset: 0, endOffset: 0 } };
+  }
+
+  expr(n: CstNode | undefined): A.Expr {
+    if (!n) return this.missing();
+    const lhs = this.additive(node(n, "lhs"));
     const op = tok(n, "CompareOp");
     const rhsN = node(n, "rhs");
     if (op && rhsN) return { kind: "binary", op: op.image as A.BinOp, lhs, rhs: this.additive(rhsN), span: this.nodeSpan(n) };
     return lhs;
   }
 
-  private fold(n: CstNode, operand: (c: CstNode) => A.Expr, opKey: string): A.Expr {
+  private fold(n: CstNode | undefined, operand: (c: CstNode | undefined) => A.Expr, opKey: string): A.Expr {
+    if (!n) return this.missing();
     const ops = nodes(n, "operands");
     const opToks = toks(n, opKey);
+    if (!ops.length) return this.missing();
     let acc = operand(ops[0]);
     for (let i = 1; i < ops.length; i++) {
       const rhs = operand(ops[i]);
@@ -150,46 +157,51 @@ export class AstBuilder {
     return acc;
   }
 
-  private additive(n: CstNode): A.Expr {
+  private additive(n: CstNode | undefined): A.Expr {
     return this.fold(n, (c) => this.multiplicative(c), "AddOp");
   }
 
-  private multiplicative(n: CstNode): A.Expr {
+  private multiplicative(n: CstNode | undefined): A.Expr {
     return this.fold(n, (c) => this.unary(c), "MulOp");
   }
 
-  private unary(n: CstNode): A.Expr {
+  private unary(n: CstNode | undefined): A.Expr {
+    if (!n) return this.missing();
     const sign = tok(n, "sign");
     if (sign) {
-      const arg = this.unary(node(n, "unary")!);
+      const arg = this.unary(node(n, "unary"));
       if (sign.image === "+") return arg;
       return { kind: "unary", op: "-", arg, span: joinSpans(this.span(sign), arg.span) };
     }
     const s = node(n, "sumExpr");
     if (s) {
-      return { kind: "sum", vars: toks(s, "vars").map((t) => this.ident(t)), body: this.multiplicative(node(s, "body")!), span: this.nodeSpan(s) };
+      return { kind: "sum", vars: toks(s, "vars").map((t) => this.ident(t)), body: this.multiplicative(node(s, "body")), span: this.nodeSpan(s) };
     }
-    return this.power(node(n, "power")!);
+    return this.power(node(n, "power"));
   }
 
-  private power(n: CstNode): A.Expr {
-    const base = this.primary(node(n, "base")!);
+  private power(n: CstNode | undefined): A.Expr {
+    if (!n) return this.missing();
+    const base = this.primary(node(n, "base"));
     const ex = node(n, "exponent");
     if (!ex) return base;
     const exponent = this.unary(ex);
     return { kind: "binary", op: "^", lhs: base, rhs: exponent, span: joinSpans(base.span, exponent.span) };
   }
 
-  private primary(n: CstNode): A.Expr {
+  private primary(n: CstNode | undefined): A.Expr {
+    if (!n) return this.missing();
     const num = tok(n, "NumberLiteral");
     if (num) return { kind: "num", value: Number(num.image), span: this.span(num) };
     const r = node(n, "reference");
     if (r) return this.reference(r);
-    return this.expr(node(n, "expr")!);
+    return this.expr(node(n, "expr"));
   }
 
-  private reference(n: CstNode): A.Expr {
-    const name = tok(n, "name")!;
+  private reference(n: CstNode | undefined): A.Expr {
+    if (!n) return this.missing();
+    const name = tok(n, "name");
+    if (!name) return this.missing();
     const span = this.nodeSpan(n);
     if (tok(n, "LBracket")) {
       const indices: A.IndexExpr[] = nodes(n, "indexExpr").flatMap((ix) => {

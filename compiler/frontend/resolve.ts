@@ -68,6 +68,8 @@ class ModelResolver {
   private used = new Set<string>();
   private assigned = new Set<string>();
   private fnDepth = 0;
+  /** Names of lets and outputs defined somewhere in the model (for use-before-definition errors). */
+  private later = new Set<string>();
 
   constructor(
     private readonly m: A.ModelDecl,
@@ -91,6 +93,9 @@ class ModelResolver {
       }
     }
     for (const item of this.m.items) if (item.kind === "input" || item.kind === "param" || item.kind === "state") this.declareTensor(item);
+    const collect = (items: A.Item[]): void =>
+      items.forEach((i) => (i.kind === "let" || i.kind === "output" ? this.later.add(i.name.name) : i.kind === "for" ? collect(i.body) : undefined));
+    collect(this.m.items);
     const body = this.stmts(this.m.items, new Scope(), false);
     this.finalChecks();
     return { name: this.m.name.name, file: this.file, span: this.m.span, dims: this.dims, tensors: [...this.tensors.values()], body };
@@ -312,6 +317,10 @@ class ModelResolver {
   /** The tensor named `name` if it is visible here; null after reporting use-before-definition. */
   private visibleTensor(name: string, span: Span): I.TensorDecl | undefined | null {
     const t = this.tensors.get(name);
+    if (!t && this.later.has(name)) {
+      err(this.diags, "SEQ2008", `'${name}' is used before it is defined`, span, "statements run in order; move its definition up");
+      return null;
+    }
     if (!t) return undefined;
     if (!this.defined.has(name)) {
       err(this.diags, "SEQ2008", `'${name}' is used before it is defined`, span);
