@@ -187,7 +187,7 @@ function planTensor(model: Model, name: string, t: ManifestTensor): TensorPlan {
   return { name, role: t.role, decl, shape: t.shape, layout, mode: "axes", perm };
 }
 
-/** Size of the i-th stored model axis's declared extent etc. — shape text for error messages. */
+/** The expected shape of a stored tensor, in its own layout, for error messages: `[B, T, H=2, K=16] (layout ...)`. */
 function expectedText(p: TensorPlan, dims: Record<string, number>): string {
   const ext = (e: Extent) => (e.kind === "lit" ? String(e.value) : dims[e.name] !== undefined ? `${e.name}=${dims[e.name]}` : e.name);
   if (p.mode === "reshape") {
@@ -346,13 +346,12 @@ function batchTimeNote(p: TensorPlan, batch: number, time: number): string {
 }
 
 /** Canonical strides of the stored axes: for each stored axis, the stride it has in the canonical array. */
-function canonicalStrides(p: TensorPlan, dims: Record<string, number>, batch: number, time: number): number[] {
+function canonicalStrides(p: TensorPlan, dims: Record<string, number>, time: number): number[] {
   const declSizes = p.decl.shape.map((e) => (e.kind === "lit" ? e.value : dims[e.name]));
   const inner = product(declSizes);
   const declStrides = declSizes.map((_, i) => product(declSizes.slice(i + 1)));
   const tStride = inner;
   const bStride = hasTime(p.role) ? time * inner : inner;
-  void batch;
   // reshape: the stored model axes flatten row-major (in stored order) into the declared block
   const modelAxes = p.layout.map((l, i) => ({ l, i })).filter(({ l }) => l !== "batch" && l !== "time" && l !== "_");
   const flatStride = new Map<number, number>();
@@ -388,7 +387,7 @@ function eachOffset(shape: number[], strides: number[], f: (flat: number, off: n
 /** Stored layout -> canonical layout of the bound model tensor. */
 export function toCanonical(p: TensorPlan, stored: Float64Array, dims: Record<string, number>, batch: number, time: number): Float64Array {
   const out = new Float64Array(stored.length);
-  eachOffset(p.shape, canonicalStrides(p, dims, batch, time), (flat, off) => {
+  eachOffset(p.shape, canonicalStrides(p, dims, time), (flat, off) => {
     out[off] = stored[flat];
   });
   return out;
@@ -397,7 +396,7 @@ export function toCanonical(p: TensorPlan, stored: Float64Array, dims: Record<st
 /** Canonical layout -> the stored layout of plan `p`. */
 export function fromCanonical(p: TensorPlan, canonical: Float64Array, dims: Record<string, number>, batch: number, time: number): Float64Array {
   const out = new Float64Array(product(p.shape));
-  eachOffset(p.shape, canonicalStrides(p, dims, batch, time), (flat, off) => {
+  eachOffset(p.shape, canonicalStrides(p, dims, time), (flat, off) => {
     out[flat] = canonical[off];
   });
   return out;
