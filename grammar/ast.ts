@@ -10,7 +10,8 @@ export interface ModelDecl { name: Ident; items: Item[]; span: Span }
 
 export type Item = DimsDecl | TensorDecl | LetStmt | OutputStmt | AssignStmt | ForStmt;
 
-export interface DimsDecl { kind: "dims"; dims: { name: Ident; value?: number }[]; span: Span }
+/** `dims K = 64` fixes a size; `dims L = T` defaults L to the sequence length T of the call. */
+export interface DimsDecl { kind: "dims"; dims: { name: Ident; value?: number; defaultDim?: Ident }[]; span: Span }
 /** A shape entry is a dim name or an integer literal. */
 export type ShapeEntry = { kind: "dim"; name: string; span: Span } | { kind: "lit"; value: number; span: Span };
 export interface TensorDecl {

@@ -83,7 +83,8 @@ export class AstBuilder {
       dims: nodes(n, "dimItem").flatMap((d) => {
         const name = tok(d, "name");
         const v = tok(d, "value");
-        return name ? [{ name: this.ident(name), value: v ? Number(v.image) : undefined }] : [];
+        const dd = tok(d, "defaultDim");
+        return name ? [{ name: this.ident(name), value: v ? Number(v.image) : undefined, defaultDim: dd ? this.ident(dd) : undefined }] : [];
       }),
       span: this.nodeSpan(n),
     };

@@ -62,7 +62,10 @@ export class SeqParser extends CstParser {
     this.CONSUME(T.Identifier, { LABEL: "name" });
     this.OPTION(() => {
       this.CONSUME(T.Equals);
-      this.CONSUME(T.NumberLiteral, { LABEL: "value" });
+      this.OR([
+        { ALT: () => this.CONSUME(T.NumberLiteral, { LABEL: "value" }) },
+        { ALT: () => this.CONSUME2(T.Identifier, { LABEL: "defaultDim" }) },
+      ]);
     });
   });
 

@@ -82,6 +82,13 @@ describe("resolution and shape checking", () => {
     expect(ds.map((d) => [d.code, d.severity])).toEqual([["SEQ4102", "warning"]]);
   });
 
+  it("accepts a dim that defaults to the sequence length, and nothing else as a default", () => {
+    const p = compile("model M { dims H\n dims L = T\n input x[H]\n state c[L] = 0\n c[l] = c[l] + 1\n output o[h] = x[h] }");
+    expect(p.diagnostics).toEqual([]);
+    expect(p.models[0].dims.find((d) => d.name === "L")).toMatchObject({ sequenceDefault: true });
+    expect(codes("model M { dims H, L = H\n input x[H]\n output o[h] = x[h] }")).toContain("SEQ3007");
+  });
+
   it("inlines fns and resolves dims, constants and index values", () => {
     const p = compile("fn sq(a) = a * a\nmodel M { dims H\n input x[H]\n output o[h] = sq(x[h]) + H + h - inf }");
     expect(p.diagnostics).toEqual([]);

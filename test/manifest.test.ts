@@ -96,10 +96,13 @@ describe("binding", () => {
     expect(outs[0].data.every(Number.isFinite)).toBe(true);
   });
 
-  it("takes dims that no tensor carries from --dims, and checks them", () => {
+  it("takes dims that no tensor carries from --dims or their default, and checks them", () => {
     const c = readCase(join(GOLDEN, "causal_softmax_attention.json"));
-    expect(userError(() => bindCase(stdlib("softmax_attention"), c))).toMatch(/dim L .*--dims L=/);
-    expect(bindCase(stdlib("softmax_attention"), c, { L: 100 }).dims.L).toBe(100);
+    expect(bindCase(stdlib("softmax_attention"), c).dims.L).toBe(100); // dims L = T
+    expect(bindCase(stdlib("softmax_attention"), c, { L: 128 }).dims.L).toBe(128);
+    const noDefault = model("model F { dims H, L\n input x[H]\n state s[L] = 0\n s[l] = s[l]\n output y[h] = x[h] }");
+    const fc: Case = { manifest: { case: "f", dtype: "float64", tensors: { x: { shape: [1, 2, 3], role: "input", offset: 0, length: 6, layout: ["batch", "time", "H"] } } }, data: { x: new Float64Array(6) } };
+    expect(userError(() => bindCase(noDefault, fc))).toMatch(/dim L .*--dims L=/);
     expect(userError(() => bindCase(stdlib("softmax_attention"), c, { Q: 1 }))).toMatch(/no dim 'Q'/);
     expect(userError(() => bindCase(stdlib("gla"), gla, { K: 8 }))).toBe("input 'q': expected [B, T, H=2, K=8] (layout batch,time,H,K), got [2, 100, 2, 16]");
   });

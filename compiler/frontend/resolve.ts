@@ -89,7 +89,10 @@ class ModelResolver {
         if (dim.value !== undefined && (!Number.isInteger(dim.value) || dim.value < 1)) {
           err(this.diags, "SEQ3007", `dim '${dim.name.name}' must be a positive integer, got ${dim.value}`, dim.name.span);
         }
-        this.dims.push({ name: dim.name.name, fixed: dim.value, span: dim.name.span });
+        if (dim.defaultDim && dim.defaultDim.name !== "T") {
+          err(this.diags, "SEQ3007", `a dim can default only to T (the sequence length), not '${dim.defaultDim.name}'`, dim.defaultDim.span, `write 'dims ${dim.name.name} = T' or a positive integer`);
+        }
+        this.dims.push({ name: dim.name.name, fixed: dim.value, sequenceDefault: dim.defaultDim ? true : undefined, span: dim.name.span });
       }
     }
     for (const item of this.m.items) if (item.kind === "input" || item.kind === "param" || item.kind === "state") this.declareTensor(item);

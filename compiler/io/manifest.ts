@@ -269,6 +269,7 @@ export function bindCase(model: Model, c: Case, givenDims: Record<string, number
   for (const [key, m] of labelVotes) if (dims[key] === undefined) dims[key] = winner(m);
   const batch = votes.has("#B") ? winner(votes.get("#B")!) : 1;
   const time = votes.has("#T") ? winner(votes.get("#T")!) : 1;
+  for (const d of model.dims) if (d.sequenceDefault && dims[d.name] === undefined) dims[d.name] = time;
 
   // A reshaped tensor with exactly one unknown dim determines it by its element count.
   for (const p of plans) {

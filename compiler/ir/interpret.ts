@@ -44,7 +44,9 @@ export function evalConst(e: I.Expr, dims: Record<string, number>): number {
 }
 
 export function interpret(model: I.Model, run: RunInputs): RunResult {
-  const { dims, batch: B, time: T } = run;
+  const { batch: B, time: T } = run;
+  const dims = { ...run.dims };
+  for (const d of model.dims) if (d.sequenceDefault && dims[d.name] === undefined) dims[d.name] = T;
   for (const d of model.dims) {
     if (!(d.name in dims)) throw new Error(`dim ${d.name} of model ${model.name} is not bound`);
     if (d.fixed !== undefined && dims[d.name] !== d.fixed) throw new Error(`dim ${d.name} is fixed to ${d.fixed}, got ${dims[d.name]}`);

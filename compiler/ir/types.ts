@@ -12,7 +12,8 @@ import type { Span } from "../../grammar/index.ts";
 /** The size of one axis: a named dim (bound at create time or fixed) or a literal. */
 export type Extent = { kind: "dim"; name: string } | { kind: "lit"; value: number };
 
-export interface DimDecl { name: string; fixed?: number; span: Span }
+/** `fixed`: a constant size. `sequenceDefault`: when not given, the size is the call's sequence length T. */
+export interface DimDecl { name: string; fixed?: number; sequenceDefault?: boolean; span: Span }
 
 export type TensorKind = "input" | "param" | "state" | "let" | "output";
 
