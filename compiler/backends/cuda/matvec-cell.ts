@@ -1,0 +1,501 @@
+/**
+ * Sequential form for nonlinear cells whose state enters through matrix-vector products (LSTM, GRU):
+ *   h_t = cell(W x_t, U h_{t-1}, ...)    with W, U params and the cell pointwise in the hidden unit j.
+ * FlashRNN-style schedule, generated from the IR:
+ *   - every `sum(i) P[.., j, i] * x[i]` that reads no state is hoisted out of the time loop into one fp32
+ *     matrix product over all B*T steps (sgemm.ts);
+ *   - one persistent cooperative kernel runs the time loop; block k owns hidden units [k*JB, (k+1)*JB)
+ *     for every batch row and keeps its rows of each recurrent matrix U in shared memory for the whole
+ *     sequence; per step it reads h_{t-1} (all units, all rows) from L2, computes its slice of U h_{t-1}
+ *     with register tiles and a warp reduce-scatter, runs the pointwise cell for its units, publishes its
+ *     slice of h_t, and meets the other blocks at a grid barrier.
+ * Eligibility is checked on the IR: states are vectors over one dim E (the unit axis), every statement's
+ * target has one E-axis (other axes literal, e.g. 4 gates), and every sum is either a hoistable input
+ * projection or a recurrent matvec of a param with the previous value of a state.
+ */
+import * as I from "../../ir/types.ts";
+import * as K from "../../kernel/ir.ts";
+import { inputBuffer, outputBuffer, initFlag, stateOffset, STATES, uniformFields, paramOffset } from "../../kernel/interface.ts";
+import { lowerConst } from "../../kernel/step.ts";
+import { productS } from "../../kernel/symbolic.ts";
+import { overrideValues } from "./overrides.ts";
+import { CudaScope } from "./scope.ts";
+import { renderExpr, renderStmts, type RenderContext } from "./render.ts";
+import { SGEMM_ENTRY } from "./sgemm.ts";
+import type { CudaFormPlan, CudaBufferRef } from "../../../runtime/cuda/plan.ts";
+import type { SizeExpr } from "../../../runtime/plan.ts";
+
+type Read = Extract<I.Expr, { k: "read" }>;
+
+/** A hoisted input projection: Y[b,t,r] = sum_i P[r, i] * x[b,t,i], r = flat index over P's leading axes. */
+interface XTerm { id: number; param: string; input: string; rows: I.Extent[]; k: I.Extent }
+/** A recurrent matvec: sum_m U[rowvars.., m] * S[m] with S's previous value. */
+interface RTerm { id: number; param: string; state: string; /** P's leading axes; `unitAxis` holds the unit var */ rows: I.Extent[]; unitAxis: number }
+
+export interface CellPlan {
+  unit: string; // dim name of the unit axis
+  xterms: XTerm[];
+  rterms: RTerm[];
+  /** Statements with their sums replaced by reads of __X<k>[P leading indices] / __R<k>[...] */
+  body: Extract<I.Stmt, { k: "let" | "assign" | "output" }>[];
+}
+
+export type CellEligibility = { ok: true; plan: CellPlan } | { ok: false; why: string };
+
+const isDim = (e: I.Extent, name: string) => e.kind === "dim" && e.name === name;
+
+export function matvecCellPlan(model: I.Model): CellEligibility {
+  const states = I.tensorsOfKind(model, "state");
+  if (!states.length) return { ok: false, why: "no state" };
+  const s0 = states[0].shape;
+  if (s0.length !== 1 || s0[0].kind !== "dim") return { ok: false, why: "states are not vectors over a named dim" };
+  const unit = s0[0].name;
+  for (const s of states) if (s.shape.length !== 1 || !isDim(s.shape[0], unit)) return { ok: false, why: `state ${s.name} is not a vector over ${unit}` };
+  const stateNames = new Set(states.map((s) => s.name));
+  const xterms: XTerm[] = [];
+  const rterms: RTerm[] = [];
+  const body: CellPlan["body"] = [];
+  const updated = new Set<string>();
+  const stateDependent = new Set<string>([...stateNames]);
+  let why: string | undefined;
+  const fail = (w: string) => {
+    why ??= w;
+  };
+
+  const dependsOnState = (e: I.Expr) => {
+    let d = false;
+    I.walkExpr(e, (x) => {
+      if (x.k === "read" && stateDependent.has(x.tensor)) d = true;
+    });
+    return d;
+  };
+
+  const rewrite = (e: I.Expr, targetVars: I.IndexVar[]): I.Expr => {
+    switch (e.k) {
+      case "sum": {
+        if (e.vars.length !== 1) {
+          fail("a sum over several indices");
+          return e;
+        }
+        const v = e.vars[0];
+        const b = e.body;
+        if (b.k !== "bin" || b.op !== "*" || b.a.k !== "read" || b.b.k !== "read") {
+          fail("a sum that is not a product of two tensors");
+          return e;
+        }
+        const reads = [b.a, b.b] as Read[];
+        const p = reads.find((r) => I.findTensor(model, r.tensor)?.kind === "param");
+        const other = reads.find((r) => r !== p);
+        if (!p || !other) {
+          fail("a sum without a param matrix");
+          return e;
+        }
+        const pd = I.findTensor(model, p.tensor)!;
+        const last = p.idx[p.idx.length - 1];
+        if (last.kind !== "var" || last.v.id !== v.id || p.idx.slice(0, -1).some((ix) => ix.kind !== "var" || ix.v.id === v.id)) {
+          fail(`param ${p.tensor} is not indexed [rows.., ${v.name}]`);
+          return e;
+        }
+        if (other.idx.length !== 1 || other.idx[0].kind !== "var" || other.idx[0].v.id !== v.id) {
+          fail(`${other.tensor} is not read as a vector [${v.name}]`);
+          return e;
+        }
+        const od = I.findTensor(model, other.tensor)!;
+        const rowIdx = p.idx.slice(0, -1);
+        const rows = pd.shape.slice(0, -1);
+        if (od.kind === "input") {
+          const id = xterms.length;
+          xterms.push({ id, param: p.tensor, input: other.tensor, rows, k: pd.shape[pd.shape.length - 1] });
+          return { k: "read", tensor: `__X${id}`, idx: rowIdx };
+        }
+        if (od.kind === "state") {
+          if (updated.has(other.tensor)) {
+            fail(`matvec reads the updated ${other.tensor}`);
+            return e;
+          }
+          const unitAxis = rowIdx.findIndex((ix) => ix.kind === "var" && isDim(ix.v.extent, unit));
+          if (unitAxis < 0 || rowIdx.some((ix, a) => a !== unitAxis && ix.kind === "var" && ix.v.extent.kind !== "lit")) {
+            fail(`recurrent matrix ${p.tensor} has no single unit axis beside literal ones`);
+            return e;
+          }
+          const id = rterms.length;
+          rterms.push({ id, param: p.tensor, state: other.tensor, rows, unitAxis });
+          return { k: "read", tensor: `__R${id}`, idx: rowIdx };
+        }
+        fail(`a sum over ${od.kind} ${other.tensor}`);
+        return e;
+      }
+      case "bin":
+        return { ...e, a: rewrite(e.a, targetVars), b: rewrite(e.b, targetVars) };
+      case "neg":
+        return { ...e, a: rewrite(e.a, targetVars) };
+      case "call":
+        return { ...e, args: e.args.map((x) => rewrite(x, targetVars)) };
+      default:
+        return e;
+    }
+  };
+
+  for (const s of model.body) {
+    if (s.k === "for") return { ok: false, why: "micro-step loops" };
+    const unitVars = s.vars.filter((v) => isDim(v.extent, unit));
+    if (unitVars.length !== 1) return { ok: false, why: `statement for ${s.target} has no single ${unit} axis` };
+    if (s.vars.some((v) => v !== unitVars[0] && v.extent.kind !== "lit")) return { ok: false, why: `statement for ${s.target} has a non-literal axis beside ${unit}` };
+    const expr = rewrite(s.expr, s.vars);
+    if (why) return { ok: false, why };
+    // every other read of a local tensor must be at the unit var in its unit axis
+    let bad: string | undefined;
+    I.walkExpr(expr, (x) => {
+      if (x.k !== "read" || x.tensor.startsWith("__")) return;
+      const t = I.findTensor(model, x.tensor)!;
+      if (t.kind === "input" || t.kind === "param") return;
+      t.shape.forEach((ext, a) => {
+        const ix = x.idx[a];
+        if (isDim(ext, unit) && !(ix.kind === "var" && ix.v.id === unitVars[0].id)) bad = `${x.tensor} is read at another unit`;
+        if (!isDim(ext, unit) && ext.kind !== "lit") bad = `${x.tensor} has a non-literal axis`;
+      });
+    });
+    if (bad) return { ok: false, why: bad };
+    if (s.k === "assign") updated.add(s.target);
+    if (s.k === "let" && dependsOnState(s.expr)) stateDependent.add(s.target);
+    body.push({ ...s, expr });
+  }
+  if (!rterms.length) return { ok: false, why: "no recurrent matvec (use the scan or generic sequential form)" };
+  for (const t of I.tensorsOfKind(model, "let").concat(I.tensorsOfKind(model, "output"))) {
+    if (t.shape.filter((e) => isDim(e, unit)).length !== 1 || t.shape.some((e) => !isDim(e, unit) && e.kind !== "lit")) return { ok: false, why: `${t.name} is not over ${unit} with literal extra axes` };
+  }
+  return { ok: true, plan: { unit, xterms, rterms, body } };
+}
+
+const litSize = (shape: I.Extent[], unit: string) => shape.reduce((a, e) => a * (isDim(e, unit) ? 1 : (e as { value: number }).value), 1);
+
+export const CELL = { THREADS: 256, TB: 8, TR: 8 } as const;
+
+export interface MatvecCell {
+  source: string;
+  form: CudaFormPlan;
+}
+
+export function renderMatvecCell(model: I.Model): MatvecCell {
+  const el = matvecCellPlan(model);
+  if (!el.ok) throw new Error(`matvec cell form of ${model.name}: ${el.why}`);
+  const { unit, xterms, rterms, body } = el.plan;
+  const states = I.tensorsOfKind(model, "state");
+  const inputs = I.tensorsOfKind(model, "input");
+  const outputs = I.tensorsOfKind(model, "output");
+  const lets = I.tensorsOfKind(model, "let");
+  const name = `seqc_${model.name}_cell_persistent`;
+  const uniforms = uniformFields(model);
+  const overrides = [...model.dims.map((d) => `D_${d.name}`), ...I.tensorsOfKind(model, "param").map((p) => `PO_${p.name}`), "JB"];
+  const cx: RenderContext = { overrides: new Set(overrides), uniforms: new Set(uniforms) };
+  const R = (e: K.KExpr) => renderExpr(e, cx);
+  const E = `SEQC_D_${unit}`;
+  // recurrent states read by matvecs get a global double buffer hbuf[2][nRS][B][E]
+  const rStates = [...new Set(rterms.map((r) => r.state))];
+  const rsIndex = new Map(rStates.map((s, i) => [s, i]));
+  const stIndex = new Map(states.map((s, i) => [s.name, i]));
+  // rows of each rterm held by a block: product of literal axes x JB
+  const rowsLocal = (r: RTerm) => litSize(r.rows, unit);
+  // offsets of each rterm's slice in shared memory
+  const wOff: string[] = [];
+  const mOff: string[] = [];
+  {
+    let w = "0u";
+    let m = "0u";
+    for (const r of rterms) {
+      wOff.push(w);
+      mOff.push(m);
+      w = `${w} + ${rowsLocal(r)}u * SEQC_JB * ${E}`;
+      m = `${m} + B * ${rowsLocal(r)}u * SEQC_JB`;
+    }
+    wOff.push(w);
+    mOff.push(m);
+  }
+  const localRow = (r: RTerm, idx: K.KExpr[], jl: K.KExpr): K.KExpr => {
+    // row-major over the literal axes with the unit axis replaced by jl in [0, JB)
+    let acc: K.KExpr = K.u32(0);
+    r.rows.forEach((ext, a) => {
+      const size = a === r.unitAxis ? K.ref("JB") : K.u32((ext as { value: number }).value);
+      const v = a === r.unitAxis ? jl : idx[a];
+      acc = a === 0 ? v : K.add(K.mul(acc, size), v);
+    });
+    return acc;
+  };
+  const flatRows = (shape: I.Extent[], idx: K.KExpr[]): K.KExpr => {
+    let acc: K.KExpr = K.u32(0);
+    shape.forEach((ext, a) => {
+      const size = ext.kind === "lit" ? K.u32(ext.value) : K.ref(`D_${ext.name}`);
+      acc = a === 0 ? idx[a] : K.add(K.mul(acc, size), idx[a]);
+    });
+    return acc;
+  };
+  const localFlat = (t: I.TensorDecl, idx: K.KExpr[]): K.KExpr => {
+    let acc: K.KExpr = K.u32(0);
+    let first = true;
+    t.shape.forEach((ext, a) => {
+      if (isDim(ext, unit)) return;
+      acc = first ? idx[a] : K.add(K.mul(acc, K.u32((ext as { value: number }).value)), idx[a]);
+      first = false;
+    });
+    return acc;
+  };
+
+  // ---- the pointwise cell for element (b, jl), unit j = j0 + jl ----
+  const cellLines: string[] = [];
+  const bK = K.ref("b");
+  const tK = K.ref("t");
+  for (const t of lets) cellLines.push(`      float L_${t.name}[${litSize(t.shape, unit)}];`);
+  for (const s of body) {
+    const target = I.findTensor(model, s.target)!;
+    const loopVars = s.vars.filter((v) => !isDim(v.extent, unit));
+    const unitVar = s.vars.find((v) => isDim(v.extent, unit))!;
+    const vars = new Map<number, K.KExpr>([[unitVar.id, K.ref("j")]]);
+    loopVars.forEach((v) => vars.set(v.id, K.ref(`g_${v.id}`)));
+    const sc = new CudaScope({
+      model,
+      b: bK,
+      t: tK,
+      vars,
+      prefix: `s${s.target}`,
+      local: (tensor, idx) => {
+        if (tensor.startsWith("__X")) {
+          const x = xterms[Number(tensor.slice(3))];
+          return K.load(`ws_X${x.id}`, K.add(K.mul(K.add(K.mul(bK, K.uni("T")), tK), K.ref(`XR${x.id}`)), flatRows(x.rows, idx)));
+        }
+        if (tensor.startsWith("__R")) {
+          const r = rterms[Number(tensor.slice(3))];
+          return K.load("s_M", K.add(K.add(K.ref(`MO${r.id}`), K.mul(bK, K.ref(`RL${r.id}`))), localRow(r, idx, K.ref("jl"))));
+        }
+        const t = I.findTensor(model, tensor)!;
+        if (t.kind === "let") return K.ref(`L_${tensor}[${R(localFlat(t, idx))}]`, "f32");
+        if (t.kind === "state") return K.ref(`s_S[${stIndex.get(tensor)}u * B * SEQC_JB + b * SEQC_JB + jl]`, "f32");
+        if (t.kind === "output") return K.ref(`O_${tensor}[${R(localFlat(t, idx))}]`, "f32");
+        return undefined;
+      },
+    });
+    const pre: K.KStmt[] = [];
+    const v = sc.lower(s.expr, pre);
+    const inner = [...renderStmts(pre, cx, "        "), `        const float val = ${R(v)};`];
+    const tIdx = s.vars.map((x) => (isDim(x.extent, unit) ? K.ref("j") : K.ref(`g_${x.id}`)));
+    if (s.k === "let") inner.push(`        L_${s.target}[${R(localFlat(target, tIdx))}] = val;`);
+    else if (s.k === "assign") inner.push(`        s_S[${stIndex.get(s.target)}u * B * SEQC_JB + b * SEQC_JB + jl] = val;`);
+    else {
+      const osize = R(K.ref(`D_${unit}`)) + ` * ${litSize(target.shape, unit)}u`;
+      inner.push(`        ${outputBuffer(s.target)}[((size_t)b * T + t) * (${osize}) + ${R(flatRows(target.shape, tIdx))}] = val;`);
+    }
+    let block = inner;
+    for (const lv of loopVars) {
+      const n = (lv.extent as { value: number }).value;
+      block = [`#pragma unroll`, `      for (unsigned int g_${lv.id} = 0; g_${lv.id} < ${n}u; ++g_${lv.id}) {`, ...block, `      }`];
+    }
+    cellLines.push(`      { // ${s.k} ${s.target}`, ...block, `      }`);
+  }
+
+  const initVals = states.map((s) => {
+    const sc = new CudaScope({ model, b: bK, t: K.u32(0), prefix: `init${s.name}` });
+    const init = s.init ? lowerConst(s.init, sc) : K.f32(0);
+    return `(u.${initFlag(s.name)} != 0u ? ${STATES}[u.${stateOffset(s.name)} + (size_t)b * E + j] : ${R(init)})`;
+  });
+
+  const bufs: { ref: CudaBufferRef; decl: string }[] = [
+    ...inputs.map((t) => ({ ref: { kind: "input", name: t.name } as CudaBufferRef, decl: `const float* __restrict__ ${inputBuffer(t.name)}` })),
+    ...outputs.map((t) => ({ ref: { kind: "output", name: t.name } as CudaBufferRef, decl: `float* __restrict__ ${outputBuffer(t.name)}` })),
+    { ref: { kind: "params" }, decl: `const float* __restrict__ params` },
+    { ref: { kind: "states" }, decl: `float* __restrict__ ${STATES}` },
+    ...xterms.map((x) => ({ ref: { kind: "workspace", name: `X${x.id}` } as CudaBufferRef, decl: `const float* __restrict__ ws_X${x.id}` })),
+    { ref: { kind: "workspace", name: "hbuf" }, decl: `float* __restrict__ hbuf` },
+    { ref: { kind: "workspace", name: "barrier" }, decl: `unsigned int* __restrict__ barrier` },
+  ];
+  const us = `SeqcUniforms_${name}`;
+  const os = `SeqcOverrides_${name}`;
+  const ovDecls = overrides.map((o) => `#ifndef SEQC_${o}_CONST\n  const unsigned int SEQC_${o} = ov.${o};\n#else\n  constexpr unsigned int SEQC_${o} = SEQC_${o}_CONST;\n#endif`).join("\n");
+  const nRS = rStates.length;
+  const TB = CELL.TB;
+  const TR = CELL.TR;
+  const NV = TB * TR;
+
+  const matvec = rterms
+    .map((r) => {
+      const RL = `${rowsLocal(r)}u * SEQC_JB`;
+      return `    { // ${r.param} . ${r.state}(t-1)  ->  s_M[${mOff[r.id]} + b * RL + row]
+      const unsigned int RL = ${RL};
+      const float* W = s_W + ${wOff[r.id]};
+      const float* H = s_H + ${rsIndex.get(r.state)}u * B * E;
+      const unsigned int tilesB = (B + ${TB - 1}u) / ${TB}u, tilesR = (RL + ${TR - 1}u) / ${TR}u;
+      for (unsigned int tile = warp; tile < tilesB * tilesR; tile += nwarps) {
+        const unsigned int b0 = (tile / tilesR) * ${TB}u, r0 = (tile % tilesR) * ${TR}u;
+        float acc[${NV}];
+#pragma unroll
+        for (int q = 0; q < ${NV}; ++q) acc[q] = 0.f;
+        for (unsigned int m4 = lane; m4 < E / 4u; m4 += 32u) {
+          float4 w[${TR}], h[${TB}];
+#pragma unroll
+          for (int rr = 0; rr < ${TR}; ++rr) w[rr] = reinterpret_cast<const float4*>(W + (size_t)min(r0 + rr, RL - 1u) * E)[m4];
+#pragma unroll
+          for (int bb = 0; bb < ${TB}; ++bb) h[bb] = reinterpret_cast<const float4*>(H + (size_t)min(b0 + bb, B - 1u) * E)[m4];
+#pragma unroll
+          for (int bb = 0; bb < ${TB}; ++bb)
+#pragma unroll
+            for (int rr = 0; rr < ${TR}; ++rr) {
+              float a = acc[bb * ${TR} + rr];
+              a = fmaf(w[rr].x, h[bb].x, a); a = fmaf(w[rr].y, h[bb].y, a); a = fmaf(w[rr].z, h[bb].z, a); a = fmaf(w[rr].w, h[bb].w, a);
+              acc[bb * ${TR} + rr] = a;
+            }
+        }
+        // reduce-scatter over the 32 lanes: lane keeps 2 of the ${NV} sums
+${reduceRounds(NV)}
+        const unsigned int base = ((lane >> 4) & 1u) * 32u + ((lane >> 3) & 1u) * 16u + ((lane >> 2) & 1u) * 8u + ((lane >> 1) & 1u) * 4u + (lane & 1u) * 2u;
+#pragma unroll
+        for (int q = 0; q < 2; ++q) {
+          const unsigned int idx = base + q, bb = idx / ${TR}u, rr = idx % ${TR}u;
+          if (b0 + bb < B && r0 + rr < RL) s_M[${mOff[r.id]} + (b0 + bb) * RL + r0 + rr] = acc[q];
+        }
+      }
+    }`;
+    })
+    .join("\n");
+
+  const loadW = rterms
+    .map(
+      (r) => `  { // rows of ${r.param} owned by this block
+    const unsigned int RL = ${rowsLocal(r)}u * SEQC_JB;
+    for (unsigned int i = threadIdx.x; i < RL * E; i += blockDim.x) {
+      const unsigned int row = i / E, m = i % E;
+      // local row -> (literal axes.., jl)
+      unsigned int rest = row, full = 0u, mul = 1u; bool ok = true;
+${r.rows
+  .map((_, a) => r.rows.length - 1 - a)
+  .map((a) => {
+    const ext = r.rows[a];
+    if (a === r.unitAxis) return `      { const unsigned int jl = rest % SEQC_JB; rest /= SEQC_JB; const unsigned int j = j0 + jl; ok = ok && j < E; full += mul * j; mul *= E; }`;
+    const n = (ext as { value: number }).value;
+    return `      { const unsigned int g = rest % ${n}u; rest /= ${n}u; full += mul * g; mul *= ${n}u; }`;
+  })
+  .join("\n")}
+      s_W[${wOff[r.id]} + i] = ok ? __ldg(params + SEQC_${paramOffset(r.param)} + (size_t)full * E + m) : 0.f;
+    }
+  }`,
+    )
+    .join("\n");
+
+  const xrDecls = xterms.map((x) => `  const unsigned int XR${x.id} = ${productRows(x.rows)};`).join("\n");
+  const rDecls = rterms.map((r) => `  const unsigned int RL${r.id} = ${rowsLocal(r)}u * SEQC_JB; const unsigned int MO${r.id} = ${mOff[r.id]}; (void)MO${r.id}; (void)RL${r.id};`).join("\n");
+  const outLocals = outputs.filter((o) => body.some((s) => exprReads(s.expr, o.name))).map((o) => `      float O_${o.name}[${litSize(o.shape, unit)}];`);
+
+  const src = `
+// ==== ${model.name}: persistent sequential cell (recurrent matvec with weights in shared memory) ====
+struct ${us} { ${uniforms.map((u) => `unsigned int ${u};`).join(" ")} };
+struct ${os} { ${overrides.map((o) => `unsigned int ${o};`).join(" ")} };
+__device__ __forceinline__ void seqc_grid_sync_${model.name}(unsigned int* bar, unsigned int& target) {
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    target += gridDim.x;
+    __threadfence();
+    atomicAdd(bar, 1u);
+    unsigned int v;
+    do { asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(v) : "l"(bar) : "memory"); } while (v < target);
+  }
+  __syncthreads();
+}
+extern "C" __global__ void __launch_bounds__(${CELL.THREADS}, 1) ${name}(${[...bufs.map((b) => b.decl), `const ${us} u`, `const ${os} ov`].join(", ")}) {
+${ovDecls}
+  const unsigned int B = u.B, T = u.T, E = ${E};
+  const unsigned int j0 = blockIdx.x * SEQC_JB;
+  const unsigned int lane = threadIdx.x & 31u, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
+  extern __shared__ float4 seqc_smem4[];
+  float* s_W = reinterpret_cast<float*>(seqc_smem4);                 // recurrent rows of this block
+  float* s_H = s_W + (${wOff[rterms.length]});                       // h_{t-1}, all units: [${nRS}][B][E]
+  float* s_M = s_H + ${nRS}u * B * E;                                 // matvec results [B][rows]
+  float* s_S = s_M + (${mOff[rterms.length]});                       // states of this block's units [${states.length}][B][JB]
+${xrDecls}
+${rDecls}
+${loadW}
+  // initial states
+  for (unsigned int i = threadIdx.x; i < B * SEQC_JB; i += blockDim.x) {
+    const unsigned int b = i / SEQC_JB, jl = i % SEQC_JB, j = j0 + jl;
+    if (j >= E) continue;
+${states.map((s, si) => `    { const float v = ${initVals[si]}; s_S[${si}u * B * SEQC_JB + i] = v;${rsIndex.has(s.name) ? ` hbuf[(size_t)${rsIndex.get(s.name)}u * B * E + (size_t)b * E + j] = v;` : ""} }`).join("\n")}
+  }
+  unsigned int target = 0u;
+  seqc_grid_sync_${model.name}(barrier, target);
+  for (unsigned int t = 0; t < T; ++t) {
+    const float* hin = hbuf + (size_t)(t & 1u) * ${nRS}u * B * E;
+    float* hout = hbuf + (size_t)((t + 1u) & 1u) * ${nRS}u * B * E;
+    for (unsigned int i = threadIdx.x; i < ${nRS}u * B * E / 4u; i += blockDim.x)
+      reinterpret_cast<float4*>(s_H)[i] = __ldcg(reinterpret_cast<const float4*>(hin) + i);
+    __syncthreads();
+${matvec}
+    __syncthreads();
+    for (unsigned int i = threadIdx.x; i < B * SEQC_JB; i += blockDim.x) {
+      const unsigned int b = i / SEQC_JB, jl = i % SEQC_JB, j = j0 + jl;
+      if (j >= E) continue;
+${outLocals.join("\n")}
+${cellLines.join("\n")}
+${rStates.map((s, k) => `      hout[(size_t)${k}u * B * E + (size_t)b * E + j] = s_S[${stIndex.get(s)}u * B * SEQC_JB + i];`).join("\n")}
+    }
+    seqc_grid_sync_${model.name}(barrier, target);
+  }
+  for (unsigned int i = threadIdx.x; i < B * SEQC_JB; i += blockDim.x) {
+    const unsigned int b = i / SEQC_JB, jl = i % SEQC_JB, j = j0 + jl;
+    if (j >= E) continue;
+${states.map((s, si) => `    ${STATES}[u.${stateOffset(s.name)} + (size_t)b * E + j] = s_S[${si}u * B * SEQC_JB + i];`).join("\n")}
+  }
+}
+`;
+
+  // ---- the plan: GEMMs for hoisted projections, then the persistent kernel ----
+  const Esz: SizeExpr = unit;
+  const smemFloats: SizeExpr = [
+    "+",
+    ...rterms.map((r) => ["*", rowsLocal(r), "JB", Esz] as SizeExpr),
+    ["*", nRS, "B", Esz],
+    ...rterms.map((r) => ["*", "B", rowsLocal(r), "JB"] as SizeExpr),
+    ["*", states.length, "B", "JB"],
+  ];
+  const steps: CudaFormPlan["steps"] = [];
+  for (const x of xterms) {
+    const rows = productS(x.rows);
+    const kk: SizeExpr = x.k.kind === "lit" ? x.k.value : x.k.name;
+    steps.push({ kind: "gemm", entry: SGEMM_ENTRY, a: { kind: "input", name: x.input }, b: { kind: "params" }, bOffset: `PO_${x.param}`, c: { kind: "workspace", name: `X${x.id}` }, M: ["*", "B", "T"], N: rows, K: kk });
+  }
+  steps.push({ kind: "zero", workspace: "barrier" });
+  steps.push({ kind: "launch", entry: name, grid: "CELL_BLOCKS", threads: CELL.THREADS, sharedBytes: ["*", 4, "CELL_SMEM_FLOATS"], cooperative: true, buffers: bufs.map((b) => b.ref), uniforms, overrides: overrideValues(model, overrides) });
+  const form: CudaFormPlan = {
+    form: "sequential",
+    variant: "persistent-matvec",
+    note: `${xterms.length} input projection(s) hoisted into fp32 GEMMs; one persistent cooperative kernel keeps each block's rows of ${rterms.map((r) => r.param).join(", ")} in shared memory over all T steps`,
+    vars: [
+      ["JB", ["ceilDiv", Esz, "LIMIT_SMS"]],
+      ["CELL_BLOCKS", ["ceilDiv", Esz, "JB"]],
+      ["CELL_SMEM_FLOATS", smemFloats],
+    ],
+    applicable: ["*", [">=", "LIMIT_SMEM_OPTIN", ["*", 4, "CELL_SMEM_FLOATS"]], [">=", 0, ["-", Esz, ["*", 4, ["/", Esz, 4]]]]],
+    workspaces: [...xterms.map((x) => ({ name: `X${x.id}`, words: ["*", "B", "T", productS(x.rows)] as SizeExpr })), { name: "hbuf", words: ["*", 2, nRS, "B", Esz] }, { name: "barrier", words: 1 }],
+    steps,
+  };
+  return { source: src, form };
+}
+
+function productRows(rows: I.Extent[]): string {
+  return rows.map((e) => (e.kind === "lit" ? `${e.value}u` : `SEQC_D_${e.name}`)).join(" * ");
+}
+
+function exprReads(e: I.Expr, tensor: string): boolean {
+  let r = false;
+  I.walkExpr(e, (x) => {
+    if (x.k === "read" && x.tensor === tensor) r = true;
+  });
+  return r;
+}
+
+/** Unrolled reduce-scatter of `nv` per-lane sums over a warp: after log2(32) rounds each lane keeps nv/32 sums. */
+function reduceRounds(nv: number): string {
+  const out: string[] = [];
+  let half = nv / 2;
+  for (let off = 16; off >= 1; off >>= 1, half >>= 1) {
+    out.push(`        {\n          const bool up = (lane & ${off}u) != 0u;`);
+    out.push(`#pragma unroll\n          for (int q = 0; q < ${half}; ++q) { const float send = up ? acc[q] : acc[q + ${half}]; const float keep = up ? acc[q + ${half}] : acc[q]; acc[q] = keep + __shfl_xor_sync(0xffffffffu, send, ${off}); }`);
+    out.push(`        }`);
+  }
+  return out.join("\n");
+}

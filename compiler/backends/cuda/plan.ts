@@ -1,0 +1,89 @@
+/**
+ * The CUDA plan of a model: every form the backend-neutral lowering produces (compiler/kernel/),
+ * rendered by render.ts, plus the CUDA-specific variants generated from the same IR where they
+ * apply (pointwise-scan.ts for first-order diagonal recurrences, matvec-cell.ts for LSTM/GRU-like
+ * cells). One translation unit holds every kernel.
+ */
+import * as I from "../../ir/types.ts";
+import type * as K from "../../kernel/ir.ts";
+import { lowerModel } from "../../kernel/compile.ts";
+import { tensorSpecs, uniformFields } from "../../kernel/interface.ts";
+import { analyzeModel } from "../../analysis/index.ts";
+import type { BufferRef, FormPlan } from "../../../runtime/plan.ts";
+import type { CudaBufferRef, CudaFormPlan, CudaLaunch, CudaModelPlan } from "../../../runtime/cuda/plan.ts";
+import { renderKernel } from "./render.ts";
+import { CUDA_PRELUDE } from "./math.ts";
+import { SGEMM_SOURCE } from "./sgemm.ts";
+import { pointwiseScanEligible, renderPointwiseScan } from "./pointwise-scan.ts";
+import { matvecCellPlan, renderMatvecCell } from "./matvec-cell.ts";
+
+export interface CudaLowering {
+  plan: CudaModelPlan;
+  /** Variants not produced, with the reason (for explain and the tests). */
+  skipped: { variant: string; reason: string }[];
+}
+
+/** A backend-neutral form plan and its kernels as CUDA launches. */
+function genericForm(f: FormPlan, kernels: K.Kernel[]): CudaFormPlan {
+  const byName = new Map(kernels.map((k) => [k.name, k]));
+  const steps: CudaLaunch[] = f.kernels.map((l) => {
+    const k = byName.get(l.shader) ?? byName.get(l.name);
+    if (!k) throw new Error(`form ${f.variant}: no kernel ${l.shader}`);
+    const bindingOf = new Map(l.bindings.map((b) => [b.binding, b.buffer]));
+    const buffers: CudaBufferRef[] = [...k.buffers]
+      .sort((a, b) => a.binding - b.binding)
+      .map((b) => {
+        const r = bindingOf.get(b.binding);
+        if (!r) throw new Error(`kernel ${k.name}: binding ${b.binding} (${b.name}) is not in its launch`);
+        return r.kind === "scratch" ? { kind: "workspace", name: r.name } : (r as BufferRef);
+      });
+    const overrides: CudaLaunch["overrides"] = {};
+    for (const o of k.overrides) overrides[o.name] = l.overrides[o.name] ?? o.name;
+    return { kind: "launch", entry: k.name, grid: l.workgroups, threads: l.threads, sharedBytes: l.sharedBytes, buffers, uniforms: k.uniforms, overrides };
+  });
+  return {
+    form: f.form,
+    variant: f.variant,
+    applicable: f.applicable,
+    note: `backend-neutral ${f.form} lowering (${f.variant})`,
+    vars: f.vars,
+    workspaces: f.scratch.map((s) => ({ name: s.name, words: s.floats })),
+    steps,
+    cost: f.cost,
+  };
+}
+
+export function lowerCuda(model: I.Model): CudaLowering {
+  const skipped: CudaLowering["skipped"] = [];
+  const parts: string[] = [`// seqc CUDA kernels for model ${model.name} (generated; do not edit)`, CUDA_PRELUDE];
+  const forms: CudaFormPlan[] = [];
+  const lowered = lowerModel(model);
+  for (const s of lowered.skipped) skipped.push({ variant: s.form, reason: s.reason });
+  for (const f of lowered.forms) {
+    for (const k of f.kernels) parts.push(renderKernel(k));
+    forms.push(genericForm(f.plan, f.kernels));
+  }
+  const analysis = analyzeModel(model);
+  const pw = pointwiseScanEligible(model, analysis);
+  if (pw.ok) {
+    const r = renderPointwiseScan(model, analysis);
+    parts.push(r.source);
+    forms.unshift(r.form);
+  } else skipped.push({ variant: "pointwise-lookback", reason: pw.why });
+  const mc = matvecCellPlan(model);
+  if (mc.ok) {
+    const r = renderMatvecCell(model);
+    if (mc.plan.xterms.length) parts.push(SGEMM_SOURCE);
+    parts.push(r.source);
+    forms.unshift(r.form);
+  } else skipped.push({ variant: "persistent-matvec", reason: mc.why });
+  const plan: CudaModelPlan = {
+    model: model.name,
+    dims: model.dims.map((d) => (d.fixed !== undefined ? { name: d.name, fixed: d.fixed } : { name: d.name })),
+    tensors: tensorSpecs(model),
+    uniforms: uniformFields(model),
+    source: parts.join("\n\n") + "\n",
+    forms,
+  };
+  return { plan, skipped };
+}

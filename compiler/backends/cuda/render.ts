@@ -1,0 +1,169 @@
+/**
+ * CUDA C++ renderer of the lowered kernel IR (compiler/kernel/ir.ts). One Kernel becomes one
+ * `extern "C" __global__` function:
+ *   - buffers           -> `float*` parameters in binding order (`const float* __restrict__` when read-only);
+ *   - uniforms          -> one struct passed by value (u32 fields, in the kernel's order);
+ *   - overrides         -> macros `SEQC_<name>`: compile-time constants when NVRTC is given -DSEQC_<name>=v,
+ *                          otherwise read from an overrides struct passed by value (so ahead-of-time PTX
+ *                          works for any dims);
+ *   - shared arrays     -> slices of the dynamic `extern __shared__` block, laid out in declaration order;
+ *   - builtins          -> lid = threadIdx.x, wg = flat block index.
+ */
+import * as K from "../../kernel/ir.ts";
+import { cudaMathFn, f32Literal } from "./math.ts";
+
+const CTYPE: Record<K.KType, string> = { f32: "float", u32: "unsigned int", i32: "int", bool: "bool" };
+
+/** Builtin thread coordinates understood by the renderer. */
+const BUILTINS: Record<string, string> = {
+  lid: "seqc_lid",
+  wg: "seqc_wg",
+  num_wg: "seqc_num_wg",
+  wg_size: "seqc_wg_size",
+};
+
+export interface RenderContext {
+  overrides: Set<string>;
+  uniforms: Set<string>;
+}
+
+export const overrideMacro = (name: string): string => `SEQC_${name}`;
+export const uniformStruct = (kernel: string): string => `SeqcUniforms_${kernel}`;
+export const overrideStruct = (kernel: string): string => `SeqcOverrides_${kernel}`;
+
+export function renderExpr(e: K.KExpr, cx: RenderContext): string {
+  const r = (x: K.KExpr) => renderExpr(x, cx);
+  switch (e.k) {
+    case "f32":
+      return f32Literal(e.v);
+    case "u32":
+      return `${e.v >>> 0}u`;
+    case "bool":
+      return e.v ? "true" : "false";
+    case "inf":
+      return "SEQC_INF";
+    case "ref":
+      if (cx.overrides.has(e.name)) return overrideMacro(e.name);
+      if (BUILTINS[e.name]) return BUILTINS[e.name];
+      return e.name;
+    case "uniform":
+      return `u.${e.name}`;
+    case "load":
+      return `${e.array}[${r(e.index)}]`;
+    case "bin": {
+      if (e.op === "min" || e.op === "max") {
+        const t = K.typeOf(e.a);
+        return t === "f32" ? `${cudaMathFn(e.op)}(${r(e.a)}, ${r(e.b)})` : `${e.op}(${r(e.a)}, ${r(e.b)})`;
+      }
+      return `(${r(e.a)} ${e.op} ${r(e.b)})`;
+    }
+    case "neg":
+      return `(-${r(e.a)})`;
+    case "not":
+      return `(!${r(e.a)})`;
+    case "call":
+      if (e.fn === "select") return `(${r(e.args[0])} != 0.f ? ${r(e.args[1])} : ${r(e.args[2])})`;
+      return `${cudaMathFn(e.fn)}(${e.args.map(r).join(", ")})`;
+    case "cast":
+      return `((${CTYPE[e.to]})(${r(e.a)}))`;
+    case "select":
+      return `(${r(e.cond)} ? ${r(e.then)} : ${r(e.else)})`;
+  }
+}
+
+export function renderStmts(body: K.KStmt[], cx: RenderContext, indent: string): string[] {
+  const out: string[] = [];
+  const r = (x: K.KExpr) => renderExpr(x, cx);
+  for (const s of body) {
+    switch (s.k) {
+      case "decl":
+        out.push(`${indent}${s.mutable ? "" : "const "}${CTYPE[s.t]} ${s.name}${s.init ? ` = ${r(s.init)}` : s.mutable ? " = 0" : ""};`);
+        break;
+      case "set":
+        out.push(`${indent}${s.name} = ${r(s.value)};`);
+        break;
+      case "store":
+        out.push(`${indent}${s.array}[${r(s.index)}] = ${r(s.value)};`);
+        break;
+      case "for": {
+        const t = CTYPE[K.typeOf(s.from)] ?? "unsigned int";
+        out.push(`${indent}for (${t} ${s.v} = ${r(s.from)}; ${s.v} < ${r(s.to)}; ${s.v} += ${r(s.step)}) {`);
+        out.push(...renderStmts(s.body, cx, indent + "  "));
+        out.push(`${indent}}`);
+        break;
+      }
+      case "if":
+        out.push(`${indent}if (${r(s.cond)}) {`);
+        out.push(...renderStmts(s.then, cx, indent + "  "));
+        if (s.else?.length) {
+          out.push(`${indent}} else {`);
+          out.push(...renderStmts(s.else, cx, indent + "  "));
+        }
+        out.push(`${indent}}`);
+        break;
+      case "barrier":
+        out.push(`${indent}__syncthreads();`);
+        break;
+      case "return":
+        out.push(`${indent}return;`);
+        break;
+      case "comment":
+        out.push(`${indent}// ${s.text.replace(/\n/g, " ")}`);
+        break;
+    }
+  }
+  return out;
+}
+
+/** Which buffers a kernel writes (a `read` buffer that is stored to is a lowering bug). */
+function writtenArrays(k: K.Kernel): Set<string> {
+  const w = new Set<string>();
+  K.walkKStmts(k.body, (s) => {
+    if (s.k === "store") w.add(s.array);
+  });
+  return w;
+}
+
+/** Render one kernel: its uniform and override structs, then the __global__ function. */
+export function renderKernel(k: K.Kernel): string {
+  const cx: RenderContext = { overrides: new Set(k.overrides.map((o) => o.name)), uniforms: new Set(k.uniforms) };
+  const written = writtenArrays(k);
+  for (const b of k.buffers) if (b.access === "read" && written.has(b.name)) throw new Error(`kernel ${k.name}: buffer ${b.name} is read-only but stored to`);
+  const lines: string[] = [];
+  const us = uniformStruct(k.name);
+  const os = overrideStruct(k.name);
+  lines.push(`struct ${us} { ${k.uniforms.map((u) => `unsigned int ${u};`).join(" ") || "unsigned int _unused;"} };`);
+  lines.push(`struct ${os} { ${k.overrides.map((o) => `unsigned int ${o.name};`).join(" ") || "unsigned int _unused;"} };`);
+  const buffers = [...k.buffers].sort((a, b) => a.binding - b.binding);
+  const params = [
+    ...buffers.map((b) => (b.access === "read" ? `const float* __restrict__ ${b.name}` : `float* __restrict__ ${b.name}`)),
+    `const ${us} u`,
+    `const ${os} ov`,
+  ];
+  lines.push(`extern "C" __global__ void ${k.name}(${params.join(", ")}) {`);
+  // Overrides: compile-time when defined (NVRTC specialisation), else from the struct.
+  for (const o of k.overrides) {
+    const m = overrideMacro(o.name);
+    lines.push(`#ifndef ${m}_CONST`);
+    lines.push(`  const unsigned int ${m} = ov.${o.name};`);
+    lines.push(`#else`);
+    lines.push(`  constexpr unsigned int ${m} = ${m}_CONST;`);
+    lines.push(`#endif`);
+  }
+  lines.push(`  const unsigned int seqc_lid = threadIdx.x;`);
+  lines.push(`  const unsigned int seqc_wg = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z);`);
+  lines.push(`  const unsigned int seqc_num_wg = gridDim.x * gridDim.y * gridDim.z;`);
+  lines.push(`  const unsigned int seqc_wg_size = blockDim.x;`);
+  lines.push(`  (void)seqc_lid; (void)seqc_wg; (void)seqc_num_wg; (void)seqc_wg_size; (void)u; (void)ov;`);
+  if (k.shared.length) {
+    lines.push(`  extern __shared__ float seqc_smem[];`);
+    let off = "0u";
+    for (const s of k.shared) {
+      lines.push(`  float* ${s.name} = seqc_smem + ${off};`);
+      off = `${off} + (${renderExpr(s.length, cx)})`;
+    }
+  }
+  lines.push(...renderStmts(k.body, cx, "  "));
+  lines.push(`}`);
+  return lines.join("\n");
+}

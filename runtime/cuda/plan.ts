@@ -1,0 +1,71 @@
+/**
+ * The CUDA launch plan: pure data that a generated module ships with the CUDA source (and PTX when nvcc
+ * was present at compile time). Sizes are the SizeExpr of runtime/plan.ts, evaluated over the dims, B, T
+ * and the form's vars. Kernel parameters are, in order: the buffers of `args`, then one struct of u32
+ * uniforms and one struct of u32 overrides, both in the order listed.
+ */
+import type { BufferRef, SizeExpr, TensorSpec } from "../plan.ts";
+
+export type CudaBufferRef = BufferRef | { kind: "workspace"; name: string };
+
+export interface CudaLaunch {
+  kind: "launch";
+  /** extern "C" name of the kernel in the module. */
+  entry: string;
+  grid: SizeExpr;
+  threads: SizeExpr;
+  sharedBytes: SizeExpr;
+  /** Needs all blocks resident at once (grid-wide barriers inside): cuLaunchCooperativeKernel. */
+  cooperative?: boolean;
+  buffers: CudaBufferRef[];
+  uniforms: string[];
+  /** Override constants in struct order, each with its value (a SizeExpr over dims, B, T, vars). */
+  overrides: Record<string, SizeExpr>;
+}
+
+/** Zero a workspace before a launch (look-back flags, barrier counters). */
+export interface CudaZero {
+  kind: "zero";
+  workspace: string;
+}
+
+/** C[M,N] = A[M,K] * B[N,K]^T with the model-independent fp32 GEMM kernel (row-major, lda = ldb = K, ldc = N). */
+export interface CudaGemm {
+  kind: "gemm";
+  entry: string;
+  a: CudaBufferRef;
+  b: CudaBufferRef;
+  /** Offset of B in its buffer, in floats (e.g. a param's offset in the packed params). */
+  bOffset?: SizeExpr;
+  c: CudaBufferRef;
+  M: SizeExpr;
+  N: SizeExpr;
+  K: SizeExpr;
+}
+
+export interface CudaFormPlan {
+  form: "sequential" | "scan";
+  variant: string;
+  /** Non-zero when the variant can run for a shape (evaluated after vars). */
+  applicable?: SizeExpr;
+  /** Why this variant exists / what it does, for `seqc explain` and the bench. */
+  note: string;
+  vars: [string, SizeExpr][];
+  /** Workspaces in 4-byte words (f32 or u32), allocated per create()/shape. */
+  workspaces: { name: string; words: SizeExpr }[];
+  steps: (CudaLaunch | CudaZero | CudaGemm)[];
+  /** Cost-model terms carried over from the backend-neutral plan (generic forms). */
+  cost?: { bytes: SizeExpr; serialSteps: SizeExpr; threads: SizeExpr; flops: SizeExpr };
+}
+
+export interface CudaModelPlan {
+  model: string;
+  dims: { name: string; fixed?: number }[];
+  tensors: TensorSpec[];
+  uniforms: string[];
+  /** CUDA C++ of every kernel of every form (one translation unit). */
+  source: string;
+  /** Prebuilt PTX by compute capability ("80", "90") when nvcc was present at compile time. */
+  ptx?: Record<string, string>;
+  forms: CudaFormPlan[];
+}
