@@ -73,6 +73,12 @@ export function analyzeTransition(decl: I.TensorDecl, def: Def | undefined, ctx:
     notes.push(`affine in ${X} given ${[...coefficientStates].join(", ")}: the coefficients depend on ${coefficientStates.size > 1 ? "those states" : "that state"}, so strictly not affine; its structure given them is ${cls}${rank !== undefined ? ` (rank ${rank})` : ""}`);
     return { ...base, affine: false, class: "nonlinear", reason: `coefficients depend on state ${[...coefficientStates].join(", ")}`, notes, diagonalPart: cls === "diagonal+low-rank" ? diagClass : undefined, rank };
   }
+  const others = new Set(coupledTo);
+  const joint = lin.c && coupledTo.length ? linearize(lin.c, (t) => others.has(t)) : undefined;
+  if (joint && !joint.ok) {
+    notes.push(`affine in ${X} alone (structure ${cls}${rank !== undefined ? `, rank ${rank}` : ""}), but its input term depends nonlinearly on state ${coupledTo.join(", ")}`);
+    return { ...base, affine: false, class: "nonlinear", reason: `input term is nonlinear in state ${coupledTo.join(", ")} (${joint.reason})`, notes };
+  }
   if (coupledTo.length) notes.push(`input term reads state ${coupledTo.join(", ")}: coupled with ${coupledTo.length > 1 ? "them" : "it"} (jointly affine system)`);
 
   const out: StateAnalysis = { ...base, affine: true, class: cls, notes };
