@@ -205,7 +205,7 @@ export class AstBuilder {
     if (!name) return this.missing();
     const span = this.nodeSpan(n);
     if (tok(n, "LBracket")) {
-      const indices: A.IndexExpr[] = nodes(n, "indexExpr").flatMap((ix) => {
+      const indices: A.IndexExpr[] = nodes(n, "indexExpr").flatMap((ix): A.IndexExpr[] => {
         const id = tok(ix, "Identifier");
         if (id) return [{ kind: "var" as const, name: id.image, span: this.span(id) }];
         const num = tok(ix, "NumberLiteral");
