@@ -5,6 +5,7 @@ import { chooseForms } from "./analysis/choose.ts";
 import { analysisJson } from "./analysis/report.ts";
 import { printExpr, printStmt } from "./ir/print.ts";
 import { shapeText } from "./ir/types.ts";
+import { cudaTarget } from "./backends/cuda/target.ts";
 
 export interface EmittedFile { path: string; contents: string }
 export interface TargetOptions { form: string }
@@ -34,3 +35,5 @@ export const TARGETS: Record<string, Target> = {
     },
   },
 };
+
+TARGETS.cuda = cudaTarget;

@@ -4,3 +4,6 @@ export type { CudaBuffer, DeviceInfo, KernelArg, LaunchConfig } from "./device.t
 export { CudaUnavailableError, CudaError, CudaCompileError } from "./errors.ts";
 export { nvrtcCompile, nvrtcVersion } from "./nvrtc.ts";
 export type { CompiledImage, NvrtcOptions } from "./nvrtc.ts";
+export { CudaModelRunner, PreparedForward } from "./runner.ts";
+export type { CudaCreateOptions, CudaForwardOptions, CudaForwardResult, CudaFormChoice } from "./runner.ts";
+export type { CudaModelPlan, CudaFormPlan, CudaLaunch, CudaGemm, CudaZero } from "./plan.ts";

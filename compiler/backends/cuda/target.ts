@@ -1,0 +1,29 @@
+/**
+ * `seqc compile --target cuda`: per model, <Model>.cu (every kernel of every form) and <Model>.cuda.json
+ * (the launch plan the CUDA runtime executes). With nvcc present, the plan also carries PTX for each
+ * capability in CUDA_CAPABILITIES.smTargets (sm_80, sm_90), so the runtime needs no NVRTC.
+ */
+import type { Model } from "../../ir/types.ts";
+import type { EmittedFile, Target } from "../../targets.ts";
+import { lowerCuda } from "./plan.ts";
+import { CUDA_CAPABILITIES } from "./capabilities.ts";
+import { findNvcc, nvccPtx } from "./nvcc.ts";
+
+export function emitCuda(model: Model, opts: { ptx?: boolean } = {}): EmittedFile[] {
+  const { plan, skipped } = lowerCuda(model);
+  const nvcc = opts.ptx === false ? undefined : findNvcc();
+  if (nvcc) {
+    plan.ptx = {};
+    for (const sm of CUDA_CAPABILITIES.smTargets) plan.ptx[String(sm)] = nvccPtx(plan.source, sm, nvcc).ptx;
+  }
+  const meta = { ...plan, skipped, builtWith: nvcc ? `nvcc (${CUDA_CAPABILITIES.smTargets.map((s) => `sm_${s}`).join(", ")})` : "no nvcc: the runtime compiles the source with NVRTC" };
+  return [
+    { path: `${model.name}.cu`, contents: plan.source },
+    { path: `${model.name}.cuda.json`, contents: JSON.stringify(meta) + "\n" },
+  ];
+}
+
+export const cudaTarget: Target = {
+  describe: "CUDA C++ kernels (.cu) and their launch plan (.cuda.json, with PTX for sm_80/sm_90 when nvcc is installed)",
+  emit: (m) => emitCuda(m),
+};

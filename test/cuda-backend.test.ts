@@ -1,0 +1,92 @@
+/**
+ * CUDA backend without a GPU: every stdlib model's CUDA output compiles with `nvcc -ptx` for sm_80 and
+ * sm_90 (skipped, saying so, where nvcc is not installed), and the CUDA-specific variants are chosen
+ * exactly for the models whose IR allows them.
+ */
+import { describe, expect, it } from "vitest";
+import { readdirSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { loadProgram } from "../compiler/frontend/load.ts";
+import { lowerCuda } from "../compiler/backends/cuda/plan.ts";
+import { findNvcc, nvccPtx } from "../compiler/backends/cuda/nvcc.ts";
+import { CUDA_CAPABILITIES } from "../compiler/backends/cuda/capabilities.ts";
+import { renderKernel } from "../compiler/backends/cuda/render.ts";
+import { f32Literal } from "../compiler/backends/cuda/math.ts";
+import * as K from "../compiler/kernel/ir.ts";
+import type { Model } from "../compiler/ir/types.ts";
+
+const STDLIB = resolve(import.meta.dirname, "../stdlib");
+const files = readdirSync(STDLIB).filter((f) => f.endsWith(".seq")).sort();
+const load = (f: string): Model => {
+  const p = loadProgram([join(STDLIB, f)]);
+  expect(p.diagnostics.filter((d) => d.severity === "error")).toEqual([]);
+  return p.models[0];
+};
+const nvcc = findNvcc();
+if (!nvcc) console.warn("cuda-backend.test: nvcc is not installed here, so the `nvcc -ptx` checks of the stdlib are skipped (the other checks still run).");
+
+describe("CUDA renderer", () => {
+  it("writes fp32 literals that round-trip and infinities without literals", () => {
+    for (const v of [0, 1, -2.5, 0.1, 1e-30, 3.4e38, Math.PI]) {
+      const s = f32Literal(v).replace(/f$/, "");
+      expect(Math.fround(Number(s))).toBe(Math.fround(v));
+    }
+    expect(f32Literal(Infinity)).toBe("SEQC_INF");
+    expect(f32Literal(-Infinity)).toBe("(-SEQC_INF)");
+  });
+
+  it("renders a kernel's buffers, uniforms, overrides and shared arrays", () => {
+    const k: K.Kernel = {
+      name: "k1",
+      workgroupSize: K.u32(64),
+      buffers: [
+        { name: "out_y", binding: 2, access: "read_write" },
+        { name: "in_x", binding: 1, access: "read" },
+      ],
+      uniformBinding: 0,
+      uniforms: ["B", "T"],
+      overrides: [{ name: "D_N" }],
+      shared: [{ name: "s_a", length: K.ref("D_N") }],
+      body: [K.store("out_y", K.ref("lid"), K.call("exp", K.load("in_x", K.ref("lid")))), { k: "barrier" }],
+      needs: [],
+    };
+    const src = renderKernel(k);
+    expect(src).toMatch(/extern "C" __global__ void k1\(const float\* __restrict__ in_x, float\* __restrict__ out_y, const SeqcUniforms_k1 u, const SeqcOverrides_k1 ov\)/);
+    expect(src).toContain("out_y[seqc_lid] = expf(in_x[seqc_lid]);");
+    expect(src).toContain("float* s_a = seqc_smem + 0u;");
+    expect(src).toContain("__syncthreads();");
+    expect(() => renderKernel({ ...k, buffers: [{ name: "out_y", binding: 2, access: "read" }] })).toThrow(/read-only but stored to/);
+  });
+});
+
+describe("CUDA variants generated from the IR", () => {
+  const variants = (f: string) => lowerCuda(load(f)).plan.forms.map((x) => x.variant);
+  it("hgrn gets the single-pass look-back scan; gla and mamba do not (their readouts contract the state)", () => {
+    expect(variants("hgrn.seq")).toContain("pointwise-lookback");
+    expect(variants("gla.seq")).not.toContain("pointwise-lookback");
+    expect(variants("mamba.seq")).not.toContain("pointwise-lookback");
+  });
+  it("lstm and gru get the persistent matvec cell; slstm (block-diagonal heads) and deltanet do not", () => {
+    expect(variants("lstm.seq")[0]).toBe("persistent-matvec");
+    expect(variants("gru.seq")[0]).toBe("persistent-matvec");
+    expect(variants("slstm.seq")).not.toContain("persistent-matvec");
+    expect(variants("deltanet.seq")).not.toContain("persistent-matvec");
+  });
+  it("every model has a sequential form", () => {
+    for (const f of files) expect(lowerCuda(load(f)).plan.forms.some((x) => x.form === "sequential"), f).toBe(true);
+  });
+});
+
+describe.skipIf(!nvcc)("nvcc -ptx on every stdlib model", () => {
+  for (const f of files) {
+    it(f, () => {
+      const { plan } = lowerCuda(load(f));
+      const entries = new Set(plan.forms.flatMap((x) => x.steps.filter((s) => s.kind !== "zero").map((s) => (s as { entry: string }).entry)));
+      for (const sm of CUDA_CAPABILITIES.smTargets) {
+        const { ptx } = nvccPtx(plan.source, sm, nvcc);
+        expect(ptx).toContain(`.target sm_${sm}`);
+        for (const e of entries) expect(ptx, `${f}: entry ${e} for sm_${sm}`).toMatch(new RegExp(`\\.entry ${e}\\(`));
+      }
+    }, 60_000);
+  }
+});
