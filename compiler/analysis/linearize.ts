@@ -132,16 +132,7 @@ export function freeVars(e: I.Expr, out = new Set<number>(), bound = new Set<num
 
 /** Tensors read anywhere in an expression. */
 export function tensorsRead(e: I.Expr, out = new Set<string>()): Set<string> {
-  const walk = (x: I.Expr): void => {
-    switch (x.k) {
-      case "read": out.add(x.tensor); break;
-      case "neg": walk(x.a); break;
-      case "bin": walk(x.a); walk(x.b); break;
-      case "call": x.args.forEach(walk); break;
-      case "sum": walk(x.body); break;
-    }
-  };
-  walk(e);
+  for (const r of allReads(e)) out.add(r.tensor);
   return out;
 }
 
