@@ -1,0 +1,223 @@
+/**
+ * Runs on the GPU machine (bundled into dist/cuda-check.mjs by bench/cuda/build.sh):
+ *   1. every stdlib model x every CUDA form variant that applies, against the float64 interpreter
+ *      (relative error per output and final state, outputs poisoned with NaN before each run);
+ *   2. timings of the CUDA variants at the benchmark shapes (hgrn scan; lstm/gru sequential), with
+ *      the CUDA copy bandwidth measured in the same process; inputs and our outputs of the benchmark
+ *      shapes are written to $SEQC_BENCH_DIR for the PyTorch anchors (anchors.py) to check and time.
+ * Writes $OUT/node.json; prints a short table.
+ */
+import { readdirSync, readFileSync, writeFileSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { loadProgram } from "../../compiler/frontend/load.ts";
+import { interpret } from "../../compiler/ir/interpret.ts";
+import * as I from "../../compiler/ir/types.ts";
+import { CudaDevice, CudaModelRunner, nvrtcVersion, type CudaModelPlan } from "../../runtime/cuda/index.ts";
+import { checkShapes, fill, median, relErr, rng, sizeOf } from "./common.ts";
+
+const ROOT = process.cwd();
+const OUT = process.env.OUT ?? join(ROOT, "out");
+const BENCH_DIR = process.env.SEQC_BENCH_DIR ?? "/tmp/seqc-bench";
+const PLANS = join(ROOT, "dist/cuda-plans");
+mkdirSync(OUT, { recursive: true });
+mkdirSync(BENCH_DIR, { recursive: true });
+const TOL = 1e-4;
+
+interface CheckRow { model: string; variant: string; form: string; shape: string; worst: number; errors: Record<string, number>; ok: boolean; note?: string }
+const checks: CheckRow[] = [];
+const log = (s: string) => process.stdout.write(s + "\n");
+
+function loadModel(file: string): I.Model {
+  const p = loadProgram([join(ROOT, "stdlib", file)]);
+  if (!p.models.length) throw new Error(`cannot load ${file}`);
+  return p.models[0];
+}
+const loadPlan = (name: string): CudaModelPlan => JSON.parse(readFileSync(join(PLANS, `${name}.cuda.json`), "utf8"));
+
+/** Inputs (in range for gates and decays), params and initial states for one case. */
+function makeCase(model: I.Model, dims: Record<string, number>, B: number, T: number, seed: number, withOptional: boolean, withInit: boolean) {
+  const r = rng(seed);
+  const inputs: Record<string, Float32Array> = {};
+  const params: Record<string, Float32Array> = {};
+  const init: Record<string, Float32Array> = {};
+  for (const t of model.tensors) {
+    const n = sizeOf(t, dims);
+    if (t.kind === "input" && (withOptional || !t.init)) inputs[t.name] = fill(B * T * n, r);
+    if (t.kind === "param" && (withOptional || !t.init)) params[t.name] = fill(n, r);
+    if (t.kind === "state" && withInit) init[t.name] = fill(B * n, r);
+  }
+  return { inputs, params, init };
+}
+const f64 = (x: Record<string, Float32Array>) => Object.fromEntries(Object.entries(x).map(([k, v]) => [k, Float64Array.from(v)]));
+
+async function checkModel(device: CudaDevice, file: string): Promise<void> {
+  const model = loadModel(file);
+  const plan = loadPlan(model.name);
+  const shapes = checkShapes(model);
+  const hasOptional = model.tensors.some((t) => (t.kind === "input" || t.kind === "param") && t.init);
+  const cases = shapes.map((s, i) => ({ ...s, optional: true, init: i === 0 }));
+  if (hasOptional) cases.push({ ...shapes[0], T: Math.min(20, shapes[0].T), optional: false, init: false });
+  for (const [ci, c] of cases.entries()) {
+    const { inputs, params, init } = makeCase(model, c.dims, c.B, c.T, 1000 + ci, c.optional, c.init);
+    const ref = interpret(model, { dims: c.dims, batch: c.B, time: c.T, inputs: f64(inputs), params: f64(params), initialState: f64(init) });
+    const runner = await CudaModelRunner.create(plan, { dims: c.dims, params, device });
+    const shape = `B=${c.B} T=${c.T} ${Object.entries(c.dims).map(([k, v]) => `${k}=${v}`).join(" ")}${c.optional ? "" : " (defaults)"}${c.init ? " (init state)" : ""}`;
+    for (const { form } of runner.applicableForms(c.B, c.T, "auto")) {
+      const row: CheckRow = { model: model.name, variant: form.variant, form: form.form, shape, worst: 0, errors: {}, ok: false };
+      try {
+        const p = runner.prepare(inputs, { batch: c.B, initialState: init, form: form.variant });
+        const s = device.stream();
+        p.poison(s);
+        p.enqueue(s);
+        await device.synchronize(s);
+        device.destroyStream(s);
+        const got = p.read();
+        p.dispose();
+        for (const [k, v] of Object.entries(ref.outputs)) row.errors[k] = relErr(got.outputs[k], v);
+        for (const [k, v] of Object.entries(ref.finalState)) row.errors[`final ${k}`] = relErr(got.finalState[k], v);
+        row.worst = Math.max(...Object.values(row.errors));
+        row.ok = row.worst <= TOL;
+      } catch (e) {
+        row.worst = Infinity;
+        row.note = e instanceof Error ? e.message.split("\n")[0] : String(e);
+      }
+      checks.push(row);
+      log(`check ${row.ok ? "ok  " : "FAIL"} ${model.name.padEnd(18)} ${row.variant.padEnd(20)} rel ${row.worst.toExponential(2)}  ${shape}${row.note ? "  " + row.note : ""}`);
+    }
+    runner.dispose();
+  }
+}
+
+// ---------------- benchmarks ----------------
+interface BenchRow { name: string; variant: string; shape: string; ms: number; msAll: number[]; gbps?: number; note?: string }
+const bench: BenchRow[] = [];
+
+async function timeForward(device: CudaDevice, runner: CudaModelRunner, inputs: Record<string, Float32Array>, B: number, variant: string, reps: number) {
+  const p = runner.prepare(inputs, { batch: B, form: variant });
+  const s = device.stream();
+  for (let i = 0; i < 3; i++) p.enqueue(s);
+  await device.synchronize(s);
+  const ms: number[] = [];
+  for (let i = 0; i < reps; i++) ms.push(device.timeMs(s, () => p.enqueue(s)));
+  await device.synchronize(s);
+  const out = p.read();
+  p.dispose();
+  device.destroyStream(s);
+  return { ms, out };
+}
+
+function saveF32(name: string, a: Float32Array) {
+  writeFileSync(join(BENCH_DIR, `${name}.f32`), Buffer.from(a.buffer, a.byteOffset, a.byteLength));
+}
+
+async function copyBandwidth(device: CudaDevice): Promise<number> {
+  const bytes = 1 << 30;
+  const a = device.alloc(bytes);
+  const b = device.alloc(bytes);
+  device.fill32(a, 0x3f800000);
+  const s = device.stream();
+  for (let i = 0; i < 3; i++) device.copy(b, a, bytes, s);
+  await device.synchronize(s);
+  const ms: number[] = [];
+  for (let i = 0; i < 20; i++) ms.push(device.timeMs(s, () => device.copy(b, a, bytes, s)));
+  device.destroyStream(s);
+  device.free(a);
+  device.free(b);
+  const gbps = (2 * bytes) / (median(ms) * 1e6);
+  bench.push({ name: "copy", variant: "cuMemcpyDtoD 1 GiB", shape: "1 GiB", ms: median(ms), msAll: ms, gbps });
+  return gbps;
+}
+
+async function benchHgrn(device: CudaDevice) {
+  const model = loadModel("hgrn.seq");
+  const plan = loadPlan(model.name);
+  const B = 8, D = 1536, T = 16384;
+  const r = rng(7);
+  const x = fill(B * T * D, r, -0.5, 0.5);
+  const g = fill(B * T * D, r, -0.5, -0.001); // log forget gate <= 0
+  saveF32("hgrn.x", x);
+  saveF32("hgrn.g", g);
+  const runner = await CudaModelRunner.create(plan, { dims: { D }, device });
+  for (const variant of ["pointwise-lookback", "thread", "workgroup"]) {
+    if (!runner.applicableForms(B, T, variant).length) continue;
+    const { ms, out } = await timeForward(device, runner, { x, g }, B, variant, variant === "pointwise-lookback" ? 30 : 5);
+    const bytes = 3 * B * T * D * 4 + 2 * B * D * 4;
+    bench.push({ name: "hgrn", variant, shape: `B=${B} D=${D} T=${T}`, ms: median(ms), msAll: ms, gbps: bytes / (median(ms) * 1e6) });
+    if (variant === "pointwise-lookback") saveF32("hgrn.out.o", out.outputs.o);
+  }
+  runner.dispose();
+}
+
+async function benchCell(device: CudaDevice, file: string, gates: number, T: number, B: number, H: number) {
+  const model = loadModel(file);
+  const plan = loadPlan(model.name);
+  const Iin = H;
+  const r = rng(11);
+  const k = 1 / Math.sqrt(H);
+  const x = fill(T * B * Iin, r, -1, 1);
+  const params = {
+    weight_ih_l0: fill(gates * H * Iin, r, -k, k),
+    weight_hh_l0: fill(gates * H * H, r, -k, k),
+    bias_ih_l0: fill(gates * H, r, -k, k),
+    bias_hh_l0: fill(gates * H, r, -k, k),
+  };
+  const tag = `${model.name.toLowerCase()}_T${T}_B${B}_H${H}`;
+  // x is generated [B, T, I] (seqc layout); anchors.py transposes to torch's [T, B, I]
+  saveF32(`${tag}.x`, x);
+  for (const [n, v] of Object.entries(params)) saveF32(`${tag}.${n}`, v);
+  const runner = await CudaModelRunner.create(plan, { dims: { H, I: Iin }, params, device });
+  const { ms, out } = await timeForward(device, runner, { x }, B, "persistent-matvec", 10);
+  bench.push({ name: model.name.toLowerCase(), variant: "persistent-matvec", shape: `T=${T} B=${B} H=${H} I=${Iin}`, ms: median(ms), msAll: ms });
+  saveF32(`${tag}.out.output`, out.outputs.output);
+  runner.dispose();
+}
+
+async function main() {
+  const device = await CudaDevice.open(0);
+  log(`device: ${device.info.name}, sm_${device.info.sm}, ${device.info.multiprocessors} SMs, driver ${device.info.driverVersion}, smem opt-in ${device.info.sharedMemPerBlockOptin} B`);
+  let nvrtc = "unavailable";
+  try {
+    nvrtc = await nvrtcVersion();
+    // the NVRTC path: compile one model's source at run time and check it like the rest
+    const model = loadModel("hgrn.seq");
+    const plan = { ...loadPlan(model.name), ptx: undefined };
+    const runner = await CudaModelRunner.create(plan, { dims: { D: 300 }, device });
+    const { inputs } = makeCase(model, { D: 300 }, 2, 129, 5, true, false);
+    const ref = interpret(model, { dims: { D: 300 }, batch: 2, time: 129, inputs: f64(inputs) });
+    const got = await runner.forward(inputs, { batch: 2 });
+    const e = relErr(got.outputs.o, ref.outputs.o);
+    checks.push({ model: "Hgrn", variant: `${got.form} (NVRTC ${nvrtc})`, form: "scan", shape: "B=2 T=129 D=300", worst: e, errors: { o: e }, ok: e <= TOL });
+    log(`check ${e <= TOL ? "ok  " : "FAIL"} Hgrn via NVRTC ${nvrtc}: rel ${e.toExponential(2)}`);
+    runner.dispose();
+  } catch (e) {
+    log(`NVRTC: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  const only = process.env.SEQC_MODELS?.split(",");
+  for (const f of readdirSync(join(ROOT, "stdlib")).filter((x) => x.endsWith(".seq")).sort()) {
+    if (only && !only.includes(f.replace(".seq", ""))) continue;
+    try {
+      await checkModel(device, f);
+    } catch (e) {
+      checks.push({ model: f, variant: "-", form: "-", shape: "-", worst: Infinity, errors: {}, ok: false, note: e instanceof Error ? e.message : String(e) });
+      log(`check FAIL ${f}: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
+  if (process.env.SEQC_SKIP_BENCH !== "1") {
+    const copy = await copyBandwidth(device);
+    log(`copy bandwidth (cuMemcpyDtoD, read+write): ${copy.toFixed(0)} GB/s`);
+    await benchHgrn(device);
+    await benchCell(device, "lstm.seq", 4, 2048, 64, 256);
+    await benchCell(device, "lstm.seq", 4, 1024, 16, 1024);
+    await benchCell(device, "gru.seq", 3, 2048, 64, 256);
+    await benchCell(device, "gru.seq", 3, 1024, 16, 1024);
+  }
+  writeFileSync(join(OUT, "node.json"), JSON.stringify({ device: device.info, nvrtc, date: new Date().toISOString(), checks, bench }, null, 1));
+  const failed = checks.filter((c) => !c.ok);
+  log(`\nchecks: ${checks.length - failed.length} passed, ${failed.length} failed (tolerance ${TOL})`);
+  for (const b of bench) log(`bench ${b.name.padEnd(5)} ${b.variant.padEnd(20)} ${b.shape.padEnd(26)} ${b.ms.toFixed(3)} ms${b.gbps ? `  ${b.gbps.toFixed(0)} GB/s` : ""}`);
+}
+
+main().catch((e) => {
+  log(`error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+  process.exit(1);
+});

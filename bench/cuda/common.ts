@@ -1,0 +1,61 @@
+/** Shared pieces of the CUDA check/bench scripts: deterministic inputs, relative error, medians. */
+import type { Model, TensorDecl } from "../../compiler/ir/types.ts";
+
+/** Deterministic uniform numbers in [lo, hi) (mulberry32). */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export function fill(n: number, r: () => number, lo = -0.5, hi = 0.5): Float32Array {
+  const a = new Float32Array(n);
+  for (let i = 0; i < n; i++) a[i] = lo + (hi - lo) * r();
+  return a;
+}
+
+export const sizeOf = (t: TensorDecl, dims: Record<string, number>): number => t.shape.reduce((a, e) => a * (e.kind === "lit" ? e.value : dims[e.name]), 1);
+
+/** ||a - ref|| / ||ref||; NaN anywhere in `a` gives Infinity. */
+export function relErr(a: Float32Array | Float64Array, ref: Float64Array): number {
+  if (a.length !== ref.length) return Infinity;
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < a.length; i++) {
+    if (Number.isNaN(a[i])) return Infinity;
+    num += (a[i] - ref[i]) ** 2;
+    den += ref[i] ** 2;
+  }
+  if (den === 0) return num === 0 ? 0 : Infinity;
+  return Math.sqrt(num / den);
+}
+
+export const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+/** Small dims for checking every model against the float64 interpreter (not powers of two where it matters). */
+export function checkShapes(model: Model): { dims: Record<string, number>; B: number; T: number }[] {
+  const base: Record<string, number> = { H: 2, K: 16, V: 24, D: 300, N: 4, P: 8, I: 24, J: 2, NH: 2, DH: 8 };
+  const name = model.name.toLowerCase();
+  const shapes: { dims: Record<string, number>; B: number; T: number }[] = [];
+  const mk = (over: Record<string, number>, B: number, T: number) => {
+    const dims: Record<string, number> = {};
+    for (const d of model.dims) dims[d.name] = d.fixed ?? over[d.name] ?? base[d.name] ?? (d.name === "L" ? T : 5);
+    shapes.push({ dims, B, T });
+  };
+  if (name === "lstm" || name === "gru") {
+    mk({ H: 40, I: 24 }, 3, 37);
+    mk({ H: 256, I: 64 }, 9, 12);
+  } else if (name === "hgrn") {
+    mk({ D: 300 }, 3, 333);
+    mk({ D: 1536 }, 2, 700);
+  } else mk({}, 3, 100);
+  return shapes;
+}
