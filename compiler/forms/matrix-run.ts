@@ -1,0 +1,85 @@
+/**
+ * Run a model through its matrix form: prep (interpreter) -> core (float64 reference, sequential
+ * or chunked) -> post (interpreter). Same inputs and results as `interpret`, so every schedule of
+ * the core can be checked against the reference interpreter.
+ */
+import type { Model } from "../ir/types.ts";
+import { interpret, product, shapeSizes, stridesOf, type RunInputs, type RunResult } from "../ir/interpret.ts";
+import type { MatrixForm } from "./matrix-form.ts";
+import { coreChunked, coreSequential, expansion, type SliceData } from "./matrix-core.ts";
+
+export interface MatrixRunOptions { schedule: "sequential" | "chunked"; chunk?: number }
+
+export function runMatrixForm(model: Model, form: MatrixForm, run: RunInputs, opts: MatrixRunOptions): RunResult {
+  const dims = { ...run.dims };
+  for (const d of model.dims) if (d.sequenceDefault && dims[d.name] === undefined) dims[d.name] = run.time;
+  const { batch: B, time: T } = run;
+  const prep = interpret(form.prep, { ...run, dims, initialState: undefined });
+  const Sdecl = model.tensors.find((t) => t.name === form.state)!;
+  const sShape = shapeSizes(Sdecl.shape, dims);
+  const sStrides = stridesOf(sShape);
+  const headSizes = form.heads.map((p) => sShape[p]);
+  const nHeads = product(headSizes);
+  const K = sShape[form.key];
+  const V = sShape[form.value];
+  const nS = product(sShape);
+  const exp = expansion(form, dims);
+  const at = form.readouts.map((r) => exp.slice(0, r.after).reduce((a, b) => a + b, 0));
+
+  const finalS = new Float64Array(B * nS);
+  const ys = form.readouts.map(() => new Float64Array(B * T * nHeads * V));
+  const perToken = (name: string) => product(shapeSizes(form.prep.tensors.find((t) => t.name === name)!.shape, dims));
+  const sizes = new Map<string, number>();
+  const tokenSize = (name: string) => sizes.get(name) ?? (sizes.set(name, perToken(name)), sizes.get(name)!);
+
+  /** Vector of length len from prep output `name` at (b, t, loop n, head h). */
+  const vec = (name: string, b: number, t: number, n: number, h: number, len: number): Float64Array => {
+    const data = prep.outputs[name];
+    const off = (b * T + t) * tokenSize(name) + (n * nHeads + h) * len;
+    return data.subarray(off, off + len);
+  };
+
+  for (let b = 0; b < B; b++) {
+    for (let h = 0; h < nHeads; h++) {
+      // head tuple -> offset of S[heads.., 0, 0]
+      let rem = h;
+      let headOff = 0;
+      for (let a = form.heads.length - 1; a >= 0; a--) {
+        headOff += (rem % headSizes[a]) * sStrides[form.heads[a]];
+        rem = Math.floor(rem / headSizes[a]);
+      }
+      const S0 = new Float64Array(K * V);
+      const init = run.initialState?.[form.state];
+      for (let i = 0; i < K; i++)
+        for (let j = 0; j < V; j++) S0[i * V + j] = init ? init[b * nS + headOff + i * sStrides[form.key] + j * sStrides[form.value]] : 0;
+
+      const data: SliceData = { K, V, steps: [], readouts: [] };
+      for (let t = 0; t < T; t++) {
+        const steps: SliceData["steps"][number] = [];
+        form.steps.forEach((st, s) => {
+          for (let n = 0; n < exp[s]; n++) {
+            let ld = new Float64Array(K);
+            if (st.ld) ld = st.ld.perKey ? vec(st.ld.name, b, t, n, h, K) : new Float64Array(K).fill(vec(st.ld.name, b, t, n, h, 1)[0]);
+            steps.push({
+              ld,
+              u: st.lowRank.map((p) => vec(p.u, b, t, n, h, K)),
+              w: st.lowRank.map((p) => vec(p.w, b, t, n, h, K)),
+              kk: st.inputs.map((p) => vec(p.k, b, t, n, h, K)),
+              vv: st.inputs.map((p) => vec(p.v, b, t, n, h, V)),
+            });
+          }
+        });
+        data.steps.push(steps);
+        data.readouts.push(form.readouts.map((r, i) => ({ q: vec(r.q, b, t, 0, h, K), at: at[i] })));
+      }
+      const res = opts.schedule === "chunked" ? coreChunked(data, S0, opts.chunk ?? 16) : coreSequential(data, S0);
+      for (let i = 0; i < K; i++)
+        for (let j = 0; j < V; j++) finalS[b * nS + headOff + i * sStrides[form.key] + j * sStrides[form.value]] = res.S[i * V + j];
+      res.y.forEach((yt, t) => yt.forEach((y, r) => ys[r].set(y, ((b * T + t) * nHeads + h) * V)));
+    }
+  }
+  const postInputs: Record<string, Float64Array> = { ...run.inputs };
+  form.readouts.forEach((r, i) => (postInputs[r.y] = ys[i]));
+  const post = interpret(form.post, { ...run, dims, inputs: postInputs, initialState: undefined });
+  return { outputs: post.outputs, finalState: { [form.state]: finalS } };
+}

@@ -1,0 +1,49 @@
+/** Deterministic random inputs for models (tests only). */
+import type { RunInputs } from "../../compiler/ir/interpret.ts";
+import type { Model, TensorDecl } from "../../compiler/ir/types.ts";
+
+/** Uniform numbers in [-0.5, 0.5) (mulberry32). */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296 - 0.5;
+  };
+}
+
+export const randArray = (n: number, r: () => number): Float64Array => Float64Array.from({ length: n }, r);
+
+/** Small, odd, distinct sizes for the stdlib's dim names. */
+export const SMALL_DIMS: Record<string, number> = { H: 2, K: 3, V: 4, D: 3, N: 2, P: 2, I: 3, J: 2, L: 8, NH: 2, DH: 2 };
+
+export const sizeOf = (t: TensorDecl, dims: Record<string, number>): number =>
+  t.shape.reduce((a, e) => a * (e.kind === "lit" ? e.value : dims[e.name]), 1);
+
+export function smallDims(model: Model, overrides: Record<string, number> = {}): Record<string, number> {
+  const dims: Record<string, number> = {};
+  for (const d of model.dims) {
+    const v = d.fixed ?? overrides[d.name] ?? SMALL_DIMS[d.name];
+    if (v !== undefined) dims[d.name] = v;
+    else if (!d.sequenceDefault) dims[d.name] = 3;
+  }
+  return dims;
+}
+
+/** Random inputs, params (those with a shape) and, optionally, initial states. */
+export function randomRun(model: Model, opts: { dims: Record<string, number>; batch: number; time: number; seed: number; initialState?: boolean; scale?: number }): RunInputs {
+  const r = rng(opts.seed);
+  const s = opts.scale ?? 1;
+  const rs = () => r() * s;
+  const dims = { ...opts.dims };
+  for (const d of model.dims) if (d.sequenceDefault && dims[d.name] === undefined) dims[d.name] = opts.time;
+  const run: RunInputs = { dims: opts.dims, batch: opts.batch, time: opts.time, inputs: {}, params: {}, initialState: {} };
+  for (const t of model.tensors) {
+    if (t.kind === "input") run.inputs[t.name] = randArray(opts.batch * opts.time * sizeOf(t, dims), rs);
+    if (t.kind === "param" && t.shape.length > 0) run.params![t.name] = randArray(sizeOf(t, dims), rs);
+    if (t.kind === "state" && opts.initialState) run.initialState![t.name] = randArray(opts.batch * sizeOf(t, dims), rs);
+  }
+  return run;
+}
