@@ -4,7 +4,8 @@
  */
 import type { FormEligibility, ModelAnalysis, StateAnalysis } from "./types.ts";
 
-export function formEligibility(states: StateAnalysis[]): FormEligibility[] {
+/** `matrix`: whether the model has the matrix-state canonical form (compiler/forms/matrix-form.ts), with a summary or the reason it has none. */
+export function formEligibility(states: StateAnalysis[], matrix: { ok: boolean; text: string }): FormEligibility[] {
   const scanBlock = states.find((s) => !s.elementwise);
   const chunkClasses = new Set(["identity", "scalar", "diagonal", "diagonal+low-rank"]);
   const chunkBlock = states.find((s) => !s.affine || !chunkClasses.has(s.class) || s.coupledTo.length > 0);
@@ -19,10 +20,12 @@ export function formEligibility(states: StateAnalysis[]): FormEligibility[] {
     },
     {
       form: "chunked",
-      eligible: !chunkBlock,
+      eligible: !chunkBlock && matrix.ok,
       why: chunkBlock
         ? `state ${chunkBlock.name} is ${chunkBlock.class}${chunkBlock.coupledTo.length ? ` and coupled to ${chunkBlock.coupledTo.join(", ")}` : ""}: chunking needs affine identity/scalar/diagonal/diagonal+low-rank transitions`
-        : "affine with structured transitions: intra-chunk work becomes masked matmuls",
+        : matrix.ok
+          ? `matrix state in canonical form (${matrix.text}): intra-chunk work becomes masked matmuls`
+          : `no matrix-state canonical form: ${matrix.text}`,
     },
   ];
 }

@@ -4,10 +4,17 @@ import { inlineModel, Renamer } from "./inline.ts";
 import { analyzeTransition } from "./transition.ts";
 import { analyzeReadouts } from "./readout.ts";
 import { formEligibility } from "./forms.ts";
+import { matrixForm, type MatrixForm } from "../forms/matrix-form.ts";
 import { CLASSES, type ModelAnalysis } from "./types.ts";
 
 export * from "./types.ts";
 export { defaultForm } from "./forms.ts";
+
+function describeMatrixForm(f: MatrixForm): string {
+  const decay = f.decay === "none" ? "no decay" : f.decay === "scalar" ? "scalar decay per head" : "per-key decay";
+  const loops = f.steps.filter((s) => s.loop).length;
+  return `${decay}${f.lowRank ? ", low-rank updates (UT transform)" : ""}, ${f.steps.length} update${f.steps.length > 1 ? "s" : ""} per token${loops ? " incl. a micro-step loop" : ""}`;
+}
 
 export function analyzeModel(model: I.Model): ModelAnalysis {
   const renamer = new Renamer(model);
@@ -25,7 +32,8 @@ export function analyzeModel(model: I.Model): ModelAnalysis {
     notes.push(`states ${states.map((s) => s.name).join(", ")} form a jointly affine system (block transition coupling ${coupled.map((s) => `${s.name}<-${s.coupledTo.join(",")}`).join("; ")})`);
   }
   if (prev.symbolicLoops.length) notes.push(`micro-step loop over ${prev.symbolicLoops[0].extent} analysed symbolically (its extent is bound at run time)`);
-  const forms = formEligibility(states);
+  const mf = matrixForm(model);
+  const forms = formEligibility(states, mf.ok ? { ok: true, text: describeMatrixForm(mf.form) } : { ok: false, text: mf.reason });
   return {
     model: model.name,
     class: cls,
