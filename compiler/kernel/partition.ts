@@ -1,0 +1,126 @@
+/**
+ * Partition analysis: which axes of the per-step tensors (states, lets, outputs) can be split
+ * across independent threads or workgroups for the whole sequence.
+ *
+ * Axes are tied together when a statement writes one and reads another with the same left-hand
+ * index (`S[h,i,j] = ... v[h,j]` ties S's axis 2 to... every per-step tensor read at j). An axis
+ * read with anything else (a summed index, a loop index, a literal, an index the target does not
+ * bind) is blocked: some element needs its neighbours. Each tied group without a blocked member is
+ * a partition class; the product of the class extents is the parallelism the sequential form gets
+ * on top of the batch. What is left (the local axes) is computed together by one workgroup or thread.
+ */
+import * as I from "../ir/types.ts";
+
+export interface PartitionClass {
+  id: number;
+  extent: I.Extent;
+  /** Members: tensor name -> axis. */
+  axes: Map<string, number>;
+}
+
+export interface Partition {
+  /** Unblocked classes, slowest-varying first. */
+  classes: PartitionClass[];
+  /** For a per-step tensor axis: its class, or undefined when local. */
+  classOf(tensor: string, axis: number): PartitionClass | undefined;
+  /** Local (non-partitioned) axes of a per-step tensor. */
+  localAxes(tensor: string): number[];
+  /** Why each blocked group is blocked (for explain). */
+  blocked: { tensor: string; axis: number; reason: string }[];
+}
+
+const perStep = (t: I.TensorDecl | undefined) => t !== undefined && (t.kind === "state" || t.kind === "let" || t.kind === "output");
+
+export function analyzePartition(model: I.Model): Partition {
+  const key = (t: string, a: number) => `${t}#${a}`;
+  const parent = new Map<string, string>();
+  const find = (k: string): string => {
+    let r = k;
+    while (parent.get(r) !== r) r = parent.get(r)!;
+    parent.set(k, r);
+    return r;
+  };
+  const extentOf = new Map<string, I.Extent>();
+  for (const t of model.tensors) {
+    if (!perStep(t)) continue;
+    t.shape.forEach((e, a) => {
+      parent.set(key(t.name, a), key(t.name, a));
+      extentOf.set(key(t.name, a), e);
+    });
+  }
+  const union = (a: string, b: string) => parent.set(find(a), find(b));
+  const blockedKeys = new Map<string, string>();
+
+  I.walkStmts(model.body, (s) => {
+    if (s.k === "for") return;
+    const target = s.target;
+    I.walkExpr(s.expr, (e) => {
+      if (e.k !== "read") return;
+      const t = I.findTensor(model, e.tensor);
+      if (!perStep(t)) return;
+      e.idx.forEach((ix, q) => {
+        const k = key(e.tensor, q);
+        const p = ix.kind === "var" ? s.vars.findIndex((v) => v.id === ix.v.id) : -1;
+        if (p < 0) {
+          const why = ix.kind === "lit" ? `read at the constant index ${ix.value}` : `read with index '${ix.v.name}' that '${target}' does not bind on its left-hand side`;
+          if (!blockedKeys.has(k)) blockedKeys.set(k, `${e.tensor}[axis ${q}] ${why} (in the statement for '${target}')`);
+        } else union(k, key(target, p));
+      });
+    });
+  });
+
+  // group keys by root
+  const groups = new Map<string, string[]>();
+  for (const k of parent.keys()) {
+    const r = find(k);
+    if (!groups.has(r)) groups.set(r, []);
+    groups.get(r)!.push(k);
+  }
+  const classes: PartitionClass[] = [];
+  const blocked: Partition["blocked"] = [];
+  const classByKey = new Map<string, PartitionClass>();
+  for (const members of groups.values()) {
+    const reason = members.map((k) => blockedKeys.get(k)).find((x) => x !== undefined);
+    const axes = new Map<string, number>();
+    let twice = false;
+    for (const k of members) {
+      const [t, a] = splitKey(k);
+      if (axes.has(t)) twice = true;
+      axes.set(t, a);
+    }
+    if (reason || twice) {
+      for (const k of members) {
+        const [t, a] = splitKey(k);
+        blocked.push({ tensor: t, axis: a, reason: reason ?? `two axes of '${t}' are tied together` });
+      }
+      continue;
+    }
+    const c: PartitionClass = { id: classes.length, extent: extentOf.get(members[0])!, axes };
+    classes.push(c);
+    for (const k of members) classByKey.set(k, c);
+  }
+  // order: classes that are axes of states, by axis position (later axis = faster); others first
+  const rank = (c: PartitionClass): number => {
+    for (const t of model.tensors) if (t.kind === "state" && c.axes.has(t.name)) return 1 + c.axes.get(t.name)! + model.tensors.indexOf(t) * 0.001;
+    let best = 0;
+    for (const [, a] of c.axes) best = Math.max(best, a);
+    return best * 0.5;
+  };
+  classes.sort((a, b) => rank(a) - rank(b));
+  classes.forEach((c, i) => (c.id = i));
+  return {
+    classes,
+    classOf: (t, a) => classByKey.get(key(t, a)),
+    localAxes: (t) => {
+      const decl = I.findTensor(model, t);
+      if (!decl) return [];
+      return decl.shape.map((_, a) => a).filter((a) => !classByKey.has(key(t, a)));
+    },
+    blocked,
+  };
+}
+
+function splitKey(k: string): [string, number] {
+  const i = k.lastIndexOf("#");
+  return [k.slice(0, i), Number(k.slice(i + 1))];
+}

@@ -1,0 +1,2 @@
+/** Scan form (placeholder registration until the structure analysis lands). */
+export {};

@@ -1,0 +1,116 @@
+/**
+ * The launch plan: what the compiler hands the runtime for one model. Pure data (JSON), so a
+ * generated module carries it without any compiler code: which kernels to run in what order,
+ * how many workgroups, which buffers to bind, and the pipeline-overridable constants, all as
+ * small integer expressions over the dims, the batch size B and the length T.
+ */
+
+/** Integer size expression: a literal, a variable (a dim, B, T, LIMIT_*, or an earlier plan var) or an operation. */
+export type SizeExpr = number | string | [SizeOp, ...SizeExpr[]];
+export type SizeOp = "+" | "-" | "*" | "/" | "ceilDiv" | "min" | "max" | "pow2floor" | "pow2ceil" | ">=" | "select";
+
+export type TensorRole = "input" | "param" | "state" | "output";
+
+export interface TensorSpec {
+  name: string;
+  role: TensorRole;
+  /** Per-step shape: dims or literals; inputs/outputs add [B, T] in front, states add [B]. */
+  shape: SizeExpr[];
+  /** Per-axis dim names (for error messages and typed shapes); a literal axis has its number. */
+  axes: (string | number)[];
+  /** Optional input or param (has a default computed in the kernel). */
+  optional?: boolean;
+}
+
+/** A buffer the runtime binds: a tensor (input/output by name), the packed params or states, scratch, or the uniforms. */
+export type BufferRef =
+  | { kind: "input"; name: string }
+  | { kind: "output"; name: string }
+  | { kind: "params" }
+  | { kind: "states" }
+  | { kind: "scratch"; name: string }
+  | { kind: "uniforms" };
+
+export interface Binding {
+  binding: number;
+  buffer: BufferRef;
+  access: "read" | "read_write" | "uniform";
+}
+
+export interface KernelLaunch {
+  name: string;
+  /** Key into ModelPlan.shaders. */
+  shader: string;
+  entry: string;
+  /** Pipeline-overridable constants (WGSL `override`), evaluated once per create(). */
+  overrides: Record<string, SizeExpr>;
+  /** Total workgroups (the runtime spreads them over x/y/z when over the per-dimension limit). */
+  workgroups: SizeExpr;
+  /** Workgroup memory this launch uses, in bytes (checked against the device limit). */
+  sharedBytes: SizeExpr;
+  /** Threads per workgroup (checked against the device limit). */
+  threads: SizeExpr;
+  bindings: Binding[];
+}
+
+export interface FormPlan {
+  /** `sequential` or `scan`; `variant` tells apart the kernels of one form. */
+  form: "sequential" | "scan";
+  variant: string;
+  /** When this variant can run for a shape: a SizeExpr that must be non-zero (e.g. the shared memory fits). */
+  applicable?: SizeExpr;
+  /** Derived integers evaluated in order (after dims, B, T and the LIMIT_* device limits). */
+  vars: [string, SizeExpr][];
+  /** Scratch buffers in f32 elements. */
+  scratch: { name: string; floats: SizeExpr }[];
+  kernels: KernelLaunch[];
+  /** Cost-model inputs: global memory bytes moved, serial dependent steps per thread, threads in flight. */
+  cost: { bytes: SizeExpr; serialSteps: SizeExpr; threads: SizeExpr; flops: SizeExpr };
+}
+
+export interface ModelPlan {
+  model: string;
+  /** Declared dims; fixed ones carry their value. */
+  dims: { name: string; fixed?: number }[];
+  tensors: TensorSpec[];
+  /** Names of the u32 fields of the uniform block, in order (B, T, has_<tensor>, init_<state>). */
+  uniforms: string[];
+  /** WGSL source of every shader, by key. */
+  shaders: Record<string, string>;
+  forms: FormPlan[];
+}
+
+export type Env = Record<string, number>;
+
+/** Evaluate a size expression; throws on an unknown name. */
+export function evalSize(e: SizeExpr, env: Env): number {
+  if (typeof e === "number") return e;
+  if (typeof e === "string") {
+    const v = env[e];
+    if (v === undefined) throw new Error(`size variable '${e}' is not bound`);
+    return v;
+  }
+  const [op, ...args] = e;
+  const v = args.map((a) => evalSize(a, env));
+  switch (op) {
+    case "+": return v.reduce((a, b) => a + b, 0);
+    case "*": return v.reduce((a, b) => a * b, 1);
+    case "-": return v[0] - v[1];
+    case "/": return Math.floor(v[0] / v[1]);
+    case "ceilDiv": return Math.ceil(v[0] / v[1]);
+    case "min": return Math.min(...v);
+    case "max": return Math.max(...v);
+    case "pow2floor": return v[0] < 1 ? 0 : 2 ** Math.floor(Math.log2(v[0]));
+    case "pow2ceil": return v[0] <= 1 ? 1 : 2 ** Math.ceil(Math.log2(v[0]));
+    case ">=": return v[0] >= v[1] ? 1 : 0;
+    case "select": return v[0] !== 0 ? v[1] : v[2];
+  }
+  throw new Error(`unknown size operation '${String(op)}'`);
+}
+
+/** Evaluate a form's vars on top of `base` (dims, B, T, limits). */
+export function formEnv(form: FormPlan, base: Env): Env {
+  const env: Env = { ...base };
+  for (const [name, e] of form.vars) env[name] = evalSize(e, env);
+  return env;
+}
