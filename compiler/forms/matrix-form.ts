@@ -57,8 +57,10 @@ const fail = (reason: string): never => {
 };
 
 const num = (value: number): I.Expr => ({ k: "num", value });
-const mul = (a: I.Expr, b: I.Expr): I.Expr => (a.k === "num" && a.value === 1 ? b : b.k === "num" && b.value === 1 ? a : { k: "bin", op: "*", a, b });
-const add = (a: I.Expr, b: I.Expr): I.Expr => ({ k: "bin", op: "+", a, b });
+const isNum = (e: I.Expr, v: number) => e.k === "num" && e.value === v;
+const mul = (a: I.Expr, b: I.Expr): I.Expr =>
+  isNum(a, 1) ? b : isNum(b, 1) ? a : isNum(a, -1) ? { k: "neg", a: b } : isNum(b, -1) ? { k: "neg", a } : { k: "bin", op: "*", a, b };
+const add = (a: I.Expr, b: I.Expr): I.Expr => (isNum(a, 0) ? b : isNum(b, 0) ? a : { k: "bin", op: "+", a, b });
 const prod = (fs: I.Expr[]): I.Expr => fs.reduce<I.Expr>((acc, f) => mul(acc, f), num(1));
 
 export function matrixForm(model: I.Model): MatrixFormResult {
