@@ -44,7 +44,13 @@ function makeCase(model: I.Model, dims: Record<string, number>, B: number, T: nu
     const n = sizeOf(t, dims);
     if (t.kind === "input" && (withOptional || !t.init)) inputs[t.name] = fill(B * T * n, r);
     if (t.kind === "param" && (withOptional || !t.init)) params[t.name] = fill(n, r);
-    if (t.kind === "state" && withInit) init[t.name] = fill(B * n, r);
+  }
+  if (withInit) {
+    // a reachable initial state: the final state after a few steps on other inputs
+    const warm: Record<string, Float64Array> = {};
+    for (const t of model.tensors) if (t.kind === "input" && (withOptional || !t.init)) warm[t.name] = Float64Array.from(fill(B * 3 * sizeOf(t, dims), r));
+    const w = interpret(model, { dims, batch: B, time: 3, inputs: warm, params: f64(params) });
+    for (const [k, v] of Object.entries(w.finalState)) init[k] = Float32Array.from(v);
   }
   return { inputs, params, init };
 }
@@ -91,6 +97,7 @@ async function checkModel(device: CudaDevice, file: string): Promise<void> {
 // ---------------- benchmarks ----------------
 interface BenchRow { name: string; variant: string; shape: string; ms: number; msAll: number[]; gbps?: number; note?: string }
 const bench: BenchRow[] = [];
+const gemmMs = new Map<string, number>();
 
 async function timeForward(device: CudaDevice, runner: CudaModelRunner, inputs: Record<string, Float32Array>, B: number, variant: string, reps: number) {
   const p = runner.prepare(inputs, { batch: B, form: variant });
@@ -99,6 +106,12 @@ async function timeForward(device: CudaDevice, runner: CudaModelRunner, inputs: 
   await device.synchronize(s);
   const ms: number[] = [];
   for (let i = 0; i < reps; i++) ms.push(device.timeMs(s, () => p.enqueue(s)));
+  // breakdown: the GEMM steps alone (hoisted input projections), when the form has any
+  if (p.form.steps.some((x) => x.kind === "gemm")) {
+    const g: number[] = [];
+    for (let i = 0; i < Math.min(reps, 5); i++) g.push(device.timeMs(s, () => p.enqueue(s, (x) => x.kind === "gemm")));
+    gemmMs.set(variant, median(g));
+  }
   await device.synchronize(s);
   const out = p.read();
   p.dispose();
@@ -138,7 +151,7 @@ async function benchHgrn(device: CudaDevice) {
   saveF32("hgrn.x", x);
   saveF32("hgrn.g", g);
   const runner = await CudaModelRunner.create(plan, { dims: { D }, device });
-  for (const variant of ["pointwise-lookback", "thread", "workgroup"]) {
+  for (const variant of ["pointwise-lookback", "pointwise-lookback-l16", "thread", "workgroup"]) {
     if (!runner.applicableForms(B, T, variant).length) continue;
     const { ms, out } = await timeForward(device, runner, { x, g }, B, variant, variant === "pointwise-lookback" ? 30 : 5);
     const bytes = 3 * B * T * D * 4 + 2 * B * D * 4;
@@ -166,9 +179,13 @@ async function benchCell(device: CudaDevice, file: string, gates: number, T: num
   saveF32(`${tag}.x`, x);
   for (const [n, v] of Object.entries(params)) saveF32(`${tag}.${n}`, v);
   const runner = await CudaModelRunner.create(plan, { dims: { H, I: Iin }, params, device });
-  const { ms, out } = await timeForward(device, runner, { x }, B, "persistent-matvec", 10);
-  bench.push({ name: model.name.toLowerCase(), variant: "persistent-matvec", shape: `T=${T} B=${B} H=${H} I=${Iin}`, ms: median(ms), msAll: ms });
-  saveF32(`${tag}.out.output`, out.outputs.output);
+  for (const variant of ["persistent-matvec", "persistent-matvec-512"]) {
+    const { ms, out } = await timeForward(device, runner, { x }, B, variant, 10);
+    const g = gemmMs.get(variant);
+    bench.push({ name: model.name.toLowerCase(), variant, shape: `T=${T} B=${B} H=${H} I=${Iin}`, ms: median(ms), msAll: ms, note: g !== undefined ? `input-projection GEMM ${g.toFixed(3)} ms` : undefined });
+    if (variant === "persistent-matvec") saveF32(`${tag}.out.output`, out.outputs.output);
+    else saveF32(`${tag}.out512.output`, out.outputs.output);
+  }
   runner.dispose();
 }
 
@@ -214,7 +231,7 @@ async function main() {
   writeFileSync(join(OUT, "node.json"), JSON.stringify({ device: device.info, nvrtc, date: new Date().toISOString(), checks, bench }, null, 1));
   const failed = checks.filter((c) => !c.ok);
   log(`\nchecks: ${checks.length - failed.length} passed, ${failed.length} failed (tolerance ${TOL})`);
-  for (const b of bench) log(`bench ${b.name.padEnd(5)} ${b.variant.padEnd(20)} ${b.shape.padEnd(26)} ${b.ms.toFixed(3)} ms${b.gbps ? `  ${b.gbps.toFixed(0)} GB/s` : ""}`);
+  for (const b of bench) log(`bench ${b.name.padEnd(5)} ${b.variant.padEnd(24)} ${b.shape.padEnd(26)} ${b.ms.toFixed(3)} ms${b.gbps ? `  ${b.gbps.toFixed(0)} GB/s` : ""}${b.note ? `  (${b.note})` : ""}`);
 }
 
 main().catch((e) => {

@@ -41,7 +41,7 @@ for r in rows:
         if ref:
             ratio = f"{ref['ms'] / r['ms']:.2f}x vs cuDNN fp32"
     p(f"| {r['name']} | {r['variant']} | {r.get('shape', '')} | {r['ms']:.3f} | {r['gbps']:.0f} |" if "gbps" in r else f"| {r['name']} | {r['variant']} | {r.get('shape', '')} | {r['ms']:.3f} | |")
-    lines[-1] += f" {ratio} |"
+    lines[-1] += f" {ratio}{(' (' + r['note'] + ')') if r.get('note') else ''} |"
 text = "\n".join(lines)
 open(os.path.join(OUT, "summary.md"), "w").write(text + "\n")
 print("\n" + text)

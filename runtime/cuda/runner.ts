@@ -221,10 +221,11 @@ export class PreparedForward {
   }
 
   /** Enqueue the whole forward (state upload, workspace clears, launches) on `stream`. */
-  enqueue(stream: CudaStream): void {
+  enqueue(stream: CudaStream, only?: (step: CudaFormPlan["steps"][number], index: number) => boolean): void {
     const dev = this.r.device;
     dev.copy(this.statesBuf, this.initStates, this.initStates.bytes, stream);
-    for (const step of this.form.steps) {
+    for (const [index, step] of this.form.steps.entries()) {
+      if (only && !only(step, index)) continue;
       if (step.kind === "zero") {
         dev.fill32(this.buffer({ kind: "workspace", name: step.workspace }), 0, stream);
         continue;

@@ -169,14 +169,19 @@ export function matvecCellPlan(model: I.Model): CellEligibility {
 
 const litSize = (shape: I.Extent[], unit: string) => shape.reduce((a, e) => a * (isDim(e, unit) ? 1 : (e as { value: number }).value), 1);
 
-export const CELL = { THREADS: 256, TB: 8, TR: 8 } as const;
+export interface CellConfig { THREADS: number; TB: number; TR: number; suffix: string }
+/** Threads per block and the batch x row register tile of each warp (TB*TR = 32 or 64). The first is the default. */
+export const CELL_CONFIGS: CellConfig[] = [
+  { THREADS: 256, TB: 8, TR: 8, suffix: "" },
+  { THREADS: 512, TB: 4, TR: 8, suffix: "-512" },
+];
 
 export interface MatvecCell {
   source: string;
   form: CudaFormPlan;
 }
 
-export function renderMatvecCell(model: I.Model): MatvecCell {
+export function renderMatvecCell(model: I.Model, CELL: CellConfig = CELL_CONFIGS[0]): MatvecCell {
   const el = matvecCellPlan(model);
   if (!el.ok) throw new Error(`matvec cell form of ${model.name}: ${el.why}`);
   const { unit, xterms, rterms, body } = el.plan;
@@ -184,7 +189,7 @@ export function renderMatvecCell(model: I.Model): MatvecCell {
   const inputs = I.tensorsOfKind(model, "input");
   const outputs = I.tensorsOfKind(model, "output");
   const lets = I.tensorsOfKind(model, "let");
-  const name = `seqc_${model.name}_cell_persistent`;
+  const name = `seqc_${model.name}_cell_persistent${CELL.suffix.replace(/-/g, "_")}`;
   const uniforms = uniformFields(model);
   const overrides = [...model.dims.map((d) => `D_${d.name}`), ...I.tensorsOfKind(model, "param").map((p) => `PO_${p.name}`), "JB"];
   const cx: RenderContext = { overrides: new Set(overrides), uniforms: new Set(uniforms) };
@@ -344,9 +349,9 @@ export function renderMatvecCell(model: I.Model): MatvecCell {
         }
         // reduce-scatter over the 32 lanes: lane keeps 2 of the ${NV} sums
 ${reduceRounds(NV)}
-        const unsigned int base = ((lane >> 4) & 1u) * 32u + ((lane >> 3) & 1u) * 16u + ((lane >> 2) & 1u) * 8u + ((lane >> 1) & 1u) * 4u + (lane & 1u) * 2u;
+        const unsigned int base = ${[0, 1, 2, 3, 4].map((k) => `((lane >> ${4 - k}) & 1u) * ${NV / 2 >> k}u`).join(" + ")};
 #pragma unroll
-        for (int q = 0; q < 2; ++q) {
+        for (int q = 0; q < ${NV / 32}; ++q) {
           const unsigned int idx = base + q, bb = idx / ${TR}u, rr = idx % ${TR}u;
           if (b0 + bb < B && r0 + rr < RL) s_M[${mOff[r.id]} + (b0 + bb) * RL + r0 + rr] = acc[q];
         }
@@ -386,7 +391,7 @@ ${r.rows
 // ==== ${model.name}: persistent sequential cell (recurrent matvec with weights in shared memory) ====
 struct ${us} { ${uniforms.map((u) => `unsigned int ${u};`).join(" ")} };
 struct ${os} { ${overrides.map((o) => `unsigned int ${o};`).join(" ")} };
-__device__ __forceinline__ void seqc_grid_sync_${model.name}(unsigned int* bar, unsigned int& target) {
+__device__ __forceinline__ void seqc_grid_sync_${model.name}${CELL.suffix.replace(/-/g, "_")}(unsigned int* bar, unsigned int& target) {
   __syncthreads();
   if (threadIdx.x == 0) {
     target += gridDim.x;
@@ -417,7 +422,7 @@ ${loadW}
 ${states.map((s, si) => `    { const float v = ${initVals[si]}; s_S[${si}u * B * SEQC_JB + i] = v;${rsIndex.has(s.name) ? ` hbuf[(size_t)${rsIndex.get(s.name)}u * B * E + (size_t)b * E + j] = v;` : ""} }`).join("\n")}
   }
   unsigned int target = 0u;
-  seqc_grid_sync_${model.name}(barrier, target);
+  seqc_grid_sync_${model.name}${CELL.suffix.replace(/-/g, "_")}(barrier, target);
   for (unsigned int t = 0; t < T; ++t) {
     const float* hin = hbuf + (size_t)(t & 1u) * ${nRS}u * B * E;
     float* hout = hbuf + (size_t)((t + 1u) & 1u) * ${nRS}u * B * E;
@@ -433,7 +438,7 @@ ${outLocals.join("\n")}
 ${cellLines.join("\n")}
 ${rStates.map((s, k) => `      hout[(size_t)${k}u * B * E + (size_t)b * E + j] = s_S[${stIndex.get(s)}u * B * SEQC_JB + i];`).join("\n")}
     }
-    seqc_grid_sync_${model.name}(barrier, target);
+    seqc_grid_sync_${model.name}${CELL.suffix.replace(/-/g, "_")}(barrier, target);
   }
   for (unsigned int i = threadIdx.x; i < B * SEQC_JB; i += blockDim.x) {
     const unsigned int b = i / SEQC_JB, jl = i % SEQC_JB, j = j0 + jl;
@@ -456,13 +461,13 @@ ${states.map((s, si) => `    ${STATES}[u.${stateOffset(s.name)} + (size_t)b * E 
   for (const x of xterms) {
     const rows = productS(x.rows);
     const kk: SizeExpr = x.k.kind === "lit" ? x.k.value : x.k.name;
-    steps.push({ kind: "gemm", entry: SGEMM_ENTRY, a: { kind: "input", name: x.input }, b: { kind: "params" }, bOffset: `PO_${x.param}`, c: { kind: "workspace", name: `X${x.id}` }, M: ["*", "B", "T"], N: rows, K: kk });
+    steps.push({ kind: "gemm", entry: SGEMM_ENTRY, a: { kind: "input", name: x.input }, b: { kind: "params" }, bOffset: overrideValues(model, [`PO_${x.param}`])[`PO_${x.param}`], c: { kind: "workspace", name: `X${x.id}` }, M: ["*", "B", "T"], N: rows, K: kk });
   }
   steps.push({ kind: "zero", workspace: "barrier" });
   steps.push({ kind: "launch", entry: name, grid: "CELL_BLOCKS", threads: CELL.THREADS, sharedBytes: ["*", 4, "CELL_SMEM_FLOATS"], cooperative: true, buffers: bufs.map((b) => b.ref), uniforms, overrides: overrideValues(model, overrides) });
   const form: CudaFormPlan = {
     form: "sequential",
-    variant: "persistent-matvec",
+    variant: `persistent-matvec${CELL.suffix}`,
     note: `${xterms.length} input projection(s) hoisted into fp32 GEMMs; one persistent cooperative kernel keeps each block's rows of ${rterms.map((r) => r.param).join(", ")} in shared memory over all T steps`,
     vars: [
       ["JB", ["ceilDiv", Esz, "LIMIT_SMS"]],

@@ -9,13 +9,13 @@ import type * as K from "../../kernel/ir.ts";
 import { lowerModel } from "../../kernel/compile.ts";
 import { tensorSpecs, uniformFields } from "../../kernel/interface.ts";
 import { analyzeModel } from "../../analysis/index.ts";
-import type { BufferRef, FormPlan } from "../../../runtime/plan.ts";
+import type { BufferRef, FormPlan, SizeExpr } from "../../../runtime/plan.ts";
 import type { CudaBufferRef, CudaFormPlan, CudaLaunch, CudaModelPlan } from "../../../runtime/cuda/plan.ts";
 import { renderKernel } from "./render.ts";
 import { CUDA_PRELUDE } from "./math.ts";
 import { SGEMM_SOURCE } from "./sgemm.ts";
-import { pointwiseScanEligible, renderPointwiseScan } from "./pointwise-scan.ts";
-import { matvecCellPlan, renderMatvecCell } from "./matvec-cell.ts";
+import { pointwiseScanEligible, renderPointwiseScan, PW_CONFIGS } from "./pointwise-scan.ts";
+import { matvecCellPlan, renderMatvecCell, CELL_CONFIGS } from "./matvec-cell.ts";
 
 export interface CudaLowering {
   plan: CudaModelPlan;
@@ -23,8 +23,35 @@ export interface CudaLowering {
   skipped: { variant: string; reason: string }[];
 }
 
+/**
+ * Plan vars of the backend-neutral lowering live in the same namespace as dims (e.g. its partition size
+ * `P` and Mamba-2's head dim `P`). Rename such vars wherever the plan means the var (everything except
+ * the var's own definition and the D_<dim> overrides), so the dim keeps its value.
+ */
+function renameClashingVars(f: FormPlan, model: I.Model): FormPlan {
+  const dims = new Set(model.dims.map((d) => d.name));
+  const clash = f.vars.map(([n]) => n).filter((n) => dims.has(n));
+  if (!clash.length) return f;
+  const ren = (e: SizeExpr): SizeExpr => (typeof e === "string" ? (clash.includes(e) ? `V_${e}` : e) : Array.isArray(e) ? ([e[0], ...e.slice(1).map((x) => ren(x as SizeExpr))] as SizeExpr) : e);
+  return {
+    ...f,
+    vars: f.vars.map(([n, e]) => [clash.includes(n) ? `V_${n}` : n, clash.includes(n) ? e : ren(e)]),
+    applicable: f.applicable === undefined ? undefined : ren(f.applicable),
+    scratch: f.scratch.map((s) => ({ ...s, floats: ren(s.floats) })),
+    kernels: f.kernels.map((k) => ({
+      ...k,
+      workgroups: ren(k.workgroups),
+      threads: ren(k.threads),
+      sharedBytes: ren(k.sharedBytes),
+      overrides: Object.fromEntries(Object.entries(k.overrides).map(([n, e]) => [n, clash.includes(n) ? `V_${n}` : n.startsWith("D_") ? e : ren(e)])),
+    })),
+    cost: { bytes: ren(f.cost.bytes), serialSteps: ren(f.cost.serialSteps), threads: ren(f.cost.threads), flops: ren(f.cost.flops) },
+  };
+}
+
 /** A backend-neutral form plan and its kernels as CUDA launches. */
-function genericForm(f: FormPlan, kernels: K.Kernel[]): CudaFormPlan {
+function genericForm(f0: FormPlan, kernels: K.Kernel[], model: I.Model): CudaFormPlan {
+  const f = renameClashingVars(f0, model);
   const byName = new Map(kernels.map((k) => [k.name, k]));
   const steps: CudaLaunch[] = f.kernels.map((l) => {
     const k = byName.get(l.shader) ?? byName.get(l.name);
@@ -61,21 +88,21 @@ export function lowerCuda(model: I.Model): CudaLowering {
   for (const s of lowered.skipped) skipped.push({ variant: s.form, reason: s.reason });
   for (const f of lowered.forms) {
     for (const k of f.kernels) parts.push(renderKernel(k));
-    forms.push(genericForm(f.plan, f.kernels));
+    forms.push(genericForm(f.plan, f.kernels, model));
   }
   const analysis = analyzeModel(model);
   const pw = pointwiseScanEligible(model, analysis);
   if (pw.ok) {
-    const r = renderPointwiseScan(model, analysis);
-    parts.push(r.source);
-    forms.unshift(r.form);
+    const rs = PW_CONFIGS.map((c) => renderPointwiseScan(model, analysis, c));
+    for (const r of rs) parts.push(r.source);
+    forms.unshift(...rs.map((r) => r.form));
   } else skipped.push({ variant: "pointwise-lookback", reason: pw.why });
   const mc = matvecCellPlan(model);
   if (mc.ok) {
-    const r = renderMatvecCell(model);
+    const rs = CELL_CONFIGS.map((c) => renderMatvecCell(model, c));
     if (mc.plan.xterms.length) parts.push(SGEMM_SOURCE);
-    parts.push(r.source);
-    forms.unshift(r.form);
+    for (const r of rs) parts.push(r.source);
+    forms.unshift(...rs.map((r) => r.form));
   } else skipped.push({ variant: "persistent-matvec", reason: mc.why });
   const plan: CudaModelPlan = {
     model: model.name,

@@ -29,9 +29,12 @@ import { renderExpr, renderStmts, type RenderContext } from "./render.ts";
 import type { CudaFormPlan, CudaBufferRef } from "../../../runtime/cuda/plan.ts";
 import type { SizeExpr } from "../../../runtime/plan.ts";
 
-export const PW = { VEC: 4, WARPS: 8, L: 8 } as const;
-const CH = 32 * PW.VEC;
-const TT = PW.WARPS * PW.L;
+export interface PointwiseConfig { VEC: number; WARPS: number; L: number; suffix: string }
+/** Tile shapes: 32*VEC channels x WARPS*L steps per block. The first is the default. */
+export const PW_CONFIGS: PointwiseConfig[] = [
+  { VEC: 4, WARPS: 8, L: 8, suffix: "" },
+  { VEC: 2, WARPS: 8, L: 16, suffix: "-l16" },
+];
 
 export type Eligibility = { ok: true } | { ok: false; why: string };
 
@@ -81,7 +84,9 @@ export interface PointwiseScan {
   form: CudaFormPlan;
 }
 
-export function renderPointwiseScan(model: I.Model, a: ModelAnalysis): PointwiseScan {
+export function renderPointwiseScan(model: I.Model, a: ModelAnalysis, PW: PointwiseConfig = PW_CONFIGS[0]): PointwiseScan {
+  const CH = 32 * PW.VEC;
+  const TT = PW.WARPS * PW.L;
   const el = pointwiseScanEligible(model, a);
   if (!el.ok) throw new Error(`pointwise scan of ${model.name}: ${el.why}`);
   const states = I.tensorsOfKind(model, "state");
@@ -95,7 +100,7 @@ export function renderPointwiseScan(model: I.Model, a: ModelAnalysis): Pointwise
   const cx: RenderContext = { overrides: new Set(overrides), uniforms: new Set(uniforms) };
   const R = (e: K.KExpr) => renderExpr(e, cx);
   const S = (body: K.KStmt[], ind: string) => renderStmts(body, cx, ind).join("\n");
-  const name = kname(model.name);
+  const name = kname(model.name) + PW.suffix.replace(/-/g, "_");
 
   // ---- per-element math, as device code blocks with (b, t, c) in scope ----
   // coordinates of channel c
@@ -279,9 +284,10 @@ ${states.map((s, si) => `        ${STATES}[u.${stateOffset(s.name)} + (size_t)b 
   const tiles: SizeExpr = ["*", "B", ["ceilDiv", C, CH], ["ceilDiv", "T", TT]];
   const form: CudaFormPlan = {
     form: "scan",
-    variant: "pointwise-lookback",
+    variant: `pointwise-lookback${PW.suffix}`,
     note: `single pass over memory: ${CH} channels x ${TT} steps per block, decoupled look-back across time tiles`,
     vars: [["PW_TILES", tiles]],
+    // workspaces are per variant: names carry the suffix so two variants can share a runner
     workspaces: [
       { name: "pw_values", words: ["*", 2, "PW_TILES", 2 * nS * CH] },
       { name: "pw_flags", words: ["+", "PW_TILES", 1] },
