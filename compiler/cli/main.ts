@@ -5,9 +5,10 @@ import { checkCommand } from "./check.ts";
 import { runCommand } from "./run.ts";
 import { explainCommand } from "./explain.ts";
 import { compileCommand } from "./compile.ts";
+import { fmtCommand } from "./fmt.ts";
 import { UserError } from "./errors.ts";
 
-const commands = [checkCommand, explainCommand, runCommand, compileCommand];
+const commands = [checkCommand, explainCommand, runCommand, compileCommand, fmtCommand];
 
 async function main(): Promise<number> {
   let code = 0;
