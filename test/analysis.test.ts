@@ -3,6 +3,7 @@ import { loadProgram } from "../compiler/frontend/load.ts";
 import { analyzeModel } from "../compiler/analysis/index.ts";
 import { printExpr } from "../compiler/ir/print.ts";
 import { interpret } from "../compiler/ir/interpret.ts";
+import { randomRun } from "./helpers/random.ts";
 
 const program = loadProgram(["test/fixtures/seq/analysis-cases.seq"]);
 const analysis = (name: string) => analyzeModel(program.models.find((m) => m.name === name)!);
@@ -83,5 +84,51 @@ describe("structure analysis", () => {
           h[d * N + n] = Math.exp(dt * params.A[d * N + n]) * h[d * N + n] + dt * inputs.B[t * N + n] * inputs.u[t * D + d];
         }
     for (let i = 0; i < D * N; i++) expect(r.finalState.h[i]).toBeCloseTo(h[i], 12);
+  });
+});
+
+describe("scan system (elementwise linear system of all states)", () => {
+  it("is 1x1 for a diagonal state and matches elementwise (a, b)", () => {
+    const a = analysis("Gla");
+    expect(a.scanSystem!.states).toEqual(["S"]);
+    expect(printExpr(a.scanSystem!.A[0][0])).toBe(printExpr(a.states[0].elementwise!.a));
+  });
+
+  it("is 2x2 for S4D's real and imaginary parts, and reproduces the interpreter", () => {
+    const p = loadProgram(["stdlib/s4d.seq"]);
+    const m = p.models[0];
+    const sys = analyzeModel(m).scanSystem!;
+    expect(sys.states).toEqual(["xr", "xi"]);
+    expect(sys.A.flat().every((e) => !(e.k === "num" && e.value === 0))).toBe(true);
+    // evaluate A and b per step with a stateless model, run the 2x2 recurrence, compare final states
+    const outs = [...sys.A.flatMap((row, s) => row.map((e, r) => [`A${s}${r}`, e] as const)), ...sys.b.map((e, s) => [`b${s}`, e] as const)];
+    const shape = sys.vars.map((v) => v.extent);
+    const prep = { ...m, name: "prep", tensors: [...m.tensors.filter((t) => t.kind === "input" || t.kind === "param"), ...outs.map(([n]) => ({ name: n, kind: "output" as const, shape, span: m.span }))], body: outs.map(([n, e]) => ({ k: "output" as const, target: n, vars: sys.vars, expr: e, span: m.span })) };
+    const dims = { H: 3, N: 4 }, B = 2, T = 9;
+    const run = randomRun(m, { dims, batch: B, time: T, seed: 11, initialState: true });
+    run.params!.log_dt = run.params!.log_dt.map((x) => -2 + x);
+    const ref = interpret(m, run);
+    const coef = interpret(prep, { ...run, initialState: undefined }).outputs;
+    const n = 12;
+    for (let b = 0; b < B; b++) {
+      const x = [run.initialState!.xr.slice(b * n, (b + 1) * n), run.initialState!.xi.slice(b * n, (b + 1) * n)];
+      for (let t = 0; t < T; t++) {
+        const o = (b * T + t) * n;
+        for (let e = 0; e < n; e++) {
+          const [r0, i0] = [x[0][e], x[1][e]];
+          x[0][e] = coef.A00[o + e] * r0 + coef.A01[o + e] * i0 + coef.b0[o + e];
+          x[1][e] = coef.A10[o + e] * r0 + coef.A11[o + e] * i0 + coef.b1[o + e];
+        }
+      }
+      for (let e = 0; e < n; e++) {
+        expect(x[0][e]).toBeCloseTo(ref.finalState.xr[b * n + e], 12);
+        expect(x[1][e]).toBeCloseTo(ref.finalState.xi[b * n + e], 12);
+      }
+    }
+  });
+
+  it("is absent for low-rank and nonlinear models", () => {
+    expect(analysis("Delta").scanSystem).toBeUndefined(); // mixes along K
+    expect(analysis("Softmax").scanSystem).toBeUndefined();
   });
 });

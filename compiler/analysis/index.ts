@@ -5,6 +5,7 @@ import { analyzeTransition } from "./transition.ts";
 import { analyzeReadouts } from "./readout.ts";
 import { formEligibility } from "./forms.ts";
 import { matrixForm, type MatrixForm } from "../forms/matrix-form.ts";
+import { scanSystem } from "./scan-system.ts";
 import { CLASSES, type ModelAnalysis } from "./types.ts";
 
 export * from "./types.ts";
@@ -33,6 +34,7 @@ export function analyzeModel(model: I.Model): ModelAnalysis {
   }
   if (prev.symbolicLoops.length) notes.push(`micro-step loop over ${prev.symbolicLoops[0].extent} analysed symbolically (its extent is bound at run time)`);
   const mf = matrixForm(model);
+  const sys = scanSystem(model, prev.states, renamer);
   const forms = formEligibility(states, mf.ok ? { ok: true, text: describeMatrixForm(mf.form) } : { ok: false, text: mf.reason });
   return {
     model: model.name,
@@ -41,6 +43,7 @@ export function analyzeModel(model: I.Model): ModelAnalysis {
     readouts: analyzeReadouts(model, readout.outputs),
     forms,
     scanEligible: forms.find((f) => f.form === "scan")!.eligible,
+    ...(sys.ok ? { scanSystem: sys.system } : {}),
     notes,
   };
 }

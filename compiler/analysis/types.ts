@@ -53,5 +53,7 @@ export interface ModelAnalysis {
   forms: FormEligibility[];
   /** Every state has an elementwise (identity/scalar/diagonal) update and no state reads another. */
   scanEligible: boolean;
+  /** The elementwise linear system of all states (k x k per element), when there is one: the general scan. */
+  scanSystem?: import("./scan-system.ts").ScanSystem;
   notes: string[];
 }
