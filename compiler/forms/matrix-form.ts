@@ -52,9 +52,9 @@ export interface MatrixForm {
 export type MatrixFormResult = { ok: true; form: MatrixForm } | { ok: false; reason: string };
 
 class Fail extends Error {}
-const fail = (reason: string): never => {
+function fail(reason: string): never {
   throw new Fail(reason);
-};
+}
 
 const num = (value: number): I.Expr => ({ k: "num", value });
 const isNum = (e: I.Expr, v: number) => e.k === "num" && e.value === v;

@@ -58,7 +58,7 @@ export function runMatrixForm(model: Model, form: MatrixForm, run: RunInputs, op
         const steps: SliceData["steps"][number] = [];
         form.steps.forEach((st, s) => {
           for (let n = 0; n < exp[s]; n++) {
-            let ld = new Float64Array(K);
+            let ld: Float64Array = new Float64Array(K);
             if (st.ld) ld = st.ld.perKey ? vec(st.ld.name, b, t, n, h, K) : new Float64Array(K).fill(vec(st.ld.name, b, t, n, h, 1)[0]);
             steps.push({
               ld,
