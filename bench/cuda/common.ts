@@ -56,6 +56,7 @@ export function checkShapes(model: Model): { dims: Record<string, number>; B: nu
   } else if (name === "hgrn") {
     mk({ D: 300 }, 3, 333);
     mk({ D: 1536 }, 2, 700);
+    mk({ D: 64 }, 1, 20000); // one chain of 157+ time tiles: look-back windows longer than 32
   } else mk({}, 3, 100);
   return shapes;
 }

@@ -48,6 +48,8 @@ export interface CudaFormPlan {
   variant: string;
   /** Non-zero when the variant can run for a shape (evaluated after vars). */
   applicable?: SizeExpr;
+  /** For "auto": a form is preferred when this is non-zero (default: always); the first applicable preferred form runs. */
+  prefer?: SizeExpr;
   /** Why this variant exists / what it does, for `seqc explain` and the bench. */
   note: string;
   vars: [string, SizeExpr][];

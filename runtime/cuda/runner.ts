@@ -119,7 +119,9 @@ export class CudaModelRunner {
       if (!v && !t.optional) throw new Error(`${this.plan.model} needs input '${t.name}' of shape [B, T, ${t.axes.join(", ")}]`);
       if (v && v.length !== B * T * this.sizeOf(t.name)) throw new Error(`input '${t.name}' has ${v.length} elements, expected [${B}, ${T}, ${t.axes.join(", ")}] = ${B * T * this.sizeOf(t.name)}`);
     }
-    const cands = this.applicableForms(B, T, opts.form ?? this.form);
+    const all = this.applicableForms(B, T, opts.form ?? this.form);
+    const preferred = all.filter(({ form, env }) => form.prefer === undefined || evalSize(form.prefer, env) !== 0);
+    const cands = preferred.length ? preferred : all;
     if (!cands.length) throw new Error(`${this.plan.model}: no ${opts.form ?? this.form} form of this model can run B=${B}, T=${T} on ${this.device.info.name}`);
     const { form, env } = cands[0];
     return new PreparedForward(this, form, env, B, T, inputs, opts.initialState ?? {}, this.hasParam, this.paramsBuf!, this.module!);

@@ -172,8 +172,8 @@ const litSize = (shape: I.Extent[], unit: string) => shape.reduce((a, e) => a * 
 export interface CellConfig { THREADS: number; TB: number; TR: number; suffix: string }
 /** Threads per block and the batch x row register tile of each warp (TB*TR = 32 or 64). The first is the default. */
 export const CELL_CONFIGS: CellConfig[] = [
-  { THREADS: 256, TB: 8, TR: 8, suffix: "" },
-  { THREADS: 512, TB: 4, TR: 8, suffix: "-512" },
+  { THREADS: 512, TB: 4, TR: 8, suffix: "" },
+  { THREADS: 256, TB: 8, TR: 8, suffix: "-256" },
 ];
 
 export interface MatvecCell {

@@ -15,6 +15,7 @@ import { renderKernel } from "./render.ts";
 import { CUDA_PRELUDE } from "./math.ts";
 import { SGEMM_SOURCE } from "./sgemm.ts";
 import { pointwiseScanEligible, renderPointwiseScan, PW_CONFIGS } from "./pointwise-scan.ts";
+import { renderPointwiseStream, STREAM_CONFIGS } from "./pointwise-stream.ts";
 import { matvecCellPlan, renderMatvecCell, CELL_CONFIGS } from "./matvec-cell.ts";
 
 export interface CudaLowering {
@@ -93,7 +94,7 @@ export function lowerCuda(model: I.Model): CudaLowering {
   const analysis = analyzeModel(model);
   const pw = pointwiseScanEligible(model, analysis);
   if (pw.ok) {
-    const rs = PW_CONFIGS.map((c) => renderPointwiseScan(model, analysis, c));
+    const rs = [...STREAM_CONFIGS.map((c) => renderPointwiseStream(model, analysis, c)), ...PW_CONFIGS.map((c) => renderPointwiseScan(model, analysis, c))];
     for (const r of rs) parts.push(r.source);
     forms.unshift(...rs.map((r) => r.form));
   } else skipped.push({ variant: "pointwise-lookback", reason: pw.why });

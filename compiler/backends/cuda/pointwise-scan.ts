@@ -29,11 +29,12 @@ import { renderExpr, renderStmts, type RenderContext } from "./render.ts";
 import type { CudaFormPlan, CudaBufferRef } from "../../../runtime/cuda/plan.ts";
 import type { SizeExpr } from "../../../runtime/plan.ts";
 
-export interface PointwiseConfig { VEC: number; WARPS: number; L: number; suffix: string }
+export interface PointwiseConfig { VEC: number; WARPS: number; L: number; suffix: string; /** look back over 32 predecessors per round trip */ parallel?: boolean }
 /** Tile shapes: 32*VEC channels x WARPS*L steps per block. The first is the default. */
 export const PW_CONFIGS: PointwiseConfig[] = [
-  { VEC: 4, WARPS: 8, L: 8, suffix: "" },
-  { VEC: 2, WARPS: 8, L: 16, suffix: "-l16" },
+  { VEC: 2, WARPS: 8, L: 16, suffix: "", parallel: true },
+  { VEC: 4, WARPS: 8, L: 8, suffix: "-v4", parallel: true },
+  { VEC: 2, WARPS: 8, L: 16, suffix: "-serial" },
 ];
 
 export type Eligibility = { ok: true } | { ok: false; why: string };
@@ -161,6 +162,57 @@ export function renderPointwiseScan(model: I.Model, a: ModelAnalysis, PW: Pointw
   const ovDecls = overrides.map((o) => `#ifndef SEQC_${o}_CONST\n  const unsigned int SEQC_${o} = ov.${o};\n#else\n  constexpr unsigned int SEQC_${o} = SEQC_${o}_CONST;\n#endif`).join("\n");
   const perState = (f: (si: number) => string) => states.map((_, si) => f(si)).join("\n");
 
+  // decoupled look-back over a window of 32 predecessors at once: lane k watches time tile tc-1-k
+  const parallelLookback = `      int base = (int)tc - 1;
+      while (true) {
+        const int tq = base - (int)lane;
+        unsigned int f = 2u;
+        if (tq >= 0) {
+          do { asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(f) : "l"(pw_flags + 1 + (size_t)tq * nChains + chain) : "memory"); } while (f == 0u);
+        }
+        const unsigned int incl = __ballot_sync(0xffffffffu, tq >= 0 && f == 2u);
+        const int stop = incl ? __ffs(incl) - 1 : 32;
+#pragma unroll 4
+        for (int j = 0; j < stop; ++j) {
+          const float* src = pw_values + ((size_t)(base - j) * nChains + chain) * ${2 * nS} * CH;
+#pragma unroll
+          for (unsigned int v = 0; v < VEC; ++v) {
+            const unsigned int i = lane + 32u * v;
+${perState((si) => `            { const float pA = __ldcg(src + ${si} * 2 * CH + i), pB = __ldcg(src + (${si} * 2 + 1) * CH + i); accB[${si}][v] = accA[${si}][v] * pB + accB[${si}][v]; accA[${si}][v] *= pA; }`)}
+          }
+        }
+        if (incl) {
+          const float* src = pw_values + ((size_t)nChains * ((T + TT - 1) / TT) + (size_t)(base - stop) * nChains + chain) * ${2 * nS} * CH;
+#pragma unroll
+          for (unsigned int v = 0; v < VEC; ++v) {
+            const unsigned int i = lane + 32u * v;
+${perState((si) => `            carry[${si}][v] = accA[${si}][v] * __ldcg(src + ${si} * 2 * CH + i) + accB[${si}][v];`)}
+          }
+          break;
+        }
+        base -= 32;
+      }`;
+  const serialLookback = `      unsigned int p = tile - nChains;
+      while (true) {
+        unsigned int f;
+        do { asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(f) : "l"(pw_flags + 1 + p) : "memory"); } while (f == 0u);
+        const float* src = pw_values + ((f == 2u ? (size_t)nChains * ((T + TT - 1) / TT) : 0) + p) * ${2 * nS} * CH;
+        if (f == 2u) {
+#pragma unroll
+          for (unsigned int v = 0; v < VEC; ++v) {
+            const unsigned int i = lane + 32u * v;
+${perState((si) => `            carry[${si}][v] = accA[${si}][v] * __ldcg(src + ${si} * 2 * CH + i) + accB[${si}][v];`)}
+          }
+          break;
+        }
+#pragma unroll
+        for (unsigned int v = 0; v < VEC; ++v) {
+          const unsigned int i = lane + 32u * v;
+${perState((si) => `          { const float pA = __ldcg(src + ${si} * 2 * CH + i), pB = __ldcg(src + (${si} * 2 + 1) * CH + i); accB[${si}][v] = accA[${si}][v] * pB + accB[${si}][v]; accA[${si}][v] *= pA; }`)}
+        }
+        p -= nChains;
+      }
+`;
   const src = `
 // ==== ${model.name}: single-pass scan (pointwise first-order diagonal recurrence) ====
 struct ${us} { ${uniforms.map((u) => `unsigned int ${u};`).join(" ")} };
@@ -226,26 +278,7 @@ ${perState((si) => `        carry[${si}][v] = c < C ? ${initVals[si]} : 0.f;`)}
       float accA[${nS}][VEC], accB[${nS}][VEC];
 #pragma unroll
       for (unsigned int v = 0; v < VEC; ++v) { ${perState((si) => `accA[${si}][v] = 1.f; accB[${si}][v] = 0.f;`)} }
-      unsigned int p = tile - nChains;
-      while (true) {
-        unsigned int f;
-        do { asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(f) : "l"(pw_flags + 1 + p) : "memory"); } while (f == 0u);
-        const float* src = pw_values + ((f == 2u ? (size_t)nChains * ((T + TT - 1) / TT) : 0) + p) * ${2 * nS} * CH;
-        if (f == 2u) {
-#pragma unroll
-          for (unsigned int v = 0; v < VEC; ++v) {
-            const unsigned int i = lane + 32u * v;
-${perState((si) => `            carry[${si}][v] = accA[${si}][v] * __ldcg(src + ${si} * 2 * CH + i) + accB[${si}][v];`)}
-          }
-          break;
-        }
-#pragma unroll
-        for (unsigned int v = 0; v < VEC; ++v) {
-          const unsigned int i = lane + 32u * v;
-${perState((si) => `          { const float pA = __ldcg(src + ${si} * 2 * CH + i), pB = __ldcg(src + (${si} * 2 + 1) * CH + i); accB[${si}][v] = accA[${si}][v] * pB + accB[${si}][v]; accA[${si}][v] *= pA; }`)}
-        }
-        p -= nChains;
-      }
+${PW.parallel ? parallelLookback : serialLookback}
     }
     // inclusive prefix of this tile: its aggregate applied to the carry-in
 #pragma unroll
