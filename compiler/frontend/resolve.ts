@@ -10,7 +10,8 @@ import { BUILTINS, CONSTANTS } from "../ir/builtins.ts";
 
 interface FnDef { decl: A.FnDecl }
 
-type Binding = { kind: "var"; v: I.IndexVar; pending: boolean } | { kind: "fnarg"; expr: I.Expr };
+/** `poisoned`: used in a read that already has an error, so an unknown range is not reported again. */
+type Binding = { kind: "var"; v: I.IndexVar; pending: boolean; poisoned?: boolean } | { kind: "fnarg"; expr: I.Expr };
 
 class Scope {
   constructor(private readonly parent?: Scope, private readonly names = new Map<string, Binding>()) {}
@@ -51,6 +52,9 @@ export function resolveModels(files: A.SeqFile[], fnFiles: A.SeqFile[], diags: D
   }
   return models;
 }
+
+/** The extent given to an index whose range could not be inferred (reported as SEQ3003); sizes are otherwise >= 1. */
+const unknownExtent = (e: I.Extent): boolean => e.kind === "lit" && e.value === 0;
 
 function err(diags: Diagnostic[], code: string, message: string, span: Span, hint?: string): void {
   diags.push({ code, severity: "error", message, span, hint });
@@ -173,7 +177,6 @@ class ModelResolver {
           if (!extent) break;
           if (scope.get(item.var.name) || this.tensors.has(item.var.name)) {
             err(this.diags, "SEQ2004", `'${item.var.name}' is already a name in this model; pick another loop index`, item.var.span);
-            break;
           }
           const v: I.IndexVar = { id: this.nextVar++, name: item.var.name, extent };
           const inner = scope.child();
@@ -194,6 +197,7 @@ class ModelResolver {
     const name = s.name.name;
     const existing = this.tensors.get(name);
     let shapeFrom: I.Extent[] | undefined;
+    let wrongArity = false;
     if (s.kind === "assign") {
       if (!existing) {
         err(this.diags, "SEQ2001", `unknown state '${name}'`, s.name.span, `declare it with 'state ${name}[...]', or use 'let' for an intermediate`);
@@ -203,12 +207,11 @@ class ModelResolver {
         err(this.diags, "SEQ2003", `cannot assign to ${existing.kind} '${name}': only states are updated`, s.name.span, existing.kind === "let" ? "a let is defined once per step" : undefined);
         return undefined;
       }
+      this.assigned.add(name);
       if (s.binders.length !== existing.shape.length) {
         err(this.diags, "SEQ3001", `state '${name}' has ${existing.shape.length} axes ${I.shapeText(existing.shape)}, but ${s.binders.length} indices are given`, s.name.span);
-        return undefined;
-      }
-      shapeFrom = existing.shape;
-      this.assigned.add(name);
+        wrongArity = true; // the right-hand side is still resolved (its reads count), the statement dropped
+      } else shapeFrom = existing.shape;
     } else if (existing && (this.defined.has(name) || existing.kind !== "let")) {
       err(this.diags, "SEQ2002", `'${name}' is already defined`, s.name.span);
       return undefined;
@@ -220,11 +223,11 @@ class ModelResolver {
       const b = s.binders[p];
       if (vars.some((v) => v.name === b.name.name)) {
         err(this.diags, "SEQ2004", `index '${b.name.name}' appears twice on the left-hand side`, b.name.span);
-        return undefined;
+        continue;
       }
       if (this.tensors.has(b.name.name) || outer.get(b.name.name)) {
+        // reported; the index still shadows the name below so the right-hand side resolves
         err(this.diags, "SEQ2004", `index '${b.name.name}' has the name of ${this.describe(b.name.name, outer)}; pick another index letter`, b.name.span);
-        return undefined;
       }
       let extent: I.Extent | undefined = b.extent ? this.extentOf(b.extent) : undefined;
       if (shapeFrom) {
@@ -234,14 +237,15 @@ class ModelResolver {
         extent = shapeFrom[p];
       }
       const v: I.IndexVar = { id: this.nextVar++, name: b.name.name, extent: extent ?? { kind: "lit", value: 0 } };
-      scope.set(v.name, { kind: "var", v, pending: !extent });
+      scope.set(v.name, { kind: "var", v, pending: !extent, poisoned: wrongArity });
       if (!extent) pending.push({ v, span: b.name.span });
       vars.push(v);
     }
     const expr = this.expr(s.expr, scope);
+    if (wrongArity) return undefined;
     for (const p of pending) {
       const b = scope.get(p.v.name);
-      if (b?.kind === "var" && b.pending) {
+      if (b?.kind === "var" && b.pending && !b.poisoned) {
         err(this.diags, "SEQ3003", `the size of index '${p.v.name}' is not known`, p.span, `use it to index a tensor on the right-hand side, or annotate it: ${p.v.name}: <dim>`);
       }
     }
@@ -287,7 +291,7 @@ class ModelResolver {
         const body = this.expr(e.body, inner);
         e.vars.forEach((id, i) => {
           const b = inner.get(id.name);
-          if (b?.kind === "var" && b.pending) {
+          if (b?.kind === "var" && b.pending && !b.poisoned) {
             err(this.diags, "SEQ3003", `sum index '${id.name}' is never used to index a tensor, so its range is unknown`, id.span);
           }
           void i;
@@ -333,16 +337,23 @@ class ModelResolver {
   }
 
   private access(e: Extract<A.Expr, { kind: "access" }>, scope: Scope): I.Expr {
+    const failed = (): I.Expr => {
+      for (const ix of e.indices) {
+        const b = ix.kind === "var" ? scope.get(ix.name) : undefined;
+        if (b?.kind === "var") b.poisoned = true;
+      }
+      return { k: "num", value: NaN };
+    };
     const t = this.visibleTensor(e.name, e.span);
-    if (t === null) return { k: "num", value: NaN };
+    if (t === null) return failed();
     if (!t) {
       err(this.diags, "SEQ2001", `unknown tensor '${e.name}'`, e.span);
-      return { k: "num", value: NaN };
+      return failed();
     }
     this.used.add(e.name);
     if (e.indices.length !== t.shape.length) {
       err(this.diags, "SEQ3001", `'${e.name}' has ${t.shape.length} axes ${I.shapeText(t.shape)}, but ${e.indices.length} indices are given`, e.span);
-      return { k: "num", value: NaN };
+      return failed();
     }
     const idx: I.Index[] = [];
     e.indices.forEach((ix, p) => {
@@ -364,7 +375,7 @@ class ModelResolver {
       if (b.pending) {
         b.v.extent = axis;
         b.pending = false;
-      } else if (!I.sameExtent(b.v.extent, axis, this.dims)) {
+      } else if (!unknownExtent(axis) && !unknownExtent(b.v.extent) && !I.sameExtent(b.v.extent, axis, this.dims)) {
         err(this.diags, "SEQ3002", `index '${ix.name}' ranges over ${I.extentText(b.v.extent)}, but axis ${p} of '${e.name}' is ${I.extentText(axis)}`, ix.span);
       }
       idx.push({ kind: "var", v: b.v });
@@ -395,6 +406,7 @@ class ModelResolver {
       const params = fn.decl.params;
       if (e.args.length !== params.length) {
         err(this.diags, "SEQ2006", `${e.fn}() takes ${params.length} argument${params.length === 1 ? "" : "s"}, got ${e.args.length}`, e.span);
+        e.args.forEach((a) => this.expr(a, scope));
         return { k: "num", value: NaN };
       }
       if (this.fnDepth > 32) {
@@ -410,6 +422,7 @@ class ModelResolver {
       return body;
     }
     err(this.diags, "SEQ2005", `unknown function '${e.fn}'`, e.span, `built-ins: ${Object.keys(BUILTINS).join(", ")}, has`);
+    e.args.forEach((a) => this.expr(a, scope));
     return { k: "num", value: NaN };
   }
 
