@@ -55,17 +55,21 @@ const seqPasses: Pass<SeqCtx>[] = [
       const thread = c.variant === "thread";
       const sync = () => (thread ? [] : [{ k: "barrier" } as K.KStmt]);
       const body: K.KStmt[] = [K.decl("BP", "u32", K.mul(K.uni("B"), K.ref("P")))];
+      const main: K.KStmt[] = [];
       if (thread) {
-        body.push(K.decl("q", "u32", K.add(K.mul(K.ref("wg"), K.ref("G")), K.ref("lid"))));
-        body.push(K.ifThen(K.bin(">=", K.ref("q"), K.ref("BP")), [{ k: "return" }]));
-        body.push(...s.elementPrelude(K.ref("q")));
-        for (const r of s.registers()) body.push(K.decl(r, "f32", K.f32(0), true));
+        main.push(...s.elementPrelude(K.ref("q")));
+        for (const r of s.registers()) main.push(K.decl(r, "f32", K.f32(0), true));
       }
-      body.push({ k: "comment", text: "load the initial state" });
-      body.push(...s.loadStates(), ...sync());
-      body.push(K.forLoop("t", K.u32(0), K.uni("T"), s.lowerStmts(c.model.body, new Map(), sync)));
-      body.push({ k: "comment", text: "write the final state" });
-      body.push(...s.storeStates());
+      main.push({ k: "comment", text: "load the initial state" });
+      main.push(...s.loadStates(), ...sync());
+      main.push(K.forLoop("t", K.u32(0), K.uni("T"), s.lowerStmts(c.model.body, new Map(), sync)));
+      main.push({ k: "comment", text: "write the final state" });
+      main.push(...s.storeStates());
+      if (thread) {
+        // the thread owning element q; no early return (lavapipe mishandles it before a later barrier kernel)
+        body.push(K.decl("q", "u32", K.add(K.mul(K.ref("wg"), K.ref("G")), K.ref("lid"))));
+        body.push(K.ifThen(K.bin("<", K.ref("q"), K.ref("BP")), main));
+      } else body.push(...main);
       c.body = body;
     },
   },

@@ -88,7 +88,7 @@ export class StepLowering {
     });
   }
 
-  private readsOnlyOwnElement(s: Extract<I.Stmt, { k: "assign" }>): boolean {
+  private readsOnlyOwnElement(s: { target: string; vars: I.IndexVar[]; expr: I.Expr }): boolean {
     let ok = true;
     I.walkExpr(s.expr, (e) => {
       if (e.k === "read" && e.tensor === s.target) {

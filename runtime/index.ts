@@ -1,0 +1,7 @@
+/// <reference types="@webgpu/types" />
+/** seqc's WebGPU runtime: what a generated model module needs, and nothing from the compiler. */
+export { ModelRunner, type CreateOptions, type ForwardOptions, type ForwardResult, type FormChoice } from "./runner.ts";
+export { defaultDevice, requestDevice, gpuEntry } from "./device.ts";
+export { ShapeError, type TensorData, type TensorInput } from "./tensors.ts";
+export { evalSize, formEnv, type ModelPlan, type FormPlan, type KernelLaunch, type SizeExpr, type TensorSpec, type Env } from "./plan.ts";
+export { rankForms, estimate, NOMINAL_GPU, type DeviceProfile, type Estimate } from "./cost.ts";

@@ -1,0 +1,419 @@
+/// <reference types="@webgpu/types" />
+/**
+ * Runs a compiled model on a WebGPU device from its launch plan: checks every tensor, packs params
+ * and states, picks a form (or takes the one asked for), and dispatches the plan's kernels. Buffers
+ * and pipelines are cached per runner and reused across calls.
+ */
+import { evalSize, formEnv, type Env, type FormPlan, type KernelLaunch, type ModelPlan, type TensorSpec } from "./plan.ts";
+import { defaultDevice } from "./device.ts";
+import { rankForms } from "./cost.ts";
+import { checkData, elementsOf, isGpuBuffer, shapeOf, ShapeError, shapeText, type TensorData, type TensorInput } from "./tensors.ts";
+
+export type FormChoice = "auto" | "sequential" | "scan";
+
+export interface CreateOptions {
+  /** A WebGPU device; by default one shared device (navigator.gpu, or the `webgpu` package in Node). */
+  device?: GPUDevice;
+  dims: Record<string, number>;
+  params?: Record<string, TensorInput | undefined>;
+  /** Which form to run; `auto` (default) asks the cost model for each shape. */
+  form?: FormChoice;
+}
+
+export interface ForwardOptions {
+  /** Initial value of some or all states, each [B, ...shape]; others start from their declared value. */
+  initialState?: Record<string, TensorInput | undefined>;
+  /** Also return the state after the last step. */
+  returnFinalState?: boolean;
+  /** Batch size when the inputs are bare arrays without a shape (default 1). */
+  batch?: number;
+  /** Override the runner's form for this call. */
+  form?: FormChoice;
+  /** false: return GPUBuffers (valid until the next call on this model) instead of Float32Arrays. */
+  read?: boolean;
+}
+
+export interface ForwardResult<D = Float32Array | GPUBuffer> {
+  outputs: Record<string, D>;
+  finalState?: Record<string, D>;
+  /** The form variant that ran. */
+  form: string;
+  batch: number;
+  length: number;
+}
+
+interface Pooled {
+  buffer: GPUBuffer;
+  usage: number;
+}
+
+export class ModelRunner {
+  private readonly pool = new Map<string, Pooled>();
+  private readonly pipelines = new Map<string, GPUComputePipeline>();
+  private readonly modules = new Map<string, GPUShaderModule>();
+  private paramsBuffer?: GPUBuffer;
+  private disposed = false;
+  readonly hasParam = new Set<string>();
+
+  private constructor(
+    readonly plan: ModelPlan,
+    readonly device: GPUDevice,
+    readonly dims: Record<string, number>,
+    readonly form: FormChoice,
+  ) {}
+
+  static async create(plan: ModelPlan, opts: CreateOptions): Promise<ModelRunner> {
+    if (!opts || typeof opts !== "object") throw new ShapeError(`${plan.model}.create() needs an options object { dims, params }`);
+    const dims = checkDims(plan, opts.dims);
+    const form = opts.form ?? "auto";
+    if (!["auto", "sequential", "scan"].includes(form)) throw new ShapeError(`form must be 'auto', 'sequential' or 'scan', got '${String(form)}'`);
+    if (form === "scan" && !plan.forms.some((f) => f.form === "scan")) throw new ShapeError(`${plan.model} has no scan form (its transition is not a scalar or diagonal affine map); use 'sequential'`);
+    const device = opts.device ?? (await defaultDevice());
+    const r = new ModelRunner(plan, device, dims, form);
+    r.uploadParams(opts.params ?? {});
+    return r;
+  }
+
+  private env(B: number, T: number): Env {
+    const l = this.device.limits;
+    return { ...this.dims, B, T, LIMIT_SHARED: l.maxComputeWorkgroupStorageSize, LIMIT_THREADS: l.maxComputeInvocationsPerWorkgroup };
+  }
+
+  private sizeOf(t: TensorSpec): number {
+    return t.shape.reduce<number>((a, e) => a * evalSize(e, this.dims), 1);
+  }
+
+  private expected(t: TensorSpec, lead: (string | number)[]): string {
+    const named = t.axes.map((a) => (typeof a === "number" ? a : `${a}=${this.dims[a]}`));
+    return shapeText([...lead, ...named]);
+  }
+
+  private uploadParams(params: Record<string, TensorInput | undefined>): void {
+    if (typeof params !== "object" || params === null) throw new ShapeError(`params must be an object of named tensors`);
+    const specs = this.plan.tensors.filter((t) => t.role === "param");
+    for (const k of Object.keys(params)) {
+      if (!specs.some((t) => t.name === k)) throw new ShapeError(`${this.plan.model} has no param '${k}'; its params are ${specs.map((t) => t.name).join(", ") || "(none)"}`);
+    }
+    const sizes = specs.map((t) => this.sizeOf(t));
+    const total = sizes.reduce((a, b) => a + b, 0);
+    if (specs.length === 0) return;
+    const host = new Float32Array(Math.max(total, 4));
+    const copies: { src: GPUBuffer; dst: number; n: number }[] = [];
+    let off = 0;
+    specs.forEach((t, i) => {
+      const given = params[t.name];
+      const exp = this.expected(t, []);
+      if (given === undefined) {
+        if (!t.optional) throw new ShapeError(`missing param '${t.name}' of shape ${exp}`);
+      } else {
+        const d = checkData(given, `param '${t.name}'`, exp);
+        const shape = shapeOf(given);
+        if (shape && shapeText(shape) !== shapeText(t.shape.map((e) => evalSize(e, this.dims)))) throw new ShapeError(`param '${t.name}' has shape ${shapeText(shape)}, expected ${exp}`);
+        if (elementsOf(d) !== sizes[i]) throw new ShapeError(`param '${t.name}' has ${elementsOf(d)} elements, expected shape ${exp} (${sizes[i]})`);
+        if (isGpuBuffer(d)) copies.push({ src: d, dst: off, n: sizes[i] });
+        else host.set(d, off);
+        this.hasParam.add(t.name);
+      }
+      off += sizes[i];
+    });
+    this.paramsBuffer = this.device.createBuffer({ size: host.byteLength, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
+    this.device.queue.writeBuffer(this.paramsBuffer, 0, host);
+    if (copies.length) {
+      const enc = this.device.createCommandEncoder();
+      for (const c of copies) enc.copyBufferToBuffer(c.src, 0, this.paramsBuffer, c.dst * 4, c.n * 4);
+      this.device.queue.submit([enc.finish()]);
+    }
+  }
+
+  /** The variants that can run this shape, fastest first by the cost model. */
+  rank(B: number, T: number) {
+    return rankForms(this.plan.forms, this.env(B, T));
+  }
+
+  /** Pick the form variant for a shape. */
+  choose(B: number, T: number, form: FormChoice = this.form): { plan: FormPlan; env: Env } {
+    const base = this.env(B, T);
+    const ranked = rankForms(this.plan.forms.filter((f) => form === "auto" || f.form === form), base);
+    if (ranked.length === 0) {
+      const need = this.plan.forms.filter((f) => form === "auto" || f.form === form).map((f) => `${f.form}/${f.variant} needs ${evalSize(["*", 1, "SHARED_PER_ELEM"], formEnv(f, base))} bytes of workgroup memory per element`);
+      if (need.length === 0) throw new ShapeError(`${this.plan.model} has no ${form} form`);
+      throw new ShapeError(`${this.plan.model} cannot run dims ${JSON.stringify(this.dims)} on this device: ${need.join("; ")}, the device allows ${base.LIMIT_SHARED}`);
+    }
+    return { plan: ranked[0].form, env: ranked[0].env };
+  }
+
+  private buffer(key: string, bytes: number, usage: number): GPUBuffer {
+    const size = Math.max(16, Math.ceil(bytes / 16) * 16);
+    const p = this.pool.get(key);
+    if (p && p.buffer.size >= size && p.usage === usage) return p.buffer;
+    p?.buffer.destroy();
+    const grow = p && p.usage === usage ? Math.max(size, Math.min(p.buffer.size * 2, size * 2)) : size;
+    const b = this.device.createBuffer({ size: Math.min(grow, Math.max(size, this.device.limits.maxBufferSize)), usage });
+    this.pool.set(key, { buffer: b, usage });
+    return b;
+  }
+
+  async forward(inputs: Record<string, TensorInput | undefined>, opts: ForwardOptions = {}): Promise<ForwardResult> {
+    if (this.disposed) throw new Error(`${this.plan.model}: forward() after dispose()`);
+    if (typeof inputs !== "object" || inputs === null) throw new ShapeError(`forward() takes an object of named inputs`);
+    const specs = this.plan.tensors.filter((t) => t.role === "input");
+    for (const k of Object.keys(inputs)) {
+      if (!specs.some((t) => t.name === k)) throw new ShapeError(`${this.plan.model} has no input '${k}'; its inputs are ${specs.map((t) => t.name).join(", ")}`);
+    }
+    // batch and length: from the first input with a shape, else from opts.batch (default 1)
+    let B = opts.batch;
+    let T: number | undefined;
+    for (const t of specs) {
+      const v = inputs[t.name];
+      const s = v === undefined ? undefined : shapeOf(v);
+      if (s) {
+        if (s.length !== t.shape.length + 2) throw new ShapeError(`input '${t.name}' has shape ${shapeText(s)}, expected ${this.expected(t, ["B", "T"])}`);
+        B = s[0];
+        T = s[1];
+        break;
+      }
+    }
+    B ??= 1;
+    if (!Number.isInteger(B) || B < 1) throw new ShapeError(`batch must be a positive integer, got ${B}`);
+    const data = new Map<string, TensorData>();
+    for (const t of specs) {
+      const v = inputs[t.name];
+      if (v === undefined) {
+        if (!t.optional) throw new ShapeError(`missing input '${t.name}' of shape ${this.expected(t, ["B", "T"])}`);
+        continue;
+      }
+      const d = checkData(v, `input '${t.name}'`, this.expected(t, ["B", "T"]));
+      const n = this.sizeOf(t);
+      const len = elementsOf(d);
+      if (T === undefined) {
+        T = len / (B * n);
+        if (!Number.isInteger(T) || T < 1) throw new ShapeError(`input '${t.name}' has ${len} elements, not a multiple of B * ${shapeText(t.axes)} = ${B * n}; expected shape ${this.expected(t, [`B=${B}`, "T"])}`);
+      }
+      const s = shapeOf(v);
+      const want = [B, T, ...t.shape.map((e) => evalSize(e, this.dims))];
+      if (s && shapeText(s) !== shapeText(want)) throw new ShapeError(`input '${t.name}' has shape ${shapeText(s)}, expected ${this.expected(t, [`B=${B}`, `T=${T}`])}`);
+      if (len !== B * T * n && !(isGpuBuffer(d) && len >= B * T * n)) throw new ShapeError(`input '${t.name}' has ${len} elements, expected shape ${this.expected(t, [`B=${B}`, `T=${T}`])} (${B * T * n})`);
+      data.set(t.name, d);
+    }
+    if (T === undefined) throw new ShapeError(`give at least one input: the length T comes from the inputs`);
+    const states = this.plan.tensors.filter((t) => t.role === "state");
+    const init = new Map<string, TensorData>();
+    for (const [k, v] of Object.entries(opts.initialState ?? {})) {
+      const t = states.find((s) => s.name === k);
+      if (!t) throw new ShapeError(`${this.plan.model} has no state '${k}'; its states are ${states.map((s) => s.name).join(", ") || "(none)"}`);
+      if (v === undefined) continue;
+      const exp = this.expected(t, [`B=${B}`]);
+      const d = checkData(v, `initial state '${k}'`, exp);
+      const s = shapeOf(v);
+      if (s && shapeText(s) !== shapeText([B, ...t.shape.map((e) => evalSize(e, this.dims))])) throw new ShapeError(`initial state '${k}' has shape ${shapeText(s)}, expected ${exp}`);
+      if (elementsOf(d) !== B * this.sizeOf(t)) throw new ShapeError(`initial state '${k}' has ${elementsOf(d)} elements, expected shape ${exp} (${B * this.sizeOf(t)})`);
+      init.set(k, d);
+    }
+    const { plan, env } = this.choose(B, T, opts.form ?? this.form);
+    this.checkLimits(plan, env, B, T);
+    return this.launch(plan, env, B, T, data, init, opts);
+  }
+
+  private checkLimits(plan: FormPlan, env: Env, B: number, T: number): void {
+    const l = this.device.limits;
+    const storage = plan.kernels[0].bindings.filter((b) => b.access !== "uniform").length;
+    if (storage > l.maxStorageBuffersPerShaderStage) {
+      throw new ShapeError(`${this.plan.model} binds ${storage} storage buffers per kernel, the device allows ${l.maxStorageBuffersPerShaderStage}`);
+    }
+    const maxBinding = l.maxStorageBufferBindingSize;
+    for (const t of this.plan.tensors) {
+      const n = this.sizeOf(t) * (t.role === "input" || t.role === "output" ? B * T : t.role === "state" ? B : 1);
+      if (n * 4 > maxBinding) throw new ShapeError(`${t.role} '${t.name}' needs ${n * 4} bytes at B=${B}, T=${T}, over this device's storage binding limit of ${maxBinding} bytes; use a smaller batch or length`);
+    }
+    for (const k of plan.kernels) {
+      const shared = evalSize(k.sharedBytes, env);
+      if (shared > l.maxComputeWorkgroupStorageSize) throw new ShapeError(`kernel ${k.name} needs ${shared} bytes of workgroup memory, the device allows ${l.maxComputeWorkgroupStorageSize}`);
+      const threads = evalSize(k.threads, env);
+      if (threads > l.maxComputeInvocationsPerWorkgroup) throw new ShapeError(`kernel ${k.name} needs ${threads} threads per workgroup, the device allows ${l.maxComputeInvocationsPerWorkgroup}`);
+    }
+  }
+
+  private pipeline(k: KernelLaunch, env: Env): GPUComputePipeline {
+    const constants: Record<string, number> = {};
+    for (const [name, e] of Object.entries(k.overrides)) constants[name] = evalSize(e, env);
+    const key = `${k.shader}|${JSON.stringify(constants)}`;
+    let p = this.pipelines.get(key);
+    if (p) return p;
+    let module = this.modules.get(k.shader);
+    if (!module) {
+      module = this.device.createShaderModule({ code: this.plan.shaders[k.shader] });
+      this.modules.set(k.shader, module);
+    }
+    p = this.device.createComputePipeline({
+      layout: "auto",
+      compute: { module, entryPoint: k.entry, constants },
+    });
+    this.pipelines.set(key, p);
+    return p;
+  }
+
+  private async launch(plan: FormPlan, env: Env, B: number, T: number, data: Map<string, TensorData>, init: Map<string, TensorData>, opts: ForwardOptions): Promise<ForwardResult> {
+    const dev = this.device;
+    const S = GPUBufferUsage.STORAGE;
+    const inputBufs = new Map<string, GPUBuffer>();
+    for (const t of this.plan.tensors.filter((x) => x.role === "input")) {
+      const d = data.get(t.name);
+      if (!d) {
+        inputBufs.set(t.name, this.buffer(`dummy`, 16, S));
+        continue;
+      }
+      if (isGpuBuffer(d)) inputBufs.set(t.name, d);
+      else {
+        const b = this.buffer(`in:${t.name}`, d.byteLength, S | GPUBufferUsage.COPY_DST);
+        dev.queue.writeBuffer(b, 0, d);
+        inputBufs.set(t.name, b);
+      }
+    }
+    const stateSpecs = this.plan.tensors.filter((t) => t.role === "state");
+    const stateOffsets = new Map<string, number>();
+    let stateTotal = 0;
+    for (const t of stateSpecs) {
+      stateOffsets.set(t.name, stateTotal);
+      stateTotal += B * this.sizeOf(t);
+    }
+    const statesBuf = this.buffer("states", stateTotal * 4, S | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC);
+    const enc = dev.createCommandEncoder();
+    for (const [name, d] of init) {
+      const off = stateOffsets.get(name)! * 4;
+      if (isGpuBuffer(d)) enc.copyBufferToBuffer(d, 0, statesBuf, off, B * this.sizeOf(stateSpecs.find((s) => s.name === name)!) * 4);
+      else dev.queue.writeBuffer(statesBuf, off, d);
+    }
+    const outSpecs = this.plan.tensors.filter((t) => t.role === "output");
+    const outBufs = new Map<string, GPUBuffer>();
+    for (const t of outSpecs) outBufs.set(t.name, this.buffer(`out:${t.name}`, B * T * this.sizeOf(t) * 4, S | GPUBufferUsage.COPY_SRC));
+    const scratch = new Map<string, GPUBuffer>();
+    for (const s of plan.scratch) scratch.set(s.name, this.buffer(`scratch:${s.name}`, evalSize(s.floats, env) * 4, S));
+    // uniforms
+    const fields = this.plan.uniforms;
+    const u = new Uint32Array(Math.ceil(fields.length / 4) * 4);
+    fields.forEach((f, i) => {
+      if (f === "B") u[i] = B;
+      else if (f === "T") u[i] = T;
+      else if (f.startsWith("has_")) {
+        const n = f.slice(4);
+        u[i] = data.has(n) || this.hasParam.has(n) ? 1 : 0;
+      } else if (f.startsWith("init_")) u[i] = init.has(f.slice(5)) ? 1 : 0;
+      else if (f.startsWith("SO_")) u[i] = stateOffsets.get(f.slice(3)) ?? 0;
+      else u[i] = env[f] ?? 0;
+    });
+    const uniformBuf = this.buffer("uniforms", u.byteLength, GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST);
+    dev.queue.writeBuffer(uniformBuf, 0, u);
+    const maxDim = dev.limits.maxComputeWorkgroupsPerDimension;
+    for (const k of plan.kernels) {
+      const pipeline = this.pipeline(k, env);
+      const entries: GPUBindGroupEntry[] = k.bindings.map((b) => {
+        const r = b.buffer;
+        const buffer =
+          r.kind === "uniforms" ? uniformBuf
+          : r.kind === "input" ? inputBufs.get(r.name)!
+          : r.kind === "output" ? outBufs.get(r.name)!
+          : r.kind === "params" ? (this.paramsBuffer ?? this.buffer("dummy", 16, S))
+          : r.kind === "states" ? statesBuf
+          : scratch.get(r.name)!;
+        return { binding: b.binding, resource: { buffer } };
+      });
+      const group = dev.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
+      const n = evalSize(k.workgroups, env);
+      if (n === 0) continue;
+      const y = Math.ceil(n / maxDim);
+      const x = Math.ceil(n / y);
+      if (y > maxDim) throw new ShapeError(`kernel ${k.name} needs ${n} workgroups, more than this device can launch`);
+      const pass = enc.beginComputePass();
+      pass.setPipeline(pipeline);
+      pass.setBindGroup(0, group);
+      pass.dispatchWorkgroups(x, y, 1);
+      pass.end();
+    }
+    const result: ForwardResult = { outputs: {}, form: `${plan.form}/${plan.variant}`, batch: B, length: T };
+    const read = opts.read !== false;
+    const stateOut = new Map<string, GPUBuffer>();
+    if (opts.returnFinalState && !read) {
+      for (const t of stateSpecs) {
+        const n = B * this.sizeOf(t) * 4;
+        const b = this.buffer(`final:${t.name}`, n, S | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST);
+        enc.copyBufferToBuffer(statesBuf, stateOffsets.get(t.name)! * 4, b, 0, n);
+        stateOut.set(t.name, b);
+      }
+    }
+    if (!read) {
+      dev.queue.submit([enc.finish()]);
+      for (const t of outSpecs) result.outputs[t.name] = outBufs.get(t.name)!;
+      if (opts.returnFinalState) {
+        result.finalState = {};
+        for (const [k, b] of stateOut) result.finalState[k] = b;
+      }
+      return result;
+    }
+    // read back through one staging buffer: outputs, then (optionally) the packed states
+    const outBytes = outSpecs.map((t) => B * T * this.sizeOf(t) * 4);
+    const total = outBytes.reduce((a, b) => a + b, 0) + (opts.returnFinalState ? stateTotal * 4 : 0);
+    const staging = this.buffer("staging", total, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST);
+    let off = 0;
+    outSpecs.forEach((t, i) => {
+      if (outBytes[i]) enc.copyBufferToBuffer(outBufs.get(t.name)!, 0, staging, off, outBytes[i]);
+      off += outBytes[i];
+    });
+    if (opts.returnFinalState && stateTotal) enc.copyBufferToBuffer(statesBuf, 0, staging, off, stateTotal * 4);
+    dev.queue.submit([enc.finish()]);
+    await staging.mapAsync(GPUMapMode.READ);
+    const all = new Float32Array(staging.getMappedRange().slice(0, total));
+    staging.unmap();
+    off = 0;
+    outSpecs.forEach((t, i) => {
+      result.outputs[t.name] = all.slice(off / 4, (off + outBytes[i]) / 4);
+      off += outBytes[i];
+    });
+    if (opts.returnFinalState) {
+      result.finalState = {};
+      for (const t of stateSpecs) {
+        const o = off / 4 + stateOffsets.get(t.name)!;
+        result.finalState[t.name] = all.slice(o, o + B * this.sizeOf(t));
+      }
+    }
+    return result;
+  }
+
+  /** One token: inputs [B, ...shape] each, state [B, ...shape] each (omitted: the declared initial values). */
+  async step(inputs: Record<string, TensorInput | undefined>, state?: Record<string, TensorInput | undefined>, opts: { batch?: number; read?: boolean } = {}): Promise<{ outputs: Record<string, Float32Array | GPUBuffer>; state: Record<string, Float32Array | GPUBuffer> }> {
+    if (typeof inputs !== "object" || inputs === null) throw new ShapeError(`step() takes an object of named inputs`);
+    const wrapped: Record<string, TensorInput | undefined> = {};
+    let batch = opts.batch;
+    for (const [k, v] of Object.entries(inputs)) {
+      const s = v === undefined ? undefined : shapeOf(v);
+      if (s) {
+        batch = s[0];
+        wrapped[k] = { data: (v as { data: TensorData }).data, shape: [s[0], 1, ...s.slice(1)] };
+      } else wrapped[k] = v;
+    }
+    const r = await this.forward(wrapped, { initialState: state, returnFinalState: true, batch, form: "sequential", read: opts.read });
+    return { outputs: r.outputs, state: r.finalState! };
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    for (const p of this.pool.values()) p.buffer.destroy();
+    this.pool.clear();
+    this.paramsBuffer?.destroy();
+    this.pipelines.clear();
+  }
+}
+
+function checkDims(plan: ModelPlan, dims: Record<string, number> | undefined): Record<string, number> {
+  if (typeof dims !== "object" || dims === null) throw new ShapeError(`${plan.model}.create() needs dims: { ${plan.dims.filter((d) => d.fixed === undefined).map((d) => `${d.name}: number`).join(", ")} }`);
+  const out: Record<string, number> = {};
+  for (const k of Object.keys(dims)) if (!plan.dims.some((d) => d.name === k)) throw new ShapeError(`${plan.model} has no dim '${k}'; its dims are ${plan.dims.map((d) => d.name).join(", ")}`);
+  for (const d of plan.dims) {
+    const v = dims[d.name] ?? d.fixed;
+    if (v === undefined) throw new ShapeError(`missing dim '${d.name}' of ${plan.model}`);
+    if (!Number.isInteger(v) || v < 1) throw new ShapeError(`dim '${d.name}' must be a positive integer, got ${v}`);
+    if (d.fixed !== undefined && v !== d.fixed) throw new ShapeError(`dim '${d.name}' is fixed to ${d.fixed} in ${plan.model}, got ${v}`);
+    out[d.name] = v;
+  }
+  return out;
+}
