@@ -34,3 +34,14 @@ describe("runtime/cuda walls", () => {
     }
   });
 });
+
+describe("seqc run --backend cuda", () => {
+  it("on a machine without CUDA: exit code 1 and the one sentence, no stack trace", async () => {
+    if (libcudaPresent) return;
+    const { spawnSync } = await import("node:child_process");
+    const root = join(import.meta.dirname, "..");
+    const r = spawnSync(process.execPath, [join(root, "bin/seqc.js"), "run", join(root, "stdlib/hgrn.seq"), "--inputs", join(root, "test/fixtures/golden-extra/hgrn.json"), "--backend", "cuda", "--out", "/tmp/seqc-cuda-test-out.json"], { encoding: "utf8" });
+    expect(r.status).toBe(1);
+    expect(r.stderr.trim()).toBe("seqc: CUDA is not available on this machine: the NVIDIA driver library libcuda.so.1 was not found (no NVIDIA GPU or driver is installed), so use backend 'webgpu' instead.");
+  }, 30_000);
+});

@@ -35,14 +35,14 @@ function loadModel(file: string): I.Model {
 const loadPlan = (name: string): CudaModelPlan => JSON.parse(readFileSync(join(PLANS, `${name}.cuda.json`), "utf8"));
 
 /** Inputs (in range for gates and decays), params and initial states for one case. */
-function makeCase(model: I.Model, dims: Record<string, number>, B: number, T: number, seed: number, withOptional: boolean, withInit: boolean) {
+function makeCase(model: I.Model, dims: Record<string, number>, B: number, T: number, seed: number, withOptional: boolean, withInit: boolean, ranges: Record<string, [number, number]> = {}) {
   const r = rng(seed);
   const inputs: Record<string, Float32Array> = {};
   const params: Record<string, Float32Array> = {};
   const init: Record<string, Float32Array> = {};
   for (const t of model.tensors) {
     const n = sizeOf(t, dims);
-    if (t.kind === "input" && (withOptional || !t.init)) inputs[t.name] = fill(B * T * n, r);
+    if (t.kind === "input" && (withOptional || !t.init)) inputs[t.name] = fill(B * T * n, r, ...(ranges[t.name] ?? [-0.5, 0.5]));
     if (t.kind === "param" && (withOptional || !t.init)) params[t.name] = fill(n, r);
   }
   if (withInit) {
@@ -64,7 +64,7 @@ async function checkModel(device: CudaDevice, file: string): Promise<void> {
   const cases = shapes.map((s, i) => ({ ...s, optional: true, init: i === 0 }));
   if (hasOptional) cases.push({ ...shapes[0], T: Math.min(20, shapes[0].T), optional: false, init: false });
   for (const [ci, c] of cases.entries()) {
-    const { inputs, params, init } = makeCase(model, c.dims, c.B, c.T, 1000 + ci, c.optional, c.init);
+    const { inputs, params, init } = makeCase(model, c.dims, c.B, c.T, 1000 + ci, c.optional, c.init, c.ranges);
     const ref = interpret(model, { dims: c.dims, batch: c.B, time: c.T, inputs: f64(inputs), params: f64(params), initialState: f64(init) });
     const runner = await CudaModelRunner.create(plan, { dims: c.dims, params, device });
     const shape = `B=${c.B} T=${c.T} ${Object.entries(c.dims).map(([k, v]) => `${k}=${v}`).join(" ")}${c.optional ? "" : " (defaults)"}${c.init ? " (init state)" : ""}`;

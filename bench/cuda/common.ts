@@ -41,14 +41,22 @@ export const median = (xs: number[]): number => {
 };
 
 /** Small dims for checking every model against the float64 interpreter (not powers of two where it matters). */
-export function checkShapes(model: Model): { dims: Record<string, number>; B: number; T: number }[] {
+export interface CheckShape {
+  dims: Record<string, number>;
+  B: number;
+  T: number;
+  /** Input ranges other than [-0.5, 0.5), e.g. a log forget gate kept <= 0 over a long sequence (fp32 would overflow otherwise). */
+  ranges?: Record<string, [number, number]>;
+}
+
+export function checkShapes(model: Model): CheckShape[] {
   const base: Record<string, number> = { H: 2, K: 16, V: 24, D: 300, N: 4, P: 8, I: 24, J: 2, NH: 2, DH: 8 };
   const name = model.name.toLowerCase();
-  const shapes: { dims: Record<string, number>; B: number; T: number }[] = [];
-  const mk = (over: Record<string, number>, B: number, T: number) => {
+  const shapes: CheckShape[] = [];
+  const mk = (over: Record<string, number>, B: number, T: number, ranges?: CheckShape["ranges"]) => {
     const dims: Record<string, number> = {};
     for (const d of model.dims) dims[d.name] = d.fixed ?? over[d.name] ?? base[d.name] ?? (d.name === "L" ? T : 5);
-    shapes.push({ dims, B, T });
+    shapes.push({ dims, B, T, ranges });
   };
   if (name === "lstm" || name === "gru") {
     mk({ H: 40, I: 24 }, 3, 37);
@@ -56,7 +64,7 @@ export function checkShapes(model: Model): { dims: Record<string, number>; B: nu
   } else if (name === "hgrn") {
     mk({ D: 300 }, 3, 333);
     mk({ D: 1536 }, 2, 700);
-    mk({ D: 64 }, 1, 20000); // one chain of 157+ time tiles: look-back windows longer than 32
+    mk({ D: 64 }, 1, 20000, { g: [-0.5, 0] }); // one chain of 157+ time tiles: look-back windows longer than 32
   } else mk({}, 3, 100);
   return shapes;
 }

@@ -5,6 +5,7 @@ import { formatDiagnostics, hasErrors } from "../diagnostics.ts";
 import { UserError } from "./errors.ts";
 import { bindCase, parseDims, readCase, resultTensors, writeCase } from "../io/manifest.ts";
 import { backendNames, getBackend } from "../io/backends.ts";
+import "../backends/cuda/run-backend.ts";
 import type { Model } from "../ir/types.ts";
 
 interface Args { file: string; model?: string; inputs: string; backend: string; out: string; dims?: string }
