@@ -4,7 +4,8 @@
  *   ```seq [file=name.seq] [error=SEQ3002,...] [warning=SEQ4101,...]
  *   ```sh [exit=1]        commands run in the doc's working folder, `seqc` on the PATH
  *   ```ts [file=name.ts]  run with tsx in the same folder
- * A block with no language (or `text`) right after an sh or ts block is that block's expected output.
+ * A block with no language (or `text`) right after an sh or ts block is that block's expected output
+ * (`text match=prefix`: the output begins with it).
  */
 export interface DocBlock {
   lang: string;
