@@ -50,12 +50,13 @@ export async function tokenizeSeq(text: string): Promise<ScopedToken[]> {
 
 const escapeHtml = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
 
-/** HTML of highlighted .seq text: each token in a span whose classes are its innermost scope's parts ("tm-keyword tm-operator ..."). */
+/** HTML of highlighted .seq text: each token in a span whose classes are its innermost scope's parts (its comment scope inside comments) ("tm-keyword tm-operator ..."). */
 export async function highlightSeqHtml(text: string): Promise<string> {
   const lines: string[] = [];
   for (const t of await tokenizeSeq(text.replace(/\n$/, ""))) {
     while (lines.length <= t.line) lines.push("");
-    const inner = t.scopes[t.scopes.length - 1];
+    // a comment's delimiters are coloured as the comment
+    const inner = t.scopes.find((s) => s.startsWith("comment.")) ?? t.scopes[t.scopes.length - 1];
     const html = escapeHtml(t.text);
     lines[t.line] += inner === "source.seq" || !t.text.trim() ? html : `<span class="${inner.split(".").slice(0, 2).map((p) => `tm-${p}`).join(" ")}" title="${inner}">${html}</span>`;
   }
