@@ -2,7 +2,7 @@
  * Every code block of docs/*.md is executed (see test/doc-blocks.ts for the block kinds):
  * .seq blocks are checked (no diagnostics, or exactly the codes they are marked with) and must
  * be in `seqc fmt` layout; sh blocks run in a fresh folder per document with `seqc` on the PATH,
- * their output compared when an output block follows; ts blocks run with tsx there.
+ * their output compared when an output block follows; ts blocks are type-checked (strict) and run with tsx there.
  */
 import { describe, expect, it } from "vitest";
 import { spawnSync } from "node:child_process";
@@ -17,6 +17,7 @@ import { formatDiagnostics } from "../compiler/diagnostics.ts";
 const repo = resolve(".");
 const docs = readdirSync("docs").filter((f) => f.endsWith(".md")).sort();
 const tsx = join(repo, "node_modules/tsx/dist/cli.mjs");
+const tsc = join(repo, "node_modules/typescript/bin/tsc");
 
 /** A working folder for one document: `seqc` on the PATH, the stdlib at ./stdlib. */
 function workdir(): { dir: string; env: NodeJS.ProcessEnv } {
@@ -86,6 +87,8 @@ for (const doc of docs) {
         } else if (b.lang === "ts") {
           const name = b.attrs.file ?? `block-${b.line}.ts`;
           writeFileSync(join(dir, name), b.code);
+          const types = spawnSync("node", [tsc, "--noEmit", "--strict", "--module", "nodenext", "--moduleResolution", "nodenext", "--target", "es2022", "--types", "node", "--typeRoots", join(repo, "node_modules/@types"), "--skipLibCheck", name], { cwd: dir, encoding: "utf8" });
+          expect(types.status, `${where}: type errors\n${types.stdout}${types.stderr}`).toBe(0);
           runBlock(["node", tsx, name], undefined, where, b, dir, env);
         } else throw new Error(`${where}: a code block must be seq, sh or ts (or the output of the sh/ts block before it)`);
       }
