@@ -122,6 +122,11 @@ describe("seqc fmt: layout", () => {
     expect(fmt("model A {\n\n// nothing yet\n\n}\n")).toBe("model A {\n  // nothing yet\n}\n");
   });
 
+  it("CRLF line endings become LF, tabs become the canonical indent", () => {
+    const src = "// head\r\nmodel M {\r\n\tdims D\r\n\tinput x[D] /* a\r\n b */\r\n\toutput y[d] = x[d]\r\n}\r\n";
+    expect(fmt(src)).toBe("// head\nmodel M {\n  dims D\n  input x[D]  /* a\n b */\n  output y[d] = x[d]\n}\n");
+  });
+
   it("an empty file or a file of comments", () => {
     expect(fmt("")).toBe("");
     expect(fmt("\n\n  \n")).toBe("");

@@ -10,8 +10,9 @@ import { layout } from "./layout.ts";
 
 export type Formatted = { ok: true; text: string } | { ok: false; diagnostics: Diagnostic[] };
 
+/** Formatted text has \n line endings (\r\n ones are converted, inside comments too) and ends with one newline. */
 export function formatSeq(text: string, file: string): Formatted {
-  const s = scanSource(text, file);
+  const s = scanSource(text.replace(/\r\n/g, "\n"), file);
   if (!s.ok) return s;
   return { ok: true, text: layout(s.source, buildUnits(s.source)) };
 }
