@@ -204,7 +204,10 @@ export class SeqParser extends CstParser {
   });
 
   reference = this.RULE("reference", () => {
-    this.CONSUME(T.Identifier, { LABEL: "name" });
+    this.OR1([
+      { ALT: () => this.CONSUME(T.Identifier, { LABEL: "name" }) },
+      { ALT: () => this.CONSUME(T.KeywordName, { LABEL: "name" }) }, // a tensor named like a keyword: output[j]
+    ]);
     this.OPTION(() => {
       this.OR([
         {

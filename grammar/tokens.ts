@@ -8,9 +8,12 @@ export const BlockComment = createToken({ name: "BlockComment", pattern: /\/\*[\
 /** Any identifier-like word; keywords are also Names, so `output output[j] = ...` works. */
 export const Name = createToken({ name: "Name", pattern: Lexer.NA });
 export const Identifier = createToken({ name: "Identifier", pattern: /[A-Za-z_][A-Za-z0-9_]*/, categories: [Name] });
+/** Keywords that may also name a tensor read in an expression (`output[j]`); not `sum`, which starts `sum(i) ...`. */
+export const KeywordName = createToken({ name: "KeywordName", pattern: Lexer.NA });
 
 function keyword(word: string): TokenType {
-  return createToken({ name: word[0].toUpperCase() + word.slice(1), pattern: new RegExp(word), longer_alt: Identifier, categories: [Name] });
+  const categories = word === "sum" ? [Name] : [Name, KeywordName];
+  return createToken({ name: word[0].toUpperCase() + word.slice(1), pattern: new RegExp(word), longer_alt: Identifier, categories });
 }
 export const Model = keyword("model");
 export const Dims = keyword("dims");
@@ -59,7 +62,7 @@ export const Caret = createToken({ name: "Caret", pattern: /\^/ });
 export const allTokens: TokenType[] = [
   WhiteSpace, LineComment, BlockComment,
   Model, Dims, Input, Param, State, Let, Output, For, In, Import, Fn, Sum,
-  Name, Identifier, NumberLiteral, StringLiteral,
+  Name, KeywordName, Identifier, NumberLiteral, StringLiteral,
   LBrace, RBrace, LBracket, RBracket, LParen, RParen, Comma, Semicolon, Colon,
   CompareOp, Le, Ge, EqEq, NotEq, Lt, Gt, Equals,
   AddOp, Plus, Minus, MulOp, Star, Slash, Caret,

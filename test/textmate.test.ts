@@ -28,6 +28,7 @@ model Sample {
   m[h] = max(m[h], sum(k) x[h,k] * w[0,h] + pi) // running max
   n = n + (1 <= 2) - (3 != 4)
   output output[h] = m[h] / (u[h] + eps) >= 0
+  output state[h] = output[h] * 2
 }
 `;
 
