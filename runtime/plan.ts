@@ -28,6 +28,8 @@ export type BufferRef =
   | { kind: "output"; name: string }
   | { kind: "params" }
   | { kind: "states" }
+  /** Initial states (same layout as states), read-only. */
+  | { kind: "initialStates" }
   | { kind: "scratch"; name: string }
   | { kind: "uniforms" };
 
@@ -70,8 +72,8 @@ export interface FormPlan {
 
 export interface ModelPlan {
   model: string;
-  /** Declared dims; fixed ones carry their value. */
-  dims: { name: string; fixed?: number }[];
+  /** Declared dims; fixed ones carry their value; `sequenceDefault` ones follow the call's T unless given. */
+  dims: { name: string; fixed?: number; sequenceDefault?: boolean }[];
   tensors: TensorSpec[];
   /** Names of the u32 fields of the uniform block, in order (B, T, has_<tensor>, init_<state>). */
   uniforms: string[];

@@ -52,6 +52,8 @@ export class ModelRunner {
   private readonly pipelines = new Map<string, GPUComputePipeline>();
   private readonly modules = new Map<string, GPUShaderModule>();
   private paramsBuffer?: GPUBuffer;
+  /** Dims of the call in flight: the create() dims plus sequence-length dims bound to this call's T. */
+  private cur: Record<string, number>;
   private disposed = false;
   readonly hasParam = new Set<string>();
 
@@ -60,7 +62,9 @@ export class ModelRunner {
     readonly device: GPUDevice,
     readonly dims: Record<string, number>,
     readonly form: FormChoice,
-  ) {}
+  ) {
+    this.cur = dims;
+  }
 
   static async create(plan: ModelPlan, opts: CreateOptions): Promise<ModelRunner> {
     if (!opts || typeof opts !== "object") throw new ShapeError(`${plan.model}.create() needs an options object { dims, params }`);
@@ -74,17 +78,24 @@ export class ModelRunner {
     return r;
   }
 
+  /** Dims for a call of length T (a dim declared `= T` and not given at create() follows T). */
+  dimsFor(T: number): Record<string, number> {
+    const d = { ...this.dims };
+    for (const x of this.plan.dims) if (d[x.name] === undefined && x.sequenceDefault) d[x.name] = T;
+    return d;
+  }
+
   private env(B: number, T: number): Env {
     const l = this.device.limits;
-    return { ...this.dims, B, T, LIMIT_SHARED: l.maxComputeWorkgroupStorageSize, LIMIT_THREADS: l.maxComputeInvocationsPerWorkgroup };
+    return { ...this.dimsFor(T), B, T, LIMIT_SHARED: l.maxComputeWorkgroupStorageSize, LIMIT_THREADS: l.maxComputeInvocationsPerWorkgroup };
   }
 
   private sizeOf(t: TensorSpec): number {
-    return t.shape.reduce<number>((a, e) => a * evalSize(e, this.dims), 1);
+    return t.shape.reduce<number>((a, e) => a * evalSize(e, this.cur), 1);
   }
 
   private expected(t: TensorSpec, lead: (string | number)[]): string {
-    const named = t.axes.map((a) => (typeof a === "number" ? a : `${a}=${this.dims[a]}`));
+    const named = t.axes.map((a) => (typeof a === "number" ? a : this.cur[a] === undefined ? a : `${a}=${this.cur[a]}`));
     return shapeText([...lead, ...named]);
   }
 
@@ -108,7 +119,7 @@ export class ModelRunner {
       } else {
         const d = checkData(given, `param '${t.name}'`, exp);
         const shape = shapeOf(given);
-        if (shape && shapeText(shape) !== shapeText(t.shape.map((e) => evalSize(e, this.dims)))) throw new ShapeError(`param '${t.name}' has shape ${shapeText(shape)}, expected ${exp}`);
+        if (shape && shapeText(shape) !== shapeText(t.shape.map((e) => evalSize(e, this.cur)))) throw new ShapeError(`param '${t.name}' has shape ${shapeText(shape)}, expected ${exp}`);
         if (elementsOf(d) !== sizes[i]) throw new ShapeError(`param '${t.name}' has ${elementsOf(d)} elements, expected shape ${exp} (${sizes[i]})`);
         if (isGpuBuffer(d)) copies.push({ src: d, dst: off, n: sizes[i] });
         else host.set(d, off);
@@ -135,7 +146,7 @@ export class ModelRunner {
     const base = this.env(B, T);
     const ranked = rankForms(this.plan.forms.filter((f) => form === "auto" || f.form === form), base);
     if (ranked.length === 0) {
-      const need = this.plan.forms.filter((f) => form === "auto" || f.form === form).map((f) => `${f.form}/${f.variant} needs ${evalSize(["*", 1, "SHARED_PER_ELEM"], formEnv(f, base))} bytes of workgroup memory per element`);
+      const need = this.plan.forms.filter((f) => form === "auto" || f.form === form).map((f) => `${f.form}/${f.variant} needs ${evalSize(["*", 1, "$SHARED_PER_ELEM"], formEnv(f, base))} bytes of workgroup memory per element`);
       if (need.length === 0) throw new ShapeError(`${this.plan.model} has no ${form} form`);
       throw new ShapeError(`${this.plan.model} cannot run dims ${JSON.stringify(this.dims)} on this device: ${need.join("; ")}, the device allows ${base.LIMIT_SHARED}`);
     }
@@ -157,6 +168,7 @@ export class ModelRunner {
     if (this.disposed) throw new Error(`${this.plan.model}: forward() after dispose()`);
     if (typeof inputs !== "object" || inputs === null) throw new ShapeError(`forward() takes an object of named inputs`);
     const specs = this.plan.tensors.filter((t) => t.role === "input");
+    this.cur = this.dims;
     for (const k of Object.keys(inputs)) {
       if (!specs.some((t) => t.name === k)) throw new ShapeError(`${this.plan.model} has no input '${k}'; its inputs are ${specs.map((t) => t.name).join(", ")}`);
     }
@@ -190,12 +202,13 @@ export class ModelRunner {
         if (!Number.isInteger(T) || T < 1) throw new ShapeError(`input '${t.name}' has ${len} elements, not a multiple of B * ${shapeText(t.axes)} = ${B * n}; expected shape ${this.expected(t, [`B=${B}`, "T"])}`);
       }
       const s = shapeOf(v);
-      const want = [B, T, ...t.shape.map((e) => evalSize(e, this.dims))];
+      const want = [B, T, ...t.shape.map((e) => evalSize(e, this.cur))];
       if (s && shapeText(s) !== shapeText(want)) throw new ShapeError(`input '${t.name}' has shape ${shapeText(s)}, expected ${this.expected(t, [`B=${B}`, `T=${T}`])}`);
       if (len !== B * T * n && !(isGpuBuffer(d) && len >= B * T * n)) throw new ShapeError(`input '${t.name}' has ${len} elements, expected shape ${this.expected(t, [`B=${B}`, `T=${T}`])} (${B * T * n})`);
       data.set(t.name, d);
     }
     if (T === undefined) throw new ShapeError(`give at least one input: the length T comes from the inputs`);
+    this.cur = this.dimsFor(T);
     const states = this.plan.tensors.filter((t) => t.role === "state");
     const init = new Map<string, TensorData>();
     for (const [k, v] of Object.entries(opts.initialState ?? {})) {
@@ -205,7 +218,7 @@ export class ModelRunner {
       const exp = this.expected(t, [`B=${B}`]);
       const d = checkData(v, `initial state '${k}'`, exp);
       const s = shapeOf(v);
-      if (s && shapeText(s) !== shapeText([B, ...t.shape.map((e) => evalSize(e, this.dims))])) throw new ShapeError(`initial state '${k}' has shape ${shapeText(s)}, expected ${exp}`);
+      if (s && shapeText(s) !== shapeText([B, ...t.shape.map((e) => evalSize(e, this.cur))])) throw new ShapeError(`initial state '${k}' has shape ${shapeText(s)}, expected ${exp}`);
       if (elementsOf(d) !== B * this.sizeOf(t)) throw new ShapeError(`initial state '${k}' has ${elementsOf(d)} elements, expected shape ${exp} (${B * this.sizeOf(t)})`);
       init.set(k, d);
     }
@@ -277,11 +290,12 @@ export class ModelRunner {
       stateTotal += B * this.sizeOf(t);
     }
     const statesBuf = this.buffer("states", stateTotal * 4, S | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC);
+    const initBuf = this.buffer("states_in", init.size ? stateTotal * 4 : 16, S | GPUBufferUsage.COPY_DST);
     const enc = dev.createCommandEncoder();
     for (const [name, d] of init) {
       const off = stateOffsets.get(name)! * 4;
-      if (isGpuBuffer(d)) enc.copyBufferToBuffer(d, 0, statesBuf, off, B * this.sizeOf(stateSpecs.find((s) => s.name === name)!) * 4);
-      else dev.queue.writeBuffer(statesBuf, off, d);
+      if (isGpuBuffer(d)) enc.copyBufferToBuffer(d, 0, initBuf, off, B * this.sizeOf(stateSpecs.find((s) => s.name === name)!) * 4);
+      else dev.queue.writeBuffer(initBuf, off, d);
     }
     const outSpecs = this.plan.tensors.filter((t) => t.role === "output");
     const outBufs = new Map<string, GPUBuffer>();
@@ -314,6 +328,7 @@ export class ModelRunner {
           : r.kind === "output" ? outBufs.get(r.name)!
           : r.kind === "params" ? (this.paramsBuffer ?? this.buffer("dummy", 16, S))
           : r.kind === "states" ? statesBuf
+          : r.kind === "initialStates" ? initBuf
           : scratch.get(r.name)!;
         return { binding: b.binding, resource: { buffer } };
       });
@@ -410,6 +425,7 @@ function checkDims(plan: ModelPlan, dims: Record<string, number> | undefined): R
   for (const k of Object.keys(dims)) if (!plan.dims.some((d) => d.name === k)) throw new ShapeError(`${plan.model} has no dim '${k}'; its dims are ${plan.dims.map((d) => d.name).join(", ")}`);
   for (const d of plan.dims) {
     const v = dims[d.name] ?? d.fixed;
+    if (v === undefined && d.sequenceDefault) continue;
     if (v === undefined) throw new ShapeError(`missing dim '${d.name}' of ${plan.model}`);
     if (!Number.isInteger(v) || v < 1) throw new ShapeError(`dim '${d.name}' must be a positive integer, got ${v}`);
     if (d.fixed !== undefined && v !== d.fixed) throw new ShapeError(`dim '${d.name}' is fixed to ${d.fixed} in ${plan.model}, got ${v}`);

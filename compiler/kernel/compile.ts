@@ -24,7 +24,7 @@ export function registerScanLowering(f: ScanLowering): void {
 
 export function lowerModel(model: I.Model, forms: FormName[] = ["sequential", "scan"]): LoweredModel {
   const out: LoweredModel = { model, forms: [], skipped: [] };
-  if (forms.includes("sequential")) out.forms.push(lowerSequential(model, "thread"), lowerSequential(model, "workgroup"));
+  if (forms.includes("sequential")) out.forms.push(lowerSequential(model, "thread"), lowerSequential(model, "workgroup"), lowerSequential(model, "global"));
   if (forms.includes("scan")) {
     const r = scanLowering ? scanLowering(model) : { reason: "the scan lowering is not available" };
     if (Array.isArray(r)) out.forms.push(...r);
@@ -43,7 +43,7 @@ export function modelPlan(l: LoweredModel, render: (k: K.Kernel) => string): Mod
   }
   return {
     model: l.model.name,
-    dims: l.model.dims.map((d) => (d.fixed !== undefined ? { name: d.name, fixed: d.fixed } : { name: d.name })),
+    dims: l.model.dims.map((d) => ({ name: d.name, ...(d.fixed !== undefined ? { fixed: d.fixed } : {}), ...(d.sequenceDefault ? { sequenceDefault: true } : {}) })),
     tensors: tensorSpecs(l.model),
     uniforms: uniformFields(l.model),
     shaders,

@@ -7,6 +7,9 @@ export const inputBuffer = (name: string) => `in_${name}`;
 export const outputBuffer = (name: string) => `out_${name}`;
 export const PARAMS = "params";
 export const STATES = "states";
+/** Initial states, read-only: kept apart from STATES because elements that share a state (a state
+ *  without some partition axis) would otherwise read a final value another thread already wrote. */
+export const STATES_IN = "states_in";
 export const paramOffset = (name: string) => `PO_${name}`;
 export const stateOffset = (name: string) => `SO_${name}`;
 export const hasFlag = (name: string) => `has_${name}`;

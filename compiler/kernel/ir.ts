@@ -43,7 +43,8 @@ export type KStmt =
   /** for (var v: u32 = from; v < to; v += step) */
   | { k: "for"; v: string; from: KExpr; to: KExpr; step: KExpr; body: KStmt[] }
   | { k: "if"; cond: KExpr; then: KStmt[]; else?: KStmt[] }
-  | { k: "barrier" }
+  /** Workgroup barrier; `storage`: also orders storage-buffer accesses of the workgroup. */
+  | { k: "barrier"; storage?: boolean }
   | { k: "return" }
   | { k: "comment"; text: string };
 

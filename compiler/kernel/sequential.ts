@@ -9,9 +9,9 @@ import * as I from "../ir/types.ts";
 import * as K from "./ir.ts";
 import { analyzePartition, type Partition } from "./partition.ts";
 import { runPasses, type Pass, type PassTrace } from "./passes.ts";
-import { StepLowering, type Variant } from "./step.ts";
+import { GSLOTS, StepLowering, type Variant } from "./step.ts";
 import { dimOverride, extentS, maxS, mulS, productS, sumS } from "./symbolic.ts";
-import { inputBuffer, outputBuffer, paramOffset, PARAMS, STATES, uniformFields } from "./interface.ts";
+import { inputBuffer, outputBuffer, paramOffset, PARAMS, STATES, STATES_IN, uniformFields } from "./interface.ts";
 import type { Binding, FormPlan, KernelLaunch, SizeExpr } from "../../runtime/plan.ts";
 
 export interface LoweredForm {
@@ -45,7 +45,7 @@ const seqPasses: Pass<SeqCtx>[] = [
         t: K.ref("t"),
         groupBase: K.mul(K.ref("wg"), K.ref("G")),
       });
-      c.step.assignSlots(thread);
+      c.step.assignSlots(thread, c.variant === "global");
     },
   },
   {
@@ -53,7 +53,7 @@ const seqPasses: Pass<SeqCtx>[] = [
     run: (c) => {
       const s = c.step!;
       const thread = c.variant === "thread";
-      const sync = () => (thread ? [] : [{ k: "barrier" } as K.KStmt]);
+      const sync = () => (thread ? [] : [{ k: "barrier", storage: c.variant === "global" } as K.KStmt]);
       const body: K.KStmt[] = [K.decl("BP", "u32", K.mul(K.uni("B"), K.ref("P")))];
       const main: K.KStmt[] = [];
       if (thread) {
@@ -73,7 +73,7 @@ const seqPasses: Pass<SeqCtx>[] = [
       c.body = body;
     },
   },
-  { name: "kernel", run: (c) => (c.kernel = buildKernel(c.model, `${c.model.name}_seq_${c.variant}`, c.step!, c.body!)) },
+  { name: "kernel", run: (c) => (c.kernel = buildKernel(c.model, `${c.model.name}_seq_${c.variant}`, c.step!, c.body!, { scratch: globalScratch(c.step!).map((a) => a.name) })) },
   { name: "plan", run: (c) => (c.plan = seqPlan(c)) },
 ];
 
@@ -99,6 +99,8 @@ export function modelBindings(model: I.Model, scratch: string[] = []): { kernelB
   if (I.tensorsOfKind(model, "state").length) {
     kernelBuffers.push({ name: STATES, binding: n, access: "read_write" });
     bindings.push({ binding: n++, buffer: { kind: "states" }, access: "read_write" });
+    kernelBuffers.push({ name: STATES_IN, binding: n, access: "read" });
+    bindings.push({ binding: n++, buffer: { kind: "initialStates" }, access: "read" });
   }
   for (const t of I.tensorsOfKind(model, "output")) {
     kernelBuffers.push({ name: outputBuffer(t.name), binding: n, access: "read_write" });
@@ -141,6 +143,16 @@ export function buildKernel(model: I.Model, name: string, step: StepLowering, bo
   return { name, workgroupSize: K.ref("WG"), buffers: kernelBuffers, uniformBinding: 0, uniforms: uniformFields(model), overrides, shared, body, needs: [] };
 }
 
+/** Scratch buffer of the global variant: every global slot array (and update scratch) in one buffer. */
+export function globalScratch(step: StepLowering): { name: string; local: I.Extent[] }[] {
+  const arrays = step.sharedArrays("global");
+  return arrays.length ? [{ name: GSLOTS, local: [] }] : [];
+}
+
+function globalScratchFloats(step: StepLowering): SizeExpr {
+  return mulS(sumS(step.sharedArrays("global").map((a) => productS(a.local))), "$BP");
+}
+
 /** Floats per element kept in workgroup memory, as a size expression. */
 export function sharedFloatsPerElement(step: StepLowering): SizeExpr {
   return sumS(step.sharedArrays().map((a) => productS(a.local)));
@@ -170,7 +182,7 @@ export function stepWork(model: I.Model, step: StepLowering): SizeExpr[] {
 
 function seqPlan(c: SeqCtx): FormPlan {
   const step = c.step!;
-  const overrides: Record<string, SizeExpr> = { ...modelOverrides(c.model, c.partition!), G: "G", WG: "WG" };
+  const overrides: Record<string, SizeExpr> = { ...modelOverrides(c.model, c.partition!), G: "$G", WG: "$WG" };
   const perElem = mulS(4, sharedFloatsPerElement(step));
   const work = stepWork(c.model, step);
   const localSizes: SizeExpr[] = [];
@@ -179,34 +191,41 @@ function seqPlan(c: SeqCtx): FormPlan {
   });
   for (const t of I.tensorsOfKind(c.model, "state")) localSizes.push(productS(step.partitionLocal(t.name)));
   const vars: [string, SizeExpr][] = [
-    ["P", overrides.P],
-    ["BP", ["*", "B", "P"]],
-    ["SHARED_PER_ELEM", perElem],
+    ["$P", overrides.P],
+    ["$BP", ["*", "B", "$P"]],
+    ["$SHARED_PER_ELEM", perElem],
   ];
   let applicable: SizeExpr;
   let serialSteps: SizeExpr;
   if (c.variant === "thread") {
     // one thread per element; enough workgroups to spread over the device's multiprocessors
-    vars.push(["G", ["min", 256, ["pow2floor", ["/", "LIMIT_SHARED", ["max", 1, "SHARED_PER_ELEM"]]], ["max", 32, ["pow2floor", ["ceilDiv", "BP", 128]]]]]);
-    vars.push(["WG", "G"]);
-    applicable = [">=", "G", 32];
+    vars.push(["$G", ["min", 256, ["pow2floor", ["/", "LIMIT_SHARED", ["max", 1, "$SHARED_PER_ELEM"]]], ["max", 32, ["pow2floor", ["ceilDiv", "$BP", 128]]]]]);
+    vars.push(["$WG", "$G"]);
+    applicable = [">=", "$G", 32];
     serialSteps = mulS("T", sumS(work));
+  } else if (c.variant === "global") {
+    vars.push(["$LWORK", maxS(localSizes)]);
+    vars.push(["$G", ["max", 1, ["min", ["/", 256, "$LWORK"], "$BP"]]]);
+    vars.push(["$WG", ["max", 32, ["min", 256, ["pow2ceil", ["*", "$G", "$LWORK"]]]]]);
+    applicable = 1;
+    serialSteps = mulS("T", sumS([...work.map((w) => ["ceilDiv", ["*", "$G", w], "$WG"] as SizeExpr), work.length * 8]));
   } else {
-    vars.push(["LWORK", maxS(localSizes)]);
-    vars.push(["G", ["max", 1, ["min", ["/", 256, "LWORK"], ["/", "LIMIT_SHARED", ["max", 1, "SHARED_PER_ELEM"]], "BP"]]]);
-    vars.push(["WG", ["max", 32, ["min", 256, ["pow2ceil", ["*", "G", "LWORK"]]]]]);
-    applicable = [">=", "LIMIT_SHARED", "SHARED_PER_ELEM"];
-    serialSteps = mulS("T", sumS([...work.map((w) => ["ceilDiv", ["*", "G", w], "WG"] as SizeExpr), work.length * 2]));
+    vars.push(["$LWORK", maxS(localSizes)]);
+    vars.push(["$G", ["max", 1, ["min", ["/", 256, "$LWORK"], ["/", "LIMIT_SHARED", ["max", 1, "$SHARED_PER_ELEM"]], "$BP"]]]);
+    vars.push(["$WG", ["max", 32, ["min", 256, ["pow2ceil", ["*", "$G", "$LWORK"]]]]]);
+    applicable = [">=", "LIMIT_SHARED", "$SHARED_PER_ELEM"];
+    serialSteps = mulS("T", sumS([...work.map((w) => ["ceilDiv", ["*", "$G", w], "$WG"] as SizeExpr), work.length * 2]));
   }
-  const bindings = launchBindings(c.model, c.kernel!);
+  const scratch = globalScratch(step);
+  const bindings = launchBindings(c.model, c.kernel!, scratch.map((a) => a.name));
   const launch: KernelLaunch = {
     name: c.kernel!.name,
     shader: c.kernel!.name,
     entry: "main",
     overrides,
-    workgroups: ["ceilDiv", "BP", "G"],
-    sharedBytes: ["*", "G", "SHARED_PER_ELEM"],
-    threads: "WG",
+    workgroups: ["ceilDiv", "$BP", "$G"],
+    sharedBytes: ["*", "$G", "$SHARED_PER_ELEM"],
+    threads: "$WG",
     bindings,
   };
   void extentS;
@@ -215,8 +234,8 @@ function seqPlan(c: SeqCtx): FormPlan {
     variant: c.variant,
     applicable,
     vars,
-    scratch: [],
+    scratch: scratch.map((a) => ({ name: a.name, floats: globalScratchFloats(step) })),
     kernels: [launch],
-    cost: { bytes: trafficBytes(c.model), serialSteps, threads: ["*", ["ceilDiv", "BP", "G"], "WG"], flops: mulS("B", "T", "P", sumS(work)) },
+    cost: { bytes: trafficBytes(c.model), serialSteps, threads: ["*", ["ceilDiv", "$BP", "$G"], "$WG"], flops: mulS("B", "T", "$P", sumS(work)) },
   };
 }

@@ -15,12 +15,17 @@ import * as K from "./ir.ts";
 import type { Partition } from "./partition.ts";
 import { lowerExpr, type ExprScope } from "./lower-expr.ts";
 import { dimOverride, extentK, flatIndex, productK, staticSize } from "./symbolic.ts";
-import { hasFlag, initFlag, inputBuffer, outputBuffer, paramOffset, PARAMS, stateOffset, STATES } from "./interface.ts";
+import { hasFlag, initFlag, inputBuffer, outputBuffer, paramOffset, PARAMS, stateOffset, STATES, STATES_IN } from "./interface.ts";
 
-export type Variant = "workgroup" | "thread";
+export type Variant = "workgroup" | "thread" | "global";
 
+/**
+ * Where a per-step tensor lives. `shared`: a workgroup array [local][element in group];
+ * `global`: a scratch storage buffer [local][element] (for states too large for workgroup memory);
+ * `register`: a private scalar (thread variant, tensors with no local axes).
+ */
 export type Slot =
-  | { kind: "shared"; array: string; local: I.Extent[]; localAxes: number[] }
+  | { kind: "shared" | "global"; array: string; local: I.Extent[]; localAxes: number[] }
   | { kind: "register"; name: string };
 
 export interface StepConfig {
@@ -38,6 +43,8 @@ export interface StepConfig {
 }
 
 export const ELEM_B = "e_b";
+/** The scratch buffer holding every global slot array. */
+export const GSLOTS = "gslots";
 export const elemCoord = (k: number) => `e_c${k}`;
 
 let uniq = 0;
@@ -46,6 +53,8 @@ export class StepLowering {
   readonly slots = new Map<string, Slot>();
   /** State updates that need a scratch copy (they read other elements of the old state). */
   readonly scratchOf = new Map<string, string>();
+  /** Global slot arrays share one scratch buffer: array name -> its first element there. */
+  readonly globalBase = new Map<string, K.KExpr>();
   private names = 0;
 
   constructor(readonly cfg: StepConfig) {
@@ -66,7 +75,7 @@ export class StepLowering {
   }
 
   /** Assign slots: every state, every let, every output that a later statement reads. */
-  assignSlots(registersWhenScalar: boolean): void {
+  assignSlots(registersWhenScalar: boolean, inGlobal = false): void {
     const read = new Set<string>();
     I.walkStmts(this.model.body, (s) => {
       if (s.k !== "for") I.walkExpr(s.expr, (e) => e.k === "read" && read.add(e.tensor));
@@ -77,15 +86,35 @@ export class StepLowering {
       const localAxes = this.cfg.partition.localAxes(t.name);
       const local = localAxes.map((a) => t.shape[a]);
       if (registersWhenScalar && local.length === 0) this.slots.set(t.name, { kind: "register", name: `r_${t.name}` });
+      else if (inGlobal) this.slots.set(t.name, { kind: "global", array: `g_${t.name}`, local, localAxes });
       else this.slots.set(t.name, { kind: "shared", array: `s_${t.name}`, local, localAxes });
     }
     I.walkStmts(this.model.body, (s) => {
       if (s.k !== "assign") return;
       if (!this.readsOnlyOwnElement(s)) {
         const slot = this.slots.get(s.target)!;
-        if (slot.kind === "shared") this.scratchOf.set(s.target, `n_${s.target}`);
+        if (slot.kind !== "register") this.scratchOf.set(s.target, `n_${s.target}`);
       }
     });
+    let base: K.KExpr = K.u32(0);
+    for (const a of this.sharedArrays("global")) {
+      this.globalBase.set(a.name, base);
+      base = K.add(base, K.mul(K.ref("BP"), productK(a.local)));
+    }
+  }
+
+  /** The physical array and index of element `index` of a slot array (global slots live in GSLOTS). */
+  phys(array: string, index: K.KExpr): [string, K.KExpr] {
+    const b = this.globalBase.get(array);
+    return b ? [GSLOTS, K.add(b, index)] : [array, index];
+  }
+  private ld(array: string, index: K.KExpr): K.KExpr {
+    const [a, i] = this.phys(array, index);
+    return K.load(a, i);
+  }
+  private st(array: string, index: K.KExpr, value: K.KExpr): K.KStmt {
+    const [a, i] = this.phys(array, index);
+    return K.store(a, i, value);
   }
 
   private readsOnlyOwnElement(s: { target: string; vars: I.IndexVar[]; expr: I.Expr }): boolean {
@@ -99,10 +128,10 @@ export class StepLowering {
   }
 
   /** Shared arrays (name, element count) the slots need. */
-  sharedArrays(): { name: string; local: I.Extent[] }[] {
+  sharedArrays(kind: "shared" | "global" = "shared"): { name: string; local: I.Extent[] }[] {
     const out: { name: string; local: I.Extent[] }[] = [];
     for (const [name, s] of this.slots) {
-      if (s.kind !== "shared") continue;
+      if (s.kind !== kind) continue;
       out.push({ name: s.array, local: s.local });
       const scratch = this.scratchOf.get(name);
       if (scratch) out.push({ name: scratch, local: s.local });
@@ -114,10 +143,21 @@ export class StepLowering {
     return [...this.slots.values()].filter((s): s is Extract<Slot, { kind: "register" }> => s.kind === "register").map((s) => s.name);
   }
 
+  /** Column and column count of a slot array: the element within the group (shared) or over the whole launch (global). */
+  private col(slot: Extract<Slot, { kind: "shared" | "global" }>): { owner: K.KExpr; columns: K.KExpr } {
+    return slot.kind === "global" ? { owner: K.ref("q"), columns: K.ref("BP") } : { owner: this.cfg.owner, columns: this.cfg.columns };
+  }
+
+  /** Index into a slot array at local flat index l. */
+  slotAt(slot: Extract<Slot, { kind: "shared" | "global" }>, l: K.KExpr): K.KExpr {
+    const c = this.col(slot);
+    return K.add(K.mul(l, c.columns), c.owner);
+  }
+
   /** Index into a slot array for the local part of a full index. */
-  private slotIndex(slot: Extract<Slot, { kind: "shared" }>, idx: K.KExpr[]): K.KExpr {
+  private slotIndex(slot: Extract<Slot, { kind: "shared" | "global" }>, idx: K.KExpr[]): K.KExpr {
     const local = slot.localAxes.map((a) => idx[a]);
-    return K.add(K.mul(flatIndex(local, slot.local), this.cfg.columns), this.cfg.owner);
+    return this.slotAt(slot, flatIndex(local, slot.local));
   }
 
   /** The expression scope for statements evaluated at one element, with index variables `vars`. */
@@ -157,7 +197,7 @@ export class StepLowering {
         if (!slot) throw new Error(`'${tensor}' has no storage slot`);
         if (slot.kind === "register") return K.ref(slot.name, "f32");
         void pre;
-        return K.load(slot.array, self.slotIndex(slot, idx));
+        return self.ld(slot.array, self.slotIndex(slot, idx));
       },
     };
     return scope;
@@ -278,23 +318,23 @@ export class StepLowering {
           const slot = this.slots.get(s.target);
           if (t.kind === "output") pre.push(K.store(outputBuffer(s.target), K.add(K.mul(this.timeRow(), productK(t.shape)), flatIndex(idx, t.shape)), K.ref(val, "f32")));
           if (slot?.kind === "register") pre.push(K.set(slot.name, K.ref(val, "f32")));
-          else if (slot) pre.push(K.store(scratch ?? slot.array, this.slotIndex(slot, idx), K.ref(val, "f32")));
+          else if (slot) pre.push(this.st(scratch ?? slot.array, this.slotIndex(slot, idx), K.ref(val, "f32")));
           return pre;
         }),
       );
       out.push(...sync());
       if (scratch) {
-        const slot = this.slots.get(s.target) as Extract<Slot, { kind: "shared" }>;
+        const slot = this.slots.get(s.target) as Extract<Slot, { kind: "shared" | "global" }>;
         out.push(...this.copyLocal(slot, scratch, slot.array), ...sync());
       }
     }
     return out;
   }
 
-  private copyLocal(slot: Extract<Slot, { kind: "shared" }>, from: string, to: string): K.KStmt[] {
+  private copyLocal(slot: Extract<Slot, { kind: "shared" | "global" }>, from: string, to: string): K.KStmt[] {
     return this.elementLoop(slot.local, (l) => {
-      const i = K.add(K.mul(l, this.cfg.columns), this.cfg.owner);
-      return [K.store(to, i, K.load(from, i))];
+      const i = this.slotAt(slot, l);
+      return [this.st(to, i, this.ld(from, i))];
     });
   }
 
@@ -305,7 +345,7 @@ export class StepLowering {
   }
 
   /** Full index of state element (local flat l) for this element: partition axes from coordinates. */
-  stateIndex(t: I.TensorDecl, slot: Extract<Slot, { kind: "shared" }> | undefined, l: K.KExpr, out: K.KStmt[]): K.KExpr[] {
+  stateIndex(t: I.TensorDecl, slot: Extract<Slot, { kind: "shared" | "global" }> | undefined, l: K.KExpr, out: K.KStmt[]): K.KExpr[] {
     const idx: K.KExpr[] = new Array(t.shape.length);
     const localAxes = slot ? slot.localAxes : [];
     let rest = l;
@@ -335,15 +375,15 @@ export class StepLowering {
     const out: K.KStmt[] = [];
     for (const t of I.tensorsOfKind(this.model, "state")) {
       const slot = this.slots.get(t.name)!;
-      const shared = slot.kind === "shared" ? slot : undefined;
+      const shared = slot.kind !== "register" ? slot : undefined;
       out.push(
         ...this.elementLoop(shared ? shared.local : [], (l) => {
           const pre: K.KStmt[] = [];
           const idx = this.stateIndex(t, shared, l, pre);
           const init = t.init ? lowerConst(t.init, this) : K.f32(0);
-          const v = K.sel(K.bin("!=", K.uni(initFlag(t.name)), K.u32(0)), K.load(STATES, this.stateAddress(t, idx)), init);
+          const v = K.sel(K.bin("!=", K.uni(initFlag(t.name)), K.u32(0)), K.load(STATES_IN, this.stateAddress(t, idx)), init);
           if (slot.kind === "register") pre.push(K.set(slot.name, v));
-          else pre.push(K.store(slot.array, K.add(K.mul(l, this.cfg.columns), this.cfg.owner), v));
+          else pre.push(this.st(slot.array, this.slotAt(slot, l), v));
           return pre;
         }),
       );
@@ -356,12 +396,12 @@ export class StepLowering {
     const out: K.KStmt[] = [];
     for (const t of I.tensorsOfKind(this.model, "state")) {
       const slot = this.slots.get(t.name)!;
-      const shared = slot.kind === "shared" ? slot : undefined;
+      const shared = slot.kind !== "register" ? slot : undefined;
       out.push(
         ...this.elementLoop(shared ? shared.local : [], (l) => {
           const pre: K.KStmt[] = [];
           const idx = this.stateIndex(t, shared, l, pre);
-          const v = slot.kind === "register" ? K.ref(slot.name, "f32") : K.load(slot.array, K.add(K.mul(l, this.cfg.columns), this.cfg.owner));
+          const v = slot.kind === "register" ? K.ref(slot.name, "f32") : this.ld(slot.array, this.slotAt(slot, l));
           pre.push(K.store(STATES, this.stateAddress(t, idx), v));
           return pre;
         }),
