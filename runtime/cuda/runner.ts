@@ -209,7 +209,7 @@ export class PreparedForward {
 
   private buffer(ref: CudaBufferRef): CudaBuffer {
     if (ref.kind === "params") return this.params;
-    if (ref.kind === "states") return this.statesBuf;
+    if (ref.kind === "states" || ref.kind === "initialStates") return this.statesBuf; // TODO(cuda): a separate initial-state buffer (see runtime/plan.ts BufferRef)
     if (ref.kind === "uniforms") throw new Error("uniforms are passed by value");
     const b = this.bufs.get(`${ref.kind}:${ref.name}`);
     if (!b) throw new Error(`no buffer ${ref.kind} ${ref.name}`);
