@@ -11,7 +11,7 @@ const seqc = (cwd: string, ...args: string[]) => {
 };
 const noStack = (s: string) => expect(s).not.toMatch(/\n\s+at .*\(.*:\d+:\d+\)/);
 
-const messy = "model M{dims H\ninput x[ H ] // the input\noutput o[h]=(x[h]*2)}\n";
+const messy = "model M{dims H\ninput x[H] // the input\noutput o[h]=(x[h]*2)}\n";
 const tidy = "model M {\n  dims H\n  input x[H]  // the input\n  output o[h] = x[h] * 2\n}\n";
 const broken = "model B {\n  dims H\n  input x[H\n}\n";
 

@@ -184,6 +184,13 @@ describe("seqc fmt: comments", () => {
     expect(fmt(out)).toBe(out);
   });
 
+  it("a trailing comment of a statement that shared its source line with others gets two spaces", () => {
+    const src = "model  M{dims D input x[D];state h[D]=0 h[d]=((h[d]))*0.5+(x[d])   // decay\noutput y[d]=h[d]}\n";
+    expect(fmt(src)).toBe("model M {\n  dims D\n  input x[D]\n  state h[D] = 0\n  h[d] = h[d] * 0.5 + x[d]  // decay\n  output y[d] = h[d]\n}\n");
+    // re-indented lines keep their comment's distance from the code's start
+    expect(fmt("model M {\n      dims D         // d\n}\n")).toBe("model M {\n  dims D         // d\n}\n");
+  });
+
   it("aligned trailing comments stay aligned; a run that no longer fits moves together", () => {
     const aligned = "model M {\n  dims H\n  input x[H]           // one\n  input yy[H]          // two\n  output o[h] = x[h] + yy[h]\n}\n";
     expect(fmt(aligned)).toBe(aligned);

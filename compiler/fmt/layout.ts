@@ -3,7 +3,8 @@
  * tokens:
  *  - on the line after a unit's last token: trailing, kept at their column when the code leaves
  *    at least two spaces (so aligned columns survive), else moved right as a run with the aligned
- *    comments of the lines next to them;
+ *    comments of the lines next to them; two spaces after the code when the unit did not begin
+ *    its source line (its column meant nothing);
  *  - on lines of their own before a unit: at the unit's indent (inside a block before its `}`);
  *  - between two tokens of a unit: in place; the unit continues on a line indented 4 more when a
  *    line comment (or a line break next to a comment) ends the line.
@@ -61,7 +62,7 @@ class Layout {
       });
       const next = units[ui + 1];
       const nextStart = next ? tokens[next.toks.find((t) => t.src !== null)!.src!].startOffset : Infinity;
-      this.end(this.trailing(nextStart));
+      this.end(this.trailing(nextStart, firstStart, indent.length));
       this.inBlock = u.kind !== "open";
     });
     while (this.ci < comments.length) this.comment("", true, this.src.text.length);
@@ -103,8 +104,12 @@ class Layout {
     else this.spaceNext = true;
   }
 
-  /** Comments on the same line after a unit's last printed token. */
-  private trailing(nextUnitStart: number): Line["trailing"] {
+  /**
+   * Comments on the same line after a unit's last printed token. Their column is kept (relative
+   * to the unit's indent) when the unit began its source line; otherwise (lines joined or split)
+   * it had no meaning: -1, two spaces after the code.
+   */
+  private trailing(nextUnitStart: number, unitStart: number, indent: number): Line["trailing"] {
     const { comments, text } = this.src;
     const parts: Comment[] = [];
     while (this.ci < comments.length && comments[this.ci].start < nextUnitStart && this.newlines(this.lastEnd, comments[this.ci].start) === 0) {
@@ -113,8 +118,9 @@ class Layout {
       this.lastEnd = c.end;
     }
     if (!parts.length) return undefined;
-    const col = parts[0].start - (text.lastIndexOf("\n", parts[0].start - 1) + 1);
-    return { text: parts.map((c) => c.text).join(" "), col };
+    const lineStart = text.lastIndexOf("\n", parts[0].start - 1) + 1;
+    const ownLine = unitStart >= lineStart && !text.slice(lineStart, unitStart).trim();
+    return { text: parts.map((c) => c.text).join(" "), col: ownLine ? parts[0].start - unitStart + indent : -1 };
   }
 }
 
