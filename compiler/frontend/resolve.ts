@@ -388,7 +388,7 @@ class ModelResolver {
       const a = e.args[0];
       const t = a && a.kind === "ref" ? this.tensors.get(a.name) : undefined;
       if (e.args.length !== 1 || !t || (t.kind !== "input" && t.kind !== "param")) {
-        err(this.diags, "SEQ2006", `has() takes the name of one input or param`, e.span);
+        err(this.diags, "SEQ4007", `has() takes the name of one input or param`, e.span);
         return { k: "num", value: NaN };
       }
       if (!t.init) err(this.diags, "SEQ4006", `has(${a.kind === "ref" ? a.name : ""}) is always 1: '${t.name}' has no default, so it is required`, e.span);
