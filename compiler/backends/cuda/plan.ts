@@ -20,6 +20,9 @@ import { matvecCellPlan, renderMatvecCell, CELL_CONFIGS } from "./matvec-cell.ts
 
 export interface CudaLowering {
   plan: CudaModelPlan;
+  /** The model's own kernels (plan.source without the shared prelude and GEMM), for building one translation unit of many models. */
+  modelSource: string;
+  needsGemm: boolean;
   /** Variants not produced, with the reason (for explain and the tests). */
   skipped: { variant: string; reason: string }[];
 }
@@ -83,7 +86,8 @@ function genericForm(f0: FormPlan, kernels: K.Kernel[], model: I.Model): CudaFor
 
 export function lowerCuda(model: I.Model): CudaLowering {
   const skipped: CudaLowering["skipped"] = [];
-  const parts: string[] = [`// seqc CUDA kernels for model ${model.name} (generated; do not edit)`, CUDA_PRELUDE];
+  const parts: string[] = [];
+  let needsGemm = false;
   const forms: CudaFormPlan[] = [];
   const lowered = lowerModel(model);
   for (const s of lowered.skipped) skipped.push({ variant: s.form, reason: s.reason });
@@ -101,7 +105,7 @@ export function lowerCuda(model: I.Model): CudaLowering {
   const mc = matvecCellPlan(model);
   if (mc.ok) {
     const rs = CELL_CONFIGS.map((c) => renderMatvecCell(model, c));
-    if (mc.plan.xterms.length) parts.push(SGEMM_SOURCE);
+    needsGemm = mc.plan.xterms.length > 0;
     for (const r of rs) parts.push(r.source);
     forms.unshift(...rs.map((r) => r.form));
   } else skipped.push({ variant: "persistent-matvec", reason: mc.why });
@@ -110,8 +114,13 @@ export function lowerCuda(model: I.Model): CudaLowering {
     dims: model.dims.map((d) => (d.fixed !== undefined ? { name: d.name, fixed: d.fixed } : { name: d.name })),
     tensors: tensorSpecs(model),
     uniforms: uniformFields(model),
-    source: parts.join("\n\n") + "\n",
+    source: [`// seqc CUDA kernels for model ${model.name} (generated; do not edit)`, CUDA_PRELUDE, ...(needsGemm ? [SGEMM_SOURCE] : []), ...parts].join("\n\n") + "\n",
     forms,
   };
-  return { plan, skipped };
+  return { plan, skipped, modelSource: parts.join("\n\n") + "\n", needsGemm };
+}
+
+/** One translation unit holding the kernels of several models (shared prelude and GEMM once). */
+export function combinedSource(lowerings: CudaLowering[]): string {
+  return [CUDA_PRELUDE, ...(lowerings.some((l) => l.needsGemm) ? [SGEMM_SOURCE] : []), ...lowerings.map((l) => l.modelSource)].join("\n\n") + "\n";
 }
