@@ -5,5 +5,5 @@ export { CudaUnavailableError, CudaError, CudaCompileError } from "./errors.ts";
 export { nvrtcCompile, nvrtcVersion } from "./nvrtc.ts";
 export type { CompiledImage, NvrtcOptions } from "./nvrtc.ts";
 export { CudaModelRunner, PreparedForward } from "./runner.ts";
-export type { CudaCreateOptions, CudaForwardOptions, CudaForwardResult, CudaFormChoice } from "./runner.ts";
+export type { CudaCreateOptions, CudaForwardOptions, CudaForwardResult, CudaFormChoice, CudaTensorInput } from "./runner.ts";
 export type { CudaModelPlan, CudaFormPlan, CudaLaunch, CudaGemm, CudaZero } from "./plan.ts";

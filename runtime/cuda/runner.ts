@@ -33,6 +33,33 @@ export interface CudaForwardResult {
 
 const prod = (xs: number[]) => xs.reduce((a, b) => a * b, 1);
 
+/** What forward()/step() take per tensor: a Float32Array, or { data, shape } (the batch then comes from shape[0]). */
+export type CudaTensorInput = Float32Array | { data: Float32Array; shape: readonly number[] };
+
+function unwrap(name: string, x: unknown): { data: Float32Array; batch?: number } | undefined {
+  if (x === undefined || x === null) return undefined;
+  if (x instanceof Float32Array) return { data: x };
+  if (typeof x === "object" && "data" in (x as object)) {
+    const { data, shape } = x as { data: unknown; shape?: readonly number[] };
+    if (!(data instanceof Float32Array)) throw new Error(`${name}: the CUDA backend takes Float32Array data (GPUBuffers belong to the WebGPU backend), got ${Object.prototype.toString.call(data)}`);
+    if (shape && prod([...shape]) !== data.length) throw new Error(`${name}: shape [${shape.join(", ")}] has ${prod([...shape])} elements but the data has ${data.length}`);
+    return { data, batch: shape?.[0] };
+  }
+  throw new Error(`${name}: expected a Float32Array or { data, shape }, got ${Object.prototype.toString.call(x)}`);
+}
+
+function unwrapAll(what: string, xs: Record<string, unknown> | undefined): { data: Record<string, Float32Array>; batch?: number } {
+  const data: Record<string, Float32Array> = {};
+  let batch: number | undefined;
+  for (const [k, v] of Object.entries(xs ?? {})) {
+    const u = unwrap(`${what} '${k}'`, v);
+    if (!u) continue;
+    data[k] = u.data;
+    batch ??= u.batch;
+  }
+  return { data, batch };
+}
+
 export class CudaModelRunner {
   private module?: CudaModule;
   private paramsBuf?: CudaBuffer;
@@ -45,7 +72,7 @@ export class CudaModelRunner {
     readonly form: CudaFormChoice,
   ) {}
 
-  static async create(plan: CudaModelPlan, opts: CudaCreateOptions): Promise<CudaModelRunner> {
+  static async create(plan: CudaModelPlan, opts: CudaCreateOptions | (Omit<CudaCreateOptions, "params"> & { params?: Record<string, CudaTensorInput | undefined> })): Promise<CudaModelRunner> {
     const device = opts.device ?? (await CudaDevice.open(0));
     for (const d of plan.dims) {
       const v = opts.dims?.[d.name] ?? d.fixed;
@@ -55,7 +82,7 @@ export class CudaModelRunner {
     }
     const dims = Object.fromEntries(plan.dims.map((d) => [d.name, opts.dims?.[d.name] ?? d.fixed!]));
     const r = new CudaModelRunner(plan, device, dims, opts.form ?? "auto");
-    r.uploadParams(opts.params ?? {});
+    r.uploadParams(unwrapAll("param", opts.params).data);
     const ptx = plan.ptx?.[String(device.info.sm)];
     r.module = ptx ? device.loadModule(ptx) : await device.compile(plan.source, { name: `${plan.model}.cu` });
     return r;
@@ -127,8 +154,10 @@ export class CudaModelRunner {
     return new PreparedForward(this, form, env, B, T, inputs, opts.initialState ?? {}, this.hasParam, this.paramsBuf!, this.module!);
   }
 
-  async forward(inputs: Record<string, Float32Array | undefined>, opts: CudaForwardOptions = {}): Promise<CudaForwardResult> {
-    const p = this.prepare(inputs, opts);
+  async forward(inputs: Record<string, CudaTensorInput | undefined>, opts: Omit<CudaForwardOptions, "initialState"> & { initialState?: Record<string, CudaTensorInput | undefined> } = {}): Promise<CudaForwardResult> {
+    const ins = unwrapAll("input", inputs);
+    const init = unwrapAll("initial state", opts.initialState);
+    const p = this.prepare(ins.data, { ...opts, batch: opts.batch ?? ins.batch ?? init.batch, initialState: init.data });
     try {
       const s = this.device.stream();
       p.enqueue(s);
@@ -138,6 +167,21 @@ export class CudaModelRunner {
     } finally {
       p.dispose();
     }
+  }
+
+  /** One token: inputs [B, ...shape], the state from the previous step (omitted: the declared initial state). */
+  async step(inputs: Record<string, CudaTensorInput | undefined>, state?: Record<string, CudaTensorInput | undefined>, opts: { batch?: number } = {}): Promise<{ outputs: Record<string, Float32Array>; state: Record<string, Float32Array> }> {
+    const r = await this.forward(inputs, { batch: opts.batch, initialState: state });
+    if (r.length !== 1) throw new Error(`step() takes one token per batch row ([B, ...shape]); these inputs hold ${r.length} steps`);
+    return { outputs: r.outputs, state: r.finalState };
+  }
+
+  /** The form variant forward() would run for this batch and length. */
+  choose(B: number, T: number): { plan: CudaFormPlan } {
+    const all = this.applicableForms(B, T, this.form);
+    const pick = all.find(({ form, env }) => form.prefer === undefined || evalSize(form.prefer, env) !== 0) ?? all[0];
+    if (!pick) throw new Error(`${this.plan.model}: no ${this.form} form of this model can run B=${B}, T=${T} on ${this.device.info.name}`);
+    return { plan: pick.form };
   }
 
   sizeOfTensor(name: string): number {
