@@ -8,9 +8,16 @@ import type { EmittedFile, Target } from "../../targets.ts";
 import { lowerCuda } from "./plan.ts";
 import { CUDA_CAPABILITIES } from "./capabilities.ts";
 import { findNvcc, nvccPtx } from "./nvcc.ts";
+import { UserError } from "../../cli/errors.ts";
 
-export function emitCuda(model: Model, opts: { ptx?: boolean } = {}): EmittedFile[] {
+export function emitCuda(model: Model, opts: { ptx?: boolean; form?: string } = {}): EmittedFile[] {
   const { plan, skipped } = lowerCuda(model);
+  const form = opts.form ?? "auto";
+  if (form !== "auto") {
+    if (form !== "sequential" && form !== "scan") throw new UserError(`the CUDA backend has no form '${form}' (auto, sequential, scan)`);
+    plan.forms = plan.forms.filter((f) => f.form === form);
+    if (!plan.forms.length) throw new UserError(`${model.name} has no ${form} form on CUDA: ${skipped.map((s) => `${s.variant}: ${s.reason}`).join("; ")}`);
+  }
   const nvcc = opts.ptx === false ? undefined : findNvcc();
   if (nvcc) {
     plan.ptx = {};
@@ -25,5 +32,5 @@ export function emitCuda(model: Model, opts: { ptx?: boolean } = {}): EmittedFil
 
 export const cudaTarget: Target = {
   describe: "CUDA C++ kernels (.cu) and their launch plan (.cuda.json, with PTX for sm_80/sm_90 when nvcc is installed)",
-  emit: (m) => emitCuda(m),
+  emit: (m, opts) => emitCuda(m, { form: opts.form }),
 };
