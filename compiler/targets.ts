@@ -6,6 +6,7 @@ import { analysisJson } from "./analysis/report.ts";
 import { printExpr, printStmt } from "./ir/print.ts";
 import { shapeText } from "./ir/types.ts";
 import { cudaTarget } from "./backends/cuda/target.ts";
+import { wgslTarget, tsTarget } from "./backends/wgsl/target.ts";
 
 export interface EmittedFile { path: string; contents: string }
 export interface TargetOptions { form: string }
@@ -37,3 +38,5 @@ export const TARGETS: Record<string, Target> = {
 };
 
 TARGETS.cuda = cudaTarget;
+TARGETS.wgsl = wgslTarget;
+TARGETS.ts = tsTarget;

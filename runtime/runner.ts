@@ -246,12 +246,13 @@ export class ModelRunner {
     }
   }
 
-  private pipeline(k: KernelLaunch, env: Env): GPUComputePipeline {
+  private async pipeline(k: KernelLaunch, env: Env): Promise<GPUComputePipeline> {
     const constants: Record<string, number> = {};
     for (const [name, e] of Object.entries(k.overrides)) constants[name] = evalSize(e, env);
     const key = `${k.shader}|${JSON.stringify(constants)}`;
     let p = this.pipelines.get(key);
     if (p) return p;
+    this.device.pushErrorScope("validation");
     let module = this.modules.get(k.shader);
     if (!module) {
       module = this.device.createShaderModule({ code: this.plan.shaders[k.shader] });
@@ -261,6 +262,11 @@ export class ModelRunner {
       layout: "auto",
       compute: { module, entryPoint: k.entry, constants },
     });
+    const err = await this.device.popErrorScope();
+    if (err) {
+      this.modules.delete(k.shader);
+      throw new Error(`WebGPU rejected kernel ${k.name} of ${this.plan.model} (a seqc bug; please report it): ${err.message}`);
+    }
     this.pipelines.set(key, p);
     return p;
   }
@@ -319,7 +325,7 @@ export class ModelRunner {
     dev.queue.writeBuffer(uniformBuf, 0, u);
     const maxDim = dev.limits.maxComputeWorkgroupsPerDimension;
     for (const k of plan.kernels) {
-      const pipeline = this.pipeline(k, env);
+      const pipeline = await this.pipeline(k, env);
       const entries: GPUBindGroupEntry[] = k.bindings.map((b) => {
         const r = b.buffer;
         const buffer =

@@ -6,6 +6,7 @@ import { UserError } from "./errors.ts";
 import { bindCase, parseDims, readCase, resultTensors, writeCase } from "../io/manifest.ts";
 import { backendNames, getBackend } from "../io/backends.ts";
 import "../backends/cuda/run-backend.ts";
+import "../backends/wgsl/run-backend.ts";
 import type { Model } from "../ir/types.ts";
 
 interface Args { file: string; model?: string; inputs: string; backend: string; out: string; dims?: string }

@@ -75,7 +75,7 @@ export class StepLowering {
   }
 
   /** Assign slots: every state, every let, every output that a later statement reads. */
-  assignSlots(registersWhenScalar: boolean, inGlobal = false): void {
+  assignSlots(registersWhenScalar: boolean, inGlobal = false, keepShared: Set<string> = new Set()): void {
     const read = new Set<string>();
     I.walkStmts(this.model.body, (s) => {
       if (s.k !== "for") I.walkExpr(s.expr, (e) => e.k === "read" && read.add(e.tensor));
@@ -85,7 +85,7 @@ export class StepLowering {
       if (!need) continue;
       const localAxes = this.cfg.partition.localAxes(t.name);
       const local = localAxes.map((a) => t.shape[a]);
-      if (registersWhenScalar && local.length === 0) this.slots.set(t.name, { kind: "register", name: `r_${t.name}` });
+      if (registersWhenScalar && local.length === 0 && !keepShared.has(t.name)) this.slots.set(t.name, { kind: "register", name: `r_${t.name}` });
       else if (inGlobal) this.slots.set(t.name, { kind: "global", array: `g_${t.name}`, local, localAxes });
       else this.slots.set(t.name, { kind: "shared", array: `s_${t.name}`, local, localAxes });
     }

@@ -1,0 +1,66 @@
+/**
+ * `seqc run --backend webgpu`: the model's WGSL plan on a WebGPU device (Dawn in Node), float32 on
+ * the device, float64 in and out. Also registers the backend (its forms and its cost model) for
+ * `seqc explain` and `seqc compile`.
+ */
+import type { Model } from "../../ir/types.ts";
+import type { RunInputs, RunResult } from "../../ir/interpret.ts";
+import { registerBackend as registerRunner } from "../../io/backends.ts";
+import { registerBackend as registerInfo, type FormChoice } from "../index.ts";
+import { UserError } from "../../cli/errors.ts";
+import { compileWgsl, WGSL_CAPABILITIES } from "./index.ts";
+import { ModelRunner, ShapeError, rankForms, type Env } from "../../../runtime/index.ts";
+
+const f32 = (x: Record<string, Float64Array> | undefined) => Object.fromEntries(Object.entries(x ?? {}).map(([k, v]) => [k, Float32Array.from(v)]));
+const f64 = (x: Record<string, unknown> | undefined) => Object.fromEntries(Object.entries(x ?? {}).map(([k, v]) => [k, Float64Array.from(v as Float32Array)]));
+
+export async function runWebgpu(model: Model, run: RunInputs, form: "auto" | "sequential" | "scan" = "auto"): Promise<RunResult> {
+  const plan = compileWgsl(model);
+  let runner: ModelRunner;
+  try {
+    runner = await ModelRunner.create(plan, { dims: run.dims, params: f32(run.params), form });
+  } catch (e) {
+    if (e instanceof ShapeError || /WebGPU|adapter/.test((e as Error).message)) throw new UserError((e as Error).message);
+    throw e;
+  }
+  try {
+    const r = await runner.forward(f32(run.inputs), { batch: run.batch, initialState: f32(run.initialState), returnFinalState: true });
+    if (r.length !== run.time) throw new UserError(`the inputs describe ${r.length} steps, the case says ${run.time}`);
+    return { outputs: f64(r.outputs), finalState: f64(r.finalState) };
+  } catch (e) {
+    if (e instanceof ShapeError) throw new UserError(e.message);
+    throw e;
+  } finally {
+    runner.dispose();
+  }
+}
+
+/** The cost model's choice for a shape (dims + B, T), with device limits from the WebGPU floor unless given. */
+export function chooseWebgpuForm(model: Model, shape: Record<string, number>): FormChoice & { ranking: { variant: string; ms: number }[] } {
+  const plan = compileWgsl(model);
+  const env: Env = { B: 1, T: 1024, LIMIT_SHARED: WGSL_CAPABILITIES.limits.maxComputeWorkgroupStorageSize, LIMIT_THREADS: WGSL_CAPABILITIES.limits.maxComputeInvocationsPerWorkgroup };
+  for (const d of model.dims) env[d.name] = d.fixed ?? shape[d.name] ?? (d.sequenceDefault ? (shape.T ?? 1024) : 64);
+  for (const [k, v] of Object.entries(shape)) env[k] = v;
+  const ranked = rankForms(plan.forms, env);
+  if (ranked.length === 0) return { form: "sequential", why: "no variant fits the WebGPU default limits at this shape", ranking: [] };
+  const best = ranked[0];
+  const ranking = ranked.map((r) => ({ variant: `${r.form.form}/${r.form.variant}`, ms: r.seconds * 1e3 }));
+  const others = ranking.slice(1).map((r) => `${r.variant} ${r.ms.toPrecision(3)} ms`).join(", ");
+  const bound = best.memorySeconds >= best.latencySeconds ? "memory-bound" : "latency-bound";
+  return {
+    form: best.form.form,
+    why: `cost model: ${best.form.form}/${best.form.variant} ~${(best.seconds * 1e3).toPrecision(3)} ms (${bound}, ${ranked[0].env.B}x${ranked[0].env.T})${others ? `; then ${others}` : ""}`,
+    ranking,
+  };
+}
+
+registerRunner("webgpu", (model, run) => runWebgpu(model, run));
+registerInfo({
+  name: "webgpu",
+  description: "WGSL on WebGPU (navigator.gpu, or Dawn in Node), fp32",
+  forms: ["sequential", "scan"],
+  chooseForm: (model, _analysis, shape) => {
+    const c = chooseWebgpuForm(model, shape);
+    return { form: c.form, why: c.why };
+  },
+});

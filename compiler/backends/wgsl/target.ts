@@ -1,0 +1,42 @@
+/**
+ * `seqc compile --target wgsl,ts`: per model, its WGSL kernels (one file per kernel, for reading and
+ * for other hosts), the launch plan (JSON) and `<Model>.ts`, a typed class on seqc/runtime.
+ */
+import type * as I from "../../ir/types.ts";
+import type { EmittedFile, Target } from "../../targets.ts";
+import { lowerModel, type FormName } from "../../kernel/compile.ts";
+import { wgslPlan } from "./index.ts";
+import { modelClassSource } from "../../codegen/model-class.ts";
+import { formatTs } from "../../codegen/format.ts";
+import { UserError } from "../../cli/errors.ts";
+
+/** The forms to emit for `--form`: auto emits every applicable one (the runtime picks per shape). */
+export function formsFor(model: I.Model, form: string): FormName[] {
+  if (form === "auto") return ["sequential", "scan"];
+  if (form === "sequential") return ["sequential"];
+  if (form === "scan") {
+    const l = lowerModel(model, ["scan"]);
+    if (l.skipped.length) throw new UserError(`${model.name} has no scan form: ${l.skipped[0].reason}`);
+    return ["scan"];
+  }
+  throw new UserError(`the WebGPU backend has no form '${form}' (auto, sequential, scan)`);
+}
+
+export function planFor(model: I.Model, form: string) {
+  return wgslPlan(lowerModel(model, formsFor(model, form)));
+}
+
+export const wgslTarget: Target = {
+  describe: "WGSL compute kernels (one .wgsl per kernel) and the launch plan (.plan.json)",
+  emit: (m, opts) => {
+    const plan = planFor(m, opts.form);
+    const files: EmittedFile[] = Object.entries(plan.shaders).map(([name, code]) => ({ path: `${name}.wgsl`, contents: code }));
+    files.push({ path: `${m.name}.plan.json`, contents: JSON.stringify(plan, null, 1) + "\n" });
+    return files;
+  },
+};
+
+export const tsTarget: Target = {
+  describe: "a typed TypeScript class per model (<Model>.ts) that runs it on WebGPU through seqc/runtime",
+  emit: async (m, opts) => [{ path: `${m.name}.ts`, contents: await formatTs(modelClassSource(m, planFor(m, opts.form))) }],
+};

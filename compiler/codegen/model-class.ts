@@ -1,0 +1,170 @@
+/**
+ * The TypeScript class of one model, written with ts-morph: typed dims, inputs, params, states
+ * and outputs from the declared names and shapes, a static create(), forward(), step(), dispose().
+ * The module imports only `seqc/runtime`; the launch plan (kernels included) is embedded as data.
+ */
+import { Project, Scope, type SourceFile, StructureKind, VariableDeclarationKind } from "ts-morph";
+import * as I from "../ir/types.ts";
+import type { ModelPlan } from "../../runtime/plan.ts";
+
+export interface ClassOptions {
+  /** Module the runtime is imported from (default "seqc/runtime"). */
+  runtimeImport?: string;
+  /** Where the model came from, for the header. */
+  source?: string;
+}
+
+const RESERVED_OUTPUTS = new Set(["finalState", "state", "form", "batch", "length"]);
+
+const axesText = (lead: string[], t: I.TensorDecl) => `[${[...lead, ...t.shape.map(I.extentText)].join(", ")}]`;
+
+/** Names a generated member may not take (they are part of the class's own API). */
+export function checkNames(model: I.Model): void {
+  for (const t of I.tensorsOfKind(model, "output")) {
+    if (RESERVED_OUTPUTS.has(t.name)) throw new Error(`output '${t.name}' of ${model.name} clashes with a field of forward()'s result; rename it`);
+  }
+}
+
+export function modelClassSource(model: I.Model, plan: ModelPlan, opts: ClassOptions = {}): string {
+  checkNames(model);
+  const project = new Project({ useInMemoryFileSystem: true });
+  const file = project.createSourceFile(`${model.name}.ts`, "", { overwrite: true });
+  const N = model.name;
+  file.addImportDeclaration({
+    moduleSpecifier: opts.runtimeImport ?? "seqc/runtime",
+    namedImports: ["ModelRunner", "type FormChoice", "type ModelPlan", "type TensorInput"],
+  });
+
+  const inputs = I.tensorsOfKind(model, "input");
+  const params = I.tensorsOfKind(model, "param");
+  const states = I.tensorsOfKind(model, "state");
+  const outputs = I.tensorsOfKind(model, "output");
+  const free = model.dims.filter((d) => d.fixed === undefined);
+
+  addInterface(file, `${N}Dims`, `Sizes of ${N}, bound at create().`, model.dims.map((d) => ({
+    name: d.name,
+    type: d.fixed !== undefined ? String(d.fixed) : "number",
+    optional: d.fixed !== undefined || !!d.sequenceDefault,
+    doc: d.fixed !== undefined ? `fixed to ${d.fixed}` : d.sequenceDefault ? "defaults to the sequence length T of each call" : undefined,
+  })));
+  addInterface(file, `${N}Inputs`, `Inputs of forward(): each [B, T, ...shape], float32 (a Float32Array with \`batch\`, { data, shape }, or a GPUBuffer).`, inputs.map((t) => ({
+    name: t.name, type: "TensorInput", optional: !!t.init, doc: `${axesText(["B", "T"], t)}${t.init ? " (optional)" : ""}`,
+  })));
+  addInterface(file, `${N}StepInputs`, `Inputs of step(): one token, each [B, ...shape].`, inputs.map((t) => ({
+    name: t.name, type: "TensorInput", optional: !!t.init, doc: `${axesText(["B"], t)}${t.init ? " (optional)" : ""}`,
+  })));
+  addInterface(file, `${N}Params`, `Time-invariant weights of ${N}.`, params.map((t) => ({
+    name: t.name, type: "TensorInput", optional: !!t.init, doc: `${axesText([], t)}${t.init ? " (optional)" : ""}`,
+  })));
+  addInterface(file, `${N}State<D = Float32Array>`, `Recurrent state of ${N}, each [B, ...shape].`, states.map((t) => ({ name: t.name, type: "D", doc: axesText(["B"], t) })));
+  addInterface(file, `${N}Outputs<D = Float32Array>`, `Outputs of forward(), each [B, T, ...shape].`, outputs.map((t) => ({ name: t.name, type: "D", doc: axesText(["B", "T"], t) })));
+  addInterface(file, `${N}StepOutputs<D = Float32Array>`, `Outputs of step(), each [B, ...shape].`, outputs.map((t) => ({ name: t.name, type: "D", doc: axesText(["B"], t) })));
+  file.addInterface({
+    name: `${N}ForwardOptions`,
+    isExported: true,
+    docs: ["Options of forward()."],
+    properties: [
+      { name: "initialState", type: `Partial<${N}State<TensorInput>>`, hasQuestionToken: true, docs: ["Start from these states (each [B, ...shape]); the others start from their declared initial value."] },
+      { name: "returnFinalState", type: "boolean", hasQuestionToken: true, docs: ["Also return the state after the last step."] },
+      { name: "batch", type: "number", hasQuestionToken: true, docs: ["Batch size when the inputs are bare arrays (default 1)."] },
+      { name: "form", type: "FormChoice", hasQuestionToken: true, docs: ["Override the form chosen at create() for this call."] },
+    ],
+  });
+
+  file.addVariableStatement({
+    declarationKind: VariableDeclarationKind.Const,
+    isExported: true,
+    docs: [`Launch plan of ${N}: WGSL kernels and how to run them (data for seqc/runtime).`],
+    declarations: [{ name: `${N.toUpperCase()}_PLAN`, type: "ModelPlan", initializer: JSON.stringify(plan, null, 1) }],
+  });
+
+  const paramsOptional = params.every((t) => !!t.init);
+  const dimsOptional = free.length === 0 || free.every((d) => d.sequenceDefault);
+  file.addClass({
+    name: N,
+    isExported: true,
+    docs: [
+      `${N} on WebGPU. Create once per set of dims and weights; call forward() on whole sequences or step() token by token.\n` +
+        `Inputs: ${inputs.map((t) => `${t.name}${axesText(["B", "T"], t)}`).join(", ")}.\n` +
+        `States: ${states.map((t) => `${t.name}${axesText(["B"], t)}`).join(", ") || "none"}. Outputs: ${outputs.map((t) => `${t.name}${axesText(["B", "T"], t)}`).join(", ") || "none"}.`,
+    ],
+    properties: [
+      { name: "plan", isStatic: true, isReadonly: true, initializer: `${N.toUpperCase()}_PLAN`, docs: ["The launch plan (kernels, sizes, forms)."] },
+    ],
+    ctors: [{ scope: Scope.Private, parameters: [{ name: "runner", type: "ModelRunner", isReadonly: true, scope: Scope.Private }] }],
+    methods: [
+      {
+        name: "create",
+        isStatic: true,
+        isAsync: true,
+        docs: ["Compile the kernels for these dims on a device (by default the shared one) and upload the params. Throws if a name, shape or dtype is wrong."],
+        parameters: [{
+          name: "options",
+          type: `{ device?: GPUDevice; dims${dimsOptional ? "?" : ""}: ${N}Dims; params${paramsOptional ? "?" : ""}: ${N}Params; form?: FormChoice }`,
+          ...(dimsOptional && paramsOptional ? { initializer: "{}" } : {}),
+        }],
+        returnType: `Promise<${N}>`,
+        statements: [`return new ${N}(await ModelRunner.create(${N}.plan, { ...options, dims: { ...(options.dims ?? {}) } as Record<string, number>, params: options.params as Record<string, TensorInput | undefined> | undefined }));`],
+      },
+      {
+        name: "forward",
+        isAsync: true,
+        docs: ["Run a whole batch of sequences. Batch B and length T come from the inputs; shapes are checked before any launch."],
+        parameters: [{ name: "inputs", type: `${N}Inputs` }, { name: "options", type: `${N}ForwardOptions`, initializer: "{}" }],
+        returnType: `Promise<${N}Outputs & { finalState?: ${N}State }>`,
+        statements: [
+          `const r = await this.runner.forward(inputs as unknown as Record<string, TensorInput | undefined>, { ...options, initialState: options.initialState as Record<string, TensorInput | undefined> | undefined });`,
+          `return { ...(r.outputs as unknown as ${N}Outputs), ...(r.finalState ? { finalState: r.finalState as unknown as ${N}State } : {}) };`,
+        ],
+      },
+      {
+        name: "forwardOnDevice",
+        isAsync: true,
+        docs: ["Like forward(), but leaves the results on the device: GPUBuffers that stay valid until the next call on this model."],
+        parameters: [{ name: "inputs", type: `${N}Inputs` }, { name: "options", type: `${N}ForwardOptions`, initializer: "{}" }],
+        returnType: `Promise<${N}Outputs<GPUBuffer> & { finalState?: ${N}State<GPUBuffer> }>`,
+        statements: [
+          `const r = await this.runner.forward(inputs as unknown as Record<string, TensorInput | undefined>, { ...options, read: false, initialState: options.initialState as Record<string, TensorInput | undefined> | undefined });`,
+          `return { ...(r.outputs as unknown as ${N}Outputs<GPUBuffer>), ...(r.finalState ? { finalState: r.finalState as unknown as ${N}State<GPUBuffer> } : {}) };`,
+        ],
+      },
+      {
+        name: "step",
+        isAsync: true,
+        docs: ["One token for a batch: inputs [B, ...shape], the state from the previous step (omit it to start from the declared initial state). Memory does not grow with the number of steps."],
+        parameters: [{ name: "inputs", type: `${N}StepInputs` }, { name: "state", type: `Partial<${N}State<TensorInput>>`, hasQuestionToken: true }, { name: "options", type: "{ batch?: number }", initializer: "{}" }],
+        returnType: `Promise<${N}StepOutputs & { state: ${N}State }>`,
+        statements: [
+          `const r = await this.runner.step(inputs as unknown as Record<string, TensorInput | undefined>, state as Record<string, TensorInput | undefined> | undefined, options);`,
+          `return { ...(r.outputs as unknown as ${N}StepOutputs), state: r.state as unknown as ${N}State };`,
+        ],
+      },
+      {
+        name: "formFor",
+        docs: ["The form variant forward() would run for a batch and length (the cost model's pick, or the forced form)."],
+        parameters: [{ name: "batch", type: "number" }, { name: "length", type: "number" }],
+        returnType: "string",
+        statements: [`const c = this.runner.choose(batch, length);`, "return `${c.plan.form}/${c.plan.variant}`;"],
+      },
+      { name: "dispose", docs: ["Free this model's GPU buffers (the device stays)."], returnType: "void", statements: ["this.runner.dispose();"] },
+    ],
+  });
+  const header = [
+    `/// <reference types="@webgpu/types" />`,
+    `// Generated by seqc from ${opts.source ?? model.file} (model ${N}). Do not edit: edit the .seq file and run \`seqc compile\`.`,
+    ``,
+  ].join("\n");
+  return header + file.getFullText();
+}
+
+interface Prop { name: string; type: string; optional?: boolean; doc?: string }
+
+function addInterface(file: SourceFile, name: string, doc: string, props: Prop[]): void {
+  file.addInterface({
+    kind: StructureKind.Interface,
+    name,
+    isExported: true,
+    docs: [doc],
+    properties: props.map((p) => ({ name: p.name, type: p.type, hasQuestionToken: !!p.optional, docs: p.doc ? [p.doc] : [] })),
+  });
+}
