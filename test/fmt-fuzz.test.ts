@@ -5,23 +5,13 @@
  * mutant that also resolves without errors: the IR is unchanged.
  */
 import { describe, expect, it } from "vitest";
-import { readdirSync, readFileSync } from "node:fs";
+import { unit as rng } from "./helpers/random.ts";
+import { seqCorpus } from "./helpers/corpus.ts";
 import { formatSeq } from "../compiler/fmt/index.ts";
 import { astOf, commentTexts, fmt, irOf } from "./fmt-helpers.ts";
 
-function rng(seed: number) {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
-const corpus = [
-  readFileSync("test/fixtures/seq/analysis-cases.seq", "utf8"),
-  ...readdirSync("stdlib").filter((f) => f.endsWith(".seq")).map((f) => readFileSync(`stdlib/${f}`, "utf8")),
-];
+const corpus = seqCorpus;
 const snippets = ["(", ")", ",", "sum(i)", "-", "^", ";", "*", "+", "/* x */", "// y\n", "\n\n"];
 const spaces = ["", " ", "\n", "\n\n\n", "   ", " /* c */ ", "  // note\n", "\n// own line\n", "/* a\n b */", " ; "];
 

@@ -1,23 +1,12 @@
 import { describe, expect, it } from "vitest";
-import { readdirSync, readFileSync } from "node:fs";
+import { unit as rng } from "./helpers/random.ts";
+import { seqCorpus } from "./helpers/corpus.ts";
 import { loadProgram } from "../compiler/frontend/load.ts";
 import { analyzeModel } from "../compiler/analysis/index.ts";
 import { formatDiagnostics } from "../compiler/diagnostics.ts";
 
-/** Deterministic PRNG (mulberry32). */
-function rng(seed: number) {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
-const corpus = [
-  readFileSync("test/fixtures/seq/analysis-cases.seq", "utf8"),
-  ...readdirSync("stdlib").filter((f) => f.endsWith(".seq")).map((f) => readFileSync(`stdlib/${f}`, "utf8")),
-];
+const corpus = seqCorpus;
 const snippets = ["[", "]", "(", ")", "{", "}", ",", "=", "sum(i)", "for n in J {", "let", "state", "x[h]", "@", "1e", "-", "^", "output", "S[h,i,j]", ":", ";"];
 
 function mutate(src: string, r: () => number): string {

@@ -11,6 +11,7 @@ import { loadProgram } from "../compiler/frontend/load.ts";
 import { interpret, type RunInputs } from "../compiler/ir/interpret.ts";
 import type { Model, TensorDecl } from "../compiler/ir/types.ts";
 import { relativeError } from "../compiler/io/manifest.ts";
+import { randArray, rng, sizeOf, SMALL_DIMS } from "./helpers/random.ts";
 
 const ROOT = resolve(import.meta.dirname, "..");
 const STDLIB = join(ROOT, "stdlib");
@@ -27,21 +28,6 @@ function load(name: string): Model {
   return p.models[0];
 }
 
-/** Deterministic uniform numbers in [-0.5, 0.5) (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296 - 0.5;
-  };
-}
-const randArray = (n: number, r: () => number) => Float64Array.from({ length: n }, r);
-
-const SMALL_DIMS: Record<string, number> = { H: 2, K: 3, V: 4, D: 3, N: 2, P: 2, I: 3, J: 2, L: 8, NH: 2, DH: 2 };
-const sizeOf = (t: TensorDecl, dims: Record<string, number>) => t.shape.reduce((a, e) => a * (e.kind === "lit" ? e.value : dims[e.name]), 1);
 
 describe("stdlib files", () => {
   it("has every required model", () => {

@@ -156,17 +156,11 @@ export function buildBackward(model: I.Model, dims: Record<string, number>): Bac
   const result: Backward = { model: undefined as unknown as I.Model, inputBar: {}, paramBar: {}, stateBar: {}, statePrev: {}, outputBar: {} };
   const tensors: I.TensorDecl[] = [];
   const tail: I.Stmt[] = [];
-  for (const t of inputs) {
+  // inputs and params: per-step adjoints as outputs (the caller sums the params' over batch and time)
+  for (const t of [...inputs, ...params]) {
     tensors.push(t);
     const bar = adjointName(t.name);
-    result.inputBar[t.name] = bar;
-    tensors.push({ name: bar, kind: "output", shape: t.shape, span });
-    tail.push({ k: "output", target: bar, vars: varsOf(t.name), expr: sumOf(t.name), span });
-  }
-  for (const t of params) {
-    tensors.push(t);
-    const bar = adjointName(t.name);
-    result.paramBar[t.name] = bar;
+    (t.kind === "input" ? result.inputBar : result.paramBar)[t.name] = bar;
     tensors.push({ name: bar, kind: "output", shape: t.shape, span });
     tail.push({ k: "output", target: bar, vars: varsOf(t.name), expr: sumOf(t.name), span });
   }

@@ -47,3 +47,9 @@ export function randomRun(model: Model, opts: { dims: Record<string, number>; ba
   }
   return run;
 }
+
+/** Uniform numbers in [0, 1) (same generator as rng). */
+export function unit(seed: number): () => number {
+  const r = rng(seed);
+  return () => r() + 0.5;
+}
