@@ -104,7 +104,7 @@ export function modelClassSource(model: I.Model, plan: ModelPlan, opts: ClassOpt
           ...(dimsOptional && paramsOptional ? { initializer: "{}" } : {}),
         }],
         returnType: `Promise<${N}>`,
-        statements: [`return new ${N}(await ModelRunner.create(${N}.plan, { ...options, dims: { ...(options.dims ?? {}) } as Record<string, number>, params: options.params as Record<string, TensorInput | undefined> | undefined }));`],
+        statements: [`return new ${N}(await ModelRunner.create(${N}.plan, { ...options, dims: { ...(options.dims ?? {}) } as Record<string, number>, params: options.params as unknown as Record<string, TensorInput | undefined> | undefined }));`],
       },
       {
         name: "forward",
@@ -113,7 +113,7 @@ export function modelClassSource(model: I.Model, plan: ModelPlan, opts: ClassOpt
         parameters: [{ name: "inputs", type: `${N}Inputs` }, { name: "options", type: `${N}ForwardOptions`, initializer: "{}" }],
         returnType: `Promise<${N}Outputs & { finalState?: ${N}State }>`,
         statements: [
-          `const r = await this.runner.forward(inputs as unknown as Record<string, TensorInput | undefined>, { ...options, initialState: options.initialState as Record<string, TensorInput | undefined> | undefined });`,
+          `const r = await this.runner.forward(inputs as unknown as Record<string, TensorInput | undefined>, { ...options, initialState: options.initialState as unknown as Record<string, TensorInput | undefined> | undefined });`,
           `return { ...(r.outputs as unknown as ${N}Outputs), ...(r.finalState ? { finalState: r.finalState as unknown as ${N}State } : {}) };`,
         ],
       },
@@ -124,7 +124,7 @@ export function modelClassSource(model: I.Model, plan: ModelPlan, opts: ClassOpt
         parameters: [{ name: "inputs", type: `${N}Inputs` }, { name: "options", type: `${N}ForwardOptions`, initializer: "{}" }],
         returnType: `Promise<${N}Outputs<GPUBuffer> & { finalState?: ${N}State<GPUBuffer> }>`,
         statements: [
-          `const r = await this.runner.forward(inputs as unknown as Record<string, TensorInput | undefined>, { ...options, read: false, initialState: options.initialState as Record<string, TensorInput | undefined> | undefined });`,
+          `const r = await this.runner.forward(inputs as unknown as Record<string, TensorInput | undefined>, { ...options, read: false, initialState: options.initialState as unknown as Record<string, TensorInput | undefined> | undefined });`,
           `return { ...(r.outputs as unknown as ${N}Outputs<GPUBuffer>), ...(r.finalState ? { finalState: r.finalState as unknown as ${N}State<GPUBuffer> } : {}) };`,
         ],
       },
@@ -135,7 +135,7 @@ export function modelClassSource(model: I.Model, plan: ModelPlan, opts: ClassOpt
         parameters: [{ name: "inputs", type: `${N}StepInputs` }, { name: "state", type: `Partial<${N}State<TensorInput>>`, hasQuestionToken: true }, { name: "options", type: "{ batch?: number }", initializer: "{}" }],
         returnType: `Promise<${N}StepOutputs & { state: ${N}State }>`,
         statements: [
-          `const r = await this.runner.step(inputs as unknown as Record<string, TensorInput | undefined>, state as Record<string, TensorInput | undefined> | undefined, options);`,
+          `const r = await this.runner.step(inputs as unknown as Record<string, TensorInput | undefined>, state as unknown as Record<string, TensorInput | undefined> | undefined, options);`,
           `return { ...(r.outputs as unknown as ${N}StepOutputs), state: r.state as unknown as ${N}State };`,
         ],
       },
