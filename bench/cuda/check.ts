@@ -7,7 +7,7 @@
  *      shapes are written to $SEQC_BENCH_DIR for the PyTorch anchors (anchors.py) to check and time.
  * Writes $OUT/node.json; prints a short table.
  */
-import { readdirSync, readFileSync, writeFileSync, mkdirSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, writeFileSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { loadProgram } from "../../compiler/frontend/load.ts";
 import { interpret } from "../../compiler/ir/interpret.ts";
@@ -19,6 +19,8 @@ const ROOT = process.cwd();
 const OUT = process.env.OUT ?? join(ROOT, "out");
 const BENCH_DIR = process.env.SEQC_BENCH_DIR ?? "/tmp/seqc-bench";
 const PLANS = join(ROOT, "dist/cuda-plans");
+/** Bench-only plans with more configurations of the pointwise kernels (bench/cuda/sweep-plan.ts). */
+const SWEEP = join(ROOT, "dist/cuda-sweep");
 mkdirSync(OUT, { recursive: true });
 mkdirSync(BENCH_DIR, { recursive: true });
 const TOL = 1e-4;
@@ -27,12 +29,14 @@ interface CheckRow { model: string; variant: string; form: string; shape: string
 const checks: CheckRow[] = [];
 const log = (s: string) => process.stdout.write(s + "\n");
 
+/** A stdlib file name, or a path relative to the repository (the check models in bench/cuda/models). */
 function loadModel(file: string): I.Model {
-  const p = loadProgram([join(ROOT, "stdlib", file)]);
+  const p = loadProgram([join(ROOT, file.includes("/") ? file : join("stdlib", file))]);
   if (!p.models.length) throw new Error(`cannot load ${file}`);
   return p.models[0];
 }
 const loadPlan = (name: string): CudaModelPlan => JSON.parse(readFileSync(join(PLANS, `${name}.cuda.json`), "utf8"));
+const loadSweep = (name: string): CudaModelPlan | undefined => (existsSync(join(SWEEP, `${name}.cuda.json`)) ? JSON.parse(readFileSync(join(SWEEP, `${name}.cuda.json`), "utf8")) : undefined);
 
 /** Inputs (in range for gates and decays), params and initial states for one case. */
 function makeCase(model: I.Model, dims: Record<string, number>, B: number, T: number, seed: number, withOptional: boolean, withInit: boolean, ranges: Record<string, [number, number]> = {}) {
@@ -61,14 +65,19 @@ async function checkModel(device: CudaDevice, file: string): Promise<void> {
   const plan = loadPlan(model.name);
   const shapes = checkShapes(model);
   const hasOptional = model.tensors.some((t) => (t.kind === "input" || t.kind === "param") && t.init);
-  const cases = shapes.map((s, i) => ({ ...s, optional: true, init: i === 0 }));
+  const cases = shapes.map((s, i) => ({ ...s, optional: true, init: s.init ?? i === 0 }));
+  const sweep = loadSweep(model.name);
+  const shipped = new Set(plan.forms.map((f) => f.variant));
   if (hasOptional) cases.push({ ...shapes[0], T: Math.min(20, shapes[0].T), optional: false, init: false });
   for (const [ci, c] of cases.entries()) {
     const { inputs, params, init } = makeCase(model, c.dims, c.B, c.T, 1000 + ci, c.optional, c.init, c.ranges);
     const ref = interpret(model, { dims: c.dims, batch: c.B, time: c.T, inputs: f64(inputs), params: f64(params), initialState: f64(init) });
-    const runner = await CudaModelRunner.create(plan, { dims: c.dims, params, device });
     const shape = `B=${c.B} T=${c.T} ${Object.entries(c.dims).map(([k, v]) => `${k}=${v}`).join(" ")}${c.optional ? "" : " (defaults)"}${c.init ? " (init state)" : ""}`;
+    const runners = [await CudaModelRunner.create(plan, { dims: c.dims, params, device })];
+    if (sweep) runners.push(await CudaModelRunner.create(sweep, { dims: c.dims, params, device }));
+    for (const [ri, runner] of runners.entries())
     for (const { form } of runner.applicableForms(c.B, c.T, "auto")) {
+      if (ri > 0 && shipped.has(form.variant)) continue;
       const row: CheckRow = { model: model.name, variant: form.variant, form: form.form, shape, worst: 0, errors: {}, ok: false };
       try {
         const p = runner.prepare(inputs, { batch: c.B, initialState: init, form: form.variant });
@@ -90,7 +99,7 @@ async function checkModel(device: CudaDevice, file: string): Promise<void> {
       checks.push(row);
       log(`check ${row.ok ? "ok  " : "FAIL"} ${model.name.padEnd(18)} ${row.variant.padEnd(20)} rel ${row.worst.toExponential(2)}  ${shape}${row.note ? "  " + row.note : ""}`);
     }
-    runner.dispose();
+    for (const r of runners) r.dispose();
   }
 }
 
@@ -151,25 +160,37 @@ async function benchHgrn(device: CudaDevice) {
   saveF32("hgrn.x", x);
   saveF32("hgrn.g", g);
   const runner = await CudaModelRunner.create(plan, { dims: { D }, device });
+  const sweepPlan = loadSweep(model.name);
+  const sweep = sweepPlan ? await CudaModelRunner.create(sweepPlan, { dims: { D }, device }) : undefined;
   let first: Float32Array | undefined;
-  const firstName = runner.applicableForms(B, T, "auto")[0].form.variant;
-  for (const { form } of runner.applicableForms(B, T, "auto")) {
+  let firstRef: Float64Array | undefined;
+  const firstName = runner.choose(B, T).plan.variant;
+  const generic = process.env.SEQC_BENCH_GENERIC !== "0";
+  const shippedForms = runner.applicableForms(B, T, "auto").map((f) => ({ ...f, runner }));
+  const shippedNames = new Set(shippedForms.map((f) => f.form.variant));
+  const sweepForms = sweep ? sweep.applicableForms(B, T, "auto").filter((f) => !shippedNames.has(f.form.variant)).map((f) => ({ ...f, runner: sweep })) : [];
+  // the auto choice first: its output is the one anchors.py / scan_anchor.py check against float64
+  const ordered = [...shippedForms.filter((f) => f.form.variant === firstName), ...shippedForms.filter((f) => f.form.variant !== firstName), ...sweepForms];
+  for (const { form, runner } of ordered) {
     const variant = form.variant;
-    const slow = variant === "thread" || variant === "workgroup";
+    const slow = variant === "thread" || variant === "workgroup" || variant === "global";
+    if (slow && !generic) continue;
     const { ms, out } = await timeForward(device, runner, { x, g }, B, variant, slow ? 5 : 30);
     const bytes = 3 * B * T * D * 4 + 2 * B * D * 4;
     let note: string | undefined;
     if (!first) {
       first = out.outputs.o;
       saveF32("hgrn.out.o", first);
-      note = "output checked against float64 by anchors.py";
+      note = "auto choice; output checked against float64 by anchors.py / scan_anchor.py";
     } else {
-      const ref = Float64Array.from(first);
-      note = `rel. difference to ${firstName}: ${relErr(out.outputs.o, ref).toExponential(2)}`;
+      firstRef ??= Float64Array.from(first);
+      note = `rel. difference to ${firstName}: ${relErr(out.outputs.o, firstRef).toExponential(2)}`;
     }
     bench.push({ name: "hgrn", variant, shape: `B=${B} D=${D} T=${T}`, ms: median(ms), msAll: ms, gbps: bytes / (median(ms) * 1e6), note });
+    log(`bench hgrn ${variant.padEnd(30)} ${median(ms).toFixed(3)} ms  ${(bytes / (median(ms) * 1e6)).toFixed(0)} GB/s  min ${Math.min(...ms).toFixed(3)} max ${Math.max(...ms).toFixed(3)}  ${note}`);
   }
   runner.dispose();
+  sweep?.dispose();
 }
 
 async function benchCell(device: CudaDevice, file: string, gates: number, T: number, B: number, H: number) {
@@ -226,8 +247,9 @@ async function main() {
     log(`NVRTC: ${e instanceof Error ? e.message : String(e)}`);
   }
   const only = process.env.SEQC_MODELS?.split(",");
-  for (const f of readdirSync(join(ROOT, "stdlib")).filter((x) => x.endsWith(".seq")).sort()) {
-    if (only && !only.includes(f.replace(".seq", ""))) continue;
+  const modelFiles = [...readdirSync(join(ROOT, "stdlib")).filter((x) => x.endsWith(".seq")).sort(), ...readdirSync(join(ROOT, "bench/cuda/models")).filter((x) => x.endsWith(".seq")).sort().map((x) => `bench/cuda/models/${x}`)];
+  for (const f of modelFiles) {
+    if (only && !only.includes(f.replace(/^.*\//, "").replace(".seq", ""))) continue;
     try {
       await checkModel(device, f);
     } catch (e) {
@@ -239,10 +261,14 @@ async function main() {
     const copy = await copyBandwidth(device);
     log(`copy bandwidth (cuMemcpyDtoD, read+write): ${copy.toFixed(0)} GB/s`);
     await benchHgrn(device);
-    await benchCell(device, "lstm.seq", 4, 2048, 64, 256);
-    await benchCell(device, "lstm.seq", 4, 1024, 16, 1024);
-    await benchCell(device, "gru.seq", 3, 2048, 64, 256);
-    await benchCell(device, "gru.seq", 3, 1024, 16, 1024);
+    const copy2 = await copyBandwidth(device); // again after the scans: the card's state drifts
+    log(`copy bandwidth again: ${copy2.toFixed(0)} GB/s`);
+    if (process.env.SEQC_BENCH_CELLS !== "0") {
+      await benchCell(device, "lstm.seq", 4, 2048, 64, 256);
+      await benchCell(device, "lstm.seq", 4, 1024, 16, 1024);
+      await benchCell(device, "gru.seq", 3, 2048, 64, 256);
+      await benchCell(device, "gru.seq", 3, 1024, 16, 1024);
+    }
   }
   writeFileSync(join(OUT, "node.json"), JSON.stringify({ device: device.info, nvrtc, date: new Date().toISOString(), checks, bench }, null, 1));
   const failed = checks.filter((c) => !c.ok);

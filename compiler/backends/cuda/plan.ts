@@ -16,6 +16,7 @@ import { CUDA_PRELUDE } from "./math.ts";
 import { SGEMM_SOURCE } from "./sgemm.ts";
 import { pointwiseScanEligible, renderPointwiseScan, PW_CONFIGS } from "./pointwise-scan.ts";
 import { renderPointwiseStream, STREAM_CONFIGS } from "./pointwise-stream.ts";
+import { renderPointwiseChain, CHAIN_CONFIGS, type ChainConfig } from "./pointwise-chain.ts";
 import { matvecCellPlan, renderMatvecCell, CELL_CONFIGS } from "./matvec-cell.ts";
 
 export interface CudaLowering {
@@ -84,7 +85,12 @@ function genericForm(f0: FormPlan, kernels: K.Kernel[], model: I.Model): CudaFor
   };
 }
 
-export function lowerCuda(model: I.Model): CudaLowering {
+export interface CudaLowerOptions {
+  /** Chain-scan configurations to emit (default CHAIN_CONFIGS; the benchmark sweep passes more). */
+  chainConfigs?: ChainConfig[];
+}
+
+export function lowerCuda(model: I.Model, opts: CudaLowerOptions = {}): CudaLowering {
   const skipped: CudaLowering["skipped"] = [];
   const parts: string[] = [];
   let needsGemm = false;
@@ -98,7 +104,11 @@ export function lowerCuda(model: I.Model): CudaLowering {
   const analysis = analyzeModel(model);
   const pw = pointwiseScanEligible(model, analysis);
   if (pw.ok) {
-    const rs = [...STREAM_CONFIGS.map((c) => renderPointwiseStream(model, analysis, c)), ...PW_CONFIGS.map((c) => renderPointwiseScan(model, analysis, c))];
+    const rs = [
+      ...(opts.chainConfigs ?? CHAIN_CONFIGS).map((c) => renderPointwiseChain(model, analysis, c)),
+      ...STREAM_CONFIGS.map((c) => renderPointwiseStream(model, analysis, c)),
+      ...PW_CONFIGS.map((c) => renderPointwiseScan(model, analysis, c)),
+    ];
     for (const r of rs) parts.push(r.source);
     forms.unshift(...rs.map((r) => r.form));
   } else skipped.push({ variant: "pointwise-lookback", reason: pw.why });

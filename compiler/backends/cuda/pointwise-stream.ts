@@ -29,9 +29,13 @@ export const STREAM_CONFIGS: StreamConfig[] = [
   { NS: 8, S: 16, suffix: "-s16" },
 ];
 
-/** Inputs shaped like the state and read only at the reading element's own index: these are staged. */
-function alignedInputs(model: I.Model, defs: { vars: I.IndexVar[]; expr: I.Expr }[], shape: I.Extent[]): Set<string> {
-  const cand = new Set(I.tensorsOfKind(model, "input").filter((t) => t.shape.length === shape.length && t.shape.every((e, i) => JSON.stringify(e) === JSON.stringify(shape[i]))).map((t) => t.name));
+/**
+ * Inputs shaped like the state and read only at the reading element's own index: these are staged.
+ * Optional inputs (declared with a default) are not: an omitted one has no data to copy, and the
+ * expression lowering reads them behind their has() flag.
+ */
+export function alignedInputs(model: I.Model, defs: { vars: I.IndexVar[]; expr: I.Expr }[], shape: I.Extent[]): Set<string> {
+  const cand = new Set(I.tensorsOfKind(model, "input").filter((t) => !t.init && t.shape.length === shape.length && t.shape.every((e, i) => JSON.stringify(e) === JSON.stringify(shape[i]))).map((t) => t.name));
   for (const d of defs) {
     I.walkExpr(d.expr, (x) => {
       if (x.k === "read" && cand.has(x.tensor) && (x.idx.length !== d.vars.length || x.idx.some((ix, i) => ix.kind !== "var" || ix.v.id !== d.vars[i].id))) cand.delete(x.tensor);

@@ -1,0 +1,301 @@
+/**
+ * Chunked streaming scan for the "pointwise" first-order diagonal models of pointwise-scan.ts (HGRN,
+ * elementwise EMAs, LRU-style gates): every state is X_t = a_t * X_{t-1} + b_t elementwise over one shape
+ * C, and every output reads the states only at its own element.
+ *
+ * A block owns CB channels of one batch row over the WHOLE sequence, so no block ever waits for another
+ * (no look-back, no flags, no workspace). It walks T in chunks of TT = J x L steps:
+ *   - the inputs aligned with the state (read only at their own element) are staged into shared memory
+ *     NST chunks ahead with 16-byte cp.async (4-byte copies when C % 4 != 0), so NST-1 chunks of loads
+ *     are in flight while the block computes: the memory pipe never drains at the serial points;
+ *   - thread (channel ci, time lane j) computes (a, b) for its L steps once, keeps them in registers and
+ *     composes them into one aggregate; after one barrier, each thread applies the aggregates of lanes
+ *     0..j-1 to the chunk's carry-in, replays its L steps from there and writes every output once; the
+ *     last lane also forms the carry-out of the chunk.
+ * Bytes moved = inputs once + outputs once (the copy lower bound). The parallelism is B x ceil(C / CB)
+ * blocks, so the plan prefers this form when that fills the machine (see `prefer`), and the look-back
+ * scan otherwise (few long channels).
+ *
+ * Generated from the IR like pointwise-scan.ts: (a, b) per state from the structure analysis
+ * (elementwise decomposition, lets inlined) and the outputs from the inlined readout, lowered with the
+ * shared expression lowering.
+ */
+import * as I from "../../ir/types.ts";
+import * as K from "../../kernel/ir.ts";
+import type { ModelAnalysis } from "../../analysis/types.ts";
+import { inlineModel, UPDATED, Renamer } from "../../analysis/inline.ts";
+import { inputBuffer, outputBuffer, initFlag, stateOffset, STATES, uniformFields } from "../../kernel/interface.ts";
+import { lowerConst } from "../../kernel/step.ts";
+import { productK, productS } from "../../kernel/symbolic.ts";
+import { overrideValues } from "./overrides.ts";
+import { CudaScope, decompose } from "./scope.ts";
+import { renderExpr, renderStmts, type RenderContext } from "./render.ts";
+import { pointwiseScanEligible } from "./pointwise-scan.ts";
+import { alignedInputs } from "./pointwise-stream.ts";
+import type { CudaFormPlan, CudaBufferRef } from "../../../runtime/cuda/plan.ts";
+import type { SizeExpr } from "../../../runtime/plan.ts";
+
+export interface ChainConfig {
+  /** Channels per block (a multiple of 32: one warp spans 32 channels of one time lane). */
+  CB: number;
+  /** Time lanes per chunk (threads = CB x J). */
+  J: number;
+  /** Steps per thread per chunk (chunk = J x L steps). */
+  L: number;
+  /** Shared-memory stages (NST - 1 chunks in flight). 0: no staging, each thread loads its next chunk into registers. */
+  NST: number;
+  /** Streaming cache hints (st.global.cs, ld.global.cs): outputs and inputs are touched once. */
+  cs?: boolean;
+  /** Blocks per SM the register allocation must allow (default: from the shared memory, threads and a register estimate). */
+  minBlocks?: number;
+  suffix: string;
+}
+
+/** The plan's chain variants; the first preferred applicable one runs. */
+export const CHAIN_CONFIGS: ChainConfig[] = [{ CB: 32, J: 8, L: 8, NST: 4, suffix: "" }];
+
+/** Configurations swept by the benchmark (bench/cuda/sweep-plan.ts), not shipped in plans. */
+export const CHAIN_SWEEP: ChainConfig[] = [
+  { CB: 32, J: 8, L: 8, NST: 4, suffix: "-c32j8l8s4" },
+  { CB: 32, J: 8, L: 8, NST: 4, cs: true, suffix: "-c32j8l8s4cs" },
+  { CB: 32, J: 8, L: 4, NST: 6, suffix: "-c32j8l4s6" },
+  { CB: 32, J: 16, L: 4, NST: 4, minBlocks: 3, suffix: "-c32j16l4s4" },
+  { CB: 32, J: 4, L: 8, NST: 6, suffix: "-c32j4l8s6" },
+  { CB: 64, J: 4, L: 8, NST: 4, suffix: "-c64j4l8s4" },
+  { CB: 64, J: 8, L: 8, NST: 3, suffix: "-c64j8l8s3" },
+  { CB: 64, J: 8, L: 4, NST: 5, suffix: "-c64j8l4s5" },
+  { CB: 128, J: 4, L: 8, NST: 3, suffix: "-c128j4l8s3" },
+  { CB: 128, J: 2, L: 8, NST: 6, suffix: "-c128j2l8s6" },
+  { CB: 32, J: 8, L: 8, NST: 0, minBlocks: 3, suffix: "-c32j8l8reg" },
+  { CB: 32, J: 4, L: 16, NST: 0, suffix: "-c32j4l16reg" },
+];
+
+export function chainSharedWords(cfg: ChainConfig, nIn: number, nS: number): number {
+  const TT = cfg.J * cfg.L;
+  return cfg.NST * nIn * TT * cfg.CB + nS * 2 * cfg.J * cfg.CB + 2 * nS * cfg.CB;
+}
+
+export function renderPointwiseChain(model: I.Model, a: ModelAnalysis, cfg: ChainConfig = CHAIN_CONFIGS[0]): { source: string; form: CudaFormPlan } {
+  const el = pointwiseScanEligible(model, a);
+  if (!el.ok) throw new Error(`pointwise chain of ${model.name}: ${el.why}`);
+  const { CB, J, L, NST } = cfg;
+  if (CB % 32 !== 0 || CB * J > 1024 || CB * J < 32) throw new Error(`pointwise chain: bad tile ${CB} x ${J}`);
+  const TT = J * L;
+  const NT = CB * J;
+  const reg = NST === 0;
+  const states = I.tensorsOfKind(model, "state");
+  const outputs = I.tensorsOfKind(model, "output");
+  const inputs = I.tensorsOfKind(model, "input");
+  const shape = states[0].shape;
+  const nS = states.length;
+  const ro = inlineModel(model, "readout", new Renamer(model));
+  const uniforms = uniformFields(model);
+  const overrides = [...model.dims.map((d) => `D_${d.name}`), ...I.tensorsOfKind(model, "param").map((p) => `PO_${p.name}`)];
+  const cx: RenderContext = { overrides: new Set(overrides), uniforms: new Set(uniforms) };
+  const R = (e: K.KExpr) => renderExpr(e, cx);
+  const St = (body: K.KStmt[], ind: string) => renderStmts(body, cx, ind).join("\n");
+  const name = `seqc_${model.name}_scan_chain${cfg.suffix.replace(/-/g, "_")}`;
+  const ews = states.map((s) => a.states.find((x) => x.name === s.name)!.elementwise!);
+  const outDefs = outputs.map((o) => ro.outputs.get(o.name)!);
+  const staged = [...alignedInputs(model, [...ews.flatMap((e) => [{ vars: e.vars, expr: e.a }, { vars: e.vars, expr: e.b }]), ...outDefs], shape)];
+  const stagedIdx = new Map(staged.map((n, i) => [n, i]));
+  const nIn = staged.length;
+  // a staged input at step l of this thread's lane: shared memory (slot of this chunk) or the thread's registers
+  const sIn = (tensor: string) => K.ref(reg ? `rin${stagedIdx.get(tensor)}[l]` : `s_in[((slot * ${nIn}u + ${stagedIdx.get(tensor)}u) * ${TT}u + j * ${L}u + l) * ${CB}u + ci]`, "f32");
+
+  const coordStmts: K.KStmt[] = [];
+  const coords = decompose(K.ref("c"), shape, (ax) => `cc${ax}`, coordStmts);
+  const bK = K.ref("b");
+  const tK = K.ref("t");
+  const stateIndex = new Map(states.map((s, i) => [s.name, i]));
+  const abBlocks = states.map((s, si) => {
+    const vars = new Map<number, K.KExpr>(ews[si].vars.map((v, i) => [v.id, coords[i]]));
+    const sc = new CudaScope({ model, b: bK, t: tK, vars, prefix: `ab${si}`, local: (tensor) => (stagedIdx.has(tensor) ? sIn(tensor) : undefined) });
+    const pre: K.KStmt[] = [];
+    const av = sc.lower(ews[si].a, pre);
+    const bv = sc.lower(ews[si].b, pre);
+    return { pre, a: av, b: bv };
+  });
+  const outBlocks = outputs.map((o, oi) => {
+    const def = outDefs[oi];
+    const vars = new Map<number, K.KExpr>(def.vars.map((v, i) => [v.id, coords[i]]));
+    const sc = new CudaScope({
+      model,
+      b: bK,
+      t: tK,
+      vars,
+      prefix: `o${oi}`,
+      local: (tensor) => {
+        if (stagedIdx.has(tensor)) return sIn(tensor);
+        const si = stateIndex.get(tensor.replace(UPDATED, ""));
+        if (si === undefined) return undefined;
+        return K.ref(tensor.endsWith(UPDATED) ? `h${si}` : `hp${si}`, "f32");
+      },
+    });
+    const pre: K.KStmt[] = [];
+    const v = sc.lower(def.expr, pre);
+    return { pre, v, buf: outputBuffer(o.name) };
+  });
+  const initVals = states.map((s, si) => {
+    const sc = new CudaScope({ model, b: bK, t: tK, prefix: `i${si}` });
+    const init = s.init ? lowerConst(s.init, sc) : K.f32(0);
+    return `(u.${initFlag(s.name)} != 0u ? ${STATES}[u.${stateOffset(s.name)} + (size_t)b * C + c] : ${R(init)})`;
+  });
+  const bufParams: { ref: CudaBufferRef; decl: string }[] = [
+    ...inputs.map((t) => ({ ref: { kind: "input", name: t.name } as CudaBufferRef, decl: `const float* __restrict__ ${inputBuffer(t.name)}` })),
+    ...outputs.map((t) => ({ ref: { kind: "output", name: t.name } as CudaBufferRef, decl: `float* __restrict__ ${outputBuffer(t.name)}` })),
+    { ref: { kind: "params" }, decl: `const float* __restrict__ params` },
+    { ref: { kind: "states" }, decl: `float* __restrict__ ${STATES}` },
+  ];
+  const us = `SeqcUniforms_${name}`;
+  const os = `SeqcOverrides_${name}`;
+  const ovDecls = overrides.map((o) => `#ifndef SEQC_${o}_CONST\n  const unsigned int SEQC_${o} = ov.${o};\n#else\n  constexpr unsigned int SEQC_${o} = SEQC_${o}_CONST;\n#endif`).join("\n");
+  const per = (f: (si: number) => string) => states.map((_, si) => f(si)).join("\n");
+  const store = (buf: string, idx: string, v: string) => (cfg.cs ? `__stcs(${buf} + ${idx}, ${v});` : `${buf}[${idx}] = ${v};`);
+
+  // staging: chunk k of every aligned input into slot k % NST (16-byte pieces when C % 4 == 0)
+  const PIECES16 = (TT * CB) / 4;
+  const PIECES4 = TT * CB;
+  const cp16 = staged.map((n, i) => `          asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" :: "r"(sbase + (unsigned int)(((slot * ${nIn}u + ${i}u) * ${TT}u + r) * ${CB}u + 4u * q) * 4u), "l"(${inputBuffer(n)} + off) : "memory");`).join("\n");
+  const cp4 = staged.map((n, i) => `          asm volatile("cp.async.ca.shared.global [%0], [%1], 4;" :: "r"(sbase + (unsigned int)(((slot * ${nIn}u + ${i}u) * ${TT}u + r) * ${CB}u + q) * 4u), "l"(${inputBuffer(n)} + off) : "memory");`).join("\n");
+  const issueFn = reg || nIn === 0
+    ? ""
+    : `  const unsigned int sbase = (unsigned int)__cvta_generic_to_shared(s_in);
+  auto issue = [&](unsigned int k) {
+    const unsigned int slot = k % ${NST}u, t0 = k * ${TT}u;
+    if (vec) {
+#pragma unroll
+      for (unsigned int it = 0; it < ${Math.ceil(PIECES16 / NT)}u; ++it) {
+        const unsigned int p = threadIdx.x + it * ${NT}u;
+        const unsigned int r = p / ${CB / 4}u, q = p % ${CB / 4}u;
+        if (${PIECES16 % NT === 0 ? "" : `p < ${PIECES16}u && `}t0 + r < T && c0 + 4u * q < C) {
+          const size_t off = ((size_t)b * T + t0 + r) * C + c0 + 4u * q;
+${cp16}
+        }
+      }
+    } else {
+      for (unsigned int p = threadIdx.x; p < ${PIECES4}u; p += ${NT}u) {
+        const unsigned int r = p / ${CB}u, q = p % ${CB}u;
+        if (t0 + r < T && c0 + q < C) {
+          const size_t off = ((size_t)b * T + t0 + r) * C + c0 + q;
+${cp4}
+        }
+      }
+    }
+  };`;
+  // register variant: this thread's own L steps of every aligned input for chunk k
+  const ld = (n: string, i: number) => (cfg.cs ? `__ldcs(${inputBuffer(n)} + off)` : `__ldg(${inputBuffer(n)} + off)`);
+  const loadRegs = reg
+    ? `  auto loadChunk = [&](unsigned int k) {
+#pragma unroll
+    for (unsigned int l = 0; l < ${L}u; ++l) {
+      const unsigned int t = k * ${TT}u + j * ${L}u + l;
+      if (valid && t < T) {
+        const size_t off = ((size_t)b * T + t) * C + c;
+${staged.map((n, i) => `        nin${i}[l] = ${ld(n, i)};`).join("\n")}
+      }
+    }
+  };`
+    : "";
+  const smemWords = chainSharedWords(cfg, nIn, nS);
+  // blocks per SM the tile allows on sm_90 (228 KB of shared memory per SM, 1 KB reserved per block, 2048 threads):
+  // the register budget the compiler gets follows from it
+  // (and a register estimate: 40 + the (a, b) values and prefetched inputs each thread keeps for its L steps)
+  const regEstimate = 40 + (3 * nS + (reg ? 2 * nIn : 0)) * L;
+  const minBlocks = cfg.minBlocks ?? Math.max(1, Math.min(32, Math.floor(2048 / NT), Math.floor((228 * 1024) / (smemWords * 4 + 1024)), Math.floor(65536 / (NT * regEstimate))));
+
+  const src = `
+// ==== ${model.name}: chunked streaming scan (${CB} channels x all T per block, chunks of ${J} lanes x ${L} steps, ${reg ? "register prefetch of the next chunk" : `${NST}-stage cp.async staging`}) ====
+struct ${us} { ${uniforms.map((u) => `unsigned int ${u};`).join(" ")} };
+struct ${os} { ${overrides.map((o) => `unsigned int ${o};`).join(" ")} };
+extern "C" __global__ void __launch_bounds__(${NT}, ${minBlocks}) ${name}(${[...bufParams.map((p) => p.decl), `const ${us} u`, `const ${os} ov`].join(", ")}) {
+${ovDecls}
+  extern __shared__ __align__(16) float seqc_chain_smem[];
+  float* s_in = seqc_chain_smem;                                   // [NST][${nIn}][TT][CB] staged inputs
+  float* s_agg = seqc_chain_smem + ${NST * nIn * TT * CB}u;        // [${nS}][2][J][CB] lane aggregates (A, B)
+  float* s_car = s_agg + ${nS * 2 * J * CB}u;                      // [2][${nS}][CB] carry into the chunk
+  (void)s_in;
+  const unsigned int T = u.T;
+  const unsigned int C = ${R(productK(shape))};
+  const unsigned int ncb = (C + ${CB - 1}u) / ${CB}u;
+  const unsigned int b = blockIdx.x / ncb, c0 = (blockIdx.x % ncb) * ${CB}u;
+  const unsigned int ci = threadIdx.x % ${CB}u, j = threadIdx.x / ${CB}u;
+  const unsigned int c = c0 + ci;
+  const bool valid = c < C;
+  const bool vec = (C & 3u) == 0u;
+  (void)vec;
+  const unsigned int nChunks = (T + ${TT - 1}u) / ${TT}u;
+${issueFn}
+${reg ? staged.map((_, i) => `  float nin${i}[${L}], rin${i}[${L}];`).join("\n") : ""}
+${loadRegs}
+${reg ? "  loadChunk(0);" : nIn ? `#pragma unroll
+  for (unsigned int k = 0; k < ${NST - 1}u; ++k) {
+    if (k < nChunks) issue(k);
+    asm volatile("cp.async.commit_group;" ::: "memory");
+  }` : ""}
+${St(coordStmts, "  ")}
+  if (j == 0) {
+${per((si) => `    s_car[${si} * ${CB}u + ci] = valid ? ${initVals[si]} : 0.f;`)}
+  }
+  for (unsigned int k = 0; k < nChunks; ++k) {
+${reg ? `${staged.map((_, i) => `#pragma unroll\n    for (unsigned int l = 0; l < ${L}u; ++l) rin${i}[l] = nin${i}[l];`).join("\n")}
+    if (k + 1u < nChunks) loadChunk(k + 1u);
+    __syncthreads();` : nIn ? `    asm volatile("cp.async.wait_group ${NST - 2};" ::: "memory");
+    __syncthreads();
+    if (k + ${NST - 1}u < nChunks) issue(k + ${NST - 1}u);
+    asm volatile("cp.async.commit_group;" ::: "memory");
+    const unsigned int slot = k % ${NST}u;
+    (void)slot;` : "    __syncthreads();"}
+    const unsigned int tb = k * ${TT}u + j * ${L}u;
+${per((si) => `    float a${si}[${L}], b${si}[${L}], A${si} = 1.f, Bv${si} = 0.f;`)}
+#pragma unroll
+    for (unsigned int l = 0; l < ${L}u; ++l) {
+      const unsigned int t = tb + l;
+      if (valid && t < T) {
+${abBlocks.map((blk, si) => `        {\n${St(blk.pre, "          ")}\n          a${si}[l] = ${R(blk.a)}; b${si}[l] = ${R(blk.b)};\n        }`).join("\n")}
+      } else {
+${per((si) => `        a${si}[l] = 1.f; b${si}[l] = 0.f;`)}
+      }
+${per((si) => `      Bv${si} = a${si}[l] * Bv${si} + b${si}[l]; A${si} *= a${si}[l];`)}
+    }
+${per((si) => `    s_agg[(${si * 2}u * ${J}u + j) * ${CB}u + ci] = A${si}; s_agg[(${si * 2 + 1}u * ${J}u + j) * ${CB}u + ci] = Bv${si};`)}
+    __syncthreads();
+    // carry into this lane: the chunk's carry-in through the aggregates of lanes 0..j-1
+${per((si) => `    float h${si} = s_car[(k & 1u) * ${nS * CB}u + ${si} * ${CB}u + ci], hp${si} = 0.f;`)}
+    for (unsigned int w = 0; w < j; ++w) {
+${per((si) => `      h${si} = s_agg[(${si * 2}u * ${J}u + w) * ${CB}u + ci] * h${si} + s_agg[(${si * 2 + 1}u * ${J}u + w) * ${CB}u + ci];`)}
+    }
+    if (j == ${J - 1}u) {
+${per((si) => `      s_car[((k + 1u) & 1u) * ${nS * CB}u + ${si} * ${CB}u + ci] = A${si} * h${si} + Bv${si};`)}
+    }
+    if (valid) {
+#pragma unroll
+      for (unsigned int l = 0; l < ${L}u; ++l) {
+        const unsigned int t = tb + l;
+        if (t >= T) break;
+${per((si) => `        hp${si} = h${si}; h${si} = a${si}[l] * h${si} + b${si}[l];`)}
+        const size_t row = (size_t)b * T + t;
+${outBlocks.map((o) => `        {\n${St(o.pre, "          ")}\n          ${store(o.buf, "row * C + c", R(o.v))}\n        }`).join("\n")}
+        if (t == T - 1u) {
+${states.map((s, si) => `          ${STATES}[u.${stateOffset(s.name)} + (size_t)b * C + c] = h${si};`).join("\n")}
+        }
+      }
+    }
+  }
+${reg || !nIn ? "" : `  asm volatile("cp.async.wait_group 0;" ::: "memory");`}
+}
+`;
+  const C: SizeExpr = productS(shape);
+  const blocks: SizeExpr = ["*", "B", ["ceilDiv", C, CB]];
+  const form: CudaFormPlan = {
+    form: "scan",
+    variant: `pointwise-chain${cfg.suffix}`,
+    note: `one block per ${CB} channels over all T (no look-back), chunks of ${J} lanes x ${L} steps, ${reg ? "next chunk prefetched into registers" : `${nIn} aligned input(s) staged ${NST - 1} chunks ahead with cp.async`}; preferred when B x ceil(C/${CB}) >= the number of multiprocessors`,
+    vars: [["CHAIN_BLOCKS", blocks]],
+    applicable: [">=", "LIMIT_SMEM_OPTIN", smemWords * 4],
+    prefer: [">=", "CHAIN_BLOCKS", "LIMIT_SMS"],
+    workspaces: [],
+    steps: [{ kind: "launch", entry: name, grid: "CHAIN_BLOCKS", threads: NT, sharedBytes: smemWords * 4, buffers: bufParams.map((p) => p.ref), uniforms, overrides: overrideValues(model, overrides) }],
+  };
+  return { source: src, form };
+}
