@@ -1,0 +1,49 @@
+/** Benchmark shapes. The two targets: hgrn's scan at B=8, D=1536, T=16384 and lstm's sequential form at B=64, H=256, T=2048. */
+export interface BenchCase {
+  model: string;
+  label: string;
+  dims: Record<string, number>;
+  B: number;
+  T: number;
+  /** Value range per input/param (default [-0.5, 0.5)): keeps decays below one. */
+  ranges?: Record<string, [number, number]>;
+  /** Variants to time (default: every applicable one). */
+  variants?: string[];
+  /** Extra runs of a variant with some plan vars fixed (tuning). */
+  sweeps?: Record<string, Record<string, number>[]>;
+  /** Skipped by --quick. */
+  heavy?: boolean;
+}
+
+const attn = { H: 4, K: 64, V: 64 };
+const neg: [number, number] = [-0.5, -0.02];
+const pos: [number, number] = [0.02, 0.5];
+
+export const CASES: BenchCase[] = [
+  {
+    model: "hgrn", label: "B=8 D=1536 T=16384", dims: { D: 1536 }, B: 8, T: 16384, ranges: { g: neg },
+    sweeps: { "scan/tile": [{ $S: 4 }, { $S: 8 }, { $S: 16 }, { $S: 32 }, { $S: 16, $TS: 4 }, { $S: 8, $TS: 16 }, { $S: 32, $TS: 4 }] },
+  },
+  {
+    model: "lstm", label: "B=64 H=256 I=256 T=2048", dims: { H: 256, I: 256 }, B: 64, T: 2048,
+    variants: ["sequential/workgroup", "sequential/thread"],
+    sweeps: { "sequential/workgroup": [{ $G: 2 }, { $G: 4 }, { $WG: 512 }, { $WG: 1024 }, { $G: 2, $WG: 512 }] },
+  },
+  { model: "hgrn", label: "B=8 D=1536 T=2048", dims: { D: 1536 }, B: 8, T: 2048, ranges: { g: neg } },
+  { model: "gru", label: "B=64 H=256 I=256 T=512", dims: { H: 256, I: 256 }, B: 64, T: 512 },
+  { model: "slstm", label: "B=16 NH=4 DH=64 I=256 T=512", dims: { NH: 4, DH: 64, I: 256 }, B: 16, T: 512 },
+  { model: "mamba", label: "B=8 D=1536 N=16 T=2048", dims: { D: 1536, N: 16 }, B: 8, T: 2048, ranges: { A: neg } },
+  { model: "mamba2", label: "B=8 H=16 P=64 N=64 T=2048", dims: { H: 16, P: 64, N: 64 }, B: 8, T: 2048, ranges: { A: neg, dt: pos } },
+  { model: "s4d", label: "B=8 H=512 N=32 T=2048", dims: { H: 512, N: 32 }, B: 8, T: 2048 },
+  { model: "linear_attention", label: "B=8 H=4 K=64 V=64 T=2048", dims: attn, B: 8, T: 2048 },
+  { model: "retnet", label: "B=8 H=4 K=64 V=64 T=2048", dims: attn, B: 8, T: 2048 },
+  { model: "simple_gla", label: "B=8 H=4 K=64 V=64 T=2048", dims: attn, B: 8, T: 2048, ranges: { g: neg } },
+  { model: "gla", label: "B=8 H=4 K=64 V=64 T=2048", dims: attn, B: 8, T: 2048, ranges: { gk: neg } },
+  { model: "mlstm", label: "B=8 H=4 K=64 V=64 T=2048", dims: attn, B: 8, T: 2048 },
+  { model: "deltanet", label: "B=8 H=4 K=64 V=64 T=2048", dims: attn, B: 8, T: 2048, ranges: { beta: pos } },
+  { model: "gated_deltanet", label: "B=8 H=4 K=64 V=64 T=2048", dims: attn, B: 8, T: 2048, ranges: { beta: pos, g: neg } },
+  { model: "gated_deltaproduct", label: "B=8 H=4 K=64 V=64 J=2 T=2048", dims: { ...attn, J: 2 }, B: 8, T: 2048, ranges: { beta: pos, g: neg } },
+  { model: "rwkv7", label: "B=8 H=4 K=64 V=64 T=2048", dims: attn, B: 8, T: 2048, ranges: { w: neg, a: [-0.05, 0.05], b: [-0.05, 0.05] } },
+  { model: "titans", label: "B=8 H=4 K=64 V=64 T=2048", dims: attn, B: 8, T: 2048, ranges: { theta: [0, 0.1], eta: [0.3, 0.8], alpha: [0.05, 0.3] } },
+  { model: "softmax_attention", label: "B=4 H=4 K=64 V=64 T=512", dims: attn, B: 4, T: 512, heavy: true },
+];
