@@ -171,11 +171,12 @@ export function stepWork(model: I.Model, step: StepLowering): SizeExpr[] {
   const out: SizeExpr[] = [];
   I.walkStmts(model.body, (s) => {
     if (s.k === "for") return;
-    let sumSize: SizeExpr = 1;
+    // sibling sums add up (nested ones are rare and counted once each)
+    const sums: SizeExpr[] = [];
     I.walkExpr(s.expr, (e) => {
-      if (e.k === "sum") sumSize = mulS(sumSize, productS(e.vars.map((v) => v.extent)));
+      if (e.k === "sum") sums.push(productS(e.vars.map((v) => v.extent)));
     });
-    out.push(mulS(productS(step.localExtents(s.target, s.vars)), sumSize));
+    out.push(mulS(productS(step.localExtents(s.target, s.vars)), sums.length ? sumS(sums) : 1));
   });
   return out;
 }
