@@ -6,9 +6,10 @@ import { runCommand } from "./run.ts";
 import { explainCommand } from "./explain.ts";
 import { compileCommand } from "./compile.ts";
 import { fmtCommand } from "./fmt.ts";
+import { benchCommand } from "./bench.ts";
 import { UserError } from "./errors.ts";
 
-const commands = [checkCommand, explainCommand, runCommand, compileCommand, fmtCommand];
+const commands = [checkCommand, explainCommand, runCommand, compileCommand, fmtCommand, benchCommand];
 
 async function main(): Promise<number> {
   let code = 0;

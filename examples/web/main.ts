@@ -8,7 +8,7 @@ import { Hgrn } from "./gen/Hgrn.ts";
 import { Gla } from "./gen/Gla.ts";
 import { Lstm } from "./gen/Lstm.ts";
 import { EXAMPLES, makeData, type ExampleSpec } from "./models.ts";
-import { plotSvg, type Series } from "./plot.ts";
+import { plotSvg, type Series } from "../../compiler/bench/plot.ts";
 
 interface AnyModel {
   forward(inputs: never, options?: { batch?: number; form?: string }): Promise<Record<string, unknown>>;
