@@ -35,14 +35,12 @@ export function estimate(form: FormPlan, base: Env, dev: DeviceProfile = NOMINAL
   const threads = evalSize(form.cost.threads, env);
   const waves = Math.max(1, threads / dev.residentThreads);
   const memorySeconds = bytes / dev.bandwidth;
-  // a thread's dependent steps cannot overlap; more threads than fit run in waves
-  const latencySeconds = waves * (serial * dev.workSeconds + evalSize(form.cost.flops, env) * 0 + env.T * dev.stepSeconds * stepsPerToken(form, env));
+  // a thread's dependent rounds and its serial work cannot overlap; more threads than fit run in waves
+  const syncs = form.cost.syncs !== undefined ? evalSize(form.cost.syncs, env) : env.T;
+  const syncNs = form.cost.syncNs ?? dev.stepSeconds * 1e9;
+  const workNs = form.cost.workNs ?? dev.workSeconds * 1e9;
+  const latencySeconds = waves * (syncs * syncNs + serial * workNs) * 1e-9;
   return { form, seconds: Math.max(memorySeconds, latencySeconds), memorySeconds, latencySeconds, env };
-}
-
-function stepsPerToken(form: FormPlan, env: Env): number {
-  // a scan's dependent chain is its tile count, not T
-  return form.form === "scan" ? 1 / Math.max(1, env.TILE ?? 1) : 1;
 }
 
 /** Rank the applicable variants, fastest first. */

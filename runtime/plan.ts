@@ -66,8 +66,12 @@ export interface FormPlan {
   /** Scratch buffers in f32 elements. */
   scratch: { name: string; floats: SizeExpr }[];
   kernels: KernelLaunch[];
-  /** Cost-model inputs: global memory bytes moved, serial dependent steps per thread, threads in flight. */
-  cost: { bytes: SizeExpr; serialSteps: SizeExpr; threads: SizeExpr; flops: SizeExpr };
+  /**
+   * Cost-model inputs: global memory bytes moved, serial work units per thread, threads in flight;
+   * `syncs`: dependent rounds per thread (a step's loads, a barrier), costing `syncNs` each, while a
+   * unit of serial work costs `workNs` (nanoseconds, calibrated per variant).
+   */
+  cost: { bytes: SizeExpr; serialSteps: SizeExpr; threads: SizeExpr; flops: SizeExpr; syncs?: SizeExpr; syncNs?: number; workNs?: number };
 }
 
 export interface ModelPlan {

@@ -18,7 +18,15 @@ export interface CreateOptions {
   params?: Record<string, TensorInput | undefined>;
   /** Which form to run; `auto` (default) asks the cost model for each shape. */
   form?: FormChoice;
+  /**
+   * When the cost model cannot separate some variants for a shape, time them on the first call with
+   * that batch and length and keep the fastest (default true; false: the cost model alone decides).
+   */
+  tune?: boolean;
 }
+
+/** Variants whose estimates are within this factor of the best are timed when tuning. */
+export const TUNE_RATIO = 1.5;
 
 export interface ForwardOptions {
   /** Initial value of some or all states, each [B, ...shape]; others start from their declared value. */
@@ -56,12 +64,15 @@ export class ModelRunner {
   private cur: Record<string, number>;
   private disposed = false;
   readonly hasParam = new Set<string>();
+  /** Measured choices: `${form}|${B}|${T}` -> variant. */
+  private readonly tuned = new Map<string, string>();
 
   private constructor(
     readonly plan: ModelPlan,
     readonly device: GPUDevice,
     readonly dims: Record<string, number>,
     readonly form: FormChoice,
+    readonly tune: boolean,
   ) {
     this.cur = dims;
   }
@@ -73,7 +84,7 @@ export class ModelRunner {
     if (!["auto", "sequential", "scan"].includes(form)) throw new ShapeError(`form must be 'auto', 'sequential' or 'scan', got '${String(form)}'`);
     if (form === "scan" && !plan.forms.some((f) => f.form === "scan")) throw new ShapeError(`${plan.model} has no scan form (its transition is not a scalar or diagonal affine map); use 'sequential'`);
     const device = opts.device ?? (await defaultDevice());
-    const r = new ModelRunner(plan, device, dims, form);
+    const r = new ModelRunner(plan, device, dims, form, opts.tune ?? true);
     r.uploadParams(opts.params ?? {});
     return r;
   }
@@ -141,9 +152,12 @@ export class ModelRunner {
     return rankForms(this.plan.forms, this.env(B, T));
   }
 
-  /** Pick the form variant for a shape. */
+  /** Pick the form variant for a shape: the measured choice when tuning settled it, else the cost model's. */
   choose(B: number, T: number, form: FormChoice = this.form): { plan: FormPlan; env: Env } {
     const base = this.env(B, T);
+    const tuned = this.tuned.get(`${form}|${B}|${T}`);
+    const hit = tuned ? this.plan.forms.find((f) => `${f.form}/${f.variant}` === tuned) : undefined;
+    if (hit) return { plan: hit, env: formEnv(hit, base) };
     const ranked = rankForms(this.plan.forms.filter((f) => form === "auto" || f.form === form), base);
     if (ranked.length === 0) {
       const need = this.plan.forms.filter((f) => form === "auto" || f.form === form).map((f) => `${f.form}/${f.variant} needs ${evalSize(["*", 1, "$SHARED_PER_ELEM"], formEnv(f, base))} bytes of workgroup memory per element`);
@@ -222,9 +236,42 @@ export class ModelRunner {
       if (elementsOf(d) !== B * this.sizeOf(t)) throw new ShapeError(`initial state '${k}' has ${elementsOf(d)} elements, expected shape ${exp} (${B * this.sizeOf(t)})`);
       init.set(k, d);
     }
-    const { plan, env } = this.choose(B, T, opts.form ?? this.form);
+    const form = opts.form ?? this.form;
+    let { plan, env } = this.choose(B, T, form);
+    if (this.tune && !this.tuned.has(`${form}|${B}|${T}`)) ({ plan, env } = await this.tuneFor(B, T, form, data, init));
     this.checkLimits(plan, env, B, T);
     return this.launch(plan, env, B, T, data, init, opts);
+  }
+
+  /**
+   * Measured choice among the variants the cost model cannot tell apart (estimates within TUNE_RATIO
+   * of the best): each runs twice on this call's inputs (the first run builds its pipeline), the
+   * fastest second run wins and is kept for this batch and length.
+   */
+  private async tuneFor(B: number, T: number, form: FormChoice, data: Map<string, TensorData>, init: Map<string, TensorData>): Promise<{ plan: FormPlan; env: Env }> {
+    const key = `${form}|${B}|${T}`;
+    const ranked = rankForms(this.plan.forms.filter((f) => form === "auto" || f.form === form), this.env(B, T));
+    const close = ranked.filter((r) => r.seconds <= ranked[0].seconds * TUNE_RATIO);
+    let best = { plan: ranked[0].form, env: ranked[0].env, ms: Infinity };
+    if (close.length > 1) {
+      for (const c of close) {
+        try {
+          this.checkLimits(c.form, c.env, B, T);
+          let ms = Infinity;
+          for (let i = 0; i < 2; i++) {
+            const t0 = performance.now();
+            await this.launch(c.form, c.env, B, T, data, init, { read: false });
+            await this.device.queue.onSubmittedWorkDone();
+            ms = performance.now() - t0;
+          }
+          if (ms < best.ms) best = { plan: c.form, env: c.env, ms };
+        } catch {
+          // a variant that does not fit this device is simply not a candidate
+        }
+      }
+    }
+    this.tuned.set(key, `${best.plan.form}/${best.plan.variant}`);
+    return { plan: best.plan, env: best.env };
   }
 
   private checkLimits(plan: FormPlan, env: Env, B: number, T: number): void {

@@ -97,10 +97,10 @@ export function modelClassSource(model: I.Model, plan: ModelPlan, opts: ClassOpt
         name: "create",
         isStatic: true,
         isAsync: true,
-        docs: ["Compile the kernels for these dims on a device (by default the shared one) and upload the params. Throws if a name, shape or dtype is wrong."],
+        docs: ["Compile the kernels for these dims on a device (by default the shared one) and upload the params. Throws if a name, shape or dtype is wrong. `form`: auto (default), sequential or scan; `tune` (default true): time the variants the cost model cannot separate on the first call of each shape."],
         parameters: [{
           name: "options",
-          type: `{ device?: GPUDevice; dims${dimsOptional ? "?" : ""}: ${N}Dims; params${paramsOptional ? "?" : ""}: ${N}Params; form?: FormChoice }`,
+          type: `{ device?: GPUDevice; dims${dimsOptional ? "?" : ""}: ${N}Dims; params${paramsOptional ? "?" : ""}: ${N}Params; form?: FormChoice; tune?: boolean }`,
           ...(dimsOptional && paramsOptional ? { initializer: "{}" } : {}),
         }],
         returnType: `Promise<${N}>`,

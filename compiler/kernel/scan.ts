@@ -26,7 +26,7 @@ import { lowerExpr } from "./lower-expr.ts";
 import { flatIndex, mulS, productK, productS, sumS } from "./symbolic.ts";
 import { initFlag, STATES, STATES_IN } from "./interface.ts";
 import { lowerConst } from "./step.ts";
-import { buildKernel, launchBindings, modelOverrides, stepWork, trafficBytes, type LoweredForm } from "./sequential.ts";
+import { buildKernel, COST_NS, launchBindings, modelOverrides, stepWork, trafficBytes, type LoweredForm } from "./sequential.ts";
 import { registerScanLowering } from "./compile.ts";
 import type { FormPlan, KernelLaunch, SizeExpr } from "../../runtime/plan.ts";
 
@@ -215,9 +215,15 @@ function sumK(xs: K.KExpr[]): K.KExpr {
   return xs.reduce((a, b) => K.bin("+", a, b, "f32"));
 }
 
-/** for tau in [0, TS): t = t0 + tau, only while t < T. */
+/**
+ * for tau in [0, TS): t = t0 + tau, only while t < T. A full segment (every tile but the last) takes
+ * a loop without the bound check, so that the compiler can issue its loads back to back.
+ */
 function timeLoop(body: K.KStmt[]): K.KStmt {
-  return K.forLoop("tau", K.u32(0), K.ref("TS"), [K.decl("t", "u32", K.add(K.ref("t0"), K.ref("tau"))), K.ifThen(K.bin("<", K.ref("t"), K.uni("T")), body)]);
+  const t = K.decl("t", "u32", K.add(K.ref("t0"), K.ref("tau")));
+  const full = K.forLoop("tau", K.u32(0), K.ref("TS"), [t, ...body]);
+  const partial = K.forLoop("tau", K.u32(0), K.ref("TS"), [t, K.ifThen(K.bin("<", K.ref("t"), K.uni("T")), body)]);
+  return K.ifThen(K.bin("<=", K.add(K.ref("t0"), K.ref("TS")), K.uni("T")), [full], [partial]);
 }
 
 function replaceRef(e: K.KExpr, from: string, to: string): K.KExpr {
@@ -284,8 +290,9 @@ function scanPlan(c: ScanCtx): FormPlan {
     ["$FLOATS_PER_THREAD", perThread],
     // threads per workgroup: what workgroup memory allows, at most 256
     ["$WGMAX", ["min", 256, ["pow2floor", ["/", "LIMIT_SHARED", ["*", 4, ["+", "$FLOATS_PER_THREAD", perElem]]]]]],
-    // segments: enough threads in flight (~64k) without more segments than the sequence has
-    ["$S", ["max", 1, ["min", 32, ["/", "$WGMAX", 2], ["pow2floor", ["/", 65536, "$BP"]], ["pow2ceil", ["ceilDiv", "T", "$TS"]]]]],
+    // segments: enough threads in flight (~128k) without more segments than the sequence has, and at
+    // least 32 elements side by side (a full 128-byte row of each input) when there are that many
+    ["$S", ["max", 1, ["min", 32, ["/", "$WGMAX", 2], ["pow2floor", ["/", 131072, "$BP"]], ["pow2ceil", ["ceilDiv", "T", "$TS"]], ["select", [">=", "$BP", 32], ["max", 1, ["/", "$WGMAX", 32]], 32]]]],
     ["$E", ["max", 1, ["min", ["/", "$WGMAX", "$S"], ["pow2ceil", "$BP"]]]],
     ["$WG", ["*", "$E", "$S"]],
     ["$TILES", ["ceilDiv", "T", ["*", "$S", "$TS"]]],
@@ -313,6 +320,9 @@ function scanPlan(c: ScanCtx): FormPlan {
       bytes: trafficBytes(c.model),
       // per tile: TS compose steps, S carry steps, TS replay steps (times the local work)
       serialSteps: mulS("$TILES", sumS([mulS("$TS", L, 2 * (k * k + k)), mulS("$S", L), mulS("$TS", sumS(work))])),
+      syncs: mulS("$TILES", 3),
+      syncNs: COST_NS.scan.sync,
+      workNs: COST_NS.scan.work,
       threads: ["*", ["ceilDiv", "$BP", "$E"], "$WG"],
       flops: mulS("B", "T", "$P", sumS(work)),
     },

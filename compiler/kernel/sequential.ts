@@ -166,9 +166,9 @@ export function trafficBytes(model: I.Model): SizeExpr {
   return mulS(4, sumS([mulS("B", "T", io), mulS(2, "B", st), pa]));
 }
 
-/** Serial work of one element per step: the local sizes of its statements. */
-export function stepWork(model: I.Model, step: StepLowering): SizeExpr[] {
-  const out: SizeExpr[] = [];
+/** Per statement of one step: its local size (elements one partition element computes) and its summation length. */
+export function stepTerms(model: I.Model, step: StepLowering): { local: SizeExpr; sum: SizeExpr }[] {
+  const out: { local: SizeExpr; sum: SizeExpr }[] = [];
   I.walkStmts(model.body, (s) => {
     if (s.k === "for") return;
     // sibling sums add up (nested ones are rare and counted once each)
@@ -176,10 +176,27 @@ export function stepWork(model: I.Model, step: StepLowering): SizeExpr[] {
     I.walkExpr(s.expr, (e) => {
       if (e.k === "sum") sums.push(productS(e.vars.map((v) => v.extent)));
     });
-    out.push(mulS(productS(step.localExtents(s.target, s.vars)), sums.length ? sumS(sums) : 1));
+    out.push({ local: productS(step.localExtents(s.target, s.vars)), sum: sums.length ? sumS(sums) : 1 });
   });
   return out;
 }
+
+/** Serial work of one element per step: local size times summation length, per statement. */
+export function stepWork(model: I.Model, step: StepLowering): SizeExpr[] {
+  return stepTerms(model, step).map((t) => mulS(t.local, t.sum));
+}
+
+/**
+ * Latency constants of the cost model (nanoseconds), calibrated on an H100 through Dawn/Vulkan
+ * (bench/RESULTS.md, run 1): a dependent round (a step's loads, or a barrier with the loads before
+ * it) and one unit of serial work inside it.
+ */
+export const COST_NS = {
+  thread: { sync: 450, work: 12 },
+  workgroup: { sync: 600, work: 12 },
+  global: { sync: 1200, work: 20 },
+  scan: { sync: 700, work: 40 },
+};
 
 function seqPlan(c: SeqCtx): FormPlan {
   const step = c.step!;
@@ -198,24 +215,29 @@ function seqPlan(c: SeqCtx): FormPlan {
   ];
   let applicable: SizeExpr;
   let serialSteps: SizeExpr;
+  let syncs: SizeExpr;
+  const terms = stepTerms(c.model, step);
   if (c.variant === "thread") {
     // one thread per element; enough workgroups to spread over the device's multiprocessors
     vars.push(["$G", ["min", 256, ["pow2floor", ["/", "LIMIT_SHARED", ["max", 1, "$SHARED_PER_ELEM"]]], ["max", 32, ["pow2floor", ["ceilDiv", "$BP", 128]]]]]);
     vars.push(["$WG", "$G"]);
     applicable = [">=", "$G", 32];
     serialSteps = mulS("T", sumS(work));
+    syncs = "T";
   } else if (c.variant === "global") {
     vars.push(["$LWORK", maxS(localSizes)]);
     vars.push(["$G", ["max", 1, ["min", ["/", 256, "$LWORK"], "$BP"]]]);
     vars.push(["$WG", ["max", 32, ["min", 256, ["pow2ceil", ["*", "$G", "$LWORK"]]]]]);
     applicable = 1;
-    serialSteps = mulS("T", sumS([...work.map((w) => ["ceilDiv", ["*", "$G", w], "$WG"] as SizeExpr), work.length * 8]));
+    serialSteps = mulS("T", sumS(terms.map((t) => mulS(["ceilDiv", ["*", "$G", t.local], "$WG"], t.sum))));
+    syncs = mulS("T", terms.length);
   } else {
     vars.push(["$LWORK", maxS(localSizes)]);
     vars.push(["$G", ["max", 1, ["min", ["/", 256, "$LWORK"], ["/", "LIMIT_SHARED", ["max", 1, "$SHARED_PER_ELEM"]], "$BP"]]]);
     vars.push(["$WG", ["max", 32, ["min", 256, ["pow2ceil", ["*", "$G", "$LWORK"]]]]]);
     applicable = [">=", "LIMIT_SHARED", "$SHARED_PER_ELEM"];
-    serialSteps = mulS("T", sumS([...work.map((w) => ["ceilDiv", ["*", "$G", w], "$WG"] as SizeExpr), work.length * 2]));
+    serialSteps = mulS("T", sumS(terms.map((t) => mulS(["ceilDiv", ["*", "$G", t.local], "$WG"], t.sum))));
+    syncs = mulS("T", terms.length);
   }
   const scratch = globalScratch(step);
   const bindings = launchBindings(c.model, c.kernel!, scratch.map((a) => a.name));
@@ -237,6 +259,6 @@ function seqPlan(c: SeqCtx): FormPlan {
     vars,
     scratch: scratch.map((a) => ({ name: a.name, floats: globalScratchFloats(step) })),
     kernels: [launch],
-    cost: { bytes: trafficBytes(c.model), serialSteps, threads: ["*", ["ceilDiv", "$BP", "$G"], "$WG"], flops: mulS("B", "T", "$P", sumS(work)) },
+    cost: { bytes: trafficBytes(c.model), serialSteps, syncs, syncNs: COST_NS[c.variant].sync, workNs: COST_NS[c.variant].work, threads: ["*", ["ceilDiv", "$BP", "$G"], "$WG"], flops: mulS("B", "T", "$P", sumS(work)) },
   };
 }

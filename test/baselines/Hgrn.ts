@@ -99,7 +99,7 @@ export const HGRN_PLAN: ModelPlan = {
     Hgrn_seq_global:
       "// seqc: kernel Hgrn_seq_global of model Hgrn\nstruct Uniforms {\n  B: u32,\n  T: u32,\n  init_h: u32,\n  SO_h: u32,\n}\n@group(0) @binding(0) var<uniform> u: Uniforms;\n@group(0) @binding(1) var<storage, read> in_x: array<f32>;\n@group(0) @binding(2) var<storage, read> in_g: array<f32>;\n@group(0) @binding(3) var<storage, read_write> states: array<f32>;\n@group(0) @binding(4) var<storage, read> states_in: array<f32>;\n@group(0) @binding(5) var<storage, read_write> out_o: array<f32>;\n@group(0) @binding(6) var<storage, read_write> gslots: array<f32>;\noverride D_D: u32;\noverride P: u32;\noverride G: u32;\noverride WG: u32;\n\n@compute @workgroup_size(WG)\nfn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wgid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {\n  let wg = wgid.x + nwg.x * (wgid.y + nwg.y * wgid.z);\n  let BP = (u.B * P);\n  // load the initial state\n  for (var f_0: u32 = lid; f_0 < G; f_0 += WG) {\n    let g = (f_0 % G);\n    let q = ((wg * G) + g);\n    if ((q < BP)) {\n      let e_b = (q / P);\n      let e_p = (q % P);\n      let e_c0 = e_p;\n      gslots[(((f_0 / G) * BP) + q)] = select(0.0f, states_in[((u.SO_h + (e_b * D_D)) + e_c0)], (u.init_h != 0u));\n    }\n  }\n  workgroupBarrier();\n  for (var t: u32 = 0u; t < u.T; t += 1u) {\n    // assign h\n    for (var f_1: u32 = lid; f_1 < G; f_1 += WG) {\n      let g = (f_1 % G);\n      let q = ((wg * G) + g);\n      if ((q < BP)) {\n        let e_b = (q / P);\n        let e_p = (q % P);\n        let e_c0 = e_p;\n        let v_2 = ((exp(in_g[((((e_b * u.T) + t) * D_D) + e_c0)]) * gslots[((0u * BP) + q)]) + in_x[((((e_b * u.T) + t) * D_D) + e_c0)]);\n        gslots[((0u * BP) + q)] = v_2;\n      }\n    }\n    workgroupBarrier();\n    // output o\n    for (var f_3: u32 = lid; f_3 < G; f_3 += WG) {\n      let g = (f_3 % G);\n      let q = ((wg * G) + g);\n      if ((q < BP)) {\n        let e_b = (q / P);\n        let e_p = (q % P);\n        let e_c0 = e_p;\n        let v_4 = gslots[((0u * BP) + q)];\n        out_o[((((e_b * u.T) + t) * D_D) + e_c0)] = v_4;\n      }\n    }\n    workgroupBarrier();\n  }\n  // write the final state\n  for (var f_5: u32 = lid; f_5 < G; f_5 += WG) {\n    let g = (f_5 % G);\n    let q = ((wg * G) + g);\n    if ((q < BP)) {\n      let e_b = (q / P);\n      let e_p = (q % P);\n      let e_c0 = e_p;\n      states[((u.SO_h + (e_b * D_D)) + e_c0)] = gslots[(((f_5 / G) * BP) + q)];\n    }\n  }\n}\n",
     Hgrn_scan_tile:
-      "// seqc: kernel Hgrn_scan_tile of model Hgrn\nstruct Uniforms {\n  B: u32,\n  T: u32,\n  init_h: u32,\n  SO_h: u32,\n}\n@group(0) @binding(0) var<uniform> u: Uniforms;\n@group(0) @binding(1) var<storage, read> in_x: array<f32>;\n@group(0) @binding(2) var<storage, read> in_g: array<f32>;\n@group(0) @binding(3) var<storage, read_write> states: array<f32>;\n@group(0) @binding(4) var<storage, read> states_in: array<f32>;\n@group(0) @binding(5) var<storage, read_write> out_o: array<f32>;\noverride D_D: u32;\noverride P: u32;\noverride WG: u32;\noverride E: u32;\noverride S: u32;\noverride TS: u32;\nvar<workgroup> s_h: array<f32, WG>;\nvar<workgroup> sa_0_0: array<f32, WG>;\nvar<workgroup> sb_0: array<f32, WG>;\nvar<workgroup> c_0: array<f32, E>;\n\n@compute @workgroup_size(WG)\nfn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wgid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {\n  let wg = wgid.x + nwg.x * (wgid.y + nwg.y * wgid.z);\n  let BP = (u.B * P);\n  let e = (lid % E);\n  let sgm = (lid / E);\n  let q0 = ((wg * E) + e);\n  let act = (q0 < BP);\n  let q = min(q0, (BP - 1u));\n  let e_b = (q / P);\n  let e_p = (q % P);\n  let e_c0 = e_p;\n  // carry := initial state\n  for (var cf: u32 = lid; cf < E; cf += WG) {\n    let ce = (cf % E);\n    let cl = (cf / E);\n    let cq = ((wg * E) + ce);\n    if ((cq < BP)) {\n      let e_b = (cq / P);\n      let e_p = (cq % P);\n      let e_c0 = e_p;\n      c_0[((cl * E) + ce)] = select(0.0f, states_in[((u.SO_h + (e_b * D_D)) + e_c0)], (u.init_h != 0u));\n    }\n  }\n  workgroupBarrier();\n  for (var tile: u32 = 0u; tile < ((u.T + ((S * TS) - 1u)) / (S * TS)); tile += 1u) {\n    let t0 = ((tile * (S * TS)) + (sgm * TS));\n    // 1. compose (A, b) over this thread's segment\n    if (act) {\n      var A00 = 1.0f;\n      var b0 = 0.0f;\n      for (var tau: u32 = 0u; tau < TS; tau += 1u) {\n        let t = (t0 + tau);\n        if ((t < u.T)) {\n          let a00 = exp(in_g[((((e_b * u.T) + t) * D_D) + e_c0)]);\n          let bt0 = in_x[((((e_b * u.T) + t) * D_D) + e_c0)];\n          let n00 = (a00 * A00);\n          let nb0 = ((a00 * b0) + bt0);\n          A00 = n00;\n          b0 = nb0;\n        }\n      }\n      sa_0_0[((0u * WG) + lid)] = A00;\n      sb_0[((0u * WG) + lid)] = b0;\n    }\n    workgroupBarrier();\n    // 2. segment start states from the carry\n    for (var cf: u32 = lid; cf < E; cf += WG) {\n      let ce = (cf % E);\n      let cl = (cf / E);\n      if ((((wg * E) + ce) < BP)) {\n        var h0 = c_0[((cl * E) + ce)];\n        for (var sg: u32 = 0u; sg < S; sg += 1u) {\n          let col = ((sg * E) + ce);\n          let at = ((cl * WG) + col);\n          s_h[at] = h0;\n          let g0 = ((sa_0_0[at] * h0) + sb_0[at]);\n          h0 = g0;\n        }\n        c_0[((cl * E) + ce)] = h0;\n      }\n    }\n    workgroupBarrier();\n    // 3. replay the segment with the step body (outputs)\n    if (act) {\n      for (var tau: u32 = 0u; tau < TS; tau += 1u) {\n        let t = (t0 + tau);\n        if ((t < u.T)) {\n          // assign h\n          let v_0 = ((exp(in_g[((((e_b * u.T) + t) * D_D) + e_c0)]) * s_h[((0u * WG) + lid)]) + in_x[((((e_b * u.T) + t) * D_D) + e_c0)]);\n          s_h[((0u * WG) + lid)] = v_0;\n          // output o\n          let v_1 = s_h[((0u * WG) + lid)];\n          out_o[((((e_b * u.T) + t) * D_D) + e_c0)] = v_1;\n        }\n      }\n    }\n  }\n  workgroupBarrier();\n  // final state := carry\n  for (var cf: u32 = lid; cf < E; cf += WG) {\n    let ce = (cf % E);\n    let cl = (cf / E);\n    let cq = ((wg * E) + ce);\n    if ((cq < BP)) {\n      let e_b = (cq / P);\n      let e_p = (cq % P);\n      let e_c0 = e_p;\n      states[((u.SO_h + (e_b * D_D)) + e_c0)] = c_0[((cl * E) + ce)];\n    }\n  }\n}\n",
+      "// seqc: kernel Hgrn_scan_tile of model Hgrn\nstruct Uniforms {\n  B: u32,\n  T: u32,\n  init_h: u32,\n  SO_h: u32,\n}\n@group(0) @binding(0) var<uniform> u: Uniforms;\n@group(0) @binding(1) var<storage, read> in_x: array<f32>;\n@group(0) @binding(2) var<storage, read> in_g: array<f32>;\n@group(0) @binding(3) var<storage, read_write> states: array<f32>;\n@group(0) @binding(4) var<storage, read> states_in: array<f32>;\n@group(0) @binding(5) var<storage, read_write> out_o: array<f32>;\noverride D_D: u32;\noverride P: u32;\noverride WG: u32;\noverride E: u32;\noverride S: u32;\noverride TS: u32;\nvar<workgroup> s_h: array<f32, WG>;\nvar<workgroup> sa_0_0: array<f32, WG>;\nvar<workgroup> sb_0: array<f32, WG>;\nvar<workgroup> c_0: array<f32, E>;\n\n@compute @workgroup_size(WG)\nfn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wgid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {\n  let wg = wgid.x + nwg.x * (wgid.y + nwg.y * wgid.z);\n  let BP = (u.B * P);\n  let e = (lid % E);\n  let sgm = (lid / E);\n  let q0 = ((wg * E) + e);\n  let act = (q0 < BP);\n  let q = min(q0, (BP - 1u));\n  let e_b = (q / P);\n  let e_p = (q % P);\n  let e_c0 = e_p;\n  // carry := initial state\n  for (var cf: u32 = lid; cf < E; cf += WG) {\n    let ce = (cf % E);\n    let cl = (cf / E);\n    let cq = ((wg * E) + ce);\n    if ((cq < BP)) {\n      let e_b = (cq / P);\n      let e_p = (cq % P);\n      let e_c0 = e_p;\n      c_0[((cl * E) + ce)] = select(0.0f, states_in[((u.SO_h + (e_b * D_D)) + e_c0)], (u.init_h != 0u));\n    }\n  }\n  workgroupBarrier();\n  for (var tile: u32 = 0u; tile < ((u.T + ((S * TS) - 1u)) / (S * TS)); tile += 1u) {\n    let t0 = ((tile * (S * TS)) + (sgm * TS));\n    // 1. compose (A, b) over this thread's segment\n    if (act) {\n      var A00 = 1.0f;\n      var b0 = 0.0f;\n      if (((t0 + TS) <= u.T)) {\n        for (var tau: u32 = 0u; tau < TS; tau += 1u) {\n          let t = (t0 + tau);\n          let a00 = exp(in_g[((((e_b * u.T) + t) * D_D) + e_c0)]);\n          let bt0 = in_x[((((e_b * u.T) + t) * D_D) + e_c0)];\n          let n00 = (a00 * A00);\n          let nb0 = ((a00 * b0) + bt0);\n          A00 = n00;\n          b0 = nb0;\n        }\n      } else {\n        for (var tau: u32 = 0u; tau < TS; tau += 1u) {\n          let t = (t0 + tau);\n          if ((t < u.T)) {\n            let a00 = exp(in_g[((((e_b * u.T) + t) * D_D) + e_c0)]);\n            let bt0 = in_x[((((e_b * u.T) + t) * D_D) + e_c0)];\n            let n00 = (a00 * A00);\n            let nb0 = ((a00 * b0) + bt0);\n            A00 = n00;\n            b0 = nb0;\n          }\n        }\n      }\n      sa_0_0[((0u * WG) + lid)] = A00;\n      sb_0[((0u * WG) + lid)] = b0;\n    }\n    workgroupBarrier();\n    // 2. segment start states from the carry\n    for (var cf: u32 = lid; cf < E; cf += WG) {\n      let ce = (cf % E);\n      let cl = (cf / E);\n      if ((((wg * E) + ce) < BP)) {\n        var h0 = c_0[((cl * E) + ce)];\n        for (var sg: u32 = 0u; sg < S; sg += 1u) {\n          let col = ((sg * E) + ce);\n          let at = ((cl * WG) + col);\n          s_h[at] = h0;\n          let g0 = ((sa_0_0[at] * h0) + sb_0[at]);\n          h0 = g0;\n        }\n        c_0[((cl * E) + ce)] = h0;\n      }\n    }\n    workgroupBarrier();\n    // 3. replay the segment with the step body (outputs)\n    if (act) {\n      if (((t0 + TS) <= u.T)) {\n        for (var tau: u32 = 0u; tau < TS; tau += 1u) {\n          let t = (t0 + tau);\n          // assign h\n          let v_0 = ((exp(in_g[((((e_b * u.T) + t) * D_D) + e_c0)]) * s_h[((0u * WG) + lid)]) + in_x[((((e_b * u.T) + t) * D_D) + e_c0)]);\n          s_h[((0u * WG) + lid)] = v_0;\n          // output o\n          let v_1 = s_h[((0u * WG) + lid)];\n          out_o[((((e_b * u.T) + t) * D_D) + e_c0)] = v_1;\n        }\n      } else {\n        for (var tau: u32 = 0u; tau < TS; tau += 1u) {\n          let t = (t0 + tau);\n          if ((t < u.T)) {\n            // assign h\n            let v_0 = ((exp(in_g[((((e_b * u.T) + t) * D_D) + e_c0)]) * s_h[((0u * WG) + lid)]) + in_x[((((e_b * u.T) + t) * D_D) + e_c0)]);\n            s_h[((0u * WG) + lid)] = v_0;\n            // output o\n            let v_1 = s_h[((0u * WG) + lid)];\n            out_o[((((e_b * u.T) + t) * D_D) + e_c0)] = v_1;\n          }\n        }\n      }\n    }\n  }\n  workgroupBarrier();\n  // final state := carry\n  for (var cf: u32 = lid; cf < E; cf += WG) {\n    let ce = (cf % E);\n    let cl = (cf / E);\n    let cq = ((wg * E) + ce);\n    if ((cq < BP)) {\n      let e_b = (cq / P);\n      let e_p = (cq % P);\n      let e_c0 = e_p;\n      states[((u.SO_h + (e_b * D_D)) + e_c0)] = c_0[((cl * E) + ce)];\n    }\n  }\n}\n",
   },
   forms: [
     {
@@ -188,6 +188,9 @@ export const HGRN_PLAN: ModelPlan = {
       cost: {
         bytes: ["*", 4, ["+", ["*", "B", "T", ["+", "D", "D", "D"]], ["*", 2, "B", "D"]]],
         serialSteps: ["*", "T", ["+", 1, 1]],
+        syncs: "T",
+        syncNs: 450,
+        workNs: 12,
         threads: ["*", ["ceilDiv", "$BP", "$G"], "$WG"],
         flops: ["*", "B", "T", "$P", ["+", 1, 1]],
       },
@@ -270,7 +273,10 @@ export const HGRN_PLAN: ModelPlan = {
       ],
       cost: {
         bytes: ["*", 4, ["+", ["*", "B", "T", ["+", "D", "D", "D"]], ["*", 2, "B", "D"]]],
-        serialSteps: ["*", "T", ["+", ["ceilDiv", ["*", "$G", 1], "$WG"], ["ceilDiv", ["*", "$G", 1], "$WG"], 4]],
+        serialSteps: ["*", "T", ["+", ["ceilDiv", ["*", "$G", 1], "$WG"], ["ceilDiv", ["*", "$G", 1], "$WG"]]],
+        syncs: ["*", "T", 2],
+        syncNs: 600,
+        workNs: 12,
         threads: ["*", ["ceilDiv", "$BP", "$G"], "$WG"],
         flops: ["*", "B", "T", "$P", ["+", 1, 1]],
       },
@@ -366,7 +372,10 @@ export const HGRN_PLAN: ModelPlan = {
       ],
       cost: {
         bytes: ["*", 4, ["+", ["*", "B", "T", ["+", "D", "D", "D"]], ["*", 2, "B", "D"]]],
-        serialSteps: ["*", "T", ["+", ["ceilDiv", ["*", "$G", 1], "$WG"], ["ceilDiv", ["*", "$G", 1], "$WG"], 16]],
+        serialSteps: ["*", "T", ["+", ["ceilDiv", ["*", "$G", 1], "$WG"], ["ceilDiv", ["*", "$G", 1], "$WG"]]],
+        syncs: ["*", "T", 2],
+        syncNs: 1200,
+        workNs: 20,
         threads: ["*", ["ceilDiv", "$BP", "$G"], "$WG"],
         flops: ["*", "B", "T", "$P", ["+", 1, 1]],
       },
@@ -386,7 +395,14 @@ export const HGRN_PLAN: ModelPlan = {
           [
             "max",
             1,
-            ["min", 32, ["/", "$WGMAX", 2], ["pow2floor", ["/", 65536, "$BP"]], ["pow2ceil", ["ceilDiv", "T", "$TS"]]],
+            [
+              "min",
+              32,
+              ["/", "$WGMAX", 2],
+              ["pow2floor", ["/", 131072, "$BP"]],
+              ["pow2ceil", ["ceilDiv", "T", "$TS"]],
+              ["select", [">=", "$BP", 32], ["max", 1, ["/", "$WGMAX", 32]], 32],
+            ],
           ],
         ],
         ["$E", ["max", 1, ["min", ["/", "$WGMAX", "$S"], ["pow2ceil", "$BP"]]]],
@@ -463,6 +479,9 @@ export const HGRN_PLAN: ModelPlan = {
       cost: {
         bytes: ["*", 4, ["+", ["*", "B", "T", ["+", "D", "D", "D"]], ["*", 2, "B", "D"]]],
         serialSteps: ["*", "$TILES", ["+", ["*", "$TS", 4], "$S", ["*", "$TS", ["+", 1, 1]]]],
+        syncs: ["*", "$TILES", 3],
+        syncNs: 700,
+        workNs: 40,
         threads: ["*", ["ceilDiv", "$BP", "$E"], "$WG"],
         flops: ["*", "B", "T", "$P", ["+", 1, 1]],
       },
@@ -481,12 +500,13 @@ export class Hgrn {
 
   private constructor(private readonly runner: ModelRunner) {}
 
-  /** Compile the kernels for these dims on a device (by default the shared one) and upload the params. Throws if a name, shape or dtype is wrong. */
+  /** Compile the kernels for these dims on a device (by default the shared one) and upload the params. Throws if a name, shape or dtype is wrong. `form`: auto (default), sequential or scan; `tune` (default true): time the variants the cost model cannot separate on the first call of each shape. */
   static async create(options: {
     device?: GPUDevice;
     dims: HgrnDims;
     params?: HgrnParams;
     form?: FormChoice;
+    tune?: boolean;
   }): Promise<Hgrn> {
     return new Hgrn(
       await ModelRunner.create(Hgrn.plan, {

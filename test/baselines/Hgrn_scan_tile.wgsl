@@ -53,15 +53,27 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wgid: 
     if (act) {
       var A00 = 1.0f;
       var b0 = 0.0f;
-      for (var tau: u32 = 0u; tau < TS; tau += 1u) {
-        let t = (t0 + tau);
-        if ((t < u.T)) {
+      if (((t0 + TS) <= u.T)) {
+        for (var tau: u32 = 0u; tau < TS; tau += 1u) {
+          let t = (t0 + tau);
           let a00 = exp(in_g[((((e_b * u.T) + t) * D_D) + e_c0)]);
           let bt0 = in_x[((((e_b * u.T) + t) * D_D) + e_c0)];
           let n00 = (a00 * A00);
           let nb0 = ((a00 * b0) + bt0);
           A00 = n00;
           b0 = nb0;
+        }
+      } else {
+        for (var tau: u32 = 0u; tau < TS; tau += 1u) {
+          let t = (t0 + tau);
+          if ((t < u.T)) {
+            let a00 = exp(in_g[((((e_b * u.T) + t) * D_D) + e_c0)]);
+            let bt0 = in_x[((((e_b * u.T) + t) * D_D) + e_c0)];
+            let n00 = (a00 * A00);
+            let nb0 = ((a00 * b0) + bt0);
+            A00 = n00;
+            b0 = nb0;
+          }
         }
       }
       sa_0_0[((0u * WG) + lid)] = A00;
@@ -87,15 +99,27 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wgid: 
     workgroupBarrier();
     // 3. replay the segment with the step body (outputs)
     if (act) {
-      for (var tau: u32 = 0u; tau < TS; tau += 1u) {
-        let t = (t0 + tau);
-        if ((t < u.T)) {
+      if (((t0 + TS) <= u.T)) {
+        for (var tau: u32 = 0u; tau < TS; tau += 1u) {
+          let t = (t0 + tau);
           // assign h
           let v_0 = ((exp(in_g[((((e_b * u.T) + t) * D_D) + e_c0)]) * s_h[((0u * WG) + lid)]) + in_x[((((e_b * u.T) + t) * D_D) + e_c0)]);
           s_h[((0u * WG) + lid)] = v_0;
           // output o
           let v_1 = s_h[((0u * WG) + lid)];
           out_o[((((e_b * u.T) + t) * D_D) + e_c0)] = v_1;
+        }
+      } else {
+        for (var tau: u32 = 0u; tau < TS; tau += 1u) {
+          let t = (t0 + tau);
+          if ((t < u.T)) {
+            // assign h
+            let v_0 = ((exp(in_g[((((e_b * u.T) + t) * D_D) + e_c0)]) * s_h[((0u * WG) + lid)]) + in_x[((((e_b * u.T) + t) * D_D) + e_c0)]);
+            s_h[((0u * WG) + lid)] = v_0;
+            // output o
+            let v_1 = s_h[((0u * WG) + lid)];
+            out_o[((((e_b * u.T) + t) * D_D) + e_c0)] = v_1;
+          }
         }
       }
     }

@@ -236,6 +236,9 @@ export const LSTM_PLAN: ModelPlan = {
           ],
         ],
         serialSteps: ["*", "T", ["+", ["*", ["*", 4, "H"], ["+", "I", "H"]], "H", "H", "H"]],
+        syncs: "T",
+        syncNs: 450,
+        workNs: 12,
         threads: ["*", ["ceilDiv", "$BP", "$G"], "$WG"],
         flops: ["*", "B", "T", "$P", ["+", ["*", ["*", 4, "H"], ["+", "I", "H"]], "H", "H", "H"]],
       },
@@ -336,13 +339,15 @@ export const LSTM_PLAN: ModelPlan = {
           "T",
           [
             "+",
-            ["ceilDiv", ["*", "$G", ["*", ["*", 4, "H"], ["+", "I", "H"]]], "$WG"],
+            ["*", ["ceilDiv", ["*", "$G", ["*", 4, "H"]], "$WG"], ["+", "I", "H"]],
             ["ceilDiv", ["*", "$G", "H"], "$WG"],
             ["ceilDiv", ["*", "$G", "H"], "$WG"],
             ["ceilDiv", ["*", "$G", "H"], "$WG"],
-            8,
           ],
         ],
+        syncs: ["*", "T", 4],
+        syncNs: 600,
+        workNs: 12,
         threads: ["*", ["ceilDiv", "$BP", "$G"], "$WG"],
         flops: ["*", "B", "T", "$P", ["+", ["*", ["*", 4, "H"], ["+", "I", "H"]], "H", "H", "H"]],
       },
@@ -456,13 +461,15 @@ export const LSTM_PLAN: ModelPlan = {
           "T",
           [
             "+",
-            ["ceilDiv", ["*", "$G", ["*", ["*", 4, "H"], ["+", "I", "H"]]], "$WG"],
+            ["*", ["ceilDiv", ["*", "$G", ["*", 4, "H"]], "$WG"], ["+", "I", "H"]],
             ["ceilDiv", ["*", "$G", "H"], "$WG"],
             ["ceilDiv", ["*", "$G", "H"], "$WG"],
             ["ceilDiv", ["*", "$G", "H"], "$WG"],
-            32,
           ],
         ],
+        syncs: ["*", "T", 4],
+        syncNs: 1200,
+        workNs: 20,
         threads: ["*", ["ceilDiv", "$BP", "$G"], "$WG"],
         flops: ["*", "B", "T", "$P", ["+", ["*", ["*", 4, "H"], ["+", "I", "H"]], "H", "H", "H"]],
       },
@@ -481,12 +488,13 @@ export class Lstm {
 
   private constructor(private readonly runner: ModelRunner) {}
 
-  /** Compile the kernels for these dims on a device (by default the shared one) and upload the params. Throws if a name, shape or dtype is wrong. */
+  /** Compile the kernels for these dims on a device (by default the shared one) and upload the params. Throws if a name, shape or dtype is wrong. `form`: auto (default), sequential or scan; `tune` (default true): time the variants the cost model cannot separate on the first call of each shape. */
   static async create(options: {
     device?: GPUDevice;
     dims: LstmDims;
     params: LstmParams;
     form?: FormChoice;
+    tune?: boolean;
   }): Promise<Lstm> {
     return new Lstm(
       await ModelRunner.create(Lstm.plan, {

@@ -90,7 +90,7 @@ export async function runWebgpu(plan: ModelPlan, model: Model, run: RunInputs, v
   const [form, v] = variant.split("/");
   const restricted: ModelPlan = { ...plan, forms: plan.forms.filter((f) => f.form === form && (v === undefined || f.variant === v)) };
   if (restricted.forms.length === 0) throw new Error(`no ${variant} form in the plan of ${plan.model}`);
-  const runner = await ModelRunner.create(restricted, { dims: run.dims, params: f32(run.params) });
+  const runner = await ModelRunner.create(restricted, { dims: run.dims, params: f32(run.params), tune: false });
   try {
     const full = runner.dimsFor(run.time);
     const inputs = Object.fromEntries(

@@ -18,7 +18,8 @@ export async function runWebgpu(model: Model, run: RunInputs, form: "auto" | "se
   const plan = compileWgsl(model);
   let runner: ModelRunner;
   try {
-    runner = await ModelRunner.create(plan, { dims: run.dims, params: f32(run.params), form });
+    // one call: nothing to gain from timing variants first (tune: false)
+    runner = await ModelRunner.create(plan, { dims: run.dims, params: f32(run.params), form, tune: false });
   } catch (e) {
     if (e instanceof ShapeError || /WebGPU|adapter/.test((e as Error).message)) throw new UserError((e as Error).message);
     throw e;
