@@ -27,6 +27,11 @@ function workdir(): { dir: string; env: NodeJS.ProcessEnv } {
   writeFileSync(join(bin, "seqc"), `#!/bin/sh\nexec node ${JSON.stringify(join(repo, "bin/seqc.js"))} "$@"\n`);
   chmodSync(join(bin, "seqc"), 0o755);
   symlinkSync(join(repo, "stdlib"), join(dir, "stdlib"));
+  // a project that has installed seqc: generated modules import "seqc/runtime"
+  writeFileSync(join(dir, "package.json"), JSON.stringify({ name: "my-models", type: "module", private: true }));
+  mkdirSync(join(dir, "node_modules"));
+  symlinkSync(repo, join(dir, "node_modules", "seqc"));
+  for (const dep of ["@webgpu", "@types", "webgpu"]) symlinkSync(join(repo, "node_modules", dep), join(dir, "node_modules", dep));
   return { dir, env: { ...process.env, PATH: `${bin}:${process.env.PATH}`, NO_COLOR: "1" } };
 }
 
@@ -87,7 +92,7 @@ for (const doc of docs) {
         } else if (b.lang === "ts") {
           const name = b.attrs.file ?? `block-${b.line}.ts`;
           writeFileSync(join(dir, name), b.code);
-          const types = spawnSync("node", [tsc, "--noEmit", "--strict", "--module", "nodenext", "--moduleResolution", "nodenext", "--target", "es2022", "--types", "node", "--typeRoots", join(repo, "node_modules/@types"), "--skipLibCheck", name], { cwd: dir, encoding: "utf8" });
+          const types = spawnSync("node", [tsc, "--noEmit", "--strict", "--module", "nodenext", "--moduleResolution", "nodenext", "--target", "es2022", "--types", "node", "--typeRoots", join(repo, "node_modules/@types"), "--skipLibCheck", "--allowImportingTsExtensions", name], { cwd: dir, encoding: "utf8" });
           expect(types.status, `${where}: type errors\n${types.stdout}${types.stderr}`).toBe(0);
           runBlock(["node", tsx, name], undefined, where, b, dir, env);
         } else throw new Error(`${where}: a code block must be seq, sh or ts (or the output of the sh/ts block before it)`);
