@@ -24,6 +24,12 @@ const SWEEP = join(ROOT, "dist/cuda-sweep");
 mkdirSync(OUT, { recursive: true });
 mkdirSync(BENCH_DIR, { recursive: true });
 const TOL = 1e-4;
+// knobs for profiling runs (ncu): warm-up launches, timed launches of the scan variants, which variants
+const WARMUP = Number(process.env.SEQC_BENCH_WARMUP ?? 3);
+const SCAN_REPS = Number(process.env.SEQC_BENCH_REPS ?? 30);
+const ONLY_VARIANTS = process.env.SEQC_BENCH_ONLY ? new RegExp(process.env.SEQC_BENCH_ONLY) : undefined;
+const SKIP_VARIANTS = process.env.SEQC_BENCH_SKIP ? new RegExp(process.env.SEQC_BENCH_SKIP) : undefined;
+const SAVE = process.env.SEQC_BENCH_SAVE !== "0";
 
 interface CheckRow { model: string; variant: string; form: string; shape: string; worst: number; errors: Record<string, number>; ok: boolean; note?: string }
 const checks: CheckRow[] = [];
@@ -111,7 +117,7 @@ const gemmMs = new Map<string, number>();
 async function timeForward(device: CudaDevice, runner: CudaModelRunner, inputs: Record<string, Float32Array>, B: number, variant: string, reps: number) {
   const p = runner.prepare(inputs, { batch: B, form: variant });
   const s = device.stream();
-  for (let i = 0; i < 3; i++) p.enqueue(s);
+  for (let i = 0; i < WARMUP; i++) p.enqueue(s);
   await device.synchronize(s);
   const ms: number[] = [];
   for (let i = 0; i < reps; i++) ms.push(device.timeMs(s, () => p.enqueue(s)));
@@ -157,8 +163,10 @@ async function benchHgrn(device: CudaDevice) {
   const r = rng(7);
   const x = fill(B * T * D, r, -0.5, 0.5);
   const g = fill(B * T * D, r, -0.5, -0.001); // log forget gate <= 0
-  saveF32("hgrn.x", x);
-  saveF32("hgrn.g", g);
+  if (SAVE) {
+    saveF32("hgrn.x", x);
+    saveF32("hgrn.g", g);
+  }
   const runner = await CudaModelRunner.create(plan, { dims: { D }, device });
   const sweepPlan = loadSweep(model.name);
   const sweep = sweepPlan ? await CudaModelRunner.create(sweepPlan, { dims: { D }, device }) : undefined;
@@ -175,12 +183,13 @@ async function benchHgrn(device: CudaDevice) {
     const variant = form.variant;
     const slow = variant === "thread" || variant === "workgroup" || variant === "global";
     if (slow && !generic) continue;
-    const { ms, out } = await timeForward(device, runner, { x, g }, B, variant, slow ? 5 : 30);
+    if (variant !== firstName && ((ONLY_VARIANTS && !ONLY_VARIANTS.test(variant)) || SKIP_VARIANTS?.test(variant))) continue;
+    const { ms, out } = await timeForward(device, runner, { x, g }, B, variant, slow ? 5 : SCAN_REPS);
     const bytes = 3 * B * T * D * 4 + 2 * B * D * 4;
     let note: string | undefined;
     if (!first) {
       first = out.outputs.o;
-      saveF32("hgrn.out.o", first);
+      if (SAVE) saveF32("hgrn.out.o", first);
       note = "auto choice; output checked against float64 by anchors.py / scan_anchor.py";
     } else {
       firstRef ??= Float64Array.from(first);
@@ -230,7 +239,8 @@ async function main() {
   const device = await CudaDevice.open(0);
   log(`device: ${device.info.name}, sm_${device.info.sm}, ${device.info.multiprocessors} SMs, driver ${device.info.driverVersion}, smem opt-in ${device.info.sharedMemPerBlockOptin} B`);
   let nvrtc = "unavailable";
-  try {
+  const skipChecks = process.env.SEQC_SKIP_CHECKS === "1";
+  if (!skipChecks) try {
     nvrtc = await nvrtcVersion();
     // the NVRTC path: compile one model's source at run time and check it like the rest
     const model = loadModel("hgrn.seq");
@@ -248,7 +258,7 @@ async function main() {
   }
   const only = process.env.SEQC_MODELS?.split(",");
   const modelFiles = [...readdirSync(join(ROOT, "stdlib")).filter((x) => x.endsWith(".seq")).sort(), ...readdirSync(join(ROOT, "bench/cuda/models")).filter((x) => x.endsWith(".seq")).sort().map((x) => `bench/cuda/models/${x}`)];
-  for (const f of modelFiles) {
+  for (const f of skipChecks ? [] : modelFiles) {
     if (only && !only.includes(f.replace(/^.*\//, "").replace(".seq", ""))) continue;
     try {
       await checkModel(device, f);

@@ -3,7 +3,9 @@ run on the GPU machine after check.ts in the same call, on the same inputs (chec
 seqc's output to $SEQC_BENCH_DIR). Written here, not taken from a library: a block of BD channels of one
 batch row walks T in tiles of BT steps; each tile is loaded (Triton pipelines the loads num_stages deep),
 scanned along T with tl.associative_scan on (a, b) pairs, offset by the carry, stored; the carry moves
-on by the tile's total (tl.reduce with the same combine). Also: torch copy bandwidth, and a float64
+on to the tile's last row (a masked sum: tl.reduce would need a commutative combine, and the scan's is
+not). Also: torch copy bandwidth; two ceilings for this traffic without the recurrence: torch's
+elementwise x * exp(g) (contiguous) and a Triton tile walk with the scan's access pattern; and a float64
 reference on the GPU that both seqc's output and Triton's are checked against.
 Writes $OUT/scan_anchor.json."""
 import json, os, statistics
@@ -42,10 +44,28 @@ def hgrn_scan(x_ptr, g_ptr, o_ptr, h0_ptr, ht_ptr, T, D, BT: tl.constexpr, BD: t
         g = tl.load(g_ptr + off, mask=m, other=0.0)
         a = tl.exp(g)
         A, Bc = tl.associative_scan((a, x), 0, _combine)
-        tl.store(o_ptr + off, A * h[None, :] + Bc, mask=m)
-        At, Bt = tl.reduce((a, x), 0, _combine)
-        h = At * h + Bt
+        hs = A * h[None, :] + Bc
+        tl.store(o_ptr + off, hs, mask=m)
+        last = tl.minimum(T - t0, BT) - 1
+        h = tl.sum(tl.where(tl.arange(0, BT)[:, None] == last, hs, 0.0), 0)
     tl.store(ht_ptr + b * D + offs_d, h, mask=md)
+
+
+@triton.jit
+def tile_walk(x_ptr, g_ptr, o_ptr, T, D, BT: tl.constexpr, BD: tl.constexpr):
+    # the scan's access pattern without the recurrence: o = x * exp(g), tile by tile down T
+    pid_d = tl.program_id(0)
+    b = tl.program_id(1)
+    offs_d = pid_d * BD + tl.arange(0, BD)
+    md = offs_d < D
+    base = b.to(tl.int64) * T * D
+    for t0 in range(0, T, BT):
+        offs_t = t0 + tl.arange(0, BT)
+        m = (offs_t[:, None] < T) & md[None, :]
+        off = base + offs_t[:, None].to(tl.int64) * D + offs_d[None, :]
+        x = tl.load(x_ptr + off, mask=m, other=0.0)
+        g = tl.load(g_ptr + off, mask=m, other=0.0)
+        tl.store(o_ptr + off, x * tl.exp(g), mask=m)
 
 
 def timed(fn, reps=20, warm=3):
@@ -98,10 +118,25 @@ seqc_files = sorted(f[len("hgrn.out.") : -4] for f in os.listdir(DIR) if f.start
 for name in seqc_files:
     res["errors"][f"seqc {name} vs float64"] = rel(load(f"hgrn.out.{name}").to(dev), ref)
 
-# ---- Triton ----
-configs = [(64, 32, 4, 3), (128, 32, 4, 3), (64, 64, 4, 3), (128, 64, 8, 3), (32, 128, 4, 4), (64, 128, 8, 3)]
 o = torch.empty_like(x)
 ht = torch.empty_like(h0)
+# ---- ceilings: the same bytes without the recurrence ----
+ms, all_ms = timed(lambda: torch.mul(x, g, out=o), reps=20)
+res["rows"].append({"name": "ceiling", "variant": "torch x * g elementwise (12 B/elem, contiguous)", "ms": ms, "gbps": BYTES / (ms * 1e6), "all": all_ms})
+for BT, BD in [(64, 32), (32, 128), (16, 512)]:
+    try:
+        run = lambda: tile_walk[(triton.cdiv(D, BD), B)](x, g, o, T, D, BT=BT, BD=BD, num_warps=4, num_stages=3)
+        run()
+        ms, all_ms = timed(run, reps=20)
+        res["rows"].append({"name": "ceiling", "variant": f"triton tile walk x * exp(g) BT={BT} BD={BD}", "ms": ms, "gbps": BYTES / (ms * 1e6), "all": all_ms})
+    except Exception as e:
+        print(f"tile walk {BT} {BD} failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}", flush=True)
+for r in res["rows"]:
+    if r["name"] == "ceiling":
+        print(f"{r['variant']}: {r['ms']:.3f} ms  {r['gbps']:.0f} GB/s  {r['gbps'] / copy_gbps:.1%} of torch copy", flush=True)
+
+# ---- Triton ----
+configs = [(64, 32, 4, 3), (128, 32, 4, 3), (64, 64, 4, 3), (32, 128, 4, 3)]
 best = None
 for BT, BD, nw, ns in configs:
     name = f"triton BT={BT} BD={BD} warps={nw} stages={ns}"

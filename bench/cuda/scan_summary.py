@@ -25,7 +25,7 @@ for k, v in tri.get("errors", {}).items():
     p(f"{k}: {v:.2e}")
 p("| variant | ms | GB/s | % cuMemcpy | % torch copy | vs best Triton |")
 p("|---|---|---|---|---|---|")
-rows = [r for r in node["bench"] if r["name"] == "hgrn"] + [r for r in tri["rows"] if r["name"] == "hgrn"]
+rows = [r for r in node["bench"] if r["name"] == "hgrn"] + [r for r in tri["rows"] if r["name"] in ("hgrn", "ceiling")]
 for r in sorted(rows, key=lambda r: r["ms"]):
     vs = f"{best['ms'] / r['ms']:.3f}x" if best else ""
     p(f"| {r['variant']} | {r['ms']:.3f} | {r['gbps']:.0f} | {r['gbps'] / cu:.1%} | {r['gbps'] / tc:.1%} | {vs} |")

@@ -7,18 +7,20 @@
  * (no look-back, no flags, no workspace). It walks T in chunks of TT = J x L steps:
  *   - the inputs aligned with the state (read only at their own element) are staged into shared memory
  *     NST chunks ahead with 16-byte cp.async (4-byte copies when C % 4 != 0), so NST-1 chunks of loads
- *     are in flight while the block computes: the memory pipe never drains at the serial points;
- *   - thread (channel ci, time lane j) computes (a, b) for its L steps once, keeps them in registers and
- *     composes them into one aggregate; after one barrier, each thread applies the aggregates of lanes
- *     0..j-1 to the chunk's carry-in, replays its L steps from there and writes every output once; the
- *     last lane also forms the carry-out of the chunk.
+ *     are in flight while the block computes: the memory pipe never drains at the serial points
+ *     (NST = 0: each thread loads its own next chunk into registers instead);
+ *   - thread (V consecutive channels, time lane j) computes (a, b) for its L steps once, keeps them in
+ *     registers and composes them into one aggregate per channel; after one barrier, each thread applies
+ *     the aggregates of lanes 0..j-1 to the chunk's carry-in, replays its L steps from there and writes
+ *     every output once (V = 4: 16-byte loads from shared memory and 16-byte stores); the last lane also
+ *     forms the carry-out of the chunk.
  * Bytes moved = inputs once + outputs once (the copy lower bound). The parallelism is B x ceil(C / CB)
  * blocks, so the plan prefers this form when that fills the machine (see `prefer`), and the look-back
  * scan otherwise (few long channels).
  *
  * Generated from the IR like pointwise-scan.ts: (a, b) per state from the structure analysis
  * (elementwise decomposition, lets inlined) and the outputs from the inlined readout, lowered with the
- * shared expression lowering.
+ * shared expression lowering, once per channel of the thread.
  */
 import * as I from "../../ir/types.ts";
 import * as K from "../../kernel/ir.ts";
@@ -28,7 +30,7 @@ import { inputBuffer, outputBuffer, initFlag, stateOffset, STATES, uniformFields
 import { lowerConst } from "../../kernel/step.ts";
 import { productK, productS } from "../../kernel/symbolic.ts";
 import { overrideValues } from "./overrides.ts";
-import { CudaScope, decompose } from "./scope.ts";
+import { CudaScope, decompose, tensorsRead } from "./scope.ts";
 import { renderExpr, renderStmts, type RenderContext } from "./render.ts";
 import { pointwiseScanEligible } from "./pointwise-scan.ts";
 import { alignedInputs } from "./pointwise-stream.ts";
@@ -36,15 +38,17 @@ import type { CudaFormPlan, CudaBufferRef } from "../../../runtime/cuda/plan.ts"
 import type { SizeExpr } from "../../../runtime/plan.ts";
 
 export interface ChainConfig {
-  /** Channels per block (a multiple of 32: one warp spans 32 channels of one time lane). */
+  /** Channels per block (CB / V threads per time lane; a multiple of 32 keeps warps on whole rows). */
   CB: number;
-  /** Time lanes per chunk (threads = CB x J). */
+  /** Consecutive channels per thread: 1, or 4 (16-byte shared loads and global stores; needs C % 4 == 0). */
+  V?: number;
+  /** Time lanes per chunk (threads = CB / V x J). */
   J: number;
   /** Steps per thread per chunk (chunk = J x L steps). */
   L: number;
   /** Shared-memory stages (NST - 1 chunks in flight). 0: no staging, each thread loads its next chunk into registers. */
   NST: number;
-  /** Streaming cache hints (st.global.cs, ld.global.cs): outputs and inputs are touched once. */
+  /** Streaming cache hint on the output stores (st.global.cs): outputs are written once. */
   cs?: boolean;
   /** Blocks per SM the register allocation must allow (default: from the shared memory, threads and a register estimate). */
   minBlocks?: number;
@@ -57,17 +61,21 @@ export const CHAIN_CONFIGS: ChainConfig[] = [{ CB: 32, J: 8, L: 8, NST: 4, suffi
 /** Configurations swept by the benchmark (bench/cuda/sweep-plan.ts), not shipped in plans. */
 export const CHAIN_SWEEP: ChainConfig[] = [
   { CB: 32, J: 8, L: 8, NST: 4, suffix: "-c32j8l8s4" },
-  { CB: 32, J: 8, L: 8, NST: 4, cs: true, suffix: "-c32j8l8s4cs" },
-  { CB: 32, J: 8, L: 4, NST: 6, suffix: "-c32j8l4s6" },
-  { CB: 32, J: 16, L: 4, NST: 4, minBlocks: 3, suffix: "-c32j16l4s4" },
-  { CB: 32, J: 4, L: 8, NST: 6, suffix: "-c32j4l8s6" },
-  { CB: 64, J: 4, L: 8, NST: 4, suffix: "-c64j4l8s4" },
-  { CB: 64, J: 8, L: 8, NST: 3, suffix: "-c64j8l8s3" },
-  { CB: 64, J: 8, L: 4, NST: 5, suffix: "-c64j8l4s5" },
   { CB: 128, J: 4, L: 8, NST: 3, suffix: "-c128j4l8s3" },
-  { CB: 128, J: 2, L: 8, NST: 6, suffix: "-c128j2l8s6" },
+  { CB: 128, J: 4, L: 8, NST: 4, suffix: "-c128j4l8s4" },
+  { CB: 96, J: 4, L: 8, NST: 4, suffix: "-c96j4l8s4" },
+  { CB: 128, J: 8, L: 4, NST: 4, suffix: "-c128j8l4s4" },
   { CB: 32, J: 8, L: 8, NST: 0, minBlocks: 3, suffix: "-c32j8l8reg" },
-  { CB: 32, J: 4, L: 16, NST: 0, suffix: "-c32j4l16reg" },
+  { CB: 128, J: 4, L: 8, NST: 0, minBlocks: 1, suffix: "-c128j4l8reg" },
+  { CB: 128, V: 4, J: 8, L: 8, NST: 3, suffix: "-c128v4j8l8s3" },
+  { CB: 128, V: 4, J: 16, L: 4, NST: 3, suffix: "-c128v4j16l4s3" },
+  { CB: 128, V: 4, J: 8, L: 4, NST: 6, suffix: "-c128v4j8l4s6" },
+  { CB: 128, V: 4, J: 8, L: 4, NST: 6, cs: true, suffix: "-c128v4j8l4s6cs" },
+  { CB: 96, V: 4, J: 8, L: 8, NST: 3, suffix: "-c96v4j8l8s3" },
+  { CB: 64, V: 4, J: 8, L: 8, NST: 3, suffix: "-c64v4j8l8s3" },
+  { CB: 32, V: 4, J: 16, L: 4, NST: 4, suffix: "-c32v4j16l4s4" },
+  { CB: 256, V: 4, J: 4, L: 8, NST: 3, suffix: "-c256v4j4l8s3" },
+  { CB: 128, V: 4, J: 8, L: 8, NST: 0, minBlocks: 1, suffix: "-c128v4j8l8reg" },
 ];
 
 export function chainSharedWords(cfg: ChainConfig, nIn: number, nS: number): number {
@@ -75,13 +83,18 @@ export function chainSharedWords(cfg: ChainConfig, nIn: number, nS: number): num
   return cfg.NST * nIn * TT * cfg.CB + nS * 2 * cfg.J * cfg.CB + 2 * nS * cfg.CB;
 }
 
+const COMP = ["x", "y", "z", "w"];
+
 export function renderPointwiseChain(model: I.Model, a: ModelAnalysis, cfg: ChainConfig = CHAIN_CONFIGS[0]): { source: string; form: CudaFormPlan } {
   const el = pointwiseScanEligible(model, a);
   if (!el.ok) throw new Error(`pointwise chain of ${model.name}: ${el.why}`);
   const { CB, J, L, NST } = cfg;
-  if (CB % 32 !== 0 || CB * J > 1024 || CB * J < 32) throw new Error(`pointwise chain: bad tile ${CB} x ${J}`);
+  const V = cfg.V ?? 1;
+  if (V !== 1 && V !== 4) throw new Error(`pointwise chain: V must be 1 or 4, got ${V}`);
+  const Q = CB / V;
+  const NT = Q * J;
+  if (CB % (4 * V) !== 0 || !Number.isInteger(Q) || NT > 1024 || NT < 32) throw new Error(`pointwise chain: bad tile ${CB} x ${J} (V = ${V})`);
   const TT = J * L;
-  const NT = CB * J;
   const reg = NST === 0;
   const states = I.tensorsOfKind(model, "state");
   const outputs = I.tensorsOfKind(model, "output");
@@ -100,47 +113,61 @@ export function renderPointwiseChain(model: I.Model, a: ModelAnalysis, cfg: Chai
   const staged = [...alignedInputs(model, [...ews.flatMap((e) => [{ vars: e.vars, expr: e.a }, { vars: e.vars, expr: e.b }]), ...outDefs], shape)];
   const stagedIdx = new Map(staged.map((n, i) => [n, i]));
   const nIn = staged.length;
-  // a staged input at step l of this thread's lane: shared memory (slot of this chunk) or the thread's registers
-  const sIn = (tensor: string) => K.ref(reg ? `rin${stagedIdx.get(tensor)}[l]` : `s_in[((slot * ${nIn}u + ${stagedIdx.get(tensor)}u) * ${TT}u + j * ${L}u + l) * ${CB}u + ci]`, "f32");
+  const readoutStaged = staged.filter((n) => outDefs.some((d) => tensorsRead(d.expr).has(n)));
+  const vs = [...Array(V).keys()];
 
-  const coordStmts: K.KStmt[] = [];
-  const coords = decompose(K.ref("c"), shape, (ax) => `cc${ax}`, coordStmts);
+  // staged input i at step l, channel v of this thread
+  const sRow = (i: number | string) => `((slot * ${nIn}u + ${i}u) * ${TT}u + j * ${L}u + l) * ${CB}u + ci`;
+  const sIn = (tensor: string, v: number): K.KExpr => {
+    const i = stagedIdx.get(tensor)!;
+    if (reg) return K.ref(V === 1 ? `rin${i}[l]` : `rin${i}[l].${COMP[v]}`, "f32");
+    return K.ref(V === 1 ? `s_in[${sRow(i)}]` : `sv${i}.${COMP[v]}`, "f32");
+  };
+  // V = 4 with shared staging: one 16-byte load per staged input and step
+  const vecLoads = (names: string[], ind: string) => (V === 4 && !reg ? names.map((n) => `${ind}const float4 sv${stagedIdx.get(n)} = *reinterpret_cast<const float4*>(s_in + ${sRow(stagedIdx.get(n)!)});`).join("\n") : "");
+
   const bK = K.ref("b");
   const tK = K.ref("t");
   const stateIndex = new Map(states.map((s, i) => [s.name, i]));
-  const abBlocks = states.map((s, si) => {
-    const vars = new Map<number, K.KExpr>(ews[si].vars.map((v, i) => [v.id, coords[i]]));
-    const sc = new CudaScope({ model, b: bK, t: tK, vars, prefix: `ab${si}`, local: (tensor) => (stagedIdx.has(tensor) ? sIn(tensor) : undefined) });
-    const pre: K.KStmt[] = [];
-    const av = sc.lower(ews[si].a, pre);
-    const bv = sc.lower(ews[si].b, pre);
-    return { pre, a: av, b: bv };
-  });
-  const outBlocks = outputs.map((o, oi) => {
-    const def = outDefs[oi];
-    const vars = new Map<number, K.KExpr>(def.vars.map((v, i) => [v.id, coords[i]]));
-    const sc = new CudaScope({
-      model,
-      b: bK,
-      t: tK,
-      vars,
-      prefix: `o${oi}`,
-      local: (tensor) => {
-        if (stagedIdx.has(tensor)) return sIn(tensor);
-        const si = stateIndex.get(tensor.replace(UPDATED, ""));
-        if (si === undefined) return undefined;
-        return K.ref(tensor.endsWith(UPDATED) ? `h${si}` : `hp${si}`, "f32");
-      },
+  const coordStmts: K.KStmt[] = [];
+  const perV = vs.map((v) => {
+    const coords = decompose(K.ref(V === 1 ? "c" : `(c + ${v}u)`), shape, (ax) => `cc${v}_${ax}`, coordStmts);
+    const ab = states.map((s, si) => {
+      const vars = new Map<number, K.KExpr>(ews[si].vars.map((x, i) => [x.id, coords[i]]));
+      const sc = new CudaScope({ model, b: bK, t: tK, vars, prefix: `ab${si}_${v}`, local: (tensor) => (stagedIdx.has(tensor) ? sIn(tensor, v) : undefined) });
+      const pre: K.KStmt[] = [];
+      const av = sc.lower(ews[si].a, pre);
+      const bv = sc.lower(ews[si].b, pre);
+      return { pre, a: av, b: bv };
     });
-    const pre: K.KStmt[] = [];
-    const v = sc.lower(def.expr, pre);
-    return { pre, v, buf: outputBuffer(o.name) };
+    const outs = outputs.map((o, oi) => {
+      const def = outDefs[oi];
+      const vars = new Map<number, K.KExpr>(def.vars.map((x, i) => [x.id, coords[i]]));
+      const sc = new CudaScope({
+        model,
+        b: bK,
+        t: tK,
+        vars,
+        prefix: `o${oi}_${v}`,
+        local: (tensor) => {
+          if (stagedIdx.has(tensor)) return sIn(tensor, v);
+          const si = stateIndex.get(tensor.replace(UPDATED, ""));
+          if (si === undefined) return undefined;
+          return K.ref(tensor.endsWith(UPDATED) ? `h${si}_${v}` : `hp${si}_${v}`, "f32");
+        },
+      });
+      const pre: K.KStmt[] = [];
+      const val = sc.lower(def.expr, pre);
+      return { pre, v: val };
+    });
+    return { ab, outs };
   });
-  const initVals = states.map((s, si) => {
-    const sc = new CudaScope({ model, b: bK, t: tK, prefix: `i${si}` });
+  const initVal = (si: number, v: number) => {
+    const s = states[si];
+    const sc = new CudaScope({ model, b: bK, t: tK, prefix: `i${si}_${v}` });
     const init = s.init ? lowerConst(s.init, sc) : K.f32(0);
-    return `(u.${initFlag(s.name)} != 0u ? ${STATES}[u.${stateOffset(s.name)} + (size_t)b * C + c] : ${R(init)})`;
-  });
+    return `(u.${initFlag(s.name)} != 0u ? ${STATES}[u.${stateOffset(s.name)} + (size_t)b * C + c + ${v}u] : ${R(init)})`;
+  };
   const bufParams: { ref: CudaBufferRef; decl: string }[] = [
     ...inputs.map((t) => ({ ref: { kind: "input", name: t.name } as CudaBufferRef, decl: `const float* __restrict__ ${inputBuffer(t.name)}` })),
     ...outputs.map((t) => ({ ref: { kind: "output", name: t.name } as CudaBufferRef, decl: `float* __restrict__ ${outputBuffer(t.name)}` })),
@@ -150,17 +177,24 @@ export function renderPointwiseChain(model: I.Model, a: ModelAnalysis, cfg: Chai
   const us = `SeqcUniforms_${name}`;
   const os = `SeqcOverrides_${name}`;
   const ovDecls = overrides.map((o) => `#ifndef SEQC_${o}_CONST\n  const unsigned int SEQC_${o} = ov.${o};\n#else\n  constexpr unsigned int SEQC_${o} = SEQC_${o}_CONST;\n#endif`).join("\n");
-  const per = (f: (si: number) => string) => states.map((_, si) => f(si)).join("\n");
-  const store = (buf: string, idx: string, v: string) => (cfg.cs ? `__stcs(${buf} + ${idx}, ${v});` : `${buf}[${idx}] = ${v};`);
+  /** One line per state and channel of the thread. */
+  const each = (f: (si: number, v: number) => string, sep = "\n") => states.flatMap((_, si) => vs.map((v) => f(si, v))).join(sep);
+  // aggregates and carries: [nS * 2][J][CB] and [2][nS][CB], read and written per thread as V floats
+  const aggIdx = (si: number, ab: 0 | 1, w: string) => `(${si * 2 + ab}u * ${J}u + ${w}) * ${CB}u + ci`;
+  const carIdx = (par: string, si: number) => `${par} * ${nS * CB}u + ${si * CB}u + ci`;
+  const vecName = (base: string, si: number) => vs.map((v) => `${base}${si}_${v}`);
+  /** Store V values at shared index `idx` (one 16-byte store when V = 4). */
+  const smemStore = (arr: string, idx: string, vals: string[]) => (V === 1 ? `${arr}[${idx}] = ${vals[0]};` : `*reinterpret_cast<float4*>(&${arr}[${idx}]) = make_float4(${vals.join(", ")});`);
 
   // staging: chunk k of every aligned input into slot k % NST (16-byte pieces when C % 4 == 0)
   const PIECES16 = (TT * CB) / 4;
   const PIECES4 = TT * CB;
   const cp16 = staged.map((n, i) => `          asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" :: "r"(sbase + (unsigned int)(((slot * ${nIn}u + ${i}u) * ${TT}u + r) * ${CB}u + 4u * q) * 4u), "l"(${inputBuffer(n)} + off) : "memory");`).join("\n");
   const cp4 = staged.map((n, i) => `          asm volatile("cp.async.ca.shared.global [%0], [%1], 4;" :: "r"(sbase + (unsigned int)(((slot * ${nIn}u + ${i}u) * ${TT}u + r) * ${CB}u + q) * 4u), "l"(${inputBuffer(n)} + off) : "memory");`).join("\n");
-  const issueFn = reg || nIn === 0
-    ? ""
-    : `  const unsigned int sbase = (unsigned int)__cvta_generic_to_shared(s_in);
+  const issueFn =
+    reg || nIn === 0
+      ? ""
+      : `  const unsigned int sbase = (unsigned int)__cvta_generic_to_shared(s_in);
   auto issue = [&](unsigned int k) {
     const unsigned int slot = k % ${NST}u, t0 = k * ${TT}u;
     if (vec) {
@@ -184,7 +218,7 @@ ${cp4}
     }
   };`;
   // register variant: this thread's own L steps of every aligned input for chunk k
-  const ld = (n: string, i: number) => (cfg.cs ? `__ldcs(${inputBuffer(n)} + off)` : `__ldg(${inputBuffer(n)} + off)`);
+  const ftype = V === 1 ? "float" : "float4";
   const loadRegs = reg
     ? `  auto loadChunk = [&](unsigned int k) {
 #pragma unroll
@@ -192,20 +226,25 @@ ${cp4}
       const unsigned int t = k * ${TT}u + j * ${L}u + l;
       if (valid && t < T) {
         const size_t off = ((size_t)b * T + t) * C + c;
-${staged.map((n, i) => `        nin${i}[l] = ${ld(n, i)};`).join("\n")}
+${staged.map((n, i) => `        nin${i}[l] = __ldg(reinterpret_cast<const ${ftype}*>(${inputBuffer(n)} + off));`).join("\n")}
       }
     }
   };`
     : "";
   const smemWords = chainSharedWords(cfg, nIn, nS);
-  // blocks per SM the tile allows on sm_90 (228 KB of shared memory per SM, 1 KB reserved per block, 2048 threads):
+  // blocks per SM the tile allows on sm_90 (228 KB of shared memory per SM, 1 KB reserved per block, 2048 threads)
+  // and a register estimate (40 + the (a, b) values and prefetched inputs each thread keeps for its L steps):
   // the register budget the compiler gets follows from it
-  // (and a register estimate: 40 + the (a, b) values and prefetched inputs each thread keeps for its L steps)
-  const regEstimate = 40 + (3 * nS + (reg ? 2 * nIn : 0)) * L;
-  const minBlocks = cfg.minBlocks ?? Math.max(1, Math.min(32, Math.floor(2048 / NT), Math.floor((228 * 1024) / (smemWords * 4 + 1024)), Math.floor(65536 / (NT * regEstimate))));
+  const regEstimate = 40 + (3 * nS + (reg ? 2 * nIn : 0)) * L * V;
+  const minBlocks = cfg.minBlocks ?? Math.max(1, Math.min(32, Math.floor(2048 / NT), Math.floor((228 * 1024) / (smemWords * 4 + 1024)), Math.floor(65536 / (NT * Math.min(255, regEstimate)))));
+  const outStore = (buf: string, vals: string[]) => {
+    if (V === 1) return cfg.cs ? `__stcs(${buf} + row * C + c, ${vals[0]});` : `${buf}[row * C + c] = ${vals[0]};`;
+    const f4 = `make_float4(${vals.join(", ")})`;
+    return cfg.cs ? `__stcs(reinterpret_cast<float4*>(${buf} + row * C + c), ${f4});` : `*reinterpret_cast<float4*>(${buf} + row * C + c) = ${f4};`;
+  };
 
   const src = `
-// ==== ${model.name}: chunked streaming scan (${CB} channels x all T per block, chunks of ${J} lanes x ${L} steps, ${reg ? "register prefetch of the next chunk" : `${NST}-stage cp.async staging`}) ====
+// ==== ${model.name}: chunked streaming scan (${CB} channels x all T per block, ${V} channel(s) per thread, chunks of ${J} lanes x ${L} steps, ${reg ? "register prefetch of the next chunk" : `${NST}-stage cp.async staging`}) ====
 struct ${us} { ${uniforms.map((u) => `unsigned int ${u};`).join(" ")} };
 struct ${os} { ${overrides.map((o) => `unsigned int ${o};`).join(" ")} };
 extern "C" __global__ void __launch_bounds__(${NT}, ${minBlocks}) ${name}(${[...bufParams.map((p) => p.decl), `const ${us} u`, `const ${os} ov`].join(", ")}) {
@@ -219,65 +258,100 @@ ${ovDecls}
   const unsigned int C = ${R(productK(shape))};
   const unsigned int ncb = (C + ${CB - 1}u) / ${CB}u;
   const unsigned int b = blockIdx.x / ncb, c0 = (blockIdx.x % ncb) * ${CB}u;
-  const unsigned int ci = threadIdx.x % ${CB}u, j = threadIdx.x / ${CB}u;
+  const unsigned int ci = (threadIdx.x % ${Q}u) * ${V}u, j = threadIdx.x / ${Q}u;
   const unsigned int c = c0 + ci;
-  const bool valid = c < C;
+  const bool valid = c < C;${V > 1 ? " // C % 4 == 0 (the plan's applicability): all V channels or none" : ""}
   const bool vec = (C & 3u) == 0u;
   (void)vec;
   const unsigned int nChunks = (T + ${TT - 1}u) / ${TT}u;
 ${issueFn}
-${reg ? staged.map((_, i) => `  float nin${i}[${L}], rin${i}[${L}];`).join("\n") : ""}
+${reg ? staged.map((_, i) => `  ${ftype} nin${i}[${L}], rin${i}[${L}];`).join("\n") : ""}
 ${loadRegs}
-${reg ? "  loadChunk(0);" : nIn ? `#pragma unroll
+${
+  reg
+    ? "  loadChunk(0);"
+    : nIn
+      ? `#pragma unroll
   for (unsigned int k = 0; k < ${NST - 1}u; ++k) {
     if (k < nChunks) issue(k);
     asm volatile("cp.async.commit_group;" ::: "memory");
-  }` : ""}
+  }`
+      : ""
+}
 ${St(coordStmts, "  ")}
   if (j == 0) {
-${per((si) => `    s_car[${si} * ${CB}u + ci] = valid ? ${initVals[si]} : 0.f;`)}
+${states.map((_, si) => `    ${smemStore("s_car", carIdx("0u", si), vs.map((v) => `valid ? ${initVal(si, v)} : 0.f`))}`).join("\n")}
   }
   for (unsigned int k = 0; k < nChunks; ++k) {
-${reg ? `${staged.map((_, i) => `#pragma unroll\n    for (unsigned int l = 0; l < ${L}u; ++l) rin${i}[l] = nin${i}[l];`).join("\n")}
+${
+  reg
+    ? `${staged.map((_, i) => `#pragma unroll\n    for (unsigned int l = 0; l < ${L}u; ++l) rin${i}[l] = nin${i}[l];`).join("\n")}
     if (k + 1u < nChunks) loadChunk(k + 1u);
-    __syncthreads();` : nIn ? `    asm volatile("cp.async.wait_group ${NST - 2};" ::: "memory");
+    __syncthreads();`
+    : nIn
+      ? `    asm volatile("cp.async.wait_group ${NST - 2};" ::: "memory");
     __syncthreads();
     if (k + ${NST - 1}u < nChunks) issue(k + ${NST - 1}u);
     asm volatile("cp.async.commit_group;" ::: "memory");
     const unsigned int slot = k % ${NST}u;
-    (void)slot;` : "    __syncthreads();"}
+    (void)slot;`
+      : "    __syncthreads();"
+}
     const unsigned int tb = k * ${TT}u + j * ${L}u;
-${per((si) => `    float a${si}[${L}], b${si}[${L}], A${si} = 1.f, Bv${si} = 0.f;`)}
+${each((si, v) => `    float a${si}_${v}[${L}], b${si}_${v}[${L}], A${si}_${v} = 1.f, B${si}_${v} = 0.f;`)}
 #pragma unroll
     for (unsigned int l = 0; l < ${L}u; ++l) {
       const unsigned int t = tb + l;
       if (valid && t < T) {
-${abBlocks.map((blk, si) => `        {\n${St(blk.pre, "          ")}\n          a${si}[l] = ${R(blk.a)}; b${si}[l] = ${R(blk.b)};\n        }`).join("\n")}
+${vecLoads(staged, "        ")}
+${perV.flatMap((pv, v) => pv.ab.map((blk, si) => `        {\n${St(blk.pre, "          ")}\n          a${si}_${v}[l] = ${R(blk.a)}; b${si}_${v}[l] = ${R(blk.b)};\n        }`)).join("\n")}
       } else {
-${per((si) => `        a${si}[l] = 1.f; b${si}[l] = 0.f;`)}
+${each((si, v) => `        a${si}_${v}[l] = 1.f; b${si}_${v}[l] = 0.f;`)}
       }
-${per((si) => `      Bv${si} = a${si}[l] * Bv${si} + b${si}[l]; A${si} *= a${si}[l];`)}
+${each((si, v) => `      B${si}_${v} = a${si}_${v}[l] * B${si}_${v} + b${si}_${v}[l]; A${si}_${v} *= a${si}_${v}[l];`)}
     }
-${per((si) => `    s_agg[(${si * 2}u * ${J}u + j) * ${CB}u + ci] = A${si}; s_agg[(${si * 2 + 1}u * ${J}u + j) * ${CB}u + ci] = Bv${si};`)}
+${states.map((_, si) => `    ${smemStore("s_agg", aggIdx(si, 0, "j"), vecName("A", si))} ${smemStore("s_agg", aggIdx(si, 1, "j"), vecName("B", si))}`).join("\n")}
     __syncthreads();
     // carry into this lane: the chunk's carry-in through the aggregates of lanes 0..j-1
-${per((si) => `    float h${si} = s_car[(k & 1u) * ${nS * CB}u + ${si} * ${CB}u + ci], hp${si} = 0.f;`)}
-    for (unsigned int w = 0; w < j; ++w) {
-${per((si) => `      h${si} = s_agg[(${si * 2}u * ${J}u + w) * ${CB}u + ci] * h${si} + s_agg[(${si * 2 + 1}u * ${J}u + w) * ${CB}u + ci];`)}
+${states
+  .map((_, si) =>
+    V === 1
+      ? `    float h${si}_0 = s_car[${carIdx("(k & 1u)", si)}], hp${si}_0 = 0.f;`
+      : `    const float4 c4_${si} = *reinterpret_cast<const float4*>(&s_car[${carIdx("(k & 1u)", si)}]);\n${vs.map((v) => `    float h${si}_${v} = c4_${si}.${COMP[v]}, hp${si}_${v} = 0.f;`).join("\n")}`,
+  )
+  .join("\n")}
+#pragma unroll
+    for (unsigned int w = 0; w < ${J - 1}u; ++w) {
+      if (w < j) {
+${states
+  .map((_, si) => {
+    if (V === 1) return `        h${si}_0 = s_agg[${aggIdx(si, 0, "w")}] * h${si}_0 + s_agg[${aggIdx(si, 1, "w")}];`;
+    const ld = `        const float4 wa${si} = *reinterpret_cast<const float4*>(&s_agg[${aggIdx(si, 0, "w")}]), wb${si} = *reinterpret_cast<const float4*>(&s_agg[${aggIdx(si, 1, "w")}]);`;
+    return [ld, ...vs.map((v) => `        h${si}_${v} = wa${si}.${COMP[v]} * h${si}_${v} + wb${si}.${COMP[v]};`)].join("\n");
+  })
+  .join("\n")}
+      }
     }
     if (j == ${J - 1}u) {
-${per((si) => `      s_car[((k + 1u) & 1u) * ${nS * CB}u + ${si} * ${CB}u + ci] = A${si} * h${si} + Bv${si};`)}
+${states.map((_, si) => `      ${smemStore("s_car", carIdx("((k + 1u) & 1u)", si), vs.map((v) => `A${si}_${v} * h${si}_${v} + B${si}_${v}`))}`).join("\n")}
     }
     if (valid) {
 #pragma unroll
       for (unsigned int l = 0; l < ${L}u; ++l) {
         const unsigned int t = tb + l;
         if (t >= T) break;
-${per((si) => `        hp${si} = h${si}; h${si} = a${si}[l] * h${si} + b${si}[l];`)}
+${each((si, v) => `        hp${si}_${v} = h${si}_${v}; h${si}_${v} = a${si}_${v}[l] * h${si}_${v} + b${si}_${v}[l];`)}
         const size_t row = (size_t)b * T + t;
-${outBlocks.map((o) => `        {\n${St(o.pre, "          ")}\n          ${store(o.buf, "row * C + c", R(o.v))}\n        }`).join("\n")}
+${vecLoads(readoutStaged, "        ")}
+${outputs
+  .map((o, oi) => {
+    const pre = perV.map((pv, v) => St(pv.outs[oi].pre, "          ")).join("\n");
+    const vals = perV.map((pv) => R(pv.outs[oi].v));
+    return `        {\n${pre}\n          ${outStore(outputBuffer(o.name), vals)}\n        }`;
+  })
+  .join("\n")}
         if (t == T - 1u) {
-${states.map((s, si) => `          ${STATES}[u.${stateOffset(s.name)} + (size_t)b * C + c] = h${si};`).join("\n")}
+${states.map((s, si) => vs.map((v) => `          ${STATES}[u.${stateOffset(s.name)} + (size_t)b * C + c + ${v}u] = h${si}_${v};`).join("\n")).join("\n")}
         }
       }
     }
@@ -287,12 +361,14 @@ ${reg || !nIn ? "" : `  asm volatile("cp.async.wait_group 0;" ::: "memory");`}
 `;
   const C: SizeExpr = productS(shape);
   const blocks: SizeExpr = ["*", "B", ["ceilDiv", C, CB]];
+  const fits: SizeExpr = [">=", "LIMIT_SMEM_OPTIN", smemWords * 4];
   const form: CudaFormPlan = {
     form: "scan",
     variant: `pointwise-chain${cfg.suffix}`,
-    note: `one block per ${CB} channels over all T (no look-back), chunks of ${J} lanes x ${L} steps, ${reg ? "next chunk prefetched into registers" : `${nIn} aligned input(s) staged ${NST - 1} chunks ahead with cp.async`}; preferred when B x ceil(C/${CB}) >= the number of multiprocessors`,
+    note: `one block per ${CB} channels over all T (no look-back), ${V} channel(s) per thread, chunks of ${J} lanes x ${L} steps, ${reg ? "next chunk prefetched into registers" : `${nIn} aligned input(s) staged ${NST - 1} chunks ahead with cp.async`}; preferred when B x ceil(C/${CB}) >= the number of multiprocessors`,
     vars: [["CHAIN_BLOCKS", blocks]],
-    applicable: [">=", "LIMIT_SMEM_OPTIN", smemWords * 4],
+    // V = 4 needs C % 4 == 0: floor(C / 4) * 4 >= C
+    applicable: V === 1 ? fits : ["*", fits, [">=", ["*", ["/", C, 4], 4], C]],
     prefer: [">=", "CHAIN_BLOCKS", "LIMIT_SMS"],
     workspaces: [],
     steps: [{ kind: "launch", entry: name, grid: "CHAIN_BLOCKS", threads: NT, sharedBytes: smemWords * 4, buffers: bufParams.map((p) => p.ref), uniforms, overrides: overrideValues(model, overrides) }],
