@@ -26,7 +26,7 @@ export interface CreateOptions {
 }
 
 /** Variants whose estimates are within this factor of the best are timed when tuning. */
-export const TUNE_RATIO = 1.5;
+export const TUNE_RATIO = 3;
 
 export interface ForwardOptions {
   /** Initial value of some or all states, each [B, ...shape]; others start from their declared value. */

@@ -22,12 +22,11 @@ const pos: [number, number] = [0.02, 0.5];
 export const CASES: BenchCase[] = [
   {
     model: "hgrn", label: "B=8 D=1536 T=16384", dims: { D: 1536 }, B: 8, T: 16384, ranges: { g: neg },
-    sweeps: { "scan/tile": [{ $S: 8, $TS: 4 }, { $S: 16, $TS: 4 }, { $S: 4, $TS: 16 }, { $WGMAX: 512, $S: 16 }, { $WGMAX: 512, $S: 16, $TS: 4 }, { $WGMAX: 1024, $S: 32, $TS: 4 }, { $S: 4 }] },
+    sweeps: { "scan/tile": [{ $S: 8, $TS: 4 }, { $WGMAX: 512, $S: 16, $TS: 4 }, { $S: 4 }] },
   },
   {
     model: "lstm", label: "B=64 H=256 I=256 T=2048", dims: { H: 256, I: 256 }, B: 64, T: 2048,
     variants: ["sequential/workgroup", "sequential/thread"],
-    sweeps: { "sequential/workgroup": [{ $WG: 1024 }] },
   },
   { model: "hgrn", label: "B=8 D=1536 T=2048", dims: { D: 1536 }, B: 8, T: 2048, ranges: { g: neg } },
   { model: "gru", label: "B=64 H=256 I=256 T=512", dims: { H: 256, I: 256 }, B: 64, T: 512 },

@@ -195,7 +195,7 @@ export const COST_NS = {
   thread: { sync: 450, work: 12 },
   workgroup: { sync: 600, work: 12 },
   global: { sync: 1200, work: 20 },
-  scan: { sync: 700, work: 40 },
+  scan: { sync: 450, work: 10 },
 };
 
 function seqPlan(c: SeqCtx): FormPlan {
