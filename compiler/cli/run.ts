@@ -9,7 +9,7 @@ import "../backends/cuda/run-backend.ts";
 import "../backends/wgsl/run-backend.ts";
 import type { Model } from "../ir/types.ts";
 
-interface Args { file: string; model?: string; inputs: string; backend: string; out: string; dims?: string }
+interface Args { file: string; model?: string; inputs: string; backend: string; out: string; dims?: string; form?: string }
 
 /** The model to run: --model, else the only model of the file. */
 export function pickModel(models: Model[], name: string | undefined, file: string): Model {
@@ -33,7 +33,8 @@ export const runCommand: Command<Args> = {
       .option("inputs", { type: "string", demandOption: true, describe: "case manifest (.json; data in the .bin beside it)" })
       .option("backend", { type: "string", default: "cpu", describe: "backend that runs the model" })
       .option("out", { type: "string", demandOption: true, describe: "result manifest to write (.json; data goes to the .bin beside it)" })
-      .option("dims", { type: "string", describe: "dim sizes, e.g. K=16,V=24 (others are inferred from the tensors)" }) as never,
+      .option("dims", { type: "string", describe: "dim sizes, e.g. K=16,V=24 (others are inferred from the tensors)" })
+      .option("form", { type: "string", default: "auto", describe: "auto | sequential | scan | chunked (backends with several forms)" }) as never,
   handler: async (a) => {
     const runner = getBackend(a.backend);
     if (!runner) throw new UserError(`unknown backend '${a.backend}' (available: ${backendNames().join(", ")})`);
@@ -44,7 +45,7 @@ export const runCommand: Command<Args> = {
     const model = pickModel(p.models, a.model, a.file);
     const c = readCase(a.inputs);
     const binding = bindCase(model, c, parseDims(a.dims));
-    const result = await runner(model, binding.run);
+    const result = await runner(model, binding.run, { form: a.form });
     const tensors = resultTensors(binding, result);
     writeCase(a.out, c.manifest.case ?? model.name, tensors, { produced_by: `seqc run --backend ${a.backend}, model ${model.name} (${a.file})` });
     process.stdout.write(`${model.name}: B=${binding.batch}, T=${binding.time}, ${Object.entries(binding.dims).map(([k, v]) => `${k}=${v}`).join(", ")}; wrote ${tensors.map((t) => t.name).join(", ")} to ${a.out}\n`);

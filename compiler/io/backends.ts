@@ -6,7 +6,8 @@
 import type { Model } from "../ir/types.ts";
 import { interpret, type RunInputs, type RunResult } from "../ir/interpret.ts";
 
-export type BackendRunner = (model: Model, run: RunInputs) => Promise<RunResult> | RunResult;
+/** `form`: auto (default) or a form name (sequential, scan, chunked) for backends that implement several. */
+export type BackendRunner = (model: Model, run: RunInputs, opts?: { form?: string }) => Promise<RunResult> | RunResult;
 
 const BACKENDS = new Map<string, BackendRunner>([["cpu", (model, run) => interpret(model, run)]]);
 

@@ -44,7 +44,11 @@ export interface CudaGemm {
 }
 
 export interface CudaFormPlan {
-  form: "sequential" | "scan";
+  form: "sequential" | "scan" | "chunked";
+  /** Element type of the inputs and outputs on the device (default f32; params and states are always f32). */
+  io?: "f32" | "bf16" | "f16";
+  /** Key into CudaModelPlan.modules when this form's kernels live in a module of their own. */
+  module?: string;
   variant: string;
   /** Non-zero when the variant can run for a shape (evaluated after vars). */
   applicable?: SizeExpr;
@@ -70,4 +74,6 @@ export interface CudaModelPlan {
   /** Prebuilt PTX by compute capability ("80", "90") when nvcc was present at compile time. */
   ptx?: Record<string, string>;
   forms: CudaFormPlan[];
+  /** Further translation units (e.g. the chunked form's, one per I/O type), compiled or loaded when a form needs them. */
+  modules?: Record<string, { source: string; ptx?: Record<string, string> }>;
 }

@@ -7,14 +7,17 @@
 import { evalSize, type Env } from "../plan.ts";
 import { CudaDevice, type CudaBuffer, type CudaModule, type CudaStream, type KernelArg } from "./device.ts";
 import type { CudaFormPlan, CudaModelPlan, CudaBufferRef } from "./plan.ts";
+import { decodeIo, encodeIo, ioBytes, nanBits, type IoType } from "./half.ts";
 
-export type CudaFormChoice = "auto" | "sequential" | "scan" | string;
+export type CudaFormChoice = "auto" | "sequential" | "scan" | "chunked" | string;
 
 export interface CudaCreateOptions {
   dims: Record<string, number>;
   params?: Record<string, Float32Array | undefined>;
   form?: CudaFormChoice;
   device?: CudaDevice;
+  /** Element type of inputs and outputs on the device: f32 (default), or bf16 / f16 for the forms that take them (chunked). Tensors are passed and returned as Float32Array either way. */
+  dtype?: IoType;
 }
 
 export interface CudaForwardOptions {
@@ -62,6 +65,7 @@ function unwrapAll(what: string, xs: Record<string, unknown> | undefined): { dat
 
 export class CudaModelRunner {
   private module?: CudaModule;
+  private readonly modules = new Map<string, CudaModule>();
   private paramsBuf?: CudaBuffer;
   private readonly hasParam = new Set<string>();
 
@@ -70,6 +74,7 @@ export class CudaModelRunner {
     readonly device: CudaDevice,
     readonly dims: Record<string, number>,
     readonly form: CudaFormChoice,
+    readonly dtype: IoType = "f32",
   ) {}
 
   static async create(plan: CudaModelPlan, opts: CudaCreateOptions | (Omit<CudaCreateOptions, "params"> & { params?: Record<string, CudaTensorInput | undefined> })): Promise<CudaModelRunner> {
@@ -81,7 +86,7 @@ export class CudaModelRunner {
       if (!Number.isInteger(v) || v <= 0) throw new Error(`${plan.model}: dim ${d.name} must be a positive integer, got ${v}`);
     }
     const dims = Object.fromEntries(plan.dims.map((d) => [d.name, opts.dims?.[d.name] ?? d.fixed!]));
-    const r = new CudaModelRunner(plan, device, dims, opts.form ?? "auto");
+    const r = new CudaModelRunner(plan, device, dims, opts.form ?? "auto", opts.dtype ?? "f32");
     r.uploadParams(unwrapAll("param", opts.params).data);
     const ptx = plan.ptx?.[String(device.info.sm)];
     r.module = ptx ? device.loadModule(ptx) : await device.compile(plan.source, { name: `${plan.model}.cu` });
@@ -123,12 +128,38 @@ export class CudaModelRunner {
     const out: { form: CudaFormPlan; env: Env }[] = [];
     for (const f of this.plan.forms) {
       if (choice !== "auto" && choice !== f.form && choice !== f.variant) continue;
+      if ((f.io ?? "f32") !== this.dtype && choice !== f.variant) continue;
       const env = this.env(B, T);
       for (const [k, e] of f.vars) env[k] = evalSize(e, env);
       if (f.applicable !== undefined && evalSize(f.applicable, env) === 0) continue;
       out.push({ form: f, env });
     }
     return out;
+  }
+
+  /** Compile or load the module a form's kernels live in (forms of the main module need nothing). */
+  async ensureModule(form: CudaFormPlan): Promise<void> {
+    if (!form.module || this.modules.has(form.module)) return;
+    const m = this.plan.modules?.[form.module];
+    if (!m) throw new Error(`${this.plan.model}: the plan has no module '${form.module}' (form ${form.variant})`);
+    const ptx = m.ptx?.[String(this.device.info.sm)];
+    this.modules.set(form.module, ptx ? this.device.loadModule(ptx) : await this.device.compile(m.source, { name: `${this.plan.model}.${form.module}.cu` }));
+  }
+
+  /** The module holding a form's kernels. */
+  moduleOf(form: CudaFormPlan): CudaModule {
+    const m = form.module ? this.modules.get(form.module) : this.module;
+    if (!m) throw new Error(`${this.plan.model}: module '${form.module}' of form ${form.variant} is not loaded (await runner.ensureModule(form) first)`);
+    return m;
+  }
+
+  /** The form forward() runs for this batch and length (first applicable preferred form in plan order). */
+  pick(B: number, T: number, choice: CudaFormChoice = this.form): { form: CudaFormPlan; env: Env } {
+    const all = this.applicableForms(B, T, choice);
+    const preferred = all.filter(({ form, env }) => form.prefer === undefined || evalSize(form.prefer, env) !== 0);
+    const cands = preferred.length ? preferred : all;
+    if (!cands.length) throw new Error(`${this.plan.model}: no ${choice} form of this model can run B=${B}, T=${T} with ${this.dtype} tensors on ${this.device.info.name}`);
+    return cands[0];
   }
 
   /** Upload inputs (each [B, T, ...shape]) and build a forward that can be enqueued many times. */
@@ -146,17 +177,19 @@ export class CudaModelRunner {
       if (!v && !t.optional) throw new Error(`${this.plan.model} needs input '${t.name}' of shape [B, T, ${t.axes.join(", ")}]`);
       if (v && v.length !== B * T * this.sizeOf(t.name)) throw new Error(`input '${t.name}' has ${v.length} elements, expected [${B}, ${T}, ${t.axes.join(", ")}] = ${B * T * this.sizeOf(t.name)}`);
     }
-    const all = this.applicableForms(B, T, opts.form ?? this.form);
-    const preferred = all.filter(({ form, env }) => form.prefer === undefined || evalSize(form.prefer, env) !== 0);
-    const cands = preferred.length ? preferred : all;
-    if (!cands.length) throw new Error(`${this.plan.model}: no ${opts.form ?? this.form} form of this model can run B=${B}, T=${T} on ${this.device.info.name}`);
-    const { form, env } = cands[0];
-    return new PreparedForward(this, form, env, B, T, inputs, opts.initialState ?? {}, this.hasParam, this.paramsBuf!, this.module!);
+    const { form, env } = this.pick(B, T, opts.form ?? this.form);
+    return new PreparedForward(this, form, env, B, T, inputs, opts.initialState ?? {}, this.hasParam, this.paramsBuf!, this.moduleOf(form));
   }
 
   async forward(inputs: Record<string, CudaTensorInput | undefined>, opts: Omit<CudaForwardOptions, "initialState"> & { initialState?: Record<string, CudaTensorInput | undefined> } = {}): Promise<CudaForwardResult> {
     const ins = unwrapAll("input", inputs);
     const init = unwrapAll("initial state", opts.initialState);
+    const batch = opts.batch ?? ins.batch ?? init.batch ?? 1;
+    const first = this.plan.tensors.find((t) => t.role === "input" && ins.data[t.name]);
+    if (first) {
+      const T = ins.data[first.name].length / (batch * this.sizeOf(first.name));
+      if (Number.isInteger(T) && T >= 1) await this.ensureModule(this.pick(batch, T, opts.form ?? this.form).form);
+    }
     const p = this.prepare(ins.data, { ...opts, batch: opts.batch ?? ins.batch ?? init.batch, initialState: init.data });
     try {
       const s = this.device.stream();
@@ -178,10 +211,7 @@ export class CudaModelRunner {
 
   /** The form variant forward() would run for this batch and length. */
   choose(B: number, T: number): { plan: CudaFormPlan } {
-    const all = this.applicableForms(B, T, this.form);
-    const pick = all.find(({ form, env }) => form.prefer === undefined || evalSize(form.prefer, env) !== 0) ?? all[0];
-    if (!pick) throw new Error(`${this.plan.model}: no ${this.form} form of this model can run B=${B}, T=${T} on ${this.device.info.name}`);
-    return { plan: pick.form };
+    return { plan: this.pick(B, T, this.form).form };
   }
 
   sizeOfTensor(name: string): number {
@@ -191,6 +221,8 @@ export class CudaModelRunner {
   dispose(): void {
     if (this.paramsBuf) this.device.free(this.paramsBuf);
     this.module?.dispose();
+    for (const m of this.modules.values()) m.dispose();
+    this.modules.clear();
   }
 }
 
@@ -214,13 +246,14 @@ export class PreparedForward {
     private readonly module: CudaModule,
   ) {
     const dev = r.device;
+    const io = form.io;
     for (const t of r.plan.tensors.filter((x) => x.role === "input")) {
-      const v = inputs[t.name];
-      const b = dev.alloc(v ? v.byteLength : 16);
+      const v = inputs[t.name] ? encodeIo(inputs[t.name]!, io) : undefined;
+      const b = dev.alloc(v ? Math.max(16, v.byteLength) : 16);
       if (v) dev.upload(b, v);
       this.bufs.set(`input:${t.name}`, b);
     }
-    for (const t of r.plan.tensors.filter((x) => x.role === "output")) this.bufs.set(`output:${t.name}`, dev.alloc(B * T * r.sizeOfTensor(t.name) * 4));
+    for (const t of r.plan.tensors.filter((x) => x.role === "output")) this.bufs.set(`output:${t.name}`, dev.alloc(Math.max(16, Math.ceil((B * T * r.sizeOfTensor(t.name) * ioBytes(io)) / 4) * 4)));
     let total = 0;
     const states = r.plan.tensors.filter((x) => x.role === "state");
     for (const s of states) {
@@ -318,7 +351,10 @@ export class PreparedForward {
   read(): CudaForwardResult {
     const dev = this.r.device;
     const outputs: Record<string, Float32Array> = {};
-    for (const t of this.r.plan.tensors.filter((x) => x.role === "output")) outputs[t.name] = dev.downloadF32(this.buffer({ kind: "output", name: t.name }));
+    for (const t of this.r.plan.tensors.filter((x) => x.role === "output")) {
+      const n = this.B * this.T * this.r.sizeOfTensor(t.name);
+      outputs[t.name] = decodeIo(dev.download(this.buffer({ kind: "output", name: t.name }), n * ioBytes(this.form.io)), this.form.io);
+    }
     const finalState: Record<string, Float32Array> = {};
     const all = dev.downloadF32(this.statesBuf);
     for (const t of this.r.plan.tensors.filter((x) => x.role === "state")) {
@@ -334,7 +370,7 @@ export class PreparedForward {
 
   /** Poison every output with NaN (so an unwritten element fails the check). */
   poison(stream?: CudaStream): void {
-    for (const t of this.r.plan.tensors.filter((x) => x.role === "output")) this.r.device.fill32(this.buffer({ kind: "output", name: t.name }), 0x7fc00000, stream);
+    for (const t of this.r.plan.tensors.filter((x) => x.role === "output")) this.r.device.fill32(this.buffer({ kind: "output", name: t.name }), nanBits(this.form.io), stream);
   }
 
   dispose(): void {

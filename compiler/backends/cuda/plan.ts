@@ -18,6 +18,7 @@ import { pointwiseScanEligible, renderPointwiseScan, PW_CONFIGS } from "./pointw
 import { renderPointwiseStream, STREAM_CONFIGS } from "./pointwise-stream.ts";
 import { renderPointwiseChain, CHAIN_CONFIGS, type ChainConfig } from "./pointwise-chain.ts";
 import { matvecCellPlan, renderMatvecCell, CELL_CONFIGS } from "./matvec-cell.ts";
+import { chunkedEligible, lowerChunked } from "./chunked-plan.ts";
 
 export interface CudaLowering {
   plan: CudaModelPlan;
@@ -119,6 +120,11 @@ export function lowerCuda(model: I.Model, opts: CudaLowerOptions = {}): CudaLowe
     for (const r of rs) parts.push(r.source);
     forms.unshift(...rs.map((r) => r.form));
   } else skipped.push({ variant: "persistent-matvec", reason: mc.why });
+  // chunked form (matrix canonical form): its kernels live in modules of their own, one per I/O type
+  const ch = chunkedEligible(model);
+  const chunked = ch.ok ? lowerChunked(model, ch) : undefined;
+  if (chunked) forms.unshift(...chunked.forms);
+  else if (!ch.ok) skipped.push({ variant: "chunked", reason: ch.why });
   const plan: CudaModelPlan = {
     model: model.name,
     dims: model.dims.map((d) => (d.fixed !== undefined ? { name: d.name, fixed: d.fixed } : { name: d.name })),
@@ -126,6 +132,7 @@ export function lowerCuda(model: I.Model, opts: CudaLowerOptions = {}): CudaLowe
     uniforms: uniformFields(model),
     source: [`// seqc CUDA kernels for model ${model.name} (generated; do not edit)`, CUDA_PRELUDE, ...(needsGemm ? [SGEMM_SOURCE] : []), ...parts].join("\n\n") + "\n",
     forms,
+    ...(chunked ? { modules: chunked.modules } : {}),
   };
   return { plan, skipped, modelSource: parts.join("\n\n") + "\n", needsGemm };
 }

@@ -10,16 +10,17 @@ import { registerBackend as registerRunner } from "../../io/backends.ts";
 import { registerBackend as registerInfo } from "../index.ts";
 import { UserError } from "../../cli/errors.ts";
 import { lowerCuda } from "./plan.ts";
+import { chooseCudaForm } from "./choose.ts";
 
 const f32 = (x: Record<string, Float64Array> | undefined) => Object.fromEntries(Object.entries(x ?? {}).map(([k, v]) => [k, Float32Array.from(v)]));
 const f64 = (x: Record<string, Float32Array>) => Object.fromEntries(Object.entries(x).map(([k, v]) => [k, Float64Array.from(v)]));
 
-export async function runCuda(model: Model, run: RunInputs): Promise<RunResult> {
+export async function runCuda(model: Model, run: RunInputs, opts: { form?: string } = {}): Promise<RunResult> {
   const rt = await import("../../../runtime/cuda/index.ts");
   const { plan } = lowerCuda(model);
   let runner;
   try {
-    runner = await rt.CudaModelRunner.create(plan, { dims: run.dims, params: f32(run.params) });
+    runner = await rt.CudaModelRunner.create(plan, { dims: run.dims, params: f32(run.params), form: opts.form ?? "auto" });
   } catch (e) {
     if (e instanceof rt.CudaUnavailableError) throw new UserError(e.message);
     throw e;
@@ -33,4 +34,12 @@ export async function runCuda(model: Model, run: RunInputs): Promise<RunResult> 
 }
 
 registerRunner("cuda", runCuda);
-registerInfo({ name: "cuda", description: "CUDA C++ (nvcc PTX for sm_80/sm_90 or NVRTC at run time), fp32", forms: ["sequential", "scan"] });
+registerInfo({
+  name: "cuda",
+  description: "CUDA C++ (nvcc PTX for sm_80/sm_90 or NVRTC at run time), fp32 (chunked form also bf16/f16 on tensor cores)",
+  forms: ["sequential", "scan", "chunked"],
+  chooseForm: (model, _analysis, shape) => {
+    const c = chooseCudaForm(model, shape);
+    return { form: c.form, why: c.why };
+  },
+});

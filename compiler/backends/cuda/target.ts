@@ -14,18 +14,21 @@ export function emitCuda(model: Model, opts: { ptx?: boolean; form?: string } = 
   const { plan, skipped } = lowerCuda(model);
   const form = opts.form ?? "auto";
   if (form !== "auto") {
-    if (form !== "sequential" && form !== "scan") throw new UserError(`the CUDA backend has no form '${form}' (auto, sequential, scan)`);
+    if (form !== "sequential" && form !== "scan" && form !== "chunked") throw new UserError(`the CUDA backend has no form '${form}' (auto, sequential, scan, chunked)`);
     plan.forms = plan.forms.filter((f) => f.form === form);
+    if (plan.modules) plan.modules = Object.fromEntries(Object.entries(plan.modules).filter(([k]) => plan.forms.some((f) => f.module === k)));
     if (!plan.forms.length) throw new UserError(`${model.name} has no ${form} form on CUDA: ${skipped.map((s) => `${s.variant}: ${s.reason}`).join("; ")}`);
   }
   const nvcc = opts.ptx === false ? undefined : findNvcc();
   if (nvcc) {
     plan.ptx = {};
     for (const sm of CUDA_CAPABILITIES.smTargets) plan.ptx[String(sm)] = nvccPtx(plan.source, sm, nvcc).ptx;
+    for (const m of Object.values(plan.modules ?? {})) m.ptx = Object.fromEntries(CUDA_CAPABILITIES.smTargets.map((sm) => [String(sm), nvccPtx(m.source, sm, nvcc).ptx]));
   }
   const meta = { ...plan, skipped, builtWith: nvcc ? `nvcc (${CUDA_CAPABILITIES.smTargets.map((s) => `sm_${s}`).join(", ")})` : "no nvcc: the runtime compiles the source with NVRTC" };
   return [
     { path: `${model.name}.cu`, contents: plan.source },
+    ...Object.entries(plan.modules ?? {}).map(([k, m]) => ({ path: `${model.name}.${k}.cu`, contents: m.source })),
     { path: `${model.name}.cuda.json`, contents: JSON.stringify(meta) + "\n" },
   ];
 }

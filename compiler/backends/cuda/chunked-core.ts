@@ -1,0 +1,848 @@
+/**
+ * The chunked form's CUDA core, written once for every model of the matrix canonical form
+ * (compiler/forms/matrix-form.ts, rows from compiler/forms/chunk-rows.ts). Templates over a config
+ * struct (operand type, padded key size KP, value tile BV, row slots per token RTP, decay kind,
+ * low-rank rows, shared-memory offsets) and a per-model row loader (chunked-model.ts generates it from
+ * the prep/post IR). No includes: nvcc and NVRTC both take it as is.
+ *
+ * Per chunk of F = 64 row slots (C = F / RTP tokens), in shared memory:
+ *   A  = w_f . D x_f'  (reads, strictly before f's micro-step)     Aq = q_t . D x_f'  (readout slots)
+ *   T  = (I - diag(beta) A)^-1 (16x16 blocks, fp32)                (rows with low-rank reads only)
+ *   Z  = T (alpha V + diag(beta) W~ S0)     y = Q~ S0 + Aq Z     S' = exp(G_n) S0 + X~^T Z
+ * Decays: scalar -> log space from the chunk start, exp(G_a - G_b) per pair (a >= b, <= 1);
+ * per key -> products of d = exp(ld): 16-row sub-blocks I, for J < I the boundary split
+ * exp(G_a - G_ref) exp(G_ref - G_b) (both <= 1), inside the diagonal block the quotient
+ * P_a / P_b of block-local prefix products when every column's block product is >= 1e-30, else
+ * pairwise products (exact for any decay, slower). Nothing is ever divided by an underflowed product.
+ * Matrix products: mma.sync m16n8k16 (bf16 or f16 operands, fp32 accumulation) from ldmatrix'd shared
+ * tiles; fp32 operands use a SIMT path with the same fragment layout.
+ * Kernels: fused (one block per batch x head x value tile walks all chunks; the state stays in registers),
+ * and split (phase A: every chunk in parallel writes Q~, X~, Aq, M = T diag(beta) W~, U0 = T alpha V,
+ * exp(G_n); the walk then only does Z = U0 + M S0, y, S' per chunk, parallel over batch x head x value tiles).
+ */
+export const CHUNK_CORE_SOURCE = String.raw`
+// ==== seqc chunked core (model-independent) ====
+typedef unsigned int u32;
+struct seqc_bf16 { unsigned short x; };
+struct seqc_f16 { unsigned short x; };
+
+__device__ __forceinline__ float seqc_f32(float v) { return v; }
+__device__ __forceinline__ float seqc_f32(seqc_bf16 v) { return __uint_as_float(((u32)v.x) << 16); }
+__device__ __forceinline__ float seqc_f32(seqc_f16 v) { float f; asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(v.x)); return f; }
+template <typename T> __device__ __forceinline__ T seqc_cvt(float v);
+template <> __device__ __forceinline__ float seqc_cvt<float>(float v) { return v; }
+template <> __device__ __forceinline__ seqc_bf16 seqc_cvt<seqc_bf16>(float v) { seqc_bf16 r; asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(r.x) : "f"(v)); return r; }
+template <> __device__ __forceinline__ seqc_f16 seqc_cvt<seqc_f16>(float v) { seqc_f16 r; asm("cvt.rn.f16.f32 %0, %1;" : "=h"(r.x) : "f"(v)); return r; }
+
+template <typename T> struct SeqcIn {
+  const T* __restrict__ p;
+  __device__ __forceinline__ float operator[](size_t i) const { return seqc_f32(p[i]); }
+};
+template <typename T> __device__ __forceinline__ void seqc_st(T* p, size_t i, float v) { p[i] = seqc_cvt<T>(v); }
+
+// 8 consecutive values from global memory (p 16-byte aligned for 2-byte types, 32 for float)
+__device__ __forceinline__ void seqc_gld8(const float* p, float* o) {
+  const float4 a = __ldg(reinterpret_cast<const float4*>(p)), b = __ldg(reinterpret_cast<const float4*>(p) + 1);
+  o[0] = a.x; o[1] = a.y; o[2] = a.z; o[3] = a.w; o[4] = b.x; o[5] = b.y; o[6] = b.z; o[7] = b.w;
+}
+__device__ __forceinline__ void seqc_unpack2(seqc_bf16*, u32 w, float& lo, float& hi) { lo = __uint_as_float(w << 16); hi = __uint_as_float(w & 0xffff0000u); }
+__device__ __forceinline__ void seqc_unpack2(seqc_f16*, u32 w, float& lo, float& hi) {
+  asm("{ .reg .f16 l, h; mov.b32 {l, h}, %2; cvt.f32.f16 %0, l; cvt.f32.f16 %1, h; }" : "=f"(lo), "=f"(hi) : "r"(w));
+}
+template <typename T> __device__ __forceinline__ void seqc_gld8(const T* p, float* o) {
+  const uint4 v = __ldg(reinterpret_cast<const uint4*>(p));
+  seqc_unpack2((T*)0, v.x, o[0], o[1]); seqc_unpack2((T*)0, v.y, o[2], o[3]);
+  seqc_unpack2((T*)0, v.z, o[4], o[5]); seqc_unpack2((T*)0, v.w, o[6], o[7]);
+}
+__device__ __forceinline__ u32 seqc_pack2(seqc_bf16*, float lo, float hi) { u32 r; asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo)); return r; }
+__device__ __forceinline__ u32 seqc_pack2(seqc_f16*, float lo, float hi) { u32 r; asm("cvt.rn.f16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo)); return r; }
+// 8 values to / from shared memory (16-byte aligned)
+__device__ __forceinline__ void seqc_sst8(float* s, const float* o) {
+  reinterpret_cast<float4*>(s)[0] = make_float4(o[0], o[1], o[2], o[3]);
+  reinterpret_cast<float4*>(s)[1] = make_float4(o[4], o[5], o[6], o[7]);
+}
+template <typename T> __device__ __forceinline__ void seqc_sst8(T* s, const float* o) {
+  *reinterpret_cast<uint4*>(s) = make_uint4(seqc_pack2((T*)0, o[0], o[1]), seqc_pack2((T*)0, o[2], o[3]), seqc_pack2((T*)0, o[4], o[5]), seqc_pack2((T*)0, o[6], o[7]));
+}
+__device__ __forceinline__ void seqc_sld8(const float* s, float* o) {
+  const float4 a = reinterpret_cast<const float4*>(s)[0], b = reinterpret_cast<const float4*>(s)[1];
+  o[0] = a.x; o[1] = a.y; o[2] = a.z; o[3] = a.w; o[4] = b.x; o[5] = b.y; o[6] = b.z; o[7] = b.w;
+}
+template <typename T> __device__ __forceinline__ void seqc_sld8(const T* s, float* o) {
+  const uint4 v = *reinterpret_cast<const uint4*>(s);
+  seqc_unpack2((T*)0, v.x, o[0], o[1]); seqc_unpack2((T*)0, v.y, o[2], o[3]);
+  seqc_unpack2((T*)0, v.z, o[4], o[5]); seqc_unpack2((T*)0, v.w, o[6], o[7]);
+}
+// two adjacent values to shared memory
+__device__ __forceinline__ void seqc_sst2(float* s, float a, float b) { *reinterpret_cast<float2*>(s) = make_float2(a, b); }
+template <typename T> __device__ __forceinline__ void seqc_sst2(T* s, float a, float b) { *reinterpret_cast<u32*>(s) = seqc_pack2((T*)0, a, b); }
+
+// ---- tensor-core fragments (mma.sync m16n8k16, fp32 accumulators) ----
+__device__ __forceinline__ void seqc_mma(seqc_bf16*, float* c, const u32* a, const u32* b) {
+  asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+               : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3]) : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+__device__ __forceinline__ void seqc_mma(seqc_f16*, float* c, const u32* a, const u32* b) {
+  asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+               : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3]) : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+__device__ __forceinline__ void seqc_ldsm4(u32* r, const void* p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n" : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"((u32)__cvta_generic_to_shared(p)) : "memory");
+}
+__device__ __forceinline__ void seqc_ldsm4t(u32* r, const void* p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n" : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"((u32)__cvta_generic_to_shared(p)) : "memory");
+}
+
+// Warp tile: acc[WN][4] (16 rows x 8*WN columns at (m0, n0), mma C-fragment layout) += A(m, k) B(k, n), k < KD.
+// A stored [m][k] (AKM false) or [k][m]; B stored [k][n] (BNK false) or [n][k]. Strides in elements.
+template <typename T> struct SeqcMM {
+  template <bool AKM, bool BNK, int WN, int KD>
+  static __device__ __forceinline__ void run(float (&acc)[WN][4], const T* A, int lda, const T* B, int ldb, int m0, int n0) {
+    const int l = threadIdx.x & 31;
+#pragma unroll
+    for (int k0 = 0; k0 < KD; k0 += 16) {
+      u32 a[4];
+      if (!AKM) seqc_ldsm4(a, A + (m0 + (l & 15)) * lda + k0 + ((l >> 4) << 3));
+      else seqc_ldsm4t(a, A + (k0 + (l & 7) + ((l >> 4) << 3)) * lda + m0 + (((l >> 3) & 1) << 3));
+#pragma unroll
+      for (int p = 0; p < WN / 2; ++p) {
+        u32 b[4];
+        const int nb = n0 + p * 16;
+        if (BNK) seqc_ldsm4(b, B + (nb + (l & 7) + ((l >> 4) << 3)) * ldb + k0 + (((l >> 3) & 1) << 3));
+        else seqc_ldsm4t(b, B + (k0 + (l & 7) + (((l >> 3) & 1) << 3)) * ldb + nb + ((l >> 4) << 3));
+        seqc_mma((T*)0, acc[2 * p], a, b);
+        seqc_mma((T*)0, acc[2 * p + 1], a, b + 2);
+      }
+    }
+  }
+};
+template <> struct SeqcMM<float> {
+  template <bool AKM, bool BNK, int WN, int KD>
+  static __device__ __forceinline__ void run(float (&acc)[WN][4], const float* A, int lda, const float* B, int ldb, int m0, int n0) {
+    const int l = threadIdx.x & 31, g = l >> 2, q = (l & 3) << 1;
+#pragma unroll 4
+    for (int k = 0; k < KD; ++k) {
+      const float a0 = AKM ? A[k * lda + m0 + g] : A[(m0 + g) * lda + k];
+      const float a1 = AKM ? A[k * lda + m0 + g + 8] : A[(m0 + g + 8) * lda + k];
+#pragma unroll
+      for (int nt = 0; nt < WN; ++nt) {
+        const int n = n0 + nt * 8 + q;
+        const float b0 = BNK ? B[n * ldb + k] : B[k * ldb + n];
+        const float b1 = BNK ? B[(n + 1) * ldb + k] : B[k * ldb + n + 1];
+        acc[nt][0] = fmaf(a0, b0, acc[nt][0]);
+        acc[nt][1] = fmaf(a0, b1, acc[nt][1]);
+        acc[nt][2] = fmaf(a1, b0, acc[nt][2]);
+        acc[nt][3] = fmaf(a1, b1, acc[nt][3]);
+      }
+    }
+  }
+};
+
+// Block product C[M][N] = A B over the block's warps; epi(row, col, v(col), v(col + 1)) per fragment pair.
+template <typename T, bool AKM, bool BNK, int WN, int KD, class Epi>
+__device__ __forceinline__ void seqc_bmm(int M, int N, const T* A, int lda, const T* B, int ldb, Epi epi) {
+  const int w = threadIdx.x >> 5, l = threadIdx.x & 31, nw = blockDim.x >> 5;
+  const int tn = N / (8 * WN), tiles = (M >> 4) * tn;
+  const int g = l >> 2, q = (l & 3) << 1;
+  for (int tile = w; tile < tiles; tile += nw) {
+    const int m0 = (tile / tn) << 4, n0 = (tile % tn) * 8 * WN;
+    float acc[WN][4];
+#pragma unroll
+    for (int i = 0; i < WN; ++i) acc[i][0] = acc[i][1] = acc[i][2] = acc[i][3] = 0.f;
+    SeqcMM<T>::template run<AKM, BNK, WN, KD>(acc, A, lda, B, ldb, m0, n0);
+#pragma unroll
+    for (int nt = 0; nt < WN; ++nt) {
+      epi(m0 + g, n0 + nt * 8 + q, acc[nt][0], acc[nt][1]);
+      epi(m0 + g + 8, n0 + nt * 8 + q, acc[nt][2], acc[nt][3]);
+    }
+  }
+}
+
+__device__ __forceinline__ void seqc_cp16(void* s, const void* g) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" :: "r"((u32)__cvta_generic_to_shared(s)), "l"(g) : "memory");
+}
+__device__ __forceinline__ void seqc_cp_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+template <int N> __device__ __forceinline__ void seqc_cp_wait() { asm volatile("cp.async.wait_group %0;\n" :: "n"(N) : "memory"); }
+
+#define SEQC_SLOW_DECAY 1e-30f
+
+// ---- shared memory of one chunk (offsets from the generated config) ----
+template <class Cfg> struct SeqcSm {
+  typedef typename Cfg::T T;
+  T *X, *W, *Q, *V, *L, *XI, *XS, *R, *TB, *AQB, *SB, *Z;
+  float *D, *A, *AQ, *TT, *Y, *P, *BT, *G;
+  int* I;
+  __device__ SeqcSm(char* s) {
+    X = (T*)(s + Cfg::O_X); W = (T*)(s + Cfg::O_W); Q = (T*)(s + Cfg::O_Q); V = (T*)(s + Cfg::O_V);
+    L = (T*)(s + Cfg::O_L); XI = (T*)(s + Cfg::O_XI); XS = (T*)(s + Cfg::O_XS); R = (T*)(s + Cfg::O_R);
+    TB = (T*)(s + Cfg::O_TB); AQB = (T*)(s + Cfg::O_AQB); SB = (T*)(s + Cfg::O_SB); Z = (T*)(s + Cfg::O_Z);
+    D = (float*)(s + Cfg::O_D); A = (float*)(s + Cfg::O_A); AQ = (float*)(s + Cfg::O_AQ); TT = (float*)(s + Cfg::O_TT);
+    Y = (float*)(s + Cfg::O_Y); P = (float*)(s + Cfg::O_P); BT = (float*)(s + Cfg::O_BT); G = (float*)(s + Cfg::O_G);
+    I = (int*)(s + Cfg::O_I);
+  }
+};
+// small per-chunk arrays inside G (floats): beta, Gr, Gw, Gq (F each), pre, own (F), tot, qpre (C), Gend (C + 1), eGn (KP), misc
+#define SEQC_G_BETA 0
+#define SEQC_G_GR (Cfg::F)
+#define SEQC_G_GW (2 * Cfg::F)
+#define SEQC_G_GQ (3 * Cfg::F)
+#define SEQC_G_PRE (4 * Cfg::F)
+#define SEQC_G_OWN (5 * Cfg::F)
+#define SEQC_G_TOT (6 * Cfg::F)
+#define SEQC_G_QPRE (7 * Cfg::F)
+#define SEQC_G_GEND (8 * Cfg::F)
+#define SEQC_G_EGN (9 * Cfg::F + 8)
+// ints inside I: micro-step of row slot r (RTP), readout point, slow-block flags (NB)
+#define SEQC_I_MICRO 0
+#define SEQC_I_READ (Cfg::RTP)
+#define SEQC_I_SLOW (Cfg::RTP + 1)
+
+template <class Cfg> __device__ __forceinline__ bool seqc_real(const int* I, int f, u32 t0, u32 T) {
+  return I[SEQC_I_MICRO + f % Cfg::RTP] >= 0 && t0 + (u32)(f / Cfg::RTP) < T;
+}
+// row n is seen by the read of row m (strictly earlier micro-step)
+template <class Cfg> __device__ __forceinline__ bool seqc_sees_row(const int* I, int m, int n, u32 t0, u32 T) {
+  if (!seqc_real<Cfg>(I, m, t0, T) || !seqc_real<Cfg>(I, n, t0, T)) return false;
+  const int tm = m / Cfg::RTP, tn = n / Cfg::RTP;
+  return tn < tm || (tn == tm && I[SEQC_I_MICRO + n % Cfg::RTP] < I[SEQC_I_MICRO + m % Cfg::RTP]);
+}
+// row n is seen by the readout in slot m (slot rows: m % RTP == 0)
+template <class Cfg> __device__ __forceinline__ bool seqc_sees_readout(const int* I, int m, int n, u32 t0, u32 T) {
+  if (m % Cfg::RTP != 0 || t0 + (u32)(m / Cfg::RTP) >= T || !seqc_real<Cfg>(I, n, t0, T)) return false;
+  const int tm = m / Cfg::RTP, tn = n / Cfg::RTP;
+  return tn < tm || (tn == tm && I[SEQC_I_MICRO + n % Cfg::RTP] < I[SEQC_I_READ]);
+}
+
+// ---- 1. loads: rows (x, w, q, alpha*v for value columns [j0, j0 + NV)), beta, decays ----
+template <class Cfg, int NV, int LDV, class R>
+__device__ void seqc_chunk_load(const R& rows, const SeqcSm<Cfg>& s, u32 b, u32 h, u32 t0, u32 T, u32 j0) {
+  typedef typename Cfg::T T_;
+  constexpr int F = Cfg::F, KP = Cfg::KP, RTP = Cfg::RTP, LDK = Cfg::LDK;
+  const int tid = threadIdx.x, nt = blockDim.x;
+  for (int e = tid; e < F * (KP / 8); e += nt) {
+    const int f = e / (KP / 8), i0 = (e % (KP / 8)) * 8, tl = f / RTP, r = f % RTP;
+    const u32 t = t0 + tl;
+    const bool real = seqc_real<Cfg>(s.I, f, t0, T);
+    float o[8];
+    if (real) rows.loadX(b, t, r, h, i0, o); else for (int k = 0; k < 8; ++k) o[k] = 0.f;
+    seqc_sst8(s.X + f * LDK + i0, o);
+    if (Cfg::LR) {
+      if (real) rows.loadW(b, t, r, h, i0, o); else for (int k = 0; k < 8; ++k) o[k] = 0.f;
+      seqc_sst8(s.W + f * LDK + i0, o);
+    }
+    if (r == 0 && t < T) rows.loadQ(b, t, h, i0, o); else for (int k = 0; k < 8; ++k) o[k] = 0.f;
+    seqc_sst8(s.Q + f * LDK + i0, o);
+    if (Cfg::DECAY == 2 && r == 0) {
+      if (t < T) rows.decayKey(b, t, h, i0, o); else for (int k = 0; k < 8; ++k) o[k] = 0.f;
+      for (int k = 0; k < 8; ++k) o[k] = __expf(o[k]);
+      seqc_sst8(s.D + tl * KP + i0, o);
+    }
+  }
+  for (int e = tid; e < F * (NV / 8); e += nt) {
+    const int f = e / (NV / 8), jj = (e % (NV / 8)) * 8, tl = f / RTP, r = f % RTP;
+    float o[8];
+    if (seqc_real<Cfg>(s.I, f, t0, T)) rows.loadV(b, t0 + tl, r, h, j0 + jj, o); else for (int k = 0; k < 8; ++k) o[k] = 0.f;
+    seqc_sst8(s.V + f * LDV + jj, o);
+  }
+  float* G = s.G;
+  if (tid < F) {
+    const int f = tid;
+    if (Cfg::LR) G[SEQC_G_BETA + f] = seqc_real<Cfg>(s.I, f, t0, T) ? rows.beta(b, t0 + f / RTP, f % RTP, h) : 0.f;
+  }
+  if (Cfg::DECAY == 1 && tid < F / RTP) {
+    const int tl = tid;
+    float pre[RTP], own[RTP], qpre = 0.f, tot = 0.f;
+    for (int r = 0; r < RTP; ++r) pre[r] = own[r] = 0.f;
+    if (t0 + tl < T) rows.template decayScalar<RTP>(b, t0 + tl, h, pre, own, qpre, tot);
+    for (int r = 0; r < RTP; ++r) { G[SEQC_G_PRE + tl * RTP + r] = pre[r]; G[SEQC_G_OWN + tl * RTP + r] = own[r]; }
+    G[SEQC_G_TOT + tl] = tot;
+    G[SEQC_G_QPRE + tl] = qpre;
+  }
+}
+
+// ---- 2. scalar decays: G per row (read Gr, write Gw), per readout slot, chunk total (warp 0) ----
+template <class Cfg> __device__ void seqc_chunk_gscalar(const SeqcSm<Cfg>& s) {
+  constexpr int C = Cfg::F / Cfg::RTP;
+  float* G = s.G;
+  if (threadIdx.x < 32) {
+    const int l = threadIdx.x;
+    // exclusive prefix over tokens (C <= 64: two per lane)
+    float a = l < C ? G[SEQC_G_TOT + l] : 0.f, c = l + 32 < C ? G[SEQC_G_TOT + l + 32] : 0.f;
+#pragma unroll
+    for (int o = 1; o < 32; o <<= 1) {
+      const float x = __shfl_up_sync(0xffffffffu, a, o), y = __shfl_up_sync(0xffffffffu, c, o);
+      if (l >= o) { a += x; c += y; }
+    }
+    const float lowTot = __shfl_sync(0xffffffffu, a, 31);
+    c += lowTot;
+    if (l < C) G[SEQC_G_GEND + l + 1] = a;
+    if (l + 32 < C) G[SEQC_G_GEND + l + 33] = c;
+    if (l == 0) G[SEQC_G_GEND] = 0.f;
+  }
+  __syncthreads();
+  if (threadIdx.x < Cfg::F) {
+    const int f = threadIdx.x, tl = f / Cfg::RTP;
+    const float gr = G[SEQC_G_GEND + tl] + G[SEQC_G_PRE + f];
+    G[SEQC_G_GR + f] = gr;
+    G[SEQC_G_GW + f] = gr + G[SEQC_G_OWN + f];
+    G[SEQC_G_GQ + f] = G[SEQC_G_GEND + tl] + G[SEQC_G_QPRE + tl];
+  }
+}
+
+// ---- 3. A (row reads) and Aq (readouts), decayed and masked, fp32; A is stored as N = diag(beta) A ----
+template <class Cfg> __device__ void seqc_chunk_mats_scalar(const SeqcSm<Cfg>& s, u32 t0, u32 T) {
+  typedef typename Cfg::T T_;
+  constexpr int F = Cfg::F, LDK = Cfg::LDK, LDA = Cfg::LDA;
+  const float* G = s.G;
+  const int* I = s.I;
+  // [W; Q] (W directly before Q) times X^T
+  const T_* Aop = Cfg::LR ? s.W : s.Q;
+  seqc_bmm<T_, false, true, 4, Cfg::KP>(Cfg::LR ? 2 * F : F, F, Aop, LDK, s.X, LDK, [&](int m, int n, float v0, float v1) {
+    float vv[2] = {v0, v1};
+#pragma unroll
+    for (int k = 0; k < 2; ++k) {
+      const int c = n + k;
+      if (Cfg::LR && m < F) {
+        float a = 0.f;
+        if (seqc_sees_row<Cfg>(I, m, c, t0, T)) a = G[SEQC_G_BETA + m] * vv[k] * (Cfg::DECAY ? __expf(G[SEQC_G_GR + m] - G[SEQC_G_GW + c]) : 1.f);
+        s.A[m * LDA + c] = a;
+      } else {
+        const int mq = Cfg::LR ? m - F : m;
+        float a = 0.f;
+        if (seqc_sees_readout<Cfg>(I, mq, c, t0, T)) a = vv[k] * (Cfg::DECAY ? __expf(G[SEQC_G_GQ + mq] - G[SEQC_G_GW + c]) : 1.f);
+        s.AQ[mq * LDA + c] = a;
+      }
+    }
+  });
+}
+
+// per-key decay (one micro-step per token): see the file comment
+template <class Cfg> __device__ void seqc_chunk_mats_key(const SeqcSm<Cfg>& s, u32 t0, u32 T) {
+  typedef typename Cfg::T T_;
+  constexpr int F = Cfg::F, KP = Cfg::KP, RTP = Cfg::RTP, LDK = Cfg::LDK, LDA = Cfg::LDA;
+  constexpr int NB = F / 16, TB = 16 / RTP, LROWS = Cfg::LR ? 32 : 16;
+  const int tid = threadIdx.x, nt = blockDim.x;
+  const int* I = s.I;
+  int* slow = s.I + SEQC_I_SLOW;
+  const bool qAfter = I[SEQC_I_READ] > 0;
+  // (a) per (sub-block, column): block-local prefix products -> left operands L (rows [W; Q] per block) and
+  //     X / P (XI, diagonal quotient form), suffix products -> XS = X * prod_{(t, block end]} d, block totals BT
+  for (int e = tid; e < NB * KP; e += nt) {
+    const int ib = e / KP, i = e % KP;
+    float p = 1.f;
+#pragma unroll
+    for (int k = 0; k < TB; ++k) {
+      const int tl = ib * TB + k;
+      const float d = s.D[tl * KP + i];
+      const float pa = p * d;
+#pragma unroll
+      for (int r = 0; r < RTP; ++r) {
+        const int f = tl * RTP + r;
+        if (Cfg::LR) s.L[(ib * LROWS + (f - ib * 16)) * LDK + i] = seqc_cvt<T_>(seqc_f32(s.W[f * LDK + i]) * p);
+        if (r == 0) s.L[(ib * LROWS + (Cfg::LR ? 16 : 0) + (f - ib * 16)) * LDK + i] = seqc_cvt<T_>(seqc_f32(s.Q[f * LDK + i]) * (qAfter ? pa : p));
+        s.XI[f * LDK + i] = seqc_cvt<T_>(seqc_f32(s.X[f * LDK + i]) * (1.f / fmaxf(pa, SEQC_SLOW_DECAY)));
+      }
+      if (RTP > 1) {
+        // readout rows only in slot 0: zero the other slots of L's Q part
+#pragma unroll
+        for (int r = 1; r < RTP; ++r) s.L[(ib * LROWS + (Cfg::LR ? 16 : 0) + (tl * RTP + r - ib * 16)) * LDK + i] = seqc_cvt<T_>(0.f);
+      }
+      p = pa;
+    }
+    s.BT[ib * KP + i] = p;
+    if (p < SEQC_SLOW_DECAY) slow[ib] = 1;
+    float q = 1.f;
+#pragma unroll
+    for (int k = TB - 1; k >= 0; --k) {
+      const int tl = ib * TB + k;
+#pragma unroll
+      for (int r = 0; r < RTP; ++r) {
+        const int f = tl * RTP + r;
+        s.XS[f * LDK + i] = seqc_cvt<T_>(seqc_f32(s.X[f * LDK + i]) * q);
+      }
+      q *= s.D[tl * KP + i];
+    }
+  }
+  __syncthreads();
+  // (b) block rows: R = [XS of blocks J < I scaled to the boundary of I ; XI of block I], then [W_I; Q_I] R^T
+#pragma unroll
+  for (int ib = 0; ib < NB; ++ib) {
+    const bool fast = slow[ib] == 0;
+    const int nrow = 16 * (ib + 1);
+    for (int e = tid; e < nrow * (KP / 8); e += nt) {
+      const int f = e / (KP / 8), i0 = (e % (KP / 8)) * 8, jb = f / 16;
+      float o[8];
+      if (jb < ib) {
+        seqc_sld8(s.XS + f * LDK + i0, o);
+        for (int m = jb + 1; m < ib; ++m)
+#pragma unroll
+          for (int k = 0; k < 8; ++k) o[k] *= s.BT[m * KP + i0 + k];
+      } else if (fast) seqc_sld8(s.XI + f * LDK + i0, o);
+      else for (int k = 0; k < 8; ++k) o[k] = 0.f;
+      seqc_sst8(s.R + f * LDK + i0, o);
+    }
+    __syncthreads();
+    seqc_bmm<T_, false, true, 2, KP>(LROWS, nrow, s.L + ib * LROWS * LDK, LDK, s.R, LDK, [&](int m, int n, float v0, float v1) {
+      float vv[2] = {v0, v1};
+#pragma unroll
+      for (int k = 0; k < 2; ++k) {
+        const int c = n + k;
+        if (c >= ib * 16 && !fast) continue;  // diagonal block of a slow block: pairwise below
+        if (Cfg::LR && m < 16) {
+          const int row = ib * 16 + m;
+          s.A[row * LDA + c] = seqc_sees_row<Cfg>(I, row, c, t0, T) ? s.G[SEQC_G_BETA + row] * vv[k] : 0.f;
+        } else {
+          const int row = ib * 16 + (Cfg::LR ? m - 16 : m);
+          s.AQ[row * LDA + c] = seqc_sees_readout<Cfg>(I, row, c, t0, T) ? vv[k] : 0.f;
+        }
+      }
+    });
+    __syncthreads();
+  }
+  // (c) slow diagonal blocks: pairwise products (exact for any decay)
+  for (int e = tid; e < NB * 16 * 16 * (Cfg::LR ? 2 : 1); e += nt) {
+    const int which = e / (NB * 256), rem = e % (NB * 256), ib = rem / 256, m = (rem % 256) / 16, n = rem % 16;
+    if (slow[ib] == 0) continue;
+    const int row = ib * 16 + m, col = ib * 16 + n;
+    const bool isA = Cfg::LR && which == 0;
+    const bool vis = isA ? seqc_sees_row<Cfg>(I, row, col, t0, T) : seqc_sees_readout<Cfg>(I, row, col, t0, T);
+    float a = 0.f;
+    if (vis) {
+      // ratio = prod over tokens (t_col, tau] of d, tau = t_row - 1 (reads) or the readout's point
+      const int tc = col / RTP, tau = isA ? row / RTP - 1 : (qAfter ? row / RTP : row / RTP - 1);
+      const T_* Lr = (isA ? s.W : s.Q) + row * LDK;
+      const T_* Xr = s.X + col * LDK;
+      for (int i = 0; i < KP; ++i) {
+        float rr = 1.f;
+        for (int tk = tc + 1; tk <= tau; ++tk) rr *= s.D[tk * KP + i];
+        a += seqc_f32(Lr[i]) * seqc_f32(Xr[i]) * rr;
+      }
+    }
+    if (isA) s.A[row * LDA + col] = s.G[SEQC_G_BETA + row] * a;
+    else s.AQ[row * LDA + col] = a;
+  }
+}
+
+// ---- 4. T = (I - N)^-1, N = diag(beta) A strictly lower: 16x16 diagonal blocks by forward substitution, then block rows ----
+template <class Cfg> __device__ void seqc_chunk_inverse(const SeqcSm<Cfg>& s) {
+  constexpr int F = Cfg::F, NB = F / 16, LDA = Cfg::LDA;
+  const int tid = threadIdx.x, w = tid >> 5, l = tid & 31;
+  float* Tt = s.TT;
+  const float* N = s.A;
+  if (w < NB && l < 16) {
+    const int o = w * 16, c = l;
+    float t[16];
+#pragma unroll
+    for (int a = 0; a < 16; ++a) {
+      float v = a == c ? 1.f : 0.f;
+#pragma unroll
+      for (int k = 0; k < a; ++k) v = fmaf(N[(o + a) * LDA + o + k], t[k], v);
+      t[a] = a >= c ? v : 0.f;
+      Tt[(o + a) * LDA + o + c] = t[a];
+    }
+  }
+  __syncthreads();
+#pragma unroll
+  for (int ib = 1; ib < NB; ++ib) {
+    // P_J = sum_{K=J}^{I-1} N_IK T_KJ for every J < I (256 threads: one (a, c) each, loop over J)
+    for (int e = tid; e < ib * 256; e += blockDim.x) {
+      const int jb = e / 256, a = (e % 256) / 16, c = e % 16;
+      float v = 0.f;
+      for (int kb = jb; kb < ib; ++kb)
+#pragma unroll
+        for (int k = 0; k < 16; ++k) v = fmaf(N[(ib * 16 + a) * LDA + kb * 16 + k], Tt[(kb * 16 + k) * LDA + jb * 16 + c], v);
+      s.P[jb * 256 + a * 16 + c] = v;
+    }
+    __syncthreads();
+    for (int e = tid; e < ib * 256; e += blockDim.x) {
+      const int jb = e / 256, a = (e % 256) / 16, c = e % 16;
+      float v = 0.f;
+#pragma unroll
+      for (int k = 0; k < 16; ++k) v = fmaf(Tt[(ib * 16 + a) * LDA + ib * 16 + k], s.P[jb * 256 + k * 16 + c], v);
+      Tt[(ib * 16 + a) * LDA + jb * 16 + c] = v;
+    }
+    __syncthreads();
+  }
+}
+
+// ---- 5. in place: Q -> Q~, W -> diag(beta) W~, X -> X~; exp(G_n); T and Aq as operands ----
+template <class Cfg> __device__ void seqc_chunk_scale(const SeqcSm<Cfg>& s) {
+  typedef typename Cfg::T T_;
+  constexpr int F = Cfg::F, KP = Cfg::KP, RTP = Cfg::RTP, LDK = Cfg::LDK, LDA = Cfg::LDA, LDF = Cfg::LDF;
+  constexpr int NB = F / 16;
+  const int tid = threadIdx.x, nt = blockDim.x;
+  float* G = s.G;
+  if (Cfg::DECAY == 2) {
+    for (int e = tid; e < F * (KP / 8); e += nt) {
+      const int f = e / (KP / 8), i0 = (e % (KP / 8)) * 8, ib = f / 16;
+      constexpr int LROWS = Cfg::LR ? 32 : 16;
+      float pre[8], post[8], o[8];
+#pragma unroll
+      for (int k = 0; k < 8; ++k) pre[k] = post[k] = 1.f;
+      for (int m = 0; m < ib; ++m)
+#pragma unroll
+        for (int k = 0; k < 8; ++k) pre[k] *= s.BT[m * KP + i0 + k];
+      for (int m = ib + 1; m < NB; ++m)
+#pragma unroll
+        for (int k = 0; k < 8; ++k) post[k] *= s.BT[m * KP + i0 + k];
+      seqc_sld8(s.L + (ib * LROWS + (Cfg::LR ? 16 : 0) + f - ib * 16) * LDK + i0, o);
+#pragma unroll
+      for (int k = 0; k < 8; ++k) o[k] *= pre[k];
+      seqc_sst8(s.Q + f * LDK + i0, o);
+      if (Cfg::LR) {
+        seqc_sld8(s.L + (ib * LROWS + f - ib * 16) * LDK + i0, o);
+        const float bt = G[SEQC_G_BETA + f];
+#pragma unroll
+        for (int k = 0; k < 8; ++k) o[k] *= pre[k] * bt;
+        seqc_sst8(s.W + f * LDK + i0, o);
+      }
+      seqc_sld8(s.XS + f * LDK + i0, o);
+#pragma unroll
+      for (int k = 0; k < 8; ++k) o[k] *= post[k];
+      seqc_sst8(s.X + f * LDK + i0, o);
+    }
+    for (int i = tid; i < KP; i += nt) {
+      float p = 1.f;
+      for (int m = 0; m < NB; ++m) p *= s.BT[m * KP + i];
+      G[SEQC_G_EGN + i] = p;
+    }
+  } else {
+    const float gn = Cfg::DECAY ? G[SEQC_G_GEND + F / RTP] : 0.f;
+    for (int e = tid; e < F * (KP / 8); e += nt) {
+      const int f = e / (KP / 8), i0 = (e % (KP / 8)) * 8;
+      float o[8];
+      if (Cfg::DECAY) {
+        const float fq = __expf(G[SEQC_G_GQ + f]), fx = __expf(gn - G[SEQC_G_GW + f]);
+        seqc_sld8(s.Q + f * LDK + i0, o);
+        for (int k = 0; k < 8; ++k) o[k] *= fq;
+        seqc_sst8(s.Q + f * LDK + i0, o);
+        seqc_sld8(s.X + f * LDK + i0, o);
+        for (int k = 0; k < 8; ++k) o[k] *= fx;
+        seqc_sst8(s.X + f * LDK + i0, o);
+      }
+      if (Cfg::LR) {
+        const float fw = G[SEQC_G_BETA + f] * (Cfg::DECAY ? __expf(G[SEQC_G_GR + f]) : 1.f);
+        seqc_sld8(s.W + f * LDK + i0, o);
+        for (int k = 0; k < 8; ++k) o[k] *= fw;
+        seqc_sst8(s.W + f * LDK + i0, o);
+      }
+    }
+    for (int i = tid; i < KP; i += nt) G[SEQC_G_EGN + i] = Cfg::DECAY ? __expf(gn) : 1.f;
+  }
+  // operand copies of T (lower block triangle; zero above) and Aq
+  for (int e = tid; e < F * (F / 2); e += nt) {
+    const int m = e / (F / 2), n = (e % (F / 2)) * 2;
+    if (Cfg::LR) {
+      const bool lower = (n / 16) <= (m / 16);
+      seqc_sst2(s.TB + m * LDF + n, lower ? s.TT[m * LDA + n] : 0.f, lower ? s.TT[m * LDA + n + 1] : 0.f);
+    }
+    seqc_sst2(s.AQB + m * LDF + n, s.AQ[m * LDA + n], s.AQ[m * LDA + n + 1]);
+  }
+}
+
+// S0-independent preparation of one chunk (everything before the walk)
+template <class Cfg, int NV, int LDV, class R>
+__device__ void seqc_chunk_prepare(const R& rows, const SeqcSm<Cfg>& s, u32 b, u32 h, u32 t0, u32 T, u32 j0) {
+  if (Cfg::DECAY == 2 && threadIdx.x < Cfg::F / 16) s.I[SEQC_I_SLOW + threadIdx.x] = 0;
+  seqc_chunk_load<Cfg, NV, LDV>(rows, s, b, h, t0, T, j0);
+  __syncthreads();
+  if (Cfg::DECAY == 2) seqc_chunk_mats_key<Cfg>(s, t0, T);
+  else {
+    if (Cfg::DECAY == 1) seqc_chunk_gscalar<Cfg>(s);
+    __syncthreads();
+    seqc_chunk_mats_scalar<Cfg>(s, t0, T);
+  }
+  __syncthreads();
+  if (Cfg::LR) seqc_chunk_inverse<Cfg>(s);
+  seqc_chunk_scale<Cfg>(s);
+  __syncthreads();
+}
+
+// ---- the state: a KP x BV fp32 tile in registers (mma C-fragment layout), warp w owns tiles w, w + NW, ... ----
+template <class Cfg> struct SeqcState {
+  static constexpr int WN = Cfg::BV % 32 == 0 ? 4 : 2;
+  static constexpr int TN = Cfg::BV / (8 * WN), TILES = (Cfg::KP / 16) * TN, NW = Cfg::NT / 32, ST = (TILES + NW - 1) / NW;
+  float acc[ST][WN][4];
+};
+
+template <class Cfg, class R> __device__ void seqc_state_load(SeqcState<Cfg>& S, const R& rows, u32 b, u32 h, u32 j0, u32 K, u32 V) {
+  typedef SeqcState<Cfg> St;
+  const int w = threadIdx.x >> 5, l = threadIdx.x & 31, g = l >> 2, q = (l & 3) << 1;
+#pragma unroll
+  for (int s = 0; s < St::ST; ++s) {
+    const int tile = w + s * St::NW;
+#pragma unroll
+    for (int nt = 0; nt < St::WN; ++nt)
+#pragma unroll
+      for (int c = 0; c < 4; ++c) {
+        const u32 i = (tile / St::TN) * 16 + g + (c >> 1) * 8, j = j0 + (tile % St::TN) * 8 * St::WN + nt * 8 + q + (c & 1);
+        S.acc[s][nt][c] = (tile < St::TILES && i < K && j < V) ? rows.loadS(b, h, i, j) : 0.f;
+      }
+  }
+}
+template <class Cfg, class R> __device__ void seqc_state_store(const SeqcState<Cfg>& S, const R& rows, u32 b, u32 h, u32 j0, u32 K, u32 V) {
+  typedef SeqcState<Cfg> St;
+  const int w = threadIdx.x >> 5, l = threadIdx.x & 31, g = l >> 2, q = (l & 3) << 1;
+#pragma unroll
+  for (int s = 0; s < St::ST; ++s) {
+    const int tile = w + s * St::NW;
+#pragma unroll
+    for (int nt = 0; nt < St::WN; ++nt)
+#pragma unroll
+      for (int c = 0; c < 4; ++c) {
+        const u32 i = (tile / St::TN) * 16 + g + (c >> 1) * 8, j = j0 + (tile % St::TN) * 8 * St::WN + nt * 8 + q + (c & 1);
+        if (tile < St::TILES && i < K && j < V) rows.storeS(b, h, i, j, S.acc[s][nt][c]);
+      }
+  }
+}
+// S as an operand: SB[i][j] (KP x BV)
+template <class Cfg> __device__ __forceinline__ void seqc_state_operand(const SeqcState<Cfg>& S, typename Cfg::T* SB) {
+  typedef SeqcState<Cfg> St;
+  const int w = threadIdx.x >> 5, l = threadIdx.x & 31, g = l >> 2, q = (l & 3) << 1;
+#pragma unroll
+  for (int s = 0; s < St::ST; ++s) {
+    const int tile = w + s * St::NW;
+    if (tile >= St::TILES) continue;
+    const int i = (tile / St::TN) * 16 + g, j = (tile % St::TN) * 8 * St::WN + q;
+#pragma unroll
+    for (int nt = 0; nt < St::WN; ++nt) {
+      seqc_sst2(SB + i * Cfg::LDV + j + nt * 8, S.acc[s][nt][0], S.acc[s][nt][1]);
+      seqc_sst2(SB + (i + 8) * Cfg::LDV + j + nt * 8, S.acc[s][nt][2], S.acc[s][nt][3]);
+    }
+  }
+}
+// S <- exp(G_n) S + X~^T Z   (X~ stored [f][i]: a [k][m] operand)
+template <class Cfg> __device__ __forceinline__ void seqc_state_update(SeqcState<Cfg>& S, const typename Cfg::T* Xt, const typename Cfg::T* Z, const float* eGn) {
+  typedef SeqcState<Cfg> St;
+  typedef typename Cfg::T T_;
+  const int w = threadIdx.x >> 5, l = threadIdx.x & 31, g = l >> 2;
+#pragma unroll
+  for (int s = 0; s < St::ST; ++s) {
+    const int tile = w + s * St::NW;
+    if (tile >= St::TILES) continue;
+    const int m0 = (tile / St::TN) * 16, n0 = (tile % St::TN) * 8 * St::WN;
+    const float e0 = eGn[m0 + g], e1 = eGn[m0 + g + 8];
+#pragma unroll
+    for (int nt = 0; nt < St::WN; ++nt) {
+      S.acc[s][nt][0] *= e0; S.acc[s][nt][1] *= e0; S.acc[s][nt][2] *= e1; S.acc[s][nt][3] *= e1;
+    }
+    SeqcMM<T_>::template run<true, false, St::WN, Cfg::F>(S.acc[s], Xt, Cfg::LDK, Z, Cfg::LDV, m0, n0);
+  }
+}
+
+// y = Q~ SB + Aq Z into Y (readout slots), fp32
+template <class Cfg> __device__ __forceinline__ void seqc_readout(const SeqcSm<Cfg>& s, const typename Cfg::T* Z) {
+  typedef typename Cfg::T T_;
+  constexpr int WN = Cfg::BV % 32 == 0 ? 4 : 2, TN = Cfg::BV / (8 * WN), TILES = (Cfg::F / 16) * TN;
+  const int w = threadIdx.x >> 5, l = threadIdx.x & 31, g = l >> 2, q = (l & 3) << 1;
+  for (int tile = w; tile < TILES; tile += Cfg::NT / 32) {
+    const int m0 = (tile / TN) * 16, n0 = (tile % TN) * 8 * WN;
+    float acc[WN][4];
+#pragma unroll
+    for (int i = 0; i < WN; ++i) acc[i][0] = acc[i][1] = acc[i][2] = acc[i][3] = 0.f;
+    SeqcMM<T_>::template run<false, false, WN, Cfg::KP>(acc, s.Q, Cfg::LDK, s.SB, Cfg::LDV, m0, n0);
+    SeqcMM<T_>::template run<false, false, WN, Cfg::F>(acc, s.AQB, Cfg::LDF, Z, Cfg::LDV, m0, n0);
+#pragma unroll
+    for (int nt = 0; nt < WN; ++nt) {
+      const int n = n0 + nt * 8 + q;
+      seqc_sst2(s.Y + (m0 + g) * Cfg::LDY + n, acc[nt][0], acc[nt][1]);
+      seqc_sst2(s.Y + (m0 + g + 8) * Cfg::LDY + n, acc[nt][2], acc[nt][3]);
+    }
+  }
+}
+
+template <class Cfg, class R> __device__ __forceinline__ void seqc_post(const R& rows, const SeqcSm<Cfg>& s, u32 b, u32 h, u32 t0, u32 T, u32 j0, u32 V) {
+  constexpr int C = Cfg::F / Cfg::RTP;
+  for (int e = threadIdx.x; e < C * Cfg::BV; e += blockDim.x) {
+    const int tl = e / Cfg::BV, j = e % Cfg::BV;
+    if (t0 + tl < T && j0 + j < V) rows.post(b, t0 + tl, h, j0 + j, s.Y[tl * Cfg::RTP * Cfg::LDY + j]);
+  }
+}
+
+// ---- fused kernel body: one block per (b, h, value tile) walks every chunk ----
+template <class Cfg, class R>
+__device__ void seqc_chunk_fused(const R& rows, char* smem, u32 K, u32 V, u32 nH) {
+  typedef typename Cfg::T T_;
+  constexpr int F = Cfg::F, C = F / Cfg::RTP, BV = Cfg::BV, LDV = Cfg::LDV;
+  const SeqcSm<Cfg> s(smem);
+  const u32 nvt = (V + BV - 1) / BV;
+  const u32 blk = blockIdx.x + gridDim.x * blockIdx.y;
+  const u32 vt = blk % nvt, h = (blk / nvt) % nH, b = blk / (nvt * nH);
+  const u32 T = rows.u.T, j0 = vt * BV;
+  if (threadIdx.x < Cfg::RTP) s.I[SEQC_I_MICRO + threadIdx.x] = rows.micro(threadIdx.x);
+  if (threadIdx.x == 0) s.I[SEQC_I_READ] = rows.readoutAt();
+  SeqcState<Cfg> S;
+  seqc_state_load<Cfg>(S, rows, b, h, j0, K, V);
+  __syncthreads();
+  for (u32 t0 = 0; t0 < T; t0 += C) {
+    seqc_chunk_prepare<Cfg, BV, LDV>(rows, s, b, h, t0, T, j0);
+    seqc_state_operand<Cfg>(S, s.SB);
+    __syncthreads();
+    const T_* Z = s.V;
+    if (Cfg::LR) {
+      // V <- alpha V + diag(beta) W~ S0, then Z = T V
+      seqc_bmm<T_, false, false, (BV % 32 == 0 ? 4 : 2), Cfg::KP>(F, BV, s.W, Cfg::LDK, s.SB, LDV, [&](int m, int n, float v0, float v1) {
+        float o[2] = {seqc_f32(s.V[m * LDV + n]) + v0, seqc_f32(s.V[m * LDV + n + 1]) + v1};
+        seqc_sst2(s.V + m * LDV + n, o[0], o[1]);
+      });
+      __syncthreads();
+      seqc_bmm<T_, false, false, (BV % 32 == 0 ? 4 : 2), F>(F, BV, s.TB, Cfg::LDF, s.V, LDV, [&](int m, int n, float v0, float v1) {
+        seqc_sst2(s.Z + m * LDV + n, v0, v1);
+      });
+      __syncthreads();
+      Z = s.Z;
+    }
+    seqc_readout<Cfg>(s, Z);
+    seqc_state_update<Cfg>(S, s.X, Z, s.G + SEQC_G_EGN);
+    __syncthreads();
+    seqc_post<Cfg>(rows, s, b, h, t0, T, j0, V);
+  }
+  seqc_state_store<Cfg>(S, rows, b, h, j0, K, V);
+}
+
+// ---- split kernels: phase A writes one record per (b, h, chunk); the walk reads them ----
+// record (elements of T): Q~ [F][KP], X~ [F][KP], M [F][KP] (low rank), Aq [F][F], U0 [F][VP]; then exp(G_n) [KP] floats
+template <class Cfg> struct SeqcRec {
+  static constexpr size_t QO = 0, XO = QO + (size_t)Cfg::F * Cfg::KP, MO = XO + (size_t)Cfg::F * Cfg::KP;
+  static constexpr size_t AO = MO + (Cfg::LR ? (size_t)Cfg::F * Cfg::KP : 0), UO = AO + (size_t)Cfg::F * Cfg::F, END = UO + (size_t)Cfg::F * Cfg::VP;
+  static constexpr size_t BYTES = ((END * sizeof(typename Cfg::T) + 15) / 16) * 16 + Cfg::KP * 4;
+};
+
+template <class Cfg, class R>
+__device__ void seqc_chunk_phase_a(const R& rows, char* smem, typename Cfg::T* ws, u32 nH) {
+  typedef typename Cfg::T T_;
+  typedef SeqcRec<Cfg> Rec;
+  constexpr int F = Cfg::F, C = F / Cfg::RTP, KP = Cfg::KP, VP = Cfg::VP, LDK = Cfg::LDK;
+  const SeqcSm<Cfg> s(smem);
+  const u32 T = rows.u.T, nc = (T + C - 1) / C;
+  const u32 blk = blockIdx.x + gridDim.x * blockIdx.y;
+  const u32 c = blk % nc, h = (blk / nc) % nH, b = blk / (nc * nH);
+  if (threadIdx.x < Cfg::RTP) s.I[SEQC_I_MICRO + threadIdx.x] = rows.micro(threadIdx.x);
+  if (threadIdx.x == 0) s.I[SEQC_I_READ] = rows.readoutAt();
+  __syncthreads();
+  seqc_chunk_prepare<Cfg, VP, Cfg::LDVA>(rows, s, b, h, c * C, T, 0);
+  char* rec = reinterpret_cast<char*>(ws) + ((size_t)(b * nH + h) * nc + c) * Rec::BYTES;
+  T_* r = reinterpret_cast<T_*>(rec);
+  const int tid = threadIdx.x, nt = blockDim.x;
+  constexpr int E = 16 / sizeof(T_);
+  for (int e = tid; e < F * (KP / E); e += nt) {
+    const int f = e / (KP / E), i0 = (e % (KP / E)) * E;
+    *reinterpret_cast<uint4*>(r + Rec::QO + f * KP + i0) = *reinterpret_cast<const uint4*>(s.Q + f * LDK + i0);
+    *reinterpret_cast<uint4*>(r + Rec::XO + f * KP + i0) = *reinterpret_cast<const uint4*>(s.X + f * LDK + i0);
+  }
+  for (int e = tid; e < F * (F / E); e += nt) {
+    const int f = e / (F / E), n0 = (e % (F / E)) * E;
+    *reinterpret_cast<uint4*>(r + Rec::AO + f * F + n0) = *reinterpret_cast<const uint4*>(s.AQB + f * Cfg::LDF + n0);
+  }
+  if (Cfg::LR) {
+    // M = T diag(beta) W~, U0 = T alpha V
+    seqc_bmm<T_, false, false, 4, F>(F, KP, s.TB, Cfg::LDF, s.W, LDK, [&](int m, int n, float v0, float v1) {
+      seqc_sst2(r + Rec::MO + m * KP + n, v0, v1);
+    });
+    seqc_bmm<T_, false, false, (VP % 32 == 0 ? 4 : 2), F>(F, VP, s.TB, Cfg::LDF, s.V, Cfg::LDVA, [&](int m, int n, float v0, float v1) {
+      seqc_sst2(r + Rec::UO + m * VP + n, v0, v1);
+    });
+  } else {
+    for (int e = tid; e < F * (VP / E); e += nt) {
+      const int f = e / (VP / E), j0 = (e % (VP / E)) * E;
+      *reinterpret_cast<uint4*>(r + Rec::UO + f * VP + j0) = *reinterpret_cast<const uint4*>(s.V + f * Cfg::LDVA + j0);
+    }
+  }
+  float* eg = reinterpret_cast<float*>(rec + Rec::BYTES - KP * 4);
+  for (int i = tid; i < KP; i += nt) eg[i] = s.G[SEQC_G_EGN + i];
+}
+
+// walk: per (b, h, value tile), chunks in order, records double-buffered with cp.async
+template <class Cfg> __device__ __forceinline__ void seqc_walk_issue(const SeqcSm<Cfg>& s, int stage, const char* rec, u32 j0) {
+  typedef typename Cfg::T T_;
+  typedef SeqcRec<Cfg> Rec;
+  constexpr int F = Cfg::F, KP = Cfg::KP, E = 16 / sizeof(T_), LDK = Cfg::LDK, BV = Cfg::BV;
+  const T_* r = reinterpret_cast<const T_*>(rec);
+  char* base = reinterpret_cast<char*>(s.X) + stage * Cfg::STAGE;
+  T_* q = reinterpret_cast<T_*>(base + Cfg::W_Q);
+  T_* x = reinterpret_cast<T_*>(base + Cfg::W_X);
+  T_* m = reinterpret_cast<T_*>(base + Cfg::W_M);
+  T_* a = reinterpret_cast<T_*>(base + Cfg::W_A);
+  T_* u = reinterpret_cast<T_*>(base + Cfg::W_U);
+  float* eg = reinterpret_cast<float*>(base + Cfg::W_E);
+  const int tid = threadIdx.x, nt = blockDim.x;
+  for (int e = tid; e < F * (KP / E); e += nt) {
+    const int f = e / (KP / E), i0 = (e % (KP / E)) * E;
+    seqc_cp16(q + f * LDK + i0, r + Rec::QO + f * KP + i0);
+    seqc_cp16(x + f * LDK + i0, r + Rec::XO + f * KP + i0);
+    if (Cfg::LR) seqc_cp16(m + f * LDK + i0, r + Rec::MO + f * KP + i0);
+  }
+  for (int e = tid; e < F * (F / E); e += nt) {
+    const int f = e / (F / E), n0 = (e % (F / E)) * E;
+    seqc_cp16(a + f * Cfg::LDF + n0, r + Rec::AO + f * F + n0);
+  }
+  for (int e = tid; e < F * (BV / E); e += nt) {
+    const int f = e / (BV / E), jj = (e % (BV / E)) * E;
+    seqc_cp16(u + f * Cfg::LDV + jj, r + Rec::UO + f * Cfg::VP + j0 + jj);
+  }
+  for (int e = tid; e < KP / 4; e += nt) seqc_cp16(eg + e * 4, rec + Rec::BYTES - KP * 4 + e * 16);
+}
+
+template <class Cfg, class R>
+__device__ void seqc_chunk_walk(const R& rows, char* smem, const typename Cfg::T* ws, u32 K, u32 V, u32 nH) {
+  typedef typename Cfg::T T_;
+  typedef SeqcRec<Cfg> Rec;
+  constexpr int F = Cfg::F, C = F / Cfg::RTP, BV = Cfg::BV, LDV = Cfg::LDV;
+  const SeqcSm<Cfg> s(smem);
+  const u32 nvt = (V + BV - 1) / BV;
+  const u32 blk = blockIdx.x + gridDim.x * blockIdx.y;
+  const u32 vt = blk % nvt, h = (blk / nvt) % nH, b = blk / (nvt * nH);
+  const u32 T = rows.u.T, j0 = vt * BV, nc = (T + C - 1) / C;
+  const char* recs = reinterpret_cast<const char*>(ws) + (size_t)(b * nH + h) * nc * Rec::BYTES;
+  SeqcState<Cfg> S;
+  seqc_state_load<Cfg>(S, rows, b, h, j0, K, V);
+  seqc_walk_issue<Cfg>(s, 0, recs, j0);
+  seqc_cp_commit();
+  for (u32 c = 0; c < nc; ++c) {
+    const int st = c & 1;
+    if (c + 1 < nc) seqc_walk_issue<Cfg>(s, st ^ 1, recs + (size_t)(c + 1) * Rec::BYTES, j0);
+    seqc_cp_commit();
+    seqc_state_operand<Cfg>(S, s.SB);
+    seqc_cp_wait<1>();
+    __syncthreads();
+    char* base = reinterpret_cast<char*>(s.X) + st * Cfg::STAGE;
+    const T_* q = reinterpret_cast<const T_*>(base + Cfg::W_Q);
+    const T_* x = reinterpret_cast<const T_*>(base + Cfg::W_X);
+    const T_* m = reinterpret_cast<const T_*>(base + Cfg::W_M);
+    const T_* a = reinterpret_cast<const T_*>(base + Cfg::W_A);
+    const T_* u = reinterpret_cast<const T_*>(base + Cfg::W_U);
+    const float* eg = reinterpret_cast<const float*>(base + Cfg::W_E);
+    const T_* Z = u;
+    if (Cfg::LR) {
+      seqc_bmm<T_, false, false, (BV % 32 == 0 ? 4 : 2), Cfg::KP>(F, BV, m, Cfg::LDK, s.SB, LDV, [&](int mm, int n, float v0, float v1) {
+        seqc_sst2(s.Z + mm * LDV + n, seqc_f32(u[mm * LDV + n]) + v0, seqc_f32(u[mm * LDV + n + 1]) + v1);
+      });
+      __syncthreads();
+      Z = s.Z;
+    }
+    {
+      // y = Q~ SB + Aq Z
+      constexpr int WN = BV % 32 == 0 ? 4 : 2, TN = BV / (8 * WN), TILES = (F / 16) * TN;
+      const int w = threadIdx.x >> 5, l = threadIdx.x & 31, g = l >> 2, qq = (l & 3) << 1;
+      for (int tile = w; tile < TILES; tile += Cfg::NT / 32) {
+        const int m0 = (tile / TN) * 16, n0 = (tile % TN) * 8 * WN;
+        float acc[WN][4];
+#pragma unroll
+        for (int i = 0; i < WN; ++i) acc[i][0] = acc[i][1] = acc[i][2] = acc[i][3] = 0.f;
+        SeqcMM<T_>::template run<false, false, WN, Cfg::KP>(acc, q, Cfg::LDK, s.SB, LDV, m0, n0);
+        SeqcMM<T_>::template run<false, false, WN, F>(acc, a, Cfg::LDF, Z, LDV, m0, n0);
+#pragma unroll
+        for (int nt = 0; nt < WN; ++nt) {
+          const int n = n0 + nt * 8 + qq;
+          seqc_sst2(s.Y + (m0 + g) * Cfg::LDY + n, acc[nt][0], acc[nt][1]);
+          seqc_sst2(s.Y + (m0 + g + 8) * Cfg::LDY + n, acc[nt][2], acc[nt][3]);
+        }
+      }
+    }
+    seqc_state_update<Cfg>(S, x, Z, eg);
+    __syncthreads();
+    seqc_post<Cfg>(rows, s, b, h, c * C, T, j0, V);
+  }
+  seqc_state_store<Cfg>(S, rows, b, h, j0, K, V);
+}
+`;

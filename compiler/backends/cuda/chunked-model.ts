@@ -1,0 +1,448 @@
+/**
+ * The model-specific half of the CUDA chunked form: from a model's matrix form and rows
+ * (compiler/forms/chunk-rows.ts) it generates the row loader the core templates call (x, w, q,
+ * alpha v, beta, decays per token, the initial/final state and the post outputs, all lowered from the
+ * prep/post IR with the same expression lowering as the other CUDA kernels), the shared-memory layout
+ * of each configuration, and the extern "C" wrappers. Inputs that are plain reads of a model input along
+ * the key or value axis are loaded 16 bytes at a time.
+ */
+import * as I from "../../ir/types.ts";
+import * as K from "../../kernel/ir.ts";
+import { lowerConst } from "../../kernel/step.ts";
+import { inputBuffer, outputBuffer, stateOffset, initFlag, STATES, uniformFields } from "../../kernel/interface.ts";
+import { extentK, flatIndex, productK } from "../../kernel/symbolic.ts";
+import type { ChunkRows, RowPart, RowSpec } from "../../forms/chunk-rows.ts";
+import { CudaScope } from "./scope.ts";
+import { renderExpr, renderStmts, type RenderContext } from "./render.ts";
+import { overrideValues } from "./overrides.ts";
+
+export type ChunkDtype = "f32" | "bf16" | "f16";
+export type ChunkKind = "fused" | "phaseA" | "walk";
+
+export interface ChunkCfg {
+  kind: ChunkKind;
+  dtype: ChunkDtype;
+  KP: number;
+  /** Value tile (fused, walk). */
+  BV: number;
+  /** Padded value size (phase A, walk). */
+  VP: number;
+  RTP: number;
+  decay: 0 | 1 | 2;
+  lr: boolean;
+}
+
+export const CHUNK_F = 64;
+export const CHUNK_THREADS = 256;
+const ELT: Record<ChunkDtype, string> = { f32: "float", bf16: "seqc_bf16", f16: "seqc_f16" };
+export const ioType = (d: ChunkDtype) => ELT[d];
+
+/** Shared-memory layout of a configuration (byte offsets; every region 16-byte aligned). */
+export function chunkLayout(c: ChunkCfg): Record<string, number> {
+  const F = CHUNK_F;
+  const sz = c.dtype === "f32" ? 4 : 2;
+  const pad = 16 / sz;
+  const LDK = c.KP + pad, LDF = F + pad, LDV = c.BV + pad, LDVA = c.VP + pad, LDA = F + 4, LDY = c.BV + 4;
+  const C = F / c.RTP, NB = F / 16;
+  const o: Record<string, number> = { LDK, LDF, LDV, LDVA, LDA, LDY };
+  let at = 0;
+  const put = (name: string, bytes: number) => {
+    o[name] = at;
+    at += Math.ceil(bytes / 16) * 16;
+  };
+  const none = ["O_X", "O_W", "O_Q", "O_V", "O_L", "O_XI", "O_XS", "O_R", "O_TB", "O_AQB", "O_SB", "O_Z", "O_D", "O_A", "O_AQ", "O_TT", "O_Y", "O_P", "O_BT", "O_G", "O_I"];
+  for (const n of none) o[n] = 0;
+  for (const n of ["STAGE", "W_Q", "W_X", "W_M", "W_A", "W_U", "W_E"]) o[n] = 0;
+  if (c.kind === "walk") {
+    let s = 0;
+    const sput = (name: string, bytes: number) => {
+      o[name] = s;
+      s += Math.ceil(bytes / 16) * 16;
+    };
+    sput("W_Q", F * LDK * sz);
+    sput("W_X", F * LDK * sz);
+    sput("W_M", c.lr ? F * LDK * sz : 0);
+    sput("W_A", F * LDF * sz);
+    sput("W_U", F * LDV * sz);
+    sput("W_E", c.KP * 4);
+    o.STAGE = s;
+    put("O_X", 2 * s);
+    put("O_SB", c.KP * LDV * sz);
+    put("O_Z", c.lr ? F * LDV * sz : 0);
+    put("O_Y", F * LDY * 4);
+    put("O_I", 16 * 4);
+    o.SMEM = at;
+    return o;
+  }
+  // W directly before Q: [W; Q] is one operand
+  if (c.lr) put("O_W", F * LDK * sz);
+  put("O_Q", F * LDK * sz);
+  if (!c.lr) o.O_W = o.O_Q;
+  put("O_X", F * LDK * sz);
+  put("O_V", F * (c.kind === "phaseA" ? LDVA : LDV) * sz);
+  const inv = F * LDA * 4 + (NB - 1) * 256 * 4 + F * LDF * sz; // TT, P, TB
+  if (c.decay === 2) {
+    put("O_D", C * c.KP * 4);
+    put("O_L", (c.lr ? 2 * F : F) * LDK * sz);
+    put("O_XS", F * LDK * sz);
+    const xiR = 2 * F * LDK * sz;
+    put("O_XI", Math.max(xiR, c.lr ? inv : 0));
+    o.O_R = o.O_XI + F * LDK * sz;
+    if (c.lr) {
+      // T, P and TB live where XI and R were (dead once A and Aq are formed)
+      o.O_TT = o.O_XI;
+      o.O_P = o.O_TT + F * LDA * 4;
+      o.O_TB = o.O_P + (NB - 1) * 256 * 4;
+    }
+    put("O_BT", NB * c.KP * 4);
+  } else if (c.lr) {
+    put("O_TT", F * LDA * 4);
+    put("O_P", (NB - 1) * 256 * 4);
+    put("O_TB", F * LDF * sz);
+  }
+  if (c.lr) put("O_A", F * LDA * 4);
+  put("O_AQ", F * LDA * 4);
+  o.O_Y = o.O_AQ;
+  put("O_AQB", F * LDF * sz);
+  if (c.kind === "fused") {
+    put("O_SB", c.KP * LDV * sz);
+    if (c.lr) put("O_Z", F * LDV * sz);
+  }
+  put("O_G", (9 * F + 8 + c.KP) * 4);
+  put("O_I", 16 * 4);
+  o.SMEM = at;
+  return o;
+}
+
+export function cfgName(c: ChunkCfg): string {
+  const v = c.kind === "fused" ? `v${c.BV}` : c.kind === "walk" ? `v${c.BV}p${c.VP}` : `p${c.VP}`;
+  return `${c.kind}_${c.dtype}_k${c.KP}_${v}_r${c.RTP}`;
+}
+
+export function cfgStruct(c: ChunkCfg, name: string): string {
+  const L = chunkLayout(c);
+  const ints = Object.entries(L).map(([k, v]) => `${k} = ${v}`).join(", ");
+  return `struct ${name} {
+  typedef ${ELT[c.dtype]} T;
+  static constexpr int F = ${CHUNK_F}, NT = ${CHUNK_THREADS}, KP = ${c.KP}, BV = ${c.BV}, VP = ${c.VP}, RTP = ${c.RTP}, DECAY = ${c.decay};
+  static constexpr bool LR = ${c.lr};
+  static constexpr int ${ints};
+};`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// the row loader of one model
+
+interface Gen {
+  model: I.Model;
+  cr: ChunkRows;
+  cx: RenderContext;
+  overrides: string[];
+  uniforms: string[];
+}
+
+const R = (g: Gen, e: K.KExpr) => renderExpr(e, g.cx);
+const S = (g: Gen, body: K.KStmt[], ind: string) => renderStmts(body, g.cx, ind).join("\n");
+
+/** Kernel expressions for the state's head coordinates from the flat head index `h`. */
+let hcN = 0;
+function headCoords(g: Gen, out: K.KStmt[]): K.KExpr[] {
+  const u = hcN++;
+  const Sd = g.model.tensors.find((t) => t.name === g.cr.form.state)!;
+  const hs = g.cr.form.heads.map((p) => Sd.shape[p]);
+  const coords: K.KExpr[] = new Array(hs.length);
+  let rest: K.KExpr = K.ref("h");
+  for (let a = hs.length - 1; a >= 0; a--) {
+    if (a === 0) coords[a] = rest;
+    else {
+      out.push(K.decl(`hc${u}_${a}`, "u32", K.bin("%", rest, extentK(hs[a]))));
+      out.push(K.decl(`hr${u}_${a}`, "u32", K.bin("/", rest, extentK(hs[a]))));
+      coords[a] = K.ref(`hc${u}_${a}`);
+      rest = K.ref(`hr${u}_${a}`);
+    }
+  }
+  return coords;
+}
+
+/** A scope binding a part's variables: [loop?] -> n, heads -> head coords, axis -> `axis`. */
+function partScope(g: Gen, p: RowPart, axis: K.KExpr | undefined, heads: K.KExpr[], prefix: string): CudaScope {
+  const vars = new Map<number, K.KExpr>();
+  let k = 0;
+  if (p.loop !== undefined) vars.set(p.vars[k++].id, K.ref("n"));
+  for (const hk of heads) vars.set(p.vars[k++].id, hk);
+  if (axis && k < p.vars.length) vars.set(p.vars[k].id, axis);
+  return new CudaScope({ model: g.model, b: K.ref("b"), t: K.ref("t"), vars, prefix });
+}
+
+/** Scalar value of a part (no axis). */
+function scalarCode(g: Gen, p: RowPart | undefined, dflt: string, prefix: string, ind: string): { pre: string; v: string } {
+  if (!p) return { pre: "", v: dflt };
+  const pre: K.KStmt[] = [];
+  const heads = headCoords(g, pre);
+  const v = partScope(g, p, undefined, heads, prefix).lower(p.expr, pre);
+  return { pre: S(g, pre, ind), v: R(g, v) };
+}
+
+/** A plain read of a non-optional input, contiguous along the part's last variable: its element-0 index. */
+function aliasBase(g: Gen, p: RowPart, heads: K.KExpr[]): { tensor: string; base: K.KExpr } | undefined {
+  const e = p.expr;
+  if (e.k !== "read") return undefined;
+  const t = I.findTensor(g.model, e.tensor);
+  if (!t || t.kind !== "input" || t.init) return undefined;
+  const axis = p.vars[p.vars.length - 1];
+  const last = e.idx[e.idx.length - 1];
+  if (last.kind !== "var" || last.v.id !== axis.id) return undefined;
+  if (e.idx.slice(0, -1).some((ix) => ix.kind === "var" && ix.v.id === axis.id)) return undefined;
+  const sc = partScope(g, p, K.u32(0), heads, "al");
+  const idx = e.idx.map((ix) => (ix.kind === "lit" ? K.u32(ix.value) : sc.indexValue(ix.v)));
+  const row = K.add(K.mul(K.ref("b"), K.uni("T")), K.ref("t"));
+  return { tensor: e.tensor, base: K.add(K.mul(row, productK(t.shape)), flatIndex(idx, t.shape)) };
+}
+
+/** Code filling o[0..7] with a vector part at axis positions a0 + m (zero past the axis extent), times `scale`. */
+function vectorCode(g: Gen, p: RowPart, a0: string, extent: K.KExpr, scale: string, prefix: string, ind: string): string {
+  const pre: K.KStmt[] = [];
+  const heads = headCoords(g, pre);
+  const lines = [S(g, pre, ind)];
+  const ext = R(g, extent);
+  const al = aliasBase(g, p, heads);
+  const generic = () => {
+    const body: K.KStmt[] = [];
+    const v = partScope(g, p, K.ref("ax"), heads, prefix).lower(p.expr, body);
+    return [
+      `${ind}for (u32 m = 0; m < 8u; ++m) {`,
+      `${ind}  const u32 ax = ${a0} + m;`,
+      `${ind}  float val = 0.f;`,
+      `${ind}  if (ax < ${ext}) {`,
+      S(g, body, ind + "    "),
+      `${ind}    val = ${R(g, v)};`,
+      `${ind}  }`,
+      `${ind}  o[m] = val * (${scale});`,
+      `${ind}}`,
+    ].join("\n");
+  };
+  if (al) {
+    lines.push(`${ind}if ((${ext} & 7u) == 0u && ${a0} + 8u <= ${ext}) {`);
+    lines.push(`${ind}  seqc_gld8(${inputBuffer(al.tensor)}.p + (${R(g, al.base)}) + ${a0}, o);`);
+    lines.push(`${ind}  const float sc = ${scale};`);
+    lines.push(`${ind}  for (int m = 0; m < 8; ++m) o[m] *= sc;`);
+    lines.push(`${ind}} else {`);
+    lines.push(generic());
+    lines.push(`${ind}}`);
+  } else lines.push(generic());
+  return lines.filter((x) => x.trim()).join("\n");
+}
+
+/** Row decode: sets `spec` (index into rows), `n` (loop index) and `mic` (micro-step) from row slot r. */
+function rowDecode(g: Gen, ind: string): string {
+  const out: string[] = [`${ind}int spec = -1; u32 n = 0; int mic = -1;`, `${ind}{`, `${ind}  u32 rr = r, first = 0;`];
+  g.cr.form.steps.forEach((st, s) => {
+    const specs = g.cr.rows.map((x, i) => ({ x, i })).filter((x) => x.x.step === s);
+    const ext = st.loop ? R(g, extentK(st.loop)) : "1u";
+    if (specs.length) {
+      out.push(`${ind}  if (spec < 0 && rr < ${specs.length}u * ${ext}) { n = rr / ${specs.length}u; const u32 k = rr % ${specs.length}u; mic = (int)(first + n);`);
+      specs.forEach((x, k) => out.push(`${ind}    if (k == ${k}u) spec = ${x.i};`));
+      out.push(`${ind}  } else if (spec < 0) rr -= ${specs.length}u * ${ext};`);
+    }
+    out.push(`${ind}  first += ${ext};`);
+  });
+  out.push(`${ind}  (void)first;`, `${ind}}`);
+  return out.join("\n");
+}
+
+function rowsStruct(g: Gen, name: string): string {
+  const { model, cr } = g;
+  const form = cr.form;
+  const Sd = model.tensors.find((t) => t.name === form.state)!;
+  const inputs = I.tensorsOfKind(model, "input");
+  const outputs = I.tensorsOfKind(model, "output");
+  const keyExt = extentK(Sd.shape[form.key]);
+  const valExt = extentK(Sd.shape[form.value]);
+  const ind = "    ";
+  const rowsWith = (pick: (r: RowSpec) => boolean) => cr.rows.map((r, i) => ({ r, i })).filter((x) => pick(x.r));
+  const perRowVec = (fn: string, part: (r: RowSpec) => RowPart | undefined, scale: (r: RowSpec) => RowPart | undefined, ext: K.KExpr) => {
+    const cases = rowsWith((r) => !!part(r)).map(({ r, i }) => {
+      const sc = scalarCode(g, scale(r), "1.f", `${fn}s${i}`, ind + "    ");
+      return `${ind}  case ${i}: {\n${sc.pre}\n${vectorCode(g, part(r)!, "a0", ext, sc.v, `${fn}${i}`, ind + "    ")}\n${ind}    return;\n${ind}  }`;
+    });
+    return `  __device__ void ${fn}(u32 b, u32 t, u32 r, u32 h, u32 a0, float* o) const {
+${rowDecode(g, ind)}
+    (void)n; (void)mic; (void)b; (void)t; (void)h;
+    switch (spec) {
+${cases.join("\n")}
+    default: break;
+    }
+    for (int m = 0; m < 8; ++m) o[m] = 0.f;
+  }`;
+  };
+  // scalar per row: beta (1 when the row reads and has no coefficient, 0 without a read)
+  const betaCases = rowsWith((r) => !!r.w).map(({ r, i }) => {
+    const sc = scalarCode(g, r.beta, "1.f", `be${i}`, ind + "    ");
+    return `${ind}  case ${i}: {\n${sc.pre}\n${ind}    return ${sc.v};\n${ind}  }`;
+  });
+  // decays
+  const ms = form.steps.map((st) => (st.loop ? R(g, extentK(st.loop)) : "1u"));
+  const ldScalar = cr.ld.map((p, s) => {
+    if (!p || cr.decay === "key") return "";
+    const sc = scalarCode(g, p, "0.f", `ld${s}`, ind + "    ");
+    return `${ind}for (u32 n = 0; n < ${ms[s]}; ++n, ++m) {\n${sc.pre}\n${ind}  const float l = ${sc.v};\n${ind}  for (int r = 0; r < RTP; ++r) { const int mr = micro((u32)r); if (mr > (int)m) pre[r] += l; else if (mr == (int)m) own[r] = l; }\n${ind}  if ((int)m < at) qpre += l;\n${ind}  tot += l;\n${ind}}`;
+  });
+  const ldSkip = cr.ld.map((p, s) => (p && cr.decay !== "key" ? "" : `${ind}m += ${ms[s]};`));
+  const keyLd = cr.decay === "key" ? cr.ld.find((x) => x) : undefined;
+  // state addressing
+  const sStmts: K.KStmt[] = [];
+  const heads = headCoords(g, sStmts);
+  const sIdx: K.KExpr[] = Sd.shape.map((_, p) => {
+    const hp = form.heads.indexOf(p);
+    if (hp >= 0) return heads[hp];
+    return p === form.key ? K.ref("i") : K.ref("j");
+  });
+  const sAddr = K.add(K.add(K.uni(stateOffset(Sd.name)), K.mul(K.ref("b"), productK(Sd.shape))), flatIndex(sIdx, Sd.shape));
+  const initScope = new CudaScope({ model, b: K.ref("b"), t: K.u32(0), prefix: "si" });
+  const initVal = Sd.init ? R(g, lowerConst(Sd.init, initScope)) : "0.f";
+  // post
+  const postCode = form.post.body.map((s, k) => {
+    if (s.k !== "output") return "";
+    const pre: K.KStmt[] = [];
+    const hk = headCoords(g, pre);
+    const vars = new Map<number, K.KExpr>();
+    s.vars.forEach((v, p) => vars.set(v.id, p < form.heads.length ? hk[p] : K.ref("j")));
+    const sc = new CudaScope({
+      model: form.post,
+      b: K.ref("b"),
+      t: K.ref("t"),
+      vars,
+      prefix: `po${k}`,
+      local: (tensor) => (tensor === form.readouts[0].y ? K.ref("y", "f32") : undefined),
+    });
+    const v = sc.lower(s.expr, pre);
+    const o = outputs.find((x) => x.name === s.target)!;
+    const idx = K.add(K.mul(K.add(K.mul(K.ref("b"), K.uni("T")), K.ref("t")), productK(o.shape)), flatIndex(s.vars.map((x) => vars.get(x.id)!), o.shape));
+    return `    {\n${S(g, pre, "      ")}\n      seqc_st(${outputBuffer(o.name)}, ${R(g, idx)}, ${R(g, v)});\n    }`;
+  });
+  return `template <typename Tio> struct ${name} {
+${inputs.map((t) => `  SeqcIn<Tio> ${inputBuffer(t.name)};`).join("\n")}
+${outputs.map((t) => `  Tio* __restrict__ ${outputBuffer(t.name)};`).join("\n")}
+  const float* __restrict__ params;
+  float* __restrict__ ${STATES};
+  SeqcU_${model.name} u;
+  SeqcO_${model.name} ov;
+  __device__ int micro(u32 r) const {
+${rowDecode(g, ind)}
+    (void)n; (void)spec;
+    return mic;
+  }
+  __device__ int readoutAt() const {
+    u32 at = 0;
+${form.steps.map((_, s) => (s < form.readouts[0].after ? `    at += ${ms[s]};` : "")).filter(Boolean).join("\n")}
+    return (int)at;
+  }
+${perRowVec("loadX", (r) => r.x, () => undefined, keyExt)}
+${perRowVec("loadW", (r) => r.w, () => undefined, keyExt)}
+${perRowVec("loadV", (r) => r.v, (r) => r.alpha, valExt)}
+  __device__ void loadQ(u32 b, u32 t, u32 h, u32 a0, float* o) const {
+    const u32 n = 0; (void)n;
+${vectorCode(g, cr.q, "a0", keyExt, "1.f", "q", ind)}
+  }
+  __device__ float beta(u32 b, u32 t, u32 r, u32 h) const {
+${rowDecode(g, ind)}
+    (void)n; (void)mic; (void)b; (void)t; (void)h;
+    switch (spec) {
+${betaCases.join("\n")}
+    default: return 0.f;
+    }
+  }
+  __device__ void decayKey(u32 b, u32 t, u32 h, u32 a0, float* o) const {
+    const u32 n = 0; (void)n;
+${keyLd ? vectorCode(g, keyLd, "a0", keyExt, "1.f", "ldk", ind) : `${ind}for (int m = 0; m < 8; ++m) o[m] = 0.f;`}
+  }
+  template <int RTP> __device__ void decayScalar(u32 b, u32 t, u32 h, float* pre, float* own, float& qpre, float& tot) const {
+    const int at = readoutAt();
+    u32 m = 0;
+${form.steps.map((_, s) => ldScalar[s] || ldSkip[s]).join("\n")}
+    (void)at; (void)m; (void)pre; (void)own; (void)qpre; (void)tot; (void)b; (void)t; (void)h;
+  }
+  __device__ float loadS(u32 b, u32 h, u32 i, u32 j) const {
+${S(g, sStmts, ind)}
+    return u.${initFlag(Sd.name)} != 0u ? ${STATES}[${R(g, sAddr)}] : ${initVal};
+  }
+  __device__ void storeS(u32 b, u32 h, u32 i, u32 j, float v) const {
+${S(g, sStmts, ind)}
+    ${STATES}[${R(g, sAddr)}] = v;
+  }
+  __device__ void post(u32 b, u32 t, u32 h, u32 j, float y) const {
+${postCode.join("\n")}
+  }
+};`;
+}
+
+export interface ChunkModelSource {
+  /** Structs, #defines and the row loader (one per model), without the core. */
+  loader: string;
+  /** Kernel name of a configuration. */
+  entry: (c: ChunkCfg) => string;
+  /** The extern "C" wrapper of a configuration. */
+  wrapper: (c: ChunkCfg) => string;
+  overrides: string[];
+  uniforms: string[];
+  /** Buffer order of every chunked kernel: inputs, outputs, params, states (and the workspace for phase A / walk). */
+  inputs: string[];
+  outputs: string[];
+}
+
+export function chunkModelSource(model: I.Model, cr: ChunkRows): ChunkModelSource {
+  const overrides = [...model.dims.map((d) => `D_${d.name}`), ...I.tensorsOfKind(model, "param").map((p) => `PO_${p.name}`)];
+  const uniforms = uniformFields(model);
+  const g: Gen = { model, cr, cx: { overrides: new Set(overrides), uniforms: new Set(uniforms) }, overrides, uniforms };
+  const rowsName = `SeqcRows_${model.name}`;
+  const defs = overrides.map((o) => `#define SEQC_${o} (ov.${o})`).join("\n");
+  const undefs = overrides.map((o) => `#undef SEQC_${o}`).join("\n");
+  const loader = [
+    `// ==== ${model.name}: chunked-form row loader (generated from the matrix form) ====`,
+    `struct SeqcU_${model.name} { ${uniforms.map((u) => `unsigned int ${u};`).join(" ")} };`,
+    `struct SeqcO_${model.name} { ${overrides.map((o) => `unsigned int ${o};`).join(" ") || "unsigned int _unused;"} };`,
+    defs,
+    rowsStruct(g, rowsName),
+    undefs,
+  ].join("\n");
+  const inputs = I.tensorsOfKind(model, "input").map((t) => t.name);
+  const outputs = I.tensorsOfKind(model, "output").map((t) => t.name);
+  const Sd = model.tensors.find((t) => t.name === cr.form.state)!;
+  const dimOf = (e: I.Extent) => (e.kind === "lit" ? `${e.value}u` : `ov.D_${e.name}`);
+  const headsExpr = cr.form.heads.map((p) => dimOf(Sd.shape[p])).join(" * ") || "1u";
+  const entry = (c: ChunkCfg) => `seqc_${model.name}_chunk_${cfgName(c)}`;
+  const wrapper = (c: ChunkCfg) => {
+    const T = ELT[c.dtype];
+    const cfg = `SeqcCfg_${model.name}_${cfgName(c)}`;
+    const params = [
+      ...inputs.map((n) => `const ${T}* __restrict__ p_in_${n}`),
+      ...outputs.map((n) => `${T}* __restrict__ p_out_${n}`),
+      "const float* __restrict__ params",
+      "float* __restrict__ states",
+      ...(c.kind === "fused" ? [] : [`${T}* __restrict__ ws`]),
+      `const SeqcU_${model.name} u`,
+      `const SeqcO_${model.name} ov`,
+    ];
+    const call =
+      c.kind === "fused"
+        ? `seqc_chunk_fused<${cfg}>(rows, seqc_smem, ${dimOf(Sd.shape[cr.form.key])}, ${dimOf(Sd.shape[cr.form.value])}, ${headsExpr});`
+        : c.kind === "phaseA"
+          ? `seqc_chunk_phase_a<${cfg}>(rows, seqc_smem, ws, ${headsExpr});`
+          : `seqc_chunk_walk<${cfg}>(rows, seqc_smem, ws, ${dimOf(Sd.shape[cr.form.key])}, ${dimOf(Sd.shape[cr.form.value])}, ${headsExpr});`;
+    return `${cfgStruct(c, cfg)}
+extern "C" __global__ void __launch_bounds__(${CHUNK_THREADS}, 1) ${entry(c)}(${params.join(", ")}) {
+  extern __shared__ __align__(16) char seqc_smem[];
+  ${rowsName}<${T}> rows;
+${inputs.map((n) => `  rows.${inputBuffer(n)}.p = p_in_${n};`).join("\n")}
+${outputs.map((n) => `  rows.${outputBuffer(n)} = p_out_${n};`).join("\n")}
+  rows.params = params;
+  rows.${STATES} = states;
+  rows.u = u;
+  rows.ov = ov;
+  ${call}
+}`;
+  };
+  return { loader, entry, wrapper, overrides, uniforms, inputs, outputs };
+}
+
+export { overrideValues };

@@ -1,0 +1,161 @@
+/**
+ * The chunked form in the CUDA plan: which configurations of the core (chunked-core.ts) a model gets,
+ * their launch steps, and one translation unit per I/O precision (f32: SIMT fp32 products; bf16 and
+ * f16: tensor cores with fp32 accumulation). Inputs and outputs of a bf16/f16 variant are 2-byte
+ * tensors (the runtime converts); params and states stay fp32.
+ *
+ * Variants, per precision: `fused` (one kernel, one block per batch x head x value tile walks every chunk)
+ * and `split` (phase A over every chunk in parallel, then a walk over chunks per batch x head x value tile
+ * that only applies the state). A variant applies when K and V pad to its KP (32, 64, 128) and the rows
+ * per token pad to its RTP (1, 2, 4); `prefer` orders them by how many blocks a shape gives.
+ */
+import * as I from "../../ir/types.ts";
+import type { SizeExpr } from "../../../runtime/plan.ts";
+import type { CudaBufferRef, CudaFormPlan } from "../../../runtime/cuda/plan.ts";
+import { matrixForm } from "../../forms/matrix-form.ts";
+import { chunkRows, type ChunkRows } from "../../forms/chunk-rows.ts";
+import { productS } from "../../kernel/symbolic.ts";
+import { CUDA_PRELUDE } from "./math.ts";
+import { CHUNK_CORE_SOURCE } from "./chunked-core.ts";
+import { chunkLayout, chunkModelSource, CHUNK_F, CHUNK_THREADS, cfgName, overrideValues, type ChunkCfg, type ChunkDtype } from "./chunked-model.ts";
+
+export interface ChunkedLowering {
+  forms: CudaFormPlan[];
+  modules: Record<string, { source: string }>;
+}
+
+export type ChunkedEligibility = { ok: true; rows: ChunkRows } | { ok: false; why: string };
+
+export function chunkedEligible(model: I.Model): ChunkedEligibility {
+  const mf = matrixForm(model);
+  if (!mf.ok) return { ok: false, why: mf.reason };
+  const cr = chunkRows(mf.form);
+  if (!cr.ok) return { ok: false, why: cr.reason };
+  if (!cr.rows.postPointwise) return { ok: false, why: "its outputs read y = S^T q at other positions than their own (the chunked kernels fuse post pointwise)" };
+  const S = model.tensors.find((t) => t.name === mf.form.state)!;
+  if (S.init && !(S.init.k === "num")) return { ok: false, why: "the state's initial value is not a constant" };
+  return { ok: true, rows: cr.rows };
+}
+
+/** Smem opt-in limit the configurations are planned against (sm_90: 227 KiB). */
+const SMEM_MAX = 227 * 1024;
+export const CHUNK_KP = [32, 64, 128] as const;
+
+/** Rows per token as a size expression (loop rows repeat their loop extent). */
+function rowsPerTokenS(cr: ChunkRows): SizeExpr {
+  const parts: SizeExpr[] = cr.rows.map((r) => {
+    const l = cr.form.steps[r.step].loop;
+    return r.loop && l ? (l.kind === "lit" ? l.value : l.name) : 1;
+  });
+  return parts.length === 1 ? parts[0] : ["+", ...parts];
+}
+function hasLoopRows(cr: ChunkRows): boolean {
+  return cr.rows.some((r) => r.loop);
+}
+const pow2ceil = (n: number) => (n <= 1 ? 1 : 2 ** Math.ceil(Math.log2(n)));
+
+/** The padded size class of a dim: 32, 64 or 128 (0 when larger). */
+const classOf = (x: SizeExpr): SizeExpr => ["select", [">=", 32, x], 32, ["select", [">=", 64, x], 64, ["select", [">=", 128, x], 128, 0]]];
+const eq = (a: SizeExpr, b: SizeExpr): SizeExpr => ["*", [">=", a, b], [">=", b, a]];
+
+export function lowerChunked(model: I.Model, el: { rows: ChunkRows }): ChunkedLowering {
+  const cr = el.rows;
+  const form = cr.form;
+  const src = chunkModelSource(model, cr);
+  const S = model.tensors.find((t) => t.name === form.state)!;
+  const ext = (e: I.Extent): SizeExpr => (e.kind === "lit" ? e.value : e.name);
+  const Kd = ext(S.shape[form.key]);
+  const Vd = ext(S.shape[form.value]);
+  const nH = productS(form.heads.map((p) => S.shape[p]));
+  const decay = cr.decay === "key" ? 2 : cr.decay === "scalar" ? 1 : 0;
+  const lr = cr.lowRank;
+  const rtps = hasLoopRows(cr) ? [1, 2, 4] : [pow2ceil(cr.rows.length)];
+  if (rtps[0] > 4) return { forms: [], modules: {} };
+  const dtypes: ChunkDtype[] = ["f32", "bf16", "f16"];
+  const forms: CudaFormPlan[] = [];
+  const wrappers: Record<string, string[]> = { f32: [], bf16: [], f16: [] };
+  const buffers = (ws: boolean): CudaBufferRef[] => [
+    ...src.inputs.map((name) => ({ kind: "input", name }) as CudaBufferRef),
+    ...src.outputs.map((name) => ({ kind: "output", name }) as CudaBufferRef),
+    { kind: "params" },
+    { kind: "states" },
+    ...(ws ? [{ kind: "workspace", name: "chunk" } as CudaBufferRef] : []),
+  ];
+  const ov = overrideValues(model, src.overrides);
+  const launch = (c: ChunkCfg, grid: SizeExpr, ws: boolean) => ({
+    kind: "launch" as const,
+    entry: src.entry(c),
+    grid,
+    threads: CHUNK_THREADS,
+    sharedBytes: chunkLayout(c).SMEM,
+    buffers: buffers(ws),
+    uniforms: src.uniforms,
+    overrides: ov,
+  });
+  for (const dtype of dtypes)
+    for (const RTP of rtps)
+      for (const KP of CHUNK_KP) {
+        const C = CHUNK_F / RTP;
+        const base: SizeExpr[] = [eq(classOf(Kd), KP), eq(["pow2ceil", rowsPerTokenS(cr)], RTP)];
+        const mk = (kind: ChunkCfg["kind"], BV: number): ChunkCfg => ({ kind, dtype, KP, BV, VP: KP, RTP, decay, lr });
+        // fused, value tiles of 64 and 32 (f32: 32 and 16, its operands take twice the space)
+        for (const BV of dtype === "f32" ? [32, 16] : [64, 32]) {
+          const c = mk("fused", BV);
+          if (chunkLayout(c).SMEM > SMEM_MAX) continue;
+          wrappers[dtype].push(src.wrapper(c));
+          const blocks: SizeExpr = ["*", "B", nH, ["ceilDiv", Vd, BV]];
+          forms.push({
+            form: "chunked",
+            variant: `chunked-fused-${dtype}-k${KP}-v${BV}-r${RTP}`,
+            io: dtype,
+            module: dtype,
+            applicable: ["*", ...base, [">=", "LIMIT_SMEM_OPTIN", chunkLayout(c).SMEM]],
+            prefer: ["*", [">=", "T", 64], [">=", blocks, "LIMIT_SMS"]],
+            note: `chunked (${dtype}${dtype === "f32" ? " SIMT" : " tensor cores"}): one block per batch x head x ${BV} values walks chunks of ${C} tokens (${CHUNK_F} row slots); intra-chunk masked matmuls, state in registers`,
+            vars: [],
+            workspaces: [],
+            steps: [launch(c, blocks, false)],
+          });
+        }
+        // split: phase A over every chunk, then the walk
+        let phaseA = false;
+        for (const BV of [32, 16]) {
+          const a = mk("phaseA", 32);
+          const w = mk("walk", BV);
+          if (chunkLayout(a).SMEM > SMEM_MAX || chunkLayout(w).SMEM > SMEM_MAX) continue;
+          if (!phaseA) wrappers[dtype].push(src.wrapper(a));
+          phaseA = true;
+          wrappers[dtype].push(src.wrapper(w));
+          const nc: SizeExpr = ["ceilDiv", "T", C];
+          const recBytes = recordBytes(a);
+          forms.push({
+            form: "chunked",
+            variant: `chunked-split-${dtype}-k${KP}-v${BV}-r${RTP}`,
+            io: dtype,
+            module: dtype,
+            applicable: ["*", ...base, eq(classOf(Vd), KP), [">=", "LIMIT_SMEM_OPTIN", Math.max(chunkLayout(a).SMEM, chunkLayout(w).SMEM)]],
+            prefer: [">=", "T", 64],
+            note: `chunked split (${dtype}): every chunk's S0-independent part in parallel (Q~, X~, Aq, M = T diag(beta) W~, U0 = T alpha V), then a walk over chunks per batch x head x ${BV} values`,
+            vars: [],
+            workspaces: [{ name: "chunk", words: ["*", "B", nH, nc, recBytes / 4] }],
+            steps: [launch(a, ["*", "B", nH, nc], true), launch(w, ["*", "B", nH, ["ceilDiv", Vd, BV]], true)],
+          });
+        }
+      }
+  const modules: Record<string, { source: string }> = {};
+  for (const d of dtypes) {
+    if (!wrappers[d].length) continue;
+    modules[d] = { source: [`// seqc CUDA chunked kernels for model ${model.name}, ${d} (generated; do not edit)`, CUDA_PRELUDE, CHUNK_CORE_SOURCE, src.loader, ...wrappers[d]].join("\n\n") + "\n" };
+  }
+  return { forms, modules };
+}
+
+/** Bytes of one phase-A record (SeqcRec in chunked-core.ts). */
+export function recordBytes(c: ChunkCfg): number {
+  const sz = c.dtype === "f32" ? 4 : 2;
+  const F = CHUNK_F;
+  const end = F * c.KP * (c.lr ? 3 : 2) + F * F + F * c.VP;
+  return Math.ceil((end * sz) / 16) * 16 + c.KP * 4;
+}
+
+export { cfgName };

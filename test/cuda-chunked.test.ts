@@ -1,0 +1,68 @@
+/**
+ * The CUDA chunked form without a GPU: which models get it (the nine with the matrix canonical form),
+ * the shared-memory layouts of its configurations, and `nvcc -ptx` of its modules for three models that
+ * between them cover every template path (per-key decay without low rank, per-key decay with low rank and
+ * two rows per token, scalar decay with loop rows and RTP 1/2/4; bf16, f16 and f32 operands).
+ * Correctness on a GPU: bench/cuda/chunked/check.ts.
+ */
+import { describe, expect, it } from "vitest";
+import { loadProgram } from "../compiler/frontend/load.ts";
+import { lowerCuda } from "../compiler/backends/cuda/plan.ts";
+import { chunkedEligible } from "../compiler/backends/cuda/chunked-plan.ts";
+import { chunkLayout } from "../compiler/backends/cuda/chunked-model.ts";
+import { findNvcc, nvccPtx } from "../compiler/backends/cuda/nvcc.ts";
+import { chooseCudaForm } from "../compiler/backends/cuda/choose.ts";
+
+const load = (name: string) => {
+  const p = loadProgram([`stdlib/${name}.seq`]);
+  expect(p.diagnostics.filter((d) => d.severity === "error")).toEqual([]);
+  return p.models[0];
+};
+const CHUNKABLE = ["linear_attention", "retnet", "simple_gla", "mamba2", "gla", "deltanet", "gated_deltanet", "gated_deltaproduct", "rwkv7"];
+const nvcc = findNvcc();
+
+describe("CUDA chunked form", () => {
+  it.each(CHUNKABLE)("%s has chunked variants in bf16, f16 and f32", (name) => {
+    const { plan } = lowerCuda(load(name));
+    const chunked = plan.forms.filter((f) => f.form === "chunked");
+    for (const io of ["bf16", "f16", "f32"]) expect(chunked.some((f) => f.io === io), io).toBe(true);
+    for (const f of chunked) expect(plan.modules?.[f.module!]?.source).toContain(f.steps[0].kind === "launch" ? f.steps[0].entry : "?");
+  });
+  it.each(["mamba", "hgrn", "lstm", "mlstm", "softmax_attention"])("%s has none, with a reason", (name) => {
+    const e = chunkedEligible(load(name));
+    expect(e.ok).toBe(false);
+    const { plan, skipped } = lowerCuda(load(name));
+    expect(plan.forms.some((f) => f.form === "chunked")).toBe(false);
+    expect(skipped.find((s) => s.variant === "chunked")?.reason.length).toBeGreaterThan(10);
+  });
+  it("layouts: [W; Q] adjacent, regions disjoint and within the opt-in shared memory", () => {
+    for (const kind of ["fused", "phaseA"] as const)
+      for (const decay of [0, 1, 2] as const)
+        for (const lr of [false, true]) {
+          const L = chunkLayout({ kind, dtype: "bf16", KP: 64, BV: 32, VP: 64, RTP: 1, decay, lr });
+          if (lr) expect(L.O_Q - L.O_W).toBe(64 * L.LDK * 2);
+          expect(L.SMEM).toBeLessThanOrEqual(227 * 1024);
+          expect(L.O_X).toBeGreaterThanOrEqual(L.O_Q + 64 * L.LDK * 2);
+        }
+  });
+  it("explain's choice: chunked for long sequences, sequential below 64 steps, bf16 when asked", () => {
+    const m = load("gated_deltanet");
+    expect(chooseCudaForm(m, { B: 8, T: 2048, H: 16, K: 64, V: 64 }).form).toBe("chunked");
+    expect(chooseCudaForm(m, { B: 8, T: 16, H: 16, K: 64, V: 64 }).form).toBe("sequential");
+    expect(chooseCudaForm(m, { B: 1, T: 4096, H: 16, K: 128, V: 128 }, "bf16").variant).toMatch(/^chunked-.*-bf16-k128/);
+  });
+});
+
+describe.skipIf(!nvcc)("nvcc -ptx of the chunked modules (sm_90)", () => {
+  it.each([
+    ["gla", "bf16"],
+    ["rwkv7", "f16"],
+    ["gated_deltaproduct", "f32"],
+  ])("%s %s: every entry of its forms", (name, io) => {
+    const { plan } = lowerCuda(load(name));
+    const { ptx } = nvccPtx(plan.modules![io].source, 90, nvcc, { lowPriority: true });
+    const entries = plan.forms.filter((f) => f.module === io).flatMap((f) => f.steps.map((s) => (s as { entry: string }).entry));
+    expect(entries.length).toBeGreaterThan(3);
+    for (const e of entries) expect(ptx, e).toMatch(new RegExp(`\\.entry ${e}\\(`));
+  }, 300_000);
+});
