@@ -18,7 +18,7 @@ function lossOf(model: I.Model, run: RunInputs, w: { outputs: Record<string, Flo
 }
 
 describe("reference gradients (backward model) agree with central finite differences", () => {
-  it.each(names)("%s", (name) => {
+  it.each(names)("%s", async (name) => {
     const model = loadProgram([`stdlib/${name}.seq`]).models[0];
     const dims = smallDims(model, { K: 3, V: 2, D: 2, N: 2, H: 2, I: 2, P: 2 });
     const B = 2, T = 3;
@@ -32,7 +32,7 @@ describe("reference gradients (backward model) agree with central finite differe
       outputs: Object.fromEntries(Object.entries(ref.outputs).map(([k, v]) => [k, v.map(() => r())])),
       finalState: Object.fromEntries(Object.entries(ref.finalState).map(([k, v]) => [k, v.map(() => r())])),
     };
-    const g = gradients(model, run, w);
+    const g = await gradients(model, run, w);
     const h = 1e-6;
     const check = (what: string, arr: Float64Array, grad: Float64Array) => {
       const idx = [...Array(arr.length).keys()].filter((i) => i % Math.max(1, Math.floor(arr.length / 5)) === 0);

@@ -1,9 +1,11 @@
 /**
- * Gradients with the reference interpreter: forward (recording the state before each step), then
- * the backward model (backward.ts) over the reversed sequence.
+ * Gradients by running models: forward (recording the state before each step), then the backward
+ * model (backward.ts) over the reversed sequence. `exec` runs a model: the reference interpreter
+ * by default, or any backend (the backward model is plain IR, so every backend that runs models
+ * runs it: `seqc`'s sequential form trains on WebGPU and CUDA without backward kernels of its own).
  */
 import * as I from "../ir/types.ts";
-import { interpret, product, shapeSizes, type RunInputs } from "../ir/interpret.ts";
+import { interpret, product, shapeSizes, type RunInputs, type RunResult } from "../ir/interpret.ts";
 import { buildBackward } from "./backward.ts";
 
 export interface Cotangents {
@@ -41,12 +43,14 @@ function recording(model: I.Model): I.Model {
   return { ...model, tensors: [...model.tensors, ...extra], body: [...stmts, ...model.body] };
 }
 
-export function gradients(model: I.Model, run: RunInputs, cot: Cotangents): Gradients {
+export type Exec = (model: I.Model, run: RunInputs) => RunResult | Promise<RunResult>;
+
+export async function gradients(model: I.Model, run: RunInputs, cot: Cotangents, exec: Exec = interpret): Promise<Gradients> {
   const dims = { ...run.dims };
   for (const d of model.dims) if (d.sequenceDefault && dims[d.name] === undefined) dims[d.name] = run.time;
   const { batch: B, time: T } = run;
   const n = (t: I.TensorDecl) => product(shapeSizes(t.shape, dims));
-  const fwd = interpret(recording(model), { ...run, dims });
+  const fwd = await exec(recording(model), { ...run, dims });
   const bw = buildBackward(model, dims);
   const inputs: Record<string, Float64Array> = {};
   for (const t of I.tensorsOfKind(model, "input")) if (run.inputs[t.name]) inputs[t.name] = reverseTime(run.inputs[t.name], B, T, n(t));
@@ -57,7 +61,7 @@ export function gradients(model: I.Model, run: RunInputs, cot: Cotangents): Grad
   }
   const initialState: Record<string, Float64Array> = {};
   for (const s of I.tensorsOfKind(model, "state")) initialState[bw.stateBar[s.name]] = cot.finalState?.[s.name] ?? new Float64Array(B * n(s));
-  const back = interpret(bw.model, { dims, batch: B, time: T, inputs, params: run.params, initialState });
+  const back = await exec(bw.model, { dims, batch: B, time: T, inputs, params: run.params, initialState });
 
   const g: Gradients = { inputs: {}, params: {}, initialState: {} };
   for (const t of I.tensorsOfKind(model, "input")) g.inputs[t.name] = reverseTime(back.outputs[bw.inputBar[t.name]], B, T, n(t));
