@@ -14,6 +14,9 @@ import { renderKernel } from "../compiler/backends/cuda/render.ts";
 import { f32Literal } from "../compiler/backends/cuda/math.ts";
 import * as K from "../compiler/kernel/ir.ts";
 import type { Model } from "../compiler/ir/types.ts";
+import { CHAIN_SWEEP } from "../compiler/backends/cuda/pointwise-chain.ts";
+import { evalSize, type Env } from "../runtime/plan.ts";
+import type { CudaFormPlan } from "../runtime/cuda/plan.ts";
 
 const STDLIB = resolve(import.meta.dirname, "../stdlib");
 const files = readdirSync(STDLIB).filter((f) => f.endsWith(".seq")).sort();
@@ -94,4 +97,44 @@ describe.skipIf(!nvcc)("nvcc -ptx on every stdlib model", () => {
       }
     }, 120_000);
   }
+});
+
+describe("pointwise chain scan (a block per channel group over all T, no look-back)", () => {
+  const H100 = { LIMIT_SMS: 132, LIMIT_SMEM_OPTIN: 232448, LIMIT_SHARED: 232448, LIMIT_THREADS: 1024 };
+  /** The variant the runtime would run: the first applicable form whose `prefer` holds (runtime/cuda/runner.ts). */
+  const pick = (forms: CudaFormPlan[], env0: Env): string | undefined => {
+    const ok = forms.map((f) => {
+      const env: Env = { ...env0 };
+      for (const [k, e] of f.vars) env[k] = evalSize(e, env);
+      const applicable = f.applicable === undefined || evalSize(f.applicable, env) !== 0;
+      const preferred = f.prefer === undefined || evalSize(f.prefer, env) !== 0;
+      return { f, applicable, preferred };
+    });
+    return (ok.find((x) => x.applicable && x.preferred) ?? ok.find((x) => x.applicable))?.f.variant;
+  };
+  it("hgrn: the wide chain at the bench shape, the narrow one for fewer channels, the look-back scan for a few long channels", () => {
+    const forms = lowerCuda(load("hgrn.seq")).plan.forms;
+    expect(forms[0].variant).toBe("pointwise-chain");
+    expect(pick(forms, { ...H100, D: 1536, B: 8, T: 16384 })).toBe("pointwise-chain");
+    expect(pick(forms, { ...H100, D: 1536, B: 2, T: 1031 })).toBe("pointwise-chain-c32");
+    expect(pick(forms, { ...H100, D: 64, B: 1, T: 20000 })).toBe("pointwise-lookback");
+  });
+  it("16-byte channel groups (V = 4) apply only when C % 4 == 0", () => {
+    const m = loadProgram([resolve(import.meta.dirname, "../bench/cuda/models/lru_gate.seq")]).models[0];
+    const forms = lowerCuda(m, { chainConfigs: CHAIN_SWEEP }).plan.forms.filter((f) => /^pointwise-chain-.*v4/.test(f.variant));
+    expect(forms.length).toBeGreaterThan(0);
+    for (const f of forms) {
+      for (const [D, ok] of [[1536, 1], [301, 0]] as const) {
+        const env: Env = { ...H100, D, B: 8, T: 100 };
+        for (const [k, e] of f.vars) env[k] = evalSize(e, env);
+        expect(evalSize(f.applicable!, env) !== 0, `${f.variant} D=${D}`).toBe(ok === 1);
+      }
+    }
+  });
+  it.skipIf(!nvcc)("every swept configuration compiles (sm_90) for a model with two states, a broadcast input, params and an optional input", () => {
+    const m = loadProgram([resolve(import.meta.dirname, "../bench/cuda/models/ema2.seq")]).models[0];
+    const l = lowerCuda(m, { chainConfigs: CHAIN_SWEEP });
+    const { ptx } = nvccPtx(combinedSource([l]), 90, nvcc, { lowPriority: true });
+    for (const c of CHAIN_SWEEP) expect(ptx).toContain(`.entry seqc_Ema2_scan_chain${c.suffix.replace(/-/g, "_")}(`);
+  }, 120_000);
 });

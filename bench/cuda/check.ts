@@ -13,6 +13,7 @@ import { loadProgram } from "../../compiler/frontend/load.ts";
 import { interpret } from "../../compiler/ir/interpret.ts";
 import * as I from "../../compiler/ir/types.ts";
 import { CudaDevice, CudaModelRunner, nvrtcVersion, type CudaModelPlan } from "../../runtime/cuda/index.ts";
+import type { CudaStream } from "../../runtime/cuda/device.ts";
 import { checkShapes, fill, median, relErr, rng, sizeOf } from "./common.ts";
 
 const ROOT = process.cwd();
@@ -30,6 +31,19 @@ const SCAN_REPS = Number(process.env.SEQC_BENCH_REPS ?? 30);
 const ONLY_VARIANTS = process.env.SEQC_BENCH_ONLY ? new RegExp(process.env.SEQC_BENCH_ONLY) : undefined;
 const SKIP_VARIANTS = process.env.SEQC_BENCH_SKIP ? new RegExp(process.env.SEQC_BENCH_SKIP) : undefined;
 const SAVE = process.env.SEQC_BENCH_SAVE !== "0";
+const BATCH = Number(process.env.SEQC_BENCH_BATCH ?? 10);
+
+/** Median per-item time of `n` items enqueued back to back between two events, over 5 rounds. */
+function backToBack(device: CudaDevice, s: CudaStream, n: number, one: () => void): number {
+  const r: number[] = [];
+  for (let i = 0; i < 5; i++)
+    r.push(
+      device.timeMs(s, () => {
+        for (let k = 0; k < n; k++) one();
+      }) / n,
+    );
+  return median(r);
+}
 
 interface CheckRow { model: string; variant: string; form: string; shape: string; worst: number; errors: Record<string, number>; ok: boolean; note?: string }
 const checks: CheckRow[] = [];
@@ -110,17 +124,23 @@ async function checkModel(device: CudaDevice, file: string): Promise<void> {
 }
 
 // ---------------- benchmarks ----------------
-interface BenchRow { name: string; variant: string; shape: string; ms: number; msAll: number[]; gbps?: number; note?: string }
+/**
+ * ms: median of single forwards, each between two events (the host's launch work between the first event and the
+ * kernel leaves the GPU idle, tens of microseconds through koffi); msB2B: median over 5 rounds of BATCH forwards
+ * back to back between two events, divided by BATCH (the launch overhead overlaps the previous forward).
+ */
+interface BenchRow { name: string; variant: string; shape: string; ms: number; msAll: number[]; gbps?: number; msB2B?: number; gbpsB2B?: number; note?: string }
 const bench: BenchRow[] = [];
 const gemmMs = new Map<string, number>();
 
-async function timeForward(device: CudaDevice, runner: CudaModelRunner, inputs: Record<string, Float32Array>, B: number, variant: string, reps: number) {
+async function timeForward(device: CudaDevice, runner: CudaModelRunner, inputs: Record<string, Float32Array>, B: number, variant: string, reps: number, batch = 0) {
   const p = runner.prepare(inputs, { batch: B, form: variant });
   const s = device.stream();
   for (let i = 0; i < WARMUP; i++) p.enqueue(s);
   await device.synchronize(s);
   const ms: number[] = [];
   for (let i = 0; i < reps; i++) ms.push(device.timeMs(s, () => p.enqueue(s)));
+  const msB2B = batch > 1 ? backToBack(device, s, batch, () => p.enqueue(s)) : undefined;
   // breakdown: the GEMM steps alone (hoisted input projections), when the form has any
   if (p.form.steps.some((x) => x.kind === "gemm")) {
     const g: number[] = [];
@@ -131,7 +151,7 @@ async function timeForward(device: CudaDevice, runner: CudaModelRunner, inputs: 
   const out = p.read();
   p.dispose();
   device.destroyStream(s);
-  return { ms, out };
+  return { ms, out, msB2B };
 }
 
 function saveF32(name: string, a: Float32Array) {
@@ -148,11 +168,12 @@ async function copyBandwidth(device: CudaDevice): Promise<number> {
   await device.synchronize(s);
   const ms: number[] = [];
   for (let i = 0; i < 20; i++) ms.push(device.timeMs(s, () => device.copy(b, a, bytes, s)));
+  const msB2B = BATCH > 1 ? backToBack(device, s, BATCH, () => device.copy(b, a, bytes, s)) : undefined;
   device.destroyStream(s);
   device.free(a);
   device.free(b);
   const gbps = (2 * bytes) / (median(ms) * 1e6);
-  bench.push({ name: "copy", variant: "cuMemcpyDtoD 1 GiB", shape: "1 GiB", ms: median(ms), msAll: ms, gbps });
+  bench.push({ name: "copy", variant: "cuMemcpyDtoD 1 GiB", shape: "1 GiB", ms: median(ms), msAll: ms, gbps, msB2B, gbpsB2B: msB2B ? (2 * bytes) / (msB2B * 1e6) : undefined });
   return gbps;
 }
 
@@ -184,7 +205,7 @@ async function benchHgrn(device: CudaDevice) {
     const slow = variant === "thread" || variant === "workgroup" || variant === "global";
     if (slow && !generic) continue;
     if (variant !== firstName && ((ONLY_VARIANTS && !ONLY_VARIANTS.test(variant)) || SKIP_VARIANTS?.test(variant))) continue;
-    const { ms, out } = await timeForward(device, runner, { x, g }, B, variant, slow ? 5 : SCAN_REPS);
+    const { ms, out, msB2B } = await timeForward(device, runner, { x, g }, B, variant, slow ? 5 : SCAN_REPS, slow ? 0 : BATCH);
     const bytes = 3 * B * T * D * 4 + 2 * B * D * 4;
     let note: string | undefined;
     if (!first) {
@@ -195,8 +216,8 @@ async function benchHgrn(device: CudaDevice) {
       firstRef ??= Float64Array.from(first);
       note = `rel. difference to ${firstName}: ${relErr(out.outputs.o, firstRef).toExponential(2)}`;
     }
-    bench.push({ name: "hgrn", variant, shape: `B=${B} D=${D} T=${T}`, ms: median(ms), msAll: ms, gbps: bytes / (median(ms) * 1e6), note });
-    log(`bench hgrn ${variant.padEnd(30)} ${median(ms).toFixed(3)} ms  ${(bytes / (median(ms) * 1e6)).toFixed(0)} GB/s  min ${Math.min(...ms).toFixed(3)} max ${Math.max(...ms).toFixed(3)}  ${note}`);
+    bench.push({ name: "hgrn", variant, shape: `B=${B} D=${D} T=${T}`, ms: median(ms), msAll: ms, gbps: bytes / (median(ms) * 1e6), msB2B, gbpsB2B: msB2B ? bytes / (msB2B * 1e6) : undefined, note });
+    log(`bench hgrn ${variant.padEnd(30)} ${median(ms).toFixed(3)} ms  ${(bytes / (median(ms) * 1e6)).toFixed(0)} GB/s  min ${Math.min(...ms).toFixed(3)} max ${Math.max(...ms).toFixed(3)}${msB2B ? `  back-to-back ${msB2B.toFixed(3)} ms` : ""}  ${note}`);
   }
   runner.dispose();
   sweep?.dispose();

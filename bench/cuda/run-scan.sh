@@ -18,7 +18,7 @@ if [ -n "${NCU_KERNELS:-}" ]; then
   timeout ${NCU_TIMEOUT:-120} "$NCU" --clock-control none --kernel-name "regex:scan_chain_(${NCU_KERNELS})\$" \
     --metrics gpu__time_duration.sum,dram__bytes_read.sum,dram__bytes_write.sum,dram__throughput.avg.pct_of_peak_sustained_elapsed,lts__t_sector_hit_rate.pct,sm__throughput.avg.pct_of_peak_sustained_elapsed,smsp__issue_active.avg.pct_of_peak_sustained_elapsed,sm__warps_active.avg.pct_of_peak_sustained_active \
     --section WarpStateStats \
-    env SEQC_SKIP_CHECKS=1 SEQC_BENCH_WARMUP=0 SEQC_BENCH_REPS=1 SEQC_BENCH_SAVE=0 SEQC_BENCH_CELLS=0 SEQC_BENCH_GENERIC=0 \
+    env SEQC_SKIP_CHECKS=1 SEQC_BENCH_WARMUP=0 SEQC_BENCH_REPS=1 SEQC_BENCH_BATCH=0 SEQC_BENCH_SAVE=0 SEQC_BENCH_CELLS=0 SEQC_BENCH_GENERIC=0 \
     SEQC_BENCH_ONLY="chain-(${NCU_KERNELS})\$" OUT=/tmp/ncu-out node dist/cuda-check.mjs > "$OUT/ncu.txt" 2>&1
   echo "ncu exit $?"
 fi

@@ -15,8 +15,8 @@
  *     every output once (V = 4: 16-byte loads from shared memory and 16-byte stores); the last lane also
  *     forms the carry-out of the chunk.
  * Bytes moved = inputs once + outputs once (the copy lower bound). The parallelism is B x ceil(C / CB)
- * blocks, so the plan prefers this form when that fills the machine (see `prefer`), and the look-back
- * scan otherwise (few long channels).
+ * blocks, so the plan prefers this form when their loads in flight cover the memory system's latency
+ * (see `prefer`: Little's law), and the look-back scan otherwise (few long channels).
  *
  * Generated from the IR like pointwise-scan.ts: (a, b) per state from the structure analysis
  * (elementwise decomposition, lets inlined) and the outputs from the inlined readout, lowered with the
@@ -55,8 +55,21 @@ export interface ChainConfig {
   suffix: string;
 }
 
-/** The plan's chain variants; the first preferred applicable one runs. */
-export const CHAIN_CONFIGS: ChainConfig[] = [{ CB: 32, J: 8, L: 8, NST: 4, suffix: "" }];
+/**
+ * The plan's chain variants, in order; the first preferred applicable one runs. Chosen on the H100 (bench/RESULTS.md,
+ * hgrn B=8 D=1536 T=16384): 128 channels (512-byte rows) x 32-step chunks, 2 chunks in flight, was the fastest
+ * general (any C) configuration; 32 channels x 64-step chunks serves shapes with fewer, narrower channel blocks.
+ */
+export const CHAIN_CONFIGS: ChainConfig[] = [
+  { CB: 128, J: 4, L: 8, NST: 3, suffix: "" },
+  { CB: 32, J: 8, L: 8, NST: 4, suffix: "-c32" },
+];
+
+/**
+ * Bytes of loads one chain variant keeps in flight over the whole grid (SizeExpr over B and C): what the cost model
+ * compares with the machine's need (Little's law: about 3 TB/s x 1.5 us on an H100, ~32 KB per SM).
+ */
+export const CHAIN_INFLIGHT_PER_SM = 32 * 1024;
 
 /** Configurations swept by the benchmark (bench/cuda/sweep-plan.ts), not shipped in plans. */
 export const CHAIN_SWEEP: ChainConfig[] = [
@@ -361,15 +374,20 @@ ${reg || !nIn ? "" : `  asm volatile("cp.async.wait_group 0;" ::: "memory");`}
 `;
   const C: SizeExpr = productS(shape);
   const blocks: SizeExpr = ["*", "B", ["ceilDiv", C, CB]];
+  // loads in flight: every block keeps NST - 1 chunks (1 in registers) of its min(CB, C) channels x TT steps x aligned inputs
+  const inflight: SizeExpr = ["*", "CHAIN_BLOCKS", ["min", CB, C], TT * Math.max(1, NST - 1) * Math.max(1, nIn) * 4];
   const fits: SizeExpr = [">=", "LIMIT_SMEM_OPTIN", smemWords * 4];
   const form: CudaFormPlan = {
     form: "scan",
     variant: `pointwise-chain${cfg.suffix}`,
-    note: `one block per ${CB} channels over all T (no look-back), ${V} channel(s) per thread, chunks of ${J} lanes x ${L} steps, ${reg ? "next chunk prefetched into registers" : `${nIn} aligned input(s) staged ${NST - 1} chunks ahead with cp.async`}; preferred when B x ceil(C/${CB}) >= the number of multiprocessors`,
-    vars: [["CHAIN_BLOCKS", blocks]],
+    note: `one block per ${CB} channels over all T (no look-back), ${V} channel(s) per thread, chunks of ${J} lanes x ${L} steps, ${reg ? "next chunk prefetched into registers" : `${nIn} aligned input(s) staged ${NST - 1} chunks ahead with cp.async`}; preferred when the loads in flight over all blocks reach ${CHAIN_INFLIGHT_PER_SM / 1024} KB per multiprocessor`,
+    vars: [
+      ["CHAIN_BLOCKS", blocks],
+      ["CHAIN_INFLIGHT", inflight],
+    ],
     // V = 4 needs C % 4 == 0: floor(C / 4) * 4 >= C
     applicable: V === 1 ? fits : ["*", fits, [">=", ["*", ["/", C, 4], 4], C]],
-    prefer: [">=", "CHAIN_BLOCKS", "LIMIT_SMS"],
+    prefer: [">=", "CHAIN_INFLIGHT", ["*", "LIMIT_SMS", CHAIN_INFLIGHT_PER_SM]],
     workspaces: [],
     steps: [{ kind: "launch", entry: name, grid: "CHAIN_BLOCKS", threads: NT, sharedBytes: smemWords * 4, buffers: bufParams.map((p) => p.ref), uniforms, overrides: overrideValues(model, overrides) }],
   };
