@@ -82,7 +82,7 @@ export class ModelRunner {
     const dims = checkDims(plan, opts.dims);
     const form = opts.form ?? "auto";
     if (!["auto", "sequential", "scan"].includes(form)) throw new ShapeError(`form must be 'auto', 'sequential' or 'scan', got '${String(form)}'`);
-    if (form === "scan" && !plan.forms.some((f) => f.form === "scan")) throw new ShapeError(`${plan.model} has no scan form (its transition is not a scalar or diagonal affine map); use 'sequential'`);
+    if (form === "scan" && !plan.forms.some((f) => f.form === "scan")) throw new ShapeError(`${plan.model} has no scan form in this build (the scan form needs scalar or diagonal affine transitions, and a build with --form auto or scan); use 'sequential'`);
     const device = opts.device ?? (await defaultDevice());
     const r = new ModelRunner(plan, device, dims, form, opts.tune ?? true);
     r.uploadParams(opts.params ?? {});
