@@ -23,16 +23,50 @@
 export const CHUNK_CORE_SOURCE = String.raw`
 // ==== seqc chunked core (model-independent) ====
 typedef unsigned int u32;
+#ifndef SEQC_EMU
 struct seqc_bf16 { unsigned short x; };
 struct seqc_f16 { unsigned short x; };
+#define SEQC_SMEM_DECL(name) extern __shared__ __align__(16) char name[]
+#endif
 
 __device__ __forceinline__ float seqc_f32(float v) { return v; }
 __device__ __forceinline__ float seqc_f32(seqc_bf16 v) { return __uint_as_float(((u32)v.x) << 16); }
-__device__ __forceinline__ float seqc_f32(seqc_f16 v) { float f; asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(v.x)); return f; }
 template <typename T> __device__ __forceinline__ T seqc_cvt(float v);
 template <> __device__ __forceinline__ float seqc_cvt<float>(float v) { return v; }
+
+// PTX conversions, tensor-core fragments and async copies (a CPU emulation provides its own: SEQC_EMU)
+#ifndef SEQC_EMU
+__device__ __forceinline__ float seqc_f32(seqc_f16 v) { float f; asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(v.x)); return f; }
 template <> __device__ __forceinline__ seqc_bf16 seqc_cvt<seqc_bf16>(float v) { seqc_bf16 r; asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(r.x) : "f"(v)); return r; }
 template <> __device__ __forceinline__ seqc_f16 seqc_cvt<seqc_f16>(float v) { seqc_f16 r; asm("cvt.rn.f16.f32 %0, %1;" : "=h"(r.x) : "f"(v)); return r; }
+__device__ __forceinline__ void seqc_unpack2(seqc_f16*, u32 w, float& lo, float& hi) {
+  asm("{ .reg .f16 l, h; mov.b32 {l, h}, %2; cvt.f32.f16 %0, l; cvt.f32.f16 %1, h; }" : "=f"(lo), "=f"(hi) : "r"(w));
+}
+__device__ __forceinline__ u32 seqc_pack2(seqc_bf16*, float lo, float hi) { u32 r; asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo)); return r; }
+__device__ __forceinline__ u32 seqc_pack2(seqc_f16*, float lo, float hi) { u32 r; asm("cvt.rn.f16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo)); return r; }
+// ---- tensor-core fragments (mma.sync m16n8k16, fp32 accumulators) ----
+__device__ __forceinline__ void seqc_mma(seqc_bf16*, float* c, const u32* a, const u32* b) {
+  asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+               : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3]) : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+__device__ __forceinline__ void seqc_mma(seqc_f16*, float* c, const u32* a, const u32* b) {
+  asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+               : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3]) : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+__device__ __forceinline__ void seqc_ldsm4(u32* r, const void* p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n" : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"((u32)__cvta_generic_to_shared(p)) : "memory");
+}
+__device__ __forceinline__ void seqc_ldsm4t(u32* r, const void* p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n" : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"((u32)__cvta_generic_to_shared(p)) : "memory");
+}
+
+__device__ __forceinline__ void seqc_cp16(void* s, const void* g) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" :: "r"((u32)__cvta_generic_to_shared(s)), "l"(g) : "memory");
+}
+__device__ __forceinline__ void seqc_cp_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+template <int N> __device__ __forceinline__ void seqc_cp_wait() { asm volatile("cp.async.wait_group %0;\n" :: "n"(N) : "memory"); }
+
+#endif
 
 template <typename T> struct SeqcIn {
   const T* __restrict__ p;
@@ -46,16 +80,11 @@ __device__ __forceinline__ void seqc_gld8(const float* p, float* o) {
   o[0] = a.x; o[1] = a.y; o[2] = a.z; o[3] = a.w; o[4] = b.x; o[5] = b.y; o[6] = b.z; o[7] = b.w;
 }
 __device__ __forceinline__ void seqc_unpack2(seqc_bf16*, u32 w, float& lo, float& hi) { lo = __uint_as_float(w << 16); hi = __uint_as_float(w & 0xffff0000u); }
-__device__ __forceinline__ void seqc_unpack2(seqc_f16*, u32 w, float& lo, float& hi) {
-  asm("{ .reg .f16 l, h; mov.b32 {l, h}, %2; cvt.f32.f16 %0, l; cvt.f32.f16 %1, h; }" : "=f"(lo), "=f"(hi) : "r"(w));
-}
 template <typename T> __device__ __forceinline__ void seqc_gld8(const T* p, float* o) {
   const uint4 v = __ldg(reinterpret_cast<const uint4*>(p));
   seqc_unpack2((T*)0, v.x, o[0], o[1]); seqc_unpack2((T*)0, v.y, o[2], o[3]);
   seqc_unpack2((T*)0, v.z, o[4], o[5]); seqc_unpack2((T*)0, v.w, o[6], o[7]);
 }
-__device__ __forceinline__ u32 seqc_pack2(seqc_bf16*, float lo, float hi) { u32 r; asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo)); return r; }
-__device__ __forceinline__ u32 seqc_pack2(seqc_f16*, float lo, float hi) { u32 r; asm("cvt.rn.f16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo)); return r; }
 // 8 values to / from shared memory (16-byte aligned)
 __device__ __forceinline__ void seqc_sst8(float* s, const float* o) {
   reinterpret_cast<float4*>(s)[0] = make_float4(o[0], o[1], o[2], o[3]);
@@ -76,22 +105,6 @@ template <typename T> __device__ __forceinline__ void seqc_sld8(const T* s, floa
 // two adjacent values to shared memory
 __device__ __forceinline__ void seqc_sst2(float* s, float a, float b) { *reinterpret_cast<float2*>(s) = make_float2(a, b); }
 template <typename T> __device__ __forceinline__ void seqc_sst2(T* s, float a, float b) { *reinterpret_cast<u32*>(s) = seqc_pack2((T*)0, a, b); }
-
-// ---- tensor-core fragments (mma.sync m16n8k16, fp32 accumulators) ----
-__device__ __forceinline__ void seqc_mma(seqc_bf16*, float* c, const u32* a, const u32* b) {
-  asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-               : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3]) : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-}
-__device__ __forceinline__ void seqc_mma(seqc_f16*, float* c, const u32* a, const u32* b) {
-  asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-               : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3]) : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-}
-__device__ __forceinline__ void seqc_ldsm4(u32* r, const void* p) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n" : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"((u32)__cvta_generic_to_shared(p)) : "memory");
-}
-__device__ __forceinline__ void seqc_ldsm4t(u32* r, const void* p) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n" : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"((u32)__cvta_generic_to_shared(p)) : "memory");
-}
 
 // Warp tile: acc[WN][4] (16 rows x 8*WN columns at (m0, n0), mma C-fragment layout) += A(m, k) B(k, n), k < KD.
 // A stored [m][k] (AKM false) or [k][m]; B stored [k][n] (BNK false) or [n][k]. Strides in elements.
@@ -157,12 +170,6 @@ __device__ __forceinline__ void seqc_bmm(int M, int N, const T* A, int lda, cons
     }
   }
 }
-
-__device__ __forceinline__ void seqc_cp16(void* s, const void* g) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" :: "r"((u32)__cvta_generic_to_shared(s)), "l"(g) : "memory");
-}
-__device__ __forceinline__ void seqc_cp_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
-template <int N> __device__ __forceinline__ void seqc_cp_wait() { asm volatile("cp.async.wait_group %0;\n" :: "n"(N) : "memory"); }
 
 #define SEQC_SLOW_DECAY 1e-30f
 
@@ -325,6 +332,11 @@ template <class Cfg> __device__ void seqc_chunk_mats_key(const SeqcSm<Cfg>& s, u
   const int* I = s.I;
   int* slow = s.I + SEQC_I_SLOW;
   const bool qAfter = I[SEQC_I_READ] > 0;
+  // block rows below fill only the columns up to their own block: clear the rest
+  for (int e = tid; e < F * LDA; e += nt) {
+    s.AQ[e] = 0.f;
+    if (Cfg::LR) s.A[e] = 0.f;
+  }
   // (a) per (sub-block, column): block-local prefix products -> left operands L (rows [W; Q] per block) and
   //     X / P (XI, diagonal quotient form), suffix products -> XS = X * prod_{(t, block end]} d, block totals BT
   for (int e = tid; e < NB * KP; e += nt) {

@@ -431,7 +431,7 @@ export function chunkModelSource(model: I.Model, cr: ChunkRows): ChunkModelSourc
           : `seqc_chunk_walk<${cfg}>(rows, seqc_smem, ws, ${dimOf(Sd.shape[cr.form.key])}, ${dimOf(Sd.shape[cr.form.value])}, ${headsExpr});`;
     return `${cfgStruct(c, cfg)}
 extern "C" __global__ void __launch_bounds__(${CHUNK_THREADS}, 1) ${entry(c)}(${params.join(", ")}) {
-  extern __shared__ __align__(16) char seqc_smem[];
+  SEQC_SMEM_DECL(seqc_smem);
   ${rowsName}<${T}> rows;
 ${inputs.map((n) => `  rows.${inputBuffer(n)}.p = p_in_${n};`).join("\n")}
 ${outputs.map((n) => `  rows.${outputBuffer(n)} = p_out_${n};`).join("\n")}

@@ -58,7 +58,8 @@ const pow2ceil = (n: number) => (n <= 1 ? 1 : 2 ** Math.ceil(Math.log2(n)));
 const classOf = (x: SizeExpr): SizeExpr => ["select", [">=", 32, x], 32, ["select", [">=", 64, x], 64, ["select", [">=", 128, x], 128, 0]]];
 const eq = (a: SizeExpr, b: SizeExpr): SizeExpr => ["*", [">=", a, b], [">=", b, a]];
 
-export function lowerChunked(model: I.Model, el: { rows: ChunkRows }): ChunkedLowering {
+/** `only`: keep just these variants (and their kernels), e.g. for a small emulated or test module. */
+export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { only?: (variant: string) => boolean } = {}): ChunkedLowering {
   const cr = el.rows;
   const form = cr.form;
   const src = chunkModelSource(model, cr);
@@ -101,7 +102,7 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }): ChunkedLo
         // fused, value tiles of 64 and 32 (f32: 32 and 16, its operands take twice the space)
         for (const BV of dtype === "f32" ? [32, 16] : [64, 32]) {
           const c = mk("fused", BV);
-          if (chunkLayout(c).SMEM > SMEM_MAX) continue;
+          if (chunkLayout(c).SMEM > SMEM_MAX || (opts.only && !opts.only(`chunked-fused-${dtype}-k${KP}-v${BV}-r${RTP}`))) continue;
           wrappers[dtype].push(src.wrapper(c));
           const blocks: SizeExpr = ["*", "B", nH, ["ceilDiv", Vd, BV]];
           forms.push({
@@ -122,7 +123,7 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }): ChunkedLo
         for (const BV of [32, 16]) {
           const a = mk("phaseA", 32);
           const w = mk("walk", BV);
-          if (chunkLayout(a).SMEM > SMEM_MAX || chunkLayout(w).SMEM > SMEM_MAX) continue;
+          if (chunkLayout(a).SMEM > SMEM_MAX || chunkLayout(w).SMEM > SMEM_MAX || (opts.only && !opts.only(`chunked-split-${dtype}-k${KP}-v${BV}-r${RTP}`))) continue;
           if (!phaseA) wrappers[dtype].push(src.wrapper(a));
           phaseA = true;
           wrappers[dtype].push(src.wrapper(w));

@@ -1,0 +1,78 @@
+/**
+ * The CUDA chunked kernels, run on a CPU emulation of the CUDA subset they use (test/cuda-emu/emu.h:
+ * fibers for threads, barriers, warp shuffles, ldmatrix and mma.sync m16n8k16 as the PTX ISA lays out
+ * their fragments), against the float64 interpreter: every chunked model in fp32 (fused and split
+ * kernels; T = 1, T not a multiple of the chunk, batch > 1, a non-zero initial state, odd K and V),
+ * bf16 and f16 tensor-core paths on a subset, and the numerics stress (log decays of -20 per step,
+ * saturated gates, beta in (0, 2)) through the per-key slow path. Needs g++; the GPU run of the same
+ * checks is bench/cuda/chunked/check.ts.
+ */
+import { describe, expect, it } from "vitest";
+import { spawnSync } from "node:child_process";
+import { loadProgram } from "../compiler/frontend/load.ts";
+import { interpret } from "../compiler/ir/interpret.ts";
+import { relativeError } from "../compiler/io/manifest.ts";
+import type { Model } from "../compiler/ir/types.ts";
+import { fromBf16, fromF16, toBf16, toF16 } from "../runtime/cuda/half.ts";
+import { buildEmu, runEmu } from "./cuda-emu/harness.ts";
+import { chunkInputs } from "./helpers/chunk-inputs.ts";
+import { smallDims } from "./helpers/random.ts";
+
+const gpp = spawnSync("g++", ["--version"]).status === 0;
+if (!gpp) console.warn("cuda-chunked-emu.test: g++ is not installed, so the emulated runs of the CUDA chunked kernels are skipped");
+const load = (name: string): Model => loadProgram([`stdlib/${name}.seq`]).models[0];
+const round = (io: string, x: Float64Array) => (io === "bf16" ? x.map((v) => fromBf16(toBf16(v))) : io === "f16" ? x.map((v) => fromF16(toF16(v))) : x);
+
+function check(model: Model, variants: string[], cases: { T: number; B: number; K: number; V: number; J?: number; init?: boolean; stress?: boolean }[], tol: number) {
+  const b = buildEmu(model, variants);
+  for (const v of variants) {
+    const io = /-(f32|bf16|f16)-/.exec(v)![1];
+    for (const c of cases) {
+      const dims = smallDims(model, { K: c.K, V: c.V, H: 2, P: c.V, N: c.K, J: c.J ?? 2 });
+      const run = chunkInputs(model, { dims, batch: c.B, time: c.T, seed: 3 + c.T + c.K, initialState: c.init, stress: c.stress });
+      for (const k of Object.keys(run.inputs)) run.inputs[k] = round(io, run.inputs[k]);
+      const ref = interpret(model, run);
+      const got = runEmu(b, v, run);
+      const label = `${v} T=${c.T} B=${c.B} K=${c.K} V=${c.V}${c.stress ? " stress" : ""}`;
+      for (const [k, x] of Object.entries(ref.outputs)) {
+        expect(got.outputs[k].every(Number.isFinite), `${label}: ${k} finite`).toBe(true);
+        expect(relativeError(got.outputs[k], x), `${label}: ${k}`).toBeLessThan(tol);
+      }
+      for (const [k, x] of Object.entries(ref.finalState)) expect(relativeError(got.finalState[k], x), `${label}: final ${k}`).toBeLessThan(tol);
+    }
+  }
+}
+
+const ALL = ["linear_attention", "retnet", "simple_gla", "mamba2", "gla", "deltanet", "gated_deltanet", "rwkv7"];
+const rtp = (name: string) => (name === "rwkv7" ? 2 : 1);
+
+describe.skipIf(!gpp)("CUDA chunked kernels on the CPU emulation vs the interpreter", () => {
+  it.each(ALL)("%s: fp32 fused and split (<= 1e-4)", (name) => {
+    const r = rtp(name);
+    check(load(name), [`chunked-fused-f32-k32-v16-r${r}`, `chunked-split-f32-k32-v16-r${r}`], [
+      { T: 1, B: 1, K: 5, V: 7 },
+      { T: 77, B: 2, K: 5, V: 7, init: true },
+    ], 1e-4);
+  }, 300_000);
+
+  it("gated_deltaproduct: fp32 with 1, 2 and 3 Householder steps per token (row slots 1, 2, 4)", () => {
+    const m = load("gated_deltaproduct");
+    check(m, ["chunked-fused-f32-k32-v16-r1"], [{ T: 40, B: 1, K: 5, V: 7, J: 1, init: true }], 1e-4);
+    check(m, ["chunked-split-f32-k32-v16-r2"], [{ T: 40, B: 2, K: 5, V: 7, J: 2, init: true }], 1e-4);
+    check(m, ["chunked-fused-f32-k32-v32-r4"], [{ T: 21, B: 1, K: 5, V: 7, J: 3, init: true }], 1e-4);
+  }, 300_000);
+
+  it.each(["gla", "gated_deltanet", "rwkv7"])("%s: bf16 tensor cores, fused and split (<= 1e-2)", (name) => {
+    const r = rtp(name);
+    check(load(name), [`chunked-fused-bf16-k32-v32-r${r}`, `chunked-split-bf16-k32-v16-r${r}`], [{ T: 70, B: 1, K: 32, V: 24, init: true }], 1e-2);
+  }, 300_000);
+
+  it("mamba2: f16 tensor cores (<= 1e-2)", () => {
+    check(load("mamba2"), ["chunked-fused-f16-k32-v32-r1"], [{ T: 70, B: 1, K: 16, V: 24, init: true }], 1e-2);
+  }, 300_000);
+
+  it.each(["gla", "rwkv7", "gated_deltanet", "mamba2"])("%s: log decays of -20 per step, saturated gates, beta in (0, 2) stay finite and exact in fp32", (name) => {
+    const r = rtp(name);
+    check(load(name), [`chunked-fused-f32-k32-v16-r${r}`], [{ T: 150, B: 1, K: 8, V: 5, stress: true, init: true }], 1e-4);
+  }, 300_000);
+});
