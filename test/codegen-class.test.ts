@@ -55,7 +55,7 @@ describe("seqc compile --target wgsl,ts", () => {
       out = String((e as { stdout?: Buffer }).stdout ?? e);
     }
     expect(out).toBe("");
-  }, 120_000);
+  }, 300_000);
 
   it("a type error in user code is caught (the check can fail)", () => {
     writeFileSync(join(OUT, "bad-user.ts"), `import { Hgrn } from "./Hgrn.ts";\nconst m = await Hgrn.create({ dims: { D: 4 } });\nawait m.forward({ x: new Float32Array(4) });\n`);
@@ -68,7 +68,7 @@ describe("seqc compile --target wgsl,ts", () => {
       rmSync(join(OUT, "bad-user.ts"));
     }
     expect(out).toMatch(/bad-user\.ts.*Property 'g' is missing/);
-  }, 120_000);
+  }, 300_000);
 });
 
 describe("a user's script runs the generated Lstm", () => {
@@ -76,7 +76,7 @@ describe("a user's script runs the generated Lstm", () => {
   beforeAll(() => {
     const out = execFileSync(process.execPath, ["--import", "tsx", join(OUT, "user-script.ts"), OUT], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] }).toString();
     r = JSON.parse(out.trim().split("\n").pop()!);
-  }, 120_000);
+  }, 300_000);
 
   it("forward() matches the float64 interpreter, step() matches forward()", () => {
     const model = stdlibModel("lstm");

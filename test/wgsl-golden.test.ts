@@ -59,6 +59,6 @@ describe("golden cases via `seqc run --backend webgpu`", () => {
         worst = Math.max(worst, err);
       }
       report.push(`  ${c.name.padEnd(26)} ${worst.toExponential(2)}`);
-    }, 60_000);
+    }, 300_000);
   }
 });

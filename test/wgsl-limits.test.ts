@@ -31,7 +31,7 @@ describe("WebGPU runtime limits", () => {
     } finally {
       runner.dispose();
     }
-  }, 120_000);
+  }, 300_000);
 
   it("refuses an input over the storage-binding limit, naming it", async () => {
     const adapter = await (await gpuEntry()).requestAdapter();
@@ -48,7 +48,7 @@ describe("WebGPU runtime limits", () => {
       runner.dispose();
       device.destroy();
     }
-  }, 120_000);
+  }, 300_000);
 
   it("checks dims and params at create()", async () => {
     const plan = compileWgsl(stdlibModel("mamba"), ["sequential"]);

@@ -43,7 +43,7 @@ for (const name of STDLIB) {
             const c = compare(got, want);
             record(`${name} ${got.form}`, c.worst);
             expect(c.worst, JSON.stringify(c.detail)).toBeLessThanOrEqual(TOL);
-          }, 120_000);
+          }, 600_000); // the first run of a form compiles its kernel: minutes on a loaded software rasteriser
         }
       }
     }
@@ -56,7 +56,7 @@ for (const name of STDLIB) {
         record(`${name} sequential/${v}`, c.worst);
         expect(got.form).toBe(`sequential/${v}`);
         expect(c.worst, JSON.stringify(c.detail)).toBeLessThanOrEqual(TOL);
-      }, 120_000);
+      }, 600_000);
     }
   });
 }
