@@ -18,7 +18,7 @@ const OUT = join(ROOT, "tmp", `codegen-test-${process.pid}`);
 beforeAll(() => {
   mkdirSync(OUT, { recursive: true });
   execFileSync(process.execPath, [join(ROOT, "bin/seqc.js"), "compile", ...STDLIB.map((n) => join(ROOT, "stdlib", `${n}.seq`)), "--target", "wgsl,ts", "--out", OUT], { cwd: ROOT, stdio: "pipe" });
-}, 120_000);
+}, 300_000);
 afterAll(() => rmSync(OUT, { recursive: true, force: true }));
 
 describe("seqc compile --target wgsl,ts", () => {
