@@ -55,8 +55,12 @@ export function fromF16(h: number): number {
   return sign * (1 + m / 1024) * 2 ** (e - 15);
 }
 
-/** The device bytes of an fp32 tensor in the given I/O type. */
-export function encodeIo(x: Float32Array, io: IoType | undefined): ArrayBufferView {
+/** The device bytes of an fp32 tensor in the given I/O type (a Uint16Array is taken as already encoded bf16/f16). */
+export function encodeIo(x: Float32Array | Uint16Array, io: IoType | undefined): ArrayBufferView {
+  if (x instanceof Uint16Array) {
+    if (io !== "bf16" && io !== "f16") throw new Error("16-bit tensor data given to a form with fp32 inputs");
+    return x;
+  }
   if (!io || io === "f32") return x;
   const out = new Uint16Array(x.length);
   const f = io === "bf16" ? toBf16 : toF16;

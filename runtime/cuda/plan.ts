@@ -74,6 +74,6 @@ export interface CudaModelPlan {
   /** Prebuilt PTX by compute capability ("80", "90") when nvcc was present at compile time. */
   ptx?: Record<string, string>;
   forms: CudaFormPlan[];
-  /** Further translation units (e.g. the chunked form's, one per I/O type), compiled or loaded when a form needs them. */
-  modules?: Record<string, { source: string; ptx?: Record<string, string> }>;
+  /** Further translation units (e.g. the chunked form's, one per I/O type), loaded when a form needs them: a cubin (base64) for the device's architecture, else PTX, else NVRTC. */
+  modules?: Record<string, { source: string; ptx?: Record<string, string>; cubin?: Record<string, string> }>;
 }

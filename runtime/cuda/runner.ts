@@ -89,7 +89,8 @@ export class CudaModelRunner {
     const r = new CudaModelRunner(plan, device, dims, opts.form ?? "auto", opts.dtype ?? "f32");
     r.uploadParams(unwrapAll("param", opts.params).data);
     const ptx = plan.ptx?.[String(device.info.sm)];
-    r.module = ptx ? device.loadModule(ptx) : await device.compile(plan.source, { name: `${plan.model}.cu` });
+    // the main translation unit, unless every form lives in a module of its own (loaded on first use)
+    if (plan.forms.some((f) => !f.module)) r.module = ptx ? device.loadModule(ptx) : await device.compile(plan.source, { name: `${plan.model}.cu` });
     return r;
   }
 
@@ -142,8 +143,9 @@ export class CudaModelRunner {
     if (!form.module || this.modules.has(form.module)) return;
     const m = this.plan.modules?.[form.module];
     if (!m) throw new Error(`${this.plan.model}: the plan has no module '${form.module}' (form ${form.variant})`);
-    const ptx = m.ptx?.[String(this.device.info.sm)];
-    this.modules.set(form.module, ptx ? this.device.loadModule(ptx) : await this.device.compile(m.source, { name: `${this.plan.model}.${form.module}.cu` }));
+    const sm = String(this.device.info.sm);
+    const image = m.cubin?.[sm] ? Buffer.from(m.cubin[sm], "base64") : m.ptx?.[sm];
+    this.modules.set(form.module, image ? this.device.loadModule(image) : await this.device.compile(m.source, { name: `${this.plan.model}.${form.module}.cu` }));
   }
 
   /** The module holding a form's kernels. */

@@ -28,6 +28,7 @@ export function buildEmu(model: I.Model, variants: string[]): EmuBuild {
   if (!el.ok) throw new Error(el.why);
   const { forms, modules } = lowerChunked(model, el, { only: (v) => variants.includes(v) });
   const io = forms[0].io!;
+  if (forms.some((f) => f.io !== io)) throw new Error("one emulator build takes variants of one I/O type");
   const src = modules[io].source;
   const launches = forms.flatMap((f) => f.steps as CudaLaunch[]);
   const entries = [...new Map(launches.map((l) => [l.entry, l])).values()];

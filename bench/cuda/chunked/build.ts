@@ -1,0 +1,87 @@
+/**
+ * Builds what the GPU run of the chunked form needs, here (the device has no npm and no time to spare):
+ * per model a CUDA plan with only the chunked variants the check and the benchmark use, their modules
+ * compiled to sm_90 cubins (no PTX JIT at load), and the resource usage nvcc reports (registers, spills).
+ *   npx tsx bench/cuda/chunked/build.ts   -> dist/chunked-plans/<Model>.cuda.json (+ .resources.txt)
+ */
+import { mkdirSync, readFileSync, writeFileSync, rmSync, mkdtempSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { loadProgram } from "../../../compiler/frontend/load.ts";
+import { lowerCuda } from "../../../compiler/backends/cuda/plan.ts";
+import { chunkedEligible, lowerChunked } from "../../../compiler/backends/cuda/chunked-plan.ts";
+import { findNvcc } from "../../../compiler/backends/cuda/nvcc.ts";
+
+export const MODELS = ["linear_attention", "retnet", "simple_gla", "mamba2", "gla", "deltanet", "gated_deltanet", "gated_deltaproduct", "rwkv7"];
+const OUT = "dist/chunked-plans";
+
+/** Variants the check and the benchmark run, per model. */
+export function variantsFor(name: string): string[] {
+  const rs = name === "gated_deltaproduct" ? [1, 2, 4] : name === "rwkv7" ? [2] : [1];
+  const v: string[] = [];
+  for (const r of rs) {
+    v.push(`chunked-fused-f32-k32-v16-r${r}`, `chunked-split-f32-k32-v16-r${r}`);
+    v.push(`chunked-fused-f16-k32-v32-r${r}`, `chunked-split-f16-k32-v16-r${r}`);
+    v.push(`chunked-fused-bf16-k32-v32-r${r}`, `chunked-split-bf16-k32-v16-r${r}`);
+    for (const k of [64, 128]) for (const x of ["fused-bf16-k%-v64", "fused-bf16-k%-v32", "split-bf16-k%-v32", "split-bf16-k%-v16"]) v.push(`chunked-${x.replace("%", String(k))}-r${r}`);
+  }
+  return v;
+}
+
+function run(cmd: string, args: string[]): Promise<{ code: number; out: string }> {
+  return new Promise((resolve) => {
+    const p = spawn(cmd, args);
+    let out = "";
+    p.stdout.on("data", (d) => (out += d));
+    p.stderr.on("data", (d) => (out += d));
+    p.on("close", (code) => resolve({ code: code ?? 1, out }));
+  });
+}
+
+async function main() {
+  const nvcc = findNvcc();
+  if (!nvcc) throw new Error("nvcc is needed to build the cubins");
+  mkdirSync(OUT, { recursive: true });
+  const jobs: (() => Promise<void>)[] = [];
+  for (const name of MODELS) {
+    const model = loadProgram([`stdlib/${name}.seq`]).models[0];
+    const el = chunkedEligible(model);
+    if (!el.ok) throw new Error(`${name}: ${el.why}`);
+    const want = new Set(variantsFor(name));
+    const lc = lowerChunked(model, el, { only: (v) => want.has(v) });
+    const { plan } = lowerCuda(model);
+    plan.forms = lc.forms;
+    plan.modules = lc.modules;
+    const resources: string[] = [];
+    const modJobs = Object.entries(lc.modules).map(([k, m]) => async () => {
+      const dir = mkdtempSync(join(tmpdir(), "seqc-cubin-"));
+      try {
+        writeFileSync(join(dir, "k.cu"), m.source);
+        const r = await run(nvcc, ["-cubin", "-arch=sm_90", "-std=c++17", "-diag-suppress", "177,550", "--resource-usage", "-o", join(dir, "k.cubin"), join(dir, "k.cu")]);
+        if (r.code !== 0) throw new Error(`${name} ${k}: nvcc failed\n${r.out}`);
+        (m as { cubin?: Record<string, string> }).cubin = { "90": readFileSync(join(dir, "k.cubin")).toString("base64") };
+        resources.push(`== ${k}\n${r.out}`);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+    let left = modJobs.length;
+    for (const j of modJobs)
+      jobs.push(async () => {
+        await j();
+        if (--left === 0) {
+          writeFileSync(join(OUT, `${model.name}.cuda.json`), JSON.stringify(plan));
+          writeFileSync(join(OUT, `${model.name}.resources.txt`), resources.join("\n"));
+          console.log(`${model.name}: ${plan.forms.length} chunked variants, modules ${Object.keys(lc.modules).join(", ")}`);
+        }
+      });
+  }
+  // two nvcc at a time
+  const workers = Array.from({ length: 2 }, async () => {
+    for (let j = jobs.shift(); j; j = jobs.shift()) await j();
+  });
+  await Promise.all(workers);
+}
+
+if (process.argv[1]?.endsWith("build.ts")) await main();
