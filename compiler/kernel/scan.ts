@@ -222,7 +222,10 @@ function sumK(xs: K.KExpr[]): K.KExpr {
 function timeLoop(body: K.KStmt[]): K.KStmt {
   const t = K.decl("t", "u32", K.add(K.ref("t0"), K.ref("tau")));
   const full = K.forLoop("tau", K.u32(0), K.ref("TS"), [t, ...body]);
-  const partial = K.forLoop("tau", K.u32(0), K.ref("TS"), [t, K.ifThen(K.bin("<", K.ref("t"), K.uni("T")), body)]);
+  // the last tile: a trip count known only at run time (min(TS, T - t0), 0 past the end), so that
+  // compilers do not unroll this copy of the body too
+  const left = K.sel(K.bin("<", K.ref("t0"), K.uni("T")), K.bin("-", K.uni("T"), K.ref("t0"), "u32"), K.u32(0));
+  const partial = K.forLoop("tau", K.u32(0), K.bin("min", K.ref("TS"), left, "u32"), [t, ...body]);
   return K.ifThen(K.bin("<=", K.add(K.ref("t0"), K.ref("TS")), K.uni("T")), [full], [partial]);
 }
 
@@ -293,7 +296,9 @@ function scanPlan(c: ScanCtx): FormPlan {
     // segments: enough threads in flight (~128k) without more segments than the sequence has, and at
     // least 32 elements side by side (a full 128-byte row of each input) when there are that many
     ["$S", ["max", 1, ["min", 32, ["/", "$WGMAX", 2], ["pow2floor", ["/", 131072, "$BP"]], ["pow2ceil", ["ceilDiv", "T", "$TS"]], ["select", [">=", "$BP", 32], ["max", 1, ["/", "$WGMAX", 32]], 32]]]],
-    ["$E", ["max", 1, ["min", ["/", "$WGMAX", "$S"], ["pow2ceil", "$BP"]]]],
+    // elements per workgroup: the rest of the workgroup (idle threads when there are few elements;
+    // keeping E independent of B spares a pipeline per batch size)
+    ["$E", ["max", 1, ["/", "$WGMAX", "$S"]]],
     ["$WG", ["*", "$E", "$S"]],
     ["$TILES", ["ceilDiv", "T", ["*", "$S", "$TS"]]],
     ["TILE", ["*", "$S", "$TS"]],

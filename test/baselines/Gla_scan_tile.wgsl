@@ -75,17 +75,15 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wgid: 
             b0 = nb0;
           }
         } else {
-          for (var tau: u32 = 0u; tau < TS; tau += 1u) {
+          for (var tau: u32 = 0u; tau < min(TS, select(0u, (u.T - t0), (t0 < u.T))); tau += 1u) {
             let t = (t0 + tau);
-            if ((t < u.T)) {
-              let i_i_1 = l_0;
-              let a00 = exp(in_gk[((((e_b * u.T) + t) * (D_H * D_K)) + ((e_c0 * D_K) + i_i_1))]);
-              let bt0 = (in_k[((((e_b * u.T) + t) * (D_H * D_K)) + ((e_c0 * D_K) + i_i_1))] * in_v[((((e_b * u.T) + t) * (D_H * D_V)) + ((e_c0 * D_V) + e_c1))]);
-              let n00 = (a00 * A00);
-              let nb0 = ((a00 * b0) + bt0);
-              A00 = n00;
-              b0 = nb0;
-            }
+            let i_i_1 = l_0;
+            let a00 = exp(in_gk[((((e_b * u.T) + t) * (D_H * D_K)) + ((e_c0 * D_K) + i_i_1))]);
+            let bt0 = (in_k[((((e_b * u.T) + t) * (D_H * D_K)) + ((e_c0 * D_K) + i_i_1))] * in_v[((((e_b * u.T) + t) * (D_H * D_V)) + ((e_c0 * D_V) + e_c1))]);
+            let n00 = (a00 * A00);
+            let nb0 = ((a00 * b0) + bt0);
+            A00 = n00;
+            b0 = nb0;
           }
         }
         sa_0_0[((l_0 * WG) + lid)] = A00;
@@ -130,23 +128,21 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wgid: 
           out_o[((((e_b * u.T) + t) * (D_H * D_V)) + ((e_c0 * D_V) + e_c1))] = v_5;
         }
       } else {
-        for (var tau: u32 = 0u; tau < TS; tau += 1u) {
+        for (var tau: u32 = 0u; tau < min(TS, select(0u, (u.T - t0), (t0 < u.T))); tau += 1u) {
           let t = (t0 + tau);
-          if ((t < u.T)) {
-            // assign S
-            for (var l_1: u32 = 0u; l_1 < D_K; l_1 += 1u) {
-              let i_i_1 = l_1;
-              let v_2 = ((exp(in_gk[((((e_b * u.T) + t) * (D_H * D_K)) + ((e_c0 * D_K) + i_i_1))]) * s_S[((i_i_1 * WG) + lid)]) + (in_k[((((e_b * u.T) + t) * (D_H * D_K)) + ((e_c0 * D_K) + i_i_1))] * in_v[((((e_b * u.T) + t) * (D_H * D_V)) + ((e_c0 * D_V) + e_c1))]));
-              s_S[((i_i_1 * WG) + lid)] = v_2;
-            }
-            // output o
-            var acc_3 = 0.0f;
-            for (var i_4: u32 = 0u; i_4 < D_K; i_4 += 1u) {
-              acc_3 = (acc_3 + ((in_q[((((e_b * u.T) + t) * (D_H * D_K)) + ((e_c0 * D_K) + i_4))] * inverseSqrt(f32(D_K))) * s_S[((i_4 * WG) + lid)]));
-            }
-            let v_5 = acc_3;
-            out_o[((((e_b * u.T) + t) * (D_H * D_V)) + ((e_c0 * D_V) + e_c1))] = v_5;
+          // assign S
+          for (var l_1: u32 = 0u; l_1 < D_K; l_1 += 1u) {
+            let i_i_1 = l_1;
+            let v_2 = ((exp(in_gk[((((e_b * u.T) + t) * (D_H * D_K)) + ((e_c0 * D_K) + i_i_1))]) * s_S[((i_i_1 * WG) + lid)]) + (in_k[((((e_b * u.T) + t) * (D_H * D_K)) + ((e_c0 * D_K) + i_i_1))] * in_v[((((e_b * u.T) + t) * (D_H * D_V)) + ((e_c0 * D_V) + e_c1))]));
+            s_S[((i_i_1 * WG) + lid)] = v_2;
           }
+          // output o
+          var acc_3 = 0.0f;
+          for (var i_4: u32 = 0u; i_4 < D_K; i_4 += 1u) {
+            acc_3 = (acc_3 + ((in_q[((((e_b * u.T) + t) * (D_H * D_K)) + ((e_c0 * D_K) + i_4))] * inverseSqrt(f32(D_K))) * s_S[((i_4 * WG) + lid)]));
+          }
+          let v_5 = acc_3;
+          out_o[((((e_b * u.T) + t) * (D_H * D_V)) + ((e_c0 * D_V) + e_c1))] = v_5;
         }
       }
     }

@@ -64,16 +64,14 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wgid: 
           b0 = nb0;
         }
       } else {
-        for (var tau: u32 = 0u; tau < TS; tau += 1u) {
+        for (var tau: u32 = 0u; tau < min(TS, select(0u, (u.T - t0), (t0 < u.T))); tau += 1u) {
           let t = (t0 + tau);
-          if ((t < u.T)) {
-            let a00 = exp(in_g[((((e_b * u.T) + t) * D_D) + e_c0)]);
-            let bt0 = in_x[((((e_b * u.T) + t) * D_D) + e_c0)];
-            let n00 = (a00 * A00);
-            let nb0 = ((a00 * b0) + bt0);
-            A00 = n00;
-            b0 = nb0;
-          }
+          let a00 = exp(in_g[((((e_b * u.T) + t) * D_D) + e_c0)]);
+          let bt0 = in_x[((((e_b * u.T) + t) * D_D) + e_c0)];
+          let n00 = (a00 * A00);
+          let nb0 = ((a00 * b0) + bt0);
+          A00 = n00;
+          b0 = nb0;
         }
       }
       sa_0_0[((0u * WG) + lid)] = A00;
@@ -110,16 +108,14 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wgid: 
           out_o[((((e_b * u.T) + t) * D_D) + e_c0)] = v_1;
         }
       } else {
-        for (var tau: u32 = 0u; tau < TS; tau += 1u) {
+        for (var tau: u32 = 0u; tau < min(TS, select(0u, (u.T - t0), (t0 < u.T))); tau += 1u) {
           let t = (t0 + tau);
-          if ((t < u.T)) {
-            // assign h
-            let v_0 = ((exp(in_g[((((e_b * u.T) + t) * D_D) + e_c0)]) * s_h[((0u * WG) + lid)]) + in_x[((((e_b * u.T) + t) * D_D) + e_c0)]);
-            s_h[((0u * WG) + lid)] = v_0;
-            // output o
-            let v_1 = s_h[((0u * WG) + lid)];
-            out_o[((((e_b * u.T) + t) * D_D) + e_c0)] = v_1;
-          }
+          // assign h
+          let v_0 = ((exp(in_g[((((e_b * u.T) + t) * D_D) + e_c0)]) * s_h[((0u * WG) + lid)]) + in_x[((((e_b * u.T) + t) * D_D) + e_c0)]);
+          s_h[((0u * WG) + lid)] = v_0;
+          // output o
+          let v_1 = s_h[((0u * WG) + lid)];
+          out_o[((((e_b * u.T) + t) * D_D) + e_c0)] = v_1;
         }
       }
     }

@@ -85,17 +85,15 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wgid: 
             b0 = nb0;
           }
         } else {
-          for (var tau: u32 = 0u; tau < TS; tau += 1u) {
+          for (var tau: u32 = 0u; tau < min(TS, select(0u, (u.T - t0), (t0 < u.T))); tau += 1u) {
             let t = (t0 + tau);
-            if ((t < u.T)) {
-              let i_n_2 = l_0;
-              let a00 = exp((seq_softplus((in_delta[((((e_b * u.T) + t) * D_D) + e_c0)] + select(0.0f, params[(PO_delta_bias + e_c0)], (u.has_delta_bias != 0u)))) * params[(PO_A + ((e_c0 * D_N) + i_n_2))]));
-              let bt0 = ((seq_softplus((in_delta[((((e_b * u.T) + t) * D_D) + e_c0)] + select(0.0f, params[(PO_delta_bias + e_c0)], (u.has_delta_bias != 0u)))) * in_B[((((e_b * u.T) + t) * D_N) + i_n_2)]) * in_u[((((e_b * u.T) + t) * D_D) + e_c0)]);
-              let n00 = (a00 * A00);
-              let nb0 = ((a00 * b0) + bt0);
-              A00 = n00;
-              b0 = nb0;
-            }
+            let i_n_2 = l_0;
+            let a00 = exp((seq_softplus((in_delta[((((e_b * u.T) + t) * D_D) + e_c0)] + select(0.0f, params[(PO_delta_bias + e_c0)], (u.has_delta_bias != 0u)))) * params[(PO_A + ((e_c0 * D_N) + i_n_2))]));
+            let bt0 = ((seq_softplus((in_delta[((((e_b * u.T) + t) * D_D) + e_c0)] + select(0.0f, params[(PO_delta_bias + e_c0)], (u.has_delta_bias != 0u)))) * in_B[((((e_b * u.T) + t) * D_N) + i_n_2)]) * in_u[((((e_b * u.T) + t) * D_D) + e_c0)]);
+            let n00 = (a00 * A00);
+            let nb0 = ((a00 * b0) + bt0);
+            A00 = n00;
+            b0 = nb0;
           }
         }
         sa_0_0[((l_0 * WG) + lid)] = A00;
@@ -146,29 +144,27 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wgid: 
           out_out[((((e_b * u.T) + t) * D_D) + e_c0)] = v_7;
         }
       } else {
-        for (var tau: u32 = 0u; tau < TS; tau += 1u) {
+        for (var tau: u32 = 0u; tau < min(TS, select(0u, (u.T - t0), (t0 < u.T))); tau += 1u) {
           let t = (t0 + tau);
-          if ((t < u.T)) {
-            // let dt
-            let v_1 = seq_softplus((in_delta[((((e_b * u.T) + t) * D_D) + e_c0)] + select(0.0f, params[(PO_delta_bias + e_c0)], (u.has_delta_bias != 0u))));
-            r_dt = v_1;
-            // assign h
-            for (var l_2: u32 = 0u; l_2 < D_N; l_2 += 1u) {
-              let i_n_2 = l_2;
-              let v_3 = ((exp((r_dt * params[(PO_A + ((e_c0 * D_N) + i_n_2))])) * s_h[((i_n_2 * WG) + lid)]) + ((r_dt * in_B[((((e_b * u.T) + t) * D_N) + i_n_2)]) * in_u[((((e_b * u.T) + t) * D_D) + e_c0)]));
-              s_h[((i_n_2 * WG) + lid)] = v_3;
-            }
-            // let y
-            var acc_4 = 0.0f;
-            for (var n_5: u32 = 0u; n_5 < D_N; n_5 += 1u) {
-              acc_4 = (acc_4 + (s_h[((n_5 * WG) + lid)] * in_C[((((e_b * u.T) + t) * D_N) + n_5)]));
-            }
-            let v_6 = (acc_4 + (select(0.0f, params[(PO_D + e_c0)], (u.has_D != 0u)) * in_u[((((e_b * u.T) + t) * D_D) + e_c0)]));
-            r_y = v_6;
-            // output out
-            let v_7 = select(r_y, (r_y * seq_silu(select(0.0f, in_z[((((e_b * u.T) + t) * D_D) + e_c0)], (u.has_z != 0u)))), (select(0.0f, 1.0f, (u.has_z != 0u)) != 0.0f));
-            out_out[((((e_b * u.T) + t) * D_D) + e_c0)] = v_7;
+          // let dt
+          let v_1 = seq_softplus((in_delta[((((e_b * u.T) + t) * D_D) + e_c0)] + select(0.0f, params[(PO_delta_bias + e_c0)], (u.has_delta_bias != 0u))));
+          r_dt = v_1;
+          // assign h
+          for (var l_2: u32 = 0u; l_2 < D_N; l_2 += 1u) {
+            let i_n_2 = l_2;
+            let v_3 = ((exp((r_dt * params[(PO_A + ((e_c0 * D_N) + i_n_2))])) * s_h[((i_n_2 * WG) + lid)]) + ((r_dt * in_B[((((e_b * u.T) + t) * D_N) + i_n_2)]) * in_u[((((e_b * u.T) + t) * D_D) + e_c0)]));
+            s_h[((i_n_2 * WG) + lid)] = v_3;
           }
+          // let y
+          var acc_4 = 0.0f;
+          for (var n_5: u32 = 0u; n_5 < D_N; n_5 += 1u) {
+            acc_4 = (acc_4 + (s_h[((n_5 * WG) + lid)] * in_C[((((e_b * u.T) + t) * D_N) + n_5)]));
+          }
+          let v_6 = (acc_4 + (select(0.0f, params[(PO_D + e_c0)], (u.has_D != 0u)) * in_u[((((e_b * u.T) + t) * D_D) + e_c0)]));
+          r_y = v_6;
+          // output out
+          let v_7 = select(r_y, (r_y * seq_silu(select(0.0f, in_z[((((e_b * u.T) + t) * D_D) + e_c0)], (u.has_z != 0u)))), (select(0.0f, 1.0f, (u.has_z != 0u)) != 0.0f));
+          out_out[((((e_b * u.T) + t) * D_D) + e_c0)] = v_7;
         }
       }
     }
