@@ -172,6 +172,9 @@ __device__ __forceinline__ void seqc_bmm(int M, int N, const T* A, int lda, cons
 }
 
 #define SEQC_SLOW_DECAY 1e-30f
+// the diagonal quotient X / P must fit the operand type: f16 holds at most 65504
+template <typename T> __device__ __forceinline__ float seqc_slow_decay() { return SEQC_SLOW_DECAY; }
+template <> __device__ __forceinline__ float seqc_slow_decay<seqc_f16>() { return 1e-3f; }
 
 // ---- shared memory of one chunk (offsets from the generated config) ----
 template <class Cfg> struct SeqcSm {
@@ -199,6 +202,11 @@ template <class Cfg> struct SeqcSm {
 #define SEQC_G_QPRE (7 * Cfg::F)
 #define SEQC_G_GEND (8 * Cfg::F)
 #define SEQC_G_EGN (9 * Cfg::F + 8)
+#define SEQC_G_SX (9 * Cfg::F + 8 + Cfg::KP)
+#define SEQC_G_SW (SEQC_G_SX + Cfg::F)
+#define SEQC_G_SQ (SEQC_G_SX + 2 * Cfg::F)
+#define SEQC_G_SV (SEQC_G_SX + 3 * Cfg::F)
+#define SEQC_G_SLD (SEQC_G_SX + 4 * Cfg::F)
 // ints inside I: micro-step of row slot r (RTP), readout point, slow-block flags (NB)
 #define SEQC_I_MICRO 0
 #define SEQC_I_READ (Cfg::RTP)
@@ -221,37 +229,75 @@ template <class Cfg> __device__ __forceinline__ bool seqc_sees_readout(const int
 }
 
 // ---- 1. loads: rows (x, w, q, alpha*v for value columns [j0, j0 + NV)), beta, decays ----
+// A row that is a plain read of an input (times a per-row scalar) is copied with cp.async straight into its
+// operand tile (all copies in flight at once) and scaled afterwards; other rows go through the generated loader.
+#define SEQC_NO_SCALE 3.0e38f
 template <class Cfg, int NV, int LDV, class R>
 __device__ void seqc_chunk_load(const R& rows, const SeqcSm<Cfg>& s, u32 b, u32 h, u32 t0, u32 T, u32 j0) {
   typedef typename Cfg::T T_;
-  constexpr int F = Cfg::F, KP = Cfg::KP, RTP = Cfg::RTP, LDK = Cfg::LDK;
+  constexpr int F = Cfg::F, KP = Cfg::KP, RTP = Cfg::RTP, LDK = Cfg::LDK, E = 16 / (int)sizeof(T_);
   const int tid = threadIdx.x, nt = blockDim.x;
+  const u32 K = rows.keyDim(), V = rows.valueDim();
+  float* G = s.G;
+  const bool kvec = (K % 8u) == 0u, vvec = (V % 8u) == 0u;
   for (int e = tid; e < F * (KP / 8); e += nt) {
     const int f = e / (KP / 8), i0 = (e % (KP / 8)) * 8, tl = f / RTP, r = f % RTP;
     const u32 t = t0 + tl;
-    const bool real = seqc_real<Cfg>(s.I, f, t0, T);
+    const bool real = seqc_real<Cfg>(s.I, f, t0, T), inK = kvec && (u32)i0 + 8u <= K;
     float o[8];
-    if (real) rows.loadX(b, t, r, h, i0, o); else for (int k = 0; k < 8; ++k) o[k] = 0.f;
-    seqc_sst8(s.X + f * LDK + i0, o);
-    if (Cfg::LR) {
-      if (real) rows.loadW(b, t, r, h, i0, o); else for (int k = 0; k < 8; ++k) o[k] = 0.f;
-      seqc_sst8(s.W + f * LDK + i0, o);
+    {
+      const T_* src = real && kvec ? rows.srcX(b, t, r, h) : nullptr;
+      if (src && inK) for (int c = 0; c < 8; c += E) seqc_cp16(s.X + f * LDK + i0 + c, src + i0 + c);
+      else {
+        if (real && !src) rows.loadX(b, t, r, h, i0, o); else for (int k = 0; k < 8; ++k) o[k] = 0.f;
+        seqc_sst8(s.X + f * LDK + i0, o);
+      }
+      if (i0 == 0) G[SEQC_G_SX + f] = src ? rows.scaleX(b, t, r, h) : 1.f;
     }
-    if (r == 0 && t < T) rows.loadQ(b, t, h, i0, o); else for (int k = 0; k < 8; ++k) o[k] = 0.f;
-    seqc_sst8(s.Q + f * LDK + i0, o);
+    if (Cfg::LR) {
+      const T_* src = real && kvec ? rows.srcW(b, t, r, h) : nullptr;
+      if (src && inK) for (int c = 0; c < 8; c += E) seqc_cp16(s.W + f * LDK + i0 + c, src + i0 + c);
+      else {
+        if (real && !src) rows.loadW(b, t, r, h, i0, o); else for (int k = 0; k < 8; ++k) o[k] = 0.f;
+        seqc_sst8(s.W + f * LDK + i0, o);
+      }
+      if (i0 == 0) G[SEQC_G_SW + f] = src ? rows.scaleW(b, t, r, h) : 1.f;
+    }
+    {
+      const bool qreal = r == 0 && t < T;
+      const T_* src = qreal && kvec ? rows.srcQ(b, t, h) : nullptr;
+      if (src && inK) for (int c = 0; c < 8; c += E) seqc_cp16(s.Q + f * LDK + i0 + c, src + i0 + c);
+      else {
+        if (qreal && !src) rows.loadQ(b, t, h, i0, o); else for (int k = 0; k < 8; ++k) o[k] = 0.f;
+        seqc_sst8(s.Q + f * LDK + i0, o);
+      }
+      if (i0 == 0) G[SEQC_G_SQ + f] = src ? rows.scaleQ(b, t, h) : 1.f;
+    }
     if (Cfg::DECAY == 2 && r == 0) {
-      if (t < T) rows.decayKey(b, t, h, i0, o); else for (int k = 0; k < 8; ++k) o[k] = 0.f;
-      for (int k = 0; k < 8; ++k) o[k] = __expf(o[k]);
-      seqc_sst8(s.D + tl * KP + i0, o);
+      // per-key log decays: copied raw into R (free during loads) and exponentiated below, or exp(ld) directly
+      const T_* src = t < T && kvec ? rows.srcLd(b, t, h) : nullptr;
+      if (src && inK) for (int c = 0; c < 8; c += E) seqc_cp16(s.R + tl * LDK + i0 + c, src + i0 + c);
+      else {
+        if (t < T && !src) rows.decayKey(b, t, h, i0, o); else for (int k = 0; k < 8; ++k) o[k] = 0.f;
+        for (int k = 0; k < 8; ++k) o[k] = __expf(o[k]);
+        seqc_sst8(s.D + tl * KP + i0, o);
+      }
+      if (i0 == 0) G[SEQC_G_SLD + tl] = src ? rows.scaleLd(b, t, h) : SEQC_NO_SCALE;
     }
   }
   for (int e = tid; e < F * (NV / 8); e += nt) {
     const int f = e / (NV / 8), jj = (e % (NV / 8)) * 8, tl = f / RTP, r = f % RTP;
-    float o[8];
-    if (seqc_real<Cfg>(s.I, f, t0, T)) rows.loadV(b, t0 + tl, r, h, j0 + jj, o); else for (int k = 0; k < 8; ++k) o[k] = 0.f;
-    seqc_sst8(s.V + f * LDV + jj, o);
+    const bool real = seqc_real<Cfg>(s.I, f, t0, T);
+    const T_* src = real && vvec ? rows.srcV(b, t0 + tl, r, h) : nullptr;
+    if (src && j0 + jj + 8u <= V) for (int c = 0; c < 8; c += E) seqc_cp16(s.V + f * LDV + jj + c, src + j0 + jj + c);
+    else {
+      float o[8];
+      if (real && !src) rows.loadV(b, t0 + tl, r, h, j0 + jj, o); else for (int k = 0; k < 8; ++k) o[k] = 0.f;
+      seqc_sst8(s.V + f * LDV + jj, o);
+    }
+    if (jj == 0) G[SEQC_G_SV + f] = src ? rows.scaleV(b, t0 + tl, r, h) : 1.f;
   }
-  float* G = s.G;
+  seqc_cp_commit();
   if (tid < F) {
     const int f = tid;
     if (Cfg::LR) G[SEQC_G_BETA + f] = seqc_real<Cfg>(s.I, f, t0, T) ? rows.beta(b, t0 + f / RTP, f % RTP, h) : 0.f;
@@ -264,6 +310,38 @@ __device__ void seqc_chunk_load(const R& rows, const SeqcSm<Cfg>& s, u32 b, u32 
     for (int r = 0; r < RTP; ++r) { G[SEQC_G_PRE + tl * RTP + r] = pre[r]; G[SEQC_G_OWN + tl * RTP + r] = own[r]; }
     G[SEQC_G_TOT + tl] = tot;
     G[SEQC_G_QPRE + tl] = qpre;
+  }
+  seqc_cp_wait<0>();
+  __syncthreads();
+  // scales of the copied rows; exp of copied log decays
+  for (int e = tid; e < F * (KP / 8); e += nt) {
+    const int f = e / (KP / 8), i0 = (e % (KP / 8)) * 8, tl = f / RTP, r = f % RTP;
+    float o[8];
+    const float sx = G[SEQC_G_SX + f], sq = G[SEQC_G_SQ + f];
+    if (sx != 1.f) { seqc_sld8(s.X + f * LDK + i0, o); for (int k = 0; k < 8; ++k) o[k] *= sx; seqc_sst8(s.X + f * LDK + i0, o); }
+    if (Cfg::LR) {
+      const float sw = G[SEQC_G_SW + f];
+      if (sw != 1.f) { seqc_sld8(s.W + f * LDK + i0, o); for (int k = 0; k < 8; ++k) o[k] *= sw; seqc_sst8(s.W + f * LDK + i0, o); }
+    }
+    if (sq != 1.f) { seqc_sld8(s.Q + f * LDK + i0, o); for (int k = 0; k < 8; ++k) o[k] *= sq; seqc_sst8(s.Q + f * LDK + i0, o); }
+    if (Cfg::DECAY == 2 && r == 0) {
+      const float sl = G[SEQC_G_SLD + tl];
+      if (sl != SEQC_NO_SCALE) {
+        if ((u32)i0 + 8u <= K) seqc_sld8(s.R + tl * LDK + i0, o); else for (int k = 0; k < 8; ++k) o[k] = 0.f;
+        for (int k = 0; k < 8; ++k) o[k] = __expf(sl * o[k]);
+        seqc_sst8(s.D + tl * KP + i0, o);
+      }
+    }
+  }
+  for (int e = tid; e < F * (NV / 8); e += nt) {
+    const int f = e / (NV / 8), jj = (e % (NV / 8)) * 8;
+    const float sv = G[SEQC_G_SV + f];
+    if (sv != 1.f) {
+      float o[8];
+      seqc_sld8(s.V + f * LDV + jj, o);
+      for (int k = 0; k < 8; ++k) o[k] *= sv;
+      seqc_sst8(s.V + f * LDV + jj, o);
+    }
   }
 }
 
@@ -352,7 +430,7 @@ template <class Cfg> __device__ void seqc_chunk_mats_key(const SeqcSm<Cfg>& s, u
         const int f = tl * RTP + r;
         if (Cfg::LR) s.L[(ib * LROWS + (f - ib * 16)) * LDK + i] = seqc_cvt<T_>(seqc_f32(s.W[f * LDK + i]) * p);
         if (r == 0) s.L[(ib * LROWS + (Cfg::LR ? 16 : 0) + (f - ib * 16)) * LDK + i] = seqc_cvt<T_>(seqc_f32(s.Q[f * LDK + i]) * (qAfter ? pa : p));
-        s.XI[f * LDK + i] = seqc_cvt<T_>(seqc_f32(s.X[f * LDK + i]) * (1.f / fmaxf(pa, SEQC_SLOW_DECAY)));
+        s.XI[f * LDK + i] = seqc_cvt<T_>(seqc_f32(s.X[f * LDK + i]) * (1.f / fmaxf(pa, seqc_slow_decay<T_>())));
       }
       if (RTP > 1) {
         // readout rows only in slot 0: zero the other slots of L's Q part
@@ -362,7 +440,7 @@ template <class Cfg> __device__ void seqc_chunk_mats_key(const SeqcSm<Cfg>& s, u
       p = pa;
     }
     s.BT[ib * KP + i] = p;
-    if (p < SEQC_SLOW_DECAY) slow[ib] = 1;
+    if (p < seqc_slow_decay<T_>()) slow[ib] = 1;
     float q = 1.f;
 #pragma unroll
     for (int k = TB - 1; k >= 0; --k) {

@@ -12,6 +12,7 @@ import { lowerConst } from "../../kernel/step.ts";
 import { inputBuffer, outputBuffer, stateOffset, initFlag, STATES, uniformFields } from "../../kernel/interface.ts";
 import { extentK, flatIndex, productK } from "../../kernel/symbolic.ts";
 import type { ChunkRows, RowPart, RowSpec } from "../../forms/chunk-rows.ts";
+import { freeVars as freeVarsOf } from "../../analysis/linearize.ts";
 import { CudaScope } from "./scope.ts";
 import { renderExpr, renderStmts, type RenderContext } from "./render.ts";
 import { overrideValues } from "./overrides.ts";
@@ -108,7 +109,7 @@ export function chunkLayout(c: ChunkCfg): Record<string, number> {
     put("O_SB", c.KP * LDV * sz);
     if (c.lr) put("O_Z", F * LDV * sz);
   }
-  put("O_G", (9 * F + 8 + c.KP) * 4);
+  put("O_G", (9 * F + 8 + c.KP + 5 * F) * 4);
   put("O_I", 16 * 4);
   o.SMEM = at;
   return o;
@@ -199,6 +200,38 @@ function aliasBase(g: Gen, p: RowPart, heads: K.KExpr[]): { tensor: string; base
   return { tensor: e.tensor, base: K.add(K.mul(row, productK(t.shape)), flatIndex(idx, t.shape)) };
 }
 
+/** Multiplicative factors of an expression (through *, / and unary minus). */
+function factorsOf(e: I.Expr): I.Expr[] {
+  if (e.k === "neg") return [{ k: "num", value: -1 }, ...factorsOf(e.a)];
+  if (e.k === "bin" && e.op === "*") return [...factorsOf(e.a), ...factorsOf(e.b)];
+  if (e.k === "bin" && e.op === "/") return [...factorsOf(e.a), { k: "bin", op: "/", a: { k: "num", value: 1 }, b: e.b }];
+  return [e];
+}
+const prodExpr = (fs: I.Expr[]): I.Expr => (fs.length ? fs.reduce((a, b) => ({ k: "bin", op: "*", a, b })) : { k: "num", value: 1 });
+
+/**
+ * A vector part that is one plain input read along its axis times factors free of the axis: the code of
+ * its row pointer (`src`) and of the scalar factor, or undefined.
+ */
+function aliasCode(g: Gen, p: RowPart, extra: RowPart | undefined, prefix: string, ind: string): { src: string; scale: string } | undefined {
+  const axis = p.vars[p.vars.length - 1].id;
+  const fs = factorsOf(p.expr);
+  const vec = fs.filter((f) => freeVarsOf(f).has(axis));
+  if (vec.length !== 1) return undefined;
+  const pre: K.KStmt[] = [];
+  const heads = headCoords(g, pre);
+  const al = aliasBase(g, { ...p, expr: vec[0] }, heads);
+  if (!al) return undefined;
+  const sc = partScope(g, { ...p, vars: p.vars.slice(0, -1) }, undefined, heads, `${prefix}s`);
+  const sv = sc.lower(prodExpr(fs.filter((f) => !freeVarsOf(f).has(axis))), pre);
+  let scale = R(g, sv);
+  if (extra) {
+    const e = scalarCode(g, extra, "1.f", `${prefix}x`, ind);
+    return { src: `${S(g, pre, ind)}\n${e.pre}\n${ind}return ${inputBuffer(al.tensor)}.p + (${R(g, al.base)});`, scale: `${S(g, pre, ind)}\n${e.pre}\n${ind}return (${scale}) * (${e.v});` };
+  }
+  return { src: `${S(g, pre, ind)}\n${ind}return ${inputBuffer(al.tensor)}.p + (${R(g, al.base)});`, scale: `${S(g, pre, ind)}\n${ind}return ${scale};` };
+}
+
 /** Code filling o[0..7] with a vector part at axis positions a0 + m (zero past the axis extent), times `scale`. */
 function vectorCode(g: Gen, p: RowPart, a0: string, extent: K.KExpr, scale: string, prefix: string, ind: string): string {
   const pre: K.KStmt[] = [];
@@ -275,6 +308,43 @@ ${cases.join("\n")}
     for (int m = 0; m < 8; ++m) o[m] = 0.f;
   }`;
   };
+  // row pointers and scalar factors of rows that are plain input reads (copied with cp.async by the core)
+  const perRowAlias = (fn: string, part: (r: RowSpec) => RowPart | undefined, extra: (r: RowSpec) => RowPart | undefined) => {
+    const cases: string[] = [];
+    const scales: string[] = [];
+    for (const { r, i } of rowsWith((x) => !!part(x))) {
+      const a = aliasCode(g, part(r)!, extra(r), `${fn}${i}`, ind + "    ");
+      if (!a) continue;
+      cases.push(`${ind}  case ${i}: {\n${a.src}\n${ind}  }`);
+      scales.push(`${ind}  case ${i}: {\n${a.scale}\n${ind}  }`);
+    }
+    const head = `${rowDecode(g, ind)}\n    (void)n; (void)mic; (void)b; (void)t; (void)h;`;
+    return `  __device__ const Tio* src${fn}(u32 b, u32 t, u32 r, u32 h) const {
+${head}
+    switch (spec) {
+${cases.join("\n")}
+    default: return nullptr;
+    }
+  }
+  __device__ float scale${fn}(u32 b, u32 t, u32 r, u32 h) const {
+${head}
+    switch (spec) {
+${scales.join("\n")}
+    default: return 1.f;
+    }
+  }`;
+  };
+  const tokenAlias = (fn: string, p: RowPart | undefined) => {
+    const a = p ? aliasCode(g, p, undefined, fn, ind) : undefined;
+    return `  __device__ const Tio* src${fn}(u32 b, u32 t, u32 h) const {
+    const u32 n = 0; (void)n; (void)b; (void)t; (void)h;
+${a ? a.src : `${ind}return nullptr;`}
+  }
+  __device__ float scale${fn}(u32 b, u32 t, u32 h) const {
+    const u32 n = 0; (void)n; (void)b; (void)t; (void)h;
+${a ? a.scale : `${ind}return 1.f;`}
+  }`;
+  };
   // scalar per row: beta (1 when the row reads and has no coefficient, 0 without a read)
   const betaCases = rowsWith((r) => !!r.w).map(({ r, i }) => {
     const sc = scalarCode(g, r.beta, "1.f", `be${i}`, ind + "    ");
@@ -340,6 +410,13 @@ ${form.steps.map((_, s) => (s < form.readouts[0].after ? `    at += ${ms[s]};` :
 ${perRowVec("loadX", (r) => r.x, () => undefined, keyExt)}
 ${perRowVec("loadW", (r) => r.w, () => undefined, keyExt)}
 ${perRowVec("loadV", (r) => r.v, (r) => r.alpha, valExt)}
+${perRowAlias("X", (r) => r.x, () => undefined)}
+${perRowAlias("W", (r) => r.w, () => undefined)}
+${perRowAlias("V", (r) => r.v, (r) => r.alpha)}
+${tokenAlias("Q", cr.q)}
+${tokenAlias("Ld", keyLd)}
+  __device__ u32 keyDim() const { return ${R(g, keyExt)}; }
+  __device__ u32 valueDim() const { return ${R(g, valExt)}; }
   __device__ void loadQ(u32 b, u32 t, u32 h, u32 a0, float* o) const {
     const u32 n = 0; (void)n;
 ${vectorCode(g, cr.q, "a0", keyExt, "1.f", "q", ind)}
