@@ -10,7 +10,8 @@ const seqc = (...args: string[]) => {
 };
 const noStack = (s: string) => expect(s).not.toMatch(/\n\s+at .*\(.*:\d+:\d+\)/);
 
-describe("seqc CLI", () => {
+// each test starts CLI processes: generous time on a loaded two-core machine
+describe("seqc CLI", { timeout: 60_000 }, () => {
   it("check: every stdlib model is clean (exit 0)", () => {
     const files = readdirSync("stdlib").filter((f) => f.endsWith(".seq")).map((f) => `stdlib/${f}`);
     const r = seqc("check", ...files);

@@ -66,5 +66,5 @@ describe("stdlib structure analysis", () => {
     const j = JSON.parse(out) as { models: { name: string; states: { name: string; class: string }[] }[] };
     expect(j.models[0].name).toBe("GatedDeltaNet");
     expect(j.models[0].states).toEqual([expect.objectContaining({ name: "S", class: "diagonal+low-rank" })]);
-  });
+  }, 60_000); // a CLI process; explain also asks every backend's cost model
 });
