@@ -80,9 +80,9 @@ export async function runCase(device: CudaDevice, model: Model, plan: CudaModelP
   return row;
 }
 
-async function check(device: CudaDevice) {
+async function check(device: CudaDevice, only?: string[]) {
   const rows: Row[] = [];
-  for (const name of MODELS) {
+  for (const name of MODELS.filter((m) => !only || only.includes(m))) {
     const model = loadModel(name);
     const plan = loadPlan(model);
     const vs = variantsFor(name).filter((v) => plan.forms.some((f) => f.variant === v));
@@ -92,14 +92,14 @@ async function check(device: CudaDevice) {
       const kp = Number(/-k(\d+)-/.exec(v)![1]);
       const cases =
         kp === 32
-          ? [{ T: 1, B: 1, K: 5, V: 7 }, { T: 77, B: 2, K: 5, V: 7, init: true }, { T: 333, B: 1, K: 32, V: 24, init: true }]
+          ? [{ T: 1, B: 1, K: 5, V: 7 }, { T: 77, B: 2, K: 5, V: 7, init: true }, ...(process.env.SEQC_CHECK_QUICK && !v.includes("-f16-") ? [] : [{ T: 333, B: 1, K: 32, V: 24, init: true }])]
           : [{ T: kp === 64 ? 200 : 130, B: 2, K: kp, V: kp, init: true }];
       for (const c of cases) rows.push(await runCase(device, model, plan, v, { ...c, J: J(v) }, seed++));
     }
     refs.clear();
   }
   // numerics stress at T = 65536: log decays down to -20 per step, saturated gates, beta in (0, 2)
-  for (const name of ["gla", "rwkv7", "gated_deltanet", "mamba2", "gated_deltaproduct"]) {
+  for (const name of ["gla", "rwkv7", "gated_deltanet", "mamba2", "gated_deltaproduct"].filter((m) => !only || only.includes(m))) {
     const model = loadModel(name);
     const plan = loadPlan(model);
     const r = name === "rwkv7" ? 2 : 1;
@@ -108,7 +108,7 @@ async function check(device: CudaDevice) {
     for (const k of [...refs.keys()]) if (k.startsWith(model.name)) refs.delete(k);
   }
   const bad = rows.filter((r) => !r.ok);
-  writeFileSync(join(OUT, "chunked-check.json"), JSON.stringify({ device: device.info, rows }, null, 1));
+  writeFileSync(process.env.SEQC_CHECK_JSON ?? join(OUT, "chunked-check.json"), JSON.stringify({ device: device.info, rows }, null, 1));
   log(`check summary: ${rows.length - bad.length} of ${rows.length} passed`);
   // worst error per model x I/O type
   const worst = new Map<string, number>();
@@ -125,7 +125,7 @@ interface Meta { model: string; shape: string; B: number; T: number; dims: Recor
 
 async function bench(device: CudaDevice) {
   const metas = existsSync(join(DIR, "index.json")) ? (JSON.parse(readFileSync(join(DIR, "index.json"), "utf8")) as Meta[]) : [];
-  const rows: { model: string; shape: string; variant: string; ms: number; all: number[]; note?: string }[] = [];
+  const rows: { model: string; shape: string; variant: string; ms: number; all: number[]; parts?: number[]; note?: string }[] = [];
   for (const meta of metas) {
     const model = loadModel(meta.model);
     const plan = loadPlan(model);
@@ -158,8 +158,16 @@ async function bench(device: CudaDevice) {
         p.dispose();
         device.destroyStream(s);
         const m = median(ms);
-        rows.push({ model: meta.model, shape: meta.shape, variant, ms: m, all: ms });
-        log(`bench ${meta.model.padEnd(18)} ${meta.shape.padEnd(28)} ${variant.padEnd(30)} ${m.toFixed(3)} ms`);
+        // split variants: each kernel alone (phase A; the walk over the workspace the full runs left)
+        const parts: number[] = [];
+        if (form.steps.length > 1)
+          for (let k = 0; k < form.steps.length; k++) {
+            const t: number[] = [];
+            for (let i = 0; i < 7; i++) t.push(device.timeMs(s, () => p.enqueue(s, (_x, idx) => idx === k)));
+            parts.push(median(t));
+          }
+        rows.push({ model: meta.model, shape: meta.shape, variant, ms: m, all: ms, ...(parts.length ? { parts } : {}) });
+        log(`bench ${meta.model.padEnd(18)} ${meta.shape.padEnd(28)} ${variant.padEnd(30)} ${m.toFixed(3)} ms${parts.length ? `  (${parts.map((x) => x.toFixed(3)).join(" + ")})` : ""}`);
         if (!best || m < best.ms) best = { variant, ms: m, out };
       } catch (e) {
         const note = e instanceof Error ? e.message.split("\n")[0] : String(e);
@@ -169,6 +177,7 @@ async function bench(device: CudaDevice) {
     }
     if (best) writeFileSync(join(DIR, `${meta.model}-${meta.shape}.seqc.bin`), best.out);
     runner.dispose();
+    writeFileSync(join(OUT, "chunked-bench.json"), JSON.stringify({ device: device.info, rows }, null, 1));
   }
   writeFileSync(join(OUT, "chunked-bench.json"), JSON.stringify({ device: device.info, rows }, null, 1));
 }
@@ -176,7 +185,7 @@ async function bench(device: CudaDevice) {
 if (/chunked-check\.mjs$|check\.ts$/.test(process.argv[1] ?? "")) {
   const device = await CudaDevice.open(0);
   log(`device ${device.info.name} sm_${device.info.sm} ${device.info.multiprocessors} SMs, driver ${device.info.driverVersion}`);
-  if (mode === "check") await check(device);
+  if (mode === "check") await check(device, process.argv[3]?.split(","));
   else await bench(device);
   device.dispose();
 }

@@ -886,14 +886,19 @@ __device__ void seqc_chunk_walk(const R& rows, char* smem, const typename Cfg::T
   const char* recs = reinterpret_cast<const char*>(ws) + (size_t)(b * nH + h) * nc * Rec::BYTES;
   SeqcState<Cfg> S;
   seqc_state_load<Cfg>(S, rows, b, h, j0, K, V);
-  seqc_walk_issue<Cfg>(s, 0, recs, j0);
-  seqc_cp_commit();
+  // NSTAGE-deep pipeline: records of the next NSTAGE - 1 chunks are in flight while one is used
+  constexpr int NS = Cfg::NSTAGE;
+#pragma unroll
+  for (int k = 0; k < NS - 1; ++k) {
+    if ((u32)k < nc) seqc_walk_issue<Cfg>(s, k, recs + (size_t)k * Rec::BYTES, j0);
+    seqc_cp_commit();
+  }
   for (u32 c = 0; c < nc; ++c) {
-    const int st = c & 1;
-    if (c + 1 < nc) seqc_walk_issue<Cfg>(s, st ^ 1, recs + (size_t)(c + 1) * Rec::BYTES, j0);
+    const int st = c % NS;
+    if (c + NS - 1 < nc) seqc_walk_issue<Cfg>(s, (c + NS - 1) % NS, recs + (size_t)(c + NS - 1) * Rec::BYTES, j0);
     seqc_cp_commit();
     seqc_state_operand<Cfg>(S, s.SB);
-    seqc_cp_wait<1>();
+    seqc_cp_wait<NS - 1>();
     __syncthreads();
     char* base = reinterpret_cast<char*>(s.X) + st * Cfg::STAGE;
     const T_* q = reinterpret_cast<const T_*>(base + Cfg::W_Q);

@@ -54,6 +54,7 @@ export function chunkLayout(c: ChunkCfg): Record<string, number> {
   const none = ["O_X", "O_W", "O_Q", "O_V", "O_L", "O_XI", "O_XS", "O_R", "O_TB", "O_AQB", "O_SB", "O_Z", "O_D", "O_A", "O_AQ", "O_TT", "O_Y", "O_P", "O_BT", "O_G", "O_I"];
   for (const n of none) o[n] = 0;
   for (const n of ["STAGE", "W_Q", "W_X", "W_M", "W_A", "W_U", "W_E"]) o[n] = 0;
+  o.NSTAGE = 2;
   if (c.kind === "walk") {
     let s = 0;
     const sput = (name: string, bytes: number) => {
@@ -67,7 +68,10 @@ export function chunkLayout(c: ChunkCfg): Record<string, number> {
     sput("W_U", F * LDV * sz);
     sput("W_E", c.KP * 4);
     o.STAGE = s;
-    put("O_X", 2 * s);
+    const rest = Math.ceil((c.KP * LDV * sz) / 16) * 16 + Math.ceil(((c.lr ? F * LDV * sz : 0)) / 16) * 16 + F * LDY * 4 + 64;
+    // three records in flight when they fit the opt-in shared memory, else two
+    o.NSTAGE = 3 * s + rest <= 227 * 1024 ? 3 : 2;
+    put("O_X", o.NSTAGE * s);
     put("O_SB", c.KP * LDV * sz);
     put("O_Z", c.lr ? F * LDV * sz : 0);
     put("O_Y", F * LDY * 4);
