@@ -124,7 +124,9 @@ async function check(device: CudaDevice, only?: string[]) {
 interface Meta { model: string; shape: string; B: number; T: number; dims: Record<string, number>; inputs: Record<string, string>; params: Record<string, string> }
 
 async function bench(device: CudaDevice) {
-  const metas = existsSync(join(DIR, "index.json")) ? (JSON.parse(readFileSync(join(DIR, "index.json"), "utf8")) as Meta[]) : [];
+  const all = existsSync(join(DIR, "index.json")) ? (JSON.parse(readFileSync(join(DIR, "index.json"), "utf8")) as Meta[]) : [];
+  // `bench <model> <shape>`: one case (run.sh starts a process per case, so a crash loses one case only)
+  const metas = all.filter((m) => (!process.argv[3] || m.model === process.argv[3]) && (!process.argv[4] || m.shape === process.argv[4]));
   const rows: { model: string; shape: string; variant: string; ms: number; all: number[]; parts?: number[]; note?: string }[] = [];
   for (const meta of metas) {
     const model = loadModel(meta.model);
@@ -177,7 +179,7 @@ async function bench(device: CudaDevice) {
     }
     if (best) writeFileSync(join(DIR, `${meta.model}-${meta.shape}.seqc.bin`), best.out);
     runner.dispose();
-    writeFileSync(join(OUT, "chunked-bench.json"), JSON.stringify({ device: device.info, rows }, null, 1));
+    writeFileSync(process.env.SEQC_BENCH_JSON ?? join(OUT, "chunked-bench.json"), JSON.stringify({ device: device.info, rows }, null, 1));
   }
   writeFileSync(join(OUT, "chunked-bench.json"), JSON.stringify({ device: device.info, rows }, null, 1));
 }

@@ -120,7 +120,7 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
         }
         // split: phase A over every chunk, then the walk
         let phaseA = false;
-        for (const BV of dtype === "f32" ? [32, 16] : [64, 32, 16]) {
+        for (const BV of [32, 16]) {
           const a = mk("phaseA", 32);
           const w = mk("walk", BV);
           if (chunkLayout(a).SMEM > SMEM_MAX || chunkLayout(w).SMEM > SMEM_MAX || (opts.only && !opts.only(`chunked-split-${dtype}-k${KP}-v${BV}-r${RTP}`))) continue;
