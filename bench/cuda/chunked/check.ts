@@ -154,11 +154,6 @@ async function bench(device: CudaDevice) {
         const ms: number[] = [];
         for (let i = 0; i < 15; i++) ms.push(device.timeMs(s, () => p.enqueue(s)));
         await device.synchronize(s);
-        const outName = plan.tensors.find((t) => t.role === "output")!.name;
-        const raw = device.download(p.outputBuffer(outName), meta.B * meta.T * runner.sizeOfTensor(outName) * 2);
-        const out = new Uint16Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength));
-        p.dispose();
-        device.destroyStream(s);
         const m = median(ms);
         // split variants: each kernel alone (phase A; the walk over the workspace the full runs left)
         const parts: number[] = [];
@@ -168,6 +163,14 @@ async function bench(device: CudaDevice) {
             for (let i = 0; i < 7; i++) t.push(device.timeMs(s, () => p.enqueue(s, (_x, idx) => idx === k)));
             parts.push(median(t));
           }
+        // the outputs of a full forward (the parts above left only partial work behind)
+        p.enqueue(s);
+        await device.synchronize(s);
+        const outName = plan.tensors.find((t) => t.role === "output")!.name;
+        const raw = device.download(p.outputBuffer(outName), meta.B * meta.T * runner.sizeOfTensor(outName) * 2);
+        const out = new Uint16Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength));
+        p.dispose();
+        device.destroyStream(s);
         rows.push({ model: meta.model, shape: meta.shape, variant, ms: m, all: ms, ...(parts.length ? { parts } : {}) });
         log(`bench ${meta.model.padEnd(18)} ${meta.shape.padEnd(28)} ${variant.padEnd(30)} ${m.toFixed(3)} ms${parts.length ? `  (${parts.map((x) => x.toFixed(3)).join(" + ")})` : ""}`);
         if (!best || m < best.ms) best = { variant, ms: m, out };

@@ -99,8 +99,10 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
         const C = CHUNK_F / RTP;
         const base: SizeExpr[] = [eq(classOf(Kd), KP), eq(["pow2ceil", rowsPerTokenS(cr)], RTP)];
         const mk = (kind: ChunkCfg["kind"], BV: number): ChunkCfg => ({ kind, dtype, KP, BV, VP: KP, RTP, decay, lr });
-        // fused, value tiles of 64 and 32 (f32: 32 and 16, its operands take twice the space)
-        for (const BV of dtype === "f32" ? [32, 16] : [64, 32]) {
+        // fused, value tiles of 64 and 32 (f32: 32 and 16, its operands take twice the space). Auto prefers
+        // the wider one when it gives >= 1.5 blocks per SM (measured on the H100, bench/RESULTS.md), else split.
+        const fusedBVs = dtype === "f32" ? [32, 16] : [64, 32];
+        for (const BV of fusedBVs) {
           const c = mk("fused", BV);
           if (chunkLayout(c).SMEM > SMEM_MAX || (opts.only && !opts.only(`chunked-fused-${dtype}-k${KP}-v${BV}-r${RTP}`))) continue;
           wrappers[dtype].push(src.wrapper(c));
@@ -111,7 +113,7 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
             io: dtype,
             module: dtype,
             applicable: ["*", ...base, [">=", "LIMIT_SMEM_OPTIN", chunkLayout(c).SMEM]],
-            prefer: ["*", [">=", "T", 64], [">=", blocks, "LIMIT_SMS"]],
+            prefer: BV === fusedBVs[0] ? ["*", [">=", "T", 64], [">=", ["*", 2, blocks], ["*", 3, "LIMIT_SMS"]]] : 0,
             note: `chunked (${dtype}${dtype === "f32" ? " SIMT" : " tensor cores"}): one block per batch x head x ${BV} values walks chunks of ${C} tokens (${CHUNK_F} row slots); intra-chunk masked matmuls, state in registers`,
             vars: [],
             workspaces: [],
@@ -135,7 +137,8 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
             io: dtype,
             module: dtype,
             applicable: ["*", ...base, eq(classOf(Vd), KP), [">=", "LIMIT_SMEM_OPTIN", Math.max(chunkLayout(a).SMEM, chunkLayout(w).SMEM)]],
-            prefer: [">=", "T", 64],
+            // 32-value tiles when they give a block per SM, else 16 (more blocks for few heads)
+            prefer: BV === 32 ? ["*", [">=", "T", 64], [">=", ["*", "B", nH, ["ceilDiv", Vd, 32]], "LIMIT_SMS"]] : [">=", "T", 64],
             note: `chunked split (${dtype}): every chunk's S0-independent part in parallel (Q~, X~, Aq, M = T diag(beta) W~, U0 = T alpha V), then a walk over chunks per batch x head x ${BV} values`,
             vars: [],
             workspaces: [{ name: "chunk", words: ["*", "B", nH, nc, recBytes / 4] }],
