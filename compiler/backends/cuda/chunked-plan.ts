@@ -101,7 +101,7 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
         const mk = (kind: ChunkCfg["kind"], BV: number): ChunkCfg => ({ kind, dtype, KP, BV, VP: KP, RTP, decay, lr });
         // fused, value tiles of 64 and 32 (f32: 32 and 16, its operands take twice the space). Auto prefers
         // the wider one when it gives >= 1.5 blocks per SM (measured on the H100, bench/RESULTS.md), else split.
-        const fusedBVs = dtype === "f32" ? [32, 16] : [64, 32];
+        const fusedBVs = (dtype === "f32" ? [32, 16] : [64, 32]).filter((BV) => chunkLayout(mk("fused", BV)).SMEM <= SMEM_MAX);
         for (const BV of fusedBVs) {
           const c = mk("fused", BV);
           if (chunkLayout(c).SMEM > SMEM_MAX || (opts.only && !opts.only(`chunked-fused-${dtype}-k${KP}-v${BV}-r${RTP}`))) continue;
