@@ -49,6 +49,16 @@ describe("seqc CLI", { timeout: 60_000 }, () => {
     expect(readFileSync(join(dir, "Mamba.ir.txt"), "utf8")).toMatch(/h\[d,n\] = exp\(dt\[d\] \* A\[d,n\]\)/);
   });
 
+  it("run --backend webgpu honours --form (an unknown form is a user error, a known one runs)", () => {
+    const dir = mkdtempSync(join(tmpdir(), "seqc-"));
+    const bad = seqc("run", "stdlib/hgrn.seq", "--inputs", "test/fixtures/golden-extra/hgrn.json", "--backend", "webgpu", "--form", "bogus", "--out", join(dir, "r.json"));
+    expect(bad.code).toBe(1);
+    expect(bad.err).toMatch(/form must be .*got 'bogus'/);
+    noStack(bad.err);
+    const ok = seqc("run", "stdlib/hgrn.seq", "--inputs", "test/fixtures/golden-extra/hgrn.json", "--backend", "webgpu", "--form", "scan", "--out", join(dir, "r.json"));
+    expect(ok.code).toBe(0);
+  });
+
   it("compile: an unknown target is a clear error", () => {
     const r = seqc("compile", "stdlib/gla.seq", "--target", "fortran", "--out", mkdtempSync(join(tmpdir(), "seqc-")));
     expect(r.code).toBe(1);

@@ -11,7 +11,7 @@ import { loadProgram } from "../compiler/frontend/load.ts";
 import { bindCase, fromCanonical, parseDims, readCase, relativeError, resultTensors, toCanonical, writeCase, type Case, type Manifest } from "../compiler/io/manifest.ts";
 import { interpret } from "../compiler/ir/interpret.ts";
 import { UserError } from "../compiler/cli/errors.ts";
-import { backendNames, getBackend, registerBackend } from "../compiler/io/backends.ts";
+import { backendNames, getBackend, registerBackend } from "../compiler/backends/index.ts";
 
 const ROOT = resolve(import.meta.dirname, "..");
 const GOLDEN = join(ROOT, "test/fixtures/golden");
@@ -178,8 +178,8 @@ describe("case files and backends", () => {
     const c = readCase(join(GOLDEN, "simple_gla.json"));
     const m = stdlib("simple_gla");
     const b = bindCase(m, c);
-    registerBackend("test-double", (mm, run) => interpret(mm, run));
-    const r = await getBackend("test-double")!(m, b.run);
+    registerBackend({ name: "test-double", description: "test", forms: ["sequential"], run: (mm, run) => interpret(mm, run) });
+    const r = await getBackend("test-double")!.run(m, b.run);
     const o = resultTensors(b, r).find((t) => t.name === "o")!;
     expect(relativeError(o.data, c.data.o)).toBeLessThan(1e-12);
   });

@@ -4,9 +4,7 @@ import { loadProgram } from "../frontend/load.ts";
 import { formatDiagnostics, hasErrors } from "../diagnostics.ts";
 import { UserError } from "./errors.ts";
 import { bindCase, parseDims, readCase, resultTensors, writeCase } from "../io/manifest.ts";
-import { backendNames, getBackend } from "../io/backends.ts";
-import "../backends/cuda/run-backend.ts";
-import "../backends/wgsl/run-backend.ts";
+import { backendNames, getBackend } from "../backends/index.ts";
 import type { Model } from "../ir/types.ts";
 
 interface Args { file: string; model?: string; inputs: string; backend: string; out: string; dims?: string; form?: string }
@@ -36,8 +34,8 @@ export const runCommand: Command<Args> = {
       .option("dims", { type: "string", describe: "dim sizes, e.g. K=16,V=24 (others are inferred from the tensors)" })
       .option("form", { type: "string", default: "auto", describe: "auto | sequential | scan | chunked (backends with several forms)" }) as never,
   handler: async (a) => {
-    const runner = getBackend(a.backend);
-    if (!runner) throw new UserError(`unknown backend '${a.backend}' (available: ${backendNames().join(", ")})`);
+    const backend = getBackend(a.backend);
+    if (!backend) throw new UserError(`unknown backend '${a.backend}' (available: ${backendNames().join(", ")})`);
     if (!/\.json$/i.test(a.out)) throw new UserError(`--out must name a .json file (the data goes to the .bin beside it), got '${a.out}'`);
     const p = loadProgram([a.file]);
     if (p.diagnostics.length) process.stderr.write(formatDiagnostics(p.diagnostics, p.sources) + "\n");
@@ -45,7 +43,7 @@ export const runCommand: Command<Args> = {
     const model = pickModel(p.models, a.model, a.file);
     const c = readCase(a.inputs);
     const binding = bindCase(model, c, parseDims(a.dims));
-    const result = await runner(model, binding.run, { form: a.form });
+    const result = await backend.run(model, binding.run, { form: a.form });
     const tensors = resultTensors(binding, result);
     writeCase(a.out, c.manifest.case ?? model.name, tensors, { produced_by: `seqc run --backend ${a.backend}, model ${model.name} (${a.file})` });
     process.stdout.write(`${model.name}: B=${binding.batch}, T=${binding.time}, ${Object.entries(binding.dims).map(([k, v]) => `${k}=${v}`).join(", ")}; wrote ${tensors.map((t) => t.name).join(", ")} to ${a.out}\n`);

@@ -1,13 +1,12 @@
 /**
  * `seqc run --backend cuda`: lower the model for CUDA, compile it on the machine's GPU (NVRTC; no nvcc
  * needed), run it in fp32 and hand back float64 arrays in the canonical layouts. Registers itself in the
- * `seqc run` backend registry (compiler/io/backends.ts) and in the explain/compile backend table.
+ * The `cuda` entry of the backend table (compiler/backends/index.ts).
  * The CUDA runtime is imported only when the backend runs, so machines without CUDA never load it.
  */
 import type { Model } from "../../ir/types.ts";
 import type { RunInputs, RunResult } from "../../ir/interpret.ts";
-import { registerBackend as registerRunner } from "../../io/backends.ts";
-import { registerBackend as registerInfo } from "../index.ts";
+import type { BackendInfo } from "../index.ts";
 import { UserError } from "../../cli/errors.ts";
 import { lowerCuda } from "./plan.ts";
 import { chooseCudaForm } from "./choose.ts";
@@ -33,8 +32,7 @@ export async function runCuda(model: Model, run: RunInputs, opts: { form?: strin
   }
 }
 
-registerRunner("cuda", runCuda);
-registerInfo({
+export const cudaBackend: BackendInfo = {
   name: "cuda",
   description: "CUDA C++ (nvcc PTX for sm_80/sm_90 or NVRTC at run time), fp32 (chunked form also bf16/f16 on tensor cores)",
   forms: ["sequential", "scan", "chunked"],
@@ -42,4 +40,5 @@ registerInfo({
     const c = chooseCudaForm(model, shape);
     return { form: c.form, why: c.why };
   },
-});
+  run: runCuda,
+};

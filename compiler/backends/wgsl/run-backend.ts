@@ -1,12 +1,11 @@
 /**
  * `seqc run --backend webgpu`: the model's WGSL plan on a WebGPU device (Dawn in Node), float32 on
- * the device, float64 in and out. Also registers the backend (its forms and its cost model) for
- * `seqc explain` and `seqc compile`.
+ * the device, float64 in and out. Exports the `webgpu` entry of the backend table
+ * (compiler/backends/index.ts): its forms, its cost model and this runner.
  */
 import type { Model } from "../../ir/types.ts";
 import type { RunInputs, RunResult } from "../../ir/interpret.ts";
-import { registerBackend as registerRunner } from "../../io/backends.ts";
-import { registerBackend as registerInfo, type FormChoice } from "../index.ts";
+import type { BackendInfo, FormChoice } from "../index.ts";
 import { UserError } from "../../cli/errors.ts";
 import { compileWgsl, WGSL_CAPABILITIES } from "./index.ts";
 import { ModelRunner, ShapeError, rankForms, type Env } from "../../../runtime/index.ts";
@@ -55,8 +54,7 @@ export function chooseWebgpuForm(model: Model, shape: Record<string, number>): F
   };
 }
 
-registerRunner("webgpu", (model, run) => runWebgpu(model, run));
-registerInfo({
+export const webgpuBackend: BackendInfo = {
   name: "webgpu",
   description: "WGSL on WebGPU (navigator.gpu, or Dawn in Node), fp32",
   forms: ["sequential", "scan"],
@@ -64,4 +62,6 @@ registerInfo({
     const c = chooseWebgpuForm(model, shape);
     return { form: c.form, why: c.why };
   },
-});
+  // the runtime checks the form name (a ShapeError, reported as a user error)
+  run: (model, run, opts) => runWebgpu(model, run, (opts?.form ?? "auto") as "auto"),
+};
