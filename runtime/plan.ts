@@ -53,6 +53,12 @@ export interface KernelLaunch {
   /** Threads per workgroup (checked against the device limit). */
   threads: SizeExpr;
   bindings: Binding[];
+  /**
+   * Dispatch this kernel `count` times back to back in one compute pass (each dispatch sees the
+   * previous one's writes); dispatch i reads i as the u32 uniform at `binding` (bound at a dynamic
+   * offset per dispatch). Absent: once.
+   */
+  steps?: { count: SizeExpr; binding: number };
 }
 
 export interface FormPlan {

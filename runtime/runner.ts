@@ -66,6 +66,8 @@ export class ModelRunner {
   readonly hasParam = new Set<string>();
   /** Measured choices: `${form}|${B}|${T}` -> variant. */
   private readonly tuned = new Map<string, string>();
+  /** How many step indices a step buffer holds. */
+  private readonly stepsWritten = new WeakMap<GPUBuffer, number>();
 
   private constructor(
     readonly plan: ModelPlan,
@@ -98,7 +100,7 @@ export class ModelRunner {
 
   private env(B: number, T: number): Env {
     const l = this.device.limits;
-    return { ...this.dimsFor(T), B, T, LIMIT_SHARED: l.maxComputeWorkgroupStorageSize, LIMIT_THREADS: l.maxComputeInvocationsPerWorkgroup };
+    return { ...this.dimsFor(T), B, T, LIMIT_SHARED: l.maxComputeWorkgroupStorageSize, LIMIT_THREADS: l.maxComputeInvocationsPerWorkgroup, LIMIT_BINDING: l.maxStorageBufferBindingSize };
   }
 
   private sizeOf(t: TensorSpec): number {
@@ -291,6 +293,10 @@ export class ModelRunner {
       const n = this.sizeOf(t) * (t.role === "input" || t.role === "output" ? B * T : t.role === "state" ? B : 1);
       if (n * 4 > maxBinding) throw new ShapeError(`${t.role} '${t.name}' needs ${n * 4} bytes at B=${B}, T=${T}, over this device's storage binding limit of ${maxBinding} bytes; use a smaller batch or length`);
     }
+    for (const s of plan.scratch) {
+      const n = evalSize(s.floats, env) * 4;
+      if (n > maxBinding) throw new ShapeError(`${plan.form}/${plan.variant} needs a scratch buffer '${s.name}' of ${n} bytes at B=${B}, T=${T}, over this device's storage binding limit of ${maxBinding} bytes; use a smaller batch or length`);
+    }
     for (const k of plan.kernels) {
       const shared = evalSize(k.sharedBytes, env);
       if (shared > l.maxComputeWorkgroupStorageSize) throw new ShapeError(`kernel ${k.name} needs ${shared} bytes of workgroup memory, the device allows ${l.maxComputeWorkgroupStorageSize}`);
@@ -312,7 +318,7 @@ export class ModelRunner {
       this.modules.set(k.shader, module);
     }
     p = this.device.createComputePipeline({
-      layout: "auto",
+      layout: k.steps !== undefined ? this.explicitLayout(k) : "auto",
       compute: { module, entryPoint: k.entry, constants },
     });
     const err = await this.device.popErrorScope();
@@ -322,6 +328,30 @@ export class ModelRunner {
     }
     this.pipelines.set(key, p);
     return p;
+  }
+
+  /** A pipeline layout spelled out from the bindings (a dynamic offset for the step index needs one). */
+  private explicitLayout(k: KernelLaunch): GPUPipelineLayout {
+    const entries: GPUBindGroupLayoutEntry[] = k.bindings.map((b) => ({
+      binding: b.binding,
+      visibility: GPUShaderStage.COMPUTE,
+      buffer: b.access === "uniform" ? { type: "uniform" } : b.access === "read" ? { type: "read-only-storage" } : { type: "storage" },
+    }));
+    if (k.steps) entries.push({ binding: k.steps.binding, visibility: GPUShaderStage.COMPUTE, buffer: { type: "uniform", hasDynamicOffset: true, minBindingSize: 16 } });
+    return this.device.createPipelineLayout({ bindGroupLayouts: [this.device.createBindGroupLayout({ entries })] });
+  }
+
+  /** The step indices 0..n-1, one per dynamic-offset slot, written once per count. */
+  private stepBuffer(n: number): { buffer: GPUBuffer; stride: number } {
+    const stride = Math.max(16, this.device.limits.minUniformBufferOffsetAlignment);
+    const buffer = this.buffer("steps", n * stride, GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST);
+    if ((this.stepsWritten.get(buffer) ?? 0) < n) {
+      const u = new Uint32Array((n * stride) / 4);
+      for (let i = 0; i < n; i++) u[(i * stride) / 4] = i;
+      this.device.queue.writeBuffer(buffer, 0, u);
+      this.stepsWritten.set(buffer, n);
+    }
+    return { buffer, stride };
   }
 
   private async launch(plan: FormPlan, env: Env, B: number, T: number, data: Map<string, TensorData>, init: Map<string, TensorData>, opts: ForwardOptions): Promise<ForwardResult> {
@@ -379,6 +409,8 @@ export class ModelRunner {
     const maxDim = dev.limits.maxComputeWorkgroupsPerDimension;
     for (const k of plan.kernels) {
       const pipeline = await this.pipeline(k, env);
+      const steps = k.steps ? evalSize(k.steps.count, env) : 1;
+      const stepBuf = k.steps ? this.stepBuffer(steps) : undefined;
       const entries: GPUBindGroupEntry[] = k.bindings.map((b) => {
         const r = b.buffer;
         const buffer =
@@ -391,6 +423,7 @@ export class ModelRunner {
           : scratch.get(r.name)!;
         return { binding: b.binding, resource: { buffer } };
       });
+      if (k.steps) entries.push({ binding: k.steps.binding, resource: { buffer: stepBuf!.buffer, size: 16 } });
       const group = dev.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
       const n = evalSize(k.workgroups, env);
       if (n === 0) continue;
@@ -399,8 +432,15 @@ export class ModelRunner {
       if (y > maxDim) throw new ShapeError(`kernel ${k.name} needs ${n} workgroups, more than this device can launch`);
       const pass = enc.beginComputePass();
       pass.setPipeline(pipeline);
-      pass.setBindGroup(0, group);
-      pass.dispatchWorkgroups(x, y, 1);
+      if (stepBuf) {
+        for (let i = 0; i < steps; i++) {
+          pass.setBindGroup(0, group, [i * stepBuf.stride]);
+          pass.dispatchWorkgroups(x, y, 1);
+        }
+      } else {
+        pass.setBindGroup(0, group);
+        pass.dispatchWorkgroups(x, y, 1);
+      }
       pass.end();
     }
     const result: ForwardResult = { outputs: {}, form: `${plan.form}/${plan.variant}`, batch: B, length: T };
