@@ -11,6 +11,7 @@ import { extname, join } from "node:path";
 import { chromium, type Browser } from "playwright-core";
 import { buildExample } from "../examples/web/build.ts";
 import { EXAMPLES, makeData } from "../examples/web/models.ts";
+import type {} from "../examples/web/page-state.ts";
 import { loadProgram } from "../compiler/frontend/load.ts";
 import { interpret } from "../compiler/ir/interpret.ts";
 import { relativeError } from "../compiler/io/manifest.ts";

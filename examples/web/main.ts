@@ -9,6 +9,7 @@ import { Gla } from "./gen/Gla.ts";
 import { Lstm } from "./gen/Lstm.ts";
 import { EXAMPLES, makeData, type ExampleSpec } from "./models.ts";
 import { plotSvg, type Series } from "../../compiler/bench/plot.ts";
+import type { Result } from "./page-state.ts";
 
 interface AnyModel {
   forward(inputs: never, options?: { batch?: number; form?: string }): Promise<Record<string, unknown>>;
@@ -25,10 +26,6 @@ const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as 
 const status = (s: string) => ($("status").textContent = s);
 const params = new URLSearchParams(location.search);
 
-interface Result { model: string; B: number; T: number; form: string; variant: string; ms: number; outputs: Record<string, number[]> }
-declare global {
-  interface Window { seqc: { done: boolean; error?: string; result?: Result; sweep?: Series[] } }
-}
 window.seqc = { done: false };
 
 const cache = new Map<string, AnyModel>();
