@@ -1,16 +1,29 @@
 /**
  * The generated TypeScript classes: `seqc compile --target wgsl,ts` writes them for every stdlib
- * model, they type-check with tsc next to a user's script, depend on seqc/runtime only, and a
- * user-style script (test/wgsl/user-script.ts) runs the generated Lstm: forward() against the
- * float64 interpreter, step() token by token against forward(), and the input checks.
+ * model (and `--target cuda` the CUDA plans next to them), they type-check with tsc next to a user's
+ * scripts on both backends, depend on seqc/runtime only, and a user-style script
+ * (test/wgsl/user-script.ts) runs the generated Lstm: forward() against the float64 interpreter,
+ * step() token by token against forward(), and the input checks. Backend "cuda": without a driver,
+ * one sentence (test/wgsl/user-script-cuda.ts); with the CPU emulation of CUDA standing in for the
+ * device, the generated classes run the plain CUDA forms against the interpreter.
  */
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
 import { execFileSync } from "node:child_process";
-import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync, copyFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync, copyFileSync } from "node:fs";
 import { join } from "node:path";
+import { spawnSync } from "node:child_process";
+import { pathToFileURL } from "node:url";
 import { ROOT, STDLIB, stdlibModel } from "./wgsl/support.ts";
 import { interpret } from "../compiler/ir/interpret.ts";
 import { relativeError } from "../compiler/io/manifest.ts";
+import { buildPlainEmu } from "./cuda-emu/plain.ts";
+import { FakeCudaDevice } from "./cuda-emu/fake-device.ts";
+import { randomRun } from "./helpers/random.ts";
+import type { CudaModelPlan } from "../runtime/cuda/plan.ts";
+
+/** The models whose CUDA plans are written next to the classes (--target cuda), for the cuda-backend tests. */
+const CUDA_MODELS = ["lstm", "hgrn", "mamba"];
+const gpp = spawnSync("g++", ["--version"]).status === 0;
 
 // inside the package, so that "seqc/runtime" resolves by package self-reference (as in a user's project)
 const OUT = join(ROOT, "tmp", `codegen-test-${process.pid}`);
@@ -18,6 +31,7 @@ const OUT = join(ROOT, "tmp", `codegen-test-${process.pid}`);
 beforeAll(() => {
   mkdirSync(OUT, { recursive: true });
   execFileSync(process.execPath, [join(ROOT, "bin/seqc.js"), "compile", ...STDLIB.map((n) => join(ROOT, "stdlib", `${n}.seq`)), "--target", "wgsl,ts", "--out", OUT], { cwd: ROOT, stdio: "pipe" });
+  execFileSync(process.execPath, [join(ROOT, "bin/seqc.js"), "compile", ...CUDA_MODELS.map((n) => join(ROOT, "stdlib", `${n}.seq`)), "--target", "cuda", "--out", OUT], { cwd: ROOT, stdio: "pipe" });
 }, 300_000);
 afterAll(() => rmSync(OUT, { recursive: true, force: true }));
 
@@ -31,6 +45,7 @@ describe("seqc compile --target wgsl,ts", () => {
       expect(files, m).toContain(`${m}_seq_thread.wgsl`);
     }
     expect(files).toContain("Hgrn_scan_tile.wgsl");
+    for (const n of CUDA_MODELS) expect(files).toContain(`${stdlibModel(n).name}.cuda.json`);
     expect(files).not.toContain("Lstm_scan_tile.wgsl");
   });
 
@@ -44,6 +59,7 @@ describe("seqc compile --target wgsl,ts", () => {
 
   it("type-check with tsc, together with a user's script", () => {
     copyFileSync(join(ROOT, "test/wgsl/user-script.ts"), join(OUT, "user-script.ts"));
+    copyFileSync(join(ROOT, "test/wgsl/user-script-cuda.ts"), join(OUT, "user-script-cuda.ts"));
     writeFileSync(join(OUT, "tsconfig.json"), JSON.stringify({
       compilerOptions: { target: "ES2022", module: "NodeNext", moduleResolution: "NodeNext", strict: true, noEmit: true, allowImportingTsExtensions: true, skipLibCheck: true, types: ["node"] },
       include: ["*.ts"],
@@ -58,7 +74,7 @@ describe("seqc compile --target wgsl,ts", () => {
   }, 300_000);
 
   it("a type error in user code is caught (the check can fail)", () => {
-    writeFileSync(join(OUT, "bad-user.ts"), `import { Hgrn } from "./Hgrn.ts";\nconst m = await Hgrn.create({ dims: { D: 4 } });\nawait m.forward({ x: new Float32Array(4) });\n`);
+    writeFileSync(join(OUT, "bad-user.ts"), `import { Hgrn } from "./Hgrn.ts";\nconst m = await Hgrn.create({ dims: { D: 4 } });\nawait m.forward({ x: new Float32Array(4) });\nawait Hgrn.create({ backend: "webgpu", dims: { D: 4 }, dtype: "bf16" });\n`);
     let out = "";
     try {
       execFileSync(process.execPath, [join(ROOT, "node_modules/typescript/bin/tsc"), "-p", join(OUT, "tsconfig.json")], { cwd: ROOT, stdio: "pipe" });
@@ -68,6 +84,8 @@ describe("seqc compile --target wgsl,ts", () => {
       rmSync(join(OUT, "bad-user.ts"));
     }
     expect(out).toMatch(/bad-user\.ts.*Property 'g' is missing/);
+    // dtype is an option of backend "cuda" only
+    expect(out).toMatch(/bad-user\.ts\(4,.*'dtype'/);
   }, 300_000);
 });
 
@@ -107,4 +125,58 @@ describe("a user's script runs the generated Lstm", () => {
   it("the cost model picks the scan form for a long HGRN sequence", () => {
     expect(r.form).toBe("scan/tile");
   });
+});
+
+describe("backend 'cuda' of the generated classes", () => {
+  it("without an NVIDIA driver, create() fails with one sentence and WebGPU runs on", () => {
+    const out = execFileSync(process.execPath, ["--import", "tsx", join(OUT, "user-script-cuda.ts")], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] }).toString();
+    const r = JSON.parse(out.trim().split("\n").pop()!);
+    if (existsSync("/dev/nvidiactl")) return; // a machine with a driver runs it instead (bench/cuda/class-check.ts)
+    expect(r.cuda).toMatch(/^CudaUnavailableError: CUDA is not available .*\.$/);
+    expect(r.cuda, "one sentence").not.toMatch(/\.\s+[A-Z]/);
+    expect(r.webgpu).toEqual({ backend: "webgpu", length: 2 * 5 });
+  }, 300_000);
+
+  it("a missing CUDA plan is named, with the command that writes it", async () => {
+    const { Gru } = await import(pathToFileURL(join(OUT, "Gru.ts")).href);
+    const fake = new FakeCudaDevice({ bin: "/bin/false", forms: [], model: undefined as never });
+    await expect(Gru.create({ backend: "cuda", device: fake, dims: { H: 2, I: 2 }, params: {} })).rejects.toThrow(/Gru\.cuda\.json does not exist; compile the model with `seqc compile --target ts,cuda`/);
+  });
+
+  const cases: [string, string, Record<string, number>][] = [
+    ["lstm", "thread", { H: 5, I: 3 }],
+    ["lstm", "workgroup", { H: 5, I: 3 }],
+    ["lstm", "global", { H: 5, I: 3 }],
+    ["hgrn", "tile", { D: 7 }],
+    ["mamba", "thread", { D: 3, N: 2 }],
+  ];
+  it.skipIf(!gpp).each(cases)("%s on the CPU emulation of CUDA (%s): forward() and step() vs the float64 interpreter", async (name, variant, dims) => {
+    const model = stdlibModel(name);
+    const N = model.name;
+    const mod = await import(pathToFileURL(join(OUT, `${N}.ts`)).href);
+    const full = JSON.parse(readFileSync(join(OUT, `${N}.cuda.json`), "utf8")) as CudaModelPlan;
+    const { build, plan } = buildPlainEmu(full);
+    const device = new FakeCudaDevice(build);
+    for (const [B, T] of [[2, 7], [1, 1]]) {
+      const run = randomRun(model, { dims, batch: B, time: T, seed: 11 + T, initialState: true });
+      if (run.inputs.g) run.inputs.g = run.inputs.g.map((x) => -Math.abs(x));
+      const f32 = (x: Record<string, Float64Array> = {}) => Object.fromEntries(Object.entries(x).map(([k, v]) => [k, Float32Array.from(v)]));
+      const m = await mod[N].create({ backend: "cuda", device, cudaPlan: plan, dims, params: f32(run.params), form: variant });
+      expect(m.backend).toBe("cuda");
+      expect(m.formFor(B, T)).toMatch(new RegExp(`/${variant}$`));
+      const inputs = Object.fromEntries(Object.entries(f32(run.inputs)).map(([k, v]) => [k, { data: v, shape: [B, T, v.length / (B * T)] }]));
+      const got = await m.forward(inputs, { initialState: f32(run.initialState), returnFinalState: true });
+      const want = interpret(model, run);
+      for (const [k, v] of Object.entries(want.outputs)) expect(relativeError(Float64Array.from(got[k]), v), `${N} ${variant} B=${B} T=${T} ${k}`).toBeLessThanOrEqual(1e-5);
+      for (const [k, v] of Object.entries(want.finalState)) expect(relativeError(Float64Array.from(got.finalState[k]), v), `${N} ${variant} final ${k}`).toBeLessThanOrEqual(1e-5);
+      if (T === 1) {
+        const stepIn = Object.fromEntries(Object.entries(f32(run.inputs)).map(([k, v]) => [k, { data: v, shape: [B, v.length / B] }]));
+        const s = await m.step(stepIn, f32(run.initialState));
+        for (const k of Object.keys(want.outputs)) expect(relativeError(Float64Array.from(s[k]), Float64Array.from(got[k])), `step ${k}`).toBeLessThanOrEqual(1e-6);
+        for (const k of Object.keys(want.finalState)) expect(relativeError(Float64Array.from(s.state[k]), Float64Array.from(got.finalState[k])), `step state ${k}`).toBeLessThanOrEqual(1e-6);
+      }
+      await expect(m.forwardOnDevice(inputs)).rejects.toThrow(/WebGPU feature; on backend 'cuda' use forward\(\)/);
+      m.dispose();
+    }
+  }, 300_000);
 });

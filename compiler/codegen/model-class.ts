@@ -1,7 +1,10 @@
 /**
  * The TypeScript class of one model, written with ts-morph: typed dims, inputs, params, states
  * and outputs from the declared names and shapes, a static create(), forward(), step(), dispose().
- * The module imports only `seqc/runtime`; the launch plan (kernels included) is embedded as data.
+ * The module imports only `seqc/runtime`; the WebGPU launch plan (kernels included) is embedded as
+ * data. `create({ backend: "cuda" })` runs the same API on CUDA (Node): the runtime imports
+ * seqc/runtime/cuda then, and reads the CUDA plan from <Model>.cuda.json next to the module (or the
+ * `cudaPlan` passed in).
  */
 import { Project, Scope, type SourceFile, StructureKind, VariableDeclarationKind } from "ts-morph";
 import * as I from "../ir/types.ts";
@@ -32,7 +35,7 @@ export function modelClassSource(model: I.Model, plan: ModelPlan, opts: ClassOpt
   const N = model.name;
   file.addImportDeclaration({
     moduleSpecifier: opts.runtimeImport ?? "seqc/runtime",
-    namedImports: ["ModelRunner", "type FormChoice", "type ModelPlan", "type TensorInput"],
+    namedImports: ["openRunner", "type AnyFormChoice", "type Backend", "type BackendRunner", "type CudaDevice", "type CudaModelPlan", "type CudaRuntime", "type IoDtype", "type ModelPlan", "type TensorInput"],
   });
 
   const inputs = I.tensorsOfKind(model, "input");
@@ -67,8 +70,26 @@ export function modelClassSource(model: I.Model, plan: ModelPlan, opts: ClassOpt
       { name: "initialState", type: `Partial<${N}State<TensorInput>>`, hasQuestionToken: true, docs: ["Start from these states (each [B, ...shape]); the others start from their declared initial value."] },
       { name: "returnFinalState", type: "boolean", hasQuestionToken: true, docs: ["Also return the state after the last step."] },
       { name: "batch", type: "number", hasQuestionToken: true, docs: ["Batch size when the inputs are bare arrays (default 1)."] },
-      { name: "form", type: "FormChoice", hasQuestionToken: true, docs: ["Override the form chosen at create() for this call."] },
+      { name: "form", type: "AnyFormChoice", hasQuestionToken: true, docs: ["Override the form chosen at create() for this call."] },
     ],
+  });
+
+  const paramsOptional = params.every((t) => !!t.init);
+  const dimsOptional = free.length === 0 || free.every((d) => d.sequenceDefault);
+  file.addTypeAlias({
+    name: `${N}CreateOptions`,
+    isExported: true,
+    docs: [
+      `Options of ${N}.create(). \`backend\`: "webgpu" (default; browsers and Node) or "cuda" (Node with an NVIDIA driver). ` +
+        `\`form\`: auto (default), sequential, scan (where the model has one) or, on CUDA, chunked. ` +
+        `WebGPU: \`tune\` (default true) times the variants the cost model cannot separate on the first call of each shape. ` +
+        `CUDA: \`dtype\` of inputs and outputs on the device (f32, or bf16 / f16 for the chunked form); \`cudaPlan\`: the plan or the path of ${N}.cuda.json ` +
+        `(default: next to this module); \`cudaRuntime\`: the seqc/runtime/cuda module, for Node bundles.`,
+    ],
+    type:
+      `{ dims${dimsOptional ? "?" : ""}: ${N}Dims; params${paramsOptional ? "?" : ""}: ${N}Params; form?: AnyFormChoice } & (` +
+      `{ backend?: "webgpu"; device?: GPUDevice; tune?: boolean } | ` +
+      `{ backend: "cuda"; device?: CudaDevice; dtype?: IoDtype; cudaPlan?: CudaModelPlan | URL | string; cudaRuntime?: CudaRuntime })`,
   });
 
   file.addVariableStatement({
@@ -78,33 +99,33 @@ export function modelClassSource(model: I.Model, plan: ModelPlan, opts: ClassOpt
     declarations: [{ name: `${N.toUpperCase()}_PLAN`, type: "ModelPlan", initializer: JSON.stringify(plan, null, 1) }],
   });
 
-  const paramsOptional = params.every((t) => !!t.init);
-  const dimsOptional = free.length === 0 || free.every((d) => d.sequenceDefault);
   file.addClass({
     name: N,
     isExported: true,
     docs: [
-      `${N} on WebGPU. Create once per set of dims and weights; call forward() on whole sequences or step() token by token.\n` +
+      `${N} on WebGPU or CUDA. Create once per set of dims and weights (and backend); call forward() on whole sequences or step() token by token.\n` +
         `Inputs: ${inputs.map((t) => `${t.name}${axesText(["B", "T"], t)}`).join(", ")}.\n` +
         `States: ${states.map((t) => `${t.name}${axesText(["B"], t)}`).join(", ") || "none"}. Outputs: ${outputs.map((t) => `${t.name}${axesText(["B", "T"], t)}`).join(", ") || "none"}.`,
     ],
     properties: [
-      { name: "plan", isStatic: true, isReadonly: true, initializer: `${N.toUpperCase()}_PLAN`, docs: ["The launch plan (kernels, sizes, forms)."] },
+      { name: "plan", isStatic: true, isReadonly: true, initializer: `${N.toUpperCase()}_PLAN`, docs: ["The WebGPU launch plan (kernels, sizes, forms)."] },
+      { name: "cudaPlanFile", isStatic: true, isReadonly: true, initializer: JSON.stringify(`${N}.cuda.json`), docs: ["The CUDA plan that backend 'cuda' reads from next to this module unless create() is given cudaPlan."] },
     ],
-    ctors: [{ scope: Scope.Private, parameters: [{ name: "runner", type: "ModelRunner", isReadonly: true, scope: Scope.Private }] }],
+    ctors: [{ scope: Scope.Private, parameters: [{ name: "runner", type: "BackendRunner", isReadonly: true, scope: Scope.Private }] }],
+    getAccessors: [{ name: "backend", returnType: "Backend", docs: ["Where this instance runs."], statements: ["return this.runner.backend;"] }],
     methods: [
       {
         name: "create",
         isStatic: true,
         isAsync: true,
-        docs: ["Compile the kernels for these dims on a device (by default the shared one) and upload the params. Throws if a name, shape or dtype is wrong. `form`: auto (default), sequential or scan; `tune` (default true): time the variants the cost model cannot separate on the first call of each shape."],
-        parameters: [{
-          name: "options",
-          type: `{ device?: GPUDevice; dims${dimsOptional ? "?" : ""}: ${N}Dims; params${paramsOptional ? "?" : ""}: ${N}Params; form?: FormChoice; tune?: boolean }`,
-          ...(dimsOptional && paramsOptional ? { initializer: "{}" } : {}),
-        }],
+        docs: ["Compile the kernels for these dims on a device of the backend (by default its shared one) and upload the params. Throws if a name, shape or dtype is wrong, and with one sentence if the backend cannot run here (no WebGPU adapter; no CUDA driver)."],
+        parameters: [{ name: "options", type: `${N}CreateOptions`, ...(dimsOptional && paramsOptional ? { initializer: "{}" } : {}) }],
         returnType: `Promise<${N}>`,
-        statements: [`return new ${N}(await ModelRunner.create(${N}.plan, { ...options, dims: { ...(options.dims ?? {}) } as Record<string, number>, params: options.params as unknown as Record<string, TensorInput | undefined> | undefined }));`],
+        statements: [
+          // a variable, so that bundlers do not take the (large) CUDA plan in as an asset
+          `const cudaPlan = options.backend === "cuda" && options.cudaPlan === undefined ? new URL(${N}.cudaPlanFile, import.meta.url) : undefined;`,
+          `return new ${N}(await openRunner(${N}.plan, { ...options, dims: { ...(options.dims ?? {}) } as Record<string, number>, params: options.params as unknown as Record<string, TensorInput | undefined> | undefined }, cudaPlan));`,
+        ],
       },
       {
         name: "forward",
@@ -120,7 +141,7 @@ export function modelClassSource(model: I.Model, plan: ModelPlan, opts: ClassOpt
       {
         name: "forwardOnDevice",
         isAsync: true,
-        docs: ["Like forward(), but leaves the results on the device: GPUBuffers that stay valid until the next call on this model."],
+        docs: ["Like forward(), but leaves the results on the device: GPUBuffers that stay valid until the next call on this model (backend 'webgpu' only)."],
         parameters: [{ name: "inputs", type: `${N}Inputs` }, { name: "options", type: `${N}ForwardOptions`, initializer: "{}" }],
         returnType: `Promise<${N}Outputs<GPUBuffer> & { finalState?: ${N}State<GPUBuffer> }>`,
         statements: [
@@ -144,7 +165,7 @@ export function modelClassSource(model: I.Model, plan: ModelPlan, opts: ClassOpt
         docs: ["The form variant forward() would run for a batch and length (the cost model's pick, or the forced form)."],
         parameters: [{ name: "batch", type: "number" }, { name: "length", type: "number" }],
         returnType: "string",
-        statements: [`const c = this.runner.choose(batch, length);`, "return `${c.plan.form}/${c.plan.variant}`;"],
+        statements: [`return this.runner.formFor(batch, length);`],
       },
       { name: "dispose", docs: ["Free this model's GPU buffers (the device stays)."], returnType: "void", statements: ["this.runner.dispose();"] },
     ],

@@ -72,12 +72,16 @@ export class FakeCudaDevice {
     const u32s = (b: Buffer) => Array.from({ length: b.length / 4 }, (_, i) => b.readUInt32LE(i * 4));
     const dir = mkdtempSync(join(tmpdir(), "seqc-fake-"));
     try {
-      ptrs.forEach((p, i) => writeFileSync(join(dir, `buf${i}.bin`), this.buf(p)));
+      // one file per distinct buffer: a buffer bound twice (the runner binds states and initial states to one) is one memory, as on the GPU
+      const uniq = [...new Set(ptrs)];
+      uniq.forEach((p, i) => writeFileSync(join(dir, `buf${i}.bin`), this.buf(p)));
       const [u, o] = structs.map(u32s);
       const grid = cfg.grid[0] * (cfg.grid[1] ?? 1);
-      writeFileSync(join(dir, "launches.txt"), `${ptrs.length}\n${fn.name} ${grid} 1 ${cfg.sharedBytes ?? 0} ${ptrs.length} ${ptrs.map((_, i) => i).join(" ")} ${u.length} ${u.join(" ")} ${o.length} ${o.join(" ")}\n`);
+      // threads per block, for emulator builds that take it (plain.ts); the chunked ones run 256
+      writeFileSync(join(dir, "block.txt"), String(cfg.block[0]));
+      writeFileSync(join(dir, "launches.txt"), `${uniq.length}\n${fn.name} ${grid} 1 ${cfg.sharedBytes ?? 0} ${ptrs.length} ${ptrs.map((p) => uniq.indexOf(p)).join(" ")} ${u.length} ${u.join(" ")} ${o.length} ${o.join(" ")}\n`);
       execFileSync(this.build.bin, [dir], { stdio: "pipe" });
-      ptrs.forEach((p, i) => readFileSync(join(dir, `buf${i}.out`)).copy(this.buf(p)));
+      uniq.forEach((p, i) => readFileSync(join(dir, `buf${i}.out`)).copy(this.buf(p)));
       this.launches++;
     } finally {
       rmSync(dir, { recursive: true, force: true });
