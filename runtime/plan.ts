@@ -62,8 +62,8 @@ export interface KernelLaunch {
 }
 
 export interface FormPlan {
-  /** `sequential` or `scan`; `variant` tells apart the kernels of one form. */
-  form: "sequential" | "scan";
+  /** `sequential`, `scan` or `chunked`; `variant` tells apart the kernels of one form. */
+  form: "sequential" | "scan" | "chunked";
   variant: string;
   /** When this variant can run for a shape: a SizeExpr that must be non-zero (e.g. the shared memory fits). */
   applicable?: SizeExpr;

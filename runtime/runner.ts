@@ -9,7 +9,7 @@ import { defaultDevice } from "./device.ts";
 import { rankForms } from "./cost.ts";
 import { checkData, elementsOf, isGpuBuffer, shapeOf, ShapeError, shapeText, type TensorData, type TensorInput } from "./tensors.ts";
 
-export type FormChoice = "auto" | "sequential" | "scan";
+export type FormChoice = "auto" | "sequential" | "scan" | "chunked";
 
 export interface CreateOptions {
   /** A WebGPU device; by default one shared device (navigator.gpu, or the `webgpu` package in Node). */
@@ -83,8 +83,9 @@ export class ModelRunner {
     if (!opts || typeof opts !== "object") throw new ShapeError(`${plan.model}.create() needs an options object { dims, params }`);
     const dims = checkDims(plan, opts.dims);
     const form = opts.form ?? "auto";
-    if (!["auto", "sequential", "scan"].includes(form)) throw new ShapeError(`form must be 'auto', 'sequential' or 'scan', got '${String(form)}'`);
+    if (!["auto", "sequential", "scan", "chunked"].includes(form)) throw new ShapeError(`form must be 'auto', 'sequential', 'scan' or 'chunked', got '${String(form)}'`);
     if (form === "scan" && !plan.forms.some((f) => f.form === "scan")) throw new ShapeError(`${plan.model} has no scan form in this build (the scan form needs scalar or diagonal affine transitions, and a build with --form auto or scan); use 'sequential'`);
+    if (form === "chunked" && !plan.forms.some((f) => f.form === "chunked")) throw new ShapeError(`${plan.model} has no chunked form in this build (the chunked form needs a matrix state updated by outer products, and a build with --form auto or chunked); use 'sequential'`);
     const device = opts.device ?? (await defaultDevice());
     const r = new ModelRunner(plan, device, dims, form, opts.tune ?? true);
     r.uploadParams(opts.params ?? {});
@@ -100,7 +101,7 @@ export class ModelRunner {
 
   private env(B: number, T: number): Env {
     const l = this.device.limits;
-    return { ...this.dimsFor(T), B, T, LIMIT_SHARED: l.maxComputeWorkgroupStorageSize, LIMIT_THREADS: l.maxComputeInvocationsPerWorkgroup, LIMIT_BINDING: l.maxStorageBufferBindingSize };
+    return { ...this.dimsFor(T), B, T, LIMIT_SHARED: l.maxComputeWorkgroupStorageSize, LIMIT_THREADS: l.maxComputeInvocationsPerWorkgroup, LIMIT_BINDING: l.maxStorageBufferBindingSize, LIMIT_SUBGROUPS: this.device.features.has("subgroups") ? 1 : 0 };
   }
 
   private sizeOf(t: TensorSpec): number {

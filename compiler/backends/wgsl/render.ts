@@ -24,6 +24,7 @@ export function renderWgsl(kernel: K.Kernel, header: string[] = []): string {
   lines.push(`}`);
   lines.push(`@group(0) @binding(${kernel.uniformBinding}) var<uniform> u: Uniforms;`);
   for (const b of kernel.buffers) lines.push(`@group(0) @binding(${b.binding}) var<storage, ${b.access}> ${b.name}: array<f32>;`);
+  if (kernel.stepUniform !== undefined) lines.push(`struct StepIndex {`, `  t: u32,`, `}`, `@group(0) @binding(${kernel.stepUniform}) var<uniform> seq_step: StepIndex;`);
   for (const o of kernel.overrides) lines.push(`override ${o.name}: u32${o.init !== undefined ? ` = ${o.init}u` : ""};`);
   for (const s of kernel.shared) lines.push(`var<workgroup> ${s.name}: array<f32, ${r.expr(s.length)}>;`);
   if (used.has("inf") || used.has("nan") || r.usesInf) {
@@ -37,6 +38,7 @@ export function renderWgsl(kernel: K.Kernel, header: string[] = []): string {
   lines.push(`@compute @workgroup_size(${r.expr(kernel.workgroupSize)})`);
   lines.push(`fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wgid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {`);
   lines.push(`  let wg = wgid.x + nwg.x * (wgid.y + nwg.y * wgid.z);`);
+  if (kernel.stepUniform !== undefined) lines.push(`  let ${K.STEP_INDEX} = seq_step.t;`);
   lines.push(body);
   lines.push(`}`);
   return lines.join("\n") + "\n";
@@ -124,4 +126,37 @@ function f32Literal(v: number, r: Renderer): string {
   if (!s.includes(".") && !s.includes("e")) s += ".0";
   if (s.includes("e") && !s.includes(".")) s = s.replace("e", ".0e");
   return `${s}f`;
+}
+
+/**
+ * Kernel-IR statements and a result as the body of a WGSL helper function, for hand-written cores that
+ * call generated per-model code (the chunked form). `used` collects the math helpers it needs;
+ * `wgslMathHelpers(used)` returns their definitions.
+ */
+export function renderWgslFunction(signature: string, body: K.KStmt[], result: K.KExpr | undefined, used: Set<string>): string {
+  const need = (fn: string) => {
+    const m = WGSL_MATH[fn];
+    if (!m) throw new Error(`no WGSL spelling for function '${fn}'`);
+    if (m.helper && !used.has(fn)) {
+      used.add(fn);
+      m.deps?.forEach(need);
+    }
+  };
+  const r = new Renderer(need);
+  const lines = [`${signature} {`, r.stmts(body, "  ")];
+  if (result) lines.push(`  return ${r.expr(result)};`);
+  lines.push(`}`);
+  if (r.usesInf) need("inf");
+  return lines.filter((x) => x !== "").join("\n");
+}
+
+/** Definitions of the math helpers in `used` (and the private the infinity helpers read). */
+export function wgslMathHelpers(used: Set<string>): string[] {
+  const out: string[] = [];
+  if (used.has("inf") || used.has("nan")) out.push(`var<private> seq_inf_bits: u32 = 0x7f800000u;`);
+  for (const fn of ["log1p", ...Object.keys(WGSL_MATH)]) {
+    const h = WGSL_MATH[fn].helper;
+    if (used.has(fn) && h && !out.includes(h)) out.push(h);
+  }
+  return out;
 }

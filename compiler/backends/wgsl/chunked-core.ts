@@ -1,0 +1,426 @@
+/**
+ * The WGSL chunked core, written once for every model of the matrix canonical form: two kernels that
+ * call only the generated per-model functions of chunked-model.ts (row loaders, decays, state, post).
+ *
+ * Per chunk of F row slots (C = F / RTP tokens; RTP = rows per token padded to a power of two), the
+ * algorithm of compiler/forms/chunk-rows-ref.ts:
+ *   A  [f,f'] = w_f . D x_f'  (row f' strictly before f's micro-step)   Aq [t,f'] = q_t . D x_f'
+ *   T  = (I - diag(beta) A)^-1  (forward substitution in workgroup memory; rows with low-rank reads only)
+ *   U0 = T alpha V,  M = T diag(beta) W~        (S0-independent: phase A, every chunk in parallel)
+ *   Z  = U0 + M S0,  y = Q~ S0 + Aq Z,  S' = exp(G_n) S0 + X~^T Z        (the walk, chunk after chunk)
+ * Decays live in log space relative to the chunk start: a scalar decay as G per row (before and after its
+ * micro-step) and per token, a per-key decay as G per token and key for 16 keys at a time; every factor
+ * is exp(G_a - G_b) with a >= b (<= 1), so nothing overflows and nothing is divided by an underflowed
+ * product. Per-key factors are taken pairwise inside the key loop of A and Aq (exact for any decay).
+ *
+ * Kernels:
+ *   phase A  one workgroup (256 threads) per batch x head x chunk; key tiles of 16 through workgroup
+ *            memory, A and Aq accumulated in registers (F*F/256 entries a thread); writes the record
+ *            Q~ [C,K], X~ [F,K], Aq [C,F], M [F,K] (low rank), U0 [F,V], exp(G_n) [K] per chunk.
+ *   walk     one workgroup per batch x head x BV values: the state tile [K, BV] stays in workgroup
+ *            memory while the chunks' records stream by; y goes through the model's post.
+ * With subgroups (when the adapter has them and the variant asks), the walk reads each record row once
+ * per subgroup (a coalesced load, one element a lane) and broadcasts it with subgroupShuffle instead of
+ * every lane loading every element.
+ */
+
+export interface ChunkCoreCfg {
+  /** Row slots per chunk (64 or 32). */
+  F: number;
+  /** Row slots per token (1, 2, 4). */
+  RTP: number;
+  decay: 0 | 1 | 2;
+  lr: boolean;
+  /** Value tile of the walk. */
+  BV: number;
+  /** Walk: use subgroup shuffles (needs the `subgroups` feature and a subgroup size of 32 or more... checked at run time). */
+  subgroups: boolean;
+}
+
+export const CHUNK_WG = 256;
+export const KT = 16;
+
+/** Workgroup floats of phase A: max(pass-1 tiles, T + one 16-wide tile) plus the per-row arrays. */
+export function phaseAShared(c: ChunkCoreCfg): number {
+  const C = c.F / c.RTP;
+  const p1 = c.F * KT * (c.lr ? 2 : 1) + C * KT + (c.decay === 2 ? (C + 1) * KT : 0);
+  const p2 = (c.lr ? c.F * c.F : 0) + c.F * KT;
+  return Math.max(p1, p2) + 4 * c.F + 2 * C + 4;
+}
+
+/** Workgroup floats of the walk at key size K. */
+export function walkSharedFloats(c: ChunkCoreCfg): string {
+  return `SEQC_K * ${c.BV}u + ${c.F * c.BV}u`;
+}
+
+/** Record layout (floats per chunk of each record buffer). */
+export function recordFloats(c: ChunkCoreCfg, K: string, V: string): Record<string, string> {
+  const C = c.F / c.RTP;
+  const r: Record<string, string> = {
+    rec_q: `${C} * ${K}`,
+    rec_x: `${c.F} * ${K}`,
+    rec_a: `${C * c.F}`,
+    rec_u: `${c.F} * ${V}`,
+    rec_e: K,
+  };
+  if (c.lr) r.rec_m = `${c.F} * ${K}`;
+  return r;
+}
+
+export const RECORDS = ["rec_q", "rec_x", "rec_a", "rec_m", "rec_u", "rec_e"] as const;
+
+export function phaseAMain(c: ChunkCoreCfg): string {
+  const F = c.F, RTP = c.RTP, C = F / RTP;
+  const TPR = CHUNK_WG / F;
+  const NPT = F / TPR;
+  const OX = 0;
+  const OW = F * KT;
+  const OQ = c.lr ? 2 * F * KT : F * KT;
+  const OG = OQ + C * KT;
+  const OT = 0;
+  const OT2 = c.lr ? F * F : 0;
+  const smN = Math.max(c.lr ? 2 * F * KT + C * KT : F * KT + C * KT + 0, 0) + (c.decay === 2 ? (C + 1) * KT : 0);
+  const smAll = Math.max(smN, OT2 + F * KT);
+  const d1 = c.decay === 1, d2 = c.decay === 2, lr = c.lr;
+  return `
+const F: u32 = ${F}u;
+const RTP: u32 = ${RTP}u;
+const C: u32 = ${C}u;
+const KT: u32 = ${KT}u;
+const TPR: u32 = ${TPR}u;
+const NPT: u32 = ${NPT}u;
+var<workgroup> sm: array<f32, ${smAll}>;
+var<workgroup> sGr: array<f32, ${F}>;
+var<workgroup> sGw: array<f32, ${F}>;
+var<workgroup> sBeta: array<f32, ${F}>;
+var<workgroup> sMic: array<i32, ${F}>;
+var<workgroup> sTot: array<f32, ${C}>;
+var<workgroup> sGq: array<f32, ${C}>;
+var<workgroup> sGn: array<f32, 4>;
+
+@compute @workgroup_size(${CHUNK_WG})
+fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wgid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let wg = wgid.x + nwg.x * (wgid.y + nwg.y * wgid.z);
+  let Kd = seqc_K();
+  let Vd = seqc_V();
+  let H = seqc_H();
+  let NC = (u.T + C - 1u) / C;
+  if (wg >= u.B * H * NC) { return; }
+  let c = wg % NC;
+  let bh = wg / NC;
+  let h = bh % H;
+  let b = bh / H;
+  let t0 = c * C;
+  let cb = bh * NC + c;
+  let ra = seqc_readout_at();
+  let qoff = select(0u, 1u, ra > 0u);
+  // rows: micro-step (-1: padding or past T) and beta
+  for (var f = tid; f < F; f += ${CHUNK_WG}u) {
+    let t = t0 + f / RTP;
+    var m = -1i;
+    var be = 0.0;
+    if (t < u.T) {
+      let d = seqc_row(f % RTP);
+      m = d.z;
+${lr ? `      if (d.x >= 0i) { be = ld_beta(b, t, h, f % RTP); }` : ""}
+    }
+    sMic[f] = m;
+    sBeta[f] = be;
+  }
+${d1 ? `  // scalar decays: per token its total and the part its readout sees
+  let MS = seqc_micro_count();
+  for (var tl = tid; tl < C; tl += ${CHUNK_WG}u) {
+    let t = t0 + tl;
+    var tot = 0.0;
+    var qp = 0.0;
+    if (t < u.T) {
+      for (var m = 0u; m < MS; m++) {
+        let l = ld_scalar(b, t, h, m);
+        if (m < ra) { qp += l; }
+        tot += l;
+      }
+    }
+    sTot[tl] = tot;
+    sGq[tl] = qp;
+  }
+  workgroupBarrier();
+  if (tid == 0u) {
+    var g = 0.0;
+    for (var tl = 0u; tl < C; tl++) { let x = sTot[tl]; sTot[tl] = g; g += x; }
+    sGn[0] = g;
+  }
+  workgroupBarrier();
+  for (var f = tid; f < F; f += ${CHUNK_WG}u) {
+    let tl = f / RTP;
+    let m = sMic[f];
+    var pre = sTot[tl];
+    var own = 0.0;
+    if (m >= 0i) {
+      for (var k = 0u; k < u32(m); k++) { pre += ld_scalar(b, t0 + tl, h, k); }
+      own = ld_scalar(b, t0 + tl, h, u32(m));
+    }
+    sGr[f] = pre;
+    sGw[f] = pre + own;
+  }
+  for (var tl = tid; tl < C; tl += ${CHUNK_WG}u) { sGq[tl] = sTot[tl] + sGq[tl]; }` : ""}
+  workgroupBarrier();
+  let fr = tid / TPR;
+  let sub = tid % TPR;
+  var acc: array<f32, ${NPT}>;
+  var accq: array<f32, ${NPT}>;
+  for (var m = 0u; m < NPT; m++) { acc[m] = 0.0; accq[m] = 0.0; }
+  for (var i0 = 0u; i0 < Kd; i0 += KT) {
+    for (var e = tid; e < F * KT; e += ${CHUNK_WG}u) {
+      let f = e / KT;
+      let i = i0 + e % KT;
+      var x = 0.0;
+      var w = 0.0;
+      if (i < Kd && sMic[f] >= 0i) {
+        x = ld_x(b, t0 + f / RTP, h, f % RTP, i);
+${lr ? `        w = ld_w(b, t0 + f / RTP, h, f % RTP, i);` : ""}
+      }
+      sm[${OX}u + e] = x;
+${lr ? `      sm[${OW}u + e] = w;` : ""}
+    }
+    for (var e = tid; e < C * KT; e += ${CHUNK_WG}u) {
+      let tl = e / KT;
+      let i = i0 + e % KT;
+      let t = t0 + tl;
+      var q = 0.0;
+      var l = 0.0;
+      if (i < Kd && t < u.T) {
+        q = ld_q(b, t, h, i);
+${d2 ? `        l = ld_key(b, t, h, i);` : ""}
+      }
+      sm[${OQ}u + e] = q;
+${d2 ? `      sm[${OG}u + KT + e] = l;` : ""}
+    }
+    workgroupBarrier();
+${d2 ? `    // per-key log decays accumulated from the chunk start: row s = after s tokens
+    if (tid < KT) {
+      var g = 0.0;
+      sm[${OG}u + tid] = 0.0;
+      for (var s = 1u; s <= C; s++) { g += sm[${OG}u + s * KT + tid]; sm[${OG}u + s * KT + tid] = g; }
+    }
+    workgroupBarrier();` : ""}
+    for (var ii = 0u; ii < KT; ii++) {
+${lr ? `      let wv = sm[${OW}u + fr * KT + ii];` : ""}
+      var qv = 0.0;
+      if (fr < C) { qv = sm[${OQ}u + fr * KT + ii]; }
+${d2 ? `      let gr = sm[${OG}u + (fr / RTP) * KT + ii];
+      var gq = 0.0;
+      if (fr < C) { gq = sm[${OG}u + (fr + qoff) * KT + ii]; }` : ""}
+      for (var m = 0u; m < NPT; m++) {
+        let f2 = sub + TPR * m;
+        let x = sm[${OX}u + f2 * KT + ii];
+${d2 ? `        let gw = sm[${OG}u + (f2 / RTP + 1u) * KT + ii];
+${lr ? `        acc[m] += wv * x * exp(min(gr - gw, 0.0));` : ""}
+        accq[m] += qv * x * exp(min(gq - gw, 0.0));` : `${lr ? `        acc[m] += wv * x;` : ""}
+        accq[m] += qv * x;`}
+      }
+    }
+    // this key tile of X~, Q~, beta W~ (M's slot; phase A multiplies it by T below) and exp(G_n)
+    for (var e = tid; e < F * KT; e += ${CHUNK_WG}u) {
+      let f = e / KT;
+      let ii = e % KT;
+      let i = i0 + ii;
+      if (i < Kd) {
+${d1 ? `        let ex = exp(sGn[0] - sGw[f]);
+        let ew = exp(sGr[f]);` : d2 ? `        let ex = exp(sm[${OG}u + C * KT + ii] - sm[${OG}u + (f / RTP + 1u) * KT + ii]);
+        let ew = exp(sm[${OG}u + (f / RTP) * KT + ii]);` : `        let ex = 1.0;
+        let ew = 1.0;`}
+        rec_x[(cb * F + f) * Kd + i] = sm[${OX}u + e] * ex;
+${lr ? `        rec_m[(cb * F + f) * Kd + i] = sBeta[f] * sm[${OW}u + e] * ew;` : `        _ = ew;`}
+      }
+    }
+    for (var e = tid; e < C * KT; e += ${CHUNK_WG}u) {
+      let tl = e / KT;
+      let ii = e % KT;
+      let i = i0 + ii;
+      if (i < Kd) {
+${d1 ? `        let eq = exp(sGq[tl]);` : d2 ? `        let eq = exp(sm[${OG}u + (tl + qoff) * KT + ii]);` : `        let eq = 1.0;`}
+        rec_q[(cb * C + tl) * Kd + i] = sm[${OQ}u + e] * eq;
+      }
+    }
+    if (tid < KT && i0 + tid < Kd) {
+${d1 ? `      rec_e[cb * Kd + i0 + tid] = exp(sGn[0]);` : d2 ? `      rec_e[cb * Kd + i0 + tid] = exp(sm[${OG}u + C * KT + tid]);` : `      rec_e[cb * Kd + i0 + tid] = 1.0;`}
+    }
+    workgroupBarrier();
+  }
+  // Aq: masked (the readout of token t sees rows of earlier tokens and its own rows before the readout)
+  if (fr < C) {
+    for (var m = 0u; m < NPT; m++) {
+      let f2 = sub + TPR * m;
+      let mf = sMic[f2];
+      let tf = f2 / RTP;
+      let vis = mf >= 0i && (tf < fr || (tf == fr && u32(mf) < ra));
+${d1 ? `      let a = accq[m] * exp(min(sGq[fr] - sGw[f2], 0.0));` : `      let a = accq[m];`}
+      rec_a[(cb * C + fr) * F + f2] = select(0.0, a, vis);
+    }
+  }
+${lr ? `  // N = diag(beta) A (strictly before in micro-step order), then T = (I - N)^-1 in place, row by row
+  for (var m = 0u; m < NPT; m++) {
+    let f2 = sub + TPR * m;
+    let m1 = sMic[fr];
+    let m2 = sMic[f2];
+    let t1 = fr / RTP;
+    let t2 = f2 / RTP;
+    let vis = m1 >= 0i && m2 >= 0i && (t2 < t1 || (t2 == t1 && m2 < m1));
+${d1 ? `    let a = acc[m] * exp(min(sGr[fr] - sGw[f2], 0.0));` : `    let a = acc[m];`}
+    sm[${OT}u + fr * F + f2] = select(0.0, sBeta[fr] * a, vis);
+  }
+  workgroupBarrier();
+  for (var a = 0u; a < F; a++) {
+    var v = 0.0;
+    if (tid < a) {
+      for (var k = tid; k < a; k++) { v += sm[${OT}u + a * F + k] * sm[${OT}u + k * F + tid]; }
+    }
+    workgroupBarrier();
+    if (tid < a) { sm[${OT}u + a * F + tid] = v; }
+    if (tid == a) { sm[${OT}u + a * F + a] = 1.0; }
+    workgroupBarrier();
+  }` : ""}
+  // U0 = T alpha V, 16 values at a time
+  for (var j0 = 0u; j0 < Vd; j0 += KT) {
+    for (var e = tid; e < F * KT; e += ${CHUNK_WG}u) {
+      let f = e / KT;
+      let j = j0 + e % KT;
+      var v = 0.0;
+      if (j < Vd && sMic[f] >= 0i) { v = ld_v(b, t0 + f / RTP, h, f % RTP, j); }
+      sm[${OT2}u + e] = v;
+    }
+    workgroupBarrier();
+    for (var e = tid; e < F * KT; e += ${CHUNK_WG}u) {
+      let f = e / KT;
+      let jj = e % KT;
+      let j = j0 + jj;
+      if (j < Vd) {
+${lr ? `        var z = 0.0;
+        for (var k = 0u; k <= f; k++) { z += sm[${OT}u + f * F + k] * sm[${OT2}u + k * KT + jj]; }` : `        let z = sm[${OT2}u + e];`}
+        rec_u[(cb * F + f) * Vd + j] = z;
+      }
+    }
+    workgroupBarrier();
+  }
+${lr ? `  // M = T (diag(beta) W~), in place in the record, 16 keys at a time
+  storageBarrier();
+  workgroupBarrier();
+  for (var i0 = 0u; i0 < Kd; i0 += KT) {
+    for (var e = tid; e < F * KT; e += ${CHUNK_WG}u) {
+      let f = e / KT;
+      let i = i0 + e % KT;
+      var w = 0.0;
+      if (i < Kd) { w = rec_m[(cb * F + f) * Kd + i]; }
+      sm[${OT2}u + e] = w;
+    }
+    workgroupBarrier();
+    for (var e = tid; e < F * KT; e += ${CHUNK_WG}u) {
+      let f = e / KT;
+      let ii = e % KT;
+      let i = i0 + ii;
+      if (i < Kd) {
+        var z = 0.0;
+        for (var k = 0u; k <= f; k++) { z += sm[${OT}u + f * F + k] * sm[${OT2}u + k * KT + ii]; }
+        rec_m[(cb * F + f) * Kd + i] = z;
+      }
+    }
+    workgroupBarrier();
+  }` : ""}
+}
+`;
+}
+
+export function walkMain(c: ChunkCoreCfg): string {
+  const F = c.F, RTP = c.RTP, C = F / RTP, BV = c.BV, lr = c.lr;
+  const sg = c.subgroups;
+  // acc += sum_k row[k] * s(k), k < len. Subgroup path (all lanes of the subgroup on one row, checked at
+  // run time): each row element is loaded once per subgroup, one lane each, and shuffled to the others.
+  const dot = (acc: string, row: (k: string) => string, len: string, sv: (k: string) => string) => {
+    const plain = `for (var k = 0u; k < ${len}; k++) { ${acc} += ${row("k")} * ${sv("k")}; }`;
+    if (!sg) return `      ${plain}`;
+    return `      if (same) {
+        for (var k0 = 0u; k0 < ${len}; k0 += sgsize) {
+          var mine = 0.0;
+          if (k0 + lane < ${len}) { mine = ${row("k0 + lane")}; }
+          let kn = min(sgsize, ${len} - k0);
+          for (var kk = 0u; kk < kn; kk++) { ${acc} += subgroupShuffle(mine, kk) * ${sv("k0 + kk")}; }
+        }
+      } else if (valid) {
+        ${plain}
+      }`;
+  };
+  // uniform loops: every lane runs every iteration (subgroup operations need the whole subgroup)
+  const loop = (n: string, rowOf: string, body: string) => `    for (var e0 = 0u; e0 < ${n}; e0 += ${CHUNK_WG}u) {
+      let e = e0 + tid;
+      let valid = e < ${n};
+      let row = ${rowOf};
+${sg ? `      let same = subgroupAll(row == subgroupBroadcastFirst(row));` : ""}
+${body}
+    }`;
+  return `
+const F: u32 = ${F}u;
+const RTP: u32 = ${RTP}u;
+const C: u32 = ${C}u;
+const BV: u32 = ${BV}u;
+var<workgroup> sS: array<f32, SEQC_K * ${BV}u>;
+var<workgroup> sZ: array<f32, ${F * BV}>;
+
+@compute @workgroup_size(${CHUNK_WG})
+fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wgid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>${sg ? `, @builtin(subgroup_invocation_id) lane: u32, @builtin(subgroup_size) sgsize: u32` : ""}) {
+  let wg = wgid.x + nwg.x * (wgid.y + nwg.y * wgid.z);
+  let Kd = seqc_K();
+  let Vd = seqc_V();
+  let H = seqc_H();
+  let NC = (u.T + C - 1u) / C;
+  let nj = (Vd + BV - 1u) / BV;
+  if (wg >= u.B * H * nj) { return; }
+  let jt = wg % nj;
+  let bh = wg / nj;
+  let h = bh % H;
+  let b = bh / H;
+  let j0 = jt * BV;
+  for (var e = tid; e < Kd * BV; e += ${CHUNK_WG}u) {
+    let j = j0 + e % BV;
+    var s = 0.0;
+    if (j < Vd) { s = s_load(b, h, e / BV, j); }
+    sS[e] = s;
+  }
+  workgroupBarrier();
+  for (var c = 0u; c < NC; c++) {
+    let cb = bh * NC + c;
+    let t0 = c * C;
+    // Z = U0 + M S0
+${loop(`${F * BV}u`, "e / BV", `      let f = row;
+      let jj = e % BV;
+      var z = 0.0;
+      if (valid && j0 + jj < Vd) { z = rec_u[(cb * F + f) * Vd + j0 + jj]; }
+${lr ? dot("z", (k) => `rec_m[(cb * F + f) * Kd + ${k}]`, "Kd", (k) => `sS[(${k}) * BV + jj]`) : ""}
+      if (valid) { sZ[e] = z; }`)}
+    workgroupBarrier();
+    // y = Q~ S0 + Aq Z, through the model's post
+${loop(`${C * BV}u`, "e / BV", `      let tl = row;
+      let jj = e % BV;
+      let t = t0 + tl;
+      var y = 0.0;
+${dot("y", (k) => `rec_q[(cb * C + tl) * Kd + ${k}]`, "Kd", (k) => `sS[(${k}) * BV + jj]`)}
+      let fe = min(F, (tl + 1u) * RTP);
+${dot("y", (k) => `rec_a[(cb * C + tl) * F + ${k}]`, "fe", (k) => `sZ[(${k}) * BV + jj]`)}
+      if (valid && t < u.T && j0 + jj < Vd) { post(b, t, h, j0 + jj, y); }`)}
+    workgroupBarrier();
+    // S' = exp(G_n) S0 + X~^T Z (each thread updates only the entries it reads)
+    for (var e = tid; e < Kd * BV; e += ${CHUNK_WG}u) {
+      let i = e / BV;
+      let jj = e % BV;
+      var s = rec_e[cb * Kd + i] * sS[e];
+      for (var f = 0u; f < F; f++) { s += rec_x[(cb * F + f) * Kd + i] * sZ[f * BV + jj]; }
+      sS[e] = s;
+    }
+    workgroupBarrier();
+  }
+  for (var e = tid; e < Kd * BV; e += ${CHUNK_WG}u) {
+    let j = j0 + e % BV;
+    if (j < Vd) { s_store(b, h, e / BV, j, sS[e]); }
+  }
+}
+`;
+}

@@ -1,0 +1,158 @@
+/**
+ * The chunked form in the WGSL launch plan: for a model with the matrix canonical form, its variants
+ * (row slots per chunk F, value tile BV of the walk, with or without subgroups), each two launches
+ * (phase A over every chunk, then the walk), the record buffers between them, and cost terms for `auto`.
+ * Shaders = per-model functions (chunked-model.ts) + the core (chunked-core.ts), nothing else.
+ */
+import * as I from "../../ir/types.ts";
+import type { Binding, BufferRef, FormPlan, KernelLaunch, SizeExpr } from "../../../runtime/plan.ts";
+import { matrixForm } from "../../forms/matrix-form.ts";
+import { chunkRows, type ChunkRows } from "../../forms/chunk-rows.ts";
+import { inputBuffer, outputBuffer, PARAMS, STATES, STATES_IN, uniformFields } from "../../kernel/interface.ts";
+import { productS, sumS, mulS } from "../../kernel/symbolic.ts";
+import { trafficBytes } from "../../kernel/sequential.ts";
+import { overrideValues } from "../cuda/overrides.ts";
+import { chunkModelWgsl } from "./chunked-model.ts";
+import { CHUNK_WG, KT, phaseAMain, phaseAShared, RECORDS, walkMain, type ChunkCoreCfg } from "./chunked-core.ts";
+import { wgslMathHelpers } from "./render.ts";
+
+export type WgslChunkedEligibility = { ok: true; rows: ChunkRows } | { ok: false; why: string };
+
+export function wgslChunkedEligible(model: I.Model): WgslChunkedEligibility {
+  const mf = matrixForm(model);
+  if (!mf.ok) return { ok: false, why: mf.reason };
+  const cr = chunkRows(mf.form);
+  if (!cr.ok) return { ok: false, why: cr.reason };
+  if (!cr.rows.postPointwise) return { ok: false, why: "its outputs read y = S^T q at other positions than their own (the walk applies post pointwise)" };
+  return { ok: true, rows: cr.rows };
+}
+
+/** Calibration of the cost terms (ns): a chunk's round in the walk (record loads + barrier), a unit of per-thread work. */
+export const CHUNK_COST_NS = { sync: 1500, work: 1 };
+
+const pow2ceil = (n: number) => (n <= 1 ? 1 : 2 ** Math.ceil(Math.log2(n)));
+
+export interface WgslChunkedLowering {
+  forms: FormPlan[];
+  shaders: Record<string, string>;
+}
+
+/** `only`: keep just these variants (tests). */
+export function lowerWgslChunked(model: I.Model, cr: ChunkRows, opts: { only?: (variant: string) => boolean } = {}): WgslChunkedLowering {
+  const form = cr.form;
+  const gen = chunkModelWgsl(model, cr);
+  const S = model.tensors.find((t) => t.name === form.state)!;
+  const ext = (e: I.Extent): SizeExpr => (e.kind === "lit" ? e.value : e.name);
+  const Kd = ext(S.shape[form.key]);
+  const Vd = ext(S.shape[form.value]);
+  const nH = productS(form.heads.map((p) => S.shape[p]));
+  const decay = cr.decay === "key" ? 2 : cr.decay === "scalar" ? 1 : 0;
+  const lr = cr.lowRank;
+  const loopRows = cr.rows.some((r) => r.loop);
+  const rowsPerToken: SizeExpr = sumS(cr.rows.map((r) => (r.loop ? ext(form.steps[r.step].loop!) : 1)));
+  const rtps = loopRows ? [1, 2, 4] : [pow2ceil(cr.rows.length)];
+  if (rtps[0] > 4) return { forms: [], shaders: {} };
+  const uniforms = uniformFields(model);
+  const overrideNames = [...model.dims.map((d) => `D_${d.name}`), ...I.tensorsOfKind(model, "param").map((p) => `PO_${p.name}`)];
+  const forms: FormPlan[] = [];
+  const shaders: Record<string, string> = {};
+  const fnNames = gen.functions.map((f) => /^fn (\w+)/.exec(f)?.[1] ?? "");
+
+  /** A shader: header, the functions main needs (transitively), main. */
+  const shader = (name: string, main: string, sg: boolean, extraOverrides: string[]): { code: string; bindings: Binding[] } => {
+    const fns: string[] = [];
+    const seen = new Set<number>();
+    let text = main;
+    for (let changed = true; changed; ) {
+      changed = false;
+      fnNames.forEach((n, i) => {
+        if (!seen.has(i) && new RegExp(`\\b${n}\\(`).test(text)) {
+          seen.add(i);
+          fns.push(gen.functions[i]);
+          text += gen.functions[i];
+          changed = true;
+        }
+      });
+    }
+    const ordered = gen.functions.filter((_, i) => seen.has(i));
+    const buffers: { name: string; ref: BufferRef; access: "read" | "read_write" }[] = [];
+    for (const t of I.tensorsOfKind(model, "input")) buffers.push({ name: inputBuffer(t.name), ref: { kind: "input", name: t.name }, access: "read" });
+    buffers.push({ name: PARAMS, ref: { kind: "params" }, access: "read" });
+    buffers.push({ name: STATES, ref: { kind: "states" }, access: "read_write" });
+    buffers.push({ name: STATES_IN, ref: { kind: "initialStates" }, access: "read" });
+    for (const t of I.tensorsOfKind(model, "output")) buffers.push({ name: outputBuffer(t.name), ref: { kind: "output", name: t.name }, access: "read_write" });
+    for (const r of RECORDS) buffers.push({ name: r, ref: { kind: "scratch", name: r }, access: "read_write" });
+    const used = buffers.filter((b) => new RegExp(`\\b${b.name}\\[`).test(text));
+    const lines: string[] = [`// seqc: chunked kernel ${name} of model ${model.name} (generated core + per-model functions)`];
+    if (sg) lines.push("enable subgroups;", "diagnostic(off, subgroup_uniformity);");
+    const fields = [...uniforms];
+    while (fields.length % 4 !== 0) fields.push(`_pad${fields.length}`);
+    lines.push(`struct Uniforms {`, ...fields.map((f) => `  ${f}: u32,`), `}`);
+    lines.push(`@group(0) @binding(0) var<uniform> u: Uniforms;`);
+    const bindings: Binding[] = [{ binding: 0, buffer: { kind: "uniforms" }, access: "uniform" }];
+    used.forEach((b, i) => {
+      lines.push(`@group(0) @binding(${i + 1}) var<storage, ${b.access}> ${b.name}: array<f32>;`);
+      bindings.push({ binding: i + 1, buffer: b.ref, access: b.access });
+    });
+    for (const o of [...overrideNames, ...extraOverrides]) lines.push(`override ${o}: u32;`);
+    lines.push(...wgslMathHelpers(gen.used), ...ordered, main);
+    return { code: lines.join("\n") + "\n", bindings };
+  };
+
+  const ov = overrideValues(model, overrideNames);
+  for (const RTP of rtps)
+    for (const F of [64, 32])
+      for (const BV of [32, 16])
+        for (const sg of [false, true]) {
+          const variant = `chunked-f${F}-v${BV}-r${RTP}${sg ? "-sg" : ""}`;
+          if (opts.only && !opts.only(variant)) continue;
+          const cfg: ChunkCoreCfg = { F, RTP, decay, lr, BV, subgroups: sg };
+          const C = F / RTP;
+          const aName = `${model.name}_chunk_a_f${F}_r${RTP}`;
+          const wName = `${model.name}_chunk_walk_f${F}_v${BV}_r${RTP}${sg ? "_sg" : ""}`;
+          const a = shader(aName, phaseAMain(cfg), false, []);
+          const w = shader(wName, walkMain(cfg), sg, ["SEQC_K"]);
+          shaders[aName] = a.code;
+          shaders[wName] = w.code;
+          const nc: SizeExpr = ["ceilDiv", "T", C];
+          const nj: SizeExpr = ["ceilDiv", Vd, BV];
+          const aShared = phaseAShared(cfg) * 4;
+          const wShared: SizeExpr = ["*", 4, ["+", ["*", Kd, BV], F * BV]];
+          const launches: KernelLaunch[] = [
+            { name: aName, shader: aName, entry: "main", overrides: { ...ov }, workgroups: ["*", "B", nH, nc], sharedBytes: aShared, threads: CHUNK_WG, bindings: a.bindings },
+            { name: wName, shader: wName, entry: "main", overrides: { ...ov, SEQC_K: Kd }, workgroups: ["*", "B", nH, nj], sharedBytes: wShared, threads: CHUNK_WG, bindings: w.bindings },
+          ];
+          // record floats per chunk: Q~ [C,K], X~ [F,K], Aq [C,F], M [F,K] (low rank), U0 [F,V], exp(G_n) [K]
+          const per: Record<string, SizeExpr> = { rec_q: ["*", C, Kd], rec_x: ["*", F, Kd], rec_a: C * F, rec_u: ["*", F, Vd], rec_e: Kd };
+          if (lr) per.rec_m = ["*", F, Kd];
+          const chunks: SizeExpr = ["*", "B", nH, nc];
+          const recFloats = sumS(Object.values(per));
+          // walk work per chunk and thread (multiply-adds), phase A's per workgroup
+          const walkWork: SizeExpr = ["ceilDiv", ["*", BV, ["+", lr ? ["*", F, Kd] : 0, ["*", C, ["+", Kd, F / 2]], ["*", Kd, F]]], CHUNK_WG];
+          const aWork: SizeExpr = ["ceilDiv", ["+", ["*", F, F, Kd, lr ? 2 : 1, decay === 2 ? 4 : 1], lr ? ["+", F * F * F / 2, ["*", F * F / 2, ["+", Kd, Vd]]] : 0], CHUNK_WG];
+          forms.push({
+            form: "chunked",
+            variant,
+            applicable: [
+              "*",
+              [">=", RTP, ["pow2ceil", rowsPerToken]],
+              [">=", ["pow2ceil", rowsPerToken], RTP],
+              [">=", "LIMIT_SHARED", ["max", aShared, wShared]],
+              ...(sg ? [[">=", "LIMIT_SUBGROUPS", 1] as SizeExpr] : []),
+            ],
+            vars: [],
+            scratch: Object.entries(per).map(([name, f]) => ({ name, floats: ["max", 4, ["*", chunks, f]] })),
+            kernels: launches,
+            cost: {
+              bytes: sumS([trafficBytes(model), mulS(4, chunks, recFloats, ["+", 1, nj])]),
+              serialSteps: ["+", ["*", nc, walkWork], ["*", ["ceilDiv", chunks, 528], aWork]],
+              syncs: ["+", ["*", nc, 4], ["*", ["ceilDiv", chunks, 528], ["+", lr ? 2 * F : 0, ["*", 3, ["ceilDiv", Kd, KT]]]]],
+              syncNs: CHUNK_COST_NS.sync,
+              workNs: CHUNK_COST_NS.work,
+              threads: ["*", "B", nH, nj, CHUNK_WG],
+              flops: ["*", 2, chunks, ["+", ["*", F, F, Kd], ["*", 3, F, Kd, Vd]]],
+            },
+          });
+        }
+  return { forms, shaders };
+}
