@@ -84,7 +84,15 @@ export interface Kernel {
   body: KStmt[];
   /** Optional capabilities the kernel needs (e.g. "subgroups"); the renderer checks them. */
   needs: string[];
+  /**
+   * A kernel launched once per step (plan `steps`): the binding of the u32 uniform holding the step
+   * index, which the body reads as the variable STEP_INDEX.
+   */
+  stepUniform?: number;
 }
+
+/** The step index of a kernel with `stepUniform`. */
+export const STEP_INDEX = "step_index";
 
 // ---------- builders ----------
 export const f32 = (v: number): KExpr => ({ k: "f32", v });

@@ -31,7 +31,20 @@ export interface Partition {
 
 const perStep = (t: I.TensorDecl | undefined) => t !== undefined && (t.kind === "state" || t.kind === "let" || t.kind === "output");
 
-export function analyzePartition(model: I.Model): Partition {
+export interface PartitionOptions {
+  /**
+   * Reads of a state before its update in the step (its value from step t-1) neither tie nor block
+   * axes: for a form that runs each step as its own launch, where the previous state is in global
+   * memory for every element to read. Ignored in models with micro-step loops.
+   */
+  previousStateReadsFree?: boolean;
+}
+
+export function analyzePartition(model: I.Model, opts: PartitionOptions = {}): Partition {
+  let hasLoop = false;
+  I.walkStmts(model.body, (s) => void (s.k === "for" && (hasLoop = true)));
+  const freeOld = opts.previousStateReadsFree === true && !hasLoop;
+  const updated = new Set<string>();
   const key = (t: string, a: number) => `${t}#${a}`;
   const parent = new Map<string, string>();
   const find = (k: string): string => {
@@ -58,6 +71,7 @@ export function analyzePartition(model: I.Model): Partition {
       if (e.k !== "read") return;
       const t = I.findTensor(model, e.tensor);
       if (!perStep(t)) return;
+      if (freeOld && t!.kind === "state" && !updated.has(e.tensor)) return;
       e.idx.forEach((ix, q) => {
         const k = key(e.tensor, q);
         const p = ix.kind === "var" ? s.vars.findIndex((v) => v.id === ix.v.id) : -1;
@@ -67,6 +81,7 @@ export function analyzePartition(model: I.Model): Partition {
         } else union(k, key(target, p));
       });
     });
+    if (s.k === "assign") updated.add(target);
   });
 
   // group keys by root

@@ -40,6 +40,11 @@ export interface StepConfig {
   t: K.KExpr;
   /** Element index within the workgroup for the workgroup variant: q = wg * G + g. */
   groupBase?: K.KExpr;
+  /**
+   * Workgroup variant: how element g of this workgroup decodes (declarations of ELEM_B and the class
+   * coordinates) and when it exists. Default: element q = groupBase + g over B * P, in order.
+   */
+  element?: (g: K.KExpr) => { prelude: K.KStmt[]; valid: K.KExpr };
 }
 
 export const ELEM_B = "e_b";
@@ -155,7 +160,7 @@ export class StepLowering {
   }
 
   /** Index into a slot array for the local part of a full index. */
-  private slotIndex(slot: Extract<Slot, { kind: "shared" | "global" }>, idx: K.KExpr[]): K.KExpr {
+  slotIndex(slot: Extract<Slot, { kind: "shared" | "global" }>, idx: K.KExpr[]): K.KExpr {
     const local = slot.localAxes.map((a) => idx[a]);
     return this.slotAt(slot, flatIndex(local, slot.local));
   }
@@ -258,11 +263,16 @@ export class StepLowering {
     // workgroup variant: f over G * L, g = f % G, l = f / G, element prelude per iteration
     const f = this.fresh("f");
     const G = K.ref("G");
+    const l = K.bin("/", K.ref(f), G);
+    if (this.cfg.element) {
+      const e = this.cfg.element(K.ref("g"));
+      const inner: K.KStmt[] = [K.decl("g", "u32", K.bin("%", K.ref(f), G)), ...e.prelude, K.ifThen(e.valid, body(l))];
+      return [K.forLoop(f, K.ref("lid"), K.mul(G, productK(local)), inner, K.ref("WG"))];
+    }
     const inner: K.KStmt[] = [
       K.decl("g", "u32", K.bin("%", K.ref(f), G)),
       K.decl("q", "u32", K.add(this.cfg.groupBase!, K.ref("g"))),
     ];
-    const l = K.bin("/", K.ref(f), G);
     const guarded: K.KStmt[] = [...this.elementPrelude(K.ref("q")), ...body(l)];
     inner.push(K.ifThen(K.bin("<", K.ref("q"), K.ref("BP")), guarded));
     return [K.forLoop(f, K.ref("lid"), K.mul(G, productK(local)), inner, K.ref("WG"))];
@@ -270,16 +280,22 @@ export class StepLowering {
 
   /** Decode element q (over B * P) into E_B and the class coordinates. */
   elementPrelude(q: K.KExpr): K.KStmt[] {
+    return this.decodeElement(K.bin("/", q, K.ref("P")), K.bin("%", q, K.ref("P")));
+  }
+
+  /** Declarations of ELEM_B = b, e_p = p and the class coordinates of partition point p. */
+  decodeElement(b: K.KExpr, p: K.KExpr, prefix = "e"): K.KStmt[] {
     const classes = this.cfg.partition.classes;
-    const out: K.KStmt[] = [K.decl(ELEM_B, "u32", K.bin("/", q, K.ref("P"))), K.decl("e_p", "u32", K.bin("%", q, K.ref("P")))];
-    let rest: K.KExpr = K.ref("e_p");
+    const out: K.KStmt[] = [K.decl(prefix === "e" ? ELEM_B : `${prefix}_b`, "u32", b), K.decl(`${prefix}_p`, "u32", p)];
+    let rest: K.KExpr = K.ref(`${prefix}_p`);
     for (let k = classes.length - 1; k >= 0; k--) {
       const ext = extentK(classes[k].extent);
-      if (k === 0) out.push(K.decl(elemCoord(k), "u32", rest));
+      const coord = prefix === "e" ? elemCoord(k) : `${prefix}_c${k}`;
+      if (k === 0) out.push(K.decl(coord, "u32", rest));
       else {
-        out.push(K.decl(elemCoord(k), "u32", K.bin("%", rest, ext)));
-        out.push(K.decl(`e_r${k}`, "u32", K.bin("/", rest, ext)));
-        rest = K.ref(`e_r${k}`);
+        out.push(K.decl(coord, "u32", K.bin("%", rest, ext)));
+        out.push(K.decl(`${prefix}_r${k}`, "u32", K.bin("/", rest, ext)));
+        rest = K.ref(`${prefix}_r${k}`);
       }
     }
     return out;
