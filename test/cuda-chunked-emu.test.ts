@@ -2,7 +2,7 @@
  * The CUDA chunked kernels, run on a CPU emulation of the CUDA subset they use (test/cuda-emu/emu.h:
  * fibers for threads, barriers, warp shuffles, ldmatrix and mma.sync m16n8k16 as the PTX ISA lays out
  * their fragments), against the float64 interpreter: every chunked model in fp32 (fused and split
- * kernels; T = 1, T not a multiple of the chunk, batch > 1, a non-zero initial state, odd K and V),
+ * and split3 kernels; T = 1, T not a multiple of the chunk, batch > 1, a non-zero initial state, odd K and V),
  * bf16 and f16 tensor-core paths on a subset, and the numerics stress (log decays of -20 per step,
  * saturated gates, beta in (0, 2)) through the per-key slow path. Needs g++; the GPU run of the same
  * checks is bench/cuda/chunked/check.ts.
@@ -47,9 +47,9 @@ const ALL = ["linear_attention", "retnet", "simple_gla", "mamba2", "gla", "delta
 const rtp = (name: string) => (name === "rwkv7" ? 2 : 1);
 
 describe.skipIf(!gpp)("CUDA chunked kernels on the CPU emulation vs the interpreter", () => {
-  it.each(ALL)("%s: fp32 fused and split (<= 1e-4)", (name) => {
+  it.each(ALL)("%s: fp32 fused, split and split3 (<= 1e-4)", (name) => {
     const r = rtp(name);
-    check(load(name), [`chunked-fused-f32-k32-v16-r${r}`, `chunked-split-f32-k32-v16-r${r}`], [
+    check(load(name), [`chunked-fused-f32-k32-v16-r${r}`, `chunked-split-f32-k32-v16-r${r}`, `chunked-split3-f32-k32-v16-r${r}`], [
       { T: 1, B: 1, K: 5, V: 7 },
       { T: 77, B: 2, K: 5, V: 7, init: true },
     ], 1e-4);
@@ -62,10 +62,16 @@ describe.skipIf(!gpp)("CUDA chunked kernels on the CPU emulation vs the interpre
     check(m, ["chunked-fused-f32-k32-v32-r4"], [{ T: 21, B: 1, K: 5, V: 7, J: 3, init: true }], 1e-4);
   }, 300_000);
 
-  it.each(["gla", "gated_deltanet", "rwkv7"])("%s: bf16 tensor cores, fused and split (<= 1e-2)", (name) => {
+  it.each(["gla", "gated_deltanet", "rwkv7"])("%s: bf16 tensor cores, fused, split and split3 (<= 1e-2)", (name) => {
     const r = rtp(name);
-    check(load(name), [`chunked-fused-bf16-k32-v32-r${r}`, `chunked-split-bf16-k32-v16-r${r}`], [{ T: 70, B: 1, K: 32, V: 24, init: true }], 1e-2);
+    check(load(name), [`chunked-fused-bf16-k32-v32-r${r}`, `chunked-split-bf16-k32-v16-r${r}`, `chunked-split3-bf16-k32-v16-r${r}`], [{ T: 70, B: 1, K: 32, V: 24, init: true }], 1e-2);
   }, 300_000);
+
+  // K = V = 128: split3's readout in 64-value tiles over 128 values, three records in flight in its walk,
+  // phase A's late alpha v (low rank) and Aq written as an operand, the per-key decay's block rows
+  it.each(["deltanet", "gla"])("%s: bf16 at K = V = 128, split3 with 16- and 32-value walks (<= 1e-2)", (name) => {
+    check(load(name), ["chunked-split3-bf16-k128-v16-r1", "chunked-split3-bf16-k128-v32-r1"], [{ T: 130, B: 1, K: 128, V: 128, init: true }], 1e-2);
+  }, 600_000);
 
   it("mamba2: f16 tensor cores (<= 1e-2)", () => {
     check(load("mamba2"), ["chunked-fused-f16-k32-v32-r1"], [{ T: 70, B: 1, K: 16, V: 24, init: true }], 1e-2);
@@ -73,6 +79,6 @@ describe.skipIf(!gpp)("CUDA chunked kernels on the CPU emulation vs the interpre
 
   it.each(["gla", "rwkv7", "gated_deltanet", "mamba2"])("%s: log decays of -20 per step, saturated gates, beta in (0, 2) stay finite and exact in fp32", (name) => {
     const r = rtp(name);
-    check(load(name), [`chunked-fused-f32-k32-v16-r${r}`], [{ T: 150, B: 1, K: 8, V: 5, stress: true, init: true }], 1e-4);
+    check(load(name), [`chunked-fused-f32-k32-v16-r${r}`, `chunked-split3-f32-k32-v16-r${r}`], [{ T: 150, B: 1, K: 8, V: 5, stress: true, init: true }], 1e-4);
   }, 300_000);
 });

@@ -44,6 +44,15 @@ describe("CUDA chunked form", () => {
           expect(L.SMEM).toBeLessThanOrEqual(227 * 1024);
           expect(L.O_X).toBeGreaterThanOrEqual(L.O_Q + 64 * L.LDK * 2);
         }
+    // split3 and phase A at K = V = 128 in bf16: the state-only walk keeps three records in flight, its
+    // readout and a low-rank phase A (alpha v in A's place) fit two blocks per SM
+    for (const lr of [false, true]) {
+      const cfg = { dtype: "bf16", KP: 128, VP: 128, RTP: 1, decay: 1, lr } as const;
+      expect(chunkLayout({ ...cfg, kind: "walkS", BV: 16 }).NSTAGE).toBe(3);
+      expect(chunkLayout({ ...cfg, kind: "out", BV: 64 }).SMEM).toBeLessThanOrEqual(113 * 1024);
+      expect(chunkLayout({ ...cfg, kind: "phaseA", BV: 32 }).SMEM).toBeLessThanOrEqual(113 * 1024);
+      if (lr) expect(chunkLayout({ ...cfg, kind: "phaseA", BV: 32 }).O_V).toBe(chunkLayout({ ...cfg, kind: "phaseA", BV: 32 }).O_A);
+    }
   });
   it("explain's choice: chunked for long sequences, sequential below 64 steps, bf16 when asked", () => {
     const m = load("gated_deltanet");

@@ -21,10 +21,11 @@ export function variantsFor(name: string): string[] {
   const rs = name === "gated_deltaproduct" ? [1, 2, 4] : name === "rwkv7" ? [2] : [1];
   const v: string[] = [];
   for (const r of rs) {
-    v.push(`chunked-fused-f32-k32-v16-r${r}`, `chunked-split-f32-k32-v16-r${r}`);
-    v.push(`chunked-fused-f16-k32-v32-r${r}`, `chunked-split-f16-k32-v16-r${r}`);
-    v.push(`chunked-fused-bf16-k32-v32-r${r}`, `chunked-split-bf16-k32-v16-r${r}`);
-    for (const k of [64, 128]) for (const x of ["fused-bf16-k%-v64", "fused-bf16-k%-v32", "split-bf16-k%-v32", "split-bf16-k%-v16"]) v.push(`chunked-${x.replace("%", String(k))}-r${r}`);
+    v.push(`chunked-fused-f32-k32-v16-r${r}`, `chunked-split-f32-k32-v16-r${r}`, `chunked-split3-f32-k32-v16-r${r}`);
+    v.push(`chunked-fused-f16-k32-v32-r${r}`, `chunked-split-f16-k32-v16-r${r}`, `chunked-split3-f16-k32-v16-r${r}`);
+    v.push(`chunked-fused-bf16-k32-v32-r${r}`, `chunked-split-bf16-k32-v16-r${r}`, `chunked-split3-bf16-k32-v16-r${r}`);
+    for (const k of [64, 128])
+      for (const x of ["fused-bf16-k%-v64", "fused-bf16-k%-v32", "split-bf16-k%-v32", "split-bf16-k%-v16", "split3-bf16-k%-v32", "split3-bf16-k%-v16"]) v.push(`chunked-${x.replace("%", String(k))}-r${r}`);
   }
   return v;
 }

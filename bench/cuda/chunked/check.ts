@@ -4,7 +4,7 @@
  *                                       interpreter (fp32 <= 1e-4, bf16/f16 <= 1e-2; T = 1, ragged T, batch,
  *                                       initial state, odd K and V; K = V = 64 and 128 in bf16), and the
  *                                       numerics stress at T = 65536 (log decays to -20, saturated gates,
- *                                       beta in (0, 2))
+ *                                       beta in (0, 2)); SEQC_CHECK_VARIANTS=<regexp> checks only those variants
  *   node dist/chunked-check.mjs bench   the benchmark shapes, inputs written by anchors.py gen into
  *                                       $SEQC_CHUNK_DIR: every applicable bf16 variant timed (CUDA events,
  *                                       median), outputs of the fastest written back for compare.py
@@ -85,7 +85,9 @@ async function check(device: CudaDevice, only?: string[]) {
   for (const name of MODELS.filter((m) => !only || only.includes(m))) {
     const model = loadModel(name);
     const plan = loadPlan(model);
-    const vs = variantsFor(name).filter((v) => plan.forms.some((f) => f.variant === v));
+    // SEQC_CHECK_VARIANTS: a regular expression of the variants to check (default all the plan has)
+    const pick = process.env.SEQC_CHECK_VARIANTS ? new RegExp(process.env.SEQC_CHECK_VARIANTS) : undefined;
+    const vs = variantsFor(name).filter((v) => plan.forms.some((f) => f.variant === v) && (!pick || pick.test(v)));
     const J = (v: string) => (name === "gated_deltaproduct" ? { r1: 1, r2: 2, r4: 3 }[/-(r\d)$/.exec(v)![1]]! : 2);
     for (const v of vs) {
       let seed = 100;
@@ -103,7 +105,7 @@ async function check(device: CudaDevice, only?: string[]) {
     const model = loadModel(name);
     const plan = loadPlan(model);
     const r = name === "rwkv7" ? 2 : 1;
-    for (const v of [`chunked-fused-f32-k32-v16-r${r}`, `chunked-fused-bf16-k32-v32-r${r}`, `chunked-split-bf16-k32-v16-r${r}`])
+    for (const v of [`chunked-fused-f32-k32-v16-r${r}`, `chunked-fused-bf16-k32-v32-r${r}`, `chunked-split-bf16-k32-v16-r${r}`, `chunked-split3-f32-k32-v16-r${r}`, `chunked-split3-bf16-k32-v16-r${r}`])
       rows.push(await runCase(device, model, plan, v, { T: 65536, B: 1, H: 1, K: 8, V: 8, J: 1, init: true, stress: true }, 7));
     for (const k of [...refs.keys()]) if (k.startsWith(model.name)) refs.delete(k);
   }

@@ -18,7 +18,10 @@
  * tiles; fp32 operands use a SIMT path with the same fragment layout.
  * Kernels: fused (one block per batch x head x value tile walks all chunks; the state stays in registers),
  * and split (phase A: every chunk in parallel writes Q~, X~, Aq, M = T diag(beta) W~, U0 = T alpha V,
- * exp(G_n); the walk then only does Z = U0 + M S0, y, S' per chunk, parallel over batch x head x value tiles).
+ * exp(G_n); the walk then only does Z = U0 + M S0, y, S' per chunk, parallel over batch x head x value tiles),
+ * and split3 (phase A as in split; a state-only walk that per chunk stores its start state S0 (and, low rank,
+ * Z over U0 in the record) and does Z = U0 + M S0, S' = exp(G_n) S0 + X~^T Z, reading only X~, M, its U0 tile;
+ * then the readout y = Q~ S0 + Aq Z over every chunk in parallel).
  */
 export const CHUNK_CORE_SOURCE = String.raw`
 // ==== seqc chunked core (model-independent) ====
@@ -180,13 +183,13 @@ template <> __device__ __forceinline__ float seqc_slow_decay<seqc_f16>() { retur
 template <class Cfg> struct SeqcSm {
   typedef typename Cfg::T T;
   T *X, *W, *Q, *V, *L, *XI, *XS, *R, *TB, *AQB, *SB, *Z;
-  float *D, *A, *AQ, *TT, *Y, *P, *BT, *G;
+  float *D, *A, *TT, *Y, *P, *BT, *G;
   int* I;
   __device__ SeqcSm(char* s) {
     X = (T*)(s + Cfg::O_X); W = (T*)(s + Cfg::O_W); Q = (T*)(s + Cfg::O_Q); V = (T*)(s + Cfg::O_V);
     L = (T*)(s + Cfg::O_L); XI = (T*)(s + Cfg::O_XI); XS = (T*)(s + Cfg::O_XS); R = (T*)(s + Cfg::O_R);
     TB = (T*)(s + Cfg::O_TB); AQB = (T*)(s + Cfg::O_AQB); SB = (T*)(s + Cfg::O_SB); Z = (T*)(s + Cfg::O_Z);
-    D = (float*)(s + Cfg::O_D); A = (float*)(s + Cfg::O_A); AQ = (float*)(s + Cfg::O_AQ); TT = (float*)(s + Cfg::O_TT);
+    D = (float*)(s + Cfg::O_D); A = (float*)(s + Cfg::O_A); TT = (float*)(s + Cfg::O_TT);
     Y = (float*)(s + Cfg::O_Y); P = (float*)(s + Cfg::O_P); BT = (float*)(s + Cfg::O_BT); G = (float*)(s + Cfg::O_G);
     I = (int*)(s + Cfg::O_I);
   }
@@ -232,6 +235,42 @@ template <class Cfg> __device__ __forceinline__ bool seqc_sees_readout(const int
 // A row that is a plain read of an input (times a per-row scalar) is copied with cp.async straight into its
 // operand tile (all copies in flight at once) and scaled afterwards; other rows go through the generated loader.
 #define SEQC_NO_SCALE 3.0e38f
+template <class Cfg, int NV, int LDV, class R>
+__device__ __forceinline__ void seqc_chunk_issue_v(const R& rows, const SeqcSm<Cfg>& s, u32 b, u32 h, u32 t0, u32 T, u32 j0) {
+  typedef typename Cfg::T T_;
+  constexpr int F = Cfg::F, RTP = Cfg::RTP, E = 16 / (int)sizeof(T_);
+  const int tid = threadIdx.x, nt = blockDim.x;
+  const u32 V = rows.valueDim();
+  const bool vvec = (V % 8u) == 0u;
+  float* G = s.G;
+  for (int e = tid; e < F * (NV / 8); e += nt) {
+    const int f = e / (NV / 8), jj = (e % (NV / 8)) * 8, tl = f / RTP, r = f % RTP;
+    const bool real = seqc_real<Cfg>(s.I, f, t0, T);
+    const T_* src = real && vvec ? rows.srcV(b, t0 + tl, r, h) : nullptr;
+    if (src && j0 + jj + 8u <= V) for (int c = 0; c < 8; c += E) seqc_cp16(s.V + f * LDV + jj + c, src + j0 + jj + c);
+    else {
+      float o[8];
+      if (real && !src) rows.loadV(b, t0 + tl, r, h, j0 + jj, o); else for (int k = 0; k < 8; ++k) o[k] = 0.f;
+      seqc_sst8(s.V + f * LDV + jj, o);
+    }
+    if (jj == 0) G[SEQC_G_SV + f] = src ? rows.scaleV(b, t0 + tl, r, h) : 1.f;
+  }
+}
+template <class Cfg, int NV, int LDV> __device__ __forceinline__ void seqc_chunk_scale_v(const SeqcSm<Cfg>& s) {
+  constexpr int F = Cfg::F;
+  const int tid = threadIdx.x, nt = blockDim.x;
+  const float* G = s.G;
+  for (int e = tid; e < F * (NV / 8); e += nt) {
+    const int f = e / (NV / 8), jj = (e % (NV / 8)) * 8;
+    const float sv = G[SEQC_G_SV + f];
+    if (sv != 1.f) {
+      float o[8];
+      seqc_sld8(s.V + f * LDV + jj, o);
+      for (int k = 0; k < 8; ++k) o[k] *= sv;
+      seqc_sst8(s.V + f * LDV + jj, o);
+    }
+  }
+}
 template <class Cfg, int NV, int LDV, class R>
 __device__ void seqc_chunk_load(const R& rows, const SeqcSm<Cfg>& s, u32 b, u32 h, u32 t0, u32 T, u32 j0) {
   typedef typename Cfg::T T_;
@@ -285,18 +324,7 @@ __device__ void seqc_chunk_load(const R& rows, const SeqcSm<Cfg>& s, u32 b, u32 
       if (i0 == 0) G[SEQC_G_SLD + tl] = src ? rows.scaleLd(b, t, h) : SEQC_NO_SCALE;
     }
   }
-  for (int e = tid; e < F * (NV / 8); e += nt) {
-    const int f = e / (NV / 8), jj = (e % (NV / 8)) * 8, tl = f / RTP, r = f % RTP;
-    const bool real = seqc_real<Cfg>(s.I, f, t0, T);
-    const T_* src = real && vvec ? rows.srcV(b, t0 + tl, r, h) : nullptr;
-    if (src && j0 + jj + 8u <= V) for (int c = 0; c < 8; c += E) seqc_cp16(s.V + f * LDV + jj + c, src + j0 + jj + c);
-    else {
-      float o[8];
-      if (real && !src) rows.loadV(b, t0 + tl, r, h, j0 + jj, o); else for (int k = 0; k < 8; ++k) o[k] = 0.f;
-      seqc_sst8(s.V + f * LDV + jj, o);
-    }
-    if (jj == 0) G[SEQC_G_SV + f] = src ? rows.scaleV(b, t0 + tl, r, h) : 1.f;
-  }
+  if (!Cfg::VLATE) seqc_chunk_issue_v<Cfg, NV, LDV>(rows, s, b, h, t0, T, j0);
   seqc_cp_commit();
   if (tid < F) {
     const int f = tid;
@@ -333,16 +361,18 @@ __device__ void seqc_chunk_load(const R& rows, const SeqcSm<Cfg>& s, u32 b, u32 
       }
     }
   }
-  for (int e = tid; e < F * (NV / 8); e += nt) {
-    const int f = e / (NV / 8), jj = (e % (NV / 8)) * 8;
-    const float sv = G[SEQC_G_SV + f];
-    if (sv != 1.f) {
-      float o[8];
-      seqc_sld8(s.V + f * LDV + jj, o);
-      for (int k = 0; k < 8; ++k) o[k] *= sv;
-      seqc_sst8(s.V + f * LDV + jj, o);
-    }
-  }
+  if (!Cfg::VLATE) seqc_chunk_scale_v<Cfg, NV, LDV>(s);
+}
+
+// alpha v (value columns [j0, j0 + NV)) of a chunk: in the loads, or after the inverse where V lives in A's place (VLATE)
+template <class Cfg, int NV, int LDV, class R>
+__device__ void seqc_chunk_load_v(const R& rows, const SeqcSm<Cfg>& s, u32 b, u32 h, u32 t0, u32 T, u32 j0) {
+  seqc_chunk_issue_v<Cfg, NV, LDV>(rows, s, b, h, t0, T, j0);
+  seqc_cp_commit();
+  seqc_cp_wait<0>();
+  __syncthreads();
+  seqc_chunk_scale_v<Cfg, NV, LDV>(s);
+  __syncthreads();
 }
 
 // ---- 2. scalar decays: G per row (read Gr, write Gw), per readout slot, chunk total (warp 0) ----
@@ -374,7 +404,7 @@ template <class Cfg> __device__ void seqc_chunk_gscalar(const SeqcSm<Cfg>& s) {
   }
 }
 
-// ---- 3. A (row reads) and Aq (readouts), decayed and masked, fp32; A is stored as N = diag(beta) A ----
+// ---- 3. A (row reads, fp32) and Aq (readouts, written as an operand), decayed and masked; A is stored as N = diag(beta) A ----
 template <class Cfg> __device__ void seqc_chunk_mats_scalar(const SeqcSm<Cfg>& s, u32 t0, u32 T) {
   typedef typename Cfg::T T_;
   constexpr int F = Cfg::F, LDK = Cfg::LDK, LDA = Cfg::LDA;
@@ -395,7 +425,7 @@ template <class Cfg> __device__ void seqc_chunk_mats_scalar(const SeqcSm<Cfg>& s
         const int mq = Cfg::LR ? m - F : m;
         float a = 0.f;
         if (seqc_sees_readout<Cfg>(I, mq, c, t0, T)) a = vv[k] * (Cfg::DECAY ? __expf(G[SEQC_G_GQ + mq] - G[SEQC_G_GW + c]) : 1.f);
-        s.AQ[mq * LDA + c] = a;
+        s.AQB[mq * Cfg::LDF + c] = seqc_cvt<T_>(a);
       }
     }
   });
@@ -411,10 +441,9 @@ template <class Cfg> __device__ void seqc_chunk_mats_key(const SeqcSm<Cfg>& s, u
   int* slow = s.I + SEQC_I_SLOW;
   const bool qAfter = I[SEQC_I_READ] > 0;
   // block rows below fill only the columns up to their own block: clear the rest
-  for (int e = tid; e < F * LDA; e += nt) {
-    s.AQ[e] = 0.f;
+  for (int e = tid; e < F * LDA; e += nt)
     if (Cfg::LR) s.A[e] = 0.f;
-  }
+  for (int e = tid; e < F * Cfg::LDF; e += nt) s.AQB[e] = seqc_cvt<T_>(0.f);
   // (a) per (sub-block, column): block-local prefix products -> left operands L (rows [W; Q] per block) and
   //     X / P (XI, diagonal quotient form), suffix products -> XS = X * prod_{(t, block end]} d, block totals BT
   for (int e = tid; e < NB * KP; e += nt) {
@@ -483,7 +512,7 @@ template <class Cfg> __device__ void seqc_chunk_mats_key(const SeqcSm<Cfg>& s, u
           s.A[row * LDA + c] = seqc_sees_row<Cfg>(I, row, c, t0, T) ? s.G[SEQC_G_BETA + row] * vv[k] : 0.f;
         } else {
           const int row = ib * 16 + (Cfg::LR ? m - 16 : m);
-          s.AQ[row * LDA + c] = seqc_sees_readout<Cfg>(I, row, c, t0, T) ? vv[k] : 0.f;
+          s.AQB[row * Cfg::LDF + c] = seqc_cvt<T_>(seqc_sees_readout<Cfg>(I, row, c, t0, T) ? vv[k] : 0.f);
         }
       }
     });
@@ -509,7 +538,7 @@ template <class Cfg> __device__ void seqc_chunk_mats_key(const SeqcSm<Cfg>& s, u
       }
     }
     if (isA) s.A[row * LDA + col] = s.G[SEQC_G_BETA + row] * a;
-    else s.AQ[row * LDA + col] = a;
+    else s.AQB[row * Cfg::LDF + col] = seqc_cvt<T_>(a);
   }
 }
 
@@ -619,15 +648,13 @@ template <class Cfg> __device__ void seqc_chunk_scale(const SeqcSm<Cfg>& s) {
     }
     for (int i = tid; i < KP; i += nt) G[SEQC_G_EGN + i] = Cfg::DECAY ? __expf(gn) : 1.f;
   }
-  // operand copies of T (lower block triangle; zero above) and Aq
-  for (int e = tid; e < F * (F / 2); e += nt) {
-    const int m = e / (F / 2), n = (e % (F / 2)) * 2;
-    if (Cfg::LR) {
+  // operand copy of T (lower block triangle; zero above); Aq was written as an operand by the mats
+  if (Cfg::LR)
+    for (int e = tid; e < F * (F / 2); e += nt) {
+      const int m = e / (F / 2), n = (e % (F / 2)) * 2;
       const bool lower = (n / 16) <= (m / 16);
       seqc_sst2(s.TB + m * LDF + n, lower ? s.TT[m * LDA + n] : 0.f, lower ? s.TT[m * LDA + n + 1] : 0.f);
     }
-    seqc_sst2(s.AQB + m * LDF + n, s.AQ[m * LDA + n], s.AQ[m * LDA + n + 1]);
-  }
 }
 
 // S0-independent preparation of one chunk (everything before the walk)
@@ -646,6 +673,7 @@ __device__ void seqc_chunk_prepare(const R& rows, const SeqcSm<Cfg>& s, u32 b, u
   if (Cfg::LR) seqc_chunk_inverse<Cfg>(s);
   seqc_chunk_scale<Cfg>(s);
   __syncthreads();
+  if (Cfg::VLATE) seqc_chunk_load_v<Cfg, NV, LDV>(rows, s, b, h, t0, T, j0);
 }
 
 // ---- the state: a KP x BV fp32 tile in registers (mma C-fragment layout), warp w owns tiles w, w + NW, ... ----
@@ -939,5 +967,132 @@ __device__ void seqc_chunk_walk(const R& rows, char* smem, const typename Cfg::T
     seqc_post<Cfg>(rows, s, b, h, c * C, T, j0, V);
   }
   seqc_state_store<Cfg>(S, rows, b, h, j0, K, V);
+}
+// ---- split3: state-only walk, then the readout over every chunk in parallel ----
+// per-chunk start states: [B][nH][nc][KP][VP] elements of T (the walk's operand rounding of S0)
+template <class Cfg> __device__ __forceinline__ void seqc_state_put(const SeqcState<Cfg>& S, typename Cfg::T* dst) {
+  typedef SeqcState<Cfg> St;
+  const int w = threadIdx.x >> 5, l = threadIdx.x & 31, g = l >> 2, q = (l & 3) << 1;
+#pragma unroll
+  for (int s = 0; s < St::ST; ++s) {
+    const int tile = w + s * St::NW;
+    if (tile >= St::TILES) continue;
+    const int i = (tile / St::TN) * 16 + g, j = (tile % St::TN) * 8 * St::WN + q;
+#pragma unroll
+    for (int nt = 0; nt < St::WN; ++nt) {
+      seqc_sst2(dst + (size_t)i * Cfg::VP + j + nt * 8, S.acc[s][nt][0], S.acc[s][nt][1]);
+      seqc_sst2(dst + (size_t)(i + 8) * Cfg::VP + j + nt * 8, S.acc[s][nt][2], S.acc[s][nt][3]);
+    }
+  }
+}
+
+template <class Cfg> __device__ __forceinline__ void seqc_walks_issue(const SeqcSm<Cfg>& s, int stage, const char* rec, u32 j0) {
+  typedef typename Cfg::T T_;
+  typedef SeqcRec<Cfg> Rec;
+  constexpr int F = Cfg::F, KP = Cfg::KP, E = 16 / sizeof(T_), LDK = Cfg::LDK, BV = Cfg::BV;
+  const T_* r = reinterpret_cast<const T_*>(rec);
+  char* base = reinterpret_cast<char*>(s.X) + stage * Cfg::STAGE;
+  T_* x = reinterpret_cast<T_*>(base + Cfg::W_X);
+  T_* m = reinterpret_cast<T_*>(base + Cfg::W_M);
+  T_* u = reinterpret_cast<T_*>(base + Cfg::W_U);
+  float* eg = reinterpret_cast<float*>(base + Cfg::W_E);
+  const int tid = threadIdx.x, nt = blockDim.x;
+  for (int e = tid; e < F * (KP / E); e += nt) {
+    const int f = e / (KP / E), i0 = (e % (KP / E)) * E;
+    seqc_cp16(x + f * LDK + i0, r + Rec::XO + f * KP + i0);
+    if (Cfg::LR) seqc_cp16(m + f * LDK + i0, r + Rec::MO + f * KP + i0);
+  }
+  for (int e = tid; e < F * (BV / E); e += nt) {
+    const int f = e / (BV / E), jj = (e % (BV / E)) * E;
+    seqc_cp16(u + f * Cfg::LDV + jj, r + Rec::UO + f * Cfg::VP + j0 + jj);
+  }
+  for (int e = tid; e < KP / 4; e += nt) seqc_cp16(eg + e * 4, rec + Rec::BYTES - KP * 4 + e * 16);
+}
+
+// per (b, h, value tile), chunks in order: store S0, (low rank) Z = U0 + M S0 into the record, S' = exp(G_n) S0 + X~^T Z
+template <class Cfg, class R>
+__device__ void seqc_chunk_walk_s(const R& rows, char* smem, typename Cfg::T* ws, typename Cfg::T* wsS, u32 K, u32 V, u32 nH) {
+  typedef typename Cfg::T T_;
+  typedef SeqcRec<Cfg> Rec;
+  constexpr int F = Cfg::F, C = F / Cfg::RTP, BV = Cfg::BV, LDV = Cfg::LDV, NS = Cfg::NSTAGE;
+  const SeqcSm<Cfg> s(smem);
+  const u32 nvt = (V + BV - 1) / BV;
+  const u32 blk = blockIdx.x + gridDim.x * blockIdx.y;
+  const u32 vt = blk % nvt, h = (blk / nvt) % nH, b = blk / (nvt * nH);
+  const u32 T = rows.u.T, j0 = vt * BV, nc = (T + C - 1) / C;
+  char* recs = reinterpret_cast<char*>(ws) + (size_t)(b * nH + h) * nc * Rec::BYTES;
+  T_* sts = wsS + (size_t)(b * nH + h) * nc * Cfg::KP * Cfg::VP + j0;
+  SeqcState<Cfg> S;
+  seqc_state_load<Cfg>(S, rows, b, h, j0, K, V);
+#pragma unroll
+  for (int k = 0; k < NS - 1; ++k) {
+    if ((u32)k < nc) seqc_walks_issue<Cfg>(s, k, recs + (size_t)k * Rec::BYTES, j0);
+    seqc_cp_commit();
+  }
+  for (u32 c = 0; c < nc; ++c) {
+    seqc_state_put<Cfg>(S, sts + (size_t)c * Cfg::KP * Cfg::VP);
+    if (Cfg::LR) seqc_state_operand<Cfg>(S, s.SB);
+    seqc_cp_wait<NS - 2>();
+    __syncthreads();
+    // every thread is past chunk c - 1: its stage takes chunk c + NS - 1
+    if (c + NS - 1 < nc) seqc_walks_issue<Cfg>(s, (c + NS - 1) % NS, recs + (size_t)(c + NS - 1) * Rec::BYTES, j0);
+    seqc_cp_commit();
+    char* base = reinterpret_cast<char*>(s.X) + (c % NS) * Cfg::STAGE;
+    const T_* x = reinterpret_cast<const T_*>(base + Cfg::W_X);
+    const T_* m = reinterpret_cast<const T_*>(base + Cfg::W_M);
+    const T_* u = reinterpret_cast<const T_*>(base + Cfg::W_U);
+    const float* eg = reinterpret_cast<const float*>(base + Cfg::W_E);
+    const T_* Z = u;
+    if (Cfg::LR) {
+      T_* zr = reinterpret_cast<T_*>(recs + (size_t)c * Rec::BYTES) + Rec::UO + j0;
+      seqc_bmm<T_, false, false, (BV % 32 == 0 ? 4 : 2), Cfg::KP>(F, BV, m, Cfg::LDK, s.SB, LDV, [&](int mm, int n, float v0, float v1) {
+        const float z0 = seqc_f32(u[mm * LDV + n]) + v0, z1 = seqc_f32(u[mm * LDV + n + 1]) + v1;
+        seqc_sst2(s.Z + mm * LDV + n, z0, z1);
+        seqc_sst2(zr + mm * Cfg::VP + n, z0, z1);
+      });
+      __syncthreads();
+      Z = s.Z;
+    }
+    seqc_state_update<Cfg>(S, x, Z, eg);
+  }
+  seqc_state_store<Cfg>(S, rows, b, h, j0, K, V);
+}
+
+// per (b, h, chunk, value tile of BV): y = Q~ S0 + Aq Z, then the post outputs
+template <class Cfg, class R>
+__device__ void seqc_chunk_out(const R& rows, char* smem, const typename Cfg::T* ws, const typename Cfg::T* wsS, u32 V, u32 nH) {
+  typedef typename Cfg::T T_;
+  typedef SeqcRec<Cfg> Rec;
+  constexpr int F = Cfg::F, C = F / Cfg::RTP, KP = Cfg::KP, BV = Cfg::BV, VP = Cfg::VP, LDK = Cfg::LDK, LDV = Cfg::LDV, E = 16 / sizeof(T_);
+  const SeqcSm<Cfg> s(smem);
+  const u32 T = rows.u.T, nc = (T + C - 1) / C, nvt = (V + BV - 1) / BV;
+  const u32 blk = blockIdx.x + gridDim.x * blockIdx.y;
+  const u32 vt = blk % nvt, c = (blk / nvt) % nc, h = (blk / (nvt * nc)) % nH, b = blk / (nvt * nc * nH);
+  const u32 j0 = vt * BV;
+  const T_* r = reinterpret_cast<const T_*>(reinterpret_cast<const char*>(ws) + ((size_t)(b * nH + h) * nc + c) * Rec::BYTES);
+  const T_* st = wsS + ((size_t)(b * nH + h) * nc + c) * KP * VP + j0;
+  const int tid = threadIdx.x, nt = blockDim.x;
+  for (int e = tid; e < F * (KP / E); e += nt) {
+    const int f = e / (KP / E), i0 = (e % (KP / E)) * E;
+    seqc_cp16(s.Q + f * LDK + i0, r + Rec::QO + f * KP + i0);
+  }
+  for (int e = tid; e < F * (F / E); e += nt) {
+    const int f = e / (F / E), n0 = (e % (F / E)) * E;
+    seqc_cp16(s.AQB + f * Cfg::LDF + n0, r + Rec::AO + f * F + n0);
+  }
+  for (int e = tid; e < F * (BV / E); e += nt) {
+    const int f = e / (BV / E), jj = (e % (BV / E)) * E;
+    seqc_cp16(s.Z + f * LDV + jj, r + Rec::UO + f * VP + j0 + jj);
+  }
+  for (int e = tid; e < KP * (BV / E); e += nt) {
+    const int i = e / (BV / E), jj = (e % (BV / E)) * E;
+    seqc_cp16(s.SB + i * LDV + jj, st + (size_t)i * VP + jj);
+  }
+  seqc_cp_commit();
+  seqc_cp_wait<0>();
+  __syncthreads();
+  seqc_readout<Cfg>(s, s.Z);
+  __syncthreads();
+  seqc_post<Cfg>(rows, s, b, h, c * C, T, j0, V);
 }
 `;

@@ -18,13 +18,13 @@ import { renderExpr, renderStmts, type RenderContext } from "./render.ts";
 import { overrideValues } from "./overrides.ts";
 
 export type ChunkDtype = "f32" | "bf16" | "f16";
-export type ChunkKind = "fused" | "phaseA" | "walk";
+export type ChunkKind = "fused" | "phaseA" | "walk" | "walkS" | "out";
 
 export interface ChunkCfg {
   kind: ChunkKind;
   dtype: ChunkDtype;
   KP: number;
-  /** Value tile (fused, walk). */
+  /** Value tile (fused, walk, walkS, out). */
   BV: number;
   /** Padded value size (phase A, walk). */
   VP: number;
@@ -35,6 +35,8 @@ export interface ChunkCfg {
 
 export const CHUNK_F = 64;
 export const CHUNK_THREADS = 256;
+/** The state-only walk takes three records in flight when they fit this much shared memory (else two). */
+const WALKS_SMEM_MAX = 200 * 1024;
 const ELT: Record<ChunkDtype, string> = { f32: "float", bf16: "seqc_bf16", f16: "seqc_f16" };
 export const ioType = (d: ChunkDtype) => ELT[d];
 
@@ -51,10 +53,45 @@ export function chunkLayout(c: ChunkCfg): Record<string, number> {
     o[name] = at;
     at += Math.ceil(bytes / 16) * 16;
   };
-  const none = ["O_X", "O_W", "O_Q", "O_V", "O_L", "O_XI", "O_XS", "O_R", "O_TB", "O_AQB", "O_SB", "O_Z", "O_D", "O_A", "O_AQ", "O_TT", "O_Y", "O_P", "O_BT", "O_G", "O_I"];
+  const none = ["O_X", "O_W", "O_Q", "O_V", "O_L", "O_XI", "O_XS", "O_R", "O_TB", "O_AQB", "O_SB", "O_Z", "O_D", "O_A", "O_TT", "O_Y", "O_P", "O_BT", "O_G", "O_I"];
   for (const n of none) o[n] = 0;
   for (const n of ["STAGE", "W_Q", "W_X", "W_M", "W_A", "W_U", "W_E"]) o[n] = 0;
   o.NSTAGE = 2;
+  o.VLATE = 0;
+  if (c.kind === "walkS") {
+    // split3's state-only walk: per stage X~ (and M), the U0 tile, exp(G_n); three stages where they fit
+    let s = 0;
+    const sput = (name: string, bytes: number) => {
+      o[name] = s;
+      s += Math.ceil(bytes / 16) * 16;
+    };
+    sput("W_X", F * LDK * sz);
+    sput("W_M", c.lr ? F * LDK * sz : 0);
+    sput("W_U", F * LDV * sz);
+    sput("W_E", c.KP * 4);
+    o.STAGE = s;
+    const rest = (c.lr ? Math.ceil((c.KP * LDV * sz) / 16) * 16 + Math.ceil((F * LDV * sz) / 16) * 16 : 0) + 64;
+    o.NSTAGE = 3 * s + rest <= WALKS_SMEM_MAX ? 3 : 2;
+    put("O_X", o.NSTAGE * s);
+    if (c.lr) {
+      put("O_SB", c.KP * LDV * sz);
+      put("O_Z", F * LDV * sz);
+    }
+    put("O_I", 16 * 4);
+    o.SMEM = at;
+    return o;
+  }
+  if (c.kind === "out") {
+    // split3's readout: Q~, Aq, the Z tile and S0's value tile in, y (fp32) out
+    put("O_Q", F * LDK * sz);
+    put("O_AQB", F * LDF * sz);
+    put("O_Z", F * LDV * sz);
+    put("O_SB", c.KP * LDV * sz);
+    put("O_Y", F * LDY * 4);
+    put("O_I", 16 * 4);
+    o.SMEM = at;
+    return o;
+  }
   if (c.kind === "walk") {
     let s = 0;
     const sput = (name: string, bytes: number) => {
@@ -87,7 +124,10 @@ export function chunkLayout(c: ChunkCfg): Record<string, number> {
   put("O_Q", F * LDK * sz);
   if (!c.lr) o.O_W = o.O_Q;
   put("O_X", F * LDK * sz);
-  put("O_V", F * (c.kind === "phaseA" ? LDVA : LDV) * sz);
+  // phase A of a low-rank model loads alpha v after the inverse, into A's place (A is dead by then): one
+  // region less, so that K = 128 fits two blocks per SM
+  o.VLATE = c.kind === "phaseA" && c.lr && F * LDVA * sz <= F * LDA * 4 ? 1 : 0;
+  if (!o.VLATE) put("O_V", F * (c.kind === "phaseA" ? LDVA : LDV) * sz);
   const inv = F * LDA * 4 + (NB - 1) * 256 * 4 + F * LDF * sz; // TT, P, TB
   if (c.decay === 2) {
     put("O_D", C * c.KP * 4);
@@ -109,8 +149,8 @@ export function chunkLayout(c: ChunkCfg): Record<string, number> {
     put("O_TB", F * LDF * sz);
   }
   if (c.lr) put("O_A", F * LDA * 4);
-  put("O_AQ", F * LDA * 4);
-  o.O_Y = o.O_AQ;
+  if (o.VLATE) o.O_V = o.O_A;
+  if (c.kind === "fused") put("O_Y", F * LDY * 4);
   put("O_AQB", F * LDF * sz);
   if (c.kind === "fused") {
     put("O_SB", c.KP * LDV * sz);
@@ -123,7 +163,7 @@ export function chunkLayout(c: ChunkCfg): Record<string, number> {
 }
 
 export function cfgName(c: ChunkCfg): string {
-  const v = c.kind === "fused" ? `v${c.BV}` : c.kind === "walk" ? `v${c.BV}p${c.VP}` : `p${c.VP}`;
+  const v = c.kind === "fused" ? `v${c.BV}` : c.kind === "phaseA" ? `p${c.VP}` : `v${c.BV}p${c.VP}`;
   return `${c.kind}_${c.dtype}_k${c.KP}_${v}_r${c.RTP}`;
 }
 
@@ -469,7 +509,7 @@ export interface ChunkModelSource {
   wrapper: (c: ChunkCfg) => string;
   overrides: string[];
   uniforms: string[];
-  /** Buffer order of every chunked kernel: inputs, outputs, params, states (and the workspace for phase A / walk). */
+  /** Buffer order of every chunked kernel: inputs, outputs, params, states (and the workspaces: records for phase A and the walks, per-chunk states for split3's walk and readout). */
   inputs: string[];
   outputs: string[];
 }
@@ -504,6 +544,7 @@ export function chunkModelSource(model: I.Model, cr: ChunkRows): ChunkModelSourc
       "const float* __restrict__ params",
       "float* __restrict__ states",
       ...(c.kind === "fused" ? [] : [`${T}* __restrict__ ws`]),
+      ...(c.kind === "walkS" || c.kind === "out" ? [`${T}* __restrict__ wsS`] : []),
       `const SeqcU_${model.name} u`,
       `const SeqcO_${model.name} ov`,
     ];
@@ -512,7 +553,11 @@ export function chunkModelSource(model: I.Model, cr: ChunkRows): ChunkModelSourc
         ? `seqc_chunk_fused<${cfg}>(rows, seqc_smem, ${dimOf(Sd.shape[cr.form.key])}, ${dimOf(Sd.shape[cr.form.value])}, ${headsExpr});`
         : c.kind === "phaseA"
           ? `seqc_chunk_phase_a<${cfg}>(rows, seqc_smem, ws, ${headsExpr});`
-          : `seqc_chunk_walk<${cfg}>(rows, seqc_smem, ws, ${dimOf(Sd.shape[cr.form.key])}, ${dimOf(Sd.shape[cr.form.value])}, ${headsExpr});`;
+          : c.kind === "walkS"
+            ? `seqc_chunk_walk_s<${cfg}>(rows, seqc_smem, ws, wsS, ${dimOf(Sd.shape[cr.form.key])}, ${dimOf(Sd.shape[cr.form.value])}, ${headsExpr});`
+            : c.kind === "out"
+              ? `seqc_chunk_out<${cfg}>(rows, seqc_smem, ws, wsS, ${dimOf(Sd.shape[cr.form.value])}, ${headsExpr});`
+              : `seqc_chunk_walk<${cfg}>(rows, seqc_smem, ws, ${dimOf(Sd.shape[cr.form.key])}, ${dimOf(Sd.shape[cr.form.value])}, ${headsExpr});`;
     return `${cfgStruct(c, cfg)}
 extern "C" __global__ void __launch_bounds__(${CHUNK_THREADS}, 1) ${entry(c)}(${params.join(", ")}) {
   SEQC_SMEM_DECL(seqc_smem);

@@ -75,15 +75,22 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
   const dtypes: ChunkDtype[] = ["f32", "bf16", "f16"];
   const forms: CudaFormPlan[] = [];
   const wrappers: Record<string, string[]> = { f32: [], bf16: [], f16: [] };
-  const buffers = (ws: boolean): CudaBufferRef[] => [
+  const buffers = (ws: string[]): CudaBufferRef[] => [
     ...src.inputs.map((name) => ({ kind: "input", name }) as CudaBufferRef),
     ...src.outputs.map((name) => ({ kind: "output", name }) as CudaBufferRef),
     { kind: "params" },
     { kind: "states" },
-    ...(ws ? [{ kind: "workspace", name: "chunk" } as CudaBufferRef] : []),
+    ...ws.map((name) => ({ kind: "workspace", name }) as CudaBufferRef),
   ];
+  // one wrapper per kernel (split and split3 share phase A)
+  const wrapped = new Set<string>();
+  const wrap = (c: ChunkCfg) => {
+    if (wrapped.has(src.entry(c))) return;
+    wrapped.add(src.entry(c));
+    wrappers[c.dtype].push(src.wrapper(c));
+  };
   const ov = overrideValues(model, src.overrides);
-  const launch = (c: ChunkCfg, grid: SizeExpr, ws: boolean) => ({
+  const launch = (c: ChunkCfg, grid: SizeExpr, ws: string[]) => ({
     kind: "launch" as const,
     entry: src.entry(c),
     grid,
@@ -105,7 +112,7 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
         for (const BV of fusedBVs) {
           const c = mk("fused", BV);
           if (chunkLayout(c).SMEM > SMEM_MAX || (opts.only && !opts.only(`chunked-fused-${dtype}-k${KP}-v${BV}-r${RTP}`))) continue;
-          wrappers[dtype].push(src.wrapper(c));
+          wrap(c);
           const blocks: SizeExpr = ["*", "B", nH, ["ceilDiv", Vd, BV]];
           forms.push({
             form: "chunked",
@@ -117,20 +124,44 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
             note: `chunked (${dtype}${dtype === "f32" ? " SIMT" : " tensor cores"}): one block per batch x head x ${BV} values walks chunks of ${C} tokens (${CHUNK_F} row slots); intra-chunk masked matmuls, state in registers`,
             vars: [],
             workspaces: [],
-            steps: [launch(c, blocks, false)],
+            steps: [launch(c, blocks, [])],
           });
         }
         // split: phase A over every chunk, then the walk
-        let phaseA = false;
+        const nc: SizeExpr = ["ceilDiv", "T", C];
+        const a = mk("phaseA", 32);
+        const recBytes = recordBytes(a);
+        // split3: phase A, a walk that only carries the state (and stores each chunk's start state), then the
+        // readout over every chunk in parallel (value tiles of BO)
+        const BO = Math.min(KP, dtype === "f32" ? 32 : 64);
         for (const BV of [32, 16]) {
-          const a = mk("phaseA", 32);
+          const w = mk("walkS", BV);
+          const o = mk("out", BO);
+          const variant = `chunked-split3-${dtype}-k${KP}-v${BV}-r${RTP}`;
+          if ([a, w, o].some((x) => chunkLayout(x).SMEM > SMEM_MAX) || (opts.only && !opts.only(variant))) continue;
+          for (const x of [a, w, o]) wrap(x);
+          const wsS: SizeExpr = ["*", "B", nH, nc, (KP * KP * (dtype === "f32" ? 4 : 2)) / 4];
+          forms.push({
+            form: "chunked",
+            variant,
+            io: dtype,
+            module: dtype,
+            applicable: ["*", ...base, eq(classOf(Vd), KP), [">=", "LIMIT_SMEM_OPTIN", Math.max(...[a, w, o].map((x) => chunkLayout(x).SMEM))]],
+            prefer: split3Prefer(BV, KP, nH, Vd),
+            note: `chunked split3 (${dtype}): every chunk's S0-independent part in parallel, a walk per batch x head x ${BV} values that only carries the state (Z = U0 + M S0, S' = exp(G_n) S0 + X~^T Z; each chunk's S0 stored), then y = Q~ S0 + Aq Z over every chunk in parallel`,
+            vars: [],
+            workspaces: [
+              { name: "chunk", words: ["*", "B", nH, nc, recBytes / 4] },
+              { name: "chunkS", words: wsS },
+            ],
+            steps: [launch(a, ["*", "B", nH, nc], ["chunk"]), launch(w, ["*", "B", nH, ["ceilDiv", Vd, BV]], ["chunk", "chunkS"]), launch(o, ["*", "B", nH, nc, ["ceilDiv", Vd, BO]], ["chunk", "chunkS"])],
+          });
+        }
+        for (const BV of [32, 16]) {
           const w = mk("walk", BV);
           if (chunkLayout(a).SMEM > SMEM_MAX || chunkLayout(w).SMEM > SMEM_MAX || (opts.only && !opts.only(`chunked-split-${dtype}-k${KP}-v${BV}-r${RTP}`))) continue;
-          if (!phaseA) wrappers[dtype].push(src.wrapper(a));
-          phaseA = true;
-          wrappers[dtype].push(src.wrapper(w));
-          const nc: SizeExpr = ["ceilDiv", "T", C];
-          const recBytes = recordBytes(a);
+          wrap(a);
+          wrap(w);
           forms.push({
             form: "chunked",
             variant: `chunked-split-${dtype}-k${KP}-v${BV}-r${RTP}`,
@@ -142,7 +173,7 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
             note: `chunked split (${dtype}): every chunk's S0-independent part in parallel (Q~, X~, Aq, M = T diag(beta) W~, U0 = T alpha V), then a walk over chunks per batch x head x ${BV} values`,
             vars: [],
             workspaces: [{ name: "chunk", words: ["*", "B", nH, nc, recBytes / 4] }],
-            steps: [launch(a, ["*", "B", nH, nc], true), launch(w, ["*", "B", nH, ["ceilDiv", Vd, BV]], true)],
+            steps: [launch(a, ["*", "B", nH, nc], ["chunk"]), launch(w, ["*", "B", nH, ["ceilDiv", Vd, BV]], ["chunk"])],
           });
         }
       }
@@ -152,6 +183,11 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
     modules[d] = { source: [`// seqc CUDA chunked kernels for model ${model.name}, ${d} (generated; do not edit)`, CUDA_PRELUDE, CHUNK_CORE_SOURCE, src.loader, ...wrappers[d]].join("\n\n") + "\n" };
   }
   return { forms, modules };
+}
+
+/** When auto prefers a split3 variant (it comes after the fused variants in plan order and before split). */
+function split3Prefer(BV: number, _KP: number, nH: SizeExpr, Vd: SizeExpr): SizeExpr {
+  return BV === 32 ? ["*", [">=", "T", 64], [">=", ["*", "B", nH, ["ceilDiv", Vd, 32]], "LIMIT_SMS"]] : [">=", "T", 64];
 }
 
 /** Bytes of one phase-A record (SeqcRec in chunked-core.ts). */
