@@ -4,6 +4,8 @@ import { loadProgram } from "../compiler/frontend/load.ts";
 import { interpret, type RunInputs } from "../compiler/ir/interpret.ts";
 import * as I from "../compiler/ir/types.ts";
 import { gradients } from "../compiler/grad/run.ts";
+import { relativeError } from "../compiler/io/manifest.ts";
+import { planMemory } from "../runtime/train.ts";
 import { randomRun, rng, smallDims } from "./helpers/random.ts";
 
 const names = readdirSync("stdlib").filter((f) => f.endsWith(".seq")).map((f) => f.replace(/\.seq$/, "")).sort();
@@ -55,5 +57,39 @@ describe("reference gradients (backward model) agree with central finite differe
     for (const [k, v] of Object.entries(run.inputs)) check(`input ${k}`, v, g.inputs[k]);
     for (const [k, v] of Object.entries(run.params ?? {})) check(`param ${k}`, v, g.params[k]);
     for (const [k, v] of Object.entries(run.initialState ?? {})) if (model.tensors.some((t) => t.name === k)) check(`initial ${k}`, v, g.initialState[k]);
+  });
+});
+
+describe("memory policies and param adjoints give the same gradients", () => {
+  it.each(names)("%s: store, checkpoints every 2 and 3 steps, per-step param outputs", async (name) => {
+    const model = loadProgram([`stdlib/${name}.seq`]).models[0];
+    const dims = smallDims(model, { K: 3, V: 2, D: 2, N: 2, H: 2, I: 2, P: 2 });
+    const run = randomRun(model, { dims, batch: 2, time: 7, seed: 8, initialState: name !== "softmax_attention" });
+    if (run.initialState!.m) run.initialState!.m = run.initialState!.m.map((x) => x - 1);
+    const ref = interpret(model, run);
+    const r = rng(3);
+    const cot = {
+      outputs: Object.fromEntries(Object.entries(ref.outputs).map(([k, v]) => [k, v.map(() => r())])),
+      finalState: Object.fromEntries(Object.entries(ref.finalState).map(([k, v]) => [k, v.map(() => r())])),
+    };
+    const want = await gradients(model, run, cot);
+    for (const opts of [{ memory: { every: 2 } }, { memory: { every: 3 } }, { memory: "recompute" as const }, { paramAdjoints: "output" as const }]) {
+      const got = await gradients(model, run, cot, undefined, opts);
+      const label = JSON.stringify(opts);
+      for (const k of Object.keys(run.inputs)) expect(relativeError(got.inputs[k], want.inputs[k]), `${label} input ${k}`).toBeLessThan(1e-12);
+      for (const k of Object.keys(run.params ?? {})) expect(relativeError(got.params[k], want.params[k]), `${label} param ${k}`).toBeLessThan(1e-12);
+      for (const k of Object.keys(want.initialState)) expect(relativeError(got.initialState[k], want.initialState[k]), `${label} initial ${k}`).toBeLessThan(1e-12);
+    }
+  });
+
+  it("the cost model stores every step while it fits the budget, else checkpoints every ceil(sqrt(T)) steps", () => {
+    expect(planMemory(4, 1000, 64, "auto", 2 ** 20)).toMatchObject({ policy: "store", every: 1000, bytes: 4 * 4 * 1000 * 64 });
+    const big = planMemory(4, 10_000, 64, "auto", 2 ** 20);
+    expect(big).toMatchObject({ policy: "recompute", every: 100, bytes: 4 * 4 * 64 * (100 + 100) });
+    expect(big.why).toMatch(/over the budget/);
+    expect(planMemory(4, 10, 64, { every: 4 })).toMatchObject({ policy: "recompute", every: 4 });
+    expect(planMemory(4, 10_000, 64, "store", 1)).toMatchObject({ policy: "store" });
+    expect(() => planMemory(1, 10, 1, { every: 0 })).toThrow(/every must be a positive integer/);
+    expect(() => planMemory(1, 10, 1, "sometimes" as never)).toThrow(/memory must be 'auto', 'store', 'recompute' or \{ every: steps \}/);
   });
 });

@@ -7,10 +7,14 @@
  *   2. computes adjoints in reverse statement order: the adjoint of a value is the sum, over every
  *      read of it, of (adjoint of the reader) x (derivative of the reader's expression w.r.t. that
  *      read), gathered back to the element read;
- *   3. emits the adjoint of every input (per step) and every param (per step, summed by the caller),
- *      and carries the adjoint of the state backwards: the backward state `S__bar` is dL/dS_t on
- *      entry to step t and dL/dS_{t-1} after it, so the backward run's final state is the gradient
- *      with respect to the initial state.
+ *   3. emits the adjoint of every input (per step) and of every param, and carries the adjoint of the
+ *      state backwards: the backward state `S__bar` is dL/dS_t on entry to step t and dL/dS_{t-1}
+ *      after it, so the backward run's final state is the gradient with respect to the initial state.
+ *      With `paramAdjoints: "state"` (what gradients() and the generated classes use) param adjoints
+ *      are backward states too (`P__bar` [B, ...shape], zero at the start, each step adds its
+ *      contribution): memory B x params instead of B x T x params, and no buffer of their own (states
+ *      are packed into one), so every stdlib backward fits WebGPU's 16 storage buffers per stage.
+ *      The default, "output", gives per-step outputs [B, T, ...shape] that the caller sums.
  * The result is plain IR, so the reference interpreter runs it and backends can compile it.
  */
 import * as I from "../ir/types.ts";
@@ -20,8 +24,15 @@ import { add, mul, occurrences } from "./derivative.ts";
 export const PREV = "__prev";
 export const BAR = "__bar";
 
+export interface BackwardOptions {
+  /** "state": accumulated over time in backward states; "output" (default): one output per step, summed by the caller. */
+  paramAdjoints?: "state" | "output";
+}
+
 export interface Backward {
   model: I.Model;
+  /** How the param adjoints come out: final backward states [B, ...shape] (sum over B) or per-step outputs [B, T, ...shape] (sum over B and T). */
+  paramAdjoints: "state" | "output";
   /** forward input/param/state name -> backward tensor names */
   inputBar: Record<string, string>;
   paramBar: Record<string, string>;
@@ -80,7 +91,8 @@ function flatten(model: I.Model, dims: Record<string, number>, renamer: Renamer)
   return { stmts, finalVersion };
 }
 
-export function buildBackward(model: I.Model, dims: Record<string, number>): Backward {
+export function buildBackward(model: I.Model, dims: Record<string, number>, opts: BackwardOptions = {}): Backward {
+  const paramAdjoints = opts.paramAdjoints ?? "output";
   const renamer = new Renamer(model);
   const { stmts, finalVersion } = flatten(model, dims, renamer);
   const span = model.span;
@@ -153,16 +165,22 @@ export function buildBackward(model: I.Model, dims: Record<string, number>): Bac
     backprop(s.vars, s.expr, (idx) => ({ k: "read", tensor: bar, idx }));
   }
 
-  const result: Backward = { model: undefined as unknown as I.Model, inputBar: {}, paramBar: {}, stateBar: {}, statePrev: {}, outputBar: {} };
+  const result: Backward = { model: undefined as unknown as I.Model, paramAdjoints, inputBar: {}, paramBar: {}, stateBar: {}, statePrev: {}, outputBar: {} };
   const tensors: I.TensorDecl[] = [];
   const tail: I.Stmt[] = [];
-  // inputs and params: per-step adjoints as outputs (the caller sums the params' over batch and time)
+  // inputs: per-step adjoints as outputs; params: accumulated in backward states, or per-step outputs
   for (const t of [...inputs, ...params]) {
     tensors.push(t);
     const bar = adjointName(t.name);
     (t.kind === "input" ? result.inputBar : result.paramBar)[t.name] = bar;
+    const P = varsOf(t.name);
+    if (t.kind === "param" && paramAdjoints === "state") {
+      tensors.push({ name: bar, kind: "state", shape: t.shape, init: { k: "num", value: 0 }, span });
+      tail.push({ k: "assign", target: bar, vars: P, expr: add({ k: "read", tensor: bar, idx: P.map((v) => ({ kind: "var", v })) }, sumOf(t.name)), span });
+      continue;
+    }
     tensors.push({ name: bar, kind: "output", shape: t.shape, span });
-    tail.push({ k: "output", target: bar, vars: varsOf(t.name), expr: sumOf(t.name), span });
+    tail.push({ k: "output", target: bar, vars: P, expr: sumOf(t.name), span });
   }
   for (const s of states) {
     result.statePrev[s.name] = s.name + PREV;

@@ -6,7 +6,9 @@
  */
 import * as I from "../ir/types.ts";
 import { interpret, product, shapeSizes, type RunInputs, type RunResult } from "../ir/interpret.ts";
-import { buildBackward } from "./backward.ts";
+import { buildBackward, type Backward } from "./backward.ts";
+import { packInputs, type InputPack } from "./pack.ts";
+import { backwardFrom, forwardSaving, planMemory, reverseTime, type FloatArray, type GradNames, type GradRunners, type GradSpec, type MemoryChoice, type RunFn } from "../../runtime/train.ts";
 
 export interface Cotangents {
   /** dL/d(output), [B, T, ...shape] per output (absent = 0). */
@@ -21,17 +23,12 @@ export interface Gradients {
   initialState: Record<string, Float64Array>;
 }
 
-const REC = "__rec";
+export const REC = "__rec";
 
-/** Reverse the time axis of a [B, T, ...] array with `inner` elements per step. */
-export function reverseTime(a: Float64Array, B: number, T: number, inner: number): Float64Array {
-  const out = new Float64Array(a.length);
-  for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) out.set(a.subarray((b * T + t) * inner, (b * T + t + 1) * inner), (b * T + (T - 1 - t)) * inner);
-  return out;
-}
+export { reverseTime };
 
 /** The model with an extra output per state holding its value before each step. */
-function recording(model: I.Model): I.Model {
+export function recording(model: I.Model): I.Model {
   const extra: I.TensorDecl[] = [];
   const stmts: I.Stmt[] = [];
   let id = 1_000_000;
@@ -45,33 +42,51 @@ function recording(model: I.Model): I.Model {
 
 export type Exec = (model: I.Model, run: RunInputs) => RunResult | Promise<RunResult>;
 
-export async function gradients(model: I.Model, run: RunInputs, cot: Cotangents, exec: Exec = interpret): Promise<Gradients> {
+export interface GradOptions {
+  /** What the forward keeps for the backward (runtime/train.ts planMemory): "store" (default here), "recompute", { every: C } or "auto". */
+  memory?: MemoryChoice;
+  /** How the backward model returns param adjoints: "state" (default: accumulated in backward states, and same-shape inputs packed) or "output" (per step, unpacked). */
+  paramAdjoints?: "state" | "output";
+}
+
+/** Names of the backward model's tensors and the recording outputs, as the runtime's training loop takes them. */
+export function gradNames(model: I.Model, bw: Backward, packs: InputPack[] = []): GradNames {
+  const record = Object.fromEntries(I.tensorsOfKind(model, "state").map((s) => [s.name, s.name + REC]));
+  return { paramAdjoints: bw.paramAdjoints, inputBar: bw.inputBar, paramBar: bw.paramBar, stateBar: bw.stateBar, statePrev: bw.statePrev, outputBar: bw.outputBar, record, packs };
+}
+
+/** The backward model as gradients() and the generated classes run it: param adjoints in states, same-shape inputs packed. */
+export function trainingBackward(model: I.Model, dims: Record<string, number>): { backward: Backward; model: I.Model; names: GradNames } {
+  const backward = buildBackward(model, dims, { paramAdjoints: "state" });
+  const packed = packInputs(backward.model);
+  return { backward, model: packed.model, names: gradNames(model, backward, packed.packs) };
+}
+
+/** The forward model's tensors with their per-step sizes at `dims`. */
+export function gradSpec(model: I.Model, dims: Record<string, number>, names: GradNames, alloc: (n: number) => FloatArray): GradSpec {
+  const sized = (kind: I.TensorDecl["kind"]) => I.tensorsOfKind(model, kind).map((t) => ({ name: t.name, size: product(shapeSizes(t.shape, dims)) }));
+  return { model: model.name, inputs: sized("input"), params: sized("param"), states: sized("state"), outputs: sized("output"), names, alloc };
+}
+
+/**
+ * Gradients of a loss with cotangents `cot` with respect to every input, param and initial state:
+ * the forward (recording the states, or checkpoints), then the backward model over the reversed
+ * sequence, each run by `exec` (the float64 interpreter by default, or any backend).
+ */
+export async function gradients(model: I.Model, run: RunInputs, cot: Cotangents, exec: Exec = interpret, opts: GradOptions = {}): Promise<Gradients> {
   const dims = { ...run.dims };
   for (const d of model.dims) if (d.sequenceDefault && dims[d.name] === undefined) dims[d.name] = run.time;
   const { batch: B, time: T } = run;
-  const n = (t: I.TensorDecl) => product(shapeSizes(t.shape, dims));
-  const fwd = await exec(recording(model), { ...run, dims });
-  const bw = buildBackward(model, dims);
-  const inputs: Record<string, Float64Array> = {};
-  for (const t of I.tensorsOfKind(model, "input")) if (run.inputs[t.name]) inputs[t.name] = reverseTime(run.inputs[t.name], B, T, n(t));
-  for (const s of I.tensorsOfKind(model, "state")) inputs[bw.statePrev[s.name]] = reverseTime(fwd.outputs[s.name + REC], B, T, n(s));
-  for (const o of I.tensorsOfKind(model, "output")) {
-    const c = cot.outputs?.[o.name] ?? new Float64Array(B * T * n(o));
-    inputs[bw.outputBar[o.name]] = reverseTime(c, B, T, n(o));
-  }
-  const initialState: Record<string, Float64Array> = {};
-  for (const s of I.tensorsOfKind(model, "state")) initialState[bw.stateBar[s.name]] = cot.finalState?.[s.name] ?? new Float64Array(B * n(s));
-  const back = await exec(bw.model, { dims, batch: B, time: T, inputs, params: run.params, initialState });
-
-  const g: Gradients = { inputs: {}, params: {}, initialState: {} };
-  for (const t of I.tensorsOfKind(model, "input")) g.inputs[t.name] = reverseTime(back.outputs[bw.inputBar[t.name]], B, T, n(t));
-  for (const p of I.tensorsOfKind(model, "param")) {
-    const per = back.outputs[bw.paramBar[p.name]];
-    const k = n(p);
-    const sum = new Float64Array(k);
-    for (let i = 0; i < per.length; i++) sum[i % k] += per[i];
-    g.params[p.name] = sum;
-  }
-  for (const s of I.tensorsOfKind(model, "state")) g.initialState[s.name] = back.finalState[bw.stateBar[s.name]];
-  return g;
+  let bw: { model: I.Model; names: GradNames };
+  if (opts.paramAdjoints === "output") {
+    const b = buildBackward(model, dims, { paramAdjoints: "output" });
+    bw = { model: b.model, names: gradNames(model, b) };
+  } else bw = trainingBackward(model, dims);
+  const spec = gradSpec(model, dims, bw.names, (n) => new Float64Array(n));
+  const runner = (m: I.Model): RunFn => async (inputs, initialState, batch, time) =>
+    exec(m, { dims, batch, time, inputs: inputs as Record<string, Float64Array>, params: run.params, initialState: initialState as Record<string, Float64Array> });
+  const runs: GradRunners = { forward: runner(model), record: runner(recording(model)), backward: runner(bw.model) };
+  const memory = planMemory(B, T, spec.states.reduce((a, s) => a + s.size, 0), opts.memory ?? "store");
+  const { saved } = await forwardSaving(spec, runs, run.inputs, run.initialState ?? {}, B, T, memory);
+  return (await backwardFrom(spec, runs, saved, cot)) as Gradients;
 }
