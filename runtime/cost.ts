@@ -28,7 +28,8 @@ export interface Estimate {
 }
 
 export function estimate(form: FormPlan, base: Env, dev: DeviceProfile = NOMINAL_GPU): Estimate | undefined {
-  const env = formEnv(form, base);
+  // LIMIT_BINDING (storage binding size) defaults to the WebGPU floor where the caller gave no device limits
+  const env = formEnv(form, { LIMIT_BINDING: 134217728, ...base });
   if (form.applicable !== undefined && evalSize(form.applicable, env) === 0) return undefined;
   const bytes = evalSize(form.cost.bytes, env);
   const serial = evalSize(form.cost.serialSteps, env);

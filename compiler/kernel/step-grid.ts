@@ -51,8 +51,7 @@ export interface Recurrent {
   perUnit: boolean;
 }
 
-/** Depth of a staged slice of the contraction, batch rows per thread. */
-const KC = 32;
+/** Batch rows per thread in the contraction (the slice depth KC is an override, see the plan's $KC). */
 const TB = 4;
 /** Latency model (ns): a step launch (dispatch + barrier), a multiply-add of the contraction per thread. */
 export const GRID_COST_NS = { launch: 4000, work: 1.5 };
@@ -129,7 +128,9 @@ interface GridCtx {
   form?: FormPlan;
 }
 
-const S = KC + 1;
+/** Row stride of a staged slice (KC + 1: no bank conflicts between rows). */
+const S = K.add(K.ref("KC"), K.u32(1));
+const KC = K.ref("KC");
 const scratchNames = (c: GridCtx) => [PINGPONG, ...(c.plan!.hoisting.lets.length ? [HOISTED] : [])];
 
 const passes: Pass<GridCtx>[] = [
@@ -247,7 +248,7 @@ function contraction(c: GridCtx, r: Recurrent): K.KStmt[] {
   const out: K.KStmt[] = [{ k: "comment", text: `contraction ${r.param.tensor} x ${r.state.tensor} (step t-1) for ${r.target}` }];
 
   // staging of the param rows: row rr = (unit ju, local l)
-  const stageP: K.KStmt[] = [K.decl("rr", "u32", K.bin("/", K.ref("y"), K.u32(KC))), K.decl("kk", "u32", K.bin("%", K.ref("y"), K.u32(KC))), K.decl("m", "u32", K.add(K.ref("m0"), K.ref("kk")))];
+  const stageP: K.KStmt[] = [K.decl("rr", "u32", K.bin("/", K.ref("y"), KC)), K.decl("kk", "u32", K.bin("%", K.ref("y"), KC)), K.decl("m", "u32", K.add(K.ref("m0"), K.ref("kk")))];
   stageP.push(K.decl("wp", "u32", K.add(K.mul(K.ref("ut"), K.ref("JB")), K.bin("/", K.ref("rr"), L))));
   {
     const pre: K.KStmt[] = [];
@@ -256,10 +257,10 @@ function contraction(c: GridCtx, r: Recurrent): K.KStmt[] {
     const v = lowerExpr(r.param, step.scope(vars, () => K.u32(0)), pre);
     stageP.push(K.decl("wv", "f32", K.f32(0), true));
     stageP.push(K.ifThen(K.bin("&&", K.bin("<", K.ref("m"), M), K.bin("<", K.ref("wp"), K.ref("P"))), [...pre, K.set("wv", v)]));
-    stageP.push(K.store("gw", K.add(K.mul(K.ref("rr"), K.u32(S)), K.ref("kk")), K.ref("wv", "f32")));
+    stageP.push(K.store("gw", K.add(K.mul(K.ref("rr"), S), K.ref("kk")), K.ref("wv", "f32")));
   }
   // staging of the previous-state vectors: vector vv = batch row (and unit when the vector depends on it)
-  const stageS: K.KStmt[] = [K.decl("vv", "u32", K.bin("/", K.ref("y"), K.u32(KC))), K.decl("kk", "u32", K.bin("%", K.ref("y"), K.u32(KC))), K.decl("m", "u32", K.add(K.ref("m0"), K.ref("kk")))];
+  const stageS: K.KStmt[] = [K.decl("vv", "u32", K.bin("/", K.ref("y"), KC)), K.decl("kk", "u32", K.bin("%", K.ref("y"), KC)), K.decl("m", "u32", K.add(K.ref("m0"), K.ref("kk")))];
   {
     const pre: K.KStmt[] = [];
     const bi = r.perUnit ? K.bin("/", K.ref("vv"), K.ref("JB")) : K.ref("vv");
@@ -275,7 +276,7 @@ function contraction(c: GridCtx, r: Recurrent): K.KStmt[] {
     const idx = r.state.idx.map((ix) => (ix.kind === "lit" ? K.u32(ix.value) : vars.get(ix.v.id)!));
     stageS.push(K.decl("sv", "f32", K.f32(0), true));
     stageS.push(K.ifThen(valid, [...pre, K.set("sv", K.load(PINGPONG, K.add(K.ref("prevBase"), GridStep.stateAddr(stateDecl, K.ref("vb"), idx))))]));
-    stageS.push(K.store("gs", K.add(K.mul(K.ref("vv"), K.u32(S)), K.ref("kk")), K.ref("sv", "f32")));
+    stageS.push(K.store("gs", K.add(K.mul(K.ref("vv"), S), K.ref("kk")), K.ref("sv", "f32")));
   }
   // each thread: one param row x TB batch rows
   const acc = (i: number) => `acc_${i}`;
@@ -283,8 +284,8 @@ function contraction(c: GridCtx, r: Recurrent): K.KStmt[] {
     const bi = K.bin("min", K.add(K.mul(K.ref("bq"), K.u32(TB)), K.u32(i)), K.bin("-", K.ref("BB"), K.u32(1)), "u32");
     return r.perUnit ? K.add(K.mul(bi, K.ref("JB")), K.ref("ju")) : bi;
   };
-  const fma: K.KStmt[] = [K.decl("w", "f32", K.load("gw", K.add(K.mul(K.ref("rw"), K.u32(S)), K.ref("kq"))))];
-  for (let i = 0; i < TB; i++) fma.push(K.set(acc(i), K.bin("+", K.ref(acc(i), "f32"), K.bin("*", K.ref("w", "f32"), K.load("gs", K.add(K.mul(K.ref(`vi_${i}`), K.u32(S)), K.ref("kq"))), "f32"), "f32")));
+  const fma: K.KStmt[] = [K.decl("w", "f32", K.load("gw", K.add(K.mul(K.ref("rw"), S), K.ref("kq"))))];
+  for (let i = 0; i < TB; i++) fma.push(K.set(acc(i), K.bin("+", K.ref(acc(i), "f32"), K.bin("*", K.ref("w", "f32"), K.load("gs", K.add(K.mul(K.ref(`vi_${i}`), S), K.ref("kq"))), "f32"), "f32")));
   const active = K.bin("<", K.ref("x"), total);
   const stores: K.KStmt[] = [];
   for (let i = 0; i < TB; i++) {
@@ -301,13 +302,13 @@ function contraction(c: GridCtx, r: Recurrent): K.KStmt[] {
     ...Array.from({ length: TB }, (_, i) => K.decl(`vi_${i}`, "u32", vec(i))),
     ...Array.from({ length: TB }, (_, i) => K.decl(acc(i), "f32", K.f32(0), true)),
     K.forLoop("m0", K.u32(0), M, [
-      K.forLoop("y", K.ref("lid"), K.mul(NR, K.u32(KC)), stageP, K.ref("WG")),
-      K.forLoop("y", K.ref("lid"), K.mul(NV, K.u32(KC)), stageS, K.ref("WG")),
+      K.forLoop("y", K.ref("lid"), K.mul(NR, KC), stageP, K.ref("WG")),
+      K.forLoop("y", K.ref("lid"), K.mul(NV, KC), stageS, K.ref("WG")),
       { k: "barrier" },
       // a run-time trip count (the slice's real depth): a constant one is unrolled, which costs a software rasteriser seconds of compile
-      K.ifThen(active, [K.forLoop("kq", K.u32(0), K.bin("min", K.u32(KC), K.bin("-", M, K.ref("m0")), "u32"), fma)]),
+      K.ifThen(active, [K.forLoop("kq", K.u32(0), K.bin("min", KC, K.bin("-", M, K.ref("m0")), "u32"), fma)]),
       { k: "barrier" },
-    ], K.u32(KC)),
+    ], KC),
     K.ifThen(active, stores),
   ];
   out.push(K.forLoop("x0", K.u32(0), total, round, K.ref("WG")));
@@ -400,10 +401,10 @@ function buildKernels(c: GridCtx): void {
   const stepName = `${model.name}_grid_step`;
   const k = buildKernel(model, stepName, c.step!, c.stepBody!, {
     scratch,
-    overrides: ["JB", "BB", "NBT"],
+    overrides: ["JB", "BB", "NBT", "KC"],
     shared: [
-      { name: "gw", length: K.mul(K.mul(K.ref("JB"), lmax), K.u32(S)) },
-      { name: "gs", length: K.mul(anyPerUnit ? K.ref("G") : K.ref("BB"), K.u32(S)) },
+      { name: "gw", length: K.mul(K.mul(K.ref("JB"), lmax), S) },
+      { name: "gs", length: K.mul(anyPerUnit ? K.ref("G") : K.ref("BB"), S) },
     ],
   });
   k.buffers = used(c.stepBody!);
@@ -422,6 +423,7 @@ function gridPlan(c: GridCtx): FormPlan {
   const stateFloats = sumS(I.tensorsOfKind(model, "state").map((t) => productS(t.shape)));
   const layout = hoistLayout(c.plan!.hoisting);
   const perElem = mulS(4, sumS(step.sharedArrays().map((a) => productS(a.local))));
+  const mExt = (r: Recurrent): SizeExpr => (r.m.extent.kind === "lit" ? r.m.extent.value : r.m.extent.name);
   const vars: [string, SizeExpr][] = [
     ["$P", base.P],
     ["$LR", maxS(slotL)],
@@ -433,11 +435,14 @@ function gridPlan(c: GridCtx): FormPlan {
     ["$G", ["*", "$BB", "$JB"]],
     ["$WG", ["max", 32, ["min", 256, ["pow2ceil", ["*", "$JB", "$LR", "$NBT"]]]]],
     ["$SHARED_PER_ELEM", perElem],
-    ["$SHARED_BYTES", ["+", ["*", "$G", "$SHARED_PER_ELEM"], ["*", 4, S, ["+", ["*", "$JB", "$LR"], anyPerUnit ? "$G" : "$BB"]]]],
+    // slice depth: up to 128 (fewer dependent load rounds per step) as far as workgroup memory allows
+    ["$KCFIT", ["pow2floor", ["max", 1, ["-", ["/", ["max", 0, ["-", "LIMIT_SHARED", ["*", "$G", "$SHARED_PER_ELEM"]]], ["*", 4, ["+", ["*", "$JB", "$LR"], anyPerUnit ? "$G" : "$BB"]]], 1]]]],
+    ["$KC", ["max", 8, ["min", 128, ["pow2ceil", maxS(rec.map(mExt))], "$KCFIT"]]],
+    ["$SHARED_BYTES", ["+", ["*", "$G", "$SHARED_PER_ELEM"], ["*", 4, ["+", "$KC", 1], ["+", ["*", "$JB", "$LR"], anyPerUnit ? "$G" : "$BB"]]]],
     ["$WGS", ["*", ["ceilDiv", "$P", "$JB"], ["ceilDiv", "B", "$BB"]]],
     ["$HOIST_BYTES", mulS(4, "B", "T", layout.widthS)],
   ];
-  const overrides: Record<string, SizeExpr> = { ...base, G: "$G", WG: "$WG", JB: "$JB", BB: "$BB", NBT: "$NBT" };
+  const overrides: Record<string, SizeExpr> = { ...base, G: "$G", WG: "$WG", JB: "$JB", BB: "$BB", NBT: "$NBT", KC: "$KC" };
   const baseOnly: Record<string, SizeExpr> = { ...base };
   const launches: KernelLaunch[] = c.launches.map((l) => {
     const kernel = c.kernels.find((k) => k.name === l.name)!;
@@ -458,8 +463,7 @@ function gridPlan(c: GridCtx): FormPlan {
     steps: { count: "T", binding: stepKernel.stepUniform! },
   });
   // cost: per step a launch, then (rounds of) the contraction's multiply-adds per thread; the hoisted product at a nominal rate
-  const mExt = (r: Recurrent) => (r.m.extent.kind === "lit" ? r.m.extent.value : r.m.extent.name);
-  const perStep = sumS(rec.map((r) => ["*", ["ceilDiv", ["*", "$JB", productS((step.slots.get(recurrentName(r.id)) as Extract<Slot, { kind: "shared" | "global" }>).local), "$NBT"], "$WG"], ["*", KC, ["ceilDiv", mExt(r), KC]], TB] as SizeExpr));
+  const perStep = sumS(rec.map((r) => ["*", ["ceilDiv", ["*", "$JB", productS((step.slots.get(recurrentName(r.id)) as Extract<Slot, { kind: "shared" | "global" }>).local), "$NBT"], "$WG"], ["*", "$KC", ["ceilDiv", mExt(r), "$KC"]], TB] as SizeExpr));
   const hoistFlops = sumS(c.launches.map((l) => (l as KernelLaunch & { hoist?: { flops: SizeExpr } }).hoist?.flops ?? 0));
   const recFlops = sumS(rec.map((r) => ["*", 2, "B", "T", "$P", productS((step.slots.get(recurrentName(r.id)) as Extract<Slot, { kind: "shared" | "global" }>).local), mExt(r)] as SizeExpr));
   return {
@@ -471,8 +475,8 @@ function gridPlan(c: GridCtx): FormPlan {
     kernels: launches,
     cost: {
       bytes: sumS([trafficBytes(model), mulS(8, "B", "T", layout.widthS)]),
-      // the hoisted product at ~10 TFLOP/s counts as serial work of 1 ns per 10^4 flops
-      serialSteps: sumS([mulS("T", perStep), ["/", hoistFlops === 0 ? 0 : hoistFlops, Math.round(1e4 / GRID_COST_NS.work)]]),
+      // the hoisted product at ~10 TFLOP/s (10^4 flops per ns), in units of serial work
+      serialSteps: sumS([mulS("T", perStep), ["/", hoistFlops, Math.round(1e4 * GRID_COST_NS.work)]]),
       syncs: "T",
       syncNs: GRID_COST_NS.launch,
       workNs: GRID_COST_NS.work,
