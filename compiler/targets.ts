@@ -3,23 +3,22 @@ import type { Model } from "./ir/types.ts";
 import { analyzeModel } from "./analysis/index.ts";
 import { chooseForms } from "./analysis/choose.ts";
 import { analysisJson } from "./analysis/report.ts";
-import { printExpr, printStmt } from "./ir/print.ts";
-import { shapeText } from "./ir/types.ts";
+import { irText } from "./ir/ir-text.ts";
 import { cudaTarget } from "./backends/cuda/target.ts";
 import { wgslTarget, tsTarget } from "./backends/wgsl/target.ts";
+import { torchTarget } from "./backends/torch/target.ts";
+
+export { irText };
 
 export interface EmittedFile { path: string; contents: string }
-export interface TargetOptions { form: string }
+export interface TargetOptions {
+  form: string;
+  /** `--dims`: sizes a target needs at compile time (the torch target: extents of loops its backward unrolls). */
+  dims?: Record<string, number>;
+}
 export interface Target {
   describe: string;
   emit: (model: Model, opts: TargetOptions) => Promise<EmittedFile[]> | EmittedFile[];
-}
-
-/** The IR as readable .seq-like text (declarations + statements after resolution). */
-export function irText(m: Model): string {
-  const dims = m.dims.map((d) => (d.fixed !== undefined ? `${d.name} = ${d.fixed}` : d.name)).join(", ");
-  const decls = m.tensors.filter((t) => t.kind === "input" || t.kind === "param" || t.kind === "state").map((t) => `${t.kind} ${t.name}${shapeText(t.shape)}${t.init ? ` = ${printExpr(t.init)}` : ""}`);
-  return [`model ${m.name} {`, `  dims ${dims}`, ...decls.map((d) => `  ${d}`), ...m.body.map((s) => printStmt(s, "  ")), "}", ""].join("\n");
 }
 
 export const TARGETS: Record<string, Target> = {
@@ -40,3 +39,4 @@ export const TARGETS: Record<string, Target> = {
 TARGETS.cuda = cudaTarget;
 TARGETS.wgsl = wgslTarget;
 TARGETS.ts = tsTarget;
+TARGETS.torch = torchTarget;

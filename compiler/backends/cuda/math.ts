@@ -61,3 +61,53 @@ export function f32Literal(v: number): string {
   if (!/[.e]/.test(s)) s += ".0";
   return `${s}f`;
 }
+
+/**
+ * Float64 overloads of the helpers (appended after CUDA_PRELUDE for the double-precision kernels of the
+ * torch target: `torch.autograd.gradcheck` needs float64).
+ */
+export const CUDA_PRELUDE_F64 = `// ---- seqc device helpers (fp64 overloads) ----
+__device__ __forceinline__ double seqc_sigmoid(double x) { return x >= 0.0 ? 1.0 / (1.0 + exp(-x)) : exp(x) / (1.0 + exp(x)); }
+__device__ __forceinline__ double seqc_softplus(double x) { return fmax(x, 0.0) + log1p(exp(-fabs(x))); }
+__device__ __forceinline__ double seqc_logsigmoid(double x) { return -seqc_softplus(-x); }
+__device__ __forceinline__ double seqc_silu(double x) { return x * seqc_sigmoid(x); }
+__device__ __forceinline__ double seqc_relu(double x) { return fmax(x, 0.0); }
+__device__ __forceinline__ double seqc_rsqrt(double x) { return 1.0 / sqrt(x); }
+__device__ __forceinline__ double seqc_max(double a, double b) { return (a != a || b != b) ? a + b : fmax(a, b); }
+__device__ __forceinline__ double seqc_min(double a, double b) { return (a != a || b != b) ? a + b : fmin(a, b); }
+`;
+
+/** name -> CUDA double-precision function (the seqc_ helpers are overloaded for double). */
+export const CUDA_MATH_F64: Record<string, string> = {
+  ...CUDA_MATH,
+  exp: "exp",
+  exp2: "exp2",
+  log: "log",
+  log2: "log2",
+  log1p: "log1p",
+  expm1: "expm1",
+  tanh: "tanh",
+  sqrt: "sqrt",
+  abs: "fabs",
+  sin: "sin",
+  cos: "cos",
+  floor: "floor",
+  ceil: "ceil",
+  pow: "pow",
+};
+
+export function cudaMathFn64(fn: string): string {
+  const f = CUDA_MATH_F64[fn];
+  if (!f) throw new Error(`the CUDA backend has no spelling for the function '${fn}'`);
+  return f;
+}
+
+/** A double literal that round-trips exactly. */
+export function f64Literal(v: number): string {
+  if (Number.isNaN(v)) return "__longlong_as_double(0x7ff8000000000000ll)";
+  if (v === Infinity) return "((double)SEQC_INF)";
+  if (v === -Infinity) return "(-(double)SEQC_INF)";
+  if (Number.isInteger(v) && Math.abs(v) < 1e15) return `${v}.0`;
+  const s = v.toPrecision(17);
+  return /[.e]/.test(s) ? s : `${s}.0`;
+}

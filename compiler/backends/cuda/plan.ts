@@ -12,7 +12,7 @@ import { analyzeModel } from "../../analysis/index.ts";
 import type { BufferRef, FormPlan, SizeExpr } from "../../../runtime/plan.ts";
 import type { CudaBufferRef, CudaFormPlan, CudaLaunch, CudaModelPlan } from "../../../runtime/cuda/plan.ts";
 import { renderKernel } from "./render.ts";
-import { CUDA_PRELUDE } from "./math.ts";
+import { CUDA_PRELUDE, CUDA_PRELUDE_F64 } from "./math.ts";
 import { SGEMM_SOURCE } from "./sgemm.ts";
 import { pointwiseScanEligible, renderPointwiseScan, PW_CONFIGS } from "./pointwise-scan.ts";
 import { renderPointwiseStream, STREAM_CONFIGS } from "./pointwise-stream.ts";
@@ -140,4 +140,27 @@ export function lowerCuda(model: I.Model, opts: CudaLowerOptions = {}): CudaLowe
 /** One translation unit holding the kernels of several models (shared prelude and GEMM once). */
 export function combinedSource(lowerings: CudaLowering[]): string {
   return [CUDA_PRELUDE, ...(lowerings.some((l) => l.needsGemm) ? [SGEMM_SOURCE] : []), ...lowerings.map((l) => l.modelSource)].join("\n\n") + "\n";
+}
+
+/**
+ * The backend-neutral forms only (sequential variants, and scan where the neutral lowering has one), with
+ * every f32 value, buffer and shared array rendered as double: the float64 kernels of the torch target
+ * (`torch.autograd.gradcheck`). Sizes in the plan still count 4-byte elements: a runner doubles
+ * sharedBytes and workspace words and halves the shared-memory limits it plans with.
+ */
+export function lowerCudaF64(model: I.Model): CudaModelPlan {
+  const lowered = lowerModel(model);
+  const parts: string[] = [];
+  const forms = lowered.forms.map((f) => {
+    for (const k of f.kernels) parts.push(renderKernel(k, { real: "double" }));
+    return genericForm(f.plan, f.kernels, model);
+  });
+  return {
+    model: model.name,
+    dims: model.dims.map((d) => (d.fixed !== undefined ? { name: d.name, fixed: d.fixed } : { name: d.name })),
+    tensors: tensorSpecs(model),
+    uniforms: uniformFields(model),
+    source: [`// seqc CUDA kernels (float64) for model ${model.name} (generated; do not edit)`, CUDA_PRELUDE, CUDA_PRELUDE_F64, ...parts].join("\n\n") + "\n",
+    forms,
+  };
 }

@@ -10,9 +10,10 @@
  *   - builtins          -> lid = threadIdx.x, wg = flat block index.
  */
 import * as K from "../../kernel/ir.ts";
-import { cudaMathFn, f32Literal } from "./math.ts";
+import { cudaMathFn, cudaMathFn64, f32Literal, f64Literal } from "./math.ts";
 
 const CTYPE: Record<K.KType, string> = { f32: "float", u32: "unsigned int", i32: "int", bool: "bool" };
+const ctype = (t: K.KType, cx: RenderContext): string => (t === "f32" && cx.real === "double" ? "double" : CTYPE[t]);
 
 /** Builtin thread coordinates understood by the renderer. */
 const BUILTINS: Record<string, string> = {
@@ -25,6 +26,8 @@ const BUILTINS: Record<string, string> = {
 export interface RenderContext {
   overrides: Set<string>;
   uniforms: Set<string>;
+  /** Floating-point type of f32 values: "float" (default) or "double" (the float64 kernels of the torch target, for gradcheck). */
+  real?: "float" | "double";
 }
 
 export const overrideMacro = (name: string): string => `SEQC_${name}`;
@@ -35,7 +38,7 @@ export function renderExpr(e: K.KExpr, cx: RenderContext): string {
   const r = (x: K.KExpr) => renderExpr(x, cx);
   switch (e.k) {
     case "f32":
-      return f32Literal(e.v);
+      return cx.real === "double" ? f64Literal(e.v) : f32Literal(e.v);
     case "u32":
       return `${e.v >>> 0}u`;
     case "bool":
@@ -53,7 +56,7 @@ export function renderExpr(e: K.KExpr, cx: RenderContext): string {
     case "bin": {
       if (e.op === "min" || e.op === "max") {
         const t = K.typeOf(e.a);
-        return t === "f32" ? `${cudaMathFn(e.op)}(${r(e.a)}, ${r(e.b)})` : `${e.op}(${r(e.a)}, ${r(e.b)})`;
+        return t === "f32" ? `${cx.real === "double" ? cudaMathFn64(e.op) : cudaMathFn(e.op)}(${r(e.a)}, ${r(e.b)})` : `${e.op}(${r(e.a)}, ${r(e.b)})`;
       }
       return `(${r(e.a)} ${e.op} ${r(e.b)})`;
     }
@@ -63,9 +66,9 @@ export function renderExpr(e: K.KExpr, cx: RenderContext): string {
       return `(!${r(e.a)})`;
     case "call":
       if (e.fn === "select") return `(${r(e.args[0])} != 0.f ? ${r(e.args[1])} : ${r(e.args[2])})`;
-      return `${cudaMathFn(e.fn)}(${e.args.map(r).join(", ")})`;
+      return `${cx.real === "double" ? cudaMathFn64(e.fn) : cudaMathFn(e.fn)}(${e.args.map(r).join(", ")})`;
     case "cast":
-      return `((${CTYPE[e.to]})(${r(e.a)}))`;
+      return `((${ctype(e.to, cx)})(${r(e.a)}))`;
     case "select":
       return `(${r(e.cond)} ? ${r(e.then)} : ${r(e.else)})`;
   }
@@ -77,7 +80,7 @@ export function renderStmts(body: K.KStmt[], cx: RenderContext, indent: string):
   for (const s of body) {
     switch (s.k) {
       case "decl":
-        out.push(`${indent}${s.mutable ? "" : "const "}${CTYPE[s.t]} ${s.name}${s.init ? ` = ${r(s.init)}` : s.mutable ? " = 0" : ""};`);
+        out.push(`${indent}${s.mutable ? "" : "const "}${ctype(s.t, cx)} ${s.name}${s.init ? ` = ${r(s.init)}` : s.mutable ? " = 0" : ""};`);
         break;
       case "set":
         out.push(`${indent}${s.name} = ${r(s.value)};`);
@@ -86,7 +89,7 @@ export function renderStmts(body: K.KStmt[], cx: RenderContext, indent: string):
         out.push(`${indent}${s.array}[${r(s.index)}] = ${r(s.value)};`);
         break;
       case "for": {
-        const t = CTYPE[K.typeOf(s.from)] ?? "unsigned int";
+        const t = ctype(K.typeOf(s.from), cx) ?? "unsigned int";
         out.push(`${indent}for (${t} ${s.v} = ${r(s.from)}; ${s.v} < ${r(s.to)}; ${s.v} += ${r(s.step)}) {`);
         out.push(...renderStmts(s.body, cx, indent + "  "));
         out.push(`${indent}}`);
@@ -124,9 +127,14 @@ function writtenArrays(k: K.Kernel): Set<string> {
   return w;
 }
 
-/** Render one kernel: its uniform and override structs, then the __global__ function. */
-export function renderKernel(k: K.Kernel): string {
-  const cx: RenderContext = { overrides: new Set(k.overrides.map((o) => o.name)), uniforms: new Set(k.uniforms) };
+/**
+ * Render one kernel: its uniform and override structs, then the __global__ function. With
+ * `real: "double"` every f32 value, buffer and shared array is a double (the plan's sharedBytes and
+ * workspace words then count 8 bytes per element; runtime/torch/seqc_cuda.py doubles them).
+ */
+export function renderKernel(k: K.Kernel, opts: { real?: "float" | "double" } = {}): string {
+  const cx: RenderContext = { overrides: new Set(k.overrides.map((o) => o.name)), uniforms: new Set(k.uniforms), real: opts.real };
+  const real = opts.real ?? "float";
   const written = writtenArrays(k);
   for (const b of k.buffers) if (b.access === "read" && written.has(b.name)) throw new Error(`kernel ${k.name}: buffer ${b.name} is read-only but stored to`);
   const lines: string[] = [];
@@ -136,7 +144,7 @@ export function renderKernel(k: K.Kernel): string {
   lines.push(`struct ${os} { ${k.overrides.map((o) => `unsigned int ${o.name};`).join(" ") || "unsigned int _unused;"} };`);
   const buffers = [...k.buffers].sort((a, b) => a.binding - b.binding);
   const params = [
-    ...buffers.map((b) => (b.access === "read" ? `const float* __restrict__ ${b.name}` : `float* __restrict__ ${b.name}`)),
+    ...buffers.map((b) => (b.access === "read" ? `const ${real}* __restrict__ ${b.name}` : `${real}* __restrict__ ${b.name}`)),
     `const ${us} u`,
     `const ${os} ov`,
   ];
@@ -156,10 +164,10 @@ export function renderKernel(k: K.Kernel): string {
   lines.push(`  const unsigned int seqc_wg_size = blockDim.x;`);
   lines.push(`  (void)seqc_lid; (void)seqc_wg; (void)seqc_num_wg; (void)seqc_wg_size; (void)u; (void)ov;`);
   if (k.shared.length) {
-    lines.push(`  extern __shared__ float seqc_smem[];`);
+    lines.push(`  extern __shared__ ${real} seqc_smem[];`);
     let off = "0u";
     for (const s of k.shared) {
-      lines.push(`  float* ${s.name} = seqc_smem + ${off};`);
+      lines.push(`  ${real}* ${s.name} = seqc_smem + ${off};`);
       off = `${off} + (${renderExpr(s.length, cx)})`;
     }
   }

@@ -1,0 +1,76 @@
+/**
+ * The CUDA plans behind a torch module: the model's forward (every float32 form the CUDA backend has),
+ * the recording forward (one extra output per state: its value before each step), the backward model
+ * (compiler/grad/backward.ts) compiled by the same CUDA backend, and the float64 recording forward and
+ * backward (backend-neutral kernels rendered in double). PTX per capability in CUDA_CAPABILITIES.smTargets.
+ */
+import * as I from "../../ir/types.ts";
+import type { CudaModelPlan } from "../../../runtime/cuda/plan.ts";
+import { lowerCuda, lowerCudaF64 } from "../cuda/plan.ts";
+import { CUDA_CAPABILITIES } from "../cuda/capabilities.ts";
+import { findNvcc, nvccPtx } from "../cuda/nvcc.ts";
+import { buildBackward, type Backward } from "../../grad/backward.ts";
+import { recording, REC } from "../../grad/run.ts";
+import { UserError } from "../../cli/errors.ts";
+
+export type PlanKey = "forward" | "record" | "backward" | "record64" | "backward64";
+
+export interface TorchPlans {
+  plans: Record<PlanKey, CudaModelPlan>;
+  backward: Backward;
+  /** Dims the backward model was built with (extents of `for` loops, which buildBackward unrolls). */
+  bakedDims: Record<string, number>;
+  recordSuffix: string;
+}
+
+/** Dims of `for` loop extents (the backward unrolls them, so they are fixed at compile time). */
+export function loopDims(model: I.Model): string[] {
+  const out = new Set<string>();
+  I.walkStmts(model.body, (s) => {
+    if (s.k === "for" && s.v.extent.kind === "dim") out.add(s.v.extent.name);
+  });
+  return [...out];
+}
+
+/** Keep the float32 forms only (the torch module passes float32 tensors; bf16/f16 forms and their modules go). */
+function f32Only(plan: CudaModelPlan, form: string): CudaModelPlan {
+  let forms = plan.forms.filter((f) => (f.io ?? "f32") === "f32");
+  if (form !== "auto") {
+    if (form !== "sequential" && form !== "scan" && form !== "chunked") throw new UserError(`the CUDA backend has no form '${form}' (auto, sequential, scan, chunked)`);
+    forms = forms.filter((f) => f.form === form);
+    if (!forms.length) throw new UserError(`${plan.model} has no float32 ${form} form on CUDA`);
+  }
+  const modules = plan.modules ? Object.fromEntries(Object.entries(plan.modules).filter(([k]) => forms.some((f) => f.module === k))) : undefined;
+  return { ...plan, forms, ...(modules && Object.keys(modules).length ? { modules } : { modules: undefined }) };
+}
+
+export function buildTorchPlans(model: I.Model, opts: { dims?: Record<string, number>; form?: string } = {}): TorchPlans {
+  const bakedDims: Record<string, number> = {};
+  for (const d of loopDims(model)) {
+    const fixed = model.dims.find((x) => x.name === d)?.fixed;
+    const v = opts.dims?.[d] ?? fixed;
+    if (v === undefined) throw new UserError(`${model.name}: the torch target's backward unrolls the loop over ${d}; give its size with --dims ${d}=<n>`);
+    bakedDims[d] = v;
+  }
+  const backward = buildBackward(model, bakedDims);
+  const rec = recording(model);
+  const plans: Record<PlanKey, CudaModelPlan> = {
+    forward: f32Only(lowerCuda(model).plan, opts.form ?? "auto"),
+    record: f32Only(lowerCuda(rec).plan, "auto"),
+    backward: f32Only(lowerCuda(backward.model).plan, "auto"),
+    record64: lowerCudaF64(rec),
+    backward64: lowerCudaF64(backward.model),
+  };
+  return { plans, backward, bakedDims, recordSuffix: REC };
+}
+
+/** Attach PTX (nvcc, every capability in smTargets) to each plan and module. */
+export function attachPtx(plans: Record<string, CudaModelPlan>): void {
+  const nvcc = findNvcc();
+  if (!nvcc) throw new UserError("the torch target needs nvcc to build PTX (put it on PATH, or set NVCC or CUDA_HOME)");
+  const sms = CUDA_CAPABILITIES.smTargets;
+  for (const plan of Object.values(plans)) {
+    if (plan.forms.some((f) => !f.module)) plan.ptx = Object.fromEntries(sms.map((sm) => [String(sm), nvccPtx(plan.source, sm, nvcc).ptx]));
+    for (const m of Object.values(plan.modules ?? {})) m.ptx = Object.fromEntries(sms.map((sm) => [String(sm), nvccPtx(m.source, sm, nvcc).ptx]));
+  }
+}

@@ -1,0 +1,58 @@
+/**
+ * `seqc compile --target torch`: per model, <Model>.py (a torch.autograd.Function, a functional entry and
+ * an nn.Module), <Model>.torch.json (its CUDA plans with PTX: plans.ts) and, once per output directory,
+ * the Python runtime they import (runtime/torch/seqc_torch.py, seqc_cuda.py: autograd glue and a ctypes
+ * runner over libcuda).
+ */
+import { readFileSync } from "node:fs";
+import type { Model } from "../../ir/types.ts";
+import type { EmittedFile, Target, TargetOptions } from "../../targets.ts";
+import { irText } from "../../ir/ir-text.ts";
+import { tensorSpecs } from "../../kernel/interface.ts";
+import { CUDA_CAPABILITIES } from "../cuda/capabilities.ts";
+import { attachPtx, buildTorchPlans } from "./plans.ts";
+import { pythonModule } from "./python.ts";
+
+const RUNTIME = new URL("../../../runtime/torch/", import.meta.url);
+export const TORCH_RUNTIME_FILES = ["seqc_torch.py", "seqc_cuda.py"];
+
+export interface TorchEmitOptions {
+  form?: string;
+  /** Sizes of dims the backward unrolls (extents of `for` loops). */
+  dims?: Record<string, number>;
+  /** Build PTX with nvcc (default true; the baseline test passes false). */
+  ptx?: boolean;
+}
+
+export function emitTorch(model: Model, opts: TorchEmitOptions = {}): EmittedFile[] {
+  const tp = buildTorchPlans(model, { dims: opts.dims, form: opts.form });
+  if (opts.ptx !== false) attachPtx(tp.plans);
+  const bw = tp.backward;
+  const meta = {
+    model: model.name,
+    dims: model.dims.map((d) => ({ name: d.name, ...(d.fixed !== undefined ? { fixed: d.fixed } : {}), ...(d.sequenceDefault ? { sequenceDefault: true } : {}) })),
+    tensors: tensorSpecs(model),
+    recordSuffix: tp.recordSuffix,
+    backwardNames: { inputBar: bw.inputBar, paramBar: bw.paramBar, stateBar: bw.stateBar, statePrev: bw.statePrev, outputBar: bw.outputBar },
+    bakedDims: tp.bakedDims,
+    memory: "states per step: the forward with gradients keeps every state before every step; the backward recomputes the step from it",
+    plans: tp.plans,
+  };
+  const py = pythonModule(model, {
+    irText: irText(model),
+    forwardForms: [...new Set(tp.plans.forward.forms.map((f) => f.form))],
+    backwardForms: [...new Set(tp.plans.backward.forms.map((f) => f.form))],
+    bakedDims: tp.bakedDims,
+    sms: CUDA_CAPABILITIES.smTargets,
+  });
+  return [
+    { path: `${model.name}.py`, contents: py },
+    { path: `${model.name}.torch.json`, contents: JSON.stringify(meta) + "\n" },
+    ...TORCH_RUNTIME_FILES.map((f) => ({ path: f, contents: readFileSync(new URL(f, RUNTIME), "utf8") })),
+  ];
+}
+
+export const torchTarget: Target = {
+  describe: "a PyTorch module per model (<Model>.py: torch.autograd.Function + nn.Module over the CUDA kernels, forward and backward; needs nvcc for PTX)",
+  emit: (m: Model, opts: TargetOptions) => emitTorch(m, { form: opts.form, dims: opts.dims }),
+};

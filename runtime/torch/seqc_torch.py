@@ -1,0 +1,338 @@
+"""seqc models as torch autograd functions (part of seqc's torch target; copied next to the generated modules).
+
+A generated module (`seqc compile model.seq --target torch`) holds a <Model>.torch.json with five
+CUDA plans of one model, all compiled by seqc's CUDA backend:
+  forward     the model's forward kernels in float32 (every form: sequential, scan, chunked, ...);
+  record      the forward of the model with one extra output per state: its value before each step;
+  backward    the backward model (compiler/grad/backward.ts): the adjoint recurrence over reversed time,
+              recomputing each step from the saved previous state;
+  record64, backward64   the same two in float64 (backend-neutral sequential kernels rendered in double),
+              so torch.autograd.gradcheck can run.
+Memory policy: states per step. A forward that needs gradients runs `record` and keeps every state
+before every step ([B, T, *state] per state); the backward reads them reversed and recomputes only the
+step itself. Memory is B*T*|state| floats per state (no chunk checkpointing yet).
+
+Tensors are used in place (their data_ptr) when contiguous and of the right dtype, on torch's current
+stream; dims, B and T come from the shapes. Errors name the tensor and the expected shape.
+"""
+
+import json
+import os
+
+import torch
+
+try:
+    from . import seqc_cuda as _cuda
+except ImportError:  # loaded as a top-level module (the output directory on sys.path)
+    import seqc_cuda as _cuda
+
+
+def _shape_text(axes):
+    return "[" + ", ".join(str(a) for a in axes) + "]"
+
+
+class SeqcModel:
+    """One compiled model: tensor specs, dims, and its plans (loaded per device on first use)."""
+
+    def __init__(self, path, dims=None, form="auto"):
+        with open(path) as f:
+            self.meta = json.load(f)
+        self.name = self.meta["model"]
+        self.dims = dict(dims or {})
+        self.form = form
+        known = {d["name"] for d in self.meta["dims"]}
+        for k in self.dims:
+            if k not in known:
+                raise ValueError("%s has no dim '%s' (dims: %s)" % (self.name, k, ", ".join(sorted(known)) or "none"))
+        self.tensors = self.meta["tensors"]
+        self.inputs = [t for t in self.tensors if t["role"] == "input"]
+        self.params = [t for t in self.tensors if t["role"] == "param"]
+        self.states = [t for t in self.tensors if t["role"] == "state"]
+        self.outputs = [t for t in self.tensors if t["role"] == "output"]
+        self._runners = {}
+
+    # ---- shapes --------------------------------------------------------------------------
+
+    def resolve(self, inputs, params, states):
+        """dims (with B, T) from the given tensors; raises ValueError naming the tensor and expected shape."""
+        val, src = {}, {}
+        for d in self.meta["dims"]:
+            if "fixed" in d:
+                val[d["name"]], src[d["name"]] = d["fixed"], "the model"
+        for k, v in self.dims.items():
+            if k in val and val[k] != v:
+                raise ValueError("%s: dim %s is fixed to %d by the model, got %d in dims=" % (self.name, k, val[k], v))
+            val[k], src[k] = v, "dims="
+        first = next((t for t in self.inputs if inputs.get(t["name"]) is not None), None)
+        if first is None:
+            raise ValueError("%s needs its inputs (%s)" % (self.name, ", ".join(t["name"] for t in self.inputs)))
+        x = inputs[first["name"]]
+        if x.dim() != 2 + len(first["shape"]):
+            raise ValueError("%s: input '%s' has shape %s; expected [B, T, %s]" % (self.name, first["name"], tuple(x.shape), ", ".join(str(a) for a in first["axes"])))
+        B, T = int(x.shape[0]), int(x.shape[1])
+        val["B"], src["B"], val["T"], src["T"] = B, "input '%s'" % first["name"], T, "input '%s'" % first["name"]
+        for d in self.meta["dims"]:
+            if d.get("sequenceDefault") and d["name"] not in val:
+                val[d["name"]], src[d["name"]] = T, "T"
+        given = [("input", t, inputs.get(t["name"]), ["B", "T"]) for t in self.inputs]
+        given += [("param", t, params.get(t["name"]), []) for t in self.params]
+        given += [("initial state", t, states.get(t["name"]), ["B"]) for t in self.states]
+        given = [g for g in given if g[2] is not None]
+
+        def expected(lead, t):
+            names = lead + list(t["axes"])
+            known = ["%s=%d" % (n, val[n]) for n in names if isinstance(n, str) and n in val]
+            return "%s%s" % (_shape_text(names), (" with " + ", ".join(known)) if known else "")
+
+        for what, t, x, lead in given:
+            if not isinstance(x, torch.Tensor):
+                raise TypeError("%s: %s '%s' must be a torch.Tensor, got %s" % (self.name, what, t["name"], type(x).__name__))
+            want = lead + list(t["shape"])
+            if x.dim() != len(want):
+                raise ValueError("%s: %s '%s' has shape %s; expected %s" % (self.name, what, t["name"], tuple(x.shape), expected(lead, t)))
+            for axis, (w, n) in enumerate(zip(want, x.shape)):
+                n = int(n)
+                if isinstance(w, str) and w not in val:
+                    val[w], src[w] = n, "%s '%s'" % (what, t["name"])
+                    continue
+                try:
+                    e = _cuda.eval_size(w, val)
+                except KeyError:
+                    continue  # an expression of a dim not known yet: checked below
+                if e != n:
+                    name = w if isinstance(w, str) else "axis %d" % axis
+                    raise ValueError("%s: %s '%s' has shape %s; expected %s (%s = %d from %s)" % (self.name, what, t["name"], tuple(x.shape), expected(lead, t), name, e, src.get(w, "the model") if isinstance(w, str) else "the model"))
+        missing = [d["name"] for d in self.meta["dims"] if d["name"] not in val]
+        if missing:
+            raise ValueError("%s: dim %s is not determined by the given tensors: pass dims={%s}" % (self.name, ", ".join(missing), ", ".join("'%s': ..." % m for m in missing)))
+        for what, t, x, lead in given:
+            want = [val[w] if w in ("B", "T") else _cuda.eval_size(w, val) for w in lead + list(t["shape"])]
+            if list(x.shape) != want:
+                raise ValueError("%s: %s '%s' has shape %s; expected %s" % (self.name, what, t["name"], tuple(x.shape), expected(lead, t)))
+        for k, v in self.meta.get("bakedDims", {}).items():
+            if val.get(k) != v:
+                raise ValueError("%s: this module was compiled with %s=%d (its backward unrolls a loop over %s); got %s=%s: recompile with --dims %s=%s" % (self.name, k, v, k, k, val.get(k), k, val.get(k)))
+        dims = {d["name"]: val[d["name"]] for d in self.meta["dims"]}
+        for d, v in dims.items():
+            if v <= 0:
+                raise ValueError("%s: dim %s must be positive, got %d" % (self.name, d, v))
+        return dims, B, T
+
+    def size(self, t, dims):
+        n = 1
+        for s in t["shape"]:
+            n *= _cuda.eval_size(s, dims)
+        return n
+
+    # ---- running one plan ------------------------------------------------------------------
+
+    def runner(self, key, device):
+        k = (key, device.index)
+        if k not in self._runners:
+            real = "f64" if key.endswith("64") else "f32"
+            self._runners[k] = _cuda.PlanRunner(self.meta["plans"][key], device.index, real)
+        return self._runners[k]
+
+    def execute(self, key, dims, B, T, inputs, params, states, dtype, device, form="auto"):
+        """Run plan `key` with inputs {name: [B, T, ...]}, params {name: [...]}, initial states {name: [B, ...]}.
+
+        Returns (outputs {name: [B, T, ...]}, final states {name: [B, ...]}, variant)."""
+        plan = self.meta["plans"][key]
+        specs = plan["tensors"]
+        r = self.runner(key, device)
+        form_plan, env = r.pick(dims, B, T, form)
+
+        def size(t):
+            n = 1
+            for s in t["shape"]:
+                n *= _cuda.eval_size(s, dims)
+            return n
+
+        keep = []
+        bufs, has = {}, set()
+        dummy = torch.zeros(4, dtype=dtype, device=device)
+        for t in (x for x in specs if x["role"] == "input"):
+            v = inputs.get(t["name"])
+            if v is None:
+                if not t.get("optional"):
+                    raise ValueError("%s needs input '%s' of shape [B, T, %s]" % (plan["model"], t["name"], ", ".join(str(a) for a in t["axes"])))
+                bufs["input:" + t["name"]] = dummy.data_ptr()
+                continue
+            v = v.detach().to(dtype).contiguous()
+            if v.data_ptr() % 16:  # a view at an odd offset: some kernels copy inputs with 16-byte cp.async
+                v = v.clone()
+            keep.append(v)
+            bufs["input:" + t["name"]] = v.data_ptr()
+            has.add(t["name"])
+        parts = []
+        for t in (x for x in specs if x["role"] == "param"):
+            v = params.get(t["name"])
+            if v is None:
+                if not t.get("optional"):
+                    raise ValueError("%s needs param '%s' of shape %s" % (plan["model"], t["name"], _shape_text(t["axes"])))
+                parts.append(torch.zeros(size(t), dtype=dtype, device=device))
+            else:
+                parts.append(v.detach().to(dtype).reshape(-1))
+                has.add(t["name"])
+        packed = torch.cat(parts) if parts else dummy
+        bufs["params"] = packed.data_ptr()
+        offsets, sparts, init, total = {}, [], set(), 0
+        for t in (x for x in specs if x["role"] == "state"):
+            offsets[t["name"]] = total
+            n = B * size(t)
+            total += n
+            v = states.get(t["name"])
+            if v is not None:
+                sparts.append(v.detach().to(dtype).reshape(-1))
+                init.add(t["name"])
+            else:
+                sparts.append(torch.zeros(n, dtype=dtype, device=device))
+        sbuf = torch.cat(sparts) if sparts else dummy.clone()
+        bufs["states"] = sbuf.data_ptr()
+        outs = {}
+        for t in (x for x in specs if x["role"] == "output"):
+            o = torch.empty([B, T] + [_cuda.eval_size(s, dims) for s in t["shape"]], dtype=dtype, device=device)
+            outs[t["name"]] = o
+            bufs["output:" + t["name"]] = o.data_ptr()
+
+        def alloc(n):
+            w = torch.empty(n, dtype=torch.uint8, device=device)
+            keep.append(w)
+            return w.data_ptr()
+
+        def zero(p, n):
+            for w in keep:
+                if w.dtype == torch.uint8 and w.data_ptr() == p:
+                    w.zero_()
+                    return
+            raise _cuda.CudaError("zero: unknown workspace")
+
+        stream = torch.cuda.current_stream(device).cuda_stream
+        with torch.cuda.device(device):
+            r.run(form_plan, env, B, T, bufs, has, init, offsets, alloc, zero, stream)
+        final = {}
+        for t in (x for x in specs if x["role"] == "state"):
+            o = offsets[t["name"]]
+            final[t["name"]] = sbuf[o : o + B * size(t)].view([B] + [_cuda.eval_size(s, dims) for s in t["shape"]])
+        return outs, final, form_plan["variant"]
+
+    # ---- the autograd entry ------------------------------------------------------------------
+
+    def apply(self, inputs, params, states, form=None):
+        """Outputs (model order) and final states (model order) as one tuple, differentiable."""
+        flat = [inputs.get(t["name"]) for t in self.inputs] + [params.get(t["name"]) for t in self.params] + [states.get(t["name"]) for t in self.states]
+        for k in inputs:
+            if k not in {t["name"] for t in self.inputs}:
+                raise ValueError("%s has no input '%s' (inputs: %s)" % (self.name, k, ", ".join(t["name"] for t in self.inputs)))
+        for k in params:
+            if k not in {t["name"] for t in self.params}:
+                raise ValueError("%s has no param '%s' (params: %s)" % (self.name, k, ", ".join(t["name"] for t in self.params) or "none"))
+        for k in states:
+            if k not in {t["name"] for t in self.states}:
+                raise ValueError("%s has no state '%s' (states: %s)" % (self.name, k, ", ".join(t["name"] for t in self.states)))
+        return SeqcFunction.apply(_Call(self, form or self.form), *flat)
+
+
+class _Call:
+    def __init__(self, model, form):
+        self.model, self.form = model, form
+
+
+def _check_tensors(m, named):
+    dtype, device = None, None
+    for what, name, x in named:
+        if x is None:
+            continue
+        if x.dtype not in (torch.float32, torch.float64):
+            raise TypeError("%s: %s '%s' is %s; the seqc CUDA kernels take torch.float32 (or torch.float64: sequential kernels, for gradcheck)" % (m.name, what, name, x.dtype))
+        if not x.is_cuda:
+            raise ValueError("%s: %s '%s' is on %s; the seqc kernels run on CUDA devices" % (m.name, what, name, x.device))
+        if dtype is None:
+            dtype, device, first = x.dtype, x.device, name
+        elif x.dtype != dtype:
+            raise TypeError("%s: %s '%s' is %s but '%s' is %s: pass one dtype" % (m.name, what, name, x.dtype, first, dtype))
+        elif x.device != device:
+            raise ValueError("%s: %s '%s' is on %s but '%s' is on %s" % (m.name, what, name, x.device, first, device))
+    return dtype, device
+
+
+def _flip(x):
+    return torch.flip(x, [1]).contiguous()
+
+
+def forward(ctx, m, form, flat):
+    """The body of a seqc torch.autograd.Function's forward: flat = (*inputs, *params, *initial states), None where absent."""
+    ni, npar = len(m.inputs), len(m.params)
+    if len(flat) != ni + npar + len(m.states):
+        raise TypeError("%s takes %d tensors (inputs %s, params %s, initial states %s), got %d" % (m.name, ni + npar + len(m.states), [t["name"] for t in m.inputs], [t["name"] for t in m.params], [t["name"] for t in m.states], len(flat)))
+    ins = {t["name"]: x for t, x in zip(m.inputs, flat[:ni]) if x is not None}
+    pars = {t["name"]: x for t, x in zip(m.params, flat[ni : ni + npar]) if x is not None}
+    sts = {t["name"]: x for t, x in zip(m.states, flat[ni + npar :]) if x is not None}
+    named = [("input", k, v) for k, v in ins.items()] + [("param", k, v) for k, v in pars.items()] + [("initial state", k, v) for k, v in sts.items()]
+    dtype, device = _check_tensors(m, named)
+    dims, B, T = m.resolve(ins, pars, sts)
+    needs = any(ctx.needs_input_grad[-len(flat):]) if flat else False
+    f64 = dtype == torch.float64
+    key = ("record64" if f64 else "record") if needs else ("record64" if f64 else "forward")
+    outs, final, variant = m.execute(key, dims, B, T, ins, pars, sts, dtype, device, "auto" if (needs or f64) else form)
+    ctx.seqc_model, ctx.dims, ctx.B, ctx.T, ctx.dtype, ctx.device = m, dims, B, T, dtype, device
+    ctx.present = [x is not None for x in flat]
+    ctx.variant = variant
+    if needs:
+        ctx.rec = {s["name"]: outs[s["name"] + m.meta["recordSuffix"]] for s in m.states}
+        ctx.save_for_backward(*[x for x in flat if x is not None])
+    return tuple([outs[t["name"]] for t in m.outputs] + [final[t["name"]].clone() for t in m.states])
+
+
+def backward(ctx, grads):
+    """The body of the backward: gradients for (*inputs, *params, *initial states), None where not needed."""
+    m = ctx.seqc_model
+    names = m.meta["backwardNames"]
+    saved = iter(ctx.saved_tensors)
+    flat = [next(saved) if p else None for p in ctx.present]
+    ni, npar = len(m.inputs), len(m.params)
+    B, T, dims, dtype, device = ctx.B, ctx.T, ctx.dims, ctx.dtype, ctx.device
+    bins, bst = {}, {}
+    for t, x in zip(m.inputs, flat[:ni]):
+        if x is not None:
+            bins[t["name"]] = _flip(x.detach().to(dtype))
+    pars = {t["name"]: x.detach() for t, x in zip(m.params, flat[ni : ni + npar]) if x is not None}
+    for s in m.states:
+        bins[names["statePrev"][s["name"]]] = _flip(ctx.rec[s["name"]])
+    no = len(m.outputs)
+    for t, g in zip(m.outputs, grads[:no]):
+        shape = [B, T] + [_cuda.eval_size(s, dims) for s in t["shape"]]
+        bins[names["outputBar"][t["name"]]] = _flip(g.to(dtype)) if g is not None else torch.zeros(shape, dtype=dtype, device=device)
+    for s, g in zip(m.states, grads[no:]):
+        if g is not None:
+            bst[names["stateBar"][s["name"]]] = g.to(dtype).contiguous()
+    key = "backward64" if dtype == torch.float64 else "backward"
+    outs, final, _ = m.execute(key, dims, B, T, bins, pars, bst, dtype, device)
+    need = ctx.needs_input_grad[-len(flat):]
+    res = []
+    for i, t in enumerate(m.inputs):
+        res.append(_flip(outs[names["inputBar"][t["name"]]]) if need[i] and flat[i] is not None else None)
+    for j, t in enumerate(m.params):
+        i = ni + j
+        res.append(outs[names["paramBar"][t["name"]]].sum((0, 1)) if need[i] and flat[i] is not None else None)
+    for j, s in enumerate(m.states):
+        i = ni + npar + j
+        res.append(final[names["stateBar"][s["name"]]].clone() if need[i] and flat[i] is not None else None)
+    return tuple(res)
+
+
+class SeqcFunction(torch.autograd.Function):
+    """Any compiled model: apply(_Call(model, form), *inputs, *params, *initial states) -> (*outputs, *final states)."""
+
+    @staticmethod
+    def forward(ctx, call, *flat):
+        return forward(ctx, call.model, call.form, flat)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, *grads):
+        return (None,) + backward(ctx, grads)
+
+
+def default_path(module_file, model):
+    return os.path.join(os.path.dirname(os.path.abspath(module_file)), "%s.torch.json" % model)
