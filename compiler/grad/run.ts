@@ -80,7 +80,8 @@ export async function gradients(model: I.Model, run: RunInputs, cot: Cotangents,
   let bw: { model: I.Model; names: GradNames };
   if (opts.paramAdjoints === "output") {
     const b = buildBackward(model, dims, { paramAdjoints: "output" });
-    bw = { model: b.model, names: gradNames(model, b) };
+    const packed = packInputs(b.model); // same-shape inputs in one buffer, as trainingBackward does
+    bw = { model: packed.model, names: gradNames(model, b, packed.packs) };
   } else bw = trainingBackward(model, dims);
   const spec = gradSpec(model, dims, bw.names, (n) => new Float64Array(n));
   const runner = (m: I.Model): RunFn => async (inputs, initialState, batch, time) =>
