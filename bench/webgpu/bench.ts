@@ -49,7 +49,7 @@ const copy = await copyBandwidth(device, quick ? 64 << 20 : 1 << 30);
 const copyRef = Math.max(copy.copyGBs, copy.kernelGBs);
 console.log(`copy bandwidth: copyBufferToBuffer ${copy.copyGBs.toFixed(0)} GB/s, WGSL vec4 copy kernel ${copy.kernelGBs.toFixed(0)} GB/s (${copy.bytes / 2 ** 20} MiB); reference ${copyRef.toFixed(0)} GB/s`);
 
-interface Row { model: string; form: string; shape: string; ms: number; tokensPerS: number; GBs: number; pctCopy: number; auto?: boolean; note?: string; vars?: Record<string, number> }
+interface Row { hostMs?: number; model: string; form: string; shape: string; ms: number; tokensPerS: number; GBs: number; pctCopy: number; auto?: boolean; note?: string; vars?: Record<string, number> }
 const rows: Row[] = [];
 
 function modelOf(file: string): Model {
@@ -108,8 +108,15 @@ async function timeCase(c: BenchCase, model: Model, plan: ModelPlan, prep: Prepa
     };
     await once(); // pipeline creation
     const second = await once();
+    let hostMs: number | undefined;
     // very slow variants (seconds per forward): the second run is the time
     if (second > 2000) return row(second);
+    // host time of one forward call (encoding and submitting its launches; the GPU runs after)
+    await device.queue.onSubmittedWorkDone();
+    const h0 = performance.now();
+    await runner.forward(prep.inputs, { read: false });
+    hostMs = performance.now() - h0;
+    await device.queue.onSubmittedWorkDone();
     // the best of three batches of back-to-back forwards (one batch for slow ones)
     const reps = second > 1000 ? 1 : second > 100 ? 3 : quick ? 3 : 20;
     let ms = Infinity;
@@ -124,7 +131,7 @@ async function timeCase(c: BenchCase, model: Model, plan: ModelPlan, prep: Prepa
       const bytes = evalSize(trafficBytes(model), { ...runner.dimsFor(T), B, T });
       const chosen = runner.choose(B, T);
       const GBs = bytes / (ms * 1e-3) / 1e9;
-      return { model: c.model, form: auto ? `auto -> ${chosen.plan.form}/${chosen.plan.variant}` : variant, shape: c.label, ms, tokensPerS: (B * T) / (ms * 1e-3), GBs, pctCopy: (100 * GBs) / copyRef, vars: pick(chosen.env, ["$G", "$WG", "$S", "$E", "$TS", "$JB", "$BB", "$WGS"]) };
+      return { hostMs, model: c.model, form: auto ? `auto -> ${chosen.plan.form}/${chosen.plan.variant}` : variant, shape: c.label, ms, tokensPerS: (B * T) / (ms * 1e-3), GBs, pctCopy: (100 * GBs) / copyRef, vars: pick(chosen.env, ["$G", "$WG", "$S", "$E", "$TS", "$JB", "$BB", "$WGS"]) };
     }
   } finally {
     runner.dispose();
@@ -155,7 +162,7 @@ for (const c of CASES) {
           if (set) row.note = Object.entries(set).map(([k, x]) => `${k}=${x}`).join(" ");
           rows.push(row);
           writeFileSync(join(outDir, "bench.json"), JSON.stringify({ card, copy, rows, partial: true }, null, 1));
-          console.log(`  ${row.model} ${row.form}${row.note ? ` [${row.note}]` : ""} ${row.shape}: ${row.ms.toFixed(3)} ms, ${row.GBs.toFixed(0)} GB/s${row.auto ? " (auto)" : ""} ${JSON.stringify(row.vars)}`);
+          console.log(`  ${row.model} ${row.form}${row.note ? ` [${row.note}]` : ""} ${row.shape}: ${row.ms.toFixed(3)} ms, ${row.GBs.toFixed(0)} GB/s${row.auto ? " (auto)" : ""} host ${row.hostMs?.toFixed(2)} ms ${JSON.stringify(row.vars)}`);
         }
       } catch (e) {
         console.log(`  ${c.model} ${v}: ${(e as Error).message.split("\n")[0].slice(0, 200)}`);
