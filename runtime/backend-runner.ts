@@ -64,37 +64,42 @@ export interface BackendRunner {
   readonly model: string;
   forward(inputs: Record<string, TensorInput | undefined>, opts?: RunnerForwardOptions): Promise<RunnerResult>;
   step(inputs: Record<string, TensorInput | undefined>, state?: Record<string, TensorInput | undefined>, opts?: { batch?: number }): Promise<{ outputs: Record<string, Float32Array | GPUBuffer>; state: Record<string, Float32Array | GPUBuffer> }>;
+  /** The largest buffer one kernel may bind (WebGPU's storage binding limit); undefined: no such limit. */
+  readonly maxBindingBytes?: number;
   /** `${form}/${variant}` forward() would run for this batch and length. */
   formFor(batch: number, length: number): string;
   dispose(): void;
 }
 
 const isNode = () => typeof (globalThis as { process?: { versions?: { node?: string } } }).process?.versions?.node === "string";
-const cudaPlans = new Map<string, Promise<CudaModelPlan>>();
+const files = new Map<string, Promise<unknown>>();
 
-/** Read a CUDA plan file (Node only; cached per location). */
-export function readCudaPlan(where: URL | string, model: string): Promise<CudaModelPlan> {
+/** Read and parse a JSON file (Node only; cached per location). `what` names it in errors, `hint` says how to get it. */
+export function readJsonFile(where: URL | string, what: string, hint: string): Promise<unknown> {
   const key = String(where);
-  let p = cudaPlans.get(key);
+  let p = files.get(key);
   if (!p) {
     p = (async () => {
       const fsName = "node:fs/promises";
       const fs = (await import(/* @vite-ignore */ fsName)) as typeof import("node:fs/promises");
-      let text: string;
       try {
-        text = await fs.readFile(where, "utf8");
+        return JSON.parse(await fs.readFile(where, "utf8"));
       } catch (e) {
-        if ((e as { code?: string }).code === "ENOENT") throw new Error(`${model}: the CUDA plan ${where instanceof URL ? where.pathname : where} does not exist; compile the model with \`seqc compile --target ts,cuda\` (it writes ${model}.cuda.json next to ${model}.ts) or pass cudaPlan to create()`);
+        if ((e as { code?: string }).code === "ENOENT") throw new Error(`${what}: ${where instanceof URL ? where.pathname : where} does not exist; ${hint}`);
         throw e;
       }
-      const plan = JSON.parse(text) as CudaModelPlan;
-      if (plan.model !== model) throw new Error(`${where}: a CUDA plan of model ${plan.model}, not ${model}`);
-      return plan;
     })();
-    p.catch(() => cudaPlans.delete(key));
-    cudaPlans.set(key, p);
+    p.catch(() => files.delete(key));
+    files.set(key, p);
   }
   return p;
+}
+
+/** Read a CUDA plan file (Node only; cached per location). */
+export async function readCudaPlan(where: URL | string, model: string): Promise<CudaModelPlan> {
+  const plan = (await readJsonFile(where, `${model}: the CUDA plan`, `compile the model with \`seqc compile --target ts,cuda\` (it writes ${model}.cuda.json next to ${model}.ts) or pass cudaPlan to create()`)) as CudaModelPlan;
+  if (plan.model !== model) throw new Error(`${String(where)}: a CUDA plan of model ${plan.model}, not ${model}`);
+  return plan;
 }
 
 /** Open a runner of `plan`'s model on the backend asked for. `defaultCudaPlan`: where the CUDA plan lies when none is passed. */
@@ -133,6 +138,9 @@ class WebgpuRunner implements BackendRunner {
   constructor(readonly runner: ModelRunner) {}
   get model() {
     return this.runner.plan.model;
+  }
+  get maxBindingBytes() {
+    return this.runner.device.limits.maxStorageBufferBindingSize;
   }
   forward(inputs: Record<string, TensorInput | undefined>, opts: RunnerForwardOptions = {}) {
     return this.runner.forward(inputs, { ...opts, form: opts.form as FormChoice | undefined });

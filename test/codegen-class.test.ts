@@ -20,6 +20,10 @@ import { buildPlainEmu } from "./cuda-emu/plain.ts";
 import { FakeCudaDevice } from "./cuda-emu/fake-device.ts";
 import { randomRun } from "./helpers/random.ts";
 import type { CudaModelPlan } from "../runtime/cuda/plan.ts";
+import { emitCuda } from "../compiler/backends/cuda/target.ts";
+import { MultiPlanFakeDevice } from "./cuda-emu/plain.ts";
+import { gradients } from "../compiler/grad/run.ts";
+import { rng } from "./helpers/random.ts";
 
 /** The models whose CUDA plans are written next to the classes (--target cuda), for the cuda-backend tests. */
 const CUDA_MODELS = ["lstm", "hgrn", "mamba"];
@@ -31,7 +35,8 @@ const OUT = join(ROOT, "tmp", `codegen-test-${process.pid}`);
 beforeAll(() => {
   mkdirSync(OUT, { recursive: true });
   execFileSync(process.execPath, [join(ROOT, "bin/seqc.js"), "compile", ...STDLIB.map((n) => join(ROOT, "stdlib", `${n}.seq`)), "--target", "wgsl,ts", "--out", OUT], { cwd: ROOT, stdio: "pipe" });
-  execFileSync(process.execPath, [join(ROOT, "bin/seqc.js"), "compile", ...CUDA_MODELS.map((n) => join(ROOT, "stdlib", `${n}.seq`)), "--target", "cuda", "--out", OUT], { cwd: ROOT, stdio: "pipe" });
+  // the CUDA plans as `seqc compile --target cuda` writes them (no PTX: nvcc takes minutes; the emulation compiles the source)
+  for (const n of CUDA_MODELS) for (const f of emitCuda(stdlibModel(n), { ptx: false })) writeFileSync(join(OUT, f.path), f.contents);
 }, 300_000);
 afterAll(() => rmSync(OUT, { recursive: true, force: true }));
 
@@ -46,6 +51,7 @@ describe("seqc compile --target wgsl,ts", () => {
     }
     expect(files).toContain("Hgrn_scan_tile.wgsl");
     for (const n of CUDA_MODELS) expect(files).toContain(`${stdlibModel(n).name}.cuda.json`);
+    for (const n of CUDA_MODELS) expect(files).toContain(`${stdlibModel(n).name}.grad.cuda.json`);
     expect(files).not.toContain("Lstm_scan_tile.wgsl");
   });
 
@@ -178,5 +184,65 @@ describe("backend 'cuda' of the generated classes", () => {
       await expect(m.forwardOnDevice(inputs)).rejects.toThrow(/WebGPU feature; on backend 'cuda' use forward\(\)/);
       m.dispose();
     }
+  }, 300_000);
+});
+
+describe("backward() of the generated classes", () => {
+  const f32 = (x: Record<string, Float64Array> = {}) => Object.fromEntries(Object.entries(x).map(([k, v]) => [k, Float32Array.from(v)]));
+  const f64 = (x: Float32Array | undefined) => Float64Array.from(x ?? []);
+
+  /** forward({ saveForBackward }) + backward() of the class against gradients() on the float64 interpreter. */
+  async function checkClass(name: string, dims: Record<string, number>, open: (mod: Record<string, any>, N: string, params: Record<string, Float32Array>) => Promise<any>, memories: unknown[]) {
+    const model = stdlibModel(name);
+    const N = model.name;
+    const mod = await import(pathToFileURL(join(OUT, `${N}.ts`)).href);
+    const B = 2, T = 7;
+    const run = randomRun(model, { dims, batch: B, time: T, seed: 31, initialState: true });
+    if (run.inputs.delta) run.inputs.delta = run.inputs.delta.map((x) => x - 1);
+    const ref = interpret(model, run);
+    const r = rng(9);
+    const cot = {
+      outputs: Object.fromEntries(Object.entries(ref.outputs).map(([k, v]) => [k, v.map(() => r())])),
+      finalState: Object.fromEntries(Object.entries(ref.finalState).map(([k, v]) => [k, v.map(() => r())])),
+    };
+    const want = await gradients(model, run, cot);
+    const m = await open(mod, N, f32(run.params));
+    const inputs = Object.fromEntries(Object.entries(f32(run.inputs)).map(([k, v]) => [k, { data: v, shape: [B, T, v.length / (B * T)] }]));
+    for (const memory of memories) {
+      const y = await m.forward(inputs, { initialState: f32(run.initialState), saveForBackward: true, returnFinalState: true, memory });
+      for (const [k, v] of Object.entries(ref.outputs)) expect(relativeError(f64(y[k]), v), `${N} ${JSON.stringify(memory)} output ${k}`).toBeLessThanOrEqual(1e-5);
+      const g = await m.backward({ ...f32(cot.outputs), finalState: f32(cot.finalState) }, y.saved);
+      const label = `${N} on ${m.backend}, memory ${JSON.stringify(memory)} (${y.saved.memory.policy})`;
+      for (const [k, v] of Object.entries(want.inputs)) expect(relativeError(f64(g.inputs[k]), v), `${label}: d/d input ${k}`).toBeLessThanOrEqual(1e-4);
+      for (const [k, v] of Object.entries(want.params)) expect(relativeError(f64(g.params[k]), v), `${label}: d/d param ${k}`).toBeLessThanOrEqual(1e-4);
+      for (const [k, v] of Object.entries(want.initialState)) expect(relativeError(f64(g.initialState[k]), v), `${label}: d/d initial ${k}`).toBeLessThanOrEqual(1e-4);
+      await expect(m.backward({}, y.saved)).rejects.toThrow(/already used by a backward\(\)/);
+    }
+    await expect(m.backward({ nope: new Float32Array(1) }, (await m.forward(inputs, { saveForBackward: true })).saved)).rejects.toThrow(/has no output 'nope'/);
+    m.dispose();
+  }
+
+  it("Lstm on WebGPU: store and checkpoints every 3 steps vs the float64 reference gradients (<= 1e-4)", async () => {
+    await checkClass("lstm", { H: 3, I: 2 }, (mod, N, params) => mod[N].create({ dims: { H: 3, I: 2 }, params }), ["store", { every: 3 }]);
+  }, 600_000);
+
+  it.skipIf(!gpp).each([
+    ["lstm", { H: 3, I: 2 }],
+    ["mamba", { D: 3, N: 2 }],
+  ] as [string, Record<string, number>][])("%s on the CPU emulation of CUDA: forward, recording forward and backward model through the CUDA runner", async (name, dims) => {
+    const N = stdlibModel(name).name;
+    const device = new MultiPlanFakeDevice();
+    const cudaPlan = device.add(JSON.parse(readFileSync(join(OUT, `${N}.cuda.json`), "utf8")));
+    const grad = JSON.parse(readFileSync(join(OUT, `${N}.grad.cuda.json`), "utf8"));
+    const cudaGradPlan = { record: device.add(grad.record), backward: device.add(grad.backward) };
+    await checkClass(name, dims, (mod, n, params) => mod[n].create({ backend: "cuda", device, cudaPlan, cudaGradPlan, dims, params, form: "sequential" }), ["auto", { every: 2 }]);
+  }, 600_000);
+
+  it("a model whose backward depends on a dim bound at create() says so", async () => {
+    const { GatedDeltaProduct } = await import(pathToFileURL(join(OUT, "GatedDeltaProduct.ts")).href);
+    const m = await GatedDeltaProduct.create({ dims: { H: 1, K: 2, V: 2, J: 2 } });
+    const x = (n: number) => ({ data: new Float32Array(n), shape: [1, 1, n] });
+    await expect(m.forward({ q: x(2), k: x(4), v: x(4), beta: x(2), g: x(1) }, { saveForBackward: true })).rejects.toThrow(/GatedDeltaProduct's step loops over J, and its backward is built per value of J/);
+    m.dispose();
   }, 300_000);
 });

@@ -9,12 +9,15 @@
 import { Project, Scope, type SourceFile, StructureKind, VariableDeclarationKind } from "ts-morph";
 import * as I from "../ir/types.ts";
 import type { ModelPlan } from "../../runtime/plan.ts";
+import type { TrainingInfo } from "../../runtime/trainer.ts";
 
 export interface ClassOptions {
   /** Module the runtime is imported from (default "seqc/runtime"). */
   runtimeImport?: string;
   /** Where the model came from, for the header. */
   source?: string;
+  /** WebGPU plans of the recording forward and the backward model (compiler/grad/training.ts), or why there are none. */
+  training?: TrainingInfo;
 }
 
 const RESERVED_OUTPUTS = new Set(["finalState", "state", "form", "batch", "length"]);
@@ -35,7 +38,7 @@ export function modelClassSource(model: I.Model, plan: ModelPlan, opts: ClassOpt
   const N = model.name;
   file.addImportDeclaration({
     moduleSpecifier: opts.runtimeImport ?? "seqc/runtime",
-    namedImports: ["openRunner", "type AnyFormChoice", "type Backend", "type BackendRunner", "type CudaDevice", "type CudaModelPlan", "type CudaRuntime", "type IoDtype", "type ModelPlan", "type TensorInput"],
+    namedImports: ["openRunner", "type AnyFormChoice", "type Backend", "type BackendRunner", "type CudaDevice", "type CudaModelPlan", "type CudaRuntime", "type IoDtype", "type ModelPlan", "type TensorInput", "Trainer", "type TrainingInfo", "type TrainerOptions", "type CudaTrainingPlans", "type Saved", "type MemoryChoice"],
   });
 
   const inputs = I.tensorsOfKind(model, "input");
@@ -71,8 +74,19 @@ export function modelClassSource(model: I.Model, plan: ModelPlan, opts: ClassOpt
       { name: "returnFinalState", type: "boolean", hasQuestionToken: true, docs: ["Also return the state after the last step."] },
       { name: "batch", type: "number", hasQuestionToken: true, docs: ["Batch size when the inputs are bare arrays (default 1)."] },
       { name: "form", type: "AnyFormChoice", hasQuestionToken: true, docs: ["Override the form chosen at create() for this call."] },
+      { name: "saveForBackward", type: "boolean", hasQuestionToken: true, docs: ["Keep what backward() needs and return it as `saved` (inputs as Float32Arrays)."] },
+      { name: "memory", type: "MemoryChoice", hasQuestionToken: true, docs: ["With saveForBackward: \"auto\" (default: the states of every step while they fit 512 MiB and the device's binding limit, else checkpoints every ceil(sqrt(T)) steps and one more forward), \"store\", \"recompute\" or { every: steps }."] },
     ],
   });
+  addInterface(file, `${N}GradOutputs`, `Gradients of the loss with respect to the outputs of forward() ([B, T, ...shape]) and its final state ([B, ...shape]); absent ones are zero.`, [
+    ...outputs.map((t) => ({ name: t.name, type: "TensorInput", optional: true, doc: axesText(["B", "T"], t) })),
+    { name: "finalState", type: `Partial<${N}State<TensorInput>>`, optional: true, doc: "dL/d(final state)" },
+  ]);
+  addInterface(file, `${N}Gradients`, `What backward() returns: dL/d(input) for each input given to forward() ([B, T, ...shape]), dL/d(param) for each param (summed over batch and time), dL/d(initial state) ([B, ...shape]).`, [
+    { name: "inputs", type: `{ ${inputs.map((t) => `${t.name}?: Float32Array`).join("; ")} }` },
+    { name: "params", type: `{ ${params.map((t) => `${t.name}: Float32Array`).join("; ")} }` },
+    { name: "initialState", type: `${N}State` },
+  ]);
 
   const paramsOptional = params.every((t) => !!t.init);
   const dimsOptional = free.length === 0 || free.every((d) => d.sequenceDefault);
@@ -84,12 +98,12 @@ export function modelClassSource(model: I.Model, plan: ModelPlan, opts: ClassOpt
         `\`form\`: auto (default), sequential, scan (where the model has one) or, on CUDA, chunked. ` +
         `WebGPU: \`tune\` (default true) times the variants the cost model cannot separate on the first call of each shape. ` +
         `CUDA: \`dtype\` of inputs and outputs on the device (f32, or bf16 / f16 for the chunked form); \`cudaPlan\`: the plan or the path of ${N}.cuda.json ` +
-        `(default: next to this module); \`cudaRuntime\`: the seqc/runtime/cuda module, for Node bundles.`,
+        `(default: next to this module); \`cudaGradPlan\`: likewise ${N}.grad.cuda.json, for backward(); \`cudaRuntime\`: the seqc/runtime/cuda module, for Node bundles.`,
     ],
     type:
       `{ dims${dimsOptional ? "?" : ""}: ${N}Dims; params${paramsOptional ? "?" : ""}: ${N}Params; form?: AnyFormChoice } & (` +
       `{ backend?: "webgpu"; device?: GPUDevice; tune?: boolean } | ` +
-      `{ backend: "cuda"; device?: CudaDevice; dtype?: IoDtype; cudaPlan?: CudaModelPlan | URL | string; cudaRuntime?: CudaRuntime })`,
+      `{ backend: "cuda"; device?: CudaDevice; dtype?: IoDtype; cudaPlan?: CudaModelPlan | URL | string; cudaGradPlan?: CudaTrainingPlans | URL | string; cudaRuntime?: CudaRuntime })`,
   });
 
   file.addVariableStatement({
@@ -97,6 +111,11 @@ export function modelClassSource(model: I.Model, plan: ModelPlan, opts: ClassOpt
     isExported: true,
     docs: [`Launch plan of ${N}: WGSL kernels and how to run them (data for seqc/runtime).`],
     declarations: [{ name: `${N.toUpperCase()}_PLAN`, type: "ModelPlan", initializer: JSON.stringify(plan, null, 1) }],
+  });
+  file.addVariableStatement({
+    declarationKind: VariableDeclarationKind.Const,
+    docs: [`Training plans of ${N} on WebGPU: the recording forward and the backward model (or why there are none).`],
+    declarations: [{ name: `${N.toUpperCase()}_TRAINING`, type: "TrainingInfo", initializer: JSON.stringify(opts.training ?? { unavailable: "this module was generated without training plans" }, null, 1) }],
   });
 
   file.addClass({
@@ -110,8 +129,10 @@ export function modelClassSource(model: I.Model, plan: ModelPlan, opts: ClassOpt
     properties: [
       { name: "plan", isStatic: true, isReadonly: true, initializer: `${N.toUpperCase()}_PLAN`, docs: ["The WebGPU launch plan (kernels, sizes, forms)."] },
       { name: "cudaPlanFile", isStatic: true, isReadonly: true, initializer: JSON.stringify(`${N}.cuda.json`), docs: ["The CUDA plan that backend 'cuda' reads from next to this module unless create() is given cudaPlan."] },
+      { name: "cudaGradPlanFile", isStatic: true, isReadonly: true, initializer: JSON.stringify(`${N}.grad.cuda.json`), docs: ["The CUDA training plans that backward() on backend 'cuda' reads from next to this module unless create() is given cudaGradPlan."] },
+      { name: "trainer", scope: Scope.Private, type: "Trainer", hasQuestionToken: true },
     ],
-    ctors: [{ scope: Scope.Private, parameters: [{ name: "runner", type: "BackendRunner", isReadonly: true, scope: Scope.Private }] }],
+    ctors: [{ scope: Scope.Private, parameters: [{ name: "runner", type: "BackendRunner", isReadonly: true, scope: Scope.Private }, { name: "options", type: "TrainerOptions", isReadonly: true, scope: Scope.Private }] }],
     getAccessors: [{ name: "backend", returnType: "Backend", docs: ["Where this instance runs."], statements: ["return this.runner.backend;"] }],
     methods: [
       {
@@ -124,16 +145,25 @@ export function modelClassSource(model: I.Model, plan: ModelPlan, opts: ClassOpt
         statements: [
           // a variable, so that bundlers do not take the (large) CUDA plan in as an asset
           `const cudaPlan = options.backend === "cuda" && options.cudaPlan === undefined ? new URL(${N}.cudaPlanFile, import.meta.url) : undefined;`,
-          `return new ${N}(await openRunner(${N}.plan, { ...options, dims: { ...(options.dims ?? {}) } as Record<string, number>, params: options.params as unknown as Record<string, TensorInput | undefined> | undefined }, cudaPlan));`,
+          `const o = { ...options, dims: { ...(options.dims ?? {}) } as Record<string, number>, params: options.params as unknown as Record<string, TensorInput | undefined> | undefined };`,
+          `return new ${N}(await openRunner(${N}.plan, o, cudaPlan), o);`,
         ],
       },
       {
         name: "forward",
         isAsync: true,
-        docs: ["Run a whole batch of sequences. Batch B and length T come from the inputs; shapes are checked before any launch."],
+        docs: ["Run a whole batch of sequences. Batch B and length T come from the inputs; shapes are checked before any launch. With `saveForBackward: true` the result also holds `saved`, for backward()."],
+        overloads: [
+          { parameters: [{ name: "inputs", type: `${N}Inputs` }, { name: "options", type: `${N}ForwardOptions & { saveForBackward: true }` }], returnType: `Promise<${N}Outputs & { finalState?: ${N}State; saved: Saved }>` },
+          { parameters: [{ name: "inputs", type: `${N}Inputs` }, { name: "options", type: `${N}ForwardOptions`, hasQuestionToken: true }], returnType: `Promise<${N}Outputs & { finalState?: ${N}State }>` },
+        ],
         parameters: [{ name: "inputs", type: `${N}Inputs` }, { name: "options", type: `${N}ForwardOptions`, initializer: "{}" }],
-        returnType: `Promise<${N}Outputs & { finalState?: ${N}State }>`,
+        returnType: `Promise<${N}Outputs & { finalState?: ${N}State; saved?: Saved }>`,
         statements: [
+          `if (options.saveForBackward) {`,
+          `  const s = await this.training().forward(inputs as unknown as Record<string, TensorInput | undefined>, { ...options, initialState: options.initialState as unknown as Record<string, TensorInput | undefined> | undefined });`,
+          `  return { ...(s.outputs as unknown as ${N}Outputs), ...(options.returnFinalState ? { finalState: s.finalState as unknown as ${N}State } : {}), saved: s.saved };`,
+          `}`,
           `const r = await this.runner.forward(inputs as unknown as Record<string, TensorInput | undefined>, { ...options, initialState: options.initialState as unknown as Record<string, TensorInput | undefined> | undefined });`,
           `return { ...(r.outputs as unknown as ${N}Outputs), ...(r.finalState ? { finalState: r.finalState as unknown as ${N}State } : {}) };`,
         ],
@@ -161,13 +191,33 @@ export function modelClassSource(model: I.Model, plan: ModelPlan, opts: ClassOpt
         ],
       },
       {
+        name: "backward",
+        isAsync: true,
+        docs: [
+          "Gradients of a loss from forward({ saveForBackward: true }): `gradOutputs` holds dL/d(output) per output and dL/d(final state) (absent: zero). " +
+            "Returns dL/d(input) for each input given to that forward, dL/d(param) for every param and dL/d(initial state). Runs the backward model (the adjoint recurrence, derived from the .seq file) on this instance's backend; each saved handle serves one backward().",
+        ],
+        parameters: [{ name: "gradOutputs", type: `${N}GradOutputs` }, { name: "saved", type: "Saved" }],
+        returnType: `Promise<${N}Gradients>`,
+        statements: [`return (await this.training().backward(gradOutputs as unknown as Record<string, TensorInput | undefined> & { finalState?: Record<string, TensorInput | undefined> }, saved)) as unknown as ${N}Gradients;`],
+      },
+      {
+        name: "training",
+        scope: Scope.Private,
+        returnType: "Trainer",
+        statements: [
+          `const cudaGrad = this.runner.backend === "cuda" && this.options.cudaGradPlan === undefined ? new URL(${N}.cudaGradPlanFile, import.meta.url) : undefined;`,
+          `return (this.trainer ??= new Trainer(this.runner, ${N}.plan, ${N.toUpperCase()}_TRAINING, this.options, cudaGrad));`,
+        ],
+      },
+      {
         name: "formFor",
         docs: ["The form variant forward() would run for a batch and length (the cost model's pick, or the forced form)."],
         parameters: [{ name: "batch", type: "number" }, { name: "length", type: "number" }],
         returnType: "string",
         statements: [`return this.runner.formFor(batch, length);`],
       },
-      { name: "dispose", docs: ["Free this model's GPU buffers (the device stays)."], returnType: "void", statements: ["this.runner.dispose();"] },
+      { name: "dispose", docs: ["Free this model's GPU buffers (the device stays)."], returnType: "void", statements: ["this.runner.dispose();", "this.trainer?.dispose();"] },
     ],
   });
   const header = [

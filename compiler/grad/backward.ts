@@ -193,8 +193,18 @@ export function buildBackward(model: I.Model, dims: Record<string, number>, opts
     result.outputBar[o.name] = o.name + BAR;
     tensors.push({ name: o.name + BAR, kind: "input", shape: o.shape, span });
   }
-  const recompute: I.Stmt[] = stmts.filter((s) => s.kind === "let").map((s) => ({ k: "let", target: s.name, vars: s.vars, expr: s.expr, span }));
-  for (const s of stmts) if (s.kind === "let") tensors.push({ name: s.name, kind: "let", shape: s.shape, span });
+  // the forward step's lets that the adjoints read (directly or through other lets); the rest is dead
+  // (e.g. a state's new value when its adjoint needs only the old one), and would only cost work and
+  // widen the kernels' partition of the state
+  const needed = new Set<string>();
+  for (const s of [...adjointLets, ...tail]) if (s.k !== "for") readsOf(s.expr, needed);
+  const recompute: I.Stmt[] = [];
+  for (const s of [...stmts].reverse()) {
+    if (s.kind !== "let" || !needed.has(s.name)) continue;
+    readsOf(s.expr, needed);
+    recompute.unshift({ k: "let", target: s.name, vars: s.vars, expr: s.expr, span });
+    tensors.push({ name: s.name, kind: "let", shape: s.shape, span });
+  }
   result.model = {
     name: `${model.name}__backward`,
     file: model.file,
@@ -204,4 +214,15 @@ export function buildBackward(model: I.Model, dims: Record<string, number>, opts
     body: [...recompute, ...adjointLets, ...tail],
   };
   return result;
+}
+
+function readsOf(e: I.Expr, out: Set<string>): void {
+  switch (e.k) {
+    case "read": out.add(e.tensor); return;
+    case "neg": readsOf(e.a, out); return;
+    case "bin": readsOf(e.a, out); readsOf(e.b, out); return;
+    case "call": for (const a of e.args) readsOf(a, out); return;
+    case "sum": readsOf(e.body, out); return;
+    default: return;
+  }
 }

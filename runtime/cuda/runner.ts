@@ -288,7 +288,10 @@ export class PreparedForward {
 
   private buffer(ref: CudaBufferRef): CudaBuffer {
     if (ref.kind === "params") return this.params;
-    if (ref.kind === "states" || ref.kind === "initialStates") return this.statesBuf; // TODO(cuda): a separate initial-state buffer (see runtime/plan.ts BufferRef)
+    if (ref.kind === "states") return this.statesBuf;
+    // read-only initial values, apart from the states the kernel writes (one buffer for both raced when
+    // several threads hold copies of one state element: one's final write reached another's first read)
+    if (ref.kind === "initialStates") return this.initStates;
     if (ref.kind === "uniforms") throw new Error("uniforms are passed by value");
     const b = this.bufs.get(`${ref.kind}:${ref.name}`);
     if (!b) throw new Error(`no buffer ${ref.kind} ${ref.name}`);

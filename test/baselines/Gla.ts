@@ -11,6 +11,12 @@ import {
   type IoDtype,
   type ModelPlan,
   type TensorInput,
+  Trainer,
+  type TrainingInfo,
+  type TrainerOptions,
+  type CudaTrainingPlans,
+  type Saved,
+  type MemoryChoice,
 } from "seqc/runtime";
 
 /** Sizes of Gla, bound at create(). */
@@ -75,9 +81,28 @@ export interface GlaForwardOptions {
   batch?: number;
   /** Override the form chosen at create() for this call. */
   form?: AnyFormChoice;
+  /** Keep what backward() needs and return it as `saved` (inputs as Float32Arrays). */
+  saveForBackward?: boolean;
+  /** With saveForBackward: "auto" (default: the states of every step while they fit 512 MiB and the device's binding limit, else checkpoints every ceil(sqrt(T)) steps and one more forward), "store", "recompute" or { every: steps }. */
+  memory?: MemoryChoice;
 }
 
-/** Options of Gla.create(). `backend`: "webgpu" (default; browsers and Node) or "cuda" (Node with an NVIDIA driver). `form`: auto (default), sequential, scan (where the model has one) or, on CUDA, chunked. WebGPU: `tune` (default true) times the variants the cost model cannot separate on the first call of each shape. CUDA: `dtype` of inputs and outputs on the device (f32, or bf16 / f16 for the chunked form); `cudaPlan`: the plan or the path of Gla.cuda.json (default: next to this module); `cudaRuntime`: the seqc/runtime/cuda module, for Node bundles. */
+/** Gradients of the loss with respect to the outputs of forward() ([B, T, ...shape]) and its final state ([B, ...shape]); absent ones are zero. */
+export interface GlaGradOutputs {
+  /** [B, T, H, V] */
+  o?: TensorInput;
+  /** dL/d(final state) */
+  finalState?: Partial<GlaState<TensorInput>>;
+}
+
+/** What backward() returns: dL/d(input) for each input given to forward() ([B, T, ...shape]), dL/d(param) for each param (summed over batch and time), dL/d(initial state) ([B, ...shape]). */
+export interface GlaGradients {
+  inputs: { q?: Float32Array; k?: Float32Array; v?: Float32Array; gk?: Float32Array };
+  params: {};
+  initialState: GlaState;
+}
+
+/** Options of Gla.create(). `backend`: "webgpu" (default; browsers and Node) or "cuda" (Node with an NVIDIA driver). `form`: auto (default), sequential, scan (where the model has one) or, on CUDA, chunked. WebGPU: `tune` (default true) times the variants the cost model cannot separate on the first call of each shape. CUDA: `dtype` of inputs and outputs on the device (f32, or bf16 / f16 for the chunked form); `cudaPlan`: the plan or the path of Gla.cuda.json (default: next to this module); `cudaGradPlan`: likewise Gla.grad.cuda.json, for backward(); `cudaRuntime`: the seqc/runtime/cuda module, for Node bundles. */
 export type GlaCreateOptions = { dims: GlaDims; params?: GlaParams; form?: AnyFormChoice } & (
   | { backend?: "webgpu"; device?: GPUDevice; tune?: boolean }
   | {
@@ -85,6 +110,7 @@ export type GlaCreateOptions = { dims: GlaDims; params?: GlaParams; form?: AnyFo
       device?: CudaDevice;
       dtype?: IoDtype;
       cudaPlan?: CudaModelPlan | URL | string;
+      cudaGradPlan?: CudaTrainingPlans | URL | string;
       cudaRuntime?: CudaRuntime;
     }
 );
@@ -651,6 +677,10 @@ export const GLA_PLAN: ModelPlan = {
     },
   ],
 };
+/** Training plans of Gla on WebGPU: the recording forward and the backward model (or why there are none). */
+const GLA_TRAINING: TrainingInfo = {
+  unavailable: "this module was generated without training plans",
+};
 
 /**
  * Gla on WebGPU or CUDA. Create once per set of dims and weights (and backend); call forward() on whole sequences or step() token by token.
@@ -662,8 +692,14 @@ export class Gla {
   static readonly plan = GLA_PLAN;
   /** The CUDA plan that backend 'cuda' reads from next to this module unless create() is given cudaPlan. */
   static readonly cudaPlanFile = "Gla.cuda.json";
+  /** The CUDA training plans that backward() on backend 'cuda' reads from next to this module unless create() is given cudaGradPlan. */
+  static readonly cudaGradPlanFile = "Gla.grad.cuda.json";
+  private trainer?: Trainer;
 
-  private constructor(private readonly runner: BackendRunner) {}
+  private constructor(
+    private readonly runner: BackendRunner,
+    private readonly options: TrainerOptions,
+  ) {}
 
   /** Where this instance runs. */
   get backend(): Backend {
@@ -676,21 +712,36 @@ export class Gla {
       options.backend === "cuda" && options.cudaPlan === undefined
         ? new URL(Gla.cudaPlanFile, import.meta.url)
         : undefined;
-    return new Gla(
-      await openRunner(
-        Gla.plan,
-        {
-          ...options,
-          dims: { ...(options.dims ?? {}) } as Record<string, number>,
-          params: options.params as unknown as Record<string, TensorInput | undefined> | undefined,
-        },
-        cudaPlan,
-      ),
-    );
+    const o = {
+      ...options,
+      dims: { ...(options.dims ?? {}) } as Record<string, number>,
+      params: options.params as unknown as Record<string, TensorInput | undefined> | undefined,
+    };
+    return new Gla(await openRunner(Gla.plan, o, cudaPlan), o);
   }
 
-  /** Run a whole batch of sequences. Batch B and length T come from the inputs; shapes are checked before any launch. */
-  async forward(inputs: GlaInputs, options: GlaForwardOptions = {}): Promise<GlaOutputs & { finalState?: GlaState }> {
+  forward(
+    inputs: GlaInputs,
+    options: GlaForwardOptions & { saveForBackward: true },
+  ): Promise<GlaOutputs & { finalState?: GlaState; saved: Saved }>;
+  forward(inputs: GlaInputs, options?: GlaForwardOptions): Promise<GlaOutputs & { finalState?: GlaState }>;
+  /** Run a whole batch of sequences. Batch B and length T come from the inputs; shapes are checked before any launch. With `saveForBackward: true` the result also holds `saved`, for backward(). */
+  async forward(
+    inputs: GlaInputs,
+    options: GlaForwardOptions = {},
+  ): Promise<GlaOutputs & { finalState?: GlaState; saved?: Saved }> {
+    if (options.saveForBackward) {
+      const s = await this.training().forward(inputs as unknown as Record<string, TensorInput | undefined>, {
+        ...options,
+        initialState: options.initialState as unknown as Record<string, TensorInput | undefined> | undefined,
+      });
+      return {
+        ...(s.outputs as unknown as GlaOutputs),
+        ...(options.returnFinalState ? { finalState: s.finalState as unknown as GlaState } : {}),
+        saved: s.saved,
+      };
+    }
+
     const r = await this.runner.forward(inputs as unknown as Record<string, TensorInput | undefined>, {
       ...options,
       initialState: options.initialState as unknown as Record<string, TensorInput | undefined> | undefined,
@@ -731,6 +782,24 @@ export class Gla {
     return { ...(r.outputs as unknown as GlaStepOutputs), state: r.state as unknown as GlaState };
   }
 
+  /** Gradients of a loss from forward({ saveForBackward: true }): `gradOutputs` holds dL/d(output) per output and dL/d(final state) (absent: zero). Returns dL/d(input) for each input given to that forward, dL/d(param) for every param and dL/d(initial state). Runs the backward model (the adjoint recurrence, derived from the .seq file) on this instance's backend; each saved handle serves one backward(). */
+  async backward(gradOutputs: GlaGradOutputs, saved: Saved): Promise<GlaGradients> {
+    return (await this.training().backward(
+      gradOutputs as unknown as Record<string, TensorInput | undefined> & {
+        finalState?: Record<string, TensorInput | undefined>;
+      },
+      saved,
+    )) as unknown as GlaGradients;
+  }
+
+  private training(): Trainer {
+    const cudaGrad =
+      this.runner.backend === "cuda" && this.options.cudaGradPlan === undefined
+        ? new URL(Gla.cudaGradPlanFile, import.meta.url)
+        : undefined;
+    return (this.trainer ??= new Trainer(this.runner, Gla.plan, GLA_TRAINING, this.options, cudaGrad));
+  }
+
   /** The form variant forward() would run for a batch and length (the cost model's pick, or the forced form). */
   formFor(batch: number, length: number): string {
     return this.runner.formFor(batch, length);
@@ -739,5 +808,6 @@ export class Gla {
   /** Free this model's GPU buffers (the device stays). */
   dispose(): void {
     this.runner.dispose();
+    this.trainer?.dispose();
   }
 }

@@ -11,6 +11,12 @@ import {
   type IoDtype,
   type ModelPlan,
   type TensorInput,
+  Trainer,
+  type TrainingInfo,
+  type TrainerOptions,
+  type CudaTrainingPlans,
+  type Saved,
+  type MemoryChoice,
 } from "seqc/runtime";
 
 /** Sizes of Hgrn, bound at create(). */
@@ -65,9 +71,28 @@ export interface HgrnForwardOptions {
   batch?: number;
   /** Override the form chosen at create() for this call. */
   form?: AnyFormChoice;
+  /** Keep what backward() needs and return it as `saved` (inputs as Float32Arrays). */
+  saveForBackward?: boolean;
+  /** With saveForBackward: "auto" (default: the states of every step while they fit 512 MiB and the device's binding limit, else checkpoints every ceil(sqrt(T)) steps and one more forward), "store", "recompute" or { every: steps }. */
+  memory?: MemoryChoice;
 }
 
-/** Options of Hgrn.create(). `backend`: "webgpu" (default; browsers and Node) or "cuda" (Node with an NVIDIA driver). `form`: auto (default), sequential, scan (where the model has one) or, on CUDA, chunked. WebGPU: `tune` (default true) times the variants the cost model cannot separate on the first call of each shape. CUDA: `dtype` of inputs and outputs on the device (f32, or bf16 / f16 for the chunked form); `cudaPlan`: the plan or the path of Hgrn.cuda.json (default: next to this module); `cudaRuntime`: the seqc/runtime/cuda module, for Node bundles. */
+/** Gradients of the loss with respect to the outputs of forward() ([B, T, ...shape]) and its final state ([B, ...shape]); absent ones are zero. */
+export interface HgrnGradOutputs {
+  /** [B, T, D] */
+  o?: TensorInput;
+  /** dL/d(final state) */
+  finalState?: Partial<HgrnState<TensorInput>>;
+}
+
+/** What backward() returns: dL/d(input) for each input given to forward() ([B, T, ...shape]), dL/d(param) for each param (summed over batch and time), dL/d(initial state) ([B, ...shape]). */
+export interface HgrnGradients {
+  inputs: { x?: Float32Array; g?: Float32Array };
+  params: {};
+  initialState: HgrnState;
+}
+
+/** Options of Hgrn.create(). `backend`: "webgpu" (default; browsers and Node) or "cuda" (Node with an NVIDIA driver). `form`: auto (default), sequential, scan (where the model has one) or, on CUDA, chunked. WebGPU: `tune` (default true) times the variants the cost model cannot separate on the first call of each shape. CUDA: `dtype` of inputs and outputs on the device (f32, or bf16 / f16 for the chunked form); `cudaPlan`: the plan or the path of Hgrn.cuda.json (default: next to this module); `cudaGradPlan`: likewise Hgrn.grad.cuda.json, for backward(); `cudaRuntime`: the seqc/runtime/cuda module, for Node bundles. */
 export type HgrnCreateOptions = { dims: HgrnDims; params?: HgrnParams; form?: AnyFormChoice } & (
   | { backend?: "webgpu"; device?: GPUDevice; tune?: boolean }
   | {
@@ -75,6 +100,7 @@ export type HgrnCreateOptions = { dims: HgrnDims; params?: HgrnParams; form?: An
       device?: CudaDevice;
       dtype?: IoDtype;
       cudaPlan?: CudaModelPlan | URL | string;
+      cudaGradPlan?: CudaTrainingPlans | URL | string;
       cudaRuntime?: CudaRuntime;
     }
 );
@@ -511,6 +537,10 @@ export const HGRN_PLAN: ModelPlan = {
     },
   ],
 };
+/** Training plans of Hgrn on WebGPU: the recording forward and the backward model (or why there are none). */
+const HGRN_TRAINING: TrainingInfo = {
+  unavailable: "this module was generated without training plans",
+};
 
 /**
  * Hgrn on WebGPU or CUDA. Create once per set of dims and weights (and backend); call forward() on whole sequences or step() token by token.
@@ -522,8 +552,14 @@ export class Hgrn {
   static readonly plan = HGRN_PLAN;
   /** The CUDA plan that backend 'cuda' reads from next to this module unless create() is given cudaPlan. */
   static readonly cudaPlanFile = "Hgrn.cuda.json";
+  /** The CUDA training plans that backward() on backend 'cuda' reads from next to this module unless create() is given cudaGradPlan. */
+  static readonly cudaGradPlanFile = "Hgrn.grad.cuda.json";
+  private trainer?: Trainer;
 
-  private constructor(private readonly runner: BackendRunner) {}
+  private constructor(
+    private readonly runner: BackendRunner,
+    private readonly options: TrainerOptions,
+  ) {}
 
   /** Where this instance runs. */
   get backend(): Backend {
@@ -536,24 +572,36 @@ export class Hgrn {
       options.backend === "cuda" && options.cudaPlan === undefined
         ? new URL(Hgrn.cudaPlanFile, import.meta.url)
         : undefined;
-    return new Hgrn(
-      await openRunner(
-        Hgrn.plan,
-        {
-          ...options,
-          dims: { ...(options.dims ?? {}) } as Record<string, number>,
-          params: options.params as unknown as Record<string, TensorInput | undefined> | undefined,
-        },
-        cudaPlan,
-      ),
-    );
+    const o = {
+      ...options,
+      dims: { ...(options.dims ?? {}) } as Record<string, number>,
+      params: options.params as unknown as Record<string, TensorInput | undefined> | undefined,
+    };
+    return new Hgrn(await openRunner(Hgrn.plan, o, cudaPlan), o);
   }
 
-  /** Run a whole batch of sequences. Batch B and length T come from the inputs; shapes are checked before any launch. */
+  forward(
+    inputs: HgrnInputs,
+    options: HgrnForwardOptions & { saveForBackward: true },
+  ): Promise<HgrnOutputs & { finalState?: HgrnState; saved: Saved }>;
+  forward(inputs: HgrnInputs, options?: HgrnForwardOptions): Promise<HgrnOutputs & { finalState?: HgrnState }>;
+  /** Run a whole batch of sequences. Batch B and length T come from the inputs; shapes are checked before any launch. With `saveForBackward: true` the result also holds `saved`, for backward(). */
   async forward(
     inputs: HgrnInputs,
     options: HgrnForwardOptions = {},
-  ): Promise<HgrnOutputs & { finalState?: HgrnState }> {
+  ): Promise<HgrnOutputs & { finalState?: HgrnState; saved?: Saved }> {
+    if (options.saveForBackward) {
+      const s = await this.training().forward(inputs as unknown as Record<string, TensorInput | undefined>, {
+        ...options,
+        initialState: options.initialState as unknown as Record<string, TensorInput | undefined> | undefined,
+      });
+      return {
+        ...(s.outputs as unknown as HgrnOutputs),
+        ...(options.returnFinalState ? { finalState: s.finalState as unknown as HgrnState } : {}),
+        saved: s.saved,
+      };
+    }
+
     const r = await this.runner.forward(inputs as unknown as Record<string, TensorInput | undefined>, {
       ...options,
       initialState: options.initialState as unknown as Record<string, TensorInput | undefined> | undefined,
@@ -594,6 +642,24 @@ export class Hgrn {
     return { ...(r.outputs as unknown as HgrnStepOutputs), state: r.state as unknown as HgrnState };
   }
 
+  /** Gradients of a loss from forward({ saveForBackward: true }): `gradOutputs` holds dL/d(output) per output and dL/d(final state) (absent: zero). Returns dL/d(input) for each input given to that forward, dL/d(param) for every param and dL/d(initial state). Runs the backward model (the adjoint recurrence, derived from the .seq file) on this instance's backend; each saved handle serves one backward(). */
+  async backward(gradOutputs: HgrnGradOutputs, saved: Saved): Promise<HgrnGradients> {
+    return (await this.training().backward(
+      gradOutputs as unknown as Record<string, TensorInput | undefined> & {
+        finalState?: Record<string, TensorInput | undefined>;
+      },
+      saved,
+    )) as unknown as HgrnGradients;
+  }
+
+  private training(): Trainer {
+    const cudaGrad =
+      this.runner.backend === "cuda" && this.options.cudaGradPlan === undefined
+        ? new URL(Hgrn.cudaGradPlanFile, import.meta.url)
+        : undefined;
+    return (this.trainer ??= new Trainer(this.runner, Hgrn.plan, HGRN_TRAINING, this.options, cudaGrad));
+  }
+
   /** The form variant forward() would run for a batch and length (the cost model's pick, or the forced form). */
   formFor(batch: number, length: number): string {
     return this.runner.formFor(batch, length);
@@ -602,5 +668,6 @@ export class Hgrn {
   /** Free this model's GPU buffers (the device stays). */
   dispose(): void {
     this.runner.dispose();
+    this.trainer?.dispose();
   }
 }

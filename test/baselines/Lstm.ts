@@ -11,6 +11,12 @@ import {
   type IoDtype,
   type ModelPlan,
   type TensorInput,
+  Trainer,
+  type TrainingInfo,
+  type TrainerOptions,
+  type CudaTrainingPlans,
+  type Saved,
+  type MemoryChoice,
 } from "seqc/runtime";
 
 /** Sizes of Lstm, bound at create(). */
@@ -73,9 +79,33 @@ export interface LstmForwardOptions {
   batch?: number;
   /** Override the form chosen at create() for this call. */
   form?: AnyFormChoice;
+  /** Keep what backward() needs and return it as `saved` (inputs as Float32Arrays). */
+  saveForBackward?: boolean;
+  /** With saveForBackward: "auto" (default: the states of every step while they fit 512 MiB and the device's binding limit, else checkpoints every ceil(sqrt(T)) steps and one more forward), "store", "recompute" or { every: steps }. */
+  memory?: MemoryChoice;
 }
 
-/** Options of Lstm.create(). `backend`: "webgpu" (default; browsers and Node) or "cuda" (Node with an NVIDIA driver). `form`: auto (default), sequential, scan (where the model has one) or, on CUDA, chunked. WebGPU: `tune` (default true) times the variants the cost model cannot separate on the first call of each shape. CUDA: `dtype` of inputs and outputs on the device (f32, or bf16 / f16 for the chunked form); `cudaPlan`: the plan or the path of Lstm.cuda.json (default: next to this module); `cudaRuntime`: the seqc/runtime/cuda module, for Node bundles. */
+/** Gradients of the loss with respect to the outputs of forward() ([B, T, ...shape]) and its final state ([B, ...shape]); absent ones are zero. */
+export interface LstmGradOutputs {
+  /** [B, T, H] */
+  output?: TensorInput;
+  /** dL/d(final state) */
+  finalState?: Partial<LstmState<TensorInput>>;
+}
+
+/** What backward() returns: dL/d(input) for each input given to forward() ([B, T, ...shape]), dL/d(param) for each param (summed over batch and time), dL/d(initial state) ([B, ...shape]). */
+export interface LstmGradients {
+  inputs: { x?: Float32Array };
+  params: {
+    weight_ih_l0: Float32Array;
+    weight_hh_l0: Float32Array;
+    bias_ih_l0: Float32Array;
+    bias_hh_l0: Float32Array;
+  };
+  initialState: LstmState;
+}
+
+/** Options of Lstm.create(). `backend`: "webgpu" (default; browsers and Node) or "cuda" (Node with an NVIDIA driver). `form`: auto (default), sequential, scan (where the model has one) or, on CUDA, chunked. WebGPU: `tune` (default true) times the variants the cost model cannot separate on the first call of each shape. CUDA: `dtype` of inputs and outputs on the device (f32, or bf16 / f16 for the chunked form); `cudaPlan`: the plan or the path of Lstm.cuda.json (default: next to this module); `cudaGradPlan`: likewise Lstm.grad.cuda.json, for backward(); `cudaRuntime`: the seqc/runtime/cuda module, for Node bundles. */
 export type LstmCreateOptions = { dims: LstmDims; params: LstmParams; form?: AnyFormChoice } & (
   | { backend?: "webgpu"; device?: GPUDevice; tune?: boolean }
   | {
@@ -83,6 +113,7 @@ export type LstmCreateOptions = { dims: LstmDims; params: LstmParams; form?: Any
       device?: CudaDevice;
       dtype?: IoDtype;
       cudaPlan?: CudaModelPlan | URL | string;
+      cudaGradPlan?: CudaTrainingPlans | URL | string;
       cudaRuntime?: CudaRuntime;
     }
 );
@@ -163,7 +194,7 @@ export const LSTM_PLAN: ModelPlan = {
     Lstm_grid_init:
       "// seqc: kernel Lstm_grid_init of model Lstm\nstruct Uniforms {\n  B: u32,\n  T: u32,\n  has_bias_ih_l0: u32,\n  has_bias_hh_l0: u32,\n  init_h: u32,\n  init_c: u32,\n  SO_h: u32,\n  SO_c: u32,\n}\n@group(0) @binding(0) var<uniform> u: Uniforms;\n@group(0) @binding(4) var<storage, read> states_in: array<f32>;\n@group(0) @binding(6) var<storage, read_write> pingpong: array<f32>;\noverride D_H: u32;\noverride D_I: u32;\noverride PO_weight_ih_l0: u32;\noverride PO_weight_hh_l0: u32;\noverride PO_bias_ih_l0: u32;\noverride PO_bias_hh_l0: u32;\noverride P: u32;\n\n@compute @workgroup_size(256u)\nfn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wgid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {\n  let wg = wgid.x + nwg.x * (wgid.y + nwg.y * wgid.z);\n  let i = ((wg * 256u) + lid);\n  let STOT = (u.B * (D_H + D_H));\n  if ((i < STOT)) {\n    if (((i >= u.SO_h) && (i < (u.SO_h + (u.B * D_H))))) {\n      pingpong[i] = select(0.0f, states_in[i], (u.init_h != 0u));\n    }\n    if (((i >= u.SO_c) && (i < (u.SO_c + (u.B * D_H))))) {\n      pingpong[i] = select(0.0f, states_in[i], (u.init_c != 0u));\n    }\n  }\n}\n",
     Lstm_grid_step:
-      "// seqc: kernel Lstm_grid_step of model Lstm\nstruct Uniforms {\n  B: u32,\n  T: u32,\n  has_bias_ih_l0: u32,\n  has_bias_hh_l0: u32,\n  init_h: u32,\n  init_c: u32,\n  SO_h: u32,\n  SO_c: u32,\n}\n@group(0) @binding(0) var<uniform> u: Uniforms;\n@group(0) @binding(2) var<storage, read> params: array<f32>;\n@group(0) @binding(3) var<storage, read_write> states: array<f32>;\n@group(0) @binding(5) var<storage, read_write> out_output: array<f32>;\n@group(0) @binding(6) var<storage, read_write> pingpong: array<f32>;\n@group(0) @binding(7) var<storage, read_write> hoisted: array<f32>;\nstruct StepIndex {\n  t: u32,\n}\n@group(0) @binding(8) var<uniform> seq_step: StepIndex;\noverride D_H: u32;\noverride D_I: u32;\noverride PO_weight_ih_l0: u32;\noverride PO_weight_hh_l0: u32;\noverride PO_bias_ih_l0: u32;\noverride PO_bias_hh_l0: u32;\noverride P: u32;\noverride G: u32;\noverride WG: u32;\noverride JB: u32;\noverride BB: u32;\noverride NBT: u32;\nvar<workgroup> s_h: array<f32, G>;\nvar<workgroup> s_c: array<f32, G>;\nvar<workgroup> s_pre: array<f32, (G * 4u)>;\nvar<workgroup> s_R0: array<f32, (G * 4u)>;\nvar<workgroup> gw: array<f32, ((JB * 4u) * 33u)>;\nvar<workgroup> gs: array<f32, (BB * 33u)>;\nfn seq_sigmoid(x: f32) -> f32 { let z = exp(-abs(x)); return select(z / (1.0 + z), 1.0 / (1.0 + z), x >= 0.0); }\nfn seq_tanh(x: f32) -> f32 { let z = exp(-2.0 * abs(x)); let r = (1.0 - z) / (1.0 + z); return select(-r, r, x >= 0.0); }\n\n@compute @workgroup_size(WG)\nfn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wgid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {\n  let wg = wgid.x + nwg.x * (wgid.y + nwg.y * wgid.z);\n  let step_index = seq_step.t;\n  let t = step_index;\n  let STOT = (u.B * (D_H + D_H));\n  let prevBase = ((t % 2u) * STOT);\n  let nextBase = (STOT - prevBase);\n  let NUT = ((P + (JB - 1u)) / JB);\n  let ut = (wg % NUT);\n  let bt = (wg / NUT);\n  // contraction weight_hh_l0 x h (step t-1) for pre\n  for (var x0: u32 = 0u; x0 < ((JB * 4u) * NBT); x0 += WG) {\n    let x = (x0 + lid);\n    let rw = (x % (JB * 4u));\n    let bq = (x / (JB * 4u));\n    let ju = (rw / 4u);\n    let lr = (rw % 4u);\n    let vi_0 = min((bq * 4u), (BB - 1u));\n    let vi_1 = min(((bq * 4u) + 1u), (BB - 1u));\n    let vi_2 = min(((bq * 4u) + 2u), (BB - 1u));\n    let vi_3 = min(((bq * 4u) + 3u), (BB - 1u));\n    var acc_0 = 0.0f;\n    var acc_1 = 0.0f;\n    var acc_2 = 0.0f;\n    var acc_3 = 0.0f;\n    for (var m0: u32 = 0u; m0 < D_H; m0 += 32u) {\n      for (var y: u32 = lid; y < ((JB * 4u) * 32u); y += WG) {\n        let rr = (y / 32u);\n        let kk = (y % 32u);\n        let m = (m0 + kk);\n        let wp = ((ut * JB) + (rr / 4u));\n        var wv = 0.0f;\n        if (((m < D_H) && (wp < P))) {\n          let w_b = 0u;\n          let w_p = wp;\n          let w_c0 = w_p;\n          let w_g_0 = (rr % 4u);\n          wv = params[(PO_weight_hh_l0 + ((((w_g_0 * D_H) + w_c0) * D_H) + m))];\n        }\n        gw[((rr * 33u) + kk)] = wv;\n      }\n      for (var y: u32 = lid; y < (BB * 32u); y += WG) {\n        let vv = (y / 32u);\n        let kk = (y % 32u);\n        let m = (m0 + kk);\n        let vb = ((bt * BB) + vv);\n        var sv = 0.0f;\n        if (((m < D_H) && (vb < u.B))) {\n          sv = pingpong[(prevBase + ((u.SO_h + (vb * D_H)) + m))];\n        }\n        gs[((vv * 33u) + kk)] = sv;\n      }\n      workgroupBarrier();\n      if ((x < ((JB * 4u) * NBT))) {\n        for (var kq: u32 = 0u; kq < min(32u, (D_H - m0)); kq += 1u) {\n          let w = gw[((rw * 33u) + kq)];\n          acc_0 = (acc_0 + (w * gs[((vi_0 * 33u) + kq)]));\n          acc_1 = (acc_1 + (w * gs[((vi_1 * 33u) + kq)]));\n          acc_2 = (acc_2 + (w * gs[((vi_2 * 33u) + kq)]));\n          acc_3 = (acc_3 + (w * gs[((vi_3 * 33u) + kq)]));\n        }\n      }\n      workgroupBarrier();\n    }\n    if ((x < ((JB * 4u) * NBT))) {\n      if (((bq * 4u) < BB)) {\n        s_R0[((lr * G) + (((bq * 4u) * JB) + ju))] = acc_0;\n      }\n      if ((((bq * 4u) + 1u) < BB)) {\n        s_R0[((lr * G) + ((((bq * 4u) + 1u) * JB) + ju))] = acc_1;\n      }\n      if ((((bq * 4u) + 2u) < BB)) {\n        s_R0[((lr * G) + ((((bq * 4u) + 2u) * JB) + ju))] = acc_2;\n      }\n      if ((((bq * 4u) + 3u) < BB)) {\n        s_R0[((lr * G) + ((((bq * 4u) + 3u) * JB) + ju))] = acc_3;\n      }\n    }\n  }\n  workgroupBarrier();\n  // let pre\n  for (var f_0: u32 = lid; f_0 < (G * 4u); f_0 += WG) {\n    let g = (f_0 % G);\n    let e_b = ((bt * BB) + (g / JB));\n    let e_p = ((ut * JB) + (g % JB));\n    let e_c0 = e_p;\n    if (((e_b < u.B) && (e_p < P))) {\n      let i_g_0 = (f_0 / G);\n      let v_1 = (hoisted[((((e_b * u.T) + t) * (4u * D_H)) + ((i_g_0 * D_H) + e_c0))] + s_R0[((i_g_0 * G) + g)]);\n      s_pre[((i_g_0 * G) + g)] = v_1;\n    }\n  }\n  workgroupBarrier();\n  // assign c\n  for (var f_2: u32 = lid; f_2 < G; f_2 += WG) {\n    let g = (f_2 % G);\n    let e_b = ((bt * BB) + (g / JB));\n    let e_p = ((ut * JB) + (g % JB));\n    let e_c0 = e_p;\n    if (((e_b < u.B) && (e_p < P))) {\n      let v_3 = ((seq_sigmoid(s_pre[(G + g)]) * pingpong[(prevBase + ((u.SO_c + (e_b * D_H)) + e_c0))]) + (seq_sigmoid(s_pre[((0u * G) + g)]) * seq_tanh(s_pre[((2u * G) + g)])));\n      s_c[((0u * G) + g)] = v_3;\n    }\n  }\n  workgroupBarrier();\n  // assign h\n  for (var f_4: u32 = lid; f_4 < G; f_4 += WG) {\n    let g = (f_4 % G);\n    let e_b = ((bt * BB) + (g / JB));\n    let e_p = ((ut * JB) + (g % JB));\n    let e_c0 = e_p;\n    if (((e_b < u.B) && (e_p < P))) {\n      let v_5 = (seq_sigmoid(s_pre[((3u * G) + g)]) * seq_tanh(s_c[((0u * G) + g)]));\n      s_h[((0u * G) + g)] = v_5;\n    }\n  }\n  workgroupBarrier();\n  // output output\n  for (var f_6: u32 = lid; f_6 < G; f_6 += WG) {\n    let g = (f_6 % G);\n    let e_b = ((bt * BB) + (g / JB));\n    let e_p = ((ut * JB) + (g % JB));\n    let e_c0 = e_p;\n    if (((e_b < u.B) && (e_p < P))) {\n      let v_7 = s_h[((0u * G) + g)];\n      out_output[((((e_b * u.T) + t) * D_H) + e_c0)] = v_7;\n    }\n  }\n  workgroupBarrier();\n  // the states of step t: to the other half of the ping-pong buffer (and the final state after the last step)\n  for (var f_8: u32 = lid; f_8 < G; f_8 += WG) {\n    let g = (f_8 % G);\n    let e_b = ((bt * BB) + (g / JB));\n    let e_p = ((ut * JB) + (g % JB));\n    let e_c0 = e_p;\n    if (((e_b < u.B) && (e_p < P))) {\n      let sa_9 = ((u.SO_h + (e_b * D_H)) + e_c0);\n      let sv_10 = s_h[(((f_8 / G) * G) + g)];\n      pingpong[(nextBase + sa_9)] = sv_10;\n      if (((t + 1u) == u.T)) {\n        states[sa_9] = sv_10;\n      }\n    }\n  }\n  for (var f_11: u32 = lid; f_11 < G; f_11 += WG) {\n    let g = (f_11 % G);\n    let e_b = ((bt * BB) + (g / JB));\n    let e_p = ((ut * JB) + (g % JB));\n    let e_c0 = e_p;\n    if (((e_b < u.B) && (e_p < P))) {\n      let sa_12 = ((u.SO_c + (e_b * D_H)) + e_c0);\n      let sv_13 = s_c[(((f_11 / G) * G) + g)];\n      pingpong[(nextBase + sa_12)] = sv_13;\n      if (((t + 1u) == u.T)) {\n        states[sa_12] = sv_13;\n      }\n    }\n  }\n}\n",
+      "// seqc: kernel Lstm_grid_step of model Lstm\nstruct Uniforms {\n  B: u32,\n  T: u32,\n  has_bias_ih_l0: u32,\n  has_bias_hh_l0: u32,\n  init_h: u32,\n  init_c: u32,\n  SO_h: u32,\n  SO_c: u32,\n}\n@group(0) @binding(0) var<uniform> u: Uniforms;\n@group(0) @binding(2) var<storage, read> params: array<f32>;\n@group(0) @binding(3) var<storage, read_write> states: array<f32>;\n@group(0) @binding(5) var<storage, read_write> out_output: array<f32>;\n@group(0) @binding(6) var<storage, read_write> pingpong: array<f32>;\n@group(0) @binding(7) var<storage, read_write> hoisted: array<f32>;\nstruct StepIndex {\n  t: u32,\n}\n@group(0) @binding(8) var<uniform> seq_step: StepIndex;\noverride D_H: u32;\noverride D_I: u32;\noverride PO_weight_ih_l0: u32;\noverride PO_weight_hh_l0: u32;\noverride PO_bias_ih_l0: u32;\noverride PO_bias_hh_l0: u32;\noverride P: u32;\noverride G: u32;\noverride WG: u32;\noverride JB: u32;\noverride BB: u32;\noverride NBT: u32;\noverride KC: u32;\nvar<workgroup> s_h: array<f32, G>;\nvar<workgroup> s_c: array<f32, G>;\nvar<workgroup> s_pre: array<f32, (G * 4u)>;\nvar<workgroup> s_R0: array<f32, (G * 4u)>;\nvar<workgroup> gw: array<f32, ((JB * 4u) * (KC + 1u))>;\nvar<workgroup> gs: array<f32, (BB * (KC + 1u))>;\nfn seq_sigmoid(x: f32) -> f32 { let z = exp(-abs(x)); return select(z / (1.0 + z), 1.0 / (1.0 + z), x >= 0.0); }\nfn seq_tanh(x: f32) -> f32 { let z = exp(-2.0 * abs(x)); let r = (1.0 - z) / (1.0 + z); return select(-r, r, x >= 0.0); }\n\n@compute @workgroup_size(WG)\nfn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wgid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {\n  let wg = wgid.x + nwg.x * (wgid.y + nwg.y * wgid.z);\n  let step_index = seq_step.t;\n  let t = step_index;\n  let STOT = (u.B * (D_H + D_H));\n  let prevBase = ((t % 2u) * STOT);\n  let nextBase = (STOT - prevBase);\n  let NUT = ((P + (JB - 1u)) / JB);\n  let ut = (wg % NUT);\n  let bt = (wg / NUT);\n  // contraction weight_hh_l0 x h (step t-1) for pre\n  for (var x0: u32 = 0u; x0 < ((JB * 4u) * NBT); x0 += WG) {\n    let x = (x0 + lid);\n    let rw = (x % (JB * 4u));\n    let bq = (x / (JB * 4u));\n    let ju = (rw / 4u);\n    let lr = (rw % 4u);\n    let vi_0 = min((bq * 4u), (BB - 1u));\n    let vi_1 = min(((bq * 4u) + 1u), (BB - 1u));\n    let vi_2 = min(((bq * 4u) + 2u), (BB - 1u));\n    let vi_3 = min(((bq * 4u) + 3u), (BB - 1u));\n    var acc_0 = 0.0f;\n    var acc_1 = 0.0f;\n    var acc_2 = 0.0f;\n    var acc_3 = 0.0f;\n    for (var m0: u32 = 0u; m0 < D_H; m0 += KC) {\n      for (var y: u32 = lid; y < ((JB * 4u) * KC); y += WG) {\n        let rr = (y / KC);\n        let kk = (y % KC);\n        let m = (m0 + kk);\n        let wp = ((ut * JB) + (rr / 4u));\n        var wv = 0.0f;\n        if (((m < D_H) && (wp < P))) {\n          let w_b = 0u;\n          let w_p = wp;\n          let w_c0 = w_p;\n          let w_g_0 = (rr % 4u);\n          wv = params[(PO_weight_hh_l0 + ((((w_g_0 * D_H) + w_c0) * D_H) + m))];\n        }\n        gw[((rr * (KC + 1u)) + kk)] = wv;\n      }\n      for (var y: u32 = lid; y < (BB * KC); y += WG) {\n        let vv = (y / KC);\n        let kk = (y % KC);\n        let m = (m0 + kk);\n        let vb = ((bt * BB) + vv);\n        var sv = 0.0f;\n        if (((m < D_H) && (vb < u.B))) {\n          sv = pingpong[(prevBase + ((u.SO_h + (vb * D_H)) + m))];\n        }\n        gs[((vv * (KC + 1u)) + kk)] = sv;\n      }\n      workgroupBarrier();\n      if ((x < ((JB * 4u) * NBT))) {\n        for (var kq: u32 = 0u; kq < min(KC, (D_H - m0)); kq += 1u) {\n          let w = gw[((rw * (KC + 1u)) + kq)];\n          acc_0 = (acc_0 + (w * gs[((vi_0 * (KC + 1u)) + kq)]));\n          acc_1 = (acc_1 + (w * gs[((vi_1 * (KC + 1u)) + kq)]));\n          acc_2 = (acc_2 + (w * gs[((vi_2 * (KC + 1u)) + kq)]));\n          acc_3 = (acc_3 + (w * gs[((vi_3 * (KC + 1u)) + kq)]));\n        }\n      }\n      workgroupBarrier();\n    }\n    if ((x < ((JB * 4u) * NBT))) {\n      if (((bq * 4u) < BB)) {\n        s_R0[((lr * G) + (((bq * 4u) * JB) + ju))] = acc_0;\n      }\n      if ((((bq * 4u) + 1u) < BB)) {\n        s_R0[((lr * G) + ((((bq * 4u) + 1u) * JB) + ju))] = acc_1;\n      }\n      if ((((bq * 4u) + 2u) < BB)) {\n        s_R0[((lr * G) + ((((bq * 4u) + 2u) * JB) + ju))] = acc_2;\n      }\n      if ((((bq * 4u) + 3u) < BB)) {\n        s_R0[((lr * G) + ((((bq * 4u) + 3u) * JB) + ju))] = acc_3;\n      }\n    }\n  }\n  workgroupBarrier();\n  // let pre\n  for (var f_0: u32 = lid; f_0 < (G * 4u); f_0 += WG) {\n    let g = (f_0 % G);\n    let e_b = ((bt * BB) + (g / JB));\n    let e_p = ((ut * JB) + (g % JB));\n    let e_c0 = e_p;\n    if (((e_b < u.B) && (e_p < P))) {\n      let i_g_0 = (f_0 / G);\n      let v_1 = (hoisted[((((e_b * u.T) + t) * (4u * D_H)) + ((i_g_0 * D_H) + e_c0))] + s_R0[((i_g_0 * G) + g)]);\n      s_pre[((i_g_0 * G) + g)] = v_1;\n    }\n  }\n  workgroupBarrier();\n  // assign c\n  for (var f_2: u32 = lid; f_2 < G; f_2 += WG) {\n    let g = (f_2 % G);\n    let e_b = ((bt * BB) + (g / JB));\n    let e_p = ((ut * JB) + (g % JB));\n    let e_c0 = e_p;\n    if (((e_b < u.B) && (e_p < P))) {\n      let v_3 = ((seq_sigmoid(s_pre[(G + g)]) * pingpong[(prevBase + ((u.SO_c + (e_b * D_H)) + e_c0))]) + (seq_sigmoid(s_pre[((0u * G) + g)]) * seq_tanh(s_pre[((2u * G) + g)])));\n      s_c[((0u * G) + g)] = v_3;\n    }\n  }\n  workgroupBarrier();\n  // assign h\n  for (var f_4: u32 = lid; f_4 < G; f_4 += WG) {\n    let g = (f_4 % G);\n    let e_b = ((bt * BB) + (g / JB));\n    let e_p = ((ut * JB) + (g % JB));\n    let e_c0 = e_p;\n    if (((e_b < u.B) && (e_p < P))) {\n      let v_5 = (seq_sigmoid(s_pre[((3u * G) + g)]) * seq_tanh(s_c[((0u * G) + g)]));\n      s_h[((0u * G) + g)] = v_5;\n    }\n  }\n  workgroupBarrier();\n  // output output\n  for (var f_6: u32 = lid; f_6 < G; f_6 += WG) {\n    let g = (f_6 % G);\n    let e_b = ((bt * BB) + (g / JB));\n    let e_p = ((ut * JB) + (g % JB));\n    let e_c0 = e_p;\n    if (((e_b < u.B) && (e_p < P))) {\n      let v_7 = s_h[((0u * G) + g)];\n      out_output[((((e_b * u.T) + t) * D_H) + e_c0)] = v_7;\n    }\n  }\n  workgroupBarrier();\n  // the states of step t: to the other half of the ping-pong buffer (and the final state after the last step)\n  for (var f_8: u32 = lid; f_8 < G; f_8 += WG) {\n    let g = (f_8 % G);\n    let e_b = ((bt * BB) + (g / JB));\n    let e_p = ((ut * JB) + (g % JB));\n    let e_c0 = e_p;\n    if (((e_b < u.B) && (e_p < P))) {\n      let sa_9 = ((u.SO_h + (e_b * D_H)) + e_c0);\n      let sv_10 = s_h[(((f_8 / G) * G) + g)];\n      pingpong[(nextBase + sa_9)] = sv_10;\n      if (((t + 1u) == u.T)) {\n        states[sa_9] = sv_10;\n      }\n    }\n  }\n  for (var f_11: u32 = lid; f_11 < G; f_11 += WG) {\n    let g = (f_11 % G);\n    let e_b = ((bt * BB) + (g / JB));\n    let e_p = ((ut * JB) + (g % JB));\n    let e_c0 = e_p;\n    if (((e_b < u.B) && (e_p < P))) {\n      let sa_12 = ((u.SO_c + (e_b * D_H)) + e_c0);\n      let sv_13 = s_c[(((f_11 / G) * G) + g)];\n      pingpong[(nextBase + sa_12)] = sv_13;\n      if (((t + 1u) == u.T)) {\n        states[sa_12] = sv_13;\n      }\n    }\n  }\n}\n",
   },
   forms: [
     {
@@ -520,7 +551,30 @@ export const LSTM_PLAN: ModelPlan = {
         ["$G", ["*", "$BB", "$JB"]],
         ["$WG", ["max", 32, ["min", 256, ["pow2ceil", ["*", "$JB", "$LR", "$NBT"]]]]],
         ["$SHARED_PER_ELEM", ["*", 4, ["+", 1, 1, 4, 4]]],
-        ["$SHARED_BYTES", ["+", ["*", "$G", "$SHARED_PER_ELEM"], ["*", 4, 33, ["+", ["*", "$JB", "$LR"], "$BB"]]]],
+        [
+          "$KCFIT",
+          [
+            "pow2floor",
+            [
+              "max",
+              1,
+              [
+                "-",
+                [
+                  "/",
+                  ["max", 0, ["-", "LIMIT_SHARED", ["*", "$G", "$SHARED_PER_ELEM"]]],
+                  ["*", 4, ["+", ["*", "$JB", "$LR"], "$BB"]],
+                ],
+                1,
+              ],
+            ],
+          ],
+        ],
+        ["$KC", ["max", 8, ["min", 128, ["pow2ceil", "H"], "$KCFIT"]]],
+        [
+          "$SHARED_BYTES",
+          ["+", ["*", "$G", "$SHARED_PER_ELEM"], ["*", 4, ["+", "$KC", 1], ["+", ["*", "$JB", "$LR"], "$BB"]]],
+        ],
         ["$WGS", ["*", ["ceilDiv", "$P", "$JB"], ["ceilDiv", "B", "$BB"]]],
         ["$HOIST_BYTES", ["*", 4, "B", "T", ["*", 4, "H"]]],
       ],
@@ -642,6 +696,7 @@ export const LSTM_PLAN: ModelPlan = {
             JB: "$JB",
             BB: "$BB",
             NBT: "$NBT",
+            KC: "$KC",
           },
           workgroups: "$WGS",
           sharedBytes: "$SHARED_BYTES",
@@ -716,8 +771,8 @@ export const LSTM_PLAN: ModelPlan = {
         ],
         serialSteps: [
           "+",
-          ["*", "T", ["*", ["ceilDiv", ["*", "$JB", 4, "$NBT"], "$WG"], ["*", 32, ["ceilDiv", "H", 32]], 4]],
-          ["/", ["*", 2, "B", "T", ["*", 4, "H"], "I"], 6667],
+          ["*", "T", ["*", ["ceilDiv", ["*", "$JB", 4, "$NBT"], "$WG"], ["*", "$KC", ["ceilDiv", "H", "$KC"]], 4]],
+          ["/", ["*", 2, "B", "T", ["*", 4, "H"], "I"], 15000],
         ],
         syncs: "T",
         syncNs: 4000,
@@ -727,6 +782,10 @@ export const LSTM_PLAN: ModelPlan = {
       },
     },
   ],
+};
+/** Training plans of Lstm on WebGPU: the recording forward and the backward model (or why there are none). */
+const LSTM_TRAINING: TrainingInfo = {
+  unavailable: "this module was generated without training plans",
 };
 
 /**
@@ -739,8 +798,14 @@ export class Lstm {
   static readonly plan = LSTM_PLAN;
   /** The CUDA plan that backend 'cuda' reads from next to this module unless create() is given cudaPlan. */
   static readonly cudaPlanFile = "Lstm.cuda.json";
+  /** The CUDA training plans that backward() on backend 'cuda' reads from next to this module unless create() is given cudaGradPlan. */
+  static readonly cudaGradPlanFile = "Lstm.grad.cuda.json";
+  private trainer?: Trainer;
 
-  private constructor(private readonly runner: BackendRunner) {}
+  private constructor(
+    private readonly runner: BackendRunner,
+    private readonly options: TrainerOptions,
+  ) {}
 
   /** Where this instance runs. */
   get backend(): Backend {
@@ -753,24 +818,36 @@ export class Lstm {
       options.backend === "cuda" && options.cudaPlan === undefined
         ? new URL(Lstm.cudaPlanFile, import.meta.url)
         : undefined;
-    return new Lstm(
-      await openRunner(
-        Lstm.plan,
-        {
-          ...options,
-          dims: { ...(options.dims ?? {}) } as Record<string, number>,
-          params: options.params as unknown as Record<string, TensorInput | undefined> | undefined,
-        },
-        cudaPlan,
-      ),
-    );
+    const o = {
+      ...options,
+      dims: { ...(options.dims ?? {}) } as Record<string, number>,
+      params: options.params as unknown as Record<string, TensorInput | undefined> | undefined,
+    };
+    return new Lstm(await openRunner(Lstm.plan, o, cudaPlan), o);
   }
 
-  /** Run a whole batch of sequences. Batch B and length T come from the inputs; shapes are checked before any launch. */
+  forward(
+    inputs: LstmInputs,
+    options: LstmForwardOptions & { saveForBackward: true },
+  ): Promise<LstmOutputs & { finalState?: LstmState; saved: Saved }>;
+  forward(inputs: LstmInputs, options?: LstmForwardOptions): Promise<LstmOutputs & { finalState?: LstmState }>;
+  /** Run a whole batch of sequences. Batch B and length T come from the inputs; shapes are checked before any launch. With `saveForBackward: true` the result also holds `saved`, for backward(). */
   async forward(
     inputs: LstmInputs,
     options: LstmForwardOptions = {},
-  ): Promise<LstmOutputs & { finalState?: LstmState }> {
+  ): Promise<LstmOutputs & { finalState?: LstmState; saved?: Saved }> {
+    if (options.saveForBackward) {
+      const s = await this.training().forward(inputs as unknown as Record<string, TensorInput | undefined>, {
+        ...options,
+        initialState: options.initialState as unknown as Record<string, TensorInput | undefined> | undefined,
+      });
+      return {
+        ...(s.outputs as unknown as LstmOutputs),
+        ...(options.returnFinalState ? { finalState: s.finalState as unknown as LstmState } : {}),
+        saved: s.saved,
+      };
+    }
+
     const r = await this.runner.forward(inputs as unknown as Record<string, TensorInput | undefined>, {
       ...options,
       initialState: options.initialState as unknown as Record<string, TensorInput | undefined> | undefined,
@@ -811,6 +888,24 @@ export class Lstm {
     return { ...(r.outputs as unknown as LstmStepOutputs), state: r.state as unknown as LstmState };
   }
 
+  /** Gradients of a loss from forward({ saveForBackward: true }): `gradOutputs` holds dL/d(output) per output and dL/d(final state) (absent: zero). Returns dL/d(input) for each input given to that forward, dL/d(param) for every param and dL/d(initial state). Runs the backward model (the adjoint recurrence, derived from the .seq file) on this instance's backend; each saved handle serves one backward(). */
+  async backward(gradOutputs: LstmGradOutputs, saved: Saved): Promise<LstmGradients> {
+    return (await this.training().backward(
+      gradOutputs as unknown as Record<string, TensorInput | undefined> & {
+        finalState?: Record<string, TensorInput | undefined>;
+      },
+      saved,
+    )) as unknown as LstmGradients;
+  }
+
+  private training(): Trainer {
+    const cudaGrad =
+      this.runner.backend === "cuda" && this.options.cudaGradPlan === undefined
+        ? new URL(Lstm.cudaGradPlanFile, import.meta.url)
+        : undefined;
+    return (this.trainer ??= new Trainer(this.runner, Lstm.plan, LSTM_TRAINING, this.options, cudaGrad));
+  }
+
   /** The form variant forward() would run for a batch and length (the cost model's pick, or the forced form). */
   formFor(batch: number, length: number): string {
     return this.runner.formFor(batch, length);
@@ -819,5 +914,6 @@ export class Lstm {
   /** Free this model's GPU buffers (the device stays). */
   dispose(): void {
     this.runner.dispose();
+    this.trainer?.dispose();
   }
 }

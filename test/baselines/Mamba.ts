@@ -11,6 +11,12 @@ import {
   type IoDtype,
   type ModelPlan,
   type TensorInput,
+  Trainer,
+  type TrainingInfo,
+  type TrainerOptions,
+  type CudaTrainingPlans,
+  type Saved,
+  type MemoryChoice,
 } from "seqc/runtime";
 
 /** Sizes of Mamba, bound at create(). */
@@ -85,9 +91,28 @@ export interface MambaForwardOptions {
   batch?: number;
   /** Override the form chosen at create() for this call. */
   form?: AnyFormChoice;
+  /** Keep what backward() needs and return it as `saved` (inputs as Float32Arrays). */
+  saveForBackward?: boolean;
+  /** With saveForBackward: "auto" (default: the states of every step while they fit 512 MiB and the device's binding limit, else checkpoints every ceil(sqrt(T)) steps and one more forward), "store", "recompute" or { every: steps }. */
+  memory?: MemoryChoice;
 }
 
-/** Options of Mamba.create(). `backend`: "webgpu" (default; browsers and Node) or "cuda" (Node with an NVIDIA driver). `form`: auto (default), sequential, scan (where the model has one) or, on CUDA, chunked. WebGPU: `tune` (default true) times the variants the cost model cannot separate on the first call of each shape. CUDA: `dtype` of inputs and outputs on the device (f32, or bf16 / f16 for the chunked form); `cudaPlan`: the plan or the path of Mamba.cuda.json (default: next to this module); `cudaRuntime`: the seqc/runtime/cuda module, for Node bundles. */
+/** Gradients of the loss with respect to the outputs of forward() ([B, T, ...shape]) and its final state ([B, ...shape]); absent ones are zero. */
+export interface MambaGradOutputs {
+  /** [B, T, D] */
+  out?: TensorInput;
+  /** dL/d(final state) */
+  finalState?: Partial<MambaState<TensorInput>>;
+}
+
+/** What backward() returns: dL/d(input) for each input given to forward() ([B, T, ...shape]), dL/d(param) for each param (summed over batch and time), dL/d(initial state) ([B, ...shape]). */
+export interface MambaGradients {
+  inputs: { u?: Float32Array; delta?: Float32Array; B?: Float32Array; C?: Float32Array; z?: Float32Array };
+  params: { A: Float32Array; D: Float32Array; delta_bias: Float32Array };
+  initialState: MambaState;
+}
+
+/** Options of Mamba.create(). `backend`: "webgpu" (default; browsers and Node) or "cuda" (Node with an NVIDIA driver). `form`: auto (default), sequential, scan (where the model has one) or, on CUDA, chunked. WebGPU: `tune` (default true) times the variants the cost model cannot separate on the first call of each shape. CUDA: `dtype` of inputs and outputs on the device (f32, or bf16 / f16 for the chunked form); `cudaPlan`: the plan or the path of Mamba.cuda.json (default: next to this module); `cudaGradPlan`: likewise Mamba.grad.cuda.json, for backward(); `cudaRuntime`: the seqc/runtime/cuda module, for Node bundles. */
 export type MambaCreateOptions = { dims: MambaDims; params: MambaParams; form?: AnyFormChoice } & (
   | { backend?: "webgpu"; device?: GPUDevice; tune?: boolean }
   | {
@@ -95,6 +120,7 @@ export type MambaCreateOptions = { dims: MambaDims; params: MambaParams; form?: 
       device?: CudaDevice;
       dtype?: IoDtype;
       cudaPlan?: CudaModelPlan | URL | string;
+      cudaGradPlan?: CudaTrainingPlans | URL | string;
       cudaRuntime?: CudaRuntime;
     }
 );
@@ -773,6 +799,10 @@ export const MAMBA_PLAN: ModelPlan = {
     },
   ],
 };
+/** Training plans of Mamba on WebGPU: the recording forward and the backward model (or why there are none). */
+const MAMBA_TRAINING: TrainingInfo = {
+  unavailable: "this module was generated without training plans",
+};
 
 /**
  * Mamba on WebGPU or CUDA. Create once per set of dims and weights (and backend); call forward() on whole sequences or step() token by token.
@@ -784,8 +814,14 @@ export class Mamba {
   static readonly plan = MAMBA_PLAN;
   /** The CUDA plan that backend 'cuda' reads from next to this module unless create() is given cudaPlan. */
   static readonly cudaPlanFile = "Mamba.cuda.json";
+  /** The CUDA training plans that backward() on backend 'cuda' reads from next to this module unless create() is given cudaGradPlan. */
+  static readonly cudaGradPlanFile = "Mamba.grad.cuda.json";
+  private trainer?: Trainer;
 
-  private constructor(private readonly runner: BackendRunner) {}
+  private constructor(
+    private readonly runner: BackendRunner,
+    private readonly options: TrainerOptions,
+  ) {}
 
   /** Where this instance runs. */
   get backend(): Backend {
@@ -798,24 +834,36 @@ export class Mamba {
       options.backend === "cuda" && options.cudaPlan === undefined
         ? new URL(Mamba.cudaPlanFile, import.meta.url)
         : undefined;
-    return new Mamba(
-      await openRunner(
-        Mamba.plan,
-        {
-          ...options,
-          dims: { ...(options.dims ?? {}) } as Record<string, number>,
-          params: options.params as unknown as Record<string, TensorInput | undefined> | undefined,
-        },
-        cudaPlan,
-      ),
-    );
+    const o = {
+      ...options,
+      dims: { ...(options.dims ?? {}) } as Record<string, number>,
+      params: options.params as unknown as Record<string, TensorInput | undefined> | undefined,
+    };
+    return new Mamba(await openRunner(Mamba.plan, o, cudaPlan), o);
   }
 
-  /** Run a whole batch of sequences. Batch B and length T come from the inputs; shapes are checked before any launch. */
+  forward(
+    inputs: MambaInputs,
+    options: MambaForwardOptions & { saveForBackward: true },
+  ): Promise<MambaOutputs & { finalState?: MambaState; saved: Saved }>;
+  forward(inputs: MambaInputs, options?: MambaForwardOptions): Promise<MambaOutputs & { finalState?: MambaState }>;
+  /** Run a whole batch of sequences. Batch B and length T come from the inputs; shapes are checked before any launch. With `saveForBackward: true` the result also holds `saved`, for backward(). */
   async forward(
     inputs: MambaInputs,
     options: MambaForwardOptions = {},
-  ): Promise<MambaOutputs & { finalState?: MambaState }> {
+  ): Promise<MambaOutputs & { finalState?: MambaState; saved?: Saved }> {
+    if (options.saveForBackward) {
+      const s = await this.training().forward(inputs as unknown as Record<string, TensorInput | undefined>, {
+        ...options,
+        initialState: options.initialState as unknown as Record<string, TensorInput | undefined> | undefined,
+      });
+      return {
+        ...(s.outputs as unknown as MambaOutputs),
+        ...(options.returnFinalState ? { finalState: s.finalState as unknown as MambaState } : {}),
+        saved: s.saved,
+      };
+    }
+
     const r = await this.runner.forward(inputs as unknown as Record<string, TensorInput | undefined>, {
       ...options,
       initialState: options.initialState as unknown as Record<string, TensorInput | undefined> | undefined,
@@ -856,6 +904,24 @@ export class Mamba {
     return { ...(r.outputs as unknown as MambaStepOutputs), state: r.state as unknown as MambaState };
   }
 
+  /** Gradients of a loss from forward({ saveForBackward: true }): `gradOutputs` holds dL/d(output) per output and dL/d(final state) (absent: zero). Returns dL/d(input) for each input given to that forward, dL/d(param) for every param and dL/d(initial state). Runs the backward model (the adjoint recurrence, derived from the .seq file) on this instance's backend; each saved handle serves one backward(). */
+  async backward(gradOutputs: MambaGradOutputs, saved: Saved): Promise<MambaGradients> {
+    return (await this.training().backward(
+      gradOutputs as unknown as Record<string, TensorInput | undefined> & {
+        finalState?: Record<string, TensorInput | undefined>;
+      },
+      saved,
+    )) as unknown as MambaGradients;
+  }
+
+  private training(): Trainer {
+    const cudaGrad =
+      this.runner.backend === "cuda" && this.options.cudaGradPlan === undefined
+        ? new URL(Mamba.cudaGradPlanFile, import.meta.url)
+        : undefined;
+    return (this.trainer ??= new Trainer(this.runner, Mamba.plan, MAMBA_TRAINING, this.options, cudaGrad));
+  }
+
   /** The form variant forward() would run for a batch and length (the cost model's pick, or the forced form). */
   formFor(batch: number, length: number): string {
     return this.runner.formFor(batch, length);
@@ -864,5 +930,6 @@ export class Mamba {
   /** Free this model's GPU buffers (the device stays). */
   dispose(): void {
     this.runner.dispose();
+    this.trainer?.dispose();
   }
 }

@@ -11,7 +11,9 @@ import { createHash } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { CudaLaunch, CudaModelPlan } from "../../runtime/cuda/plan.ts";
+import type { KernelArg, LaunchConfig } from "../../runtime/cuda/device.ts";
 import type { EmuBuild } from "./harness.ts";
+import { FakeCudaDevice } from "./fake-device.ts";
 
 const HERE = import.meta.dirname;
 const CACHE = join(tmpdir(), "seqc-emu-cache");
@@ -92,4 +94,33 @@ ${entries.map((e) => `    if (!strcmp(name, "${e}")) fn = body_${e};`).join("\n"
     }
   }
   return { build: { bin, forms, model: undefined as never }, plan: { ...plan, forms, modules: undefined, ptx: undefined } };
+}
+
+/**
+ * A FakeCudaDevice for several plans at once (a class's forward, recording forward and backward model
+ * share one device): each module compiled from a plan's source runs that plan's emulator build.
+ */
+export class MultiPlanFakeDevice extends FakeCudaDevice {
+  private readonly builds = new Map<string, EmuBuild>();
+  constructor() {
+    super({ bin: "/nonexistent", forms: [], model: undefined as never });
+  }
+  /** The plan cut down to its plain forms, its kernels built; modules compiled from its source run them. */
+  add(plan: CudaModelPlan): CudaModelPlan {
+    const { build, plan: cut } = buildPlainEmu(plan);
+    this.builds.set(cut.source, build);
+    return cut;
+  }
+  override loadModule(): never {
+    throw new Error("the multi-plan fake device compiles plan sources (plans without PTX)");
+  }
+  override async compile(...args: unknown[]) {
+    const build = this.builds.get(args[0] as string);
+    if (!build) throw new Error("fake device: no emulator build for this source (add() its plan first)");
+    return { fn: (name: string) => ({ name, build, setMaxDynamicShared() {}, maxActiveBlocksPerSM: () => 1 }), dispose() {} };
+  }
+  override launch(fn: { name: string; build?: EmuBuild }, cfg: LaunchConfig, args: KernelArg[]): void {
+    (this as unknown as { build: EmuBuild }).build = fn.build!;
+    super.launch(fn, cfg, args);
+  }
 }

@@ -1,6 +1,8 @@
 /**
- * `seqc compile --target cuda`: per model, <Model>.cu (every kernel of every form) and <Model>.cuda.json
- * (the launch plan the CUDA runtime executes). With nvcc present, the plan also carries PTX for each
+ * `seqc compile --target cuda`: per model, <Model>.cu (every kernel of every form), <Model>.cuda.json
+ * (the launch plan the CUDA runtime executes) and <Model>.grad.cuda.json (the plans of the recording
+ * forward and the backward model, for a generated class's backward(); when the model's backward can be
+ * built at compile time, compiler/grad/training.ts). With nvcc present, the plan also carries PTX for each
  * capability in CUDA_CAPABILITIES.smTargets (sm_80, sm_90), so the runtime needs no NVRTC.
  */
 import type { Model } from "../../ir/types.ts";
@@ -9,8 +11,10 @@ import { lowerCuda } from "./plan.ts";
 import { CUDA_CAPABILITIES } from "./capabilities.ts";
 import { findNvcc, nvccPtx } from "./nvcc.ts";
 import { UserError } from "../../cli/errors.ts";
+import { trainingModels } from "../../grad/training.ts";
+import type { CudaModelPlan } from "../../../runtime/cuda/plan.ts";
 
-export function emitCuda(model: Model, opts: { ptx?: boolean; form?: string } = {}): EmittedFile[] {
+export function emitCuda(model: Model, opts: { ptx?: boolean; form?: string; grad?: boolean } = {}): EmittedFile[] {
   const { plan, skipped } = lowerCuda(model);
   const form = opts.form ?? "auto";
   if (form !== "auto") {
@@ -20,17 +24,25 @@ export function emitCuda(model: Model, opts: { ptx?: boolean; form?: string } = 
     if (!plan.forms.length) throw new UserError(`${model.name} has no ${form} form on CUDA: ${skipped.map((s) => `${s.variant}: ${s.reason}`).join("; ")}`);
   }
   const nvcc = opts.ptx === false ? undefined : findNvcc();
-  if (nvcc) {
-    plan.ptx = {};
-    for (const sm of CUDA_CAPABILITIES.smTargets) plan.ptx[String(sm)] = nvccPtx(plan.source, sm, nvcc).ptx;
-    for (const m of Object.values(plan.modules ?? {})) m.ptx = Object.fromEntries(CUDA_CAPABILITIES.smTargets.map((sm) => [String(sm), nvccPtx(m.source, sm, nvcc).ptx]));
-  }
-  const meta = { ...plan, skipped, builtWith: nvcc ? `nvcc (${CUDA_CAPABILITIES.smTargets.map((s) => `sm_${s}`).join(", ")})` : "no nvcc: the runtime compiles the source with NVRTC" };
-  return [
+  const withPtx = (p: CudaModelPlan) => {
+    if (!nvcc) return p;
+    p.ptx = {};
+    for (const sm of CUDA_CAPABILITIES.smTargets) p.ptx[String(sm)] = nvccPtx(p.source, sm, nvcc).ptx;
+    for (const m of Object.values(p.modules ?? {})) m.ptx = Object.fromEntries(CUDA_CAPABILITIES.smTargets.map((sm) => [String(sm), nvccPtx(m.source, sm, nvcc).ptx]));
+    return p;
+  };
+  withPtx(plan);
+  const builtWith = nvcc ? `nvcc (${CUDA_CAPABILITIES.smTargets.map((s) => `sm_${s}`).join(", ")})` : "no nvcc: the runtime compiles the source with NVRTC";
+  const meta = { ...plan, skipped, builtWith };
+  const files = [
     { path: `${model.name}.cu`, contents: plan.source },
     ...Object.entries(plan.modules ?? {}).map(([k, m]) => ({ path: `${model.name}.${k}.cu`, contents: m.source })),
     { path: `${model.name}.cuda.json`, contents: JSON.stringify(meta) + "\n" },
   ];
+  // what a generated class's backward() runs on CUDA: the recording forward and the backward model
+  const t = opts.grad === false ? undefined : trainingModels(model);
+  if (t?.ok) files.push({ path: `${model.name}.grad.cuda.json`, contents: JSON.stringify({ record: withPtx(lowerCuda(t.record).plan), backward: withPtx(lowerCuda(t.backward).plan), builtWith }) + "\n" });
+  return files;
 }
 
 export const cudaTarget: Target = {

@@ -7,6 +7,7 @@ import type { EmittedFile, Target } from "../../targets.ts";
 import { lowerModel, type FormName } from "../../kernel/compile.ts";
 import { wgslPlan } from "./index.ts";
 import { modelClassSource } from "../../codegen/model-class.ts";
+import { trainingPlans } from "../../codegen/training-plans.ts";
 import { formatTs } from "../../codegen/format.ts";
 import { UserError } from "../../cli/errors.ts";
 
@@ -37,6 +38,6 @@ export const wgslTarget: Target = {
 };
 
 export const tsTarget: Target = {
-  describe: "a typed TypeScript class per model (<Model>.ts) that runs it on WebGPU through seqc/runtime",
-  emit: async (m, opts) => [{ path: `${m.name}.ts`, contents: await formatTs(modelClassSource(m, planFor(m, opts.form))) }],
+  describe: "a typed TypeScript class per model (<Model>.ts) that runs it on WebGPU (or, with the cuda target's plans next to it, CUDA) through seqc/runtime, with forward, step and backward",
+  emit: async (m, opts) => [{ path: `${m.name}.ts`, contents: await formatTs(modelClassSource(m, planFor(m, opts.form), { training: trainingPlans(m) })) }],
 };

@@ -1,0 +1,16 @@
+/**
+ * The WebGPU plans a generated class trains with (embedded in <Model>.ts): the recording forward, in
+ * every form the backend has for it, and the backward model in the sequential form (the adjoint
+ * recurrence has no scan form); or why the model has none (compiler/grad/training.ts).
+ */
+import type * as I from "../ir/types.ts";
+import { lowerModel } from "../kernel/compile.ts";
+import { wgslPlan } from "../backends/wgsl/index.ts";
+import { trainingModels } from "../grad/training.ts";
+import type { TrainingInfo } from "../../runtime/trainer.ts";
+
+export function trainingPlans(model: I.Model): TrainingInfo {
+  const t = trainingModels(model);
+  if (!t.ok) return { unavailable: t.why };
+  return { record: wgslPlan(lowerModel(t.record, ["sequential", "scan"])), backward: wgslPlan(lowerModel(t.backward, ["sequential"])), names: t.names };
+}
