@@ -120,7 +120,7 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
             io: dtype,
             module: dtype,
             applicable: ["*", ...base, [">=", "LIMIT_SMEM_OPTIN", chunkLayout(c).SMEM]],
-            prefer: BV === fusedBVs[0] ? ["*", [">=", "T", 64], [">=", ["*", 2, blocks], ["*", 3, "LIMIT_SMS"]]] : 0,
+            prefer: BV === fusedBVs[0] ? fusedPrefer(blocks, nH, decay, lr) : 0,
             note: `chunked (${dtype}${dtype === "f32" ? " SIMT" : " tensor cores"}): one block per batch x head x ${BV} values walks chunks of ${C} tokens (${CHUNK_F} row slots); intra-chunk masked matmuls, state in registers`,
             vars: [],
             workspaces: [],
@@ -147,7 +147,7 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
             io: dtype,
             module: dtype,
             applicable: ["*", ...base, eq(classOf(Vd), KP), [">=", "LIMIT_SMEM_OPTIN", Math.max(...[a, w, o].map((x) => chunkLayout(x).SMEM))]],
-            prefer: split3Prefer(BV, KP, nH, Vd),
+            prefer: split3Prefer(BV, KP, nH, Vd, decay, lr),
             note: `chunked split3 (${dtype}): every chunk's S0-independent part in parallel, a walk per batch x head x ${BV} values that only carries the state (Z = U0 + M S0, S' = exp(G_n) S0 + X~^T Z; each chunk's S0 stored), then y = Q~ S0 + Aq Z over every chunk in parallel`,
             vars: [],
             workspaces: [
@@ -185,9 +185,29 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
   return { forms, modules };
 }
 
-/** When auto prefers a split3 variant (it comes after the fused variants in plan order and before split). */
-function split3Prefer(BV: number, _KP: number, nH: SizeExpr, Vd: SizeExpr): SizeExpr {
-  return BV === 32 ? ["*", [">=", "T", 64], [">=", ["*", "B", nH, ["ceilDiv", Vd, 32]], "LIMIT_SMS"]] : [">=", "T", 64];
+/*
+ * Auto's rules between the variants, from the H100 runs (bench/RESULTS.md, run 4: every variant timed at
+ * three shapes per model). Plan order per key size: fused (widest tile first), split3 (32, 16), split (32, 16);
+ * the runtime takes the first preferred one.
+ *   fused: >= 1.5 blocks per SM; with per-key decay and low rank (RWKV-7, whose phase A is the heaviest) when
+ *     batch x heads >= 7/8 of the SMs per wave of fused blocks.
+ *   split3 with 16-value walks: when 32-value walks would leave SMs idle (B x heads x V/32 < SMs): the walk
+ *     over many chunks is the critical path, and split3's is the shortest (1.1x to 2.4x faster than split's).
+ *   split3 with 32-value walks: otherwise, for models with a scalar or no decay and no low rank at K <= 64
+ *     (Simple GLA, Mamba-2: their readout and post move out of the walk; others gain less than the readout costs).
+ *   split with 32-value walks: the rest of the shapes that fill the SMs.
+ */
+function fusedPrefer(blocks: SizeExpr, nH: SizeExpr, decay: number, lr: boolean): SizeExpr {
+  const many: SizeExpr = [">=", ["*", 2, blocks], ["*", 3, "LIMIT_SMS"]];
+  // batch x heads >= 7/8 of the SMs per wave of fused blocks (one per SM): the fused walk's serial chunks cost
+  // less than phase A's work over every chunk only when its blocks cover the GPU in one wave per head group
+  const heavyA: SizeExpr = [">=", ["*", 8, "B", nH], ["*", 7, "LIMIT_SMS", ["ceilDiv", blocks, "LIMIT_SMS"]]];
+  return ["*", [">=", "T", 64], decay === 2 && lr ? heavyA : many];
+}
+function split3Prefer(BV: number, KP: number, nH: SizeExpr, Vd: SizeExpr, decay: number, lr: boolean): SizeExpr {
+  const walk32: SizeExpr = ["*", "B", nH, ["ceilDiv", Vd, 32]];
+  if (BV === 16) return ["*", [">=", "T", 64], [">=", ["-", "LIMIT_SMS", 1], walk32]];
+  return !lr && decay <= 1 && KP <= 64 ? ["*", [">=", "T", 64], [">=", walk32, "LIMIT_SMS"]] : 0;
 }
 
 /** Bytes of one phase-A record (SeqcRec in chunked-core.ts). */
