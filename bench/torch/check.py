@@ -83,9 +83,9 @@ def main():
             def compare(tag, outs, tol):
                 no = len(sm.outputs)
                 for t, o in zip(sm.outputs, outs[:no]):
-                    record(name, tag, "output " + t["name"], rel(o, torch.tensor(case["outputs"][t["name"]])), tol)
+                    record(name, tag, "output " + t["name"], rel(o, torch.tensor(case["outputs"][t["name"]], dtype=torch.float64)), tol)
                 for t, o in zip(sm.states, outs[no:]):
-                    record(name, tag, "final " + t["name"], rel(o, torch.tensor(case["finalState"][t["name"]])), tol)
+                    record(name, tag, "final " + t["name"], rel(o, torch.tensor(case["finalState"][t["name"]], dtype=torch.float64)), tol)
 
             label = "B=%d T=%d" % (B, T)
             for dtype, tol, tag in ((torch.float32, F32_TOL, "fp32"), (torch.float64, F64_TOL, "fp64")):
@@ -108,7 +108,7 @@ def main():
                     if x is None:
                         continue
                     ref = case["grads"][{"input": "inputs", "param": "params", "initialState": "initialState"}[kind]].get(tname)
-                    record(name, "%s backward %s (%s)" % (tag, label, bv), "d/d %s %s" % (kind, tname), rel(x.grad, torch.tensor(ref)), tol)
+                    record(name, "%s backward %s (%s)" % (tag, label, bv), "d/d %s %s" % (kind, tname), rel(x.grad, torch.tensor(ref, dtype=torch.float64)), tol)
                 print("%-15s %-4s %-10s fwd+bwd %.3fs (record %s, backward %s)" % (name, tag, label, dt, rv, bv), flush=True)
             # no-grad forwards: auto and each form of the forward plan that can run this shape
             flat, _ = tensors(torch.float32, False)

@@ -260,8 +260,11 @@ def _flip(x):
     return torch.flip(x, [1]).contiguous()
 
 
-def forward(ctx, m, form, flat):
-    """The body of a seqc torch.autograd.Function's forward: flat = (*inputs, *params, *initial states), None where absent."""
+def forward(ctx, m, form, flat, offset=0):
+    """The body of a seqc torch.autograd.Function's forward: flat = (*inputs, *params, *initial states), None where absent.
+
+    `offset`: arguments of the Function before `flat` (ctx.needs_input_grad[offset + i] is flat[i]'s;
+    a generated Function called with fewer arguments than it declares has no entry for the rest)."""
     ni, npar = len(m.inputs), len(m.params)
     if len(flat) != ni + npar + len(m.states):
         raise TypeError("%s takes %d tensors (inputs %s, params %s, initial states %s), got %d" % (m.name, ni + npar + len(m.states), [t["name"] for t in m.inputs], [t["name"] for t in m.params], [t["name"] for t in m.states], len(flat)))
@@ -271,13 +274,16 @@ def forward(ctx, m, form, flat):
     named = [("input", k, v) for k, v in ins.items()] + [("param", k, v) for k, v in pars.items()] + [("initial state", k, v) for k, v in sts.items()]
     dtype, device = _check_tensors(m, named)
     dims, B, T = m.resolve(ins, pars, sts)
-    needs = any(ctx.needs_input_grad[-len(flat):]) if flat else False
+    need = [offset + i < len(ctx.needs_input_grad) and bool(ctx.needs_input_grad[offset + i]) for i in range(len(flat))]
+    needs = any(need)
     f64 = dtype == torch.float64
     key = ("record64" if f64 else "record") if needs else ("record64" if f64 else "forward")
     outs, final, variant = m.execute(key, dims, B, T, ins, pars, sts, dtype, device, "auto" if (needs or f64) else form)
     ctx.seqc_model, ctx.dims, ctx.B, ctx.T, ctx.dtype, ctx.device = m, dims, B, T, dtype, device
     ctx.present = [x is not None for x in flat]
+    ctx.need = need
     ctx.variant = variant
+    ctx.offset = offset
     if needs:
         ctx.rec = {s["name"]: outs[s["name"] + m.meta["recordSuffix"]] for s in m.states}
         ctx.save_for_backward(*[x for x in flat if x is not None])
@@ -285,7 +291,8 @@ def forward(ctx, m, form, flat):
 
 
 def backward(ctx, grads):
-    """The body of the backward: gradients for (*inputs, *params, *initial states), None where not needed."""
+    """The body of the backward: gradients for (*inputs, *params, *initial states), None where not needed
+    (as many as the Function's forward was given: trailing ones it was not given are dropped)."""
     m = ctx.seqc_model
     names = m.meta["backwardNames"]
     saved = iter(ctx.saved_tensors)
@@ -308,7 +315,7 @@ def backward(ctx, grads):
             bst[names["stateBar"][s["name"]]] = g.to(dtype).contiguous()
     key = "backward64" if dtype == torch.float64 else "backward"
     outs, final, _ = m.execute(key, dims, B, T, bins, pars, bst, dtype, device)
-    need = ctx.needs_input_grad[-len(flat):]
+    need = ctx.need
     res = []
     for i, t in enumerate(m.inputs):
         res.append(_flip(outs[names["inputBar"][t["name"]]]) if need[i] and flat[i] is not None else None)
@@ -318,7 +325,8 @@ def backward(ctx, grads):
     for j, s in enumerate(m.states):
         i = ni + npar + j
         res.append(final[names["stateBar"][s["name"]]].clone() if need[i] and flat[i] is not None else None)
-    return tuple(res)
+    given = len(ctx.needs_input_grad) - ctx.offset
+    return tuple(res[:given])
 
 
 class SeqcFunction(torch.autograd.Function):
@@ -326,7 +334,7 @@ class SeqcFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, call, *flat):
-        return forward(ctx, call.model, call.form, flat)
+        return forward(ctx, call.model, call.form, flat, offset=1)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
