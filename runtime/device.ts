@@ -50,8 +50,6 @@ export async function requestDevice(powerPreference: GPUPowerPreference = "high-
   for (const k of WANTED_LIMITS) requiredLimits[k] = adapter.limits[k];
   const features: GPUFeatureName[] = [];
   if (adapter.features.has("timestamp-query")) features.push("timestamp-query");
-  // subgroup shuffles in the chunked form's walk (variants without them remain for adapters that lack it)
-  if (adapter.features.has("subgroups" as GPUFeatureName)) features.push("subgroups" as GPUFeatureName);
   const device = await adapter.requestDevice({ requiredLimits, requiredFeatures: features });
   return device;
 }

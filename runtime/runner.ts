@@ -101,7 +101,7 @@ export class ModelRunner {
 
   private env(B: number, T: number): Env {
     const l = this.device.limits;
-    return { ...this.dimsFor(T), B, T, LIMIT_SHARED: l.maxComputeWorkgroupStorageSize, LIMIT_THREADS: l.maxComputeInvocationsPerWorkgroup, LIMIT_BINDING: l.maxStorageBufferBindingSize, LIMIT_SUBGROUPS: this.device.features.has("subgroups") ? 1 : 0 };
+    return { ...this.dimsFor(T), B, T, LIMIT_SHARED: l.maxComputeWorkgroupStorageSize, LIMIT_THREADS: l.maxComputeInvocationsPerWorkgroup, LIMIT_BINDING: l.maxStorageBufferBindingSize };
   }
 
   private sizeOf(t: TensorSpec): number {

@@ -18,11 +18,13 @@
  *            memory, A and Aq accumulated in registers (F*F/256 entries a thread); writes the record
  *            Q~ [C,K], X~ [F,K], Aq [C,F], M [F,K] (low rank), U0 [F,V], exp(G_n) [K] per chunk.
  *   walk     one workgroup per batch x head x BV values: the state tile [K, BV] stays in workgroup
- *            memory while the chunks' records stream by; y goes through the model's post.
- * With subgroups (when the adapter has them and the variant asks), the walk reads each record row once
- * per subgroup (a coalesced load, one element a lane) and broadcasts it with subgroupShuffle instead of
- * every lane loading every element.
+ *            memory while the chunks' records stream by, 32 keys (or rows) at a time staged through
+ *            workgroup memory with coalesced loads; y goes through the model's post.
+ * No subgroup operations: a walk variant that broadcast record rows with subgroupShuffle (instead of
+ * staging them) was measured 3-30% slower than without on the H100 (bench/RESULTS.md) and was removed.
  */
+
+import type { SizeExpr } from "../../../runtime/plan.ts";
 
 export interface ChunkCoreCfg {
   /** Row slots per chunk (64 or 32). */
@@ -33,8 +35,6 @@ export interface ChunkCoreCfg {
   lr: boolean;
   /** Value tile of the walk. */
   BV: number;
-  /** Walk: use subgroup shuffles (needs the `subgroups` feature and a subgroup size of 32 or more... checked at run time). */
-  subgroups: boolean;
 }
 
 export const CHUNK_WG = 256;
@@ -48,26 +48,18 @@ export function phaseAShared(c: ChunkCoreCfg): number {
   return Math.max(p1, p2) + 4 * c.F + 2 * C + 4;
 }
 
-/** Workgroup floats of the walk at key size K. */
-export function walkSharedFloats(c: ChunkCoreCfg): string {
-  return `SEQC_K * ${c.BV}u + ${c.F * c.BV}u`;
-}
 
-/** Record layout (floats per chunk of each record buffer). */
-export function recordFloats(c: ChunkCoreCfg, K: string, V: string): Record<string, string> {
+/** Record buffers between the kernels: rec_a = [Q~ | X~ | Aq | exp(G_n)], rec_b = [M | U0] per chunk (two buffers keep the binding count low). */
+export const RECORDS = ["rec_a", "rec_b"] as const;
+
+/** Floats per chunk of each record buffer, at key size K and value size V (size expressions). */
+export function recordFloats(c: ChunkCoreCfg, K: SizeExpr, V: SizeExpr): Record<(typeof RECORDS)[number], SizeExpr> {
   const C = c.F / c.RTP;
-  const r: Record<string, string> = {
-    rec_q: `${C} * ${K}`,
-    rec_x: `${c.F} * ${K}`,
-    rec_a: `${C * c.F}`,
-    rec_u: `${c.F} * ${V}`,
-    rec_e: K,
+  return {
+    rec_a: ["+", ["*", C + c.F, K], C * c.F, K],
+    rec_b: ["*", c.F, c.lr ? ["+", K, V] : V],
   };
-  if (c.lr) r.rec_m = `${c.F} * ${K}`;
-  return r;
 }
-
-export const RECORDS = ["rec_q", "rec_x", "rec_a", "rec_m", "rec_u", "rec_e"] as const;
 
 export function phaseAMain(c: ChunkCoreCfg): string {
   const F = c.F, RTP = c.RTP, C = F / RTP;
@@ -104,6 +96,13 @@ fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wgid: 
   let Kd = seqc_K();
   let Vd = seqc_V();
   let H = seqc_H();
+  // record of a chunk: rec_a = [Q~ (C x K) | X~ (F x K) | Aq (C x F) | exp(G_n) (K)], rec_b = [M (F x K, low rank) | U0 (F x V)]
+  let RA = C * Kd + F * Kd + C * F + Kd;
+  let OXR = C * Kd;
+  let OAR = OXR + F * Kd;
+  let OER = OAR + C * F;
+  let RB = ${lr ? "F * Kd + " : ""}F * Vd;
+  let OUR = ${lr ? "F * Kd" : "0u"};
   let NC = (u.T + C - 1u) / C;
   if (wg >= u.B * H * NC) { return; }
   let c = wg % NC;
@@ -229,8 +228,8 @@ ${d1 ? `        let ex = exp(sGn[0] - sGw[f]);
         let ew = exp(sGr[f]);` : d2 ? `        let ex = exp(sm[${OG}u + C * KT + ii] - sm[${OG}u + (f / RTP + 1u) * KT + ii]);
         let ew = exp(sm[${OG}u + (f / RTP) * KT + ii]);` : `        let ex = 1.0;
         let ew = 1.0;`}
-        rec_x[(cb * F + f) * Kd + i] = sm[${OX}u + e] * ex;
-${lr ? `        rec_m[(cb * F + f) * Kd + i] = sBeta[f] * sm[${OW}u + e] * ew;` : `        _ = ew;`}
+        rec_a[cb * RA + OXR + f * Kd + i] = sm[${OX}u + e] * ex;
+${lr ? `        rec_b[cb * RB + f * Kd + i] = sBeta[f] * sm[${OW}u + e] * ew;` : `        _ = ew;`}
       }
     }
     for (var e = tid; e < C * KT; e += ${CHUNK_WG}u) {
@@ -239,11 +238,11 @@ ${lr ? `        rec_m[(cb * F + f) * Kd + i] = sBeta[f] * sm[${OW}u + e] * ew;` 
       let i = i0 + ii;
       if (i < Kd) {
 ${d1 ? `        let eq = exp(sGq[tl]);` : d2 ? `        let eq = exp(sm[${OG}u + (tl + qoff) * KT + ii]);` : `        let eq = 1.0;`}
-        rec_q[(cb * C + tl) * Kd + i] = sm[${OQ}u + e] * eq;
+        rec_a[cb * RA + tl * Kd + i] = sm[${OQ}u + e] * eq;
       }
     }
     if (tid < KT && i0 + tid < Kd) {
-${d1 ? `      rec_e[cb * Kd + i0 + tid] = exp(sGn[0]);` : d2 ? `      rec_e[cb * Kd + i0 + tid] = exp(sm[${OG}u + C * KT + tid]);` : `      rec_e[cb * Kd + i0 + tid] = 1.0;`}
+${d1 ? `      rec_a[cb * RA + OER + i0 + tid] = exp(sGn[0]);` : d2 ? `      rec_a[cb * RA + OER + i0 + tid] = exp(sm[${OG}u + C * KT + tid]);` : `      rec_a[cb * RA + OER + i0 + tid] = 1.0;`}
     }
     workgroupBarrier();
   }
@@ -255,7 +254,7 @@ ${d1 ? `      rec_e[cb * Kd + i0 + tid] = exp(sGn[0]);` : d2 ? `      rec_e[cb *
       let tf = f2 / RTP;
       let vis = mf >= 0i && (tf < fr || (tf == fr && u32(mf) < ra));
 ${d1 ? `      let a = accq[m] * exp(min(sGq[fr] - sGw[f2], 0.0));` : `      let a = accq[m];`}
-      rec_a[(cb * C + fr) * F + f2] = select(0.0, a, vis);
+      rec_a[cb * RA + OAR + fr * F + f2] = select(0.0, a, vis);
     }
   }
 ${lr ? `  // N = diag(beta) A (strictly before in micro-step order), then T = (I - N)^-1 in place, row by row
@@ -297,7 +296,7 @@ ${d1 ? `    let a = acc[m] * exp(min(sGr[fr] - sGw[f2], 0.0));` : `    let a = a
       if (j < Vd) {
 ${lr ? `        var z = 0.0;
         for (var k = 0u; k <= f; k++) { z += sm[${OT}u + f * F + k] * sm[${OT2}u + k * KT + jj]; }` : `        let z = sm[${OT2}u + e];`}
-        rec_u[(cb * F + f) * Vd + j] = z;
+        rec_b[cb * RB + OUR + f * Vd + j] = z;
       }
     }
     workgroupBarrier();
@@ -310,7 +309,7 @@ ${lr ? `  // M = T (diag(beta) W~), in place in the record, 16 keys at a time
       let f = e / KT;
       let i = i0 + e % KT;
       var w = 0.0;
-      if (i < Kd) { w = rec_m[(cb * F + f) * Kd + i]; }
+      if (i < Kd) { w = rec_b[cb * RB + f * Kd + i]; }
       sm[${OT2}u + e] = w;
     }
     workgroupBarrier();
@@ -321,7 +320,7 @@ ${lr ? `  // M = T (diag(beta) W~), in place in the record, 16 keys at a time
       if (i < Kd) {
         var z = 0.0;
         for (var k = 0u; k <= f; k++) { z += sm[${OT}u + f * F + k] * sm[${OT2}u + k * KT + ii]; }
-        rec_m[(cb * F + f) * Kd + i] = z;
+        rec_b[cb * RB + f * Kd + i] = z;
       }
     }
     workgroupBarrier();
@@ -332,31 +331,21 @@ ${lr ? `  // M = T (diag(beta) W~), in place in the record, 16 keys at a time
 
 export function walkMain(c: ChunkCoreCfg): string {
   const F = c.F, RTP = c.RTP, C = F / RTP, BV = c.BV, lr = c.lr;
-  const sg = c.subgroups;
-  // acc += sum_k row[k] * s(k), k < len. Subgroup path (all lanes of the subgroup on one row, checked at
-  // run time): each row element is loaded once per subgroup, one lane each, and shuffled to the others.
-  const dot = (acc: string, row: (k: string) => string, len: string, sv: (k: string) => string) => {
-    const plain = `for (var k = 0u; k < ${len}; k++) { ${acc} += ${row("k")} * ${sv("k")}; }`;
-    if (!sg) return `      ${plain}`;
-    return `      if (same) {
-        for (var k0 = 0u; k0 < ${len}; k0 += sgsize) {
-          var mine = 0.0;
-          if (k0 + lane < ${len}) { mine = ${row("k0 + lane")}; }
-          let kn = min(sgsize, ${len} - k0);
-          for (var kk = 0u; kk < kn; kk++) { ${acc} += subgroupShuffle(mine, kk) * ${sv("k0 + kk")}; }
-        }
-      } else if (valid) {
-        ${plain}
-      }`;
-  };
-  // uniform loops: every lane runs every iteration (subgroup operations need the whole subgroup)
-  const loop = (n: string, rowOf: string, body: string) => `    for (var e0 = 0u; e0 < ${n}; e0 += ${CHUNK_WG}u) {
-      let e = e0 + tid;
-      let valid = e < ${n};
-      let row = ${rowOf};
-${sg ? `      let same = subgroupAll(row == subgroupBroadcastFirst(row));` : ""}
-${body}
-    }`;
+  const W = CHUNK_WG;
+  const ST = 32; // keys (or rows of Z) staged per tile
+  const NZ = Math.max(1, (F * BV) / W);
+  const NY = Math.max(1, Math.ceil((C * BV) / W));
+  const NS = Math.max(1, (ST * BV) / W);
+  const rows = Math.max(F, C);
+  // stage a [rows x ST] slab of a record (row r, column k0 + kk) into sT with coalesced loads
+  const stage = (nRows: number, addr: (r: string, k: string) => string, len: string) => `      for (var e = tid; e < ${nRows * ST}u; e += ${W}u) {
+        let r = e / ${ST}u;
+        let k = k0 + e % ${ST}u;
+        var x = 0.0;
+        if (k < ${len}) { x = ${addr("r", "k")}; }
+        sT[e] = x;
+      }
+      workgroupBarrier();`;
   return `
 const F: u32 = ${F}u;
 const RTP: u32 = ${RTP}u;
@@ -364,13 +353,21 @@ const C: u32 = ${C}u;
 const BV: u32 = ${BV}u;
 var<workgroup> sS: array<f32, SEQC_K * ${BV}u>;
 var<workgroup> sZ: array<f32, ${F * BV}>;
+var<workgroup> sT: array<f32, ${rows * ST}>;
 
-@compute @workgroup_size(${CHUNK_WG})
-fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wgid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>${sg ? `, @builtin(subgroup_invocation_id) lane: u32, @builtin(subgroup_size) sgsize: u32` : ""}) {
+@compute @workgroup_size(${W})
+fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wgid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let wg = wgid.x + nwg.x * (wgid.y + nwg.y * wgid.z);
   let Kd = seqc_K();
   let Vd = seqc_V();
   let H = seqc_H();
+  // record of a chunk: rec_a = [Q~ (C x K) | X~ (F x K) | Aq (C x F) | exp(G_n) (K)], rec_b = [M (F x K, low rank) | U0 (F x V)]
+  let RA = C * Kd + F * Kd + C * F + Kd;
+  let OXR = C * Kd;
+  let OAR = OXR + F * Kd;
+  let OER = OAR + C * F;
+  let RB = ${lr ? "F * Kd + " : ""}F * Vd;
+  let OUR = ${lr ? "F * Kd" : "0u"};
   let NC = (u.T + C - 1u) / C;
   let nj = (Vd + BV - 1u) / BV;
   if (wg >= u.B * H * nj) { return; }
@@ -379,47 +376,96 @@ fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wgid: 
   let h = bh % H;
   let b = bh / H;
   let j0 = jt * BV;
-  for (var e = tid; e < Kd * BV; e += ${CHUNK_WG}u) {
-    let j = j0 + e % BV;
+  let jj = tid % BV;
+  let j = j0 + jj;
+  for (var e = tid; e < Kd * BV; e += ${W}u) {
     var s = 0.0;
-    if (j < Vd) { s = s_load(b, h, e / BV, j); }
+    if (j0 + e % BV < Vd) { s = s_load(b, h, e / BV, j0 + e % BV); }
     sS[e] = s;
   }
   workgroupBarrier();
+  var z: array<f32, ${NZ}>;
+  var y: array<f32, ${NY}>;
+  var sn: array<f32, ${NS}>;
   for (var c = 0u; c < NC; c++) {
     let cb = bh * NC + c;
     let t0 = c * C;
-    // Z = U0 + M S0
-${loop(`${F * BV}u`, "e / BV", `      let f = row;
-      let jj = e % BV;
-      var z = 0.0;
-      if (valid && j0 + jj < Vd) { z = rec_u[(cb * F + f) * Vd + j0 + jj]; }
-${lr ? dot("z", (k) => `rec_m[(cb * F + f) * Kd + ${k}]`, "Kd", (k) => `sS[(${k}) * BV + jj]`) : ""}
-      if (valid) { sZ[e] = z; }`)}
-    workgroupBarrier();
-    // y = Q~ S0 + Aq Z, through the model's post
-${loop(`${C * BV}u`, "e / BV", `      let tl = row;
-      let jj = e % BV;
-      let t = t0 + tl;
-      var y = 0.0;
-${dot("y", (k) => `rec_q[(cb * C + tl) * Kd + ${k}]`, "Kd", (k) => `sS[(${k}) * BV + jj]`)}
-      let fe = min(F, (tl + 1u) * RTP);
-${dot("y", (k) => `rec_a[(cb * C + tl) * F + ${k}]`, "fe", (k) => `sZ[(${k}) * BV + jj]`)}
-      if (valid && t < u.T && j0 + jj < Vd) { post(b, t, h, j0 + jj, y); }`)}
-    workgroupBarrier();
-    // S' = exp(G_n) S0 + X~^T Z (each thread updates only the entries it reads)
-    for (var e = tid; e < Kd * BV; e += ${CHUNK_WG}u) {
-      let i = e / BV;
-      let jj = e % BV;
-      var s = rec_e[cb * Kd + i] * sS[e];
-      for (var f = 0u; f < F; f++) { s += rec_x[(cb * F + f) * Kd + i] * sZ[f * BV + jj]; }
-      sS[e] = s;
+    // Z = U0 + M S0 (thread: rows tid / BV + m * ${W / BV} of Z, value jj)
+    for (var m = 0u; m < ${NZ}u; m++) {
+      let f = tid / BV + m * ${W / BV}u;
+      var u0 = 0.0;
+      if (f < F && j < Vd) { u0 = rec_b[cb * RB + OUR + f * Vd + j]; }
+      z[m] = u0;
     }
-    workgroupBarrier();
+${lr ? `    for (var k0 = 0u; k0 < Kd; k0 += ${ST}u) {
+${stage(F, (r, k) => `rec_b[cb * RB + ${r} * Kd + ${k}]`, "Kd")}
+      let kn = min(${ST}u, Kd - k0);
+      for (var m = 0u; m < ${NZ}u; m++) {
+        let f = tid / BV + m * ${W / BV}u;
+        var acc = 0.0;
+        if (f < F) { for (var kk = 0u; kk < kn; kk++) { acc += sT[f * ${ST}u + kk] * sS[(k0 + kk) * BV + jj]; } }
+        z[m] += acc;
+      }
+      workgroupBarrier();
+    }` : ""}
+    for (var m = 0u; m < ${NZ}u; m++) {
+      let f = tid / BV + m * ${W / BV}u;
+      if (f < F) { sZ[f * BV + jj] = z[m]; }
+    }
+    // y = Q~ S0 + Aq Z (thread: tokens tid / BV + m * ${W / BV}, value jj)
+    for (var m = 0u; m < ${NY}u; m++) { y[m] = 0.0; }
+    for (var k0 = 0u; k0 < Kd; k0 += ${ST}u) {
+${stage(C, (r, k) => `rec_a[cb * RA + ${r} * Kd + ${k}]`, "Kd")}
+      let kn = min(${ST}u, Kd - k0);
+      for (var m = 0u; m < ${NY}u; m++) {
+        let tl = tid / BV + m * ${W / BV}u;
+        var acc = 0.0;
+        if (tl < C) { for (var kk = 0u; kk < kn; kk++) { acc += sT[tl * ${ST}u + kk] * sS[(k0 + kk) * BV + jj]; } }
+        y[m] += acc;
+      }
+      workgroupBarrier();
+    }
+    for (var k0 = 0u; k0 < F; k0 += ${ST}u) {
+${stage(C, (r, k) => `rec_a[cb * RA + OAR + ${r} * F + ${k}]`, "F")}
+      let kn = min(${ST}u, F - k0);
+      for (var m = 0u; m < ${NY}u; m++) {
+        let tl = tid / BV + m * ${W / BV}u;
+        var acc = 0.0;
+        // Aq is zero past the token's own rows
+        let fe = min(kn, select(0u, (tl + 1u) * RTP - k0, (tl + 1u) * RTP > k0));
+        if (tl < C) { for (var kk = 0u; kk < fe; kk++) { acc += sT[tl * ${ST}u + kk] * sZ[(k0 + kk) * BV + jj]; } }
+        y[m] += acc;
+      }
+      workgroupBarrier();
+    }
+    for (var m = 0u; m < ${NY}u; m++) {
+      let tl = tid / BV + m * ${W / BV}u;
+      if (tl < C && t0 + tl < u.T && j < Vd) { post(b, t0 + tl, h, j, y[m]); }
+    }
+    // S' = exp(G_n) S0 + X~^T Z, ${ST} keys at a time (thread: keys tid / BV + m * ${W / BV} of the tile, value jj)
+    for (var k0 = 0u; k0 < Kd; k0 += ${ST}u) {
+      for (var e = tid; e < ${F * ST}u; e += ${W}u) {
+        let r = e / ${ST}u;
+        let k = k0 + e % ${ST}u;
+        var x = 0.0;
+        if (k < Kd) { x = rec_a[cb * RA + OXR + r * Kd + k]; }
+        sT[e] = x;
+      }
+      workgroupBarrier();
+      for (var m = 0u; m < ${NS}u; m++) {
+        let ii = tid / BV + m * ${W / BV}u;
+        let i = k0 + ii;
+        if (i < Kd) {
+          var s = rec_a[cb * RA + OER + i] * sS[i * BV + jj];
+          for (var f = 0u; f < F; f++) { s += sT[f * ${ST}u + ii] * sZ[f * BV + jj]; }
+          sS[i * BV + jj] = s;
+        }
+      }
+      workgroupBarrier();
+    }
   }
-  for (var e = tid; e < Kd * BV; e += ${CHUNK_WG}u) {
-    let j = j0 + e % BV;
-    if (j < Vd) { s_store(b, h, e / BV, j, sS[e]); }
+  for (var e = tid; e < Kd * BV; e += ${W}u) {
+    if (j0 + e % BV < Vd) { s_store(b, h, e / BV, j0 + e % BV, sS[e]); }
   }
 }
 `;

@@ -1,6 +1,6 @@
 /**
  * The chunked form in the WGSL launch plan: for a model with the matrix canonical form, its variants
- * (row slots per chunk F, value tile BV of the walk, with or without subgroups), each two launches
+ * (row slots per chunk F, value tile BV of the walk), each two launches
  * (phase A over every chunk, then the walk), the record buffers between them, and cost terms for `auto`.
  * Shaders = per-model functions (chunked-model.ts) + the core (chunked-core.ts), nothing else.
  */
@@ -13,7 +13,7 @@ import { productS, sumS, mulS } from "../../kernel/symbolic.ts";
 import { trafficBytes } from "../../kernel/sequential.ts";
 import { overrideValues } from "../cuda/overrides.ts";
 import { chunkModelWgsl } from "./chunked-model.ts";
-import { CHUNK_WG, KT, phaseAMain, phaseAShared, RECORDS, walkMain, type ChunkCoreCfg } from "./chunked-core.ts";
+import { CHUNK_WG, KT, phaseAMain, phaseAShared, recordFloats, RECORDS, walkMain, type ChunkCoreCfg } from "./chunked-core.ts";
 import { wgslMathHelpers } from "./render.ts";
 
 export type WgslChunkedEligibility = { ok: true; rows: ChunkRows } | { ok: false; why: string };
@@ -27,8 +27,15 @@ export function wgslChunkedEligible(model: I.Model): WgslChunkedEligibility {
   return { ok: true, rows: cr.rows };
 }
 
-/** Calibration of the cost terms (ns): a chunk's round in the walk (record loads + barrier), a unit of per-thread work. */
-export const CHUNK_COST_NS = { sync: 1500, work: 1 };
+/**
+ * Cost terms, calibrated on the H100 through Dawn/Vulkan (bench/RESULTS.md, WGSL chunked runs 1-2): a staged
+ * tile of 32 record rows in the walk (a global load round and two barriers) costs `sync` ns, a multiply-add
+ * of one thread `work` ns; the walk's workgroups count `WALK_THREAD_WEIGHT` times their threads (several
+ * walk workgroups on one multiprocessor slow each other down). Phase A runs `PHASE_A_RESIDENT` chunks at a time.
+ */
+export const CHUNK_COST_NS = { sync: 2000, work: 40 };
+const WALK_THREAD_WEIGHT = 4;
+const PHASE_A_RESIDENT = 264;
 
 const pow2ceil = (n: number) => (n <= 1 ? 1 : 2 ** Math.ceil(Math.log2(n)));
 
@@ -59,7 +66,7 @@ export function lowerWgslChunked(model: I.Model, cr: ChunkRows, opts: { only?: (
   const fnNames = gen.functions.map((f) => /^fn (\w+)/.exec(f)?.[1] ?? "");
 
   /** A shader: header, the functions main needs (transitively), main. */
-  const shader = (name: string, main: string, sg: boolean, extraOverrides: string[]): { code: string; bindings: Binding[] } => {
+  const shader = (name: string, main: string, extraOverrides: string[]): { code: string; bindings: Binding[] } => {
     const fns: string[] = [];
     const seen = new Set<number>();
     let text = main;
@@ -84,7 +91,6 @@ export function lowerWgslChunked(model: I.Model, cr: ChunkRows, opts: { only?: (
     for (const r of RECORDS) buffers.push({ name: r, ref: { kind: "scratch", name: r }, access: "read_write" });
     const used = buffers.filter((b) => new RegExp(`\\b${b.name}\\[`).test(text));
     const lines: string[] = [`// seqc: chunked kernel ${name} of model ${model.name} (generated core + per-model functions)`];
-    if (sg) lines.push("enable subgroups;", "diagnostic(off, subgroup_uniformity);");
     const fields = [...uniforms];
     while (fields.length % 4 !== 0) fields.push(`_pad${fields.length}`);
     lines.push(`struct Uniforms {`, ...fields.map((f) => `  ${f}: u32,`), `}`);
@@ -103,33 +109,35 @@ export function lowerWgslChunked(model: I.Model, cr: ChunkRows, opts: { only?: (
   for (const RTP of rtps)
     for (const F of [64, 32])
       for (const BV of [32, 16])
-        for (const sg of [false, true]) {
-          const variant = `chunked-f${F}-v${BV}-r${RTP}${sg ? "-sg" : ""}`;
+        {
+          const variant = `chunked-slots${F}-v${BV}-r${RTP}`;
           if (opts.only && !opts.only(variant)) continue;
-          const cfg: ChunkCoreCfg = { F, RTP, decay, lr, BV, subgroups: sg };
+          const cfg: ChunkCoreCfg = { F, RTP, decay, lr, BV };
           const C = F / RTP;
           const aName = `${model.name}_chunk_a_f${F}_r${RTP}`;
-          const wName = `${model.name}_chunk_walk_f${F}_v${BV}_r${RTP}${sg ? "_sg" : ""}`;
-          const a = shader(aName, phaseAMain(cfg), false, []);
-          const w = shader(wName, walkMain(cfg), sg, ["SEQC_K"]);
+          const wName = `${model.name}_chunk_walk_f${F}_v${BV}_r${RTP}`;
+          const a = shader(aName, phaseAMain(cfg), []);
+          const w = shader(wName, walkMain(cfg), ["SEQC_K"]);
           shaders[aName] = a.code;
           shaders[wName] = w.code;
           const nc: SizeExpr = ["ceilDiv", "T", C];
           const nj: SizeExpr = ["ceilDiv", Vd, BV];
           const aShared = phaseAShared(cfg) * 4;
-          const wShared: SizeExpr = ["*", 4, ["+", ["*", Kd, BV], F * BV]];
+          const wShared: SizeExpr = ["*", 4, ["+", ["*", Kd, BV], F * BV, Math.max(F, C) * 32]];
           const launches: KernelLaunch[] = [
             { name: aName, shader: aName, entry: "main", overrides: { ...ov }, workgroups: ["*", "B", nH, nc], sharedBytes: aShared, threads: CHUNK_WG, bindings: a.bindings },
             { name: wName, shader: wName, entry: "main", overrides: { ...ov, SEQC_K: Kd }, workgroups: ["*", "B", nH, nj], sharedBytes: wShared, threads: CHUNK_WG, bindings: w.bindings },
           ];
-          // record floats per chunk: Q~ [C,K], X~ [F,K], Aq [C,F], M [F,K] (low rank), U0 [F,V], exp(G_n) [K]
-          const per: Record<string, SizeExpr> = { rec_q: ["*", C, Kd], rec_x: ["*", F, Kd], rec_a: C * F, rec_u: ["*", F, Vd], rec_e: Kd };
-          if (lr) per.rec_m = ["*", F, Kd];
+          // record floats per chunk: rec_a = [Q~ (C x K) | X~ (F x K) | Aq (C x F) | exp(G_n) (K)], rec_b = [M (F x K, low rank) | U0 (F x V)]
+          const per = recordFloats(cfg, Kd, Vd) as Record<string, SizeExpr>;
           const chunks: SizeExpr = ["*", "B", nH, nc];
           const recFloats = sumS(Object.values(per));
           // walk work per chunk and thread (multiply-adds), phase A's per workgroup
+          // multiply-adds of one thread: the walk per chunk (Z, y, S'), phase A per chunk
           const walkWork: SizeExpr = ["ceilDiv", ["*", BV, ["+", lr ? ["*", F, Kd] : 0, ["*", C, ["+", Kd, F / 2]], ["*", Kd, F]]], CHUNK_WG];
-          const aWork: SizeExpr = ["ceilDiv", ["+", ["*", F, F, Kd, lr ? 2 : 1, decay === 2 ? 4 : 1], lr ? ["+", F * F * F / 2, ["*", F * F / 2, ["+", Kd, Vd]]] : 0], CHUNK_WG];
+          const aWork: SizeExpr = ["ceilDiv", ["+", ["*", F, F, Kd, lr ? 2 : 1, decay === 2 ? 3 : 1], lr ? ["+", F * F * F / 2, ["*", F * F / 2, ["+", Kd, Vd]]] : 0], CHUNK_WG];
+          // staged tiles per chunk in the walk (32 keys or rows each), scaled by the rows staged (F or C)
+          const tiles: SizeExpr = ["+", ["*", lr ? 2 : 1, ["ceilDiv", Kd, 32], F / 32], ["*", ["+", ["ceilDiv", Kd, 32], Math.ceil(F / 32)], Math.max(1, C / 32)]];
           forms.push({
             form: "chunked",
             variant,
@@ -138,18 +146,17 @@ export function lowerWgslChunked(model: I.Model, cr: ChunkRows, opts: { only?: (
               [">=", RTP, ["pow2ceil", rowsPerToken]],
               [">=", ["pow2ceil", rowsPerToken], RTP],
               [">=", "LIMIT_SHARED", ["max", aShared, wShared]],
-              ...(sg ? [[">=", "LIMIT_SUBGROUPS", 1] as SizeExpr] : []),
             ],
             vars: [],
             scratch: Object.entries(per).map(([name, f]) => ({ name, floats: ["max", 4, ["*", chunks, f]] })),
             kernels: launches,
             cost: {
               bytes: sumS([trafficBytes(model), mulS(4, chunks, recFloats, ["+", 1, nj])]),
-              serialSteps: ["+", ["*", nc, walkWork], ["*", ["ceilDiv", chunks, 528], aWork]],
-              syncs: ["+", ["*", nc, 4], ["*", ["ceilDiv", chunks, 528], ["+", lr ? 2 * F : 0, ["*", 3, ["ceilDiv", Kd, KT]]]]],
+              serialSteps: ["+", ["*", nc, walkWork], ["*", ["ceilDiv", chunks, PHASE_A_RESIDENT], aWork]],
+              syncs: ["*", nc, tiles],
               syncNs: CHUNK_COST_NS.sync,
               workNs: CHUNK_COST_NS.work,
-              threads: ["*", "B", nH, nj, CHUNK_WG],
+              threads: ["*", "B", nH, nj, CHUNK_WG * WALK_THREAD_WEIGHT],
               flops: ["*", 2, chunks, ["+", ["*", F, F, Kd], ["*", 3, F, Kd, Vd]]],
             },
           });

@@ -13,8 +13,8 @@ import { ModelRunner, ShapeError, rankForms, type Env } from "../../../runtime/i
 const f32 = (x: Record<string, Float64Array> | undefined) => Object.fromEntries(Object.entries(x ?? {}).map(([k, v]) => [k, Float32Array.from(v)]));
 const f64 = (x: Record<string, unknown> | undefined) => Object.fromEntries(Object.entries(x ?? {}).map(([k, v]) => [k, Float64Array.from(v as Float32Array)]));
 
-export async function runWebgpu(model: Model, run: RunInputs, form: "auto" | "sequential" | "scan" = "auto"): Promise<RunResult> {
-  const plan = compileWgsl(model);
+export async function runWebgpu(model: Model, run: RunInputs, form: "auto" | "sequential" | "scan" | "chunked" = "auto"): Promise<RunResult> {
+  const plan = compileWgsl(model, ["sequential", "scan", "chunked"]);
   let runner: ModelRunner;
   try {
     // one call: nothing to gain from timing variants first (tune: false)
@@ -37,8 +37,15 @@ export async function runWebgpu(model: Model, run: RunInputs, form: "auto" | "se
 
 /** The cost model's choice for a shape (dims + B, T), with device limits from the WebGPU floor unless given. */
 export function chooseWebgpuForm(model: Model, shape: Record<string, number>): FormChoice & { ranking: { variant: string; ms: number }[] } {
-  const plan = compileWgsl(model);
-  const env: Env = { B: 1, T: 1024, LIMIT_SHARED: WGSL_CAPABILITIES.limits.maxComputeWorkgroupStorageSize, LIMIT_THREADS: WGSL_CAPABILITIES.limits.maxComputeInvocationsPerWorkgroup };
+  const plan = compileWgsl(model, ["sequential", "scan", "chunked"]);
+  // the WebGPU floor, unless the shape names a device's own limits (e.g. LIMIT_SHARED=49152 on the H100)
+  const env: Env = {
+    B: 1,
+    T: 1024,
+    LIMIT_SHARED: WGSL_CAPABILITIES.limits.maxComputeWorkgroupStorageSize,
+    LIMIT_THREADS: WGSL_CAPABILITIES.limits.maxComputeInvocationsPerWorkgroup,
+    LIMIT_BINDING: WGSL_CAPABILITIES.limits.maxStorageBufferBindingSize,
+  };
   for (const d of model.dims) env[d.name] = d.fixed ?? shape[d.name] ?? (d.sequenceDefault ? (shape.T ?? 1024) : 64);
   for (const [k, v] of Object.entries(shape)) env[k] = v;
   const ranked = rankForms(plan.forms, env);
@@ -57,7 +64,7 @@ export function chooseWebgpuForm(model: Model, shape: Record<string, number>): F
 export const webgpuBackend: BackendInfo = {
   name: "webgpu",
   description: "WGSL on WebGPU (navigator.gpu, or Dawn in Node), fp32",
-  forms: ["sequential", "scan"],
+  forms: ["sequential", "scan", "chunked"],
   chooseForm: (model, _analysis, shape) => {
     const c = chooseWebgpuForm(model, shape);
     return { form: c.form, why: c.why };

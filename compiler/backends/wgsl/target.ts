@@ -4,27 +4,33 @@
  */
 import type * as I from "../../ir/types.ts";
 import type { EmittedFile, Target } from "../../targets.ts";
-import { lowerModel, type FormName } from "../../kernel/compile.ts";
-import { wgslPlan } from "./index.ts";
+import { lowerModel } from "../../kernel/compile.ts";
+import { compileWgsl, type WgslFormName } from "./index.ts";
+import { wgslChunkedEligible } from "./chunked-plan.ts";
 import { modelClassSource } from "../../codegen/model-class.ts";
 import { trainingPlans } from "../../codegen/training-plans.ts";
 import { formatTs } from "../../codegen/format.ts";
 import { UserError } from "../../cli/errors.ts";
 
 /** The forms to emit for `--form`: auto emits every applicable one (the runtime picks per shape). */
-export function formsFor(model: I.Model, form: string): FormName[] {
-  if (form === "auto") return ["sequential", "scan"];
+export function formsFor(model: I.Model, form: string): WgslFormName[] {
+  if (form === "auto") return ["sequential", "scan", "chunked"];
   if (form === "sequential") return ["sequential"];
   if (form === "scan") {
     const l = lowerModel(model, ["scan"]);
     if (l.skipped.length) throw new UserError(`${model.name} has no scan form: ${l.skipped[0].reason}`);
     return ["scan"];
   }
-  throw new UserError(`the WebGPU backend has no form '${form}' (auto, sequential, scan)`);
+  if (form === "chunked") {
+    const el = wgslChunkedEligible(model);
+    if (!el.ok) throw new UserError(`${model.name} has no chunked form: ${el.why}`);
+    return ["chunked"];
+  }
+  throw new UserError(`the WebGPU backend has no form '${form}' (auto, sequential, scan, chunked)`);
 }
 
 export function planFor(model: I.Model, form: string) {
-  return wgslPlan(lowerModel(model, formsFor(model, form)));
+  return compileWgsl(model, formsFor(model, form));
 }
 
 export const wgslTarget: Target = {

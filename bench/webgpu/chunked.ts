@@ -1,0 +1,237 @@
+/**
+ * The WGSL chunked form on a GPU (Dawn/Vulkan), one call:
+ *   1. check: every chunked model's chunked variants against the float64 interpreter at K = V = 64
+ *      (B = 2, T = 333, initial state) and the auto-picked variant at K = V = 128 (T = 130); the numerics
+ *      stress at T = 65536 (log decays down to -20, saturated gates, beta in (0, 2); K = V = 8, H = 1);
+ *   2. bench: the issue's shapes (B=8,T=2048,H=16,K=V=64), (4,8192,16,128), (1,32768,8,128) (Mamba-2: 32 heads,
+ *      P = N = 64) for six models: every applicable chunked variant, the sequential form's cost-model pick,
+ *      and what `auto` picks; inputs filled on the device. Median of 5 forwards after 2 warm-ups.
+ *   node dist/bench-chunked.js [--out dir] [--only gla,...] [--skip-check] [--budget seconds]
+ * Writes chunked-check.json, chunked-bench.json and chunked-table.md.
+ */
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { loadProgram } from "../../compiler/frontend/load.ts";
+import { compileWgsl } from "../../compiler/backends/wgsl/index.ts";
+import { trafficBytes } from "../../compiler/kernel/sequential.ts";
+import { interpret } from "../../compiler/ir/interpret.ts";
+import { relativeError } from "../../compiler/io/manifest.ts";
+import type { Model } from "../../compiler/ir/types.ts";
+import { requestDevice, ModelRunner, evalSize, rankForms, type ModelPlan } from "../../runtime/index.ts";
+import { chunkInputs } from "../../test/helpers/chunk-inputs.ts";
+import { copyBandwidth } from "./copy.ts";
+import { fillKernel } from "./fill.ts";
+
+const args = process.argv.slice(2);
+const opt = (k: string) => { const i = args.indexOf(k); return i >= 0 ? args[i + 1] : undefined; };
+const outDir = opt("--out") ?? process.env.OUT ?? "bench-out";
+const only = opt("--only")?.split(",");
+const smoke = args.includes("--smoke");
+const budgetS = Number(opt("--budget") ?? 200);
+/** --check-variants slots32-v16,slots64-v32: check only variants containing one of these. */
+const checkVariants = opt("--check-variants")?.split(",");
+const t0 = performance.now();
+const left = () => budgetS - (performance.now() - t0) / 1000;
+mkdirSync(outDir, { recursive: true });
+const log = (s: string) => console.log(`[${((performance.now() - t0) / 1000).toFixed(0)}s] ${s}`);
+
+const device = await requestDevice();
+const info = (device as unknown as { adapterInfo?: GPUAdapterInfo }).adapterInfo;
+const card = info ? `${info.vendor} ${info.architecture} ${info.device} ${info.description}`.trim() : "unknown adapter";
+log(`device: ${card}; workgroup memory ${device.limits.maxComputeWorkgroupStorageSize}, storage binding ${device.limits.maxStorageBufferBindingSize}, storage buffers ${device.limits.maxStorageBuffersPerShaderStage}, subgroups ${device.features.has("subgroups" as GPUFeatureName)}`);
+
+const modelOf = (name: string): Model => loadProgram([join(process.cwd(), "stdlib", `${name}.seq`)]).models[0];
+const f32 = (x: Record<string, Float64Array> | undefined) => Object.fromEntries(Object.entries(x ?? {}).map(([k, v]) => [k, Float32Array.from(v)]));
+const f64 = (x: Record<string, unknown> | undefined) => Object.fromEntries(Object.entries(x ?? {}).map(([k, v]) => [k, Float64Array.from(v as Float32Array)]));
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const withForms = (plan: ModelPlan, keep: (f: ModelPlan["forms"][number]) => boolean): ModelPlan => ({ ...plan, forms: plan.forms.filter(keep) });
+
+const CHUNKED = ["linear_attention", "retnet", "simple_gla", "mamba2", "gla", "deltanet", "gated_deltanet", "gated_deltaproduct", "rwkv7"];
+const BENCH = ["simple_gla", "gla", "deltanet", "gated_deltanet", "rwkv7", "mamba2"];
+const dimsFor = (model: Model, H: number, K: number, V: number, J = 2): Record<string, number> => {
+  const d: Record<string, number> = {};
+  for (const x of model.dims) d[x.name] = x.name === "H" ? H : x.name === "K" || x.name === "N" ? K : x.name === "V" || x.name === "P" ? V : x.name === "J" ? J : 1;
+  return d;
+};
+
+// ---------------- 1. check ----------------
+interface CheckRow { model: string; variant: string; shape: string; worst: number; finite: boolean; ok: boolean; errors: Record<string, number>; note?: string }
+const checks: CheckRow[] = [];
+async function checkCase(model: Model, plan: ModelPlan, variant: string | "auto", c: { B: number; T: number; H: number; K: number; V: number; J?: number; stress?: boolean }, seed: number, ref?: { run: ReturnType<typeof chunkInputs>; want: ReturnType<typeof interpret> }) {
+  const dims = dimsFor(model, c.H, c.K, c.V, c.J);
+  const run = ref?.run ?? chunkInputs(model, { dims, batch: c.B, time: c.T, seed, initialState: true, stress: c.stress });
+  const want = ref?.want ?? interpret(model, run);
+  const shape = `B=${c.B} T=${c.T} H=${c.H} K=${c.K} V=${c.V}${c.J ? ` J=${c.J}` : ""}${c.stress ? " stress" : ""}`;
+  const row: CheckRow = { model: model.name, variant, shape, worst: Infinity, finite: false, ok: false, errors: {} };
+  try {
+    const p = variant === "auto" ? withForms(plan, (f) => f.form === "chunked") : withForms(plan, (f) => f.variant === variant);
+    const runner = await ModelRunner.create(p, { device, dims, params: f32(run.params), tune: false, form: "chunked" });
+    try {
+      const r = await runner.forward(f32(run.inputs), { batch: c.B, initialState: f32(run.initialState), returnFinalState: true });
+      row.variant = r.form;
+      const got = { outputs: f64(r.outputs), finalState: f64(r.finalState) };
+      row.finite = [...Object.values(got.outputs), ...Object.values(got.finalState)].every((a) => a.every(Number.isFinite));
+      for (const [k, v] of Object.entries(want.outputs)) row.errors[k] = relativeError(got.outputs[k], v);
+      for (const [k, v] of Object.entries(want.finalState)) row.errors[`final ${k}`] = relativeError(got.finalState[k], v);
+      row.worst = Math.max(...Object.values(row.errors));
+      row.ok = row.finite && row.worst <= 1e-4;
+    } finally {
+      runner.dispose();
+    }
+  } catch (e) {
+    row.note = (e as Error).message.split("\n").slice(0, 2).join(" | ").slice(0, 300);
+  }
+  checks.push(row);
+  log(`check ${row.ok ? "ok  " : "FAIL"} ${model.name.padEnd(18)} ${row.variant.padEnd(34)} rel ${row.worst.toExponential(2)} ${shape}${row.note ? "  " + row.note : ""}`);
+  return { run, want };
+}
+
+if (!args.includes("--skip-check")) {
+  for (const name of CHUNKED.filter((m) => !only || only.includes(m))) {
+    const model = modelOf(name);
+    const plan = compileWgsl(model, ["chunked"]);
+    const J = name === "gated_deltaproduct" ? 2 : undefined;
+    let ref: Awaited<ReturnType<typeof checkCase>> | undefined;
+    const c = smoke ? { B: 2, T: 45, H: 2, K: 16, V: 16, J } : { B: 2, T: 333, H: 2, K: 64, V: 64, J };
+    const env = { ...dimsFor(model, c.H, c.K, c.V, c.J), B: c.B, T: c.T, LIMIT_SHARED: device.limits.maxComputeWorkgroupStorageSize, LIMIT_THREADS: device.limits.maxComputeInvocationsPerWorkgroup, LIMIT_BINDING: device.limits.maxStorageBufferBindingSize };
+    const vs = rankForms(plan.forms, env).map((r) => r.form.variant).filter((v) => !checkVariants || checkVariants.some((x) => v.includes(x)));
+    for (const v of [...new Set(vs)]) {
+      if (left() < budgetS * 0.6) { log(`budget: skipping check ${name} ${v}`); continue; }
+      ref = await checkCase(model, plan, v, c, 11, ref);
+    }
+    await checkCase(model, plan, "auto", smoke ? { B: 1, T: 30, H: 2, K: 32, V: 32, J } : { B: 1, T: 130, H: 2, K: 128, V: 128, J }, 12);
+  }
+  for (const name of ["gla", "rwkv7", "gated_deltanet", "mamba2", "gated_deltaproduct"].filter((m) => !only || only.includes(m))) {
+    const model = modelOf(name);
+    const plan = compileWgsl(model, ["chunked"]);
+    await checkCase(model, plan, "auto", { B: 1, T: smoke ? 2048 : 65536, H: 1, K: 8, V: 8, J: name === "gated_deltaproduct" ? 1 : undefined, stress: true }, 7);
+  }
+  writeFileSync(join(outDir, "chunked-check.json"), JSON.stringify({ card, rows: checks }, null, 1));
+  const bad = checks.filter((r) => !r.ok);
+  log(`check summary: ${checks.length - bad.length} of ${checks.length} passed`);
+}
+
+// ---------------- 2. bench ----------------
+const copy = await copyBandwidth(device, smoke ? 64 << 20 : 1 << 30);
+const copyGBs = Math.max(copy.copyGBs, copy.kernelGBs);
+log(`copy: ${copy.kernelGBs.toFixed(0)} GB/s (WGSL kernel), ${copy.copyGBs.toFixed(0)} GB/s (copyBufferToBuffer)`);
+
+const SHAPES = [
+  { label: "B=8 T=2048 H=16 K=V=64", B: 8, T: 2048, H: 16, K: 64 },
+  { label: "B=4 T=8192 H=16 K=V=128", B: 4, T: 8192, H: 16, K: 128 },
+  { label: "B=1 T=32768 H=8 K=V=128", B: 1, T: 32768, H: 8, K: 128 },
+];
+/** Input ranges for stable runs (decays <= 0, small keys for the delta rule, small a and b for RWKV-7). */
+function range(model: string, t: string, kind: string): [number, number] {
+  if (kind === "param") return t === "A" ? [-2, -0.5] : [-1, 1];
+  if (t === "g" || t === "gk" || t === "w") return [-1, -0.01];
+  if (t === "beta") return [0.05, 1];
+  if (t === "dt") return [0.01, 0.3];
+  if (t === "k" && model.includes("delta")) return [-0.1, 0.1];
+  if (t === "a") return [-0.1, 0];
+  if (t === "b") return [0, 0.1];
+  return [-1, 1];
+}
+
+interface BenchRow { model: string; shape: string; variant: string; ms: number; all: number[]; floorMs: number; note?: string; auto?: string; estimateMs?: number; phaseAMs?: number }
+const rows: BenchRow[] = [];
+for (const name of BENCH.filter((m) => !only || only.includes(m))) {
+  const model = modelOf(name);
+  const plan = compileWgsl(model, ["sequential", "scan", "chunked"]);
+  for (const s0 of SHAPES) {
+    const s = smoke ? { ...s0, B: 1, T: Math.min(s0.T, 256), label: `${s0.label} (smoke)` } : s0;
+    if (left() < 20) { log(`budget: skipping ${name} ${s.label}`); continue; }
+    const H = name === "mamba2" ? 32 : s.H;
+    const K = name === "mamba2" ? 64 : s.K;
+    const dims = dimsFor(model, H, K, K);
+    const full = { ...dims, B: s.B, T: s.T };
+    const bufs: GPUBuffer[] = [];
+    const inputs: Record<string, { data: GPUBuffer; shape: number[] }> = {};
+    const params: Record<string, GPUBuffer> = {};
+    for (const t of model.tensors) {
+      if (t.kind !== "input" && !(t.kind === "param" && !t.init)) continue;
+      const shape = t.shape.map((e) => (e.kind === "lit" ? e.value : dims[e.name]));
+      const n = shape.reduce((a, b) => a * b, 1) * (t.kind === "input" ? s.B * s.T : 1);
+      const b = device.createBuffer({ size: Math.max(16, n * 4), usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
+      bufs.push(b);
+      const [lo, hi] = range(name, t.name, t.kind);
+      await fillKernel(device, b, n, lo, hi, t.name.length * 7919 + n);
+      if (t.kind === "input") inputs[t.name] = { data: b, shape: [s.B, s.T, ...shape] };
+      else params[t.name] = b;
+    }
+    const floorMs = (evalSize(trafficBytes(model), full) / (copyGBs * 1e9)) * 1e3;
+    const env = { ...full, LIMIT_SHARED: device.limits.maxComputeWorkgroupStorageSize, LIMIT_THREADS: device.limits.maxComputeInvocationsPerWorkgroup, LIMIT_BINDING: device.limits.maxStorageBufferBindingSize };
+    const ranked = rankForms(plan.forms, env);
+    const autoPick = ranked[0] ? `${ranked[0].form.form}/${ranked[0].form.variant}` : "none";
+    const est = new Map(ranked.map((r) => [`${r.form.form}/${r.form.variant}`, r.seconds * 1e3]));
+    const seqPick = ranked.find((r) => r.form.form === "sequential");
+    const candidates = [...ranked.filter((r) => r.form.form === "chunked").map((r) => `chunked/${r.form.variant}`), ...(seqPick ? [`sequential/${seqPick.form.variant}`] : [])];
+    for (const v of candidates) {
+      if (left() < 10) { log(`budget: skipping ${name} ${s.label} ${v}`); continue; }
+      const [form, variant] = v.split("/");
+      try {
+        const runner = await ModelRunner.create(withForms(plan, (f) => f.form === form && f.variant === variant), { device, dims, params, tune: false, form: form as "chunked" });
+        try {
+          const once = async () => {
+            const a = performance.now();
+            await runner.forward(inputs, { read: false, returnFinalState: true });
+            await device.queue.onSubmittedWorkDone();
+            return performance.now() - a;
+          };
+          const first = await once();
+          const second = await once();
+          const reps = second > 500 ? 1 : second > 100 ? 3 : 5;
+          const all: number[] = [];
+          for (let i = 0; i < reps; i++) all.push(await once());
+          const ms = median(all);
+          // phase A alone (the walk's time is the rest)
+          let phaseAMs: number | undefined;
+          if (form === "chunked") {
+            const fp = plan.forms.find((f) => f.form === form && f.variant === variant)!;
+            const ra = await ModelRunner.create({ ...plan, forms: [{ ...fp, kernels: [fp.kernels[0]] }] }, { device, dims, params, tune: false, form: "chunked" });
+            try {
+              const ta: number[] = [];
+              for (let i = 0; i < 4; i++) {
+                const a = performance.now();
+                await ra.forward(inputs, { read: false });
+                await device.queue.onSubmittedWorkDone();
+                ta.push(performance.now() - a);
+              }
+              phaseAMs = median(ta.slice(1));
+            } finally {
+              ra.dispose();
+            }
+          }
+          rows.push({ model: name, shape: s.label, variant: v, ms, all, floorMs, auto: autoPick, estimateMs: est.get(v), phaseAMs });
+          log(`bench ${name.padEnd(15)} ${s.label.padEnd(26)} ${v.padEnd(36)} ${ms.toFixed(3)} ms (phase A ${phaseAMs?.toFixed(3) ?? "-"} ms; first ${first.toFixed(0)} ms; floor ${floorMs.toFixed(3)} ms; estimate ${est.get(v)?.toFixed(3)} ms)`);
+        } finally {
+          runner.dispose();
+        }
+      } catch (e) {
+        const note = (e as Error).message.split("\n")[0].slice(0, 200);
+        rows.push({ model: name, shape: s.label, variant: v, ms: NaN, all: [], floorMs, note });
+        log(`bench ${name} ${s.label} ${v} ERROR ${note}`);
+      }
+      writeFileSync(join(outDir, "chunked-bench.json"), JSON.stringify({ card, copy, rows, partial: true }, null, 1));
+    }
+    log(`auto at ${name} ${s.label}: ${autoPick}`);
+    for (const b of bufs) b.destroy();
+  }
+}
+writeFileSync(join(outDir, "chunked-bench.json"), JSON.stringify({ card, copy, rows }, null, 1));
+const lines = ["| model | shape | IO floor ms | best chunked (variant) | sequential | chunked / floor | sequential / chunked | auto picks |", "|---|---|---|---|---|---|---|---|"];
+const keys = [...new Set(rows.map((r) => `${r.model}|${r.shape}`))];
+for (const k of keys) {
+  const rs = rows.filter((r) => `${r.model}|${r.shape}` === k && Number.isFinite(r.ms));
+  const ch = rs.filter((r) => r.variant.startsWith("chunked/"));
+  const best = ch.length ? ch.reduce((a, b) => (a.ms <= b.ms ? a : b)) : undefined;
+  const seq = rs.find((r) => r.variant.startsWith("sequential/"));
+  const [m, s] = k.split("|");
+  const floor = rows.find((r) => `${r.model}|${r.shape}` === k)!.floorMs;
+  lines.push(`| ${m} | ${s} | ${floor.toFixed(3)} | ${best ? `${best.ms.toFixed(3)} (${best.variant.slice(8)})` : "-"} | ${seq ? seq.ms.toFixed(3) : "-"} | ${best ? (best.ms / floor).toFixed(1) : "-"} | ${best && seq ? (seq.ms / best.ms).toFixed(1) : "-"} | ${rows.find((r) => `${r.model}|${r.shape}` === k)!.auto ?? ""} |`);
+}
+writeFileSync(join(outDir, "chunked-table.md"), lines.join("\n") + "\n");
+console.log(lines.join("\n"));
+log("done");
+device.destroy();
+process.exit(0);

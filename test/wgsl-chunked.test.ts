@@ -1,0 +1,148 @@
+/**
+ * The WGSL chunked form on the machine's WebGPU device (lavapipe in CI) against the float64 reference
+ * interpreter: every model with the matrix canonical form (fp32 <= 1e-4 relative), T not a multiple of the
+ * chunk, T = 1, B in {1, 3}, initial and final states; the numerics stress (log decays down to -20 per
+ * step, saturated gates, beta in (0, 2)) over 8192 steps (lavapipe; T = 65536 runs on the H100 in
+ * bench/webgpu/chunked.ts) with no non-finite value; the variants' other code paths (64 row slots, 32-value
+ * tiles, 4 rows per token); every shared
+ * golden case of a chunked model, and one through `seqc run --backend webgpu --form chunked`.
+ *
+ * Lavapipe takes seconds to compile a pipeline, so every model gets one runner (one pipeline pair: 32 row slots,
+ * 16-value tiles) for its golden cases and all its random shapes, at the golden cases' dims and params.
+ */
+import { describe, expect, it, afterAll } from "vitest";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { interpret, type RunInputs, type RunResult } from "../compiler/ir/interpret.ts";
+import type { Model } from "../compiler/ir/types.ts";
+import { bindCase, readCase, relativeError, resultTensors } from "../compiler/io/manifest.ts";
+import { compileWgsl, addChunked } from "../compiler/backends/wgsl/index.ts";
+import { wgslChunkedEligible } from "../compiler/backends/wgsl/chunked-plan.ts";
+import { ModelRunner, type ModelPlan } from "../runtime/index.ts";
+import { chunkInputs } from "./helpers/chunk-inputs.ts";
+import { ROOT, stdlibModel, testDims, STDLIB } from "./wgsl/support.ts";
+
+const CHUNKED = ["linear_attention", "retnet", "simple_gla", "mamba2", "gla", "deltanet", "gated_deltanet", "gated_deltaproduct", "rwkv7"];
+const TOL = 1e-4;
+const f32 = (x: Record<string, Float64Array> | undefined) => Object.fromEntries(Object.entries(x ?? {}).map(([k, v]) => [k, Float32Array.from(v)]));
+const f64 = (x: Record<string, unknown> | undefined) => Object.fromEntries(Object.entries(x ?? {}).map(([k, v]) => [k, Float64Array.from(v as Float32Array)]));
+
+/** A plan with only the chunked variants `pick` keeps. */
+function chunkedPlan(model: Model, pick: (variant: string) => boolean): ModelPlan {
+  const plan = compileWgsl(model, []);
+  addChunked(plan, model, pick);
+  return plan;
+}
+
+async function forward(runner: ModelRunner, model: Model, run: RunInputs): Promise<RunResult & { form: string }> {
+  const full = runner.dimsFor(run.time);
+  const inputs = Object.fromEntries(Object.entries(run.inputs).map(([k, a]) => [k, { data: Float32Array.from(a), shape: [run.batch, run.time, ...model.tensors.find((t) => t.name === k)!.shape.map((e) => (e.kind === "lit" ? e.value : full[e.name]))] }]));
+  const r = await runner.forward(inputs, { initialState: f32(run.initialState), returnFinalState: true, form: "chunked" });
+  return { outputs: f64(r.outputs), finalState: f64(r.finalState), form: r.form };
+}
+
+function worst(got: RunResult, want: RunResult): Record<string, number> {
+  const d: Record<string, number> = {};
+  for (const [k, v] of Object.entries(want.outputs)) d[k] = relativeError(got.outputs[k], v);
+  for (const [k, v] of Object.entries(want.finalState)) d[`final ${k}`] = relativeError(got.finalState[k], v);
+  return d;
+}
+const allFinite = (r: RunResult) => [...Object.values(r.outputs), ...Object.values(r.finalState)].every((a) => a.every(Number.isFinite));
+
+const G = join(ROOT, "test/fixtures/golden");
+const X = join(ROOT, "test/fixtures/golden-extra");
+/** Every shared golden case of a chunked model: [case, directory] per model. */
+const GOLDEN: Record<string, [string, string][]> = {
+  linear_attention: [["linear_attn", G]],
+  retnet: [["retention", G]],
+  simple_gla: [["simple_gla", G]],
+  mamba2: [["mamba2_ssd", G]],
+  gla: [["gla", G]],
+  deltanet: [["delta_rule", G], ["delta_rule_negeig", G]],
+  gated_deltanet: [["gated_delta_rule", G]],
+  gated_deltaproduct: [["gated_deltaproduct", X], ["deltaproduct", X]],
+  rwkv7: [["rwkv7", X]],
+};
+const ONE_VARIANT = (v: string) => v.startsWith("chunked-slots32-v16-") && !v.endsWith("-sg");
+
+describe("WGSL chunked form on WebGPU", () => {
+  it("is offered exactly for the models with the matrix canonical form", () => {
+    const got = STDLIB.filter((n) => wgslChunkedEligible(stdlibModel(n)).ok);
+    expect(got.sort()).toEqual([...CHUNKED].sort());
+  });
+
+  describe.each(CHUNKED)("%s", (name) => {
+    const model = stdlibModel(name);
+    it("golden cases (<= 1e-4); random inputs vs the interpreter at B=3 T=37 and B=1 T=1 from initial states, B=1 T=70 from the declared one; stress over 8192 steps finite and <= 1e-4", async () => {
+      const cases = GOLDEN[name].map(([c, dir]) => ({ name: c, ref: readCase(join(dir, `${c}.json`)) }));
+      const bound = cases.map((c) => bindCase(model, c.ref));
+      const { dims, params } = bound[0].run;
+      const runner = await ModelRunner.create(chunkedPlan(model, ONE_VARIANT), { dims, params: f32(params), tune: false, form: "chunked" });
+      try {
+        for (const [i, c] of cases.entries()) {
+          const b = bound[i];
+          expect(b.run.dims).toEqual(dims);
+          const r = await runner.forward(f32(b.run.inputs), { batch: b.run.batch, initialState: f32(b.run.initialState), returnFinalState: true });
+          expect(r.form).toMatch(/^chunked\/chunked-slots32-v16-r\d$/);
+          const got = new Map(resultTensors(b, { outputs: f64(r.outputs), finalState: f64(r.finalState) }).map((o) => [o.name, o.data]));
+          const wanted = Object.entries(c.ref.manifest.tensors).filter(([, t]) => t.role === "output" || t.role === "final_state");
+          expect(wanted.length).toBeGreaterThan(0);
+          for (const [n] of wanted) expect(relativeError(got.get(n)!, c.ref.data[n]), `${c.name}: ${n}`).toBeLessThanOrEqual(TOL);
+        }
+        const shapes = [
+          { batch: 3, time: 37, init: true },
+          { batch: 1, time: 1, init: true },
+          { batch: 1, time: 70, init: false },
+        ];
+        for (const [i, s] of shapes.entries()) {
+          const run = { ...chunkInputs(model, { dims, batch: s.batch, time: s.time, seed: 100 + i, initialState: s.init }), params };
+          const r = await forward(runner, model, run);
+          const d = worst(r, interpret(model, run));
+          for (const [k, e] of Object.entries(d)) expect(e, `${k} at B=${s.batch} T=${s.time}`).toBeLessThanOrEqual(TOL);
+        }
+        // stress: log decays down to -20 per step, saturated gates, beta in (0, 2), over 8192 steps
+        const run = { ...chunkInputs(model, { dims, batch: 1, time: 8192, seed: 7, initialState: true, stress: true }), params };
+        const r = await forward(runner, model, run);
+        expect(allFinite(r)).toBe(true);
+        const d = worst(r, interpret(model, run));
+        for (const [k, e] of Object.entries(d)) expect(e, `${k} (stress, T=8192)`).toBeLessThanOrEqual(TOL);
+      } finally {
+        runner.dispose();
+      }
+    }, 600_000);
+  });
+
+  // the other code paths of the core, each on one model: 64 row slots with 32- and 16-value tiles, and 4 rows
+  // per token (3 rows padded to 4)
+  it.each([
+    ["deltanet", "chunked-slots64-v32-r1", {}],
+    ["gla", "chunked-slots64-v16-r1", {}],
+    ["gated_deltaproduct", "chunked-slots32-v16-r4", { J: 3 }],
+  ] as [string, string, Record<string, number>][])("%s, variant %s", async (name, variant, over) => {
+    const model = stdlibModel(name);
+    const dims = testDims(model, over);
+    const run = chunkInputs(model, { dims, batch: 2, time: 133, seed: 3, initialState: true });
+    const runner = await ModelRunner.create(chunkedPlan(model, (v) => v === variant), { dims, params: f32(run.params), tune: false, form: "chunked" });
+    try {
+      const r = await forward(runner, model, run);
+      expect(r.form).toBe(`chunked/${variant}`);
+      const d = worst(r, interpret(model, run));
+      for (const [k, e] of Object.entries(d)) expect(e, k).toBeLessThanOrEqual(TOL);
+    } finally {
+      runner.dispose();
+    }
+  }, 600_000);
+
+  const dir = mkdtempSync(join(tmpdir(), "seqc-chunked-"));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  it("seqc run --backend webgpu --form chunked (simple_gla golden case)", () => {
+    const out = join(dir, "simple_gla.out.json");
+    execFileSync(process.execPath, [join(ROOT, "bin/seqc.js"), "run", join(ROOT, "stdlib/simple_gla.seq"), "--inputs", join(G, "simple_gla.json"), "--backend", "webgpu", "--form", "chunked", "--out", out], { cwd: ROOT, stdio: "pipe" });
+    const ref = readCase(join(G, "simple_gla.json"));
+    const got = readCase(out);
+    const wanted = Object.entries(ref.manifest.tensors).filter(([, t]) => t.role === "output" || t.role === "final_state");
+    for (const [n] of wanted) expect(relativeError(got.data[n], ref.data[n]), n).toBeLessThanOrEqual(TOL);
+  }, 600_000);
+});
