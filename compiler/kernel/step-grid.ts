@@ -257,7 +257,7 @@ function contraction(c: GridCtx, r: Recurrent): K.KStmt[] {
     const v = lowerExpr(r.param, step.scope(vars, () => K.u32(0)), pre);
     stageP.push(K.decl("wv", "f32", K.f32(0), true));
     stageP.push(K.ifThen(K.bin("&&", K.bin("<", K.ref("m"), M), K.bin("<", K.ref("wp"), K.ref("P"))), [...pre, K.set("wv", v)]));
-    stageP.push(K.store("gw", K.add(K.mul(K.ref("rr"), S), K.ref("kk")), K.ref("wv", "f32")));
+    stageP.push(K.decl("wi", "u32", K.add(K.mul(K.ref("rr"), S), K.ref("kk"))));
   }
   // staging of the previous-state vectors: vector vv = batch row (and unit when the vector depends on it)
   const stageS: K.KStmt[] = [K.decl("vv", "u32", K.bin("/", K.ref("y"), KC)), K.decl("kk", "u32", K.bin("%", K.ref("y"), KC)), K.decl("m", "u32", K.add(K.ref("m0"), K.ref("kk")))];
@@ -276,7 +276,7 @@ function contraction(c: GridCtx, r: Recurrent): K.KStmt[] {
     const idx = r.state.idx.map((ix) => (ix.kind === "lit" ? K.u32(ix.value) : vars.get(ix.v.id)!));
     stageS.push(K.decl("sv", "f32", K.f32(0), true));
     stageS.push(K.ifThen(valid, [...pre, K.set("sv", K.load(PINGPONG, K.add(K.ref("prevBase"), GridStep.stateAddr(stateDecl, K.ref("vb"), idx))))]));
-    stageS.push(K.store("gs", K.add(K.mul(K.ref("vv"), S), K.ref("kk")), K.ref("sv", "f32")));
+    stageS.push(K.decl("si", "u32", K.add(K.mul(K.ref("vv"), S), K.ref("kk"))));
   }
   // each thread: one param row x TB batch rows
   const acc = (i: number) => `acc_${i}`;
@@ -302,8 +302,8 @@ function contraction(c: GridCtx, r: Recurrent): K.KStmt[] {
     ...Array.from({ length: TB }, (_, i) => K.decl(`vi_${i}`, "u32", vec(i))),
     ...Array.from({ length: TB }, (_, i) => K.decl(acc(i), "f32", K.f32(0), true)),
     K.forLoop("m0", K.u32(0), M, [
-      K.forLoop("y", K.ref("lid"), K.mul(NR, KC), stageP, K.ref("WG")),
-      K.forLoop("y", K.ref("lid"), K.mul(NV, KC), stageS, K.ref("WG")),
+      unrolledStage(K.mul(NR, KC), stageP, "wv", "wi", "gw", "p"),
+      unrolledStage(K.mul(NV, KC), stageS, "sv", "si", "gs", "s"),
       { k: "barrier" },
       // a run-time trip count (the slice's real depth): a constant one is unrolled, which costs a software rasteriser seconds of compile
       K.ifThen(active, [K.forLoop("kq", K.u32(0), K.bin("min", KC, K.bin("-", M, K.ref("m0")), "u32"), fma)]),
@@ -313,6 +313,27 @@ function contraction(c: GridCtx, r: Recurrent): K.KStmt[] {
   ];
   out.push(K.forLoop("x0", K.u32(0), total, round, K.ref("WG")));
   return out;
+}
+
+/** Loads in flight per thread while staging a slice (independent loads, then the stores). */
+const STAGE_UNROLL = 8;
+
+/**
+ * `for (y = lid; y < n; y += WG) shared[idx] = value` with STAGE_UNROLL copies of the body per
+ * iteration: every copy's global load is issued before any result is stored, so a thread waits for
+ * one memory round trip per STAGE_UNROLL loads, not one per load. `body` computes element y into the
+ * variables `value` and `index`.
+ */
+function unrolledStage(n: K.KExpr, body: K.KStmt[], value: string, index: string, shared: string, tag: string): K.KStmt {
+  const y0 = `${tag}y0`;
+  const at = (u: number) => K.add(K.ref(y0), K.mul(K.u32(u), K.ref("WG")));
+  const inner: K.KStmt[] = [];
+  for (let u = 0; u < STAGE_UNROLL; u++) inner.push(K.decl(`${tag}v${u}`, "f32", K.f32(0), true), K.decl(`${tag}i${u}`, "u32", K.u32(0), true));
+  for (let u = 0; u < STAGE_UNROLL; u++) {
+    inner.push(K.ifThen({ k: "bool", v: true }, [K.decl("y", "u32", at(u)), ...body, K.set(`${tag}v${u}`, K.ref(value, "f32")), K.set(`${tag}i${u}`, K.ref(index))]));
+  }
+  for (let u = 0; u < STAGE_UNROLL; u++) inner.push(K.ifThen(K.bin("<", at(u), n), [K.store(shared, K.ref(`${tag}i${u}`), K.ref(`${tag}v${u}`, "f32"))]));
+  return K.forLoop(y0, K.ref("lid"), n, inner, K.mul(K.u32(STAGE_UNROLL), K.ref("WG")));
 }
 
 function stepBody(c: GridCtx): K.KStmt[] {
