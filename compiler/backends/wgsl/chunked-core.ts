@@ -20,8 +20,8 @@
  *   walk     one workgroup per batch x head x BV values: the state tile [K, BV] stays in workgroup
  *            memory while the chunks' records stream by, 32 keys (or rows) at a time staged through
  *            workgroup memory with coalesced loads; y goes through the model's post.
- * No subgroup operations: a walk variant that broadcast record rows with subgroupShuffle (instead of
- * staging them) was measured 3-30% slower than without on the H100 (bench/RESULTS.md) and was removed.
+ * No subgroup operations: a walk variant that broadcast record rows with subgroupShuffle took a median 1.07x
+ * the time of the same walk without it on the H100 (bench/RESULTS.md) and was removed.
  */
 
 import type { SizeExpr } from "../../../runtime/plan.ts";
