@@ -10,7 +10,9 @@ OUT=${OUT:-/tmp/seqc-torch-out}
 mkdir -p "$OUT"
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"
-timeout ${CHECK_S:-240} python3 bench/torch/check.py dist/torch --out "$OUT/check.json" 2>&1 | tee "$OUT/check.log"
-echo "check exit $?"
-timeout ${PARITY_S:-330} python3 examples/parity/train.py --modules dist/torch --steps ${STEPS:-2000} --budget ${BUDGET:-40} --out "$OUT/parity.json" 2>&1 | tee "$OUT/parity.log"
+if [ "${CHECK:-1}" = 1 ]; then
+  timeout ${CHECK_S:-240} python3 bench/torch/check.py dist/torch --out "$OUT/check.json" 2>&1 | tee "$OUT/check.log"
+  echo "check exit $?"
+fi
+timeout ${PARITY_S:-330} python3 examples/parity/train.py --modules dist/torch --steps ${STEPS:-2000} --budget ${BUDGET:-40} --seeds ${SEEDS:-0,1,2} --out "$OUT/parity.json" 2>&1 | tee "$OUT/parity.log"
 echo "parity exit $?"

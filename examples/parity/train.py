@@ -121,6 +121,9 @@ def train(fn, negative, seed, steps, device, lengths, eval_n, min_len=3, max_len
     train_s = time.time() - t0
     acc = {}
     with torch.no_grad():
+        # the learned write strength per token: a reflection (beta ~ 2) on 1-bits and no write (beta ~ 0) on 0-bits solves parity exactly
+        _, _, _, beta = m.qkvb(torch.tensor([[0, 1]], device=device))
+        betas = {"bit0": beta[0, 0].tolist(), "bit1": beta[0, 1].tolist()}
         egen = torch.Generator(device=device).manual_seed(99)
         for L in lengths:
             correct = 0
@@ -129,7 +132,7 @@ def train(fn, negative, seed, steps, device, lengths, eval_n, min_len=3, max_len
                 pred = m(bits)[:, -1].argmax(-1)
                 correct += (pred == y[:, -1]).sum().item()
             acc[L] = correct / eval_n
-    return {"negative": negative, "seed": seed, "steps": done, "train_s": train_s, "final_loss": sum(losses[-50:]) / len(losses[-50:]), "acc": acc}
+    return {"negative": negative, "seed": seed, "steps": done, "train_s": train_s, "final_loss": sum(losses[-50:]) / len(losses[-50:]), "acc": acc, "beta": betas}
 
 
 def main():
@@ -153,7 +156,7 @@ def main():
         for seed in [int(s) for s in a.seeds.split(",")]:
             r = train(fn, negative, seed, a.steps, device, lengths, a.eval, budget_s=a.budget)
             runs.append(r)
-            print("beta in %s seed %d: %d steps in %.1fs, loss %.4f, acc %s" % ("(0,2)" if negative else "(0,1)", seed, r["steps"], r["train_s"], r["final_loss"], " ".join("%d:%.3f" % (L, v) for L, v in r["acc"].items())), flush=True)
+            print("beta in %s seed %d: %d steps in %.1fs, loss %.4f, acc %s; beta per head on 0/1 bits: %s / %s" % ("(0,2)" if negative else "(0,1)", seed, r["steps"], r["train_s"], r["final_loss"], " ".join("%d:%.3f" % (L, v) for L, v in r["acc"].items()), ",".join("%.3f" % b for b in r["beta"]["bit0"]), ",".join("%.3f" % b for b in r["beta"]["bit1"])), flush=True)
     print("\naccuracy of whole-string parity by test length (mean over seeds; min-max)")
     print("%-14s %s" % ("beta range", " ".join("%15s" % ("T=%d" % L) for L in lengths)))
     for negative in (False, True):
