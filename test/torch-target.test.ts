@@ -84,10 +84,11 @@ async function nodeLaunches(plan: CudaModelPlan, c: Case): Promise<{ variant: st
   if (c.init) for (const t of plan.tensors.filter((x) => x.role === "state")) init[t.name] = new Float32Array(c.B * size(t.shape));
   await runner.ensureModule(runner.pick(c.B, c.T, c.form ?? "auto").form);
   const p = runner.prepare(inputs, { batch: c.B, initialState: init, form: c.form ?? "auto" });
-  const priv = p as unknown as { bufs: Map<string, CudaBuffer>; statesBuf: CudaBuffer };
+  const priv = p as unknown as { bufs: Map<string, CudaBuffer>; statesBuf: CudaBuffer; initStates: CudaBuffer };
   const wsOrder = p.form.workspaces.map((w) => w.name);
   for (const [k, b] of priv.bufs) dev.names.set(b.ptr, k.startsWith("workspace:") ? `workspace${wsOrder.indexOf(k.slice(10)) + 1}` : k);
   dev.names.set(priv.statesBuf.ptr, "states");
+  dev.names.set(priv.initStates.ptr, "initialStates");
   dev.names.set((runner as unknown as { paramsBuf: CudaBuffer }).paramsBuf.ptr, "params");
   p.enqueue(dev.stream() as never);
   return { variant: p.form.variant, events: dev.events };

@@ -274,7 +274,9 @@ class PlanRunner:
     def run(self, form, env, B, T, buffers, has, init, state_offsets, alloc, zero, stream):
         """Enqueue one form on `stream`.
 
-        buffers: "params", "states", "input:<name>", "output:<name>" -> device pointer (int).
+        buffers: "params", "states", "initialStates", "input:<name>", "output:<name>" -> device pointer (int);
+        "states" must hold a copy of "initialStates" (kernels read initial values from the latter and
+        write final values to the former, so no thread's write races another's first read).
         has: names of given optional inputs/params; init: states given an initial value.
         alloc(nbytes) -> device pointer of a zeroed-or-not scratch allocation kept alive by the caller;
         zero(ptr, nbytes) clears it on `stream`.
@@ -289,8 +291,10 @@ class PlanRunner:
             k = ref["kind"]
             if k == "params":
                 return buffers["params"]
-            if k in ("states", "initialStates"):
+            if k == "states":
                 return buffers["states"]
+            if k == "initialStates":  # read-only initial values, apart from the states written (runner.ts)
+                return buffers.get("initialStates", buffers["states"])
             if k == "workspace":
                 return ws[ref["name"]][0]
             key = "%s:%s" % (k, ref["name"])

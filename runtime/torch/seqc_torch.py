@@ -187,7 +187,10 @@ class SeqcModel:
                 init.add(t["name"])
             else:
                 sparts.append(torch.zeros(n, dtype=dtype, device=device))
-        sbuf = torch.cat(sparts) if sparts else dummy.clone()
+        ibuf = torch.cat(sparts) if sparts else dummy.clone()
+        sbuf = ibuf.clone()  # states written; the initial values stay apart in ibuf (read-only)
+        keep.append(ibuf)
+        bufs["initialStates"] = ibuf.data_ptr()
         bufs["states"] = sbuf.data_ptr()
         outs = {}
         for t in (x for x in specs if x["role"] == "output"):

@@ -42,7 +42,7 @@ class FakeDriver:
 
 names = {}
 bufs = {}
-for i, key in enumerate(["params", "states"] + ["input:" + t["name"] for t in req["plan"]["tensors"] if t["role"] == "input"] + ["output:" + t["name"] for t in req["plan"]["tensors"] if t["role"] == "output"]):
+for i, key in enumerate(["params", "states", "initialStates"] + ["input:" + t["name"] for t in req["plan"]["tensors"] if t["role"] == "input"] + ["output:" + t["name"] for t in req["plan"]["tensors"] if t["role"] == "output"]):
     bufs[key] = 0x10000 * (i + 1)
     names[bufs[key]] = key
 ws = [0]
