@@ -31,12 +31,13 @@ override WG: u32;
 override JB: u32;
 override BB: u32;
 override NBT: u32;
+override KC: u32;
 var<workgroup> s_h: array<f32, G>;
 var<workgroup> s_c: array<f32, G>;
 var<workgroup> s_pre: array<f32, (G * 4u)>;
 var<workgroup> s_R0: array<f32, (G * 4u)>;
-var<workgroup> gw: array<f32, ((JB * 4u) * 33u)>;
-var<workgroup> gs: array<f32, (BB * 33u)>;
+var<workgroup> gw: array<f32, ((JB * 4u) * (KC + 1u))>;
+var<workgroup> gs: array<f32, (BB * (KC + 1u))>;
 fn seq_sigmoid(x: f32) -> f32 { let z = exp(-abs(x)); return select(z / (1.0 + z), 1.0 / (1.0 + z), x >= 0.0); }
 fn seq_tanh(x: f32) -> f32 { let z = exp(-2.0 * abs(x)); let r = (1.0 - z) / (1.0 + z); return select(-r, r, x >= 0.0); }
 
@@ -66,41 +67,355 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wgid: 
     var acc_1 = 0.0f;
     var acc_2 = 0.0f;
     var acc_3 = 0.0f;
-    for (var m0: u32 = 0u; m0 < D_H; m0 += 32u) {
-      for (var y: u32 = lid; y < ((JB * 4u) * 32u); y += WG) {
-        let rr = (y / 32u);
-        let kk = (y % 32u);
-        let m = (m0 + kk);
-        let wp = ((ut * JB) + (rr / 4u));
-        var wv = 0.0f;
-        if (((m < D_H) && (wp < P))) {
-          let w_b = 0u;
-          let w_p = wp;
-          let w_c0 = w_p;
-          let w_g_0 = (rr % 4u);
-          wv = params[(PO_weight_hh_l0 + ((((w_g_0 * D_H) + w_c0) * D_H) + m))];
+    for (var m0: u32 = 0u; m0 < D_H; m0 += KC) {
+      for (var py0: u32 = lid; py0 < ((JB * 4u) * KC); py0 += (8u * WG)) {
+        var pv0 = 0.0f;
+        var pi0 = 0u;
+        var pv1 = 0.0f;
+        var pi1 = 0u;
+        var pv2 = 0.0f;
+        var pi2 = 0u;
+        var pv3 = 0.0f;
+        var pi3 = 0u;
+        var pv4 = 0.0f;
+        var pi4 = 0u;
+        var pv5 = 0.0f;
+        var pi5 = 0u;
+        var pv6 = 0.0f;
+        var pi6 = 0u;
+        var pv7 = 0.0f;
+        var pi7 = 0u;
+        if (true) {
+          let y = (py0 + (0u * WG));
+          let rr = (y / KC);
+          let kk = (y % KC);
+          let m = (m0 + kk);
+          let wp = ((ut * JB) + (rr / 4u));
+          var wv = 0.0f;
+          if (((m < D_H) && (wp < P))) {
+            let w_b = 0u;
+            let w_p = wp;
+            let w_c0 = w_p;
+            let w_g_0 = (rr % 4u);
+            wv = params[(PO_weight_hh_l0 + ((((w_g_0 * D_H) + w_c0) * D_H) + m))];
+          }
+          let wi = ((rr * (KC + 1u)) + kk);
+          pv0 = wv;
+          pi0 = wi;
         }
-        gw[((rr * 33u) + kk)] = wv;
+        if (true) {
+          let y = (py0 + WG);
+          let rr = (y / KC);
+          let kk = (y % KC);
+          let m = (m0 + kk);
+          let wp = ((ut * JB) + (rr / 4u));
+          var wv = 0.0f;
+          if (((m < D_H) && (wp < P))) {
+            let w_b = 0u;
+            let w_p = wp;
+            let w_c0 = w_p;
+            let w_g_0 = (rr % 4u);
+            wv = params[(PO_weight_hh_l0 + ((((w_g_0 * D_H) + w_c0) * D_H) + m))];
+          }
+          let wi = ((rr * (KC + 1u)) + kk);
+          pv1 = wv;
+          pi1 = wi;
+        }
+        if (true) {
+          let y = (py0 + (2u * WG));
+          let rr = (y / KC);
+          let kk = (y % KC);
+          let m = (m0 + kk);
+          let wp = ((ut * JB) + (rr / 4u));
+          var wv = 0.0f;
+          if (((m < D_H) && (wp < P))) {
+            let w_b = 0u;
+            let w_p = wp;
+            let w_c0 = w_p;
+            let w_g_0 = (rr % 4u);
+            wv = params[(PO_weight_hh_l0 + ((((w_g_0 * D_H) + w_c0) * D_H) + m))];
+          }
+          let wi = ((rr * (KC + 1u)) + kk);
+          pv2 = wv;
+          pi2 = wi;
+        }
+        if (true) {
+          let y = (py0 + (3u * WG));
+          let rr = (y / KC);
+          let kk = (y % KC);
+          let m = (m0 + kk);
+          let wp = ((ut * JB) + (rr / 4u));
+          var wv = 0.0f;
+          if (((m < D_H) && (wp < P))) {
+            let w_b = 0u;
+            let w_p = wp;
+            let w_c0 = w_p;
+            let w_g_0 = (rr % 4u);
+            wv = params[(PO_weight_hh_l0 + ((((w_g_0 * D_H) + w_c0) * D_H) + m))];
+          }
+          let wi = ((rr * (KC + 1u)) + kk);
+          pv3 = wv;
+          pi3 = wi;
+        }
+        if (true) {
+          let y = (py0 + (4u * WG));
+          let rr = (y / KC);
+          let kk = (y % KC);
+          let m = (m0 + kk);
+          let wp = ((ut * JB) + (rr / 4u));
+          var wv = 0.0f;
+          if (((m < D_H) && (wp < P))) {
+            let w_b = 0u;
+            let w_p = wp;
+            let w_c0 = w_p;
+            let w_g_0 = (rr % 4u);
+            wv = params[(PO_weight_hh_l0 + ((((w_g_0 * D_H) + w_c0) * D_H) + m))];
+          }
+          let wi = ((rr * (KC + 1u)) + kk);
+          pv4 = wv;
+          pi4 = wi;
+        }
+        if (true) {
+          let y = (py0 + (5u * WG));
+          let rr = (y / KC);
+          let kk = (y % KC);
+          let m = (m0 + kk);
+          let wp = ((ut * JB) + (rr / 4u));
+          var wv = 0.0f;
+          if (((m < D_H) && (wp < P))) {
+            let w_b = 0u;
+            let w_p = wp;
+            let w_c0 = w_p;
+            let w_g_0 = (rr % 4u);
+            wv = params[(PO_weight_hh_l0 + ((((w_g_0 * D_H) + w_c0) * D_H) + m))];
+          }
+          let wi = ((rr * (KC + 1u)) + kk);
+          pv5 = wv;
+          pi5 = wi;
+        }
+        if (true) {
+          let y = (py0 + (6u * WG));
+          let rr = (y / KC);
+          let kk = (y % KC);
+          let m = (m0 + kk);
+          let wp = ((ut * JB) + (rr / 4u));
+          var wv = 0.0f;
+          if (((m < D_H) && (wp < P))) {
+            let w_b = 0u;
+            let w_p = wp;
+            let w_c0 = w_p;
+            let w_g_0 = (rr % 4u);
+            wv = params[(PO_weight_hh_l0 + ((((w_g_0 * D_H) + w_c0) * D_H) + m))];
+          }
+          let wi = ((rr * (KC + 1u)) + kk);
+          pv6 = wv;
+          pi6 = wi;
+        }
+        if (true) {
+          let y = (py0 + (7u * WG));
+          let rr = (y / KC);
+          let kk = (y % KC);
+          let m = (m0 + kk);
+          let wp = ((ut * JB) + (rr / 4u));
+          var wv = 0.0f;
+          if (((m < D_H) && (wp < P))) {
+            let w_b = 0u;
+            let w_p = wp;
+            let w_c0 = w_p;
+            let w_g_0 = (rr % 4u);
+            wv = params[(PO_weight_hh_l0 + ((((w_g_0 * D_H) + w_c0) * D_H) + m))];
+          }
+          let wi = ((rr * (KC + 1u)) + kk);
+          pv7 = wv;
+          pi7 = wi;
+        }
+        if (((py0 + (0u * WG)) < ((JB * 4u) * KC))) {
+          gw[pi0] = pv0;
+        }
+        if (((py0 + WG) < ((JB * 4u) * KC))) {
+          gw[pi1] = pv1;
+        }
+        if (((py0 + (2u * WG)) < ((JB * 4u) * KC))) {
+          gw[pi2] = pv2;
+        }
+        if (((py0 + (3u * WG)) < ((JB * 4u) * KC))) {
+          gw[pi3] = pv3;
+        }
+        if (((py0 + (4u * WG)) < ((JB * 4u) * KC))) {
+          gw[pi4] = pv4;
+        }
+        if (((py0 + (5u * WG)) < ((JB * 4u) * KC))) {
+          gw[pi5] = pv5;
+        }
+        if (((py0 + (6u * WG)) < ((JB * 4u) * KC))) {
+          gw[pi6] = pv6;
+        }
+        if (((py0 + (7u * WG)) < ((JB * 4u) * KC))) {
+          gw[pi7] = pv7;
+        }
       }
-      for (var y: u32 = lid; y < (BB * 32u); y += WG) {
-        let vv = (y / 32u);
-        let kk = (y % 32u);
-        let m = (m0 + kk);
-        let vb = ((bt * BB) + vv);
-        var sv = 0.0f;
-        if (((m < D_H) && (vb < u.B))) {
-          sv = pingpong[(prevBase + ((u.SO_h + (vb * D_H)) + m))];
+      for (var sy0: u32 = lid; sy0 < (BB * KC); sy0 += (8u * WG)) {
+        var sv0 = 0.0f;
+        var si0 = 0u;
+        var sv1 = 0.0f;
+        var si1 = 0u;
+        var sv2 = 0.0f;
+        var si2 = 0u;
+        var sv3 = 0.0f;
+        var si3 = 0u;
+        var sv4 = 0.0f;
+        var si4 = 0u;
+        var sv5 = 0.0f;
+        var si5 = 0u;
+        var sv6 = 0.0f;
+        var si6 = 0u;
+        var sv7 = 0.0f;
+        var si7 = 0u;
+        if (true) {
+          let y = (sy0 + (0u * WG));
+          let vv = (y / KC);
+          let kk = (y % KC);
+          let m = (m0 + kk);
+          let vb = ((bt * BB) + vv);
+          var sv = 0.0f;
+          if (((m < D_H) && (vb < u.B))) {
+            sv = pingpong[(prevBase + ((u.SO_h + (vb * D_H)) + m))];
+          }
+          let si = ((vv * (KC + 1u)) + kk);
+          sv0 = sv;
+          si0 = si;
         }
-        gs[((vv * 33u) + kk)] = sv;
+        if (true) {
+          let y = (sy0 + WG);
+          let vv = (y / KC);
+          let kk = (y % KC);
+          let m = (m0 + kk);
+          let vb = ((bt * BB) + vv);
+          var sv = 0.0f;
+          if (((m < D_H) && (vb < u.B))) {
+            sv = pingpong[(prevBase + ((u.SO_h + (vb * D_H)) + m))];
+          }
+          let si = ((vv * (KC + 1u)) + kk);
+          sv1 = sv;
+          si1 = si;
+        }
+        if (true) {
+          let y = (sy0 + (2u * WG));
+          let vv = (y / KC);
+          let kk = (y % KC);
+          let m = (m0 + kk);
+          let vb = ((bt * BB) + vv);
+          var sv = 0.0f;
+          if (((m < D_H) && (vb < u.B))) {
+            sv = pingpong[(prevBase + ((u.SO_h + (vb * D_H)) + m))];
+          }
+          let si = ((vv * (KC + 1u)) + kk);
+          sv2 = sv;
+          si2 = si;
+        }
+        if (true) {
+          let y = (sy0 + (3u * WG));
+          let vv = (y / KC);
+          let kk = (y % KC);
+          let m = (m0 + kk);
+          let vb = ((bt * BB) + vv);
+          var sv = 0.0f;
+          if (((m < D_H) && (vb < u.B))) {
+            sv = pingpong[(prevBase + ((u.SO_h + (vb * D_H)) + m))];
+          }
+          let si = ((vv * (KC + 1u)) + kk);
+          sv3 = sv;
+          si3 = si;
+        }
+        if (true) {
+          let y = (sy0 + (4u * WG));
+          let vv = (y / KC);
+          let kk = (y % KC);
+          let m = (m0 + kk);
+          let vb = ((bt * BB) + vv);
+          var sv = 0.0f;
+          if (((m < D_H) && (vb < u.B))) {
+            sv = pingpong[(prevBase + ((u.SO_h + (vb * D_H)) + m))];
+          }
+          let si = ((vv * (KC + 1u)) + kk);
+          sv4 = sv;
+          si4 = si;
+        }
+        if (true) {
+          let y = (sy0 + (5u * WG));
+          let vv = (y / KC);
+          let kk = (y % KC);
+          let m = (m0 + kk);
+          let vb = ((bt * BB) + vv);
+          var sv = 0.0f;
+          if (((m < D_H) && (vb < u.B))) {
+            sv = pingpong[(prevBase + ((u.SO_h + (vb * D_H)) + m))];
+          }
+          let si = ((vv * (KC + 1u)) + kk);
+          sv5 = sv;
+          si5 = si;
+        }
+        if (true) {
+          let y = (sy0 + (6u * WG));
+          let vv = (y / KC);
+          let kk = (y % KC);
+          let m = (m0 + kk);
+          let vb = ((bt * BB) + vv);
+          var sv = 0.0f;
+          if (((m < D_H) && (vb < u.B))) {
+            sv = pingpong[(prevBase + ((u.SO_h + (vb * D_H)) + m))];
+          }
+          let si = ((vv * (KC + 1u)) + kk);
+          sv6 = sv;
+          si6 = si;
+        }
+        if (true) {
+          let y = (sy0 + (7u * WG));
+          let vv = (y / KC);
+          let kk = (y % KC);
+          let m = (m0 + kk);
+          let vb = ((bt * BB) + vv);
+          var sv = 0.0f;
+          if (((m < D_H) && (vb < u.B))) {
+            sv = pingpong[(prevBase + ((u.SO_h + (vb * D_H)) + m))];
+          }
+          let si = ((vv * (KC + 1u)) + kk);
+          sv7 = sv;
+          si7 = si;
+        }
+        if (((sy0 + (0u * WG)) < (BB * KC))) {
+          gs[si0] = sv0;
+        }
+        if (((sy0 + WG) < (BB * KC))) {
+          gs[si1] = sv1;
+        }
+        if (((sy0 + (2u * WG)) < (BB * KC))) {
+          gs[si2] = sv2;
+        }
+        if (((sy0 + (3u * WG)) < (BB * KC))) {
+          gs[si3] = sv3;
+        }
+        if (((sy0 + (4u * WG)) < (BB * KC))) {
+          gs[si4] = sv4;
+        }
+        if (((sy0 + (5u * WG)) < (BB * KC))) {
+          gs[si5] = sv5;
+        }
+        if (((sy0 + (6u * WG)) < (BB * KC))) {
+          gs[si6] = sv6;
+        }
+        if (((sy0 + (7u * WG)) < (BB * KC))) {
+          gs[si7] = sv7;
+        }
       }
       workgroupBarrier();
       if ((x < ((JB * 4u) * NBT))) {
-        for (var kq: u32 = 0u; kq < min(32u, (D_H - m0)); kq += 1u) {
-          let w = gw[((rw * 33u) + kq)];
-          acc_0 = (acc_0 + (w * gs[((vi_0 * 33u) + kq)]));
-          acc_1 = (acc_1 + (w * gs[((vi_1 * 33u) + kq)]));
-          acc_2 = (acc_2 + (w * gs[((vi_2 * 33u) + kq)]));
-          acc_3 = (acc_3 + (w * gs[((vi_3 * 33u) + kq)]));
+        for (var kq: u32 = 0u; kq < min(KC, (D_H - m0)); kq += 1u) {
+          let w = gw[((rw * (KC + 1u)) + kq)];
+          acc_0 = (acc_0 + (w * gs[((vi_0 * (KC + 1u)) + kq)]));
+          acc_1 = (acc_1 + (w * gs[((vi_1 * (KC + 1u)) + kq)]));
+          acc_2 = (acc_2 + (w * gs[((vi_2 * (KC + 1u)) + kq)]));
+          acc_3 = (acc_3 + (w * gs[((vi_3 * (KC + 1u)) + kq)]));
         }
       }
       workgroupBarrier();
