@@ -53,8 +53,12 @@ export interface Recurrent {
 
 /** Batch rows per thread in the contraction (the slice depth KC is an override, see the plan's $KC). */
 const TB = 4;
-/** Latency model (ns): a step launch (dispatch + barrier), a multiply-add of the contraction per thread. */
-export const GRID_COST_NS = { launch: 4000, work: 1.5 };
+/**
+ * Latency model (ns), fitted on the H100 (bench/RESULTS.md, run 5: the steps alone at H=256 and
+ * H=1024): a step's fixed cost (dispatch, barriers, the dependent loads of the cell) and one unit of
+ * the contraction per thread (a multiply-add with its share of the staging).
+ */
+export const GRID_COST_NS = { launch: 7200, work: 15.5 };
 
 export type GridEligibility = { ok: true; hoisting: Hoisting; model: I.Model; recurrent: Recurrent[] } | { ok: false; why: string };
 
@@ -496,7 +500,7 @@ function gridPlan(c: GridCtx): FormPlan {
     kernels: launches,
     cost: {
       bytes: sumS([trafficBytes(model), mulS(8, "B", "T", layout.widthS)]),
-      // the hoisted product at ~10 TFLOP/s (10^4 flops per ns), in units of serial work
+      // the hoisted product at ~10 TFLOP/s (run 5: 7.4 at H=256, 15 at H=1024), in units of serial work
       serialSteps: sumS([mulS("T", perStep), ["/", hoistFlops, Math.round(1e4 * GRID_COST_NS.work)]]),
       syncs: "T",
       syncNs: GRID_COST_NS.launch,
