@@ -11,13 +11,14 @@ import { evalSize, type ModelPlan } from "./plan.ts";
 import { ShapeError, describe, isGpuBuffer, type TensorInput } from "./tensors.ts";
 import { backwardFrom, forwardSaving, planMemory, SAVED_STATE_BUDGET, type GradNames, type GradRunners, type GradSpec, type Gradients, type MemoryChoice, type RunFn, type Saved, type Tensors } from "./train.ts";
 
-/** The training plans a class embeds (WebGPU), or why it has none. */
-export type TrainingInfo = { record: ModelPlan; backward: ModelPlan; names: GradNames } | { unavailable: string };
+/** The training plans a class embeds (WebGPU), or why it has none. `bakedDims`: sizes the backward was built for (`--dims`). */
+export type TrainingInfo = { record: ModelPlan; backward: ModelPlan; names: GradNames; bakedDims?: Record<string, number> } | { unavailable: string };
 
 /** The CUDA plans of the recording forward and the backward model (<Model>.grad.cuda.json). */
 export interface CudaTrainingPlans {
   record: CudaModelPlan;
   backward: CudaModelPlan;
+  bakedDims?: Record<string, number>;
 }
 
 export interface SavingOptions {
@@ -52,16 +53,29 @@ export class Trainer {
 
   private get plans() {
     if ("unavailable" in this.info) throw new Error(`${this.plan.model} has no backward in this build: ${this.info.unavailable}`);
+    this.checkBaked(this.info.bakedDims, "this module");
     return this.info;
+  }
+
+  /** The backward unrolls loops whose extents were fixed at compile time: this instance must have those sizes. */
+  private checkBaked(baked: Record<string, number> | undefined, where: string): void {
+    for (const [k, v] of Object.entries(baked ?? {})) {
+      const have = this.options.dims?.[k];
+      if (have !== v) throw new ShapeError(`${this.plan.model}'s backward in ${where} was built for ${k}=${v} (seqc compile --dims ${k}=${v}), this instance has ${k}=${have}; compile again with --dims ${k}=${have}`);
+    }
   }
 
   private cuda(): Promise<CudaTrainingPlans> {
     this.cudaPlans ??= (async () => {
       const where = this.options.cudaGradPlan ?? this.defaultCudaGrad;
       if (where === undefined) throw new Error(`${this.plan.model}: no CUDA training plans: pass cudaGradPlan (the ${this.plan.model}.grad.cuda.json of \`seqc compile --target cuda\`)`);
-      if (typeof where !== "string" && !(where instanceof URL)) return where;
+      if (typeof where !== "string" && !(where instanceof URL)) {
+        this.checkBaked(where.bakedDims, "cudaGradPlan");
+        return where;
+      }
       const p = (await readJsonFile(where, `${this.plan.model}: the CUDA training plans`, `\`seqc compile --target ts,cuda\` writes ${this.plan.model}.grad.cuda.json next to ${this.plan.model}.ts; pass cudaGradPlan otherwise`)) as CudaTrainingPlans;
       if (p.record?.model !== this.plan.model) throw new Error(`${String(where)}: not the training plans of ${this.plan.model}`);
+      this.checkBaked(p.bakedDims, String(where));
       return p;
     })();
     return this.cudaPlans;

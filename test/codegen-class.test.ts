@@ -192,10 +192,10 @@ describe("backward() of the generated classes", () => {
   const f64 = (x: Float32Array | undefined) => Float64Array.from(x ?? []);
 
   /** forward({ saveForBackward }) + backward() of the class against gradients() on the float64 interpreter. */
-  async function checkClass(name: string, dims: Record<string, number>, open: (mod: Record<string, any>, N: string, params: Record<string, Float32Array>) => Promise<any>, memories: unknown[]) {
+  async function checkClass(name: string, dims: Record<string, number>, open: (mod: Record<string, any>, N: string, params: Record<string, Float32Array>) => Promise<any>, memories: unknown[], dir = OUT) {
     const model = stdlibModel(name);
     const N = model.name;
-    const mod = await import(pathToFileURL(join(OUT, `${N}.ts`)).href);
+    const mod = await import(pathToFileURL(join(dir, `${N}.ts`)).href);
     const B = 2, T = 7;
     const run = randomRun(model, { dims, batch: B, time: T, seed: 31, initialState: true });
     if (run.inputs.delta) run.inputs.delta = run.inputs.delta.map((x) => x - 1);
@@ -242,7 +242,18 @@ describe("backward() of the generated classes", () => {
     const { GatedDeltaProduct } = await import(pathToFileURL(join(OUT, "GatedDeltaProduct.ts")).href);
     const m = await GatedDeltaProduct.create({ dims: { H: 1, K: 2, V: 2, J: 2 } });
     const x = (n: number) => ({ data: new Float32Array(n), shape: [1, 1, n] });
-    await expect(m.forward({ q: x(2), k: x(4), v: x(4), beta: x(2), g: x(1) }, { saveForBackward: true })).rejects.toThrow(/GatedDeltaProduct's step loops over J, and its backward is built per value of J/);
+    await expect(m.forward({ q: x(2), k: x(4), v: x(4), beta: x(2), g: x(1) }, { saveForBackward: true })).rejects.toThrow(/GatedDeltaProduct's step loops over J, and its backward is built per value of J: compile with --dims J=<size>/);
     m.dispose();
   }, 300_000);
+
+  it("compiled with --dims J=2, GatedDeltaProduct trains at J=2 (WebGPU vs float64) and refuses J=3", async () => {
+    const dir = join(OUT, "dims");
+    execFileSync(process.execPath, [join(ROOT, "bin/seqc.js"), "compile", join(ROOT, "stdlib/gated_deltaproduct.seq"), "--target", "ts", "--dims", "J=2", "--out", dir], { cwd: ROOT, stdio: "pipe" });
+    await checkClass("gated_deltaproduct", { H: 2, K: 3, V: 2, J: 2 }, (mod, N, params) => mod[N].create({ dims: { H: 2, K: 3, V: 2, J: 2 }, params }), ["store", { every: 3 }], dir);
+    const { GatedDeltaProduct } = await import(pathToFileURL(join(dir, "GatedDeltaProduct.ts")).href);
+    const m = await GatedDeltaProduct.create({ dims: { H: 1, K: 2, V: 2, J: 3 } });
+    const x = (n: number) => ({ data: new Float32Array(n), shape: [1, 1, n] });
+    await expect(m.forward({ q: x(2), k: x(6), v: x(6), beta: x(3), g: x(1) }, { saveForBackward: true })).rejects.toThrow(/built for J=2 \(seqc compile --dims J=2\), this instance has J=3/);
+    m.dispose();
+  }, 600_000);
 });

@@ -9,8 +9,8 @@ import { wgslPlan } from "../backends/wgsl/index.ts";
 import { trainingModels } from "../grad/training.ts";
 import type { TrainingInfo } from "../../runtime/trainer.ts";
 
-export function trainingPlans(model: I.Model): TrainingInfo {
-  const t = trainingModels(model);
+export function trainingPlans(model: I.Model, dims: Record<string, number> = {}): TrainingInfo {
+  const t = trainingModels(model, dims);
   if (!t.ok) return { unavailable: t.why };
-  return { record: wgslPlan(lowerModel(t.record, ["sequential", "scan"])), backward: wgslPlan(lowerModel(t.backward, ["sequential"])), names: t.names };
+  return { record: wgslPlan(lowerModel(t.record, ["sequential", "scan"])), backward: wgslPlan(lowerModel(t.backward, ["sequential"])), names: t.names, bakedDims: t.bakedDims };
 }

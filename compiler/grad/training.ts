@@ -3,29 +3,38 @@
  * (each state before each step as an extra output) and the backward model (param adjoints in
  * states, same-shape inputs packed), with the names that tie them together. The backward unrolls the
  * step's `for` loops, so it is built here only when their extents are known without the dims bound
- * at create() (literals and fixed dims); otherwise `why` says which loop stops it.
+ * at create(): literals, fixed dims, or dims given at compile time (`seqc compile --dims J=2`, then
+ * `bakedDims` records them and the runtime holds create() to them); otherwise `why` says which loop
+ * stops it.
  */
 import * as I from "../ir/types.ts";
 import { recording, trainingBackward } from "./run.ts";
 import type { GradNames } from "../../runtime/train.ts";
 
-export type Training = { ok: true; record: I.Model; backward: I.Model; names: GradNames } | { ok: false; why: string };
+export type Training = { ok: true; record: I.Model; backward: I.Model; names: GradNames; bakedDims: Record<string, number> } | { ok: false; why: string };
 
-function freeLoop(model: I.Model, body: I.Stmt[]): string | undefined {
+/** Dims that are extents of the step's `for` loops and not fixed in the model. */
+function loopDims(model: I.Model, body: I.Stmt[], out = new Set<string>()): Set<string> {
   for (const s of body) {
     if (s.k !== "for") continue;
     const e = s.v.extent;
-    if (e.kind === "dim" && model.dims.find((d) => d.name === e.name)?.fixed === undefined) return e.name;
-    const inner = freeLoop(model, s.body);
-    if (inner) return inner;
+    if (e.kind === "dim" && model.dims.find((d) => d.name === e.name)?.fixed === undefined) out.add(e.name);
+    loopDims(model, s.body, out);
   }
-  return undefined;
+  return out;
 }
 
-export function trainingModels(model: I.Model): Training {
-  const dim = freeLoop(model, model.body);
-  if (dim) return { ok: false, why: `${model.name}'s step loops over ${dim}, and its backward is built per value of ${dim}; compile-time training plans need the loop's extent fixed (declare ${dim} = <size>)` };
+/** `dims`: sizes given at compile time (`--dims`); those of loop extents are baked into the backward. */
+export function trainingModels(model: I.Model, dims: Record<string, number> = {}): Training {
+  const loops = [...loopDims(model, model.body)];
+  const missing = loops.filter((d) => dims[d] === undefined);
+  if (missing.length) {
+    const d = missing[0];
+    return { ok: false, why: `${model.name}'s step loops over ${d}, and its backward is built per value of ${d}: compile with --dims ${missing.map((x) => `${x}=<size>`).join(",")} (the class then trains at that size)` };
+  }
+  for (const d of loops) if (!Number.isInteger(dims[d]) || dims[d] < 1) throw new Error(`--dims ${d}=${dims[d]}: a size must be a positive integer`);
+  const bakedDims = Object.fromEntries(loops.map((d) => [d, dims[d]]));
   const fixed = Object.fromEntries(model.dims.filter((d) => d.fixed !== undefined).map((d) => [d.name, d.fixed!]));
-  const bw = trainingBackward(model, fixed);
-  return { ok: true, record: recording(model), backward: bw.model, names: bw.names };
+  const bw = trainingBackward(model, { ...fixed, ...bakedDims });
+  return { ok: true, record: recording(model), backward: bw.model, names: bw.names, bakedDims };
 }

@@ -14,7 +14,7 @@ import { UserError } from "../../cli/errors.ts";
 import { trainingModels } from "../../grad/training.ts";
 import type { CudaModelPlan } from "../../../runtime/cuda/plan.ts";
 
-export function emitCuda(model: Model, opts: { ptx?: boolean; form?: string; grad?: boolean } = {}): EmittedFile[] {
+export function emitCuda(model: Model, opts: { ptx?: boolean; form?: string; grad?: boolean; dims?: Record<string, number> } = {}): EmittedFile[] {
   const { plan, skipped } = lowerCuda(model);
   const form = opts.form ?? "auto";
   if (form !== "auto") {
@@ -40,12 +40,12 @@ export function emitCuda(model: Model, opts: { ptx?: boolean; form?: string; gra
     { path: `${model.name}.cuda.json`, contents: JSON.stringify(meta) + "\n" },
   ];
   // what a generated class's backward() runs on CUDA: the recording forward and the backward model
-  const t = opts.grad === false ? undefined : trainingModels(model);
-  if (t?.ok) files.push({ path: `${model.name}.grad.cuda.json`, contents: JSON.stringify({ record: withPtx(lowerCuda(t.record).plan), backward: withPtx(lowerCuda(t.backward).plan), builtWith }) + "\n" });
+  const t = opts.grad === false ? undefined : trainingModels(model, opts.dims);
+  if (t?.ok) files.push({ path: `${model.name}.grad.cuda.json`, contents: JSON.stringify({ record: withPtx(lowerCuda(t.record).plan), backward: withPtx(lowerCuda(t.backward).plan), bakedDims: t.bakedDims, builtWith }) + "\n" });
   return files;
 }
 
 export const cudaTarget: Target = {
   describe: "CUDA C++ kernels (.cu) and their launch plan (.cuda.json, with PTX for sm_80/sm_90 when nvcc is installed)",
-  emit: (m, opts) => emitCuda(m, { form: opts.form }),
+  emit: (m, opts) => emitCuda(m, { form: opts.form, dims: opts.dims }),
 };

@@ -45,5 +45,5 @@ export const wgslTarget: Target = {
 
 export const tsTarget: Target = {
   describe: "a typed TypeScript class per model (<Model>.ts) that runs it on WebGPU (or, with the cuda target's plans next to it, CUDA) through seqc/runtime, with forward, step and backward",
-  emit: async (m, opts) => [{ path: `${m.name}.ts`, contents: await formatTs(modelClassSource(m, planFor(m, opts.form), { training: trainingPlans(m) })) }],
+  emit: async (m, opts) => [{ path: `${m.name}.ts`, contents: await formatTs(modelClassSource(m, planFor(m, opts.form), { training: trainingPlans(m, opts.dims) })) }],
 };
