@@ -45,7 +45,7 @@ export type Exec = (model: I.Model, run: RunInputs) => RunResult | Promise<RunRe
 export interface GradOptions {
   /** What the forward keeps for the backward (runtime/train.ts planMemory): "store" (default here), "recompute", { every: C } or "auto". */
   memory?: MemoryChoice;
-  /** How the backward model returns param adjoints: "state" (default: accumulated in backward states, and same-shape inputs packed) or "output" (per step, unpacked). */
+  /** How the backward model returns param adjoints: "state" (default: accumulated in backward states) or "output" (per step: B x T x params, but the backward of a scan-eligible model stays scan-eligible); same-shape inputs are packed either way. */
   paramAdjoints?: "state" | "output";
 }
 
