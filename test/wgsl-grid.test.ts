@@ -87,7 +87,7 @@ for (const name of GRID_MODELS) {
     }
     // several unit tiles (some partial), several batch tiles, a contraction deeper than one slice (a
     // second pipeline compile: lstm for the shared state vector, slstm for the per-head one)
-    const big = name === "slstm" ? { NH: 3, DH: 13, I: 19 } : { H: 150, I: 19 };
+    const big: Record<string, number> = name === "slstm" ? { NH: 3, DH: 13, I: 19 } : { H: 150, I: 19 };
     if (name !== "gru") it(`several tiles and slices: ${JSON.stringify(big)}, B=21, T=9`, async () => {
       const run = randomInputs(name, model, testDims(model, big), 21, 9, 99);
       const got = await runWebgpu(plan, model, run, "sequential/grid");

@@ -129,6 +129,8 @@ interface GridCtx {
   stepBody?: K.KStmt[];
   kernels: K.Kernel[];
   launches: KernelLaunch[];
+  /** Flops of each hoisting kernel (cost model). */
+  hoistFlops: SizeExpr[];
   form?: FormPlan;
 }
 
@@ -176,7 +178,7 @@ const passes: Pass<GridCtx>[] = [
 
 export function lowerStepGrid(model: I.Model): LoweredForm {
   const trace: PassTrace[] = [];
-  const c = runPasses<GridCtx>({ model, kernels: [], launches: [] }, passes, trace);
+  const c = runPasses<GridCtx>({ model, kernels: [], launches: [], hoistFlops: [] }, passes, trace);
   return { plan: c.form!, kernels: c.kernels, trace };
 }
 
@@ -414,7 +416,7 @@ function buildKernels(c: GridCtx): void {
     const name = `${model.name}_grid_hoist_${l.let}`;
     c.kernels.push({ name, workgroupSize: K.u32(h.threads), buffers: used(h.kernel), uniformBinding: 0, uniforms: uniformFields(model), overrides: baseOverrides, shared: h.shared, body: h.kernel, needs: [] });
     c.launches.push({ name, shader: name, entry: "main", overrides: {}, workgroups: h.workgroups, sharedBytes: h.sharedBytes, threads: h.threads, bindings: [] });
-    (c.launches[c.launches.length - 1] as KernelLaunch & { hoist?: typeof h }).hoist = h;
+    c.hoistFlops.push(h.flops);
   }
   const init = initBody(model);
   const initName = `${model.name}_grid_init`;
@@ -471,9 +473,7 @@ function gridPlan(c: GridCtx): FormPlan {
   const baseOnly: Record<string, SizeExpr> = { ...base };
   const launches: KernelLaunch[] = c.launches.map((l) => {
     const kernel = c.kernels.find((k) => k.name === l.name)!;
-    const { hoist: _h, ...rest } = l as KernelLaunch & { hoist?: unknown };
-    void _h;
-    return { ...rest, overrides: pick(baseOnly, kernel.overrides.map((o) => o.name)), bindings: launchBindings(model, kernel, scratch) };
+    return { ...l, overrides: pick(baseOnly, kernel.overrides.map((o) => o.name)), bindings: launchBindings(model, kernel, scratch) };
   });
   const stepKernel = c.kernels[c.kernels.length - 1];
   launches.push({
@@ -489,7 +489,7 @@ function gridPlan(c: GridCtx): FormPlan {
   });
   // cost: per step a launch, then (rounds of) the contraction's multiply-adds per thread; the hoisted product at a nominal rate
   const perStep = sumS(rec.map((r) => ["*", ["ceilDiv", ["*", "$JB", productS((step.slots.get(recurrentName(r.id)) as Extract<Slot, { kind: "shared" | "global" }>).local), "$NBT"], "$WG"], ["*", "$KC", ["ceilDiv", mExt(r), "$KC"]], TB] as SizeExpr));
-  const hoistFlops = sumS(c.launches.map((l) => (l as KernelLaunch & { hoist?: { flops: SizeExpr } }).hoist?.flops ?? 0));
+  const hoistFlops = sumS(c.hoistFlops);
   const recFlops = sumS(rec.map((r) => ["*", 2, "B", "T", "$P", productS((step.slots.get(recurrentName(r.id)) as Extract<Slot, { kind: "shared" | "global" }>).local), mExt(r)] as SizeExpr));
   return {
     form: "sequential",
