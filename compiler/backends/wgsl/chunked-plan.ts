@@ -14,6 +14,7 @@ import { trafficBytes } from "../../kernel/sequential.ts";
 import { overrideValues } from "../cuda/overrides.ts";
 import { chunkModelWgsl } from "./chunked-model.ts";
 import { CHUNK_WG, KT, phaseAMain, phaseAShared, recordFloats, RECORDS, walkMain, type ChunkCoreCfg } from "./chunked-core.ts";
+import { readoutMain, readoutShared, RO_BV, S3_WG, walk3Layout, walk3Main, walk3Shared, type Split3Cfg } from "./chunked-split3.ts";
 import { wgslMathHelpers } from "./render.ts";
 
 export type WgslChunkedEligibility = { ok: true; rows: ChunkRows } | { ok: false; why: string };
@@ -36,6 +37,19 @@ export function wgslChunkedEligible(model: I.Model): WgslChunkedEligibility {
 export const CHUNK_COST_NS = { sync: 2000, work: 40 };
 const WALK_THREAD_WEIGHT = 4;
 const PHASE_A_RESIDENT = 264;
+
+/**
+ * Cost terms of the split3 variants (chunked-split3.ts): a chunk of the state walk costs `sync` ns per barrier
+ * round (a prefetched record load behind it), a multiply-add of one walk thread `work` ns; phase A and the
+ * readout, both parallel over chunks, run `PHASE_A_RESIDENT` and `READOUT_RESIDENT` workgroups at a time.
+ */
+export const SPLIT3_COST_NS = { sync: 1500, work: 15 };
+const READOUT_RESIDENT = 528;
+/** Scratch buffer of the split3 variants: every chunk's start state, [chunk][key][value]. */
+const S0 = "s0";
+/** State-walk tiles of the split3 variants: with low rank the key tile is the padded key size (BK >= K). */
+const SPLIT3_TILES_LR = [[32, 32], [64, 16], [64, 32], [128, 8], [128, 16]] as const;
+const SPLIT3_TILES = [[32, 32], [64, 16]] as const;
 
 const pow2ceil = (n: number) => (n <= 1 ? 1 : 2 ** Math.ceil(Math.log2(n)));
 
@@ -88,7 +102,7 @@ export function lowerWgslChunked(model: I.Model, cr: ChunkRows, opts: { only?: (
     buffers.push({ name: STATES, ref: { kind: "states" }, access: "read_write" });
     buffers.push({ name: STATES_IN, ref: { kind: "initialStates" }, access: "read" });
     for (const t of I.tensorsOfKind(model, "output")) buffers.push({ name: outputBuffer(t.name), ref: { kind: "output", name: t.name }, access: "read_write" });
-    for (const r of RECORDS) buffers.push({ name: r, ref: { kind: "scratch", name: r }, access: "read_write" });
+    for (const r of [...RECORDS, S0]) buffers.push({ name: r, ref: { kind: "scratch", name: r }, access: "read_write" });
     const used = buffers.filter((b) => new RegExp(`\\b${b.name}\\[`).test(text));
     const lines: string[] = [`// seqc: chunked kernel ${name} of model ${model.name} (generated core + per-model functions)`];
     const fields = [...uniforms];
@@ -161,5 +175,72 @@ export function lowerWgslChunked(model: I.Model, cr: ChunkRows, opts: { only?: (
             },
           });
         }
+  // split3: phase A (shared with the variants above), a state-only walk, the readout over every chunk
+  for (const RTP of rtps)
+    for (const F of lr ? [32] : [32, 64])
+      for (const [BK, BV] of lr ? SPLIT3_TILES_LR : SPLIT3_TILES) {
+        const cfg: Split3Cfg = { F, RTP, decay, lr, BV, BK };
+        const L = walk3Layout(cfg);
+        if (!L) continue;
+        const variant = `chunked-s3-slots${F}-k${BK}-v${BV}-r${RTP}`;
+        if (opts.only && !opts.only(variant)) continue;
+        const C = F / RTP;
+        const aName = `${model.name}_chunk_a_f${F}_r${RTP}`;
+        const wName = `${model.name}_chunk_walk3_f${F}_k${BK}_v${BV}_r${RTP}`;
+        const rName = `${model.name}_chunk_readout_f${F}_r${RTP}`;
+        const a = shader(aName, phaseAMain(cfg), []);
+        shaders[aName] = a.code;
+        const w = shader(wName, walk3Main(cfg), []);
+        const r = shader(rName, readoutMain(cfg), []);
+        shaders[wName] = w.code;
+        shaders[rName] = r.code;
+        const nc: SizeExpr = ["ceilDiv", "T", C];
+        const nj: SizeExpr = ["ceilDiv", Vd, BV];
+        const ni: SizeExpr = lr ? 1 : ["ceilDiv", Kd, BK];
+        const njr: SizeExpr = ["ceilDiv", Vd, RO_BV];
+        const aShared = phaseAShared(cfg) * 4;
+        const wShared = walk3Shared(cfg) * 4;
+        const rShared = readoutShared(cfg) * 4;
+        const chunks: SizeExpr = ["*", "B", nH, nc];
+        const launches: KernelLaunch[] = [
+          { name: aName, shader: aName, entry: "main", overrides: { ...ov }, workgroups: chunks, sharedBytes: aShared, threads: CHUNK_WG, bindings: a.bindings },
+          { name: wName, shader: wName, entry: "main", overrides: { ...ov }, workgroups: ["*", "B", nH, nj, ni], sharedBytes: wShared, threads: S3_WG, bindings: w.bindings },
+          { name: rName, shader: rName, entry: "main", overrides: { ...ov }, workgroups: ["*", chunks, njr], sharedBytes: rShared, threads: S3_WG, bindings: r.bindings },
+        ];
+        const per = recordFloats(cfg, Kd, Vd) as Record<string, SizeExpr>;
+        const recFloats = sumS(Object.values(per));
+        const s0Floats: SizeExpr = ["*", Kd, Vd];
+        // multiply-adds of one thread: the walk per chunk (Z with low rank, S'), phase A and the readout per workgroup
+        const walkWork = (lr ? L.NZ * BK : 0) + F * L.NI;
+        const aWork: SizeExpr = ["ceilDiv", ["+", ["*", F, F, Kd, lr ? 2 : 1, decay === 2 ? 3 : 1], lr ? ["+", F * F * F / 2, ["*", F * F / 2, ["+", Kd, Vd]]] : 0], CHUNK_WG];
+        const roWork: SizeExpr = ["*", Math.ceil(C / (S3_WG / RO_BV)), ["+", ["*", ["ceilDiv", Kd, 32], 32], F, ["*", 64, ["+", ["ceilDiv", Kd, 32], F / 32]]]];
+        forms.push({
+          form: "chunked",
+          variant,
+          applicable: [
+            "*",
+            [">=", RTP, ["pow2ceil", rowsPerToken]],
+            [">=", ["pow2ceil", rowsPerToken], RTP],
+            [">=", "LIMIT_SHARED", ["max", aShared, wShared, rShared]],
+            lr ? [">=", BK, Kd] : 1,
+            [">=", "LIMIT_BINDING", ["*", 4, chunks, s0Floats]],
+          ],
+          vars: [],
+          scratch: [
+            ...Object.entries(per).map(([name, f]) => ({ name, floats: ["max", 4, ["*", chunks, f]] as SizeExpr })),
+            { name: S0, floats: ["max", 4, ["*", chunks, s0Floats]] },
+          ],
+          kernels: launches,
+          cost: {
+            bytes: sumS([trafficBytes(model), mulS(4, chunks, ["+", ["*", 3, recFloats], ["*", 2, s0Floats]])]),
+            serialSteps: ["+", ["*", nc, walkWork], ["*", ["ceilDiv", chunks, PHASE_A_RESIDENT], aWork], ["*", ["ceilDiv", ["*", chunks, njr], READOUT_RESIDENT], roWork]],
+            syncs: ["*", nc, lr ? 2 : 1],
+            syncNs: SPLIT3_COST_NS.sync,
+            workNs: SPLIT3_COST_NS.work,
+            threads: ["*", "B", nH, nj, ni, S3_WG * WALK_THREAD_WEIGHT],
+            flops: ["*", 2, chunks, ["+", ["*", F, F, Kd], ["*", 3, F, Kd, Vd]]],
+          },
+        });
+      }
   return { forms, shaders };
 }
