@@ -3,12 +3,13 @@
  * interpreter: every model with the matrix canonical form (fp32 <= 1e-4 relative), T not a multiple of the
  * chunk, T = 1, B in {1, 3}, initial and final states; the numerics stress (log decays down to -20 per
  * step, saturated gates, beta in (0, 2)) over 8192 steps (lavapipe; T = 65536 runs on the H100 in
- * bench/webgpu/chunked.ts) with no non-finite value; the variants' other code paths (64 row slots, 32-value
- * tiles, 4 rows per token); every shared
- * golden case of a chunked model, and one through `seqc run --backend webgpu --form chunked`.
+ * bench/webgpu/chunked.ts) with no non-finite value; the variants' other code paths (single walk: 64 row slots,
+ * 32-value tiles, 4 rows per token; split3: 64 padded keys, several key tiles, 64 row slots, 4 rows per token);
+ * every shared golden case of a chunked model, and one through `seqc run --backend webgpu --form chunked`.
  *
- * Lavapipe takes seconds to compile a pipeline, so every model gets one runner (one pipeline pair: 32 row slots,
- * 16-value tiles) for its golden cases and all its random shapes, at the golden cases' dims and params.
+ * Lavapipe takes seconds to compile a pipeline, so every model gets one runner (the split3 variant with 32 row
+ * slots and 32 x 32 state tiles: phase A, state walk, readout) for its golden cases and all its random shapes, at
+ * the golden cases' dims and params.
  */
 import { describe, expect, it, afterAll } from "vitest";
 import { execFileSync } from "node:child_process";
@@ -65,7 +66,8 @@ const GOLDEN: Record<string, [string, string][]> = {
   gated_deltaproduct: [["gated_deltaproduct", X], ["deltaproduct", X]],
   rwkv7: [["rwkv7", X]],
 };
-const ONE_VARIANT = (v: string) => v.startsWith("chunked-slots32-v16-") && !v.endsWith("-sg");
+/** The per-model runner: the split3 variant with 32 row slots and 32 x 32 state tiles (the one `auto` picks at most shapes). */
+const ONE_VARIANT = (v: string) => v.startsWith("chunked-s3-slots32-k32-v32-");
 
 describe("WGSL chunked form on WebGPU", () => {
   it("is offered exactly for the models with the matrix canonical form", () => {
@@ -85,7 +87,7 @@ describe("WGSL chunked form on WebGPU", () => {
           const b = bound[i];
           expect(b.run.dims).toEqual(dims);
           const r = await runner.forward(f32(b.run.inputs), { batch: b.run.batch, initialState: f32(b.run.initialState), returnFinalState: true });
-          expect(r.form).toMatch(/^chunked\/chunked-slots32-v16-r\d$/);
+          expect(r.form).toMatch(/^chunked\/chunked-s3-slots32-k32-v32-r\d$/);
           const got = new Map(resultTensors(b, { outputs: f64(r.outputs), finalState: f64(r.finalState) }).map((o) => [o.name, o.data]));
           const wanted = Object.entries(c.ref.manifest.tensors).filter(([, t]) => t.role === "output" || t.role === "final_state");
           expect(wanted.length).toBeGreaterThan(0);
@@ -114,12 +116,17 @@ describe("WGSL chunked form on WebGPU", () => {
     }, 600_000);
   });
 
-  // the other code paths of the core, each on one model: 64 row slots with 32- and 16-value tiles, and 4 rows
-  // per token (3 rows padded to 4)
+  // the other code paths, each on one model. The single-walk variants (chunked-core.ts): 64 row slots with 32- and
+  // 16-value tiles, 4 rows per token (3 rows padded to 4). The split3 variants (chunked-split3.ts): low rank with
+  // 64 padded keys (K = 40) and 16-value tiles, several key tiles without low rank (K = 40 > 32) with 64 row slots,
+  // 4 rows per token; value sizes that no tile divides
   it.each([
     ["deltanet", "chunked-slots64-v32-r1", {}],
     ["gla", "chunked-slots64-v16-r1", {}],
     ["gated_deltaproduct", "chunked-slots32-v16-r4", { J: 3 }],
+    ["deltanet", "chunked-s3-slots32-k64-v16-r1", { K: 40, V: 21 }],
+    ["gla", "chunked-s3-slots64-k32-v32-r1", { K: 40, V: 37 }],
+    ["gated_deltaproduct", "chunked-s3-slots32-k32-v32-r4", { J: 3 }],
   ] as [string, string, Record<string, number>][])("%s, variant %s", async (name, variant, over) => {
     const model = stdlibModel(name);
     const dims = testDims(model, over);

@@ -22,7 +22,7 @@ for (const name of process.argv[2]?.split(",") ?? BENCH_MODELS) {
   const model = loadProgram([`stdlib/${name}.seq`]).models[0];
   const el = chunkedEligible(model);
   if (!el.ok) throw new Error(`${name}: ${el.why}`);
-  const lc = lowerChunked(model, el, { only: (v) => /^chunked-(fused|split)-f32-k(64|128)-v(32|16)-r[12]$/.test(v) });
+  const lc = lowerChunked(model, el, { only: (v) => /^chunked-(fused|split|split3)-f32-k(64|128)-v(32|16)-r[12]$/.test(v) });
   const { plan } = lowerCuda(model);
   plan.forms = lc.forms;
   plan.modules = lc.modules;

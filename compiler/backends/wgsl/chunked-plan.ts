@@ -222,7 +222,8 @@ export function lowerWgslChunked(model: I.Model, cr: ChunkRows, opts: { only?: (
             [">=", RTP, ["pow2ceil", rowsPerToken]],
             [">=", ["pow2ceil", rowsPerToken], RTP],
             [">=", "LIMIT_SHARED", ["max", aShared, wShared, rShared]],
-            lr ? [">=", BK, Kd] : 1,
+            // low rank: the one key tile that holds every key, the smallest of 32, 64, 128 (K <= 128)
+            lr ? ["*", [">=", BK, Kd], [">=", ["max", 32, ["pow2ceil", Kd]], BK]] : 1,
             [">=", "LIMIT_BINDING", ["*", 4, chunks, s0Floats]],
           ],
           vars: [],
