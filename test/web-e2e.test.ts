@@ -47,14 +47,14 @@ describe.skipIf(!haveChromium)("examples/web in headless Chromium", () => {
   });
 
   it.each([
-    ["gla", 2, 33],
-    ["hgrn", 3, 57],
-  ])("runs %s (B=%i, T=%i) like the reference interpreter and plots a T sweep", async (file, B, T) => {
+    ["gla", 2, 33, ["chunked", "scan", "sequential"]],
+    ["hgrn", 3, 57, ["scan", "sequential"]],
+  ])("runs %s (B=%i, T=%i) like the reference interpreter and plots a T sweep", async (file, B, T, forms) => {
     const page = await browser.newPage();
     const logs: string[] = [];
     page.on("console", (m) => logs.push(m.text()));
     await page.goto(`${url}?model=${file}&B=${B}&T=${T}&form=auto&run=1&sweep=1&sweepT=8,32`);
-    await page.waitForFunction(() => window.seqc?.done, null, { timeout: 170_000 });
+    await page.waitForFunction(() => window.seqc?.done, null, { timeout: 280_000 });
     const state = await page.evaluate(() => window.seqc);
     expect(state.error, logs.join("\n")).toBeUndefined();
     const spec = EXAMPLES.find((e) => e.file === file)!;
@@ -68,13 +68,13 @@ describe.skipIf(!haveChromium)("examples/web in headless Chromium", () => {
     }
     expect(state.result!.ms).toBeGreaterThan(0);
     expect(await page.textContent("#result")).toMatch(/tokens\/s/);
-    // one series per form the model has (both of these are scan-eligible), each timed at every T
-    expect(state.sweep!.map((s) => s.label).sort()).toEqual(["scan", "sequential"]);
+    // one series per form the model has on WebGPU, each timed at every T
+    expect(state.sweep!.map((s) => s.label).sort()).toEqual(forms);
     for (const s of state.sweep!) expect(s.points.map((p) => p.T)).toEqual([8, 32]);
     for (const s of state.sweep!) for (const p of s.points) expect(p.ms).toBeGreaterThan(0);
     expect(await page.locator("#plot polyline.series").count()).toBe(state.sweep!.length);
     mkdirSync("test-results", { recursive: true });
     await page.screenshot({ path: `test-results/web-example-${file}.png`, fullPage: true });
     await page.close();
-  }, 180_000);
+  }, 300_000); // swiftshader builds every form's pipelines; slow on a loaded machine
 });

@@ -13,6 +13,7 @@ import { loadProgram } from "../../compiler/frontend/load.ts";
 import { interpret } from "../../compiler/ir/interpret.ts";
 import { gradients } from "../../compiler/grad/run.ts";
 import type * as I from "../../compiler/ir/types.ts";
+import { mulberry32 as rng } from "../../compiler/bench/random.ts";
 
 type AnyClass = { create(o: Record<string, unknown>): Promise<any> };
 interface Case { file: string; dims: Record<string, number>; ranges?: Record<string, [number, number]> }
@@ -30,16 +31,7 @@ const CASES: Case[] = [
   { file: "gla", dims: { H: 2, K: 32, V: 32 }, ranges: { gk: [-1, -0.01] } },
 ];
 
-function rng(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+
 const size = (t: I.TensorDecl, dims: Record<string, number>) => t.shape.reduce((a, e) => a * (e.kind === "lit" ? e.value : dims[e.name]), 1);
 const relErr = (a: ArrayLike<number>, b: ArrayLike<number>) => {
   let num = 0, den = 0;

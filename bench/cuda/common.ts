@@ -1,17 +1,8 @@
 /** Shared pieces of the CUDA check/bench scripts: deterministic inputs, relative error, medians. */
 import type { Model, TensorDecl } from "../../compiler/ir/types.ts";
 
-/** Deterministic uniform numbers in [lo, hi) (mulberry32). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Deterministic uniform numbers in [0, 1) (mulberry32). */
+export { mulberry32 as rng } from "../../compiler/bench/random.ts";
 
 export function fill(n: number, r: () => number, lo = -0.5, hi = 0.5): Float32Array {
   const a = new Float32Array(n);

@@ -16,8 +16,8 @@ import { compileWgsl } from "../../compiler/backends/wgsl/index.ts";
 import { trafficBytes } from "../../compiler/kernel/sequential.ts";
 import { requestDevice, ModelRunner, evalSize, rankForms, type ModelPlan, type FormPlan } from "../../runtime/index.ts";
 import type { Model } from "../../compiler/ir/types.ts";
-import { copyBandwidth } from "./copy.ts";
-import { fillKernel } from "./fill.ts";
+import { copyBandwidth } from "../../compiler/bench/copy.ts";
+import { fillKernel } from "../../compiler/bench/fill.ts";
 import { CASES, type BenchCase } from "./cases.ts";
 
 const args = process.argv.slice(2);

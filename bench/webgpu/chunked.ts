@@ -1,12 +1,14 @@
 /**
  * The WGSL chunked form on a GPU (Dawn/Vulkan), one call:
  *   1. check: every chunked model's chunked variants against the float64 interpreter at K = V = 64
- *      (B = 2, T = 333, initial state) and the auto-picked variant at K = V = 128 (T = 130); the numerics
+ *      (B = 2, T = 333, initial state) and the auto-picked variant at K = V = 128 (T = 70); the numerics
  *      stress at T = 65536 (log decays down to -20, saturated gates, beta in (0, 2); K = V = 8, H = 1);
  *   2. bench: the issue's shapes (B=8,T=2048,H=16,K=V=64), (4,8192,16,128), (1,32768,8,128) (Mamba-2: 32 heads,
  *      P = N = 64) for six models: every applicable chunked variant, the sequential form's cost-model pick,
  *      and what `auto` picks; inputs filled on the device. Median of 5 forwards after 2 warm-ups.
  *   node dist/bench-chunked.js [--out dir] [--only gla,...] [--skip-check] [--budget seconds]
+ *     [--check-variants a,b] [--variants a,b] (bench only chunked variants whose name contains one) [--no-sequential]
+ * Split3 variants also time phase A + the state walk alone (the readout is the rest).
  * Writes chunked-check.json, chunked-bench.json and chunked-table.md.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -19,8 +21,8 @@ import { relativeError } from "../../compiler/io/manifest.ts";
 import type { Model } from "../../compiler/ir/types.ts";
 import { requestDevice, ModelRunner, evalSize, rankForms, type ModelPlan } from "../../runtime/index.ts";
 import { chunkInputs } from "../../test/helpers/chunk-inputs.ts";
-import { copyBandwidth } from "./copy.ts";
-import { fillKernel } from "./fill.ts";
+import { copyBandwidth } from "../../compiler/bench/copy.ts";
+import { fillKernel } from "../../compiler/bench/fill.ts";
 
 const args = process.argv.slice(2);
 const opt = (k: string) => { const i = args.indexOf(k); return i >= 0 ? args[i + 1] : undefined; };
@@ -30,6 +32,9 @@ const smoke = args.includes("--smoke");
 const budgetS = Number(opt("--budget") ?? 200);
 /** --check-variants slots32-v16,slots64-v32: check only variants containing one of these. */
 const checkVariants = opt("--check-variants")?.split(",");
+/** --variants slots32-v16,s3-: bench only chunked variants containing one of these. */
+const benchVariants = opt("--variants")?.split(",");
+const noSequential = args.includes("--no-sequential");
 const t0 = performance.now();
 const left = () => budgetS - (performance.now() - t0) / 1000;
 mkdirSync(outDir, { recursive: true });
@@ -99,7 +104,7 @@ if (!args.includes("--skip-check")) {
       if (left() < budgetS * 0.6) { log(`budget: skipping check ${name} ${v}`); continue; }
       ref = await checkCase(model, plan, v, c, 11, ref);
     }
-    await checkCase(model, plan, "auto", smoke ? { B: 1, T: 30, H: 2, K: 32, V: 32, J } : { B: 1, T: 130, H: 2, K: 128, V: 128, J }, 12);
+    await checkCase(model, plan, "auto", smoke ? { B: 1, T: 30, H: 2, K: 32, V: 32, J } : { B: 1, T: 70, H: 2, K: 128, V: 128, J }, 12);
   }
   for (const name of ["gla", "rwkv7", "gated_deltanet", "mamba2", "gated_deltaproduct"].filter((m) => !only || only.includes(m))) {
     const model = modelOf(name);
@@ -133,7 +138,7 @@ function range(model: string, t: string, kind: string): [number, number] {
   return [-1, 1];
 }
 
-interface BenchRow { model: string; shape: string; variant: string; ms: number; all: number[]; floorMs: number; note?: string; auto?: string; estimateMs?: number; phaseAMs?: number }
+interface BenchRow { model: string; shape: string; variant: string; ms: number; all: number[]; floorMs: number; note?: string; auto?: string; estimateMs?: number; phaseAMs?: number; phaseAWalkMs?: number }
 const rows: BenchRow[] = [];
 for (const name of BENCH.filter((m) => !only || only.includes(m))) {
   const model = modelOf(name);
@@ -165,7 +170,8 @@ for (const name of BENCH.filter((m) => !only || only.includes(m))) {
     const autoPick = ranked[0] ? `${ranked[0].form.form}/${ranked[0].form.variant}` : "none";
     const est = new Map(ranked.map((r) => [`${r.form.form}/${r.form.variant}`, r.seconds * 1e3]));
     const seqPick = ranked.find((r) => r.form.form === "sequential");
-    const candidates = [...ranked.filter((r) => r.form.form === "chunked").map((r) => `chunked/${r.form.variant}`), ...(seqPick ? [`sequential/${seqPick.form.variant}`] : [])];
+    const chunkedVs = ranked.filter((r) => r.form.form === "chunked" && (!benchVariants || benchVariants.some((x) => r.form.variant.includes(x))));
+    const candidates = [...chunkedVs.map((r) => `chunked/${r.form.variant}`), ...(seqPick && !noSequential ? [`sequential/${seqPick.form.variant}`] : [])];
     for (const v of candidates) {
       if (left() < 10) { log(`budget: skipping ${name} ${s.label} ${v}`); continue; }
       const [form, variant] = v.split("/");
@@ -184,11 +190,10 @@ for (const name of BENCH.filter((m) => !only || only.includes(m))) {
           const all: number[] = [];
           for (let i = 0; i < reps; i++) all.push(await once());
           const ms = median(all);
-          // phase A alone (the walk's time is the rest)
-          let phaseAMs: number | undefined;
-          if (form === "chunked") {
+          // phase A alone (the walk's time is the rest); split3: also phase A + the state walk (the readout is the rest)
+          const firstKernels = async (n: number): Promise<number> => {
             const fp = plan.forms.find((f) => f.form === form && f.variant === variant)!;
-            const ra = await ModelRunner.create({ ...plan, forms: [{ ...fp, kernels: [fp.kernels[0]] }] }, { device, dims, params, tune: false, form: "chunked" });
+            const ra = await ModelRunner.create({ ...plan, forms: [{ ...fp, kernels: fp.kernels.slice(0, n) }] }, { device, dims, params, tune: false, form: "chunked" });
             try {
               const ta: number[] = [];
               for (let i = 0; i < 4; i++) {
@@ -197,13 +202,15 @@ for (const name of BENCH.filter((m) => !only || only.includes(m))) {
                 await device.queue.onSubmittedWorkDone();
                 ta.push(performance.now() - a);
               }
-              phaseAMs = median(ta.slice(1));
+              return median(ta.slice(1));
             } finally {
               ra.dispose();
             }
-          }
-          rows.push({ model: name, shape: s.label, variant: v, ms, all, floorMs, auto: autoPick, estimateMs: est.get(v), phaseAMs });
-          log(`bench ${name.padEnd(15)} ${s.label.padEnd(26)} ${v.padEnd(36)} ${ms.toFixed(3)} ms (phase A ${phaseAMs?.toFixed(3) ?? "-"} ms; first ${first.toFixed(0)} ms; floor ${floorMs.toFixed(3)} ms; estimate ${est.get(v)?.toFixed(3)} ms)`);
+          };
+          const phaseAMs = form === "chunked" ? await firstKernels(1) : undefined;
+          const phaseAWalkMs = variant.startsWith("chunked-s3-") ? await firstKernels(2) : undefined;
+          rows.push({ model: name, shape: s.label, variant: v, ms, all, floorMs, auto: autoPick, estimateMs: est.get(v), phaseAMs, phaseAWalkMs });
+          log(`bench ${name.padEnd(15)} ${s.label.padEnd(26)} ${v.padEnd(36)} ${ms.toFixed(3)} ms (phase A ${phaseAMs?.toFixed(3) ?? "-"} ms; + walk ${phaseAWalkMs?.toFixed(3) ?? "-"} ms; first ${first.toFixed(0)} ms; floor ${floorMs.toFixed(3)} ms; estimate ${est.get(v)?.toFixed(3)} ms)`);
         } finally {
           runner.dispose();
         }
@@ -219,16 +226,21 @@ for (const name of BENCH.filter((m) => !only || only.includes(m))) {
   }
 }
 writeFileSync(join(outDir, "chunked-bench.json"), JSON.stringify({ card, copy, rows }, null, 1));
-const lines = ["| model | shape | IO floor ms | best chunked (variant) | sequential | chunked / floor | sequential / chunked | auto picks |", "|---|---|---|---|---|---|---|---|"];
+const lines = [
+  "| model | shape | IO floor ms | best single walk ms (variant) | best split3 ms (variant) | split3: phase A / walk / readout ms | single / split3 | sequential ms | auto picks |",
+  "|---|---|---|---|---|---|---|---|---|",
+];
 const keys = [...new Set(rows.map((r) => `${r.model}|${r.shape}`))];
+const fastest = (rs: BenchRow[]) => (rs.length ? rs.reduce((a, b) => (a.ms <= b.ms ? a : b)) : undefined);
 for (const k of keys) {
   const rs = rows.filter((r) => `${r.model}|${r.shape}` === k && Number.isFinite(r.ms));
-  const ch = rs.filter((r) => r.variant.startsWith("chunked/"));
-  const best = ch.length ? ch.reduce((a, b) => (a.ms <= b.ms ? a : b)) : undefined;
+  const old = fastest(rs.filter((r) => r.variant.startsWith("chunked/chunked-slots")));
+  const s3 = fastest(rs.filter((r) => r.variant.startsWith("chunked/chunked-s3-")));
   const seq = rs.find((r) => r.variant.startsWith("sequential/"));
   const [m, s] = k.split("|");
   const floor = rows.find((r) => `${r.model}|${r.shape}` === k)!.floorMs;
-  lines.push(`| ${m} | ${s} | ${floor.toFixed(3)} | ${best ? `${best.ms.toFixed(3)} (${best.variant.slice(8)})` : "-"} | ${seq ? seq.ms.toFixed(3) : "-"} | ${best ? (best.ms / floor).toFixed(1) : "-"} | ${best && seq ? (seq.ms / best.ms).toFixed(1) : "-"} | ${rows.find((r) => `${r.model}|${r.shape}` === k)!.auto ?? ""} |`);
+  const split = s3 && s3.phaseAMs !== undefined && s3.phaseAWalkMs !== undefined ? `${s3.phaseAMs.toFixed(2)} / ${(s3.phaseAWalkMs - s3.phaseAMs).toFixed(2)} / ${(s3.ms - s3.phaseAWalkMs).toFixed(2)}` : "-";
+  lines.push(`| ${m} | ${s} | ${floor.toFixed(3)} | ${old ? `${old.ms.toFixed(3)} (${old.variant.slice(16)})` : "-"} | ${s3 ? `${s3.ms.toFixed(3)} (${s3.variant.slice(19)})` : "-"} | ${split} | ${old && s3 ? (old.ms / s3.ms).toFixed(2) : "-"} | ${seq ? seq.ms.toFixed(3) : "-"} | ${rows.find((r) => `${r.model}|${r.shape}` === k)!.auto ?? ""} |`);
 }
 writeFileSync(join(outDir, "chunked-table.md"), lines.join("\n") + "\n");
 console.log(lines.join("\n"));

@@ -7,8 +7,8 @@ import type { Model } from "../ir/types.ts";
 import { compileWgsl } from "../backends/wgsl/index.ts";
 import { trafficBytes } from "../kernel/sequential.ts";
 import { ModelRunner, evalSize, rankForms, type FormPlan, type ModelPlan } from "../../runtime/index.ts";
-import { copyBandwidth, type CopyResult } from "../../bench/webgpu/copy.ts";
-import { fillKernel } from "../../bench/webgpu/fill.ts";
+import { copyBandwidth, type CopyResult } from "./copy.ts";
+import { fillKernel } from "./fill.ts";
 
 export interface BenchRow {
   form: string;

@@ -3,17 +3,10 @@
  * the end-to-end test, which recomputes them for the reference interpreter).
  */
 
+import { centered } from "../../compiler/bench/random.ts";
+
 /** Deterministic uniform numbers in [-0.5, 0.5) (mulberry32). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296 - 0.5;
-  };
-}
+export const rng = centered;
 
 export interface ExampleSpec {
   /** stdlib file (without .seq) and the generated class name */

@@ -1,18 +1,10 @@
 /** Deterministic random inputs for models (tests only). */
 import type { RunInputs } from "../../compiler/ir/interpret.ts";
+import { centered } from "../../compiler/bench/random.ts";
 import type { Model, TensorDecl } from "../../compiler/ir/types.ts";
 
 /** Uniform numbers in [-0.5, 0.5) (mulberry32). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296 - 0.5;
-  };
-}
+export const rng = centered;
 
 export const randArray = (n: number, r: () => number): Float64Array => Float64Array.from({ length: n }, r);
 
