@@ -27,17 +27,17 @@ export const CASES: BenchCase[] = [
   {
     // the grid variant (one dispatch per step): its hoisted input product and its steps alone, and a sweep of its tile
     model: "lstm", label: "B=64 H=256 I=256 T=2048", dims: { H: 256, I: 256 }, B: 64, T: 2048,
-    variants: ["sequential/workgroup", "sequential/grid", "sequential/grid:hoist", "sequential/grid:steps"],
-    sweeps: { "sequential/grid": [{ $THREADS: 256 }, { $BB: 32 }, { $KC: 64 }, { $KC: 256, $THREADS: 64 }, { $KC: 32 }] },
+    variants: ["sequential/workgroup", "sequential/grid", "sequential/stream", "sequential/stream:hoist", "sequential/stream:steps"],
+    sweeps: { "sequential/stream": [{ $BB: 2 }, { $WG: 1024 }, { $WG: 128 }] },
   },
   {
     model: "lstm", label: "B=16 H=1024 I=1024 T=1024", dims: { H: 1024, I: 1024 }, B: 16, T: 1024,
-    variants: ["sequential/workgroup", "sequential/grid", "sequential/grid:hoist", "sequential/grid:steps"],
-    sweeps: { "sequential/grid": [{ $THREADS: 256 }, { $KC: 64 }] },
+    variants: ["sequential/workgroup", "sequential/grid", "sequential/stream", "sequential/stream:steps"],
   },
   {
     model: "gru", label: "B=64 H=256 I=256 T=2048", dims: { H: 256, I: 256 }, B: 64, T: 2048,
-    variants: ["sequential/workgroup", "sequential/grid", "sequential/grid:steps"],
+    variants: ["sequential/workgroup", "sequential/grid", "sequential/stream", "sequential/stream:steps"],
+    sweeps: { "sequential/stream": [{ $BB: 2 }] },
   },
   { model: "hgrn", label: "B=8 D=1536 T=2048", dims: { D: 1536 }, B: 8, T: 2048, ranges: { g: neg } },
   { model: "gru", label: "B=64 H=256 I=256 T=512", dims: { H: 256, I: 256 }, B: 64, T: 512 },

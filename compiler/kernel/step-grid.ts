@@ -183,7 +183,7 @@ export function lowerStepGrid(model: I.Model): LoweredForm {
 }
 
 /** The step lowering with the grid's storage: previous states from the ping-pong buffer, hoisted terms from HOISTED, contractions from their slots. */
-class GridStep extends StepLowering {
+export class GridStep extends StepLowering {
   readonly updated = new Set<string>();
   private readonly layout: ReturnType<typeof hoistLayout>;
 
@@ -216,7 +216,7 @@ class GridStep extends StepLowering {
 }
 
 /** Bind a statement's target variables for unit p (decoded with `prefix`) and local flat index l. */
-function bindUnit(step: StepLowering, partition: Partition, target: string, vars: I.IndexVar[], p: K.KExpr, l: K.KExpr, prefix: string, out: K.KStmt[]): Map<number, K.KExpr> {
+export function bindUnit(step: StepLowering, partition: Partition, target: string, vars: I.IndexVar[], p: K.KExpr, l: K.KExpr, prefix: string, out: K.KStmt[]): Map<number, K.KExpr> {
   out.push(...step.decodeElement(K.u32(0), p, prefix));
   const map = new Map<number, K.KExpr>();
   const locals: I.IndexVar[] = [];
@@ -385,7 +385,7 @@ function stepBody(c: GridCtx): K.KStmt[] {
   return body;
 }
 
-function initBody(model: I.Model): K.KStmt[] {
+export function initBody(model: I.Model): K.KStmt[] {
   const states = I.tensorsOfKind(model, "state");
   const srow = states.reduce<K.KExpr>((acc, t) => K.add(acc, productK(t.shape)), K.u32(0));
   const out: K.KStmt[] = [K.decl("i", "u32", K.add(K.mul(K.ref("wg"), K.u32(256)), K.ref("lid"))), K.decl("STOT", "u32", K.mul(K.uni("B"), srow))];

@@ -39,6 +39,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wgid: 
       gslots[(((f_0 / G) * BP) + q)] = select(0.0f, states_in[((u.SO_S + (e_b * ((D_H * D_K) * D_V))) + ((((e_c0 * D_K) + s1_1) * D_V) + e_c1))], (u.init_S != 0u));
     }
   }
+  storageBarrier();
   workgroupBarrier();
   for (var t: u32 = 0u; t < u.T; t += 1u) {
     // assign S
@@ -56,6 +57,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wgid: 
         gslots[((i_i_1 * BP) + q)] = v_3;
       }
     }
+    storageBarrier();
     workgroupBarrier();
     // output o
     for (var f_4: u32 = lid; f_4 < G; f_4 += WG) {
@@ -75,6 +77,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wgid: 
         out_o[((((e_b * u.T) + t) * (D_H * D_V)) + ((e_c0 * D_V) + e_c1))] = v_7;
       }
     }
+    storageBarrier();
     workgroupBarrier();
   }
   // write the final state

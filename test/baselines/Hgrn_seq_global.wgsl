@@ -32,6 +32,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wgid: 
       gslots[(((f_0 / G) * BP) + q)] = select(0.0f, states_in[((u.SO_h + (e_b * D_D)) + e_c0)], (u.init_h != 0u));
     }
   }
+  storageBarrier();
   workgroupBarrier();
   for (var t: u32 = 0u; t < u.T; t += 1u) {
     // assign h
@@ -46,6 +47,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wgid: 
         gslots[((0u * BP) + q)] = v_2;
       }
     }
+    storageBarrier();
     workgroupBarrier();
     // output o
     for (var f_3: u32 = lid; f_3 < G; f_3 += WG) {
@@ -59,6 +61,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wgid: 
         out_o[((((e_b * u.T) + t) * D_D) + e_c0)] = v_4;
       }
     }
+    storageBarrier();
     workgroupBarrier();
   }
   // write the final state

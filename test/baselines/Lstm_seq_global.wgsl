@@ -53,6 +53,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wgid: 
       gslots[((BP * D_H) + (((f_2 / G) * BP) + q))] = select(0.0f, states_in[((u.SO_c + (e_b * D_H)) + s0_3)], (u.init_c != 0u));
     }
   }
+  storageBarrier();
   workgroupBarrier();
   for (var t: u32 = 0u; t < u.T; t += 1u) {
     // let pre
@@ -77,6 +78,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wgid: 
         gslots[(((BP * D_H) + (BP * D_H)) + ((((i_g_0 * D_H) + i_j_1) * BP) + q))] = v_10;
       }
     }
+    storageBarrier();
     workgroupBarrier();
     // assign c
     for (var f_11: u32 = lid; f_11 < (G * D_H); f_11 += WG) {
@@ -90,6 +92,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wgid: 
         gslots[((BP * D_H) + ((i_j_4 * BP) + q))] = v_12;
       }
     }
+    storageBarrier();
     workgroupBarrier();
     // assign h
     for (var f_13: u32 = lid; f_13 < (G * D_H); f_13 += WG) {
@@ -103,6 +106,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wgid: 
         gslots[((i_j_5 * BP) + q)] = v_14;
       }
     }
+    storageBarrier();
     workgroupBarrier();
     // output output
     for (var f_15: u32 = lid; f_15 < (G * D_H); f_15 += WG) {
@@ -116,6 +120,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wgid: 
         out_output[((((e_b * u.T) + t) * D_H) + i_j_6)] = v_16;
       }
     }
+    storageBarrier();
     workgroupBarrier();
   }
   // write the final state

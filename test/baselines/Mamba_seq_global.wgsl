@@ -49,6 +49,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wgid: 
       gslots[(((f_0 / G) * BP) + q)] = select(0.0f, states_in[((u.SO_h + (e_b * (D_D * D_N))) + ((e_c0 * D_N) + s1_1))], (u.init_h != 0u));
     }
   }
+  storageBarrier();
   workgroupBarrier();
   for (var t: u32 = 0u; t < u.T; t += 1u) {
     // let dt
@@ -63,6 +64,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wgid: 
         gslots[((BP * D_N) + ((0u * BP) + q))] = v_3;
       }
     }
+    storageBarrier();
     workgroupBarrier();
     // assign h
     for (var f_4: u32 = lid; f_4 < (G * D_N); f_4 += WG) {
@@ -77,6 +79,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wgid: 
         gslots[((i_n_2 * BP) + q)] = v_5;
       }
     }
+    storageBarrier();
     workgroupBarrier();
     // let y
     for (var f_6: u32 = lid; f_6 < G; f_6 += WG) {
@@ -94,6 +97,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wgid: 
         gslots[(((BP * D_N) + BP) + ((0u * BP) + q))] = v_9;
       }
     }
+    storageBarrier();
     workgroupBarrier();
     // output out
     for (var f_10: u32 = lid; f_10 < G; f_10 += WG) {
@@ -107,6 +111,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wgid: 
         out_out[((((e_b * u.T) + t) * D_D) + e_c0)] = v_11;
       }
     }
+    storageBarrier();
     workgroupBarrier();
   }
   // write the final state

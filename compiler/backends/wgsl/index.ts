@@ -5,6 +5,7 @@ import type { ModelPlan } from "../../../runtime/plan.ts";
 import { renderWgsl } from "./render.ts";
 import { lowerWgslChunked, wgslChunkedEligible } from "./chunked-plan.ts";
 import { lowerStepGrid, stepGridPlan } from "../../kernel/step-grid.ts";
+import { lowerStepStream } from "../../kernel/step-stream.ts";
 import "../../kernel/scan.ts";
 
 export { renderWgsl } from "./render.ts";
@@ -13,10 +14,13 @@ export { WGSL_CAPABILITIES } from "./capabilities.ts";
 /** Forms of the WGSL backend: the kernel-IR lowerings plus the chunked form (chunked-plan.ts). */
 export type WgslFormName = FormName | "chunked";
 
-/** WebGPU adds the sequential form's `grid` variant (one launch per step) where it applies. */
+/**
+ * WebGPU adds the sequential form's `grid` variant (one launch per step) and `stream` variant (one
+ * launch, a workgroup per batch row streaming the packed recurrent params) where they apply.
+ */
 export function withStepGrid(lowered: LoweredModel): LoweredModel {
   if (!lowered.forms.some((f) => f.plan.form === "sequential") || !stepGridPlan(lowered.model).ok) return lowered;
-  return { ...lowered, forms: [...lowered.forms, lowerStepGrid(lowered.model)] };
+  return { ...lowered, forms: [...lowered.forms, lowerStepGrid(lowered.model), lowerStepStream(lowered.model)] };
 }
 
 export function wgslPlan(lowered: LoweredModel): ModelPlan {

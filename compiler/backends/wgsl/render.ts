@@ -65,7 +65,8 @@ class Renderer {
       case "if":
         return `${ind}if (${this.expr(s.cond)}) {\n${this.stmts(s.then, ind + "  ")}\n${ind}}${s.else ? ` else {\n${this.stmts(s.else, ind + "  ")}\n${ind}}` : ""}`;
       case "barrier":
-        return `${ind}workgroupBarrier();`;
+        // storage: storage-buffer writes of the workgroup become visible to its other invocations too
+        return s.storage ? `${ind}storageBarrier();\n${ind}workgroupBarrier();` : `${ind}workgroupBarrier();`;
       case "return":
         return `${ind}return;`;
       case "comment":
