@@ -55,6 +55,9 @@ interface Pooled {
   usage: number;
 }
 
+/** Kernels index invocations (threads) with u32: a launch may not have more. */
+export const MAX_INVOCATIONS = 2 ** 32 - 1;
+
 export class ModelRunner {
   private readonly pool = new Map<string, Pooled>();
   private readonly pipelines = new Map<string, GPUComputePipeline>();
@@ -303,6 +306,9 @@ export class ModelRunner {
       if (shared > l.maxComputeWorkgroupStorageSize) throw new ShapeError(`kernel ${k.name} needs ${shared} bytes of workgroup memory, the device allows ${l.maxComputeWorkgroupStorageSize}`);
       const threads = evalSize(k.threads, env);
       if (threads > l.maxComputeInvocationsPerWorkgroup) throw new ShapeError(`kernel ${k.name} needs ${threads} threads per workgroup, the device allows ${l.maxComputeInvocationsPerWorkgroup}`);
+      // kernels index their invocations with 32-bit integers: past 2^32 they would wrap and compute garbage
+      const invocations = evalSize(k.workgroups, env) * threads;
+      if (invocations > MAX_INVOCATIONS) throw new ShapeError(`${this.plan.model}: kernel ${k.name} needs ${invocations} invocations at B=${B}, T=${T}, more than 32-bit indices reach (${MAX_INVOCATIONS}); use a smaller batch or smaller dims`);
     }
   }
 

@@ -170,4 +170,12 @@ describe.skipIf(!python)("seqc compile --target torch", () => {
     const meta = JSON.parse(emitTorch(load("gated_deltaproduct"), { ptx: false, dims: { J: 2 } }).find((f) => f.path.endsWith(".torch.json"))!.contents);
     expect(meta.bakedDims).toEqual({ J: 2 });
   });
+  it("the Node and Python runners both refuse a launch whose threads overflow 32-bit indices", async () => {
+    // a partition of 2^33 elements, as a backward model over param-adjoint indices can reach: past 2^32 the kernels' u32 indices would wrap
+    const base = buildTorchPlans(load("hgrn"), {}).plans.forward;
+    const plan: CudaModelPlan = { ...base, forms: base.forms.filter((f) => f.variant === "thread").map((f) => ({ ...f, vars: f.vars.map(([k, e]) => [k, k === "$BP" ? 2 ** 33 : e] as [string, typeof e]) })) };
+    const c: Case = { model: "hgrn", key: "forward", dims: { D: 8 }, B: 2, T: 3, form: "sequential" };
+    await expect(nodeLaunches(plan, c)).rejects.toThrow(/Hgrn: kernel \S+ needs \d+ threads at B=2, T=3, more than 32-bit indices reach \(4294967295\)/);
+    expect(() => pythonLaunches(plan, c)).toThrow(/Hgrn: kernel \S+ needs \d+ threads at B=2, T=3, more than 32-bit indices reach \(4294967295\)/);
+  });
 });

@@ -50,6 +50,25 @@ describe("WebGPU runtime limits", () => {
     }
   }, 300_000);
 
+  it("refuses a launch whose invocations overflow 32-bit indices (they would wrap), before any launch", async () => {
+    const model = stdlibModel("hgrn");
+    const plan = compileWgsl(model, ["sequential"]);
+    // a partition of 2^33 elements, as a backward model over param-adjoint indices can reach
+    const forced: ModelPlan = {
+      ...plan,
+      forms: plan.forms.filter((f) => f.variant === "workgroup").map((f) => ({ ...f, vars: f.vars.map(([k, e]) => [k, k === "$BP" ? 2 ** 33 : e] as [string, typeof e]) })),
+    };
+    const runner = await ModelRunner.create(forced, { dims: { D: 8 }, tune: false });
+    try {
+      const x = new Float32Array(2 * 3 * 8).fill(0.5);
+      await expect(runner.forward({ x: { data: x, shape: [2, 3, 8] }, g: { data: x, shape: [2, 3, 8] } })).rejects.toThrow(
+        /Hgrn: kernel \S+ needs \d+ invocations at B=2, T=3, more than 32-bit indices reach \(4294967295\)/,
+      );
+    } finally {
+      runner.dispose();
+    }
+  }, 300_000);
+
   it("checks dims and params at create()", async () => {
     const plan = compileWgsl(stdlibModel("mamba"), ["sequential"]);
     await expect(ModelRunner.create(plan, { dims: { D: 4 }, params: {} })).rejects.toThrow(/missing dim 'N' of Mamba/);

@@ -336,6 +336,8 @@ export class PreparedForward {
       const grid = evalSize(step.grid, this.env);
       if (grid === 0) continue;
       const threads = evalSize(step.threads, this.env);
+      // kernels index their threads with 32-bit integers: past 2^32 they would wrap and compute garbage
+      if (grid * threads > 2 ** 32 - 1) throw new Error(`${this.r.plan.model}: kernel ${step.entry} needs ${grid * threads} threads at B=${this.B}, T=${this.T}, more than 32-bit indices reach (${2 ** 32 - 1}); use a smaller batch or smaller dims`);
       const shared = evalSize(step.sharedBytes, this.env);
       const fn = this.module.fn(step.entry);
       if (shared > 48 * 1024) fn.setMaxDynamicShared(shared);

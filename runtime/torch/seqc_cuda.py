@@ -335,6 +335,9 @@ class PlanRunner:
             if grid == 0:
                 continue
             threads = eval_size(step["threads"], env)
+            if grid * threads > 2 ** 32 - 1:  # 32-bit thread indices would wrap and compute garbage
+                raise CudaError("%s: kernel %s needs %d threads at B=%d, T=%d, more than 32-bit indices reach (%d); use a smaller batch or smaller dims"
+                                % (self.plan["model"], step["entry"], grid * threads, env["B"], env["T"], 2 ** 32 - 1))
             shared = eval_size(step["sharedBytes"], env) * (2 if self.real == "f64" else 1)
             slot = self._fn(key, step["entry"])
             fn = slot[0]
