@@ -41,10 +41,10 @@ const PHASE_A_RESIDENT = 264;
 /**
  * Cost terms of the split3 variants (chunked-split3.ts): a chunk of the state walk costs `sync` ns per barrier
  * round (a prefetched record load behind it), a multiply-add of one walk thread `work` ns; phase A and the
- * readout, both parallel over chunks, run `PHASE_A_RESIDENT` and `READOUT_RESIDENT` workgroups at a time.
+ * readout, both parallel over chunks, run `PHASE_A_RESIDENT` and `readoutResident` workgroups at a time; the
+ * walk's workgroups count `threadWeight` times their threads.
  */
-export const SPLIT3_COST_NS = { sync: 1500, work: 15 };
-const READOUT_RESIDENT = 528;
+export const SPLIT3_COST = { syncNs: 500, workNs: 15, readoutResident: 2112, threadWeight: 4 };
 /** Scratch buffer of the split3 variants: every chunk's start state, [chunk][key][value]. */
 const S0 = "s0";
 /** State-walk tiles of the split3 variants: with low rank the key tile is the padded key size (BK >= K). */
@@ -234,11 +234,11 @@ export function lowerWgslChunked(model: I.Model, cr: ChunkRows, opts: { only?: (
           kernels: launches,
           cost: {
             bytes: sumS([trafficBytes(model), mulS(4, chunks, ["+", ["*", 3, recFloats], ["*", 2, s0Floats]])]),
-            serialSteps: ["+", ["*", nc, walkWork], ["*", ["ceilDiv", chunks, PHASE_A_RESIDENT], aWork], ["*", ["ceilDiv", ["*", chunks, njr], READOUT_RESIDENT], roWork]],
+            serialSteps: ["+", ["*", nc, walkWork], ["*", ["ceilDiv", chunks, PHASE_A_RESIDENT], aWork], ["*", ["ceilDiv", ["*", chunks, njr], SPLIT3_COST.readoutResident], roWork]],
             syncs: ["*", nc, lr ? 2 : 1],
-            syncNs: SPLIT3_COST_NS.sync,
-            workNs: SPLIT3_COST_NS.work,
-            threads: ["*", "B", nH, nj, ni, S3_WG * WALK_THREAD_WEIGHT],
+            syncNs: SPLIT3_COST.syncNs,
+            workNs: SPLIT3_COST.workNs,
+            threads: ["*", "B", nH, nj, ni, S3_WG * SPLIT3_COST.threadWeight],
             flops: ["*", 2, chunks, ["+", ["*", F, F, Kd], ["*", 3, F, Kd, Vd]]],
           },
         });
