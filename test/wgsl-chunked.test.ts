@@ -9,7 +9,7 @@
  *
  * Lavapipe takes seconds to compile a pipeline, so every model gets one runner (the split3 variant with 32 row
  * slots and 32 x 32 state tiles: phase A, state walk, readout) for its golden cases and all its random shapes, at
- * the golden cases' dims and params.
+ * the golden cases' dims and params (RWKV-7: the single-walk variant with 32 row slots and 16-value tiles on one shape too).
  */
 import { describe, expect, it, afterAll } from "vitest";
 import { execFileSync } from "node:child_process";
@@ -68,6 +68,9 @@ const GOLDEN: Record<string, [string, string][]> = {
 };
 /** The per-model runner: the split3 variant with 32 row slots and 32 x 32 state tiles (the one `auto` picks at most shapes). */
 const ONE_VARIANT = (v: string) => v.startsWith("chunked-s3-slots32-k32-v32-");
+/** Models whose single-walk variant is checked on one shape too: RWKV-7 (2 rows per token), where `auto` keeps the
+ * single walk when the split3 start states do not fit one binding (the it.each below covers its other paths). */
+const SINGLE_WALK_TOO = ["rwkv7"];
 
 describe("WGSL chunked form on WebGPU", () => {
   it("is offered exactly for the models with the matrix canonical form", () => {
@@ -97,7 +100,7 @@ describe("WGSL chunked form on WebGPU", () => {
 
   describe.each(CHUNKED)("%s", (name) => {
     const model = stdlibModel(name);
-    it("golden cases (<= 1e-4); random inputs vs the interpreter at B=3 T=37 and B=1 T=1 from initial states, B=1 T=70 from the declared one; stress over 8192 steps finite and <= 1e-4", async () => {
+    it("golden cases (<= 1e-4); random inputs vs the interpreter at B=3 T=37 and B=1 T=1 from initial states, B=1 T=70 from the declared one; stress over 8192 steps finite and <= 1e-4 (RWKV-7: the single walk at B=3 T=37 too)", async () => {
       const cases = GOLDEN[name].map(([c, dir]) => ({ name: c, ref: readCase(join(dir, `${c}.json`)) }));
       const bound = cases.map((c) => bindCase(model, c.ref));
       const { dims, params } = bound[0].run;
@@ -120,9 +123,20 @@ describe("WGSL chunked form on WebGPU", () => {
         ];
         for (const [i, s] of shapes.entries()) {
           const run = { ...chunkInputs(model, { dims, batch: s.batch, time: s.time, seed: 100 + i, initialState: s.init }), params };
+          const want = interpret(model, run);
           const r = await forward(runner, model, run);
-          const d = worst(r, interpret(model, run));
+          const d = worst(r, want);
           for (const [k, e] of Object.entries(d)) expect(e, `${k} at B=${s.batch} T=${s.time}`).toBeLessThanOrEqual(TOL);
+          if (i > 0 || !SINGLE_WALK_TOO.includes(name)) continue;
+          // the single-walk variant (32 row slots, 16-value tiles) on the same inputs
+          const single = await ModelRunner.create(chunkedPlan(model, (v) => v.startsWith("chunked-slots32-v16-")), { dims, params: f32(params), tune: false, form: "chunked" });
+          try {
+            const r1 = await forward(single, model, run);
+            expect(r1.form).toMatch(/^chunked\/chunked-slots32-v16-r\d$/);
+            for (const [k, e] of Object.entries(worst(r1, want))) expect(e, `single walk: ${k} at B=${s.batch} T=${s.time}`).toBeLessThanOrEqual(TOL);
+          } finally {
+            single.dispose();
+          }
         }
         // stress: log decays down to -20 per step, saturated gates, beta in (0, 2), over 8192 steps
         const run = { ...chunkInputs(model, { dims, batch: 1, time: 8192, seed: 7, initialState: true, stress: true }), params };
