@@ -342,22 +342,14 @@ function unrolledStage(n: K.KExpr, body: K.KStmt[], value: string, index: string
   return K.forLoop(y0, K.ref("lid"), n, inner, K.mul(K.u32(STAGE_UNROLL), K.ref("WG")));
 }
 
-function stepBody(c: GridCtx): K.KStmt[] {
-  const step = c.step as GridStep;
-  const model = c.plan!.model;
+/**
+ * One step's cell after the recurrent contractions (the model's statements, a barrier for each
+ * sync) and the write of every state of step t to the other half of the ping-pong buffer (and to
+ * the final states after the last step). Shared by the grid and stream variants.
+ */
+export function cellAndStates(model: I.Model, step: GridStep): K.KStmt[] {
+  const body: K.KStmt[] = [];
   const states = I.tensorsOfKind(model, "state");
-  const srow = states.reduce<K.KExpr>((acc, t) => K.add(acc, productK(t.shape)), K.u32(0));
-  const body: K.KStmt[] = [
-    K.decl("t", "u32", K.ref(K.STEP_INDEX)),
-    K.decl("STOT", "u32", K.mul(K.uni("B"), srow)),
-    K.decl("prevBase", "u32", K.mul(K.bin("%", K.ref("t"), K.u32(2)), K.ref("STOT"))),
-    K.decl("nextBase", "u32", K.bin("-", K.ref("STOT"), K.ref("prevBase"))),
-    K.decl("NUT", "u32", K.bin("/", K.add(K.ref("P"), K.bin("-", K.ref("JB"), K.u32(1))), K.ref("JB"))),
-    K.decl("ut", "u32", K.bin("%", K.ref("wg"), K.ref("NUT"))),
-    K.decl("bt", "u32", K.bin("/", K.ref("wg"), K.ref("NUT"))),
-  ];
-  for (const r of c.plan!.recurrent) body.push(...contraction(c, r));
-  body.push({ k: "barrier" });
   const sync = () => [{ k: "barrier" } as K.KStmt];
   for (const s of model.body) {
     body.push(...step.lowerStmts([s], new Map(), sync));
@@ -382,6 +374,26 @@ function stepBody(c: GridCtx): K.KStmt[] {
       }),
     );
   }
+  return body;
+}
+
+function stepBody(c: GridCtx): K.KStmt[] {
+  const step = c.step as GridStep;
+  const model = c.plan!.model;
+  const states = I.tensorsOfKind(model, "state");
+  const srow = states.reduce<K.KExpr>((acc, t) => K.add(acc, productK(t.shape)), K.u32(0));
+  const body: K.KStmt[] = [
+    K.decl("t", "u32", K.ref(K.STEP_INDEX)),
+    K.decl("STOT", "u32", K.mul(K.uni("B"), srow)),
+    K.decl("prevBase", "u32", K.mul(K.bin("%", K.ref("t"), K.u32(2)), K.ref("STOT"))),
+    K.decl("nextBase", "u32", K.bin("-", K.ref("STOT"), K.ref("prevBase"))),
+    K.decl("NUT", "u32", K.bin("/", K.add(K.ref("P"), K.bin("-", K.ref("JB"), K.u32(1))), K.ref("JB"))),
+    K.decl("ut", "u32", K.bin("%", K.ref("wg"), K.ref("NUT"))),
+    K.decl("bt", "u32", K.bin("/", K.ref("wg"), K.ref("NUT"))),
+  ];
+  for (const r of c.plan!.recurrent) body.push(...contraction(c, r));
+  body.push({ k: "barrier" });
+  body.push(...cellAndStates(model, step));
   return body;
 }
 

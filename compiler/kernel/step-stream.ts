@@ -31,10 +31,10 @@ import { runPasses, type Pass, type PassTrace } from "./passes.ts";
 import { ELEM_B, type Slot } from "./step.ts";
 import { lowerExpr } from "./lower-expr.ts";
 import { extentK, flatIndex, maxS, mulS, productK, productS, sumS } from "./symbolic.ts";
-import { STATES, stateOffset, uniformFields } from "./interface.ts";
+import { stateOffset, uniformFields } from "./interface.ts";
 import { buildKernel, launchBindings, modelBindings, modelOverrides, trafficBytes, type LoweredForm } from "./sequential.ts";
 import { hoistKernelBody, hoistLayout, HOISTED } from "./hoist.ts";
-import { bindUnit, GridStep, initBody, PINGPONG, recurrentName, stepGridPlan, type GridEligibility, type Recurrent } from "./step-grid.ts";
+import { bindUnit, cellAndStates, GridStep, initBody, PINGPONG, recurrentName, stepGridPlan, type GridEligibility, type Recurrent } from "./step-grid.ts";
 import type { FormPlan, KernelLaunch, SizeExpr } from "../../runtime/plan.ts";
 
 /** The packed (transposed) recurrent params: per contraction r, [M][P * L] at its offset. */
@@ -223,30 +223,7 @@ function mainBody(c: StreamCtx): K.KStmt[] {
   loop.push({ k: "barrier" });
   for (const r of c.plan!.recurrent) loop.push(...contraction(c, r, offsets[r.id]));
   loop.push({ k: "barrier" });
-  const sync = () => [{ k: "barrier" } as K.KStmt];
-  for (const s of model.body) {
-    loop.push(...step.lowerStmts([s], new Map(), sync));
-    if (s.k === "assign") step.updated.add(s.target);
-  }
-  loop.push({ k: "comment", text: "the states of step t: to the other half of the ping-pong buffer (and the final state after the last step)" });
-  for (const t of states) {
-    const slot = step.slots.get(t.name)!;
-    const shared = slot.kind !== "register" ? slot : undefined;
-    loop.push(
-      ...step.elementLoop(shared ? shared.local : [], (l) => {
-        const pre: K.KStmt[] = [];
-        const idx = step.stateIndex(t, shared, l, pre);
-        const addr = GridStep.stateAddr(t, K.ref(ELEM_B), idx);
-        const v = step.updated.has(t.name) && shared ? K.load(shared.array, step.slotAt(shared, l)) : K.load(PINGPONG, K.add(K.ref("prevBase"), addr));
-        const a = step.fresh("sa");
-        const val = step.fresh("sv");
-        pre.push(K.decl(a, "u32", addr), K.decl(val, "f32", v));
-        pre.push(K.store(PINGPONG, K.add(K.ref("nextBase"), K.ref(a)), K.ref(val, "f32")));
-        pre.push(K.ifThen(K.bin("==", K.add(K.ref("t"), K.u32(1)), K.uni("T")), [K.store(STATES, K.ref(a), K.ref(val, "f32"))]));
-        return pre;
-      }),
-    );
-  }
+  loop.push(...cellAndStates(model, step as GridStep));
   // the next step reads these states (written by other invocations of this workgroup) from storage
   loop.push({ k: "barrier", storage: true });
   return [K.decl("STOT", "u32", K.mul(K.uni("B"), srow)), K.forLoop("t", K.u32(0), K.uni("T"), loop)];
