@@ -95,7 +95,7 @@ export function modelClassSource(model: I.Model, plan: ModelPlan, opts: ClassOpt
     isExported: true,
     docs: [
       `Options of ${N}.create(). \`backend\`: "webgpu" (default; browsers and Node) or "cuda" (Node with an NVIDIA driver). ` +
-        `\`form\`: auto (default), sequential, scan (where the model has one) or, on CUDA, chunked. ` +
+        `\`form\`: auto (default), sequential, scan or chunked (where the model has them). ` +
         `WebGPU: \`tune\` (default true) times the variants the cost model cannot separate on the first call of each shape. ` +
         `CUDA: \`dtype\` of inputs and outputs on the device (f32, or bf16 / f16 for the chunked form); \`cudaPlan\`: the plan or the path of ${N}.cuda.json ` +
         `(default: next to this module); \`cudaGradPlan\`: likewise ${N}.grad.cuda.json, for backward(); \`cudaRuntime\`: the seqc/runtime/cuda module, for Node bundles.`,
