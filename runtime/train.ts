@@ -16,14 +16,20 @@
 export type FloatArray = Float32Array | Float64Array;
 export type Tensors = Record<string, FloatArray>;
 
-/** Names of the backward model's tensors, per forward tensor (compiler/grad/backward.ts Backward). */
-export interface GradNames {
+/** Names of the backward model's tensors, per forward tensor (what compiler/grad/backward.ts's Backward carries besides its model). */
+export interface AdjointNames {
+  /** How the param adjoints come out: final backward states [B, ...shape] (sum over B) or per-step outputs [B, T, ...shape] (sum over B and T). */
   paramAdjoints: "state" | "output";
+  /** forward input/param/state name -> backward tensor names */
   inputBar: Record<string, string>;
   paramBar: Record<string, string>;
   stateBar: Record<string, string>;
   statePrev: Record<string, string>;
   outputBar: Record<string, string>;
+}
+
+/** The adjoint names plus what the training loop binds around the backward model. */
+export interface GradNames extends AdjointNames {
   /** Output of the recording forward holding each state before each step. */
   record: Record<string, string>;
   /** Inputs of the backward model packed into one (compiler/grad/pack.ts): pack[b, t, k, ...] = members[k][b, t, ...]. */

@@ -18,6 +18,7 @@
  * The result is plain IR, so the reference interpreter runs it and backends can compile it.
  */
 import * as I from "../ir/types.ts";
+import type { AdjointNames } from "../../runtime/train.ts";
 import { Renamer } from "../analysis/inline.ts";
 import { add, mul, occurrences } from "./derivative.ts";
 
@@ -29,16 +30,8 @@ export interface BackwardOptions {
   paramAdjoints?: "state" | "output";
 }
 
-export interface Backward {
+export interface Backward extends AdjointNames {
   model: I.Model;
-  /** How the param adjoints come out: final backward states [B, ...shape] (sum over B) or per-step outputs [B, T, ...shape] (sum over B and T). */
-  paramAdjoints: "state" | "output";
-  /** forward input/param/state name -> backward tensor names */
-  inputBar: Record<string, string>;
-  paramBar: Record<string, string>;
-  stateBar: Record<string, string>;
-  statePrev: Record<string, string>;
-  outputBar: Record<string, string>;
 }
 
 interface FlatStmt { kind: "let" | "output"; name: string; vars: I.IndexVar[]; expr: I.Expr; shape: I.Extent[] }

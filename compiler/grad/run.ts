@@ -52,12 +52,13 @@ export interface GradOptions {
 /** Names of the backward model's tensors and the recording outputs, as the runtime's training loop takes them. */
 export function gradNames(model: I.Model, bw: Backward, packs: InputPack[] = []): GradNames {
   const record = Object.fromEntries(I.tensorsOfKind(model, "state").map((s) => [s.name, s.name + REC]));
-  return { paramAdjoints: bw.paramAdjoints, inputBar: bw.inputBar, paramBar: bw.paramBar, stateBar: bw.stateBar, statePrev: bw.statePrev, outputBar: bw.outputBar, record, packs };
+  const { model: _model, ...names } = bw;
+  return { ...names, record, packs };
 }
 
-/** The backward model as gradients() and the generated classes run it: param adjoints in states, same-shape inputs packed. */
-export function trainingBackward(model: I.Model, dims: Record<string, number>): { backward: Backward; model: I.Model; names: GradNames } {
-  const backward = buildBackward(model, dims, { paramAdjoints: "state" });
+/** The backward model as gradients() and the generated classes run it: param adjoints in states (default) or per-step outputs, same-shape inputs packed. */
+export function trainingBackward(model: I.Model, dims: Record<string, number>, paramAdjoints: "state" | "output" = "state"): { backward: Backward; model: I.Model; names: GradNames } {
+  const backward = buildBackward(model, dims, { paramAdjoints });
   const packed = packInputs(backward.model);
   return { backward, model: packed.model, names: gradNames(model, backward, packed.packs) };
 }
@@ -77,12 +78,7 @@ export async function gradients(model: I.Model, run: RunInputs, cot: Cotangents,
   const dims = { ...run.dims };
   for (const d of model.dims) if (d.sequenceDefault && dims[d.name] === undefined) dims[d.name] = run.time;
   const { batch: B, time: T } = run;
-  let bw: { model: I.Model; names: GradNames };
-  if (opts.paramAdjoints === "output") {
-    const b = buildBackward(model, dims, { paramAdjoints: "output" });
-    const packed = packInputs(b.model); // same-shape inputs in one buffer, as trainingBackward does
-    bw = { model: packed.model, names: gradNames(model, b, packed.packs) };
-  } else bw = trainingBackward(model, dims);
+  const bw = trainingBackward(model, dims, opts.paramAdjoints);
   const spec = gradSpec(model, dims, bw.names, (n) => new Float64Array(n));
   const runner = (m: I.Model): RunFn => async (inputs, initialState, batch, time) =>
     exec(m, { dims, batch, time, inputs: inputs as Record<string, Float64Array>, params: run.params, initialState: initialState as Record<string, Float64Array> });
