@@ -19,6 +19,8 @@ import { printExpr } from "../ir/print.ts";
 import { freeVars } from "../analysis/linearize.ts";
 import { extentSize } from "../ir/types.ts";
 import type { MatrixForm } from "./matrix-form.ts";
+import type { SizeExpr } from "../../runtime/plan.ts";
+import { extentS, productS } from "../kernel/symbolic.ts";
 
 /** A scalar (per token, head and loop index) or vector (also over the key or value axis) expression of a prep output statement's variables. */
 export interface RowPart {
@@ -201,4 +203,20 @@ export function describeRows(cr: ChunkRows): string[] {
     const z = [r.v ? `${r.alpha ? `(${p(r.alpha)}) * ` : ""}${p(r.v)}` : "", r.w ? `${r.beta ? `(${p(r.beta)}) * ` : ""}(${p(r.w)})^T S` : ""].filter(Boolean).join(" + ");
     return `${r.kind} row${r.loop ? " (per loop index)" : ""}: x = ${p(r.x)}, z = ${z}`;
   });
+}
+
+/**
+ * The state's sizes as launch-plan expressions, shared by every backend's chunked plan: key and value
+ * extents, the number of head slices, the decay class (0 none, 1 scalar, 2 per key) and low rank.
+ */
+export function chunkSizes(model: I.Model, cr: ChunkRows): { Kd: SizeExpr; Vd: SizeExpr; nH: SizeExpr; decay: 0 | 1 | 2; lr: boolean } {
+  const form = cr.form;
+  const S = model.tensors.find((t) => t.name === form.state)!;
+  return {
+    Kd: extentS(S.shape[form.key]),
+    Vd: extentS(S.shape[form.value]),
+    nH: productS(form.heads.map((p) => S.shape[p])),
+    decay: cr.decay === "key" ? 2 : cr.decay === "scalar" ? 1 : 0,
+    lr: cr.lowRank,
+  };
 }

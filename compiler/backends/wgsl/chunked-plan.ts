@@ -7,9 +7,9 @@
 import * as I from "../../ir/types.ts";
 import type { Binding, BufferRef, FormPlan, KernelLaunch, SizeExpr } from "../../../runtime/plan.ts";
 import { matrixForm } from "../../forms/matrix-form.ts";
-import { chunkRows, type ChunkRows } from "../../forms/chunk-rows.ts";
+import { chunkRows, chunkSizes, type ChunkRows } from "../../forms/chunk-rows.ts";
 import { inputBuffer, outputBuffer, PARAMS, STATES, STATES_IN, uniformFields } from "../../kernel/interface.ts";
-import { productS, sumS, mulS } from "../../kernel/symbolic.ts";
+import { extentS, sumS, mulS } from "../../kernel/symbolic.ts";
 import { trafficBytes } from "../../kernel/sequential.ts";
 import { overrideValues } from "../cuda/overrides.ts";
 import { chunkModelWgsl } from "./chunked-model.ts";
@@ -62,15 +62,9 @@ export interface WgslChunkedLowering {
 export function lowerWgslChunked(model: I.Model, cr: ChunkRows, opts: { only?: (variant: string) => boolean } = {}): WgslChunkedLowering {
   const form = cr.form;
   const gen = chunkModelWgsl(model, cr);
-  const S = model.tensors.find((t) => t.name === form.state)!;
-  const ext = (e: I.Extent): SizeExpr => (e.kind === "lit" ? e.value : e.name);
-  const Kd = ext(S.shape[form.key]);
-  const Vd = ext(S.shape[form.value]);
-  const nH = productS(form.heads.map((p) => S.shape[p]));
-  const decay = cr.decay === "key" ? 2 : cr.decay === "scalar" ? 1 : 0;
-  const lr = cr.lowRank;
+  const { Kd, Vd, nH, decay, lr } = chunkSizes(model, cr);
   const loopRows = cr.rows.some((r) => r.loop);
-  const rowsPerToken: SizeExpr = sumS(cr.rows.map((r) => (r.loop ? ext(form.steps[r.step].loop!) : 1)));
+  const rowsPerToken: SizeExpr = sumS(cr.rows.map((r) => (r.loop ? extentS(form.steps[r.step].loop!) : 1)));
   const rtps = loopRows ? [1, 2, 4] : [pow2ceil(cr.rows.length)];
   if (rtps[0] > 4) return { forms: [], shaders: {} };
   const uniforms = uniformFields(model);
