@@ -139,16 +139,23 @@ const S = K.add(K.ref("KC"), K.u32(1));
 const KC = K.ref("KC");
 const scratchNames = (c: GridCtx) => [PINGPONG, ...(c.plan!.hoisting.lets.length ? [HOISTED] : [])];
 
-const passes: Pass<GridCtx>[] = [
-  {
-    name: "hoist+contractions",
-    run: (c) => {
-      const p = stepGridPlan(c.model);
-      if (!p.ok) throw new Error(`the grid variant does not apply to ${c.model.name}: ${p.why}`);
-      c.plan = p;
+/** The first two passes of the grid and stream variants: the hoisting/contraction analysis, then the partition of the hoisted model. */
+export function analysisPasses<C extends { model: I.Model; plan?: Extract<GridEligibility, { ok: true }>; partition?: Partition }>(variant: string): Pass<C>[] {
+  return [
+    {
+      name: "hoist+contractions",
+      run: (c) => {
+        const p = stepGridPlan(c.model);
+        if (!p.ok) throw new Error(`the ${variant} variant does not apply to ${c.model.name}: ${p.why}`);
+        c.plan = p;
+      },
     },
-  },
-  { name: "partition", run: (c) => (c.partition = analyzePartition(c.plan!.model, { previousStateReadsFree: true })) },
+    { name: "partition", run: (c) => (c.partition = analyzePartition(c.plan!.model, { previousStateReadsFree: true })) },
+  ];
+}
+
+const passes: Pass<GridCtx>[] = [
+  ...analysisPasses<GridCtx>("grid"),
   {
     name: "slots",
     run: (c) => {

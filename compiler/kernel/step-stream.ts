@@ -26,7 +26,7 @@
  */
 import * as I from "../ir/types.ts";
 import * as K from "./ir.ts";
-import { analyzePartition, type Partition } from "./partition.ts";
+import type { Partition } from "./partition.ts";
 import { runPasses, type Pass, type PassTrace } from "./passes.ts";
 import { ELEM_B, type Slot } from "./step.ts";
 import { lowerExpr } from "./lower-expr.ts";
@@ -34,7 +34,7 @@ import { extentK, flatIndex, maxS, mulS, productK, productS, sumS } from "./symb
 import { stateOffset, uniformFields } from "./interface.ts";
 import { buildKernel, launchBindings, modelBindings, modelOverrides, trafficBytes, type LoweredForm } from "./sequential.ts";
 import { hoistKernelBody, hoistLayout, HOISTED } from "./hoist.ts";
-import { bindUnit, cellAndStates, GridStep, initBody, PINGPONG, recurrentName, stepGridPlan, type GridEligibility, type Recurrent } from "./step-grid.ts";
+import { analysisPasses, bindUnit, cellAndStates, GridStep, initBody, PINGPONG, recurrentName, type GridEligibility, type Recurrent } from "./step-grid.ts";
 import type { FormPlan, KernelLaunch, SizeExpr } from "../../runtime/plan.ts";
 
 /** The packed (transposed) recurrent params: per contraction r, [M][P * L] at its offset. */
@@ -84,15 +84,7 @@ function packedOffsets(c: StreamCtx): K.KExpr[] {
 }
 
 const passes: Pass<StreamCtx>[] = [
-  {
-    name: "hoist+contractions",
-    run: (c) => {
-      const p = stepGridPlan(c.model);
-      if (!p.ok) throw new Error(`the stream variant does not apply to ${c.model.name}: ${p.why}`);
-      c.plan = p;
-    },
-  },
-  { name: "partition", run: (c) => (c.partition = analyzePartition(c.plan!.model, { previousStateReadsFree: true })) },
+  ...analysisPasses<StreamCtx>("stream"),
   {
     name: "slots",
     run: (c) => {
