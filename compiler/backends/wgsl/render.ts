@@ -2,8 +2,8 @@
 import * as K from "../../kernel/ir.ts";
 import { WGSL_MATH } from "./math.ts";
 
-export function renderWgsl(kernel: K.Kernel, header: string[] = []): string {
-  const used = new Set<string>();
+/** A `need(fn)` that checks `fn` has a WGSL spelling and records it (and its dependencies) in `used` when it is a helper. */
+function mathNeeds(used: Set<string>): (fn: string) => void {
   const need = (fn: string) => {
     const m = WGSL_MATH[fn];
     if (!m) throw new Error(`no WGSL spelling for function '${fn}'`);
@@ -12,6 +12,12 @@ export function renderWgsl(kernel: K.Kernel, header: string[] = []): string {
       m.deps?.forEach(need);
     }
   };
+  return need;
+}
+
+export function renderWgsl(kernel: K.Kernel, header: string[] = []): string {
+  const used = new Set<string>();
+  const need = mathNeeds(used);
   const r = new Renderer(need);
   const body = r.stmts(kernel.body, "  ");
   for (const s of kernel.shared) r.expr(s.length);
@@ -135,14 +141,7 @@ function f32Literal(v: number, r: Renderer): string {
  * `wgslMathHelpers(used)` returns their definitions.
  */
 export function renderWgslFunction(signature: string, body: K.KStmt[], result: K.KExpr | undefined, used: Set<string>): string {
-  const need = (fn: string) => {
-    const m = WGSL_MATH[fn];
-    if (!m) throw new Error(`no WGSL spelling for function '${fn}'`);
-    if (m.helper && !used.has(fn)) {
-      used.add(fn);
-      m.deps?.forEach(need);
-    }
-  };
+  const need = mathNeeds(used);
   const r = new Renderer(need);
   const lines = [`${signature} {`, r.stmts(body, "  ")];
   if (result) lines.push(`  return ${r.expr(result)};`);
