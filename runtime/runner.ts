@@ -9,7 +9,13 @@ import { defaultDevice } from "./device.ts";
 import { rankForms } from "./cost.ts";
 import { checkData, elementsOf, isGpuBuffer, shapeOf, ShapeError, shapeText, type TensorData, type TensorInput } from "./tensors.ts";
 
-export type FormChoice = "auto" | "sequential" | "scan" | "chunked";
+export const FORM_CHOICES = ["auto", "sequential", "scan", "chunked"] as const;
+export type FormChoice = (typeof FORM_CHOICES)[number];
+/** What a form needs, for the error when a build lacks it. */
+const FORM_NEEDS: Record<string, string> = {
+  scan: "scalar or diagonal affine transitions",
+  chunked: "a matrix state updated by outer products",
+};
 
 export interface CreateOptions {
   /** A WebGPU device; by default one shared device (navigator.gpu, or the `webgpu` package in Node). */
@@ -86,9 +92,8 @@ export class ModelRunner {
     if (!opts || typeof opts !== "object") throw new ShapeError(`${plan.model}.create() needs an options object { dims, params }`);
     const dims = checkDims(plan, opts.dims);
     const form = opts.form ?? "auto";
-    if (!["auto", "sequential", "scan", "chunked"].includes(form)) throw new ShapeError(`form must be 'auto', 'sequential', 'scan' or 'chunked', got '${String(form)}'`);
-    if (form === "scan" && !plan.forms.some((f) => f.form === "scan")) throw new ShapeError(`${plan.model} has no scan form in this build (the scan form needs scalar or diagonal affine transitions, and a build with --form auto or scan); use 'sequential'`);
-    if (form === "chunked" && !plan.forms.some((f) => f.form === "chunked")) throw new ShapeError(`${plan.model} has no chunked form in this build (the chunked form needs a matrix state updated by outer products, and a build with --form auto or chunked); use 'sequential'`);
+    if (!FORM_CHOICES.includes(form)) throw new ShapeError(`form must be 'auto', 'sequential', 'scan' or 'chunked', got '${String(form)}'`);
+    if (FORM_NEEDS[form] && !plan.forms.some((f) => f.form === form)) throw new ShapeError(`${plan.model} has no ${form} form in this build (the ${form} form needs ${FORM_NEEDS[form]}, and a build with --form auto or ${form}); use 'sequential'`);
     const device = opts.device ?? (await defaultDevice());
     const r = new ModelRunner(plan, device, dims, form, opts.tune ?? true);
     r.uploadParams(opts.params ?? {});
