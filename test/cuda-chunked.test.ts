@@ -93,4 +93,18 @@ describe.skipIf(!nvcc)("nvcc -ptx of the chunked modules (sm_90)", () => {
     expect(entries.length).toBeGreaterThan(3);
     for (const e of entries) expect(ptx, e).toMatch(new RegExp(`\\.entry ${e}\\(`));
   }, 300_000);
+
+  // the 64-value walks and phase A with more warps (384 / 512 threads, __launch_bounds__ for 2 / 1 blocks per SM)
+  it.each([["rwkv7", "a512"], ["deltanet", "a384"]])("%s bf16: K = 64 walks over 64 values and phase A with %s", (name, tag) => {
+    const m = load(name);
+    const el = chunkedEligible(m);
+    if (!el.ok) throw new Error(el.why);
+    const { forms, modules } = lowerChunked(m, el, { only: (v) => v.includes("-bf16-k64-v64-") });
+    const entries = forms.flatMap((f) => f.steps.map((s) => (s as { entry: string }).entry));
+    expect(forms.map((f) => f.variant)).toContain(`chunked-split-bf16-k64-v64-${tag}-r${name === "rwkv7" ? 2 : 1}`);
+    expect(forms.find((f) => f.variant.includes(tag))!.steps[0]).toMatchObject({ threads: Number(tag.slice(1)) });
+    const { ptx } = nvccPtx(modules.bf16.source, 90, nvcc, { lowPriority: true });
+    for (const e of entries) expect(ptx, e).toMatch(new RegExp(`\\.entry ${e}\\(`));
+    expect(ptx).toMatch(/prefetch\.global\.L2/);
+  }, 300_000);
 });

@@ -250,5 +250,6 @@ inline void seqc_mma(seqc_f16*, float* c, const u32* a, const u32* b) { emu_mma(
 inline void seqc_ldsm4(u32* r, const void* p) { emu_ldsm(r, p, false); }
 inline void seqc_ldsm4t(u32* r, const void* p) { emu_ldsm(r, p, true); }
 inline void seqc_cp16(void* s, const void* g) { memcpy(s, g, 16); }
+inline void seqc_prefetch_l2(const void*) {}
 inline void seqc_cp_commit() {}
 template <int N> inline void seqc_cp_wait() {}

@@ -53,8 +53,8 @@ int main(int argc, char** argv) {
   for (int i = 0; i < nbuf; ++i) { bufs[i] = readf(dir + "/buf" + std::to_string(i) + ".bin"); bufs[i].reserve(bufs[i].size() + 64); ptrs[i] = bufs[i].data(); }
   char name[256];
   while (fscanf(lf, "%255s", name) == 1) {
-    unsigned gx, gy, smem; int nb, nu, no;
-    if (fscanf(lf, "%u %u %u %d", &gx, &gy, &smem, &nb) != 4) return 2;
+    unsigned gx, gy, nthr, smem; int nb, nu, no;
+    if (fscanf(lf, "%u %u %u %u %d", &gx, &gy, &nthr, &smem, &nb) != 5) return 2;
     std::vector<void*> b(nb); for (int i = 0; i < nb; ++i) { int k; if (fscanf(lf, "%d", &k) != 1) return 2; b[i] = ptrs[k]; }
     if (fscanf(lf, "%d", &nu) != 1) return 2; std::vector<unsigned> u(nu + 1); for (int i = 0; i < nu; ++i) if (fscanf(lf, "%u", &u[i]) != 1) return 2;
     if (fscanf(lf, "%d", &no) != 1) return 2; std::vector<unsigned> o(no + 1); for (int i = 0; i < no; ++i) if (fscanf(lf, "%u", &o[i]) != 1) return 2;
@@ -62,7 +62,7 @@ int main(int argc, char** argv) {
     void (*fn)() = nullptr;
 ${entries.map((l) => `    if (!strcmp(name, "${l.entry}")) fn = body_${l.entry};`).join("\n")}
     if (!fn) { fprintf(stderr, "no entry %s\\n", name); return 2; }
-    emu::Dim g; g.x = gx; g.y = gy; emu::Dim blk; blk.x = 256;
+    emu::Dim g; g.x = gx; g.y = gy; emu::Dim blk; blk.x = nthr;
     emu::launch(fn, g, blk, smem);
   }
   for (int i = 0; i < nbuf; ++i) { FILE* f = fopen((dir + "/buf" + std::to_string(i) + ".out").c_str(), "wb"); fwrite(bufs[i].data(), 1, bufs[i].size(), f); fclose(f); }
@@ -144,7 +144,7 @@ export function runEmu(b: EmuBuild, variant: string, run: RunInputs): RunResult 
     const refs = st.buffers.map((r) => index.get(r.kind === "input" || r.kind === "output" || r.kind === "workspace" ? `${r.kind}:${(r as { name: string }).name}` : r.kind === "initialStates" ? "states" : r.kind)!);
     const us = st.uniforms.map(uni);
     const os = Object.values(st.overrides).map((e) => evalSize(e, env));
-    lines.push(`${st.entry} ${grid} 1 ${evalSize(st.sharedBytes, env)} ${refs.length} ${refs.join(" ")} ${us.length} ${us.join(" ")} ${os.length} ${os.join(" ")}`);
+    lines.push(`${st.entry} ${grid} 1 ${evalSize(st.threads, env)} ${evalSize(st.sharedBytes, env)} ${refs.length} ${refs.join(" ")} ${us.length} ${us.join(" ")} ${os.length} ${os.join(" ")}`);
   }
   const dir = mkdtempSync(join(tmpdir(), "seqc-emu-"));
   try {

@@ -145,6 +145,7 @@ async function bench(device: CudaDevice) {
     }
     const runner = await CudaModelRunner.create(plan, { dims: meta.dims, params, device, dtype: "bf16" });
     let best: { variant: string; ms: number; out: Uint16Array } | undefined;
+    log(`bench auto ${meta.model} ${meta.shape} ${runner.pick(meta.B, meta.T, "chunked").form.variant}`);
     for (const { form } of runner.applicableForms(meta.B, meta.T, "chunked")) {
       const variant = form.variant;
       try {

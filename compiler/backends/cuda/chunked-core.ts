@@ -68,6 +68,7 @@ __device__ __forceinline__ void seqc_cp16(void* s, const void* g) {
 }
 __device__ __forceinline__ void seqc_cp_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
 template <int N> __device__ __forceinline__ void seqc_cp_wait() { asm volatile("cp.async.wait_group %0;\n" :: "n"(N) : "memory"); }
+__device__ __forceinline__ void seqc_prefetch_l2(const void* g) { asm volatile("prefetch.global.L2 [%0];\n" :: "l"(g)); }
 
 #endif
 
@@ -325,6 +326,16 @@ __device__ void seqc_chunk_load(const R& rows, const SeqcSm<Cfg>& s, u32 b, u32 
     }
   }
   if (!Cfg::VLATE) seqc_chunk_issue_v<Cfg, NV, LDV>(rows, s, b, h, t0, T, j0);
+  else if ((V % 8u) == 0u) {
+    // alpha v is loaded after the inverse (into A's place): start its rows towards L2 now, one 128-byte line each
+    constexpr int LPR = (NV * (int)sizeof(T_) + 127) / 128, EL = 128 / (int)sizeof(T_);
+    for (int e = tid; e < F * LPR; e += nt) {
+      const int f = e / LPR, k = e % LPR;
+      if (!seqc_real<Cfg>(s.I, f, t0, T)) continue;
+      const T_* src = rows.srcV(b, t0 + f / RTP, f % RTP, h);
+      if (src && j0 + (u32)(k * EL) < V) seqc_prefetch_l2(src + j0 + k * EL);
+    }
+  }
   seqc_cp_commit();
   if (tid < F) {
     const int f = tid;

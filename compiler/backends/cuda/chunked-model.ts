@@ -31,6 +31,10 @@ export interface ChunkCfg {
   RTP: number;
   decay: 0 | 1 | 2;
   lr: boolean;
+  /** Threads per block (default CHUNK_THREADS) and the blocks per SM its registers are bounded for
+   *  (__launch_bounds__; default 1). Phase A takes more warps where its shared memory allows few blocks per SM. */
+  NT?: number;
+  minBlocks?: number;
 }
 
 export const CHUNK_F = 64;
@@ -162,9 +166,11 @@ export function chunkLayout(c: ChunkCfg): Record<string, number> {
   return o;
 }
 
+export const threadsOf = (c: ChunkCfg) => c.NT ?? CHUNK_THREADS;
+
 export function cfgName(c: ChunkCfg): string {
   const v = c.kind === "fused" ? `v${c.BV}` : c.kind === "phaseA" ? `p${c.VP}` : `v${c.BV}p${c.VP}`;
-  return `${c.kind}_${c.dtype}_k${c.KP}_${v}_r${c.RTP}`;
+  return `${c.kind}_${c.dtype}_k${c.KP}_${v}_r${c.RTP}${threadsOf(c) !== CHUNK_THREADS ? `_t${threadsOf(c)}` : ""}`;
 }
 
 export function cfgStruct(c: ChunkCfg, name: string): string {
@@ -172,7 +178,7 @@ export function cfgStruct(c: ChunkCfg, name: string): string {
   const ints = Object.entries(L).map(([k, v]) => `${k} = ${v}`).join(", ");
   return `struct ${name} {
   typedef ${ELT[c.dtype]} T;
-  static constexpr int F = ${CHUNK_F}, NT = ${CHUNK_THREADS}, KP = ${c.KP}, BV = ${c.BV}, VP = ${c.VP}, RTP = ${c.RTP}, DECAY = ${c.decay};
+  static constexpr int F = ${CHUNK_F}, NT = ${threadsOf(c)}, KP = ${c.KP}, BV = ${c.BV}, VP = ${c.VP}, RTP = ${c.RTP}, DECAY = ${c.decay};
   static constexpr bool LR = ${c.lr};
   static constexpr int ${ints};
 };`;
@@ -559,7 +565,7 @@ export function chunkModelSource(model: I.Model, cr: ChunkRows): ChunkModelSourc
               ? `seqc_chunk_out<${cfg}>(rows, seqc_smem, ws, wsS, ${dimOf(Sd.shape[cr.form.value])}, ${headsExpr});`
               : `seqc_chunk_walk<${cfg}>(rows, seqc_smem, ws, ${dimOf(Sd.shape[cr.form.key])}, ${dimOf(Sd.shape[cr.form.value])}, ${headsExpr});`;
     return `${cfgStruct(c, cfg)}
-extern "C" __global__ void __launch_bounds__(${CHUNK_THREADS}, 1) ${entry(c)}(${params.join(", ")}) {
+extern "C" __global__ void __launch_bounds__(${threadsOf(c)}, ${c.minBlocks ?? 1}) ${entry(c)}(${params.join(", ")}) {
   SEQC_SMEM_DECL(seqc_smem);
   ${rowsName}<${T}> rows;
 ${inputs.map((n) => `  rows.${inputBuffer(n)}.p = p_in_${n};`).join("\n")}

@@ -16,7 +16,7 @@ import { matrixForm } from "../../forms/matrix-form.ts";
 import { chunkRows, chunkSizes, type ChunkRows } from "../../forms/chunk-rows.ts";
 import { CUDA_PRELUDE } from "./math.ts";
 import { CHUNK_CORE_SOURCE } from "./chunked-core.ts";
-import { chunkLayout, chunkModelSource, CHUNK_F, CHUNK_THREADS, cfgName, overrideValues, type ChunkCfg, type ChunkDtype } from "./chunked-model.ts";
+import { chunkLayout, chunkModelSource, CHUNK_F, cfgName, threadsOf, overrideValues, type ChunkCfg, type ChunkDtype } from "./chunked-model.ts";
 
 export interface ChunkedLowering {
   forms: CudaFormPlan[];
@@ -38,6 +38,9 @@ export function chunkedEligible(model: I.Model): ChunkedEligibility {
 
 /** Smem opt-in limit the configurations are planned against (sm_90: 227 KiB). */
 const SMEM_MAX = 227 * 1024;
+/** Shared memory of one SM (sm_90: 228 KiB, of which each resident block also takes 1 KiB). */
+const SM_SMEM = 228 * 1024;
+const blocksPerSm = (smem: number) => Math.floor(SM_SMEM / (smem + 1024));
 export const CHUNK_KP = [32, 64, 128] as const;
 
 /** Rows per token as a size expression (loop rows repeat their loop extent). */
@@ -87,7 +90,7 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
     kind: "launch" as const,
     entry: src.entry(c),
     grid,
-    threads: CHUNK_THREADS,
+    threads: threadsOf(c),
     sharedBytes: chunkLayout(c).SMEM,
     buffers: buffers(ws),
     uniforms: src.uniforms,
@@ -120,54 +123,63 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
             steps: [launch(c, blocks, [])],
           });
         }
-        // split: phase A over every chunk, then the walk
+        // split: phase A over every chunk, then the walk. Phase A with 256 threads, and where its shared memory
+        // allows at most two blocks per SM also with more warps (384 threads for two blocks, 512 for one): the
+        // variant names carry `-a<threads>`. Walks over 64-value tiles (2-byte operands) read each record half as
+        // often as 32-value ones (the walks at many heads are bound by those reads), 16 give more blocks.
         const nc: SizeExpr = ["ceilDiv", "T", C];
-        const a = mk("phaseA", 32);
-        const recBytes = recordBytes(a);
-        // split3: phase A, a walk that only carries the state (and stores each chunk's start state), then the
-        // readout over every chunk in parallel (value tiles of BO)
-        const BO = Math.min(KP, dtype === "f32" ? 32 : 64);
-        for (const BV of [32, 16]) {
-          const w = mk("walkS", BV);
-          const o = mk("out", BO);
-          const variant = `chunked-split3-${dtype}-k${KP}-v${BV}-r${RTP}`;
-          if ([a, w, o].some((x) => chunkLayout(x).SMEM > SMEM_MAX) || (opts.only && !opts.only(variant))) continue;
-          for (const x of [a, w, o]) wrap(x);
-          const wsS: SizeExpr = ["*", "B", nH, nc, (KP * KP * (dtype === "f32" ? 4 : 2)) / 4];
-          forms.push({
-            form: "chunked",
-            variant,
-            io: dtype,
-            module: dtype,
-            applicable: ["*", ...base, eq(classOf(Vd), KP), [">=", "LIMIT_SMEM_OPTIN", Math.max(...[a, w, o].map((x) => chunkLayout(x).SMEM))]],
-            prefer: split3Prefer(BV, KP, nH, Vd, decay, lr),
-            note: `chunked split3 (${dtype}): every chunk's S0-independent part in parallel, a walk per batch x head x ${BV} values that only carries the state (Z = U0 + M S0, S' = exp(G_n) S0 + X~^T Z; each chunk's S0 stored), then y = Q~ S0 + Aq Z over every chunk in parallel`,
-            vars: [],
-            workspaces: [
-              { name: "chunk", words: ["*", "B", nH, nc, recBytes / 4] },
-              { name: "chunkS", words: wsS },
-            ],
-            steps: [launch(a, ["*", "B", nH, nc], ["chunk"]), launch(w, ["*", "B", nH, ["ceilDiv", Vd, BV]], ["chunk", "chunkS"]), launch(o, ["*", "B", nH, nc, ["ceilDiv", Vd, BO]], ["chunk", "chunkS"])],
-          });
-        }
-        for (const BV of [32, 16]) {
-          const w = mk("walk", BV);
-          if (chunkLayout(a).SMEM > SMEM_MAX || chunkLayout(w).SMEM > SMEM_MAX || (opts.only && !opts.only(`chunked-split-${dtype}-k${KP}-v${BV}-r${RTP}`))) continue;
-          wrap(a);
-          wrap(w);
-          forms.push({
-            form: "chunked",
-            variant: `chunked-split-${dtype}-k${KP}-v${BV}-r${RTP}`,
-            io: dtype,
-            module: dtype,
-            applicable: ["*", ...base, eq(classOf(Vd), KP), [">=", "LIMIT_SMEM_OPTIN", Math.max(chunkLayout(a).SMEM, chunkLayout(w).SMEM)]],
-            // 32-value tiles when they give a block per SM, else 16 (more blocks for few heads)
-            prefer: BV === 32 ? ["*", [">=", "T", 64], [">=", ["*", "B", nH, ["ceilDiv", Vd, 32]], "LIMIT_SMS"]] : [">=", "T", 64],
-            note: `chunked split (${dtype}): every chunk's S0-independent part in parallel (Q~, X~, Aq, M = T diag(beta) W~, U0 = T alpha V), then a walk over chunks per batch x head x ${BV} values`,
-            vars: [],
-            workspaces: [{ name: "chunk", words: ["*", "B", nH, nc, recBytes / 4] }],
-            steps: [launch(a, ["*", "B", nH, nc], ["chunk"]), launch(w, ["*", "B", nH, ["ceilDiv", Vd, BV]], ["chunk"])],
-          });
+        const a0 = mk("phaseA", 32);
+        const recBytes = recordBytes(a0);
+        const bps = blocksPerSm(chunkLayout(a0).SMEM);
+        const phaseAs: { a: ChunkCfg; tag: string }[] = [{ a: a0, tag: "" }];
+        if (KP >= 64 && bps >= 1 && bps <= 2) phaseAs.push({ a: { ...a0, NT: bps === 2 ? 384 : 512, minBlocks: bps }, tag: `-a${bps === 2 ? 384 : 512}` });
+        const walkBVs = [...(dtype === "f32" || KP < 64 ? [] : [64]), 32, 16];
+        for (const { a, tag } of phaseAs) {
+          // split3: phase A, a walk that only carries the state (and stores each chunk's start state), then the
+          // readout over every chunk in parallel (value tiles of BO)
+          const BO = Math.min(KP, dtype === "f32" ? 32 : 64);
+          for (const BV of walkBVs) {
+            const w = mk("walkS", BV);
+            const o = mk("out", BO);
+            const variant = `chunked-split3-${dtype}-k${KP}-v${BV}${tag}-r${RTP}`;
+            if ([a, w, o].some((x) => chunkLayout(x).SMEM > SMEM_MAX) || (opts.only && !opts.only(variant))) continue;
+            for (const x of [a, w, o]) wrap(x);
+            const wsS: SizeExpr = ["*", "B", nH, nc, (KP * KP * (dtype === "f32" ? 4 : 2)) / 4];
+            forms.push({
+              form: "chunked",
+              variant,
+              io: dtype,
+              module: dtype,
+              applicable: ["*", ...base, eq(classOf(Vd), KP), [">=", "LIMIT_SMEM_OPTIN", Math.max(...[a, w, o].map((x) => chunkLayout(x).SMEM))]],
+              prefer: split3Prefer(BV, KP, nH, Vd, decay, lr, tag),
+              note: `chunked split3 (${dtype}): every chunk's S0-independent part in parallel (${threadsOf(a)} threads), a walk per batch x head x ${BV} values that only carries the state (Z = U0 + M S0, S' = exp(G_n) S0 + X~^T Z; each chunk's S0 stored), then y = Q~ S0 + Aq Z over every chunk in parallel`,
+              vars: [],
+              workspaces: [
+                { name: "chunk", words: ["*", "B", nH, nc, recBytes / 4] },
+                { name: "chunkS", words: wsS },
+              ],
+              steps: [launch(a, ["*", "B", nH, nc], ["chunk"]), launch(w, ["*", "B", nH, ["ceilDiv", Vd, BV]], ["chunk", "chunkS"]), launch(o, ["*", "B", nH, nc, ["ceilDiv", Vd, BO]], ["chunk", "chunkS"])],
+            });
+          }
+          for (const BV of walkBVs) {
+            const w = mk("walk", BV);
+            const variant = `chunked-split-${dtype}-k${KP}-v${BV}${tag}-r${RTP}`;
+            if (chunkLayout(a).SMEM > SMEM_MAX || chunkLayout(w).SMEM > SMEM_MAX || (opts.only && !opts.only(variant))) continue;
+            wrap(a);
+            wrap(w);
+            forms.push({
+              form: "chunked",
+              variant,
+              io: dtype,
+              module: dtype,
+              applicable: ["*", ...base, eq(classOf(Vd), KP), [">=", "LIMIT_SMEM_OPTIN", Math.max(chunkLayout(a).SMEM, chunkLayout(w).SMEM)]],
+              prefer: splitPrefer(BV, KP, nH, Vd, decay, lr, tag),
+              note: `chunked split (${dtype}): every chunk's S0-independent part in parallel (Q~, X~, Aq, M = T diag(beta) W~, U0 = T alpha V; ${threadsOf(a)} threads), then a walk over chunks per batch x head x ${BV} values`,
+              vars: [],
+              workspaces: [{ name: "chunk", words: ["*", "B", nH, nc, recBytes / 4] }],
+              steps: [launch(a, ["*", "B", nH, nc], ["chunk"]), launch(w, ["*", "B", nH, ["ceilDiv", Vd, BV]], ["chunk"])],
+            });
+          }
         }
       }
   const modules: Record<string, { source: string }> = {};
@@ -197,10 +209,18 @@ function fusedPrefer(blocks: SizeExpr, nH: SizeExpr, decay: number, lr: boolean)
   const heavyA: SizeExpr = [">=", ["*", 8, "B", nH], ["*", 7, "LIMIT_SMS", ["ceilDiv", blocks, "LIMIT_SMS"]]];
   return ["*", [">=", "T", 64], decay === 2 && lr ? heavyA : many];
 }
-function split3Prefer(BV: number, KP: number, nH: SizeExpr, Vd: SizeExpr, decay: number, lr: boolean): SizeExpr {
+function split3Prefer(BV: number, KP: number, nH: SizeExpr, Vd: SizeExpr, decay: number, lr: boolean, tag: string): SizeExpr {
+  if (BV === 64 || tag) return 0;
   const walk32: SizeExpr = ["*", "B", nH, ["ceilDiv", Vd, 32]];
   if (BV === 16) return ["*", [">=", "T", 64], [">=", ["-", "LIMIT_SMS", 1], walk32]];
   return !lr && decay <= 1 && KP <= 64 ? ["*", [">=", "T", 64], [">=", walk32, "LIMIT_SMS"]] : 0;
+}
+
+function splitPrefer(BV: number, KP: number, nH: SizeExpr, Vd: SizeExpr, decay: number, lr: boolean, tag: string): SizeExpr {
+  void KP, decay, lr;
+  if (BV === 64 || tag) return 0;
+  // 32-value tiles when they give a block per SM, else 16 (more blocks for few heads)
+  return BV === 32 ? ["*", [">=", "T", 64], [">=", ["*", "B", nH, ["ceilDiv", Vd, 32]], "LIMIT_SMS"]] : [">=", "T", 64];
 }
 
 /** Bytes of one phase-A record (SeqcRec in chunked-core.ts). */
