@@ -12,8 +12,8 @@ const load = (name: string) => {
   return p.models[0];
 };
 
-const CHUNKABLE = ["linear_attention", "retnet", "simple_gla", "mamba2", "gla", "deltanet", "gated_deltanet", "gated_deltaproduct", "rwkv7"];
-const NOT = ["mamba", "hgrn", "s4d", "lstm", "gru", "slstm", "softmax_attention", "titans", "mlstm"];
+const CHUNKABLE = ["linear_attention", "retnet", "simple_gla", "mamba2", "gla", "deltanet", "gated_deltanet", "gated_deltaproduct", "rwkv7", "mlstm"];
+const NOT = ["mamba", "hgrn", "s4d", "lstm", "gru", "slstm", "softmax_attention", "titans"];
 
 describe("matrix form (prep -> core -> post)", () => {
   it.each(NOT)("%s has no matrix form, with a reason", (name) => {

@@ -5,10 +5,11 @@
 import type { FormEligibility, ModelAnalysis, StateAnalysis } from "./types.ts";
 
 /** `matrix`: whether the model has the matrix-state canonical form (compiler/forms/matrix-form.ts), with a summary or the reason it has none. */
-export function formEligibility(states: StateAnalysis[], matrix: { ok: boolean; text: string }): FormEligibility[] {
+export function formEligibility(states: StateAnalysis[], matrix: { ok: boolean; text: string; extended?: boolean }): FormEligibility[] {
   const scanBlock = states.find((s) => !s.elementwise);
   const chunkClasses = new Set(["identity", "scalar", "diagonal", "diagonal+low-rank"]);
-  const chunkBlock = states.find((s) => !s.affine || !chunkClasses.has(s.class) || s.coupledTo.length > 0);
+  // a canonical form with value columns or a stabiliser covers states that are affine only given the stabiliser
+  const chunkBlock = matrix.ok && matrix.extended ? undefined : states.find((s) => !s.affine || !chunkClasses.has(s.class) || s.coupledTo.length > 0);
   return [
     { form: "sequential", eligible: true, why: "every model runs step by step with its state on chip" },
     {

@@ -14,7 +14,9 @@ export { defaultForm } from "./forms.ts";
 function describeMatrixForm(f: MatrixForm): string {
   const decay = f.decay === "none" ? "no decay" : f.decay === "scalar" ? "scalar decay per head" : "per-key decay";
   const loops = f.steps.filter((s) => s.loop).length;
-  return `${decay}${f.lowRank ? ", low-rank updates (UT transform)" : ""}, ${f.steps.length} update${f.steps.length > 1 ? "s" : ""} per token${loops ? " incl. a micro-step loop" : ""}`;
+  const cols = f.columns.length ? `, value column${f.columns.length > 1 ? "s" : ""} ${f.columns.join(", ")} (normaliser)` : "";
+  const stab = f.stabiliser ? `, stabiliser ${f.stabiliser.state} (max-plus pass; decays and input scales in log space relative to it)` : "";
+  return `${decay}${f.lowRank ? ", low-rank updates (UT transform)" : ""}, ${f.steps.length} update${f.steps.length > 1 ? "s" : ""} per token${loops ? " incl. a micro-step loop" : ""}${cols}${stab}`;
 }
 
 export function analyzeModel(model: I.Model): ModelAnalysis {
@@ -35,7 +37,7 @@ export function analyzeModel(model: I.Model): ModelAnalysis {
   if (prev.symbolicLoops.length) notes.push(`micro-step loop over ${prev.symbolicLoops[0].extent} analysed symbolically (its extent is bound at run time)`);
   const mf = matrixForm(model);
   const sys = scanSystem(model, prev.states, renamer);
-  const forms = formEligibility(states, mf.ok ? { ok: true, text: describeMatrixForm(mf.form) } : { ok: false, text: mf.reason });
+  const forms = formEligibility(states, mf.ok ? { ok: true, text: describeMatrixForm(mf.form), extended: !!mf.form.stabiliser || mf.form.columns.length > 0 } : { ok: false, text: mf.reason });
   return {
     model: model.name,
     class: cls,

@@ -16,10 +16,13 @@
  *     T_IJ = T_II sum_{K=J}^{I-1} N_IK T_KJ below them);
  *   - M = T diag(beta) W~, U0 = T alpha V (S0-independent: the split kernels store these);
  *   - walk: Z = U0 + M S0, y = Q~ S0 + Aq Z, S' = exp(G_n) S0 + X~^T Z.
+ * A stabilised form runs the stabiliser pass first (stabiliser.ts: the kernels' first launch), its initial
+ * state scaled by exp(m_{-1} - m^); value columns are extra columns of V, Z and S.
  */
 import * as I from "../ir/types.ts";
 import { interpret, product, shapeSizes, stridesOf, type RunInputs, type RunResult } from "../ir/interpret.ts";
 import { expandRows, microSteps, type ChunkRows, type RowPart } from "./chunk-rows.ts";
+import { runStabiliser, stateInit } from "./stabiliser.ts";
 
 export const SUB = 16;
 
@@ -36,7 +39,7 @@ export function rowPartsModel(cr: ChunkRows): { model: I.Model; names: Map<RowPa
     tensors.push({ name, kind: "output", shape: p.vars.map((v) => v.extent), span: m.span });
     body.push({ k: "output", target: name, vars: p.vars, expr: p.expr, span: m.span });
   };
-  for (const r of cr.rows) [r.x, r.w, r.v, r.alpha, r.beta].forEach(add);
+  for (const r of cr.rows) [r.x, r.w, r.v, r.alpha, r.beta, ...(r.cols ?? [])].forEach(add);
   add(cr.q);
   cr.ld.forEach(add);
   return { model: { ...m, name: `${cr.form.prep.name}__rows`, tensors, body }, names };
@@ -52,15 +55,22 @@ export function runChunkRows(model: I.Model, cr: ChunkRows, run: RunInputs, opts
   for (const d of model.dims) if (d.sequenceDefault && dims[d.name] === undefined) dims[d.name] = run.time;
   const { batch: B, time: T } = run;
   const { model: pm, names } = rowPartsModel(cr);
-  const parts = interpret(pm, { ...run, dims, initialState: undefined }).outputs;
+  const stab = form.stabiliser ? runStabiliser(model, form, { ...run, dims }, dims) : undefined;
+  const parts = interpret(pm, { ...run, dims, inputs: { ...run.inputs, ...stab?.inputs }, initialState: undefined }).outputs;
   const Sdecl = model.tensors.find((t) => t.name === form.state)!;
   const sShape = shapeSizes(Sdecl.shape, dims);
   const sStrides = stridesOf(sShape);
   const headSizes = form.heads.map((p) => sShape[p]);
   const nH = product(headSizes);
   const K = sShape[form.key];
-  const V = sShape[form.value];
+  const V0 = sShape[form.value];
+  const NC = cr.columns;
+  const V = V0 + NC;
   const nS = product(sShape);
+  const nCol = nS / V0;
+  const initS = stateInit(model, form.state, { ...run, dims }, dims);
+  const initC = form.columns.map((c) => stateInit(model, c, { ...run, dims }, dims));
+  const finalC = form.columns.map(() => new Float64Array(B * nCol));
   const rowsOfToken = expandRows(cr, dims);
   const RT = rowsOfToken.length;
   const RTp = pow2ceil(RT);
@@ -80,7 +90,8 @@ export function runChunkRows(model: I.Model, cr: ChunkRows, run: RunInputs, opts
     return data[(b * T + t) * perTok + inner];
   };
   const finalS = new Float64Array(B * nS);
-  const ys = new Float64Array(B * T * nH * V);
+  const ys = new Float64Array(B * T * nH * V0);
+  const yc = form.columns.map(() => new Float64Array(B * T * nH));
 
   for (let b = 0; b < B; b++)
     for (let h = 0; h < nH; h++) {
@@ -92,8 +103,11 @@ export function runChunkRows(model: I.Model, cr: ChunkRows, run: RunInputs, opts
       }
       const sIdx = (i: number, j: number) => headOff + i * sStrides[form.key] + j * sStrides[form.value];
       let S = new Float64Array(K * V);
-      const init = run.initialState?.[form.state];
-      if (init) for (let i = 0; i < K; i++) for (let j = 0; j < V; j++) S[i * V + j] = init[b * nS + sIdx(i, j)];
+      const scale = stab ? Math.exp(stab.logScale[b * nH + h]) : 1;
+      for (let i = 0; i < K; i++) {
+        for (let j = 0; j < V0; j++) S[i * V + j] = scale * initS[b * nS + sIdx(i, j)];
+        for (let c = 0; c < NC; c++) S[i * V + V0 + c] = scale * initC[c][b * nCol + h * K + i];
+      }
 
       for (let t0 = 0; t0 < T; t0 += C) {
         // ---- load the chunk's rows (zero for padding rows and tokens past T) ----
@@ -126,7 +140,8 @@ export function runChunkRows(model: I.Model, cr: ChunkRows, run: RunInputs, opts
             }
             if (spec.v) {
               alpha[f] = spec.alpha ? val(spec.alpha, b, t, n, h, 0, 1) : 1;
-              for (let j = 0; j < V; j++) Vv[f][j] = alpha[f] * val(spec.v, b, t, n, h, j, V);
+              for (let j = 0; j < V0; j++) Vv[f][j] = alpha[f] * val(spec.v, b, t, n, h, j, V0);
+              spec.cols?.forEach((c, k) => (Vv[f][V0 + k] = alpha[f] * val(c, b, t, n, h, 0, 1)));
             }
           });
         }
@@ -235,7 +250,8 @@ export function runChunkRows(model: I.Model, cr: ChunkRows, run: RunInputs, opts
             let y = 0;
             for (let i = 0; i < K; i++) y += Qt[t][i] * S[i * V + j];
             for (let f = 0; f < F; f++) y += Aq[t][f] * Z[f][j];
-            ys[((b * T + t0 + t) * nH + h) * V + j] = y;
+            if (j < V0) ys[((b * T + t0 + t) * nH + h) * V0 + j] = y;
+            else yc[j - V0][(b * T + t0 + t) * nH + h] = y;
           }
         const S1 = new Float64Array(K * V);
         for (let i = 0; i < K; i++)
@@ -246,11 +262,18 @@ export function runChunkRows(model: I.Model, cr: ChunkRows, run: RunInputs, opts
           }
         S = S1;
       }
-      for (let i = 0; i < K; i++) for (let j = 0; j < V; j++) finalS[b * nS + sIdx(i, j)] = S[i * V + j];
+      for (let i = 0; i < K; i++) {
+        for (let j = 0; j < V0; j++) finalS[b * nS + sIdx(i, j)] = S[i * V + j];
+        for (let c = 0; c < NC; c++) finalC[c][b * nCol + h * K + i] = S[i * V + V0 + c];
+      }
     }
-  const postInputs: Record<string, Float64Array> = { ...run.inputs, [form.readouts[0].y]: ys };
+  const postInputs: Record<string, Float64Array> = { ...run.inputs, ...stab?.inputs, [form.readouts[0].y]: ys };
+  form.readouts[0].cols.forEach((name, c) => (postInputs[name] = yc[c]));
   const post = interpret(form.post, { ...run, dims, inputs: postInputs, initialState: undefined });
-  return { outputs: post.outputs, finalState: { [form.state]: finalS } };
+  const finalState: Record<string, Float64Array> = { [form.state]: finalS };
+  form.columns.forEach((c, k) => (finalState[c] = finalC[k]));
+  if (stab) finalState[form.stabiliser!.state] = stab.final;
+  return { outputs: post.outputs, finalState };
 }
 
 const mat = (r: number, c: number) => Array.from({ length: r }, () => new Float64Array(c));

@@ -18,7 +18,7 @@ import * as I from "../ir/types.ts";
 import { printExpr } from "../ir/print.ts";
 import { freeVars } from "../analysis/linearize.ts";
 import { extentSize } from "../ir/types.ts";
-import type { MatrixForm } from "./matrix-form.ts";
+import { STAB_T, type MatrixForm } from "./matrix-form.ts";
 import type { SizeExpr } from "../../runtime/plan.ts";
 import { extentS, productS } from "../kernel/symbolic.ts";
 
@@ -41,6 +41,8 @@ export interface RowSpec {
   v?: RowPart;
   alpha?: RowPart;
   beta?: RowPart;
+  /** Values of the extra value columns (MatrixForm.columns), scalars per token and head; z there = alpha * col. */
+  cols?: RowPart[];
   /** How the row came about (explain, tests). */
   kind: "merged" | "low-rank" | "input";
 }
@@ -55,8 +57,12 @@ export interface ChunkRows {
   lowRank: boolean;
   /** ld per MicroStep entry (prep output over [loop?, heads..., key?]). */
   ld: (RowPart | undefined)[];
-  /** Post outputs are pointwise over (heads, value) with y read at their own index (fusable into the kernel's epilogue). */
+  /** Post outputs are pointwise over (heads, value) with y read at their own index and the column readouts and the stabiliser at their own heads. */
   postPointwise: boolean;
+  /** Extra value columns: the kernels' value extent is V + columns (column readouts go to post as `form.readouts[0].cols`). */
+  columns: number;
+  /** The stabiliser's a and b (over heads) when the form has one: a pass before the core computes m_t = max(a_t + m_{t-1}, b_t). */
+  stab?: { a: RowPart; b: RowPart };
 }
 
 export type ChunkRowsResult = { ok: true; rows: ChunkRows } | { ok: false; reason: string };
@@ -111,6 +117,8 @@ export function chunkRows(form: MatrixForm): ChunkRowsResult {
   };
   if (form.readouts.length !== 1) return { ok: false, reason: `the chunked kernels take one readout per token (this model has ${form.readouts.length})` };
   if (form.decay === "key" && (form.steps.length !== 1 || form.steps[0].loop)) return { ok: false, reason: "a per-key decay is supported with one micro-step per token" };
+  if (form.columns.length && form.lowRank) return { ok: false, reason: "value columns (normalisers) are supported without low-rank terms" };
+  if (form.stabiliser && (form.decay === "key" || form.steps.length !== 1)) return { ok: false, reason: "a stabiliser is supported with a scalar decay and one micro-step per token" };
   const rows: RowSpec[] = [];
   form.steps.forEach((st, si) => {
     const loop = st.loop ? 0 : undefined;
@@ -124,7 +132,7 @@ export function chunkRows(form: MatrixForm): ChunkRowsResult {
         rows.push({ step: si, loop: !!st.loop, kind: "merged", x: us.vec, w: whole(lr.w), v: whole(mate.p.v), alpha: mate.split.scale, beta: us.scale });
       } else rows.push({ step: si, loop: !!st.loop, kind: "low-rank", x: whole(lr.u), w: whole(lr.w) });
     }
-    for (const x of inputs) if (!x.used) rows.push({ step: si, loop: !!st.loop, kind: "input", x: whole(x.p.k), v: whole(x.p.v) });
+    for (const x of inputs) if (!x.used) rows.push({ step: si, loop: !!st.loop, kind: "input", x: whole(x.p.k), v: whole(x.p.v), cols: x.p.cols?.map(whole) });
   });
   for (const r of rows) {
     if (isOne(r.alpha)) r.alpha = undefined;
@@ -142,8 +150,19 @@ export function chunkRows(form: MatrixForm): ChunkRowsResult {
       lowRank: rows.some((r) => r.w),
       ld,
       postPointwise: postIsPointwise(form),
+      columns: form.columns.length,
+      stab: form.stabiliser ? stabParts(form) : undefined,
     },
   };
+}
+
+function stabParts(form: MatrixForm): { a: RowPart; b: RowPart } {
+  const st = form.stabiliser!;
+  const part = (name: string): RowPart => {
+    const s = st.prep.body.find((x) => x.k === "output" && x.target === name) as { target: string; vars: I.IndexVar[]; expr: I.Expr };
+    return { stmt: s.target, expr: s.expr, vars: s.vars };
+  };
+  return { a: part(st.a), b: part(st.b) };
 }
 
 /** Rows per token for given dims (loop rows repeat J times). */
@@ -184,12 +203,14 @@ export function expandRows(cr: ChunkRows, dims: Record<string, number>): { spec:
  */
 function postIsPointwise(form: MatrixForm): boolean {
   const ys = new Set(form.readouts.map((r) => r.y));
+  const perHead = new Set([...form.readouts.flatMap((r) => r.cols), ...(form.stabiliser ? [STAB_T] : [])]);
   for (const s of form.post.body) {
     if (s.k !== "output") return false;
     if (s.vars.length !== form.heads.length + 1) return false;
     let ok = true;
     I.walkExpr(s.expr, (e) => {
       if (e.k === "read" && ys.has(e.tensor) && (e.idx.length !== s.vars.length || e.idx.some((ix, p) => ix.kind !== "var" || ix.v.id !== s.vars[p].id))) ok = false;
+      if (e.k === "read" && perHead.has(e.tensor) && (e.idx.length !== form.heads.length || e.idx.some((ix, p) => ix.kind !== "var" || ix.v.id !== s.vars[p].id))) ok = false;
     });
     if (!ok) return false;
   }
@@ -201,7 +222,8 @@ export function describeRows(cr: ChunkRows): string[] {
   return cr.rows.map((r) => {
     const p = (x?: RowPart) => (x ? printExpr(x.expr) : "");
     const z = [r.v ? `${r.alpha ? `(${p(r.alpha)}) * ` : ""}${p(r.v)}` : "", r.w ? `${r.beta ? `(${p(r.beta)}) * ` : ""}(${p(r.w)})^T S` : ""].filter(Boolean).join(" + ");
-    return `${r.kind} row${r.loop ? " (per loop index)" : ""}: x = ${p(r.x)}, z = ${z}`;
+    const cols = r.cols?.length ? `, columns ${r.cols.map((c) => `${r.alpha ? `(${p(r.alpha)}) * ` : ""}${p(c)}`).join(", ")}` : "";
+    return `${r.kind} row${r.loop ? " (per loop index)" : ""}: x = ${p(r.x)}, z = ${z}${cols}`;
   });
 }
 

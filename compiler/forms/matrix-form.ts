@@ -12,6 +12,17 @@
  *   core  - the generic recurrence above (sequential, chunked ... : a schedule, model-independent),
  *   post  - a stateless IR model computing the outputs from y_r = S^T q_r and the inputs.
  * A new model in these classes therefore gets every core schedule without new kernel code.
+ *
+ * Two extensions (mLSTM's normaliser and stabiliser, found by analysis, not by model name):
+ *  - value columns: a state n over [heads, key] updated with S's decay and S's key vectors, with a value-free
+ *    input factor c (n <- D n + kk c), is carried as an extra value column of S (vv extended by c); its
+ *    readouts sum_i n_i q_i become post inputs `${y}_c${j}` over heads;
+ *  - a stabiliser: a state m over heads with the max-plus update m' = max(a + m, b) (a, b state-free) such
+ *    that S (and its columns) are stored as exp(-m) times an unscaled state: S's log decay is ld0 + m - m'
+ *    and its inputs' log scale li0 - m'. Prep and post then read the pseudo inputs STAB_T (m after the
+ *    token's update) and STAB_PREV (m before it) over heads, which a stabiliser pass computes first
+ *    (compiler/forms/stabiliser.ts): every decay exp(ld0 + m_{t-1} - m_t) <= 1 and input scale
+ *    exp(li0 - m_t) <= 1, so the core runs unchanged on bounded numbers.
  */
 import * as I from "../ir/types.ts";
 import { printExpr } from "../ir/print.ts";
@@ -24,13 +35,16 @@ export interface MicroStep {
   /** log of the diagonal factor: shape [heads] (scalar decay) or [heads, K] (per-key decay); undefined = 1. */
   ld?: { name: string; perKey: boolean };
   lowRank: { u: string; w: string }[];
-  inputs: { k: string; v: string }[];
+  /** `cols`: prep outputs over [loop?, heads] giving this pair's value in each extra value column (MatrixForm.columns). */
+  inputs: { k: string; v: string; cols?: string[] }[];
 }
 
 export interface Readout {
   /** prep output q[heads, K]; the core produces y = S^T q as post input `y` [heads, V]. */
   q: string;
   y: string;
+  /** Post inputs over heads: the readout of each extra value column (sum_i q_i n_i). */
+  cols: string[];
   /** Number of MicroSteps (entries of `steps`) applied before this readout within the token. */
   after: number;
 }
@@ -47,6 +61,21 @@ export interface MatrixForm {
   lowRank: boolean;
   prep: I.Model;
   post: I.Model;
+  /** States carried as extra value columns V, V + 1, ... of the state (normalisers). */
+  columns: string[];
+  stabiliser?: Stabiliser;
+}
+
+/** Pseudo inputs over heads (prep and post) of a stabilised form: m after this token's update, and before it. */
+export const STAB_T = "m@t";
+export const STAB_PREV = "m@prev";
+
+/** m_t = max(a_t + m_{t-1}, b_t): `prep` is a stateless model whose outputs `a` and `b` are over heads. */
+export interface Stabiliser {
+  state: string;
+  prep: I.Model;
+  a: string;
+  b: string;
 }
 
 export type MatrixFormResult = { ok: true; form: MatrixForm } | { ok: false; reason: string };
@@ -87,27 +116,137 @@ class Extractor {
   private heads: number[] = [];
   private counter = 0;
   private qKeys = new Map<string, Readout>();
+  private qCanon: { r: Readout; q: string }[] = [];
+  private readonly others: I.TensorDecl[];
+  private columns: I.TensorDecl[] = [];
+  private stab?: { decl: I.TensorDecl; def: Def; a: I.Expr; b: I.Expr };
+  private updated = new Set<string>();
+  /** The last update of S before prep-output renaming (to compare column updates against). */
+  private lastRaw?: { L: I.IndexVar[]; d: I.Expr; inputs: I.Expr[][]; step: MicroStep };
 
   constructor(private readonly model: I.Model) {
     this.renamer = new Renamer(model);
     const states = I.tensorsOfKind(model, "state");
-    if (states.length !== 1) fail(`the chunked form needs exactly one state (this model has ${states.length})`);
-    this.S = states[0];
+    if (!states.length) fail("the chunked form needs a state (this model has none)");
+    const top = Math.max(...states.map((s) => s.shape.length));
+    const main = states.filter((s) => s.shape.length === top);
+    if (main.length !== 1) fail(`the chunked form needs one matrix state (this model has ${main.length} of rank ${top}: ${main.map((s) => s.name).join(", ")})`);
+    this.S = main[0];
+    this.others = states.filter((s) => s !== this.S);
   }
 
   run(): MatrixForm {
     this.findAxes();
+    this.classifyOthers();
     this.walk(this.model.body, undefined);
     if (!this.steps.length) fail(`state ${this.S.name} is never updated`);
+    for (const c of this.columns) if (!this.updated.has(c.name)) fail(`state ${c.name} is never updated`);
     const span = this.model.span;
     const base = this.model.tensors.filter((t) => t.kind === "input" || t.kind === "param");
-    const prep: I.Model = { name: `${this.model.name}__prep`, file: this.model.file, span, dims: this.model.dims, tensors: [...base, ...this.prepTensors], body: this.prepStmts };
-    const post: I.Model = { name: `${this.model.name}__post`, file: this.model.file, span, dims: this.model.dims, tensors: [...base, ...this.postTensors], body: this.postStmts };
+    const stabIn: I.TensorDecl[] = this.stab ? [STAB_T, STAB_PREV].map((name) => ({ name, kind: "input", shape: this.stab!.decl.shape, span })) : [];
+    const prep: I.Model = { name: `${this.model.name}__prep`, file: this.model.file, span, dims: this.model.dims, tensors: [...base, ...stabIn, ...this.prepTensors], body: this.prepStmts };
+    const post: I.Model = { name: `${this.model.name}__post`, file: this.model.file, span, dims: this.model.dims, tensors: [...base, ...stabIn.slice(0, 1), ...this.postTensors], body: this.postStmts };
     const decay = this.steps.some((s) => s.ld?.perKey) ? "key" : this.steps.some((s) => s.ld) ? "scalar" : "none";
     return {
       state: this.S.name, heads: this.heads, key: this.key, value: this.value, steps: this.steps, readouts: this.readouts,
       decay, lowRank: this.steps.some((s) => s.lowRank.length > 0), prep, post,
+      columns: this.columns.map((c) => c.name),
+      stabiliser: this.stab ? this.stabiliserModel() : undefined,
     };
+  }
+
+  /**
+   * Other states than S: a vector over S's heads and key axis is a value column (checked at its update);
+   * a state over S's heads whose update is max(a + m, b) is the stabiliser (checked by the decay analysis).
+   */
+  private classifyOthers(): void {
+    if (!this.others.length) return;
+    const same = (a: I.Extent[], b: I.Extent[]) => a.length === b.length && a.every((x, i) => I.sameExtent(x, b[i], this.model.dims));
+    const headShape = this.heads.map((p) => this.S.shape[p]);
+    const colShape = this.S.shape.filter((_, p) => p !== this.value);
+    const hasLoop = this.model.body.some((s) => s.k === "for");
+    if (hasLoop) fail(`the chunked form takes extra states (${this.others.map((s) => s.name).join(", ")}) only without micro-step loops`);
+    // lets and updates in order (lets inlined), to read the stabiliser's update before the walk
+    const lets = new Map<string, Def>();
+    const subst = (e: I.Expr): I.Expr => {
+      const go = (x: I.Expr): I.Expr => {
+        switch (x.k) {
+          case "read": { const d = lets.get(x.tensor); return d ? this.renamer.instantiate(d, x.idx) : x; }
+          case "neg": return { k: "neg", a: go(x.a) };
+          case "bin": return { k: "bin", op: x.op, a: go(x.a), b: go(x.b) };
+          case "call": return { k: "call", fn: x.fn, args: x.args.map(go) };
+          case "sum": return { k: "sum", vars: x.vars, body: go(x.body) };
+          default: return x;
+        }
+      };
+      return go(e);
+    };
+    const defs = new Map<string, Def>();
+    for (const s of this.model.body) {
+      if (s.k === "for") continue;
+      const def = { vars: s.vars, expr: subst(s.expr) };
+      if (s.k === "let") lets.set(s.target, def);
+      else if (s.k === "assign") defs.set(s.target, def);
+    }
+    for (const o of this.others) {
+      if (same(o.shape, colShape)) {
+        if (this.heads.some((p) => p > this.key)) fail(`value column ${o.name}: the chunked form needs ${this.S.name}'s head axes before its key axis`);
+        this.columns.push(o);
+      }
+      else if (same(o.shape, headShape)) {
+        if (this.stab) fail(`two stabiliser candidates over the heads (${this.stab.decl.name}, ${o.name}); the chunked form takes one`);
+        const def = defs.get(o.name);
+        if (!def) fail(`state ${o.name} is never updated`);
+        const mp = maxPlus(def!, o.name);
+        if (!mp) fail(`state ${o.name} over the heads is not a stabiliser: its update is not max(a + ${o.name}, b) with a, b free of states`);
+        this.stab = { decl: o, def: def!, ...mp! };
+      } else fail(`state ${o.name} ${I.shapeText(o.shape)} is neither a value column of ${this.S.name} (shape ${I.shapeText(colShape)}) nor a stabiliser (shape ${I.shapeText(headShape)})`);
+    }
+    const stateNames = new Set(I.tensorsOfKind(this.model, "state").map((t) => t.name));
+    if (this.stab) for (const e of [this.stab.a, this.stab.b]) I.walkExpr(e, (x) => { if (x.k === "read" && stateNames.has(x.tensor)) fail(`the stabiliser ${this.stab!.decl.name}'s update reads state ${x.tensor}`); });
+  }
+
+  /** The stabiliser's stateless prep model (a, b over heads). */
+  private stabiliserModel(): Stabiliser {
+    const st = this.stab!;
+    const span = this.model.span;
+    const tensors: I.TensorDecl[] = this.model.tensors.filter((t) => t.kind === "input" || t.kind === "param");
+    const body: I.Stmt[] = [];
+    const out = (name: string, e: I.Expr) => {
+      const env = new Map<number, I.Index>();
+      const vars = st.def.vars.map((v) => { const nv = this.fresh(v.name, v.extent); env.set(v.id, { kind: "var", v: nv }); return nv; });
+      tensors.push({ name, kind: "output", shape: st.decl.shape, span });
+      body.push({ k: "output", target: name, vars, expr: this.renamer.rename(e, env), span });
+    };
+    out("stab_a", st.a);
+    out("stab_b", st.b);
+    return { state: st.decl.name, prep: { name: `${this.model.name}__stab`, file: this.model.file, span, dims: this.model.dims, tensors, body }, a: "stab_a", b: "stab_b" };
+  }
+
+  /**
+   * Replace the stabiliser in an update or output: its new-value expression (an inlined let) and reads after
+   * its update by STAB_T, reads before its update by STAB_PREV.
+   */
+  private stabSubst(e: I.Expr): I.Expr {
+    const st = this.stab;
+    if (!st) return e;
+    const m = st.decl.name;
+    const after = this.updated.has(m);
+    const go = (x: I.Expr): I.Expr => {
+      let idx: I.Index[] | undefined;
+      I.walkExpr(x, (r) => { if (!idx && r.k === "read" && r.tensor === m) idx = r.idx; });
+      if (!idx) return x;
+      if (x.k !== "read" && printExpr(x) === printExpr(this.renamer.instantiate(st.def, idx))) return { k: "read", tensor: STAB_T, idx };
+      switch (x.k) {
+        case "read": return { k: "read", tensor: after ? STAB_T : STAB_PREV, idx: x.idx };
+        case "neg": return { k: "neg", a: go(x.a) };
+        case "bin": return { k: "bin", op: x.op, a: go(x.a), b: go(x.b) };
+        case "call": return { k: "call", fn: x.fn, args: x.args.map(go) };
+        case "sum": return { k: "sum", vars: x.vars, body: go(x.body) };
+        default: return x;
+      }
+    };
+    return go(e);
   }
 
   /** The key axis is the one outputs contract over; the value axis is the other non-head axis. */
@@ -175,9 +314,16 @@ class Extractor {
       const def: Def = { vars: s.vars, expr: this.subst(s.expr, new Map()) };
       if (s.k === "let") this.lets.set(s.target, def);
       else if (s.k === "assign") {
-        if (s.target !== this.S.name) fail(`unexpected state ${s.target}`);
-        this.update(def, loop);
-      } else this.output(s.target, def);
+        if (s.target === this.stab?.decl.name) {
+          if (this.updated.has(s.target)) fail(`the stabiliser ${s.target} is updated twice in a step`);
+        } else if (s.target === this.S.name) this.update({ vars: def.vars, expr: this.stabSubst(def.expr) }, loop);
+        else if (this.columns.some((c) => c.name === s.target)) this.columnUpdate(s.target, { vars: def.vars, expr: this.stabSubst(def.expr) });
+        else fail(`unexpected state ${s.target}`);
+        this.updated.add(s.target);
+      } else {
+        if (this.others.length && this.others.some((o) => !this.updated.has(o.name))) fail(`output ${s.target} reads the states before every update of the step (the chunked form with extra states reads after them)`);
+        this.output(s.target, { vars: def.vars, expr: this.stabSubst(def.expr) });
+      }
     }
   }
 
@@ -235,8 +381,10 @@ class Extractor {
     if (!diag.length) fail(`the update of ${this.S.name} does not keep its previous value (A = 0)`);
     const d = diag.map((t) => (t.sums.length ? ({ k: "sum", vars: t.sums, body: prod(t.factors) } as I.Expr) : prod(t.factors))).reduce(add);
     if (!allowed(d, [keyV.id])) fail(`the decay ${printExpr(d)} varies along the value axis (${I.extentText(valV.extent)}); the chunked form needs it per head or per key`);
+    if (this.stab && d.k === "num") fail(`the decay of ${this.S.name} does not use the stabiliser ${this.stab.decl.name}`);
     if (!(d.k === "num" && d.value === 1)) {
       const ld = logOf(d);
+      if (this.stab) stabCoefficients(ld, 1, -1, `the log decay ${printExpr(ld)} of ${this.S.name}`, this.stab.decl.name);
       const perKey = freeVars(ld).has(keyV.id);
       step.ld = { name: this.prepOut("ld", ld, [...this.heads.map((p) => ({ v: L[p] })), ...(perKey ? [{ v: keyV }] : [])], loop), perKey };
     }
@@ -254,6 +402,7 @@ class Extractor {
       step.lowRank.push({ u: this.prepOut("u", mul(scalar, out), [...hb, { v: keyV }], loop), w: this.prepOut("w", w, [...hb, { v: keyV }], loop) });
     }
     // input part: a sum of outer products kk_i vv_j
+    const rawInputs: I.Expr[][] = [];
     if (lin.c) {
       for (const factors of sumOfProducts(lin.c)) {
         const kp: I.Expr[] = [];
@@ -265,6 +414,9 @@ class Extractor {
           if (hasK && hasV) fail(`the input term ${printExpr(f)} is not an outer product over ${I.extentText(keyV.extent)} x ${I.extentText(valV.extent)}`);
           (hasV ? vp : kp).push(f);
         }
+        const sf = kp.filter(readsStab);
+        if (this.stab) stabCoefficients(sf.map(logOf).reduce(add, num(0)), 0, -1, `the input scale ${printExpr(prod(sf))} of ${this.S.name}`, this.stab.decl.name);
+        rawInputs.push(kp);
         const k = prod(kp);
         const v = prod(vp);
         if (!allowed(k, [keyV.id]) || !allowed(v, [valV.id])) fail(`the input term ${printExpr(prod(factors))} reads indices outside the state's axes`);
@@ -273,6 +425,93 @@ class Extractor {
       }
     }
     this.steps.push(step);
+    this.lastRaw = { L, d, inputs: rawInputs, step };
+  }
+
+  /**
+   * An update of a value column n (over heads and key): the same decay as the state's last update and
+   * input terms kk * c whose key factors equal one of the state's input pairs'; c (value-free) becomes that
+   * pair's value in the column. Pairs without a term get 0 there.
+   */
+  private columnUpdate(name: string, def: Def): void {
+    const raw = this.lastRaw;
+    if (!raw || this.steps.length !== 1) fail(`value column ${name} must follow the one update of ${this.S.name}`);
+    const col = this.columns.findIndex((c) => c.name === name);
+    const Ln = def.vars;
+    // n's axes are S's without the value axis: map its binder vars onto S's
+    const sPos = this.S.shape.map((_, p) => p).filter((p) => p !== this.value);
+    const env = new Map<number, I.Index>(Ln.map((v, k) => [v.id, { kind: "var", v: raw!.L[sPos[k]] } as I.Index]));
+    const expr = this.renamer.rename(def.expr, env);
+    const lin = linearize(expr, (t) => t === name);
+    if (!lin.ok) fail(`the update of ${name} is not affine: ${lin.reason}`);
+    const diag: I.Expr[] = [];
+    for (const t of lin.terms) {
+      if (t.sums.length || t.read.idx.some((ix, k) => ix.kind !== "var" || ix.v.id !== raw!.L[sPos[k]].id)) fail(`the update of value column ${name} mixes it (${printExpr(t.read)})`);
+      diag.push(prod(t.factors));
+    }
+    const d = diag.length ? diag.reduce(add) : num(0);
+    if (printExpr(d) !== printExpr(raw.d)) fail(`value column ${name} decays by ${printExpr(d)}, not like ${this.S.name} (${printExpr(raw.d)})`);
+    const key = (fs: I.Expr[]) => fs.map((f) => printExpr(f)).sort().join(" * ");
+    const hb = this.heads.map((p) => ({ v: raw!.L[p] }));
+    const cols: I.Expr[] = raw.inputs.map(() => num(0));
+    for (const factors of lin.c ? sumOfProducts(lin.c) : []) {
+      // c = (this term) / kk_p: the term's factors less the pair's key factors (as printed multisets)
+      let c: I.Expr | undefined;
+      const p = raw.inputs.findIndex((kp) => {
+        const left = factors.map((f) => printExpr(f));
+        for (const f of kp) {
+          const i = left.indexOf(printExpr(f));
+          if (i < 0) return false;
+          left[i] = "";
+        }
+        const rest = factors.filter((_, i) => left[i] !== "");
+        if (rest.some((f) => freeVars(f).has(raw!.L[this.key].id) || readsStab(f))) return false;
+        c = prod(rest);
+        return true;
+      });
+      if (p < 0 || !c) fail(`the input term ${printExpr(prod(factors))} of value column ${name} is not a value-free multiple of an outer product in the update of ${this.S.name}`);
+      if (![...freeVars(c!)].every((v) => this.heads.some((q) => raw!.L[q].id === v))) fail(`the value ${printExpr(c!)} of column ${name} reads indices other than the heads`);
+      cols[p] = add(cols[p], c!);
+    }
+    raw.step.inputs.forEach((pair, p) => {
+      pair.cols = pair.cols ?? [];
+      pair.cols[col] = this.prepOut("cv", cols[p], hb, undefined);
+    });
+  }
+
+  /** Post: replace every sum_i n[heads, i] q_i over a value column n by that column's readout (a post input over heads). */
+  private columnReads(out: string, e: I.Expr): I.Expr {
+    const cols = new Set(this.columns.map((c) => c.name));
+    const go = (x: I.Expr): I.Expr => {
+      let col: string | undefined;
+      I.walkExpr(x, (r) => { if (!col && r.k === "read" && cols.has(r.tensor)) col = r.tensor; });
+      if (!col) return x;
+      if (x.k === "sum") {
+        const lin = linearize(x, (t) => t === col);
+        if (!lin.ok || lin.c || lin.terms.length !== 1) fail(`output ${out} reads value column ${col} other than as sum_i ${col}[.., i] q_i`);
+        const t = lin.terms[0];
+        const kp = this.key > this.value ? this.key - 1 : this.key; // the key's position in the column's shape
+        const kix = t.read.idx[kp];
+        if (kix.kind !== "var" || !t.sums.some((v) => v.id === kix.v.id)) fail(`output ${out} does not contract ${col} over its key axis`);
+        const heads = t.read.idx.filter((_, p) => p !== kp);
+        if (heads.some((ix) => ix.kind !== "var")) fail(`output ${out} reads ${col} at a fixed head`);
+        const g = splitFactors(t, [], [(kix as { v: I.IndexVar }).v.id]);
+        if (!g) fail(`output ${out}: the readout of ${col} is not a vector over its key axis`);
+        const canon = canonQ(g!.inn, (kix as { v: I.IndexVar }).v, heads.map((ix) => (ix as { v: I.IndexVar }).v));
+        const r = this.qCanon.find((x) => x.q === canon);
+        if (!r) fail(`output ${out} reads ${col} with another readout vector than ${this.S.name}'s`);
+        const y: I.Expr = { k: "read", tensor: r!.r.cols[this.columns.findIndex((c) => c.name === col)], idx: heads };
+        return mul(y, g!.scalar);
+      }
+      switch (x.k) {
+        case "read": fail(`output ${out} reads value column ${col} outside a sum over its key axis`); break;
+        case "neg": return { k: "neg", a: go(x.a) };
+        case "bin": return { k: "bin", op: x.op, a: go(x.a), b: go(x.b) };
+        case "call": return { k: "call", fn: x.fn, args: x.args.map(go) };
+      }
+      return x;
+    };
+    return go(e);
   }
 
   private output(name: string, def: Def): void {
@@ -301,7 +540,10 @@ class Extractor {
       if (!r) {
         const q = this.prepOut("q", qPart, [...hb, { v: kix.v }], undefined);
         const y = `y${this.readouts.length}`;
-        r = { q, y, after: this.steps.length };
+        const cols = this.columns.map((_, c) => `${y}_c${c}`);
+        r = { q, y, cols, after: this.steps.length };
+        this.qCanon.push({ r, q: canonQ(qPart, kix.v, headVars) });
+        cols.forEach((name) => this.postTensors.push({ name, kind: "input", shape: this.heads.map((p) => this.S.shape[p]), span: this.model.span }));
         this.readouts.push(r);
         this.qKeys.set(qKey, r);
         this.postTensors.push({ name: y, kind: "input", shape: [...this.heads.map((p) => this.S.shape[p]), this.S.shape[this.value]], span: this.model.span });
@@ -309,10 +551,76 @@ class Extractor {
       const yRead: I.Expr = { k: "read", tensor: r.y, idx: [...headVars, valVar].map((v) => ({ kind: "var", v })) };
       expr = add(expr, mul(mul(yRead, valuePart), scalar));
     }
+    if (this.columns.length) expr = this.columnReads(name, expr);
     const decl = this.model.tensors.find((x) => x.name === name)!;
     this.postTensors.push({ ...decl });
     this.postStmts.push({ k: "output", target: name, vars: def.vars, expr, span: this.model.span });
   }
+}
+
+/** True when the expression reads the stabiliser's pseudo inputs. */
+function readsStab(e: I.Expr): boolean {
+  let r = false;
+  I.walkExpr(e, (x) => { if (x.k === "read" && (x.tensor === STAB_T || x.tensor === STAB_PREV)) r = true; });
+  return r;
+}
+
+/** Check that `e` = (state-free part) + cPrev * m_{t-1} + cT * m_t, as a sum of signed terms. */
+function stabCoefficients(e: I.Expr, cPrev: number, cT: number, what: string, m: string): void {
+  const terms: { sign: number; e: I.Expr }[] = [];
+  const flat = (x: I.Expr, sign: number) => {
+    if (x.k === "bin" && x.op === "+") { flat(x.a, sign); flat(x.b, sign); }
+    else if (x.k === "bin" && x.op === "-") { flat(x.a, sign); flat(x.b, -sign); }
+    else if (x.k === "neg") flat(x.a, -sign);
+    else terms.push({ sign, e: x });
+  };
+  flat(e, 1);
+  let p = 0, t = 0;
+  for (const x of terms) {
+    if (x.e.k === "read" && x.e.tensor === STAB_PREV) p += x.sign;
+    else if (x.e.k === "read" && x.e.tensor === STAB_T) t += x.sign;
+    else if (readsStab(x.e)) fail(`${what} uses the stabiliser ${m} other than additively in log space`);
+  }
+  if (p !== cPrev || t !== cT) fail(`${what} is not stabilised by ${m} (log space: expected ${cPrev === 1 ? `+ ${m}_{t-1} ` : ""}- ${m}_t)`);
+}
+
+/** A readout vector printed with its key and head variables in canonical names (to compare readouts of different sums). */
+function canonQ(q: I.Expr, keyVar: I.IndexVar, heads: I.IndexVar[]): string {
+  const env = new Map<number, I.IndexVar>([[keyVar.id, { id: -1, name: "#key", extent: keyVar.extent }], ...heads.map((h, k) => [h.id, { id: -2 - k, name: `#h${k}`, extent: h.extent }] as [number, I.IndexVar])]);
+  const go = (x: I.Expr): I.Expr => {
+    switch (x.k) {
+      case "idx": return env.has(x.v.id) ? { k: "idx", v: env.get(x.v.id)! } : x;
+      case "read": return { ...x, idx: x.idx.map((ix) => (ix.kind === "var" && env.has(ix.v.id) ? { kind: "var", v: env.get(ix.v.id)! } : ix)) };
+      case "neg": return { k: "neg", a: go(x.a) };
+      case "bin": return { ...x, a: go(x.a), b: go(x.b) };
+      case "call": return { ...x, args: x.args.map(go) };
+      case "sum": return { ...x, body: go(x.body) };
+      default: return x;
+    }
+  };
+  return printExpr(go(q));
+}
+
+/** max(a + m, b) (either order, a + m in any additive position): a and b, or null. */
+function maxPlus(def: Def, m: string): { a: I.Expr; b: I.Expr } | null {
+  const e = def.expr;
+  if (e.k !== "call" || e.fn !== "max" || e.args.length !== 2) return null;
+  const own = (x: I.Expr) => x.k === "read" && x.tensor === m && x.idx.every((ix, p) => ix.kind === "var" && ix.v.id === def.vars[p].id);
+  const readsM = (x: I.Expr) => { let r = false; I.walkExpr(x, (y) => { if (y.k === "read" && y.tensor === m) r = true; }); return r; };
+  for (const [x, y] of [[e.args[0], e.args[1]], [e.args[1], e.args[0]]]) {
+    if (readsM(y)) continue;
+    const terms: I.Expr[] = [];
+    const flat = (z: I.Expr): void => {
+      if (z.k === "bin" && z.op === "+") { flat(z.a); flat(z.b); } else terms.push(z);
+    };
+    flat(x);
+    const mi = terms.findIndex(own);
+    if (mi < 0) continue;
+    const rest = terms.filter((_, i) => i !== mi);
+    if (rest.some(readsM)) continue;
+    return { a: rest.length ? rest.reduce((p, q) => ({ k: "bin", op: "+", a: p, b: q })) : num(0), b: y };
+  }
+  return null;
 }
 
 /**

@@ -7,6 +7,7 @@ import type { Model } from "../ir/types.ts";
 import { interpret, product, shapeSizes, stridesOf, type RunInputs, type RunResult } from "../ir/interpret.ts";
 import type { MatrixForm } from "./matrix-form.ts";
 import { coreChunked, coreSequential, expansion, type SliceData } from "./matrix-core.ts";
+import { runStabiliser, stateInit } from "./stabiliser.ts";
 
 export interface MatrixRunOptions { schedule: "sequential" | "chunked"; chunk?: number }
 
@@ -14,20 +15,29 @@ export function runMatrixForm(model: Model, form: MatrixForm, run: RunInputs, op
   const dims = { ...run.dims };
   for (const d of model.dims) if (d.sequenceDefault && dims[d.name] === undefined) dims[d.name] = run.time;
   const { batch: B, time: T } = run;
-  const prep = interpret(form.prep, { ...run, dims, initialState: undefined });
+  const stab = form.stabiliser ? runStabiliser(model, form, run, dims) : undefined;
+  const prep = interpret(form.prep, { ...run, dims, inputs: { ...run.inputs, ...stab?.inputs }, initialState: undefined });
   const Sdecl = model.tensors.find((t) => t.name === form.state)!;
   const sShape = shapeSizes(Sdecl.shape, dims);
   const sStrides = stridesOf(sShape);
   const headSizes = form.heads.map((p) => sShape[p]);
   const nHeads = product(headSizes);
   const K = sShape[form.key];
-  const V = sShape[form.value];
+  const V0 = sShape[form.value];
+  const NC = form.columns.length;
+  const V = V0 + NC;
   const nS = product(sShape);
+  const nCol = nS / V0;
+  const colIdx = (h: number, i: number) => h * K + i; // a column state is [heads..., key]
+  const initS = stateInit(model, form.state, { ...run, dims } as RunInputs, dims);
+  const initC = form.columns.map((c) => stateInit(model, c, { ...run, dims } as RunInputs, dims));
+  const finalC = form.columns.map(() => new Float64Array(B * nCol));
   const exp = expansion(form, dims);
   const at = form.readouts.map((r) => exp.slice(0, r.after).reduce((a, b) => a + b, 0));
 
   const finalS = new Float64Array(B * nS);
-  const ys = form.readouts.map(() => new Float64Array(B * T * nHeads * V));
+  const ys = form.readouts.map(() => new Float64Array(B * T * nHeads * V0));
+  const yc = form.readouts.map(() => form.columns.map(() => new Float64Array(B * T * nHeads)));
   const perToken = (name: string) => product(shapeSizes(form.prep.tensors.find((t) => t.name === name)!.shape, dims));
   const sizes = new Map<string, number>();
   const tokenSize = (name: string) => sizes.get(name) ?? (sizes.set(name, perToken(name)), sizes.get(name)!);
@@ -49,9 +59,11 @@ export function runMatrixForm(model: Model, form: MatrixForm, run: RunInputs, op
         rem = Math.floor(rem / headSizes[a]);
       }
       const S0 = new Float64Array(K * V);
-      const init = run.initialState?.[form.state];
-      for (let i = 0; i < K; i++)
-        for (let j = 0; j < V; j++) S0[i * V + j] = init ? init[b * nS + headOff + i * sStrides[form.key] + j * sStrides[form.value]] : 0;
+      const scale = stab ? Math.exp(stab.logScale[b * nHeads + h]) : 1;
+      for (let i = 0; i < K; i++) {
+        for (let j = 0; j < V0; j++) S0[i * V + j] = scale * initS[b * nS + headOff + i * sStrides[form.key] + j * sStrides[form.value]];
+        for (let c = 0; c < NC; c++) S0[i * V + V0 + c] = scale * initC[c][b * nCol + colIdx(h, i)];
+      }
 
       const data: SliceData = { K, V, steps: [], readouts: [] };
       for (let t = 0; t < T; t++) {
@@ -65,7 +77,12 @@ export function runMatrixForm(model: Model, form: MatrixForm, run: RunInputs, op
               u: st.lowRank.map((p) => vec(p.u, b, t, n, h, K)),
               w: st.lowRank.map((p) => vec(p.w, b, t, n, h, K)),
               kk: st.inputs.map((p) => vec(p.k, b, t, n, h, K)),
-              vv: st.inputs.map((p) => vec(p.v, b, t, n, h, V)),
+              vv: st.inputs.map((p) => {
+                const vv = new Float64Array(V);
+                vv.set(vec(p.v, b, t, n, h, V0));
+                (p.cols ?? []).forEach((c, k) => (vv[V0 + k] = vec(c, b, t, n, h, 1)[0]));
+                return vv;
+              }),
             });
           }
         });
@@ -73,13 +90,26 @@ export function runMatrixForm(model: Model, form: MatrixForm, run: RunInputs, op
         data.readouts.push(form.readouts.map((r, i) => ({ q: vec(r.q, b, t, 0, h, K), at: at[i] })));
       }
       const res = opts.schedule === "chunked" ? coreChunked(data, S0, opts.chunk ?? 16) : coreSequential(data, S0);
-      for (let i = 0; i < K; i++)
-        for (let j = 0; j < V; j++) finalS[b * nS + headOff + i * sStrides[form.key] + j * sStrides[form.value]] = res.S[i * V + j];
-      res.y.forEach((yt, t) => yt.forEach((y, r) => ys[r].set(y, ((b * T + t) * nHeads + h) * V)));
+      for (let i = 0; i < K; i++) {
+        for (let j = 0; j < V0; j++) finalS[b * nS + headOff + i * sStrides[form.key] + j * sStrides[form.value]] = res.S[i * V + j];
+        for (let c = 0; c < NC; c++) finalC[c][b * nCol + colIdx(h, i)] = res.S[i * V + V0 + c];
+      }
+      res.y.forEach((yt, t) =>
+        yt.forEach((y, r) => {
+          ys[r].set(y.subarray(0, V0), ((b * T + t) * nHeads + h) * V0);
+          for (let c = 0; c < NC; c++) yc[r][c][(b * T + t) * nHeads + h] = y[V0 + c];
+        }),
+      );
     }
   }
-  const postInputs: Record<string, Float64Array> = { ...run.inputs };
-  form.readouts.forEach((r, i) => (postInputs[r.y] = ys[i]));
+  const postInputs: Record<string, Float64Array> = { ...run.inputs, ...stab?.inputs };
+  form.readouts.forEach((r, i) => {
+    postInputs[r.y] = ys[i];
+    r.cols.forEach((name, c) => (postInputs[name] = yc[i][c]));
+  });
   const post = interpret(form.post, { ...run, dims, inputs: postInputs, initialState: undefined });
-  return { outputs: post.outputs, finalState: { [form.state]: finalS } };
+  const finalState: Record<string, Float64Array> = { [form.state]: finalS };
+  form.columns.forEach((c, k) => (finalState[c] = finalC[k]));
+  if (stab) finalState[form.stabiliser!.state] = stab.final;
+  return { outputs: post.outputs, finalState };
 }

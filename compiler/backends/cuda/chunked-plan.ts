@@ -31,6 +31,7 @@ export function chunkedEligible(model: I.Model): ChunkedEligibility {
   const cr = chunkRows(mf.form);
   if (!cr.ok) return { ok: false, why: cr.reason };
   if (!cr.rows.postPointwise) return { ok: false, why: "its outputs read y = S^T q at other positions than their own (the chunked kernels fuse post pointwise)" };
+  if (cr.rows.columns || cr.rows.stab) return { ok: false, why: "value columns and stabilisers are not in the CUDA chunked kernels yet" };
   const S = model.tensors.find((t) => t.name === mf.form.state)!;
   if (S.init && !(S.init.k === "num")) return { ok: false, why: "the state's initial value is not a constant" };
   return { ok: true, rows: cr.rows };

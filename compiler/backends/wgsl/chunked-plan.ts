@@ -25,6 +25,7 @@ export function wgslChunkedEligible(model: I.Model): WgslChunkedEligibility {
   const cr = chunkRows(mf.form);
   if (!cr.ok) return { ok: false, why: cr.reason };
   if (!cr.rows.postPointwise) return { ok: false, why: "its outputs read y = S^T q at other positions than their own (the walk applies post pointwise)" };
+  if (cr.rows.columns || cr.rows.stab) return { ok: false, why: "value columns and stabilisers are not in the WGSL chunked kernels yet" };
   return { ok: true, rows: cr.rows };
 }
 
