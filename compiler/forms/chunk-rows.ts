@@ -229,14 +229,14 @@ export function describeRows(cr: ChunkRows): string[] {
 
 /**
  * The state's sizes as launch-plan expressions, shared by every backend's chunked plan: key and value
- * extents, the number of head slices, the decay class (0 none, 1 scalar, 2 per key) and low rank.
+ * extents (the value extent counts the extra value columns), the number of head slices, the decay class (0 none, 1 scalar, 2 per key) and low rank.
  */
 export function chunkSizes(model: I.Model, cr: ChunkRows): { Kd: SizeExpr; Vd: SizeExpr; nH: SizeExpr; decay: 0 | 1 | 2; lr: boolean } {
   const form = cr.form;
   const S = model.tensors.find((t) => t.name === form.state)!;
   return {
     Kd: extentS(S.shape[form.key]),
-    Vd: extentS(S.shape[form.value]),
+    Vd: cr.columns ? ["+", extentS(S.shape[form.value]), cr.columns] : extentS(S.shape[form.value]),
     nH: productS(form.heads.map((p) => S.shape[p])),
     decay: cr.decay === "key" ? 2 : cr.decay === "scalar" ? 1 : 0,
     lr: cr.lowRank,

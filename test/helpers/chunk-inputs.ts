@@ -47,6 +47,12 @@ export function chunkInputs(model: Model, o: ChunkInputOptions): RunInputs {
         case "beta":
           x = Float64Array.from({ length: total }, () => (o.stress ? u(0.001, 1.999) : u(0.05, 1)));
           break;
+        case "i": // mLSTM's input gate (log space, stabilised): large positive under stress
+          x = Float64Array.from({ length: total }, () => (o.stress ? (p() < 0.2 ? u(10, 30) : u(-5, 5)) : u(-2, 2)));
+          break;
+        case "f": // mLSTM's forget gate: logsigmoid(f) down to -20 under stress
+          x = Float64Array.from({ length: total }, () => (o.stress ? (p() < 0.1 ? -20 : u(-3, 8)) : u(-1, 4)));
+          break;
         case "dt":
           x = Float64Array.from({ length: total }, () => (o.stress ? (p() < 0.1 ? 10 : u(0, 0.5)) : u(0.01, 0.3)));
           break;

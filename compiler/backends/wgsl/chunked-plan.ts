@@ -16,6 +16,7 @@ import { chunkModelWgsl } from "./chunked-model.ts";
 import { CHUNK_WG, KT, phaseAMain, phaseAShared, recordFloats, RECORDS, walkMain, type ChunkCoreCfg } from "./chunked-core.ts";
 import { readoutMain, readoutShared, RO_BV, S3_WG, walk3Layout, walk3Main, walk3Shared, type Split3Cfg } from "./chunked-split3.ts";
 import { wgslMathHelpers } from "./render.ts";
+import { EXTRA_WG, postMain, STAB, stabMain, YBUF } from "./chunked-extra.ts";
 
 export type WgslChunkedEligibility = { ok: true; rows: ChunkRows } | { ok: false; why: string };
 
@@ -25,7 +26,6 @@ export function wgslChunkedEligible(model: I.Model): WgslChunkedEligibility {
   const cr = chunkRows(mf.form);
   if (!cr.ok) return { ok: false, why: cr.reason };
   if (!cr.rows.postPointwise) return { ok: false, why: "its outputs read y = S^T q at other positions than their own (the walk applies post pointwise)" };
-  if (cr.rows.columns || cr.rows.stab) return { ok: false, why: "value columns and stabilisers are not in the WGSL chunked kernels yet" };
   return { ok: true, rows: cr.rows };
 }
 
@@ -97,7 +97,7 @@ export function lowerWgslChunked(model: I.Model, cr: ChunkRows, opts: { only?: (
     buffers.push({ name: STATES, ref: { kind: "states" }, access: "read_write" });
     buffers.push({ name: STATES_IN, ref: { kind: "initialStates" }, access: "read" });
     for (const t of I.tensorsOfKind(model, "output")) buffers.push({ name: outputBuffer(t.name), ref: { kind: "output", name: t.name }, access: "read_write" });
-    for (const r of [...RECORDS, S0]) buffers.push({ name: r, ref: { kind: "scratch", name: r }, access: "read_write" });
+    for (const r of [...RECORDS, S0, STAB, YBUF]) buffers.push({ name: r, ref: { kind: "scratch", name: r }, access: "read_write" });
     const used = buffers.filter((b) => new RegExp(`\\b${b.name}\\[`).test(text));
     const lines: string[] = [`// seqc: chunked kernel ${name} of model ${model.name} (generated core + per-model functions)`];
     const fields = [...uniforms];
@@ -115,6 +115,36 @@ export function lowerWgslChunked(model: I.Model, cr: ChunkRows, opts: { only?: (
   };
 
   const ov = overrideValues(model, overrideNames);
+  // a stabiliser launch before phase A, a post launch after the walk (value columns): chunked-extra.ts
+  const V0: SizeExpr = extentS(I.findTensor(model, form.state)!.shape[form.value]);
+  const ybufFloats: SizeExpr = ["*", "B", "T", nH, Vd];
+  const extra = (): { pre: KernelLaunch[]; post: KernelLaunch[]; scratch: { name: string; floats: SizeExpr }[]; bytes: SizeExpr; applicable: SizeExpr } => {
+    const pre: KernelLaunch[] = [];
+    const post: KernelLaunch[] = [];
+    const scratch: { name: string; floats: SizeExpr }[] = [];
+    if (cr.stab) {
+      const name = `${model.name}_chunk_stab`;
+      const sh = shader(name, stabMain(), []);
+      shaders[name] = sh.code;
+      pre.push({ name, shader: name, entry: "main", overrides: { ...ov }, workgroups: ["*", "B", nH], sharedBytes: 2 * EXTRA_WG * 4, threads: EXTRA_WG, bindings: sh.bindings });
+      scratch.push({ name: STAB, floats: ["max", 4, ["*", "B", nH, ["+", "T", 2]]] });
+    }
+    if (cr.columns) {
+      const name = `${model.name}_chunk_post`;
+      const sh = shader(name, postMain(), []);
+      shaders[name] = sh.code;
+      post.push({ name, shader: name, entry: "main", overrides: { ...ov }, workgroups: ["ceilDiv", ["*", "B", "T", nH, V0], EXTRA_WG], sharedBytes: 0, threads: EXTRA_WG, bindings: sh.bindings });
+      scratch.push({ name: YBUF, floats: ["max", 4, ybufFloats] });
+    }
+    return {
+      pre,
+      post,
+      scratch,
+      bytes: ["+", cr.stab ? ["*", 12, "B", nH, "T"] : 0, cr.columns ? ["*", 8, ybufFloats] : 0],
+      applicable: cr.columns ? [">=", "LIMIT_BINDING", ["*", 4, ybufFloats]] : 1,
+    };
+  };
+  const ex = extra();
   for (const RTP of rtps)
     for (const F of [64, 32])
       for (const BV of [32, 16])
@@ -134,8 +164,10 @@ export function lowerWgslChunked(model: I.Model, cr: ChunkRows, opts: { only?: (
           const aShared = phaseAShared(cfg) * 4;
           const wShared: SizeExpr = ["*", 4, ["+", ["*", Kd, BV], F * BV, Math.max(F, C) * 32]];
           const launches: KernelLaunch[] = [
+            ...ex.pre,
             { name: aName, shader: aName, entry: "main", overrides: { ...ov }, workgroups: ["*", "B", nH, nc], sharedBytes: aShared, threads: CHUNK_WG, bindings: a.bindings },
             { name: wName, shader: wName, entry: "main", overrides: { ...ov, SEQC_K: Kd }, workgroups: ["*", "B", nH, nj], sharedBytes: wShared, threads: CHUNK_WG, bindings: w.bindings },
+            ...ex.post,
           ];
           // record floats per chunk: rec_a = [Q~ (C x K) | X~ (F x K) | Aq (C x F) | exp(G_n) (K)], rec_b = [M (F x K, low rank) | U0 (F x V)]
           const per = recordFloats(cfg, Kd, Vd) as Record<string, SizeExpr>;
@@ -155,12 +187,13 @@ export function lowerWgslChunked(model: I.Model, cr: ChunkRows, opts: { only?: (
               [">=", RTP, ["pow2ceil", rowsPerToken]],
               [">=", ["pow2ceil", rowsPerToken], RTP],
               [">=", "LIMIT_SHARED", ["max", aShared, wShared]],
+              ex.applicable,
             ],
             vars: [],
-            scratch: Object.entries(per).map(([name, f]) => ({ name, floats: ["max", 4, ["*", chunks, f]] })),
+            scratch: [...Object.entries(per).map(([name, f]) => ({ name, floats: ["max", 4, ["*", chunks, f]] as SizeExpr })), ...ex.scratch],
             kernels: launches,
             cost: {
-              bytes: sumS([trafficBytes(model), mulS(4, chunks, recFloats, ["+", 1, nj])]),
+              bytes: sumS([trafficBytes(model), mulS(4, chunks, recFloats, ["+", 1, nj]), ex.bytes]),
               serialSteps: ["+", ["*", nc, walkWork], ["*", ["ceilDiv", chunks, PHASE_A_RESIDENT], aWork]],
               syncs: ["*", nc, tiles],
               syncNs: CHUNK_COST_NS.sync,
@@ -198,9 +231,11 @@ export function lowerWgslChunked(model: I.Model, cr: ChunkRows, opts: { only?: (
         const rShared = readoutShared(cfg) * 4;
         const chunks: SizeExpr = ["*", "B", nH, nc];
         const launches: KernelLaunch[] = [
+          ...ex.pre,
           { name: aName, shader: aName, entry: "main", overrides: { ...ov }, workgroups: chunks, sharedBytes: aShared, threads: CHUNK_WG, bindings: a.bindings },
           { name: wName, shader: wName, entry: "main", overrides: { ...ov }, workgroups: ["*", "B", nH, nj, ni], sharedBytes: wShared, threads: S3_WG, bindings: w.bindings },
           { name: rName, shader: rName, entry: "main", overrides: { ...ov }, workgroups: ["*", chunks, njr], sharedBytes: rShared, threads: S3_WG, bindings: r.bindings },
+          ...ex.post,
         ];
         const per = recordFloats(cfg, Kd, Vd) as Record<string, SizeExpr>;
         const recFloats = sumS(Object.values(per));
@@ -220,15 +255,17 @@ export function lowerWgslChunked(model: I.Model, cr: ChunkRows, opts: { only?: (
             // low rank: the one key tile that holds every key, the smallest of 32, 64, 128 (K <= 128)
             lr ? ["*", [">=", BK, Kd], [">=", ["max", 32, ["pow2ceil", Kd]], BK]] : 1,
             [">=", "LIMIT_BINDING", ["*", 4, chunks, s0Floats]],
+            ex.applicable,
           ],
           vars: [],
           scratch: [
             ...Object.entries(per).map(([name, f]) => ({ name, floats: ["max", 4, ["*", chunks, f]] as SizeExpr })),
             { name: S0, floats: ["max", 4, ["*", chunks, s0Floats]] },
+            ...ex.scratch,
           ],
           kernels: launches,
           cost: {
-            bytes: sumS([trafficBytes(model), mulS(4, chunks, ["+", ["*", 3, recFloats], ["*", 2, s0Floats]])]),
+            bytes: sumS([trafficBytes(model), mulS(4, chunks, ["+", ["*", 3, recFloats], ["*", 2, s0Floats]]), ex.bytes]),
             serialSteps: ["+", ["*", nc, walkWork], ["*", ["ceilDiv", chunks, PHASE_A_RESIDENT], aWork], ["*", ["ceilDiv", ["*", chunks, njr], SPLIT3_COST.readoutResident], roWork]],
             syncs: ["*", nc, lr ? 2 : 1],
             syncNs: SPLIT3_COST.syncNs,
