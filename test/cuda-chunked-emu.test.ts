@@ -74,12 +74,12 @@ describe.skipIf(!gpp)("CUDA chunked kernels on the CPU emulation vs the interpre
   }, 600_000);
 
   // 64-value walks (split and split3) and phase A with more warps (384 threads where two blocks fit an SM,
-  // 512 where one does: the `-a<threads>` variants), at K = V = 64 with a ragged T
+  // 512 and 768 where one does: the `-a<threads>` variants), at K = V = 64 with a ragged T
   it.each([
     ["deltanet", ["chunked-split-bf16-k64-v64-a384-r1", "chunked-split3-bf16-k64-v64-a384-r1"]],
     ["gla", ["chunked-split-bf16-k64-v32-a384-r1", "chunked-split3-bf16-k64-v64-r1"]],
     ["simple_gla", ["chunked-split-bf16-k64-v64-r1"]],
-    ["rwkv7", ["chunked-split-bf16-k64-v64-a512-r2", "chunked-split3-bf16-k64-v16-a512-r2"]],
+    ["rwkv7", ["chunked-split-bf16-k64-v64-a512-r2", "chunked-split3-bf16-k64-v16-a768-r2"]],
   ] as const)("%s: bf16 at K = V = 64, 64-value walks and phase A with more threads (<= 1e-2)", (name, variants) => {
     check(load(name), [...variants], [{ T: 70, B: 1, K: 64, V: 64, init: true }], 1e-2);
   }, 600_000);

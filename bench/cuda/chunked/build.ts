@@ -27,7 +27,7 @@ export function variantsFor(name: string): string[] {
     for (const k of [64, 128]) {
       for (const x of ["fused-bf16-k%-v64", "fused-bf16-k%-v32"]) v.push(`chunked-${x.replace("%", String(k))}-r${r}`);
       // split and split3 with 64-, 32- and 16-value walks, phase A with 256 threads and (where the plan has it) more
-      for (const kind of ["split", "split3"]) for (const bv of [64, 32, 16]) for (const a of ["", "-a384", "-a512"]) v.push(`chunked-${kind}-bf16-k${k}-v${bv}${a}-r${r}`);
+      for (const kind of ["split", "split3"]) for (const bv of [64, 32, 16]) for (const a of ["", "-a384", "-a512", "-a768"]) v.push(`chunked-${kind}-bf16-k${k}-v${bv}${a}-r${r}`);
     }
   }
   return v;

@@ -125,7 +125,7 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
           });
         }
         // split: phase A over every chunk, then the walk. Phase A with 256 threads, and where its shared memory
-        // allows at most two blocks per SM also with more warps (384 threads for two blocks, 512 for one): the
+        // allows at most two blocks per SM also with more warps (384 threads for two blocks, 512 and 768 for one): the
         // variant names carry `-a<threads>`. Walks over 64-value tiles (2-byte operands) read each record half as
         // often as 32-value ones (the walks at many heads are bound by those reads), 16 give more blocks.
         const nc: SizeExpr = ["ceilDiv", "T", C];
@@ -133,7 +133,9 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
         const recBytes = recordBytes(a0);
         const bps = blocksPerSm(chunkLayout(a0).SMEM);
         const phaseAs: { a: ChunkCfg; tag: string }[] = [{ a: a0, tag: "" }];
-        if (KP >= 64 && bps >= 1 && bps <= 2) phaseAs.push({ a: { ...a0, NT: bps === 2 ? 384 : 512, minBlocks: bps }, tag: `-a${bps === 2 ? 384 : 512}` });
+        // (registers: __launch_bounds__(384, 2) and (768, 1) allow 85 per thread, phase A takes 64 to 80)
+        const more = KP < 64 || bps < 1 ? [] : bps === 2 ? [384] : bps === 1 ? [512, 768] : [];
+        for (const NT of more) phaseAs.push({ a: { ...a0, NT, minBlocks: bps }, tag: `-a${NT}` });
         const walkBVs = [...(dtype === "f32" || KP < 64 ? [] : [64]), 32, 16];
         for (const { a, tag } of phaseAs) {
           // split3: phase A, a walk that only carries the state (and stores each chunk's start state), then the
