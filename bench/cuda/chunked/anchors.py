@@ -8,6 +8,7 @@ chunk_gated_delta_rule, chunk_rwkv7) and Mamba-2's mamba_chunk_scan_combined, at
                                   autotuning in `time` only benchmarks (its compiles hit the shared cache)
   python3 anchors.py time         autotune, check and time every anchor on the same inputs; outputs to
                                   $SEQC_CHUNK_DIR/<model>-<shape>.anchor.bin, timings to $OUT/anchors.json
+SEQC_ANCHOR_CASES=model:shape,... restricts all three to those cases (same seeds, so the same inputs).
 """
 import json, os, sys, statistics, functools
 
@@ -16,6 +17,11 @@ OUT = os.environ.get("OUT", "out")
 SHAPES = [("s1", 8, 2048, 16, 64), ("s2", 4, 8192, 16, 128), ("s3", 1, 32768, 8, 128)]
 MAMBA_H, MAMBA_D = 32, 64
 MODELS = ["simple_gla", "gla", "deltanet", "gated_deltanet", "rwkv7", "mamba2"]
+CASES = {c for c in os.environ.get("SEQC_ANCHOR_CASES", "").split(",") if c}
+
+
+def wanted(model, tag):
+    return not CASES or f"{model}:{tag}" in CASES
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
@@ -70,6 +76,8 @@ def gen():
     index = []
     for mi, model in enumerate(MODELS):
         for si, (tag, B, T, H, K) in enumerate(shapes_of(model)):
+            if not wanted(model, tag):
+                continue
             x, p, dims = make_inputs(model, B, T, H, K, 1000 * mi + si)
             index.append({"model": model, "shape": tag, "B": B, "T": T, "dims": dims,
                           "inputs": {n: save(f"{model}-{tag}.{n}.bin", t) for n, t in x.items()},
@@ -146,7 +154,7 @@ def warm(i, n):
     for model in MODELS:
         seen = set()
         for tag, B, T, H, K in shapes_of(model):
-            if (H, K) in seen:
+            if (H, K) in seen or not wanted(model, tag):
                 continue
             seen.add((H, K))
             x, p, _ = make_inputs(model, 1, 512, H, K, 7)

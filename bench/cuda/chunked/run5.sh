@@ -4,13 +4,17 @@
 #  - the checks run one process per model (run 4's single process hit its limit), restricted to the new
 #    variants (every v64 walk, every phase A with more threads) plus the T = 65536 stress set (its low-rank
 #    phase A now prefetches alpha v to L2);
-#  - no resources files in $OUT (the tool returns at most eight files).
+#  - no resources files in $OUT (the tool returns at most eight files);
+#  - seqc bench and anchors only at the cases that decide (the six shapes where run 4's auto was slower than the
+#    anchor, GLA at the second shape and Gated DeltaNet at the third), to fit the session's device time.
 #   here:   npx tsx bench/cuda/chunked/build.ts && bash bench/cuda/chunked/bundle.sh
 #   device: run  command="bash bench/cuda/chunked/run5.sh"  carry=[".device", "dist/chunked-plans", "dist/chunked-check.mjs", ".anchors", ".whl"]
 set -uo pipefail
 source .device/enter.sh
 export OUT=${OUT:-$PWD/out} SEQC_CHUNK_DIR=/dev/shm/seqc-chunk PYTHONUNBUFFERED=1 TRITON_CACHE_DIR=/tmp/triton-cache SEQC_CHECK_QUICK=1
-export SEQC_CHECK_VARIANTS='-v64-|-a(384|512|768)-'
+export SEQC_CHECK_VARIANTS='-v64-|-a(384|512|768)-' SEQC_CHECK_STRESS=0
+CASES="simple_gla:s2 deltanet:s2 gated_deltanet:s2 rwkv7:s2 deltanet:s3 rwkv7:s1 gla:s2 gated_deltanet:s3"
+export SEQC_ANCHOR_CASES=$(echo $CASES | tr ' ' ',')
 avail=$(df -BG --output=avail /dev/shm 2>/dev/null | tail -1 | tr -dc 0-9); [ "${avail:-0}" -lt 20 ] && export SEQC_CHUNK_DIR=/tmp/seqc-chunk
 mkdir -p "$OUT" "$TRITON_CACHE_DIR"
 LOG="$OUT/run.log"
@@ -20,11 +24,11 @@ nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,temperature.gpu 
 date +%s > /tmp/t0
 el() { echo "t=$(( $(date +%s) - $(cat /tmp/t0) ))s $*" | tee -a "$LOG"; }
 python3 bench/cuda/chunked/anchors.py gen 2>&1 | tee -a "$LOG"
-( for i in $(seq 0 7); do python3 bench/cuda/chunked/anchors.py warm $i 8 > "/tmp/warm$i.log" 2>&1 & done; wait ) &
+( for i in $(seq 0 7); do timeout 110 python3 bench/cuda/chunked/anchors.py warm $i 8 > "/tmp/warm$i.log" 2>&1 & done; wait ) &
 WARM=$!
 i=0; pids=()
 for set in linear_attention retnet simple_gla mamba2 gla deltanet gated_deltanet rwkv7 gated_deltaproduct; do
-  SEQC_CHECK_JSON=/tmp/check$i.json timeout 200 node dist/chunked-check.mjs check $set > /tmp/check$i.log 2>&1 || echo "check $set exited with $?" >> /tmp/check$i.log &
+  SEQC_CHECK_JSON=/tmp/check$i.json timeout 100 node dist/chunked-check.mjs check $set > /tmp/check$i.log 2>&1 || echo "check $set exited with $?" >> /tmp/check$i.log &
   pids+=($!); i=$((i + 1))
 done
 wait "${pids[@]}"
@@ -50,9 +54,9 @@ grep -h "exited" /tmp/check*.log | tee -a "$LOG"
 el "check done"
 wait $WARM
 el "warm done"
-for m in simple_gla gla deltanet gated_deltanet rwkv7 mamba2; do for s in s1 s2 s3; do
-  SEQC_BENCH_JSON=/tmp/bench-$m-$s.json timeout 60 node dist/chunked-check.mjs bench $m $s >> "$LOG" 2>&1 || el "bench $m $s exited with $?"
-done; done
+for c in $CASES; do m=${c%:*}; s=${c#*:}
+  SEQC_BENCH_JSON=/tmp/bench-$m-$s.json timeout 40 node dist/chunked-check.mjs bench $m $s >> "$LOG" 2>&1 || el "bench $m $s exited with $?"
+done
 python3 -c "
 import json,glob
 rows=[]; dev=None
@@ -60,7 +64,7 @@ for f in sorted(glob.glob('/tmp/bench-*.json')):
     d=json.load(open(f)); rows+=d['rows']; dev=d['device']
 json.dump({'device':dev,'rows':rows}, open('$OUT/chunked-bench.json','w'), indent=1)"
 el "seqc bench done"
-timeout 150 python3 bench/cuda/chunked/anchors.py time 2>&1 | tee -a "$LOG" | grep -E "ERROR|copy" | head -20
+timeout 90 python3 bench/cuda/chunked/anchors.py time 2>&1 | tee -a "$LOG" | grep -E "ERROR|copy" | head -20
 el "anchors done"
 python3 bench/cuda/chunked/compare.py 2>&1 | tee -a "$LOG"
 ls -la "$OUT"
