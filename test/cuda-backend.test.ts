@@ -14,9 +14,9 @@ import { renderKernel } from "../compiler/backends/cuda/render.ts";
 import { f32Literal } from "../compiler/backends/cuda/math.ts";
 import * as K from "../compiler/kernel/ir.ts";
 import type { Model } from "../compiler/ir/types.ts";
-import { CHAIN_SWEEP } from "../compiler/backends/cuda/pointwise-chain.ts";
+import { CHAIN_CONFIGS, CHAIN_SWEEP } from "../compiler/backends/cuda/pointwise-chain.ts";
 import { evalSize, type Env } from "../runtime/plan.ts";
-import type { CudaFormPlan } from "../runtime/cuda/plan.ts";
+import type { CudaFormPlan, CudaLaunch } from "../runtime/cuda/plan.ts";
 
 const STDLIB = resolve(import.meta.dirname, "../stdlib");
 const files = readdirSync(STDLIB).filter((f) => f.endsWith(".seq")).sort();
@@ -118,6 +118,24 @@ describe("pointwise chain scan (a block per channel group over all T, no look-ba
     expect(pick(forms, { ...H100, D: 1536, B: 8, T: 16384 })).toBe("pointwise-chain");
     expect(pick(forms, { ...H100, D: 1536, B: 2, T: 1031 })).toBe("pointwise-chain-c32");
     expect(pick(forms, { ...H100, D: 64, B: 1, T: 20000 })).toBe("pointwise-lookback");
+  });
+  it("every chain variant reads the initial states from their read-only buffer, so the runner need not copy them per forward", () => {
+    const forms = lowerCuda(load("hgrn.seq"), { chainConfigs: [...CHAIN_CONFIGS, ...CHAIN_SWEEP] }).plan.forms.filter((f) => f.variant.startsWith("pointwise-chain"));
+    expect(forms.length).toBe(CHAIN_CONFIGS.length + CHAIN_SWEEP.length);
+    for (const f of forms) {
+      expect(f.statesCopy, f.variant).toBe(false);
+      const launch = f.steps[0] as CudaLaunch;
+      expect(launch.buffers, f.variant).toContainEqual({ kind: "initialStates" });
+      expect(launch.buffers, f.variant).toContainEqual({ kind: "states" });
+    }
+  });
+  it("cluster variants apply only when the grid is a multiple of the cluster", () => {
+    const f = lowerCuda(load("hgrn.seq"), { chainConfigs: [{ CB: 128, J: 4, L: 6, NST: 3, cl: 4, suffix: "-cl4" }] }).plan.forms[0];
+    for (const [D, B, ok] of [[1536, 8, 1], [1536, 1, 1], [300, 3, 0], [640, 4, 1], [640, 1, 0]] as const) {
+      const env: Env = { ...H100, D, B, T: 100 };
+      for (const [k, e] of f.vars) env[k] = evalSize(e, env);
+      expect(evalSize(f.applicable!, env) !== 0, `D=${D} B=${B}`).toBe(ok === 1);
+    }
   });
   it("16-byte channel groups (V = 4) apply only when C % 4 == 0", () => {
     const m = loadProgram([resolve(import.meta.dirname, "../bench/cuda/models/lru_gate.seq")]).models[0];

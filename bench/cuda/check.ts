@@ -19,9 +19,9 @@ import { checkShapes, fill, median, relErr, rng, sizeOf } from "./common.ts";
 const ROOT = process.cwd();
 const OUT = process.env.OUT ?? join(ROOT, "out");
 const BENCH_DIR = process.env.SEQC_BENCH_DIR ?? "/tmp/seqc-bench";
-const PLANS = join(ROOT, "dist/cuda-plans");
+const PLANS = join(ROOT, process.env.SEQC_PLANS_DIR ?? "dist/cuda-plans");
 /** Bench-only plans with more configurations of the pointwise kernels (bench/cuda/sweep-plan.ts). */
-const SWEEP = join(ROOT, "dist/cuda-sweep");
+const SWEEP = join(ROOT, process.env.SEQC_SWEEP_DIR ?? "dist/cuda-sweep");
 mkdirSync(OUT, { recursive: true });
 mkdirSync(BENCH_DIR, { recursive: true });
 const TOL = 1e-4;
@@ -32,6 +32,10 @@ const ONLY_VARIANTS = process.env.SEQC_BENCH_ONLY ? new RegExp(process.env.SEQC_
 const SKIP_VARIANTS = process.env.SEQC_BENCH_SKIP ? new RegExp(process.env.SEQC_BENCH_SKIP) : undefined;
 const SAVE = process.env.SEQC_BENCH_SAVE !== "0";
 const BATCH = Number(process.env.SEQC_BENCH_BATCH ?? 10);
+/** Rounds of the interleaved hgrn timing (0: time one variant after the other, as runs 2 to 6 did). */
+const ROUNDS = Number(process.env.SEQC_BENCH_ROUNDS ?? 0);
+/** Only the variants this matches are checked against float64 (default: all). */
+const CHECK_ONLY = process.env.SEQC_CHECK_ONLY ? new RegExp(process.env.SEQC_CHECK_ONLY) : undefined;
 
 /** Median per-item time of `n` items enqueued back to back between two events, over 5 rounds. */
 function backToBack(device: CudaDevice, s: CudaStream, n: number, one: () => void): number {
@@ -98,6 +102,7 @@ async function checkModel(device: CudaDevice, file: string): Promise<void> {
     for (const [ri, runner] of runners.entries())
     for (const { form } of runner.applicableForms(c.B, c.T, "auto")) {
       if (ri > 0 && shipped.has(form.variant)) continue;
+      if (CHECK_ONLY && !CHECK_ONLY.test(form.variant)) continue;
       const row: CheckRow = { model: model.name, variant: form.variant, form: form.form, shape, worst: 0, errors: {}, ok: false };
       try {
         const p = runner.prepare(inputs, { batch: c.B, initialState: init, form: form.variant });
@@ -200,6 +205,13 @@ async function benchHgrn(device: CudaDevice) {
   const sweepForms = sweep ? sweep.applicableForms(B, T, "auto").filter((f) => !shippedNames.has(f.form.variant)).map((f) => ({ ...f, runner: sweep })) : [];
   // the auto choice first: its output is the one anchors.py / scan_anchor.py check against float64
   const ordered = [...shippedForms.filter((f) => f.form.variant === firstName), ...shippedForms.filter((f) => f.form.variant !== firstName), ...sweepForms];
+  if (ROUNDS > 0) {
+    const chosen = ordered.filter(({ form: { variant } }) => variant === firstName || !((ONLY_VARIANTS && !ONLY_VARIANTS.test(variant)) || SKIP_VARIANTS?.test(variant) || /^(thread|workgroup|global)$/.test(variant)));
+    await interleaved(device, chosen, { x, g }, B, T, D, firstName);
+    runner.dispose();
+    sweep?.dispose();
+    return;
+  }
   for (const { form, runner } of ordered) {
     const variant = form.variant;
     const slow = variant === "thread" || variant === "workgroup" || variant === "global";
@@ -221,6 +233,93 @@ async function benchHgrn(device: CudaDevice) {
   }
   runner.dispose();
   sweep?.dispose();
+}
+
+/**
+ * Interleaved timing (ROUNDS > 0): every chosen variant prepared at once, then ROUNDS rounds in which the copy and
+ * each variant (in a rotated order) run BATCH forwards back to back between two events, and a few rounds of 4 x BATCH;
+ * a variant's ratio is the median over rounds of (copy GB/s / variant GB/s of that round), so drift of the card
+ * between positions cancels. One extra row runs the auto choice with the per-forward copy of the initial states
+ * that the runner made before `statesCopy: false` (the same bytes, device to device), to show what that copy cost.
+ * The auto choice's output is checked against a float64 recurrence on the host (hgrn: h = exp(g) h + x, o = h).
+ */
+async function interleaved(device: CudaDevice, chosen: { form: { variant: string }; runner: CudaModelRunner }[], inputs: Record<string, Float32Array>, B: number, T: number, D: number, firstName: string) {
+  const bytes = 3 * B * T * D * 4 + 2 * B * D * 4;
+  const copyBytes = 1 << 30;
+  const ca = device.alloc(copyBytes);
+  const cb = device.alloc(copyBytes);
+  device.fill32(ca, 0x3f800000);
+  const sa = device.alloc(B * D * 4);
+  const sb = device.alloc(B * D * 4);
+  const s = device.stream();
+  type Entry = { name: string; one: () => void; gb: number; r10: number[]; r40: number[]; ratio10: number[]; ratio40: number[]; note?: string };
+  const entries: Entry[] = [{ name: "copy", one: () => device.copy(cb, ca, copyBytes, s), gb: 2 * copyBytes, r10: [], r40: [], ratio10: [], ratio40: [] }];
+  const prepared: { dispose(): void }[] = [];
+  let first: Float32Array | undefined;
+  let firstRef: Float64Array | undefined;
+  for (const { form, runner } of chosen) {
+    const p = runner.prepare(inputs, { batch: B, form: form.variant });
+    prepared.push(p);
+    for (let i = 0; i < WARMUP; i++) p.enqueue(s);
+    await device.synchronize(s);
+    const o = p.read().outputs.o;
+    let note: string;
+    if (!first) {
+      first = o;
+      // float64 reference of hgrn's recurrence, on the first and last batch rows (host time)
+      let num = 0, den = 0;
+      const h = new Float64Array(D);
+      for (const b of [0, B - 1]) {
+        h.fill(0);
+        for (let t = 0; t < T; t++) {
+          const base = (b * T + t) * D;
+          for (let d = 0; d < D; d++) {
+            const v = Math.exp(inputs.g[base + d]) * h[d] + inputs.x[base + d];
+            h[d] = v;
+            num += (o[base + d] - v) ** 2;
+            den += v * v;
+          }
+        }
+      }
+      note = `auto choice; rel. error to float64 (batch rows 0 and ${B - 1}) ${Math.sqrt(num / den).toExponential(2)}`;
+    } else note = `rel. difference to ${firstName}: ${relErr(o, (firstRef ??= Float64Array.from(first))).toExponential(2)}`;
+    entries.push({ name: form.variant, one: () => p.enqueue(s), gb: bytes, r10: [], r40: [], ratio10: [], ratio40: [], note });
+    if (form.variant === firstName)
+      entries.push({ name: `${firstName} + per-forward states copy (before statesCopy: false)`, one: () => (device.copy(sb, sa, B * D * 4, s), p.enqueue(s)), gb: bytes, r10: [], r40: [], ratio10: [], ratio40: [], note: "bench only: the runner no longer makes this copy" });
+  }
+  const round = (n: number, key: "r10" | "r40", rkey: "ratio10" | "ratio40", r: number) => {
+    const ms: number[] = [];
+    for (let i = 0; i < entries.length; i++) {
+      const e = entries[(i + r) % entries.length];
+      const t = device.timeMs(s, () => {
+        for (let k = 0; k < n; k++) e.one();
+      }) / n;
+      e[key].push(t);
+      ms[(i + r) % entries.length] = t;
+    }
+    const copyGbps = entries[0].gb / (ms[0] * 1e6);
+    for (const [i, e] of entries.entries()) e[rkey].push(e.gb / (ms[i] * 1e6) / copyGbps);
+  };
+  for (let r = 0; r < ROUNDS; r++) round(BATCH, "r10", "ratio10", r);
+  for (let r = 0; r < Math.max(3, Math.ceil(ROUNDS / 4)); r++) round(4 * BATCH, "r40", "ratio40", r);
+  await device.synchronize(s);
+  for (const p of prepared) p.dispose();
+  device.destroyStream(s);
+  for (const b of [ca, cb, sa, sb]) device.free(b);
+  const lines = [
+    `hgrn B=${B} D=${D} T=${T} fp32, ${(bytes / 1e9).toFixed(3)} GB per forward; copy = cuMemcpyDtoD of 1 GiB; ${ROUNDS} rounds of ${BATCH} back-to-back forwards and ${Math.max(3, Math.ceil(ROUNDS / 4))} rounds of ${4 * BATCH}, every entry once per round in a rotated order`,
+    "",
+    `| variant | ms (${BATCH} b2b, median) | min | GB/s | % of copy (median of per-round ratios) | ms (${4 * BATCH} b2b) | % of copy (${4 * BATCH} b2b) | note |`,
+    "|---|---|---|---|---|---|---|---|",
+  ];
+  for (const e of [...entries].sort((a, b) => median(b.ratio10) - median(a.ratio10))) {
+    const m = median(e.r10);
+    lines.push(`| ${e.name} | ${m.toFixed(4)} | ${Math.min(...e.r10).toFixed(4)} | ${(e.gb / (m * 1e6)).toFixed(0)} | ${(100 * median(e.ratio10)).toFixed(1)}% | ${median(e.r40).toFixed(4)} | ${(100 * median(e.ratio40)).toFixed(1)}% | ${e.note ?? ""} |`);
+    bench.push({ name: e.name === "copy" ? "copy" : "hgrn", variant: e.name === "copy" ? "cuMemcpyDtoD 1 GiB (interleaved)" : e.name, shape: e.name === "copy" ? "1 GiB" : `B=${B} D=${D} T=${T}`, ms: m, msAll: e.r10, gbps: e.gb / (m * 1e6), msB2B: m, gbpsB2B: e.gb / (m * 1e6), note: `ratio to copy ${median(e.ratio10).toFixed(4)} (${BATCH} b2b), ${median(e.ratio40).toFixed(4)} (${4 * BATCH} b2b); ${4 * BATCH} b2b ms ${median(e.r40).toFixed(4)}${e.note ? "; " + e.note : ""}` });
+  }
+  const table = lines.join("\n");
+  writeFileSync(join(OUT, "interleaved.md"), table + "\n");
+  log("\n" + table);
 }
 
 async function benchCell(device: CudaDevice, file: string, gates: number, T: number, B: number, H: number) {
@@ -261,7 +360,7 @@ async function main() {
   log(`device: ${device.info.name}, sm_${device.info.sm}, ${device.info.multiprocessors} SMs, driver ${device.info.driverVersion}, smem opt-in ${device.info.sharedMemPerBlockOptin} B`);
   let nvrtc = "unavailable";
   const skipChecks = process.env.SEQC_SKIP_CHECKS === "1";
-  if (!skipChecks) try {
+  if (!skipChecks && process.env.SEQC_SKIP_NVRTC !== "1") try {
     nvrtc = await nvrtcVersion();
     // the NVRTC path: compile one model's source at run time and check it like the rest
     const model = loadModel("hgrn.seq");
@@ -291,7 +390,11 @@ async function main() {
   if (process.env.SEQC_SKIP_BENCH !== "1") {
     const copy = await copyBandwidth(device);
     log(`copy bandwidth (cuMemcpyDtoD, read+write): ${copy.toFixed(0)} GB/s`);
-    await benchHgrn(device);
+    try {
+      await benchHgrn(device);
+    } catch (e) {
+      log(`bench hgrn failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+    }
     const copy2 = await copyBandwidth(device); // again after the scans: the card's state drifts
     log(`copy bandwidth again: ${copy2.toFixed(0)} GB/s`);
     if (process.env.SEQC_BENCH_CELLS !== "0") {

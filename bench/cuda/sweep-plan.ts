@@ -1,6 +1,6 @@
 /**
  * The hgrn plan with every chain-scan configuration of CHAIN_SWEEP (bench only; shipped plans carry
- * CHAIN_CONFIGS), PTX for sm_90 built here with nvcc: dist/cuda-sweep/Hgrn.cuda.json.
+ * CHAIN_CONFIGS), PTX for sm_90 built here with nvcc: dist/cuda-sweep/Hgrn.cuda.json ($SEQC_SWEEP_DIR instead where set).
  *   npx tsx bench/cuda/sweep-plan.ts [model.seq ...]
  */
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -11,7 +11,7 @@ import { CHAIN_SWEEP } from "../../compiler/backends/cuda/pointwise-chain.ts";
 import { nvccPtx } from "../../compiler/backends/cuda/nvcc.ts";
 
 const files = process.argv.slice(2).length ? process.argv.slice(2) : ["stdlib/hgrn.seq"];
-const out = "dist/cuda-sweep";
+const out = process.env.SEQC_SWEEP_DIR ?? "dist/cuda-sweep";
 mkdirSync(out, { recursive: true });
 for (const f of files) {
   const model = loadProgram([f]).models[0];

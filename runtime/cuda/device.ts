@@ -46,14 +46,18 @@ export class CudaStream {
 }
 
 export class CudaFunction {
+  /** The dynamic shared-memory limit set so far (the driver's default before any call). */
+  private maxDynamicShared = 48 * 1024;
   constructor(
     readonly name: string,
     readonly handle: bigint,
     private readonly dev: CudaDevice,
   ) {}
-  /** Allow more than 48 KiB of dynamic shared memory for this kernel. */
+  /** Allow more than 48 KiB of dynamic shared memory for this kernel (one driver call per larger size, not per launch). */
   setMaxDynamicShared(bytes: number): void {
+    if (bytes <= this.maxDynamicShared) return;
     this.dev.check(this.dev.driver.cuFuncSetAttribute(this.handle, FUNC_ATTR.maxDynamicSharedSizeBytes, bytes), `cuFuncSetAttribute(${this.name})`);
+    this.maxDynamicShared = bytes;
   }
   attribute(attr: keyof typeof FUNC_ATTR): number {
     const out = [0];

@@ -60,6 +60,11 @@ export interface CudaFormPlan {
   /** Workspaces in 4-byte words (f32 or u32), allocated per create()/shape. */
   workspaces: { name: string; words: SizeExpr }[];
   steps: (CudaLaunch | CudaZero | CudaGemm)[];
+  /**
+   * false: the form's kernels read initial values only from the `initialStates` buffer and write every final
+   * state, so the runner does not copy the initial states into `states` before each forward (default: it does).
+   */
+  statesCopy?: false;
   /** Cost-model terms carried over from the backend-neutral plan (generic forms). */
   cost?: { bytes: SizeExpr; serialSteps: SizeExpr; threads: SizeExpr; flops: SizeExpr };
 }

@@ -307,7 +307,7 @@ export class PreparedForward {
   /** Enqueue the whole forward (state upload, workspace clears, launches) on `stream`. */
   enqueue(stream: CudaStream, only?: (step: CudaFormPlan["steps"][number], index: number) => boolean): void {
     const dev = this.r.device;
-    dev.copy(this.statesBuf, this.initStates, this.initStates.bytes, stream);
+    if (this.form.statesCopy !== false) dev.copy(this.statesBuf, this.initStates, this.initStates.bytes, stream);
     for (const [index, step] of this.form.steps.entries()) {
       if (only && !only(step, index)) continue;
       if (step.kind === "zero") {

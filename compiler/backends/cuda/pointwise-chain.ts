@@ -26,7 +26,7 @@ import * as I from "../../ir/types.ts";
 import * as K from "../../kernel/ir.ts";
 import type { ModelAnalysis } from "../../analysis/types.ts";
 import { inlineModel, UPDATED, Renamer } from "../../analysis/inline.ts";
-import { inputBuffer, outputBuffer, initFlag, stateOffset, STATES, uniformFields } from "../../kernel/interface.ts";
+import { inputBuffer, outputBuffer, initFlag, stateOffset, STATES, STATES_IN, uniformFields } from "../../kernel/interface.ts";
 import { lowerConst } from "../../kernel/step.ts";
 import { productK, productS } from "../../kernel/symbolic.ts";
 import { overrideValues } from "./overrides.ts";
@@ -50,6 +50,16 @@ export interface ChainConfig {
   NST: number;
   /** Streaming cache hint on the output stores (st.global.cs): outputs are written once. */
   cs?: boolean;
+  /** Evict-first L2 policy on the staged 16-byte loads (inputs are read once). */
+  ef?: boolean;
+  /**
+   * Thread-block cluster of this many consecutive blocks (neighbouring channel groups), kept within one chunk of
+   * each other by a cluster barrier per chunk, so their row segments reach memory together (applies when the grid
+   * is a multiple of it).
+   */
+  cl?: number;
+  /** Prefetch the chunk after the staged ones into L2 (cp.async.bulk.prefetch, one row segment per thread; 16-byte path only). */
+  pf?: boolean;
   /** Blocks per SM the register allocation must allow (default: from the shared memory, threads and a register estimate). */
   minBlocks?: number;
   suffix: string;
@@ -57,11 +67,13 @@ export interface ChainConfig {
 
 /**
  * The plan's chain variants, in order; the first preferred applicable one runs. Chosen on the H100 (bench/RESULTS.md,
- * hgrn B=8 D=1536 T=16384): 128 channels (512-byte rows) x 32-step chunks, 2 chunks in flight, was the fastest
- * general (any C) configuration; 32 channels x 64-step chunks serves shapes with fewer, narrower channel blocks.
+ * hgrn B=8 D=1536 T=16384): 128 channels (512-byte rows) x 24-step chunks (4 lanes x 6 steps), 2 chunks in flight
+ * (at most 48 KB of loads per block), was the fastest general (any C) configuration in run 7 (97% of the copy; the
+ * 32-step chunks of runs 4 to 6, 64 KB in flight, reached 94.6% in the same run: more loads in flight per block were
+ * slower, not faster); 32 channels x 64-step chunks serves shapes with fewer, narrower channel blocks.
  */
 export const CHAIN_CONFIGS: ChainConfig[] = [
-  { CB: 128, J: 4, L: 8, NST: 3, suffix: "" },
+  { CB: 128, J: 4, L: 6, NST: 3, suffix: "" },
   { CB: 32, J: 8, L: 8, NST: 4, suffix: "-c32" },
 ];
 
@@ -71,23 +83,30 @@ export const CHAIN_CONFIGS: ChainConfig[] = [
  */
 export const CHAIN_INFLIGHT_PER_SM = 32 * 1024;
 
-/** Configurations swept by the benchmark (bench/cuda/sweep-plan.ts), not shipped in plans. */
+/**
+ * Configurations swept by the benchmark (bench/cuda/sweep-plan.ts), not shipped in plans. Run 7: around the shipped
+ * 128 x 32-step tile (a copy of it, to see the noise between identical kernels), cache hints (streaming stores,
+ * evict-first loads, an L2 prefetch of the chunk after the staged ones), clusters of neighbouring channel groups
+ * kept in step, narrower groups that fill more of the 132 SMs, other lane shapes, and run 6's best swept one.
+ */
 export const CHAIN_SWEEP: ChainConfig[] = [
-  { CB: 32, J: 8, L: 8, NST: 4, suffix: "-c32j8l8s4" },
   { CB: 128, J: 4, L: 8, NST: 3, suffix: "-c128j4l8s3" },
-  { CB: 128, J: 4, L: 8, NST: 4, suffix: "-c128j4l8s4" },
-  { CB: 96, J: 4, L: 8, NST: 4, suffix: "-c96j4l8s4" },
-  { CB: 128, J: 8, L: 4, NST: 4, suffix: "-c128j8l4s4" },
-  { CB: 32, J: 8, L: 8, NST: 0, minBlocks: 3, suffix: "-c32j8l8reg" },
-  { CB: 128, J: 4, L: 8, NST: 0, minBlocks: 1, suffix: "-c128j4l8reg" },
-  { CB: 128, V: 4, J: 8, L: 8, NST: 3, suffix: "-c128v4j8l8s3" },
-  { CB: 128, V: 4, J: 16, L: 4, NST: 3, suffix: "-c128v4j16l4s3" },
-  { CB: 128, V: 4, J: 8, L: 4, NST: 6, suffix: "-c128v4j8l4s6" },
-  { CB: 128, V: 4, J: 8, L: 4, NST: 6, cs: true, suffix: "-c128v4j8l4s6cs" },
-  { CB: 96, V: 4, J: 8, L: 8, NST: 3, suffix: "-c96v4j8l8s3" },
-  { CB: 64, V: 4, J: 8, L: 8, NST: 3, suffix: "-c64v4j8l8s3" },
-  { CB: 32, V: 4, J: 16, L: 4, NST: 4, suffix: "-c32v4j16l4s4" },
-  { CB: 256, V: 4, J: 4, L: 8, NST: 3, suffix: "-c256v4j4l8s3" },
+  { CB: 128, J: 4, L: 8, NST: 3, cs: true, suffix: "-c128j4l8s3cs" },
+  { CB: 128, J: 4, L: 8, NST: 3, ef: true, suffix: "-c128j4l8s3ef" },
+  { CB: 128, J: 4, L: 8, NST: 3, ef: true, cs: true, suffix: "-c128j4l8s3efcs" },
+  { CB: 128, J: 4, L: 8, NST: 3, pf: true, suffix: "-c128j4l8s3pf" },
+  { CB: 128, J: 4, L: 8, NST: 3, cl: 2, suffix: "-c128j4l8s3cl2" },
+  { CB: 128, J: 4, L: 8, NST: 3, cl: 4, suffix: "-c128j4l8s3cl4" },
+  { CB: 128, J: 4, L: 8, NST: 3, cl: 4, ef: true, cs: true, suffix: "-c128j4l8s3cl4efcs" },
+  { CB: 128, J: 4, L: 6, NST: 3, suffix: "-c128j4l6s3" },
+  { CB: 128, J: 8, L: 4, NST: 3, suffix: "-c128j8l4s3" },
+  { CB: 128, J: 2, L: 16, NST: 3, suffix: "-c128j2l16s3" },
+  { CB: 128, J: 1, L: 32, NST: 3, suffix: "-c128j1l32s3" },
+  { CB: 96, J: 4, L: 8, NST: 3, suffix: "-c96j4l8s3" },
+  { CB: 96, J: 4, L: 8, NST: 3, ef: true, cs: true, suffix: "-c96j4l8s3efcs" },
+  { CB: 96, J: 4, L: 8, NST: 3, cl: 4, suffix: "-c96j4l8s3cl4" },
+  { CB: 64, J: 4, L: 8, NST: 3, suffix: "-c64j4l8s3" },
+  { CB: 48, J: 4, L: 8, NST: 3, suffix: "-c48j4l8s3" },
   { CB: 128, V: 4, J: 8, L: 8, NST: 0, minBlocks: 1, suffix: "-c128v4j8l8reg" },
 ];
 
@@ -109,6 +128,8 @@ export function renderPointwiseChain(model: I.Model, a: ModelAnalysis, cfg: Chai
   if (CB % (4 * V) !== 0 || !Number.isInteger(Q) || NT > 1024 || NT < 32) throw new Error(`pointwise chain: bad tile ${CB} x ${J} (V = ${V})`);
   const TT = J * L;
   const reg = NST === 0;
+  if (cfg.cl !== undefined && (!Number.isInteger(cfg.cl) || cfg.cl < 1 || cfg.cl > 8 || reg || NST < 2)) throw new Error(`pointwise chain: cluster size ${cfg.cl} needs 1..8 and shared staging`);
+  if (cfg.pf && reg) throw new Error("pointwise chain: the L2 prefetch needs shared staging");
   const states = I.tensorsOfKind(model, "state");
   const outputs = I.tensorsOfKind(model, "output");
   const inputs = I.tensorsOfKind(model, "input");
@@ -126,6 +147,8 @@ export function renderPointwiseChain(model: I.Model, a: ModelAnalysis, cfg: Chai
   const staged = [...alignedInputs(model, [...ews.flatMap((e) => [{ vars: e.vars, expr: e.a }, { vars: e.vars, expr: e.b }]), ...outDefs], shape)];
   const stagedIdx = new Map(staged.map((n, i) => [n, i]));
   const nIn = staged.length;
+  // the cluster barrier sits at the staging point: without staged inputs the blocks have nothing to align
+  const CL = nIn ? (cfg.cl ?? 1) : 1;
   const readoutStaged = staged.filter((n) => outDefs.some((d) => tensorsRead(d.expr).has(n)));
   const vs = [...Array(V).keys()];
 
@@ -179,12 +202,13 @@ export function renderPointwiseChain(model: I.Model, a: ModelAnalysis, cfg: Chai
     const s = states[si];
     const sc = new CudaScope({ model, b: bK, t: tK, prefix: `i${si}_${v}` });
     const init = s.init ? lowerConst(s.init, sc) : K.f32(0);
-    return `(u.${initFlag(s.name)} != 0u ? ${STATES}[u.${stateOffset(s.name)} + (size_t)b * C + c + ${v}u] : ${R(init)})`;
+    return `(u.${initFlag(s.name)} != 0u ? ${STATES_IN}[u.${stateOffset(s.name)} + (size_t)b * C + c + ${v}u] : ${R(init)})`;
   };
   const bufParams: { ref: CudaBufferRef; decl: string }[] = [
     ...inputs.map((t) => ({ ref: { kind: "input", name: t.name } as CudaBufferRef, decl: `const float* __restrict__ ${inputBuffer(t.name)}` })),
     ...outputs.map((t) => ({ ref: { kind: "output", name: t.name } as CudaBufferRef, decl: `float* __restrict__ ${outputBuffer(t.name)}` })),
     { ref: { kind: "params" }, decl: `const float* __restrict__ params` },
+    { ref: { kind: "initialStates" }, decl: `const float* __restrict__ ${STATES_IN}` },
     { ref: { kind: "states" }, decl: `float* __restrict__ ${STATES}` },
   ];
   const us = `SeqcUniforms_${name}`;
@@ -202,12 +226,21 @@ export function renderPointwiseChain(model: I.Model, a: ModelAnalysis, cfg: Chai
   // staging: chunk k of every aligned input into slot k % NST (16-byte pieces when C % 4 == 0)
   const PIECES16 = (TT * CB) / 4;
   const PIECES4 = TT * CB;
-  const cp16 = staged.map((n, i) => `          asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" :: "r"(sbase + (unsigned int)(((slot * ${nIn}u + ${i}u) * ${TT}u + r) * ${CB}u + 4u * q) * 4u), "l"(${inputBuffer(n)} + off) : "memory");`).join("\n");
+  const hint = cfg.ef ? ".L2::cache_hint" : "";
+  const cp16 = staged.map((n, i) => `          asm volatile("cp.async.cg.shared.global${hint} [%0], [%1], 16${cfg.ef ? ", %2" : ""};" :: "r"(sbase + (unsigned int)(((slot * ${nIn}u + ${i}u) * ${TT}u + r) * ${CB}u + 4u * q) * 4u), "l"(${inputBuffer(n)} + off)${cfg.ef ? `, "l"(pol)` : ""} : "memory");`).join("\n");
+  // one row segment of every staged input of the chunk after chunk k into L2 (16-byte path: C % 4 == 0)
+  const prefetch = staged.map((n) => `          asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" :: "l"(${inputBuffer(n)} + off), "r"(bytes) : "memory");`).join("\n");
   const cp4 = staged.map((n, i) => `          asm volatile("cp.async.ca.shared.global [%0], [%1], 4;" :: "r"(sbase + (unsigned int)(((slot * ${nIn}u + ${i}u) * ${TT}u + r) * ${CB}u + q) * 4u), "l"(${inputBuffer(n)} + off) : "memory");`).join("\n");
   const issueFn =
     reg || nIn === 0
       ? ""
-      : `  const unsigned int sbase = (unsigned int)__cvta_generic_to_shared(s_in);
+      : `  const unsigned int sbase = (unsigned int)__cvta_generic_to_shared(s_in);${
+          cfg.ef
+            ? `
+  unsigned long long pol;
+  asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;" : "=l"(pol));`
+            : ""
+        }
   auto issue = [&](unsigned int k) {
     const unsigned int slot = k % ${NST}u, t0 = k * ${TT}u;
     if (vec) {
@@ -219,6 +252,17 @@ export function renderPointwiseChain(model: I.Model, a: ModelAnalysis, cfg: Chai
           const size_t off = ((size_t)b * T + t0 + r) * C + c0 + 4u * q;
 ${cp16}
         }
+      }${
+        cfg.pf
+          ? `
+      for (unsigned int r = threadIdx.x; r < ${TT}u; r += ${NT}u) {
+        if (t0 + ${TT}u + r < T) {
+          const size_t off = ((size_t)b * T + t0 + ${TT}u + r) * C + c0;
+          const unsigned int bytes = min(${CB}u, C - c0) * 4u;
+${prefetch}
+        }
+      }`
+          : ""
       }
     } else {
       for (unsigned int p = threadIdx.x; p < ${PIECES4}u; p += ${NT}u) {
@@ -260,7 +304,7 @@ ${staged.map((n, i) => `        nin${i}[l] = __ldg(reinterpret_cast<const ${ftyp
 // ==== ${model.name}: chunked streaming scan (${CB} channels x all T per block, ${V} channel(s) per thread, chunks of ${J} lanes x ${L} steps, ${reg ? "register prefetch of the next chunk" : `${NST}-stage cp.async staging`}) ====
 struct ${us} { ${uniforms.map((u) => `unsigned int ${u};`).join(" ")} };
 struct ${os} { ${overrides.map((o) => `unsigned int ${o};`).join(" ")} };
-extern "C" __global__ void __launch_bounds__(${NT}, ${minBlocks}) ${name}(${[...bufParams.map((p) => p.decl), `const ${us} u`, `const ${os} ov`].join(", ")}) {
+extern "C" __global__ void ${CL > 1 ? `__cluster_dims__(${CL}, 1, 1) ` : ""}__launch_bounds__(${NT}, ${minBlocks}) ${name}(${[...bufParams.map((p) => p.decl), `const ${us} u`, `const ${os} ov`].join(", ")}) {
 ${ovDecls}
   extern __shared__ __align__(16) float seqc_chain_smem[];
   float* s_in = seqc_chain_smem;                                   // [NST][${nIn}][TT][CB] staged inputs
@@ -303,9 +347,11 @@ ${
     __syncthreads();`
     : nIn
       ? `    asm volatile("cp.async.wait_group ${NST - 2};" ::: "memory");
-    __syncthreads();
+    __syncthreads();${CL > 1 ? `
+    if (k > 0u) asm volatile("barrier.cluster.wait.aligned;" ::: "memory");` : ""}
     if (k + ${NST - 1}u < nChunks) issue(k + ${NST - 1}u);
-    asm volatile("cp.async.commit_group;" ::: "memory");
+    asm volatile("cp.async.commit_group;" ::: "memory");${CL > 1 ? `
+    asm volatile("barrier.cluster.arrive.relaxed.aligned;" ::: "memory");` : ""}
     const unsigned int slot = k % ${NST}u;
     (void)slot;`
       : "    __syncthreads();"
@@ -369,7 +415,8 @@ ${states.map((s, si) => vs.map((v) => `          ${STATES}[u.${stateOffset(s.nam
       }
     }
   }
-${reg || !nIn ? "" : `  asm volatile("cp.async.wait_group 0;" ::: "memory");`}
+${reg || !nIn ? "" : `  asm volatile("cp.async.wait_group 0;" ::: "memory");`}${CL > 1 ? `
+  asm volatile("barrier.cluster.wait.aligned;" ::: "memory"); // the last chunk's arrival` : ""}
 }
 `;
   const C: SizeExpr = productS(shape);
@@ -377,16 +424,20 @@ ${reg || !nIn ? "" : `  asm volatile("cp.async.wait_group 0;" ::: "memory");`}
   // loads in flight: every block keeps NST - 1 chunks (1 in registers) of its min(CB, C) channels x TT steps x aligned inputs
   const inflight: SizeExpr = ["*", "CHAIN_BLOCKS", ["min", CB, C], TT * Math.max(1, NST - 1) * Math.max(1, nIn) * 4];
   const fits: SizeExpr = [">=", "LIMIT_SMEM_OPTIN", smemWords * 4];
+  const conds: SizeExpr[] = [fits, ...(V === 1 ? [] : [[">=", ["*", ["/", C, 4], 4], C] as SizeExpr]), ...(CL > 1 ? [[">=", ["*", ["/", "CHAIN_BLOCKS", CL], CL], "CHAIN_BLOCKS"] as SizeExpr] : [])];
+  const hints = [cfg.cs ? "streaming stores" : "", cfg.ef ? "evict-first loads" : "", cfg.pf ? "the chunk after them prefetched into L2" : "", CL > 1 ? `clusters of ${CL} blocks kept within a chunk of each other` : ""].filter(Boolean);
   const form: CudaFormPlan = {
     form: "scan",
     variant: `pointwise-chain${cfg.suffix}`,
-    note: `one block per ${CB} channels over all T (no look-back), ${V} channel(s) per thread, chunks of ${J} lanes x ${L} steps, ${reg ? "next chunk prefetched into registers" : `${nIn} aligned input(s) staged ${NST - 1} chunks ahead with cp.async`}; preferred when the loads in flight over all blocks reach ${CHAIN_INFLIGHT_PER_SM / 1024} KB per multiprocessor`,
+    note: `one block per ${CB} channels over all T (no look-back), ${V} channel(s) per thread, chunks of ${J} lanes x ${L} steps, ${reg ? "next chunk prefetched into registers" : `${nIn} aligned input(s) staged ${NST - 1} chunks ahead with cp.async`}${hints.length ? `, ${hints.join(", ")}` : ""}; preferred when the loads in flight over all blocks reach ${CHAIN_INFLIGHT_PER_SM / 1024} KB per multiprocessor`,
     vars: [
       ["CHAIN_BLOCKS", blocks],
       ["CHAIN_INFLIGHT", inflight],
     ],
-    // V = 4 needs C % 4 == 0: floor(C / 4) * 4 >= C
-    applicable: V === 1 ? fits : ["*", fits, [">=", ["*", ["/", C, 4], 4], C]],
+    // V = 4 needs C % 4 == 0: floor(C / 4) * 4 >= C; a cluster of CL blocks needs a grid that is a multiple of CL
+    applicable: conds.length === 1 ? conds[0] : ["*", ...conds],
+    // initial states are read from `initialStates` and every final state is written: no per-forward copy
+    statesCopy: false,
     prefer: [">=", "CHAIN_INFLIGHT", ["*", "LIMIT_SMS", CHAIN_INFLIGHT_PER_SM]],
     workspaces: [],
     steps: [{ kind: "launch", entry: name, grid: "CHAIN_BLOCKS", threads: NT, sharedBytes: smemWords * 4, buffers: bufParams.map((p) => p.ref), uniforms, overrides: overrideValues(model, overrides) }],
