@@ -10,7 +10,8 @@ import { describe, it, expect } from "vitest";
 import { stdlibModel, testDims, randomInputs, planOf, runWebgpu, compare, reference } from "./wgsl/support.ts";
 import { rankForms, type ModelPlan } from "../runtime/index.ts";
 import { loadProgram } from "../compiler/frontend/load.ts";
-import { compileWgsl } from "../compiler/backends/wgsl/index.ts";
+import { compileWgsl, renderWgsl } from "../compiler/backends/wgsl/index.ts";
+import { lowerStepStream, type StreamOptions } from "../compiler/kernel/step-stream.ts";
 
 const TOL = 1e-4;
 const VARIANT = "sequential/stream";
@@ -74,5 +75,29 @@ describe("stream variant: a user's model", () => {
       const c = compare(got, reference(model, run));
       expect(c.worst, JSON.stringify(c.detail)).toBeLessThanOrEqual(TOL);
     }, 600_000);
+  }
+});
+
+// The options the tuning runs compare (bench/webgpu/stream-variants.ts), each path beside the default's:
+// one 4-byte load per row with states in workgroup memory, and vec4 loads with the global ping-pong
+// buffer and prefetched hoisted terms (lstm; the default's padding row is gru's above: 99 rows in 25 quads).
+describe("stream variant: the tuning options", () => {
+  const combos: Partial<StreamOptions>[] = [{ vec4: false, prefetch: false }, { sharedStates: false, unroll: 4 }];
+  for (const name of ["lstm"]) {
+    for (const o of combos) {
+      it(`${name} ${JSON.stringify(o)} matches the interpreter, T=64, B=3`, async () => {
+        const model = stdlibModel(name);
+        const f = lowerStepStream(model, o);
+        expect(f.plan.variant).not.toBe("stream");
+        const base = planOf(name, model);
+        const plan = { ...base, shaders: { ...base.shaders } };
+        for (const k of f.kernels) plan.shaders[k.name] = renderWgsl(k, []);
+        const one = withVars({ ...plan, forms: [{ ...f.plan, variant: "stream" }] }, FORCED);
+        const run = randomInputs(name, model, testDims(model, CASES[name]), 3, 64, 77);
+        const got = await runWebgpu(one, model, run, VARIANT);
+        const c = compare(got, reference(model, run));
+        expect(c.worst, JSON.stringify(c.detail)).toBeLessThanOrEqual(TOL);
+      }, 600_000);
+    }
   }
 });

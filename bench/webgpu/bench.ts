@@ -3,8 +3,11 @@
  * device-to-device copy bandwidth measured in the same run (correctness is the test suite's job:
  * test/wgsl-stdlib.test.ts).
  *
- *   node dist/bench-webgpu.js [--quick] [--only hgrn,lstm] [--match 'lstm B=64'] [--out dir]
+ *   node dist/bench-webgpu.js [--quick] [--only hgrn,lstm] [--match 'lstm B=64'] [--out dir] [--no-chunked] [--budget s]
  *
+ * The plans have every form a generated class gets with `--form auto` (sequential, scan, chunked;
+ * `--no-chunked`: without the chunked form). `--budget s`: cases not started after s seconds are
+ * skipped (listed at the end), so the table is written inside a device call's limit.
  * Prints a table (model, form, shape, ms, tokens/s, GB/s, % of copy) and writes bench.json.
  * Effective GB/s counts the bytes a forward must move at least (inputs and outputs once, params
  * once, states in and out), so it is comparable with the copy rate.
@@ -37,6 +40,10 @@ const only = opt("--only")?.split(",");
 /** --match RE: only the cases whose "model label" matches. */
 const match = opt("--match") ? new RegExp(opt("--match")!) : undefined;
 const outDir = opt("--out") ?? process.env.OUT ?? "bench-out";
+const withChunked = !args.includes("--no-chunked");
+const budgetS = opt("--budget") ? Number(opt("--budget")) : Infinity;
+const started = performance.now();
+const skipped: string[] = [];
 mkdirSync(outDir, { recursive: true });
 
 const device = await requestDevice();
@@ -118,7 +125,8 @@ async function timeCase(c: BenchCase, model: Model, plan: ModelPlan, prep: Prepa
     hostMs = performance.now() - h0;
     await device.queue.onSubmittedWorkDone();
     // the best of three batches of back-to-back forwards (one batch for slow ones)
-    const reps = second > 1000 ? 1 : second > 100 ? 3 : quick ? 3 : 20;
+    // about 100 ms of forwards per batch (3 to 20 of them)
+    const reps = second > 1000 ? 1 : second > 100 ? 3 : quick ? 3 : Math.max(3, Math.min(20, Math.ceil(100 / second)));
     let ms = Infinity;
     for (let batch = 0; batch < (second > 100 ? 1 : 3); batch++) {
       const t0 = performance.now();
@@ -144,8 +152,12 @@ for (const c of CASES) {
   if (only && !only.includes(c.model)) continue;
   if (match && !match.test(`${c.model} ${c.label}`)) continue;
   if (quick && c.heavy) continue;
+  if ((performance.now() - started) / 1000 > budgetS) {
+    skipped.push(`${c.model} ${c.label}`);
+    continue;
+  }
   const model = modelOf(join(process.cwd(), "stdlib", `${c.model}.seq`));
-  const plan = compileWgsl(model);
+  const plan = compileWgsl(model, withChunked ? ["sequential", "scan", "chunked"] : undefined);
   const prep = await prepare(c, model);
   const base = { ...prep.dims, B: c.B, T: c.T, LIMIT_SHARED: device.limits.maxComputeWorkgroupStorageSize, LIMIT_THREADS: device.limits.maxComputeInvocationsPerWorkgroup, LIMIT_BINDING: device.limits.maxStorageBufferBindingSize };
   const ranked = rankForms(plan.forms, base);
@@ -189,6 +201,7 @@ const autoLines = [...byModel].map(([k, rs]) => {
   const auto = rs.find((r) => r.auto);
   return `${k}: fastest ${best.form} ${best.ms.toFixed(3)} ms, auto ${auto ? `${auto.form} ${auto.ms.toFixed(3)} ms (${((auto.ms / best.ms - 1) * 100).toFixed(0)}% slower)` : "not measured"}`;
 });
+if (skipped.length) autoLines.push(`not run (--budget ${budgetS} s spent): ${skipped.join("; ")}`);
 const text = [`card: ${card}`, `copy: ${copy.copyGBs.toFixed(0)} GB/s (copyBufferToBuffer), ${copy.kernelGBs.toFixed(0)} GB/s (WGSL copy kernel); % copy is against ${copyRef.toFixed(0)} GB/s`, "", ...lines, "", ...autoLines].join("\n");
 writeFileSync(join(outDir, "table.md"), text + "\n");
 console.log("\n" + text);

@@ -12,7 +12,8 @@
  * the renderer folds a 3-D grid into it).
  */
 
-export type KType = "f32" | "u32" | "i32" | "bool";
+/** `vec4f`: four f32 lanes, the value of a `load4` (16-byte loads); only `lane` reads it. */
+export type KType = "f32" | "u32" | "i32" | "bool" | "vec4f";
 
 export type KBinOp = "+" | "-" | "*" | "/" | "%" | "<" | "<=" | ">" | ">=" | "==" | "!=" | "&&" | "||" | "min" | "max";
 
@@ -27,6 +28,14 @@ export type KExpr =
   | { k: "ref"; name: string; t: KType }
   | { k: "uniform"; name: string }
   | { k: "load"; array: string; index: KExpr }
+  /**
+   * Four consecutive f32 of a buffer in one 16-byte load: elements 4 * index .. 4 * index + 3 (index
+   * counts vec4s). A kernel that reads an array this way reads it only this way (the renderers declare
+   * it as an array of vec4); its byte size must be a multiple of 16.
+   */
+  | { k: "load4"; array: string; index: KExpr }
+  /** Lane i (0..3) of a vec4f value. */
+  | { k: "lane"; a: KExpr; i: number }
   | { k: "bin"; op: KBinOp; a: KExpr; b: KExpr; t: KType }
   | { k: "neg"; a: KExpr; t: KType }
   | { k: "not"; a: KExpr }
@@ -106,6 +115,11 @@ export const call = (fn: string, ...args: KExpr[]): KExpr => ({ k: "call", fn, a
 export const cast = (to: KType, a: KExpr): KExpr => (typeOf(a) === to ? a : { k: "cast", to, a });
 export const sel = (cond: KExpr, then: KExpr, els: KExpr): KExpr => ({ k: "select", cond, then, else: els, t: typeOf(then) });
 export const load = (array: string, index: KExpr): KExpr => ({ k: "load", array, index });
+export const load4 = (array: string, index: KExpr): KExpr => ({ k: "load4", array, index });
+export const lane = (a: KExpr, i: number): KExpr => {
+  if (!(Number.isInteger(i) && i >= 0 && i < 4)) throw new Error(`lane ${i} of a vec4 (0..3)`);
+  return { k: "lane", a, i };
+};
 export const decl = (name: string, t: KType, init?: KExpr, mutable = false): KStmt => ({ k: "decl", name, t, init, mutable });
 export const set = (name: string, value: KExpr): KStmt => ({ k: "set", name, value });
 export const store = (array: string, index: KExpr, value: KExpr): KStmt => ({ k: "store", array, index, value });
@@ -121,7 +135,10 @@ export function typeOf(e: KExpr): KType {
     case "inf":
     case "load":
     case "call":
+    case "lane":
       return "f32";
+    case "load4":
+      return "vec4f";
     case "u32":
     case "uniform":
       return "u32";
@@ -153,7 +170,9 @@ export function walkKStmts(body: KStmt[], f: (s: KStmt) => void): void {
 export function walkKExpr(e: KExpr, f: (e: KExpr) => void): void {
   f(e);
   switch (e.k) {
-    case "load": walkKExpr(e.index, f); break;
+    case "load":
+    case "load4": walkKExpr(e.index, f); break;
+    case "lane": walkKExpr(e.a, f); break;
     case "bin": walkKExpr(e.a, f); walkKExpr(e.b, f); break;
     case "neg":
     case "not":
@@ -178,10 +197,30 @@ export function stmtExprs(s: KStmt): KExpr[] {
 /** Names of the arrays (buffers or shared) a kernel body reads or writes. */
 export function usedArrays(body: KStmt[]): Set<string> {
   const used = new Set<string>();
-  const visit = (e: KExpr) => walkKExpr(e, (x) => x.k === "load" && used.add(x.array));
+  const visit = (e: KExpr) => walkKExpr(e, (x) => (x.k === "load" || x.k === "load4") && used.add(x.array));
   walkKStmts(body, (s) => {
     if (s.k === "store") used.add(s.array);
     stmtExprs(s).forEach(visit);
   });
   return used;
+}
+
+/**
+ * The arrays a kernel body reads with `load4` (declared as arrays of vec4 by the renderers). An array
+ * also read or written element-wise in the same body is an error: one declaration cannot serve both.
+ */
+export function vec4Arrays(body: KStmt[]): Set<string> {
+  const vec = new Set<string>();
+  const scalar = new Set<string>();
+  const visit = (e: KExpr) =>
+    walkKExpr(e, (x) => {
+      if (x.k === "load4") vec.add(x.array);
+      if (x.k === "load") scalar.add(x.array);
+    });
+  walkKStmts(body, (s) => {
+    if (s.k === "store") scalar.add(s.array);
+    stmtExprs(s).forEach(visit);
+  });
+  for (const a of vec) if (scalar.has(a)) throw new Error(`array ${a} is read with load4 and element-wise in one kernel`);
+  return vec;
 }

@@ -189,14 +189,48 @@ export function lowerStepGrid(model: I.Model): LoweredForm {
   return { plan: c.form!, kernels: c.kernels, trace };
 }
 
+/**
+ * Where a step's previous states and hoisted terms are read and its new states written. The grid
+ * variant's: the global ping-pong buffer (halves at prevBase / nextBase) and HOISTED; the stream
+ * variant keeps its states in workgroup memory and prefetches the hoisted terms (step-stream.ts).
+ */
+export interface StepStorage {
+  /** State `t` of step t-1 at full index idx, batch row b. */
+  prevState(t: I.TensorDecl, b: K.KExpr, idx: K.KExpr[]): K.KExpr;
+  /** Statements writing `value` as state `t` of step t (and the final state after the last step). */
+  writeState(t: I.TensorDecl, b: K.KExpr, idx: K.KExpr[], value: K.KExpr, fresh: (p: string) => string): K.KStmt[];
+  /** Hoisted term at float `at` of its (b, t) row (the let's offset plus its flat index); `row` is that row's index b * T + t. */
+  hoisted(at: K.KExpr, row: K.KExpr): K.KExpr;
+}
+
+/** The grid variant's storage: the global ping-pong buffer and HOISTED. */
+export function globalStorage(width: K.KExpr): StepStorage {
+  return {
+    prevState: (t, b, idx) => K.load(PINGPONG, K.add(K.ref("prevBase"), GridStep.stateAddr(t, b, idx))),
+    writeState: (t, b, idx, value, fresh) => {
+      const a = fresh("sa");
+      const val = fresh("sv");
+      return [
+        K.decl(a, "u32", GridStep.stateAddr(t, b, idx)),
+        K.decl(val, "f32", value),
+        K.store(PINGPONG, K.add(K.ref("nextBase"), K.ref(a)), K.ref(val, "f32")),
+        K.ifThen(K.bin("==", K.add(K.ref("t"), K.u32(1)), K.uni("T")), [K.store(STATES, K.ref(a), K.ref(val, "f32"))]),
+      ];
+    },
+    hoisted: (at, row) => K.load(HOISTED, K.add(K.mul(row, width), at)),
+  };
+}
+
 /** The step lowering with the grid's storage: previous states from the ping-pong buffer, hoisted terms from HOISTED, contractions from their slots. */
 export class GridStep extends StepLowering {
   readonly updated = new Set<string>();
   private readonly layout: ReturnType<typeof hoistLayout>;
+  readonly storage: StepStorage;
 
-  constructor(private readonly grid: Extract<GridEligibility, { ok: true }>, cfg: ConstructorParameters<typeof StepLowering>[0]) {
+  constructor(private readonly grid: Extract<GridEligibility, { ok: true }>, cfg: ConstructorParameters<typeof StepLowering>[0], storage?: StepStorage) {
     super(cfg);
     this.layout = hoistLayout(grid.hoisting);
+    this.storage = storage ?? globalStorage(this.layout.width);
   }
 
   /** Address of state `t` at full index idx for batch row b, in the packed layout (add a ping-pong half). */
@@ -211,11 +245,11 @@ export class GridStep extends StepLowering {
       ...base,
       read: (tensor, idx, pre) => {
         const h = this.grid.hoisting.lets.find((l) => hoistName(l.id) === tensor);
-        if (h) return K.load(HOISTED, K.add(K.add(K.mul(timeBase(), this.layout.width), this.layout.offset[h.id]), flatIndex(idx, h.shape)));
+        if (h) return this.storage.hoisted(K.add(this.layout.offset[h.id], flatIndex(idx, h.shape)), timeBase());
         const slot = this.slots.get(tensor);
         if (tensor.startsWith("__R") && slot && slot.kind === "shared") return K.load(slot.array, this.slotIndex(slot, idx));
         const t = I.findTensor(this.model, tensor);
-        if (t?.kind === "state" && !this.updated.has(tensor)) return K.load(PINGPONG, K.add(K.ref("prevBase"), GridStep.stateAddr(t, K.ref(ELEM_B), idx)));
+        if (t?.kind === "state" && !this.updated.has(tensor)) return this.storage.prevState(t, K.ref(ELEM_B), idx);
         return read(tensor, idx, pre);
       },
     };
@@ -370,13 +404,8 @@ export function cellAndStates(model: I.Model, step: GridStep): K.KStmt[] {
       ...step.elementLoop(shared ? shared.local : [], (l) => {
         const pre: K.KStmt[] = [];
         const idx = step.stateIndex(t, shared, l, pre);
-        const addr = GridStep.stateAddr(t, K.ref(ELEM_B), idx);
-        const v = step.updated.has(t.name) && shared ? K.load(shared.array, step.slotAt(shared, l)) : K.load(PINGPONG, K.add(K.ref("prevBase"), addr));
-        const a = step.fresh("sa");
-        const val = step.fresh("sv");
-        pre.push(K.decl(a, "u32", addr), K.decl(val, "f32", v));
-        pre.push(K.store(PINGPONG, K.add(K.ref("nextBase"), K.ref(a)), K.ref(val, "f32")));
-        pre.push(K.ifThen(K.bin("==", K.add(K.ref("t"), K.u32(1)), K.uni("T")), [K.store(STATES, K.ref(a), K.ref(val, "f32"))]));
+        const v = step.updated.has(t.name) && shared ? K.load(shared.array, step.slotAt(shared, l)) : step.storage.prevState(t, K.ref(ELEM_B), idx);
+        pre.push(...step.storage.writeState(t, K.ref(ELEM_B), idx, v, (p) => step.fresh(p)));
         return pre;
       }),
     );

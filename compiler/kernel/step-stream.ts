@@ -10,12 +10,20 @@
  *     WT[m][row] (row = unit x local index, the grid's row order), so that in the loop consecutive
  *     threads read consecutive addresses;
  *  3. init: the initial states to the ping-pong buffer (the grid's kernel);
- *  4. main, one dispatch: for t in 0..T, the workgroup stages its rows' previous states in workgroup
- *     memory, each thread computes RT contraction rows x BB batch rows at once from the packed param
- *     (U-deep unrolled: RT * U independent coalesced loads in flight per thread, the param streamed
- *     from L2 every step), then the rest of the step runs with the model's own statements (the grid
- *     variant's step lowering with JB = all units), and the new states go to the other half of the
- *     ping-pong buffer, ordered for the next step by a storage barrier.
+ *  4. main, one dispatch: the workgroup's initial states into workgroup memory (a ping-pong pair of
+ *     halves there: its batch rows' states are written and read by it alone), then for t in 0..T: the
+ *     hoisted terms of step t are loaded into registers (prefetch: their latency overlaps the
+ *     contraction), each thread computes quads of 4 consecutive contraction rows x BB batch rows from
+ *     the packed param with one 16-byte load (vec4) per depth m (U-deep unrolled: U loads in flight per
+ *     thread, the param streamed from L2 every step), the prefetched terms go to workgroup memory, the
+ *     rest of the step runs with the model's own statements (the grid variant's step lowering with
+ *     JB = all units) reading previous states and hoisted terms from workgroup memory, and the new
+ *     states go to the other half (the final states to STATES after the last step).
+ *
+ * The packed layout for vec4 loads: per contraction [M][NQ][4] with NQ = ceil(rows / 4) quads, the
+ * padding rows zero. Options (tuning runs, variant `stream-<tag>`): `scalar` (one 4-byte load per row
+ * and depth, rows lid + k * WG: the run-6 kernel), `global` (states through the global ping-pong
+ * buffer with a storage barrier per step), `noprefetch`, the unroll depth.
  *
  * The cost of a step is the param bytes one workgroup streams (per step and workgroup the whole
  * recurrent matrix) at the L2-to-multiprocessor rate, plus a fixed part (barriers, the dependent
@@ -31,19 +39,36 @@ import { runPasses, type Pass, type PassTrace } from "./passes.ts";
 import { ELEM_B, type Slot } from "./step.ts";
 import { lowerExpr } from "./lower-expr.ts";
 import { extentK, flatIndex, maxS, mulS, productK, productS, sumS } from "./symbolic.ts";
-import { stateOffset, uniformFields } from "./interface.ts";
+import { STATES, stateOffset, uniformFields } from "./interface.ts";
 import { buildKernel, launchBindings, modelBindings, modelOverrides, trafficBytes, type LoweredForm } from "./sequential.ts";
 import { hoistKernelBody, hoistLayout, HOISTED } from "./hoist.ts";
-import { analysisPasses, bindUnit, cellAndStates, GridStep, initBody, PINGPONG, recurrentName, type GridEligibility, type Recurrent } from "./step-grid.ts";
+import { analysisPasses, bindUnit, cellAndStates, globalStorage, GridStep, initBody, PINGPONG, recurrentName, type GridEligibility, type Recurrent, type StepStorage } from "./step-grid.ts";
 import type { FormPlan, KernelLaunch, SizeExpr } from "../../runtime/plan.ts";
 
 /** The packed (transposed) recurrent params: per contraction r, [M][P * L] at its offset. */
 export const PACKED = "wpacked";
-/** Contraction rows a thread computes at once, contraction depth unrolled, most batch rows per workgroup. */
+/** Contraction rows a thread computes at once (a quad: one vec4 per depth), most batch rows per workgroup. */
 const RT = 4;
 /** Default unroll depth (the loads of one unrolled slice are in flight together). */
 export const STREAM_UNROLL = 8;
 const NB = 2;
+/** Hoisted terms per thread and step prefetched into registers (more are copied after the contraction). */
+const PF = 4;
+/** Workgroup array of the state ping-pong pair, and of the hoisted terms of the step. */
+const SPP = "spp";
+const SHOIST = "s_hoist";
+
+export interface StreamOptions {
+  /** Contraction depth per unrolled slice. */
+  unroll: number;
+  /** 16-byte loads of 4 rows at once (false: one 4-byte load per row, the run-6 kernel). */
+  vec4: boolean;
+  /** States in workgroup memory (false: the global ping-pong buffer and a storage barrier per step). */
+  sharedStates: boolean;
+  /** Hoisted terms loaded into registers before the contraction. */
+  prefetch: boolean;
+}
+export const STREAM_DEFAULTS: StreamOptions = { unroll: STREAM_UNROLL, vec4: true, sharedStates: true, prefetch: true };
 /**
  * Latency model (ns), fitted on the H100 (bench/RESULTS.md, run 6: lstm H=256 18.2 us per step, H=1024
  * 246 us): a step's fixed cost (barriers, the dependent loads of the hoisted terms and states) and one
@@ -55,7 +80,7 @@ const NOMINAL_SMS = 132;
 
 interface StreamCtx {
   model: I.Model;
-  unroll: number;
+  opts: StreamOptions;
   plan?: Extract<GridEligibility, { ok: true }>;
   partition?: Partition;
   step?: GridStep;
@@ -66,21 +91,80 @@ interface StreamCtx {
   form?: FormPlan;
 }
 
-const variantName = (c: StreamCtx) => (c.unroll === STREAM_UNROLL ? "stream" : `stream-u${c.unroll}`);
+/** `stream`, or `stream-<tags>` naming the options that differ from the defaults (tuning runs). */
+export function streamVariantName(o: StreamOptions): string {
+  const tags: string[] = [];
+  if (!o.vec4) tags.push("scalar");
+  if (!o.sharedStates) tags.push("global");
+  if (!o.prefetch) tags.push("noprefetch");
+  if (o.unroll !== STREAM_UNROLL) tags.push(`u${o.unroll}`);
+  return tags.length ? `stream-${tags.join("-")}` : "stream";
+}
+const variantName = (c: StreamCtx) => streamVariantName(c.opts);
+const hasHoisted = (c: StreamCtx) => c.plan!.hoisting.lets.length > 0;
+const prefetching = (c: StreamCtx) => c.opts.prefetch && hasHoisted(c);
 type SharedSlot = Extract<Slot, { kind: "shared" | "global" }>;
 const slotOf = (c: StreamCtx, r: Recurrent) => c.step!.slots.get(recurrentName(r.id)) as SharedSlot;
 /** Workgroup array holding the previous state of contraction r for the BB batch rows. */
 const stagedName = (r: Recurrent) => `ss_${r.id}`;
 const scratchNames = (c: StreamCtx) => [PINGPONG, PACKED, ...(c.plan!.hoisting.lets.length ? [HOISTED] : [])];
 
-/** Offsets of each contraction's packed param in PACKED (kernel expressions). */
+/** Contraction rows (units x local elements) of r. */
+const rowsK = (c: StreamCtx, r: Recurrent) => K.mul(K.ref("P"), productK(slotOf(c, r).local));
+/** Packed rows per depth: the rows, rounded up to whole quads for vec4 loads. */
+const packedRowsK = (c: StreamCtx, r: Recurrent) => (c.opts.vec4 ? K.mul(K.u32(RT), K.bin("/", K.add(rowsK(c, r), K.u32(RT - 1)), K.u32(RT))) : rowsK(c, r));
+
+/** packedRowsK as a size expression, with P given. */
+const packedRowsS = (c: StreamCtx, r: Recurrent, P: SizeExpr): SizeExpr => {
+  const rows = mulS(P, productS(slotOf(c, r).local));
+  return c.opts.vec4 ? ["*", RT, ["ceilDiv", rows, RT]] : rows;
+};
+
+/** Offsets (floats) of each contraction's packed param in PACKED (kernel expressions; multiples of 4 with vec4). */
 function packedOffsets(c: StreamCtx): K.KExpr[] {
   let acc: K.KExpr = K.u32(0);
   return c.plan!.recurrent.map((r) => {
     const o = acc;
-    acc = K.add(acc, K.mul(K.mul(K.ref("P"), productK(slotOf(c, r).local)), extentK(r.m.extent)));
+    acc = K.add(acc, K.mul(packedRowsK(c, r), extentK(r.m.extent)));
     return o;
   });
+}
+
+/** Floats of all states of one batch row, and each state's offset in a half of the workgroup ping-pong pair ([state][BB][shape]). */
+function stateLayout(model: I.Model): { srow: K.KExpr; offset: Map<string, K.KExpr> } {
+  let acc: K.KExpr = K.u32(0);
+  const offset = new Map<string, K.KExpr>();
+  for (const t of I.tensorsOfKind(model, "state")) {
+    offset.set(t.name, K.mul(K.ref("BB"), acc));
+    acc = K.add(acc, productK(t.shape));
+  }
+  return { srow: acc, offset };
+}
+
+/** Batch row b of this workgroup, local index (0..BB). */
+const localRow = (b: K.KExpr) => K.bin("-", b, K.mul(K.ref("wg"), K.ref("BB")));
+
+/** The stream variant's storage: states in the workgroup ping-pong pair, hoisted terms in SHOIST (prefetched). */
+function streamStorage(c: StreamCtx): StepStorage {
+  const model = c.plan!.model;
+  const { offset } = stateLayout(model);
+  const width = hoistLayout(c.plan!.hoisting).width;
+  const global = globalStorage(width);
+  const at = (base: string, t: I.TensorDecl, b: K.KExpr, idx: K.KExpr[]) => K.add(K.add(K.ref(base), offset.get(t.name)!), K.add(K.mul(localRow(b), productK(t.shape)), flatIndex(idx, t.shape)));
+  return {
+    prevState: c.opts.sharedStates ? (t, b, idx) => K.load(SPP, at("prevBase", t, b, idx)) : global.prevState,
+    writeState: c.opts.sharedStates
+      ? (t, b, idx, value, fresh) => {
+          const val = fresh("sv");
+          return [
+            K.decl(val, "f32", value),
+            K.store(SPP, at("nextBase", t, b, idx), K.ref(val, "f32")),
+            K.ifThen(K.bin("==", K.add(K.ref("t"), K.u32(1)), K.uni("T")), [K.store(STATES, GridStep.stateAddr(t, b, idx), K.ref(val, "f32"))]),
+          ];
+        }
+      : global.writeState,
+    hoisted: prefetching(c) ? (a) => K.load(SHOIST, K.add(K.mul(localRow(K.ref(ELEM_B)), width), a)) : global.hoisted,
+  };
 }
 
 const passes: Pass<StreamCtx>[] = [
@@ -89,7 +173,9 @@ const passes: Pass<StreamCtx>[] = [
     name: "slots",
     run: (c) => {
       // element g of the workgroup: batch row wg * BB + g / JB, unit g % JB (JB = P: every unit)
-      c.step = new GridStep(c.plan!, {
+      c.step = new GridStep(
+        c.plan!,
+        {
         model: c.plan!.model,
         partition: c.partition!,
         variant: "workgroup",
@@ -100,7 +186,9 @@ const passes: Pass<StreamCtx>[] = [
           prelude: c.step!.decodeElement(K.add(K.mul(K.ref("wg"), K.ref("BB")), K.bin("/", g, K.ref("JB"))), K.bin("%", g, K.ref("JB"))),
           valid: K.bin("&&", K.bin("<", K.ref(ELEM_B), K.uni("B")), K.bin("<", K.ref("e_p"), K.ref("P"))),
         }),
-      });
+        },
+        streamStorage(c),
+      );
       c.step.assignSlots(false);
       for (const r of c.plan!.recurrent) {
         const localAxes = r.vars.map((_, a) => a).filter((a) => !c.partition!.classOf(r.target, a));
@@ -113,10 +201,11 @@ const passes: Pass<StreamCtx>[] = [
   { name: "plan", run: (c) => (c.form = streamPlan(c)) },
 ];
 
-/** `unroll`: contraction depth per unrolled slice; other than the default it names the variant `stream-u<n>` (tuning runs). */
-export function lowerStepStream(model: I.Model, unroll = STREAM_UNROLL): LoweredForm {
+/** Options other than the defaults name the variant `stream-<tags>` (tuning runs). */
+export function lowerStepStream(model: I.Model, options: Partial<StreamOptions> = {}): LoweredForm {
   const trace: PassTrace[] = [];
-  const c = runPasses<StreamCtx>({ model, unroll, kernels: [], launches: [], hoistFlops: [] }, passes, trace);
+  const opts = { ...STREAM_DEFAULTS, ...options };
+  const c = runPasses<StreamCtx>({ model, opts, kernels: [], launches: [], hoistFlops: [] }, passes, trace);
   return { plan: c.form!, kernels: c.kernels, trace };
 }
 
@@ -140,15 +229,14 @@ function stageState(c: StreamCtx, r: Recurrent): K.KStmt[] {
  * (k < RT) of the P * L rows, all BB batch rows; the packed param is read at [m][row] (consecutive
  * threads, consecutive addresses), the previous state from workgroup memory (one address per warp).
  */
-function contraction(c: StreamCtx, r: Recurrent, offset: K.KExpr): K.KStmt[] {
+function contractionScalar(c: StreamCtx, r: Recurrent, offset: K.KExpr): K.KStmt[] {
   const step = c.step!;
   const slot = slotOf(c, r);
   const L = productK(slot.local);
   const st = I.findTensor(c.model, r.state.tensor)!;
-  const SF = productK(st.shape);
   const M = extentK(r.m.extent);
   const NR = K.mul(K.ref("P"), L);
-  const U = c.unroll;
+  const U = c.opts.unroll;
   const out: K.KStmt[] = [{ k: "comment", text: `contraction ${r.param.tensor} x ${r.state.tensor} (step t-1) for ${r.target}: ${RT} rows x ${NB} batch rows per thread` }];
   const acc = (k: number, i: number) => `acc_${k}_${i}`;
   const rows: K.KStmt[] = [];
@@ -169,7 +257,7 @@ function contraction(c: StreamCtx, r: Recurrent, offset: K.KExpr): K.KStmt[] {
     for (let i = 0; i < NB; i++) {
       const inner: K.KStmt[] = [];
       for (let k = 0; k < RT; k++) {
-        const h = K.load(stagedName(r), K.add(K.mul(K.u32(i), SF), stateAt[k](m)));
+        const h = stateVector(c, r)(i, stateAt[k](m));
         inner.push(K.set(acc(k, i), K.bin("+", K.ref(acc(k, i), "f32"), K.bin("*", w(k), h, "f32"), "f32")));
       }
       // BB is an override: the branch folds away when the pipeline is made
@@ -201,38 +289,176 @@ function contraction(c: StreamCtx, r: Recurrent, offset: K.KExpr): K.KStmt[] {
   return out;
 }
 
+/** Element `flat` of batch row i (local) of the previous state read by contraction r: staged copy or the workgroup ping-pong half. */
+function stateVector(c: StreamCtx, r: Recurrent): (i: number, flat: K.KExpr) => K.KExpr {
+  const st = I.findTensor(c.model, r.state.tensor)!;
+  const SF = productK(st.shape);
+  if (!c.opts.sharedStates) return (i, flat) => K.load(stagedName(r), K.add(K.mul(K.u32(i), SF), flat));
+  const base = K.add(K.ref("prevBase"), stateLayout(c.plan!.model).offset.get(st.name)!);
+  return (i, flat) => K.load(SPP, K.add(base, K.add(K.mul(K.u32(i), SF), flat)));
+}
+
+/**
+ * Contraction r with 16-byte loads: thread lid takes quads q = lid + j * WG of the rows (rows 4q..4q+3,
+ * all BB batch rows); per depth m one vec4 of the packed param PACKED[m][q] holds the 4 rows' values
+ * (consecutive threads, consecutive 16 bytes); the previous state from workgroup memory (one address
+ * per warp when the vector does not depend on the row's unit).
+ */
+function contractionVec4(c: StreamCtx, r: Recurrent, offset: K.KExpr): K.KStmt[] {
+  const step = c.step!;
+  const slot = slotOf(c, r);
+  const L = productK(slot.local);
+  const st = I.findTensor(c.model, r.state.tensor)!;
+  const M = extentK(r.m.extent);
+  const NR = rowsK(c, r);
+  const NQ = K.bin("/", packedRowsK(c, r), K.u32(RT));
+  const U = c.opts.unroll;
+  const hAt = stateVector(c, r);
+  const out: K.KStmt[] = [{ k: "comment", text: `contraction ${r.param.tensor} x ${r.state.tensor} (step t-1) for ${r.target}: quads of ${RT} rows (one vec4 per depth) x ${NB} batch rows per thread` }];
+  const acc = (k: number, i: number) => `acc_${k}_${i}`;
+  const rows: K.KStmt[] = [];
+  const stateAt: ((m: K.KExpr) => K.KExpr)[] = [];
+  for (let k = 0; k < RT; k++) {
+    rows.push(K.decl(`rw_${k}`, "u32", K.add(K.mul(K.ref("q"), K.u32(RT)), K.u32(k))));
+    let vars = new Map<number, K.KExpr>();
+    if (r.perUnit) {
+      // padding rows (weight zero) read the last row's vector
+      rows.push(K.decl(`rc_${k}`, "u32", K.bin("min", K.ref(`rw_${k}`), K.bin("-", NR, K.u32(1)), "u32")));
+      vars = bindUnit(step, c.partition!, r.target, r.vars, K.bin("/", K.ref(`rc_${k}`), L), K.u32(0), `w${k}`, rows);
+    }
+    const v = vars;
+    stateAt.push((m) => flatIndex(r.state.idx.map((ix) => (ix.kind === "lit" ? K.u32(ix.value) : ix.v.id === r.m.id ? m : v.get(ix.v.id)!)), st.shape));
+    for (let i = 0; i < NB; i++) rows.push(K.decl(acc(k, i), "f32", K.f32(0), true));
+  }
+  const fmas = (m: K.KExpr, w: K.KExpr): K.KStmt[] => {
+    const s: K.KStmt[] = [];
+    for (let i = 0; i < NB; i++) {
+      const inner: K.KStmt[] = [];
+      for (let k = 0; k < RT; k++) inner.push(K.set(acc(k, i), K.bin("+", K.ref(acc(k, i), "f32"), K.bin("*", K.lane(w, k), hAt(i, stateAt[k](m)), "f32"), "f32")));
+      // BB is an override: the branch folds away when the pipeline is made
+      s.push(...(i === 0 ? inner : [K.ifThen(K.bin("<", K.u32(i), K.ref("BB")), inner)]));
+    }
+    return s;
+  };
+  const packed = (m: K.KExpr) => K.load4(PACKED, K.add(K.add(K.bin("/", offset, K.u32(RT)), K.mul(m, NQ)), K.ref("q")));
+  const unrolled: K.KStmt[] = [];
+  for (let u = 0; u < U; u++) unrolled.push(K.decl(`w_${u}`, "vec4f", packed(K.add(K.ref("m0"), K.u32(u)))));
+  for (let u = 0; u < U; u++) unrolled.push(...fmas(K.add(K.ref("m0"), K.u32(u)), K.ref(`w_${u}`, "vec4f")));
+  rows.push(K.decl("MU", "u32", K.bin("-", M, K.bin("%", M, K.u32(U)))));
+  rows.push(K.forLoop("m0", K.u32(0), K.ref("MU"), unrolled, K.u32(U)));
+  rows.push(K.forLoop("mt", K.ref("MU"), M, [K.decl("wt", "vec4f", packed(K.ref("mt"))), ...fmas(K.ref("mt"), K.ref("wt", "vec4f"))]));
+  // results: row (unit ju, local lr) of batch row i -> slot[lr][i * JB + ju]
+  for (let k = 0; k < RT; k++) {
+    const stk: K.KStmt[] = [K.decl(`ju_${k}`, "u32", K.bin("/", K.ref(`rw_${k}`), L)), K.decl(`lr_${k}`, "u32", K.bin("%", K.ref(`rw_${k}`), L))];
+    for (let i = 0; i < NB; i++) {
+      const s = K.store(slot.array, K.add(K.mul(K.ref(`lr_${k}`), K.ref("G")), K.add(K.mul(K.u32(i), K.ref("JB")), K.ref(`ju_${k}`))), K.ref(acc(k, i), "f32"));
+      stk.push(i === 0 ? s : K.ifThen(K.bin("<", K.u32(i), K.ref("BB")), [s]));
+    }
+    rows.push(K.ifThen(K.bin("<", K.ref(`rw_${k}`), NR), stk));
+  }
+  out.push(K.forLoop("q", K.ref("lid"), NQ, rows, K.ref("WG")));
+  return out;
+}
+
+/** Hoisted terms of step t for the workgroup's batch rows: element y of [BB][width] at HOISTED[(b * T + t) * width + y % width]. */
+function hoistedAt(c: StreamCtx, y: K.KExpr, out: K.KStmt[], tag: string): K.KExpr {
+  const width = hoistLayout(c.plan!.hoisting).width;
+  out.push(K.decl(`hb${tag}`, "u32", K.add(K.mul(K.ref("wg"), K.ref("BB")), K.bin("/", y, width))));
+  return K.load(HOISTED, K.add(K.mul(K.add(K.mul(K.ref(`hb${tag}`), K.uni("T")), K.ref("t")), width), K.bin("%", y, width)));
+}
+
+/** Prefetch: PF hoisted terms per thread into registers (issued before the contraction, stored after it). */
+function prefetchLoads(c: StreamCtx): K.KStmt[] {
+  const NH = K.mul(K.ref("BB"), hoistLayout(c.plan!.hoisting).width);
+  const out: K.KStmt[] = [];
+  for (let j = 0; j < PF; j++) {
+    const y = `py_${j}`;
+    out.push(K.decl(y, "u32", K.add(K.ref("lid"), K.mul(K.u32(j), K.ref("WG")))), K.decl(`pv_${j}`, "f32", K.f32(0), true));
+    const pre: K.KStmt[] = [];
+    const v = hoistedAt(c, K.ref(y), pre, `${j}`);
+    out.push(K.ifThen(K.bin("<", K.ref(y), NH), [...pre, K.ifThen(K.bin("<", K.ref(`hb${j}`), K.uni("B")), [K.set(`pv_${j}`, v)])]));
+  }
+  return out;
+}
+
+function prefetchStores(c: StreamCtx): K.KStmt[] {
+  const NH = K.mul(K.ref("BB"), hoistLayout(c.plan!.hoisting).width);
+  const out: K.KStmt[] = [];
+  for (let j = 0; j < PF; j++) out.push(K.ifThen(K.bin("<", K.ref(`py_${j}`), NH), [K.store(SHOIST, K.ref(`py_${j}`), K.ref(`pv_${j}`, "f32"))]));
+  // terms beyond PF per thread: loaded and stored here
+  const pre: K.KStmt[] = [];
+  const v = hoistedAt(c, K.ref("y"), pre, "r");
+  out.push(K.forLoop("y", K.add(K.ref("lid"), K.mul(K.u32(PF), K.ref("WG"))), NH, [K.decl("hv", "f32", K.f32(0), true), ...pre, K.ifThen(K.bin("<", K.ref("hbr"), K.uni("B")), [K.set("hv", v)]), K.store(SHOIST, K.ref("y"), K.ref("hv", "f32"))], K.ref("WG")));
+  return out;
+}
+
+/** Before the time loop: the workgroup's initial states (the init kernel's ping-pong half) into the first workgroup half. */
+function loadInitialStates(c: StreamCtx): K.KStmt[] {
+  const model = c.plan!.model;
+  const { offset } = stateLayout(model);
+  const out: K.KStmt[] = [];
+  for (const t of I.tensorsOfKind(model, "state")) {
+    const SF = productK(t.shape);
+    out.push(
+      K.forLoop("y", K.ref("lid"), K.mul(K.ref("BB"), SF), [
+        K.decl("ib", "u32", K.add(K.mul(K.ref("wg"), K.ref("BB")), K.bin("/", K.ref("y"), SF))),
+        K.decl("iv", "f32", K.f32(0), true),
+        K.ifThen(K.bin("<", K.ref("ib"), K.uni("B")), [K.set("iv", K.load(PINGPONG, K.add(K.add(K.uni(stateOffset(t.name)), K.mul(K.ref("ib"), SF)), K.bin("%", K.ref("y"), SF))))]),
+        K.store(SPP, K.add(offset.get(t.name)!, K.ref("y")), K.ref("iv", "f32")),
+      ], K.ref("WG")),
+    );
+  }
+  out.push({ k: "barrier" });
+  return out;
+}
+
 function mainBody(c: StreamCtx): K.KStmt[] {
   const step = c.step!;
   const model = c.plan!.model;
   const states = I.tensorsOfKind(model, "state");
   const srow = states.reduce<K.KExpr>((acc, t) => K.add(acc, productK(t.shape)), K.u32(0));
   const offsets = packedOffsets(c);
+  const shared = c.opts.sharedStates;
+  // a half of the ping-pong pair: all states of the batch (global) or of the workgroup's BB rows (workgroup memory)
+  const half = shared ? K.mul(K.ref("BB"), stateLayout(model).srow) : K.ref("STOT");
   const loop: K.KStmt[] = [
-    K.decl("prevBase", "u32", K.mul(K.bin("%", K.ref("t"), K.u32(2)), K.ref("STOT"))),
-    K.decl("nextBase", "u32", K.bin("-", K.ref("STOT"), K.ref("prevBase"))),
+    K.decl("prevBase", "u32", K.mul(K.bin("%", K.ref("t"), K.u32(2)), half)),
+    K.decl("nextBase", "u32", K.bin("-", half, K.ref("prevBase"))),
   ];
-  for (const r of c.plan!.recurrent) loop.push(...stageState(c, r));
-  loop.push({ k: "barrier" });
-  for (const r of c.plan!.recurrent) loop.push(...contraction(c, r, offsets[r.id]));
+  if (prefetching(c)) loop.push(...prefetchLoads(c));
+  if (!shared) {
+    for (const r of c.plan!.recurrent) loop.push(...stageState(c, r));
+    loop.push({ k: "barrier" });
+  }
+  for (const r of c.plan!.recurrent) loop.push(...(c.opts.vec4 ? contractionVec4 : contractionScalar)(c, r, offsets[r.id]));
+  if (prefetching(c)) loop.push(...prefetchStores(c));
   loop.push({ k: "barrier" });
   loop.push(...cellAndStates(model, step as GridStep));
-  // the next step reads these states (written by other invocations of this workgroup) from storage
-  loop.push({ k: "barrier", storage: true });
-  return [K.decl("STOT", "u32", K.mul(K.uni("B"), srow)), K.forLoop("t", K.u32(0), K.uni("T"), loop)];
+  // the next step reads these states (written by other invocations of this workgroup): from
+  // workgroup memory, or from storage (a storage barrier)
+  loop.push({ k: "barrier", storage: !shared });
+  return [...(shared ? loadInitialStates(c) : [K.decl("STOT", "u32", K.mul(K.uni("B"), srow))]), K.forLoop("t", K.u32(0), K.uni("T"), loop)];
 }
 
-/** Kernel writing contraction r's param transposed: PACKED[offset + m * NR + row]. */
+/** Kernel writing contraction r's param transposed: PACKED[offset + m * NRP + row] (NRP packed rows per depth, padding rows zero). */
 function packBody(c: StreamCtx, r: Recurrent, offset: K.KExpr): K.KStmt[] {
   const L = productK(slotOf(c, r).local);
-  const NR = K.mul(K.ref("P"), L);
-  const inner: K.KStmt[] = [K.decl("row", "u32", K.bin("%", K.ref("x"), NR)), K.decl("m", "u32", K.bin("/", K.ref("x"), NR))];
+  const NR = rowsK(c, r);
+  const NRP = packedRowsK(c, r);
+  const inner: K.KStmt[] = [];
   const vars = bindUnit(c.step!, c.partition!, r.target, r.vars, K.bin("/", K.ref("row"), L), K.bin("%", K.ref("row"), L), "w", inner);
   vars.set(r.m.id, K.ref("m"));
   const v = lowerExpr(r.param, c.step!.scope(vars, () => K.u32(0)), inner);
-  inner.push(K.store(PACKED, K.add(offset, K.ref("x")), v));
+  inner.push(K.set("pv", v));
   return [
     K.decl("x", "u32", K.add(K.mul(K.ref("wg"), K.u32(256)), K.ref("lid"))),
-    K.ifThen(K.bin("<", K.ref("x"), K.mul(NR, extentK(r.m.extent))), inner),
+    K.ifThen(K.bin("<", K.ref("x"), K.mul(NRP, extentK(r.m.extent))), [
+      K.decl("row", "u32", K.bin("%", K.ref("x"), NRP)),
+      K.decl("m", "u32", K.bin("/", K.ref("x"), NRP)),
+      K.decl("pv", "f32", K.f32(0), true),
+      ...(c.opts.vec4 ? [K.ifThen(K.bin("<", K.ref("row"), NR), inner)] : inner),
+      K.store(PACKED, K.add(offset, K.ref("x")), K.ref("pv", "f32")),
+    ]),
   ];
 }
 
@@ -259,17 +485,23 @@ function buildKernels(c: StreamCtx): void {
     const body = packBody(c, r, offsets[r.id]);
     const name = `${model.name}_${variantName(c)}_pack_${r.param.tensor}_${r.id}`;
     c.kernels.push({ name, workgroupSize: K.u32(256), buffers: used(body), uniformBinding: 0, uniforms: uniformFields(model), overrides: baseOverrides, shared: [], body, needs: [] });
-    const rows = mulS(base.P, productS(slotOf(c, r).local), r.m.extent.kind === "lit" ? r.m.extent.value : r.m.extent.name);
+    const rows = mulS(packedRowsS(c, r, base.P), r.m.extent.kind === "lit" ? r.m.extent.value : r.m.extent.name);
     c.launches.push({ name, shader: name, entry: "main", overrides: {}, workgroups: ["ceilDiv", rows, 256], sharedBytes: 0, threads: 256, bindings: [] });
   }
   const init = initBody(model);
   const initName = `${model.name}_${variantName(c)}_init`;
   c.kernels.push({ name: initName, workgroupSize: K.u32(256), buffers: used(init), uniformBinding: 0, uniforms: uniformFields(model), overrides: baseOverrides, shared: [], body: init, needs: [] });
   c.launches.push({ name: initName, shader: initName, entry: "main", overrides: {}, workgroups: ["ceilDiv", ["*", "B", sumS(I.tensorsOfKind(model, "state").map((t) => productS(t.shape)))], 256], sharedBytes: 0, threads: 256, bindings: [] });
+  const width = hoistLayout(c.plan!.hoisting).width;
   const k = buildKernel(model, `${model.name}_${variantName(c)}_main`, c.step!, c.body!, {
     scratch,
     overrides: ["JB", "BB"],
-    shared: c.plan!.recurrent.map((r) => ({ name: stagedName(r), length: K.mul(K.ref("BB"), productK(I.findTensor(model, r.state.tensor)!.shape)) })),
+    shared: [
+      ...(c.opts.sharedStates
+        ? [{ name: SPP, length: K.mul(K.u32(2), K.mul(K.ref("BB"), stateLayout(c.plan!.model).srow)) }]
+        : c.plan!.recurrent.map((r) => ({ name: stagedName(r), length: K.mul(K.ref("BB"), productK(I.findTensor(model, r.state.tensor)!.shape)) }))),
+      ...(prefetching(c) ? [{ name: SHOIST, length: K.mul(K.ref("BB"), width) }] : []),
+    ],
   });
   k.buffers = used(c.body!);
   c.kernels.push(k);
@@ -282,21 +514,24 @@ function streamPlan(c: StreamCtx): FormPlan {
   const rec = c.plan!.recurrent;
   const base = modelOverrides(model, c.partition!);
   const mExt = (r: Recurrent): SizeExpr => (r.m.extent.kind === "lit" ? r.m.extent.value : r.m.extent.name);
-  const rowsOf = (r: Recurrent): SizeExpr => mulS("$P", productS(slotOf(c, r).local));
+  const rowsOf = (r: Recurrent): SizeExpr => packedRowsS(c, r, "$P");
   const packedFloats = sumS(rec.map((r) => mulS(rowsOf(r), mExt(r))));
   const stagedFloats = sumS(rec.map((r) => productS(I.findTensor(model, r.state.tensor)!.shape)));
   const stateFloats = sumS(I.tensorsOfKind(model, "state").map((t) => productS(t.shape)));
   const layout = hoistLayout(c.plan!.hoisting);
   const perElem = mulS(4, sumS(step.sharedArrays().map((a) => productS(a.local))));
+  // workgroup memory per batch row: the slots, then the state ping-pong pair (or the staged vectors), the prefetched hoisted terms
+  const perRowExtra = sumS([c.opts.sharedStates ? mulS(2, stateFloats) : stagedFloats, prefetching(c) ? layout.widthS : 0]);
   const vars: [string, SizeExpr][] = [
     ["$P", base.P],
     ["$NR", maxS(rec.map(rowsOf))],
-    // batch rows per workgroup: one while the batch fits the multiprocessors, up to NB beyond
-    ["$BB", ["min", NB, ["max", 1, ["ceilDiv", "B", NOMINAL_SMS]]]],
+    ["$SHARED_PER_ELEM", perElem],
+    ["$ROW_BYTES", ["+", ["*", "$P", "$SHARED_PER_ELEM"], mulS(4, perRowExtra)]],
+    // batch rows per workgroup: one while the batch fits the multiprocessors, up to NB beyond (as workgroup memory allows)
+    ["$BB", ["min", NB, ["max", 1, ["ceilDiv", "B", NOMINAL_SMS]], ["max", 1, ["/", "LIMIT_SHARED", "$ROW_BYTES"]]]],
     ["$G", ["*", "$BB", "$P"]],
     ["$WG", ["max", 32, ["min", 256, ["pow2ceil", ["ceilDiv", "$NR", RT]]]]],
-    ["$SHARED_PER_ELEM", perElem],
-    ["$SHARED_BYTES", ["+", ["*", "$G", "$SHARED_PER_ELEM"], ["*", 4, "$BB", stagedFloats]]],
+    ["$SHARED_BYTES", ["*", "$BB", "$ROW_BYTES"]],
     ["$WGS", ["ceilDiv", "B", "$BB"]],
     ["$HOIST_BYTES", mulS(4, "B", "T", layout.widthS)],
     ["$PACKED_FLOATS", packedFloats],
@@ -313,14 +548,15 @@ function streamPlan(c: StreamCtx): FormPlan {
   const main = c.kernels[c.kernels.length - 1];
   launches.push({ name: main.name, shader: main.name, entry: "main", overrides, workgroups: "$WGS", sharedBytes: "$SHARED_BYTES", threads: "$WG", bindings: launchBindings(model, main, scratch) });
   const hoistFlops = sumS(c.hoistFlops);
-  const recFlops = sumS(rec.map((r) => mulS(2, "B", "T", rowsOf(r), mExt(r))));
+  const recFlops = sumS(rec.map((r) => mulS(2, "B", "T", "$P", productS(slotOf(c, r).local), mExt(r))));
   return {
     form: "sequential",
     variant: variantName(c),
     applicable: ["*", [">=", "LIMIT_SHARED", "$SHARED_BYTES"], [">=", "LIMIT_BINDING", "$HOIST_BYTES"], [">=", "LIMIT_BINDING", ["*", 4, "$PACKED_FLOATS"]]],
     vars,
     scratch: [
-      { name: PINGPONG, floats: mulS(2, "B", stateFloats) },
+      // the global ping-pong pair (only the initial states with states in workgroup memory)
+      { name: PINGPONG, floats: mulS(c.opts.sharedStates ? 1 : 2, "B", stateFloats) },
       { name: PACKED, floats: "$PACKED_FLOATS" },
       ...(c.plan!.hoisting.lets.length ? [{ name: HOISTED, floats: mulS("B", "T", layout.widthS) }] : []),
     ],

@@ -13,7 +13,7 @@ struct Uniforms {
 @group(0) @binding(3) var<storage, read_write> states: array<f32>;
 @group(0) @binding(5) var<storage, read_write> out_output: array<f32>;
 @group(0) @binding(6) var<storage, read_write> pingpong: array<f32>;
-@group(0) @binding(7) var<storage, read_write> wpacked: array<f32>;
+@group(0) @binding(7) var<storage, read_write> wpacked: array<vec4<f32>>;
 @group(0) @binding(8) var<storage, read_write> hoisted: array<f32>;
 override D_H: u32;
 override D_I: u32;
@@ -30,175 +30,182 @@ var<workgroup> s_h: array<f32, G>;
 var<workgroup> s_c: array<f32, G>;
 var<workgroup> s_pre: array<f32, (G * 4u)>;
 var<workgroup> s_R0: array<f32, (G * 4u)>;
-var<workgroup> ss_0: array<f32, (BB * D_H)>;
+var<workgroup> spp: array<f32, (2u * (BB * (D_H + D_H)))>;
+var<workgroup> s_hoist: array<f32, (BB * (4u * D_H))>;
 fn seq_sigmoid(x: f32) -> f32 { let z = exp(-abs(x)); return select(z / (1.0 + z), 1.0 / (1.0 + z), x >= 0.0); }
 fn seq_tanh(x: f32) -> f32 { let z = exp(-2.0 * abs(x)); let r = (1.0 - z) / (1.0 + z); return select(-r, r, x >= 0.0); }
 
 @compute @workgroup_size(WG)
 fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wgid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let wg = wgid.x + nwg.x * (wgid.y + nwg.y * wgid.z);
-  let STOT = (u.B * (D_H + D_H));
-  for (var t: u32 = 0u; t < u.T; t += 1u) {
-    let prevBase = ((t % 2u) * STOT);
-    let nextBase = (STOT - prevBase);
-    for (var y: u32 = lid; y < (BB * D_H); y += WG) {
-      let sb = (y / D_H);
-      let sf = (y % D_H);
-      let svb = ((wg * BB) + sb);
-      var sv = 0.0f;
-      if ((svb < u.B)) {
-        sv = pingpong[((prevBase + u.SO_h) + ((svb * D_H) + sf))];
-      }
-      ss_0[y] = sv;
+  for (var y: u32 = lid; y < (BB * D_H); y += WG) {
+    let ib = ((wg * BB) + (y / D_H));
+    var iv = 0.0f;
+    if ((ib < u.B)) {
+      iv = pingpong[((u.SO_h + (ib * D_H)) + (y % D_H))];
     }
-    workgroupBarrier();
-    // contraction weight_hh_l0 x h (step t-1) for pre: 4 rows x 2 batch rows per thread
-    for (var rw0: u32 = lid; rw0 < (P * 4u); rw0 += (4u * WG)) {
-      let rw_0 = (rw0 + (0u * WG));
-      let rc_0 = min(rw_0, ((P * 4u) - 1u));
+    spp[((BB * 0u) + y)] = iv;
+  }
+  for (var y: u32 = lid; y < (BB * D_H); y += WG) {
+    let ib = ((wg * BB) + (y / D_H));
+    var iv = 0.0f;
+    if ((ib < u.B)) {
+      iv = pingpong[((u.SO_c + (ib * D_H)) + (y % D_H))];
+    }
+    spp[((BB * D_H) + y)] = iv;
+  }
+  workgroupBarrier();
+  for (var t: u32 = 0u; t < u.T; t += 1u) {
+    let prevBase = ((t % 2u) * (BB * (D_H + D_H)));
+    let nextBase = ((BB * (D_H + D_H)) - prevBase);
+    let py_0 = (lid + (0u * WG));
+    var pv_0 = 0.0f;
+    if ((py_0 < (BB * (4u * D_H)))) {
+      let hb0 = ((wg * BB) + (py_0 / (4u * D_H)));
+      if ((hb0 < u.B)) {
+        pv_0 = hoisted[((((hb0 * u.T) + t) * (4u * D_H)) + (py_0 % (4u * D_H)))];
+      }
+    }
+    let py_1 = (lid + WG);
+    var pv_1 = 0.0f;
+    if ((py_1 < (BB * (4u * D_H)))) {
+      let hb1 = ((wg * BB) + (py_1 / (4u * D_H)));
+      if ((hb1 < u.B)) {
+        pv_1 = hoisted[((((hb1 * u.T) + t) * (4u * D_H)) + (py_1 % (4u * D_H)))];
+      }
+    }
+    let py_2 = (lid + (2u * WG));
+    var pv_2 = 0.0f;
+    if ((py_2 < (BB * (4u * D_H)))) {
+      let hb2 = ((wg * BB) + (py_2 / (4u * D_H)));
+      if ((hb2 < u.B)) {
+        pv_2 = hoisted[((((hb2 * u.T) + t) * (4u * D_H)) + (py_2 % (4u * D_H)))];
+      }
+    }
+    let py_3 = (lid + (3u * WG));
+    var pv_3 = 0.0f;
+    if ((py_3 < (BB * (4u * D_H)))) {
+      let hb3 = ((wg * BB) + (py_3 / (4u * D_H)));
+      if ((hb3 < u.B)) {
+        pv_3 = hoisted[((((hb3 * u.T) + t) * (4u * D_H)) + (py_3 % (4u * D_H)))];
+      }
+    }
+    // contraction weight_hh_l0 x h (step t-1) for pre: quads of 4 rows (one vec4 per depth) x 2 batch rows per thread
+    for (var q: u32 = lid; q < ((4u * (((P * 4u) + 3u) / 4u)) / 4u); q += WG) {
+      let rw_0 = (q * 4u);
       var acc_0_0 = 0.0f;
       var acc_0_1 = 0.0f;
-      let rw_1 = (rw0 + WG);
-      let rc_1 = min(rw_1, ((P * 4u) - 1u));
+      let rw_1 = ((q * 4u) + 1u);
       var acc_1_0 = 0.0f;
       var acc_1_1 = 0.0f;
-      let rw_2 = (rw0 + (2u * WG));
-      let rc_2 = min(rw_2, ((P * 4u) - 1u));
+      let rw_2 = ((q * 4u) + 2u);
       var acc_2_0 = 0.0f;
       var acc_2_1 = 0.0f;
-      let rw_3 = (rw0 + (3u * WG));
-      let rc_3 = min(rw_3, ((P * 4u) - 1u));
+      let rw_3 = ((q * 4u) + 3u);
       var acc_3_0 = 0.0f;
       var acc_3_1 = 0.0f;
       let MU = (D_H - (D_H % 8u));
       for (var m0: u32 = 0u; m0 < MU; m0 += 8u) {
-        let w_0_0 = wpacked[((m0 * (P * 4u)) + rc_0)];
-        let w_1_0 = wpacked[((m0 * (P * 4u)) + rc_1)];
-        let w_2_0 = wpacked[((m0 * (P * 4u)) + rc_2)];
-        let w_3_0 = wpacked[((m0 * (P * 4u)) + rc_3)];
-        let w_0_1 = wpacked[(((m0 + 1u) * (P * 4u)) + rc_0)];
-        let w_1_1 = wpacked[(((m0 + 1u) * (P * 4u)) + rc_1)];
-        let w_2_1 = wpacked[(((m0 + 1u) * (P * 4u)) + rc_2)];
-        let w_3_1 = wpacked[(((m0 + 1u) * (P * 4u)) + rc_3)];
-        let w_0_2 = wpacked[(((m0 + 2u) * (P * 4u)) + rc_0)];
-        let w_1_2 = wpacked[(((m0 + 2u) * (P * 4u)) + rc_1)];
-        let w_2_2 = wpacked[(((m0 + 2u) * (P * 4u)) + rc_2)];
-        let w_3_2 = wpacked[(((m0 + 2u) * (P * 4u)) + rc_3)];
-        let w_0_3 = wpacked[(((m0 + 3u) * (P * 4u)) + rc_0)];
-        let w_1_3 = wpacked[(((m0 + 3u) * (P * 4u)) + rc_1)];
-        let w_2_3 = wpacked[(((m0 + 3u) * (P * 4u)) + rc_2)];
-        let w_3_3 = wpacked[(((m0 + 3u) * (P * 4u)) + rc_3)];
-        let w_0_4 = wpacked[(((m0 + 4u) * (P * 4u)) + rc_0)];
-        let w_1_4 = wpacked[(((m0 + 4u) * (P * 4u)) + rc_1)];
-        let w_2_4 = wpacked[(((m0 + 4u) * (P * 4u)) + rc_2)];
-        let w_3_4 = wpacked[(((m0 + 4u) * (P * 4u)) + rc_3)];
-        let w_0_5 = wpacked[(((m0 + 5u) * (P * 4u)) + rc_0)];
-        let w_1_5 = wpacked[(((m0 + 5u) * (P * 4u)) + rc_1)];
-        let w_2_5 = wpacked[(((m0 + 5u) * (P * 4u)) + rc_2)];
-        let w_3_5 = wpacked[(((m0 + 5u) * (P * 4u)) + rc_3)];
-        let w_0_6 = wpacked[(((m0 + 6u) * (P * 4u)) + rc_0)];
-        let w_1_6 = wpacked[(((m0 + 6u) * (P * 4u)) + rc_1)];
-        let w_2_6 = wpacked[(((m0 + 6u) * (P * 4u)) + rc_2)];
-        let w_3_6 = wpacked[(((m0 + 6u) * (P * 4u)) + rc_3)];
-        let w_0_7 = wpacked[(((m0 + 7u) * (P * 4u)) + rc_0)];
-        let w_1_7 = wpacked[(((m0 + 7u) * (P * 4u)) + rc_1)];
-        let w_2_7 = wpacked[(((m0 + 7u) * (P * 4u)) + rc_2)];
-        let w_3_7 = wpacked[(((m0 + 7u) * (P * 4u)) + rc_3)];
-        acc_0_0 = (acc_0_0 + (w_0_0 * ss_0[((0u * D_H) + m0)]));
-        acc_1_0 = (acc_1_0 + (w_1_0 * ss_0[((0u * D_H) + m0)]));
-        acc_2_0 = (acc_2_0 + (w_2_0 * ss_0[((0u * D_H) + m0)]));
-        acc_3_0 = (acc_3_0 + (w_3_0 * ss_0[((0u * D_H) + m0)]));
+        let w_0 = wpacked[(((0u / 4u) + (m0 * ((4u * (((P * 4u) + 3u) / 4u)) / 4u))) + q)];
+        let w_1 = wpacked[(((0u / 4u) + ((m0 + 1u) * ((4u * (((P * 4u) + 3u) / 4u)) / 4u))) + q)];
+        let w_2 = wpacked[(((0u / 4u) + ((m0 + 2u) * ((4u * (((P * 4u) + 3u) / 4u)) / 4u))) + q)];
+        let w_3 = wpacked[(((0u / 4u) + ((m0 + 3u) * ((4u * (((P * 4u) + 3u) / 4u)) / 4u))) + q)];
+        let w_4 = wpacked[(((0u / 4u) + ((m0 + 4u) * ((4u * (((P * 4u) + 3u) / 4u)) / 4u))) + q)];
+        let w_5 = wpacked[(((0u / 4u) + ((m0 + 5u) * ((4u * (((P * 4u) + 3u) / 4u)) / 4u))) + q)];
+        let w_6 = wpacked[(((0u / 4u) + ((m0 + 6u) * ((4u * (((P * 4u) + 3u) / 4u)) / 4u))) + q)];
+        let w_7 = wpacked[(((0u / 4u) + ((m0 + 7u) * ((4u * (((P * 4u) + 3u) / 4u)) / 4u))) + q)];
+        acc_0_0 = (acc_0_0 + (w_0.x * spp[((prevBase + (BB * 0u)) + ((0u * D_H) + m0))]));
+        acc_1_0 = (acc_1_0 + (w_0.y * spp[((prevBase + (BB * 0u)) + ((0u * D_H) + m0))]));
+        acc_2_0 = (acc_2_0 + (w_0.z * spp[((prevBase + (BB * 0u)) + ((0u * D_H) + m0))]));
+        acc_3_0 = (acc_3_0 + (w_0.w * spp[((prevBase + (BB * 0u)) + ((0u * D_H) + m0))]));
         if ((1u < BB)) {
-          acc_0_1 = (acc_0_1 + (w_0_0 * ss_0[(D_H + m0)]));
-          acc_1_1 = (acc_1_1 + (w_1_0 * ss_0[(D_H + m0)]));
-          acc_2_1 = (acc_2_1 + (w_2_0 * ss_0[(D_H + m0)]));
-          acc_3_1 = (acc_3_1 + (w_3_0 * ss_0[(D_H + m0)]));
+          acc_0_1 = (acc_0_1 + (w_0.x * spp[((prevBase + (BB * 0u)) + (D_H + m0))]));
+          acc_1_1 = (acc_1_1 + (w_0.y * spp[((prevBase + (BB * 0u)) + (D_H + m0))]));
+          acc_2_1 = (acc_2_1 + (w_0.z * spp[((prevBase + (BB * 0u)) + (D_H + m0))]));
+          acc_3_1 = (acc_3_1 + (w_0.w * spp[((prevBase + (BB * 0u)) + (D_H + m0))]));
         }
-        acc_0_0 = (acc_0_0 + (w_0_1 * ss_0[((0u * D_H) + (m0 + 1u))]));
-        acc_1_0 = (acc_1_0 + (w_1_1 * ss_0[((0u * D_H) + (m0 + 1u))]));
-        acc_2_0 = (acc_2_0 + (w_2_1 * ss_0[((0u * D_H) + (m0 + 1u))]));
-        acc_3_0 = (acc_3_0 + (w_3_1 * ss_0[((0u * D_H) + (m0 + 1u))]));
+        acc_0_0 = (acc_0_0 + (w_1.x * spp[((prevBase + (BB * 0u)) + ((0u * D_H) + (m0 + 1u)))]));
+        acc_1_0 = (acc_1_0 + (w_1.y * spp[((prevBase + (BB * 0u)) + ((0u * D_H) + (m0 + 1u)))]));
+        acc_2_0 = (acc_2_0 + (w_1.z * spp[((prevBase + (BB * 0u)) + ((0u * D_H) + (m0 + 1u)))]));
+        acc_3_0 = (acc_3_0 + (w_1.w * spp[((prevBase + (BB * 0u)) + ((0u * D_H) + (m0 + 1u)))]));
         if ((1u < BB)) {
-          acc_0_1 = (acc_0_1 + (w_0_1 * ss_0[(D_H + (m0 + 1u))]));
-          acc_1_1 = (acc_1_1 + (w_1_1 * ss_0[(D_H + (m0 + 1u))]));
-          acc_2_1 = (acc_2_1 + (w_2_1 * ss_0[(D_H + (m0 + 1u))]));
-          acc_3_1 = (acc_3_1 + (w_3_1 * ss_0[(D_H + (m0 + 1u))]));
+          acc_0_1 = (acc_0_1 + (w_1.x * spp[((prevBase + (BB * 0u)) + (D_H + (m0 + 1u)))]));
+          acc_1_1 = (acc_1_1 + (w_1.y * spp[((prevBase + (BB * 0u)) + (D_H + (m0 + 1u)))]));
+          acc_2_1 = (acc_2_1 + (w_1.z * spp[((prevBase + (BB * 0u)) + (D_H + (m0 + 1u)))]));
+          acc_3_1 = (acc_3_1 + (w_1.w * spp[((prevBase + (BB * 0u)) + (D_H + (m0 + 1u)))]));
         }
-        acc_0_0 = (acc_0_0 + (w_0_2 * ss_0[((0u * D_H) + (m0 + 2u))]));
-        acc_1_0 = (acc_1_0 + (w_1_2 * ss_0[((0u * D_H) + (m0 + 2u))]));
-        acc_2_0 = (acc_2_0 + (w_2_2 * ss_0[((0u * D_H) + (m0 + 2u))]));
-        acc_3_0 = (acc_3_0 + (w_3_2 * ss_0[((0u * D_H) + (m0 + 2u))]));
+        acc_0_0 = (acc_0_0 + (w_2.x * spp[((prevBase + (BB * 0u)) + ((0u * D_H) + (m0 + 2u)))]));
+        acc_1_0 = (acc_1_0 + (w_2.y * spp[((prevBase + (BB * 0u)) + ((0u * D_H) + (m0 + 2u)))]));
+        acc_2_0 = (acc_2_0 + (w_2.z * spp[((prevBase + (BB * 0u)) + ((0u * D_H) + (m0 + 2u)))]));
+        acc_3_0 = (acc_3_0 + (w_2.w * spp[((prevBase + (BB * 0u)) + ((0u * D_H) + (m0 + 2u)))]));
         if ((1u < BB)) {
-          acc_0_1 = (acc_0_1 + (w_0_2 * ss_0[(D_H + (m0 + 2u))]));
-          acc_1_1 = (acc_1_1 + (w_1_2 * ss_0[(D_H + (m0 + 2u))]));
-          acc_2_1 = (acc_2_1 + (w_2_2 * ss_0[(D_H + (m0 + 2u))]));
-          acc_3_1 = (acc_3_1 + (w_3_2 * ss_0[(D_H + (m0 + 2u))]));
+          acc_0_1 = (acc_0_1 + (w_2.x * spp[((prevBase + (BB * 0u)) + (D_H + (m0 + 2u)))]));
+          acc_1_1 = (acc_1_1 + (w_2.y * spp[((prevBase + (BB * 0u)) + (D_H + (m0 + 2u)))]));
+          acc_2_1 = (acc_2_1 + (w_2.z * spp[((prevBase + (BB * 0u)) + (D_H + (m0 + 2u)))]));
+          acc_3_1 = (acc_3_1 + (w_2.w * spp[((prevBase + (BB * 0u)) + (D_H + (m0 + 2u)))]));
         }
-        acc_0_0 = (acc_0_0 + (w_0_3 * ss_0[((0u * D_H) + (m0 + 3u))]));
-        acc_1_0 = (acc_1_0 + (w_1_3 * ss_0[((0u * D_H) + (m0 + 3u))]));
-        acc_2_0 = (acc_2_0 + (w_2_3 * ss_0[((0u * D_H) + (m0 + 3u))]));
-        acc_3_0 = (acc_3_0 + (w_3_3 * ss_0[((0u * D_H) + (m0 + 3u))]));
+        acc_0_0 = (acc_0_0 + (w_3.x * spp[((prevBase + (BB * 0u)) + ((0u * D_H) + (m0 + 3u)))]));
+        acc_1_0 = (acc_1_0 + (w_3.y * spp[((prevBase + (BB * 0u)) + ((0u * D_H) + (m0 + 3u)))]));
+        acc_2_0 = (acc_2_0 + (w_3.z * spp[((prevBase + (BB * 0u)) + ((0u * D_H) + (m0 + 3u)))]));
+        acc_3_0 = (acc_3_0 + (w_3.w * spp[((prevBase + (BB * 0u)) + ((0u * D_H) + (m0 + 3u)))]));
         if ((1u < BB)) {
-          acc_0_1 = (acc_0_1 + (w_0_3 * ss_0[(D_H + (m0 + 3u))]));
-          acc_1_1 = (acc_1_1 + (w_1_3 * ss_0[(D_H + (m0 + 3u))]));
-          acc_2_1 = (acc_2_1 + (w_2_3 * ss_0[(D_H + (m0 + 3u))]));
-          acc_3_1 = (acc_3_1 + (w_3_3 * ss_0[(D_H + (m0 + 3u))]));
+          acc_0_1 = (acc_0_1 + (w_3.x * spp[((prevBase + (BB * 0u)) + (D_H + (m0 + 3u)))]));
+          acc_1_1 = (acc_1_1 + (w_3.y * spp[((prevBase + (BB * 0u)) + (D_H + (m0 + 3u)))]));
+          acc_2_1 = (acc_2_1 + (w_3.z * spp[((prevBase + (BB * 0u)) + (D_H + (m0 + 3u)))]));
+          acc_3_1 = (acc_3_1 + (w_3.w * spp[((prevBase + (BB * 0u)) + (D_H + (m0 + 3u)))]));
         }
-        acc_0_0 = (acc_0_0 + (w_0_4 * ss_0[((0u * D_H) + (m0 + 4u))]));
-        acc_1_0 = (acc_1_0 + (w_1_4 * ss_0[((0u * D_H) + (m0 + 4u))]));
-        acc_2_0 = (acc_2_0 + (w_2_4 * ss_0[((0u * D_H) + (m0 + 4u))]));
-        acc_3_0 = (acc_3_0 + (w_3_4 * ss_0[((0u * D_H) + (m0 + 4u))]));
+        acc_0_0 = (acc_0_0 + (w_4.x * spp[((prevBase + (BB * 0u)) + ((0u * D_H) + (m0 + 4u)))]));
+        acc_1_0 = (acc_1_0 + (w_4.y * spp[((prevBase + (BB * 0u)) + ((0u * D_H) + (m0 + 4u)))]));
+        acc_2_0 = (acc_2_0 + (w_4.z * spp[((prevBase + (BB * 0u)) + ((0u * D_H) + (m0 + 4u)))]));
+        acc_3_0 = (acc_3_0 + (w_4.w * spp[((prevBase + (BB * 0u)) + ((0u * D_H) + (m0 + 4u)))]));
         if ((1u < BB)) {
-          acc_0_1 = (acc_0_1 + (w_0_4 * ss_0[(D_H + (m0 + 4u))]));
-          acc_1_1 = (acc_1_1 + (w_1_4 * ss_0[(D_H + (m0 + 4u))]));
-          acc_2_1 = (acc_2_1 + (w_2_4 * ss_0[(D_H + (m0 + 4u))]));
-          acc_3_1 = (acc_3_1 + (w_3_4 * ss_0[(D_H + (m0 + 4u))]));
+          acc_0_1 = (acc_0_1 + (w_4.x * spp[((prevBase + (BB * 0u)) + (D_H + (m0 + 4u)))]));
+          acc_1_1 = (acc_1_1 + (w_4.y * spp[((prevBase + (BB * 0u)) + (D_H + (m0 + 4u)))]));
+          acc_2_1 = (acc_2_1 + (w_4.z * spp[((prevBase + (BB * 0u)) + (D_H + (m0 + 4u)))]));
+          acc_3_1 = (acc_3_1 + (w_4.w * spp[((prevBase + (BB * 0u)) + (D_H + (m0 + 4u)))]));
         }
-        acc_0_0 = (acc_0_0 + (w_0_5 * ss_0[((0u * D_H) + (m0 + 5u))]));
-        acc_1_0 = (acc_1_0 + (w_1_5 * ss_0[((0u * D_H) + (m0 + 5u))]));
-        acc_2_0 = (acc_2_0 + (w_2_5 * ss_0[((0u * D_H) + (m0 + 5u))]));
-        acc_3_0 = (acc_3_0 + (w_3_5 * ss_0[((0u * D_H) + (m0 + 5u))]));
+        acc_0_0 = (acc_0_0 + (w_5.x * spp[((prevBase + (BB * 0u)) + ((0u * D_H) + (m0 + 5u)))]));
+        acc_1_0 = (acc_1_0 + (w_5.y * spp[((prevBase + (BB * 0u)) + ((0u * D_H) + (m0 + 5u)))]));
+        acc_2_0 = (acc_2_0 + (w_5.z * spp[((prevBase + (BB * 0u)) + ((0u * D_H) + (m0 + 5u)))]));
+        acc_3_0 = (acc_3_0 + (w_5.w * spp[((prevBase + (BB * 0u)) + ((0u * D_H) + (m0 + 5u)))]));
         if ((1u < BB)) {
-          acc_0_1 = (acc_0_1 + (w_0_5 * ss_0[(D_H + (m0 + 5u))]));
-          acc_1_1 = (acc_1_1 + (w_1_5 * ss_0[(D_H + (m0 + 5u))]));
-          acc_2_1 = (acc_2_1 + (w_2_5 * ss_0[(D_H + (m0 + 5u))]));
-          acc_3_1 = (acc_3_1 + (w_3_5 * ss_0[(D_H + (m0 + 5u))]));
+          acc_0_1 = (acc_0_1 + (w_5.x * spp[((prevBase + (BB * 0u)) + (D_H + (m0 + 5u)))]));
+          acc_1_1 = (acc_1_1 + (w_5.y * spp[((prevBase + (BB * 0u)) + (D_H + (m0 + 5u)))]));
+          acc_2_1 = (acc_2_1 + (w_5.z * spp[((prevBase + (BB * 0u)) + (D_H + (m0 + 5u)))]));
+          acc_3_1 = (acc_3_1 + (w_5.w * spp[((prevBase + (BB * 0u)) + (D_H + (m0 + 5u)))]));
         }
-        acc_0_0 = (acc_0_0 + (w_0_6 * ss_0[((0u * D_H) + (m0 + 6u))]));
-        acc_1_0 = (acc_1_0 + (w_1_6 * ss_0[((0u * D_H) + (m0 + 6u))]));
-        acc_2_0 = (acc_2_0 + (w_2_6 * ss_0[((0u * D_H) + (m0 + 6u))]));
-        acc_3_0 = (acc_3_0 + (w_3_6 * ss_0[((0u * D_H) + (m0 + 6u))]));
+        acc_0_0 = (acc_0_0 + (w_6.x * spp[((prevBase + (BB * 0u)) + ((0u * D_H) + (m0 + 6u)))]));
+        acc_1_0 = (acc_1_0 + (w_6.y * spp[((prevBase + (BB * 0u)) + ((0u * D_H) + (m0 + 6u)))]));
+        acc_2_0 = (acc_2_0 + (w_6.z * spp[((prevBase + (BB * 0u)) + ((0u * D_H) + (m0 + 6u)))]));
+        acc_3_0 = (acc_3_0 + (w_6.w * spp[((prevBase + (BB * 0u)) + ((0u * D_H) + (m0 + 6u)))]));
         if ((1u < BB)) {
-          acc_0_1 = (acc_0_1 + (w_0_6 * ss_0[(D_H + (m0 + 6u))]));
-          acc_1_1 = (acc_1_1 + (w_1_6 * ss_0[(D_H + (m0 + 6u))]));
-          acc_2_1 = (acc_2_1 + (w_2_6 * ss_0[(D_H + (m0 + 6u))]));
-          acc_3_1 = (acc_3_1 + (w_3_6 * ss_0[(D_H + (m0 + 6u))]));
+          acc_0_1 = (acc_0_1 + (w_6.x * spp[((prevBase + (BB * 0u)) + (D_H + (m0 + 6u)))]));
+          acc_1_1 = (acc_1_1 + (w_6.y * spp[((prevBase + (BB * 0u)) + (D_H + (m0 + 6u)))]));
+          acc_2_1 = (acc_2_1 + (w_6.z * spp[((prevBase + (BB * 0u)) + (D_H + (m0 + 6u)))]));
+          acc_3_1 = (acc_3_1 + (w_6.w * spp[((prevBase + (BB * 0u)) + (D_H + (m0 + 6u)))]));
         }
-        acc_0_0 = (acc_0_0 + (w_0_7 * ss_0[((0u * D_H) + (m0 + 7u))]));
-        acc_1_0 = (acc_1_0 + (w_1_7 * ss_0[((0u * D_H) + (m0 + 7u))]));
-        acc_2_0 = (acc_2_0 + (w_2_7 * ss_0[((0u * D_H) + (m0 + 7u))]));
-        acc_3_0 = (acc_3_0 + (w_3_7 * ss_0[((0u * D_H) + (m0 + 7u))]));
+        acc_0_0 = (acc_0_0 + (w_7.x * spp[((prevBase + (BB * 0u)) + ((0u * D_H) + (m0 + 7u)))]));
+        acc_1_0 = (acc_1_0 + (w_7.y * spp[((prevBase + (BB * 0u)) + ((0u * D_H) + (m0 + 7u)))]));
+        acc_2_0 = (acc_2_0 + (w_7.z * spp[((prevBase + (BB * 0u)) + ((0u * D_H) + (m0 + 7u)))]));
+        acc_3_0 = (acc_3_0 + (w_7.w * spp[((prevBase + (BB * 0u)) + ((0u * D_H) + (m0 + 7u)))]));
         if ((1u < BB)) {
-          acc_0_1 = (acc_0_1 + (w_0_7 * ss_0[(D_H + (m0 + 7u))]));
-          acc_1_1 = (acc_1_1 + (w_1_7 * ss_0[(D_H + (m0 + 7u))]));
-          acc_2_1 = (acc_2_1 + (w_2_7 * ss_0[(D_H + (m0 + 7u))]));
-          acc_3_1 = (acc_3_1 + (w_3_7 * ss_0[(D_H + (m0 + 7u))]));
+          acc_0_1 = (acc_0_1 + (w_7.x * spp[((prevBase + (BB * 0u)) + (D_H + (m0 + 7u)))]));
+          acc_1_1 = (acc_1_1 + (w_7.y * spp[((prevBase + (BB * 0u)) + (D_H + (m0 + 7u)))]));
+          acc_2_1 = (acc_2_1 + (w_7.z * spp[((prevBase + (BB * 0u)) + (D_H + (m0 + 7u)))]));
+          acc_3_1 = (acc_3_1 + (w_7.w * spp[((prevBase + (BB * 0u)) + (D_H + (m0 + 7u)))]));
         }
       }
       for (var mt: u32 = MU; mt < D_H; mt += 1u) {
-        let wt_0 = wpacked[((mt * (P * 4u)) + rc_0)];
-        let wt_1 = wpacked[((mt * (P * 4u)) + rc_1)];
-        let wt_2 = wpacked[((mt * (P * 4u)) + rc_2)];
-        let wt_3 = wpacked[((mt * (P * 4u)) + rc_3)];
-        acc_0_0 = (acc_0_0 + (wt_0 * ss_0[((0u * D_H) + mt)]));
-        acc_1_0 = (acc_1_0 + (wt_1 * ss_0[((0u * D_H) + mt)]));
-        acc_2_0 = (acc_2_0 + (wt_2 * ss_0[((0u * D_H) + mt)]));
-        acc_3_0 = (acc_3_0 + (wt_3 * ss_0[((0u * D_H) + mt)]));
+        let wt = wpacked[(((0u / 4u) + (mt * ((4u * (((P * 4u) + 3u) / 4u)) / 4u))) + q)];
+        acc_0_0 = (acc_0_0 + (wt.x * spp[((prevBase + (BB * 0u)) + ((0u * D_H) + mt))]));
+        acc_1_0 = (acc_1_0 + (wt.y * spp[((prevBase + (BB * 0u)) + ((0u * D_H) + mt))]));
+        acc_2_0 = (acc_2_0 + (wt.z * spp[((prevBase + (BB * 0u)) + ((0u * D_H) + mt))]));
+        acc_3_0 = (acc_3_0 + (wt.w * spp[((prevBase + (BB * 0u)) + ((0u * D_H) + mt))]));
         if ((1u < BB)) {
-          acc_0_1 = (acc_0_1 + (wt_0 * ss_0[(D_H + mt)]));
-          acc_1_1 = (acc_1_1 + (wt_1 * ss_0[(D_H + mt)]));
-          acc_2_1 = (acc_2_1 + (wt_2 * ss_0[(D_H + mt)]));
-          acc_3_1 = (acc_3_1 + (wt_3 * ss_0[(D_H + mt)]));
+          acc_0_1 = (acc_0_1 + (wt.x * spp[((prevBase + (BB * 0u)) + (D_H + mt))]));
+          acc_1_1 = (acc_1_1 + (wt.y * spp[((prevBase + (BB * 0u)) + (D_H + mt))]));
+          acc_2_1 = (acc_2_1 + (wt.z * spp[((prevBase + (BB * 0u)) + (D_H + mt))]));
+          acc_3_1 = (acc_3_1 + (wt.w * spp[((prevBase + (BB * 0u)) + (D_H + mt))]));
         }
       }
       if ((rw_0 < (P * 4u))) {
@@ -234,6 +241,26 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wgid: 
         }
       }
     }
+    if ((py_0 < (BB * (4u * D_H)))) {
+      s_hoist[py_0] = pv_0;
+    }
+    if ((py_1 < (BB * (4u * D_H)))) {
+      s_hoist[py_1] = pv_1;
+    }
+    if ((py_2 < (BB * (4u * D_H)))) {
+      s_hoist[py_2] = pv_2;
+    }
+    if ((py_3 < (BB * (4u * D_H)))) {
+      s_hoist[py_3] = pv_3;
+    }
+    for (var y: u32 = (lid + (4u * WG)); y < (BB * (4u * D_H)); y += WG) {
+      var hv = 0.0f;
+      let hbr = ((wg * BB) + (y / (4u * D_H)));
+      if ((hbr < u.B)) {
+        hv = hoisted[((((hbr * u.T) + t) * (4u * D_H)) + (y % (4u * D_H)))];
+      }
+      s_hoist[y] = hv;
+    }
     workgroupBarrier();
     // let pre
     for (var f_0: u32 = lid; f_0 < (G * 4u); f_0 += WG) {
@@ -243,7 +270,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wgid: 
       let e_c0 = e_p;
       if (((e_b < u.B) && (e_p < P))) {
         let i_g_0 = (f_0 / G);
-        let v_1 = (hoisted[((((e_b * u.T) + t) * (4u * D_H)) + ((i_g_0 * D_H) + e_c0))] + s_R0[((i_g_0 * G) + g)]);
+        let v_1 = (s_hoist[(((e_b - (wg * BB)) * (4u * D_H)) + ((i_g_0 * D_H) + e_c0))] + s_R0[((i_g_0 * G) + g)]);
         s_pre[((i_g_0 * G) + g)] = v_1;
       }
     }
@@ -255,7 +282,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wgid: 
       let e_p = (g % JB);
       let e_c0 = e_p;
       if (((e_b < u.B) && (e_p < P))) {
-        let v_3 = ((seq_sigmoid(s_pre[(G + g)]) * pingpong[(prevBase + ((u.SO_c + (e_b * D_H)) + e_c0))]) + (seq_sigmoid(s_pre[((0u * G) + g)]) * seq_tanh(s_pre[((2u * G) + g)])));
+        let v_3 = ((seq_sigmoid(s_pre[(G + g)]) * spp[((prevBase + (BB * D_H)) + (((e_b - (wg * BB)) * D_H) + e_c0))]) + (seq_sigmoid(s_pre[((0u * G) + g)]) * seq_tanh(s_pre[((2u * G) + g)])));
         s_c[((0u * G) + g)] = v_3;
       }
     }
@@ -291,29 +318,26 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wgid: 
       let e_p = (g % JB);
       let e_c0 = e_p;
       if (((e_b < u.B) && (e_p < P))) {
-        let sa_9 = ((u.SO_h + (e_b * D_H)) + e_c0);
-        let sv_10 = s_h[(((f_8 / G) * G) + g)];
-        pingpong[(nextBase + sa_9)] = sv_10;
+        let sv_9 = s_h[(((f_8 / G) * G) + g)];
+        spp[((nextBase + (BB * 0u)) + (((e_b - (wg * BB)) * D_H) + e_c0))] = sv_9;
         if (((t + 1u) == u.T)) {
-          states[sa_9] = sv_10;
+          states[((u.SO_h + (e_b * D_H)) + e_c0)] = sv_9;
         }
       }
     }
-    for (var f_11: u32 = lid; f_11 < G; f_11 += WG) {
-      let g = (f_11 % G);
+    for (var f_10: u32 = lid; f_10 < G; f_10 += WG) {
+      let g = (f_10 % G);
       let e_b = ((wg * BB) + (g / JB));
       let e_p = (g % JB);
       let e_c0 = e_p;
       if (((e_b < u.B) && (e_p < P))) {
-        let sa_12 = ((u.SO_c + (e_b * D_H)) + e_c0);
-        let sv_13 = s_c[(((f_11 / G) * G) + g)];
-        pingpong[(nextBase + sa_12)] = sv_13;
+        let sv_11 = s_c[(((f_10 / G) * G) + g)];
+        spp[((nextBase + (BB * D_H)) + (((e_b - (wg * BB)) * D_H) + e_c0))] = sv_11;
         if (((t + 1u) == u.T)) {
-          states[sa_12] = sv_13;
+          states[((u.SO_c + (e_b * D_H)) + e_c0)] = sv_11;
         }
       }
     }
-    storageBarrier();
     workgroupBarrier();
   }
 }

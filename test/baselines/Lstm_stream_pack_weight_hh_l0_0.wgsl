@@ -24,13 +24,17 @@ override P: u32;
 fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wgid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let wg = wgid.x + nwg.x * (wgid.y + nwg.y * wgid.z);
   let x = ((wg * 256u) + lid);
-  if ((x < ((P * 4u) * D_H))) {
-    let row = (x % (P * 4u));
-    let m = (x / (P * 4u));
-    let w_b = 0u;
-    let w_p = (row / 4u);
-    let w_c0 = w_p;
-    let w_g_0 = (row % 4u);
-    wpacked[x] = params[(PO_weight_hh_l0 + ((((w_g_0 * D_H) + w_c0) * D_H) + m))];
+  if ((x < ((4u * (((P * 4u) + 3u) / 4u)) * D_H))) {
+    let row = (x % (4u * (((P * 4u) + 3u) / 4u)));
+    let m = (x / (4u * (((P * 4u) + 3u) / 4u)));
+    var pv = 0.0f;
+    if ((row < (P * 4u))) {
+      let w_b = 0u;
+      let w_p = (row / 4u);
+      let w_c0 = w_p;
+      let w_g_0 = (row % 4u);
+      pv = params[(PO_weight_hh_l0 + ((((w_g_0 * D_H) + w_c0) * D_H) + m))];
+    }
+    wpacked[x] = pv;
   }
 }

@@ -12,8 +12,11 @@
 import * as K from "../../kernel/ir.ts";
 import { cudaMathFn, cudaMathFn64, f32Literal, f64Literal } from "./math.ts";
 
-const CTYPE: Record<K.KType, string> = { f32: "float", u32: "unsigned int", i32: "int", bool: "bool" };
-const ctype = (t: K.KType, cx: RenderContext): string => (t === "f32" && cx.real === "double" ? "double" : CTYPE[t]);
+const CTYPE: Record<K.KType, string> = { f32: "float", u32: "unsigned int", i32: "int", bool: "bool", vec4f: "float4" };
+const ctype = (t: K.KType, cx: RenderContext): string => {
+  if (t === "vec4f" && cx.real === "double") throw new Error("vec4 loads are float only (no double kernels)");
+  return t === "f32" && cx.real === "double" ? "double" : CTYPE[t];
+};
 
 /** Builtin thread coordinates understood by the renderer. */
 const BUILTINS: Record<string, string> = {
@@ -53,6 +56,12 @@ export function renderExpr(e: K.KExpr, cx: RenderContext): string {
       return `u.${e.name}`;
     case "load":
       return `${e.array}[${r(e.index)}]`;
+    case "load4":
+      // 16-byte aligned: the array's base is (cudaMalloc, 256 bytes) and the index counts float4s
+      ctype("vec4f", cx);
+      return `reinterpret_cast<const float4*>(${e.array})[${r(e.index)}]`;
+    case "lane":
+      return `${r(e.a)}.${"xyzw"[e.i]}`;
     case "bin": {
       if (e.op === "min" || e.op === "max") {
         const t = K.typeOf(e.a);

@@ -21,6 +21,8 @@ export function renderWgsl(kernel: K.Kernel, header: string[] = []): string {
   const r = new Renderer(need);
   const body = r.stmts(kernel.body, "  ");
   for (const s of kernel.shared) r.expr(s.length);
+  const vec4 = K.vec4Arrays(kernel.body);
+  for (const s of kernel.shared) if (vec4.has(s.name)) throw new Error(`kernel ${kernel.name}: load4 of workgroup array ${s.name} (only storage buffers)`);
   const lines: string[] = header.map((h) => `// ${h}`);
   if (kernel.needs.includes("subgroups")) lines.push("enable subgroups;");
   lines.push(`struct Uniforms {`);
@@ -29,7 +31,7 @@ export function renderWgsl(kernel: K.Kernel, header: string[] = []): string {
   for (const f of fields) lines.push(`  ${f}: u32,`);
   lines.push(`}`);
   lines.push(`@group(0) @binding(${kernel.uniformBinding}) var<uniform> u: Uniforms;`);
-  for (const b of kernel.buffers) lines.push(`@group(0) @binding(${b.binding}) var<storage, ${b.access}> ${b.name}: array<f32>;`);
+  for (const b of kernel.buffers) lines.push(`@group(0) @binding(${b.binding}) var<storage, ${b.access}> ${b.name}: array<${vec4.has(b.name) ? "vec4<f32>" : "f32"}>;`);
   if (kernel.stepUniform !== undefined) lines.push(`struct StepIndex {`, `  t: u32,`, `}`, `@group(0) @binding(${kernel.stepUniform}) var<uniform> seq_step: StepIndex;`);
   for (const o of kernel.overrides) lines.push(`override ${o.name}: u32${o.init !== undefined ? ` = ${o.init}u` : ""};`);
   for (const s of kernel.shared) lines.push(`var<workgroup> ${s.name}: array<f32, ${r.expr(s.length)}>;`);
@@ -61,7 +63,7 @@ class Renderer {
   stmt(s: K.KStmt, ind: string): string {
     switch (s.k) {
       case "decl":
-        return `${ind}${s.mutable ? "var" : "let"} ${s.name}${s.mutable && !s.init ? `: ${s.t}` : ""}${s.init ? ` = ${this.expr(s.init)}` : ""};`;
+        return `${ind}${s.mutable ? "var" : "let"} ${s.name}${s.mutable && !s.init ? `: ${s.t === "vec4f" ? "vec4<f32>" : s.t}` : ""}${s.init ? ` = ${this.expr(s.init)}` : ""};`;
       case "set":
         return `${ind}${s.name} = ${this.expr(s.value)};`;
       case "store":
@@ -93,7 +95,10 @@ class Renderer {
       case "uniform":
         return `u.${e.name}`;
       case "load":
+      case "load4":
         return `${e.array}[${this.expr(e.index)}]`;
+      case "lane":
+        return `${this.expr(e.a)}.${"xyzw"[e.i]}`;
       case "bin":
         if (e.op === "min" || e.op === "max") return `${e.op}(${this.expr(e.a)}, ${this.expr(e.b)})`;
         return `(${this.expr(e.a)} ${e.op} ${this.expr(e.b)})`;
@@ -102,6 +107,7 @@ class Renderer {
       case "not":
         return `(!${this.expr(e.a)})`;
       case "cast":
+        if (e.to === "vec4f") throw new Error("no cast to vec4f");
         return `${e.to}(${this.expr(e.a)})`;
       case "select":
         return `select(${this.expr(e.else)}, ${this.expr(e.then)}, ${this.expr(e.cond)})`;
