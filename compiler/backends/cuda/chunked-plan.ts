@@ -136,6 +136,7 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
         // (registers: __launch_bounds__(384, 2) and (768, 1) allow 85 per thread, phase A takes 64 to 80)
         const more = KP < 64 || bps < 1 ? [] : bps === 2 ? [384] : bps === 1 ? [512, 768] : [];
         for (const NT of more) phaseAs.push({ a: { ...a0, NT, minBlocks: bps }, tag: `-a${NT}` });
+        const alt = phaseAs[1]?.tag ?? "";
         const walkBVs = [...(dtype === "f32" || KP < 64 ? [] : [64]), 32, 16];
         for (const { a, tag } of phaseAs) {
           // split3: phase A, a walk that only carries the state (and stores each chunk's start state), then the
@@ -154,7 +155,7 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
               io: dtype,
               module: dtype,
               applicable: ["*", ...base, eq(classOf(Vd), KP), [">=", "LIMIT_SMEM_OPTIN", Math.max(...[a, w, o].map((x) => chunkLayout(x).SMEM))]],
-              prefer: split3Prefer(BV, KP, nH, Vd, decay, lr, tag),
+              prefer: split3Prefer(BV, KP, nH, Vd, decay, lr, tag, alt),
               note: `chunked split3 (${dtype}): every chunk's S0-independent part in parallel (${threadsOf(a)} threads), a walk per batch x head x ${BV} values that only carries the state (Z = U0 + M S0, S' = exp(G_n) S0 + X~^T Z; each chunk's S0 stored), then y = Q~ S0 + Aq Z over every chunk in parallel`,
               vars: [],
               workspaces: [
@@ -176,7 +177,7 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
               io: dtype,
               module: dtype,
               applicable: ["*", ...base, eq(classOf(Vd), KP), [">=", "LIMIT_SMEM_OPTIN", Math.max(chunkLayout(a).SMEM, chunkLayout(w).SMEM)]],
-              prefer: splitPrefer(BV, KP, nH, Vd, decay, lr, tag),
+              prefer: splitPrefer(BV, KP, nH, Vd, tag, alt),
               note: `chunked split (${dtype}): every chunk's S0-independent part in parallel (Q~, X~, Aq, M = T diag(beta) W~, U0 = T alpha V; ${threadsOf(a)} threads), then a walk over chunks per batch x head x ${BV} values`,
               vars: [],
               workspaces: [{ name: "chunk", words: ["*", "B", nH, nc, recBytes / 4] }],
@@ -195,14 +196,21 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
 
 /*
  * Auto's rules between the variants, from the H100 runs (bench/RESULTS.md, run 4: every variant timed at
- * three shapes per model). Plan order per key size: fused (widest tile first), split3 (32, 16), split (32, 16);
- * the runtime takes the first preferred one.
+ * three shapes per model; run 5: the 64-value walks and phase A with more warps at the eight shapes that
+ * decided). Plan order per key size: fused (widest tile first), then per phase A (256 threads, then more)
+ * split3 (64, 32, 16), split (64, 32, 16); the runtime takes the first preferred one.
  *   fused: >= 1.5 blocks per SM; with per-key decay and low rank (RWKV-7, whose phase A is the heaviest) when
  *     batch x heads >= 7/8 of the SMs per wave of fused blocks.
+ *   phase A: at K = 128, with more warps where the plan has them (384 threads at two blocks per SM, 512 at
+ *     one; run 5: phase A 2% to 20% faster, never slower beyond noise; 768 was slower than 512); at K <= 64
+ *     the 256-thread one (the more-warps variants were measured there only for RWKV-7, whose pick is fused).
  *   split3 with 16-value walks: when 32-value walks would leave SMs idle (B x heads x V/32 < SMs): the walk
  *     over many chunks is the critical path, and split3's is the shortest (1.1x to 2.4x faster than split's).
  *   split3 with 32-value walks: otherwise, for models with a scalar or no decay and no low rank at K <= 64
  *     (Simple GLA, Mamba-2: their readout and post move out of the walk; others gain less than the readout costs).
+ *   split with 64-value walks: at K = 128 when those walks give >= 7/8 of a block per SM (run 5: the walks
+ *     that fill the GPU are bound by reading the records, once per value tile: 64-value tiles read them half as
+ *     often; the split walk 0.55 -> 0.45 ms for Simple GLA, 0.75 -> 0.57 DeltaNet, 1.22 -> 0.94 RWKV-7).
  *   split with 32-value walks: the rest of the shapes that fill the SMs.
  */
 function fusedPrefer(blocks: SizeExpr, nH: SizeExpr, decay: number, lr: boolean): SizeExpr {
@@ -212,16 +220,20 @@ function fusedPrefer(blocks: SizeExpr, nH: SizeExpr, decay: number, lr: boolean)
   const heavyA: SizeExpr = [">=", ["*", 8, "B", nH], ["*", 7, "LIMIT_SMS", ["ceilDiv", blocks, "LIMIT_SMS"]]];
   return ["*", [">=", "T", 64], decay === 2 && lr ? heavyA : many];
 }
-function split3Prefer(BV: number, KP: number, nH: SizeExpr, Vd: SizeExpr, decay: number, lr: boolean, tag: string): SizeExpr {
-  if (BV === 64 || tag) return 0;
+/** The phase A auto may use: `tag` is the variant's phase-A suffix, `alt` the suffix of the plan's first
+ *  more-warps phase A at this key size ("" when there is none). */
+function phaseAPreferred(KP: number, tag: string, alt: string): boolean {
+  return KP >= 128 && alt ? tag === alt : tag === "";
+}
+function split3Prefer(BV: number, KP: number, nH: SizeExpr, Vd: SizeExpr, decay: number, lr: boolean, tag: string, alt: string): SizeExpr {
+  if (BV === 64 || !phaseAPreferred(KP, tag, alt)) return 0;
   const walk32: SizeExpr = ["*", "B", nH, ["ceilDiv", Vd, 32]];
   if (BV === 16) return ["*", [">=", "T", 64], [">=", ["-", "LIMIT_SMS", 1], walk32]];
   return !lr && decay <= 1 && KP <= 64 ? ["*", [">=", "T", 64], [">=", walk32, "LIMIT_SMS"]] : 0;
 }
-
-function splitPrefer(BV: number, KP: number, nH: SizeExpr, Vd: SizeExpr, decay: number, lr: boolean, tag: string): SizeExpr {
-  void KP, decay, lr;
-  if (BV === 64 || tag) return 0;
+function splitPrefer(BV: number, KP: number, nH: SizeExpr, Vd: SizeExpr, tag: string, alt: string): SizeExpr {
+  if (!phaseAPreferred(KP, tag, alt)) return 0;
+  if (BV === 64) return KP >= 128 ? ["*", [">=", "T", 64], [">=", ["*", 8, "B", nH, ["ceilDiv", Vd, 64]], ["*", 7, "LIMIT_SMS"]]] : 0;
   // 32-value tiles when they give a block per SM, else 16 (more blocks for few heads)
   return BV === 32 ? ["*", [">=", "T", 64], [">=", ["*", "B", nH, ["ceilDiv", Vd, 32]], "LIMIT_SMS"]] : [">=", "T", 64];
 }
