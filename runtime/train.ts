@@ -34,6 +34,29 @@ export interface GradNames extends AdjointNames {
   record: Record<string, string>;
   /** Inputs of the backward model packed into one (compiler/grad/pack.ts): pack[b, t, k, ...] = members[k][b, t, ...]. */
   packs?: { name: string; members: string[] }[];
+  /**
+   * Param adjoints computed outside the recurrence (compiler/grad/split.ts): per param, a model whose
+   * state `bar` sums over the steps what it reads, input name -> the per-step array of the backward run
+   * it takes (an unpacked input of the backward model or one of its outputs). Absent: param adjoints are
+   * states (or outputs) of the backward model itself.
+   */
+  passes?: ParamPassNames[];
+}
+
+export interface ParamPassNames {
+  param: string;
+  bar: string;
+  reads: Record<string, string>;
+}
+
+/**
+ * Steps per param-adjoint pass run when time is folded into the batch (a pass only sums over the steps,
+ * so [B, T] runs as [B T / C, C] and the final states are summed): the fewest steps C (C divides T)
+ * whose B T / C rows of partial sums of `elems` floats stay within `budget` elements.
+ */
+export function passFold(B: number, T: number, elems: number, budget = 2 ** 24): number {
+  for (let C = 1; C < T; C++) if (T % C === 0 && B * (T / C) * elems <= budget) return C;
+  return T;
 }
 
 /** The forward model's tensors with their per-step element counts (dims bound). */
@@ -50,11 +73,12 @@ export interface GradSpec {
 
 export type RunFn = (inputs: Tensors, initialState: Tensors, batch: number, length: number) => Promise<{ outputs: Tensors; finalState: Tensors }>;
 
-/** The three runs: the plain forward, the recording forward, and the backward model (params bound in each). */
+/** The runs: the plain forward, the recording forward, the backward model and its param passes by param name (params bound in each). */
 export interface GradRunners {
   forward: RunFn;
   record: RunFn;
   backward: RunFn;
+  passes?: Record<string, RunFn>;
 }
 
 export type MemoryChoice = "auto" | "store" | "recompute" | { every: number };
@@ -210,10 +234,13 @@ export async function backwardFrom(spec: GradSpec, run: GradRunners, saved: Save
   let bars: Tensors = {};
   for (const s of spec.states) bars[N.stateBar[s.name]] = cot.finalState?.[s.name] ?? spec.alloc(B * s.size);
   const paramSums: Tensors = {};
+  const passes = N.passes ?? [];
+  const inPass = new Set(passes.map((p) => p.param));
   for (const p of spec.params) {
-    if (N.paramAdjoints === "state") bars[N.paramBar[p.name]] = spec.alloc(B * p.size);
+    if (N.paramAdjoints === "state" && !inPass.has(p.name)) bars[N.paramBar[p.name]] = spec.alloc(B * p.size);
     else paramSums[p.name] = spec.alloc(p.size);
   }
+  if (passes.length && !run.passes) throw new Error(`${spec.model}: its backward computes param adjoints in passes, and no runner was given for them`);
   const every = saved.memory.policy === "store" ? T : saved.memory.every;
   const segments: [number, number][] = [];
   for (let t0 = 0; t0 < T; t0 += every) segments.push([t0, Math.min(T, t0 + every)]);
@@ -235,6 +262,20 @@ export async function backwardFrom(spec: GradSpec, run: GradRunners, saved: Save
     for (const o of spec.outputs) bw[N.outputBar[o.name]] = reverseTime(cotOut[o.name], B, L, o.size);
     const bwSizes = new Map<string, number>([...spec.inputs.map((t) => [t.name, t.size] as const), ...spec.states.map((t) => [N.statePrev[t.name], t.size] as const), ...spec.outputs.map((t) => [N.outputBar[t.name], t.size] as const)]);
     const r = await run.backward(packSteps(bw, N.packs ?? [], bwSizes, B, L), bars, B, L);
+    // param adjoints outside the recurrence: sums over the steps of what the core read and wrote,
+    // time folded into the batch (any order sums the same)
+    for (const p of passes) {
+      const ins: Tensors = {};
+      for (const [name, from] of Object.entries(p.reads)) {
+        const a = bw[from] ?? r.outputs[from];
+        if (a) ins[name] = a;
+      }
+      const size = spec.params.find((x) => x.name === p.param)!.size;
+      const C = passFold(B, L, size);
+      const fin = (await run.passes![p.param](ins, {}, B * (L / C), C)).finalState[p.bar];
+      const sum = paramSums[p.param];
+      for (let i = 0; i < fin.length; i++) sum[i % size] += fin[i];
+    }
     for (const t of spec.inputs) {
       const g = grads.inputs[t.name];
       if (!g) continue;
@@ -243,6 +284,7 @@ export async function backwardFrom(spec: GradSpec, run: GradRunners, saved: Save
     }
     for (const p of spec.params) {
       if (N.paramAdjoints === "state") continue;
+      if (inPass.has(p.name)) continue;
       const per = r.outputs[N.paramBar[p.name]];
       const sum = paramSums[p.name];
       for (let i = 0; i < per.length; i++) sum[i % p.size] += per[i];
@@ -251,7 +293,7 @@ export async function backwardFrom(spec: GradSpec, run: GradRunners, saved: Save
   }
   for (const s of spec.states) grads.initialState[s.name] = bars[N.stateBar[s.name]];
   for (const p of spec.params) {
-    if (N.paramAdjoints === "output") {
+    if (N.paramAdjoints === "output" || inPass.has(p.name)) {
       grads.params[p.name] = paramSums[p.name];
       continue;
     }

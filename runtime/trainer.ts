@@ -12,12 +12,13 @@ import { ShapeError, describe, isGpuBuffer, type TensorInput } from "./tensors.t
 import { backwardFrom, forwardSaving, planMemory, SAVED_STATE_BUDGET, type GradNames, type GradRunners, type GradSpec, type Gradients, type MemoryChoice, type RunFn, type Saved, type Tensors } from "./train.ts";
 
 /** The training plans a class embeds (WebGPU), or why it has none. `bakedDims`: sizes the backward was built for (`--dims`). */
-export type TrainingInfo = { record: ModelPlan; backward: ModelPlan; names: GradNames; bakedDims?: Record<string, number> } | { unavailable: string };
+export type TrainingInfo = { record: ModelPlan; backward: ModelPlan; passes?: Record<string, ModelPlan>; names: GradNames; bakedDims?: Record<string, number> } | { unavailable: string };
 
-/** The CUDA plans of the recording forward and the backward model (<Model>.grad.cuda.json). */
+/** The CUDA plans of the recording forward, the backward model and its param passes (<Model>.grad.cuda.json). */
 export interface CudaTrainingPlans {
   record: CudaModelPlan;
   backward: CudaModelPlan;
+  passes?: Record<string, CudaModelPlan>;
   bakedDims?: Record<string, number>;
 }
 
@@ -41,6 +42,7 @@ function hostData(what: string, x: TensorInput | undefined): { data: Float32Arra
 export class Trainer {
   private record?: Promise<BackendRunner>;
   private back?: Promise<BackendRunner>;
+  private passRunners = new Map<string, Promise<BackendRunner>>();
   private cudaPlans?: Promise<CudaTrainingPlans>;
 
   constructor(
@@ -81,10 +83,13 @@ export class Trainer {
     return this.cudaPlans;
   }
 
-  private async open(which: "record" | "backward"): Promise<BackendRunner> {
-    const plan = this.plans[which];
-    const cudaPlan = this.main.backend === "cuda" ? (await this.cuda())[which] : undefined;
-    // the backward model is sequential only (the adjoint recurrence has no scan form); the recording forward picks its own
+  /** `pass`: the param whose adjoint pass to open (with which = "backward"). */
+  private async open(which: "record" | "backward", pass?: string): Promise<BackendRunner> {
+    const missing = () => new Error(`${this.plan.model}: the training plans have no param pass for '${pass}' (compile again: this build predates the split backward)`);
+    const plan = pass === undefined ? this.plans[which] : (this.plans.passes?.[pass] ?? (() => { throw missing(); })());
+    const cuda = this.main.backend === "cuda" ? await this.cuda() : undefined;
+    const cudaPlan = cuda === undefined ? undefined : pass === undefined ? cuda[which] : (cuda.passes?.[pass] ?? (() => { throw missing(); })());
+    // the backward model and its passes are sequential only (the adjoint recurrence has no scan form); the recording forward picks its own
     return openRunner(plan, { ...this.options, form: which === "backward" ? "sequential" : "auto", cudaPlan, cudaGradPlan: undefined } as OpenOptions);
   }
 
@@ -97,6 +102,10 @@ export class Trainer {
       forward: fn(async () => this.main),
       record: fn(() => (this.record ??= this.open("record"))),
       backward: fn(() => (this.back ??= this.open("backward"))),
+      passes: Object.fromEntries((this.plans.names.passes ?? []).map((p) => [p.param, fn(() => {
+        if (!this.passRunners.has(p.param)) this.passRunners.set(p.param, this.open("backward", p.param));
+        return this.passRunners.get(p.param)!;
+      })])),
     };
   }
 
@@ -162,6 +171,6 @@ export class Trainer {
   }
 
   dispose(): void {
-    for (const p of [this.record, this.back]) void p?.then((r) => r.dispose(), () => {});
+    for (const p of [this.record, this.back, ...this.passRunners.values()]) void p?.then((r) => r.dispose(), () => {});
   }
 }

@@ -234,7 +234,8 @@ describe("backward() of the generated classes", () => {
     const device = new MultiPlanFakeDevice();
     const cudaPlan = device.add(JSON.parse(readFileSync(join(OUT, `${N}.cuda.json`), "utf8")));
     const grad = JSON.parse(readFileSync(join(OUT, `${N}.grad.cuda.json`), "utf8"));
-    const cudaGradPlan = { record: device.add(grad.record), backward: device.add(grad.backward) };
+    const passes = Object.fromEntries(Object.entries(grad.passes ?? {}).map(([k, p]) => [k, device.add(p as never)]));
+    const cudaGradPlan = { record: device.add(grad.record), backward: device.add(grad.backward), passes };
     await checkClass(name, dims, (mod, n, params) => mod[n].create({ backend: "cuda", device, cudaPlan, cudaGradPlan, dims, params, form: "sequential" }), ["auto", { every: 2 }]);
   }, 600_000);
 

@@ -115,8 +115,11 @@ const CASES: Case[] = [
   { model: "lstm", key: "forward", dims: { H: 64, I: 32 }, B: 8, T: 16 },
   { model: "lstm", key: "record", dims: { H: 64, I: 32 }, B: 8, T: 16, init: true, omit: ["bias_hh_l0"] },
   { model: "lstm", key: "backward", dims: { H: 5, I: 3 }, B: 2, T: 4 },
+  { model: "lstm", key: "pass:weight_hh_l0", dims: { H: 5, I: 3 }, B: 8, T: 1 },
+  { model: "gru", key: "pass:bias_ih_l0", dims: { H: 5, I: 3 }, B: 3, T: 4 },
   { model: "hgrn", key: "record", dims: { D: 1000 }, B: 2, T: 3000 },
   { model: "mamba", key: "backward", dims: { D: 5, N: 4 }, B: 2, T: 3, omit: ["z", "D"] },
+  { model: "mamba", key: "pass:A", dims: { D: 5, N: 4 }, B: 2, T: 3, omit: ["z", "D"] },
   { model: "mamba2", key: "forward", dims: { H: 2, P: 6, N: 4 }, B: 1, T: 70 },
 ];
 

@@ -9,13 +9,15 @@ Side by side in one process:
                   seqc's <Model>Function in fp32 vs flash-linear-attention's chunk kernels with their backward
                   (chunk_delta_rule, chunk_gated_delta_rule, chunk_gla, chunk_simple_gla; Mamba-2's
                   mamba_chunk_scan_combined) in bf16, the same values.
-seqc's gradient path stores every state before every step (B*T*|state| floats per state) and the backward
-model writes per-step param adjoints ([B, T, *param], summed by torch): at the LSTM/GRU shapes that is
-B*T*(G*H*(I+H+2)) floats, so T is reduced until it fits --mem-gb and one step stays under --step-ms (probed
-at a short T first); the anchor is timed at that T and at the full T. Every reduction is printed and recorded.
+seqc's gradient path stores every state before every step (B*T*|state| floats per state); the backward
+model carries the state adjoints and writes the per-step values the param-adjoint passes sum over the steps
+(compiler/grad/split.ts; G*H floats a step for LSTM). T is reduced until that fits --mem-gb and one step stays
+under --step-ms (probed at a short T first); the anchor is timed at that T and at the full T. Every reduction
+is printed and recorded.
 Before any seqc kernel runs, the plans say what it would launch (grid, threads, shared memory, waves on this
-GPU); where the backward model's partition would walk more than --max-wave-steps waves x steps (its lanes
-multiply with the param-adjoint indices: B*I*I*H lanes for LSTM/GRU), seqc is not run and the reason is recorded.
+GPU); where the backward model's partition would walk more than --max-wave-steps waves x steps (before the
+param adjoints left the recurrence its lanes multiplied with their indices: B*I*I*H for LSTM/GRU), seqc is not
+run and the reason is recorded.
 Also: the IO floor (inputs, output, cotangent and gradients once each, at the copy rate measured here; LSTM/GRU
 also the fp32 FLOP floor at --fp32-tflops), the peak memory of one step beyond what was allocated before it
 (torch.cuda.max_memory_allocated), and how far seqc's outputs and gradients are from the other side's.
@@ -278,8 +280,10 @@ def rnn_case(args, root, kind, B, T_full, H, rate, log):
             row["cudnn_full_T"]["peak_extra_bytes"] / 1e9, max(row["floor_io_ms"], row["floor_flop_ms"])))
         return row
 
-    # T: the backward model's per-step param adjoints (B x |params| floats a step) and one step's time must fit
-    per_step_bytes = B * (P + 2 * len(states) * H + 2 * H + I) * 4 * 1.25  # adjoints, saved states, flips; 25% slack
+    # T: what seqc keeps per step (saved states and their flipped copies, flipped x and cotangent, the output, the
+    # backward's per-step gate adjoints that the param passes sum: G*H for LSTM, 2*G*H for GRU) and one step's time
+    # must fit; the param adjoints themselves are sums (compiler/grad/split.ts), no longer B x T x |params|
+    per_step_bytes = B * (4 * len(states) * H + 2 * I + 3 * H + 2 * G * H) * 4 * 1.25  # 25% slack
     T_mem = pow2floor(args.mem_gb * 1e9 / per_step_bytes)
     T_probe = min(T_probe, max(T_mem, 1))
     x, s0, cot = data(T_probe)
@@ -325,7 +329,6 @@ def rnn_case(args, root, kind, B, T_full, H, rate, log):
     if T < T_full:
         row["cudnn_full_T"] = cudnn_full()
     row.update(floors(T))
-    row["seqc_param_adjoint_bytes"] = B * T * P * 4
     log("%s B=%d T=%d H=%d: seqc %.2f ms (fwd %.2f), cuDNN %.2f ms (fwd %.2f): cuDNN/seqc %.4f; floor %.3f ms; err %s" % (
         kind, B, T, H, row["seqc"]["ms"], row["seqc"]["fwd_ms"], row["cudnn"]["ms"], row["cudnn"]["fwd_ms"],
         row["cudnn"]["ms"] / row["seqc"]["ms"], max(row["floor_io_ms"], row["floor_flop_ms"]),
@@ -614,6 +617,7 @@ def main():
     ap.add_argument("--fp32-tflops", type=float, default=67.0, help="fp32 FMA rate for the FLOP floor (H100 SXM datasheet)")
     ap.add_argument("--fla-max-configs", type=int, default=6,
                     help="the anchors' autotune keeps at most this many configs per kernel (0: all of fla's list)")
+    ap.add_argument("--cases", default=",".join(ORDER), help="cases in the order they run (model or model:shape index)")
     ap.add_argument("--warm-fla", nargs=2, type=int)
     ap.add_argument("--warm-seqc", action="store_true")
     args = ap.parse_args()
@@ -649,7 +653,7 @@ def main():
             with open(args.out, "w") as f:
                 json.dump(res, f, indent=1)
 
-    for case in ORDER:
+    for case in args.cases.split(","):
         model, _, si = case.partition(":")
         if model not in models:
             continue

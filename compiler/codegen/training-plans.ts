@@ -1,7 +1,8 @@
 /**
  * The WebGPU plans a generated class trains with (embedded in <Model>.ts): the recording forward, in
- * every form the backend has for it, and the backward model in the sequential form (the adjoint
- * recurrence has no scan form); or why the model has none (compiler/grad/training.ts).
+ * every form the backend has for it, the backward model in the sequential form (the adjoint
+ * recurrence has no scan form) and its param-adjoint passes (sums over the steps, also sequential);
+ * or why the model has none (compiler/grad/training.ts).
  */
 import type * as I from "../ir/types.ts";
 import { lowerModel } from "../kernel/compile.ts";
@@ -12,5 +13,6 @@ import type { TrainingInfo } from "../../runtime/trainer.ts";
 export function trainingPlans(model: I.Model, dims: Record<string, number> = {}): TrainingInfo {
   const t = trainingModels(model, dims);
   if (!t.ok) return { unavailable: t.why };
-  return { record: wgslPlan(lowerModel(t.record, ["sequential", "scan"])), backward: wgslPlan(lowerModel(t.backward, ["sequential"])), names: t.names, bakedDims: t.bakedDims };
+  const passes = Object.fromEntries(Object.entries(t.passes).map(([p, m]) => [p, wgslPlan(lowerModel(m, ["sequential"]))]));
+  return { record: wgslPlan(lowerModel(t.record, ["sequential", "scan"])), backward: wgslPlan(lowerModel(t.backward, ["sequential"])), ...(Object.keys(passes).length ? { passes } : {}), names: t.names, bakedDims: t.bakedDims };
 }

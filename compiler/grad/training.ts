@@ -1,7 +1,7 @@
 /**
  * What a generated class needs to train a model, built once at compile time: the recording forward
- * (each state before each step as an extra output) and the backward model (param adjoints in
- * states, same-shape inputs packed), with the names that tie them together. The backward unrolls the
+ * (each state before each step as an extra output), the backward model (the state-adjoint recurrence,
+ * same-shape inputs packed) and its param-adjoint passes, with the names that tie them together. The backward unrolls the
  * step's `for` loops, so it is built here only when their extents are known without the dims bound
  * at create(): literals, fixed dims, or dims given at compile time (`seqc compile --dims J=2`, then
  * `bakedDims` records them and the runtime holds create() to them); otherwise `why` says which loop
@@ -11,7 +11,8 @@ import * as I from "../ir/types.ts";
 import { recording, trainingBackward } from "./run.ts";
 import type { GradNames } from "../../runtime/train.ts";
 
-export type Training = { ok: true; record: I.Model; backward: I.Model; names: GradNames; bakedDims: Record<string, number> } | { ok: false; why: string };
+/** `passes`: per param, the model that sums its adjoint over the steps outside the recurrence (split.ts). */
+export type Training = { ok: true; record: I.Model; backward: I.Model; passes: Record<string, I.Model>; names: GradNames; bakedDims: Record<string, number> } | { ok: false; why: string };
 
 /** Dims that are extents of the step's `for` loops and not fixed in the model. */
 function loopDims(model: I.Model, body: I.Stmt[], out = new Set<string>()): Set<string> {
@@ -36,5 +37,5 @@ export function trainingModels(model: I.Model, dims: Record<string, number> = {}
   const bakedDims = Object.fromEntries(loops.map((d) => [d, dims[d]]));
   const fixed = Object.fromEntries(model.dims.filter((d) => d.fixed !== undefined).map((d) => [d.name, d.fixed!]));
   const bw = trainingBackward(model, { ...fixed, ...bakedDims });
-  return { ok: true, record: recording(model), backward: bw.model, names: bw.names, bakedDims };
+  return { ok: true, record: recording(model), backward: bw.model, passes: Object.fromEntries(bw.passes.map((p) => [p.param, p.model])), names: bw.names, bakedDims };
 }

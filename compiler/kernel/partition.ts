@@ -8,6 +8,13 @@
  * bind) is blocked: some element needs its neighbours. Each tied group without a blocked member is
  * a partition class; the product of the class extents is the parallelism the sequential form gets
  * on top of the batch. What is left (the local axes) is computed together by one workgroup or thread.
+ *
+ * A class only splits lanes where it does not replicate the recurrence: each lane computes every
+ * statement whose target has no axis in the lane's classes, so a class that leaves out a state's
+ * update would make every one of its lanes redo that state's whole recurrence (a backward model's
+ * x_bar[i] beside h_bar[j]: I lanes, each walking the h_bar recurrence). Such a class is blocked
+ * unless the form runs each step as its own launch (`previousStateReadsFree`), where a lane redoes
+ * one step, not the sequence.
  */
 import * as I from "../ir/types.ts";
 
@@ -94,8 +101,17 @@ export function analyzePartition(model: I.Model, opts: PartitionOptions = {}): P
   const classes: PartitionClass[] = [];
   const blocked: Partition["blocked"] = [];
   const classByKey = new Map<string, PartitionClass>();
+  // the work of each statement (element count x reads, unknown dims counted as SIZE_GUESS): a class
+  // whose lanes would replicate more work than they split is not split over
+  const work = freeOld ? undefined : statementWork(model);
   for (const members of groups.values()) {
-    const reason = members.map((k) => blockedKeys.get(k)).find((x) => x !== undefined);
+    let reason = members.map((k) => blockedKeys.get(k)).find((x) => x !== undefined);
+    if (!reason && work) {
+      const inClass = new Set(members.map((k) => splitKey(k)[0]));
+      let split = 0, replicated = 0;
+      for (const w of work) if (inClass.has(w.target)) split += w.work; else replicated += w.work;
+      if (replicated > split) reason = `splitting lanes over it would make every lane redo work it does not split (${replicated} against ${split} per step at dims of ${SIZE_GUESS}: statements whose targets have no axis in it, e.g. '${work.filter((w) => !inClass.has(w.target)).sort((a, b) => b.work - a.work)[0].target}')`;
+    }
     const axes = new Map<string, number>();
     let twice = false;
     for (const k of members) {
@@ -133,6 +149,34 @@ export function analyzePartition(model: I.Model, opts: PartitionOptions = {}): P
     },
     blocked,
   };
+}
+
+/** Size assumed for a dim whose size is not fixed in the model, when weighing work. */
+export const SIZE_GUESS = 64;
+
+const sizeOf = (model: I.Model, e: I.Extent): number => (e.kind === "lit" ? e.value : (model.dims.find((d) => d.name === e.name)?.fixed ?? SIZE_GUESS));
+
+function exprWork(model: I.Model, e: I.Expr): number {
+  switch (e.k) {
+    case "sum": return e.vars.reduce((a, v) => a * sizeOf(model, v.extent), 1) * exprWork(model, e.body);
+    case "neg": return exprWork(model, e.a);
+    case "bin": return exprWork(model, e.a) + exprWork(model, e.b) + 1;
+    case "call": return e.args.reduce((a, x) => a + exprWork(model, x), 1);
+    default: return 1;
+  }
+}
+
+/** Per statement (loops unrolled by their extents): target and work, elements x operations per element. */
+function statementWork(model: I.Model): { target: string; work: number }[] {
+  const out: { target: string; work: number }[] = [];
+  const walk = (body: I.Stmt[], times: number) => {
+    for (const s of body) {
+      if (s.k === "for") walk(s.body, times * sizeOf(model, s.v.extent));
+      else out.push({ target: s.target, work: times * s.vars.reduce((a, v) => a * sizeOf(model, v.extent), 1) * exprWork(model, s.expr) });
+    }
+  };
+  walk(model.body, 1);
+  return out;
 }
 
 function splitKey(k: string): [string, number] {

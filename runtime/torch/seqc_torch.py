@@ -1,13 +1,15 @@
 """seqc models as torch autograd functions (part of seqc's torch target; copied next to the generated modules).
 
-A generated module (`seqc compile model.seq --target torch`) holds a <Model>.torch.json with five
+A generated module (`seqc compile model.seq --target torch`) holds a <Model>.torch.json with the
 CUDA plans of one model, all compiled by seqc's CUDA backend:
   forward     the model's forward kernels in float32 (every form: sequential, scan, chunked, ...);
   record      the forward of the model with one extra output per state: its value before each step;
   backward    the backward model (compiler/grad/backward.ts): the adjoint recurrence over reversed time,
-              recomputing each step from the saved previous state;
-  record64, backward64   the same two in float64 (backend-neutral sequential kernels rendered in double),
-              so torch.autograd.gradcheck can run.
+              recomputing each step from the saved previous state; it carries the state adjoints only;
+  pass:<param>  per param its adjoint (compiler/grad/split.ts): a sum over the steps of what the backward
+              wrote, run after it with time folded into the batch (pass_fold), partial sums added here;
+  record64, backward64, pass64:<param>   the same in float64 (backend-neutral sequential kernels rendered
+              in double), so torch.autograd.gradcheck can run.
 Memory policy: states per step. A forward that needs gradients runs `record` and keeps every state
 before every step ([B, T, *state] per state); the backward reads them reversed and recomputes only the
 step itself. Memory is B*T*|state| floats per state (no chunk checkpointing yet).
@@ -129,7 +131,7 @@ class SeqcModel:
     def runner(self, key, device):
         k = (key, device.index)
         if k not in self._runners:
-            real = "f64" if key.endswith("64") else "f32"
+            real = "f64" if key in ("record64", "backward64") or key.startswith("pass64:") else "f32"
             self._runners[k] = _cuda.PlanRunner(self.meta["plans"][key], device.index, real)
         return self._runners[k]
 
@@ -322,14 +324,44 @@ def backward(ctx, grads):
     res = []
     for i, t in enumerate(m.inputs):
         res.append(_flip(outs[names["inputBar"][t["name"]]]) if need[i] and flat[i] is not None else None)
+    passes = {p["param"]: p for p in names.get("passes", [])}
     for j, t in enumerate(m.params):
         i = ni + j
-        res.append(outs[names["paramBar"][t["name"]]].sum((0, 1)) if need[i] and flat[i] is not None else None)
+        if not (need[i] and flat[i] is not None):
+            res.append(None)
+        elif t["name"] in passes:
+            res.append(_param_pass(m, passes[t["name"]], "pass64:" if dtype == torch.float64 else "pass:", dims, B, T, bins, outs, pars, dtype, device))
+        else:
+            res.append(outs[names["paramBar"][t["name"]]].sum((0, 1)))
     for j, s in enumerate(m.states):
         i = ni + npar + j
         res.append(final[names["stateBar"][s["name"]]].clone() if need[i] and flat[i] is not None else None)
     given = len(ctx.needs_input_grad) - ctx.offset
     return tuple(res[:given])
+
+
+def pass_fold(B, T, elems, budget=1 << 24):
+    """Steps per param-pass run with time folded into the batch (runtime/train.ts passFold): the fewest C
+    (C divides T) whose B*T/C rows of partial sums of `elems` floats stay within `budget` elements."""
+    for C in range(1, T):
+        if T % C == 0 and B * (T // C) * elems <= budget:
+            return C
+    return T
+
+
+def _param_pass(m, p, prefix, dims, B, T, bins, outs, pars, dtype, device):
+    """A param's adjoint outside the recurrence (compiler/grad/split.ts): its pass sums over the steps what
+    the backward read and wrote, with [B, T] folded to [B*T/C, C]; the partial sums are added here."""
+    t = next(x for x in m.params if x["name"] == p["param"])
+    C = pass_fold(B, T, m.size(t, dims))
+    rows = B * (T // C)
+    ins = {}
+    for name, src in p["reads"].items():
+        x = bins.get(src) if src in bins else outs.get(src)
+        if x is not None:
+            ins[name] = x.reshape([rows, C] + list(x.shape[2:]))
+    _, final, _ = m.execute(prefix + p["param"], dims, rows, C, ins, pars, {}, dtype, device)
+    return final[p["bar"]].sum(0)
 
 
 class SeqcFunction(torch.autograd.Function):

@@ -39,9 +39,12 @@ export function emitCuda(model: Model, opts: { ptx?: boolean; form?: string; gra
     ...Object.entries(plan.modules ?? {}).map(([k, m]) => ({ path: `${model.name}.${k}.cu`, contents: m.source })),
     { path: `${model.name}.cuda.json`, contents: JSON.stringify(meta) + "\n" },
   ];
-  // what a generated class's backward() runs on CUDA: the recording forward and the backward model
+  // what a generated class's backward() runs on CUDA: the recording forward, the backward model and its param passes
   const t = opts.grad === false ? undefined : trainingModels(model, opts.dims);
-  if (t?.ok) files.push({ path: `${model.name}.grad.cuda.json`, contents: JSON.stringify({ record: withPtx(lowerCuda(t.record).plan), backward: withPtx(lowerCuda(t.backward).plan), bakedDims: t.bakedDims, builtWith }) + "\n" });
+  if (t?.ok) {
+    const passes = Object.fromEntries(Object.entries(t.passes).map(([p, m]) => [p, withPtx(lowerCuda(m).plan)]));
+    files.push({ path: `${model.name}.grad.cuda.json`, contents: JSON.stringify({ record: withPtx(lowerCuda(t.record).plan), backward: withPtx(lowerCuda(t.backward).plan), ...(Object.keys(passes).length ? { passes } : {}), bakedDims: t.bakedDims, builtWith }) + "\n" });
+  }
   return files;
 }
 

@@ -1,8 +1,10 @@
 /**
  * The CUDA plans behind a torch module: the model's forward (every float32 form the CUDA backend has),
  * the recording forward (one extra output per state: its value before each step), the backward model
- * (compiler/grad/backward.ts) compiled by the same CUDA backend, and the float64 recording forward and
- * backward (backend-neutral kernels rendered in double). PTX per capability in CUDA_CAPABILITIES.smTargets.
+ * (compiler/grad/backward.ts: the state-adjoint recurrence, param adjoints split out by
+ * compiler/grad/split.ts) and per param its adjoint pass (`pass:<param>`: a sum over the steps), compiled
+ * by the same CUDA backend, and the float64 recording forward, backward and passes (`pass64:<param>`;
+ * backend-neutral kernels rendered in double). PTX per capability in CUDA_CAPABILITIES.smTargets.
  */
 import * as I from "../../ir/types.ts";
 import type { CudaModelPlan } from "../../../runtime/cuda/plan.ts";
@@ -10,14 +12,18 @@ import { lowerCuda, lowerCudaF64 } from "../cuda/plan.ts";
 import { CUDA_CAPABILITIES } from "../cuda/capabilities.ts";
 import { findNvcc, nvccPtx } from "../cuda/nvcc.ts";
 import { buildBackward, type Backward } from "../../grad/backward.ts";
+import { splitParamAdjoints, type ParamPass } from "../../grad/split.ts";
 import { recording, REC } from "../../grad/run.ts";
 import { UserError } from "../../cli/errors.ts";
 
-export type PlanKey = "forward" | "record" | "backward" | "record64" | "backward64";
+/** `pass:<param>` / `pass64:<param>`: the param's adjoint pass in float32 / float64. */
+export type PlanKey = "forward" | "record" | "backward" | "record64" | "backward64" | `pass:${string}` | `pass64:${string}`;
 
 export interface TorchPlans {
   plans: Record<PlanKey, CudaModelPlan>;
   backward: Backward;
+  /** Per param, what its pass reads and the state it sums into (the models are in `plans`). */
+  passes: Omit<ParamPass, "model">[];
   /** Dims the backward model was built with (extents of `for` loops, which buildBackward unrolls). */
   bakedDims: Record<string, number>;
   recordSuffix: string;
@@ -52,16 +58,21 @@ export function buildTorchPlans(model: I.Model, opts: { dims?: Record<string, nu
     if (v === undefined) throw new UserError(`${model.name}: the torch target's backward unrolls the loop over ${d}; give its size with --dims ${d}=<n>`);
     bakedDims[d] = v;
   }
-  const backward = buildBackward(model, bakedDims);
+  const backward = buildBackward(model, bakedDims, { paramAdjoints: "state" });
+  const split = splitParamAdjoints(backward);
   const rec = recording(model);
   const plans: Record<PlanKey, CudaModelPlan> = {
     forward: f32Only(lowerCuda(model).plan, opts.form ?? "auto"),
     record: f32Only(lowerCuda(rec).plan, "auto"),
-    backward: f32Only(lowerCuda(backward.model).plan, "auto"),
+    backward: f32Only(lowerCuda(split.core).plan, "auto"),
     record64: lowerCudaF64(rec),
-    backward64: lowerCudaF64(backward.model),
+    backward64: lowerCudaF64(split.core),
   };
-  return { plans, backward, bakedDims, recordSuffix: REC };
+  for (const p of split.passes) {
+    plans[`pass:${p.param}`] = f32Only(lowerCuda(p.model).plan, "auto");
+    plans[`pass64:${p.param}`] = lowerCudaF64(p.model);
+  }
+  return { plans, backward, passes: split.passes.map(({ model: _m, ...p }) => p), bakedDims, recordSuffix: REC };
 }
 
 /** Attach PTX (nvcc, every capability in smTargets) to each plan and module. */

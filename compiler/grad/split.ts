@@ -1,0 +1,99 @@
+/**
+ * Param adjoints out of the adjoint recurrence: the backward model (backward.ts, param adjoints in
+ * states) becomes
+ *   core    the recurrence that carries only the state adjoints (and writes the input adjoints per
+ *           step), plus one per-step output for each per-step value a param adjoint reads (`pre__bar`);
+ *   passes  per param, a model of one statement, `P__bar[...] = P__bar[...] + f(per-step values)`: a sum
+ *           over time of what the core wrote, with no recurrence in it.
+ * A pass's lanes are the param's elements (B x |P| of them), each summing over the steps, and since the
+ * state only accumulates, the runtime folds time into the batch (runtime/train.ts passFold: [B, T] runs as
+ * [B T / C, C] and the final states are summed): dW = sum_t g_t x_t^T as a parallel reduction after the state adjoints are known,
+ * as cuDNN and flash-linear-attention compute it. Inside the recurrence, an LSTM's dW_ih[g, j, i] gave
+ * the kernel's partition a class per param axis, every lane of which re-ran the h_bar / c_bar recurrence.
+ */
+import * as I from "../ir/types.ts";
+import type { Backward } from "./backward.ts";
+
+export const EXPORT = "__step";
+
+/** One param's adjoint as a model of its own: `reads` maps each of its inputs to the per-step array it takes. */
+export interface ParamPass {
+  param: string;
+  /** The accumulating state (the param's adjoint, [B, ...shape] per row). */
+  bar: string;
+  model: I.Model;
+  /** Pass input name -> name of the per-step array the backward run has for it: a core input (forward input, state before the step, output adjoint) or a core output (an exported let). */
+  reads: Record<string, string>;
+}
+
+export interface SplitBackward {
+  core: I.Model;
+  passes: ParamPass[];
+}
+
+function readsOf(e: I.Expr, out: Set<string>): void {
+  I.walkExpr(e, (x) => void ((x.k === "read" || x.k === "has") && out.add(x.tensor)));
+}
+
+/** Split a backward model whose param adjoints are states into the state-adjoint recurrence and one pass per param. */
+export function splitParamAdjoints(bw: Backward): SplitBackward {
+  if (bw.paramAdjoints !== "state") throw new Error(`splitParamAdjoints: ${bw.model.name} has per-step param adjoint outputs; build it with paramAdjoints "state"`);
+  const model = bw.model;
+  const bars = new Map(Object.entries(bw.paramBar).map(([p, bar]) => [bar, p]));
+  const decl = (n: string) => I.findTensor(model, n)!;
+  const taken = new Set(model.tensors.map((t) => t.name));
+  const exported = new Map<string, string>(); // per-step tensor of the core -> its output name
+  const exportOf = (name: string) => {
+    if (!exported.has(name)) {
+      let out = name + EXPORT;
+      while (taken.has(out)) out = `_${out}`;
+      taken.add(out);
+      exported.set(name, out);
+    }
+    return exported.get(name)!;
+  };
+  const passes: ParamPass[] = [];
+  const body: I.Stmt[] = [];
+  let exportAt = -1;
+  for (const s of model.body) {
+    if (s.k !== "assign" || !bars.has(s.target)) {
+      body.push(s);
+      continue;
+    }
+    if (exportAt < 0) exportAt = body.length;
+    const param = bars.get(s.target)!;
+    const reads = new Set<string>();
+    readsOf(s.expr, reads);
+    reads.delete(s.target);
+    // every param (the runners bind them all), then what the statement reads
+    const tensors: I.TensorDecl[] = I.tensorsOfKind(model, "param");
+    const passReads: Record<string, string> = {};
+    for (const r of reads) {
+      const t = decl(r);
+      if (t.kind === "param") continue;
+      else if (t.kind === "input") {
+        tensors.push(t);
+        passReads[r] = r;
+      } else if (t.kind === "let" || t.kind === "state") {
+        tensors.push({ name: r, kind: "input", shape: t.shape, span: t.span });
+        passReads[r] = exportOf(r);
+      } else throw new Error(`splitParamAdjoints: ${param}'s adjoint reads ${t.kind} '${r}'`);
+    }
+    tensors.push(decl(s.target));
+    passes.push({ param, bar: s.target, reads: passReads, model: { name: `${model.name}__${param}`, file: model.file, span: model.span, dims: model.dims, tensors, body: [s] } });
+  }
+  // the exports, where the param adjoints were (states read there are read before their update)
+  const exports: I.Stmt[] = [];
+  const outDecls: I.TensorDecl[] = [];
+  let id = 2_000_000;
+  for (const [name, out] of exported) {
+    const t = decl(name);
+    const vars = t.shape.map((e, p) => ({ id: id++, name: `e${p}`, extent: e }));
+    exports.push({ k: "output", target: out, vars, expr: { k: "read", tensor: name, idx: vars.map((v) => ({ kind: "var", v })) }, span: t.span });
+    outDecls.push({ name: out, kind: "output", shape: t.shape, span: t.span });
+  }
+  if (exportAt >= 0) body.splice(exportAt, 0, ...exports);
+  const core: I.Model = { ...model, tensors: [...model.tensors.filter((t) => !bars.has(t.name)), ...outDecls], body };
+  return { core, passes };
+}
+

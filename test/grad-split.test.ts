@@ -1,0 +1,84 @@
+/**
+ * Param adjoints outside the adjoint recurrence (compiler/grad/split.ts): the backward's core carries the
+ * state adjoints only and its partition gives no lane class that re-runs the recurrence; each param's pass
+ * is one accumulating statement whose lanes are the param's elements; gradients through core + passes
+ * (time folded into the batch) equal the backward model with per-step param outputs, on the float64
+ * interpreter (grad.test.ts checks them against finite differences on every stdlib model).
+ */
+import { describe, expect, it } from "vitest";
+import { loadProgram } from "../compiler/frontend/load.ts";
+import { interpret } from "../compiler/ir/interpret.ts";
+import * as I from "../compiler/ir/types.ts";
+import { buildBackward } from "../compiler/grad/backward.ts";
+import { splitParamAdjoints } from "../compiler/grad/split.ts";
+import { gradients, trainingBackward } from "../compiler/grad/run.ts";
+import { analyzePartition } from "../compiler/kernel/partition.ts";
+import { relativeError } from "../compiler/io/manifest.ts";
+import { passFold } from "../runtime/train.ts";
+import { randomRun, rng, smallDims } from "./helpers/random.ts";
+
+const load = (name: string) => loadProgram([`stdlib/${name}.seq`]).models[0];
+
+describe("the backward's param adjoints leave the recurrence", () => {
+  it("LSTM: the core keeps h_bar and c_bar only, exports the gate adjoints, and gets no lane class (one lane per batch row)", () => {
+    const model = load("lstm");
+    const bw = buildBackward(model, {}, { paramAdjoints: "state" });
+    const { core, passes } = splitParamAdjoints(bw);
+    expect(I.tensorsOfKind(core, "state").map((t) => t.name).sort()).toEqual(["c__bar", "h__bar"]);
+    expect(I.tensorsOfKind(core, "output").map((t) => t.name).sort()).toEqual(["pre__v1__bar__step", "x__bar"]);
+    expect(passes.map((p) => p.param)).toEqual(["weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"]);
+    // before the split (and before the partition weighed replication) x_bar[i], dW_ih[.,.,i], dW_hh[.,.,m] were classes: B*I*I*H lanes
+    expect(analyzePartition(core).classes).toEqual([]);
+    const part = analyzePartition(bw.model);
+    expect(part.classes).toEqual([]);
+    expect(part.blocked.find((b) => b.tensor === "x__bar")?.reason).toMatch(/every lane redo work it does not split/);
+    const wih = passes[0];
+    expect(wih.reads).toEqual({ pre__v1__bar: "pre__v1__bar__step", x: "x" });
+    expect(wih.model.body).toHaveLength(1);
+    expect(analyzePartition(wih.model).classes.map((c) => [...c.axes.entries()][0])).toEqual([["weight_ih_l0__bar", 0], ["weight_ih_l0__bar", 1], ["weight_ih_l0__bar", 2]]);
+    expect(passes[1].reads).toEqual({ pre__v1__bar: "pre__v1__bar__step", h__prev: "h__prev" });
+  });
+
+  it("GLA: one lane class (heads); q_bar's classes would re-run the S_bar recurrence per (head, key) and are not split over", () => {
+    const bw = trainingBackward(load("gla"), {});
+    expect(bw.passes).toEqual([]);
+    const part = analyzePartition(bw.model);
+    expect(part.classes.map((c) => c.extent)).toEqual([{ kind: "dim", name: "H" }]);
+    expect(part.classes[0].axes.get("S__bar")).toBe(0);
+    expect(part.blocked.some((b) => b.tensor === "q__bar" && /redo work/.test(b.reason))).toBe(true);
+  });
+
+  it("passFold: the fewest steps whose partial sums fit the budget, a divisor of T", () => {
+    expect(passFold(64, 2048, 4096)).toBe(32); // 64 * 64 rows of 4096 = 2^24
+    expect(passFold(64, 2048, 1 << 18)).toBe(2048); // B rows alone fill the budget
+    expect(passFold(2, 7, 10)).toBe(1);
+    expect(passFold(2, 7, 1 << 23)).toBe(7); // 7 is prime: all or nothing
+    expect(passFold(3, 12, 100, 3 * 4 * 100)).toBe(3);
+    for (const [B, T, n] of [[5, 36, 1000], [1, 1, 7], [16, 1024, 1 << 22]]) expect(T % passFold(B, T, n)).toBe(0);
+  });
+
+  it.each(["lstm", "gru", "mamba", "mamba2", "s4d", "slstm"])("%s: core + folded passes = per-step param outputs (1e-12), odd sizes, initial state, T = 1 and 7", async (name) => {
+    const model = load(name);
+    const dims = smallDims(model, { K: 3, V: 2, D: 3, N: 2, H: 3, I: 2, P: 2 });
+    for (const T of [1, 7]) {
+      const run = randomRun(model, { dims, batch: 3, time: T, seed: 21 + T, initialState: true });
+      if (run.initialState!.m) run.initialState!.m = run.initialState!.m.map((x) => x - 1);
+      const ref = interpret(model, run);
+      const r = rng(4);
+      const cot = {
+        outputs: Object.fromEntries(Object.entries(ref.outputs).map(([k, v]) => [k, v.map(() => r())])),
+        finalState: Object.fromEntries(Object.entries(ref.finalState).map(([k, v]) => [k, v.map(() => r())])),
+      };
+      expect(trainingBackward(model, dims).passes.length).toBeGreaterThan(0);
+      const split = await gradients(model, run, cot);
+      const perStep = await gradients(model, run, cot, undefined, { paramAdjoints: "output" });
+      const ckpt = await gradients(model, run, cot, undefined, { memory: { every: 3 } });
+      for (const k of Object.keys(run.params ?? {})) {
+        expect(relativeError(split.params[k], perStep.params[k]), `${name} T=${T} param ${k}`).toBeLessThan(1e-12);
+        expect(relativeError(ckpt.params[k], perStep.params[k]), `${name} T=${T} checkpoints, param ${k}`).toBeLessThan(1e-12);
+      }
+      for (const k of Object.keys(run.inputs)) expect(relativeError(split.inputs[k], perStep.inputs[k]), `${name} input ${k}`).toBeLessThan(1e-12);
+      for (const k of Object.keys(run.initialState ?? {})) if (perStep.initialState[k]) expect(relativeError(split.initialState[k], perStep.initialState[k]), `${name} initial ${k}`).toBeLessThan(1e-12);
+    }
+  });
+});
