@@ -33,6 +33,7 @@ const CASES: [string, string, string][] = [
   ["rwkv7", X, "rwkv7"],
   ["gated_deltaproduct", X, "gated_deltaproduct"],
   ["deltaproduct", X, "gated_deltaproduct"],
+  ["mlstm_parallel", X, "mlstm"],
 ];
 const gpp = spawnSync("g++", ["--version"]).status === 0;
 const f32 = (x: Record<string, Float64Array> | undefined) => Object.fromEntries(Object.entries(x ?? {}).map(([k, v]) => [k, Float32Array.from(v)]));

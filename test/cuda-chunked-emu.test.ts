@@ -55,6 +55,16 @@ describe.skipIf(!gpp)("CUDA chunked kernels on the CPU emulation vs the interpre
     ], 1e-4);
   }, 300_000);
 
+  it("mlstm (a stabiliser and a normaliser column): fp32 fused, split and split3; bf16 fused; stress with input gates up to +30 and log forget gates down to -20", () => {
+    const m = load("mlstm");
+    check(m, ["chunked-fused-f32-k32-v16-r1", "chunked-split-f32-k32-v16-r1", "chunked-split3-f32-k32-v16-r1"], [
+      { T: 1, B: 1, K: 5, V: 7 },
+      { T: 77, B: 2, K: 5, V: 7, init: true },
+      { T: 200, B: 1, K: 5, V: 7, init: true, stress: true },
+    ], 1e-4);
+    check(m, ["chunked-fused-bf16-k32-v32-r1"], [{ T: 77, B: 2, K: 5, V: 7, init: true }], 1e-2);
+  }, 600_000);
+
   it("gated_deltaproduct: fp32 with 1, 2 and 3 Householder steps per token (row slots 1, 2, 4)", () => {
     const m = load("gated_deltaproduct");
     check(m, ["chunked-fused-f32-k32-v16-r1"], [{ T: 40, B: 1, K: 5, V: 7, J: 1, init: true }], 1e-4);

@@ -46,6 +46,9 @@ ${tramp.join("\n")}
 static std::vector<char> readf(const std::string& p) { FILE* f = fopen(p.c_str(), "rb"); if (!f) { perror(p.c_str()); exit(2); } fseek(f, 0, SEEK_END); long n = ftell(f); fseek(f, 0, SEEK_SET); std::vector<char> v(n + 64); if (n && fread(v.data(), 1, n, f) != (size_t)n) exit(2); fclose(f); v.resize(n); return v; }
 int main(int argc, char** argv) {
   std::string dir = argv[1];
+  // the fake device (fake-device.ts) writes the threads per block to block.txt and launches without them
+  unsigned fixedThreads = 0;
+  if (FILE* bf = fopen((dir + "/block.txt").c_str(), "r")) { if (fscanf(bf, "%u", &fixedThreads) != 1) return 2; fclose(bf); }
   FILE* lf = fopen((dir + "/launches.txt").c_str(), "r");
   int nbuf; if (fscanf(lf, "%d", &nbuf) != 1) return 2;
   std::vector<std::vector<char>> bufs(nbuf);
@@ -54,7 +57,8 @@ int main(int argc, char** argv) {
   char name[256];
   while (fscanf(lf, "%255s", name) == 1) {
     unsigned gx, gy, nthr, smem; int nb, nu, no;
-    if (fscanf(lf, "%u %u %u %u %d", &gx, &gy, &nthr, &smem, &nb) != 5) return 2;
+    if (fixedThreads) { nthr = fixedThreads; if (fscanf(lf, "%u %u %u %d", &gx, &gy, &smem, &nb) != 4) return 2; }
+    else if (fscanf(lf, "%u %u %u %u %d", &gx, &gy, &nthr, &smem, &nb) != 5) return 2;
     std::vector<void*> b(nb); for (int i = 0; i < nb; ++i) { int k; if (fscanf(lf, "%d", &k) != 1) return 2; b[i] = ptrs[k]; }
     if (fscanf(lf, "%d", &nu) != 1) return 2; std::vector<unsigned> u(nu + 1); for (int i = 0; i < nu; ++i) if (fscanf(lf, "%u", &u[i]) != 1) return 2;
     if (fscanf(lf, "%d", &no) != 1) return 2; std::vector<unsigned> o(no + 1); for (int i = 0; i < no; ++i) if (fscanf(lf, "%u", &o[i]) != 1) return 2;

@@ -5,6 +5,11 @@
  * prep/post IR with the same expression lowering as the other CUDA kernels), the shared-memory layout
  * of each configuration, and the extern "C" wrappers. Inputs that are plain reads of a model input along
  * the key or value axis are loaded 16 bytes at a time.
+ * Value columns (normalisers) are value indices V, V + 1, ... of the core (loadV, loadS, storeS address the
+ * column states there; post stores y into the workspace `ybuf` and postOut runs in a launch after the walk);
+ * a stabilised form reads m_t and m_{t-1} from the workspace `stab` (the stabiliser launch writes it from
+ * stabA / stabB / stabInit / stabFinal), and loadS scales the initial state (compiler/forms/stabiliser.ts).
+ * Both launches are chunked-extra.ts.
  */
 import * as I from "../../ir/types.ts";
 import * as K from "../../kernel/ir.ts";
@@ -14,6 +19,7 @@ import { extentK, flatIndex, productK } from "../../kernel/symbolic.ts";
 import type { ChunkRows, RowPart, RowSpec } from "../../forms/chunk-rows.ts";
 import { freeVars as freeVarsOf } from "../../analysis/linearize.ts";
 import { CudaScope } from "./scope.ts";
+import { STAB_PREV, STAB_T } from "../../forms/matrix-form.ts";
 import { renderExpr, renderStmts, type RenderContext } from "./render.ts";
 import { overrideValues } from "./overrides.ts";
 
@@ -225,7 +231,25 @@ function partScope(g: Gen, p: RowPart, axis: K.KExpr | undefined, heads: K.KExpr
   if (p.loop !== undefined) vars.set(p.vars[k++].id, K.ref("n"));
   for (const hk of heads) vars.set(p.vars[k++].id, hk);
   if (axis && k < p.vars.length) vars.set(p.vars[k].id, axis);
-  return new CudaScope({ model: g.model, b: K.ref("b"), t: K.ref("t"), vars, prefix });
+  return new CudaScope({ model: g.model, b: K.ref("b"), t: K.ref("t"), vars, prefix, local: (t, idx) => stabRead(g, t, idx) });
+}
+
+/** The heads' sizes of the state (product: the flat head count). */
+function headShape(g: Gen): I.Extent[] {
+  const Sd = g.model.tensors.find((t) => t.name === g.cr.form.state)!;
+  return g.cr.form.heads.map((p) => Sd.shape[p]);
+}
+/** Reads of the stabiliser's pseudo inputs: the workspace `stab`, [B][H][T + 2] = (log initial scale, m^, m_0 ... m_{T-1}). */
+function stabRead(g: Gen, tensor: string, idx: K.KExpr[]): K.KExpr | undefined {
+  if (tensor !== STAB_T && tensor !== STAB_PREV) return undefined;
+  const base = K.mul(K.add(K.mul(K.ref("b"), productK(headShape(g))), flatIndex(idx, headShape(g))), K.add(K.uni("T"), K.u32(2)));
+  return K.load("stab", K.add(base, K.add(K.ref("t"), K.u32(tensor === STAB_T ? 2 : 1))));
+}
+/** Address of another state (a value column over [heads, key], or the stabiliser over heads) at head h (and key i). */
+function otherStateAddr(g: Gen, name: string, pre: K.KStmt[], key?: K.KExpr): K.KExpr {
+  const d = g.model.tensors.find((t) => t.name === name)!;
+  const heads = headCoords(g, pre);
+  return K.add(K.add(K.uni(stateOffset(name)), K.mul(K.ref("b"), productK(d.shape))), flatIndex(key ? [...heads, key] : heads, d.shape));
 }
 
 /** Scalar value of a part (no axis). */
@@ -436,7 +460,14 @@ ${a ? a.scale : `${ind}return 1.f;`}
       t: K.ref("t"),
       vars,
       prefix: `po${k}`,
-      local: (tensor) => (tensor === form.readouts[0].y ? K.ref("y", "f32") : undefined),
+      local: (tensor, idx) => {
+        const ro = form.readouts[0];
+        const yAt = (j: K.KExpr) => K.load("ybuf", K.add(K.mul(K.add(K.mul(K.add(K.mul(K.ref("b"), K.uni("T")), K.ref("t")), productK(headShape(g))), K.ref("h")), K.ref("VX")), j));
+        if (tensor === ro.y) return cr.columns ? yAt(K.ref("j")) : K.ref("y", "f32");
+        const c = ro.cols.indexOf(tensor);
+        if (c >= 0) return yAt(K.add(K.ref("V0"), K.u32(c)));
+        return stabRead(g, tensor, idx);
+      },
     });
     const v = sc.lower(s.expr, pre);
     const o = outputs.find((x) => x.name === s.target)!;
@@ -448,6 +479,8 @@ ${inputs.map((t) => `  SeqcIn<Tio> ${inputBuffer(t.name)};`).join("\n")}
 ${outputs.map((t) => `  Tio* __restrict__ ${outputBuffer(t.name)};`).join("\n")}
   const float* __restrict__ params;
   float* __restrict__ ${STATES};
+  float* __restrict__ stab;
+  float* __restrict__ ybuf;
   SeqcU_${model.name} u;
   SeqcO_${model.name} ov;
   __device__ int micro(u32 r) const {
@@ -462,14 +495,15 @@ ${form.steps.map((_, s) => (s < form.readouts[0].after ? `    at += ${ms[s]};` :
   }
 ${perRowVec("loadX", (r) => r.x, () => undefined, keyExt)}
 ${perRowVec("loadW", (r) => r.w, () => undefined, keyExt)}
-${perRowVec("loadV", (r) => r.v, (r) => r.alpha, valExt)}
+${cr.columns ? loadVColumns(g) : perRowVec("loadV", (r) => r.v, (r) => r.alpha, valExt)}
 ${perRowAlias("X", (r) => r.x, () => undefined)}
 ${perRowAlias("W", (r) => r.w, () => undefined)}
-${perRowAlias("V", (r) => r.v, (r) => r.alpha)}
+${perRowAlias("V", (r) => (cr.columns ? undefined : r.v), (r) => r.alpha)}
 ${tokenAlias("Q", cr.q)}
 ${tokenAlias("Ld", keyLd)}
   __device__ u32 keyDim() const { return ${R(g, keyExt)}; }
-  __device__ u32 valueDim() const { return ${R(g, valExt)}; }
+  __device__ u32 valueDim() const { return ${R(g, valExt)}${cr.columns ? ` + ${cr.columns}u` : ""}; }
+  __device__ u32 valueDim0() const { return ${R(g, valExt)}; }
   __device__ void loadQ(u32 b, u32 t, u32 h, u32 a0, float* o) const {
     const u32 n = 0; (void)n;
 ${vectorCode(g, cr.q, "a0", keyExt, "1.f", "q", ind)}
@@ -492,18 +526,126 @@ ${keyLd ? vectorCode(g, keyLd, "a0", keyExt, "1.f", "ldk", ind) : `${ind}for (in
 ${form.steps.map((_, s) => ldScalar[s] || ldSkip[s]).join("\n")}
     (void)at; (void)m; (void)pre; (void)own; (void)qpre; (void)tot; (void)b; (void)t; (void)h;
   }
-  __device__ float loadS(u32 b, u32 h, u32 i, u32 j) const {
+  __device__ u32 heads() const { return ${R(g, productK(headShape(g)))}; }
+  __device__ float loadS0(u32 b, u32 h, u32 i, u32 j) const {
+${columnLoads(g, ind)}
 ${S(g, sStmts, ind)}
     return u.${initFlag(Sd.name)} != 0u ? ${STATES}[${R(g, sAddr)}] : ${initVal};
   }
+  __device__ float loadS(u32 b, u32 h, u32 i, u32 j) const {
+${cr.stab ? `    const float sc = __expf(stab[((size_t)b * ${R(g, productK(headShape(g)))} + h) * (u.T + 2u)]);
+    return sc == 0.f ? 0.f : sc * loadS0(b, h, i, j);` : "    return loadS0(b, h, i, j);"}
+  }
   __device__ void storeS(u32 b, u32 h, u32 i, u32 j, float v) const {
+${columnStores(g, ind)}
 ${S(g, sStmts, ind)}
     ${STATES}[${R(g, sAddr)}] = v;
   }
-  __device__ void post(u32 b, u32 t, u32 h, u32 j, float y) const {
-${postCode.join("\n")}
+${stabMethods(g)}
+${cr.columns
+  ? `  __device__ void post(u32 b, u32 t, u32 h, u32 j, float y) const {
+    ybuf[(((size_t)b * u.T + t) * ${R(g, productK(headShape(g)))} + h) * valueDim() + j] = y;
   }
+  __device__ void postOut(u32 b, u32 t, u32 h, u32 j) const {
+    const u32 VX = valueDim(), V0 = valueDim0(); (void)VX; (void)V0;
+${postCode.join("\n")}
+  }`
+  : `  __device__ void post(u32 b, u32 t, u32 h, u32 j, float y) const {
+${postCode.join("\n")}
+  }`}
 };`;
+}
+
+/** loadV of a form with value columns: value indices >= V give the row's column values (times alpha). */
+function loadVColumns(g: Gen): string {
+  const { cr } = g;
+  const Sd = g.model.tensors.find((t) => t.name === cr.form.state)!;
+  const ind = "    ";
+  const cases = cr.rows.map((r, i) => {
+    if (!r.v) return "";
+    const pre: K.KStmt[] = [];
+    const heads = headCoords(g, pre);
+    const body: K.KStmt[] = [];
+    const v = partScope(g, r.v, K.ref("ax"), heads, `lv${i}`).lower(r.v.expr, body);
+    const cols = (r.cols ?? []).map((c, k) => {
+      const cb: K.KStmt[] = [];
+      const cv = partScope(g, c, undefined, heads, `lvc${i}_${k}`).lower(c.expr, cb);
+      return `${ind}      else if (ax == V0 + ${k}u) {\n${S(g, cb, ind + "        ")}\n${ind}        val = ${R(g, cv)};\n${ind}      }`;
+    });
+    const sc = scalarCode(g, r.alpha, "1.f", `lva${i}`, ind + "    ");
+    return `${ind}  case ${i}: {\n${S(g, pre, ind + "    ")}\n${sc.pre}\n${ind}    for (u32 m = 0; m < 8u; ++m) {\n${ind}      const u32 ax = a0 + m;\n${ind}      float val = 0.f;\n${ind}      if (ax < V0) {\n${S(g, body, ind + "        ")}\n${ind}        val = ${R(g, v)};\n${ind}      }\n${cols.join("\n")}\n${ind}      o[m] = val * (${sc.v});\n${ind}    }\n${ind}    return;\n${ind}  }`;
+  });
+  return `  __device__ void loadV(u32 b, u32 t, u32 r, u32 h, u32 a0, float* o) const {
+    const u32 V0 = ${R(g, extentK(Sd.shape[cr.form.value]))};
+${rowDecode(g, ind)}
+    (void)n; (void)mic; (void)b; (void)t; (void)h;
+    switch (spec) {
+${cases.filter(Boolean).join("\n")}
+    default: break;
+    }
+    for (int m = 0; m < 8; ++m) o[m] = 0.f;
+  }`;
+}
+
+/** loadS0 / storeS at value indices >= V: the column states (their initial value when none is given). */
+function columnLoads(g: Gen, ind: string): string {
+  const cols = g.cr.form.columns;
+  if (!cols.length) return "";
+  const lines = [`${ind}if (j >= valueDim0()) {`];
+  cols.forEach((c, k) => {
+    const pre: K.KStmt[] = [];
+    const a = otherStateAddr(g, c, pre, K.ref("i"));
+    const d = g.model.tensors.find((t) => t.name === c)!;
+    const init = d.init ? R(g, lowerConst(d.init, new CudaScope({ model: g.model, b: K.ref("b"), t: K.u32(0), prefix: `ci${k}` }))) : "0.f";
+    lines.push(`${ind}  if (j - valueDim0() == ${k}u) {`, S(g, pre, ind + "    "), `${ind}    return u.${initFlag(c)} != 0u ? ${STATES}[${R(g, a)}] : ${init};`, `${ind}  }`);
+  });
+  lines.push(`${ind}  return 0.f;`, `${ind}}`);
+  return lines.join("\n");
+}
+function columnStores(g: Gen, ind: string): string {
+  const cols = g.cr.form.columns;
+  if (!cols.length) return "";
+  const lines = [`${ind}if (j >= valueDim0()) {`];
+  cols.forEach((c, k) => {
+    const pre: K.KStmt[] = [];
+    const a = otherStateAddr(g, c, pre, K.ref("i"));
+    lines.push(`${ind}  if (j - valueDim0() == ${k}u) {`, S(g, pre, ind + "    "), `${ind}    ${STATES}[${R(g, a)}] = v;`, `${ind}  }`);
+  });
+  lines.push(`${ind}  return;`, `${ind}}`);
+  return lines.join("\n");
+}
+
+/** The stabiliser launch's per-model half: a_t and b_t, the initial m and the final store. */
+function stabMethods(g: Gen): string {
+  const { cr } = g;
+  if (!cr.stab) return "";
+  const st = cr.form.stabiliser!;
+  const ind = "    ";
+  const part = (p: RowPart, prefix: string) => {
+    const pre: K.KStmt[] = [];
+    const heads = headCoords(g, pre);
+    const vars = new Map<number, K.KExpr>(p.vars.map((v, k) => [v.id, heads[k]]));
+    const v = new CudaScope({ model: st.prep, b: K.ref("b"), t: K.ref("t"), vars, prefix }).lower(p.expr, pre);
+    return `${S(g, pre, ind)}\n${ind}return ${R(g, v)};`;
+  };
+  const pre: K.KStmt[] = [];
+  const a = otherStateAddr(g, st.state, pre);
+  const d = g.model.tensors.find((t) => t.name === st.state)!;
+  const init = d.init ? R(g, lowerConst(d.init, new CudaScope({ model: g.model, b: K.ref("b"), t: K.u32(0), prefix: "smi" }))) : "0.f";
+  return `  __device__ float stabA(u32 b, u32 t, u32 h) const {
+${part(cr.stab.a, "sa")}
+  }
+  __device__ float stabB(u32 b, u32 t, u32 h) const {
+${part(cr.stab.b, "sb")}
+  }
+  __device__ float stabInit(u32 b, u32 h) const {
+${S(g, pre, ind)}
+    return u.${initFlag(st.state)} != 0u ? ${STATES}[${R(g, a)}] : ${init};
+  }
+  __device__ void stabFinal(u32 b, u32 h, float v) const {
+${S(g, pre, ind)}
+    ${STATES}[${R(g, a)}] = v;
+  }`;
 }
 
 export interface ChunkModelSource {
@@ -518,6 +660,17 @@ export interface ChunkModelSource {
   /** Buffer order of every chunked kernel: inputs, outputs, params, states (and the workspaces: records for phase A and the walks, per-chunk states for split3's walk and readout). */
   inputs: string[];
   outputs: string[];
+}
+
+/** The workspaces every chunked kernel of a form with a stabiliser or value columns takes after its own (chunked-extra.ts). */
+export function extraWorkspaces(cr: ChunkRows): string[] {
+  return [...(cr.stab ? ["stab"] : []), ...(cr.columns ? ["ybuf"] : [])];
+}
+export function extraParams(cr: ChunkRows): string[] {
+  return extraWorkspaces(cr).map((w) => `void* __restrict__ p_${w}`);
+}
+export function extraInit(cr: ChunkRows): string {
+  return ["stab", "ybuf"].map((w) => `  rows.${w} = ${extraWorkspaces(cr).includes(w) ? `(float*)p_${w}` : "nullptr"};`).join("\n");
 }
 
 export function chunkModelSource(model: I.Model, cr: ChunkRows): ChunkModelSource {
@@ -551,19 +704,20 @@ export function chunkModelSource(model: I.Model, cr: ChunkRows): ChunkModelSourc
       "float* __restrict__ states",
       ...(c.kind === "fused" ? [] : [`${T}* __restrict__ ws`]),
       ...(c.kind === "walkS" || c.kind === "out" ? [`${T}* __restrict__ wsS`] : []),
+      ...extraParams(cr),
       `const SeqcU_${model.name} u`,
       `const SeqcO_${model.name} ov`,
     ];
     const call =
       c.kind === "fused"
-        ? `seqc_chunk_fused<${cfg}>(rows, seqc_smem, ${dimOf(Sd.shape[cr.form.key])}, ${dimOf(Sd.shape[cr.form.value])}, ${headsExpr});`
+        ? `seqc_chunk_fused<${cfg}>(rows, seqc_smem, ${dimOf(Sd.shape[cr.form.key])}, ${dimOf(Sd.shape[cr.form.value])}${cr.columns ? ` + ${cr.columns}u` : ""}, ${headsExpr});`
         : c.kind === "phaseA"
           ? `seqc_chunk_phase_a<${cfg}>(rows, seqc_smem, ws, ${headsExpr});`
           : c.kind === "walkS"
-            ? `seqc_chunk_walk_s<${cfg}>(rows, seqc_smem, ws, wsS, ${dimOf(Sd.shape[cr.form.key])}, ${dimOf(Sd.shape[cr.form.value])}, ${headsExpr});`
+            ? `seqc_chunk_walk_s<${cfg}>(rows, seqc_smem, ws, wsS, ${dimOf(Sd.shape[cr.form.key])}, ${dimOf(Sd.shape[cr.form.value])}${cr.columns ? ` + ${cr.columns}u` : ""}, ${headsExpr});`
             : c.kind === "out"
-              ? `seqc_chunk_out<${cfg}>(rows, seqc_smem, ws, wsS, ${dimOf(Sd.shape[cr.form.value])}, ${headsExpr});`
-              : `seqc_chunk_walk<${cfg}>(rows, seqc_smem, ws, ${dimOf(Sd.shape[cr.form.key])}, ${dimOf(Sd.shape[cr.form.value])}, ${headsExpr});`;
+              ? `seqc_chunk_out<${cfg}>(rows, seqc_smem, ws, wsS, ${dimOf(Sd.shape[cr.form.value])}${cr.columns ? ` + ${cr.columns}u` : ""}, ${headsExpr});`
+              : `seqc_chunk_walk<${cfg}>(rows, seqc_smem, ws, ${dimOf(Sd.shape[cr.form.key])}, ${dimOf(Sd.shape[cr.form.value])}${cr.columns ? ` + ${cr.columns}u` : ""}, ${headsExpr});`;
     return `${cfgStruct(c, cfg)}
 extern "C" __global__ void __launch_bounds__(${threadsOf(c)}, ${c.minBlocks ?? 1}) ${entry(c)}(${params.join(", ")}) {
   SEQC_SMEM_DECL(seqc_smem);
@@ -572,6 +726,7 @@ ${inputs.map((n) => `  rows.${inputBuffer(n)}.p = p_in_${n};`).join("\n")}
 ${outputs.map((n) => `  rows.${outputBuffer(n)} = p_out_${n};`).join("\n")}
   rows.params = params;
   rows.${STATES} = states;
+${extraInit(cr)}
   rows.u = u;
   rows.ov = ov;
   ${call}

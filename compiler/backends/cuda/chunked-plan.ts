@@ -16,6 +16,7 @@ import { matrixForm } from "../../forms/matrix-form.ts";
 import { chunkRows, chunkSizes, type ChunkRows } from "../../forms/chunk-rows.ts";
 import { CUDA_PRELUDE } from "./math.ts";
 import { CHUNK_CORE_SOURCE } from "./chunked-core.ts";
+import { chunkedExtras } from "./chunked-extra.ts";
 import { chunkLayout, chunkModelSource, CHUNK_F, cfgName, threadsOf, overrideValues, type ChunkCfg, type ChunkDtype } from "./chunked-model.ts";
 
 export interface ChunkedLowering {
@@ -31,7 +32,6 @@ export function chunkedEligible(model: I.Model): ChunkedEligibility {
   const cr = chunkRows(mf.form);
   if (!cr.ok) return { ok: false, why: cr.reason };
   if (!cr.rows.postPointwise) return { ok: false, why: "its outputs read y = S^T q at other positions than their own (the chunked kernels fuse post pointwise)" };
-  if (cr.rows.columns || cr.rows.stab) return { ok: false, why: "value columns and stabilisers are not in the CUDA chunked kernels yet" };
   const S = model.tensors.find((t) => t.name === mf.form.state)!;
   if (S.init && !(S.init.k === "num")) return { ok: false, why: "the state's initial value is not a constant" };
   return { ok: true, rows: cr.rows };
@@ -191,7 +191,8 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
     if (!wrappers[d].length) continue;
     modules[d] = { source: [`// seqc CUDA chunked kernels for model ${model.name}, ${d} (generated; do not edit)`, CUDA_PRELUDE, CHUNK_CORE_SOURCE, src.loader, ...wrappers[d]].join("\n\n") + "\n" };
   }
-  return { forms, modules };
+  // a stabiliser launch before and a post launch after the core where the canonical form has them
+  return chunkedExtras(model, cr, src, { forms, modules });
 }
 
 /*
