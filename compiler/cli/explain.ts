@@ -5,8 +5,9 @@ import { analyzeModel } from "../analysis/index.ts";
 import { chooseForms } from "../analysis/choose.ts";
 import { analysisJson, analysisText } from "../analysis/report.ts";
 import { UserError } from "./errors.ts";
+import { deviceLimits } from "../backends/wgsl/run-backend.ts";
 
-interface Args { file: string; json?: boolean; shape?: string; model?: string }
+interface Args { file: string; json?: boolean; shape?: string; model?: string; device?: boolean }
 
 export const explainCommand: Command<Args> = {
   command: "explain <file>",
@@ -16,10 +17,20 @@ export const explainCommand: Command<Args> = {
       .positional("file", { type: "string", demandOption: true })
       .option("json", { type: "boolean", describe: "machine-readable output" })
       .option("model", { type: "string", describe: "only this model" })
-      .option("shape", { type: "string", describe: "sizes for the cost model, e.g. B=8,T=2048,H=16" }) as never,
-  handler: async ({ file, json, shape, model }) => {
+      .option("shape", { type: "string", describe: "sizes for the cost model, e.g. B=8,T=2048,H=16 (device limits too: LIMIT_BINDING, LIMIT_SHARED, LIMIT_THREADS)" })
+      .option("device", { type: "boolean", describe: "rank the WebGPU variants at this machine's adapter limits (as the runtime would) instead of the WebGPU defaults" }) as never,
+  handler: async ({ file, json, shape, model, device }) => {
     const p = loadOrFail([file], { warnings: false });
-    const sizes = parseShape(shape);
+    let sizes = parseShape(shape);
+    if (device) {
+      let limits: Record<string, number>;
+      try {
+        limits = await deviceLimits();
+      } catch (e) {
+        throw new UserError(`--device: ${(e as Error).message}`);
+      }
+      sizes = { ...limits, ...(sizes ?? {}) };
+    }
     const models = p.models.filter((m) => !model || m.name === model);
     if (model && !models.length) throw new UserError(`no model '${model}' in ${file} (models: ${p.models.map((m) => m.name).join(", ")})`);
     const results = models.map((m) => {
