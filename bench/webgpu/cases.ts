@@ -27,8 +27,9 @@ export const CASES: BenchCase[] = [
   {
     // the grid variant (one dispatch per step): its hoisted input product and its steps alone, and a sweep of its tile
     model: "lstm", label: "B=64 H=256 I=256 T=2048", dims: { H: 256, I: 256 }, B: 64, T: 2048,
-    variants: ["sequential/workgroup", "sequential/grid", "sequential/stream", "sequential/stream:hoist", "sequential/stream:steps"],
-    sweeps: { "sequential/stream": [{ $BB: 2 }, { $WG: 1024 }, { $WG: 128 }] },
+    // sequential/workgroup (576 ms in run 6) is left out to keep a full run inside a device call
+    variants: ["sequential/grid", "sequential/stream", "sequential/stream:hoist", "sequential/stream:steps"],
+    sweeps: { "sequential/stream": [{ $BB: 2 }] },
   },
   {
     model: "lstm", label: "B=16 H=1024 I=1024 T=1024", dims: { H: 1024, I: 1024 }, B: 16, T: 1024,
@@ -36,7 +37,7 @@ export const CASES: BenchCase[] = [
   },
   {
     model: "gru", label: "B=64 H=256 I=256 T=2048", dims: { H: 256, I: 256 }, B: 64, T: 2048,
-    variants: ["sequential/workgroup", "sequential/grid", "sequential/stream", "sequential/stream:steps"],
+    variants: ["sequential/grid", "sequential/stream", "sequential/stream:steps"],
     sweeps: { "sequential/stream": [{ $BB: 2 }] },
   },
   { model: "hgrn", label: "B=8 D=1536 T=2048", dims: { D: 1536 }, B: 8, T: 2048, ranges: { g: neg } },

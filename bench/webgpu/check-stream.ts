@@ -12,7 +12,7 @@ import { loadProgram } from "../../compiler/frontend/load.ts";
 import { compileWgsl } from "../../compiler/backends/wgsl/index.ts";
 import { interpret, type RunInputs } from "../../compiler/ir/interpret.ts";
 import { relativeError } from "../../compiler/io/manifest.ts";
-import { ModelRunner, requestDevice, type ModelPlan } from "../../runtime/index.ts";
+import { ModelRunner, requestDevice, ShapeError, type ModelPlan } from "../../runtime/index.ts";
 import { randArray, rng, sizeOf } from "../../test/helpers/random.ts";
 
 const device = await requestDevice();
@@ -37,7 +37,16 @@ for (const [name, dims] of CASES) {
     const runner = await ModelRunner.create(p, { device, dims, params: f32(run.params), tune: false });
     const full = runner.dimsFor(T);
     const inputs = Object.fromEntries(Object.entries(run.inputs).map(([k, a]) => [k, { data: Float32Array.from(a), shape: [B, T, ...model.tensors.find((t) => t.name === k)!.shape.map((e) => (e.kind === "lit" ? e.value : full[e.name]))] }]));
-    const got = await runner.forward(inputs, { initialState: f32(run.initialState), returnFinalState: true, form: "sequential" });
+    let got: Awaited<ReturnType<ModelRunner["forward"]>>;
+    try {
+      got = await runner.forward(inputs, { initialState: f32(run.initialState), returnFinalState: true, form: "sequential" });
+    } catch (e) {
+      // a forced $BB whose workgroup memory exceeds the device's: nothing to check (the plan's own $BB fits)
+      if (!(e instanceof ShapeError)) throw e;
+      console.log(`check ${name} ${JSON.stringify(dims)} ${JSON.stringify(set)}: skipped, does not fit: ${e.message.slice(0, 160)}`);
+      runner.dispose();
+      continue;
+    }
     runner.dispose();
     const errs: Record<string, number> = {};
     for (const [k, v] of Object.entries(want.outputs)) errs[k] = relativeError(Float64Array.from(got.outputs[k] as Float32Array), v);

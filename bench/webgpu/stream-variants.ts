@@ -11,15 +11,15 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { loadProgram } from "../../compiler/frontend/load.ts";
 import { compileWgsl, renderWgsl } from "../../compiler/backends/wgsl/index.ts";
-import { lowerStepStream, streamVariantName, type StreamOptions } from "../../compiler/kernel/step-stream.ts";
+import { lowerStepStream, STREAM_DEFAULTS, streamVariantName, type StreamOptions } from "../../compiler/kernel/step-stream.ts";
 import { ModelRunner, requestDevice, type ModelPlan } from "../../runtime/index.ts";
 import { fillKernel } from "../../compiler/bench/fill.ts";
 
 const args = process.argv.slice(2);
 const outDir = args.includes("--out") ? args[args.indexOf("--out") + 1] : undefined;
 const device = await requestDevice();
-const OLD: Partial<StreamOptions> = { vec4: false, sharedStates: false, prefetch: false };
-const OPTIONS: Partial<StreamOptions>[] = [OLD, { sharedStates: false, prefetch: false }, { prefetch: false }, { vec4: false }, {}, { unroll: 4 }, { unroll: 16 }];
+const OLD: Partial<StreamOptions> = { vec4: false, sharedStates: false, prefetch: false, unroll: 8 };
+const OPTIONS: Partial<StreamOptions>[] = [OLD, { sharedStates: false, prefetch: false, unroll: 8 }, { prefetch: false, unroll: 8 }, { vec4: false, unroll: 8 }, { unroll: 8 }, { unroll: 4 }, {}, { unroll: 32 }];
 const lines: string[] = [];
 for (const name of ["lstm", "gru"]) {
   const model = loadProgram([join(process.cwd(), "stdlib", `${name}.seq`)]).models[0];
@@ -43,7 +43,7 @@ for (const name of ["lstm", "gru"]) {
     else params[t.name] = b;
   }
   let ref: Float32Array[] | undefined;
-  const runs: [string, Record<string, number>][] = [["grid", {}], ...OPTIONS.map((o) => [streamVariantName({ unroll: 8, vec4: true, sharedStates: true, prefetch: true, ...o }), {}] as [string, Record<string, number>]), ["stream", { $BB: 2 }]];
+  const runs: [string, Record<string, number>][] = [["grid", {}], ...OPTIONS.map((o) => [streamVariantName({ ...STREAM_DEFAULTS, ...o }), {}] as [string, Record<string, number>]), ["stream", { $BB: 2 }]];
   for (const [variant, set] of runs) {
     const p: ModelPlan = { ...plan, forms: plan.forms.filter((f) => f.variant === variant).map((f) => ({ ...f, vars: f.vars.map(([k, e]) => [k, k in set ? set[k] : e] as [string, typeof e]) })) };
     let runner: ModelRunner;
@@ -58,7 +58,7 @@ for (const name of ["lstm", "gru"]) {
     const got = [out.outputs.output as Float32Array, ...Object.values(out.finalState as Record<string, Float32Array>)];
     let diff = 0;
     if (ref) got.forEach((a, j) => { for (let i = 0; i < a.length; i += 97) diff = Math.max(diff, Math.abs(a[i] - ref![j][i])); });
-    if (variant === streamVariantName({ unroll: 8, vec4: true, sharedStates: true, prefetch: true, ...OLD })) ref = got;
+    if (variant === streamVariantName({ ...STREAM_DEFAULTS, ...OLD })) ref = got;
     let ms = Infinity;
     for (let b = 0; b < 3; b++) {
       const t0 = performance.now();

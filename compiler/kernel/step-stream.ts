@@ -49,8 +49,8 @@ import type { FormPlan, KernelLaunch, SizeExpr } from "../../runtime/plan.ts";
 export const PACKED = "wpacked";
 /** Contraction rows a thread computes at once (a quad: one vec4 per depth), most batch rows per workgroup. */
 const RT = 4;
-/** Default unroll depth (the loads of one unrolled slice are in flight together). */
-export const STREAM_UNROLL = 8;
+/** Default unroll depth (the loads of one unrolled slice are in flight together; 16 vec4s per thread: run 8, 28.9 ms vs 30.8 at 8). */
+export const STREAM_UNROLL = 16;
 const NB = 2;
 /** Hoisted terms per thread and step prefetched into registers (more are copied after the contraction). */
 const PF = 4;
@@ -70,12 +70,13 @@ export interface StreamOptions {
 }
 export const STREAM_DEFAULTS: StreamOptions = { unroll: STREAM_UNROLL, vec4: true, sharedStates: true, prefetch: true };
 /**
- * Latency model (ns), fitted on the H100 (bench/RESULTS.md, run 6: lstm H=256 18.2 us per step, H=1024
- * 246 us): a step's fixed cost (barriers, the dependent loads of the hoisted terms and states) and one
- * param float streamed per workgroup (~65 GB/s from L2 into one multiprocessor with 4-byte loads).
- * Multiprocessors of the nominal device (workgroups beyond them share one's L2 bandwidth).
+ * Latency model (ns), fitted on the H100 (bench/RESULTS.md, run 8, vec4 loads, states in workgroup
+ * memory: lstm H=256 11.8 us per step, gru H=256 10.4, lstm H=128 5.3): a step's fixed cost (barriers,
+ * the cell's statements) and one param float streamed per workgroup (~110 GB/s from L2 into one
+ * multiprocessor with 16-byte loads). Multiprocessors of the nominal device (workgroups beyond them
+ * share one's L2 bandwidth).
  */
-export const STREAM_COST_NS = { step: 1000, float: 0.06 };
+export const STREAM_COST_NS = { step: 2800, float: 0.035 };
 const NOMINAL_SMS = 132;
 
 interface StreamCtx {

@@ -104,8 +104,8 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wgid: 
       let rw_3 = ((q * 4u) + 3u);
       var acc_3_0 = 0.0f;
       var acc_3_1 = 0.0f;
-      let MU = (D_H - (D_H % 8u));
-      for (var m0: u32 = 0u; m0 < MU; m0 += 8u) {
+      let MU = (D_H - (D_H % 16u));
+      for (var m0: u32 = 0u; m0 < MU; m0 += 16u) {
         let w_0 = wpacked[(((0u / 4u) + (m0 * ((4u * (((P * 4u) + 3u) / 4u)) / 4u))) + q)];
         let w_1 = wpacked[(((0u / 4u) + ((m0 + 1u) * ((4u * (((P * 4u) + 3u) / 4u)) / 4u))) + q)];
         let w_2 = wpacked[(((0u / 4u) + ((m0 + 2u) * ((4u * (((P * 4u) + 3u) / 4u)) / 4u))) + q)];
@@ -114,6 +114,14 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wgid: 
         let w_5 = wpacked[(((0u / 4u) + ((m0 + 5u) * ((4u * (((P * 4u) + 3u) / 4u)) / 4u))) + q)];
         let w_6 = wpacked[(((0u / 4u) + ((m0 + 6u) * ((4u * (((P * 4u) + 3u) / 4u)) / 4u))) + q)];
         let w_7 = wpacked[(((0u / 4u) + ((m0 + 7u) * ((4u * (((P * 4u) + 3u) / 4u)) / 4u))) + q)];
+        let w_8 = wpacked[(((0u / 4u) + ((m0 + 8u) * ((4u * (((P * 4u) + 3u) / 4u)) / 4u))) + q)];
+        let w_9 = wpacked[(((0u / 4u) + ((m0 + 9u) * ((4u * (((P * 4u) + 3u) / 4u)) / 4u))) + q)];
+        let w_10 = wpacked[(((0u / 4u) + ((m0 + 10u) * ((4u * (((P * 4u) + 3u) / 4u)) / 4u))) + q)];
+        let w_11 = wpacked[(((0u / 4u) + ((m0 + 11u) * ((4u * (((P * 4u) + 3u) / 4u)) / 4u))) + q)];
+        let w_12 = wpacked[(((0u / 4u) + ((m0 + 12u) * ((4u * (((P * 4u) + 3u) / 4u)) / 4u))) + q)];
+        let w_13 = wpacked[(((0u / 4u) + ((m0 + 13u) * ((4u * (((P * 4u) + 3u) / 4u)) / 4u))) + q)];
+        let w_14 = wpacked[(((0u / 4u) + ((m0 + 14u) * ((4u * (((P * 4u) + 3u) / 4u)) / 4u))) + q)];
+        let w_15 = wpacked[(((0u / 4u) + ((m0 + 15u) * ((4u * (((P * 4u) + 3u) / 4u)) / 4u))) + q)];
         acc_0_0 = (acc_0_0 + (w_0.x * spp[((prevBase + (BB * 0u)) + ((0u * D_H) + m0))]));
         acc_1_0 = (acc_1_0 + (w_0.y * spp[((prevBase + (BB * 0u)) + ((0u * D_H) + m0))]));
         acc_2_0 = (acc_2_0 + (w_0.z * spp[((prevBase + (BB * 0u)) + ((0u * D_H) + m0))]));
@@ -193,6 +201,86 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wgid: 
           acc_1_1 = (acc_1_1 + (w_7.y * spp[((prevBase + (BB * 0u)) + (D_H + (m0 + 7u)))]));
           acc_2_1 = (acc_2_1 + (w_7.z * spp[((prevBase + (BB * 0u)) + (D_H + (m0 + 7u)))]));
           acc_3_1 = (acc_3_1 + (w_7.w * spp[((prevBase + (BB * 0u)) + (D_H + (m0 + 7u)))]));
+        }
+        acc_0_0 = (acc_0_0 + (w_8.x * spp[((prevBase + (BB * 0u)) + ((0u * D_H) + (m0 + 8u)))]));
+        acc_1_0 = (acc_1_0 + (w_8.y * spp[((prevBase + (BB * 0u)) + ((0u * D_H) + (m0 + 8u)))]));
+        acc_2_0 = (acc_2_0 + (w_8.z * spp[((prevBase + (BB * 0u)) + ((0u * D_H) + (m0 + 8u)))]));
+        acc_3_0 = (acc_3_0 + (w_8.w * spp[((prevBase + (BB * 0u)) + ((0u * D_H) + (m0 + 8u)))]));
+        if ((1u < BB)) {
+          acc_0_1 = (acc_0_1 + (w_8.x * spp[((prevBase + (BB * 0u)) + (D_H + (m0 + 8u)))]));
+          acc_1_1 = (acc_1_1 + (w_8.y * spp[((prevBase + (BB * 0u)) + (D_H + (m0 + 8u)))]));
+          acc_2_1 = (acc_2_1 + (w_8.z * spp[((prevBase + (BB * 0u)) + (D_H + (m0 + 8u)))]));
+          acc_3_1 = (acc_3_1 + (w_8.w * spp[((prevBase + (BB * 0u)) + (D_H + (m0 + 8u)))]));
+        }
+        acc_0_0 = (acc_0_0 + (w_9.x * spp[((prevBase + (BB * 0u)) + ((0u * D_H) + (m0 + 9u)))]));
+        acc_1_0 = (acc_1_0 + (w_9.y * spp[((prevBase + (BB * 0u)) + ((0u * D_H) + (m0 + 9u)))]));
+        acc_2_0 = (acc_2_0 + (w_9.z * spp[((prevBase + (BB * 0u)) + ((0u * D_H) + (m0 + 9u)))]));
+        acc_3_0 = (acc_3_0 + (w_9.w * spp[((prevBase + (BB * 0u)) + ((0u * D_H) + (m0 + 9u)))]));
+        if ((1u < BB)) {
+          acc_0_1 = (acc_0_1 + (w_9.x * spp[((prevBase + (BB * 0u)) + (D_H + (m0 + 9u)))]));
+          acc_1_1 = (acc_1_1 + (w_9.y * spp[((prevBase + (BB * 0u)) + (D_H + (m0 + 9u)))]));
+          acc_2_1 = (acc_2_1 + (w_9.z * spp[((prevBase + (BB * 0u)) + (D_H + (m0 + 9u)))]));
+          acc_3_1 = (acc_3_1 + (w_9.w * spp[((prevBase + (BB * 0u)) + (D_H + (m0 + 9u)))]));
+        }
+        acc_0_0 = (acc_0_0 + (w_10.x * spp[((prevBase + (BB * 0u)) + ((0u * D_H) + (m0 + 10u)))]));
+        acc_1_0 = (acc_1_0 + (w_10.y * spp[((prevBase + (BB * 0u)) + ((0u * D_H) + (m0 + 10u)))]));
+        acc_2_0 = (acc_2_0 + (w_10.z * spp[((prevBase + (BB * 0u)) + ((0u * D_H) + (m0 + 10u)))]));
+        acc_3_0 = (acc_3_0 + (w_10.w * spp[((prevBase + (BB * 0u)) + ((0u * D_H) + (m0 + 10u)))]));
+        if ((1u < BB)) {
+          acc_0_1 = (acc_0_1 + (w_10.x * spp[((prevBase + (BB * 0u)) + (D_H + (m0 + 10u)))]));
+          acc_1_1 = (acc_1_1 + (w_10.y * spp[((prevBase + (BB * 0u)) + (D_H + (m0 + 10u)))]));
+          acc_2_1 = (acc_2_1 + (w_10.z * spp[((prevBase + (BB * 0u)) + (D_H + (m0 + 10u)))]));
+          acc_3_1 = (acc_3_1 + (w_10.w * spp[((prevBase + (BB * 0u)) + (D_H + (m0 + 10u)))]));
+        }
+        acc_0_0 = (acc_0_0 + (w_11.x * spp[((prevBase + (BB * 0u)) + ((0u * D_H) + (m0 + 11u)))]));
+        acc_1_0 = (acc_1_0 + (w_11.y * spp[((prevBase + (BB * 0u)) + ((0u * D_H) + (m0 + 11u)))]));
+        acc_2_0 = (acc_2_0 + (w_11.z * spp[((prevBase + (BB * 0u)) + ((0u * D_H) + (m0 + 11u)))]));
+        acc_3_0 = (acc_3_0 + (w_11.w * spp[((prevBase + (BB * 0u)) + ((0u * D_H) + (m0 + 11u)))]));
+        if ((1u < BB)) {
+          acc_0_1 = (acc_0_1 + (w_11.x * spp[((prevBase + (BB * 0u)) + (D_H + (m0 + 11u)))]));
+          acc_1_1 = (acc_1_1 + (w_11.y * spp[((prevBase + (BB * 0u)) + (D_H + (m0 + 11u)))]));
+          acc_2_1 = (acc_2_1 + (w_11.z * spp[((prevBase + (BB * 0u)) + (D_H + (m0 + 11u)))]));
+          acc_3_1 = (acc_3_1 + (w_11.w * spp[((prevBase + (BB * 0u)) + (D_H + (m0 + 11u)))]));
+        }
+        acc_0_0 = (acc_0_0 + (w_12.x * spp[((prevBase + (BB * 0u)) + ((0u * D_H) + (m0 + 12u)))]));
+        acc_1_0 = (acc_1_0 + (w_12.y * spp[((prevBase + (BB * 0u)) + ((0u * D_H) + (m0 + 12u)))]));
+        acc_2_0 = (acc_2_0 + (w_12.z * spp[((prevBase + (BB * 0u)) + ((0u * D_H) + (m0 + 12u)))]));
+        acc_3_0 = (acc_3_0 + (w_12.w * spp[((prevBase + (BB * 0u)) + ((0u * D_H) + (m0 + 12u)))]));
+        if ((1u < BB)) {
+          acc_0_1 = (acc_0_1 + (w_12.x * spp[((prevBase + (BB * 0u)) + (D_H + (m0 + 12u)))]));
+          acc_1_1 = (acc_1_1 + (w_12.y * spp[((prevBase + (BB * 0u)) + (D_H + (m0 + 12u)))]));
+          acc_2_1 = (acc_2_1 + (w_12.z * spp[((prevBase + (BB * 0u)) + (D_H + (m0 + 12u)))]));
+          acc_3_1 = (acc_3_1 + (w_12.w * spp[((prevBase + (BB * 0u)) + (D_H + (m0 + 12u)))]));
+        }
+        acc_0_0 = (acc_0_0 + (w_13.x * spp[((prevBase + (BB * 0u)) + ((0u * D_H) + (m0 + 13u)))]));
+        acc_1_0 = (acc_1_0 + (w_13.y * spp[((prevBase + (BB * 0u)) + ((0u * D_H) + (m0 + 13u)))]));
+        acc_2_0 = (acc_2_0 + (w_13.z * spp[((prevBase + (BB * 0u)) + ((0u * D_H) + (m0 + 13u)))]));
+        acc_3_0 = (acc_3_0 + (w_13.w * spp[((prevBase + (BB * 0u)) + ((0u * D_H) + (m0 + 13u)))]));
+        if ((1u < BB)) {
+          acc_0_1 = (acc_0_1 + (w_13.x * spp[((prevBase + (BB * 0u)) + (D_H + (m0 + 13u)))]));
+          acc_1_1 = (acc_1_1 + (w_13.y * spp[((prevBase + (BB * 0u)) + (D_H + (m0 + 13u)))]));
+          acc_2_1 = (acc_2_1 + (w_13.z * spp[((prevBase + (BB * 0u)) + (D_H + (m0 + 13u)))]));
+          acc_3_1 = (acc_3_1 + (w_13.w * spp[((prevBase + (BB * 0u)) + (D_H + (m0 + 13u)))]));
+        }
+        acc_0_0 = (acc_0_0 + (w_14.x * spp[((prevBase + (BB * 0u)) + ((0u * D_H) + (m0 + 14u)))]));
+        acc_1_0 = (acc_1_0 + (w_14.y * spp[((prevBase + (BB * 0u)) + ((0u * D_H) + (m0 + 14u)))]));
+        acc_2_0 = (acc_2_0 + (w_14.z * spp[((prevBase + (BB * 0u)) + ((0u * D_H) + (m0 + 14u)))]));
+        acc_3_0 = (acc_3_0 + (w_14.w * spp[((prevBase + (BB * 0u)) + ((0u * D_H) + (m0 + 14u)))]));
+        if ((1u < BB)) {
+          acc_0_1 = (acc_0_1 + (w_14.x * spp[((prevBase + (BB * 0u)) + (D_H + (m0 + 14u)))]));
+          acc_1_1 = (acc_1_1 + (w_14.y * spp[((prevBase + (BB * 0u)) + (D_H + (m0 + 14u)))]));
+          acc_2_1 = (acc_2_1 + (w_14.z * spp[((prevBase + (BB * 0u)) + (D_H + (m0 + 14u)))]));
+          acc_3_1 = (acc_3_1 + (w_14.w * spp[((prevBase + (BB * 0u)) + (D_H + (m0 + 14u)))]));
+        }
+        acc_0_0 = (acc_0_0 + (w_15.x * spp[((prevBase + (BB * 0u)) + ((0u * D_H) + (m0 + 15u)))]));
+        acc_1_0 = (acc_1_0 + (w_15.y * spp[((prevBase + (BB * 0u)) + ((0u * D_H) + (m0 + 15u)))]));
+        acc_2_0 = (acc_2_0 + (w_15.z * spp[((prevBase + (BB * 0u)) + ((0u * D_H) + (m0 + 15u)))]));
+        acc_3_0 = (acc_3_0 + (w_15.w * spp[((prevBase + (BB * 0u)) + ((0u * D_H) + (m0 + 15u)))]));
+        if ((1u < BB)) {
+          acc_0_1 = (acc_0_1 + (w_15.x * spp[((prevBase + (BB * 0u)) + (D_H + (m0 + 15u)))]));
+          acc_1_1 = (acc_1_1 + (w_15.y * spp[((prevBase + (BB * 0u)) + (D_H + (m0 + 15u)))]));
+          acc_2_1 = (acc_2_1 + (w_15.z * spp[((prevBase + (BB * 0u)) + (D_H + (m0 + 15u)))]));
+          acc_3_1 = (acc_3_1 + (w_15.w * spp[((prevBase + (BB * 0u)) + (D_H + (m0 + 15u)))]));
         }
       }
       for (var mt: u32 = MU; mt < D_H; mt += 1u) {
