@@ -7,4 +7,4 @@ source .device/enter.sh
 export OUT=${OUT:-$PWD/out}
 mkdir -p "$OUT"
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem --format=csv 2>&1 | tee "$OUT/run.log"
-timeout 150 node dist/mlstm/run.mjs 2>&1 | tee -a "$OUT/run.log"
+timeout 100 node dist/mlstm/run.mjs 2>&1 | tee -a "$OUT/run.log"

@@ -89,7 +89,7 @@ async function wgsl() {
     }
   }
   for (const s of SHAPES) {
-    if (performance.now() - t0 > 110e3) { log(`budget: skipping wgsl ${s.label}`); continue; }
+    if (performance.now() - t0 > 80e3) { log(`budget: skipping wgsl ${s.label}`); continue; }
     const dims = smallDims(model, { H: s.H, K: s.K, V: s.K });
     const bufs: GPUBuffer[] = [];
     const inputs: Record<string, { data: GPUBuffer; shape: number[] }> = {};
@@ -171,7 +171,7 @@ async function cuda() {
     }
   }
   for (const s of SHAPES) {
-    if (performance.now() - t0 > 70e3) { log(`budget: skipping cuda ${s.label}`); continue; }
+    if (performance.now() - t0 > 40e3) { log(`budget: skipping cuda ${s.label}`); continue; }
     const dims = smallDims(model, { H: s.H, K: s.K, V: s.K });
     const run = chunkInputs(model, { dims, batch: s.B, time: s.T, seed: 5 });
     const floorMs = (evalSize(trafficBytes(model), { ...dims, B: s.B, T: s.T }) / copyBW) * 1e3;
