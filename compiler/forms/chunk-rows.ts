@@ -13,6 +13,9 @@
  * Per chunk the kernels then solve, for the rows' values Z (rows in micro-step order),
  *     (I - diag(beta) A) Z = alpha V + diag(beta) W~ S0,        A[f,f'] = w_f^T D(f <- f') x_f'
  * and compute y = Q~ S0 + Aq Z and S' = exp(G_n) S0 + X~^T Z (chunk-rows-ref.ts writes it out).
+ * Value columns (normalisers) extend the value axis: a row's z there is alpha times its column value
+ * (RowSpec.cols), and the kernels' value extent is V + columns. A stabilised form's parts read the pseudo
+ * inputs m@t / m@prev, which the backends answer from the stabiliser pass's buffer (ChunkRows.stab).
  */
 import * as I from "../ir/types.ts";
 import { printExpr } from "../ir/print.ts";
