@@ -39,13 +39,25 @@ describe("the backward's param adjoints leave the recurrence", () => {
     expect(passes[1].reads).toEqual({ pre__v1__bar: "pre__v1__bar__step", h__prev: "h__prev" });
   });
 
-  it("GLA: one lane class (heads); q_bar's classes would re-run the S_bar recurrence per (head, key) and are not split over", () => {
+  it("GLA: one lane class (heads); q_bar's head axis shares S_bar's lanes, its key axis stays local", () => {
     const bw = trainingBackward(load("gla"), {});
     expect(bw.passes).toEqual([]);
     const part = analyzePartition(bw.model);
+    // q_bar[h, i] and S__v1 are independent of the S_bar recurrence: alone, their H and K classes would give
+    // H * K * H lanes per row, every one re-running S_bar's recurrence
     expect(part.classes.map((c) => c.extent)).toEqual([{ kind: "dim", name: "H" }]);
     expect(part.classes[0].axes.get("S__bar")).toBe(0);
-    expect(part.blocked.some((b) => b.tensor === "q__bar" && /redo work/.test(b.reason))).toBe(true);
+    expect(part.classes[0].axes.get("q__bar")).toBe(0);
+    expect(part.classes[0].axes.get("S__v1")).toBe(0);
+    expect(part.blocked.find((b) => b.tensor === "q__bar" && b.axis === 1)?.reason).toMatch(/redo work it does not split/);
+  });
+
+  it("the forward models' partitions are untouched: every class splits at least the work it replicates", () => {
+    for (const name of ["lstm", "gla", "mlstm", "softmax_attention", "slstm", "titans"]) {
+      const part = analyzePartition(load(name));
+      expect(part.blocked.filter((b) => /redo work/.test(b.reason)), name).toEqual([]);
+    }
+    expect(analyzePartition(load("mlstm")).classes.map((c) => c.extent)).toEqual([{ kind: "dim", name: "H" }, { kind: "dim", name: "V" }]);
   });
 
   it("passFold: the fewest steps whose partial sums fit the budget, a divisor of T", () => {

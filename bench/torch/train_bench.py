@@ -168,6 +168,28 @@ class Seqc:
         dims, B, T = self._dims(named)
         return {k: self.sm.runner(k, DEV).pick(dims, B, T)[0]["variant"] for k in ("record", "backward")}
 
+    def phases(self, one):
+        """ms per plan key (record, backward, pass:<param>, ...) in one step: CUDA events around each execute."""
+        orig, marks = self.sm.execute, []
+
+        def wrapped(key, *a, **kw):
+            ev = [torch.cuda.Event(enable_timing=True) for _ in range(2)]
+            ev[0].record()
+            r = orig(key, *a, **kw)
+            ev[1].record()
+            marks.append((key, ev))
+            return r
+        self.sm.execute = wrapped
+        try:
+            one()
+            torch.cuda.synchronize()
+        finally:
+            del self.sm.execute
+        out = {}
+        for key, ev in marks:
+            out[key] = out.get(key, 0.0) + ev[0].elapsed_time(ev[1])
+        return out
+
     def launch_cost(self, named):
         """What the recording forward and the backward model launch at these shapes (from the plans, nothing runs):
         per kernel its grid, threads, shared bytes and waves (blocks / (SMs x blocks resident per SM)); the
@@ -322,6 +344,8 @@ def rnn_case(args, root, kind, B, T_full, H, rate, log):
     del out_s, out_c
     row["seqc"] = timed(one_s, 1, args.reps_slow, args.cap_s)
     row["seqc"]["peak_extra_bytes"] = peak_extra(one_s)
+    row["seqc_phases_ms"] = seqc.phases(one_s)
+    log("seqc phases (ms): " + ", ".join("%s %.2f" % kv for kv in row["seqc_phases_ms"].items()))
     row["cudnn"] = timed(one_c, 2, args.reps, args.cap_s)
     row["cudnn"]["peak_extra_bytes"] = peak_extra(one_c)
     del one_s, ls, one_c, lc, x, s0, cot
@@ -467,6 +491,8 @@ def la_case(args, root, model, B, T_full, H, K, rate, log):
     del out_s
     row["seqc"] = timed(one_s, 1, args.reps_slow, args.cap_s)
     row["seqc"]["peak_extra_bytes"] = peak_extra(one_s)
+    row["seqc_phases_ms"] = seqc.phases(one_s)
+    log("seqc phases (ms): " + ", ".join("%s %.2f" % kv for kv in row["seqc_phases_ms"].items()))
     if "anchor_error" not in row:
         row["anchor"] = timed(one_a, 2, args.reps, args.cap_s)
         row["anchor"]["peak_extra_bytes"] = peak_extra(one_a)

@@ -9,12 +9,13 @@
  * a partition class; the product of the class extents is the parallelism the sequential form gets
  * on top of the batch. What is left (the local axes) is computed together by one workgroup or thread.
  *
- * A class only splits lanes where it does not replicate the recurrence: each lane computes every
- * statement whose target has no axis in the lane's classes, so a class that leaves out a state's
- * update would make every one of its lanes redo that state's whole recurrence (a backward model's
- * x_bar[i] beside h_bar[j]: I lanes, each walking the h_bar recurrence). Such a class is blocked
- * unless the form runs each step as its own launch (`previousStateReadsFree`), where a lane redoes
- * one step, not the sequence.
+ * A class only splits lanes where the work it splits outweighs the work it replicates: each lane
+ * computes every statement whose target has no axis in the lane's classes, so a class that leaves
+ * out a state's update makes every one of its lanes redo that state's whole recurrence (a backward
+ * model's x_bar[i] beside h_bar[j]: I lanes, each walking the h_bar recurrence). Such a class shares
+ * the lanes of an independent class of the same extent (GLA's backward: q_bar's head axis rides on
+ * S_bar's), or its axes stay local. Not weighed where the form runs each step as its own launch
+ * (`previousStateReadsFree`): a lane then redoes one step, not the sequence.
  */
 import * as I from "../ir/types.ts";
 
@@ -102,29 +103,49 @@ export function analyzePartition(model: I.Model, opts: PartitionOptions = {}): P
   const blocked: Partition["blocked"] = [];
   const classByKey = new Map<string, PartitionClass>();
   // the work of each statement (element count x reads, unknown dims counted as SIZE_GUESS): a class
-  // whose lanes would replicate more work than they split is not split over
+  // whose lanes would replicate more work than they split is not split over on its own; it shares the
+  // lanes of a class of the same extent that does split (no tensor in both: the two are independent,
+  // so lane l takes index l of each), else its axes stay local
   const work = freeOld ? undefined : statementWork(model);
-  for (const members of groups.values()) {
-    let reason = members.map((k) => blockedKeys.get(k)).find((x) => x !== undefined);
-    if (!reason && work) {
-      const inClass = new Set(members.map((k) => splitKey(k)[0]));
-      let split = 0, replicated = 0;
-      for (const w of work) if (inClass.has(w.target)) split += w.work; else replicated += w.work;
-      if (replicated > split) reason = `splitting lanes over it would make every lane redo work it does not split (${replicated} against ${split} per step at dims of ${SIZE_GUESS}: statements whose targets have no axis in it, e.g. '${work.filter((w) => !inClass.has(w.target)).sort((a, b) => b.work - a.work)[0].target}')`;
-    }
-    const axes = new Map<string, number>();
-    let twice = false;
+  const weigh = (members: string[]) => {
+    const inClass = new Set(members.map((k) => splitKey(k)[0]));
+    let split = 0, replicated = 0;
+    for (const w of work ?? []) if (inClass.has(w.target)) split += w.work; else replicated += w.work;
+    const top = (work ?? []).filter((w) => !inClass.has(w.target)).sort((a, b) => b.work - a.work)[0];
+    return { split, replicated, why: `splitting lanes over it would make every lane redo work it does not split (${replicated} against ${split} per step at dims of ${SIZE_GUESS}: statements whose targets have no axis in it, e.g. '${top?.target}')` };
+  };
+  const block = (members: string[], reason: string) => {
     for (const k of members) {
       const [t, a] = splitKey(k);
-      if (axes.has(t)) twice = true;
-      axes.set(t, a);
+      blocked.push({ tensor: t, axis: a, reason });
     }
-    if (reason || twice) {
-      for (const k of members) {
-        const [t, a] = splitKey(k);
-        blocked.push({ tensor: t, axis: a, reason: reason ?? `two axes of '${t}' are tied together` });
-      }
+  };
+  const tensorsOf = (members: string[]) => new Set(members.map((k) => splitKey(k)[0]));
+  const accepted: string[][] = [];
+  const replicating: { members: string[]; why: string }[] = [];
+  for (const members of groups.values()) {
+    const reason = members.map((k) => blockedKeys.get(k)).find((x) => x !== undefined);
+    const ts = tensorsOf(members);
+    if (reason || ts.size < members.length) {
+      block(members, reason ?? `two axes of '${members.map((k) => splitKey(k)[0]).find((t, i, all) => all.indexOf(t) !== i)}' are tied together`);
       continue;
+    }
+    const w = work ? weigh(members) : undefined;
+    if (w && w.replicated > w.split) replicating.push({ members, why: w.why });
+    else accepted.push(members);
+  }
+  const sameExtent = (a: I.Extent, b: I.Extent) => (a.kind === "lit" ? b.kind === "lit" && b.value === a.value : b.kind === "dim" && b.name === a.name);
+  for (const r of replicating) {
+    const ts = tensorsOf(r.members);
+    const host = accepted.find((m) => sameExtent(extentOf.get(m[0])!, extentOf.get(r.members[0])!) && ![...tensorsOf(m)].some((t) => ts.has(t)));
+    if (host) host.push(...r.members);
+    else block(r.members, r.why);
+  }
+  for (const members of accepted) {
+    const axes = new Map<string, number>();
+    for (const k of members) {
+      const [t, a] = splitKey(k);
+      axes.set(t, a);
     }
     const c: PartitionClass = { id: classes.length, extent: extentOf.get(members[0])!, axes };
     classes.push(c);

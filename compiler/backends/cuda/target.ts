@@ -12,6 +12,7 @@ import { CUDA_CAPABILITIES } from "./capabilities.ts";
 import { findNvcc, nvccPtx } from "./nvcc.ts";
 import { UserError } from "../../cli/errors.ts";
 import { trainingModels } from "../../grad/training.ts";
+import { preferWideLanes } from "./backward-forms.ts";
 import type { CudaModelPlan } from "../../../runtime/cuda/plan.ts";
 
 export function emitCuda(model: Model, opts: { ptx?: boolean; form?: string; grad?: boolean; dims?: Record<string, number> } = {}): EmittedFile[] {
@@ -43,7 +44,7 @@ export function emitCuda(model: Model, opts: { ptx?: boolean; form?: string; gra
   const t = opts.grad === false ? undefined : trainingModels(model, opts.dims);
   if (t?.ok) {
     const passes = Object.fromEntries(Object.entries(t.passes).map(([p, m]) => [p, withPtx(lowerCuda(m).plan)]));
-    files.push({ path: `${model.name}.grad.cuda.json`, contents: JSON.stringify({ record: withPtx(lowerCuda(t.record).plan), backward: withPtx(lowerCuda(t.backward).plan), ...(Object.keys(passes).length ? { passes } : {}), bakedDims: t.bakedDims, builtWith }) + "\n" });
+    files.push({ path: `${model.name}.grad.cuda.json`, contents: JSON.stringify({ record: withPtx(lowerCuda(t.record).plan), backward: withPtx(preferWideLanes(lowerCuda(t.backward).plan)), ...(Object.keys(passes).length ? { passes } : {}), bakedDims: t.bakedDims, builtWith }) + "\n" });
   }
   return files;
 }

@@ -13,6 +13,7 @@ import { CUDA_CAPABILITIES } from "../cuda/capabilities.ts";
 import { findNvcc, nvccPtx } from "../cuda/nvcc.ts";
 import { buildBackward, type Backward } from "../../grad/backward.ts";
 import { splitParamAdjoints, type ParamPass } from "../../grad/split.ts";
+import { preferWideLanes } from "../cuda/backward-forms.ts";
 import { recording, REC } from "../../grad/run.ts";
 import { UserError } from "../../cli/errors.ts";
 
@@ -64,9 +65,9 @@ export function buildTorchPlans(model: I.Model, opts: { dims?: Record<string, nu
   const plans: Record<PlanKey, CudaModelPlan> = {
     forward: f32Only(lowerCuda(model).plan, opts.form ?? "auto"),
     record: f32Only(lowerCuda(rec).plan, "auto"),
-    backward: f32Only(lowerCuda(split.core).plan, "auto"),
+    backward: preferWideLanes(f32Only(lowerCuda(split.core).plan, "auto")),
     record64: lowerCudaF64(rec),
-    backward64: lowerCudaF64(split.core),
+    backward64: preferWideLanes(lowerCudaF64(split.core)),
   };
   for (const p of split.passes) {
     plans[`pass:${p.param}`] = f32Only(lowerCuda(p.model).plan, "auto");
