@@ -1,0 +1,128 @@
+import { describe, expect, it } from "vitest";
+import { loadProgram } from "../compiler/frontend/load.ts";
+import { interpret, type RunInputs } from "../compiler/ir/interpret.ts";
+import type * as I from "../compiler/ir/types.ts";
+import { gradients, type Cotangents } from "../compiler/grad/run.ts";
+import { matrixForm } from "../compiler/forms/matrix-form.ts";
+import { chunkedBackwardRefusal, chunkedGradients } from "../compiler/grad/chunked.ts";
+import { relativeError } from "../compiler/io/manifest.ts";
+import { randomRun, rng, smallDims } from "./helpers/random.ts";
+
+const load = (name: string) => loadProgram([`stdlib/${name}.seq`]).models[0];
+const fromSource = (src: string) => {
+  const p = loadProgram(["inline.seq"], new Map([["inline.seq", src]]));
+  expect(p.diagnostics.filter((d) => d.severity === "error")).toEqual([]);
+  return p.models[0];
+};
+
+/** Random cotangents on every output and (unless `noFinal`) every final state. */
+function cotangents(model: I.Model, run: RunInputs, seed: number, noFinal = false): Cotangents {
+  const ref = interpret(model, run);
+  const r = rng(seed);
+  return {
+    outputs: Object.fromEntries(Object.entries(ref.outputs).map(([k, v]) => [k, v.map(() => r())])),
+    finalState: noFinal ? {} : Object.fromEntries(Object.entries(ref.finalState).map(([k, v]) => [k, v.map(() => r())])),
+  };
+}
+
+async function check(model: I.Model, run: RunInputs, cot: Cotangents, chunk: number) {
+  const ref = await gradients(model, run, cot);
+  for (const schedule of ["sequential", "chunked"] as const) {
+    const got = chunkedGradients(model, run, cot, { chunk, schedule });
+    for (const kind of ["inputs", "params", "initialState"] as const) {
+      expect(Object.keys(got[kind]).sort(), `${schedule} ${kind}`).toEqual(Object.keys(ref[kind]).sort());
+      for (const [k, v] of Object.entries(ref[kind])) {
+        expect(v.some((x) => x !== 0), `reference ${kind} ${k} is not all zero`).toBe(true);
+        expect(relativeError(got[kind][k], v), `${schedule} ${kind} ${k}`).toBeLessThan(1e-9);
+      }
+    }
+  }
+}
+
+const COVERED = ["linear_attention", "retnet", "simple_gla", "gla", "mamba2"];
+
+describe("chunked backward (float64) matches the reference gradients", () => {
+  describe.each(COVERED)("%s", (name) => {
+    const model = load(name);
+    it.each([
+      ["T=1, B=1, chunk 4", 1, 1, 4, true],
+      ["T=11, B=2, chunk 4 (T not a multiple)", 11, 2, 4, true],
+      ["T=37, B=2, chunk 16, declared initial state", 37, 2, 16, false],
+      ["T=9, B=1, chunk 1", 9, 1, 1, true],
+    ])("%s", async (_label, T, B, chunk, init) => {
+      const dims = smallDims(model, { K: 5, V: 3, P: 3, N: 4 });
+      const run = randomRun(model, { dims, batch: B, time: T, seed: 11 + T, initialState: init });
+      await check(model, run, cotangents(model, run, 40 + T), chunk);
+    });
+    it("outputs' cotangents only (no final-state term)", async () => {
+      const dims = smallDims(model, { K: 4, V: 5, P: 5, N: 4 });
+      const run = randomRun(model, { dims, batch: 2, time: 13, seed: 3, initialState: true });
+      await check(model, run, cotangents(model, run, 8, true), 5);
+    });
+  });
+
+  it("two input pairs, a readout before the update and one after, nonlinear prep and post", async () => {
+    const model = fromSource(`model TwoPairs {
+  dims H, K, V
+  input q[H,K], k[H,K], v[H,V], k2[H,K], v2[H,V], gk[H,K]
+  param w[V]
+  state S[H,K,V] = 0
+  output a[h,j] = sum(i) q[h,i] * S[h,i,j]
+  S[h,i,j] = exp(gk[h,i]) * S[h,i,j] + k[h,i] * v[h,j] + tanh(k2[h,i]) * v2[h,j] * v2[h,j]
+  output o[h,j] = sum(i) k[h,i] * S[h,i,j] * sigmoid(v[h,j]) + w[j] * v[h,j]
+}`);
+    const dims = { H: 2, K: 5, V: 3 };
+    for (const [T, chunk] of [[1, 3], [10, 3], [16, 4]]) {
+      const run = randomRun(model, { dims, batch: 2, time: T, seed: T, initialState: true });
+      await check(model, run, cotangents(model, run, 2 * T), chunk);
+    }
+  });
+
+  it("micro-step loops: two scalar-decay updates per token", async () => {
+    const model = fromSource(`model Twice {
+  dims H, K, V
+  input q[H,K], k[H,2,K], v[H,2,V], g[H,2]
+  state S[H,K,V] = 0
+  for n in 2 {
+    S[h,i,j] = exp(g[h,n]) * S[h,i,j] + k[h,n,i] * v[h,n,j]
+  }
+  output o[h,j] = sum(i) q[h,i] * S[h,i,j]
+}`);
+    const form = matrixForm(model);
+    expect(form.ok && form.form.steps[0].loop).toBeTruthy();
+    const dims = { H: 2, K: 3, V: 4 };
+    for (const [T, chunk] of [[1, 2], [7, 3]]) {
+      const run = randomRun(model, { dims, batch: 2, time: T, seed: 5 + T, initialState: true });
+      await check(model, run, cotangents(model, run, 3 * T), chunk);
+    }
+  });
+
+  it("long sequences with strong decays stay finite and exact (T=300, log decays down to -8)", async () => {
+    const model = load("gla");
+    const dims = { H: 1, K: 4, V: 3 };
+    const run = randomRun(model, { dims, batch: 1, time: 300, seed: 2, initialState: true });
+    run.inputs.gk = run.inputs.gk.map((x) => -8 * (x + 0.5));
+    await check(model, run, cotangents(model, run, 1), 32);
+  });
+
+  it.each([
+    ["deltanet", /low-rank/],
+    ["gated_deltanet", /low-rank/],
+    ["rwkv7", /low-rank/],
+    ["mlstm", /stabili/],
+  ])("%s is refused with a reason", (name, why) => {
+    const model = load(name);
+    const mf = matrixForm(model);
+    expect(mf.ok).toBe(true);
+    if (mf.ok) expect(chunkedBackwardRefusal(mf.form)).toMatch(why);
+    const dims = smallDims(model);
+    const run = randomRun(model, { dims, batch: 1, time: 2, seed: 1 });
+    expect(() => chunkedGradients(model, run, {})).toThrow(why);
+  });
+
+  it("a model without a matrix form is refused with the form's reason", () => {
+    const model = load("lstm");
+    const run = randomRun(model, { dims: smallDims(model), batch: 1, time: 2, seed: 1 });
+    expect(() => chunkedGradients(model, run, {})).toThrow(/no chunked form/);
+  });
+});
