@@ -9,7 +9,7 @@ import { describe, expect, it } from "vitest";
 import { loadProgram } from "../compiler/frontend/load.ts";
 import { analyzeModel } from "../compiler/analysis/index.ts";
 import { buildBackward } from "../compiler/grad/backward.ts";
-import { gradients } from "../compiler/grad/run.ts";
+import { gradients, trainingBackward } from "../compiler/grad/run.ts";
 import { runWebgpu } from "../compiler/backends/wgsl/run-backend.ts";
 import { relativeError } from "../compiler/io/manifest.ts";
 import { interpret } from "../compiler/ir/interpret.ts";
@@ -27,6 +27,14 @@ describe("the backward model of a scan-eligible model is scan-eligible", () => {
     const bw = buildBackward(model, smallDims(model, DIMS), { paramAdjoints: "output" });
     const a = analyzeModel(bw.model);
     expect(a.scanEligible, a.forms.map((f) => f.why).join("; ")).toBe(true);
+  });
+
+  it.each(["hgrn", "mamba", "mamba2", "gla", "simple_gla"])("%s: with param adjoints split out of the recurrence (the default), the core and every param pass are scan-eligible too", (name) => {
+    const model = load(name);
+    const bw = trainingBackward(model, smallDims(model, DIMS));
+    const a = analyzeModel(bw.model);
+    expect(a.scanEligible, a.forms.map((f) => f.why).join("; ")).toBe(true);
+    for (const p of bw.passes) expect(analyzeModel(p.model).scanEligible, p.param).toBe(true);
   });
 
   it("and a dense one's is not (lstm: the adjoint goes through the transposed Jacobian)", () => {
@@ -54,9 +62,12 @@ describe("gradients with forward and backward in the WGSL scan form vs the float
       finalState: Object.fromEntries(Object.entries(ref.finalState).map(([k, v]) => [k, v.map(() => r())])),
     };
     const want = await gradients(model, run, cot);
-    const got = await gradients(model, run, cot, (m, x) => runWebgpu(m, x, "scan"), { paramAdjoints: "output" });
-    for (const [k, v] of Object.entries(want.inputs)) if (run.inputs[k]) expect(relativeError(got.inputs[k], v), `d/d input ${k}`).toBeLessThanOrEqual(1e-4);
-    for (const [k, v] of Object.entries(want.params)) if (run.params?.[k]) expect(relativeError(got.params[k], v), `d/d param ${k}`).toBeLessThanOrEqual(1e-4);
-    for (const [k, v] of Object.entries(want.initialState)) expect(relativeError(got.initialState[k], v), `d/d initial ${k}`).toBeLessThanOrEqual(1e-4);
+    // per-step param outputs, and the default: param adjoints in passes after the core (each in the scan form too)
+    for (const paramAdjoints of ["output", "state"] as const) {
+      const got = await gradients(model, run, cot, (m, x) => runWebgpu(m, x, "scan"), { paramAdjoints });
+      for (const [k, v] of Object.entries(want.inputs)) if (run.inputs[k]) expect(relativeError(got.inputs[k], v), `${paramAdjoints}: d/d input ${k}`).toBeLessThanOrEqual(1e-4);
+      for (const [k, v] of Object.entries(want.params)) if (run.params?.[k]) expect(relativeError(got.params[k], v), `${paramAdjoints}: d/d param ${k}`).toBeLessThanOrEqual(1e-4);
+      for (const [k, v] of Object.entries(want.initialState)) expect(relativeError(got.initialState[k], v), `${paramAdjoints}: d/d initial ${k}`).toBeLessThanOrEqual(1e-4);
+    }
   }, 300_000); // two lavapipe pipelines per model; slow on a loaded machine
 });
