@@ -89,8 +89,9 @@ export class Trainer {
     const plan = pass === undefined ? this.plans[which] : (this.plans.passes?.[pass] ?? (() => { throw missing(); })());
     const cuda = this.main.backend === "cuda" ? await this.cuda() : undefined;
     const cudaPlan = cuda === undefined ? undefined : pass === undefined ? cuda[which] : (cuda.passes?.[pass] ?? (() => { throw missing(); })());
-    // the backward model and its passes are sequential only (the adjoint recurrence has no scan form); the recording forward picks its own
-    return openRunner(plan, { ...this.options, form: which === "backward" ? "sequential" : "auto", cudaPlan, cudaGradPlan: undefined } as OpenOptions);
+    // each picks its own form: the backward core of a scan-eligible model (its adjoint recurrence is elementwise
+    // affine too, now that the param adjoints are passes of their own) and the passes have scan forms
+    return openRunner(plan, { ...this.options, form: "auto", cudaPlan, cudaGradPlan: undefined } as OpenOptions);
   }
 
   private runners(): GradRunners {

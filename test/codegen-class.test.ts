@@ -23,6 +23,8 @@ import type { CudaModelPlan } from "../runtime/cuda/plan.ts";
 import { emitCuda } from "../compiler/backends/cuda/target.ts";
 import { MultiPlanFakeDevice } from "./cuda-emu/plain.ts";
 import { gradients } from "../compiler/grad/run.ts";
+import { trainingPlans } from "../compiler/codegen/training-plans.ts";
+import { rankForms } from "../runtime/cost.ts";
 import { rng } from "./helpers/random.ts";
 
 /** The models whose CUDA plans are written next to the classes (--target cuda), for the cuda-backend tests. */
@@ -221,6 +223,18 @@ describe("backward() of the generated classes", () => {
     await expect(m.backward({ nope: new Float32Array(1) }, (await m.forward(inputs, { saveForBackward: true })).saved)).rejects.toThrow(/has no output 'nope'/);
     m.dispose();
   }
+
+  it("Hgrn and Mamba on WebGPU: the backward core and the param passes have scan forms, auto takes them on long sequences; store and checkpoints vs float64", async () => {
+    for (const [name, dims] of [["hgrn", { D: 5 }], ["mamba", { D: 3, N: 2 }]] as const) {
+      const info = trainingPlans(stdlibModel(name));
+      if ("unavailable" in info) throw new Error(info.unavailable);
+      for (const plan of [info.backward, ...Object.values(info.passes ?? {})]) {
+        expect(plan.forms.some((f) => f.form === "scan"), plan.model).toBe(true);
+        expect(rankForms(plan.forms, { ...dims, B: 4, T: 1 << 16, LIMIT_SHARED: 16384, LIMIT_THREADS: 256 })[0].form.form, plan.model).toBe("scan"); // WebGPU defaults
+      }
+      await checkClass(name, dims, (mod, N, params) => mod[N].create({ dims, params }), ["store", { every: 3 }]);
+    }
+  }, 600_000);
 
   it("Lstm on WebGPU: store and checkpoints every 3 steps vs the float64 reference gradients (<= 1e-4)", async () => {
     await checkClass("lstm", { H: 3, I: 2 }, (mod, N, params) => mod[N].create({ dims: { H: 3, I: 2 }, params }), ["store", { every: 3 }]);

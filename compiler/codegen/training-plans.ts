@@ -1,8 +1,9 @@
 /**
- * The WebGPU plans a generated class trains with (embedded in <Model>.ts): the recording forward, in
- * every form the backend has for it, the backward model in the sequential form (the adjoint
- * recurrence has no scan form) and its param-adjoint passes (sums over the steps, also sequential);
- * or why the model has none (compiler/grad/training.ts).
+ * The WebGPU plans a generated class trains with (embedded in <Model>.ts): the recording forward, the
+ * backward model (its state-adjoint recurrence) and its param-adjoint passes (sums over the steps), each
+ * in the sequential form and, where the model is scan-eligible, the scan form (a scan-eligible model's
+ * backward core and passes are scan-eligible too: test/grad-scan.test.ts); or why the model has none
+ * (compiler/grad/training.ts).
  */
 import type * as I from "../ir/types.ts";
 import { lowerModel } from "../kernel/compile.ts";
@@ -13,6 +14,7 @@ import type { TrainingInfo } from "../../runtime/trainer.ts";
 export function trainingPlans(model: I.Model, dims: Record<string, number> = {}): TrainingInfo {
   const t = trainingModels(model, dims);
   if (!t.ok) return { unavailable: t.why };
-  const passes = Object.fromEntries(Object.entries(t.passes).map(([p, m]) => [p, wgslPlan(lowerModel(m, ["sequential"]))]));
-  return { record: wgslPlan(lowerModel(t.record, ["sequential", "scan"])), backward: wgslPlan(lowerModel(t.backward, ["sequential"])), ...(Object.keys(passes).length ? { passes } : {}), names: t.names, bakedDims: t.bakedDims };
+  const forms = ["sequential", "scan"] as const;
+  const passes = Object.fromEntries(Object.entries(t.passes).map(([p, m]) => [p, wgslPlan(lowerModel(m, [...forms]))]));
+  return { record: wgslPlan(lowerModel(t.record, [...forms])), backward: wgslPlan(lowerModel(t.backward, [...forms])), ...(Object.keys(passes).length ? { passes } : {}), names: t.names, bakedDims: t.bakedDims };
 }
