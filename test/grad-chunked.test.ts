@@ -5,6 +5,7 @@ import type * as I from "../compiler/ir/types.ts";
 import { gradients, type Cotangents } from "../compiler/grad/run.ts";
 import { matrixForm } from "../compiler/forms/matrix-form.ts";
 import { chunkedBackwardRefusal, chunkedGradients } from "../compiler/grad/chunked.ts";
+import { chainGradients, chainRefusal } from "../compiler/grad/chunked-chain.ts";
 import { relativeError } from "../compiler/io/manifest.ts";
 import { randomRun, rng, smallDims } from "./helpers/random.ts";
 
@@ -25,10 +26,10 @@ function cotangents(model: I.Model, run: RunInputs, seed: number, noFinal = fals
   };
 }
 
-async function check(model: I.Model, run: RunInputs, cot: Cotangents, chunk: number) {
+async function check(model: I.Model, run: RunInputs, cot: Cotangents, chunk: number, chain = false) {
   const ref = await gradients(model, run, cot);
-  for (const schedule of ["sequential", "chunked"] as const) {
-    const got = chunkedGradients(model, run, cot, { chunk, schedule });
+  for (const schedule of ["sequential", "chunked", ...(chain ? ["chain"] as const : [])] as const) {
+    const got = schedule === "chain" ? await chainGradients(model, run, cot) : chunkedGradients(model, run, cot, { chunk, schedule });
     for (const kind of ["inputs", "params", "initialState"] as const) {
       expect(Object.keys(got[kind]).sort(), `${schedule} ${kind}`).toEqual(Object.keys(ref[kind]).sort());
       for (const [k, v] of Object.entries(ref[kind])) {
@@ -52,7 +53,7 @@ describe("chunked backward (float64) matches the reference gradients", () => {
     ])("%s", async (_label, T, B, chunk, init) => {
       const dims = smallDims(model, { K: 5, V: 3, P: 3, N: 4 });
       const run = randomRun(model, { dims, batch: B, time: T, seed: 11 + T, initialState: init });
-      await check(model, run, cotangents(model, run, 40 + T), chunk);
+      await check(model, run, cotangents(model, run, 40 + T), chunk, name !== "gla");
     });
     it("outputs' cotangents only (no final-state term)", async () => {
       const dims = smallDims(model, { K: 4, V: 5, P: 5, N: 4 });
@@ -76,6 +77,37 @@ describe("chunked backward (float64) matches the reference gradients", () => {
       const run = randomRun(model, { dims, batch: 2, time: T, seed: T, initialState: true });
       await check(model, run, cotangents(model, run, 2 * T), chunk);
     }
+  });
+
+  it("the chain of core models (chunked-chain.ts, interpreter): two pairs, two readouts, nonlinear post", async () => {
+    const model = fromSource(`model TwoReadouts {
+  dims H, K, V
+  input q[H,K], q2[H,K], k[H,K], v[H,V], k2[H,K], v2[H,V], g[H]
+  state S[H,K,V] = 0
+  S[h,i,j] = exp(g[h]) * S[h,i,j] + k[h,i] * v[h,j] + k2[h,i] * tanh(v2[h,j])
+  output o[h,j] = sum(i) q[h,i] * S[h,i,j]
+  output o2[h,j] = sum(i) q2[h,i] * S[h,i,j] * v[h,j]
+}`);
+    const mf = matrixForm(model);
+    expect(mf.ok && chainRefusal(mf.form)).toBe(undefined);
+    for (const T of [1, 12]) {
+      const run = randomRun(model, { dims: { H: 2, K: 4, V: 3 }, batch: 2, time: T, seed: T, initialState: true });
+      await check(model, run, cotangents(model, run, 5 * T), 5, true);
+    }
+  });
+
+  it("the chain refuses per-key decays and readouts before the update, with reasons", async () => {
+    const gla = matrixForm(load("gla"));
+    expect(gla.ok && chainRefusal(gla.form)).toMatch(/per-key decay/);
+    const before = fromSource(`model Before {
+  dims H, K, V
+  input q[H,K], k[H,K], v[H,V]
+  state S[H,K,V] = 0
+  output a[h,j] = sum(i) q[h,i] * S[h,i,j]
+  S[h,i,j] = S[h,i,j] + k[h,i] * v[h,j]
+}`);
+    const run = randomRun(before, { dims: { H: 1, K: 2, V: 2 }, batch: 1, time: 2, seed: 1 });
+    await expect(chainGradients(before, run, {})).rejects.toThrow(/readouts after the update/);
   });
 
   it("micro-step loops: two scalar-decay updates per token", async () => {

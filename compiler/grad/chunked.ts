@@ -39,8 +39,8 @@ export function chunkedBackwardRefusal(form: MatrixForm): string | undefined {
   return undefined;
 }
 
-/** Per (batch, head) slice: the core's inputs, in the layout of the prep outputs. */
-class Slicer {
+/** Per (batch, head) slice: the core's inputs, in the layout of the prep outputs (exported for chunked-chain.ts). */
+export class Slicer {
   readonly B: number;
   readonly T: number;
   readonly K: number;
