@@ -1,0 +1,49 @@
+/**
+ * The chunked backward's cores on the CUDA chunked kernels (CPU emulation, test/cuda-emu): the chain of
+ * compiler/grad/chunked-chain.ts with its core models (forward, transposed forward, adjoint and transposed
+ * adjoint in reversed time) run by the split3 fp32 kernels unchanged, and its pointwise models (prep's and
+ * post's backward) and the log-decay scan by the float64 interpreter; fp32 <= 1e-4 against the float64
+ * reference gradients. Needs g++.
+ */
+import { describe, expect, it } from "vitest";
+import { spawnSync } from "node:child_process";
+import { loadProgram } from "../compiler/frontend/load.ts";
+import { interpret, type RunInputs } from "../compiler/ir/interpret.ts";
+import type { Model } from "../compiler/ir/types.ts";
+import { gradients } from "../compiler/grad/run.ts";
+import { chainGradients, type ChainForm } from "../compiler/grad/chunked-chain.ts";
+import { relativeError } from "../compiler/io/manifest.ts";
+import { buildEmu, runEmu } from "./cuda-emu/harness.ts";
+import { rng, smallDims } from "./helpers/random.ts";
+import { chunkInputs } from "./helpers/chunk-inputs.ts";
+
+const gpp = spawnSync("g++", ["--version"]).status === 0;
+const VARIANT = "chunked-split3-f32-k32-v16-r1";
+const cores: string[] = [];
+const exec = (m: Model, run: RunInputs, form: ChainForm) => {
+  if (form !== "chunked") return interpret(m, run);
+  cores.push(m.name);
+  return runEmu(buildEmu(m, [VARIANT]), VARIANT, run);
+};
+
+describe.skipIf(!gpp)("chunked backward: cores on the emulated CUDA chunked kernels vs the float64 reference gradients", () => {
+  it.each(["linear_attention", "simple_gla", "mamba2"])("%s", async (name) => {
+    const model = loadProgram([`stdlib/${name}.seq`]).models[0];
+    const dims = smallDims(model, { K: 5, V: 7, P: 7, N: 5 });
+    for (const [B, T, init] of [[1, 1, true], [2, 77, true], [1, 40, false]] as const) {
+      const run = chunkInputs(model, { dims, batch: B, time: T, seed: 3 + T, initialState: init });
+      const ref = interpret(model, run);
+      const r = rng(T + 1);
+      const cot = {
+        outputs: Object.fromEntries(Object.entries(ref.outputs).map(([k, v]) => [k, v.map(() => r())])),
+        finalState: Object.fromEntries(Object.entries(ref.finalState).map(([k, v]) => [k, v.map(() => r())])),
+      };
+      cores.length = 0;
+      const want = await gradients(model, run, cot);
+      const got = await chainGradients(model, run, cot, exec);
+      expect(cores).toEqual(["ChainCore", "ChainCoreT", "ChainAdjoint", "ChainAdjointT"]);
+      for (const kind of ["inputs", "params", "initialState"] as const)
+        for (const [k, v] of Object.entries(want[kind])) expect(relativeError(got[kind][k], v), `B=${B} T=${T}: ${kind} ${k}`).toBeLessThanOrEqual(1e-4);
+    }
+  }, 600_000);
+});
