@@ -4,6 +4,7 @@ import type * as K from "./ir.ts";
 import type { FormPlan, ModelPlan } from "../../runtime/plan.ts";
 import { lowerSequential, type LoweredForm } from "./sequential.ts";
 import { tensorSpecs, uniformFields } from "./interface.ts";
+import { lowerOuterSum } from "./outer-sum.ts";
 
 export type FormName = "sequential" | "scan";
 
@@ -24,7 +25,12 @@ export function registerScanLowering(f: ScanLowering): void {
 
 export function lowerModel(model: I.Model, forms: FormName[] = ["sequential", "scan"]): LoweredModel {
   const out: LoweredModel = { model, forms: [], skipped: [] };
-  if (forms.includes("sequential")) out.forms.push(lowerSequential(model, "thread"), lowerSequential(model, "workgroup"), lowerSequential(model, "global"));
+  if (forms.includes("sequential")) {
+    // an outer-product sum (a param's adjoint pass) first: CUDA runs the first applicable form in plan order
+    const mm = lowerOuterSum(model);
+    if (!("why" in mm)) out.forms.push(mm);
+    out.forms.push(lowerSequential(model, "thread"), lowerSequential(model, "workgroup"), lowerSequential(model, "global"));
+  }
   if (forms.includes("scan")) {
     const r = scanLowering ? scanLowering(model) : { reason: "the scan lowering is not available" };
     if (Array.isArray(r)) out.forms.push(...r);

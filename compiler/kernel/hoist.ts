@@ -164,9 +164,9 @@ function contraction(model: I.Model, l: HoistedLet): Contraction | undefined {
 }
 
 /** Tile of the hoisting matrix product: TILE rows x TILE columns per workgroup, KC-deep slices. */
-const TILE = 64;
-const KC = 16;
-const HOIST_THREADS = 256;
+export const TILE = 64;
+export const KC = 16;
+export const HOIST_THREADS = 256;
 
 export interface HoistKernel {
   kernel: K.Kernel["body"];
@@ -224,38 +224,92 @@ export function hoistKernelBody(model: I.Model, l: HoistedLet, width: K.KExpr, o
     return { kernel: out, shared: [], workgroups: ["ceilDiv", ["*", "B", "T", size], HOIST_THREADS], threads: HOIST_THREADS, sharedBytes: 0, kind: "map", flops: ["*", "B", "T", size] };
   }
   // tiled product: rows (b, t) x columns (let elements), k in slices of KC staged in workgroup memory
-  const kExt = c.k.extent;
-  const S = KC + 1;
-  const N = TILE / 16;
   out.push(K.decl("NCT", "u32", K.bin("/", K.add(K.ref("C"), K.u32(TILE - 1)), K.u32(TILE))));
   out.push(K.decl("rowBase", "u32", K.mul(K.bin("/", K.ref("wg"), K.ref("NCT")), K.u32(TILE))));
   out.push(K.decl("colBase", "u32", K.mul(K.bin("%", K.ref("wg"), K.ref("NCT")), K.u32(TILE))));
+  const rest = l.terms.filter((t) => t !== c.term);
+  const tp = tiledProduct({
+    depth: extentK(c.k.extent),
+    kFastest: true,
+    rows: {
+      bound: K.ref("BT"),
+      // the input value x[row, k]
+      load: (pre) => lowerExpr(c.input, step.scope(new Map<number, K.KExpr>([[c.k.id, K.ref("k")]]), () => K.ref("xrow")), pre),
+    },
+    cols: {
+      bound: K.ref("C"),
+      // the param value P[col's indices, k]
+      load: (pre) => {
+        const vars = decodeCol(K.ref("pcol"), pre, "p");
+        vars.set(c.k.id, K.ref("k"));
+        return lowerExpr(c.param, step.scope(vars, () => K.u32(0)), pre);
+      },
+    },
+    store: (row, col, a) => storeValue(row, col, rest, c.term.negative ? { k: "neg", a, t: "f32" } : a, "c"),
+  });
+  out.push(...tp.body);
+  const kSize = c.k.extent.kind === "lit" ? c.k.extent.value : c.k.extent.name;
+  return {
+    kernel: out,
+    shared: tp.shared,
+    workgroups: ["*", ["ceilDiv", ["*", "B", "T"], TILE], ["ceilDiv", size, TILE]],
+    threads: HOIST_THREADS,
+    sharedBytes: tp.sharedBytes,
+    kind: "matmul",
+    flops: ["*", 2, "B", "T", size, kSize],
+  };
+}
+
+/** One side of a tiled product: its index runs below `bound`; `load` gives its value at (index, k) (the index in `xrow` for rows, `pcol` for columns; k in `k`). */
+export interface ProductSide {
+  bound: K.KExpr;
+  load: (pre: K.KStmt[]) => K.KExpr;
+}
+
+export interface TiledProduct {
+  /** Statements after the caller's `rowBase` / `colBase` (the tile's first row and column). */
+  body: K.KStmt[];
+  shared: K.KShared[];
+  sharedBytes: number;
+}
+
+/**
+ * The tiled matrix product out[row, col] = sum_k rows(row, k) * cols(col, k) of one TILE x TILE tile (at
+ * the caller's rowBase / colBase) by HOIST_THREADS threads, each holding (TILE/16)^2 accumulators, k in
+ * KC-deep slices staged in workgroup memory (hx: rows, hp: columns), then `store` of each value through
+ * workgroup memory (consecutive threads take consecutive columns). `kFastest`: consecutive threads stage
+ * consecutive k of one row / column (operands contiguous in k, as the hoisting's inputs); otherwise
+ * consecutive rows / columns of one k (operands contiguous in the row / column index, as a param pass's
+ * per-step values).
+ */
+export function tiledProduct(o: { depth: K.KExpr; kFastest: boolean; rows: ProductSide; cols: ProductSide; store: (row: K.KExpr, col: K.KExpr, acc: K.KExpr) => K.KStmt[] }): TiledProduct {
+  const S = KC + 1;
+  const N = TILE / 16;
+  const out: K.KStmt[] = [];
   out.push(K.decl("tx", "u32", K.bin("%", K.ref("lid"), K.u32(16))));
   out.push(K.decl("ty", "u32", K.bin("/", K.ref("lid"), K.u32(16))));
   const acc = (i: number, j: number) => `acc_${i}_${j}`;
   for (let i = 0; i < N; i++) for (let j = 0; j < N; j++) out.push(K.decl(acc(i, j), "f32", K.f32(0), true));
   // staging: element y of the TILE x KC slice -> row/column rr, depth kk
-  const stage: K.KStmt[] = [K.decl("rr", "u32", K.bin("/", K.ref("y"), K.u32(KC))), K.decl("kk", "u32", K.bin("%", K.ref("y"), K.u32(KC))), K.decl("k", "u32", K.add(K.ref("k0"), K.ref("kk")))];
-  const inK = K.bin("<", K.ref("k"), extentK(kExt));
+  const stage: K.KStmt[] = o.kFastest
+    ? [K.decl("rr", "u32", K.bin("/", K.ref("y"), K.u32(KC))), K.decl("kk", "u32", K.bin("%", K.ref("y"), K.u32(KC)))]
+    : [K.decl("rr", "u32", K.bin("%", K.ref("y"), K.u32(TILE))), K.decl("kk", "u32", K.bin("/", K.ref("y"), K.u32(TILE)))];
+  stage.push(K.decl("k", "u32", K.add(K.ref("k0"), K.ref("kk"))));
+  const inK = K.bin("<", K.ref("k"), o.depth);
   {
-    // the input value x[row, k]
     const pre: K.KStmt[] = [];
-    const vars = new Map<number, K.KExpr>([[c.k.id, K.ref("k")]]);
-    const xv = lowerExpr(c.input, step.scope(vars, () => K.ref("xrow")), pre);
+    const xv = o.rows.load(pre);
     stage.push(K.decl("xrow", "u32", K.add(K.ref("rowBase"), K.ref("rr"))));
     stage.push(K.decl("xv", "f32", K.f32(0), true));
-    stage.push(K.ifThen(K.bin("&&", K.bin("<", K.ref("xrow"), K.ref("BT")), inK), [...pre, K.set("xv", xv)]));
+    stage.push(K.ifThen(K.bin("&&", K.bin("<", K.ref("xrow"), o.rows.bound), inK), [...pre, K.set("xv", xv)]));
     stage.push(K.store("hx", K.add(K.mul(K.ref("rr"), K.u32(S)), K.ref("kk")), K.ref("xv", "f32")));
   }
   {
-    // the param value P[col's indices, k]
     const pre: K.KStmt[] = [];
-    const vars = decodeCol(K.ref("pcol"), pre, "p");
-    vars.set(c.k.id, K.ref("k"));
-    const pv = lowerExpr(c.param, step.scope(vars, () => K.u32(0)), pre);
+    const pv = o.cols.load(pre);
     stage.push(K.decl("pcol", "u32", K.add(K.ref("colBase"), K.ref("rr"))));
     stage.push(K.decl("pv", "f32", K.f32(0), true));
-    stage.push(K.ifThen(K.bin("&&", K.bin("<", K.ref("pcol"), K.ref("C")), inK), [...pre, K.set("pv", pv)]));
+    stage.push(K.ifThen(K.bin("&&", K.bin("<", K.ref("pcol"), o.cols.bound), inK), [...pre, K.set("pv", pv)]));
     stage.push(K.store("hp", K.add(K.mul(K.ref("rr"), K.u32(S)), K.ref("kk")), K.ref("pv", "f32")));
   }
   const fma: K.KStmt[] = [];
@@ -263,22 +317,20 @@ export function hoistKernelBody(model: I.Model, l: HoistedLet, width: K.KExpr, o
   for (let j = 0; j < N; j++) fma.push(K.decl(`b_${j}`, "f32", K.load("hp", K.add(K.mul(K.add(K.ref("tx"), K.u32(16 * j)), K.u32(S)), K.ref("kq")))));
   for (let i = 0; i < N; i++) for (let j = 0; j < N; j++) fma.push(K.set(acc(i, j), K.bin("+", K.ref(acc(i, j), "f32"), K.bin("*", K.ref(`a_${i}`, "f32"), K.ref(`b_${j}`, "f32"), "f32"), "f32")));
   out.push(
-    K.forLoop("k0", K.u32(0), extentK(kExt), [
+    K.forLoop("k0", K.u32(0), o.depth, [
       K.forLoop("y", K.ref("lid"), K.u32(TILE * KC), stage, K.u32(HOIST_THREADS)),
       { k: "barrier" },
-      K.forLoop("kq", K.u32(0), K.bin("min", K.u32(KC), K.bin("-", extentK(kExt), K.ref("k0")), "u32"), fma),
+      K.forLoop("kq", K.u32(0), K.bin("min", K.u32(KC), K.bin("-", o.depth, K.ref("k0")), "u32"), fma),
       { k: "barrier" },
     ], K.u32(KC)),
   );
   // epilogue, a row group at a time: the accumulators through workgroup memory (coalesced stores, one
-  // copy of the model's epilogue code)
-  const rest = l.terms.filter((t) => t !== c.term);
+  // copy of the caller's epilogue code)
   const pick = (j: number) => {
     let v: K.KExpr = K.ref(acc(N - 1, j), "f32");
     for (let i = N - 2; i >= 0; i--) v = K.sel(K.bin("==", K.ref("ri"), K.u32(i)), K.ref(acc(i, j), "f32"), v);
     return v;
   };
-  const a = K.load("hx", K.ref("e"));
   out.push(
     K.forLoop("ri", K.u32(0), K.u32(N), [
       { k: "barrier" },
@@ -287,18 +339,10 @@ export function hoistKernelBody(model: I.Model, l: HoistedLet, width: K.KExpr, o
       K.forLoop("e", K.ref("lid"), K.u32(16 * TILE), [
         K.decl("erow", "u32", K.add(K.add(K.ref("rowBase"), K.mul(K.ref("ri"), K.u32(16))), K.bin("/", K.ref("e"), K.u32(TILE)))),
         K.decl("ecol", "u32", K.add(K.ref("colBase"), K.bin("%", K.ref("e"), K.u32(TILE)))),
-        K.ifThen(K.bin("&&", K.bin("<", K.ref("erow"), K.ref("BT")), K.bin("<", K.ref("ecol"), K.ref("C"))), storeValue(K.ref("erow"), K.ref("ecol"), rest, c.term.negative ? { k: "neg", a, t: "f32" } : a, "c")),
+        K.ifThen(K.bin("&&", K.bin("<", K.ref("erow"), o.rows.bound), K.bin("<", K.ref("ecol"), o.cols.bound)), o.store(K.ref("erow"), K.ref("ecol"), K.load("hx", K.ref("e")))),
       ], K.u32(HOIST_THREADS)),
     ]),
   );
-  const kSize = c.k.extent.kind === "lit" ? c.k.extent.value : c.k.extent.name;
-  return {
-    kernel: out,
-    shared: [{ name: "hx", length: K.u32(Math.max(TILE * S, 16 * TILE)) }, { name: "hp", length: K.u32(TILE * S) }],
-    workgroups: ["*", ["ceilDiv", ["*", "B", "T"], TILE], ["ceilDiv", size, TILE]],
-    threads: HOIST_THREADS,
-    sharedBytes: (Math.max(TILE * S, 16 * TILE) + TILE * S) * 4,
-    kind: "matmul",
-    flops: ["*", 2, "B", "T", size, kSize],
-  };
+  const hx = Math.max(TILE * S, 16 * TILE);
+  return { body: out, shared: [{ name: "hx", length: K.u32(hx) }, { name: "hp", length: K.u32(TILE * S) }], sharedBytes: (hx + TILE * S) * 4 };
 }

@@ -125,6 +125,9 @@ export function lowerCuda(model: I.Model, opts: CudaLowerOptions = {}): CudaLowe
   const chunked = ch.ok ? lowerChunked(model, ch) : undefined;
   if (chunked) forms.unshift(...chunked.forms);
   else if (!ch.ok) skipped.push({ variant: "chunked", reason: ch.why });
+  // an outer-product sum's matrix product (compiler/kernel/outer-sum.ts: a param's adjoint pass) before the
+  // per-element scans: the runner takes the first applicable form
+  forms.sort((a, b) => Number(b.variant === "matmul") - Number(a.variant === "matmul"));
   const plan: CudaModelPlan = {
     model: model.name,
     dims: model.dims.map((d) => (d.fixed !== undefined ? { name: d.name, fixed: d.fixed } : { name: d.name })),
