@@ -1,5 +1,5 @@
 /**
- * The chunked backward on WebGPU (lavapipe in CI): the chain of compiler/grad/chunked-chain.ts with every
+ * The chunked backward on WebGPU (lavapipe in CI; gradients(..., { backward: "chunked" })): the chain of compiler/grad/chunked-chain.ts with every
  * core model (forward, transposed forward, adjoint and transposed adjoint in reversed time) run by the WGSL
  * chunked kernels unchanged (the split3 variant with 32 row slots: chunks of 32 tokens), the log-decay
  * adjoint by the WGSL scan form, prep's and post's backward by the sequential form; fp32 <= 1e-4 against the
@@ -12,7 +12,7 @@ import { loadProgram } from "../compiler/frontend/load.ts";
 import { interpret, type RunInputs, type RunResult } from "../compiler/ir/interpret.ts";
 import type { Model } from "../compiler/ir/types.ts";
 import { gradients } from "../compiler/grad/run.ts";
-import { chainGradients, chainRefusal, type ChainForm } from "../compiler/grad/chunked-chain.ts";
+import { chainRefusal, type ChainForm } from "../compiler/grad/chunked-chain.ts";
 import { matrixForm } from "../compiler/forms/matrix-form.ts";
 import { compileWgsl, addChunked } from "../compiler/backends/wgsl/index.ts";
 import { ModelRunner } from "../runtime/index.ts";
@@ -24,7 +24,7 @@ const f32 = (x: Record<string, Float64Array> | undefined) => Object.fromEntries(
 const f64 = (x: Record<string, unknown> | undefined) => Object.fromEntries(Object.entries(x ?? {}).map(([k, v]) => [k, Float64Array.from(v as Float32Array)]));
 
 /** Runs one model of the chain on WebGPU in the form asked for (the chunked form: one variant, as auto picks at most shapes). */
-async function onWebgpu(m: Model, run: RunInputs, form: ChainForm): Promise<RunResult> {
+async function onWebgpu(m: Model, run: RunInputs, form: ChainForm = "sequential"): Promise<RunResult> {
   const plan = compileWgsl(m, form === "chunked" ? [] : [form]);
   if (form === "chunked") addChunked(plan, m, (v) => v.startsWith("chunked-s3-slots32-k32-v32-"));
   const runner = await ModelRunner.create(plan, { dims: run.dims, params: f32(run.params), tune: false, form });
@@ -52,7 +52,7 @@ describe("chunked backward on WebGPU (chain of chunked cores) vs the float64 ref
         finalState: Object.fromEntries(Object.entries(ref.finalState).map(([k, v]) => [k, v.map(() => r())])),
       };
       const want = await gradients(model, run, cot);
-      const got = await chainGradients(model, run, cot, onWebgpu);
+      const got = await gradients(model, run, cot, onWebgpu, { backward: "chunked" });
       for (const kind of ["inputs", "params", "initialState"] as const)
         for (const [k, v] of Object.entries(want[kind])) expect(relativeError(got[kind][k], v), `B=${B} T=${T}: ${kind} ${k}`).toBeLessThanOrEqual(1e-4);
     }

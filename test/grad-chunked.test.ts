@@ -96,6 +96,20 @@ describe("chunked backward (float64) matches the reference gradients", () => {
     }
   });
 
+  it("gradients(..., { backward: \"chunked\" }) runs the chain, and names why a model is not covered", async () => {
+    const model = load("mamba2");
+    const dims = smallDims(model, { P: 3, N: 4 });
+    const run = randomRun(model, { dims, batch: 2, time: 6, seed: 4, initialState: true });
+    const cot = cotangents(model, run, 6);
+    const ref = await gradients(model, run, cot);
+    const got = await gradients(model, run, cot, undefined, { backward: "chunked" });
+    for (const kind of ["inputs", "params", "initialState"] as const)
+      for (const [k, v] of Object.entries(ref[kind])) expect(relativeError(got[kind][k], v), `${kind} ${k}`).toBeLessThan(1e-9);
+    const delta = load("deltanet");
+    const drun = randomRun(delta, { dims: smallDims(delta), batch: 1, time: 2, seed: 1 });
+    await expect(gradients(delta, drun, {}, undefined, { backward: "chunked" })).rejects.toThrow(/low-rank/);
+  });
+
   it("the chain refuses per-key decays and readouts before the update, with reasons", async () => {
     const gla = matrixForm(load("gla"));
     expect(gla.ok && chainRefusal(gla.form)).toMatch(/per-key decay/);

@@ -9,6 +9,7 @@ import { interpret, product, shapeSizes, type RunInputs, type RunResult } from "
 import { buildBackward, type Backward } from "./backward.ts";
 import { packInputs, type InputPack } from "./pack.ts";
 import { splitParamAdjoints, type ParamPass } from "./split.ts";
+import { chainGradients } from "./chunked-chain.ts";
 import { backwardFrom, forwardSaving, planMemory, reverseTime, type FloatArray, type GradNames, type GradRunners, type GradSpec, type MemoryChoice, type RunFn } from "../../runtime/train.ts";
 
 export interface Cotangents {
@@ -41,13 +42,16 @@ export function recording(model: I.Model): I.Model {
   return { ...model, tensors: [...model.tensors, ...extra], body: [...stmts, ...model.body] };
 }
 
-export type Exec = (model: I.Model, run: RunInputs) => RunResult | Promise<RunResult>;
+/** Runs a model; `form` is the form a backward asks for (the chunked backward's cores: "chunked"), which an executor may ignore. */
+export type Exec = (model: I.Model, run: RunInputs, form?: "sequential" | "scan" | "chunked") => RunResult | Promise<RunResult>;
 
 export interface GradOptions {
   /** What the forward keeps for the backward (runtime/train.ts planMemory): "store" (default here), "recompute", { every: C } or "auto". */
   memory?: MemoryChoice;
   /** How the backward model returns param adjoints: "state" (default: accumulated in backward states) or "output" (per step: B x T x params, but the backward of a scan-eligible model stays scan-eligible); same-shape inputs are packed either way. */
   paramAdjoints?: "state" | "output";
+  /** "step" (default): the adjoint recurrence of the whole step; "chunked": the chunked backward of a matrix-state model (chunked-chain.ts: its core models in the chunked form; throws with the reason for a model it does not cover). */
+  backward?: "step" | "chunked";
 }
 
 /** Names of the backward model's tensors and the recording outputs, as the runtime's training loop takes them. */
@@ -82,6 +86,7 @@ export function gradSpec(model: I.Model, dims: Record<string, number>, names: Gr
  * sequence, each run by `exec` (the float64 interpreter by default, or any backend).
  */
 export async function gradients(model: I.Model, run: RunInputs, cot: Cotangents, exec: Exec = interpret, opts: GradOptions = {}): Promise<Gradients> {
+  if (opts.backward === "chunked") return chainGradients(model, run, cot, (m, r, form) => exec(m, r, form));
   const dims = { ...run.dims };
   for (const d of model.dims) if (d.sequenceDefault && dims[d.name] === undefined) dims[d.name] = run.time;
   const { batch: B, time: T } = run;
