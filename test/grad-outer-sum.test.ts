@@ -16,7 +16,8 @@ import { interpret, type RunInputs, type RunResult } from "../compiler/ir/interp
 import { gradients, trainingBackward } from "../compiler/grad/run.ts";
 import { outerSum } from "../compiler/kernel/outer-sum.ts";
 import { lowerModel } from "../compiler/kernel/compile.ts";
-import { lowerCuda } from "../compiler/backends/cuda/plan.ts";
+import { lowerCuda, lowerCudaF64 } from "../compiler/backends/cuda/plan.ts";
+import { findNvcc, nvccPtx } from "../compiler/backends/cuda/nvcc.ts";
 import { buildTorchPlans } from "../compiler/backends/torch/plans.ts";
 import { compileWgsl } from "../compiler/backends/wgsl/index.ts";
 import { relativeError } from "../compiler/io/manifest.ts";
@@ -28,6 +29,7 @@ import { runWebgpu as runWebgpuVariant } from "./wgsl/support.ts";
 import { randomRun, rng } from "./helpers/random.ts";
 
 const gpp = spawnSync("g++", ["--version"]).status === 0;
+const nvcc = findNvcc();
 const load = (name: string) => loadProgram([`stdlib/${name}.seq`]).models[0];
 const passesOf = (name: string) => Object.fromEntries(trainingBackward(load(name), {}).passes.map((p) => [p.param, p.model]));
 const DIMS = { H: 5, I: 3 };
@@ -77,6 +79,18 @@ describe("outer-product param passes: the shape in the IR", () => {
       for (const b of ["bias_ih_l0", "bias_hh_l0"]) expect(lowerModel(p[b]).forms.some((f) => f.plan.variant === "matmul")).toBe(false);
     }
   });
+});
+
+describe.skipIf(!nvcc)("outer-product param passes: nvcc -ptx", () => {
+  it("the matmul kernels of the LSTM and GRU weight passes compile for sm_80 and sm_90, float32 and float64", () => {
+    for (const name of ["lstm", "gru"]) {
+      const m = passesOf(name).weight_hh_l0;
+      for (const plan of [lowerCuda(m).plan, lowerCudaF64(m)]) {
+        const entry = plan.forms.find((f) => f.variant === "matmul")!.steps.map((s) => (s.kind === "launch" ? s.entry : ""))[0];
+        for (const sm of [80, 90]) expect(nvccPtx(plan.source, sm, nvcc!, { lowPriority: true }).ptx).toContain(`.entry ${entry}(`);
+      }
+    }
+  }, 300_000);
 });
 
 /** Shapes: the brief's odd sizes, T = 1, and one with several row / column tiles and k slices. */
