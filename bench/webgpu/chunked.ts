@@ -8,6 +8,9 @@
  *      and what `auto` picks; inputs filled on the device. Median of 5 forwards after 2 warm-ups.
  *   node dist/bench-chunked.js [--out dir] [--only gla,...] [--skip-check] [--budget seconds]
  *     [--check-variants a,b] [--variants a,b] (bench only chunked variants whose name contains one) [--no-sequential]
+ *     [--check-picks] (check only the chunked variants auto picks at the benchmark shapes, each at B = 2, T = 70,
+ *     H = 2, K = V = that shape's K, from an initial state; no stress) [--skip-bench] [--auto-only] (bench only the
+ *     top-ranked chunked variant, and the overall pick where that is another form) [--no-parts] (no phase-A-alone times)
  * Split3 variants also time phase A + the state walk alone (the readout is the rest).
  * Writes chunked-check.json, chunked-bench.json and chunked-table.md.
  */
@@ -35,6 +38,9 @@ const checkVariants = opt("--check-variants")?.split(",");
 /** --variants slots32-v16,s3-: bench only chunked variants containing one of these. */
 const benchVariants = opt("--variants")?.split(",");
 const noSequential = args.includes("--no-sequential");
+const checkPicks = args.includes("--check-picks");
+const autoOnly = args.includes("--auto-only");
+const noParts = args.includes("--no-parts");
 const t0 = performance.now();
 const left = () => budgetS - (performance.now() - t0) / 1000;
 mkdirSync(outDir, { recursive: true });
@@ -58,6 +64,24 @@ const dimsFor = (model: Model, H: number, K: number, V: number, J = 2): Record<s
   for (const x of model.dims) d[x.name] = x.name === "H" ? H : x.name === "K" || x.name === "N" ? K : x.name === "V" || x.name === "P" ? V : x.name === "J" ? J : 1;
   return d;
 };
+
+const SHAPES = [
+  { label: "B=8 T=2048 H=16 K=V=64", B: 8, T: 2048, H: 16, K: 64 },
+  { label: "B=4 T=8192 H=16 K=V=128", B: 4, T: 8192, H: 16, K: 128 },
+  { label: "B=1 T=32768 H=8 K=V=128", B: 1, T: 32768, H: 8, K: 128 },
+];
+const limitsEnv = () => ({ LIMIT_SHARED: device.limits.maxComputeWorkgroupStorageSize, LIMIT_THREADS: device.limits.maxComputeInvocationsPerWorkgroup, LIMIT_BINDING: device.limits.maxStorageBufferBindingSize });
+/** The chunked variant auto ranks first at each benchmark shape, with that shape's key size. */
+function picksOf(name: string, model: Model, plan: ModelPlan): { variant: string; K: number }[] {
+  const out: { variant: string; K: number }[] = [];
+  for (const s of SHAPES) {
+    const H = name === "mamba2" ? 32 : s.H;
+    const K = name === "mamba2" ? 64 : s.K;
+    const top = rankForms(plan.forms, { ...dimsFor(model, H, K, K), B: s.B, T: s.T, ...limitsEnv() }).find((r) => r.form.form === "chunked");
+    if (top && !out.some((o) => o.variant === top.form.variant && o.K === K)) out.push({ variant: top.form.variant, K });
+  }
+  return out;
+}
 
 // ---------------- 1. check ----------------
 interface CheckRow { model: string; variant: string; shape: string; worst: number; finite: boolean; ok: boolean; errors: Record<string, number>; note?: string }
@@ -91,7 +115,19 @@ async function checkCase(model: Model, plan: ModelPlan, variant: string | "auto"
   return { run, want };
 }
 
-if (!args.includes("--skip-check")) {
+if (checkPicks) {
+  for (const name of BENCH.filter((m) => !only || only.includes(m))) {
+    const model = modelOf(name);
+    const plan = compileWgsl(model, ["sequential", "scan", "chunked"]);
+    const cplan = withForms(plan, (f) => f.form === "chunked");
+    // one reference per key size (the float64 interpreter takes ~10 s for RWKV-7 at K = 128)
+    const refs = new Map<number, Awaited<ReturnType<typeof checkCase>>>();
+    for (const { variant, K } of picksOf(name, model, plan)) refs.set(K, await checkCase(model, cplan, variant, { B: 2, T: 70, H: 2, K, V: K }, 21 + K, refs.get(K)));
+  }
+  writeFileSync(join(outDir, "chunked-check.json"), JSON.stringify({ card, rows: checks }, null, 1));
+  const bad = checks.filter((r) => !r.ok);
+  log(`check summary: ${checks.length - bad.length} of ${checks.length} passed`);
+} else if (!args.includes("--skip-check")) {
   for (const name of CHUNKED.filter((m) => !only || only.includes(m))) {
     const model = modelOf(name);
     const plan = compileWgsl(model, ["chunked"]);
@@ -117,15 +153,15 @@ if (!args.includes("--skip-check")) {
 }
 
 // ---------------- 2. bench ----------------
+if (args.includes("--skip-bench")) {
+  log("done (no bench)");
+  device.destroy();
+  process.exit(0);
+}
 const copy = await copyBandwidth(device, smoke ? 64 << 20 : 1 << 30);
 const copyGBs = Math.max(copy.copyGBs, copy.kernelGBs);
 log(`copy: ${copy.kernelGBs.toFixed(0)} GB/s (WGSL kernel), ${copy.copyGBs.toFixed(0)} GB/s (copyBufferToBuffer)`);
 
-const SHAPES = [
-  { label: "B=8 T=2048 H=16 K=V=64", B: 8, T: 2048, H: 16, K: 64 },
-  { label: "B=4 T=8192 H=16 K=V=128", B: 4, T: 8192, H: 16, K: 128 },
-  { label: "B=1 T=32768 H=8 K=V=128", B: 1, T: 32768, H: 8, K: 128 },
-];
 /** Input ranges for stable runs (decays <= 0, small keys for the delta rule, small a and b for RWKV-7). */
 function range(model: string, t: string, kind: string): [number, number] {
   if (kind === "param") return t === "A" ? [-2, -0.5] : [-1, 1];
@@ -170,8 +206,10 @@ for (const name of BENCH.filter((m) => !only || only.includes(m))) {
     const autoPick = ranked[0] ? `${ranked[0].form.form}/${ranked[0].form.variant}` : "none";
     const est = new Map(ranked.map((r) => [`${r.form.form}/${r.form.variant}`, r.seconds * 1e3]));
     const seqPick = ranked.find((r) => r.form.form === "sequential");
-    const chunkedVs = ranked.filter((r) => r.form.form === "chunked" && (!benchVariants || benchVariants.some((x) => r.form.variant.includes(x))));
-    const candidates = [...chunkedVs.map((r) => `chunked/${r.form.variant}`), ...(seqPick && !noSequential ? [`sequential/${seqPick.form.variant}`] : [])];
+    const chunkedVs = ranked.filter((r) => r.form.form === "chunked" && (!benchVariants || benchVariants.some((x) => r.form.variant.includes(x)))).slice(0, autoOnly ? 1 : undefined);
+    const candidates = autoOnly
+      ? [...new Set([...chunkedVs.map((r) => `chunked/${r.form.variant}`), autoPick].filter((v) => v !== "none"))]
+      : [...chunkedVs.map((r) => `chunked/${r.form.variant}`), ...(seqPick && !noSequential ? [`sequential/${seqPick.form.variant}`] : [])];
     for (const v of candidates) {
       if (left() < 10) { log(`budget: skipping ${name} ${s.label} ${v}`); continue; }
       const [form, variant] = v.split("/");
@@ -207,8 +245,8 @@ for (const name of BENCH.filter((m) => !only || only.includes(m))) {
               ra.dispose();
             }
           };
-          const phaseAMs = form === "chunked" ? await firstKernels(1) : undefined;
-          const phaseAWalkMs = variant.startsWith("chunked-s3-") ? await firstKernels(2) : undefined;
+          const phaseAMs = form === "chunked" && !noParts ? await firstKernels(1) : undefined;
+          const phaseAWalkMs = variant.startsWith("chunked-s3-") && !noParts ? await firstKernels(2) : undefined;
           rows.push({ model: name, shape: s.label, variant: v, ms, all, floorMs, auto: autoPick, estimateMs: est.get(v), phaseAMs, phaseAWalkMs });
           log(`bench ${name.padEnd(15)} ${s.label.padEnd(26)} ${v.padEnd(36)} ${ms.toFixed(3)} ms (phase A ${phaseAMs?.toFixed(3) ?? "-"} ms; + walk ${phaseAWalkMs?.toFixed(3) ?? "-"} ms; first ${first.toFixed(0)} ms; floor ${floorMs.toFixed(3)} ms; estimate ${est.get(v)?.toFixed(3)} ms)`);
         } finally {

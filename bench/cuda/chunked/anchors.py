@@ -217,6 +217,9 @@ def time_all():
         res["rows"].append(row)
         del x, p
         torch.cuda.empty_cache()
+        # after every case, so that a run stopped by its time limit keeps the cases it timed
+        with open(os.path.join(OUT, "anchors.json"), "w") as f:
+            json.dump(res, f, indent=1)
     with open(os.path.join(OUT, "anchors.json"), "w") as f:
         json.dump(res, f, indent=1)
 

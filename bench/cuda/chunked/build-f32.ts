@@ -1,7 +1,7 @@
 /**
  * CUDA plans for the WGSL chunked benchmark (bench/webgpu/chunked.ts): the fp32 chunked variants of the six
  * benchmarked models at K = V = 64 and 128, compiled to sm_90 cubins here (the device has no nvcc).
- *   npx tsx bench/cuda/chunked/build-f32.ts   -> dist/chunked-f32-plans/<Model>.cuda.json
+ *   npx tsx bench/cuda/chunked/build-f32.ts   -> dist/chunked-f32-plans/<Model>.cuda.json ($SEQC_PLANS instead where set)
  */
 import { mkdirSync, readFileSync, writeFileSync, rmSync, mkdtempSync } from "node:fs";
 import { spawnSync } from "node:child_process";
@@ -13,7 +13,7 @@ import { chunkedEligible, lowerChunked } from "../../../compiler/backends/cuda/c
 import { findNvcc } from "../../../compiler/backends/cuda/nvcc.ts";
 
 export const BENCH_MODELS = ["simple_gla", "gla", "deltanet", "gated_deltanet", "rwkv7", "mamba2"];
-const OUT = "dist/chunked-f32-plans";
+const OUT = process.env.SEQC_PLANS ?? "dist/chunked-f32-plans";
 
 const nvcc = findNvcc();
 if (!nvcc) throw new Error("nvcc is needed to build the cubins");

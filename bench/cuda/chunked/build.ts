@@ -3,6 +3,8 @@
  * per model a CUDA plan with only the chunked variants the check and the benchmark use, their modules
  * compiled to sm_90 cubins (no PTX JIT at load), and the resource usage nvcc reports (registers, spills).
  *   npx tsx bench/cuda/chunked/build.ts   -> dist/chunked-plans/<Model>.cuda.json (+ .resources.txt)
+ * SEQC_PLANS=<dir> writes there instead. SEQC_BUILD_MODELS=gla,... builds only those models; SEQC_BUILD_VARIANTS=<regexp> keeps only the variants it
+ * matches (run 6: the bf16 variants at K = 64 and 128, so every variant auto may pick at the benchmark shapes).
  */
 import { mkdirSync, readFileSync, writeFileSync, rmSync, mkdtempSync } from "node:fs";
 import { spawn } from "node:child_process";
@@ -14,7 +16,7 @@ import { chunkedEligible, lowerChunked } from "../../../compiler/backends/cuda/c
 import { findNvcc } from "../../../compiler/backends/cuda/nvcc.ts";
 
 export const MODELS = ["linear_attention", "retnet", "simple_gla", "mamba2", "gla", "deltanet", "gated_deltanet", "gated_deltaproduct", "rwkv7"];
-const OUT = "dist/chunked-plans";
+const OUT = process.env.SEQC_PLANS ?? "dist/chunked-plans";
 
 /** Variants the check and the benchmark run, per model. */
 export function variantsFor(name: string): string[] {
@@ -48,11 +50,13 @@ async function main() {
   if (!nvcc) throw new Error("nvcc is needed to build the cubins");
   mkdirSync(OUT, { recursive: true });
   const jobs: (() => Promise<void>)[] = [];
-  for (const name of MODELS) {
+  const models = process.env.SEQC_BUILD_MODELS?.split(",") ?? MODELS;
+  const keep = process.env.SEQC_BUILD_VARIANTS ? new RegExp(process.env.SEQC_BUILD_VARIANTS) : undefined;
+  for (const name of MODELS.filter((m) => models.includes(m))) {
     const model = loadProgram([`stdlib/${name}.seq`]).models[0];
     const el = chunkedEligible(model);
     if (!el.ok) throw new Error(`${name}: ${el.why}`);
-    const want = new Set(variantsFor(name));
+    const want = new Set(variantsFor(name).filter((v) => !keep || keep.test(v)));
     const lc = lowerChunked(model, el, { only: (v) => want.has(v) });
     const { plan } = lowerCuda(model);
     plan.forms = lc.forms;

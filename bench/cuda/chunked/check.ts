@@ -4,10 +4,14 @@
  *                                       interpreter (fp32 <= 1e-4, bf16/f16 <= 1e-2; T = 1, ragged T, batch,
  *                                       initial state, odd K and V; K = V = 64 and 128 in bf16), and the
  *                                       numerics stress at T = 65536 (log decays to -20, saturated gates,
- *                                       beta in (0, 2)); SEQC_CHECK_VARIANTS=<regexp> checks only those variants
+ *                                       beta in (0, 2)); SEQC_CHECK_VARIANTS=<regexp> checks only those variants,
+ *                                       SEQC_CHECK_T=<steps> sets T of the K = 64 / 128 cases (the float64
+ *                                       reference of RWKV-7 at K = 128, T = 130 takes ~30 s)
  *   node dist/chunked-check.mjs bench   the benchmark shapes, inputs written by anchors.py gen into
  *                                       $SEQC_CHUNK_DIR: every applicable bf16 variant timed (CUDA events,
- *                                       median), outputs of the fastest written back for compare.py
+ *                                       median), outputs of the fastest written back for compare.py;
+ *                                       SEQC_BENCH_AUTO_ONLY=1: auto's pick only (its outputs written back),
+ *                                       SEQC_BENCH_ALL=model:shape,... every variant there all the same
  * Writes $OUT/chunked-<mode>.json and prints one line per case.
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -30,7 +34,7 @@ const mode = process.argv[2] ?? "check";
 const log = (s: string) => process.stdout.write(s + "\n");
 
 const loadModel = (name: string): Model => loadProgram([join(ROOT, "stdlib", `${name}.seq`)]).models[0];
-const loadPlan = (m: Model): CudaModelPlan => JSON.parse(readFileSync(join(ROOT, "dist/chunked-plans", `${m.name}.cuda.json`), "utf8"));
+const loadPlan = (m: Model): CudaModelPlan => JSON.parse(readFileSync(join(ROOT, process.env.SEQC_PLANS ?? "dist/chunked-plans", `${m.name}.cuda.json`), "utf8"));
 const f32 = (x: Record<string, Float64Array> | undefined) => Object.fromEntries(Object.entries(x ?? {}).map(([k, v]) => [k, Float32Array.from(v)]));
 const round = (io: string, x: Float64Array) => (io === "bf16" ? x.map((v) => fromBf16(toBf16(v))) : io === "f16" ? x.map((v) => fromF16(toF16(v))) : x);
 
@@ -95,7 +99,7 @@ async function check(device: CudaDevice, only?: string[]) {
       const cases =
         kp === 32
           ? [{ T: 1, B: 1, K: 5, V: 7 }, { T: 77, B: 2, K: 5, V: 7, init: true }, ...(process.env.SEQC_CHECK_QUICK && !v.includes("-f16-") ? [] : [{ T: 333, B: 1, K: 32, V: 24, init: true }])]
-          : [{ T: kp === 64 ? 200 : 130, B: 2, K: kp, V: kp, init: true }];
+          : [{ T: Number(process.env.SEQC_CHECK_T ?? (kp === 64 ? 200 : 130)), B: 2, K: kp, V: kp, init: true }];
       for (const c of cases) rows.push(await runCase(device, model, plan, v, { ...c, J: J(v) }, seed++));
     }
     refs.clear();
@@ -130,7 +134,7 @@ async function bench(device: CudaDevice) {
   const all = existsSync(join(DIR, "index.json")) ? (JSON.parse(readFileSync(join(DIR, "index.json"), "utf8")) as Meta[]) : [];
   // `bench <model> <shape>`: one case (run.sh starts a process per case, so a crash loses one case only)
   const metas = all.filter((m) => (!process.argv[3] || m.model === process.argv[3]) && (!process.argv[4] || m.shape === process.argv[4]));
-  const rows: { model: string; shape: string; variant: string; ms: number; all: number[]; parts?: number[]; note?: string }[] = [];
+  const rows: { model: string; shape: string; variant: string; ms: number; all: number[]; parts?: number[]; note?: string; auto?: boolean }[] = [];
   for (const meta of metas) {
     const model = loadModel(meta.model);
     const plan = loadPlan(model);
@@ -146,8 +150,13 @@ async function bench(device: CudaDevice) {
     }
     const runner = await CudaModelRunner.create(plan, { dims: meta.dims, params, device, dtype: "bf16" });
     let best: { variant: string; ms: number; out: Uint16Array } | undefined;
-    log(`bench auto ${meta.model} ${meta.shape} ${runner.pick(meta.B, meta.T, "chunked").form.variant}`);
-    for (const { form } of runner.applicableForms(meta.B, meta.T, "chunked")) {
+    const autoVariant = runner.pick(meta.B, meta.T, "chunked").form.variant;
+    log(`bench auto ${meta.model} ${meta.shape} ${autoVariant}`);
+    // SEQC_BENCH_AUTO_ONLY=1: only auto's pick, except at the cases SEQC_BENCH_ALL=model:shape,... (every variant);
+    // the output written back for compare.py is then auto's
+    const autoOnly = process.env.SEQC_BENCH_AUTO_ONLY === "1" && !(process.env.SEQC_BENCH_ALL ?? "").split(",").includes(`${meta.model}:${meta.shape}`);
+    const forms = runner.applicableForms(meta.B, meta.T, "chunked").filter(({ form }) => !autoOnly || form.variant === autoVariant);
+    for (const { form } of forms) {
       const variant = form.variant;
       try {
         await runner.ensureModule(form);
@@ -175,9 +184,9 @@ async function bench(device: CudaDevice) {
         const out = new Uint16Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength));
         p.dispose();
         device.destroyStream(s);
-        rows.push({ model: meta.model, shape: meta.shape, variant, ms: m, all: ms, ...(parts.length ? { parts } : {}) });
+        rows.push({ model: meta.model, shape: meta.shape, variant, ms: m, all: ms, ...(parts.length ? { parts } : {}), ...(variant === autoVariant ? { auto: true } : {}) });
         log(`bench ${meta.model.padEnd(18)} ${meta.shape.padEnd(28)} ${variant.padEnd(30)} ${m.toFixed(3)} ms${parts.length ? `  (${parts.map((x) => x.toFixed(3)).join(" + ")})` : ""}`);
-        if (!best || m < best.ms) best = { variant, ms: m, out };
+        if (process.env.SEQC_BENCH_AUTO_ONLY === "1" ? variant === autoVariant : !best || m < best.ms) best = { variant, ms: m, out };
       } catch (e) {
         const note = e instanceof Error ? e.message.split("\n")[0] : String(e);
         rows.push({ model: meta.model, shape: meta.shape, variant, ms: NaN, all: [], note });

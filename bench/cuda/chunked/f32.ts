@@ -1,7 +1,7 @@
 /**
  * seqc's CUDA chunked form in fp32 at the WGSL chunked benchmark's shapes (bench/webgpu/chunked.ts), for the
  * WGSL-vs-CUDA ratio measured in the same device call. Plans from bench/cuda/chunked/build-f32.ts.
- *   node dist/chunked-f32.mjs [--out dir] [--only gla,...]
+ *   node dist/chunked-f32.mjs [--out dir] [--only gla,...] [--pool]   (plans from $SEQC_PLANS where set)
  * Every applicable fp32 variant: 2 warm-ups, median of 5 forwards (CUDA events; state upload and every launch).
  */
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -45,13 +45,24 @@ function fill(n: number, lo: number, hi: number): Float32Array {
   }
   return a;
 }
+// --pool: the inputs are windows of one pool of uniforms at a per-tensor offset, mapped to each tensor's range (the
+// times do not depend on the values within the ranges; the xorshift fill of ~3e9 values took most of run 3's 20 s)
+const POOL = args.includes("--pool") ? fill(1 << 24, 0, 1) : undefined;
+let poolAt = 0;
+function fillFast(n: number, lo: number, hi: number): Float32Array {
+  if (!POOL) return fill(n, lo, hi);
+  const a = new Float32Array(n);
+  const off = (poolAt += 7919) % POOL.length;
+  for (let i = 0, j = off; i < n; i++, j = j + 1 === POOL.length ? 0 : j + 1) a[i] = lo + (hi - lo) * POOL[j];
+  return a;
+}
 
 const device = await CudaDevice.open(0);
 log(`device ${device.info.name} sm_${device.info.sm} ${device.info.multiprocessors} SMs`);
 const rows: { model: string; shape: string; variant: string; ms: number; all: number[]; note?: string }[] = [];
 for (const name of BENCH.filter((m) => !only || only.includes(m))) {
   const model: Model = loadProgram([join(process.cwd(), "stdlib", `${name}.seq`)]).models[0];
-  const plan: CudaModelPlan = JSON.parse(readFileSync(join(process.cwd(), "dist/chunked-f32-plans", `${model.name}.cuda.json`), "utf8"));
+  const plan: CudaModelPlan = JSON.parse(readFileSync(join(process.cwd(), process.env.SEQC_PLANS ?? "dist/chunked-f32-plans", `${model.name}.cuda.json`), "utf8"));
   for (const s of SHAPES) {
     const H = name === "mamba2" ? 32 : s.H;
     const K = name === "mamba2" ? 64 : s.K;
@@ -63,7 +74,7 @@ for (const name of BENCH.filter((m) => !only || only.includes(m))) {
       if (t.kind !== "input" && !(t.kind === "param" && !t.init)) continue;
       const n = t.shape.reduce((a, e) => a * (e.kind === "lit" ? e.value : dims[e.name]), 1) * (t.kind === "input" ? s.B * s.T : 1);
       const [lo, hi] = range(name, t.name, t.kind);
-      (t.kind === "input" ? inputs : params)[t.name] = fill(n, lo, hi);
+      (t.kind === "input" ? inputs : params)[t.name] = fillFast(n, lo, hi);
     }
     const runner = await CudaModelRunner.create(plan, { dims, params, device, dtype: "f32" });
     for (const { form } of runner.applicableForms(s.B, s.T, "chunked")) {
