@@ -95,9 +95,9 @@ for k in exp:
 " 2>&1 | tee -a "$LOG"
 el "seqc bench done"
 # 4. the anchors, alone on the GPU, then the comparison
-timeout $(lim 100 200) python3 bench/cuda/chunked/anchors.py time 2>&1 | tee -a "$LOG" | grep -E "ERROR|copy" | head -20
+timeout $(lim 100 190) python3 bench/cuda/chunked/anchors.py time 2>&1 | tee -a "$LOG" | grep -E "ERROR|copy" | head -20
 el "anchors done"
-timeout $(lim 30 225) python3 bench/cuda/chunked/compare.py 2>&1 | tee -a "$LOG"
+timeout $(lim 25 210) python3 bench/cuda/chunked/compare.py 2>&1 | tee -a "$LOG"
 python3 bench/cuda/chunked/wgsl-ratio.py 2>&1 | tee -a "$LOG"
 el "end"
 ls -la "$OUT"
