@@ -29,6 +29,8 @@ mamba2:s1=fused-bf16-k64-v64 mamba2:s2=split3-bf16-k64-v32 mamba2:s3=split3-bf16
 # the variants auto picks for model $1 at the three shapes, as a regular expression
 picks() { echo "^chunked-($(for e in $EXPECT; do [ "${e%%:*}" = "$1" ] && echo ${e#*=}; done | sort -u | paste -sd'|'))-r[12]\$"; }
 avail=$(df -BG --output=avail /dev/shm 2>/dev/null | tail -1 | tr -dc 0-9); [ "${avail:-0}" -lt 20 ] && export SEQC_CHUNK_DIR=/tmp/seqc-chunk
+# a warm machine may hold an earlier run's files under the same names
+rm -rf "$SEQC_CHUNK_DIR" /tmp/wgsl /tmp/wgsl-check /tmp/check*.json /tmp/check*.log /tmp/bench-*.json /tmp/warm*.log
 mkdir -p "$OUT" "$TRITON_CACHE_DIR" /tmp/wgsl
 LOG="$OUT/run.log"
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl 2>&1 | tail -1
