@@ -27,7 +27,7 @@ const exec = (m: Model, run: RunInputs, form: ChainForm) => {
 };
 
 describe.skipIf(!gpp)("chunked backward: cores on the emulated CUDA chunked kernels vs the float64 reference gradients", () => {
-  it.each(["linear_attention", "simple_gla", "mamba2"])("%s", async (name) => {
+  it.each(["linear_attention", "simple_gla", "mamba2", "gla"])("%s", async (name) => {
     const model = loadProgram([`stdlib/${name}.seq`]).models[0];
     const dims = smallDims(model, { K: 5, V: 7, P: 7, N: 5 });
     for (const [B, T, init] of [[1, 1, true], [2, 77, true], [1, 40, false]] as const) {

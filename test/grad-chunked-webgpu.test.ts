@@ -12,7 +12,8 @@ import { loadProgram } from "../compiler/frontend/load.ts";
 import { interpret, type RunInputs, type RunResult } from "../compiler/ir/interpret.ts";
 import type { Model } from "../compiler/ir/types.ts";
 import { gradients } from "../compiler/grad/run.ts";
-import { chainRefusal, type ChainForm } from "../compiler/grad/chunked-chain.ts";
+import { chainModels, chainRefusal, type ChainForm } from "../compiler/grad/chunked-chain.ts";
+import { wgslChunkedEligible } from "../compiler/backends/wgsl/chunked-plan.ts";
 import { matrixForm } from "../compiler/forms/matrix-form.ts";
 import { compileWgsl, addChunked } from "../compiler/backends/wgsl/index.ts";
 import { ModelRunner } from "../runtime/index.ts";
@@ -37,7 +38,7 @@ async function onWebgpu(m: Model, run: RunInputs, form: ChainForm = "sequential"
   }
 }
 
-const COVERED = ["linear_attention", "retnet", "simple_gla", "mamba2"];
+const COVERED = ["linear_attention", "retnet", "simple_gla", "mamba2", "gla"];
 
 describe("chunked backward on WebGPU (chain of chunked cores) vs the float64 reference gradients", () => {
   it.each(COVERED)("%s", async (name) => {
@@ -58,8 +59,17 @@ describe("chunked backward on WebGPU (chain of chunked cores) vs the float64 ref
     }
   }, 600_000);
 
-  it("GLA (per-key decay) is refused by the chain with the reason", () => {
-    const mf = matrixForm(loadProgram(["stdlib/gla.seq"]).models[0]);
-    expect(mf.ok && chainRefusal(mf.form)).toMatch(/per-key decay/);
+  it("every chain model of a covered form has the matrix form (GLA's transposed models: one head per key row)", () => {
+    for (const name of COVERED) {
+      const mf = matrixForm(loadProgram([`stdlib/${name}.seq`]).models[0]);
+      if (!mf.ok) throw new Error(mf.reason);
+      expect(chainRefusal(mf.form)).toBe(undefined);
+      const ms = chainModels(mf.form);
+      for (const m of [ms.core, ms.coreT, ms.adjoint, ms.adjointT]) {
+        const el = wgslChunkedEligible(m);
+        expect(el.ok ? "" : el.why, `${name}: ${m.name}`).toBe("");
+        if (el.ok) expect(el.rows.decay, `${name}: ${m.name}`).toBe(name === "linear_attention" ? "none" : m.name.endsWith("T") || name !== "gla" ? "scalar" : "key");
+      }
+    }
   });
 });

@@ -14,9 +14,10 @@
  * reversed index map), the decay shift by one, dS_0 = D_1 G_1 (the adjoint's final state carried through
  * the first token's decay), and sums of the pieces. With the float64 interpreter as `exec` it checks the
  * chain; with a backend's runner (e.g. runWebgpu with the chunked form for the cores) it is that
- * backend's chunked backward. The transposed models need a decay that is the same for every key
- * (scalar or none): a per-key decay would vary along the value axis of S^T; such forms (GLA) are refused
- * here (the float64 chunked backward, chunked.ts, covers them).
+ * backend's chunked backward. A transposed model needs a decay along its key axis only: a scalar decay
+ * stays one on S^T ([H, V, K]); a per-key decay (GLA) would vary along S^T's value axis, so there each key
+ * row of S is a head of its own: S[h, i, :, 1] with heads (h, i), key axis V, a unit value axis and the
+ * scalar decay exp(ld[h, i]) — again the matrix form (H K heads of rank-one outer products).
  */
 import * as I from "../ir/types.ts";
 import { interpret, product, shapeSizes, type RunInputs, type RunResult } from "../ir/interpret.ts";
@@ -36,7 +37,6 @@ export type ChainExec = (model: I.Model, run: RunInputs, form: ChainForm) => Run
 export function chainRefusal(form: MatrixForm): string | undefined {
   const why = chunkedBackwardRefusal(form);
   if (why) return why;
-  if (form.decay === "key") return "the chunked backward chain needs a decay shared by every key (scalar or none): with a per-key decay the transposed recurrences for dq and dk are not of the matrix form";
   if (form.steps.length !== 1 || form.steps[0].loop) return "the chunked backward chain covers one update per token (no micro-step loops)";
   if (form.readouts.some((r) => r.after !== 1)) return "the chunked backward chain covers readouts after the update";
   return undefined;
@@ -50,20 +50,25 @@ export function chainModels(form: MatrixForm): ChainModels {
   const R = form.readouts.length;
   const ps = [...Array(P).keys()], rs = [...Array(R).keys()];
   const hasDecay = form.decay !== "none";
-  const dec = (s: string) => (hasDecay ? `exp(x_ld[h]) * ${s}` : s);
-  const ldIn = hasDecay ? "input x_ld[H]\n  " : "";
+  const perKey = form.decay === "key";
+  const dec = (s: string) => (!hasDecay ? s : perKey ? `exp(x_ld[h,i]) * ${s}` : `exp(x_ld[h]) * ${s}`);
+  const ldIn = !hasDecay ? "" : perKey ? "input x_ld[H,K]\n  " : "input x_ld[H]\n  ";
   const text = (name: string, inputs: string[], state: string, update: string, outputs: string[]) =>
     `model ${name} {\n  dims H, K, V\n  ${ldIn}input ${inputs.join(", ")}\n  state ${state} = 0\n  ${update}\n  ${outputs.join("\n  ")}\n}\n`;
   const kIn = ps.map((p) => `x_k${p}[H,K]`), vIn = ps.map((p) => `x_v${p}[H,V]`), qIn = rs.map((r) => `x_q${r}[H,K]`), dyIn = rs.map((r) => `x_dy${r}[H,V]`);
   const src = [
     text("ChainCore", [...kIn, ...vIn, ...qIn], "S[H,K,V]", `S[h,i,j] = ${dec("S[h,i,j]")} + ${ps.map((p) => `x_k${p}[h,i] * x_v${p}[h,j]`).join(" + ")}`, rs.map((r) => `output o_y${r}[h,j] = sum(i) x_q${r}[h,i] * S[h,i,j]`)),
-    text("ChainCoreT", [...kIn, ...vIn, ...dyIn], "S[H,V,K]", `S[h,j,i] = ${dec("S[h,j,i]")} + ${ps.map((p) => `x_v${p}[h,j] * x_k${p}[h,i]`).join(" + ")}`, rs.map((r) => `output o_dq${r}[h,i] = sum(j) x_dy${r}[h,j] * S[h,j,i]`)),
+    perKey
+      ? text("ChainCoreT", [...kIn, ...vIn, ...dyIn], "S[H,K,V,1]", `S[h,i,j,z] = ${dec("S[h,i,j,z]")} + ${ps.map((p) => `x_k${p}[h,i] * x_v${p}[h,j]`).join(" + ")}`, rs.map((r) => `output o_dq${r}[h,i,z] = sum(j) x_dy${r}[h,j] * S[h,i,j,z]`))
+      : text("ChainCoreT", [...kIn, ...vIn, ...dyIn], "S[H,V,K]", `S[h,j,i] = ${dec("S[h,j,i]")} + ${ps.map((p) => `x_v${p}[h,j] * x_k${p}[h,i]`).join(" + ")}`, rs.map((r) => `output o_dq${r}[h,i] = sum(j) x_dy${r}[h,j] * S[h,j,i]`)),
     text("ChainAdjoint", [...qIn, ...dyIn, ...kIn], "G[H,K,V]", `G[h,i,j] = ${dec("G[h,i,j]")} + ${rs.map((r) => `x_q${r}[h,i] * x_dy${r}[h,j]`).join(" + ")}`, ps.map((p) => `output o_dv${p}[h,j] = sum(i) x_k${p}[h,i] * G[h,i,j]`)),
-    text("ChainAdjointT", [...qIn, ...dyIn, ...vIn], "G[H,V,K]", `G[h,j,i] = ${dec("G[h,j,i]")} + ${rs.map((r) => `x_dy${r}[h,j] * x_q${r}[h,i]`).join(" + ")}`, ps.map((p) => `output o_dk${p}[h,i] = sum(j) x_v${p}[h,j] * G[h,j,i]`)),
+    perKey
+      ? text("ChainAdjointT", [...qIn, ...dyIn, ...vIn], "G[H,K,V,1]", `G[h,i,j,z] = ${dec("G[h,i,j,z]")} + ${rs.map((r) => `x_q${r}[h,i] * x_dy${r}[h,j]`).join(" + ")}`, ps.map((p) => `output o_dk${p}[h,i,z] = sum(j) x_v${p}[h,j] * G[h,i,j,z]`))
+      : text("ChainAdjointT", [...qIn, ...dyIn, ...vIn], "G[H,V,K]", `G[h,j,i] = ${dec("G[h,j,i]")} + ${rs.map((r) => `x_dy${r}[h,j] * x_q${r}[h,i]`).join(" + ")}`, ps.map((p) => `output o_dk${p}[h,i] = sum(j) x_v${p}[h,j] * G[h,j,i]`)),
   ];
   const terms = [...rs.map((r) => `x_q${r}[h,i] * x_dq${r}[h,i]`), ...ps.map((p) => `x_k${p}[h,i] * x_dk${p}[h,i]`)];
   const signed = terms.map((t, n) => (n < R ? `+ ${t}` : `- ${t}`)).join(" ").replace(/^\+ /, "");
-  if (hasDecay) src.push(`model ChainDecay {\n  dims H, K\n  input ${[...qIn, ...rs.map((r) => `x_dq${r}[H,K]`), ...kIn, ...ps.map((p) => `x_dk${p}[H,K]`)].join(", ")}\n  state a[H] = 0\n  a[h] = a[h] + sum(i) (${signed})\n  output o_dld[h] = a[h]\n}\n`);
+  if (hasDecay) src.push(`model ChainDecay {\n  dims H, K\n  input ${[...qIn, ...rs.map((r) => `x_dq${r}[H,K]`), ...kIn, ...ps.map((p) => `x_dk${p}[H,K]`)].join(", ")}\n${perKey ? `  state a[H,K] = 0\n  a[h,i] = a[h,i] + ${signed}\n  output o_dld[h,i] = a[h,i]` : `  state a[H] = 0\n  a[h] = a[h] + sum(i) (${signed})\n  output o_dld[h] = a[h]`}\n}\n`);
   const files = new Map(src.map((s, n) => [`chain${n}.seq`, s]));
   const prog = loadProgram([...files.keys()], files);
   const errors = prog.diagnostics.filter((d) => d.severity === "error");
@@ -130,20 +135,23 @@ export async function chainGradients(model: I.Model, run: RunInputs, cot: Cotang
   form.readouts.forEach((r, n) => (dys[`x_dy${n}`] = postG[postBw.inputBar[r.y]]));
 
   // dq = S dy (the transposed core, forward time)
-  const coreT = await runOwn(exec, ms.coreT, { dims: cdims, batch: B, time: T, inputs: withLd({ ...kv, ...dys }, ld), initialState: { S: canon(S0, true) } }, "chunked");
+  // a per-key decay: S^T's rows are independent heads (h, i) with a unit value axis, S's own layout
+  const perKey = form.decay === "key";
+  const L = perKey ? H * K : H; // log decays per token
+  const coreT = await runOwn(exec, ms.coreT, { dims: cdims, batch: B, time: T, inputs: withLd({ ...kv, ...dys }, ld), initialState: { S: canon(S0, !perKey) } }, "chunked");
 
   // the adjoint in reversed time: token t's decay shifted to t - 1 (D_{t+1} takes G_{t+1} to t; none after the last)
   let ldn: Float64Array | undefined;
   if (ld) {
     ldn = new Float64Array(ld.length);
-    for (let b = 0; b < B; b++) for (let t = 0; t + 1 < T; t++) ldn.set(ld.subarray((b * T + t + 1) * H, (b * T + t + 2) * H), (b * T + t) * H);
-    ldn = rev(ldn, H);
+    for (let b = 0; b < B; b++) for (let t = 0; t + 1 < T; t++) ldn.set(ld.subarray((b * T + t + 1) * L, (b * T + t + 2) * L), (b * T + t) * L);
+    ldn = rev(ldn, L);
   }
   const rIn: Record<string, Float64Array> = {};
   // key vectors (q, k) are [H, K] per token, value vectors (dy, v) [H, V]
   for (const [k, a] of Object.entries({ ...qs, ...kv, ...dys })) rIn[k] = rev(a, k.startsWith("x_q") || k.startsWith("x_k") ? H * K : H * V);
   const adj = await runOwn(exec, ms.adjoint, { dims: cdims, batch: B, time: T, inputs: withLd(rIn, ldn), initialState: { G: canon(dS, false) } }, "chunked");
-  const adjT = await runOwn(exec, ms.adjointT, { dims: cdims, batch: B, time: T, inputs: withLd(rIn, ldn), initialState: { G: canon(dS, true) } }, "chunked");
+  const adjT = await runOwn(exec, ms.adjointT, { dims: cdims, batch: B, time: T, inputs: withLd(rIn, ldn), initialState: { G: canon(dS, !perKey) } }, "chunked");
 
   // the adjoints of prep's outputs
   const prepBars: Record<string, Float64Array> = {};
@@ -154,22 +162,21 @@ export async function chainGradients(model: I.Model, run: RunInputs, cot: Cotang
   form.readouts.forEach((r, n) => (prepBars[r.q] = coreT.outputs[`o_dq${n}`]));
   if (step.ld && ms.decay) {
     // a_T = <dS_N, S_N> per head, then the reverse cumulative sum of q.dq - k.dk
-    const a0 = new Float64Array(B * H);
+    const a0 = new Float64Array(B * L);
     const SN = core.finalState.S;
-    if (dS) { const dSc = canon(dS, false); for (let n = 0; n < B * H; n++) for (let e = 0; e < K * V; e++) a0[n] += dSc[n * K * V + e] * SN[n * K * V + e]; }
+    if (dS) { const dSc = canon(dS, false); for (let n = 0; n < B * H * K; n++) for (let j = 0; j < V; j++) a0[perKey ? n : Math.floor(n / K)] += dSc[n * V + j] * SN[n * V + j]; }
     const dIn: Record<string, Float64Array> = {};
     form.readouts.forEach((_, n) => { dIn[`x_q${n}`] = rIn[`x_q${n}`]; dIn[`x_dq${n}`] = rev(coreT.outputs[`o_dq${n}`], H * K); });
     step.inputs.forEach((_, n) => { dIn[`x_k${n}`] = rIn[`x_k${n}`]; dIn[`x_dk${n}`] = adjT.outputs[`o_dk${n}`]; });
     const dec = await runOwn(exec, ms.decay, { dims: { H, K }, batch: B, time: T, inputs: dIn, initialState: { a: a0 } }, "scan");
-    prepBars[step.ld.name] = rev(dec.outputs.o_dld, H);
+    prepBars[step.ld.name] = rev(dec.outputs.o_dld, L);
   }
   // dS_0 = D_1 G_1: the adjoint's final state through the first token's decay, back in the model's layout
   const dS0 = new Float64Array(S0.length);
   const Gf = adj.finalState.G;
   for (let b = 0; b < B; b++) for (let h = 0; h < H; h++) {
-    const d = ld ? Math.exp(ld[(b * T) * H + h]) : 1;
     const S = new Float64Array(K * V);
-    for (let e = 0; e < K * V; e++) S[e] = (T > 0 ? d : 1) * Gf[(b * H + h) * K * V + e];
+    for (let e = 0; e < K * V; e++) S[e] = (ld ? Math.exp(ld[b * T * L + (perKey ? h * K + Math.floor(e / V) : h)]) : 1) * Gf[(b * H + h) * K * V + e];
     sl.setState(dS0, b, h, S);
   }
 
