@@ -3,7 +3,8 @@
  * compiler/grad/chunked-chain.ts with its core models (forward, transposed forward, adjoint and transposed
  * adjoint in reversed time) run by the split3 fp32 kernels unchanged, and its pointwise models (prep's and
  * post's backward) and the log-decay scan by the float64 interpreter; fp32 <= 1e-4 against the float64
- * reference gradients. Needs g++.
+ * reference gradients. Needs g++; `nvcc -ptx` (sm_90) of GLA's four chain cores (per-key and unit-value-axis
+ * shapes) where nvcc is installed.
  */
 import { describe, expect, it } from "vitest";
 import { spawnSync } from "node:child_process";
@@ -14,6 +15,10 @@ import { gradients } from "../compiler/grad/run.ts";
 import { chainGradients, type ChainForm } from "../compiler/grad/chunked-chain.ts";
 import { relativeError } from "../compiler/io/manifest.ts";
 import { buildEmu, runEmu } from "./cuda-emu/harness.ts";
+import { chainModels } from "../compiler/grad/chunked-chain.ts";
+import { matrixForm } from "../compiler/forms/matrix-form.ts";
+import { chunkedEligible, lowerChunked } from "../compiler/backends/cuda/chunked-plan.ts";
+import { findNvcc, nvccPtx } from "../compiler/backends/cuda/nvcc.ts";
 import { rng, smallDims } from "./helpers/random.ts";
 import { chunkInputs } from "./helpers/chunk-inputs.ts";
 
@@ -44,6 +49,24 @@ describe.skipIf(!gpp)("chunked backward: cores on the emulated CUDA chunked kern
       expect(cores).toEqual(["ChainCore", "ChainCoreT", "ChainAdjoint", "ChainAdjointT"]);
       for (const kind of ["inputs", "params", "initialState"] as const)
         for (const [k, v] of Object.entries(want[kind])) expect(relativeError(got[kind][k], v), `B=${B} T=${T}: ${kind} ${k}`).toBeLessThanOrEqual(1e-4);
+    }
+  }, 600_000);
+});
+
+const nvcc = findNvcc();
+describe.skipIf(!nvcc)("nvcc -ptx of the chunked backward's cores (sm_90)", () => {
+  it("gla: the four chain cores in the emulated variant", () => {
+    const mf = matrixForm(loadProgram(["stdlib/gla.seq"]).models[0]);
+    if (!mf.ok) throw new Error(mf.reason);
+    const ms = chainModels(mf.form);
+    for (const m of [ms.core, ms.coreT, ms.adjoint, ms.adjointT]) {
+      const el = chunkedEligible(m);
+      if (!el.ok) throw new Error(`${m.name}: ${el.why}`);
+      const { forms, modules } = lowerChunked(m, el, { only: (v) => v === VARIANT });
+      const { ptx } = nvccPtx(modules.f32.source, 90, nvcc, { lowPriority: true });
+      const entries = forms.flatMap((f) => f.steps.map((st) => (st as { entry: string }).entry));
+      expect(entries.length, m.name).toBeGreaterThan(1);
+      for (const e of entries) expect(ptx, `${m.name}: ${e}`).toMatch(new RegExp(`\\.entry ${e}\\(`));
     }
   }, 600_000);
 });
