@@ -5,7 +5,8 @@
  * adjoint by the WGSL scan form, prep's and post's backward by the sequential form; fp32 <= 1e-4 against the
  * float64 reference gradients (gradients(), the whole model's adjoint recurrence) on inputs in the models'
  * ranges (log decays <= 0: the chunked kernels' factors exp(G_a - G_b) assume it), T < a chunk, T = 1,
- * T = 70 (three chunks, the last partial), from given and declared initial states.
+ * T = 70 (three chunks, the last partial), from given and declared initial states; a numerics stress (log decays down
+ * to -20 per step, T = 600) finite and within the same bound.
  */
 import { describe, expect, it } from "vitest";
 import { loadProgram } from "../compiler/frontend/load.ts";
@@ -57,6 +58,25 @@ describe("chunked backward on WebGPU (chain of chunked cores) vs the float64 ref
       for (const kind of ["inputs", "params", "initialState"] as const)
         for (const [k, v] of Object.entries(want[kind])) expect(relativeError(got[kind][k], v), `B=${B} T=${T}: ${kind} ${k}`).toBeLessThanOrEqual(1e-4);
     }
+  }, 600_000);
+
+  it.each(["simple_gla", "gla"])("%s: stress (log decays down to -20 per step, T = 600 over 19 chunks): finite and <= 1e-4", async (name) => {
+    const model = loadProgram([`stdlib/${name}.seq`]).models[0];
+    const dims = smallDims(model, { K: 5, V: 3 });
+    const run = chunkInputs(model, { dims, batch: 1, time: 600, seed: 17, initialState: true, stress: true });
+    const ref = interpret(model, run);
+    const r = rng(3);
+    const cot = {
+      outputs: Object.fromEntries(Object.entries(ref.outputs).map(([k, v]) => [k, v.map(() => r())])),
+      finalState: Object.fromEntries(Object.entries(ref.finalState).map(([k, v]) => [k, v.map(() => r())])),
+    };
+    const want = await gradients(model, run, cot);
+    const got = await gradients(model, run, cot, onWebgpu, { backward: "chunked" });
+    for (const kind of ["inputs", "params", "initialState"] as const)
+      for (const [k, v] of Object.entries(want[kind])) {
+        expect(got[kind][k].every(Number.isFinite), `${kind} ${k} finite`).toBe(true);
+        expect(relativeError(got[kind][k], v), `${kind} ${k}`).toBeLessThanOrEqual(1e-4);
+      }
   }, 600_000);
 
   it("every chain model of a covered form has the matrix form (GLA's transposed models: one head per key row)", () => {
