@@ -200,7 +200,9 @@ async function bench(device: CudaDevice) {
   writeFileSync(join(OUT, "chunked-bench.json"), JSON.stringify({ device: device.info, rows }, null, 1));
 }
 
-if (/chunked-check\.mjs$|check\.ts$/.test(process.argv[1] ?? "")) {
+// the bundle under any name dist/chunked-check*.mjs (run 6 named its bundle chunked-check-run6.mjs, which the
+// pattern without the suffix missed: its checks and timings silently did nothing)
+if (/chunked-check[\w-]*\.mjs$|check\.ts$/.test(process.argv[1] ?? "")) {
   const device = await CudaDevice.open(0);
   log(`device ${device.info.name} sm_${device.info.sm} ${device.info.multiprocessors} SMs, driver ${device.info.driverVersion}`);
   if (mode === "check") await check(device, process.argv[3]?.split(","));

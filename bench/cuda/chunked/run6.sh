@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run 6 of the chunked form (one call, ~190 s): auto's pick (the rules of 3bdebd3) timed at all 18 (model, shape)
+# Run 6 of the chunked form (one call, ~260 s; about 5.5 min of device time with the start): auto's pick (the rules of 3bdebd3) timed at all 18 (model, shape)
 # cases beside the anchors, and the WGSL chunked form at the same shapes in the same call. Like run5.sh, but
 #  - the checks only of the variants auto picks at the benchmark shapes (bf16, K = V = 64 and 128, T = 70, B = 2,
 #    initial state; a process per model), no stress set; auto's picks compared with the expected list;
@@ -43,14 +43,16 @@ el() { echo "t=$(now)s $*" | tee -a "$LOG"; }
 # a step's time limit: at most $1 s, and none past $2 s since t0 (the call must end within the session's allowance)
 lim() { local l=$(( $2 - $(now) )); [ $l -gt $1 ] && l=$1; [ $l -lt 1 ] && l=1; echo $l; }
 # 1. (nothing timed) Triton precompile, inputs, the CUDA checks (a process per model), the WGSL checks
-( for i in $(seq 0 11); do timeout 62 python3 bench/cuda/chunked/anchors.py warm $i 12 > "/tmp/warm$i.log" 2>&1 & done; wait ) &
+# (run 6: 12 workers for 62 s left configs uncompiled; the anchors then compiled inline and reached 12 of 18 cases by
+# their limit; run 5 needed up to 95 s for 8 of the 16 (model, H, K) combinations)
+( for i in $(seq 0 13); do timeout 115 python3 bench/cuda/chunked/anchors.py warm $i 14 > "/tmp/warm$i.log" 2>&1 & done; wait ) &
 WARM=$!
 i=0; pids=()
 for m in simple_gla gla deltanet gated_deltanet rwkv7 mamba2; do
   SEQC_CHECK_VARIANTS="$(picks $m)" SEQC_CHECK_JSON=/tmp/check$i.json timeout 60 node dist/chunked-check-run6.mjs check $m > /tmp/check$i.log 2>&1 || echo "check $m exited with $?" >> /tmp/check$i.log &
   pids+=($!); i=$((i + 1))
 done
-timeout 60 node dist/bench-chunked-run6.js --out /tmp/wgsl-check --check-picks --skip-bench > /tmp/wgsl-check.log 2>&1 || echo "wgsl check exited with $?" >> /tmp/wgsl-check.log &
+timeout 100 node dist/bench-chunked-run6.js --out /tmp/wgsl-check --check-picks --skip-bench > /tmp/wgsl-check.log 2>&1 || echo "wgsl check exited with $?" >> /tmp/wgsl-check.log &
 pids+=($!)
 python3 bench/cuda/chunked/anchors.py gen 2>&1 | tee -a "$LOG"
 el "gen done"
@@ -65,22 +67,23 @@ for f in sorted(glob.glob('/tmp/check*.json')):
 json.dump({'device':dev,'rows':rows}, open('$OUT/chunked-check.json','w'), indent=1)
 bad=[r for r in rows if not r['ok']]
 print(f'CUDA check summary: {len(rows)-len(bad)} of {len(rows)} passed, worst {max([r[\"worst\"] for r in rows] or [0]):.2e}')
+if not rows: print('ERROR: no CUDA check ran (see the check logs above)')
 for r in bad: print('check FAIL', r['model'], r['variant'], r['shape'], r['worst'], r.get('note',''))
 " 2>&1 | tee -a "$LOG"
 grep -h "check summary\|FAIL\|exited" /tmp/wgsl-check.log | sed 's/^/WGSL /' | tee -a "$LOG"
 grep -h "exited" /tmp/check*.log | tee -a "$LOG"
 el "checks done"
 # 2. WGSL bench and CUDA fp32 (the precompile may still run beside them)
-timeout $(lim 45 95) node dist/bench-chunked-run6.js --out /tmp/wgsl --skip-check --auto-only --no-parts --budget 70 >> "$LOG" 2>&1 || el "wgsl bench exited with $?"
+timeout $(lim 45 150) node dist/bench-chunked-run6.js --out /tmp/wgsl --skip-check --auto-only --no-parts --budget 70 >> "$LOG" 2>&1 || el "wgsl bench exited with $?"
 cp /tmp/wgsl/chunked-bench.json "$OUT/wgsl-chunked-bench.json" 2>/dev/null
 el "wgsl bench done"
-[ $(now) -lt 90 ] && SEQC_PLANS=dist/chunked-f32-plans-run6 timeout $(lim 25 105) node dist/chunked-f32-run6.mjs --out "$OUT" --pool >> "$LOG" 2>&1 || el "cuda f32 exited with $?"
+[ $(now) -lt 140 ] && SEQC_PLANS=dist/chunked-f32-plans-run6 timeout $(lim 40 160) node dist/chunked-f32-run6.mjs --out "$OUT" --pool >> "$LOG" 2>&1 || el "cuda f32 exited with $?"
 el "cuda f32 done"
 wait $WARM
 el "warm done"
 # 3. seqc bf16, auto's pick (every variant at the two cases slower than the anchor in run 5), a process per model
 for m in simple_gla gla deltanet gated_deltanet rwkv7 mamba2; do
-  SEQC_BENCH_AUTO_ONLY=1 SEQC_BENCH_ALL=deltanet:s3,rwkv7:s1 SEQC_BENCH_JSON=/tmp/bench-$m.json timeout $(lim 25 150) node dist/chunked-check-run6.mjs bench $m >> "$LOG" 2>&1 || el "bench $m exited with $?"
+  SEQC_BENCH_AUTO_ONLY=1 SEQC_BENCH_ALL=deltanet:s3,rwkv7:s1 SEQC_BENCH_JSON=/tmp/bench-$m.json timeout $(lim 25 185) node dist/chunked-check-run6.mjs bench $m >> "$LOG" 2>&1 || el "bench $m exited with $?"
 done
 python3 -c "
 import json,glob
@@ -97,9 +100,9 @@ for k in exp:
 " 2>&1 | tee -a "$LOG"
 el "seqc bench done"
 # 4. the anchors, alone on the GPU, then the comparison
-timeout $(lim 100 190) python3 bench/cuda/chunked/anchors.py time 2>&1 | tee -a "$LOG" | grep -E "ERROR|copy" | head -20
+timeout $(lim 100 280) python3 bench/cuda/chunked/anchors.py time 2>&1 | tee -a "$LOG" | grep -E "ERROR|copy" | head -20
 el "anchors done"
-timeout $(lim 25 210) python3 bench/cuda/chunked/compare.py 2>&1 | tee -a "$LOG"
+timeout $(lim 25 305) python3 bench/cuda/chunked/compare.py 2>&1 | tee -a "$LOG"
 python3 bench/cuda/chunked/wgsl-ratio.py 2>&1 | tee -a "$LOG"
 el "end"
 ls -la "$OUT"
