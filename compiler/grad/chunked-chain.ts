@@ -25,7 +25,7 @@ import { loadProgram } from "../frontend/load.ts";
 import { matrixForm, type MatrixForm } from "../forms/matrix-form.ts";
 import { stateInit } from "../forms/stabiliser.ts";
 import { buildBackward } from "./backward.ts";
-import { chunkedBackwardRefusal, Slicer } from "./chunked.ts";
+import { chunkedBackwardRefusal, Slicer, sumPieces } from "./chunked.ts";
 import { reverseTime } from "../../runtime/train.ts";
 import type { Cotangents, Gradients } from "./run.ts";
 
@@ -186,17 +186,5 @@ export async function chainGradients(model: I.Model, run: RunInputs, cot: Cotang
   for (const o of I.tensorsOfKind(form.prep, "output")) prepIn[prepBw.outputBar[o.name]] = prepBars[o.name] ?? new Float64Array(prep[o.name].length);
   const prepG = (await exec(prepBw.model, { ...run, dims, inputs: prepIn, initialState: undefined }, "sequential")).outputs;
 
-  const grads: Gradients = { inputs: {}, params: {}, initialState: { [form.state]: dS0 } };
-  for (const t of I.tensorsOfKind(model, "input")) {
-    const g = new Float64Array(B * T * product(shapeSizes(t.shape, dims)));
-    for (const src of [postG[postBw.inputBar[t.name]], prepG[prepBw.inputBar[t.name]]]) if (src) for (let i = 0; i < g.length; i++) g[i] += src[i];
-    grads.inputs[t.name] = g;
-  }
-  for (const p of I.tensorsOfKind(model, "param")) {
-    const n = product(shapeSizes(p.shape, dims));
-    const g = new Float64Array(n);
-    for (const src of [postG[postBw.paramBar[p.name]], prepG[prepBw.paramBar[p.name]]]) if (src) for (let i = 0; i < src.length; i++) g[i % n] += src[i];
-    grads.params[p.name] = g;
-  }
-  return grads;
+  return sumPieces(model, dims, B, T, [{ out: postG, names: postBw }, { out: prepG, names: prepBw }], { [form.state]: dS0 });
 }

@@ -21,7 +21,7 @@ import { matrixForm, type MatrixForm } from "../forms/matrix-form.ts";
 import { expansion, type SliceData } from "../forms/matrix-core.ts";
 import { chunkPass, coreBackwardChunked, coreBackwardSequential, type CoreGrads, type PassRead, type PassStep } from "../forms/matrix-core-backward.ts";
 import { stateInit } from "../forms/stabiliser.ts";
-import { buildBackward } from "./backward.ts";
+import { buildBackward, type Backward } from "./backward.ts";
 import type { Cotangents, Gradients } from "./run.ts";
 
 export interface ChunkedGradOptions {
@@ -222,16 +222,24 @@ export function chunkedGradients(model: I.Model, run: RunInputs, cot: Cotangents
   const prepG = interpret(prepBw.model, { ...run, dims, inputs: prepIn, initialState: undefined }).outputs;
 
   // sum the two pointwise models' contributions; params over batch and time
-  const grads: Gradients = { inputs: {}, params: {}, initialState: { [form.state]: dS0all } };
+  return sumPieces(model, dims, B, T, [{ out: postG, names: postBw }, { out: prepG, names: prepBw }], { [form.state]: dS0all });
+}
+
+/**
+ * The model's gradients from the backward runs of its stateless pieces (prep, post): each piece's per-step
+ * input adjoints added, its per-step param adjoints summed over batch and time.
+ */
+export function sumPieces(model: I.Model, dims: Record<string, number>, B: number, T: number, pieces: { out: Record<string, Float64Array>; names: Pick<Backward, "inputBar" | "paramBar"> }[], initialState: Record<string, Float64Array>): Gradients {
+  const grads: Gradients = { inputs: {}, params: {}, initialState };
   for (const t of I.tensorsOfKind(model, "input")) {
     const g = new Float64Array(B * T * product(shapeSizes(t.shape, dims)));
-    for (const src of [postG[postBw.inputBar[t.name]], prepG[prepBw.inputBar[t.name]]]) if (src) for (let i = 0; i < g.length; i++) g[i] += src[i];
+    for (const { out, names } of pieces) { const src = out[names.inputBar[t.name]]; if (src) for (let i = 0; i < g.length; i++) g[i] += src[i]; }
     grads.inputs[t.name] = g;
   }
   for (const p of I.tensorsOfKind(model, "param")) {
     const n = product(shapeSizes(p.shape, dims));
     const g = new Float64Array(n);
-    for (const src of [postG[postBw.paramBar[p.name]], prepG[prepBw.paramBar[p.name]]]) if (src) for (let i = 0; i < src.length; i++) g[i % n] += src[i];
+    for (const { out, names } of pieces) { const src = out[names.paramBar[p.name]]; if (src) for (let i = 0; i < src.length; i++) g[i % n] += src[i]; }
     grads.params[p.name] = g;
   }
   return grads;
