@@ -26,6 +26,7 @@
  */
 import * as I from "../ir/types.ts";
 import { printExpr } from "../ir/print.ts";
+import { mapChildren } from "../ir/map.ts";
 import { Renamer, type Def } from "../analysis/inline.ts";
 import { freeVars, linearize, type Term } from "../analysis/linearize.ts";
 
@@ -172,11 +173,7 @@ class Extractor {
       const go = (x: I.Expr): I.Expr => {
         switch (x.k) {
           case "read": { const d = lets.get(x.tensor); return d ? this.renamer.instantiate(d, x.idx) : x; }
-          case "neg": return { k: "neg", a: go(x.a) };
-          case "bin": return { k: "bin", op: x.op, a: go(x.a), b: go(x.b) };
-          case "call": return { k: "call", fn: x.fn, args: x.args.map(go) };
-          case "sum": return { k: "sum", vars: x.vars, body: go(x.body) };
-          default: return x;
+          default: return mapChildren(x, go);
         }
       };
       return go(e);
@@ -239,11 +236,7 @@ class Extractor {
       if (x.k !== "read" && printExpr(x) === printExpr(this.renamer.instantiate(st.def, idx))) return { k: "read", tensor: STAB_T, idx };
       switch (x.k) {
         case "read": return { k: "read", tensor: after ? STAB_T : STAB_PREV, idx: x.idx };
-        case "neg": return { k: "neg", a: go(x.a) };
-        case "bin": return { k: "bin", op: x.op, a: go(x.a), b: go(x.b) };
-        case "call": return { k: "call", fn: x.fn, args: x.args.map(go) };
-        case "sum": return { k: "sum", vars: x.vars, body: go(x.body) };
-        default: return x;
+        default: return mapChildren(x, go);
       }
     };
     return go(e);
@@ -292,11 +285,7 @@ class Extractor {
           const d = this.lets.get(x.tensor);
           return d ? this.renamer.instantiate(d, x.idx) : x;
         }
-        case "neg": return { k: "neg", a: go(x.a) };
-        case "bin": return { k: "bin", op: x.op, a: go(x.a), b: go(x.b) };
-        case "call": return { k: "call", fn: x.fn, args: x.args.map(go) };
-        case "sum": return { k: "sum", vars: x.vars, body: go(x.body) };
-        default: return x;
+        default: return mapChildren(x, go);
       }
     };
     return go(this.renamer.rename(e, env));

@@ -168,6 +168,26 @@ export const TILE = 64;
 export const KC = 16;
 export const HOIST_THREADS = 256;
 
+/**
+ * Bind index variables `vars` to the decoded flat index `at` (row-major, the last variable fastest): declares
+ * one u32 per variable (named `${tag}_${name}_${id}`) into `pre`; returns the map from variable id to its value.
+ */
+export function decodeIndex(vars: I.IndexVar[], at: K.KExpr, pre: K.KStmt[], tag: string, map = new Map<number, K.KExpr>()): Map<number, K.KExpr> {
+  let rest = at;
+  for (let i = vars.length - 1; i >= 0; i--) {
+    const v = vars[i];
+    const name = `${tag}_${v.name}_${v.id}`;
+    if (i === 0) pre.push(K.decl(name, "u32", rest));
+    else {
+      pre.push(K.decl(name, "u32", K.bin("%", rest, extentK(v.extent))));
+      pre.push(K.decl(`${name}_r`, "u32", K.bin("/", rest, extentK(v.extent))));
+      rest = K.ref(`${name}_r`);
+    }
+    map.set(v.id, K.ref(name));
+  }
+  return map;
+}
+
 export interface HoistKernel {
   kernel: K.Kernel["body"];
   shared: K.KShared[];
@@ -186,27 +206,10 @@ export function hoistKernelBody(model: I.Model, l: HoistedLet, width: K.KExpr, o
   const C = productK(l.shape);
   const size = productS(l.shape);
   const out: K.KStmt[] = [K.decl("BT", "u32", K.mul(K.uni("B"), K.uni("T"))), K.decl("C", "u32", C)];
-  /** Bind the let's variables to the decoded column `col`; returns the map. */
-  const decodeCol = (col: K.KExpr, pre: K.KStmt[], tag: string): Map<number, K.KExpr> => {
-    const map = new Map<number, K.KExpr>();
-    let rest = col;
-    for (let i = l.vars.length - 1; i >= 0; i--) {
-      const v = l.vars[i];
-      const name = `${tag}_${v.name}_${v.id}`;
-      if (i === 0) pre.push(K.decl(name, "u32", rest));
-      else {
-        pre.push(K.decl(name, "u32", K.bin("%", rest, extentK(v.extent))));
-        pre.push(K.decl(`${name}_r`, "u32", K.bin("/", rest, extentK(v.extent))));
-        rest = K.ref(`${name}_r`);
-      }
-      map.set(v.id, K.ref(name));
-    }
-    return map;
-  };
   /** The value at (row, col) of the terms `ts` plus `extra`, stored into HOISTED. */
   const storeValue = (row: K.KExpr, col: K.KExpr, ts: Term[], extra: K.KExpr | undefined, tag: string): K.KStmt[] => {
     const pre: K.KStmt[] = [K.decl(ELEM_B, "u32", K.bin("/", row, K.uni("T"))), K.decl("t", "u32", K.bin("%", row, K.uni("T")))];
-    const vars = decodeCol(col, pre, tag);
+    const vars = decodeIndex(l.vars, col, pre, tag);
     let v: K.KExpr | undefined = extra;
     if (ts.length) {
       const rest = lowerExpr(sumOf(ts), step.scope(vars, () => row), pre);
@@ -240,7 +243,7 @@ export function hoistKernelBody(model: I.Model, l: HoistedLet, width: K.KExpr, o
       bound: K.ref("C"),
       // the param value P[col's indices, k]
       load: (pre) => {
-        const vars = decodeCol(K.ref("pcol"), pre, "p");
+        const vars = decodeIndex(l.vars, K.ref("pcol"), pre, "p");
         vars.set(c.k.id, K.ref("k"));
         return lowerExpr(c.param, step.scope(vars, () => K.u32(0)), pre);
       },

@@ -18,7 +18,7 @@ import { analyzePartition } from "./partition.ts";
 import { StepLowering, lowerConst } from "./step.ts";
 import { lowerExpr } from "./lower-expr.ts";
 import { extentK, productK, productS, mulS, sumS } from "./symbolic.ts";
-import { terms, tiledProduct, TILE, HOIST_THREADS, KC } from "./hoist.ts";
+import { terms, tiledProduct, decodeIndex, TILE, HOIST_THREADS, KC } from "./hoist.ts";
 import { initFlag, stateOffset, STATES, STATES_IN, uniformFields } from "./interface.ts";
 import { launchBindings, modelBindings, modelOverrides, trafficBytes, type LoweredForm } from "./sequential.ts";
 import type { FormPlan, SizeExpr } from "../../runtime/plan.ts";
@@ -115,33 +115,17 @@ export function lowerOuterSum(model: I.Model): LoweredForm | { why: string } {
     K.decl("rowBase", "u32", K.mul(K.bin("/", K.ref("tile"), K.ref("NCT")), K.u32(TILE))),
     K.decl("colBase", "u32", K.mul(K.bin("%", K.ref("tile"), K.ref("NCT")), K.u32(TILE))),
   ];
-  /** Bind `vars` to the decoded flat index `at` (row-major, the last variable fastest). */
-  const decode = (vars: I.IndexVar[], at: K.KExpr, pre: K.KStmt[], tag: string, map = new Map<number, K.KExpr>()) => {
-    let rest = at;
-    for (let i = vars.length - 1; i >= 0; i--) {
-      const v = vars[i];
-      const name = `${tag}_${v.name}_${v.id}`;
-      if (i === 0) pre.push(K.decl(name, "u32", rest));
-      else {
-        pre.push(K.decl(name, "u32", K.bin("%", rest, extentK(v.extent))));
-        pre.push(K.decl(`${name}_r`, "u32", K.bin("/", rest, extentK(v.extent))));
-        rest = K.ref(`${name}_r`);
-      }
-      map.set(v.id, K.ref(name));
-    }
-    return map;
-  };
   const stepRow = () => K.add(K.mul(K.ref("pb"), K.uni("T")), K.ref("k"));
   const size = productK(o.state.shape);
   const tp = tiledProduct({
     depth: K.uni("T"),
     kFastest: false,
-    rows: { bound: K.ref("MR"), load: (pre) => lowerExpr(o.a, step.scope(decode(o.rowVars, K.ref("xrow"), pre, "r"), stepRow), pre) },
-    cols: { bound: K.ref("NC"), load: (pre) => lowerExpr(o.b, step.scope(decode(o.colVars, K.ref("pcol"), pre, "c"), stepRow), pre) },
+    rows: { bound: K.ref("MR"), load: (pre) => lowerExpr(o.a, step.scope(decodeIndex(o.rowVars, K.ref("xrow"), pre, "r"), stepRow), pre) },
+    cols: { bound: K.ref("NC"), load: (pre) => lowerExpr(o.b, step.scope(decodeIndex(o.colVars, K.ref("pcol"), pre, "c"), stepRow), pre) },
     store: (row, col, acc) => {
       const pre: K.KStmt[] = [];
-      const vars = decode(o.rowVars, row, pre, "er");
-      decode(o.colVars, col, pre, "ec", vars);
+      const vars = decodeIndex(o.rowVars, row, pre, "er");
+      decodeIndex(o.colVars, col, pre, "ec", vars);
       let flat: K.KExpr = K.u32(0);
       o.stmt.vars.forEach((v, p) => (flat = p === 0 ? vars.get(v.id)! : K.add(K.mul(flat, extentK(v.extent)), vars.get(v.id)!)));
       pre.push(K.decl("si", "u32", K.add(K.add(K.uni(stateOffset(o.state.name)), K.mul(K.ref("pb"), size)), flat)));
