@@ -10,9 +10,10 @@
  *   adjoint^T  G^T = G^T D' + sum_r dy_r q_r^T, dk_p = G v_p                  (reversed time, scalar decay)
  *   decay      a = a + sum_r q_r.dq_r - sum_p k_p.dk_p, dld = a               (reversed time, a scan; a_0 = <dS_N, S_N>)
  *
- * plus the backward models of prep and post (stateless, backward.ts) and host glue: time reversal (the
- * reversed index map), the decay shift by one, dS_0 = D_1 G_1 (the adjoint's final state carried through
- * the first token's decay), and sums of the pieces. With the float64 interpreter as `exec` it checks the
+ * plus the backward models of prep and post (stateless, backward.ts) and host glue (runtime/chunked-backward.ts,
+ * shared with the generated classes' backward()): time reversal (the reversed index map), the decay shift by
+ * one, dS_0 = D_1 G_1 (the adjoint's final state carried through the first token's decay), and sums of the
+ * pieces. `modelChain` gives the models and names. With the float64 interpreter as `exec` it checks the
  * chain; with a backend's runner (e.g. runWebgpu with the chunked form for the cores) it is that
  * backend's chunked backward. A transposed model needs a decay along its key axis only: a scalar decay
  * stays one on S^T ([H, V, K]); a per-key decay (GLA) would vary along S^T's value axis, so there each key
@@ -20,13 +21,12 @@
  * scalar decay exp(ld[h, i]) — again the matrix form (H K heads of rank-one outer products).
  */
 import * as I from "../ir/types.ts";
-import { interpret, product, shapeSizes, type RunInputs, type RunResult } from "../ir/interpret.ts";
+import { evalConst, interpret, product, shapeSizes, type RunInputs, type RunResult } from "../ir/interpret.ts";
 import { loadProgram } from "../frontend/load.ts";
 import { matrixForm, type MatrixForm } from "../forms/matrix-form.ts";
-import { stateInit } from "../forms/stabiliser.ts";
-import { buildBackward } from "./backward.ts";
-import { chunkedBackwardRefusal, Slicer, sumPieces } from "./chunked.ts";
-import { reverseTime } from "../../runtime/train.ts";
+import { buildBackward, type Backward } from "./backward.ts";
+import { chunkedBackwardRefusal } from "./chunked.ts";
+import { chainBackward, type ChainNames, type ChainPart, type ChainRun } from "../../runtime/chunked-backward.ts";
 import type { Cotangents, Gradients } from "./run.ts";
 
 export type ChainForm = "sequential" | "scan" | "chunked";
@@ -79,112 +79,66 @@ export function chainModels(form: MatrixForm): ChainModels {
 
 const interpretExec: ChainExec = (m, run) => interpret(m, run);
 
-/** Run a chain model with the inputs it declares (runners refuse unknown names). */
-function runOwn(exec: ChainExec, m: I.Model, run: RunInputs, form: ChainForm): RunResult | Promise<RunResult> {
-  const own = new Set(I.tensorsOfKind(m, "input").map((t) => t.name));
-  return exec(m, { ...run, inputs: Object.fromEntries(Object.entries(run.inputs).filter(([k]) => own.has(k))) }, form);
-}
+/** The chain's models by part (prep, the backward models of post and prep, the core models) and the names that tie them together. */
+export interface Chain { names: ChainNames; models: Record<ChainPart, I.Model | undefined> }
 
-/** Gradients through the chain; `exec` runs each model (default: the float64 interpreter). */
-export async function chainGradients(model: I.Model, run: RunInputs, cot: Cotangents, exec: ChainExec = interpretExec): Promise<Gradients> {
+/** The chain of a model (throws with the reason where it does not cover it). `dims`: sizes the prep/post backward unroll loops over (fixed dims at least) and the declared initial state is evaluated at. */
+export function modelChain(model: I.Model, dims: Record<string, number>): Chain {
   const mf = matrixForm(model);
   if (!mf.ok) throw new Error(`${model.name} has no chunked form: ${mf.reason}`);
   const form = mf.form;
   const why = chainRefusal(form);
   if (why) throw new Error(`${model.name}: ${why}`);
   const ms = chainModels(form);
+  const step = form.steps[0];
+  const postBw = buildBackward(form.post, dims, { paramAdjoints: "output" });
+  const prepBw = buildBackward(form.prep, dims, { paramAdjoints: "output" });
+  const bars = (b: Backward) => ({ outputBar: b.outputBar, inputBar: b.inputBar, paramBar: b.paramBar });
+  const decl = model.tensors.find((t) => t.name === form.state)!;
+  const names: ChainNames = {
+    model: model.name,
+    state: form.state,
+    stateInit: decl.init ? evalConst(decl.init, dims) : 0,
+    heads: form.heads,
+    key: form.key,
+    value: form.value,
+    decay: form.decay,
+    pairs: step.inputs.map((p) => ({ k: p.k, v: p.v })),
+    readouts: form.readouts.map((r) => ({ q: r.q, y: r.y })),
+    ...(step.ld ? { ld: step.ld.name } : {}),
+    prepOutputs: I.tensorsOfKind(form.prep, "output").map((o) => o.name),
+    prepBw: bars(prepBw),
+    postBw: bars(postBw),
+  };
+  return { names, models: { prep: form.prep, postBw: postBw.model, prepBw: prepBw.model, core: ms.core, coreT: ms.coreT, adjoint: ms.adjoint, adjointT: ms.adjointT, decay: step.ld ? ms.decay : undefined } };
+}
+
+/** The form each part of the chain runs in: the core models chunked, the decay adjoint a scan, prep and post sequential. */
+export const CHAIN_FORMS: Record<ChainPart, ChainForm> = { prep: "sequential", postBw: "sequential", prepBw: "sequential", core: "chunked", coreT: "chunked", adjoint: "chunked", adjointT: "chunked", decay: "scan" };
+
+/** Run a chain model with the inputs it declares (runners refuse unknown names). */
+function runOwn(exec: ChainExec, m: I.Model, run: RunInputs, form: ChainForm): RunResult | Promise<RunResult> {
+  const own = new Set(I.tensorsOfKind(m, "input").map((t) => t.name));
+  return exec(m, { ...run, inputs: Object.fromEntries(Object.entries(run.inputs).filter(([k]) => own.has(k))) }, form);
+}
+
+/** Gradients through the chain (runtime/chunked-backward.ts's glue); `exec` runs each model (default: the float64 interpreter). */
+export async function chainGradients(model: I.Model, run: RunInputs, cot: Cotangents, exec: ChainExec = interpretExec): Promise<Gradients> {
   const dims = { ...run.dims };
   for (const d of model.dims) if (d.sequenceDefault && dims[d.name] === undefined) dims[d.name] = run.time;
+  const { names, models } = modelChain(model, dims);
   const { batch: B, time: T } = run;
-  const sl = new Slicer(model, form, dims, B, T);
-  const { K, V, nHeads: H } = sl;
-  const cdims = { H, K, V };
-  const step = form.steps[0];
-  const rev = (a: Float64Array, inner: number) => reverseTime(a, B, T, inner);
-
-  // canonical state layouts [B, H, K, V] and [B, H, V, K]
-  const canon = (all: Float64Array | undefined, transpose: boolean) => {
-    const out = new Float64Array(B * H * K * V);
-    if (all) for (let b = 0; b < B; b++) for (let h = 0; h < H; h++) {
-      const S = sl.getState(all, b, h);
-      for (let i = 0; i < K; i++) for (let j = 0; j < V; j++) out[((b * H + h) * (transpose ? V * K : K * V)) + (transpose ? j * K + i : i * V + j)] = S[i * V + j];
-    }
-    return out;
+  const sized = (kind: I.TensorDecl["kind"]) => I.tensorsOfKind(model, kind).map((t) => ({ name: t.name, size: product(shapeSizes(t.shape, dims)) }));
+  const runPart: ChainRun = async (part, partDims, inputs, initialState, batch, time) => {
+    const m = models[part];
+    if (!m) throw new Error(`${model.name}: the chunked backward chain has no ${part} model`);
+    const r = await runOwn(exec, m, { ...run, dims: partDims ?? dims, batch, time, inputs: inputs as Record<string, Float64Array>, params: partDims ? {} : run.params, initialState: initialState as Record<string, Float64Array> | undefined }, CHAIN_FORMS[part]);
+    return { outputs: r.outputs, finalState: r.finalState };
   };
-  const S0 = stateInit(model, form.state, run, dims);
-  const dS = cot.finalState?.[form.state];
-
-  const prep = (await exec(form.prep, { ...run, dims, initialState: undefined }, "sequential")).outputs;
-  const ld = step.ld ? prep[step.ld.name] : undefined;
-  const kv: Record<string, Float64Array> = {};
-  step.inputs.forEach((p, n) => { kv[`x_k${n}`] = prep[p.k]; kv[`x_v${n}`] = prep[p.v]; });
-  const qs: Record<string, Float64Array> = {};
-  form.readouts.forEach((r, n) => (qs[`x_q${n}`] = prep[r.q]));
-  const withLd = (x: Record<string, Float64Array>, l?: Float64Array) => (l ? { ...x, x_ld: l } : x);
-
-  // forward core: y for post, S_N for the decay adjoint's start
-  const core = await runOwn(exec, ms.core, { dims: cdims, batch: B, time: T, inputs: withLd({ ...kv, ...qs }, ld), initialState: { S: canon(S0, false) } }, "chunked");
-
-  // post's backward: dL/dy and post's own contributions
-  const postBw = buildBackward(form.post, dims, { paramAdjoints: "output" });
-  const postIn: Record<string, Float64Array> = { ...run.inputs };
-  form.readouts.forEach((r, n) => (postIn[r.y] = core.outputs[`o_y${n}`]));
-  for (const o of I.tensorsOfKind(form.post, "output")) postIn[postBw.outputBar[o.name]] = cot.outputs?.[o.name] ?? new Float64Array(B * T * product(shapeSizes(o.shape, dims)));
-  const postG = (await exec(postBw.model, { ...run, dims, inputs: postIn, initialState: undefined }, "sequential")).outputs;
-  const dys: Record<string, Float64Array> = {};
-  form.readouts.forEach((r, n) => (dys[`x_dy${n}`] = postG[postBw.inputBar[r.y]]));
-
-  // dq = S dy (the transposed core, forward time)
-  // a per-key decay: S^T's rows are independent heads (h, i) with a unit value axis, S's own layout
-  const perKey = form.decay === "key";
-  const L = perKey ? H * K : H; // log decays per token
-  const coreT = await runOwn(exec, ms.coreT, { dims: cdims, batch: B, time: T, inputs: withLd({ ...kv, ...dys }, ld), initialState: { S: canon(S0, !perKey) } }, "chunked");
-
-  // the adjoint in reversed time: token t's decay shifted to t - 1 (D_{t+1} takes G_{t+1} to t; none after the last)
-  let ldn: Float64Array | undefined;
-  if (ld) {
-    ldn = new Float64Array(ld.length);
-    for (let b = 0; b < B; b++) for (let t = 0; t + 1 < T; t++) ldn.set(ld.subarray((b * T + t + 1) * L, (b * T + t + 2) * L), (b * T + t) * L);
-    ldn = rev(ldn, L);
-  }
-  const rIn: Record<string, Float64Array> = {};
-  // key vectors (q, k) are [H, K] per token, value vectors (dy, v) [H, V]
-  for (const [k, a] of Object.entries({ ...qs, ...kv, ...dys })) rIn[k] = rev(a, k.startsWith("x_q") || k.startsWith("x_k") ? H * K : H * V);
-  const adj = await runOwn(exec, ms.adjoint, { dims: cdims, batch: B, time: T, inputs: withLd(rIn, ldn), initialState: { G: canon(dS, false) } }, "chunked");
-  const adjT = await runOwn(exec, ms.adjointT, { dims: cdims, batch: B, time: T, inputs: withLd(rIn, ldn), initialState: { G: canon(dS, !perKey) } }, "chunked");
-
-  // the adjoints of prep's outputs
-  const prepBars: Record<string, Float64Array> = {};
-  step.inputs.forEach((p, n) => {
-    prepBars[p.k] = rev(adjT.outputs[`o_dk${n}`], H * K);
-    prepBars[p.v] = rev(adj.outputs[`o_dv${n}`], H * V);
+  const stateShape = shapeSizes(model.tensors.find((t) => t.name === names.state)!.shape, dims);
+  const g = await chainBackward(names, runPart, {
+    batch: B, time: T, stateShape, inputs: sized("input"), params: sized("param"), outputs: sized("output"), given: run.inputs,
+    initialState: run.initialState?.[names.state], cotOutputs: cot.outputs, cotState: cot.finalState?.[names.state], alloc: (n) => new Float64Array(n),
   });
-  form.readouts.forEach((r, n) => (prepBars[r.q] = coreT.outputs[`o_dq${n}`]));
-  if (step.ld && ms.decay) {
-    // a_T = <dS_N, S_N> per head, then the reverse cumulative sum of q.dq - k.dk
-    const a0 = new Float64Array(B * L);
-    const SN = core.finalState.S;
-    if (dS) { const dSc = canon(dS, false); for (let n = 0; n < B * H * K; n++) for (let j = 0; j < V; j++) a0[perKey ? n : Math.floor(n / K)] += dSc[n * V + j] * SN[n * V + j]; }
-    const dIn: Record<string, Float64Array> = {};
-    form.readouts.forEach((_, n) => { dIn[`x_q${n}`] = rIn[`x_q${n}`]; dIn[`x_dq${n}`] = rev(coreT.outputs[`o_dq${n}`], H * K); });
-    step.inputs.forEach((_, n) => { dIn[`x_k${n}`] = rIn[`x_k${n}`]; dIn[`x_dk${n}`] = adjT.outputs[`o_dk${n}`]; });
-    const dec = await runOwn(exec, ms.decay, { dims: { H, K }, batch: B, time: T, inputs: dIn, initialState: { a: a0 } }, "scan");
-    prepBars[step.ld.name] = rev(dec.outputs.o_dld, L);
-  }
-  // dS_0 = D_1 G_1: the adjoint's final state through the first token's decay, back in the model's layout
-  const dS0 = new Float64Array(S0.length);
-  const Gf = adj.finalState.G;
-  for (let b = 0; b < B; b++) for (let h = 0; h < H; h++) {
-    const S = new Float64Array(K * V);
-    for (let e = 0; e < K * V; e++) S[e] = (ld ? Math.exp(ld[b * T * L + (perKey ? h * K + Math.floor(e / V) : h)]) : 1) * Gf[(b * H + h) * K * V + e];
-    sl.setState(dS0, b, h, S);
-  }
-
-  // prep's backward
-  const prepBw = buildBackward(form.prep, dims, { paramAdjoints: "output" });
-  const prepIn: Record<string, Float64Array> = { ...run.inputs };
-  for (const o of I.tensorsOfKind(form.prep, "output")) prepIn[prepBw.outputBar[o.name]] = prepBars[o.name] ?? new Float64Array(prep[o.name].length);
-  const prepG = (await exec(prepBw.model, { ...run, dims, inputs: prepIn, initialState: undefined }, "sequential")).outputs;
-
-  return sumPieces(model, dims, B, T, [{ out: postG, names: postBw }, { out: prepG, names: prepBw }], { [form.state]: dS0 });
+  return g as Gradients;
 }

@@ -23,6 +23,7 @@ import { chunkPass, coreBackwardChunked, coreBackwardSequential, type CoreGrads,
 import { stateInit } from "../forms/stabiliser.ts";
 import { buildBackward, type Backward } from "./backward.ts";
 import type { Cotangents, Gradients } from "./run.ts";
+import { sumPieces as sumTogether } from "../../runtime/chunked-backward.ts";
 
 export interface ChunkedGradOptions {
   /** Tokens per chunk (default 16). */
@@ -230,17 +231,6 @@ export function chunkedGradients(model: I.Model, run: RunInputs, cot: Cotangents
  * input adjoints added, its per-step param adjoints summed over batch and time.
  */
 export function sumPieces(model: I.Model, dims: Record<string, number>, B: number, T: number, pieces: { out: Record<string, Float64Array>; names: Pick<Backward, "inputBar" | "paramBar"> }[], initialState: Record<string, Float64Array>): Gradients {
-  const grads: Gradients = { inputs: {}, params: {}, initialState };
-  for (const t of I.tensorsOfKind(model, "input")) {
-    const g = new Float64Array(B * T * product(shapeSizes(t.shape, dims)));
-    for (const { out, names } of pieces) { const src = out[names.inputBar[t.name]]; if (src) for (let i = 0; i < g.length; i++) g[i] += src[i]; }
-    grads.inputs[t.name] = g;
-  }
-  for (const p of I.tensorsOfKind(model, "param")) {
-    const n = product(shapeSizes(p.shape, dims));
-    const g = new Float64Array(n);
-    for (const { out, names } of pieces) { const src = out[names.paramBar[p.name]]; if (src) for (let i = 0; i < src.length; i++) g[i % n] += src[i]; }
-    grads.params[p.name] = g;
-  }
-  return grads;
+  const sized = (kind: I.TensorDecl["kind"]) => I.tensorsOfKind(model, kind).map((t) => ({ name: t.name, size: product(shapeSizes(t.shape, dims)) }));
+  return sumTogether({ batch: B, time: T, inputs: sized("input"), params: sized("param"), alloc: (n) => new Float64Array(n) }, pieces, initialState) as Gradients;
 }

@@ -1,0 +1,187 @@
+/**
+ * The chunked backward's glue between its models (the derivation and the models are
+ * compiler/grad/chunked-chain.ts's; this runs them): prep, the forward core, post's backward, the
+ * transposed core (dq), the adjoint and transposed adjoint in reversed time (dv, dk), the log-decay
+ * adjoint scan and prep's backward, with the time reversals, the decay shift by one, dS_0 = D_1 G_1 and
+ * the sums of the pieces in between. One implementation for both callers: gradients(..., { backward:
+ * "chunked" }) (float64, any executor) and the generated classes' backward() (float32, the class's
+ * backend). The glue runs on the host: every piece's inputs and outputs come back between the models
+ * (reversals, shifts and sums are O(B T (H K + H V)) host loops; the GPU work is the models).
+ */
+import { reverseTime, type FloatArray, type Gradients, type Tensors } from "./train.ts";
+
+/** The models of the chain, by role. */
+export type ChainPart = "prep" | "postBw" | "prepBw" | "core" | "coreT" | "adjoint" | "adjointT" | "decay";
+export const CHAIN_PARTS: readonly ChainPart[] = ["prep", "postBw", "prepBw", "core", "coreT", "adjoint", "adjointT", "decay"];
+
+/** Names of a backward model's tensors per forward tensor (compiler/grad/backward.ts's Backward). */
+export interface ChainBarNames {
+  outputBar: Record<string, string>;
+  inputBar: Record<string, string>;
+  paramBar: Record<string, string>;
+}
+
+/** What ties the chain to the model: its matrix form's layout and names (serialisable: the classes embed it). */
+export interface ChainNames {
+  model: string;
+  /** The matrix state and its declared initial value (every element). */
+  state: string;
+  stateInit: number;
+  /** State axis positions: heads (in order), key, value. */
+  heads: number[];
+  key: number;
+  value: number;
+  decay: "none" | "scalar" | "key";
+  /** Prep outputs: the update's key/value pairs, the readouts' queries (and the post inputs they feed), the log decay. */
+  pairs: { k: string; v: string }[];
+  readouts: { q: string; y: string }[];
+  ld?: string;
+  /** Prep's outputs, and the names of prep's and post's backward models. */
+  prepOutputs: string[];
+  prepBw: ChainBarNames;
+  postBw: ChainBarNames;
+}
+
+/** Runs one model of the chain: `dims` for the core models ({ H, K, V }; the decay scan { H, K }), undefined for prep/post (the model's dims). Inputs it does not declare are to be dropped by the runner. */
+export type ChainRun = (part: ChainPart, dims: Record<string, number> | undefined, inputs: Tensors, initialState: Tensors | undefined, batch: number, time: number) => Promise<{ outputs: Tensors; finalState: Tensors }>;
+
+export interface ChainProblem {
+  batch: number;
+  time: number;
+  /** The state's sizes at this instance's dims. */
+  stateShape: number[];
+  /** Per-step sizes of the forward's inputs, params and outputs. */
+  inputs: { name: string; size: number }[];
+  params: { name: string; size: number }[];
+  outputs: { name: string; size: number }[];
+  /** The forward's inputs, [B, T, ...] each. */
+  given: Tensors;
+  /** The matrix state's initial value [B, ...] (absent: the declared one). */
+  initialState?: FloatArray;
+  /** dL/d(output) [B, T, ...] (absent: 0) and dL/d(final state) [B, ...] (absent: 0). */
+  cotOutputs?: Record<string, FloatArray | undefined>;
+  cotState?: FloatArray;
+  alloc: (n: number) => FloatArray;
+}
+
+/** Sizes of the canonical core: heads flattened to H, key K, value V. */
+export function chainDims(n: ChainNames, stateShape: number[]): { H: number; K: number; V: number } {
+  return { H: n.heads.reduce((a, p) => a * stateShape[p], 1), K: stateShape[n.key], V: stateShape[n.value] };
+}
+
+/** Gradients of the forward's inputs, params and the matrix state's initial value through the chain. */
+export async function chainBackward(n: ChainNames, run: ChainRun, x: ChainProblem): Promise<Gradients> {
+  const { batch: B, time: T, stateShape, alloc } = x;
+  const { H, K, V } = chainDims(n, stateShape);
+  const cdims = { H, K, V };
+  const nS = stateShape.reduce((a, b) => a * b, 1);
+  const strides = stateShape.map((_, p) => stateShape.slice(p + 1).reduce((a, b) => a * b, 1));
+  const headOff = (h: number) => {
+    let rem = h, off = 0;
+    for (let a = n.heads.length - 1; a >= 0; a--) {
+      const size = stateShape[n.heads[a]];
+      off += (rem % size) * strides[n.heads[a]];
+      rem = Math.floor(rem / size);
+    }
+    return off;
+  };
+  /** Offset of S[b, heads of h, i, j] in the model's state layout. */
+  const at = (b: number, h: number, i: number, j: number) => b * nS + headOff(h) + i * strides[n.key] + j * strides[n.value];
+  const rev = (a: FloatArray, inner: number) => reverseTime(a, B, T, inner);
+  const perKey = n.decay === "key";
+  const L = perKey ? H * K : H; // log decays per token
+
+  // the model's state layout -> canonical [B, H, K, V] or [B, H, V, K]
+  const canon = (all: FloatArray | undefined, transpose: boolean) => {
+    const out = alloc(B * H * K * V);
+    if (all) for (let b = 0; b < B; b++) for (let h = 0; h < H; h++) for (let i = 0; i < K; i++) for (let j = 0; j < V; j++)
+      out[(b * H + h) * K * V + (transpose ? j * K + i : i * V + j)] = all[at(b, h, i, j)];
+    return out;
+  };
+  const S0 = x.initialState ?? alloc(B * nS).fill(n.stateInit);
+  const dS = x.cotState;
+
+  const prep = (await run("prep", undefined, x.given, undefined, B, T)).outputs;
+  const ld = n.ld ? prep[n.ld] : undefined;
+  const kv: Tensors = {};
+  n.pairs.forEach((p, i) => { kv[`x_k${i}`] = prep[p.k]; kv[`x_v${i}`] = prep[p.v]; });
+  const qs: Tensors = {};
+  n.readouts.forEach((r, i) => (qs[`x_q${i}`] = prep[r.q]));
+  const withLd = (t: Tensors, l?: FloatArray) => (l ? { ...t, x_ld: l } : t);
+
+  // forward core: y for post, S_N for the decay adjoint's start
+  const core = await run("core", cdims, withLd({ ...kv, ...qs }, ld), { S: canon(S0, false) }, B, T);
+
+  // post's backward: dL/dy and post's own contributions
+  const postIn: Tensors = { ...x.given };
+  n.readouts.forEach((r, i) => (postIn[r.y] = core.outputs[`o_y${i}`]));
+  for (const o of x.outputs) postIn[n.postBw.outputBar[o.name]] = x.cotOutputs?.[o.name] ?? alloc(B * T * o.size);
+  const postG = (await run("postBw", undefined, postIn, undefined, B, T)).outputs;
+  const dys: Tensors = {};
+  n.readouts.forEach((r, i) => (dys[`x_dy${i}`] = postG[n.postBw.inputBar[r.y]]));
+
+  // dq = S dy (the transposed core, forward time); a per-key decay: S's key rows are heads of their own, S's layout
+  const coreT = await run("coreT", cdims, withLd({ ...kv, ...dys }, ld), { S: canon(S0, !perKey) }, B, T);
+
+  // the adjoint in reversed time: token t's decay shifted to t - 1 (D_{t+1} takes G_{t+1} to t; none after the last)
+  let ldn: FloatArray | undefined;
+  if (ld) {
+    const shifted = alloc(ld.length);
+    for (let b = 0; b < B; b++) for (let t = 0; t + 1 < T; t++) shifted.set(ld.subarray((b * T + t + 1) * L, (b * T + t + 2) * L), (b * T + t) * L);
+    ldn = rev(shifted, L);
+  }
+  // key vectors (q, k) are [H, K] per token, value vectors (dy, v) [H, V]
+  const rIn: Tensors = {};
+  for (const [k, a] of Object.entries({ ...qs, ...kv, ...dys })) rIn[k] = rev(a, k.startsWith("x_q") || k.startsWith("x_k") ? H * K : H * V);
+  const adj = await run("adjoint", cdims, withLd(rIn, ldn), { G: canon(dS, false) }, B, T);
+  const adjT = await run("adjointT", cdims, withLd(rIn, ldn), { G: canon(dS, !perKey) }, B, T);
+
+  // the adjoints of prep's outputs
+  const prepBars: Tensors = {};
+  n.pairs.forEach((p, i) => {
+    prepBars[p.k] = rev(adjT.outputs[`o_dk${i}`], H * K);
+    prepBars[p.v] = rev(adj.outputs[`o_dv${i}`], H * V);
+  });
+  n.readouts.forEach((r, i) => (prepBars[r.q] = coreT.outputs[`o_dq${i}`]));
+  if (n.ld) {
+    // a_T = <dS_N, S_N> per head (per key row), then the reverse cumulative sum of q.dq - k.dk
+    const a0 = alloc(B * L);
+    const SN = core.finalState.S;
+    if (dS) { const dSc = canon(dS, false); for (let r = 0; r < B * H * K; r++) for (let j = 0; j < V; j++) a0[perKey ? r : Math.floor(r / K)] += dSc[r * V + j] * SN[r * V + j]; }
+    const dIn: Tensors = {};
+    n.readouts.forEach((_, i) => { dIn[`x_q${i}`] = rIn[`x_q${i}`]; dIn[`x_dq${i}`] = rev(coreT.outputs[`o_dq${i}`], H * K); });
+    n.pairs.forEach((_, i) => { dIn[`x_k${i}`] = rIn[`x_k${i}`]; dIn[`x_dk${i}`] = adjT.outputs[`o_dk${i}`]; });
+    const dec = await run("decay", { H, K }, dIn, { a: a0 }, B, T);
+    prepBars[n.ld] = rev(dec.outputs.o_dld, L);
+  }
+  // dS_0 = D_1 G_1: the adjoint's final state through the first token's decay, back in the model's layout
+  const dS0 = alloc(B * nS);
+  const Gf = adj.finalState.G;
+  for (let b = 0; b < B; b++) for (let h = 0; h < H; h++) for (let i = 0; i < K; i++) {
+    const d = ld ? Math.exp(ld[b * T * L + (perKey ? h * K + i : h)]) : 1;
+    for (let j = 0; j < V; j++) dS0[at(b, h, i, j)] = d * Gf[((b * H + h) * K + i) * V + j];
+  }
+
+  // prep's backward
+  const prepIn: Tensors = { ...x.given };
+  for (const o of n.prepOutputs) prepIn[n.prepBw.outputBar[o]] = prepBars[o] ?? alloc(prep[o].length);
+  const prepG = (await run("prepBw", undefined, prepIn, undefined, B, T)).outputs;
+
+  return sumPieces(x, [{ out: postG, names: n.postBw }, { out: prepG, names: n.prepBw }], { [n.state]: dS0 });
+}
+
+/** The pieces' input adjoints added, param adjoints (per step [B, T, ...]) summed over batch and time. */
+export function sumPieces(x: Pick<ChainProblem, "batch" | "time" | "inputs" | "params" | "alloc">, pieces: { out: Tensors; names: Pick<ChainBarNames, "inputBar" | "paramBar"> }[], initialState: Tensors): Gradients {
+  const grads: Gradients = { inputs: {}, params: {}, initialState };
+  for (const t of x.inputs) {
+    const g = x.alloc(x.batch * x.time * t.size);
+    for (const { out, names } of pieces) { const src = out[names.inputBar[t.name]]; if (src) for (let i = 0; i < g.length; i++) g[i] += src[i]; }
+    grads.inputs[t.name] = g;
+  }
+  for (const p of x.params) {
+    const g = x.alloc(p.size);
+    for (const { out, names } of pieces) { const src = out[names.paramBar[p.name]]; if (src) for (let i = 0; i < src.length; i++) g[i % p.size] += src[i]; }
+    grads.params[p.name] = g;
+  }
+  return grads;
+}
