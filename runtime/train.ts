@@ -126,6 +126,8 @@ export interface Saved {
   /** @internal recompute: the state at the start of each segment. */
   checkpoints?: Tensors[];
   /** @internal */ released: boolean;
+  /** Which backward this handle is for: "step" (the adjoint recurrence; default) or "chunked" (the chunked backward chain: nothing stored, the core recomputed from inputs and initial state). */
+  readonly backward?: "step" | "chunked";
 }
 
 export interface Cotangents {
@@ -216,16 +218,26 @@ export async function forwardSaving(spec: GradSpec, run: GradRunners, inputs: Te
   return { outputs, finalState: state, saved };
 }
 
-/** Gradients of the loss whose cotangents are `cot`, from a forward's saved handle (released after). */
-export async function backwardFrom(spec: GradSpec, run: GradRunners, saved: Saved, cot: Cotangents = {}): Promise<Gradients> {
-  if (saved.released) throw new Error(`${spec.model}: this forward's saved values were already used by a backward() (run forward with saveForBackward again)`);
-  if (saved.model !== spec.model) throw new Error(`${spec.model}: the saved handle is of ${saved.model}`);
-  const { batch: B, length: T } = saved;
-  const N = spec.names;
+/** Cotangents name outputs and states of the model and have their sizes. */
+export function checkCotangents(spec: GradSpec, B: number, T: number, cot: Cotangents): void {
   for (const k of Object.keys(cot.outputs ?? {})) if (!spec.outputs.some((o) => o.name === k)) throw new Error(`${spec.model} has no output '${k}'; its outputs are ${spec.outputs.map((o) => o.name).join(", ")}`);
   for (const k of Object.keys(cot.finalState ?? {})) if (!spec.states.some((o) => o.name === k)) throw new Error(`${spec.model} has no state '${k}'; its states are ${spec.states.map((o) => o.name).join(", ") || "(none)"}`);
   for (const o of spec.outputs) check(spec, `gradient of output '${o.name}' [B=${B}, T=${T}, ${o.size}]`, cot.outputs?.[o.name], B * T * o.size);
   for (const s of spec.states) check(spec, `gradient of final state '${s.name}' [B=${B}, ${s.size}]`, cot.finalState?.[s.name], B * s.size);
+}
+
+/** A saved handle is of this model and not used yet. */
+export function checkSaved(spec: GradSpec, saved: Saved): void {
+  if (saved.released) throw new Error(`${spec.model}: this forward's saved values were already used by a backward() (run forward with saveForBackward again)`);
+  if (saved.model !== spec.model) throw new Error(`${spec.model}: the saved handle is of ${saved.model}`);
+}
+
+/** Gradients of the loss whose cotangents are `cot`, from a forward's saved handle (released after). */
+export async function backwardFrom(spec: GradSpec, run: GradRunners, saved: Saved, cot: Cotangents = {}): Promise<Gradients> {
+  checkSaved(spec, saved);
+  const { batch: B, length: T } = saved;
+  const N = spec.names;
+  checkCotangents(spec, B, T, cot);
   const inSizes = new Map(spec.inputs.map((t) => [t.name, t.size]));
   const outSizes = new Map(spec.outputs.map((t) => [t.name, t.size]));
   const recSizes = new Map(spec.states.map((s) => [N.record[s.name], s.size]));

@@ -9,10 +9,17 @@
 import { openRunner, readJsonFile, type BackendRunner, type CudaModelPlan, type OpenOptions } from "./backend-runner.ts";
 import { evalSize, type ModelPlan } from "./plan.ts";
 import { ShapeError, describe, isGpuBuffer, type TensorInput } from "./tensors.ts";
-import { backwardFrom, forwardSaving, planMemory, SAVED_STATE_BUDGET, type GradNames, type GradRunners, type GradSpec, type Gradients, type MemoryChoice, type RunFn, type Saved, type Tensors } from "./train.ts";
+import { backwardFrom, checkCotangents, checkSaved, forwardSaving, planMemory, SAVED_STATE_BUDGET, type Cotangents, type GradNames, type GradRunners, type GradSpec, type Gradients, type MemoryChoice, type RunFn, type Saved, type Tensors } from "./train.ts";
+import { chainBackward, type ChainNames, type ChainPart } from "./chunked-backward.ts";
+
+/** The chunked backward chain's plans (WebGPU) and the names that tie them to the model (runtime/chunked-backward.ts), or why the model has none. */
+export type ChunkedTraining = { names: ChainNames; plans: Partial<Record<ChainPart, ModelPlan>> } | { unavailable: string };
 
 /** The training plans a class embeds (WebGPU), or why it has none. `bakedDims`: sizes the backward was built for (`--dims`). */
-export type TrainingInfo = { record: ModelPlan; backward: ModelPlan; passes?: Record<string, ModelPlan>; names: GradNames; bakedDims?: Record<string, number> } | { unavailable: string };
+export type TrainingInfo = { record: ModelPlan; backward: ModelPlan; passes?: Record<string, ModelPlan>; names: GradNames; bakedDims?: Record<string, number>; chunked?: ChunkedTraining } | { unavailable: string };
+
+/** Which backward backward() runs: "auto" (default: the chunked backward where the model has it and the forward's own pick at (B, T) is its chunked form, else the step backward), "step" (the adjoint recurrence, stepped or scanned, with the memory policy) or "chunked" (the chunked backward chain). */
+export type BackwardChoice = "auto" | "step" | "chunked";
 
 /** The CUDA plans of the recording forward, the backward model and its param passes (<Model>.grad.cuda.json). */
 export interface CudaTrainingPlans {
@@ -25,8 +32,10 @@ export interface CudaTrainingPlans {
 export interface SavingOptions {
   initialState?: Record<string, TensorInput | undefined>;
   batch?: number;
-  /** What to keep for the backward: "auto" (default: store every step's states within a budget, else checkpoints), "store", "recompute" or { every: steps }. */
+  /** What to keep for the step backward: "auto" (default: store every step's states within a budget, else checkpoints), "store", "recompute" or { every: steps }; another than "auto" asks for the step backward. */
   memory?: MemoryChoice;
+  /** Which backward the saved handle is for (default "auto"; see BackwardChoice). */
+  backward?: BackwardChoice;
 }
 
 export type TrainerOptions = OpenOptions & { cudaGradPlan?: CudaTrainingPlans | URL | string };
@@ -44,6 +53,7 @@ export class Trainer {
   private back?: Promise<BackendRunner>;
   private passRunners = new Map<string, Promise<BackendRunner>>();
   private cudaPlans?: Promise<CudaTrainingPlans>;
+  private chainRunners = new Map<string, Promise<BackendRunner>>();
 
   constructor(
     private readonly main: BackendRunner,
@@ -110,12 +120,17 @@ export class Trainer {
     };
   }
 
-  private spec(T: number): GradSpec {
+  private dimsAt(T: number): Record<string, number> {
     const dims: Record<string, number> = { ...(this.options.dims ?? {}) };
     for (const d of this.plan.dims) {
       if (d.fixed !== undefined) dims[d.name] = d.fixed;
       else if (dims[d.name] === undefined && d.sequenceDefault) dims[d.name] = T;
     }
+    return dims;
+  }
+
+  private spec(T: number): GradSpec {
+    const dims = this.dimsAt(T);
     const sized = (role: string) => this.plan.tensors.filter((t) => t.role === role).map((t) => ({ name: t.name, size: t.shape.reduce<number>((a, e) => a * evalSize(e, dims), 1) }));
     return { model: this.plan.model, inputs: sized("input"), params: sized("param"), states: sized("state"), outputs: sized("output"), names: this.plans.names, alloc: (n) => new Float32Array(n) };
   }
@@ -144,6 +159,14 @@ export class Trainer {
       if (h) init[k] = h.data;
     }
     const spec = this.spec(T);
+    const pick = this.backwardFor(B, T, opts.backward, opts.memory);
+    if (pick.form === "chunked") {
+      // nothing to store: the chunked backward runs the core again from the inputs and the initial state
+      const r = await this.main.forward(host as Record<string, Float32Array>, { initialState: init as Record<string, Float32Array>, returnFinalState: true, batch: B });
+      const memory = { policy: "recompute" as const, every: T, bytes: 0, why: `the chunked backward (${pick.why}) recomputes the core from the inputs and the initial state` };
+      const saved: Saved = { model: this.plan.model, batch: B, length: T, memory, inputs: host, initialState: init, released: false, backward: "chunked" };
+      return { outputs: r.outputs as Tensors, finalState: (r.finalState ?? {}) as Tensors, saved };
+    }
     const limit = this.main.maxBindingBytes ?? Infinity;
     const memory = planMemory(B, T, spec.states.reduce((a, s) => a + s.size, 0), opts.memory ?? "auto", Math.min(SAVED_STATE_BUDGET, limit));
     if (memory.policy === "recompute") {
@@ -168,10 +191,70 @@ export class Trainer {
       const h = hostData(`gradient of final state '${k}'`, v);
       if (h) finalState[k] = h.data;
     }
+    if (saved.backward === "chunked") return this.chunkedBackward(this.spec(saved.length), saved, { outputs, finalState });
     return (await backwardFrom(this.spec(saved.length), this.runners(), saved, { outputs, finalState })) as Gradients<Float32Array>;
   }
 
+  /** Which backward a forward of batch B and length T saves for (`choice` and `memory` as given to forward()), and why. */
+  backwardFor(B: number, T: number, choice: BackwardChoice = "auto", memory: MemoryChoice = "auto"): { form: "step" | "chunked"; why: string } {
+    const c = this.plans.chunked;
+    const none = this.main.backend === "cuda" ? "the CUDA training plans have no chunked backward chain yet (WebGPU only)" : !c ? "this module was generated without the chunked backward's plans (compile again)" : "unavailable" in c ? c.unavailable : undefined;
+    if (choice === "step") return { form: "step", why: "asked for" };
+    if (choice === "chunked") {
+      if (none) throw new ShapeError(`${this.plan.model}: backward 'chunked': ${none}`);
+      if (memory !== "auto") throw new ShapeError(`${this.plan.model}: memory ${JSON.stringify(memory)} is a policy of the step backward; backward 'chunked' stores nothing (leave memory out or use backward 'step')`);
+      return { form: "chunked", why: "asked for" };
+    }
+    if (choice !== "auto") throw new ShapeError(`backward must be 'auto', 'step' or 'chunked', got ${JSON.stringify(choice)}`);
+    if (none) return { form: "step", why: none };
+    if (memory !== "auto") return { form: "step", why: `memory ${JSON.stringify(memory)} asks for the step backward` };
+    const f = this.main.formFor(B, T);
+    return { form: f.startsWith("chunked/") ? "chunked" : "step", why: `the forward runs ${f} at B=${B}, T=${T}` };
+  }
+
+  /** A runner of one model of the chunked backward chain, at `dims` (the core models') or this instance's. */
+  private chainRunner(part: ChainPart, dims: Record<string, number> | undefined): Promise<BackendRunner> {
+    const key = `${part} ${JSON.stringify(dims ?? null)}`;
+    let r = this.chainRunners.get(key);
+    if (!r) {
+      const c = this.plans.chunked as Extract<ChunkedTraining, { names: ChainNames }>;
+      const plan = c.plans[part];
+      if (!plan) throw new Error(`${this.plan.model}: the chunked backward's plans have no ${part} model`);
+      const own = new Set(plan.tensors.filter((t) => t.role === "param").map((t) => t.name));
+      const params = dims ? undefined : Object.fromEntries(Object.entries(this.options.params ?? {}).filter(([k]) => own.has(k)));
+      // the core models run in the chunked form (that is the chunked backward), the others pick theirs
+      const core = part === "core" || part === "coreT" || part === "adjoint" || part === "adjointT";
+      r = openRunner(plan, { ...this.options, dims: dims ?? this.options.dims, params, form: core ? "chunked" : "auto", cudaPlan: undefined, cudaGradPlan: undefined } as OpenOptions);
+      this.chainRunners.set(key, r);
+    }
+    return r;
+  }
+
+  /** The chunked backward chain (runtime/chunked-backward.ts) on this instance's backend; its glue between the models runs on the host. */
+  private async chunkedBackward(spec: GradSpec, saved: Saved, cot: Cotangents): Promise<Gradients<Float32Array>> {
+    checkSaved(spec, saved);
+    const { batch: B, length: T } = saved;
+    checkCotangents(spec, B, T, cot);
+    const c = this.plans.chunked as Extract<ChunkedTraining, { names: ChainNames }>;
+    const n = c.names;
+    const dims = this.dimsAt(T);
+    const S = this.plan.tensors.find((t) => t.name === n.state && t.role === "state")!;
+    const g = await chainBackward(n, async (part, partDims, inputs, initialState, batch, time) => {
+      const runner = await this.chainRunner(part, partDims);
+      const own = new Set(c.plans[part]!.tensors.filter((t) => t.role === "input").map((t) => t.name));
+      const r = await runner.forward(Object.fromEntries(Object.entries(inputs).filter(([k]) => own.has(k))) as Record<string, Float32Array>, { initialState: initialState as Record<string, Float32Array> | undefined, returnFinalState: true, batch });
+      if (r.length !== time) throw new Error(`${this.plan.model}: the chunked backward's ${part} ran ${r.length} steps, expected ${time}`);
+      return { outputs: r.outputs as Tensors, finalState: (r.finalState ?? {}) as Tensors };
+    }, {
+      batch: B, time: T, stateShape: S.shape.map((e) => evalSize(e, dims)), inputs: spec.inputs, params: spec.params, outputs: spec.outputs, given: saved.inputs,
+      initialState: saved.initialState[n.state], cotOutputs: cot.outputs, cotState: cot.finalState?.[n.state], alloc: (k) => new Float32Array(k),
+    });
+    for (const k of Object.keys(g.inputs)) if (!saved.inputs[k]) delete g.inputs[k];
+    saved.released = true;
+    return g as Gradients<Float32Array>;
+  }
+
   dispose(): void {
-    for (const p of [this.record, this.back, ...this.passRunners.values()]) void p?.then((r) => r.dispose(), () => {});
+    for (const p of [this.record, this.back, ...this.passRunners.values(), ...this.chainRunners.values()]) void p?.then((r) => r.dispose(), () => {});
   }
 }

@@ -38,7 +38,7 @@ export function modelClassSource(model: I.Model, plan: ModelPlan, opts: ClassOpt
   const N = model.name;
   file.addImportDeclaration({
     moduleSpecifier: opts.runtimeImport ?? "seqc/runtime",
-    namedImports: ["openRunner", "type AnyFormChoice", "type Backend", "type BackendRunner", "type CudaDevice", "type CudaModelPlan", "type CudaRuntime", "type IoDtype", "type ModelPlan", "type TensorInput", "Trainer", "type TrainingInfo", "type TrainerOptions", "type CudaTrainingPlans", "type Saved", "type MemoryChoice"],
+    namedImports: ["openRunner", "type AnyFormChoice", "type Backend", "type BackendRunner", "type CudaDevice", "type CudaModelPlan", "type CudaRuntime", "type IoDtype", "type ModelPlan", "type TensorInput", "Trainer", "type TrainingInfo", "type TrainerOptions", "type CudaTrainingPlans", "type Saved", "type MemoryChoice", "type BackwardChoice"],
   });
 
   const inputs = I.tensorsOfKind(model, "input");
@@ -75,7 +75,8 @@ export function modelClassSource(model: I.Model, plan: ModelPlan, opts: ClassOpt
       { name: "batch", type: "number", hasQuestionToken: true, docs: ["Batch size when the inputs are bare arrays (default 1)."] },
       { name: "form", type: "AnyFormChoice", hasQuestionToken: true, docs: ["Override the form chosen at create() for this call."] },
       { name: "saveForBackward", type: "boolean", hasQuestionToken: true, docs: ["Keep what backward() needs and return it as `saved` (inputs as Float32Arrays)."] },
-      { name: "memory", type: "MemoryChoice", hasQuestionToken: true, docs: ["With saveForBackward: \"auto\" (default: the states of every step while they fit 512 MiB and the device's binding limit, else checkpoints every ceil(sqrt(T)) steps and one more forward), \"store\", \"recompute\" or { every: steps }."] },
+      { name: "memory", type: "MemoryChoice", hasQuestionToken: true, docs: ["With saveForBackward, for the step backward: \"auto\" (default: the states of every step while they fit 512 MiB and the device's binding limit, else checkpoints every ceil(sqrt(T)) steps and one more forward), \"store\", \"recompute\" or { every: steps } (these three ask for the step backward)."] },
+      { name: "backward", type: "BackwardChoice", hasQuestionToken: true, docs: ["With saveForBackward: which backward the saved handle is for: \"auto\" (default: the chunked backward where the model has one and forward() picks its chunked form at this batch and length, else the step backward), \"step\" (the adjoint recurrence) or \"chunked\" (the chunked backward chain; stores nothing). See backwardFor()."] },
     ],
   });
   addInterface(file, `${N}GradOutputs`, `Gradients of the loss with respect to the outputs of forward() ([B, T, ...shape]) and its final state ([B, ...shape]); absent ones are zero.`, [
@@ -216,6 +217,13 @@ export function modelClassSource(model: I.Model, plan: ModelPlan, opts: ClassOpt
         parameters: [{ name: "batch", type: "number" }, { name: "length", type: "number" }],
         returnType: "string",
         statements: [`return this.runner.formFor(batch, length);`],
+      },
+      {
+        name: "backwardFor",
+        docs: ["Which backward forward({ saveForBackward: true, backward, memory }) would save for at this batch and length (\"step\" or \"chunked\"), and why."],
+        parameters: [{ name: "batch", type: "number" }, { name: "length", type: "number" }, { name: "options", type: "{ backward?: BackwardChoice; memory?: MemoryChoice }", initializer: "{}" }],
+        returnType: `{ form: "step" | "chunked"; why: string }`,
+        statements: [`return this.training().backwardFor(batch, length, options.backward, options.memory);`],
       },
       { name: "dispose", docs: ["Free this model's GPU buffers (the device stays)."], returnType: "void", statements: ["this.runner.dispose();", "this.trainer?.dispose();"] },
     ],

@@ -9,10 +9,23 @@
  */
 import * as I from "../ir/types.ts";
 import { recording, trainingBackward } from "./run.ts";
+import { modelChain, type Chain } from "./chunked-chain.ts";
 import type { GradNames } from "../../runtime/train.ts";
 
-/** `passes`: per param, the model that sums its adjoint over the steps outside the recurrence (split.ts). */
-export type Training = { ok: true; record: I.Model; backward: I.Model; passes: Record<string, I.Model>; names: GradNames; bakedDims: Record<string, number> } | { ok: false; why: string };
+/**
+ * `passes`: per param, the model that sums its adjoint over the steps outside the recurrence (split.ts);
+ * `chain`: the chunked backward's models and names (chunked-chain.ts), or why the model has none.
+ */
+export type Training = { ok: true; record: I.Model; backward: I.Model; passes: Record<string, I.Model>; names: GradNames; bakedDims: Record<string, number>; chain: Chain | { why: string } } | { ok: false; why: string };
+
+/** The chunked backward chain at the dims known at compile time, or why there is none. */
+export function trainingChain(model: I.Model, dims: Record<string, number>): Chain | { why: string } {
+  try {
+    return modelChain(model, dims);
+  } catch (e) {
+    return { why: (e as Error).message };
+  }
+}
 
 /** Dims that are extents of the step's `for` loops and not fixed in the model. */
 function loopDims(model: I.Model, body: I.Stmt[], out = new Set<string>()): Set<string> {
@@ -37,5 +50,5 @@ export function trainingModels(model: I.Model, dims: Record<string, number> = {}
   const bakedDims = Object.fromEntries(loops.map((d) => [d, dims[d]]));
   const fixed = Object.fromEntries(model.dims.filter((d) => d.fixed !== undefined).map((d) => [d.name, d.fixed!]));
   const bw = trainingBackward(model, { ...fixed, ...bakedDims });
-  return { ok: true, record: recording(model), backward: bw.model, passes: Object.fromEntries(bw.passes.map((p) => [p.param, p.model])), names: bw.names, bakedDims };
+  return { ok: true, record: recording(model), backward: bw.model, passes: Object.fromEntries(bw.passes.map((p) => [p.param, p.model])), names: bw.names, bakedDims, chain: trainingChain(model, { ...fixed, ...bakedDims }) };
 }
