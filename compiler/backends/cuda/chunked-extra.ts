@@ -17,8 +17,7 @@ import type { CudaBufferRef, CudaFormPlan, CudaLaunch } from "../../../runtime/c
 import type { ChunkRows } from "../../forms/chunk-rows.ts";
 import { chunkSizes } from "../../forms/chunk-rows.ts";
 import { extentS } from "../../kernel/symbolic.ts";
-import { extraInit, extraParams, extraWorkspaces, ioType, type ChunkDtype, type ChunkModelSource } from "./chunked-model.ts";
-import { inputBuffer, outputBuffer, STATES } from "../../kernel/interface.ts";
+import { extraParams, extraWorkspaces, ioType, rowsSetup, type ChunkDtype, type ChunkModelSource } from "./chunked-model.ts";
 
 export const EXTRA_THREADS = 256;
 
@@ -131,15 +130,7 @@ function wrappers(model: I.Model, cr: ChunkRows, src: ChunkModelSource, d: Chunk
     `const SeqcU_${model.name} u`,
     `const SeqcO_${model.name} ov`,
   ];
-  const body = (call: string) => `  SEQC_SMEM_DECL(seqc_smem);
-  SeqcRows_${model.name}<${T}> rows;
-${src.inputs.map((n) => `  rows.${inputBuffer(n)}.p = p_in_${n};`).join("\n")}
-${src.outputs.map((n) => `  rows.${outputBuffer(n)} = p_out_${n};`).join("\n")}
-  rows.params = params;
-  rows.${STATES} = states;
-${extraInit(cr)}
-  rows.u = u;
-  rows.ov = ov;
+  const body = (call: string) => `${rowsSetup(`SeqcRows_${model.name}`, T, src.inputs, src.outputs, cr)}
   ${call}
   (void)seqc_smem;`;
   const out: string[] = [];

@@ -673,6 +673,19 @@ export function extraInit(cr: ChunkRows): string {
   return ["stab", "ybuf"].map((w) => `  rows.${w} = ${extraWorkspaces(cr).includes(w) ? `(float*)p_${w}` : "nullptr"};`).join("\n");
 }
 
+/** A chunked kernel's opening: shared memory and the row loader bound to the kernel's buffers (shared by the core and the extra launches). */
+export function rowsSetup(rowsName: string, T: string, inputs: string[], outputs: string[], cr: ChunkRows): string {
+  return `  SEQC_SMEM_DECL(seqc_smem);
+  ${rowsName}<${T}> rows;
+${inputs.map((n) => `  rows.${inputBuffer(n)}.p = p_in_${n};`).join("\n")}
+${outputs.map((n) => `  rows.${outputBuffer(n)} = p_out_${n};`).join("\n")}
+  rows.params = params;
+  rows.${STATES} = states;
+${extraInit(cr)}
+  rows.u = u;
+  rows.ov = ov;`;
+}
+
 export function chunkModelSource(model: I.Model, cr: ChunkRows): ChunkModelSource {
   const overrides = [...model.dims.map((d) => `D_${d.name}`), ...I.tensorsOfKind(model, "param").map((p) => `PO_${p.name}`)];
   const uniforms = uniformFields(model);
@@ -693,6 +706,8 @@ export function chunkModelSource(model: I.Model, cr: ChunkRows): ChunkModelSourc
   const Sd = model.tensors.find((t) => t.name === cr.form.state)!;
   const dimOf = (e: I.Extent) => (e.kind === "lit" ? `${e.value}u` : `ov.D_${e.name}`);
   const headsExpr = cr.form.heads.map((p) => dimOf(Sd.shape[p])).join(" * ") || "1u";
+  /** The core's value extent: the state's value axis plus the value columns. */
+  const valueDim = `${dimOf(Sd.shape[cr.form.value])}${cr.columns ? ` + ${cr.columns}u` : ""}`;
   const entry = (c: ChunkCfg) => `seqc_${model.name}_chunk_${cfgName(c)}`;
   const wrapper = (c: ChunkCfg) => {
     const T = ELT[c.dtype];
@@ -710,25 +725,17 @@ export function chunkModelSource(model: I.Model, cr: ChunkRows): ChunkModelSourc
     ];
     const call =
       c.kind === "fused"
-        ? `seqc_chunk_fused<${cfg}>(rows, seqc_smem, ${dimOf(Sd.shape[cr.form.key])}, ${dimOf(Sd.shape[cr.form.value])}${cr.columns ? ` + ${cr.columns}u` : ""}, ${headsExpr});`
+        ? `seqc_chunk_fused<${cfg}>(rows, seqc_smem, ${dimOf(Sd.shape[cr.form.key])}, ${valueDim}, ${headsExpr});`
         : c.kind === "phaseA"
           ? `seqc_chunk_phase_a<${cfg}>(rows, seqc_smem, ws, ${headsExpr});`
           : c.kind === "walkS"
-            ? `seqc_chunk_walk_s<${cfg}>(rows, seqc_smem, ws, wsS, ${dimOf(Sd.shape[cr.form.key])}, ${dimOf(Sd.shape[cr.form.value])}${cr.columns ? ` + ${cr.columns}u` : ""}, ${headsExpr});`
+            ? `seqc_chunk_walk_s<${cfg}>(rows, seqc_smem, ws, wsS, ${dimOf(Sd.shape[cr.form.key])}, ${valueDim}, ${headsExpr});`
             : c.kind === "out"
-              ? `seqc_chunk_out<${cfg}>(rows, seqc_smem, ws, wsS, ${dimOf(Sd.shape[cr.form.value])}${cr.columns ? ` + ${cr.columns}u` : ""}, ${headsExpr});`
-              : `seqc_chunk_walk<${cfg}>(rows, seqc_smem, ws, ${dimOf(Sd.shape[cr.form.key])}, ${dimOf(Sd.shape[cr.form.value])}${cr.columns ? ` + ${cr.columns}u` : ""}, ${headsExpr});`;
+              ? `seqc_chunk_out<${cfg}>(rows, seqc_smem, ws, wsS, ${valueDim}, ${headsExpr});`
+              : `seqc_chunk_walk<${cfg}>(rows, seqc_smem, ws, ${dimOf(Sd.shape[cr.form.key])}, ${valueDim}, ${headsExpr});`;
     return `${cfgStruct(c, cfg)}
 extern "C" __global__ void __launch_bounds__(${threadsOf(c)}, ${c.minBlocks ?? 1}) ${entry(c)}(${params.join(", ")}) {
-  SEQC_SMEM_DECL(seqc_smem);
-  ${rowsName}<${T}> rows;
-${inputs.map((n) => `  rows.${inputBuffer(n)}.p = p_in_${n};`).join("\n")}
-${outputs.map((n) => `  rows.${outputBuffer(n)} = p_out_${n};`).join("\n")}
-  rows.params = params;
-  rows.${STATES} = states;
-${extraInit(cr)}
-  rows.u = u;
-  rows.ov = ov;
+${rowsSetup(rowsName, T, inputs, outputs, cr)}
   ${call}
 }`;
   };
