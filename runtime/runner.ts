@@ -75,8 +75,8 @@ export class ModelRunner {
   readonly hasParam = new Set<string>();
   /** Measured choices: `${form}|${B}|${T}` -> variant. */
   private readonly tuned = new Map<string, string>();
-  /** How many step indices a step buffer holds. */
-  private readonly stepsWritten = new WeakMap<GPUBuffer, number>();
+  /** The steps and block length a step buffer was written for (`${n}|${TC}`). */
+  private readonly stepsWritten = new WeakMap<GPUBuffer, string>();
 
   private constructor(
     readonly plan: ModelPlan,
@@ -330,7 +330,7 @@ export class ModelRunner {
       this.modules.set(k.shader, module);
     }
     p = this.device.createComputePipeline({
-      layout: k.steps !== undefined ? this.explicitLayout(k) : "auto",
+      layout: k.steps !== undefined || k.block !== undefined ? this.explicitLayout(k) : "auto",
       compute: { module, entryPoint: k.entry, constants },
     });
     const err = await this.device.popErrorScope();
@@ -349,21 +349,31 @@ export class ModelRunner {
       visibility: GPUShaderStage.COMPUTE,
       buffer: b.access === "uniform" ? { type: "uniform" } : b.access === "read" ? { type: "read-only-storage" } : { type: "storage" },
     }));
-    if (k.steps) entries.push({ binding: k.steps.binding, visibility: GPUShaderStage.COMPUTE, buffer: { type: "uniform", hasDynamicOffset: true, minBindingSize: 16 } });
+    const step = k.steps ?? k.block;
+    if (step) entries.push({ binding: step.binding, visibility: GPUShaderStage.COMPUTE, buffer: { type: "uniform", hasDynamicOffset: true, minBindingSize: 16 } });
     return this.device.createPipelineLayout({ bindGroupLayouts: [this.device.createBindGroupLayout({ entries })] });
   }
 
-  /** The step indices 0..n-1, one per dynamic-offset slot, written once per count. */
-  private stepBuffer(n: number): { buffer: GPUBuffer; stride: number } {
+  /** The step indices 0..n-1, one per dynamic-offset slot, each with its block of TC steps: (i, t0, t1, TC); written once per (n, TC). */
+  private stepBuffer(n: number, TC: number): { buffer: GPUBuffer; stride: number } {
     const stride = Math.max(16, this.device.limits.minUniformBufferOffsetAlignment);
     const buffer = this.buffer("steps", n * stride, GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST);
-    if ((this.stepsWritten.get(buffer) ?? 0) < n) {
+    const key = `${n}|${TC}`;
+    if (this.stepsWritten.get(buffer) !== key) {
       const u = new Uint32Array((n * stride) / 4);
-      for (let i = 0; i < n; i++) u[(i * stride) / 4] = i;
+      for (let i = 0; i < n; i++) {
+        const t0 = i - (i % TC);
+        u.set([i, t0, Math.min(t0 + TC, n), TC], (i * stride) / 4);
+      }
       this.device.queue.writeBuffer(buffer, 0, u);
-      this.stepsWritten.set(buffer, n);
+      this.stepsWritten.set(buffer, key);
     }
     return { buffer, stride };
+  }
+
+  /** Steps per block of a form (its blockSteps, 1..T; all T without). */
+  static blockSteps(plan: FormPlan, env: Env, T: number): number {
+    return plan.blockSteps === undefined ? T : Math.max(1, Math.min(T, evalSize(plan.blockSteps, env)));
   }
 
   private async launch(plan: FormPlan, env: Env, B: number, T: number, data: Map<string, TensorData>, init: Map<string, TensorData>, opts: ForwardOptions): Promise<ForwardResult> {
@@ -419,10 +429,12 @@ export class ModelRunner {
     const uniformBuf = this.buffer("uniforms", u.byteLength, GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST);
     dev.queue.writeBuffer(uniformBuf, 0, u);
     const maxDim = dev.limits.maxComputeWorkgroupsPerDimension;
+    const TC = ModelRunner.blockSteps(plan, env, T);
+    const prepared: { k: KernelLaunch; pipeline: GPUComputePipeline; group: GPUBindGroup; x: number; y: number; steps: number; stride: number }[] = [];
     for (const k of plan.kernels) {
       const pipeline = await this.pipeline(k, env);
-      const steps = k.steps ? evalSize(k.steps.count, env) : 1;
-      const stepBuf = k.steps ? this.stepBuffer(steps) : undefined;
+      const steps = k.steps ? evalSize(k.steps.count, env) : 0;
+      const stepBuf = k.steps || k.block ? this.stepBuffer(Math.max(steps, T), TC) : undefined;
       const entries: GPUBindGroupEntry[] = k.bindings.map((b) => {
         const r = b.buffer;
         const buffer =
@@ -435,25 +447,41 @@ export class ModelRunner {
           : scratch.get(r.name)!;
         return { binding: b.binding, resource: { buffer } };
       });
-      if (k.steps) entries.push({ binding: k.steps.binding, resource: { buffer: stepBuf!.buffer, size: 16 } });
+      const step = k.steps ?? k.block;
+      if (step) entries.push({ binding: step.binding, resource: { buffer: stepBuf!.buffer, size: 16 } });
       const group = dev.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
       const n = evalSize(k.workgroups, env);
       if (n === 0) continue;
       const y = Math.ceil(n / maxDim);
       const x = Math.ceil(n / y);
       if (y > maxDim) throw new ShapeError(`kernel ${k.name} needs ${n} workgroups, more than this device can launch`);
+      prepared.push({ k, pipeline, group, x, y, steps, stride: stepBuf?.stride ?? 0 });
+    }
+    const encode = (p: (typeof prepared)[number], from: number, to: number) => {
       const pass = enc.beginComputePass();
-      pass.setPipeline(pipeline);
-      if (stepBuf) {
-        for (let i = 0; i < steps; i++) {
-          pass.setBindGroup(0, group, [i * stepBuf.stride]);
-          pass.dispatchWorkgroups(x, y, 1);
+      pass.setPipeline(p.pipeline);
+      if (p.k.steps) {
+        for (let i = from; i < Math.min(to, p.steps); i++) {
+          pass.setBindGroup(0, p.group, [i * p.stride]);
+          pass.dispatchWorkgroups(p.x, p.y, 1);
         }
+      } else if (p.k.block) {
+        pass.setBindGroup(0, p.group, [from * p.stride]);
+        pass.dispatchWorkgroups(p.x, p.y, 1);
       } else {
-        pass.setBindGroup(0, group);
-        pass.dispatchWorkgroups(x, y, 1);
+        pass.setBindGroup(0, p.group);
+        pass.dispatchWorkgroups(p.x, p.y, 1);
       }
       pass.end();
+    };
+    const perBlock = prepared.filter((p) => p.k.steps || p.k.block);
+    if (plan.blockSteps === undefined) {
+      // one block: the plan's order
+      for (const p of prepared) encode(p, 0, p.steps);
+    } else {
+      // the kernels outside the blocks once, then block after block of TC steps
+      for (const p of prepared) if (!perBlock.includes(p)) encode(p, 0, T);
+      for (let t0 = 0; t0 < T; t0 += TC) for (const p of perBlock) encode(p, t0, t0 + TC);
     }
     const result: ForwardResult = { outputs: {}, form: `${plan.form}/${plan.variant}`, batch: B, length: T };
     const read = opts.read !== false;

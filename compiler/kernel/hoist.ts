@@ -11,6 +11,11 @@
  * The hoisted tensors are computed by one kernel each: a tiled matrix product over the B*T rows when
  * one hoisted term is a contraction `sum(k) P[.., k] * x[.., k]` of a param with an input (the other
  * terms are added in its epilogue), else a plain parallel map (one thread per value).
+ *
+ * In blocks of steps: the hoisted buffer holds the terms of one block of TC steps ([B][TC][width]),
+ * TC as large as the device's storage-binding limit allows (hoistBlockVars: all T when they fit);
+ * the runtime runs the hoisting kernels and then the recurrence over the block's steps, block after
+ * block (plan `blockSteps`; the kernels read the block from their step uniform).
  */
 import * as I from "../ir/types.ts";
 import * as K from "./ir.ts";
@@ -21,8 +26,27 @@ import { extentK, productK, productS, sumS } from "./symbolic.ts";
 import type { SizeExpr } from "../../runtime/plan.ts";
 
 export const hoistName = (id: number) => `__H${id}`;
-/** The scratch buffer holding every hoisted tensor: [B * T][HW] (HW: the hoisted floats per step). */
+/** The scratch buffer holding every hoisted tensor of one block of steps: [B][TC][HW] (HW: the hoisted floats per step, TC: the steps per block). */
 export const HOISTED = "hoisted";
+
+/**
+ * The plan vars of hoisting in blocks: $TC, the steps per block (as many as a hoisted buffer of
+ * B * TC * width floats within the storage-binding limit holds, all T when they fit, at least one),
+ * and $HOIST_BYTES, that buffer's size. `width`: the hoisted floats per (batch row, step). A TC below
+ * T is a multiple of TILE where it can be (the product's row tiles hold one batch row's steps).
+ */
+export function hoistBlockVars(width: SizeExpr): [string, SizeExpr][] {
+  return [
+    ["$TC_FIT", ["/", "LIMIT_BINDING", ["max", 1, ["*", 4, "B", width]]]],
+    ["$TC", ["max", 1, ["min", "T", ["select", [">=", "$TC_FIT", TILE], ["*", TILE, ["/", "$TC_FIT", TILE]], "$TC_FIT"]]]],
+    ["$HOIST_BYTES", ["*", 4, "B", "$TC", width]],
+  ];
+}
+
+/** Where the hoisted terms of step t of batch row b are: float (b * TC + t - t0) * width of HOISTED (t0: the block's first step). */
+export function hoistedRow(b: K.KExpr, t: K.KExpr): K.KExpr {
+  return K.add(K.mul(b, K.ref(K.BLOCK_TC)), K.bin("-", t, K.ref(K.BLOCK_T0)));
+}
 
 export interface HoistedLet {
   id: number;
@@ -205,14 +229,17 @@ export function hoistKernelBody(model: I.Model, l: HoistedLet, width: K.KExpr, o
   const step = new StepLowering({ model, partition: analyzePartition(model), variant: "workgroup", owner: K.u32(0), columns: K.u32(1), t: K.ref("t") });
   const C = productK(l.shape);
   const size = productS(l.shape);
-  const out: K.KStmt[] = [K.decl("BT", "u32", K.mul(K.uni("B"), K.uni("T"))), K.decl("C", "u32", C)];
-  /** The value at (row, col) of the terms `ts` plus `extra`, stored into HOISTED. */
-  const storeValue = (row: K.KExpr, col: K.KExpr, ts: Term[], extra: K.KExpr | undefined, tag: string): K.KStmt[] => {
-    const pre: K.KStmt[] = [K.decl(ELEM_B, "u32", K.bin("/", row, K.uni("T"))), K.decl("t", "u32", K.bin("%", row, K.uni("T")))];
+  // the rows of this block: (b, step t0 + i) for i < TC; rows past the last step (a last partial block) are computed from step T - 1 and never read
+  const out: K.KStmt[] = [K.decl("C", "u32", C)];
+  /** The value at (batch row b, block step i) of the terms `ts` plus `extra`, stored into HOISTED at row b * TC + i; `t` its step. */
+  const storeValue = (b: K.KExpr, i: K.KExpr, col: K.KExpr, ts: Term[], extra: K.KExpr | undefined, tag: string): K.KStmt[] => {
+    const pre: K.KStmt[] = [K.decl(ELEM_B, "u32", b), K.decl("t", "u32", K.bin("min", K.add(K.ref(K.BLOCK_T0), i), K.bin("-", K.uni("T"), K.u32(1)), "u32"))];
+    const inputRow = K.add(K.mul(K.ref(ELEM_B), K.uni("T")), K.ref("t"));
+    const row = K.add(K.mul(K.ref(ELEM_B), K.ref(K.BLOCK_TC)), i);
     const vars = decodeIndex(l.vars, col, pre, tag);
     let v: K.KExpr | undefined = extra;
     if (ts.length) {
-      const rest = lowerExpr(sumOf(ts), step.scope(vars, () => row), pre);
+      const rest = lowerExpr(sumOf(ts), step.scope(vars, () => inputRow), pre);
       v = v ? K.bin("+", v, rest, "f32") : rest;
     }
     pre.push(K.store(HOISTED, K.add(K.add(K.mul(row, width), offset), col), v ?? K.f32(0)));
@@ -220,24 +247,32 @@ export function hoistKernelBody(model: I.Model, l: HoistedLet, width: K.KExpr, o
   };
   const c = contraction(model, l);
   if (!c) {
+    out.push(K.decl("BT", "u32", K.mul(K.uni("B"), K.ref(K.BLOCK_TC))));
     out.push(K.decl("i", "u32", K.add(K.mul(K.ref("wg"), K.u32(HOIST_THREADS)), K.ref("lid"))));
     out.push(K.decl("row", "u32", K.bin("/", K.ref("i"), K.ref("C"))));
     out.push(K.decl("col", "u32", K.bin("%", K.ref("i"), K.ref("C"))));
-    out.push(K.ifThen(K.bin("<", K.ref("row"), K.ref("BT")), storeValue(K.ref("row"), K.ref("col"), l.terms, undefined, "c")));
-    return { kernel: out, shared: [], workgroups: ["ceilDiv", ["*", "B", "T", size], HOIST_THREADS], threads: HOIST_THREADS, sharedBytes: 0, kind: "map", flops: ["*", "B", "T", size] };
+    out.push(K.ifThen(K.bin("<", K.ref("row"), K.ref("BT")), storeValue(K.bin("/", K.ref("row"), K.ref(K.BLOCK_TC)), K.bin("%", K.ref("row"), K.ref(K.BLOCK_TC)), K.ref("col"), l.terms, undefined, "c")));
+    return { kernel: out, shared: [], workgroups: ["ceilDiv", ["*", "B", "$TC", size], HOIST_THREADS], threads: HOIST_THREADS, sharedBytes: 0, kind: "map", flops: ["*", "B", "T", size] };
   }
-  // tiled product: rows (b, t) x columns (let elements), k in slices of KC staged in workgroup memory
+  // tiled product: rows (the block's steps of one batch row) x columns (let elements), k in slices of
+  // KC staged in workgroup memory; a workgroup's rows are steps t0 + rowBase + .. of batch row hbb (the
+  // inputs' rows hbb * T + t0 + ..: no division per row)
   out.push(K.decl("NCT", "u32", K.bin("/", K.add(K.ref("C"), K.u32(TILE - 1)), K.u32(TILE))));
-  out.push(K.decl("rowBase", "u32", K.mul(K.bin("/", K.ref("wg"), K.ref("NCT")), K.u32(TILE))));
+  out.push(K.decl("NRT", "u32", K.bin("/", K.add(K.ref(K.BLOCK_TC), K.u32(TILE - 1)), K.u32(TILE))));
+  out.push(K.decl("NSB", "u32", K.bin("-", K.ref(K.BLOCK_T1), K.ref(K.BLOCK_T0))));
+  out.push(K.decl("rowTile", "u32", K.bin("/", K.ref("wg"), K.ref("NCT"))));
+  out.push(K.decl("hbb", "u32", K.bin("/", K.ref("rowTile"), K.ref("NRT"))));
+  out.push(K.decl("hinRow", "u32", K.add(K.mul(K.ref("hbb"), K.uni("T")), K.ref(K.BLOCK_T0))));
+  out.push(K.decl("rowBase", "u32", K.mul(K.bin("%", K.ref("rowTile"), K.ref("NRT")), K.u32(TILE))));
   out.push(K.decl("colBase", "u32", K.mul(K.bin("%", K.ref("wg"), K.ref("NCT")), K.u32(TILE))));
   const rest = l.terms.filter((t) => t !== c.term);
   const tp = tiledProduct({
     depth: extentK(c.k.extent),
     kFastest: true,
     rows: {
-      bound: K.ref("BT"),
+      bound: K.ref("NSB"),
       // the input value x[row, k]
-      load: (pre) => lowerExpr(c.input, step.scope(new Map<number, K.KExpr>([[c.k.id, K.ref("k")]]), () => K.ref("xrow")), pre),
+      load: (pre) => lowerExpr(c.input, step.scope(new Map<number, K.KExpr>([[c.k.id, K.ref("k")]]), () => K.add(K.ref("hinRow"), K.ref("xrow"))), pre),
     },
     cols: {
       bound: K.ref("C"),
@@ -248,14 +283,14 @@ export function hoistKernelBody(model: I.Model, l: HoistedLet, width: K.KExpr, o
         return lowerExpr(c.param, step.scope(vars, () => K.u32(0)), pre);
       },
     },
-    store: (row, col, a) => storeValue(row, col, rest, c.term.negative ? { k: "neg", a, t: "f32" } : a, "c"),
+    store: (row, col, a) => storeValue(K.ref("hbb"), row, col, rest, c.term.negative ? { k: "neg", a, t: "f32" } : a, "c"),
   });
   out.push(...tp.body);
   const kSize = c.k.extent.kind === "lit" ? c.k.extent.value : c.k.extent.name;
   return {
     kernel: out,
     shared: tp.shared,
-    workgroups: ["*", ["ceilDiv", ["*", "B", "T"], TILE], ["ceilDiv", size, TILE]],
+    workgroups: ["*", "B", ["ceilDiv", "$TC", TILE], ["ceilDiv", size, TILE]],
     threads: HOIST_THREADS,
     sharedBytes: tp.sharedBytes,
     kind: "matmul",

@@ -94,14 +94,19 @@ export interface Kernel {
   /** Optional capabilities the kernel needs (e.g. "subgroups"); the renderer checks them. */
   needs: string[];
   /**
-   * A kernel launched once per step (plan `steps`): the binding of the u32 uniform holding the step
-   * index, which the body reads as the variable STEP_INDEX.
+   * A kernel launched once per step (plan `steps`) or once per block of steps (plan `block`): the
+   * binding of the uniform holding the step index and its block of steps, which the body reads as the
+   * variables STEP_INDEX, BLOCK_T0, BLOCK_T1 and BLOCK_TC.
    */
   stepUniform?: number;
 }
 
-/** The step index of a kernel with `stepUniform`. */
+/** The step index of a kernel with `stepUniform` (a block's kernel: the block's first step). */
 export const STEP_INDEX = "step_index";
+/** The block of steps holding STEP_INDEX: its first step, one past its last, and the steps per whole block (the hoisted rows per batch row). */
+export const BLOCK_T0 = "block_t0";
+export const BLOCK_T1 = "block_t1";
+export const BLOCK_TC = "block_tc";
 
 // ---------- builders ----------
 export const f32 = (v: number): KExpr => ({ k: "f32", v });

@@ -5,7 +5,9 @@
  * whole matrix-vector product per step.
  *
  *  1. hoist (hoist.ts): the state-independent, input-dependent terms of lets (`W x + b`) are computed
- *     for all (b, t) before the recurrence, by a tiled matrix product (or a parallel map);
+ *     for all (b, t) of a block of TC steps before the recurrence over those steps, by a tiled matrix
+ *     product (or a parallel map); TC: as many steps as the device's binding limit holds (all T
+ *     where they fit), steps 1 and 3 repeated block after block;
  *  2. init: the initial states (given or declared) go to the state ping-pong buffer;
  *  3. step, dispatched T times in one compute pass (the step index t is a uniform at a dynamic
  *     offset): the states of step t-1 are read from one half of the ping-pong buffer, those of step t
@@ -30,7 +32,7 @@ import { lowerExpr, type ExprScope } from "./lower-expr.ts";
 import { extentK, flatIndex, maxS, mulS, productK, productS, sumS } from "./symbolic.ts";
 import { initFlag, STATES, STATES_IN, stateOffset, uniformFields } from "./interface.ts";
 import { buildKernel, launchBindings, modelBindings, modelOverrides, trafficBytes, type LoweredForm } from "./sequential.ts";
-import { hoistKernelBody, hoistLayout, HOISTED, hoistName, planHoisting, type Hoisting } from "./hoist.ts";
+import { hoistBlockVars, hoistedRow, hoistKernelBody, hoistLayout, HOISTED, hoistName, planHoisting, type Hoisting } from "./hoist.ts";
 import type { FormPlan, KernelLaunch, SizeExpr } from "../../runtime/plan.ts";
 
 /** The state ping-pong buffer: [2][states packed as in STATES]. */
@@ -199,7 +201,7 @@ export interface StepStorage {
   prevState(t: I.TensorDecl, b: K.KExpr, idx: K.KExpr[]): K.KExpr;
   /** Statements writing `value` as state `t` of step t (and the final state after the last step). */
   writeState(t: I.TensorDecl, b: K.KExpr, idx: K.KExpr[], value: K.KExpr, fresh: (p: string) => string): K.KStmt[];
-  /** Hoisted term at float `at` of its (b, t) row (the let's offset plus its flat index); `row` is that row's index b * T + t. */
+  /** Hoisted term at float `at` of the row of (batch row ELEM_B, step t) (the let's offset plus its flat index); `row` is the inputs' row b * T + t. */
   hoisted(at: K.KExpr, row: K.KExpr): K.KExpr;
 }
 
@@ -217,7 +219,7 @@ export function globalStorage(width: K.KExpr): StepStorage {
         K.ifThen(K.bin("==", K.add(K.ref("t"), K.u32(1)), K.uni("T")), [K.store(STATES, K.ref(a), K.ref(val, "f32"))]),
       ];
     },
-    hoisted: (at, row) => K.load(HOISTED, K.add(K.mul(row, width), at)),
+    hoisted: (at) => K.load(HOISTED, K.add(K.mul(hoistedRow(K.ref(ELEM_B), K.ref("t")), width), at)),
   };
 }
 
@@ -462,8 +464,9 @@ function buildKernels(c: GridCtx): void {
   for (const l of c.plan!.hoisting.lets) {
     const h = hoistKernelBody(model, l, layout.width, layout.offset[l.id]);
     const name = `${model.name}_grid_hoist_${l.let}`;
-    c.kernels.push({ name, workgroupSize: K.u32(h.threads), buffers: used(h.kernel), uniformBinding: 0, uniforms: uniformFields(model), overrides: baseOverrides, shared: h.shared, body: h.kernel, needs: [] });
-    c.launches.push({ name, shader: name, entry: "main", overrides: {}, workgroups: h.workgroups, sharedBytes: h.sharedBytes, threads: h.threads, bindings: [] });
+    const stepUniform = modelBindings(model, scratch).bindings.length;
+    c.kernels.push({ name, workgroupSize: K.u32(h.threads), buffers: used(h.kernel), uniformBinding: 0, uniforms: uniformFields(model), overrides: baseOverrides, shared: h.shared, body: h.kernel, needs: [], stepUniform });
+    c.launches.push({ name, shader: name, entry: "main", overrides: {}, workgroups: h.workgroups, sharedBytes: h.sharedBytes, threads: h.threads, bindings: [], block: { binding: stepUniform } });
     c.hoistFlops.push(h.flops);
   }
   const init = initBody(model);
@@ -515,7 +518,7 @@ function gridPlan(c: GridCtx): FormPlan {
     ["$KC", ["max", 8, ["min", 128, ["pow2ceil", maxS(rec.map(mExt))], "$KCFIT"]]],
     ["$SHARED_BYTES", ["+", ["*", "$G", "$SHARED_PER_ELEM"], ["*", 4, ["+", "$KC", 1], ["+", ["*", "$JB", "$LR"], anyPerUnit ? "$G" : "$BB"]]]],
     ["$WGS", ["*", ["ceilDiv", "$P", "$JB"], ["ceilDiv", "B", "$BB"]]],
-    ["$HOIST_BYTES", mulS(4, "B", "T", layout.widthS)],
+    ...hoistBlockVars(layout.widthS),
   ];
   const overrides: Record<string, SizeExpr> = { ...base, G: "$G", WG: "$WG", JB: "$JB", BB: "$BB", NBT: "$NBT", KC: "$KC" };
   const baseOnly: Record<string, SizeExpr> = { ...base };
@@ -542,9 +545,11 @@ function gridPlan(c: GridCtx): FormPlan {
   return {
     form: "sequential",
     variant: "grid",
-    applicable: ["*", [">=", "LIMIT_SHARED", "$SHARED_BYTES"], [">=", "LIMIT_BINDING", "$HOIST_BYTES"]],
+    // the hoisted terms in blocks of $TC steps (the binding limit need only hold one step's)
+    applicable: ["*", [">=", "LIMIT_SHARED", "$SHARED_BYTES"], [">=", "LIMIT_BINDING", mulS(4, "B", layout.widthS)]],
     vars,
-    scratch: [{ name: PINGPONG, floats: mulS(2, "B", stateFloats) }, ...(c.plan!.hoisting.lets.length ? [{ name: HOISTED, floats: mulS("B", "T", layout.widthS) }] : [])],
+    ...(c.plan!.hoisting.lets.length ? { blockSteps: "$TC" } : {}),
+    scratch: [{ name: PINGPONG, floats: mulS(2, "B", stateFloats) }, ...(c.plan!.hoisting.lets.length ? [{ name: HOISTED, floats: mulS("B", "$TC", layout.widthS) }] : [])],
     kernels: launches,
     cost: {
       bytes: sumS([trafficBytes(model), mulS(8, "B", "T", layout.widthS)]),

@@ -4,8 +4,10 @@
  * variant serves (LSTM, GRU, sLSTM: recurrent contractions `sum(m) U[.., m] * h[m]` of a param with a
  * previous state), where the grid variant pays a dispatch per step.
  *
- *  1. hoist (hoist.ts): the state-independent, input-dependent let terms (`W x + b`) for all (b, t),
- *     the grid variant's kernels;
+ *  1. hoist (hoist.ts): the state-independent, input-dependent let terms (`W x + b`) for all (b, t)
+ *     of a block of TC steps (as many as the binding limit holds, all T where they fit), the grid
+ *     variant's kernels; steps 1 and 4 run block after block, the main kernel once per block over
+ *     its steps, the states carried from block to block through STATES;
  *  2. pack: each recurrent param is written once per forward, transposed, to a scratch buffer
  *     WT[m][row] (row = unit x local index, the grid's row order), so that in the loop consecutive
  *     threads read consecutive addresses;
@@ -41,7 +43,7 @@ import { lowerExpr } from "./lower-expr.ts";
 import { extentK, flatIndex, maxS, mulS, productK, productS, sumS } from "./symbolic.ts";
 import { STATES, stateOffset, uniformFields } from "./interface.ts";
 import { buildKernel, launchBindings, modelBindings, modelOverrides, trafficBytes, type LoweredForm } from "./sequential.ts";
-import { hoistKernelBody, hoistLayout, HOISTED } from "./hoist.ts";
+import { hoistBlockVars, hoistedRow, hoistKernelBody, hoistLayout, HOISTED } from "./hoist.ts";
 import { analysisPasses, bindUnit, cellAndStates, globalStorage, GridStep, initBody, PINGPONG, recurrentName, type GridEligibility, type Recurrent, type StepStorage } from "./step-grid.ts";
 import type { FormPlan, KernelLaunch, SizeExpr } from "../../runtime/plan.ts";
 
@@ -160,7 +162,8 @@ function streamStorage(c: StreamCtx): StepStorage {
           return [
             K.decl(val, "f32", value),
             K.store(SPP, at("nextBase", t, b, idx), K.ref(val, "f32")),
-            K.ifThen(K.bin("==", K.add(K.ref("t"), K.u32(1)), K.uni("T")), [K.store(STATES, GridStep.stateAddr(t, b, idx), K.ref(val, "f32"))]),
+            // after the block's last step (the next block starts from these; the final states after step T - 1)
+            K.ifThen(K.bin("==", K.add(K.ref("t"), K.u32(1)), K.ref(K.BLOCK_T1)), [K.store(STATES, GridStep.stateAddr(t, b, idx), K.ref(val, "f32"))]),
           ];
         }
       : global.writeState,
@@ -361,11 +364,11 @@ function contractionVec4(c: StreamCtx, r: Recurrent, offset: K.KExpr): K.KStmt[]
   return out;
 }
 
-/** Hoisted terms of step t for the workgroup's batch rows: element y of [BB][width] at HOISTED[(b * T + t) * width + y % width]. */
+/** Hoisted terms of step t for the workgroup's batch rows: element y of [BB][width] at HOISTED[(b * TC + t - t0) * width + y % width]. */
 function hoistedAt(c: StreamCtx, y: K.KExpr, out: K.KStmt[], tag: string): K.KExpr {
   const width = hoistLayout(c.plan!.hoisting).width;
   out.push(K.decl(`hb${tag}`, "u32", K.add(K.mul(K.ref("wg"), K.ref("BB")), K.bin("/", y, width))));
-  return K.load(HOISTED, K.add(K.mul(K.add(K.mul(K.ref(`hb${tag}`), K.uni("T")), K.ref("t")), width), K.bin("%", y, width)));
+  return K.load(HOISTED, K.add(K.mul(hoistedRow(K.ref(`hb${tag}`), K.ref("t")), width), K.bin("%", y, width)));
 }
 
 /** Prefetch: PF hoisted terms per thread into registers (issued before the contraction, stored after it). */
@@ -393,19 +396,26 @@ function prefetchStores(c: StreamCtx): K.KStmt[] {
   return out;
 }
 
-/** Before the time loop: the workgroup's initial states (the init kernel's ping-pong half) into the first workgroup half. */
+/**
+ * Before the block's time loop: the workgroup's states (the init kernel's ping-pong half before the
+ * first block, the previous block's last states in STATES after it) into the workgroup half that
+ * step t0 reads.
+ */
 function loadInitialStates(c: StreamCtx): K.KStmt[] {
   const model = c.plan!.model;
-  const { offset } = stateLayout(model);
-  const out: K.KStmt[] = [];
+  const { srow, offset } = stateLayout(model);
+  const out: K.KStmt[] = [K.decl("ibase", "u32", K.mul(K.bin("%", K.ref(K.BLOCK_T0), K.u32(2)), K.mul(K.ref("BB"), srow)))];
   for (const t of I.tensorsOfKind(model, "state")) {
     const SF = productK(t.shape);
     out.push(
       K.forLoop("y", K.ref("lid"), K.mul(K.ref("BB"), SF), [
         K.decl("ib", "u32", K.add(K.mul(K.ref("wg"), K.ref("BB")), K.bin("/", K.ref("y"), SF))),
         K.decl("iv", "f32", K.f32(0), true),
-        K.ifThen(K.bin("<", K.ref("ib"), K.uni("B")), [K.set("iv", K.load(PINGPONG, K.add(K.add(K.uni(stateOffset(t.name)), K.mul(K.ref("ib"), SF)), K.bin("%", K.ref("y"), SF))))]),
-        K.store(SPP, K.add(offset.get(t.name)!, K.ref("y")), K.ref("iv", "f32")),
+        K.ifThen(K.bin("<", K.ref("ib"), K.uni("B")), [
+          K.decl("ia", "u32", K.add(K.add(K.uni(stateOffset(t.name)), K.mul(K.ref("ib"), SF)), K.bin("%", K.ref("y"), SF))),
+          K.ifThen(K.bin("==", K.ref(K.BLOCK_T0), K.u32(0)), [K.set("iv", K.load(PINGPONG, K.ref("ia")))], [K.set("iv", K.load(STATES, K.ref("ia")))]),
+        ]),
+        K.store(SPP, K.add(K.ref("ibase"), K.add(offset.get(t.name)!, K.ref("y"))), K.ref("iv", "f32")),
       ], K.ref("WG")),
     );
   }
@@ -438,7 +448,8 @@ function mainBody(c: StreamCtx): K.KStmt[] {
   // the next step reads these states (written by other invocations of this workgroup): from
   // workgroup memory, or from storage (a storage barrier)
   loop.push({ k: "barrier", storage: !shared });
-  return [...(shared ? loadInitialStates(c) : [K.decl("STOT", "u32", K.mul(K.uni("B"), srow))]), K.forLoop("t", K.u32(0), K.uni("T"), loop)];
+  // the steps of this block (the runtime dispatches the kernel once per block)
+  return [...(shared ? loadInitialStates(c) : [K.decl("STOT", "u32", K.mul(K.uni("B"), srow))]), K.forLoop("t", K.ref(K.BLOCK_T0), K.ref(K.BLOCK_T1), loop)];
 }
 
 /** Kernel writing contraction r's param transposed: PACKED[offset + m * NRP + row] (NRP packed rows per depth, padding rows zero). */
@@ -476,8 +487,9 @@ function buildKernels(c: StreamCtx): void {
   for (const l of c.plan!.hoisting.lets) {
     const h = hoistKernelBody(model, l, layout.width, layout.offset[l.id]);
     const name = `${model.name}_${variantName(c)}_hoist_${l.let}`;
-    c.kernels.push({ name, workgroupSize: K.u32(h.threads), buffers: used(h.kernel), uniformBinding: 0, uniforms: uniformFields(model), overrides: baseOverrides, shared: h.shared, body: h.kernel, needs: [] });
-    c.launches.push({ name, shader: name, entry: "main", overrides: {}, workgroups: h.workgroups, sharedBytes: h.sharedBytes, threads: h.threads, bindings: [] });
+    const stepUniform = modelBindings(model, scratch).bindings.length;
+    c.kernels.push({ name, workgroupSize: K.u32(h.threads), buffers: used(h.kernel), uniformBinding: 0, uniforms: uniformFields(model), overrides: baseOverrides, shared: h.shared, body: h.kernel, needs: [], stepUniform });
+    c.launches.push({ name, shader: name, entry: "main", overrides: {}, workgroups: h.workgroups, sharedBytes: h.sharedBytes, threads: h.threads, bindings: [], block: { binding: stepUniform } });
     c.hoistFlops.push(h.flops);
   }
   const offsets = packedOffsets(c);
@@ -505,6 +517,7 @@ function buildKernels(c: StreamCtx): void {
     ],
   });
   k.buffers = used(c.body!);
+  k.stepUniform = modelBindings(model, scratch).bindings.length;
   c.kernels.push(k);
 }
 
@@ -534,7 +547,7 @@ function streamPlan(c: StreamCtx): FormPlan {
     ["$WG", ["max", 32, ["min", 256, ["pow2ceil", ["ceilDiv", "$NR", RT]]]]],
     ["$SHARED_BYTES", ["*", "$BB", "$ROW_BYTES"]],
     ["$WGS", ["ceilDiv", "B", "$BB"]],
-    ["$HOIST_BYTES", mulS(4, "B", "T", layout.widthS)],
+    ...hoistBlockVars(layout.widthS),
     ["$PACKED_FLOATS", packedFloats],
   ];
   const overrides: Record<string, SizeExpr> = { ...base, G: "$G", WG: "$WG", JB: "$P", BB: "$BB" };
@@ -547,19 +560,21 @@ function streamPlan(c: StreamCtx): FormPlan {
     return { ...l, overrides: Object.fromEntries(Object.entries(base).filter(([n]) => kernel.overrides.some((o) => o.name === n))), bindings };
   });
   const main = c.kernels[c.kernels.length - 1];
-  launches.push({ name: main.name, shader: main.name, entry: "main", overrides, workgroups: "$WGS", sharedBytes: "$SHARED_BYTES", threads: "$WG", bindings: launchBindings(model, main, scratch) });
+  launches.push({ name: main.name, shader: main.name, entry: "main", overrides, workgroups: "$WGS", sharedBytes: "$SHARED_BYTES", threads: "$WG", bindings: launchBindings(model, main, scratch), block: { binding: main.stepUniform! } });
   const hoistFlops = sumS(c.hoistFlops);
   const recFlops = sumS(rec.map((r) => mulS(2, "B", "T", "$P", productS(slotOf(c, r).local), mExt(r))));
   return {
     form: "sequential",
     variant: variantName(c),
-    applicable: ["*", [">=", "LIMIT_SHARED", "$SHARED_BYTES"], [">=", "LIMIT_BINDING", "$HOIST_BYTES"], [">=", "LIMIT_BINDING", ["*", 4, "$PACKED_FLOATS"]]],
+    // the hoisted terms in blocks of $TC steps, one dispatch of the main kernel per block (the binding limit need only hold one step's)
+    applicable: ["*", [">=", "LIMIT_SHARED", "$SHARED_BYTES"], [">=", "LIMIT_BINDING", mulS(4, "B", layout.widthS)], [">=", "LIMIT_BINDING", ["*", 4, "$PACKED_FLOATS"]]],
     vars,
+    ...(c.plan!.hoisting.lets.length ? { blockSteps: "$TC" } : {}),
     scratch: [
       // the global ping-pong pair (only the initial states with states in workgroup memory)
       { name: PINGPONG, floats: mulS(c.opts.sharedStates ? 1 : 2, "B", stateFloats) },
       { name: PACKED, floats: "$PACKED_FLOATS" },
-      ...(c.plan!.hoisting.lets.length ? [{ name: HOISTED, floats: mulS("B", "T", layout.widthS) }] : []),
+      ...(c.plan!.hoisting.lets.length ? [{ name: HOISTED, floats: mulS("B", "$TC", layout.widthS) }] : []),
     ],
     kernels: launches,
     cost: {

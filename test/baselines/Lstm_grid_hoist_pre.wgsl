@@ -13,6 +13,13 @@ struct Uniforms {
 @group(0) @binding(1) var<storage, read> in_x: array<f32>;
 @group(0) @binding(2) var<storage, read> params: array<f32>;
 @group(0) @binding(7) var<storage, read_write> hoisted: array<f32>;
+struct StepIndex {
+  t: u32,
+  t0: u32,
+  t1: u32,
+  tc: u32,
+}
+@group(0) @binding(8) var<uniform> seq_step: StepIndex;
 override D_H: u32;
 override D_I: u32;
 override PO_weight_ih_l0: u32;
@@ -26,10 +33,18 @@ var<workgroup> hp: array<f32, 1088u>;
 @compute @workgroup_size(256u)
 fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wgid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let wg = wgid.x + nwg.x * (wgid.y + nwg.y * wgid.z);
-  let BT = (u.B * u.T);
+  let step_index = seq_step.t;
+  let block_t0 = seq_step.t0;
+  let block_t1 = seq_step.t1;
+  let block_tc = seq_step.tc;
   let C = (4u * D_H);
   let NCT = ((C + 63u) / 64u);
-  let rowBase = ((wg / NCT) * 64u);
+  let NRT = ((block_tc + 63u) / 64u);
+  let NSB = (block_t1 - block_t0);
+  let rowTile = (wg / NCT);
+  let hbb = (rowTile / NRT);
+  let hinRow = ((hbb * u.T) + block_t0);
+  let rowBase = ((rowTile % NRT) * 64u);
   let colBase = ((wg % NCT) * 64u);
   let tx = (lid % 16u);
   let ty = (lid / 16u);
@@ -56,8 +71,8 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wgid: 
       let k = (k0 + kk);
       let xrow = (rowBase + rr);
       var xv = 0.0f;
-      if (((xrow < BT) && (k < D_I))) {
-        xv = in_x[((xrow * D_I) + k)];
+      if (((xrow < NSB) && (k < D_I))) {
+        xv = in_x[(((hinRow + xrow) * D_I) + k)];
       }
       hx[((rr * 17u) + kk)] = xv;
       let pcol = (colBase + rr);
@@ -109,13 +124,13 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wgid: 
     for (var e: u32 = lid; e < 1024u; e += 256u) {
       let erow = ((rowBase + (ri * 16u)) + (e / 64u));
       let ecol = (colBase + (e % 64u));
-      if (((erow < BT) && (ecol < C))) {
-        let e_b = (erow / u.T);
-        let t = (erow % u.T);
+      if (((erow < NSB) && (ecol < C))) {
+        let e_b = hbb;
+        let t = min((block_t0 + erow), (u.T - 1u));
         let c_j_1 = (ecol % D_H);
         let c_j_1_r = (ecol / D_H);
         let c_g_0 = c_j_1_r;
-        hoisted[((erow * (4u * D_H)) + ecol)] = (hx[e] + (select(0.0f, params[(PO_bias_ih_l0 + ((c_g_0 * D_H) + c_j_1))], (u.has_bias_ih_l0 != 0u)) + select(0.0f, params[(PO_bias_hh_l0 + ((c_g_0 * D_H) + c_j_1))], (u.has_bias_hh_l0 != 0u))));
+        hoisted[((((e_b * block_tc) + erow) * (4u * D_H)) + ecol)] = (hx[e] + (select(0.0f, params[(PO_bias_ih_l0 + ((c_g_0 * D_H) + c_j_1))], (u.has_bias_ih_l0 != 0u)) + select(0.0f, params[(PO_bias_hh_l0 + ((c_g_0 * D_H) + c_j_1))], (u.has_bias_hh_l0 != 0u))));
       }
     }
   }

@@ -17,6 +17,9 @@ struct Uniforms {
 @group(0) @binding(7) var<storage, read_write> hoisted: array<f32>;
 struct StepIndex {
   t: u32,
+  t0: u32,
+  t1: u32,
+  tc: u32,
 }
 @group(0) @binding(8) var<uniform> seq_step: StepIndex;
 override D_H: u32;
@@ -45,6 +48,8 @@ fn seq_tanh(x: f32) -> f32 { let z = exp(-2.0 * abs(x)); let r = (1.0 - z) / (1.
 fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wgid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let wg = wgid.x + nwg.x * (wgid.y + nwg.y * wgid.z);
   let step_index = seq_step.t;
+  let block_t0 = seq_step.t0;
+  let block_tc = seq_step.tc;
   let t = step_index;
   let STOT = (u.B * (D_H + D_H));
   let prevBase = ((t % 2u) * STOT);
@@ -444,7 +449,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wgid: 
     let e_c0 = e_p;
     if (((e_b < u.B) && (e_p < P))) {
       let i_g_0 = (f_0 / G);
-      let v_1 = (hoisted[((((e_b * u.T) + t) * (4u * D_H)) + ((i_g_0 * D_H) + e_c0))] + s_R0[((i_g_0 * G) + g)]);
+      let v_1 = (hoisted[((((e_b * block_tc) + (t - block_t0)) * (4u * D_H)) + ((i_g_0 * D_H) + e_c0))] + s_R0[((i_g_0 * G) + g)]);
       s_pre[((i_g_0 * G) + g)] = v_1;
     }
   }

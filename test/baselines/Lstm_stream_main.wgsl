@@ -15,6 +15,13 @@ struct Uniforms {
 @group(0) @binding(6) var<storage, read_write> pingpong: array<f32>;
 @group(0) @binding(7) var<storage, read_write> wpacked: array<vec4<f32>>;
 @group(0) @binding(8) var<storage, read_write> hoisted: array<f32>;
+struct StepIndex {
+  t: u32,
+  t0: u32,
+  t1: u32,
+  tc: u32,
+}
+@group(0) @binding(9) var<uniform> seq_step: StepIndex;
 override D_H: u32;
 override D_I: u32;
 override PO_weight_ih_l0: u32;
@@ -38,24 +45,39 @@ fn seq_tanh(x: f32) -> f32 { let z = exp(-2.0 * abs(x)); let r = (1.0 - z) / (1.
 @compute @workgroup_size(WG)
 fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wgid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let wg = wgid.x + nwg.x * (wgid.y + nwg.y * wgid.z);
+  let step_index = seq_step.t;
+  let block_t0 = seq_step.t0;
+  let block_t1 = seq_step.t1;
+  let block_tc = seq_step.tc;
+  let ibase = ((block_t0 % 2u) * (BB * (D_H + D_H)));
   for (var y: u32 = lid; y < (BB * D_H); y += WG) {
     let ib = ((wg * BB) + (y / D_H));
     var iv = 0.0f;
     if ((ib < u.B)) {
-      iv = pingpong[((u.SO_h + (ib * D_H)) + (y % D_H))];
+      let ia = ((u.SO_h + (ib * D_H)) + (y % D_H));
+      if ((block_t0 == 0u)) {
+        iv = pingpong[ia];
+      } else {
+        iv = states[ia];
+      }
     }
-    spp[((BB * 0u) + y)] = iv;
+    spp[(ibase + ((BB * 0u) + y))] = iv;
   }
   for (var y: u32 = lid; y < (BB * D_H); y += WG) {
     let ib = ((wg * BB) + (y / D_H));
     var iv = 0.0f;
     if ((ib < u.B)) {
-      iv = pingpong[((u.SO_c + (ib * D_H)) + (y % D_H))];
+      let ia = ((u.SO_c + (ib * D_H)) + (y % D_H));
+      if ((block_t0 == 0u)) {
+        iv = pingpong[ia];
+      } else {
+        iv = states[ia];
+      }
     }
-    spp[((BB * D_H) + y)] = iv;
+    spp[(ibase + ((BB * D_H) + y))] = iv;
   }
   workgroupBarrier();
-  for (var t: u32 = 0u; t < u.T; t += 1u) {
+  for (var t: u32 = block_t0; t < block_t1; t += 1u) {
     let prevBase = ((t % 2u) * (BB * (D_H + D_H)));
     let nextBase = ((BB * (D_H + D_H)) - prevBase);
     let py_0 = (lid + (0u * WG));
@@ -63,7 +85,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wgid: 
     if ((py_0 < (BB * (4u * D_H)))) {
       let hb0 = ((wg * BB) + (py_0 / (4u * D_H)));
       if ((hb0 < u.B)) {
-        pv_0 = hoisted[((((hb0 * u.T) + t) * (4u * D_H)) + (py_0 % (4u * D_H)))];
+        pv_0 = hoisted[((((hb0 * block_tc) + (t - block_t0)) * (4u * D_H)) + (py_0 % (4u * D_H)))];
       }
     }
     let py_1 = (lid + WG);
@@ -71,7 +93,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wgid: 
     if ((py_1 < (BB * (4u * D_H)))) {
       let hb1 = ((wg * BB) + (py_1 / (4u * D_H)));
       if ((hb1 < u.B)) {
-        pv_1 = hoisted[((((hb1 * u.T) + t) * (4u * D_H)) + (py_1 % (4u * D_H)))];
+        pv_1 = hoisted[((((hb1 * block_tc) + (t - block_t0)) * (4u * D_H)) + (py_1 % (4u * D_H)))];
       }
     }
     let py_2 = (lid + (2u * WG));
@@ -79,7 +101,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wgid: 
     if ((py_2 < (BB * (4u * D_H)))) {
       let hb2 = ((wg * BB) + (py_2 / (4u * D_H)));
       if ((hb2 < u.B)) {
-        pv_2 = hoisted[((((hb2 * u.T) + t) * (4u * D_H)) + (py_2 % (4u * D_H)))];
+        pv_2 = hoisted[((((hb2 * block_tc) + (t - block_t0)) * (4u * D_H)) + (py_2 % (4u * D_H)))];
       }
     }
     let py_3 = (lid + (3u * WG));
@@ -87,7 +109,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wgid: 
     if ((py_3 < (BB * (4u * D_H)))) {
       let hb3 = ((wg * BB) + (py_3 / (4u * D_H)));
       if ((hb3 < u.B)) {
-        pv_3 = hoisted[((((hb3 * u.T) + t) * (4u * D_H)) + (py_3 % (4u * D_H)))];
+        pv_3 = hoisted[((((hb3 * block_tc) + (t - block_t0)) * (4u * D_H)) + (py_3 % (4u * D_H)))];
       }
     }
     // contraction weight_hh_l0 x h (step t-1) for pre: quads of 4 rows (one vec4 per depth) x 2 batch rows per thread
@@ -345,7 +367,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wgid: 
       var hv = 0.0f;
       let hbr = ((wg * BB) + (y / (4u * D_H)));
       if ((hbr < u.B)) {
-        hv = hoisted[((((hbr * u.T) + t) * (4u * D_H)) + (y % (4u * D_H)))];
+        hv = hoisted[((((hbr * block_tc) + (t - block_t0)) * (4u * D_H)) + (y % (4u * D_H)))];
       }
       s_hoist[y] = hv;
     }
@@ -408,7 +430,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wgid: 
       if (((e_b < u.B) && (e_p < P))) {
         let sv_9 = s_h[(((f_8 / G) * G) + g)];
         spp[((nextBase + (BB * 0u)) + (((e_b - (wg * BB)) * D_H) + e_c0))] = sv_9;
-        if (((t + 1u) == u.T)) {
+        if (((t + 1u) == block_t1)) {
           states[((u.SO_h + (e_b * D_H)) + e_c0)] = sv_9;
         }
       }
@@ -421,7 +443,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wgid: 
       if (((e_b < u.B) && (e_p < P))) {
         let sv_11 = s_c[(((f_10 / G) * G) + g)];
         spp[((nextBase + (BB * D_H)) + (((e_b - (wg * BB)) * D_H) + e_c0))] = sv_11;
-        if (((t + 1u) == u.T)) {
+        if (((t + 1u) == block_t1)) {
           states[((u.SO_c + (e_b * D_H)) + e_c0)] = sv_11;
         }
       }

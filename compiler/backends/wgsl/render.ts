@@ -32,7 +32,7 @@ export function renderWgsl(kernel: K.Kernel, header: string[] = []): string {
   lines.push(`}`);
   lines.push(`@group(0) @binding(${kernel.uniformBinding}) var<uniform> u: Uniforms;`);
   for (const b of kernel.buffers) lines.push(`@group(0) @binding(${b.binding}) var<storage, ${b.access}> ${b.name}: array<${vec4.has(b.name) ? "vec4<f32>" : "f32"}>;`);
-  if (kernel.stepUniform !== undefined) lines.push(`struct StepIndex {`, `  t: u32,`, `}`, `@group(0) @binding(${kernel.stepUniform}) var<uniform> seq_step: StepIndex;`);
+  if (kernel.stepUniform !== undefined) lines.push(`struct StepIndex {`, `  t: u32,`, `  t0: u32,`, `  t1: u32,`, `  tc: u32,`, `}`, `@group(0) @binding(${kernel.stepUniform}) var<uniform> seq_step: StepIndex;`);
   for (const o of kernel.overrides) lines.push(`override ${o.name}: u32${o.init !== undefined ? ` = ${o.init}u` : ""};`);
   for (const s of kernel.shared) lines.push(`var<workgroup> ${s.name}: array<f32, ${r.expr(s.length)}>;`);
   if (used.has("inf") || used.has("nan") || r.usesInf) {
@@ -46,7 +46,11 @@ export function renderWgsl(kernel: K.Kernel, header: string[] = []): string {
   lines.push(`@compute @workgroup_size(${r.expr(kernel.workgroupSize)})`);
   lines.push(`fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wgid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {`);
   lines.push(`  let wg = wgid.x + nwg.x * (wgid.y + nwg.y * wgid.z);`);
-  if (kernel.stepUniform !== undefined) lines.push(`  let ${K.STEP_INDEX} = seq_step.t;`);
+  if (kernel.stepUniform !== undefined) {
+    lines.push(`  let ${K.STEP_INDEX} = seq_step.t;`);
+    // the block of steps: declared where the body reads it
+    for (const [v, f] of [[K.BLOCK_T0, "t0"], [K.BLOCK_T1, "t1"], [K.BLOCK_TC, "tc"]]) if (new RegExp(`\\b${v}\\b`).test(body)) lines.push(`  let ${v} = seq_step.${f};`);
+  }
   lines.push(body);
   lines.push(`}`);
   return lines.join("\n") + "\n";
