@@ -82,6 +82,11 @@ describe("hoisting in blocks: the plans", () => {
   it("all T in one block where it fits (the H100's 2 GiB binding limit)", () => {
     for (const v of ["grid", "stream"]) expect(formEnv(plan.forms.find((x) => x.variant === v)!, { ...env, LIMIT_BINDING: 2147483644 }).$TC).toBe(2048);
   });
+  it("the stream variant ranked first at a 128 MiB binding limit with 48 KiB of workgroup memory", () => {
+    const c = chooseWebgpuForm(lstm, { B: 64, T: 2048, H: 256, I: 256, LIMIT_BINDING: 134217728, LIMIT_SHARED: 49152, LIMIT_THREADS: 1024 });
+    expect(c.ranking[0].variant).toBe("sequential/stream");
+    expect(c.why).not.toContain("not ranked");
+  });
   it("seqc explain ranks the grid variant at the WebGPU default limits (the stream variant needs more workgroup memory)", () => {
     const c = chooseWebgpuForm(lstm, { B: 64, T: 2048, H: 256, I: 256 });
     expect(c.ranking.map((r) => r.variant)).toContain("sequential/grid");
