@@ -5,9 +5,7 @@
  * saveForBackward: true, backward: "chunked" }) stores nothing but the inputs and backward() runs the chain;
  * fp32 <= 1e-4 against the float64 reference gradients (gradients(): the whole model's adjoint
  * recurrence) at T = 70 (three 32-token chunks, the last partial) and T = 1 from given initial states, T = 11
- * from the declared one, B = 3. And the choice: "auto" takes the chunked backward where the forward's own pick
- * is its chunked form (long T) and the step backward at short T, an explicit memory policy or backward
- * "step"; models without a chain say why.
+
  */
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
 import { execFileSync } from "node:child_process";
@@ -79,7 +77,7 @@ describe("backward() of a generated class through the chunked backward (WebGPU)"
     }
   }, 600_000);
 
-  it("the choice: chunked where the forward picks its chunked form (long T), step at short T, with a memory policy or when asked; models without a chain say why", async () => {
+  it("the choice: chunked where the forward picks its chunked form (long T), step at short T, with a memory policy or when asked, both run by auto vs float64; models without a chain say why", async () => {
     const { SimpleGla } = await import(pathToFileURL(join(OUT, "SimpleGla.ts")).href);
     const dims = { H: 4, K: 64, V: 64 };
     const m = await SimpleGla.create({ dims });
@@ -98,6 +96,28 @@ describe("backward() of a generated class through the chunked backward (WebGPU)"
       expect(() => m.backwardFor(4, 8192, { backward: "sideways" })).toThrow(/backward must be 'auto', 'step' or 'chunked'/);
     } finally {
       m.dispose();
+    }
+    // auto end to end: H = 2, K = V = 16, B = 2: the forward picks its chunked form at T = 64 (the backward follows) and not at T = 1
+    const model = stdlibModel("simple_gla");
+    const dims2 = { H: 2, K: 16, V: 16 };
+    const g2 = await SimpleGla.create({ dims: dims2, tune: false });
+    try {
+      for (const [T, want] of [[64, "chunked"], [1, "step"]] as const) {
+        const B = 2;
+        expect(g2.backwardFor(B, T).form, g2.backwardFor(B, T).why).toBe(want);
+        const run = chunkInputs(model, { dims: dims2, batch: B, time: T, seed: 11, initialState: true });
+        const ref = interpret(model, run);
+        const r = rng(12);
+        const cot = { outputs: { o: ref.outputs.o.map(() => r()) }, finalState: { S: ref.finalState.S.map(() => r()) } };
+        const ref64 = await gradients(model, run, cot);
+        const y = await g2.forward({ q: { data: Float32Array.from(run.inputs.q), shape: [B, T, 2, 16] }, k: { data: Float32Array.from(run.inputs.k), shape: [B, T, 2, 16] }, v: { data: Float32Array.from(run.inputs.v), shape: [B, T, 2, 16] }, g: { data: Float32Array.from(run.inputs.g), shape: [B, T, 2] } }, { initialState: f32(run.initialState), saveForBackward: true });
+        expect(y.saved.backward ?? "step", `T=${T}`).toBe(want);
+        const g = await g2.backward({ o: Float32Array.from(cot.outputs.o), finalState: { S: Float32Array.from(cot.finalState.S) } }, y.saved);
+        for (const kind of ["inputs", "initialState"] as const)
+          for (const [k, v] of Object.entries(ref64[kind])) expect(relativeError(f64(g[kind][k]), v), `auto T=${T}: d/d ${kind} ${k}`).toBeLessThanOrEqual(1e-4);
+      }
+    } finally {
+      g2.dispose();
     }
     for (const [name, why] of [["lstm", /has no chunked form/], ["deltanet", /low-rank/]] as const) {
       const info = trainingPlans(stdlibModel(name));
