@@ -5,7 +5,10 @@
  * saveForBackward: true, backward: "chunked" }) stores nothing but the inputs and backward() runs the chain;
  * fp32 <= 1e-4 against the float64 reference gradients (gradients(): the whole model's adjoint
  * recurrence) at T = 70 (three 32-token chunks, the last partial) and T = 1 from given initial states, T = 11
-
+ * from the declared one, B = 3 (SimpleGla, Gla, Mamba2). And the choice: "auto" takes the chunked backward
+ * where the forward's own pick is its chunked form (long T) and the step backward at short T, with an
+ * explicit memory policy or backward "step"; auto end to end (SimpleGla H = 2, K = V = 16: chunked at
+ * T = 64, step at T = 1) vs float64; models without a chain say why.
  */
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
 import { execFileSync } from "node:child_process";
