@@ -61,8 +61,8 @@ export interface KernelLaunch {
   steps?: { count: SizeExpr; binding: number };
   /**
    * Dispatch this kernel once per block of steps (see FormPlan.blockSteps); it reads the block's
-   * first step, its end and the steps per block as the uniform at `binding` (the step uniform at the
-   * block's first step: fields t = t0, t0, t1, tc). Absent (and no `steps`): once, before the blocks.
+   * first step, its end and the steps per block as the uniform at `binding` (a slot per block, bound
+   * at a dynamic offset: fields t = t0, t0, t1, tc). Absent (and no `steps`): once, before the blocks.
    */
   block?: { binding: number };
 }
@@ -79,7 +79,7 @@ export interface FormPlan {
    * Steps per block (TC, evaluated after `vars`; 1..T): the kernels with `steps` or `block` run block
    * after block of TC steps (the last one may be shorter), each block's `block` kernels and then its
    * step kernels in plan order; the kernels with neither run once, before the first block. Absent:
-   * one block of T steps. Each step uniform slot i holds (i, t0, t1, TC) of the block holding step i.
+   * one block of T steps. A `steps` kernel's uniform slot for step i holds (i, t0, t1, TC) of its block.
    */
   blockSteps?: SizeExpr;
   /** Scratch buffers in f32 elements. */

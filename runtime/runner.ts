@@ -75,7 +75,7 @@ export class ModelRunner {
   readonly hasParam = new Set<string>();
   /** Measured choices: `${form}|${B}|${T}` -> variant. */
   private readonly tuned = new Map<string, string>();
-  /** The steps and block length a step buffer was written for (`${n}|${TC}`). */
+  /** The steps and block length a step or block buffer was written for (`${n}|${TC}`). */
   private readonly stepsWritten = new WeakMap<GPUBuffer, string>();
 
   private constructor(
@@ -354,16 +354,22 @@ export class ModelRunner {
     return this.device.createPipelineLayout({ bindGroupLayouts: [this.device.createBindGroupLayout({ entries })] });
   }
 
-  /** The step indices 0..n-1, one per dynamic-offset slot, each with its block of TC steps: (i, t0, t1, TC); written once per (n, TC). */
-  private stepBuffer(n: number, TC: number): { buffer: GPUBuffer; stride: number } {
+  /**
+   * Step uniform slots, one per dynamic offset, each (i, t0, t1, TC) with t0..t1 the block of TC steps
+   * holding step i: `steps` ("steps"): a slot per step i < n; `blocks` ("blocks"): a slot per block k,
+   * for its first step i = k * TC. Written once per (n, TC).
+   */
+  private stepBuffer(kind: "steps" | "blocks", n: number, TC: number): { buffer: GPUBuffer; stride: number } {
     const stride = Math.max(16, this.device.limits.minUniformBufferOffsetAlignment);
-    const buffer = this.buffer("steps", n * stride, GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST);
+    const slots = kind === "steps" ? n : Math.ceil(n / TC);
+    const buffer = this.buffer(kind, slots * stride, GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST);
     const key = `${n}|${TC}`;
     if (this.stepsWritten.get(buffer) !== key) {
-      const u = new Uint32Array((n * stride) / 4);
-      for (let i = 0; i < n; i++) {
+      const u = new Uint32Array((slots * stride) / 4);
+      for (let j = 0; j < slots; j++) {
+        const i = kind === "steps" ? j : j * TC;
         const t0 = i - (i % TC);
-        u.set([i, t0, Math.min(t0 + TC, n), TC], (i * stride) / 4);
+        u.set([i, t0, Math.min(t0 + TC, n), TC], (j * stride) / 4);
       }
       this.device.queue.writeBuffer(buffer, 0, u);
       this.stepsWritten.set(buffer, key);
@@ -434,7 +440,7 @@ export class ModelRunner {
     for (const k of plan.kernels) {
       const pipeline = await this.pipeline(k, env);
       const steps = k.steps ? evalSize(k.steps.count, env) : 0;
-      const stepBuf = k.steps || k.block ? this.stepBuffer(Math.max(steps, T), TC) : undefined;
+      const stepBuf = k.steps ? this.stepBuffer("steps", Math.max(steps, T), TC) : k.block ? this.stepBuffer("blocks", T, TC) : undefined;
       const entries: GPUBindGroupEntry[] = k.bindings.map((b) => {
         const r = b.buffer;
         const buffer =
@@ -466,7 +472,7 @@ export class ModelRunner {
           pass.dispatchWorkgroups(p.x, p.y, 1);
         }
       } else if (p.k.block) {
-        pass.setBindGroup(0, p.group, [from * p.stride]);
+        pass.setBindGroup(0, p.group, [(from / TC) * p.stride]);
         pass.dispatchWorkgroups(p.x, p.y, 1);
       } else {
         pass.setBindGroup(0, p.group);
