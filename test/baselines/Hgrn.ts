@@ -17,6 +17,7 @@ import {
   type CudaTrainingPlans,
   type Saved,
   type MemoryChoice,
+  type BackwardChoice,
 } from "seqc/runtime";
 
 /** Sizes of Hgrn, bound at create(). */
@@ -73,8 +74,10 @@ export interface HgrnForwardOptions {
   form?: AnyFormChoice;
   /** Keep what backward() needs and return it as `saved` (inputs as Float32Arrays). */
   saveForBackward?: boolean;
-  /** With saveForBackward: "auto" (default: the states of every step while they fit 512 MiB and the device's binding limit, else checkpoints every ceil(sqrt(T)) steps and one more forward), "store", "recompute" or { every: steps }. */
+  /** With saveForBackward, for the step backward: "auto" (default: the states of every step while they fit 512 MiB and the device's binding limit, else checkpoints every ceil(sqrt(T)) steps and one more forward), "store", "recompute" or { every: steps } (these three ask for the step backward). */
   memory?: MemoryChoice;
+  /** With saveForBackward: which backward the saved handle is for: "auto" (default: the chunked backward where the model has one and forward() picks its chunked form at this batch and length, else the step backward), "step" (the adjoint recurrence) or "chunked" (the chunked backward chain; stores nothing). See backwardFor(). */
+  backward?: BackwardChoice;
 }
 
 /** Gradients of the loss with respect to the outputs of forward() ([B, T, ...shape]) and its final state ([B, ...shape]); absent ones are zero. */
@@ -663,6 +666,15 @@ export class Hgrn {
   /** The form variant forward() would run for a batch and length (the cost model's pick, or the forced form). */
   formFor(batch: number, length: number): string {
     return this.runner.formFor(batch, length);
+  }
+
+  /** Which backward forward({ saveForBackward: true, backward, memory }) would save for at this batch and length ("step" or "chunked"), and why. */
+  backwardFor(
+    batch: number,
+    length: number,
+    options: { backward?: BackwardChoice; memory?: MemoryChoice } = {},
+  ): { form: "step" | "chunked"; why: string } {
+    return this.training().backwardFor(batch, length, options.backward, options.memory);
   }
 
   /** Free this model's GPU buffers (the device stays). */
