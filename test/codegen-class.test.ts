@@ -18,7 +18,7 @@ import { interpret } from "../compiler/ir/interpret.ts";
 import { relativeError } from "../compiler/io/manifest.ts";
 import { buildPlainEmu } from "./cuda-emu/plain.ts";
 import { FakeCudaDevice } from "./cuda-emu/fake-device.ts";
-import { randomRun } from "./helpers/random.ts";
+import { randomRun, randomCotangents } from "./helpers/random.ts";
 import type { CudaModelPlan } from "../runtime/cuda/plan.ts";
 import { emitCuda } from "../compiler/backends/cuda/target.ts";
 import { MultiPlanFakeDevice } from "./cuda-emu/plain.ts";
@@ -202,11 +202,7 @@ describe("backward() of the generated classes", () => {
     const run = randomRun(model, { dims, batch: B, time: T, seed: 31, initialState: true });
     if (run.inputs.delta) run.inputs.delta = run.inputs.delta.map((x) => x - 1);
     const ref = interpret(model, run);
-    const r = rng(9);
-    const cot = {
-      outputs: Object.fromEntries(Object.entries(ref.outputs).map(([k, v]) => [k, v.map(() => r())])),
-      finalState: Object.fromEntries(Object.entries(ref.finalState).map(([k, v]) => [k, v.map(() => r())])),
-    };
+    const cot = randomCotangents(ref, 9);
     const want = await gradients(model, run, cot);
     const m = await open(mod, N, f32(run.params));
     const inputs = Object.fromEntries(Object.entries(f32(run.inputs)).map(([k, v]) => [k, { data: v, shape: [B, T, v.length / (B * T)] }]));

@@ -20,7 +20,7 @@ import { interpret } from "../compiler/ir/interpret.ts";
 import { relativeError } from "../compiler/io/manifest.ts";
 import { gradients } from "../compiler/grad/run.ts";
 import { trainingPlans } from "../compiler/codegen/training-plans.ts";
-import { rng, smallDims } from "./helpers/random.ts";
+import { rng, smallDims, randomCotangents } from "./helpers/random.ts";
 import { chunkInputs } from "./helpers/chunk-inputs.ts";
 
 const MODELS = ["simple_gla", "gla", "mamba2"];
@@ -52,11 +52,7 @@ describe("backward() of a generated class through the chunked backward (WebGPU)"
           m = await mod[N].create({ dims, params: f32(run.params), tune: false }); // Mamba2's A (prep) and D (post)
         }
         const ref = interpret(model, run);
-        const r = rng(T + 1);
-        const cot = {
-          outputs: Object.fromEntries(Object.entries(ref.outputs).map(([k, v]) => [k, v.map(() => r())])),
-          finalState: Object.fromEntries(Object.entries(ref.finalState).map(([k, v]) => [k, v.map(() => r())])),
-        };
+        const cot = randomCotangents(ref, T + 1);
         const want = await gradients(model, run, cot);
         const inputs = Object.fromEntries(Object.entries(f32(run.inputs)).map(([k, v]) => [k, { data: v, shape: [B, T, v.length / (B * T)] }]));
         const y = await m.forward(inputs, { ...(init ? { initialState: f32(run.initialState) } : {}), saveForBackward: true, returnFinalState: true, backward: "chunked" });

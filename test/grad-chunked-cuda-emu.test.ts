@@ -19,7 +19,7 @@ import { chainModels } from "../compiler/grad/chunked-chain.ts";
 import { matrixForm } from "../compiler/forms/matrix-form.ts";
 import { chunkedEligible, lowerChunked } from "../compiler/backends/cuda/chunked-plan.ts";
 import { findNvcc, nvccPtx } from "../compiler/backends/cuda/nvcc.ts";
-import { rng, smallDims } from "./helpers/random.ts";
+import { smallDims, randomCotangents } from "./helpers/random.ts";
 import { chunkInputs } from "./helpers/chunk-inputs.ts";
 
 const gpp = spawnSync("g++", ["--version"]).status === 0;
@@ -38,11 +38,7 @@ describe.skipIf(!gpp)("chunked backward: cores on the emulated CUDA chunked kern
     for (const [B, T, init] of [[1, 1, true], [2, 77, true], [1, 40, false]] as const) {
       const run = chunkInputs(model, { dims, batch: B, time: T, seed: 3 + T, initialState: init });
       const ref = interpret(model, run);
-      const r = rng(T + 1);
-      const cot = {
-        outputs: Object.fromEntries(Object.entries(ref.outputs).map(([k, v]) => [k, v.map(() => r())])),
-        finalState: Object.fromEntries(Object.entries(ref.finalState).map(([k, v]) => [k, v.map(() => r())])),
-      };
+      const cot = randomCotangents(ref, T + 1);
       cores.length = 0;
       const want = await gradients(model, run, cot);
       const got = await chainGradients(model, run, cot, exec);

@@ -19,7 +19,7 @@ import { matrixForm } from "../compiler/forms/matrix-form.ts";
 import { compileWgsl, addChunked } from "../compiler/backends/wgsl/index.ts";
 import { ModelRunner } from "../runtime/index.ts";
 import { relativeError } from "../compiler/io/manifest.ts";
-import { rng, smallDims } from "./helpers/random.ts";
+import { smallDims, randomCotangents } from "./helpers/random.ts";
 import { chunkInputs } from "./helpers/chunk-inputs.ts";
 
 const f32 = (x: Record<string, Float64Array> | undefined) => Object.fromEntries(Object.entries(x ?? {}).map(([k, v]) => [k, Float32Array.from(v)]));
@@ -48,11 +48,7 @@ describe("chunked backward on WebGPU (chain of chunked cores) vs the float64 ref
     for (const [B, T, init] of [[2, 11, true], [1, 1, true], [2, 70, false]] as const) {
       const run = chunkInputs(model, { dims, batch: B, time: T, seed: 7 + T, initialState: init });
       const ref = interpret(model, run);
-      const r = rng(T);
-      const cot = {
-        outputs: Object.fromEntries(Object.entries(ref.outputs).map(([k, v]) => [k, v.map(() => r())])),
-        finalState: Object.fromEntries(Object.entries(ref.finalState).map(([k, v]) => [k, v.map(() => r())])),
-      };
+      const cot = randomCotangents(ref, T);
       const want = await gradients(model, run, cot);
       const got = await gradients(model, run, cot, onWebgpu, { backward: "chunked" });
       for (const kind of ["inputs", "params", "initialState"] as const)
@@ -65,11 +61,7 @@ describe("chunked backward on WebGPU (chain of chunked cores) vs the float64 ref
     const dims = smallDims(model, { K: 5, V: 3 });
     const run = chunkInputs(model, { dims, batch: 1, time: 600, seed: 17, initialState: true, stress: true });
     const ref = interpret(model, run);
-    const r = rng(3);
-    const cot = {
-      outputs: Object.fromEntries(Object.entries(ref.outputs).map(([k, v]) => [k, v.map(() => r())])),
-      finalState: Object.fromEntries(Object.entries(ref.finalState).map(([k, v]) => [k, v.map(() => r())])),
-    };
+    const cot = randomCotangents(ref, 3);
     const want = await gradients(model, run, cot);
     const got = await gradients(model, run, cot, onWebgpu, { backward: "chunked" });
     for (const kind of ["inputs", "params", "initialState"] as const)

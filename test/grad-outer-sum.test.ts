@@ -26,7 +26,7 @@ import { CudaModelRunner } from "../runtime/cuda/runner.ts";
 import type { CudaDevice } from "../runtime/cuda/device.ts";
 import { MultiPlanFakeDevice } from "./cuda-emu/plain.ts";
 import { runWebgpu as runWebgpuVariant } from "./wgsl/support.ts";
-import { randomRun, rng } from "./helpers/random.ts";
+import { randomRun, randomCotangents } from "./helpers/random.ts";
 
 const gpp = spawnSync("g++", ["--version"]).status === 0;
 const nvcc = findNvcc();
@@ -139,11 +139,7 @@ describe("gradients through the core and the matmul passes on WebGPU vs float64"
       const model = load(name);
       const run = randomRun(model, { dims: DIMS, batch: 3, time: T, seed: 40 + T, initialState: true });
       const ref = interpret(model, run);
-      const r = rng(8);
-      const cot = {
-        outputs: Object.fromEntries(Object.entries(ref.outputs).map(([k, v]) => [k, v.map(() => r())])),
-        finalState: Object.fromEntries(Object.entries(ref.finalState).map(([k, v]) => [k, v.map(() => r())])),
-      };
+      const cot = randomCotangents(ref, 8);
       const want = await gradients(model, run, cot);
       // each pass in its matmul variant where it has one (auto may take the thread variant at T = 1)
       const forms: string[] = [];

@@ -13,7 +13,7 @@ import { gradients, trainingBackward } from "../compiler/grad/run.ts";
 import { runWebgpu } from "../compiler/backends/wgsl/run-backend.ts";
 import { relativeError } from "../compiler/io/manifest.ts";
 import { interpret } from "../compiler/ir/interpret.ts";
-import { randomRun, rng, smallDims } from "./helpers/random.ts";
+import { randomRun, smallDims, randomCotangents } from "./helpers/random.ts";
 
 const DIMS = { K: 4, V: 3, D: 5, N: 3, H: 2, I: 3 };
 const load = (name: string) => loadProgram([`stdlib/${name}.seq`]).models[0];
@@ -56,11 +56,7 @@ describe("gradients with forward and backward in the WGSL scan form vs the float
     // log decays <= 0 (gates of the gated models), so long sequences stay finite
     for (const gate of ["g", "gk"]) if (run.inputs[gate]) run.inputs[gate] = run.inputs[gate].map((x) => -Math.abs(x) - 0.05);
     const ref = interpret(model, run);
-    const r = rng(8);
-    const cot = {
-      outputs: Object.fromEntries(Object.entries(ref.outputs).map(([k, v]) => [k, v.map(() => r())])),
-      finalState: Object.fromEntries(Object.entries(ref.finalState).map(([k, v]) => [k, v.map(() => r())])),
-    };
+    const cot = randomCotangents(ref, 8);
     const want = await gradients(model, run, cot);
     // per-step param outputs, and the default: param adjoints in passes after the core (each in the scan form too)
     for (const paramAdjoints of ["output", "state"] as const) {

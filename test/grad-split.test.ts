@@ -15,7 +15,7 @@ import { gradients, trainingBackward } from "../compiler/grad/run.ts";
 import { analyzePartition } from "../compiler/kernel/partition.ts";
 import { relativeError } from "../compiler/io/manifest.ts";
 import { passFold } from "../runtime/train.ts";
-import { randomRun, rng, smallDims } from "./helpers/random.ts";
+import { randomRun, smallDims, randomCotangents } from "./helpers/random.ts";
 
 const load = (name: string) => loadProgram([`stdlib/${name}.seq`]).models[0];
 
@@ -76,11 +76,7 @@ describe("the backward's param adjoints leave the recurrence", () => {
       const run = randomRun(model, { dims, batch: 3, time: T, seed: 21 + T, initialState: true });
       if (run.initialState!.m) run.initialState!.m = run.initialState!.m.map((x) => x - 1);
       const ref = interpret(model, run);
-      const r = rng(4);
-      const cot = {
-        outputs: Object.fromEntries(Object.entries(ref.outputs).map(([k, v]) => [k, v.map(() => r())])),
-        finalState: Object.fromEntries(Object.entries(ref.finalState).map(([k, v]) => [k, v.map(() => r())])),
-      };
+      const cot = randomCotangents(ref, 4);
       expect(trainingBackward(model, dims).passes.length).toBeGreaterThan(0);
       const split = await gradients(model, run, cot);
       const perStep = await gradients(model, run, cot, undefined, { paramAdjoints: "output" });

@@ -12,7 +12,7 @@ import { gradients } from "../compiler/grad/run.ts";
 import { runWebgpu } from "../compiler/backends/wgsl/run-backend.ts";
 import { relativeError } from "../compiler/io/manifest.ts";
 import { interpret } from "../compiler/ir/interpret.ts";
-import { randomRun, rng, smallDims } from "./helpers/random.ts";
+import { randomRun, smallDims, randomCotangents } from "./helpers/random.ts";
 
 describe("gradients on WebGPU (backward model, sequential form) vs the float64 reference", () => {
   const names = readdirSync("stdlib").filter((f) => f.endsWith(".seq")).map((f) => f.replace(/\.seq$/, "")).sort();
@@ -25,11 +25,7 @@ describe("gradients on WebGPU (backward model, sequential form) vs the float64 r
     if (run.initialState!.m) run.initialState!.m = run.initialState!.m.map((x) => x - 1);
     for (const gate of ["g", "gk"]) if (run.inputs[gate]) run.inputs[gate] = run.inputs[gate].map((x) => -Math.abs(x) - 0.05);
     const ref = interpret(model, run);
-    const r = rng(5);
-    const cot = {
-      outputs: Object.fromEntries(Object.entries(ref.outputs).map(([k, v]) => [k, v.map(() => r())])),
-      finalState: Object.fromEntries(Object.entries(ref.finalState).map(([k, v]) => [k, v.map(() => r())])),
-    };
+    const cot = randomCotangents(ref, 5);
     const want = await gradients(model, run, cot);
     // checkpoints every 4 steps on half the models, to run the recompute path on the device too
     const memory = names.indexOf(name) % 2 ? { every: 4 } : "store";

@@ -6,7 +6,7 @@ import * as I from "../compiler/ir/types.ts";
 import { gradients } from "../compiler/grad/run.ts";
 import { relativeError } from "../compiler/io/manifest.ts";
 import { planMemory } from "../runtime/train.ts";
-import { randomRun, rng, smallDims } from "./helpers/random.ts";
+import { randomRun, smallDims, randomCotangents } from "./helpers/random.ts";
 
 const names = readdirSync("stdlib").filter((f) => f.endsWith(".seq")).map((f) => f.replace(/\.seq$/, "")).sort();
 
@@ -29,11 +29,7 @@ describe("reference gradients (backward model) agree with central finite differe
     // keep gates and decays in ranges where the models are smooth and well scaled
     if (run.initialState!.m) run.initialState!.m = run.initialState!.m.map((x) => x - 1);
     const ref = interpret(model, run);
-    const r = rng(99);
-    const w = {
-      outputs: Object.fromEntries(Object.entries(ref.outputs).map(([k, v]) => [k, v.map(() => r())])),
-      finalState: Object.fromEntries(Object.entries(ref.finalState).map(([k, v]) => [k, v.map(() => r())])),
-    };
+    const w = randomCotangents(ref, 99);
     const g = await gradients(model, run, w);
     const h = 1e-6;
     const check = (what: string, arr: Float64Array, grad: Float64Array) => {
@@ -67,11 +63,7 @@ describe("memory policies and param adjoints give the same gradients", () => {
     const run = randomRun(model, { dims, batch: 2, time: 7, seed: 8, initialState: name !== "softmax_attention" });
     if (run.initialState!.m) run.initialState!.m = run.initialState!.m.map((x) => x - 1);
     const ref = interpret(model, run);
-    const r = rng(3);
-    const cot = {
-      outputs: Object.fromEntries(Object.entries(ref.outputs).map(([k, v]) => [k, v.map(() => r())])),
-      finalState: Object.fromEntries(Object.entries(ref.finalState).map(([k, v]) => [k, v.map(() => r())])),
-    };
+    const cot = randomCotangents(ref, 3);
     const want = await gradients(model, run, cot);
     for (const opts of [{ memory: { every: 2 } }, { memory: { every: 3 } }, { memory: "recompute" as const }, { paramAdjoints: "output" as const }]) {
       const got = await gradients(model, run, cot, undefined, opts);

@@ -6,6 +6,13 @@ import type { Model, TensorDecl } from "../../compiler/ir/types.ts";
 /** Uniform numbers in [-0.5, 0.5) (mulberry32). */
 export const rng = centered;
 
+/** Seeded random cotangents shaped like a reference result's outputs and final states (outputs drawn first). */
+export function randomCotangents(ref: { outputs: Record<string, Float64Array>; finalState: Record<string, Float64Array> }, seed: number) {
+  const r = rng(seed);
+  const draw = (o: Record<string, Float64Array>) => Object.fromEntries(Object.entries(o).map(([k, v]) => [k, v.map(() => r())]));
+  return { outputs: draw(ref.outputs), finalState: draw(ref.finalState) };
+}
+
 export const randArray = (n: number, r: () => number): Float64Array => Float64Array.from({ length: n }, r);
 
 /** Small, odd, distinct sizes for the stdlib's dim names. */
