@@ -32,7 +32,7 @@ import { lowerExpr, type ExprScope } from "./lower-expr.ts";
 import { extentK, flatIndex, maxS, mulS, productK, productS, sumS } from "./symbolic.ts";
 import { initFlag, STATES, STATES_IN, stateOffset, uniformFields } from "./interface.ts";
 import { buildKernel, launchBindings, modelBindings, modelOverrides, trafficBytes, type LoweredForm } from "./sequential.ts";
-import { hoistBlockVars, hoistedRow, hoistKernelBody, hoistLayout, HOISTED, hoistName, planHoisting, type Hoisting } from "./hoist.ts";
+import { decodeIndex, hoistBlockVars, hoistedRow, hoistKernelBody, hoistLayout, HOISTED, hoistName, planHoisting, type Hoisting } from "./hoist.ts";
 import type { FormPlan, KernelLaunch, SizeExpr } from "../../runtime/plan.ts";
 
 /** The state ping-pong buffer: [2][states packed as in STATES]. */
@@ -268,19 +268,7 @@ export function bindUnit(step: StepLowering, partition: Partition, target: strin
     if (cl) map.set(v.id, K.ref(`${prefix}_c${cl.id}`));
     else locals.push(v);
   });
-  let rest = l;
-  for (let i = locals.length - 1; i >= 0; i--) {
-    const v = locals[i];
-    const name = `${prefix}_${v.name}_${v.id}`;
-    if (i === 0) out.push(K.decl(name, "u32", rest));
-    else {
-      out.push(K.decl(name, "u32", K.bin("%", rest, extentK(v.extent))));
-      out.push(K.decl(`${name}_r`, "u32", K.bin("/", rest, extentK(v.extent))));
-      rest = K.ref(`${name}_r`);
-    }
-    map.set(v.id, K.ref(name));
-  }
-  return map;
+  return decodeIndex(locals, l, out, prefix, map);
 }
 
 /** Phase 1: recurrent contraction r into its slot, as a small matrix product over this workgroup's rows and batch rows. */
