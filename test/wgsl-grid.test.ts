@@ -16,6 +16,7 @@ import { rankForms } from "../runtime/index.ts";
 import { loadProgram } from "../compiler/frontend/load.ts";
 import { compileWgsl } from "../compiler/backends/wgsl/index.ts";
 import { printExpr } from "../compiler/ir/print.ts";
+import { USER_CELL } from "./helpers/user-cell.ts";
 
 const TOL = 1e-4;
 const GRID_MODELS = ["lstm", "gru", "slstm"];
@@ -99,20 +100,9 @@ for (const name of GRID_MODELS) {
   });
 }
 
-// A user's model with the same structure: an elementwise input term (hoisted by the parallel map, not
-// the matrix product), a contraction inside a state update (no let), a bias read at a literal index.
-const USER = `model Cell {
-  dims H
-  input x[H], u[H]
-  param U[H, H], w[H], b[2]
-  state h[H] = 0.5
-  let a[j] = x[j] * w[j] + b[0] - sum(m) U[j, m] * h[m]
-  h[j] = tanh(a[j] + sum(m) U[m, j] * h[m] * 0.5 + u[j])
-  output o[j] = h[j] * b[1]
-}`;
 
 describe("grid variant: a user's model", () => {
-  const p = loadProgram(["cell.seq"], new Map([["cell.seq", USER]]));
+  const p = loadProgram(["cell.seq"], new Map([["cell.seq", USER_CELL]]));
   const model = p.models[0];
 
   it("hoists the elementwise input term and finds both contractions", () => {

@@ -12,6 +12,7 @@ import { rankForms, type ModelPlan } from "../runtime/index.ts";
 import { loadProgram } from "../compiler/frontend/load.ts";
 import { compileWgsl, renderWgsl } from "../compiler/backends/wgsl/index.ts";
 import { lowerStepStream, type StreamOptions } from "../compiler/kernel/step-stream.ts";
+import { USER_CELL } from "./helpers/user-cell.ts";
 
 const TOL = 1e-4;
 const VARIANT = "sequential/stream";
@@ -55,19 +56,9 @@ for (const [name, dims] of Object.entries(CASES)) {
   });
 }
 
-// A user's model: an elementwise hoisted term, a contraction inside a state update, a param read transposed.
-const USER = `model Cell {
-  dims H
-  input x[H], u[H]
-  param U[H, H], w[H], b[2]
-  state h[H] = 0.5
-  let a[j] = x[j] * w[j] + b[0] - sum(m) U[j, m] * h[m]
-  h[j] = tanh(a[j] + sum(m) U[m, j] * h[m] * 0.5 + u[j])
-  output o[j] = h[j] * b[1]
-}`;
 
 describe("stream variant: a user's model", () => {
-  const model = loadProgram(["cell.seq"], new Map([["cell.seq", USER]])).models[0];
+  const model = loadProgram(["cell.seq"], new Map([["cell.seq", USER_CELL]])).models[0];
   for (const [T, B] of [[1, 1], [64, 3]]) {
     it(`matches the interpreter, T=${T}, B=${B}`, async () => {
       const run = randomInputs("cell", model, { H: 11 }, B, T, 5 * T + B);
