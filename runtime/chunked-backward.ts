@@ -13,6 +13,10 @@ import { reverseTime, type FloatArray, type Gradients, type Tensors } from "./tr
 /** The models of the chain, by role. */
 export type ChainPart = "prep" | "postBw" | "prepBw" | "core" | "coreT" | "adjoint" | "adjointT" | "decay";
 export const CHAIN_PARTS: readonly ChainPart[] = ["prep", "postBw", "prepBw", "core", "coreT", "adjoint", "adjointT", "decay"];
+/** The parts that are the matrix core (forward, transposed, adjoint, transposed adjoint): they run in the chunked form. */
+export function isChainCore(part: ChainPart): boolean {
+  return part === "core" || part === "coreT" || part === "adjoint" || part === "adjointT";
+}
 
 /** Names of a backward model's tensors per forward tensor (compiler/grad/backward.ts's Backward). */
 export interface ChainBarNames {

@@ -10,7 +10,7 @@ import { openRunner, readJsonFile, type BackendRunner, type CudaModelPlan, type 
 import { evalSize, type ModelPlan } from "./plan.ts";
 import { ShapeError, describe, isGpuBuffer, type TensorInput } from "./tensors.ts";
 import { backwardFrom, checkCotangents, checkSaved, forwardSaving, planMemory, SAVED_STATE_BUDGET, type Cotangents, type GradNames, type GradRunners, type GradSpec, type Gradients, type MemoryChoice, type RunFn, type Saved, type Tensors } from "./train.ts";
-import { chainBackward, type ChainNames, type ChainPart } from "./chunked-backward.ts";
+import { chainBackward, isChainCore, type ChainNames, type ChainPart } from "./chunked-backward.ts";
 
 /** The chunked backward chain's plans (WebGPU) and the names that tie them to the model (runtime/chunked-backward.ts), or why the model has none. */
 export type ChunkedTraining = { names: ChainNames; plans: Partial<Record<ChainPart, ModelPlan>> } | { unavailable: string };
@@ -223,7 +223,7 @@ export class Trainer {
       const own = new Set(plan.tensors.filter((t) => t.role === "param").map((t) => t.name));
       const params = dims ? undefined : Object.fromEntries(Object.entries(this.options.params ?? {}).filter(([k]) => own.has(k)));
       // the core models run in the chunked form (that is the chunked backward), the others pick theirs
-      const core = part === "core" || part === "coreT" || part === "adjoint" || part === "adjointT";
+      const core = isChainCore(part);
       r = openRunner(plan, { ...this.options, dims: dims ?? this.options.dims, params, form: core ? "chunked" : "auto", cudaPlan: undefined, cudaGradPlan: undefined } as OpenOptions);
       this.chainRunners.set(key, r);
     }

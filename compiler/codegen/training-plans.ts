@@ -11,7 +11,7 @@
 import type * as I from "../ir/types.ts";
 import { lowerModel } from "../kernel/compile.ts";
 import { addChunked, wgslPlan } from "../backends/wgsl/index.ts";
-import { CHAIN_PARTS } from "../../runtime/chunked-backward.ts";
+import { CHAIN_PARTS, isChainCore } from "../../runtime/chunked-backward.ts";
 import type { ModelPlan } from "../../runtime/plan.ts";
 import { trainingModels } from "../grad/training.ts";
 import type { ChunkedTraining, TrainingInfo } from "../../runtime/trainer.ts";
@@ -31,7 +31,7 @@ function chainPlans(chain: Extract<ReturnType<typeof trainingModels>, { ok: true
   for (const part of CHAIN_PARTS) {
     const m = chain.models[part];
     if (!m) continue;
-    const core = part === "core" || part === "coreT" || part === "adjoint" || part === "adjointT";
+    const core = isChainCore(part);
     const plan = wgslPlan(lowerModel(m, core ? [] : ["sequential", "scan"]));
     if (core && !addChunked(plan, m).forms.length) return { unavailable: `${m.name} of the chain has no WGSL chunked form` };
     plans[part] = plan;
