@@ -23,7 +23,9 @@ import { analyzePartition } from "./partition.ts";
 import { StepLowering, ELEM_B } from "./step.ts";
 import { lowerExpr } from "./lower-expr.ts";
 import { extentK, productK, productS, sumS } from "./symbolic.ts";
-import type { SizeExpr } from "../../runtime/plan.ts";
+import { uniformFields } from "./interface.ts";
+import { modelBindings } from "./sequential.ts";
+import type { KernelLaunch, SizeExpr } from "../../runtime/plan.ts";
 
 export const hoistName = (id: number) => `__H${id}`;
 /** The scratch buffer holding every hoisted tensor of one block of steps: [B][TC][HW] (HW: the hoisted floats per step, TC: the steps per block). */
@@ -296,6 +298,30 @@ export function hoistKernelBody(model: I.Model, l: HoistedLet, width: K.KExpr, o
     kind: "matmul",
     flops: ["*", 2, "B", "T", size, kSize],
   };
+}
+
+/**
+ * The hoisting kernels of a plan, one per hoisted let (named `${prefix}_hoist_${let}`), pushed onto `c` with
+ * their flops: each dispatched once per block of steps, reading its block from the step uniform bound after
+ * the model's bindings; `used` picks the buffers a body reads.
+ */
+export function pushHoistKernels(
+  c: { model: I.Model; kernels: K.Kernel[]; launches: KernelLaunch[]; hoistFlops: SizeExpr[] },
+  hoisting: Hoisting,
+  prefix: string,
+  scratch: string[],
+  used: (body: K.KStmt[]) => K.KBuffer[],
+  overrides: K.KOverride[],
+): void {
+  const layout = hoistLayout(hoisting);
+  const stepUniform = modelBindings(c.model, scratch).bindings.length;
+  for (const l of hoisting.lets) {
+    const h = hoistKernelBody(c.model, l, layout.width, layout.offset[l.id]);
+    const name = `${prefix}_hoist_${l.let}`;
+    c.kernels.push({ name, workgroupSize: K.u32(h.threads), buffers: used(h.kernel), uniformBinding: 0, uniforms: uniformFields(c.model), overrides, shared: h.shared, body: h.kernel, needs: [], stepUniform });
+    c.launches.push({ name, shader: name, entry: "main", overrides: {}, workgroups: h.workgroups, sharedBytes: h.sharedBytes, threads: h.threads, bindings: [], block: { binding: stepUniform } });
+    c.hoistFlops.push(h.flops);
+  }
 }
 
 /** One side of a tiled product: its index runs below `bound`; `load` gives its value at (index, k) (the index in `xrow` for rows, `pcol` for columns; k in `k`). */

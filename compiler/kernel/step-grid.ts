@@ -32,7 +32,7 @@ import { lowerExpr, type ExprScope } from "./lower-expr.ts";
 import { extentK, flatIndex, maxS, mulS, productK, productS, sumS } from "./symbolic.ts";
 import { initFlag, STATES, STATES_IN, stateOffset, uniformFields } from "./interface.ts";
 import { buildKernel, launchBindings, modelBindings, modelOverrides, trafficBytes, type LoweredForm } from "./sequential.ts";
-import { decodeIndex, hoistBlockVars, hoistedRow, hoistKernelBody, hoistLayout, HOISTED, hoistName, planHoisting, type Hoisting } from "./hoist.ts";
+import { decodeIndex, hoistBlockVars, hoistedRow, hoistLayout, HOISTED, hoistName, planHoisting, pushHoistKernels, type Hoisting } from "./hoist.ts";
 import type { FormPlan, KernelLaunch, SizeExpr } from "../../runtime/plan.ts";
 
 /** The state ping-pong buffer: [2][states packed as in STATES]. */
@@ -448,15 +448,7 @@ function buildKernels(c: GridCtx): void {
     return kernelBuffers.filter((b) => u.has(b.name));
   };
   const baseOverrides = Object.keys(modelOverrides(model, c.partition!)).map((name) => ({ name }));
-  const layout = hoistLayout(c.plan!.hoisting);
-  for (const l of c.plan!.hoisting.lets) {
-    const h = hoistKernelBody(model, l, layout.width, layout.offset[l.id]);
-    const name = `${model.name}_grid_hoist_${l.let}`;
-    const stepUniform = modelBindings(model, scratch).bindings.length;
-    c.kernels.push({ name, workgroupSize: K.u32(h.threads), buffers: used(h.kernel), uniformBinding: 0, uniforms: uniformFields(model), overrides: baseOverrides, shared: h.shared, body: h.kernel, needs: [], stepUniform });
-    c.launches.push({ name, shader: name, entry: "main", overrides: {}, workgroups: h.workgroups, sharedBytes: h.sharedBytes, threads: h.threads, bindings: [], block: { binding: stepUniform } });
-    c.hoistFlops.push(h.flops);
-  }
+  pushHoistKernels(c, c.plan!.hoisting, `${model.name}_grid`, scratch, used, baseOverrides);
   const init = initBody(model);
   const initName = `${model.name}_grid_init`;
   c.kernels.push({ name: initName, workgroupSize: K.u32(256), buffers: used(init), uniformBinding: 0, uniforms: uniformFields(model), overrides: baseOverrides, shared: [], body: init, needs: [] });

@@ -43,7 +43,7 @@ import { lowerExpr } from "./lower-expr.ts";
 import { extentK, flatIndex, maxS, mulS, productK, productS, sumS } from "./symbolic.ts";
 import { STATES, stateOffset, uniformFields } from "./interface.ts";
 import { buildKernel, launchBindings, modelBindings, modelOverrides, trafficBytes, type LoweredForm } from "./sequential.ts";
-import { hoistBlockVars, hoistedRow, hoistKernelBody, hoistLayout, HOISTED } from "./hoist.ts";
+import { hoistBlockVars, hoistedRow, hoistLayout, HOISTED, pushHoistKernels } from "./hoist.ts";
 import { analysisPasses, bindUnit, cellAndStates, globalStorage, GridStep, initBody, PINGPONG, recurrentName, type GridEligibility, type Recurrent, type StepStorage } from "./step-grid.ts";
 import type { FormPlan, KernelLaunch, SizeExpr } from "../../runtime/plan.ts";
 
@@ -483,15 +483,7 @@ function buildKernels(c: StreamCtx): void {
     return kernelBuffers.filter((b) => u.has(b.name));
   };
   const baseOverrides = Object.keys(modelOverrides(model, c.partition!)).map((name) => ({ name }));
-  const layout = hoistLayout(c.plan!.hoisting);
-  for (const l of c.plan!.hoisting.lets) {
-    const h = hoistKernelBody(model, l, layout.width, layout.offset[l.id]);
-    const name = `${model.name}_${variantName(c)}_hoist_${l.let}`;
-    const stepUniform = modelBindings(model, scratch).bindings.length;
-    c.kernels.push({ name, workgroupSize: K.u32(h.threads), buffers: used(h.kernel), uniformBinding: 0, uniforms: uniformFields(model), overrides: baseOverrides, shared: h.shared, body: h.kernel, needs: [], stepUniform });
-    c.launches.push({ name, shader: name, entry: "main", overrides: {}, workgroups: h.workgroups, sharedBytes: h.sharedBytes, threads: h.threads, bindings: [], block: { binding: stepUniform } });
-    c.hoistFlops.push(h.flops);
-  }
+  pushHoistKernels(c, c.plan!.hoisting, `${model.name}_${variantName(c)}`, scratch, used, baseOverrides);
   const offsets = packedOffsets(c);
   const base = modelOverrides(model, c.partition!);
   for (const r of c.plan!.recurrent) {
