@@ -9,34 +9,17 @@ import { loadProgram } from "../compiler/frontend/load.ts";
 import { lowerCuda } from "../compiler/backends/cuda/plan.ts";
 import { CudaModelRunner } from "../runtime/cuda/runner.ts";
 import { CudaFunction, type CudaDevice, type CudaBuffer } from "../runtime/cuda/device.ts";
+import { RecordingCudaDevice } from "./cuda-emu/recording-device.ts";
 
 /** Records device-to-device copies and launches. */
-class RecordingDevice {
-  readonly info = { name: "fake", ordinal: 0, sm: 90, multiprocessors: 132, warpSize: 32, maxThreadsPerBlock: 1024, sharedMemPerBlockOptin: 227 * 1024, sharedMemPerMultiprocessor: 228 * 1024, l2CacheBytes: 50 << 20, totalMemBytes: 1 << 30, cooperativeLaunch: true, driverVersion: "fake" };
-  private next = 0x1000n;
-  events: string[] = [];
-  alloc(bytes: number): CudaBuffer {
-    const ptr = this.next;
-    this.next += BigInt(bytes + 256);
-    return { ptr, bytes };
-  }
-  free(): void {}
-  upload(): void {}
-  copy(_dst: CudaBuffer, _src: CudaBuffer, bytes: number): void {
+class RecordingDevice extends RecordingCudaDevice<string> {
+  override copy(_dst: CudaBuffer, _src: CudaBuffer, bytes: number): void {
     this.events.push(`copy ${bytes}`);
   }
-  fill32(): void {
+  override fill32(): void {
     this.events.push("zero");
   }
-  stream() {
-    return { handle: 0n };
-  }
-  destroyStream(): void {}
-  async synchronize(): Promise<void> {}
-  loadModule() {
-    return { fn: (name: string) => ({ name, setMaxDynamicShared() {}, maxActiveBlocksPerSM: () => 4 }), dispose() {} };
-  }
-  launch(fn: { name: string }): void {
+  override launch(fn: { name: string }): void {
     this.events.push(`launch ${fn.name}`);
   }
 }

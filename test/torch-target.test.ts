@@ -25,6 +25,7 @@ import { CudaModelRunner } from "../runtime/cuda/runner.ts";
 import type { CudaModelPlan } from "../runtime/cuda/plan.ts";
 import type { CudaDevice, KernelArg, LaunchConfig, CudaBuffer } from "../runtime/cuda/device.ts";
 import { evalSize } from "../runtime/plan.ts";
+import { RecordingCudaDevice } from "./cuda-emu/recording-device.ts";
 
 const python = spawnSync("python3", ["--version"]).status === 0;
 if (!python) console.warn("torch-target.test: python3 is not installed; the Python checks are skipped");
@@ -34,37 +35,12 @@ const names = readdirSync("stdlib").filter((f) => f.endsWith(".seq")).map((f) =>
 type Event = { kind: "launch"; entry: string; grid: number[]; block: number; shared: number; cooperative: boolean; args: unknown[] } | { kind: "zero"; buffer: string; bytes: number };
 
 /** A CudaDevice stand-in that records what the Node runner enqueues. */
-class RecordingDevice {
-  readonly info = { name: "fake", ordinal: 0, sm: 90, multiprocessors: 132, warpSize: 32, maxThreadsPerBlock: 1024, sharedMemPerBlockOptin: 227 * 1024, sharedMemPerMultiprocessor: 228 * 1024, l2CacheBytes: 50 << 20, totalMemBytes: 1 << 30, cooperativeLaunch: true, driverVersion: "fake" };
-  private next = 0x1000n;
-  events: Event[] = [];
+class RecordingDevice extends RecordingCudaDevice<Event> {
   names = new Map<bigint, string>();
-  alloc(bytes: number): CudaBuffer {
-    const ptr = this.next;
-    this.next += BigInt(bytes + 256);
-    return { ptr, bytes };
-  }
-  free(): void {}
-  upload(): void {}
-  copy(): void {}
-  fill32(dst: CudaBuffer): void {
+  override fill32(dst: CudaBuffer): void {
     this.events.push({ kind: "zero", buffer: this.names.get(dst.ptr) ?? "?", bytes: dst.bytes });
   }
-  stream() {
-    return { handle: 0n };
-  }
-  destroyStream(): void {}
-  async synchronize(): Promise<void> {}
-  loadModule() {
-    return this.module();
-  }
-  async compile() {
-    return this.module();
-  }
-  private module() {
-    return { fn: (name: string) => ({ name, setMaxDynamicShared() {}, maxActiveBlocksPerSM: () => 4 }), dispose() {} };
-  }
-  launch(fn: { name: string }, cfg: LaunchConfig, args: KernelArg[]): void {
+  override launch(fn: { name: string }, cfg: LaunchConfig, args: KernelArg[]): void {
     const out = args.map((a) => ("ptr" in a ? { ptr: this.names.get(a.ptr) ?? "?" } : "u32" in a ? { u32: a.u32 } : "bytes" in a ? { struct: Array.from({ length: a.bytes.length / 4 }, (_, i) => a.bytes.readUInt32LE(i * 4)) } : a));
     this.events.push({ kind: "launch", entry: fn.name, grid: [cfg.grid[0], cfg.grid[1] ?? 1], block: cfg.block[0], shared: cfg.sharedBytes ?? 0, cooperative: !!cfg.cooperative, args: out });
   }
