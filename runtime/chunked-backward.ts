@@ -73,6 +73,17 @@ export function chainDims(n: ChainNames, stateShape: number[]): { H: number; K: 
   return { H: n.heads.reduce((a, p) => a * stateShape[p], 1), K: stateShape[n.key], V: stateShape[n.value] };
 }
 
+/** Offset of S[heads of h, 0, 0] in one batch row of a state of sizes `shape` and `strides`: h is the head axes `heads` flattened, the last fastest. */
+export function headOffset(heads: number[], shape: number[], strides: number[], h: number): number {
+  let rem = h, off = 0;
+  for (let a = heads.length - 1; a >= 0; a--) {
+    const size = shape[heads[a]];
+    off += (rem % size) * strides[heads[a]];
+    rem = Math.floor(rem / size);
+  }
+  return off;
+}
+
 /** Gradients of the forward's inputs, params and the matrix state's initial value through the chain. */
 export async function chainBackward(n: ChainNames, run: ChainRun, x: ChainProblem): Promise<Gradients> {
   const { batch: B, time: T, stateShape, alloc } = x;
@@ -80,15 +91,7 @@ export async function chainBackward(n: ChainNames, run: ChainRun, x: ChainProble
   const cdims = { H, K, V };
   const nS = stateShape.reduce((a, b) => a * b, 1);
   const strides = stateShape.map((_, p) => stateShape.slice(p + 1).reduce((a, b) => a * b, 1));
-  const headOff = (h: number) => {
-    let rem = h, off = 0;
-    for (let a = n.heads.length - 1; a >= 0; a--) {
-      const size = stateShape[n.heads[a]];
-      off += (rem % size) * strides[n.heads[a]];
-      rem = Math.floor(rem / size);
-    }
-    return off;
-  };
+  const headOff = (h: number) => headOffset(n.heads, stateShape, strides, h);
   /** Offset of S[b, heads of h, i, j] in the model's state layout. */
   const at = (b: number, h: number, i: number, j: number) => b * nS + headOff(h) + i * strides[n.key] + j * strides[n.value];
   const rev = (a: FloatArray, inner: number) => reverseTime(a, B, T, inner);

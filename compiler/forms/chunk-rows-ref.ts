@@ -23,6 +23,7 @@ import * as I from "../ir/types.ts";
 import { interpret, product, shapeSizes, stridesOf, type RunInputs, type RunResult } from "../ir/interpret.ts";
 import { expandRows, microSteps, type ChunkRows, type RowPart } from "./chunk-rows.ts";
 import { runStabiliser, stateInit } from "./stabiliser.ts";
+import { headOffset } from "../../runtime/chunked-backward.ts";
 
 export const SUB = 16;
 
@@ -95,12 +96,7 @@ export function runChunkRows(model: I.Model, cr: ChunkRows, run: RunInputs, opts
 
   for (let b = 0; b < B; b++)
     for (let h = 0; h < nH; h++) {
-      let rem = h;
-      let headOff = 0;
-      for (let a = form.heads.length - 1; a >= 0; a--) {
-        headOff += (rem % headSizes[a]) * sStrides[form.heads[a]];
-        rem = Math.floor(rem / headSizes[a]);
-      }
+      const headOff = headOffset(form.heads, sShape, sStrides, h);
       const sIdx = (i: number, j: number) => headOff + i * sStrides[form.key] + j * sStrides[form.value];
       let S = new Float64Array(K * V);
       const scale = stab ? Math.exp(stab.logScale[b * nH + h]) : 1;

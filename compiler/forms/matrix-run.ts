@@ -8,6 +8,7 @@ import { interpret, product, shapeSizes, stridesOf, type RunInputs, type RunResu
 import type { MatrixForm } from "./matrix-form.ts";
 import { coreChunked, coreSequential, expansion, type SliceData } from "./matrix-core.ts";
 import { runStabiliser, stateInit } from "./stabiliser.ts";
+import { headOffset } from "../../runtime/chunked-backward.ts";
 
 export interface MatrixRunOptions { schedule: "sequential" | "chunked"; chunk?: number }
 
@@ -52,12 +53,7 @@ export function runMatrixForm(model: Model, form: MatrixForm, run: RunInputs, op
   for (let b = 0; b < B; b++) {
     for (let h = 0; h < nHeads; h++) {
       // head tuple -> offset of S[heads.., 0, 0]
-      let rem = h;
-      let headOff = 0;
-      for (let a = form.heads.length - 1; a >= 0; a--) {
-        headOff += (rem % headSizes[a]) * sStrides[form.heads[a]];
-        rem = Math.floor(rem / headSizes[a]);
-      }
+      const headOff = headOffset(form.heads, sShape, sStrides, h);
       const S0 = new Float64Array(K * V);
       const scale = stab ? Math.exp(stab.logScale[b * nHeads + h]) : 1;
       for (let i = 0; i < K; i++) {

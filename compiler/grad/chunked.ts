@@ -23,7 +23,7 @@ import { chunkPass, coreBackwardChunked, coreBackwardSequential, type CoreGrads,
 import { stateInit } from "../forms/stabiliser.ts";
 import { buildBackward, type Backward } from "./backward.ts";
 import type { Cotangents, Gradients } from "./run.ts";
-import { sumPieces as sumTogether } from "../../runtime/chunked-backward.ts";
+import { headOffset, sumPieces as sumTogether } from "../../runtime/chunked-backward.ts";
 
 export interface ChunkedGradOptions {
   /** Tokens per chunk (default 16). */
@@ -48,7 +48,7 @@ export class Slicer {
   readonly V: number;
   readonly nHeads: number;
   readonly nS: number;
-  private readonly headSizes: number[];
+  private readonly sShape: number[];
   private readonly sStrides: number[];
   private readonly exp: number[];
   private readonly at: number[];
@@ -58,10 +58,9 @@ export class Slicer {
     this.B = B;
     this.T = T;
     const Sdecl = model.tensors.find((t) => t.name === form.state)!;
-    const sShape = shapeSizes(Sdecl.shape, dims);
+    const sShape = (this.sShape = shapeSizes(Sdecl.shape, dims));
     this.sStrides = stridesOf(sShape);
-    this.headSizes = form.heads.map((p) => sShape[p]);
-    this.nHeads = product(this.headSizes);
+    this.nHeads = product(form.heads.map((p) => sShape[p]));
     this.K = sShape[form.key];
     this.V = sShape[form.value];
     this.nS = product(sShape);
@@ -82,12 +81,7 @@ export class Slicer {
 
   /** Offset of S[heads of h, 0, 0] within one batch row of the state. */
   headOff(h: number): number {
-    let rem = h, off = 0;
-    for (let a = this.form.heads.length - 1; a >= 0; a--) {
-      off += (rem % this.headSizes[a]) * this.sStrides[this.form.heads[a]];
-      rem = Math.floor(rem / this.headSizes[a]);
-    }
-    return off;
+    return headOffset(this.form.heads, this.sShape, this.sStrides, h);
   }
 
   /** S[b, heads of h] as K x V row-major, from / to the model's state layout. */
