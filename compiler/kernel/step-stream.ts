@@ -280,16 +280,22 @@ function contractionScalar(c: StreamCtx, r: Recurrent, offset: K.KExpr): K.KStmt
   for (let k = 0; k < RT; k++) tail.push(K.decl(`wt_${k}`, "f32", packed(K.ref("mt"), k)));
   tail.push(...fmas(K.ref("mt"), (k) => K.ref(`wt_${k}`, "f32")));
   rows.push(K.forLoop("mt", K.ref("MU"), M, tail));
-  // results: row (unit ju, local lr) of batch row i -> slot[lr][i * JB + ju]
+  rows.push(...storeResults(slot.array, L, NR));
+  out.push(K.forLoop("rw0", K.ref("lid"), NR, rows, K.mul(K.u32(RT), K.ref("WG"))));
+  return out;
+}
+
+/** A contraction's results (accumulators acc_k_i): row rw_k (unit ju, local lr) of batch row i -> slot[lr][i * JB + ju]. */
+function storeResults(slot: string, L: K.KExpr, NR: K.KExpr): K.KStmt[] {
+  const out: K.KStmt[] = [];
   for (let k = 0; k < RT; k++) {
     const st: K.KStmt[] = [K.decl(`ju_${k}`, "u32", K.bin("/", K.ref(`rw_${k}`), L)), K.decl(`lr_${k}`, "u32", K.bin("%", K.ref(`rw_${k}`), L))];
     for (let i = 0; i < NB; i++) {
-      const s = K.store(slot.array, K.add(K.mul(K.ref(`lr_${k}`), K.ref("G")), K.add(K.mul(K.u32(i), K.ref("JB")), K.ref(`ju_${k}`))), K.ref(acc(k, i), "f32"));
+      const s = K.store(slot, K.add(K.mul(K.ref(`lr_${k}`), K.ref("G")), K.add(K.mul(K.u32(i), K.ref("JB")), K.ref(`ju_${k}`))), K.ref(`acc_${k}_${i}`, "f32"));
       st.push(i === 0 ? s : K.ifThen(K.bin("<", K.u32(i), K.ref("BB")), [s]));
     }
-    rows.push(K.ifThen(K.bin("<", K.ref(`rw_${k}`), NR), st));
+    out.push(K.ifThen(K.bin("<", K.ref(`rw_${k}`), NR), st));
   }
-  out.push(K.forLoop("rw0", K.ref("lid"), NR, rows, K.mul(K.u32(RT), K.ref("WG"))));
   return out;
 }
 
@@ -351,15 +357,7 @@ function contractionVec4(c: StreamCtx, r: Recurrent, offset: K.KExpr): K.KStmt[]
   rows.push(K.decl("MU", "u32", K.bin("-", M, K.bin("%", M, K.u32(U)))));
   rows.push(K.forLoop("m0", K.u32(0), K.ref("MU"), unrolled, K.u32(U)));
   rows.push(K.forLoop("mt", K.ref("MU"), M, [K.decl("wt", "vec4f", packed(K.ref("mt"))), ...fmas(K.ref("mt"), K.ref("wt", "vec4f"))]));
-  // results: row (unit ju, local lr) of batch row i -> slot[lr][i * JB + ju]
-  for (let k = 0; k < RT; k++) {
-    const stk: K.KStmt[] = [K.decl(`ju_${k}`, "u32", K.bin("/", K.ref(`rw_${k}`), L)), K.decl(`lr_${k}`, "u32", K.bin("%", K.ref(`rw_${k}`), L))];
-    for (let i = 0; i < NB; i++) {
-      const s = K.store(slot.array, K.add(K.mul(K.ref(`lr_${k}`), K.ref("G")), K.add(K.mul(K.u32(i), K.ref("JB")), K.ref(`ju_${k}`))), K.ref(acc(k, i), "f32"));
-      stk.push(i === 0 ? s : K.ifThen(K.bin("<", K.u32(i), K.ref("BB")), [s]));
-    }
-    rows.push(K.ifThen(K.bin("<", K.ref(`rw_${k}`), NR), stk));
-  }
+  rows.push(...storeResults(slot.array, L, NR));
   out.push(K.forLoop("q", K.ref("lid"), NQ, rows, K.ref("WG")));
   return out;
 }
