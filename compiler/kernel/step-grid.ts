@@ -423,7 +423,15 @@ function stepBody(c: GridCtx): K.KStmt[] {
   return body;
 }
 
-export function initBody(model: I.Model): K.KStmt[] {
+/** The kernel copying every batch row's initial states into the ping-pong buffer (initBody), once before the steps. */
+export function pushInitKernel(c: { model: I.Model; kernels: K.Kernel[]; launches: KernelLaunch[] }, name: string, used: (body: K.KStmt[]) => K.KBuffer[], overrides: K.KOverride[]): void {
+  const model = c.model;
+  const init = initBody(model);
+  c.kernels.push({ name, workgroupSize: K.u32(256), buffers: used(init), uniformBinding: 0, uniforms: uniformFields(model), overrides, shared: [], body: init, needs: [] });
+  c.launches.push({ name, shader: name, entry: "main", overrides: {}, workgroups: ["ceilDiv", ["*", "B", sumS(I.tensorsOfKind(model, "state").map((t) => productS(t.shape)))], 256], sharedBytes: 0, threads: 256, bindings: [] });
+}
+
+function initBody(model: I.Model): K.KStmt[] {
   const states = I.tensorsOfKind(model, "state");
   const srow = states.reduce<K.KExpr>((acc, t) => K.add(acc, productK(t.shape)), K.u32(0));
   const out: K.KStmt[] = [K.decl("i", "u32", K.add(K.mul(K.ref("wg"), K.u32(256)), K.ref("lid"))), K.decl("STOT", "u32", K.mul(K.uni("B"), srow))];
@@ -449,10 +457,7 @@ function buildKernels(c: GridCtx): void {
   };
   const baseOverrides = Object.keys(modelOverrides(model, c.partition!)).map((name) => ({ name }));
   pushHoistKernels(c, c.plan!.hoisting, `${model.name}_grid`, scratch, used, baseOverrides);
-  const init = initBody(model);
-  const initName = `${model.name}_grid_init`;
-  c.kernels.push({ name: initName, workgroupSize: K.u32(256), buffers: used(init), uniformBinding: 0, uniforms: uniformFields(model), overrides: baseOverrides, shared: [], body: init, needs: [] });
-  c.launches.push({ name: initName, shader: initName, entry: "main", overrides: {}, workgroups: ["ceilDiv", ["*", "B", sumS(I.tensorsOfKind(model, "state").map((t) => productS(t.shape)))], 256], sharedBytes: 0, threads: 256, bindings: [] });
+  pushInitKernel(c, `${model.name}_grid_init`, used, baseOverrides);
   const maxL = c.plan!.recurrent.map((r) => productK((c.step!.slots.get(recurrentName(r.id)) as Extract<Slot, { kind: "shared" | "global" }>).local));
   const lmax = maxL.reduce((a, b) => K.bin("max", a, b));
   const anyPerUnit = c.plan!.recurrent.some((r) => r.perUnit);

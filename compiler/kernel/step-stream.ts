@@ -44,7 +44,7 @@ import { extentK, flatIndex, maxS, mulS, productK, productS, sumS } from "./symb
 import { STATES, stateOffset, uniformFields } from "./interface.ts";
 import { buildKernel, launchBindings, modelBindings, modelOverrides, trafficBytes, type LoweredForm } from "./sequential.ts";
 import { hoistBlockVars, hoistedRow, hoistLayout, HOISTED, pushHoistKernels } from "./hoist.ts";
-import { analysisPasses, bindUnit, cellAndStates, globalStorage, GridStep, initBody, PINGPONG, recurrentName, type GridEligibility, type Recurrent, type StepStorage } from "./step-grid.ts";
+import { analysisPasses, bindUnit, cellAndStates, globalStorage, GridStep, PINGPONG, pushInitKernel, recurrentName, type GridEligibility, type Recurrent, type StepStorage } from "./step-grid.ts";
 import type { FormPlan, KernelLaunch, SizeExpr } from "../../runtime/plan.ts";
 
 /** The packed (transposed) recurrent params: per contraction r, [M][P * L] at its offset. */
@@ -491,10 +491,7 @@ function buildKernels(c: StreamCtx): void {
     const rows = mulS(packedRowsS(c, r, base.P), r.m.extent.kind === "lit" ? r.m.extent.value : r.m.extent.name);
     c.launches.push({ name, shader: name, entry: "main", overrides: {}, workgroups: ["ceilDiv", rows, 256], sharedBytes: 0, threads: 256, bindings: [] });
   }
-  const init = initBody(model);
-  const initName = `${model.name}_${variantName(c)}_init`;
-  c.kernels.push({ name: initName, workgroupSize: K.u32(256), buffers: used(init), uniformBinding: 0, uniforms: uniformFields(model), overrides: baseOverrides, shared: [], body: init, needs: [] });
-  c.launches.push({ name: initName, shader: initName, entry: "main", overrides: {}, workgroups: ["ceilDiv", ["*", "B", sumS(I.tensorsOfKind(model, "state").map((t) => productS(t.shape)))], 256], sharedBytes: 0, threads: 256, bindings: [] });
+  pushInitKernel(c, `${model.name}_${variantName(c)}_init`, used, baseOverrides);
   const width = hoistLayout(c.plan!.hoisting).width;
   const k = buildKernel(model, `${model.name}_${variantName(c)}_main`, c.step!, c.body!, {
     scratch,
