@@ -20,10 +20,10 @@
  * state scaled by exp(m_{-1} - m^); value columns are extra columns of V, Z and S.
  */
 import * as I from "../ir/types.ts";
-import { interpret, product, shapeSizes, stridesOf, type RunInputs, type RunResult } from "../ir/interpret.ts";
+import { interpret, product, type RunInputs, type RunResult } from "../ir/interpret.ts";
 import { expandRows, microSteps, type ChunkRows, type RowPart } from "./chunk-rows.ts";
-import { runStabiliser, stateInit } from "./stabiliser.ts";
-import { headOffset } from "../../runtime/chunked-backward.ts";
+import { runStabiliser } from "./stabiliser.ts";
+import { MatrixState } from "./matrix-run.ts";
 
 export const SUB = 16;
 
@@ -58,20 +58,8 @@ export function runChunkRows(model: I.Model, cr: ChunkRows, run: RunInputs, opts
   const { model: pm, names } = rowPartsModel(cr);
   const stab = form.stabiliser ? runStabiliser(model, form, { ...run, dims }, dims) : undefined;
   const parts = interpret(pm, { ...run, dims, inputs: { ...run.inputs, ...stab?.inputs }, initialState: undefined }).outputs;
-  const Sdecl = model.tensors.find((t) => t.name === form.state)!;
-  const sShape = shapeSizes(Sdecl.shape, dims);
-  const sStrides = stridesOf(sShape);
-  const headSizes = form.heads.map((p) => sShape[p]);
-  const nH = product(headSizes);
-  const K = sShape[form.key];
-  const V0 = sShape[form.value];
-  const NC = cr.columns;
-  const V = V0 + NC;
-  const nS = product(sShape);
-  const nCol = nS / V0;
-  const initS = stateInit(model, form.state, { ...run, dims }, dims);
-  const initC = form.columns.map((c) => stateInit(model, c, { ...run, dims }, dims));
-  const finalC = form.columns.map(() => new Float64Array(B * nCol));
+  const st = new MatrixState(model, form, run, dims, stab);
+  const { K, V0, V, nHeads: nH } = st;
   const rowsOfToken = expandRows(cr, dims);
   const RT = rowsOfToken.length;
   const RTp = pow2ceil(RT);
@@ -90,20 +78,12 @@ export function runChunkRows(model: I.Model, cr: ChunkRows, run: RunInputs, opts
     const inner = (n * nH + h) * (hasAxis ? axisLen : 1) + (hasAxis ? a : 0);
     return data[(b * T + t) * perTok + inner];
   };
-  const finalS = new Float64Array(B * nS);
   const ys = new Float64Array(B * T * nH * V0);
   const yc = form.columns.map(() => new Float64Array(B * T * nH));
 
   for (let b = 0; b < B; b++)
     for (let h = 0; h < nH; h++) {
-      const headOff = headOffset(form.heads, sShape, sStrides, h);
-      const sIdx = (i: number, j: number) => headOff + i * sStrides[form.key] + j * sStrides[form.value];
-      let S = new Float64Array(K * V);
-      const scale = stab ? Math.exp(stab.logScale[b * nH + h]) : 1;
-      for (let i = 0; i < K; i++) {
-        for (let j = 0; j < V0; j++) S[i * V + j] = scale * initS[b * nS + sIdx(i, j)];
-        for (let c = 0; c < NC; c++) S[i * V + V0 + c] = scale * initC[c][b * nCol + h * K + i];
-      }
+      let S = st.load(b, h);
 
       for (let t0 = 0; t0 < T; t0 += C) {
         // ---- load the chunk's rows (zero for padding rows and tokens past T) ----
@@ -258,18 +238,9 @@ export function runChunkRows(model: I.Model, cr: ChunkRows, run: RunInputs, opts
           }
         S = S1;
       }
-      for (let i = 0; i < K; i++) {
-        for (let j = 0; j < V0; j++) finalS[b * nS + sIdx(i, j)] = S[i * V + j];
-        for (let c = 0; c < NC; c++) finalC[c][b * nCol + h * K + i] = S[i * V + V0 + c];
-      }
+      st.store(b, h, S);
     }
-  const postInputs: Record<string, Float64Array> = { ...run.inputs, ...stab?.inputs, [form.readouts[0].y]: ys };
-  form.readouts[0].cols.forEach((name, c) => (postInputs[name] = yc[c]));
-  const post = interpret(form.post, { ...run, dims, inputs: postInputs, initialState: undefined });
-  const finalState: Record<string, Float64Array> = { [form.state]: finalS };
-  form.columns.forEach((c, k) => (finalState[c] = finalC[k]));
-  if (stab) finalState[form.stabiliser!.state] = stab.final;
-  return { outputs: post.outputs, finalState };
+  return st.finish(run, dims, [ys], [yc]);
 }
 
 const mat = (r: number, c: number) => Array.from({ length: r }, () => new Float64Array(c));
