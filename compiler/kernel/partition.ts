@@ -107,8 +107,9 @@ export function analyzePartition(model: I.Model, opts: PartitionOptions = {}): P
   // lanes of a class of the same extent that does split (no tensor in both: the two are independent,
   // so lane l takes index l of each), else its axes stay local
   const work = freeOld ? undefined : statementWork(model);
+  const tensorsOf = (members: string[]) => new Set(members.map((k) => splitKey(k)[0]));
   const weigh = (members: string[]) => {
-    const inClass = new Set(members.map((k) => splitKey(k)[0]));
+    const inClass = tensorsOf(members);
     let split = 0, replicated = 0;
     for (const w of work ?? []) if (inClass.has(w.target)) split += w.work; else replicated += w.work;
     const top = (work ?? []).filter((w) => !inClass.has(w.target)).sort((a, b) => b.work - a.work)[0];
@@ -120,7 +121,6 @@ export function analyzePartition(model: I.Model, opts: PartitionOptions = {}): P
       blocked.push({ tensor: t, axis: a, reason });
     }
   };
-  const tensorsOf = (members: string[]) => new Set(members.map((k) => splitKey(k)[0]));
   const accepted: string[][] = [];
   const replicating: { members: string[]; why: string }[] = [];
   for (const members of groups.values()) {
