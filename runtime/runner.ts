@@ -480,13 +480,13 @@ export class ModelRunner {
       }
       pass.end();
     };
-    const perBlock = prepared.filter((p) => p.k.steps || p.k.block);
     if (plan.blockSteps === undefined) {
       // one block: the plan's order
       for (const p of prepared) encode(p, 0, p.steps);
     } else {
       // the kernels outside the blocks once, then block after block of TC steps
-      for (const p of prepared) if (!perBlock.includes(p)) encode(p, 0, T);
+      const perBlock = prepared.filter((p) => p.k.steps || p.k.block);
+      for (const p of prepared) if (!p.k.steps && !p.k.block) encode(p, 0, T);
       for (let t0 = 0; t0 < T; t0 += TC) for (const p of perBlock) encode(p, t0, t0 + TC);
     }
     const result: ForwardResult = { outputs: {}, form: `${plan.form}/${plan.variant}`, batch: B, length: T };
