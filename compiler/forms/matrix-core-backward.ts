@@ -213,6 +213,18 @@ export function chunkPass(K: number, V: number, S0: Float64Array, steps: PassSte
 }
 
 /** The chunked backward over chunks of `chunk` tokens. */
+/** The forward core over tokens [t0, t1) of a slice from state S as one chunkPass; `read` gives each readout's q and/or z (results in token, then readout order). */
+export function forwardChunk(d: SliceData, t0: number, t1: number, S: Float64Array, read: (t: number, r: number) => Omit<PassRead, "at">): ReturnType<typeof chunkPass> {
+  const steps: PassStep[] = d.steps.slice(t0, t1).flat().map((m) => ({ ld: m.ld, pairs: m.kk.map((k, p) => ({ k, v: m.vv[p] })) }));
+  const reads: PassRead[] = [];
+  let base = 0;
+  for (let t = t0; t < t1; t++) {
+    d.readouts[t].forEach((ro, r) => reads.push({ at: base + ro.at, ...read(t, r) }));
+    base += d.steps[t].length;
+  }
+  return chunkPass(d.K, d.V, S, steps, reads);
+}
+
 export function coreBackwardChunked(d: SliceData, S0: Float64Array, cot: CoreCotangents, chunk: number): CoreGrads {
   const why = backwardRefusal(d);
   if (why) throw new Error(why);
@@ -226,16 +238,9 @@ export function coreBackwardChunked(d: SliceData, S0: Float64Array, cot: CoreCot
   for (let t0 = 0; t0 < T; t0 += chunk) {
     const t1 = Math.min(T, t0 + chunk);
     chunks.push({ t0, t1, S0: S });
-    const steps: PassStep[] = d.steps.slice(t0, t1).flat().map((m) => ({ ld: m.ld, pairs: m.kk.map((k, p) => ({ k, v: m.vv[p] })) }));
-    const reads: PassRead[] = [];
-    const who: { t: number; r: number }[] = [];
-    let base = 0;
-    for (let t = t0; t < t1; t++) {
-      d.readouts[t].forEach((ro, r) => { reads.push({ at: base + ro.at, z: cot.dy[t][r] }); who.push({ t, r }); });
-      base += d.steps[t].length;
-    }
-    const res = chunkPass(K, V, S, steps, reads);
-    who.forEach(({ t, r }, e) => g.dq[t][r].set(res.x[e]!));
+    const res = forwardChunk(d, t0, t1, S, (t, r) => ({ z: cot.dy[t][r] }));
+    let e = 0;
+    for (let t = t0; t < t1; t++) d.readouts[t].forEach((_, r) => g.dq[t][r].set(res.x[e++]!));
     S = res.S;
   }
   const SN = S;

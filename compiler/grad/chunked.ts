@@ -19,7 +19,7 @@ import * as I from "../ir/types.ts";
 import { interpret, product, shapeSizes, stridesOf, type RunInputs } from "../ir/interpret.ts";
 import { matrixForm, type MatrixForm } from "../forms/matrix-form.ts";
 import { expansion, type SliceData } from "../forms/matrix-core.ts";
-import { chunkPass, coreBackwardChunked, coreBackwardSequential, type CoreGrads, type PassRead, type PassStep } from "../forms/matrix-core-backward.ts";
+import { coreBackwardChunked, coreBackwardSequential, forwardChunk, type CoreGrads } from "../forms/matrix-core-backward.ts";
 import { stateInit } from "../forms/stabiliser.ts";
 import { buildBackward, type Backward } from "./backward.ts";
 import type { Cotangents, Gradients } from "./run.ts";
@@ -170,14 +170,7 @@ export function chunkedGradients(model: I.Model, run: RunInputs, cot: Cotangents
       let S = sl.getState(S0all, b, h);
       for (let t0 = 0; t0 < T; t0 += chunk) {
         const t1 = Math.min(T, t0 + chunk);
-        const steps: PassStep[] = d.steps.slice(t0, t1).flat().map((m) => ({ ld: m.ld, pairs: m.kk.map((k, p) => ({ k, v: m.vv[p] })) }));
-        const reads: PassRead[] = [];
-        let base = 0;
-        for (let t = t0; t < t1; t++) {
-          d.readouts[t].forEach((ro) => reads.push({ at: base + ro.at, q: ro.q }));
-          base += d.steps[t].length;
-        }
-        const res = chunkPass(K, V, S, steps, reads);
+        const res = forwardChunk(d, t0, t1, S, (t, r) => ({ q: d.readouts[t][r].q }));
         let e = 0;
         for (let t = t0; t < t1; t++) form.readouts.forEach((_, r) => ys[r].set(res.y[e++]!, ((b * T + t) * nHeads + h) * V));
         S = res.S;
