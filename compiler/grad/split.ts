@@ -13,17 +13,18 @@
  */
 import * as I from "../ir/types.ts";
 import type { Backward } from "./backward.ts";
+import type { ParamPassNames } from "../../runtime/train.ts";
 
 export const EXPORT = "__step";
 
-/** One param's adjoint as a model of its own: `reads` maps each of its inputs to the per-step array it takes. */
-export interface ParamPass {
-  param: string;
-  /** The accumulating state (the param's adjoint, [B, ...shape] per row). */
-  bar: string;
+/**
+ * One param's adjoint as a model of its own, with the names the runtime binds it by (runtime/train.ts
+ * ParamPassNames): `bar` the accumulating state (the param's adjoint, [B, ...shape] per row); `reads` pass
+ * input name -> name of the per-step array the backward run has for it: a core input (forward input, state
+ * before the step, output adjoint) or a core output (an exported let).
+ */
+export interface ParamPass extends ParamPassNames {
   model: I.Model;
-  /** Pass input name -> name of the per-step array the backward run has for it: a core input (forward input, state before the step, output adjoint) or a core output (an exported let). */
-  reads: Record<string, string>;
 }
 
 export interface SplitBackward {
