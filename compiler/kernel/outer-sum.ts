@@ -17,7 +17,7 @@ import * as K from "./ir.ts";
 import { analyzePartition } from "./partition.ts";
 import { StepLowering, lowerConst } from "./step.ts";
 import { lowerExpr } from "./lower-expr.ts";
-import { extentK, productK, productS, mulS, sumS } from "./symbolic.ts";
+import { flatIndex, productK, productS, mulS, sumS } from "./symbolic.ts";
 import { terms, tiledProduct, decodeIndex, TILE, HOIST_THREADS, KC } from "./hoist.ts";
 import { initFlag, stateOffset, STATES, STATES_IN, uniformFields } from "./interface.ts";
 import { launchBindings, modelBindings, modelOverrides, trafficBytes, type LoweredForm } from "./sequential.ts";
@@ -126,8 +126,7 @@ export function lowerOuterSum(model: I.Model): LoweredForm | { why: string } {
       const pre: K.KStmt[] = [];
       const vars = decodeIndex(o.rowVars, row, pre, "er");
       decodeIndex(o.colVars, col, pre, "ec", vars);
-      let flat: K.KExpr = K.u32(0);
-      o.stmt.vars.forEach((v, p) => (flat = p === 0 ? vars.get(v.id)! : K.add(K.mul(flat, extentK(v.extent)), vars.get(v.id)!)));
+      const flat = flatIndex(o.stmt.vars.map((v) => vars.get(v.id)!), o.stmt.vars.map((v) => v.extent));
       pre.push(K.decl("si", "u32", K.add(K.add(K.uni(stateOffset(o.state.name)), K.mul(K.ref("pb"), size)), flat)));
       let n = 0;
       const init = K.sel(K.bin("!=", K.uni(initFlag(o.state.name)), K.u32(0)), K.load(STATES_IN, K.ref("si")), o.state.init ? lowerConst(o.state.init, { fresh: (p) => `${p}_${n++}` }) : K.f32(0));
