@@ -580,11 +580,7 @@ function canonQ(q: I.Expr, keyVar: I.IndexVar, heads: I.IndexVar[]): string {
     switch (x.k) {
       case "idx": return env.has(x.v.id) ? { k: "idx", v: env.get(x.v.id)! } : x;
       case "read": return { ...x, idx: x.idx.map((ix) => (ix.kind === "var" && env.has(ix.v.id) ? { kind: "var", v: env.get(ix.v.id)! } : ix)) };
-      case "neg": return { k: "neg", a: go(x.a) };
-      case "bin": return { ...x, a: go(x.a), b: go(x.b) };
-      case "call": return { ...x, args: x.args.map(go) };
-      case "sum": return { ...x, body: go(x.body) };
-      default: return x;
+      default: return mapChildren(x, go);
     }
   };
   return printExpr(go(q));
