@@ -447,15 +447,20 @@ function initBody(model: I.Model): K.KStmt[] {
   return out;
 }
 
-function buildKernels(c: GridCtx): void {
-  const model = c.model;
-  const scratch = scratchNames(c);
+/** For the kernels of a grid or stream plan: the model's buffers a body uses, and the overrides every kernel declares. */
+export function kernelParts(model: I.Model, partition: Partition, scratch: string[]): { used: (body: K.KStmt[]) => K.KBuffer[]; baseOverrides: K.KOverride[] } {
   const { kernelBuffers } = modelBindings(model, scratch);
   const used = (body: K.KStmt[]) => {
     const u = K.usedArrays(body);
     return kernelBuffers.filter((b) => u.has(b.name));
   };
-  const baseOverrides = Object.keys(modelOverrides(model, c.partition!)).map((name) => ({ name }));
+  return { used, baseOverrides: Object.keys(modelOverrides(model, partition)).map((name) => ({ name })) };
+}
+
+function buildKernels(c: GridCtx): void {
+  const model = c.model;
+  const scratch = scratchNames(c);
+  const { used, baseOverrides } = kernelParts(model, c.partition!, scratch);
   pushHoistKernels(c, c.plan!.hoisting, `${model.name}_grid`, scratch, used, baseOverrides);
   pushInitKernel(c, `${model.name}_grid_init`, used, baseOverrides);
   const maxL = c.plan!.recurrent.map((r) => productK((c.step!.slots.get(recurrentName(r.id)) as Extract<Slot, { kind: "shared" | "global" }>).local));

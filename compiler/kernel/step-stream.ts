@@ -44,7 +44,7 @@ import { extentK, flatIndex, maxS, mulS, productK, productS, sumS } from "./symb
 import { STATES, stateOffset, uniformFields } from "./interface.ts";
 import { buildKernel, launchBindings, modelBindings, modelOverrides, trafficBytes, type LoweredForm } from "./sequential.ts";
 import { hoistBlockVars, hoistedRow, hoistLayout, HOISTED, pushHoistKernels } from "./hoist.ts";
-import { analysisPasses, bindUnit, cellAndStates, globalStorage, GridStep, PINGPONG, pushInitKernel, recurrentName, type GridEligibility, type Recurrent, type StepStorage } from "./step-grid.ts";
+import { analysisPasses, bindUnit, cellAndStates, globalStorage, GridStep, kernelParts, PINGPONG, pushInitKernel, recurrentName, type GridEligibility, type Recurrent, type StepStorage } from "./step-grid.ts";
 import type { FormPlan, KernelLaunch, SizeExpr } from "../../runtime/plan.ts";
 
 /** The packed (transposed) recurrent params: per contraction r, [M][P * L] at its offset. */
@@ -475,12 +475,7 @@ function packBody(c: StreamCtx, r: Recurrent, offset: K.KExpr): K.KStmt[] {
 function buildKernels(c: StreamCtx): void {
   const model = c.model;
   const scratch = scratchNames(c);
-  const { kernelBuffers } = modelBindings(model, scratch);
-  const used = (body: K.KStmt[]) => {
-    const u = K.usedArrays(body);
-    return kernelBuffers.filter((b) => u.has(b.name));
-  };
-  const baseOverrides = Object.keys(modelOverrides(model, c.partition!)).map((name) => ({ name }));
+  const { used, baseOverrides } = kernelParts(model, c.partition!, scratch);
   pushHoistKernels(c, c.plan!.hoisting, `${model.name}_${variantName(c)}`, scratch, used, baseOverrides);
   const offsets = packedOffsets(c);
   const base = modelOverrides(model, c.partition!);
