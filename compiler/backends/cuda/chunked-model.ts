@@ -589,29 +589,27 @@ ${cases.filter(Boolean).join("\n")}
 
 /** loadS0 / storeS at value indices >= V: the column states (their initial value when none is given). */
 function columnLoads(g: Gen, ind: string): string {
-  const cols = g.cr.form.columns;
-  if (!cols.length) return "";
-  const lines = [`${ind}if (j >= valueDim0()) {`];
-  cols.forEach((c, k) => {
-    const pre: K.KStmt[] = [];
-    const a = otherStateAddr(g, c, pre, K.ref("i"));
+  return columnCases(g, ind, "return 0.f;", (c, k) => {
     const d = g.model.tensors.find((t) => t.name === c)!;
     const init = d.init ? R(g, lowerConst(d.init, new CudaScope({ model: g.model, b: K.ref("b"), t: K.u32(0), prefix: `ci${k}` }))) : "0.f";
-    lines.push(`${ind}  if (j - valueDim0() == ${k}u) {`, S(g, pre, ind + "    "), `${ind}    return u.${initFlag(c)} != 0u ? ${STATES}[${R(g, a)}] : ${init};`, `${ind}  }`);
+    return (a) => `return u.${initFlag(c)} != 0u ? ${STATES}[${a}] : ${init};`;
   });
-  lines.push(`${ind}  return 0.f;`, `${ind}}`);
-  return lines.join("\n");
 }
 function columnStores(g: Gen, ind: string): string {
+  return columnCases(g, ind, "return;", () => (a) => `${STATES}[${a}] = v;`);
+}
+/** `if (j >= valueDim0())` with one case per value column; `access(c, k)` gives the case's statement from the column state's address. */
+function columnCases(g: Gen, ind: string, fallthrough: string, access: (c: string, k: number) => (addr: string) => string): string {
   const cols = g.cr.form.columns;
   if (!cols.length) return "";
   const lines = [`${ind}if (j >= valueDim0()) {`];
   cols.forEach((c, k) => {
     const pre: K.KStmt[] = [];
     const a = otherStateAddr(g, c, pre, K.ref("i"));
-    lines.push(`${ind}  if (j - valueDim0() == ${k}u) {`, S(g, pre, ind + "    "), `${ind}    ${STATES}[${R(g, a)}] = v;`, `${ind}  }`);
+    const stmt = access(c, k);
+    lines.push(`${ind}  if (j - valueDim0() == ${k}u) {`, S(g, pre, ind + "    "), `${ind}    ${stmt(R(g, a))}`, `${ind}  }`);
   });
-  lines.push(`${ind}  return;`, `${ind}}`);
+  lines.push(`${ind}  ${fallthrough}`, `${ind}}`);
   return lines.join("\n");
 }
 
