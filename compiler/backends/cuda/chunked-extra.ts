@@ -15,11 +15,9 @@ import * as I from "../../ir/types.ts";
 import type { SizeExpr } from "../../../runtime/plan.ts";
 import type { CudaBufferRef, CudaFormPlan, CudaLaunch } from "../../../runtime/cuda/plan.ts";
 import type { ChunkRows } from "../../forms/chunk-rows.ts";
-import { chunkSizes } from "../../forms/chunk-rows.ts";
-import { extentS } from "../../kernel/symbolic.ts";
+import { chunkExtraPlan, EXTRA_THREADS } from "../../forms/chunk-extra.ts";
 import { extraParams, extraWorkspaces, ioType, rowsSetup, type ChunkDtype, type ChunkModelSource } from "./chunked-model.ts";
 
-export const EXTRA_THREADS = 256;
 
 const EXTRA_CORE = String.raw`
 // ==== seqc chunked form: stabiliser scan and post (model-independent) ====
@@ -84,10 +82,7 @@ template <class R> __device__ void seqc_post_out(const R& rows) {
 export function chunkedExtras(model: I.Model, cr: ChunkRows, src: ChunkModelSource, low: { forms: CudaFormPlan[]; modules: Record<string, { source: string }> }): { forms: CudaFormPlan[]; modules: Record<string, { source: string }> } {
   const ws = extraWorkspaces(cr);
   if (!ws.length) return low;
-  const { nH } = chunkSizes(model, cr);
-  const S = I.findTensor(model, cr.form.state)!;
-  const V0 = extentS(S.shape[cr.form.value]);
-  const Vd: SizeExpr = ["+", V0, cr.columns];
+  const plan = chunkExtraPlan(model, cr);
   const entry = (k: string, d: string) => `seqc_${model.name}_chunk_${k}_${d}`;
   const buffers: CudaBufferRef[] = [
     ...src.inputs.map((name) => ({ kind: "input", name }) as CudaBufferRef),
@@ -96,21 +91,18 @@ export function chunkedExtras(model: I.Model, cr: ChunkRows, src: ChunkModelSour
     { kind: "states" },
     ...ws.map((name) => ({ kind: "workspace", name }) as CudaBufferRef),
   ];
-  const workspaces = [
-    ...(cr.stab ? [{ name: "stab", words: ["*", "B", nH, ["+", "T", 2]] as SizeExpr }] : []),
-    ...(cr.columns ? [{ name: "ybuf", words: ["*", "B", "T", nH, Vd] as SizeExpr }] : []),
-  ];
+  const workspaces = [plan.stab, plan.post].flatMap((x) => (x ? [x.workspace] : []));
   const forms = low.forms.map((f) => {
     const d = f.io as ChunkDtype;
-    const launch = (k: string, grid: SizeExpr, shared: number): CudaLaunch => ({ kind: "launch", entry: entry(k, d), grid, threads: EXTRA_THREADS, sharedBytes: shared, buffers, uniforms: src.uniforms, overrides: (f.steps[0] as CudaLaunch).overrides });
+    const launch = (k: string, x: { grid: SizeExpr; sharedBytes: number }): CudaLaunch => ({ kind: "launch", entry: entry(k, d), grid: x.grid, threads: EXTRA_THREADS, sharedBytes: x.sharedBytes, buffers, uniforms: src.uniforms, overrides: (f.steps[0] as CudaLaunch).overrides });
     const steps = f.steps.map((st) => (st.kind === "launch" ? { ...st, buffers: [...st.buffers, ...ws.map((name) => ({ kind: "workspace", name }) as CudaBufferRef)] } : st));
     return {
       ...f,
       workspaces: [...f.workspaces, ...workspaces],
       steps: [
-        ...(cr.stab ? [launch("stab", ["*", "B", nH], 2 * EXTRA_THREADS * 4)] : []),
+        ...(plan.stab ? [launch("stab", plan.stab)] : []),
         ...steps,
-        ...(cr.columns ? [launch("post", ["ceilDiv", ["*", "B", "T", nH, V0], EXTRA_THREADS], 0)] : []),
+        ...(plan.post ? [launch("post", plan.post)] : []),
       ],
     } as CudaFormPlan;
   });

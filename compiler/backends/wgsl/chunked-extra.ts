@@ -13,10 +13,7 @@
  *               the outputs from the stored y and column readouts (`ybuf`) and m_t.
  */
 
-/** Scratch buffers: the stabiliser's values, and y with its column readouts [B][T][H][V + columns]. */
-export const STAB = "stab";
-export const YBUF = "ybuf";
-export const EXTRA_WG = 256;
+import { EXTRA_THREADS as EXTRA_WG, STAB } from "../../forms/chunk-extra.ts";
 
 export function stabMain(): string {
   return `

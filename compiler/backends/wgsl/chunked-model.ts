@@ -26,7 +26,7 @@ import { extentK, flatIndex, productK } from "../../kernel/symbolic.ts";
 import type { ChunkRows, RowPart } from "../../forms/chunk-rows.ts";
 import { CudaScope } from "../cuda/scope.ts";
 import { STAB_PREV, STAB_T } from "../../forms/matrix-form.ts";
-import { STAB, YBUF } from "./chunked-extra.ts";
+import { STAB, YBUF } from "../../forms/chunk-extra.ts";
 import { renderWgslFunction } from "./render.ts";
 
 export interface ChunkModelWgsl {

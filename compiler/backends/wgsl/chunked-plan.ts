@@ -16,7 +16,8 @@ import { chunkModelWgsl } from "./chunked-model.ts";
 import { CHUNK_WG, KT, phaseAMain, phaseAShared, recordFloats, RECORDS, walkMain, type ChunkCoreCfg } from "./chunked-core.ts";
 import { readoutMain, readoutShared, RO_BV, S3_WG, walk3Layout, walk3Main, walk3Shared, type Split3Cfg } from "./chunked-split3.ts";
 import { wgslMathHelpers } from "./render.ts";
-import { EXTRA_WG, postMain, STAB, stabMain, YBUF } from "./chunked-extra.ts";
+import { postMain, stabMain } from "./chunked-extra.ts";
+import { chunkExtraPlan, EXTRA_THREADS, STAB, YBUF } from "../../forms/chunk-extra.ts";
 
 export type WgslChunkedEligibility = { ok: true; rows: ChunkRows } | { ok: false; why: string };
 
@@ -116,32 +117,31 @@ export function lowerWgslChunked(model: I.Model, cr: ChunkRows, opts: { only?: (
 
   const ov = overrideValues(model, overrideNames);
   // a stabiliser launch before phase A, a post launch after the walk (value columns): chunked-extra.ts
-  const V0: SizeExpr = extentS(I.findTensor(model, form.state)!.shape[form.value]);
-  const ybufFloats: SizeExpr = ["*", "B", "T", nH, Vd];
+  const xp = chunkExtraPlan(model, cr);
   const extra = (): { pre: KernelLaunch[]; post: KernelLaunch[]; scratch: { name: string; floats: SizeExpr }[]; bytes: SizeExpr; applicable: SizeExpr } => {
     const pre: KernelLaunch[] = [];
     const post: KernelLaunch[] = [];
     const scratch: { name: string; floats: SizeExpr }[] = [];
-    if (cr.stab) {
+    if (xp.stab) {
       const name = `${model.name}_chunk_stab`;
       const sh = shader(name, stabMain(), []);
       shaders[name] = sh.code;
-      pre.push({ name, shader: name, entry: "main", overrides: { ...ov }, workgroups: ["*", "B", nH], sharedBytes: 2 * EXTRA_WG * 4, threads: EXTRA_WG, bindings: sh.bindings });
-      scratch.push({ name: STAB, floats: ["max", 4, ["*", "B", nH, ["+", "T", 2]]] });
+      pre.push({ name, shader: name, entry: "main", overrides: { ...ov }, workgroups: xp.stab.grid, sharedBytes: xp.stab.sharedBytes, threads: EXTRA_THREADS, bindings: sh.bindings });
+      scratch.push({ name: STAB, floats: ["max", 4, xp.stab.workspace.words] });
     }
-    if (cr.columns) {
+    if (xp.post) {
       const name = `${model.name}_chunk_post`;
       const sh = shader(name, postMain(), []);
       shaders[name] = sh.code;
-      post.push({ name, shader: name, entry: "main", overrides: { ...ov }, workgroups: ["ceilDiv", ["*", "B", "T", nH, V0], EXTRA_WG], sharedBytes: 0, threads: EXTRA_WG, bindings: sh.bindings });
-      scratch.push({ name: YBUF, floats: ["max", 4, ybufFloats] });
+      post.push({ name, shader: name, entry: "main", overrides: { ...ov }, workgroups: xp.post.grid, sharedBytes: xp.post.sharedBytes, threads: EXTRA_THREADS, bindings: sh.bindings });
+      scratch.push({ name: YBUF, floats: ["max", 4, xp.post.workspace.words] });
     }
     return {
       pre,
       post,
       scratch,
-      bytes: ["+", cr.stab ? ["*", 12, "B", nH, "T"] : 0, cr.columns ? ["*", 8, ybufFloats] : 0],
-      applicable: cr.columns ? [">=", "LIMIT_BINDING", ["*", 4, ybufFloats]] : 1,
+      bytes: ["+", xp.stab ? ["*", 12, "B", nH, "T"] : 0, xp.post ? ["*", 8, xp.post.workspace.words] : 0],
+      applicable: xp.post ? [">=", "LIMIT_BINDING", ["*", 4, xp.post.workspace.words]] : 1,
     };
   };
   const ex = extra();
