@@ -37,6 +37,7 @@ export type ChainExec = (model: I.Model, run: RunInputs, form: ChainForm) => Run
 export function chainRefusal(form: MatrixForm): string | undefined {
   const why = chunkedBackwardRefusal(form);
   if (why) return why;
+  if (form.lowRank) return `the chunked backward chain covers cores without low-rank terms (state ${form.state}'s update reads it through w^T ${form.state}: the delta-rule family runs in the float64 chunked backward, chunkedGradients, only)`;
   if (form.steps.length !== 1 || form.steps[0].loop) return "the chunked backward chain covers one update per token (no micro-step loops)";
   if (form.readouts.some((r) => r.after !== 1)) return "the chunked backward chain covers readouts after the update";
   return undefined;

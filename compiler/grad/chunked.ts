@@ -11,9 +11,9 @@
  * model's adjoint recurrence one token at a time; this is the algebra the GPU chunked backward kernels
  * implement.
  *
- * Scope: cores without low-rank terms (the delta-rule family needs the backward of the UT transform)
- * and without a stabiliser or value columns (mLSTM); `chunkedBackwardRefusal` says why a model is not
- * covered.
+ * Scope: every core, low-rank terms included (the delta-rule family: the adjoint's low-rank pairs are the
+ * forward's with u and w swapped), without a stabiliser or value columns (mLSTM); `chunkedBackwardRefusal`
+ * says why a model is not covered.
  */
 import * as I from "../ir/types.ts";
 import { interpret, product, shapeSizes, stridesOf, type RunInputs } from "../ir/interpret.ts";
@@ -34,7 +34,6 @@ export interface ChunkedGradOptions {
 
 /** Why the chunked backward does not cover this model's form, or undefined. */
 export function chunkedBackwardRefusal(form: MatrixForm): string | undefined {
-  if (form.lowRank) return `the chunked backward covers cores without low-rank terms (state ${form.state}'s update reads it through w^T ${form.state}: the delta-rule family needs the backward of the UT transform, not built yet)`;
   if (form.stabiliser) return `the chunked backward does not cover stabilised forms yet (${form.stabiliser.state} is a max-plus stabiliser of ${form.state})`;
   if (form.columns.length) return `the chunked backward does not cover value columns yet (${form.columns.join(", ")})`;
   return undefined;
@@ -109,7 +108,13 @@ export class Slicer {
       this.form.steps.forEach((st, s) => {
         for (let n = 0; n < this.exp[s]; n++) {
           const ld = !st.ld ? new Float64Array(K) : st.ld.perKey ? vec(st.ld.name, t, n, K) : new Float64Array(K).fill(vec(st.ld.name, t, n, 1)[0]);
-          steps.push({ ld, u: [], w: [], kk: st.inputs.map((p) => vec(p.k, t, n, K)), vv: st.inputs.map((p) => vec(p.v, t, n, V)) });
+          steps.push({
+            ld,
+            u: st.lowRank.map((p) => vec(p.u, t, n, K)),
+            w: st.lowRank.map((p) => vec(p.w, t, n, K)),
+            kk: st.inputs.map((p) => vec(p.k, t, n, K)),
+            vv: st.inputs.map((p) => vec(p.v, t, n, V)),
+          });
         }
       });
       d.steps.push(steps);
@@ -134,6 +139,10 @@ export class Slicer {
           st.inputs.forEach((p, pi) => {
             addAt(p.k, t, n, K, g.dk[t][m][pi]);
             addAt(p.v, t, n, V, g.dv[t][m][pi]);
+          });
+          st.lowRank.forEach((p, e) => {
+            addAt(p.u, t, n, K, g.du[t][m][e]);
+            addAt(p.w, t, n, K, g.dw[t][m][e]);
           });
           if (st.ld) addAt(st.ld.name, t, n, st.ld.perKey ? K : 1, st.ld.perKey ? g.dld[t][m] : g.dld[t][m].reduce((a, x) => a + x, 0));
         }
