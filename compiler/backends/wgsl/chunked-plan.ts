@@ -15,6 +15,7 @@ import { overrideValues } from "../cuda/overrides.ts";
 import { chunkModelWgsl } from "./chunked-model.ts";
 import { CHUNK_WG, KT, phaseAMain, phaseAShared, recordFloats, RECORDS, walkMain, type ChunkCoreCfg } from "./chunked-core.ts";
 import { readoutMain, readoutShared, RO_BV, S3_WG, walk3Layout, walk3Main, walk3Shared, type Split3Cfg } from "./chunked-split3.ts";
+import { readoutTiledMain, readoutTiledShared, readoutTiledThreads, RT_BV } from "./chunked-readout-tiled.ts";
 import { wgslMathHelpers } from "./render.ts";
 import { postMain, stabMain } from "./chunked-extra.ts";
 import { chunkExtraPlan, EXTRA_THREADS, STAB, YBUF } from "../../forms/chunk-extra.ts";
@@ -46,7 +47,7 @@ const PHASE_A_RESIDENT = 264;
  * readout, both parallel over chunks, run `PHASE_A_RESIDENT` and `readoutResident` workgroups at a time; the
  * walk's workgroups count `threadWeight` times their threads.
  */
-export const SPLIT3_COST = { syncNs: 500, workNs: 15, readoutResident: 2112, threadWeight: 4 };
+export const SPLIT3_COST = { syncNs: 500, workNs: 15, readoutResident: 2112, threadWeight: 4, tiledReadout: 1.05 };
 /** Scratch buffer of the split3 variants: every chunk's start state, [chunk][key][value]. */
 const S0 = "s0";
 /** State-walk tiles of the split3 variants: with low rank the key tile is the padded key size (BK >= K). */
@@ -206,35 +207,38 @@ export function lowerWgslChunked(model: I.Model, cr: ChunkRows, opts: { only?: (
   // split3: phase A (shared with the variants above), a state-only walk, the readout over every chunk
   for (const RTP of rtps)
     for (const F of lr ? [32] : [32, 64])
-      for (const [BK, BV] of lr ? SPLIT3_TILES_LR : SPLIT3_TILES) {
+      for (const [BK, BV] of lr ? SPLIT3_TILES_LR : SPLIT3_TILES)
+      for (const tiled of [false, true]) {
         const cfg: Split3Cfg = { F, RTP, decay, lr, BV, BK };
         const L = walk3Layout(cfg);
         if (!L) continue;
-        const variant = `chunked-s3-slots${F}-k${BK}-v${BV}-r${RTP}`;
+        // s3t: the readout with register micro-tiles (chunked-readout-tiled.ts), s3: the plain one
+        const variant = `chunked-s3${tiled ? "t" : ""}-slots${F}-k${BK}-v${BV}-r${RTP}`;
         if (opts.only && !opts.only(variant)) continue;
         const C = F / RTP;
         const aName = `${model.name}_chunk_a_f${F}_r${RTP}`;
         const wName = `${model.name}_chunk_walk3_f${F}_k${BK}_v${BV}_r${RTP}`;
-        const rName = `${model.name}_chunk_readout_f${F}_r${RTP}`;
+        const rName = `${model.name}_chunk_readout${tiled ? "_tiled" : ""}_f${F}_r${RTP}`;
         const a = shader(aName, phaseAMain(cfg), []);
         shaders[aName] = a.code;
         const w = shader(wName, walk3Main(cfg), []);
-        const r = shader(rName, readoutMain(cfg), []);
+        const r = shader(rName, tiled ? readoutTiledMain(cfg) : readoutMain(cfg), []);
         shaders[wName] = w.code;
         shaders[rName] = r.code;
         const nc: SizeExpr = ["ceilDiv", "T", C];
         const nj: SizeExpr = ["ceilDiv", Vd, BV];
         const ni: SizeExpr = lr ? 1 : ["ceilDiv", Kd, BK];
-        const njr: SizeExpr = ["ceilDiv", Vd, RO_BV];
+        const njr: SizeExpr = ["ceilDiv", Vd, tiled ? RT_BV : RO_BV];
         const aShared = phaseAShared(cfg) * 4;
         const wShared = walk3Shared(cfg) * 4;
-        const rShared = readoutShared(cfg) * 4;
+        const rShared = (tiled ? readoutTiledShared(cfg) : readoutShared(cfg)) * 4;
+        const rThreads = tiled ? readoutTiledThreads(cfg) : S3_WG;
         const chunks: SizeExpr = ["*", "B", nH, nc];
         const launches: KernelLaunch[] = [
           ...ex.pre,
           { name: aName, shader: aName, entry: "main", overrides: { ...ov }, workgroups: chunks, sharedBytes: aShared, threads: CHUNK_WG, bindings: a.bindings },
           { name: wName, shader: wName, entry: "main", overrides: { ...ov }, workgroups: ["*", "B", nH, nj, ni], sharedBytes: wShared, threads: S3_WG, bindings: w.bindings },
-          { name: rName, shader: rName, entry: "main", overrides: { ...ov }, workgroups: ["*", chunks, njr], sharedBytes: rShared, threads: S3_WG, bindings: r.bindings },
+          { name: rName, shader: rName, entry: "main", overrides: { ...ov }, workgroups: ["*", chunks, njr], sharedBytes: rShared, threads: rThreads, bindings: r.bindings },
           ...ex.post,
         ];
         const per = recordFloats(cfg, Kd, Vd) as Record<string, SizeExpr>;
@@ -243,7 +247,9 @@ export function lowerWgslChunked(model: I.Model, cr: ChunkRows, opts: { only?: (
         // multiply-adds of one thread: the walk per chunk (Z with low rank, S'), phase A and the readout per workgroup
         const walkWork = (lr ? L.NZ * BK : 0) + F * L.NI;
         const aWork: SizeExpr = ["ceilDiv", ["+", ["*", F, F, Kd, lr ? 2 : 1, decay === 2 ? 3 : 1], lr ? ["+", F * F * F / 2, ["*", F * F / 2, ["+", Kd, Vd]]] : 0], CHUNK_WG];
-        const roWork: SizeExpr = ["*", Math.ceil(C / (S3_WG / RO_BV)), ["+", ["*", ["ceilDiv", Kd, 32], 32], F, ["*", 64, ["+", ["ceilDiv", Kd, 32], F / 32]]]];
+        const roPlain: SizeExpr = ["*", Math.ceil(C / (S3_WG / RO_BV)), ["+", ["*", ["ceilDiv", Kd, 32], 32], F, ["*", 64, ["+", ["ceilDiv", Kd, 32], F / 32]]]];
+        // the tiled readout: the plain one's work per chunk and 32 values, times its measured ratio
+        const roWork: SizeExpr = tiled ? ["*", roPlain, RT_BV / RO_BV, SPLIT3_COST.tiledReadout] : roPlain;
         forms.push({
           form: "chunked",
           variant,
