@@ -83,13 +83,20 @@ describe.skipIf(!gpp)("CUDA chunked kernels on the CPU emulation vs the interpre
     check(load(name), ["chunked-split3-bf16-k128-v16-r1", "chunked-split3-bf16-k128-v32-r1"], [{ T: 130, B: 1, K: 128, V: 128, init: true }], 1e-2);
   }, 600_000);
 
+  // split3's state-only walk over 8 values (one 8-column fragment per warp tile), at a value size that is not a
+  // multiple of 8 and with phase A's 384 threads; batch 2 and a ragged T
+  it.each(["deltanet", "gated_deltanet"])("%s: bf16 at K = 128, V = 100, split3 with 8-value walks (<= 1e-2)", (name) => {
+    check(load(name), ["chunked-split3-bf16-k128-v8-a384-r1"], [{ T: 130, B: 2, K: 128, V: 100, init: true }], 1e-2);
+  }, 600_000);
+
   // 64-value walks (split and split3) and phase A with more warps (384 threads where two blocks fit an SM,
   // 512 and 768 where one does: the `-a<threads>` variants), at K = V = 64 with a ragged T
   it.each([
     ["deltanet", ["chunked-split-bf16-k64-v64-a384-r1", "chunked-split3-bf16-k64-v64-a384-r1"]],
     ["gla", ["chunked-split-bf16-k64-v32-a384-r1", "chunked-split3-bf16-k64-v64-r1"]],
     ["simple_gla", ["chunked-split-bf16-k64-v64-r1"]],
-    ["rwkv7", ["chunked-split-bf16-k64-v64-a512-r2", "chunked-split3-bf16-k64-v16-a768-r2"]],
+    // RWKV-7 at K = 64: phase A with T's operand over XS and P over the decays (two blocks per SM), 256 and 384 threads
+    ["rwkv7", ["chunked-split-bf16-k64-v64-a384-r2", "chunked-split3-bf16-k64-v16-r2"]],
   ] as const)("%s: bf16 at K = V = 64, 64-value walks and phase A with more threads (<= 1e-2)", (name, variants) => {
     check(load(name), [...variants], [{ T: 70, B: 1, K: 64, V: 64, init: true }], 1e-2);
   }, 600_000);

@@ -53,6 +53,16 @@ describe("CUDA chunked form", () => {
       expect(chunkLayout({ ...cfg, kind: "phaseA", BV: 32 }).SMEM).toBeLessThanOrEqual(113 * 1024);
       if (lr) expect(chunkLayout({ ...cfg, kind: "phaseA", BV: 32 }).O_V).toBe(chunkLayout({ ...cfg, kind: "phaseA", BV: 32 }).O_A);
     }
+    // RWKV-7's phase A at K = 64 (per-key decay, low rank, two row slots): P over the decays, T's operand over XS,
+    // so that two blocks fit an SM; the fused kernel (which reloads the decays per chunk) keeps them apart
+    const rw = { dtype: "bf16", KP: 64, VP: 64, BV: 64, RTP: 2, decay: 2, lr: true } as const;
+    const pa = chunkLayout({ ...rw, kind: "phaseA" }), fu = chunkLayout({ ...rw, kind: "fused" });
+    expect(2 * (pa.SMEM + 1024)).toBeLessThanOrEqual(228 * 1024);
+    expect([pa.O_P, pa.O_TB]).toEqual([pa.O_D, pa.O_XS]);
+    expect(pa.O_TT + 64 * pa.LDA * 4).toBeLessThanOrEqual(pa.O_BT);
+    expect(fu.O_P).not.toBe(fu.O_D);
+    // split3's 8-value walk: rows of 24 elements (48 bytes: ldmatrix rows on distinct banks)
+    expect(chunkLayout({ dtype: "bf16", KP: 128, VP: 128, RTP: 1, decay: 1, lr: true, kind: "walkS", BV: 8 }).LDV).toBe(24);
   });
   it("explain's choice: chunked for long sequences, sequential below 64 steps, bf16 when asked", () => {
     const m = load("gated_deltanet");
@@ -99,7 +109,7 @@ describe.skipIf(!nvcc)("nvcc -ptx of the chunked modules (sm_90)", () => {
   }, 300_000);
 
   // the 64-value walks and phase A with more warps (384 / 512 threads, __launch_bounds__ for 2 / 1 blocks per SM)
-  it.each([["rwkv7", "a512"], ["deltanet", "a384"]])("%s bf16: K = 64 walks over 64 values and phase A with %s", (name, tag) => {
+  it.each([["rwkv7", "a384"], ["deltanet", "a384"]])("%s bf16: K = 64 walks over 64 values and phase A with %s", (name, tag) => {
     const m = load(name);
     const el = chunkedEligible(m);
     if (!el.ok) throw new Error(el.why);
@@ -110,5 +120,17 @@ describe.skipIf(!nvcc)("nvcc -ptx of the chunked modules (sm_90)", () => {
     const { ptx } = nvccPtx(modules.bf16.source, 90, nvcc, { lowPriority: true });
     for (const e of entries) expect(ptx, e).toMatch(new RegExp(`\\.entry ${e}\\(`));
     expect(ptx).toMatch(/prefetch\.global\.L2/);
+  }, 300_000);
+
+  // split3's state-only walk over 8 values (one 8-column fragment per warp tile) at K = 128
+  it("deltanet bf16: K = 128 split3 with 8-value walks", () => {
+    const m = load("deltanet");
+    const el = chunkedEligible(m);
+    if (!el.ok) throw new Error(el.why);
+    const { forms, modules } = lowerChunked(m, el, { only: (v) => v === "chunked-split3-bf16-k128-v8-a384-r1" });
+    expect(forms.map((f) => f.variant)).toEqual(["chunked-split3-bf16-k128-v8-a384-r1"]);
+    expect(forms[0].steps[1]).toMatchObject({ grid: ["*", "B", "H", ["ceilDiv", "V", 8]], threads: 256 });
+    const { ptx } = nvccPtx(modules.bf16.source, 90, nvcc, { lowPriority: true });
+    for (const e of forms[0].steps.map((s) => (s as { entry: string }).entry)) expect(ptx, e).toMatch(new RegExp(`\\.entry ${e}\\(`));
   }, 300_000);
 });

@@ -130,6 +130,13 @@ template <typename T> struct SeqcMM {
         seqc_mma((T*)0, acc[2 * p], a, b);
         seqc_mma((T*)0, acc[2 * p + 1], a, b + 2);
       }
+      if (WN == 1) {
+        // one 8-column tile: lanes 16-31 address the same two 8x8 matrices again (b[2], b[3] unused)
+        u32 b[4];
+        if (BNK) seqc_ldsm4(b, B + (n0 + (l & 7)) * ldb + k0 + (((l >> 3) & 1) << 3));
+        else seqc_ldsm4t(b, B + (k0 + (l & 7) + (((l >> 3) & 1) << 3)) * ldb + n0);
+        seqc_mma((T*)0, acc[0], a, b);
+      }
     }
   }
 };
@@ -154,6 +161,9 @@ template <> struct SeqcMM<float> {
     }
   }
 };
+
+// fragment columns per warp tile for a value tile of BV columns: 32, 16 or 8 (a walk over 8 values)
+template <int BV> struct SeqcWN { static constexpr int N = BV % 32 == 0 ? 4 : BV % 16 == 0 ? 2 : 1; };
 
 // Block product C[M][N] = A B over the block's warps; epi(row, col, v(col), v(col + 1)) per fragment pair.
 template <typename T, bool AKM, bool BNK, int WN, int KD, class Epi>
@@ -659,7 +669,9 @@ template <class Cfg> __device__ void seqc_chunk_scale(const SeqcSm<Cfg>& s) {
     }
     for (int i = tid; i < KP; i += nt) G[SEQC_G_EGN + i] = Cfg::DECAY ? __expf(gn) : 1.f;
   }
-  // operand copy of T (lower block triangle; zero above); Aq was written as an operand by the mats
+  // operand copy of T (lower block triangle; zero above); Aq was written as an operand by the mats. Where T's
+  // operand lives in XS's place (phase A's layout, chunked-model.ts), every thread first has to be past the pass above
+  if (Cfg::LR && Cfg::DECAY == 2 && Cfg::O_TB == Cfg::O_XS) __syncthreads();
   if (Cfg::LR)
     for (int e = tid; e < F * (F / 2); e += nt) {
       const int m = e / (F / 2), n = (e % (F / 2)) * 2;
@@ -689,7 +701,7 @@ __device__ void seqc_chunk_prepare(const R& rows, const SeqcSm<Cfg>& s, u32 b, u
 
 // ---- the state: a KP x BV fp32 tile in registers (mma C-fragment layout), warp w owns tiles w, w + NW, ... ----
 template <class Cfg> struct SeqcState {
-  static constexpr int WN = Cfg::BV % 32 == 0 ? 4 : 2;
+  static constexpr int WN = SeqcWN<Cfg::BV>::N;
   static constexpr int TN = Cfg::BV / (8 * WN), TILES = (Cfg::KP / 16) * TN, NW = Cfg::NT / 32, ST = (TILES + NW - 1) / NW;
   float acc[ST][WN][4];
 };
@@ -762,7 +774,7 @@ template <class Cfg> __device__ __forceinline__ void seqc_state_update(SeqcState
 // y = Q~ SB + Aq Z into Y (readout slots), fp32
 template <class Cfg> __device__ __forceinline__ void seqc_readout(const SeqcSm<Cfg>& s, const typename Cfg::T* Z) {
   typedef typename Cfg::T T_;
-  constexpr int WN = Cfg::BV % 32 == 0 ? 4 : 2, TN = Cfg::BV / (8 * WN), TILES = (Cfg::F / 16) * TN;
+  constexpr int WN = SeqcWN<Cfg::BV>::N, TN = Cfg::BV / (8 * WN), TILES = (Cfg::F / 16) * TN;
   const int w = threadIdx.x >> 5, l = threadIdx.x & 31, g = l >> 2, q = (l & 3) << 1;
   for (int tile = w; tile < TILES; tile += Cfg::NT / 32) {
     const int m0 = (tile / TN) * 16, n0 = (tile % TN) * 8 * WN;
@@ -810,12 +822,12 @@ __device__ void seqc_chunk_fused(const R& rows, char* smem, u32 K, u32 V, u32 nH
     const T_* Z = s.V;
     if (Cfg::LR) {
       // V <- alpha V + diag(beta) W~ S0, then Z = T V
-      seqc_bmm<T_, false, false, (BV % 32 == 0 ? 4 : 2), Cfg::KP>(F, BV, s.W, Cfg::LDK, s.SB, LDV, [&](int m, int n, float v0, float v1) {
+      seqc_bmm<T_, false, false, SeqcWN<BV>::N, Cfg::KP>(F, BV, s.W, Cfg::LDK, s.SB, LDV, [&](int m, int n, float v0, float v1) {
         float o[2] = {seqc_f32(s.V[m * LDV + n]) + v0, seqc_f32(s.V[m * LDV + n + 1]) + v1};
         seqc_sst2(s.V + m * LDV + n, o[0], o[1]);
       });
       __syncthreads();
-      seqc_bmm<T_, false, false, (BV % 32 == 0 ? 4 : 2), F>(F, BV, s.TB, Cfg::LDF, s.V, LDV, [&](int m, int n, float v0, float v1) {
+      seqc_bmm<T_, false, false, SeqcWN<BV>::N, F>(F, BV, s.TB, Cfg::LDF, s.V, LDV, [&](int m, int n, float v0, float v1) {
         seqc_sst2(s.Z + m * LDV + n, v0, v1);
       });
       __syncthreads();
@@ -868,7 +880,7 @@ __device__ void seqc_chunk_phase_a(const R& rows, char* smem, typename Cfg::T* w
     seqc_bmm<T_, false, false, 4, F>(F, KP, s.TB, Cfg::LDF, s.W, LDK, [&](int m, int n, float v0, float v1) {
       seqc_sst2(r + Rec::MO + m * KP + n, v0, v1);
     });
-    seqc_bmm<T_, false, false, (VP % 32 == 0 ? 4 : 2), F>(F, VP, s.TB, Cfg::LDF, s.V, Cfg::LDVA, [&](int m, int n, float v0, float v1) {
+    seqc_bmm<T_, false, false, SeqcWN<VP>::N, F>(F, VP, s.TB, Cfg::LDF, s.V, Cfg::LDVA, [&](int m, int n, float v0, float v1) {
       seqc_sst2(r + Rec::UO + m * VP + n, v0, v1);
     });
   } else {
@@ -948,7 +960,7 @@ __device__ void seqc_chunk_walk(const R& rows, char* smem, const typename Cfg::T
     const float* eg = reinterpret_cast<const float*>(base + Cfg::W_E);
     const T_* Z = u;
     if (Cfg::LR) {
-      seqc_bmm<T_, false, false, (BV % 32 == 0 ? 4 : 2), Cfg::KP>(F, BV, m, Cfg::LDK, s.SB, LDV, [&](int mm, int n, float v0, float v1) {
+      seqc_bmm<T_, false, false, SeqcWN<BV>::N, Cfg::KP>(F, BV, m, Cfg::LDK, s.SB, LDV, [&](int mm, int n, float v0, float v1) {
         seqc_sst2(s.Z + mm * LDV + n, seqc_f32(u[mm * LDV + n]) + v0, seqc_f32(u[mm * LDV + n + 1]) + v1);
       });
       __syncthreads();
@@ -956,7 +968,7 @@ __device__ void seqc_chunk_walk(const R& rows, char* smem, const typename Cfg::T
     }
     {
       // y = Q~ SB + Aq Z
-      constexpr int WN = BV % 32 == 0 ? 4 : 2, TN = BV / (8 * WN), TILES = (F / 16) * TN;
+      constexpr int WN = SeqcWN<BV>::N, TN = BV / (8 * WN), TILES = (F / 16) * TN;
       const int w = threadIdx.x >> 5, l = threadIdx.x & 31, g = l >> 2, qq = (l & 3) << 1;
       for (int tile = w; tile < TILES; tile += Cfg::NT / 32) {
         const int m0 = (tile / TN) * 16, n0 = (tile % TN) * 8 * WN;
@@ -1056,7 +1068,7 @@ __device__ void seqc_chunk_walk_s(const R& rows, char* smem, typename Cfg::T* ws
     const T_* Z = u;
     if (Cfg::LR) {
       T_* zr = reinterpret_cast<T_*>(recs + (size_t)c * Rec::BYTES) + Rec::UO + j0;
-      seqc_bmm<T_, false, false, (BV % 32 == 0 ? 4 : 2), Cfg::KP>(F, BV, m, Cfg::LDK, s.SB, LDV, [&](int mm, int n, float v0, float v1) {
+      seqc_bmm<T_, false, false, SeqcWN<BV>::N, Cfg::KP>(F, BV, m, Cfg::LDK, s.SB, LDV, [&](int mm, int n, float v0, float v1) {
         const float z0 = seqc_f32(u[mm * LDV + n]) + v0, z1 = seqc_f32(u[mm * LDV + n + 1]) + v1;
         seqc_sst2(s.Z + mm * LDV + n, z0, z1);
         seqc_sst2(zr + mm * Cfg::VP + n, z0, z1);

@@ -55,7 +55,7 @@ export function chunkLayout(c: ChunkCfg): Record<string, number> {
   const F = CHUNK_F;
   const sz = c.dtype === "f32" ? 4 : 2;
   const pad = 16 / sz;
-  const LDK = c.KP + pad, LDF = F + pad, LDV = c.BV + pad, LDVA = c.VP + pad, LDA = F + 4, LDY = c.BV + 4;
+  const LDK = c.KP + pad, LDF = F + pad, LDV = c.BV + (c.BV === 8 ? 2 * pad : pad), LDVA = c.VP + pad, LDA = F + 4, LDY = c.BV + 4;
   const C = F / c.RTP, NB = F / 16;
   const o: Record<string, number> = { LDK, LDF, LDV, LDVA, LDA, LDY };
   let at = 0;
@@ -144,13 +144,17 @@ export function chunkLayout(c: ChunkCfg): Record<string, number> {
     put("O_L", (c.lr ? 2 * F : F) * LDK * sz);
     put("O_XS", F * LDK * sz);
     const xiR = 2 * F * LDK * sz;
-    put("O_XI", Math.max(xiR, c.lr ? inv : 0));
+    // phase A of a low-rank model: P in D's place (the decays are dead once A and Aq are formed) and T's operand
+    // in XS's place (dead after the scale's first pass, which then syncs: seqc_chunk_scale), so that XI only has to
+    // hold T: RWKV-7's phase A at K = 64 fits two blocks per SM (113 instead of 124 KiB)
+    const tight = c.kind === "phaseA" && c.lr && C * c.KP * 4 >= (NB - 1) * 256 * 4 && LDK >= LDF;
+    put("O_XI", Math.max(xiR, c.lr ? (tight ? F * LDA * 4 : inv) : 0));
     o.O_R = o.O_XI + F * LDK * sz;
     if (c.lr) {
       // T, P and TB live where XI and R were (dead once A and Aq are formed)
       o.O_TT = o.O_XI;
-      o.O_P = o.O_TT + F * LDA * 4;
-      o.O_TB = o.O_P + (NB - 1) * 256 * 4;
+      o.O_P = tight ? o.O_D : o.O_TT + F * LDA * 4;
+      o.O_TB = tight ? o.O_XS : o.O_P + (NB - 1) * 256 * 4;
     }
     put("O_BT", NB * c.KP * 4);
   } else if (c.lr) {

@@ -138,11 +138,14 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
         for (const NT of more) phaseAs.push({ a: { ...a0, NT, minBlocks: bps }, tag: `-a${NT}` });
         const alt = phaseAs[1]?.tag ?? "";
         const walkBVs = [...(dtype === "f32" || KP < 64 ? [] : [64]), 32, 16];
+        // split3's state-only walk also over 8 values (2-byte operands, K = 128): twice the blocks of 16-value walks
+        // where batch x heads is small (the walk over many chunks is the critical path there)
+        const walkSBVs = dtype !== "f32" && KP >= 128 ? [...walkBVs, 8] : walkBVs;
         for (const { a, tag } of phaseAs) {
           // split3: phase A, a walk that only carries the state (and stores each chunk's start state), then the
           // readout over every chunk in parallel (value tiles of BO)
           const BO = Math.min(KP, dtype === "f32" ? 32 : 64);
-          for (const BV of walkBVs) {
+          for (const BV of walkSBVs) {
             const w = mk("walkS", BV);
             const o = mk("out", BO);
             const variant = `chunked-split3-${dtype}-k${KP}-v${BV}${tag}-r${RTP}`;
@@ -227,7 +230,7 @@ function phaseAPreferred(KP: number, tag: string, alt: string): boolean {
   return KP >= 128 && alt ? tag === alt : tag === "";
 }
 function split3Prefer(BV: number, KP: number, nH: SizeExpr, Vd: SizeExpr, decay: number, lr: boolean, tag: string, alt: string): SizeExpr {
-  if (BV === 64 || !phaseAPreferred(KP, tag, alt)) return 0;
+  if (BV === 64 || BV === 8 || !phaseAPreferred(KP, tag, alt)) return 0;
   const walk32: SizeExpr = ["*", "B", nH, ["ceilDiv", Vd, 32]];
   if (BV === 16) return ["*", [">=", "T", 64], [">=", ["-", "LIMIT_SMS", 1], walk32]];
   return !lr && decay <= 1 && KP <= 64 ? ["*", [">=", "T", 64], [">=", walk32, "LIMIT_SMS"]] : 0;
