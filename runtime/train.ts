@@ -41,6 +41,18 @@ export interface GradNames extends AdjointNames {
    * states (or outputs) of the backward model itself.
    */
   passes?: ParamPassNames[];
+  /**
+   * Input adjoints computed outside the recurrence (compiler/grad/split.ts): per input, a model without state
+   * whose output `bar` is the input's adjoint at every step, reading (as `reads` says) what the backward run
+   * read and wrote; it runs over the same [B, T] (reversed) as the core. Its runner is `passes[input]`.
+   */
+  inputPasses?: InputPassNames[];
+}
+
+export interface InputPassNames {
+  input: string;
+  bar: string;
+  reads: Record<string, string>;
 }
 
 export interface ParamPassNames {
@@ -73,7 +85,7 @@ export interface GradSpec {
 
 export type RunFn = (inputs: Tensors, initialState: Tensors, batch: number, length: number) => Promise<{ outputs: Tensors; finalState: Tensors }>;
 
-/** The runs: the plain forward, the recording forward, the backward model and its param passes by param name (params bound in each). */
+/** The runs: the plain forward, the recording forward, the backward model and its param and input passes by param / input name (params bound in each). */
 export interface GradRunners {
   forward: RunFn;
   record: RunFn;
@@ -274,14 +286,26 @@ export async function backwardFrom(spec: GradSpec, run: GradRunners, saved: Save
     for (const o of spec.outputs) bw[N.outputBar[o.name]] = reverseTime(cotOut[o.name], B, L, o.size);
     const bwSizes = new Map<string, number>([...spec.inputs.map((t) => [t.name, t.size] as const), ...spec.states.map((t) => [N.statePrev[t.name], t.size] as const), ...spec.outputs.map((t) => [N.outputBar[t.name], t.size] as const)]);
     const r = await run.backward(packSteps(bw, N.packs ?? [], bwSizes, B, L), bars, B, L);
-    // param adjoints outside the recurrence: sums over the steps of what the core read and wrote,
-    // time folded into the batch (any order sums the same)
-    for (const p of passes) {
+    const passInputs = (reads: Record<string, string>) => {
       const ins: Tensors = {};
-      for (const [name, from] of Object.entries(p.reads)) {
+      for (const [name, from] of Object.entries(reads)) {
         const a = bw[from] ?? r.outputs[from];
         if (a) ins[name] = a;
       }
+      return ins;
+    };
+    // input adjoints outside the recurrence: every step at once, over the same reversed [B, L]
+    const inputBars: Tensors = {};
+    for (const p of N.inputPasses ?? []) {
+      if (!grads.inputs[p.input]) continue;
+      const pass = run.passes?.[p.input];
+      if (!pass) throw new Error(`${spec.model}: its backward computes the adjoint of input '${p.input}' in a pass, and no runner was given for it`);
+      inputBars[p.bar] = (await pass(passInputs(p.reads), {}, B, L)).outputs[p.bar];
+    }
+    // param adjoints outside the recurrence: sums over the steps of what the core read and wrote,
+    // time folded into the batch (any order sums the same)
+    for (const p of passes) {
+      const ins = passInputs(p.reads);
       const size = spec.params.find((x) => x.name === p.param)!.size;
       const C = passFold(B, L, size);
       const fin = (await run.passes![p.param](ins, {}, B * (L / C), C)).finalState[p.bar];
@@ -291,7 +315,7 @@ export async function backwardFrom(spec: GradSpec, run: GradRunners, saved: Save
     for (const t of spec.inputs) {
       const g = grads.inputs[t.name];
       if (!g) continue;
-      const seg = reverseTime(r.outputs[N.inputBar[t.name]], B, L, t.size);
+      const seg = reverseTime(inputBars[N.inputBar[t.name]] ?? r.outputs[N.inputBar[t.name]], B, L, t.size);
       for (let b = 0; b < B; b++) g.set(seg.subarray(b * L * t.size, (b + 1) * L * t.size), (b * T + t0) * t.size);
     }
     for (const p of spec.params) {

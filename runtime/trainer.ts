@@ -93,9 +93,9 @@ export class Trainer {
     return this.cudaPlans;
   }
 
-  /** `pass`: the param whose adjoint pass to open (with which = "backward"). */
+  /** `pass`: the param (or input) whose adjoint pass to open (with which = "backward"). */
   private async open(which: "record" | "backward", pass?: string): Promise<BackendRunner> {
-    const missing = () => new Error(`${this.plan.model}: the training plans have no param pass for '${pass}' (compile again: this build predates the split backward)`);
+    const missing = () => new Error(`${this.plan.model}: the training plans have no adjoint pass for '${pass}' (compile again: this build predates the split backward)`);
     const plan = pass === undefined ? this.plans[which] : (this.plans.passes?.[pass] ?? (() => { throw missing(); })());
     const cuda = this.main.backend === "cuda" ? await this.cuda() : undefined;
     const cudaPlan = cuda === undefined ? undefined : pass === undefined ? cuda[which] : (cuda.passes?.[pass] ?? (() => { throw missing(); })());
@@ -113,9 +113,9 @@ export class Trainer {
       forward: fn(async () => this.main),
       record: fn(() => (this.record ??= this.open("record"))),
       backward: fn(() => (this.back ??= this.open("backward"))),
-      passes: Object.fromEntries((this.plans.names.passes ?? []).map((p) => [p.param, fn(() => {
-        if (!this.passRunners.has(p.param)) this.passRunners.set(p.param, this.open("backward", p.param));
-        return this.passRunners.get(p.param)!;
+      passes: Object.fromEntries([...(this.plans.names.passes ?? []).map((p) => p.param), ...(this.plans.names.inputPasses ?? []).map((p) => p.input)].map((name) => [name, fn(() => {
+        if (!this.passRunners.has(name)) this.passRunners.set(name, this.open("backward", name));
+        return this.passRunners.get(name)!;
       })])),
     };
   }

@@ -8,7 +8,7 @@ import * as I from "../ir/types.ts";
 import { interpret, product, shapeSizes, type RunInputs, type RunResult } from "../ir/interpret.ts";
 import { buildBackward, type Backward } from "./backward.ts";
 import { packInputs, type InputPack } from "./pack.ts";
-import { splitParamAdjoints, type ParamPass } from "./split.ts";
+import { splitParamAdjoints, type InputPass, type ParamPass } from "./split.ts";
 import { chainGradients } from "./chunked-chain.ts";
 import { backwardFrom, forwardSaving, planMemory, reverseTime, type FloatArray, type GradNames, type GradRunners, type GradSpec, type MemoryChoice, type RunFn } from "../../runtime/train.ts";
 
@@ -55,10 +55,16 @@ export interface GradOptions {
 }
 
 /** Names of the backward model's tensors and the recording outputs, as the runtime's training loop takes them. */
-export function gradNames(model: I.Model, bw: Backward, packs: InputPack[] = [], passes: ParamPass[] = []): GradNames {
+export function gradNames(model: I.Model, bw: Backward, packs: InputPack[] = [], passes: ParamPass[] = [], inputPasses: InputPass[] = []): GradNames {
   const record = Object.fromEntries(I.tensorsOfKind(model, "state").map((s) => [s.name, s.name + REC]));
   const { model: _model, ...names } = bw;
-  return { ...names, record, packs, ...(passes.length ? { passes: passes.map((p) => ({ param: p.param, bar: p.bar, reads: p.reads })) } : {}) };
+  return {
+    ...names,
+    record,
+    packs,
+    ...(passes.length ? { passes: passes.map((p) => ({ param: p.param, bar: p.bar, reads: p.reads })) } : {}),
+    ...(inputPasses.length ? { inputPasses: inputPasses.map((p) => ({ input: p.input, bar: p.bar, reads: p.reads })) } : {}),
+  };
 }
 
 /**
@@ -67,11 +73,11 @@ export function gradNames(model: I.Model, bw: Backward, packs: InputPack[] = [],
  * state adjoints and writes what the params' passes sum over the steps); "output" gives per-step outputs
  * of the backward model itself (B x T x params, but a scan-eligible model's backward stays scan-eligible).
  */
-export function trainingBackward(model: I.Model, dims: Record<string, number>, paramAdjoints: "state" | "output" = "state"): { backward: Backward; model: I.Model; names: GradNames; passes: ParamPass[] } {
+export function trainingBackward(model: I.Model, dims: Record<string, number>, paramAdjoints: "state" | "output" = "state"): { backward: Backward; model: I.Model; names: GradNames; passes: ParamPass[]; inputPasses: InputPass[] } {
   const backward = buildBackward(model, dims, { paramAdjoints });
-  const split = paramAdjoints === "state" ? splitParamAdjoints(backward) : { core: backward.model, passes: [] };
+  const split = paramAdjoints === "state" ? splitParamAdjoints(backward) : { core: backward.model, passes: [], inputPasses: [] };
   const packed = packInputs(split.core);
-  return { backward, model: packed.model, names: gradNames(model, backward, packed.packs, split.passes), passes: split.passes };
+  return { backward, model: packed.model, names: gradNames(model, backward, packed.packs, split.passes, split.inputPasses), passes: split.passes, inputPasses: split.inputPasses };
 }
 
 /** The forward model's tensors with their per-step sizes at `dims`. */
@@ -94,7 +100,7 @@ export async function gradients(model: I.Model, run: RunInputs, cot: Cotangents,
   const spec = gradSpec(model, dims, bw.names, (n) => new Float64Array(n));
   const runner = (m: I.Model): RunFn => async (inputs, initialState, batch, time) =>
     exec(m, { dims, batch, time, inputs: inputs as Record<string, Float64Array>, params: run.params, initialState: initialState as Record<string, Float64Array> });
-  const runs: GradRunners = { forward: runner(model), record: runner(recording(model)), backward: runner(bw.model), passes: Object.fromEntries(bw.passes.map((p) => [p.param, runner(p.model)])) };
+  const runs: GradRunners = { forward: runner(model), record: runner(recording(model)), backward: runner(bw.model), passes: Object.fromEntries([...bw.passes.map((p) => [p.param, runner(p.model)] as const), ...bw.inputPasses.map((p) => [p.input, runner(p.model)] as const)]) };
   const memory = planMemory(B, T, spec.states.reduce((a, s) => a + s.size, 0), opts.memory ?? "store");
   const { saved } = await forwardSaving(spec, runs, run.inputs, run.initialState ?? {}, B, T, memory);
   return (await backwardFrom(spec, runs, saved, cot)) as Gradients;

@@ -10,10 +10,16 @@
  * [B T / C, C] and the final states are summed): dW = sum_t g_t x_t^T as a parallel reduction after the state adjoints are known,
  * as cuDNN and flash-linear-attention compute it. Inside the recurrence, an LSTM's dW_ih[g, j, i] gave
  * the kernel's partition a class per param axis, every lane of which re-ran the h_bar / c_bar recurrence.
+ *
+ * Input adjoints leave it too where they are a contraction with a param (`x__bar[i] = sum(g, j) pre_bar[g, j]
+ * * W_ih[g, j, i]`): no state adjoint reads them, so the core only exports the per-step values they read, and
+ * an *input pass* (a model without state: one output statement) computes them for all B x T steps at once
+ * after the core, as one matrix product (compiler/kernel/param-product.ts). The core then reads only the
+ * recurrent param (W_hh) per step.
  */
 import * as I from "../ir/types.ts";
 import type { Backward } from "./backward.ts";
-import type { ParamPassNames } from "../../runtime/train.ts";
+import type { InputPassNames, ParamPassNames } from "../../runtime/train.ts";
 
 export const EXPORT = "__step";
 
@@ -27,9 +33,25 @@ export interface ParamPass extends ParamPassNames {
   model: I.Model;
 }
 
+/** An input's adjoint as a model of its own: `bar` its per-step output, `reads` as for a param pass. */
+export interface InputPass extends InputPassNames {
+  model: I.Model;
+}
+
 export interface SplitBackward {
   core: I.Model;
   passes: ParamPass[];
+  inputPasses: InputPass[];
+}
+
+/** A contraction with a param: a sum whose body reads a param (what an input adjoint of a matrix product is). */
+function contractsParam(model: I.Model, e: I.Expr): boolean {
+  let yes = false;
+  I.walkExpr(e, (x) => {
+    if (x.k !== "sum") return;
+    I.walkExpr(x.body, (y) => void (y.k === "read" && I.findTensor(model, y.tensor)?.kind === "param" && (yes = true)));
+  });
+  return yes;
 }
 
 function readsOf(e: I.Expr, out: Set<string>): void {
@@ -54,19 +76,15 @@ export function splitParamAdjoints(bw: Backward): SplitBackward {
     return exported.get(name)!;
   };
   const passes: ParamPass[] = [];
+  const inputPasses: InputPass[] = [];
+  const inputs = new Map(Object.entries(bw.inputBar).map(([x, bar]) => [bar, x]));
   const body: I.Stmt[] = [];
   let exportAt = -1;
-  for (const s of model.body) {
-    if (s.k !== "assign" || !bars.has(s.target)) {
-      body.push(s);
-      continue;
-    }
-    if (exportAt < 0) exportAt = body.length;
-    const param = bars.get(s.target)!;
+  /** The pass's tensors (every param: the runners bind them all) and reads: what `s` reads, per step. */
+  const passTensors = (s: I.Stmt & { k: "assign" | "output" }, of: string) => {
     const reads = new Set<string>();
     readsOf(s.expr, reads);
     reads.delete(s.target);
-    // every param (the runners bind them all), then what the statement reads
     const tensors: I.TensorDecl[] = I.tensorsOfKind(model, "param");
     const passReads: Record<string, string> = {};
     for (const r of reads) {
@@ -78,10 +96,27 @@ export function splitParamAdjoints(bw: Backward): SplitBackward {
       } else if (t.kind === "let" || t.kind === "state") {
         tensors.push({ name: r, kind: "input", shape: t.shape, span: t.span });
         passReads[r] = exportOf(r);
-      } else throw new Error(`splitParamAdjoints: ${param}'s adjoint reads ${t.kind} '${r}'`);
+      } else throw new Error(`splitParamAdjoints: ${of}'s adjoint reads ${t.kind} '${r}'`);
     }
     tensors.push(decl(s.target));
-    passes.push({ param, bar: s.target, reads: passReads, model: { name: `${model.name}__${param}`, file: model.file, span: model.span, dims: model.dims, tensors, body: [s] } });
+    return { tensors, reads: passReads };
+  };
+  for (const s of model.body) {
+    if (s.k === "output" && inputs.has(s.target) && contractsParam(model, s.expr)) {
+      if (exportAt < 0) exportAt = body.length;
+      const input = inputs.get(s.target)!;
+      const { tensors, reads } = passTensors(s, input);
+      inputPasses.push({ input, bar: s.target, reads, model: { name: `${model.name}__${input}`, file: model.file, span: model.span, dims: model.dims, tensors, body: [s] } });
+      continue;
+    }
+    if (s.k !== "assign" || !bars.has(s.target)) {
+      body.push(s);
+      continue;
+    }
+    if (exportAt < 0) exportAt = body.length;
+    const param = bars.get(s.target)!;
+    const { tensors, reads } = passTensors(s, param);
+    passes.push({ param, bar: s.target, reads, model: { name: `${model.name}__${param}`, file: model.file, span: model.span, dims: model.dims, tensors, body: [s] } });
   }
   // the exports, where the param adjoints were (states read there are read before their update)
   const exports: I.Stmt[] = [];
@@ -94,7 +129,8 @@ export function splitParamAdjoints(bw: Backward): SplitBackward {
     outDecls.push({ name: out, kind: "output", shape: t.shape, span: t.span });
   }
   if (exportAt >= 0) body.splice(exportAt, 0, ...exports);
-  const core: I.Model = { ...model, tensors: [...model.tensors.filter((t) => !bars.has(t.name)), ...outDecls], body };
-  return { core, passes };
+  const moved = new Set(inputPasses.map((p) => p.bar));
+  const core: I.Model = { ...model, tensors: [...model.tensors.filter((t) => !bars.has(t.name) && !moved.has(t.name)), ...outDecls], body };
+  return { core, passes, inputPasses };
 }
 

@@ -13,7 +13,8 @@ import { modelChain, type Chain } from "./chunked-chain.ts";
 import type { GradNames } from "../../runtime/train.ts";
 
 /**
- * `passes`: per param, the model that sums its adjoint over the steps outside the recurrence (split.ts);
+ * `passes`: per param, the model that sums its adjoint over the steps outside the recurrence, and per input whose
+ * adjoint left the recurrence, the model that computes it (split.ts; keyed by the param's / input's name);
  * `chain`: the chunked backward's models and names (chunked-chain.ts), or why the model has none.
  */
 export type Training = { ok: true; record: I.Model; backward: I.Model; passes: Record<string, I.Model>; names: GradNames; bakedDims: Record<string, number>; chain: Chain | { why: string } } | { ok: false; why: string };
@@ -50,5 +51,5 @@ export function trainingModels(model: I.Model, dims: Record<string, number> = {}
   const bakedDims = Object.fromEntries(loops.map((d) => [d, dims[d]]));
   const fixed = Object.fromEntries(model.dims.filter((d) => d.fixed !== undefined).map((d) => [d.name, d.fixed!]));
   const bw = trainingBackward(model, { ...fixed, ...bakedDims });
-  return { ok: true, record: recording(model), backward: bw.model, passes: Object.fromEntries(bw.passes.map((p) => [p.param, p.model])), names: bw.names, bakedDims, chain: trainingChain(model, { ...fixed, ...bakedDims }) };
+  return { ok: true, record: recording(model), backward: bw.model, passes: Object.fromEntries([...bw.passes.map((p) => [p.param, p.model] as const), ...bw.inputPasses.map((p) => [p.input, p.model] as const)]), names: bw.names, bakedDims, chain: trainingChain(model, { ...fixed, ...bakedDims }) };
 }

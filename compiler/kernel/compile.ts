@@ -5,6 +5,7 @@ import type { FormPlan, ModelPlan } from "../../runtime/plan.ts";
 import { lowerSequential, type LoweredForm } from "./sequential.ts";
 import { tensorSpecs, uniformFields } from "./interface.ts";
 import { lowerOuterSum } from "./outer-sum.ts";
+import { lowerParamProduct } from "./param-product.ts";
 
 export type FormName = "sequential" | "scan";
 
@@ -26,9 +27,9 @@ export function registerScanLowering(f: ScanLowering): void {
 export function lowerModel(model: I.Model, forms: FormName[] = ["sequential", "scan"]): LoweredModel {
   const out: LoweredModel = { model, forms: [], skipped: [] };
   if (forms.includes("sequential")) {
-    // an outer-product sum (a param's adjoint pass) first: CUDA runs the first applicable form in plan order
-    const mm = lowerOuterSum(model);
-    if (!("why" in mm)) out.forms.push(mm);
+    // an outer-product sum (a param's adjoint pass) or a param product (an input's adjoint pass) first: CUDA
+    // runs the first applicable form in plan order
+    for (const mm of [lowerOuterSum(model), lowerParamProduct(model)]) if (!("why" in mm)) out.forms.push(mm);
     out.forms.push(lowerSequential(model, "thread"), lowerSequential(model, "workgroup"), lowerSequential(model, "global"));
   }
   if (forms.includes("scan")) {

@@ -8,6 +8,8 @@ CUDA plans of one model, all compiled by seqc's CUDA backend:
               recomputing each step from the saved previous state; it carries the state adjoints only;
   pass:<param>  per param its adjoint (compiler/grad/split.ts): a sum over the steps of what the backward
               wrote, run after it with time folded into the batch (pass_fold), partial sums added here;
+  pass:<input>  per input whose adjoint is a contraction with a param (x_bar = W_ih^T pre_bar), that adjoint:
+              a model without state run after the backward over every step at once (a matrix product);
   record64, backward64, pass64:<param>   the same in float64 (backend-neutral sequential kernels rendered
               in double), so torch.autograd.gradcheck can run.
 Memory policy: states per step. A forward that needs gradients runs `record` and keeps every state
@@ -322,8 +324,14 @@ def backward(ctx, grads):
     outs, final, _ = m.execute(key, dims, B, T, bins, pars, bst, dtype, device)
     need = ctx.need
     res = []
+    inpasses = {p["input"]: p for p in names.get("inputPasses", [])}
     for i, t in enumerate(m.inputs):
-        res.append(_flip(outs[names["inputBar"][t["name"]]]) if need[i] and flat[i] is not None else None)
+        if not (need[i] and flat[i] is not None):
+            res.append(None)
+        elif t["name"] in inpasses:
+            res.append(_flip(_input_pass(m, inpasses[t["name"]], "pass64:" if dtype == torch.float64 else "pass:", dims, B, T, bins, outs, pars, dtype, device)))
+        else:
+            res.append(_flip(outs[names["inputBar"][t["name"]]]))
     passes = {p["param"]: p for p in names.get("passes", [])}
     for j, t in enumerate(m.params):
         i = ni + j
@@ -362,6 +370,18 @@ def _param_pass(m, p, prefix, dims, B, T, bins, outs, pars, dtype, device):
             ins[name] = x.reshape([rows, C] + list(x.shape[2:]))
     _, final, _ = m.execute(prefix + p["param"], dims, rows, C, ins, pars, {}, dtype, device)
     return final[p["bar"]].sum(0)
+
+
+def _input_pass(m, p, prefix, dims, B, T, bins, outs, pars, dtype, device):
+    """An input's adjoint outside the recurrence (compiler/grad/split.ts): a model without state over the
+    same reversed [B, T] as the backward, reading what the backward read and wrote (one matrix product)."""
+    ins = {}
+    for name, src in p["reads"].items():
+        x = bins.get(src) if src in bins else outs.get(src)
+        if x is not None:
+            ins[name] = x
+    o, _, _ = m.execute(prefix + p["input"], dims, B, T, ins, pars, {}, dtype, device)
+    return o[p["bar"]]
 
 
 class SeqcFunction(torch.autograd.Function):

@@ -12,7 +12,7 @@ import { lowerCuda, lowerCudaF64 } from "../cuda/plan.ts";
 import { CUDA_CAPABILITIES } from "../cuda/capabilities.ts";
 import { findNvcc, nvccPtx } from "../cuda/nvcc.ts";
 import { buildBackward, type Backward } from "../../grad/backward.ts";
-import { splitParamAdjoints, type ParamPass } from "../../grad/split.ts";
+import { splitParamAdjoints, type InputPass, type ParamPass } from "../../grad/split.ts";
 import { preferWideLanes } from "../cuda/backward-forms.ts";
 import { recording, REC } from "../../grad/run.ts";
 import { UserError } from "../../cli/errors.ts";
@@ -25,6 +25,8 @@ export interface TorchPlans {
   backward: Backward;
   /** Per param, what its pass reads and the state it sums into (the models are in `plans`). */
   passes: Omit<ParamPass, "model">[];
+  /** Per input whose adjoint left the recurrence, what its pass reads and the output it writes (plans `pass:<input>`). */
+  inputPasses: Omit<InputPass, "model">[];
   /** Dims the backward model was built with (extents of `for` loops, which buildBackward unrolls). */
   bakedDims: Record<string, number>;
   recordSuffix: string;
@@ -73,7 +75,11 @@ export function buildTorchPlans(model: I.Model, opts: { dims?: Record<string, nu
     plans[`pass:${p.param}`] = f32Only(lowerCuda(p.model).plan, "auto");
     plans[`pass64:${p.param}`] = lowerCudaF64(p.model);
   }
-  return { plans, backward, passes: split.passes.map(({ model: _m, ...p }) => p), bakedDims, recordSuffix: REC };
+  for (const p of split.inputPasses) {
+    plans[`pass:${p.input}`] = f32Only(lowerCuda(p.model).plan, "auto");
+    plans[`pass64:${p.input}`] = lowerCudaF64(p.model);
+  }
+  return { plans, backward, passes: split.passes.map(({ model: _m, ...p }) => p), inputPasses: split.inputPasses.map(({ model: _m, ...p }) => p), bakedDims, recordSuffix: REC };
 }
 
 /** Attach PTX (nvcc, every capability in smTargets) to each plan and module. */

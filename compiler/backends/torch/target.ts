@@ -33,7 +33,7 @@ export function emitTorch(model: Model, opts: TorchEmitOptions = {}): EmittedFil
     dims: model.dims.map((d) => ({ name: d.name, ...(d.fixed !== undefined ? { fixed: d.fixed } : {}), ...(d.sequenceDefault ? { sequenceDefault: true } : {}) })),
     tensors: tensorSpecs(model),
     recordSuffix: tp.recordSuffix,
-    backwardNames: { inputBar: bw.inputBar, paramBar: bw.paramBar, stateBar: bw.stateBar, statePrev: bw.statePrev, outputBar: bw.outputBar, passes: tp.passes },
+    backwardNames: { inputBar: bw.inputBar, paramBar: bw.paramBar, stateBar: bw.stateBar, statePrev: bw.statePrev, outputBar: bw.outputBar, passes: tp.passes, ...(tp.inputPasses.length ? { inputPasses: tp.inputPasses } : {}) },
     bakedDims: tp.bakedDims,
     memory: "states per step: the forward with gradients keeps every state before every step; the backward recomputes the step from it",
     plans: tp.plans,
