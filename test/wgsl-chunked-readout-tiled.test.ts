@@ -1,5 +1,6 @@
 /**
- * The split3 variants with the register-tiled readout (`chunked-s3t-*`, compiler/backends/wgsl/chunked-readout-tiled.ts)
+ * The split3 variants with the register-tiled readout and 32-key tiles in phase A (`chunked-s3t-*`,
+ * compiler/backends/wgsl/chunked-readout-tiled.ts, chunked-core.ts AKT)
  * on the machine's WebGPU device (lavapipe in CI) against the float64 reference interpreter (fp32 <= 1e-4 relative):
  * per variant one runner, then T = 1, T not a multiple of the chunk (37, 133), B in {1, 2, 3}, from an initial state
  * and from the declared one, outputs and final states. The variants cover every thread count of the readout
@@ -52,8 +53,8 @@ describe("WGSL chunked form, split3 with the tiled readout", () => {
         const r = await runner.forward(inputs, { initialState: f32(run.initialState), returnFinalState: true, form: "chunked" });
         expect(r.form).toBe(`chunked/${variant}`);
         const checked = [
-          ...Object.entries(want.outputs).map(([k, v]) => [k, r.outputs[k], v] as const),
-          ...Object.entries(want.finalState).map(([k, v]) => [`final ${k}`, r.finalState![k], v] as const),
+          ...Object.entries(want.outputs).map(([k, v]) => [k, r.outputs[k] as Float32Array, v] as const),
+          ...Object.entries(want.finalState).map(([k, v]) => [`final ${k}`, r.finalState![k] as Float32Array, v] as const),
         ];
         expect(checked.length).toBeGreaterThan(1);
         for (const [k, got, ref] of checked) {

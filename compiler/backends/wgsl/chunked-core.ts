@@ -14,7 +14,7 @@
  * product. Per-key factors are taken pairwise inside the key loop of A and Aq (exact for any decay).
  *
  * Kernels:
- *   phase A  one workgroup (256 threads) per batch x head x chunk; key tiles of 16 through workgroup
+ *   phase A  one workgroup (256 threads) per batch x head x chunk; key tiles of 16 or 32 (AKT) through workgroup
  *            memory, A and Aq accumulated in registers (F*F/256 entries a thread); writes the record
  *            Q~ [C,K], X~ [F,K], Aq [C,F], M [F,K] (low rank), U0 [F,V], exp(G_n) [K] per chunk.
  *   walk     one workgroup per batch x head x BV values: the state tile [K, BV] stays in workgroup
@@ -35,14 +35,18 @@ export interface ChunkCoreCfg {
   lr: boolean;
   /** Value tile of the walk. */
   BV: number;
+  /** Key (and value) tile of phase A: 16 (the default) or 32. */
+  AKT?: number;
 }
 
 export const CHUNK_WG = 256;
-export const KT = 16;
+/** Phase A's key tile unless the config names one. */
+export const DEFAULT_KT = 16;
 
 /** Workgroup floats of phase A: max(pass-1 tiles, T + one 16-wide tile) plus the per-row arrays. */
 export function phaseAShared(c: ChunkCoreCfg): number {
   const C = c.F / c.RTP;
+  const KT = c.AKT ?? DEFAULT_KT;
   const p1 = c.F * KT * (c.lr ? 2 : 1) + C * KT + (c.decay === 2 ? (C + 1) * KT : 0);
   const p2 = (c.lr ? c.F * c.F : 0) + c.F * KT;
   return Math.max(p1, p2) + 4 * c.F + 2 * C + 4;
@@ -62,7 +66,7 @@ export function recordFloats(c: ChunkCoreCfg, K: SizeExpr, V: SizeExpr): Record<
 }
 
 export function phaseAMain(c: ChunkCoreCfg): string {
-  const F = c.F, RTP = c.RTP, C = F / RTP;
+  const F = c.F, RTP = c.RTP, C = F / RTP, KT = c.AKT ?? DEFAULT_KT;
   const TPR = CHUNK_WG / F;
   const NPT = F / TPR;
   const OX = 0;
@@ -279,7 +283,7 @@ ${d1 ? `    let a = acc[m] * exp(min(sGr[fr] - sGw[f2], 0.0));` : `    let a = a
     if (tid == a) { sm[${OT}u + a * F + a] = 1.0; }
     workgroupBarrier();
   }` : ""}
-  // U0 = T alpha V, 16 values at a time
+  // U0 = T alpha V, KT values at a time
   for (var j0 = 0u; j0 < Vd; j0 += KT) {
     for (var e = tid; e < F * KT; e += ${CHUNK_WG}u) {
       let f = e / KT;
@@ -301,7 +305,7 @@ ${lr ? `        var z = 0.0;
     }
     workgroupBarrier();
   }
-${lr ? `  // M = T (diag(beta) W~), in place in the record, 16 keys at a time
+${lr ? `  // M = T (diag(beta) W~), in place in the record, KT keys at a time
   storageBarrier();
   workgroupBarrier();
   for (var i0 = 0u; i0 < Kd; i0 += KT) {
