@@ -97,6 +97,8 @@ const CASES: Case[] = [
   { model: "mamba", key: "backward", dims: { D: 5, N: 4 }, B: 2, T: 3, omit: ["z", "D"] },
   { model: "mamba", key: "pass:A", dims: { D: 5, N: 4 }, B: 2, T: 3, omit: ["z", "D"] },
   { model: "mamba2", key: "forward", dims: { H: 2, P: 6, N: 4 }, B: 1, T: 70 },
+  { model: "gla", key: "chain:adjointT", dims: { H: 2, K: 64, V: 64 }, B: 2, T: 100, init: true },
+  { model: "simple_gla", key: "chain:decay", dims: { H: 2, K: 64 }, B: 3, T: 50, init: true },
 ];
 
 describe.skipIf(!python)("seqc compile --target torch", () => {
@@ -109,7 +111,7 @@ describe.skipIf(!python)("seqc compile --target torch", () => {
     }
     for (const f of TORCH_RUNTIME_FILES) writeFileSync(join(dir, f), readFileSync(join("runtime/torch", f), "utf8"));
     const py = readdirSync(dir).filter((f) => f.endsWith(".py"));
-    expect(py.length).toBe(names.length + 2);
+    expect(py.length).toBe(names.length + TORCH_RUNTIME_FILES.length);
     const r = spawnSync("python3", ["-m", "py_compile", ...py.map((f) => join(dir, f))], { encoding: "utf8" });
     expect(r.stderr).toBe("");
     expect(r.status).toBe(0);

@@ -11,10 +11,16 @@ CUDA plans of one model, all compiled by seqc's CUDA backend:
   pass:<input>  per input whose adjoint is a contraction with a param (x_bar = W_ih^T pre_bar), that adjoint:
               a model without state run after the backward over every step at once (a matrix product);
   record64, backward64, pass64:<param>   the same in float64 (backend-neutral sequential kernels rendered
-              in double), so torch.autograd.gradcheck can run.
-Memory policy: states per step. A forward that needs gradients runs `record` and keeps every state
-before every step ([B, T, *state] per state); the backward reads them reversed and recomputes only the
-step itself. Memory is B*T*|state| floats per state (no chunk checkpointing yet).
+              in double), so torch.autograd.gradcheck can run;
+  chain:<part>, chain64:<part>   where the model has a chunked backward (matrix-state models without
+              low-rank terms: compiler/grad/chunked-chain.ts), the chain's models (prep, the four core
+              models with their chunked forms, the log-decay scan, prep's and post's backward), run by
+              seqc_chunked.py with torch ops as the glue.
+Which backward (SeqcModel's `backward`): "step" runs `record` and keeps every state before every step
+([B, T, *state] per state); the backward reads them reversed and recomputes only the step itself
+(B*T*|state| floats per state, no chunk checkpointing). "chunked" runs the plain forward and keeps only
+the inputs and initial states; the backward recomputes the chain from them. "auto" (default): chunked
+where the module has the chain and the float32 forward itself picks its chunked form for (B, T), else step.
 
 Tensors are used in place (their data_ptr) when contiguous and of the right dtype, on torch's current
 stream; dims, B and T come from the shapes. Errors name the tensor and the expected shape.
@@ -27,8 +33,10 @@ import torch
 
 try:
     from . import seqc_cuda as _cuda
+    from . import seqc_chunked as _chunked
 except ImportError:  # loaded as a top-level module (the output directory on sys.path)
     import seqc_cuda as _cuda
+    import seqc_chunked as _chunked
 
 
 def _shape_text(axes):
@@ -38,12 +46,19 @@ def _shape_text(axes):
 class SeqcModel:
     """One compiled model: tensor specs, dims, and its plans (loaded per device on first use)."""
 
-    def __init__(self, path, dims=None, form="auto"):
+    def __init__(self, path, dims=None, form="auto", backward="auto"):
         with open(path) as f:
             self.meta = json.load(f)
         self.name = self.meta["model"]
         self.dims = dict(dims or {})
         self.form = form
+        if backward not in ("auto", "step", "chunked"):
+            raise ValueError("%s: backward must be 'auto', 'step' or 'chunked', got %r" % (self.name, backward))
+        ch = self.meta.get("chunked") or {"unavailable": "the module was compiled without the chunked backward"}
+        if backward == "chunked" and "unavailable" in ch:
+            raise ValueError("%s has no chunked backward: %s" % (self.name, ch["unavailable"]))
+        self.backward = backward
+        self.chunked = None if "unavailable" in ch else ch
         known = {d["name"] for d in self.meta["dims"]}
         for k in self.dims:
             if k not in known:
@@ -133,7 +148,7 @@ class SeqcModel:
     def runner(self, key, device):
         k = (key, device.index)
         if k not in self._runners:
-            real = "f64" if key in ("record64", "backward64") or key.startswith("pass64:") else "f32"
+            real = "f64" if key in ("record64", "backward64") or key.startswith(("pass64:", "chain64:")) else "f32"
             self._runners[k] = _cuda.PlanRunner(self.meta["plans"][key], device.index, real)
         return self._runners[k]
 
@@ -284,14 +299,21 @@ def forward(ctx, m, form, flat, offset=0):
     need = [offset + i < len(ctx.needs_input_grad) and bool(ctx.needs_input_grad[offset + i]) for i in range(len(flat))]
     needs = any(need)
     f64 = dtype == torch.float64
-    key = ("record64" if f64 else "record") if needs else ("record64" if f64 else "forward")
-    outs, final, variant = m.execute(key, dims, B, T, ins, pars, sts, dtype, device, "auto" if (needs or f64) else form)
+    chunked = needs and _chunked.use_chunked(m, dims, B, T, dtype, device)
+    if chunked:  # the plain forward (the chain recomputes what it needs from the inputs)
+        key = "record64" if f64 else "forward"
+    else:
+        key = ("record64" if f64 else "record") if needs else ("record64" if f64 else "forward")
+    outs, final, variant = m.execute(key, dims, B, T, ins, pars, sts, dtype, device, "auto" if ((needs and not chunked) or f64) else form)
     ctx.seqc_model, ctx.dims, ctx.B, ctx.T, ctx.dtype, ctx.device = m, dims, B, T, dtype, device
     ctx.present = [x is not None for x in flat]
     ctx.need = need
     ctx.variant = variant
     ctx.offset = offset
-    if needs:
+    ctx.chunked = chunked
+    if chunked:
+        ctx.save_for_backward(*[x for x in flat if x is not None])
+    elif needs:
         ctx.rec = {s["name"]: outs[s["name"] + m.meta["recordSuffix"]] for s in m.states}
         ctx.save_for_backward(*[x for x in flat if x is not None])
     return tuple([outs[t["name"]] for t in m.outputs] + [final[t["name"]].clone() for t in m.states])
@@ -304,6 +326,8 @@ def backward(ctx, grads):
     names = m.meta["backwardNames"]
     saved = iter(ctx.saved_tensors)
     flat = [next(saved) if p else None for p in ctx.present]
+    if ctx.chunked:
+        return _chunked.backward(ctx, m, flat, grads)
     ni, npar = len(m.inputs), len(m.params)
     B, T, dims, dtype, device = ctx.B, ctx.T, ctx.dims, ctx.dtype, ctx.device
     bins, bst = {}, {}

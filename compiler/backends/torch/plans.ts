@@ -4,7 +4,8 @@
  * (compiler/grad/backward.ts: the state-adjoint recurrence, param adjoints split out by
  * compiler/grad/split.ts) and per param its adjoint pass (`pass:<param>`: a sum over the steps), compiled
  * by the same CUDA backend, and the float64 recording forward, backward and passes (`pass64:<param>`;
- * backend-neutral kernels rendered in double). PTX per capability in CUDA_CAPABILITIES.smTargets.
+ * backend-neutral kernels rendered in double), and where the model has a chunked backward the chain's
+ * plans (`chain:<part>`, `chain64:<part>`: chain-plans.ts). PTX per capability in CUDA_CAPABILITIES.smTargets.
  */
 import * as I from "../../ir/types.ts";
 import type { CudaModelPlan } from "../../../runtime/cuda/plan.ts";
@@ -16,9 +17,11 @@ import { splitParamAdjoints, type InputPass, type ParamPass } from "../../grad/s
 import { preferWideLanes } from "../cuda/backward-forms.ts";
 import { recording, REC } from "../../grad/run.ts";
 import { UserError } from "../../cli/errors.ts";
+import { chainPlans, type TorchChunked } from "./chain-plans.ts";
 
 /** `pass:<param>` / `pass64:<param>`: the param's adjoint pass in float32 / float64. */
-export type PlanKey = "forward" | "record" | "backward" | "record64" | "backward64" | `pass:${string}` | `pass64:${string}`;
+/** `chain:<part>` / `chain64:<part>`: a model of the chunked backward chain in float32 / float64. */
+export type PlanKey = "forward" | "record" | "backward" | "record64" | "backward64" | `pass:${string}` | `pass64:${string}` | `chain:${string}` | `chain64:${string}`;
 
 export interface TorchPlans {
   plans: Record<PlanKey, CudaModelPlan>;
@@ -30,6 +33,7 @@ export interface TorchPlans {
   /** Dims the backward model was built with (extents of `for` loops, which buildBackward unrolls). */
   bakedDims: Record<string, number>;
   recordSuffix: string;
+  chunked: TorchChunked;
 }
 
 /** Dims of `for` loop extents (the backward unrolls them, so they are fixed at compile time). */
@@ -79,7 +83,10 @@ export function buildTorchPlans(model: I.Model, opts: { dims?: Record<string, nu
     plans[`pass:${p.input}`] = f32Only(lowerCuda(p.model).plan, "auto");
     plans[`pass64:${p.input}`] = lowerCudaF64(p.model);
   }
-  return { plans, backward, passes: split.passes.map(({ model: _m, ...p }) => p), inputPasses: split.inputPasses.map(({ model: _m, ...p }) => p), bakedDims, recordSuffix: REC };
+  const chain = chainPlans(model, bakedDims, (p) => f32Only(p, "auto"));
+  Object.assign(plans, chain.plans);
+  const chunked = chain.chunked;
+  return { plans, backward, passes: split.passes.map(({ model: _m, ...p }) => p), inputPasses: split.inputPasses.map(({ model: _m, ...p }) => p), bakedDims, recordSuffix: REC, chunked };
 }
 
 /** Attach PTX (nvcc, every capability in smTargets) to each plan and module. */

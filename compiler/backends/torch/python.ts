@@ -29,6 +29,8 @@ export interface PythonModuleInfo {
   backwardForms: string[];
   bakedDims: Record<string, number>;
   sms: number[];
+  /** The chunked backward's chain parts (a phrase), where the model has one. */
+  chunked?: string;
 }
 
 export function pythonModule(model: I.Model, info: PythonModuleInfo): string {
@@ -93,10 +95,13 @@ Tensors (B = batch, T = time; dims come from the shapes):
 ${docTensors.replace(/^ {8}/gm, "    ")}
 
 Forward without gradients: the CUDA backend's ${info.forwardForms.join(" or ")} form (its choice for the shape,
-or form=...). Forward with gradients: the recording forward (keeps every state before every step,
-B*T*|state| floats per state), then the backward model compiled by the same backend (its
-${info.backwardForms.join(" or ")} form; it recomputes each step from the saved state). float32 on all forms;
-float64 on the backend-neutral sequential kernels (for torch.autograd.gradcheck).
+or form=...). Forward with gradients, the step backward: the recording forward (keeps every state before
+every step, B*T*|state| floats per state), then the backward model compiled by the same backend (its
+${info.backwardForms.join(" or ")} form; it recomputes each step from the saved state).${info.chunked ? `
+The chunked backward (backward="chunked"; "auto" picks it where the forward picks its chunked form): the
+forward keeps only its inputs; the backward runs the chain of ${info.chunked} on the chunked kernels
+with torch ops between them.` : ""}
+float32 on all forms; float64 on the backend-neutral sequential kernels (for torch.autograd.gradcheck).
 PTX for ${info.sms.map((s) => `sm_${s}`).join(", ")}.${Object.keys(info.bakedDims).length ? `\nCompiled for ${Object.entries(info.bakedDims).map(([k, v]) => `${k}=${v}`).join(", ")} (the backward unrolls loops over ${Object.keys(info.bakedDims).join(", ")}).` : ""}
 """
 
@@ -113,10 +118,10 @@ _PLANS = _seqc.default_path(__file__, "${N}")
 _MODELS = {}
 
 
-def _model(dims, form):
-    key = (tuple(sorted((dims or {}).items())), form)
+def _model(dims, form, backward="auto"):
+    key = (tuple(sorted((dims or {}).items())), form, backward)
     if key not in _MODELS:
-        _MODELS[key] = _seqc.SeqcModel(_PLANS, dims, form)
+        _MODELS[key] = _seqc.SeqcModel(_PLANS, dims, form, backward)
     return _MODELS[key]
 
 
@@ -138,12 +143,12 @@ class ${N}Function(torch.autograd.Function):
         return _seqc.backward(ctx, grads)
 
 
-def ${fn}(${sig}${sig ? ", " : ""}*, params=None, initial_state=None, dims=None, form="auto"):
+def ${fn}(${sig}${sig ? ", " : ""}*, params=None, initial_state=None, dims=None, form="auto", backward="auto"):
     """Functional form: returns (${outputs.length === 1 ? outputs[0].name : `(${outputs.map((t) => t.name).join(", ")})`}, final_state dict).
 
 ${docTensors}
     """
-    m = _model(dims, form)
+    m = _model(dims, form, backward)
     outs = m.apply(${inDict}, dict(params or {}), dict(initial_state or {}))
     return ${retOutputs}, ${finalDict}
 
@@ -151,15 +156,15 @@ ${docTensors}
 class ${N}(torch.nn.Module):
     """nn.Module over seqc's ${N} kernels${params.length ? "; params are nn.Parameters (required ones U(-1/sqrt(n), 1/sqrt(n)) with n the last axis, optional ones the model's default)" : ""}.
 
-    ${N}(dims=None, form="auto"${params.length ? ", device=None" : ""}): dims not fixed by the tensors' shapes${params.length ? " (and those of the params)" : ""} go in \`dims\`.
+    ${N}(dims=None, form="auto", backward="auto"${params.length ? ", device=None" : ""}): dims not fixed by the tensors' shapes${params.length ? " (and those of the params)" : ""} go in \`dims\`.
     forward(${sig}${sig ? ", " : ""}initial_state=None, return_final_state=False)
     """
 
-    def __init__(self, dims=None, form="auto"${params.length ? ", device=None" : ""}):
+    def __init__(self, dims=None, form="auto", backward="auto"${params.length ? ", device=None" : ""}):
         super().__init__()
         self.dims = dict(dims or {})
         self.form = form
-        self.seqc = _model(self.dims, form)
+        self.seqc = _model(self.dims, form, backward)
 ${params.length ? indent(paramLines.join("\n"), 8) + "\n" : ""}
     def _dim(self, name, tensor):
         if name not in self.dims:

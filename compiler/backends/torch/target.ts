@@ -14,7 +14,7 @@ import { attachPtx, buildTorchPlans } from "./plans.ts";
 import { pythonModule } from "./python.ts";
 
 const RUNTIME = new URL("../../../runtime/torch/", import.meta.url);
-export const TORCH_RUNTIME_FILES = ["seqc_torch.py", "seqc_cuda.py"];
+export const TORCH_RUNTIME_FILES = ["seqc_torch.py", "seqc_cuda.py", "seqc_chunked.py"];
 
 export interface TorchEmitOptions {
   form?: string;
@@ -35,7 +35,8 @@ export function emitTorch(model: Model, opts: TorchEmitOptions = {}): EmittedFil
     recordSuffix: tp.recordSuffix,
     backwardNames: { inputBar: bw.inputBar, paramBar: bw.paramBar, stateBar: bw.stateBar, statePrev: bw.statePrev, outputBar: bw.outputBar, passes: tp.passes, ...(tp.inputPasses.length ? { inputPasses: tp.inputPasses } : {}) },
     bakedDims: tp.bakedDims,
-    memory: "states per step: the forward with gradients keeps every state before every step; the backward recomputes the step from it",
+    chunked: tp.chunked,
+    memory: "step backward: the forward with gradients keeps every state before every step, the backward recomputes the step from it; chunked backward (where `chunked` has parts): the forward keeps its inputs, the backward recomputes the chain",
     plans: tp.plans,
   };
   const py = pythonModule(model, {
@@ -44,6 +45,7 @@ export function emitTorch(model: Model, opts: TorchEmitOptions = {}): EmittedFil
     backwardForms: [...new Set(tp.plans.backward.forms.map((f) => f.form))],
     bakedDims: tp.bakedDims,
     sms: CUDA_CAPABILITIES.smTargets,
+    ...("parts" in tp.chunked ? { chunked: tp.chunked.parts.join(", ") } : {}),
   });
   return [
     { path: `${model.name}.py`, contents: py },

@@ -1,0 +1,212 @@
+"""The chunked backward's glue in torch ops (part of seqc's torch target; copied next to the generated modules).
+
+runtime/chunked-backward.ts (chainBackward) on the device: the chain of compiler/grad/chunked-chain.ts (prep,
+the forward core, post's backward, the transposed core for dq, the adjoint and transposed adjoint in reversed
+time for dv and dk, the log-decay adjoint's reverse scan, prep's backward) runs as CUDA plans (`chain:<part>`
+in <Model>.torch.json), and what ties them together is torch ops on the same stream: time reversal
+(torch.flip), the decay shifted by one step, the state between the model's layout and the canonical
+[B, H, K, V] (permute + reshape), dS_0 = D_1 G_1 and the pieces' sums. Nothing goes through host memory.
+
+This file needs only the torch functions it names (flip, zeros, exp, permute); seqc's tests run it on a
+numpy stand-in with the float64 interpreter as `run` (test/torch-chunked.test.ts).
+"""
+
+import torch
+
+try:
+    from . import seqc_cuda as _cuda
+except ImportError:  # loaded as a top-level module (the output directory on sys.path)
+    import seqc_cuda as _cuda
+
+
+def _prod(xs):
+    n = 1
+    for x in xs:
+        n *= x
+    return n
+
+
+def chain_dims(n, state_shape):
+    """Sizes of the canonical core: heads flattened to H, key K, value V (runtime/chunked-backward.ts chainDims)."""
+    return {"H": _prod(state_shape[a] for a in n["heads"]), "K": state_shape[n["key"]], "V": state_shape[n["value"]]}
+
+
+def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state, inputs, params, outputs, dtype, device):
+    """Gradients of the forward's inputs, params and the matrix state's initial value through the chain.
+
+    n: the chain's names (<Model>.torch.json "chunked".names); run(part, dims, inputs, initial_state, B, T)
+    -> (outputs, final states) runs plan chain:<part> (dims None: the model's dims and params, else the core's
+    {H, K, V} or the decay scan's {H, K}); given: the forward's inputs [B, T, ...]; S0: the matrix state's
+    initial value [B, *state_shape] or None (the declared value); cot_outputs: {output: dL/d output or None};
+    cot_state: dL/d(final state) or None; inputs / params / outputs: [(name, per-step shape)].
+    Returns ({input: grad}, {param: grad}, dS0)."""
+    cd = chain_dims(n, state_shape)
+    H, K, V = cd["H"], cd["K"], cd["V"]
+    per_key = n["decay"] == "key"
+    L = H * K if per_key else H  # log decays per token
+    heads = [1 + a for a in n["heads"]]
+    perm = [0] + heads + [1 + n["key"], 1 + n["value"]]
+    perm_t = [0] + heads + [1 + n["value"], 1 + n["key"]]
+
+    def canon(S, transpose):
+        """The model's state layout [B, *state_shape] -> [B, H, K, V] (or [B, H, V, K])."""
+        return torch.permute(S, perm_t if transpose else perm).reshape(B, H * K * V)
+
+    def tok(a, w):
+        return a.reshape(B, T, w)
+
+    def rev(a):
+        return torch.flip(a, [1])
+
+    if S0 is None:
+        S0 = torch.zeros([B] + list(state_shape), dtype=dtype, device=device) + n["stateInit"]
+    dS = cot_state if cot_state is not None else torch.zeros([B] + list(state_shape), dtype=dtype, device=device)
+
+    prep = run("prep", None, given, {}, B, T)[0]
+    ld = tok(prep[n["ld"]], L) if n.get("ld") else None
+    kv, qs = {}, {}
+    for i, p in enumerate(n["pairs"]):
+        kv["x_k%d" % i] = tok(prep[p["k"]], H * K)
+        kv["x_v%d" % i] = tok(prep[p["v"]], H * V)
+    for i, r in enumerate(n["readouts"]):
+        qs["x_q%d" % i] = tok(prep[r["q"]], H * K)
+
+    def with_ld(t, l):
+        if l is not None:
+            t = dict(t)
+            t["x_ld"] = l
+        return t
+
+    # forward core: y for post, S_N for the decay adjoint's start
+    core_out, core_fin = run("core", cd, with_ld(dict(kv, **qs), ld), {"S": canon(S0, False)}, B, T)
+
+    # post's backward: dL/dy and post's own contributions
+    post_in = dict(given)
+    for i, r in enumerate(n["readouts"]):
+        post_in[r["y"]] = core_out["o_y%d" % i]
+    for name, shape in outputs:
+        g = cot_outputs.get(name)
+        post_in[n["postBw"]["outputBar"][name]] = g if g is not None else torch.zeros([B, T] + list(shape), dtype=dtype, device=device)
+    post_g = run("postBw", None, post_in, {}, B, T)[0]
+    dys = {"x_dy%d" % i: tok(post_g[n["postBw"]["inputBar"][r["y"]]], H * V) for i, r in enumerate(n["readouts"])}
+
+    # dq = S dy (the transposed core, forward time); a per-key decay keeps S's layout (its key rows are heads)
+    coret_out = run("coreT", cd, with_ld(dict(kv, **dys), ld), {"S": canon(S0, not per_key)}, B, T)[0]
+
+    # the adjoint in reversed time: token t's decay moved to t - 1 (none after the last token), then reversed
+    ldn = None
+    if ld is not None:
+        shifted = torch.zeros([B, T, L], dtype=dtype, device=device)
+        shifted[:, :-1] = ld[:, 1:]
+        ldn = rev(shifted)
+    r_in = {k: rev(a) for k, a in list(qs.items()) + list(kv.items()) + list(dys.items())}
+    adj_out, adj_fin = run("adjoint", cd, with_ld(r_in, ldn), {"G": canon(dS, False)}, B, T)
+    adjt_out = run("adjointT", cd, with_ld(r_in, ldn), {"G": canon(dS, not per_key)}, B, T)[0]
+
+    # the adjoints of prep's outputs
+    bars = {}
+    for i, p in enumerate(n["pairs"]):
+        bars[p["k"]] = rev(tok(adjt_out["o_dk%d" % i], H * K))
+        bars[p["v"]] = rev(tok(adj_out["o_dv%d" % i], H * V))
+    for i, r in enumerate(n["readouts"]):
+        bars[r["q"]] = tok(coret_out["o_dq%d" % i], H * K)
+    if n.get("ld"):
+        # a_T = <dS_N, S_N> per head (per key row), then the reverse cumulative sum of q.dq - k.dk
+        a0 = (canon(dS, False) * core_fin["S"].reshape(B, H * K * V)).reshape(B, H, K, V).sum(3)
+        a0 = a0.reshape(B, H * K) if per_key else a0.sum(2)
+        d_in = {}
+        for i in range(len(n["readouts"])):
+            d_in["x_q%d" % i] = r_in["x_q%d" % i]
+            d_in["x_dq%d" % i] = rev(tok(coret_out["o_dq%d" % i], H * K))
+        for i in range(len(n["pairs"])):
+            d_in["x_k%d" % i] = r_in["x_k%d" % i]
+            d_in["x_dk%d" % i] = tok(adjt_out["o_dk%d" % i], H * K)
+        dec = run("decay", {"H": H, "K": K}, d_in, {"a": a0}, B, T)[0]
+        bars[n["ld"]] = rev(tok(dec["o_dld"], L))
+
+    # dS_0 = D_1 G_1: the adjoint's final state through the first token's decay, back in the model's layout
+    g1 = adj_fin["G"].reshape(B, H, K, V)
+    if ld is not None:
+        g1 = g1 * torch.exp(ld[:, 0].reshape(B, H, K, 1) if per_key else ld[:, 0].reshape(B, H, 1, 1))
+    inv = [perm.index(a) for a in range(len(perm))]
+    dS0 = torch.permute(g1.reshape([B] + [state_shape[a - 1] for a in perm[1:]]), inv)
+
+    # prep's backward
+    prep_in = dict(given)
+    for o in n["prepOutputs"]:
+        b = bars.get(o)
+        prep_in[n["prepBw"]["outputBar"][o]] = b.reshape(prep[o].shape) if b is not None else torch.zeros(prep[o].shape, dtype=dtype, device=device)
+    prep_g = run("prepBw", None, prep_in, {}, B, T)[0]
+
+    # the pieces' input adjoints added, param adjoints (per step) summed over batch and time
+    pieces = [(post_g, n["postBw"]), (prep_g, n["prepBw"])]
+    gin, gpar = {}, {}
+    for name, shape in inputs:
+        g = None
+        for out, names in pieces:
+            src = out.get(names["inputBar"].get(name))
+            if src is not None:
+                src = src.reshape([B, T] + list(shape))
+                g = src if g is None else g + src
+        gin[name] = g if g is not None else torch.zeros([B, T] + list(shape), dtype=dtype, device=device)
+    for name, shape in params:
+        g = None
+        for out, names in pieces:
+            src = out.get(names["paramBar"].get(name))
+            if src is not None:
+                src = src.reshape([B * T] + list(shape)).sum(0)
+                g = src if g is None else g + src
+        gpar[name] = g if g is not None else torch.zeros(list(shape), dtype=dtype, device=device)
+    return gin, gpar, dS0
+
+
+def use_chunked(m, dims, B, T, dtype, device):
+    """Whether a forward with gradients at these sizes runs for the chunked backward: m.backward "chunked", or
+    "auto" where the module has the chain and the float32 forward itself picks its chunked form for (B, T)."""
+    if m.chunked is None or m.backward == "step":
+        return False
+    if m.backward == "chunked":
+        return True
+    return dtype == torch.float32 and m.runner("forward", device).pick(dims, B, T, "auto")[0]["form"] == "chunked"
+
+
+def backward(ctx, m, flat, grads):
+    """The body of a seqc Function's backward through the chain (ctx from seqc_torch.forward with ctx.chunked; flat: the saved
+    (*inputs, *params, *initial states), None where absent): gradients as seqc_torch.backward returns them."""
+    B, T, dims, dtype, device = ctx.B, ctx.T, ctx.dims, ctx.dtype, ctx.device
+    n = m.chunked["names"]
+    ni, npar = len(m.inputs), len(m.params)
+    given = {t["name"]: x.detach() for t, x in zip(m.inputs, flat[:ni]) if x is not None}
+    pars = {t["name"]: x.detach() for t, x in zip(m.params, flat[ni : ni + npar]) if x is not None}
+    sts = {t["name"]: x.detach() for t, x in zip(m.states, flat[ni + npar :]) if x is not None}
+    prefix = "chain64:" if dtype == torch.float64 else "chain:"
+
+    def run(part, cdims, inputs, initial, b, t):
+        outs, final, _ = m.execute(prefix + part, cdims or dims, b, t, inputs, pars if cdims is None else {}, initial, dtype, device)
+        return outs, final
+
+    def shape(t):
+        return [_cuda.eval_size(s, dims) for s in t["shape"]]
+
+    state = next(s for s in m.states if s["name"] == n["state"])
+    no = len(m.outputs)
+    cot_out = {t["name"]: (g.to(dtype) if g is not None else None) for t, g in zip(m.outputs, grads[:no])}
+    cot_state = None
+    for s, g in zip(m.states, grads[no:]):
+        if s["name"] == n["state"] and g is not None:
+            cot_state = g.to(dtype)
+    gin, gpar, dS0 = chain_backward(
+        n, run, B, T, shape(state), given, sts.get(n["state"]), cot_out, cot_state,
+        [(t["name"], shape(t)) for t in m.inputs if t["name"] in given], [(t["name"], shape(t)) for t in m.params], [(t["name"], shape(t)) for t in m.outputs], dtype, device)
+    need = ctx.need
+    res = []
+    for i, t in enumerate(m.inputs):
+        res.append(gin[t["name"]] if need[i] and flat[i] is not None else None)
+    for j, t in enumerate(m.params):
+        i = ni + j
+        res.append(gpar[t["name"]].to(flat[i].dtype) if need[i] and flat[i] is not None else None)
+    for j, s in enumerate(m.states):
+        i = ni + npar + j
+        res.append(dS0.contiguous() if need[i] and flat[i] is not None else None)
+    given_n = len(ctx.needs_input_grad) - ctx.offset
+    return tuple(res[:given_n])

@@ -1,0 +1,46 @@
+"""Driver for test/torch-chunked.test.ts: runs runtime/torch/seqc_chunked.py's chain_backward on numpy (the
+stand-in torch of test/torch/fake) with every chain model run by the test's float64 interpreter over a line
+protocol: this prints {"run": part, ...} and reads {"outputs", "final"} back; at the end it prints the gradients.
+Input (first line of stdin): {"names", "B", "T", "stateShape", "given", "S0", "cotOutputs", "cotState",
+"inputs", "params", "outputs"} with tensors as {"shape": [...], "data": [...]}."""
+
+import json
+import os
+import sys
+
+here = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(here, "fake"))
+sys.path.insert(0, os.path.join(here, "..", "..", "runtime", "torch"))
+import numpy as np  # noqa: E402
+import seqc_chunked  # noqa: E402
+
+
+def arr(t):
+    return None if t is None else np.array(t["data"], dtype=np.float64).reshape(t["shape"])
+
+
+def enc(a):
+    a = np.ascontiguousarray(a, dtype=np.float64)
+    return {"shape": list(a.shape), "data": a.reshape(-1).tolist()}
+
+
+def main():
+    case = json.loads(sys.stdin.readline())
+    B, T = case["B"], case["T"]
+
+    def run(part, dims, inputs, initial, b, t):
+        sys.stdout.write(json.dumps({"run": part, "dims": dims, "B": b, "T": t,
+                                     "inputs": {k: enc(v) for k, v in inputs.items() if v is not None},
+                                     "initial": {k: enc(v) for k, v in initial.items()}}) + "\n")
+        sys.stdout.flush()
+        r = json.loads(sys.stdin.readline())
+        return {k: arr(v) for k, v in r["outputs"].items()}, {k: arr(v) for k, v in r["final"].items()}
+
+    gin, gpar, dS0 = seqc_chunked.chain_backward(
+        case["names"], run, B, T, case["stateShape"], {k: arr(v) for k, v in case["given"].items()}, arr(case.get("S0")),
+        {k: arr(v) for k, v in case["cotOutputs"].items()}, arr(case.get("cotState")),
+        case["inputs"], case["params"], case["outputs"], np.float64, None)
+    sys.stdout.write(json.dumps({"done": True, "inputs": {k: enc(v) for k, v in gin.items()}, "params": {k: enc(v) for k, v in gpar.items()}, "dS0": enc(dS0)}) + "\n")
+
+
+main()

@@ -1,0 +1,23 @@
+"""A numpy stand-in for the few torch functions runtime/torch/seqc_chunked.py's chain_backward uses
+(test/torch-chunked.test.ts runs that glue without torch). Tensors are float64 numpy arrays."""
+
+import numpy as np
+
+float32 = np.float32
+float64 = np.float64
+
+
+def flip(x, dims):
+    return np.flip(x, axis=tuple(dims)).copy()
+
+
+def zeros(shape, dtype=None, device=None):
+    return np.zeros(shape, dtype=np.float64)
+
+
+def exp(x):
+    return np.exp(x)
+
+
+def permute(x, dims):
+    return np.transpose(x, dims)
