@@ -4,6 +4,7 @@ import { interpret, type RunInputs } from "../compiler/ir/interpret.ts";
 import type * as I from "../compiler/ir/types.ts";
 import { gradients, type Cotangents } from "../compiler/grad/run.ts";
 import { matrixForm } from "../compiler/forms/matrix-form.ts";
+import { runMatrixForm } from "../compiler/forms/matrix-run.ts";
 import { chunkedBackwardRefusal, chunkedGradients } from "../compiler/grad/chunked.ts";
 import { chainGradients, chainRefusal } from "../compiler/grad/chunked-chain.ts";
 import { relativeError } from "../compiler/io/manifest.ts";
@@ -100,19 +101,25 @@ describe("chunked backward (float64) matches the reference gradients", () => {
     });
   });
 
-  it("two low-rank pairs and two input pairs in one update, per-key decay, readouts before and after", async () => {
+  it("two low-rank pairs and two input pairs in one update, per-key decay, readouts before and after (tensor names like the form's own)", async () => {
+    // y0, q0, ld1, u2 are also the names the matrix form would give its readout and prep outputs
     const model = fromSource(`model TwoRanks {
   dims H, K, V
-  input q[H,K], k[H,K], v[H,V], a[H,K], b[H,K], c[H,K], e[H,K], gk[H,K], v2[H,V]
+  input q0[H,K], k[H,K], v[H,V], a[H,K], b[H,K], c[H,K], e[H,K], ld1[H,K], v2[H,V]
+  param u2[K]
   state S[H,K,V] = 0
-  output r0[h,j] = sum(i) c[h,i] * S[h,i,j]
-  S[h,i,j] = exp(gk[h,i]) * S[h,i,j] + b[h,i] * sum(m) a[h,m] * S[h,m,j] + tanh(e[h,i]) * sum(m) c[h,m] * S[h,m,j] + k[h,i] * v[h,j] + e[h,i] * v2[h,j]
-  output o[h,j] = sum(i) q[h,i] * S[h,i,j]
+  output y0[h,j] = sum(i) c[h,i] * S[h,i,j]
+  S[h,i,j] = exp(ld1[h,i]) * S[h,i,j] + b[h,i] * u2[i] * sum(m) a[h,m] * S[h,m,j] + tanh(e[h,i]) * sum(m) c[h,m] * S[h,m,j] + k[h,i] * v[h,j] + e[h,i] * v2[h,j]
+  output o[h,j] = sum(i) q0[h,i] * S[h,i,j]
 }`);
     const mf = matrixForm(model);
     expect(mf.ok && mf.form.steps[0].lowRank.length).toBe(2);
     for (const [T, chunk] of [[1, 3], [10, 3], [17, 4]]) {
       const run = randomRun(model, { dims: { H: 2, K: 4, V: 3 }, batch: 2, time: T, seed: 9 + T, initialState: true });
+      if (mf.ok) for (const schedule of ["sequential", "chunked"] as const) {
+        const ref = interpret(model, run), got = runMatrixForm(model, mf.form, run, { schedule, chunk });
+        for (const k of ["y0", "o"]) expect(relativeError(got.outputs[k], ref.outputs[k]), `${schedule} forward ${k}`).toBeLessThan(1e-12);
+      }
       await check(model, run, cotangents(model, run, 3 * T), chunk);
     }
   });

@@ -316,13 +316,26 @@ class Extractor {
     }
   }
 
+  /**
+   * A prep output or post input name (`prefix` + suffix()) that names no tensor of the model: prep reads the
+   * model's inputs and params next to its outputs, post its inputs and outputs next to the readouts.
+   */
+  private freshName(prefix: string, suffix: (attempt: number) => string): string {
+    // a readout's column inputs are `${y}_c${c}`: those must be free too
+    const taken = (n: string) => this.model.tensors.some((t) => t.name === n || (t.name.startsWith(`${n}_c`) && /^\d+$/.test(t.name.slice(n.length + 2))));
+    for (let k = 0; ; k++) {
+      const name = `${prefix}${suffix(k)}`;
+      if (!taken(name)) return name;
+    }
+  }
+
   private fresh(name: string, extent: I.Extent): I.IndexVar {
     return this.renamer.fresh({ id: -1, name, extent });
   }
 
   /** Add a prep output computing `expr` over [loop?, heads..., axis?] of the state's binder vars. */
   private prepOut(prefix: string, expr: I.Expr, binders: { v: I.IndexVar }[], loop: I.IndexVar | undefined): string {
-    const name = `${prefix}${this.counter++}`;
+    const name = this.freshName(prefix, () => `${this.counter++}`);
     const env = new Map<number, I.Index>();
     const vars: I.IndexVar[] = [];
     if (loop) {
@@ -528,7 +541,7 @@ class Extractor {
       let r = this.qKeys.get(qKey);
       if (!r) {
         const q = this.prepOut("q", qPart, [...hb, { v: kix.v }], undefined);
-        const y = `y${this.readouts.length}`;
+        const y = this.freshName(`y${this.readouts.length}`, (k) => (k ? `_${k}` : ""));
         const cols = this.columns.map((_, c) => `${y}_c${c}`);
         r = { q, y, cols, after: this.steps.length };
         this.qCanon.push({ r, q: canonQ(qPart, kix.v, headVars) });
