@@ -88,6 +88,7 @@ describe("chunked backward (float64) matches the reference gradients", () => {
       ["T=37, B=2, chunk 16, declared initial state", 37, 2, 16, false, 3],
       ["T=9, B=1, chunk 1", 9, 1, 1, true, 1],
       ["T=40, B=1, chunk 8, log decays down to -20", 40, 1, 8, true, 20],
+      ["T=300, B=1, chunk 32, log decays down to -2 (long: stays finite and exact)", 300, 1, 32, true, 2],
     ])("%s", async (_label, T, B, chunk, init, decay) => {
       const dims = smallDims(model, { K: 5, V: 3, J: 2 });
       const run = shaped(randomRun(model, { dims, batch: B, time: T, seed: 21 + T, initialState: init }), 7 + T, decay);

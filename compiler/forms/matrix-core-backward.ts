@@ -37,11 +37,11 @@
  * dld_s from G_s and S_{s-1} directly); `coreBackwardChunked` is the chunked schedule the kernels
  * implement, both directions through one chunk primitive (`chunkPass`, matrix products with decay
  * ratios exp(G_a - G_b), a >= b, of log decays accumulated from the chunk start, the low-rank reads by
- * forward substitution within the chunk): the forward direction gives each chunk's start state, r and
- * dq; the reversed direction (per chunk n + 1 reversed steps with decays 0, ld_n, ..., ld_1, inputs the
- * readouts at local states n, ..., 0 and the swapped low-rank pairs of steps n, ..., 1) gives dv, dk, a, du
- * and the adjoint at the previous chunk's end; a second forward pass from the stored chunk start states
- * gives dw.
+ * forward substitution within the chunk): the forward sweep gives each chunk's start state, r and dq;
+ * the reverse sweep, per chunk from the last, runs the adjoint (n + 1 reversed steps with decays 0, ld_n,
+ * ..., ld_1, inputs the readouts at local states n, ..., 0 and the swapped low-rank pairs of steps n, ..., 1:
+ * dv, dk, a, du and the adjoint at the previous chunk's end), then the chunk's forward again from its
+ * stored start state with the queries a (dw) — the dataflow of a per-chunk backward kernel.
  */
 import type { SliceData } from "./matrix-core.ts";
 
@@ -328,7 +328,6 @@ export function coreBackwardChunked(d: SliceData, S0: Float64Array, cot: CoreCot
   // n + 1 reversed steps: reversed step k carries the readouts at local state u = n - k, and (k >= 1) the
   // decay and the swapped low-rank pairs of forward step n - k + 1, which take G_{n-k+1} to G_{n-k}
   // (none for k = 0: Gin is already at S_n).
-  const a: Float64Array[][][] = [];
   let Gin: Float64Array = Float64Array.from(cot.dS);
   for (let c = chunks.length - 1; c >= 0; c--) {
     const { t0, t1, r: rf } = chunks[c];
@@ -361,23 +360,18 @@ export function coreBackwardChunked(d: SliceData, S0: Float64Array, cot: CoreCot
         g.dk[t][m][p].set(res.x[e]!);
       }
     });
-    // a = G_s^T u: the low-rank reads of reversed step n - s0 (forward step s0 + 1)
-    a[c] = fwd.map((_, s0) => res.r[n - s0]);
+    // the chunk's forward again from its stored start state: dw = S_{s-1} a, with a = G_s^T u the low-rank
+    // reads of reversed step n - s0 (forward step s0 + 1): queries from the adjoint
+    if (lowRank) {
+      const xr: PassRead[] = [];
+      const at: { s: number; e: number }[] = [];
+      fwd.forEach((m, s0) => m.u.forEach((_, e) => { xr.push({ at: s0, z: res.r[n - s0][e] }); at.push({ s: s0, e }); }));
+      const fw = chunkPass(K, V, chunks[c].S0, passSteps(d, t0, t1), xr);
+      at.forEach(({ s, e }, i) => { const { t, m } = loc[s]; g.dw[t][m][e].set(fw.x[i]!); });
+    }
     Gin = res.S;
   }
   g.dS0.set(Gin);
-  // forward again from the stored chunk start states: dw = S_{s-1} a (queries from the adjoint)
-  if (lowRank) for (const [c, { t0, t1, S0: Sc }] of chunks.entries()) {
-    const reads: PassRead[] = [];
-    const who: { t: number; m: number; e: number }[] = [];
-    let s0 = 0;
-    for (let t = t0; t < t1; t++) d.steps[t].forEach((st, m) => {
-      st.u.forEach((_, e) => { reads.push({ at: s0, z: a[c][s0][e] }); who.push({ t, m, e }); });
-      s0++;
-    });
-    const res = chunkPass(K, V, Sc, passSteps(d, t0, t1), reads);
-    who.forEach(({ t, m, e }, i) => g.dw[t][m][e].set(res.x[i]!));
-  }
   decayAdjoint(d, g, cot.dS, SN);
   return g;
 }
