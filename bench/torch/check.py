@@ -9,10 +9,13 @@ finite differences to 1e-6), runs <Model>Function on the GPU and compares
   - float32 without gradients: every forward form of the plan that can run the shape (auto and each
     of sequential / scan / chunked present), outputs and final states;
   - float64 (double kernels) with gradients, same comparisons;
-  - torch.autograd.gradcheck in float64 on the first 4 steps of batch row 0.
+  - torch.autograd.gradcheck in float64 on the first 4 steps of batch row 0;
+  - for modules with the chunked backward (runtime/torch/seqc_chunked.py): the same gradients with
+    backward="chunked" forced, in float32 (the chain's chunked kernels) and float64 (its double kernels),
+    and gradcheck through it (--only-chunked: just these, and the auto forward).
 Relative error is ||got - ref|| / ||ref|| per tensor; limits: 1e-4 (fp32), 1e-9 (fp64).
 
-  python3 bench/torch/check.py dist/torch [--out results.json] [model ...]
+  python3 bench/torch/check.py dist/torch [--out results.json] [--only-chunked] [model ...]
 """
 
 import importlib
@@ -33,11 +36,19 @@ def rel(a, b):
     return 0.0 if den == 0 and num == 0 else (num / den if den else float("inf"))
 
 
+def split_flat(sm, flat):
+    """(*inputs, *params, *initial states) -> the dicts SeqcModel.apply takes (None left out)."""
+    ni, npar = len(sm.inputs), len(sm.params)
+    pick = lambda specs, xs: {t["name"]: x for t, x in zip(specs, xs) if x is not None}  # noqa: E731
+    return pick(sm.inputs, flat[:ni]), pick(sm.params, flat[ni : ni + npar]), pick(sm.states, flat[ni + npar :])
+
+
 def main():
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     out_path = sys.argv[sys.argv.index("--out") + 1] if "--out" in sys.argv else None
     if out_path in args:
         args.remove(out_path)
+    only_chunked = "--only-chunked" in sys.argv
     root = args[0]
     names = args[1:] or sorted(f[:-5] for f in os.listdir(os.path.join(root, "ref")) if f.endswith(".json"))
     sys.path.insert(0, root)
@@ -88,7 +99,30 @@ def main():
                     record(name, tag, "final " + t["name"], rel(o, torch.tensor(case["finalState"][t["name"]], dtype=torch.float64)), tol)
 
             label = "B=%d T=%d" % (B, T)
-            for dtype, tol, tag in ((torch.float32, F32_TOL, "fp32"), (torch.float64, F64_TOL, "fp64")):
+            if sm.chunked is not None:
+                smc = M._model(None, "auto", "chunked")
+                for dtype, tol, tag in ((torch.float32, F32_TOL, "fp32"), (torch.float64, F64_TOL, "fp64")):
+                    flat, nm = tensors(dtype, True)
+                    t0 = time.time()
+                    outs = smc.apply(*split_flat(sm, flat))
+                    ran = getattr(outs[0].grad_fn, "chunked", None)
+                    loss = 0
+                    for t, o in zip(sm.outputs, outs[: len(sm.outputs)]):
+                        loss = loss + (o * torch.tensor(case["cotOutputs"][t["name"]], dtype=dtype, device=dev).reshape(o.shape)).sum()
+                    for t, o in zip(sm.states, outs[len(sm.outputs):]):
+                        loss = loss + (o * torch.tensor(case["cotFinal"][t["name"]], dtype=dtype, device=dev).reshape(o.shape)).sum()
+                    loss.backward()
+                    torch.cuda.synchronize()
+                    dt = time.time() - t0
+                    if ran is not True:
+                        failures.append("%s %s chunked %s: the chunked backward did not run (ctx.chunked=%r)" % (name, tag, label, ran))
+                    for (kind, tname), x in zip(nm, flat):
+                        if x is None:
+                            continue
+                        ref = case["grads"][{"input": "inputs", "param": "params", "initialState": "initialState"}[kind]].get(tname)
+                        record(name, "%s chunked-backward %s" % (tag, label), "d/d %s %s" % (kind, tname), rel(x.grad, torch.tensor(ref, dtype=torch.float64)), tol)
+                    print("%-15s %-4s %-10s chunked fwd+bwd %.3fs" % (name, tag, label, dt), flush=True)
+            for dtype, tol, tag in (() if only_chunked else ((torch.float32, F32_TOL, "fp32"), (torch.float64, F64_TOL, "fp64"))):
                 flat, nm = tensors(dtype, True)
                 t0 = time.time()
                 outs = Fn.apply(*flat)
@@ -113,7 +147,7 @@ def main():
             # no-grad forwards: auto and each form of the forward plan that can run this shape
             flat, _ = tensors(torch.float32, False)
             runner = sm.runner("forward", dev)
-            forms = ["auto"] + [f for f in ("sequential", "scan", "chunked") if runner.applicable(dims, B, T, f)]
+            forms = ["auto"] + ([] if only_chunked else [f for f in ("sequential", "scan", "chunked") if runner.applicable(dims, B, T, f)])
             for form in forms:
                 variant = runner.pick(dims, B, T, form)[0]["variant"]
                 m = M._model(None, form)
@@ -139,20 +173,25 @@ def main():
             v = case["initialState"].get(t["name"])
             x = torch.tensor(v, dtype=torch.float64, device=dev).reshape([full["B"]] + [seqc_cuda.eval_size(s, full) for s in t["shape"]])
             flat.append(x[:1].clone().requires_grad_(True))
-        t0 = time.time()
-        try:
-            ok = torch.autograd.gradcheck(lambda *xs: Fn.apply(*xs), tuple(flat))
-            err = ""
-        except Exception as e:  # gradcheck raises with the mismatching Jacobian
-            ok, err = False, str(e)[:400]
-        rows.append({"model": name, "check": "gradcheck fp64 B=1 T=4", "tensor": "all", "rel": 0.0 if ok else 1.0, "tol": 0, "ok": ok, "error": err})
-        if not ok:
-            failures.append("%s gradcheck: %s" % (name, err))
-        print("%-15s gradcheck fp64 B=1 T=4: %s (%.1fs)" % (name, "passed" if ok else "FAILED", time.time() - t0), flush=True)
+        fns = [] if only_chunked else [("gradcheck fp64 B=1 T=4", lambda *xs: Fn.apply(*xs))]
+        if sm.chunked is not None:
+            smc = M._model(None, "auto", "chunked")
+            fns.append(("gradcheck fp64 B=1 T=4 chunked-backward", lambda *xs: smc.apply(*split_flat(sm, xs))))
+        for what, f in fns:
+            t0 = time.time()
+            try:
+                ok = torch.autograd.gradcheck(f, tuple(flat))
+                err = ""
+            except Exception as e:  # gradcheck raises with the mismatching Jacobian
+                ok, err = False, str(e)[:400]
+            rows.append({"model": name, "check": what, "tensor": "all", "rel": 0.0 if ok else 1.0, "tol": 0, "ok": ok, "error": err})
+            if not ok:
+                failures.append("%s %s: %s" % (name, what, err))
+            print("%-15s %s: %s (%.1fs)" % (name, what, "passed" if ok else "FAILED", time.time() - t0), flush=True)
 
     # summary: worst relative error per model and check kind
     print("\nworst relative error per model (fp32 limit %.0e, fp64 %.0e)" % (F32_TOL, F64_TOL))
-    print("%-15s %12s %12s %12s %12s %12s  %s" % ("model", "fp32 fwd", "fp32 grads", "fp32 nograd", "fp64 fwd", "fp64 grads", "gradcheck"))
+    print("%-15s %12s %12s %12s %12s %12s %12s %12s  %s" % ("model", "fp32 fwd", "fp32 grads", "fp32 nograd", "fp64 fwd", "fp64 grads", "fp32 chunked", "fp64 chunked", "gradcheck"))
     for name in names:
         r = [x for x in rows if x["model"] == name]
 
@@ -161,13 +200,15 @@ def main():
             return "%.2e" % max(v) if v else "-"
 
         gc = [x for x in r if x["check"].startswith("gradcheck")]
-        print("%-15s %12s %12s %12s %12s %12s  %s" % (
+        print("%-15s %12s %12s %12s %12s %12s %12s %12s  %s" % (
             name,
             worst(lambda c: c.startswith("fp32 grad-forward")),
             worst(lambda c: c.startswith("fp32 backward")),
             worst(lambda c: c.startswith("fp32 forward")),
             worst(lambda c: c.startswith("fp64 grad-forward")),
             worst(lambda c: c.startswith("fp64 backward")),
+            worst(lambda c: c.startswith("fp32 chunked-backward")),
+            worst(lambda c: c.startswith("fp64 chunked-backward")),
             "passed" if gc and all(x["ok"] for x in gc) else "FAILED",
         ))
     print("\n%d checks, %d failed" % (len(rows), len(failures)))
