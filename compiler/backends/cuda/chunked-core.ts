@@ -1009,6 +1009,15 @@ template <class Cfg> __device__ __forceinline__ void seqc_state_put(const SeqcSt
   }
 }
 
+// a ROWS x BV tile from shared memory (row stride lds) to global memory (row stride ldd), 16 bytes a thread
+template <typename T, int ROWS, int BV> __device__ __forceinline__ void seqc_tile_out(const T* src, int lds, T* dst, size_t ldd) {
+  constexpr int E = 16 / sizeof(T), PR = BV / E;
+  for (int e = threadIdx.x; e < ROWS * PR; e += blockDim.x) {
+    const int r = e / PR, j = (e % PR) * E;
+    *reinterpret_cast<uint4*>(dst + r * ldd + j) = *reinterpret_cast<const uint4*>(src + r * lds + j);
+  }
+}
+
 template <class Cfg> __device__ __forceinline__ void seqc_walks_issue(const SeqcSm<Cfg>& s, int stage, const char* rec, u32 j0) {
   typedef typename Cfg::T T_;
   typedef SeqcRec<Cfg> Rec;
@@ -1053,7 +1062,8 @@ __device__ void seqc_chunk_walk_s(const R& rows, char* smem, typename Cfg::T* ws
     seqc_cp_commit();
   }
   for (u32 c = 0; c < nc; ++c) {
-    seqc_state_put<Cfg>(S, sts + (size_t)c * Cfg::KP * Cfg::VP);
+    // S0 to the chunk's slot: low rank from its operand copy (below, 16 bytes a thread), else from the registers
+    if (!Cfg::LR) seqc_state_put<Cfg>(S, sts + (size_t)c * Cfg::KP * Cfg::VP);
     if (Cfg::LR) seqc_state_operand<Cfg>(S, s.SB);
     seqc_cp_wait<NS - 2>();
     __syncthreads();
@@ -1067,13 +1077,14 @@ __device__ void seqc_chunk_walk_s(const R& rows, char* smem, typename Cfg::T* ws
     const float* eg = reinterpret_cast<const float*>(base + Cfg::W_E);
     const T_* Z = u;
     if (Cfg::LR) {
-      T_* zr = reinterpret_cast<T_*>(recs + (size_t)c * Rec::BYTES) + Rec::UO + j0;
+      // (SB and Z are rewritten only after the next barrier: the copies below read them beside the products)
+      seqc_tile_out<T_, Cfg::KP, BV>(s.SB, LDV, sts + (size_t)c * Cfg::KP * Cfg::VP, Cfg::VP);
       seqc_bmm<T_, false, false, SeqcWN<BV>::N, Cfg::KP>(F, BV, m, Cfg::LDK, s.SB, LDV, [&](int mm, int n, float v0, float v1) {
-        const float z0 = seqc_f32(u[mm * LDV + n]) + v0, z1 = seqc_f32(u[mm * LDV + n + 1]) + v1;
-        seqc_sst2(s.Z + mm * LDV + n, z0, z1);
-        seqc_sst2(zr + mm * Cfg::VP + n, z0, z1);
+        seqc_sst2(s.Z + mm * LDV + n, seqc_f32(u[mm * LDV + n]) + v0, seqc_f32(u[mm * LDV + n + 1]) + v1);
       });
       __syncthreads();
+      // Z over U0 in the record, for the readout
+      seqc_tile_out<T_, F, BV>(s.Z, LDV, reinterpret_cast<T_*>(recs + (size_t)c * Rec::BYTES) + Rec::UO + j0, Cfg::VP);
       Z = s.Z;
     }
     seqc_state_update<Cfg>(S, x, Z, eg);
