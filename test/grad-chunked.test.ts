@@ -125,6 +125,28 @@ describe("chunked backward (float64) matches the reference gradients", () => {
     }
   });
 
+  it("a per-key decay micro-step, then a loop of delta steps, readouts before and after (low rank in a micro-step loop)", async () => {
+    const model = fromSource(`model KeyLoop {
+  dims H, K, V
+  input q[H,K], k[H,2,K], v[H,2,V], beta[H,2], gk[H,K]
+  state S[H,K,V] = 0
+  output pre[h,j] = sum(i) q[h,i] * S[h,i,j]
+  S[h,i,j] = exp(gk[h,i]) * S[h,i,j]
+  for n in 2 {
+    let u[h,j] = beta[h,n] * (v[h,n,j] - sum(i) S[h,i,j] * k[h,n,i])
+    S[h,i,j] = S[h,i,j] + k[h,n,i] * u[h,j]
+  }
+  output o[h,j] = sum(i) k[h,0,i] * S[h,i,j] * v[h,1,j]
+}`);
+    const mf = matrixForm(model);
+    expect(mf.ok && [mf.form.decay, mf.form.steps.length, !!mf.form.steps[1].loop, mf.form.steps[1].lowRank.length]).toEqual(["key", 2, true, 1]);
+    for (const [T, chunk] of [[1, 2], [9, 4], [14, 1]]) {
+      const run = randomRun(model, { dims: { H: 2, K: 4, V: 3 }, batch: 2, time: T, seed: 30 + T, initialState: true });
+      run.inputs.beta = run.inputs.beta.map((x) => 1 + 2 * x);
+      await check(model, run, cotangents(model, run, 4 * T), chunk);
+    }
+  });
+
   it("two input pairs, a readout before the update and one after, nonlinear prep and post", async () => {
     const model = fromSource(`model TwoPairs {
   dims H, K, V
