@@ -14,6 +14,8 @@ import { findNvcc } from "../../../compiler/backends/cuda/nvcc.ts";
 
 export const BENCH_MODELS = ["simple_gla", "gla", "deltanet", "gated_deltanet", "rwkv7", "mamba2"];
 const OUT = process.env.SEQC_PLANS ?? "dist/chunked-f32-plans";
+/** The variants built: $SEQC_BUILD_F32_VARIANTS (a regular expression) where set, else every fp32 variant of 16 or 32 values. */
+const ONLY = new RegExp(process.env.SEQC_BUILD_F32_VARIANTS ?? "^chunked-(fused|split|split3)-f32-k(64|128)-v(32|16)-r[12]$");
 
 const nvcc = findNvcc();
 if (!nvcc) throw new Error("nvcc is needed to build the cubins");
@@ -22,7 +24,7 @@ for (const name of process.argv[2]?.split(",") ?? BENCH_MODELS) {
   const model = loadProgram([`stdlib/${name}.seq`]).models[0];
   const el = chunkedEligible(model);
   if (!el.ok) throw new Error(`${name}: ${el.why}`);
-  const lc = lowerChunked(model, el, { only: (v) => /^chunked-(fused|split|split3)-f32-k(64|128)-v(32|16)-r[12]$/.test(v) });
+  const lc = lowerChunked(model, el, { only: (v) => ONLY.test(v) });
   const { plan } = lowerCuda(model);
   plan.forms = lc.forms;
   plan.modules = lc.modules;

@@ -16,6 +16,7 @@ import { chunkModelWgsl } from "./chunked-model.ts";
 import { CHUNK_WG, DEFAULT_KT, phaseAMain, phaseAShared, recordFloats, RECORDS, walkMain, type ChunkCoreCfg } from "./chunked-core.ts";
 import { readoutMain, readoutShared, RO_BV, S3_WG, walk3Layout, walk3Main, walk3Shared, type Split3Cfg } from "./chunked-split3.ts";
 import { readoutTiledMain, readoutTiledShared, readoutTiledThreads, RT_BV } from "./chunked-readout-tiled.ts";
+import { unrollConstLoops } from "./unroll.ts";
 import { wgslMathHelpers } from "./render.ts";
 import { postMain, stabMain } from "./chunked-extra.ts";
 import { chunkExtraPlan, EXTRA_THREADS, STAB, YBUF } from "../../forms/chunk-extra.ts";
@@ -218,12 +219,13 @@ export function lowerWgslChunked(model: I.Model, cr: ChunkRows, opts: { only?: (
         if (opts.only && !opts.only(variant)) continue;
         const C = F / RTP;
         const aName = `${model.name}_chunk_a_f${F}_r${RTP}${tiled ? "_kt32" : ""}`;
-        const wName = `${model.name}_chunk_walk3_f${F}_k${BK}_v${BV}_r${RTP}`;
+        const wName = `${model.name}_chunk_walk3${tiled ? "u" : ""}_f${F}_k${BK}_v${BV}_r${RTP}`;
         const rName = `${model.name}_chunk_readout${tiled ? "_tiled" : ""}_f${F}_r${RTP}`;
         const a = shader(aName, phaseAMain(cfg), []);
         shaders[aName] = a.code;
-        const w = shader(wName, walk3Main(cfg), []);
-        const r = shader(rName, tiled ? readoutTiledMain(cfg) : readoutMain(cfg), []);
+        // s3t: the walk's and readout's register arrays indexed by constants (unroll.ts)
+        const w = shader(wName, tiled ? unrollConstLoops(walk3Main(cfg)) : walk3Main(cfg), []);
+        const r = shader(rName, tiled ? unrollConstLoops(readoutTiledMain(cfg)) : readoutMain(cfg), []);
         shaders[wName] = w.code;
         shaders[rName] = r.code;
         const nc: SizeExpr = ["ceilDiv", "T", C];
