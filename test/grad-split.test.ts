@@ -31,7 +31,7 @@ describe("the backward's param adjoints leave the recurrence", () => {
     expect(I.tensorsOfKind(inputPasses[0].model, "state")).toEqual([]);
     expect(I.tensorsOfKind(inputPasses[0].model, "output").map((t) => t.name)).toEqual(["x__bar"]);
     // the core reads W_ih only in the recomputed (hoistable) input projection, no longer per step for x_bar
-    const readsWih = core.body.filter((s) => s.k !== "for" && JSON.stringify(s.expr).includes('"weight_ih_l0"')).map((s) => s.target);
+    const readsWih = core.body.flatMap((s) => (s.k !== "for" && JSON.stringify(s.expr).includes('"weight_ih_l0"') ? [s.target] : []));
     expect(readsWih).toEqual(["pre__v1"]);
     expect(passes.map((p) => p.param)).toEqual(["weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"]);
     // before the split (and before the partition weighed replication) x_bar[i], dW_ih[.,.,i], dW_hh[.,.,m] were classes: B*I*I*H lanes

@@ -81,7 +81,7 @@ export function splitParamAdjoints(bw: Backward): SplitBackward {
   const body: I.Stmt[] = [];
   let exportAt = -1;
   /** The pass's tensors (every param: the runners bind them all) and reads: what `s` reads, per step. */
-  const passTensors = (s: I.Stmt & { k: "assign" | "output" }, of: string) => {
+  const passTensors = (s: Exclude<I.Stmt, { k: "for" }>, of: string) => {
     const reads = new Set<string>();
     readsOf(s.expr, reads);
     reads.delete(s.target);

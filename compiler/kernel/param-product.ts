@@ -24,7 +24,7 @@ import { launchBindings, modelBindings, modelOverrides, trafficBytes, type Lower
 import type { FormPlan, SizeExpr } from "../../runtime/plan.ts";
 
 export interface ParamProduct {
-  stmt: Extract<I.Stmt, { k: "output" }>;
+  stmt: Exclude<I.Stmt, { k: "for" }>;
   out: I.TensorDecl;
   /** The summed variables: the product's depth, row-major. */
   ks: I.IndexVar[];
@@ -43,8 +43,8 @@ const productOf = (fs: I.Expr[]): I.Expr => fs.reduce<I.Expr | undefined>((acc, 
 /** The param-product shape of `model`, or why it is not one. */
 export function paramProduct(model: I.Model): ParamProduct | { why: string } {
   if (I.tensorsOfKind(model, "state").length) return { why: "the model has a state" };
-  if (model.body.length !== 1 || model.body[0].k !== "output") return { why: "not one output statement" };
   const stmt = model.body[0];
+  if (model.body.length !== 1 || stmt.k !== "output") return { why: "not one output statement" };
   const ts = terms(stmt.expr);
   let negative = ts.length === 1 && ts[0].negative;
   let e = ts[0].e;

@@ -11,7 +11,15 @@
  *     slice of h_t, and meets the other blocks at a grid barrier.
  * Eligibility is checked on the IR: states are vectors over one dim E (the unit axis), every statement's
  * target has one E-axis (other axes literal, e.g. 4 gates), and every sum is either a hoistable input
- * projection or a recurrent matvec of a param with the previous value of a state.
+ * projection or a recurrent matvec: a param contracted with the previous value of a state, or with a let
+ * of the step that depends on the state. The param may be contracted over any of its axes, the unit axis
+ * of the result being any other one: the backward core's h_bar[m] = sum(g, j) pre_bar[g, j] * W_hh[g, j, m]
+ * (W_hh^T times the gate adjoints, compiler/grad/split.ts) is one; a block keeps its rows of the
+ * (transposed) matrix in shared memory either way (for unit m, the 4H values W_hh[., ., m]).
+ * A let vector is published in the middle of the step: phase A (the statements before the first matvec,
+ * pointwise per unit, their lets kept in shared memory) writes the block's slice of the let to a global
+ * double buffer; a grid barrier; then the matvecs read the whole let (through L2) and phase B (the rest)
+ * finishes the step. One grid barrier per step either way.
  */
 import * as I from "../../ir/types.ts";
 import * as K from "../../kernel/ir.ts";
@@ -29,15 +37,34 @@ type Read = Extract<I.Expr, { k: "read" }>;
 
 /** A hoisted input projection: Y[b,t,r] = sum_i P[r, i] * x[b,t,i], r = flat index over P's leading axes. */
 interface XTerm { id: number; param: string; input: string; rows: I.Extent[]; k: I.Extent }
-/** A recurrent matvec: sum_m U[rowvars.., m] * S[m] with S's previous value. */
-interface RTerm { id: number; param: string; state: string; /** P's leading axes; `unitAxis` holds the unit var */ rows: I.Extent[]; unitAxis: number }
+/** Where an index of a recurrent matvec's param comes from: a literal, a row variable (its position in `rows`), or a summed variable (its axis in the vector). */
+type PIndex = { kind: "lit"; value: number } | { kind: "row"; at: number } | { kind: "k"; at: number };
+/**
+ * A recurrent matvec: sum_k U[.., k.., ..] * V[k..] with V a state's previous value or a let of the step
+ * (`vecKind`); its result is indexed by the param's other variables (`rows`: literal extents and the unit).
+ */
+interface RTerm {
+  id: number;
+  param: string;
+  vec: string;
+  vecKind: "state" | "let";
+  /** Extents of the param's non-summed variables, in the param's order; `unitAxis` holds the unit var. */
+  rows: I.Extent[];
+  unitAxis: number;
+  pIdx: PIndex[];
+  pShape: I.Extent[];
+  /** The vector's shape: its flat index is the depth of the matvec. */
+  vecShape: I.Extent[];
+}
 
 export interface CellPlan {
   unit: string; // dim name of the unit axis
   xterms: XTerm[];
   rterms: RTerm[];
-  /** Statements with their sums replaced by reads of __X<k>[P leading indices] / __R<k>[...] */
+  /** Statements with their sums replaced by reads of __X<k>[P leading indices] / __R<k>[row variables] */
   body: Extract<I.Stmt, { k: "let" | "assign" | "output" }>[];
+  /** Statements of phase A (before the let vectors are published; 0 without let vectors). */
+  phaseA: number;
 }
 
 export type CellEligibility = { ok: true; plan: CellPlan } | { ok: false; why: string };
@@ -56,6 +83,7 @@ export function matvecCellPlan(model: I.Model): CellEligibility {
   const rterms: RTerm[] = [];
   const body: CellPlan["body"] = [];
   const updated = new Set<string>();
+  const defined = new Set<string>();
   const stateDependent = new Set<string>([...stateNames]);
   let why: string | undefined;
   const fail = (w: string) => {
@@ -73,11 +101,6 @@ export function matvecCellPlan(model: I.Model): CellEligibility {
   const rewrite = (e: I.Expr, targetVars: I.IndexVar[]): I.Expr => {
     switch (e.k) {
       case "sum": {
-        if (e.vars.length !== 1) {
-          fail("a sum over several indices");
-          return e;
-        }
-        const v = e.vars[0];
         const b = e.body;
         if (b.k !== "bin" || b.op !== "*" || b.a.k !== "read" || b.b.k !== "read") {
           fail("a sum that is not a product of two tensors");
@@ -91,39 +114,74 @@ export function matvecCellPlan(model: I.Model): CellEligibility {
           return e;
         }
         const pd = I.findTensor(model, p.tensor)!;
-        const last = p.idx[p.idx.length - 1];
-        if (last.kind !== "var" || last.v.id !== v.id || p.idx.slice(0, -1).some((ix) => ix.kind !== "var" || ix.v.id === v.id)) {
-          fail(`param ${p.tensor} is not indexed [rows.., ${v.name}]`);
-          return e;
-        }
-        if (other.idx.length !== 1 || other.idx[0].kind !== "var" || other.idx[0].v.id !== v.id) {
-          fail(`${other.tensor} is not read as a vector [${v.name}]`);
-          return e;
-        }
         const od = I.findTensor(model, other.tensor)!;
-        const rowIdx = p.idx.slice(0, -1);
-        const rows = pd.shape.slice(0, -1);
         if (od.kind === "input") {
+          if (e.vars.length !== 1) {
+            fail("an input projection summed over several indices");
+            return e;
+          }
+          const v = e.vars[0];
+          const last = p.idx[p.idx.length - 1];
+          if (last.kind !== "var" || last.v.id !== v.id || p.idx.slice(0, -1).some((ix) => ix.kind !== "var" || ix.v.id === v.id)) {
+            fail(`param ${p.tensor} is not indexed [rows.., ${v.name}]`);
+            return e;
+          }
+          if (other.idx.length !== 1 || other.idx[0].kind !== "var" || other.idx[0].v.id !== v.id) {
+            fail(`${other.tensor} is not read as a vector [${v.name}]`);
+            return e;
+          }
           const id = xterms.length;
-          xterms.push({ id, param: p.tensor, input: other.tensor, rows, k: pd.shape[pd.shape.length - 1] });
-          return { k: "read", tensor: `__X${id}`, idx: rowIdx };
+          xterms.push({ id, param: p.tensor, input: other.tensor, rows: pd.shape.slice(0, -1), k: pd.shape[pd.shape.length - 1] });
+          return { k: "read", tensor: `__X${id}`, idx: p.idx.slice(0, -1) };
         }
-        if (od.kind === "state") {
-          if (updated.has(other.tensor)) {
-            fail(`matvec reads the updated ${other.tensor}`);
+        const isLet = od.kind === "let" && stateDependent.has(other.tensor) && defined.has(other.tensor);
+        if (od.kind !== "state" && !isLet) {
+          fail(`a sum over ${od.kind} ${other.tensor}`);
+          return e;
+        }
+        if (od.kind === "state" && updated.has(other.tensor)) {
+          fail(`matvec reads the updated ${other.tensor}`);
+          return e;
+        }
+        // the vector is read at the summed variables, each once (its flat index is the matvec's depth)
+        const ks = new Map(e.vars.map((v) => [v.id, -1]));
+        other.idx.forEach((ix, a) => {
+          if (ix.kind === "var" && ks.get(ix.v.id) === -1) ks.set(ix.v.id, a);
+        });
+        if (other.idx.length !== e.vars.length || [...ks.values()].some((a) => a < 0)) {
+          fail(`${other.tensor} is not read at the summed indices`);
+          return e;
+        }
+        const pIdx: PIndex[] = [];
+        const rows: I.Extent[] = [];
+        const rowIdx: I.Index[] = [];
+        const seen = new Set<number>();
+        for (const ix of p.idx) {
+          if (ix.kind === "lit") pIdx.push({ kind: "lit", value: ix.value });
+          else if (ks.has(ix.v.id) && !seen.has(ix.v.id)) {
+            seen.add(ix.v.id);
+            pIdx.push({ kind: "k", at: ks.get(ix.v.id)! });
+          } else if (!ks.has(ix.v.id) && targetVars.some((t) => t.id === ix.v.id)) {
+            pIdx.push({ kind: "row", at: rows.length });
+            rows.push(ix.v.extent);
+            rowIdx.push(ix);
+          } else {
+            fail(`param ${p.tensor} is not indexed by the summed and the statement's variables, each once`);
             return e;
           }
-          const unitAxis = rowIdx.findIndex((ix) => ix.kind === "var" && isDim(ix.v.extent, unit));
-          if (unitAxis < 0 || rowIdx.some((ix, a) => a !== unitAxis && ix.kind === "var" && ix.v.extent.kind !== "lit")) {
-            fail(`recurrent matrix ${p.tensor} has no single unit axis beside literal ones`);
-            return e;
-          }
-          const id = rterms.length;
-          rterms.push({ id, param: p.tensor, state: other.tensor, rows, unitAxis });
-          return { k: "read", tensor: `__R${id}`, idx: rowIdx };
         }
-        fail(`a sum over ${od.kind} ${other.tensor}`);
-        return e;
+        if (seen.size !== ks.size) {
+          fail(`param ${p.tensor} does not take every summed index`);
+          return e;
+        }
+        const unitAxis = rows.findIndex((x) => isDim(x, unit));
+        if (unitAxis < 0 || rows.some((x, a) => a !== unitAxis && x.kind !== "lit")) {
+          fail(`recurrent matrix ${p.tensor} has no single unit axis beside literal ones`);
+          return e;
+        }
+        const id = rterms.length;
+        rterms.push({ id, param: p.tensor, vec: other.tensor, vecKind: od.kind === "state" ? "state" : "let", rows, unitAxis, pIdx, pShape: pd.shape, vecShape: od.shape });
+        return { k: "read", tensor: `__R${id}`, idx: rowIdx };
       }
       case "bin":
         return { ...e, a: rewrite(e.a, targetVars), b: rewrite(e.b, targetVars) };
@@ -157,14 +215,23 @@ export function matvecCellPlan(model: I.Model): CellEligibility {
     });
     if (bad) return { ok: false, why: bad };
     if (s.k === "assign") updated.add(s.target);
+    if (s.k === "let") defined.add(s.target);
     if (s.k === "let" && dependsOnState(s.expr)) stateDependent.add(s.target);
     body.push({ ...s, expr });
   }
   if (!rterms.length) return { ok: false, why: "no recurrent matvec (use the scan or generic sequential form)" };
+  // with let vectors, phase A is everything before the first matvec, and it must compute every let vector
+  let phaseA = 0;
+  if (rterms.some((r) => r.vecKind === "let")) {
+    phaseA = body.findIndex((s) => exprReadsPrefix(s.expr, "__R"));
+    const inA = new Set(body.slice(0, phaseA).map((s) => s.target));
+    const late = rterms.find((r) => r.vecKind === "let" && !inA.has(r.vec));
+    if (late) return { ok: false, why: `matvec over ${late.vec}, which is computed after another matvec of the step` };
+  }
   for (const t of I.tensorsOfKind(model, "let").concat(I.tensorsOfKind(model, "output"))) {
     if (t.shape.filter((e) => isDim(e, unit)).length !== 1 || t.shape.some((e) => !isDim(e, unit) && e.kind !== "lit")) return { ok: false, why: `${t.name} is not over ${unit} with literal extra axes` };
   }
-  return { ok: true, plan: { unit, xterms, rterms, body } };
+  return { ok: true, plan: { unit, xterms, rterms, body, phaseA } };
 }
 
 const litSize = (shape: I.Extent[], unit: string) => shape.reduce((a, e) => a * (isDim(e, unit) ? 1 : (e as { value: number }).value), 1);
@@ -195,10 +262,30 @@ export function renderMatvecCell(model: I.Model, CELL: CellConfig = CELL_CONFIGS
   const cx: RenderContext = { overrides: new Set(overrides), uniforms: new Set(uniforms) };
   const R = (e: K.KExpr) => renderExpr(e, cx);
   const E = `SEQC_D_${unit}`;
-  // recurrent states read by matvecs get a global double buffer hbuf[2][nRS][B][E]
-  const rStates = [...new Set(rterms.map((r) => r.state))];
+  // recurrent states read by matvecs get a global double buffer hbuf[2][nRS][B][E]; let vectors one of their
+  // own, vbuf[2][B][sum of their sizes] (published in the middle of the step)
+  const rStates = [...new Set(rterms.filter((r) => r.vecKind === "state").map((r) => r.vec))];
   const rsIndex = new Map(rStates.map((s, i) => [s, i]));
   const stIndex = new Map(states.map((s, i) => [s.name, i]));
+  const lVecs = [...new Set(rterms.filter((r) => r.vecKind === "let").map((r) => r.vec))];
+  const extC = (e: I.Extent) => (e.kind === "lit" ? `${e.value}u` : `SEQC_D_${e.name}`);
+  const extS = (e: I.Extent): SizeExpr => (e.kind === "lit" ? e.value : e.name);
+  const vecLen = (shape: I.Extent[]) => shape.map(extC).join(" * ");
+  const lvOff = new Map<string, string>();
+  let lvTotal = "0u";
+  for (const v of lVecs) {
+    lvOff.set(v, lvTotal);
+    lvTotal = `${lvTotal} + ${vecLen(I.findTensor(model, v)!.shape)}`;
+  }
+  const lvTotalS: SizeExpr = ["+", 0, ...lVecs.map((v) => ["*", ...I.findTensor(model, v)!.shape.map(extS)] as SizeExpr)];
+  // phase A's lets live in shared memory (phase B reads them): [slot][B][JB]
+  const phaseALets = body.slice(0, el.plan.phaseA).filter((s) => s.k === "let").map((s) => s.target);
+  const aOff = new Map<string, number>();
+  let aTotal = 0;
+  for (const l of phaseALets) {
+    aOff.set(l, aTotal);
+    aTotal += litSize(I.findTensor(model, l)!.shape, unit);
+  }
   // rows of each rterm held by a block: product of literal axes x JB
   const rowsLocal = (r: RTerm) => litSize(r.rows, unit);
   // offsets of each rterm's slice in shared memory
@@ -210,7 +297,7 @@ export function renderMatvecCell(model: I.Model, CELL: CellConfig = CELL_CONFIGS
     for (const r of rterms) {
       wOff.push(w);
       mOff.push(m);
-      w = `${w} + ${rowsLocal(r)}u * SEQC_JB * ${E}`;
+      w = `${w} + ${rowsLocal(r)}u * SEQC_JB * (${vecLen(r.vecShape)})`;
       m = `${m} + B * ${rowsLocal(r)}u * SEQC_JB`;
     }
     wOff.push(w);
@@ -247,10 +334,11 @@ export function renderMatvecCell(model: I.Model, CELL: CellConfig = CELL_CONFIGS
 
   // ---- the pointwise cell for element (b, jl), unit j = j0 + jl ----
   const cellLines: string[] = [];
+  const cellLinesA: string[] = [];
   const bK = K.ref("b");
   const tK = K.ref("t");
-  for (const t of lets) cellLines.push(`      float L_${t.name}[${litSize(t.shape, unit)}];`);
-  for (const s of body) {
+  for (const t of lets) if (!aOff.has(t.name)) cellLines.push(`      float L_${t.name}[${litSize(t.shape, unit)}];`);
+  for (const [si, s] of body.entries()) {
     const target = I.findTensor(model, s.target)!;
     const loopVars = s.vars.filter((v) => !isDim(v.extent, unit));
     const unitVar = s.vars.find((v) => isDim(v.extent, unit))!;
@@ -272,6 +360,7 @@ export function renderMatvecCell(model: I.Model, CELL: CellConfig = CELL_CONFIGS
           return K.load("s_M", K.add(K.add(K.ref(`MO${r.id}`), K.mul(bK, K.ref(`RL${r.id}`))), localRow(r, idx, K.ref("jl"))));
         }
         const t = I.findTensor(model, tensor)!;
+        if (t.kind === "let" && aOff.has(tensor)) return K.ref(`s_A[(${aOff.get(tensor)}u + ${R(localFlat(t, idx))}) * B * SEQC_JB + b * SEQC_JB + jl]`, "f32");
         if (t.kind === "let") return K.ref(`L_${tensor}[${R(localFlat(t, idx))}]`, "f32");
         if (t.kind === "state") return K.ref(`s_S[${stIndex.get(tensor)}u * B * SEQC_JB + b * SEQC_JB + jl]`, "f32");
         if (t.kind === "output") return K.ref(`O_${tensor}[${R(localFlat(t, idx))}]`, "f32");
@@ -282,7 +371,8 @@ export function renderMatvecCell(model: I.Model, CELL: CellConfig = CELL_CONFIGS
     const v = sc.lower(s.expr, pre);
     const inner = [...renderStmts(pre, cx, "        "), `        const float val = ${R(v)};`];
     const tIdx = s.vars.map((x) => (isDim(x.extent, unit) ? K.ref("j") : K.ref(`g_${x.id}`)));
-    if (s.k === "let") inner.push(`        L_${s.target}[${R(localFlat(target, tIdx))}] = val;`);
+    if (s.k === "let" && aOff.has(s.target)) inner.push(`        s_A[(${aOff.get(s.target)}u + ${R(localFlat(target, tIdx))}) * B * SEQC_JB + b * SEQC_JB + jl] = val;`);
+    else if (s.k === "let") inner.push(`        L_${s.target}[${R(localFlat(target, tIdx))}] = val;`);
     else if (s.k === "assign") inner.push(`        s_S[${stIndex.get(s.target)}u * B * SEQC_JB + b * SEQC_JB + jl] = val;`);
     else {
       const osize = R(K.ref(`D_${unit}`)) + ` * ${litSize(target.shape, unit)}u`;
@@ -293,7 +383,7 @@ export function renderMatvecCell(model: I.Model, CELL: CellConfig = CELL_CONFIGS
       const n = (lv.extent as { value: number }).value;
       block = [`#pragma unroll`, `      for (unsigned int g_${lv.id} = 0; g_${lv.id} < ${n}u; ++g_${lv.id}) {`, ...block, `      }`];
     }
-    cellLines.push(`      { // ${s.k} ${s.target}`, ...block, `      }`);
+    (si < el.plan.phaseA ? cellLinesA : cellLines).push(`      { // ${s.k} ${s.target}`, ...block, `      }`);
   }
 
   const initVals = states.map((s) => {
@@ -308,7 +398,8 @@ export function renderMatvecCell(model: I.Model, CELL: CellConfig = CELL_CONFIGS
     { ref: { kind: "params" }, decl: `const float* __restrict__ params` },
     { ref: { kind: "states" }, decl: `float* __restrict__ ${STATES}` },
     ...xterms.map((x) => ({ ref: { kind: "workspace", name: `X${x.id}` } as CudaBufferRef, decl: `const float* __restrict__ ws_X${x.id}` })),
-    { ref: { kind: "workspace", name: "hbuf" }, decl: `float* __restrict__ hbuf` },
+    ...(rStates.length ? [{ ref: { kind: "workspace", name: "hbuf" } as CudaBufferRef, decl: `float* __restrict__ hbuf` }] : []),
+    ...(lVecs.length ? [{ ref: { kind: "workspace", name: "vbuf" } as CudaBufferRef, decl: `float* __restrict__ vbuf` }] : []),
     { ref: { kind: "workspace", name: "barrier" }, decl: `unsigned int* __restrict__ barrier` },
   ];
   const us = `SeqcUniforms_${name}`;
@@ -322,22 +413,26 @@ export function renderMatvecCell(model: I.Model, CELL: CellConfig = CELL_CONFIGS
   const matvec = rterms
     .map((r) => {
       const RL = `${rowsLocal(r)}u * SEQC_JB`;
-      return `    { // ${r.param} . ${r.state}(t-1)  ->  s_M[${mOff[r.id]} + b * RL + row]
-      const unsigned int RL = ${RL};
+      // the vector: a state's previous value from s_H, or a let of this step straight from vbuf (L2)
+      const H = r.vecKind === "state" ? `s_H + ${rsIndex.get(r.vec)}u * B * E` : `vin + ${lvOff.get(r.vec)!}`;
+      const HS = r.vecKind === "state" ? "E" : `(${lvTotal})`;
+      const ldH = r.vecKind === "state" ? (x: string) => x : (x: string) => `__ldcg(&${x})`;
+      return `    { // ${r.param} . ${r.vec}${r.vecKind === "state" ? "(t-1)" : ""}  ->  s_M[${mOff[r.id]} + b * RL + row]
+      const unsigned int RL = ${RL}, KV = ${vecLen(r.vecShape)}, HS = ${HS};
       const float* W = s_W + ${wOff[r.id]};
-      const float* H = s_H + ${rsIndex.get(r.state)}u * B * E;
+      const float* H = ${H};
       const unsigned int tilesB = (B + ${TB - 1}u) / ${TB}u, tilesR = (RL + ${TR - 1}u) / ${TR}u;
       for (unsigned int tile = warp; tile < tilesB * tilesR; tile += nwarps) {
         const unsigned int b0 = (tile / tilesR) * ${TB}u, r0 = (tile % tilesR) * ${TR}u;
         float acc[${NV}];
 #pragma unroll
         for (int q = 0; q < ${NV}; ++q) acc[q] = 0.f;
-        for (unsigned int m4 = lane; m4 < E / 4u; m4 += 32u) {
+        for (unsigned int m4 = lane; m4 < KV / 4u; m4 += 32u) {
           float4 w[${TR}], h[${TB}];
 #pragma unroll
-          for (int rr = 0; rr < ${TR}; ++rr) w[rr] = reinterpret_cast<const float4*>(W + (size_t)min(r0 + rr, RL - 1u) * E)[m4];
+          for (int rr = 0; rr < ${TR}; ++rr) w[rr] = reinterpret_cast<const float4*>(W + (size_t)min(r0 + rr, RL - 1u) * KV)[m4];
 #pragma unroll
-          for (int bb = 0; bb < ${TB}; ++bb) h[bb] = reinterpret_cast<const float4*>(H + (size_t)min(b0 + bb, B - 1u) * E)[m4];
+          for (int bb = 0; bb < ${TB}; ++bb) h[bb] = ${ldH(`reinterpret_cast<const float4*>(H + (size_t)min(b0 + bb, B - 1u) * HS)[m4]`)};
 #pragma unroll
           for (int bb = 0; bb < ${TB}; ++bb)
 #pragma unroll
@@ -361,37 +456,72 @@ ${reduceRounds(NV)}
     .join("\n");
 
   const loadW = rterms
-    .map(
-      (r) => `  { // rows of ${r.param} owned by this block
-    const unsigned int RL = ${rowsLocal(r)}u * SEQC_JB;
-    for (unsigned int i = threadIdx.x; i < RL * E; i += blockDim.x) {
-      const unsigned int row = i / E, m = i % E;
-      // local row -> (literal axes.., jl)
-      unsigned int rest = row, full = 0u, mul = 1u; bool ok = true;
-${r.rows
-  .map((_, a) => r.rows.length - 1 - a)
-  .map((a) => {
-    const ext = r.rows[a];
-    if (a === r.unitAxis) return `      { const unsigned int jl = rest % SEQC_JB; rest /= SEQC_JB; const unsigned int j = j0 + jl; ok = ok && j < E; full += mul * j; mul *= E; }`;
-    const n = (ext as { value: number }).value;
-    return `      { const unsigned int g = rest % ${n}u; rest /= ${n}u; full += mul * g; mul *= ${n}u; }`;
-  })
-  .join("\n")}
-      s_W[${wOff[r.id]} + i] = ok ? __ldg(params + SEQC_${paramOffset(r.param)} + (size_t)full * E + m) : 0.f;
+    .map((r) => {
+      const decodeRows = r.rows
+        .map((_, a) => r.rows.length - 1 - a)
+        .map((a) => {
+          if (a === r.unitAxis) return `      unsigned int rv${a}; { const unsigned int jl = rest % SEQC_JB; rest /= SEQC_JB; rv${a} = j0 + jl; ok = ok && rv${a} < E; }`;
+          const n = (r.rows[a] as { value: number }).value;
+          return `      const unsigned int rv${a} = rest % ${n}u; rest /= ${n}u;`;
+        });
+      const decodeK = r.vecShape
+        .map((_, a) => r.vecShape.length - 1 - a)
+        .map((a) => `      const unsigned int kv${a} = kr % ${extC(r.vecShape[a])}; kr /= ${extC(r.vecShape[a])};`);
+      const idxC = (x: PIndex) => (x.kind === "lit" ? `${x.value}u` : x.kind === "row" ? `rv${x.at}` : `kv${x.at}`);
+      let full = "";
+      r.pIdx.forEach((x, a) => (full = a === 0 ? idxC(x) : `(size_t)(${full}) * ${extC(r.pShape[a])} + ${idxC(x)}`));
+      return `  { // rows of ${r.param} owned by this block, each the ${vecLen(r.vecShape)} values it contracts with ${r.vec}
+    const unsigned int RL = ${rowsLocal(r)}u * SEQC_JB, KV = ${vecLen(r.vecShape)};
+    for (unsigned int i = threadIdx.x; i < RL * KV; i += blockDim.x) {
+      // local row -> (literal axes.., jl); depth -> the vector's axes
+      unsigned int rest = i / KV, kr = i % KV; bool ok = true;
+${decodeRows.join("\n")}
+${decodeK.join("\n")}
+      s_W[${wOff[r.id]} + i] = ok ? __ldg(params + SEQC_${paramOffset(r.param)} + (${full})) : 0.f;
     }
-  }`,
-    )
+  }`;
+    })
     .join("\n");
 
+  const outLocals = outputs.filter((o) => body.some((s) => exprReads(s.expr, o.name))).map((o) => `      float O_${o.name}[${litSize(o.shape, unit)}];`);
+  // phase A (let vectors only): the statements before the first matvec, then each block's slice of the let
+  // vectors to vbuf[t & 1], then the grid barrier after which every block reads them whole
+  const publish = lVecs.map((v) => {
+    const t = I.findTensor(model, v)!;
+    const n = litSize(t.shape, unit);
+    const lit = t.shape.map((e, a) => ({ e, a })).filter((x) => !isDim(x.e, unit));
+    const decode = [...lit].reverse().map((x) => `unsigned int c${x.a} = r % ${(x.e as { value: number }).value}u; r /= ${(x.e as { value: number }).value}u;`).join(" ");
+    let k = "";
+    t.shape.forEach((e, a) => {
+      const ix = isDim(e, unit) ? "j" : `c${a}`;
+      k = a === 0 ? ix : `(${k}) * ${extC(e)} + ${ix}`;
+    });
+    return `      for (unsigned int q = 0; q < ${n}u; ++q) { unsigned int r = q; ${decode} (void)r; vout[(size_t)b * (${lvTotal}) + ${lvOff.get(v)!} + ${k}] = s_A[(${aOff.get(v)}u + q) * B * SEQC_JB + b * SEQC_JB + jl]; }`;
+  });
+  const phaseALoop = lVecs.length
+    ? `    float* vout = vbuf + (size_t)(t & 1u) * B * (${lvTotal});
+    const float* vin = vout;
+    for (unsigned int i = threadIdx.x; i < B * SEQC_JB; i += blockDim.x) {
+      const unsigned int b = i / SEQC_JB, jl = i % SEQC_JB, j = j0 + jl;
+      if (j >= E) continue;
+${outLocals.join("\n")}
+${cellLinesA.join("\n")}
+${publish.join("\n")}
+    }
+    seqc_grid_sync_${model.name}${CELL.suffix.replace(/-/g, "_")}(barrier, target);
+`
+    : "";
   const xrDecls = xterms.map((x) => `  const unsigned int XR${x.id} = ${productRows(x.rows)};`).join("\n");
   const rDecls = rterms.map((r) => `  const unsigned int RL${r.id} = ${rowsLocal(r)}u * SEQC_JB; const unsigned int MO${r.id} = ${mOff[r.id]}; (void)MO${r.id}; (void)RL${r.id};`).join("\n");
-  const outLocals = outputs.filter((o) => body.some((s) => exprReads(s.expr, o.name))).map((o) => `      float O_${o.name}[${litSize(o.shape, unit)}];`);
 
   const src = `
 // ==== ${model.name}: persistent sequential cell (recurrent matvec with weights in shared memory) ====
 struct ${us} { ${uniforms.map((u) => `unsigned int ${u};`).join(" ")} };
 struct ${os} { ${overrides.map((o) => `unsigned int ${o};`).join(" ")} };
 __device__ __forceinline__ void seqc_grid_sync_${model.name}${CELL.suffix.replace(/-/g, "_")}(unsigned int* bar, unsigned int& target) {
+#ifdef SEQC_EMU
+  emu_coop::gridsync(); (void)bar; (void)target;  // the CPU emulation (test/cuda-emu/cooperative.h)
+#else
   __syncthreads();
   if (threadIdx.x == 0) {
     target += gridDim.x;
@@ -401,6 +531,7 @@ __device__ __forceinline__ void seqc_grid_sync_${model.name}${CELL.suffix.replac
     do { asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(v) : "l"(bar) : "memory"); } while (v < target);
   }
   __syncthreads();
+#endif
 }
 extern "C" __global__ void __launch_bounds__(${CELL.THREADS}, 1) ${name}(${[...bufs.map((b) => b.decl), `const ${us} u`, `const ${os} ov`].join(", ")}) {
 ${ovDecls}
@@ -411,7 +542,7 @@ ${ovDecls}
   float* s_W = reinterpret_cast<float*>(seqc_smem4);                 // recurrent rows of this block
   float* s_H = s_W + (${wOff[rterms.length]});                       // h_{t-1}, all units: [${nRS}][B][E]
   float* s_M = s_H + ${nRS}u * B * E;                                 // matvec results [B][rows]
-  float* s_S = s_M + (${mOff[rterms.length]});                       // states of this block's units [${states.length}][B][JB]
+  float* s_S = s_M + (${mOff[rterms.length]});                       // states of this block's units [${states.length}][B][JB]${aTotal ? `\n  float* s_A = s_S + ${states.length}u * B * SEQC_JB;                 // phase A's lets of this block's units [${aTotal}][B][JB]` : ""}
 ${xrDecls}
 ${rDecls}
 ${loadW}
@@ -424,11 +555,11 @@ ${states.map((s, si) => `    { const float v = ${initVals[si]}; s_S[${si}u * B *
   unsigned int target = 0u;
   seqc_grid_sync_${model.name}${CELL.suffix.replace(/-/g, "_")}(barrier, target);
   for (unsigned int t = 0; t < T; ++t) {
-    const float* hin = hbuf + (size_t)(t & 1u) * ${nRS}u * B * E;
+${phaseALoop}${nRS ? `    const float* hin = hbuf + (size_t)(t & 1u) * ${nRS}u * B * E;
     float* hout = hbuf + (size_t)((t + 1u) & 1u) * ${nRS}u * B * E;
     for (unsigned int i = threadIdx.x; i < ${nRS}u * B * E / 4u; i += blockDim.x)
       reinterpret_cast<float4*>(s_H)[i] = __ldcg(reinterpret_cast<const float4*>(hin) + i);
-    __syncthreads();
+` : ""}    __syncthreads();
 ${matvec}
     __syncthreads();
     for (unsigned int i = threadIdx.x; i < B * SEQC_JB; i += blockDim.x) {
@@ -438,8 +569,7 @@ ${outLocals.join("\n")}
 ${cellLines.join("\n")}
 ${rStates.map((s, k) => `      hout[(size_t)${k}u * B * E + (size_t)b * E + j] = s_S[${stIndex.get(s)}u * B * SEQC_JB + i];`).join("\n")}
     }
-    seqc_grid_sync_${model.name}${CELL.suffix.replace(/-/g, "_")}(barrier, target);
-  }
+${nRS ? `    seqc_grid_sync_${model.name}${CELL.suffix.replace(/-/g, "_")}(barrier, target);\n` : ""}  }
   for (unsigned int i = threadIdx.x; i < B * SEQC_JB; i += blockDim.x) {
     const unsigned int b = i / SEQC_JB, jl = i % SEQC_JB, j = j0 + jl;
     if (j >= E) continue;
@@ -452,11 +582,14 @@ ${states.map((s, si) => `    ${STATES}[u.${stateOffset(s.name)} + (size_t)b * E 
   const Esz: SizeExpr = unit;
   const smemFloats: SizeExpr = [
     "+",
-    ...rterms.map((r) => ["*", rowsLocal(r), "JB", Esz] as SizeExpr),
+    ...rterms.map((r) => ["*", rowsLocal(r), "JB", ...r.vecShape.map(extS)] as SizeExpr),
     ["*", nRS, "B", Esz],
     ...rterms.map((r) => ["*", "B", rowsLocal(r), "JB"] as SizeExpr),
     ["*", states.length, "B", "JB"],
+    ["*", aTotal, "B", "JB"],
   ];
+  // every vector's length a multiple of 4 (float4 rows), the units too
+  const mult4 = (x: SizeExpr): SizeExpr => [">=", 0, ["-", x, ["*", 4, ["/", x, 4]]]];
   const steps: CudaFormPlan["steps"] = [];
   for (const x of xterms) {
     const rows = productS(x.rows);
@@ -468,14 +601,19 @@ ${states.map((s, si) => `    ${STATES}[u.${stateOffset(s.name)} + (size_t)b * E 
   const form: CudaFormPlan = {
     form: "sequential",
     variant: `persistent-matvec${CELL.suffix}`,
-    note: `${xterms.length} input projection(s) hoisted into fp32 GEMMs; one persistent cooperative kernel keeps each block's rows of ${rterms.map((r) => r.param).join(", ")} in shared memory over all T steps`,
+    note: `${xterms.length} input projection(s) hoisted into fp32 GEMMs; one persistent cooperative kernel keeps each block's rows of ${rterms.map((r) => r.param).join(", ")} in shared memory over all T steps${lVecs.length ? ` (contracted with ${lVecs.join(", ")}, published mid-step)` : ""}`,
     vars: [
       ["JB", ["ceilDiv", Esz, "LIMIT_SMS"]],
       ["CELL_BLOCKS", ["ceilDiv", Esz, "JB"]],
       ["CELL_SMEM_FLOATS", smemFloats],
     ],
-    applicable: ["*", [">=", "LIMIT_SMEM_OPTIN", ["*", 4, "CELL_SMEM_FLOATS"]], [">=", 0, ["-", Esz, ["*", 4, ["/", Esz, 4]]]]],
-    workspaces: [...xterms.map((x) => ({ name: `X${x.id}`, words: ["*", "B", "T", productS(x.rows)] as SizeExpr })), { name: "hbuf", words: ["*", 2, nRS, "B", Esz] }, { name: "barrier", words: 1 }],
+    applicable: ["*", [">=", "LIMIT_SMEM_OPTIN", ["*", 4, "CELL_SMEM_FLOATS"]], mult4(Esz), ...rterms.map((r) => mult4(["*", ...r.vecShape.map(extS)] as SizeExpr))],
+    workspaces: [
+      ...xterms.map((x) => ({ name: `X${x.id}`, words: ["*", "B", "T", productS(x.rows)] as SizeExpr })),
+      ...(nRS ? [{ name: "hbuf", words: ["*", 2, nRS, "B", Esz] as SizeExpr }] : []),
+      ...(lVecs.length ? [{ name: "vbuf", words: ["*", 2, "B", lvTotalS] as SizeExpr }] : []),
+      { name: "barrier", words: 1 },
+    ],
     steps,
   };
   return { source: src, form };
@@ -483,6 +621,14 @@ ${states.map((s, si) => `    ${STATES}[u.${stateOffset(s.name)} + (size_t)b * E 
 
 function productRows(rows: I.Extent[]): string {
   return rows.map((e) => (e.kind === "lit" ? `${e.value}u` : `SEQC_D_${e.name}`)).join(" * ");
+}
+
+function exprReadsPrefix(e: I.Expr, prefix: string): boolean {
+  let r = false;
+  I.walkExpr(e, (x) => {
+    if (x.k === "read" && x.tensor.startsWith(prefix)) r = true;
+  });
+  return r;
 }
 
 function exprReads(e: I.Expr, tensor: string): boolean {

@@ -1,0 +1,92 @@
+/**
+ * The persistent matvec cell (compiler/backends/cuda/matvec-cell.ts) on the CPU emulation of CUDA
+ * (test/cuda-emu/cell.ts: every block resident, the grid barrier, the hoisted GEMMs), through the real
+ * CudaModelRunner, against the float64 interpreter:
+ *   - the LSTM / GRU forwards (the state's previous value as the matvec vector);
+ *   - their backward cores (compiler/grad/split.ts: the state-adjoint recurrence), whose matvec is the
+ *     transposed W_hh^T times a let of the step (the gate adjoints), published mid-step: the variant the
+ *     torch target's backward now runs. Odd batch, T = 1, given initial states, several units per block
+ *     with a partial last block (3 SMs) and one unit per block (132 SMs).
+ */
+import { describe, expect, it } from "vitest";
+import { spawnSync } from "node:child_process";
+import { loadProgram } from "../compiler/frontend/load.ts";
+import { interpret } from "../compiler/ir/interpret.ts";
+import * as I from "../compiler/ir/types.ts";
+import { buildBackward } from "../compiler/grad/backward.ts";
+import { splitParamAdjoints } from "../compiler/grad/split.ts";
+import { matvecCellPlan } from "../compiler/backends/cuda/matvec-cell.ts";
+import { lowerCuda } from "../compiler/backends/cuda/plan.ts";
+import { buildTorchPlans } from "../compiler/backends/torch/plans.ts";
+import { relativeError } from "../compiler/io/manifest.ts";
+import { CudaModelRunner } from "../runtime/cuda/runner.ts";
+import type { CudaDevice } from "../runtime/cuda/device.ts";
+import { CellFakeDevice } from "./cuda-emu/cell.ts";
+import { randomRun } from "./helpers/random.ts";
+
+const gpp = spawnSync("g++", ["--version"]).status === 0;
+const load = (name: string) => loadProgram([`stdlib/${name}.seq`]).models[0];
+const core = (name: string) => splitParamAdjoints(buildBackward(load(name), {}, { paramAdjoints: "state" })).core;
+const f32 = (x: Record<string, Float64Array> = {}) => Object.fromEntries(Object.entries(x).map(([k, v]) => [k, Float32Array.from(v)]));
+
+describe("the backward core's transposed matvec is eligible for the persistent cell", () => {
+  it("LSTM and GRU cores: one recurrent matvec, W_hh contracted over (gate, unit) with the gate adjoints (a let), result at the unit of W_hh's last axis", () => {
+    for (const [name, vec] of [["lstm", "pre__v1__bar"], ["gru", "gh__v1__bar"]]) {
+      const el = matvecCellPlan(core(name));
+      if (!el.ok) throw new Error(`${name}: ${el.why}`);
+      expect(el.plan.rterms.map((r) => [r.param, r.vec, r.vecKind]), name).toEqual([["weight_hh_l0", vec, "let"]]);
+      expect(el.plan.rterms[0].pIdx, name).toEqual([{ kind: "k", at: 0 }, { kind: "k", at: 1 }, { kind: "row", at: 0 }]);
+      // W_ih x and W_hh h_prev (the recomputed gates) are hoisted GEMMs; phase A ends where the matvec is read
+      expect(el.plan.xterms.map((x) => [x.param, x.input]), name).toEqual([["weight_ih_l0", "x"], ["weight_hh_l0", "h__prev"]]);
+      expect(el.plan.phaseA, name).toBeGreaterThan(0);
+      expect(el.plan.body.slice(el.plan.phaseA).every((s) => I.tensorsOfKind(core(name), "state").some((t) => t.name === s.target) || s.k !== "let"), name).toBe(true);
+      expect(lowerCuda(core(name)).plan.forms[0].variant).toBe("persistent-matvec");
+      expect(buildTorchPlans(load(name), {}).plans.backward.forms[0].variant).toBe("persistent-matvec");
+    }
+    // the forwards keep their state-vector matvec and no phase A
+    for (const name of ["lstm", "gru"]) {
+      const el = matvecCellPlan(load(name));
+      if (!el.ok) throw new Error(el.why);
+      expect(el.plan.rterms.map((r) => r.vecKind)).toEqual(["state"]);
+      expect(el.plan.phaseA).toBe(0);
+    }
+  });
+
+  it("still refused: a matvec whose vector comes after another matvec, a sum over a let that reads no state, a vector read at other indices", () => {
+    const src = (body: string) => `model M {\n  dims H\n  input x[H]\n  param U[H, H], V[H, H]\n  state h[H] = 0\n${body}\n}\n`;
+    const m = (body: string) => loadProgram(["m.seq"], new Map([["m.seq", src(body)]])).models[0];
+    const why = (body: string) => {
+      const el = matvecCellPlan(m(body));
+      return el.ok ? "ok" : el.why;
+    };
+    expect(why("  let a[j] = tanh(h[j])\n  h[j] = sum(m) U[m, j] * a[m]")).toBe("ok");
+    expect(why("  let a[j] = tanh(sum(m) U[j, m] * h[m])\n  let c[j] = sum(m) V[m, j] * a[m]\n  h[j] = c[j]")).toMatch(/computed after another matvec/);
+    expect(why("  let a[j] = x[j] * 2\n  h[j] = sum(m) U[m, j] * a[m]")).toMatch(/a sum over let a/);
+    expect(why("  let a[j] = tanh(h[j])\n  h[j] = sum(m) U[m, m] * a[m]")).toMatch(/not indexed by the summed and the statement's variables/);
+  });
+});
+
+const CASES = [
+  { B: 3, T: 7, sms: 3, init: true },
+  { B: 3, T: 1, sms: 3, init: true },
+  { B: 2, T: 5, sms: 132, init: false },
+];
+
+describe.skipIf(!gpp)("the persistent cell on the CPU emulation of CUDA vs the float64 interpreter", () => {
+  for (const [kind, name] of [["forward", "lstm"], ["forward", "gru"], ["backward core", "lstm"], ["backward core", "gru"]] as const) {
+    it.each(CASES.map((c) => [JSON.stringify(c), c] as const))(`${name} ${kind}: %s`, async (_l, c) => {
+      const model = kind === "forward" ? load(name) : core(name);
+      const dims = { H: 8, I: 3 };
+      const run = randomRun(model, { dims, batch: c.B, time: c.T, seed: 11 * c.T + c.B + (kind === "forward" ? 0 : 100), initialState: c.init });
+      const want = interpret(model, run);
+      const device = new CellFakeDevice(c.sms);
+      const plan = device.add(lowerCuda(model).plan);
+      const runner = await CudaModelRunner.create(plan, { dims, params: f32(run.params), device: device as unknown as CudaDevice, form: "sequential" });
+      const r = await runner.forward(f32(run.inputs), { batch: c.B, initialState: f32(run.initialState) });
+      expect(r.form).toMatch(/^persistent-matvec/);
+      for (const [k, v] of Object.entries(want.outputs)) expect(relativeError(Float64Array.from(r.outputs[k] as Float32Array), v), `output ${k}`).toBeLessThanOrEqual(1e-5);
+      for (const [k, v] of Object.entries(want.finalState)) expect(relativeError(Float64Array.from(r.finalState![k] as Float32Array), v), `final ${k}`).toBeLessThanOrEqual(1e-5);
+      runner.dispose();
+    }, 600_000);
+  }
+});
