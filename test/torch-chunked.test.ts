@@ -12,11 +12,14 @@
  */
 import { describe, expect, it } from "vitest";
 import { spawn, spawnSync } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { loadProgram } from "../compiler/frontend/load.ts";
 import { interpret, shapeSizes, type RunInputs } from "../compiler/ir/interpret.ts";
 import * as I from "../compiler/ir/types.ts";
-import { gradients } from "../compiler/grad/run.ts";
+import { gradients, recording } from "../compiler/grad/run.ts";
 import { modelChain } from "../compiler/grad/chunked-chain.ts";
 import { buildTorchPlans } from "../compiler/backends/torch/plans.ts";
 import { emitTorch } from "../compiler/backends/torch/target.ts";
@@ -82,32 +85,41 @@ async function pythonChain(model: I.Model, run: RunInputs, cot: ReturnType<typeo
     cotState: dropStateCot ? null : wire(cot.finalState[names.state], [B, ...stateShape]),
     inputs: spec("input").filter(([n]) => run.inputs[n as string]), params: spec("param"), outputs: spec("output"),
   };
-  const py = spawn("python3", ["test/torch/chain_glue.py"], { stdio: ["pipe", "pipe", "pipe"] });
+  const parts: string[] = [];
+  const got = await serve("python3", ["test/torch/chain_glue.py"], case_, (msg) => {
+    parts.push(msg.run);
+    return { model: models[msg.run as ChainPart]!, dims: msg.dims ?? dims, params: msg.dims ? {} : run.params };
+  });
+  return { parts, ...got };
+}
+
+type Request = { run: string; dims?: Record<string, number>; B: number; T: number; inputs: Record<string, Wire | number[]>; params?: Record<string, number[]>; initial: Record<string, Wire | number[]> };
+
+/** Runs a Python driver that sends {"run", ...} requests (one a line) and ends with {"done": true, ...}; each request runs `which`'s model on the float64 interpreter. */
+async function serve(cmd: string, args: string[], first: unknown, which: (msg: Request) => { model: I.Model; dims: Record<string, number>; params: Record<string, Float64Array> }) {
+  const py = spawn(cmd, args, { stdio: ["pipe", "pipe", "pipe"] });
   let err = "";
   py.stderr.on("data", (d) => (err += d));
-  py.stdin.write(JSON.stringify(case_) + "\n");
-  const parts: string[] = [];
+  py.stdin.write(JSON.stringify(first) + "\n");
+  const f64 = (w: Wire | number[]) => Float64Array.from(Array.isArray(w) ? w : w.data);
   for await (const line of createInterface({ input: py.stdout })) {
     const msg = JSON.parse(line);
-    if (msg.done) { py.stdin.end(); return { parts, ...msg }; }
-    const m = models[msg.run as ChainPart]!;
-    parts.push(msg.run);
-    const d = msg.dims ?? dims;
+    if (msg.done) { py.stdin.end(); return msg; }
+    const { model: m, dims: d, params } = which(msg as Request);
     const own = new Set(I.tensorsOfKind(m, "input").map((t) => t.name));
-    const f64 = (w: Wire) => Float64Array.from(w.data);
     const r = interpret(m, {
       dims: d, batch: msg.B, time: msg.T,
       inputs: Object.fromEntries(Object.entries(msg.inputs as Record<string, Wire>).filter(([k]) => own.has(k)).map(([k, v]) => [k, f64(v)])),
-      params: msg.dims ? {} : run.params,
+      params,
       initialState: Object.fromEntries(Object.entries(msg.initial as Record<string, Wire>).map(([k, v]) => [k, f64(v)])),
     });
-    const shapeOf = (n: string, lead: number[]) => [...lead, ...sizes(m.tensors.find((t) => t.name === n)!, d)];
+    const shapeOf = (n: string, lead: number[]) => [...lead, ...shapeSizes(m.tensors.find((t) => t.name === n)!.shape, d)];
     py.stdin.write(JSON.stringify({
       outputs: Object.fromEntries(Object.entries(r.outputs).map(([k, v]) => [k, wire(v, shapeOf(k, [msg.B, msg.T]))])),
       final: Object.fromEntries(Object.entries(r.finalState).map(([k, v]) => [k, wire(v, shapeOf(k, [msg.B]))])),
     }) + "\n");
   }
-  throw new Error(`chain_glue.py ended without gradients: ${err}`);
+  throw new Error(`${args[0]} ended without its result: ${err}`);
 }
 
 describe.skipIf(!numpy)("torch target: the chunked backward's glue (seqc_chunked.py on numpy, chain models on the float64 interpreter)", () => {
@@ -131,3 +143,42 @@ describe.skipIf(!numpy)("torch target: the chunked backward's glue (seqc_chunked
     }
   }, 300_000);
 });
+
+const cpuTorch = spawnSync("/usr/bin/python3", ["-c", "import torch"]).status === 0;
+if (!cpuTorch) console.warn("torch-chunked.test: no torch for /usr/bin/python3 (Debian's python3-torch); the autograd check is skipped");
+describe.skipIf(!cpuTorch)("torch target: the chunked backward through seqc_torch's autograd Function (CPU torch, float64; plans run by the interpreter)", () => {
+  it.each(CHAIN_MODELS)("%s", async (name) => {
+    const model = load(name);
+    const dims = smallDims(model, { K: 5, V: 7, P: 7, N: 5 });
+    const dir = mkdtempSync(join(tmpdir(), "seqc-torch-chunked-"));
+    const json = emitTorch(model, { ptx: false }).find((f) => f.path.endsWith(".torch.json"))!;
+    writeFileSync(join(dir, json.path), json.contents);
+    const chain = modelChain(model, dims);
+    const rec = recording(model);
+    for (const [B, T, init] of [[2, 19, true], [1, 1, true], [3, 7, false]] as const) {
+      const run = chunkInputs(model, { dims, batch: B, time: T, seed: 9 + T, initialState: init });
+      const ref = interpret(model, run);
+      const cot = randomCotangents(ref, T + 4);
+      const want = await gradients(model, run, cot);
+      const list = (o: Record<string, Float64Array> | undefined) => Object.fromEntries(Object.entries(o ?? {}).map(([k, v]) => [k, Array.from(v)]));
+      const got = await serve("/usr/bin/python3", ["test/torch/autograd_cpu.py", join(dir, json.path)],
+        { B, T, dims, backward: "chunked", inputs: list(run.inputs), params: list(run.params), initialState: list(run.initialState), cotOutputs: list(cot.outputs), cotFinal: list(cot.finalState) },
+        (msg) => {
+          const given = Object.fromEntries(Object.entries(msg.params ?? {}).map(([k, v]) => [k, Float64Array.from(v)]));
+          if (msg.run === "record64") return { model: rec, dims: msg.dims!, params: given };
+          const part = msg.run.replace(/^chain64:/, "") as ChainPart;
+          if (!msg.run.startsWith("chain64:") || !chain.models[part]) throw new Error(`unexpected plan ${msg.run}`);
+          return { model: chain.models[part]!, dims: msg.dims!, params: given };
+        });
+      const label = `B=${B} T=${T} init=${init}`;
+      expect(got.chunked, label).toBe(true);
+      expect(got.keys[0], label).toBe("record64");
+      expect(got.keys.slice(1).sort(), label).toEqual(chain_keys(chain));
+      for (const [k, v] of Object.entries(want.inputs)) expect(relativeError(Float64Array.from(got.inputs[k]), v), `${label}: d ${k}`).toBeLessThanOrEqual(1e-9);
+      for (const [k, v] of Object.entries(want.params)) if (run.params[k]) expect(relativeError(Float64Array.from(got.params[k]), v), `${label}: d param ${k}`).toBeLessThanOrEqual(1e-9);
+      if (init) for (const [k, v] of Object.entries(want.initialState)) expect(relativeError(Float64Array.from(got.initialState[k]), v), `${label}: d ${k}0`).toBeLessThanOrEqual(1e-9);
+    }
+  }, 300_000);
+});
+
+const chain_keys = (c: ReturnType<typeof modelChain>) => Object.entries(c.models).filter(([, m]) => m).map(([p]) => `chain64:${p}`).sort();

@@ -11,7 +11,7 @@ set -uo pipefail
 export PYTHONUNBUFFERED=1 CUDA_CACHE_MAXSIZE=4294967296 TRITON_CACHE_DIR=/tmp/triton-cache FLA_CACHE_RESULTS=0
 OUT=${OUT:-/tmp/seqc-chunked-out}
 MOD=${MODULES:-dist/torch-chunked}
-MODELS=${MODELS:-simple_gla,gla,mamba2,linear_attention,retnet}
+MODELS=${MODELS:-simple_gla,gla,linear_attention,retnet,mamba2}
 mkdir -p "$OUT" "$TRITON_CACHE_DIR"
 LOG="$OUT/run.log"
 T0=$(date +%s)

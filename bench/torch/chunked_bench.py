@@ -154,7 +154,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("modules")
     ap.add_argument("--out")
-    ap.add_argument("--models", default="simple_gla,gla,mamba2,linear_attention,retnet")
+    ap.add_argument("--models", default="simple_gla,gla,linear_attention,retnet,mamba2")
     ap.add_argument("--step-models", default="simple_gla,gla")
     ap.add_argument("--budget", type=float, default=100.0)
     ap.add_argument("--reps", type=int, default=10)
