@@ -106,6 +106,8 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
         // fused, value tiles of 64 and 32 (f32: 32 and 16, its operands take twice the space). Auto prefers
         // the wider one when it gives >= 1.5 blocks per SM (measured on the H100, bench/RESULTS.md), else split.
         const fusedBVs = (dtype === "f32" ? [32, 16] : [64, 32]).filter((BV) => chunkLayout(mk("fused", BV)).SMEM <= SMEM_MAX);
+        // blocks of phase A per SM (its shared memory)
+        const bpsA = blocksPerSm(chunkLayout(mk("phaseA", 32)).SMEM);
         for (const BV of fusedBVs) {
           const c = mk("fused", BV);
           if (chunkLayout(c).SMEM > SMEM_MAX || (opts.only && !opts.only(`chunked-fused-${dtype}-k${KP}-v${BV}-r${RTP}`))) continue;
@@ -117,7 +119,7 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
             io: dtype,
             module: dtype,
             applicable: ["*", ...base, [">=", "LIMIT_SMEM_OPTIN", chunkLayout(c).SMEM]],
-            prefer: BV === fusedBVs[0] ? fusedPrefer(blocks, nH, decay, lr) : 0,
+            prefer: BV === fusedBVs[0] ? fusedPrefer(blocks, nH, decay, lr, bpsA) : 0,
             note: `chunked (${dtype}${dtype === "f32" ? " SIMT" : " tensor cores"}): one block per batch x head x ${BV} values walks chunks of ${C} tokens (${CHUNK_F} row slots); intra-chunk masked matmuls, state in registers`,
             vars: [],
             workspaces: [],
@@ -131,7 +133,7 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
         const nc: SizeExpr = ["ceilDiv", "T", C];
         const a0 = mk("phaseA", 32);
         const recBytes = recordBytes(a0);
-        const bps = blocksPerSm(chunkLayout(a0).SMEM);
+        const bps = bpsA;
         const phaseAs: { a: ChunkCfg; tag: string }[] = [{ a: a0, tag: "" }];
         // (registers: __launch_bounds__(384, 2) and (768, 1) allow 85 per thread, phase A takes 64 to 80)
         const more = KP < 64 || bps < 1 ? [] : bps === 2 ? [384] : bps === 1 ? [512, 768] : [];
@@ -201,15 +203,19 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
 /*
  * Auto's rules between the variants, from the H100 runs (bench/RESULTS.md, run 4: every variant timed at
  * three shapes per model; run 5: the 64-value walks and phase A with more warps at the eight shapes that
- * decided). Plan order per key size: fused (widest tile first), then per phase A (256 threads, then more)
+ * decided; run 7: split3's 8-value walks and RWKV-7's two-blocks-per-SM phase A). Plan order per key size: fused (widest tile first), then per phase A (256 threads, then more)
  * split3 (64, 32, 16), split (64, 32, 16); the runtime takes the first preferred one.
- *   fused: >= 1.5 blocks per SM; with per-key decay and low rank (RWKV-7, whose phase A is the heaviest) when
- *     batch x heads >= 7/8 of the SMs per wave of fused blocks.
+ *   fused: >= 1.5 blocks per SM; with per-key decay and low rank (RWKV-7, whose phase A is the heaviest) and a
+ *     phase A of one block per SM (K = 128) when batch x heads >= 7/8 of the SMs per wave of fused blocks (run 7:
+ *     at K = 64 its phase A fits two blocks per SM, and split beat fused 1.41x at (8, 2048, 16, 64)).
  *   phase A: at K = 128, with more warps where the plan has them (384 threads at two blocks per SM, 512 at
  *     one; run 5: phase A 2% to 20% faster, never slower beyond noise; 768 was slower than 512); at K <= 64
  *     the 256-thread one (the more-warps variants were measured there only for RWKV-7, whose pick is fused).
  *   split3 with 16-value walks: when 32-value walks would leave SMs idle (B x heads x V/32 < SMs): the walk
  *     over many chunks is the critical path, and split3's is the shortest (1.1x to 2.4x faster than split's).
+ *     With low rank at K = 128, 8-value walks instead where they fit one wave (B x heads x V/8 <= SMs; run 7 at
+ *     (1, 32768, 8, 128): the walk 12% shorter for DeltaNet and 8% for Gated DeltaNet, 3% and 4% of the forward;
+ *     RWKV-7 1%; without low rank no gain, its walk does one product per chunk).
  *   split3 with 32-value walks: otherwise, for models with a scalar or no decay and no low rank at K <= 64
  *     (Simple GLA, Mamba-2: their readout and post move out of the walk; others gain less than the readout costs).
  *   split with 64-value walks: at K = 128 when those walks give >= 7/8 of a block per SM (run 5: the walks
@@ -217,12 +223,14 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
  *     often; the split walk 0.55 -> 0.45 ms for Simple GLA, 0.75 -> 0.57 DeltaNet, 1.22 -> 0.94 RWKV-7).
  *   split with 32-value walks: the rest of the shapes that fill the SMs.
  */
-function fusedPrefer(blocks: SizeExpr, nH: SizeExpr, decay: number, lr: boolean): SizeExpr {
+function fusedPrefer(blocks: SizeExpr, nH: SizeExpr, decay: number, lr: boolean, bpsA: number): SizeExpr {
   const many: SizeExpr = [">=", ["*", 2, blocks], ["*", 3, "LIMIT_SMS"]];
   // batch x heads >= 7/8 of the SMs per wave of fused blocks (one per SM): the fused walk's serial chunks cost
-  // less than phase A's work over every chunk only when its blocks cover the GPU in one wave per head group
+  // less than phase A's work over every chunk only when its blocks cover the GPU in one wave per head group, and
+  // only while phase A fits one block per SM (run 7: RWKV-7's phase A at K = 64 with two blocks per SM, 0.81 ms
+  // instead of 1.23, made split 1.41x faster than fused at (8, 2048, 16, 64))
   const heavyA: SizeExpr = [">=", ["*", 8, "B", nH], ["*", 7, "LIMIT_SMS", ["ceilDiv", blocks, "LIMIT_SMS"]]];
-  return ["*", [">=", "T", 64], decay === 2 && lr ? heavyA : many];
+  return ["*", [">=", "T", 64], decay === 2 && lr && bpsA < 2 ? heavyA : many];
 }
 /** The phase A auto may use: `tag` is the variant's phase-A suffix, `alt` the suffix of the plan's first
  *  more-warps phase A at this key size ("" when there is none). */
@@ -230,9 +238,12 @@ function phaseAPreferred(KP: number, tag: string, alt: string): boolean {
   return KP >= 128 && alt ? tag === alt : tag === "";
 }
 function split3Prefer(BV: number, KP: number, nH: SizeExpr, Vd: SizeExpr, decay: number, lr: boolean, tag: string, alt: string): SizeExpr {
-  if (BV === 64 || BV === 8 || !phaseAPreferred(KP, tag, alt)) return 0;
+  if (BV === 64 || !phaseAPreferred(KP, tag, alt)) return 0;
   const walk32: SizeExpr = ["*", "B", nH, ["ceilDiv", Vd, 32]];
-  if (BV === 16) return ["*", [">=", "T", 64], [">=", ["-", "LIMIT_SMS", 1], walk32]];
+  // low rank at K = 128: 8-value walks where they fit one wave (one block per SM) and 16-value walks leave SMs idle
+  const walk8fits: SizeExpr = lr && KP >= 128 ? [">=", "LIMIT_SMS", ["*", "B", nH, ["ceilDiv", Vd, 8]]] : 0;
+  if (BV === 8) return ["*", [">=", "T", 64], [">=", ["-", "LIMIT_SMS", 1], walk32], walk8fits];
+  if (BV === 16) return ["*", [">=", "T", 64], [">=", ["-", "LIMIT_SMS", 1], walk32], lr && KP >= 128 ? ["-", 1, walk8fits] : 1];
   return !lr && decay <= 1 && KP <= 64 ? ["*", [">=", "T", 64], [">=", walk32, "LIMIT_SMS"]] : 0;
 }
 function splitPrefer(BV: number, KP: number, nH: SizeExpr, Vd: SizeExpr, tag: string, alt: string): SizeExpr {
