@@ -92,6 +92,10 @@ const CASES: Case[] = [
   { model: "lstm", key: "record", dims: { H: 64, I: 32 }, B: 8, T: 16, init: true, omit: ["bias_hh_l0"] },
   { model: "lstm", key: "backward", dims: { H: 5, I: 3 }, B: 2, T: 4 },
   { model: "lstm", key: "pass:weight_hh_l0", dims: { H: 5, I: 3 }, B: 8, T: 1 },
+  // the backward core in the persistent cell (hoisted GEMMs, a cooperative kernel), the input pass's matrix product
+  { model: "lstm", key: "backward", dims: { H: 64, I: 32 }, B: 8, T: 16, init: true },
+  { model: "gru", key: "backward", dims: { H: 64, I: 32 }, B: 3, T: 5 },
+  { model: "lstm", key: "pass:x", dims: { H: 5, I: 3 }, B: 3, T: 4 },
   { model: "gru", key: "pass:bias_ih_l0", dims: { H: 5, I: 3 }, B: 3, T: 4 },
   { model: "hgrn", key: "record", dims: { D: 1000 }, B: 2, T: 3000 },
   { model: "mamba", key: "backward", dims: { D: 5, N: 4 }, B: 2, T: 3, omit: ["z", "D"] },
