@@ -28,6 +28,7 @@ import { buildBackward, type Backward } from "./backward.ts";
 import { chunkedBackwardRefusal } from "./chunked.ts";
 import { chainBackward, type ChainNames, type ChainPart, type ChainRun } from "../../runtime/chunked-backward.ts";
 import type { Cotangents, Gradients } from "./run.ts";
+import { lowRankChainGradients } from "./chunked-chain-lowrank.ts";
 
 export type ChainForm = "sequential" | "scan" | "chunked";
 /** Runs one model of the chain in the given form (the interpreter ignores the form). */
@@ -37,7 +38,7 @@ export type ChainExec = (model: I.Model, run: RunInputs, form: ChainForm) => Run
 export function chainRefusal(form: MatrixForm): string | undefined {
   const why = chunkedBackwardRefusal(form);
   if (why) return why;
-  if (form.lowRank) return `the chunked backward chain covers cores without low-rank terms (state ${form.state}'s update reads it through w^T ${form.state}: the delta-rule family runs in the float64 chunked backward, chunkedGradients, only)`;
+  if (form.lowRank) return `the chunked backward chain covers cores without low-rank terms (state ${form.state}'s update reads it through w^T ${form.state}: the delta-rule family's chain is chunked-chain-lowrank.ts's, which chainGradients runs for it)`;
   if (form.steps.length !== 1 || form.steps[0].loop) return "the chunked backward chain covers one update per token (no micro-step loops)";
   if (form.readouts.some((r) => r.after !== 1)) return "the chunked backward chain covers readouts after the update";
   return undefined;
@@ -123,8 +124,11 @@ function runOwn(exec: ChainExec, m: I.Model, run: RunInputs, form: ChainForm): R
   return exec(m, { ...run, inputs: Object.fromEntries(Object.entries(run.inputs).filter(([k]) => own.has(k))) }, form);
 }
 
-/** Gradients through the chain (runtime/chunked-backward.ts's glue); `exec` runs each model (default: the float64 interpreter). */
-export async function chainGradients(model: I.Model, run: RunInputs, cot: Cotangents, exec: ChainExec = interpretExec): Promise<Gradients> {
+/** Gradients through the chain (runtime/chunked-backward.ts's glue; low-rank cores: chunked-chain-lowrank.ts's chain); `exec` runs each model (default: the float64 interpreter); `chunk`: micro-steps per folded chunk of the low-rank chain. */
+export async function chainGradients(model: I.Model, run: RunInputs, cot: Cotangents, exec: ChainExec = interpretExec, opts: { chunk?: number } = {}): Promise<Gradients> {
+  // low-rank cores (the delta-rule family): chunk start states and per-chunk readouts instead of transposed cores
+  const mf = matrixForm(model);
+  if (mf.ok && mf.form.lowRank) return lowRankChainGradients(model, run, cot, exec, opts);
   const dims = { ...run.dims };
   for (const d of model.dims) if (d.sequenceDefault && dims[d.name] === undefined) dims[d.name] = run.time;
   const { names, models } = modelChain(model, dims);
