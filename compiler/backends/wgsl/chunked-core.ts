@@ -171,7 +171,7 @@ ${d1 ? `  // scalar decays: per token its total and the part its readout sees
   let sub = tid % TPR;
   var acc: array<f32, ${NPT}>;
   var accq: array<f32, ${NPT}>;
-  for (var m = 0u; m < NPT; m++) { acc[m] = 0.0; accq[m] = 0.0; }
+  for (var m = 0u; m < ${NPT}u; m++) { acc[m] = 0.0; accq[m] = 0.0; }
   for (var i0 = 0u; i0 < Kd; i0 += KT) {
     for (var e = tid; e < F * KT; e += ${CHUNK_WG}u) {
       let f = e / KT;
@@ -213,7 +213,7 @@ ${lr ? `      let wv = sm[${OW}u + fr * KT + ii];` : ""}
 ${d2 ? `      let gr = sm[${OG}u + (fr / RTP) * KT + ii];
       var gq = 0.0;
       if (fr < C) { gq = sm[${OG}u + (fr + qoff) * KT + ii]; }` : ""}
-      for (var m = 0u; m < NPT; m++) {
+      for (var m = 0u; m < ${NPT}u; m++) {
         let f2 = sub + TPR * m;
         let x = sm[${OX}u + f2 * KT + ii];
 ${d2 ? `        let gw = sm[${OG}u + (f2 / RTP + 1u) * KT + ii];
@@ -252,7 +252,7 @@ ${d1 ? `      rec_a[cb * RA + OER + i0 + tid] = exp(sGn[0]);` : d2 ? `      rec_
   }
   // Aq: masked (the readout of token t sees rows of earlier tokens and its own rows before the readout)
   if (fr < C) {
-    for (var m = 0u; m < NPT; m++) {
+    for (var m = 0u; m < ${NPT}u; m++) {
       let f2 = sub + TPR * m;
       let mf = sMic[f2];
       let tf = f2 / RTP;
@@ -262,7 +262,7 @@ ${d1 ? `      let a = accq[m] * exp(min(sGq[fr] - sGw[f2], 0.0));` : `      let 
     }
   }
 ${lr ? `  // N = diag(beta) A (strictly before in micro-step order), then T = (I - N)^-1 in place, row by row
-  for (var m = 0u; m < NPT; m++) {
+  for (var m = 0u; m < ${NPT}u; m++) {
     let f2 = sub + TPR * m;
     let m1 = sMic[fr];
     let m2 = sMic[f2];

@@ -221,9 +221,9 @@ export function lowerWgslChunked(model: I.Model, cr: ChunkRows, opts: { only?: (
         const aName = `${model.name}_chunk_a_f${F}_r${RTP}${tiled ? "_kt32" : ""}`;
         const wName = `${model.name}_chunk_walk3${tiled ? "u" : ""}_f${F}_k${BK}_v${BV}_r${RTP}`;
         const rName = `${model.name}_chunk_readout${tiled ? "_tiled" : ""}_f${F}_r${RTP}`;
-        const a = shader(aName, phaseAMain(cfg), []);
+        const a = shader(aName, tiled ? unrollConstLoops(phaseAMain(cfg)) : phaseAMain(cfg), []);
         shaders[aName] = a.code;
-        // s3t: the walk's and readout's register arrays indexed by constants (unroll.ts)
+        // s3t: phase A's, the walk's and the readout's register arrays indexed by constants (unroll.ts)
         const w = shader(wName, tiled ? unrollConstLoops(walk3Main(cfg)) : walk3Main(cfg), []);
         const r = shader(rName, tiled ? unrollConstLoops(readoutTiledMain(cfg)) : readoutMain(cfg), []);
         shaders[wName] = w.code;
