@@ -1061,9 +1061,12 @@ __device__ void seqc_chunk_walk_s(const R& rows, char* smem, typename Cfg::T* ws
     if ((u32)k < nc) seqc_walks_issue<Cfg>(s, k, recs + (size_t)k * Rec::BYTES, j0);
     seqc_cp_commit();
   }
+  // S0 and (low rank) Z to their slots: with 8-value walks from their shared operand copies, 16 bytes a thread
+  // (the fragments' 4-byte stores write 16-byte row pieces there), else from the fragments (bench/RESULTS.md run 7b:
+  // each way 2-4% faster at the walk it is used for)
+  constexpr bool VEC = Cfg::LR && BV < 16;
   for (u32 c = 0; c < nc; ++c) {
-    // S0 to the chunk's slot: low rank from its operand copy (below, 16 bytes a thread), else from the registers
-    if (!Cfg::LR) seqc_state_put<Cfg>(S, sts + (size_t)c * Cfg::KP * Cfg::VP);
+    if (!VEC) seqc_state_put<Cfg>(S, sts + (size_t)c * Cfg::KP * Cfg::VP);
     if (Cfg::LR) seqc_state_operand<Cfg>(S, s.SB);
     seqc_cp_wait<NS - 2>();
     __syncthreads();
@@ -1077,14 +1080,17 @@ __device__ void seqc_chunk_walk_s(const R& rows, char* smem, typename Cfg::T* ws
     const float* eg = reinterpret_cast<const float*>(base + Cfg::W_E);
     const T_* Z = u;
     if (Cfg::LR) {
-      // (SB and Z are rewritten only after the next barrier: the copies below read them beside the products)
-      seqc_tile_out<T_, Cfg::KP, BV>(s.SB, LDV, sts + (size_t)c * Cfg::KP * Cfg::VP, Cfg::VP);
+      // Z over U0 in the record, for the readout. (SB and Z are rewritten only after the next barrier: the copies
+      // read them beside the products.)
+      T_* zr = reinterpret_cast<T_*>(recs + (size_t)c * Rec::BYTES) + Rec::UO + j0;
+      if (VEC) seqc_tile_out<T_, Cfg::KP, BV>(s.SB, LDV, sts + (size_t)c * Cfg::KP * Cfg::VP, Cfg::VP);
       seqc_bmm<T_, false, false, SeqcWN<BV>::N, Cfg::KP>(F, BV, m, Cfg::LDK, s.SB, LDV, [&](int mm, int n, float v0, float v1) {
-        seqc_sst2(s.Z + mm * LDV + n, seqc_f32(u[mm * LDV + n]) + v0, seqc_f32(u[mm * LDV + n + 1]) + v1);
+        const float z0 = seqc_f32(u[mm * LDV + n]) + v0, z1 = seqc_f32(u[mm * LDV + n + 1]) + v1;
+        seqc_sst2(s.Z + mm * LDV + n, z0, z1);
+        if (!VEC) seqc_sst2(zr + mm * Cfg::VP + n, z0, z1);
       });
       __syncthreads();
-      // Z over U0 in the record, for the readout
-      seqc_tile_out<T_, F, BV>(s.Z, LDV, reinterpret_cast<T_*>(recs + (size_t)c * Rec::BYTES) + Rec::UO + j0, Cfg::VP);
+      if (VEC) seqc_tile_out<T_, F, BV>(s.Z, LDV, zr, Cfg::VP);
       Z = s.Z;
     }
     seqc_state_update<Cfg>(S, x, Z, eg);
