@@ -1,6 +1,6 @@
 /**
- * The split3 variants with the register-tiled readout and 32-key tiles in phase A (`chunked-s3t-*`,
- * compiler/backends/wgsl/chunked-readout-tiled.ts, chunked-core.ts AKT; walk and readout unrolled by unroll.ts)
+ * The split3 variants with the register-tiled readout and phase A's padded tile rows (`chunked-s3t-*`,
+ * compiler/backends/wgsl/chunked-readout-tiled.ts unrolled by unroll.ts, chunked-core.ts padA)
  * on the machine's WebGPU device (lavapipe in CI) against the float64 reference interpreter (fp32 <= 1e-4 relative):
  * per variant one runner, then T = 1, T not a multiple of the chunk (37, 133), B in {1, 2, 3}, from an initial state
  * and from the declared one, outputs and final states. The variants cover every thread count of the readout

@@ -2,8 +2,8 @@
  * Old vs new split3 kernels of the WGSL chunked form, side by side on a GPU (Dawn/Vulkan), one call:
  *   bench  at the issue's shapes (B=8,T=2048,H=16,K=V=64), (4,8192,16,128), (1,32768,8,128) (Mamba-2: 32 heads,
  *          P = N = 64) for six models: the split3 variant `auto` ranks first among the plain ones (`chunked-s3-*`)
- *          and its twin with the tiled readout and 32-key phase A (`chunked-s3t-*`, same walk tiles), and where the twin
- *          has 32 row slots the s3t variant with 64 (if it applies); they alternate forward by forward (2 warm-ups each, then 7 rounds of one forward each; median), then each
+ *          and its twin with the tiled readout and padded phase A tiles (`chunked-s3t-*`, same walk tiles); the two
+ *          alternate forward by forward (2 warm-ups each, then 7 rounds of one forward each; median), then each
  *          one's phase A alone and phase A + walk (median of 3 after one warm-up; the readout is the rest).
  *   check  every s3t twin benchmarked, at B = 2, T = 70 (not a multiple of the chunk), H = 2, K = V = its shape's K,
  *          from an initial state, against the float64 interpreter (fp32 <= 1e-4), final states too.
@@ -70,7 +70,7 @@ function range(model: string, t: string, kind: string): [number, number] {
 }
 const twin = (v: string) => v.replace(/^chunked-s3-/, "chunked-s3t-");
 
-interface Row { model: string; shape: string; old: string; new: string; oldMs: number; newMs: number; oldAll: number[]; newAll: number[]; floorMs: number; oldParts?: number[]; newParts?: number[]; note?: string; alt?: string; altMs?: number; altAll?: number[] }
+interface Row { model: string; shape: string; old: string; new: string; oldMs: number; newMs: number; oldAll: number[]; newAll: number[]; floorMs: number; oldParts?: number[]; newParts?: number[]; note?: string }
 const rows: Row[] = [];
 /** Per model the s3t twins benchmarked, with their shape's key size (the check runs each at it). */
 const pairs = new Map<string, Map<string, number>>();
@@ -91,8 +91,6 @@ if (!args.includes("--skip-bench")) {
       const old = ranked.find((r) => r.form.variant.startsWith("chunked-s3-"))?.form.variant;
       if (!old || !ranked.some((r) => r.form.variant === twin(old))) { log(`${name} ${s.label}: no split3 pair applies (auto: ${ranked[0]?.form.variant})`); continue; }
       const nw = twin(old);
-      // where the twin has 32 row slots: the same tiles with 64 (twice the tokens per chunk, half the walk's steps), if it applies
-      const alt = nw.includes("-slots32-") && ranked.some((r) => r.form.variant === nw.replace("-slots32-", "-slots64-")) ? nw.replace("-slots32-", "-slots64-") : undefined;
       if (!pairs.has(name)) pairs.set(name, new Map());
       pairs.get(name)!.set(nw, K);
       const bufs: GPUBuffer[] = [];
@@ -121,24 +119,19 @@ if (!args.includes("--skip-bench")) {
         };
         const ro = await mk(only1(plan, old));
         const rn = await mk(only1(plan, nw));
-        const ra = alt ? await mk(only1(plan, alt)) : undefined;
-        if (alt) { row.alt = alt; row.altAll = []; }
         try {
-          for (let i = 0; i < 2; i++) { await time(ro, true); await time(rn, true); if (ra) await time(ra, true); }
+          for (let i = 0; i < 2; i++) { await time(ro, true); await time(rn, true); }
           const rounds = (await time(rn, true)) > 100 ? 3 : 7;
           for (let i = 0; i < rounds; i++) {
             row.oldAll.push(await time(ro, true));
             row.newAll.push(await time(rn, true));
-            if (ra) row.altAll!.push(await time(ra, true));
           }
         } finally {
           ro.dispose();
           rn.dispose();
-          ra?.dispose();
         }
         row.oldMs = median(row.oldAll);
         row.newMs = median(row.newAll);
-        if (ra) row.altMs = median(row.altAll!);
         // phase A alone, phase A + walk (split3: [phase A, walk, readout])
         const parts = async (v: string) => {
           const out: number[] = [];
@@ -160,7 +153,7 @@ if (!args.includes("--skip-bench")) {
       }
       rows.push(row);
       const pt = (p?: number[], all?: number) => (p ? `A ${p[0].toFixed(2)} / walk ${(p[1] - p[0]).toFixed(2)} / readout ${((all ?? NaN) - p[1]).toFixed(2)}` : "-");
-      log(`${name.padEnd(15)} ${s.label.padEnd(25)} old ${old.slice(8)} ${row.oldMs.toFixed(3)} ms (${pt(row.oldParts, row.oldMs)})  new ${row.newMs.toFixed(3)} ms (${pt(row.newParts, row.newMs)})  old/new ${(row.oldMs / row.newMs).toFixed(2)}${alt ? `  ${alt.slice(8)} ${row.altMs?.toFixed(3)} ms` : ""}  floor ${floorMs.toFixed(3)}${row.note ? "  ERROR " + row.note : ""}`);
+      log(`${name.padEnd(15)} ${s.label.padEnd(25)} old ${old.slice(8)} ${row.oldMs.toFixed(3)} ms (${pt(row.oldParts, row.oldMs)})  new ${row.newMs.toFixed(3)} ms (${pt(row.newParts, row.newMs)})  old/new ${(row.oldMs / row.newMs).toFixed(2)}  floor ${floorMs.toFixed(3)}${row.note ? "  ERROR " + row.note : ""}`);
       writeFileSync(join(outDir, "tiled-bench.json"), JSON.stringify({ card, copy, rows, partial: true }, null, 1));
       for (const b of bufs) b.destroy();
     }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# One device call (~3 min): the WGSL chunked split3 kernels old (s3) vs new (s3t: tiled readout, 32-key phase A,
-# unrolled register loops) alternating at the 18 benchmark cases with phase A / walk / readout parts, the s3t twins
+# One device call (~2 min): the WGSL chunked split3 kernels old (s3) vs new (s3t: tiled readout, padded phase A tiles)
+# alternating at the 18 benchmark cases with phase A / walk / readout parts, the s3t twins
 # checked against float64, then seqc's CUDA chunked fp32 split3 variants at the same shapes; tiled-ratio.py joins them.
 #   here:   SEQC_PLANS=dist/chunked-f32-plans-t5 SEQC_BUILD_F32_VARIANTS='^chunked-split3-f32-k(64|128)-v(32|16)-r[12]$' \
 #             npx tsx bench/cuda/chunked/build-f32.ts

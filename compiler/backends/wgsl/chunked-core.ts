@@ -14,7 +14,7 @@
  * product. Per-key factors are taken pairwise inside the key loop of A and Aq (exact for any decay).
  *
  * Kernels:
- *   phase A  one workgroup (256 threads) per batch x head x chunk; key tiles of 16 or 32 (AKT) through workgroup
+ *   phase A  one workgroup (256 threads) per batch x head x chunk; key tiles of 16 through workgroup
  *            memory, A and Aq accumulated in registers (F*F/256 entries a thread); writes the record
  *            Q~ [C,K], X~ [F,K], Aq [C,F], M [F,K] (low rank), U0 [F,V], exp(G_n) [K] per chunk.
  *   walk     one workgroup per batch x head x BV values: the state tile [K, BV] stays in workgroup
@@ -35,21 +35,25 @@ export interface ChunkCoreCfg {
   lr: boolean;
   /** Value tile of the walk. */
   BV: number;
-  /** Key (and value) tile of phase A: 16 (the default) or 32. */
-  AKT?: number;
+  /** Phase A's pass-1 tile rows one float longer than the key tile (no bank conflicts between the rows a warp reads). */
+  padA?: boolean;
 }
 
 export const CHUNK_WG = 256;
-/** Phase A's key tile unless the config names one. */
-export const DEFAULT_KT = 16;
+export const KT = 16;
 
 /** Workgroup floats of phase A: max(pass-1 tiles, T + one 16-wide tile) plus the per-row arrays. */
 export function phaseAShared(c: ChunkCoreCfg): number {
   const C = c.F / c.RTP;
-  const KT = c.AKT ?? DEFAULT_KT;
-  const p1 = c.F * KT * (c.lr ? 2 : 1) + C * KT + (c.decay === 2 ? (C + 1) * KT : 0);
   const p2 = (c.lr ? c.F * c.F : 0) + c.F * KT;
-  return Math.max(p1, p2) + 4 * c.F + 2 * C + 4;
+  return Math.max(pass1Floats(c), p2) + 4 * c.F + 2 * C + 4;
+}
+
+/** Workgroup floats of phase A's pass-1 tiles: X~ (and W~) rows, Q~ rows, per-key log decays (C + 1 rows). */
+function pass1Floats(c: ChunkCoreCfg): number {
+  const C = c.F / c.RTP;
+  const KP = KT + (c.padA ? 1 : 0);
+  return c.F * KP * (c.lr ? 2 : 1) + C * KP + (c.decay === 2 ? (C + 1) * KP : 0);
 }
 
 
@@ -66,23 +70,24 @@ export function recordFloats(c: ChunkCoreCfg, K: SizeExpr, V: SizeExpr): Record<
 }
 
 export function phaseAMain(c: ChunkCoreCfg): string {
-  const F = c.F, RTP = c.RTP, C = F / RTP, KT = c.AKT ?? DEFAULT_KT;
+  const F = c.F, RTP = c.RTP, C = F / RTP, KP = c.padA ? KT + 1 : KT;
   const TPR = CHUNK_WG / F;
   const NPT = F / TPR;
+  // pass-1 tiles (X~, W~, Q~ rows, per-key log decays G), rows KP floats apart
   const OX = 0;
-  const OW = F * KT;
-  const OQ = c.lr ? 2 * F * KT : F * KT;
-  const OG = OQ + C * KT;
+  const OW = F * KP;
+  const OQ = c.lr ? 2 * F * KP : F * KP;
+  const OG = OQ + C * KP;
   const OT = 0;
   const OT2 = c.lr ? F * F : 0;
-  const smN = Math.max(c.lr ? 2 * F * KT + C * KT : F * KT + C * KT + 0, 0) + (c.decay === 2 ? (C + 1) * KT : 0);
-  const smAll = Math.max(smN, OT2 + F * KT);
+  const smAll = Math.max(pass1Floats(c), OT2 + F * KT);
   const d1 = c.decay === 1, d2 = c.decay === 2, lr = c.lr;
   return `
 const F: u32 = ${F}u;
 const RTP: u32 = ${RTP}u;
 const C: u32 = ${C}u;
 const KT: u32 = ${KT}u;
+const KP: u32 = ${KP}u;
 const TPR: u32 = ${TPR}u;
 const NPT: u32 = ${NPT}u;
 var<workgroup> sm: array<f32, ${smAll}>;
@@ -171,7 +176,7 @@ ${d1 ? `  // scalar decays: per token its total and the part its readout sees
   let sub = tid % TPR;
   var acc: array<f32, ${NPT}>;
   var accq: array<f32, ${NPT}>;
-  for (var m = 0u; m < ${NPT}u; m++) { acc[m] = 0.0; accq[m] = 0.0; }
+  for (var m = 0u; m < NPT; m++) { acc[m] = 0.0; accq[m] = 0.0; }
   for (var i0 = 0u; i0 < Kd; i0 += KT) {
     for (var e = tid; e < F * KT; e += ${CHUNK_WG}u) {
       let f = e / KT;
@@ -182,8 +187,8 @@ ${d1 ? `  // scalar decays: per token its total and the part its readout sees
         x = ld_x(b, t0 + f / RTP, h, f % RTP, i);
 ${lr ? `        w = ld_w(b, t0 + f / RTP, h, f % RTP, i);` : ""}
       }
-      sm[${OX}u + e] = x;
-${lr ? `      sm[${OW}u + e] = w;` : ""}
+      sm[${OX}u + f * KP + e % KT] = x;
+${lr ? `      sm[${OW}u + f * KP + e % KT] = w;` : ""}
     }
     for (var e = tid; e < C * KT; e += ${CHUNK_WG}u) {
       let tl = e / KT;
@@ -195,28 +200,28 @@ ${lr ? `      sm[${OW}u + e] = w;` : ""}
         q = ld_q(b, t, h, i);
 ${d2 ? `        l = ld_key(b, t, h, i);` : ""}
       }
-      sm[${OQ}u + e] = q;
-${d2 ? `      sm[${OG}u + KT + e] = l;` : ""}
+      sm[${OQ}u + tl * KP + e % KT] = q;
+${d2 ? `      sm[${OG}u + (tl + 1u) * KP + e % KT] = l;` : ""}
     }
     workgroupBarrier();
 ${d2 ? `    // per-key log decays accumulated from the chunk start: row s = after s tokens
     if (tid < KT) {
       var g = 0.0;
       sm[${OG}u + tid] = 0.0;
-      for (var s = 1u; s <= C; s++) { g += sm[${OG}u + s * KT + tid]; sm[${OG}u + s * KT + tid] = g; }
+      for (var s = 1u; s <= C; s++) { g += sm[${OG}u + s * KP + tid]; sm[${OG}u + s * KP + tid] = g; }
     }
     workgroupBarrier();` : ""}
     for (var ii = 0u; ii < KT; ii++) {
-${lr ? `      let wv = sm[${OW}u + fr * KT + ii];` : ""}
+${lr ? `      let wv = sm[${OW}u + fr * KP + ii];` : ""}
       var qv = 0.0;
-      if (fr < C) { qv = sm[${OQ}u + fr * KT + ii]; }
-${d2 ? `      let gr = sm[${OG}u + (fr / RTP) * KT + ii];
+      if (fr < C) { qv = sm[${OQ}u + fr * KP + ii]; }
+${d2 ? `      let gr = sm[${OG}u + (fr / RTP) * KP + ii];
       var gq = 0.0;
-      if (fr < C) { gq = sm[${OG}u + (fr + qoff) * KT + ii]; }` : ""}
-      for (var m = 0u; m < ${NPT}u; m++) {
+      if (fr < C) { gq = sm[${OG}u + (fr + qoff) * KP + ii]; }` : ""}
+      for (var m = 0u; m < NPT; m++) {
         let f2 = sub + TPR * m;
-        let x = sm[${OX}u + f2 * KT + ii];
-${d2 ? `        let gw = sm[${OG}u + (f2 / RTP + 1u) * KT + ii];
+        let x = sm[${OX}u + f2 * KP + ii];
+${d2 ? `        let gw = sm[${OG}u + (f2 / RTP + 1u) * KP + ii];
 ${lr ? `        acc[m] += wv * x * exp(min(gr - gw, 0.0));` : ""}
         accq[m] += qv * x * exp(min(gq - gw, 0.0));` : `${lr ? `        acc[m] += wv * x;` : ""}
         accq[m] += qv * x;`}
@@ -229,11 +234,11 @@ ${lr ? `        acc[m] += wv * x * exp(min(gr - gw, 0.0));` : ""}
       let i = i0 + ii;
       if (i < Kd) {
 ${d1 ? `        let ex = exp(sGn[0] - sGw[f]);
-        let ew = exp(sGr[f]);` : d2 ? `        let ex = exp(sm[${OG}u + C * KT + ii] - sm[${OG}u + (f / RTP + 1u) * KT + ii]);
-        let ew = exp(sm[${OG}u + (f / RTP) * KT + ii]);` : `        let ex = 1.0;
+        let ew = exp(sGr[f]);` : d2 ? `        let ex = exp(sm[${OG}u + C * KP + ii] - sm[${OG}u + (f / RTP + 1u) * KP + ii]);
+        let ew = exp(sm[${OG}u + (f / RTP) * KP + ii]);` : `        let ex = 1.0;
         let ew = 1.0;`}
-        rec_a[cb * RA + OXR + f * Kd + i] = sm[${OX}u + e] * ex;
-${lr ? `        rec_b[cb * RB + f * Kd + i] = sBeta[f] * sm[${OW}u + e] * ew;` : `        _ = ew;`}
+        rec_a[cb * RA + OXR + f * Kd + i] = sm[${OX}u + f * KP + ii] * ex;
+${lr ? `        rec_b[cb * RB + f * Kd + i] = sBeta[f] * sm[${OW}u + f * KP + ii] * ew;` : `        _ = ew;`}
       }
     }
     for (var e = tid; e < C * KT; e += ${CHUNK_WG}u) {
@@ -241,18 +246,18 @@ ${lr ? `        rec_b[cb * RB + f * Kd + i] = sBeta[f] * sm[${OW}u + e] * ew;` :
       let ii = e % KT;
       let i = i0 + ii;
       if (i < Kd) {
-${d1 ? `        let eq = exp(sGq[tl]);` : d2 ? `        let eq = exp(sm[${OG}u + (tl + qoff) * KT + ii]);` : `        let eq = 1.0;`}
-        rec_a[cb * RA + tl * Kd + i] = sm[${OQ}u + e] * eq;
+${d1 ? `        let eq = exp(sGq[tl]);` : d2 ? `        let eq = exp(sm[${OG}u + (tl + qoff) * KP + ii]);` : `        let eq = 1.0;`}
+        rec_a[cb * RA + tl * Kd + i] = sm[${OQ}u + tl * KP + ii] * eq;
       }
     }
     if (tid < KT && i0 + tid < Kd) {
-${d1 ? `      rec_a[cb * RA + OER + i0 + tid] = exp(sGn[0]);` : d2 ? `      rec_a[cb * RA + OER + i0 + tid] = exp(sm[${OG}u + C * KT + tid]);` : `      rec_a[cb * RA + OER + i0 + tid] = 1.0;`}
+${d1 ? `      rec_a[cb * RA + OER + i0 + tid] = exp(sGn[0]);` : d2 ? `      rec_a[cb * RA + OER + i0 + tid] = exp(sm[${OG}u + C * KP + tid]);` : `      rec_a[cb * RA + OER + i0 + tid] = 1.0;`}
     }
     workgroupBarrier();
   }
   // Aq: masked (the readout of token t sees rows of earlier tokens and its own rows before the readout)
   if (fr < C) {
-    for (var m = 0u; m < ${NPT}u; m++) {
+    for (var m = 0u; m < NPT; m++) {
       let f2 = sub + TPR * m;
       let mf = sMic[f2];
       let tf = f2 / RTP;
@@ -262,7 +267,7 @@ ${d1 ? `      let a = accq[m] * exp(min(sGq[fr] - sGw[f2], 0.0));` : `      let 
     }
   }
 ${lr ? `  // N = diag(beta) A (strictly before in micro-step order), then T = (I - N)^-1 in place, row by row
-  for (var m = 0u; m < ${NPT}u; m++) {
+  for (var m = 0u; m < NPT; m++) {
     let f2 = sub + TPR * m;
     let m1 = sMic[fr];
     let m2 = sMic[f2];

@@ -13,7 +13,7 @@ import { extentS, sumS, mulS } from "../../kernel/symbolic.ts";
 import { trafficBytes } from "../../kernel/sequential.ts";
 import { overrideValues } from "../cuda/overrides.ts";
 import { chunkModelWgsl } from "./chunked-model.ts";
-import { CHUNK_WG, DEFAULT_KT, phaseAMain, phaseAShared, recordFloats, RECORDS, walkMain, type ChunkCoreCfg } from "./chunked-core.ts";
+import { CHUNK_WG, phaseAMain, phaseAShared, recordFloats, RECORDS, walkMain, type ChunkCoreCfg } from "./chunked-core.ts";
 import { readoutMain, readoutShared, RO_BV, S3_WG, walk3Layout, walk3Main, walk3Shared, type Split3Cfg } from "./chunked-split3.ts";
 import { readoutTiledMain, readoutTiledShared, readoutTiledThreads, RT_BV } from "./chunked-readout-tiled.ts";
 import { unrollConstLoops } from "./unroll.ts";
@@ -210,21 +210,21 @@ export function lowerWgslChunked(model: I.Model, cr: ChunkRows, opts: { only?: (
     for (const F of lr ? [32] : [32, 64])
       for (const [BK, BV] of lr ? SPLIT3_TILES_LR : SPLIT3_TILES)
       for (const tiled of [false, true]) {
-        // s3t: phase A with 32-key tiles, the tiled readout
-        const cfg: Split3Cfg = { F, RTP, decay, lr, BV, BK, AKT: tiled ? 32 : DEFAULT_KT };
+        // s3t: phase A's tile rows padded, the tiled readout
+        const cfg: Split3Cfg = { F, RTP, decay, lr, BV, BK, padA: tiled };
         const L = walk3Layout(cfg);
         if (!L) continue;
-        // s3t: the readout with register micro-tiles (chunked-readout-tiled.ts) after a phase A with 32-key tiles; s3: the plain readout, 16-key tiles
+        // s3t: the readout with register micro-tiles (chunked-readout-tiled.ts), phase A's tile rows padded; s3: the plain readout
         const variant = `chunked-s3${tiled ? "t" : ""}-slots${F}-k${BK}-v${BV}-r${RTP}`;
         if (opts.only && !opts.only(variant)) continue;
         const C = F / RTP;
-        const aName = `${model.name}_chunk_a_f${F}_r${RTP}${tiled ? "_kt32" : ""}`;
-        const wName = `${model.name}_chunk_walk3${tiled ? "u" : ""}_f${F}_k${BK}_v${BV}_r${RTP}`;
+        const aName = `${model.name}_chunk_a_f${F}_r${RTP}${tiled ? "_pad" : ""}`;
+        const wName = `${model.name}_chunk_walk3_f${F}_k${BK}_v${BV}_r${RTP}`;
         const rName = `${model.name}_chunk_readout${tiled ? "_tiled" : ""}_f${F}_r${RTP}`;
-        const a = shader(aName, tiled ? unrollConstLoops(phaseAMain(cfg)) : phaseAMain(cfg), []);
+        const a = shader(aName, phaseAMain(cfg), []);
         shaders[aName] = a.code;
-        // s3t: phase A's, the walk's and the readout's register arrays indexed by constants (unroll.ts)
-        const w = shader(wName, tiled ? unrollConstLoops(walk3Main(cfg)) : walk3Main(cfg), []);
+        // s3t's readout: its register arrays indexed by constants (unroll.ts)
+        const w = shader(wName, walk3Main(cfg), []);
         const r = shader(rName, tiled ? unrollConstLoops(readoutTiledMain(cfg)) : readoutMain(cfg), []);
         shaders[wName] = w.code;
         shaders[rName] = r.code;
