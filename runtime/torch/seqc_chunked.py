@@ -36,7 +36,7 @@ def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state,
 
     n: the chain's names (<Model>.torch.json "chunked".names); run(part, dims, inputs, initial_state, B, T)
     -> (outputs, final states) runs plan chain:<part> (dims None: the model's dims and params, else the core's
-    {H, K, V} or the decay scan's {H, K}); given: the forward's inputs [B, T, ...]; S0: the matrix state's
+    {H, K, V} or the decay scan's {H, K}; the stateless parts get [B*T, 1]); given: the forward's inputs [B, T, ...]; S0: the matrix state's
     initial value [B, *state_shape] or None (the declared value); cot_outputs: {output: dL/d output or None};
     cot_state: dL/d(final state) or None; inputs / params / outputs: [(name, per-step shape)].
     Returns ({input: grad}, {param: grad}, dS0)."""
@@ -58,11 +58,17 @@ def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state,
     def rev(a):
         return torch.flip(a, [1])
 
+    def pointwise(part, inputs):
+        """prep and the backward models of prep and post are stateless, so [B, T] runs as [B*T, 1]: one step over
+        every token at once (the sequential forms walk the steps; at T = 2048 that was 99% of the backward)."""
+        folded = {k: v.reshape([B * T, 1] + list(v.shape[2:])) for k, v in inputs.items() if v is not None}
+        return {k: v.reshape([B, T] + list(v.shape[2:])) for k, v in run(part, None, folded, {}, B * T, 1)[0].items()}
+
     if S0 is None:
         S0 = torch.zeros([B] + list(state_shape), dtype=dtype, device=device) + n["stateInit"]
     dS = cot_state if cot_state is not None else torch.zeros([B] + list(state_shape), dtype=dtype, device=device)
 
-    prep = run("prep", None, given, {}, B, T)[0]
+    prep = pointwise("prep", given)
     ld = tok(prep[n["ld"]], L) if n.get("ld") else None
     kv, qs = {}, {}
     for i, p in enumerate(n["pairs"]):
@@ -87,7 +93,7 @@ def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state,
     for name, shape in outputs:
         g = cot_outputs.get(name)
         post_in[n["postBw"]["outputBar"][name]] = g if g is not None else torch.zeros([B, T] + list(shape), dtype=dtype, device=device)
-    post_g = run("postBw", None, post_in, {}, B, T)[0]
+    post_g = pointwise("postBw", post_in)
     dys = {"x_dy%d" % i: tok(post_g[n["postBw"]["inputBar"][r["y"]]], H * V) for i, r in enumerate(n["readouts"])}
 
     # dq = S dy (the transposed core, forward time); a per-key decay keeps S's layout (its key rows are heads)
@@ -136,7 +142,7 @@ def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state,
     for o in n["prepOutputs"]:
         b = bars.get(o)
         prep_in[n["prepBw"]["outputBar"][o]] = b.reshape(prep[o].shape) if b is not None else torch.zeros(prep[o].shape, dtype=dtype, device=device)
-    prep_g = run("prepBw", None, prep_in, {}, B, T)[0]
+    prep_g = pointwise("prepBw", prep_in)
 
     # the pieces' input adjoints added, param adjoints (per step) summed over batch and time
     pieces = [(post_g, n["postBw"]), (prep_g, n["prepBw"])]
