@@ -6,7 +6,7 @@
  *   - their backward cores (compiler/grad/split.ts: the state-adjoint recurrence), whose matvec is the
  *     transposed W_hh^T times a let of the step (the gate adjoints), published mid-step: the variant the
  *     torch target's backward now runs. Odd batch, T = 1, given initial states, several units per block
- *     with a partial last block (3 SMs), one unit per block (132 SMs), and the single-block variant.
+ *     with a partial last block (3 SMs) and one unit per block (132 SMs).
  */
 import { describe, expect, it } from "vitest";
 import { spawnSync } from "node:child_process";
@@ -17,7 +17,6 @@ import { buildBackward } from "../compiler/grad/backward.ts";
 import { splitParamAdjoints } from "../compiler/grad/split.ts";
 import { matvecCellPlan } from "../compiler/backends/cuda/matvec-cell.ts";
 import { lowerCuda } from "../compiler/backends/cuda/plan.ts";
-import { chooseCudaForm } from "../compiler/backends/cuda/choose.ts";
 import { buildTorchPlans } from "../compiler/backends/torch/plans.ts";
 import { relativeError } from "../compiler/io/manifest.ts";
 import { CudaModelRunner } from "../runtime/cuda/runner.ts";
@@ -41,15 +40,8 @@ describe("the backward core's transposed matvec is eligible for the persistent c
       expect(el.plan.xterms.map((x) => [x.param, x.input]), name).toEqual([["weight_ih_l0", "x"], ["weight_hh_l0", "h__prev"]]);
       expect(el.plan.phaseA, name).toBeGreaterThan(0);
       expect(el.plan.body.slice(el.plan.phaseA).every((s) => I.tensorsOfKind(core(name), "state").some((t) => t.name === s.target) || s.k !== "let"), name).toBe(true);
-      const cells = ["persistent-matvec-1b", "persistent-matvec", "persistent-matvec-256"];
-      expect(lowerCuda(core(name)).plan.forms.slice(0, 3).map((f) => f.variant)).toEqual(cells);
-      expect(buildTorchPlans(load(name), {}).plans.backward.forms.slice(0, 3).map((f) => f.variant)).toEqual(cells);
-    }
-    // the single-block variant where a step's matvecs are small (no grid barrier), else blocks over all SMs
-    for (const m of [load("lstm"), core("lstm"), load("gru"), core("gru")]) {
-      expect(chooseCudaForm(m, { B: 64, H: 32, I: 32 }).variant, m.name).toBe("persistent-matvec-1b");
-      expect(chooseCudaForm(m, { B: 64, H: 256, I: 256 }).variant, m.name).toBe("persistent-matvec");
-      expect(chooseCudaForm(m, { B: 16, H: 1024, I: 1024 }).variant, m.name).toBe("persistent-matvec");
+      expect(lowerCuda(core(name)).plan.forms[0].variant).toBe("persistent-matvec");
+      expect(buildTorchPlans(load(name), {}).plans.backward.forms[0].variant).toBe("persistent-matvec");
     }
     // the forwards keep their state-vector matvec and no phase A
     for (const name of ["lstm", "gru"]) {
@@ -75,11 +67,9 @@ describe("the backward core's transposed matvec is eligible for the persistent c
 });
 
 const CASES = [
-  { variant: "persistent-matvec", B: 3, T: 7, sms: 3, init: true },
-  { variant: "persistent-matvec", B: 3, T: 1, sms: 3, init: true },
-  { variant: "persistent-matvec", B: 2, T: 5, sms: 132, init: false },
-  { variant: "persistent-matvec-1b", B: 3, T: 7, sms: 132, init: true },
-  { variant: "persistent-matvec-1b", B: 2, T: 1, sms: 132, init: false },
+  { B: 3, T: 7, sms: 3, init: true },
+  { B: 3, T: 1, sms: 3, init: true },
+  { B: 2, T: 5, sms: 132, init: false },
 ];
 
 describe.skipIf(!gpp)("the persistent cell on the CPU emulation of CUDA vs the float64 interpreter", () => {
@@ -91,9 +81,9 @@ describe.skipIf(!gpp)("the persistent cell on the CPU emulation of CUDA vs the f
       const want = interpret(model, run);
       const device = new CellFakeDevice(c.sms);
       const plan = device.add(lowerCuda(model).plan);
-      const runner = await CudaModelRunner.create(plan, { dims, params: f32(run.params), device: device as unknown as CudaDevice, form: c.variant });
+      const runner = await CudaModelRunner.create(plan, { dims, params: f32(run.params), device: device as unknown as CudaDevice, form: "sequential" });
       const r = await runner.forward(f32(run.inputs), { batch: c.B, initialState: f32(run.initialState) });
-      expect(r.form).toBe(c.variant);
+      expect(r.form).toMatch(/^persistent-matvec/);
       for (const [k, v] of Object.entries(want.outputs)) expect(relativeError(Float64Array.from(r.outputs[k] as Float32Array), v), `output ${k}`).toBeLessThanOrEqual(1e-5);
       for (const [k, v] of Object.entries(want.finalState)) expect(relativeError(Float64Array.from(r.finalState![k] as Float32Array), v), `final ${k}`).toBeLessThanOrEqual(1e-5);
       runner.dispose();

@@ -236,21 +236,12 @@ export function matvecCellPlan(model: I.Model): CellEligibility {
 
 const litSize = (shape: I.Extent[], unit: string) => shape.reduce((a, e) => a * (isDim(e, unit) ? 1 : (e as { value: number }).value), 1);
 
-/**
- * Threads per block and the batch x row register tile of each warp (TB*TR = 32 or 64); `single`: one block
- * owns every unit (no grid barrier: a step's hand-over is a __syncthreads), where the matrices fit one SM's
- * shared memory and a step's matvecs are small enough that a grid barrier would cost more than spreading them.
- */
-export interface CellConfig { THREADS: number; TB: number; TR: number; suffix: string; single?: boolean }
-/** The runner takes the first applicable preferred one: the single block for small cells, else the 512-thread default. */
+export interface CellConfig { THREADS: number; TB: number; TR: number; suffix: string }
+/** Threads per block and the batch x row register tile of each warp (TB*TR = 32 or 64). The first is the default. */
 export const CELL_CONFIGS: CellConfig[] = [
-  { THREADS: 512, TB: 4, TR: 8, suffix: "-1b", single: true },
   { THREADS: 512, TB: 4, TR: 8, suffix: "" },
   { THREADS: 256, TB: 8, TR: 8, suffix: "-256" },
 ];
-
-/** Multiply-adds of one step's matvecs (all batch rows) up to which the single-block variant is preferred: about 2 us of one SM. */
-export const SINGLE_BLOCK_MAX_FMA = 2 ** 19;
 
 export interface MatvecCell {
   source: string;
@@ -523,10 +514,12 @@ ${publish.join("\n")}
   const xrDecls = xterms.map((x) => `  const unsigned int XR${x.id} = ${productRows(x.rows)};`).join("\n");
   const rDecls = rterms.map((r) => `  const unsigned int RL${r.id} = ${rowsLocal(r)}u * SEQC_JB; const unsigned int MO${r.id} = ${mOff[r.id]}; (void)MO${r.id}; (void)RL${r.id};`).join("\n");
 
-  // the grid barrier: one block's is __syncthreads; the CPU emulation's waits for every resident block
-  const gridSync = CELL.single
-    ? "  __syncthreads(); (void)bar; (void)target;  // one block: its barrier is the grid's"
-    : `#ifdef SEQC_EMU
+  const src = `
+// ==== ${model.name}: persistent sequential cell (recurrent matvec with weights in shared memory) ====
+struct ${us} { ${uniforms.map((u) => `unsigned int ${u};`).join(" ")} };
+struct ${os} { ${overrides.map((o) => `unsigned int ${o};`).join(" ")} };
+__device__ __forceinline__ void seqc_grid_sync_${model.name}${CELL.suffix.replace(/-/g, "_")}(unsigned int* bar, unsigned int& target) {
+#ifdef SEQC_EMU
   emu_coop::gridsync(); (void)bar; (void)target;  // the CPU emulation (test/cuda-emu/cooperative.h)
 #else
   __syncthreads();
@@ -538,13 +531,7 @@ ${publish.join("\n")}
     do { asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(v) : "l"(bar) : "memory"); } while (v < target);
   }
   __syncthreads();
-#endif`;
-  const src = `
-// ==== ${model.name}: persistent sequential cell (recurrent matvec with weights in shared memory) ====
-struct ${us} { ${uniforms.map((u) => `unsigned int ${u};`).join(" ")} };
-struct ${os} { ${overrides.map((o) => `unsigned int ${o};`).join(" ")} };
-__device__ __forceinline__ void seqc_grid_sync_${model.name}${CELL.suffix.replace(/-/g, "_")}(unsigned int* bar, unsigned int& target) {
-${gridSync}
+#endif
 }
 extern "C" __global__ void __launch_bounds__(${CELL.THREADS}, 1) ${name}(${[...bufs.map((b) => b.decl), `const ${us} u`, `const ${os} ov`].join(", ")}) {
 ${ovDecls}
@@ -614,13 +601,12 @@ ${states.map((s, si) => `    ${STATES}[u.${stateOffset(s.name)} + (size_t)b * E 
   const form: CudaFormPlan = {
     form: "sequential",
     variant: `persistent-matvec${CELL.suffix}`,
-    note: `${xterms.length} input projection(s) hoisted into fp32 GEMMs; ${CELL.single ? "one block (no grid barrier) keeps all rows" : "one persistent cooperative kernel keeps each block's rows"} of ${rterms.map((r) => r.param).join(", ")} in shared memory over all T steps${lVecs.length ? ` (contracted with ${lVecs.join(", ")}, published mid-step)` : ""}`,
+    note: `${xterms.length} input projection(s) hoisted into fp32 GEMMs; one persistent cooperative kernel keeps each block's rows of ${rterms.map((r) => r.param).join(", ")} in shared memory over all T steps${lVecs.length ? ` (contracted with ${lVecs.join(", ")}, published mid-step)` : ""}`,
     vars: [
-      ["JB", CELL.single ? Esz : ["ceilDiv", Esz, "LIMIT_SMS"]],
+      ["JB", ["ceilDiv", Esz, "LIMIT_SMS"]],
       ["CELL_BLOCKS", ["ceilDiv", Esz, "JB"]],
       ["CELL_SMEM_FLOATS", smemFloats],
     ],
-    ...(CELL.single ? { prefer: [">=", SINGLE_BLOCK_MAX_FMA, ["+", 0, ...rterms.map((r) => ["*", "B", rowsLocal(r), Esz, ...r.vecShape.map(extS)] as SizeExpr)]] as SizeExpr } : {}),
     applicable: ["*", [">=", "LIMIT_SMEM_OPTIN", ["*", 4, "CELL_SMEM_FLOATS"]], mult4(Esz), ...rterms.map((r) => mult4(["*", ...r.vecShape.map(extS)] as SizeExpr))],
     workspaces: [
       ...xterms.map((x) => ({ name: `X${x.id}`, words: ["*", "B", "T", productS(x.rows)] as SizeExpr })),
