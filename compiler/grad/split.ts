@@ -11,14 +11,16 @@
  * as cuDNN and flash-linear-attention compute it. Inside the recurrence, an LSTM's dW_ih[g, j, i] gave
  * the kernel's partition a class per param axis, every lane of which re-ran the h_bar / c_bar recurrence.
  *
- * Input adjoints leave it too where they are a contraction with a param (`x__bar[i] = sum(g, j) pre_bar[g, j]
- * * W_ih[g, j, i]`): no state adjoint reads them, so the core only exports the per-step values they read, and
- * an *input pass* (a model without state: one output statement) computes them for all B x T steps at once
- * after the core, as one matrix product (compiler/kernel/param-product.ts). The core then reads only the
- * recurrent param (W_hh) per step.
+ * Input adjoints leave it too where they are one matrix product of per-step values with a param
+ * (`x__bar[i] = sum(g, j) pre_bar[g, j] * W_ih[g, j, i]`, the shape compiler/kernel/param-product.ts finds): no
+ * state adjoint reads them, so the core only exports the per-step values they read, and an *input pass* (a
+ * model without state: one output statement) computes them for all B x T steps at once after the core. The
+ * core then reads only the recurrent param (W_hh) per step. Other input adjoints (Mamba-2's dt_bar, a sum over
+ * the state's axes) stay in the core, where they cost no extra pass over exported state-sized values.
  */
 import * as I from "../ir/types.ts";
 import type { Backward } from "./backward.ts";
+import { paramProduct } from "../kernel/param-product.ts";
 import type { InputPassNames, ParamPassNames } from "../../runtime/train.ts";
 
 export const EXPORT = "__step";
@@ -42,16 +44,6 @@ export interface SplitBackward {
   core: I.Model;
   passes: ParamPass[];
   inputPasses: InputPass[];
-}
-
-/** A contraction with a param: a sum whose body reads a param (what an input adjoint of a matrix product is). */
-function contractsParam(model: I.Model, e: I.Expr): boolean {
-  let yes = false;
-  I.walkExpr(e, (x) => {
-    if (x.k !== "sum") return;
-    I.walkExpr(x.body, (y) => void (y.k === "read" && I.findTensor(model, y.tensor)?.kind === "param" && (yes = true)));
-  });
-  return yes;
 }
 
 function readsOf(e: I.Expr, out: Set<string>): void {
@@ -81,7 +73,7 @@ export function splitParamAdjoints(bw: Backward): SplitBackward {
   const body: I.Stmt[] = [];
   let exportAt = -1;
   /** The pass's tensors (every param: the runners bind them all) and reads: what `s` reads, per step. */
-  const passTensors = (s: Exclude<I.Stmt, { k: "for" }>, of: string) => {
+  const passTensors = (s: Exclude<I.Stmt, { k: "for" }>, of: string, exportReads = true) => {
     const reads = new Set<string>();
     readsOf(s.expr, reads);
     reads.delete(s.target);
@@ -95,18 +87,20 @@ export function splitParamAdjoints(bw: Backward): SplitBackward {
         passReads[r] = r;
       } else if (t.kind === "let" || t.kind === "state") {
         tensors.push({ name: r, kind: "input", shape: t.shape, span: t.span });
-        passReads[r] = exportOf(r);
+        passReads[r] = exportReads ? exportOf(r) : r;
       } else throw new Error(`splitParamAdjoints: ${of}'s adjoint reads ${t.kind} '${r}'`);
     }
     tensors.push(decl(s.target));
     return { tensors, reads: passReads };
   };
+  const passModel = (name: string, tensors: I.TensorDecl[], s: I.Stmt): I.Model => ({ name, file: model.file, span: model.span, dims: model.dims, tensors, body: [s] });
   for (const s of model.body) {
-    if (s.k === "output" && inputs.has(s.target) && contractsParam(model, s.expr)) {
+    // an input adjoint that is one matrix product of per-step values with a param (param-product.ts)
+    if (s.k === "output" && inputs.has(s.target) && !("why" in paramProduct(passModel("", passTensors(s, s.target, false).tensors, s)))) {
       if (exportAt < 0) exportAt = body.length;
       const input = inputs.get(s.target)!;
       const { tensors, reads } = passTensors(s, input);
-      inputPasses.push({ input, bar: s.target, reads, model: { name: `${model.name}__${input}`, file: model.file, span: model.span, dims: model.dims, tensors, body: [s] } });
+      inputPasses.push({ input, bar: s.target, reads, model: passModel(`${model.name}__${input}`, tensors, s) });
       continue;
     }
     if (s.k !== "assign" || !bars.has(s.target)) {
@@ -116,7 +110,7 @@ export function splitParamAdjoints(bw: Backward): SplitBackward {
     if (exportAt < 0) exportAt = body.length;
     const param = bars.get(s.target)!;
     const { tensors, reads } = passTensors(s, param);
-    passes.push({ param, bar: s.target, reads, model: { name: `${model.name}__${param}`, file: model.file, span: model.span, dims: model.dims, tensors, body: [s] } });
+    passes.push({ param, bar: s.target, reads, model: passModel(`${model.name}__${param}`, tensors, s) });
   }
   // the exports, where the param adjoints were (states read there are read before their update)
   const exports: I.Stmt[] = [];
