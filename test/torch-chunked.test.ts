@@ -183,4 +183,19 @@ describe.skipIf(!cpuTorch)("torch target: the chunked backward through seqc_torc
   }, 300_000);
 });
 
+describe.skipIf(!cpuTorch)("torch target: which backward a forward with gradients is for", () => {
+  it("auto: chunked where the module has the chain and the float32 forward picks its chunked form; step and chunked as asked", () => {
+    const r = spawnSync("/usr/bin/python3", ["test/torch/use_chunked.py"], { encoding: "utf8" });
+    expect(r.stderr).toBe("");
+    const got = JSON.parse(r.stdout) as Record<string, boolean>;
+    const chosen = Object.entries(got).filter(([, v]) => v).map(([k]) => k).sort();
+    expect(chosen).toEqual([
+      "auto chain=true forward=chunked float32",
+      "chunked chain=true forward=chunked float32", "chunked chain=true forward=chunked float64",
+      "chunked chain=true forward=sequential float32", "chunked chain=true forward=sequential float64",
+    ]);
+    expect(Object.keys(got).length).toBe(20);
+  });
+});
+
 const chain_keys = (c: ReturnType<typeof modelChain>) => Object.entries(c.models).filter(([, m]) => m).map(([p]) => `chain64:${p}`).sort();
