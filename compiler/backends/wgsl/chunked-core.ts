@@ -35,12 +35,14 @@ export interface ChunkCoreCfg {
   lr: boolean;
   /** Value tile of the walk. */
   BV: number;
-  /** Phase A's pass-1 tile rows one float longer than the key tile (no bank conflicts between the rows a warp reads). */
-  padA?: boolean;
 }
 
 export const CHUNK_WG = 256;
 export const KT = 16;
+/** Row stride of phase A's pass-1 tiles: one float longer than the key tile, so the rows a warp reads in the A / Aq
+ * loop fall in different banks (with 16, 8 rows shared 2 banks; the padding made phase A 1.1-2.3x faster on the
+ * H100, bench/RESULTS.md). */
+const KP = KT + 1;
 
 /** Workgroup floats of phase A: max(pass-1 tiles, T + one 16-wide tile) plus the per-row arrays. */
 export function phaseAShared(c: ChunkCoreCfg): number {
@@ -52,7 +54,6 @@ export function phaseAShared(c: ChunkCoreCfg): number {
 /** Workgroup floats of phase A's pass-1 tiles: X~ (and W~) rows, Q~ rows, per-key log decays (C + 1 rows). */
 function pass1Floats(c: ChunkCoreCfg): number {
   const C = c.F / c.RTP;
-  const KP = KT + (c.padA ? 1 : 0);
   return c.F * KP * (c.lr ? 2 : 1) + C * KP + (c.decay === 2 ? (C + 1) * KP : 0);
 }
 
@@ -70,7 +71,7 @@ export function recordFloats(c: ChunkCoreCfg, K: SizeExpr, V: SizeExpr): Record<
 }
 
 export function phaseAMain(c: ChunkCoreCfg): string {
-  const F = c.F, RTP = c.RTP, C = F / RTP, KP = c.padA ? KT + 1 : KT;
+  const F = c.F, RTP = c.RTP, C = F / RTP;
   const TPR = CHUNK_WG / F;
   const NPT = F / TPR;
   // pass-1 tiles (X~, W~, Q~ rows, per-key log decays G), rows KP floats apart

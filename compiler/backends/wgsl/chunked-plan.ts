@@ -46,9 +46,12 @@ const PHASE_A_RESIDENT = 264;
  * Cost terms of the split3 variants (chunked-split3.ts): a chunk of the state walk costs `sync` ns per barrier
  * round (a prefetched record load behind it), a multiply-add of one walk thread `work` ns; phase A and the
  * readout, both parallel over chunks, run `PHASE_A_RESIDENT` and `readoutResident` workgroups at a time; the
- * walk's workgroups count `threadWeight` times their threads.
+ * walk's workgroups count `threadWeight` times their threads. The tiled readout (s3t) costs `tiledReadout` times the
+ * plain one at 32 or more tokens per chunk, `tiledReadoutNarrow` times below (its workgroups have 4C threads): the
+ * measured ratios of the readout's time in two H100 runs (bench/RESULTS.md, "register-tiled readout": 0.30-1.27,
+ * median 0.46, at C = 32; 0.85-1.19 at C = 16).
  */
-export const SPLIT3_COST = { syncNs: 500, workNs: 15, readoutResident: 2112, threadWeight: 4, tiledReadout: 1.05 };
+export const SPLIT3_COST = { syncNs: 500, workNs: 15, readoutResident: 2112, threadWeight: 4, tiledReadout: 0.5, tiledReadoutNarrow: 1.1 };
 /** Scratch buffer of the split3 variants: every chunk's start state, [chunk][key][value]. */
 const S0 = "s0";
 /** State-walk tiles of the split3 variants: with low rank the key tile is the padded key size (BK >= K). */
@@ -210,15 +213,14 @@ export function lowerWgslChunked(model: I.Model, cr: ChunkRows, opts: { only?: (
     for (const F of lr ? [32] : [32, 64])
       for (const [BK, BV] of lr ? SPLIT3_TILES_LR : SPLIT3_TILES)
       for (const tiled of [false, true]) {
-        // s3t: phase A's tile rows padded, the tiled readout
-        const cfg: Split3Cfg = { F, RTP, decay, lr, BV, BK, padA: tiled };
+        const cfg: Split3Cfg = { F, RTP, decay, lr, BV, BK };
         const L = walk3Layout(cfg);
         if (!L) continue;
-        // s3t: the readout with register micro-tiles (chunked-readout-tiled.ts), phase A's tile rows padded; s3: the plain readout
+        // s3t: the readout with register micro-tiles (chunked-readout-tiled.ts); s3: the plain one
         const variant = `chunked-s3${tiled ? "t" : ""}-slots${F}-k${BK}-v${BV}-r${RTP}`;
         if (opts.only && !opts.only(variant)) continue;
         const C = F / RTP;
-        const aName = `${model.name}_chunk_a_f${F}_r${RTP}${tiled ? "_pad" : ""}`;
+        const aName = `${model.name}_chunk_a_f${F}_r${RTP}`;
         const wName = `${model.name}_chunk_walk3_f${F}_k${BK}_v${BV}_r${RTP}`;
         const rName = `${model.name}_chunk_readout${tiled ? "_tiled" : ""}_f${F}_r${RTP}`;
         const a = shader(aName, phaseAMain(cfg), []);
@@ -252,7 +254,7 @@ export function lowerWgslChunked(model: I.Model, cr: ChunkRows, opts: { only?: (
         const aWork: SizeExpr = ["ceilDiv", ["+", ["*", F, F, Kd, lr ? 2 : 1, decay === 2 ? 3 : 1], lr ? ["+", F * F * F / 2, ["*", F * F / 2, ["+", Kd, Vd]]] : 0], CHUNK_WG];
         const roPlain: SizeExpr = ["*", Math.ceil(C / (S3_WG / RO_BV)), ["+", ["*", ["ceilDiv", Kd, 32], 32], F, ["*", 64, ["+", ["ceilDiv", Kd, 32], F / 32]]]];
         // the tiled readout: the plain one's work per chunk and 32 values, times its measured ratio
-        const roWork: SizeExpr = tiled ? ["*", roPlain, RT_BV / RO_BV, SPLIT3_COST.tiledReadout] : roPlain;
+        const roWork: SizeExpr = tiled ? ["*", roPlain, RT_BV / RO_BV, C >= 32 ? SPLIT3_COST.tiledReadout : SPLIT3_COST.tiledReadoutNarrow] : roPlain;
         forms.push({
           form: "chunked",
           variant,

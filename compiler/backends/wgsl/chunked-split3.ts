@@ -8,7 +8,8 @@
  *               Each thread owns NI keys x 1 value of the state in registers; the next chunk's record rows are
  *               loaded into registers while the current chunk is applied (2 barriers per chunk with low rank,
  *               1 without: its X~/U0 tiles are double-buffered in workgroup memory).
- *   readout     every chunk x value tile in parallel: y = Q~ S0 + Aq Z, then the model's post.
+ *   readout     every chunk x value tile in parallel: y = Q~ S0 + Aq Z, then the model's post (this file: a thread per
+ *               value and a few tokens; chunked-readout-tiled.ts: 4 x 4 register micro-tiles, the s3t variants).
  * The same idea as the CUDA core's split3 (compiler/backends/cuda/chunked-core.ts): the serial walk does only
  * the S0-dependent state update, the outputs' matmuls run over all chunks at once.
  */
