@@ -26,11 +26,13 @@ export function variantsFor(name: string): string[] {
     v.push(`chunked-fused-f32-k32-v16-r${r}`, `chunked-split-f32-k32-v16-r${r}`, `chunked-split3-f32-k32-v16-r${r}`);
     v.push(`chunked-fused-f16-k32-v32-r${r}`, `chunked-split-f16-k32-v16-r${r}`, `chunked-split3-f16-k32-v16-r${r}`);
     v.push(`chunked-fused-bf16-k32-v32-r${r}`, `chunked-split-bf16-k32-v16-r${r}`, `chunked-split3-bf16-k32-v16-r${r}`);
+    v.push(`chunked-splitd-f32-k32-v16-r${r}`, `chunked-splitd-bf16-k32-v16-r${r}`);
     for (const k of [64, 128]) {
       for (const x of ["fused-bf16-k%-v64", "fused-bf16-k%-v32"]) v.push(`chunked-${x.replace("%", String(k))}-r${r}`);
       // split and split3 with 64-, 32- and 16-value walks (split3 at K = 128 also 8), phase A with 256 threads and
       // (where the plan has it) more
-      for (const kind of ["split", "split3"])
+      // (splitd: split whose walk reads q and the key rows from the inputs; scalar or no decay)
+      for (const kind of ["split", "split3", "splitd"])
         for (const bv of kind === "split3" && k === 128 ? [64, 32, 16, 8] : [64, 32, 16])
           for (const a of ["", "-a384", "-a512", "-a768"]) v.push(`chunked-${kind}-bf16-k${k}-v${bv}${a}-r${r}`);
     }

@@ -193,13 +193,13 @@ template <> __device__ __forceinline__ float seqc_slow_decay<seqc_f16>() { retur
 // ---- shared memory of one chunk (offsets from the generated config) ----
 template <class Cfg> struct SeqcSm {
   typedef typename Cfg::T T;
-  T *X, *W, *Q, *V, *L, *XI, *XS, *R, *TB, *AQB, *SB, *Z;
+  T *X, *W, *Q, *V, *L, *XI, *XS, *R, *TB, *AQB, *SB, *Z, *ZX;
   float *D, *A, *TT, *Y, *P, *BT, *G;
   int* I;
   __device__ SeqcSm(char* s) {
     X = (T*)(s + Cfg::O_X); W = (T*)(s + Cfg::O_W); Q = (T*)(s + Cfg::O_Q); V = (T*)(s + Cfg::O_V);
     L = (T*)(s + Cfg::O_L); XI = (T*)(s + Cfg::O_XI); XS = (T*)(s + Cfg::O_XS); R = (T*)(s + Cfg::O_R);
-    TB = (T*)(s + Cfg::O_TB); AQB = (T*)(s + Cfg::O_AQB); SB = (T*)(s + Cfg::O_SB); Z = (T*)(s + Cfg::O_Z);
+    TB = (T*)(s + Cfg::O_TB); AQB = (T*)(s + Cfg::O_AQB); SB = (T*)(s + Cfg::O_SB); Z = (T*)(s + Cfg::O_Z); ZX = (T*)(s + Cfg::O_ZX);
     D = (float*)(s + Cfg::O_D); A = (float*)(s + Cfg::O_A); TT = (float*)(s + Cfg::O_TT);
     Y = (float*)(s + Cfg::O_Y); P = (float*)(s + Cfg::O_P); BT = (float*)(s + Cfg::O_BT); G = (float*)(s + Cfg::O_G);
     I = (int*)(s + Cfg::O_I);
@@ -991,6 +991,220 @@ __device__ void seqc_chunk_walk(const R& rows, char* smem, const typename Cfg::T
   }
   seqc_state_store<Cfg>(S, rows, b, h, j0, K, V);
 }
+// ---- splitd: split with the raw q and key rows (scalar or no decay) ----
+// With a scalar decay Q~ and X~ are the input rows times per-row factors (fq = scale_q exp(G_q), fx = scale_x
+// exp(G_n - G_w)), so phase A stores only those factors, and the walk copies q and the key rows from the inputs:
+// y = diag(fq) (Q SB) + Aq Z (fq on the accumulators), S' = exp(G_n) S + X^T (diag(fx) Z) (ZX, a scaled copy of
+// the Z tile). Without low rank the walk also reads alpha v from the inputs (Z = diag(scale_v) V), so the record
+// holds only Aq, exp(G_n) and the factors (with low rank also M and U0).
+// record: Aq [F][F], M [F][KP] (low rank), U0 [F][VP] (low rank); then floats exp(G_n) [KP], fq [F], fx [F]
+template <class Cfg> struct SeqcRecD {
+  static constexpr size_t AO = 0, MO = AO + (size_t)Cfg::F * Cfg::F, UO = MO + (Cfg::LR ? (size_t)Cfg::F * Cfg::KP : 0);
+  static constexpr size_t END = UO + (Cfg::LR ? (size_t)Cfg::F * Cfg::VP : 0);
+  static constexpr size_t FO = ((END * sizeof(typename Cfg::T) + 15) / 16) * 16, BYTES = FO + (size_t)(Cfg::KP + 2 * Cfg::F) * 4;
+};
+
+template <class Cfg, class R>
+__device__ void seqc_chunk_phase_a_d(const R& rows, char* smem, typename Cfg::T* ws, u32 nH) {
+  typedef typename Cfg::T T_;
+  typedef SeqcRecD<Cfg> Rec;
+  constexpr int F = Cfg::F, C = F / Cfg::RTP, KP = Cfg::KP, VP = Cfg::VP, LDK = Cfg::LDK;
+  static_assert(Cfg::DECAY != 2, "splitd: scalar or no decay");
+  const SeqcSm<Cfg> s(smem);
+  const u32 T = rows.u.T, nc = (T + C - 1) / C;
+  const u32 blk = blockIdx.x + gridDim.x * blockIdx.y;
+  const u32 c = blk % nc, h = (blk / nc) % nH, b = blk / (nc * nH);
+  if (threadIdx.x < Cfg::RTP) s.I[SEQC_I_MICRO + threadIdx.x] = rows.micro(threadIdx.x);
+  if (threadIdx.x == 0) s.I[SEQC_I_READ] = rows.readoutAt();
+  __syncthreads();
+  // alpha v only where it enters U0 (low rank); otherwise the walk reads it from the inputs
+  seqc_chunk_prepare<Cfg, Cfg::LR ? VP : 0, Cfg::LDVA>(rows, s, b, h, c * C, T, 0);
+  char* rec = reinterpret_cast<char*>(ws) + ((size_t)(b * nH + h) * nc + c) * Rec::BYTES;
+  T_* r = reinterpret_cast<T_*>(rec);
+  const int tid = threadIdx.x, nt = blockDim.x;
+  constexpr int E = 16 / sizeof(T_);
+  for (int e = tid; e < F * (F / E); e += nt) {
+    const int f = e / (F / E), n0 = (e % (F / E)) * E;
+    *reinterpret_cast<uint4*>(r + Rec::AO + f * F + n0) = *reinterpret_cast<const uint4*>(s.AQB + f * Cfg::LDF + n0);
+  }
+  if (Cfg::LR) {
+    seqc_bmm<T_, false, false, 4, F>(F, KP, s.TB, Cfg::LDF, s.W, LDK, [&](int m, int n, float v0, float v1) {
+      seqc_sst2(r + Rec::MO + m * KP + n, v0, v1);
+    });
+    seqc_bmm<T_, false, false, SeqcWN<VP>::N, F>(F, VP, s.TB, Cfg::LDF, s.V, Cfg::LDVA, [&](int m, int n, float v0, float v1) {
+      seqc_sst2(r + Rec::UO + m * VP + n, v0, v1);
+    });
+  }
+  float* fl = reinterpret_cast<float*>(rec + Rec::FO);
+  const float* G = s.G;
+  for (int i = tid; i < KP; i += nt) fl[i] = G[SEQC_G_EGN + i];
+  const float gn = Cfg::DECAY ? G[SEQC_G_GEND + F / Cfg::RTP] : 0.f;
+  for (int f = tid; f < F; f += nt) {
+    float fq = G[SEQC_G_SQ + f], fx = G[SEQC_G_SX + f];
+    if (Cfg::DECAY) { fq *= __expf(G[SEQC_G_GQ + f]); fx *= __expf(gn - G[SEQC_G_GW + f]); }
+    fl[KP + f] = fq;
+    fl[KP + F + f] = fx;
+  }
+}
+
+// one chunk's stage of the splitd walk: raw q and key rows (as the loads of phase A take them: copied where they are
+// plain input reads, else through the loader; their scales are in fq / fx), the record's Aq (M, U0 tile), alpha v's
+// tile from the inputs without low rank (its scale per row at fl[KP + 2F + f]), exp(G_n) and the factors
+template <class Cfg, class R>
+__device__ __forceinline__ void seqc_walkd_issue(const R& rows, const SeqcSm<Cfg>& s, int stage, const char* rec, u32 b, u32 h, u32 t0, u32 T, u32 j0) {
+  typedef typename Cfg::T T_;
+  typedef SeqcRecD<Cfg> Rec;
+  constexpr int F = Cfg::F, KP = Cfg::KP, RTP = Cfg::RTP, E = 16 / sizeof(T_), LDK = Cfg::LDK, BV = Cfg::BV;
+  const T_* r = reinterpret_cast<const T_*>(rec);
+  char* base = reinterpret_cast<char*>(s.X) + stage * Cfg::STAGE;
+  T_* q = reinterpret_cast<T_*>(base + Cfg::W_Q);
+  T_* x = reinterpret_cast<T_*>(base + Cfg::W_X);
+  T_* m = reinterpret_cast<T_*>(base + Cfg::W_M);
+  T_* a = reinterpret_cast<T_*>(base + Cfg::W_A);
+  T_* u = reinterpret_cast<T_*>(base + Cfg::W_U);
+  float* fl = reinterpret_cast<float*>(base + Cfg::W_E);
+  const int tid = threadIdx.x, nt = blockDim.x;
+  const u32 K = rows.keyDim(), V = rows.valueDim();
+  const bool kvec = (K % 8u) == 0u, vvec = (V % 8u) == 0u;
+  for (int e = tid; e < F * (KP / 8); e += nt) {
+    const int f = e / (KP / 8), i0 = (e % (KP / 8)) * 8, tl = f / RTP, rr = f % RTP;
+    const u32 t = t0 + tl;
+    const bool real = seqc_real<Cfg>(s.I, f, t0, T), inK = kvec && (u32)i0 + 8u <= K;
+    float o[8];
+    {
+      const T_* src = real && kvec ? rows.srcX(b, t, rr, h) : nullptr;
+      if (src && inK) for (int k = 0; k < 8; k += E) seqc_cp16(x + f * LDK + i0 + k, src + i0 + k);
+      else {
+        if (real && !src) rows.loadX(b, t, rr, h, i0, o); else for (int k = 0; k < 8; ++k) o[k] = 0.f;
+        seqc_sst8(x + f * LDK + i0, o);
+      }
+    }
+    {
+      const bool qreal = rr == 0 && t < T;
+      const T_* src = qreal && kvec ? rows.srcQ(b, t, h) : nullptr;
+      if (src && inK) for (int k = 0; k < 8; k += E) seqc_cp16(q + f * LDK + i0 + k, src + i0 + k);
+      else {
+        if (qreal && !src) rows.loadQ(b, t, h, i0, o); else for (int k = 0; k < 8; ++k) o[k] = 0.f;
+        seqc_sst8(q + f * LDK + i0, o);
+      }
+    }
+    if (Cfg::LR) for (int k = 0; k < 8; k += E) seqc_cp16(m + f * LDK + i0 + k, r + Rec::MO + f * KP + i0 + k);
+  }
+  for (int e = tid; e < F * (F / E); e += nt) {
+    const int f = e / (F / E), n0 = (e % (F / E)) * E;
+    seqc_cp16(a + f * Cfg::LDF + n0, r + Rec::AO + f * F + n0);
+  }
+  if (Cfg::LR) {
+    for (int e = tid; e < F * (BV / E); e += nt) {
+      const int f = e / (BV / E), jj = (e % (BV / E)) * E;
+      seqc_cp16(u + f * Cfg::LDV + jj, r + Rec::UO + f * Cfg::VP + j0 + jj);
+    }
+  } else {
+    for (int e = tid; e < F * (BV / 8); e += nt) {
+      const int f = e / (BV / 8), jj = (e % (BV / 8)) * 8, tl = f / RTP, rr = f % RTP;
+      const bool real = seqc_real<Cfg>(s.I, f, t0, T);
+      const T_* src = real && vvec ? rows.srcV(b, t0 + tl, rr, h) : nullptr;
+      if (src && j0 + jj + 8u <= V) for (int k = 0; k < 8; k += E) seqc_cp16(u + f * Cfg::LDV + jj + k, src + j0 + jj + k);
+      else {
+        float o[8];
+        if (real && !src) rows.loadV(b, t0 + tl, rr, h, j0 + jj, o); else for (int k = 0; k < 8; ++k) o[k] = 0.f;
+        seqc_sst8(u + f * Cfg::LDV + jj, o);
+      }
+      if (jj == 0) fl[KP + 2 * F + f] = src ? rows.scaleV(b, t0 + tl, rr, h) : 1.f;
+    }
+  }
+  for (int e = tid; e < (KP + 2 * F) / 4; e += nt) seqc_cp16(fl + e * 4, rec + Rec::FO + e * 16);
+}
+
+template <class Cfg, class R>
+__device__ void seqc_chunk_walk_d(const R& rows, char* smem, const typename Cfg::T* ws, u32 K, u32 V, u32 nH) {
+  typedef typename Cfg::T T_;
+  typedef SeqcRecD<Cfg> Rec;
+  constexpr int F = Cfg::F, KP = Cfg::KP, C = F / Cfg::RTP, BV = Cfg::BV, LDV = Cfg::LDV;
+  const SeqcSm<Cfg> s(smem);
+  const u32 nvt = (V + BV - 1) / BV;
+  const u32 blk = blockIdx.x + gridDim.x * blockIdx.y;
+  const u32 vt = blk % nvt, h = (blk / nvt) % nH, b = blk / (nvt * nH);
+  const u32 T = rows.u.T, j0 = vt * BV, nc = (T + C - 1) / C;
+  const char* recs = reinterpret_cast<const char*>(ws) + (size_t)(b * nH + h) * nc * Rec::BYTES;
+  if (threadIdx.x < Cfg::RTP) s.I[SEQC_I_MICRO + threadIdx.x] = rows.micro(threadIdx.x);
+  if (threadIdx.x == 0) s.I[SEQC_I_READ] = rows.readoutAt();
+  SeqcState<Cfg> S;
+  seqc_state_load<Cfg>(S, rows, b, h, j0, K, V);
+  __syncthreads();
+  constexpr int NS = Cfg::NSTAGE;
+#pragma unroll
+  for (int k = 0; k < NS - 1; ++k) {
+    if ((u32)k < nc) seqc_walkd_issue<Cfg>(rows, s, k, recs + (size_t)k * Rec::BYTES, b, h, (u32)k * C, T, j0);
+    seqc_cp_commit();
+  }
+  for (u32 c = 0; c < nc; ++c) {
+    const int st = c % NS;
+    if (c + NS - 1 < nc) seqc_walkd_issue<Cfg>(rows, s, (c + NS - 1) % NS, recs + (size_t)(c + NS - 1) * Rec::BYTES, b, h, (c + NS - 1) * C, T, j0);
+    seqc_cp_commit();
+    seqc_state_operand<Cfg>(S, s.SB);
+    seqc_cp_wait<NS - 1>();
+    __syncthreads();
+    char* base = reinterpret_cast<char*>(s.X) + st * Cfg::STAGE;
+    const T_* q = reinterpret_cast<const T_*>(base + Cfg::W_Q);
+    const T_* x = reinterpret_cast<const T_*>(base + Cfg::W_X);
+    const T_* m = reinterpret_cast<const T_*>(base + Cfg::W_M);
+    const T_* a = reinterpret_cast<const T_*>(base + Cfg::W_A);
+    const T_* u = reinterpret_cast<const T_*>(base + Cfg::W_U);
+    const float* fl = reinterpret_cast<const float*>(base + Cfg::W_E);
+    const float* fq = fl + KP;
+    const float* fx = fl + KP + F;
+    if (Cfg::LR) {
+      // Z = U0 + M S0, and its copy scaled by fx for the state update
+      seqc_bmm<T_, false, false, SeqcWN<BV>::N, KP>(F, BV, m, Cfg::LDK, s.SB, LDV, [&](int mm, int n, float v0, float v1) {
+        const float z0 = seqc_f32(u[mm * LDV + n]) + v0, z1 = seqc_f32(u[mm * LDV + n + 1]) + v1;
+        seqc_sst2(s.Z + mm * LDV + n, z0, z1);
+        seqc_sst2(s.ZX + mm * LDV + n, fx[mm] * z0, fx[mm] * z1);
+      });
+    } else {
+      // Z = diag(scale_v) V, ZX = diag(fx) Z
+      const float* sv = fl + KP + 2 * F;
+      for (int e = threadIdx.x; e < F * (BV / 8); e += blockDim.x) {
+        const int f = e / (BV / 8), jj = (e % (BV / 8)) * 8;
+        float o[8];
+        seqc_sld8(u + f * LDV + jj, o);
+        const float a0 = sv[f], a1 = a0 * fx[f];
+        float z[8];
+        for (int k = 0; k < 8; ++k) { z[k] = o[k] * a0; o[k] *= a1; }
+        seqc_sst8(s.Z + f * LDV + jj, z);
+        seqc_sst8(s.ZX + f * LDV + jj, o);
+      }
+    }
+    __syncthreads();
+    {
+      // y = diag(fq) (Q SB) + Aq Z
+      constexpr int WN = SeqcWN<BV>::N, TN = BV / (8 * WN), TILES = (F / 16) * TN;
+      const int w = threadIdx.x >> 5, l = threadIdx.x & 31, g = l >> 2, qq = (l & 3) << 1;
+      for (int tile = w; tile < TILES; tile += Cfg::NT / 32) {
+        const int m0 = (tile / TN) * 16, n0 = (tile % TN) * 8 * WN;
+        float acc[WN][4];
+#pragma unroll
+        for (int i = 0; i < WN; ++i) acc[i][0] = acc[i][1] = acc[i][2] = acc[i][3] = 0.f;
+        SeqcMM<T_>::template run<false, false, WN, KP>(acc, q, Cfg::LDK, s.SB, LDV, m0, n0);
+        const float f0 = fq[m0 + g], f1 = fq[m0 + g + 8];
+#pragma unroll
+        for (int i = 0; i < WN; ++i) { acc[i][0] *= f0; acc[i][1] *= f0; acc[i][2] *= f1; acc[i][3] *= f1; }
+        SeqcMM<T_>::template run<false, false, WN, F>(acc, a, Cfg::LDF, s.Z, LDV, m0, n0);
+#pragma unroll
+        for (int nt = 0; nt < WN; ++nt) {
+          const int n = n0 + nt * 8 + qq;
+          seqc_sst2(s.Y + (m0 + g) * Cfg::LDY + n, acc[nt][0], acc[nt][1]);
+          seqc_sst2(s.Y + (m0 + g + 8) * Cfg::LDY + n, acc[nt][2], acc[nt][3]);
+        }
+      }
+    }
+    seqc_state_update<Cfg>(S, x, s.ZX, fl);
+    __syncthreads();
+    seqc_post<Cfg>(rows, s, b, h, c * C, T, j0, V);
+  }
+  seqc_state_store<Cfg>(S, rows, b, h, j0, K, V);
+}
+
 // ---- split3: state-only walk, then the readout over every chunk in parallel ----
 // per-chunk start states: [B][nH][nc][KP][VP] elements of T (the walk's operand rounding of S0)
 template <class Cfg> __device__ __forceinline__ void seqc_state_put(const SeqcState<Cfg>& S, typename Cfg::T* dst) {

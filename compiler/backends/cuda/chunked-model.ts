@@ -41,6 +41,8 @@ export interface ChunkCfg {
    *  (__launch_bounds__; default 1). Phase A takes more warps where its shared memory allows few blocks per SM. */
   NT?: number;
   minBlocks?: number;
+  /** splitd (phase A and walk): the walk reads q and the key rows raw from the inputs (scalar or no decay). */
+  direct?: boolean;
 }
 
 export const CHUNK_F = 64;
@@ -63,7 +65,7 @@ export function chunkLayout(c: ChunkCfg): Record<string, number> {
     o[name] = at;
     at += Math.ceil(bytes / 16) * 16;
   };
-  const none = ["O_X", "O_W", "O_Q", "O_V", "O_L", "O_XI", "O_XS", "O_R", "O_TB", "O_AQB", "O_SB", "O_Z", "O_D", "O_A", "O_TT", "O_Y", "O_P", "O_BT", "O_G", "O_I"];
+  const none = ["O_X", "O_W", "O_Q", "O_V", "O_L", "O_XI", "O_XS", "O_R", "O_TB", "O_AQB", "O_SB", "O_Z", "O_ZX", "O_D", "O_A", "O_TT", "O_Y", "O_P", "O_BT", "O_G", "O_I"];
   for (const n of none) o[n] = 0;
   for (const n of ["STAGE", "W_Q", "W_X", "W_M", "W_A", "W_U", "W_E"]) o[n] = 0;
   o.NSTAGE = 2;
@@ -113,7 +115,8 @@ export function chunkLayout(c: ChunkCfg): Record<string, number> {
     sput("W_M", c.lr ? F * LDK * sz : 0);
     sput("W_A", F * LDF * sz);
     sput("W_U", F * LDV * sz);
-    sput("W_E", c.KP * 4);
+    // splitd: exp(G_n), then fq, fx and alpha v's scale per row
+    sput("W_E", (c.KP + (c.direct ? 3 * F : 0)) * 4);
     o.STAGE = s;
     const rest = Math.ceil((c.KP * LDV * sz) / 16) * 16 + Math.ceil(((c.lr ? F * LDV * sz : 0)) / 16) * 16 + F * LDY * 4 + 64;
     // three records in flight when they fit the opt-in shared memory, else two
@@ -123,7 +126,8 @@ export function chunkLayout(c: ChunkCfg): Record<string, number> {
     void rest;
     put("O_X", o.NSTAGE * s);
     put("O_SB", c.KP * LDV * sz);
-    put("O_Z", c.lr ? F * LDV * sz : 0);
+    put("O_Z", c.lr || c.direct ? F * LDV * sz : 0);
+    if (c.direct) put("O_ZX", F * LDV * sz);
     put("O_Y", F * LDY * 4);
     put("O_I", 16 * 4);
     o.SMEM = at;
@@ -180,7 +184,7 @@ export const threadsOf = (c: ChunkCfg) => c.NT ?? CHUNK_THREADS;
 
 export function cfgName(c: ChunkCfg): string {
   const v = c.kind === "fused" ? `v${c.BV}` : c.kind === "phaseA" ? `p${c.VP}` : `v${c.BV}p${c.VP}`;
-  return `${c.kind}_${c.dtype}_k${c.KP}_${v}_r${c.RTP}${threadsOf(c) !== CHUNK_THREADS ? `_t${threadsOf(c)}` : ""}`;
+  return `${c.kind}${c.direct ? "d" : ""}_${c.dtype}_k${c.KP}_${v}_r${c.RTP}${threadsOf(c) !== CHUNK_THREADS ? `_t${threadsOf(c)}` : ""}`;
 }
 
 export function cfgStruct(c: ChunkCfg, name: string): string {
@@ -729,12 +733,12 @@ export function chunkModelSource(model: I.Model, cr: ChunkRows): ChunkModelSourc
       c.kind === "fused"
         ? `seqc_chunk_fused<${cfg}>(rows, seqc_smem, ${dimOf(Sd.shape[cr.form.key])}, ${valueDim}, ${headsExpr});`
         : c.kind === "phaseA"
-          ? `seqc_chunk_phase_a<${cfg}>(rows, seqc_smem, ws, ${headsExpr});`
+          ? `seqc_chunk_phase_a${c.direct ? "_d" : ""}<${cfg}>(rows, seqc_smem, ws, ${headsExpr});`
           : c.kind === "walkS"
             ? `seqc_chunk_walk_s<${cfg}>(rows, seqc_smem, ws, wsS, ${dimOf(Sd.shape[cr.form.key])}, ${valueDim}, ${headsExpr});`
             : c.kind === "out"
               ? `seqc_chunk_out<${cfg}>(rows, seqc_smem, ws, wsS, ${valueDim}, ${headsExpr});`
-              : `seqc_chunk_walk<${cfg}>(rows, seqc_smem, ws, ${dimOf(Sd.shape[cr.form.key])}, ${valueDim}, ${headsExpr});`;
+              : `seqc_chunk_walk${c.direct ? "_d" : ""}<${cfg}>(rows, seqc_smem, ws, ${dimOf(Sd.shape[cr.form.key])}, ${valueDim}, ${headsExpr});`;
     return `${cfgStruct(c, cfg)}
 extern "C" __global__ void __launch_bounds__(${threadsOf(c)}, ${c.minBlocks ?? 1}) ${entry(c)}(${params.join(", ")}) {
 ${rowsSetup(rowsName, T, inputs, outputs, cr)}

@@ -189,6 +189,30 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
               steps: [launch(a, ["*", "B", nH, nc], ["chunk"]), launch(w, ["*", "B", nH, ["ceilDiv", Vd, BV]], ["chunk"])],
             });
           }
+          // splitd (scalar or no decay): split whose record leaves out Q~ and X~ (and, without low rank, alpha v):
+          // the walk reads q and the key rows from the inputs and applies their per-row factors
+          if (decay === 2) continue;
+          const ad: ChunkCfg = { ...a, direct: true };
+          const recD = recordBytesD(ad);
+          for (const BV of walkBVs) {
+            const w: ChunkCfg = { ...mk("walk", BV), direct: true };
+            const variant = `chunked-splitd-${dtype}-k${KP}-v${BV}${tag}-r${RTP}`;
+            if (chunkLayout(ad).SMEM > SMEM_MAX || chunkLayout(w).SMEM > SMEM_MAX || (opts.only && !opts.only(variant))) continue;
+            wrap(ad);
+            wrap(w);
+            forms.push({
+              form: "chunked",
+              variant,
+              io: dtype,
+              module: dtype,
+              applicable: ["*", ...base, eq(classOf(Vd), KP), [">=", "LIMIT_SMEM_OPTIN", Math.max(chunkLayout(ad).SMEM, chunkLayout(w).SMEM)]],
+              prefer: 0,
+              note: `chunked splitd (${dtype}): every chunk's S0-independent part in parallel (Aq, per-row factors of q and the key rows${lr ? ", M, U0" : ""}; ${threadsOf(ad)} threads), then a walk over chunks per batch x head x ${BV} values that reads q, the key rows${lr ? "" : " and v"} from the inputs`,
+              vars: [],
+              workspaces: [{ name: "chunk", words: ["*", "B", nH, nc, recD / 4] }],
+              steps: [launch(ad, ["*", "B", nH, nc], ["chunk"]), launch(w, ["*", "B", nH, ["ceilDiv", Vd, BV]], ["chunk"])],
+            });
+          }
         }
       }
   const modules: Record<string, { source: string }> = {};
@@ -259,6 +283,14 @@ export function recordBytes(c: ChunkCfg): number {
   const F = CHUNK_F;
   const end = F * c.KP * (c.lr ? 3 : 2) + F * F + F * c.VP;
   return Math.ceil((end * sz) / 16) * 16 + c.KP * 4;
+}
+
+/** Bytes of one splitd record (SeqcRecD in chunked-core.ts): Aq (M, U0 with low rank), exp(G_n), fq, fx. */
+export function recordBytesD(c: ChunkCfg): number {
+  const sz = c.dtype === "f32" ? 4 : 2;
+  const F = CHUNK_F;
+  const end = F * F + (c.lr ? F * c.KP + F * c.VP : 0);
+  return Math.ceil((end * sz) / 16) * 16 + (c.KP + 2 * F) * 4;
 }
 
 export { cfgName };

@@ -1,0 +1,111 @@
+/**
+ * splitd, the split variant whose phase A stores no Q~ / X~ (scalar or no decay): the walk copies q and the key
+ * rows (and, without low rank, alpha v) from the inputs and applies their per-row factors (compiler/backends/cuda/
+ * chunked-core.ts, SeqcRecD). Run on the CPU emulation (test/cuda-emu) against the float64 interpreter: fp32 through
+ * the loader path (K = 5, V = 7: rows not 16-byte copyable), bf16 at K = 128 through the copies, value sizes that
+ * are not a multiple of 8 (the v tile through the loader), T = 1, T not a multiple of the chunk, batch 2, initial
+ * states, two row slots per token (Gated DeltaProduct) and the numerics stress; and `nvcc -ptx` of its kernels.
+ */
+import { describe, expect, it } from "vitest";
+import { spawnSync } from "node:child_process";
+import { loadProgram } from "../compiler/frontend/load.ts";
+import { interpret } from "../compiler/ir/interpret.ts";
+import { relativeError } from "../compiler/io/manifest.ts";
+import type { Model } from "../compiler/ir/types.ts";
+import { fromBf16, toBf16 } from "../runtime/cuda/half.ts";
+import { buildEmu, runEmu } from "./cuda-emu/harness.ts";
+import { chunkedEligible, lowerChunked, recordBytes, recordBytesD } from "../compiler/backends/cuda/chunked-plan.ts";
+import { findNvcc, nvccPtx } from "../compiler/backends/cuda/nvcc.ts";
+import { chunkInputs } from "./helpers/chunk-inputs.ts";
+import { smallDims } from "./helpers/random.ts";
+
+const gpp = spawnSync("g++", ["--version"]).status === 0;
+const load = (name: string): Model => loadProgram([`stdlib/${name}.seq`]).models[0];
+const round = (io: string, x: Float64Array) => (io === "bf16" ? x.map((v) => fromBf16(toBf16(v))) : x);
+
+function check(model: Model, variants: string[], cases: { T: number; B: number; K: number; V: number; J?: number; init?: boolean; stress?: boolean }[], tol: number) {
+  const b = buildEmu(model, variants);
+  expect(b.forms.map((f) => f.variant).sort()).toEqual([...variants].sort());
+  for (const v of variants) {
+    const io = /-(f32|bf16|f16)-/.exec(v)![1];
+    for (const c of cases) {
+      const dims = smallDims(model, { K: c.K, V: c.V, H: 2, P: c.V, N: c.K, J: c.J ?? 2 });
+      const run = chunkInputs(model, { dims, batch: c.B, time: c.T, seed: 5 + c.T + c.K, initialState: c.init, stress: c.stress });
+      for (const k of Object.keys(run.inputs)) run.inputs[k] = round(io, run.inputs[k]);
+      const ref = interpret(model, run);
+      const got = runEmu(b, v, run);
+      const label = `${v} T=${c.T} B=${c.B} K=${c.K} V=${c.V}${c.stress ? " stress" : ""}`;
+      for (const [k, x] of Object.entries(ref.outputs)) {
+        expect(got.outputs[k].every(Number.isFinite), `${label}: ${k} finite`).toBe(true);
+        expect(relativeError(got.outputs[k], x), `${label}: ${k}`).toBeLessThan(tol);
+      }
+      for (const [k, x] of Object.entries(ref.finalState)) expect(relativeError(got.finalState[k], x), `${label}: final ${k}`).toBeLessThan(tol);
+    }
+  }
+}
+
+describe.skipIf(!gpp)("CUDA splitd (raw q and key rows in the walk) on the CPU emulation vs the interpreter", () => {
+  it.each(["linear_attention", "retnet", "simple_gla", "mamba2", "deltanet", "gated_deltanet"])("%s: fp32 (<= 1e-4), T = 1 and T = 77 with an initial state", (name) => {
+    check(load(name), ["chunked-splitd-f32-k32-v16-r1"], [
+      { T: 1, B: 1, K: 5, V: 7 },
+      { T: 77, B: 2, K: 5, V: 7, init: true },
+    ], 1e-4);
+  }, 300_000);
+
+  it("gated_deltaproduct: fp32 with two row slots per token (<= 1e-4)", () => {
+    check(load("gated_deltaproduct"), ["chunked-splitd-f32-k32-v16-r2"], [{ T: 40, B: 2, K: 5, V: 7, J: 2, init: true }], 1e-4);
+  }, 300_000);
+
+  it.each(["gated_deltanet", "mamba2"])("%s: log decays of -20 per step, saturated gates, beta in (0, 2): finite and within 1e-4 in fp32", (name) => {
+    check(load(name), ["chunked-splitd-f32-k32-v16-r1"], [{ T: 150, B: 1, K: 8, V: 5, stress: true, init: true }], 1e-4);
+  }, 300_000);
+
+  // the benchmark's configurations: K = 128 (rows copied 16 bytes at a time), 64-value walks, phase A with 384
+  // threads for the low-rank model; V = 128 (alpha v copied) and V = 100 (alpha v through the loader, a partial tile)
+  it("simple_gla: bf16 at K = 128, 64-value walks (<= 1e-2)", () => {
+    check(load("simple_gla"), ["chunked-splitd-bf16-k128-v64-r1"], [
+      { T: 130, B: 2, K: 128, V: 128, init: true },
+      { T: 1, B: 1, K: 128, V: 100 },
+    ], 1e-2);
+  }, 600_000);
+  it("gated_deltanet: bf16 at K = 128, V = 100, 64-value walks, 384-thread phase A (<= 1e-2)", () => {
+    check(load("gated_deltanet"), ["chunked-splitd-bf16-k128-v64-a384-r1"], [{ T: 130, B: 2, K: 128, V: 100, init: true }], 1e-2);
+  }, 600_000);
+  it("mamba2: bf16 at K = V = 64 (v scaled by dt per row), 32-value walks (<= 1e-2)", () => {
+    check(load("mamba2"), ["chunked-splitd-bf16-k64-v32-r1"], [{ T: 70, B: 1, K: 64, V: 64, init: true }], 1e-2);
+  }, 600_000);
+});
+
+describe("splitd in the plan", () => {
+  it("is planned for scalar and no decay only, with a smaller record than split's", () => {
+    for (const [name, has] of [["simple_gla", true], ["deltanet", true], ["gated_deltanet", true], ["mamba2", true], ["gla", false], ["rwkv7", false]] as const) {
+      const m = load(name);
+      const el = chunkedEligible(m);
+      if (!el.ok) throw new Error(el.why);
+      const { forms } = lowerChunked(m, el, { only: (v) => v.includes("-bf16-k128-v64-") });
+      expect(forms.some((f) => f.variant.startsWith("chunked-splitd-")), name).toBe(has);
+    }
+    // K = V = 128 in bf16: without low rank Aq and the factors only (9.0 KiB instead of 56.5), with low rank M and U0 too
+    const c = { kind: "phaseA", dtype: "bf16", KP: 128, BV: 32, VP: 128, RTP: 1, decay: 1 } as const;
+    expect(recordBytesD({ ...c, lr: false })).toBe(64 * 64 * 2 + (128 + 128) * 4);
+    expect(recordBytes({ ...c, lr: false })).toBe((3 * 64 * 128 + 64 * 64) * 2 + 128 * 4);
+    expect(recordBytes({ ...c, lr: true }) - recordBytesD({ ...c, lr: true })).toBe(2 * 64 * 128 * 2 - 128 * 4);
+  });
+});
+
+const nvcc = findNvcc();
+describe.skipIf(!nvcc)("nvcc -ptx of the splitd kernels (sm_90)", () => {
+  it.each([
+    ["gated_deltanet", "bf16", "-k128-v64-a384-"],
+    ["simple_gla", "bf16", "-k128-v64-"],
+    ["mamba2", "f32", "-k32-v16-"],
+  ])("%s %s%s", (name, io, tag) => {
+    const m = load(name);
+    const el = chunkedEligible(m);
+    if (!el.ok) throw new Error(el.why);
+    const { forms, modules } = lowerChunked(m, el, { only: (v) => v.startsWith("chunked-splitd-") && v.includes(`-${io}${tag}`) });
+    expect(forms.length).toBe(1);
+    const { ptx } = nvccPtx(modules[io].source, 90, nvcc, { lowPriority: true });
+    for (const e of forms[0].steps.map((s) => (s as { entry: string }).entry)) expect(ptx, e).toMatch(new RegExp(`\\.entry ${e}\\(`));
+  }, 300_000);
+});
