@@ -31,9 +31,10 @@ el "gen done"
 # 2. seqc alone: every variant of the plan at each case (auto's pick = the current rules, splitd has prefer 0), a
 # process per model, two rounds
 for rep in 1 2; do for m in simple_gla gated_deltanet deltanet mamba2; do
-  SEQC_BENCH_AUTO_ONLY=1 SEQC_BENCH_ALL=$SEQC_CASES SEQC_BENCH_JSON=/tmp/bench-$m-$rep.json timeout $(lim 25 80) node dist/chunked-check-run8.mjs bench $m >> "$LOG" 2>&1 || el "bench $m exited with $?"
+  SEQC_BENCH_AUTO_ONLY=1 SEQC_BENCH_ALL=$SEQC_CASES SEQC_BENCH_JSON=/tmp/bench-$m-$rep.json timeout $(lim 25 70) node dist/chunked-check-run8.mjs bench $m >> "$LOG" 2>&1 || el "bench $m exited with $?"
 done; done
 el "seqc bench done"
+python3 bench/cuda/chunked/run8-table.py 2>&1 | tee -a "$LOG"
 # 3. the anchors' Triton precompile at their three cases, the CUDA checks of every splitd variant beside it
 python3 - <<'PY'
 import json, os
@@ -41,12 +42,12 @@ d = os.environ["SEQC_CHUNK_DIR"]; keep = set("simple_gla:s2,gated_deltanet:s2,de
 ix = json.load(open(f"{d}/index.json")); json.dump([m for m in ix if f"{m['model']}:{m['shape']}" in keep], open(f"{d}/index.json", "w"))
 PY
 export SEQC_ANCHOR_CASES=$ANCHOR_CASES
-W=$(lim 50 135)
+W=$(lim 50 120)
 ( for i in $(seq 0 13); do timeout $W python3 bench/cuda/chunked/anchors.py warm $i 14 > "/tmp/warm$i.log" 2>&1 & done; wait ) &
 WARM=$!
 i=0; pids=()
 for m in simple_gla gated_deltanet deltanet mamba2; do
-  SEQC_CHECK_VARIANTS='^chunked-splitd-bf16-k(64|128)-v(64|32|16)(-a384)?-r1$' SEQC_CHECK_JSON=/tmp/check$i.json timeout $(lim 50 135) node dist/chunked-check-run8.mjs check $m > /tmp/check$i.log 2>&1 || echo "check $m exited with $?" >> /tmp/check$i.log &
+  SEQC_CHECK_VARIANTS='^chunked-splitd-bf16-k(64|128)-v(64|32|16)(-a384)?-r1$' SEQC_CHECK_JSON=/tmp/check$i.json timeout $(lim 50 120) node dist/chunked-check-run8.mjs check $m > /tmp/check$i.log 2>&1 || echo "check $m exited with $?" >> /tmp/check$i.log &
   pids+=($!); i=$((i + 1))
 done
 wait "${pids[@]}"
@@ -64,30 +65,8 @@ el "checks done"
 wait $WARM
 el "warm done"
 # 4. the anchors alone, then the table
-timeout $(lim 40 175) python3 bench/cuda/chunked/anchors.py time 2>&1 | tee -a "$LOG" | grep -E "ERROR|copy|anchor" | head -20
+timeout $(lim 40 158) python3 bench/cuda/chunked/anchors.py time 2>&1 | tee -a "$LOG" | grep -E "ERROR|copy|anchor" | head -20
 el "anchors done"
-python3 - <<'PY' 2>&1 | tee -a "$LOG"
-import json, glob, os, statistics as st
-out = os.environ["OUT"]; t = {}; auto = {}
-for f in sorted(glob.glob("/tmp/bench-*.json")):
-    for r in json.load(open(f))["rows"]:
-        if r["ms"] == r["ms"]:
-            t.setdefault((r["model"], r["shape"], r["variant"]), []).append((r["ms"], r.get("parts", [])))
-        if r.get("auto"): auto[(r["model"], r["shape"])] = r["variant"]
-json.dump({"rows": [{"model": m, "shape": s, "variant": v, "ms": [x[0] for x in xs], "parts": [x[1] for x in xs], "auto": auto.get((m, s)) == v} for (m, s, v), xs in sorted(t.items())]}, open(f"{out}/chunked-bench.json", "w"), indent=1)
-an = {}
-try:
-    a = json.load(open(f"{out}/anchors.json")); an = {(r["model"], r["shape"]): r.get("ms") for r in a["rows"]}
-except Exception as e: print("no anchors:", e)
-print(f"{'model':15s} {'shape':5s} {'auto (old) ms':>36s} {'best splitd ms':>44s} {'old/new':>7s} {'anchor':>7s} {'a/old':>6s} {'a/new':>6s}")
-for (m, s) in sorted(auto):
-    old = auto[(m, s)]; o = min(x[0] for x in t[(m, s, old)])
-    ds = [(min(x[0] for x in xs), v, xs) for (mm, ss, v), xs in t.items() if mm == m and ss == s and "splitd" in v]
-    if not ds: print(m, s, "no splitd row"); continue
-    n, nv, xs = min(ds)
-    parts = " + ".join(f"{p:.3f}" for p in min(xs)[1])
-    am = an.get((m, s))
-    print(f"{m:15s} {s:5s} {old[8:]:28s} {o:7.3f} {nv[8:]:28s} {n:7.3f} ({parts}) {o/n:7.3f} {am or 0:7.3f} {(am or 0)/o:6.2f} {(am or 0)/n:6.2f}")
-PY
+python3 bench/cuda/chunked/run8-table.py 2>&1 | tee -a "$LOG"
 el "end"
 ls -la "$OUT"
