@@ -40,8 +40,8 @@ export interface ChunkCoreCfg {
 export const CHUNK_WG = 256;
 export const KT = 16;
 /** Row stride of phase A's pass-1 tiles: one float longer than the key tile, so the rows a warp reads in the A / Aq
- * loop fall in different banks (with 16, 8 rows shared 2 banks; the padding made phase A 1.1-2.3x faster on the
- * H100, bench/RESULTS.md). */
+ * loop fall in different banks (with 16, 8 rows shared 2 banks; on the H100 the padding made phase A 1.1-2.3x faster,
+ * RWKV-7's unchanged: bench/RESULTS.md). */
 const KP = KT + 1;
 
 /** Workgroup floats of phase A: max(pass-1 tiles, T + one 16-wide tile) plus the per-row arrays. */
