@@ -31,7 +31,68 @@ def chain_dims(n, state_shape):
     return {"H": _prod(state_shape[a] for a in n["heads"]), "K": state_shape[n["key"]], "V": state_shape[n["value"]]}
 
 
-def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state, inputs, params, outputs, dtype, device):
+# How a per-key decay's transposed cores (coreT's dq, adjointT's dk) run: "matmul" (the default) in torch ops with
+# the chunk-local decays factored out (rows_decayed_readout); "plans" as the chain's CUDA plans, where each key row
+# of S is a head of its own (H K heads of rank-one updates, the same dy.v product once per key: at B=8 T=2048 H=16
+# K=V=64 on the H100 18.9 ms each, 37.8 of GLA's 45 ms backward).
+PER_KEY_TRANSPOSED = "matmul"
+
+
+def rows_decayed_readout(ld, pairs, readouts, S0, B, T, H, K, V, dtype, device, C=16):
+    """out_r,t = S_t c_r,t for S_t = diag(exp(ld_t)) S_{t-1} + sum_p a_p,t b_p,t^T (per head, S_0 = S0), in torch ops.
+
+    The per-key decay's transposed core (dq = S dy with a = k, b = v, c = dy) and transposed adjoint (dk = G v in
+    reversed time with a = q, b = dy, c = v, ld the shifted reversed decays). ld, a: [B, T, H*K]; b, c: [B, T, H*V];
+    S0: [B, H*K*V] (canonical [H, K, V]). Chunks of C tokens, g = the decays' cumulative sum inside a chunk:
+      intra  out_t[i] = sum_{s<=t} exp(g_t[i] - g_s[i]) a_s[i] (b_s . c_t)   (only differences of g with s <= t
+             are exponentiated: no overflow whatever the decays' sizes)
+      inter  out_t[i] += exp(g_t[i]) (S_c c_t)[i], S_c the state before the chunk: S_{c+1} = exp(g_end) S_c +
+             sum_s exp(g_end - g_s) a_s b_s^T (matrix products, then one multiply-add per chunk in order).
+    Returns [out_r: [B, T, H*K]] in the readouts' order."""
+    n = -(-T // C)
+    Tp = n * C
+
+    def blocks(x, w):
+        """[B, T, H*w] -> [n, B, H, C, w] (zero-padded to n C tokens: no decay, no update, no readout)."""
+        if Tp != T:
+            y = torch.zeros([B, Tp, H * w], dtype=dtype, device=device)
+            y[:, :T] = x
+            x = y
+        return torch.permute(x.reshape(B, n, C, H, w), [1, 0, 3, 2, 4])
+
+    g = torch.cumsum(blocks(ld, K), 3)  # [n, B, H, C, K]
+    g_end = g[:, :, :, C - 1 : C, :]  # [n, B, H, 1, K]
+    A = [blocks(a, K) for a, _ in pairs]
+    Bv = [blocks(b, V) for _, b in pairs]
+    Cv = [blocks(c, V) for c in readouts]
+    # the states before each chunk
+    tail = torch.exp(g_end - g)  # [n, B, H, C, K]
+    dS = None
+    for a, b in zip(A, Bv):
+        t = torch.matmul(torch.transpose(a * tail, 3, 4), b)  # [n, B, H, K, V]
+        dS = t if dS is None else dS + t
+    dec = torch.transpose(torch.exp(g_end), 3, 4)  # [n, B, H, K, 1]
+    starts = torch.zeros([n, B, H, K, V], dtype=dtype, device=device)
+    starts[0] = S0.reshape(B, H, K, V)
+    for c in range(n - 1):
+        torch.addcmul(dS[c], dec[c], starts[c], out=starts[c + 1])
+    # exp(g_t - g_s) for s <= t, zero above the diagonal
+    mask = torch.tril(torch.ones([C, C], dtype=dtype, device=device)) > 0  # [t, s]
+    E = torch.exp(torch.where(mask[:, :, None], g[:, :, :, :, None, :] - g[:, :, :, None, :, :], float("-inf")))  # [n, B, H, C(t), C(s), K]
+    W = [E * a[:, :, :, None, :, :] for a in A]
+    del E
+    outs = []
+    for c in Cv:
+        o = torch.exp(g) * torch.transpose(torch.matmul(starts, torch.transpose(c, 3, 4)), 3, 4)  # inter: [n, B, H, C, K]
+        for w, b in zip(W, Bv):
+            m = torch.matmul(c, torch.transpose(b, 3, 4))  # (b_s . c_t): [n, B, H, C(t), C(s)]
+            o = o + torch.matmul(m[:, :, :, :, None, :], w)[:, :, :, :, 0, :]
+        o = torch.permute(o, [1, 0, 3, 2, 4]).reshape(B, Tp, H * K)
+        outs.append(o[:, :T])
+    return outs
+
+
+def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state, inputs, params, outputs, dtype, device, per_key_t=None):
     """Gradients of the forward's inputs, params and the matrix state's initial value through the chain.
 
     n: the chain's names (<Model>.torch.json "chunked".names); run(part, dims, inputs, initial_state, B, T)
@@ -39,10 +100,12 @@ def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state,
     {H, K, V} or the decay scan's {H, K}; the stateless parts get [B*T, 1]); given: the forward's inputs [B, T, ...]; S0: the matrix state's
     initial value [B, *state_shape] or None (the declared value); cot_outputs: {output: dL/d output or None};
     cot_state: dL/d(final state) or None; inputs / params / outputs: [(name, per-step shape)].
+    per_key_t: how a per-key decay's transposed cores run ("matmul" / "plans"; None: PER_KEY_TRANSPOSED).
     Returns ({input: grad}, {param: grad}, dS0)."""
     cd = chain_dims(n, state_shape)
     H, K, V = cd["H"], cd["K"], cd["V"]
     per_key = n["decay"] == "key"
+    matmul_t = per_key and (per_key_t or PER_KEY_TRANSPOSED) == "matmul"
     L = H * K if per_key else H  # log decays per token
     heads = [1 + a for a in n["heads"]]
     perm = [0] + heads + [1 + n["key"], 1 + n["value"]]
@@ -97,7 +160,12 @@ def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state,
     dys = {"x_dy%d" % i: tok(post_g[n["postBw"]["inputBar"][r["y"]]], H * V) for i, r in enumerate(n["readouts"])}
 
     # dq = S dy (the transposed core, forward time); a per-key decay keeps S's layout (its key rows are heads)
-    coret_out = run("coreT", cd, with_ld(dict(kv, **dys), ld), {"S": canon(S0, not per_key)}, B, T)[0]
+    if matmul_t:
+        dqs = rows_decayed_readout(ld, [(kv["x_k%d" % i], kv["x_v%d" % i]) for i in range(len(n["pairs"]))], [dys["x_dy%d" % i] for i in range(len(n["readouts"]))],
+                                   canon(S0, False), B, T, H, K, V, dtype, device)
+        coret_out = {"o_dq%d" % i: d for i, d in enumerate(dqs)}
+    else:
+        coret_out = run("coreT", cd, with_ld(dict(kv, **dys), ld), {"S": canon(S0, not per_key)}, B, T)[0]
 
     # the adjoint in reversed time: token t's decay moved to t - 1 (none after the last token), then reversed
     ldn = None
@@ -107,7 +175,12 @@ def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state,
         ldn = rev(shifted)
     r_in = {k: rev(a) for k, a in list(qs.items()) + list(kv.items()) + list(dys.items())}
     adj_out, adj_fin = run("adjoint", cd, with_ld(r_in, ldn), {"G": canon(dS, False)}, B, T)
-    adjt_out = run("adjointT", cd, with_ld(r_in, ldn), {"G": canon(dS, not per_key)}, B, T)[0]
+    if matmul_t:
+        dks = rows_decayed_readout(ldn, [(r_in["x_q%d" % i], r_in["x_dy%d" % i]) for i in range(len(n["readouts"]))], [r_in["x_v%d" % i] for i in range(len(n["pairs"]))],
+                                   canon(dS, False), B, T, H, K, V, dtype, device)
+        adjt_out = {"o_dk%d" % i: d for i, d in enumerate(dks)}
+    else:
+        adjt_out = run("adjointT", cd, with_ld(r_in, ldn), {"G": canon(dS, not per_key)}, B, T)[0]
 
     # the adjoints of prep's outputs
     bars = {}
