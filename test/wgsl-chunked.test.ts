@@ -8,7 +8,7 @@
  * every shared golden case of a chunked model, and one through `seqc run --backend webgpu --form chunked`.
  *
  * Lavapipe takes seconds to compile a pipeline, so every model gets one runner (the split3 variant with 32 row
- * slots and 32 x 32 state tiles: phase A, state walk, readout) for its golden cases and all its random shapes, at
+ * slots, 32 x 32 state tiles and the tiled readout: phase A, state walk, readout) for its golden cases and all its random shapes, at
  * the golden cases' dims and params (RWKV-7: the single-walk variant with 32 row slots and 16-value tiles on one shape too).
  */
 import { describe, expect, it, afterAll } from "vitest";
@@ -67,8 +67,9 @@ const GOLDEN: Record<string, [string, string][]> = {
   rwkv7: [["rwkv7", X]],
   mlstm: [["mlstm_parallel", X]],
 };
-/** The per-model runner: the split3 variant with 32 row slots and 32 x 32 state tiles (the one `auto` picks at most shapes). */
-const ONE_VARIANT = (v: string) => v.startsWith("chunked-s3-slots32-k32-v32-");
+/** The per-model runner: the split3 variant with 32 row slots, 32 x 32 state tiles and the tiled readout (the one `auto`
+ * picks at most shapes; the plain readout runs in the variant cases below and in test/grad-chunked-webgpu.test.ts). */
+const ONE_VARIANT = (v: string) => v.startsWith("chunked-s3t-slots32-k32-v32-");
 /** Models whose single-walk variant is checked on one shape too: RWKV-7 (2 rows per token), where `auto` keeps the
  * single walk when the split3 start states do not fit one binding (the it.each below covers its other paths). */
 const SINGLE_WALK_TOO = ["rwkv7"];
@@ -115,7 +116,7 @@ describe("WGSL chunked form on WebGPU", () => {
           const b = bound[i];
           expect(b.run.dims).toEqual(dims);
           const r = await runner.forward(f32(b.run.inputs), { batch: b.run.batch, initialState: f32(b.run.initialState), returnFinalState: true });
-          expect(r.form).toMatch(/^chunked\/chunked-s3-slots32-k32-v32-r\d$/);
+          expect(r.form).toMatch(/^chunked\/chunked-s3t-slots32-k32-v32-r\d$/);
           const got = new Map(resultTensors(b, { outputs: f64(r.outputs), finalState: f64(r.finalState) }).map((o) => [o.name, o.data]));
           const wanted = Object.entries(c.ref.manifest.tensors).filter(([, t]) => t.role === "output" || t.role === "final_state");
           expect(wanted.length).toBeGreaterThan(0);
