@@ -12,6 +12,16 @@ import type { FloatArray, Gradients, Tensors } from "./train.ts";
 /** The models of the low-rank chain, by role. */
 export type LrPart = "prep" | "postBw" | "prepBw" | "read" | "augF" | "augA" | "pass" | "fwd" | "adjoint" | "decay";
 export const LR_PARTS: readonly LrPart[] = ["prep", "postBw", "prepBw", "read", "augF", "augA", "pass", "fwd", "adjoint", "decay"];
+export type LrForm = "sequential" | "scan" | "chunked";
+/**
+ * The form each part runs in: the chunk transitions chunked, the rest (the per-chunk readouts included)
+ * sequential. The decay adjoint too: its WGSL scan form (scan/tile) took 272 s on lavapipe at T = 48
+ * (0.4 s at T = 24; B = 2, H = 2, K = 5, eight inputs), not investigated; sequentially it is B H K lanes of
+ * additions.
+ */
+export const LR_FORMS: Record<LrPart, LrForm> = { prep: "sequential", postBw: "sequential", prepBw: "sequential", read: "sequential", augF: "chunked", augA: "chunked", pass: "sequential", fwd: "sequential", adjoint: "sequential", decay: "sequential" };
+/** Micro-steps per folded chunk of the generated classes' low-rank chain. */
+export const LR_CHUNK = 64;
 
 export interface LrChainNames {
   model: string;

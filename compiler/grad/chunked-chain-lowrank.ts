@@ -17,7 +17,7 @@
  *   adjoint    reversed time, G = D' G + sum_e u'_e (w'_e^T G) + sum_r q_r dy_r^T with the next step's decay
  *              and its low-rank pair swapped (u' = w, w' = u); its chunk states by aug + pass on the reversed
  *              timeline, then per chunk dv_p = G^T k_p, a_e = G^T u_e, dk_p = G v_p, du_e = G r_e
- *   decay      a = a + (w.dw)_{s+1} + (q.dq)_s - (k.dk)_s - (u.du)_s, dld_s = a  (reversed time, a scan; a_0 = <dS_N, S_N>)
+ *   decay      a = a + (w.dw)_{s+1} + (q.dq)_s - (k.dk)_s - (u.du)_s, dld_s = a  (reversed time; a_0 = <dS_N, S_N>)
  *
  * plus prep's and post's backward (stateless) and the host glue (runtime/chunked-backward-lowrank.ts). The
  * chunked kernels run aug (the chunk transitions, O(T K (K + V)) per head as matrix products; their one
@@ -33,14 +33,11 @@ import { matrixForm, type MatrixForm } from "../forms/matrix-form.ts";
 import { expansion } from "../forms/matrix-core.ts";
 import { buildBackward, type Backward } from "./backward.ts";
 import { chunkedBackwardRefusal } from "./chunked.ts";
-import { lowRankChainBackward, type LrChainNames, type LrPart, type LrRun } from "../../runtime/chunked-backward-lowrank.ts";
+import { lowRankChainBackward, LR_FORMS, type LrChainNames, type LrForm, type LrPart, type LrRun } from "../../runtime/chunked-backward-lowrank.ts";
 import type { Cotangents, Gradients } from "./run.ts";
 
-export type LrForm = "sequential" | "scan" | "chunked";
+export { LR_FORMS, type LrForm };
 export type LrExec = (model: I.Model, run: RunInputs, form: LrForm) => RunResult | Promise<RunResult>;
-
-/** The form each part of the low-rank chain runs in. */
-export const LR_FORMS: Record<LrPart, LrForm> = { prep: "sequential", postBw: "sequential", prepBw: "sequential", read: "sequential", augF: "chunked", augA: "chunked", pass: "sequential", fwd: "sequential", adjoint: "sequential", decay: "scan" };
 
 /** A readout of a generated model: key axis (sum(i) z[h,i] S[h,i,j]) or value axis (sum(j) S[h,i,j] z[h,j]), before or after the update. */
 interface Read { out: string; input: string; axis: "key" | "value"; before?: boolean }
