@@ -201,6 +201,22 @@ describe.skipIf(!cpuTorch)("torch target: which backward a forward with gradient
   });
 });
 
+describe.skipIf(!numpy)("torch target: the form of the chain's stateless parts over [B*T, 1]", () => {
+  it("mamba2 (B*T = 16384): 'workgroup' where the 'thread' form starts one thread per row (postBw, prepBw), prep keeps 'thread'; small runs take 'workgroup'", () => {
+    const tp = buildTorchPlans(load("mamba2"));
+    const plans = Object.fromEntries(["chain:prep", "chain:postBw", "chain:prepBw"].map((k) => [k, tp.plans[k]]));
+    const dir = mkdtempSync(join(tmpdir(), "seqc-stateless-"));
+    writeFileSync(join(dir, "req.json"), JSON.stringify({ plans, dims: { H: 32, P: 64, N: 64 }, sizes: [16384, 74] }));
+    const r = spawnSync("python3", ["test/torch/stateless_form.py", join(dir, "req.json")], { encoding: "utf8" });
+    expect(r.stderr).toBe("");
+    expect(JSON.parse(r.stdout)).toEqual({
+      "chain:prep B=16384": "auto", "chain:prep B=74": "workgroup",
+      "chain:postBw B=16384": "workgroup", "chain:postBw B=74": "workgroup",
+      "chain:prepBw B=16384": "workgroup", "chain:prepBw B=74": "workgroup",
+    });
+  }, 120_000);
+});
+
 /** The plans a chunked backward runs: every part's, but a per-key decay's transposed cores (torch matrix products, seqc_chunked.PER_KEY_TRANSPOSED). */
 const chain_keys = (c: ReturnType<typeof modelChain>) =>
   Object.entries(c.models).filter(([p, m]) => m && !(c.names.decay === "key" && (p === "coreT" || p === "adjointT"))).map(([p]) => `chain64:${p}`).sort();

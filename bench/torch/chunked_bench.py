@@ -107,6 +107,45 @@ def case(args, root, model, rate, log):
     one_c()
     grads_c = {n: v.grad.detach().clone() for n, v in lc.items()}
 
+    # the same step with this session's changes undone one at a time, and all together (the state before them), so
+    # each change's share is measured in this process: the form choice's cache (seqc_cuda.PlanRunner.pick), the
+    # stateless parts' wide form (seqc_chunked.STATELESS_WIDE), a per-key decay's transposed cores as torch matrix
+    # products (seqc_chunked.PER_KEY_TRANSPOSED)
+    import seqc_chunked
+    import seqc_cuda
+    cached_pick = seqc_cuda.PlanRunner.pick
+    per_key = (smc.chunked or {}).get("names", {}).get("decay") == "key"
+
+    def uncached(self, dims, B, T, choice="auto"):
+        return self._pick_uncached(dims, B, T, choice)
+    undo = {"pick uncached": ["pick"], "stateless thread form": ["wide"]}
+    if per_key:
+        undo["transposed cores as plans"] = ["plans"]
+    undo["before (all undone)"] = ["pick", "wide"] + (["plans"] if per_key else [])
+    row["undone"] = {}
+    for label, what in undo.items():
+        seqc_cuda.PlanRunner.pick = uncached if "pick" in what else cached_pick
+        seqc_chunked.STATELESS_WIDE = "wide" not in what
+        seqc_chunked.PER_KEY_TRANSPOSED = "plans" if "plans" in what else "matmul"
+        try:
+            one_c()
+            torch.cuda.synchronize()
+            t = tb.timed(one_c, 1, args.reps, args.cap_s)
+            ph_u, _ = phases(smc, one_c)
+            one_c()
+            t["phases_ms"] = ph_u
+            t["grads_vs_default_rel"] = {"d" + n: tb.rel(v.grad, grads_c[n]) for n, v in lc.items()}
+            row["undone"][label] = t
+            log("%s: %s: %.2f ms (fwd %.2f); phases %s; gradients vs default %.1e" % (
+                model, label, t["ms"], t["fwd_ms"], ", ".join("%s %.2f" % kv for kv in ph_u.items()), max(t["grads_vs_default_rel"].values())))
+        except Exception as e:  # noqa: BLE001
+            row["undone"][label] = {"error": "%s: %s" % (type(e).__name__, str(e)[:300])}
+            log("%s: %s failed: %s" % (model, label, row["undone"][label]["error"]))
+        finally:
+            seqc_cuda.PlanRunner.pick = cached_pick
+            seqc_chunked.STATELESS_WIDE = True
+            seqc_chunked.PER_KEY_TRANSPOSED = "matmul"
+
     if model in args.step_models.split(","):
         sms = seqc_model(root, model, "step")
         one_s, ls = seqc_step(sms, x, cot)
@@ -219,6 +258,20 @@ def main():
             "%.3f (%.3f, %.3f)" % (a["ms"] / c["ms"], a["fwd_ms"] / c["fwd_ms"], (a["ms"] - a["fwd_ms"]) / (c["ms"] - c["fwd_ms"])) if a else "-",
             "%.1e" % max(r["chunked_vs_step_rel"].values()) if "chunked_vs_step_rel" in r else "-",
             "%.1e" % max(r["seqc_vs_anchor_rel"].values()) if "seqc_vs_anchor_rel" in r else "-"), flush=True)
+    print_undone(res)
+
+
+def print_undone(res):
+    print("\nmodel | seqc chunked ms now | " + " | ".join(["pick uncached", "stateless thread form", "transposed cores as plans", "before (all undone)"]) + " (ms; now/that)")
+    for r in res["rows"]:
+        if "undone" not in r:
+            continue
+        now = r["seqc_chunked"]["ms"]
+        cells = []
+        for k in ["pick uncached", "stateless thread form", "transposed cores as plans", "before (all undone)"]:
+            u = r["undone"].get(k)
+            cells.append("-" if not u else "ERR" if "error" in u else "%.2f (%.2fx)" % (u["ms"], u["ms"] / now))
+        print("%s | %.2f | %s" % (r["model"], now, " | ".join(cells)), flush=True)
 
 
 if __name__ == "__main__":

@@ -65,7 +65,22 @@ def rows_decayed_readout(ld, pairs, readouts, S0, B, T, H, K, V, dtype, device, 
     A = [blocks(a, K) for a, _ in pairs]
     Bv = [blocks(b, V) for _, b in pairs]
     Cv = [blocks(c, V) for c in readouts]
-    # the states before each chunk
+    # intra-chunk first (the bulk of the GPU work, queued while the host then walks the chunks below):
+    # exp(g_t - g_s) for s <= t, zero above the diagonal
+    mask = torch.tril(torch.ones([C, C], dtype=dtype, device=device)) > 0  # [t, s]
+    E = torch.exp(torch.where(mask[:, :, None], g[:, :, :, :, None, :] - g[:, :, :, None, :, :], float("-inf")))  # [n, B, H, C(t), C(s), K]
+    W = [E * a[:, :, :, None, :, :] for a in A]
+    del E
+    intra = []
+    for c in Cv:
+        o = None
+        for w, b in zip(W, Bv):
+            m = torch.matmul(c, torch.transpose(b, 3, 4))  # (b_s . c_t): [n, B, H, C(t), C(s)]
+            t = torch.matmul(m[:, :, :, :, None, :], w)[:, :, :, :, 0, :]  # [n, B, H, C, K]
+            o = t if o is None else o + t
+        intra.append(o)
+    del W
+    # the states before each chunk: S_{c+1} = exp(g_end) S_c + sum_p (a_p exp(g_end - g))^T b_p
     tail = torch.exp(g_end - g)  # [n, B, H, C, K]
     dS = None
     for a, b in zip(A, Bv):
@@ -76,17 +91,10 @@ def rows_decayed_readout(ld, pairs, readouts, S0, B, T, H, K, V, dtype, device, 
     starts[0] = S0.reshape(B, H, K, V)
     for c in range(n - 1):
         torch.addcmul(dS[c], dec[c], starts[c], out=starts[c + 1])
-    # exp(g_t - g_s) for s <= t, zero above the diagonal
-    mask = torch.tril(torch.ones([C, C], dtype=dtype, device=device)) > 0  # [t, s]
-    E = torch.exp(torch.where(mask[:, :, None], g[:, :, :, :, None, :] - g[:, :, :, None, :, :], float("-inf")))  # [n, B, H, C(t), C(s), K]
-    W = [E * a[:, :, :, None, :, :] for a in A]
-    del E
     outs = []
-    for c in Cv:
-        o = torch.exp(g) * torch.transpose(torch.matmul(starts, torch.transpose(c, 3, 4)), 3, 4)  # inter: [n, B, H, C, K]
-        for w, b in zip(W, Bv):
-            m = torch.matmul(c, torch.transpose(b, 3, 4))  # (b_s . c_t): [n, B, H, C(t), C(s)]
-            o = o + torch.matmul(m[:, :, :, :, None, :], w)[:, :, :, :, 0, :]
+    eg = torch.exp(g)
+    for c, o in zip(Cv, intra):
+        o = o + eg * torch.transpose(torch.matmul(starts, torch.transpose(c, 3, 4)), 3, 4)  # inter: exp(g_t) S_c c_t
         o = torch.permute(o, [1, 0, 3, 2, 4]).reshape(B, Tp, H * K)
         outs.append(o[:, :T])
     return outs
@@ -239,6 +247,28 @@ def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state,
     return gin, gpar, dS0
 
 
+# The stateless parts over [B*T, 1]: where the plan's pick (its 'thread' form) starts fewer threads than this (a
+# step that reduces over its row runs one thread per row: GLA's / Mamba-2's postBw and Mamba-2's prepBw got 16384
+# threads at B*T = 16384, each walking its row's thousands of values), the 'workgroup' form (a block per row, its
+# threads over the row) runs instead. About the resident threads of a large GPU (H100: 132 SMs x 2048).
+WIDE_THREADS = 1 << 18
+STATELESS_WIDE = True
+
+
+def stateless_form(runner, dims, B, T):
+    """The form for a stateless part's run over [B, T] (time folded into the batch): "auto" (the plan's pick),
+    or "workgroup" where the pick is the 'thread' form with fewer than WIDE_THREADS threads (see above)."""
+    if not STATELESS_WIDE:
+        return "auto"
+    f, env = runner.pick(dims, B, T)
+    if f["variant"] != "thread":
+        return "auto"
+    n = max([_cuda.eval_size(st["grid"], env) * _cuda.eval_size(st["threads"], env) for st in f["steps"] if st["kind"] == "launch"] or [0])
+    if n >= WIDE_THREADS or not runner.applicable(dims, B, T, "workgroup"):
+        return "auto"
+    return "workgroup"
+
+
 def use_chunked(m, dims, B, T, dtype, device):
     """Whether a forward with gradients at these sizes runs for the chunked backward: m.backward "chunked", or
     "auto" where the module has the chain and the float32 forward itself picks its chunked form for (B, T)."""
@@ -261,7 +291,9 @@ def backward(ctx, m, flat, grads):
     prefix = "chain64:" if dtype == torch.float64 else "chain:"
 
     def run(part, cdims, inputs, initial, b, t):
-        outs, final, _ = m.execute(prefix + part, cdims or dims, b, t, inputs, pars if cdims is None else {}, initial, dtype, device)
+        key = prefix + part
+        form = stateless_form(m.runner(key, device), dims, b, t) if cdims is None and dtype == torch.float32 else "auto"
+        outs, final, _ = m.execute(key, cdims or dims, b, t, inputs, pars if cdims is None else {}, initial, dtype, device, form)
         return outs, final
 
     def shape(t):

@@ -1,0 +1,30 @@
+"""test/torch-chunked.test.ts: seqc_chunked.stateless_form, the form of a stateless chain part run over [B*T, 1], on
+the module's real plans (a PlanRunner on a stand-in driver: an H100's 132 SMs).
+  python3 test/torch/stateless_form.py <request.json>: {plans: {key: plan}, dims, sizes: [B...]}
+Prints one JSON line: {"<key> B=<B>": form}."""
+
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "runtime", "torch"))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "fake"))
+import seqc_chunked  # noqa: E402
+import seqc_cuda  # noqa: E402
+
+
+class Driver:
+    def use(self, ordinal):
+        pass
+
+    def info(self, ordinal):
+        return {"name": "stand-in", "sm": 90, "multiprocessors": 132, "max_threads": 1024, "smem_optin": 227 * 1024}
+
+
+req = json.load(open(sys.argv[1]))
+out = {}
+for key, plan in req["plans"].items():
+    r = seqc_cuda.PlanRunner(plan, 0, "f32", drv=Driver())
+    for B in req["sizes"]:
+        out["%s B=%d" % (key, B)] = seqc_chunked.stateless_form(r, req["dims"], B, 1)
+print(json.dumps(out))
