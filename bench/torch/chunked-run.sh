@@ -6,7 +6,7 @@
 # Prepared here (git-ignored; fla / mamba_ssm sources in .anchors/ and the einops wheel in .whl/, never committed):
 #   npx tsx bench/torch/build-chunked.ts dist/torch-chunked
 # Device: run  command="timeout 270 bash bench/torch/chunked-run.sh"  carry=["dist/torch-chunked", ".anchors", ".whl"]
-# $OUT gets run.log, check.json, check.log, bench.json, warm.log.
+# $OUT gets run.log, check.json, check.log, bench.json, warm.log, profile.json, profile.log.
 set -uo pipefail
 export PYTHONUNBUFFERED=1 CUDA_CACHE_MAXSIZE=4294967296 TRITON_CACHE_DIR=/tmp/triton-cache FLA_CACHE_RESULTS=0
 OUT=${OUT:-/tmp/seqc-chunked-out}
@@ -60,3 +60,7 @@ el "phase 1 done (checks, precompile)"
 
 timeout "${BENCH_S:-120}" python3 bench/torch/chunked_bench.py "$MOD" --models "$MODELS" --out "$OUT/bench.json" --budget "${BUDGET:-90}" 2>&1 | tee -a "$LOG"
 el "bench exit ${PIPESTATUS[0]}"
+if [ "${PROFILE:-1}" = 1 ]; then  # host vs GPU per plan, the kernels' GPU time, cProfile (bench/torch/chunked_profile.py)
+  timeout "${PROFILE_S:-75}" python3 bench/torch/chunked_profile.py "$MOD" --models "${PROFILE_MODELS:-simple_gla,gla,mamba2}" --out "$OUT/profile.json" > "$OUT/profile.log" 2>&1
+  el "profile exit $?"
+fi
