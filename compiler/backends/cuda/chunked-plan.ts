@@ -144,6 +144,29 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
         // where batch x heads is small (the walk over many chunks is the critical path there)
         const walkSBVs = dtype !== "f32" && KP >= 128 ? [...walkBVs, 8] : walkBVs;
         for (const { a, tag } of phaseAs) {
+          // splitd (scalar or no decay): split whose record leaves out Q~ and X~ (and, without low rank, alpha v):
+          // the walk reads q and the key rows from the inputs and applies their per-row factors
+          const ad: ChunkCfg = { ...a, direct: true };
+          const recD = recordBytesD(ad);
+          for (const BV of decay === 2 ? [] : walkBVs) {
+            const w: ChunkCfg = { ...mk("walk", BV), direct: true };
+            const variant = `chunked-splitd-${dtype}-k${KP}-v${BV}${tag}-r${RTP}`;
+            if (chunkLayout(ad).SMEM > SMEM_MAX || chunkLayout(w).SMEM > SMEM_MAX || (opts.only && !opts.only(variant))) continue;
+            wrap(ad);
+            wrap(w);
+            forms.push({
+              form: "chunked",
+              variant,
+              io: dtype,
+              module: dtype,
+              applicable: ["*", ...base, eq(classOf(Vd), KP), [">=", "LIMIT_SMEM_OPTIN", Math.max(chunkLayout(ad).SMEM, chunkLayout(w).SMEM)]],
+              prefer: splitdPrefer(BV, KP, nH, Vd, decay, lr, tag, alt, dtype),
+              note: `chunked splitd (${dtype}): every chunk's S0-independent part in parallel (Aq, per-row factors of q and the key rows${lr ? ", M, U0" : ""}; ${threadsOf(ad)} threads), then a walk over chunks per batch x head x ${BV} values that reads q, the key rows${lr ? "" : " and v"} from the inputs`,
+              vars: [],
+              workspaces: [{ name: "chunk", words: ["*", "B", nH, nc, recD / 4] }],
+              steps: [launch(ad, ["*", "B", nH, nc], ["chunk"]), launch(w, ["*", "B", nH, ["ceilDiv", Vd, BV]], ["chunk"])],
+            });
+          }
           // split3: phase A, a walk that only carries the state (and stores each chunk's start state), then the
           // readout over every chunk in parallel (value tiles of BO)
           const BO = Math.min(KP, dtype === "f32" ? 32 : 64);
@@ -160,7 +183,7 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
               io: dtype,
               module: dtype,
               applicable: ["*", ...base, eq(classOf(Vd), KP), [">=", "LIMIT_SMEM_OPTIN", Math.max(...[a, w, o].map((x) => chunkLayout(x).SMEM))]],
-              prefer: split3Prefer(BV, KP, nH, Vd, decay, lr, tag, alt),
+              prefer: split3Prefer(BV, KP, nH, Vd, decay, lr, tag, alt, dtype),
               note: `chunked split3 (${dtype}): every chunk's S0-independent part in parallel (${threadsOf(a)} threads), a walk per batch x head x ${BV} values that only carries the state (Z = U0 + M S0, S' = exp(G_n) S0 + X~^T Z; each chunk's S0 stored), then y = Q~ S0 + Aq Z over every chunk in parallel`,
               vars: [],
               workspaces: [
@@ -189,30 +212,6 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
               steps: [launch(a, ["*", "B", nH, nc], ["chunk"]), launch(w, ["*", "B", nH, ["ceilDiv", Vd, BV]], ["chunk"])],
             });
           }
-          // splitd (scalar or no decay): split whose record leaves out Q~ and X~ (and, without low rank, alpha v):
-          // the walk reads q and the key rows from the inputs and applies their per-row factors
-          if (decay === 2) continue;
-          const ad: ChunkCfg = { ...a, direct: true };
-          const recD = recordBytesD(ad);
-          for (const BV of walkBVs) {
-            const w: ChunkCfg = { ...mk("walk", BV), direct: true };
-            const variant = `chunked-splitd-${dtype}-k${KP}-v${BV}${tag}-r${RTP}`;
-            if (chunkLayout(ad).SMEM > SMEM_MAX || chunkLayout(w).SMEM > SMEM_MAX || (opts.only && !opts.only(variant))) continue;
-            wrap(ad);
-            wrap(w);
-            forms.push({
-              form: "chunked",
-              variant,
-              io: dtype,
-              module: dtype,
-              applicable: ["*", ...base, eq(classOf(Vd), KP), [">=", "LIMIT_SMEM_OPTIN", Math.max(chunkLayout(ad).SMEM, chunkLayout(w).SMEM)]],
-              prefer: 0,
-              note: `chunked splitd (${dtype}): every chunk's S0-independent part in parallel (Aq, per-row factors of q and the key rows${lr ? ", M, U0" : ""}; ${threadsOf(ad)} threads), then a walk over chunks per batch x head x ${BV} values that reads q, the key rows${lr ? "" : " and v"} from the inputs`,
-              vars: [],
-              workspaces: [{ name: "chunk", words: ["*", "B", nH, nc, recD / 4] }],
-              steps: [launch(ad, ["*", "B", nH, nc], ["chunk"]), launch(w, ["*", "B", nH, ["ceilDiv", Vd, BV]], ["chunk"])],
-            });
-          }
         }
       }
   const modules: Record<string, { source: string }> = {};
@@ -228,7 +227,7 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
  * Auto's rules between the variants, from the H100 runs (bench/RESULTS.md, run 4: every variant timed at
  * three shapes per model; run 5: the 64-value walks and phase A with more warps at the eight shapes that
  * decided; run 7: split3's 8-value walks and RWKV-7's two-blocks-per-SM phase A). Plan order per key size: fused (widest tile first), then per phase A (256 threads, then more)
- * split3 (64, 32, 16), split (64, 32, 16); the runtime takes the first preferred one.
+ * splitd (64, 32, 16), split3 (64, 32, 16), split (64, 32, 16); the runtime takes the first preferred one.
  *   fused: >= 1.5 blocks per SM; with per-key decay and low rank (RWKV-7, whose phase A is the heaviest) and a
  *     phase A of one block per SM (K = 128) when batch x heads >= 7/8 of the SMs per wave of fused blocks (run 7:
  *     at K = 64 its phase A fits two blocks per SM, and split beat fused 1.41x at (8, 2048, 16, 64)).
@@ -240,8 +239,12 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
  *     With low rank at K = 128, 8-value walks instead where they fit one wave (B x heads x V/8 <= SMs; run 7 at
  *     (1, 32768, 8, 128): the walk 12% shorter for DeltaNet and 8% for Gated DeltaNet, 3% and 4% of the forward;
  *     RWKV-7 1%; without low rank no gain, its walk does one product per chunk).
- *   split3 with 32-value walks: otherwise, for models with a scalar or no decay and no low rank at K <= 64
- *     (Simple GLA, Mamba-2: their readout and post move out of the walk; others gain less than the readout costs).
+ *   splitd with 32-value walks: scalar or no decay, no low rank, K <= 64, where 32-value walks give a block per SM
+ *     (run 8: Simple GLA at (8, 2048, 16, 64) 0.193 ms vs split3's 0.264 and split's 0.232; Mamba-2 at
+ *     (4, 8192, 32, 64) 0.877 vs split3's 1.116; phase A writes no Q~, X~ or alpha v). At K = 128 splitd's walk,
+ *     reading q, k and v from the inputs, was 20-25% slower than split's (0.60 vs 0.48 ms, Simple GLA at
+ *     (4, 8192, 16, 128)) and the whole forward 1-8% slower; with low rank at K = 64 it tied split (+-4%): not used.
+ *     (split3 with 32-value walks had this case before run 8, and keeps it for fp32 operands, not measured.)
  *   split with 64-value walks: at K = 128 when those walks give >= 7/8 of a block per SM (run 5: the walks
  *     that fill the GPU are bound by reading the records, once per value tile: 64-value tiles read them half as
  *     often; the split walk 0.55 -> 0.45 ms for Simple GLA, 0.75 -> 0.57 DeltaNet, 1.22 -> 0.94 RWKV-7).
@@ -261,14 +264,21 @@ function fusedPrefer(blocks: SizeExpr, nH: SizeExpr, decay: number, lr: boolean,
 function phaseAPreferred(KP: number, tag: string, alt: string): boolean {
   return KP >= 128 && alt ? tag === alt : tag === "";
 }
-function split3Prefer(BV: number, KP: number, nH: SizeExpr, Vd: SizeExpr, decay: number, lr: boolean, tag: string, alt: string): SizeExpr {
+function split3Prefer(BV: number, KP: number, nH: SizeExpr, Vd: SizeExpr, decay: number, lr: boolean, tag: string, alt: string, dtype: ChunkDtype): SizeExpr {
   if (BV === 64 || !phaseAPreferred(KP, tag, alt)) return 0;
   const walk32: SizeExpr = ["*", "B", nH, ["ceilDiv", Vd, 32]];
   // low rank at K = 128: 8-value walks where they fit one wave (one block per SM) and 16-value walks leave SMs idle
   const walk8fits: SizeExpr = lr && KP >= 128 ? [">=", "LIMIT_SMS", ["*", "B", nH, ["ceilDiv", Vd, 8]]] : 0;
   if (BV === 8) return ["*", [">=", "T", 64], [">=", ["-", "LIMIT_SMS", 1], walk32], walk8fits];
   if (BV === 16) return ["*", [">=", "T", 64], [">=", ["-", "LIMIT_SMS", 1], walk32], lr && KP >= 128 ? ["-", 1, walk8fits] : 1];
-  return !lr && decay <= 1 && KP <= 64 ? ["*", [">=", "T", 64], [">=", walk32, "LIMIT_SMS"]] : 0;
+  // (2-byte operands: splitd's case since run 8; fp32 not measured, it keeps split3)
+  return dtype === "f32" && splitdCase(KP, decay, lr) ? ["*", [">=", "T", 64], [">=", walk32, "LIMIT_SMS"]] : 0;
+}
+/** Scalar or no decay, no low rank, K <= 64: splitd's 32-value walk takes the shapes where those walks fill the SMs. */
+const splitdCase = (KP: number, decay: number, lr: boolean) => !lr && decay <= 1 && KP <= 64;
+function splitdPrefer(BV: number, KP: number, nH: SizeExpr, Vd: SizeExpr, decay: number, lr: boolean, tag: string, alt: string, dtype: ChunkDtype): SizeExpr {
+  if (dtype === "f32" || BV !== 32 || !phaseAPreferred(KP, tag, alt) || !splitdCase(KP, decay, lr)) return 0;
+  return ["*", [">=", "T", 64], [">=", ["*", "B", nH, ["ceilDiv", Vd, 32]], "LIMIT_SMS"]];
 }
 function splitPrefer(BV: number, KP: number, nH: SizeExpr, Vd: SizeExpr, tag: string, alt: string): SizeExpr {
   if (!phaseAPreferred(KP, tag, alt)) return 0;
