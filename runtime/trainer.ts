@@ -11,9 +11,11 @@ import { evalSize, type ModelPlan } from "./plan.ts";
 import { ShapeError, describe, isGpuBuffer, type TensorInput } from "./tensors.ts";
 import { backwardFrom, checkCotangents, checkSaved, forwardSaving, planMemory, SAVED_STATE_BUDGET, type Cotangents, type GradNames, type GradRunners, type GradSpec, type Gradients, type MemoryChoice, type RunFn, type Saved, type Tensors } from "./train.ts";
 import { chainBackward, isChainCore, type ChainNames, type ChainPart } from "./chunked-backward.ts";
+import { lowRankChainBackward, LR_CHUNK, LR_FORMS, type LrChainNames, type LrPart } from "./chunked-backward-lowrank.ts";
 
-/** The chunked backward chain's plans (WebGPU) and the names that tie them to the model (runtime/chunked-backward.ts), or why the model has none. */
-export type ChunkedTraining = { names: ChainNames; plans: Partial<Record<ChainPart, ModelPlan>> } | { unavailable: string };
+/** The chunked backward chain's plans (WebGPU) and the names that tie them to the model (runtime/chunked-backward.ts; a low-rank core: runtime/chunked-backward-lowrank.ts), or why the model has none. */
+export type ChunkedTraining = { names: ChainNames; plans: Partial<Record<ChainPart, ModelPlan>> } | { lowRank: LrChainNames; plans: Partial<Record<LrPart, ModelPlan>> } | { unavailable: string };
+type ChunkedPlans = { plans: Partial<Record<string, ModelPlan>> };
 
 /** The training plans a class embeds (WebGPU), or why it has none. `bakedDims`: sizes the backward was built for (`--dims`). */
 export type TrainingInfo = { record: ModelPlan; backward: ModelPlan; passes?: Record<string, ModelPlan>; names: GradNames; bakedDims?: Record<string, number>; chunked?: ChunkedTraining } | { unavailable: string };
@@ -213,17 +215,17 @@ export class Trainer {
   }
 
   /** A runner of one model of the chunked backward chain, at `dims` (the core models') or this instance's. */
-  private chainRunner(part: ChainPart, dims: Record<string, number> | undefined): Promise<BackendRunner> {
+  private chainRunner(part: ChainPart | LrPart, dims: Record<string, number> | undefined): Promise<BackendRunner> {
     const key = `${part} ${JSON.stringify(dims ?? null)}`;
     let r = this.chainRunners.get(key);
     if (!r) {
-      const c = this.plans.chunked as Extract<ChunkedTraining, { names: ChainNames }>;
+      const c = this.plans.chunked as ChunkedPlans & ChunkedTraining;
       const plan = c.plans[part];
       if (!plan) throw new Error(`${this.plan.model}: the chunked backward's plans have no ${part} model`);
       const own = new Set(plan.tensors.filter((t) => t.role === "param").map((t) => t.name));
       const params = dims ? undefined : Object.fromEntries(Object.entries(this.options.params ?? {}).filter(([k]) => own.has(k)));
       // the core models run in the chunked form (that is the chunked backward), the others pick theirs
-      const core = isChainCore(part);
+      const core = "lowRank" in c ? LR_FORMS[part as LrPart] === "chunked" : isChainCore(part as ChainPart);
       r = openRunner(plan, { ...this.options, dims: dims ?? this.options.dims, params, form: core ? "chunked" : "auto", cudaPlan: undefined, cudaGradPlan: undefined } as OpenOptions);
       this.chainRunners.set(key, r);
     }
@@ -235,20 +237,22 @@ export class Trainer {
     checkSaved(spec, saved);
     const { batch: B, length: T } = saved;
     checkCotangents(spec, B, T, cot);
-    const c = this.plans.chunked as Extract<ChunkedTraining, { names: ChainNames }>;
-    const n = c.names;
+    const c = this.plans.chunked as ChunkedPlans & ChunkedTraining;
+    const n = "lowRank" in c ? c.lowRank : (c as Extract<ChunkedTraining, { names: ChainNames }>).names;
     const dims = this.dimsAt(T);
     const S = this.plan.tensors.find((t) => t.name === n.state && t.role === "state")!;
-    const g = await chainBackward(n, async (part, partDims, inputs, initialState, batch, time) => {
+    const runPart = async (part: ChainPart | LrPart, partDims: Record<string, number> | undefined, inputs: Tensors, initialState: Tensors | undefined, batch: number, time: number) => {
       const runner = await this.chainRunner(part, partDims);
       const own = new Set(c.plans[part]!.tensors.filter((t) => t.role === "input").map((t) => t.name));
       const r = await runner.forward(Object.fromEntries(Object.entries(inputs).filter(([k]) => own.has(k))) as Record<string, Float32Array>, { initialState: initialState as Record<string, Float32Array> | undefined, returnFinalState: true, batch });
       if (r.length !== time) throw new Error(`${this.plan.model}: the chunked backward's ${part} ran ${r.length} steps, expected ${time}`);
       return { outputs: r.outputs as Tensors, finalState: (r.finalState ?? {}) as Tensors };
-    }, {
+    };
+    const problem = {
       batch: B, time: T, stateShape: S.shape.map((e) => evalSize(e, dims)), inputs: spec.inputs, params: spec.params, outputs: spec.outputs, given: saved.inputs,
-      initialState: saved.initialState[n.state], cotOutputs: cot.outputs, cotState: cot.finalState?.[n.state], alloc: (k) => new Float32Array(k),
-    });
+      initialState: saved.initialState[n.state], cotOutputs: cot.outputs, cotState: cot.finalState?.[n.state], alloc: (k: number) => new Float32Array(k),
+    };
+    const g = "lowRank" in c ? await lowRankChainBackward(c.lowRank, runPart, problem, LR_CHUNK) : await chainBackward(n as ChainNames, runPart, problem);
     for (const k of Object.keys(g.inputs)) if (!saved.inputs[k]) delete g.inputs[k];
     saved.released = true;
     return g as Gradients<Float32Array>;

@@ -118,7 +118,7 @@ describe("backward() of a generated class through the chunked backward (WebGPU)"
     } finally {
       g2.dispose();
     }
-    for (const [name, why] of [["lstm", /has no chunked form/], ["deltanet", /low-rank/]] as const) {
+    for (const [name, why] of [["lstm", /has no chunked form/], ["mlstm", /stabili/]] as const) {
       const info = trainingPlans(stdlibModel(name));
       if ("unavailable" in info) throw new Error(info.unavailable);
       expect(info.chunked && "unavailable" in info.chunked ? info.chunked.unavailable : "(has a chain)", name).toMatch(why);

@@ -10,14 +10,17 @@
 import * as I from "../ir/types.ts";
 import { recording, trainingBackward } from "./run.ts";
 import { modelChain, type Chain } from "./chunked-chain.ts";
+import { lowRankChain, type LrChain } from "./chunked-chain-lowrank.ts";
 import type { GradNames } from "../../runtime/train.ts";
+import { matrixForm } from "../forms/matrix-form.ts";
 
 /**
  * `passes`: per param, the model that sums its adjoint over the steps outside the recurrence, and per input whose
  * adjoint left the recurrence, the model that computes it (split.ts; keyed by the param's / input's name);
- * `chain`: the chunked backward's models and names (chunked-chain.ts), or why the model has none.
+ * `chain`: the chunked backward's models and names (chunked-chain.ts), or why the model has none; `lowRankChain`:
+ * for a low-rank core (the delta-rule family, which `chain` refuses), the chain of chunked-chain-lowrank.ts.
  */
-export type Training = { ok: true; record: I.Model; backward: I.Model; passes: Record<string, I.Model>; names: GradNames; bakedDims: Record<string, number>; chain: Chain | { why: string } } | { ok: false; why: string };
+export type Training = { ok: true; record: I.Model; backward: I.Model; passes: Record<string, I.Model>; names: GradNames; bakedDims: Record<string, number>; chain: Chain | { why: string }; lowRankChain?: LrChain } | { ok: false; why: string };
 
 /** The chunked backward chain at the dims known at compile time, or why there is none. */
 export function trainingChain(model: I.Model, dims: Record<string, number>): Chain | { why: string } {
@@ -25,6 +28,17 @@ export function trainingChain(model: I.Model, dims: Record<string, number>): Cha
     return modelChain(model, dims);
   } catch (e) {
     return { why: (e as Error).message };
+  }
+}
+
+/** The low-rank chain at the dims known at compile time, where the model has a low-rank core the chunked backward covers. */
+export function trainingLowRankChain(model: I.Model, dims: Record<string, number>): LrChain | undefined {
+  const mf = matrixForm(model);
+  if (!mf.ok || !mf.form.lowRank) return undefined;
+  try {
+    return lowRankChain(model, dims);
+  } catch {
+    return undefined;
   }
 }
 
@@ -51,5 +65,5 @@ export function trainingModels(model: I.Model, dims: Record<string, number> = {}
   const bakedDims = Object.fromEntries(loops.map((d) => [d, dims[d]]));
   const fixed = Object.fromEntries(model.dims.filter((d) => d.fixed !== undefined).map((d) => [d.name, d.fixed!]));
   const bw = trainingBackward(model, { ...fixed, ...bakedDims });
-  return { ok: true, record: recording(model), backward: bw.model, passes: Object.fromEntries([...bw.passes.map((p) => [p.param, p.model] as const), ...bw.inputPasses.map((p) => [p.input, p.model] as const)]), names: bw.names, bakedDims, chain: trainingChain(model, { ...fixed, ...bakedDims }) };
+  return { ok: true, record: recording(model), backward: bw.model, passes: Object.fromEntries([...bw.passes.map((p) => [p.param, p.model] as const), ...bw.inputPasses.map((p) => [p.input, p.model] as const)]), names: bw.names, bakedDims, chain: trainingChain(model, { ...fixed, ...bakedDims }), lowRankChain: trainingLowRankChain(model, { ...fixed, ...bakedDims }) };
 }
