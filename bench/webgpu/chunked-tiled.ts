@@ -9,9 +9,12 @@
  *          from an initial state, against the float64 interpreter (fp32 <= 1e-4), final states too.
  *   node dist/bench-chunked-tiled.js [--out dir] [--only gla,...] [--budget seconds] [--skip-check] [--skip-bench]
  *     [--smoke] (one small shape: a try of the script on lavapipe)
+ *   --old-plans dir  old = the same variant as new (the one `auto` picks: s3t, s3 or the single walk) from plans
+ *          compiled at an earlier commit (dir/<model>.json = JSON.stringify(compileWgsl(model, ["chunked"]))), new = it
+ *          from this tree: an A/B of a kernel change within one call (bench/webgpu/run-subst.sh).
  * Inputs filled on the device (same ranges as bench/webgpu/chunked.ts). Writes tiled-bench.json, tiled-check.json.
  */
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { loadProgram } from "../../compiler/frontend/load.ts";
 import { compileWgsl } from "../../compiler/backends/wgsl/index.ts";
@@ -29,6 +32,7 @@ const opt = (k: string) => { const i = args.indexOf(k); return i >= 0 ? args[i +
 const outDir = opt("--out") ?? process.env.OUT ?? "bench-out";
 const only = opt("--only")?.split(",");
 const budgetS = Number(opt("--budget") ?? 120);
+const oldPlans = opt("--old-plans");
 const t0 = performance.now();
 const left = () => budgetS - (performance.now() - t0) / 1000;
 mkdirSync(outDir, { recursive: true });
@@ -81,6 +85,7 @@ if (!args.includes("--skip-bench")) {
   for (const name of BENCH) {
     const model = modelOf(name);
     const plan = compileWgsl(model, ["chunked"]);
+    const planOld: ModelPlan = oldPlans ? JSON.parse(readFileSync(join(oldPlans, `${name}.json`), "utf8")) : plan;
     for (const s of SHAPES) {
       if (left() < 8) { log(`budget: skipping ${name} ${s.label}`); continue; }
       const H = name === "mamba2" ? 32 : s.H;
@@ -88,9 +93,10 @@ if (!args.includes("--skip-bench")) {
       const dims = dimsFor(model, H, K);
       const full = { ...dims, B: s.B, T: s.T };
       const ranked = rankForms(plan.forms, { ...full, ...limits });
-      const old = ranked.find((r) => r.form.variant.startsWith("chunked-s3-"))?.form.variant;
-      if (!old || !ranked.some((r) => r.form.variant === twin(old))) { log(`${name} ${s.label}: no split3 pair applies (auto: ${ranked[0]?.form.variant})`); continue; }
-      const nw = twin(old);
+      const old = oldPlans ? ranked[0]?.form.variant : ranked.find((r) => r.form.variant.startsWith("chunked-s3-"))?.form.variant;
+      if (oldPlans && !planOld.forms.some((f) => f.variant === old)) { log(`${name} ${s.label}: ${old} not in the old plans`); continue; }
+      if (!old || (!oldPlans && !ranked.some((r) => r.form.variant === twin(old)))) { log(`${name} ${s.label}: no split3 pair applies (auto: ${ranked[0]?.form.variant})`); continue; }
+      const nw = oldPlans ? old : twin(old);
       if (!pairs.has(name)) pairs.set(name, new Map());
       pairs.get(name)!.set(nw, K);
       const bufs: GPUBuffer[] = [];
@@ -117,7 +123,7 @@ if (!args.includes("--skip-bench")) {
           await device.queue.onSubmittedWorkDone();
           return performance.now() - a;
         };
-        const ro = await mk(only1(plan, old));
+        const ro = await mk(only1(planOld, old));
         const rn = await mk(only1(plan, nw));
         try {
           for (let i = 0; i < 2; i++) { await time(ro, true); await time(rn, true); }
@@ -133,10 +139,10 @@ if (!args.includes("--skip-bench")) {
         row.oldMs = median(row.oldAll);
         row.newMs = median(row.newAll);
         // phase A alone, phase A + walk (split3: [phase A, walk, readout])
-        const parts = async (v: string) => {
+        const parts = async (p: ModelPlan, v: string) => {
           const out: number[] = [];
           for (const n of [1, 2]) {
-            const r = await mk(only1(plan, v, n));
+            const r = await mk(only1(p, v, n));
             try {
               const ts: number[] = [];
               for (let i = 0; i < 4; i++) ts.push(await time(r, false));
@@ -147,7 +153,7 @@ if (!args.includes("--skip-bench")) {
           }
           return out;
         };
-        if (left() > 25) { row.oldParts = await parts(old); row.newParts = await parts(nw); }
+        if (left() > 25) { row.oldParts = await parts(planOld, old); row.newParts = await parts(plan, nw); }
       } catch (e) {
         row.note = (e as Error).message.split("\n")[0].slice(0, 200);
       }

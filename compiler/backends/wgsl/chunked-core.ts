@@ -267,7 +267,12 @@ ${d1 ? `      let a = accq[m] * exp(min(sGq[fr] - sGw[f2], 0.0));` : `      let 
       rec_a[cb * RA + OAR + fr * F + f2] = select(0.0, a, vis);
     }
   }
-${lr ? `  // N = diag(beta) A (strictly before in micro-step order), then T = (I - N)^-1 in place, row by row
+${lr ? `  // N = diag(beta) A (strictly before in micro-step order), then T = (I - N)^-1 = I + N T by right-looking
+  // substitution with T's rows in registers (thread: row fr, columns sub + TPR m as in the A loop): once row a is
+  // final it goes to workgroup memory and every later row r takes N[r, a] T[a, :] (T[r, k] = N[r, k] +
+  // sum over a in (k, r) of N[r, a] T[a, k]); one barrier a row and NPT multiply-adds a thread, where the
+  // left-looking row-by-row form took two barriers a row and a dependent chain of up to F products. N sits
+  // transposed in T's upper triangle (N[r, a] at (a, r), r > a), which the rows of T (columns <= a) never touch.
   for (var m = 0u; m < NPT; m++) {
     let f2 = sub + TPR * m;
     let m1 = sMic[fr];
@@ -276,18 +281,24 @@ ${lr ? `  // N = diag(beta) A (strictly before in micro-step order), then T = (I
     let t2 = f2 / RTP;
     let vis = m1 >= 0i && m2 >= 0i && (t2 < t1 || (t2 == t1 && m2 < m1));
 ${d1 ? `    let a = acc[m] * exp(min(sGr[fr] - sGw[f2], 0.0));` : `    let a = acc[m];`}
-    sm[${OT}u + fr * F + f2] = select(0.0, sBeta[fr] * a, vis);
+    acc[m] = select(0.0, sBeta[fr] * a, vis);
+    if (f2 < fr) { sm[${OT}u + f2 * F + fr] = acc[m]; }
   }
-  workgroupBarrier();
   for (var a = 0u; a < F; a++) {
-    var v = 0.0;
-    if (tid < a) {
-      for (var k = tid; k < a; k++) { v += sm[${OT}u + a * F + k] * sm[${OT}u + k * F + tid]; }
+    if (fr == a) {
+      for (var m = 0u; m < NPT; m++) {
+        let f2 = sub + TPR * m;
+        if (f2 <= a) { sm[${OT}u + a * F + f2] = select(acc[m], 1.0, f2 == a); }
+      }
     }
     workgroupBarrier();
-    if (tid < a) { sm[${OT}u + a * F + tid] = v; }
-    if (tid == a) { sm[${OT}u + a * F + a] = 1.0; }
-    workgroupBarrier();
+    if (fr > a) {
+      let n = sm[${OT}u + a * F + fr];
+      for (var m = 0u; m < NPT; m++) {
+        let f2 = sub + TPR * m;
+        if (f2 < a) { acc[m] += n * sm[${OT}u + a * F + f2]; }
+      }
+    }
   }` : ""}
   // U0 = T alpha V, KT values at a time
   for (var j0 = 0u; j0 < Vd; j0 += KT) {
