@@ -52,6 +52,16 @@ describe.skipIf(!gpp)("CUDA splitd (raw q and key rows in the walk) on the CPU e
     ], 1e-4);
   }, 300_000);
 
+  it("mlstm (a stabiliser and a normaliser column: v's tile through the loader): fp32 with the stress (<= 1e-4), bf16 (<= 1e-2)", () => {
+    const m = load("mlstm");
+    check(m, ["chunked-splitd-f32-k32-v16-r1"], [
+      { T: 1, B: 1, K: 5, V: 7 },
+      { T: 77, B: 2, K: 5, V: 7, init: true },
+      { T: 200, B: 1, K: 5, V: 7, init: true, stress: true },
+    ], 1e-4);
+    check(m, ["chunked-splitd-bf16-k32-v32-r1"], [{ T: 77, B: 2, K: 5, V: 7, init: true }], 1e-2);
+  }, 600_000);
+
   it("gated_deltaproduct: fp32 with two row slots per token (<= 1e-4)", () => {
     check(load("gated_deltaproduct"), ["chunked-splitd-f32-k32-v16-r2"], [{ T: 40, B: 2, K: 5, V: 7, J: 2, init: true }], 1e-4);
   }, 300_000);

@@ -21,7 +21,8 @@
  * exp(G_n); the walk then only does Z = U0 + M S0, y, S' per chunk, parallel over batch x head x value tiles),
  * and split3 (phase A as in split; a state-only walk that per chunk stores its start state S0 (and, low rank,
  * Z over U0 in the record) and does Z = U0 + M S0, S' = exp(G_n) S0 + X~^T Z, reading only X~, M, its U0 tile;
- * then the readout y = Q~ S0 + Aq Z over every chunk in parallel).
+ * then the readout y = Q~ S0 + Aq Z over every chunk in parallel), and splitd (scalar or no decay: split whose record
+ * holds per-row factors instead of Q~ and X~, and no alpha v without low rank; its walk reads those rows from the inputs).
  */
 export const CHUNK_CORE_SOURCE = String.raw`
 // ==== seqc chunked core (model-independent) ====
