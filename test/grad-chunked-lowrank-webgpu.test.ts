@@ -4,7 +4,8 @@
  * per-chunk readouts by the sequential form (time folded into the batch), the log-decay adjoint by the scan
  * form, prep's and post's backward by the sequential form; fp32 <= 1e-4 against the float64 reference
  * gradients for the delta-rule family (beta in (0, 2), unit keys, log decays <= 0): T = 1, T not a multiple of
- * the folded chunk, several chunks, given and declared initial states, no final-state cotangent.
+ * the folded chunk, several chunks, given and declared initial states, no final-state cotangent; a numerics
+ * stress (log decays down to -20, T = 300) finite and within the same bound.
  */
 import { describe, expect, it } from "vitest";
 import { loadProgram } from "../compiler/frontend/load.ts";
@@ -57,5 +58,20 @@ describe("low-rank chunked backward chain on WebGPU vs the float64 reference gra
           expect(relativeError(got[kind][k], v), `B=${B} T=${T}: ${kind} ${k}`).toBeLessThanOrEqual(1e-4);
         }
     }
+  }, 600_000);
+
+  it.each(["gated_deltanet", "rwkv7"])("%s: stress (log decays down to -20, beta in (0, 2), T = 300 over 64-micro-step chunks): finite and <= 1e-4", async (name) => {
+    const model = loadProgram([`stdlib/${name}.seq`]).models[0];
+    const dims = smallDims(model, { K: 5, V: 3 });
+    const run = chunkInputs(model, { dims, batch: 1, time: 300, seed: 17, initialState: true, stress: true });
+    const ref = interpret(model, run);
+    const cot = randomCotangents(ref, 3);
+    const want = await gradients(model, run, cot);
+    const got = await chainGradients(model, run, cot, onWebgpu, { chunk: 64 });
+    for (const kind of ["inputs", "params", "initialState"] as const)
+      for (const [k, v] of Object.entries(want[kind])) {
+        expect(got[kind][k].every(Number.isFinite), `${kind} ${k} finite`).toBe(true);
+        expect(relativeError(got[kind][k], v), `${kind} ${k}`).toBeLessThanOrEqual(1e-4);
+      }
   }, 600_000);
 });
