@@ -18,7 +18,7 @@ import { analyzePartition } from "./partition.ts";
 import { StepLowering, lowerConst } from "./step.ts";
 import { lowerExpr } from "./lower-expr.ts";
 import { flatIndex, productK, productS, mulS, sumS } from "./symbolic.ts";
-import { terms, tiledProduct, decodeIndex, TILE, HOIST_THREADS, KC } from "./hoist.ts";
+import { terms, tiledProduct, decodeIndex, TILE, HOIST_THREADS, KC, type TiledProduct } from "./hoist.ts";
 import { initFlag, stateOffset, STATES, STATES_IN, uniformFields } from "./interface.ts";
 import { launchBindings, modelBindings, modelOverrides, trafficBytes, type LoweredForm } from "./sequential.ts";
 import type { FormPlan, SizeExpr } from "../../runtime/plan.ts";
@@ -35,11 +35,12 @@ export interface OuterSum {
   negative: boolean;
 }
 
-function factors(e: I.Expr): I.Expr[] {
+/** The factors of a product tree (param-product.ts splits its sums the same way). */
+export function factors(e: I.Expr): I.Expr[] {
   return e.k === "bin" && e.op === "*" ? [...factors(e.a), ...factors(e.b)] : [e];
 }
 
-const productOf = (fs: I.Expr[]): I.Expr => fs.reduce<I.Expr | undefined>((acc, f) => (acc ? { k: "bin", op: "*", a: acc, b: f } : f), undefined) ?? { k: "num", value: 1 };
+export const productOf = (fs: I.Expr[]): I.Expr => fs.reduce<I.Expr | undefined>((acc, f) => (acc ? { k: "bin", op: "*", a: acc, b: f } : f), undefined) ?? { k: "num", value: 1 };
 
 /** The outer-product-sum shape of `model`, or why it is not one. */
 export function outerSum(model: I.Model): OuterSum | { why: string } {
@@ -94,9 +95,6 @@ export function outerSum(model: I.Model): OuterSum | { why: string } {
   };
 }
 
-/** Nominal cost constants (ns): a slice's barrier round and one multiply-add of a thread. */
-const MATMUL_COST_NS = { sync: 450, work: 1 };
-
 /** The matrix-product form of an outer-product sum (form "sequential", variant "matmul"), or why not. */
 export function lowerOuterSum(model: I.Model): LoweredForm | { why: string } {
   const o = outerSum(model);
@@ -134,31 +132,43 @@ export function lowerOuterSum(model: I.Model): LoweredForm | { why: string } {
       return pre;
     },
   });
-  body.push(...tp.body);
-  const name = `${model.name}_outer_matmul`;
+  const rowsS = productS(o.rowVars.map((v) => v.extent));
+  const colsS = productS(o.colVars.map((v) => v.extent));
+  return matmulForm(model, step, `${model.name}_outer_matmul`, [...body, ...tp.body], tp, {
+    workgroups: ["*", "B", ["ceilDiv", rowsS, TILE], ["ceilDiv", colsS, TILE]],
+    depth: "T",
+    flops: mulS(2, "B", "T", rowsS, colsS),
+  });
+}
+
+/** Nominal cost constants (ns): a slice's barrier round and one multiply-add of a thread. */
+const MATMUL_COST_NS = { sync: 450, work: 1 };
+
+/**
+ * The kernel and plan (form "sequential", variant "matmul") of a tiled product over `depth` (steps, or a
+ * param product's summed extent) whose body is `body`: the outer sum's and param-product.ts's.
+ */
+export function matmulForm(model: I.Model, step: StepLowering, name: string, body: K.KStmt[], tp: TiledProduct, o: { workgroups: SizeExpr; depth: SizeExpr; flops: SizeExpr }): LoweredForm {
   const overrides = modelOverrides(model, step.cfg.partition);
   const used = K.usedArrays(body);
   const buffers = modelBindings(model).kernelBuffers.filter((b) => used.has(b.name));
   const kernel: K.Kernel = { name, workgroupSize: K.u32(HOIST_THREADS), buffers, uniformBinding: 0, uniforms: uniformFields(model), overrides: Object.keys(overrides).map((n) => ({ name: n })), shared: tp.shared, body, needs: [] };
-  const rowsS = productS(o.rowVars.map((v) => v.extent));
-  const colsS = productS(o.colVars.map((v) => v.extent));
-  const workgroups: SizeExpr = ["*", "B", ["ceilDiv", rowsS, TILE], ["ceilDiv", colsS, TILE]];
   const N = TILE / 16;
   const plan: FormPlan = {
     form: "sequential",
     variant: "matmul",
     vars: [],
     scratch: [],
-    kernels: [{ name, shader: name, entry: "main", overrides, workgroups, sharedBytes: tp.sharedBytes, threads: HOIST_THREADS, bindings: launchBindings(model, kernel) }],
+    kernels: [{ name, shader: name, entry: "main", overrides, workgroups: o.workgroups, sharedBytes: tp.sharedBytes, threads: HOIST_THREADS, bindings: launchBindings(model, kernel) }],
     cost: {
       bytes: trafficBytes(model),
-      // per thread: N x N multiply-adds per step; a dependent round per slice of KC steps (its loads) and the stores
-      serialSteps: mulS("T", N * N),
-      syncs: sumS([["ceilDiv", "T", KC], 1]),
+      // per thread: N x N multiply-adds per unit of depth; a dependent round per slice of KC (its loads) and the stores
+      serialSteps: mulS(o.depth, N * N),
+      syncs: sumS([["ceilDiv", o.depth, KC], 1]),
       syncNs: MATMUL_COST_NS.sync,
       workNs: MATMUL_COST_NS.work,
-      threads: ["*", workgroups, HOIST_THREADS],
-      flops: mulS(2, "B", "T", rowsS, colsS),
+      threads: ["*", o.workgroups, HOIST_THREADS],
+      flops: o.flops,
     },
   };
   return { plan, kernels: [kernel], trace: [] };

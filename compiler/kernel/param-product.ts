@@ -17,11 +17,11 @@ import * as K from "./ir.ts";
 import { analyzePartition } from "./partition.ts";
 import { StepLowering } from "./step.ts";
 import { lowerExpr } from "./lower-expr.ts";
-import { productK, productS, mulS, sumS } from "./symbolic.ts";
-import { terms, tiledProduct, decodeIndex, TILE, HOIST_THREADS, KC } from "./hoist.ts";
-import { outputBuffer, uniformFields } from "./interface.ts";
-import { launchBindings, modelBindings, modelOverrides, trafficBytes, type LoweredForm } from "./sequential.ts";
-import type { FormPlan, SizeExpr } from "../../runtime/plan.ts";
+import { productK, productS, mulS } from "./symbolic.ts";
+import { terms, tiledProduct, decodeIndex, TILE } from "./hoist.ts";
+import { outputBuffer } from "./interface.ts";
+import type { LoweredForm } from "./sequential.ts";
+import { factors, matmulForm, productOf } from "./outer-sum.ts";
 
 export interface ParamProduct {
   stmt: Exclude<I.Stmt, { k: "for" }>;
@@ -33,12 +33,6 @@ export interface ParamProduct {
   p: I.Expr;
   negative: boolean;
 }
-
-function factors(e: I.Expr): I.Expr[] {
-  return e.k === "bin" && e.op === "*" ? [...factors(e.a), ...factors(e.b)] : [e];
-}
-
-const productOf = (fs: I.Expr[]): I.Expr => fs.reduce<I.Expr | undefined>((acc, f) => (acc ? { k: "bin", op: "*", a: acc, b: f } : f), undefined) ?? { k: "num", value: 1 };
 
 /** The param-product shape of `model`, or why it is not one. */
 export function paramProduct(model: I.Model): ParamProduct | { why: string } {
@@ -83,9 +77,6 @@ export function paramProduct(model: I.Model): ParamProduct | { why: string } {
   return { stmt, out: I.findTensor(model, stmt.target)!, ks: sum.vars, a: productOf(rowF), p: productOf(colF), negative };
 }
 
-/** Nominal cost constants (ns): a slice's barrier round and one multiply-add of a thread. */
-const MATMUL_COST_NS = { sync: 450, work: 1 };
-
 /** The matrix-product form of a param product (form "sequential", variant "matmul"), or why not. */
 export function lowerParamProduct(model: I.Model): LoweredForm | { why: string } {
   const o = paramProduct(model);
@@ -117,32 +108,11 @@ export function lowerParamProduct(model: I.Model): LoweredForm | { why: string }
     // the column is the output's flat index (its statement's variables are its axes, row-major)
     store: (row, col, acc) => [K.store(outputBuffer(o.out.name), K.add(K.mul(row, K.ref("NC")), col), o.negative ? { k: "neg", a: acc, t: "f32" } : acc)],
   });
-  body.push(...tp.body);
-  const name = `${model.name}_param_matmul`;
-  const overrides = modelOverrides(model, step.cfg.partition);
-  const used = K.usedArrays(body);
-  const buffers = modelBindings(model).kernelBuffers.filter((b) => used.has(b.name));
-  const kernel: K.Kernel = { name, workgroupSize: K.u32(HOIST_THREADS), buffers, uniformBinding: 0, uniforms: uniformFields(model), overrides: Object.keys(overrides).map((n) => ({ name: n })), shared: tp.shared, body, needs: [] };
   const colsS = productS(o.out.shape);
   const depthS = productS(o.ks.map((v) => v.extent));
-  const workgroups: SizeExpr = ["*", ["ceilDiv", ["*", "B", "T"], TILE], ["ceilDiv", colsS, TILE]];
-  const N = TILE / 16;
-  const plan: FormPlan = {
-    form: "sequential",
-    variant: "matmul",
-    vars: [],
-    scratch: [],
-    kernels: [{ name, shader: name, entry: "main", overrides, workgroups, sharedBytes: tp.sharedBytes, threads: HOIST_THREADS, bindings: launchBindings(model, kernel) }],
-    cost: {
-      bytes: trafficBytes(model),
-      // per thread: N x N multiply-adds per unit of depth; a dependent round per slice of KC (its loads) and the stores
-      serialSteps: mulS(depthS, N * N),
-      syncs: sumS([["ceilDiv", depthS, KC], 1]),
-      syncNs: MATMUL_COST_NS.sync,
-      workNs: MATMUL_COST_NS.work,
-      threads: ["*", workgroups, HOIST_THREADS],
-      flops: mulS(2, "B", "T", colsS, depthS),
-    },
-  };
-  return { plan, kernels: [kernel], trace: [] };
+  return matmulForm(model, step, `${model.name}_param_matmul`, [...body, ...tp.body], tp, {
+    workgroups: ["*", ["ceilDiv", ["*", "B", "T"], TILE], ["ceilDiv", colsS, TILE]],
+    depth: depthS,
+    flops: mulS(2, "B", "T", colsS, depthS),
+  });
 }
