@@ -204,7 +204,7 @@ describe.skipIf(!cpuTorch)("torch target: which backward a forward with gradient
 describe.skipIf(!numpy)("torch target: the form of the chain's stateless parts over [B*T, 1]", () => {
   it("mamba2 (B*T = 16384): 'workgroup' where the 'thread' form starts one thread per row (postBw, prepBw), prep keeps 'thread'; small runs take 'workgroup'", () => {
     const tp = buildTorchPlans(load("mamba2"));
-    const plans = Object.fromEntries(["chain:prep", "chain:postBw", "chain:prepBw"].map((k) => [k, tp.plans[k]]));
+    const plans = Object.fromEntries(["chain:prep", "chain:postBw", "chain:prepBw"].map((k) => [k, (tp.plans as Record<string, unknown>)[k]]));
     const dir = mkdtempSync(join(tmpdir(), "seqc-stateless-"));
     writeFileSync(join(dir, "req.json"), JSON.stringify({ plans, dims: { H: 32, P: 64, N: 64 }, sizes: [16384, 74] }));
     const r = spawnSync("python3", ["test/torch/stateless_form.py", join(dir, "req.json")], { encoding: "utf8" });
