@@ -44,10 +44,17 @@ export const KT = 16;
  * RWKV-7's unchanged: bench/RESULTS.md). */
 const KP = KT + 1;
 
-/** Workgroup floats of phase A: max(pass-1 tiles, T + one 16-wide tile) plus the per-row arrays. */
+/** Columns of the U0 / M products' tiles: F x UW = 2048 floats, 8 columns a thread (64 at F = 32, 32 at F = 64). */
+function uTile(F: number): number {
+  const UW = 2048 / F;
+  if (!Number.isInteger(UW / 8) || (F * UW) / 8 !== CHUNK_WG) throw new Error(`chunked phase A: no U0 tile for F = ${F}`);
+  return UW;
+}
+
+/** Workgroup floats of phase A: max(pass-1 tiles, T (rows F + 1 apart) + one UW-wide tile) plus the per-row arrays. */
 export function phaseAShared(c: ChunkCoreCfg): number {
   const C = c.F / c.RTP;
-  const p2 = (c.lr ? c.F * c.F : 0) + c.F * KT;
+  const p2 = (c.lr ? c.F * (c.F + 1) : 0) + c.F * uTile(c.F);
   return Math.max(pass1Floats(c), p2) + 4 * c.F + 2 * C + 4;
 }
 
@@ -79,9 +86,14 @@ export function phaseAMain(c: ChunkCoreCfg): string {
   const OW = F * KP;
   const OQ = c.lr ? 2 * F * KP : F * KP;
   const OG = OQ + C * KP;
+  // after pass 1: T at OT (rows FS = F + 1 floats apart: the U0 / M products read 4-8 rows at one column a warp),
+  // then the U0 / M tiles (F x UW) at OT2
+  const FS = F + 1;
+  const UW = uTile(F);
+  const UG = UW / 8;
   const OT = 0;
-  const OT2 = c.lr ? F * F : 0;
-  const smAll = Math.max(pass1Floats(c), OT2 + F * KT);
+  const OT2 = c.lr ? F * FS : 0;
+  const smAll = Math.max(pass1Floats(c), OT2 + F * UW);
   const d1 = c.decay === 1, d2 = c.decay === 2, lr = c.lr;
   return `
 const F: u32 = ${F}u;
@@ -282,68 +294,111 @@ ${lr ? `  // N = diag(beta) A (strictly before in micro-step order), then T = (I
     let vis = m1 >= 0i && m2 >= 0i && (t2 < t1 || (t2 == t1 && m2 < m1));
 ${d1 ? `    let a = acc[m] * exp(min(sGr[fr] - sGw[f2], 0.0));` : `    let a = acc[m];`}
     acc[m] = select(0.0, sBeta[fr] * a, vis);
-    if (f2 < fr) { sm[${OT}u + f2 * F + fr] = acc[m]; }
+    if (f2 < fr) { sm[${OT}u + f2 * ${FS}u + fr] = acc[m]; }
   }
   for (var a = 0u; a < F; a++) {
     if (fr == a) {
       for (var m = 0u; m < NPT; m++) {
         let f2 = sub + TPR * m;
-        if (f2 <= a) { sm[${OT}u + a * F + f2] = select(acc[m], 1.0, f2 == a); }
+        if (f2 <= a) { sm[${OT}u + a * ${FS}u + f2] = select(acc[m], 1.0, f2 == a); }
       }
     }
     workgroupBarrier();
     if (fr > a) {
-      let n = sm[${OT}u + a * F + fr];
+      let n = sm[${OT}u + a * ${FS}u + fr];
       for (var m = 0u; m < NPT; m++) {
         let f2 = sub + TPR * m;
-        if (f2 < a) { acc[m] += n * sm[${OT}u + a * F + f2]; }
+        if (f2 < a) { acc[m] += n * sm[${OT}u + a * ${FS}u + f2]; }
       }
     }
   }` : ""}
-  // U0 = T alpha V, KT values at a time
-  for (var j0 = 0u; j0 < Vd; j0 += KT) {
-    for (var e = tid; e < F * KT; e += ${CHUNK_WG}u) {
-      let f = e / KT;
-      let j = j0 + e % KT;
+  // U0 = T alpha V and M = T (diag(beta) W~), ${UW} columns at a time (thread: row uf, columns ug + ${UG} i, i < 8:
+  // one T load feeds 8 multiply-adds; 16-column tiles took 2 values a thread with a dependent chain each)
+  let uf = tid / ${UG}u;
+  let ug = tid % ${UG}u;
+  for (var j0 = 0u; j0 < Vd; j0 += ${UW}u) {
+    for (var e = tid; e < ${F * UW}u; e += ${CHUNK_WG}u) {
+      let f = e / ${UW}u;
+      let j = j0 + e % ${UW}u;
       var v = 0.0;
       if (j < Vd && sMic[f] >= 0i) { v = ld_v(b, t0 + f / RTP, h, f % RTP, j); }
       sm[${OT2}u + e] = v;
     }
     workgroupBarrier();
-    for (var e = tid; e < F * KT; e += ${CHUNK_WG}u) {
-      let f = e / KT;
-      let jj = e % KT;
-      let j = j0 + jj;
-      if (j < Vd) {
-${lr ? `        var z = 0.0;
-        for (var k = 0u; k <= f; k++) { z += sm[${OT}u + f * F + k] * sm[${OT2}u + k * KT + jj]; }` : `        let z = sm[${OT2}u + e];`}
-        rec_b[cb * RB + OUR + f * Vd + j] = z;
-      }
-    }
+${lr ? `    var z0 = 0.0;
+    var z1 = 0.0;
+    var z2 = 0.0;
+    var z3 = 0.0;
+    var z4 = 0.0;
+    var z5 = 0.0;
+    var z6 = 0.0;
+    var z7 = 0.0;
+    for (var k = 0u; k <= uf; k++) {
+      let tk = sm[${OT}u + uf * ${FS}u + k];
+      z0 += tk * sm[${OT2}u + k * ${UW}u + ug + ${UG * 0}u];
+      z1 += tk * sm[${OT2}u + k * ${UW}u + ug + ${UG * 1}u];
+      z2 += tk * sm[${OT2}u + k * ${UW}u + ug + ${UG * 2}u];
+      z3 += tk * sm[${OT2}u + k * ${UW}u + ug + ${UG * 3}u];
+      z4 += tk * sm[${OT2}u + k * ${UW}u + ug + ${UG * 4}u];
+      z5 += tk * sm[${OT2}u + k * ${UW}u + ug + ${UG * 5}u];
+      z6 += tk * sm[${OT2}u + k * ${UW}u + ug + ${UG * 6}u];
+      z7 += tk * sm[${OT2}u + k * ${UW}u + ug + ${UG * 7}u];
+    }` : `    let z0 = sm[${OT2}u + uf * ${UW}u + ug + ${UG * 0}u];
+    let z1 = sm[${OT2}u + uf * ${UW}u + ug + ${UG * 1}u];
+    let z2 = sm[${OT2}u + uf * ${UW}u + ug + ${UG * 2}u];
+    let z3 = sm[${OT2}u + uf * ${UW}u + ug + ${UG * 3}u];
+    let z4 = sm[${OT2}u + uf * ${UW}u + ug + ${UG * 4}u];
+    let z5 = sm[${OT2}u + uf * ${UW}u + ug + ${UG * 5}u];
+    let z6 = sm[${OT2}u + uf * ${UW}u + ug + ${UG * 6}u];
+    let z7 = sm[${OT2}u + uf * ${UW}u + ug + ${UG * 7}u];`}
+    if (j0 + ug + ${UG * 0}u < Vd) { rec_b[cb * RB + OUR + uf * Vd + j0 + ug + ${UG * 0}u] = z0; }
+    if (j0 + ug + ${UG * 1}u < Vd) { rec_b[cb * RB + OUR + uf * Vd + j0 + ug + ${UG * 1}u] = z1; }
+    if (j0 + ug + ${UG * 2}u < Vd) { rec_b[cb * RB + OUR + uf * Vd + j0 + ug + ${UG * 2}u] = z2; }
+    if (j0 + ug + ${UG * 3}u < Vd) { rec_b[cb * RB + OUR + uf * Vd + j0 + ug + ${UG * 3}u] = z3; }
+    if (j0 + ug + ${UG * 4}u < Vd) { rec_b[cb * RB + OUR + uf * Vd + j0 + ug + ${UG * 4}u] = z4; }
+    if (j0 + ug + ${UG * 5}u < Vd) { rec_b[cb * RB + OUR + uf * Vd + j0 + ug + ${UG * 5}u] = z5; }
+    if (j0 + ug + ${UG * 6}u < Vd) { rec_b[cb * RB + OUR + uf * Vd + j0 + ug + ${UG * 6}u] = z6; }
+    if (j0 + ug + ${UG * 7}u < Vd) { rec_b[cb * RB + OUR + uf * Vd + j0 + ug + ${UG * 7}u] = z7; }
     workgroupBarrier();
   }
-${lr ? `  // M = T (diag(beta) W~), in place in the record, KT keys at a time
-  storageBarrier();
+${lr ? `  storageBarrier();
   workgroupBarrier();
-  for (var i0 = 0u; i0 < Kd; i0 += KT) {
-    for (var e = tid; e < F * KT; e += ${CHUNK_WG}u) {
-      let f = e / KT;
-      let i = i0 + e % KT;
+  for (var j0 = 0u; j0 < Kd; j0 += ${UW}u) {
+    for (var e = tid; e < ${F * UW}u; e += ${CHUNK_WG}u) {
+      let f = e / ${UW}u;
+      let i = j0 + e % ${UW}u;
       var w = 0.0;
       if (i < Kd) { w = rec_b[cb * RB + f * Kd + i]; }
       sm[${OT2}u + e] = w;
     }
     workgroupBarrier();
-    for (var e = tid; e < F * KT; e += ${CHUNK_WG}u) {
-      let f = e / KT;
-      let ii = e % KT;
-      let i = i0 + ii;
-      if (i < Kd) {
-        var z = 0.0;
-        for (var k = 0u; k <= f; k++) { z += sm[${OT}u + f * F + k] * sm[${OT2}u + k * KT + ii]; }
-        rec_b[cb * RB + f * Kd + i] = z;
-      }
+    var z0 = 0.0;
+    var z1 = 0.0;
+    var z2 = 0.0;
+    var z3 = 0.0;
+    var z4 = 0.0;
+    var z5 = 0.0;
+    var z6 = 0.0;
+    var z7 = 0.0;
+    for (var k = 0u; k <= uf; k++) {
+      let tk = sm[${OT}u + uf * ${FS}u + k];
+      z0 += tk * sm[${OT2}u + k * ${UW}u + ug + ${UG * 0}u];
+      z1 += tk * sm[${OT2}u + k * ${UW}u + ug + ${UG * 1}u];
+      z2 += tk * sm[${OT2}u + k * ${UW}u + ug + ${UG * 2}u];
+      z3 += tk * sm[${OT2}u + k * ${UW}u + ug + ${UG * 3}u];
+      z4 += tk * sm[${OT2}u + k * ${UW}u + ug + ${UG * 4}u];
+      z5 += tk * sm[${OT2}u + k * ${UW}u + ug + ${UG * 5}u];
+      z6 += tk * sm[${OT2}u + k * ${UW}u + ug + ${UG * 6}u];
+      z7 += tk * sm[${OT2}u + k * ${UW}u + ug + ${UG * 7}u];
     }
+    if (j0 + ug + ${UG * 0}u < Kd) { rec_b[cb * RB + uf * Kd + j0 + ug + ${UG * 0}u] = z0; }
+    if (j0 + ug + ${UG * 1}u < Kd) { rec_b[cb * RB + uf * Kd + j0 + ug + ${UG * 1}u] = z1; }
+    if (j0 + ug + ${UG * 2}u < Kd) { rec_b[cb * RB + uf * Kd + j0 + ug + ${UG * 2}u] = z2; }
+    if (j0 + ug + ${UG * 3}u < Kd) { rec_b[cb * RB + uf * Kd + j0 + ug + ${UG * 3}u] = z3; }
+    if (j0 + ug + ${UG * 4}u < Kd) { rec_b[cb * RB + uf * Kd + j0 + ug + ${UG * 4}u] = z4; }
+    if (j0 + ug + ${UG * 5}u < Kd) { rec_b[cb * RB + uf * Kd + j0 + ug + ${UG * 5}u] = z5; }
+    if (j0 + ug + ${UG * 6}u < Kd) { rec_b[cb * RB + uf * Kd + j0 + ug + ${UG * 6}u] = z6; }
+    if (j0 + ug + ${UG * 7}u < Kd) { rec_b[cb * RB + uf * Kd + j0 + ug + ${UG * 7}u] = z7; }
     workgroupBarrier();
   }` : ""}
 }
