@@ -27,7 +27,7 @@ import { inputBuffer, outputBuffer, initFlag, stateOffset, STATES, uniformFields
 import { lowerConst } from "../../kernel/step.ts";
 import { productS } from "../../kernel/symbolic.ts";
 import { overrideValues } from "./overrides.ts";
-import { CudaScope } from "./scope.ts";
+import { CudaScope, tensorsRead } from "./scope.ts";
 import { renderExpr, renderStmts, type RenderContext } from "./render.ts";
 import { SGEMM_ENTRY } from "./sgemm.ts";
 import type { CudaFormPlan, CudaBufferRef } from "../../../runtime/cuda/plan.ts";
@@ -223,7 +223,7 @@ export function matvecCellPlan(model: I.Model): CellEligibility {
   // with let vectors, phase A is everything before the first matvec, and it must compute every let vector
   let phaseA = 0;
   if (rterms.some((r) => r.vecKind === "let")) {
-    phaseA = body.findIndex((s) => exprReadsPrefix(s.expr, "__R"));
+    phaseA = body.findIndex((s) => [...tensorsRead(s.expr)].some((n) => n.startsWith("__R")));
     const inA = new Set(body.slice(0, phaseA).map((s) => s.target));
     const late = rterms.find((r) => r.vecKind === "let" && !inA.has(r.vec));
     if (late) return { ok: false, why: `matvec over ${late.vec}, which is computed after another matvec of the step` };
@@ -257,6 +257,7 @@ export function renderMatvecCell(model: I.Model, CELL: CellConfig = CELL_CONFIGS
   const outputs = I.tensorsOfKind(model, "output");
   const lets = I.tensorsOfKind(model, "let");
   const name = `seqc_${model.name}_cell_persistent${CELL.suffix.replace(/-/g, "_")}`;
+  const gridSync = `seqc_grid_sync_${model.name}${CELL.suffix.replace(/-/g, "_")}`;
   const uniforms = uniformFields(model);
   const overrides = [...model.dims.map((d) => `D_${d.name}`), ...I.tensorsOfKind(model, "param").map((p) => `PO_${p.name}`), "JB"];
   const cx: RenderContext = { overrides: new Set(overrides), uniforms: new Set(uniforms) };
@@ -268,14 +269,12 @@ export function renderMatvecCell(model: I.Model, CELL: CellConfig = CELL_CONFIGS
   const rsIndex = new Map(rStates.map((s, i) => [s, i]));
   const stIndex = new Map(states.map((s, i) => [s.name, i]));
   const lVecs = [...new Set(rterms.filter((r) => r.vecKind === "let").map((r) => r.vec))];
-  const extC = (e: I.Extent) => (e.kind === "lit" ? `${e.value}u` : `SEQC_D_${e.name}`);
   const extS = (e: I.Extent): SizeExpr => (e.kind === "lit" ? e.value : e.name);
-  const vecLen = (shape: I.Extent[]) => shape.map(extC).join(" * ");
   const lvOff = new Map<string, string>();
   let lvTotal = "0u";
   for (const v of lVecs) {
     lvOff.set(v, lvTotal);
-    lvTotal = `${lvTotal} + ${vecLen(I.findTensor(model, v)!.shape)}`;
+    lvTotal = `${lvTotal} + ${productC(I.findTensor(model, v)!.shape)}`;
   }
   const lvTotalS: SizeExpr = ["+", 0, ...lVecs.map((v) => ["*", ...I.findTensor(model, v)!.shape.map(extS)] as SizeExpr)];
   // phase A's lets live in shared memory (phase B reads them): [slot][B][JB]
@@ -286,6 +285,8 @@ export function renderMatvecCell(model: I.Model, CELL: CellConfig = CELL_CONFIGS
     aOff.set(l, aTotal);
     aTotal += litSize(I.findTensor(model, l)!.shape, unit);
   }
+  // element q of phase A's let l for (b, jl)
+  const sA = (l: string, q: string) => `s_A[(${aOff.get(l)}u + ${q}) * B * SEQC_JB + b * SEQC_JB + jl]`;
   // rows of each rterm held by a block: product of literal axes x JB
   const rowsLocal = (r: RTerm) => litSize(r.rows, unit);
   // offsets of each rterm's slice in shared memory
@@ -297,7 +298,7 @@ export function renderMatvecCell(model: I.Model, CELL: CellConfig = CELL_CONFIGS
     for (const r of rterms) {
       wOff.push(w);
       mOff.push(m);
-      w = `${w} + ${rowsLocal(r)}u * SEQC_JB * (${vecLen(r.vecShape)})`;
+      w = `${w} + ${rowsLocal(r)}u * SEQC_JB * (${productC(r.vecShape)})`;
       m = `${m} + B * ${rowsLocal(r)}u * SEQC_JB`;
     }
     wOff.push(w);
@@ -360,7 +361,7 @@ export function renderMatvecCell(model: I.Model, CELL: CellConfig = CELL_CONFIGS
           return K.load("s_M", K.add(K.add(K.ref(`MO${r.id}`), K.mul(bK, K.ref(`RL${r.id}`))), localRow(r, idx, K.ref("jl"))));
         }
         const t = I.findTensor(model, tensor)!;
-        if (t.kind === "let" && aOff.has(tensor)) return K.ref(`s_A[(${aOff.get(tensor)}u + ${R(localFlat(t, idx))}) * B * SEQC_JB + b * SEQC_JB + jl]`, "f32");
+        if (t.kind === "let" && aOff.has(tensor)) return K.ref(sA(tensor, R(localFlat(t, idx))), "f32");
         if (t.kind === "let") return K.ref(`L_${tensor}[${R(localFlat(t, idx))}]`, "f32");
         if (t.kind === "state") return K.ref(`s_S[${stIndex.get(tensor)}u * B * SEQC_JB + b * SEQC_JB + jl]`, "f32");
         if (t.kind === "output") return K.ref(`O_${tensor}[${R(localFlat(t, idx))}]`, "f32");
@@ -371,7 +372,7 @@ export function renderMatvecCell(model: I.Model, CELL: CellConfig = CELL_CONFIGS
     const v = sc.lower(s.expr, pre);
     const inner = [...renderStmts(pre, cx, "        "), `        const float val = ${R(v)};`];
     const tIdx = s.vars.map((x) => (isDim(x.extent, unit) ? K.ref("j") : K.ref(`g_${x.id}`)));
-    if (s.k === "let" && aOff.has(s.target)) inner.push(`        s_A[(${aOff.get(s.target)}u + ${R(localFlat(target, tIdx))}) * B * SEQC_JB + b * SEQC_JB + jl] = val;`);
+    if (s.k === "let" && aOff.has(s.target)) inner.push(`        ${sA(s.target, R(localFlat(target, tIdx)))} = val;`);
     else if (s.k === "let") inner.push(`        L_${s.target}[${R(localFlat(target, tIdx))}] = val;`);
     else if (s.k === "assign") inner.push(`        s_S[${stIndex.get(s.target)}u * B * SEQC_JB + b * SEQC_JB + jl] = val;`);
     else {
@@ -418,7 +419,7 @@ export function renderMatvecCell(model: I.Model, CELL: CellConfig = CELL_CONFIGS
       const HS = r.vecKind === "state" ? "E" : `(${lvTotal})`;
       const ldH = r.vecKind === "state" ? (x: string) => x : (x: string) => `__ldcg(&${x})`;
       return `    { // ${r.param} . ${r.vec}${r.vecKind === "state" ? "(t-1)" : ""}  ->  s_M[${mOff[r.id]} + b * RL + row]
-      const unsigned int RL = ${RL}, KV = ${vecLen(r.vecShape)}, HS = ${HS};
+      const unsigned int RL = ${RL}, KV = ${productC(r.vecShape)}, HS = ${HS};
       const float* W = s_W + ${wOff[r.id]};
       const float* H = ${H};
       const unsigned int tilesB = (B + ${TB - 1}u) / ${TB}u, tilesR = (RL + ${TR - 1}u) / ${TR}u;
@@ -470,8 +471,8 @@ ${reduceRounds(NV)}
       const idxC = (x: PIndex) => (x.kind === "lit" ? `${x.value}u` : x.kind === "row" ? `rv${x.at}` : `kv${x.at}`);
       let full = "";
       r.pIdx.forEach((x, a) => (full = a === 0 ? idxC(x) : `(size_t)(${full}) * ${extC(r.pShape[a])} + ${idxC(x)}`));
-      return `  { // rows of ${r.param} owned by this block, each the ${vecLen(r.vecShape)} values it contracts with ${r.vec}
-    const unsigned int RL = ${rowsLocal(r)}u * SEQC_JB, KV = ${vecLen(r.vecShape)};
+      return `  { // rows of ${r.param} owned by this block, each the ${productC(r.vecShape)} values it contracts with ${r.vec}
+    const unsigned int RL = ${rowsLocal(r)}u * SEQC_JB, KV = ${productC(r.vecShape)};
     for (unsigned int i = threadIdx.x; i < RL * KV; i += blockDim.x) {
       // local row -> (literal axes.., jl); depth -> the vector's axes
       unsigned int rest = i / KV, kr = i % KV; bool ok = true;
@@ -483,7 +484,7 @@ ${decodeK.join("\n")}
     })
     .join("\n");
 
-  const outLocals = outputs.filter((o) => body.some((s) => exprReads(s.expr, o.name))).map((o) => `      float O_${o.name}[${litSize(o.shape, unit)}];`);
+  const outLocals = outputs.filter((o) => body.some((s) => tensorsRead(s.expr).has(o.name))).map((o) => `      float O_${o.name}[${litSize(o.shape, unit)}];`);
   // phase A (let vectors only): the statements before the first matvec, then each block's slice of the let
   // vectors to vbuf[t & 1], then the grid barrier after which every block reads them whole
   const publish = lVecs.map((v) => {
@@ -496,7 +497,7 @@ ${decodeK.join("\n")}
       const ix = isDim(e, unit) ? "j" : `c${a}`;
       k = a === 0 ? ix : `(${k}) * ${extC(e)} + ${ix}`;
     });
-    return `      for (unsigned int q = 0; q < ${n}u; ++q) { unsigned int r = q; ${decode} (void)r; vout[(size_t)b * (${lvTotal}) + ${lvOff.get(v)!} + ${k}] = s_A[(${aOff.get(v)}u + q) * B * SEQC_JB + b * SEQC_JB + jl]; }`;
+    return `      for (unsigned int q = 0; q < ${n}u; ++q) { unsigned int r = q; ${decode} (void)r; vout[(size_t)b * (${lvTotal}) + ${lvOff.get(v)!} + ${k}] = ${sA(v, "q")}; }`;
   });
   const phaseALoop = lVecs.length
     ? `    float* vout = vbuf + (size_t)(t & 1u) * B * (${lvTotal});
@@ -508,17 +509,17 @@ ${outLocals.join("\n")}
 ${cellLinesA.join("\n")}
 ${publish.join("\n")}
     }
-    seqc_grid_sync_${model.name}${CELL.suffix.replace(/-/g, "_")}(barrier, target);
+    ${gridSync}(barrier, target);
 `
     : "";
-  const xrDecls = xterms.map((x) => `  const unsigned int XR${x.id} = ${productRows(x.rows)};`).join("\n");
+  const xrDecls = xterms.map((x) => `  const unsigned int XR${x.id} = ${productC(x.rows)};`).join("\n");
   const rDecls = rterms.map((r) => `  const unsigned int RL${r.id} = ${rowsLocal(r)}u * SEQC_JB; const unsigned int MO${r.id} = ${mOff[r.id]}; (void)MO${r.id}; (void)RL${r.id};`).join("\n");
 
   const src = `
 // ==== ${model.name}: persistent sequential cell (recurrent matvec with weights in shared memory) ====
 struct ${us} { ${uniforms.map((u) => `unsigned int ${u};`).join(" ")} };
 struct ${os} { ${overrides.map((o) => `unsigned int ${o};`).join(" ")} };
-__device__ __forceinline__ void seqc_grid_sync_${model.name}${CELL.suffix.replace(/-/g, "_")}(unsigned int* bar, unsigned int& target) {
+__device__ __forceinline__ void ${gridSync}(unsigned int* bar, unsigned int& target) {
 #ifdef SEQC_EMU
   emu_coop::gridsync(); (void)bar; (void)target;  // the CPU emulation (test/cuda-emu/cooperative.h)
 #else
@@ -553,7 +554,7 @@ ${loadW}
 ${states.map((s, si) => `    { const float v = ${initVals[si]}; s_S[${si}u * B * SEQC_JB + i] = v;${rsIndex.has(s.name) ? ` hbuf[(size_t)${rsIndex.get(s.name)}u * B * E + (size_t)b * E + j] = v;` : ""} }`).join("\n")}
   }
   unsigned int target = 0u;
-  seqc_grid_sync_${model.name}${CELL.suffix.replace(/-/g, "_")}(barrier, target);
+  ${gridSync}(barrier, target);
   for (unsigned int t = 0; t < T; ++t) {
 ${phaseALoop}${nRS ? `    const float* hin = hbuf + (size_t)(t & 1u) * ${nRS}u * B * E;
     float* hout = hbuf + (size_t)((t + 1u) & 1u) * ${nRS}u * B * E;
@@ -569,7 +570,7 @@ ${outLocals.join("\n")}
 ${cellLines.join("\n")}
 ${rStates.map((s, k) => `      hout[(size_t)${k}u * B * E + (size_t)b * E + j] = s_S[${stIndex.get(s)}u * B * SEQC_JB + i];`).join("\n")}
     }
-${nRS ? `    seqc_grid_sync_${model.name}${CELL.suffix.replace(/-/g, "_")}(barrier, target);\n` : ""}  }
+${nRS ? `    ${gridSync}(barrier, target);\n` : ""}  }
   for (unsigned int i = threadIdx.x; i < B * SEQC_JB; i += blockDim.x) {
     const unsigned int b = i / SEQC_JB, jl = i % SEQC_JB, j = j0 + jl;
     if (j >= E) continue;
@@ -619,25 +620,9 @@ ${states.map((s, si) => `    ${STATES}[u.${stateOffset(s.name)} + (size_t)b * E 
   return { source: src, form };
 }
 
-function productRows(rows: I.Extent[]): string {
-  return rows.map((e) => (e.kind === "lit" ? `${e.value}u` : `SEQC_D_${e.name}`)).join(" * ");
-}
-
-function exprReadsPrefix(e: I.Expr, prefix: string): boolean {
-  let r = false;
-  I.walkExpr(e, (x) => {
-    if (x.k === "read" && x.tensor.startsWith(prefix)) r = true;
-  });
-  return r;
-}
-
-function exprReads(e: I.Expr, tensor: string): boolean {
-  let r = false;
-  I.walkExpr(e, (x) => {
-    if (x.k === "read" && x.tensor === tensor) r = true;
-  });
-  return r;
-}
+/** An extent, and a product of extents, as CUDA expressions (SEQC_D_<dim> for a dim). */
+const extC = (e: I.Extent) => (e.kind === "lit" ? `${e.value}u` : `SEQC_D_${e.name}`);
+const productC = (shape: I.Extent[]) => shape.map(extC).join(" * ");
 
 /** Unrolled reduce-scatter of `nv` per-lane sums over a warp: after log2(32) rounds each lane keeps nv/32 sums. */
 function reduceRounds(nv: number): string {
