@@ -143,30 +143,32 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
         // split3's state-only walk also over 8 values (2-byte operands, K = 128): twice the blocks of 16-value walks
         // where batch x heads is small (the walk over many chunks is the critical path there)
         const walkSBVs = dtype !== "f32" && KP >= 128 ? [...walkBVs, 8] : walkBVs;
+        // a two-kernel form: phase A `a` over every chunk into records of `rec` bytes, then the walk `w`
+        const pushSplit = (name: string, a: ChunkCfg, w: ChunkCfg, tag: string, rec: number, prefer: SizeExpr, note: string) => {
+          const variant = `chunked-${name}-${dtype}-k${KP}-v${w.BV}${tag}-r${RTP}`;
+          if (chunkLayout(a).SMEM > SMEM_MAX || chunkLayout(w).SMEM > SMEM_MAX || (opts.only && !opts.only(variant))) return;
+          wrap(a);
+          wrap(w);
+          forms.push({
+            form: "chunked",
+            variant,
+            io: dtype,
+            module: dtype,
+            applicable: ["*", ...base, eq(classOf(Vd), KP), [">=", "LIMIT_SMEM_OPTIN", Math.max(chunkLayout(a).SMEM, chunkLayout(w).SMEM)]],
+            prefer,
+            note,
+            vars: [],
+            workspaces: [{ name: "chunk", words: ["*", "B", nH, nc, rec / 4] }],
+            steps: [launch(a, ["*", "B", nH, nc], ["chunk"]), launch(w, ["*", "B", nH, ["ceilDiv", Vd, w.BV]], ["chunk"])],
+          });
+        };
         for (const { a, tag } of phaseAs) {
           // splitd (scalar or no decay): split whose record leaves out Q~ and X~ (and, without low rank, alpha v):
           // the walk reads q and the key rows from the inputs and applies their per-row factors
           const ad: ChunkCfg = { ...a, direct: true };
-          const recD = recordBytesD(ad);
-          for (const BV of decay === 2 ? [] : walkBVs) {
-            const w: ChunkCfg = { ...mk("walk", BV), direct: true };
-            const variant = `chunked-splitd-${dtype}-k${KP}-v${BV}${tag}-r${RTP}`;
-            if (chunkLayout(ad).SMEM > SMEM_MAX || chunkLayout(w).SMEM > SMEM_MAX || (opts.only && !opts.only(variant))) continue;
-            wrap(ad);
-            wrap(w);
-            forms.push({
-              form: "chunked",
-              variant,
-              io: dtype,
-              module: dtype,
-              applicable: ["*", ...base, eq(classOf(Vd), KP), [">=", "LIMIT_SMEM_OPTIN", Math.max(chunkLayout(ad).SMEM, chunkLayout(w).SMEM)]],
-              prefer: splitdPrefer(BV, KP, nH, Vd, decay, lr, tag, alt, dtype),
-              note: `chunked splitd (${dtype}): every chunk's S0-independent part in parallel (Aq, per-row factors of q and the key rows${lr ? ", M, U0" : ""}; ${threadsOf(ad)} threads), then a walk over chunks per batch x head x ${BV} values that reads q, the key rows${lr ? "" : " and v"} from the inputs`,
-              vars: [],
-              workspaces: [{ name: "chunk", words: ["*", "B", nH, nc, recD / 4] }],
-              steps: [launch(ad, ["*", "B", nH, nc], ["chunk"]), launch(w, ["*", "B", nH, ["ceilDiv", Vd, BV]], ["chunk"])],
-            });
-          }
+          for (const BV of decay === 2 ? [] : walkBVs)
+            pushSplit("splitd", ad, { ...mk("walk", BV), direct: true }, tag, recordBytesD(ad), splitdPrefer(BV, KP, nH, Vd, decay, lr, tag, alt, dtype),
+              `chunked splitd (${dtype}): every chunk's S0-independent part in parallel (Aq, per-row factors of q and the key rows${lr ? ", M, U0" : ""}; ${threadsOf(ad)} threads), then a walk over chunks per batch x head x ${BV} values that reads q, the key rows${lr ? "" : " and v"} from the inputs`);
           // split3: phase A, a walk that only carries the state (and stores each chunk's start state), then the
           // readout over every chunk in parallel (value tiles of BO)
           const BO = Math.min(KP, dtype === "f32" ? 32 : 64);
@@ -193,25 +195,9 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
               steps: [launch(a, ["*", "B", nH, nc], ["chunk"]), launch(w, ["*", "B", nH, ["ceilDiv", Vd, BV]], ["chunk", "chunkS"]), launch(o, ["*", "B", nH, nc, ["ceilDiv", Vd, BO]], ["chunk", "chunkS"])],
             });
           }
-          for (const BV of walkBVs) {
-            const w = mk("walk", BV);
-            const variant = `chunked-split-${dtype}-k${KP}-v${BV}${tag}-r${RTP}`;
-            if (chunkLayout(a).SMEM > SMEM_MAX || chunkLayout(w).SMEM > SMEM_MAX || (opts.only && !opts.only(variant))) continue;
-            wrap(a);
-            wrap(w);
-            forms.push({
-              form: "chunked",
-              variant,
-              io: dtype,
-              module: dtype,
-              applicable: ["*", ...base, eq(classOf(Vd), KP), [">=", "LIMIT_SMEM_OPTIN", Math.max(chunkLayout(a).SMEM, chunkLayout(w).SMEM)]],
-              prefer: splitPrefer(BV, KP, nH, Vd, tag, alt),
-              note: `chunked split (${dtype}): every chunk's S0-independent part in parallel (Q~, X~, Aq, M = T diag(beta) W~, U0 = T alpha V; ${threadsOf(a)} threads), then a walk over chunks per batch x head x ${BV} values`,
-              vars: [],
-              workspaces: [{ name: "chunk", words: ["*", "B", nH, nc, recBytes / 4] }],
-              steps: [launch(a, ["*", "B", nH, nc], ["chunk"]), launch(w, ["*", "B", nH, ["ceilDiv", Vd, BV]], ["chunk"])],
-            });
-          }
+          for (const BV of walkBVs)
+            pushSplit("split", a, mk("walk", BV), tag, recBytes, splitPrefer(BV, KP, nH, Vd, tag, alt),
+              `chunked split (${dtype}): every chunk's S0-independent part in parallel (Q~, X~, Aq, M = T diag(beta) W~, U0 = T alpha V; ${threadsOf(a)} threads), then a walk over chunks per batch x head x ${BV} values`);
         }
       }
   const modules: Record<string, { source: string }> = {};
