@@ -106,8 +106,9 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
         // fused, value tiles of 64 and 32 (f32: 32 and 16, its operands take twice the space). Auto prefers
         // the wider one when it gives >= 1.5 blocks per SM (measured on the H100, bench/RESULTS.md), else split.
         const fusedBVs = (dtype === "f32" ? [32, 16] : [64, 32]).filter((BV) => chunkLayout(mk("fused", BV)).SMEM <= SMEM_MAX);
-        // blocks of phase A per SM (its shared memory)
-        const bpsA = blocksPerSm(chunkLayout(mk("phaseA", 32)).SMEM);
+        // phase A (256 threads) and its blocks per SM (its shared memory)
+        const a0 = mk("phaseA", 32);
+        const bps = blocksPerSm(chunkLayout(a0).SMEM);
         for (const BV of fusedBVs) {
           const c = mk("fused", BV);
           if (chunkLayout(c).SMEM > SMEM_MAX || (opts.only && !opts.only(`chunked-fused-${dtype}-k${KP}-v${BV}-r${RTP}`))) continue;
@@ -119,7 +120,7 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
             io: dtype,
             module: dtype,
             applicable: ["*", ...base, [">=", "LIMIT_SMEM_OPTIN", chunkLayout(c).SMEM]],
-            prefer: BV === fusedBVs[0] ? fusedPrefer(blocks, nH, decay, lr, bpsA) : 0,
+            prefer: BV === fusedBVs[0] ? fusedPrefer(blocks, nH, decay, lr, bps) : 0,
             note: `chunked (${dtype}${dtype === "f32" ? " SIMT" : " tensor cores"}): one block per batch x head x ${BV} values walks chunks of ${C} tokens (${CHUNK_F} row slots); intra-chunk masked matmuls, state in registers`,
             vars: [],
             workspaces: [],
@@ -131,9 +132,7 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
         // variant names carry `-a<threads>`. Walks over 64-value tiles (2-byte operands) read each record half as
         // often as 32-value ones (the walks at many heads are bound by those reads), 16 give more blocks.
         const nc: SizeExpr = ["ceilDiv", "T", C];
-        const a0 = mk("phaseA", 32);
         const recBytes = recordBytes(a0);
-        const bps = bpsA;
         const phaseAs: { a: ChunkCfg; tag: string }[] = [{ a: a0, tag: "" }];
         // (registers: __launch_bounds__(384, 2) and (768, 1) allow 85 per thread, phase A takes 64 to 80)
         const more = KP < 64 || bps < 1 ? [] : bps === 2 ? [384] : bps === 1 ? [512, 768] : [];
