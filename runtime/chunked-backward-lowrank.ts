@@ -6,7 +6,7 @@
  * reversed with the next step's decay and swapped low-rank pair, and the pieces mapped back onto prep's
  * outputs. Host loops, O(B T (H K + H V)) per array, plus O(B T / C H K (K + V)) for the chunk transitions.
  */
-import { sumPieces, headOffset, type ChainBarNames, type ChainProblem } from "./chunked-backward.ts";
+import { sumPieces, stateLayout, type ChainBarNames, type ChainProblem } from "./chunked-backward.ts";
 import type { FloatArray, Gradients, Tensors } from "./train.ts";
 
 /** The models of the low-rank chain, by role. */
@@ -50,17 +50,10 @@ export type LrRun = (part: LrPart, dims: Record<string, number> | undefined, inp
 export async function lowRankChainBackward(n: LrChainNames, run: LrRun, x: ChainProblem, chunk: number): Promise<Gradients> {
   if (!Number.isInteger(chunk) || chunk < 1) throw new Error(`chunk ${chunk}: a chunk is a positive number of micro-steps`);
   const { batch: B, time: T, stateShape, alloc } = x;
-  const H = n.heads.reduce((a, p) => a * stateShape[p], 1), K = stateShape[n.key], V = stateShape[n.value];
+  // sAt: S[b, heads of h, i, j] in the model's layout; toCanon: a state in canonical [B, H, K, V]
+  const { H, K, V, nS, at: sAt, canon: toCanon } = stateLayout(n, stateShape, B, alloc);
   const KV = K + V;
   const cdims = { H, K, V };
-  const nS = stateShape.reduce((a, b) => a * b, 1);
-  const strides = stateShape.map((_, p) => stateShape.slice(p + 1).reduce((a, b) => a * b, 1));
-  const sAt = (b: number, h: number, i: number, j: number) => b * nS + headOffset(n.heads, stateShape, strides, h) + i * strides[n.key] + j * strides[n.value];
-  const toCanon = (all: FloatArray | undefined) => {
-    const out = alloc(B * H * K * V);
-    if (all) for (let b = 0; b < B; b++) for (let h = 0; h < H; h++) for (let i = 0; i < K; i++) for (let j = 0; j < V; j++) out[((b * H + h) * K + i) * V + j] = all[sAt(b, h, i, j)];
-    return out;
-  };
 
   // the timeline: micro-step 0 is the identity (a readout after 0 micro-steps of token 0 reads S_0), token t's micro-steps are 1 + t N + ...
   const base: number[] = [];

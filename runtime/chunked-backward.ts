@@ -69,7 +69,7 @@ export interface ChainProblem {
 }
 
 /** Sizes of the canonical core: heads flattened to H, key K, value V. */
-export function chainDims(n: ChainNames, stateShape: number[]): { H: number; K: number; V: number } {
+export function chainDims(n: Pick<ChainNames, "heads" | "key" | "value">, stateShape: number[]): { H: number; K: number; V: number } {
   return { H: n.heads.reduce((a, p) => a * stateShape[p], 1), K: stateShape[n.key], V: stateShape[n.value] };
 }
 
@@ -84,27 +84,34 @@ export function headOffset(heads: number[], shape: number[], strides: number[], 
   return off;
 }
 
-/** Gradients of the forward's inputs, params and the matrix state's initial value through the chain. */
-export async function chainBackward(n: ChainNames, run: ChainRun, x: ChainProblem): Promise<Gradients> {
-  const { batch: B, time: T, stateShape, alloc } = x;
+/**
+ * The model's state layout beside the canonical core: its sizes (chainDims), `nS` elements per batch row,
+ * `at` the offset of S[b, heads of h, i, j], and `canon` a state [B, ...] in canonical [B, H, K, V]
+ * (transposed: [B, H, V, K]; absent: zeros).
+ */
+export function stateLayout(n: Pick<ChainNames, "heads" | "key" | "value">, stateShape: number[], B: number, alloc: (n: number) => FloatArray) {
   const { H, K, V } = chainDims(n, stateShape);
-  const cdims = { H, K, V };
   const nS = stateShape.reduce((a, b) => a * b, 1);
   const strides = stateShape.map((_, p) => stateShape.slice(p + 1).reduce((a, b) => a * b, 1));
-  const headOff = (h: number) => headOffset(n.heads, stateShape, strides, h);
-  /** Offset of S[b, heads of h, i, j] in the model's state layout. */
-  const at = (b: number, h: number, i: number, j: number) => b * nS + headOff(h) + i * strides[n.key] + j * strides[n.value];
-  const rev = (a: FloatArray, inner: number) => reverseTime(a, B, T, inner);
-  const perKey = n.decay === "key";
-  const L = perKey ? H * K : H; // log decays per token
-
-  // the model's state layout -> canonical [B, H, K, V] or [B, H, V, K]
-  const canon = (all: FloatArray | undefined, transpose: boolean) => {
+  const at = (b: number, h: number, i: number, j: number) => b * nS + headOffset(n.heads, stateShape, strides, h) + i * strides[n.key] + j * strides[n.value];
+  const canon = (all: FloatArray | undefined, transpose = false) => {
     const out = alloc(B * H * K * V);
     if (all) for (let b = 0; b < B; b++) for (let h = 0; h < H; h++) for (let i = 0; i < K; i++) for (let j = 0; j < V; j++)
       out[(b * H + h) * K * V + (transpose ? j * K + i : i * V + j)] = all[at(b, h, i, j)];
     return out;
   };
+  return { H, K, V, nS, at, canon };
+}
+
+/** Gradients of the forward's inputs, params and the matrix state's initial value through the chain. */
+export async function chainBackward(n: ChainNames, run: ChainRun, x: ChainProblem): Promise<Gradients> {
+  const { batch: B, time: T, stateShape, alloc } = x;
+  // canon: the model's state layout -> canonical [B, H, K, V] or [B, H, V, K]
+  const { H, K, V, nS, at, canon } = stateLayout(n, stateShape, B, alloc);
+  const cdims = { H, K, V };
+  const rev = (a: FloatArray, inner: number) => reverseTime(a, B, T, inner);
+  const perKey = n.decay === "key";
+  const L = perKey ? H * K : H; // log decays per token
   const S0 = x.initialState ?? alloc(B * nS).fill(n.stateInit);
   const dS = x.cotState;
 
