@@ -6,7 +6,7 @@
  * the SM count the runner plans with (LIMIT_SMS: units per block JB = ceil(E / SMs)).
  */
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createHash } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -14,9 +14,9 @@ import type { CudaLaunch, CudaModelPlan } from "../../runtime/cuda/plan.ts";
 import type { KernelArg, LaunchConfig } from "../../runtime/cuda/device.ts";
 import { SGEMM_ENTRY } from "../../compiler/backends/cuda/sgemm.ts";
 import { FakeCudaDevice } from "./fake-device.ts";
+import { compileEmu, EMU_READF } from "./harness.ts";
 
 const HERE = import.meta.dirname;
-const CACHE = join(tmpdir(), "seqc-emu-cache");
 
 /** The plan cut down to its persistent-matvec forms, and an emulator executable for their launches. */
 export function buildCellEmu(plan: CudaModelPlan): { bin: string; plan: CudaModelPlan } {
@@ -31,7 +31,7 @@ struct AnyPtr { void* p; template <class T> operator T*() const { return (T*)p; 
 static void** A_b; static const unsigned* A_u; static const unsigned* A_o;
 ${tramp.join("\n")}
 static void body_gemm() { ${SGEMM_ENTRY}(AnyPtr{A_b[0]}, AnyPtr{A_b[1]}, AnyPtr{A_b[2]}, A_u[0], A_u[1], A_u[2], A_u[3], A_u[4], A_u[5]); }
-static std::vector<char> readf(const std::string& p) { FILE* f = fopen(p.c_str(), "rb"); if (!f) { perror(p.c_str()); exit(2); } fseek(f, 0, SEEK_END); long n = ftell(f); fseek(f, 0, SEEK_SET); std::vector<char> v(n + 64); if (n && fread(v.data(), 1, n, f) != (size_t)n) exit(2); fclose(f); v.resize(n); return v; }
+${EMU_READF}
 int main(int argc, char** argv) {
   std::string dir = argv[1];
   FILE* lf = fopen((dir + "/launches.txt").c_str(), "r");
@@ -59,19 +59,7 @@ ${entries.map((l) => `    if (!strcmp(name, "${l.entry}")) fn = body_${l.entry};
 }
 `;
   const full = `// emu ${createHash("sha1").update(readFileSync(join(HERE, "emu.h"))).update(readFileSync(join(HERE, "cooperative.h"))).digest("hex")}\n#include "${join(HERE, "cooperative.h")}"\n#include <string>\n${source}\n${main}`;
-  const hash = createHash("sha1").update(full).digest("hex").slice(0, 16);
-  mkdirSync(CACHE, { recursive: true });
-  const bin = join(CACHE, `${plan.model}-cell-${hash}`);
-  if (!existsSync(bin)) {
-    const cpp = `${bin}.cpp`;
-    writeFileSync(cpp, full);
-    try {
-      execFileSync("g++", ["-std=c++17", "-O1", "-fno-strict-aliasing", "-w", "-o", bin, cpp], { stdio: "pipe" });
-    } catch (e) {
-      throw new Error(`g++ failed on ${cpp}:\n${String((e as { stderr?: Buffer }).stderr ?? e).slice(0, 4000)}`);
-    }
-  }
-  return { bin, plan: { ...plan, forms, modules: undefined, ptx: undefined } };
+  return { bin: compileEmu(full, `${plan.model}-cell`), plan: { ...plan, forms, modules: undefined, ptx: undefined } };
 }
 
 /** A fake device running one cell build: cooperative kernels with every block resident, GEMMs on their 2-D grid. */

@@ -43,7 +43,7 @@ export function buildEmu(model: I.Model, variants: string[]): EmuBuild {
   const main = `
 static void** A_b; static const unsigned* A_u; static const unsigned* A_o;
 ${tramp.join("\n")}
-static std::vector<char> readf(const std::string& p) { FILE* f = fopen(p.c_str(), "rb"); if (!f) { perror(p.c_str()); exit(2); } fseek(f, 0, SEEK_END); long n = ftell(f); fseek(f, 0, SEEK_SET); std::vector<char> v(n + 64); if (n && fread(v.data(), 1, n, f) != (size_t)n) exit(2); fclose(f); v.resize(n); return v; }
+${EMU_READF}
 int main(int argc, char** argv) {
   std::string dir = argv[1];
   // the fake device (fake-device.ts) writes the threads per block to block.txt and launches without them
@@ -74,9 +74,14 @@ ${entries.map((l) => `    if (!strcmp(name, "${l.entry}")) fn = body_${l.entry};
 }
 `;
   const full = `// emu.h ${createHash("sha1").update(readFileSync(join(HERE, "emu.h"))).digest("hex")}\n#include "${join(HERE, "emu.h")}"\n#include <string>\n${src}\n${main}`;
+  return { bin: compileEmu(full, model.name), forms, model };
+}
+
+/** The emulator executable of C++ source `full`, compiled with g++ once per source: CACHE/<name>-<hash of full>. */
+export function compileEmu(full: string, name: string): string {
   const hash = createHash("sha1").update(full).digest("hex").slice(0, 16);
   mkdirSync(CACHE, { recursive: true });
-  const bin = join(CACHE, `${model.name}-${hash}`);
+  const bin = join(CACHE, `${name}-${hash}`);
   if (!existsSync(bin)) {
     const cpp = `${bin}.cpp`;
     writeFileSync(cpp, full);
@@ -86,8 +91,11 @@ ${entries.map((l) => `    if (!strcmp(name, "${l.entry}")) fn = body_${l.entry};
       throw new Error(`g++ failed on ${cpp}:\n${String((e as { stderr?: Buffer }).stderr ?? e).slice(0, 4000)}`);
     }
   }
-  return { bin, forms, model };
+  return bin;
 }
+
+/** The emulator mains' file reader (C++): a whole file into a vector. */
+export const EMU_READF = `static std::vector<char> readf(const std::string& p) { FILE* f = fopen(p.c_str(), "rb"); if (!f) { perror(p.c_str()); exit(2); } fseek(f, 0, SEEK_END); long n = ftell(f); fseek(f, 0, SEEK_SET); std::vector<char> v(n + 64); if (n && fread(v.data(), 1, n, f) != (size_t)n) exit(2); fclose(f); v.resize(n); return v; }`;
 
 /** Run one variant like the CUDA runner: buffers, uniforms, overrides, launches; results as float64. */
 export function runEmu(b: EmuBuild, variant: string, run: RunInputs): RunResult & { form: CudaFormPlan } {

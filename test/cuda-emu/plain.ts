@@ -5,18 +5,15 @@
  * threadIdx / blockIdx, __syncthreads and dynamic shared memory, which emu.h covers; the hand-written
  * variants (persistent matvec with grid barriers and atomics, look-back scans) are left out.
  */
-import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { createHash } from "node:crypto";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { CudaLaunch, CudaModelPlan } from "../../runtime/cuda/plan.ts";
 import type { KernelArg, LaunchConfig } from "../../runtime/cuda/device.ts";
-import type { EmuBuild } from "./harness.ts";
+import { compileEmu, EMU_READF, type EmuBuild } from "./harness.ts";
 import { FakeCudaDevice } from "./fake-device.ts";
 
 const HERE = import.meta.dirname;
-const CACHE = join(tmpdir(), "seqc-emu-cache");
 
 /** Forms made only of kernels lowered from the kernel IR (no sgemm, no zeroed look-back workspaces). */
 export function plainForms(plan: CudaModelPlan): CudaModelPlan["forms"] {
@@ -51,7 +48,7 @@ export function buildPlainEmu(plan: CudaModelPlan): { build: EmuBuild; plan: Cud
   const main = `
 static void** A_b; static const unsigned* A_u; static const unsigned* A_o;
 ${tramp.join("\n")}
-static std::vector<char> readf(const std::string& p) { FILE* f = fopen(p.c_str(), "rb"); if (!f) { perror(p.c_str()); exit(2); } fseek(f, 0, SEEK_END); long n = ftell(f); fseek(f, 0, SEEK_SET); std::vector<char> v(n + 64); if (n && fread(v.data(), 1, n, f) != (size_t)n) exit(2); fclose(f); v.resize(n); return v; }
+${EMU_READF}
 int main(int argc, char** argv) {
   std::string dir = argv[1];
   unsigned threads = 256;
@@ -81,18 +78,7 @@ ${entries.map((e) => `    if (!strcmp(name, "${e}")) fn = body_${e};`).join("\n"
 }
 `;
   const full = `// emu.h ${createHash("sha1").update(readFileSync(join(HERE, "emu.h"))).digest("hex")}\n#include "${join(HERE, "emu.h")}"\n#include <string>\n${MINMAX}\n${helpers}\n${kernels}\n${main}`;
-  const hash = createHash("sha1").update(full).digest("hex").slice(0, 16);
-  mkdirSync(CACHE, { recursive: true });
-  const bin = join(CACHE, `${plan.model}-plain-${hash}`);
-  if (!existsSync(bin)) {
-    const cpp = `${bin}.cpp`;
-    writeFileSync(cpp, full);
-    try {
-      execFileSync("g++", ["-std=c++17", "-O1", "-fno-strict-aliasing", "-w", "-o", bin, cpp], { stdio: "pipe" });
-    } catch (e) {
-      throw new Error(`g++ failed on ${cpp}:\n${String((e as { stderr?: Buffer }).stderr ?? e).slice(0, 4000)}`);
-    }
-  }
+  const bin = compileEmu(full, `${plan.model}-plain`);
   return { build: { bin, forms, model: undefined as never }, plan: { ...plan, forms, modules: undefined, ptx: undefined } };
 }
 
