@@ -43,45 +43,6 @@ inline void gridsync() {
   emu::yield();
 }
 
-// run the current block's fibers (emu::g) until none can go on; returns whether any did
-inline bool runBlock() {
-  using namespace emu;
-  const int nt = (int)g.fibers.size();
-  bool any = false;
-  for (;;) {
-    bool progress = false;
-    for (int t = 0; t < nt; ++t) {
-      if (g.fibers[t].state != RUN) continue;
-      g.cur = t;
-      swapcontext(&g.sched, &g.fibers[t].ctx);
-      progress = true;
-    }
-    for (int w = 0; w < (nt + 31) / 32; ++w) {
-      bool all = true, at = false;
-      for (int l = w * 32; l < w * 32 + 32 && l < nt; ++l) {
-        if (g.fibers[l].state == WARP_BAR) at = true;
-        else if (g.fibers[l].state != DONE) all = false;
-      }
-      if (at && all) {
-        for (int l = w * 32; l < w * 32 + 32 && l < nt; ++l)
-          if (g.fibers[l].state == WARP_BAR) g.fibers[l].state = RUN;
-        progress = true;
-      }
-    }
-    int atBar = 0, live = 0;
-    for (int t = 0; t < nt; ++t) {
-      if (g.fibers[t].state != DONE) live++;
-      if (g.fibers[t].state == BLOCK_BAR) atBar++;
-    }
-    if (live && atBar == live) {
-      for (int t = 0; t < nt; ++t) g.fibers[t].state = RUN;
-      progress = true;
-    }
-    if (!progress) return any;
-    any = true;
-  }
-}
-
 inline void launch(void (*body)(), emu::Dim grid, emu::Dim block, size_t smemBytes) {
   using namespace emu;
   g.grid = grid;
@@ -95,18 +56,9 @@ inline void launch(void (*body)(), emu::Dim grid, emu::Dim block, size_t smemByt
     b.idx.y = k / grid.x;
     b.idx.z = 0;
     b.smem.resize(smemBytes + 16);
-    for (size_t i = 0; i + 4 <= b.smem.size(); i += 4) { const unsigned nan = 0x7e007fc0u; memcpy(b.smem.data() + i, &nan, 4); }
+    fillNaN(b.smem);
     b.slots.assign((size_t)((nt + 31) / 32) * 32 * 32, 0);
-    b.fibers.assign(nt, Fiber());
-    for (int t = 0; t < nt; ++t) {
-      Fiber& f = b.fibers[t];
-      f.stack.resize(64 * 1024);
-      getcontext(&f.ctx);
-      f.ctx.uc_stack.ss_sp = f.stack.data();
-      f.ctx.uc_stack.ss_size = f.stack.size();
-      f.ctx.uc_link = nullptr;
-      makecontext(&f.ctx, entry, 0);
-    }
+    initFibers(b.fibers, nt, 64 * 1024);
   }
   for (;;) {
     bool progress = false;

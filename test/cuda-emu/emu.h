@@ -73,6 +73,62 @@ inline void entry() {
   g.fibers[g.cur].state = DONE;
   yield();
 }
+// NaN in fp32, bf16 and f16: a read of shared memory nothing wrote shows up in the results
+inline void fillNaN(std::vector<char>& smem) {
+  for (size_t i = 0; i + 4 <= smem.size(); i += 4) { const unsigned nan = 0x7e007fc0u; memcpy(smem.data() + i, &nan, 4); }
+}
+// nt fresh fibers at entry(), each with its own stack
+inline void initFibers(std::vector<Fiber>& fibers, int nt, size_t stackBytes) {
+  fibers.assign(nt, Fiber());
+  for (Fiber& f : fibers) {
+    f.stack.resize(stackBytes);
+    getcontext(&f.ctx);
+    f.ctx.uc_stack.ss_sp = f.stack.data();
+    f.ctx.uc_stack.ss_size = f.stack.size();
+    f.ctx.uc_link = nullptr;
+    makecontext(&f.ctx, entry, 0);
+  }
+}
+// run the current block's fibers (g.fibers) until none can go on (finished, or waiting at a barrier that not
+// every thread it waits for has reached), releasing warp and block barriers as they fill; returns whether any ran
+inline bool runBlock() {
+  const int nt = (int)g.fibers.size();
+  bool any = false;
+  for (;;) {
+    bool progress = false;
+    for (int t = 0; t < nt; ++t) {
+      if (g.fibers[t].state != RUN) continue;
+      g.cur = t;
+      swapcontext(&g.sched, &g.fibers[t].ctx);
+      progress = true;
+    }
+    // release warp barriers where every live lane of the warp arrived
+    for (int w = 0; w < (nt + 31) / 32; ++w) {
+      bool all = true, at = false;
+      for (int l = w * 32; l < w * 32 + 32 && l < nt; ++l) {
+        if (g.fibers[l].state == WARP_BAR) at = true;
+        else if (g.fibers[l].state != DONE) all = false;
+      }
+      if (at && all) {
+        for (int l = w * 32; l < w * 32 + 32 && l < nt; ++l)
+          if (g.fibers[l].state == WARP_BAR) g.fibers[l].state = RUN;
+        progress = true;
+      }
+    }
+    int atBar = 0, live = 0;
+    for (int t = 0; t < nt; ++t) {
+      if (g.fibers[t].state != DONE) live++;
+      if (g.fibers[t].state == BLOCK_BAR) atBar++;
+    }
+    if (live && atBar == live) {
+      for (int t = 0; t < nt; ++t)
+        if (g.fibers[t].state == BLOCK_BAR) g.fibers[t].state = RUN;
+      progress = true;
+    }
+    if (!progress) return any;
+    any = true;
+  }
+}
 // run body() for every thread of every block
 inline void launch(void (*body)(), Dim grid, Dim block, size_t smemBytes) {
   g.grid = grid;
@@ -85,56 +141,15 @@ inline void launch(void (*body)(), Dim grid, Dim block, size_t smemBytes) {
     for (unsigned bx = 0; bx < grid.x; ++bx) {
       g.bidx.x = bx;
       g.bidx.y = by;
-      // NaN in fp32, bf16 and f16: a read of shared memory nothing wrote shows up in the results
-      for (size_t i = 0; i + 4 <= smem.size(); i += 4) { const unsigned nan = 0x7e007fc0u; memcpy(smem.data() + i, &nan, 4); }
+      fillNaN(smem);
       g.smem = smem.data();
-      g.fibers.assign(nt, Fiber());
-      for (int t = 0; t < nt; ++t) {
-        Fiber& f = g.fibers[t];
-        f.stack.resize(256 * 1024);
-        getcontext(&f.ctx);
-        f.ctx.uc_stack.ss_sp = f.stack.data();
-        f.ctx.uc_stack.ss_size = f.stack.size();
-        f.ctx.uc_link = nullptr;
-        makecontext(&f.ctx, entry, 0);
-      }
-      for (;;) {
-        bool progress = false, allDone = true;
-        for (int t = 0; t < nt; ++t) {
-          if (g.fibers[t].state != RUN) continue;
-          g.cur = t;
-          swapcontext(&g.sched, &g.fibers[t].ctx);
-          progress = true;
-        }
-        // release warp barriers where every live lane of the warp arrived
-        for (int w = 0; w < (nt + 31) / 32; ++w) {
-          bool all = true, any = false;
-          for (int l = w * 32; l < w * 32 + 32 && l < nt; ++l) {
-            if (g.fibers[l].state == WARP_BAR) any = true;
-            else if (g.fibers[l].state != DONE) all = false;
-          }
-          if (any && all) {
-            for (int l = w * 32; l < w * 32 + 32 && l < nt; ++l)
-              if (g.fibers[l].state == WARP_BAR) g.fibers[l].state = RUN;
-            progress = true;
-          }
-        }
-        int atBar = 0, live = 0;
-        for (int t = 0; t < nt; ++t) {
-          if (g.fibers[t].state != DONE) { live++; allDone = false; }
-          if (g.fibers[t].state == BLOCK_BAR) atBar++;
-        }
-        if (allDone) break;
-        if (atBar == live) {
-          for (int t = 0; t < nt; ++t)
-            if (g.fibers[t].state == BLOCK_BAR) g.fibers[t].state = RUN;
-          progress = true;
-        }
-        if (!progress) {
+      initFibers(g.fibers, nt, 256 * 1024);
+      runBlock();
+      for (const Fiber& f : g.fibers)
+        if (f.state != DONE) {
           fprintf(stderr, "emu: deadlock in block (%u, %u)\n", bx, by);
           exit(3);
         }
-      }
     }
 }
 }  // namespace emu
