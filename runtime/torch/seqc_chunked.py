@@ -276,7 +276,20 @@ def use_chunked(m, dims, B, T, dtype, device):
         return False
     if m.backward == "chunked":
         return True
-    return dtype == torch.float32 and m.runner("forward", device).pick(dims, B, T, "auto")[0]["form"] == "chunked"
+    r = m.runner("forward", device)
+    if dtype == torch.bfloat16 and r.has_io("bf16"):  # bf16 forms are chunked forms: chunked where one applies
+        return bool(r.applicable(dims, B, T, "auto", "bf16"))
+    return dtype in (torch.float32, torch.bfloat16) and r.pick(dims, B, T, "auto")[0]["form"] == "chunked"
+
+
+# The chain's parts that run the chunked form (bf16 variants for bf16 tensors where the plan has them); the
+# decay adjoint's scan, prep's and post's parts and the glue stay float32 (cumulative sums of log decays, the
+# decay adjoint's <dS, S> and its reverse sums need fp32's range and precision).
+CORE_PARTS = ("core", "coreT", "adjoint", "adjointT")
+# Which cores bf16 tensors run in bf16 where the model has a log decay: the transposed cores' dq and dk feed the
+# decay adjoint, whose q.dq - k.dk sums cancel (their bf16 rounding, 2^-9 relative, came out as 1.0-1.6e-2 of the
+# scalar decays' gradients at T = 37 on the interpreter; test/torch-bf16.test.ts), so by default they stay fp32.
+BF16_DECAY_PARTS = ("core", "adjoint")
 
 
 def backward(ctx, m, flat, grads):
@@ -289,11 +302,29 @@ def backward(ctx, m, flat, grads):
     pars = {t["name"]: x.detach() for t, x in zip(m.params, flat[ni : ni + npar]) if x is not None}
     sts = {t["name"]: x.detach() for t, x in zip(m.states, flat[ni + npar :]) if x is not None}
     prefix = "chain64:" if dtype == torch.float64 else "chain:"
+    given_dtype = getattr(ctx, "given_dtype", dtype)
+    low = {}  # bf16 copies of the cores' inputs (core and coreT share q, k, v; adjoint and adjointT their reversals)
 
     def run(part, cdims, inputs, initial, b, t):
         key = prefix + part
         form = stateless_form(m.runner(key, device), dims, b, t) if cdims is None and dtype == torch.float32 else "auto"
-        outs, final, _ = m.execute(key, cdims or dims, b, t, inputs, pars if cdims is None else {}, initial, dtype, device, form)
+        io = "f32"
+        if given_dtype == torch.bfloat16 and part in (BF16_DECAY_PARTS if n.get("ld") else CORE_PARTS):
+            io = _bf16_io(m, key, cdims, b, t, device)
+        if io == "bf16":
+            conv = {}
+            for k, v in inputs.items():
+                if v is not None and v.dtype != torch.bfloat16:
+                    hit = low.get(id(v))
+                    if hit is None or hit[0] is not v:
+                        hit = (v, v.to(torch.bfloat16))
+                        low[id(v)] = hit
+                    v = hit[1]
+                conv[k] = v
+            inputs = conv
+        outs, final, _ = m.execute(key, cdims or dims, b, t, inputs, pars if cdims is None else {}, initial, dtype, device, form, **({} if io == "f32" else {"io": io}))
+        if io != "f32":
+            outs = {k: v.to(dtype) for k, v in outs.items()}
         return outs, final
 
     def shape(t):
@@ -320,4 +351,12 @@ def backward(ctx, m, flat, grads):
         i = ni + npar + j
         res.append(dS0.contiguous() if need[i] and flat[i] is not None else None)
     given_n = len(ctx.needs_input_grad) - ctx.offset
-    return tuple(res[:given_n])
+    res = res[:given_n]
+    if given_dtype != dtype:  # bf16 tensors: gradients computed in float32, returned in each tensor's dtype
+        res = [g.to(x.dtype) if g is not None else None for g, x in zip(res, flat)]
+    return tuple(res)
+
+
+def _bf16_io(m, key, cdims, B, T, device):
+    r = m.runner(key, device)
+    return "bf16" if r.has_io("bf16") and r.applicable(cdims, B, T, "auto", "bf16") else "f32"

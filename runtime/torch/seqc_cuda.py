@@ -232,12 +232,14 @@ class PlanRunner:
         env.update(B=B, T=T, LIMIT_SMS=i["multiprocessors"], LIMIT_SMEM_OPTIN=smem, LIMIT_SHARED=smem, LIMIT_THREADS=i["max_threads"])
         return env
 
-    def applicable(self, dims, B, T, choice="auto"):
+    def applicable(self, dims, B, T, choice="auto", io="f32"):
+        """Forms that can run (dims, B, T) with inputs and outputs of element type `io` ("f32", or "bf16" / "f16":
+        the chunked form's 2-byte variants, params and states fp32), in plan order, each with its environment."""
         out = []
         for f in self.plan["forms"]:
             if choice != "auto" and choice != f["form"] and choice != f["variant"]:
                 continue
-            if f.get("io", "f32") != "f32" and choice != f["variant"]:
+            if f.get("io", "f32") != io and choice != f["variant"]:
                 continue
             env = self.env(dims, B, T)
             for k, e in f["vars"]:
@@ -247,25 +249,29 @@ class PlanRunner:
             out.append((f, env))
         return out
 
-    def pick(self, dims, B, T, choice="auto"):
+    def has_io(self, io):
+        """Whether the plan has forms taking `io` inputs and outputs (runtime/cuda/plan.ts CudaFormPlan.io)."""
+        return any(f.get("io", "f32") == io for f in self.plan["forms"])
+
+    def pick(self, dims, B, T, choice="auto", io="f32"):
         """The first applicable preferred form in plan order (runtime/cuda/runner.ts pick), and its environment.
 
         Cached per (dims, B, T, choice): the plan and the device do not change, and evaluating every form's
         vars is pure Python (a chunked plan has ~30 forms: 0.6-1.7 ms a call, more than a chunked core's GPU
         time at B=8 T=2048 H=16 K=V=64). The returned env is shared: callers read it only."""
-        key = (tuple(sorted(dims.items())), B, T, choice)
+        key = (tuple(sorted(dims.items())), B, T, choice, io)
         hit = self._picks.get(key)
         if hit is None:
-            hit = self._pick_uncached(dims, B, T, choice)
+            hit = self._pick_uncached(dims, B, T, choice, io)
             self._picks[key] = hit
         return hit
 
-    def _pick_uncached(self, dims, B, T, choice="auto"):
-        every = self.applicable(dims, B, T, choice)
+    def _pick_uncached(self, dims, B, T, choice="auto", io="f32"):
+        every = self.applicable(dims, B, T, choice, io)
         preferred = [(f, e) for f, e in every if f.get("prefer") is None or eval_size(f["prefer"], e) != 0]
         cands = preferred or every
         if not cands:
-            raise CudaError("%s: no %s form can run B=%d, T=%d on %s" % (self.plan["model"], choice, B, T, self.info["name"]))
+            raise CudaError("%s: no %s%s form can run B=%d, T=%d on %s" % (self.plan["model"], choice, "" if io == "f32" else " " + io, B, T, self.info["name"]))
         return cands[0]
 
     def _module(self, key):

@@ -39,6 +39,17 @@ except ImportError:  # loaded as a top-level module (the output directory on sys
     import seqc_chunked as _chunked
 
 
+# Element types of the CUDA forms' inputs and outputs other than f32 (runtime/cuda/plan.ts CudaFormPlan.io).
+_IO_DTYPES = {"bf16": torch.bfloat16}
+
+
+def bf16_io(m, key, dims, B, T, device):
+    """"bf16" where plan `key` has a bf16 form that runs (dims, B, T) (the chunked form's tensor-core variants, fp32
+    accumulation), else "f32" (bf16 tensors then run the fp32 kernels, converted on the way in and out)."""
+    r = m.runner(key, device)
+    return "bf16" if r.has_io("bf16") and r.applicable(dims, B, T, "auto", "bf16") else "f32"
+
+
 def _shape_text(axes):
     return "[" + ", ".join(str(a) for a in axes) + "]"
 
@@ -152,14 +163,17 @@ class SeqcModel:
             self._runners[k] = _cuda.PlanRunner(self.meta["plans"][key], device.index, real)
         return self._runners[k]
 
-    def execute(self, key, dims, B, T, inputs, params, states, dtype, device, form="auto"):
+    def execute(self, key, dims, B, T, inputs, params, states, dtype, device, form="auto", io="f32"):
         """Run plan `key` with inputs {name: [B, T, ...]}, params {name: [...]}, initial states {name: [B, ...]}.
 
-        Returns (outputs {name: [B, T, ...]}, final states {name: [B, ...]}, variant)."""
+        io "bf16": among the plan's bf16 forms (the chunked form's tensor-core variants), inputs and outputs
+        torch.bfloat16, params and states `dtype` (float32). Returns (outputs {name: [B, T, ...]}, final states
+        {name: [B, ...]}, variant)."""
         plan = self.meta["plans"][key]
         specs = plan["tensors"]
         r = self.runner(key, device)
-        form_plan, env = r.pick(dims, B, T, form)
+        form_plan, env = r.pick(dims, B, T, form, io)
+        iodt = _IO_DTYPES[io] if io != "f32" else dtype
 
         def size(t):
             n = 1
@@ -177,7 +191,7 @@ class SeqcModel:
                     raise ValueError("%s needs input '%s' of shape [B, T, %s]" % (plan["model"], t["name"], ", ".join(str(a) for a in t["axes"])))
                 bufs["input:" + t["name"]] = dummy.data_ptr()
                 continue
-            v = v.detach().to(dtype).contiguous()
+            v = v.detach().to(iodt).contiguous()
             if v.data_ptr() % 16:  # a view at an odd offset: some kernels copy inputs with 16-byte cp.async
                 v = v.clone()
             keep.append(v)
@@ -213,7 +227,7 @@ class SeqcModel:
         bufs["states"] = sbuf.data_ptr()
         outs = {}
         for t in (x for x in specs if x["role"] == "output"):
-            o = torch.empty([B, T] + [_cuda.eval_size(s, dims) for s in t["shape"]], dtype=dtype, device=device)
+            o = torch.empty([B, T] + [_cuda.eval_size(s, dims) for s in t["shape"]], dtype=iodt, device=device)
             outs[t["name"]] = o
             bufs["output:" + t["name"]] = o.data_ptr()
 
@@ -261,17 +275,20 @@ class _Call:
 
 
 def _check_tensors(m, named):
+    """The dtype and device of the tensors: one dtype, except that with bf16 inputs params and initial states may be
+    float32 (the bf16 kernels keep both in fp32; their gradients come back in float32)."""
     dtype, device = None, None
+    named = sorted(named, key=lambda n: n[0] != "input")  # inputs first: they set the dtype
     for what, name, x in named:
         if x is None:
             continue
-        if x.dtype not in (torch.float32, torch.float64):
-            raise TypeError("%s: %s '%s' is %s; the seqc CUDA kernels take torch.float32 (or torch.float64: sequential kernels, for gradcheck)" % (m.name, what, name, x.dtype))
+        if x.dtype not in (torch.float32, torch.float64, torch.bfloat16):
+            raise TypeError("%s: %s '%s' is %s; the seqc CUDA kernels take torch.float32, torch.bfloat16 (the chunked form's tensor-core kernels, fp32 accumulation; elsewhere fp32 kernels) or torch.float64 (sequential kernels, for gradcheck)" % (m.name, what, name, x.dtype))
         if not x.is_cuda:
             raise ValueError("%s: %s '%s' is on %s; the seqc kernels run on CUDA devices" % (m.name, what, name, x.device))
         if dtype is None:
             dtype, device, first = x.dtype, x.device, name
-        elif x.dtype != dtype:
+        elif x.dtype != dtype and not (what != "input" and dtype == torch.bfloat16 and x.dtype == torch.float32):  # bf16 inputs, fp32 params / states
             raise TypeError("%s: %s '%s' is %s but '%s' is %s: pass one dtype" % (m.name, what, name, x.dtype, first, dtype))
         elif x.device != device:
             raise ValueError("%s: %s '%s' is on %s but '%s' is on %s" % (m.name, what, name, x.device, first, device))
@@ -294,18 +311,24 @@ def forward(ctx, m, form, flat, offset=0):
     pars = {t["name"]: x for t, x in zip(m.params, flat[ni : ni + npar]) if x is not None}
     sts = {t["name"]: x for t, x in zip(m.states, flat[ni + npar :]) if x is not None}
     named = [("input", k, v) for k, v in ins.items()] + [("param", k, v) for k, v in pars.items()] + [("initial state", k, v) for k, v in sts.items()]
-    dtype, device = _check_tensors(m, named)
+    given_dtype, device = _check_tensors(m, named)
+    # bf16 tensors: the forward and the chunked backward's cores run the chunked form's bf16 kernels where they
+    # apply (fp32 accumulation), everything else (glue, decay sums, other forms) in float32; results in bf16
+    dtype = torch.float32 if given_dtype == torch.bfloat16 else given_dtype
     dims, B, T = m.resolve(ins, pars, sts)
     need = [offset + i < len(ctx.needs_input_grad) and bool(ctx.needs_input_grad[offset + i]) for i in range(len(flat))]
     needs = any(need)
     f64 = dtype == torch.float64
-    chunked = needs and _chunked.use_chunked(m, dims, B, T, dtype, device)
+    chunked = needs and _chunked.use_chunked(m, dims, B, T, given_dtype, device)
     if chunked:  # the plain forward (the chain recomputes what it needs from the inputs)
         key = "record64" if f64 else "forward"
     else:
         key = ("record64" if f64 else "record") if needs else ("record64" if f64 else "forward")
-    outs, final, variant = m.execute(key, dims, B, T, ins, pars, sts, dtype, device, "auto" if ((needs and not chunked) or f64) else form)
+    io = bf16_io(m, key, dims, B, T, device) if given_dtype == torch.bfloat16 and form in ("auto", "chunked") else "f32"
+    outs, final, variant = m.execute(key, dims, B, T, ins, pars, sts, dtype, device, "auto" if ((needs and not chunked) or f64) else form, **({} if io == "f32" else {"io": io}))
     ctx.seqc_model, ctx.dims, ctx.B, ctx.T, ctx.dtype, ctx.device = m, dims, B, T, dtype, device
+    ctx.given_dtype = given_dtype
+    ctx.flat_dtypes = [x.dtype if x is not None else None for x in flat]
     ctx.present = [x is not None for x in flat]
     ctx.need = need
     ctx.variant = variant
@@ -316,6 +339,8 @@ def forward(ctx, m, form, flat, offset=0):
     elif needs:
         ctx.rec = {s["name"]: outs[s["name"] + m.meta["recordSuffix"]] for s in m.states}
         ctx.save_for_backward(*[x for x in flat if x is not None])
+    if given_dtype != dtype:
+        return tuple([outs[t["name"]].to(given_dtype) for t in m.outputs] + [final[t["name"]].to(given_dtype) for t in m.states])
     return tuple([outs[t["name"]] for t in m.outputs] + [final[t["name"]].clone() for t in m.states])
 
 
@@ -369,7 +394,13 @@ def backward(ctx, grads):
         i = ni + npar + j
         res.append(final[names["stateBar"][s["name"]]].clone() if need[i] and flat[i] is not None else None)
     given = len(ctx.needs_input_grad) - ctx.offset
-    return tuple(res[:given])
+    return tuple(_as_given(ctx, res[:given]))
+
+
+def _as_given(ctx, res):
+    """Gradients in the dtype of the tensor each belongs to (bf16 runs compute them in float32)."""
+    gd = getattr(ctx, "given_dtype", ctx.dtype)
+    return res if gd == ctx.dtype else [g.to(d) if g is not None else None for g, d in zip(res, ctx.flat_dtypes)]
 
 
 def pass_fold(B, T, elems, budget=1 << 24):

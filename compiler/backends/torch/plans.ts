@@ -1,5 +1,6 @@
 /**
- * The CUDA plans behind a torch module: the model's forward (every float32 form the CUDA backend has),
+ * The CUDA plans behind a torch module: the model's forward (every float32 form the CUDA backend has, and the
+ * chunked form's bf16 variants, which torch.bfloat16 tensors run),
  * the recording forward (one extra output per state: its value before each step), the backward model
  * (compiler/grad/backward.ts: the state-adjoint recurrence, param adjoints split out by
  * compiler/grad/split.ts) and per param its adjoint pass (`pass:<param>`: a sum over the steps), compiled
@@ -45,17 +46,26 @@ export function loopDims(model: I.Model): string[] {
   return [...out];
 }
 
-/** Keep the float32 forms only (the torch module passes float32 tensors; bf16/f16 forms and their modules go). */
-function f32Only(plan: CudaModelPlan, form: string): CudaModelPlan {
-  let forms = plan.forms.filter((f) => (f.io ?? "f32") === "f32");
+/**
+ * Keep the forms whose inputs and outputs are of an element type in `ios` (default float32 only; the forward and
+ * the chunked backward's cores also keep the chunked form's bf16 variants, which torch.bfloat16 tensors run:
+ * seqc_torch.py bf16_io); f16 forms and the modules no kept form uses go.
+ */
+export function keepForms(plan: CudaModelPlan, form: string, ios: readonly string[] = ["f32"]): CudaModelPlan {
+  let forms = plan.forms.filter((f) => ios.includes(f.io ?? "f32"));
   if (form !== "auto") {
     if (form !== "sequential" && form !== "scan" && form !== "chunked") throw new UserError(`the CUDA backend has no form '${form}' (auto, sequential, scan, chunked)`);
     forms = forms.filter((f) => f.form === form);
-    if (!forms.length) throw new UserError(`${plan.model} has no float32 ${form} form on CUDA`);
+    if (!forms.some((f) => (f.io ?? "f32") === "f32")) throw new UserError(`${plan.model} has no float32 ${form} form on CUDA`);
   }
   const modules = plan.modules ? Object.fromEntries(Object.entries(plan.modules).filter(([k]) => forms.some((f) => f.module === k))) : undefined;
   return { ...plan, forms, ...(modules && Object.keys(modules).length ? { modules } : { modules: undefined }) };
 }
+
+/** Element types of the forward's and the chain cores' forms in a torch module: float32 and the chunked form's bf16 variants. */
+export const TORCH_IO = ["f32", "bf16"] as const;
+/** The chain's parts that run the chunked form (their bf16 variants kept; seqc_chunked.py CORE_PARTS). */
+const CORE_PARTS = new Set(["core", "coreT", "adjoint", "adjointT"]);
 
 export function buildTorchPlans(model: I.Model, opts: { dims?: Record<string, number>; form?: string } = {}): TorchPlans {
   const bakedDims: Record<string, number> = {};
@@ -68,8 +78,9 @@ export function buildTorchPlans(model: I.Model, opts: { dims?: Record<string, nu
   const backward = buildBackward(model, bakedDims, { paramAdjoints: "state" });
   const split = splitParamAdjoints(backward);
   const rec = recording(model);
+  const f32Only = (p: CudaModelPlan, form: string) => keepForms(p, form);
   const plans: Record<PlanKey, CudaModelPlan> = {
-    forward: f32Only(lowerCuda(model).plan, opts.form ?? "auto"),
+    forward: keepForms(lowerCuda(model).plan, opts.form ?? "auto", TORCH_IO),
     record: f32Only(lowerCuda(rec).plan, "auto"),
     backward: preferWideLanes(f32Only(lowerCuda(split.core).plan, "auto")),
     record64: lowerCudaF64(rec),
@@ -83,7 +94,7 @@ export function buildTorchPlans(model: I.Model, opts: { dims?: Record<string, nu
     plans[`pass:${p.input}`] = f32Only(lowerCuda(p.model).plan, "auto");
     plans[`pass64:${p.input}`] = lowerCudaF64(p.model);
   }
-  const chain = chainPlans(model, bakedDims, (p) => f32Only(p, "auto"));
+  const chain = chainPlans(model, bakedDims, (p, part) => keepForms(p, "auto", CORE_PARTS.has(part) ? TORCH_IO : ["f32"]));
   Object.assign(plans, chain.plans);
   const chunked = chain.chunked;
   return { plans, backward, passes: split.passes.map(({ model: _m, ...p }) => p), inputPasses: split.inputPasses.map(({ model: _m, ...p }) => p), bakedDims, recordSuffix: REC, chunked };

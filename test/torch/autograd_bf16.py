@@ -1,0 +1,83 @@
+"""Driver for test/torch-bf16.test.ts: seqc's torch autograd path on torch.bfloat16 tensors (CPU torch), every plan
+replaced by the test's float64 interpreter over a line protocol, as in autograd_cpu.py. What it checks on the Python
+side: which plans run with which element type (SeqcModel.execute's `io`: "bf16" for the forward and the chunked
+backward's cores where the plan has a bf16 form that applies, the rest "f32" on float32 tensors), and that gradients
+come back in bf16. The plans' form choice is the real one (seqc_cuda.PlanRunner.pick with an H100's limits, no
+driver). Each run's inputs are rounded to the element type the kernels would read (bf16 for io "bf16", float32
+else) before the interpreter sees them, and outputs come back in it.
+argv: <Model>.torch.json. stdin, first line: {"inputs", "params", "initialState", "cotOutputs", "cotFinal", "B",
+"T", "dims", "backward"}. Prints {"done", "runs": [[key, io, variant, input dtypes]], "chunked", "dtypes", gradients}."""
+
+import json
+import os
+import sys
+
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "runtime", "torch"))
+import seqc_cuda  # noqa: E402
+import seqc_torch  # noqa: E402
+
+H100 = {"name": "H100 (no driver)", "sm": 90, "multiprocessors": 132, "max_threads": 1024, "smem_optin": 232448}
+
+
+def main():
+    case = json.loads(sys.stdin.readline())
+    B, T = case["B"], case["T"]
+    def check(m, named):  # every tensor bf16 (the real check also wants them on a CUDA device)
+        dts = {x.dtype for _, _, x in named if x is not None}
+        assert dts == {torch.bfloat16}, dts
+        return torch.bfloat16, torch.device("cpu")
+
+    seqc_torch._check_tensors = check
+    m = seqc_torch.SeqcModel(sys.argv[1], None, "auto", case["backward"])
+    runners = {}
+
+    def runner(key, device):
+        if key not in runners:
+            r = seqc_cuda.PlanRunner.__new__(seqc_cuda.PlanRunner)
+            r.plan, r.ordinal, r.info, r._picks = m.meta["plans"][key], 0, H100, {}
+            r.real = "f64" if key.startswith(("chain64:", "pass64:")) or key in ("record64", "backward64") else "f32"
+            r.esize = 8 if r.real == "f64" else 4
+            runners[key] = r
+        return runners[key]
+
+    m.runner = runner
+    runs = []
+
+    def execute(key, dims, b, t, inputs, params, states, dtype, device, form="auto", io="f32"):
+        variant = runner(key, device).pick(dims, b, t, form, io)[0]["variant"]
+        iodt = torch.bfloat16 if io == "bf16" else dtype
+        runs.append([key, io, variant, sorted({str(v.dtype).split(".")[-1] for v in inputs.values() if v is not None})])
+        flat = lambda d, dt: {k: v.detach().to(dt).to(torch.float64).reshape(-1).tolist() for k, v in d.items() if v is not None}  # noqa: E731
+        sys.stdout.write(json.dumps({"run": key, "dims": dims, "B": b, "T": t, "inputs": flat(inputs, iodt), "params": flat(params, dtype), "initial": flat(states, dtype)}) + "\n")
+        sys.stdout.flush()
+        r = json.loads(sys.stdin.readline())
+        outs = {k: torch.tensor(v["data"], dtype=torch.float64).reshape(v["shape"]).to(iodt) for k, v in r["outputs"].items()}
+        final = {k: torch.tensor(v["data"], dtype=torch.float64).reshape(v["shape"]).to(dtype) for k, v in r["final"].items()}
+        return outs, final, variant
+
+    m.execute = execute
+
+    def shaped(t, lead, v):
+        full = dict(case["dims"], B=B, T=T)
+        return torch.tensor(v, dtype=torch.float64).reshape([full[x] for x in lead] + [seqc_cuda.eval_size(s, full) for s in t["shape"]]).to(torch.bfloat16).requires_grad_(True)
+
+    ins = {t["name"]: shaped(t, ["B", "T"], case["inputs"][t["name"]]) for t in m.inputs if t["name"] in case["inputs"]}
+    pars = {t["name"]: shaped(t, [], case["params"][t["name"]]) for t in m.params if t["name"] in case["params"]}
+    sts = {t["name"]: shaped(t, ["B"], case["initialState"][t["name"]]) for t in m.states if t["name"] in case["initialState"]}
+    outs = m.apply(ins, pars, sts)
+    chunked = outs[0].grad_fn.chunked
+    loss = 0
+    for t, o in zip(m.outputs, outs[: len(m.outputs)]):
+        loss = loss + (o.double() * torch.tensor(case["cotOutputs"][t["name"]], dtype=torch.float64).reshape(o.shape)).sum()
+    for t, o in zip(m.states, outs[len(m.outputs):]):
+        if t["name"] in case["cotFinal"]:
+            loss = loss + (o.double() * torch.tensor(case["cotFinal"][t["name"]], dtype=torch.float64).reshape(o.shape)).sum()
+    loss.backward()
+    g = lambda d: {k: v.grad.double().reshape(-1).tolist() for k, v in d.items()}  # noqa: E731
+    dts = sorted({str(v.grad.dtype).split(".")[-1] for d in (ins, pars, sts) for v in d.values()} | {str(o.dtype).split(".")[-1] for o in outs})
+    sys.stdout.write(json.dumps({"done": True, "runs": runs, "chunked": chunked, "dtypes": dts, "inputs": g(ins), "params": g(pars), "initialState": g(sts)}) + "\n")
+
+
+main()
