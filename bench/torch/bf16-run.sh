@@ -20,7 +20,7 @@ export PYTHONPATH=$PWD/.anchors:/tmp/site
 PIDS=()
 W=${WARM_WORKERS:-8}
 for i in $(seq 0 $((W - 1))); do
-  timeout "${WARM_S:-70}" python3 bench/torch/chunked_bench.py "$MOD" --models "$MODELS" --warm-fla "$i" "$W" > "/tmp/warm$i.log" 2>&1 &
+  timeout "${WARM_S:-70}" python3 bench/torch/chunked_bench.py "$MOD" --models "${WARM_MODELS:-simple_gla,gla,mamba2}" --warm-fla "$i" "$W" > "/tmp/warm$i.log" 2>&1 &
   PIDS+=($!)
 done
 timeout "${ACC_S:-80}" python3 bench/torch/bf16_run.py "$MOD" --models "$MODELS" --accuracy-only --out "$OUT/accuracy.json" 2>&1 | tee -a "$LOG"

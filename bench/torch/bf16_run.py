@@ -43,17 +43,19 @@ def grads_of(sm, ins, pars, sts, cot_out, cot_fin):
 
 
 def accuracy(root, model, log, res):
-    import seqc_cuda
     sm = cb.seqc_model(root, model, "auto")
+    import seqc_cuda  # (on the path once seqc_model put the modules' directory there)
     cases = json.load(open(os.path.join(root, "ref", model + ".json")))
     for case in cases:
         full = dict(case["dims"], B=case["B"], T=case["T"])
         shape = lambda t, lead: [full[x] for x in lead] + [seqc_cuda.eval_size(s, full) for s in t["shape"]]  # noqa: E731
 
-        def tensors(dt_in, dt_rest):
-            ins = {t["name"]: torch.tensor(case["inputs"][t["name"]], dtype=torch.float64, device=DEV).reshape(shape(t, ["B", "T"])).to(torch.bfloat16).to(dt_in).requires_grad_(True) for t in sm.inputs if t["name"] in case["inputs"]}
-            pars = {t["name"]: torch.tensor(case["params"][t["name"]], dtype=torch.float64, device=DEV).reshape(shape(t, [])).to(torch.float32).to(dt_rest).requires_grad_(True) for t in sm.params if t["name"] in case["params"]}
-            sts = {t["name"]: torch.tensor(case["initialState"][t["name"]], dtype=torch.float64, device=DEV).reshape(shape(t, ["B"])).to(torch.float32).to(dt_rest).requires_grad_(True) for t in sm.states if t["name"] in case["initialState"]}
+        def tensors(dt_in, dt_rest, rounded=True):
+            """inputs rounded to bf16, params and initial states to fp32 (rounded=False: the reference's values)."""
+            r_in, r_rest = (torch.bfloat16, torch.float32) if rounded else (torch.float64, torch.float64)
+            ins = {t["name"]: torch.tensor(case["inputs"][t["name"]], dtype=torch.float64, device=DEV).reshape(shape(t, ["B", "T"])).to(r_in).to(dt_in).requires_grad_(True) for t in sm.inputs if t["name"] in case["inputs"]}
+            pars = {t["name"]: torch.tensor(case["params"][t["name"]], dtype=torch.float64, device=DEV).reshape(shape(t, [])).to(r_rest).to(dt_rest).requires_grad_(True) for t in sm.params if t["name"] in case["params"]}
+            sts = {t["name"]: torch.tensor(case["initialState"][t["name"]], dtype=torch.float64, device=DEV).reshape(shape(t, ["B"])).to(r_rest).to(dt_rest).requires_grad_(True) for t in sm.states if t["name"] in case["initialState"]}
             return ins, pars, sts
         cot_out = {t["name"]: torch.tensor(case["cotOutputs"][t["name"]], dtype=torch.float64, device=DEV).reshape(shape(t, ["B", "T"])) for t in sm.outputs}
         cot_fin = {t["name"]: torch.tensor(case["cotFinal"][t["name"]], dtype=torch.float64, device=DEV).reshape(shape(t, ["B"])) for t in sm.states if t["name"] in case["cotFinal"]}
@@ -61,9 +63,7 @@ def accuracy(root, model, log, res):
         got, ran, dts = grads_of(sm, *tensors(torch.bfloat16, torch.float32), cot_out, cot_fin)
         # seqc's float64 at the unrounded values vs the interpreter's reference (the oracle's link)
         ref = {**case["grads"]["inputs"], **case["grads"]["params"], **case["grads"]["initialState"]}
-        ins64 = {t["name"]: torch.tensor(case["inputs"][t["name"]], dtype=torch.float64, device=DEV).reshape(shape(t, ["B", "T"])).requires_grad_(True) for t in sm.inputs if t["name"] in case["inputs"]}
-        p64, s64 = [{k: v.detach().double().requires_grad_(True) for k, v in d.items()} for d in tensors(torch.float64, torch.float64)[1:]]
-        exact, _, _ = grads_of(sm, ins64, p64, s64, cot_out, cot_fin)
+        exact, _, _ = grads_of(sm, *tensors(torch.float64, torch.float64, False), cot_out, cot_fin)
         link = max(tb.rel(exact[k], torch.tensor(ref[k], dtype=torch.float64)) for k in exact if k in ref)
         errs = {k: tb.rel(got[k], want[k]) for k in got}
         row = {"model": model, "case": "ref B=%d T=%d" % (case["B"], case["T"]), "dims": case["dims"], "rel": errs, "fp64_vs_interpreter": link,

@@ -278,7 +278,7 @@ def use_chunked(m, dims, B, T, dtype, device):
         return True
     r = m.runner("forward", device)
     if dtype == torch.bfloat16 and r.has_io("bf16"):  # bf16 forms are chunked forms: chunked where one applies
-        return bool(r.applicable(dims, B, T, "auto", "bf16"))
+        return r.can_run(dims, B, T, "auto", "bf16")
     return dtype in (torch.float32, torch.bfloat16) and r.pick(dims, B, T, "auto")[0]["form"] == "chunked"
 
 
@@ -298,7 +298,8 @@ def backward(ctx, m, flat, grads):
     B, T, dims, dtype, device = ctx.B, ctx.T, ctx.dims, ctx.dtype, ctx.device
     n = m.chunked["names"]
     ni, npar = len(m.inputs), len(m.params)
-    given = {t["name"]: x.detach() for t, x in zip(m.inputs, flat[:ni]) if x is not None}
+    # (bf16 inputs converted once here: prep and the backward models of prep and post all read them)
+    given = {t["name"]: x.detach().to(dtype) for t, x in zip(m.inputs, flat[:ni]) if x is not None}
     pars = {t["name"]: x.detach() for t, x in zip(m.params, flat[ni : ni + npar]) if x is not None}
     sts = {t["name"]: x.detach() for t, x in zip(m.states, flat[ni + npar :]) if x is not None}
     prefix = "chain64:" if dtype == torch.float64 else "chain:"
@@ -358,5 +359,4 @@ def backward(ctx, m, flat, grads):
 
 
 def _bf16_io(m, key, cdims, B, T, device):
-    r = m.runner(key, device)
-    return "bf16" if r.has_io("bf16") and r.applicable(cdims, B, T, "auto", "bf16") else "f32"
+    return "bf16" if m.runner(key, device).can_run(cdims, B, T, "auto", "bf16") else "f32"

@@ -253,6 +253,14 @@ class PlanRunner:
         """Whether the plan has forms taking `io` inputs and outputs (runtime/cuda/plan.ts CudaFormPlan.io)."""
         return any(f.get("io", "f32") == io for f in self.plan["forms"])
 
+    def can_run(self, dims, B, T, choice="auto", io="f32"):
+        """Whether some `io` form applies at (dims, B, T); cached as pick is (applicable is pure Python over every form)."""
+        key = ("can", tuple(sorted(dims.items())), B, T, choice, io)
+        hit = self._picks.get(key)
+        if hit is None:
+            hit = self._picks[key] = self.has_io(io) and bool(self.applicable(dims, B, T, choice, io))
+        return hit
+
     def pick(self, dims, B, T, choice="auto", io="f32"):
         """The first applicable preferred form in plan order (runtime/cuda/runner.ts pick), and its environment.
 

@@ -46,8 +46,7 @@ _IO_DTYPES = {"bf16": torch.bfloat16}
 def bf16_io(m, key, dims, B, T, device):
     """"bf16" where plan `key` has a bf16 form that runs (dims, B, T) (the chunked form's tensor-core variants, fp32
     accumulation), else "f32" (bf16 tensors then run the fp32 kernels, converted on the way in and out)."""
-    r = m.runner(key, device)
-    return "bf16" if r.has_io("bf16") and r.applicable(dims, B, T, "auto", "bf16") else "f32"
+    return "bf16" if m.runner(key, device).can_run(dims, B, T, "auto", "bf16") else "f32"
 
 
 def _shape_text(axes):
