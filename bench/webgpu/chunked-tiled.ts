@@ -52,7 +52,7 @@ const only1 = (plan: ModelPlan, variant: string, n?: number): ModelPlan => {
   const f = plan.forms.find((x) => x.form === "chunked" && x.variant === variant)!;
   return { ...plan, forms: [n === undefined ? f : { ...f, kernels: f.kernels.slice(0, n) }] };
 };
-const BENCH = ["simple_gla", "gla", "deltanet", "gated_deltanet", "rwkv7", "mamba2"].filter((m) => !only || only.includes(m));
+const BENCH = only ?? ["simple_gla", "gla", "deltanet", "gated_deltanet", "rwkv7", "mamba2"]; // --only's order
 const dimsFor = (model: Model, H: number, K: number): Record<string, number> =>
   Object.fromEntries(model.dims.map((x) => [x.name, x.name === "H" ? H : ["K", "N", "V", "P"].includes(x.name) ? K : 1]));
 const SHAPES = args.includes("--smoke")

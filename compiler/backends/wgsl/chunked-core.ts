@@ -54,7 +54,7 @@ function uTile(F: number): number {
 /** Workgroup floats of phase A: max(pass-1 tiles, T (rows F + 1 apart) + one UW-wide tile) plus the per-row arrays. */
 export function phaseAShared(c: ChunkCoreCfg): number {
   const C = c.F / c.RTP;
-  const p2 = (c.lr ? c.F * (c.F + 1) : 0) + c.F * uTile(c.F);
+  const p2 = c.lr ? c.F * (c.F + 1) + c.F * uTile(c.F) : c.F * KT;
   return Math.max(pass1Floats(c), p2) + 4 * c.F + 2 * C + 4;
 }
 
@@ -93,7 +93,7 @@ export function phaseAMain(c: ChunkCoreCfg): string {
   const UG = UW / 8;
   const OT = 0;
   const OT2 = c.lr ? F * FS : 0;
-  const smAll = Math.max(pass1Floats(c), OT2 + F * UW);
+  const smAll = Math.max(pass1Floats(c), c.lr ? OT2 + F * UW : F * KT);
   const d1 = c.decay === 1, d2 = c.decay === 2, lr = c.lr;
   return `
 const F: u32 = ${F}u;
@@ -312,7 +312,7 @@ ${d1 ? `    let a = acc[m] * exp(min(sGr[fr] - sGw[f2], 0.0));` : `    let a = a
       }
     }
   }` : ""}
-  // U0 = T alpha V and M = T (diag(beta) W~), ${UW} columns at a time (thread: row uf, columns ug + ${UG} i, i < 8:
+${lr ? `  // U0 = T alpha V and M = T (diag(beta) W~), ${UW} columns at a time (thread: row uf, columns ug + ${UG} i, i < 8:
   // one T load feeds 8 multiply-adds; 16-column tiles took 2 values a thread with a dependent chain each)
   let uf = tid / ${UG}u;
   let ug = tid % ${UG}u;
@@ -325,7 +325,7 @@ ${d1 ? `    let a = acc[m] * exp(min(sGr[fr] - sGw[f2], 0.0));` : `    let a = a
       sm[${OT2}u + e] = v;
     }
     workgroupBarrier();
-${lr ? `    var z0 = 0.0;
+    var z0 = 0.0;
     var z1 = 0.0;
     var z2 = 0.0;
     var z3 = 0.0;
@@ -343,14 +343,7 @@ ${lr ? `    var z0 = 0.0;
       z5 += tk * sm[${OT2}u + k * ${UW}u + ug + ${UG * 5}u];
       z6 += tk * sm[${OT2}u + k * ${UW}u + ug + ${UG * 6}u];
       z7 += tk * sm[${OT2}u + k * ${UW}u + ug + ${UG * 7}u];
-    }` : `    let z0 = sm[${OT2}u + uf * ${UW}u + ug + ${UG * 0}u];
-    let z1 = sm[${OT2}u + uf * ${UW}u + ug + ${UG * 1}u];
-    let z2 = sm[${OT2}u + uf * ${UW}u + ug + ${UG * 2}u];
-    let z3 = sm[${OT2}u + uf * ${UW}u + ug + ${UG * 3}u];
-    let z4 = sm[${OT2}u + uf * ${UW}u + ug + ${UG * 4}u];
-    let z5 = sm[${OT2}u + uf * ${UW}u + ug + ${UG * 5}u];
-    let z6 = sm[${OT2}u + uf * ${UW}u + ug + ${UG * 6}u];
-    let z7 = sm[${OT2}u + uf * ${UW}u + ug + ${UG * 7}u];`}
+    }
     if (j0 + ug + ${UG * 0}u < Vd) { rec_b[cb * RB + OUR + uf * Vd + j0 + ug + ${UG * 0}u] = z0; }
     if (j0 + ug + ${UG * 1}u < Vd) { rec_b[cb * RB + OUR + uf * Vd + j0 + ug + ${UG * 1}u] = z1; }
     if (j0 + ug + ${UG * 2}u < Vd) { rec_b[cb * RB + OUR + uf * Vd + j0 + ug + ${UG * 2}u] = z2; }
@@ -361,6 +354,24 @@ ${lr ? `    var z0 = 0.0;
     if (j0 + ug + ${UG * 7}u < Vd) { rec_b[cb * RB + OUR + uf * Vd + j0 + ug + ${UG * 7}u] = z7; }
     workgroupBarrier();
   }
+` : `  // U0 = alpha V (no low rank: T = I), 16 values at a time as before 8a14955 (the 64-column tiles of the low-rank
+  // products took 1.03-1.07x longer for these models on the H100: bench/RESULTS.md)
+  for (var j0 = 0u; j0 < Vd; j0 += KT) {
+    for (var e = tid; e < F * KT; e += ${CHUNK_WG}u) {
+      let f = e / KT;
+      let j = j0 + e % KT;
+      var v = 0.0;
+      if (j < Vd && sMic[f] >= 0i) { v = ld_v(b, t0 + f / RTP, h, f % RTP, j); }
+      sm[${OT2}u + e] = v;
+    }
+    workgroupBarrier();
+    for (var e = tid; e < F * KT; e += ${CHUNK_WG}u) {
+      let j = j0 + e % KT;
+      if (j < Vd) { rec_b[cb * RB + OUR + (e / KT) * Vd + j] = sm[${OT2}u + e]; }
+    }
+    workgroupBarrier();
+  }
+`}
 ${lr ? `  storageBarrier();
   workgroupBarrier();
   for (var j0 = 0u; j0 < Kd; j0 += ${UW}u) {
