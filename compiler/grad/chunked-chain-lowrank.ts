@@ -27,13 +27,12 @@
  * (O(K^2 V) each).
  */
 import * as I from "../ir/types.ts";
-import { evalConst, interpret, product, shapeSizes, type RunInputs, type RunResult } from "../ir/interpret.ts";
-import { loadProgram } from "../frontend/load.ts";
-import { matrixForm, type MatrixForm } from "../forms/matrix-form.ts";
+import { interpret, type RunInputs, type RunResult } from "../ir/interpret.ts";
+import type { MatrixForm } from "../forms/matrix-form.ts";
 import { expansion } from "../forms/matrix-core.ts";
-import { buildBackward, type Backward } from "./backward.ts";
 import { chunkedBackwardRefusal } from "./chunked.ts";
-import { lowRankChainBackward, LR_FORMS, type LrChainNames, type LrForm, type LrPart, type LrRun } from "../../runtime/chunked-backward-lowrank.ts";
+import { chainEnds, chainRunner, coveredForm, loadGenerated, runDims } from "./chain-common.ts";
+import { lowRankChainBackward, LR_FORMS, type LrChainNames, type LrForm, type LrPart } from "../../runtime/chunked-backward-lowrank.ts";
 import type { Cotangents, Gradients } from "./run.ts";
 
 export { LR_FORMS, type LrForm };
@@ -92,11 +91,7 @@ export function lowRankModels({ P, E, R, decay }: LrShape): LrModels {
     ].join(" ").replace(/^\+ /, "");
     src.push(`model LrDecay {\n  dims H, K\n  input ${ins.map((n) => `${n}[H,K]`).join(", ")}\n${decay === "key" ? `  state a[H,K] = 0\n  a[h,i] = a[h,i] + ${terms}\n  output o_dld[h,i] = a[h,i]` : `  state a[H] = 0\n  a[h] = a[h] + sum(i) (${terms})\n  output o_dld[h] = a[h]`}\n}\n`);
   }
-  const files = new Map(src.map((s, n) => [`lowrank${n}.seq`, s]));
-  const prog = loadProgram([...files.keys()], files);
-  const errors = prog.diagnostics.filter((d) => d.severity === "error");
-  if (errors.length) throw new Error(`low-rank chunked backward chain: generated models do not load: ${errors.map((e) => e.message).join("; ")}`);
-  const [read, augF, augA, pass, fwd, adjoint, decayModel] = prog.models;
+  const [read, augF, augA, pass, fwd, adjoint, decayModel] = loadGenerated(src, "lowrank", "low-rank chunked backward chain");
   return { read, augF, augA, pass, fwd, adjoint, ...(decayModel ? { decay: decayModel } : {}) };
 }
 
@@ -104,54 +99,27 @@ export interface LrChain { names: LrChainNames; models: Record<LrPart, I.Model |
 
 /** The low-rank chain of a model at `dims` (micro-step loops unrolled at these sizes). */
 export function lowRankChain(model: I.Model, dims: Record<string, number>): LrChain {
-  const mf = matrixForm(model);
-  if (!mf.ok) throw new Error(`${model.name} has no chunked form: ${mf.reason}`);
-  const form = mf.form;
-  const why = chunkedBackwardRefusal(form);
-  if (why) throw new Error(`${model.name}: ${why}`);
+  const form = coveredForm(model, chunkedBackwardRefusal);
   const shape = lrShape(form);
   const ms = lowRankModels(shape);
-  const postBw = buildBackward(form.post, dims, { paramAdjoints: "output" });
-  const prepBw = buildBackward(form.prep, dims, { paramAdjoints: "output" });
-  const bars = (b: Backward) => ({ outputBar: b.outputBar, inputBar: b.inputBar, paramBar: b.paramBar });
-  const decl = model.tensors.find((t) => t.name === form.state)!;
+  const ends = chainEnds(model, form, dims);
+  const counts = expansion(form, dims);
   const names: LrChainNames = {
-    model: model.name,
-    state: form.state,
-    stateInit: decl.init ? evalConst(decl.init, dims) : 0,
-    heads: form.heads,
-    key: form.key,
-    value: form.value,
+    ...ends.head,
     ...shape,
-    steps: form.steps.map((s, i) => ({ count: expansion(form, dims)[i], ...(s.ld ? { ld: s.ld } : {}), lowRank: s.lowRank, inputs: s.inputs.map((p) => ({ k: p.k, v: p.v })) })),
+    steps: form.steps.map((s, i) => ({ count: counts[i], ...(s.ld ? { ld: s.ld } : {}), lowRank: s.lowRank, inputs: s.inputs.map((p) => ({ k: p.k, v: p.v })) })),
     readouts: form.readouts.map((r) => ({ q: r.q, y: r.y, after: r.after })),
-    prepOutputs: I.tensorsOfKind(form.prep, "output").map((o) => o.name),
-    prepBw: bars(prepBw),
-    postBw: bars(postBw),
+    ...ends.tail,
   };
-  return { names, models: { prep: form.prep, postBw: postBw.model, prepBw: prepBw.model, ...ms, decay: ms.decay } };
+  return { names, models: { ...ends.models, ...ms, decay: ms.decay } };
 }
 
 export interface LrOptions { /** Micro-steps per chunk of the folded runs (default 64). */ chunk?: number }
 
 /** Gradients through the low-rank chain; `exec` runs each model in the form LR_FORMS gives (default: the float64 interpreter). */
 export async function lowRankChainGradients(model: I.Model, run: RunInputs, cot: Cotangents, exec: LrExec = (m, r) => interpret(m, r), opts: LrOptions = {}): Promise<Gradients> {
-  const dims = { ...run.dims };
-  for (const d of model.dims) if (d.sequenceDefault && dims[d.name] === undefined) dims[d.name] = run.time;
-  const { names, models } = lowRankChain(model, dims);
-  const sized = (kind: I.TensorDecl["kind"]) => I.tensorsOfKind(model, kind).map((t) => ({ name: t.name, size: product(shapeSizes(t.shape, dims)) }));
-  const runPart: LrRun = async (part, partDims, inputs, initialState, batch, time) => {
-    const m = models[part];
-    if (!m) throw new Error(`${model.name}: the low-rank chain has no ${part} model`);
-    const own = new Set(I.tensorsOfKind(m, "input").map((t) => t.name));
-    const ins = Object.fromEntries(Object.entries(inputs).filter(([k]) => own.has(k))) as Record<string, Float64Array>;
-    const r = await exec(m, { ...run, dims: partDims ?? dims, batch, time, inputs: ins, params: partDims ? {} : run.params, initialState: initialState as Record<string, Float64Array> | undefined }, LR_FORMS[part]);
-    return { outputs: r.outputs, finalState: r.finalState };
-  };
-  const stateShape = shapeSizes(model.tensors.find((t) => t.name === names.state)!.shape, dims);
-  const g = await lowRankChainBackward(names, runPart, {
-    batch: run.batch, time: run.time, stateShape, inputs: sized("input"), params: sized("param"), outputs: sized("output"), given: run.inputs,
-    initialState: run.initialState?.[names.state], cotOutputs: cot.outputs, cotState: cot.finalState?.[names.state], alloc: (n) => new Float64Array(n),
-  }, opts.chunk ?? 64);
-  return g as Gradients;
+  const dims = runDims(model, run);
+  const chain = lowRankChain(model, dims);
+  const { runPart, problem } = chainRunner(model, run, cot, dims, chain, exec, LR_FORMS, "the low-rank chain");
+  return (await lowRankChainBackward(chain.names, runPart, problem, opts.chunk ?? 64)) as Gradients;
 }

@@ -21,12 +21,11 @@
  * scalar decay exp(ld[h, i]) — again the matrix form (H K heads of rank-one outer products).
  */
 import * as I from "../ir/types.ts";
-import { evalConst, interpret, product, shapeSizes, type RunInputs, type RunResult } from "../ir/interpret.ts";
-import { loadProgram } from "../frontend/load.ts";
+import { interpret, type RunInputs, type RunResult } from "../ir/interpret.ts";
 import { matrixForm, type MatrixForm } from "../forms/matrix-form.ts";
-import { buildBackward, type Backward } from "./backward.ts";
 import { chunkedBackwardRefusal } from "./chunked.ts";
-import { chainBackward, type ChainNames, type ChainPart, type ChainRun } from "../../runtime/chunked-backward.ts";
+import { chainEnds, chainRunner, coveredForm, loadGenerated, runDims } from "./chain-common.ts";
+import { chainBackward, type ChainNames, type ChainPart } from "../../runtime/chunked-backward.ts";
 import type { Cotangents, Gradients } from "./run.ts";
 import { lowRankChainGradients } from "./chunked-chain-lowrank.ts";
 
@@ -71,11 +70,7 @@ export function chainModels(form: MatrixForm): ChainModels {
   const terms = [...rs.map((r) => `x_q${r}[h,i] * x_dq${r}[h,i]`), ...ps.map((p) => `x_k${p}[h,i] * x_dk${p}[h,i]`)];
   const signed = terms.map((t, n) => (n < R ? `+ ${t}` : `- ${t}`)).join(" ").replace(/^\+ /, "");
   if (hasDecay) src.push(`model ChainDecay {\n  dims H, K\n  input ${[...qIn, ...rs.map((r) => `x_dq${r}[H,K]`), ...kIn, ...ps.map((p) => `x_dk${p}[H,K]`)].join(", ")}\n${perKey ? `  state a[H,K] = 0\n  a[h,i] = a[h,i] + ${signed}\n  output o_dld[h,i] = a[h,i]` : `  state a[H] = 0\n  a[h] = a[h] + sum(i) (${signed})\n  output o_dld[h] = a[h]`}\n}\n`);
-  const files = new Map(src.map((s, n) => [`chain${n}.seq`, s]));
-  const prog = loadProgram([...files.keys()], files);
-  const errors = prog.diagnostics.filter((d) => d.severity === "error");
-  if (errors.length) throw new Error(`chunked backward chain: generated models do not load: ${errors.map((e) => e.message).join("; ")}`);
-  const [core, coreT, adjoint, adjointT, decay] = prog.models;
+  const [core, coreT, adjoint, adjointT, decay] = loadGenerated(src, "chain", "chunked backward chain");
   return { core, coreT, adjoint, adjointT, decay };
 }
 
@@ -86,64 +81,32 @@ export interface Chain { names: ChainNames; models: Record<ChainPart, I.Model | 
 
 /** The chain of a model (throws with the reason where it does not cover it). `dims`: sizes the prep/post backward unroll loops over (fixed dims at least) and the declared initial state is evaluated at. */
 export function modelChain(model: I.Model, dims: Record<string, number>): Chain {
-  const mf = matrixForm(model);
-  if (!mf.ok) throw new Error(`${model.name} has no chunked form: ${mf.reason}`);
-  const form = mf.form;
-  const why = chainRefusal(form);
-  if (why) throw new Error(`${model.name}: ${why}`);
+  const form = coveredForm(model, chainRefusal);
   const ms = chainModels(form);
   const step = form.steps[0];
-  const postBw = buildBackward(form.post, dims, { paramAdjoints: "output" });
-  const prepBw = buildBackward(form.prep, dims, { paramAdjoints: "output" });
-  const bars = (b: Backward) => ({ outputBar: b.outputBar, inputBar: b.inputBar, paramBar: b.paramBar });
-  const decl = model.tensors.find((t) => t.name === form.state)!;
+  const ends = chainEnds(model, form, dims);
   const names: ChainNames = {
-    model: model.name,
-    state: form.state,
-    stateInit: decl.init ? evalConst(decl.init, dims) : 0,
-    heads: form.heads,
-    key: form.key,
-    value: form.value,
+    ...ends.head,
     decay: form.decay,
     pairs: step.inputs.map((p) => ({ k: p.k, v: p.v })),
     readouts: form.readouts.map((r) => ({ q: r.q, y: r.y })),
     ...(step.ld ? { ld: step.ld.name } : {}),
-    prepOutputs: I.tensorsOfKind(form.prep, "output").map((o) => o.name),
-    prepBw: bars(prepBw),
-    postBw: bars(postBw),
+    ...ends.tail,
   };
-  return { names, models: { prep: form.prep, postBw: postBw.model, prepBw: prepBw.model, core: ms.core, coreT: ms.coreT, adjoint: ms.adjoint, adjointT: ms.adjointT, decay: step.ld ? ms.decay : undefined } };
+  return { names, models: { ...ends.models, core: ms.core, coreT: ms.coreT, adjoint: ms.adjoint, adjointT: ms.adjointT, decay: step.ld ? ms.decay : undefined } };
 }
 
 /** The form each part of the chain runs in: the core models chunked, the decay adjoint a scan, prep and post sequential. */
 export const CHAIN_FORMS: Record<ChainPart, ChainForm> = { prep: "sequential", postBw: "sequential", prepBw: "sequential", core: "chunked", coreT: "chunked", adjoint: "chunked", adjointT: "chunked", decay: "scan" };
-
-/** Run a chain model with the inputs it declares (runners refuse unknown names). */
-function runOwn(exec: ChainExec, m: I.Model, run: RunInputs, form: ChainForm): RunResult | Promise<RunResult> {
-  const own = new Set(I.tensorsOfKind(m, "input").map((t) => t.name));
-  return exec(m, { ...run, inputs: Object.fromEntries(Object.entries(run.inputs).filter(([k]) => own.has(k))) }, form);
-}
 
 /** Gradients through the chain (runtime/chunked-backward.ts's glue; low-rank cores: chunked-chain-lowrank.ts's chain); `exec` runs each model (default: the float64 interpreter); `chunk`: micro-steps per folded chunk of the low-rank chain. */
 export async function chainGradients(model: I.Model, run: RunInputs, cot: Cotangents, exec: ChainExec = interpretExec, opts: { chunk?: number } = {}): Promise<Gradients> {
   // low-rank cores (the delta-rule family): chunk start states and per-chunk readouts instead of transposed cores
   const mf = matrixForm(model);
   if (mf.ok && mf.form.lowRank) return lowRankChainGradients(model, run, cot, exec, opts);
-  const dims = { ...run.dims };
-  for (const d of model.dims) if (d.sequenceDefault && dims[d.name] === undefined) dims[d.name] = run.time;
-  const { names, models } = modelChain(model, dims);
-  const { batch: B, time: T } = run;
-  const sized = (kind: I.TensorDecl["kind"]) => I.tensorsOfKind(model, kind).map((t) => ({ name: t.name, size: product(shapeSizes(t.shape, dims)) }));
-  const runPart: ChainRun = async (part, partDims, inputs, initialState, batch, time) => {
-    const m = models[part];
-    if (!m) throw new Error(`${model.name}: the chunked backward chain has no ${part} model`);
-    const r = await runOwn(exec, m, { ...run, dims: partDims ?? dims, batch, time, inputs: inputs as Record<string, Float64Array>, params: partDims ? {} : run.params, initialState: initialState as Record<string, Float64Array> | undefined }, CHAIN_FORMS[part]);
-    return { outputs: r.outputs, finalState: r.finalState };
-  };
-  const stateShape = shapeSizes(model.tensors.find((t) => t.name === names.state)!.shape, dims);
-  const g = await chainBackward(names, runPart, {
-    batch: B, time: T, stateShape, inputs: sized("input"), params: sized("param"), outputs: sized("output"), given: run.inputs,
-    initialState: run.initialState?.[names.state], cotOutputs: cot.outputs, cotState: cot.finalState?.[names.state], alloc: (n) => new Float64Array(n),
-  });
-  return g as Gradients;
+  // every model of the chain with the inputs it declares (runners refuse unknown names)
+  const dims = runDims(model, run);
+  const chain = modelChain(model, dims);
+  const { runPart, problem } = chainRunner(model, run, cot, dims, chain, exec, CHAIN_FORMS, "the chunked backward chain");
+  return (await chainBackward(chain.names, runPart, problem)) as Gradients;
 }
