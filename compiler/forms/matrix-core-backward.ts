@@ -70,8 +70,8 @@ export interface CoreGrads {
 interface Flat {
   /** flattened micro-steps, 1-based index s - 1 */
   steps: SliceData["steps"][number];
-  /** global state index each readout of token t reads */
-  at: (t: number, r: number) => number;
+  /** the readouts (token t, readout r) of each global state index */
+  readsAt: { t: number; r: number }[][];
   base: number[];
 }
 
@@ -82,7 +82,9 @@ function flatten(d: SliceData): Flat {
     base.push(n);
     n += st.length;
   }
-  return { steps: d.steps.flat(), at: (t, r) => base[t] + d.readouts[t][r].at, base };
+  const readsAt: { t: number; r: number }[][] = Array.from({ length: n + 1 }, () => []);
+  d.readouts.forEach((rs, t) => rs.forEach((ro, r) => readsAt[base[t] + ro.at].push({ t, r })));
+  return { steps: d.steps.flat(), readsAt, base };
 }
 
 function emptyGrads(d: SliceData): CoreGrads {
@@ -121,13 +123,11 @@ function decayAdjoint(d: SliceData, g: CoreGrads, dS: Float64Array, SN: Float64A
   const { K, V } = d;
   const acc = new Float64Array(K);
   for (let i = 0; i < K; i++) for (let j = 0; j < V; j++) acc[i] += dS[i * V + j] * SN[i * V + j];
-  const f = flatten(d);
-  const readsAt: { t: number; r: number }[][] = Array.from({ length: f.steps.length + 1 }, () => []);
-  d.readouts.forEach((rs, t) => rs.forEach((_, r) => readsAt[f.at(t, r)].push({ t, r })));
+  const { readsAt, base } = flatten(d);
   const dot = (a: Float64Array, b: Float64Array, sign: number) => { for (let i = 0; i < K; i++) acc[i] += sign * a[i] * b[i]; };
   for (let t = d.steps.length - 1; t >= 0; t--) {
     for (let m = d.steps[t].length - 1; m >= 0; m--) {
-      const u = f.base[t] + m + 1;
+      const u = base[t] + m + 1;
       for (const { t: tt, r } of readsAt[u]) dot(d.readouts[tt][r].q, g.dq[tt][r], 1);
       const st = d.steps[t][m];
       st.kk.forEach((k, p) => dot(k, g.dk[t][m][p], -1));
@@ -142,6 +142,7 @@ function decayAdjoint(d: SliceData, g: CoreGrads, dS: Float64Array, SN: Float64A
 export function coreBackwardSequential(d: SliceData, S0: Float64Array, cot: CoreCotangents): CoreGrads {
   const { K, V } = d;
   const f = flatten(d);
+  const { readsAt } = f;
   const N = f.steps.length;
   const S: Float64Array[] = [Float64Array.from(S0)];
   const reads: Float64Array[][] = [];
@@ -160,9 +161,6 @@ export function coreBackwardSequential(d: SliceData, S0: Float64Array, cot: Core
     S.push(next);
   }
   const g = emptyGrads(d);
-  // readouts by state index
-  const readsAt: { t: number; r: number }[][] = Array.from({ length: N + 1 }, () => []);
-  d.readouts.forEach((rs, t) => rs.forEach((_, r) => readsAt[f.at(t, r)].push({ t, r })));
   const stepOf: { t: number; m: number }[] = [];
   d.steps.forEach((st, t) => st.forEach((_, m) => stepOf.push({ t, m })));
   let G = Float64Array.from(cot.dS);
