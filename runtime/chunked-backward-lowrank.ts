@@ -6,7 +6,7 @@
  * reversed with the next step's decay and swapped low-rank pair, and the pieces mapped back onto prep's
  * outputs. Host loops, O(B T (H K + H V)) per array, plus O(B T / C H K (K + V)) for the chunk transitions.
  */
-import { sumPieces, stateLayout, type ChainBarNames, type ChainProblem } from "./chunked-backward.ts";
+import { sumPieces, stateLayout, type ChainNames, type ChainProblem } from "./chunked-backward.ts";
 import type { FloatArray, Gradients, Tensors } from "./train.ts";
 
 /** The models of the low-rank chain, by role. */
@@ -23,24 +23,15 @@ export const LR_FORMS: Record<LrPart, LrForm> = { prep: "sequential", postBw: "s
 /** Micro-steps per folded chunk of the generated classes' low-rank chain. */
 export const LR_CHUNK = 64;
 
-export interface LrChainNames {
-  model: string;
-  state: string;
-  stateInit: number;
-  heads: number[];
-  key: number;
-  value: number;
-  /** Input pairs, low-rank pairs and readouts per micro-step of the timeline, and its decay. */
+/** ChainNames' model, state, layout, decay and prep/post names; its own timeline and readouts. */
+export interface LrChainNames extends Pick<ChainNames, "model" | "state" | "stateInit" | "heads" | "key" | "value" | "decay" | "prepOutputs" | "prepBw" | "postBw"> {
+  /** Input pairs, low-rank pairs and readouts per micro-step of the timeline. */
   P: number;
   E: number;
   R: number;
-  decay: "none" | "scalar" | "key";
   /** The form's micro-steps in order: how many times each runs per token (a loop's extent), its prep outputs. */
   steps: { count: number; ld?: { name: string; perKey: boolean }; lowRank: { u: string; w: string }[]; inputs: { k: string; v: string }[] }[];
   readouts: { q: string; y: string; after: number }[];
-  prepOutputs: string[];
-  prepBw: ChainBarNames;
-  postBw: ChainBarNames;
 }
 
 /** Runs one model of the chain: `dims` for the generated models, undefined for prep/post (the model's dims). Inputs it does not declare are to be dropped by the runner. */
