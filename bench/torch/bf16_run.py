@@ -81,8 +81,10 @@ def accuracy(root, model, log, res):
     pn = {t["name"] for t in sm.params}
 
     def split(dt_in, dt_par):
-        ins = {n: v.to(torch.bfloat16).to(dt_in).requires_grad_(True) for n, v in x.items() if n not in pn}
-        pars = {n: v.to(dt_par).requires_grad_(True) for n, v in x.items() if n in pn}
+        # fresh leaves every call: .to() of a tensor already in that dtype returns the tensor itself, whose .grad
+        # (shared with an earlier call's detached result) a later backward would accumulate into
+        ins = {n: v.detach().to(torch.bfloat16).to(dt_in).clone().requires_grad_(True) for n, v in x.items() if n not in pn}
+        pars = {n: v.detach().to(dt_par).clone().requires_grad_(True) for n, v in x.items() if n in pn}
         return ins, pars, {}
     t0 = time.time()
     want, _, _ = grads_of(sm, *split(torch.float64, torch.float64), cot, {})
