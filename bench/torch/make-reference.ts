@@ -14,7 +14,9 @@ import { randomRun, rng, smallDims } from "../../test/helpers/random.ts";
 
 export const CHECK_MODELS = ["deltanet", "gated_deltanet", "gla", "mamba", "lstm", "gru", "hgrn", "mamba2"];
 /** Odd sizes; K = 16 so the chunked forms (tiles of 32 keys) run with partial tiles. */
-const DIMS = { H: 3, K: 16, V: 7, D: 5, N: 4, P: 6, I: 5 };
+/** SEQC_REF_DIMS (JSON) overrides sizes, e.g. '{"H":8,"I":8}': H = 3 keeps LSTM/GRU on the generic kernels, a
+ *  multiple of 4 reaches the persistent matvec cell (float4 rows). */
+const DIMS = { H: 3, K: 16, V: 7, D: 5, N: 4, P: 6, I: 5, ...(process.env.SEQC_REF_DIMS ? JSON.parse(process.env.SEQC_REF_DIMS) : {}) };
 
 /** Inputs in the ranges the models are used in: log decays < 0, write strengths in (0, 1), unit keys for the delta rule. */
 function shape(model: Model, run: RunInputs, dims: Record<string, number>): void {
