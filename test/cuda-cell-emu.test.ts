@@ -18,6 +18,9 @@ import { splitParamAdjoints } from "../compiler/grad/split.ts";
 import { matvecCellPlan } from "../compiler/backends/cuda/matvec-cell.ts";
 import { lowerCuda } from "../compiler/backends/cuda/plan.ts";
 import { buildTorchPlans } from "../compiler/backends/torch/plans.ts";
+import { emitCuda } from "../compiler/backends/cuda/target.ts";
+import { trainingModels } from "../compiler/grad/training.ts";
+import type { CudaModelPlan } from "../runtime/cuda/plan.ts";
 import { relativeError } from "../compiler/io/manifest.ts";
 import { CudaModelRunner } from "../runtime/cuda/runner.ts";
 import type { CudaDevice } from "../runtime/cuda/device.ts";
@@ -27,6 +30,14 @@ import { randomRun } from "./helpers/random.ts";
 const gpp = spawnSync("g++", ["--version"]).status === 0;
 const load = (name: string) => loadProgram([`stdlib/${name}.seq`]).models[0];
 const core = (name: string) => splitParamAdjoints(buildBackward(load(name), {}, { paramAdjoints: "state" })).core;
+/** The backward model a generated class trains with (compiler/grad/training.ts: the core, same-shape inputs packed). */
+const classBackward = (name: string) => {
+  const t = trainingModels(load(name));
+  if (!t.ok) throw new Error(t.why);
+  return t.backward;
+};
+/** The backward plan of <Model>.grad.cuda.json, as `seqc compile --target cuda` writes it for the class. */
+const classGradPlan = (name: string): CudaModelPlan => JSON.parse(emitCuda(load(name), { ptx: false }).find((f) => f.path === `${load(name).name}.grad.cuda.json`)!.contents).backward;
 const f32 = (x: Record<string, Float64Array> = {}) => Object.fromEntries(Object.entries(x).map(([k, v]) => [k, Float32Array.from(v)]));
 
 describe("the backward core's transposed matvec is eligible for the persistent cell", () => {
@@ -52,6 +63,21 @@ describe("the backward core's transposed matvec is eligible for the persistent c
     }
   });
 
+  it("the generated class's CUDA backward (inputs packed: h_prev, c_prev and the output adjoint one input) hoists W_hh h_prev from its slice of the pack and lists the cell first", () => {
+    for (const [name, packed] of [["lstm", 3], ["gru", 2]] as const) {
+      const m = classBackward(name);
+      const pack = I.tensorsOfKind(m, "input").find((t) => t.shape[0].kind === "lit")!;
+      expect(pack.shape[0], name).toEqual({ kind: "lit", value: packed });
+      const el = matvecCellPlan(m);
+      if (!el.ok) throw new Error(`${name}: ${el.why}`);
+      expect(el.plan.xterms.map((x) => [x.param, x.input, x.slice]), name).toEqual([["weight_ih_l0", "x", undefined], ["weight_hh_l0", pack.name, { at: 0, of: packed }]]);
+      const plan = classGradPlan(name);
+      expect(plan.forms.map((f) => f.variant).slice(0, 2), name).toEqual(["persistent-matvec", "persistent-matvec-256"]);
+      const gemm = plan.forms[0].steps.filter((s) => s.kind === "gemm");
+      expect(gemm.map((g) => [g.a, g.aOffset, g.lda]), name).toEqual([[{ kind: "input", name: "x" }, undefined, undefined], [{ kind: "input", name: pack.name }, ["*", 0, "H"], ["*", packed, "H"]]]);
+    }
+  });
+
   it("still refused: a matvec whose vector comes after another matvec, a sum over a let that reads no state, a vector read at other indices", () => {
     const src = (body: string) => `model M {\n  dims H\n  input x[H]\n  param U[H, H], V[H, H]\n  state h[H] = 0\n${body}\n}\n`;
     const m = (body: string) => loadProgram(["m.seq"], new Map([["m.seq", src(body)]])).models[0];
@@ -63,6 +89,13 @@ describe("the backward core's transposed matvec is eligible for the persistent c
     expect(why("  let a[j] = tanh(sum(m) U[j, m] * h[m])\n  let c[j] = sum(m) V[m, j] * a[m]\n  h[j] = c[j]")).toMatch(/computed after another matvec/);
     expect(why("  let a[j] = x[j] * 2\n  h[j] = sum(m) U[m, j] * a[m]")).toMatch(/a sum over let a/);
     expect(why("  let a[j] = tanh(h[j])\n  h[j] = sum(m) U[m, m] * a[m]")).toMatch(/not indexed by the summed and the statement's variables/);
+    // an input projection over a slice of an input is taken at literal leading indices only
+    const src2 = (body: string) => `model M {\n  dims H\n  input x[2, H]\n  param U[H, H], W[H, H]\n  state h[H] = 0\n${body}\n}\n`;
+    const el2 = (body: string) => matvecCellPlan(loadProgram(["m.seq"], new Map([["m.seq", src2(body)]])).models[0]);
+    const ok2 = el2("  h[j] = tanh(sum(m) U[j, m] * h[m] + sum(i) W[j, i] * x[1, i])");
+    expect(ok2.ok && ok2.plan.xterms[0].slice).toEqual({ at: 1, of: 2 });
+    const bad2 = el2("  h[j] = tanh(sum(m) U[j, m] * h[m] + sum(i) W[j, i] * x[i, i])");
+    expect(bad2.ok ? "ok" : bad2.why).toMatch(/not read as a vector \[i\] or a slice/);
   });
 });
 
@@ -73,14 +106,14 @@ const CASES = [
 ];
 
 describe.skipIf(!gpp)("the persistent cell on the CPU emulation of CUDA vs the float64 interpreter", () => {
-  for (const [kind, name] of [["forward", "lstm"], ["forward", "gru"], ["backward core", "lstm"], ["backward core", "gru"]] as const) {
+  for (const [kind, name] of [["forward", "lstm"], ["forward", "gru"], ["backward core", "lstm"], ["backward core", "gru"], ["class backward", "lstm"], ["class backward", "gru"]] as const) {
     it.each(CASES.map((c) => [JSON.stringify(c), c] as const))(`${name} ${kind}: %s`, async (_l, c) => {
-      const model = kind === "forward" ? load(name) : core(name);
+      const model = kind === "forward" ? load(name) : kind === "backward core" ? core(name) : classBackward(name);
       const dims = { H: 8, I: 3 };
       const run = randomRun(model, { dims, batch: c.B, time: c.T, seed: 11 * c.T + c.B + (kind === "forward" ? 0 : 100), initialState: c.init });
       const want = interpret(model, run);
       const device = new CellFakeDevice(c.sms);
-      const plan = device.add(lowerCuda(model).plan);
+      const plan = device.add(kind === "class backward" ? classGradPlan(name) : lowerCuda(model).plan);
       const runner = await CudaModelRunner.create(plan, { dims, params: f32(run.params), device: device as unknown as CudaDevice, form: "sequential" });
       const r = await runner.forward(f32(run.inputs), { batch: c.B, initialState: f32(run.initialState) });
       expect(r.form).toMatch(/^persistent-matvec/);

@@ -29,7 +29,7 @@ export interface CudaZero {
   workspace: string;
 }
 
-/** C[M,N] = A[M,K] * B[N,K]^T with the model-independent fp32 GEMM kernel (row-major, lda = ldb = K, ldc = N). */
+/** C[M,N] = A[M,K] * B[N,K]^T with the model-independent fp32 GEMM kernel (row-major, lda = K unless given, ldb = K, ldc = N). */
 export interface CudaGemm {
   kind: "gemm";
   entry: string;
@@ -37,6 +37,9 @@ export interface CudaGemm {
   b: CudaBufferRef;
   /** Offset of B in its buffer, in floats (e.g. a param's offset in the packed params). */
   bOffset?: SizeExpr;
+  /** Offset of A in its buffer, in floats, and its row stride (default K): A a slice of a packed input, pack[.., k, :]. */
+  aOffset?: SizeExpr;
+  lda?: SizeExpr;
   c: CudaBufferRef;
   M: SizeExpr;
   N: SizeExpr;

@@ -320,14 +320,16 @@ export class PreparedForward {
         const K = evalSize(step.K, this.env);
         const fn = this.module.fn(step.entry);
         const bOff = BigInt((step.bOffset !== undefined ? evalSize(step.bOffset, this.env) : 0) * 4);
+        const aOff = BigInt((step.aOffset !== undefined ? evalSize(step.aOffset, this.env) : 0) * 4);
+        const lda = step.lda !== undefined ? evalSize(step.lda, this.env) : K;
         dev.launch(fn, { grid: [Math.ceil(N / 128), Math.ceil(M / 128)], block: [256], stream }, [
-          { ptr: this.buffer(step.a).ptr },
+          { ptr: this.buffer(step.a).ptr + aOff },
           { ptr: this.buffer(step.b).ptr + bOff },
           { ptr: this.buffer(step.c).ptr },
           { u32: M },
           { u32: N },
           { u32: K },
-          { u32: K },
+          { u32: lda },
           { u32: K },
           { u32: N },
         ]);

@@ -35,8 +35,12 @@ import type { SizeExpr } from "../../../runtime/plan.ts";
 
 type Read = Extract<I.Expr, { k: "read" }>;
 
-/** A hoisted input projection: Y[b,t,r] = sum_i P[r, i] * x[b,t,i], r = flat index over P's leading axes. */
-interface XTerm { id: number; param: string; input: string; rows: I.Extent[]; k: I.Extent }
+/**
+ * A hoisted input projection: Y[b,t,r] = sum_i P[r, i] * x[b,t,i], r = flat index over P's leading axes.
+ * `slice`: where x is a slice of an input with leading literal axes (a packed input of a backward model,
+ * compiler/grad/pack.ts: x[i] read as pack[k, i]), the slice's flat index over those axes and their count.
+ */
+interface XTerm { id: number; param: string; input: string; rows: I.Extent[]; k: I.Extent; slice?: { at: number; of: number } }
 /** Where an index of a recurrent matvec's param comes from: a literal, a row variable (its position in `rows`), or a summed variable (its axis in the vector). */
 type PIndex = { kind: "lit"; value: number } | { kind: "row"; at: number } | { kind: "k"; at: number };
 /**
@@ -126,12 +130,19 @@ export function matvecCellPlan(model: I.Model): CellEligibility {
             fail(`param ${p.tensor} is not indexed [rows.., ${v.name}]`);
             return e;
           }
-          if (other.idx.length !== 1 || other.idx[0].kind !== "var" || other.idx[0].v.id !== v.id) {
-            fail(`${other.tensor} is not read as a vector [${v.name}]`);
+          // a vector [v], or a slice of one at literal leading indices (pack[k, v]: a packed input)
+          const lead = other.idx.slice(0, -1);
+          const lastX = other.idx[other.idx.length - 1];
+          const leadExt = od.shape.slice(0, -1);
+          if (!lastX || lastX.kind !== "var" || lastX.v.id !== v.id || lead.some((ix) => ix.kind !== "lit") || leadExt.some((x) => x.kind !== "lit")) {
+            fail(`${other.tensor} is not read as a vector [${v.name}] or a slice of one at literal leading indices`);
             return e;
           }
+          const sizes = leadExt.map((x) => (x as { value: number }).value);
+          const at = lead.reduce((a, ix, i) => a * sizes[i] + (ix as { value: number }).value, 0);
+          const of = sizes.reduce((a, n) => a * n, 1);
           const id = xterms.length;
-          xterms.push({ id, param: p.tensor, input: other.tensor, rows: pd.shape.slice(0, -1), k: pd.shape[pd.shape.length - 1] });
+          xterms.push({ id, param: p.tensor, input: other.tensor, rows: pd.shape.slice(0, -1), k: pd.shape[pd.shape.length - 1], ...(of > 1 ? { slice: { at, of } } : {}) });
           return { k: "read", tensor: `__X${id}`, idx: p.idx.slice(0, -1) };
         }
         const isLet = od.kind === "let" && stateDependent.has(other.tensor) && defined.has(other.tensor);
@@ -595,7 +606,7 @@ ${states.map((s, si) => `    ${STATES}[u.${stateOffset(s.name)} + (size_t)b * E 
   for (const x of xterms) {
     const rows = productS(x.rows);
     const kk: SizeExpr = x.k.kind === "lit" ? x.k.value : x.k.name;
-    steps.push({ kind: "gemm", entry: SGEMM_ENTRY, a: { kind: "input", name: x.input }, b: { kind: "params" }, bOffset: overrideValues(model, [`PO_${x.param}`])[`PO_${x.param}`], c: { kind: "workspace", name: `X${x.id}` }, M: ["*", "B", "T"], N: rows, K: kk });
+    steps.push({ kind: "gemm", entry: SGEMM_ENTRY, a: { kind: "input", name: x.input }, b: { kind: "params" }, bOffset: overrideValues(model, [`PO_${x.param}`])[`PO_${x.param}`], c: { kind: "workspace", name: `X${x.id}` }, M: ["*", "B", "T"], N: rows, K: kk, ...(x.slice ? { aOffset: ["*", x.slice.at, kk], lda: ["*", x.slice.of, kk] } : {}) });
   }
   steps.push({ kind: "zero", workspace: "barrier" });
   steps.push({ kind: "launch", entry: name, grid: "CELL_BLOCKS", threads: CELL.THREADS, sharedBytes: ["*", 4, "CELL_SMEM_FLOATS"], cooperative: true, buffers: bufs.map((b) => b.ref), uniforms, overrides: overrideValues(model, overrides) });
