@@ -91,6 +91,16 @@ export function phaseAMain(c: ChunkCoreCfg): string {
   const FS = F + 1;
   const UW = uTile(F);
   const UG = UW / 8;
+  /** Row uf of T times the staged tile (columns ug + UG i, i < 8, in registers), stored where the column is < bound
+   *  (the U0 and M products share it). */
+  const zs = [0, 1, 2, 3, 4, 5, 6, 7];
+  const triangularRows = (bound: string, base: string) =>
+    zs.map((i) => `    var z${i} = 0.0;\n`).join("") +
+    "    for (var k = 0u; k <= uf; k++) {\n" +
+    `      let tk = sm[${OT}u + uf * ${FS}u + k];\n` +
+    zs.map((i) => `      z${i} += tk * sm[${OT2}u + k * ${UW}u + ug + ${UG * i}u];\n`).join("") +
+    "    }\n" +
+    zs.map((i) => `    if (j0 + ug + ${UG * i}u < ${bound}) { rec_b[${base} + j0 + ug + ${UG * i}u] = z${i}; }\n`).join("");
   const OT = 0;
   const OT2 = c.lr ? F * FS : 0;
   const smAll = Math.max(pass1Floats(c), c.lr ? OT2 + F * UW : F * KT);
@@ -325,34 +335,7 @@ ${lr ? `  // U0 = T alpha V and M = T (diag(beta) W~), ${UW} columns at a time (
       sm[${OT2}u + e] = v;
     }
     workgroupBarrier();
-    var z0 = 0.0;
-    var z1 = 0.0;
-    var z2 = 0.0;
-    var z3 = 0.0;
-    var z4 = 0.0;
-    var z5 = 0.0;
-    var z6 = 0.0;
-    var z7 = 0.0;
-    for (var k = 0u; k <= uf; k++) {
-      let tk = sm[${OT}u + uf * ${FS}u + k];
-      z0 += tk * sm[${OT2}u + k * ${UW}u + ug + ${UG * 0}u];
-      z1 += tk * sm[${OT2}u + k * ${UW}u + ug + ${UG * 1}u];
-      z2 += tk * sm[${OT2}u + k * ${UW}u + ug + ${UG * 2}u];
-      z3 += tk * sm[${OT2}u + k * ${UW}u + ug + ${UG * 3}u];
-      z4 += tk * sm[${OT2}u + k * ${UW}u + ug + ${UG * 4}u];
-      z5 += tk * sm[${OT2}u + k * ${UW}u + ug + ${UG * 5}u];
-      z6 += tk * sm[${OT2}u + k * ${UW}u + ug + ${UG * 6}u];
-      z7 += tk * sm[${OT2}u + k * ${UW}u + ug + ${UG * 7}u];
-    }
-    if (j0 + ug + ${UG * 0}u < Vd) { rec_b[cb * RB + OUR + uf * Vd + j0 + ug + ${UG * 0}u] = z0; }
-    if (j0 + ug + ${UG * 1}u < Vd) { rec_b[cb * RB + OUR + uf * Vd + j0 + ug + ${UG * 1}u] = z1; }
-    if (j0 + ug + ${UG * 2}u < Vd) { rec_b[cb * RB + OUR + uf * Vd + j0 + ug + ${UG * 2}u] = z2; }
-    if (j0 + ug + ${UG * 3}u < Vd) { rec_b[cb * RB + OUR + uf * Vd + j0 + ug + ${UG * 3}u] = z3; }
-    if (j0 + ug + ${UG * 4}u < Vd) { rec_b[cb * RB + OUR + uf * Vd + j0 + ug + ${UG * 4}u] = z4; }
-    if (j0 + ug + ${UG * 5}u < Vd) { rec_b[cb * RB + OUR + uf * Vd + j0 + ug + ${UG * 5}u] = z5; }
-    if (j0 + ug + ${UG * 6}u < Vd) { rec_b[cb * RB + OUR + uf * Vd + j0 + ug + ${UG * 6}u] = z6; }
-    if (j0 + ug + ${UG * 7}u < Vd) { rec_b[cb * RB + OUR + uf * Vd + j0 + ug + ${UG * 7}u] = z7; }
-    workgroupBarrier();
+${triangularRows("Vd", "cb * RB + OUR + uf * Vd")}    workgroupBarrier();
   }
 ` : `  // U0 = alpha V (no low rank: T = I), 16 values at a time as before 8a14955 (the 64-column tiles of the low-rank
   // products took 1.03-1.07x longer for these models on the H100: bench/RESULTS.md)
@@ -383,34 +366,7 @@ ${lr ? `  storageBarrier();
       sm[${OT2}u + e] = w;
     }
     workgroupBarrier();
-    var z0 = 0.0;
-    var z1 = 0.0;
-    var z2 = 0.0;
-    var z3 = 0.0;
-    var z4 = 0.0;
-    var z5 = 0.0;
-    var z6 = 0.0;
-    var z7 = 0.0;
-    for (var k = 0u; k <= uf; k++) {
-      let tk = sm[${OT}u + uf * ${FS}u + k];
-      z0 += tk * sm[${OT2}u + k * ${UW}u + ug + ${UG * 0}u];
-      z1 += tk * sm[${OT2}u + k * ${UW}u + ug + ${UG * 1}u];
-      z2 += tk * sm[${OT2}u + k * ${UW}u + ug + ${UG * 2}u];
-      z3 += tk * sm[${OT2}u + k * ${UW}u + ug + ${UG * 3}u];
-      z4 += tk * sm[${OT2}u + k * ${UW}u + ug + ${UG * 4}u];
-      z5 += tk * sm[${OT2}u + k * ${UW}u + ug + ${UG * 5}u];
-      z6 += tk * sm[${OT2}u + k * ${UW}u + ug + ${UG * 6}u];
-      z7 += tk * sm[${OT2}u + k * ${UW}u + ug + ${UG * 7}u];
-    }
-    if (j0 + ug + ${UG * 0}u < Kd) { rec_b[cb * RB + uf * Kd + j0 + ug + ${UG * 0}u] = z0; }
-    if (j0 + ug + ${UG * 1}u < Kd) { rec_b[cb * RB + uf * Kd + j0 + ug + ${UG * 1}u] = z1; }
-    if (j0 + ug + ${UG * 2}u < Kd) { rec_b[cb * RB + uf * Kd + j0 + ug + ${UG * 2}u] = z2; }
-    if (j0 + ug + ${UG * 3}u < Kd) { rec_b[cb * RB + uf * Kd + j0 + ug + ${UG * 3}u] = z3; }
-    if (j0 + ug + ${UG * 4}u < Kd) { rec_b[cb * RB + uf * Kd + j0 + ug + ${UG * 4}u] = z4; }
-    if (j0 + ug + ${UG * 5}u < Kd) { rec_b[cb * RB + uf * Kd + j0 + ug + ${UG * 5}u] = z5; }
-    if (j0 + ug + ${UG * 6}u < Kd) { rec_b[cb * RB + uf * Kd + j0 + ug + ${UG * 6}u] = z6; }
-    if (j0 + ug + ${UG * 7}u < Kd) { rec_b[cb * RB + uf * Kd + j0 + ug + ${UG * 7}u] = z7; }
-    workgroupBarrier();
+${triangularRows("Kd", "cb * RB + uf * Kd")}    workgroupBarrier();
   }` : ""}
 }
 `;
