@@ -15,8 +15,10 @@ import torch
 
 try:
     from . import seqc_cuda as _cuda
+    from . import seqc_graphs as _graphs
 except ImportError:  # loaded as a top-level module (the output directory on sys.path)
     import seqc_cuda as _cuda
+    import seqc_graphs as _graphs
 
 
 def _prod(xs):
@@ -294,7 +296,23 @@ BF16_DECAY_PARTS = ("core", "adjoint")
 
 def backward(ctx, m, flat, grads):
     """The body of a seqc Function's backward through the chain (ctx from seqc_torch.forward with ctx.chunked; flat: the saved
-    (*inputs, *params, *initial states), None where absent): gradients as seqc_torch.backward returns them."""
+    (*inputs, *params, *initial states), None where absent): gradients as seqc_torch.backward returns them.
+
+    On CUDA the chain's whole launch sequence runs as a CUDA graph per signature (seqc_graphs.graphed: captured on a
+    signature's second call, replayed after; m.graphs False or SEQC_TORCH_GRAPHS=0: eagerly every call)."""
+    given_n = len(ctx.needs_input_grad) - ctx.offset
+    dtypes = [x.dtype if x is not None else None for x in flat][:given_n]
+    key = ("chunked-backward", ctx.B, ctx.T, tuple(sorted(ctx.dims.items())), ctx.dtype, getattr(ctx, "given_dtype", ctx.dtype), tuple(ctx.need), given_n,
+           PER_KEY_TRANSPOSED, STATELESS_WIDE, BF16_DECAY_PARTS)
+    nf = len(flat)
+
+    def body(*args):
+        return backward_eager(ctx, m, list(args[:nf]), list(args[nf:]), convert=False)
+    return tuple(_graphs.graphed(m, key, body, list(flat) + list(grads), dtypes, getattr(m, "graphs", True)))
+
+
+def backward_eager(ctx, m, flat, grads, convert=True):
+    """backward without a graph; convert=False leaves the gradients in the compute dtype (float32 for bf16 tensors)."""
     B, T, dims, dtype, device = ctx.B, ctx.T, ctx.dims, ctx.dtype, ctx.device
     n = m.chunked["names"]
     ni, npar = len(m.inputs), len(m.params)
@@ -353,7 +371,7 @@ def backward(ctx, m, flat, grads):
         res.append(dS0.contiguous() if need[i] and flat[i] is not None else None)
     given_n = len(ctx.needs_input_grad) - ctx.offset
     res = res[:given_n]
-    if given_dtype != dtype:  # bf16 tensors: gradients computed in float32, returned in each tensor's dtype
+    if convert and given_dtype != dtype:  # bf16 tensors: gradients computed in float32, returned in each tensor's dtype
         res = [g.to(x.dtype) if g is not None else None for g, x in zip(res, flat)]
     return tuple(res)
 

@@ -224,6 +224,7 @@ class PlanRunner:
         self._fns = {}
         self._picks = {}
         self._launches = {}
+        self._occupancy = {}
 
     def env(self, dims, B, T):
         i = self.info
@@ -373,8 +374,11 @@ class PlanRunner:
                 self.drv.set_max_dynamic_shared(fn, shared)
                 slot[1] = shared
             coop = bool(step.get("cooperative"))
-            if coop:
-                fit = self.drv.max_active_blocks(fn, threads, shared) * self.info["multiprocessors"]
+            if coop:  # (cached: the occupancy query is not a stream operation, and none is wanted inside a CUDA graph capture)
+                ok = (key, step["entry"], threads, shared)
+                if ok not in self._occupancy:
+                    self._occupancy[ok] = self.drv.max_active_blocks(fn, threads, shared)
+                fit = self._occupancy[ok] * self.info["multiprocessors"]
                 if grid > fit:
                     raise CudaError("%s: %d cooperative blocks do not fit on %s (%d at once)" % (step["entry"], grid, self.info["name"], fit))
             args = [("ptr", ptr(b)) for b in step["buffers"]]

@@ -34,9 +34,11 @@ import torch
 try:
     from . import seqc_cuda as _cuda
     from . import seqc_chunked as _chunked
+    from . import seqc_graphs as _graphs
 except ImportError:  # loaded as a top-level module (the output directory on sys.path)
     import seqc_cuda as _cuda
     import seqc_chunked as _chunked
+    import seqc_graphs as _graphs
 
 
 # Element types of the CUDA forms' inputs and outputs other than f32 (runtime/cuda/plan.ts CudaFormPlan.io).
@@ -68,6 +70,8 @@ class SeqcModel:
         if backward == "chunked" and "unavailable" in ch:
             raise ValueError("%s has no chunked backward: %s" % (self.name, ch["unavailable"]))
         self.backward = backward
+        # CUDA graphs (seqc_graphs.py): the plain forward and the chunked backward captured per signature, replayed after
+        self.graphs = True
         self.chunked = None if "unavailable" in ch else ch
         known = {d["name"] for d in self.meta["dims"]}
         for k in self.dims:
@@ -324,7 +328,22 @@ def forward(ctx, m, form, flat, offset=0):
     else:
         key = ("record64" if f64 else "record") if needs else ("record64" if f64 else "forward")
     io = bf16_io(m, key, dims, B, T, device) if given_dtype == torch.bfloat16 and form in ("auto", "chunked") else "f32"
-    outs, final, variant = m.execute(key, dims, B, T, ins, pars, sts, dtype, device, "auto" if ((needs and not chunked) or f64) else form, **({} if io == "f32" else {"io": io}))
+    fm = "auto" if ((needs and not chunked) or f64) else form
+    iokw = {} if io == "f32" else {"io": io}
+    if key == "forward":  # the plain forward: a CUDA graph per signature (seqc_graphs.graphed; the recording forwards stay eager)
+        variant = m.runner(key, device).pick(dims, B, T, fm, io)[0]["variant"]
+        names = [t["name"] for t in m.outputs] + [t["name"] for t in m.states]
+
+        def body(*args):
+            o, f, _ = m.execute(key, dims, B, T, {t["name"]: x for t, x in zip(m.inputs, args[:ni]) if x is not None},
+                                {t["name"]: x for t, x in zip(m.params, args[ni : ni + npar]) if x is not None},
+                                {t["name"]: x for t, x in zip(m.states, args[ni + npar :]) if x is not None}, dtype, device, fm, **iokw)
+            return [o[t["name"]] for t in m.outputs] + [f[t["name"]].clone() for t in m.states]
+        res = _graphs.graphed(m, ("forward", B, T, tuple(sorted(dims.items())), fm, io, dtype), body, list(flat), [given_dtype] * len(names), getattr(m, "graphs", True))
+        outs = dict(zip(names[: len(m.outputs)], res[: len(m.outputs)]))
+        final = dict(zip(names[len(m.outputs) :], res[len(m.outputs) :]))
+    else:
+        outs, final, variant = m.execute(key, dims, B, T, ins, pars, sts, dtype, device, fm, **iokw)
     ctx.seqc_model, ctx.dims, ctx.B, ctx.T, ctx.dtype, ctx.device = m, dims, B, T, dtype, device
     ctx.given_dtype = given_dtype
     ctx.flat_dtypes = [x.dtype if x is not None else None for x in flat]
@@ -338,6 +357,8 @@ def forward(ctx, m, form, flat, offset=0):
     elif needs:
         ctx.rec = {s["name"]: outs[s["name"] + m.meta["recordSuffix"]] for s in m.states}
         ctx.save_for_backward(*[x for x in flat if x is not None])
+    if key == "forward":  # (in the given dtype, the final states copies, already)
+        return tuple([outs[t["name"]] for t in m.outputs] + [final[t["name"]] for t in m.states])
     if given_dtype != dtype:
         return tuple([outs[t["name"]].to(given_dtype) for t in m.outputs] + [final[t["name"]].to(given_dtype) for t in m.states])
     return tuple([outs[t["name"]] for t in m.outputs] + [final[t["name"]].clone() for t in m.states])

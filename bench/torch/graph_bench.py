@@ -1,0 +1,264 @@
+"""The torch target's step through CUDA graphs (runtime/torch/seqc_graphs.py), checked and timed on the GPU (issue 6).
+
+Check, per model: seqc_graphs replays vs the eager path (SeqcModel.graphs = False) on the same values, three steps
+with fresh inputs each (new values and new pointers: the graph's static buffers are copied into every call), fp32
+and bf16, at B=2 T=37 (T not a multiple of the chunk) and B=1 T=1 with the ref case's dims, and B=2 T=2048 at the
+bench's heads; limit 1e-5 relative per gradient and output (the same kernels: only the order of atomics may differ;
+the eager path run twice shows that spread).
+The eager path is the one check.py / bf16_run.py compare with float64.
+
+Timing at (8, 2048, 16, 64) (Mamba-2 32 heads, P = N = 64), one process, CUDA events, median of `reps` steps
+(forward, loss = sum(out * cot), backward to every input and Mamba-2's params): per model seqc fp32 eager / graphs,
+seqc bf16 eager / graphs, and the anchor (bf16, as chunked_bench.py); also "gpu": the eager bf16 step's GPU time alone
+(the step enqueued behind a torch.cuda._sleep, so the host is ahead and the events see only the GPU's work), the
+floor graphs can reach; and each stateless part's forms timed alone (GPU time, 5 runs) for the form choice.
+
+  python3 bench/torch/graph_bench.py <modules dir> [--models simple_gla,mamba2,gla] [--out graphs.json] [--check-only | --timing-only]
+"""
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import train_bench as tb  # noqa: E402
+import chunked_bench as cb  # noqa: E402
+
+DEV = tb.DEV
+TOL = 1e-5  # the same kernels; eager and graphs differ only where a kernel's atomics add in another order (Mamba-2 bf16
+# at T = 2048: 3.3e-6 on the H100, the eager path run twice spreads as much)
+
+
+def step_grads(sm, x, cot, graphs):
+    sm.graphs = graphs
+    leaves = {n: v.clone().requires_grad_(True) for n, v in x.items()}
+    ins = {t["name"]: leaves[t["name"]] for t in sm.inputs if t["name"] in leaves}
+    pars = {t["name"]: leaves[t["name"]] for t in sm.params if t["name"] in leaves}
+    sts = {t["name"]: leaves[t["name"]] for t in sm.states if t["name"] in leaves}
+    outs = sm.apply(ins, pars, sts)
+    loss = sum((o.float() * c).sum() for o, c in zip(outs, cot) if c is not None)
+    loss.backward()
+    return [o.detach().float().clone() for o in outs], {n: v.grad.detach().float().clone() for n, v in leaves.items()}
+
+
+def check(root, model, log, res):
+    sm = cb.seqc_model(root, model, "chunked")
+    import seqc_cuda  # (on the path once seqc_model put the modules' directory there)
+    import seqc_graphs
+    case = json.load(open(os.path.join(root, "ref", model + ".json")))[0]
+    dims = case["dims"]
+    H = tb.MAMBA2_HEADS if model == "mamba2" else tb.LA_SHAPE[2]
+    shapes = [(2, 37, dims), (1, 1, dims), (2, 2048, {k: (H if k == "H" else 64) for k in dims})]
+    for B, T, d in shapes:
+        full = dict(d, B=B, T=T)
+        for dt in (torch.float32, torch.bfloat16):
+            worst, noise = 0.0, 0.0
+            for rep in range(3):
+                g = torch.Generator(device=DEV).manual_seed(100 * rep + T)
+                x = {}
+                for t in sm.inputs + sm.params + sm.states:
+                    lead = ["B", "T"] if t["role"] == "input" else (["B"] if t["role"] == "state" else [])
+                    shp = [full[a] for a in lead] + [seqc_cuda.eval_size(s, full) for s in t["shape"]]
+                    v = torch.randn(shp, device=DEV, generator=g)
+                    if t["name"] in ("g", "gk"):
+                        v = torch.nn.functional.logsigmoid(v) / 4
+                    if t["name"] == "dt":
+                        v = torch.nn.functional.softplus(v - 3.0)
+                    if t["name"] == "A":
+                        v = -torch.exp(v * 0.5)
+                    if t["role"] in ("input", "state") and t["name"] in ("B", "C", "k", "q"):
+                        v = v / shp[-1] ** 0.5
+                    x[t["name"]] = v.to(dt) if (t["role"] == "input" and dt == torch.bfloat16) else v
+                cot = []
+                for t in sm.outputs + sm.states:
+                    lead = [B, T] if t["role"] == "output" else [B]
+                    cot.append(torch.randn(lead + [seqc_cuda.eval_size(s, full) for s in t["shape"]], device=DEV, generator=g))
+                o_e, g_e = step_grads(sm, x, cot, False)
+                o_g, g_g = step_grads(sm, x, cot, True)
+                errs = [tb.rel(a, b) for a, b in zip(o_g, o_e)] + [tb.rel(g_g[n], g_e[n]) for n in g_e]
+                worst = max([worst] + errs)
+                o_2, g_2 = step_grads(sm, x, cot, False)  # eager again: the run-to-run spread of the kernels' atomics
+                noise = max([noise] + [tb.rel(a, b) for a, b in zip(o_2, o_e)] + [tb.rel(g_2[n], g_e[n]) for n in g_e])
+            st = seqc_graphs.stats(sm)
+            ran = sorted({"%s:%s" % (k[0][0], v[1][:60]) for k, v in st.items()})
+            row = {"model": model, "B": B, "T": T, "dims": d, "dtype": str(dt), "graphs_vs_eager_rel": worst, "eager_vs_eager_rel": noise, "graphs": ran,
+                   "ok": worst <= TOL and all(r.endswith(":graph") for r in ran)}
+            res["check"].append(row)
+            log("check %s B=%d T=%d %s: graphs vs eager %.1e (eager vs eager %.1e); %s; %s" % (model, B, T, str(dt)[6:], worst, noise, ", ".join(ran), "ok" if row["ok"] else "FAIL"))
+            sm._seqc_graphs.clear()
+    tb.free_all()
+
+
+def gpu_only(one, reps=5):
+    """The step's GPU time: enqueued behind a 50 ms sleep, so the host runs ahead and the events time only the GPU."""
+    out = []
+    for _ in range(reps):
+        ev = [torch.cuda.Event(enable_timing=True) for _ in range(2)]
+        torch.cuda._sleep(int(50e-3 * 1.98e9))
+        ev[0].record()
+        one()
+        ev[1].record()
+        ev[1].synchronize()
+        out.append(ev[0].elapsed_time(ev[1]))
+    return statistics.median(out)
+
+
+def stateless_forms(sm, dims, B, T, x, log):
+    """Each stateless part's applicable forms, GPU time alone at [B*T, 1]."""
+    import seqc_cuda
+    out = {}
+    for part in ("prep", "postBw", "prepBw"):
+        key = "chain:" + part
+        if key not in sm.meta["plans"]:
+            continue
+        plan = sm.meta["plans"][key]
+        r = sm.runner(key, DEV)
+        ins = {}
+        for t in plan["tensors"]:
+            if t["role"] == "input":
+                ins[t["name"]] = torch.randn([B * T, 1] + [seqc_cuda.eval_size(s, dims) for s in t["shape"]], device=DEV) * 0.1
+        pars = {t["name"]: x[t["name"]] for t in sm.params if t["name"] in x}
+        row = {}
+        for f, _ in r.applicable(dims, B * T, 1):
+            v = f["variant"]
+
+            def one():
+                sm.execute(key, dims, B * T, 1, ins, pars, {}, torch.float32, DEV, v)
+            try:
+                one()
+                row[v] = gpu_only(one)
+            except Exception as e:  # noqa: BLE001
+                row[v] = "%s: %s" % (type(e).__name__, str(e)[:100])
+        out[part] = row
+        log("  %s forms (gpu ms): %s" % (part, ", ".join("%s %s" % (k, "%.3f" % v if isinstance(v, float) else v) for k, v in row.items())))
+    return out
+
+
+def timing(args, root, model, log, res):
+    B, T, H, K = tb.LA_SHAPE
+    if model == "mamba2":
+        H = tb.MAMBA2_HEADS
+    row = {"model": model, "B": B, "T": T, "H": H, "K": K, "V": K}
+    x = tb.la_inputs(model, B, T, H, K, 7)
+    g = torch.Generator(device=DEV).manual_seed(8)
+    cot = torch.randn(B, T, H, K, device=DEV, generator=g)
+    smc = cb.seqc_model(root, model, "chunked")
+    grads = {}
+    for prec, xs in (("fp32", x), ("bf16", {n: (v if n in tb.LA_PARAMS else v.to(torch.bfloat16)) for n, v in x.items()})):
+        one, leaves = cb.seqc_step(smc, xs, cot.to(xs[next(iter(xs))].dtype))
+        for mode in ("eager", "graphs"):
+            smc.graphs = mode == "graphs"
+            one()
+            one()
+            torch.cuda.synchronize()
+            tag = "seqc_%s_%s" % (prec, mode)
+            row[tag] = tb.timed(one, 1, args.reps, args.cap_s)
+            one()
+            grads[tag] = {n: v.grad.detach().float().clone() for n, v in leaves.items()}
+            if mode == "eager":
+                row[tag]["gpu_ms"] = gpu_only(one)
+            log("%s: %s %.2f ms (fwd %.2f)%s" % (model, tag, row[tag]["ms"], row[tag]["fwd_ms"], " gpu-only %.2f" % row[tag]["gpu_ms"] if "gpu_ms" in row[tag] else ""))
+        del one, leaves
+        smc._seqc_graphs.clear()
+        tb.free_all()
+    import seqc_graphs  # noqa: F401
+    row["graphs_vs_eager_rel"] = {p: max(tb.rel(grads["seqc_%s_graphs" % p][n], grads["seqc_%s_eager" % p][n]) for n in grads["seqc_fp32_eager"]) for p in ("fp32", "bf16")}
+    row["bf16_vs_fp32_rel"] = max(tb.rel(grads["seqc_bf16_graphs"][n], grads["seqc_fp32_eager"][n]) for n in grads["seqc_fp32_eager"])
+    dims, _, _ = smc.resolve({t["name"]: x[t["name"]] for t in smc.inputs}, {}, {})
+    row["stateless_forms_gpu_ms"] = stateless_forms(smc, dims, B, T, x, log)
+    fn = tb.anchor_fn(model, K)
+    row["anchor_name"] = tb.ANCHOR_NAME[model] if model in tb.ANCHOR_NAME else None
+    if row["anchor_name"]:
+        la = {n: (v.clone() if n in tb.LA_PARAMS else v.to(torch.bfloat16)).requires_grad_(True) for n, v in x.items()}
+        cot16 = cot.to(torch.bfloat16)
+
+        def fa():
+            o = fn(la)
+            return (o.float() * cot16.float()).sum(), o
+        one_a = tb.step_fn(fa, list(la.values()))
+        try:
+            try:
+                one_a()
+            except RuntimeError as e:
+                if model != "simple_gla":
+                    raise
+                row["anchor_name"] = "fla chunk_gla (g broadcast over K; chunk_simple_gla refused: %s)" % str(e)[:80]
+                from fla.ops.gla import chunk_gla
+                fn = lambda d: chunk_gla(d["q"], d["k"], d["v"], d["g"][..., None].expand_as(d["q"]).contiguous(), scale=K ** -0.5)[0]  # noqa: E731
+                for v in la.values():
+                    v.grad = None
+                one_a()
+            torch.cuda.synchronize()
+            row["anchor"] = tb.timed(one_a, 2, args.reps, args.cap_s)
+            row["anchor"]["gpu_ms"] = gpu_only(one_a)
+            row["bf16_vs_anchor_rel"] = max(tb.rel(grads["seqc_bf16_graphs"][n], la[n].grad.float()) for n in la)
+        except Exception as e:  # noqa: BLE001
+            row["anchor_error"] = "%s: %s" % (type(e).__name__, str(e)[:300])
+        del one_a, la
+    a = row.get("anchor")
+    log("%s: fp32 eager %.2f graphs %.2f | bf16 eager %.2f (gpu %.2f) graphs %.2f | anchor %s | anchor/seqc bf16 graphs %s fp32 graphs %s" % (
+        model, row["seqc_fp32_eager"]["ms"], row["seqc_fp32_graphs"]["ms"], row["seqc_bf16_eager"]["ms"], row["seqc_bf16_eager"]["gpu_ms"], row["seqc_bf16_graphs"]["ms"],
+        "%.3f (gpu %.3f)" % (a["ms"], a["gpu_ms"]) if a else row.get("anchor_error", "-"),
+        "%.2f" % (a["ms"] / row["seqc_bf16_graphs"]["ms"]) if a else "-", "%.2f" % (a["ms"] / row["seqc_fp32_graphs"]["ms"]) if a else "-"))
+    res["timing"].append(row)
+    tb.free_all()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("modules")
+    ap.add_argument("--models", default="simple_gla,mamba2,gla")
+    ap.add_argument("--out")
+    ap.add_argument("--reps", type=int, default=10)
+    ap.add_argument("--cap-s", type=float, default=2.0)
+    ap.add_argument("--check-only", action="store_true")
+    ap.add_argument("--timing-only", action="store_true")
+    args = ap.parse_args()
+    root = os.path.abspath(args.modules)
+    torch.backends.cuda.matmul.allow_tf32 = False
+    t0 = time.time()
+    res = {"device": torch.cuda.get_device_name(0), "torch": torch.__version__, "check": [], "timing": []}
+
+    def log(s):
+        print("[%5.1fs] %s" % (time.time() - t0, s), flush=True)
+
+    def save():
+        if args.out:
+            with open(args.out, "w") as f:
+                json.dump(res, f, indent=1)
+    for model in args.models.split(","):
+        for what, fn in (("check", check), ("timing", timing)):
+            if (what == "check" and args.timing_only) or (what == "timing" and args.check_only):
+                continue
+            if what == "timing":
+                tb.patch_autotune(None, 6) if not getattr(main, "patched", False) else None
+                main.patched = True
+            try:
+                fn(*((root, model, log, res) if what == "check" else (args, root, model, log, res)))
+            except Exception as e:  # noqa: BLE001
+                import traceback
+                traceback.print_exc()
+                res[what].append({"model": model, "error": "%s: %s" % (type(e).__name__, str(e)[:400]), "ok": False})
+                tb.free_all()
+            save()
+    bad = [r for r in res["check"] if not r.get("ok")]
+    log("graph checks: %d, failed %d" % (len(res["check"]), len(bad)))
+    print("\nmodel | fp32 eager | fp32 graphs | bf16 eager (gpu-only) | bf16 graphs | anchor (gpu-only) | anchor/seqc bf16 graphs | anchor/seqc fp32 graphs")
+    for r in res["timing"]:
+        if "error" in r:
+            print("%s | ERROR %s" % (r["model"], r["error"][:200]))
+            continue
+        a = r.get("anchor")
+        print("%s | %.2f | %.2f | %.2f (%.2f) | %.2f | %s | %s | %s" % (
+            r["model"], r["seqc_fp32_eager"]["ms"], r["seqc_fp32_graphs"]["ms"], r["seqc_bf16_eager"]["ms"], r["seqc_bf16_eager"]["gpu_ms"], r["seqc_bf16_graphs"]["ms"],
+            "%.3f (%.3f)" % (a["ms"], a["gpu_ms"]) if a else "-", "%.2f" % (a["ms"] / r["seqc_bf16_graphs"]["ms"]) if a else "-",
+            "%.2f" % (a["ms"] / r["seqc_fp32_graphs"]["ms"]) if a else "-"), flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

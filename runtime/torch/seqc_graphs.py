@@ -1,0 +1,122 @@
+"""CUDA graphs for seqc's torch target (part of seqc's torch target; copied next to the generated modules).
+
+A chunked backward enqueues about a hundred kernels per call (the chain's plans through ctypes launches, the torch
+glue between them); at B=8 T=2048 H=16 K=V=64 that host work (Python, ctypes, torch.cat packing, allocations,
+~3.6 ms a step on the H100) was longer than the GPU work of the bf16 cores it feeds. `graphed` captures such a
+call's whole launch sequence once per signature in a torch.cuda.CUDAGraph and replays it afterwards:
+
+  - signature: the caller's key (sizes, dtypes, options that change what is enqueued) plus each argument's
+    shape, dtype and device (None where absent); a call whose signature differs is another graph (or eager);
+  - the first CAPTURE_AFTER calls of a signature run eagerly (they load the plans' modules, pick and cache the
+    forms, set kernel attributes and warm cuBLAS, none of which may happen inside a capture); the next one copies
+    its arguments into static buffers, warms up once on the capture stream, captures, and replays;
+  - every replay copies the arguments into the static buffers first (so the caller's tensors may live anywhere,
+    and new tensors every call are fine), and returns fresh tensors: each result cloned, or converted to the
+    dtype the caller asks for (one copy either way), so no result aliases the graph's memory;
+  - a capture that fails (an operation that cannot be captured, a launch the driver refuses while capturing) marks
+    the signature eager for good and the call runs eagerly: results never depend on whether a graph ran;
+  - at most MAX_GRAPHS graphs per owner (least recently used goes; each holds its private memory pool).
+
+ENABLED (environment SEQC_TORCH_GRAPHS=0 turns it off) and, per model, SeqcModel.graphs choose it; the eager
+path is the same code without the capture.
+"""
+
+import os
+from collections import OrderedDict
+
+import torch
+
+ENABLED = os.environ.get("SEQC_TORCH_GRAPHS", "1") != "0"
+CAPTURE_AFTER = 1
+MAX_GRAPHS = 8
+
+
+class _Entry:
+    __slots__ = ("calls", "graph", "static", "out", "failed")
+
+    def __init__(self):
+        self.calls = 0
+        self.graph = None
+        self.static = None
+        self.out = None
+        self.failed = None
+
+
+def _on_cuda(dev):
+    return dev.type == "cuda"
+
+
+def _sig(a):
+    return None if a is None else (tuple(a.shape), a.dtype, a.device)
+
+
+def _finish(outs, dtypes, fresh):
+    """Results in the asked dtypes; fresh=True: outs belong to a graph, so every result is a copy."""
+    res = []
+    for o, d in zip(outs, dtypes):
+        if o is None:
+            res.append(None)
+        elif d is not None and o.dtype != d:
+            res.append(o.to(d))
+        else:
+            res.append(o.clone() if fresh else o)
+    return res
+
+
+def stats(owner):
+    """{signature: (calls, "graph" | "eager" | failure text)} of owner's graphs (for benches and tests)."""
+    cache = getattr(owner, "_seqc_graphs", None) or {}
+    return {k: (e.calls, "graph" if e.graph is not None else (e.failed or "eager")) for k, e in cache.items()}
+
+
+def graphed(owner, key, fn, args, dtypes, enabled=True):
+    """fn(*args) -> list of tensors (or None), through a CUDA graph per signature of owner's (see the module text).
+
+    args: tensors or None (the graph's inputs: copied into static buffers on each replay); fn must enqueue the same
+    work for the same signature and must not synchronize with the host. dtypes: per result the dtype to return it
+    in (None: its own). Returns the list."""
+    dev = next((a.device for a in args if a is not None), None)
+    if not (ENABLED and enabled and dev is not None and _on_cuda(dev)):
+        return _finish(fn(*args), dtypes, False)
+    cache = getattr(owner, "_seqc_graphs", None)
+    if cache is None:
+        cache = owner._seqc_graphs = OrderedDict()
+    full = (key, tuple(_sig(a) for a in args))
+    e = cache.get(full)
+    if e is None:
+        e = cache[full] = _Entry()
+        while len(cache) > MAX_GRAPHS:
+            cache.popitem(last=False)
+    cache.move_to_end(full)
+    e.calls += 1
+    if e.failed is not None or e.calls <= CAPTURE_AFTER:
+        return _finish(fn(*args), dtypes, False)
+    if e.graph is None:
+        try:
+            _capture(e, fn, args, dev)
+        except Exception as err:  # noqa: BLE001  (anything uncapturable: this signature runs eagerly from now on)
+            e.graph, e.static, e.out = None, None, None
+            e.failed = "capture failed: %s: %s" % (type(err).__name__, str(err)[:200])
+            torch.cuda.synchronize(dev)
+            return _finish(fn(*args), dtypes, False)
+    else:
+        for s, a in zip(e.static, args):
+            if s is not None:
+                s.copy_(a)
+    e.graph.replay()
+    return _finish(e.out, dtypes, True)
+
+
+def _capture(e, fn, args, dev):
+    cur = torch.cuda.current_stream(dev)
+    e.static = [None if a is None else torch.empty(a.shape, dtype=a.dtype, device=dev).copy_(a) for a in args]
+    side = torch.cuda.Stream(dev)
+    side.wait_stream(cur)
+    with torch.cuda.stream(side):  # warm-up on the capture stream (cuBLAS workspaces and the like are per stream)
+        fn(*e.static)
+    cur.wait_stream(side)
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g, stream=side):
+        out = fn(*e.static)
+    e.out = list(out)
+    e.graph = g

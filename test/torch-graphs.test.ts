@@ -1,0 +1,40 @@
+/**
+ * runtime/torch/seqc_graphs.py (the torch target's CUDA graphs: the plain forward and the chunked backward captured
+ * per signature, replayed after) on CPU torch with an emulated graph (test/torch/graphs_logic.py: work enqueued while
+ * capturing is recorded, not run; replay reruns it on the same buffers). What a real graph does on the GPU is
+ * checked against the eager path there (bench/torch/graph_bench.py); this covers the bookkeeping: when a signature
+ * is captured, that every call's arguments reach the graph (copied into its static buffers), that results are the
+ * caller's own (not the graph's memory) in the asked dtype, the eager fallback after a failed capture, and the LRU.
+ */
+import { describe, expect, it } from "vitest";
+import { spawnSync } from "node:child_process";
+
+const cpuTorch = spawnSync("/usr/bin/python3", ["-c", "import torch"]).status === 0;
+if (!cpuTorch) console.warn("torch-graphs.test: no torch for /usr/bin/python3 (Debian's python3-torch); skipped");
+
+describe.skipIf(!cpuTorch)("torch target: seqc_graphs.graphed (CPU torch, emulated CUDA graph)", () => {
+  it("captures on a signature's second call, replays with each call's arguments, returns fresh results, falls back when capture fails", () => {
+    const r = spawnSync("/usr/bin/python3", ["test/torch/graphs_logic.py"], { encoding: "utf8" });
+    expect(r.stderr).toBe("");
+    const got = JSON.parse(r.stdout);
+    // every call right: eager (1), captured + replayed (2), replays (3-5), each on its own fresh inputs
+    expect(got.errs).toHaveLength(5);
+    for (const e of got.errs) expect(e).toBeLessThanOrEqual(1e-6);
+    expect(got.dtypes).toEqual(["torch.float32", "torch.float64", null]);
+    expect(got.third_none).toBe(true);
+    expect(got.kept_unchanged).toBe(true);
+    expect(got.distinct_storage).toBe(true);
+    expect(got.stats).toEqual([5, "graph"]);
+    expect(got.replays).toBe(4);
+    expect(got.fn_calls).toBe(3);
+    expect(got.noncontiguous_err).toBeLessThanOrEqual(1e-6);
+    expect(got.second_sig_err).toBeLessThanOrEqual(1e-6);
+    expect(got.signatures).toBe(2);
+    expect(got.disabled_err).toBeLessThanOrEqual(1e-6);
+    expect(got.disabled_fn_calls).toBe(1);
+    for (const e of got.failed_errs) expect(e).toBeLessThanOrEqual(1e-6);
+    expect(got.failed_stats[0]).toBe(4);
+    expect(got.failed_stats[1]).toMatch(/^capture failed: RuntimeError: operation not permitted when stream is capturing/);
+    expect(got.lru_keys).toEqual(["x", "z"]);
+  });
+});
