@@ -1,0 +1,261 @@
+"""Forward + backward of the delta-rule family (DeltaNet, Gated DeltaNet, RWKV-7) through seqc's torch target with the
+low-rank chunked backward (runtime/torch/seqc_chunked_lowrank.py: the low-rank chain's CUDA plans, glue in torch ops),
+beside seqc's step backward and flash-linear-attention's chunk kernels (chunk_delta_rule, chunk_gated_delta_rule,
+chunk_rwkv7, bf16 as in bench/torch/chunked_bench.py), in one process (issue 6).
+
+One step = forward, loss = sum(output * a fixed random cotangent), backward to every input; CUDA-event-timed (median
+of the reps), the forward part and the whole step. For seqc's chunked backward also the time of each plan it runs
+(chain:<part>, CUDA events around each launch sequence); the rest of the backward is the torch glue and launch
+overhead. Agreement: seqc chunked vs seqc step gradients (both fp32) and vs the anchor's (bf16).
+
+  python3 bench/torch/lowrank_bench.py <modules dir> [--out results.json] [--models deltanet,gated_deltanet,rwkv7]
+      [--shapes 8x2048x16x64,4x8192x16x128] [--step-shapes 8x2048x16x64] [--budget S]
+  python3 bench/torch/lowrank_bench.py <modules dir> --warm-fla I N     (Triton precompile share I of N)
+"""
+
+import argparse
+import importlib
+import json
+import os
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import train_bench as tb  # noqa: E402  (step_fn, timed, peak_extra, copy_rate, rel, free_all, patch_autotune)
+
+DEV = tb.DEV
+MODULE = {"deltanet": "DeltaNet", "gated_deltanet": "GatedDeltaNet", "rwkv7": "Rwkv7"}
+ANCHOR = {"deltanet": "fla chunk_delta_rule", "gated_deltanet": "fla chunk_gated_delta_rule", "rwkv7": "fla chunk_rwkv7"}
+
+
+def inputs(model, B, T, H, K, seed):
+    """fp32 inputs in the models' ranges (bench/cuda/chunked/anchors.py, test/helpers/chunk-inputs.ts); seqc's names."""
+    g = torch.Generator(device=DEV).manual_seed(seed)
+    rn = lambda *s: torch.randn(*s, device=DEV, generator=g)  # noqa: E731
+    q, k, v = rn(B, T, H, K), rn(B, T, H, K), rn(B, T, H, K)
+    if model == "deltanet":
+        return {"q": q, "k": F.normalize(k, dim=-1), "v": v, "beta": torch.sigmoid(rn(B, T, H))}
+    if model == "gated_deltanet":
+        return {"q": q, "k": F.normalize(k, dim=-1), "v": v, "beta": torch.sigmoid(rn(B, T, H)), "g": F.logsigmoid(rn(B, T, H)) / 4}
+    if model == "rwkv7":
+        kk = F.normalize(rn(B, T, H, K), dim=-1)
+        return {"r": q / K ** 0.5, "w": F.logsigmoid(rn(B, T, H, K)) / 4, "k": k / K ** 0.5, "v": v, "a": -kk, "b": kk * torch.sigmoid(rn(B, T, H, K))}
+    raise ValueError(model)
+
+
+def anchor_fn(model, K):
+    """The anchor's call on seqc-named tensors, returning the output [B, T, H, V] (seqc's DeltaNet / Gated DeltaNet
+    scale q by K^-1/2, RWKV-7 has no scale)."""
+    if model == "deltanet":
+        from fla.ops.delta_rule import chunk_delta_rule
+        return lambda d: chunk_delta_rule(d["q"], d["k"], d["v"], d["beta"], scale=K ** -0.5)[0]
+    if model == "gated_deltanet":
+        from fla.ops.gated_delta_rule import chunk_gated_delta_rule
+        return lambda d: chunk_gated_delta_rule(d["q"], d["k"], d["v"], d["g"], d["beta"], scale=K ** -0.5)[0]
+    if model == "rwkv7":
+        from fla.ops.rwkv7 import chunk_rwkv7
+        return lambda d: chunk_rwkv7(d["r"], d["w"], d["k"], d["v"], d["a"], d["b"], scale=1.0)[0]
+    raise ValueError(model)
+
+
+def seqc_model(root, model, backward):
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    return importlib.import_module(MODULE[model])._model(None, "auto", backward)
+
+
+def seqc_step(sm, x, cot):
+    leaves = {n: v.clone().requires_grad_(True) for n, v in x.items()}
+
+    def fwd():
+        o = sm.apply({t["name"]: leaves[t["name"]] for t in sm.inputs}, {}, {})[0]
+        return (o * cot).sum(), o
+    return tb.step_fn(fwd, list(leaves.values())), leaves
+
+
+def phases(sm, one):
+    """ms per plan key in one step (CUDA events around each SeqcModel.execute), and whether the chunked backward ran."""
+    orig, marks = sm.execute, []
+
+    def wrapped(key, *a, **kw):
+        ev = [torch.cuda.Event(enable_timing=True) for _ in range(2)]
+        ev[0].record()
+        r = orig(key, *a, **kw)
+        ev[1].record()
+        marks.append((key, ev))
+        return r
+    sm.execute = wrapped
+    try:
+        outs = one()
+        torch.cuda.synchronize()
+    finally:
+        del sm.execute
+    out = {}
+    for key, ev in marks:
+        out[key] = out.get(key, 0.0) + ev[0].elapsed_time(ev[1])
+    return out, getattr(outs.grad_fn, "chunked", None) if outs is not None and outs.grad_fn is not None else None
+
+
+def case(args, root, model, shape, with_step, rate, log):
+    B, T, H, K = shape
+    row = {"model": model, "B": B, "T": T, "H": H, "K": K, "V": K}
+    x = inputs(model, B, T, H, K, 7)
+    g = torch.Generator(device=DEV).manual_seed(8)
+    cot = torch.randn(B, T, H, K, device=DEV, generator=g)
+    n_in = sum(v.numel() for v in x.values())
+    row["floor_io_ms_fp32"] = 4 * (2 * n_in + 2 * B * T * H * K) / (rate * 1e6)
+    # the chunked form's work per step of the forward (one pass over the chunk transitions and readouts; the backward is
+    # a few times it): 2 B T H (K V + K K) per token-chunk product pair at chunk 64 is O(B T H K (K + V + 64))
+    row["flops_fwd_chunk64"] = 2 * B * T * H * K * (2 * K + 2 * 64)
+
+    smc = seqc_model(root, model, "chunked")
+    one_c, lc = seqc_step(smc, x, cot)
+    t0 = time.time()
+    one_c()
+    torch.cuda.synchronize()
+    row["seqc_first_call_s"] = time.time() - t0
+    dims, _, _ = smc.resolve({t["name"]: x[t["name"]] for t in smc.inputs}, {}, {})
+    row["seqc_forward_variant"] = smc.runner("forward", DEV).pick(dims, B, T)[0]["variant"]
+    row["seqc_chunked"] = tb.timed(one_c, 1, args.reps, args.cap_s)
+    row["seqc_chunked"]["peak_extra_bytes"] = tb.peak_extra(one_c)
+    ph, ran = phases(smc, one_c)
+    row["seqc_chunked_phases_ms"] = ph
+    row["seqc_chunked_ran_chunked"] = ran
+    bwd = row["seqc_chunked"]["ms"] - row["seqc_chunked"]["fwd_ms"]
+    row["seqc_chunked_glue_ms"] = bwd - sum(v for k, v in ph.items() if k.startswith("chain"))
+    log("%s %s: seqc chunked %.2f ms (fwd %.2f, %s), backward ran chunked=%s; phases %s; glue+launch %.2f ms; first call %.1fs" % (
+        model, shape, row["seqc_chunked"]["ms"], row["seqc_chunked"]["fwd_ms"], row["seqc_forward_variant"], ran,
+        ", ".join("%s %.2f" % kv for kv in ph.items()), row["seqc_chunked_glue_ms"], row["seqc_first_call_s"]))
+    one_c()
+    grads_c = {n: v.grad.detach().clone() for n, v in lc.items()}
+    del one_c, lc
+    tb.free_all()
+
+    if with_step:
+        try:
+            sms = seqc_model(root, model, "step")
+            one_s, ls = seqc_step(sms, x, cot)
+            one_s()
+            torch.cuda.synchronize()
+            row["seqc_step"] = tb.timed(one_s, 0, 3, args.cap_s)
+            row["chunked_vs_step_rel"] = {"d" + n: tb.rel(grads_c[n], ls[n].grad) for n in ls}
+            log("%s %s: seqc step %.2f ms (fwd %.2f); chunked/step gradients %s" % (
+                model, shape, row["seqc_step"]["ms"], row["seqc_step"]["fwd_ms"], " ".join("%s=%.1e" % kv for kv in row["chunked_vs_step_rel"].items())))
+            del one_s, ls
+        except Exception as e:  # noqa: BLE001
+            row["step_error"] = "%s: %s" % (type(e).__name__, str(e)[:300])
+            log("%s %s: step failed: %s" % (model, shape, row["step_error"]))
+        tb.free_all()
+
+    row["anchor_name"] = ANCHOR[model]
+    try:
+        fn = anchor_fn(model, K)
+        la = {n: v.to(torch.bfloat16).requires_grad_(True) for n, v in x.items()}
+        cot16 = cot.to(torch.bfloat16)
+
+        def fa():
+            o = fn(la)
+            return (o.float() * cot16.float()).sum(), o
+        one_a = tb.step_fn(fa, list(la.values()))
+        t0 = time.time()
+        one_a()
+        torch.cuda.synchronize()
+        row["anchor_first_call_s"] = time.time() - t0
+        row["seqc_vs_anchor_rel"] = {"d" + n: tb.rel(grads_c[n], la[n].grad.float()) for n in la}
+        row["anchor"] = tb.timed(one_a, 2, args.reps, args.cap_s)
+        a, c = row["anchor"], row["seqc_chunked"]
+        log("%s %s: %s %.3f ms (fwd %.3f): anchor/seqc %.3f (fwd %.3f, bwd %.3f); seqc vs anchor grads %s" % (
+            model, shape, row["anchor_name"], a["ms"], a["fwd_ms"], a["ms"] / c["ms"], a["fwd_ms"] / c["fwd_ms"], (a["ms"] - a["fwd_ms"]) / bwd,
+            " ".join("%s=%.1e" % kv for kv in row["seqc_vs_anchor_rel"].items())))
+        del one_a, la
+    except Exception as e:  # noqa: BLE001
+        row["anchor_error"] = "%s: %s" % (type(e).__name__, str(e)[:500])
+        log("%s %s: anchor failed: %s" % (model, shape, row["anchor_error"]))
+    del grads_c, x
+    tb.free_all()
+    return row
+
+
+def warm_fla(models, shapes, i, n, max_configs):
+    os.environ["FLA_CACHE_RESULTS"] = "0"
+    tb.patch_autotune((i, n), max_configs)
+    for model in models:
+        for B, T, H, K in shapes:
+            try:
+                fn = anchor_fn(model, K)
+                x = inputs(model, 2, min(T, 2048), H, K, 3)  # B=2: Triton specialises ints equal to 1, not 2 vs 8
+                la = {k: v.to(torch.bfloat16).requires_grad_(True) for k, v in x.items()}
+                fn(la).float().sum().backward()
+                torch.cuda.synchronize()
+                print("warm %d/%d: %s K=%d ok" % (i, n, model, K), flush=True)
+            except Exception as e:  # noqa: BLE001
+                print("warm %d/%d: %s K=%d: %s: %s" % (i, n, model, K, type(e).__name__, str(e)[:300]), flush=True)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("modules")
+    ap.add_argument("--out")
+    ap.add_argument("--models", default="deltanet,gated_deltanet,rwkv7")
+    ap.add_argument("--shapes", default="8x2048x16x64,4x8192x16x128")
+    ap.add_argument("--step-shapes", default="8x2048x16x64")
+    ap.add_argument("--budget", type=float, default=100.0)
+    ap.add_argument("--reps", type=int, default=10)
+    ap.add_argument("--cap-s", type=float, default=3.0)
+    ap.add_argument("--fla-max-configs", type=int, default=6)
+    ap.add_argument("--warm-fla", nargs=2, type=int)
+    args = ap.parse_args()
+    root = os.path.abspath(args.modules)
+    models = args.models.split(",")
+    parse = lambda s: [tuple(int(v) for v in x.split("x")) for x in s.split(",") if x]  # noqa: E731
+    shapes, step_shapes = parse(args.shapes), parse(args.step_shapes)
+    torch.backends.cuda.matmul.allow_tf32 = False
+    if args.warm_fla:
+        return warm_fla(models, shapes, *args.warm_fla, args.fla_max_configs)
+    t_start = time.time()
+    tb.patch_autotune(None, args.fla_max_configs)
+    res = {"device": torch.cuda.get_device_name(0), "torch": torch.__version__, "rows": [], "skipped": []}
+    rate = tb.copy_rate()
+    res["copy_gbps"] = rate
+
+    def log(s):
+        print("[%5.1fs] %s" % (time.time() - t_start, s), flush=True)
+    log("%s, torch %s, copy %.0f GB/s" % (res["device"], res["torch"], rate))
+    for shape in shapes:
+        for model in models:
+            if time.time() - t_start > args.budget:
+                res["skipped"].append([model, shape])
+                log("%s %s: skipped (budget)" % (model, shape))
+                continue
+            try:
+                row = case(args, root, model, shape, shape in step_shapes, rate, log)
+            except Exception as e:  # noqa: BLE001
+                import traceback
+                traceback.print_exc()
+                row = {"model": model, "B": shape[0], "T": shape[1], "H": shape[2], "K": shape[3], "error": "%s: %s" % (type(e).__name__, str(e)[:500])}
+                tb.free_all()
+            res["rows"].append(row)
+            if args.out:
+                with open(args.out, "w") as f:
+                    json.dump(res, f, indent=1)
+    print("\nmodel (B, T, H, K=V) | seqc chunked ms (fwd / bwd) | seqc step ms | anchor bf16 ms (fwd / bwd) | anchor/seqc | chunked vs step | vs anchor")
+    for r in res["rows"]:
+        lab = "%s (%d, %d, %d, %d)" % (r["model"], r["B"], r["T"], r["H"], r["K"])
+        if "error" in r:
+            print("%s | ERROR %s" % (lab, r["error"][:200]))
+            continue
+        c, a = r["seqc_chunked"], r.get("anchor")
+        print("%s | %.2f (%.2f / %.2f) | %s | %s | %s | %s | %s" % (
+            lab, c["ms"], c["fwd_ms"], c["ms"] - c["fwd_ms"],
+            "%.2f" % r["seqc_step"]["ms"] if "seqc_step" in r else "-",
+            "%.3f (%.3f / %.3f)" % (a["ms"], a["fwd_ms"], a["ms"] - a["fwd_ms"]) if a else "-",
+            "%.3f" % (a["ms"] / c["ms"]) if a else "-",
+            "%.1e" % max(r["chunked_vs_step_rel"].values()) if "chunked_vs_step_rel" in r else "-",
+            "%.1e" % max(r["seqc_vs_anchor_rel"].values()) if "seqc_vs_anchor_rel" in r else "-"), flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,36 @@
+/**
+ * The low-rank chunked backward's plans in a torch module (the delta-rule family: compiler/grad/chunked-chain-lowrank.ts):
+ * per part of the low-rank chain, `chain:<part>` (float32: every f32 form the CUDA backend has; the chunk transitions
+ * augF / augA run their chunked forms, the per-chunk readouts read / fwd / adjoint, the pass over chunks, the
+ * log-decay adjoint and prep / post's backward models the runner's pick) and `chain64:<part>` (double sequential
+ * kernels, for gradcheck). runtime/torch/seqc_chunked_lowrank.py runs them with torch ops as the glue. The module's
+ * `chunked` entry is `{ lowRank: names, parts }` (the WebGPU classes' training plans use the same key).
+ */
+import * as I from "../../ir/types.ts";
+import type { CudaModelPlan } from "../../../runtime/cuda/plan.ts";
+import { lowerCuda, lowerCudaF64 } from "../cuda/plan.ts";
+import { trainingLowRankChain } from "../../grad/training.ts";
+import { LR_PARTS, type LrChainNames, type LrPart } from "../../../runtime/chunked-backward-lowrank.ts";
+
+/** The low-rank chain in a torch module: its names and the parts that have plans (`chain:<part>`). */
+export interface TorchLowRankChunked { lowRank: LrChainNames; parts: LrPart[] }
+
+/**
+ * The low-rank chain's plans (keys `chain:<part>` and `chain64:<part>`) where the model has a low-rank core that
+ * the chain covers, else undefined. `keep` keeps a part's float32 forms. `dims`: fixed dims and the dims baked
+ * at compile time (a micro-step loop's extent, which the chain's timeline unrolls).
+ */
+export function lowRankChainPlans(model: I.Model, dims: Record<string, number>, keep: (p: CudaModelPlan, part: LrPart) => CudaModelPlan): { plans: Record<string, CudaModelPlan>; chunked: TorchLowRankChunked } | undefined {
+  const chain = trainingLowRankChain(model, dims);
+  if (!chain) return undefined;
+  const plans: Record<string, CudaModelPlan> = {};
+  const parts: LrPart[] = [];
+  for (const part of LR_PARTS) {
+    const m = chain.models[part];
+    if (!m) continue;
+    plans[`chain:${part}`] = keep(lowerCuda(m).plan, part);
+    plans[`chain64:${part}`] = lowerCudaF64(m);
+    parts.push(part);
+  }
+  return { plans, chunked: { lowRank: chain.names, parts } };
+}

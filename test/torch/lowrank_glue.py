@@ -1,0 +1,50 @@
+"""Driver for test/torch-chunked-lowrank.test.ts: runs runtime/torch/seqc_chunked_lowrank.py's lowrank_backward on
+CPU torch (float64, the real torch ops) with every chain model run by the test's float64 interpreter over a line
+protocol: this prints {"run": part, ...} and reads {"outputs", "final"} back; at the end it prints the gradients.
+Input (first line of stdin): {"names", "B", "T", "stateShape", "given", "S0", "cotOutputs", "cotState", "inputs",
+"params", "outputs", "chunk", "dtype"} with tensors as {"shape": [...], "data": [...]}; dtype "float32" runs the glue in
+float32 (the interpreter's results rounded to float32 on the way in)."""
+
+import json
+import os
+import sys
+
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "runtime", "torch"))
+import seqc_chunked_lowrank  # noqa: E402
+
+
+DTYPE = [torch.float64]
+
+
+def arr(t):
+    return None if t is None else torch.tensor(t["data"], dtype=DTYPE[0]).reshape(t["shape"])
+
+
+def enc(a):
+    a = a.detach().double().contiguous()
+    return {"shape": list(a.shape), "data": a.reshape(-1).tolist()}
+
+
+def main():
+    case = json.loads(sys.stdin.readline())
+    B, T = case["B"], case["T"]
+    DTYPE[0] = getattr(torch, case.get("dtype", "float64"))
+
+    def run(part, dims, inputs, initial, b, t):
+        sys.stdout.write(json.dumps({"run": part, "dims": dims, "B": b, "T": t,
+                                     "inputs": {k: enc(v) for k, v in inputs.items() if v is not None},
+                                     "initial": {k: enc(v) for k, v in initial.items()}}) + "\n")
+        sys.stdout.flush()
+        r = json.loads(sys.stdin.readline())
+        return {k: arr(v) for k, v in r["outputs"].items()}, {k: arr(v) for k, v in r["final"].items()}
+
+    gin, gpar, dS0 = seqc_chunked_lowrank.lowrank_backward(
+        case["names"], run, B, T, case["stateShape"], {k: arr(v) for k, v in case["given"].items()}, arr(case.get("S0")),
+        {k: arr(v) for k, v in case["cotOutputs"].items()}, arr(case.get("cotState")),
+        case["inputs"], case["params"], case["outputs"], DTYPE[0], torch.device("cpu"), case["chunk"])
+    sys.stdout.write(json.dumps({"done": True, "inputs": {k: enc(v) for k, v in gin.items()}, "params": {k: enc(v) for k, v in gpar.items()}, "dS0": enc(dS0)}) + "\n")
+
+
+main()
