@@ -23,6 +23,7 @@ import { trainingModels } from "../compiler/grad/training.ts";
 import type { CudaModelPlan } from "../runtime/cuda/plan.ts";
 import { relativeError } from "../compiler/io/manifest.ts";
 import { CudaModelRunner } from "../runtime/cuda/runner.ts";
+import { evalSize, type Env } from "../runtime/plan.ts";
 import type { CudaDevice } from "../runtime/cuda/device.ts";
 import { CellFakeDevice } from "./cuda-emu/cell.ts";
 import { randomRun } from "./helpers/random.ts";
@@ -51,8 +52,8 @@ describe("the backward core's transposed matvec is eligible for the persistent c
       expect(el.plan.xterms.map((x) => [x.param, x.input]), name).toEqual([["weight_ih_l0", "x"], ["weight_hh_l0", "h__prev"]]);
       expect(el.plan.phaseA, name).toBeGreaterThan(0);
       expect(el.plan.body.slice(el.plan.phaseA).every((s) => I.tensorsOfKind(core(name), "state").some((t) => t.name === s.target) || s.k !== "let"), name).toBe(true);
-      expect(lowerCuda(core(name)).plan.forms[0].variant).toBe("persistent-matvec");
-      expect(buildTorchPlans(load(name), {}).plans.backward.forms[0].variant).toBe("persistent-matvec");
+      expect(lowerCuda(core(name)).plan.forms.map((f) => f.variant).slice(0, 3)).toEqual(["persistent-matvec-batch", "persistent-matvec-batch-256", "persistent-matvec"]);
+      expect(buildTorchPlans(load(name), {}).plans.backward.forms[0].variant).toBe("persistent-matvec-batch");
     }
     // the forwards keep their state-vector matvec and no phase A
     for (const name of ["lstm", "gru"]) {
@@ -72,7 +73,7 @@ describe("the backward core's transposed matvec is eligible for the persistent c
       if (!el.ok) throw new Error(`${name}: ${el.why}`);
       expect(el.plan.xterms.map((x) => [x.param, x.input, x.slice]), name).toEqual([["weight_ih_l0", "x", undefined], ["weight_hh_l0", pack.name, { at: 0, of: packed }]]);
       const plan = classGradPlan(name);
-      expect(plan.forms.map((f) => f.variant).slice(0, 2), name).toEqual(["persistent-matvec", "persistent-matvec-256"]);
+      expect(plan.forms.map((f) => f.variant).slice(0, 4), name).toEqual(["persistent-matvec-batch", "persistent-matvec-batch-256", "persistent-matvec", "persistent-matvec-256"]);
       const gemm = plan.forms[0].steps.filter((s) => s.kind === "gemm");
       expect(gemm.map((g) => [g.a, g.aOffset, g.lda]), name).toEqual([[{ kind: "input", name: "x" }, undefined, undefined], [{ kind: "input", name: pack.name }, ["*", 0, "H"], ["*", packed, "H"]]]);
     }
@@ -99,24 +100,68 @@ describe("the backward core's transposed matvec is eligible for the persistent c
   });
 });
 
+/** The choice between the cells (plan order, applicable, prefer: runtime/cuda/runner.ts pick) on an H100's limits. */
+function picked(plan: CudaModelPlan, dims: Record<string, number>, B: number, T: number): string {
+  const base: Env = { ...dims, B, T, LIMIT_SMS: 132, LIMIT_SMEM_OPTIN: 227 * 1024, LIMIT_SHARED: 227 * 1024, LIMIT_THREADS: 1024 };
+  const ok = plan.forms.flatMap((f) => {
+    const env: Env = { ...base };
+    for (const [k, e] of f.vars) env[k] = evalSize(e, env);
+    return f.form === "sequential" && (f.applicable === undefined || evalSize(f.applicable, env) !== 0) ? [{ f, env }] : [];
+  });
+  const pref = ok.filter(({ f, env }) => f.prefer === undefined || evalSize(f.prefer, env) !== 0);
+  return (pref.length ? pref : ok)[0].f.variant;
+}
+
+describe("which cell runs: batch rows per block where the whole matrix fits one block's shared memory, units per block beyond", () => {
+  it("LSTM and GRU forwards and backward cores on an H100 (132 SMs, 227 KiB)", () => {
+    for (const name of ["lstm", "gru"]) {
+      for (const m of [load(name), core(name)]) {
+        const plan = lowerCuda(m).plan;
+        // H = 32: 16 KiB (LSTM) of W_hh; 128 / 96 matvec rows a block: the 128-thread variant
+        expect(picked(plan, { H: 32, I: 32 }, 64, 2048), `${m.name} H=32`).toBe("persistent-matvec-batch");
+        // matvec outputs a block computes: batch rows x matrix rows (4H / 3H forwards, H cores); above 128, 256 threads
+        const big = m.name.endsWith("__backward") ? "persistent-matvec-batch" : "persistent-matvec-batch-256";
+        expect(picked(plan, { H: 64, I: 64 }, 64, 2048), `${m.name} H=64`).toBe(big);
+        // 4 batch rows a block at B = 512 (BB = ceil(B / SMs)): 4 x 4H, 4 x 3H, 4 x H = 128
+        expect(picked(plan, { H: 32, I: 32 }, 512, 64), `${m.name} B=512`).toBe(big);
+        // W_hh no longer fits: the unit-partitioned cell
+        expect(picked(plan, { H: 256, I: 256 }, 64, 2048), `${m.name} H=256`).toBe("persistent-matvec");
+        expect(picked(plan, { H: 1024, I: 1024 }, 16, 1024), `${m.name} H=1024`).toBe("persistent-matvec");
+      }
+    }
+  });
+});
+
 const CASES = [
   { B: 3, T: 7, sms: 3, init: true },
   { B: 3, T: 1, sms: 3, init: true },
   { B: 2, T: 5, sms: 132, init: false },
 ];
+/** The batch cell: 3 rows a block with a partial last block (B = 5 on 2 SMs), one row a block, T = 1. */
+const BATCH_CASES = [
+  { B: 5, T: 6, sms: 2, init: true },
+  { B: 3, T: 1, sms: 3, init: true },
+  { B: 2, T: 5, sms: 132, init: false },
+];
+const VARIANTS = [
+  { variant: "persistent-matvec", cases: CASES },
+  { variant: "persistent-matvec-batch", cases: BATCH_CASES },
+  { variant: "persistent-matvec-batch-256", cases: BATCH_CASES.slice(0, 1) },
+];
 
-describe.skipIf(!gpp)("the persistent cell on the CPU emulation of CUDA vs the float64 interpreter", () => {
+describe.skipIf(!gpp)("the persistent cells on the CPU emulation of CUDA vs the float64 interpreter", () => {
   for (const [kind, name] of [["forward", "lstm"], ["forward", "gru"], ["backward core", "lstm"], ["backward core", "gru"], ["class backward", "lstm"], ["class backward", "gru"]] as const) {
-    it.each(CASES.map((c) => [JSON.stringify(c), c] as const))(`${name} ${kind}: %s`, async (_l, c) => {
+    const cases = VARIANTS.flatMap(({ variant, cases }) => cases.map((c) => [`${variant} ${JSON.stringify(c)}`, variant, c] as const));
+    it.each(cases)(`${name} ${kind}: %s`, async (_l, variant, c) => {
       const model = kind === "forward" ? load(name) : kind === "backward core" ? core(name) : classBackward(name);
       const dims = { H: 8, I: 3 };
       const run = randomRun(model, { dims, batch: c.B, time: c.T, seed: 11 * c.T + c.B + (kind === "forward" ? 0 : 100), initialState: c.init });
       const want = interpret(model, run);
       const device = new CellFakeDevice(c.sms);
       const plan = device.add(kind === "class backward" ? classGradPlan(name) : lowerCuda(model).plan);
-      const runner = await CudaModelRunner.create(plan, { dims, params: f32(run.params), device: device as unknown as CudaDevice, form: "sequential" });
+      const runner = await CudaModelRunner.create(plan, { dims, params: f32(run.params), device: device as unknown as CudaDevice, form: variant });
       const r = await runner.forward(f32(run.inputs), { batch: c.B, initialState: f32(run.initialState) });
-      expect(r.form).toMatch(/^persistent-matvec/);
+      expect(r.form).toBe(variant);
       for (const [k, v] of Object.entries(want.outputs)) expect(relativeError(Float64Array.from(r.outputs[k] as Float32Array), v), `output ${k}`).toBeLessThanOrEqual(1e-5);
       for (const [k, v] of Object.entries(want.finalState)) expect(relativeError(Float64Array.from(r.finalState![k] as Float32Array), v), `final ${k}`).toBeLessThanOrEqual(1e-5);
       runner.dispose();

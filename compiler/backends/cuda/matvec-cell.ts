@@ -73,7 +73,7 @@ export interface CellPlan {
 
 export type CellEligibility = { ok: true; plan: CellPlan } | { ok: false; why: string };
 
-const isDim = (e: I.Extent, name: string) => e.kind === "dim" && e.name === name;
+export const isDim = (e: I.Extent, name: string) => e.kind === "dim" && e.name === name;
 
 export function matvecCellPlan(model: I.Model): CellEligibility {
   const states = I.tensorsOfKind(model, "state");
@@ -245,7 +245,7 @@ export function matvecCellPlan(model: I.Model): CellEligibility {
   return { ok: true, plan: { unit, xterms, rterms, body, phaseA } };
 }
 
-const litSize = (shape: I.Extent[], unit: string) => shape.reduce((a, e) => a * (isDim(e, unit) ? 1 : (e as { value: number }).value), 1);
+export const litSize = (shape: I.Extent[], unit: string) => shape.reduce((a, e) => a * (isDim(e, unit) ? 1 : (e as { value: number }).value), 1);
 
 export interface CellConfig { THREADS: number; TB: number; TR: number; suffix: string }
 /** Threads per block and the batch x row register tile of each warp (TB*TR = 32 or 64). The first is the default. */
@@ -259,20 +259,27 @@ export interface MatvecCell {
   form: CudaFormPlan;
 }
 
-export function renderMatvecCell(model: I.Model, CELL: CellConfig = CELL_CONFIGS[0]): MatvecCell {
-  const el = matvecCellPlan(model);
-  if (!el.ok) throw new Error(`matvec cell form of ${model.name}: ${el.why}`);
-  const { unit, xterms, rterms, body } = el.plan;
+/** What both cell kernels share: the matvecs' and lets' layout, and the pointwise cell rendered per (b, j). */
+export interface CellBodyOptions {
+  /** Override names of the kernel (dims, param offsets, its own): rendered as SEQC_<name>; JB is always one. */
+  overrides: string[];
+  /** The name of the global batch row in the emitted code (b: one block holds every row; bg = b0 + b: a block holds some). */
+  bg: string;
+  /** Reads answered from shared memory (the batch cell's staged per-step inputs and input projections). */
+  staged?: (tensor: string, idx: K.KExpr[]) => K.KExpr | undefined;
+  /** How a matvec result at s_M index `at` is read (default s_M[at]; the batch cell sums its depth slices). */
+  mRead?: (at: string) => string;
+}
+
+export function cellBody(model: I.Model, plan: CellPlan, opts: CellBodyOptions) {
+  const { unit, xterms, rterms, body } = plan;
   const states = I.tensorsOfKind(model, "state");
-  const inputs = I.tensorsOfKind(model, "input");
   const outputs = I.tensorsOfKind(model, "output");
   const lets = I.tensorsOfKind(model, "let");
-  const name = `seqc_${model.name}_cell_persistent${CELL.suffix.replace(/-/g, "_")}`;
-  const gridSync = `seqc_grid_sync_${model.name}${CELL.suffix.replace(/-/g, "_")}`;
   const uniforms = uniformFields(model);
-  const overrides = [...model.dims.map((d) => `D_${d.name}`), ...I.tensorsOfKind(model, "param").map((p) => `PO_${p.name}`), "JB"];
-  const cx: RenderContext = { overrides: new Set(overrides), uniforms: new Set(uniforms) };
+  const cx: RenderContext = { overrides: new Set([...opts.overrides, "JB"]), uniforms: new Set(uniforms) };
   const R = (e: K.KExpr) => renderExpr(e, cx);
+  const bg = opts.bg;
   const E = `SEQC_D_${unit}`;
   // recurrent states read by matvecs get a global double buffer hbuf[2][nRS][B][E]; let vectors one of their
   // own, vbuf[2][B][sum of their sizes] (published in the middle of the step)
@@ -289,7 +296,7 @@ export function renderMatvecCell(model: I.Model, CELL: CellConfig = CELL_CONFIGS
   }
   const lvTotalS: SizeExpr = ["+", 0, ...lVecs.map((v) => ["*", ...I.findTensor(model, v)!.shape.map(extS)] as SizeExpr)];
   // phase A's lets live in shared memory (phase B reads them): [slot][B][JB]
-  const phaseALets = body.slice(0, el.plan.phaseA).filter((s) => s.k === "let").map((s) => s.target);
+  const phaseALets = body.slice(0, plan.phaseA).filter((s) => s.k === "let").map((s) => s.target);
   const aOff = new Map<string, number>();
   let aTotal = 0;
   for (const l of phaseALets) {
@@ -347,7 +354,7 @@ export function renderMatvecCell(model: I.Model, CELL: CellConfig = CELL_CONFIGS
   // ---- the pointwise cell for element (b, jl), unit j = j0 + jl ----
   const cellLines: string[] = [];
   const cellLinesA: string[] = [];
-  const bK = K.ref("b");
+  const bK = K.ref(bg);
   const tK = K.ref("t");
   for (const t of lets) if (!aOff.has(t.name)) cellLines.push(`      float L_${t.name}[${litSize(t.shape, unit)}];`);
   for (const [si, s] of body.entries()) {
@@ -363,13 +370,16 @@ export function renderMatvecCell(model: I.Model, CELL: CellConfig = CELL_CONFIGS
       vars,
       prefix: `s${s.target}`,
       local: (tensor, idx) => {
+        const st = opts.staged?.(tensor, idx);
+        if (st) return st;
         if (tensor.startsWith("__X")) {
           const x = xterms[Number(tensor.slice(3))];
           return K.load(`ws_X${x.id}`, K.add(K.mul(K.add(K.mul(bK, K.uni("T")), tK), K.ref(`XR${x.id}`)), flatRows(x.rows, idx)));
         }
         if (tensor.startsWith("__R")) {
           const r = rterms[Number(tensor.slice(3))];
-          return K.load("s_M", K.add(K.add(K.ref(`MO${r.id}`), K.mul(bK, K.ref(`RL${r.id}`))), localRow(r, idx, K.ref("jl"))));
+          const at = K.add(K.add(K.ref(`MO${r.id}`), K.mul(K.ref("b"), K.ref(`RL${r.id}`))), localRow(r, idx, K.ref("jl")));
+          return opts.mRead ? K.ref(opts.mRead(R(at)), "f32") : K.load("s_M", at);
         }
         const t = I.findTensor(model, tensor)!;
         if (t.kind === "let" && aOff.has(tensor)) return K.ref(sA(tensor, R(localFlat(t, idx))), "f32");
@@ -388,22 +398,52 @@ export function renderMatvecCell(model: I.Model, CELL: CellConfig = CELL_CONFIGS
     else if (s.k === "assign") inner.push(`        s_S[${stIndex.get(s.target)}u * B * SEQC_JB + b * SEQC_JB + jl] = val;`);
     else {
       const osize = R(K.ref(`D_${unit}`)) + ` * ${litSize(target.shape, unit)}u`;
-      inner.push(`        ${outputBuffer(s.target)}[((size_t)b * T + t) * (${osize}) + ${R(flatRows(target.shape, tIdx))}] = val;`);
+      inner.push(`        ${outputBuffer(s.target)}[((size_t)${bg} * T + t) * (${osize}) + ${R(flatRows(target.shape, tIdx))}] = val;`);
     }
     let block = inner;
     for (const lv of loopVars) {
       const n = (lv.extent as { value: number }).value;
       block = [`#pragma unroll`, `      for (unsigned int g_${lv.id} = 0; g_${lv.id} < ${n}u; ++g_${lv.id}) {`, ...block, `      }`];
     }
-    (si < el.plan.phaseA ? cellLinesA : cellLines).push(`      { // ${s.k} ${s.target}`, ...block, `      }`);
+    (si < plan.phaseA ? cellLinesA : cellLines).push(`      { // ${s.k} ${s.target}`, ...block, `      }`);
   }
 
   const initVals = states.map((s) => {
     const sc = new CudaScope({ model, b: bK, t: K.u32(0), prefix: `init${s.name}` });
     const init = s.init ? lowerConst(s.init, sc) : K.f32(0);
-    return `(u.${initFlag(s.name)} != 0u ? ${STATES}[u.${stateOffset(s.name)} + (size_t)b * E + j] : ${R(init)})`;
+    return `(u.${initFlag(s.name)} != 0u ? ${STATES}[u.${stateOffset(s.name)} + (size_t)${bg} * E + j] : ${R(init)})`;
   });
+  const outLocals = outputs.filter((o) => body.some((s) => tensorsRead(s.expr).has(o.name))).map((o) => `      float O_${o.name}[${litSize(o.shape, unit)}];`);
+  // phase A (let vectors only): after the statements before the first matvec, element (b, j) of each let vector
+  // goes to dst[b][let vectors' flat index] (the unit cell's global vbuf[t & 1], the batch cell's shared copy)
+  const publish = (dst: string) => lVecs.map((v) => {
+    const t = I.findTensor(model, v)!;
+    const n = litSize(t.shape, unit);
+    const lit = t.shape.map((e, a) => ({ e, a })).filter((x) => !isDim(x.e, unit));
+    const decode = [...lit].reverse().map((x) => `unsigned int c${x.a} = r % ${(x.e as { value: number }).value}u; r /= ${(x.e as { value: number }).value}u;`).join(" ");
+    let k = "";
+    t.shape.forEach((e, a) => {
+      const ix = isDim(e, unit) ? "j" : `c${a}`;
+      k = a === 0 ? ix : `(${k}) * ${extC(e)} + ${ix}`;
+    });
+    return `      for (unsigned int q = 0; q < ${n}u; ++q) { unsigned int r = q; ${decode} (void)r; ${dst}[(size_t)b * (${lvTotal}) + ${lvOff.get(v)!} + ${k}] = ${sA(v, "q")}; }`;
+  });
+  return { E, R, cx, rStates, rsIndex, stIndex, lVecs, lvOff, lvTotal, lvTotalS, aTotal, sA, rowsLocal, wOff, mOff, cellLines, cellLinesA, initVals, outLocals, publish, extS };
+}
 
+export function renderMatvecCell(model: I.Model, CELL: CellConfig = CELL_CONFIGS[0]): MatvecCell {
+  const el = matvecCellPlan(model);
+  if (!el.ok) throw new Error(`matvec cell form of ${model.name}: ${el.why}`);
+  const { unit, xterms, rterms } = el.plan;
+  const states = I.tensorsOfKind(model, "state");
+  const inputs = I.tensorsOfKind(model, "input");
+  const outputs = I.tensorsOfKind(model, "output");
+  const name = `seqc_${model.name}_cell_persistent${CELL.suffix.replace(/-/g, "_")}`;
+  const gridSync = `seqc_grid_sync_${model.name}${CELL.suffix.replace(/-/g, "_")}`;
+  const uniforms = uniformFields(model);
+  const overrides = [...model.dims.map((d) => `D_${d.name}`), ...I.tensorsOfKind(model, "param").map((p) => `PO_${p.name}`), "JB"];
+  const parts = cellBody(model, el.plan, { overrides, bg: "b" });
+  const { E, R, rStates, rsIndex, stIndex, lVecs, lvOff, lvTotal, lvTotalS, aTotal, sA, rowsLocal, wOff, mOff, cellLines, cellLinesA, initVals, outLocals, publish, extS } = parts;
   const bufs: { ref: CudaBufferRef; decl: string }[] = [
     ...inputs.map((t) => ({ ref: { kind: "input", name: t.name } as CudaBufferRef, decl: `const float* __restrict__ ${inputBuffer(t.name)}` })),
     ...outputs.map((t) => ({ ref: { kind: "output", name: t.name } as CudaBufferRef, decl: `float* __restrict__ ${outputBuffer(t.name)}` })),
@@ -495,21 +535,6 @@ ${decodeK.join("\n")}
     })
     .join("\n");
 
-  const outLocals = outputs.filter((o) => body.some((s) => tensorsRead(s.expr).has(o.name))).map((o) => `      float O_${o.name}[${litSize(o.shape, unit)}];`);
-  // phase A (let vectors only): the statements before the first matvec, then each block's slice of the let
-  // vectors to vbuf[t & 1], then the grid barrier after which every block reads them whole
-  const publish = lVecs.map((v) => {
-    const t = I.findTensor(model, v)!;
-    const n = litSize(t.shape, unit);
-    const lit = t.shape.map((e, a) => ({ e, a })).filter((x) => !isDim(x.e, unit));
-    const decode = [...lit].reverse().map((x) => `unsigned int c${x.a} = r % ${(x.e as { value: number }).value}u; r /= ${(x.e as { value: number }).value}u;`).join(" ");
-    let k = "";
-    t.shape.forEach((e, a) => {
-      const ix = isDim(e, unit) ? "j" : `c${a}`;
-      k = a === 0 ? ix : `(${k}) * ${extC(e)} + ${ix}`;
-    });
-    return `      for (unsigned int q = 0; q < ${n}u; ++q) { unsigned int r = q; ${decode} (void)r; vout[(size_t)b * (${lvTotal}) + ${lvOff.get(v)!} + ${k}] = ${sA(v, "q")}; }`;
-  });
   const phaseALoop = lVecs.length
     ? `    float* vout = vbuf + (size_t)(t & 1u) * B * (${lvTotal});
     const float* vin = vout;
@@ -518,7 +543,7 @@ ${decodeK.join("\n")}
       if (j >= E) continue;
 ${outLocals.join("\n")}
 ${cellLinesA.join("\n")}
-${publish.join("\n")}
+${publish("vout").join("\n")}
     }
     ${gridSync}(barrier, target);
 `
@@ -602,12 +627,7 @@ ${states.map((s, si) => `    ${STATES}[u.${stateOffset(s.name)} + (size_t)b * E 
   ];
   // every vector's length a multiple of 4 (float4 rows), the units too
   const mult4 = (x: SizeExpr): SizeExpr => [">=", 0, ["-", x, ["*", 4, ["/", x, 4]]]];
-  const steps: CudaFormPlan["steps"] = [];
-  for (const x of xterms) {
-    const rows = productS(x.rows);
-    const kk: SizeExpr = x.k.kind === "lit" ? x.k.value : x.k.name;
-    steps.push({ kind: "gemm", entry: SGEMM_ENTRY, a: { kind: "input", name: x.input }, b: { kind: "params" }, bOffset: overrideValues(model, [`PO_${x.param}`])[`PO_${x.param}`], c: { kind: "workspace", name: `X${x.id}` }, M: ["*", "B", "T"], N: rows, K: kk, ...(x.slice ? { aOffset: ["*", x.slice.at, kk], lda: ["*", x.slice.of, kk] } : {}) });
-  }
+  const steps: CudaFormPlan["steps"] = hoistedGemms(model, xterms);
   steps.push({ kind: "zero", workspace: "barrier" });
   steps.push({ kind: "launch", entry: name, grid: "CELL_BLOCKS", threads: CELL.THREADS, sharedBytes: ["*", 4, "CELL_SMEM_FLOATS"], cooperative: true, buffers: bufs.map((b) => b.ref), uniforms, overrides: overrideValues(model, overrides) });
   const form: CudaFormPlan = {
@@ -631,9 +651,17 @@ ${states.map((s, si) => `    ${STATES}[u.${stateOffset(s.name)} + (size_t)b * E 
   return { source: src, form };
 }
 
+/** The hoisted input projections as fp32 GEMMs over all B*T steps, into workspaces X<k> [B, T, rows]. */
+export function hoistedGemms(model: I.Model, xterms: CellPlan["xterms"]): CudaFormPlan["steps"] {
+  return xterms.map((x) => {
+    const kk: SizeExpr = x.k.kind === "lit" ? x.k.value : x.k.name;
+    return { kind: "gemm", entry: SGEMM_ENTRY, a: { kind: "input", name: x.input }, b: { kind: "params" }, bOffset: overrideValues(model, [`PO_${x.param}`])[`PO_${x.param}`], c: { kind: "workspace", name: `X${x.id}` }, M: ["*", "B", "T"], N: productS(x.rows), K: kk, ...(x.slice ? { aOffset: ["*", x.slice.at, kk], lda: ["*", x.slice.of, kk] } : {}) };
+  });
+}
+
 /** An extent, and a product of extents, as CUDA expressions (SEQC_D_<dim> for a dim). */
-const extC = (e: I.Extent) => (e.kind === "lit" ? `${e.value}u` : `SEQC_D_${e.name}`);
-const productC = (shape: I.Extent[]) => shape.map(extC).join(" * ");
+export const extC = (e: I.Extent) => (e.kind === "lit" ? `${e.value}u` : `SEQC_D_${e.name}`);
+export const productC = (shape: I.Extent[]) => shape.map(extC).join(" * ");
 
 /** Unrolled reduce-scatter of `nv` per-lane sums over a warp: after log2(32) rounds each lane keeps nv/32 sums. */
 function reduceRounds(nv: number): string {

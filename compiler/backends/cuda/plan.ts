@@ -18,6 +18,7 @@ import { pointwiseScanEligible, renderPointwiseScan, PW_CONFIGS } from "./pointw
 import { renderPointwiseStream, STREAM_CONFIGS } from "./pointwise-stream.ts";
 import { renderPointwiseChain, CHAIN_CONFIGS, type ChainConfig } from "./pointwise-chain.ts";
 import { matvecCellPlan, renderMatvecCell, CELL_CONFIGS } from "./matvec-cell.ts";
+import { renderMatvecCellBatch, BATCH_CELL_CONFIGS } from "./matvec-cell-batch.ts";
 import { chunkedEligible, lowerChunked } from "./chunked-plan.ts";
 
 export interface CudaLowering {
@@ -115,7 +116,8 @@ export function lowerCuda(model: I.Model, opts: CudaLowerOptions = {}): CudaLowe
   } else skipped.push({ variant: "pointwise-lookback", reason: pw.why });
   const mc = matvecCellPlan(model);
   if (mc.ok) {
-    const rs = CELL_CONFIGS.map((c) => renderMatvecCell(model, c));
+    // the batch-partitioned cell first: where its matrices fit one block's shared memory (small H) it needs no grid barrier
+    const rs = [...BATCH_CELL_CONFIGS.map((c) => renderMatvecCellBatch(model, c)), ...CELL_CONFIGS.map((c) => renderMatvecCell(model, c))];
     needsGemm = mc.plan.xterms.length > 0;
     for (const r of rs) parts.push(r.source);
     forms.unshift(...rs.map((r) => r.form));

@@ -1,0 +1,271 @@
+/**
+ * The matvec cell partitioned over the batch (small hidden sizes): the same recognised cells as
+ * matvec-cell.ts (LSTM, GRU, their backward cores) and the same pointwise body (cellBody), but each block
+ * owns a few batch rows and every hidden unit. Batch rows are independent, so a step needs no grid barrier,
+ * no cooperative launch and no round trip of the state through L2:
+ *   - the whole recurrent matrix of every matvec sits in the block's shared memory for all T steps,
+ *     transposed ([depth][row]: the threads of a warp read consecutive rows, the vector is a broadcast);
+ *   - a step is: (phase A and the let vectors, __syncthreads), the matvecs (one output (b, row) per thread,
+ *     four partial sums over the depth), __syncthreads, the pointwise cell (b, j), __syncthreads;
+ *   - what a step reads from global memory (the hoisted input projections, the model's inputs) is staged into
+ *     shared memory one step ahead with cp.async, so its latency hides behind the step before.
+ * It applies where the matrices, states and staged slices fit one block's shared memory (at H = 32: 16 KiB of
+ * W_hh for an LSTM); where it applies the runner prefers it (plan.ts lists it before the unit-partitioned cell).
+ */
+import * as I from "../../ir/types.ts";
+import * as K from "../../kernel/ir.ts";
+import { inputBuffer, outputBuffer, stateOffset, STATES, uniformFields, paramOffset } from "../../kernel/interface.ts";
+import { flatIndex } from "../../kernel/symbolic.ts";
+import { overrideValues } from "./overrides.ts";
+import { tensorsRead } from "./scope.ts";
+import type { CudaFormPlan, CudaBufferRef } from "../../../runtime/cuda/plan.ts";
+import type { SizeExpr } from "../../../runtime/plan.ts";
+import { cellBody, hoistedGemms, matvecCellPlan, productC, extC, type MatvecCell } from "./matvec-cell.ts";
+
+/** Depth slices a matvec output may be split into (where a block has fewer outputs than threads). */
+const KSMAX = 4;
+
+export interface BatchCellConfig { THREADS: number; suffix: string }
+/**
+ * Threads per block. The runner takes the first applicable preferred form: 128 threads where a block's matvec
+ * outputs (rows per block x matrix rows) are at most 128 (one output a thread), else 256.
+ */
+export const BATCH_CELL_CONFIGS: BatchCellConfig[] = [
+  { THREADS: 128, suffix: "-batch" },
+  { THREADS: 256, suffix: "-batch-256" },
+];
+
+const HELPERS = `#ifndef SEQC_CELL_BATCH_HELPERS
+#define SEQC_CELL_BATCH_HELPERS
+// a 4-byte asynchronous copy global -> shared (sm_80+), and the wait for every copy this thread issued
+__device__ __forceinline__ void seqc_cpa4(float* s, const float* g) {
+#ifdef SEQC_EMU
+  *s = *g;
+#else
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\\n" :: "r"((unsigned int)__cvta_generic_to_shared(s)), "l"(g) : "memory");
+#endif
+}
+// a matvec result: the sum of its ks partial sums over slices of the depth, ms apart
+__device__ __forceinline__ float seqc_msum(const float* m, unsigned int ms, unsigned int ks) {
+  float a = m[0];
+  for (unsigned int s = 1; s < ks; ++s) a += m[(size_t)s * ms];
+  return a;
+}
+__device__ __forceinline__ void seqc_cpa_wait() {
+#ifndef SEQC_EMU
+  asm volatile("cp.async.wait_all;\\n" ::: "memory");
+#endif
+}
+#endif`;
+
+export function renderMatvecCellBatch(model: I.Model, CELL: BatchCellConfig = BATCH_CELL_CONFIGS[0]): MatvecCell {
+  const el = matvecCellPlan(model);
+  if (!el.ok) throw new Error(`matvec cell form of ${model.name}: ${el.why}`);
+  const plan = el.plan;
+  const { unit, xterms, rterms, body } = plan;
+  const states = I.tensorsOfKind(model, "state");
+  const inputs = I.tensorsOfKind(model, "input");
+  const outputs = I.tensorsOfKind(model, "output");
+  const name = `seqc_${model.name}_cell${CELL.suffix.replace(/-/g, "_")}`;
+  const uniforms = uniformFields(model);
+  const overrides = [...model.dims.map((d) => `D_${d.name}`), ...I.tensorsOfKind(model, "param").map((p) => `PO_${p.name}`), "BB"];
+
+  // what a step reads from global memory, staged one step ahead: s_P[2][B][PT], B = rows of this block
+  const read = new Set<string>();
+  for (const s of body) tensorsRead(s.expr, read);
+  const stagedInputs = inputs.filter((t) => read.has(t.name) && !t.init);
+  const stage = [
+    ...xterms.map((x) => ({ tensor: `__X${x.id}`, src: `ws_X${x.id}`, shape: x.rows })),
+    ...stagedInputs.map((t) => ({ tensor: t.name, src: inputBuffer(t.name), shape: t.shape })),
+  ].map((s, k) => ({ ...s, k }));
+  const PT = stage.length ? stage.map((s) => `(${productC(s.shape)})`).join(" + ") : "0u";
+  const stageOf = new Map(stage.map((s) => [s.tensor, s]));
+  const staged = (tensor: string, idx: K.KExpr[]): K.KExpr | undefined => {
+    const s = stageOf.get(tensor);
+    return s && K.load("s_P", K.add(K.add(K.ref("pb"), K.ref(`SO${s.k}`)), flatIndex(idx, s.shape)));
+  };
+  const parts = cellBody(model, plan, { overrides, bg: "bg", staged, mRead: (at) => `seqc_msum(s_M + (${at}), MS, KS)` });
+  const { E, stIndex, lVecs, lvOff, lvTotal, lvTotalS, aTotal, rowsLocal, wOff, mOff, cellLines, cellLinesA, initVals, outLocals, publish, extS } = parts;
+
+  const bufs: { ref: CudaBufferRef; decl: string }[] = [
+    ...inputs.map((t) => ({ ref: { kind: "input", name: t.name } as CudaBufferRef, decl: `const float* __restrict__ ${inputBuffer(t.name)}` })),
+    ...outputs.map((t) => ({ ref: { kind: "output", name: t.name } as CudaBufferRef, decl: `float* __restrict__ ${outputBuffer(t.name)}` })),
+    { ref: { kind: "params" }, decl: `const float* __restrict__ params` },
+    { ref: { kind: "states" }, decl: `float* __restrict__ ${STATES}` },
+    ...xterms.map((x) => ({ ref: { kind: "workspace", name: `X${x.id}` } as CudaBufferRef, decl: `const float* __restrict__ ws_X${x.id}` })),
+  ];
+  const us = `SeqcUniforms_${name}`;
+  const os = `SeqcOverrides_${name}`;
+  const ovDecls = overrides.map((o) => `#ifndef SEQC_${o}_CONST\n  const unsigned int SEQC_${o} = ov.${o};\n#else\n  constexpr unsigned int SEQC_${o} = SEQC_${o}_CONST;\n#endif`).join("\n");
+
+  // one output (b, row) per thread, or per KS threads where a block has fewer outputs than threads (each sums
+  // every KS-th group of 4 of the depth into slice s of s_M; the pointwise cell adds the slices); four partial sums
+  const matvec = rterms
+    .map((r) => {
+      const V = r.vecKind === "state" ? `s_S + ${stIndex.get(r.vec)}u * B * E + (size_t)b * E` : `s_L + (size_t)b * (${lvTotal}) + ${lvOff.get(r.vec)!}`;
+      return `    { // ${r.param} . ${r.vec}${r.vecKind === "state" ? "(t-1)" : ""}  ->  s_M[slice * MS + MO${r.id} + b * RL + row]
+      const unsigned int RL = RL${r.id}, KV = ${productC(r.vecShape)}, NO = NB * RL;
+      const float* W = s_W + ${wOff[r.id]};
+      for (unsigned int o = threadIdx.x; o < NO * KS; o += blockDim.x) {
+        const unsigned int slice = o / NO, b = (o % NO) / RL, row = o % RL;
+        const float* V = ${V};
+        float a0 = 0.f, a1 = 0.f, a2 = 0.f, a3 = 0.f;
+#pragma unroll 4
+        for (unsigned int k = 4u * slice; k < KV; k += 4u * KS) {
+          const float4 v = *reinterpret_cast<const float4*>(V + k);
+          a0 = fmaf(W[(size_t)k * RL + row], v.x, a0);
+          a1 = fmaf(W[(size_t)(k + 1u) * RL + row], v.y, a1);
+          a2 = fmaf(W[(size_t)(k + 2u) * RL + row], v.z, a2);
+          a3 = fmaf(W[(size_t)(k + 3u) * RL + row], v.w, a3);
+        }
+        s_M[slice * MS + MO${r.id} + b * RL + row] = (a0 + a1) + (a2 + a3);
+      }
+    }`;
+    })
+    .join("\n");
+
+  // every row of each matrix (all units), transposed: s_W[k * RL + row]
+  const loadW = rterms
+    .map((r) => {
+      const decodeRows = r.rows
+        .map((_, a) => r.rows.length - 1 - a)
+        .map((a) => {
+          if (a === r.unitAxis) return `      const unsigned int rv${a} = rest % E; rest /= E;`;
+          const n = (r.rows[a] as { value: number }).value;
+          return `      const unsigned int rv${a} = rest % ${n}u; rest /= ${n}u;`;
+        });
+      const decodeK = r.vecShape
+        .map((_, a) => r.vecShape.length - 1 - a)
+        .map((a) => `      const unsigned int kv${a} = kr % ${extC(r.vecShape[a])}; kr /= ${extC(r.vecShape[a])};`);
+      const idxC = (x: (typeof r.pIdx)[number]) => (x.kind === "lit" ? `${x.value}u` : x.kind === "row" ? `rv${x.at}` : `kv${x.at}`);
+      let full = "";
+      r.pIdx.forEach((x, a) => (full = a === 0 ? idxC(x) : `(size_t)(${full}) * ${extC(r.pShape[a])} + ${idxC(x)}`));
+      return `  { // ${r.param}, every row (all units), transposed: [${productC(r.vecShape)}][rows]
+    const unsigned int RL = RL${r.id}, KV = ${productC(r.vecShape)};
+    for (unsigned int i = threadIdx.x; i < RL * KV; i += blockDim.x) {
+      unsigned int rest = i % RL, kr = i / RL;
+${decodeRows.join("\n")}
+${decodeK.join("\n")}
+      s_W[${wOff[r.id]} + i] = __ldg(params + SEQC_${paramOffset(r.param)} + (${full}));
+    }
+  }`;
+    })
+    .join("\n");
+
+  // the staged slices of step tt for this block's rows, s_P[tt & 1][b][..]
+  const stageCopy = (tt: string) =>
+    stage
+      .map((s) => `    for (unsigned int i = threadIdx.x; i < NB * (${productC(s.shape)}); i += blockDim.x) { const unsigned int n = ${productC(s.shape)}, b = i / n, e = i % n; seqc_cpa4(s_P + (size_t)(${tt} & 1u) * B * PT + (size_t)b * PT + SO${s.k} + e, ${s.src} + ((size_t)(b0 + b) * T + ${tt}) * n + e); }`)
+      .join("\n");
+  const loopHead = `    for (unsigned int i = threadIdx.x; i < NB * E; i += blockDim.x) {
+      const unsigned int b = i / E, j = i % E, jl = j, bg = b0 + b; (void)bg;
+      const unsigned int pb = (t & 1u) * B * PT + b * PT; (void)pb;`;
+  const phaseA = lVecs.length
+    ? `${loopHead}
+${outLocals.join("\n")}
+${cellLinesA.join("\n")}
+${publish("s_L").join("\n")}
+    }
+    __syncthreads();
+`
+    : "";
+  const soDecls = (() => {
+    let off = "0u";
+    return stage.map((s) => {
+      const d = `  const unsigned int SO${s.k} = ${off}; (void)SO${s.k};`;
+      off = `${off} + ${productC(s.shape)}`;
+      return d;
+    });
+  })();
+  const rDecls = rterms.map((r) => `  const unsigned int RL${r.id} = ${rowsLocal(r)}u * E; const unsigned int MO${r.id} = ${mOff[r.id]}; (void)MO${r.id};`);
+  const nS = states.length;
+  const rowsTotalC = rterms.map((r) => `${rowsLocal(r)}u * E`).join(" + ");
+  const minKV = rterms.length === 1 ? productC(rterms[0].vecShape) : rterms.map((r) => `(${productC(r.vecShape)})`).reduce((a, b) => `min(${a}, ${b})`);
+
+  const src = `
+// ==== ${model.name}: sequential cell over batch rows (every unit, the whole recurrent matrix in shared memory; no grid barrier) ====
+${HELPERS}
+struct ${us} { ${uniforms.map((x) => `unsigned int ${x};`).join(" ")} };
+struct ${os} { ${overrides.map((o) => `unsigned int ${o};`).join(" ")} };
+extern "C" __global__ void __launch_bounds__(${CELL.THREADS}) ${name}(${[...bufs.map((b) => b.decl), `const ${us} u`, `const ${os} ov`].join(", ")}) {
+${ovDecls}
+  const unsigned int T = u.T, E = ${E}, SEQC_JB = E;  // every unit: the unit cell's JB is E here
+  const unsigned int B = SEQC_BB;                     // batch rows per block (the shared arrays' stride)
+  const unsigned int b0 = blockIdx.x * B, NB = min(B, u.B - b0);
+  const unsigned int PT = ${PT}; (void)PT;
+  // depth slices of the matvecs (at most ${KSMAX}): while a block has fewer outputs than threads, and each slice gets 4+ values
+  const unsigned int MS = B * (${rowsTotalC}), MINKV = ${minKV};
+  unsigned int KS = 1u;
+  while (KS < ${KSMAX}u && 2u * KS * MS <= blockDim.x && 8u * KS <= MINKV) KS *= 2u;
+  extern __shared__ float4 seqc_smem4[];
+  float* s_W = reinterpret_cast<float*>(seqc_smem4);        // recurrent matrices, transposed
+  float* s_M = s_W + (${wOff[rterms.length]});              // matvec results [slice][B][rows]
+  float* s_S = s_M + ${KSMAX}u * MS;                         // states [${nS}][B][E]
+  float* s_L = s_S + ${nS}u * B * E;                         // let vectors of the matvecs [B][${lVecs.length ? "their sizes" : "none"}]
+  float* s_A = s_L + (size_t)B * (${lvTotal});              // phase A's lets [${aTotal}][B][E]
+  float* s_P = s_A + ${aTotal}u * B * E;                     // staged per-step reads [2][B][PT]
+  (void)s_L; (void)s_A; (void)s_P; (void)SEQC_JB;
+${soDecls.join("\n")}
+${rDecls.join("\n")}
+${loadW}
+  for (unsigned int i = threadIdx.x; i < NB * E; i += blockDim.x) {
+    const unsigned int b = i / E, j = i % E, bg = b0 + b;
+${states.map((s, si) => `    s_S[${si}u * B * E + i] = ${initVals[si]};`).join("\n")}
+  }
+  if (T > 0u) {
+    const unsigned int t = 0u; (void)t;
+${stageCopy("0u")}
+  }
+  seqc_cpa_wait();
+  __syncthreads();
+  for (unsigned int t = 0; t < T; ++t) {
+    if (t + 1u < T) {
+${stageCopy("(t + 1u)")}
+    }
+${phaseA}${matvec}
+    __syncthreads();
+${loopHead}
+${outLocals.join("\n")}
+${cellLines.join("\n")}
+    }
+    seqc_cpa_wait();
+    __syncthreads();
+  }
+  for (unsigned int i = threadIdx.x; i < NB * E; i += blockDim.x) {
+    const unsigned int b = i / E, j = i % E, bg = b0 + b;
+${states.map((s, si) => `    ${STATES}[u.${stateOffset(s.name)} + (size_t)bg * E + j] = s_S[${si}u * B * E + i];`).join("\n")}
+  }
+}
+`;
+
+  const Esz: SizeExpr = unit;
+  const rowsTotal: SizeExpr = ["+", 0, ...rterms.map((r) => ["*", rowsLocal(r), Esz] as SizeExpr)];
+  const ptS: SizeExpr = ["+", 0, ...stage.map((s) => ["*", 1, ...s.shape.map(extS)] as SizeExpr)];
+  const smemFloats: SizeExpr = [
+    "+",
+    ...rterms.map((r) => ["*", rowsLocal(r), Esz, ...r.vecShape.map(extS)] as SizeExpr),
+    ["*", KSMAX, "BB", rowsTotal],
+    ["*", states.length, "BB", Esz],
+    ["*", "BB", lvTotalS],
+    ["*", aTotal, "BB", Esz],
+    ["*", 2, "BB", ptS],
+  ];
+  const mult4 = (x: SizeExpr): SizeExpr => [">=", 0, ["-", x, ["*", 4, ["/", x, 4]]]];
+  const steps: CudaFormPlan["steps"] = hoistedGemms(model, xterms);
+  steps.push({ kind: "launch", entry: name, grid: "CELL_BLOCKS", threads: CELL.THREADS, sharedBytes: ["*", 4, "CELL_SMEM_FLOATS"], buffers: bufs.map((b) => b.ref), uniforms, overrides: overrideValues(model, overrides) });
+  const form: CudaFormPlan = {
+    form: "sequential",
+    variant: `persistent-matvec${CELL.suffix}`,
+    note: `${xterms.length} input projection(s) hoisted into fp32 GEMMs; one kernel whose blocks each own BB batch rows and every unit, the whole of ${rterms.map((r) => r.param).join(", ")} in shared memory over all T steps (no grid barrier; per-step reads staged a step ahead with cp.async)`,
+    vars: [
+      ["BB", ["ceilDiv", "B", "LIMIT_SMS"]],
+      ["CELL_BLOCKS", ["ceilDiv", "B", "BB"]],
+      ["CELL_SMEM_FLOATS", smemFloats],
+    ],
+    ...(CELL.THREADS < 256 ? { prefer: [">=", CELL.THREADS, ["*", "BB", rowsTotal]] as SizeExpr } : {}),
+    applicable: ["*", [">=", "LIMIT_SMEM_OPTIN", ["*", 4, "CELL_SMEM_FLOATS"]], mult4(Esz), ...rterms.map((r) => mult4(["*", ...r.vecShape.map(extS)] as SizeExpr))],
+    workspaces: xterms.map((x) => ({ name: `X${x.id}`, words: ["*", "B", "T", ["*", 1, ...x.rows.map(extS)]] as SizeExpr })),
+    steps,
+  };
+  return { source: src, form };
+}
