@@ -168,6 +168,21 @@ class Seqc:
         dims, B, T = self._dims(named)
         return {k: self.sm.runner(k, DEV).pick(dims, B, T)[0]["variant"] for k in ("record", "backward")}
 
+    def force(self, named, variant):
+        """Make the recording forward and the backward model run `variant` at these shapes (the cells side by side
+        in one process); raises where it does not apply. unforce() gives the choice back to the plans."""
+        dims, B, T = self._dims(named)
+        for key in ("record", "backward"):
+            r = self.sm.runner(key, DEV)
+            cands = r.applicable(dims, B, T, variant)
+            if not cands:
+                raise ValueError("%s: %s does not apply at B=%d T=%d %s" % (key, variant, B, T, dims))
+            r.pick = lambda *a, _c=cands[0], **k: _c
+
+    def unforce(self):
+        for key in ("record", "backward"):
+            self.sm.runner(key, DEV).__dict__.pop("pick", None)
+
     def phases(self, one):
         """ms per plan key (record, backward, pass:<param>, ...) in one step: CUDA events around each execute."""
         orig, marks = self.sm.execute, []
@@ -341,14 +356,38 @@ def rnn_case(args, root, kind, B, T_full, H, rate, log):
     for s in states:
         err["d%s0" % s] = rel(ls[s].grad, lc[s].grad[0])
     row["seqc_vs_cudnn_rel"] = err
+    ref_out = out_c.detach()
     del out_s, out_c
     row["seqc"] = timed(one_s, 1, args.reps_slow, args.cap_s)
     row["seqc"]["peak_extra_bytes"] = peak_extra(one_s)
     row["seqc_phases_ms"] = seqc.phases(one_s)
     log("seqc phases (ms): " + ", ".join("%s %.2f" % kv for kv in row["seqc_phases_ms"].items()))
+    # the same step with the recording forward and the backward core forced to other cell variants (--cell-variants)
+    for v in [v for v in args.cell_variants.split(",") if v]:
+        try:
+            seqc.force(ls, v)
+            got = one_s()
+            torch.cuda.synchronize()
+            e = {"output": rel(got, ref_out), "dx": rel(ls["x"].grad, lc["x"].grad)}
+            for n in pnames:
+                e["d" + n] = rel(ls[n].grad.reshape(-1), getattr(ref, n).grad.reshape(-1))
+            for s in states:
+                e["d%s0" % s] = rel(ls[s].grad, lc[s].grad[0])
+            f = {"variants": seqc.variants(ls), "rel_vs_cudnn": e}
+            f.update(timed(one_s, 1, args.reps_slow, args.cap_s))
+            f["phases_ms"] = seqc.phases(one_s)
+            row.setdefault("seqc_forced", {})[v] = f
+            log("  forced %s: %.2f ms (fwd %.2f), phases %s, worst rel vs cuDNN %.1e" % (
+                v, f["ms"], f["fwd_ms"], ", ".join("%s %.2f" % kv for kv in f["phases_ms"].items()), max(e.values())))
+            del got
+        except Exception as ex:  # noqa: BLE001  (recorded; the case goes on)
+            row.setdefault("seqc_forced", {})[v] = {"error": "%s: %s" % (type(ex).__name__, str(ex)[:300])}
+            log("  forced %s: %s" % (v, row["seqc_forced"][v]["error"]))
+        finally:
+            seqc.unforce()
     row["cudnn"] = timed(one_c, 2, args.reps, args.cap_s)
     row["cudnn"]["peak_extra_bytes"] = peak_extra(one_c)
-    del one_s, ls, one_c, lc, x, s0, cot
+    del one_s, ls, one_c, lc, x, s0, cot, ref_out
     free_all()
     if T < T_full:
         row["cudnn_full_T"] = cudnn_full()
@@ -644,6 +683,8 @@ def main():
     ap.add_argument("--fla-max-configs", type=int, default=6,
                     help="the anchors' autotune keeps at most this many configs per kernel (0: all of fla's list)")
     ap.add_argument("--cases", default=",".join(ORDER), help="cases in the order they run (model or model:shape index)")
+    ap.add_argument("--cell-variants", default="",
+                    help="LSTM/GRU: also time the step with record and backward forced to each of these variants (comma-separated)")
     ap.add_argument("--warm-fla", nargs=2, type=int)
     ap.add_argument("--warm-seqc", action="store_true")
     args = ap.parse_args()
