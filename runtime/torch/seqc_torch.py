@@ -35,10 +35,12 @@ try:
     from . import seqc_cuda as _cuda
     from . import seqc_chunked as _chunked
     from . import seqc_graphs as _graphs
+    from . import seqc_chunked_lowrank as _chunked_lowrank
 except ImportError:  # loaded as a top-level module (the output directory on sys.path)
     import seqc_cuda as _cuda
     import seqc_chunked as _chunked
     import seqc_graphs as _graphs
+    import seqc_chunked_lowrank as _chunked_lowrank
 
 
 # Element types of the CUDA forms' inputs and outputs other than f32 (runtime/cuda/plan.ts CudaFormPlan.io).
@@ -371,8 +373,8 @@ def backward(ctx, grads):
     names = m.meta["backwardNames"]
     saved = iter(ctx.saved_tensors)
     flat = [next(saved) if p else None for p in ctx.present]
-    if ctx.chunked:
-        return _chunked.backward(ctx, m, flat, grads)
+    if ctx.chunked:  # the low-rank chain (the delta-rule family: "lowRank" names) or the transposed-core chain
+        return (_chunked_lowrank if "lowRank" in m.chunked else _chunked).backward(ctx, m, flat, grads)
     ni, npar = len(m.inputs), len(m.params)
     B, T, dims, dtype, device = ctx.B, ctx.T, ctx.dims, ctx.dtype, ctx.device
     bins, bst = {}, {}
