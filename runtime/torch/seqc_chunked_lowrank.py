@@ -28,9 +28,12 @@ except ImportError:  # loaded as a top-level module (the output directory on sys
 LR_CHUNK = 64
 # The parts that run the chunked form (the chunk transitions); the others take the runner's pick.
 LR_CHUNKED_PARTS = ("augF", "augA")
+# How the log decays' adjoint runs: "plan" (chain:decay, a sequential scan over the timeline per (batch, head[, key])
+# lane) or "cumsum" (its per-step terms as elementwise torch ops, then torch.cumsum over the timeline).
+LR_DECAY = "plan"
 
 
-def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state, inputs, params, outputs, dtype, device, chunk=LR_CHUNK):
+def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state, inputs, params, outputs, dtype, device, chunk=LR_CHUNK, decay_way=None):
     """Gradients of the forward's inputs, params and the matrix state's initial value through the low-rank chain.
 
     n: the chain's names (<Model>.torch.json "chunked"."lowRank"); run(part, dims, inputs, initial_state, B, T)
@@ -38,7 +41,8 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
     over [B*T, 1]; else the generated models' {H, K, V} or the decay's {H, K}); given: the forward's inputs
     [B, T, ...]; S0: the matrix state's initial value [B, *state_shape] or None (the declared value); cot_outputs:
     {output: dL/d output or None}; cot_state: dL/d(final state) or None; inputs / params / outputs: [(name,
-    per-step shape)]; chunk: micro-steps per folded chunk. Returns ({input: grad}, {param: grad}, dS0)."""
+    per-step shape)]; chunk: micro-steps per folded chunk; decay_way: "plan" / "cumsum" (None: LR_DECAY).
+    Returns ({input: grad}, {param: grad}, dS0)."""
     if not isinstance(chunk, int) or chunk < 1:
         raise ValueError("chunk %r: a chunk is a positive number of micro-steps" % (chunk,))
     cd = _chunked.chain_dims(n, state_shape)
@@ -215,7 +219,18 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
             d_in["x_du%d" % e] = ad["o_du%d" % e]
             d_in["x_w%d" % e] = rev(fwd["x_w%d" % e], 1)
             d_in["x_dw%d" % e] = rev(fw["o_dw%d" % e], 1)
-        dld = rev(run("decay", {"H": H, "K": K}, d_in, {"a": a0}, B, Lp)[0]["o_dld"].reshape(B, Lp, H, LW))
+        if (decay_way or LR_DECAY) == "cumsum":
+            # a_tau = a_0 + sum_{s <= tau} (q.dq + w.dw - k.dk - u.du)_s: the chain:decay model's update, unrolled
+            terms = None
+            for x, dx, sign in [("x_q%d" % r, "x_dq%d" % r, 1) for r in range(R)] + [("x_k%d" % p, "x_dk%d" % p, -1) for p in range(P)] + \
+                    [("x_u%d" % e, "x_du%d" % e, -1) for e in range(E)] + [("x_w%d" % e, "x_dw%d" % e, 1) for e in range(E)]:
+                t = d_in[x] * d_in[dx] if sign > 0 else -(d_in[x] * d_in[dx])
+                terms = t if terms is None else terms + t
+            if n["decay"] != "key":
+                terms = terms.sum(3, keepdim=True)
+            dld = rev(torch.cumsum(terms, 1) + a0.reshape(B, 1, H, LW))
+        else:
+            dld = rev(run("decay", {"H": H, "K": K}, d_in, {"a": a0}, B, Lp)[0]["o_dld"].reshape(B, Lp, H, LW))
 
     # the adjoints of prep's outputs, from the timeline (the adjoint's pieces back in forward time)
     bars = {o: torch.zeros_like(prep[o]) for o in n["prepOutputs"]}
