@@ -4,7 +4,8 @@
  *          P = N = 64) for six models: the split3 variant `auto` ranks first among the plain ones (`chunked-s3-*`)
  *          and its twin with the tiled readout and padded phase A tiles (`chunked-s3t-*`, same walk tiles); the two
  *          alternate forward by forward (2 warm-ups each, then 7 rounds of one forward each; median), then each
- *          one's phase A alone and phase A + walk (median of 3 after one warm-up; the readout is the rest).
+ *          one's phase A alone and phase A + walk (median of 3 after one warm-up; the readout is the rest), and phase A
+ *          alone as 10 launches in one forward (median of 3 after a warm-up, divided by 10; twice, alternating).
  *   check  every s3t twin benchmarked, at B = 2, T = 70 (not a multiple of the chunk), H = 2, K = V = its shape's K,
  *          from an initial state, against the float64 interpreter (fp32 <= 1e-4), final states too.
  *   node dist/bench-chunked-tiled.js [--out dir] [--only gla,...] [--budget seconds] [--skip-check] [--skip-bench]
@@ -74,7 +75,9 @@ function range(model: string, t: string, kind: string): [number, number] {
 }
 const twin = (v: string) => v.replace(/^chunked-s3-/, "chunked-s3t-");
 
-interface Row { model: string; shape: string; old: string; new: string; oldMs: number; newMs: number; oldAll: number[]; newAll: number[]; floorMs: number; oldParts?: number[]; newParts?: number[]; note?: string }
+interface Row { model: string; shape: string; old: string; new: string; oldMs: number; newMs: number; oldAll: number[]; newAll: number[]; floorMs: number; oldParts?: number[]; newParts?: number[]; oldA: number[]; newA: number[]; note?: string }
+/** Phase A launches per forward in the phase-A-only timing. */
+const REPS = 10;
 const rows: Row[] = [];
 /** Per model the s3t twins benchmarked, with their shape's key size (the check runs each at it). */
 const pairs = new Map<string, Map<string, number>>();
@@ -114,7 +117,7 @@ if (!args.includes("--skip-bench")) {
         else params[t.name] = b;
       }
       const floorMs = (evalSize(trafficBytes(model), full) / (copyGBs * 1e9)) * 1e3;
-      const row: Row = { model: name, shape: s.label, old, new: nw, oldMs: NaN, newMs: NaN, oldAll: [], newAll: [], floorMs };
+      const row: Row = { model: name, shape: s.label, old, new: nw, oldMs: NaN, newMs: NaN, oldAll: [], newAll: [], floorMs, oldA: [], newA: [] };
       try {
         const mk = (p: ModelPlan) => ModelRunner.create(p, { device, dims, params, tune: false, form: "chunked" });
         const time = async (r: ModelRunner, final: boolean) => {
@@ -154,12 +157,26 @@ if (!args.includes("--skip-bench")) {
           return out;
         };
         if (left() > 25) { row.oldParts = await parts(planOld, old); row.newParts = await parts(plan, nw); }
+        // phase A alone, REPS launches in one forward (host and submit overhead spread over them), median of 3
+        const phaseAOnly = async (p: ModelPlan, v: string) => {
+          const f = p.forms.find((x) => x.form === "chunked" && x.variant === v)!;
+          const a = f.kernels.find((k) => /_chunk_a_/.test(k.name))!;
+          const r = await mk({ ...p, forms: [{ ...f, kernels: Array.from({ length: REPS }, () => a) }] });
+          try {
+            const ts: number[] = [];
+            for (let i = 0; i < 4; i++) ts.push(await time(r, false));
+            return median(ts.slice(1)) / REPS;
+          } finally {
+            r.dispose();
+          }
+        };
+        if (left() > 20) for (let i = 0; i < 2; i++) { row.oldA.push(await phaseAOnly(planOld, old)); row.newA.push(await phaseAOnly(plan, nw)); }
       } catch (e) {
         row.note = (e as Error).message.split("\n")[0].slice(0, 200);
       }
       rows.push(row);
       const pt = (p?: number[], all?: number) => (p ? `A ${p[0].toFixed(2)} / walk ${(p[1] - p[0]).toFixed(2)} / readout ${((all ?? NaN) - p[1]).toFixed(2)}` : "-");
-      log(`${name.padEnd(15)} ${s.label.padEnd(25)} old ${old.slice(8)} ${row.oldMs.toFixed(3)} ms (${pt(row.oldParts, row.oldMs)})  new ${row.newMs.toFixed(3)} ms (${pt(row.newParts, row.newMs)})  old/new ${(row.oldMs / row.newMs).toFixed(2)}  floor ${floorMs.toFixed(3)}${row.note ? "  ERROR " + row.note : ""}`);
+      log(`${name.padEnd(15)} ${s.label.padEnd(25)} old ${old.slice(8)} ${row.oldMs.toFixed(3)} ms (${pt(row.oldParts, row.oldMs)})  new ${row.newMs.toFixed(3)} ms (${pt(row.newParts, row.newMs)})  old/new ${(row.oldMs / row.newMs).toFixed(2)}  A alone (x${REPS}) old ${row.oldA.map((x) => x.toFixed(3)).join("/")} new ${row.newA.map((x) => x.toFixed(3)).join("/")}  floor ${floorMs.toFixed(3)}${row.note ? "  ERROR " + row.note : ""}`);
       writeFileSync(join(outDir, "tiled-bench.json"), JSON.stringify({ card, copy, rows, partial: true }, null, 1));
       for (const b of bufs) b.destroy();
     }
