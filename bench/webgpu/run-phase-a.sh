@@ -16,7 +16,7 @@ export OUT=${OUT:-$PWD/out}
 mkdir -p "$OUT"
 M=simple_gla,gla,mamba2
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,temperature.gpu --format=csv 2>&1 | tee "$OUT/run.log"
-timeout 100 node dist/bench-phase-a.js --out "$OUT" --budget 90 --only $M --old-plans dist/wgsl-old-plans-pa 2>&1 | grep -v "artificially reduced" | tee -a "$OUT/run.log" || echo "wgsl exited with $?"
-SEQC_PLANS=dist/chunked-f32-plans-t5 timeout 30 node dist/chunked-f32-t5.mjs --out "$OUT" --pool --only $M >> "$OUT/run.log" 2>&1 || echo "cuda f32 exited with $?"
+timeout 95 node dist/bench-phase-a.js --out "$OUT" --budget 85 --only $M --old-plans dist/wgsl-old-plans-pa 2>&1 | grep -v "artificially reduced" | tee -a "$OUT/run.log" || echo "wgsl exited with $?"
+SEQC_PLANS=dist/chunked-f32-plans-t5 timeout 25 node dist/chunked-f32-t5.mjs --out "$OUT" --pool --only $M >> "$OUT/run.log" 2>&1 || echo "cuda f32 exited with $?"
 tail -3 "$OUT/run.log"
 python3 bench/webgpu/tiled-ratio.py

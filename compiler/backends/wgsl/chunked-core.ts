@@ -16,8 +16,7 @@
  * Kernels:
  *   phase A  one workgroup (256 threads) per batch x head x chunk; key tiles of 16 through workgroup
  *            memory, A and Aq accumulated in registers (F*F/256 entries a thread); writes the record
- *            Q~ [C,K], X~ [F,K], Aq [C,F], M [F,K] (low rank), U0 [F,V], exp(G_n) [K] per chunk. Models without
- *            low rank use chunked-phase-a-nolr.ts's phase A instead (same record; U0 a copy, 32-key tiles).
+ *            Q~ [C,K], X~ [F,K], Aq [C,F], M [F,K] (low rank), U0 [F,V], exp(G_n) [K] per chunk.
  *   walk     one workgroup per batch x head x BV values: the state tile [K, BV] stays in workgroup
  *            memory while the chunks' records stream by, 32 keys (or rows) at a time staged through
  *            workgroup memory with coalesced loads; y goes through the model's post.

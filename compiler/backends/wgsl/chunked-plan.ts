@@ -18,14 +18,8 @@ import { readoutMain, readoutShared, RO_BV, S3_WG, walk3Layout, walk3Main, walk3
 import { readoutTiledMain, readoutTiledShared, readoutTiledThreads, RT_BV } from "./chunked-readout-tiled.ts";
 import { unrollConstLoops } from "./unroll.ts";
 import { wgslMathHelpers } from "./render.ts";
-import { phaseANoLrMain, phaseANoLrShared } from "./chunked-phase-a-nolr.ts";
 import { postMain, stabMain } from "./chunked-extra.ts";
 import { chunkExtraPlan, EXTRA_THREADS, STAB, YBUF } from "../../forms/chunk-extra.ts";
-
-/** Phase A's shader body and workgroup bytes: without low rank its own kernel (chunked-phase-a-nolr.ts), else the core's. */
-function phaseA(cfg: ChunkCoreCfg): { main: string; sharedBytes: number } {
-  return cfg.lr ? { main: phaseAMain(cfg), sharedBytes: phaseAShared(cfg) * 4 } : { main: unrollConstLoops(phaseANoLrMain(cfg)), sharedBytes: phaseANoLrShared(cfg) * 4 };
-}
 
 export type WgslChunkedEligibility = { ok: true; rows: ChunkRows } | { ok: false; why: string };
 
@@ -166,14 +160,13 @@ export function lowerWgslChunked(model: I.Model, cr: ChunkRows, opts: { only?: (
           const C = F / RTP;
           const aName = `${model.name}_chunk_a_f${F}_r${RTP}`;
           const wName = `${model.name}_chunk_walk_f${F}_v${BV}_r${RTP}`;
-          const pa = phaseA(cfg);
-          const a = shader(aName, pa.main, []);
+          const a = shader(aName, phaseAMain(cfg), []);
           const w = shader(wName, walkMain(cfg), ["SEQC_K"]);
           shaders[aName] = a.code;
           shaders[wName] = w.code;
           const nc: SizeExpr = ["ceilDiv", "T", C];
           const nj: SizeExpr = ["ceilDiv", Vd, BV];
-          const aShared = pa.sharedBytes;
+          const aShared = phaseAShared(cfg) * 4;
           const wShared: SizeExpr = ["*", 4, ["+", ["*", Kd, BV], F * BV, Math.max(F, C) * 32]];
           const launches: KernelLaunch[] = [
             ...ex.pre,
@@ -230,8 +223,7 @@ export function lowerWgslChunked(model: I.Model, cr: ChunkRows, opts: { only?: (
         const aName = `${model.name}_chunk_a_f${F}_r${RTP}`;
         const wName = `${model.name}_chunk_walk3_f${F}_k${BK}_v${BV}_r${RTP}`;
         const rName = `${model.name}_chunk_readout${tiled ? "_tiled" : ""}_f${F}_r${RTP}`;
-        const pa = phaseA(cfg);
-        const a = shader(aName, pa.main, []);
+        const a = shader(aName, phaseAMain(cfg), []);
         shaders[aName] = a.code;
         // s3t's readout: its register arrays indexed by constants (unroll.ts)
         const w = shader(wName, walk3Main(cfg), []);
@@ -242,7 +234,7 @@ export function lowerWgslChunked(model: I.Model, cr: ChunkRows, opts: { only?: (
         const nj: SizeExpr = ["ceilDiv", Vd, BV];
         const ni: SizeExpr = lr ? 1 : ["ceilDiv", Kd, BK];
         const njr: SizeExpr = ["ceilDiv", Vd, tiled ? RT_BV : RO_BV];
-        const aShared = pa.sharedBytes;
+        const aShared = phaseAShared(cfg) * 4;
         const wShared = walk3Shared(cfg) * 4;
         const rShared = (tiled ? readoutTiledShared(cfg) : readoutShared(cfg)) * 4;
         const rThreads = tiled ? readoutTiledThreads(cfg) : S3_WG;
