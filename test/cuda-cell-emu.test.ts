@@ -137,11 +137,11 @@ const CASES = [
   { B: 3, T: 1, sms: 3, init: true },
   { B: 2, T: 5, sms: 132, init: false },
 ];
-/** The batch cell: 3 rows a block with a partial last block (B = 5 on 2 SMs), one row a block, T = 1. */
+/** The batch cell: 3 rows a block with a partial last block (B = 5 on 2 SMs), T = 1, one row a block over T = 19 (the 8-step staging ring wraps). */
 const BATCH_CASES = [
   { B: 5, T: 6, sms: 2, init: true },
   { B: 3, T: 1, sms: 3, init: true },
-  { B: 2, T: 5, sms: 132, init: false },
+  { B: 2, T: 19, sms: 132, init: false },
 ];
 const VARIANTS = [
   { variant: "persistent-matvec", cases: CASES },

@@ -8,7 +8,7 @@
  *   - a step is: (phase A and the let vectors, __syncthreads), the matvecs (one output (b, row) per thread,
  *     four partial sums over the depth), __syncthreads, the pointwise cell (b, j), __syncthreads;
  *   - what a step reads from global memory (the hoisted input projections, the model's inputs) is staged into
- *     shared memory one step ahead with cp.async, so its latency hides behind the step before.
+ *     shared memory PFD - 1 = 7 steps ahead with cp.async (a ring), so its latency hides behind the steps before.
  * It applies where the matrices, states and staged slices fit one block's shared memory (at H = 32: 16 KiB of
  * W_hh for an LSTM); where it applies the runner prefers it (plan.ts lists it before the unit-partitioned cell).
  */
@@ -24,6 +24,11 @@ import { cellBody, hoistedGemms, matvecCellPlan, productC, extC, type MatvecCell
 
 /** Depth slices a matvec output may be split into (where a block has fewer outputs than threads). */
 const KSMAX = 4;
+/**
+ * Steps staged ahead: a ring of PFD per-step slices, the copy of step t + PFD - 1 issued at step t. One step
+ * ahead (PFD = 2) left the step waiting on global memory (H100, LSTM H = 32: 1.7 us a step in the recording forward).
+ */
+const PFD = 8;
 
 export interface BatchCellConfig { THREADS: number; suffix: string }
 /**
@@ -51,9 +56,15 @@ __device__ __forceinline__ float seqc_msum(const float* m, unsigned int ms, unsi
   for (unsigned int s = 1; s < ks; ++s) a += m[(size_t)s * ms];
   return a;
 }
-__device__ __forceinline__ void seqc_cpa_wait() {
+__device__ __forceinline__ void seqc_cpa_commit() {
 #ifndef SEQC_EMU
-  asm volatile("cp.async.wait_all;\\n" ::: "memory");
+  asm volatile("cp.async.commit_group;\\n" ::: "memory");
+#endif
+}
+// wait until at most N of this thread's committed groups are pending
+template <int N> __device__ __forceinline__ void seqc_cpa_wait() {
+#ifndef SEQC_EMU
+  asm volatile("cp.async.wait_group %0;\\n" :: "n"(N) : "memory");
 #endif
 }
 #endif`;
@@ -70,7 +81,7 @@ export function renderMatvecCellBatch(model: I.Model, CELL: BatchCellConfig = BA
   const uniforms = uniformFields(model);
   const overrides = [...model.dims.map((d) => `D_${d.name}`), ...I.tensorsOfKind(model, "param").map((p) => `PO_${p.name}`), "BB"];
 
-  // what a step reads from global memory, staged one step ahead: s_P[2][B][PT], B = rows of this block
+  // what a step reads from global memory, staged ahead: s_P[PFD][B][PT], B = rows of this block
   const read = new Set<string>();
   for (const s of body) tensorsRead(s.expr, read);
   const stagedInputs = inputs.filter((t) => read.has(t.name) && !t.init);
@@ -155,11 +166,11 @@ ${decodeK.join("\n")}
   // the staged slices of step tt for this block's rows, s_P[tt & 1][b][..]
   const stageCopy = (tt: string) =>
     stage
-      .map((s) => `    for (unsigned int i = threadIdx.x; i < NB * (${productC(s.shape)}); i += blockDim.x) { const unsigned int n = ${productC(s.shape)}, b = i / n, e = i % n; seqc_cpa4(s_P + (size_t)(${tt} & 1u) * B * PT + (size_t)b * PT + SO${s.k} + e, ${s.src} + ((size_t)(b0 + b) * T + ${tt}) * n + e); }`)
+      .map((s) => `    for (unsigned int i = threadIdx.x; i < NB * (${productC(s.shape)}); i += blockDim.x) { const unsigned int n = ${productC(s.shape)}, b = i / n, e = i % n; seqc_cpa4(s_P + (size_t)((${tt}) & ${PFD - 1}u) * B * PT + (size_t)b * PT + SO${s.k} + e, ${s.src} + ((size_t)(b0 + b) * T + ${tt}) * n + e); }`)
       .join("\n");
   const loopHead = `    for (unsigned int i = threadIdx.x; i < NB * E; i += blockDim.x) {
       const unsigned int b = i / E, j = i % E, jl = j, bg = b0 + b; (void)bg;
-      const unsigned int pb = (t & 1u) * B * PT + b * PT; (void)pb;`;
+      const unsigned int pb = (t & ${PFD - 1}u) * B * PT + b * PT; (void)pb;`;
   const phaseA = lVecs.length
     ? `${loopHead}
 ${outLocals.join("\n")}
@@ -203,7 +214,7 @@ ${ovDecls}
   float* s_S = s_M + ${KSMAX}u * MS;                         // states [${nS}][B][E]
   float* s_L = s_S + ${nS}u * B * E;                         // let vectors of the matvecs [B][${lVecs.length ? "their sizes" : "none"}]
   float* s_A = s_L + (size_t)B * (${lvTotal});              // phase A's lets [${aTotal}][B][E]
-  float* s_P = s_A + ${aTotal}u * B * E;                     // staged per-step reads [2][B][PT]
+  float* s_P = s_A + ${aTotal}u * B * E;                     // staged per-step reads [${PFD}][B][PT]
   (void)s_L; (void)s_A; (void)s_P; (void)SEQC_JB;
 ${soDecls.join("\n")}
 ${rDecls.join("\n")}
@@ -212,23 +223,27 @@ ${loadW}
     const unsigned int b = i / E, j = i % E, bg = b0 + b;
 ${states.map((s, si) => `    s_S[${si}u * B * E + i] = ${initVals[si]};`).join("\n")}
   }
-  if (T > 0u) {
-    const unsigned int t = 0u; (void)t;
-${stageCopy("0u")}
+  // steps 0 .. ${PFD - 2} staged (one cp.async group a step, empty past T), then step t + ${PFD - 1} at step t
+  for (unsigned int tt = 0; tt < ${PFD - 1}u; ++tt) {
+    if (tt < T) {
+${stageCopy("tt")}
+    }
+    seqc_cpa_commit();
   }
-  seqc_cpa_wait();
+  seqc_cpa_wait<${PFD - 2}>();
   __syncthreads();
   for (unsigned int t = 0; t < T; ++t) {
-    if (t + 1u < T) {
-${stageCopy("(t + 1u)")}
+    if (t + ${PFD - 1}u < T) {
+${stageCopy(`(t + ${PFD - 1}u)`)}
     }
+    seqc_cpa_commit();
 ${phaseA}${matvec}
     __syncthreads();
 ${loopHead}
 ${outLocals.join("\n")}
 ${cellLines.join("\n")}
     }
-    seqc_cpa_wait();
+    seqc_cpa_wait<${PFD - 2}>();  // step t + 1's group is in
     __syncthreads();
   }
   for (unsigned int i = threadIdx.x; i < NB * E; i += blockDim.x) {
@@ -248,7 +263,7 @@ ${states.map((s, si) => `    ${STATES}[u.${stateOffset(s.name)} + (size_t)bg * E
     ["*", states.length, "BB", Esz],
     ["*", "BB", lvTotalS],
     ["*", aTotal, "BB", Esz],
-    ["*", 2, "BB", ptS],
+    ["*", PFD, "BB", ptS],
   ];
   const mult4 = (x: SizeExpr): SizeExpr => [">=", 0, ["-", x, ["*", 4, ["/", x, 4]]]];
   const steps: CudaFormPlan["steps"] = hoistedGemms(model, xterms);
@@ -256,7 +271,7 @@ ${states.map((s, si) => `    ${STATES}[u.${stateOffset(s.name)} + (size_t)bg * E
   const form: CudaFormPlan = {
     form: "sequential",
     variant: `persistent-matvec${CELL.suffix}`,
-    note: `${xterms.length} input projection(s) hoisted into fp32 GEMMs; one kernel whose blocks each own BB batch rows and every unit, the whole of ${rterms.map((r) => r.param).join(", ")} in shared memory over all T steps (no grid barrier; per-step reads staged a step ahead with cp.async)`,
+    note: `${xterms.length} input projection(s) hoisted into fp32 GEMMs; one kernel whose blocks each own BB batch rows and every unit, the whole of ${rterms.map((r) => r.param).join(", ")} in shared memory over all T steps (no grid barrier; per-step reads staged ${PFD - 1} steps ahead with cp.async)`,
     vars: [
       ["BB", ["ceilDiv", "B", "LIMIT_SMS"]],
       ["CELL_BLOCKS", ["ceilDiv", "B", "BB"]],
