@@ -131,6 +131,36 @@ def case(args, root, model, shape, with_step, rate, log):
         ", ".join("%s %.2f" % kv for kv in ph.items()), row["seqc_chunked_glue_ms"], row["seqc_first_call_s"]))
     one_c()
     grads_c = {n: v.grad.detach().clone() for n, v in lc.items()}
+
+    # the glue's choices, each measured in this process beside the default: the decay adjoint as torch.cumsum
+    # (seqc_chunked_lowrank.LR_DECAY), other chunk lengths (LR_CHUNK)
+    if args.variants and shape == tuple(parse_shapes(args.variants_at)[0]):
+        import seqc_chunked_lowrank as lr
+        row["variants"] = {}
+        vs = [("chunk %d" % c, {"LR_CHUNK": c}) for c in (32, 128)]
+        if model != "deltanet":
+            vs.insert(0, ("decay cumsum", {"LR_DECAY": "cumsum"}))
+        for label, sets in vs:
+            old = {k: getattr(lr, k) for k in sets}
+            try:
+                for k, v in sets.items():
+                    setattr(lr, k, v)
+                one_c()
+                torch.cuda.synchronize()
+                t = tb.timed(one_c, 1, args.reps, args.cap_s)
+                ph_v, _ = phases(smc, one_c)
+                one_c()
+                t["phases_ms"] = ph_v
+                t["grads_vs_default_rel"] = {"d" + n: tb.rel(v.grad, grads_c[n]) for n, v in lc.items()}
+                row["variants"][label] = t
+                log("%s %s: %s: %.2f ms (fwd %.2f; default %.2f); phases %s; gradients vs default %.1e" % (
+                    model, shape, label, t["ms"], t["fwd_ms"], row["seqc_chunked"]["ms"], ", ".join("%s %.2f" % kv for kv in ph_v.items()), max(t["grads_vs_default_rel"].values())))
+            except Exception as e:  # noqa: BLE001
+                row["variants"][label] = {"error": "%s: %s" % (type(e).__name__, str(e)[:300])}
+                log("%s %s: %s failed: %s" % (model, shape, label, row["variants"][label]["error"]))
+            finally:
+                for k, v in old.items():
+                    setattr(lr, k, v)
     del one_c, lc
     tb.free_all()
 
@@ -179,6 +209,10 @@ def case(args, root, model, shape, with_step, rate, log):
     return row
 
 
+def parse_shapes(s):
+    return [tuple(int(v) for v in x.split("x")) for x in s.split(",") if x]
+
+
 def warm_fla(models, shapes, i, n, max_configs):
     os.environ["FLA_CACHE_RESULTS"] = "0"
     tb.patch_autotune((i, n), max_configs)
@@ -207,11 +241,12 @@ def main():
     ap.add_argument("--cap-s", type=float, default=3.0)
     ap.add_argument("--fla-max-configs", type=int, default=6)
     ap.add_argument("--warm-fla", nargs=2, type=int)
+    ap.add_argument("--variants", type=int, default=1, help="1: also time the glue's choices (decay cumsum, chunk 32 / 128)")
+    ap.add_argument("--variants-at", default="8x2048x16x64")
     args = ap.parse_args()
     root = os.path.abspath(args.modules)
     models = args.models.split(",")
-    parse = lambda s: [tuple(int(v) for v in x.split("x")) for x in s.split(",") if x]  # noqa: E731
-    shapes, step_shapes = parse(args.shapes), parse(args.step_shapes)
+    shapes, step_shapes = parse_shapes(args.shapes), parse_shapes(args.step_shapes)
     torch.backends.cuda.matmul.allow_tf32 = False
     if args.warm_fla:
         return warm_fla(models, shapes, *args.warm_fla, args.fla_max_configs)
@@ -241,6 +276,14 @@ def main():
             if args.out:
                 with open(args.out, "w") as f:
                     json.dump(res, f, indent=1)
+    print("\nmodel (B, T, H, K=V) | seqc chunked ms now | " + " | ".join(["decay cumsum", "chunk 32", "chunk 128"]) + " (ms; gradients vs default)")
+    for r in res["rows"]:
+        if "variants" in r:
+            cells = []
+            for k in ["decay cumsum", "chunk 32", "chunk 128"]:
+                u = r["variants"].get(k)
+                cells.append("-" if not u else "ERR" if "error" in u else "%.2f (%.1e)" % (u["ms"], max(u["grads_vs_default_rel"].values())))
+            print("%s (%d, %d, %d, %d) | %.2f | %s" % (r["model"], r["B"], r["T"], r["H"], r["K"], r["seqc_chunked"]["ms"], " | ".join(cells)))
     print("\nmodel (B, T, H, K=V) | seqc chunked ms (fwd / bwd) | seqc step ms | anchor bf16 ms (fwd / bwd) | anchor/seqc | chunked vs step | vs anchor")
     for r in res["rows"]:
         lab = "%s (%d, %d, %d, %d)" % (r["model"], r["B"], r["T"], r["H"], r["K"])

@@ -33,7 +33,7 @@ LR_CHUNKED_PARTS = ("augF", "augA")
 LR_DECAY = "plan"
 
 
-def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state, inputs, params, outputs, dtype, device, chunk=LR_CHUNK, decay_way=None):
+def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state, inputs, params, outputs, dtype, device, chunk=None, decay_way=None):
     """Gradients of the forward's inputs, params and the matrix state's initial value through the low-rank chain.
 
     n: the chain's names (<Model>.torch.json "chunked"."lowRank"); run(part, dims, inputs, initial_state, B, T)
@@ -41,8 +41,9 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
     over [B*T, 1]; else the generated models' {H, K, V} or the decay's {H, K}); given: the forward's inputs
     [B, T, ...]; S0: the matrix state's initial value [B, *state_shape] or None (the declared value); cot_outputs:
     {output: dL/d output or None}; cot_state: dL/d(final state) or None; inputs / params / outputs: [(name,
-    per-step shape)]; chunk: micro-steps per folded chunk; decay_way: "plan" / "cumsum" (None: LR_DECAY).
+    per-step shape)]; chunk: micro-steps per folded chunk (None: LR_CHUNK); decay_way: "plan" / "cumsum" (None: LR_DECAY).
     Returns ({input: grad}, {param: grad}, dS0)."""
+    chunk = LR_CHUNK if chunk is None else chunk
     if not isinstance(chunk, int) or chunk < 1:
         raise ValueError("chunk %r: a chunk is a positive number of micro-steps" % (chunk,))
     cd = _chunked.chain_dims(n, state_shape)
