@@ -4,7 +4,8 @@
  * backward(gradOutputs, saved) the gradients for inputs, params and initial state (runtime/train.ts
  * does the walk). The recording forward and the backward model are plans of their own, compiled with
  * the class (WGSL, embedded) or next to it (<Model>.grad.cuda.json for CUDA); their runners are
- * opened on first use on the same backend, device, dims and params as the class.
+ * opened on first use on the same backend, device, dims and params as the class. So are the chunked
+ * backward chain's models (runtime/chunked-backward.ts), on either backend.
  */
 import { openRunner, readJsonFile, type BackendRunner, type CudaModelPlan, type OpenOptions } from "./backend-runner.ts";
 import { evalSize, type ModelPlan } from "./plan.ts";
@@ -13,9 +14,11 @@ import { backwardFrom, checkCotangents, checkSaved, forwardSaving, planMemory, S
 import { chainBackward, isChainCore, type ChainNames, type ChainPart } from "./chunked-backward.ts";
 import { lowRankChainBackward, LR_CHUNK, LR_FORMS, type LrChainNames, type LrPart } from "./chunked-backward-lowrank.ts";
 
-/** The chunked backward chain's plans (WebGPU) and the names that tie them to the model (runtime/chunked-backward.ts; a low-rank core: runtime/chunked-backward-lowrank.ts), or why the model has none. */
-export type ChunkedTraining = { names: ChainNames; plans: Partial<Record<ChainPart, ModelPlan>> } | { lowRank: LrChainNames; plans: Partial<Record<LrPart, ModelPlan>> } | { unavailable: string };
-type ChunkedPlans = { plans: Partial<Record<string, ModelPlan>> };
+/** The chunked backward chain's plans (WebGPU: ModelPlan, embedded; CUDA: CudaModelPlan, in <Model>.grad.cuda.json) and the names that tie them to the model (runtime/chunked-backward.ts; a low-rank core: runtime/chunked-backward-lowrank.ts), or why the model has none. */
+export type ChunkedTraining<P = ModelPlan> = { names: ChainNames; plans: Partial<Record<ChainPart, P>> } | { lowRank: LrChainNames; plans: Partial<Record<LrPart, P>> } | { unavailable: string };
+/** The chain's CUDA plans (compiler/backends/cuda/training-chain.ts). */
+export type CudaChunkedTraining = ChunkedTraining<CudaModelPlan>;
+type ChainPlans = Exclude<ChunkedTraining<ModelPlan | CudaModelPlan>, { unavailable: string }>;
 
 /** The training plans a class embeds (WebGPU), or why it has none. `bakedDims`: sizes the backward was built for (`--dims`). */
 export type TrainingInfo = { record: ModelPlan; backward: ModelPlan; passes?: Record<string, ModelPlan>; names: GradNames; bakedDims?: Record<string, number>; chunked?: ChunkedTraining } | { unavailable: string };
@@ -29,6 +32,8 @@ export interface CudaTrainingPlans {
   backward: CudaModelPlan;
   passes?: Record<string, CudaModelPlan>;
   bakedDims?: Record<string, number>;
+  /** The chunked backward chain's plans, or why the model has none (absent: written before the chain had CUDA plans). */
+  chunked?: CudaChunkedTraining;
 }
 
 export interface SavingOptions {
@@ -55,6 +60,8 @@ export class Trainer {
   private back?: Promise<BackendRunner>;
   private passRunners = new Map<string, Promise<BackendRunner>>();
   private cudaPlans?: Promise<CudaTrainingPlans>;
+  /** The CUDA training plans once read (backwardFor() answers from them). */
+  private cudaLoaded?: CudaTrainingPlans;
   private chainRunners = new Map<string, Promise<BackendRunner>>();
 
   constructor(
@@ -85,12 +92,12 @@ export class Trainer {
       if (where === undefined) throw new Error(`${this.plan.model}: no CUDA training plans: pass cudaGradPlan (the ${this.plan.model}.grad.cuda.json of \`seqc compile --target cuda\`)`);
       if (typeof where !== "string" && !(where instanceof URL)) {
         this.checkBaked(where.bakedDims, "cudaGradPlan");
-        return where;
+        return (this.cudaLoaded = where);
       }
       const p = (await readJsonFile(where, `${this.plan.model}: the CUDA training plans`, `\`seqc compile --target ts,cuda\` writes ${this.plan.model}.grad.cuda.json next to ${this.plan.model}.ts; pass cudaGradPlan otherwise`)) as CudaTrainingPlans;
       if (p.record?.model !== this.plan.model) throw new Error(`${String(where)}: not the training plans of ${this.plan.model}`);
       this.checkBaked(p.bakedDims, String(where));
-      return p;
+      return (this.cudaLoaded = p);
     })();
     return this.cudaPlans;
   }
@@ -161,6 +168,8 @@ export class Trainer {
       if (h) init[k] = h.data;
     }
     const spec = this.spec(T);
+    // on CUDA the chain's plans are in <Model>.grad.cuda.json: read it first, so that the pick below answers from it
+    if (this.main.backend === "cuda") await this.cuda();
     const pick = this.backwardFor(B, T, opts.backward, opts.memory);
     if (pick.form === "chunked") {
       // nothing to store: the chunked backward runs the core again from the inputs and the initial state
@@ -199,8 +208,7 @@ export class Trainer {
 
   /** Which backward a forward of batch B and length T saves for (`choice` and `memory` as given to forward()), and why. */
   backwardFor(B: number, T: number, choice: BackwardChoice = "auto", memory: MemoryChoice = "auto"): { form: "step" | "chunked"; why: string } {
-    const c = this.plans.chunked;
-    const none = this.main.backend === "cuda" ? "the CUDA training plans have no chunked backward chain yet (WebGPU only)" : !c ? "this module was generated without the chunked backward's plans (compile again)" : "unavailable" in c ? c.unavailable : undefined;
+    const none = this.chunkedMissing();
     if (choice === "step") return { form: "step", why: "asked for" };
     if (choice === "chunked") {
       if (none) throw new ShapeError(`${this.plan.model}: backward 'chunked': ${none}`);
@@ -214,36 +222,58 @@ export class Trainer {
     return { form: f.startsWith("chunked/") ? "chunked" : "step", why: `the forward runs ${f} at B=${B}, T=${T}` };
   }
 
+  /**
+   * Why this instance has no chunked backward chain, or undefined where it has one: on WebGPU the class's embedded
+   * plans; on CUDA those of <Model>.grad.cuda.json once read (forward() reads it before it picks), before that the
+   * class's embedded plans (written by the same compile).
+   */
+  private chunkedMissing(): string | undefined {
+    const cuda = this.main.backend === "cuda" && this.cudaLoaded;
+    const c = cuda ? cuda.chunked : this.plans.chunked;
+    if (!c) return cuda ? "the CUDA training plans have no chunked backward chain (written before the chain had CUDA plans, or passed without `chunked`): compile again with `seqc compile --target cuda`" : "this module was generated without the chunked backward's plans (compile again)";
+    return "unavailable" in c ? c.unavailable : undefined;
+  }
+
+  /** The chain's plans on this instance's backend (CUDA: <Model>.grad.cuda.json's, read by forward()). */
+  private chainPlans(): ChainPlans {
+    const why = this.chunkedMissing();
+    const c = this.main.backend === "cuda" ? this.cudaLoaded?.chunked : this.plans.chunked;
+    if (why || !c || "unavailable" in c) throw new Error(`${this.plan.model}: no chunked backward chain: ${why ?? "the CUDA training plans are not read yet"}`);
+    return c;
+  }
+
   /** A runner of one model of the chunked backward chain, at `dims` (the core models') or this instance's. */
   private chainRunner(part: ChainPart | LrPart, dims: Record<string, number> | undefined): Promise<BackendRunner> {
     const key = `${part} ${JSON.stringify(dims ?? null)}`;
     let r = this.chainRunners.get(key);
     if (!r) {
-      const c = this.plans.chunked as ChunkedPlans & ChunkedTraining;
-      const plan = c.plans[part];
+      const c = this.chainPlans();
+      const plan = (c.plans as Partial<Record<string, ModelPlan | CudaModelPlan>>)[part];
       if (!plan) throw new Error(`${this.plan.model}: the chunked backward's plans have no ${part} model`);
       const own = new Set(plan.tensors.filter((t) => t.role === "param").map((t) => t.name));
       const params = dims ? undefined : Object.fromEntries(Object.entries(this.options.params ?? {}).filter(([k]) => own.has(k)));
       // the core models run in the chunked form (that is the chunked backward), the others pick theirs
       const core = "lowRank" in c ? LR_FORMS[part as LrPart] === "chunked" : isChainCore(part as ChainPart);
-      r = openRunner(plan, { ...this.options, dims: dims ?? this.options.dims, params, form: core ? "chunked" : "auto", cudaPlan: undefined, cudaGradPlan: undefined } as OpenOptions);
+      // on CUDA the part's CUDA plan runs (openRunner reads only the model's name from its first argument there)
+      const cuda = this.main.backend === "cuda";
+      r = openRunner(plan as ModelPlan, { ...this.options, dims: dims ?? this.options.dims, params, form: core ? "chunked" : "auto", cudaPlan: cuda ? (plan as CudaModelPlan) : undefined, cudaGradPlan: undefined } as OpenOptions);
       this.chainRunners.set(key, r);
     }
     return r;
   }
 
-  /** The chunked backward chain (runtime/chunked-backward.ts) on this instance's backend; its glue between the models runs on the host. */
+  /** The chunked backward chain (runtime/chunked-backward.ts) on this instance's backend (WebGPU or CUDA); its glue between the models runs on the host. */
   private async chunkedBackward(spec: GradSpec, saved: Saved, cot: Cotangents): Promise<Gradients<Float32Array>> {
     checkSaved(spec, saved);
     const { batch: B, length: T } = saved;
     checkCotangents(spec, B, T, cot);
-    const c = this.plans.chunked as ChunkedPlans & ChunkedTraining;
-    const n = "lowRank" in c ? c.lowRank : (c as Extract<ChunkedTraining, { names: ChainNames }>).names;
+    const c = this.chainPlans();
+    const n = "lowRank" in c ? c.lowRank : c.names;
     const dims = this.dimsAt(T);
     const S = this.plan.tensors.find((t) => t.name === n.state && t.role === "state")!;
     const runPart = async (part: ChainPart | LrPart, partDims: Record<string, number> | undefined, inputs: Tensors, initialState: Tensors | undefined, batch: number, time: number) => {
       const runner = await this.chainRunner(part, partDims);
-      const own = new Set(c.plans[part]!.tensors.filter((t) => t.role === "input").map((t) => t.name));
+      const own = new Set((c.plans as Partial<Record<string, ModelPlan | CudaModelPlan>>)[part]!.tensors.filter((t) => t.role === "input").map((t) => t.name));
       const r = await runner.forward(Object.fromEntries(Object.entries(inputs).filter(([k]) => own.has(k))) as Record<string, Float32Array>, { initialState: initialState as Record<string, Float32Array> | undefined, returnFinalState: true, batch });
       if (r.length !== time) throw new Error(`${this.plan.model}: the chunked backward's ${part} ran ${r.length} steps, expected ${time}`);
       return { outputs: r.outputs as Tensors, finalState: (r.finalState ?? {}) as Tensors };

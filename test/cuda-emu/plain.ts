@@ -87,7 +87,7 @@ ${entries.map((e) => `    if (!strcmp(name, "${e}")) fn = body_${e};`).join("\n"
  * share one device): each module compiled from a plan's source runs that plan's emulator build.
  */
 export class MultiPlanFakeDevice extends FakeCudaDevice {
-  private readonly builds = new Map<string, EmuBuild>();
+  protected readonly builds = new Map<string, EmuBuild>();
   constructor() {
     super({ bin: "/nonexistent", forms: [], model: undefined as never });
   }

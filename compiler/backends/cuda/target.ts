@@ -2,7 +2,8 @@
  * `seqc compile --target cuda`: per model, <Model>.cu (every kernel of every form), <Model>.cuda.json
  * (the launch plan the CUDA runtime executes) and <Model>.grad.cuda.json (the plans of the recording
  * forward and the backward model, for a generated class's backward(); when the model's backward can be
- * built at compile time, compiler/grad/training.ts). With nvcc present, the plan also carries PTX for each
+ * built at compile time, compiler/grad/training.ts; and under `chunked` the chunked backward chain's plans
+ * where the model has one, training-chain.ts). With nvcc present, the plan also carries PTX for each
  * capability in CUDA_CAPABILITIES.smTargets (sm_80, sm_90), so the runtime needs no NVRTC.
  */
 import type { Model } from "../../ir/types.ts";
@@ -13,6 +14,7 @@ import { findNvcc, nvccPtx } from "./nvcc.ts";
 import { UserError } from "../../cli/errors.ts";
 import { trainingModels } from "../../grad/training.ts";
 import { preferWideLanes } from "./backward-forms.ts";
+import { cudaChainTraining } from "./training-chain.ts";
 import type { CudaModelPlan } from "../../../runtime/cuda/plan.ts";
 
 export function emitCuda(model: Model, opts: { ptx?: boolean; form?: string; grad?: boolean; dims?: Record<string, number> } = {}): EmittedFile[] {
@@ -27,8 +29,11 @@ export function emitCuda(model: Model, opts: { ptx?: boolean; form?: string; gra
   const nvcc = opts.ptx === false ? undefined : findNvcc();
   const withPtx = (p: CudaModelPlan) => {
     if (!nvcc) return p;
-    p.ptx = {};
-    for (const sm of CUDA_CAPABILITIES.smTargets) p.ptx[String(sm)] = nvccPtx(p.source, sm, nvcc).ptx;
+    // the main translation unit only where a form runs from it (a chain core's plan has its forms in modules)
+    if (p.forms.some((f) => !f.module)) {
+      p.ptx = {};
+      for (const sm of CUDA_CAPABILITIES.smTargets) p.ptx[String(sm)] = nvccPtx(p.source, sm, nvcc).ptx;
+    }
     for (const m of Object.values(p.modules ?? {})) m.ptx = Object.fromEntries(CUDA_CAPABILITIES.smTargets.map((sm) => [String(sm), nvccPtx(m.source, sm, nvcc).ptx]));
     return p;
   };
@@ -44,7 +49,9 @@ export function emitCuda(model: Model, opts: { ptx?: boolean; form?: string; gra
   const t = opts.grad === false ? undefined : trainingModels(model, opts.dims);
   if (t?.ok) {
     const passes = Object.fromEntries(Object.entries(t.passes).map(([p, m]) => [p, withPtx(lowerCuda(m).plan)]));
-    files.push({ path: `${model.name}.grad.cuda.json`, contents: JSON.stringify({ record: withPtx(lowerCuda(t.record).plan), backward: withPtx(preferWideLanes(lowerCuda(t.backward).plan)), ...(Object.keys(passes).length ? { passes } : {}), bakedDims: t.bakedDims, builtWith }) + "\n" });
+    const chunked = cudaChainTraining(model, t);
+    if ("plans" in chunked) for (const p of Object.values(chunked.plans)) withPtx(p!);
+    files.push({ path: `${model.name}.grad.cuda.json`, contents: JSON.stringify({ record: withPtx(lowerCuda(t.record).plan), backward: withPtx(preferWideLanes(lowerCuda(t.backward).plan)), ...(Object.keys(passes).length ? { passes } : {}), bakedDims: t.bakedDims, chunked, builtWith }) + "\n" });
   }
   return files;
 }

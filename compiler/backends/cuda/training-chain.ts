@@ -1,0 +1,83 @@
+/**
+ * The chunked backward chain's CUDA plans for a generated class on backend "cuda" (`chunked` in
+ * <Model>.grad.cuda.json; runtime/trainer.ts runs them with the host glue of runtime/chunked-backward.ts or,
+ * for a low-rank core, runtime/chunked-backward-lowrank.ts). The chain's models and their lowering are the
+ * torch target's (compiler/backends/torch/chain-plans.ts, float32 plans only). A class keeps less of each:
+ *
+ * - the chunked parts (the four cores; the low-rank chain's chunk transitions) keep only the float32 chunked
+ *   variants the runner's auto pick can reach (a non-zero `prefer`, and the first variant of each key tile and
+ *   row count, the pick when none preferred applies), re-lowered with just those so that their module (and its
+ *   PTX) holds just their kernels: about 0.8 MB of PTX per core and capability instead of 1.8 MB for all 33;
+ * - the other parts their float32 forms (the low-rank chain's the form LR_FORMS gives, as on WebGPU).
+ */
+import type * as I from "../../ir/types.ts";
+import type { CudaFormPlan, CudaModelPlan } from "../../../runtime/cuda/plan.ts";
+import { chunkedEligible, lowerChunked } from "./chunked-plan.ts";
+import { lowerCuda } from "./plan.ts";
+import { chainPlans } from "../torch/chain-plans.ts";
+import { keepForms } from "../torch/plans.ts";
+import type { Training } from "../../grad/training.ts";
+import { CHAIN_PARTS, isChainCore, type ChainPart } from "../../../runtime/chunked-backward.ts";
+import { LR_FORMS, LR_PARTS, type LrPart } from "../../../runtime/chunked-backward-lowrank.ts";
+import type { CudaChunkedTraining } from "../../../runtime/trainer.ts";
+
+/** Key tile and row count of a chunked variant (`chunked-split3-f32-k64-v16-a512-r1` -> `k64 r1`). */
+function tileOf(f: CudaFormPlan): string {
+  return `${f.variant.match(/-k(\d+)-/)?.[1]} ${f.variant.match(/-r(\d+)$/)?.[1]}`;
+}
+
+/** The variants auto can pick among `forms` (plan order): preferred ones, and the first of each key tile and row count. */
+export function reachableChunked(forms: CudaFormPlan[]): Set<string> {
+  const firsts = new Set<string>();
+  const keep = new Set<string>();
+  for (const f of forms) {
+    const tile = tileOf(f);
+    if (f.prefer !== 0 || !firsts.has(tile)) keep.add(f.variant);
+    firsts.add(tile);
+  }
+  return keep;
+}
+
+/** `m`'s float32 chunked forms that auto can reach, in a module of just their kernels (no main translation unit), or why there are none. */
+export function chunkedOnlyPlan(m: I.Model, p: CudaModelPlan): CudaModelPlan | { why: string } {
+  const el = chunkedEligible(m);
+  if (!el.ok) return { why: `${m.name} of the chain has no CUDA chunked form: ${el.why}` };
+  const keep = reachableChunked(p.forms.filter((f) => f.form === "chunked" && (f.io ?? "f32") === "f32"));
+  if (!keep.size) return { why: `${m.name} of the chain has no float32 CUDA chunked form` };
+  const l = lowerChunked(m, el, { only: (v) => keep.has(v) });
+  const modules = Object.fromEntries(Object.entries(l.modules).filter(([k]) => l.forms.some((f) => f.module === k)));
+  return { ...p, source: `// ${m.name}: every form lives in a module of its own`, forms: l.forms, modules };
+}
+
+/** The chain's CUDA plans for the class of `model` (`t`: its training models, compiler/grad/training.ts), or why it has none. */
+export function cudaChainTraining(model: I.Model, t: Extract<Training, { ok: true }>): CudaChunkedTraining {
+  let why: string | undefined;
+  const chunkedPart = (m: I.Model, p: CudaModelPlan) => {
+    const r = chunkedOnlyPlan(m, p);
+    if ("why" in r) {
+      why ??= r.why;
+      return p;
+    }
+    return r;
+  };
+  if (t.lowRankChain) {
+    const lr = t.lowRankChain;
+    const plans: Partial<Record<LrPart, CudaModelPlan>> = {};
+    for (const part of LR_PARTS) {
+      const m = lr.models[part];
+      if (!m) continue;
+      const p = lowerCuda(m).plan;
+      plans[part] = LR_FORMS[part] === "chunked" ? chunkedPart(m, p) : keepForms(p, LR_FORMS[part]);
+    }
+    return why ? { unavailable: why } : { lowRank: lr.names, plans };
+  }
+  if ("why" in t.chain) return { unavailable: t.chain.why };
+  const models = t.chain.models;
+  const r = chainPlans(model, t.bakedDims, (p, part) => (isChainCore(part) ? chunkedPart(models[part]!, p) : keepForms(p, "auto")));
+  if ("unavailable" in r.chunked) return { unavailable: r.chunked.unavailable };
+  if (why) return { unavailable: why };
+  // the models and names compiler/grad builds (runtime/chunked-backward.ts's glue runs them)
+  const plans: Partial<Record<ChainPart, CudaModelPlan>> = {};
+  for (const part of CHAIN_PARTS) if (r.plans[`chain:${part}`]) plans[part] = r.plans[`chain:${part}`];
+  return { names: t.chain.names, plans };
+}
