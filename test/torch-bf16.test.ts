@@ -18,6 +18,7 @@ import { interpret, shapeSizes } from "../compiler/ir/interpret.ts";
 import * as I from "../compiler/ir/types.ts";
 import { gradients } from "../compiler/grad/run.ts";
 import { modelChain } from "../compiler/grad/chunked-chain.ts";
+import { torchChain } from "../compiler/backends/torch/chain-copies.ts";
 import { buildTorchPlans } from "../compiler/backends/torch/plans.ts";
 import { emitTorch } from "../compiler/backends/torch/target.ts";
 import { relativeError } from "../compiler/io/manifest.ts";
@@ -52,7 +53,7 @@ const wire = (a: Float64Array, shape: number[]): Wire => ({ shape, data: Array.f
 type Request = { run: string; dims: Record<string, number>; B: number; T: number; inputs: Record<string, number[]>; params: Record<string, number[]>; initial: Record<string, number[]> };
 
 /** Runs test/torch/autograd_bf16.py; each plan it asks for runs on the float64 interpreter (forward: the model, chain:<part>: the chain's). */
-async function serve(json: string, first: unknown, model: I.Model, chain: ReturnType<typeof modelChain>) {
+async function serve(json: string, first: unknown, model: I.Model, chain: ReturnType<typeof torchChain>) {
   const py = spawn("/usr/bin/python3", ["test/torch/autograd_bf16.py", json], { stdio: ["pipe", "pipe", "pipe"] });
   let err = "";
   py.stderr.on("data", (d) => (err += d));
@@ -84,7 +85,7 @@ describe.skipIf(!cpuTorch)("torch target: bf16 tensors through the forward and t
     const dir = mkdtempSync(join(tmpdir(), "seqc-torch-bf16-"));
     const json = emitTorch(model, { ptx: false }).find((f) => f.path.endsWith(".torch.json"))!;
     writeFileSync(join(dir, json.path), json.contents);
-    const chain = modelChain(model, dims);
+    const chain = torchChain(modelChain(model, dims), dims); // the chain as the module runs it (without prep's copies, the backward models' zeros and copies)
     // bf16 cores: all four without a decay; with one, core and adjoint (dq and dk feed the decay adjoint's
     // cancelling sums: fp32, seqc_chunked.BF16_DECAY_PARTS); a per-key decay's transposed cores are torch ops
     const bf16Cores = chain.names.ld ? ["chain:core", "chain:adjoint"] : ["chain:core", "chain:coreT", "chain:adjoint", "chain:adjointT"];

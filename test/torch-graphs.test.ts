@@ -13,7 +13,7 @@ const cpuTorch = spawnSync("/usr/bin/python3", ["-c", "import torch"]).status ==
 if (!cpuTorch) console.warn("torch-graphs.test: no torch for /usr/bin/python3 (Debian's python3-torch); skipped");
 
 describe.skipIf(!cpuTorch)("torch target: seqc_graphs.graphed (CPU torch, emulated CUDA graph)", () => {
-  it("captures on a signature's second call, replays with each call's arguments, returns fresh results, falls back when capture fails", () => {
+  it("captures on a signature's second call, replays with each call's arguments, returns fresh results, falls back when capture fails, reads repeated addresses in place", () => {
     const r = spawnSync("/usr/bin/python3", ["test/torch/graphs_logic.py"], { encoding: "utf8" });
     expect(r.stderr).toBe("");
     const got = JSON.parse(r.stdout);
@@ -24,7 +24,7 @@ describe.skipIf(!cpuTorch)("torch target: seqc_graphs.graphed (CPU torch, emulat
     expect(got.third_none).toBe(true);
     expect(got.kept_unchanged).toBe(true);
     expect(got.distinct_storage).toBe(true);
-    expect(got.stats).toEqual([5, "graph"]);
+    expect(got.stats).toEqual([5, "graph", 0, { static: 4, direct: 0 }]);
     expect(got.replays).toBe(4);
     expect(got.fn_calls).toBe(3);
     expect(got.noncontiguous_err).toBeLessThanOrEqual(1e-6);
@@ -34,7 +34,18 @@ describe.skipIf(!cpuTorch)("torch target: seqc_graphs.graphed (CPU torch, emulat
     expect(got.disabled_fn_calls).toBe(1);
     for (const e of got.failed_errs) expect(e).toBeLessThanOrEqual(1e-6);
     expect(got.failed_stats[0]).toBe(4);
+    expect(got.failed_stats[3]).toEqual({ static: 0, direct: 0 });
     expect(got.failed_stats[1]).toMatch(/^capture failed: RuntimeError: operation not permitted when stream is capturing/);
     expect(got.lru_keys).toEqual(["x", "z"]);
+    // direct graphs: the same addresses twice in a row capture one that reads them in place (values changed in
+    // place between calls seen); at most MAX_DIRECT (2) per signature, other addresses go through the copies
+    expect(got.direct_errs).toHaveLength(12);
+    for (const e of got.direct_errs) expect(e).toBeLessThanOrEqual(1e-6);
+    expect(got.direct_kinds).toEqual([
+      { static: 0, direct: 0 }, { static: 1, direct: 0 }, { static: 2, direct: 0 },
+      { static: 2, direct: 1 }, { static: 2, direct: 2 }, { static: 2, direct: 3 },
+    ]);
+    expect(got.direct_stats).toEqual([12, "graph", 2, { static: 6, direct: 5 }]);
+    expect(got.pools).toEqual([true, true, true]);
   });
 });

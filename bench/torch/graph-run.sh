@@ -6,13 +6,14 @@
 #   bf16_run.py --accuracy-only (bf16 gradients vs seqc's float64 kernels, limit 1e-2);
 #   graph_bench.py (graphs vs eager on fresh inputs, limit 1e-6; timing eager vs graphs, fp32 and bf16, and the anchors).
 # Prepared here (git-ignored; fla / mamba_ssm sources in .anchors/, the einops wheel in .whl/, never committed):
-#   npx tsx bench/torch/build-chunked.ts dist/torch-chunked-bf16 simple_gla,mamba2,gla dist/torch-chunked
-# Device: run  command="timeout 200 bash bench/torch/graph-run.sh"  carry=["dist/torch-chunked-bf16", ".anchors", ".whl"]
+#   npx tsx bench/torch/build-chunked.ts dist/torch-chunked-g simple_gla,mamba2,gla dist/torch-chunked-bf16
+#   python3 bench/torch/old_parts.py dist/torch-chunked-bf16 dist/torch-chunked-g   (the plans before chain-copies.ts: "old")
+# Device: run  command="timeout 115 bash bench/torch/graph-run.sh"  carry=["dist/torch-chunked-g", ".anchors", ".whl"]
 # $OUT gets run.log, check.json, check.log, accuracy.json, graphs.json, warm.log.
 set -uo pipefail
 export PYTHONUNBUFFERED=1 CUDA_CACHE_MAXSIZE=4294967296 TRITON_CACHE_DIR=/tmp/triton-cache FLA_CACHE_RESULTS=0
 OUT=${OUT:-/tmp/seqc-graph-out}
-MOD=${MODULES:-dist/torch-chunked-bf16}
+MOD=${MODULES:-dist/torch-chunked-g}
 MODELS=${MODELS:-simple_gla,mamba2,gla}
 mkdir -p "$OUT" "$TRITON_CACHE_DIR"
 LOG="$OUT/run.log"

@@ -133,15 +133,27 @@ def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state,
 
     def pointwise(part, inputs):
         """prep and the backward models of prep and post are stateless, so [B, T] runs as [B*T, 1]: one step over
-        every token at once (the sequential forms walk the steps; at T = 2048 that was 99% of the backward)."""
-        folded = {k: v.reshape([B * T, 1] + list(v.shape[2:])) for k, v in inputs.items() if v is not None}
-        return {k: v.reshape([B, T] + list(v.shape[2:])) for k, v in run(part, None, folded, {}, B * T, 1)[0].items()}
+        every token at once (the sequential forms walk the steps; at T = 2048 that was 99% of the backward).
+        A backward model's `copies` (outputs equal to one of its inputs: compiler/backends/torch/chain-copies.ts) are
+        those inputs; `skip`: nothing else to compute, the plan does not run."""
+        names = n.get(part) if part != "prep" else None
+        res = {}
+        if not (names and names.get("skip")):
+            folded = {k: v.reshape([B * T, 1] + list(v.shape[2:])) for k, v in inputs.items() if v is not None}
+            res = {k: v.reshape([B, T] + list(v.shape[2:])) for k, v in run(part, None, folded, {}, B * T, 1)[0].items()}
+        for o, i in ((names or {}).get("copies") or {}).items():
+            if inputs.get(i) is not None:
+                res[o] = inputs[i]
+        return res
 
     if S0 is None:
         S0 = torch.zeros([B] + list(state_shape), dtype=dtype, device=device) + n["stateInit"]
     dS = cot_state if cot_state is not None else torch.zeros([B] + list(state_shape), dtype=dtype, device=device)
 
     prep = pointwise("prep", given)
+    aliases = n.get("prepAliases") or {}  # prep's copies of inputs (compiler/backends/torch/chain-copies.ts): the inputs themselves
+    for o, src in aliases.items():
+        prep[o] = given[src]
     ld = tok(prep[n["ld"]], L) if n.get("ld") else None
     kv, qs = {}, {}
     for i, p in enumerate(n["pairs"]):
@@ -237,6 +249,11 @@ def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state,
             if src is not None:
                 src = src.reshape([B, T] + list(shape))
                 g = src if g is None else g + src
+        for o, a in aliases.items():  # a copy's backward: the output's adjoint is the input's
+            src = bars.get(o) if a == name else None
+            if src is not None:
+                src = src.reshape([B, T] + list(shape))
+                g = src if g is None else g + src
         gin[name] = g if g is not None else torch.zeros([B, T] + list(shape), dtype=dtype, device=device)
     for name, shape in params:
         g = None
@@ -257,11 +274,31 @@ WIDE_THREADS = 1 << 18
 STATELESS_WIDE = True
 
 
-def stateless_form(runner, dims, B, T):
-    """The form for a stateless part's run over [B, T] (time folded into the batch): "auto" (the plan's pick),
-    or "workgroup" where the pick is the 'thread' form with fewer than WIDE_THREADS threads (see above)."""
+# Where a trial run is at hand (a CUDA device, not capturing a graph), each applicable form of a stateless part is
+# timed once per (dims, B, T) (the best of two runs) and the fastest kept: which one wins depends on the model's thread
+# layout (SimpleGLA's prep: thread 0.086 ms, workgroup 0.088; Mamba-2's prep backward without prep's copies: thread
+# 2.06, workgroup 0.65; its post backward: thread 2.7, workgroup 0.47, on the H100 at B*T = 16384).
+TUNE_STATELESS = True
+
+
+def stateless_form(runner, dims, B, T, trial=None):
+    """The form for a stateless part's run over [B, T] (time folded into the batch). trial(variant) -> ms where a trial
+    run is possible: the fastest applicable form (cached on the runner). Else "auto" (the plan's pick), or
+    "workgroup" where the pick is the 'thread' form with fewer than WIDE_THREADS threads (see above)."""
     if not STATELESS_WIDE:
         return "auto"
+    if trial is not None and TUNE_STATELESS:
+        key = ("tuned", tuple(sorted(dims.items())), B, T)
+        hit = runner._picks.get(key)
+        if hit is None:
+            times = {}
+            for f, _ in runner.applicable(dims, B, T):
+                try:
+                    times[f["variant"]] = trial(f["variant"])
+                except _cuda.CudaError:
+                    pass
+            hit = runner._picks[key] = min(times, key=times.get) if times else "auto"
+        return hit
     f, env = runner.pick(dims, B, T)
     if f["variant"] != "thread":
         return "auto"
@@ -322,24 +359,51 @@ def backward_eager(ctx, m, flat, grads, convert=True):
     sts = {t["name"]: x.detach() for t, x in zip(m.states, flat[ni + npar :]) if x is not None}
     prefix = "chain64:" if dtype == torch.float64 else "chain:"
     given_dtype = getattr(ctx, "given_dtype", dtype)
-    low = {}  # bf16 copies of the cores' inputs (core and coreT share q, k, v; adjoint and adjointT their reversals)
+    # bf16 copies of the cores' inputs by (address, size) of the float32 tensor, each kept alive with its copy (core and
+    # coreT share q, k, v; adjoint and adjointT their reversals; views of one tensor share its copy)
+    low = {}
+
+    def seed(x32, x):  # x32 = x (bf16) in float32: a core that reads x32 in bf16 reads x itself (no conversion)
+        if x is not None and x.dtype == torch.bfloat16 and x32.is_contiguous():
+            low[(x32.data_ptr(), x32.numel())] = (x32, x.contiguous().reshape(-1))
+
+    def bf16_of(v):
+        if not v.is_contiguous():
+            return v.to(torch.bfloat16)
+        key = (v.data_ptr(), v.numel())
+        hit = low.get(key)
+        if hit is None:
+            hit = low[key] = (v, v.to(torch.bfloat16).reshape(-1))
+        return hit[1].view(v.shape)
+    for t, x in zip(m.inputs, flat[:ni]):  # (prep's copies and the cotangents post's backward copies reach the cores as is)
+        if t["name"] in given:
+            seed(given[t["name"]], x.detach())
 
     def run(part, cdims, inputs, initial, b, t):
         key = prefix + part
-        form = stateless_form(m.runner(key, device), dims, b, t) if cdims is None and dtype == torch.float32 else "auto"
+        form = "auto"
+        if cdims is None and dtype == torch.float32:
+            trial = None
+            if device.type == "cuda" and not torch.cuda.is_current_stream_capturing():
+                def trial(v):
+                    best = None
+                    for _ in range(2):
+                        ev = [torch.cuda.Event(enable_timing=True) for _ in range(2)]
+                        ev[0].record()
+                        m.execute(key, dims, b, t, inputs, pars, initial, dtype, device, v)
+                        ev[1].record()
+                        ev[1].synchronize()
+                        ms = ev[0].elapsed_time(ev[1])
+                        best = ms if best is None else min(best, ms)
+                    return best
+            form = stateless_form(m.runner(key, device), dims, b, t, trial)
         io = "f32"
         if given_dtype == torch.bfloat16 and part in (BF16_DECAY_PARTS if n.get("ld") else CORE_PARTS):
             io = _bf16_io(m, key, cdims, b, t, device)
         if io == "bf16":
             conv = {}
             for k, v in inputs.items():
-                if v is not None and v.dtype != torch.bfloat16:
-                    hit = low.get(id(v))
-                    if hit is None or hit[0] is not v:
-                        hit = (v, v.to(torch.bfloat16))
-                        low[id(v)] = hit
-                    v = hit[1]
-                conv[k] = v
+                conv[k] = bf16_of(v) if v is not None and v.dtype != torch.bfloat16 else v
             inputs = conv
         outs, final, _ = m.execute(key, cdims or dims, b, t, inputs, pars if cdims is None else {}, initial, dtype, device, form, **({} if io == "f32" else {"io": io}))
         if io != "f32":
@@ -352,6 +416,9 @@ def backward_eager(ctx, m, flat, grads, convert=True):
     state = next(s for s in m.states if s["name"] == n["state"])
     no = len(m.outputs)
     cot_out = {t["name"]: (g.to(dtype) if g is not None else None) for t, g in zip(m.outputs, grads[:no])}
+    for t, g in zip(m.outputs, grads[:no]):
+        if g is not None and g.is_contiguous():
+            seed(cot_out[t["name"]], g)
     cot_state = None
     for s, g in zip(m.states, grads[no:]):
         if s["name"] == n["state"] and g is not None:

@@ -10,9 +10,17 @@ call's whole launch sequence once per signature in a torch.cuda.CUDAGraph and re
   - the first CAPTURE_AFTER calls of a signature run eagerly (they load the plans' modules, pick and cache the
     forms, set kernel attributes and warm cuBLAS, none of which may happen inside a capture); the next one copies
     its arguments into static buffers, warms up once on the capture stream, captures, and replays;
-  - every replay copies the arguments into the static buffers first (so the caller's tensors may live anywhere,
-    and new tensors every call are fine), and returns fresh tensors: each result cloned, or converted to the
-    dtype the caller asks for (one copy either way), so no result aliases the graph's memory;
+  - a replay copies the arguments into the static buffers first (so the caller's tensors may live anywhere, and
+    new tensors every call are fine), and returns fresh tensors: each result cloned, or converted to the dtype the
+    caller asks for (one copy either way), so no result aliases the graph's memory;
+  - direct graphs: where a signature's call comes with its arguments at the same addresses as the call before (a
+    training loop whose allocator hands out the same blocks each step; the same leaves every step), a graph is
+    captured that reads them where they are, and replays for calls at those addresses skip the copies in (at most
+    MAX_DIRECT per signature; every argument contiguous). It holds no reference to the arguments: whatever tensor
+    sits at a captured address with the signature's shape and dtype when it replays is the one it reads;
+  - an owner's graphs share one memory pool: each replay's results are copied out on the same stream before the
+    next replay can start, so no graph's intermediates are live while another runs (graphs replay on the caller's
+    current stream; calls of one owner from several streams at once are not supported);
   - a capture that fails (an operation that cannot be captured, a launch the driver refuses while capturing) marks
     the signature eager for good and the call runs eagerly: results never depend on whether a graph ran;
   - at most MAX_GRAPHS graphs per owner (least recently used goes; each holds its private memory pool).
@@ -29,10 +37,11 @@ import torch
 ENABLED = os.environ.get("SEQC_TORCH_GRAPHS", "1") != "0"
 CAPTURE_AFTER = 1
 MAX_GRAPHS = 8
+MAX_DIRECT = 2
 
 
 class _Entry:
-    __slots__ = ("calls", "graph", "static", "out", "failed")
+    __slots__ = ("calls", "graph", "static", "out", "failed", "direct", "last", "replays", "side")
 
     def __init__(self):
         self.calls = 0
@@ -40,6 +49,10 @@ class _Entry:
         self.static = None
         self.out = None
         self.failed = None
+        self.direct = {}  # argument addresses -> (graph, results)
+        self.last = None  # the previous call's argument addresses
+        self.replays = {"static": 0, "direct": 0}
+        self.side = None  # the capture stream (warmed up: cuBLAS workspaces and the like are per stream)
 
 
 def _on_cuda(dev):
@@ -66,7 +79,7 @@ def _finish(outs, dtypes, fresh):
 def stats(owner):
     """{signature: (calls, "graph" | "eager" | failure text)} of owner's graphs (for benches and tests)."""
     cache = getattr(owner, "_seqc_graphs", None) or {}
-    return {k: (e.calls, "graph" if e.graph is not None else (e.failed or "eager")) for k, e in cache.items()}
+    return {k: (e.calls, "graph" if e.graph is not None else (e.failed or "eager"), len(e.direct), dict(e.replays)) for k, e in cache.items()}
 
 
 def graphed(owner, key, fn, args, dtypes, enabled=True):
@@ -91,32 +104,54 @@ def graphed(owner, key, fn, args, dtypes, enabled=True):
     e.calls += 1
     if e.failed is not None or e.calls <= CAPTURE_AFTER:
         return _finish(fn(*args), dtypes, False)
+    pool = getattr(owner, "_seqc_pool", None)
+    if pool is None:
+        pool = owner._seqc_pool = torch.cuda.graph_pool_handle()
     if e.graph is None:
         try:
-            _capture(e, fn, args, dev)
+            _capture(e, fn, args, dev, pool)
         except Exception as err:  # noqa: BLE001  (anything uncapturable: this signature runs eagerly from now on)
             e.graph, e.static, e.out = None, None, None
             e.failed = "capture failed: %s: %s" % (type(err).__name__, str(err)[:200])
             torch.cuda.synchronize(dev)
             return _finish(fn(*args), dtypes, False)
-    else:
-        for s, a in zip(e.static, args):
-            if s is not None:
-                s.copy_(a)
+        e.graph.replay()
+        e.replays["static"] += 1
+        return _finish(e.out, dtypes, True)
+    at = tuple(a.data_ptr() if a is not None else 0 for a in args) if all(a is None or a.is_contiguous() for a in args) else None
+    hit = e.direct.get(at) if at is not None else None
+    if at is not None and at not in e.direct and at == e.last and len(e.direct) < MAX_DIRECT:
+        try:
+            g = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(g, pool=pool, stream=e.side):
+                out = list(fn(*args))
+            hit = e.direct[at] = (g, out)
+        except Exception:  # noqa: BLE001  (the copying graph still serves these calls)
+            torch.cuda.synchronize(dev)
+            e.direct[at] = None
+    e.last = at
+    if hit is not None:
+        hit[0].replay()
+        e.replays["direct"] += 1
+        return _finish(hit[1], dtypes, True)
+    for s, a in zip(e.static, args):
+        if s is not None:
+            s.copy_(a)
     e.graph.replay()
+    e.replays["static"] += 1
     return _finish(e.out, dtypes, True)
 
 
-def _capture(e, fn, args, dev):
+def _capture(e, fn, args, dev, pool):
     cur = torch.cuda.current_stream(dev)
     e.static = [None if a is None else torch.empty(a.shape, dtype=a.dtype, device=dev).copy_(a) for a in args]
-    side = torch.cuda.Stream(dev)
+    side = e.side = torch.cuda.Stream(dev)
     side.wait_stream(cur)
     with torch.cuda.stream(side):  # warm-up on the capture stream (cuBLAS workspaces and the like are per stream)
         fn(*e.static)
     cur.wait_stream(side)
     g = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(g, stream=side):
+    with torch.cuda.graph(g, pool=pool, stream=side):
         out = fn(*e.static)
     e.out = list(out)
     e.graph = g

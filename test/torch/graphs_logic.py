@@ -14,6 +14,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import seqc_graphs  # noqa: E402
 
 CAPTURING = []  # the graph being captured (at most one)
+POOLS = []  # the pool each capture was given
 
 
 def launch(work):
@@ -72,8 +73,13 @@ class FakeCuda:
         return _Ctx()
 
     @staticmethod
-    def graph(g, stream=None):
+    def graph(g, pool=None, stream=None):
+        POOLS.append(pool)
         return _Ctx(lambda: CAPTURING.append(g), lambda: CAPTURING.pop())
+
+    @staticmethod
+    def graph_pool_handle():
+        return object()
 
     @staticmethod
     def synchronize(dev=None):
@@ -165,6 +171,32 @@ for i in range(4):
 FakeGraph.refuse_next = False
 out["failed_errs"] = errs
 out["failed_stats"] = list(seqc_graphs.stats(o2).values())[0]
+# direct graphs: calls whose arguments sit where the previous call's did read them in place (no copies); values
+# changed in place between calls are seen; a third address set after MAX_DIRECT goes through the copies
+o4 = Owner()
+del POOLS[:]
+a, b, c = rnd(3, 2), rnd(3, 2), rnd(3, 2)
+errs, kinds = [], []
+for i in range(6):
+    a.copy_(rnd(3, 2)), b.copy_(rnd(3, 2)), c.copy_(rnd(3, 2))
+    r = run(o4, "k", a, b, c)
+    errs.append(err(r, want(a, b, c)))
+    kinds.append(dict(next(iter(o4._seqc_graphs.values())).replays))
+a2, b2, c2 = rnd(3, 2), rnd(3, 2), rnd(3, 2)
+for i in range(2):
+    a2.copy_(rnd(3, 2))
+    r = run(o4, "k", a2, b2, c2)
+    errs.append(err(r, want(a2, b2, c2)))
+a3, b3, c3 = rnd(3, 2), rnd(3, 2), rnd(3, 2)
+for i in range(3):
+    r = run(o4, "k", a3, b3, c3)
+    errs.append(err(r, want(a3, b3, c3)))
+r = run(o4, "k", a, b, c)  # the first addresses again: their direct graph
+errs.append(err(r, want(a, b, c)))
+out["direct_errs"] = errs
+out["direct_kinds"] = kinds
+out["direct_stats"] = list(seqc_graphs.stats(o4).values())[0]
+out["pools"] = [p is o4._seqc_pool for p in POOLS]  # the copying graph's and both direct graphs' captures
 # at most MAX_GRAPHS signatures per owner, the least recently used dropped
 o3 = Owner()
 seqc_graphs.MAX_GRAPHS = 2

@@ -10,16 +10,21 @@ import * as I from "../../ir/types.ts";
 import type { CudaModelPlan } from "../../../runtime/cuda/plan.ts";
 import { lowerCuda, lowerCudaF64 } from "../cuda/plan.ts";
 import { trainingChain } from "../../grad/training.ts";
-import { CHAIN_PARTS, type ChainNames, type ChainPart } from "../../../runtime/chunked-backward.ts";
+import { CHAIN_PARTS, type ChainPart } from "../../../runtime/chunked-backward.ts";
+import { torchChain, type TorchChainNames } from "./chain-copies.ts";
 
 /** The chunked backward in a torch module: the chain's names and parts (plans `chain:<part>`), or why the model has none. */
-export type TorchChunked = { names: ChainNames; parts: ChainPart[] } | { unavailable: string };
+export type TorchChunked = { names: TorchChainNames; parts: ChainPart[] } | { unavailable: string };
 
-/** The chain's plans (keys `chain:<part>` and `chain64:<part>`); `keep` keeps a part's forms (float32; the cores also bf16). */
-export function chainPlans(model: I.Model, bakedDims: Record<string, number>, keep: (p: CudaModelPlan, part: ChainPart) => CudaModelPlan): { plans: Record<string, CudaModelPlan>; chunked: TorchChunked } {
+/** The chain's plans (keys `chain:<part>` and `chain64:<part>`); `keep` keeps a part's forms (float32; the cores also bf16).
+ * `copies`: the stateless parts without their copies and zeros (chain-copies.ts; runtime/torch/seqc_chunked.py takes
+ * them on); without it, the chain's models and names as compiler/grad builds them (runtime/chunked-backward.ts). */
+export function chainPlans(model: I.Model, bakedDims: Record<string, number>, keep: (p: CudaModelPlan, part: ChainPart) => CudaModelPlan, opts: { copies?: boolean } = {}): { plans: Record<string, CudaModelPlan>; chunked: TorchChunked } {
   const fixed = Object.fromEntries(model.dims.filter((d) => d.fixed !== undefined).map((d) => [d.name, d.fixed!]));
-  const chain = trainingChain(model, { ...fixed, ...bakedDims });
-  if ("why" in chain) return { plans: {}, chunked: { unavailable: chain.why } };
+  const full = trainingChain(model, { ...fixed, ...bakedDims });
+  if ("why" in full) return { plans: {}, chunked: { unavailable: full.why } };
+  // prep's copies of inputs and the backward models' zeros and copies left to the glue (chain-copies.ts)
+  const chain = opts.copies ? torchChain(full, { ...fixed, ...bakedDims }) : full;
   const plans: Record<string, CudaModelPlan> = {};
   const parts: ChainPart[] = [];
   for (const part of CHAIN_PARTS) {

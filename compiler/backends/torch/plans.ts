@@ -94,7 +94,7 @@ export function buildTorchPlans(model: I.Model, opts: { dims?: Record<string, nu
     plans[`pass:${p.input}`] = f32Only(lowerCuda(p.model).plan, "auto");
     plans[`pass64:${p.input}`] = lowerCudaF64(p.model);
   }
-  const chain = chainPlans(model, bakedDims, (p, part) => keepForms(p, "auto", CORE_PARTS.has(part) ? TORCH_IO : ["f32"]));
+  const chain = chainPlans(model, bakedDims, (p, part) => keepForms(p, "auto", CORE_PARTS.has(part) ? TORCH_IO : ["f32"]), { copies: true });
   Object.assign(plans, chain.plans);
   const chunked = chain.chunked;
   return { plans, backward, passes: split.passes.map(({ model: _m, ...p }) => p), inputPasses: split.inputPasses.map(({ model: _m, ...p }) => p), bakedDims, recordSuffix: REC, chunked };
