@@ -5,8 +5,9 @@
  * no cooperative launch and no round trip of the state through L2:
  *   - the whole recurrent matrix of every matvec sits in the block's shared memory for all T steps,
  *     transposed ([depth][row]: the threads of a warp read consecutive rows, the vector is a broadcast);
- *   - a step is: (phase A and the let vectors, __syncthreads), the matvecs (one output (b, row) per thread,
- *     four partial sums over the depth), __syncthreads, the pointwise cell (b, j), __syncthreads;
+ *   - a step is: the matvecs (one output (b, row) per thread, four partial sums over the depth), __syncthreads,
+ *     the pointwise cell (b, j) and, for a cell with let vectors (a backward core), the next step's phase A
+ *     (the statements before the matvec, the let vectors to shared memory), __syncthreads;
  *   - what a step reads from global memory (the hoisted input projections, the model's inputs) is staged into
  *     shared memory PFD - 1 = 7 steps ahead with cp.async (a ring), so its latency hides behind the steps before.
  * It applies where the matrices, states and staged slices fit one block's shared memory (at H = 32: 16 KiB of
@@ -171,15 +172,21 @@ ${decodeK.join("\n")}
   const loopHead = `    for (unsigned int i = threadIdx.x; i < NB * E; i += blockDim.x) {
       const unsigned int b = i / E, j = i % E, jl = j, bg = b0 + b; (void)bg;
       const unsigned int pb = (t & ${PFD - 1}u) * B * PT + b * PT; (void)pb;`;
-  const phaseA = lVecs.length
-    ? `${loopHead}
+  // phase A of a step (let vectors only): the statements before the first matvec and the let vectors to s_L. It
+  // runs for step t + 1 right after step t's phase B in the same (b, j) loop (both read and write only their own
+  // (b, j), and step t's matvec is done): two barriers a step, not three
+  const phaseA = (tt: string) =>
+    lVecs.length
+      ? `      if (${tt} < T) {
+        const unsigned int tn = ${tt};
+        {
+          const unsigned int t = tn, pb = (t & ${PFD - 1}u) * B * PT + b * PT; (void)pb;
 ${outLocals.join("\n")}
 ${cellLinesA.join("\n")}
 ${publish("s_L").join("\n")}
-    }
-    __syncthreads();
-`
-    : "";
+        }
+      }`
+      : "";
   const soDecls = (() => {
     let off = "0u";
     return stage.map((s) => {
@@ -232,18 +239,26 @@ ${stageCopy("tt")}
   }
   seqc_cpa_wait<${PFD - 2}>();
   __syncthreads();
-  for (unsigned int t = 0; t < T; ++t) {
+${lVecs.length ? `  {
+    const unsigned int t = 0u;
+${loopHead}
+${phaseA("0u")}
+    }
+  }
+  __syncthreads();
+` : ""}  for (unsigned int t = 0; t < T; ++t) {
     if (t + ${PFD - 1}u < T) {
 ${stageCopy(`(t + ${PFD - 1}u)`)}
     }
     seqc_cpa_commit();
-${phaseA}${matvec}
+${matvec}
+    seqc_cpa_wait<${PFD - 2}>();  // step t + 1's group is in (phase A of step t + 1 below reads it)
     __syncthreads();
 ${loopHead}
 ${outLocals.join("\n")}
 ${cellLines.join("\n")}
+${phaseA("t + 1u")}
     }
-    seqc_cpa_wait<${PFD - 2}>();  // step t + 1's group is in
     __syncthreads();
   }
   for (unsigned int i = threadIdx.x; i < NB * E; i += blockDim.x) {
