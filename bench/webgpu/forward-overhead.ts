@@ -1,0 +1,136 @@
+/**
+ * What a WGSL chunked forward's wall clock holds besides GPU work, on a GPU (Dawn/Vulkan), one call: at the WGSL chunked
+ * benchmark's shapes, for the split3 variant `auto` picks,
+ *   single  one forward, awaited (`onSubmittedWorkDone`), as the earlier chunked benches timed it: 2 warm-ups, median of 7;
+ *   b2b     REPS forwards submitted back to back, one wait, divided by REPS: host submission overlapped with the GPU and
+ *           the wait paid once; a warm-up round, median of 3 rounds. seqc's CUDA numbers (bench/cuda/chunked/f32.ts) are
+ *           CUDA-event times of one forward's launches on a stream, which hold no host wait either;
+ *   parts   the same back-to-back timing of the plan's first kernel (phase A) and first two (phase A + walk); the readout
+ *           is the rest.
+ *   node dist/bench-forward-overhead.js [--out dir] [--only gla,...] [--budget seconds] [--smoke]
+ * Inputs filled on the device (the ranges of bench/webgpu/chunked-tiled.ts). Writes overhead-bench.json.
+ */
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { loadProgram } from "../../compiler/frontend/load.ts";
+import { compileWgsl } from "../../compiler/backends/wgsl/index.ts";
+import type { Model } from "../../compiler/ir/types.ts";
+import { requestDevice, ModelRunner, rankForms, type ModelPlan } from "../../runtime/index.ts";
+import { fillKernel } from "../../compiler/bench/fill.ts";
+
+const args = process.argv.slice(2);
+const opt = (k: string) => { const i = args.indexOf(k); return i >= 0 ? args[i + 1] : undefined; };
+const outDir = opt("--out") ?? process.env.OUT ?? "bench-out";
+const only = opt("--only")?.split(",");
+const budgetS = Number(opt("--budget") ?? 90);
+const t0 = performance.now();
+const left = () => budgetS - (performance.now() - t0) / 1000;
+mkdirSync(outDir, { recursive: true });
+const log = (s: string) => console.log(`[${((performance.now() - t0) / 1000).toFixed(0)}s] ${s}`);
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const REPS = 10;
+
+const device = await requestDevice();
+const info = (device as unknown as { adapterInfo?: GPUAdapterInfo }).adapterInfo;
+const card = info ? `${info.vendor} ${info.architecture} ${info.device} ${info.description}`.trim() : "unknown adapter";
+log(`device: ${card}`);
+const limits = { LIMIT_SHARED: device.limits.maxComputeWorkgroupStorageSize, LIMIT_THREADS: device.limits.maxComputeInvocationsPerWorkgroup, LIMIT_BINDING: device.limits.maxStorageBufferBindingSize };
+
+const modelOf = (name: string): Model => loadProgram([join(process.cwd(), "stdlib", `${name}.seq`)]).models[0];
+const BENCH = only ?? ["simple_gla", "gla", "deltanet", "gated_deltanet", "rwkv7", "mamba2"];
+const SHAPES = args.includes("--smoke")
+  ? [{ label: "B=1 T=100 H=2 K=V=32 (smoke)", B: 1, T: 100, H: 2, K: 32 }]
+  : [
+      { label: "B=8 T=2048 H=16 K=V=64", B: 8, T: 2048, H: 16, K: 64 },
+      { label: "B=4 T=8192 H=16 K=V=128", B: 4, T: 8192, H: 16, K: 128 },
+      { label: "B=1 T=32768 H=8 K=V=128", B: 1, T: 32768, H: 8, K: 128 },
+    ];
+function range(model: string, t: string, kind: string): [number, number] {
+  if (kind === "param") return t === "A" ? [-2, -0.5] : [-1, 1];
+  if (t === "g" || t === "gk" || t === "w") return [-1, -0.01];
+  if (t === "beta") return [0.05, 1];
+  if (t === "dt") return [0.01, 0.3];
+  if (t === "k" && model.includes("delta")) return [-0.1, 0.1];
+  if (t === "a") return [-0.1, 0];
+  if (t === "b") return [0, 0.1];
+  return [-1, 1];
+}
+
+interface Row { model: string; shape: string; variant: string; singleMs: number; b2bMs: number; aMs: number; awMs: number; single: number[]; b2b: number[]; note?: string }
+const rows: Row[] = [];
+for (const name of BENCH) {
+  const model = modelOf(name);
+  const plan = compileWgsl(model, ["chunked"]);
+  for (const s of SHAPES) {
+    if (left() < 6) { log(`budget: skipping ${name} ${s.label}`); continue; }
+    const H = name === "mamba2" ? 32 : s.H;
+    const K = name === "mamba2" ? 64 : s.K;
+    const dims = Object.fromEntries(model.dims.map((x) => [x.name, x.name === "H" ? H : ["K", "N", "V", "P"].includes(x.name) ? K : 1]));
+    const variant = rankForms(plan.forms, { ...dims, B: s.B, T: s.T, ...limits })[0]?.form.variant;
+    if (!variant?.startsWith("chunked-s3")) { log(`${name} ${s.label}: auto picks ${variant}, not a split3 variant; skipped`); continue; }
+    const bufs: GPUBuffer[] = [];
+    const inputs: Record<string, { data: GPUBuffer; shape: number[] }> = {};
+    const params: Record<string, GPUBuffer> = {};
+    for (const t of model.tensors) {
+      if (t.kind !== "input" && !(t.kind === "param" && !t.init)) continue;
+      const shape = t.shape.map((e) => (e.kind === "lit" ? e.value : dims[e.name]));
+      const n = shape.reduce((a, b) => a * b, 1) * (t.kind === "input" ? s.B * s.T : 1);
+      const b = device.createBuffer({ size: Math.max(16, n * 4), usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
+      bufs.push(b);
+      const [lo, hi] = range(name, t.name, t.kind);
+      await fillKernel(device, b, n, lo, hi, t.name.length * 7919 + n);
+      if (t.kind === "input") inputs[t.name] = { data: b, shape: [s.B, s.T, ...shape] };
+      else params[t.name] = b;
+    }
+    const row: Row = { model: name, shape: s.label, variant, singleMs: NaN, b2bMs: NaN, aMs: NaN, awMs: NaN, single: [], b2b: [] };
+    const form = plan.forms.find((f) => f.variant === variant)!;
+    const mk = (n?: number) => ModelRunner.create({ ...plan, forms: [n === undefined ? form : { ...form, kernels: form.kernels.slice(0, n) }] } as ModelPlan, { device, dims, params, tune: false, form: "chunked" });
+    const single = async (r: ModelRunner) => {
+      const a = performance.now();
+      await r.forward(inputs, { read: false, returnFinalState: true });
+      await device.queue.onSubmittedWorkDone();
+      return performance.now() - a;
+    };
+    const b2b = async (r: ModelRunner) => {
+      const a = performance.now();
+      for (let i = 0; i < REPS; i++) await r.forward(inputs, { read: false, returnFinalState: true });
+      await device.queue.onSubmittedWorkDone();
+      return (performance.now() - a) / REPS;
+    };
+    try {
+      const r = await mk();
+      try {
+        for (let i = 0; i < 2; i++) await single(r);
+        for (let i = 0; i < 7; i++) row.single.push(await single(r));
+        await b2b(r);
+        for (let i = 0; i < 3; i++) row.b2b.push(await b2b(r));
+      } finally {
+        r.dispose();
+      }
+      row.singleMs = median(row.single);
+      row.b2bMs = median(row.b2b);
+      const partB2b = async (n: number) => {
+        const r = await mk(n);
+        try {
+          await b2b(r);
+          const ts: number[] = [];
+          for (let i = 0; i < 3; i++) ts.push(await b2b(r));
+          return median(ts);
+        } finally {
+          r.dispose();
+        }
+      };
+      if (left() > 8) { row.aMs = await partB2b(1); row.awMs = await partB2b(2); }
+    } catch (e) {
+      row.note = (e as Error).message.split("\n")[0].slice(0, 200);
+    }
+    rows.push(row);
+    log(`${name.padEnd(15)} ${s.label.padEnd(25)} ${variant.slice(8).padEnd(24)} single ${row.singleMs.toFixed(3)} ms  back-to-back ${row.b2bMs.toFixed(3)} ms (A ${row.aMs.toFixed(3)} / walk ${(row.awMs - row.aMs).toFixed(3)} / readout ${(row.b2bMs - row.awMs).toFixed(3)})  single - b2b ${(row.singleMs - row.b2bMs).toFixed(3)} ms${row.note ? "  ERROR " + row.note : ""}`);
+    writeFileSync(join(outDir, "overhead-bench.json"), JSON.stringify({ card, reps: REPS, rows, partial: true }, null, 1));
+    for (const b of bufs) b.destroy();
+  }
+}
+writeFileSync(join(outDir, "overhead-bench.json"), JSON.stringify({ card, reps: REPS, rows }, null, 1));
+log("done");
+device.destroy();
+process.exit(0);
