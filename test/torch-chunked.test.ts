@@ -73,9 +73,12 @@ type Wire = { shape: number[]; data: number[] };
 const wire = (a: Float64Array, shape: number[]): Wire => ({ shape, data: Array.from(a) });
 
 /** chain_backward in Python (numpy stand-in for torch), every chain model run here by the interpreter. */
-async function pythonChain(model: I.Model, run: RunInputs, cot: ReturnType<typeof randomCotangents>, dropStateCot: boolean, perKeyT?: "matmul" | "plans") {
+type GlueWay = { perKeyT?: "matmul" | "plans"; decayWay?: "torch" | "plan"; copies?: boolean };
+async function pythonChain(model: I.Model, run: RunInputs, cot: ReturnType<typeof randomCotangents>, dropStateCot: boolean, way: GlueWay = {}) {
   const dims = { ...run.dims };
-  const { names, models } = modelChain(model, dims);
+  // copies: the chain as a torch module runs it (chain-copies.ts), else as compiler/grad builds it
+  const { names, models } = way.copies ? torchChain(modelChain(model, dims), dims) : modelChain(model, dims);
+  const perKeyT = way.perKeyT, decayWay = way.decayWay;
   const { batch: B, time: T } = run;
   const decl = (n: string) => model.tensors.find((t) => t.name === n)!;
   const sizes = (t: I.TensorDecl, d: Record<string, number>) => shapeSizes(t.shape, d);
@@ -88,7 +91,7 @@ async function pythonChain(model: I.Model, run: RunInputs, cot: ReturnType<typeo
     S0: S0 ? wire(S0, [B, ...stateShape]) : null,
     cotOutputs: Object.fromEntries(Object.entries(cot.outputs).map(([k, v]) => [k, wire(v, [B, T, ...sizes(decl(k), dims)])])),
     cotState: dropStateCot ? null : wire(cot.finalState[names.state], [B, ...stateShape]),
-    inputs: spec("input").filter(([n]) => run.inputs[n as string]), params: spec("param"), outputs: spec("output"), perKeyT,
+    inputs: spec("input").filter(([n]) => run.inputs[n as string]), params: spec("param"), outputs: spec("output"), perKeyT, decayWay,
   };
   const parts: string[] = [];
   const got = await serve("python3", ["test/torch/chain_glue.py"], case_, (msg) => {
@@ -134,8 +137,11 @@ describe.skipIf(!numpy)("torch target: the chunked backward's glue (seqc_chunked
     const model = load(name);
     const dims = smallDims(model, { K: 5, V: 7, P: 7, N: 5 });
     const perKey = modelChain(model, dims).names.decay === "key";
-    // a per-key decay's transposed cores run as torch matrix products by default (rows_decayed_readout), as the plans where asked
-    const ways = perKey ? (["matmul", "plans"] as const) : ([undefined] as const);
+    const decayed = modelChain(model, dims).names.ld !== undefined;
+    // the defaults (the torch module's chain without copies and zeros, the decay adjoint in torch ops, a per-key decay's
+    // transposed cores as torch matrix products: rows_decayed_readout), and the chain as built with the plans' decay
+    // scan and (per-key decay) transposed cores as plans
+    const ways: GlueWay[] = [{ copies: true, decayWay: "torch", perKeyT: "matmul" }, { copies: false, decayWay: "plan", perKeyT: perKey ? "plans" : "matmul" }];
     for (const [B, T, init, dropStateCot] of [[2, 37, true, false], [1, 1, true, false], [3, 11, false, true], [2, 40, true, false]] as const) for (const way of ways) {
       const run = chunkInputs(model, { dims, batch: B, time: T, seed: 5 + T, initialState: init });
       const ref = interpret(model, run);
@@ -144,8 +150,10 @@ describe.skipIf(!numpy)("torch target: the chunked backward's glue (seqc_chunked
       if (dropStateCot) delete cot.finalState[state];
       const want = await gradients(model, run, cot);
       const got = await pythonChain(model, run, cot, dropStateCot, way);
-      expect(got.parts.filter((p: string) => ["core", "coreT", "adjoint", "adjointT"].includes(p))).toEqual(way === "matmul" ? ["core", "adjoint"] : ["core", "coreT", "adjoint", "adjointT"]);
-      const label = `B=${B} T=${T} init=${init}${way ? ` ${way}` : ""}`;
+      expect(got.parts.filter((p: string) => ["core", "coreT", "adjoint", "adjointT"].includes(p))).toEqual(perKey && way.perKeyT === "matmul" ? ["core", "adjoint"] : ["core", "coreT", "adjoint", "adjointT"]);
+      expect(got.parts.includes("decay")).toBe(decayed && way.decayWay === "plan");
+      expect(got.parts.includes("postBw")).toBe(!way.copies || name === "mamba2");
+      const label = `B=${B} T=${T} init=${init} ${JSON.stringify(way)}`;
       for (const [k, v] of Object.entries(want.inputs)) if (run.inputs[k]) expect(relativeError(Float64Array.from(got.inputs[k].data), v), `${label}: d ${k}`).toBeLessThanOrEqual(1e-9);
       for (const [k, v] of Object.entries(want.params)) expect(relativeError(Float64Array.from(got.params[k].data), v), `${label}: d param ${k}`).toBeLessThanOrEqual(1e-9);
       expect(relativeError(Float64Array.from(got.dS0.data), want.initialState[state]), `${label}: d ${state}0`).toBeLessThanOrEqual(1e-9);
@@ -226,6 +234,6 @@ describe.skipIf(!numpy)("torch target: the form of the chain's stateless parts o
   }, 120_000);
 });
 
-/** The plans a chunked backward runs: every part's, but a per-key decay's transposed cores (torch matrix products, seqc_chunked.PER_KEY_TRANSPOSED). */
+/** The plans a chunked backward runs: every part's, but a per-key decay's transposed cores (torch matrix products, seqc_chunked.PER_KEY_TRANSPOSED) and the decay adjoint (torch ops, seqc_chunked.DECAY_WAY). */
 const chain_keys = (c: ReturnType<typeof torchChain>) =>
-  Object.entries(c.models).filter(([p, m]) => m && !(c.names.decay === "key" && (p === "coreT" || p === "adjointT"))).map(([p]) => `chain64:${p}`).sort();
+  Object.entries(c.models).filter(([p, m]) => m && p !== "decay" && !(c.names.decay === "key" && (p === "coreT" || p === "adjointT"))).map(([p]) => `chain64:${p}`).sort();

@@ -60,5 +60,5 @@ PY
 el "checks done"
 timeout "${ACC_S:-50}" python3 bench/torch/bf16_run.py "$MOD" --models "$MODELS" --accuracy-only --out "$OUT/accuracy.json" 2>&1 | tail -12 | tee -a "$LOG"
 el "bf16 accuracy done"
-timeout "${BENCH_S:-110}" python3 bench/torch/graph_bench.py "$MOD" --models "$MODELS" --out "$OUT/graphs.json" 2>&1 | tee -a "$LOG"
+timeout "${BENCH_S:-110}" python3 bench/torch/graph_bench.py "$MOD" --models "${BENCH_MODELS:-$MODELS}" ${BENCH_ARGS:-} --out "$OUT/graphs.json" 2>&1 | tee -a "$LOG"
 el "graph bench exit ${PIPESTATUS[0]}"

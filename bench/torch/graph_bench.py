@@ -182,7 +182,9 @@ def timing(args, root, model, log, res):
                 continue
             one, leaves = cb.seqc_step(sm, xs, c)
             sm.graphs = mode == "graphs"
-            seqc_chunked.TUNE_STATELESS = mode != "old"  # (old: the stateless parts' form by the thread-count rule, as before)
+            # (old: the stateless parts' form by the thread-count rule and the decay adjoint as the chain's scan, as before)
+            seqc_chunked.TUNE_STATELESS = mode != "old"
+            seqc_chunked.DECAY_WAY = "plan" if mode == "old" else "torch"
             one()
             one()
             torch.cuda.synchronize()
@@ -203,7 +205,8 @@ def timing(args, root, model, log, res):
         row["new_vs_old_rel"] = {p: max(tb.rel(grads["seqc_%s_eager" % p][n], grads["seqc_%s_old" % p][n]) for n in grads["seqc_fp32_eager"]) for p in ("fp32", "bf16")}
     row["bf16_vs_fp32_rel"] = max(tb.rel(grads["seqc_bf16_graphs"][n], grads["seqc_fp32_eager"][n]) for n in grads["seqc_fp32_eager"])
     dims, _, _ = smc.resolve({t["name"]: x[t["name"]] for t in smc.inputs}, {}, {})
-    row["stateless_forms_gpu_ms"] = stateless_forms(smc, dims, B, T, x, log)
+    if not args.no_forms:
+        row["stateless_forms_gpu_ms"] = stateless_forms(smc, dims, B, T, x, log)
     fn = tb.anchor_fn(model, K)
     row["anchor_name"] = tb.ANCHOR_NAME[model] if model in tb.ANCHOR_NAME else None
     if row["anchor_name"]:
@@ -247,6 +250,7 @@ def main():
     ap.add_argument("--cap-s", type=float, default=2.0)
     ap.add_argument("--check-only", action="store_true")
     ap.add_argument("--timing-only", action="store_true")
+    ap.add_argument("--no-forms", action="store_true", help="skip timing each stateless part's forms alone")
     args = ap.parse_args()
     root = os.path.abspath(args.modules)
     torch.backends.cuda.matmul.allow_tf32 = False
