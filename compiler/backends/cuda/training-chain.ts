@@ -14,7 +14,6 @@ import type * as I from "../../ir/types.ts";
 import type { CudaFormPlan, CudaModelPlan } from "../../../runtime/cuda/plan.ts";
 import { chunkedEligible, lowerChunked } from "./chunked-plan.ts";
 import { lowerCuda } from "./plan.ts";
-import { chainPlans } from "../torch/chain-plans.ts";
 import { keepForms } from "../torch/plans.ts";
 import type { Training } from "../../grad/training.ts";
 import { CHAIN_PARTS, isChainCore, type ChainPart } from "../../../runtime/chunked-backward.ts";
@@ -72,12 +71,14 @@ export function cudaChainTraining(model: I.Model, t: Extract<Training, { ok: tru
     return why ? { unavailable: why } : { lowRank: lr.names, plans };
   }
   if ("why" in t.chain) return { unavailable: t.chain.why };
-  const models = t.chain.models;
-  const r = chainPlans(model, t.bakedDims, (p, part) => (isChainCore(part) ? chunkedPart(models[part]!, p) : keepForms(p, "auto")));
-  if ("unavailable" in r.chunked) return { unavailable: r.chunked.unavailable };
-  if (why) return { unavailable: why };
-  // the models and names compiler/grad builds (runtime/chunked-backward.ts's glue runs them)
+  // the models and names compiler/grad builds (runtime/chunked-backward.ts's glue runs them), lowered as the torch
+  // target lowers them (its chain-plans.ts may leave prep's copies to its own glue; this glue needs the full models)
   const plans: Partial<Record<ChainPart, CudaModelPlan>> = {};
-  for (const part of CHAIN_PARTS) if (r.plans[`chain:${part}`]) plans[part] = r.plans[`chain:${part}`];
-  return { names: t.chain.names, plans };
+  for (const part of CHAIN_PARTS) {
+    const m = t.chain.models[part];
+    if (!m) continue;
+    const p = lowerCuda(m).plan;
+    plans[part] = isChainCore(part) ? chunkedPart(m, p) : keepForms(p, "auto");
+  }
+  return why ? { unavailable: why } : { names: t.chain.names, plans };
 }
