@@ -26,8 +26,9 @@ import { cellBody, hoistedGemms, matvecCellPlan, productC, extC, type MatvecCell
 /** Depth slices a matvec output may be split into (where a block has fewer outputs than threads). */
 const KSMAX = 4;
 /**
- * Steps staged ahead: a ring of PFD per-step slices, the copy of step t + PFD - 1 issued at step t. One step
- * ahead (PFD = 2) left the step waiting on global memory (H100, LSTM H = 32: 1.7 us a step in the recording forward).
+ * Steps staged ahead: a ring of PFD per-step slices, the copy of step t + PFD - 1 issued at step t. Measured on the
+ * H100 (LSTM/GRU H = 32, B = 64, bench/RESULTS.md): no faster than one step ahead (recording forward 3.54 vs 3.50 ms),
+ * so the step's time is not the staged reads' latency; kept because it costs only shared memory.
  */
 const PFD = 8;
 
