@@ -2,7 +2,9 @@
 /**
  * Runs a compiled model on a WebGPU device from its launch plan: checks every tensor, packs params
  * and states, picks a form (or takes the one asked for), and dispatches the plan's kernels. Buffers
- * and pipelines are cached per runner and reused across calls.
+ * and pipelines are cached per runner and reused across calls, and so is what a forward of one shape
+ * needs besides its inputs (see `Prepared`): a forward is then the input writes, one compute pass and one
+ * submit.
  */
 import { evalSize, formEnv, type Env, type FormPlan, type KernelLaunch, type ModelPlan, type TensorSpec } from "./plan.ts";
 import { defaultDevice } from "./device.ts";
@@ -61,6 +63,35 @@ interface Pooled {
   usage: number;
 }
 
+/** One kernel of a prepared launch: what its dispatches need besides the buffers. */
+interface PreparedKernel {
+  k: KernelLaunch;
+  pipeline: GPUComputePipeline;
+  x: number;
+  y: number;
+  /** Dispatches of a `steps` kernel (its count, evaluated once). */
+  steps: number;
+}
+
+/**
+ * What a forward of one variant at one (B, T) reuses from the last forward of that shape: the kernels'
+ * pipelines and workgroup counts (they depend only on the variant and the dims), and their bind groups
+ * with the buffers those were made for. The buffers are looked up on every forward (the pool may have
+ * replaced one for another shape, the inputs may be other GPUBuffers); the bind groups are made again
+ * only when one of them differs.
+ */
+interface Prepared {
+  kernels: PreparedKernel[];
+  /** Steps per block. */
+  TC: number;
+  /** The buffers bound by the bind groups, kernel after kernel (entries in order, then the step uniform). */
+  bound: GPUBuffer[];
+  groups: GPUBindGroup[];
+}
+
+/** At most this many prepared shapes are kept (a runner called with ever new B or T drops the oldest). */
+const PREPARED_MAX = 32;
+
 /** Kernels index invocations (threads) with u32: a launch may not have more. */
 export const MAX_INVOCATIONS = 2 ** 32 - 1;
 
@@ -77,6 +108,14 @@ export class ModelRunner {
   private readonly tuned = new Map<string, string>();
   /** The steps and block length a step or block buffer was written for (`${n}|${TC}`). */
   private readonly stepsWritten = new WeakMap<GPUBuffer, string>();
+  /** The cost model's choice per `${form}|${B}|${T}` (the dims and device limits are fixed per runner). */
+  private readonly picks = new Map<string, { plan: FormPlan; env: Env }>();
+  /** `${form}/${variant}|${B}|${T}` whose limits were checked. */
+  private readonly checked = new Set<string>();
+  /** Prepared launches per `${form}/${variant}|${B}|${T}`. */
+  private readonly prepared = new Map<string, Prepared>();
+  /** The values last written to a uniform buffer (a write of the same values is skipped). */
+  private readonly uniformsWritten = new WeakMap<GPUBuffer, Uint32Array>();
 
   private constructor(
     readonly plan: ModelPlan,
@@ -98,6 +137,15 @@ export class ModelRunner {
     const r = new ModelRunner(plan, device, dims, form, opts.tune ?? true);
     r.uploadParams(opts.params ?? {});
     return r;
+  }
+
+  /**
+   * New values for the params, given as at create() (all of them: an optional param left out is unset).
+   * Forwards already called use the old values; the next forward uses these.
+   */
+  setParams(params: Record<string, TensorInput | undefined>): void {
+    if (this.disposed) throw new Error(`${this.plan.model}: setParams() after dispose()`);
+    this.uploadParams(params ?? {});
   }
 
   /** Dims for a call of length T (a dim declared `= T` and not given at create() follows T). */
@@ -127,10 +175,12 @@ export class ModelRunner {
     for (const k of Object.keys(params)) {
       if (!specs.some((t) => t.name === k)) throw new ShapeError(`${this.plan.model} has no param '${k}'; its params are ${specs.map((t) => t.name).join(", ") || "(none)"}`);
     }
+    this.cur = this.dims;
     const sizes = specs.map((t) => this.sizeOf(t));
     const total = sizes.reduce((a, b) => a + b, 0);
     if (specs.length === 0) return;
     const host = new Float32Array(Math.max(total, 4));
+    const present = new Set<string>();
     const copies: { src: GPUBuffer; dst: number; n: number }[] = [];
     let off = 0;
     specs.forEach((t, i) => {
@@ -145,11 +195,18 @@ export class ModelRunner {
         if (elementsOf(d) !== sizes[i]) throw new ShapeError(`param '${t.name}' has ${elementsOf(d)} elements, expected shape ${exp} (${sizes[i]})`);
         if (isGpuBuffer(d)) copies.push({ src: d, dst: off, n: sizes[i] });
         else host.set(d, off);
-        this.hasParam.add(t.name);
+        present.add(t.name);
       }
       off += sizes[i];
     });
-    this.paramsBuffer = this.device.createBuffer({ size: host.byteLength, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
+    this.hasParam.clear();
+    for (const n of present) this.hasParam.add(n);
+    // the same buffer on a later setParams(): the prepared bind groups keep pointing at it (the queue runs
+    // this write after the forwards submitted before it, so those read the old values)
+    if (!this.paramsBuffer || this.paramsBuffer.size !== host.byteLength) {
+      this.paramsBuffer?.destroy();
+      this.paramsBuffer = this.device.createBuffer({ size: host.byteLength, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
+    }
     this.device.queue.writeBuffer(this.paramsBuffer, 0, host);
     if (copies.length) {
       const enc = this.device.createCommandEncoder();
@@ -169,6 +226,9 @@ export class ModelRunner {
     const tuned = this.tuned.get(`${form}|${B}|${T}`);
     const hit = tuned ? this.plan.forms.find((f) => `${f.form}/${f.variant}` === tuned) : undefined;
     if (hit) return { plan: hit, env: formEnv(hit, base) };
+    const pickKey = `${form}|${B}|${T}`;
+    const picked = this.picks.get(pickKey);
+    if (picked) return picked;
     const ranked = rankForms(this.plan.forms.filter((f) => form === "auto" || f.form === form), base);
     if (ranked.length === 0) {
       const need = this.plan.forms.filter((f) => form === "auto" || f.form === form).map((f) => {
@@ -180,7 +240,9 @@ export class ModelRunner {
       if (need.length === 0) throw new ShapeError(`${this.plan.model} has no ${form} form`);
       throw new ShapeError(`${this.plan.model} cannot run dims ${JSON.stringify(this.dims)} on this device: ${need.join("; ")}, the device allows ${base.LIMIT_SHARED}`);
     }
-    return { plan: ranked[0].form, env: ranked[0].env };
+    const pick = { plan: ranked[0].form, env: ranked[0].env };
+    this.picks.set(pickKey, pick);
+    return pick;
   }
 
   private buffer(key: string, bytes: number, usage: number): GPUBuffer {
@@ -292,6 +354,13 @@ export class ModelRunner {
   }
 
   private checkLimits(plan: FormPlan, env: Env, B: number, T: number): void {
+    const key = `${plan.form}/${plan.variant}|${B}|${T}`;
+    if (this.checked.has(key)) return;
+    this.checkLimitsOnce(plan, env, B, T);
+    this.checked.add(key);
+  }
+
+  private checkLimitsOnce(plan: FormPlan, env: Env, B: number, T: number): void {
     const l = this.device.limits;
     const storage = plan.kernels[0].bindings.filter((b) => b.access !== "uniform").length;
     if (storage > l.maxStorageBuffersPerShaderStage) {
@@ -382,6 +451,27 @@ export class ModelRunner {
     return plan.blockSteps === undefined ? T : Math.max(1, Math.min(T, evalSize(plan.blockSteps, env)));
   }
 
+  /** The kernels of a variant at (B, T): made on the first forward of that shape, kept until dispose(). */
+  private async prepare(plan: FormPlan, env: Env, B: number, T: number): Promise<Prepared> {
+    const key = `${plan.form}/${plan.variant}|${B}|${T}`;
+    const hit = this.prepared.get(key);
+    if (hit) return hit;
+    const maxDim = this.device.limits.maxComputeWorkgroupsPerDimension;
+    const kernels: PreparedKernel[] = [];
+    for (const k of plan.kernels) {
+      const pipeline = await this.pipeline(k, env);
+      const steps = k.steps ? evalSize(k.steps.count, env) : 0;
+      const n = evalSize(k.workgroups, env);
+      const y = n === 0 ? 0 : Math.ceil(n / maxDim);
+      if (y > maxDim) throw new ShapeError(`kernel ${k.name} needs ${n} workgroups, more than this device can launch`);
+      kernels.push({ k, pipeline, x: n === 0 ? 0 : Math.ceil(n / y), y, steps });
+    }
+    const prep: Prepared = { kernels, TC: ModelRunner.blockSteps(plan, env, T), bound: [], groups: [] };
+    if (this.prepared.size >= PREPARED_MAX) this.prepared.delete(this.prepared.keys().next().value!);
+    this.prepared.set(key, prep);
+    return prep;
+  }
+
   private async launch(plan: FormPlan, env: Env, B: number, T: number, data: Map<string, TensorData>, init: Map<string, TensorData>, opts: ForwardOptions): Promise<ForwardResult> {
     const dev = this.device;
     const S = GPUBufferUsage.STORAGE;
@@ -433,62 +523,77 @@ export class ModelRunner {
       else u[i] = env[f] ?? 0;
     });
     const uniformBuf = this.buffer("uniforms", u.byteLength, GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST);
-    dev.queue.writeBuffer(uniformBuf, 0, u);
-    const maxDim = dev.limits.maxComputeWorkgroupsPerDimension;
-    const TC = ModelRunner.blockSteps(plan, env, T);
-    const prepared: { k: KernelLaunch; pipeline: GPUComputePipeline; group: GPUBindGroup; x: number; y: number; steps: number; stride: number }[] = [];
-    for (const k of plan.kernels) {
-      const pipeline = await this.pipeline(k, env);
-      const steps = k.steps ? evalSize(k.steps.count, env) : 0;
-      const stepBuf = k.steps ? this.stepBuffer("steps", Math.max(steps, T), TC) : k.block ? this.stepBuffer("blocks", T, TC) : undefined;
-      const entries: GPUBindGroupEntry[] = k.bindings.map((b) => {
+    const written = this.uniformsWritten.get(uniformBuf);
+    if (!written || written.length !== u.length || written.some((x, i) => x !== u[i])) {
+      dev.queue.writeBuffer(uniformBuf, 0, u);
+      this.uniformsWritten.set(uniformBuf, u);
+    }
+    const prep = await this.prepare(plan, env, B, T);
+    const TC = prep.TC;
+    // the buffers each kernel binds this time; the bind groups are made again only where one differs
+    const bound: GPUBuffer[] = [];
+    const strides: number[] = [];
+    for (const { k, steps } of prep.kernels) {
+      for (const b of k.bindings) {
         const r = b.buffer;
-        const buffer =
+        bound.push(
           r.kind === "uniforms" ? uniformBuf
           : r.kind === "input" ? inputBufs.get(r.name)!
           : r.kind === "output" ? outBufs.get(r.name)!
           : r.kind === "params" ? (this.paramsBuffer ?? this.buffer("dummy", 16, S))
           : r.kind === "states" ? statesBuf
           : r.kind === "initialStates" ? initBuf
-          : scratch.get(r.name)!;
-        return { binding: b.binding, resource: { buffer } };
-      });
-      const step = k.steps ?? k.block;
-      if (step) entries.push({ binding: step.binding, resource: { buffer: stepBuf!.buffer, size: 16 } });
-      const group = dev.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
-      const n = evalSize(k.workgroups, env);
-      if (n === 0) continue;
-      const y = Math.ceil(n / maxDim);
-      const x = Math.ceil(n / y);
-      if (y > maxDim) throw new ShapeError(`kernel ${k.name} needs ${n} workgroups, more than this device can launch`);
-      prepared.push({ k, pipeline, group, x, y, steps, stride: stepBuf?.stride ?? 0 });
+          : scratch.get(r.name)!,
+        );
+      }
+      // step slots are (re)written here when another shape or kernel wrote other ones (stepBuffer knows)
+      const stepBuf = k.steps ? this.stepBuffer("steps", Math.max(steps, T), TC) : k.block ? this.stepBuffer("blocks", T, TC) : undefined;
+      if (stepBuf) bound.push(stepBuf.buffer);
+      strides.push(stepBuf?.stride ?? 0);
     }
-    const encode = (p: (typeof prepared)[number], from: number, to: number) => {
-      const pass = enc.beginComputePass();
+    if (bound.length !== prep.bound.length || bound.some((b, i) => b !== prep.bound[i])) {
+      prep.groups = [];
+      let at = 0;
+      for (const { k, pipeline } of prep.kernels) {
+        const entries: GPUBindGroupEntry[] = k.bindings.map((b) => ({ binding: b.binding, resource: { buffer: bound[at++] } }));
+        const step = k.steps ?? k.block;
+        if (step) entries.push({ binding: step.binding, resource: { buffer: bound[at++], size: 16 } });
+        prep.groups.push(dev.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries }));
+      }
+      prep.bound = bound;
+    }
+    // every dispatch of the forward in one compute pass: each dispatch is its own usage scope, so WebGPU
+    // makes a kernel's storage writes visible to the dispatches after it (as between passes)
+    const pass = enc.beginComputePass();
+    const encode = (j: number, from: number, to: number) => {
+      const p = prep.kernels[j];
+      if (p.x === 0) return;
+      const group = prep.groups[j];
       pass.setPipeline(p.pipeline);
       if (p.k.steps) {
         for (let i = from; i < Math.min(to, p.steps); i++) {
-          pass.setBindGroup(0, p.group, [i * p.stride]);
+          pass.setBindGroup(0, group, [i * strides[j]]);
           pass.dispatchWorkgroups(p.x, p.y, 1);
         }
       } else if (p.k.block) {
-        pass.setBindGroup(0, p.group, [(from / TC) * p.stride]);
+        pass.setBindGroup(0, group, [(from / TC) * strides[j]]);
         pass.dispatchWorkgroups(p.x, p.y, 1);
       } else {
-        pass.setBindGroup(0, p.group);
+        pass.setBindGroup(0, group);
         pass.dispatchWorkgroups(p.x, p.y, 1);
       }
-      pass.end();
     };
+    const order = prep.kernels.map((_, j) => j);
     if (plan.blockSteps === undefined) {
       // one block: the plan's order
-      for (const p of prepared) encode(p, 0, p.steps);
+      for (const j of order) encode(j, 0, prep.kernels[j].steps);
     } else {
       // the kernels outside the blocks once, then block after block of TC steps
-      const perBlock = prepared.filter((p) => p.k.steps || p.k.block);
-      for (const p of prepared) if (!p.k.steps && !p.k.block) encode(p, 0, T);
-      for (let t0 = 0; t0 < T; t0 += TC) for (const p of perBlock) encode(p, t0, t0 + TC);
+      const perBlock = order.filter((j) => prep.kernels[j].k.steps || prep.kernels[j].k.block);
+      for (const j of order) if (!prep.kernels[j].k.steps && !prep.kernels[j].k.block) encode(j, 0, T);
+      for (let t0 = 0; t0 < T; t0 += TC) for (const j of perBlock) encode(j, t0, t0 + TC);
     }
+    pass.end();
     const result: ForwardResult = { outputs: {}, form: `${plan.form}/${plan.variant}`, batch: B, length: T };
     const read = opts.read !== false;
     const stateOut = new Map<string, GPUBuffer>();
@@ -561,6 +666,9 @@ export class ModelRunner {
     this.pool.clear();
     this.paramsBuffer?.destroy();
     this.pipelines.clear();
+    this.prepared.clear();
+    this.picks.clear();
+    this.checked.clear();
   }
 }
 

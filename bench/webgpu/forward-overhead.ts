@@ -7,7 +7,10 @@
  *           CUDA-event times of one forward's launches on a stream, which hold no host wait either;
  *   parts   the same back-to-back timing of the plan's first kernel (phase A) and first two (phase A + walk); the readout
  *           is the rest.
- *   node dist/bench-forward-overhead.js [--out dir] [--only gla,...] [--budget seconds] [--smoke]
+ *   host    (with --old) the time until forward() returns, i.e. the runner's host work up to its submit.
+ *   node dist/bench-forward-overhead.js [--out dir] [--only gla,...] [--budget seconds] [--smoke] [--old runner.mjs]
+ * --old: a bundle of another runtime (esbuild of an exported tree's runtime/index.ts) whose ModelRunner is timed beside
+ * this one, the two alternated sample by sample on the same inputs and device (single, b2b and host for both; no parts).
  * Inputs filled on the device (the ranges of bench/webgpu/chunked-tiled.ts). Writes overhead-bench.json.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -29,6 +32,8 @@ mkdirSync(outDir, { recursive: true });
 const log = (s: string) => console.log(`[${((performance.now() - t0) / 1000).toFixed(0)}s] ${s}`);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const REPS = 10;
+const oldPath = opt("--old");
+const OldRunner: typeof ModelRunner | undefined = oldPath ? (await import(join(process.cwd(), oldPath))).ModelRunner : undefined;
 
 const device = await requestDevice();
 const info = (device as unknown as { adapterInfo?: GPUAdapterInfo }).adapterInfo;
@@ -56,7 +61,12 @@ function range(model: string, t: string, kind: string): [number, number] {
   return [-1, 1];
 }
 
-interface Row { model: string; shape: string; variant: string; singleMs: number; b2bMs: number; aMs: number; awMs: number; single: number[]; b2b: number[]; note?: string }
+interface Row {
+  model: string; shape: string; variant: string; singleMs: number; b2bMs: number; aMs: number; awMs: number; single: number[]; b2b: number[]; note?: string;
+  /** with --old: the same for the old runner, and both runners' host time until forward() returns (median ms) */
+  old?: { singleMs: number; b2bMs: number; hostMs: number; single: number[]; b2b: number[]; host: number[] };
+  hostMs?: number; host?: number[];
+}
 const rows: Row[] = [];
 for (const name of BENCH) {
   const model = modelOf(name);
@@ -84,6 +94,14 @@ for (const name of BENCH) {
     }
     const row: Row = { model: name, shape: s.label, variant, singleMs: NaN, b2bMs: NaN, aMs: NaN, awMs: NaN, single: [], b2b: [] };
     const form = plan.forms.find((f) => f.variant === variant)!;
+    const mkOld = () => OldRunner!.create({ ...plan, forms: [form] } as ModelPlan, { device, dims, params, tune: false, form: "chunked" });
+    const host = async (r: ModelRunner) => {
+      const a = performance.now();
+      await r.forward(inputs, { read: false, returnFinalState: true });
+      const h = performance.now() - a;
+      await device.queue.onSubmittedWorkDone();
+      return h;
+    };
     const mk = (n?: number) => ModelRunner.create({ ...plan, forms: [n === undefined ? form : { ...form, kernels: form.kernels.slice(0, n) }] } as ModelPlan, { device, dims, params, tune: false, form: "chunked" });
     const single = async (r: ModelRunner) => {
       const a = performance.now();
@@ -98,6 +116,30 @@ for (const name of BENCH) {
       return (performance.now() - a) / REPS;
     };
     try {
+      if (OldRunner) {
+        // old and new alternated sample by sample
+        const [ro, rn] = [await mkOld(), await mk()];
+        const old = { singleMs: NaN, b2bMs: NaN, hostMs: NaN, single: [] as number[], b2b: [] as number[], host: [] as number[] };
+        row.host = [];
+        try {
+          for (let i = 0; i < 2; i++) { await single(ro); await single(rn); }
+          for (let i = 0; i < 9; i++) { old.single.push(await single(ro)); row.single.push(await single(rn)); }
+          for (let i = 0; i < 9; i++) { old.host.push(await host(ro)); row.host.push(await host(rn)); }
+          await b2b(ro); await b2b(rn);
+          for (let i = 0; i < 4; i++) { old.b2b.push(await b2b(ro)); row.b2b.push(await b2b(rn)); }
+        } finally {
+          ro.dispose();
+          rn.dispose();
+        }
+        old.singleMs = median(old.single); old.b2bMs = median(old.b2b); old.hostMs = median(old.host);
+        row.old = old;
+        row.singleMs = median(row.single); row.b2bMs = median(row.b2b); row.hostMs = median(row.host);
+        rows.push(row);
+        log(`${name.padEnd(15)} ${s.label.padEnd(25)} ${variant.slice(8).padEnd(24)} single old ${old.singleMs.toFixed(3)} new ${row.singleMs.toFixed(3)} ms  b2b old ${old.b2bMs.toFixed(3)} new ${row.b2bMs.toFixed(3)} ms  host old ${old.hostMs.toFixed(3)} new ${row.hostMs.toFixed(3)} ms`);
+        writeFileSync(join(outDir, "overhead-bench.json"), JSON.stringify({ card, reps: REPS, old: oldPath, rows, partial: true }, null, 1));
+        for (const b of bufs) b.destroy();
+        continue;
+      }
       const r = await mk();
       try {
         for (let i = 0; i < 2; i++) await single(r);
@@ -130,7 +172,7 @@ for (const name of BENCH) {
     for (const b of bufs) b.destroy();
   }
 }
-writeFileSync(join(outDir, "overhead-bench.json"), JSON.stringify({ card, reps: REPS, rows }, null, 1));
+writeFileSync(join(outDir, "overhead-bench.json"), JSON.stringify({ card, reps: REPS, old: oldPath, rows }, null, 1));
 log("done");
 device.destroy();
 process.exit(0);
