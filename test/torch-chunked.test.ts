@@ -79,6 +79,8 @@ async function pythonChain(model: I.Model, run: RunInputs, cot: ReturnType<typeo
   // copies: the chain as a torch module runs it (chain-copies.ts), else as compiler/grad builds it
   const { names, models } = way.copies ? torchChain(modelChain(model, dims), dims) : modelChain(model, dims);
   const perKeyT = way.perKeyT, decayWay = way.decayWay;
+  // with the torch module's chain, the forward's final state too (seqc_torch keeps it: the forward core need not rerun)
+  const SN = way.copies ? interpret(model, run).finalState[names.state] : undefined;
   const { batch: B, time: T } = run;
   const decl = (n: string) => model.tensors.find((t) => t.name === n)!;
   const sizes = (t: I.TensorDecl, d: Record<string, number>) => shapeSizes(t.shape, d);
@@ -91,6 +93,7 @@ async function pythonChain(model: I.Model, run: RunInputs, cot: ReturnType<typeo
     S0: S0 ? wire(S0, [B, ...stateShape]) : null,
     cotOutputs: Object.fromEntries(Object.entries(cot.outputs).map(([k, v]) => [k, wire(v, [B, T, ...sizes(decl(k), dims)])])),
     cotState: dropStateCot ? null : wire(cot.finalState[names.state], [B, ...stateShape]),
+    SN: SN ? wire(SN, [B, ...stateShape]) : null,
     inputs: spec("input").filter(([n]) => run.inputs[n as string]), params: spec("param"), outputs: spec("output"), perKeyT, decayWay,
   };
   const parts: string[] = [];
@@ -150,7 +153,9 @@ describe.skipIf(!numpy)("torch target: the chunked backward's glue (seqc_chunked
       if (dropStateCot) delete cot.finalState[state];
       const want = await gradients(model, run, cot);
       const got = await pythonChain(model, run, cot, dropStateCot, way);
-      expect(got.parts.filter((p: string) => ["core", "coreT", "adjoint", "adjointT"].includes(p))).toEqual(perKey && way.perKeyT === "matmul" ? ["core", "adjoint"] : ["core", "coreT", "adjoint", "adjointT"]);
+      // (the forward core reruns only where post's backward runs, or without the forward's final state)
+      const core = way.copies && name !== "mamba2" ? [] : ["core"];
+      expect(got.parts.filter((p: string) => ["core", "coreT", "adjoint", "adjointT"].includes(p))).toEqual(perKey && way.perKeyT === "matmul" ? [...core, "adjoint"] : [...core, "coreT", "adjoint", "adjointT"]);
       expect(got.parts.includes("decay")).toBe(decayed && way.decayWay === "plan");
       expect(got.parts.includes("postBw")).toBe(!way.copies || name === "mamba2");
       const label = `B=${B} T=${T} init=${init} ${JSON.stringify(way)}`;
@@ -234,6 +239,6 @@ describe.skipIf(!numpy)("torch target: the form of the chain's stateless parts o
   }, 120_000);
 });
 
-/** The plans a chunked backward runs: every part's, but a per-key decay's transposed cores (torch matrix products, seqc_chunked.PER_KEY_TRANSPOSED) and the decay adjoint (torch ops, seqc_chunked.DECAY_WAY). */
+/** The plans a chunked backward runs: every part's, but a per-key decay's transposed cores (torch matrix products, seqc_chunked.PER_KEY_TRANSPOSED), the decay adjoint (torch ops, seqc_chunked.DECAY_WAY) and, where post's backward does not run, the forward core (the forward's final state is kept). */
 const chain_keys = (c: ReturnType<typeof torchChain>) =>
-  Object.entries(c.models).filter(([p, m]) => m && p !== "decay" && !(c.names.decay === "key" && (p === "coreT" || p === "adjointT"))).map(([p]) => `chain64:${p}`).sort();
+  Object.entries(c.models).filter(([p, m]) => m && p !== "decay" && !(p === "core" && c.names.postBw.skip) && !(c.names.decay === "key" && (p === "coreT" || p === "adjointT"))).map(([p]) => `chain64:${p}`).sort();

@@ -108,7 +108,7 @@ def rows_decayed_readout(ld, pairs, readouts, S0, B, T, H, K, V, dtype, device, 
     return outs
 
 
-def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state, inputs, params, outputs, dtype, device, per_key_t=None, decay_way=None):
+def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state, inputs, params, outputs, dtype, device, per_key_t=None, decay_way=None, S_N=None):
     """Gradients of the forward's inputs, params and the matrix state's initial value through the chain.
 
     n: the chain's names (<Model>.torch.json "chunked".names); run(part, dims, inputs, initial_state, B, T)
@@ -118,6 +118,8 @@ def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state,
     cot_state: dL/d(final state) or None; inputs / params / outputs: [(name, per-step shape)].
     per_key_t: how a per-key decay's transposed cores run ("matmul" / "plans"; None: PER_KEY_TRANSPOSED).
     decay_way: how the log decays' adjoint runs ("torch" / "plan"; None: DECAY_WAY).
+    S_N: the matrix state's final value as the forward computed it ([B, *state_shape]) or None: with it, the forward
+    core does not run again where post's backward does not run (n["postBw"]["skip"]: nothing reads y).
     Returns ({input: grad}, {param: grad}, dS0)."""
     cd = chain_dims(n, state_shape)
     H, K, V = cd["H"], cd["K"], cd["V"]
@@ -175,13 +177,17 @@ def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state,
             t["x_ld"] = l
         return t
 
-    # forward core: y for post, S_N for the decay adjoint's start
-    core_out, core_fin = run("core", cd, with_ld(dict(kv, **qs), ld), {"S": canon(S0, False)}, B, T)
+    # forward core: y for post, S_N for the decay adjoint's start. Where post's backward does not run (it needs no y)
+    # and the forward's final state S_N is given, there is nothing left for it to compute
+    if S_N is not None and n["postBw"].get("skip"):
+        core_out, core_fin = {}, {"S": canon(S_N, False)}
+    else:
+        core_out, core_fin = run("core", cd, with_ld(dict(kv, **qs), ld), {"S": canon(S0, False)}, B, T)
 
     # post's backward: dL/dy and post's own contributions
     post_in = dict(given)
     for i, r in enumerate(n["readouts"]):
-        post_in[r["y"]] = core_out["o_y%d" % i]
+        post_in[r["y"]] = core_out.get("o_y%d" % i)
     for name, shape in outputs:
         g = cot_outputs.get(name)
         post_in[n["postBw"]["outputBar"][name]] = g if g is not None else torch.zeros([B, T] + list(shape), dtype=dtype, device=device)
@@ -364,15 +370,16 @@ def backward(ctx, m, flat, grads):
     dtypes = [x.dtype if x is not None else None for x in flat][:given_n]
     key = ("chunked-backward", ctx.B, ctx.T, tuple(sorted(ctx.dims.items())), ctx.dtype, getattr(ctx, "given_dtype", ctx.dtype), tuple(ctx.need), given_n,
            PER_KEY_TRANSPOSED, STATELESS_WIDE, BF16_DECAY_PARTS, DECAY_WAY)
-    nf = len(flat)
+    nf, ng = len(flat), len(grads)
 
     def body(*args):
-        return backward_eager(ctx, m, list(args[:nf]), list(args[nf:]), convert=False)
-    return tuple(_graphs.graphed(m, key, body, list(flat) + list(grads), dtypes, getattr(m, "graphs", True)))
+        return backward_eager(ctx, m, list(args[:nf]), list(args[nf : nf + ng]), convert=False, S_N=args[nf + ng])
+    return tuple(_graphs.graphed(m, key, body, list(flat) + list(grads) + [getattr(ctx, "chain_SN", None)], dtypes, getattr(m, "graphs", True)))
 
 
-def backward_eager(ctx, m, flat, grads, convert=True):
-    """backward without a graph; convert=False leaves the gradients in the compute dtype (float32 for bf16 tensors)."""
+def backward_eager(ctx, m, flat, grads, convert=True, S_N=None):
+    """backward without a graph; convert=False leaves the gradients in the compute dtype (float32 for bf16 tensors).
+    S_N: the forward's final matrix state in the compute dtype (seqc_torch.forward keeps it as ctx.chain_SN), or None."""
     B, T, dims, dtype, device = ctx.B, ctx.T, ctx.dims, ctx.dtype, ctx.device
     n = m.chunked["names"]
     ni, npar = len(m.inputs), len(m.params)
@@ -448,7 +455,8 @@ def backward_eager(ctx, m, flat, grads, convert=True):
             cot_state = g.to(dtype)
     gin, gpar, dS0 = chain_backward(
         n, run, B, T, shape(state), given, sts.get(n["state"]), cot_out, cot_state,
-        [(t["name"], shape(t)) for t in m.inputs if t["name"] in given], [(t["name"], shape(t)) for t in m.params], [(t["name"], shape(t)) for t in m.outputs], dtype, device)
+        [(t["name"], shape(t)) for t in m.inputs if t["name"] in given], [(t["name"], shape(t)) for t in m.params], [(t["name"], shape(t)) for t in m.outputs], dtype, device,
+        S_N=S_N)
     need = ctx.need
     res = []
     for i, t in enumerate(m.inputs):

@@ -340,12 +340,18 @@ def forward(ctx, m, form, flat, offset=0):
             o, f, _ = m.execute(key, dims, B, T, {t["name"]: x for t, x in zip(m.inputs, args[:ni]) if x is not None},
                                 {t["name"]: x for t, x in zip(m.params, args[ni : ni + npar]) if x is not None},
                                 {t["name"]: x for t, x in zip(m.states, args[ni + npar :]) if x is not None}, dtype, device, fm, **iokw)
-            return [o[t["name"]] for t in m.outputs] + [f[t["name"]].clone() for t in m.states]
-        res = _graphs.graphed(m, ("forward", B, T, tuple(sorted(dims.items())), fm, io, dtype), body, list(flat), [given_dtype] * len(names), getattr(m, "graphs", True))
+            return [o[t["name"]] for t in m.outputs] + [f[t["name"]].clone() for t in m.states] + ([f[keep]] if keep else [])
+        # (a chunked backward's matrix state: its final value in the compute dtype too, so the chain need not recompute it)
+        keep = m.chunked["names"]["state"] if chunked and "names" in m.chunked else None
+        res = _graphs.graphed(m, ("forward", B, T, tuple(sorted(dims.items())), fm, io, dtype, keep), body, list(flat), [given_dtype] * len(names) + ([None] if keep else []), getattr(m, "graphs", True))
         outs = dict(zip(names[: len(m.outputs)], res[: len(m.outputs)]))
-        final = dict(zip(names[len(m.outputs) :], res[len(m.outputs) :]))
+        final = dict(zip(names[len(m.outputs) :], res[len(m.outputs) : len(names)]))
+        if keep:
+            ctx.chain_SN = res[len(names)]
     else:
         outs, final, variant = m.execute(key, dims, B, T, ins, pars, sts, dtype, device, fm, **iokw)
+        if chunked and "names" in m.chunked:
+            ctx.chain_SN = final[m.chunked["names"]["state"]].clone()
     ctx.seqc_model, ctx.dims, ctx.B, ctx.T, ctx.dtype, ctx.device = m, dims, B, T, dtype, device
     ctx.given_dtype = given_dtype
     ctx.flat_dtypes = [x.dtype if x is not None else None for x in flat]

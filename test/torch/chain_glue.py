@@ -2,7 +2,7 @@
 stand-in torch of test/torch/fake) with every chain model run by the test's float64 interpreter over a line
 protocol: this prints {"run": part, ...} and reads {"outputs", "final"} back; at the end it prints the gradients.
 Input (first line of stdin): {"names", "B", "T", "stateShape", "given", "S0", "cotOutputs", "cotState",
-"inputs", "params", "outputs", "perKeyT"?, "decayWay"?} with tensors as {"shape": [...], "data": [...]}."""
+"inputs", "params", "outputs", "perKeyT"?, "decayWay"?, "SN"?} with tensors as {"shape": [...], "data": [...]}."""
 
 import json
 import os
@@ -39,7 +39,7 @@ def main():
     gin, gpar, dS0 = seqc_chunked.chain_backward(
         case["names"], run, B, T, case["stateShape"], {k: arr(v) for k, v in case["given"].items()}, arr(case.get("S0")),
         {k: arr(v) for k, v in case["cotOutputs"].items()}, arr(case.get("cotState")),
-        case["inputs"], case["params"], case["outputs"], np.float64, None, case.get("perKeyT"), case.get("decayWay"))
+        case["inputs"], case["params"], case["outputs"], np.float64, None, case.get("perKeyT"), case.get("decayWay"), arr(case.get("SN")))
     sys.stdout.write(json.dumps({"done": True, "inputs": {k: enc(v) for k, v in gin.items()}, "params": {k: enc(v) for k, v in gpar.items()}, "dS0": enc(dS0)}) + "\n")
 
 
