@@ -137,9 +137,13 @@ def case(args, root, model, shape, with_step, rate, log):
     if args.variants and shape == tuple(parse_shapes(args.variants_at)[0]):
         import seqc_chunked_lowrank as lr
         row["variants"] = {}
-        vs = [("chunk %d" % c, {"LR_CHUNK": c}) for c in (32, 128)]
-        if model != "deltanet":
+        vs = [("chunk %d" % c, {"LR_CHUNK": c}) for c in (32, 128)] if args.variants == 1 else []
+        if model != "deltanet" and args.variants == 1:
             vs.insert(0, ("decay cumsum", {"LR_DECAY": "cumsum"}))
+        if args.variants == 2:  # the pass over chunks as torch.matmul, the per-chunk readouts' sequential variants
+            vs = [("pass matmul", {"LR_PASS": "matmul"})] + [("pass matmul, readouts %s" % f, {"LR_PASS": "matmul", "LR_SEQ_FORM": f}) for f in ("workgroup", "global")]
+            if model != "deltanet":
+                vs.append(("pass matmul, decay cumsum", {"LR_PASS": "matmul", "LR_DECAY": "cumsum"}))
         for label, sets in vs:
             old = {k: getattr(lr, k) for k in sets}
             try:
@@ -182,6 +186,8 @@ def case(args, root, model, shape, with_step, rate, log):
 
     row["anchor_name"] = ANCHOR[model]
     try:
+        if args.no_anchor:
+            raise RuntimeError("not run (--no-anchor)")
         fn = anchor_fn(model, K)
         la = {n: v.to(torch.bfloat16).requires_grad_(True) for n, v in x.items()}
         cot16 = cot.to(torch.bfloat16)
@@ -241,7 +247,8 @@ def main():
     ap.add_argument("--cap-s", type=float, default=3.0)
     ap.add_argument("--fla-max-configs", type=int, default=6)
     ap.add_argument("--warm-fla", nargs=2, type=int)
-    ap.add_argument("--variants", type=int, default=1, help="1: also time the glue's choices (decay cumsum, chunk 32 / 128)")
+    ap.add_argument("--variants", type=int, default=1, help="1: also time the glue's choices (decay cumsum, chunk 32 / 128); 2: pass as torch.matmul, readout parts' sequential variants")
+    ap.add_argument("--no-anchor", action="store_true")
     ap.add_argument("--variants-at", default="8x2048x16x64")
     args = ap.parse_args()
     root = os.path.abspath(args.modules)
@@ -276,11 +283,12 @@ def main():
             if args.out:
                 with open(args.out, "w") as f:
                     json.dump(res, f, indent=1)
-    print("\nmodel (B, T, H, K=V) | seqc chunked ms now | " + " | ".join(["decay cumsum", "chunk 32", "chunk 128"]) + " (ms; gradients vs default)")
+    labels = sorted({k for r in res["rows"] for k in r.get("variants", {})})
+    print("\nmodel (B, T, H, K=V) | seqc chunked ms now | " + " | ".join(labels) + " (ms; gradients vs default)")
     for r in res["rows"]:
         if "variants" in r:
             cells = []
-            for k in ["decay cumsum", "chunk 32", "chunk 128"]:
+            for k in labels:
                 u = r["variants"].get(k)
                 cells.append("-" if not u else "ERR" if "error" in u else "%.2f (%.1e)" % (u["ms"], max(u["grads_vs_default_rel"].values())))
             print("%s (%d, %d, %d, %d) | %.2f | %s" % (r["model"], r["B"], r["T"], r["H"], r["K"], r["seqc_chunked"]["ms"], " | ".join(cells)))

@@ -31,9 +31,16 @@ LR_CHUNKED_PARTS = ("augF", "augA")
 # How the log decays' adjoint runs: "plan" (chain:decay, a sequential scan over the timeline per (batch, head[, key])
 # lane) or "cumsum" (its per-step terms as elementwise torch ops, then torch.cumsum over the timeline).
 LR_DECAY = "plan"
+# How the chunk start states are chained: "plan" (chain:pass, the sequential kernel over the chunks) or "matmul"
+# (S_{c+1} = A_c S_c + B_c as one batched torch.matmul per chunk).
+LR_PASS = "plan"
+# The form of the per-chunk readout parts (read, fwd, adjoint) for float32: "auto" (the runner's pick) or a sequential
+# variant ("thread", "workgroup", "global") where it applies.
+LR_SEQ_FORM = "auto"
+LR_SEQ_PARTS = ("read", "fwd", "adjoint")
 
 
-def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state, inputs, params, outputs, dtype, device, chunk=None, decay_way=None):
+def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state, inputs, params, outputs, dtype, device, chunk=None, decay_way=None, pass_way=None):
     """Gradients of the forward's inputs, params and the matrix state's initial value through the low-rank chain.
 
     n: the chain's names (<Model>.torch.json "chunked"."lowRank"); run(part, dims, inputs, initial_state, B, T)
@@ -41,7 +48,8 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
     over [B*T, 1]; else the generated models' {H, K, V} or the decay's {H, K}); given: the forward's inputs
     [B, T, ...]; S0: the matrix state's initial value [B, *state_shape] or None (the declared value); cot_outputs:
     {output: dL/d output or None}; cot_state: dL/d(final state) or None; inputs / params / outputs: [(name,
-    per-step shape)]; chunk: micro-steps per folded chunk (None: LR_CHUNK); decay_way: "plan" / "cumsum" (None: LR_DECAY).
+    per-step shape)]; chunk: micro-steps per folded chunk (None: LR_CHUNK); decay_way: "plan" / "cumsum" (None: LR_DECAY);
+    pass_way: "plan" / "matmul" (None: LR_PASS).
     Returns ({input: grad}, {param: grad}, dS0)."""
     chunk = LR_CHUNK if chunk is None else chunk
     if not isinstance(chunk, int) or chunk < 1:
@@ -157,6 +165,13 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
         init = zeros([B * nC, H, K, KV])
         init[:, :, :, :K] = eye
         fin = run(part, {"H": H, "K": K, "V": KV}, fold(a), {"S": init}, B * nC, C)[1]["S"].reshape(B, nC, H, K, KV)
+        if (pass_way or LR_PASS) == "matmul":
+            starts = zeros([B, nC, H, K, V])
+            S = S0c
+            for c in range(nC):
+                starts[:, c] = S
+                S = torch.matmul(fin[:, c, :, :, :K], S) + fin[:, c, :, :, K:]
+            return starts.reshape(B * nC, H, K, V), S
         outs, last = run("pass", cd, {"x_A": fin[..., :K].contiguous(), "x_B": fin[..., K:].contiguous()}, {"S": S0c}, B, nC)
         return outs["o_S"].reshape(B * nC, H, K, V), last["S"].reshape(B, H, K, V)
 
@@ -318,6 +333,8 @@ def backward(ctx, m, flat, grads):
                 form = _chunked.stateless_form(r, dims, b, t)
             elif part in LR_CHUNKED_PARTS and r.can_run(cdims, b, t, "chunked"):
                 form = "chunked"
+            elif part in LR_SEQ_PARTS and LR_SEQ_FORM != "auto" and r.can_run(cdims, b, t, LR_SEQ_FORM):
+                form = LR_SEQ_FORM
         outs, final, _ = m.execute(key, cdims or dims, b, t, inputs, pars if cdims is None else {}, initial, dtype, device, form)
         return outs, final
 
