@@ -222,13 +222,19 @@ export class ModelRunner {
 
   /** Pick the form variant for a shape: the measured choice when tuning settled it, else the cost model's. */
   choose(B: number, T: number, form: FormChoice = this.form): { plan: FormPlan; env: Env } {
-    const base = this.env(B, T);
-    const tuned = this.tuned.get(`${form}|${B}|${T}`);
-    const hit = tuned ? this.plan.forms.find((f) => `${f.form}/${f.variant}` === tuned) : undefined;
-    if (hit) return { plan: hit, env: formEnv(hit, base) };
     const pickKey = `${form}|${B}|${T}`;
-    const picked = this.picks.get(pickKey);
+    const tuned = this.tuned.get(pickKey);
+    // a measured choice is kept as `${form}/${variant}`, the cost model's as the call's form: both per (B, T)
+    const memo = tuned ? `${tuned}|${B}|${T}` : pickKey;
+    const picked = this.picks.get(memo);
     if (picked) return picked;
+    const base = this.env(B, T);
+    const hit = tuned ? this.plan.forms.find((f) => `${f.form}/${f.variant}` === tuned) : undefined;
+    if (hit) {
+      const pick = { plan: hit, env: formEnv(hit, base) };
+      this.picks.set(memo, pick);
+      return pick;
+    }
     const ranked = rankForms(this.plan.forms.filter((f) => form === "auto" || f.form === form), base);
     if (ranked.length === 0) {
       const need = this.plan.forms.filter((f) => form === "auto" || f.form === form).map((f) => {
@@ -241,7 +247,7 @@ export class ModelRunner {
       throw new ShapeError(`${this.plan.model} cannot run dims ${JSON.stringify(this.dims)} on this device: ${need.join("; ")}, the device allows ${base.LIMIT_SHARED}`);
     }
     const pick = { plan: ranked[0].form, env: ranked[0].env };
-    this.picks.set(pickKey, pick);
+    this.picks.set(memo, pick);
     return pick;
   }
 

@@ -111,7 +111,7 @@ describe("WebGPU runner: what a forward reuses from the last forward of its shap
 
     // new params: the same params buffer, so the kept bind groups see them
     const P2 = chunkInputs(model, { dims, batch: 1, time: 1, seed: 9 }).params!;
-    expect(relativeError(Float64Array.from(P2.A), P.A!)).toBeGreaterThan(0.1);
+    expect(relativeError(Float64Array.from(P2.A), P!.A!)).toBeGreaterThan(0.1);
     runner.setParams(f32(P2));
     expect((await delta(() => check(withParams(a, P2)))).bindGroups).toBe(0);
     await check(withParams(c, P2));
