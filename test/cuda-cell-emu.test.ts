@@ -127,6 +127,8 @@ describe("which cell runs: batch rows per block where the whole matrix fits one 
         // W_hh no longer fits: the unit-partitioned cell
         expect(picked(plan, { H: 256, I: 256 }, 64, 2048), `${m.name} H=256`).toBe("persistent-matvec");
         expect(picked(plan, { H: 1024, I: 1024 }, 16, 1024), `${m.name} H=1024`).toBe("persistent-matvec");
+        // float4 rows: H not a multiple of 4 leaves both cells out (the backend-neutral sequential form runs)
+        expect(picked(plan, { H: 30, I: 30 }, 64, 2048), `${m.name} H=30`).not.toMatch(/^persistent-matvec/);
       }
     }
   });

@@ -20,6 +20,8 @@
  * pointwise per unit, their lets kept in shared memory) writes the block's slice of the let to a global
  * double buffer; a grid barrier; then the matvecs read the whole let (through L2) and phase B (the rest)
  * finishes the step. One grid barrier per step either way.
+ * matvec-cell-batch.ts renders the same recognised cells partitioned over the batch instead (small H: the whole
+ * matrix in one block's shared memory, no grid barrier); both render the pointwise body with cellBody below.
  */
 import * as I from "../../ir/types.ts";
 import * as K from "../../kernel/ir.ts";
@@ -261,7 +263,7 @@ export interface MatvecCell {
 
 /** What both cell kernels share: the matvecs' and lets' layout, and the pointwise cell rendered per (b, j). */
 export interface CellBodyOptions {
-  /** Override names of the kernel (dims, param offsets, its own): rendered as SEQC_<name>; JB is always one. */
+  /** Override names of the kernel (dims, param offsets, its own): rendered as SEQC_<name> (JB is added: the batch cell declares it as E). */
   overrides: string[];
   /** The name of the global batch row in the emitted code (b: one block holds every row; bg = b0 + b: a block holds some). */
   bg: string;
