@@ -37,15 +37,18 @@ describe.skipIf(!cpuTorch)("torch target: seqc_graphs.graphed (CPU torch, emulat
     expect(got.failed_stats[3]).toEqual({ static: 0, direct: 0 });
     expect(got.failed_stats[1]).toMatch(/^capture failed: RuntimeError: operation not permitted when stream is capturing/);
     expect(got.lru_keys).toEqual(["x", "z"]);
-    // direct graphs: the same addresses twice in a row capture one that reads them in place (values changed in
-    // place between calls seen); at most MAX_DIRECT (2) per signature, other addresses go through the copies
+    // direct graphs: addresses seen again within SEEN (4) calls capture one that reads them in place (values changed
+    // in place between calls seen); at most MAX_DIRECT (2) per signature, other addresses go through the copies
     expect(got.direct_errs).toHaveLength(12);
     for (const e of got.direct_errs) expect(e).toBeLessThanOrEqual(1e-6);
     expect(got.direct_kinds).toEqual([
-      { static: 0, direct: 0 }, { static: 1, direct: 0 }, { static: 2, direct: 0 },
-      { static: 2, direct: 1 }, { static: 2, direct: 2 }, { static: 2, direct: 3 },
+      { static: 0, direct: 0 }, { static: 1, direct: 0 }, { static: 1, direct: 1 },
+      { static: 1, direct: 2 }, { static: 1, direct: 3 }, { static: 1, direct: 4 },
     ]);
-    expect(got.direct_stats).toEqual([12, "graph", 2, { static: 6, direct: 5 }]);
+    expect(got.direct_stats).toEqual([12, "graph", 2, { static: 5, direct: 6 }]);
     expect(got.pools).toEqual([true, true, true]);
+    // two address sets in turn: each gets its direct graph when it comes back
+    for (const e of got.alternating_errs) expect(e).toBeLessThanOrEqual(1e-6);
+    expect(got.alternating_kinds.at(-1)).toEqual({ static: 1, direct: 6 });
   });
 });

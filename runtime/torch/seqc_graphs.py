@@ -13,11 +13,12 @@ call's whole launch sequence once per signature in a torch.cuda.CUDAGraph and re
   - a replay copies the arguments into the static buffers first (so the caller's tensors may live anywhere, and
     new tensors every call are fine), and returns fresh tensors: each result cloned, or converted to the dtype the
     caller asks for (one copy either way), so no result aliases the graph's memory;
-  - direct graphs: where a signature's call comes with its arguments at the same addresses as the call before (a
-    training loop whose allocator hands out the same blocks each step; the same leaves every step), a graph is
-    captured that reads them where they are, and replays for calls at those addresses skip the copies in (at most
-    MAX_DIRECT per signature; every argument contiguous). It holds no reference to the arguments: whatever tensor
-    sits at a captured address with the signature's shape and dtype when it replays is the one it reads;
+  - direct graphs: where a signature's call comes with its arguments at addresses one of the SEEN calls before had
+    (a training loop whose allocator hands out the same blocks each step, or alternates between two sets: a
+    backward's cotangent did on the H100; the same leaves every step), a graph is captured that reads them where
+    they are, and replays for calls at those addresses skip the copies in (at most MAX_DIRECT per signature; every
+    argument contiguous). It holds no reference to the arguments: whatever tensor sits at a captured address with the
+    signature's shape and dtype when it replays is the one it reads;
   - an owner's graphs share one memory pool: each replay's results are copied out on the same stream before the
     next replay can start, so no graph's intermediates are live while another runs (graphs replay on the caller's
     current stream; calls of one owner from several streams at once are not supported);
@@ -38,6 +39,7 @@ ENABLED = os.environ.get("SEQC_TORCH_GRAPHS", "1") != "0"
 CAPTURE_AFTER = 1
 MAX_GRAPHS = 8
 MAX_DIRECT = 2
+SEEN = 4  # a direct graph is captured for addresses seen among this many calls before
 
 
 class _Entry:
@@ -50,7 +52,7 @@ class _Entry:
         self.out = None
         self.failed = None
         self.direct = {}  # argument addresses -> (graph, results)
-        self.last = None  # the previous call's argument addresses
+        self.last = []  # the argument addresses of the last SEEN calls (most recent last)
         self.replays = {"static": 0, "direct": 0}
         self.side = None  # the capture stream (warmed up: cuBLAS workspaces and the like are per stream)
 
@@ -102,6 +104,11 @@ def graphed(owner, key, fn, args, dtypes, enabled=True):
             cache.popitem(last=False)
     cache.move_to_end(full)
     e.calls += 1
+    # the arguments' addresses (None: some argument not contiguous, no direct graph), remembered for the next calls
+    at = tuple(a.data_ptr() if a is not None else 0 for a in args) if all(a is None or a.is_contiguous() for a in args) else None
+    seen = at is not None and at in e.last
+    if at is not None:
+        e.last = (e.last + [at])[-SEEN:]
     if e.failed is not None or e.calls <= CAPTURE_AFTER:
         return _finish(fn(*args), dtypes, False)
     pool = getattr(owner, "_seqc_pool", None)
@@ -118,9 +125,8 @@ def graphed(owner, key, fn, args, dtypes, enabled=True):
         e.graph.replay()
         e.replays["static"] += 1
         return _finish(e.out, dtypes, True)
-    at = tuple(a.data_ptr() if a is not None else 0 for a in args) if all(a is None or a.is_contiguous() for a in args) else None
     hit = e.direct.get(at) if at is not None else None
-    if at is not None and at not in e.direct and at == e.last and len(e.direct) < MAX_DIRECT:
+    if seen and at not in e.direct and len(e.direct) < MAX_DIRECT:
         try:
             g = torch.cuda.CUDAGraph()
             with torch.cuda.graph(g, pool=pool, stream=e.side):
@@ -129,7 +135,6 @@ def graphed(owner, key, fn, args, dtypes, enabled=True):
         except Exception:  # noqa: BLE001  (the copying graph still serves these calls)
             torch.cuda.synchronize(dev)
             e.direct[at] = None
-    e.last = at
     if hit is not None:
         hit[0].replay()
         e.replays["direct"] += 1

@@ -197,6 +197,20 @@ out["direct_errs"] = errs
 out["direct_kinds"] = kinds
 out["direct_stats"] = list(seqc_graphs.stats(o4).values())[0]
 out["pools"] = [p is o4._seqc_pool for p in POOLS]  # the copying graph's and both direct graphs' captures
+# addresses alternating between two sets (a cotangent the allocator places in one of two blocks): both get a direct
+# graph once seen again within SEEN calls
+o5 = Owner()
+X = [rnd(2, 2), rnd(2, 2), rnd(2, 2)]
+Y = [rnd(2, 2), rnd(2, 2), rnd(2, 2)]
+errs, kinds = [], []
+for i in range(8):
+    t = X if i % 2 == 0 else Y
+    for u in t:
+        u.copy_(rnd(2, 2))
+    errs.append(err(run(o5, "k", *t), want(*t)))
+    kinds.append(dict(next(iter(o5._seqc_graphs.values())).replays))
+out["alternating_errs"] = errs
+out["alternating_kinds"] = kinds
 # at most MAX_GRAPHS signatures per owner, the least recently used dropped
 o3 = Owner()
 seqc_graphs.MAX_GRAPHS = 2
