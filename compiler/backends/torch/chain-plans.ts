@@ -12,9 +12,10 @@ import { lowerCuda, lowerCudaF64 } from "../cuda/plan.ts";
 import { trainingChain } from "../../grad/training.ts";
 import { CHAIN_PARTS, type ChainPart } from "../../../runtime/chunked-backward.ts";
 import { torchChain, type TorchChainNames } from "./chain-copies.ts";
+import { lowRankChainPlans, type TorchLowRankChunked } from "./chain-plans-lowrank.ts";
 
 /** The chunked backward in a torch module: the chain's names and parts (plans `chain:<part>`), or why the model has none. */
-export type TorchChunked = { names: TorchChainNames; parts: ChainPart[] } | { unavailable: string };
+export type TorchChunked = { names: TorchChainNames; parts: ChainPart[] } | TorchLowRankChunked | { unavailable: string };
 
 /** The chain's plans (keys `chain:<part>` and `chain64:<part>`); `keep` keeps a part's forms (float32; the cores also bf16).
  * `copies`: the stateless parts without their copies and zeros (chain-copies.ts; runtime/torch/seqc_chunked.py takes
@@ -22,7 +23,8 @@ export type TorchChunked = { names: TorchChainNames; parts: ChainPart[] } | { un
 export function chainPlans(model: I.Model, bakedDims: Record<string, number>, keep: (p: CudaModelPlan, part: ChainPart) => CudaModelPlan, opts: { copies?: boolean } = {}): { plans: Record<string, CudaModelPlan>; chunked: TorchChunked } {
   const fixed = Object.fromEntries(model.dims.filter((d) => d.fixed !== undefined).map((d) => [d.name, d.fixed!]));
   const full = trainingChain(model, { ...fixed, ...bakedDims });
-  if ("why" in full) return { plans: {}, chunked: { unavailable: full.why } };
+  // a low-rank core (the delta-rule family): the low-rank chain's plans (chain-plans-lowrank.ts)
+  if ("why" in full) return lowRankChainPlans(model, { ...fixed, ...bakedDims }, keep as (p: CudaModelPlan, part: string) => CudaModelPlan) ?? { plans: {}, chunked: { unavailable: full.why } };
   // prep's copies of inputs and the backward models' zeros and copies left to the glue (chain-copies.ts)
   const chain = opts.copies ? torchChain(full, { ...fixed, ...bakedDims }) : full;
   const plans: Record<string, CudaModelPlan> = {};

@@ -1,0 +1,172 @@
+/**
+ * The torch target's low-rank chunked backward (the delta-rule family) without a GPU:
+ *   - the module's plans: `chain:<part>` (float32; augF / augA with their chunked forms first) and `chain64:<part>`
+ *     (double kernels) for every part of compiler/grad/chunked-chain-lowrank.ts's chain, its names under
+ *     "chunked"."lowRank" in <Model>.torch.json;
+ *   - the glue (runtime/torch/seqc_chunked_lowrank.py lowrank_backward: the timeline, the folded chunks, the reversals,
+ *     the chunk start states, the pieces back onto prep's outputs, the sums) on CPU torch, every chain model run by
+ *     the float64 interpreter (test/torch/lowrank_glue.py), against seqc's float64 reference gradients: float64 <= 1e-9,
+ *     float32 glue <= 1e-4, at odd sizes, T = 1, T and the timeline not multiples of the chunk, given and declared
+ *     initial states, with and without a final-state cotangent;
+ *   - the same through seqc_torch's autograd Function (backward="chunked", float64; test/torch/autograd_cpu.py).
+ * On the GPU, bench/torch/check.py --only-chunked runs the glue on the CUDA plans (fp32, fp64, gradcheck).
+ */
+import { describe, expect, it } from "vitest";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { loadProgram } from "../compiler/frontend/load.ts";
+import { interpret, shapeSizes, type RunInputs } from "../compiler/ir/interpret.ts";
+import * as I from "../compiler/ir/types.ts";
+import { gradients, recording } from "../compiler/grad/run.ts";
+import { lowRankChain } from "../compiler/grad/chunked-chain-lowrank.ts";
+import { buildTorchPlans } from "../compiler/backends/torch/plans.ts";
+import { emitTorch } from "../compiler/backends/torch/target.ts";
+import { relativeError } from "../compiler/io/manifest.ts";
+import { LR_PARTS, type LrPart } from "../runtime/chunked-backward-lowrank.ts";
+import { smallDims, randomCotangents } from "./helpers/random.ts";
+import { chunkInputs } from "./helpers/chunk-inputs.ts";
+import { serve, wire } from "./helpers/python-serve.ts";
+
+const MODELS = ["deltanet", "gated_deltanet", "rwkv7", "gated_deltaproduct"];
+const load = (name: string) => loadProgram([`stdlib/${name}.seq`]).models[0];
+/** Sizes a loop's extent is compiled with (gated_deltaproduct's J). */
+const BAKED: Record<string, number> = { J: 2 };
+const baked = (model: I.Model) => Object.fromEntries(model.dims.filter((d) => BAKED[d.name] !== undefined).map((d) => [d.name, BAKED[d.name]]));
+const dimsOf = (model: I.Model) => smallDims(model, { K: 5, V: 7, ...BAKED });
+
+const cpuTorch = spawnSync("/usr/bin/python3", ["-c", "import torch"]).status === 0;
+if (!cpuTorch) console.warn("torch-chunked-lowrank.test: no torch for /usr/bin/python3 (Debian's python3-torch); the glue and autograd checks are skipped");
+
+describe("torch target: the low-rank chunked backward's plans", () => {
+  it.each(MODELS)("%s: chain:<part> and chain64:<part> for every part, the chunk transitions' chunked forms first", (name) => {
+    const model = load(name);
+    const tp = buildTorchPlans(model, { dims: baked(model) });
+    const ch = tp.chunked;
+    if (!("lowRank" in ch)) throw new Error("unavailable" in ch ? ch.unavailable : "not the low-rank chain");
+    const chain = lowRankChain(model, { ...baked(model) });
+    expect(ch.parts).toEqual(LR_PARTS.filter((p) => chain.models[p]));
+    expect(ch.parts.includes("decay")).toBe(name !== "deltanet");
+    for (const part of ch.parts) {
+      const f32 = tp.plans[`chain:${part}`], f64 = tp.plans[`chain64:${part}`];
+      expect([...new Set(f32.forms.map((f) => f.io ?? "f32"))], part).toEqual(["f32"]);
+      const kernels = f64.source.slice(f64.source.indexOf('extern "C"'));
+      expect(kernels, part).toMatch(/double\* __restrict__/);
+      expect(kernels, part).not.toMatch(/\bfloat\b/);
+      if (part === "augF" || part === "augA") expect(f32.forms[0].form, part).toBe("chunked");
+      const m = chain.models[part as LrPart]!;
+      expect(f32.tensors.map((t) => t.name).sort(), part).toEqual(m.tensors.map((t) => t.name).sort());
+    }
+    const files = emitTorch(model, { ptx: false, dims: baked(model) });
+    const meta = JSON.parse(files.find((f) => f.path.endsWith(".torch.json"))!.contents);
+    expect(meta.chunked.lowRank.state).toBe(ch.lowRank.state);
+    expect(meta.chunked.parts).toEqual(ch.parts);
+    expect(files.map((f) => f.path)).toContain("seqc_chunked_lowrank.py");
+  }, 120_000);
+
+  it("models with neither chain keep the step backward and say why", () => {
+    const tp = buildTorchPlans(load("mlstm"));
+    expect("unavailable" in tp.chunked && tp.chunked.unavailable).toMatch(/stabili/);
+    expect(Object.keys(tp.plans).some((k) => k.startsWith("chain"))).toBe(false);
+  });
+});
+
+/** lowrank_backward in Python (CPU torch), every chain model run here by the interpreter. */
+async function pythonLowRank(model: I.Model, run: RunInputs, cot: ReturnType<typeof randomCotangents>, dropStateCot: boolean, chunk: number, dtype: "float64" | "float32", torchOps: boolean) {
+  const dims = { ...run.dims };
+  const { names, models } = lowRankChain(model, dims);
+  const { batch: B, time: T } = run;
+  const decl = (n: string) => model.tensors.find((t) => t.name === n)!;
+  const sizes = (t: I.TensorDecl) => shapeSizes(t.shape, dims);
+  const stateShape = sizes(decl(names.state));
+  const spec = (kind: I.TensorDecl["kind"]) => I.tensorsOfKind(model, kind).map((t) => [t.name, sizes(t)]);
+  const S0 = run.initialState?.[names.state];
+  const case_ = {
+    names, B, T, stateShape, chunk, dtype, decayWay: torchOps ? "cumsum" : "plan", passWay: torchOps ? "matmul" : "plan",
+    given: Object.fromEntries(Object.entries(run.inputs).map(([k, v]) => [k, wire(v, [B, T, ...sizes(decl(k))])])),
+    S0: S0 ? wire(S0, [B, ...stateShape]) : null,
+    cotOutputs: Object.fromEntries(Object.entries(cot.outputs).map(([k, v]) => [k, wire(v, [B, T, ...sizes(decl(k))])])),
+    cotState: dropStateCot ? null : wire(cot.finalState[names.state], [B, ...stateShape]),
+    inputs: spec("input").filter(([n]) => run.inputs[n as string]), params: spec("param"), outputs: spec("output"),
+  };
+  const parts: string[] = [];
+  const got = await serve("/usr/bin/python3", ["test/torch/lowrank_glue.py"], case_, (msg) => {
+    parts.push(msg.run);
+    // the stateless parts (prep, the backward models of prep and post) run with time folded into the batch
+    if (!msg.dims) expect([msg.B, msg.T], msg.run).toEqual([B * T, 1]);
+    return { model: models[msg.run as LrPart]!, dims: msg.dims ?? dims, params: msg.dims ? {} : run.params ?? {} };
+  });
+  return { parts, ...got };
+}
+
+describe.skipIf(!cpuTorch)("torch target: the low-rank chain's glue (seqc_chunked_lowrank.py on CPU torch, chain models on the float64 interpreter)", () => {
+  it.each(MODELS)("%s", async (name) => {
+    const model = load(name);
+    const dims = dimsOf(model);
+    const state = lowRankChain(model, dims).names.state;
+    const cases = [
+      // B, T, given initial state, no final-state cotangent, chunk (micro-steps), glue dtype, the decay adjoint and the
+      // pass over chunks as torch ops (torch.cumsum, torch.matmul) instead of their plans
+      [2, 37, true, false, 16, "float64", false], [1, 1, true, false, 64, "float64", false], [3, 11, false, true, 4, "float64", false],
+      [2, 40, true, false, 7, "float64", true], [1, 1, true, false, 64, "float64", true], [2, 23, true, false, 8, "float32", false], [2, 23, true, false, 8, "float32", true],
+    ] as const;
+    const decayed = lowRankChain(model, dims).names.decay !== "none";
+    for (const [B, T, init, dropStateCot, chunk, dtype, torchOps] of cases) {
+      const run = chunkInputs(model, { dims, batch: B, time: T, seed: 5 + T, initialState: init });
+      const ref = interpret(model, run);
+      const cot = randomCotangents(ref, T + 2);
+      if (dropStateCot) delete cot.finalState[state];
+      const want = await gradients(model, run, cot);
+      const got = await pythonLowRank(model, run, cot, dropStateCot, chunk, dtype, torchOps);
+      const label = `B=${B} T=${T} init=${init} chunk=${chunk} ${dtype}${torchOps ? " decay and pass as torch ops" : ""}`;
+      const tol = dtype === "float64" ? 1e-9 : 1e-4;
+      const ran = LR_PARTS.filter((p) => lowRankChain(model, dims).models[p] && !(torchOps && (p === "decay" || p === "pass")));
+      expect(new Set(got.parts), label).toEqual(new Set(ran));
+      if (decayed) expect(got.parts.includes("decay"), label).toBe(!torchOps);
+      for (const [k, v] of Object.entries(want.inputs)) {
+        expect(v.some((x) => x !== 0), `${label}: reference d ${k} is not all zero`).toBe(true);
+        expect(relativeError(Float64Array.from(got.inputs[k].data), v), `${label}: d ${k}`).toBeLessThanOrEqual(tol);
+      }
+      for (const [k, v] of Object.entries(want.params)) expect(relativeError(Float64Array.from(got.params[k].data), v), `${label}: d param ${k}`).toBeLessThanOrEqual(tol);
+      expect(relativeError(Float64Array.from(got.dS0.data), want.initialState[state]), `${label}: d ${state}0`).toBeLessThanOrEqual(tol);
+      expect(got.dS0.shape).toEqual([B, ...shapeSizes(model.tensors.find((t) => t.name === state)!.shape, dims)]);
+    }
+  }, 300_000);
+});
+
+describe.skipIf(!cpuTorch)("torch target: the low-rank chunked backward through seqc_torch's autograd Function (CPU torch, float64; plans run by the interpreter)", () => {
+  it.each(MODELS)("%s", async (name) => {
+    const model = load(name);
+    const dims = dimsOf(model);
+    const dir = mkdtempSync(join(tmpdir(), "seqc-torch-lowrank-"));
+    const json = emitTorch(model, { ptx: false, dims: baked(model) }).find((f) => f.path.endsWith(".torch.json"))!;
+    writeFileSync(join(dir, json.path), json.contents);
+    const chain = lowRankChain(model, dims);
+    const rec = recording(model);
+    for (const [B, T, init] of [[2, 19, true], [1, 1, true], [3, 7, false]] as const) {
+      const run = chunkInputs(model, { dims, batch: B, time: T, seed: 9 + T, initialState: init });
+      const ref = interpret(model, run);
+      const cot = randomCotangents(ref, T + 4);
+      const want = await gradients(model, run, cot);
+      const list = (o: Record<string, Float64Array> | undefined) => Object.fromEntries(Object.entries(o ?? {}).map(([k, v]) => [k, Array.from(v)]));
+      const got = await serve("/usr/bin/python3", ["test/torch/autograd_cpu.py", join(dir, json.path)],
+        { B, T, dims, backward: "chunked", inputs: list(run.inputs), params: list(run.params), initialState: list(run.initialState), cotOutputs: list(cot.outputs), cotFinal: list(cot.finalState) },
+        (msg) => {
+          const given = Object.fromEntries(Object.entries(msg.params ?? {}).map(([k, v]) => [k, Float64Array.from(v)]));
+          if (msg.run === "record64") return { model: rec, dims: msg.dims!, params: given };
+          const part = msg.run.replace(/^chain64:/, "") as LrPart;
+          if (!msg.run.startsWith("chain64:") || !chain.models[part]) throw new Error(`unexpected plan ${msg.run}`);
+          return { model: chain.models[part]!, dims: msg.dims!, params: given };
+        });
+      const label = `B=${B} T=${T} init=${init}`;
+      expect(got.chunked, label).toBe(true);
+      expect(got.keys[0], label).toBe("record64");
+      // (the pass over chunks runs as torch.matmul by default: seqc_chunked_lowrank.LR_PASS)
+      expect([...new Set(got.keys.slice(1))].sort(), label).toEqual(LR_PARTS.filter((p) => chain.models[p] && p !== "pass").map((p) => `chain64:${p}`).sort());
+      for (const [k, v] of Object.entries(want.inputs)) expect(relativeError(Float64Array.from(got.inputs[k]), v), `${label}: d ${k}`).toBeLessThanOrEqual(1e-9);
+      for (const [k, v] of Object.entries(want.params)) if (run.params?.[k]) expect(relativeError(Float64Array.from(got.params[k]), v), `${label}: d param ${k}`).toBeLessThanOrEqual(1e-9);
+      if (init) for (const [k, v] of Object.entries(want.initialState)) expect(relativeError(Float64Array.from(got.initialState[k]), v), `${label}: d ${k}0`).toBeLessThanOrEqual(1e-9);
+    }
+  }, 300_000);
+});
