@@ -6,8 +6,8 @@
  * emitted split3 fp32 variant on the chunked emulator, the other parts in their plain forms. fp32 <= 1e-4
  * against the float64 reference gradients (gradients(): the adjoint recurrence on the interpreter) at odd sizes
  * (K = 5, V = 3), T = 70 (a 64-token chunk and a partial one; the low-rank chain's 64-micro-step chunks
- * likewise), T = 1, given and declared initial states, for SimpleGla, Mamba2 (params in prep and post) and
- * DeltaNet (beta in (0, 2)). Also: the chain's cores keep only the variants the runner's auto pick reaches
+ * likewise), T = 1, given and declared initial states, for SimpleGla, Gla (per-key decays: the transposed
+ * cores' key rows as heads), Mamba2 (params in prep and post) and DeltaNet (beta in (0, 2)). Also: the chain's cores keep only the variants the runner's auto pick reaches
  * (same pick as with all float32 variants over a grid of shapes), and a grad plan without the chain is refused
  * for backward "chunked". Needs g++; `nvcc -ptx` of the emitted chain modules where nvcc is installed.
  */
@@ -36,7 +36,7 @@ import { smallDims, randomCotangents } from "./helpers/random.ts";
 import { chunkInputs } from "./helpers/chunk-inputs.ts";
 
 const gpp = spawnSync("g++", ["--version"]).status === 0;
-const MODELS = ["simple_gla", "mamba2", "deltanet"];
+const MODELS = ["simple_gla", "gla", "mamba2", "deltanet"];
 // inside the package, so that "seqc/runtime" resolves by package self-reference
 const OUT = join(ROOT, "tmp", `chunked-class-cuda-emu-${process.pid}`);
 
