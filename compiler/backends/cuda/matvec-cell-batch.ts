@@ -21,7 +21,7 @@ import { overrideValues } from "./overrides.ts";
 import { tensorsRead } from "./scope.ts";
 import type { CudaFormPlan, CudaBufferRef } from "../../../runtime/cuda/plan.ts";
 import type { SizeExpr } from "../../../runtime/plan.ts";
-import { cellBody, hoistedGemms, matvecCellPlan, productC, extC, type MatvecCell } from "./matvec-cell.ts";
+import { cellBody, hoistedGemms, matvecCellPlan, productC, weightIndex, type MatvecCell } from "./matvec-cell.ts";
 
 /** Depth slices a matvec output may be split into (where a block has fewer outputs than threads). */
 const KSMAX = 4;
@@ -140,26 +140,13 @@ export function renderMatvecCellBatch(model: I.Model, CELL: BatchCellConfig = BA
   // every row of each matrix (all units), transposed: s_W[k * RL + row]
   const loadW = rterms
     .map((r) => {
-      const decodeRows = r.rows
-        .map((_, a) => r.rows.length - 1 - a)
-        .map((a) => {
-          if (a === r.unitAxis) return `      const unsigned int rv${a} = rest % E; rest /= E;`;
-          const n = (r.rows[a] as { value: number }).value;
-          return `      const unsigned int rv${a} = rest % ${n}u; rest /= ${n}u;`;
-        });
-      const decodeK = r.vecShape
-        .map((_, a) => r.vecShape.length - 1 - a)
-        .map((a) => `      const unsigned int kv${a} = kr % ${extC(r.vecShape[a])}; kr /= ${extC(r.vecShape[a])};`);
-      const idxC = (x: (typeof r.pIdx)[number]) => (x.kind === "lit" ? `${x.value}u` : x.kind === "row" ? `rv${x.at}` : `kv${x.at}`);
-      let full = "";
-      r.pIdx.forEach((x, a) => (full = a === 0 ? idxC(x) : `(size_t)(${full}) * ${extC(r.pShape[a])} + ${idxC(x)}`));
+      const { decode, index } = weightIndex(r, (a) => `      const unsigned int rv${a} = rest % E; rest /= E;`);
       return `  { // ${r.param}, every row (all units), transposed: [${productC(r.vecShape)}][rows]
     const unsigned int RL = RL${r.id}, KV = ${productC(r.vecShape)};
     for (unsigned int i = threadIdx.x; i < RL * KV; i += blockDim.x) {
       unsigned int rest = i % RL, kr = i / RL;
-${decodeRows.join("\n")}
-${decodeK.join("\n")}
-      s_W[${wOff[r.id]} + i] = __ldg(params + SEQC_${paramOffset(r.param)} + (${full}));
+${decode}
+      s_W[${wOff[r.id]} + i] = __ldg(params + SEQC_${paramOffset(r.param)} + (${index}));
     }
   }`;
     })

@@ -511,27 +511,14 @@ ${reduceRounds(NV)}
 
   const loadW = rterms
     .map((r) => {
-      const decodeRows = r.rows
-        .map((_, a) => r.rows.length - 1 - a)
-        .map((a) => {
-          if (a === r.unitAxis) return `      unsigned int rv${a}; { const unsigned int jl = rest % SEQC_JB; rest /= SEQC_JB; rv${a} = j0 + jl; ok = ok && rv${a} < E; }`;
-          const n = (r.rows[a] as { value: number }).value;
-          return `      const unsigned int rv${a} = rest % ${n}u; rest /= ${n}u;`;
-        });
-      const decodeK = r.vecShape
-        .map((_, a) => r.vecShape.length - 1 - a)
-        .map((a) => `      const unsigned int kv${a} = kr % ${extC(r.vecShape[a])}; kr /= ${extC(r.vecShape[a])};`);
-      const idxC = (x: PIndex) => (x.kind === "lit" ? `${x.value}u` : x.kind === "row" ? `rv${x.at}` : `kv${x.at}`);
-      let full = "";
-      r.pIdx.forEach((x, a) => (full = a === 0 ? idxC(x) : `(size_t)(${full}) * ${extC(r.pShape[a])} + ${idxC(x)}`));
+      const { decode, index } = weightIndex(r, (a) => `      unsigned int rv${a}; { const unsigned int jl = rest % SEQC_JB; rest /= SEQC_JB; rv${a} = j0 + jl; ok = ok && rv${a} < E; }`);
       return `  { // rows of ${r.param} owned by this block, each the ${productC(r.vecShape)} values it contracts with ${r.vec}
     const unsigned int RL = ${rowsLocal(r)}u * SEQC_JB, KV = ${productC(r.vecShape)};
     for (unsigned int i = threadIdx.x; i < RL * KV; i += blockDim.x) {
       // local row -> (literal axes.., jl); depth -> the vector's axes
       unsigned int rest = i / KV, kr = i % KV; bool ok = true;
-${decodeRows.join("\n")}
-${decodeK.join("\n")}
-      s_W[${wOff[r.id]} + i] = ok ? __ldg(params + SEQC_${paramOffset(r.param)} + (${full})) : 0.f;
+${decode}
+      s_W[${wOff[r.id]} + i] = ok ? __ldg(params + SEQC_${paramOffset(r.param)} + (${index})) : 0.f;
     }
   }`;
     })
@@ -659,6 +646,28 @@ export function hoistedGemms(model: I.Model, xterms: CellPlan["xterms"]): CudaFo
     const kk: SizeExpr = x.k.kind === "lit" ? x.k.value : x.k.name;
     return { kind: "gemm", entry: SGEMM_ENTRY, a: { kind: "input", name: x.input }, b: { kind: "params" }, bOffset: overrideValues(model, [`PO_${x.param}`])[`PO_${x.param}`], c: { kind: "workspace", name: `X${x.id}` }, M: ["*", "B", "T"], N: productS(x.rows), K: kk, ...(x.slice ? { aOffset: ["*", x.slice.at, kk], lda: ["*", x.slice.of, kk] } : {}) };
   });
+}
+
+/**
+ * A recurrent matrix's element of (local row, depth) when both cell kernels load it into shared memory: the lines
+ * decoding `rest` into the row axes (last first; `unitRow(a)` renders the unit axis's line, a block's own units or
+ * every unit) and `kr` into the vector's axes (kv<a>), and the param's flat index over them.
+ */
+export function weightIndex(r: RTerm, unitRow: (a: number) => string): { decode: string; index: string } {
+  const decodeRows = r.rows
+    .map((_, a) => r.rows.length - 1 - a)
+    .map((a) => {
+      if (a === r.unitAxis) return unitRow(a);
+      const n = (r.rows[a] as { value: number }).value;
+      return `      const unsigned int rv${a} = rest % ${n}u; rest /= ${n}u;`;
+    });
+  const decodeK = r.vecShape
+    .map((_, a) => r.vecShape.length - 1 - a)
+    .map((a) => `      const unsigned int kv${a} = kr % ${extC(r.vecShape[a])}; kr /= ${extC(r.vecShape[a])};`);
+  const idxC = (x: PIndex) => (x.kind === "lit" ? `${x.value}u` : x.kind === "row" ? `rv${x.at}` : `kv${x.at}`);
+  let index = "";
+  r.pIdx.forEach((x, a) => (index = a === 0 ? idxC(x) : `(size_t)(${index}) * ${extC(r.pShape[a])} + ${idxC(x)}`));
+  return { decode: `${decodeRows.join("\n")}\n${decodeK.join("\n")}`, index };
 }
 
 /** An extent, and a product of extents, as CUDA expressions (SEQC_D_<dim> for a dim). */
