@@ -75,7 +75,7 @@ export interface CellPlan {
 
 export type CellEligibility = { ok: true; plan: CellPlan } | { ok: false; why: string };
 
-export const isDim = (e: I.Extent, name: string) => e.kind === "dim" && e.name === name;
+const isDim = (e: I.Extent, name: string) => e.kind === "dim" && e.name === name;
 
 export function matvecCellPlan(model: I.Model): CellEligibility {
   const states = I.tensorsOfKind(model, "state");
@@ -247,7 +247,7 @@ export function matvecCellPlan(model: I.Model): CellEligibility {
   return { ok: true, plan: { unit, xterms, rterms, body, phaseA } };
 }
 
-export const litSize = (shape: I.Extent[], unit: string) => shape.reduce((a, e) => a * (isDim(e, unit) ? 1 : (e as { value: number }).value), 1);
+const litSize = (shape: I.Extent[], unit: string) => shape.reduce((a, e) => a * (isDim(e, unit) ? 1 : (e as { value: number }).value), 1);
 
 export interface CellConfig { THREADS: number; TB: number; TR: number; suffix: string }
 /** Threads per block and the batch x row register tile of each warp (TB*TR = 32 or 64). The first is the default. */
@@ -430,7 +430,7 @@ export function cellBody(model: I.Model, plan: CellPlan, opts: CellBodyOptions) 
     });
     return `      for (unsigned int q = 0; q < ${n}u; ++q) { unsigned int r = q; ${decode} (void)r; ${dst}[(size_t)b * (${lvTotal}) + ${lvOff.get(v)!} + ${k}] = ${sA(v, "q")}; }`;
   });
-  return { E, R, cx, rStates, rsIndex, stIndex, lVecs, lvOff, lvTotal, lvTotalS, aTotal, sA, rowsLocal, wOff, mOff, cellLines, cellLinesA, initVals, outLocals, publish, extS };
+  return { E, rStates, rsIndex, stIndex, lVecs, lvOff, lvTotal, lvTotalS, aTotal, rowsLocal, wOff, mOff, cellLines, cellLinesA, initVals, outLocals, publish, extS };
 }
 
 export function renderMatvecCell(model: I.Model, CELL: CellConfig = CELL_CONFIGS[0]): MatvecCell {
@@ -445,7 +445,7 @@ export function renderMatvecCell(model: I.Model, CELL: CellConfig = CELL_CONFIGS
   const uniforms = uniformFields(model);
   const overrides = [...model.dims.map((d) => `D_${d.name}`), ...I.tensorsOfKind(model, "param").map((p) => `PO_${p.name}`), "JB"];
   const parts = cellBody(model, el.plan, { overrides, bg: "b" });
-  const { E, R, rStates, rsIndex, stIndex, lVecs, lvOff, lvTotal, lvTotalS, aTotal, sA, rowsLocal, wOff, mOff, cellLines, cellLinesA, initVals, outLocals, publish, extS } = parts;
+  const { E, rStates, rsIndex, stIndex, lVecs, lvOff, lvTotal, lvTotalS, aTotal, rowsLocal, wOff, mOff, cellLines, cellLinesA, initVals, outLocals, publish, extS } = parts;
   const bufs: { ref: CudaBufferRef; decl: string }[] = [
     ...inputs.map((t) => ({ ref: { kind: "input", name: t.name } as CudaBufferRef, decl: `const float* __restrict__ ${inputBuffer(t.name)}` })),
     ...outputs.map((t) => ({ ref: { kind: "output", name: t.name } as CudaBufferRef, decl: `float* __restrict__ ${outputBuffer(t.name)}` })),
@@ -671,7 +671,7 @@ export function weightIndex(r: RTerm, unitRow: (a: number) => string): { decode:
 }
 
 /** An extent, and a product of extents, as CUDA expressions (SEQC_D_<dim> for a dim). */
-export const extC = (e: I.Extent) => (e.kind === "lit" ? `${e.value}u` : `SEQC_D_${e.name}`);
+const extC = (e: I.Extent) => (e.kind === "lit" ? `${e.value}u` : `SEQC_D_${e.name}`);
 export const productC = (shape: I.Extent[]) => shape.map(extC).join(" * ");
 
 /** Unrolled reduce-scatter of `nv` per-lane sums over a warp: after log2(32) rounds each lane keeps nv/32 sums. */
