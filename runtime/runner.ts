@@ -91,6 +91,7 @@ interface Prepared {
 
 /** At most this many prepared shapes are kept (a runner called with ever new B or T drops the oldest). */
 const PREPARED_MAX = 32;
+const preparedKey = (plan: FormPlan, B: number, T: number) => `${plan.form}/${plan.variant}|${B}|${T}`;
 
 /** Kernels index invocations (threads) with u32: a launch may not have more. */
 export const MAX_INVOCATIONS = 2 ** 32 - 1;
@@ -110,9 +111,7 @@ export class ModelRunner {
   private readonly stepsWritten = new WeakMap<GPUBuffer, string>();
   /** The cost model's choice per `${form}|${B}|${T}` (the dims and device limits are fixed per runner). */
   private readonly picks = new Map<string, { plan: FormPlan; env: Env }>();
-  /** `${form}/${variant}|${B}|${T}` whose limits were checked. */
-  private readonly checked = new Set<string>();
-  /** Prepared launches per `${form}/${variant}|${B}|${T}`. */
+  /** Prepared launches per `${form}/${variant}|${B}|${T}` (preparedKey); a shape here has passed checkLimits. */
   private readonly prepared = new Map<string, Prepared>();
   /** The values last written to a uniform buffer (a write of the same values is skipped). */
   private readonly uniformsWritten = new WeakMap<GPUBuffer, Uint32Array>();
@@ -360,13 +359,8 @@ export class ModelRunner {
   }
 
   private checkLimits(plan: FormPlan, env: Env, B: number, T: number): void {
-    const key = `${plan.form}/${plan.variant}|${B}|${T}`;
-    if (this.checked.has(key)) return;
-    this.checkLimitsOnce(plan, env, B, T);
-    this.checked.add(key);
-  }
-
-  private checkLimitsOnce(plan: FormPlan, env: Env, B: number, T: number): void {
+    // a prepared shape was checked before its first launch
+    if (this.prepared.has(preparedKey(plan, B, T))) return;
     const l = this.device.limits;
     const storage = plan.kernels[0].bindings.filter((b) => b.access !== "uniform").length;
     if (storage > l.maxStorageBuffersPerShaderStage) {
@@ -459,7 +453,7 @@ export class ModelRunner {
 
   /** The kernels of a variant at (B, T): made on the first forward of that shape, kept until dispose(). */
   private async prepare(plan: FormPlan, env: Env, B: number, T: number): Promise<Prepared> {
-    const key = `${plan.form}/${plan.variant}|${B}|${T}`;
+    const key = preparedKey(plan, B, T);
     const hit = this.prepared.get(key);
     if (hit) return hit;
     const maxDim = this.device.limits.maxComputeWorkgroupsPerDimension;
@@ -674,7 +668,6 @@ export class ModelRunner {
     this.pipelines.clear();
     this.prepared.clear();
     this.picks.clear();
-    this.checked.clear();
   }
 }
 
