@@ -583,14 +583,15 @@ export class ModelRunner {
         pass.dispatchWorkgroups(p.x, p.y, 1);
       }
     };
-    const order = prep.kernels.map((_, j) => j);
     if (plan.blockSteps === undefined) {
       // one block: the plan's order
-      for (const j of order) encode(j, 0, prep.kernels[j].steps);
+      prep.kernels.forEach((p, j) => encode(j, 0, p.steps));
     } else {
       // the kernels outside the blocks once, then block after block of TC steps
-      const perBlock = order.filter((j) => prep.kernels[j].k.steps || prep.kernels[j].k.block);
-      for (const j of order) if (!prep.kernels[j].k.steps && !prep.kernels[j].k.block) encode(j, 0, T);
+      const perBlock = prep.kernels.flatMap((p, j) => (p.k.steps || p.k.block ? [j] : []));
+      prep.kernels.forEach((p, j) => {
+        if (!p.k.steps && !p.k.block) encode(j, 0, T);
+      });
       for (let t0 = 0; t0 < T; t0 += TC) for (const j of perBlock) encode(j, t0, t0 + TC);
     }
     pass.end();
