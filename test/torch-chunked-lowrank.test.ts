@@ -36,6 +36,8 @@ const load = (name: string) => loadProgram([`stdlib/${name}.seq`]).models[0];
 const BAKED: Record<string, number> = { J: 2 };
 const baked = (model: I.Model) => Object.fromEntries(model.dims.filter((d) => BAKED[d.name] !== undefined).map((d) => [d.name, BAKED[d.name]]));
 const dimsOf = (model: I.Model) => smallDims(model, { K: 5, V: 7, ...BAKED });
+/** Tensors as plain lists (the autograd drivers' case). */
+const list = (o: Record<string, Float64Array> | undefined) => Object.fromEntries(Object.entries(o ?? {}).map(([k, v]) => [k, Array.from(v)]));
 
 const cpuTorch = spawnSync("/usr/bin/python3", ["-c", "import torch"]).status === 0;
 if (!cpuTorch) console.warn("torch-chunked-lowrank.test: no torch for /usr/bin/python3 (Debian's python3-torch); the glue and autograd checks are skipped");
@@ -74,9 +76,8 @@ describe("torch target: the low-rank chunked backward's plans", () => {
 });
 
 /** lowrank_backward in Python (CPU torch), every chain model run here by the interpreter. */
-async function pythonLowRank(model: I.Model, run: RunInputs, cot: ReturnType<typeof randomCotangents>, dropStateCot: boolean, chunk: number, dtype: "float64" | "float32", torchOps: boolean) {
+async function pythonLowRank(model: I.Model, { names, models }: ReturnType<typeof lowRankChain>, run: RunInputs, cot: ReturnType<typeof randomCotangents>, dropStateCot: boolean, chunk: number, dtype: "float64" | "float32", torchOps: boolean) {
   const dims = { ...run.dims };
-  const { names, models } = lowRankChain(model, dims);
   const { batch: B, time: T } = run;
   const decl = (n: string) => model.tensors.find((t) => t.name === n)!;
   const sizes = (t: I.TensorDecl) => shapeSizes(t.shape, dims);
@@ -105,24 +106,25 @@ describe.skipIf(!cpuTorch)("torch target: the low-rank chain's glue (seqc_chunke
   it.each(MODELS)("%s", async (name) => {
     const model = load(name);
     const dims = dimsOf(model);
-    const state = lowRankChain(model, dims).names.state;
+    const chain = lowRankChain(model, dims);
+    const state = chain.names.state;
     const cases = [
       // B, T, given initial state, no final-state cotangent, chunk (micro-steps), glue dtype, the decay adjoint and the
       // pass over chunks as torch ops (torch.cumsum, torch.matmul) instead of their plans
       [2, 37, true, false, 16, "float64", false], [1, 1, true, false, 64, "float64", false], [3, 11, false, true, 4, "float64", false],
       [2, 40, true, false, 7, "float64", true], [1, 1, true, false, 64, "float64", true], [2, 23, true, false, 8, "float32", false], [2, 23, true, false, 8, "float32", true],
     ] as const;
-    const decayed = lowRankChain(model, dims).names.decay !== "none";
+    const decayed = chain.names.decay !== "none";
     for (const [B, T, init, dropStateCot, chunk, dtype, torchOps] of cases) {
       const run = chunkInputs(model, { dims, batch: B, time: T, seed: 5 + T, initialState: init });
       const ref = interpret(model, run);
       const cot = randomCotangents(ref, T + 2);
       if (dropStateCot) delete cot.finalState[state];
       const want = await gradients(model, run, cot);
-      const got = await pythonLowRank(model, run, cot, dropStateCot, chunk, dtype, torchOps);
+      const got = await pythonLowRank(model, chain, run, cot, dropStateCot, chunk, dtype, torchOps);
       const label = `B=${B} T=${T} init=${init} chunk=${chunk} ${dtype}${torchOps ? " decay and pass as torch ops" : ""}`;
       const tol = dtype === "float64" ? 1e-9 : 1e-4;
-      const ran = LR_PARTS.filter((p) => lowRankChain(model, dims).models[p] && !(torchOps && (p === "decay" || p === "pass")));
+      const ran = LR_PARTS.filter((p) => chain.models[p] && !(torchOps && (p === "decay" || p === "pass")));
       expect(new Set(got.parts), label).toEqual(new Set(ran));
       if (decayed) expect(got.parts.includes("decay"), label).toBe(!torchOps);
       for (const [k, v] of Object.entries(want.inputs)) {
@@ -150,7 +152,6 @@ describe.skipIf(!cpuTorch)("torch target: the low-rank chunked backward through 
       const ref = interpret(model, run);
       const cot = randomCotangents(ref, T + 4);
       const want = await gradients(model, run, cot);
-      const list = (o: Record<string, Float64Array> | undefined) => Object.fromEntries(Object.entries(o ?? {}).map(([k, v]) => [k, Array.from(v)]));
       const got = await serve("/usr/bin/python3", ["test/torch/autograd_cpu.py", join(dir, json.path)],
         { B, T, dims, backward: "chunked", inputs: list(run.inputs), params: list(run.params), initialState: list(run.initialState), cotOutputs: list(cot.outputs), cotFinal: list(cot.finalState) },
         (msg) => {
@@ -187,7 +188,6 @@ describe.skipIf(!cpuBf16)("torch target: bf16 tensors through the low-rank chunk
       for (const o of [run.inputs, run.initialState ?? {}]) for (const k of Object.keys(o)) o[k] = o[k].map((v) => fromBf16(toBf16(v)));
       const cot = randomCotangents(interpret(model, run), T + 6);
       const want = await gradients(model, run, cot);
-      const list = (o: Record<string, Float64Array> | undefined) => Object.fromEntries(Object.entries(o ?? {}).map(([k, v]) => [k, Array.from(v)]));
       const got = await serve("/usr/bin/python3", ["test/torch/autograd_bf16.py", join(dir, json.path)],
         { B, T, dims, backward: "auto", inputs: list(run.inputs), params: {}, initialState: list(run.initialState), cotOutputs: list(cot.outputs), cotFinal: list(cot.finalState) },
         (msg) => {
