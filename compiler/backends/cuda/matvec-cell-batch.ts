@@ -15,13 +15,13 @@
  */
 import * as I from "../../ir/types.ts";
 import * as K from "../../kernel/ir.ts";
-import { inputBuffer, outputBuffer, stateOffset, STATES, uniformFields, paramOffset } from "../../kernel/interface.ts";
+import { inputBuffer, stateOffset, STATES, uniformFields, paramOffset } from "../../kernel/interface.ts";
 import { flatIndex } from "../../kernel/symbolic.ts";
 import { overrideValues } from "./overrides.ts";
 import { tensorsRead } from "./scope.ts";
-import type { CudaFormPlan, CudaBufferRef } from "../../../runtime/cuda/plan.ts";
+import type { CudaFormPlan } from "../../../runtime/cuda/plan.ts";
 import type { SizeExpr } from "../../../runtime/plan.ts";
-import { cellBody, hoistedGemms, matvecCellPlan, productC, weightIndex, type MatvecCell } from "./matvec-cell.ts";
+import { cellBody, cellDecls, hoistedGemms, matvecCellPlan, productC, weightIndex, type MatvecCell } from "./matvec-cell.ts";
 
 /** Depth slices a matvec output may be split into (where a block has fewer outputs than threads). */
 const KSMAX = 4;
@@ -78,7 +78,6 @@ export function renderMatvecCellBatch(model: I.Model, CELL: BatchCellConfig = BA
   const { unit, xterms, rterms, body } = plan;
   const states = I.tensorsOfKind(model, "state");
   const inputs = I.tensorsOfKind(model, "input");
-  const outputs = I.tensorsOfKind(model, "output");
   const name = `seqc_${model.name}_cell${CELL.suffix.replace(/-/g, "_")}`;
   const uniforms = uniformFields(model);
   const overrides = [...model.dims.map((d) => `D_${d.name}`), ...I.tensorsOfKind(model, "param").map((p) => `PO_${p.name}`), "BB"];
@@ -100,16 +99,7 @@ export function renderMatvecCellBatch(model: I.Model, CELL: BatchCellConfig = BA
   const parts = cellBody(model, plan, { overrides, bg: "bg", staged, mRead: (at) => `seqc_msum(s_M + (${at}), MS, KS)` });
   const { E, stIndex, lVecs, lvOff, lvTotal, lvTotalS, aTotal, rowsLocal, wOff, mOff, cellLines, cellLinesA, initVals, outLocals, publish, extS } = parts;
 
-  const bufs: { ref: CudaBufferRef; decl: string }[] = [
-    ...inputs.map((t) => ({ ref: { kind: "input", name: t.name } as CudaBufferRef, decl: `const float* __restrict__ ${inputBuffer(t.name)}` })),
-    ...outputs.map((t) => ({ ref: { kind: "output", name: t.name } as CudaBufferRef, decl: `float* __restrict__ ${outputBuffer(t.name)}` })),
-    { ref: { kind: "params" }, decl: `const float* __restrict__ params` },
-    { ref: { kind: "states" }, decl: `float* __restrict__ ${STATES}` },
-    ...xterms.map((x) => ({ ref: { kind: "workspace", name: `X${x.id}` } as CudaBufferRef, decl: `const float* __restrict__ ws_X${x.id}` })),
-  ];
-  const us = `SeqcUniforms_${name}`;
-  const os = `SeqcOverrides_${name}`;
-  const ovDecls = overrides.map((o) => `#ifndef SEQC_${o}_CONST\n  const unsigned int SEQC_${o} = ov.${o};\n#else\n  constexpr unsigned int SEQC_${o} = SEQC_${o}_CONST;\n#endif`).join("\n");
+  const { bufs, structs, uo, ovDecls } = cellDecls(model, xterms, name, overrides);
 
   // one output (b, row) per thread, or per KS threads where a block has fewer outputs than threads (each sums
   // every KS-th group of 4 of the depth into slice s of s_M; the pointwise cell adds the slices); four partial sums
@@ -191,9 +181,8 @@ ${publish("s_L").join("\n")}
   const src = `
 // ==== ${model.name}: sequential cell over batch rows (every unit, the whole recurrent matrix in shared memory; no grid barrier) ====
 ${HELPERS}
-struct ${us} { ${uniforms.map((x) => `unsigned int ${x};`).join(" ")} };
-struct ${os} { ${overrides.map((o) => `unsigned int ${o};`).join(" ")} };
-extern "C" __global__ void __launch_bounds__(${CELL.THREADS}) ${name}(${[...bufs.map((b) => b.decl), `const ${us} u`, `const ${os} ov`].join(", ")}) {
+${structs}
+extern "C" __global__ void __launch_bounds__(${CELL.THREADS}) ${name}(${[...bufs.map((b) => b.decl), ...uo].join(", ")}) {
 ${ovDecls}
   const unsigned int T = u.T, E = ${E}, SEQC_JB = E;  // every unit: the unit cell's JB is E here
   const unsigned int B = SEQC_BB;                     // batch rows per block (the shared arrays' stride)

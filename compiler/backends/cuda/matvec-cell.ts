@@ -438,27 +438,19 @@ export function renderMatvecCell(model: I.Model, CELL: CellConfig = CELL_CONFIGS
   if (!el.ok) throw new Error(`matvec cell form of ${model.name}: ${el.why}`);
   const { unit, xterms, rterms } = el.plan;
   const states = I.tensorsOfKind(model, "state");
-  const inputs = I.tensorsOfKind(model, "input");
-  const outputs = I.tensorsOfKind(model, "output");
   const name = `seqc_${model.name}_cell_persistent${CELL.suffix.replace(/-/g, "_")}`;
   const gridSync = `seqc_grid_sync_${model.name}${CELL.suffix.replace(/-/g, "_")}`;
   const uniforms = uniformFields(model);
   const overrides = [...model.dims.map((d) => `D_${d.name}`), ...I.tensorsOfKind(model, "param").map((p) => `PO_${p.name}`), "JB"];
   const parts = cellBody(model, el.plan, { overrides, bg: "b" });
   const { E, rStates, rsIndex, stIndex, lVecs, lvOff, lvTotal, lvTotalS, aTotal, rowsLocal, wOff, mOff, cellLines, cellLinesA, initVals, outLocals, publish, extS } = parts;
-  const bufs: { ref: CudaBufferRef; decl: string }[] = [
-    ...inputs.map((t) => ({ ref: { kind: "input", name: t.name } as CudaBufferRef, decl: `const float* __restrict__ ${inputBuffer(t.name)}` })),
-    ...outputs.map((t) => ({ ref: { kind: "output", name: t.name } as CudaBufferRef, decl: `float* __restrict__ ${outputBuffer(t.name)}` })),
-    { ref: { kind: "params" }, decl: `const float* __restrict__ params` },
-    { ref: { kind: "states" }, decl: `float* __restrict__ ${STATES}` },
-    ...xterms.map((x) => ({ ref: { kind: "workspace", name: `X${x.id}` } as CudaBufferRef, decl: `const float* __restrict__ ws_X${x.id}` })),
+  const { bufs: shared, structs, uo, ovDecls } = cellDecls(model, xterms, name, overrides);
+  const bufs: CellBuffer[] = [
+    ...shared,
     ...(rStates.length ? [{ ref: { kind: "workspace", name: "hbuf" } as CudaBufferRef, decl: `float* __restrict__ hbuf` }] : []),
     ...(lVecs.length ? [{ ref: { kind: "workspace", name: "vbuf" } as CudaBufferRef, decl: `float* __restrict__ vbuf` }] : []),
     { ref: { kind: "workspace", name: "barrier" }, decl: `unsigned int* __restrict__ barrier` },
   ];
-  const us = `SeqcUniforms_${name}`;
-  const os = `SeqcOverrides_${name}`;
-  const ovDecls = overrides.map((o) => `#ifndef SEQC_${o}_CONST\n  const unsigned int SEQC_${o} = ov.${o};\n#else\n  constexpr unsigned int SEQC_${o} = SEQC_${o}_CONST;\n#endif`).join("\n");
   const nRS = rStates.length;
   const TB = CELL.TB;
   const TR = CELL.TR;
@@ -542,8 +534,7 @@ ${publish("vout").join("\n")}
 
   const src = `
 // ==== ${model.name}: persistent sequential cell (recurrent matvec with weights in shared memory) ====
-struct ${us} { ${uniforms.map((u) => `unsigned int ${u};`).join(" ")} };
-struct ${os} { ${overrides.map((o) => `unsigned int ${o};`).join(" ")} };
+${structs}
 __device__ __forceinline__ void ${gridSync}(unsigned int* bar, unsigned int& target) {
 #ifdef SEQC_EMU
   emu_coop::gridsync(); (void)bar; (void)target;  // the CPU emulation (test/cuda-emu/cooperative.h)
@@ -559,7 +550,7 @@ __device__ __forceinline__ void ${gridSync}(unsigned int* bar, unsigned int& tar
   __syncthreads();
 #endif
 }
-extern "C" __global__ void __launch_bounds__(${CELL.THREADS}, 1) ${name}(${[...bufs.map((b) => b.decl), `const ${us} u`, `const ${os} ov`].join(", ")}) {
+extern "C" __global__ void __launch_bounds__(${CELL.THREADS}, 1) ${name}(${[...bufs.map((b) => b.decl), ...uo].join(", ")}) {
 ${ovDecls}
   const unsigned int B = u.B, T = u.T, E = ${E};
   const unsigned int j0 = blockIdx.x * SEQC_JB;
@@ -638,6 +629,29 @@ ${states.map((s, si) => `    ${STATES}[u.${stateOffset(s.name)} + (size_t)b * E 
     steps,
   };
   return { source: src, form };
+}
+
+type CellBuffer = { ref: CudaBufferRef; decl: string };
+/**
+ * What both cell kernels declare alike: the buffers both bind (inputs, outputs, params, states, the hoisted
+ * projections' workspaces; the unit cell adds its exchange buffers and barrier), the uniform and override structs
+ * and the kernel's parameters of those types (`uo`), and the overrides as constants (compiled in where
+ * SEQC_<name>_CONST is defined).
+ */
+export function cellDecls(model: I.Model, xterms: XTerm[], name: string, overrides: string[]) {
+  const bufs: CellBuffer[] = [
+    ...I.tensorsOfKind(model, "input").map((t) => ({ ref: { kind: "input", name: t.name } as CudaBufferRef, decl: `const float* __restrict__ ${inputBuffer(t.name)}` })),
+    ...I.tensorsOfKind(model, "output").map((t) => ({ ref: { kind: "output", name: t.name } as CudaBufferRef, decl: `float* __restrict__ ${outputBuffer(t.name)}` })),
+    { ref: { kind: "params" }, decl: `const float* __restrict__ params` },
+    { ref: { kind: "states" }, decl: `float* __restrict__ ${STATES}` },
+    ...xterms.map((x) => ({ ref: { kind: "workspace", name: `X${x.id}` } as CudaBufferRef, decl: `const float* __restrict__ ws_X${x.id}` })),
+  ];
+  const us = `SeqcUniforms_${name}`;
+  const os = `SeqcOverrides_${name}`;
+  const structs = `struct ${us} { ${uniformFields(model).map((u) => `unsigned int ${u};`).join(" ")} };
+struct ${os} { ${overrides.map((o) => `unsigned int ${o};`).join(" ")} };`;
+  const ovDecls = overrides.map((o) => `#ifndef SEQC_${o}_CONST\n  const unsigned int SEQC_${o} = ov.${o};\n#else\n  constexpr unsigned int SEQC_${o} = SEQC_${o}_CONST;\n#endif`).join("\n");
+  return { bufs, structs, uo: [`const ${us} u`, `const ${os} ov`], ovDecls };
 }
 
 /** The hoisted input projections as fp32 GEMMs over all B*T steps, into workspaces X<k> [B, T, rows]. */
