@@ -21,7 +21,7 @@ import { overrideValues } from "./overrides.ts";
 import { tensorsRead } from "./scope.ts";
 import type { CudaFormPlan } from "../../../runtime/cuda/plan.ts";
 import type { SizeExpr } from "../../../runtime/plan.ts";
-import { cellBody, cellDecls, hoistedGemms, matvecCellPlan, productC, weightIndex, type MatvecCell } from "./matvec-cell.ts";
+import { cellApplicable, cellBody, cellDecls, hoistedGemms, matvecCellPlan, productC, weightIndex, type MatvecCell } from "./matvec-cell.ts";
 
 /** Depth slices a matvec output may be split into (where a block has fewer outputs than threads). */
 const KSMAX = 4;
@@ -257,7 +257,6 @@ ${states.map((s, si) => `    ${STATES}[u.${stateOffset(s.name)} + (size_t)bg * E
     ["*", aTotal, "BB", Esz],
     ["*", PFD, "BB", ptS],
   ];
-  const mult4 = (x: SizeExpr): SizeExpr => [">=", 0, ["-", x, ["*", 4, ["/", x, 4]]]];
   const steps: CudaFormPlan["steps"] = hoistedGemms(model, xterms);
   steps.push({ kind: "launch", entry: name, grid: "CELL_BLOCKS", threads: CELL.THREADS, sharedBytes: ["*", 4, "CELL_SMEM_FLOATS"], buffers: bufs.map((b) => b.ref), uniforms, overrides: overrideValues(model, overrides) });
   const form: CudaFormPlan = {
@@ -270,7 +269,7 @@ ${states.map((s, si) => `    ${STATES}[u.${stateOffset(s.name)} + (size_t)bg * E
       ["CELL_SMEM_FLOATS", smemFloats],
     ],
     ...(CELL.THREADS < 256 ? { prefer: [">=", CELL.THREADS, ["*", "BB", rowsTotal]] as SizeExpr } : {}),
-    applicable: ["*", [">=", "LIMIT_SMEM_OPTIN", ["*", 4, "CELL_SMEM_FLOATS"]], mult4(Esz), ...rterms.map((r) => mult4(["*", ...r.vecShape.map(extS)] as SizeExpr))],
+    applicable: cellApplicable(plan, extS),
     workspaces: xterms.map((x) => ({ name: `X${x.id}`, words: ["*", "B", "T", ["*", 1, ...x.rows.map(extS)]] as SizeExpr })),
     steps,
   };

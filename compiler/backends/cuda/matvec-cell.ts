@@ -605,8 +605,6 @@ ${states.map((s, si) => `    ${STATES}[u.${stateOffset(s.name)} + (size_t)b * E 
     ["*", states.length, "B", "JB"],
     ["*", aTotal, "B", "JB"],
   ];
-  // every vector's length a multiple of 4 (float4 rows), the units too
-  const mult4 = (x: SizeExpr): SizeExpr => [">=", 0, ["-", x, ["*", 4, ["/", x, 4]]]];
   const steps: CudaFormPlan["steps"] = hoistedGemms(model, xterms);
   steps.push({ kind: "zero", workspace: "barrier" });
   steps.push({ kind: "launch", entry: name, grid: "CELL_BLOCKS", threads: CELL.THREADS, sharedBytes: ["*", 4, "CELL_SMEM_FLOATS"], cooperative: true, buffers: bufs.map((b) => b.ref), uniforms, overrides: overrideValues(model, overrides) });
@@ -619,7 +617,7 @@ ${states.map((s, si) => `    ${STATES}[u.${stateOffset(s.name)} + (size_t)b * E 
       ["CELL_BLOCKS", ["ceilDiv", Esz, "JB"]],
       ["CELL_SMEM_FLOATS", smemFloats],
     ],
-    applicable: ["*", [">=", "LIMIT_SMEM_OPTIN", ["*", 4, "CELL_SMEM_FLOATS"]], mult4(Esz), ...rterms.map((r) => mult4(["*", ...r.vecShape.map(extS)] as SizeExpr))],
+    applicable: cellApplicable(el.plan, extS),
     workspaces: [
       ...xterms.map((x) => ({ name: `X${x.id}`, words: ["*", "B", "T", productS(x.rows)] as SizeExpr })),
       ...(nRS ? [{ name: "hbuf", words: ["*", 2, nRS, "B", Esz] as SizeExpr }] : []),
@@ -652,6 +650,12 @@ export function cellDecls(model: I.Model, xterms: XTerm[], name: string, overrid
 struct ${os} { ${overrides.map((o) => `unsigned int ${o};`).join(" ")} };`;
   const ovDecls = overrides.map((o) => `#ifndef SEQC_${o}_CONST\n  const unsigned int SEQC_${o} = ov.${o};\n#else\n  constexpr unsigned int SEQC_${o} = SEQC_${o}_CONST;\n#endif`).join("\n");
   return { bufs, structs, uo: [`const ${us} u`, `const ${os} ov`], ovDecls };
+}
+
+/** Where either cell form applies: its CELL_SMEM_FLOATS fit, every vector's length a multiple of 4 (float4 rows), the units too. */
+export function cellApplicable({ unit, rterms }: CellPlan, extS: (e: I.Extent) => SizeExpr): SizeExpr {
+  const mult4 = (x: SizeExpr): SizeExpr => [">=", 0, ["-", x, ["*", 4, ["/", x, 4]]]];
+  return ["*", [">=", "LIMIT_SMEM_OPTIN", ["*", 4, "CELL_SMEM_FLOATS"]], mult4(unit), ...rterms.map((r) => mult4(["*", ...r.vecShape.map(extS)] as SizeExpr))];
 }
 
 /** The hoisted input projections as fp32 GEMMs over all B*T steps, into workspaces X<k> [B, T, rows]. */
