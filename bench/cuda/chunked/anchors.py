@@ -199,6 +199,8 @@ def time_all():
     print(f"copy {res['copy_gbps']:.0f} GB/s", flush=True)
     for meta in index:
         model, tag = meta["model"], meta["shape"]
+        if not wanted(model, tag):
+            continue
         x, p = load_case(meta)
         K = meta["dims"].get("K", meta["dims"].get("N"))
         row = {"model": model, "shape": tag, "B": meta["B"], "T": meta["T"], "dims": meta["dims"]}

@@ -5,6 +5,7 @@
  *   npx tsx bench/cuda/chunked/build.ts   -> dist/chunked-plans/<Model>.cuda.json (+ .resources.txt)
  * SEQC_PLANS=<dir> writes there instead. SEQC_BUILD_MODELS=gla,... builds only those models; SEQC_BUILD_VARIANTS=<regexp> keeps only the variants it
  * matches (run 6: the bf16 variants at K = 64 and 128, so every variant auto may pick at the benchmark shapes).
+ * SEQC_NVCC_FLAGS='-DNAME=value ...' passes extra flags to nvcc (run 10: the walks' L2 prefetch distance, SEQC_WALK_PF).
  */
 import { mkdirSync, readFileSync, writeFileSync, rmSync, mkdtempSync } from "node:fs";
 import { spawn } from "node:child_process";
@@ -17,6 +18,7 @@ import { findNvcc } from "../../../compiler/backends/cuda/nvcc.ts";
 
 export const MODELS = ["linear_attention", "retnet", "simple_gla", "mamba2", "gla", "deltanet", "gated_deltanet", "gated_deltaproduct", "rwkv7"];
 const OUT = process.env.SEQC_PLANS ?? "dist/chunked-plans";
+const extraFlags = (process.env.SEQC_NVCC_FLAGS ?? "").split(/\s+/).filter(Boolean);
 
 /** Variants the check and the benchmark run, per model. */
 export function variantsFor(name: string): string[] {
@@ -71,7 +73,7 @@ async function main() {
       const dir = mkdtempSync(join(tmpdir(), "seqc-cubin-"));
       try {
         writeFileSync(join(dir, "k.cu"), m.source);
-        const r = await run(nvcc, ["-cubin", "-arch=sm_90", "-std=c++17", "-diag-suppress", "177,550", "--resource-usage", "-o", join(dir, "k.cubin"), join(dir, "k.cu")]);
+        const r = await run(nvcc, ["-cubin", "-arch=sm_90", "-std=c++17", "-diag-suppress", "177,550", "--resource-usage", ...extraFlags, "-o", join(dir, "k.cubin"), join(dir, "k.cu")]);
         if (r.code !== 0) throw new Error(`${name} ${k}: nvcc failed\n${r.out}`);
         (m as { cubin?: Record<string, string> }).cubin = { "90": readFileSync(join(dir, "k.cubin")).toString("base64") };
         resources.push(`== ${k}\n${r.out}`);
