@@ -42,7 +42,11 @@ describe("torch target: bf16 forms in the module's plans", () => {
       const part = key.startsWith("chain:") ? key.slice(6) : undefined;
       if (key === "forward" || (part && CORES.includes(part))) {
         expect(ios(plan), key).toEqual(["bf16", "f32"]);
-        expect(Object.keys(plan.modules ?? {}).sort(), key).toEqual(["bf16", "f32"]);
+        // the transposed cores of a scalar log decay also read bf16 and write fp32 (module bf16-of32; forms io bf16, out f32)
+        const mixed = !!tp.chunked && "names" in tp.chunked && tp.chunked.names.decay === "scalar" && (part === "coreT" || part === "adjointT");
+        expect(Object.keys(plan.modules ?? {}).sort(), key).toEqual(mixed ? ["bf16", "bf16-of32", "f32"] : ["bf16", "f32"]);
+        expect(plan.forms.filter((f) => f.out).map((f) => [f.io, f.out, f.module]), key).toEqual(plan.forms.filter((f) => /-bf16-of32-/.test(f.variant)).map(() => ["bf16", "f32", "bf16-of32"]));
+        expect(plan.forms.some((f) => f.out === "f32"), key).toBe(mixed);
       } else expect(ios(plan), key).toEqual(["f32"]);
     }
   }, 120_000);
@@ -86,10 +90,12 @@ describe.skipIf(!cpuTorch)("torch target: bf16 tensors through the forward and t
     const json = emitTorch(model, { ptx: false }).find((f) => f.path.endsWith(".torch.json"))!;
     writeFileSync(join(dir, json.path), json.contents);
     const chain = torchChain(modelChain(model, dims), dims); // the chain as the module runs it (without prep's copies, the backward models' zeros and copies)
-    // bf16 cores: all four without a decay; with one, core and adjoint (dq and dk feed the decay adjoint's
-    // cancelling sums: fp32, seqc_chunked.BF16_DECAY_PARTS); a per-key decay's transposed cores are torch ops
-    // (the forward core does not rerun where post's backward does not run: the forward's final state is kept)
-    const bf16Cores = (chain.names.ld ? ["chain:core", "chain:adjoint"] : ["chain:core", "chain:coreT", "chain:adjoint", "chain:adjointT"]).filter((k) => !(k === "chain:core" && chain.names.postBw.skip));
+    // bf16 cores: all four; with a scalar log decay the transposed cores read bf16 and write fp32 (dq and dk feed the
+    // decay adjoint's cancelling sums: seqc_chunked.TRANSPOSED_IO "mixed", the plans' bf16-of32 variants); a per-key
+    // decay's transposed cores are torch ops (the forward core does not rerun where post's backward does not run:
+    // the forward's final state is kept)
+    const mixed = chain.names.decay === "scalar" ? ["chain:coreT", "chain:adjointT"] : [];
+    const bf16Cores = (chain.names.decay === "key" ? ["chain:core", "chain:adjoint"] : ["chain:core", "chain:coreT", "chain:adjoint", "chain:adjointT"]).filter((k) => !(k === "chain:core" && chain.names.postBw.skip));
     for (const [B, T, init] of [[2, 37, true], [3, 11, false], [1, 1, true]] as const) {
       const run = chunkInputs(model, { dims, batch: B, time: T, seed: 21 + T, initialState: init });
       // the tensors as bf16 holds them (the reference is the float64 gradient at the values the kernels are given)
@@ -103,13 +109,14 @@ describe.skipIf(!cpuTorch)("torch target: bf16 tensors through the forward and t
       const label = `B=${B} T=${T} init=${init}`;
       expect(got.chunked, label).toBe(true);
       expect(got.dtypes, label).toEqual(["bfloat16"]);
-      const runs = got.runs as [string, string, string, string[]][];
+      const runs = got.runs as [string, string, string, string[], string][];
       expect(runs[0].slice(0, 2), label).toEqual(["forward", "bf16"]);
       const cores = runs.filter(([k]) => bf16Cores.includes(k));
       expect(cores.map(([k]) => k), label).toEqual(bf16Cores);
-      for (const [k, io, variant, dts] of [runs[0], ...cores]) {
+      for (const [k, io, variant, dts, out] of [runs[0], ...cores]) {
         expect(io, `${label} ${k}`).toBe("bf16");
-        expect(variant, `${label} ${k}`).toMatch(/^chunked-\w+-bf16-/);
+        expect(variant, `${label} ${k}`).toMatch(mixed.includes(k) ? /^chunked-\w+-bf16-of32-/ : /^chunked-\w+-bf16-k/);
+        expect(out, `${label} ${k}`).toBe(mixed.includes(k) ? "f32" : "bf16");
         expect(dts, `${label} ${k}`).toEqual(["bfloat16"]);
       }
       for (const [k, io, variant] of runs.slice(1).filter((r) => !cores.includes(r))) {

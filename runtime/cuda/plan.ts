@@ -50,6 +50,9 @@ export interface CudaFormPlan {
   form: "sequential" | "scan" | "chunked";
   /** Element type of the inputs and outputs on the device (default f32; params and states are always f32). */
   io?: "f32" | "bf16" | "f16";
+  /** Element type of the outputs when it differs from `io` (default `io`): mixed I/O, e.g. bf16 inputs with fp32
+   *  outputs (the torch target's transposed cores, whose outputs feed cancelling sums). */
+  out?: "f32" | "bf16" | "f16";
   /** Key into CudaModelPlan.modules when this form's kernels live in a module of their own. */
   module?: string;
   variant: string;

@@ -108,7 +108,7 @@ def rows_decayed_readout(ld, pairs, readouts, S0, B, T, H, K, V, dtype, device, 
     return outs
 
 
-def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state, inputs, params, outputs, dtype, device, per_key_t=None, decay_way=None, S_N=None):
+def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state, inputs, params, outputs, dtype, device, per_key_t=None, decay_way=None, S_N=None, seen=None):
     """Gradients of the forward's inputs, params and the matrix state's initial value through the chain.
 
     n: the chain's names (<Model>.torch.json "chunked".names); run(part, dims, inputs, initial_state, B, T)
@@ -120,6 +120,10 @@ def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state,
     decay_way: how the log decays' adjoint runs ("torch" / "plan"; None: DECAY_WAY).
     S_N: the matrix state's final value as the forward computed it ([B, *state_shape]) or None: with it, the forward
     core does not run again where post's backward does not run (n["postBw"]["skip"]: nothing reads y).
+    seen(x) -> the values of q or k as the transposed cores read them (bf16-rounded where they ran with bf16 inputs) or
+    None (as given): the decay adjoint's terms q.dq - k.dk cancel, so they take q and k as dq and dk were computed with
+    (the bf16 rounding of a scaled q against the float32 one came out as 6e-3 of Simple GLA's dg at K = 5, 2e-3 with
+    the rounded one, on the interpreter: test/torch-bf16.test.ts).
     Returns ({input: grad}, {param: grad}, dS0)."""
     cd = chain_dims(n, state_shape)
     H, K, V = cd["H"], cd["K"], cd["V"]
@@ -232,12 +236,13 @@ def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state,
 
         def dot(a, b):
             return a * b if per_key else torch.linalg.vecdot(a.reshape(B, T, H, K), b.reshape(B, T, H, K))
+        sv = seen or (lambda x: x)
         terms = None
         for i, r in enumerate(n["readouts"]):
-            t = dot(qs["x_q%d" % i], bars[r["q"]])
+            t = dot(sv(qs["x_q%d" % i]), bars[r["q"]])
             terms = t if terms is None else terms + t
         for i, p in enumerate(n["pairs"]):
-            terms = terms - dot(kv["x_k%d" % i], bars[p["k"]])
+            terms = terms - dot(sv(kv["x_k%d" % i]), bars[p["k"]])
         terms = terms.reshape(B, T, L)
         bars[n["ld"]] = torch.flip(torch.cumsum(torch.flip(terms, [1]), 1), [1]) + a0.reshape(B, 1, L)
     elif n.get("ld"):
@@ -358,6 +363,12 @@ CORE_PARTS = ("core", "coreT", "adjoint", "adjointT")
 # decay adjoint, whose q.dq - k.dk sums cancel (their bf16 rounding, 2^-9 relative, came out as 1.0-1.6e-2 of the
 # scalar decays' gradients at T = 37 on the interpreter; test/torch-bf16.test.ts), so by default they stay fp32.
 BF16_DECAY_PARTS = ("core", "adjoint")
+# How bf16 tensors run the transposed cores (coreT's dq, adjointT's dk) where the model has a log decay: "mixed" (the
+# default) as the chunked form's mixed-I/O variants (bf16 inputs, fp32 accumulation, fp32 outputs: runtime/cuda/plan.ts
+# CudaFormPlan.out; compiler/backends/torch/chain-plans.ts emits them), so dq and dk reach the decay adjoint in fp32
+# without conversions; "f32" as before, the fp32 kernels on fp32 copies of the inputs (the A/B's old path).
+TRANSPOSED_IO = "mixed"
+TRANSPOSED_PARTS = ("coreT", "adjointT")
 
 
 def backward(ctx, m, flat, grads):
@@ -369,7 +380,7 @@ def backward(ctx, m, flat, grads):
     given_n = len(ctx.needs_input_grad) - ctx.offset
     dtypes = [x.dtype if x is not None else None for x in flat][:given_n]
     key = ("chunked-backward", ctx.B, ctx.T, tuple(sorted(ctx.dims.items())), ctx.dtype, getattr(ctx, "given_dtype", ctx.dtype), tuple(ctx.need), given_n,
-           PER_KEY_TRANSPOSED, STATELESS_WIDE, BF16_DECAY_PARTS, DECAY_WAY)
+           PER_KEY_TRANSPOSED, STATELESS_WIDE, BF16_DECAY_PARTS, DECAY_WAY, TRANSPOSED_IO)
     nf, ng = len(flat), len(grads)
 
     def body(*args):
@@ -427,21 +438,32 @@ def backward_eager(ctx, m, flat, grads, convert=True, S_N=None):
                         best = ms if best is None else min(best, ms)
                     return best
             form = stateless_form(m.runner(key, device), dims, b, t, trial)
-        io = "f32"
+        io, out_io = "f32", None
         if given_dtype == torch.bfloat16 and part in (BF16_DECAY_PARTS if n.get("ld") else CORE_PARTS):
             io = _bf16_io(m, key, cdims, b, t, device)
+        elif given_dtype == torch.bfloat16 and n.get("ld") and part in TRANSPOSED_PARTS and TRANSPOSED_IO == "mixed" and dtype == torch.float32:
+            # bf16 in, fp32 out where the plan has the mixed variants and one applies
+            if m.runner(key, device).can_run(cdims, b, t, "auto", "bf16", "f32"):
+                io, out_io = "bf16", "f32"
+                mixed.append(part)
         if io == "bf16":
             conv = {}
             for k, v in inputs.items():
                 conv[k] = bf16_of(v) if v is not None and v.dtype != torch.bfloat16 else v
             inputs = conv
-        outs, final, _ = m.execute(key, cdims or dims, b, t, inputs, pars if cdims is None else {}, initial, dtype, device, form, **({} if io == "f32" else {"io": io}))
-        if io != "f32":
+        kw = {} if io == "f32" else {"io": io} if out_io is None else {"io": io, "out_io": out_io}
+        outs, final, _ = m.execute(key, cdims or dims, b, t, inputs, pars if cdims is None else {}, initial, dtype, device, form, **kw)
+        if (out_io or io) != "f32":
             outs = {k: v.to(dtype) for k, v in outs.items()}
         return outs, final
 
     def shape(t):
         return [_cuda.eval_size(s, dims) for s in t["shape"]]
+
+    mixed = []  # the transposed cores that ran with bf16 inputs (fp32 outputs)
+
+    def seen(x):  # q or k as those cores read them (the same bf16 copy), for the decay adjoint's terms
+        return bf16_of(x).to(dtype) if mixed else x
 
     state = next(s for s in m.states if s["name"] == n["state"])
     no = len(m.outputs)
@@ -456,7 +478,7 @@ def backward_eager(ctx, m, flat, grads, convert=True, S_N=None):
     gin, gpar, dS0 = chain_backward(
         n, run, B, T, shape(state), given, sts.get(n["state"]), cot_out, cot_state,
         [(t["name"], shape(t)) for t in m.inputs if t["name"] in given], [(t["name"], shape(t)) for t in m.params], [(t["name"], shape(t)) for t in m.outputs], dtype, device,
-        S_N=S_N)
+        S_N=S_N, seen=seen)
     need = ctx.need
     res = []
     for i, t in enumerate(m.inputs):

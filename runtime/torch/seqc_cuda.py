@@ -209,6 +209,12 @@ def _image_for(images, cubins, sm, what):
     return images[str(fits[0])]
 
 
+def _io_is(f, io, out_io=None):
+    """Whether form plan f takes `io` inputs and `out_io` outputs (None: `io`); a form's outputs are of its `out`, else its `io`."""
+    fio = f.get("io", "f32")
+    return fio == io and f.get("out", fio) == (out_io or io)
+
+
 class PlanRunner:
     """Runs the forms of one CUDA plan on one device. real='f64' for plans whose kernels are double (lowerCudaF64)."""
 
@@ -233,14 +239,15 @@ class PlanRunner:
         env.update(B=B, T=T, LIMIT_SMS=i["multiprocessors"], LIMIT_SMEM_OPTIN=smem, LIMIT_SHARED=smem, LIMIT_THREADS=i["max_threads"])
         return env
 
-    def applicable(self, dims, B, T, choice="auto", io="f32"):
-        """Forms that can run (dims, B, T) with inputs and outputs of element type `io` ("f32", or "bf16" / "f16":
-        the chunked form's 2-byte variants, params and states fp32), in plan order, each with its environment."""
+    def applicable(self, dims, B, T, choice="auto", io="f32", out_io=None):
+        """Forms that can run (dims, B, T) with inputs of element type `io` ("f32", or "bf16" / "f16": the chunked
+        form's 2-byte variants, params and states fp32) and outputs of `out_io` (None: `io`; "f32" with io "bf16": the
+        mixed-I/O variants, runtime/cuda/plan.ts CudaFormPlan.out), in plan order, each with its environment."""
         out = []
         for f in self.plan["forms"]:
             if choice != "auto" and choice != f["form"] and choice != f["variant"]:
                 continue
-            if f.get("io", "f32") != io and choice != f["variant"]:
+            if not _io_is(f, io, out_io) and choice != f["variant"]:
                 continue
             env = self.env(dims, B, T)
             for k, e in f["vars"]:
@@ -250,37 +257,38 @@ class PlanRunner:
             out.append((f, env))
         return out
 
-    def has_io(self, io):
-        """Whether the plan has forms taking `io` inputs and outputs (runtime/cuda/plan.ts CudaFormPlan.io)."""
-        return any(f.get("io", "f32") == io for f in self.plan["forms"])
+    def has_io(self, io, out_io=None):
+        """Whether the plan has forms taking `io` inputs and `out_io` (None: `io`) outputs (runtime/cuda/plan.ts CudaFormPlan.io, .out)."""
+        return any(_io_is(f, io, out_io) for f in self.plan["forms"])
 
-    def can_run(self, dims, B, T, choice="auto", io="f32"):
+    def can_run(self, dims, B, T, choice="auto", io="f32", out_io=None):
         """Whether some `io` form applies at (dims, B, T); cached as pick is (applicable is pure Python over every form)."""
-        key = ("can", tuple(sorted(dims.items())), B, T, choice, io)
+        key = ("can", tuple(sorted(dims.items())), B, T, choice, io, out_io)
         hit = self._picks.get(key)
         if hit is None:
-            hit = self._picks[key] = self.has_io(io) and bool(self.applicable(dims, B, T, choice, io))
+            hit = self._picks[key] = self.has_io(io, out_io) and bool(self.applicable(dims, B, T, choice, io, out_io))
         return hit
 
-    def pick(self, dims, B, T, choice="auto", io="f32"):
+    def pick(self, dims, B, T, choice="auto", io="f32", out_io=None):
         """The first applicable preferred form in plan order (runtime/cuda/runner.ts pick), and its environment.
 
         Cached per (dims, B, T, choice): the plan and the device do not change, and evaluating every form's
         vars is pure Python (a chunked plan has ~30 forms: 0.6-1.7 ms a call, more than a chunked core's GPU
         time at B=8 T=2048 H=16 K=V=64). The returned env is shared: callers read it only."""
-        key = (tuple(sorted(dims.items())), B, T, choice, io)
+        key = (tuple(sorted(dims.items())), B, T, choice, io, out_io)
         hit = self._picks.get(key)
         if hit is None:
-            hit = self._pick_uncached(dims, B, T, choice, io)
+            hit = self._pick_uncached(dims, B, T, choice, io, out_io)
             self._picks[key] = hit
         return hit
 
-    def _pick_uncached(self, dims, B, T, choice="auto", io="f32"):
-        every = self.applicable(dims, B, T, choice, io)
+    def _pick_uncached(self, dims, B, T, choice="auto", io="f32", out_io=None):
+        every = self.applicable(dims, B, T, choice, io, out_io)
         preferred = [(f, e) for f, e in every if f.get("prefer") is None or eval_size(f["prefer"], e) != 0]
         cands = preferred or every
         if not cands:
-            raise CudaError("%s: no %s%s form can run B=%d, T=%d on %s" % (self.plan["model"], choice, "" if io == "f32" else " " + io, B, T, self.info["name"]))
+            tag = ("" if io == "f32" else " " + io) + ("" if out_io in (None, io) else " (%s outputs)" % out_io)
+            raise CudaError("%s: no %s%s form can run B=%d, T=%d on %s" % (self.plan["model"], choice, tag, B, T, self.info["name"]))
         return cands[0]
 
     def _module(self, key):

@@ -168,17 +168,20 @@ class SeqcModel:
             self._runners[k] = _cuda.PlanRunner(self.meta["plans"][key], device.index, real)
         return self._runners[k]
 
-    def execute(self, key, dims, B, T, inputs, params, states, dtype, device, form="auto", io="f32"):
+    def execute(self, key, dims, B, T, inputs, params, states, dtype, device, form="auto", io="f32", out_io=None):
         """Run plan `key` with inputs {name: [B, T, ...]}, params {name: [...]}, initial states {name: [B, ...]}.
 
         io "bf16": among the plan's bf16 forms (the chunked form's tensor-core variants), inputs and outputs
-        torch.bfloat16, params and states `dtype` (float32). Returns (outputs {name: [B, T, ...]}, final states
+        torch.bfloat16, params and states `dtype` (float32); out_io "f32" with io "bf16": the mixed-I/O forms (bf16
+        inputs, outputs `dtype`: runtime/cuda/plan.ts CudaFormPlan.out; None: outputs of `io`). Returns (outputs {name: [B, T, ...]}, final states
         {name: [B, ...]}, variant)."""
         plan = self.meta["plans"][key]
         specs = plan["tensors"]
         r = self.runner(key, device)
-        form_plan, env = r.pick(dims, B, T, form, io)
+        form_plan, env = r.pick(dims, B, T, form, io, out_io)
         iodt = _IO_DTYPES[io] if io != "f32" else dtype
+        oio = out_io or io
+        odt = _IO_DTYPES[oio] if oio != "f32" else dtype
 
         def size(t):
             n = 1
@@ -232,7 +235,7 @@ class SeqcModel:
         bufs["states"] = sbuf.data_ptr()
         outs = {}
         for t in (x for x in specs if x["role"] == "output"):
-            o = torch.empty([B, T] + [_cuda.eval_size(s, dims) for s in t["shape"]], dtype=iodt, device=device)
+            o = torch.empty([B, T] + [_cuda.eval_size(s, dims) for s in t["shape"]], dtype=odt, device=device)
             outs[t["name"]] = o
             bufs["output:" + t["name"]] = o.data_ptr()
 

@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type * as I from "../../compiler/ir/types.ts";
 import type { RunInputs, RunResult } from "../../compiler/ir/interpret.ts";
-import { chunkedEligible, lowerChunked } from "../../compiler/backends/cuda/chunked-plan.ts";
+import { chunkedEligible, lowerChunked, type ChunkIo } from "../../compiler/backends/cuda/chunked-plan.ts";
 import { tensorSpecs, uniformFields } from "../../compiler/kernel/interface.ts";
 import { evalSize, type Env } from "../../runtime/plan.ts";
 import type { CudaFormPlan, CudaLaunch } from "../../runtime/cuda/plan.ts";
@@ -23,19 +23,21 @@ export interface EmuBuild { bin: string; forms: CudaFormPlan[]; model: I.Model }
 
 const ctype = (io: string) => (io === "f32" ? "float" : io === "bf16" ? "seqc_bf16" : "seqc_f16");
 
-export function buildEmu(model: I.Model, variants: string[]): EmuBuild {
+/** `ios`: the I/O types to lower (default chunked-plan.ts CHUNK_IOS), e.g. [BF16_IN_F32_OUT] for the mixed variants. */
+export function buildEmu(model: I.Model, variants: string[], ios?: readonly ChunkIo[]): EmuBuild {
   const el = chunkedEligible(model);
   if (!el.ok) throw new Error(el.why);
-  const { forms, modules } = lowerChunked(model, el, { only: (v) => variants.includes(v) });
+  const { forms, modules } = lowerChunked(model, el, { only: (v) => variants.includes(v), ios });
   const io = forms[0].io!;
-  if (forms.some((f) => f.io !== io)) throw new Error("one emulator build takes variants of one I/O type");
-  const src = modules[io].source;
+  const outIo = forms[0].out ?? io;
+  if (forms.some((f) => f.module !== forms[0].module)) throw new Error("one emulator build takes variants of one I/O type (one module)");
+  const src = modules[forms[0].module!].source;
   const launches = forms.flatMap((f) => f.steps as CudaLaunch[]);
   const entries = [...new Map(launches.map((l) => [l.entry, l])).values()];
-  const T = ctype(io);
+  const T = ctype(io), Tout = ctype(outIo);
   const tramp = entries.map((l) => {
     const args = l.buffers.map((b, i) => {
-      const t = b.kind === "params" ? "const float*" : b.kind === "states" ? "float*" : b.kind === "input" ? `const ${T}*` : `${T}*`;
+      const t = b.kind === "params" ? "const float*" : b.kind === "states" ? "float*" : b.kind === "input" ? `const ${T}*` : b.kind === "output" ? `${Tout}*` : `${T}*`;
       return `(${t})A_b[${i}]`;
     });
     return `static void body_${l.entry}() { ${l.entry}(${[...args, `*(const SeqcU_${model.name}*)A_u`, `*(const SeqcO_${model.name}*)A_o`].join(", ")}); }`;
@@ -116,14 +118,15 @@ export function runEmu(b: EmuBuild, variant: string, run: RunInputs): RunResult 
     bufs.push(data);
   };
   const io = form.io;
+  const outIo = form.out ?? io;
   for (const t of specs.filter((x) => x.role === "input")) {
     const v = run.inputs[t.name];
     const enc = v ? encodeIo(Float32Array.from(v), io) : new Float32Array(4);
     add(`input:${t.name}`, Buffer.from(enc.buffer, enc.byteOffset, enc.byteLength));
   }
   for (const t of specs.filter((x) => x.role === "output")) {
-    const n = Math.ceil((B * T * size(t.name) * ioBytes(io)) / 4);
-    add(`output:${t.name}`, Buffer.from(new Uint32Array(n).fill(nanBits(io)).buffer));
+    const n = Math.ceil((B * T * size(t.name) * ioBytes(outIo)) / 4);
+    add(`output:${t.name}`, Buffer.from(new Uint32Array(n).fill(nanBits(outIo)).buffer));
   }
   const params = specs.filter((t) => t.role === "param");
   const pHost = new Float32Array(Math.max(1, params.reduce((a, t) => a + size(t.name), 0)));
@@ -165,7 +168,7 @@ export function runEmu(b: EmuBuild, variant: string, run: RunInputs): RunResult 
     execFileSync(b.bin, [dir], { stdio: "pipe", timeout: 600_000 });
     const out = (key: string) => readFileSync(join(dir, `buf${index.get(key)}.out`));
     const outputs: Record<string, Float64Array> = {};
-    for (const t of specs.filter((x) => x.role === "output")) outputs[t.name] = Float64Array.from(decodeIo(out(`output:${t.name}`), io).subarray(0, B * T * size(t.name)));
+    for (const t of specs.filter((x) => x.role === "output")) outputs[t.name] = Float64Array.from(decodeIo(out(`output:${t.name}`), outIo).subarray(0, B * T * size(t.name)));
     const sAll = new Float32Array(new Uint8Array(out("states")).buffer);
     const finalState: Record<string, Float64Array> = {};
     for (const s of states) finalState[s.name] = Float64Array.from(sAll.subarray(sOff.get(s.name)!, sOff.get(s.name)! + B * size(s.name)));

@@ -6,7 +6,7 @@ come back in bf16. The plans' form choice is the real one (seqc_cuda.PlanRunner.
 driver). Each run's inputs are rounded to the element type the kernels would read (bf16 for io "bf16", float32
 else) before the interpreter sees them, and outputs come back in it.
 argv: <Model>.torch.json. stdin, first line: {"inputs", "params", "initialState", "cotOutputs", "cotFinal", "B",
-"T", "dims", "backward"}. Prints {"done", "runs": [[key, io, variant, input dtypes]], "chunked", "dtypes", gradients}."""
+"T", "dims", "backward"}. Prints {"done", "runs": [[key, io, variant, input dtypes, outputs' io]], "chunked", "dtypes", gradients}."""
 
 import json
 import os
@@ -31,6 +31,8 @@ def main():
 
     seqc_torch._check_tensors = check
     m = seqc_torch.SeqcModel(sys.argv[1], None, "auto", case["backward"])
+    if case.get("transposedIo"):  # seqc_chunked.TRANSPOSED_IO ("mixed" by default, "f32": the old path)
+        seqc_torch._chunked.TRANSPOSED_IO = case["transposedIo"]
     runners = {}
 
     def runner(key, device):
@@ -45,15 +47,16 @@ def main():
     m.runner = runner
     runs = []
 
-    def execute(key, dims, b, t, inputs, params, states, dtype, device, form="auto", io="f32"):
-        variant = runner(key, device).pick(dims, b, t, form, io)[0]["variant"]
+    def execute(key, dims, b, t, inputs, params, states, dtype, device, form="auto", io="f32", out_io=None):
+        variant = runner(key, device).pick(dims, b, t, form, io, out_io)[0]["variant"]
         iodt = torch.bfloat16 if io == "bf16" else dtype
-        runs.append([key, io, variant, sorted({str(v.dtype).split(".")[-1] for v in inputs.values() if v is not None})])
+        odt = torch.bfloat16 if (out_io or io) == "bf16" else dtype
+        runs.append([key, io, variant, sorted({str(v.dtype).split(".")[-1] for v in inputs.values() if v is not None}), out_io or io])
         flat = lambda d, dt: {k: v.detach().to(dt).to(torch.float64).reshape(-1).tolist() for k, v in d.items() if v is not None}  # noqa: E731
         sys.stdout.write(json.dumps({"run": key, "dims": dims, "B": b, "T": t, "inputs": flat(inputs, iodt), "params": flat(params, dtype), "initial": flat(states, dtype)}) + "\n")
         sys.stdout.flush()
         r = json.loads(sys.stdin.readline())
-        outs = {k: torch.tensor(v["data"], dtype=torch.float64).reshape(v["shape"]).to(iodt) for k, v in r["outputs"].items()}
+        outs = {k: torch.tensor(v["data"], dtype=torch.float64).reshape(v["shape"]).to(odt) for k, v in r["outputs"].items()}
         final = {k: torch.tensor(v["data"], dtype=torch.float64).reshape(v["shape"]).to(dtype) for k, v in r["final"].items()}
         return outs, final, variant
 

@@ -16,7 +16,7 @@ import type { SizeExpr } from "../../../runtime/plan.ts";
 import type { CudaBufferRef, CudaFormPlan, CudaLaunch } from "../../../runtime/cuda/plan.ts";
 import type { ChunkRows } from "../../forms/chunk-rows.ts";
 import { chunkExtraPlan, EXTRA_THREADS } from "../../forms/chunk-extra.ts";
-import { extraParams, extraWorkspaces, ioType, rowsSetup, type ChunkDtype, type ChunkModelSource } from "./chunked-model.ts";
+import { extraParams, extraWorkspaces, ioTag, ioType, rowsSetup, type ChunkDtype, type ChunkModelSource } from "./chunked-model.ts";
 
 
 const EXTRA_CORE = String.raw`
@@ -93,7 +93,7 @@ export function chunkedExtras(model: I.Model, cr: ChunkRows, src: ChunkModelSour
   ];
   const workspaces = [plan.stab, plan.post].flatMap((x) => (x ? [x.workspace] : []));
   const forms = low.forms.map((f) => {
-    const d = f.io as ChunkDtype;
+    const d = ioTag(f.io as ChunkDtype, (f.out ?? f.io) as ChunkDtype).replace("-", "_");
     const launch = (k: string, x: { grid: SizeExpr; sharedBytes: number }): CudaLaunch => ({ kind: "launch", entry: entry(k, d), grid: x.grid, threads: EXTRA_THREADS, sharedBytes: x.sharedBytes, buffers, uniforms: src.uniforms, overrides: (f.steps[0] as CudaLaunch).overrides });
     const steps = f.steps.map((st) => (st.kind === "launch" ? { ...st, buffers: [...st.buffers, ...ws.map((name) => ({ kind: "workspace", name }) as CudaBufferRef)] } : st));
     return {
@@ -107,22 +107,27 @@ export function chunkedExtras(model: I.Model, cr: ChunkRows, src: ChunkModelSour
     } as CudaFormPlan;
   });
   const modules: Record<string, { source: string }> = {};
-  for (const [d, m] of Object.entries(low.modules)) modules[d] = { source: m.source + "\n" + EXTRA_CORE + "\n" + wrappers(model, cr, src, d as ChunkDtype, entry) + "\n" };
+  for (const [d, m] of Object.entries(low.modules)) {
+    // the module's element types: inputs, outputs (its key is ioTag: `bf16`, `bf16-of32`)
+    const f = low.forms.find((x) => x.module === d)!;
+    modules[d] = { source: m.source + "\n" + EXTRA_CORE + "\n" + wrappers(model, cr, src, f.io as ChunkDtype, (f.out ?? f.io) as ChunkDtype, entry) + "\n" };
+  }
   return { forms, modules };
 }
 
-function wrappers(model: I.Model, cr: ChunkRows, src: ChunkModelSource, d: ChunkDtype, entry: (k: string, d: string) => string): string {
-  const T = ioType(d);
+function wrappers(model: I.Model, cr: ChunkRows, src: ChunkModelSource, io: ChunkDtype, outIo: ChunkDtype, entry: (k: string, d: string) => string): string {
+  const T = ioType(io), Tout = ioType(outIo);
+  const d = ioTag(io, outIo).replace("-", "_");
   const params = [
     ...src.inputs.map((n) => `const ${T}* __restrict__ p_in_${n}`),
-    ...src.outputs.map((n) => `${T}* __restrict__ p_out_${n}`),
+    ...src.outputs.map((n) => `${Tout}* __restrict__ p_out_${n}`),
     "const float* __restrict__ params",
     "float* __restrict__ states",
     ...extraParams(cr),
     `const SeqcU_${model.name} u`,
     `const SeqcO_${model.name} ov`,
   ];
-  const body = (call: string) => `${rowsSetup(`SeqcRows_${model.name}`, T, src.inputs, src.outputs, cr)}
+  const body = (call: string) => `${rowsSetup(`SeqcRows_${model.name}`, T, src.inputs, src.outputs, cr, Tout)}
   ${call}
   (void)seqc_smem;`;
   const out: string[] = [];

@@ -43,7 +43,15 @@ export interface ChunkCfg {
   minBlocks?: number;
   /** splitd (phase A and walk): the walk reads q and the key rows raw from the inputs (scalar or no decay). */
   direct?: boolean;
+  /** Element type of the outputs (default `dtype`): a 2-byte-input configuration that stores fp32 outputs (mixed I/O,
+   *  e.g. the torch target's transposed cores, whose dq / dk feed cancelling sums). Operands and accumulation follow `dtype`. */
+  out?: ChunkDtype;
 }
+
+/** The outputs' element type of a configuration. */
+export const outOf = (c: { dtype: ChunkDtype; out?: ChunkDtype }): ChunkDtype => c.out ?? c.dtype;
+/** The I/O tag of a configuration in kernel, variant and module names: `bf16`, or `bf16-of32` for bf16 inputs and fp32 outputs. */
+export const ioTag = (dtype: ChunkDtype, out: ChunkDtype = dtype): string => (out === dtype ? dtype : `${dtype}-o${out}`);
 
 export const CHUNK_F = 64;
 export const CHUNK_THREADS = 256;
@@ -184,7 +192,7 @@ export const threadsOf = (c: ChunkCfg) => c.NT ?? CHUNK_THREADS;
 
 export function cfgName(c: ChunkCfg): string {
   const v = c.kind === "fused" ? `v${c.BV}` : c.kind === "phaseA" ? `p${c.VP}` : `v${c.BV}p${c.VP}`;
-  return `${c.kind}${c.direct ? "d" : ""}_${c.dtype}_k${c.KP}_${v}_r${c.RTP}${threadsOf(c) !== CHUNK_THREADS ? `_t${threadsOf(c)}` : ""}`;
+  return `${c.kind}${c.direct ? "d" : ""}_${ioTag(c.dtype, outOf(c)).replace("-", "_")}_k${c.KP}_${v}_r${c.RTP}${threadsOf(c) !== CHUNK_THREADS ? `_t${threadsOf(c)}` : ""}`;
 }
 
 export function cfgStruct(c: ChunkCfg, name: string): string {
@@ -482,9 +490,9 @@ ${a ? a.scale : `${ind}return 1.f;`}
     const idx = K.add(K.mul(K.add(K.mul(K.ref("b"), K.uni("T")), K.ref("t")), productK(o.shape)), flatIndex(s.vars.map((x) => vars.get(x.id)!), o.shape));
     return `    {\n${S(g, pre, "      ")}\n      seqc_st(${outputBuffer(o.name)}, ${R(g, idx)}, ${R(g, v)});\n    }`;
   });
-  return `template <typename Tio> struct ${name} {
+  return `template <typename Tio, typename Tout = Tio> struct ${name} {
 ${inputs.map((t) => `  SeqcIn<Tio> ${inputBuffer(t.name)};`).join("\n")}
-${outputs.map((t) => `  Tio* __restrict__ ${outputBuffer(t.name)};`).join("\n")}
+${outputs.map((t) => `  Tout* __restrict__ ${outputBuffer(t.name)};`).join("\n")}
   const float* __restrict__ params;
   float* __restrict__ ${STATES};
   float* __restrict__ stab;
@@ -679,10 +687,11 @@ export function extraInit(cr: ChunkRows): string {
   return ["stab", "ybuf"].map((w) => `  rows.${w} = ${extraWorkspaces(cr).includes(w) ? `(float*)p_${w}` : "nullptr"};`).join("\n");
 }
 
-/** A chunked kernel's opening: shared memory and the row loader bound to the kernel's buffers (shared by the core and the extra launches). */
-export function rowsSetup(rowsName: string, T: string, inputs: string[], outputs: string[], cr: ChunkRows): string {
+/** A chunked kernel's opening: shared memory and the row loader bound to the kernel's buffers (shared by the core and
+ *  the extra launches); inputs of element type T, outputs of Tout. */
+export function rowsSetup(rowsName: string, T: string, inputs: string[], outputs: string[], cr: ChunkRows, Tout: string = T): string {
   return `  SEQC_SMEM_DECL(seqc_smem);
-  ${rowsName}<${T}> rows;
+  ${rowsName}<${T}, ${Tout}> rows;
 ${inputs.map((n) => `  rows.${inputBuffer(n)}.p = p_in_${n};`).join("\n")}
 ${outputs.map((n) => `  rows.${outputBuffer(n)} = p_out_${n};`).join("\n")}
   rows.params = params;
@@ -717,10 +726,11 @@ export function chunkModelSource(model: I.Model, cr: ChunkRows): ChunkModelSourc
   const entry = (c: ChunkCfg) => `seqc_${model.name}_chunk_${cfgName(c)}`;
   const wrapper = (c: ChunkCfg) => {
     const T = ELT[c.dtype];
+    const Tout = ELT[outOf(c)];
     const cfg = `SeqcCfg_${model.name}_${cfgName(c)}`;
     const params = [
       ...inputs.map((n) => `const ${T}* __restrict__ p_in_${n}`),
-      ...outputs.map((n) => `${T}* __restrict__ p_out_${n}`),
+      ...outputs.map((n) => `${Tout}* __restrict__ p_out_${n}`),
       "const float* __restrict__ params",
       "float* __restrict__ states",
       ...(c.kind === "fused" ? [] : [`${T}* __restrict__ ws`]),
@@ -741,7 +751,7 @@ export function chunkModelSource(model: I.Model, cr: ChunkRows): ChunkModelSourc
               : `seqc_chunk_walk${c.direct ? "_d" : ""}<${cfg}>(rows, seqc_smem, ws, ${dimOf(Sd.shape[cr.form.key])}, ${valueDim}, ${headsExpr});`;
     return `${cfgStruct(c, cfg)}
 extern "C" __global__ void __launch_bounds__(${threadsOf(c)}, ${c.minBlocks ?? 1}) ${entry(c)}(${params.join(", ")}) {
-${rowsSetup(rowsName, T, inputs, outputs, cr)}
+${rowsSetup(rowsName, T, inputs, outputs, cr, Tout)}
   ${call}
 }`;
   };

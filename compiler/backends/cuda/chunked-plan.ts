@@ -17,7 +17,7 @@ import { chunkRows, chunkSizes, type ChunkRows } from "../../forms/chunk-rows.ts
 import { CUDA_PRELUDE } from "./math.ts";
 import { CHUNK_CORE_SOURCE } from "./chunked-core.ts";
 import { chunkedExtras } from "./chunked-extra.ts";
-import { chunkLayout, chunkModelSource, CHUNK_F, cfgName, threadsOf, overrideValues, type ChunkCfg, type ChunkDtype } from "./chunked-model.ts";
+import { chunkLayout, chunkModelSource, CHUNK_F, cfgName, ioTag, threadsOf, overrideValues, type ChunkCfg, type ChunkDtype } from "./chunked-model.ts";
 
 export interface ChunkedLowering {
   forms: CudaFormPlan[];
@@ -61,17 +61,28 @@ const pow2ceil = (n: number) => (n <= 1 ? 1 : 2 ** Math.ceil(Math.log2(n)));
 const classOf = (x: SizeExpr): SizeExpr => ["select", [">=", 32, x], 32, ["select", [">=", 64, x], 64, ["select", [">=", 128, x], 128, 0]]];
 const eq = (a: SizeExpr, b: SizeExpr): SizeExpr => ["*", [">=", a, b], [">=", b, a]];
 
-/** `only`: keep just these variants (and their kernels), e.g. for a small emulated or test module. */
-export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { only?: (variant: string) => boolean } = {}): ChunkedLowering {
+/** The element types of a set of chunked variants: inputs `io`, outputs `out` (default `io`). */
+export interface ChunkIo {
+  io: ChunkDtype;
+  out?: ChunkDtype;
+}
+/** The I/O types every CUDA plan's chunked form has: inputs and outputs of one type each. */
+export const CHUNK_IOS: readonly ChunkIo[] = [{ io: "f32" }, { io: "bf16" }, { io: "f16" }];
+/** Mixed I/O: bf16 inputs, fp32 outputs (the torch target's transposed cores: compiler/backends/torch/plans.ts). */
+export const BF16_IN_F32_OUT: ChunkIo = { io: "bf16", out: "f32" };
+
+/** `only`: keep just these variants (and their kernels), e.g. for a small emulated or test module. `ios`: the
+ *  I/O types to emit (default CHUNK_IOS), one module each (key ioTag: `f32`, `bf16`, `bf16-of32`, ...). */
+export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { only?: (variant: string) => boolean; ios?: readonly ChunkIo[] } = {}): ChunkedLowering {
   const cr = el.rows;
   const form = cr.form;
   const src = chunkModelSource(model, cr);
   const { Kd, Vd, nH, decay, lr } = chunkSizes(model, cr);
   const rtps = hasLoopRows(cr) ? [1, 2, 4] : [pow2ceil(cr.rows.length)];
   if (rtps[0] > 4) return { forms: [], modules: {} };
-  const dtypes: ChunkDtype[] = ["f32", "bf16", "f16"];
+  const ios = opts.ios ?? CHUNK_IOS;
   const forms: CudaFormPlan[] = [];
-  const wrappers: Record<string, string[]> = { f32: [], bf16: [], f16: [] };
+  const wrappers: Record<string, string[]> = {};
   const buffers = (ws: string[]): CudaBufferRef[] => [
     ...src.inputs.map((name) => ({ kind: "input", name }) as CudaBufferRef),
     ...src.outputs.map((name) => ({ kind: "output", name }) as CudaBufferRef),
@@ -84,7 +95,7 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
   const wrap = (c: ChunkCfg) => {
     if (wrapped.has(src.entry(c))) return;
     wrapped.add(src.entry(c));
-    wrappers[c.dtype].push(src.wrapper(c));
+    (wrappers[ioTag(c.dtype, c.out)] ??= []).push(src.wrapper(c));
   };
   const ov = overrideValues(model, src.overrides);
   const launch = (c: ChunkCfg, grid: SizeExpr, ws: string[]) => ({
@@ -97,12 +108,16 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
     uniforms: src.uniforms,
     overrides: ov,
   });
-  for (const dtype of dtypes)
+  for (const { io: dtype, out: outIo } of ios) {
+    const out = outIo ?? dtype;
+    const ioT = ioTag(dtype, out);
+    /** The form's element types: `io`, and `out` where the outputs' differs (runtime/cuda/plan.ts CudaFormPlan.out). */
+    const ioFields = { io: dtype, ...(out !== dtype ? { out } : {}), module: ioT };
     for (const RTP of rtps)
       for (const KP of CHUNK_KP) {
         const C = CHUNK_F / RTP;
         const base: SizeExpr[] = [eq(classOf(Kd), KP), eq(["pow2ceil", rowsPerTokenS(cr)], RTP)];
-        const mk = (kind: ChunkCfg["kind"], BV: number): ChunkCfg => ({ kind, dtype, KP, BV, VP: KP, RTP, decay, lr });
+        const mk = (kind: ChunkCfg["kind"], BV: number): ChunkCfg => ({ kind, dtype, ...(out !== dtype ? { out } : {}), KP, BV, VP: KP, RTP, decay, lr });
         // fused, value tiles of 64 and 32 (f32: 32 and 16, its operands take twice the space). Auto prefers
         // the wider one when it gives >= 1.5 blocks per SM (measured on the H100, bench/RESULTS.md), else split.
         const fusedBVs = (dtype === "f32" ? [32, 16] : [64, 32]).filter((BV) => chunkLayout(mk("fused", BV)).SMEM <= SMEM_MAX);
@@ -111,17 +126,16 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
         const bps = blocksPerSm(chunkLayout(a0).SMEM);
         for (const BV of fusedBVs) {
           const c = mk("fused", BV);
-          if (chunkLayout(c).SMEM > SMEM_MAX || (opts.only && !opts.only(`chunked-fused-${dtype}-k${KP}-v${BV}-r${RTP}`))) continue;
+          if (chunkLayout(c).SMEM > SMEM_MAX || (opts.only && !opts.only(`chunked-fused-${ioT}-k${KP}-v${BV}-r${RTP}`))) continue;
           wrap(c);
           const blocks: SizeExpr = ["*", "B", nH, ["ceilDiv", Vd, BV]];
           forms.push({
             form: "chunked",
-            variant: `chunked-fused-${dtype}-k${KP}-v${BV}-r${RTP}`,
-            io: dtype,
-            module: dtype,
+            variant: `chunked-fused-${ioT}-k${KP}-v${BV}-r${RTP}`,
+            ...ioFields,
             applicable: ["*", ...base, [">=", "LIMIT_SMEM_OPTIN", chunkLayout(c).SMEM]],
             prefer: BV === fusedBVs[0] ? fusedPrefer(blocks, nH, decay, lr, bps) : 0,
-            note: `chunked (${dtype}${dtype === "f32" ? " SIMT" : " tensor cores"}): one block per batch x head x ${BV} values walks chunks of ${C} tokens (${CHUNK_F} row slots); intra-chunk masked matmuls, state in registers`,
+            note: `chunked (${ioT}${dtype === "f32" ? " SIMT" : " tensor cores"}): one block per batch x head x ${BV} values walks chunks of ${C} tokens (${CHUNK_F} row slots); intra-chunk masked matmuls, state in registers`,
             vars: [],
             workspaces: [],
             steps: [launch(c, blocks, [])],
@@ -144,15 +158,14 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
         const walkSBVs = dtype !== "f32" && KP >= 128 ? [...walkBVs, 8] : walkBVs;
         // a two-kernel form: phase A `a` over every chunk into records of `rec` bytes, then the walk `w`
         const pushSplit = (name: string, a: ChunkCfg, w: ChunkCfg, tag: string, rec: number, prefer: SizeExpr, note: string) => {
-          const variant = `chunked-${name}-${dtype}-k${KP}-v${w.BV}${tag}-r${RTP}`;
+          const variant = `chunked-${name}-${ioT}-k${KP}-v${w.BV}${tag}-r${RTP}`;
           if (chunkLayout(a).SMEM > SMEM_MAX || chunkLayout(w).SMEM > SMEM_MAX || (opts.only && !opts.only(variant))) return;
           wrap(a);
           wrap(w);
           forms.push({
             form: "chunked",
             variant,
-            io: dtype,
-            module: dtype,
+            ...ioFields,
             applicable: ["*", ...base, eq(classOf(Vd), KP), [">=", "LIMIT_SMEM_OPTIN", Math.max(chunkLayout(a).SMEM, chunkLayout(w).SMEM)]],
             prefer,
             note,
@@ -167,25 +180,24 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
           const ad: ChunkCfg = { ...a, direct: true };
           for (const BV of decay === 2 ? [] : walkBVs)
             pushSplit("splitd", ad, { ...mk("walk", BV), direct: true }, tag, recordBytesD(ad), splitdPrefer(BV, KP, nH, Vd, decay, lr, tag, alt, dtype),
-              `chunked splitd (${dtype}): every chunk's S0-independent part in parallel (Aq, per-row factors of q and the key rows${lr ? ", M, U0" : ""}; ${threadsOf(ad)} threads), then a walk over chunks per batch x head x ${BV} values that reads q, the key rows${lr ? "" : " and v"} from the inputs`);
+              `chunked splitd (${ioT}): every chunk's S0-independent part in parallel (Aq, per-row factors of q and the key rows${lr ? ", M, U0" : ""}; ${threadsOf(ad)} threads), then a walk over chunks per batch x head x ${BV} values that reads q, the key rows${lr ? "" : " and v"} from the inputs`);
           // split3: phase A, a walk that only carries the state (and stores each chunk's start state), then the
           // readout over every chunk in parallel (value tiles of BO)
           const BO = Math.min(KP, dtype === "f32" ? 32 : 64);
           for (const BV of walkSBVs) {
             const w = mk("walkS", BV);
             const o = mk("out", BO);
-            const variant = `chunked-split3-${dtype}-k${KP}-v${BV}${tag}-r${RTP}`;
+            const variant = `chunked-split3-${ioT}-k${KP}-v${BV}${tag}-r${RTP}`;
             if ([a, w, o].some((x) => chunkLayout(x).SMEM > SMEM_MAX) || (opts.only && !opts.only(variant))) continue;
             for (const x of [a, w, o]) wrap(x);
             const wsS: SizeExpr = ["*", "B", nH, nc, (KP * KP * (dtype === "f32" ? 4 : 2)) / 4];
             forms.push({
               form: "chunked",
               variant,
-              io: dtype,
-              module: dtype,
+              ...ioFields,
               applicable: ["*", ...base, eq(classOf(Vd), KP), [">=", "LIMIT_SMEM_OPTIN", Math.max(...[a, w, o].map((x) => chunkLayout(x).SMEM))]],
               prefer: split3Prefer(BV, KP, nH, Vd, decay, lr, tag, alt, dtype),
-              note: `chunked split3 (${dtype}): every chunk's S0-independent part in parallel (${threadsOf(a)} threads), a walk per batch x head x ${BV} values that only carries the state (Z = U0 + M S0, S' = exp(G_n) S0 + X~^T Z; each chunk's S0 stored), then y = Q~ S0 + Aq Z over every chunk in parallel`,
+              note: `chunked split3 (${ioT}): every chunk's S0-independent part in parallel (${threadsOf(a)} threads), a walk per batch x head x ${BV} values that only carries the state (Z = U0 + M S0, S' = exp(G_n) S0 + X~^T Z; each chunk's S0 stored), then y = Q~ S0 + Aq Z over every chunk in parallel`,
               vars: [],
               workspaces: [
                 { name: "chunk", words: ["*", "B", nH, nc, recBytes / 4] },
@@ -196,12 +208,12 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
           }
           for (const BV of walkBVs)
             pushSplit("split", a, mk("walk", BV), tag, recBytes, splitPrefer(BV, KP, nH, Vd, tag, alt),
-              `chunked split (${dtype}): every chunk's S0-independent part in parallel (Q~, X~, Aq, M = T diag(beta) W~, U0 = T alpha V; ${threadsOf(a)} threads), then a walk over chunks per batch x head x ${BV} values`);
+              `chunked split (${ioT}): every chunk's S0-independent part in parallel (Q~, X~, Aq, M = T diag(beta) W~, U0 = T alpha V; ${threadsOf(a)} threads), then a walk over chunks per batch x head x ${BV} values`);
         }
       }
+  }
   const modules: Record<string, { source: string }> = {};
-  for (const d of dtypes) {
-    if (!wrappers[d].length) continue;
+  for (const d of Object.keys(wrappers)) {
     modules[d] = { source: [`// seqc CUDA chunked kernels for model ${model.name}, ${d} (generated; do not edit)`, CUDA_PRELUDE, CHUNK_CORE_SOURCE, src.loader, ...wrappers[d]].join("\n\n") + "\n" };
   }
   // a stabiliser launch before and a post launch after the core where the canonical form has them

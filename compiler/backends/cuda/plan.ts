@@ -19,7 +19,7 @@ import { renderPointwiseStream, STREAM_CONFIGS } from "./pointwise-stream.ts";
 import { renderPointwiseChain, CHAIN_CONFIGS, type ChainConfig } from "./pointwise-chain.ts";
 import { matvecCellPlan, renderMatvecCell, CELL_CONFIGS } from "./matvec-cell.ts";
 import { renderMatvecCellBatch, BATCH_CELL_CONFIGS } from "./matvec-cell-batch.ts";
-import { chunkedEligible, lowerChunked } from "./chunked-plan.ts";
+import { chunkedEligible, lowerChunked, type ChunkIo } from "./chunked-plan.ts";
 
 export interface CudaLowering {
   plan: CudaModelPlan;
@@ -90,6 +90,8 @@ function genericForm(f0: FormPlan, kernels: K.Kernel[], model: I.Model): CudaFor
 export interface CudaLowerOptions {
   /** Chain-scan configurations to emit (default CHAIN_CONFIGS; the benchmark sweep passes more). */
   chainConfigs?: ChainConfig[];
+  /** The chunked form's I/O types (default chunked-plan.ts CHUNK_IOS; the torch target adds bf16 inputs with fp32 outputs for the transposed cores). */
+  chunkIos?: readonly ChunkIo[];
 }
 
 export function lowerCuda(model: I.Model, opts: CudaLowerOptions = {}): CudaLowering {
@@ -124,7 +126,7 @@ export function lowerCuda(model: I.Model, opts: CudaLowerOptions = {}): CudaLowe
   } else skipped.push({ variant: "persistent-matvec", reason: mc.why });
   // chunked form (matrix canonical form): its kernels live in modules of their own, one per I/O type
   const ch = chunkedEligible(model);
-  const chunked = ch.ok ? lowerChunked(model, ch) : undefined;
+  const chunked = ch.ok ? lowerChunked(model, ch, { ios: opts.chunkIos }) : undefined;
   if (chunked) forms.unshift(...chunked.forms);
   else if (!ch.ok) skipped.push({ variant: "chunked", reason: ch.why });
   // an outer-product sum's matrix product (compiler/kernel/outer-sum.ts: a param's adjoint pass) before the

@@ -1,6 +1,7 @@
 /**
  * The chunked backward's plans in a torch module (compiler/grad/chunked-chain.ts): per part of the chain,
- * `chain:<part>` (float32: every f32 form the CUDA backend has, the four cores also the chunked form's bf16 variants, so the four core models run their chunked
+ * `chain:<part>` (float32: every f32 form the CUDA backend has, the four cores also the chunked form's bf16 variants, and with a log
+ * decay the transposed cores also bf16-input fp32-output ones, so the four core models run their chunked
  * forms — first in plan order, the runner's pick where they apply — the log-decay adjoint its scan, and
  * prep and the backward models of prep and post their sequential forms) and `chain64:<part>` (the same
  * models as double sequential kernels, for gradcheck). runtime/torch/seqc_chunked.py runs them with torch
@@ -9,6 +10,7 @@
 import * as I from "../../ir/types.ts";
 import type { CudaModelPlan } from "../../../runtime/cuda/plan.ts";
 import { lowerCuda, lowerCudaF64 } from "../cuda/plan.ts";
+import { BF16_IN_F32_OUT, CHUNK_IOS } from "../cuda/chunked-plan.ts";
 import { trainingChain } from "../../grad/training.ts";
 import { CHAIN_PARTS, type ChainPart } from "../../../runtime/chunked-backward.ts";
 import { torchChain, type TorchChainNames } from "./chain-copies.ts";
@@ -16,6 +18,9 @@ import { lowRankChainPlans, type TorchLowRankChunked } from "./chain-plans-lowra
 
 /** The chunked backward in a torch module: the chain's names and parts (plans `chain:<part>`), or why the model has none. */
 export type TorchChunked = { names: TorchChainNames; parts: ChainPart[] } | TorchLowRankChunked | { unavailable: string };
+
+/** The transposed cores: with a log decay their chunked forms also read bf16 and write fp32 (runtime/cuda/plan.ts CudaFormPlan.out). */
+const MIXED_PARTS = new Set<ChainPart>(["coreT", "adjointT"]);
 
 /** The chain's plans (keys `chain:<part>` and `chain64:<part>`); `keep` keeps a part's forms (float32; the cores also bf16).
  * `copies`: the stateless parts without their copies and zeros (chain-copies.ts; runtime/torch/seqc_chunked.py takes
@@ -32,7 +37,11 @@ export function chainPlans(model: I.Model, bakedDims: Record<string, number>, ke
   for (const part of CHAIN_PARTS) {
     const m = chain.models[part];
     if (!m) continue;
-    plans[`chain:${part}`] = keep(lowerCuda(m).plan, part);
+    // with a scalar log decay, the transposed cores also get bf16-input, fp32-output variants: their dq / dk feed the decay
+    // adjoint's cancelling sums q.dq - k.dk (runtime/torch/seqc_chunked.py TRANSPOSED_IO)
+    // (a per-key decay's transposed cores run as torch ops: seqc_chunked.py PER_KEY_TRANSPOSED)
+    const mixed = chain.names.ld && chain.names.decay !== "key" && MIXED_PARTS.has(part);
+    plans[`chain:${part}`] = keep(lowerCuda(m, mixed ? { chunkIos: [...CHUNK_IOS, BF16_IN_F32_OUT] } : {}).plan, part);
     plans[`chain64:${part}`] = lowerCudaF64(m);
     parts.push(part);
   }
