@@ -7,7 +7,8 @@
  *   npx tsx bench/torch/build-chunked.ts [out=dist/torch-chunked] [models=simple_gla,gla,linear_attention,retnet,mamba2] [cache dirs,...]
  * Cubins and PTX already built for the same source in <out> or the cache dirs' <Model>.torch.json are reused; the
  * rest compile two at a time. The bf16 modules of a decayed model's transposed cores (chain:coreT, chain:adjointT)
- * are left without an image: bf16 tensors run those cores in fp32 (seqc_chunked.BF16_DECAY_PARTS).
+ * are left without an image: bf16 tensors run those cores on their bf16-of32 modules (bf16 in, fp32 out;
+ * seqc_chunked.TRANSPOSED_IO "mixed") or in fp32 ("f32"), never with bf16 outputs.
  */
 import { mkdirSync, readFileSync, writeFileSync, rmSync, mkdtempSync } from "node:fs";
 import { spawn } from "node:child_process";

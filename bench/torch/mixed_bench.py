@@ -1,0 +1,181 @@
+"""The transposed cores' mixed-I/O variants on the GPU (issue 6): bf16 tensors run coreT (dq) and adjointT (dk) of a
+scalar-decay model on the chunked form's bf16-input, fp32-output kernels (runtime/torch/seqc_chunked.py TRANSPOSED_IO
+"mixed") instead of the fp32 kernels on fp32 copies ("f32", the old path). One process, both paths side by side.
+
+Accuracy, per model and path: bench/torch/bf16_run.py's checks (the reference cases vs seqc's float64 kernels at the
+bf16-rounded values, and B=2 T=2048 at the bench's heads), limit 1e-2 per gradient.
+Timing at (8, 2048, 16, 64) (Mamba-2 32 heads), bf16: per path the step with CUDA graphs (median, CUDA events), an
+eager step's GPU time alone (graph_bench.gpu_only) and the chain's parts one by one (chunked_bench.phases, eager);
+fp32 with graphs for scale; the anchor in bf16 (fla / mamba_ssm, as graph_bench.py). Gradients of the two paths
+compared (relative, per gradient).
+
+  python3 bench/torch/mixed_bench.py <modules dir> [--models simple_gla,mamba2] [--out mixed.json] [--timing-only | --accuracy-only]
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import train_bench as tb  # noqa: E402
+import chunked_bench as cb  # noqa: E402
+import graph_bench as gb  # noqa: E402
+import bf16_run as br  # noqa: E402
+
+DEV = tb.DEV
+PATHS = ("f32", "mixed")
+
+
+def accuracy(root, model, log, res):
+    cb.seqc_model(root, model, "auto")
+    import seqc_chunked
+    for path in PATHS:
+        seqc_chunked.TRANSPOSED_IO = path
+        sub = {"accuracy": []}
+        br.accuracy(root, model, lambda s: log("[%s] %s" % (path, s)), sub)
+        for r in sub["accuracy"]:
+            r["transposed_io"] = path
+        res["accuracy"] += sub["accuracy"]
+    seqc_chunked.TRANSPOSED_IO = "mixed"
+
+
+def timing(args, root, model, log, res):
+    B, T, H, K = tb.LA_SHAPE
+    if model == "mamba2":
+        H = tb.MAMBA2_HEADS
+    row = {"model": model, "B": B, "T": T, "H": H, "K": K, "V": K}
+    x = tb.la_inputs(model, B, T, H, K, 7)
+    g = torch.Generator(device=DEV).manual_seed(8)
+    cot = torch.randn(B, T, H, K, device=DEV, generator=g)
+    sm = cb.seqc_model(root, model, "chunked")
+    import seqc_chunked
+    x16 = {n: (v if n in tb.LA_PARAMS else v.to(torch.bfloat16)) for n, v in x.items()}
+    grads = {}
+    runs = [("bf16", p) for p in PATHS] + [("fp32", "mixed")]
+    for rnd in range(2):  # two rounds, interleaved: drift of the clocks shows as a difference between them
+        for prec, path in runs:
+            xs = x16 if prec == "bf16" else x
+            seqc_chunked.TRANSPOSED_IO = path
+            one, leaves = cb.seqc_step(sm, xs, cot.to(xs["q"].dtype if "q" in xs else xs["x"].dtype))
+            tag = "seqc_%s_%s" % (prec, path) if prec == "bf16" else "seqc_fp32"
+            sm.graphs = True
+            for _ in range(5):
+                one()
+            torch.cuda.synchronize()
+            t = tb.timed(one, 1, args.reps, args.cap_s)
+            row.setdefault(tag, {"ms_rounds": []})["ms_rounds"].append(t["ms"])
+            row[tag]["ms"] = min(row[tag]["ms_rounds"])
+            row[tag]["fwd_ms"] = t["fwd_ms"]
+            if rnd == 0:
+                one()
+                grads[tag] = {n: v.grad.detach().float().clone() for n, v in leaves.items()}
+                sm.graphs = False
+                one()
+                row[tag]["gpu_ms"] = gb.gpu_only(one)
+                ph, ran = cb.phases(sm, one)
+                row[tag]["phases_ms"], row[tag]["ran_chunked"] = ph, ran
+                sm.graphs = True
+            log("%s round %d: %s graphs %.3f ms (fwd %.3f); eager gpu-only %.3f; phases %s" % (
+                model, rnd, tag, t["ms"], t["fwd_ms"], row[tag]["gpu_ms"], ", ".join("%s %.3f" % kv for kv in row[tag]["phases_ms"].items())))
+            del one, leaves
+            sm._seqc_graphs.clear()
+            tb.free_all()
+    seqc_chunked.TRANSPOSED_IO = "mixed"
+    row["mixed_vs_f32_rel"] = {"d" + n: tb.rel(grads["seqc_bf16_mixed"][n], grads["seqc_bf16_f32"][n]) for n in grads["seqc_bf16_f32"]}
+    row["bf16_vs_fp32_rel"] = {p: {"d" + n: tb.rel(grads["seqc_bf16_%s" % p][n], grads["seqc_fp32"][n]) for n in grads["seqc_fp32"]} for p in PATHS}
+    log("%s: bf16 grads, mixed vs f32 path %s; vs the fp32 step: %s" % (model, row["mixed_vs_f32_rel"], row["bf16_vs_fp32_rel"]))
+    fn = tb.anchor_fn(model, K)
+    row["anchor_name"] = tb.ANCHOR_NAME.get(model)
+    la = {n: (v.clone() if n in tb.LA_PARAMS else v.to(torch.bfloat16)).requires_grad_(True) for n, v in x.items()}
+    cot16 = cot.to(torch.bfloat16)
+
+    def fa():
+        o = fn(la)
+        return (o.float() * cot16.float()).sum(), o
+    one_a = tb.step_fn(fa, list(la.values()))
+    try:
+        try:
+            one_a()
+        except RuntimeError as e:
+            if model != "simple_gla":
+                raise
+            row["anchor_name"] = "fla chunk_gla (g broadcast over K; chunk_simple_gla refused: %s)" % str(e)[:80]
+            from fla.ops.gla import chunk_gla
+            fn = lambda d: chunk_gla(d["q"], d["k"], d["v"], d["g"][..., None].expand_as(d["q"]).contiguous(), scale=K ** -0.5)[0]  # noqa: E731
+            for v in la.values():
+                v.grad = None
+            one_a()
+        torch.cuda.synchronize()
+        row["anchor"] = tb.timed(one_a, 2, args.reps, args.cap_s)
+        row["anchor"]["gpu_ms"] = gb.gpu_only(one_a)
+        log("%s anchor (%s): %.3f ms (gpu-only %.3f)" % (model, row["anchor_name"], row["anchor"]["ms"], row["anchor"]["gpu_ms"]))
+    except Exception as e:  # noqa: BLE001
+        row["anchor_error"] = "%s: %s" % (type(e).__name__, str(e)[:300])
+        log("%s anchor error %s" % (model, row["anchor_error"]))
+    res["timing"].append(row)
+    tb.free_all()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("modules")
+    ap.add_argument("--models", default="simple_gla,mamba2")
+    ap.add_argument("--out")
+    ap.add_argument("--reps", type=int, default=20)
+    ap.add_argument("--cap-s", type=float, default=2.0)
+    ap.add_argument("--timing-only", action="store_true")
+    ap.add_argument("--accuracy-only", action="store_true")
+    args = ap.parse_args()
+    root = os.path.abspath(args.modules)
+    torch.backends.cuda.matmul.allow_tf32 = False
+    t0 = time.time()
+    res = {"device": torch.cuda.get_device_name(0), "torch": torch.__version__, "accuracy": [], "timing": []}
+
+    def log(s):
+        print("[%5.1fs] %s" % (time.time() - t0, s), flush=True)
+
+    def save():
+        if args.out:
+            with open(args.out, "w") as f:
+                json.dump(res, f, indent=1)
+    for model in args.models.split(","):
+        for what in ("accuracy", "timing"):
+            if (what == "accuracy" and args.timing_only) or (what == "timing" and args.accuracy_only):
+                continue
+            if what == "timing" and not getattr(main, "patched", False):
+                tb.patch_autotune(None, 6)
+                main.patched = True
+            try:
+                accuracy(root, model, log, res) if what == "accuracy" else timing(args, root, model, log, res)
+            except Exception as e:  # noqa: BLE001
+                import traceback
+                traceback.print_exc()
+                res[what].append({"model": model, "error": "%s: %s" % (type(e).__name__, str(e)[:400]), "ok": False})
+                tb.free_all()
+            save()
+    print("\naccuracy (max rel per gradient, bf16 vs float64; limit 1e-2)")
+    for r in res["accuracy"]:
+        if "error" in r:
+            print("%s ERROR %s" % (r["model"], r["error"][:200]))
+            continue
+        print("%-10s %-6s %-32s %s %s" % (r["model"], r["transposed_io"], r["case"], " ".join("%s=%.1e" % kv for kv in r["rel"].items()), "ok" if r["ok"] else "FAIL"))
+    print("\nms, (8, 2048, 16, 64) bf16 with graphs [eager gpu-only] | anchor | anchor/seqc")
+    for r in res["timing"]:
+        if "error" in r:
+            print("%s ERROR %s" % (r["model"], r["error"][:200]))
+            continue
+        a = r.get("anchor")
+        for tag in ("seqc_bf16_f32", "seqc_bf16_mixed", "seqc_fp32"):
+            c = r.get(tag)
+            if c:
+                tr = {k: v for k, v in c.get("phases_ms", {}).items() if k in ("chain:coreT", "chain:adjointT")}
+                print("%-10s %-16s %.3f %s [%.3f] coreT+adjointT %.3f | %s | %s" % (r["model"], tag, c["ms"], c["ms_rounds"], c["gpu_ms"], sum(tr.values()),
+                      "%.3f" % a["ms"] if a else r.get("anchor_error", "-")[:60], "%.2f" % (a["ms"] / c["ms"]) if a else "-"))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
