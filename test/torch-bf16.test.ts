@@ -90,13 +90,15 @@ describe.skipIf(!cpuTorch)("torch target: bf16 tensors through the forward and t
     const json = emitTorch(model, { ptx: false }).find((f) => f.path.endsWith(".torch.json"))!;
     writeFileSync(join(dir, json.path), json.contents);
     const chain = torchChain(modelChain(model, dims), dims); // the chain as the module runs it (without prep's copies, the backward models' zeros and copies)
-    // bf16 cores: all four; with a scalar log decay the transposed cores read bf16 and write fp32 (dq and dk feed the
-    // decay adjoint's cancelling sums: seqc_chunked.TRANSPOSED_IO "mixed", the plans' bf16-of32 variants); a per-key
-    // decay's transposed cores are torch ops (the forward core does not rerun where post's backward does not run:
-    // the forward's final state is kept)
-    const mixed = chain.names.decay === "scalar" ? ["chain:coreT", "chain:adjointT"] : [];
-    const bf16Cores = (chain.names.decay === "key" ? ["chain:core", "chain:adjoint"] : ["chain:core", "chain:coreT", "chain:adjoint", "chain:adjointT"]).filter((k) => !(k === "chain:core" && chain.names.postBw.skip));
-    for (const [B, T, init] of [[2, 37, true], [3, 11, false], [1, 1, true]] as const) {
+    // bf16 cores: all four without a decay; with one, core and adjoint (dq and dk feed the decay adjoint's
+    // cancelling sums: fp32, seqc_chunked.BF16_DECAY_PARTS); a per-key decay's transposed cores are torch ops
+    // (the forward core does not rerun where post's backward does not run: the forward's final state is kept).
+    // With a scalar decay, also the opt-in path seqc_chunked.TRANSPOSED_IO "mixed" (one case): the transposed cores
+    // read bf16 and write fp32 (the plans' bf16-of32 variants)
+    const cases: [number, number, boolean, string][] = [[2, 37, true, "f32"], [3, 11, false, "f32"], [1, 1, true, "f32"], ...(chain.names.decay === "scalar" ? [[2, 37, true, "mixed"] as [number, number, boolean, string]] : [])];
+    for (const [B, T, init, tio] of cases) {
+      const mixed = tio === "mixed" ? ["chain:coreT", "chain:adjointT"] : [];
+      const bf16Cores = (chain.names.ld && !mixed.length ? ["chain:core", "chain:adjoint"] : ["chain:core", "chain:coreT", "chain:adjoint", "chain:adjointT"]).filter((k) => !(k === "chain:core" && chain.names.postBw.skip));
       const run = chunkInputs(model, { dims, batch: B, time: T, seed: 21 + T, initialState: init });
       // the tensors as bf16 holds them (the reference is the float64 gradient at the values the kernels are given)
       for (const o of [run.inputs, run.params ?? {}, run.initialState ?? {}]) for (const k of Object.keys(o)) o[k] = o[k].map((v) => fromBf16(toBf16(v)));
@@ -105,8 +107,8 @@ describe.skipIf(!cpuTorch)("torch target: bf16 tensors through the forward and t
       const want = await gradients(model, run, cot);
       const list = (o: Record<string, Float64Array> | undefined) => Object.fromEntries(Object.entries(o ?? {}).map(([k, v]) => [k, Array.from(v)]));
       const got = await serve(join(dir, json.path),
-        { B, T, dims, backward: "auto", inputs: list(run.inputs), params: list(run.params), initialState: list(run.initialState), cotOutputs: list(cot.outputs), cotFinal: list(cot.finalState) }, model, chain);
-      const label = `B=${B} T=${T} init=${init}`;
+        { B, T, dims, backward: "auto", transposedIo: tio, inputs: list(run.inputs), params: list(run.params), initialState: list(run.initialState), cotOutputs: list(cot.outputs), cotFinal: list(cot.finalState) }, model, chain);
+      const label = `B=${B} T=${T} init=${init} transposed ${tio}`;
       expect(got.chunked, label).toBe(true);
       expect(got.dtypes, label).toEqual(["bfloat16"]);
       const runs = got.runs as [string, string, string, string[], string][];

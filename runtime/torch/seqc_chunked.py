@@ -363,11 +363,15 @@ CORE_PARTS = ("core", "coreT", "adjoint", "adjointT")
 # decay adjoint, whose q.dq - k.dk sums cancel (their bf16 rounding, 2^-9 relative, came out as 1.0-1.6e-2 of the
 # scalar decays' gradients at T = 37 on the interpreter; test/torch-bf16.test.ts), so by default they stay fp32.
 BF16_DECAY_PARTS = ("core", "adjoint")
-# How bf16 tensors run the transposed cores (coreT's dq, adjointT's dk) where the model has a log decay: "mixed" (the
-# default) as the chunked form's mixed-I/O variants (bf16 inputs, fp32 accumulation, fp32 outputs: runtime/cuda/plan.ts
-# CudaFormPlan.out; compiler/backends/torch/chain-plans.ts emits them), so dq and dk reach the decay adjoint in fp32
-# without conversions; "f32" as before, the fp32 kernels on fp32 copies of the inputs (the A/B's old path).
-TRANSPOSED_IO = "mixed"
+# How bf16 tensors run the transposed cores (coreT's dq, adjointT's dk) where the model has a scalar log decay: "f32"
+# (the default) the fp32 kernels on fp32 copies of the inputs; "mixed" the chunked form's mixed-I/O variants (bf16
+# inputs, fp32 accumulation, fp32 outputs: runtime/cuda/plan.ts CudaFormPlan.out; compiler/backends/torch/chain-plans.ts
+# emits them), dq and dk reaching the decay adjoint in fp32 without conversions. On the H100 at B=8 T=2048 H=16 K=V=64
+# (bench/RESULTS.md, "mixed-I/O transposed cores") "mixed" made the bf16 step with graphs 3.91 -> 3.24 ms for SimpleGLA
+# and 9.97 -> 8.49 ms for Mamba-2, but the decays' gradients at B=2 T=2048 came out 1.6e-2 (SimpleGLA dg) and 4.5e-2
+# (Mamba-2 dA) off float64, against 2.3e-3 and 6.4e-4 here: the cores' bf16 operands inside (not only their outputs)
+# perturb the cancelling sums q.dq - k.dk over 2048 steps. Hence opt-in only.
+TRANSPOSED_IO = "f32"
 TRANSPOSED_PARTS = ("coreT", "adjointT")
 
 
