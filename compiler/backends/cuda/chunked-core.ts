@@ -793,11 +793,21 @@ template <class Cfg> __device__ __forceinline__ void seqc_readout(const SeqcSm<C
   }
 }
 
+// y's rows of one chunk to the post outputs. Where the block's threads cover whole rows (NT a multiple of BV) each
+// thread keeps one column and steps over rows by NT / BV (compile-time strides, no per-element division)
 template <class Cfg, class R> __device__ __forceinline__ void seqc_post(const R& rows, const SeqcSm<Cfg>& s, u32 b, u32 h, u32 t0, u32 T, u32 j0, u32 V) {
-  constexpr int C = Cfg::F / Cfg::RTP;
-  for (int e = threadIdx.x; e < C * Cfg::BV; e += blockDim.x) {
-    const int tl = e / Cfg::BV, j = e % Cfg::BV;
-    if (t0 + tl < T && j0 + j < V) rows.post(b, t0 + tl, h, j0 + j, s.Y[tl * Cfg::RTP * Cfg::LDY + j]);
+  constexpr u32 C = Cfg::F / Cfg::RTP, BV = Cfg::BV, NT = Cfg::NT;
+  if (NT % BV == 0) {
+    const u32 j = threadIdx.x % BV, tl0 = threadIdx.x / BV;
+    if (j0 + j >= V) return;
+    const u32 n = t0 + C <= T ? C : T - t0;
+#pragma unroll 4
+    for (u32 tl = tl0; tl < n; tl += NT / BV) rows.post(b, t0 + tl, h, j0 + j, s.Y[tl * Cfg::RTP * Cfg::LDY + j]);
+  } else {
+    for (u32 e = threadIdx.x; e < C * BV; e += NT) {
+      const u32 tl = e / BV, j = e % BV;
+      if (t0 + tl < T && j0 + j < V) rows.post(b, t0 + tl, h, j0 + j, s.Y[tl * Cfg::RTP * Cfg::LDY + j]);
+    }
   }
 }
 
