@@ -11,11 +11,10 @@
  * On the GPU, bench/torch/check.py runs the same glue on the CUDA plans (fp32 vs the reference, gradcheck in fp64).
  */
 import { describe, expect, it } from "vitest";
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
 import { loadProgram } from "../compiler/frontend/load.ts";
 import { interpret, shapeSizes, type RunInputs } from "../compiler/ir/interpret.ts";
 import * as I from "../compiler/ir/types.ts";
@@ -28,6 +27,7 @@ import { relativeError } from "../compiler/io/manifest.ts";
 import { CHAIN_PARTS, type ChainPart } from "../runtime/chunked-backward.ts";
 import { smallDims, randomCotangents } from "./helpers/random.ts";
 import { chunkInputs } from "./helpers/chunk-inputs.ts";
+import { serve, wire } from "./helpers/python-serve.ts";
 
 const numpy = spawnSync("python3", ["-c", "import numpy"]).status === 0;
 if (!numpy) console.warn("torch-chunked.test: python3 with numpy is not installed; the glue check is skipped");
@@ -70,8 +70,6 @@ describe("torch target: the chunked backward's plans", () => {
   });
 });
 
-type Wire = { shape: number[]; data: number[] };
-const wire = (a: Float64Array, shape: number[]): Wire => ({ shape, data: Array.from(a) });
 
 /** chain_backward in Python (numpy stand-in for torch), every chain model run here by the interpreter. */
 type GlueWay = { perKeyT?: "matmul" | "plans"; decayWay?: "torch" | "plan"; copies?: boolean };
@@ -107,34 +105,6 @@ async function pythonChain(model: I.Model, run: RunInputs, cot: ReturnType<typeo
   return { parts, ...got };
 }
 
-type Request = { run: string; dims?: Record<string, number>; B: number; T: number; inputs: Record<string, Wire | number[]>; params?: Record<string, number[]>; initial: Record<string, Wire | number[]> };
-
-/** Runs a Python driver that sends {"run", ...} requests (one a line) and ends with {"done": true, ...}; each request runs `which`'s model on the float64 interpreter. */
-async function serve(cmd: string, args: string[], first: unknown, which: (msg: Request) => { model: I.Model; dims: Record<string, number>; params: Record<string, Float64Array> }) {
-  const py = spawn(cmd, args, { stdio: ["pipe", "pipe", "pipe"] });
-  let err = "";
-  py.stderr.on("data", (d) => (err += d));
-  py.stdin.write(JSON.stringify(first) + "\n");
-  const f64 = (w: Wire | number[]) => Float64Array.from(Array.isArray(w) ? w : w.data);
-  for await (const line of createInterface({ input: py.stdout })) {
-    const msg = JSON.parse(line);
-    if (msg.done) { py.stdin.end(); return msg; }
-    const { model: m, dims: d, params } = which(msg as Request);
-    const own = new Set(I.tensorsOfKind(m, "input").map((t) => t.name));
-    const r = interpret(m, {
-      dims: d, batch: msg.B, time: msg.T,
-      inputs: Object.fromEntries(Object.entries(msg.inputs as Record<string, Wire>).filter(([k]) => own.has(k)).map(([k, v]) => [k, f64(v)])),
-      params,
-      initialState: Object.fromEntries(Object.entries(msg.initial as Record<string, Wire>).map(([k, v]) => [k, f64(v)])),
-    });
-    const shapeOf = (n: string, lead: number[]) => [...lead, ...shapeSizes(m.tensors.find((t) => t.name === n)!.shape, d)];
-    py.stdin.write(JSON.stringify({
-      outputs: Object.fromEntries(Object.entries(r.outputs).map(([k, v]) => [k, wire(v, shapeOf(k, [msg.B, msg.T]))])),
-      final: Object.fromEntries(Object.entries(r.finalState).map(([k, v]) => [k, wire(v, shapeOf(k, [msg.B]))])),
-    }) + "\n");
-  }
-  throw new Error(`${args[0]} ended without its result: ${err}`);
-}
 
 describe.skipIf(!numpy)("torch target: the chunked backward's glue (seqc_chunked.py on numpy, chain models on the float64 interpreter)", () => {
   it.each(CHAIN_MODELS)("%s", async (name) => {
