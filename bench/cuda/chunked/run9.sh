@@ -4,15 +4,17 @@
 # Gated DeltaNet at (4, 8192, 16, 128)), and the GPU checks of the picks. Ordered so that nothing else runs while seqc
 # or the anchors are timed: inputs; seqc's bf16 bench alone; the anchors' Triton precompile with the CUDA checks
 # beside it (CPU, and GPU work that is not timed); the anchors alone; the comparison.
-#   here:   SEQC_PLANS=dist/chunked-plans-run9 SEQC_BUILD_MODELS=simple_gla,gla,deltanet,gated_deltanet,rwkv7,mamba2 \
+# RUN names the plans and the bundle (default 9; run 12 is this script with RUN=12 on plans built after run 11).
+#   here:   SEQC_PLANS=dist/chunked-plans-run$RUN SEQC_BUILD_MODELS=simple_gla,gla,deltanet,gated_deltanet,rwkv7,mamba2 \
 #             SEQC_BUILD_VARIANTS='-bf16-k64-|split3-bf16-k128-|split-bf16-k128-v64-' npx tsx bench/cuda/chunked/build.ts
-#           bash bench/cuda/chunked/bundle-run9.sh
-#   device: run command="bash bench/cuda/chunked/run9.sh"
-#             carry=[".device", "dist/chunked-plans-run9", "dist/chunked-check-run9.mjs", ".anchors", ".whl"]
+#           RUN=$RUN bash bench/cuda/chunked/bundle-run9.sh
+#   device: run command="RUN=$RUN bash bench/cuda/chunked/run9.sh"
+#             carry=[".device", "dist/chunked-plans-run$RUN", "dist/chunked-check-run$RUN.mjs", ".anchors", ".whl"]
 set -uo pipefail
 source .device/enter.sh
 export OUT=${OUT:-$PWD/out} SEQC_CHUNK_DIR=/dev/shm/seqc-chunk PYTHONUNBUFFERED=1 TRITON_CACHE_DIR=/tmp/triton-cache SEQC_CHECK_QUICK=1
-export SEQC_PLANS=dist/chunked-plans-run9 SEQC_CHECK_STRESS=0 SEQC_CHECK_T=70
+RUN=${RUN:-9}
+export SEQC_PLANS=dist/chunked-plans-run$RUN SEQC_CHECK_STRESS=0 SEQC_CHECK_T=70
 # auto's picks at the benchmark shapes (test/cuda-chunked.test.ts), model:shape=variant
 EXPECT="simple_gla:s1=splitd-bf16-k64-v32 simple_gla:s2=split-bf16-k128-v64 simple_gla:s3=split3-bf16-k128-v16
 gla:s1=split-bf16-k64-v32 gla:s2=split-bf16-k128-v64-a512 gla:s3=split3-bf16-k128-v16-a512
@@ -47,7 +49,7 @@ timeout 45 python3 bench/cuda/chunked/anchors.py gen 2>&1 | tee -a "$LOG"
 el "gen done"
 # 2. seqc bf16 alone: auto's pick per case (every variant at $ALL), a process per model
 for m in deltanet rwkv7 gated_deltanet simple_gla gla mamba2; do
-  SEQC_BENCH_AUTO_ONLY=1 SEQC_BENCH_ALL=$ALL SEQC_BENCH_JSON=/tmp/bench-$m.json timeout $(lim 30 125) node dist/chunked-check-run9.mjs bench $m >> "$LOG" 2>&1 || el "bench $m exited with $?"
+  SEQC_BENCH_AUTO_ONLY=1 SEQC_BENCH_ALL=$ALL SEQC_BENCH_JSON=/tmp/bench-$m.json timeout $(lim 30 125) node dist/chunked-check-run$RUN.mjs bench $m >> "$LOG" 2>&1 || el "bench $m exited with $?"
 done
 python3 -c "
 import json,glob
@@ -71,7 +73,7 @@ W=$(lim 110 245)
 WARM=$!
 i=0; pids=()
 for m in simple_gla gla deltanet gated_deltanet rwkv7 mamba2; do
-  SEQC_CHECK_VARIANTS="$(picks $m)" SEQC_CHECK_JSON=/tmp/check$i.json timeout $(lim 95 240) node dist/chunked-check-run9.mjs check $m > /tmp/check$i.log 2>&1 || echo "check $m exited with $?" >> /tmp/check$i.log &
+  SEQC_CHECK_VARIANTS="$(picks $m)" SEQC_CHECK_JSON=/tmp/check$i.json timeout $(lim 95 240) node dist/chunked-check-run$RUN.mjs check $m > /tmp/check$i.log 2>&1 || echo "check $m exited with $?" >> /tmp/check$i.log &
   pids+=($!); i=$((i + 1))
 done
 wait "${pids[@]}"
