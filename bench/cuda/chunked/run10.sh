@@ -50,35 +50,12 @@ for pf in 2 4; do for m in simple_gla gated_deltanet; do
 done; done
 wait "${pids[@]}"
 for f in /tmp/check*.log; do echo "== $f"; cat "$f"; done >> "$LOG"
-python3 -c "
-import json,glob
-rows=[]
-for f in sorted(glob.glob('/tmp/check*.json')): rows+=json.load(open(f))['rows']
-json.dump({'rows':rows}, open('$OUT/chunked-check.json','w'), indent=1)
-bad=[r for r in rows if not r['ok']]
-print(f'CUDA check summary: {len(rows)-len(bad)} of {len(rows)} passed, worst {max([r[\"worst\"] for r in rows] or [0]):.2e}')
-for r in bad: print('check FAIL', r['model'], r['variant'], r['shape'], r['worst'], r.get('note',''))
-" 2>&1 | tee -a "$LOG"
+python3 bench/cuda/chunked/collect.py checks "$OUT" 2>&1 | tee -a "$LOG"
 el "checks done"
 wait $WARM
 el "warm done"
 # 4. the anchors alone
 SEQC_ANCHOR_CASES=simple_gla:s2,gated_deltanet:s2 timeout $(lim 40 275) python3 bench/cuda/chunked/anchors.py time 2>&1 | tee -a "$LOG" | grep -E "ERROR|copy|anchor" | head -20
 el "anchors done"
-python3 - <<'PY' 2>&1 | tee -a "$LOG"
-import json, glob, os, re, statistics as st
-out = os.environ["OUT"]; t = {}; auto = {}
-for f in sorted(glob.glob("/tmp/bench-*.json")):
-    pf = re.search(r"-pf(\d)-", f).group(1)
-    for r in json.load(open(f))["rows"]:
-        if r["ms"] == r["ms"]: t.setdefault((r["model"], r["shape"], r["variant"], pf), []).append((r["ms"], r.get("parts", [])))
-        if r.get("auto"): auto[(r["model"], r["shape"], pf)] = r["variant"]
-json.dump({"rows": [{"model": m, "shape": s, "variant": v, "pf": pf, "ms": [x[0] for x in xs], "parts": [x[1] for x in xs], "auto": auto.get((m, s, pf)) == v} for (m, s, v, pf), xs in sorted(t.items())]}, open(f"{out}/chunked-bench.json", "w"), indent=1)
-an = {}
-try: an = {(r["model"], r["shape"]): r.get("ms") for r in json.load(open(f"{out}/anchors.json"))["rows"]}
-except Exception as e: print("no anchors:", e)
-for (m, s, v, pf), xs in sorted(t.items()):
-    mn = min(x[0] for x in xs); a = an.get((m, s)) or 0
-    print(f"{m:14s} {s} {v[8:]:26s} pf{pf} {'AUTO' if auto.get((m, s, pf)) == v else '    '} rounds {' '.join(f'{x[0]:.3f}' for x in xs)} parts {' + '.join(f'{p:.3f}' for p in xs[0][1])}  anchor {a:.3f}  anchor/seqc(min) {a / mn if a else 0:.2f}")
-PY
+python3 bench/cuda/chunked/collect.py sets "$OUT" pf 2>&1 | tee -a "$LOG"
 el "end"

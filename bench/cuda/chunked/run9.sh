@@ -78,17 +78,7 @@ for m in simple_gla gla deltanet gated_deltanet rwkv7 mamba2; do
 done
 wait "${pids[@]}"
 cat /tmp/check*.log >> "$LOG"
-python3 -c "
-import json,glob
-rows=[]; dev=None
-for f in sorted(glob.glob('/tmp/check*.json')):
-    d=json.load(open(f)); rows+=d['rows']; dev=d['device']
-json.dump({'device':dev,'rows':rows}, open('$OUT/chunked-check.json','w'), indent=1)
-bad=[r for r in rows if not r['ok']]
-print(f'CUDA check summary: {len(rows)-len(bad)} of {len(rows)} passed, worst {max([r[\"worst\"] for r in rows] or [0]):.2e}')
-if not rows: print('ERROR: no CUDA check ran (see the check logs above)')
-for r in bad: print('check FAIL', r['model'], r['variant'], r['shape'], r['worst'], r.get('note',''))
-" 2>&1 | tee -a "$LOG"
+python3 bench/cuda/chunked/collect.py checks "$OUT" 2>&1 | tee -a "$LOG"
 el "checks done"
 wait $WARM
 el "warm done"
