@@ -51,34 +51,30 @@ export function chunkedOnlyPlan(m: I.Model, p: CudaModelPlan): CudaModelPlan | {
 /** The chain's CUDA plans for the class of `model` (`t`: its training models, compiler/grad/training.ts), or why it has none. */
 export function cudaChainTraining(model: I.Model, t: Extract<Training, { ok: true }>): CudaChunkedTraining {
   let why: string | undefined;
-  const chunkedPart = (m: I.Model, p: CudaModelPlan) => {
-    const r = chunkedOnlyPlan(m, p);
-    if ("why" in r) {
-      why ??= r.why;
-      return p;
-    }
-    return r;
-  };
-  if (t.lowRankChain) {
-    const lr = t.lowRankChain;
-    const plans: Partial<Record<LrPart, CudaModelPlan>> = {};
-    for (const part of LR_PARTS) {
-      const m = lr.models[part];
+  /** Each part's plan: the chunked parts only their reachable float32 chunked forms, the others the form `formOf` gives. */
+  const lowerParts = <P extends string>(parts: readonly P[], models: Partial<Record<P, I.Model>>, formOf: (part: P) => string) => {
+    const plans: Partial<Record<P, CudaModelPlan>> = {};
+    for (const part of parts) {
+      const m = models[part];
       if (!m) continue;
       const p = lowerCuda(m).plan;
-      plans[part] = LR_FORMS[part] === "chunked" ? chunkedPart(m, p) : keepForms(p, LR_FORMS[part]);
+      if (formOf(part) !== "chunked") {
+        plans[part] = keepForms(p, formOf(part));
+        continue;
+      }
+      const r = chunkedOnlyPlan(m, p);
+      if ("why" in r) why ??= r.why;
+      plans[part] = "why" in r ? p : r;
     }
-    return why ? { unavailable: why } : { lowRank: lr.names, plans };
+    return plans;
+  };
+  if (t.lowRankChain) {
+    const plans = lowerParts(LR_PARTS, t.lowRankChain.models, (part) => LR_FORMS[part]);
+    return why ? { unavailable: why } : { lowRank: t.lowRankChain.names, plans };
   }
   if ("why" in t.chain) return { unavailable: t.chain.why };
   // the models and names compiler/grad builds (runtime/chunked-backward.ts's glue runs them), lowered as the torch
   // target lowers them (its chain-plans.ts may leave prep's copies to its own glue; this glue needs the full models)
-  const plans: Partial<Record<ChainPart, CudaModelPlan>> = {};
-  for (const part of CHAIN_PARTS) {
-    const m = t.chain.models[part];
-    if (!m) continue;
-    const p = lowerCuda(m).plan;
-    plans[part] = isChainCore(part) ? chunkedPart(m, p) : keepForms(p, "auto");
-  }
+  const plans = lowerParts(CHAIN_PARTS, t.chain.models, (part) => (isChainCore(part) ? "chunked" : "auto"));
   return why ? { unavailable: why } : { names: t.chain.names, plans };
 }
