@@ -43,9 +43,9 @@ export function chunkedOnlyPlan(m: I.Model, p: CudaModelPlan): CudaModelPlan | {
   if (!el.ok) return { why: `${m.name} of the chain has no CUDA chunked form: ${el.why}` };
   const keep = reachableChunked(p.forms.filter((f) => f.form === "chunked" && (f.io ?? "f32") === "f32"));
   if (!keep.size) return { why: `${m.name} of the chain has no float32 CUDA chunked form` };
+  // (lowerChunked emits a module only for the I/O types of the variants it keeps)
   const l = lowerChunked(m, el, { only: (v) => keep.has(v) });
-  const modules = Object.fromEntries(Object.entries(l.modules).filter(([k]) => l.forms.some((f) => f.module === k)));
-  return { ...p, source: `// ${m.name}: every form lives in a module of its own`, forms: l.forms, modules };
+  return { ...p, source: `// ${m.name}: every form lives in a module of its own`, forms: l.forms, modules: l.modules };
 }
 
 /** The chain's CUDA plans for the class of `model` (`t`: its training models, compiler/grad/training.ts), or why it has none. */
