@@ -273,22 +273,23 @@ def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state,
         prep_in[n["prepBw"]["outputBar"][o]] = b.reshape(prep[o].shape) if b is not None else torch.zeros(prep[o].shape, dtype=dtype, device=device)
     prep_g = pointwise("prepBw", prep_in)
 
-    # the pieces' input adjoints added, param adjoints (per step) summed over batch and time
-    pieces = [(post_g, n["postBw"]), (prep_g, n["prepBw"])]
+    # the pieces' input adjoints added (a copy's backward: the output's adjoint is the input's), param adjoints summed
+    gin, gpar = sum_pieces([(post_g, n["postBw"]), (prep_g, n["prepBw"])], B, T, inputs, params,
+                           lambda shape: torch.zeros(shape, dtype=dtype, device=device), [(bars.get(o), a) for o, a in aliases.items()])
+    return gin, gpar, dS0
+
+
+def sum_pieces(pieces, B, T, inputs, params, zeros, copied=()):
+    """The input adjoints of the pieces (prep's and post's backward) added, then those of copied: [(adjoint or None,
+    input)]; param adjoints (per step) summed over batch and time. zeros(shape): where nothing reaches a gradient."""
     gin, gpar = {}, {}
     for name, shape in inputs:
         g = None
-        for out, names in pieces:
-            src = out.get(names["inputBar"].get(name))
+        for src in [out.get(names["inputBar"].get(name)) for out, names in pieces] + [b for b, a in copied if a == name]:
             if src is not None:
                 src = src.reshape([B, T] + list(shape))
                 g = src if g is None else g + src
-        for o, a in aliases.items():  # a copy's backward: the output's adjoint is the input's
-            src = bars.get(o) if a == name else None
-            if src is not None:
-                src = src.reshape([B, T] + list(shape))
-                g = src if g is None else g + src
-        gin[name] = g if g is not None else torch.zeros([B, T] + list(shape), dtype=dtype, device=device)
+        gin[name] = g if g is not None else zeros([B, T] + list(shape))
     for name, shape in params:
         g = None
         for out, names in pieces:
@@ -296,8 +297,8 @@ def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state,
             if src is not None:
                 src = src.reshape([B * T] + list(shape)).sum(0)
                 g = src if g is None else g + src
-        gpar[name] = g if g is not None else torch.zeros(list(shape), dtype=dtype, device=device)
-    return gin, gpar, dS0
+        gpar[name] = g if g is not None else zeros(list(shape))
+    return gin, gpar
 
 
 # The stateless parts over [B*T, 1]: where the plan's pick (its 'thread' form) starts fewer threads than this (a

@@ -287,30 +287,8 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
     for o in n["prepOutputs"]:
         prep_in[n["prepBw"]["outputBar"][o]] = bars[o]
     prep_g = pointwise("prepBw", prep_in)
-    gin, gpar = sum_pieces([(post_g, n["postBw"]), (prep_g, n["prepBw"])], B, T, inputs, params, zeros)
+    gin, gpar = _chunked.sum_pieces([(post_g, n["postBw"]), (prep_g, n["prepBw"])], B, T, inputs, params, zeros)
     return gin, gpar, dS0
-
-
-def sum_pieces(pieces, B, T, inputs, params, zeros):
-    """The input adjoints of the pieces (prep's and post's backward) added; param adjoints (per step) summed over batch and time."""
-    gin, gpar = {}, {}
-    for name, shape in inputs:
-        g = None
-        for out, names in pieces:
-            src = out.get(names["inputBar"].get(name))
-            if src is not None:
-                src = src.reshape([B, T] + list(shape))
-                g = src if g is None else g + src
-        gin[name] = g if g is not None else zeros([B, T] + list(shape))
-    for name, shape in params:
-        g = None
-        for out, names in pieces:
-            src = out.get(names["paramBar"].get(name))
-            if src is not None:
-                src = src.reshape([B * T] + list(shape)).sum(0)
-                g = src if g is None else g + src
-        gpar[name] = g if g is not None else zeros(list(shape))
-    return gin, gpar
 
 
 def backward(ctx, m, flat, grads):
