@@ -104,13 +104,7 @@ def accuracy(root, model, log, res):
 
 
 def timing(args, root, model, log, res):
-    B, T, H, K = tb.LA_SHAPE
-    if model == "mamba2":
-        H = tb.MAMBA2_HEADS
-    row = {"model": model, "B": B, "T": T, "H": H, "K": K, "V": K}
-    x = tb.la_inputs(model, B, T, H, K, 7)
-    g = torch.Generator(device=DEV).manual_seed(8)
-    cot = torch.randn(B, T, H, K, device=DEV, generator=g)
+    B, T, H, K, row, x, cot = cb.la_case(model)
     smc = cb.seqc_model(root, model, "chunked")
     grads = {}
     for tag, xs in (("seqc_fp32", x), ("seqc_bf16", {n: (v if n in tb.LA_PARAMS else v.to(torch.bfloat16)) for n, v in x.items()})):

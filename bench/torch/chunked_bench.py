@@ -74,7 +74,8 @@ def phases(sm, one):
     return out, getattr(outs.grad_fn, "chunked", None) if outs is not None and outs.grad_fn is not None else None
 
 
-def case(args, root, model, rate, log):
+def la_case(model):
+    """The linear-attention case the bench scripts time: (B, T, H, K, row, inputs, the output's cotangent)."""
     B, T, H, K = tb.LA_SHAPE
     if model == "mamba2":
         H = tb.MAMBA2_HEADS
@@ -82,6 +83,11 @@ def case(args, root, model, rate, log):
     x = tb.la_inputs(model, B, T, H, K, 7)
     g = torch.Generator(device=DEV).manual_seed(8)
     cot = torch.randn(B, T, H, K, device=DEV, generator=g)
+    return B, T, H, K, row, x, cot
+
+
+def case(args, root, model, rate, log):
+    B, T, H, K, row, x, cot = la_case(model)
     n_in = sum(v.numel() for n, v in x.items() if n not in tb.LA_PARAMS)
     n_out = B * T * H * K
     row["floor_io_ms_fp32"] = 4 * (2 * n_in + 2 * n_out) / (rate * 1e6)

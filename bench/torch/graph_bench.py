@@ -162,13 +162,7 @@ def old_model(root, sm):
 
 
 def timing(args, root, model, log, res):
-    B, T, H, K = tb.LA_SHAPE
-    if model == "mamba2":
-        H = tb.MAMBA2_HEADS
-    row = {"model": model, "B": B, "T": T, "H": H, "K": K, "V": K}
-    x = tb.la_inputs(model, B, T, H, K, 7)
-    g = torch.Generator(device=DEV).manual_seed(8)
-    cot = torch.randn(B, T, H, K, device=DEV, generator=g)
+    B, T, H, K, row, x, cot = cb.la_case(model)
     smc = cb.seqc_model(root, model, "chunked")
     import seqc_chunked
     import seqc_graphs
