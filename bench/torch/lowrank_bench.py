@@ -25,6 +25,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import train_bench as tb  # noqa: E402  (step_fn, timed, peak_extra, copy_rate, rel, free_all, patch_autotune)
+import chunked_bench as cb  # noqa: E402  (phases)
 
 DEV = tb.DEV
 MODULE = {"deltanet": "DeltaNet", "gated_deltanet": "GatedDeltaNet", "rwkv7": "Rwkv7"}
@@ -76,29 +77,6 @@ def seqc_step(sm, x, cot):
     return tb.step_fn(fwd, list(leaves.values())), leaves
 
 
-def phases(sm, one):
-    """ms per plan key in one step (CUDA events around each SeqcModel.execute), and whether the chunked backward ran."""
-    orig, marks = sm.execute, []
-
-    def wrapped(key, *a, **kw):
-        ev = [torch.cuda.Event(enable_timing=True) for _ in range(2)]
-        ev[0].record()
-        r = orig(key, *a, **kw)
-        ev[1].record()
-        marks.append((key, ev))
-        return r
-    sm.execute = wrapped
-    try:
-        outs = one()
-        torch.cuda.synchronize()
-    finally:
-        del sm.execute
-    out = {}
-    for key, ev in marks:
-        out[key] = out.get(key, 0.0) + ev[0].elapsed_time(ev[1])
-    return out, getattr(outs.grad_fn, "chunked", None) if outs is not None and outs.grad_fn is not None else None
-
-
 def case(args, root, model, shape, with_step, rate, log):
     B, T, H, K = shape
     row = {"model": model, "B": B, "T": T, "H": H, "K": K, "V": K}
@@ -121,7 +99,7 @@ def case(args, root, model, shape, with_step, rate, log):
     row["seqc_forward_variant"] = smc.runner("forward", DEV).pick(dims, B, T)[0]["variant"]
     row["seqc_chunked"] = tb.timed(one_c, 1, args.reps, args.cap_s)
     row["seqc_chunked"]["peak_extra_bytes"] = tb.peak_extra(one_c)
-    ph, ran = phases(smc, one_c)
+    ph, ran = cb.phases(smc, one_c)
     row["seqc_chunked_phases_ms"] = ph
     row["seqc_chunked_ran_chunked"] = ran
     bwd = row["seqc_chunked"]["ms"] - row["seqc_chunked"]["fwd_ms"]
@@ -152,7 +130,7 @@ def case(args, root, model, shape, with_step, rate, log):
                 one_c()
                 torch.cuda.synchronize()
                 t = tb.timed(one_c, 1, args.reps, args.cap_s)
-                ph_v, _ = phases(smc, one_c)
+                ph_v, _ = cb.phases(smc, one_c)
                 one_c()
                 t["phases_ms"] = ph_v
                 t["grads_vs_default_rel"] = {"d" + n: tb.rel(v.grad, grads_c[n]) for n, v in lc.items()}
