@@ -26,7 +26,7 @@ import type { Model } from "../../compiler/ir/types.ts";
 import { requestDevice, ModelRunner, evalSize, rankForms, type ModelPlan } from "../../runtime/index.ts";
 import { chunkInputs } from "../../test/helpers/chunk-inputs.ts";
 import { copyBandwidth } from "../../compiler/bench/copy.ts";
-import { fillKernel } from "../../compiler/bench/fill.ts";
+import { CHUNKED_MODELS, chunkedShapes, fillChunkedInputs } from "./chunked-inputs.ts";
 
 const args = process.argv.slice(2);
 const opt = (k: string) => { const i = args.indexOf(k); return i >= 0 ? args[i + 1] : undefined; };
@@ -53,26 +53,10 @@ const only1 = (plan: ModelPlan, variant: string, n?: number): ModelPlan => {
   const f = plan.forms.find((x) => x.form === "chunked" && x.variant === variant)!;
   return { ...plan, forms: [n === undefined ? f : { ...f, kernels: f.kernels.slice(0, n) }] };
 };
-const BENCH = only ?? ["simple_gla", "gla", "deltanet", "gated_deltanet", "rwkv7", "mamba2"]; // --only's order
+const BENCH = only ?? CHUNKED_MODELS; // --only's order
 const dimsFor = (model: Model, H: number, K: number): Record<string, number> =>
   Object.fromEntries(model.dims.map((x) => [x.name, x.name === "H" ? H : ["K", "N", "V", "P"].includes(x.name) ? K : 1]));
-const SHAPES = args.includes("--smoke")
-  ? [{ label: "B=1 T=100 H=2 K=V=32 (smoke)", B: 1, T: 100, H: 2, K: 32 }]
-  : [
-      { label: "B=8 T=2048 H=16 K=V=64", B: 8, T: 2048, H: 16, K: 64 },
-      { label: "B=4 T=8192 H=16 K=V=128", B: 4, T: 8192, H: 16, K: 128 },
-      { label: "B=1 T=32768 H=8 K=V=128", B: 1, T: 32768, H: 8, K: 128 },
-    ];
-function range(model: string, t: string, kind: string): [number, number] {
-  if (kind === "param") return t === "A" ? [-2, -0.5] : [-1, 1];
-  if (t === "g" || t === "gk" || t === "w") return [-1, -0.01];
-  if (t === "beta") return [0.05, 1];
-  if (t === "dt") return [0.01, 0.3];
-  if (t === "k" && model.includes("delta")) return [-0.1, 0.1];
-  if (t === "a") return [-0.1, 0];
-  if (t === "b") return [0, 0.1];
-  return [-1, 1];
-}
+const SHAPES = chunkedShapes(args.includes("--smoke"));
 const twin = (v: string) => v.replace(/^chunked-s3-/, "chunked-s3t-");
 
 interface Row { model: string; shape: string; old: string; new: string; oldMs: number; newMs: number; oldAll: number[]; newAll: number[]; floorMs: number; oldParts?: number[]; newParts?: number[]; oldA: number[]; newA: number[]; note?: string }
@@ -102,20 +86,7 @@ if (!args.includes("--skip-bench")) {
       const nw = oldPlans ? old : twin(old);
       if (!pairs.has(name)) pairs.set(name, new Map());
       pairs.get(name)!.set(nw, K);
-      const bufs: GPUBuffer[] = [];
-      const inputs: Record<string, { data: GPUBuffer; shape: number[] }> = {};
-      const params: Record<string, GPUBuffer> = {};
-      for (const t of model.tensors) {
-        if (t.kind !== "input" && !(t.kind === "param" && !t.init)) continue;
-        const shape = t.shape.map((e) => (e.kind === "lit" ? e.value : dims[e.name]));
-        const n = shape.reduce((a, b) => a * b, 1) * (t.kind === "input" ? s.B * s.T : 1);
-        const b = device.createBuffer({ size: Math.max(16, n * 4), usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
-        bufs.push(b);
-        const [lo, hi] = range(name, t.name, t.kind);
-        await fillKernel(device, b, n, lo, hi, t.name.length * 7919 + n);
-        if (t.kind === "input") inputs[t.name] = { data: b, shape: [s.B, s.T, ...shape] };
-        else params[t.name] = b;
-      }
+      const { bufs, inputs, params } = await fillChunkedInputs(device, model, name, dims, s.B, s.T);
       const floorMs = (evalSize(trafficBytes(model), full) / (copyGBs * 1e9)) * 1e3;
       const row: Row = { model: name, shape: s.label, old, new: nw, oldMs: NaN, newMs: NaN, oldAll: [], newAll: [], floorMs, oldA: [], newA: [] };
       try {

@@ -25,7 +25,7 @@ import type { Model } from "../../compiler/ir/types.ts";
 import { requestDevice, ModelRunner, evalSize, rankForms, type ModelPlan } from "../../runtime/index.ts";
 import { chunkInputs } from "../../test/helpers/chunk-inputs.ts";
 import { copyBandwidth } from "../../compiler/bench/copy.ts";
-import { fillKernel } from "../../compiler/bench/fill.ts";
+import { fillChunkedInputs } from "./chunked-inputs.ts";
 
 const args = process.argv.slice(2);
 const opt = (k: string) => { const i = args.indexOf(k); return i >= 0 ? args[i + 1] : undefined; };
@@ -163,16 +163,6 @@ const copyGBs = Math.max(copy.copyGBs, copy.kernelGBs);
 log(`copy: ${copy.kernelGBs.toFixed(0)} GB/s (WGSL kernel), ${copy.copyGBs.toFixed(0)} GB/s (copyBufferToBuffer)`);
 
 /** Input ranges for stable runs (decays <= 0, small keys for the delta rule, small a and b for RWKV-7). */
-function range(model: string, t: string, kind: string): [number, number] {
-  if (kind === "param") return t === "A" ? [-2, -0.5] : [-1, 1];
-  if (t === "g" || t === "gk" || t === "w") return [-1, -0.01];
-  if (t === "beta") return [0.05, 1];
-  if (t === "dt") return [0.01, 0.3];
-  if (t === "k" && model.includes("delta")) return [-0.1, 0.1];
-  if (t === "a") return [-0.1, 0];
-  if (t === "b") return [0, 0.1];
-  return [-1, 1];
-}
 
 interface BenchRow { model: string; shape: string; variant: string; ms: number; all: number[]; floorMs: number; note?: string; auto?: string; estimateMs?: number; phaseAMs?: number; phaseAWalkMs?: number }
 const rows: BenchRow[] = [];
@@ -186,20 +176,7 @@ for (const name of BENCH.filter((m) => !only || only.includes(m))) {
     const K = name === "mamba2" ? 64 : s.K;
     const dims = dimsFor(model, H, K, K);
     const full = { ...dims, B: s.B, T: s.T };
-    const bufs: GPUBuffer[] = [];
-    const inputs: Record<string, { data: GPUBuffer; shape: number[] }> = {};
-    const params: Record<string, GPUBuffer> = {};
-    for (const t of model.tensors) {
-      if (t.kind !== "input" && !(t.kind === "param" && !t.init)) continue;
-      const shape = t.shape.map((e) => (e.kind === "lit" ? e.value : dims[e.name]));
-      const n = shape.reduce((a, b) => a * b, 1) * (t.kind === "input" ? s.B * s.T : 1);
-      const b = device.createBuffer({ size: Math.max(16, n * 4), usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
-      bufs.push(b);
-      const [lo, hi] = range(name, t.name, t.kind);
-      await fillKernel(device, b, n, lo, hi, t.name.length * 7919 + n);
-      if (t.kind === "input") inputs[t.name] = { data: b, shape: [s.B, s.T, ...shape] };
-      else params[t.name] = b;
-    }
+    const { bufs, inputs, params } = await fillChunkedInputs(device, model, name, dims, s.B, s.T);
     const floorMs = (evalSize(trafficBytes(model), full) / (copyGBs * 1e9)) * 1e3;
     const env = { ...full, LIMIT_SHARED: device.limits.maxComputeWorkgroupStorageSize, LIMIT_THREADS: device.limits.maxComputeInvocationsPerWorkgroup, LIMIT_BINDING: device.limits.maxStorageBufferBindingSize };
     const ranked = rankForms(plan.forms, env);

@@ -19,7 +19,7 @@ import { loadProgram } from "../../compiler/frontend/load.ts";
 import { compileWgsl } from "../../compiler/backends/wgsl/index.ts";
 import type { Model } from "../../compiler/ir/types.ts";
 import { requestDevice, ModelRunner, rankForms, type ModelPlan } from "../../runtime/index.ts";
-import { fillKernel } from "../../compiler/bench/fill.ts";
+import { CHUNKED_MODELS, chunkedShapes, fillChunkedInputs } from "./chunked-inputs.ts";
 
 const args = process.argv.slice(2);
 const opt = (k: string) => { const i = args.indexOf(k); return i >= 0 ? args[i + 1] : undefined; };
@@ -42,24 +42,8 @@ log(`device: ${card}`);
 const limits = { LIMIT_SHARED: device.limits.maxComputeWorkgroupStorageSize, LIMIT_THREADS: device.limits.maxComputeInvocationsPerWorkgroup, LIMIT_BINDING: device.limits.maxStorageBufferBindingSize };
 
 const modelOf = (name: string): Model => loadProgram([join(process.cwd(), "stdlib", `${name}.seq`)]).models[0];
-const BENCH = only ?? ["simple_gla", "gla", "deltanet", "gated_deltanet", "rwkv7", "mamba2"];
-const SHAPES = args.includes("--smoke")
-  ? [{ label: "B=1 T=100 H=2 K=V=32 (smoke)", B: 1, T: 100, H: 2, K: 32 }]
-  : [
-      { label: "B=8 T=2048 H=16 K=V=64", B: 8, T: 2048, H: 16, K: 64 },
-      { label: "B=4 T=8192 H=16 K=V=128", B: 4, T: 8192, H: 16, K: 128 },
-      { label: "B=1 T=32768 H=8 K=V=128", B: 1, T: 32768, H: 8, K: 128 },
-    ];
-function range(model: string, t: string, kind: string): [number, number] {
-  if (kind === "param") return t === "A" ? [-2, -0.5] : [-1, 1];
-  if (t === "g" || t === "gk" || t === "w") return [-1, -0.01];
-  if (t === "beta") return [0.05, 1];
-  if (t === "dt") return [0.01, 0.3];
-  if (t === "k" && model.includes("delta")) return [-0.1, 0.1];
-  if (t === "a") return [-0.1, 0];
-  if (t === "b") return [0, 0.1];
-  return [-1, 1];
-}
+const BENCH = only ?? CHUNKED_MODELS;
+const SHAPES = chunkedShapes(args.includes("--smoke"));
 
 interface Row {
   model: string; shape: string; variant: string; singleMs: number; b2bMs: number; aMs: number; awMs: number; single: number[]; b2b: number[]; note?: string;
@@ -78,20 +62,7 @@ for (const name of BENCH) {
     const dims = Object.fromEntries(model.dims.map((x) => [x.name, x.name === "H" ? H : ["K", "N", "V", "P"].includes(x.name) ? K : 1]));
     const variant = rankForms(plan.forms, { ...dims, B: s.B, T: s.T, ...limits })[0]?.form.variant;
     if (!variant?.startsWith("chunked-s3")) { log(`${name} ${s.label}: auto picks ${variant}, not a split3 variant; skipped`); continue; }
-    const bufs: GPUBuffer[] = [];
-    const inputs: Record<string, { data: GPUBuffer; shape: number[] }> = {};
-    const params: Record<string, GPUBuffer> = {};
-    for (const t of model.tensors) {
-      if (t.kind !== "input" && !(t.kind === "param" && !t.init)) continue;
-      const shape = t.shape.map((e) => (e.kind === "lit" ? e.value : dims[e.name]));
-      const n = shape.reduce((a, b) => a * b, 1) * (t.kind === "input" ? s.B * s.T : 1);
-      const b = device.createBuffer({ size: Math.max(16, n * 4), usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
-      bufs.push(b);
-      const [lo, hi] = range(name, t.name, t.kind);
-      await fillKernel(device, b, n, lo, hi, t.name.length * 7919 + n);
-      if (t.kind === "input") inputs[t.name] = { data: b, shape: [s.B, s.T, ...shape] };
-      else params[t.name] = b;
-    }
+    const { bufs, inputs, params } = await fillChunkedInputs(device, model, name, dims, s.B, s.T);
     const row: Row = { model: name, shape: s.label, variant, singleMs: NaN, b2bMs: NaN, aMs: NaN, awMs: NaN, single: [], b2b: [] };
     const form = plan.forms.find((f) => f.variant === variant)!;
     const mkOld = () => OldRunner!.create({ ...plan, forms: [form] } as ModelPlan, { device, dims, params, tune: false, form: "chunked" });
