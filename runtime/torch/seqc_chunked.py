@@ -228,11 +228,12 @@ def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state,
         bars[p["v"]] = rev(tok(adj_out["o_dv%d" % i], H * V))
     for i, r in enumerate(n["readouts"]):
         bars[r["q"]] = tok(coret_out["o_dq%d" % i], H * K)
+    if n.get("ld"):  # a_T = <dS_N, S_N> per head (per key row)
+        a0 = (canon(dS, False) * core_fin["S"].reshape(B, H * K * V)).reshape(B, H, K, V).sum(3)
+        a0 = a0.reshape(B, H * K) if per_key else a0.sum(2)
     if n.get("ld") and (decay_way or DECAY_WAY) == "torch":
         # dld_t = a_T + sum_{s >= t} (q_s . dq_s - k_s . dk_s) (per head; per key row: the products unsummed), in
         # forward time: the terms from the forward-time tensors, then a reverse cumulative sum (over [B, T, L] only)
-        a0 = (canon(dS, False) * core_fin["S"].reshape(B, H * K * V)).reshape(B, H, K, V).sum(3)
-        a0 = a0.reshape(B, H * K) if per_key else a0.sum(2)
 
         def dot(a, b):
             return a * b if per_key else torch.linalg.vecdot(a.reshape(B, T, H, K), b.reshape(B, T, H, K))
@@ -246,9 +247,7 @@ def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state,
         terms = terms.reshape(B, T, L)
         bars[n["ld"]] = torch.flip(torch.cumsum(torch.flip(terms, [1]), 1), [1]) + a0.reshape(B, 1, L)
     elif n.get("ld"):
-        # a_T = <dS_N, S_N> per head (per key row), then the reverse cumulative sum of q.dq - k.dk
-        a0 = (canon(dS, False) * core_fin["S"].reshape(B, H * K * V)).reshape(B, H, K, V).sum(3)
-        a0 = a0.reshape(B, H * K) if per_key else a0.sum(2)
+        # the reverse cumulative sum of q.dq - k.dk from a_T as the chain's decay scan
         d_in = {}
         for i in range(len(n["readouts"])):
             d_in["x_q%d" % i] = r_in["x_q%d" % i]
