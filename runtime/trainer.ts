@@ -19,6 +19,8 @@ export type ChunkedTraining<P = ModelPlan> = { names: ChainNames; plans: Partial
 /** The chain's CUDA plans (compiler/backends/cuda/training-chain.ts). */
 export type CudaChunkedTraining = ChunkedTraining<CudaModelPlan>;
 type ChainPlans = Exclude<ChunkedTraining<ModelPlan | CudaModelPlan>, { unavailable: string }>;
+/** Part `part`'s plan among the chain's plans `c` (either chain's parts). */
+const planOf = (c: ChainPlans, part: ChainPart | LrPart) => (c.plans as Partial<Record<ChainPart | LrPart, ModelPlan | CudaModelPlan>>)[part];
 
 /** The training plans a class embeds (WebGPU), or why it has none. `bakedDims`: sizes the backward was built for (`--dims`). */
 export type TrainingInfo = { record: ModelPlan; backward: ModelPlan; passes?: Record<string, ModelPlan>; names: GradNames; bakedDims?: Record<string, number>; chunked?: ChunkedTraining } | { unavailable: string };
@@ -236,9 +238,9 @@ export class Trainer {
 
   /** The chain's plans on this instance's backend (CUDA: <Model>.grad.cuda.json's, read by forward()). */
   private chainPlans(): ChainPlans {
-    const why = this.chunkedMissing();
+    // (chunkedMissing() reads the same plans, except the class's embedded ones on CUDA before the JSON is read)
     const c = this.main.backend === "cuda" ? this.cudaLoaded?.chunked : this.plans.chunked;
-    if (why || !c || "unavailable" in c) throw new Error(`${this.plan.model}: no chunked backward chain: ${why ?? "the CUDA training plans are not read yet"}`);
+    if (!c || "unavailable" in c) throw new Error(`${this.plan.model}: no chunked backward chain: ${this.chunkedMissing() ?? "the CUDA training plans are not read yet"}`);
     return c;
   }
 
@@ -248,7 +250,7 @@ export class Trainer {
     let r = this.chainRunners.get(key);
     if (!r) {
       const c = this.chainPlans();
-      const plan = (c.plans as Partial<Record<string, ModelPlan | CudaModelPlan>>)[part];
+      const plan = planOf(c, part);
       if (!plan) throw new Error(`${this.plan.model}: the chunked backward's plans have no ${part} model`);
       const own = new Set(plan.tensors.filter((t) => t.role === "param").map((t) => t.name));
       const params = dims ? undefined : Object.fromEntries(Object.entries(this.options.params ?? {}).filter(([k]) => own.has(k)));
@@ -273,7 +275,7 @@ export class Trainer {
     const S = this.plan.tensors.find((t) => t.name === n.state && t.role === "state")!;
     const runPart = async (part: ChainPart | LrPart, partDims: Record<string, number> | undefined, inputs: Tensors, initialState: Tensors | undefined, batch: number, time: number) => {
       const runner = await this.chainRunner(part, partDims);
-      const own = new Set((c.plans as Partial<Record<string, ModelPlan | CudaModelPlan>>)[part]!.tensors.filter((t) => t.role === "input").map((t) => t.name));
+      const own = new Set(planOf(c, part)!.tensors.filter((t) => t.role === "input").map((t) => t.name));
       const r = await runner.forward(Object.fromEntries(Object.entries(inputs).filter(([k]) => own.has(k))) as Record<string, Float32Array>, { initialState: initialState as Record<string, Float32Array> | undefined, returnFinalState: true, batch });
       if (r.length !== time) throw new Error(`${this.plan.model}: the chunked backward's ${part} ran ${r.length} steps, expected ${time}`);
       return { outputs: r.outputs as Tensors, finalState: (r.finalState ?? {}) as Tensors };
