@@ -444,7 +444,7 @@ def backward_eager(ctx, m, flat, grads, convert=True, S_N=None):
             form = stateless_form(m.runner(key, device), dims, b, t, trial)
         io, out_io = "f32", None
         if given_dtype == torch.bfloat16 and part in (BF16_DECAY_PARTS if n.get("ld") else CORE_PARTS):
-            io = _bf16_io(m, key, cdims, b, t, device)
+            io = bf16_io(m, key, cdims, b, t, device)
         elif given_dtype == torch.bfloat16 and n.get("ld") and part in TRANSPOSED_PARTS and TRANSPOSED_IO == "mixed" and dtype == torch.float32:
             # bf16 in, fp32 out where the plan has the mixed variants and one applies
             if m.runner(key, device).can_run(cdims, b, t, "auto", "bf16", "f32"):
@@ -500,5 +500,7 @@ def backward_eager(ctx, m, flat, grads, convert=True, S_N=None):
     return tuple(res)
 
 
-def _bf16_io(m, key, cdims, B, T, device):
-    return "bf16" if m.runner(key, device).can_run(cdims, B, T, "auto", "bf16") else "f32"
+def bf16_io(m, key, dims, B, T, device):
+    """"bf16" where plan `key` has a bf16 form that runs (dims, B, T) (the chunked form's tensor-core variants, fp32
+    accumulation), else "f32" (bf16 tensors then run the fp32 kernels, converted on the way in and out)."""
+    return "bf16" if m.runner(key, device).can_run(dims, B, T, "auto", "bf16") else "f32"

@@ -47,12 +47,6 @@ except ImportError:  # loaded as a top-level module (the output directory on sys
 _IO_DTYPES = {"bf16": torch.bfloat16}
 
 
-def bf16_io(m, key, dims, B, T, device):
-    """"bf16" where plan `key` has a bf16 form that runs (dims, B, T) (the chunked form's tensor-core variants, fp32
-    accumulation), else "f32" (bf16 tensors then run the fp32 kernels, converted on the way in and out)."""
-    return "bf16" if m.runner(key, device).can_run(dims, B, T, "auto", "bf16") else "f32"
-
-
 def _shape_text(axes):
     return "[" + ", ".join(str(a) for a in axes) + "]"
 
@@ -332,7 +326,7 @@ def forward(ctx, m, form, flat, offset=0):
         key = "record64" if f64 else "forward"
     else:
         key = ("record64" if f64 else "record") if needs else ("record64" if f64 else "forward")
-    io = bf16_io(m, key, dims, B, T, device) if given_dtype == torch.bfloat16 and form in ("auto", "chunked") else "f32"
+    io = _chunked.bf16_io(m, key, dims, B, T, device) if given_dtype == torch.bfloat16 and form in ("auto", "chunked") else "f32"
     fm = "auto" if ((needs and not chunked) or f64) else form
     iokw = {} if io == "f32" else {"io": io}
     if key == "forward":  # the plain forward: a CUDA graph per signature (seqc_graphs.graphed; the recording forwards stay eager)

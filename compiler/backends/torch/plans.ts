@@ -49,7 +49,7 @@ export function loopDims(model: I.Model): string[] {
 /**
  * Keep the forms whose inputs and outputs are of an element type in `ios` (default float32 only; the forward and
  * the chunked backward's cores also keep the chunked form's bf16 variants, which torch.bfloat16 tensors run:
- * seqc_torch.py bf16_io); f16 forms and the modules no kept form uses go.
+ * seqc_chunked.py bf16_io); f16 forms and the modules no kept form uses go.
  */
 export function keepForms(plan: CudaModelPlan, form: string, ios: readonly string[] = ["f32"]): CudaModelPlan {
   let forms = plan.forms.filter((f) => ios.includes(f.io ?? "f32"));
