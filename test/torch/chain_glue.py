@@ -13,6 +13,7 @@ sys.path.insert(0, os.path.join(here, "fake"))
 sys.path.insert(0, os.path.join(here, "..", "..", "runtime", "torch"))
 import numpy as np  # noqa: E402
 import seqc_chunked  # noqa: E402
+from line_run import line_run  # noqa: E402
 
 
 def arr(t):
@@ -27,14 +28,7 @@ def enc(a):
 def main():
     case = json.loads(sys.stdin.readline())
     B, T = case["B"], case["T"]
-
-    def run(part, dims, inputs, initial, b, t):
-        sys.stdout.write(json.dumps({"run": part, "dims": dims, "B": b, "T": t,
-                                     "inputs": {k: enc(v) for k, v in inputs.items() if v is not None},
-                                     "initial": {k: enc(v) for k, v in initial.items()}}) + "\n")
-        sys.stdout.flush()
-        r = json.loads(sys.stdin.readline())
-        return {k: arr(v) for k, v in r["outputs"].items()}, {k: arr(v) for k, v in r["final"].items()}
+    run = line_run(enc, arr)
 
     gin, gpar, dS0 = seqc_chunked.chain_backward(
         case["names"], run, B, T, case["stateShape"], {k: arr(v) for k, v in case["given"].items()}, arr(case.get("S0")),

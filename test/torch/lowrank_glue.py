@@ -13,6 +13,7 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "runtime", "torch"))
 import seqc_chunked_lowrank  # noqa: E402
+from line_run import line_run  # noqa: E402
 
 
 DTYPE = [torch.float64]
@@ -31,14 +32,7 @@ def main():
     case = json.loads(sys.stdin.readline())
     B, T = case["B"], case["T"]
     DTYPE[0] = getattr(torch, case.get("dtype", "float64"))
-
-    def run(part, dims, inputs, initial, b, t):
-        sys.stdout.write(json.dumps({"run": part, "dims": dims, "B": b, "T": t,
-                                     "inputs": {k: enc(v) for k, v in inputs.items() if v is not None},
-                                     "initial": {k: enc(v) for k, v in initial.items()}}) + "\n")
-        sys.stdout.flush()
-        r = json.loads(sys.stdin.readline())
-        return {k: arr(v) for k, v in r["outputs"].items()}, {k: arr(v) for k, v in r["final"].items()}
+    run = line_run(enc, arr)
 
     gin, gpar, dS0 = seqc_chunked_lowrank.lowrank_backward(
         case["names"], run, B, T, case["stateShape"], {k: arr(v) for k, v in case["given"].items()}, arr(case.get("S0")),
