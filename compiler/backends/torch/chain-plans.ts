@@ -27,11 +27,12 @@ const MIXED_PARTS = new Set<ChainPart>(["coreT", "adjointT"]);
  * them on); without it, the chain's models and names as compiler/grad builds them (runtime/chunked-backward.ts). */
 export function chainPlans(model: I.Model, bakedDims: Record<string, number>, keep: (p: CudaModelPlan, part: ChainPart) => CudaModelPlan, opts: { copies?: boolean } = {}): { plans: Record<string, CudaModelPlan>; chunked: TorchChunked } {
   const fixed = Object.fromEntries(model.dims.filter((d) => d.fixed !== undefined).map((d) => [d.name, d.fixed!]));
-  const full = trainingChain(model, { ...fixed, ...bakedDims });
+  const dims = { ...fixed, ...bakedDims };
+  const full = trainingChain(model, dims);
   // a low-rank core (the delta-rule family): the low-rank chain's plans (chain-plans-lowrank.ts)
-  if ("why" in full) return lowRankChainPlans(model, { ...fixed, ...bakedDims }, keep as (p: CudaModelPlan, part: string) => CudaModelPlan) ?? { plans: {}, chunked: { unavailable: full.why } };
+  if ("why" in full) return lowRankChainPlans(model, dims, keep as (p: CudaModelPlan, part: string) => CudaModelPlan) ?? { plans: {}, chunked: { unavailable: full.why } };
   // prep's copies of inputs and the backward models' zeros and copies left to the glue (chain-copies.ts)
-  const chain = opts.copies ? torchChain(full, { ...fixed, ...bakedDims }) : full;
+  const chain = opts.copies ? torchChain(full, dims) : full;
   const plans: Record<string, CudaModelPlan> = {};
   const parts: ChainPart[] = [];
   for (const part of CHAIN_PARTS) {
