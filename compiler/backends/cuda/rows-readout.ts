@@ -1,0 +1,196 @@
+/**
+ * The per-key-decay readout of a rank-one-updated matrix state, as one model-independent CUDA kernel
+ * (the torch target's transposed cores for a per-key log decay: runtime/torch/seqc_chunked.py
+ * PER_KEY_TRANSPOSED "kernel"; dq = S dy in forward time, dk = G v in reversed time):
+ *
+ *   S_t = diag(exp(ld_t)) S_{t-1} + sum_p a_p,t b_p,t^T      (S_0 given or zero; per batch and head)
+ *   out_r,t = S_t c_r,t                                       (one output per readout r)
+ *
+ * ld, a_p: [B, T, H*K]; b_p, c_r: [B, T, H*V]; S_0: [B, H, K, V]; out_r: [B, T, H*K], all float32.
+ * Each key row i of S is its own recurrence (its decay exp(ld_t[i]) scales only row i), so a block takes
+ * KR key rows of one (batch, head) and a slice of VS = TV * VT values, TV threads per row with VT values
+ * each in registers, and walks the tokens in order: per token one multiply by exp(ld_t[i]) <= 1, one
+ * multiply-add per pair, and per readout a dot product over the thread's values summed over the row's TV
+ * lanes with warp shuffles. Tiles of TT tokens of ld (as exp), a, b, c are staged in shared memory
+ * (coalesced loads, one exp per (token, row)), the outputs of a tile stored after it. Only exp of a single
+ * step's log decay is ever taken: no overflow, no cancellation, whatever the decays (the chunked form with
+ * the chunk-local decays factored out exponentiates differences of cumulative sums instead).
+ *
+ * Why not tensor cores: this state walk does K V multiply-adds per token and pair for the update and K V per
+ * readout, the same as a chunked form's inter-chunk products alone (which add intra-chunk ones); the chunked
+ * form pays only through bf16 / tf32 tensor cores, and these products feed the log decays' adjoint, whose
+ * cancelling sums q.dq - k.dk went past 1e-2 with bf16 operands inside the cores (bench/RESULTS.md,
+ * "Mixed-I/O transposed cores"). So fp32 FMA throughout.
+ *
+ * Where V > VS, blockIdx.y picks a value slice and out_r holds one partial sum per slice ([slices, B, T, H*K],
+ * summed by the caller). The configurations are data (ROWS_READOUT_CONFIGS, in preference order).
+ */
+
+/** One compiled configuration of the kernel: pairs / readouts, key rows per block, threads per row, values per thread, tokens per tile. */
+export interface RowsReadoutConfig {
+  pairs: number;
+  readouts: number;
+  /** key rows per block */
+  kr: number;
+  /** threads per key row (a power of two dividing 32) */
+  tv: number;
+  /** values per thread (a multiple of 4: float4 loads from shared memory) */
+  vt: number;
+  /** tokens per shared-memory tile */
+  tt: number;
+}
+
+/** A kernel of the module as the runtime launches it (seqc_chunked.rows_readout_kernel). */
+export interface RowsReadoutKernel extends RowsReadoutConfig {
+  entry: string;
+  threads: number;
+  /** values per block (a slice of V): tv * vt */
+  vs: number;
+  /** dynamic shared memory per block */
+  sharedBytes: number;
+}
+
+/** The tile shapes each (pairs, readouts) is compiled with, in preference order (the runtime takes the first whose
+ * value slice covers V, else the widest). Chosen for K = V = 64 on the H100 (bench/RESULTS.md, "GLA's transposed products"). */
+export const ROWS_READOUT_TILES: readonly Omit<RowsReadoutConfig, "pairs" | "readouts">[] = [
+  { kr: 32, tv: 8, vt: 8, tt: 32 },
+  { kr: 16, tv: 8, vt: 8, tt: 32 },
+  { kr: 32, tv: 4, vt: 16, tt: 32 },
+  { kr: 64, tv: 4, vt: 16, tt: 32 },
+  { kr: 16, tv: 4, vt: 16, tt: 64 },
+  { kr: 32, tv: 16, vt: 4, tt: 32 },
+  { kr: 32, tv: 8, vt: 16, tt: 32 },
+];
+
+export function rowsReadoutEntry(c: RowsReadoutConfig): string {
+  return `seqc_rows_readout_p${c.pairs}_r${c.readouts}_k${c.kr}_t${c.tv}_v${c.vt}_n${c.tt}`;
+}
+
+function check(c: RowsReadoutConfig): void {
+  const pow2 = (x: number) => x > 0 && (x & (x - 1)) === 0;
+  if (!pow2(c.tv) || c.tv > 32) throw new Error(`rows readout: tv = ${c.tv} must be a power of two <= 32`);
+  if (c.vt < 4 || c.vt % 4) throw new Error(`rows readout: vt = ${c.vt} must be a positive multiple of 4`);
+  if ((c.kr * c.tv) % 32) throw new Error(`rows readout: kr * tv = ${c.kr * c.tv} must be a multiple of 32 (whole warps)`);
+  if (c.pairs < 1 || c.readouts < 1 || c.tt < 1) throw new Error("rows readout: needs a pair, a readout and a token tile");
+}
+
+/** Shared memory of a configuration: exp(ld) and a_p tiles [TT][KR], b_p and c_r tiles [TT][VS], outputs [TT][KR] per readout. */
+export function rowsReadoutShared(c: RowsReadoutConfig): number {
+  const vs = c.tv * c.vt;
+  return 4 * c.tt * (c.kr * (1 + c.pairs + c.readouts) + vs * (c.pairs + c.readouts));
+}
+
+function kernelSource(c: RowsReadoutConfig): string {
+  check(c);
+  const { pairs: NP, readouts: NR, kr: KR, tv: TV, vt: VT, tt: TT } = c;
+  const VS = TV * VT, NT = KR * TV, G = VT / 4;
+  const ps = Array.from({ length: NP }, (_, p) => p);
+  const rs = Array.from({ length: NR }, (_, r) => r);
+  const args = [
+    "const float* __restrict__ ld",
+    ...ps.map((p) => `const float* __restrict__ a${p}`),
+    ...ps.map((p) => `const float* __restrict__ b${p}`),
+    ...rs.map((r) => `const float* __restrict__ c${r}`),
+    "const float* __restrict__ S0",
+    ...rs.map((r) => `float* __restrict__ o${r}`),
+    "u32 B, u32 T, u32 H, u32 K, u32 V, u32 init",
+  ];
+  // shared memory layout (floats): E [TT][KR], A_p [TT][KR], O_r [TT][KR], then B_p, C_r [TT][VS] (16-byte aligned)
+  const rowTiles = (1 + NP + NR) * TT * KR;
+  const offA = (p: number) => (1 + p) * TT * KR;
+  const offO = (r: number) => (1 + NP + r) * TT * KR;
+  const offB = (p: number) => rowTiles + p * TT * VS;
+  const offC = (r: number) => rowTiles + (NP + r) * TT * VS;
+  // the thread's values: group g (of 4) at column g*TV*4 + lane*4 + e of the slice (a quarter warp's float4 loads cover 128 contiguous bytes)
+  const col = (g: number) => `${g * TV * 4} + lane * 4`;
+  return `
+extern "C" __global__ void __launch_bounds__(${NT}) ${rowsReadoutEntry(c)}(${args.join(", ")}) {
+  SEQC_SMEM_DECL(seqc_smem_raw);
+  float* sm = (float*)seqc_smem_raw;
+  const u32 kb = (K + ${KR - 1}u) / ${KR}u;
+  const u32 bh = blockIdx.x / kb, k0 = (blockIdx.x % kb) * ${KR}u;
+  const u32 b = bh / H, h = bh % H;
+  const u32 v0 = blockIdx.y * ${VS}u;
+  const u32 tid = threadIdx.x, r = tid / ${TV}u, lane = tid % ${TV}u;
+  const u32 i = k0 + r;
+  const size_t HK = (size_t)H * K, HV = (size_t)H * V;
+  const size_t slice = (size_t)blockIdx.y * B * T * HK;
+  float S[${VT}];
+#pragma unroll
+  for (int g = 0; g < ${G}; ++g)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const u32 j = v0 + g * ${TV * 4}u + lane * 4u + e;
+      S[g * 4 + e] = (init && i < K && j < V) ? S0[(((size_t)b * H + h) * K + i) * V + j] : 0.f;
+    }
+  for (u32 t0 = 0; t0 < T; t0 += ${TT}u) {
+    const u32 n = T - t0 < ${TT}u ? T - t0 : ${TT}u;
+    __syncthreads();
+    for (u32 x = tid; x < ${TT * KR}u; x += ${NT}u) {
+      const u32 tt = x / ${KR}u, rr = x % ${KR}u, ii = k0 + rr;
+      const bool ok = tt < n && ii < K;
+      const size_t off = ((size_t)b * T + t0 + tt) * HK + (size_t)h * K + ii;
+      sm[x] = ok ? expf(ld[off]) : 1.f;
+${ps.map((p) => `      sm[${offA(p)} + x] = ok ? a${p}[off] : 0.f;`).join("\n")}
+    }
+    for (u32 x = tid; x < ${TT * VS}u; x += ${NT}u) {
+      const u32 tt = x / ${VS}u, j = v0 + x % ${VS}u;
+      const bool ok = tt < n && j < V;
+      const size_t off = ((size_t)b * T + t0 + tt) * HV + (size_t)h * V + j;
+${ps.map((p) => `      sm[${offB(p)} + x] = ok ? b${p}[off] : 0.f;`).join("\n")}
+${rs.map((q) => `      sm[${offC(q)} + x] = ok ? c${q}[off] : 0.f;`).join("\n")}
+    }
+    __syncthreads();
+    for (u32 tt = 0; tt < n; ++tt) {
+      const float e = sm[tt * ${KR}u + r];
+#pragma unroll
+      for (int v = 0; v < ${VT}; ++v) S[v] *= e;
+${ps.map((p) => `      {
+        const float av = sm[${offA(p)} + tt * ${KR}u + r];
+        const float* row = sm + ${offB(p)} + tt * ${VS}u;
+${Array.from({ length: G }, (_, g) => `        { const float4 w = *(const float4*)(row + ${col(g)}); S[${4 * g}] = fmaf(av, w.x, S[${4 * g}]); S[${4 * g + 1}] = fmaf(av, w.y, S[${4 * g + 1}]); S[${4 * g + 2}] = fmaf(av, w.z, S[${4 * g + 2}]); S[${4 * g + 3}] = fmaf(av, w.w, S[${4 * g + 3}]); }`).join("\n")}
+      }`).join("\n")}
+${rs.map((q) => `      {
+        const float* row = sm + ${offC(q)} + tt * ${VS}u;
+        float acc0 = 0.f, acc1 = 0.f;
+${Array.from({ length: G }, (_, g) => `        { const float4 w = *(const float4*)(row + ${col(g)}); acc0 = fmaf(S[${4 * g}], w.x, acc0); acc1 = fmaf(S[${4 * g + 1}], w.y, acc1); acc0 = fmaf(S[${4 * g + 2}], w.z, acc0); acc1 = fmaf(S[${4 * g + 3}], w.w, acc1); }`).join("\n")}
+        float acc = acc0 + acc1;
+${Array.from({ length: Math.log2(TV) }, (_, s) => `        acc += __shfl_sync(0xffffffffu, acc, (threadIdx.x & 31u) ^ ${TV >> (s + 1)}u);`).join("\n")}
+        if (lane == 0) sm[${offO(q)} + tt * ${KR}u + r] = acc;
+      }`).join("\n")}
+    }
+    __syncthreads();
+    for (u32 x = tid; x < n * ${KR}u; x += ${NT}u) {
+      const u32 tt = x / ${KR}u, ii = k0 + x % ${KR}u;
+      if (ii >= K) continue;
+      const size_t off = slice + ((size_t)b * T + t0 + tt) * HK + (size_t)h * K + ii;
+${rs.map((q) => `      o${q}[off] = sm[${offO(q)} + x];`).join("\n")}
+    }
+  }
+}
+`;
+}
+
+export const ROWS_READOUT_PRELUDE = `// ==== seqc rows readout (model-independent; compiler/backends/cuda/rows-readout.ts) ====
+typedef unsigned int u32;
+#ifndef SEQC_EMU
+#define SEQC_SMEM_DECL(name) extern __shared__ __align__(16) char name[]
+#endif
+`;
+
+/** The kernels for these (pairs, readouts) shapes in every tile configuration (ROWS_READOUT_TILES, or `tiles`), in one translation unit. */
+export function rowsReadoutModule(shapes: readonly { pairs: number; readouts: number }[], tiles: readonly Omit<RowsReadoutConfig, "pairs" | "readouts">[] = ROWS_READOUT_TILES): { source: string; kernels: RowsReadoutKernel[] } {
+  const seen = new Set<string>();
+  const kernels: RowsReadoutKernel[] = [];
+  for (const s of shapes) {
+    for (const t of tiles) {
+      const c = { ...s, ...t };
+      const entry = rowsReadoutEntry(c);
+      if (seen.has(entry)) continue;
+      seen.add(entry);
+      check(c);
+      kernels.push({ ...c, entry, threads: c.kr * c.tv, vs: c.tv * c.vt, sharedBytes: rowsReadoutShared(c) });
+    }
+  }
+  return { source: ROWS_READOUT_PRELUDE + kernels.map((k) => kernelSource(k)).join(""), kernels };
+}

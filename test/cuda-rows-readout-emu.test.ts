@@ -1,0 +1,184 @@
+/**
+ * The per-key-decay rows readout kernel (compiler/backends/cuda/rows-readout.ts; the torch target's GLA-style
+ * transposed cores, runtime/torch/seqc_chunked.py PER_KEY_TRANSPOSED "kernel") on the CPU emulation of CUDA
+ * (test/cuda-emu/emu.h) against a float64 implementation of its recurrence
+ *   S_t = diag(exp(ld_t)) S_{t-1} + sum_p a_p,t b_p,t^T,  out_r,t = S_t c_r,t
+ * on random inputs: T = 1, odd T, T not a multiple of the token tile, B and H > 1, odd K and V, K over several
+ * blocks, V over several value slices (partial sums per slice), initial states, several pairs and readouts, log
+ * decays down to -20 per step; and nvcc -ptx of the module for sm_90 where nvcc is installed.
+ */
+import { describe, expect, it } from "vitest";
+import { execFileSync, spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { rowsReadoutModule, type RowsReadoutKernel } from "../compiler/backends/cuda/rows-readout.ts";
+import { findNvcc, nvccPtx } from "../compiler/backends/cuda/nvcc.ts";
+import { relativeError } from "../compiler/io/manifest.ts";
+import { compileEmu, EMU_READF } from "./cuda-emu/harness.ts";
+import { rng } from "./helpers/random.ts";
+
+const gpp = spawnSync("g++", ["--version"]).status === 0;
+if (!gpp) console.warn("cuda-rows-readout-emu.test: g++ is not installed, so the emulated runs are skipped");
+const HERE = join(import.meta.dirname, "cuda-emu");
+
+interface Case { B: number; T: number; H: number; K: number; V: number; init: boolean; minLd: number }
+interface Data { ld: Float64Array; a: Float64Array[]; b: Float64Array[]; c: Float64Array[]; S0: Float64Array | null }
+
+function data(k: RowsReadoutKernel, c: Case, seed: number): Data {
+  const r = rng(seed);
+  const nK = c.B * c.T * c.H * c.K, nV = c.B * c.T * c.H * c.V;
+  // log decays in [minLd, 0] (uniform), the rest in [-1, 1)
+  const ld = Float64Array.from({ length: nK }, () => (r() + 0.5) * c.minLd);
+  const arr = (n: number) => Float64Array.from({ length: n }, () => 2 * r());
+  return {
+    ld,
+    a: Array.from({ length: k.pairs }, () => arr(nK)),
+    b: Array.from({ length: k.pairs }, () => arr(nV)),
+    c: Array.from({ length: k.readouts }, () => arr(nV)),
+    S0: c.init ? arr(c.B * c.H * c.K * c.V) : null,
+  };
+}
+
+/** The recurrence in float64 at the float32-rounded inputs. */
+function reference(c: Case, d: Data): Float64Array[] {
+  const f = (x: Float64Array) => Float64Array.from(x, Math.fround);
+  const ld = f(d.ld), a = d.a.map(f), b = d.b.map(f), cc = d.c.map(f), S0 = d.S0 && f(d.S0);
+  const { B, T, H, K, V } = c;
+  const outs = cc.map(() => new Float64Array(B * T * H * K));
+  const S = new Float64Array(K * V);
+  for (let bb = 0; bb < B; bb++)
+    for (let h = 0; h < H; h++) {
+      for (let x = 0; x < K * V; x++) S[x] = S0 ? S0[(bb * H + h) * K * V + x] : 0;
+      for (let t = 0; t < T; t++) {
+        const rk = ((bb * T + t) * H + h) * K, rv = ((bb * T + t) * H + h) * V;
+        for (let i = 0; i < K; i++) {
+          const e = Math.exp(ld[rk + i]);
+          for (let j = 0; j < V; j++) {
+            let s = e * S[i * V + j];
+            for (let p = 0; p < a.length; p++) s += a[p][rk + i] * b[p][rv + j];
+            S[i * V + j] = s;
+          }
+          for (let q = 0; q < cc.length; q++) {
+            let acc = 0;
+            for (let j = 0; j < V; j++) acc += S[i * V + j] * cc[q][rv + j];
+            outs[q][rk + i] = acc;
+          }
+        }
+      }
+    }
+  return outs;
+}
+
+/** An emulator executable for the module's kernels: argv[1] a directory with launch.txt (entry, grid, block, shared,
+ * B T H K V init) and the buffers ld, a*, b*, c*, S0, o* as raw float32; writes o*.out. */
+function buildEmu(source: string, kernels: RowsReadoutKernel[]): string {
+  const tramp = kernels.map((k) => {
+    const ins = ["ld", ...Array.from({ length: k.pairs }, (_, p) => `a${p}`), ...Array.from({ length: k.pairs }, (_, p) => `b${p}`), ...Array.from({ length: k.readouts }, (_, q) => `c${q}`), "S0"];
+    const outs = Array.from({ length: k.readouts }, (_, q) => `o${q}`);
+    return `static void body_${k.entry}() { ${k.entry}(${[...ins.map((n) => `(const float*)buf("${n}")`), ...outs.map((n) => `(float*)buf("${n}")`), "U[0], U[1], U[2], U[3], U[4], U[5]"].join(", ")}); }`;
+  });
+  const main = `
+#include <map>
+static std::map<std::string, std::vector<char>> BUFS; static unsigned U[6];
+static void* buf(const char* n) { return BUFS[n].data(); }
+${tramp.join("\n")}
+${EMU_READF}
+int main(int argc, char** argv) {
+  std::string dir = argv[1];
+  FILE* lf = fopen((dir + "/launch.txt").c_str(), "r");
+  char name[256]; unsigned gx, gy, nthr, smem; int nb;
+  if (fscanf(lf, "%255s %u %u %u %u", name, &gx, &gy, &nthr, &smem) != 5) return 2;
+  for (int i = 0; i < 6; ++i) if (fscanf(lf, "%u", &U[i]) != 1) return 2;
+  if (fscanf(lf, "%d", &nb) != 1) return 2;
+  std::vector<std::string> outs;
+  for (int i = 0; i < nb; ++i) { char bn[64]; if (fscanf(lf, "%63s", bn) != 1) return 2; BUFS[bn] = readf(dir + "/" + bn + ".bin"); if (bn[0] == 'o') outs.push_back(bn); }
+  void (*fn)() = nullptr;
+${kernels.map((k) => `  if (!strcmp(name, "${k.entry}")) fn = body_${k.entry};`).join("\n")}
+  if (!fn) { fprintf(stderr, "no entry %s\\n", name); return 2; }
+  emu::Dim g; g.x = gx; g.y = gy; emu::Dim blk; blk.x = nthr;
+  emu::launch(fn, g, blk, smem);
+  for (auto& o : outs) { FILE* f = fopen((dir + "/" + o + ".out").c_str(), "wb"); fwrite(BUFS[o].data(), 1, BUFS[o].size(), f); fclose(f); }
+  return 0;
+}
+`;
+  const full = `// emu.h ${createHash("sha1").update(readFileSync(join(HERE, "emu.h"))).digest("hex")}\n#include "${join(HERE, "emu.h")}"\n#include <string>\n${source}\n${main}`;
+  return compileEmu(full, "rows-readout");
+}
+
+/** Launch one kernel as runtime/torch/seqc_chunked.py does (grid: B H ceil(K / kr) blocks by value slices), partial slices summed. */
+function runEmu(bin: string, k: RowsReadoutKernel, c: Case, d: Data): Float64Array[] {
+  const dir = mkdtempSync(join(tmpdir(), "seqc-rows-"));
+  try {
+    const slices = Math.ceil(c.V / k.vs);
+    const f32 = (x: Float64Array) => Buffer.from(Float32Array.from(x).buffer);
+    const bufs: Record<string, Buffer> = { ld: f32(d.ld), S0: d.S0 ? f32(d.S0) : Buffer.alloc(4) };
+    d.a.forEach((x, p) => (bufs[`a${p}`] = f32(x)));
+    d.b.forEach((x, p) => (bufs[`b${p}`] = f32(x)));
+    d.c.forEach((x, q) => (bufs[`c${q}`] = f32(x)));
+    const n = c.B * c.T * c.H * c.K;
+    for (let q = 0; q < k.readouts; q++) bufs[`o${q}`] = f32(new Float64Array(slices * n).fill(NaN));
+    for (const [name, b] of Object.entries(bufs)) writeFileSync(join(dir, `${name}.bin`), b);
+    const grid = [c.B * c.H * Math.ceil(c.K / k.kr), slices];
+    writeFileSync(join(dir, "launch.txt"), `${k.entry} ${grid[0]} ${grid[1]} ${k.threads} ${k.sharedBytes}\n${c.B} ${c.T} ${c.H} ${c.K} ${c.V} ${c.init ? 1 : 0}\n${Object.keys(bufs).length} ${Object.keys(bufs).join(" ")}\n`);
+    execFileSync(bin, [dir], { stdio: "pipe" });
+    return Array.from({ length: k.readouts }, (_, q) => {
+      const raw = readFileSync(join(dir, `o${q}.out`));
+      const o = new Float32Array(raw.buffer, raw.byteOffset, slices * n);
+      const sum = new Float64Array(n);
+      for (let s = 0; s < slices; s++) for (let x = 0; x < n; x++) sum[x] += o[s * n + x];
+      return sum;
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function check(k: RowsReadoutKernel, bin: string, cases: Case[], tol: number) {
+  for (const [n, c] of cases.entries()) {
+    const d = data(k, c, 7 + 13 * n + c.T);
+    const ref = reference(c, d);
+    const got = runEmu(bin, k, c, d);
+    const label = `${k.entry} B=${c.B} T=${c.T} H=${c.H} K=${c.K} V=${c.V}${c.init ? " init" : ""} ld>=${c.minLd}`;
+    for (let q = 0; q < ref.length; q++) {
+      expect(got[q].every(Number.isFinite), `${label}: out${q} finite`).toBe(true);
+      expect(relativeError(got[q], ref[q]), `${label}: out${q}`).toBeLessThan(tol);
+    }
+  }
+}
+
+describe.skipIf(!gpp)("rows readout kernel on the CPU emulation vs float64", () => {
+  it("one pair, one readout: every tile configuration; T = 1, odd T, T past the tile, init, B and H > 1", () => {
+    const m = rowsReadoutModule([{ pairs: 1, readouts: 1 }]);
+    const bin = buildEmu(m.source, m.kernels);
+    for (const k of m.kernels)
+      check(k, bin, [
+        { B: 1, T: 1, H: 1, K: 5, V: 7, init: false, minLd: -1 },
+        { B: 2, T: 37, H: 2, K: 5, V: 7, init: true, minLd: -1 },
+      ], 1e-5);
+  }, 300_000);
+
+  it("K over several blocks, V over several value slices, T not a multiple of the tile (70 = 2 x 32 + 6)", () => {
+    const m = rowsReadoutModule([{ pairs: 1, readouts: 1 }], [{ kr: 16, tv: 4, vt: 4, tt: 32 }, { kr: 32, tv: 8, vt: 8, tt: 32 }]);
+    const bin = buildEmu(m.source, m.kernels);
+    for (const k of m.kernels) check(k, bin, [{ B: 1, T: 70, H: 3, K: 40, V: 37, init: true, minLd: -0.5 }], 1e-5);
+  }, 300_000);
+
+  it("two pairs and three readouts; log decays down to -20 per step (no NaN / Inf, the state forgets)", () => {
+    const m = rowsReadoutModule([{ pairs: 2, readouts: 3 }], [{ kr: 16, tv: 8, vt: 4, tt: 16 }]);
+    const bin = buildEmu(m.source, m.kernels);
+    check(m.kernels[0], bin, [
+      { B: 2, T: 45, H: 1, K: 9, V: 11, init: true, minLd: -1 },
+      { B: 1, T: 40, H: 2, K: 6, V: 5, init: true, minLd: -20 },
+    ], 1e-5);
+  }, 300_000);
+});
+
+describe.skipIf(!findNvcc())("rows readout kernel: nvcc", () => {
+  it("the module (1 and 2 pairs / readouts, every tile) compiles to sm_90 PTX", () => {
+    const m = rowsReadoutModule([{ pairs: 1, readouts: 1 }, { pairs: 2, readouts: 1 }, { pairs: 1, readouts: 2 }]);
+    const r = nvccPtx(m.source, 90);
+    for (const k of m.kernels) expect(r.ptx).toContain(`.entry ${k.entry}(`);
+  }, 120_000);
+});
