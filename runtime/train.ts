@@ -59,6 +59,10 @@ export interface ParamPassNames {
   param: string;
   bar: string;
   reads: Record<string, string>;
+  /** The adjoint is the pass input of this name (a key of `reads`) summed over batch and steps: a reduction, no pass run (compiler/grad/split.ts passShapes). */
+  sum?: string;
+  /** The adjoint equals this (earlier) param's: the same sum, computed once and copied. */
+  sameAs?: string;
 }
 
 /**
@@ -305,11 +309,18 @@ export async function backwardFrom(spec: GradSpec, run: GradRunners, saved: Save
     // param adjoints outside the recurrence: sums over the steps of what the core read and wrote,
     // time folded into the batch (any order sums the same)
     for (const p of passes) {
+      if (p.sameAs) continue; // copied from its twin after the last segment
       const ins = passInputs(p.reads);
       const size = spec.params.find((x) => x.name === p.param)!.size;
+      const sum = paramSums[p.param];
+      if (p.sum) {
+        const v = ins[p.sum];
+        if (!v) throw new Error(`${spec.model}: the adjoint of param '${p.param}' sums '${p.reads[p.sum]}', which the backward run did not produce`);
+        for (let i = 0; i < v.length; i++) sum[i % size] += v[i];
+        continue;
+      }
       const C = passFold(B, L, size);
       const fin = (await run.passes![p.param](ins, {}, B * (L / C), C)).finalState[p.bar];
-      const sum = paramSums[p.param];
       for (let i = 0; i < fin.length; i++) sum[i % size] += fin[i];
     }
     for (const t of spec.inputs) {
@@ -328,6 +339,7 @@ export async function backwardFrom(spec: GradSpec, run: GradRunners, saved: Save
     bars = r.finalState;
   }
   for (const s of spec.states) grads.initialState[s.name] = bars[N.stateBar[s.name]];
+  for (const p of passes) if (p.sameAs) paramSums[p.param].set(paramSums[p.sameAs]);
   for (const p of spec.params) {
     if (N.paramAdjoints === "output" || inPass.has(p.name)) {
       grads.params[p.name] = paramSums[p.name];

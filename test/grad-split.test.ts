@@ -10,7 +10,7 @@ import { loadProgram } from "../compiler/frontend/load.ts";
 import { interpret } from "../compiler/ir/interpret.ts";
 import * as I from "../compiler/ir/types.ts";
 import { buildBackward } from "../compiler/grad/backward.ts";
-import { splitParamAdjoints } from "../compiler/grad/split.ts";
+import { passShapes, splitParamAdjoints } from "../compiler/grad/split.ts";
 import { gradients, trainingBackward } from "../compiler/grad/run.ts";
 import { analyzePartition } from "../compiler/kernel/partition.ts";
 import { relativeError } from "../compiler/io/manifest.ts";
@@ -65,6 +65,21 @@ describe("the backward's param adjoints leave the recurrence", () => {
       expect(part.blocked.filter((b) => /redo work/.test(b.reason)), name).toEqual([]);
     }
     expect(analyzePartition(load("mlstm")).classes.map((c) => c.extent)).toEqual([{ kind: "dim", name: "H" }, { kind: "dim", name: "V" }]);
+  });
+
+  it("passes that need no kernel: a bias's adjoint is a plain sum of the gate adjoints (sum), LSTM's two biases the same sum (sameAs)", () => {
+    const shapes = (name: string) => Object.fromEntries(trainingBackward(load(name), {}).passes.map((p) => [p.param, [p.sum ?? null, p.sameAs ?? null]]));
+    expect(shapes("lstm")).toEqual({ weight_ih_l0: [null, null], weight_hh_l0: [null, null], bias_ih_l0: ["pre__v1__bar", null], bias_hh_l0: [null, "bias_ih_l0"] });
+    // GRU: b_hh's adjoint is gh_bar (r * n_bar in its third gate), not gi_bar: two different sums
+    expect(shapes("gru")).toEqual({ weight_ih_l0: [null, null], weight_hh_l0: [null, null], bias_ih_l0: ["gi__v1__bar", null], bias_hh_l0: ["gh__v1__bar", null] });
+    // another increment (twice the gate adjoints) is neither a plain sum nor the twin of bias_ih's
+    const passes = trainingBackward(load("lstm"), {}).passes.map((p) => ({ ...p, sum: undefined, sameAs: undefined }));
+    const hh = passes[3];
+    const st = hh.model.body[0] as Exclude<I.Stmt, { k: "for" }>;
+    const inc = (st.expr as Extract<I.Expr, { k: "bin" }>).b;
+    hh.model = { ...hh.model, body: [{ ...st, expr: { ...(st.expr as Extract<I.Expr, { k: "bin" }>), b: { k: "bin", op: "*", a: inc, b: { k: "num", value: 2 } } as I.Expr } }] };
+    passShapes(passes);
+    expect(passes.map((p) => [p.sum ?? null, p.sameAs ?? null])).toEqual([[null, null], [null, null], ["pre__v1__bar", null], [null, null]]);
   });
 
   it("passFold: the fewest steps whose partial sums fit the budget, a divisor of T", () => {

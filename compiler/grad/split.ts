@@ -17,6 +17,13 @@
  * model without state: one output statement) computes them for all B x T steps at once after the core. The
  * core then reads only the recurrent param (W_hh) per step. Other input adjoints (Mamba-2's dt_bar, a sum over
  * the state's axes) stay in the core, where they cost no extra pass over exported state-sized values.
+ *
+ * Two shapes of param pass need no kernel of their own (passShapes below, found on the passes' statements):
+ *   sum     the increment is one per-step value read at the param's own indices (`b__bar[g, j] += pre_bar[g, j]`:
+ *           a bias): the adjoint is that value summed over batch and steps, a parallel reduction the runtime does
+ *           (torch: one `sum`), not a walk over the steps;
+ *   sameAs  the increment is the same expression (same reads at the same indices) as an earlier pass's: the
+ *           adjoint equals that one's (an LSTM's bias_ih and bias_hh), computed once and copied.
  */
 import * as I from "../ir/types.ts";
 import type { Backward } from "./backward.ts";
@@ -123,8 +130,49 @@ export function splitParamAdjoints(bw: Backward): SplitBackward {
     outDecls.push({ name: out, kind: "output", shape: t.shape, span: t.span });
   }
   if (exportAt >= 0) body.splice(exportAt, 0, ...exports);
+  passShapes(passes);
   const moved = new Set(inputPasses.map((p) => p.bar));
   const core: I.Model = { ...model, tensors: [...model.tensors.filter((t) => !bars.has(t.name) && !moved.has(t.name)), ...outDecls], body };
   return { core, passes, inputPasses };
 }
 
+
+/** The per-step increment of a pass's statement `bar[vars] = bar[vars] + inc`, or undefined for another shape. */
+function increment(s: I.Stmt): I.Expr | undefined {
+  if (s.k !== "assign" || s.expr.k !== "bin" || s.expr.op !== "+") return undefined;
+  const self = (e: I.Expr) => e.k === "read" && e.tensor === s.target && e.idx.length === s.vars.length && e.idx.every((ix, a) => ix.kind === "var" && ix.v.id === s.vars[a].id);
+  if (self(s.expr.a)) return s.expr.b;
+  if (self(s.expr.b)) return s.expr.a;
+  return undefined;
+}
+
+/** An expression with its index variables named by their position in `vars` (two statements' increments compare equal). */
+function canonical(e: I.Expr, vars: I.IndexVar[]): string {
+  const at = new Map(vars.map((v, i) => [v.id, i]));
+  return JSON.stringify(e, (key, x) => (key === "span" ? undefined : x && typeof x === "object" && "id" in x && "extent" in x && typeof x.id === "number" ? `v${at.get(x.id) ?? `#${x.id}`}` : x));
+}
+
+/**
+ * Marks each pass whose adjoint is a plain sum of one per-step value (`sum`: the pass input read at the
+ * param's own indices, of the param's shape) or the same sum as an earlier pass (`sameAs`: equal increments,
+ * equal shapes, the same arrays read).
+ */
+export function passShapes(passes: ParamPass[]): void {
+  const seen = new Map<string, ParamPass>();
+  for (const p of passes) {
+    const s = p.model.body[0];
+    const inc = s && p.model.body.length === 1 ? increment(s) : undefined;
+    if (!inc || s.k !== "assign") continue;
+    const target = I.findTensor(p.model, s.target)!;
+    const key = `${JSON.stringify(target.shape)}|${JSON.stringify(p.reads)}|${canonical(inc, s.vars)}`;
+    const first = seen.get(key);
+    if (first) {
+      p.sameAs = first.param;
+      continue;
+    }
+    seen.set(key, p);
+    if (inc.k !== "read" || !(inc.tensor in p.reads) || inc.idx.length !== s.vars.length || !inc.idx.every((ix, a) => ix.kind === "var" && ix.v.id === s.vars[a].id)) continue;
+    const src = I.findTensor(p.model, inc.tensor);
+    if (src && JSON.stringify(src.shape) === JSON.stringify(target.shape)) p.sum = inc.tensor;
+  }
+}

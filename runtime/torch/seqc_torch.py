@@ -407,12 +407,18 @@ def backward(ctx, grads):
         else:
             res.append(_flip(outs[names["inputBar"][t["name"]]]))
     passes = {p["param"]: p for p in names.get("passes", [])}
+    done = {}
     for j, t in enumerate(m.params):
         i = ni + j
         if not (need[i] and flat[i] is not None):
             res.append(None)
         elif t["name"] in passes:
-            res.append(_param_pass(m, passes[t["name"]], "pass64:" if dtype == torch.float64 else "pass:", dims, B, T, bins, outs, pars, dtype, device))
+            p = passes[t["name"]]
+            if p.get("sameAs") in done:  # the same sum as an earlier param's adjoint (compiler/grad/split.ts passShapes)
+                res.append(done[p["sameAs"]].clone())
+            else:
+                res.append(_param_pass(m, p, "pass64:" if dtype == torch.float64 else "pass:", dims, B, T, bins, outs, pars, dtype, device))
+            done[t["name"]] = res[-1]
         else:
             res.append(outs[names["paramBar"][t["name"]]].sum((0, 1)))
     for j, s in enumerate(m.states):
@@ -439,8 +445,13 @@ def pass_fold(B, T, elems, budget=1 << 24):
 
 def _param_pass(m, p, prefix, dims, B, T, bins, outs, pars, dtype, device):
     """A param's adjoint outside the recurrence (compiler/grad/split.ts): its pass sums over the steps what
-    the backward read and wrote, with [B, T] folded to [B*T/C, C]; the partial sums are added here."""
+    the backward read and wrote, with [B, T] folded to [B*T/C, C]; the partial sums are added here. A pass whose
+    adjoint is one per-step value summed over batch and steps (p["sum"], a bias) is that reduction, no kernel."""
     t = next(x for x in m.params if x["name"] == p["param"])
+    if p.get("sum"):
+        src = p["reads"][p["sum"]]
+        x = bins.get(src) if src in bins else outs.get(src)
+        return x.reshape(B * T, -1).sum(0).reshape([_cuda.eval_size(s, dims) for s in t["shape"]])
     C = pass_fold(B, T, m.size(t, dims))
     rows = B * (T // C)
     ins = {}
