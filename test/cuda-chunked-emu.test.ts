@@ -101,6 +101,28 @@ describe.skipIf(!gpp)("CUDA chunked kernels on the CPU emulation vs the interpre
     check(load(name), [...variants], [{ T: 70, B: 1, K: 64, V: 64, init: true }], 1e-2);
   }, 600_000);
 
+  // phase A's inverse by warp products (`-iw`): the low-rank models at K = 64 (256 and 384 threads) and K = 128, a
+  // ragged T, an initial state; and beta in (0, 2) with log decays to -20 (stress) at K = 32
+  it.each([
+    ["deltanet", 1, ["chunked-split-bf16-k64-v32-iw-r1", "chunked-split3-bf16-k64-v16-a384-iw-r1"]],
+    ["gated_deltanet", 1, ["chunked-split-bf16-k64-v64-iw-r1"]],
+    ["rwkv7", 2, ["chunked-split-bf16-k64-v32-iw-r2", "chunked-split-bf16-k64-v64-a384-iw-r2"]],
+  ] as const)("%s: bf16 phase A with the inverse by warp products at K = 64 (<= 1e-2)", (name, _r, variants) => {
+    check(load(name), [...variants], [{ T: 70, B: 2, K: 64, V: 64, init: true }, { T: 1, B: 1, K: 64, V: 64, init: true }], 1e-2);
+  }, 600_000);
+  it.each([
+    ["deltanet", "chunked-split3-bf16-k128-v8-a384-iw-r1"],
+    ["gated_deltanet", "chunked-split-bf16-k128-v64-a384-iw-r1"],
+  ] as const)("%s: bf16 phase A with the inverse by warp products at K = 128 (<= 1e-2)", (name, variant) => {
+    check(load(name), [variant], [{ T: 130, B: 1, K: 128, V: 100, init: true }], 1e-2);
+  }, 600_000);
+  it.each([
+    ["gated_deltanet", "chunked-split-bf16-k32-v16-iw-r1"],
+    ["rwkv7", "chunked-split3-bf16-k32-v16-iw-r2"],
+  ] as const)("%s: the inverse by warp products under beta in (0, 2), log decays to -20 (bf16 <= 1e-2)", (name, variant) => {
+    check(load(name), [variant], [{ T: 150, B: 1, K: 8, V: 5, stress: true, init: true }], 1e-2);
+  }, 300_000);
+
   it("mamba2: f16 tensor cores (<= 1e-2)", () => {
     check(load("mamba2"), ["chunked-fused-f16-k32-v32-r1"], [{ T: 70, B: 1, K: 16, V: 24, init: true }], 1e-2);
   }, 300_000);

@@ -159,6 +159,8 @@ inline void launch(void (*body)(), Dim grid, Dim block, size_t smemBytes) {
 #define blockDim (emu::g.block)
 #define gridDim (emu::g.grid)
 inline void __syncthreads() { emu::syncthreads(); }
+// the warp's lanes meet (every lane of the warp calls it, as the kernels do)
+inline void __syncwarp(unsigned = 0xffffffffu) { emu::warpbar(); }
 
 inline float __shfl_up_sync(unsigned, float v, int d) {
   const int l = emu::g.cur & 31;

@@ -33,10 +33,12 @@ export function variantsFor(name: string): string[] {
       for (const x of ["fused-bf16-k%-v64", "fused-bf16-k%-v32"]) v.push(`chunked-${x.replace("%", String(k))}-r${r}`);
       // split and split3 with 64-, 32- and 16-value walks (split3 at K = 128 also 8), phase A with 256 threads and
       // (where the plan has it) more
-      // (splitd: split whose walk reads q and the key rows from the inputs; scalar or no decay)
+      // (splitd: split whose walk reads q and the key rows from the inputs; scalar or no decay; -iw: low rank's
+      // inverse by warp products)
       for (const kind of ["split", "split3", "splitd"])
         for (const bv of kind === "split3" && k === 128 ? [64, 32, 16, 8] : [64, 32, 16])
-          for (const a of ["", "-a384", "-a512", "-a768"]) v.push(`chunked-${kind}-bf16-k${k}-v${bv}${a}-r${r}`);
+          for (const a of ["", "-a384", "-a512", "-a768"])
+            for (const iw of ["", "-iw"]) v.push(`chunked-${kind}-bf16-k${k}-v${bv}${a}${iw}-r${r}`);
     }
   }
   return v;

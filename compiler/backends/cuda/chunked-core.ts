@@ -565,9 +565,10 @@ template <class Cfg> __device__ void seqc_chunk_mats_key(const SeqcSm<Cfg>& s, u
 }
 
 // ---- 4. T = (I - N)^-1, N = diag(beta) A strictly lower: 16x16 diagonal blocks by forward substitution, then block rows ----
-template <class Cfg> __device__ void seqc_chunk_inverse(const SeqcSm<Cfg>& s) {
-  constexpr int F = Cfg::F, NB = F / 16, LDA = Cfg::LDA;
-  const int tid = threadIdx.x, w = tid >> 5, l = tid & 31;
+// the diagonal blocks T_II = (I - N_II)^-1: warp I, lane c < 16 solves column c by forward substitution
+template <class Cfg> __device__ __forceinline__ void seqc_chunk_inverse_diag(const SeqcSm<Cfg>& s) {
+  constexpr int NB = Cfg::F / 16, LDA = Cfg::LDA;
+  const int w = threadIdx.x >> 5, l = threadIdx.x & 31;
   float* Tt = s.TT;
   const float* N = s.A;
   if (w < NB && l < 16) {
@@ -582,6 +583,13 @@ template <class Cfg> __device__ void seqc_chunk_inverse(const SeqcSm<Cfg>& s) {
       Tt[(o + a) * LDA + o + c] = t[a];
     }
   }
+}
+template <class Cfg> __device__ void seqc_chunk_inverse(const SeqcSm<Cfg>& s) {
+  constexpr int F = Cfg::F, NB = F / 16, LDA = Cfg::LDA;
+  const int tid = threadIdx.x;
+  float* Tt = s.TT;
+  const float* N = s.A;
+  seqc_chunk_inverse_diag<Cfg>(s);
   __syncthreads();
 #pragma unroll
   for (int ib = 1; ib < NB; ++ib) {
@@ -604,6 +612,105 @@ template <class Cfg> __device__ void seqc_chunk_inverse(const SeqcSm<Cfg>& s) {
     }
     __syncthreads();
   }
+}
+
+// ---- 4w. the same T by one warp per 16x16 block product (fp32, SIMT), three block barriers instead of seven
+// (configs with INV = 1). With the 32x32 halves T1 = (I - N1)^-1, T2 = (I - N2)^-1 of the 64-row chunk:
+//   T_10 = T_11 N_10 T_00, T_32 = T_33 N_32 T_22 (T1 and T2), and beside them N_21 T_11, N_31 T_11, N_20 T_00, N_30 T_00;
+//   then T21 = T2 (N21 T1): T_20 = T_22 Y_20, T_21 = T_22 Y_21, T_30 = T_32 Y_20 + T_33 Y_30, T_31 = T_32 Y_21 + T_33 Y_31,
+//   Y_20 = N_20 T_00 + N_21 T_10, Y_21 = N_21 T_11, Y_30 = N_30 T_00 + N_31 T_10, Y_31 = N_31 T_11.
+// Intermediates live in T's unused upper blocks (and P): a warp's chained products sync with __syncwarp only.
+template <class Cfg, class C = void> struct SeqcInvOf { static constexpr int v = 0; };
+template <class Cfg> struct SeqcInvOf<Cfg, decltype((void)Cfg::INV, void())> { static constexpr int v = Cfg::INV; };
+// one warp: c (rows 2 (l >> 2) + {0, 1}, columns 4 (l & 3) + {0..3} of a 16x16 tile) += A B, A and B 16x16 fp32
+__device__ __forceinline__ void seqc_w16_mm(float (&c)[2][4], const float* A, int lda, const float* B, int ldb) {
+  const int l = threadIdx.x & 31, r = (l >> 2) << 1, n = (l & 3) << 2;
+#pragma unroll
+  for (int k = 0; k < 16; k += 4) {
+    const float4 a0 = *reinterpret_cast<const float4*>(A + r * lda + k), a1 = *reinterpret_cast<const float4*>(A + (r + 1) * lda + k);
+    const float x0[4] = {a0.x, a0.y, a0.z, a0.w}, x1[4] = {a1.x, a1.y, a1.z, a1.w};
+#pragma unroll
+    for (int kk = 0; kk < 4; ++kk) {
+      const float4 b = *reinterpret_cast<const float4*>(B + (k + kk) * ldb + n);
+      c[0][0] = fmaf(x0[kk], b.x, c[0][0]); c[0][1] = fmaf(x0[kk], b.y, c[0][1]); c[0][2] = fmaf(x0[kk], b.z, c[0][2]); c[0][3] = fmaf(x0[kk], b.w, c[0][3]);
+      c[1][0] = fmaf(x1[kk], b.x, c[1][0]); c[1][1] = fmaf(x1[kk], b.y, c[1][1]); c[1][2] = fmaf(x1[kk], b.z, c[1][2]); c[1][3] = fmaf(x1[kk], b.w, c[1][3]);
+    }
+  }
+}
+__device__ __forceinline__ void seqc_w16_ld(float (&c)[2][4], const float* src, int ld) {
+  const int l = threadIdx.x & 31, r = (l >> 2) << 1, n = (l & 3) << 2;
+#pragma unroll
+  for (int i = 0; i < 2; ++i) {
+    const float4 v = src ? *reinterpret_cast<const float4*>(src + (r + i) * ld + n) : make_float4(0.f, 0.f, 0.f, 0.f);
+    c[i][0] = v.x; c[i][1] = v.y; c[i][2] = v.z; c[i][3] = v.w;
+  }
+}
+__device__ __forceinline__ void seqc_w16_st(const float (&c)[2][4], float* dst, int ld) {
+  const int l = threadIdx.x & 31, r = (l >> 2) << 1, n = (l & 3) << 2;
+#pragma unroll
+  for (int i = 0; i < 2; ++i) *reinterpret_cast<float4*>(dst + (r + i) * ld + n) = make_float4(c[i][0], c[i][1], c[i][2], c[i][3]);
+}
+template <class Cfg> __device__ void seqc_chunk_inverse_w(const SeqcSm<Cfg>& s) {
+  static_assert(Cfg::F == 64 && Cfg::NT >= 192, "the warp-product inverse is written for 64-row chunks and >= 6 warps");
+  constexpr int LDA = Cfg::LDA;
+  const int w = threadIdx.x >> 5;
+  float* Tt = s.TT;
+  float* N = s.A;
+  float* const Pz = s.P;
+  auto Tb = [&](int i, int j) { return Tt + i * 16 * LDA + j * 16; };
+  auto Nb = [&](int i, int j) { return N + i * 16 * LDA + j * 16; };
+  seqc_chunk_inverse_diag<Cfg>(s);
+  __syncthreads();
+  float c[2][4];
+  // scratch: U(0,1) N_10 T_00, U(0,2) N_32 T_22, U(0,3) Y_21, U(1,2) Y_31, U(1,3) N_20 T_00, U(2,3) N_30 T_00
+  if (w < 6) {
+    // warp w: N_ik T_kk into U(a, b) (warps 0 and 1 then T_ik = T_ii U(a, b))
+    const int i = w == 0 ? 1 : w == 2 || w == 4 ? 2 : 3, k = w == 0 || w >= 4 ? 0 : w == 1 ? 2 : 1;
+    const int a = w < 3 ? 0 : w < 5 ? 1 : 2, b = w == 0 ? 1 : w == 1 || w == 3 ? 2 : 3;
+    seqc_w16_ld(c, nullptr, 0);
+    seqc_w16_mm(c, Nb(i, k), LDA, Tb(k, k), LDA);
+    seqc_w16_st(c, Tb(a, b), LDA);
+    if (w < 2) {
+      __syncwarp();
+      seqc_w16_ld(c, nullptr, 0);
+      seqc_w16_mm(c, Tb(i, i), LDA, Tb(a, b), LDA);
+      seqc_w16_st(c, Tb(i, k), LDA);
+    }
+  }
+  __syncthreads();
+  if (w == 0) {
+    // T_20 = T_22 (N_20 T_00 + N_21 T_10), Y_20 in U(0,1)
+    seqc_w16_ld(c, Tb(1, 3), LDA);
+    seqc_w16_mm(c, Nb(2, 1), LDA, Tb(1, 0), LDA);
+    seqc_w16_st(c, Tb(0, 1), LDA);
+    __syncwarp();
+    seqc_w16_ld(c, nullptr, 0);
+    seqc_w16_mm(c, Tb(2, 2), LDA, Tb(0, 1), LDA);
+    seqc_w16_st(c, Tb(2, 0), LDA);
+  } else if (w == 1) {
+    seqc_w16_ld(c, nullptr, 0);
+    seqc_w16_mm(c, Tb(2, 2), LDA, Tb(0, 3), LDA);
+    seqc_w16_st(c, Tb(2, 1), LDA);
+  } else if (w == 2) {
+    // T_30 = T_32 Y_20 + T_33 Y_30: Y_20 (again) in U(0,2), Y_30 in P
+    seqc_w16_ld(c, Tb(1, 3), LDA);
+    seqc_w16_mm(c, Nb(2, 1), LDA, Tb(1, 0), LDA);
+    seqc_w16_st(c, Tb(0, 2), LDA);
+    seqc_w16_ld(c, Tb(2, 3), LDA);
+    seqc_w16_mm(c, Nb(3, 1), LDA, Tb(1, 0), LDA);
+    seqc_w16_st(c, Pz, 16);
+    __syncwarp();
+    seqc_w16_ld(c, nullptr, 0);
+    seqc_w16_mm(c, Tb(3, 2), LDA, Tb(0, 2), LDA);
+    seqc_w16_mm(c, Tb(3, 3), LDA, Pz, 16);
+    seqc_w16_st(c, Tb(3, 0), LDA);
+  } else if (w == 3) {
+    seqc_w16_ld(c, nullptr, 0);
+    seqc_w16_mm(c, Tb(3, 2), LDA, Tb(0, 3), LDA);
+    seqc_w16_mm(c, Tb(3, 3), LDA, Tb(1, 2), LDA);
+    seqc_w16_st(c, Tb(3, 1), LDA);
+  }
+  __syncthreads();
 }
 
 // ---- 5. in place: Q -> Q~, W -> diag(beta) W~, X -> X~; exp(G_n); T and Aq as operands ----
@@ -694,7 +801,10 @@ __device__ void seqc_chunk_prepare(const R& rows, const SeqcSm<Cfg>& s, u32 b, u
     seqc_chunk_mats_scalar<Cfg>(s, t0, T);
   }
   __syncthreads();
-  if (Cfg::LR) seqc_chunk_inverse<Cfg>(s);
+  if (Cfg::LR) {
+    if (SeqcInvOf<Cfg>::v) seqc_chunk_inverse_w<Cfg>(s);
+    else seqc_chunk_inverse<Cfg>(s);
+  }
   seqc_chunk_scale<Cfg>(s);
   __syncthreads();
   if (Cfg::VLATE) seqc_chunk_load_v<Cfg, NV, LDV>(rows, s, b, h, t0, T, j0);

@@ -41,6 +41,9 @@ export interface ChunkCfg {
    *  (__launch_bounds__; default 1). Phase A takes more warps where its shared memory allows few blocks per SM. */
   NT?: number;
   minBlocks?: number;
+  /** Phase A of a low-rank model: T = (I - N)^-1 by one warp per 16x16 block product (seqc_chunk_inverse_w, three
+   *  block barriers) instead of block rows over every thread (seven). */
+  inv?: "w";
   /** splitd (phase A and walk): the walk reads q and the key rows raw from the inputs (scalar or no decay). */
   direct?: boolean;
   /** Element type of the outputs (default `dtype`): a 2-byte-input configuration that stores fp32 outputs (mixed I/O,
@@ -192,7 +195,7 @@ export const threadsOf = (c: ChunkCfg) => c.NT ?? CHUNK_THREADS;
 
 export function cfgName(c: ChunkCfg): string {
   const v = c.kind === "fused" ? `v${c.BV}` : c.kind === "phaseA" ? `p${c.VP}` : `v${c.BV}p${c.VP}`;
-  return `${c.kind}${c.direct ? "d" : ""}_${ioTag(c.dtype, outOf(c)).replace("-", "_")}_k${c.KP}_${v}_r${c.RTP}${threadsOf(c) !== CHUNK_THREADS ? `_t${threadsOf(c)}` : ""}`;
+  return `${c.kind}${c.direct ? "d" : ""}_${ioTag(c.dtype, outOf(c)).replace("-", "_")}_k${c.KP}_${v}_r${c.RTP}${threadsOf(c) !== CHUNK_THREADS ? `_t${threadsOf(c)}` : ""}${c.inv ? `_i${c.inv}` : ""}`;
 }
 
 export function cfgStruct(c: ChunkCfg, name: string): string {
@@ -201,7 +204,7 @@ export function cfgStruct(c: ChunkCfg, name: string): string {
   return `struct ${name} {
   typedef ${ELT[c.dtype]} T;
   static constexpr int F = ${CHUNK_F}, NT = ${threadsOf(c)}, KP = ${c.KP}, BV = ${c.BV}, VP = ${c.VP}, RTP = ${c.RTP}, DECAY = ${c.decay};
-  static constexpr bool LR = ${c.lr};
+  static constexpr bool LR = ${c.lr};${c.inv ? "\n  static constexpr int INV = 1;" : ""}
   static constexpr int ${ints};
 };`;
 }
