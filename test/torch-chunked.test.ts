@@ -22,6 +22,7 @@ import { gradients, recording } from "../compiler/grad/run.ts";
 import { modelChain } from "../compiler/grad/chunked-chain.ts";
 import { torchChain, type TorchChainNames } from "../compiler/backends/torch/chain-copies.ts";
 import { buildTorchPlans } from "../compiler/backends/torch/plans.ts";
+import { ROWS_READOUT_TILES } from "../compiler/backends/cuda/rows-readout.ts";
 import { emitTorch } from "../compiler/backends/torch/target.ts";
 import { relativeError } from "../compiler/io/manifest.ts";
 import { CHAIN_PARTS, type ChainPart } from "../runtime/chunked-backward.ts";
@@ -213,3 +214,20 @@ describe.skipIf(!numpy)("torch target: the form of the chain's stateless parts o
 /** The plans a chunked backward runs: every part's, but a per-key decay's transposed cores (torch matrix products, seqc_chunked.PER_KEY_TRANSPOSED), the decay adjoint (torch ops, seqc_chunked.DECAY_WAY) and, where post's backward does not run, the forward core (the forward's final state is kept). */
 const chain_keys = (c: ReturnType<typeof torchChain>) =>
   Object.entries(c.models).filter(([p, m]) => m && p !== "decay" && !(p === "core" && c.names.postBw.skip) && !(c.names.decay === "key" && (p === "coreT" || p === "adjointT"))).map(([p]) => `chain64:${p}`).sort();
+
+describe("torch target: a per-key decay's transposed cores as the rows readout kernel", () => {
+  it("GLA's module carries the rows readout kernels for dq (pairs (k, v), readout dy) and dk (pairs (q, dy), readout v) in every tile; scalar decays none", () => {
+    const gla = buildTorchPlans(load("gla"));
+    const rows = gla.kernels?.rowsReadout;
+    expect(rows).toBeDefined();
+    const meta = JSON.parse(emitTorch(load("gla"), { ptx: false }).find((f) => f.path.endsWith(".torch.json"))!.contents);
+    expect(meta.kernels.rowsReadout.kernels).toEqual(rows!.kernels);
+    expect(rows!.kernels.length).toBe(ROWS_READOUT_TILES.length); // one pair and one readout both ways: one set
+    for (const k of rows!.kernels) {
+      expect([k.pairs, k.readouts]).toEqual([1, 1]);
+      expect(rows!.source).toContain(`void __launch_bounds__(${k.threads}) ${k.entry}(`);
+      expect(k.vs).toBe(k.tv * k.vt);
+    }
+    for (const name of ["simple_gla", "mamba2", "linear_attention"]) expect(buildTorchPlans(load(name)).kernels, name).toBeUndefined();
+  }, 120_000);
+});

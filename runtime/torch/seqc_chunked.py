@@ -39,11 +39,59 @@ def chain_dims(n, state_shape):
 # reversal of dq).
 DECAY_WAY = "torch"
 
-# How a per-key decay's transposed cores (coreT's dq, adjointT's dk) run: "matmul" (the default) in torch ops with
-# the chunk-local decays factored out (rows_decayed_readout); "plans" as the chain's CUDA plans, where each key row
-# of S is a head of its own (H K heads of rank-one updates, the same dy.v product once per key: at B=8 T=2048 H=16
-# K=V=64 on the H100 18.9 ms each, 37.8 of GLA's 45 ms backward).
+# How a per-key decay's transposed cores (coreT's dq, adjointT's dk) run: "kernel" the rows readout
+# kernel of the module (<Model>.torch.json "kernels", compiler/backends/cuda/rows-readout.ts: fp32, each key row's
+# recurrence walked in order; float32 CUDA tensors only, else as "matmul"); "matmul" in torch ops with the chunk-local decays factored
+# out (the default; rows_decayed_readout: at B=8 T=2048 H=16 K=V=64 on the H100 about 6 ms each); "plans" as the chain's CUDA
+# plans, where each key row of S is a head of its own (H K heads of rank-one updates, the same dy.v product once per
+# key: 18.9 ms each there).
 PER_KEY_TRANSPOSED = "matmul"
+# The rows readout kernel's tile (an entry's suffix such as "k32_t8_v8_n32", rows-readout.ts ROWS_READOUT_TILES) or
+# None: the first in the module's order whose value slice covers V (else the widest).
+ROWS_TILE = None
+
+
+def rows_readout_kernel(km, ld, pairs, readouts, S0, B, T, H, K, V, tile=None):
+    """rows_decayed_readout's contract (out_r,t = S_t c_r,t, S_t = diag(exp(ld_t)) S_{t-1} + sum_p a_p,t b_p,t^T) on the
+    rows readout kernel: km a seqc_cuda.KernelModule of "rowsReadout", every tensor float32 on its device; S0 [B, H*K*V]
+    or None (zero). One launch: B H ceil(K / kr) blocks by ceil(V / vs) value slices (per slice a partial sum, added here)."""
+    np_, nr = len(pairs), len(readouts)
+    tile = tile or ROWS_TILE
+    cands = [k for k in km.kernels if k["pairs"] == np_ and k["readouts"] == nr and (tile is None or k["entry"].endswith("_" + tile))]
+    if not cands:
+        raise _cuda.CudaError("the rows readout module has no kernel for %d pairs and %d readouts%s (it has %s)" % (
+            np_, nr, "" if tile is None else " with tile " + tile, ", ".join(k["entry"] for k in km.kernels)))
+    k = next((c for c in cands if c["vs"] >= V), None) or max(cands, key=lambda c: c["vs"])
+    slices = -(-V // k["vs"])
+    dev = ld.device
+
+    def arg(x, what, n):
+        if x.dtype != torch.float32 or x.device != dev:
+            raise TypeError("rows readout: %s is %s on %s; the kernel takes float32 on %s" % (what, x.dtype, x.device, dev))
+        if x.numel() != n:
+            raise ValueError("rows readout: %s has %d elements; expected %d (B=%d, T=%d, H=%d, K=%d, V=%d)" % (what, x.numel(), n, B, T, H, K, V))
+        return x.contiguous()
+    nk, nv = B * T * H * K, B * T * H * V
+    ins = [arg(ld, "ld [B, T, H*K]", nk)] + [arg(a, "a%d [B, T, H*K]" % i, nk) for i, (a, _) in enumerate(pairs)]
+    ins += [arg(b, "b%d [B, T, H*V]" % i, nv) for i, (_, b) in enumerate(pairs)] + [arg(c, "c%d [B, T, H*V]" % i, nv) for i, c in enumerate(readouts)]
+    s0 = arg(S0, "S0 [B, H*K*V]", B * H * K * V) if S0 is not None else torch.zeros(4, dtype=torch.float32, device=dev)
+    outs = [torch.empty([slices, B, T, H * K], dtype=torch.float32, device=dev) for _ in readouts]
+    args = [("ptr", x.data_ptr()) for x in ins + [s0] + outs] + [("u32", v) for v in (B, T, H, K, V, 1 if S0 is not None else 0)]
+    with torch.cuda.device(dev):
+        km.launch(k, (B * H * (-(-K // k["kr"])), slices), args, torch.cuda.current_stream(dev).cuda_stream)
+    return [(o[0] if slices == 1 else o.sum(0)).reshape(B, T, H * K) for o in outs]
+
+
+def rows_kernels(m, device):
+    """The module's rows readout kernels on `device` (seqc_cuda.KernelModule, cached on m), or None where the module has
+    none or the device is not CUDA."""
+    spec = (m.meta.get("kernels") or {}).get("rowsReadout")
+    if spec is None or device.type != "cuda":
+        return None
+    cache = m.__dict__.setdefault("_seqc_rows", {})
+    if device.index not in cache:
+        cache[device.index] = _cuda.KernelModule(spec, "%s rowsReadout" % m.name, device.index)
+    return cache[device.index]
 
 
 def rows_decayed_readout(ld, pairs, readouts, S0, B, T, H, K, V, dtype, device, C=16):
@@ -108,7 +156,7 @@ def rows_decayed_readout(ld, pairs, readouts, S0, B, T, H, K, V, dtype, device, 
     return outs
 
 
-def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state, inputs, params, outputs, dtype, device, per_key_t=None, decay_way=None, S_N=None, seen=None):
+def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state, inputs, params, outputs, dtype, device, per_key_t=None, decay_way=None, S_N=None, seen=None, rows=None):
     """Gradients of the forward's inputs, params and the matrix state's initial value through the chain.
 
     n: the chain's names (<Model>.torch.json "chunked".names); run(part, dims, inputs, initial_state, B, T)
@@ -116,7 +164,9 @@ def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state,
     {H, K, V} or the decay scan's {H, K}; the stateless parts get [B*T, 1]); given: the forward's inputs [B, T, ...]; S0: the matrix state's
     initial value [B, *state_shape] or None (the declared value); cot_outputs: {output: dL/d output or None};
     cot_state: dL/d(final state) or None; inputs / params / outputs: [(name, per-step shape)].
-    per_key_t: how a per-key decay's transposed cores run ("matmul" / "plans"; None: PER_KEY_TRANSPOSED).
+    per_key_t: how a per-key decay's transposed cores run ("kernel" / "matmul" / "plans"; None: PER_KEY_TRANSPOSED).
+    rows(ld, pairs, readouts, S0) -> outs: rows_decayed_readout on the rows readout kernel (rows_readout_kernel), or None
+    (then "kernel" runs as "matmul").
     decay_way: how the log decays' adjoint runs ("torch" / "plan"; None: DECAY_WAY).
     S_N: the matrix state's final value as the forward computed it ([B, *state_shape]) or None: with it, the forward
     core does not run again where post's backward does not run (n["postBw"]["skip"]: nothing reads y).
@@ -128,7 +178,13 @@ def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state,
     cd = chain_dims(n, state_shape)
     H, K, V = cd["H"], cd["K"], cd["V"]
     per_key = n["decay"] == "key"
-    matmul_t = per_key and (per_key_t or PER_KEY_TRANSPOSED) == "matmul"
+    way_t = per_key_t or PER_KEY_TRANSPOSED
+    matmul_t = per_key and (way_t == "matmul" or way_t == "kernel")
+
+    def readout(ld, pairs, readouts, S0):
+        if way_t == "kernel" and rows is not None:
+            return rows(ld, pairs, readouts, S0)
+        return rows_decayed_readout(ld, pairs, readouts, S0, B, T, H, K, V, dtype, device)
     L = H * K if per_key else H  # log decays per token
     heads = [1 + a for a in n["heads"]]
     perm = [0] + heads + [1 + n["key"], 1 + n["value"]]
@@ -200,8 +256,7 @@ def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state,
 
     # dq = S dy (the transposed core, forward time); a per-key decay keeps S's layout (its key rows are heads)
     if matmul_t:
-        dqs = rows_decayed_readout(ld, [(kv["x_k%d" % i], kv["x_v%d" % i]) for i in range(len(n["pairs"]))], [dys["x_dy%d" % i] for i in range(len(n["readouts"]))],
-                                   canon(S0, False), B, T, H, K, V, dtype, device)
+        dqs = readout(ld, [(kv["x_k%d" % i], kv["x_v%d" % i]) for i in range(len(n["pairs"]))], [dys["x_dy%d" % i] for i in range(len(n["readouts"]))], canon(S0, False))
         coret_out = {"o_dq%d" % i: d for i, d in enumerate(dqs)}
     else:
         coret_out = run("coreT", cd, with_ld(dict(kv, **dys), ld), {"S": canon(S0, not per_key)}, B, T)[0]
@@ -215,8 +270,7 @@ def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state,
     r_in = {k: rev(a) for k, a in list(qs.items()) + list(kv.items()) + list(dys.items())}
     adj_out, adj_fin = run("adjoint", cd, with_ld(r_in, ldn), {"G": canon(dS, False)}, B, T)
     if matmul_t:
-        dks = rows_decayed_readout(ldn, [(r_in["x_q%d" % i], r_in["x_dy%d" % i]) for i in range(len(n["readouts"]))], [r_in["x_v%d" % i] for i in range(len(n["pairs"]))],
-                                   canon(dS, False), B, T, H, K, V, dtype, device)
+        dks = readout(ldn, [(r_in["x_q%d" % i], r_in["x_dy%d" % i]) for i in range(len(n["readouts"]))], [r_in["x_v%d" % i] for i in range(len(n["pairs"]))], canon(dS, False))
         adjt_out = {"o_dk%d" % i: d for i, d in enumerate(dks)}
     else:
         adjt_out = run("adjointT", cd, with_ld(r_in, ldn), {"G": canon(dS, not per_key)}, B, T)[0]
@@ -384,7 +438,7 @@ def backward(ctx, m, flat, grads):
     given_n = len(ctx.needs_input_grad) - ctx.offset
     dtypes = [x.dtype if x is not None else None for x in flat][:given_n]
     key = ("chunked-backward", ctx.B, ctx.T, tuple(sorted(ctx.dims.items())), ctx.dtype, getattr(ctx, "given_dtype", ctx.dtype), tuple(ctx.need), given_n,
-           PER_KEY_TRANSPOSED, STATELESS_WIDE, BF16_DECAY_PARTS, DECAY_WAY, TRANSPOSED_IO)
+           PER_KEY_TRANSPOSED, ROWS_TILE, STATELESS_WIDE, BF16_DECAY_PARTS, DECAY_WAY, TRANSPOSED_IO)
     nf, ng = len(flat), len(grads)
 
     def body(*args):
@@ -479,10 +533,15 @@ def backward_eager(ctx, m, flat, grads, convert=True, S_N=None):
     for s, g in zip(m.states, grads[no:]):
         if s["name"] == n["state"] and g is not None:
             cot_state = g.to(dtype)
+    km = rows_kernels(m, device) if dtype == torch.float32 and n.get("decay") == "key" else None
+    cd = chain_dims(n, shape(state))
+
+    def rows(ld, pairs, readouts, S0):
+        return rows_readout_kernel(km, ld, pairs, readouts, S0, B, T, cd["H"], cd["K"], cd["V"])
     gin, gpar, dS0 = chain_backward(
         n, run, B, T, shape(state), given, sts.get(n["state"]), cot_out, cot_state,
         [(t["name"], shape(t)) for t in m.inputs if t["name"] in given], [(t["name"], shape(t)) for t in m.params], [(t["name"], shape(t)) for t in m.outputs], dtype, device,
-        S_N=S_N, seen=seen)
+        S_N=S_N, seen=seen, rows=rows if km is not None else None)
     need = ctx.need
     res = []
     for i, t in enumerate(m.inputs):

@@ -394,3 +394,38 @@ class PlanRunner:
             args.append(("struct", [eval_size(e, env) for e in step["overrides"].values()]))
             gy = -(-grid // _INT_MAX)
             self.drv.launch(fn, step["entry"], (-(-grid // gy), gy), threads, shared, stream, args, coop)
+
+
+# ---------------------------------------------------------------------------------------------
+# a model-independent kernel module (<Model>.torch.json "kernels": compiler/backends/torch/chain-plans.ts)
+
+
+class KernelModule:
+    """The kernels of one module of <Model>.torch.json "kernels" (e.g. "rowsReadout": compiler/backends/cuda/rows-readout.ts)
+    on one device: loaded once, launched by entry name with explicit grids and arguments (the glue that uses them
+    computes both: seqc_chunked.rows_readout_kernel)."""
+
+    def __init__(self, spec, name, ordinal, drv=None):
+        self.spec = spec
+        self.name = name
+        self.ordinal = ordinal
+        self.drv = drv or driver()
+        self.drv.use(ordinal)
+        self.info = self.drv.info(ordinal)
+        self.kernels = spec["kernels"]
+        self._module = None
+        self._fns = {}
+
+    def launch(self, kernel, grid, args, stream):
+        """kernel: an entry of spec["kernels"] ({entry, threads, sharedBytes, ...}); grid (gx, gy); args as Driver.launch takes them."""
+        self.drv.use(self.ordinal)
+        if self._module is None:
+            self._module = self.drv.load_module(_image_for(self.spec.get("ptx"), self.spec.get("cubin"), self.info["sm"], "kernel module %s" % self.name))
+        entry, shared = kernel["entry"], kernel["sharedBytes"]
+        slot = self._fns.get(entry)
+        if slot is None:
+            slot = self._fns[entry] = [self.drv.function(self._module, entry), 0]
+        if shared > 48 * 1024 and shared > slot[1]:
+            self.drv.set_max_dynamic_shared(slot[0], shared)
+            slot[1] = shared
+        self.drv.launch(slot[0], entry, grid, kernel["threads"], shared, stream, args)

@@ -15,9 +15,13 @@ import { trainingChain } from "../../grad/training.ts";
 import { CHAIN_PARTS, type ChainPart } from "../../../runtime/chunked-backward.ts";
 import { torchChain, type TorchChainNames } from "./chain-copies.ts";
 import { lowRankChainPlans, type TorchLowRankChunked } from "./chain-plans-lowrank.ts";
+import { rowsReadoutModule, type RowsReadoutKernel } from "../cuda/rows-readout.ts";
 
 /** The chunked backward in a torch module: the chain's names and parts (plans `chain:<part>`), or why the model has none. */
 export type TorchChunked = { names: TorchChainNames; parts: ChainPart[] } | TorchLowRankChunked | { unavailable: string };
+
+/** A model-independent kernel module of a torch module (<Model>.torch.json `kernels`): its source, the kernels in it and, once built, its images. */
+export interface TorchKernelModule { source: string; kernels: RowsReadoutKernel[]; ptx?: Record<string, string>; cubin?: Record<string, string> }
 
 /** The transposed cores: with a log decay their chunked forms also read bf16 and write fp32 (runtime/cuda/plan.ts CudaFormPlan.out). */
 const MIXED_PARTS = new Set<ChainPart>(["coreT", "adjointT"]);
@@ -25,7 +29,7 @@ const MIXED_PARTS = new Set<ChainPart>(["coreT", "adjointT"]);
 /** The chain's plans (keys `chain:<part>` and `chain64:<part>`); `keep` keeps a part's forms (float32; the cores also bf16).
  * `copies`: the stateless parts without their copies and zeros (chain-copies.ts; runtime/torch/seqc_chunked.py takes
  * them on); without it, the chain's models and names as compiler/grad builds them (runtime/chunked-backward.ts). */
-export function chainPlans(model: I.Model, bakedDims: Record<string, number>, keep: (p: CudaModelPlan, part: ChainPart) => CudaModelPlan, opts: { copies?: boolean } = {}): { plans: Record<string, CudaModelPlan>; chunked: TorchChunked } {
+export function chainPlans(model: I.Model, bakedDims: Record<string, number>, keep: (p: CudaModelPlan, part: ChainPart) => CudaModelPlan, opts: { copies?: boolean } = {}): { plans: Record<string, CudaModelPlan>; chunked: TorchChunked; kernels?: Record<string, TorchKernelModule> } {
   const fixed = Object.fromEntries(model.dims.filter((d) => d.fixed !== undefined).map((d) => [d.name, d.fixed!]));
   const dims = { ...fixed, ...bakedDims };
   const full = trainingChain(model, dims);
@@ -40,11 +44,14 @@ export function chainPlans(model: I.Model, bakedDims: Record<string, number>, ke
     if (!m) continue;
     // with a scalar log decay, the transposed cores also get bf16-input, fp32-output variants: their dq / dk feed the decay
     // adjoint's cancelling sums q.dq - k.dk (runtime/torch/seqc_chunked.py TRANSPOSED_IO)
-    // (a per-key decay's transposed cores run as torch ops: seqc_chunked.py PER_KEY_TRANSPOSED)
+    // (a per-key decay's transposed cores run as the rows readout kernel, or torch ops: seqc_chunked.py PER_KEY_TRANSPOSED)
     const mixed = chain.names.ld && chain.names.decay !== "key" && MIXED_PARTS.has(part);
     plans[`chain:${part}`] = keep(lowerCuda(m, mixed ? { chunkIos: [...CHUNK_IOS, BF16_IN_F32_OUT] } : {}).plan, part);
     plans[`chain64:${part}`] = lowerCudaF64(m);
     parts.push(part);
   }
-  return { plans, chunked: { names: chain.names, parts } };
+  // a per-key decay: the transposed cores' rows readout kernel (dq: the pairs (k, v) read out by dy; dk: the pairs (q, dy) read out by v)
+  const np = chain.names.pairs.length, nr = chain.names.readouts.length;
+  const kernels = chain.names.decay === "key" ? { rowsReadout: rowsReadoutModule([{ pairs: np, readouts: nr }, { pairs: nr, readouts: np }]) } : undefined;
+  return { plans, chunked: { names: chain.names, parts }, ...(kernels ? { kernels } : {}) };
 }

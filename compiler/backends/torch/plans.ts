@@ -18,7 +18,7 @@ import { splitParamAdjoints, type InputPass, type ParamPass } from "../../grad/s
 import { preferWideLanes } from "../cuda/backward-forms.ts";
 import { recording, REC } from "../../grad/run.ts";
 import { UserError } from "../../cli/errors.ts";
-import { chainPlans, type TorchChunked } from "./chain-plans.ts";
+import { chainPlans, type TorchChunked, type TorchKernelModule } from "./chain-plans.ts";
 
 /** `pass:<param>` / `pass64:<param>`: the param's adjoint pass in float32 / float64. */
 /** `chain:<part>` / `chain64:<part>`: a model of the chunked backward chain in float32 / float64. */
@@ -35,6 +35,8 @@ export interface TorchPlans {
   bakedDims: Record<string, number>;
   recordSuffix: string;
   chunked: TorchChunked;
+  /** Model-independent kernels the chain's glue launches itself (`rowsReadout`: a per-key decay's transposed cores, compiler/backends/cuda/rows-readout.ts). */
+  kernels?: Record<string, TorchKernelModule>;
 }
 
 /** Dims of `for` loop extents (the backward unrolls them, so they are fixed at compile time). */
@@ -97,11 +99,11 @@ export function buildTorchPlans(model: I.Model, opts: { dims?: Record<string, nu
   const chain = chainPlans(model, bakedDims, (p, part) => keepForms(p, "auto", CORE_PARTS.has(part) ? TORCH_IO : ["f32"]), { copies: true });
   Object.assign(plans, chain.plans);
   const chunked = chain.chunked;
-  return { plans, backward, passes: split.passes.map(({ model: _m, ...p }) => p), inputPasses: split.inputPasses.map(({ model: _m, ...p }) => p), bakedDims, recordSuffix: REC, chunked };
+  return { plans, backward, passes: split.passes.map(({ model: _m, ...p }) => p), inputPasses: split.inputPasses.map(({ model: _m, ...p }) => p), bakedDims, recordSuffix: REC, chunked, ...(chain.kernels ? { kernels: chain.kernels } : {}) };
 }
 
-/** Attach PTX (nvcc, every capability in smTargets) to each plan and module. */
-export function attachPtx(plans: Record<string, CudaModelPlan>): void {
+/** Attach PTX (nvcc, every capability in smTargets) to each plan and module, and to each kernel module. */
+export function attachPtx(plans: Record<string, CudaModelPlan>, kernels: Record<string, TorchKernelModule> = {}): void {
   const nvcc = findNvcc();
   if (!nvcc) throw new UserError("the torch target needs nvcc to build PTX (put it on PATH, or set NVCC or CUDA_HOME)");
   const sms = CUDA_CAPABILITIES.smTargets;
@@ -109,4 +111,5 @@ export function attachPtx(plans: Record<string, CudaModelPlan>): void {
     if (plan.forms.some((f) => !f.module)) plan.ptx = Object.fromEntries(sms.map((sm) => [String(sm), nvccPtx(plan.source, sm, nvcc).ptx]));
     for (const m of Object.values(plan.modules ?? {})) m.ptx = Object.fromEntries(sms.map((sm) => [String(sm), nvccPtx(m.source, sm, nvcc).ptx]));
   }
+  for (const k of Object.values(kernels)) k.ptx = Object.fromEntries(sms.map((sm) => [String(sm), nvccPtx(k.source, sm, nvcc).ptx]));
 }

@@ -26,7 +26,7 @@ export interface TorchEmitOptions {
 
 export function emitTorch(model: Model, opts: TorchEmitOptions = {}): EmittedFile[] {
   const tp = buildTorchPlans(model, { dims: opts.dims, form: opts.form });
-  if (opts.ptx !== false) attachPtx(tp.plans);
+  if (opts.ptx !== false) attachPtx(tp.plans, tp.kernels);
   const bw = tp.backward;
   const meta = {
     model: model.name,
@@ -38,6 +38,7 @@ export function emitTorch(model: Model, opts: TorchEmitOptions = {}): EmittedFil
     chunked: tp.chunked,
     memory: "step backward: the forward with gradients keeps every state before every step, the backward recomputes the step from it; chunked backward (where `chunked` has parts): the forward keeps its inputs, the backward recomputes the chain",
     plans: tp.plans,
+    ...(tp.kernels ? { kernels: tp.kernels } : {}),
   };
   const py = pythonModule(model, {
     irText: irText(model),
