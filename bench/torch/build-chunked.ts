@@ -55,6 +55,7 @@ for (const dir of [OUT, ...(process.argv[4]?.split(",") ?? [])]) {
     const f = join(dir, `${model.name}.torch.json`);
     if (!existsSync(f)) continue;
     const meta = JSON.parse(readFileSync(f, "utf8")) as { plans: Record<string, Built> };
+    for (const km of Object.values((meta as { kernels?: Record<string, Built> }).kernels ?? {})) if (km.cubin?.["90"]) cache.cubin.set(km.source, km.cubin["90"]);
     for (const plan of Object.values(meta.plans)) {
       if (plan.ptx?.["90"]) cache.ptx.set(plan.source, plan.ptx["90"]);
       for (const m of Object.values(plan.modules ?? {})) if (m.cubin?.["90"]) cache.cubin.set(m.source, m.cubin["90"]);
@@ -82,6 +83,11 @@ for (const name of MODELS) {
         const mm = m as { cubin?: Record<string, string> };
         if (hit) { mm.cubin = { "90": hit }; reused++; } else jobs.push(async () => { mm.cubin = { "90": await nvccOut(m.source, `${name} ${key} ${k}`, "cubin") }; built++; });
       }
+    }
+    // the model-independent kernel modules (a per-key decay's rows readout: compiler/backends/torch/chain-plans.ts), as cubins
+    for (const [k, km] of Object.entries((meta as { kernels?: Record<string, Built> }).kernels ?? {})) {
+      const hit = cache.cubin.get(km.source);
+      if (hit) { km.cubin = { "90": hit }; reused++; } else jobs.push(async () => { km.cubin = { "90": await nvccOut(km.source, `${name} kernels ${k}`, "cubin") }; built++; });
     }
     await Promise.all(Array.from({ length: 2 }, async () => { for (let j = jobs.shift(); j; j = jobs.shift()) await j(); }));
     writeFileSync(join(OUT, f.path), JSON.stringify(meta) + "\n");
