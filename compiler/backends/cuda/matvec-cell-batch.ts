@@ -19,7 +19,8 @@ import { inputBuffer, stateOffset, STATES, uniformFields, paramOffset } from "..
 import { flatIndex } from "../../kernel/symbolic.ts";
 import { overrideValues } from "./overrides.ts";
 import { tensorsRead } from "./scope.ts";
-import type { CudaFormPlan } from "../../../runtime/cuda/plan.ts";
+import type { CudaFormPlan, CudaBufferRef } from "../../../runtime/cuda/plan.ts";
+import { hoistStateFree } from "./matvec-cell-hoist.ts";
 import type { SizeExpr } from "../../../runtime/plan.ts";
 import { cellApplicable, cellBody, cellDecls, hoistedGemms, matvecCellPlan, productC, weightIndex, type MatvecCell } from "./matvec-cell.ts";
 
@@ -32,12 +33,14 @@ const KSMAX = 4;
  */
 const PFD = 8;
 
-export interface BatchCellConfig { THREADS: number; suffix: string }
+/** `hoist`: the step's state-free work computed before the recurrence by an elementwise kernel (matvec-cell-hoist.ts). */
+export interface BatchCellConfig { THREADS: number; suffix: string; hoist?: boolean }
 /**
  * Threads per block. The runner takes the first applicable preferred form: 128 threads where a block's matvec
  * outputs (rows per block x matrix rows) are at most 128 (one output a thread), else 256.
  */
 export const BATCH_CELL_CONFIGS: BatchCellConfig[] = [
+  { THREADS: 128, suffix: "-batch-si", hoist: true },
   { THREADS: 128, suffix: "-batch" },
   { THREADS: 256, suffix: "-batch-256" },
 ];
@@ -71,10 +74,19 @@ template <int N> __device__ __forceinline__ void seqc_cpa_wait() {
 }
 #endif`;
 
-export function renderMatvecCellBatch(model: I.Model, CELL: BatchCellConfig = BATCH_CELL_CONFIGS[0]): MatvecCell {
-  const el = matvecCellPlan(model);
-  if (!el.ok) throw new Error(`matvec cell form of ${model.name}: ${el.why}`);
-  const plan = el.plan;
+/** Threads a block of the elementwise kernel of the `hoist` variant, and its most blocks (a grid-stride loop past them). */
+const PRE_THREADS = 256;
+const PRE_BLOCKS_MAX = 65536;
+
+/** The batch cell of `model`, or undefined for a `hoist` config where the step has no state-free work to move. */
+export function renderMatvecCellBatch(model0: I.Model, CELL: BatchCellConfig = BATCH_CELL_CONFIGS[1]): MatvecCell | undefined {
+  const el = matvecCellPlan(model0);
+  if (!el.ok) throw new Error(`matvec cell form of ${model0.name}: ${el.why}`);
+  const hoisted = CELL.hoist ? hoistStateFree(model0, el.plan) : undefined;
+  if (CELL.hoist && !hoisted) return undefined;
+  const model = hoisted?.model ?? model0;
+  const plan = hoisted ? { ...el.plan, body: hoisted.body, phaseA: phaseOfLets(el.plan, hoisted.body) } : el.plan;
+  const kvals = hoisted?.keys ?? [];
   const { unit, xterms, rterms, body } = plan;
   const states = I.tensorsOfKind(model, "state");
   const inputs = I.tensorsOfKind(model, "input");
@@ -87,7 +99,8 @@ export function renderMatvecCellBatch(model: I.Model, CELL: BatchCellConfig = BA
   for (const s of body) tensorsRead(s.expr, read);
   const stagedInputs = inputs.filter((t) => read.has(t.name) && !t.init);
   const stage = [
-    ...xterms.map((x) => ({ tensor: `__X${x.id}`, src: `ws_X${x.id}`, shape: x.rows })),
+    ...xterms.filter((x) => read.has(`__X${x.id}`)).map((x) => ({ tensor: `__X${x.id}`, src: `ws_X${x.id}`, shape: x.rows })),
+    ...kvals.map((k) => ({ tensor: k, src: `ws_${k.slice(2)}`, shape: [{ kind: "dim", name: unit }] as I.Extent[] })),
     ...stagedInputs.map((t) => ({ tensor: t.name, src: inputBuffer(t.name), shape: t.shape })),
   ].map((s, k) => ({ ...s, k }));
   const PT = stage.length ? stage.map((s) => `(${productC(s.shape)})`).join(" + ") : "0u";
@@ -99,7 +112,10 @@ export function renderMatvecCellBatch(model: I.Model, CELL: BatchCellConfig = BA
   const parts = cellBody(model, plan, { overrides, bg: "bg", staged, mRead: (at) => `seqc_msum(s_M + (${at}), MS, KS)` });
   const { E, stIndex, lVecs, lvOff, lvTotal, lvTotalS, aTotal, rowsLocal, wOff, mOff, cellLines, cellLinesA, initVals, outLocals, publish, extS } = parts;
 
-  const { bufs, structs, uo, ovDecls } = cellDecls(model, xterms, name, overrides);
+  const decls = cellDecls(model, xterms, name, overrides);
+  const { structs, uo, ovDecls } = decls;
+  const kBuf = (k: string, w: boolean) => ({ ref: { kind: "workspace", name: k.slice(2) } as CudaBufferRef, decl: `${w ? "" : "const "}float* __restrict__ ws_${k.slice(2)}` });
+  const bufs = [...decls.bufs, ...kvals.map((k) => kBuf(k, false))];
 
   // one output (b, row) per thread, or per KS threads where a block has fewer outputs than threads (each sums
   // every KS-th group of 4 of the depth into slice s of s_M; the pointwise cell adds the slices); four partial sums
@@ -245,6 +261,31 @@ ${states.map((s, si) => `    ${STATES}[u.${stateOffset(s.name)} + (size_t)bg * E
 }
 `;
 
+  // the hoist variant's elementwise kernel: the state-free values of every (b, t, j), before the recurrence
+  const preName = `${name}_pre`;
+  const preSrc = (() => {
+    if (!hoisted) return "";
+    const pd = cellDecls(model, xterms, preName, overrides);
+    const pp = cellBody(model, { ...el.plan, body: hoisted.pre, phaseA: 0 }, { overrides, bg: "bg" });
+    const pbufs = [...pd.bufs, ...kvals.map((k) => kBuf(k, true))];
+    return `${pd.structs}
+extern "C" __global__ void __launch_bounds__(${PRE_THREADS}) ${preName}(${[...pbufs.map((b) => b.decl), ...pd.uo].join(", ")}) {
+${pd.ovDecls}
+  const unsigned int T = u.T, E = ${pp.E}, SEQC_JB = E, B = u.B; (void)SEQC_JB; (void)B;
+${xterms.map((x) => `  const unsigned int XR${x.id} = ${productC(x.rows)}; (void)XR${x.id};`).join("\n")}
+  const size_t n = (size_t)u.B * T * E;
+  for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+    const unsigned int j = (unsigned int)(i % E), jl = j; (void)jl;
+    const size_t bt = i / E;
+    const unsigned int t = (unsigned int)(bt % T), bg = (unsigned int)(bt / T), b = bg; (void)b;
+${pp.outLocals.join("\n")}
+${pp.cellLines.join("\n")}
+${kvals.map((k) => `    ws_${k.slice(2)}[i] = L_${k}[0];`).join("\n")}
+  }
+}
+`;
+  })();
+
   const Esz: SizeExpr = unit;
   const rowsTotal: SizeExpr = ["+", 0, ...rterms.map((r) => ["*", rowsLocal(r), Esz] as SizeExpr)];
   const ptS: SizeExpr = ["+", 0, ...stage.map((s) => ["*", 1, ...s.shape.map(extS)] as SizeExpr)];
@@ -258,11 +299,12 @@ ${states.map((s, si) => `    ${STATES}[u.${stateOffset(s.name)} + (size_t)bg * E
     ["*", PFD, "BB", ptS],
   ];
   const steps: CudaFormPlan["steps"] = hoistedGemms(model, xterms);
+  if (hoisted) steps.push({ kind: "launch", entry: preName, grid: ["min", ["ceilDiv", ["*", "B", "T", Esz], PRE_THREADS], PRE_BLOCKS_MAX], threads: PRE_THREADS, sharedBytes: 0, buffers: [...decls.bufs.map((b) => b.ref), ...kvals.map((k) => kBuf(k, true).ref)], uniforms, overrides: overrideValues(model, overrides) });
   steps.push({ kind: "launch", entry: name, grid: "CELL_BLOCKS", threads: CELL.THREADS, sharedBytes: ["*", 4, "CELL_SMEM_FLOATS"], buffers: bufs.map((b) => b.ref), uniforms, overrides: overrideValues(model, overrides) });
   const form: CudaFormPlan = {
     form: "sequential",
     variant: `persistent-matvec${CELL.suffix}`,
-    note: `${xterms.length} input projection(s) hoisted into fp32 GEMMs; one kernel whose blocks each own BB batch rows and every unit, the whole of ${rterms.map((r) => r.param).join(", ")} in shared memory over all T steps (no grid barrier; per-step reads staged ${PFD - 1} steps ahead with cp.async)`,
+    note: `${xterms.length} input projection(s) hoisted into fp32 GEMMs; one kernel whose blocks each own BB batch rows and every unit, the whole of ${rterms.map((r) => r.param).join(", ")} in shared memory over all T steps (no grid barrier; per-step reads staged ${PFD - 1} steps ahead with cp.async)${hoisted ? `; ${kvals.length} state-free per-unit values of the step (${hoisted.pre.filter((x) => !x.target.startsWith("__K")).map((x) => x.target).join(", ")} and what the adjoints multiply) computed before the recurrence by an elementwise kernel` : ""}`,
     vars: [
       ["BB", ["ceilDiv", "B", "LIMIT_SMS"]],
       ["CELL_BLOCKS", ["ceilDiv", "B", "BB"]],
@@ -270,8 +312,17 @@ ${states.map((s, si) => `    ${STATES}[u.${stateOffset(s.name)} + (size_t)bg * E
     ],
     ...(CELL.THREADS < 256 ? { prefer: [">=", CELL.THREADS, ["*", "BB", rowsTotal]] as SizeExpr } : {}),
     applicable: cellApplicable(plan, extS),
-    workspaces: xterms.map((x) => ({ name: `X${x.id}`, words: ["*", "B", "T", ["*", 1, ...x.rows.map(extS)]] as SizeExpr })),
+    workspaces: [
+      ...xterms.map((x) => ({ name: `X${x.id}`, words: ["*", "B", "T", ["*", 1, ...x.rows.map(extS)]] as SizeExpr })),
+      ...kvals.map((k) => ({ name: k.slice(2), words: ["*", "B", "T", Esz] as SizeExpr })),
+    ],
     steps,
   };
-  return { source: src, form };
+  return { source: preSrc + src, form };
+}
+
+/** Phase A of a cell body with let vectors: the statements before the first matvec (matvecCellPlan's rule). */
+function phaseOfLets(plan: { rterms: { vecKind: string }[] }, body: { expr: I.Expr }[]): number {
+  if (!plan.rterms.some((r) => r.vecKind === "let")) return 0;
+  return body.findIndex((s) => [...tensorsRead(s.expr)].some((n) => n.startsWith("__R")));
 }
