@@ -41,6 +41,12 @@ const list = (o: Record<string, Float64Array> | undefined) => Object.fromEntries
 
 const cpuTorch = spawnSync("/usr/bin/python3", ["-c", "import torch"]).status === 0;
 if (!cpuTorch) console.warn("torch-chunked-lowrank.test: no torch for /usr/bin/python3 (Debian's python3-torch); the glue and autograd checks are skipped");
+/** seqc_chunked_lowrank's defaults (LR_READ, LR_AUG, LR_PASS): which parts a default run leaves to torch ops. */
+const DEFAULTS: { readWay: string; augWay: string; passWay: string } = cpuTorch
+  ? JSON.parse(spawnSync("/usr/bin/python3", ["-c", "import json, sys; sys.path.insert(0, 'runtime/torch'); import seqc_chunked_lowrank as m; print(json.dumps({'readWay': m.LR_READ, 'augWay': m.LR_AUG, 'passWay': m.LR_PASS}))"], { encoding: "utf8" }).stdout)
+  : { readWay: "matmul", augWay: "plan", passWay: "matmul" };
+/** The chain parts a default run leaves to torch ops. */
+const torchParts = new Set([...(DEFAULTS.readWay === "matmul" ? ["read", "adjoint", "fwd"] : []), ...(DEFAULTS.augWay === "matmul" ? ["augF", "augA"] : []), ...(DEFAULTS.passWay === "matmul" ? ["pass"] : [])]);
 
 describe("torch target: the low-rank chunked backward's plans", () => {
   it.each(MODELS)("%s: chain:<part> and chain64:<part> for every part, the chunk transitions' chunked forms first", (name) => {
@@ -76,7 +82,10 @@ describe("torch target: the low-rank chunked backward's plans", () => {
 });
 
 /** lowrank_backward in Python (CPU torch), every chain model run here by the interpreter. */
-async function pythonLowRank(model: I.Model, { names, models }: ReturnType<typeof lowRankChain>, run: RunInputs, cot: ReturnType<typeof randomCotangents>, dropStateCot: boolean, chunk: number, dtype: "float64" | "float32", torchOps: boolean) {
+/** How a glue run is asked to run its parts (seqc_chunked_lowrank's switches; readWay / augWay undefined: its defaults). */
+interface Ways { torchOps: boolean; readWay?: "plan" | "matmul"; augWay?: "plan" | "matmul" }
+
+async function pythonLowRank(model: I.Model, { names, models }: ReturnType<typeof lowRankChain>, run: RunInputs, cot: ReturnType<typeof randomCotangents>, dropStateCot: boolean, chunk: number, dtype: "float64" | "float32", { torchOps, readWay, augWay }: Ways) {
   const dims = { ...run.dims };
   const { batch: B, time: T } = run;
   const decl = (n: string) => model.tensors.find((t) => t.name === n)!;
@@ -85,7 +94,7 @@ async function pythonLowRank(model: I.Model, { names, models }: ReturnType<typeo
   const spec = (kind: I.TensorDecl["kind"]) => I.tensorsOfKind(model, kind).map((t) => [t.name, sizes(t)]);
   const S0 = run.initialState?.[names.state];
   const case_ = {
-    names, B, T, stateShape, chunk, dtype, decayWay: torchOps ? "cumsum" : "plan", passWay: torchOps ? "matmul" : "plan",
+    names, B, T, stateShape, chunk, dtype, decayWay: torchOps ? "cumsum" : "plan", passWay: torchOps ? "matmul" : "plan", readWay, augWay,
     given: Object.fromEntries(Object.entries(run.inputs).map(([k, v]) => [k, wire(v, [B, T, ...sizes(decl(k))])])),
     S0: S0 ? wire(S0, [B, ...stateShape]) : null,
     cotOutputs: Object.fromEntries(Object.entries(cot.outputs).map(([k, v]) => [k, wire(v, [B, T, ...sizes(decl(k))])])),
@@ -108,23 +117,36 @@ describe.skipIf(!cpuTorch)("torch target: the low-rank chain's glue (seqc_chunke
     const dims = dimsOf(model);
     const chain = lowRankChain(model, dims);
     const state = chain.names.state;
-    const cases = [
-      // B, T, given initial state, no final-state cotangent, chunk (micro-steps), glue dtype, the decay adjoint and the
-      // pass over chunks as torch ops (torch.cumsum, torch.matmul) instead of their plans
-      [2, 37, true, false, 16, "float64", false], [1, 1, true, false, 64, "float64", false], [3, 11, false, true, 4, "float64", false],
-      [2, 40, true, false, 7, "float64", true], [1, 1, true, false, 64, "float64", true], [2, 23, true, false, 8, "float32", false], [2, 23, true, false, 8, "float32", true],
-    ] as const;
+    // B, T, given initial state, no final-state cotangent, chunk (micro-steps), glue dtype, the decay adjoint and the pass
+    // over chunks as torch ops (torch.cumsum, torch.matmul) instead of their plans, the per-chunk readouts and the chunk
+    // transitions as the plans or as matrix products (seqc_chunked_lowrank.ChunkCore), stressed inputs (log decays down to
+    // -20 a step, beta in (0, 2))
+    const P = { torchOps: false, readWay: "plan", augWay: "plan" } as const, TP = { ...P, torchOps: true } as const;
+    const MM = { torchOps: true, readWay: "matmul", augWay: "plan" } as const, MA = { ...MM, augWay: "matmul" } as const;
+    const cases: [number, number, boolean, boolean, number, "float64" | "float32", Ways, boolean][] = [
+      [2, 37, true, false, 16, "float64", P, false], [1, 1, true, false, 64, "float64", P, false], [3, 11, false, true, 4, "float64", P, false],
+      [2, 40, true, false, 7, "float64", TP, false], [2, 23, true, false, 8, "float32", TP, false],
+      // the readouts as matrix products: several sub-blocks of a per-key decay (chunk 40 > seqc_chunked_lowrank.BLOCK), T = 1,
+      // chunk 1, a small chunk (5: many chunks, the timeline not a multiple), stressed inputs, float32, the defaults
+      [2, 37, true, false, 40, "float64", MM, false], [1, 1, true, false, 64, "float64", MM, false], [3, 11, false, true, 1, "float64", MA, false],
+      [2, 23, true, false, 5, "float64", MA, true], [2, 29, true, false, 64, "float64", MA, true], [2, 23, true, false, 8, "float32", MA, false],
+      [2, 19, true, false, 6, "float64", { torchOps: false }, false],
+    ];
     const decayed = chain.names.decay !== "none";
-    for (const [B, T, init, dropStateCot, chunk, dtype, torchOps] of cases) {
-      const run = chunkInputs(model, { dims, batch: B, time: T, seed: 5 + T, initialState: init });
+    const plain = (p: string) => (ways: Ways, d: keyof typeof DEFAULTS) => (ways[d] ?? DEFAULTS[d]) === "plan" ? [] : [p];
+    for (const [B, T, init, dropStateCot, chunk, dtype, ways, stress] of cases) {
+      const run = chunkInputs(model, { dims, batch: B, time: T, seed: 5 + T, initialState: init, stress });
       const ref = interpret(model, run);
       const cot = randomCotangents(ref, T + 2);
       if (dropStateCot) delete cot.finalState[state];
       const want = await gradients(model, run, cot);
-      const got = await pythonLowRank(model, chain, run, cot, dropStateCot, chunk, dtype, torchOps);
-      const label = `B=${B} T=${T} init=${init} chunk=${chunk} ${dtype}${torchOps ? " decay and pass as torch ops" : ""}`;
+      const got = await pythonLowRank(model, chain, run, cot, dropStateCot, chunk, dtype, ways);
+      const { torchOps } = ways;
+      const label = `B=${B} T=${T} init=${init} chunk=${chunk} ${dtype}${torchOps ? " decay and pass as torch ops" : ""} readouts ${ways.readWay ?? "default"} aug ${ways.augWay ?? "default"}${stress ? " stressed" : ""}`;
       const tol = dtype === "float64" ? 1e-9 : 1e-4;
-      const ran = LR_PARTS.filter((p) => chain.models[p] && !(torchOps && (p === "decay" || p === "pass")));
+      const skipped = new Set([...(torchOps ? ["decay", "pass"] : []), ...plain("read")(ways, "readWay"), ...plain("adjoint")(ways, "readWay"), ...plain("fwd")(ways, "readWay"),
+        ...plain("augF")(ways, "augWay"), ...plain("augA")(ways, "augWay")]);
+      const ran = LR_PARTS.filter((p) => chain.models[p] && !skipped.has(p));
       expect(new Set(got.parts), label).toEqual(new Set(ran));
       if (decayed) expect(got.parts.includes("decay"), label).toBe(!torchOps);
       for (const [k, v] of Object.entries(want.inputs)) {
@@ -164,8 +186,8 @@ describe.skipIf(!cpuTorch)("torch target: the low-rank chunked backward through 
       const label = `B=${B} T=${T} init=${init}`;
       expect(got.chunked, label).toBe(true);
       expect(got.keys[0], label).toBe("record64");
-      // (the pass over chunks runs as torch.matmul by default: seqc_chunked_lowrank.LR_PASS)
-      expect([...new Set(got.keys.slice(1))].sort(), label).toEqual(LR_PARTS.filter((p) => chain.models[p] && p !== "pass").map((p) => `chain64:${p}`).sort());
+      // (the parts seqc_chunked_lowrank's defaults run as torch ops run no plan)
+      expect([...new Set(got.keys.slice(1))].sort(), label).toEqual(LR_PARTS.filter((p) => chain.models[p] && !torchParts.has(p)).map((p) => `chain64:${p}`).sort());
       for (const [k, v] of Object.entries(want.inputs)) expect(relativeError(Float64Array.from(got.inputs[k]), v), `${label}: d ${k}`).toBeLessThanOrEqual(1e-9);
       for (const [k, v] of Object.entries(want.params)) if (run.params?.[k]) expect(relativeError(Float64Array.from(got.params[k]), v), `${label}: d param ${k}`).toBeLessThanOrEqual(1e-9);
       if (init) for (const [k, v] of Object.entries(want.initialState)) expect(relativeError(Float64Array.from(got.initialState[k]), v), `${label}: d ${k}0`).toBeLessThanOrEqual(1e-9);

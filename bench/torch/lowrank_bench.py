@@ -101,6 +101,8 @@ def case(args, root, model, shape, with_step, rate, log):
     row["seqc_chunked"]["peak_extra_bytes"] = tb.peak_extra(one_c)
     ph, ran = cb.phases(smc, one_c)
     row["seqc_chunked_phases_ms"] = ph
+    row["seqc_chunked_sections_ms"] = sections(one_c)
+    log("%s %s: sections %s" % (model, shape, ", ".join("%s %.2f" % kv for kv in row["seqc_chunked_sections_ms"].items())))
     row["seqc_chunked_ran_chunked"] = ran
     bwd = row["seqc_chunked"]["ms"] - row["seqc_chunked"]["fwd_ms"]
     row["seqc_chunked_glue_ms"] = bwd - sum(v for k, v in ph.items() if k.startswith("chain"))
@@ -118,6 +120,10 @@ def case(args, root, model, shape, with_step, rate, log):
         vs = [("chunk %d" % c, {"LR_CHUNK": c}) for c in (32, 128)] if args.variants == 1 else []
         if model != "deltanet" and args.variants == 1:
             vs.insert(0, ("decay cumsum", {"LR_DECAY": "cumsum"}))
+        if args.variants == 3:  # the per-chunk readouts as the plans again, the chunk transitions as matrix products, sub-blocks
+            vs = [("readouts plan", {"LR_READ": "plan"}), ("aug matmul", {"LR_AUG": "matmul"})]
+            if model == "rwkv7":
+                vs += [("block %d" % b, {"BLOCK": b}) for b in (8, 32)]
         if args.variants == 2:  # the pass over chunks as torch.matmul, the per-chunk readouts' sequential variants
             vs = [("pass matmul", {"LR_PASS": "matmul"})] + [("pass matmul, readouts %s" % f, {"LR_PASS": "matmul", "LR_SEQ_FORM": f}) for f in ("workgroup", "global")]
             if model != "deltanet":
@@ -131,12 +137,14 @@ def case(args, root, model, shape, with_step, rate, log):
                 torch.cuda.synchronize()
                 t = tb.timed(one_c, 1, args.reps, args.cap_s)
                 ph_v, _ = cb.phases(smc, one_c)
+                t["sections_ms"] = sections(one_c)
                 one_c()
                 t["phases_ms"] = ph_v
                 t["grads_vs_default_rel"] = {"d" + n: tb.rel(v.grad, grads_c[n]) for n, v in lc.items()}
                 row["variants"][label] = t
-                log("%s %s: %s: %.2f ms (fwd %.2f; default %.2f); phases %s; gradients vs default %.1e" % (
-                    model, shape, label, t["ms"], t["fwd_ms"], row["seqc_chunked"]["ms"], ", ".join("%s %.2f" % kv for kv in ph_v.items()), max(t["grads_vs_default_rel"].values())))
+                log("%s %s: %s: %.2f ms (fwd %.2f; default %.2f); phases %s; sections %s; gradients vs default %.1e" % (
+                    model, shape, label, t["ms"], t["fwd_ms"], row["seqc_chunked"]["ms"], ", ".join("%s %.2f" % kv for kv in ph_v.items()),
+                    ", ".join("%s %.2f" % kv for kv in t["sections_ms"].items()), max(t["grads_vs_default_rel"].values())))
             except Exception as e:  # noqa: BLE001
                 row["variants"][label] = {"error": "%s: %s" % (type(e).__name__, str(e)[:300])}
                 log("%s %s: %s failed: %s" % (model, shape, label, row["variants"][label]["error"]))
@@ -193,6 +201,22 @@ def case(args, root, model, shape, with_step, rate, log):
     return row
 
 
+def sections(one):
+    """ms per section of the low-rank backward in one step (seqc_chunked_lowrank.LR_TIMES: aug, pass, read, adjoint,
+    fwd, decay, whichever way each ran)."""
+    import seqc_chunked_lowrank as lr
+    lr.LR_TIMES = []
+    try:
+        one()
+        torch.cuda.synchronize()
+        out = {}
+        for name, a, b in lr.LR_TIMES:
+            out[name] = out.get(name, 0.0) + a.elapsed_time(b)
+        return out
+    finally:
+        lr.LR_TIMES = None
+
+
 def parse_shapes(s):
     return [tuple(int(v) for v in x.split("x")) for x in s.split(",") if x]
 
@@ -225,7 +249,7 @@ def main():
     ap.add_argument("--cap-s", type=float, default=3.0)
     ap.add_argument("--fla-max-configs", type=int, default=6)
     ap.add_argument("--warm-fla", nargs=2, type=int)
-    ap.add_argument("--variants", type=int, default=1, help="1: also time the glue's choices (decay cumsum, chunk 32 / 128); 2: pass as torch.matmul, readout parts' sequential variants")
+    ap.add_argument("--variants", type=int, default=1, help="1: also time the glue's choices (decay cumsum, chunk 32 / 128); 2: pass as torch.matmul, readout parts' sequential variants; 3: readouts as the plans, aug as matrix products, RWKV-7's sub-blocks 8 / 32")
     ap.add_argument("--no-anchor", action="store_true")
     ap.add_argument("--variants-at", default="8x2048x16x64")
     args = ap.parse_args()

@@ -7,11 +7,14 @@ the same stream, batched over every token instead of the host loops:
   timeline  the core's micro-steps (N per token) behind one identity step: line tensors [B, Lp, H, w] (Lp = the
             timeline's L = T N + 1 steps padded to whole chunks of C), filled from prep's outputs by strided slices;
   aug       the chunk transitions [A | B] of every chunk at once (chunked form, time folded into the batch:
-            [B, Lp] is [B nC, C] in memory), from [I | 0] with value vectors [0; v];
+            [B, Lp] is [B nC, C] in memory), from [I | 0] with value vectors [0; v] (LR_AUG "matmul": ChunkCore's
+            end state instead);
   pass      S_{c+1} = A_c S_c + B_c over the chunks (the chunk start states);
   read      per chunk from its start state: the low-rank reads r = S_{s-1}^T w and the readouts y;
   adjoint   the same on the reversed timeline (torch.flip), with the next step's decay and the swapped low-rank
-            pair: dv, the adjoint's low-rank reads a, dk, du; then fwd (dq, dw) from the forward's chunk states;
+            pair: dv, the adjoint's low-rank reads a, dk, du; then fwd (dq, dw) from the forward's chunk states
+            (LR_READ "matmul", the default: read, adjoint and fwd as ChunkCore's matrix products over every chunk at
+            once; "plan": the sequential kernels over B x chunks rows);
   decay     the log decays' adjoint, a reverse cumulative sum from <dS_N, S_N>;
 and the pieces mapped back onto prep's outputs (strided slices of the timeline), prep's backward, the sums.
 Nothing goes through host memory.
@@ -40,9 +43,258 @@ LR_PASS = "matmul"
 # variant ("thread", "workgroup", "global") where it applies.
 LR_SEQ_FORM = "auto"
 LR_SEQ_PARTS = ("read", "fwd", "adjoint")
+# How the per-chunk readouts (read, adjoint, fwd) run: "matmul" (every chunk at once as matrix products from its start
+# state: ChunkCore below, the low-rank reads by a triangular solve) or "plan" (chain:read / chain:adjoint /
+# chain:fwd, the sequential kernels over B x chunks rows of C micro-steps).
+LR_READ = "matmul"
+# How the chunk transitions [A | B] are formed: "plan" (chain:augF / chain:augA, the chunked form) or "matmul" (the end
+# state of ChunkCore from [I | 0]).
+LR_AUG = "plan"
+# A list to time the backward's sections in (bench/torch/lowrank_bench.py): (section, start event, end event) per
+# section of each backward, CUDA events on the current stream; None: not timed.
+LR_TIMES = None
 
 
-def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state, inputs, params, outputs, dtype, device, chunk=None, decay_way=None, pass_way=None):
+class _section:
+    """Times a section of the backward into LR_TIMES (nothing when it is None)."""
+
+    def __init__(self, name):
+        self.name = name
+
+    def __enter__(self):
+        if LR_TIMES is not None:
+            self.ev = [torch.cuda.Event(enable_timing=True) for _ in range(2)]
+            self.ev[0].record()
+
+    def __exit__(self, *exc):
+        if LR_TIMES is not None:
+            self.ev[1].record()
+            LR_TIMES.append((self.name, self.ev[0], self.ev[1]))
+
+
+# The readouts each chain model gives (compiler/grad/chunked-chain-lowrank.ts lowRankModels): (output, input, axis,
+# after the step), per pair / low-rank pair / readout index.
+LR_READS = {
+    "read": lambda P, E, R: [("o_y%d" % r, "x_q%d" % r, "key", True) for r in range(R)],
+    "fwd": lambda P, E, R: [("o_dw%d" % e, "x_a%d" % e, "value", False) for e in range(E)] + [("o_dq%d" % r, "x_dy%d" % r, "value", True) for r in range(R)],
+    "adjoint": lambda P, E, R: [("o_dv%d" % p, "x_kq%d" % p, "key", True) for p in range(P)] + [("o_a%d" % e, "x_uq%d" % e, "key", True) for e in range(E)] +
+    [("o_dk%d" % p, "x_vz%d" % p, "value", True) for p in range(P)] + [("o_du%d" % e, "x_rz%d" % e, "value", True) for e in range(E)],
+}
+
+
+# ChunkCore: every chunk of a matrix-state core at once, as matrix products: the torch form of chunkPass
+# (compiler/forms/matrix-core-backward.ts).
+#
+# The core, per batch row n (a chunk of C steps of one head) from a known start state S_0 [K, V]:
+#
+#     S_s = D_s S_{s-1} + sum_e u_{s,e} (w_{s,e}^T S_{s-1}) + sum_p k_{s,p} v_{s,p}^T,   D_s = diag(exp(ld_s))
+#
+# (no decay, a scalar or a per-key log decay). With r_{s,e} = S_{s-1}^T w_{s,e} the low-rank reads, every
+# step adds "events" (key kk, value vv): (u_e, r_e) and (k_p, v_p). With G_t the log decay summed over the
+# chunk's first t steps:
+#
+#     key-axis read   y = S_t^T q = (exp(G_t) q)^T S_0 + sum_{f <= t} (q . exp(G_t - G_f) kk_f) vv_f
+#     value-axis read x = S_t z   = exp(G_t) (S_0 z)   + sum_{f <= t} exp(G_t - G_f) kk_f (vv_f . z)
+#     end state       S_C = exp(G_C) S_0 + sum_f exp(G_C - G_f) kk_f vv_f^T
+#
+# where a read of step s sees t = s (after the step) or t = s - 1 (before it). The low-rank reads are
+# key-axis reads before their step whose values are events themselves: (I - A_rr) r = (exp(G_{s-1}) w)^T S_0
+# + A_rv v with A_rr strictly lower triangular in step order, one batched unit-lower triangular solve (the UT
+# transform of the chunked kernels).
+#
+# Decays are exponentiated only as differences exp(G_a - G_b), a >= b (<= 1 for log decays <= 0; underflow to
+# 0 is harmless): a scalar decay as a C x C ratio matrix; a per-key decay in sub-blocks of `block` steps,
+# between blocks through the query block's first time as reference (exp(G_t - G_ref) exp(G_ref - G_f), both
+# <= 1, a matrix product per query block), inside a block elementwise ([b, b, K] ratios).
+
+# Steps per sub-block of a per-key decay (the elementwise ratios are [C, BLOCK, K] per chunk, the reference-
+# scaled keys [C / BLOCK, C, K]).
+BLOCK = 16
+
+
+class ChunkCore:
+    """The core over N chunks of C steps at once (module docstring).
+
+    S0: [N, K, V] the start states; ld: None, [N, C, 1] (scalar) or [N, C, K] (per key) the steps' log decays;
+    low_rank: [(u, w)] each [N, C, K]; pairs: [(k [N, C, K], v [N, C, V])]; r: the low-rank reads [N, C, V] per
+    pair when already known (else solved for). Steps past a chunk's end are zero vectors with zero log decay.
+    .r: the low-rank reads; .read(axis, after, vecs) the readouts; .end() the end states."""
+
+    def __init__(self, S0, ld, low_rank, pairs, r=None, block=None):
+        N, K, V = S0.shape
+        C = (low_rank[0][0] if low_rank else pairs[0][0]).shape[1]
+        self.N, self.K, self.V, self.C = N, K, V, C
+        self.dtype, self.device = S0.dtype, S0.device
+        self.S0 = S0
+        self.mode = "none" if ld is None else ("scalar" if ld.shape[2] == 1 else "key")
+        b = C
+        if self.mode == "key":
+            b = min(block or BLOCK, C)
+        self.b = b
+        self.nb = -(-C // b)
+        Cp = self.nb * b
+        self.Cp = Cp
+        self.E, self.P = len(low_rank), len(pairs)
+        self.mk = self.E + self.P
+        pad = self._pad
+        if ld is not None:
+            G = torch.zeros([N, Cp + 1, ld.shape[2]], dtype=self.dtype, device=self.device)
+            G[:, 1 : C + 1] = torch.cumsum(ld, 1)
+            G[:, C + 1 :] = G[:, C : C + 1]
+            self.G = G
+        self.KK = torch.stack([pad(u) for u, _ in low_rank] + [pad(k) for k, _ in pairs], 2)  # [N, Cp, mk, K]
+        self._ratio, self._qfac, self._ed = {}, {}, {}
+        if self.mode == "key":
+            self._key_setup()
+        Vin = torch.stack([pad(v) for _, v in pairs], 2) if pairs else None  # [N, Cp, P, V]
+        if r is None:
+            r = self._solve([pad(w) for _, w in low_rank], Vin) if low_rank else []
+        else:
+            r = [pad(x) for x in r]
+        self._r = r
+        self.VV = torch.cat(([torch.stack(r, 2)] if r else []) + ([Vin] if Vin is not None else []), 2)  # [N, Cp, mk, V]
+
+    @property
+    def r(self):
+        return [x[:, : self.C] for x in self._r]
+
+    def _pad(self, x):
+        if x.shape[1] == self.Cp:
+            return x
+        y = torch.zeros([x.shape[0], self.Cp] + list(x.shape[2:]), dtype=x.dtype, device=x.device)
+        y[:, : x.shape[1]] = x
+        return y
+
+    def _tri(self, n, oq):
+        """[n, n] bool: key slot c (time c + 1) is seen by query slot a (time a + oq): c < a + oq."""
+        i = torch.arange(n, device=self.device)
+        return i[None, :] < i[:, None] + oq
+
+    # -- no decay / a scalar decay: one [Cp, Cp] ratio matrix per chunk ---------------------------------------
+    def ratio(self, oq):
+        if oq not in self._ratio:
+            tri = self._tri(self.Cp, oq)
+            if self.mode == "none":
+                self._ratio[oq] = tri.to(self.dtype)[None]
+            else:
+                g = self.G[:, :, 0]
+                d = g[:, oq : oq + self.Cp, None] - g[:, None, 1 : self.Cp + 1]
+                self._ratio[oq] = torch.exp(torch.where(tri, d, float("-inf")))
+        return self._ratio[oq]
+
+    # -- a per-key decay: sub-blocks ------------------------------------------------------------------------
+    def _key_setup(self):
+        N, Cp, b, nb, K = self.N, self.Cp, self.b, self.nb, self.K
+        G = self.G
+        self.Gref = G[:, 0:Cp:b]  # [N, nb, K]: block j's reference time j b
+        Gk = G[:, 1 : Cp + 1]  # [N, Cp, K]: the events' times
+        slot = torch.arange(Cp, device=self.device)
+        before = slot[None, :] < (torch.arange(nb, device=self.device) * b)[:, None]  # [nb, Cp]: key slot in an earlier block
+        d = torch.where(before[None, :, :, None], self.Gref[:, :, None, :] - Gk[:, None, :, :], float("-inf"))
+        # the keys seen from block j's reference: exp(G_ref - G_f) kk_f, zero unless f's block precedes j
+        self.Ks = (torch.exp(d)[:, :, :, None, :] * self.KK[:, None]).reshape(N, nb, Cp * self.mk, K)
+
+    def qfac(self, oq):
+        """[N, Cp, 1, K]: exp(G_t - G_ref) of each query slot's time from its block's reference."""
+        if oq not in self._qfac:
+            b, Cp = self.b, self.Cp
+            self._qfac[oq] = torch.exp(self.G[:, oq : oq + Cp] - torch.repeat_interleave(self.Gref, b, 1))[:, :, None]
+        return self._qfac[oq]
+
+    def ed(self, oq):
+        """[N, nb, b(query), b(key), K]: exp(G_t - G_f) inside each block where the key is seen, else 0."""
+        if oq not in self._ed:
+            N, Cp, b, nb = self.N, self.Cp, self.b, self.nb
+            gq = self.G[:, oq : oq + Cp].reshape(N, nb, b, 1, -1)
+            gk = self.G[:, 1 : Cp + 1].reshape(N, nb, 1, b, -1)
+            self._ed[oq] = torch.exp(torch.where(self._tri(b, oq)[None, None, :, :, None], gq - gk, float("-inf")))
+        return self._ed[oq]
+
+    # -- the two contractions with the events ---------------------------------------------------------------
+    def scores(self, Q, oq):
+        """[N, Cp mq, Cp mk]: (q . exp(G_t - G_f) kk_f) for every query row q (Q [N, Cp, mq, K]) and event f seen."""
+        N, Cp, mk, K = self.N, self.Cp, self.mk, self.K
+        mq = Q.shape[2]
+        if self.mode != "key":
+            raw = torch.matmul(Q.reshape(N, Cp * mq, K), self.KK.reshape(N, Cp * mk, K).transpose(1, 2))
+            return (raw.view(N, Cp, mq, Cp, mk) * self.ratio(oq)[:, :, None, :, None]).view(N, Cp * mq, Cp * mk)
+        b, nb = self.b, self.nb
+        A = torch.matmul((Q * self.qfac(oq)).reshape(N, nb, b * mq, K), self.Ks.transpose(2, 3))  # between blocks
+        A = A.view(N, nb, b, mq, nb, b, mk)
+        X = Q.reshape(N, nb, b, 1, mq, K) * self.ed(oq)[:, :, :, :, None, :]  # [N, nb, a, c, mq, K]
+        D = torch.einsum("njacxi,njcyi->njaxcy", X, self.KK.reshape(N, nb, b, mk, K))
+        torch.diagonal(A, 0, 1, 4).add_(D.permute(0, 2, 3, 4, 5, 1))  # inside blocks
+        return A.view(N, Cp * mq, Cp * mk)
+
+    def mix(self, M, oq):
+        """[N, Cp, mq, K]: sum_f M[q, f] exp(G_t - G_f) kk_f over the events f each query row sees (M [N, Cp mq, Cp mk])."""
+        N, Cp, mk, K = self.N, self.Cp, self.mk, self.K
+        mq = M.shape[1] // Cp
+        if self.mode != "key":
+            M = (M.view(N, Cp, mq, Cp, mk) * self.ratio(oq)[:, :, None, :, None]).view(N, Cp * mq, Cp * mk)
+            return torch.matmul(M, self.KK.reshape(N, Cp * mk, K)).view(N, Cp, mq, K)
+        b, nb = self.b, self.nb
+        x = torch.matmul(M.view(N, nb, b * mq, Cp * mk), self.Ks).view(N, Cp, mq, K) * self.qfac(oq)  # between blocks
+        Md = torch.diagonal(M.view(N, nb, b, mq, nb, b, mk), 0, 1, 4).permute(0, 5, 1, 2, 3, 4)  # [N, nb, a, mq, c, mk]
+        inner = torch.einsum("njaxcy,njcyi->njaxci", Md, self.KK.reshape(N, nb, b, mk, K))
+        x = x + (inner * self.ed(oq)[:, :, :, None]).sum(4).reshape(N, Cp, mq, K)  # inside blocks
+        return x
+
+    def _start(self, oq):
+        """[N, Cp, 1, LW]: exp(G_t) of each slot's time (the start state's decay to it)."""
+        return torch.exp(self.G[:, oq : oq + self.Cp])[:, :, None]
+
+    def _key_read(self, Q, oq):
+        N, Cp, K, V = self.N, self.Cp, self.K, self.V
+        mq = Q.shape[2]
+        Qs = Q * self._start(oq) if self.mode != "none" else Q
+        y = torch.matmul(Qs.reshape(N, Cp * mq, K), self.S0)
+        return torch.baddbmm(y, self.scores(Q, oq), self.VV.reshape(N, Cp * self.mk, V)).view(N, Cp, mq, V)
+
+    def _solve(self, W, Vin):
+        """The low-rank reads r_e = S_{s-1}^T w_e by forward substitution (W: E tensors [N, Cp, K])."""
+        N, Cp, E, P, V = self.N, self.Cp, self.E, self.P, self.V
+        Q = torch.stack(W, 2)  # [N, Cp, E, K]
+        A = self.scores(Q, 0).view(N, Cp, E, Cp, self.mk)
+        Qs = Q * self._start(0) if self.mode != "none" else Q
+        rhs = torch.matmul(Qs.reshape(N, Cp * E, self.K), self.S0)
+        if P:
+            rhs = torch.baddbmm(rhs, A[..., E:].reshape(N, Cp * E, Cp * P), Vin.reshape(N, Cp * P, V))
+        L = -A[..., :E].reshape(N, Cp * E, Cp * E)  # strictly lower: the unit diagonal is implied
+        R = torch.linalg.solve_triangular(L, rhs, upper=False, unitriangular=True).view(N, Cp, E, V)
+        return [R[:, :, e] for e in range(E)]
+
+    def read(self, axis, after, vecs):
+        """Readouts of the state before (after=False) or after each step: axis "key" y = S^T q (vecs [N, C, K], out
+        [N, C, V]) or "value" x = S z (vecs [N, C, V], out [N, C, K]); one output per vector."""
+        if not vecs:
+            return []
+        oq = 1 if after else 0
+        Q = torch.stack([self._pad(v) for v in vecs], 2)
+        if axis == "key":
+            out = self._key_read(Q, oq)
+        else:
+            N, Cp, K, V, mq = self.N, self.Cp, self.K, self.V, Q.shape[2]
+            x = torch.matmul(Q.reshape(N, Cp * mq, V), self.S0.transpose(1, 2)).view(N, Cp, mq, K)
+            if self.mode != "none":
+                x = x * self._start(oq)
+            M = torch.matmul(Q.reshape(N, Cp * mq, V), self.VV.reshape(N, Cp * self.mk, V).transpose(1, 2))
+            out = x + self.mix(M, oq)
+        return [out[:, : self.C, i] for i in range(len(vecs))]
+
+    def end(self):
+        """[N, K, V]: the state after the chunk's C steps."""
+        N, Cp, K, V, mk = self.N, self.Cp, self.K, self.V, self.mk
+        KK = self.KK
+        S = self.S0
+        if self.mode != "none":
+            gC = self.G[:, Cp : Cp + 1]  # [N, 1, LW]
+            KK = KK * torch.exp(gC - self.G[:, 1 : Cp + 1])[:, :, None]
+            S = S * torch.exp(gC).transpose(1, 2)
+        return torch.baddbmm(S, KK.reshape(N, Cp * mk, K).transpose(1, 2), self.VV.reshape(N, Cp * mk, V))
+
+
+def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state, inputs, params, outputs, dtype, device, chunk=None, decay_way=None, pass_way=None, read_way=None, aug_way=None):
     """Gradients of the forward's inputs, params and the matrix state's initial value through the low-rank chain.
 
     n: the chain's names (<Model>.torch.json "chunked"."lowRank"); run(part, dims, inputs, initial_state, B, T)
@@ -51,9 +303,14 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
     [B, T, ...]; S0: the matrix state's initial value [B, *state_shape] or None (the declared value); cot_outputs:
     {output: dL/d output or None}; cot_state: dL/d(final state) or None; inputs / params / outputs: [(name,
     per-step shape)]; chunk: micro-steps per folded chunk (None: LR_CHUNK); decay_way: "plan" / "cumsum" (None: LR_DECAY);
-    pass_way: "plan" / "matmul" (None: LR_PASS).
+    pass_way: "plan" / "matmul" (None: LR_PASS); read_way: "plan" / "matmul" (None: LR_READ); aug_way: "plan" / "matmul"
+    (None: LR_AUG).
     Returns ({input: grad}, {param: grad}, dS0)."""
     chunk = LR_CHUNK if chunk is None else chunk
+    read_way, aug_way = read_way or LR_READ, aug_way or LR_AUG
+    for what, way in (("read_way", read_way), ("aug_way", aug_way), ("pass_way", pass_way or LR_PASS), ("decay_way", decay_way or LR_DECAY)):
+        if way not in (("plan", "cumsum") if what == "decay_way" else ("plan", "matmul")):
+            raise ValueError("%s %r: one of %s" % (what, way, "plan, cumsum" if what == "decay_way" else "plan, matmul"))
     if not isinstance(chunk, int) or chunk < 1:
         raise ValueError("chunk %r: a chunk is a positive number of micro-steps" % (chunk,))
     cd = _chunked.chain_dims(n, state_shape)
@@ -105,6 +362,32 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
     def lines(outs):
         """A folded run's outputs [B nC, C, H, w] back as lines [B, Lp, H, w]."""
         return {k: v.reshape(B, Lp, H, -1) for k, v in outs.items()}
+
+    def rows(a):
+        """A line [B, Lp, H, w] as [B nC H, C, w]: every (chunk, head) a row of ChunkCore."""
+        return a.reshape(B * nC, C, H, a.shape[3]).permute(0, 2, 1, 3).reshape(B * nC * H, C, a.shape[3])
+
+    def unrows(x):
+        """ChunkCore's [B nC H, C, w] back as a line [B, Lp, H, w]."""
+        return x.reshape(B * nC, H, C, x.shape[2]).permute(0, 2, 1, 3).reshape(B, Lp, H, x.shape[2])
+
+    def core_of(ins, S_starts, pairs, r=None):
+        """ChunkCore over every chunk of a timeline (ins: its lines; pairs input pairs x_k<p>/x_v<p>) from its start states."""
+        ld = rows(ins["x_ld"]) if "x_ld" in ins else None
+        return ChunkCore(S_starts.reshape(B * nC * H, S_starts.shape[-2], S_starts.shape[-1]), ld,
+                         [(rows(ins["x_u%d" % e]), rows(ins["x_w%d" % e])) for e in range(E)],
+                         [(rows(ins["x_k%d" % p]), rows(ins["x_v%d" % p])) for p in range(pairs)], r)
+
+    def readouts_of(part, cc, ins):
+        """Part `part`'s outputs (LR_READS) from ChunkCore cc, as lines; reads of one axis and side in one product."""
+        out = {}
+        specs = LR_READS[part](P, E, R)
+        for axis in ("key", "value"):
+            for after in (False, True):
+                sel = [sp for sp in specs if sp[2] == axis and sp[3] == after]
+                for sp, o in zip(sel, cc.read(axis, after, [rows(ins[sp[1]]) for sp in sel])):
+                    out[sp[0]] = unrows(o)
+        return out
 
     def canon(S):
         return torch.permute(S, perm).reshape(B, H, K, V)
@@ -166,22 +449,34 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
             a["x_v%d" % p] = v
         init = zeros([B * nC, H, K, KV])
         init[:, :, :, :K] = eye
-        fin = run(part, {"H": H, "K": K, "V": KV}, fold(a), {"S": init}, B * nC, C)[1]["S"].reshape(B, nC, H, K, KV)
-        if (pass_way or LR_PASS) == "matmul":
-            starts = zeros([B, nC, H, K, V])
-            S = S0c
-            for c in range(nC):
-                starts[:, c] = S
-                S = torch.matmul(fin[:, c, :, :, :K], S) + fin[:, c, :, :, K:]
-            return starts.reshape(B * nC, H, K, V), S
-        outs, last = run("pass", cd, {"x_A": fin[..., :K].contiguous(), "x_B": fin[..., K:].contiguous()}, {"S": S0c}, B, nC)
-        return outs["o_S"].reshape(B * nC, H, K, V), last["S"].reshape(B, H, K, V)
+        with _section(part):
+            if aug_way == "matmul":
+                fin = core_of(a, init, pairs).end().reshape(B, nC, H, K, KV)
+            else:
+                fin = run(part, {"H": H, "K": K, "V": KV}, fold(a), {"S": init}, B * nC, C)[1]["S"].reshape(B, nC, H, K, KV)
+        with _section("pass" + part[3:]):
+            if (pass_way or LR_PASS) == "matmul":
+                starts = zeros([B, nC, H, K, V])
+                S = S0c
+                for c in range(nC):
+                    starts[:, c] = S
+                    S = torch.matmul(fin[:, c, :, :, :K], S) + fin[:, c, :, :, K:]
+                return starts.reshape(B * nC, H, K, V), S
+            outs, last = run("pass", cd, {"x_A": fin[..., :K].contiguous(), "x_B": fin[..., K:].contiguous()}, {"S": S0c}, B, nC)
+            return outs["o_S"].reshape(B * nC, H, K, V), last["S"].reshape(B, H, K, V)
 
     # forward: the chunk start states, then per chunk y and the low-rank reads r; post's backward (dy)
     if S0 is None:
         S0 = zeros([B] + list(state_shape)) + n["stateInit"]
     S_starts, S_last = chunk_states("augF", fwd, P, canon(S0))
-    core = lines(run("read", cd, fold(fwd), {"S": S_starts}, B * nC, C)[0])
+    with _section("read"):
+        if read_way == "matmul":
+            core_f = core_of(fwd, S_starts, P)
+            core = readouts_of("read", core_f, fwd)
+            for e, r in enumerate(core_f.r):
+                core["o_r%d" % e] = unrows(r)
+        else:
+            core = lines(run("read", cd, fold(fwd), {"S": S_starts}, B * nC, C)[0])
     post_in = dict(given)
     for r, ro in enumerate(readouts):
         post_in[ro["y"]] = at_reads(core["o_y%d" % r], r)
@@ -212,43 +507,53 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
         adj["x_vz%d" % p] = rev(fwd["x_v%d" % p])
     dS = canon(cot_state) if cot_state is not None else zeros([B, H, K, V])
     G_starts, G_last = chunk_states("augA", adj, R, dS)
-    ad = lines(run("adjoint", cd, fold(adj), {"S": G_starts}, B * nC, C)[0])
+    with _section("adjoint"):
+        if read_way == "matmul":
+            ad = readouts_of("adjoint", core_of(adj, G_starts, R), adj)
+        else:
+            ad = lines(run("adjoint", cd, fold(adj), {"S": G_starts}, B * nC, C)[0])
 
     # the forward again per chunk from its start states: dq = S dy, dw = S_{s-1} a (a: the adjoint's low-rank reads)
     fwd2 = dict(fwd)
     for e in range(E):
         fwd2["x_a%d" % e] = rev(ad["o_a%d" % e])
-    fw = lines(run("fwd", cd, fold(fwd2), {"S": S_starts}, B * nC, C)[0])
+    with _section("fwd"):
+        if read_way == "matmul":
+            fw = readouts_of("fwd", core_f, fwd2)  # the forward's ChunkCore again (its low-rank reads r known)
+            del core_f
+        else:
+            fw = lines(run("fwd", cd, fold(fwd2), {"S": S_starts}, B * nC, C)[0])
 
     # the log decays' adjoint: a reverse cumulative sum from <dS_N, S_N>
     dld = None
-    if n["decay"] != "none":
-        a0 = (dS * S_last).sum(3)
-        a0 = a0.reshape(B, H * K) if n["decay"] == "key" else a0.sum(2)
-        d_in = {}
-        for r in range(R):
-            d_in["x_q%d" % r] = adj["x_k%d" % r]
-            d_in["x_dq%d" % r] = rev(fw["o_dq%d" % r])
-        for p in range(P):
-            d_in["x_k%d" % p] = adj["x_kq%d" % p]
-            d_in["x_dk%d" % p] = ad["o_dk%d" % p]
-        for e in range(E):
-            d_in["x_u%d" % e] = adj["x_uq%d" % e]
-            d_in["x_du%d" % e] = ad["o_du%d" % e]
-            d_in["x_w%d" % e] = rev(fwd["x_w%d" % e], 1)
-            d_in["x_dw%d" % e] = rev(fw["o_dw%d" % e], 1)
-        if (decay_way or LR_DECAY) == "cumsum":
-            # a_tau = a_0 + sum_{s <= tau} (q.dq + w.dw - k.dk - u.du)_s: the chain:decay model's update, unrolled
-            terms = None
-            for x, dx, sign in [("x_q%d" % r, "x_dq%d" % r, 1) for r in range(R)] + [("x_k%d" % p, "x_dk%d" % p, -1) for p in range(P)] + \
-                    [("x_u%d" % e, "x_du%d" % e, -1) for e in range(E)] + [("x_w%d" % e, "x_dw%d" % e, 1) for e in range(E)]:
-                t = d_in[x] * d_in[dx] if sign > 0 else -(d_in[x] * d_in[dx])
-                terms = t if terms is None else terms + t
-            if n["decay"] != "key":
-                terms = terms.sum(3, keepdim=True)
-            dld = rev(torch.cumsum(terms, 1) + a0.reshape(B, 1, H, LW))
-        else:
-            dld = rev(run("decay", {"H": H, "K": K}, d_in, {"a": a0}, B, Lp)[0]["o_dld"].reshape(B, Lp, H, LW))
+    with _section("decay"):
+        if n["decay"] != "none":
+            a0 = (dS * S_last).sum(3)
+            a0 = a0.reshape(B, H * K) if n["decay"] == "key" else a0.sum(2)
+            d_in = {}
+            for r in range(R):
+                d_in["x_q%d" % r] = adj["x_k%d" % r]
+                d_in["x_dq%d" % r] = rev(fw["o_dq%d" % r])
+            for p in range(P):
+                d_in["x_k%d" % p] = adj["x_kq%d" % p]
+                d_in["x_dk%d" % p] = ad["o_dk%d" % p]
+            for e in range(E):
+                d_in["x_u%d" % e] = adj["x_uq%d" % e]
+                d_in["x_du%d" % e] = ad["o_du%d" % e]
+                d_in["x_w%d" % e] = rev(fwd["x_w%d" % e], 1)
+                d_in["x_dw%d" % e] = rev(fw["o_dw%d" % e], 1)
+            if (decay_way or LR_DECAY) == "cumsum":
+                # a_tau = a_0 + sum_{s <= tau} (q.dq + w.dw - k.dk - u.du)_s: the chain:decay model's update, unrolled
+                terms = None
+                for x, dx, sign in [("x_q%d" % r, "x_dq%d" % r, 1) for r in range(R)] + [("x_k%d" % p, "x_dk%d" % p, -1) for p in range(P)] + \
+                        [("x_u%d" % e, "x_du%d" % e, -1) for e in range(E)] + [("x_w%d" % e, "x_dw%d" % e, 1) for e in range(E)]:
+                    t = d_in[x] * d_in[dx] if sign > 0 else -(d_in[x] * d_in[dx])
+                    terms = t if terms is None else terms + t
+                if n["decay"] != "key":
+                    terms = terms.sum(3, keepdim=True)
+                dld = rev(torch.cumsum(terms, 1) + a0.reshape(B, 1, H, LW))
+            else:
+                dld = rev(run("decay", {"H": H, "K": K}, d_in, {"a": a0}, B, Lp)[0]["o_dld"].reshape(B, Lp, H, LW))
 
     # the adjoints of prep's outputs, from the timeline (the adjoint's pieces back in forward time)
     bars = {o: torch.zeros_like(prep[o]) for o in n["prepOutputs"]}
