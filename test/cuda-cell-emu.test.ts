@@ -15,6 +15,7 @@ import { interpret } from "../compiler/ir/interpret.ts";
 import * as I from "../compiler/ir/types.ts";
 import { buildBackward } from "../compiler/grad/backward.ts";
 import { splitParamAdjoints } from "../compiler/grad/split.ts";
+import { hoistStateFree } from "../compiler/backends/cuda/matvec-cell-hoist.ts";
 import { matvecCellPlan } from "../compiler/backends/cuda/matvec-cell.ts";
 import { lowerCuda } from "../compiler/backends/cuda/plan.ts";
 import { buildTorchPlans } from "../compiler/backends/torch/plans.ts";
@@ -52,10 +53,21 @@ describe("the backward core's transposed matvec is eligible for the persistent c
       expect(el.plan.xterms.map((x) => [x.param, x.input]), name).toEqual([["weight_ih_l0", "x"], ["weight_hh_l0", "h__prev"]]);
       expect(el.plan.phaseA, name).toBeGreaterThan(0);
       expect(el.plan.body.slice(el.plan.phaseA).every((s) => I.tensorsOfKind(core(name), "state").some((t) => t.name === s.target) || s.k !== "let"), name).toBe(true);
-      expect(lowerCuda(core(name)).plan.forms.map((f) => f.variant).slice(0, 4)).toEqual(["persistent-matvec-batch-si", "persistent-matvec-batch", "persistent-matvec-batch-256", "persistent-matvec"]);
-      expect(buildTorchPlans(load(name), {}).plans.backward.forms[0].variant).toBe("persistent-matvec-batch-si");
+      expect(lowerCuda(core(name)).plan.forms.map((f) => f.variant).slice(0, 4)).toEqual(["persistent-matvec-batch2", "persistent-matvec-batch", "persistent-matvec-batch-256", "persistent-matvec"]);
+      expect(buildTorchPlans(load(name), {}).plans.backward.forms[0].variant).toBe("persistent-matvec-batch2");
     }
-    // the forwards keep their state-vector matvec and no phase A
+    // the forwards keep their state-vector matvec and no phase A; the cores' state-free work leaves the recurrence
+    // (matvec-cell-hoist.ts: the recomputed gates and the factors the adjoints multiply), the forwards' does not (every gate reads the matvec)
+    for (const [name, n] of [["lstm", 6], ["gru", 8]] as const) {
+      const el = matvecCellPlan(core(name));
+      if (!el.ok) throw new Error(el.why);
+      const h = hoistStateFree(core(name), el.plan)!;
+      expect(h.keys.length, name).toBe(n);
+      // what stays a step: no call (no expf / tanhf on the serial chain)
+      expect(h.body.some((s) => JSON.stringify(s.expr).includes('"k":"call","fn":"sigmoid"') || JSON.stringify(s.expr).includes('"fn":"tanh"')), name).toBe(false);
+      const fe = matvecCellPlan(load(name));
+      expect(fe.ok && hoistStateFree(load(name), fe.plan), name).toBe(undefined);
+    }
     for (const name of ["lstm", "gru"]) {
       const el = matvecCellPlan(load(name));
       if (!el.ok) throw new Error(el.why);
@@ -73,7 +85,7 @@ describe("the backward core's transposed matvec is eligible for the persistent c
       if (!el.ok) throw new Error(`${name}: ${el.why}`);
       expect(el.plan.xterms.map((x) => [x.param, x.input, x.slice]), name).toEqual([["weight_ih_l0", "x", undefined], ["weight_hh_l0", pack.name, { at: 0, of: packed }]]);
       const plan = classGradPlan(name);
-      expect(plan.forms.map((f) => f.variant).slice(0, 5), name).toEqual(["persistent-matvec-batch-si", "persistent-matvec-batch", "persistent-matvec-batch-256", "persistent-matvec", "persistent-matvec-256"]);
+      expect(plan.forms.map((f) => f.variant).slice(0, 5), name).toEqual(["persistent-matvec-batch2", "persistent-matvec-batch", "persistent-matvec-batch-256", "persistent-matvec", "persistent-matvec-256"]);
       const gemm = plan.forms[0].steps.filter((s) => s.kind === "gemm");
       expect(gemm.map((g) => [g.a, g.aOffset, g.lda]), name).toEqual([[{ kind: "input", name: "x" }, undefined, undefined], [{ kind: "input", name: pack.name }, ["*", 0, "H"], ["*", packed, "H"]]]);
     }
@@ -117,12 +129,11 @@ describe("which cell runs: batch rows per block where the whole matrix fits one 
     for (const name of ["lstm", "gru"]) {
       for (const m of [load(name), core(name)]) {
         const plan = lowerCuda(m).plan;
-        // H = 32: 16 KiB (LSTM) of W_hh; 128 / 96 matvec rows a block: the 128-thread variant (the cores: with their
-        // state-free work before the recurrence, -si; the forwards have none: every gate reads the matvec)
+        // H = 32: 16 KiB (LSTM) of W_hh; 128 / 96 matvec rows a block: the 128-thread variant (its second version)
         const core = m.name.endsWith("__backward");
-        expect(picked(plan, { H: 32, I: 32 }, 64, 2048), `${m.name} H=32`).toBe(core ? "persistent-matvec-batch-si" : "persistent-matvec-batch");
+        expect(picked(plan, { H: 32, I: 32 }, 64, 2048), `${m.name} H=32`).toBe("persistent-matvec-batch2");
         // matvec outputs a block computes: batch rows x matrix rows (4H / 3H forwards, H cores); above 128, 256 threads
-        const big = core ? "persistent-matvec-batch-si" : "persistent-matvec-batch-256";
+        const big = core ? "persistent-matvec-batch2" : "persistent-matvec-batch-256";
         expect(picked(plan, { H: 64, I: 64 }, 64, 2048), `${m.name} H=64`).toBe(big);
         // 4 batch rows a block at B = 512 (BB = ceil(B / SMs)): 4 x 4H, 4 x 3H, 4 x H = 128
         expect(picked(plan, { H: 32, I: 32 }, 512, 64), `${m.name} B=512`).toBe(big);
@@ -147,8 +158,8 @@ const BATCH_CASES = [
   { B: 3, T: 1, sms: 3, init: true },
   { B: 2, T: 19, sms: 132, init: false },
 ];
-const VARIANTS: { variant: string; cases: typeof CASES; coresOnly?: boolean }[] = [
-  { variant: "persistent-matvec-batch-si", cases: BATCH_CASES, coresOnly: true },
+const VARIANTS = [
+  { variant: "persistent-matvec-batch2", cases: BATCH_CASES },
   { variant: "persistent-matvec", cases: CASES },
   { variant: "persistent-matvec-batch", cases: BATCH_CASES },
   { variant: "persistent-matvec-batch-256", cases: BATCH_CASES.slice(0, 1) },
@@ -156,7 +167,7 @@ const VARIANTS: { variant: string; cases: typeof CASES; coresOnly?: boolean }[] 
 
 describe.skipIf(!gpp)("the persistent cells on the CPU emulation of CUDA vs the float64 interpreter", () => {
   for (const [kind, name] of [["forward", "lstm"], ["forward", "gru"], ["backward core", "lstm"], ["backward core", "gru"], ["class backward", "lstm"], ["class backward", "gru"]] as const) {
-    const cases = VARIANTS.filter((v) => kind !== "forward" || !v.coresOnly).flatMap(({ variant, cases }) => cases.map((c) => [`${variant} ${JSON.stringify(c)}`, variant, c] as const));
+    const cases = VARIANTS.flatMap(({ variant, cases }) => cases.map((c) => [`${variant} ${JSON.stringify(c)}`, variant, c] as const));
     it.each(cases)(`${name} ${kind}: %s`, async (_l, variant, c) => {
       const model = kind === "forward" ? load(name) : kind === "backward core" ? core(name) : classBackward(name);
       const dims = { H: 8, I: 3 };

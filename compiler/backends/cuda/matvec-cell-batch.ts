@@ -33,14 +33,18 @@ const KSMAX = 4;
  */
 const PFD = 8;
 
-/** `hoist`: the step's state-free work computed before the recurrence by an elementwise kernel (matvec-cell-hoist.ts). */
-export interface BatchCellConfig { THREADS: number; suffix: string; hoist?: boolean }
+/**
+ * `v2`: the second version of the cell: a step's state-free work computed before the recurrence by an elementwise
+ * kernel (matvec-cell-hoist.ts; the backward cores), and no integer division by a runtime size inside the step loop
+ * (a thread's first matvec output and first (b, j) decomposed once before it, the staged copies walked row by row).
+ */
+export interface BatchCellConfig { THREADS: number; suffix: string; v2?: boolean }
 /**
  * Threads per block. The runner takes the first applicable preferred form: 128 threads where a block's matvec
  * outputs (rows per block x matrix rows) are at most 128 (one output a thread), else 256.
  */
 export const BATCH_CELL_CONFIGS: BatchCellConfig[] = [
-  { THREADS: 128, suffix: "-batch-si", hoist: true },
+  { THREADS: 128, suffix: "-batch2", v2: true },
   { THREADS: 128, suffix: "-batch" },
   { THREADS: 256, suffix: "-batch-256" },
 ];
@@ -78,12 +82,11 @@ template <int N> __device__ __forceinline__ void seqc_cpa_wait() {
 const PRE_THREADS = 256;
 const PRE_BLOCKS_MAX = 65536;
 
-/** The batch cell of `model`, or undefined for a `hoist` config where the step has no state-free work to move. */
-export function renderMatvecCellBatch(model0: I.Model, CELL: BatchCellConfig = BATCH_CELL_CONFIGS[1]): MatvecCell | undefined {
+export function renderMatvecCellBatch(model0: I.Model, CELL: BatchCellConfig = BATCH_CELL_CONFIGS[1]): MatvecCell {
   const el = matvecCellPlan(model0);
   if (!el.ok) throw new Error(`matvec cell form of ${model0.name}: ${el.why}`);
-  const hoisted = CELL.hoist ? hoistStateFree(model0, el.plan) : undefined;
-  if (CELL.hoist && !hoisted) return undefined;
+  const v2 = !!CELL.v2;
+  const hoisted = v2 ? hoistStateFree(model0, el.plan) : undefined;
   const model = hoisted?.model ?? model0;
   const plan = hoisted ? { ...el.plan, body: hoisted.body, phaseA: phaseOfLets(el.plan, hoisted.body) } : el.plan;
   const kvals = hoisted?.keys ?? [];
@@ -126,7 +129,8 @@ export function renderMatvecCellBatch(model0: I.Model, CELL: BatchCellConfig = B
       const unsigned int RL = RL${r.id}, KV = ${productC(r.vecShape)}, NO = NB * RL;
       const float* W = s_W + ${wOff[r.id]};
       for (unsigned int o = threadIdx.x; o < NO * KS; o += blockDim.x) {
-        const unsigned int slice = o / NO, b = (o % NO) / RL, row = o % RL;
+${v2 ? `        unsigned int slice = M${r.id}_slice, b = M${r.id}_b, row = M${r.id}_row;
+        if (o != threadIdx.x) { slice = o / NO; b = (o % NO) / RL; row = o % RL; }` : "        const unsigned int slice = o / NO, b = (o % NO) / RL, row = o % RL;"}
         const float* V = ${V};
         float a0 = 0.f, a1 = 0.f, a2 = 0.f, a3 = 0.f;
 #pragma unroll 4
@@ -161,10 +165,15 @@ ${decode}
   // the staged slices of step tt for this block's rows, s_P[tt & 1][b][..]
   const stageCopy = (tt: string) =>
     stage
-      .map((s) => `    for (unsigned int i = threadIdx.x; i < NB * (${productC(s.shape)}); i += blockDim.x) { const unsigned int n = ${productC(s.shape)}, b = i / n, e = i % n; seqc_cpa4(s_P + (size_t)((${tt}) & ${PFD - 1}u) * B * PT + (size_t)b * PT + SO${s.k} + e, ${s.src} + ((size_t)(b0 + b) * T + ${tt}) * n + e); }`)
+      .map((s) =>
+        v2
+          ? `    for (unsigned int b = 0; b < NB; ++b) for (unsigned int e = threadIdx.x; e < ${productC(s.shape)}; e += blockDim.x) seqc_cpa4(s_P + (size_t)((${tt}) & ${PFD - 1}u) * B * PT + (size_t)b * PT + SO${s.k} + e, ${s.src} + ((size_t)(b0 + b) * T + ${tt}) * (${productC(s.shape)}) + e);`
+          : `    for (unsigned int i = threadIdx.x; i < NB * (${productC(s.shape)}); i += blockDim.x) { const unsigned int n = ${productC(s.shape)}, b = i / n, e = i % n; seqc_cpa4(s_P + (size_t)((${tt}) & ${PFD - 1}u) * B * PT + (size_t)b * PT + SO${s.k} + e, ${s.src} + ((size_t)(b0 + b) * T + ${tt}) * n + e); }`)
       .join("\n");
   const loopHead = `    for (unsigned int i = threadIdx.x; i < NB * E; i += blockDim.x) {
-      const unsigned int b = i / E, j = i % E, jl = j, bg = b0 + b; (void)bg;
+${v2 ? `      unsigned int b = P_b, j = P_j;
+      if (i != threadIdx.x) { b = i / E; j = i % E; }
+      const unsigned int jl = j, bg = b0 + b; (void)bg;` : `      const unsigned int b = i / E, j = i % E, jl = j, bg = b0 + b; (void)bg;`}
       const unsigned int pb = (t & ${PFD - 1}u) * B * PT + b * PT; (void)pb;`;
   // phase A of a step (let vectors only): the statements before the first matvec and the let vectors to s_L. It
   // runs for step t + 1 right after step t's phase B in the same (b, j) loop (both read and write only their own
@@ -217,7 +226,10 @@ ${ovDecls}
   float* s_P = s_A + ${aTotal}u * B * E;                     // staged per-step reads [${PFD}][B][PT]
   (void)s_L; (void)s_A; (void)s_P; (void)SEQC_JB;
 ${soDecls.join("\n")}
-${rDecls.join("\n")}
+${rDecls.join("\n")}${v2 ? `
+  // this thread's first (b, j) of the pointwise loop and first output of each matvec, decomposed once
+  const unsigned int P_b = threadIdx.x / E, P_j = threadIdx.x % E; (void)P_b; (void)P_j;
+${rterms.map((r) => `  const unsigned int M${r.id}_slice = threadIdx.x / (NB * RL${r.id}), M${r.id}_b = (threadIdx.x % (NB * RL${r.id})) / RL${r.id}, M${r.id}_row = threadIdx.x % RL${r.id};`).join("\n")}` : ""}
 ${loadW}
   for (unsigned int i = threadIdx.x; i < NB * E; i += blockDim.x) {
     const unsigned int b = i / E, j = i % E, bg = b0 + b;

@@ -1,6 +1,6 @@
 /**
- * What a matvec cell's step computes without the state, taken out of the recurrence (the batch cell's `-si`
- * variant, matvec-cell-batch.ts). In a backward core most of a step's pointwise work does not depend on the
+ * What a matvec cell's step computes without the state, taken out of the recurrence (the batch cell's second
+ * version, `-batch2`, matvec-cell-batch.ts). In a backward core most of a step's pointwise work does not depend on the
  * state adjoints: the recomputed gates (sigmoid(pre), tanh(pre), c, tanh(c)) and the factors the adjoints are
  * multiplied by (`sigmoid(pre_o) * (1 - tanh(c)^2)`, `tanh(c) * sigmoid'(pre_o)`, ...) read only the step's inputs,
  * the hoisted projections and the params. Inside the recurrence they sit on the serial chain of every step, one

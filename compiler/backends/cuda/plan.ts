@@ -119,7 +119,7 @@ export function lowerCuda(model: I.Model, opts: CudaLowerOptions = {}): CudaLowe
   const mc = matvecCellPlan(model);
   if (mc.ok) {
     // the batch-partitioned cell first: where its matrices fit one block's shared memory (small H) it needs no grid barrier
-    const rs = [...BATCH_CELL_CONFIGS.flatMap((c) => renderMatvecCellBatch(model, c) ?? []), ...CELL_CONFIGS.map((c) => renderMatvecCell(model, c))];
+    const rs = [...BATCH_CELL_CONFIGS.map((c) => renderMatvecCellBatch(model, c)), ...CELL_CONFIGS.map((c) => renderMatvecCell(model, c))];
     needsGemm = mc.plan.xterms.length > 0;
     for (const r of rs) parts.push(r.source);
     forms.unshift(...rs.map((r) => r.form));
