@@ -121,7 +121,7 @@ def case(args, root, model, shape, with_step, rate, log):
         if model != "deltanet" and args.variants == 1:
             vs.insert(0, ("decay cumsum", {"LR_DECAY": "cumsum"}))
         if args.variants == 3:  # the per-chunk readouts as the plans again, the chunk transitions as matrix products, sub-blocks
-            vs = [("readouts plan", {"LR_READ": "plan"}), ("aug matmul", {"LR_AUG": "matmul"})]
+            vs = [("readouts plan", {"LR_READ": "plan"}), ("aug matmul", {"LR_AUG": "matmul"})] + [("chunk %d" % c, {"LR_CHUNK": c}) for c in (32, 128)]
             if model == "rwkv7":
                 vs += [("block %d" % b, {"BLOCK": b}) for b in (8, 32)]
         if args.variants == 2:  # the pass over chunks as torch.matmul, the per-chunk readouts' sequential variants
@@ -249,7 +249,7 @@ def main():
     ap.add_argument("--cap-s", type=float, default=3.0)
     ap.add_argument("--fla-max-configs", type=int, default=6)
     ap.add_argument("--warm-fla", nargs=2, type=int)
-    ap.add_argument("--variants", type=int, default=1, help="1: also time the glue's choices (decay cumsum, chunk 32 / 128); 2: pass as torch.matmul, readout parts' sequential variants; 3: readouts as the plans, aug as matrix products, RWKV-7's sub-blocks 8 / 32")
+    ap.add_argument("--variants", type=int, default=1, help="1: also time the glue's choices (decay cumsum, chunk 32 / 128); 2: pass as torch.matmul, readout parts' sequential variants; 3: readouts as the plans, aug as matrix products, chunk 32 / 128, RWKV-7's sub-blocks 8 / 32")
     ap.add_argument("--no-anchor", action="store_true")
     ap.add_argument("--variants-at", default="8x2048x16x64")
     args = ap.parse_args()
