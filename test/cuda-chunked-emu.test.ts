@@ -123,6 +123,27 @@ describe.skipIf(!gpp)("CUDA chunked kernels on the CPU emulation vs the interpre
     check(load(name), [variant], [{ T: 150, B: 1, K: 8, V: 5, stress: true, init: true }], 1e-2);
   }, 300_000);
 
+  // phase A's per-key decay with A and Aq's block pairs as warp tasks (`-mw`): GLA and RWKV-7 at K = 64 and 128 (ragged
+  // T, T = 1, an initial state), and log decays to -20 at K = 32, where every diagonal block takes the pairwise path
+  it.each([
+    ["gla", ["chunked-split-bf16-k64-v32-mw-r1", "chunked-split3-bf16-k64-v16-a384-mw-r1"]],
+    ["rwkv7", ["chunked-split-bf16-k64-v32-mw-r2", "chunked-split-bf16-k64-v64-a384-mw-r2"]],
+  ] as const)("%s: bf16 phase A with the per-key block pairs by warp tasks at K = 64 (<= 1e-2)", (name, variants) => {
+    check(load(name), [...variants], [{ T: 70, B: 2, K: 64, V: 64, init: true }, { T: 1, B: 1, K: 64, V: 64, init: true }], 1e-2);
+  }, 600_000);
+  it.each([
+    ["gla", "chunked-split3-bf16-k128-v16-a512-mw-r1"],
+    ["rwkv7", "chunked-split-bf16-k128-v64-a512-mw-r2"],
+  ] as const)("%s: bf16 phase A with the per-key block pairs by warp tasks at K = 128 (<= 1e-2)", (name, variant) => {
+    check(load(name), [variant], [{ T: 130, B: 1, K: 128, V: 100, init: true }], 1e-2);
+  }, 600_000);
+  it.each([
+    ["gla", "chunked-split-bf16-k32-v16-mw-r1"],
+    ["rwkv7", "chunked-split3-bf16-k32-v16-mw-r2"],
+  ] as const)("%s: the per-key block pairs by warp tasks under log decays to -20 (bf16 <= 1e-2)", (name, variant) => {
+    check(load(name), [variant], [{ T: 150, B: 1, K: 8, V: 5, stress: true, init: true }], 1e-2);
+  }, 300_000);
+
   it("mamba2: f16 tensor cores (<= 1e-2)", () => {
     check(load("mamba2"), ["chunked-fused-f16-k32-v32-r1"], [{ T: 70, B: 1, K: 16, V: 24, init: true }], 1e-2);
   }, 300_000);

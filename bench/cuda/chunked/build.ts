@@ -34,11 +34,11 @@ export function variantsFor(name: string): string[] {
       // split and split3 with 64-, 32- and 16-value walks (split3 at K = 128 also 8), phase A with 256 threads and
       // (where the plan has it) more
       // (splitd: split whose walk reads q and the key rows from the inputs; scalar or no decay; -iw: low rank's
-      // inverse by warp products)
+      // inverse by warp products, -mw: the per-key decay's block pairs by warp tasks)
       for (const kind of ["split", "split3", "splitd"])
         for (const bv of kind === "split3" && k === 128 ? [64, 32, 16, 8] : [64, 32, 16])
           for (const a of ["", "-a384", "-a512", "-a768"])
-            for (const iw of ["", "-iw"]) v.push(`chunked-${kind}-bf16-k${k}-v${bv}${a}${iw}-r${r}`);
+            for (const iw of ["", "-iw", "-mw"]) v.push(`chunked-${kind}-bf16-k${k}-v${bv}${a}${iw}-r${r}`);
     }
   }
   return v;

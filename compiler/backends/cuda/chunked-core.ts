@@ -453,6 +453,71 @@ template <class Cfg> __device__ void seqc_chunk_mats_scalar(const SeqcSm<Cfg>& s
   });
 }
 
+// (b) of the per-key decay by warp tasks (configs with MATS = 1, 2-byte operands): every block pair J <= I of
+// [W_I; Q_I] D X^T at once, one 16x16 tile a task, no barrier between them: A_IJ = (L_I s_IJ) XS_J^T with
+// s_IJ = prod_{J < m < I} BT_m applied to L's fragments in registers, A_II = L_I XI_I^T (fast blocks). Replaces the
+// block rows' four rounds of building R and a product (eight barriers, 2 to 8 tiles a round).
+template <class Cfg, class C = void> struct SeqcMatsOf { static constexpr int v = 0; };
+template <class Cfg> struct SeqcMatsOf<Cfg, decltype((void)Cfg::MATS, void())> { static constexpr int v = Cfg::MATS; };
+// two packed 2-byte values times (s0, s1), packed again
+template <typename T> __device__ __forceinline__ u32 seqc_scale2(u32 v, float s0, float s1) {
+  T lo, hi;
+  lo.x = (unsigned short)(v & 0xffffu);
+  hi.x = (unsigned short)(v >> 16);
+  return seqc_pack2((T*)0, seqc_f32(lo) * s0, seqc_f32(hi) * s1);
+}
+template <class Cfg, bool W> struct SeqcKeyTiles { static __device__ __forceinline__ void run(const SeqcSm<Cfg>&, u32, u32) {} };
+template <class Cfg> struct SeqcKeyTiles<Cfg, true> {
+  static __device__ void run(const SeqcSm<Cfg>& s, u32 t0, u32 T) {
+    typedef typename Cfg::T T_;
+    constexpr int KP = Cfg::KP, LDK = Cfg::LDK, LDA = Cfg::LDA, NB = Cfg::F / 16, H = Cfg::LR ? 2 : 1, LROWS = 16 * H;
+    const int w = threadIdx.x >> 5, nw = blockDim.x >> 5, l = threadIdx.x & 31, g = l >> 2, q = (l & 3) << 1;
+    const int* I = s.I;
+    const int* slow = s.I + SEQC_I_SLOW;
+    for (int task = w; task < NB * (NB + 1) / 2 * H; task += nw) {
+      // block pair p = I (I + 1) / 2 + J (J <= I), then the W half (low rank) or the Q half of L_I
+      const int p = task / H, half = task % H;
+      const int ib = p >= 6 ? 3 : p >= 3 ? 2 : p >= 1 ? 1 : 0, jb = p - ib * (ib + 1) / 2;
+      const bool diag = jb == ib;
+      if (diag && slow[ib]) continue;  // pairwise in (c)
+      const T_* Lp = s.L + (ib * LROWS + half * 16) * LDK;
+      const T_* Bp = (diag ? s.XI : s.XS) + jb * 16 * LDK;
+      float acc[2][4];
+#pragma unroll
+      for (int i = 0; i < 2; ++i) acc[i][0] = acc[i][1] = acc[i][2] = acc[i][3] = 0.f;
+#pragma unroll
+      for (int k0 = 0; k0 < KP; k0 += 16) {
+        u32 a[4], b[4];
+        seqc_ldsm4(a, Lp + (l & 15) * LDK + k0 + ((l >> 4) << 3));
+        if (ib > jb + 1) {
+          // a[0], a[1]: columns k0 + q, + 1; a[2], a[3]: k0 + q + 8, + 9
+          float s0 = 1.f, s1 = 1.f, s2 = 1.f, s3 = 1.f;
+          for (int m = jb + 1; m < ib; ++m) {
+            const float* bt = s.BT + m * KP + k0 + q;
+            s0 *= bt[0]; s1 *= bt[1]; s2 *= bt[8]; s3 *= bt[9];
+          }
+          a[0] = seqc_scale2<T_>(a[0], s0, s1);
+          a[1] = seqc_scale2<T_>(a[1], s0, s1);
+          a[2] = seqc_scale2<T_>(a[2], s2, s3);
+          a[3] = seqc_scale2<T_>(a[3], s2, s3);
+        }
+        seqc_ldsm4(b, Bp + ((l & 7) + ((l >> 4) << 3)) * LDK + k0 + (((l >> 3) & 1) << 3));
+        seqc_mma((T_*)0, acc[0], a, b);
+        seqc_mma((T_*)0, acc[1], a, b + 2);
+      }
+#pragma unroll
+      for (int nt = 0; nt < 2; ++nt)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int row = ib * 16 + g + (e >> 1) * 8, c = jb * 16 + nt * 8 + q + (e & 1);
+          const float v = acc[nt][e];
+          if (Cfg::LR && half == 0) s.A[row * LDA + c] = seqc_sees_row<Cfg>(I, row, c, t0, T) ? s.G[SEQC_G_BETA + row] * v : 0.f;
+          else s.AQB[row * Cfg::LDF + c] = seqc_cvt<T_>(seqc_sees_readout<Cfg>(I, row, c, t0, T) ? v : 0.f);
+        }
+    }
+  }
+};
+
 // per-key decay (one micro-step per token): see the file comment
 template <class Cfg> __device__ void seqc_chunk_mats_key(const SeqcSm<Cfg>& s, u32 t0, u32 T) {
   typedef typename Cfg::T T_;
@@ -505,9 +570,10 @@ template <class Cfg> __device__ void seqc_chunk_mats_key(const SeqcSm<Cfg>& s, u
     }
   }
   __syncthreads();
+  SeqcKeyTiles<Cfg, SeqcMatsOf<Cfg>::v != 0>::run(s, t0, T);
   // (b) block rows: R = [XS of blocks J < I scaled to the boundary of I ; XI of block I], then [W_I; Q_I] R^T
 #pragma unroll
-  for (int ib = 0; ib < NB; ++ib) {
+  for (int ib = 0; ib < NB && !SeqcMatsOf<Cfg>::v; ++ib) {
     const bool fast = slow[ib] == 0;
     const int nrow = 16 * (ib + 1);
     for (int e = tid; e < nrow * (KP / 8); e += nt) {

@@ -44,6 +44,9 @@ export interface ChunkCfg {
   /** Phase A of a low-rank model: T = (I - N)^-1 by one warp per 16x16 block product (seqc_chunk_inverse_w, three
    *  block barriers) instead of block rows over every thread (seven). */
   inv?: "w";
+  /** Phase A with a per-key decay: the block pairs of A and Aq as warp tasks (SeqcKeyTiles, one barrier) instead of
+   *  four rounds of block rows (eight). 2-byte operands. */
+  mats?: "w";
   /** splitd (phase A and walk): the walk reads q and the key rows raw from the inputs (scalar or no decay). */
   direct?: boolean;
   /** Element type of the outputs (default `dtype`): a 2-byte-input configuration that stores fp32 outputs (mixed I/O,
@@ -195,7 +198,7 @@ export const threadsOf = (c: ChunkCfg) => c.NT ?? CHUNK_THREADS;
 
 export function cfgName(c: ChunkCfg): string {
   const v = c.kind === "fused" ? `v${c.BV}` : c.kind === "phaseA" ? `p${c.VP}` : `v${c.BV}p${c.VP}`;
-  return `${c.kind}${c.direct ? "d" : ""}_${ioTag(c.dtype, outOf(c)).replace("-", "_")}_k${c.KP}_${v}_r${c.RTP}${threadsOf(c) !== CHUNK_THREADS ? `_t${threadsOf(c)}` : ""}${c.inv ? `_i${c.inv}` : ""}`;
+  return `${c.kind}${c.direct ? "d" : ""}_${ioTag(c.dtype, outOf(c)).replace("-", "_")}_k${c.KP}_${v}_r${c.RTP}${threadsOf(c) !== CHUNK_THREADS ? `_t${threadsOf(c)}` : ""}${c.inv ? `_i${c.inv}` : ""}${c.mats ? `_m${c.mats}` : ""}`;
 }
 
 export function cfgStruct(c: ChunkCfg, name: string): string {
@@ -204,7 +207,7 @@ export function cfgStruct(c: ChunkCfg, name: string): string {
   return `struct ${name} {
   typedef ${ELT[c.dtype]} T;
   static constexpr int F = ${CHUNK_F}, NT = ${threadsOf(c)}, KP = ${c.KP}, BV = ${c.BV}, VP = ${c.VP}, RTP = ${c.RTP}, DECAY = ${c.decay};
-  static constexpr bool LR = ${c.lr};${c.inv ? "\n  static constexpr int INV = 1;" : ""}
+  static constexpr bool LR = ${c.lr};${c.inv ? "\n  static constexpr int INV = 1;" : ""}${c.mats ? "\n  static constexpr int MATS = 1;" : ""}
   static constexpr int ${ints};
 };`;
 }

@@ -154,7 +154,11 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
         const alt = phaseAs[1]?.tag ?? "";
         // low rank, 2-byte operands: each phase A also with the inverse by warp products (`-iw`: three block barriers
         // instead of seven, chunked-core.ts seqc_chunk_inverse_w)
-        if (lr && dtype !== "f32") for (const p of [...phaseAs]) phaseAs.push({ a: { ...p.a, inv: "w" }, tag: `${p.tag}-iw` });
+        // per-key decay, 2-byte operands: each phase A (without -iw) also with A and Aq's block pairs as warp tasks
+        // (`-mw`: one barrier instead of eight, chunked-core.ts SeqcKeyTiles)
+        const plain = [...phaseAs];
+        if (lr && dtype !== "f32") for (const p of plain) phaseAs.push({ a: { ...p.a, inv: "w" }, tag: `${p.tag}-iw` });
+        if (decay === 2 && dtype !== "f32") for (const p of plain) phaseAs.push({ a: { ...p.a, mats: "w" }, tag: `${p.tag}-mw` });
         const walkBVs = [...(dtype === "f32" || KP < 64 ? [] : [64]), 32, 16];
         // split3's state-only walk also over 8 values (2-byte operands, K = 128): twice the blocks of 16-value walks
         // where batch x heads is small (the walk over many chunks is the critical path there)
