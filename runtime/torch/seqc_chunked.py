@@ -39,13 +39,14 @@ def chain_dims(n, state_shape):
 # reversal of dq).
 DECAY_WAY = "torch"
 
-# How a per-key decay's transposed cores (coreT's dq, adjointT's dk) run: "kernel" the rows readout
+# How a per-key decay's transposed cores (coreT's dq, adjointT's dk) run: "kernel" (the default) the rows readout
 # kernel of the module (<Model>.torch.json "kernels", compiler/backends/cuda/rows-readout.ts: fp32, each key row's
-# recurrence walked in order; float32 CUDA tensors only, else as "matmul"); "matmul" in torch ops with the chunk-local decays factored
-# out (the default; rows_decayed_readout: at B=8 T=2048 H=16 K=V=64 on the H100 about 6 ms each); "plans" as the chain's CUDA
-# plans, where each key row of S is a head of its own (H K heads of rank-one updates, the same dy.v product once per
-# key: 18.9 ms each there).
-PER_KEY_TRANSPOSED = "matmul"
+# recurrence walked in order; float32 CUDA tensors only, else as "matmul"; at B=8 T=2048 H=16 K=V=64 on the H100 about
+# 0.6-0.7 ms each, GLA's bf16 step with graphs 15.3 -> 4.8 ms: bench/RESULTS.md "GLA's transposed products"); "matmul"
+# in torch ops with the chunk-local decays factored out (rows_decayed_readout: 5.9-6.1 ms each there); "plans" as the
+# chain's CUDA plans, where each key row of S is a head of its own (H K heads of rank-one updates, the same dy.v
+# product once per key: 18.9 ms each there).
+PER_KEY_TRANSPOSED = "kernel"
 # The rows readout kernel's tile (an entry's suffix such as "k32_t8_v8_n32", rows-readout.ts ROWS_READOUT_TILES) or
 # None: the first in the module's order whose value slice covers V (else the widest).
 ROWS_TILE = None
