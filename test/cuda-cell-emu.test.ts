@@ -91,6 +91,28 @@ describe("the backward core's transposed matvec is eligible for the persistent c
     }
   });
 
+  it("what leaves the recurrence: maximal state-free subexpressions over the unit that hold a call, equal ones once; the lets they read go with them", () => {
+    const src = (body: string) => `model M {\n  dims H\n  input x[H]\n  param U[H, H]\n  state h[H] = 0\n${body}\n}\n`;
+    const hoist = (body: string) => {
+      const m = loadProgram(["m.seq"], new Map([["m.seq", src(body)]])).models[0];
+      const el = matvecCellPlan(m);
+      if (!el.ok) throw new Error(el.why);
+      return hoistStateFree(m, el.plan);
+    };
+    // a[j] read alone and inside sigmoid(x) * a: two values (the bare read of a state-free let, and the product);
+    // tanh(U h) reads the state and stays; a leaves the recurrence with them
+    const h = hoist("  let a[j] = tanh(x[j])\n  h[j] = a[j] * tanh(sum(m) U[j, m] * h[m]) + sigmoid(x[j]) * a[j] + sigmoid(x[j]) * a[j]")!;
+    expect(h.keys).toEqual(["__K0", "__K1"]);
+    expect(h.pre.map((s) => s.target)).toEqual(["a", "__K0", "__K1"]);
+    expect(h.body.map((s) => s.target)).toEqual(["h"]);
+    expect(JSON.stringify(h.body[0].expr).match(/__K1/g)?.length).toBe(2);
+    // x ^ 2 is read as x * x where it moves
+    const sq = hoist("  h[j] = tanh(x[j]) ^ 2 * tanh(sum(m) U[j, m] * h[m])")!;
+    expect(sq.pre.map((s) => JSON.stringify(s.expr).includes('"op":"^"'))).toEqual([false]);
+    // nothing state-free holds a call (x * 2): nothing moves (the forwards' case)
+    expect(hoist("  h[j] = tanh(x[j] * 2 + sum(m) U[j, m] * h[m])")).toBe(undefined);
+  });
+
   it("still refused: a matvec whose vector comes after another matvec, a sum over a let that reads no state, a vector read at other indices", () => {
     const src = (body: string) => `model M {\n  dims H\n  input x[H]\n  param U[H, H], V[H, H]\n  state h[H] = 0\n${body}\n}\n`;
     const m = (body: string) => loadProgram(["m.seq"], new Map([["m.seq", src(body)]])).models[0];

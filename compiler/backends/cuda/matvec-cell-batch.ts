@@ -12,6 +12,8 @@
  *     shared memory PFD - 1 = 7 steps ahead with cp.async (a ring), so its latency hides behind the steps before.
  * It applies where the matrices, states and staged slices fit one block's shared memory (at H = 32: 16 KiB of
  * W_hh for an LSTM); where it applies the runner prefers it (plan.ts lists it before the unit-partitioned cell).
+ * Its second version (`-batch2`, listed first) computes a backward core's state-free work before the recurrence in an
+ * elementwise kernel (matvec-cell-hoist.ts) and keeps integer divisions by runtime sizes out of the step loop.
  */
 import * as I from "../../ir/types.ts";
 import * as K from "../../kernel/ir.ts";
