@@ -160,15 +160,15 @@ describe.skipIf(!gpp)("rows readout kernel on the CPU emulation vs float64", () 
   }, 300_000);
 
   it("K over several blocks, V over several value slices, T not a multiple of the tile (70 = 2 x 32 + 6)", () => {
-    const m = rowsReadoutModule([{ pairs: 1, readouts: 1 }], [{ kr: 16, tv: 4, vt: 4, tt: 32 }, { kr: 32, tv: 8, vt: 8, tt: 32 }]);
+    const m = rowsReadoutModule([{ pairs: 1, readouts: 1 }], [{ kr: 16, tv: 4, vt: 4, tt: 32 }, { kr: 32, tv: 8, vt: 8, tt: 32 }, { kr: 16, tv: 4, vt: 4, tt: 16, red: "smem" }]);
     const bin = buildEmu(m.source, m.kernels);
     for (const k of m.kernels) check(k, bin, [{ B: 1, T: 70, H: 3, K: 40, V: 37, init: true, minLd: -0.5 }], 1e-5);
   }, 300_000);
 
-  it("two pairs and three readouts; log decays down to -20 per step (no NaN / Inf, the state forgets)", () => {
-    const m = rowsReadoutModule([{ pairs: 2, readouts: 3 }], [{ kr: 16, tv: 8, vt: 4, tt: 16 }]);
+  it("two pairs and three readouts; log decays down to -20 per step (no NaN / Inf, the state forgets); shuffle and shared-memory reductions", () => {
+    const m = rowsReadoutModule([{ pairs: 2, readouts: 3 }], [{ kr: 16, tv: 8, vt: 4, tt: 16 }, { kr: 8, tv: 4, vt: 4, tt: 8, red: "smem" }]);
     const bin = buildEmu(m.source, m.kernels);
-    check(m.kernels[0], bin, [
+    for (const k of m.kernels) check(k, bin, [
       { B: 2, T: 45, H: 1, K: 9, V: 11, init: true, minLd: -1 },
       { B: 1, T: 40, H: 2, K: 6, V: 5, init: true, minLd: -20 },
     ], 1e-5);

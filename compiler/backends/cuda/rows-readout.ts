@@ -23,7 +23,7 @@
  * "Mixed-I/O transposed cores"). So fp32 FMA throughout.
  *
  * Where V > VS, blockIdx.y picks a value slice and out_r holds one partial sum per slice ([slices, B, T, H*K],
- * summed by the caller). The configurations are data (ROWS_READOUT_CONFIGS, in preference order).
+ * summed by the caller). The tile configurations are data (ROWS_READOUT_TILES, in preference order).
  */
 
 /** One compiled configuration of the kernel: pairs / readouts, key rows per block, threads per row, values per thread, tokens per tile. */
@@ -38,6 +38,10 @@ export interface RowsReadoutConfig {
   vt: number;
   /** tokens per shared-memory tile */
   tt: number;
+  /** how a readout's dot product is summed over the row's lanes: "shfl" (default) warp shuffles in every token step;
+   * "smem" each lane's partial sum stored to shared memory and the lanes' sums added after the tile (no cross-lane
+   * step in the token walk, which is unrolled by 4) */
+  red?: "shfl" | "smem";
 }
 
 /** A kernel of the module as the runtime launches it (seqc_chunked.rows_readout_kernel). */
@@ -53,7 +57,8 @@ export interface RowsReadoutKernel extends RowsReadoutConfig {
 /** The tile shapes each (pairs, readouts) is compiled with, in preference order (the runtime takes the first whose
  * value slice covers V, else the widest). Ordered by their time at (B, T, H, K = V) = (8, 2048, 16, 64) on the H100
  * (bench/RESULTS.md, "GLA's transposed products on the rows readout kernel": 0.60-0.63 ms for k64 t4 v16, 0.65-0.66
- * for k32 t8 v8, up to 0.98 for k32 t8 v16). */
+ * for k32 t8 v8, up to 0.98 for k32 t8 v16). The "smem" reductions after them were added after that run and have not been
+ * timed on a GPU (emulation-tested only); the runtime reaches them only by name (seqc_chunked.ROWS_TILE). */
 export const ROWS_READOUT_TILES: readonly Omit<RowsReadoutConfig, "pairs" | "readouts">[] = [
   { kr: 64, tv: 4, vt: 16, tt: 32 },
   { kr: 32, tv: 8, vt: 8, tt: 32 },
@@ -62,10 +67,13 @@ export const ROWS_READOUT_TILES: readonly Omit<RowsReadoutConfig, "pairs" | "rea
   { kr: 16, tv: 4, vt: 16, tt: 64 },
   { kr: 32, tv: 16, vt: 4, tt: 32 },
   { kr: 32, tv: 8, vt: 16, tt: 32 },
+  { kr: 64, tv: 4, vt: 16, tt: 16, red: "smem" },
+  { kr: 32, tv: 8, vt: 8, tt: 16, red: "smem" },
+  { kr: 32, tv: 4, vt: 16, tt: 32, red: "smem" },
 ];
 
 export function rowsReadoutEntry(c: RowsReadoutConfig): string {
-  return `seqc_rows_readout_p${c.pairs}_r${c.readouts}_k${c.kr}_t${c.tv}_v${c.vt}_n${c.tt}`;
+  return `seqc_rows_readout_p${c.pairs}_r${c.readouts}_k${c.kr}_t${c.tv}_v${c.vt}_n${c.tt}${c.red === "smem" ? "_s" : ""}`;
 }
 
 function check(c: RowsReadoutConfig): void {
@@ -76,16 +84,20 @@ function check(c: RowsReadoutConfig): void {
   if (c.pairs < 1 || c.readouts < 1 || c.tt < 1) throw new Error("rows readout: needs a pair, a readout and a token tile");
 }
 
-/** Shared memory of a configuration: exp(ld) and a_p tiles [TT][KR], b_p and c_r tiles [TT][VS], outputs [TT][KR] per readout. */
+/** Shared memory of a configuration: exp(ld) and a_p tiles [TT][KR], outputs [TT][KR] per readout ("smem": the lanes'
+ * partial sums [TT][KR][TV]), b_p and c_r tiles [TT][VS]. */
 export function rowsReadoutShared(c: RowsReadoutConfig): number {
   const vs = c.tv * c.vt;
-  return 4 * c.tt * (c.kr * (1 + c.pairs + c.readouts) + vs * (c.pairs + c.readouts));
+  const out = c.red === "smem" ? c.kr * c.tv : c.kr;
+  return 4 * c.tt * (c.kr * (1 + c.pairs) + out * c.readouts + vs * (c.pairs + c.readouts));
 }
 
 function kernelSource(c: RowsReadoutConfig): string {
   check(c);
   const { pairs: NP, readouts: NR, kr: KR, tv: TV, vt: VT, tt: TT } = c;
   const VS = TV * VT, NT = KR * TV, G = VT / 4;
+  const smem = c.red === "smem";
+  const OW = smem ? KR * TV : KR; // floats per token of a readout's output tile
   const ps = Array.from({ length: NP }, (_, p) => p);
   const rs = Array.from({ length: NR }, (_, r) => r);
   const args = [
@@ -97,10 +109,10 @@ function kernelSource(c: RowsReadoutConfig): string {
     ...rs.map((r) => `float* __restrict__ o${r}`),
     "u32 B, u32 T, u32 H, u32 K, u32 V, u32 init",
   ];
-  // shared memory layout (floats): E [TT][KR], A_p [TT][KR], O_r [TT][KR], then B_p, C_r [TT][VS] (16-byte aligned)
-  const rowTiles = (1 + NP + NR) * TT * KR;
+  // shared memory layout (floats): E [TT][KR], A_p [TT][KR], O_r [TT][OW], then B_p, C_r [TT][VS] (16-byte aligned)
+  const rowTiles = (1 + NP) * TT * KR + NR * TT * OW;
   const offA = (p: number) => (1 + p) * TT * KR;
-  const offO = (r: number) => (1 + NP + r) * TT * KR;
+  const offO = (r: number) => (1 + NP) * TT * KR + r * TT * OW;
   const offB = (p: number) => rowTiles + p * TT * VS;
   const offC = (r: number) => rowTiles + (NP + r) * TT * VS;
   // the thread's values: group g (of 4) at column g*TV*4 + lane*4 + e of the slice (a quarter warp's float4 loads cover 128 contiguous bytes)
@@ -143,7 +155,7 @@ ${ps.map((p) => `      sm[${offB(p)} + x] = ok ? b${p}[off] : 0.f;`).join("\n")}
 ${rs.map((q) => `      sm[${offC(q)} + x] = ok ? c${q}[off] : 0.f;`).join("\n")}
     }
     __syncthreads();
-    for (u32 tt = 0; tt < n; ++tt) {
+${smem ? "#pragma unroll 4\n" : ""}    for (u32 tt = 0; tt < n; ++tt) {
       const float e = sm[tt * ${KR}u + r];
 #pragma unroll
       for (int v = 0; v < ${VT}; ++v) S[v] *= e;
@@ -157,8 +169,8 @@ ${rs.map((q) => `      {
         float acc0 = 0.f, acc1 = 0.f;
 ${Array.from({ length: G }, (_, g) => `        { const float4 w = *(const float4*)(row + ${col(g)}); acc0 = fmaf(S[${4 * g}], w.x, acc0); acc1 = fmaf(S[${4 * g + 1}], w.y, acc1); acc0 = fmaf(S[${4 * g + 2}], w.z, acc0); acc1 = fmaf(S[${4 * g + 3}], w.w, acc1); }`).join("\n")}
         float acc = acc0 + acc1;
-${Array.from({ length: Math.log2(TV) }, (_, s) => `        acc += __shfl_sync(0xffffffffu, acc, (threadIdx.x & 31u) ^ ${TV >> (s + 1)}u);`).join("\n")}
-        if (lane == 0) sm[${offO(q)} + tt * ${KR}u + r] = acc;
+${smem ? `        sm[${offO(q)} + tt * ${OW}u + tid] = acc;` : `${Array.from({ length: Math.log2(TV) }, (_, s) => `        acc += __shfl_sync(0xffffffffu, acc, (threadIdx.x & 31u) ^ ${TV >> (s + 1)}u);`).join("\n")}
+        if (lane == 0) sm[${offO(q)} + tt * ${KR}u + r] = acc;`}
       }`).join("\n")}
     }
     __syncthreads();
@@ -166,7 +178,10 @@ ${Array.from({ length: Math.log2(TV) }, (_, s) => `        acc += __shfl_sync(0x
       const u32 tt = x / ${KR}u, ii = k0 + x % ${KR}u;
       if (ii >= K) continue;
       const size_t off = slice + ((size_t)b * T + t0 + tt) * HK + (size_t)h * K + ii;
-${rs.map((q) => `      o${q}[off] = sm[${offO(q)} + x];`).join("\n")}
+${rs.map((q) => smem ? `      { const float* P = sm + ${offO(q)} + x * ${TV}u; float acc = 0.f;
+#pragma unroll
+        for (int l = 0; l < ${TV}; ++l) acc += P[l];
+        o${q}[off] = acc; }` : `      o${q}[off] = sm[${offO(q)} + x];`).join("\n")}
     }
   }
 }
