@@ -44,9 +44,13 @@ if (!cpuTorch) console.warn("torch-chunked-lowrank.test: no torch for /usr/bin/p
 /** seqc_chunked_lowrank's defaults (LR_READ, LR_AUG, LR_PASS): which parts a default run leaves to torch ops. */
 const DEFAULTS: { readWay: string; augWay: string; passWay: string } = cpuTorch
   ? JSON.parse(spawnSync("/usr/bin/python3", ["-c", "import json, sys; sys.path.insert(0, 'runtime/torch'); import seqc_chunked_lowrank as m; print(json.dumps({'readWay': m.LR_READ, 'augWay': m.LR_AUG, 'passWay': m.LR_PASS}))"], { encoding: "utf8" }).stdout)
-  : { readWay: "matmul", augWay: "plan", passWay: "matmul" };
+  : { readWay: "matmul", augWay: "auto", passWay: "matmul" };
+/** The way the chunk transitions run: "auto" is the plan for a per-key decay where its chunked form runs (the glue driver
+ * assumes it does; float64 through the autograd Function has no chunked form), else matrix products. */
+const augWay = (way: string, decay: string, chunkedForm: boolean) => (way === "auto" ? (decay === "key" && chunkedForm ? "plan" : "matmul") : way);
 /** The chain parts a default run leaves to torch ops. */
-const torchParts = new Set([...(DEFAULTS.readWay === "matmul" ? ["read", "adjoint", "fwd"] : []), ...(DEFAULTS.augWay === "matmul" ? ["augF", "augA"] : []), ...(DEFAULTS.passWay === "matmul" ? ["pass"] : [])]);
+const torchParts = (decay: string) => new Set([...(DEFAULTS.readWay === "matmul" ? ["read", "adjoint", "fwd"] : []), ...(augWay(DEFAULTS.augWay, decay, false) === "matmul" ? ["augF", "augA"] : []),
+  ...(DEFAULTS.passWay === "matmul" ? ["pass"] : [])]);
 
 describe("torch target: the low-rank chunked backward's plans", () => {
   it.each(MODELS)("%s: chain:<part> and chain64:<part> for every part, the chunk transitions' chunked forms first", (name) => {
@@ -83,7 +87,7 @@ describe("torch target: the low-rank chunked backward's plans", () => {
 
 /** lowrank_backward in Python (CPU torch), every chain model run here by the interpreter. */
 /** How a glue run is asked to run its parts (seqc_chunked_lowrank's switches; readWay / augWay undefined: its defaults). */
-interface Ways { torchOps: boolean; readWay?: "plan" | "matmul"; augWay?: "plan" | "matmul" }
+interface Ways { torchOps: boolean; readWay?: "plan" | "matmul"; augWay?: "plan" | "matmul" | "auto" }
 
 async function pythonLowRank(model: I.Model, { names, models }: ReturnType<typeof lowRankChain>, run: RunInputs, cot: ReturnType<typeof randomCotangents>, dropStateCot: boolean, chunk: number, dtype: "float64" | "float32", { torchOps, readWay, augWay }: Ways) {
   const dims = { ...run.dims };
@@ -130,10 +134,10 @@ describe.skipIf(!cpuTorch)("torch target: the low-rank chain's glue (seqc_chunke
       // chunk 1, a small chunk (5: many chunks, the timeline not a multiple), stressed inputs, float32, the defaults
       [2, 37, true, false, 40, "float64", MM, false], [1, 1, true, false, 64, "float64", MM, false], [3, 11, false, true, 1, "float64", MA, false],
       [2, 23, true, false, 5, "float64", MA, true], [2, 29, true, false, 64, "float64", MA, true], [2, 23, true, false, 8, "float32", MA, false],
-      [2, 19, true, false, 6, "float64", { torchOps: false }, false],
+      [2, 19, true, false, 6, "float64", { torchOps: false }, false], [2, 19, true, false, 40, "float64", { torchOps: true, readWay: "matmul", augWay: "auto" }, true],
     ];
     const decayed = chain.names.decay !== "none";
-    const plain = (p: string) => (ways: Ways, d: keyof typeof DEFAULTS) => (ways[d] ?? DEFAULTS[d]) === "plan" ? [] : [p];
+    const plain = (p: string) => (ways: Ways, d: "readWay" | "augWay") => (d === "augWay" ? augWay(ways[d] ?? DEFAULTS[d], chain.names.decay, true) : ways[d] ?? DEFAULTS[d]) === "plan" ? [] : [p];
     for (const [B, T, init, dropStateCot, chunk, dtype, ways, stress] of cases) {
       const run = chunkInputs(model, { dims, batch: B, time: T, seed: 5 + T, initialState: init, stress });
       const ref = interpret(model, run);
@@ -187,7 +191,7 @@ describe.skipIf(!cpuTorch)("torch target: the low-rank chunked backward through 
       expect(got.chunked, label).toBe(true);
       expect(got.keys[0], label).toBe("record64");
       // (the parts seqc_chunked_lowrank's defaults run as torch ops run no plan)
-      expect([...new Set(got.keys.slice(1))].sort(), label).toEqual(LR_PARTS.filter((p) => chain.models[p] && !torchParts.has(p)).map((p) => `chain64:${p}`).sort());
+      expect([...new Set(got.keys.slice(1))].sort(), label).toEqual(LR_PARTS.filter((p) => chain.models[p] && !torchParts(chain.names.decay).has(p)).map((p) => `chain64:${p}`).sort());
       for (const [k, v] of Object.entries(want.inputs)) expect(relativeError(Float64Array.from(got.inputs[k]), v), `${label}: d ${k}`).toBeLessThanOrEqual(1e-9);
       for (const [k, v] of Object.entries(want.params)) if (run.params?.[k]) expect(relativeError(Float64Array.from(got.params[k]), v), `${label}: d param ${k}`).toBeLessThanOrEqual(1e-9);
       if (init) for (const [k, v] of Object.entries(want.initialState)) expect(relativeError(Float64Array.from(got.initialState[k]), v), `${label}: d ${k}0`).toBeLessThanOrEqual(1e-9);

@@ -47,9 +47,12 @@ LR_SEQ_PARTS = ("read", "fwd", "adjoint")
 # state: ChunkCore below, the low-rank reads by a triangular solve) or "plan" (chain:read / chain:adjoint /
 # chain:fwd, the sequential kernels over B x chunks rows of C micro-steps).
 LR_READ = "matmul"
-# How the chunk transitions [A | B] are formed: "plan" (chain:augF / chain:augA, the chunked form) or "matmul" (the end
-# state of ChunkCore from [I | 0]).
-LR_AUG = "plan"
+# How the chunk transitions [A | B] are formed: "plan" (chain:augF / chain:augA, the chunked form), "matmul" (the end
+# state of ChunkCore from [I | 0]) or "auto": "plan" for a per-key decay where its chunked form runs, else "matmul". On
+# the H100 at B=8 T=2048 H=16 K=V=64 (bench/RESULTS.md) the products took DeltaNet 29.7 -> 23.3 ms, Gated DeltaNet
+# 60.7 -> 47.6, but RWKV-7 (per-key) 75.5 -> 81.5; at K=V=128 RWKV-7's chunked form does not fit and its plan runs
+# sequentially (2.1 s each).
+LR_AUG = "auto"
 # A list to time the backward's sections in (bench/torch/lowrank_bench.py): (section, start event, end event) per
 # section of each backward, CUDA events on the current stream; None: not timed.
 LR_TIMES = None
@@ -108,8 +111,8 @@ LR_READS = {
 # <= 1, a matrix product per query block), inside a block elementwise ([b, b, K] ratios).
 
 # Steps per sub-block of a per-key decay (the elementwise ratios are [C, BLOCK, K] per chunk, the reference-
-# scaled keys [C / BLOCK, C, K]).
-BLOCK = 16
+# scaled keys [C / BLOCK, C, K]). RWKV-7 at B=8 T=2048 H=16 K=V=64 on the H100: 8: 65.0 ms, 16: 75.5, 32: 101.5.
+BLOCK = 8
 
 
 class ChunkCore:
@@ -153,6 +156,10 @@ class ChunkCore:
             r = [pad(x) for x in r]
         self._r = r
         self.VV = torch.cat(([torch.stack(r, 2)] if r else []) + ([Vin] if Vin is not None else []), 2)  # [N, Cp, mk, V]
+
+    def release(self):
+        """Drops the cached decay ratios (they are made again when a later read needs them)."""
+        self._ratio, self._qfac, self._ed = {}, {}, {}
 
     @property
     def r(self):
@@ -294,7 +301,7 @@ class ChunkCore:
         return torch.baddbmm(S, KK.reshape(N, Cp * mk, K).transpose(1, 2), self.VV.reshape(N, Cp * mk, V))
 
 
-def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state, inputs, params, outputs, dtype, device, chunk=None, decay_way=None, pass_way=None, read_way=None, aug_way=None):
+def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state, inputs, params, outputs, dtype, device, chunk=None, decay_way=None, pass_way=None, read_way=None, aug_way=None, can_chunk=None):
     """Gradients of the forward's inputs, params and the matrix state's initial value through the low-rank chain.
 
     n: the chain's names (<Model>.torch.json "chunked"."lowRank"); run(part, dims, inputs, initial_state, B, T)
@@ -304,13 +311,15 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
     {output: dL/d output or None}; cot_state: dL/d(final state) or None; inputs / params / outputs: [(name,
     per-step shape)]; chunk: micro-steps per folded chunk (None: LR_CHUNK); decay_way: "plan" / "cumsum" (None: LR_DECAY);
     pass_way: "plan" / "matmul" (None: LR_PASS); read_way: "plan" / "matmul" (None: LR_READ); aug_way: "plan" / "matmul"
-    (None: LR_AUG).
+    / "auto" (None: LR_AUG); can_chunk(part, dims, b, t): whether plan chain:<part> runs its chunked form there (None:
+    assumed; "auto" asks it).
     Returns ({input: grad}, {param: grad}, dS0)."""
     chunk = LR_CHUNK if chunk is None else chunk
     read_way, aug_way = read_way or LR_READ, aug_way or LR_AUG
     for what, way in (("read_way", read_way), ("aug_way", aug_way), ("pass_way", pass_way or LR_PASS), ("decay_way", decay_way or LR_DECAY)):
-        if way not in (("plan", "cumsum") if what == "decay_way" else ("plan", "matmul")):
-            raise ValueError("%s %r: one of %s" % (what, way, "plan, cumsum" if what == "decay_way" else "plan, matmul"))
+        ways = ("plan", "cumsum") if what == "decay_way" else ("plan", "matmul", "auto") if what == "aug_way" else ("plan", "matmul")
+        if way not in ways:
+            raise ValueError("%s %r: one of %s" % (what, way, ", ".join(ways)))
     if not isinstance(chunk, int) or chunk < 1:
         raise ValueError("chunk %r: a chunk is a positive number of micro-steps" % (chunk,))
     cd = _chunked.chain_dims(n, state_shape)
@@ -328,6 +337,9 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
     Lp = nC * C
     LW = K if n["decay"] == "key" else 1
     perm = [0] + [1 + a for a in n["heads"]] + [1 + n["key"], 1 + n["value"]]
+    if aug_way == "auto":
+        chunks = can_chunk is None or all(can_chunk(p, {"H": H, "K": K, "V": KV}, B * nC, C) for p in ("augF", "augA"))
+        aug_way = "plan" if n["decay"] == "key" and chunks else "matmul"
 
     def zeros(shape):
         return torch.zeros(shape, dtype=dtype, device=device)
@@ -387,6 +399,7 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
                 sel = [sp for sp in specs if sp[2] == axis and sp[3] == after]
                 for sp, o in zip(sel, cc.read(axis, after, [rows(ins[sp[1]]) for sp in sel])):
                     out[sp[0]] = unrows(o)
+        cc.release()
         return out
 
     def canon(S):
@@ -635,7 +648,8 @@ def backward(ctx, m, flat, grads):
             cot_state = g.to(dtype)
     gin, gpar, dS0 = lowrank_backward(
         n, run, B, T, shape(state), given, sts.get(n["state"]), cot_out, cot_state,
-        [(t["name"], shape(t)) for t in m.inputs if t["name"] in given], [(t["name"], shape(t)) for t in m.params], [(t["name"], shape(t)) for t in m.outputs], dtype, device)
+        [(t["name"], shape(t)) for t in m.inputs if t["name"] in given], [(t["name"], shape(t)) for t in m.params], [(t["name"], shape(t)) for t in m.outputs], dtype, device,
+        can_chunk=lambda part, cdims, b, t: dtype == torch.float32 and m.runner(prefix + part, device).can_run(cdims, b, t, "chunked"))
     need = ctx.need
     res = []
     for i, t in enumerate(m.inputs):
