@@ -5,7 +5,9 @@
  *   S_t = diag(exp(ld_t)) S_{t-1} + sum_p a_p,t b_p,t^T,  out_r,t = S_t c_r,t
  * on random inputs: T = 1, odd T, T not a multiple of the token tile, B and H > 1, odd K and V, K over several
  * blocks, V over several value slices (partial sums per slice), initial states, several pairs and readouts, log
- * decays down to -20 per step; and nvcc -ptx of the module for sm_90 where nvcc is installed.
+ * decays down to -20 per step; each in one segment and in several (the ends, scan and readout launches; T not a
+ * multiple of the segment, segments across tiles, 1-token segments); and nvcc -ptx of the module for sm_90 where
+ * nvcc is installed.
  */
 import { describe, expect, it } from "vitest";
 import { execFileSync, spawnSync } from "node:child_process";
@@ -71,34 +73,43 @@ function reference(c: Case, d: Data): Float64Array[] {
   return outs;
 }
 
-/** An emulator executable for the module's kernels: argv[1] a directory with launch.txt (entry, grid, block, shared,
- * B T H K V init) and the buffers ld, a*, b*, c*, S0, o* as raw float32; writes o*.out. */
+/** An emulator executable for the module's kernels (readout, the segments' ends, the scan): argv[1] a directory with
+ * launch.txt (the buffers' names, then per launch: entry, grid, block, shared, its pointer arguments by buffer name
+ * and its u32 arguments) and each buffer as raw float32 in <name>.bin; runs the launches in order and writes o*.out. */
 function buildEmu(source: string, kernels: RowsReadoutKernel[]): string {
-  const tramp = kernels.map((k) => {
-    const ins = ["ld", ...Array.from({ length: k.pairs }, (_, p) => `a${p}`), ...Array.from({ length: k.pairs }, (_, p) => `b${p}`), ...Array.from({ length: k.readouts }, (_, q) => `c${q}`), "S0"];
-    const outs = Array.from({ length: k.readouts }, (_, q) => `o${q}`);
-    return `static void body_${k.entry}() { ${k.entry}(${[...ins.map((n) => `(const float*)buf("${n}")`), ...outs.map((n) => `(float*)buf("${n}")`), "U[0], U[1], U[2], U[3], U[4], U[5]"].join(", ")}); }`;
-  });
+  const arity = new Map<string, [number, number]>();
+  for (const k of kernels) {
+    arity.set(k.entry, [1 + 2 * k.pairs + 2 * k.readouts + 1, 7]);
+    arity.set(k.ends.entry, [1 + 2 * k.pairs + 2, 6]);
+    arity.set(k.scan.entry, [3, 6]);
+  }
+  const tramp = [...arity].map(([e, [np, nu]]) =>
+    `static void body_${e}() { ${e}(${[...Array.from({ length: np }, (_, i) => `(float*)PTR[${i}]`), ...Array.from({ length: nu }, (_, i) => `U[${i}]`)].join(", ")}); }`);
   const main = `
 #include <map>
-static std::map<std::string, std::vector<char>> BUFS; static unsigned U[6];
-static void* buf(const char* n) { return BUFS[n].data(); }
+static std::map<std::string, std::vector<char>> BUFS; static void* PTR[32]; static unsigned U[16];
 ${tramp.join("\n")}
 ${EMU_READF}
 int main(int argc, char** argv) {
   std::string dir = argv[1];
   FILE* lf = fopen((dir + "/launch.txt").c_str(), "r");
-  char name[256]; unsigned gx, gy, nthr, smem; int nb;
-  if (fscanf(lf, "%255s %u %u %u %u", name, &gx, &gy, &nthr, &smem) != 5) return 2;
-  for (int i = 0; i < 6; ++i) if (fscanf(lf, "%u", &U[i]) != 1) return 2;
+  int nb, nl;
   if (fscanf(lf, "%d", &nb) != 1) return 2;
   std::vector<std::string> outs;
   for (int i = 0; i < nb; ++i) { char bn[64]; if (fscanf(lf, "%63s", bn) != 1) return 2; BUFS[bn] = readf(dir + "/" + bn + ".bin"); if (bn[0] == 'o') outs.push_back(bn); }
-  void (*fn)() = nullptr;
-${kernels.map((k) => `  if (!strcmp(name, "${k.entry}")) fn = body_${k.entry};`).join("\n")}
-  if (!fn) { fprintf(stderr, "no entry %s\\n", name); return 2; }
-  emu::Dim g; g.x = gx; g.y = gy; emu::Dim blk; blk.x = nthr;
-  emu::launch(fn, g, blk, smem);
+  if (fscanf(lf, "%d", &nl) != 1) return 2;
+  for (int l = 0; l < nl; ++l) {
+    char name[256]; unsigned gx, gy, nthr, smem; int np, nu;
+    if (fscanf(lf, "%255s %u %u %u %u %d", name, &gx, &gy, &nthr, &smem, &np) != 6) return 2;
+    for (int i = 0; i < np; ++i) { char bn[64]; if (fscanf(lf, "%63s", bn) != 1) return 2; if (!BUFS.count(bn)) { fprintf(stderr, "no buffer %s\\n", bn); return 2; } PTR[i] = BUFS[bn].data(); }
+    if (fscanf(lf, "%d", &nu) != 1) return 2;
+    for (int i = 0; i < nu; ++i) if (fscanf(lf, "%u", &U[i]) != 1) return 2;
+    void (*fn)() = nullptr;
+${[...arity.keys()].map((e) => `    if (!strcmp(name, "${e}")) fn = body_${e};`).join("\n")}
+    if (!fn) { fprintf(stderr, "no entry %s\\n", name); return 2; }
+    emu::Dim g; g.x = gx; g.y = gy; emu::Dim blk; blk.x = nthr;
+    emu::launch(fn, g, blk, smem);
+  }
   for (auto& o : outs) { FILE* f = fopen((dir + "/" + o + ".out").c_str(), "wb"); fwrite(BUFS[o].data(), 1, BUFS[o].size(), f); fclose(f); }
   return 0;
 }
@@ -107,21 +118,37 @@ ${kernels.map((k) => `  if (!strcmp(name, "${k.entry}")) fn = body_${k.entry};`)
   return compileEmu(full, "rows-readout");
 }
 
-/** Launch one kernel as runtime/torch/seqc_chunked.py does (grid: B H ceil(K / kr) blocks by value slices), partial slices summed. */
-function runEmu(bin: string, k: RowsReadoutKernel, c: Case, d: Data): Float64Array[] {
+/** Launch the kernels as runtime/torch/seqc_chunked.py rows_readout_kernel does for `seg` tokens per segment (>= T: one
+ * segment, the readout alone from S0): grid B H ceil(K / kr) blocks by segments x value slices; with several segments
+ * first the ends kernel (segments but the last), the scan, then the readout from the starts; partial slices summed. */
+function runEmu(bin: string, k: RowsReadoutKernel, c: Case, d: Data, seg: number): Float64Array[] {
   const dir = mkdtempSync(join(tmpdir(), "seqc-rows-"));
   try {
     const slices = Math.ceil(c.V / k.vs);
+    const s = Math.min(seg, c.T), nseg = Math.ceil(c.T / s);
     const f32 = (x: Float64Array) => Buffer.from(Float32Array.from(x).buffer);
-    const bufs: Record<string, Buffer> = { ld: f32(d.ld), S0: d.S0 ? f32(d.S0) : Buffer.alloc(4) };
+    const nState = c.B * c.H * c.K * c.V;
+    // St and P start as NaN: a slot the kernels read before writing it shows up in the outputs
+    const bufs: Record<string, Buffer> = { ld: f32(d.ld), S0: d.S0 ? f32(d.S0) : Buffer.alloc(4), St: f32(new Float64Array(nseg * nState).fill(NaN)), P: f32(new Float64Array(nseg * c.B * c.H * c.K).fill(NaN)) };
     d.a.forEach((x, p) => (bufs[`a${p}`] = f32(x)));
     d.b.forEach((x, p) => (bufs[`b${p}`] = f32(x)));
     d.c.forEach((x, q) => (bufs[`c${q}`] = f32(x)));
     const n = c.B * c.T * c.H * c.K;
     for (let q = 0; q < k.readouts; q++) bufs[`o${q}`] = f32(new Float64Array(slices * n).fill(NaN));
     for (const [name, b] of Object.entries(bufs)) writeFileSync(join(dir, `${name}.bin`), b);
-    const grid = [c.B * c.H * Math.ceil(c.K / k.kr), slices];
-    writeFileSync(join(dir, "launch.txt"), `${k.entry} ${grid[0]} ${grid[1]} ${k.threads} ${k.sharedBytes}\n${c.B} ${c.T} ${c.H} ${c.K} ${c.V} ${c.init ? 1 : 0}\n${Object.keys(bufs).length} ${Object.keys(bufs).join(" ")}\n`);
+    const as = Array.from({ length: k.pairs }, (_, p) => `a${p}`), bs = Array.from({ length: k.pairs }, (_, p) => `b${p}`);
+    const cs = Array.from({ length: k.readouts }, (_, q) => `c${q}`), os = Array.from({ length: k.readouts }, (_, q) => `o${q}`);
+    const gx = c.B * c.H * Math.ceil(c.K / k.kr);
+    const init = c.init ? 1 : 0;
+    const launches: string[] = [];
+    const launch = (l: { entry: string; threads: number; sharedBytes: number }, g: [number, number], ptrs: string[], us: number[]) =>
+      launches.push(`${l.entry} ${g[0]} ${g[1]} ${l.threads} ${l.sharedBytes} ${ptrs.length} ${ptrs.join(" ")} ${us.length} ${us.join(" ")}`);
+    if (nseg > 1) {
+      launch(k.ends, [gx, (nseg - 1) * slices], ["ld", ...as, ...bs, "St", "P"], [c.B, c.T, c.H, c.K, c.V, s]);
+      launch(k.scan, [Math.ceil(nState / k.scan.threads), 1], ["St", "P", "S0"], [c.B, c.H, c.K, c.V, nseg, init]);
+    }
+    launch(k, [gx, nseg * slices], ["ld", ...as, ...bs, ...cs, nseg > 1 ? "St" : "S0", ...os], [c.B, c.T, c.H, c.K, c.V, nseg > 1 ? 1 : init, s]);
+    writeFileSync(join(dir, "launch.txt"), `${Object.keys(bufs).length} ${Object.keys(bufs).join(" ")}\n${launches.length}\n${launches.join("\n")}\n`);
     execFileSync(bin, [dir], { stdio: "pipe" });
     return Array.from({ length: k.readouts }, (_, q) => {
       const raw = readFileSync(join(dir, `o${q}.out`));
@@ -135,43 +162,49 @@ function runEmu(bin: string, k: RowsReadoutKernel, c: Case, d: Data): Float64Arr
   }
 }
 
-function check(k: RowsReadoutKernel, bin: string, cases: Case[], tol: number) {
+/** Each case in each of `segs` (tokens per segment; Infinity: one segment) against the float64 recurrence. */
+function check(k: RowsReadoutKernel, bin: string, cases: Case[], tol: number, segs: number[] = [Infinity]) {
   for (const [n, c] of cases.entries()) {
     const d = data(k, c, 7 + 13 * n + c.T);
     const ref = reference(c, d);
-    const got = runEmu(bin, k, c, d);
-    const label = `${k.entry} B=${c.B} T=${c.T} H=${c.H} K=${c.K} V=${c.V}${c.init ? " init" : ""} ld>=${c.minLd}`;
-    for (let q = 0; q < ref.length; q++) {
-      expect(got[q].every(Number.isFinite), `${label}: out${q} finite`).toBe(true);
-      expect(relativeError(got[q], ref[q]), `${label}: out${q}`).toBeLessThan(tol);
+    for (const seg of segs) {
+      const got = runEmu(bin, k, c, d, seg);
+      const label = `${k.entry} B=${c.B} T=${c.T} H=${c.H} K=${c.K} V=${c.V}${c.init ? " init" : ""} ld>=${c.minLd} seg=${seg}`;
+      for (let q = 0; q < ref.length; q++) {
+        expect(got[q].every(Number.isFinite), `${label}: out${q} finite`).toBe(true);
+        expect(relativeError(got[q], ref[q]), `${label}: out${q}`).toBeLessThan(tol);
+      }
     }
   }
 }
 
 describe.skipIf(!gpp)("rows readout kernel on the CPU emulation vs float64", () => {
-  it("one pair, one readout: every tile configuration; T = 1, odd T, T past the tile, init, B and H > 1", () => {
+  it("one pair, one readout: every tile configuration; T = 1, odd T, T past the tile, init, B and H > 1; one segment, 8 segments of 5 tokens (37 = 7 x 5 + 2), 3 of 16", () => {
     const m = rowsReadoutModule([{ pairs: 1, readouts: 1 }]);
     const bin = buildEmu(m.source, m.kernels);
     for (const k of m.kernels)
       check(k, bin, [
         { B: 1, T: 1, H: 1, K: 5, V: 7, init: false, minLd: -1 },
         { B: 2, T: 37, H: 2, K: 5, V: 7, init: true, minLd: -1 },
-      ], 1e-5);
+      ], 1e-5, [Infinity, 5, 16]);
   }, 300_000);
 
   it("K over several blocks, V over several value slices, T not a multiple of the tile (70 = 2 x 32 + 6)", () => {
     const m = rowsReadoutModule([{ pairs: 1, readouts: 1 }], [{ kr: 16, tv: 4, vt: 4, tt: 32 }, { kr: 32, tv: 8, vt: 8, tt: 32 }, { kr: 16, tv: 4, vt: 4, tt: 16, red: "smem" }]);
     const bin = buildEmu(m.source, m.kernels);
-    for (const k of m.kernels) check(k, bin, [{ B: 1, T: 70, H: 3, K: 40, V: 37, init: true, minLd: -0.5 }], 1e-5);
+    // segments of 32 (a tile each for tt = 32, two for 16) and 24 (across tiles; the last segment 22 tokens) with value slices
+    for (const k of m.kernels) check(k, bin, [{ B: 1, T: 70, H: 3, K: 40, V: 37, init: true, minLd: -0.5 }], 1e-5, [Infinity, 32, 24]);
   }, 300_000);
 
-  it("two pairs and three readouts; log decays down to -20 per step (no NaN / Inf, the state forgets); shuffle and shared-memory reductions", () => {
+  it("two pairs and three readouts; log decays down to -20 per step (no NaN / Inf, the state forgets); shuffle and shared-memory reductions; segments of 7 and 1 token", () => {
     const m = rowsReadoutModule([{ pairs: 2, readouts: 3 }], [{ kr: 16, tv: 8, vt: 4, tt: 16 }, { kr: 8, tv: 4, vt: 4, tt: 8, red: "smem" }]);
     const bin = buildEmu(m.source, m.kernels);
+    // segments of 7 and 1 token: the decay products (down to exp(-140)) and the start states' scan; no initial state
     for (const k of m.kernels) check(k, bin, [
       { B: 2, T: 45, H: 1, K: 9, V: 11, init: true, minLd: -1 },
       { B: 1, T: 40, H: 2, K: 6, V: 5, init: true, minLd: -20 },
-    ], 1e-5);
+      { B: 2, T: 23, H: 1, K: 6, V: 9, init: false, minLd: -2 },
+    ], 1e-5, [Infinity, 7, 1]);
   }, 300_000);
 });
 

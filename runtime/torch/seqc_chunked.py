@@ -50,12 +50,34 @@ PER_KEY_TRANSPOSED = "kernel"
 # The rows readout kernel's tile (an entry's suffix such as "k32_t8_v8_n32", rows-readout.ts ROWS_READOUT_TILES) or
 # None: the first in the module's order whose value slice covers V (else the widest).
 ROWS_TILE = None
+# Tokens per segment of the rows readout (rows-readout.ts "Segments": T split into segments walked in parallel from
+# their start states: an end-state pass, a scan of start states, the readout pass). 0: one segment (the plain walk of
+# all T tokens per key-row block); None: segments of at least ROWS_MIN_SEGMENT tokens (a multiple of the tile's) so that
+# the readout's grid has about ROWS_BLOCKS_PER_SM blocks per multiprocessor.
+ROWS_SEGMENT = None
+ROWS_MIN_SEGMENT = 64
+ROWS_BLOCKS_PER_SM = 8
 
 
-def rows_readout_kernel(km, ld, pairs, readouts, S0, B, T, H, K, V, tile=None):
+def rows_segment(k, B, T, H, K, V, sms, segment=None):
+    """Tokens per segment for kernel k at these sizes (ROWS_SEGMENT's rule; `segment` overrides it): T for one segment."""
+    seg = ROWS_SEGMENT if segment is None else segment
+    if seg is None:
+        blocks = B * H * -(-K // k["kr"]) * -(-V // k["vs"])
+        nseg = min(-(-ROWS_BLOCKS_PER_SM * sms // blocks), max(1, T // ROWS_MIN_SEGMENT))
+        if nseg <= 1:
+            return T
+        tt = k["tt"]
+        seg = max(ROWS_MIN_SEGMENT, -(-(-(-T // nseg)) // tt) * tt)
+    return T if seg <= 0 or seg >= T else int(seg)
+
+
+def rows_readout_kernel(km, ld, pairs, readouts, S0, B, T, H, K, V, tile=None, segment=None):
     """rows_decayed_readout's contract (out_r,t = S_t c_r,t, S_t = diag(exp(ld_t)) S_{t-1} + sum_p a_p,t b_p,t^T) on the
     rows readout kernel: km a seqc_cuda.KernelModule of "rowsReadout", every tensor float32 on its device; S0 [B, H*K*V]
-    or None (zero). One launch: B H ceil(K / kr) blocks by ceil(V / vs) value slices (per slice a partial sum, added here)."""
+    or None (zero). Grid: B H ceil(K / kr) blocks by segments x ceil(V / vs) value slices (per slice a partial sum,
+    added here). Several segments (rows_segment; `segment` overrides ROWS_SEGMENT): first the segments' end states and
+    decay products (kernel k["ends"]), their start states (k["scan"]), then the readout from each segment's start."""
     np_, nr = len(pairs), len(readouts)
     tile = tile or ROWS_TILE
     cands = [k for k in km.kernels if k["pairs"] == np_ and k["readouts"] == nr and (tile is None or k["entry"].endswith("_" + tile))]
@@ -77,9 +99,22 @@ def rows_readout_kernel(km, ld, pairs, readouts, S0, B, T, H, K, V, tile=None):
     ins += [arg(b, "b%d [B, T, H*V]" % i, nv) for i, (_, b) in enumerate(pairs)] + [arg(c, "c%d [B, T, H*V]" % i, nv) for i, c in enumerate(readouts)]
     s0 = arg(S0, "S0 [B, H*K*V]", B * H * K * V) if S0 is not None else torch.zeros(4, dtype=torch.float32, device=dev)
     outs = [torch.empty([slices, B, T, H * K], dtype=torch.float32, device=dev) for _ in readouts]
-    args = [("ptr", x.data_ptr()) for x in ins + [s0] + outs] + [("u32", v) for v in (B, T, H, K, V, 1 if S0 is not None else 0)]
+    seg = rows_segment(k, B, T, H, K, V, km.info["multiprocessors"], segment)
+    nseg = -(-T // seg)
+    init = 1 if S0 is not None else 0
+    gx = B * H * (-(-K // k["kr"]))
     with torch.cuda.device(dev):
-        km.launch(k, (B * H * (-(-K // k["kr"])), slices), args, torch.cuda.current_stream(dev).cuda_stream)
+        stream = torch.cuda.current_stream(dev).cuda_stream
+        if nseg > 1:
+            n = B * H * K * V
+            St = torch.empty([nseg, n], dtype=torch.float32, device=dev)
+            P = torch.empty([nseg, B * H * K], dtype=torch.float32, device=dev)
+            e_args = [("ptr", x.data_ptr()) for x in ins[: 1 + 2 * np_] + [St, P]] + [("u32", v) for v in (B, T, H, K, V, seg)]
+            km.launch(k["ends"], (gx, (nseg - 1) * slices), e_args, stream)
+            km.launch(k["scan"], (-(-n // k["scan"]["threads"]), 1), [("ptr", St.data_ptr()), ("ptr", P.data_ptr()), ("ptr", s0.data_ptr())] + [("u32", v) for v in (B, H, K, V, nseg, init)], stream)
+            s0, init = St, 1
+        args = [("ptr", x.data_ptr()) for x in ins + [s0] + outs] + [("u32", v) for v in (B, T, H, K, V, init, seg)]
+        km.launch(k, (gx, nseg * slices), args, stream)
     return [(o[0] if slices == 1 else o.sum(0)).reshape(B, T, H * K) for o in outs]
 
 
@@ -439,7 +474,7 @@ def backward(ctx, m, flat, grads):
     given_n = len(ctx.needs_input_grad) - ctx.offset
     dtypes = [x.dtype if x is not None else None for x in flat][:given_n]
     key = ("chunked-backward", ctx.B, ctx.T, tuple(sorted(ctx.dims.items())), ctx.dtype, getattr(ctx, "given_dtype", ctx.dtype), tuple(ctx.need), given_n,
-           PER_KEY_TRANSPOSED, ROWS_TILE, STATELESS_WIDE, BF16_DECAY_PARTS, DECAY_WAY, TRANSPOSED_IO)
+           PER_KEY_TRANSPOSED, ROWS_TILE, ROWS_SEGMENT, STATELESS_WIDE, BF16_DECAY_PARTS, DECAY_WAY, TRANSPOSED_IO)
     nf, ng = len(flat), len(grads)
 
     def body(*args):

@@ -22,8 +22,17 @@
  * cancelling sums q.dq - k.dk went past 1e-2 with bf16 operands inside the cores (bench/RESULTS.md,
  * "Mixed-I/O transposed cores"). So fp32 FMA throughout.
  *
- * Where V > VS, blockIdx.y picks a value slice and out_r holds one partial sum per slice ([slices, B, T, H*K],
+ * Where V > VS, a value slice per block (blockIdx.y % slices) and out_r holds one partial sum per slice ([slices, B, T, H*K],
  * summed by the caller). The tile configurations are data (ROWS_READOUT_TILES, in preference order).
+ *
+ * Segments (more blocks than B H K / KR: one walk of all T tokens per key-row block left 8-16 warps per SM, each token
+ * step a dependent chain): T is split into segments of `seg` tokens (blockIdx.y / slices), walked in parallel in three
+ * launches. (1) `ends`: each segment but the last walked from a zero state without readouts, its end state E_z written
+ * to slot z + 1 of a starts buffer St [nseg, B, H, K, V] and its decay product P_z[i] = prod_t exp(ld_t[i]) (a product
+ * of numbers <= 1) to P [nseg, B, H*K]. (2) `scan`: per state element, slot 0 = S_0 (or 0), slot z = P_{z-1} slot z-1 +
+ * E_{z-1}: the segments' true start states. (3) the readout kernel walks each segment from its start state (slot z) as
+ * the one-segment walk does. Still only exp of one step's log decay. One segment (seg >= T) is the plain walk: S0 read
+ * as slot 0, no ends or scan.
  */
 
 /** One compiled configuration of the kernel: pairs / readouts, key rows per block, threads per row, values per thread, tokens per tile. */
@@ -44,15 +53,25 @@ export interface RowsReadoutConfig {
   red?: "shfl" | "smem";
 }
 
-/** A kernel of the module as the runtime launches it (seqc_chunked.rows_readout_kernel). */
-export interface RowsReadoutKernel extends RowsReadoutConfig {
+/** One launchable entry: its name, threads per block and dynamic shared memory. */
+export interface RowsReadoutLaunch {
   entry: string;
   threads: number;
-  /** values per block (a slice of V): tv * vt */
-  vs: number;
-  /** dynamic shared memory per block */
   sharedBytes: number;
 }
+
+/** A kernel of the module as the runtime launches it (seqc_chunked.rows_readout_kernel), with its segments' two
+ * helper launches (`ends`: the segments' end states and decay products, same tile; `scan`: their start states). */
+export interface RowsReadoutKernel extends RowsReadoutConfig, RowsReadoutLaunch {
+  /** values per block (a slice of V): tv * vt */
+  vs: number;
+  ends: RowsReadoutLaunch;
+  scan: RowsReadoutLaunch;
+}
+
+/** Threads per block of the start-state scan (one state element a thread). */
+export const ROWS_SCAN_THREADS = 256;
+export const ROWS_SCAN_ENTRY = "seqc_rows_scan";
 
 /** The tile shapes each (pairs, readouts) is compiled with, in preference order (the runtime takes the first whose
  * value slice covers V, else the widest). Ordered by their time at (B, T, H, K = V) = (8, 2048, 16, 64) on the H100
@@ -76,6 +95,11 @@ export function rowsReadoutEntry(c: RowsReadoutConfig): string {
   return `seqc_rows_readout_p${c.pairs}_r${c.readouts}_k${c.kr}_t${c.tv}_v${c.vt}_n${c.tt}${c.red === "smem" ? "_s" : ""}`;
 }
 
+/** The segments' end-state kernel of a tile (no readouts, so one per (pairs, kr, tv, vt, tt)). */
+export function rowsEndsEntry(c: RowsReadoutConfig): string {
+  return `seqc_rows_ends_p${c.pairs}_k${c.kr}_t${c.tv}_v${c.vt}_n${c.tt}`;
+}
+
 function check(c: RowsReadoutConfig): void {
   const pow2 = (x: number) => x > 0 && (x & (x - 1)) === 0;
   if (!pow2(c.tv) || c.tv > 32) throw new Error(`rows readout: tv = ${c.tv} must be a power of two <= 32`);
@@ -90,6 +114,51 @@ export function rowsReadoutShared(c: RowsReadoutConfig): number {
   const vs = c.tv * c.vt;
   const out = c.red === "smem" ? c.kr * c.tv : c.kr;
   return 4 * c.tt * (c.kr * (1 + c.pairs) + out * c.readouts + vs * (c.pairs + c.readouts));
+}
+
+/** Shared memory of a tile's end-state kernel: exp(ld) and a_p tiles [TT][KR], b_p tiles [TT][VS]. */
+export function rowsEndsShared(c: RowsReadoutConfig): number {
+  return 4 * c.tt * (c.kr * (1 + c.pairs) + c.tv * c.vt * c.pairs);
+}
+
+/** The block's place: (batch, head), first key row, value slice, segment [ts, te) (shared by the readout and ends kernels). */
+function blockPlace(KR: number, VS: number, TV: number): string {
+  return `  const u32 kb = (K + ${KR - 1}u) / ${KR}u, ns = (V + ${VS - 1}u) / ${VS}u;
+  const u32 bh = blockIdx.x / kb, k0 = (blockIdx.x % kb) * ${KR}u;
+  const u32 b = bh / H, h = bh % H;
+  const u32 z = blockIdx.y / ns, sl = blockIdx.y % ns;
+  const u32 v0 = sl * ${VS}u;
+  const u32 ts = z * seg, te = T - ts < seg ? T : ts + seg;
+  const u32 tid = threadIdx.x, r = tid / ${TV}u, lane = tid % ${TV}u;
+  const u32 i = k0 + r;
+  const size_t HK = (size_t)H * K, HV = (size_t)H * V;`;
+}
+
+/** A token tile's loads into shared memory: exp(ld) and a_p [TT][KR] (rows), b_p (and c_r) [TT][VS] (values). */
+function tileLoads(KR: number, VS: number, TT: number, NT: number, ps: number[], rs: number[], offA: (p: number) => number, offB: (p: number) => number, offC: (r: number) => number): string {
+  return `    for (u32 x = tid; x < ${TT * KR}u; x += ${NT}u) {
+      const u32 tt = x / ${KR}u, rr = x % ${KR}u, ii = k0 + rr;
+      const bool ok = tt < n && ii < K;
+      const size_t off = ((size_t)b * T + t0 + tt) * HK + (size_t)h * K + ii;
+      sm[x] = ok ? expf(ld[off]) : 1.f;
+${ps.map((p) => `      sm[${offA(p)} + x] = ok ? a${p}[off] : 0.f;`).join("\n")}
+    }
+    for (u32 x = tid; x < ${TT * VS}u; x += ${NT}u) {
+      const u32 tt = x / ${VS}u, j = v0 + x % ${VS}u;
+      const bool ok = tt < n && j < V;
+      const size_t off = ((size_t)b * T + t0 + tt) * HV + (size_t)h * V + j;
+${ps.map((p) => `      sm[${offB(p)} + x] = ok ? b${p}[off] : 0.f;`).join("\n")}
+${rs.map((q) => `      sm[${offC(q)} + x] = ok ? c${q}[off] : 0.f;`).join("\n")}
+    }`;
+}
+
+/** The token step's decay and rank-one updates of the thread's values (register S). */
+function updates(G: number, VS: number, KR: number, ps: number[], offA: (p: number) => number, offB: (p: number) => number, col: (g: number) => string): string {
+  return ps.map((p) => `      {
+        const float av = sm[${offA(p)} + tt * ${KR}u + r];
+        const float* row = sm + ${offB(p)} + tt * ${VS}u;
+${Array.from({ length: G }, (_, g) => `        { const float4 w = *(const float4*)(row + ${col(g)}); S[${4 * g}] = fmaf(av, w.x, S[${4 * g}]); S[${4 * g + 1}] = fmaf(av, w.y, S[${4 * g + 1}]); S[${4 * g + 2}] = fmaf(av, w.z, S[${4 * g + 2}]); S[${4 * g + 3}] = fmaf(av, w.w, S[${4 * g + 3}]); }`).join("\n")}
+      }`).join("\n");
 }
 
 function kernelSource(c: RowsReadoutConfig): string {
@@ -107,7 +176,7 @@ function kernelSource(c: RowsReadoutConfig): string {
     ...rs.map((r) => `const float* __restrict__ c${r}`),
     "const float* __restrict__ S0",
     ...rs.map((r) => `float* __restrict__ o${r}`),
-    "u32 B, u32 T, u32 H, u32 K, u32 V, u32 init",
+    "u32 B, u32 T, u32 H, u32 K, u32 V, u32 init, u32 seg",
   ];
   // shared memory layout (floats): E [TT][KR], A_p [TT][KR], O_r [TT][OW], then B_p, C_r [TT][VS] (16-byte aligned)
   const rowTiles = (1 + NP) * TT * KR + NR * TT * OW;
@@ -121,49 +190,28 @@ function kernelSource(c: RowsReadoutConfig): string {
 extern "C" __global__ void __launch_bounds__(${NT}) ${rowsReadoutEntry(c)}(${args.join(", ")}) {
   SEQC_SMEM_DECL(seqc_smem_raw);
   float* sm = (float*)seqc_smem_raw;
-  const u32 kb = (K + ${KR - 1}u) / ${KR}u;
-  const u32 bh = blockIdx.x / kb, k0 = (blockIdx.x % kb) * ${KR}u;
-  const u32 b = bh / H, h = bh % H;
-  const u32 v0 = blockIdx.y * ${VS}u;
-  const u32 tid = threadIdx.x, r = tid / ${TV}u, lane = tid % ${TV}u;
-  const u32 i = k0 + r;
-  const size_t HK = (size_t)H * K, HV = (size_t)H * V;
-  const size_t slice = (size_t)blockIdx.y * B * T * HK;
+${blockPlace(KR, VS, TV)}
+  const size_t slice = (size_t)sl * B * T * HK;
+  // the segment's start state: slot z of S0 ([segments, B, H, K, V]; one segment: S_0 itself)
+  const float* S0z = S0 + (size_t)z * B * H * K * V;
   float S[${VT}];
 #pragma unroll
   for (int g = 0; g < ${G}; ++g)
 #pragma unroll
     for (int e = 0; e < 4; ++e) {
       const u32 j = v0 + g * ${TV * 4}u + lane * 4u + e;
-      S[g * 4 + e] = (init && i < K && j < V) ? S0[(((size_t)b * H + h) * K + i) * V + j] : 0.f;
+      S[g * 4 + e] = (init && i < K && j < V) ? S0z[(((size_t)b * H + h) * K + i) * V + j] : 0.f;
     }
-  for (u32 t0 = 0; t0 < T; t0 += ${TT}u) {
-    const u32 n = T - t0 < ${TT}u ? T - t0 : ${TT}u;
+  for (u32 t0 = ts; t0 < te; t0 += ${TT}u) {
+    const u32 n = te - t0 < ${TT}u ? te - t0 : ${TT}u;
     __syncthreads();
-    for (u32 x = tid; x < ${TT * KR}u; x += ${NT}u) {
-      const u32 tt = x / ${KR}u, rr = x % ${KR}u, ii = k0 + rr;
-      const bool ok = tt < n && ii < K;
-      const size_t off = ((size_t)b * T + t0 + tt) * HK + (size_t)h * K + ii;
-      sm[x] = ok ? expf(ld[off]) : 1.f;
-${ps.map((p) => `      sm[${offA(p)} + x] = ok ? a${p}[off] : 0.f;`).join("\n")}
-    }
-    for (u32 x = tid; x < ${TT * VS}u; x += ${NT}u) {
-      const u32 tt = x / ${VS}u, j = v0 + x % ${VS}u;
-      const bool ok = tt < n && j < V;
-      const size_t off = ((size_t)b * T + t0 + tt) * HV + (size_t)h * V + j;
-${ps.map((p) => `      sm[${offB(p)} + x] = ok ? b${p}[off] : 0.f;`).join("\n")}
-${rs.map((q) => `      sm[${offC(q)} + x] = ok ? c${q}[off] : 0.f;`).join("\n")}
-    }
+${tileLoads(KR, VS, TT, NT, ps, rs, offA, offB, offC)}
     __syncthreads();
 ${smem ? "#pragma unroll 4\n" : ""}    for (u32 tt = 0; tt < n; ++tt) {
       const float e = sm[tt * ${KR}u + r];
 #pragma unroll
       for (int v = 0; v < ${VT}; ++v) S[v] *= e;
-${ps.map((p) => `      {
-        const float av = sm[${offA(p)} + tt * ${KR}u + r];
-        const float* row = sm + ${offB(p)} + tt * ${VS}u;
-${Array.from({ length: G }, (_, g) => `        { const float4 w = *(const float4*)(row + ${col(g)}); S[${4 * g}] = fmaf(av, w.x, S[${4 * g}]); S[${4 * g + 1}] = fmaf(av, w.y, S[${4 * g + 1}]); S[${4 * g + 2}] = fmaf(av, w.z, S[${4 * g + 2}]); S[${4 * g + 3}] = fmaf(av, w.w, S[${4 * g + 3}]); }`).join("\n")}
-      }`).join("\n")}
+${updates(G, VS, KR, ps, offA, offB, col)}
 ${rs.map((q) => `      {
         const float* row = sm + ${offC(q)} + tt * ${VS}u;
         float acc0 = 0.f, acc1 = 0.f;
@@ -188,6 +236,76 @@ ${rs.map((q) => smem ? `      { const float* P = sm + ${offO(q)} + x * ${TV}u; f
 `;
 }
 
+/** The segments' end states: segment z (< segments - 1; blockIdx.y / slices) walked from a zero state without readouts,
+ * its end state to slot z + 1 of St [segments, B, H, K, V] and its decay product per key row (prod exp(ld_t[i]) <= 1)
+ * to P [segments, B, H*K] (value slice 0 writes it). */
+function endsSource(c: RowsReadoutConfig): string {
+  const { pairs: NP, kr: KR, tv: TV, vt: VT, tt: TT } = c;
+  const VS = TV * VT, NT = KR * TV, G = VT / 4;
+  const ps = Array.from({ length: NP }, (_, p) => p);
+  const args = [
+    "const float* __restrict__ ld",
+    ...ps.map((p) => `const float* __restrict__ a${p}`),
+    ...ps.map((p) => `const float* __restrict__ b${p}`),
+    "float* __restrict__ St",
+    "float* __restrict__ P",
+    "u32 B, u32 T, u32 H, u32 K, u32 V, u32 seg",
+  ];
+  const offA = (p: number) => (1 + p) * TT * KR;
+  const offB = (p: number) => (1 + NP) * TT * KR + p * TT * VS;
+  const col = (g: number) => `${g * TV * 4} + lane * 4`;
+  return `
+extern "C" __global__ void __launch_bounds__(${NT}) ${rowsEndsEntry(c)}(${args.join(", ")}) {
+  SEQC_SMEM_DECL(seqc_smem_raw);
+  float* sm = (float*)seqc_smem_raw;
+${blockPlace(KR, VS, TV)}
+  float S[${VT}];
+#pragma unroll
+  for (int v = 0; v < ${VT}; ++v) S[v] = 0.f;
+  float pr = 1.f;
+  for (u32 t0 = ts; t0 < te; t0 += ${TT}u) {
+    const u32 n = te - t0 < ${TT}u ? te - t0 : ${TT}u;
+    __syncthreads();
+${tileLoads(KR, VS, TT, NT, ps, [], offA, offB, () => 0)}
+    __syncthreads();
+    for (u32 tt = 0; tt < n; ++tt) {
+      const float e = sm[tt * ${KR}u + r];
+      pr *= e;
+#pragma unroll
+      for (int v = 0; v < ${VT}; ++v) S[v] *= e;
+${updates(G, VS, KR, ps, offA, offB, col)}
+    }
+  }
+  if (i >= K) return;
+  float* E = St + ((((size_t)z + 1) * B + b) * H + h) * K * V + (size_t)i * V;
+#pragma unroll
+  for (int g = 0; g < ${G}; ++g)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const u32 j = v0 + g * ${TV * 4}u + lane * 4u + e;
+      if (j < V) E[j] = S[g * 4 + e];
+    }
+  if (sl == 0 && lane == 0) P[((size_t)z * B + b) * HK + (size_t)h * K + i] = pr;
+}
+`;
+}
+
+/** The segments' start states in place: per state element x of [B, H, K, V], slot 0 = S0 (init) or 0, then slot z =
+ * P_{z-1} slot z-1 + (the end state in slot z) for z = 1 .. segments - 1. */
+const SCAN_SOURCE = `
+extern "C" __global__ void __launch_bounds__(${ROWS_SCAN_THREADS}) ${ROWS_SCAN_ENTRY}(float* __restrict__ St, const float* __restrict__ P, const float* __restrict__ S0, u32 B, u32 H, u32 K, u32 V, u32 nseg, u32 init) {
+  const size_t n = (size_t)B * H * K * V, x = (size_t)blockIdx.x * ${ROWS_SCAN_THREADS}u + threadIdx.x;
+  if (x >= n) return;
+  const size_t row = x / V, rows = (size_t)B * H * K;
+  float s = init ? S0[x] : 0.f;
+  St[x] = s;
+  for (u32 z = 1; z < nseg; ++z) {
+    s = fmaf(P[(size_t)(z - 1) * rows + row], s, St[(size_t)z * n + x]);
+    St[(size_t)z * n + x] = s;
+  }
+}
+`;
+
 export const ROWS_READOUT_PRELUDE = `// ==== seqc rows readout (model-independent; compiler/backends/cuda/rows-readout.ts) ====
 typedef unsigned int u32;
 #ifndef SEQC_EMU
@@ -206,8 +324,10 @@ export function rowsReadoutModule(shapes: readonly { pairs: number; readouts: nu
       if (seen.has(entry)) continue;
       seen.add(entry);
       check(c);
-      kernels.push({ ...c, entry, threads: c.kr * c.tv, vs: c.tv * c.vt, sharedBytes: rowsReadoutShared(c) });
+      const ends = { entry: rowsEndsEntry(c), threads: c.kr * c.tv, sharedBytes: rowsEndsShared(c) };
+      kernels.push({ ...c, entry, threads: c.kr * c.tv, vs: c.tv * c.vt, sharedBytes: rowsReadoutShared(c), ends, scan: { entry: ROWS_SCAN_ENTRY, threads: ROWS_SCAN_THREADS, sharedBytes: 0 } });
     }
   }
-  return { source: ROWS_READOUT_PRELUDE + kernels.map((k) => kernelSource(k)).join(""), kernels };
+  const ends = [...new Map(kernels.map((k) => [k.ends.entry, k])).values()];
+  return { source: ROWS_READOUT_PRELUDE + kernels.map((k) => kernelSource(k)).join("") + ends.map((k) => endsSource(k)).join("") + SCAN_SOURCE, kernels };
 }
