@@ -159,6 +159,7 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
         const plain = [...phaseAs];
         if (lr && dtype !== "f32") for (const p of plain) phaseAs.push({ a: { ...p.a, inv: "w" }, tag: `${p.tag}-iw` });
         if (decay === 2 && dtype !== "f32") for (const p of plain) phaseAs.push({ a: { ...p.a, mats: "w" }, tag: `${p.tag}-mw` });
+        const want = preferredPhaseA(KP, alt, lr, decay, dtype);
         const walkBVs = [...(dtype === "f32" || KP < 64 ? [] : [64]), 32, 16];
         // split3's state-only walk also over 8 values (2-byte operands, K = 128): twice the blocks of 16-value walks
         // where batch x heads is small (the walk over many chunks is the critical path there)
@@ -186,7 +187,7 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
           // the walk reads q and the key rows from the inputs and applies their per-row factors
           const ad: ChunkCfg = { ...a, direct: true };
           for (const BV of decay === 2 ? [] : walkBVs)
-            pushSplit("splitd", ad, { ...mk("walk", BV), direct: true }, tag, recordBytesD(ad), splitdPrefer(BV, KP, nH, Vd, decay, lr, tag, alt, dtype),
+            pushSplit("splitd", ad, { ...mk("walk", BV), direct: true }, tag, recordBytesD(ad), splitdPrefer(BV, KP, nH, Vd, decay, lr, tag, want, dtype),
               `chunked splitd (${ioT}): every chunk's S0-independent part in parallel (Aq, per-row factors of q and the key rows${lr ? ", M, U0" : ""}; ${threadsOf(ad)} threads), then a walk over chunks per batch x head x ${BV} values that reads q, the key rows${lr ? "" : " and v"} from the inputs`);
           // split3: phase A, a walk that only carries the state (and stores each chunk's start state), then the
           // readout over every chunk in parallel (value tiles of BO)
@@ -203,7 +204,7 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
               variant,
               ...ioFields,
               applicable: ["*", ...base, eq(classOf(Vd), KP), [">=", "LIMIT_SMEM_OPTIN", Math.max(...[a, w, o].map((x) => chunkLayout(x).SMEM))]],
-              prefer: split3Prefer(BV, KP, nH, Vd, decay, lr, tag, alt, dtype),
+              prefer: split3Prefer(BV, KP, nH, Vd, decay, lr, tag, want, dtype),
               note: `chunked split3 (${ioT}): every chunk's S0-independent part in parallel (${threadsOf(a)} threads), a walk per batch x head x ${BV} values that only carries the state (Z = U0 + M S0, S' = exp(G_n) S0 + X~^T Z; each chunk's S0 stored), then y = Q~ S0 + Aq Z over every chunk in parallel`,
               vars: [],
               workspaces: [
@@ -214,7 +215,7 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
             });
           }
           for (const BV of walkBVs)
-            pushSplit("split", a, mk("walk", BV), tag, recBytes, splitPrefer(BV, KP, nH, Vd, tag, alt),
+            pushSplit("split", a, mk("walk", BV), tag, recBytes, splitPrefer(BV, KP, nH, Vd, tag, want),
               `chunked split (${ioT}): every chunk's S0-independent part in parallel (Q~, X~, Aq, M = T diag(beta) W~, U0 = T alpha V; ${threadsOf(a)} threads), then a walk over chunks per batch x head x ${BV} values`);
         }
       }
@@ -263,13 +264,22 @@ function fusedPrefer(blocks: SizeExpr, nH: SizeExpr, decay: number, lr: boolean,
   const heavyA: SizeExpr = [">=", ["*", 8, "B", nH], ["*", 7, "LIMIT_SMS", ["ceilDiv", blocks, "LIMIT_SMS"]]];
   return ["*", [">=", "T", 64], decay === 2 && lr && bpsA < 2 ? heavyA : many];
 }
-/** The phase A auto may use: `tag` is the variant's phase-A suffix, `alt` the suffix of the plan's first
- *  more-warps phase A at this key size ("" when there is none). */
-function phaseAPreferred(KP: number, tag: string, alt: string): boolean {
-  return KP >= 128 && alt ? tag === alt : tag === "";
+/** The phase-A suffix auto uses at a key size (`alt`: the plan's first more-warps phase A there, "" when there is none):
+ *  the more-warps one at K = 128; with 2-byte operands at K >= 64 (run 13), with low rank and scalar or no decay the
+ *  inverse by warp products (`-iw`; at K = 64 with 384 threads where the plan has them), with a per-key decay the block
+ *  pairs by warp tasks (`-mw`). */
+function preferredPhaseA(KP: number, alt: string, lr: boolean, decay: number, dtype: ChunkDtype): string {
+  const base = KP >= 128 && alt ? alt : "";
+  if (dtype === "f32" || KP < 64) return base;
+  if (lr && decay < 2) return `${KP === 64 && alt === "-a384" ? alt : base}-iw`;
+  return decay === 2 ? `${base}-mw` : base;
 }
-function split3Prefer(BV: number, KP: number, nH: SizeExpr, Vd: SizeExpr, decay: number, lr: boolean, tag: string, alt: string, dtype: ChunkDtype): SizeExpr {
-  if (BV === 64 || !phaseAPreferred(KP, tag, alt)) return 0;
+/** The phase A auto may use: `tag` is the variant's phase-A suffix, `want` preferredPhaseA's. */
+function phaseAPreferred(_KP: number, tag: string, want: string): boolean {
+  return tag === want;
+}
+function split3Prefer(BV: number, KP: number, nH: SizeExpr, Vd: SizeExpr, decay: number, lr: boolean, tag: string, want: string, dtype: ChunkDtype): SizeExpr {
+  if (BV === 64 || !phaseAPreferred(KP, tag, want)) return 0;
   const walk32: SizeExpr = ["*", "B", nH, ["ceilDiv", Vd, 32]];
   // low rank at K = 128: 8-value walks where they fit one wave (one block per SM) and 16-value walks leave SMs idle
   const walk8fits: SizeExpr = lr && KP >= 128 ? [">=", "LIMIT_SMS", ["*", "B", nH, ["ceilDiv", Vd, 8]]] : 0;
@@ -280,12 +290,12 @@ function split3Prefer(BV: number, KP: number, nH: SizeExpr, Vd: SizeExpr, decay:
 }
 /** Scalar or no decay, no low rank, K <= 64: splitd's 32-value walk takes the shapes where those walks fill the SMs. */
 const splitdCase = (KP: number, decay: number, lr: boolean) => !lr && decay <= 1 && KP <= 64;
-function splitdPrefer(BV: number, KP: number, nH: SizeExpr, Vd: SizeExpr, decay: number, lr: boolean, tag: string, alt: string, dtype: ChunkDtype): SizeExpr {
-  if (dtype === "f32" || BV !== 32 || !phaseAPreferred(KP, tag, alt) || !splitdCase(KP, decay, lr)) return 0;
+function splitdPrefer(BV: number, KP: number, nH: SizeExpr, Vd: SizeExpr, decay: number, lr: boolean, tag: string, want: string, dtype: ChunkDtype): SizeExpr {
+  if (dtype === "f32" || BV !== 32 || !phaseAPreferred(KP, tag, want) || !splitdCase(KP, decay, lr)) return 0;
   return ["*", [">=", "T", 64], [">=", ["*", "B", nH, ["ceilDiv", Vd, 32]], "LIMIT_SMS"]];
 }
-function splitPrefer(BV: number, KP: number, nH: SizeExpr, Vd: SizeExpr, tag: string, alt: string): SizeExpr {
-  if (!phaseAPreferred(KP, tag, alt)) return 0;
+function splitPrefer(BV: number, KP: number, nH: SizeExpr, Vd: SizeExpr, tag: string, want: string): SizeExpr {
+  if (!phaseAPreferred(KP, tag, want)) return 0;
   if (BV === 64) return KP >= 128 ? ["*", [">=", "T", 64], [">=", ["*", 8, "B", nH, ["ceilDiv", Vd, 64]], ["*", 7, "LIMIT_SMS"]]] : 0;
   // 32-value tiles when they give a block per SM, else 16 (more blocks for few heads)
   return BV === 32 ? ["*", [">=", "T", 64], [">=", ["*", "B", nH, ["ceilDiv", Vd, 32]], "LIMIT_SMS"]] : [">=", "T", 64];
