@@ -23,6 +23,8 @@
  * Z over U0 in the record) and does Z = U0 + M S0, S' = exp(G_n) S0 + X~^T Z, reading only X~, M, its U0 tile;
  * then the readout y = Q~ S0 + Aq Z over every chunk in parallel), and splitd (scalar or no decay: split whose record
  * holds per-row factors instead of Q~ and X~, and no alpha v without low rank; its walk reads those rows from the inputs).
+ * Phase A options (config flags, 2-byte operands): INV = 1 inverts by one warp per 16x16 block product
+ * (seqc_chunk_inverse_w), MATS = 1 forms a per-key decay's A and Aq block pairs as warp tasks (SeqcKeyTiles).
  */
 export const CHUNK_CORE_SOURCE = String.raw`
 // ==== seqc chunked core (model-independent) ====

@@ -254,6 +254,9 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
  *     that fill the GPU are bound by reading the records, once per value tile: 64-value tiles read them half as
  *     often; the split walk 0.55 -> 0.45 ms for Simple GLA, 0.75 -> 0.57 DeltaNet, 1.22 -> 0.94 RWKV-7).
  *   split with 32-value walks: the rest of the shapes that fill the SMs.
+ *   phase A's -iw / -mw (run 13, 2-byte operands, K >= 64; preferredPhaseA): low rank with scalar or no decay inverts
+ *     by warp products (DeltaNet / Gated DeltaNet 1.01-1.10x, at K = 64 on 384 threads), a per-key decay forms A and
+ *     Aq by warp tasks (GLA 1.13-1.20x, RWKV-7 1.09-1.13x). RWKV-7 keeps the block-row inverse (-iw was slower there).
  */
 function fusedPrefer(blocks: SizeExpr, nH: SizeExpr, decay: number, lr: boolean, bpsA: number): SizeExpr {
   const many: SizeExpr = [">=", ["*", 2, blocks], ["*", 3, "LIMIT_SMS"]];
