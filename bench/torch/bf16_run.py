@@ -42,7 +42,10 @@ def grads_of(sm, ins, pars, sts, cot_out, cot_fin):
     return {k: v.grad.detach() for d in (ins, pars, sts) for k, v in d.items()}, ran, {k: v.grad.dtype for d in (ins, pars, sts) for k, v in d.items()}
 
 
-def accuracy(root, model, log, res):
+def accuracy(root, model, log, res, paths=None):
+    """paths: [(name, setup())] to check one after the other against one float64 reference per case (setup sets the
+    runtime's switches, e.g. seqc_chunked.TRANSPOSED_IO); None: the runtime as it is. Rows carry "path"."""
+    paths = paths or [(None, lambda: None)]
     sm = cb.seqc_model(root, model, "auto")
     import seqc_cuda  # (on the path once seqc_model put the modules' directory there)
     cases = json.load(open(os.path.join(root, "ref", model + ".json")))
@@ -60,18 +63,20 @@ def accuracy(root, model, log, res):
         cot_out = {t["name"]: torch.tensor(case["cotOutputs"][t["name"]], dtype=torch.float64, device=DEV).reshape(shape(t, ["B", "T"])) for t in sm.outputs}
         cot_fin = {t["name"]: torch.tensor(case["cotFinal"][t["name"]], dtype=torch.float64, device=DEV).reshape(shape(t, ["B"])) for t in sm.states if t["name"] in case["cotFinal"]}
         want, _, _ = grads_of(sm, *tensors(torch.float64, torch.float64), cot_out, cot_fin)
-        got, ran, dts = grads_of(sm, *tensors(torch.bfloat16, torch.float32), cot_out, cot_fin)
         # seqc's float64 at the unrounded values vs the interpreter's reference (the oracle's link)
         ref = {**case["grads"]["inputs"], **case["grads"]["params"], **case["grads"]["initialState"]}
         exact, _, _ = grads_of(sm, *tensors(torch.float64, torch.float64, False), cot_out, cot_fin)
         link = max(tb.rel(exact[k], torch.tensor(ref[k], dtype=torch.float64, device=DEV)) for k in exact if k in ref)
-        errs = {k: tb.rel(got[k], want[k]) for k in got}
-        row = {"model": model, "case": "ref B=%d T=%d" % (case["B"], case["T"]), "dims": case["dims"], "rel": errs, "fp64_vs_interpreter": link,
-               "chunked": ran, "grad_dtypes": {k: str(v) for k, v in dts.items()}}
-        row["ok"] = ran is True and max(errs.values()) <= TOL and link <= 1e-9
-        res["accuracy"].append(row)
-        log("%s %s: bf16 grads vs float64 %s (max %.1e); fp64 vs interpreter %.1e; chunked=%s; %s" % (
-            model, row["case"], " ".join("%s=%.1e" % kv for kv in errs.items()), max(errs.values()), link, ran, "ok" if row["ok"] else "FAIL"))
+        for path, setup in paths:
+            setup()
+            got, ran, dts = grads_of(sm, *tensors(torch.bfloat16, torch.float32), cot_out, cot_fin)
+            errs = {k: tb.rel(got[k], want[k]) for k in got}
+            row = {"model": model, "case": "ref B=%d T=%d" % (case["B"], case["T"]), "path": path, "dims": case["dims"], "rel": errs, "fp64_vs_interpreter": link,
+                   "chunked": ran, "grad_dtypes": {k: str(v) for k, v in dts.items()}}
+            row["ok"] = ran is True and max(errs.values()) <= TOL and link <= 1e-9
+            res["accuracy"].append(row)
+            log("%s %s%s: bf16 grads vs float64 %s (max %.1e); fp64 vs interpreter %.1e; chunked=%s; %s" % (
+                model, row["case"], "" if path is None else " [%s]" % path, " ".join("%s=%.1e" % kv for kv in errs.items()), max(errs.values()), link, ran, "ok" if row["ok"] else "FAIL"))
     # large: the benchmark's heads and K, B=2, T=2048
     B, T, H, K = 2, 2048, (tb.MAMBA2_HEADS if model == "mamba2" else tb.LA_SHAPE[2]), tb.LA_SHAPE[3]
     x = tb.la_inputs(model, B, T, H, K, 11)
@@ -89,17 +94,19 @@ def accuracy(root, model, log, res):
     t0 = time.time()
     want, _, _ = grads_of(sm, *split(torch.float64, torch.float64), cot, {})
     t64 = time.time() - t0
-    got, ran, dts = grads_of(sm, *split(torch.bfloat16, torch.float32), cot, {})
     # the same values through today's fp32 path (its distance to float64, for scale)
     got32, _, _ = grads_of(sm, *split(torch.float32, torch.float32), cot, {})
-    errs = {k: tb.rel(got[k], want[k]) for k in got}
     errs32 = {k: tb.rel(got32[k], want[k]) for k in got32}
-    row = {"model": model, "case": "large B=%d T=%d H=%d K=V=%d" % (B, T, H, K), "rel": errs, "fp32_rel": errs32, "chunked": ran,
-           "grad_dtypes": {k: str(v) for k, v in dts.items()}, "fp64_s": t64}
-    row["ok"] = ran is True and max(errs.values()) <= TOL
-    res["accuracy"].append(row)
-    log("%s %s: bf16 grads vs float64 %s (max %.1e); fp32 path %.1e; %s" % (model, row["case"], " ".join("%s=%.1e" % kv for kv in errs.items()),
-        max(errs.values()), max(errs32.values()), "ok" if row["ok"] else "FAIL"))
+    for path, setup in paths:
+        setup()
+        got, ran, dts = grads_of(sm, *split(torch.bfloat16, torch.float32), cot, {})
+        errs = {k: tb.rel(got[k], want[k]) for k in got}
+        row = {"model": model, "case": "large B=%d T=%d H=%d K=V=%d" % (B, T, H, K), "path": path, "rel": errs, "fp32_rel": errs32, "chunked": ran,
+               "grad_dtypes": {k: str(v) for k, v in dts.items()}, "fp64_s": t64}
+        row["ok"] = ran is True and max(errs.values()) <= TOL
+        res["accuracy"].append(row)
+        log("%s %s%s: bf16 grads vs float64 %s (max %.1e); fp32 path %.1e; %s" % (model, row["case"], "" if path is None else " [%s]" % path,
+            " ".join("%s=%.1e" % kv for kv in errs.items()), max(errs.values()), max(errs32.values()), "ok" if row["ok"] else "FAIL"))
     tb.free_all()
 
 

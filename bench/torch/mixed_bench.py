@@ -1,6 +1,9 @@
 """The transposed cores' mixed-I/O variants on the GPU (issue 6): bf16 tensors run coreT (dq) and adjointT (dk) of a
 scalar-decay model on the chunked form's bf16-input, fp32-output kernels (runtime/torch/seqc_chunked.py TRANSPOSED_IO
-"mixed") instead of the fp32 kernels on fp32 copies ("f32", the old path). One process, both paths side by side.
+"mixed") instead of the fp32 kernels on fp32 copies ("f32", the old path); and the decay adjoint with them either
+summed over the whole sequence (DECAY_ANCHOR "none") or anchored every C tokens (DECAY_ANCHOR "mixed" with
+DECAY_ANCHOR_CHUNK C: runtime/torch/seqc_decay_adjoint.py). One process, the paths side by side (PATHS).
+The anchors' own cost: seqc_decay_adjoint.anchored_decay_adjoint alone at the bench shape per C (CUDA events, eager).
 
 Accuracy, per model and path: bench/torch/bf16_run.py's checks (the reference cases vs seqc's float64 kernels at the
 bf16-rounded values, and B=2 T=2048 at the bench's heads), limit 1e-2 per gradient.
@@ -27,20 +30,63 @@ import graph_bench as gb  # noqa: E402
 import bf16_run as br  # noqa: E402
 
 DEV = tb.DEV
-PATHS = ("f32", "mixed")
+# name: (TRANSPOSED_IO, DECAY_ANCHOR, DECAY_ANCHOR_CHUNK)
+PATHS = {"f32": ("f32", "none", 64), "mixed": ("mixed", "none", 64), "mixed+a64": ("mixed", "mixed", 64),
+         "mixed+a32": ("mixed", "mixed", 32), "mixed+a16": ("mixed", "mixed", 16)}
+ACC_PATHS = list(PATHS)
+TIME_PATHS = ["f32", "mixed", "mixed+a64", "mixed+a32"]
+
+
+def set_path(name):
+    import seqc_chunked
+    seqc_chunked.TRANSPOSED_IO, seqc_chunked.DECAY_ANCHOR, seqc_chunked.DECAY_ANCHOR_CHUNK = PATHS[name]
 
 
 def accuracy(root, model, log, res):
     cb.seqc_model(root, model, "auto")
     import seqc_chunked
-    for path in PATHS:
-        seqc_chunked.TRANSPOSED_IO = path
-        sub = {"accuracy": []}
-        br.accuracy(root, model, lambda s: log("[%s] %s" % (path, s)), sub)
-        for r in sub["accuracy"]:
-            r["transposed_io"] = path
-        res["accuracy"] += sub["accuracy"]
-    seqc_chunked.TRANSPOSED_IO = "mixed"
+    defaults = (seqc_chunked.TRANSPOSED_IO, seqc_chunked.DECAY_ANCHOR, seqc_chunked.DECAY_ANCHOR_CHUNK)
+    sub = {"accuracy": []}
+    br.accuracy(root, model, log, sub, [(p, (lambda p=p: set_path(p))) for p in ACC_PATHS])
+    for r in sub["accuracy"]:
+        r["transposed_io"] = r["path"]
+    res["accuracy"] += sub["accuracy"]
+    seqc_chunked.TRANSPOSED_IO, seqc_chunked.DECAY_ANCHOR, seqc_chunked.DECAY_ANCHOR_CHUNK = defaults
+
+
+def anchor_cost(root, log, res):
+    """anchored_decay_adjoint alone at the bench shapes (scalar decays; SimpleGLA H=16, Mamba-2 H=32, K=V=64), fp32,
+    per C: ms (median of CUDA-event-timed calls), and the flops it does (U and R: 2 B T H K V multiply-adds, the Gram
+    B H n^2 K V)."""
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    import seqc_decay_adjoint as da
+    B, T, _, K = tb.LA_SHAPE
+    V = K
+    g = torch.Generator(device=DEV).manual_seed(5)
+    for H in (tb.LA_SHAPE[2], tb.MAMBA2_HEADS):
+        r = lambda *s: torch.randn(*s, device=DEV, generator=g)  # noqa: E731
+        terms, ld = r(B, T, H), -torch.rand(B, T, H, device=DEV, generator=g)
+        k, v, q, dy = r(B, T, H * K), r(B, T, H * V), r(B, T, H * K), r(B, T, H * V)
+        S0, dS = r(B, H * K * V), r(B, H * K * V)
+        for C in (64, 32, 16):
+            def f():
+                return da.anchored_decay_adjoint(terms, ld, [(k, v)], [(q, dy)], S0, dS, B, T, H, K, V, False, torch.float32, DEV, C)
+            for _ in range(3):
+                f()
+            ts = []
+            for _ in range(15):
+                ev = [torch.cuda.Event(enable_timing=True) for _ in range(2)]
+                ev[0].record()
+                f()
+                ev[1].record()
+                ev[1].synchronize()
+                ts.append(ev[0].elapsed_time(ev[1]))
+            n = -(-T // C)
+            row = {"H": H, "C": C, "ms": sorted(ts)[len(ts) // 2], "gflop": 2 * (2 * B * T * H * K * V + B * H * n * n * K * V) / 1e9}
+            res["anchor_cost"].append(row)
+            log("anchor cost B=%d T=%d H=%d K=V=%d C=%d: %.3f ms (%.2f GFLOP)" % (B, T, H, K, C, row["ms"], row["gflop"]))
+        tb.free_all()
 
 
 def timing(args, root, model, log, res):
@@ -49,11 +95,12 @@ def timing(args, root, model, log, res):
     import seqc_chunked
     x16 = {n: (v if n in tb.LA_PARAMS else v.to(torch.bfloat16)) for n, v in x.items()}
     grads = {}
-    runs = [("bf16", p) for p in PATHS] + [("fp32", "mixed")]
+    defaults = (seqc_chunked.TRANSPOSED_IO, seqc_chunked.DECAY_ANCHOR, seqc_chunked.DECAY_ANCHOR_CHUNK)
+    runs = [("bf16", p) for p in TIME_PATHS]
     for rnd in range(2):  # two rounds, interleaved: drift of the clocks shows as a difference between them
         for prec, path in runs:
             xs = x16 if prec == "bf16" else x
-            seqc_chunked.TRANSPOSED_IO = path
+            set_path(path)
             one, leaves = cb.seqc_step(sm, xs, cot.to(xs["q"].dtype if "q" in xs else xs["x"].dtype))
             tag = "seqc_%s_%s" % (prec, path) if prec == "bf16" else "seqc_fp32"
             sm.graphs = True
@@ -78,10 +125,9 @@ def timing(args, root, model, log, res):
             del one, leaves
             sm._seqc_graphs.clear()
             tb.free_all()
-    seqc_chunked.TRANSPOSED_IO = "mixed"
-    row["mixed_vs_f32_rel"] = {"d" + n: tb.rel(grads["seqc_bf16_mixed"][n], grads["seqc_bf16_f32"][n]) for n in grads["seqc_bf16_f32"]}
-    row["bf16_vs_fp32_rel"] = {p: {"d" + n: tb.rel(grads["seqc_bf16_%s" % p][n], grads["seqc_fp32"][n]) for n in grads["seqc_fp32"]} for p in PATHS}
-    log("%s: bf16 grads, mixed vs f32 path %s; vs the fp32 step: %s" % (model, row["mixed_vs_f32_rel"], row["bf16_vs_fp32_rel"]))
+    seqc_chunked.TRANSPOSED_IO, seqc_chunked.DECAY_ANCHOR, seqc_chunked.DECAY_ANCHOR_CHUNK = defaults
+    row["vs_f32_rel"] = {p: {"d" + n: tb.rel(grads["seqc_bf16_%s" % p][n], grads["seqc_bf16_f32"][n]) for n in grads["seqc_bf16_f32"]} for p in TIME_PATHS[1:]}
+    log("%s: bf16 grads vs the f32 path: %s" % (model, row["vs_f32_rel"]))
     fn = tb.anchor_fn(model, K)
     row["anchor_name"] = tb.ANCHOR_NAME.get(model)
     la = {n: (v.clone() if n in tb.LA_PARAMS else v.to(torch.bfloat16)).requires_grad_(True) for n, v in x.items()}
@@ -127,7 +173,7 @@ def main():
     root = os.path.abspath(args.modules)
     torch.backends.cuda.matmul.allow_tf32 = False
     t0 = time.time()
-    res = {"device": torch.cuda.get_device_name(0), "torch": torch.__version__, "accuracy": [], "timing": []}
+    res = {"device": torch.cuda.get_device_name(0), "torch": torch.__version__, "accuracy": [], "timing": [], "anchor_cost": []}
 
     def log(s):
         print("[%5.1fs] %s" % (time.time() - t0, s), flush=True)
@@ -136,6 +182,14 @@ def main():
         if args.out:
             with open(args.out, "w") as f:
                 json.dump(res, f, indent=1)
+    if not args.accuracy_only:
+        try:
+            anchor_cost(root, log, res)
+        except Exception as e:  # noqa: BLE001
+            import traceback
+            traceback.print_exc()
+            res["anchor_cost"].append({"error": "%s: %s" % (type(e).__name__, str(e)[:400])})
+        save()
     for model in args.models.split(","):
         for what in ("accuracy", "timing"):
             if (what == "accuracy" and args.timing_only) or (what == "timing" and args.accuracy_only):
@@ -156,14 +210,16 @@ def main():
         if "error" in r:
             print("%s ERROR %s" % (r["model"], r["error"][:200]))
             continue
-        print("%-10s %-6s %-32s %s %s" % (r["model"], r["transposed_io"], r["case"], " ".join("%s=%.1e" % kv for kv in r["rel"].items()), "ok" if r["ok"] else "FAIL"))
+        print("%-10s %-9s %-32s %s %s" % (r["model"], r["transposed_io"], r["case"], " ".join("%s=%.1e" % kv for kv in r["rel"].items()), "ok" if r["ok"] else "FAIL"))
+    for r in res["anchor_cost"]:
+        print("anchor cost %s" % r)
     print("\nms, (8, 2048, 16, 64) bf16 with graphs [eager gpu-only] | anchor | anchor/seqc")
     for r in res["timing"]:
         if "error" in r:
             print("%s ERROR %s" % (r["model"], r["error"][:200]))
             continue
         a = r.get("anchor")
-        for tag in ("seqc_bf16_f32", "seqc_bf16_mixed", "seqc_fp32"):
+        for tag in ["seqc_bf16_%s" % p for p in TIME_PATHS]:
             c = r.get(tag)
             if c:
                 tr = {k: v for k, v in c.get("phases_ms", {}).items() if k in ("chain:coreT", "chain:adjointT")}

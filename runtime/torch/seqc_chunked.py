@@ -19,6 +19,10 @@ try:
 except ImportError:  # loaded as a top-level module (the output directory on sys.path)
     import seqc_cuda as _cuda
     import seqc_graphs as _graphs
+try:
+    from .seqc_decay_adjoint import anchored_decay_adjoint as _anchored
+except ImportError:
+    from seqc_decay_adjoint import anchored_decay_adjoint as _anchored
 
 
 def _prod(xs):
@@ -38,6 +42,13 @@ def chain_dims(n, state_shape):
 # (chain:decay) over the reversed tensors (on the H100 at B=8 T=2048 H=16 K=V=64: 0.28 ms, Mamba-2 0.55, plus a
 # reversal of dq).
 DECAY_WAY = "torch"
+# Where DECAY_WAY "torch" starts the reverse sums of q.dq - k.dk: "mixed" (the default) anchored where the transposed
+# cores ran on bf16 operands (TRANSPOSED_IO "mixed" took effect), else "none"; "chunk" always anchored: every
+# DECAY_ANCHOR_CHUNK tokens from <G^, S> at the chunk's end, computed in fp32 from the inputs
+# (runtime/torch/seqc_decay_adjoint.py: a term's error then reaches at most its chunk's tokens, not all before it);
+# "none" one sum over the whole sequence from <dS_N, S_N>.
+DECAY_ANCHOR = "mixed"
+DECAY_ANCHOR_CHUNK = 64
 
 # How a per-key decay's transposed cores (coreT's dq, adjointT's dk) run: "kernel" (the default) the rows readout
 # kernel of the module (<Model>.torch.json "kernels", compiler/backends/cuda/rows-readout.ts: fp32, each key row's
@@ -192,7 +203,7 @@ def rows_decayed_readout(ld, pairs, readouts, S0, B, T, H, K, V, dtype, device, 
     return outs
 
 
-def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state, inputs, params, outputs, dtype, device, per_key_t=None, decay_way=None, S_N=None, seen=None, rows=None):
+def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state, inputs, params, outputs, dtype, device, per_key_t=None, decay_way=None, S_N=None, seen=None, rows=None, decay_anchor=None, anchor_chunk=None):
     """Gradients of the forward's inputs, params and the matrix state's initial value through the chain.
 
     n: the chain's names (<Model>.torch.json "chunked".names); run(part, dims, inputs, initial_state, B, T)
@@ -204,6 +215,8 @@ def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state,
     rows(ld, pairs, readouts, S0) -> outs: rows_decayed_readout on the rows readout kernel (rows_readout_kernel), or None
     (then "kernel" runs as "matmul").
     decay_way: how the log decays' adjoint runs ("torch" / "plan"; None: DECAY_WAY).
+    decay_anchor: "chunk" / "none" / "mixed" (as "none" here) or a function giving one when the decay adjoint runs
+    (None: DECAY_ANCHOR); anchor_chunk: its tokens per chunk (None: DECAY_ANCHOR_CHUNK).
     S_N: the matrix state's final value as the forward computed it ([B, *state_shape]) or None: with it, the forward
     core does not run again where post's backward does not run (n["postBw"]["skip"]: nothing reads y).
     seen(x) -> the values of q or k as the transposed cores read them (bf16-rounded where they ran with bf16 inputs) or
@@ -335,7 +348,13 @@ def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state,
         for i, p in enumerate(n["pairs"]):
             terms = terms - dot(sv(kv["x_k%d" % i]), bars[p["k"]])
         terms = terms.reshape(B, T, L)
-        bars[n["ld"]] = torch.flip(torch.cumsum(torch.flip(terms, [1]), 1), [1]) + a0.reshape(B, 1, L)
+        anchor = decay_anchor() if callable(decay_anchor) else (decay_anchor or DECAY_ANCHOR)
+        if anchor == "chunk":  # the sums restarted every chunk from <G^, S> at its end (seqc_decay_adjoint.py)
+            bars[n["ld"]] = _anchored(terms, ld, [(kv["x_k%d" % i], kv["x_v%d" % i]) for i in range(len(n["pairs"]))],
+                                      [(qs["x_q%d" % i], dys["x_dy%d" % i]) for i in range(len(n["readouts"]))],
+                                      canon(S0, False), canon(dS, False), B, T, H, K, V, per_key, dtype, device, anchor_chunk or DECAY_ANCHOR_CHUNK)
+        else:
+            bars[n["ld"]] = torch.flip(torch.cumsum(torch.flip(terms, [1]), 1), [1]) + a0.reshape(B, 1, L)
     elif n.get("ld"):
         # the reverse cumulative sum of q.dq - k.dk from a_T as the chain's decay scan
         d_in = {}
@@ -474,7 +493,7 @@ def backward(ctx, m, flat, grads):
     given_n = len(ctx.needs_input_grad) - ctx.offset
     dtypes = [x.dtype if x is not None else None for x in flat][:given_n]
     key = ("chunked-backward", ctx.B, ctx.T, tuple(sorted(ctx.dims.items())), ctx.dtype, getattr(ctx, "given_dtype", ctx.dtype), tuple(ctx.need), given_n,
-           PER_KEY_TRANSPOSED, ROWS_TILE, ROWS_SEGMENT, STATELESS_WIDE, BF16_DECAY_PARTS, DECAY_WAY, TRANSPOSED_IO)
+           PER_KEY_TRANSPOSED, ROWS_TILE, ROWS_SEGMENT, STATELESS_WIDE, BF16_DECAY_PARTS, DECAY_WAY, TRANSPOSED_IO, DECAY_ANCHOR, DECAY_ANCHOR_CHUNK)
     nf, ng = len(flat), len(grads)
 
     def body(*args):
@@ -577,7 +596,8 @@ def backward_eager(ctx, m, flat, grads, convert=True, S_N=None):
     gin, gpar, dS0 = chain_backward(
         n, run, B, T, shape(state), given, sts.get(n["state"]), cot_out, cot_state,
         [(t["name"], shape(t)) for t in m.inputs if t["name"] in given], [(t["name"], shape(t)) for t in m.params], [(t["name"], shape(t)) for t in m.outputs], dtype, device,
-        S_N=S_N, seen=seen, rows=rows if km is not None else None)
+        S_N=S_N, seen=seen, rows=rows if km is not None else None,
+        decay_anchor=lambda: ("chunk" if mixed else "none") if DECAY_ANCHOR == "mixed" else DECAY_ANCHOR)
     need = ctx.need
     res = []
     for i, t in enumerate(m.inputs):

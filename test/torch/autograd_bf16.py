@@ -6,7 +6,7 @@ come back in bf16. The plans' form choice is the real one (seqc_cuda.PlanRunner.
 driver). Each run's inputs are rounded to the element type the kernels would read (bf16 for io "bf16", float32
 else) before the interpreter sees them, and outputs come back in it.
 argv: <Model>.torch.json. stdin, first line: {"inputs", "params", "initialState", "cotOutputs", "cotFinal", "B",
-"T", "dims", "backward"}. Prints {"done", "runs": [[key, io, variant, input dtypes, outputs' io]], "chunked", "dtypes", gradients}."""
+"T", "dims", "backward", "transposedIo"?, "anchorChunk"?}. Prints {"done", "runs": [[key, io, variant, input dtypes, outputs' io]], "chunked", "dtypes", gradients}."""
 
 import json
 import os
@@ -33,6 +33,8 @@ def main():
     m = seqc_torch.SeqcModel(sys.argv[1], None, "auto", case["backward"])
     if case.get("transposedIo"):  # seqc_chunked.TRANSPOSED_IO ("mixed" by default, "f32": the old path)
         seqc_torch._chunked.TRANSPOSED_IO = case["transposedIo"]
+    if case.get("anchorChunk"):  # seqc_chunked.DECAY_ANCHOR_CHUNK (the decay adjoint's anchors where the transposed cores ran mixed)
+        seqc_torch._chunked.DECAY_ANCHOR_CHUNK = case["anchorChunk"]
     runners = {}
 
     def runner(key, device):

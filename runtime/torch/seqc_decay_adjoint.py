@@ -1,0 +1,114 @@
+"""The log decays' adjoint anchored at chunk boundaries (part of seqc's torch target; copied next to the generated modules).
+
+For S_t = D_t S_{t-1} + sum_p k_t v_t^T (D_t = exp(ld_t), per head or per key row), y_t = S_t^T q_t, the adjoint
+G_t = dL/dS_t and a_t = <G_t, S_t> (per head; per key row for a per-key decay), the decay's gradient is
+  dld_t = a_t - k_t.dk_t,   a_t = a_{t+1} + q_t.dq_t - k_{t+1}.dk_{t+1}
+(docs/training.md, "The chunked backward"). chain_backward (seqc_chunked.py) sums the terms q.dq - k.dk from the end:
+dld_t = <dS_N, S_N> + sum_{u >= t} (q_u.dq_u - k_u.dk_u). The sum cancels: where dq and dk carry relative errors of
+2^-9 (the transposed cores on bf16 operands, seqc_chunked.TRANSPOSED_IO "mixed"), 2048 of those errors add up to
+1.6e-2 of Simple GLA's dg and 4.5e-2 of Mamba-2's dA (bench/RESULTS.md, "Mixed-I/O transposed cores").
+
+Here the sum starts afresh at the end b of every chunk of C tokens from a value computed from the inputs alone:
+  dld_t = alpha_b + sum_{u = t..b} (q_u.dq_u - k_u.dk_u),   alpha_b = <G^_b, S_b>,   G^_b = D_{b+1} G_{b+1}
+(G^_b: the adjoint reaching S_b from after b, G^ = dS_N at the last token), so a term's error reaches at most the
+C - 1 tokens before it. The boundary values come from the chunks' own products:
+  S_b(j)  = sum_{i <= j} F[j, i] U_i,   U_i = sum_{s in chunk i} exp(g_end_i - g_s) k_s v_s^T   (U_-1 = S_0)
+  G^_b(j) = sum_{i > j} W[j, i] R_i,    R_i = sum_{u in chunk i} exp(g_u) q_u dy_u^T             (R_n = dS_N)
+with g the decays' inclusive cumulative sum inside a chunk and F, W the chunk totals' decay between chunks; so
+alpha_j = sum_{i, i'} F[j, i] <U_i, R_i'> W[j, i'] (a Gram matrix of the chunks' products, [n + 1, n] per head or
+key row). The exponents F and W are sums of the chunk totals over their exact ranges (masked matrix products), not
+differences of a running sum: no cancellation in the exponents either.
+
+Costs (matrix products): U and R 2 B T H K V multiply-adds, the Gram B H n^2 K V (n = T / C). The torch functions it
+uses are those of test/torch/fake (a numpy stand-in): zeros, ones, tril, exp, cumsum, flip, permute, transpose, matmul.
+"""
+
+import torch
+
+# Tokens per chunk: the longest run of terms q.dq - k.dk summed without an anchor.
+ANCHOR_CHUNK = 64
+
+
+class _Fp32Products:
+    """Matrix products in full fp32 inside (not TF32, whatever torch.backends.cuda.matmul.allow_tf32 says): the
+    anchors' point is fp32's precision."""
+
+    def __enter__(self):
+        mm = getattr(getattr(getattr(torch, "backends", None), "cuda", None), "matmul", None)
+        self.mm, self.old = mm, getattr(mm, "allow_tf32", None)
+        if self.old:
+            mm.allow_tf32 = False
+
+    def __exit__(self, *exc):
+        if self.old:
+            self.mm.allow_tf32 = self.old
+        return False
+
+
+def anchored_decay_adjoint(terms, ld, pairs, readouts, S0, dS, B, T, H, K, V, per_key, dtype, device, C=None):
+    """dld [B, T, L] (L = H, or H K for a per-key decay) from the per-token terms q.dq - k.dk (terms [B, T, L], summed
+    over the readouts and pairs), re-anchored every C tokens (None: ANCHOR_CHUNK; C >= T: one anchor, as the plain
+    sum from <dS_N, S_N>).
+    ld: the log decays [B, T, L]; pairs [(k [B, T, H*K], v [B, T, H*V])]; readouts [(q [B, T, H*K], dy [B, T, H*V])]
+    (the float values, not a bf16 copy); S0, dS: the initial state and the final state's adjoint [B, H*K*V]
+    (canonical [H, K, V])."""
+    C = max(1, min(C or ANCHOR_CHUNK, T))
+    n = -(-T // C)
+    Tp = n * C
+    Kd = K if per_key else 1  # decays per head
+    R = V if per_key else K * V  # the values one decay scales
+
+    def blocks(x, w):
+        """[B, T, H*w] -> [B, H, n, C, w], zero-padded to n C tokens (no decay, no update, no readout)."""
+        if Tp != T:
+            y = torch.zeros([B, Tp, H * w], dtype=dtype, device=device)
+            y[:, :T] = x
+            x = y
+        return torch.permute(x.reshape(B, n, C, H, w), [0, 3, 1, 2, 4])
+
+    with _Fp32Products():
+        g = torch.cumsum(blocks(ld, Kd), 3)  # [B, H, n, C, Kd]
+        g_end = g[:, :, :, C - 1 : C, :]  # [B, H, n, 1, Kd]
+        tail, head = torch.exp(g_end - g), torch.exp(g)  # <= 1 for log decays <= 0
+        # U'_a = [S_0, U_0 .. U_{n-1}] and R'_b = [R_1 .. R_{n-1}, dS_N] as [B, H, Kd, n + 1 | n, R]
+        Ue = torch.zeros([B, H, Kd, n + 1, R], dtype=dtype, device=device)
+        Re = torch.zeros([B, H, Kd, n, R], dtype=dtype, device=device)
+        Ue[:, :, :, 0] = S0.reshape(B, H, Kd, R)
+        Re[:, :, :, n - 1] = dS.reshape(B, H, Kd, R)
+
+        def chunk_sum(xs, w):  # sum over (a, b) of (a * w)^T b per chunk: [B, H, n, K, V]
+            out = None
+            for a, b in xs:
+                t = torch.matmul(torch.transpose(blocks(a, K) * w, 3, 4), blocks(b, V))
+                out = t if out is None else out + t
+            return out
+
+        def rows(x):  # [B, H, n, K, V] -> [B, H, Kd, n, R]
+            if per_key:
+                return torch.permute(x, [0, 1, 3, 2, 4])
+            return x.reshape(B, H, 1, n, R)
+        Ue[:, :, :, 1:] = rows(chunk_sum(pairs, tail))
+        if n > 1:
+            Re[:, :, :, : n - 1] = rows(chunk_sum(readouts, head))[:, :, :, 1:]
+        gram = torch.matmul(Ue, torch.transpose(Re, 3, 4))  # <U'_a, R'_b>: [B, H, Kd, n + 1, n]
+
+        # exponents over exact ranges of the chunk totals lc_l (l = 0..n-1):
+        #   F[j, a] = exp(sum_{a <= l <= j} lc_l) for a <= j + 1 (U'_a = U_{a-1}: a = j + 1 is chunk j's own, weight 1)
+        #   W[j, b] = exp(sum_{j < l <= b} lc_l) for b >= j     (R'_b = R_{b+1}: b = j is chunk j + 1's, weight 1)
+        lc = torch.permute(g_end.reshape(B, H, n, Kd), [0, 1, 3, 2])  # [B, H, Kd, n]
+        low = torch.tril(torch.ones([n + 1, n + 1], dtype=dtype, device=device))  # low[r, c] = (c <= r)
+        le = low[:n, :n]  # le[j, l] = (l <= j)
+        rng = lc.reshape(B, H, Kd, 1, n)
+        f_exp = torch.matmul(rng * le, low[:n, :])  # sum_l lc_l (l <= j)(a <= l): [B, H, Kd, n, n + 1]
+        w_exp = torch.matmul(rng * (1 - le), torch.transpose(le, 0, 1))  # sum_l lc_l (l > j)(l <= b): [.., n, n]
+        F = torch.exp(f_exp) * low[1:, :]  # (a <= j + 1)
+        W = torch.exp(w_exp) * torch.transpose(le, 0, 1)  # (b >= j)
+        alpha = (torch.matmul(F, gram) * W).sum(4)  # [B, H, Kd, n]
+
+    # dld_t = alpha_(t's chunk) + the terms' reverse cumulative sum inside the chunk
+    tb = torch.zeros([B, Tp, H * Kd], dtype=dtype, device=device)
+    tb[:, :T] = terms.reshape(B, T, H * Kd)
+    tb = tb.reshape(B, n, C, H * Kd)
+    inner = torch.flip(torch.cumsum(torch.flip(tb, [2]), 2), [2])
+    a = torch.permute(alpha, [0, 3, 1, 2]).reshape(B, n, 1, H * Kd)
+    return (inner + a).reshape(B, Tp, H * Kd)[:, :T]

@@ -1,0 +1,104 @@
+/**
+ * The log decays' adjoint anchored at chunk boundaries (runtime/torch/seqc_decay_adjoint.py; seqc_chunked.py
+ * DECAY_ANCHOR): the reverse sums of q.dq - k.dk restart at every chunk's end from <G^, S> there, computed from the
+ * inputs. Checked without a GPU:
+ *   - chain_backward with decay_anchor "chunk" on a numpy stand-in for torch (test/torch/decay_anchor_glue.py), every
+ *     chain model on the float64 interpreter, against seqc's float64 reference gradients (<= 1e-9): Simple GLA and
+ *     Mamba-2 (scalar decays), GLA (per key row), T = 1, T not a multiple of the chunk, several chunks (small C), one
+ *     chunk (C > T), given and declared initial states, with and without a final-state cotangent, log decays down to -20;
+ *   - what the anchors are for (test/torch/decay_anchor_noise.py): with dq and dk off by 2^-9 relative (a bf16
+ *     operand's rounding) over T = 2048, dld rebuilt from the noisy terms is several times closer to the direct
+ *     float64 recurrence's anchored every 64 tokens than summed over the whole sequence; with exact terms both agree
+ *     with it to rounding.
+ */
+import { describe, expect, it } from "vitest";
+import { spawnSync } from "node:child_process";
+import { loadProgram } from "../compiler/frontend/load.ts";
+import { interpret, shapeSizes, type RunInputs } from "../compiler/ir/interpret.ts";
+import * as I from "../compiler/ir/types.ts";
+import { gradients } from "../compiler/grad/run.ts";
+import { modelChain } from "../compiler/grad/chunked-chain.ts";
+import { torchChain, type TorchChainNames } from "../compiler/backends/torch/chain-copies.ts";
+import { relativeError } from "../compiler/io/manifest.ts";
+import { type ChainPart } from "../runtime/chunked-backward.ts";
+import { smallDims, randomCotangents } from "./helpers/random.ts";
+import { chunkInputs } from "./helpers/chunk-inputs.ts";
+import { serve, wire } from "./helpers/python-serve.ts";
+
+const numpy = spawnSync("python3", ["-c", "import numpy"]).status === 0;
+if (!numpy) console.warn("torch-decay-anchor.test: python3 with numpy is not installed; the checks are skipped");
+const load = (name: string) => loadProgram([`stdlib/${name}.seq`]).models[0];
+
+async function anchoredChain(model: I.Model, run: RunInputs, cot: ReturnType<typeof randomCotangents>, dropStateCot: boolean, anchor: string, C: number) {
+  const dims = { ...run.dims };
+  const { names, models } = torchChain(modelChain(model, dims), dims) as { names: TorchChainNames; models: Partial<Record<ChainPart, I.Model>> };
+  const SN = interpret(model, run).finalState[names.state];
+  const { batch: B, time: T } = run;
+  const decl = (n: string) => model.tensors.find((t) => t.name === n)!;
+  const sizes = (t: I.TensorDecl) => shapeSizes(t.shape, dims);
+  const stateShape = sizes(decl(names.state));
+  const spec = (kind: I.TensorDecl["kind"]) => I.tensorsOfKind(model, kind).map((t) => [t.name, sizes(t)]);
+  const S0 = run.initialState?.[names.state];
+  const case_ = {
+    names, B, T, stateShape,
+    given: Object.fromEntries(Object.entries(run.inputs).map(([k, v]) => [k, wire(v, [B, T, ...sizes(decl(k))])])),
+    S0: S0 ? wire(S0, [B, ...stateShape]) : null,
+    cotOutputs: Object.fromEntries(Object.entries(cot.outputs).map(([k, v]) => [k, wire(v, [B, T, ...sizes(decl(k))])])),
+    cotState: dropStateCot ? null : wire(cot.finalState[names.state], [B, ...stateShape]),
+    SN: wire(SN, [B, ...stateShape]),
+    inputs: spec("input").filter(([n]) => run.inputs[n as string]), params: spec("param"), outputs: spec("output"),
+    decayAnchor: anchor, anchorChunk: C,
+  };
+  const parts: string[] = [];
+  const got = await serve("python3", ["test/torch/decay_anchor_glue.py"], case_, (msg) => {
+    parts.push(msg.run);
+    return { model: models[msg.run as ChainPart]!, dims: msg.dims ?? dims, params: msg.dims ? {} : run.params ?? {} };
+  });
+  return { parts, ...got };
+}
+
+describe.skipIf(!numpy)("torch target: the decay adjoint anchored at chunk boundaries equals the float64 gradients", () => {
+  it.each(["simple_gla", "mamba2", "gla"])("%s", async (name) => {
+    const model = load(name);
+    const dims = smallDims(model, { K: 5, V: 7, P: 7, N: 5 });
+    // [B, T, initial state, drop the final state's cotangent, stressed inputs (log decays down to -20), tokens per chunk]
+    const cases: [number, number, boolean, boolean, boolean, number][] = [
+      [2, 37, true, false, false, 4], [2, 37, true, false, true, 5], [1, 1, true, false, false, 4], [3, 11, false, true, false, 3],
+      [2, 40, true, false, true, 8], [2, 23, true, false, false, 64], [1, 9, false, false, true, 1],
+    ];
+    for (const [B, T, init, dropStateCot, stress, C] of cases) {
+      const run = chunkInputs(model, { dims, batch: B, time: T, seed: 31 + T + C, initialState: init, stress });
+      const cot = randomCotangents(interpret(model, run), T + 3);
+      const state = modelChain(model, dims).names.state;
+      if (dropStateCot) delete cot.finalState[state];
+      const want = await gradients(model, run, cot);
+      const got = await anchoredChain(model, run, cot, dropStateCot, "chunk", C);
+      expect(got.parts.includes("decay")).toBe(false);
+      const label = `B=${B} T=${T} init=${init} stress=${stress} C=${C}`;
+      for (const [k, v] of Object.entries(want.inputs)) if (run.inputs[k]) expect(relativeError(Float64Array.from(got.inputs[k].data), v), `${label}: d ${k}`).toBeLessThanOrEqual(1e-9);
+      for (const [k, v] of Object.entries(want.params)) expect(relativeError(Float64Array.from(got.params[k].data), v), `${label}: d param ${k}`).toBeLessThanOrEqual(1e-9);
+      expect(relativeError(Float64Array.from(got.dS0.data), want.initialState[state]), `${label}: d ${state}0`).toBeLessThanOrEqual(1e-9);
+    }
+  }, 300_000);
+});
+
+const noise = (c: Record<string, unknown>) => {
+  const r = spawnSync("python3", ["test/torch/decay_anchor_noise.py"], { input: JSON.stringify(c) + "\n", encoding: "utf8" });
+  expect(r.stderr).toBe("");
+  return JSON.parse(r.stdout) as { exact_plain: number; exact_anchored: number; noisy_plain: number; noisy_anchored: number };
+};
+
+describe.skipIf(!numpy)("torch target: what the decay adjoint's anchors are for", () => {
+  it.each([[false, [-0.2, -0.01]], [false, [-20, 0]], [true, [-1, -0.01]], [true, [-0.02, 0]]] as const)(
+    "per key %s, log decays in %j: dq, dk off by 2^-9 over T = 2048; anchored every 64 tokens the error is several times smaller than summed over the whole sequence", (perKey, decay) => {
+      const e = noise({ T: 2048, H: 2, K: 16, V: 16, perKey, C: 64, seed: 3, decay, init: true });
+      expect(e.exact_plain).toBeLessThanOrEqual(1e-12);
+      expect(e.exact_anchored).toBeLessThanOrEqual(1e-12);
+      // independent errors: their sums grow as the square root of the tokens summed, sqrt(2048 / 64) = 5.7 here
+      expect(e.noisy_anchored).toBeLessThanOrEqual(e.noisy_plain / 3);
+      expect(e.noisy_plain).toBeGreaterThan(5e-3);
+      // one chunk over the whole sequence is the plain sum again
+      const one = noise({ T: 2048, H: 2, K: 16, V: 16, perKey, C: 2048, seed: 3, decay, init: true });
+      expect(Math.abs(one.noisy_anchored - one.noisy_plain)).toBeLessThanOrEqual(1e-6 * one.noisy_plain);
+    }, 60_000);
+});
