@@ -1,17 +1,20 @@
 """GLA's transposed products (dq = S dy in forward time, dk = G v in reversed time) on the rows readout kernel
-(runtime/torch/seqc_chunked.py PER_KEY_TRANSPOSED "kernel", compiler/backends/cuda/rows-readout.ts) beside the torch-ops
-path ("matmul", rows_decayed_readout), in one process (issue 6).
+(runtime/torch/seqc_chunked.py PER_KEY_TRANSPOSED "kernel", compiler/backends/cuda/rows-readout.ts), one segment (the
+plain walk, ROWS_SEGMENT 0) against segments walked in parallel (ROWS_SEGMENT None or a length), in one process (issue 6).
 
 kernel: the primitive alone at (B, T, H, K = V) = (8, 2048, 16, 64), one pair and one readout, an initial state: every
-  tile configuration of the module and the torch-ops path in fp32, each against rows_decayed_readout in float64 (GLA's
-  range of log decays, logsigmoid(randn) / 4, and a stress case with decays uniform in [-20, 0]); GPU time (CUDA events,
-  median of 20) beside the floor (bytes at 3.35 TB/s, FMAs at 67 TFLOP/s fp32).
-accuracy: bf16_run.accuracy per path (bf16 gradients vs seqc's float64 kernels, limit 1e-2).
-timing: the bf16 and fp32 steps (forward + loss + backward) with CUDA graphs per path, two interleaved rounds (the better
-  kept); per path in round 0 an eager step's GPU time (graph_bench.gpu_only) and the two readouts' GPU time in an eager
-  step; the gradients of the paths compared; fla chunk_gla (bf16) beside.
+  tile configuration of the module in one segment, in the automatic segments and at fixed segment lengths (64 .. 512
+  tokens), and the torch-ops path, each in fp32 against rows_decayed_readout in float64 (GLA's range of log decays,
+  logsigmoid(randn) / 4, and a stress case with decays uniform in [-20, 0]); GPU time (CUDA events, median of 20) beside
+  the floor (bytes at 3.35 TB/s, FMAs at 67 TFLOP/s fp32). The fastest (tile, segment) of the GLA range is kept for timing.
+accuracy: bf16_run.accuracy per variant (bf16 gradients vs seqc's float64 kernels, limit 1e-2).
+timing: the bf16 and fp32 steps (forward + loss + backward) with CUDA graphs per variant (one segment = the old path,
+  automatic segments = the new default, the fastest alone where it differs), two interleaved rounds (the better kept);
+  per variant in round 0 an eager step's GPU time (graph_bench.gpu_only) and the two readouts' GPU time in an eager
+  step; the gradients of the variants compared; fla chunk_gla (bf16) beside; then a torch profiler table of one eager
+  bf16 step of the new default (the step's parts by GPU time).
 
-  python3 bench/torch/graph_rows.py <modules dir> [--out rows.json] [--only kernel,accuracy,timing]
+  python3 bench/torch/graph_rows.py <modules dir> [--out rows.json] [--only kernel,accuracy,timing] [--profile file]
 """
 
 import argparse
@@ -31,7 +34,16 @@ import graph_bench as gb  # noqa: E402
 import bf16_run as br  # noqa: E402
 
 DEV = tb.DEV
-PATHS = ("matmul", "kernel")
+# (name, seqc_chunked switches): the old path (one segment), the new default (automatic segments)
+VARIANTS = [("1seg", {"PER_KEY_TRANSPOSED": "kernel", "ROWS_SEGMENT": 0, "ROWS_TILE": None}),
+            ("segs", {"PER_KEY_TRANSPOSED": "kernel", "ROWS_SEGMENT": None, "ROWS_TILE": None})]
+DEFAULTS = {"PER_KEY_TRANSPOSED": "kernel", "ROWS_SEGMENT": None, "ROWS_TILE": None}
+FIXED_SEGMENTS = (64, 128, 256, 512)
+
+
+def switch(sc, settings):
+    for k, v in settings.items():
+        setattr(sc, k, v)
 HBM = 3.35e12  # H100 SXM bytes/s
 FP32 = 67e12  # H100 SXM fp32 FMA flop/s (non-tensor)
 
@@ -65,19 +77,22 @@ def kernel_alone(root, log, res):
         a, b, c = rn(B, T, H * K) / K ** 0.5, rn(B, T, H * V), rn(B, T, H * V)
         S0 = rn(B, H * K * V) * 0.1
         ref = sc.rows_decayed_readout(ld.double(), [(a.double(), b.double())], [c.double()], S0.double(), B, T, H, K, V, torch.float64, DEV)[0]
-        ways = [("matmul fp32", lambda: sc.rows_decayed_readout(ld, [(a, b)], [c], S0, B, T, H, K, V, torch.float32, DEV))]
+        ways = [("matmul fp32", None, None, lambda: sc.rows_decayed_readout(ld, [(a, b)], [c], S0, B, T, H, K, V, torch.float32, DEV))]
         for k in km.kernels:
             if k["pairs"] == 1 and k["readouts"] == 1:
                 tile = k["entry"].split("_r1_")[1]
-                ways.append(("kernel " + tile, (lambda tile: lambda: sc.rows_readout_kernel(km, ld, [(a, b)], [c], S0, B, T, H, K, V, tile=tile))(tile)))
-        for name, fn in ways:
+                for seg in (0, None) + FIXED_SEGMENTS:
+                    used = sc.rows_segment(k, B, T, H, K, V, km.info["multiprocessors"], seg)
+                    ways.append(("kernel %s seg %s" % (tile, "auto=%d" % used if seg is None else seg or "1x%d" % T), tile, seg,
+                                 (lambda tile, seg: lambda: sc.rows_readout_kernel(km, ld, [(a, b)], [c], S0, B, T, H, K, V, tile=tile, segment=seg))(tile, seg)))
+        for name, tile, seg, fn in ways:
             try:
                 out = fn()[0]
                 torch.cuda.synchronize()
                 err = tb.rel(out, ref)
                 finite = bool(torch.isfinite(out).all())
                 ms = events(fn, 20 if stress is False else 3)
-                row = {"case": label, "way": name, "rel_vs_f64": err, "finite": finite, "ms": ms, "floor_ms": floor_ms}
+                row = {"case": label, "way": name, "tile": tile, "segment": seg, "rel_vs_f64": err, "finite": finite, "ms": ms, "floor_ms": floor_ms}
             except Exception as e:  # noqa: BLE001
                 row = {"case": label, "way": name, "error": "%s: %s" % (type(e).__name__, str(e)[:300])}
             rows.append(row)
@@ -86,19 +101,18 @@ def kernel_alone(root, log, res):
         del ref
         tb.free_all()
     res["kernel"] = rows
+    ok = [r for r in rows if r["case"] == "gla range" and r.get("tile") and r.get("finite") and r["rel_vs_f64"] < 1e-5]
+    if ok:
+        best = min(ok, key=lambda r: r["ms"])
+        res["best_alone"] = {"tile": best["tile"], "segment": best["segment"], "ms": best["ms"], "way": best["way"]}
+        log("fastest alone: %s %.3f ms" % (best["way"], best["ms"]))
 
 
 def accuracy(root, log, res):
     cb.seqc_model(root, "gla", "auto")
     import seqc_chunked as sc
-    for path in PATHS:
-        sc.PER_KEY_TRANSPOSED = path
-        sub = {"accuracy": []}
-        br.accuracy(root, "gla", lambda s: log("[%s] %s" % (path, s)), sub)
-        for r in sub["accuracy"]:
-            r["per_key_transposed"] = path
-        res["accuracy"] += sub["accuracy"]
-    sc.PER_KEY_TRANSPOSED = "kernel"
+    br.accuracy(root, "gla", log, res, [(name, (lambda st: lambda: switch(sc, st))(st)) for name, st in VARIANTS])
+    switch(sc, DEFAULTS)
 
 
 def readout_ms(sc, one):
@@ -132,11 +146,20 @@ def timing(args, root, log, res):
     import seqc_chunked as sc
     x16 = {n: v.to(torch.bfloat16) for n, v in x.items()}
     grads = {}
-    runs = [(p, path) for p in ("bf16", "fp32") for path in PATHS]
+    variants = list(VARIANTS)
+    best = res.get("best_alone")
+    if best:  # the fastest alone, where it is neither the one-segment nor the automatic default
+        km = sc.rows_kernels(sm, DEV)
+        first = next(k["entry"].split("_r1_")[1] for k in km.kernels if k["pairs"] == 1 and k["readouts"] == 1)
+        if not (best["tile"] == first and best["segment"] in (0, None)):
+            variants.append(("best", {"PER_KEY_TRANSPOSED": "kernel", "ROWS_SEGMENT": best["segment"], "ROWS_TILE": best["tile"]}))
+    row["variants"] = {n: st for n, st in variants}
+    paths = [n for n, _ in variants]
+    runs = [(p, n, st) for p in ("bf16", "fp32") for n, st in variants]
     for rnd in range(2):
-        for prec, path in runs:
+        for prec, path, st in runs:
             xs = x16 if prec == "bf16" else x
-            sc.PER_KEY_TRANSPOSED = path
+            switch(sc, st)
             one, leaves = cb.seqc_step(sm, xs, cot.to(xs["q"].dtype))
             tag = "seqc_%s_%s" % (prec, path)
             sm.graphs = True
@@ -161,9 +184,9 @@ def timing(args, root, log, res):
             del one, leaves
             sm._seqc_graphs.clear()
             tb.free_all()
-    sc.PER_KEY_TRANSPOSED = "kernel"
-    row["kernel_vs_matmul_rel"] = {p: {"d" + n: tb.rel(grads["seqc_%s_kernel" % p][n], grads["seqc_%s_matmul" % p][n]) for n in grads["seqc_fp32_matmul"]} for p in ("bf16", "fp32")}
-    log("gla: grads kernel vs matmul path %s" % row["kernel_vs_matmul_rel"])
+    switch(sc, DEFAULTS)
+    row["vs_1seg_rel"] = {"%s %s" % (p, v): {"d" + n: tb.rel(grads["seqc_%s_%s" % (p, v)][n], grads["seqc_%s_1seg" % p][n]) for n in grads["seqc_fp32_1seg"]} for p in ("bf16", "fp32") for v in paths[1:]}
+    log("gla: grads vs the one-segment path %s" % row["vs_1seg_rel"])
     fn = tb.anchor_fn("gla", K)
     row["anchor_name"] = tb.ANCHOR_NAME["gla"]
     la = {n: v.to(torch.bfloat16).requires_grad_(True) for n, v in x.items()}
@@ -178,7 +201,7 @@ def timing(args, root, log, res):
         torch.cuda.synchronize()
         row["anchor"] = tb.timed(one_a, 2, args.reps, args.cap_s)
         row["anchor"]["gpu_ms"] = gb.gpu_only(one_a)
-        row["bf16_vs_anchor_rel"] = {p: max(tb.rel(grads["seqc_bf16_%s" % p][n], la[n].grad.float()) for n in la) for p in PATHS}
+        row["bf16_vs_anchor_rel"] = {p: max(tb.rel(grads["seqc_bf16_%s" % p][n], la[n].grad.float()) for n in la) for p in paths}
         log("gla anchor (%s): %.3f ms (gpu-only %.3f); bf16 grads vs the anchor's %s" % (row["anchor_name"], row["anchor"]["ms"], row["anchor"]["gpu_ms"], row["bf16_vs_anchor_rel"]))
     except Exception as e:  # noqa: BLE001
         row["anchor_error"] = "%s: %s" % (type(e).__name__, str(e)[:300])
@@ -186,11 +209,41 @@ def timing(args, root, log, res):
     res["timing"].append(row)
     a = row.get("anchor")
     for prec in ("bf16", "fp32"):
-        for path in PATHS:
+        for path in paths:
             r = row["seqc_%s_%s" % (prec, path)]
-            log("SUMMARY gla %s %-6s graphs %.3f ms (rounds %s) gpu-only %.3f readouts %.3f ms anchor/seqc %s" % (
+            log("SUMMARY gla %s %-5s graphs %.3f ms (rounds %s) gpu-only %.3f readouts %.3f ms anchor/seqc %s" % (
                 prec, path, r["ms"], ", ".join("%.3f" % v for v in r["ms_rounds"]), r["gpu_ms"], sum(r["readouts_ms"]), "%.2f" % (a["ms"] / r["ms"]) if a else "-"))
     tb.free_all()
+    if args.profile:
+        try:
+            profile(sm, sc, x16, cot, args.profile, log, res)
+        except Exception as e:  # noqa: BLE001
+            res["profile_error"] = "%s: %s" % (type(e).__name__, str(e)[:300])
+            log("profile error %s" % res["profile_error"])
+
+
+def profile(sm, sc, x16, cot, path, log, res):
+    """One eager bf16 step of the default under the torch profiler: its GPU kernels by total time (the step's parts)."""
+    from torch.profiler import profile as prof, ProfilerActivity
+    switch(sc, DEFAULTS)
+    one, _ = cb.seqc_step(sm, x16, cot.to(torch.bfloat16))
+    sm.graphs = False
+    for _ in range(3):
+        one()
+    torch.cuda.synchronize()
+    with prof(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as p:
+        one()
+        torch.cuda.synchronize()
+    sm.graphs = True
+    DT = torch.autograd.DeviceType.CUDA
+    tot = lambda e: getattr(e, "self_device_time_total", None) if hasattr(e, "self_device_time_total") else e.self_cuda_time_total  # noqa: E731
+    ev = [e for e in p.key_averages() if getattr(e, "device_type", None) == DT]
+    rows = sorted(({"name": e.key[:120], "count": e.count, "ms": tot(e) / 1e3} for e in ev), key=lambda r: -r["ms"])
+    res["profile"] = {"total_ms": sum(r["ms"] for r in rows), "kernels": rows[:40]}
+    with open(path, "w") as f:
+        for r in rows:
+            f.write("%9.3f ms  x%-4d %s\n" % (r["ms"], r["count"], r["name"]))
+    log("profile of one eager bf16 step (default): GPU kernels %.3f ms in all; top: %s" % (res["profile"]["total_ms"], "; ".join("%s x%d %.3f" % (r["name"][:60], r["count"], r["ms"]) for r in rows[:14])))
 
 
 def main():
@@ -200,6 +253,7 @@ def main():
     ap.add_argument("--only", default="kernel,accuracy,timing")
     ap.add_argument("--reps", type=int, default=20)
     ap.add_argument("--cap-s", type=float, default=2.0)
+    ap.add_argument("--profile", help="write a torch profiler table of one eager bf16 step here (after timing)")
     args = ap.parse_args()
     root = os.path.abspath(args.modules)
     torch.backends.cuda.matmul.allow_tf32 = False
