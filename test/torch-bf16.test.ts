@@ -93,12 +93,15 @@ describe.skipIf(!cpuTorch)("torch target: bf16 tensors through the forward and t
     // bf16 cores: all four without a decay; with one, core and adjoint (dq and dk feed the decay adjoint's
     // cancelling sums: fp32, seqc_chunked.BF16_DECAY_PARTS); a per-key decay's transposed cores are torch ops
     // (the forward core does not rerun where post's backward does not run: the forward's final state is kept).
-    // With a scalar decay, also the opt-in path seqc_chunked.TRANSPOSED_IO "mixed" (one case): the transposed cores
-    // read bf16 and write fp32 (the plans' bf16-of32 variants), the decay adjoint then anchored every C tokens
-    // (seqc_chunked.DECAY_ANCHOR "mixed": runtime/torch/seqc_decay_adjoint.py; C = 64 > T is one anchor, C = 8 several)
-    const cases: [number, number, boolean, string, number?][] = [[2, 37, true, "f32"], [3, 11, false, "f32"], [1, 1, true, "f32"],
-      ...(chain.names.decay === "scalar" ? [[2, 37, true, "mixed", 64], [2, 37, true, "mixed", 8]] as [number, number, boolean, string, number][] : [])];
-    for (const [B, T, init, tio, anchorChunk] of cases) {
+    // With a scalar decay the default seqc_chunked.TRANSPOSED_IO "mixed": the transposed cores read bf16 and write fp32
+    // (the plans' bf16-of32 variants), the decay adjoint then anchored every C tokens (seqc_chunked.DECAY_ANCHOR
+    // "mixed": runtime/torch/seqc_decay_adjoint.py; C = 64 > T is one anchor, C = 8 several); "f32" the old path.
+    // "default": nothing set (mixed where the decay is scalar, else as f32)
+    const scalar = chain.names.decay === "scalar";
+    const cases: [number, number, boolean, string, number?][] = [[2, 37, true, "f32"], [3, 11, false, "f32"], [1, 1, true, "f32"], [2, 19, true, "default"],
+      ...(scalar ? [[2, 37, true, "mixed", 64], [2, 37, true, "mixed", 8]] as [number, number, boolean, string, number][] : [])];
+    for (const [B, T, init, sent, anchorChunk] of cases) {
+      const tio = sent === "default" ? (scalar ? "mixed" : "f32") : sent;
       const mixed = tio === "mixed" ? ["chain:coreT", "chain:adjointT"] : [];
       const bf16Cores = (chain.names.ld && !mixed.length ? ["chain:core", "chain:adjoint"] : ["chain:core", "chain:coreT", "chain:adjoint", "chain:adjointT"]).filter((k) => !(k === "chain:core" && chain.names.postBw.skip));
       const run = chunkInputs(model, { dims, batch: B, time: T, seed: 21 + T, initialState: init });
@@ -109,8 +112,8 @@ describe.skipIf(!cpuTorch)("torch target: bf16 tensors through the forward and t
       const want = await gradients(model, run, cot);
       const list = (o: Record<string, Float64Array> | undefined) => Object.fromEntries(Object.entries(o ?? {}).map(([k, v]) => [k, Array.from(v)]));
       const got = await serve(join(dir, json.path),
-        { B, T, dims, backward: "auto", transposedIo: tio, anchorChunk, inputs: list(run.inputs), params: list(run.params), initialState: list(run.initialState), cotOutputs: list(cot.outputs), cotFinal: list(cot.finalState) }, model, chain);
-      const label = `B=${B} T=${T} init=${init} transposed ${tio}${anchorChunk ? ` anchors every ${anchorChunk}` : ""}`;
+        { B, T, dims, backward: "auto", transposedIo: sent === "default" ? undefined : sent, anchorChunk, inputs: list(run.inputs), params: list(run.params), initialState: list(run.initialState), cotOutputs: list(cot.outputs), cotFinal: list(cot.finalState) }, model, chain);
+      const label = `B=${B} T=${T} init=${init} transposed ${sent}${anchorChunk ? ` anchors every ${anchorChunk}` : ""}`;
       expect(got.chunked, label).toBe(true);
       expect(got.dtypes, label).toEqual(["bfloat16"]);
       const runs = got.runs as [string, string, string, string[], string][];

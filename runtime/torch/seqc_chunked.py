@@ -472,15 +472,17 @@ CORE_PARTS = ("core", "coreT", "adjoint", "adjointT")
 # decay adjoint, whose q.dq - k.dk sums cancel (their bf16 rounding, 2^-9 relative, came out as 1.0-1.6e-2 of the
 # scalar decays' gradients at T = 37 on the interpreter; test/torch-bf16.test.ts), so by default they stay fp32.
 BF16_DECAY_PARTS = ("core", "adjoint")
-# How bf16 tensors run the transposed cores (coreT's dq, adjointT's dk) where the model has a scalar log decay: "f32"
-# (the default) the fp32 kernels on fp32 copies of the inputs; "mixed" the chunked form's mixed-I/O variants (bf16
-# inputs, fp32 accumulation, fp32 outputs: runtime/cuda/plan.ts CudaFormPlan.out; compiler/backends/torch/chain-plans.ts
-# emits them), dq and dk reaching the decay adjoint in fp32 without conversions. On the H100 at B=8 T=2048 H=16 K=V=64
-# (bench/RESULTS.md, "mixed-I/O transposed cores") "mixed" made the bf16 step with graphs 3.91 -> 3.24 ms for SimpleGLA
-# and 9.97 -> 8.49 ms for Mamba-2, but the decays' gradients at B=2 T=2048 came out 1.6e-2 (SimpleGLA dg) and 4.5e-2
-# (Mamba-2 dA) off float64, against 2.3e-3 and 6.4e-4 here: the cores' bf16 operands inside (not only their outputs)
-# perturb the cancelling sums q.dq - k.dk over 2048 steps. Hence opt-in only.
-TRANSPOSED_IO = "f32"
+# How bf16 tensors run the transposed cores (coreT's dq, adjointT's dk) where the model has a scalar log decay: "mixed"
+# (the default) the chunked form's mixed-I/O variants (bf16 inputs, fp32 accumulation, fp32 outputs: runtime/cuda/plan.ts
+# CudaFormPlan.out; compiler/backends/torch/chain-plans.ts emits them), dq and dk reaching the decay adjoint in fp32
+# without conversions, the decay adjoint then anchored every DECAY_ANCHOR_CHUNK tokens (DECAY_ANCHOR "mixed"); "f32"
+# the fp32 kernels on fp32 copies of the inputs. The cores' bf16 operands perturb dq and dk at 2^-9 relative, and the
+# decay adjoint's sums q.dq - k.dk over the whole sequence cancel: at B=2 T=2048 the decays' gradients came out 1.6e-2
+# (SimpleGLA dg) and 4.5e-2 (Mamba-2 dA) off float64 unanchored, 4.0e-3 and 2.3e-3 anchored (f32: 2.3e-3, 6.4e-4). On the
+# H100 at B=8 T=2048 H=16 K=V=64 the bf16 step with graphs: SimpleGLA f32 3.83 ms, mixed unanchored 3.30, mixed anchored
+# 3.74; Mamba-2 10.25 / 8.70 / 10.18 (bench/RESULTS.md, "The decay adjoint anchored at chunk boundaries"): the anchors
+# cost most of what the mixed cores save.
+TRANSPOSED_IO = "mixed"
 TRANSPOSED_PARTS = ("coreT", "adjointT")
 
 
