@@ -24,8 +24,10 @@ import torch
 
 try:
     from . import seqc_chunked as _chunked
+    from . import seqc_graphs as _graphs
 except ImportError:  # loaded as a top-level module (the output directory on sys.path)
     import seqc_chunked as _chunked
+    import seqc_graphs as _graphs
 
 # Micro-steps per chunk of the folded runs (runtime/chunked-backward-lowrank.ts LR_CHUNK).
 LR_CHUNK = 64
@@ -53,6 +55,8 @@ LR_READ = "matmul"
 # 60.7 -> 47.6, but RWKV-7 (per-key) 75.5 -> 81.5; at K=V=128 RWKV-7's chunked form does not fit and its plan runs
 # sequentially (2.1 s each).
 LR_AUG = "auto"
+# Whether the backward runs as a CUDA graph per signature (backward below; eager while LR_TIMES is set).
+LR_GRAPHS = True
 # A list to time the backward's sections in (bench/torch/lowrank_bench.py): (section, start event, end event) per
 # section of each backward, CUDA events on the current stream; None: not timed.
 LR_TIMES = None
@@ -110,9 +114,15 @@ LR_READS = {
 # between blocks through the query block's first time as reference (exp(G_t - G_ref) exp(G_ref - G_f), both
 # <= 1, a matrix product per query block), inside a block elementwise ([b, b, K] ratios).
 
-# Steps per sub-block of a per-key decay (the elementwise ratios are [C, BLOCK, K] per chunk, the reference-
-# scaled keys [C / BLOCK, C, K]). RWKV-7 at B=8 T=2048 H=16 K=V=64 on the H100: 8: 65.0 ms, 16: 75.5, 32: 101.5.
+# Steps per sub-block of a per-key decay in LR_KEY "blocks" (the elementwise ratios are [C, BLOCK, K] per chunk, the
+# reference-scaled keys [C / BLOCK, C, K]). RWKV-7 at B=8 T=2048 H=16 K=V=64 on the H100: 8: 65.0 ms, 16: 75.5, 32: 101.5.
 BLOCK = 8
+# How a per-key decay's scores and mixes are formed: "blocks" (sub-blocks of BLOCK steps: between blocks through the
+# query block's first time, inside a block elementwise with [C, BLOCK, K] ratio temporaries) or "halves" (no elementwise
+# ratios: the chunk, padded to a power of two, split in halves recursively; at each level every query of a second half
+# sees every key of its first half, exp(G_t - G_f) = exp(G_t - G_m) exp(G_m - G_f) through the halves' boundary m, both
+# factors <= 1, one batched product per level; the single steps left are the diagonal, seen after the step only).
+LR_KEY = "halves"
 
 
 class ChunkCore:
@@ -123,16 +133,22 @@ class ChunkCore:
     pair when already known (else solved for). Steps past a chunk's end are zero vectors with zero log decay.
     .r: the low-rank reads; .read(axis, after, vecs) the readouts; .end() the end states."""
 
-    def __init__(self, S0, ld, low_rank, pairs, r=None, block=None):
+    def __init__(self, S0, ld, low_rank, pairs, r=None, block=None, key_way=None):
         N, K, V = S0.shape
         C = (low_rank[0][0] if low_rank else pairs[0][0]).shape[1]
         self.N, self.K, self.V, self.C = N, K, V, C
         self.dtype, self.device = S0.dtype, S0.device
         self.S0 = S0
         self.mode = "none" if ld is None else ("scalar" if ld.shape[2] == 1 else "key")
+        key_way = key_way or LR_KEY
+        if key_way not in ("blocks", "halves"):
+            raise ValueError("key_way %r: one of blocks, halves" % (key_way,))
+        self.halves = self.mode == "key" and key_way == "halves"
         b = C
         if self.mode == "key":
             b = min(block or BLOCK, C)
+        if self.halves:  # the chunk padded to a power of two; b, nb unused
+            b = 1 << (C - 1).bit_length()
         self.b = b
         self.nb = -(-C // b)
         Cp = self.nb * b
@@ -146,8 +162,8 @@ class ChunkCore:
             G[:, C + 1 :] = G[:, C : C + 1]
             self.G = G
         self.KK = torch.stack([pad(u) for u, _ in low_rank] + [pad(k) for k, _ in pairs], 2)  # [N, Cp, mk, K]
-        self._ratio, self._qfac, self._ed = {}, {}, {}
-        if self.mode == "key":
+        self._ratio, self._qfac, self._ed, self._half = {}, {}, {}, {}
+        if self.mode == "key" and not self.halves:
             self._key_setup()
         Vin = torch.stack([pad(v) for _, v in pairs], 2) if pairs else None  # [N, Cp, P, V]
         if r is None:
@@ -159,7 +175,7 @@ class ChunkCore:
 
     def release(self):
         """Drops the cached decay ratios (they are made again when a later read needs them)."""
-        self._ratio, self._qfac, self._ed = {}, {}, {}
+        self._ratio, self._qfac, self._ed, self._half = {}, {}, {}, {}
 
     @property
     def r(self):
@@ -217,11 +233,72 @@ class ChunkCore:
             self._ed[oq] = torch.exp(torch.where(self._tri(b, oq)[None, None, :, :, None], gq - gk, float("-inf")))
         return self._ed[oq]
 
+    # -- a per-key decay in halves -----------------------------------------------------------------------------
+    def _levels(self):
+        """The half lengths s = Cp/2, Cp/4, ..., 1 (np = Cp / 2s parents of two halves each)."""
+        s = self.Cp // 2
+        while s >= 1:
+            yield s
+            s //= 2
+
+    def _half_keys(self, s):
+        """[N, np, s, mk, K]: the first halves' events decayed to their boundary m: exp(G_m - G_f) kk_f."""
+        key = ("k", s)
+        if key not in self._half:
+            N, Cp, K, mk = self.N, self.Cp, self.K, self.mk
+            np_ = Cp // (2 * s)
+            Gm = self.G[:, s:Cp:2 * s]  # [N, np, K]: the boundary times p 2s + s
+            Gk = self.G[:, 1 : Cp + 1].view(N, np_, 2, s, K)[:, :, 0]  # the first halves' event times
+            self._half[key] = self.KK.view(N, np_, 2, s, mk, K)[:, :, 0] * torch.exp(Gm[:, :, None] - Gk)[:, :, :, None]
+        return self._half[key]
+
+    def _half_qfac(self, s, oq):
+        """[N, np, s, 1, K]: exp(G_t - G_m) of the second halves' query times from their boundary."""
+        key = ("q", s, oq)
+        if key not in self._half:
+            N, Cp, K = self.N, self.Cp, self.K
+            np_ = Cp // (2 * s)
+            Gm = self.G[:, s:Cp:2 * s]
+            Gq = self.G[:, oq : oq + Cp].reshape(N, np_, 2, s, K)[:, :, 1]
+            self._half[key] = torch.exp(Gq - Gm[:, :, None])[:, :, :, None]
+        return self._half[key]
+
+    def _scores_halves(self, Q, oq):
+        N, Cp, mk, K = self.N, self.Cp, self.mk, self.K
+        mq = Q.shape[2]
+        A = torch.zeros([N, Cp, mq, Cp, mk], dtype=self.dtype, device=self.device)
+        for s in self._levels():
+            np_ = Cp // (2 * s)
+            q = Q.view(N, np_, 2, s, mq, K)[:, :, 1] * self._half_qfac(s, oq)  # [N, np, s, mq, K]
+            blk = torch.matmul(q.reshape(N * np_, s * mq, K), self._half_keys(s).reshape(N * np_, s * mk, K).transpose(1, 2))
+            # parent p's block: query rows (p, second half), key columns (p, first half)
+            dst = torch.diagonal(A.view(N, np_, 2, s, mq, np_, 2, s, mk), 0, 1, 5)[:, 1, :, :, 0]  # [N, s, mq, s, mk, np]
+            dst.copy_(blk.view(N, np_, s, mq, s, mk).permute(0, 2, 3, 4, 5, 1))
+        if oq == 1:  # a step's own event, seen after it (ratio 1)
+            torch.diagonal(A, 0, 1, 3).copy_(torch.einsum("ncxk,ncyk->nxyc", Q, self.KK))
+        return A.view(N, Cp * mq, Cp * mk)
+
+    def _mix_halves(self, M, oq):
+        N, Cp, mk, K = self.N, self.Cp, self.mk, self.K
+        mq = M.shape[1] // Cp
+        x = torch.zeros([N, Cp, mq, K], dtype=self.dtype, device=self.device)
+        for s in self._levels():
+            np_ = Cp // (2 * s)
+            src = torch.diagonal(M.view(N, np_, 2, s, mq, np_, 2, s, mk), 0, 1, 5)[:, 1, :, :, 0]  # [N, s, mq, s, mk, np]
+            m = src.permute(0, 5, 1, 2, 3, 4).reshape(N * np_, s * mq, s * mk)
+            y = torch.matmul(m, self._half_keys(s).reshape(N * np_, s * mk, K)).view(N, np_, s, mq, K)
+            x.view(N, np_, 2, s, mq, K)[:, :, 1] += y * self._half_qfac(s, oq)
+        if oq == 1:
+            x += torch.einsum("nxyc,ncyk->ncxk", torch.diagonal(M.view(N, Cp, mq, Cp, mk), 0, 1, 3), self.KK)
+        return x
+
     # -- the two contractions with the events ---------------------------------------------------------------
     def scores(self, Q, oq):
         """[N, Cp mq, Cp mk]: (q . exp(G_t - G_f) kk_f) for every query row q (Q [N, Cp, mq, K]) and event f seen."""
         N, Cp, mk, K = self.N, self.Cp, self.mk, self.K
         mq = Q.shape[2]
+        if self.halves:
+            return self._scores_halves(Q, oq)
         if self.mode != "key":
             raw = torch.matmul(Q.reshape(N, Cp * mq, K), self.KK.reshape(N, Cp * mk, K).transpose(1, 2))
             return (raw.view(N, Cp, mq, Cp, mk) * self.ratio(oq)[:, :, None, :, None]).view(N, Cp * mq, Cp * mk)
@@ -237,6 +314,8 @@ class ChunkCore:
         """[N, Cp, mq, K]: sum_f M[q, f] exp(G_t - G_f) kk_f over the events f each query row sees (M [N, Cp mq, Cp mk])."""
         N, Cp, mk, K = self.N, self.Cp, self.mk, self.K
         mq = M.shape[1] // Cp
+        if self.halves:
+            return self._mix_halves(M, oq)
         if self.mode != "key":
             M = (M.view(N, Cp, mq, Cp, mk) * self.ratio(oq)[:, :, None, :, None]).view(N, Cp * mq, Cp * mk)
             return torch.matmul(M, self.KK.reshape(N, Cp * mk, K)).view(N, Cp, mq, K)
@@ -301,7 +380,7 @@ class ChunkCore:
         return torch.baddbmm(S, KK.reshape(N, Cp * mk, K).transpose(1, 2), self.VV.reshape(N, Cp * mk, V))
 
 
-def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state, inputs, params, outputs, dtype, device, chunk=None, decay_way=None, pass_way=None, read_way=None, aug_way=None, can_chunk=None):
+def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state, inputs, params, outputs, dtype, device, chunk=None, decay_way=None, pass_way=None, read_way=None, aug_way=None, can_chunk=None, key_way=None):
     """Gradients of the forward's inputs, params and the matrix state's initial value through the low-rank chain.
 
     n: the chain's names (<Model>.torch.json "chunked"."lowRank"); run(part, dims, inputs, initial_state, B, T)
@@ -312,12 +391,12 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
     per-step shape)]; chunk: micro-steps per folded chunk (None: LR_CHUNK); decay_way: "plan" / "cumsum" (None: LR_DECAY);
     pass_way: "plan" / "matmul" (None: LR_PASS); read_way: "plan" / "matmul" (None: LR_READ); aug_way: "plan" / "matmul"
     / "auto" (None: LR_AUG); can_chunk(part, dims, b, t): whether plan chain:<part> runs its chunked form there (None:
-    assumed; "auto" asks it).
+    assumed; "auto" asks it); key_way: "halves" / "blocks", how ChunkCore forms a per-key decay (None: LR_KEY).
     Returns ({input: grad}, {param: grad}, dS0)."""
     chunk = LR_CHUNK if chunk is None else chunk
-    read_way, aug_way = read_way or LR_READ, aug_way or LR_AUG
-    for what, way in (("read_way", read_way), ("aug_way", aug_way), ("pass_way", pass_way or LR_PASS), ("decay_way", decay_way or LR_DECAY)):
-        ways = ("plan", "cumsum") if what == "decay_way" else ("plan", "matmul", "auto") if what == "aug_way" else ("plan", "matmul")
+    read_way, aug_way, key_way = read_way or LR_READ, aug_way or LR_AUG, key_way or LR_KEY
+    for what, way in (("read_way", read_way), ("aug_way", aug_way), ("pass_way", pass_way or LR_PASS), ("decay_way", decay_way or LR_DECAY), ("key_way", key_way)):
+        ways = ("plan", "cumsum") if what == "decay_way" else ("plan", "matmul", "auto") if what == "aug_way" else ("blocks", "halves") if what == "key_way" else ("plan", "matmul")
         if way not in ways:
             raise ValueError("%s %r: one of %s" % (what, way, ", ".join(ways)))
     if not isinstance(chunk, int) or chunk < 1:
@@ -388,7 +467,7 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
         ld = rows(ins["x_ld"]) if "x_ld" in ins else None
         return ChunkCore(S_starts.reshape(B * nC * H, S_starts.shape[-2], S_starts.shape[-1]), ld,
                          [(rows(ins["x_u%d" % e]), rows(ins["x_w%d" % e])) for e in range(E)],
-                         [(rows(ins["x_k%d" % p]), rows(ins["x_v%d" % p])) for p in range(pairs)], r)
+                         [(rows(ins["x_k%d" % p]), rows(ins["x_v%d" % p])) for p in range(pairs)], r, key_way=key_way)
 
     def readouts_of(part, cc, ins):
         """Part `part`'s outputs (LR_READS) from ChunkCore cc, as lines; reads of one axis and side in one product."""
@@ -613,7 +692,26 @@ def backward(ctx, m, flat, grads):
     """The body of a seqc Function's backward through the low-rank chain (ctx from seqc_torch.forward with ctx.chunked;
     flat: the saved (*inputs, *params, *initial states), None where absent): gradients as seqc_torch.backward returns
     them. bfloat16 tensors run the chain in float32 (its plans have fp32 forms only) and get their gradients back in
-    their own dtype."""
+    their own dtype.
+
+    On CUDA with LR_GRAPHS (and m.graphs, SEQC_TORCH_GRAPHS not 0, LR_TIMES None) the whole launch sequence (the plans'
+    launches and the torch glue) runs as a CUDA graph per signature (seqc_graphs.graphed: captured on a signature's
+    second call, replayed after; a capture that fails leaves that signature eager)."""
+    given_n = len(ctx.needs_input_grad) - ctx.offset
+    if not LR_GRAPHS or LR_TIMES is not None:
+        return backward_eager(ctx, m, flat, grads)
+    dtypes = [x.dtype if x is not None else None for x in flat][:given_n]
+    key = ("lowrank-backward", ctx.B, ctx.T, tuple(sorted(ctx.dims.items())), ctx.dtype, tuple(ctx.need), given_n,
+           LR_CHUNK, LR_DECAY, LR_PASS, LR_SEQ_FORM, LR_READ, LR_AUG, LR_KEY, BLOCK)
+    nf = len(flat)
+
+    def body(*args):
+        return backward_eager(ctx, m, list(args[:nf]), list(args[nf:]), convert=False)
+    return tuple(_graphs.graphed(m, key, body, list(flat) + list(grads), dtypes, getattr(m, "graphs", True)))
+
+
+def backward_eager(ctx, m, flat, grads, convert=True):
+    """backward without a graph; convert=False leaves the gradients in the compute dtype (float32 for bf16 tensors)."""
     B, T, dims, dtype, device = ctx.B, ctx.T, ctx.dims, ctx.dtype, ctx.device
     n = m.chunked["lowRank"]
     ni, npar = len(m.inputs), len(m.params)
@@ -661,4 +759,6 @@ def backward(ctx, m, flat, grads):
         i = ni + npar + j
         res.append(dS0.contiguous() if need[i] and flat[i] is not None and s["name"] == n["state"] else None)
     res = res[: len(ctx.needs_input_grad) - ctx.offset]
+    if not convert:
+        return list(res)
     return tuple(g.to(x.dtype) if g is not None and g.dtype != x.dtype else g for g, x in zip(res, flat))
