@@ -124,6 +124,12 @@ def case(args, root, model, shape, with_step, rate, log):
             vs = [("readouts plan", {"LR_READ": "plan"}), ("aug matmul", {"LR_AUG": "matmul"})] + [("chunk %d" % c, {"LR_CHUNK": c}) for c in (32, 128)]
             if model == "rwkv7":
                 vs += [("block %d" % b, {"BLOCK": b}) for b in (8, 32)]
+        if args.variants == 4:  # the old defaults (eager; RWKV-7 sub-blocks), graphs off, RWKV-7's transitions as products
+            if model == "rwkv7":
+                vs = [("old default (blocks, eager)", {"LR_KEY": "blocks", "LR_GRAPHS": False}), ("halves, eager", {"LR_GRAPHS": False}),
+                      ("blocks, graphs", {"LR_KEY": "blocks"}), ("halves, aug matmul", {"LR_AUG": "matmul"})]
+            else:
+                vs = [("old default (eager)", {"LR_GRAPHS": False})]
         if args.variants == 2:  # the pass over chunks as torch.matmul, the per-chunk readouts' sequential variants
             vs = [("pass matmul", {"LR_PASS": "matmul"})] + [("pass matmul, readouts %s" % f, {"LR_PASS": "matmul", "LR_SEQ_FORM": f}) for f in ("workgroup", "global")]
             if model != "deltanet":
@@ -151,6 +157,12 @@ def case(args, root, model, shape, with_step, rate, log):
             finally:
                 for k, v in old.items():
                     setattr(lr, k, v)
+    import seqc_graphs
+    row["graphs"] = [[str(k[0][0])] + [str(x) for x in v] for k, v in seqc_graphs.stats(smc).items()]
+    log("%s %s: graphs (key, calls, graph/eager/failure, direct, replays) %s" % (model, shape, row["graphs"]))
+    if args.profile and shape == tuple(parse_shapes(args.variants_at)[0]):
+        row["profile_top"] = profile(one_c, os.path.join(args.profile, "profile-%s.txt" % model))
+        log("%s %s: profile (one eager step, CUDA self ms) %s" % (model, shape, ", ".join("%s %.2f" % kv for kv in row["profile_top"][:10])))
     del one_c, lc
     tb.free_all()
 
@@ -217,6 +229,33 @@ def sections(one):
         lr.LR_TIMES = None
 
 
+def profile(one, path):
+    """One eager step (no graphs, LR_GRAPHS off) under torch.profiler: the CUDA ops by self time to `path`; the top ones."""
+    import seqc_chunked_lowrank as lr
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as prof
+    old = lr.LR_GRAPHS
+    lr.LR_GRAPHS = False
+    try:
+        one()
+        torch.cuda.synchronize()
+        with prof(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as p:
+            one()
+            torch.cuda.synchronize()
+    finally:
+        lr.LR_GRAPHS = old
+    ka = p.key_averages()
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        try:
+            f.write(ka.table(sort_by="self_device_time_total", row_limit=40, max_name_column_width=70))
+        except Exception:  # noqa: BLE001  (older torch names it self_cuda_time_total)
+            f.write(ka.table(sort_by="self_cuda_time_total", row_limit=40, max_name_column_width=70))
+    dev = lambda e: getattr(e, "self_device_time_total", None) or getattr(e, "self_cuda_time_total", 0)  # noqa: E731
+    top = sorted(((e.key, dev(e) / 1000.0) for e in ka), key=lambda kv: -kv[1])
+    return [kv for kv in top if kv[1] > 0][:20]
+
+
 def parse_shapes(s):
     return [tuple(int(v) for v in x.split("x")) for x in s.split(",") if x]
 
@@ -249,9 +288,10 @@ def main():
     ap.add_argument("--cap-s", type=float, default=3.0)
     ap.add_argument("--fla-max-configs", type=int, default=6)
     ap.add_argument("--warm-fla", nargs=2, type=int)
-    ap.add_argument("--variants", type=int, default=1, help="1: also time the glue's choices (decay cumsum, chunk 32 / 128); 2: pass as torch.matmul, readout parts' sequential variants; 3: readouts as the plans, aug as matrix products, chunk 32 / 128, RWKV-7's sub-blocks 8 / 32")
+    ap.add_argument("--variants", type=int, default=1, help="1: also time the glue's choices (decay cumsum, chunk 32 / 128); 2: pass as torch.matmul, readout parts' sequential variants; 3: readouts as the plans, aug as matrix products, chunk 32 / 128, RWKV-7's sub-blocks 8 / 32; 4: the old defaults (eager, RWKV-7's sub-blocks), graphs off, RWKV-7's aug as products")
     ap.add_argument("--no-anchor", action="store_true")
     ap.add_argument("--variants-at", default="8x2048x16x64")
+    ap.add_argument("--profile", help="a folder for one eager step's torch.profiler table per model (at --variants-at)")
     args = ap.parse_args()
     root = os.path.abspath(args.modules)
     models = args.models.split(",")
