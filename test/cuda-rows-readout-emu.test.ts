@@ -79,7 +79,8 @@ function reference(c: Case, d: Data): Float64Array[] {
 function buildEmu(source: string, kernels: RowsReadoutKernel[]): string {
   const arity = new Map<string, [number, number]>();
   for (const k of kernels) {
-    arity.set(k.entry, [1 + 2 * k.pairs + 2 * k.readouts + 1, 7]);
+    arity.set(k.entry, [1 + 2 * k.pairs + 2 * k.readouts + 1, 6]);
+    arity.set(k.segments.entry, [1 + 2 * k.pairs + 2 * k.readouts + 1, 7]);
     arity.set(k.ends.entry, [1 + 2 * k.pairs + 2, 6]);
     arity.set(k.scan.entry, [3, 6]);
   }
@@ -119,8 +120,9 @@ ${[...arity.keys()].map((e) => `    if (!strcmp(name, "${e}")) fn = body_${e};`)
 }
 
 /** Launch the kernels as runtime/torch/seqc_chunked.py rows_readout_kernel does for `seg` tokens per segment (>= T: one
- * segment, the readout alone from S0): grid B H ceil(K / kr) blocks by segments x value slices; with several segments
- * first the ends kernel (segments but the last), the scan, then the readout from the starts; partial slices summed. */
+ * segment, the readout kernel alone from S0): grid B H ceil(K / kr) blocks by segments x value slices; with several
+ * segments first the ends kernel (segments but the last), the scan, then the segmented readout (k.segments) from the
+ * starts; partial slices summed. */
 function runEmu(bin: string, k: RowsReadoutKernel, c: Case, d: Data, seg: number): Float64Array[] {
   const dir = mkdtempSync(join(tmpdir(), "seqc-rows-"));
   try {
@@ -147,7 +149,8 @@ function runEmu(bin: string, k: RowsReadoutKernel, c: Case, d: Data, seg: number
       launch(k.ends, [gx, (nseg - 1) * slices], ["ld", ...as, ...bs, "St", "P"], [c.B, c.T, c.H, c.K, c.V, s]);
       launch(k.scan, [Math.ceil(nState / k.scan.threads), 1], ["St", "P", "S0"], [c.B, c.H, c.K, c.V, nseg, init]);
     }
-    launch(k, [gx, nseg * slices], ["ld", ...as, ...bs, ...cs, nseg > 1 ? "St" : "S0", ...os], [c.B, c.T, c.H, c.K, c.V, nseg > 1 ? 1 : init, s]);
+    if (nseg > 1) launch(k.segments, [gx, nseg * slices], ["ld", ...as, ...bs, ...cs, "St", ...os], [c.B, c.T, c.H, c.K, c.V, 1, s]);
+    else launch(k, [gx, slices], ["ld", ...as, ...bs, ...cs, "S0", ...os], [c.B, c.T, c.H, c.K, c.V, init]);
     writeFileSync(join(dir, "launch.txt"), `${Object.keys(bufs).length} ${Object.keys(bufs).join(" ")}\n${launches.length}\n${launches.join("\n")}\n`);
     execFileSync(bin, [dir], { stdio: "pipe" });
     return Array.from({ length: k.readouts }, (_, q) => {
@@ -209,9 +212,9 @@ describe.skipIf(!gpp)("rows readout kernel on the CPU emulation vs float64", () 
 });
 
 describe.skipIf(!findNvcc())("rows readout kernel: nvcc", () => {
-  it("the module (1 and 2 pairs / readouts, every tile) compiles to sm_90 PTX", () => {
+  it("the module (1 and 2 pairs / readouts, every tile: one-segment, segmented, ends and scan entries) compiles to sm_90 PTX", () => {
     const m = rowsReadoutModule([{ pairs: 1, readouts: 1 }, { pairs: 2, readouts: 1 }, { pairs: 1, readouts: 2 }]);
     const r = nvccPtx(m.source, 90);
-    for (const k of m.kernels) expect(r.ptx).toContain(`.entry ${k.entry}(`);
+    for (const k of m.kernels) for (const e of [k.entry, k.segments.entry, k.ends.entry, k.scan.entry]) expect(r.ptx).toContain(`.entry ${e}(`);
   }, 120_000);
 });

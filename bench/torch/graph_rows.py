@@ -34,10 +34,10 @@ import graph_bench as gb  # noqa: E402
 import bf16_run as br  # noqa: E402
 
 DEV = tb.DEV
-# (name, seqc_chunked switches): the old path (one segment), the new default (automatic segments)
+# (name, seqc_chunked switches): one segment (the default), automatic segments
 VARIANTS = [("1seg", {"PER_KEY_TRANSPOSED": "kernel", "ROWS_SEGMENT": 0, "ROWS_TILE": None}),
             ("segs", {"PER_KEY_TRANSPOSED": "kernel", "ROWS_SEGMENT": None, "ROWS_TILE": None})]
-DEFAULTS = {"PER_KEY_TRANSPOSED": "kernel", "ROWS_SEGMENT": None, "ROWS_TILE": None}
+DEFAULTS = {"PER_KEY_TRANSPOSED": "kernel", "ROWS_SEGMENT": 0, "ROWS_TILE": None}
 FIXED_SEGMENTS = (64, 128, 256, 512)
 
 

@@ -62,10 +62,12 @@ PER_KEY_TRANSPOSED = "kernel"
 # None: the first in the module's order whose value slice covers V (else the widest).
 ROWS_TILE = None
 # Tokens per segment of the rows readout (rows-readout.ts "Segments": T split into segments walked in parallel from
-# their start states: an end-state pass, a scan of start states, the readout pass). 0: one segment (the plain walk of
-# all T tokens per key-row block); None: segments of at least ROWS_MIN_SEGMENT tokens (a multiple of the tile's) so that
-# the readout's grid has about ROWS_BLOCKS_PER_SM blocks per multiprocessor.
-ROWS_SEGMENT = None
+# their start states: an end-state pass, a scan of start states, the readout pass). 0 (the default): one segment, the
+# plain walk of all T tokens per key-row block; None: segments of at least ROWS_MIN_SEGMENT tokens (a multiple of the
+# tile's) so that the readout's grid has about ROWS_BLOCKS_PER_SM blocks per multiprocessor; an int: that many tokens.
+# On the H100 at B=8 T=2048 H=16 K=V=64 the one-segment walk took 0.604 ms alone (k64 t4 v16), segments 0.672-0.69 ms
+# (the readout 0.39 + the ends 0.22 + the scan 0.01): bench/RESULTS.md "The rows readout in segments".
+ROWS_SEGMENT = 0
 ROWS_MIN_SEGMENT = 64
 ROWS_BLOCKS_PER_SM = 8
 
@@ -88,7 +90,8 @@ def rows_readout_kernel(km, ld, pairs, readouts, S0, B, T, H, K, V, tile=None, s
     rows readout kernel: km a seqc_cuda.KernelModule of "rowsReadout", every tensor float32 on its device; S0 [B, H*K*V]
     or None (zero). Grid: B H ceil(K / kr) blocks by segments x ceil(V / vs) value slices (per slice a partial sum,
     added here). Several segments (rows_segment; `segment` overrides ROWS_SEGMENT): first the segments' end states and
-    decay products (kernel k["ends"]), their start states (k["scan"]), then the readout from each segment's start."""
+    decay products (kernel k["ends"]), their start states (k["scan"]), then the readout from each segment's start
+    (k["segments"]); one segment: the kernel k itself from S0."""
     np_, nr = len(pairs), len(readouts)
     tile = tile or ROWS_TILE
     cands = [k for k in km.kernels if k["pairs"] == np_ and k["readouts"] == nr and (tile is None or k["entry"].endswith("_" + tile))]
@@ -124,8 +127,11 @@ def rows_readout_kernel(km, ld, pairs, readouts, S0, B, T, H, K, V, tile=None, s
             km.launch(k["ends"], (gx, (nseg - 1) * slices), e_args, stream)
             km.launch(k["scan"], (-(-n // k["scan"]["threads"]), 1), [("ptr", St.data_ptr()), ("ptr", P.data_ptr()), ("ptr", s0.data_ptr())] + [("u32", v) for v in (B, H, K, V, nseg, init)], stream)
             s0, init = St, 1
-        args = [("ptr", x.data_ptr()) for x in ins + [s0] + outs] + [("u32", v) for v in (B, T, H, K, V, init, seg)]
-        km.launch(k, (gx, nseg * slices), args, stream)
+        args = [("ptr", x.data_ptr()) for x in ins + [s0] + outs] + [("u32", v) for v in (B, T, H, K, V, init)]
+        if nseg > 1:
+            km.launch(k["segments"], (gx, nseg * slices), args + [("u32", seg)], stream)
+        else:
+            km.launch(k, (gx, slices), args, stream)
     return [(o[0] if slices == 1 else o.sum(0)).reshape(B, T, H * K) for o in outs]
 
 

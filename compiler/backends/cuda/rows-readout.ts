@@ -60,11 +60,14 @@ export interface RowsReadoutLaunch {
   sharedBytes: number;
 }
 
-/** A kernel of the module as the runtime launches it (seqc_chunked.rows_readout_kernel), with its segments' two
- * helper launches (`ends`: the segments' end states and decay products, same tile; `scan`: their start states). */
+/** A kernel of the module as the runtime launches it (seqc_chunked.rows_readout_kernel): the entry walks all T tokens
+ * (one segment); several segments launch `ends` (the segments' end states and decay products, same tile), `scan`
+ * (their start states), then `segments` (the readout from each segment's start: the entry's code with the segment
+ * decomposition, name suffix _g, one more argument). */
 export interface RowsReadoutKernel extends RowsReadoutConfig, RowsReadoutLaunch {
   /** values per block (a slice of V): tv * vt */
   vs: number;
+  segments: RowsReadoutLaunch;
   ends: RowsReadoutLaunch;
   scan: RowsReadoutLaunch;
 }
@@ -121,14 +124,24 @@ export function rowsEndsShared(c: RowsReadoutConfig): number {
   return 4 * c.tt * (c.kr * (1 + c.pairs) + c.tv * c.vt * c.pairs);
 }
 
-/** The block's place: (batch, head), first key row, value slice, segment [ts, te) (shared by the readout and ends kernels). */
-function blockPlace(KR: number, VS: number, TV: number): string {
-  return `  const u32 kb = (K + ${KR - 1}u) / ${KR}u, ns = (V + ${VS - 1}u) / ${VS}u;
+/** The block's place: (batch, head), first key row, value slice and (segmented) the segment [ts, te) (shared by the
+ * readout and ends kernels). Unsegmented: exactly the lines of the one-segment kernel as timed before segments existed
+ * (blockIdx.y the value slice; bench/RESULTS.md: its ptxas allocation and time differ from the segmented lines'). */
+function blockPlace(KR: number, VS: number, TV: number, segmented: boolean): string {
+  return segmented
+    ? `  const u32 kb = (K + ${KR - 1}u) / ${KR}u, ns = (V + ${VS - 1}u) / ${VS}u;
   const u32 bh = blockIdx.x / kb, k0 = (blockIdx.x % kb) * ${KR}u;
   const u32 b = bh / H, h = bh % H;
   const u32 z = blockIdx.y / ns, sl = blockIdx.y % ns;
   const u32 v0 = sl * ${VS}u;
   const u32 ts = z * seg, te = T - ts < seg ? T : ts + seg;
+  const u32 tid = threadIdx.x, r = tid / ${TV}u, lane = tid % ${TV}u;
+  const u32 i = k0 + r;
+  const size_t HK = (size_t)H * K, HV = (size_t)H * V;`
+    : `  const u32 kb = (K + ${KR - 1}u) / ${KR}u;
+  const u32 bh = blockIdx.x / kb, k0 = (blockIdx.x % kb) * ${KR}u;
+  const u32 b = bh / H, h = bh % H;
+  const u32 v0 = blockIdx.y * ${VS}u;
   const u32 tid = threadIdx.x, r = tid / ${TV}u, lane = tid % ${TV}u;
   const u32 i = k0 + r;
   const size_t HK = (size_t)H * K, HV = (size_t)H * V;`;
@@ -161,7 +174,7 @@ ${Array.from({ length: G }, (_, g) => `        { const float4 w = *(const float4
       }`).join("\n");
 }
 
-function kernelSource(c: RowsReadoutConfig): string {
+function kernelSource(c: RowsReadoutConfig, segmented: boolean): string {
   check(c);
   const { pairs: NP, readouts: NR, kr: KR, tv: TV, vt: VT, tt: TT } = c;
   const VS = TV * VT, NT = KR * TV, G = VT / 4;
@@ -176,7 +189,7 @@ function kernelSource(c: RowsReadoutConfig): string {
     ...rs.map((r) => `const float* __restrict__ c${r}`),
     "const float* __restrict__ S0",
     ...rs.map((r) => `float* __restrict__ o${r}`),
-    "u32 B, u32 T, u32 H, u32 K, u32 V, u32 init, u32 seg",
+    `u32 B, u32 T, u32 H, u32 K, u32 V, u32 init${segmented ? ", u32 seg" : ""}`,
   ];
   // shared memory layout (floats): E [TT][KR], A_p [TT][KR], O_r [TT][OW], then B_p, C_r [TT][VS] (16-byte aligned)
   const rowTiles = (1 + NP) * TT * KR + NR * TT * OW;
@@ -187,23 +200,24 @@ function kernelSource(c: RowsReadoutConfig): string {
   // the thread's values: group g (of 4) at column g*TV*4 + lane*4 + e of the slice (a quarter warp's float4 loads cover 128 contiguous bytes)
   const col = (g: number) => `${g * TV * 4} + lane * 4`;
   return `
-extern "C" __global__ void __launch_bounds__(${NT}) ${rowsReadoutEntry(c)}(${args.join(", ")}) {
+extern "C" __global__ void __launch_bounds__(${NT}) ${rowsReadoutEntry(c)}${segmented ? "_g" : ""}(${args.join(", ")}) {
   SEQC_SMEM_DECL(seqc_smem_raw);
   float* sm = (float*)seqc_smem_raw;
-${blockPlace(KR, VS, TV)}
-  const size_t slice = (size_t)sl * B * T * HK;
-  // the segment's start state: slot z of S0 ([segments, B, H, K, V]; one segment: S_0 itself)
+${blockPlace(KR, VS, TV, segmented)}
+  const size_t slice = (size_t)${segmented ? "sl" : "blockIdx.y"} * B * T * HK;
+${segmented ? `  // the segment's start state: slot z of S0 ([segments, B, H, K, V])
   const float* S0z = S0 + (size_t)z * B * H * K * V;
-  float S[${VT}];
+` : ""}  float S[${VT}];
 #pragma unroll
   for (int g = 0; g < ${G}; ++g)
 #pragma unroll
     for (int e = 0; e < 4; ++e) {
       const u32 j = v0 + g * ${TV * 4}u + lane * 4u + e;
-      S[g * 4 + e] = (init && i < K && j < V) ? S0z[(((size_t)b * H + h) * K + i) * V + j] : 0.f;
+      S[g * 4 + e] = (init && i < K && j < V) ? ${segmented ? "S0z" : "S0"}[(((size_t)b * H + h) * K + i) * V + j] : 0.f;
     }
-  for (u32 t0 = ts; t0 < te; t0 += ${TT}u) {
-    const u32 n = te - t0 < ${TT}u ? te - t0 : ${TT}u;
+${segmented ? `  for (u32 t0 = ts; t0 < te; t0 += ${TT}u) {
+    const u32 n = te - t0 < ${TT}u ? te - t0 : ${TT}u;` : `  for (u32 t0 = 0; t0 < T; t0 += ${TT}u) {
+    const u32 n = T - t0 < ${TT}u ? T - t0 : ${TT}u;`}
     __syncthreads();
 ${tileLoads(KR, VS, TT, NT, ps, rs, offA, offB, offC)}
     __syncthreads();
@@ -258,7 +272,7 @@ function endsSource(c: RowsReadoutConfig): string {
 extern "C" __global__ void __launch_bounds__(${NT}) ${rowsEndsEntry(c)}(${args.join(", ")}) {
   SEQC_SMEM_DECL(seqc_smem_raw);
   float* sm = (float*)seqc_smem_raw;
-${blockPlace(KR, VS, TV)}
+${blockPlace(KR, VS, TV, true)}
   float S[${VT}];
 #pragma unroll
   for (int v = 0; v < ${VT}; ++v) S[v] = 0.f;
@@ -325,9 +339,11 @@ export function rowsReadoutModule(shapes: readonly { pairs: number; readouts: nu
       seen.add(entry);
       check(c);
       const ends = { entry: rowsEndsEntry(c), threads: c.kr * c.tv, sharedBytes: rowsEndsShared(c) };
-      kernels.push({ ...c, entry, threads: c.kr * c.tv, vs: c.tv * c.vt, sharedBytes: rowsReadoutShared(c), ends, scan: { entry: ROWS_SCAN_ENTRY, threads: ROWS_SCAN_THREADS, sharedBytes: 0 } });
+      const threads = c.kr * c.tv, sharedBytes = rowsReadoutShared(c);
+      kernels.push({ ...c, entry, threads, vs: c.tv * c.vt, sharedBytes, segments: { entry: `${entry}_g`, threads, sharedBytes }, ends, scan: { entry: ROWS_SCAN_ENTRY, threads: ROWS_SCAN_THREADS, sharedBytes: 0 } });
     }
   }
   const ends = [...new Map(kernels.map((k) => [k.ends.entry, k])).values()];
-  return { source: ROWS_READOUT_PRELUDE + kernels.map((k) => kernelSource(k)).join("") + ends.map((k) => endsSource(k)).join("") + SCAN_SOURCE, kernels };
+  const source = kernels.map((k) => kernelSource(k, false) + kernelSource(k, true)).join("") + ends.map((k) => endsSource(k)).join("");
+  return { source: ROWS_READOUT_PRELUDE + source + SCAN_SOURCE, kernels };
 }
