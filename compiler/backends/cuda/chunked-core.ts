@@ -636,7 +636,7 @@ template <class Cfg> __device__ void seqc_chunk_mats_key(const SeqcSm<Cfg>& s, u
 // the diagonal blocks T_II = (I - N_II)^-1: warp I, lane c < 16 solves column c by forward substitution
 template <class Cfg> __device__ __forceinline__ void seqc_chunk_inverse_diag(const SeqcSm<Cfg>& s) {
   constexpr int NB = Cfg::F / 16, LDA = Cfg::LDA;
-  const int w = threadIdx.x >> 5, l = threadIdx.x & 31;
+  const int tid = threadIdx.x, w = tid >> 5, l = tid & 31;
   float* Tt = s.TT;
   const float* N = s.A;
   if (w < NB && l < 16) {
