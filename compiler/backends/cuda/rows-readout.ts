@@ -31,8 +31,10 @@
  * to slot z + 1 of a starts buffer St [nseg, B, H, K, V] and its decay product P_z[i] = prod_t exp(ld_t[i]) (a product
  * of numbers <= 1) to P [nseg, B, H*K]. (2) `scan`: per state element, slot 0 = S_0 (or 0), slot z = P_{z-1} slot z-1 +
  * E_{z-1}: the segments' true start states. (3) the readout kernel walks each segment from its start state (slot z) as
- * the one-segment walk does. Still only exp of one step's log decay. One segment (seg >= T) is the plain walk: S0 read
- * as slot 0, no ends or scan.
+ * the one-segment walk does (entry suffix _g). Still only exp of one step's log decay. One segment is the plain walk from
+ * S0 (the entry without _g, whose code is kept as it was timed: giving it the segment decomposition too cost it 8
+ * registers under ptxas and 0.60 -> 0.84 ms on the H100). Measured there (bench/RESULTS.md, "The rows readout in
+ * segments"): segments 0.67-0.69 ms per product at B=8 T=2048 H=16 K=V=64, the plain walk 0.60, so segments are opt-in.
  */
 
 /** One compiled configuration of the kernel: pairs / readouts, key rows per block, threads per row, values per thread, tokens per tile. */
@@ -79,8 +81,9 @@ export const ROWS_SCAN_ENTRY = "seqc_rows_scan";
 /** The tile shapes each (pairs, readouts) is compiled with, in preference order (the runtime takes the first whose
  * value slice covers V, else the widest). Ordered by their time at (B, T, H, K = V) = (8, 2048, 16, 64) on the H100
  * (bench/RESULTS.md, "GLA's transposed products on the rows readout kernel": 0.60-0.63 ms for k64 t4 v16, 0.65-0.66
- * for k32 t8 v8, up to 0.98 for k32 t8 v16). The "smem" reductions after them were added after that run and have not been
- * timed on a GPU (emulation-tested only); the runtime reaches them only by name (seqc_chunked.ROWS_TILE). */
+ * for k32 t8 v8, up to 0.98 for k32 t8 v16). The "smem" reductions after them (reached only by name, seqc_chunked.ROWS_TILE):
+ * in segments k64 t4 v16 n16 smem was the fastest tile (0.672 ms, "The rows readout in segments"); their one-segment
+ * code as emitted here has not been timed. */
 export const ROWS_READOUT_TILES: readonly Omit<RowsReadoutConfig, "pairs" | "readouts">[] = [
   { kr: 64, tv: 4, vt: 16, tt: 32 },
   { kr: 32, tv: 8, vt: 8, tt: 32 },
