@@ -8,7 +8,8 @@
 # Prepared here (git-ignored; fla / mamba_ssm sources in .anchors/, the einops wheel in .whl/, never committed):
 #   npx tsx bench/torch/build-chunked.ts dist/torch-mixed simple_gla,mamba2 dist/torch-chunked-g
 # Device: run  command="timeout 190 bash bench/torch/mixed-run.sh"  carry=["dist/torch-mixed", ".anchors", ".whl"]
-# $OUT gets run.log, accuracy.json, timing.json, warm.log.
+# ACC_PATHS / TIME_PATHS (mixed_bench.py PATHS, comma-separated) choose the paths checked / timed.
+# $OUT gets run.log, accuracy.json, accuracy.log, timing.json, warm.log.
 set -uo pipefail
 export PYTHONUNBUFFERED=1 CUDA_CACHE_MAXSIZE=4294967296 TRITON_CACHE_DIR=/tmp/triton-cache FLA_CACHE_RESULTS=0
 OUT=${OUT:-/tmp/seqc-mixed-out}

@@ -30,28 +30,30 @@ import graph_bench as gb  # noqa: E402
 import bf16_run as br  # noqa: E402
 
 DEV = tb.DEV
-# name: (TRANSPOSED_IO, DECAY_ANCHOR, DECAY_ANCHOR_CHUNK)
-PATHS = {"f32": ("f32", "none", 64), "mixed": ("mixed", "none", 64), "mixed+a64": ("mixed", "mixed", 64),
-         "mixed+a32": ("mixed", "mixed", 32), "mixed+a16": ("mixed", "mixed", 16)}
-ACC_PATHS = list(PATHS)
-TIME_PATHS = ["f32", "mixed", "mixed+a64", "mixed+a32"]
+# name: (TRANSPOSED_IO, DECAY_ANCHOR, DECAY_ANCHOR_CHUNK, DECAY_ANCHOR_GRAM)
+PATHS = {"f32": ("f32", "none", 64, "stack"), "mixed": ("mixed", "none", 64, "stack"), "mixed+a64": ("mixed", "mixed", 64, "stack"),
+         "mixed+a32": ("mixed", "mixed", 32, "stack"), "mixed+a16": ("mixed", "mixed", 16, "stack"),
+         "mixed+a64-lean": ("mixed", "mixed", 64, "lean")}
+ACC_PATHS = [p for p in os.environ.get("ACC_PATHS", "f32,mixed,mixed+a64,mixed+a32,mixed+a16,mixed+a64-lean").split(",")]
+TIME_PATHS = [p for p in os.environ.get("TIME_PATHS", "f32,mixed,mixed+a64,mixed+a64-lean").split(",")]
 
 
 def set_path(name):
     import seqc_chunked
-    seqc_chunked.TRANSPOSED_IO, seqc_chunked.DECAY_ANCHOR, seqc_chunked.DECAY_ANCHOR_CHUNK = PATHS[name]
+    (seqc_chunked.TRANSPOSED_IO, seqc_chunked.DECAY_ANCHOR, seqc_chunked.DECAY_ANCHOR_CHUNK,
+     seqc_chunked.DECAY_ANCHOR_GRAM) = PATHS[name]
 
 
 def accuracy(root, model, log, res):
     cb.seqc_model(root, model, "auto")
     import seqc_chunked
-    defaults = (seqc_chunked.TRANSPOSED_IO, seqc_chunked.DECAY_ANCHOR, seqc_chunked.DECAY_ANCHOR_CHUNK)
+    defaults = (seqc_chunked.TRANSPOSED_IO, seqc_chunked.DECAY_ANCHOR, seqc_chunked.DECAY_ANCHOR_CHUNK, seqc_chunked.DECAY_ANCHOR_GRAM)
     sub = {"accuracy": []}
     br.accuracy(root, model, log, sub, [(p, (lambda p=p: set_path(p))) for p in ACC_PATHS])
     for r in sub["accuracy"]:
         r["transposed_io"] = r["path"]
     res["accuracy"] += sub["accuracy"]
-    seqc_chunked.TRANSPOSED_IO, seqc_chunked.DECAY_ANCHOR, seqc_chunked.DECAY_ANCHOR_CHUNK = defaults
+    seqc_chunked.TRANSPOSED_IO, seqc_chunked.DECAY_ANCHOR, seqc_chunked.DECAY_ANCHOR_CHUNK, seqc_chunked.DECAY_ANCHOR_GRAM = defaults
 
 
 def anchor_cost(root, log, res):
@@ -69,9 +71,9 @@ def anchor_cost(root, log, res):
         terms, ld = r(B, T, H), -torch.rand(B, T, H, device=DEV, generator=g)
         k, v, q, dy = r(B, T, H * K), r(B, T, H * V), r(B, T, H * K), r(B, T, H * V)
         S0, dS = r(B, H * K * V), r(B, H * K * V)
-        for C in (64, 32, 16):
+        for C, gram in ((64, "stack"), (32, "stack"), (16, "stack"), (64, "lean"), (32, "lean")):
             def f():
-                return da.anchored_decay_adjoint(terms, ld, [(k, v)], [(q, dy)], S0, dS, B, T, H, K, V, False, torch.float32, DEV, C)
+                return da.anchored_decay_adjoint(terms, ld, [(k, v)], [(q, dy)], S0, dS, B, T, H, K, V, False, torch.float32, DEV, C, gram)
             for _ in range(3):
                 f()
             ts = []
@@ -83,9 +85,9 @@ def anchor_cost(root, log, res):
                 ev[1].synchronize()
                 ts.append(ev[0].elapsed_time(ev[1]))
             n = -(-T // C)
-            row = {"H": H, "C": C, "ms": sorted(ts)[len(ts) // 2], "gflop": 2 * (2 * B * T * H * K * V + B * H * n * n * K * V) / 1e9}
+            row = {"H": H, "C": C, "gram": gram, "ms": sorted(ts)[len(ts) // 2], "gflop": 2 * (2 * B * T * H * K * V + B * H * n * n * K * V) / 1e9}
             res["anchor_cost"].append(row)
-            log("anchor cost B=%d T=%d H=%d K=V=%d C=%d: %.3f ms (%.2f GFLOP)" % (B, T, H, K, C, row["ms"], row["gflop"]))
+            log("anchor cost B=%d T=%d H=%d K=V=%d C=%d gram %s: %.3f ms (%.2f GFLOP)" % (B, T, H, K, C, gram, row["ms"], row["gflop"]))
         tb.free_all()
 
 
@@ -95,7 +97,7 @@ def timing(args, root, model, log, res):
     import seqc_chunked
     x16 = {n: (v if n in tb.LA_PARAMS else v.to(torch.bfloat16)) for n, v in x.items()}
     grads = {}
-    defaults = (seqc_chunked.TRANSPOSED_IO, seqc_chunked.DECAY_ANCHOR, seqc_chunked.DECAY_ANCHOR_CHUNK)
+    defaults = (seqc_chunked.TRANSPOSED_IO, seqc_chunked.DECAY_ANCHOR, seqc_chunked.DECAY_ANCHOR_CHUNK, seqc_chunked.DECAY_ANCHOR_GRAM)
     runs = [("bf16", p) for p in TIME_PATHS]
     for rnd in range(2):  # two rounds, interleaved: drift of the clocks shows as a difference between them
         for prec, path in runs:
@@ -125,7 +127,7 @@ def timing(args, root, model, log, res):
             del one, leaves
             sm._seqc_graphs.clear()
             tb.free_all()
-    seqc_chunked.TRANSPOSED_IO, seqc_chunked.DECAY_ANCHOR, seqc_chunked.DECAY_ANCHOR_CHUNK = defaults
+    seqc_chunked.TRANSPOSED_IO, seqc_chunked.DECAY_ANCHOR, seqc_chunked.DECAY_ANCHOR_CHUNK, seqc_chunked.DECAY_ANCHOR_GRAM = defaults
     row["vs_f32_rel"] = {p: {"d" + n: tb.rel(grads["seqc_bf16_%s" % p][n], grads["seqc_bf16_f32"][n]) for n in grads["seqc_bf16_f32"]} for p in TIME_PATHS[1:]}
     log("%s: bf16 grads vs the f32 path: %s" % (model, row["vs_f32_rel"]))
     fn = tb.anchor_fn(model, K)

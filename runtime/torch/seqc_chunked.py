@@ -49,6 +49,8 @@ DECAY_WAY = "torch"
 # "none" one sum over the whole sequence from <dS_N, S_N>.
 DECAY_ANCHOR = "mixed"
 DECAY_ANCHOR_CHUNK = 64
+# How the anchors' Gram matrix is formed: "stack" (timed) or "lean" (fewer copies, not timed yet): seqc_decay_adjoint.ANCHOR_GRAM.
+DECAY_ANCHOR_GRAM = "stack"
 
 # How a per-key decay's transposed cores (coreT's dq, adjointT's dk) run: "kernel" (the default) the rows readout
 # kernel of the module (<Model>.torch.json "kernels", compiler/backends/cuda/rows-readout.ts: fp32, each key row's
@@ -358,7 +360,8 @@ def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state,
         if anchor == "chunk":  # the sums restarted every chunk from <G^, S> at its end (seqc_decay_adjoint.py)
             bars[n["ld"]] = _anchored(terms, ld, [(kv["x_k%d" % i], kv["x_v%d" % i]) for i in range(len(n["pairs"]))],
                                       [(qs["x_q%d" % i], dys["x_dy%d" % i]) for i in range(len(n["readouts"]))],
-                                      canon(S0, False), canon(dS, False), B, T, H, K, V, per_key, dtype, device, anchor_chunk or DECAY_ANCHOR_CHUNK)
+                                      canon(S0, False), canon(dS, False), B, T, H, K, V, per_key, dtype, device, anchor_chunk or DECAY_ANCHOR_CHUNK,
+                                      DECAY_ANCHOR_GRAM)
         else:
             bars[n["ld"]] = torch.flip(torch.cumsum(torch.flip(terms, [1]), 1), [1]) + a0.reshape(B, 1, L)
     elif n.get("ld"):
@@ -501,7 +504,7 @@ def backward(ctx, m, flat, grads):
     given_n = len(ctx.needs_input_grad) - ctx.offset
     dtypes = [x.dtype if x is not None else None for x in flat][:given_n]
     key = ("chunked-backward", ctx.B, ctx.T, tuple(sorted(ctx.dims.items())), ctx.dtype, getattr(ctx, "given_dtype", ctx.dtype), tuple(ctx.need), given_n,
-           PER_KEY_TRANSPOSED, ROWS_TILE, ROWS_SEGMENT, STATELESS_WIDE, BF16_DECAY_PARTS, DECAY_WAY, TRANSPOSED_IO, DECAY_ANCHOR, DECAY_ANCHOR_CHUNK)
+           PER_KEY_TRANSPOSED, ROWS_TILE, ROWS_SEGMENT, STATELESS_WIDE, BF16_DECAY_PARTS, DECAY_WAY, TRANSPOSED_IO, DECAY_ANCHOR, DECAY_ANCHOR_CHUNK, DECAY_ANCHOR_GRAM)
     nf, ng = len(flat), len(grads)
 
     def body(*args):

@@ -27,6 +27,13 @@ import torch
 
 # Tokens per chunk: the longest run of terms q.dq - k.dk summed without an anchor.
 ANCHOR_CHUNK = 64
+# How the Gram matrix of the chunk products is formed: "stack" (the default, timed on the H100: bench/RESULTS.md "The
+# decay adjoint anchored at chunk boundaries") U and R from permuted views of the token-major inputs (matmul copies
+# them), then copied with S_0 and dS_N into two stacks, one product; "lean" (not timed yet) the inputs copied once
+# into head-major chunk blocks (the decay weights applied in the same pass), U and R by products on those without
+# copies, the Gram in four products (U R, U dS_N, S_0 R, S_0 dS_N) without the stacks. At (8, 2048, 16, 64) "stack"
+# moves about 1.75 GB, "lean" about 1.1 GB (read from the code; the run measured 0.62 ms of step time for "stack").
+ANCHOR_GRAM = "stack"
 
 
 class _Fp32Products:
@@ -45,52 +52,57 @@ class _Fp32Products:
         return False
 
 
-def anchored_decay_adjoint(terms, ld, pairs, readouts, S0, dS, B, T, H, K, V, per_key, dtype, device, C=None):
+def anchored_decay_adjoint(terms, ld, pairs, readouts, S0, dS, B, T, H, K, V, per_key, dtype, device, C=None, gram=None):
     """dld [B, T, L] (L = H, or H K for a per-key decay) from the per-token terms q.dq - k.dk (terms [B, T, L], summed
     over the readouts and pairs), re-anchored every C tokens (None: ANCHOR_CHUNK; C >= T: one anchor, as the plain
     sum from <dS_N, S_N>).
     ld: the log decays [B, T, L]; pairs [(k [B, T, H*K], v [B, T, H*V])]; readouts [(q [B, T, H*K], dy [B, T, H*V])]
     (the float values, not a bf16 copy); S0, dS: the initial state and the final state's adjoint [B, H*K*V]
-    (canonical [H, K, V])."""
+    (canonical [H, K, V]). gram: "stack" / "lean" (None: ANCHOR_GRAM)."""
     C = max(1, min(C or ANCHOR_CHUNK, T))
     n = -(-T // C)
     Tp = n * C
     Kd = K if per_key else 1  # decays per head
     R = V if per_key else K * V  # the values one decay scales
+    way = gram or ANCHOR_GRAM
+    if way not in ("stack", "lean"):
+        raise ValueError("seqc_decay_adjoint: gram is %r; expected 'stack' or 'lean'" % (way,))
 
     def blocks(x, w):
-        """[B, T, H*w] -> [B, H, n, C, w], zero-padded to n C tokens (no decay, no update, no readout)."""
+        """[B, T, H*w] -> [B, H, n, C, w] (a view where T = n C), zero-padded to n C tokens (no decay, no update, no
+        readout)."""
         if Tp != T:
             y = torch.zeros([B, Tp, H * w], dtype=dtype, device=device)
             y[:, :T] = x
             x = y
         return torch.permute(x.reshape(B, n, C, H, w), [0, 3, 1, 2, 4])
 
+    def blocks_c(x, w, weight=None):
+        """[B, T, H*w] -> [B, H, n, C, w] in that memory order (one copy; times weight [B, H, n, C, 1 | w] in the same pass)."""
+        out = (torch.zeros if Tp != T or not hasattr(torch, "empty") else torch.empty)([B, H, n, C, w], dtype=dtype, device=device)
+        dst = torch.permute(out, [0, 2, 3, 1, 4])  # [B, n, C, H, w]: the token-major view of out
+        wt = torch.permute(weight, [0, 2, 3, 1, 4]) if weight is not None else None
+        nf, rem = T // C, T % C
+        parts = [(dst[:, :nf], x[:, : nf * C].reshape(B, nf, C, H, w), wt[:, :nf] if wt is not None else None)] if nf else []
+        if rem:
+            parts.append((dst[:, nf, :rem], x[:, nf * C :].reshape(B, rem, H, w), wt[:, nf, :rem] if wt is not None else None))
+        for d, src, f in parts:
+            if f is None:
+                d[...] = src
+            elif hasattr(torch, "mul"):
+                torch.mul(src, f, out=d)
+            else:
+                d[...] = src * f
+        return out
+
     with _Fp32Products():
         g = torch.cumsum(blocks(ld, Kd), 3)  # [B, H, n, C, Kd]
         g_end = g[:, :, :, C - 1 : C, :]  # [B, H, n, 1, Kd]
         tail, head = torch.exp(g_end - g), torch.exp(g)  # <= 1 for log decays <= 0
-        # U'_a = [S_0, U_0 .. U_{n-1}] and R'_b = [R_1 .. R_{n-1}, dS_N] as [B, H, Kd, n + 1 | n, R]
-        Ue = torch.zeros([B, H, Kd, n + 1, R], dtype=dtype, device=device)
-        Re = torch.zeros([B, H, Kd, n, R], dtype=dtype, device=device)
-        Ue[:, :, :, 0] = S0.reshape(B, H, Kd, R)
-        Re[:, :, :, n - 1] = dS.reshape(B, H, Kd, R)
-
-        def chunk_sum(xs, w):  # sum over (a, b) of (a * w)^T b per chunk: [B, H, n, K, V]
-            out = None
-            for a, b in xs:
-                t = torch.matmul(torch.transpose(blocks(a, K) * w, 3, 4), blocks(b, V))
-                out = t if out is None else out + t
-            return out
-
-        def rows(x):  # [B, H, n, K, V] -> [B, H, Kd, n, R]
-            if per_key:
-                return torch.permute(x, [0, 1, 3, 2, 4])
-            return x.reshape(B, H, 1, n, R)
-        Ue[:, :, :, 1:] = rows(chunk_sum(pairs, tail))
-        if n > 1:
-            Re[:, :, :, : n - 1] = rows(chunk_sum(readouts, head))[:, :, :, 1:]
-        gram = torch.matmul(Ue, torch.transpose(Re, 3, 4))  # <U'_a, R'_b>: [B, H, Kd, n + 1, n]
+        if way == "stack":
+            gram = _gram_stack(blocks, pairs, readouts, tail, head, S0, dS, B, H, K, V, n, Kd, R, per_key, dtype, device)
+        else:
+            gram = _gram_lean(blocks_c, pairs, readouts, tail, head, S0, dS, B, H, K, V, n, Kd, R, dtype, device)
 
         # exponents over exact ranges of the chunk totals lc_l (l = 0..n-1):
         #   F[j, a] = exp(sum_{a <= l <= j} lc_l) for a <= j + 1 (U'_a = U_{a-1}: a = j + 1 is chunk j's own, weight 1)
@@ -112,3 +124,53 @@ def anchored_decay_adjoint(terms, ld, pairs, readouts, S0, dS, B, T, H, K, V, pe
     inner = torch.flip(torch.cumsum(torch.flip(tb, [2]), 2), [2])
     a = torch.permute(alpha, [0, 3, 1, 2]).reshape(B, n, 1, H * Kd)
     return (inner + a).reshape(B, Tp, H * Kd)[:, :T]
+
+
+def _gram_stack(blocks, pairs, readouts, tail, head, S0, dS, B, H, K, V, n, Kd, R, per_key, dtype, device):
+    """<U'_a, R'_b> [B, H, Kd, n + 1, n] with U'_a = [S_0, U_0 .. U_{n-1}], R'_b = [R_1 .. R_{n-1}, dS_N], from two
+    stacks (the measured way)."""
+    Ue = torch.zeros([B, H, Kd, n + 1, R], dtype=dtype, device=device)
+    Re = torch.zeros([B, H, Kd, n, R], dtype=dtype, device=device)
+    Ue[:, :, :, 0] = S0.reshape(B, H, Kd, R)
+    Re[:, :, :, n - 1] = dS.reshape(B, H, Kd, R)
+
+    def chunk_sum(xs, w):  # sum over (a, b) of (a * w)^T b per chunk: [B, H, n, K, V]
+        out = None
+        for a, b in xs:
+            t = torch.matmul(torch.transpose(blocks(a, K) * w, 3, 4), blocks(b, V))
+            out = t if out is None else out + t
+        return out
+
+    def rows(x):  # [B, H, n, K, V] -> [B, H, Kd, n, R]
+        if per_key:
+            return torch.permute(x, [0, 1, 3, 2, 4])
+        return x.reshape(B, H, 1, n, R)
+    Ue[:, :, :, 1:] = rows(chunk_sum(pairs, tail))
+    if n > 1:
+        Re[:, :, :, : n - 1] = rows(chunk_sum(readouts, head))[:, :, :, 1:]
+    return torch.matmul(Ue, torch.transpose(Re, 3, 4))
+
+
+def _gram_lean(blocks_c, pairs, readouts, tail, head, S0, dS, B, H, K, V, n, Kd, R, dtype, device):
+    """_gram_stack's result from head-major copies of the inputs (the decay weights applied in the copy), U and R by
+    products without further copies, the Gram in four products (not timed yet: ANCHOR_GRAM)."""
+    def chunk_sum(xs, w):  # [B, H, n, K, V], contiguous
+        out = None
+        for a, b in xs:
+            t = torch.matmul(torch.transpose(blocks_c(a, K, w), 3, 4), blocks_c(b, V))
+            out = t if out is None else out + t
+        return out
+
+    def rows(x):  # [B, H, n, K, V] -> [B, H, Kd, n, R] (a view for a scalar decay)
+        return torch.permute(x.reshape(B, H, n, Kd, R), [0, 1, 3, 2, 4])
+    U = rows(chunk_sum(pairs, tail))
+    s0 = S0.reshape(B, H, Kd, 1, R)
+    ds = torch.transpose(dS.reshape(B, H, Kd, 1, R), 3, 4)  # [B, H, Kd, R, 1]
+    M = torch.zeros([B, H, Kd, n + 1, n], dtype=dtype, device=device)
+    M[:, :, :, 1:, n - 1 :] = torch.matmul(U, ds)
+    M[:, :, :, :1, n - 1 :] = torch.matmul(s0, ds)
+    if n > 1:
+        Rt = torch.transpose(rows(chunk_sum(readouts, head))[:, :, :, 1:], 3, 4)  # R_1 .. R_{n-1}: [B, H, Kd, R, n - 1]
+        M[:, :, :, 1:, : n - 1] = torch.matmul(U, Rt)
+        M[:, :, :, :1, : n - 1] = torch.matmul(s0, Rt)
+    return M

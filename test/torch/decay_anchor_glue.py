@@ -1,8 +1,8 @@
 """Driver for test/torch-decay-anchor.test.ts: chain_backward (runtime/torch/seqc_chunked.py) on numpy (the stand-in
 torch of test/torch/fake) with the decay adjoint anchored at chunk boundaries (decay_anchor "chunk",
 runtime/torch/seqc_decay_adjoint.py) or not ("none"), every chain model run by the test's float64 interpreter over
-test/torch/chain_glue.py's line protocol. Input (first line of stdin): chain_glue.py's case plus "decayAnchor" and
-"anchorChunk" (tokens per chunk)."""
+test/torch/chain_glue.py's line protocol. Input (first line of stdin): chain_glue.py's case plus "decayAnchor",
+"anchorChunk" (tokens per chunk) and "anchorGram" (seqc_chunked.DECAY_ANCHOR_GRAM: "stack" / "lean")."""
 
 import json
 import os
@@ -28,6 +28,7 @@ def enc(a):
 def main():
     case = json.loads(sys.stdin.readline())
     B, T = case["B"], case["T"]
+    seqc_chunked.DECAY_ANCHOR_GRAM = case.get("anchorGram", "stack")
     gin, gpar, dS0 = seqc_chunked.chain_backward(
         case["names"], line_run(enc, arr), B, T, case["stateShape"], {k: arr(v) for k, v in case["given"].items()}, arr(case.get("S0")),
         {k: arr(v) for k, v in case["cotOutputs"].items()}, arr(case.get("cotState")),

@@ -7,7 +7,7 @@ dk_t = G_t v_t and dld_t = <G_t, D_t S_{t-1}> (summed over the key rows for a sc
 Then dq and dk get relative errors of 2^-9 (each element times 1 + 2^-9 u, u uniform in [-1, 1]: a bf16 operand's
 rounding) and dld is rebuilt from the noisy terms q.dq - k.dk: once as one sum over the whole sequence from <dS, S_T>
 (the plain way), once anchored every C tokens. stdin: {"T", "H", "K", "V", "perKey", "C", "seed", "decay": [lo, hi],
-"init"}; prints {"exact_plain", "exact_anchored", "noisy_plain", "noisy_anchored"}: relative errors against the direct dld."""
+"init", "gram"?}; prints {"exact_plain", "exact_anchored", "noisy_plain", "noisy_anchored"}: relative errors against the direct dld."""
 
 import json
 import os
@@ -53,7 +53,7 @@ def main():
         if anchored:
             return anchored_decay_adjoint(t_, ld.reshape(B, T, H * Kd), [(k.reshape(B, T, H * K), v.reshape(B, T, H * V))],
                                           [(q.reshape(B, T, H * K), dy.reshape(B, T, H * V))], S0.reshape(B, -1), dS.reshape(B, -1),
-                                          B, T, H, K, V, per_key, np.float64, None, C)
+                                          B, T, H, K, V, per_key, np.float64, None, C, c.get("gram"))
         a0 = (dS * S[:, T]).sum(3)
         a0 = a0 if per_key else a0.sum(2, keepdims=True)
         return np.flip(np.cumsum(np.flip(t_, 1), 1), 1) + a0.reshape(B, 1, H * Kd)
