@@ -41,15 +41,16 @@ const list = (o: Record<string, Float64Array> | undefined) => Object.fromEntries
 
 const cpuTorch = spawnSync("/usr/bin/python3", ["-c", "import torch"]).status === 0;
 if (!cpuTorch) console.warn("torch-chunked-lowrank.test: no torch for /usr/bin/python3 (Debian's python3-torch); the glue and autograd checks are skipped");
-/** seqc_chunked_lowrank's defaults (LR_READ, LR_AUG, LR_PASS): which parts a default run leaves to torch ops. */
-const DEFAULTS: { readWay: string; augWay: string; passWay: string } = cpuTorch
-  ? JSON.parse(spawnSync("/usr/bin/python3", ["-c", "import json, sys; sys.path.insert(0, 'runtime/torch'); import seqc_chunked_lowrank as m; print(json.dumps({'readWay': m.LR_READ, 'augWay': m.LR_AUG, 'passWay': m.LR_PASS}))"], { encoding: "utf8" }).stdout)
-  : { readWay: "matmul", augWay: "auto", passWay: "matmul" };
-/** The way the chunk transitions run: "auto" is the plan for a per-key decay where its chunked form runs (the glue driver
- * assumes it does; float64 through the autograd Function has no chunked form), else matrix products. */
-const augWay = (way: string, decay: string, chunkedForm: boolean) => (way === "auto" ? (decay === "key" && chunkedForm ? "plan" : "matmul") : way);
+/** seqc_chunked_lowrank's defaults (LR_READ, LR_AUG, LR_PASS, LR_KEY): which parts a default run leaves to torch ops. */
+const DEFAULTS: { readWay: string; augWay: string; passWay: string; keyWay: string } = cpuTorch
+  ? JSON.parse(spawnSync("/usr/bin/python3", ["-c", "import json, sys; sys.path.insert(0, 'runtime/torch'); import seqc_chunked_lowrank as m; print(json.dumps({'readWay': m.LR_READ, 'augWay': m.LR_AUG, 'passWay': m.LR_PASS, 'keyWay': m.LR_KEY}))"], { encoding: "utf8" }).stdout)
+  : { readWay: "matmul", augWay: "auto", passWay: "matmul", keyWay: "halves" };
+/** The way the chunk transitions run: "auto" is the plan for a per-key decay in sub-blocks (keyWay "blocks") where its
+ * chunked form runs (the glue driver assumes it does; float64 through the autograd Function has no chunked form), else
+ * matrix products. */
+const augWay = (way: string, decay: string, chunkedForm: boolean, keyWay: string) => (way === "auto" ? (decay === "key" && keyWay === "blocks" && chunkedForm ? "plan" : "matmul") : way);
 /** The chain parts a default run leaves to torch ops. */
-const torchParts = (decay: string) => new Set([...(DEFAULTS.readWay === "matmul" ? ["read", "adjoint", "fwd"] : []), ...(augWay(DEFAULTS.augWay, decay, false) === "matmul" ? ["augF", "augA"] : []),
+const torchParts = (decay: string) => new Set([...(DEFAULTS.readWay === "matmul" ? ["read", "adjoint", "fwd"] : []), ...(augWay(DEFAULTS.augWay, decay, false, DEFAULTS.keyWay) === "matmul" ? ["augF", "augA"] : []),
   ...(DEFAULTS.passWay === "matmul" ? ["pass"] : [])]);
 
 describe("torch target: the low-rank chunked backward's plans", () => {
@@ -135,6 +136,7 @@ describe.skipIf(!cpuTorch)("torch target: the low-rank chain's glue (seqc_chunke
       [2, 37, true, false, 40, "float64", MM, false], [1, 1, true, false, 64, "float64", MM, false], [3, 11, false, true, 1, "float64", MA, false],
       [2, 23, true, false, 5, "float64", MA, true], [2, 29, true, false, 64, "float64", MA, true], [2, 23, true, false, 8, "float32", MA, false],
       [2, 19, true, false, 6, "float64", { torchOps: false }, false], [2, 19, true, false, 40, "float64", { torchOps: true, readWay: "matmul", augWay: "auto" }, true],
+      [2, 19, true, false, 40, "float64", { torchOps: true, readWay: "matmul", augWay: "auto", keyWay: "blocks" }, true],
       // a per-key decay's two ways (seqc_chunked_lowrank.LR_KEY): "blocks" (sub-blocks, elementwise inside) at several
       // sub-blocks, stressed, and float32; "halves" (recursive halves, no elementwise ratios) at a chunk padded to a
       // power of two (13 -> 16), stressed, float32, chunk 1 (no halves: the diagonal only); both the same products for
@@ -144,7 +146,7 @@ describe.skipIf(!cpuTorch)("torch target: the low-rank chain's glue (seqc_chunke
       [1, 3, true, false, 1, "float64", { ...MA, keyWay: "halves" }, false],
     ];
     const decayed = chain.names.decay !== "none";
-    const plain = (p: string) => (ways: Ways, d: "readWay" | "augWay") => (d === "augWay" ? augWay(ways[d] ?? DEFAULTS[d], chain.names.decay, true) : ways[d] ?? DEFAULTS[d]) === "plan" ? [] : [p];
+    const plain = (p: string) => (ways: Ways, d: "readWay" | "augWay") => (d === "augWay" ? augWay(ways[d] ?? DEFAULTS[d], chain.names.decay, true, ways.keyWay ?? DEFAULTS.keyWay) : ways[d] ?? DEFAULTS[d]) === "plan" ? [] : [p];
     for (const [B, T, init, dropStateCot, chunk, dtype, ways, stress] of cases) {
       const run = chunkInputs(model, { dims, batch: B, time: T, seed: 5 + T, initialState: init, stress });
       const ref = interpret(model, run);

@@ -50,10 +50,11 @@ LR_SEQ_PARTS = ("read", "fwd", "adjoint")
 # chain:fwd, the sequential kernels over B x chunks rows of C micro-steps).
 LR_READ = "matmul"
 # How the chunk transitions [A | B] are formed: "plan" (chain:augF / chain:augA, the chunked form), "matmul" (the end
-# state of ChunkCore from [I | 0]) or "auto": "plan" for a per-key decay where its chunked form runs, else "matmul". On
-# the H100 at B=8 T=2048 H=16 K=V=64 (bench/RESULTS.md) the products took DeltaNet 29.7 -> 23.3 ms, Gated DeltaNet
-# 60.7 -> 47.6, but RWKV-7 (per-key) 75.5 -> 81.5; at K=V=128 RWKV-7's chunked form does not fit and its plan runs
-# sequentially (2.1 s each).
+# state of ChunkCore from [I | 0]) or "auto": "plan" for a per-key decay in LR_KEY "blocks" where its chunked form
+# runs, else "matmul". On the H100 at B=8 T=2048 H=16 K=V=64 (bench/RESULTS.md) the products took DeltaNet 29.7 ->
+# 23.3 ms, Gated DeltaNet 60.7 -> 47.6; RWKV-7 (per-key) 75.5 -> 81.5 with the sub-blocks, but 50.8 -> 45.7 with the
+# halves (whose low-rank solve the products share); at K=V=128 RWKV-7's chunked form does not fit (its plan runs
+# sequentially, 2.1 s each).
 LR_AUG = "auto"
 # Whether the backward runs as a CUDA graph per signature (backward below; eager while LR_TIMES is set).
 LR_GRAPHS = True
@@ -418,7 +419,7 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
     perm = [0] + [1 + a for a in n["heads"]] + [1 + n["key"], 1 + n["value"]]
     if aug_way == "auto":
         chunks = can_chunk is None or all(can_chunk(p, {"H": H, "K": K, "V": KV}, B * nC, C) for p in ("augF", "augA"))
-        aug_way = "plan" if n["decay"] == "key" and chunks else "matmul"
+        aug_way = "plan" if n["decay"] == "key" and key_way == "blocks" and chunks else "matmul"
 
     def zeros(shape):
         return torch.zeros(shape, dtype=dtype, device=device)
