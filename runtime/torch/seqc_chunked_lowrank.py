@@ -111,9 +111,10 @@ LR_READS = {
 # transform of the chunked kernels).
 #
 # Decays are exponentiated only as differences exp(G_a - G_b), a >= b (<= 1 for log decays <= 0; underflow to
-# 0 is harmless): a scalar decay as a C x C ratio matrix; a per-key decay in sub-blocks of `block` steps,
-# between blocks through the query block's first time as reference (exp(G_t - G_ref) exp(G_ref - G_f), both
-# <= 1, a matrix product per query block), inside a block elementwise ([b, b, K] ratios).
+# 0 is harmless): a scalar decay as a C x C ratio matrix; a per-key decay (LR_KEY below) in recursive halves
+# (through each pair of halves' boundary, a product per level) or in sub-blocks of `block` steps, between blocks
+# through the query block's first time as reference (exp(G_t - G_ref) exp(G_ref - G_f), both <= 1, a matrix product
+# per query block), inside a block elementwise ([b, b, K] ratios).
 
 # Steps per sub-block of a per-key decay in LR_KEY "blocks" (the elementwise ratios are [C, BLOCK, K] per chunk, the
 # reference-scaled keys [C / BLOCK, C, K]). RWKV-7 at B=8 T=2048 H=16 K=V=64 on the H100: 8: 65.0 ms, 16: 75.5, 32: 101.5.
@@ -123,6 +124,8 @@ BLOCK = 8
 # ratios: the chunk, padded to a power of two, split in halves recursively; at each level every query of a second half
 # sees every key of its first half, exp(G_t - G_f) = exp(G_t - G_m) exp(G_m - G_f) through the halves' boundary m, both
 # factors <= 1, one batched product per level; the single steps left are the diagonal, seen after the step only).
+# RWKV-7 at B=8 T=2048 H=16 K=V=64 on the H100 (bench/RESULTS.md, "recursive halves"): blocks of 8 67.8 ms, halves 51.5
+# (both eager, the transitions' plan), halves with the transitions as products and the graph 45.7.
 LR_KEY = "halves"
 
 
@@ -131,8 +134,9 @@ class ChunkCore:
 
     S0: [N, K, V] the start states; ld: None, [N, C, 1] (scalar) or [N, C, K] (per key) the steps' log decays;
     low_rank: [(u, w)] each [N, C, K]; pairs: [(k [N, C, K], v [N, C, V])]; r: the low-rank reads [N, C, V] per
-    pair when already known (else solved for). Steps past a chunk's end are zero vectors with zero log decay.
-    .r: the low-rank reads; .read(axis, after, vecs) the readouts; .end() the end states."""
+    pair when already known (else solved for); block: steps per sub-block (None: BLOCK) and key_way: "halves" /
+    "blocks" (None: LR_KEY), how a per-key decay is formed. Steps past a chunk's end are zero vectors with zero log
+    decay. .r: the low-rank reads; .read(axis, after, vecs) the readouts; .end() the end states."""
 
     def __init__(self, S0, ld, low_rank, pairs, r=None, block=None, key_way=None):
         N, K, V = S0.shape
