@@ -88,9 +88,9 @@ describe("torch target: the low-rank chunked backward's plans", () => {
 
 /** lowrank_backward in Python (CPU torch), every chain model run here by the interpreter. */
 /** How a glue run is asked to run its parts (seqc_chunked_lowrank's switches; readWay / augWay undefined: its defaults). */
-interface Ways { torchOps: boolean; readWay?: "plan" | "matmul"; augWay?: "plan" | "matmul" | "auto"; keyWay?: "blocks" | "halves" }
+interface Ways { torchOps: boolean; readWay?: "plan" | "matmul"; augWay?: "plan" | "matmul" | "auto"; keyWay?: "blocks" | "halves"; layout?: "heads" | "tokens"; share?: boolean }
 
-async function pythonLowRank(model: I.Model, { names, models }: ReturnType<typeof lowRankChain>, run: RunInputs, cot: ReturnType<typeof randomCotangents>, dropStateCot: boolean, chunk: number, dtype: "float64" | "float32", { torchOps, readWay, augWay, keyWay }: Ways) {
+async function pythonLowRank(model: I.Model, { names, models }: ReturnType<typeof lowRankChain>, run: RunInputs, cot: ReturnType<typeof randomCotangents>, dropStateCot: boolean, chunk: number, dtype: "float64" | "float32", { torchOps, readWay, augWay, keyWay, layout, share }: Ways) {
   const dims = { ...run.dims };
   const { batch: B, time: T } = run;
   const decl = (n: string) => model.tensors.find((t) => t.name === n)!;
@@ -99,7 +99,7 @@ async function pythonLowRank(model: I.Model, { names, models }: ReturnType<typeo
   const spec = (kind: I.TensorDecl["kind"]) => I.tensorsOfKind(model, kind).map((t) => [t.name, sizes(t)]);
   const S0 = run.initialState?.[names.state];
   const case_ = {
-    names, B, T, stateShape, chunk, dtype, decayWay: torchOps ? "cumsum" : "plan", passWay: torchOps ? "matmul" : "plan", readWay, augWay, keyWay,
+    names, B, T, stateShape, chunk, dtype, decayWay: torchOps ? "cumsum" : "plan", passWay: torchOps ? "matmul" : "plan", readWay, augWay, keyWay, layout, share,
     given: Object.fromEntries(Object.entries(run.inputs).map(([k, v]) => [k, wire(v, [B, T, ...sizes(decl(k))])])),
     S0: S0 ? wire(S0, [B, ...stateShape]) : null,
     cotOutputs: Object.fromEntries(Object.entries(cot.outputs).map(([k, v]) => [k, wire(v, [B, T, ...sizes(decl(k))])])),
@@ -144,6 +144,14 @@ describe.skipIf(!cpuTorch)("torch target: the low-rank chain's glue (seqc_chunke
       [2, 37, true, false, 40, "float64", { ...MM, keyWay: "blocks" }, true], [2, 23, true, false, 8, "float32", { ...MA, keyWay: "blocks" }, false],
       [2, 23, true, false, 13, "float64", { ...MA, keyWay: "halves" }, true], [2, 31, false, false, 16, "float32", { ...MA, keyWay: "halves" }, true],
       [1, 3, true, false, 1, "float64", { ...MA, keyWay: "halves" }, false],
+      // the timeline's layouts (seqc_chunked_lowrank.LR_LAYOUT: "heads", the reversal a flip with the reversed timeline
+      // padded at its front; "tokens", the old one) and the readouts sharing the transitions' ChunkCore (LR_SHARE: the
+      // low-rank reads by linearity) or not: the plans on the heads layout are the cases above; here the old layout with
+      // the plans and with the products, heads without sharing, T = 1 and chunk 1 sharing, a padded chunk, float32
+      [2, 37, true, false, 16, "float64", { ...TP, layout: "tokens" }, false], [2, 23, true, false, 5, "float64", { ...MA, layout: "tokens", share: false }, true],
+      [2, 23, true, false, 8, "float32", { ...MA, layout: "heads", share: false }, false], [1, 1, true, false, 64, "float64", { ...MA, layout: "heads", share: true }, false],
+      [3, 11, false, true, 1, "float64", { ...MA, layout: "heads", share: true }, true], [2, 29, true, false, 13, "float64", { ...MA, layout: "heads", share: true }, true],
+      [2, 31, false, false, 16, "float32", { ...MA, layout: "heads", share: true }, true], [2, 29, true, false, 13, "float64", { ...MA, layout: "tokens", share: true }, true],
     ];
     const decayed = chain.names.decay !== "none";
     const plain = (p: string) => (ways: Ways, d: "readWay" | "augWay") => (d === "augWay" ? augWay(ways[d] ?? DEFAULTS[d], chain.names.decay, true, ways.keyWay ?? DEFAULTS.keyWay) : ways[d] ?? DEFAULTS[d]) === "plan" ? [] : [p];
@@ -155,7 +163,7 @@ describe.skipIf(!cpuTorch)("torch target: the low-rank chain's glue (seqc_chunke
       const want = await gradients(model, run, cot);
       const got = await pythonLowRank(model, chain, run, cot, dropStateCot, chunk, dtype, ways);
       const { torchOps } = ways;
-      const label = `B=${B} T=${T} init=${init} chunk=${chunk} ${dtype}${torchOps ? " decay and pass as torch ops" : ""} readouts ${ways.readWay ?? "default"} aug ${ways.augWay ?? "default"} key ${ways.keyWay ?? "default"}${stress ? " stressed" : ""}`;
+      const label = `B=${B} T=${T} init=${init} chunk=${chunk} ${dtype}${torchOps ? " decay and pass as torch ops" : ""} readouts ${ways.readWay ?? "default"} aug ${ways.augWay ?? "default"} key ${ways.keyWay ?? "default"} layout ${ways.layout ?? "default"} share ${ways.share ?? "default"}${stress ? " stressed" : ""}`;
       const tol = dtype === "float64" ? 1e-9 : 1e-4;
       const skipped = new Set([...(torchOps ? ["decay", "pass"] : []), ...plain("read")(ways, "readWay"), ...plain("adjoint")(ways, "readWay"), ...plain("fwd")(ways, "readWay"),
         ...plain("augF")(ways, "augWay"), ...plain("augA")(ways, "augWay")]);

@@ -56,6 +56,15 @@ LR_READ = "matmul"
 # halves (whose low-rank solve the products share); at K=V=128 RWKV-7's chunked form does not fit (its plan runs
 # sequentially, 2.1 s each).
 LR_AUG = "auto"
+# The timeline's layout: "heads" (lines [B, H, Lp, w]: every (head, chunk) is a row of ChunkCore as a view, the
+# reversed timeline padded at its front so that a reversal is one torch.flip of a line; the plans' folded runs get
+# permuted copies) or "tokens" (lines [B, Lp, H, w], the plans' layout; ChunkCore's rows by a permuted copy per line
+# and back, the reversal padded at its end).
+LR_LAYOUT = "heads"
+# Whether the per-chunk readouts reuse the chunk transitions' ChunkCore (LR_AUG "matmul"): its keys, decays and cached
+# ratios, and the low-rank reads by linearity from its [I | 0] start, r = r_I S_start + r_0 (one batched product
+# instead of the scores and the triangular solve again).
+LR_SHARE = True
 # Whether the backward runs as a CUDA graph per signature (backward below; eager while LR_TIMES is set).
 LR_GRAPHS = True
 # A list to time the backward's sections in (bench/torch/lowrank_bench.py): (section, start event, end event) per
@@ -177,6 +186,17 @@ class ChunkCore:
             r = [pad(x) for x in r]
         self._r = r
         self.VV = torch.cat(([torch.stack(r, 2)] if r else []) + ([Vin] if Vin is not None else []), 2)  # [N, Cp, mk, V]
+
+    def restart(self, S0):
+        """This core (an aug core: start [I | 0], pair values [0 | v] of width K + V) from the start states S0
+        [N, K, V]: the same keys, decays and cached ratios; the low-rank reads by linearity, r = r_I S0 + r_0."""
+        K = self.K
+        c = ChunkCore.__new__(ChunkCore)
+        c.__dict__.update(self.__dict__)
+        c.S0, c.V = S0, S0.shape[2]
+        c._r = [torch.baddbmm(x[:, :, K:], x[:, :, :K], S0) for x in self._r]
+        c.VV = torch.cat(([torch.stack(c._r, 2)] if c._r else []) + ([self.VV[:, :, self.E :, K:]] if self.P else []), 2)
+        return c
 
     def release(self):
         """Drops the cached decay ratios (they are made again when a later read needs them)."""
@@ -385,7 +405,7 @@ class ChunkCore:
         return torch.baddbmm(S, KK.reshape(N, Cp * mk, K).transpose(1, 2), self.VV.reshape(N, Cp * mk, V))
 
 
-def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state, inputs, params, outputs, dtype, device, chunk=None, decay_way=None, pass_way=None, read_way=None, aug_way=None, can_chunk=None, key_way=None):
+def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state, inputs, params, outputs, dtype, device, chunk=None, decay_way=None, pass_way=None, read_way=None, aug_way=None, can_chunk=None, key_way=None, layout=None, share=None):
     """Gradients of the forward's inputs, params and the matrix state's initial value through the low-rank chain.
 
     n: the chain's names (<Model>.torch.json "chunked"."lowRank"); run(part, dims, inputs, initial_state, B, T)
@@ -396,12 +416,14 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
     per-step shape)]; chunk: micro-steps per folded chunk (None: LR_CHUNK); decay_way: "plan" / "cumsum" (None: LR_DECAY);
     pass_way: "plan" / "matmul" (None: LR_PASS); read_way: "plan" / "matmul" (None: LR_READ); aug_way: "plan" / "matmul"
     / "auto" (None: LR_AUG); can_chunk(part, dims, b, t): whether plan chain:<part> runs its chunked form there (None:
-    assumed; "auto" asks it); key_way: "halves" / "blocks", how ChunkCore forms a per-key decay (None: LR_KEY).
-    Returns ({input: grad}, {param: grad}, dS0)."""
+    assumed; "auto" asks it); key_way: "halves" / "blocks", how ChunkCore forms a per-key decay (None: LR_KEY);
+    layout: "heads" / "tokens", the timeline's layout (None: LR_LAYOUT); share: whether the readouts reuse the
+    transitions' ChunkCore (None: LR_SHARE). Returns ({input: grad}, {param: grad}, dS0)."""
     chunk = LR_CHUNK if chunk is None else chunk
-    read_way, aug_way, key_way = read_way or LR_READ, aug_way or LR_AUG, key_way or LR_KEY
-    for what, way in (("read_way", read_way), ("aug_way", aug_way), ("pass_way", pass_way or LR_PASS), ("decay_way", decay_way or LR_DECAY), ("key_way", key_way)):
-        ways = ("plan", "cumsum") if what == "decay_way" else ("plan", "matmul", "auto") if what == "aug_way" else ("blocks", "halves") if what == "key_way" else ("plan", "matmul")
+    read_way, aug_way, key_way, layout = read_way or LR_READ, aug_way or LR_AUG, key_way or LR_KEY, layout or LR_LAYOUT
+    share = LR_SHARE if share is None else share
+    for what, way in (("layout", layout), ("read_way", read_way), ("aug_way", aug_way), ("pass_way", pass_way or LR_PASS), ("decay_way", decay_way or LR_DECAY), ("key_way", key_way)):
+        ways = ("plan", "cumsum") if what == "decay_way" else ("plan", "matmul", "auto") if what == "aug_way" else ("blocks", "halves") if what == "key_way" else ("heads", "tokens") if what == "layout" else ("plan", "matmul")
         if way not in ways:
             raise ValueError("%s %r: one of %s" % (what, way, ", ".join(ways)))
     if not isinstance(chunk, int) or chunk < 1:
@@ -428,11 +450,16 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
     def zeros(shape):
         return torch.zeros(shape, dtype=dtype, device=device)
 
+    heads = layout == "heads"
+
     def line(w):
-        return zeros([B, Lp, H, w])
+        """A timeline line: [B, H, Lp, w] (layout "heads") or [B, Lp, H, w] ("tokens")."""
+        return zeros([B, H, Lp, w] if heads else [B, Lp, H, w])
 
     def micro(a):
-        """The token micro-steps of a timeline line [B, Lp, H, w] as a view [B, T, N, H, w] (step 0, the identity, left out)."""
+        """The token micro-steps of a timeline line as a view [B, T, N, H, w] (step 0, the identity, left out)."""
+        if heads:
+            return a[:, :, 1 : 1 + T * N].view(B, H, T, N, a.shape[3]).permute(0, 2, 3, 1, 4)
         return a[:, 1 : 1 + T * N].view(B, T, N, H, a.shape[3])
 
     def read_off(r):
@@ -443,29 +470,58 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
     def at_reads(a, r):
         """[B, T, H, w]: the timeline line a at readout r's steps (a strided slice)."""
         o = read_off(r)
+        if heads:
+            return a[:, :, o : o + (T - 1) * N + 1 : N].permute(0, 2, 1, 3)
         return a[:, o : o + (T - 1) * N + 1 : N]
 
     def rev(a, shift=0):
-        """The reversed timeline (tau = L - 1 - m) of a line, read `shift` steps later (zero past the end and in the padding)."""
+        """The reversed timeline (tau = L - 1 - m) of a line, read `shift` steps later. "tokens": zero past the end and in
+        the padding. "heads": the reversed timeline padded at its front by Lp - L identity steps (the flip of the whole
+        line; the adjoint's state passes them unchanged), so rev is its own inverse and one flip."""
+        if heads:
+            if shift == 0:
+                return torch.flip(a, [2])
+            out = torch.empty_like(a)
+            out[:, :, :shift] = 0
+            out[:, :, shift:] = torch.flip(a[:, :, shift:], [2])
+            return out
         out = torch.zeros_like(a)
         out[:, shift:L] = torch.flip(a[:, shift:L], [1])
         return out
 
     def fold(t):
-        """Lines [B, Lp, H, w] as [B nC, C, H, w]: every chunk a batch row of its own."""
+        """Lines as [B nC, C, H, w] (the plans' folded runs): every chunk a batch row of its own."""
+        if heads:
+            return {k: v.permute(0, 2, 1, 3).reshape(B * nC, C, H, v.shape[3]) for k, v in t.items()}
         return {k: v.reshape(B * nC, C, H, v.shape[3]) for k, v in t.items()}
 
     def lines(outs):
-        """A folded run's outputs [B nC, C, H, w] back as lines [B, Lp, H, w]."""
+        """A folded run's outputs [B nC, C, H, w] back as lines."""
+        if heads:
+            return {k: v.reshape(B, Lp, H, -1).permute(0, 2, 1, 3).contiguous() for k, v in outs.items()}
         return {k: v.reshape(B, Lp, H, -1) for k, v in outs.items()}
 
     def rows(a):
-        """A line [B, Lp, H, w] as [B nC H, C, w]: every (chunk, head) a row of ChunkCore."""
+        """A line as ChunkCore's rows [B nC H, C, w] ("tokens"; a permuted copy) or [B H nC, C, w] ("heads"; a view)."""
+        if heads:
+            return a.reshape(B * H * nC, C, a.shape[3])
         return a.reshape(B * nC, C, H, a.shape[3]).permute(0, 2, 1, 3).reshape(B * nC * H, C, a.shape[3])
 
     def unrows(x):
-        """ChunkCore's [B nC H, C, w] back as a line [B, Lp, H, w]."""
+        """ChunkCore's rows back as a line."""
+        if heads:
+            return x.reshape(B, H, Lp, x.shape[2])
         return x.reshape(B * nC, H, C, x.shape[2]).permute(0, 2, 1, 3).reshape(B, Lp, H, x.shape[2])
+
+    def by_heads(x):
+        """[B, nC, H, ...] as a view [B, H, nC, ...]."""
+        return x.permute(0, 2, 1, *range(3, x.dim()))
+
+    def tok_states(S):
+        """Chunk start states in the rows' order as the plans' [B nC, H, K, V]."""
+        if heads:
+            return S.reshape(B, H, nC, K, V).permute(0, 2, 1, 3, 4).reshape(B * nC, H, K, V)
+        return S
 
     def core_of(ins, S_starts, pairs, r=None):
         """ChunkCore over every chunk of a timeline (ins: its lines; pairs input pairs x_k<p>/x_v<p>) from its start states."""
@@ -546,34 +602,45 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
             a["x_v%d" % p] = v
         init = zeros([B * nC, H, K, KV])
         init[:, :, :, :K] = eye
+        cc = None
         with _section(part):
             if aug_way == "matmul":
-                fin = core_of(a, init, pairs).end().reshape(B, nC, H, K, KV)
+                cc = core_of(a, init, pairs)
+                fin = cc.end()
+                fin = fin.reshape(B, H, nC, K, KV) if heads else by_heads(fin.reshape(B, nC, H, K, KV))  # [B, H, nC, K, KV]
+                if not share:
+                    cc = None
             else:
-                fin = run(part, {"H": H, "K": K, "V": KV}, fold(a), {"S": init}, B * nC, C)[1]["S"].reshape(B, nC, H, K, KV)
+                fin = by_heads(run(part, {"H": H, "K": K, "V": KV}, fold(a), {"S": init}, B * nC, C)[1]["S"].reshape(B, nC, H, K, KV))
         with _section("pass" + part[3:]):
             if (pass_way or LR_PASS) == "matmul":
-                starts = zeros([B, nC, H, K, V])
+                starts = zeros([B, H, nC, K, V] if heads else [B, nC, H, K, V])
                 S = S0c
                 for c in range(nC):
-                    starts[:, c] = S
-                    S = torch.matmul(fin[:, c, :, :, :K], S) + fin[:, c, :, :, K:]
-                return starts.reshape(B * nC, H, K, V), S
+                    if heads:
+                        starts[:, :, c] = S
+                    else:
+                        starts[:, c] = S
+                    S = torch.matmul(fin[:, :, c, :, :K], S) + fin[:, :, c, :, K:]
+                return (starts.reshape(B * H * nC, K, V) if heads else starts.reshape(B * nC, H, K, V)), S, cc
+            fin = by_heads(fin)  # [B, nC, H, K, KV]
             outs, last = run("pass", cd, {"x_A": fin[..., :K].contiguous(), "x_B": fin[..., K:].contiguous()}, {"S": S0c}, B, nC)
-            return outs["o_S"].reshape(B * nC, H, K, V), last["S"].reshape(B, H, K, V)
+            o = outs["o_S"].reshape(B, nC, H, K, V)
+            return (by_heads(o).reshape(B * H * nC, K, V) if heads else o.reshape(B * nC, H, K, V)), last["S"].reshape(B, H, K, V), cc
 
     # forward: the chunk start states, then per chunk y and the low-rank reads r; post's backward (dy)
     if S0 is None:
         S0 = zeros([B] + list(state_shape)) + n["stateInit"]
-    S_starts, S_last = chunk_states("augF", fwd, P, canon(S0))
+    S_starts, S_last, aug_f = chunk_states("augF", fwd, P, canon(S0))
     with _section("read"):
         if read_way == "matmul":
-            core_f = core_of(fwd, S_starts, P)
+            core_f = aug_f.restart(S_starts.reshape(-1, K, V)) if aug_f is not None else core_of(fwd, S_starts, P)
+            del aug_f
             core = readouts_of("read", core_f, fwd)
             for e, r in enumerate(core_f.r):
                 core["o_r%d" % e] = unrows(r)
         else:
-            core = lines(run("read", cd, fold(fwd), {"S": S_starts}, B * nC, C)[0])
+            core = lines(run("read", cd, fold(fwd), {"S": tok_states(S_starts)}, B * nC, C)[0])
     post_in = dict(given)
     for r, ro in enumerate(readouts):
         post_in[ro["y"]] = at_reads(core["o_y%d" % r], r)
@@ -603,12 +670,13 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
         adj["x_kq%d" % p] = rev(fwd["x_k%d" % p])
         adj["x_vz%d" % p] = rev(fwd["x_v%d" % p])
     dS = canon(cot_state) if cot_state is not None else zeros([B, H, K, V])
-    G_starts, G_last = chunk_states("augA", adj, R, dS)
+    G_starts, G_last, aug_a = chunk_states("augA", adj, R, dS)
     with _section("adjoint"):
         if read_way == "matmul":
-            ad = readouts_of("adjoint", core_of(adj, G_starts, R), adj)
+            ad = readouts_of("adjoint", aug_a.restart(G_starts.reshape(-1, K, V)) if aug_a is not None else core_of(adj, G_starts, R), adj)
         else:
-            ad = lines(run("adjoint", cd, fold(adj), {"S": G_starts}, B * nC, C)[0])
+            ad = lines(run("adjoint", cd, fold(adj), {"S": tok_states(G_starts)}, B * nC, C)[0])
+        del aug_a
 
     # the forward again per chunk from its start states: dq = S dy, dw = S_{s-1} a (a: the adjoint's low-rank reads)
     fwd2 = dict(fwd)
@@ -619,7 +687,7 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
             fw = readouts_of("fwd", core_f, fwd2)  # the forward's ChunkCore again (its low-rank reads r known)
             del core_f
         else:
-            fw = lines(run("fwd", cd, fold(fwd2), {"S": S_starts}, B * nC, C)[0])
+            fw = lines(run("fwd", cd, fold(fwd2), {"S": tok_states(S_starts)}, B * nC, C)[0])
 
     # the log decays' adjoint: a reverse cumulative sum from <dS_N, S_N>
     dld = None
@@ -637,7 +705,7 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
             for e in range(E):
                 d_in["x_u%d" % e] = adj["x_uq%d" % e]
                 d_in["x_du%d" % e] = ad["o_du%d" % e]
-                d_in["x_w%d" % e] = rev(fwd["x_w%d" % e], 1)
+                d_in["x_w%d" % e] = adj["x_u%d" % e]  # rev(fwd x_w, 1)
                 d_in["x_dw%d" % e] = rev(fw["o_dw%d" % e], 1)
             if (decay_way or LR_DECAY) == "cumsum":
                 # a_tau = a_0 + sum_{s <= tau} (q.dq + w.dw - k.dk - u.du)_s: the chain:decay model's update, unrolled
@@ -648,9 +716,12 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
                     terms = t if terms is None else terms + t
                 if n["decay"] != "key":
                     terms = terms.sum(3, keepdim=True)
-                dld = rev(torch.cumsum(terms, 1) + a0.reshape(B, 1, H, LW))
+                dld = rev(torch.cumsum(terms, 2) + a0.reshape(B, H, 1, LW)) if heads else rev(torch.cumsum(terms, 1) + a0.reshape(B, 1, H, LW))
             else:
-                dld = rev(run("decay", {"H": H, "K": K}, d_in, {"a": a0}, B, Lp)[0]["o_dld"].reshape(B, Lp, H, LW))
+                if heads:  # the plan's timeline layout [B, Lp, H, w]
+                    d_in = {k: v.permute(0, 2, 1, 3).contiguous() for k, v in d_in.items()}
+                dld = run("decay", {"H": H, "K": K}, d_in, {"a": a0}, B, Lp)[0]["o_dld"].reshape(B, Lp, H, LW)
+                dld = rev(dld.permute(0, 2, 1, 3) if heads else dld)
 
     # the adjoints of prep's outputs, from the timeline (the adjoint's pieces back in forward time)
     bars = {o: torch.zeros_like(prep[o]) for o in n["prepOutputs"]}
@@ -707,7 +778,7 @@ def backward(ctx, m, flat, grads):
         return backward_eager(ctx, m, flat, grads)
     dtypes = [x.dtype if x is not None else None for x in flat][:given_n]
     key = ("lowrank-backward", ctx.B, ctx.T, tuple(sorted(ctx.dims.items())), ctx.dtype, tuple(ctx.need), given_n,
-           LR_CHUNK, LR_DECAY, LR_PASS, LR_SEQ_FORM, LR_READ, LR_AUG, LR_KEY, BLOCK)
+           LR_CHUNK, LR_DECAY, LR_PASS, LR_SEQ_FORM, LR_READ, LR_AUG, LR_KEY, BLOCK, LR_LAYOUT, LR_SHARE)
     nf = len(flat)
 
     def body(*args):

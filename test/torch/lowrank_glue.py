@@ -3,7 +3,7 @@ CPU torch (float64, the real torch ops) with every chain model run by the test's
 protocol: this prints {"run": part, ...} and reads {"outputs", "final"} back; at the end it prints the gradients.
 Input (first line of stdin): {"names", "B", "T", "stateShape", "given", "S0", "cotOutputs", "cotState", "inputs",
 "params", "outputs", "chunk", "dtype", "decayWay", "passWay", "readWay",
-"augWay", "keyWay"} with tensors as {"shape": [...], "data": [...]}; dtype "float32" runs the glue in
+"augWay", "keyWay", "layout", "share"} with tensors as {"shape": [...], "data": [...]}; dtype "float32" runs the glue in
 float32 (the interpreter's results rounded to float32 on the way in)."""
 
 import json
@@ -39,7 +39,8 @@ def main():
         case["names"], run, B, T, case["stateShape"], {k: arr(v) for k, v in case["given"].items()}, arr(case.get("S0")),
         {k: arr(v) for k, v in case["cotOutputs"].items()}, arr(case.get("cotState")),
         case["inputs"], case["params"], case["outputs"], DTYPE[0], torch.device("cpu"), case["chunk"], case.get("decayWay"), case.get("passWay"),
-        case.get("readWay"), case.get("augWay"), key_way=case.get("keyWay"))
+        case.get("readWay"), case.get("augWay"), key_way=case.get("keyWay"),
+        layout=case.get("layout"), share=case.get("share"))
     sys.stdout.write(json.dumps({"done": True, "inputs": {k: enc(v) for k, v in gin.items()}, "params": {k: enc(v) for k, v in gpar.items()}, "dS0": enc(dS0)}) + "\n")
 
 
