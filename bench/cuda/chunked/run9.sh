@@ -7,7 +7,8 @@
 # RUN names the plans and the bundle (default 9; run 12 is this script with RUN=12 on plans built after run 11).
 # Run 13b sets the rest: MODELS (the models benched and checked, default all six), EXPECT (auto's picks), ALL (the
 # cases timed with every variant), ROUNDS (seqc rounds, default 1), SEQC_ANCHOR_CASES (anchors.py's cases, default all)
-# and the steps' deadlines in seconds from the start: B_END (seqc bench, 125), W_END (Triton precompile, 245), K_END
+# CHECK_EXTRA (run 14: more variants to check, an alternative of the variant pattern, default none) and the steps'
+# deadlines in seconds from the start: B_END (seqc bench, 125), W_END (Triton precompile, 245), K_END
 # (checks, 240), A_END (anchors, 335), C_END (comparison, 355).
 #   here:   SEQC_PLANS=dist/chunked-plans-run$RUN SEQC_BUILD_MODELS=simple_gla,gla,deltanet,gated_deltanet,rwkv7,mamba2 \
 #             SEQC_BUILD_VARIANTS='-bf16-k64-|split3-bf16-k128-|split-bf16-k128-v64-' npx tsx bench/cuda/chunked/build.ts
@@ -35,7 +36,7 @@ B_END=${B_END:-125} W_END=${W_END:-245} K_END=${K_END:-240} A_END=${A_END:-335} 
 # phase A now fits two blocks per SM)
 picks() {
   local p=$(for e in $EXPECT; do [ "${e%%:*}" = "$1" ] && echo ${e#*=}; done | sort -u | paste -sd'|')
-  echo "^chunked-($p|split3-bf16-k128-v8(-a[0-9]+)?$( [ "$1" = rwkv7 ] && echo '|(fused|split|split3)-bf16-k64-v(64|32)(-a384)?'))-r[12]\$"
+  echo "^chunked-($p|split3-bf16-k128-v8(-a[0-9]+)?$( [ "$1" = rwkv7 ] && echo '|(fused|split|split3)-bf16-k64-v(64|32)(-a384)?')${CHECK_EXTRA:+|$CHECK_EXTRA})-r[12]\$"
 }
 avail=$(df -BG --output=avail /dev/shm 2>/dev/null | tail -1 | tr -dc 0-9); [ "${avail:-0}" -lt 20 ] && export SEQC_CHUNK_DIR=/tmp/seqc-chunk
 # a warm machine may hold an earlier run's files under the same names

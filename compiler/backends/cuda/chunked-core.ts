@@ -23,6 +23,8 @@
  * Z over U0 in the record) and does Z = U0 + M S0, S' = exp(G_n) S0 + X~^T Z, reading only X~, M, its U0 tile;
  * then the readout y = Q~ S0 + Aq Z over every chunk in parallel), and splitd (scalar or no decay: split whose record
  * holds per-row factors instead of Q~ and X~, and no alpha v without low rank; its walk reads those rows from the inputs).
+ * split3's walk by warps (WW = 1: warp-owned 16-value column slabs of the state over all keys, only __syncwarp inside a
+ * chunk, seqc_chunk_walk_w in CHUNK_WALK_W_SOURCE).
  * Phase A options (config flags, 2-byte operands): INV = 1 inverts by one warp per 16x16 block product
  * (seqc_chunk_inverse_w), MATS = 1 forms a per-key decay's A and Aq block pairs as warp tasks (SeqcKeyTiles).
  */
@@ -1537,5 +1539,116 @@ __device__ void seqc_chunk_out(const R& rows, char* smem, const typename Cfg::T*
   seqc_readout<Cfg>(s, s.Z);
   __syncthreads();
   seqc_post<Cfg>(rows, s, b, h, c * C, T, j0, V);
+}
+`;
+
+/**
+ * split3's state walk by warps (`-ww` variants; appended to a module only where one of its variants uses it, so the
+ * other modules' sources are unchanged). Measured slower than split3's walk at the few-heads shapes on the H100
+ * (bench/RESULTS.md chunked run 14: 2.1-2.9x with one warp per block, 1.5-2.5x with two): one warp's chain of
+ * ldmatrix -> mma per chunk does not hide their latencies.
+ */
+export const CHUNK_WALK_W_SOURCE = String.raw`
+// split3's state walk by warps (Cfg::WW, variants -ww): warp w of the block owns the value columns [16 w, 16 w + 16) of
+// the block's tile over all KP key rows (the state as KP / 16 x 2 fragments), so S0's operand copy, Z = U0 + M S0 and
+// S' = exp(G_n) S0 + X~^T Z stay inside the warp (__syncwarp); the block's warps share only the staged records (one
+// barrier per chunk, as seqc_chunk_walk_s). S0 and Z go to their slots from the fragments (4-byte stores).
+template <class Cfg, class R>
+__device__ void seqc_chunk_walk_w(const R& rows, char* smem, typename Cfg::T* ws, typename Cfg::T* wsS, u32 K, u32 V, u32 nH) {
+  typedef typename Cfg::T T_;
+  typedef SeqcRec<Cfg> Rec;
+  constexpr int F = Cfg::F, C = F / Cfg::RTP, BV = Cfg::BV, LDV = Cfg::LDV, NS = Cfg::NSTAGE, KP = Cfg::KP, VP = Cfg::VP, MT = KP / 16;
+  static_assert(BV == 16 * (Cfg::NT / 32), "a warp walk's block covers 16 values per warp");
+  const SeqcSm<Cfg> s(smem);
+  const u32 nvt = (V + BV - 1) / BV;
+  const u32 blk = blockIdx.x + gridDim.x * blockIdx.y;
+  const u32 vt = blk % nvt, h = (blk / nvt) % nH, b = blk / (nvt * nH);
+  const u32 T = rows.u.T, j0 = vt * BV, nc = (T + C - 1) / C;
+  const int w = threadIdx.x >> 5, l = threadIdx.x & 31, g = l >> 2, q = (l & 3) << 1, n0 = w * 16;
+  char* recs = reinterpret_cast<char*>(ws) + (size_t)(b * nH + h) * nc * Rec::BYTES;
+  T_* sts = wsS + (size_t)(b * nH + h) * nc * KP * VP + j0;
+  float S[MT][2][4];
+#pragma unroll
+  for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+    for (int nt = 0; nt < 2; ++nt)
+#pragma unroll
+      for (int c = 0; c < 4; ++c) {
+        const u32 i = mt * 16 + g + (c >> 1) * 8, j = j0 + n0 + nt * 8 + q + (c & 1);
+        S[mt][nt][c] = (i < K && j < V) ? rows.loadS(b, h, i, j) : 0.f;
+      }
+#pragma unroll
+  for (int k = 0; k < NS - 1; ++k) {
+    if ((u32)k < nc) seqc_walks_issue<Cfg>(s, k, recs + (size_t)k * Rec::BYTES, j0);
+    seqc_cp_commit();
+  }
+  for (u32 c = 0; c < nc; ++c) {
+    seqc_cp_wait<NS - 2>();
+    __syncthreads();
+    // every thread is past chunk c - 1: its stage takes chunk c + NS - 1
+    if (c + NS - 1 < nc) seqc_walks_issue<Cfg>(s, (c + NS - 1) % NS, recs + (size_t)(c + NS - 1) * Rec::BYTES, j0);
+    seqc_cp_commit();
+    char* base = reinterpret_cast<char*>(s.X) + (c % NS) * Cfg::STAGE;
+    const T_* x = reinterpret_cast<const T_*>(base + Cfg::W_X);
+    const T_* m = reinterpret_cast<const T_*>(base + Cfg::W_M);
+    const T_* u = reinterpret_cast<const T_*>(base + Cfg::W_U);
+    const float* eg = reinterpret_cast<const float*>(base + Cfg::W_E);
+    T_* st = sts + (size_t)c * KP * VP;
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+      for (int nt = 0; nt < 2; ++nt) {
+        const int i = mt * 16 + g, j = n0 + nt * 8 + q;
+        seqc_sst2(st + (size_t)i * VP + j, S[mt][nt][0], S[mt][nt][1]);
+        seqc_sst2(st + (size_t)(i + 8) * VP + j, S[mt][nt][2], S[mt][nt][3]);
+        if (Cfg::LR) {
+          seqc_sst2(s.SB + i * LDV + j, S[mt][nt][0], S[mt][nt][1]);
+          seqc_sst2(s.SB + (i + 8) * LDV + j, S[mt][nt][2], S[mt][nt][3]);
+        }
+      }
+    const T_* Z = u;
+    if (Cfg::LR) {
+      __syncwarp();
+      // Z = U0 + M S0 over this warp's columns, to shared memory (the update's operand) and over U0 in the record
+      T_* zr = reinterpret_cast<T_*>(recs + (size_t)c * Rec::BYTES) + Rec::UO + j0;
+#pragma unroll
+      for (int mf = 0; mf < F / 16; ++mf) {
+        float acc[2][4];
+#pragma unroll
+        for (int nt = 0; nt < 2; ++nt) acc[nt][0] = acc[nt][1] = acc[nt][2] = acc[nt][3] = 0.f;
+        SeqcMM<T_>::template run<false, false, 2, KP>(acc, m, Cfg::LDK, s.SB, LDV, mf * 16, n0);
+#pragma unroll
+        for (int nt = 0; nt < 2; ++nt) {
+          const int f = mf * 16 + g, j = n0 + nt * 8 + q;
+          const float z0 = seqc_f32(u[f * LDV + j]) + acc[nt][0], z1 = seqc_f32(u[f * LDV + j + 1]) + acc[nt][1];
+          const float z2 = seqc_f32(u[(f + 8) * LDV + j]) + acc[nt][2], z3 = seqc_f32(u[(f + 8) * LDV + j + 1]) + acc[nt][3];
+          seqc_sst2(s.Z + f * LDV + j, z0, z1);
+          seqc_sst2(s.Z + (f + 8) * LDV + j, z2, z3);
+          seqc_sst2(zr + f * VP + j, z0, z1);
+          seqc_sst2(zr + (f + 8) * VP + j, z2, z3);
+        }
+      }
+      __syncwarp();
+      Z = s.Z;
+    }
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt) {
+      const float e0 = eg[mt * 16 + g], e1 = eg[mt * 16 + g + 8];
+#pragma unroll
+      for (int nt = 0; nt < 2; ++nt) {
+        S[mt][nt][0] *= e0; S[mt][nt][1] *= e0; S[mt][nt][2] *= e1; S[mt][nt][3] *= e1;
+      }
+      SeqcMM<T_>::template run<true, false, 2, F>(S[mt], x, Cfg::LDK, Z, LDV, mt * 16, n0);
+    }
+  }
+#pragma unroll
+  for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+    for (int nt = 0; nt < 2; ++nt)
+#pragma unroll
+      for (int c = 0; c < 4; ++c) {
+        const u32 i = mt * 16 + g + (c >> 1) * 8, j = j0 + n0 + nt * 8 + q + (c & 1);
+        if (i < K && j < V) rows.storeS(b, h, i, j, S[mt][nt][c]);
+      }
 }
 `;
