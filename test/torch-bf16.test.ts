@@ -98,9 +98,13 @@ describe.skipIf(!cpuTorch)("torch target: bf16 tensors through the forward and t
     // "mixed": runtime/torch/seqc_decay_adjoint.py; C = 64 > T is one anchor, C = 8 several); "f32" the old path.
     // "default": nothing set (mixed where the decay is scalar, else as f32)
     const scalar = chain.names.decay === "scalar";
-    const cases: [number, number, boolean, string, number?][] = [[2, 37, true, "f32"], [3, 11, false, "f32"], [1, 1, true, "f32"], [2, 19, true, "default"],
-      ...(scalar ? [[2, 37, true, "mixed", 64], [2, 37, true, "mixed", 8]] as [number, number, boolean, string, number][] : [])];
-    for (const [B, T, init, sent, anchorChunk] of cases) {
+    // glue "old": the reversals and reverse sums as before seqc_chunked.REVERSE_SUM / REVERSE_GLUE (flips, one cumsum
+    // over T) and the anchors' stack Gram; else the defaults (reverse sums per chunk, the adjoint's reversed inputs from
+    // their bf16 copies, the lean Gram)
+    const cases: [number, number, boolean, string, number?, string?][] = [[2, 37, true, "f32"], [3, 11, false, "f32"], [1, 1, true, "f32"], [2, 19, true, "default"],
+      [2, 19, true, "default", undefined, "old"],
+      ...(scalar ? [[2, 37, true, "mixed", 64], [2, 37, true, "mixed", 8], [2, 37, true, "mixed", 8, "old"]] as [number, number, boolean, string, number, string?][] : [])];
+    for (const [B, T, init, sent, anchorChunk, glue] of cases) {
       const tio = sent === "default" ? (scalar ? "mixed" : "f32") : sent;
       const mixed = tio === "mixed" ? ["chain:coreT", "chain:adjointT"] : [];
       const bf16Cores = (chain.names.ld && !mixed.length ? ["chain:core", "chain:adjoint"] : ["chain:core", "chain:coreT", "chain:adjoint", "chain:adjointT"]).filter((k) => !(k === "chain:core" && chain.names.postBw.skip));
@@ -112,8 +116,8 @@ describe.skipIf(!cpuTorch)("torch target: bf16 tensors through the forward and t
       const want = await gradients(model, run, cot);
       const list = (o: Record<string, Float64Array> | undefined) => Object.fromEntries(Object.entries(o ?? {}).map(([k, v]) => [k, Array.from(v)]));
       const got = await serve(join(dir, json.path),
-        { B, T, dims, backward: "auto", transposedIo: sent === "default" ? undefined : sent, anchorChunk, inputs: list(run.inputs), params: list(run.params), initialState: list(run.initialState), cotOutputs: list(cot.outputs), cotFinal: list(cot.finalState) }, model, chain);
-      const label = `B=${B} T=${T} init=${init} transposed ${sent}${anchorChunk ? ` anchors every ${anchorChunk}` : ""}`;
+        { B, T, dims, backward: "auto", transposedIo: sent === "default" ? undefined : sent, anchorChunk, glue, inputs: list(run.inputs), params: list(run.params), initialState: list(run.initialState), cotOutputs: list(cot.outputs), cotFinal: list(cot.finalState) }, model, chain);
+      const label = `B=${B} T=${T} init=${init} transposed ${sent}${anchorChunk ? ` anchors every ${anchorChunk}` : ""}${glue ? ` glue ${glue}` : ""}`;
       expect(got.chunked, label).toBe(true);
       expect(got.dtypes, label).toEqual(["bfloat16"]);
       const runs = got.runs as [string, string, string, string[], string][];

@@ -73,12 +73,12 @@ describe("torch target: the chunked backward's plans", () => {
 
 
 /** chain_backward in Python (numpy stand-in for torch), every chain model run here by the interpreter. */
-type GlueWay = { perKeyT?: "matmul" | "plans"; decayWay?: "torch" | "plan"; copies?: boolean };
+type GlueWay = { perKeyT?: "matmul" | "plans"; decayWay?: "torch" | "plan"; copies?: boolean; reverseSum?: "chunk" | "cumsum" | "flip"; reverseGlue?: "lean" | "flip"; reverseChunk?: number };
 async function pythonChain(model: I.Model, run: RunInputs, cot: ReturnType<typeof randomCotangents>, dropStateCot: boolean, way: GlueWay = {}) {
   const dims = { ...run.dims };
   // copies: the chain as a torch module runs it (chain-copies.ts), else as compiler/grad builds it
   const { names, models } = way.copies ? torchChain(modelChain(model, dims), dims) : modelChain(model, dims);
-  const perKeyT = way.perKeyT, decayWay = way.decayWay;
+  const { perKeyT, decayWay, reverseSum, reverseGlue, reverseChunk } = way;
   // with the torch module's chain, the forward's final state too (seqc_torch keeps it: the forward core need not rerun)
   const SN = way.copies ? interpret(model, run).finalState[names.state] : undefined;
   const { batch: B, time: T } = run;
@@ -95,6 +95,7 @@ async function pythonChain(model: I.Model, run: RunInputs, cot: ReturnType<typeo
     cotState: dropStateCot ? null : wire(cot.finalState[names.state], [B, ...stateShape]),
     SN: SN ? wire(SN, [B, ...stateShape]) : null,
     inputs: spec("input").filter(([n]) => run.inputs[n as string]), params: spec("param"), outputs: spec("output"), perKeyT, decayWay,
+    reverseSum, reverseGlue, reverseChunk,
   };
   const parts: string[] = [];
   const got = await serve("python3", ["test/torch/chain_glue.py"], case_, (msg) => {
@@ -116,7 +117,12 @@ describe.skipIf(!numpy)("torch target: the chunked backward's glue (seqc_chunked
     // the defaults (the torch module's chain without copies and zeros, the decay adjoint in torch ops, a per-key decay's
     // transposed cores as torch matrix products: rows_decayed_readout), and the chain as built with the plans' decay
     // scan and (per-key decay) transposed cores as plans
-    const ways: GlueWay[] = [{ copies: true, decayWay: "torch", perKeyT: "matmul" }, { copies: false, decayWay: "plan", perKeyT: perKey ? "plans" : "matmul" }];
+    // the decay adjoint's reverse sums over time (seqc_chunked.REVERSE_SUM) per chunk of 4 tokens (several chunks, the
+    // last one ragged at T = 37 and 11) as products ("chunk", the default) and as cumsums inside the chunks, the
+    // decays reversed by a gather (REVERSE_GLUE "lean", the default); and the old ways (flips, one cumsum over T)
+    const ways: GlueWay[] = [{ copies: true, decayWay: "torch", perKeyT: "matmul" }, { copies: false, decayWay: "plan", perKeyT: perKey ? "plans" : "matmul" },
+      { copies: true, decayWay: "torch", perKeyT: "matmul", reverseChunk: 4 }, { copies: true, decayWay: "torch", perKeyT: "matmul", reverseSum: "cumsum", reverseChunk: 3 },
+      { copies: true, decayWay: "torch", perKeyT: "matmul", reverseSum: "flip", reverseGlue: "flip" }];
     for (const [B, T, init, dropStateCot] of [[2, 37, true, false], [1, 1, true, false], [3, 11, false, true], [2, 40, true, false]] as const) for (const way of ways) {
       const run = chunkInputs(model, { dims, batch: B, time: T, seed: 5 + T, initialState: init });
       const ref = interpret(model, run);

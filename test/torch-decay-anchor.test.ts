@@ -6,7 +6,8 @@
  *     chain model on the float64 interpreter, against seqc's float64 reference gradients (<= 1e-9): Simple GLA and
  *     Mamba-2 (scalar decays), GLA (per key row), T = 1, T not a multiple of the chunk, several chunks (small C), one
  *     chunk (C > T), given and declared initial states, with and without a final-state cotangent, log decays down to -20,
- *     the Gram matrix of the anchors formed both ways (seqc_chunked.DECAY_ANCHOR_GRAM "stack" and "lean");
+ *     the Gram matrix of the anchors formed both ways (seqc_chunked.DECAY_ANCHOR_GRAM "stack" and "lean"), the sums
+ *     inside the chunks three ways (seqc_chunked.REVERSE_SUM "chunk", "cumsum", "flip");
  *   - what the anchors are for (test/torch/decay_anchor_noise.py): with dq and dk off by 2^-9 relative (a bf16
  *     operand's rounding) over T = 2048, dld rebuilt from the noisy terms is several times closer to the direct
  *     float64 recurrence's anchored every 64 tokens than summed over the whole sequence; with exact terms both agree
@@ -30,7 +31,7 @@ const numpy = spawnSync("python3", ["-c", "import numpy"]).status === 0;
 if (!numpy) console.warn("torch-decay-anchor.test: python3 with numpy is not installed; the checks are skipped");
 const load = (name: string) => loadProgram([`stdlib/${name}.seq`]).models[0];
 
-async function anchoredChain(model: I.Model, run: RunInputs, cot: ReturnType<typeof randomCotangents>, dropStateCot: boolean, anchor: string, C: number, gram: string) {
+async function anchoredChain(model: I.Model, run: RunInputs, cot: ReturnType<typeof randomCotangents>, dropStateCot: boolean, anchor: string, C: number, gram: string, reverseSum: string) {
   const dims = { ...run.dims };
   const { names, models } = torchChain(modelChain(model, dims), dims) as { names: TorchChainNames; models: Partial<Record<ChainPart, I.Model>> };
   const SN = interpret(model, run).finalState[names.state];
@@ -48,7 +49,7 @@ async function anchoredChain(model: I.Model, run: RunInputs, cot: ReturnType<typ
     cotState: dropStateCot ? null : wire(cot.finalState[names.state], [B, ...stateShape]),
     SN: wire(SN, [B, ...stateShape]),
     inputs: spec("input").filter(([n]) => run.inputs[n as string]), params: spec("param"), outputs: spec("output"),
-    decayAnchor: anchor, anchorChunk: C, anchorGram: gram,
+    decayAnchor: anchor, anchorChunk: C, anchorGram: gram, reverseSum,
   };
   const parts: string[] = [];
   const got = await serve("python3", ["test/torch/decay_anchor_glue.py"], case_, (msg) => {
@@ -67,16 +68,17 @@ describe.skipIf(!numpy)("torch target: the decay adjoint anchored at chunk bound
       [2, 37, true, false, false, 4], [2, 37, true, false, true, 5], [1, 1, true, false, false, 4], [3, 11, false, true, false, 3],
       [2, 40, true, false, true, 8], [2, 23, true, false, false, 64], [1, 9, false, false, true, 1],
     ];
-    // both ways of forming the anchors' Gram matrix (seqc_chunked.DECAY_ANCHOR_GRAM)
-    for (const [B, T, init, dropStateCot, stress, C] of cases) for (const gram of ["stack", "lean"]) {
+    // both ways of forming the anchors' Gram matrix (seqc_chunked.DECAY_ANCHOR_GRAM), the sums inside the chunks each
+    // way (seqc_chunked.REVERSE_SUM: a product with the triangular ones matrix, cumsum inside the chunk, flips)
+    for (const [B, T, init, dropStateCot, stress, C] of cases) for (const [gram, reverseSum] of [["stack", "chunk"], ["lean", "cumsum"], ["stack", "flip"]]) {
       const run = chunkInputs(model, { dims, batch: B, time: T, seed: 31 + T + C, initialState: init, stress });
       const cot = randomCotangents(interpret(model, run), T + 3);
       const state = modelChain(model, dims).names.state;
       if (dropStateCot) delete cot.finalState[state];
       const want = await gradients(model, run, cot);
-      const got = await anchoredChain(model, run, cot, dropStateCot, "chunk", C, gram);
+      const got = await anchoredChain(model, run, cot, dropStateCot, "chunk", C, gram, reverseSum);
       expect(got.parts.includes("decay")).toBe(false);
-      const label = `B=${B} T=${T} init=${init} stress=${stress} C=${C} gram=${gram}`;
+      const label = `B=${B} T=${T} init=${init} stress=${stress} C=${C} gram=${gram} reverse=${reverseSum}`;
       for (const [k, v] of Object.entries(want.inputs)) if (run.inputs[k]) expect(relativeError(Float64Array.from(got.inputs[k].data), v), `${label}: d ${k}`).toBeLessThanOrEqual(1e-9);
       for (const [k, v] of Object.entries(want.params)) expect(relativeError(Float64Array.from(got.params[k].data), v), `${label}: d param ${k}`).toBeLessThanOrEqual(1e-9);
       expect(relativeError(Float64Array.from(got.dS0.data), want.initialState[state]), `${label}: d ${state}0`).toBeLessThanOrEqual(1e-9);

@@ -30,30 +30,47 @@ import graph_bench as gb  # noqa: E402
 import bf16_run as br  # noqa: E402
 
 DEV = tb.DEV
-# name: (TRANSPOSED_IO, DECAY_ANCHOR, DECAY_ANCHOR_CHUNK, DECAY_ANCHOR_GRAM)
-PATHS = {"f32": ("f32", "none", 64, "stack"), "mixed": ("mixed", "none", 64, "stack"), "mixed+a64": ("mixed", "mixed", 64, "stack"),
-         "mixed+a32": ("mixed", "mixed", 32, "stack"), "mixed+a16": ("mixed", "mixed", 16, "stack"),
-         "mixed+a64-lean": ("mixed", "mixed", 64, "lean")}
+# name: (TRANSPOSED_IO, DECAY_ANCHOR, DECAY_ANCHOR_CHUNK, DECAY_ANCHOR_GRAM, REVERSE_SUM, REVERSE_GLUE); the glue's
+# reversals and reverse sums as they were timed before (flips, a cumsum over T) in all but "new*": "old" is the default
+# before them (run 1 of bench/RESULTS.md "The glue's reversals and reverse sums"), "new" with them (the reverse sums per
+# chunk as products, the reversals lean) and the stack Gram, "new-lean" with the anchors' lean Gram (the default now),
+# "new-cumsum" the sums inside the chunks by torch.cumsum
+SWITCHES = ("TRANSPOSED_IO", "DECAY_ANCHOR", "DECAY_ANCHOR_CHUNK", "DECAY_ANCHOR_GRAM", "REVERSE_SUM", "REVERSE_GLUE")
+PATHS = {"f32": ("f32", "none", 64, "stack", "flip", "flip"), "mixed": ("mixed", "none", 64, "stack", "flip", "flip"),
+         "mixed+a64": ("mixed", "mixed", 64, "stack", "flip", "flip"), "mixed+a32": ("mixed", "mixed", 32, "stack", "flip", "flip"),
+         "mixed+a16": ("mixed", "mixed", 16, "stack", "flip", "flip"), "mixed+a64-lean": ("mixed", "mixed", 64, "lean", "flip", "flip"),
+         "old": ("mixed", "mixed", 64, "stack", "flip", "flip"), "new": ("mixed", "mixed", 64, "stack", "chunk", "lean"),
+         "new-lean": ("mixed", "mixed", 64, "lean", "chunk", "lean"), "new-cumsum": ("mixed", "mixed", 64, "stack", "cumsum", "lean"),
+         "new-f32": ("f32", "none", 64, "stack", "chunk", "lean")}
+PROFILE_PATHS = [p for p in os.environ.get("PROFILE_PATHS", "").split(",") if p]
 ACC_PATHS = [p for p in os.environ.get("ACC_PATHS", "f32,mixed,mixed+a64,mixed+a32,mixed+a16,mixed+a64-lean").split(",")]
 TIME_PATHS = [p for p in os.environ.get("TIME_PATHS", "f32,mixed,mixed+a64,mixed+a64-lean").split(",")]
 
 
 def set_path(name):
+    set_switches(PATHS[name])
+
+
+def switches():
     import seqc_chunked
-    (seqc_chunked.TRANSPOSED_IO, seqc_chunked.DECAY_ANCHOR, seqc_chunked.DECAY_ANCHOR_CHUNK,
-     seqc_chunked.DECAY_ANCHOR_GRAM) = PATHS[name]
+    return tuple(getattr(seqc_chunked, k) for k in SWITCHES)
+
+
+def set_switches(vals):
+    import seqc_chunked
+    for k, v in zip(SWITCHES, vals):
+        setattr(seqc_chunked, k, v)
 
 
 def accuracy(root, model, log, res):
     cb.seqc_model(root, model, "auto")
-    import seqc_chunked
-    defaults = (seqc_chunked.TRANSPOSED_IO, seqc_chunked.DECAY_ANCHOR, seqc_chunked.DECAY_ANCHOR_CHUNK, seqc_chunked.DECAY_ANCHOR_GRAM)
+    defaults = switches()
     sub = {"accuracy": []}
     br.accuracy(root, model, log, sub, [(p, (lambda p=p: set_path(p))) for p in ACC_PATHS])
     for r in sub["accuracy"]:
         r["transposed_io"] = r["path"]
     res["accuracy"] += sub["accuracy"]
-    seqc_chunked.TRANSPOSED_IO, seqc_chunked.DECAY_ANCHOR, seqc_chunked.DECAY_ANCHOR_CHUNK, seqc_chunked.DECAY_ANCHOR_GRAM = defaults
+    set_switches(defaults)
 
 
 def anchor_cost(root, log, res):
@@ -94,10 +111,9 @@ def anchor_cost(root, log, res):
 def timing(args, root, model, log, res):
     B, T, H, K, row, x, cot = cb.la_case(model)
     sm = cb.seqc_model(root, model, "chunked")
-    import seqc_chunked
     x16 = {n: (v if n in tb.LA_PARAMS else v.to(torch.bfloat16)) for n, v in x.items()}
     grads = {}
-    defaults = (seqc_chunked.TRANSPOSED_IO, seqc_chunked.DECAY_ANCHOR, seqc_chunked.DECAY_ANCHOR_CHUNK, seqc_chunked.DECAY_ANCHOR_GRAM)
+    defaults = switches()
     runs = [("bf16", p) for p in TIME_PATHS]
     for rnd in range(2):  # two rounds, interleaved: drift of the clocks shows as a difference between them
         for prec, path in runs:
@@ -127,9 +143,19 @@ def timing(args, root, model, log, res):
             del one, leaves
             sm._seqc_graphs.clear()
             tb.free_all()
-    seqc_chunked.TRANSPOSED_IO, seqc_chunked.DECAY_ANCHOR, seqc_chunked.DECAY_ANCHOR_CHUNK, seqc_chunked.DECAY_ANCHOR_GRAM = defaults
-    row["vs_f32_rel"] = {p: {"d" + n: tb.rel(grads["seqc_bf16_%s" % p][n], grads["seqc_bf16_f32"][n]) for n in grads["seqc_bf16_f32"]} for p in TIME_PATHS[1:]}
-    log("%s: bf16 grads vs the f32 path: %s" % (model, row["vs_f32_rel"]))
+    set_switches(defaults)
+    base = "seqc_bf16_%s" % TIME_PATHS[0]
+    row["vs_first_rel"] = {p: {"d" + n: tb.rel(grads["seqc_bf16_%s" % p][n], grads[base][n]) for n in grads[base]} for p in TIME_PATHS[1:]}
+    log("%s: bf16 grads vs the %s path: %s" % (model, TIME_PATHS[0], row["vs_first_rel"]))
+    for p in PROFILE_PATHS:
+        try:
+            profile(sm, x16, cot, p, model, log, res)
+        except Exception as e:  # noqa: BLE001
+            res.setdefault("profile_errors", []).append("%s %s: %s: %s" % (model, p, type(e).__name__, str(e)[:300]))
+            log("profile error %s" % res["profile_errors"][-1])
+        set_switches(defaults)
+        sm._seqc_graphs.clear()
+        tb.free_all()
     fn = tb.anchor_fn(model, K)
     row["anchor_name"] = tb.ANCHOR_NAME.get(model)
     la = {n: (v.clone() if n in tb.LA_PARAMS else v.to(torch.bfloat16)).requires_grad_(True) for n, v in x.items()}
@@ -162,6 +188,41 @@ def timing(args, root, model, log, res):
     tb.free_all()
 
 
+def profile(sm, x16, cot, path, model, log, res):
+    """One eager bf16 step of `path` under the torch profiler: its GPU kernels by total time, and the host-side ops that
+    launched them (counts), written to $OUT/profile-<model>-<path>.txt (PROFILE_DIR)."""
+    from torch.profiler import profile as prof, ProfilerActivity
+    set_path(path)
+    one, _ = cb.seqc_step(sm, x16, cot.to(torch.bfloat16))
+    sm.graphs = False
+    for _ in range(3):
+        one()
+    torch.cuda.synchronize()
+    with prof(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as p:
+        one()
+        torch.cuda.synchronize()
+    sm.graphs = True
+    DT = torch.autograd.DeviceType.CUDA
+    tot = lambda e: getattr(e, "self_device_time_total", None) if hasattr(e, "self_device_time_total") else e.self_cuda_time_total  # noqa: E731
+    avg = p.key_averages()
+    ev = [e for e in avg if getattr(e, "device_type", None) == DT]
+    rows = sorted(({"name": e.key[:120], "count": e.count, "ms": tot(e) / 1e3} for e in ev), key=lambda r: -r["ms"])
+    ops = sorted(({"name": e.key[:80], "count": e.count, "cuda_ms": getattr(e, "device_time_total", getattr(e, "cuda_time_total", 0)) / 1e3} for e in avg
+                  if getattr(e, "device_type", None) != DT and e.key.startswith("aten::")), key=lambda r: -r["cuda_ms"])
+    res.setdefault("profile", []).append({"model": model, "path": path, "total_ms": sum(r["ms"] for r in rows), "kernels": rows[:40], "ops": ops[:40]})
+    d = os.environ.get("PROFILE_DIR")
+    if d:
+        with open(os.path.join(d, "profile-%s-%s.txt" % (model, path)), "w") as f:
+            f.write("GPU kernels (self time)\n")
+            for r in rows:
+                f.write("%9.3f ms  x%-4d %s\n" % (r["ms"], r["count"], r["name"]))
+            f.write("\naten ops (CUDA time incl. children)\n")
+            for r in ops:
+                f.write("%9.3f ms  x%-4d %s\n" % (r["cuda_ms"], r["count"], r["name"]))
+    log("profile %s %s: GPU kernels %.3f ms in all; aten ops: %s" % (model, path, sum(r["ms"] for r in rows),
+        "; ".join("%s x%d %.3f" % (r["name"].replace("aten::", ""), r["count"], r["cuda_ms"]) for r in ops[:16])))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("modules")
@@ -184,7 +245,7 @@ def main():
         if args.out:
             with open(args.out, "w") as f:
                 json.dump(res, f, indent=1)
-    if not args.accuracy_only:
+    if not args.accuracy_only and os.environ.get("ANCHOR_COST", "1") == "1":
         try:
             anchor_cost(root, log, res)
         except Exception as e:  # noqa: BLE001

@@ -20,9 +20,9 @@ except ImportError:  # loaded as a top-level module (the output directory on sys
     import seqc_cuda as _cuda
     import seqc_graphs as _graphs
 try:
-    from .seqc_decay_adjoint import anchored_decay_adjoint as _anchored
+    from .seqc_decay_adjoint import anchored_decay_adjoint as _anchored, reverse_sums as _reverse_sums
 except ImportError:
-    from seqc_decay_adjoint import anchored_decay_adjoint as _anchored
+    from seqc_decay_adjoint import anchored_decay_adjoint as _anchored, reverse_sums as _reverse_sums
 
 
 def _prod(xs):
@@ -49,8 +49,24 @@ DECAY_WAY = "torch"
 # "none" one sum over the whole sequence from <dS_N, S_N>.
 DECAY_ANCHOR = "mixed"
 DECAY_ANCHOR_CHUNK = 64
-# How the anchors' Gram matrix is formed: "stack" (timed) or "lean" (fewer copies, not timed yet): seqc_decay_adjoint.ANCHOR_GRAM.
-DECAY_ANCHOR_GRAM = "stack"
+# How the anchors' Gram matrix is formed: "lean" (the default: fewer copies) or "stack": seqc_decay_adjoint.ANCHOR_GRAM. On
+# the H100 at (8, 2048, 16, 64) the bf16 step with graphs: SimpleGLA 3.69 ms (stack) / 3.37 (lean), Mamba-2 10.01 / 9.37
+# (bench/RESULTS.md "The glue's reversals and reverse sums").
+DECAY_ANCHOR_GRAM = "lean"
+# How the decay adjoint's reverse sums over time run (anchored or not): "chunk" (the default) per chunk of
+# REVERSE_CHUNK tokens (DECAY_ANCHOR_CHUNK where anchored) as a product with a triangular ones matrix on a [B, n, C, L]
+# view, the chunks' totals summed from the end by one small product (seqc_decay_adjoint.reverse_sums); "cumsum" the same
+# with torch.cumsum inside the chunks; "flip" (the old way) torch.flip, torch.cumsum over all T tokens, torch.flip (GLA's
+# bf16 step on the H100: the cumsum over T alone 0.78 ms, bench/RESULTS.md "The rows readout in segments"). With the
+# anchors (SimpleGLA, Mamba-2 in bf16) the sums are inside chunks of 64 either way: "chunk" and "cumsum" timed alike.
+REVERSE_SUM = "chunk"
+REVERSE_CHUNK = 64
+# The glue's time reversals: "lean" (the default) the decays shifted and reversed by one gather, and the reversed inputs
+# that only bf16-reading cores take (the adjoint, adjointT where it runs as a core on bf16 inputs) reversed from their
+# bf16 copies (no float32 reversal, no conversion after it); "flip" (the old way) every reversal a torch.flip of the
+# float32 tensor (the decays: zeros, a shifted copy, a flip). With REVERSE_SUM "chunk", on the H100 (SimpleGLA's bf16
+# step): 9 float32 flips 0.35 ms -> 4 bf16 flips 0.19 + 2 float32 0.11; bf16 conversions 11 -> 7 (0.28 -> 0.14 ms).
+REVERSE_GLUE = "lean"
 
 # How a per-key decay's transposed cores (coreT's dq, adjointT's dk) run: "kernel" (the default) the rows readout
 # kernel of the module (<Model>.torch.json "kernels", compiler/backends/cuda/rows-readout.ts: fp32, each key row's
@@ -211,7 +227,7 @@ def rows_decayed_readout(ld, pairs, readouts, S0, B, T, H, K, V, dtype, device, 
     return outs
 
 
-def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state, inputs, params, outputs, dtype, device, per_key_t=None, decay_way=None, S_N=None, seen=None, rows=None, decay_anchor=None, anchor_chunk=None):
+def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state, inputs, params, outputs, dtype, device, per_key_t=None, decay_way=None, S_N=None, seen=None, rows=None, decay_anchor=None, anchor_chunk=None, rev_low=None, reverse_sum=None, reverse_glue=None):
     """Gradients of the forward's inputs, params and the matrix state's initial value through the chain.
 
     n: the chain's names (<Model>.torch.json "chunked".names); run(part, dims, inputs, initial_state, B, T)
@@ -231,8 +247,13 @@ def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state,
     None (as given): the decay adjoint's terms q.dq - k.dk cancel, so they take q and k as dq and dk were computed with
     (the bf16 rounding of a scaled q against the float32 one came out as 6e-3 of Simple GLA's dg at K = 5, 2e-3 with
     the rounded one, on the interpreter: test/torch-bf16.test.ts).
+    rev_low(x, parts) -> x reversed in time as the cores `parts` read it (their bf16 copy) or None (then torch.flip of x):
+    for the reversed inputs only the adjoint cores read. reverse_sum: REVERSE_SUM's choice (None: REVERSE_SUM);
+    reverse_glue: REVERSE_GLUE's (None: REVERSE_GLUE).
     Returns ({input: grad}, {param: grad}, dS0)."""
     cd = chain_dims(n, state_shape)
+    rsum = reverse_sum or REVERSE_SUM
+    lean = (reverse_glue or REVERSE_GLUE) == "lean"
     H, K, V = cd["H"], cd["K"], cd["V"]
     per_key = n["decay"] == "key"
     way_t = per_key_t or PER_KEY_TRANSPOSED
@@ -320,11 +341,24 @@ def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state,
 
     # the adjoint in reversed time: token t's decay moved to t - 1 (none after the last token), then reversed
     ldn = None
-    if ld is not None:
+    if ld is not None and lean and hasattr(torch, "arange"):
+        # ldn_t = ld_{T - t} for t >= 1, 0 at t = 0: one gather (index T - t mod T) and the first token zeroed
+        ldn = ld[:, torch.arange(T, 0, -1, device=device) % T]
+        ldn[:, 0] = 0
+    elif ld is not None:
         shifted = torch.zeros([B, T, L], dtype=dtype, device=device)
         shifted[:, :-1] = ld[:, 1:]
         ldn = rev(shifted)
-    r_in = {k: rev(a) for k, a in list(qs.items()) + list(kv.items()) + list(dys.items())}
+    # the parts that read each reversed input: the adjoint always; adjointT where it runs as a core (not the per-key
+    # readout, which reads q, dy and v in float32); the decay plan q and k
+    decay_plan = n.get("ld") and (decay_way or DECAY_WAY) != "torch"
+    core_parts = ("adjoint",) if matmul_t else ("adjoint", "adjointT")
+
+    def rev_in(k, a):
+        only_cores = not (matmul_t and not k.startswith("x_k")) and not (decay_plan and (k.startswith("x_q") or k.startswith("x_k")))
+        r = rev_low(a, core_parts) if lean and rev_low is not None and only_cores else None
+        return r if r is not None else rev(a)
+    r_in = {k: rev_in(k, a) for k, a in list(qs.items()) + list(kv.items()) + list(dys.items())}
     adj_out, adj_fin = run("adjoint", cd, with_ld(r_in, ldn), {"G": canon(dS, False)}, B, T)
     if matmul_t:
         dks = readout(ldn, [(r_in["x_q%d" % i], r_in["x_dy%d" % i]) for i in range(len(n["readouts"]))], [r_in["x_v%d" % i] for i in range(len(n["pairs"]))], canon(dS, False))
@@ -348,22 +382,26 @@ def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state,
 
         def dot(a, b):
             return a * b if per_key else torch.linalg.vecdot(a.reshape(B, T, H, K), b.reshape(B, T, H, K))
+        prod_sub = per_key and rsum != "flip" and hasattr(torch, "addcmul")
         sv = seen or (lambda x: x)
         terms = None
         for i, r in enumerate(n["readouts"]):
             t = dot(sv(qs["x_q%d" % i]), bars[r["q"]])
             terms = t if terms is None else terms + t
         for i, p in enumerate(n["pairs"]):
-            terms = terms - dot(sv(kv["x_k%d" % i]), bars[p["k"]])
+            if prod_sub:  # terms - k * dk in one pass
+                terms = torch.addcmul(terms, sv(kv["x_k%d" % i]), bars[p["k"]], value=-1)
+            else:
+                terms = terms - dot(sv(kv["x_k%d" % i]), bars[p["k"]])
         terms = terms.reshape(B, T, L)
         anchor = decay_anchor() if callable(decay_anchor) else (decay_anchor or DECAY_ANCHOR)
         if anchor == "chunk":  # the sums restarted every chunk from <G^, S> at its end (seqc_decay_adjoint.py)
             bars[n["ld"]] = _anchored(terms, ld, [(kv["x_k%d" % i], kv["x_v%d" % i]) for i in range(len(n["pairs"]))],
                                       [(qs["x_q%d" % i], dys["x_dy%d" % i]) for i in range(len(n["readouts"]))],
                                       canon(S0, False), canon(dS, False), B, T, H, K, V, per_key, dtype, device, anchor_chunk or DECAY_ANCHOR_CHUNK,
-                                      DECAY_ANCHOR_GRAM)
+                                      DECAY_ANCHOR_GRAM, rsum)
         else:
-            bars[n["ld"]] = torch.flip(torch.cumsum(torch.flip(terms, [1]), 1), [1]) + a0.reshape(B, 1, L)
+            bars[n["ld"]] = _reverse_sums(terms, B, T, L, REVERSE_CHUNK, rsum, dtype, device, after=a0)
     elif n.get("ld"):
         # the reverse cumulative sum of q.dq - k.dk from a_T as the chain's decay scan
         d_in = {}
@@ -504,7 +542,7 @@ def backward(ctx, m, flat, grads):
     given_n = len(ctx.needs_input_grad) - ctx.offset
     dtypes = [x.dtype if x is not None else None for x in flat][:given_n]
     key = ("chunked-backward", ctx.B, ctx.T, tuple(sorted(ctx.dims.items())), ctx.dtype, getattr(ctx, "given_dtype", ctx.dtype), tuple(ctx.need), given_n,
-           PER_KEY_TRANSPOSED, ROWS_TILE, ROWS_SEGMENT, STATELESS_WIDE, BF16_DECAY_PARTS, DECAY_WAY, TRANSPOSED_IO, DECAY_ANCHOR, DECAY_ANCHOR_CHUNK, DECAY_ANCHOR_GRAM)
+           PER_KEY_TRANSPOSED, ROWS_TILE, ROWS_SEGMENT, STATELESS_WIDE, BF16_DECAY_PARTS, DECAY_WAY, TRANSPOSED_IO, DECAY_ANCHOR, DECAY_ANCHOR_CHUNK, DECAY_ANCHOR_GRAM, REVERSE_SUM, REVERSE_CHUNK, REVERSE_GLUE)
     nf, ng = len(flat), len(grads)
 
     def body(*args):
@@ -543,6 +581,23 @@ def backward_eager(ctx, m, flat, grads, convert=True, S_N=None):
     for t, x in zip(m.inputs, flat[:ni]):  # (prep's copies and the cotangents post's backward copies reach the cores as is)
         if t["name"] in given:
             seed(given[t["name"]], x.detach())
+
+    reads = {}
+
+    def reads_bf16(part):  # whether core `part` runs on bf16 inputs here (run's choice below, without running it)
+        if part not in reads:
+            key, r = prefix + part, False
+            if given_dtype == torch.bfloat16 and part in (BF16_DECAY_PARTS if n.get("ld") else CORE_PARTS):
+                r = bf16_io(m, key, cd, B, T, device) == "bf16"
+            elif given_dtype == torch.bfloat16 and n.get("ld") and part in TRANSPOSED_PARTS and TRANSPOSED_IO == "mixed" and dtype == torch.float32:
+                r = m.runner(key, device).can_run(cd, B, T, "auto", "bf16", "f32")
+            reads[part] = r
+        return reads[part]
+
+    def rev_low(x, parts):  # x reversed from its bf16 copy, where every core in parts reads bf16
+        if not all(reads_bf16(p) for p in parts):
+            return None
+        return torch.flip(bf16_of(x), [1])
 
     def run(part, cdims, inputs, initial, b, t):
         key = prefix + part
@@ -607,7 +662,7 @@ def backward_eager(ctx, m, flat, grads, convert=True, S_N=None):
     gin, gpar, dS0 = chain_backward(
         n, run, B, T, shape(state), given, sts.get(n["state"]), cot_out, cot_state,
         [(t["name"], shape(t)) for t in m.inputs if t["name"] in given], [(t["name"], shape(t)) for t in m.params], [(t["name"], shape(t)) for t in m.outputs], dtype, device,
-        S_N=S_N, seen=seen, rows=rows if km is not None else None,
+        S_N=S_N, seen=seen, rows=rows if km is not None else None, rev_low=rev_low if dtype == torch.float32 else None,
         decay_anchor=lambda: ("chunk" if mixed else "none") if DECAY_ANCHOR == "mixed" else DECAY_ANCHOR)
     need = ctx.need
     res = []

@@ -27,13 +27,16 @@ import torch
 
 # Tokens per chunk: the longest run of terms q.dq - k.dk summed without an anchor.
 ANCHOR_CHUNK = 64
-# How the Gram matrix of the chunk products is formed: "stack" (the default, timed on the H100: bench/RESULTS.md "The
-# decay adjoint anchored at chunk boundaries") U and R from permuted views of the token-major inputs (matmul copies
-# them), then copied with S_0 and dS_N into two stacks, one product; "lean" (not timed yet) the inputs copied once
-# into head-major chunk blocks (the decay weights applied in the same pass), U and R by products on those without
-# copies, the Gram in four products (U R, U dS_N, S_0 R, S_0 dS_N) without the stacks. At (8, 2048, 16, 64) "stack"
-# moves about 1.75 GB, "lean" about 1.1 GB (read from the code; the run measured 0.62 ms of step time for "stack").
-ANCHOR_GRAM = "stack"
+# How the Gram matrix of the chunk products is formed: "lean" (the default) the inputs copied once into head-major chunk
+# blocks (the decay weights applied in the same pass), U and R by products on those without copies, the Gram in four
+# products (U R, U dS_N, S_0 R, S_0 dS_N) without the stacks; "stack" U and R from permuted views of the token-major
+# inputs (matmul copies them), then copied with S_0 and dS_N into two stacks, one product. At (8, 2048, 16, 64) "stack"
+# moves about 1.75 GB, "lean" about 1.1 GB (read from the code); on the H100 the bf16 step with graphs took 0.32 ms
+# (SimpleGLA) and 0.64 ms (Mamba-2) less with "lean" (bench/RESULTS.md "The glue's reversals and reverse sums").
+ANCHOR_GRAM = "lean"
+# How the reverse sums inside a chunk run (chunk_reverse_sums): "chunk" (the default) a product with a triangular ones
+# matrix; "cumsum" a torch.cumsum along the chunk; "flip" a cumsum between two torch.flip (the old way).
+REVERSE_SUM = "chunk"
 
 
 class _Fp32Products:
@@ -52,13 +55,14 @@ class _Fp32Products:
         return False
 
 
-def anchored_decay_adjoint(terms, ld, pairs, readouts, S0, dS, B, T, H, K, V, per_key, dtype, device, C=None, gram=None):
+def anchored_decay_adjoint(terms, ld, pairs, readouts, S0, dS, B, T, H, K, V, per_key, dtype, device, C=None, gram=None, reverse=None):
     """dld [B, T, L] (L = H, or H K for a per-key decay) from the per-token terms q.dq - k.dk (terms [B, T, L], summed
     over the readouts and pairs), re-anchored every C tokens (None: ANCHOR_CHUNK; C >= T: one anchor, as the plain
     sum from <dS_N, S_N>).
     ld: the log decays [B, T, L]; pairs [(k [B, T, H*K], v [B, T, H*V])]; readouts [(q [B, T, H*K], dy [B, T, H*V])]
     (the float values, not a bf16 copy); S0, dS: the initial state and the final state's adjoint [B, H*K*V]
-    (canonical [H, K, V]). gram: "stack" / "lean" (None: ANCHOR_GRAM)."""
+    (canonical [H, K, V]). gram: "stack" / "lean" (None: ANCHOR_GRAM); reverse: how the sums inside the chunks run
+    ("chunk" / "cumsum" / "flip": chunk_reverse_sums; None: REVERSE_SUM)."""
     C = max(1, min(C or ANCHOR_CHUNK, T))
     n = -(-T // C)
     Tp = n * C
@@ -67,6 +71,8 @@ def anchored_decay_adjoint(terms, ld, pairs, readouts, S0, dS, B, T, H, K, V, pe
     way = gram or ANCHOR_GRAM
     if way not in ("stack", "lean"):
         raise ValueError("seqc_decay_adjoint: gram is %r; expected 'stack' or 'lean'" % (way,))
+    # (a bf16 initial state reaches here as given: the Gram's products take the compute dtype)
+    S0, dS = [x.to(dtype) if hasattr(x, "to") else x for x in (S0, dS)]
 
     def blocks(x, w):
         """[B, T, H*w] -> [B, H, n, C, w] (a view where T = n C), zero-padded to n C tokens (no decay, no update, no
@@ -118,12 +124,62 @@ def anchored_decay_adjoint(terms, ld, pairs, readouts, S0, dS, B, T, H, K, V, pe
         alpha = (torch.matmul(F, gram) * W).sum(4)  # [B, H, Kd, n]
 
     # dld_t = alpha_(t's chunk) + the terms' reverse cumulative sum inside the chunk
-    tb = torch.zeros([B, Tp, H * Kd], dtype=dtype, device=device)
-    tb[:, :T] = terms.reshape(B, T, H * Kd)
-    tb = tb.reshape(B, n, C, H * Kd)
-    inner = torch.flip(torch.cumsum(torch.flip(tb, [2]), 2), [2])
-    a = torch.permute(alpha, [0, 3, 1, 2]).reshape(B, n, 1, H * Kd)
-    return (inner + a).reshape(B, Tp, H * Kd)[:, :T]
+    return reverse_sums(terms, B, T, H * Kd, C, reverse or REVERSE_SUM, dtype, device, anchors=torch.permute(alpha, [0, 3, 1, 2]))
+
+
+def chunk_reverse_sums(tb, way):
+    """tb [B, n, C, L] -> out[:, :, t] = sum_{u >= t} tb[:, :, u] inside each chunk (along dim 2). way: "chunk" a product
+    with the triangular ones matrix (full fp32 products), "cumsum" one torch.cumsum along the chunk (the chunk's total
+    minus the sum before t), "flip" the cumsum between two flips (the old way)."""
+    C = tb.shape[2]
+    if way == "flip":
+        return torch.flip(torch.cumsum(torch.flip(tb, [2]), 2), [2])
+    if way == "cumsum":
+        cs = torch.cumsum(tb, 2)
+        return cs[:, :, C - 1 : C] - cs + tb
+    if way != "chunk":
+        raise ValueError("seqc_decay_adjoint: reverse sum way is %r; expected 'chunk', 'cumsum' or 'flip'" % (way,))
+    up = torch.transpose(torch.tril(torch.ones([C, C], dtype=tb.dtype, device=tb.device)), 0, 1)  # up[t, u] = (u >= t)
+    with _Fp32Products():
+        return torch.matmul(up, tb)
+
+
+def reverse_sums(terms, B, T, L, C, way, dtype, device, after=None, anchors=None):
+    """out_t = sum_{u >= t} terms_u over [B, T, L] from the end, as [B, T, L]: per chunk of C tokens (chunk_reverse_sums;
+    no pass over the whole sequence: a reduction over T walks T tokens per thread, slow for small L), then per chunk
+    either its anchor (anchors [B, n, L]: the sum restarts at every chunk's end, seqc_decay_adjoint's anchored adjoint)
+    or the chunks after it and `after` ([B, L]: the value after the last token), the chunks' totals summed from the end
+    by one product with a strictly triangular ones matrix. way "flip" without anchors: the old torch.flip, cumsum over
+    T, flip. T not a multiple of C: the terms copied into zero-padded chunks."""
+    C = max(1, min(C, T))
+    n = -(-T // C)
+    Tp = n * C
+    terms = terms.reshape(B, T, L)
+    if way == "flip" and anchors is None:
+        out = torch.flip(torch.cumsum(torch.flip(terms, [1]), 1), [1])
+        return out if after is None else out + after.reshape(B, 1, L)
+    if Tp != T:
+        tb = torch.zeros([B, Tp, L], dtype=dtype, device=device)
+        tb[:, :T] = terms
+    else:
+        tb = terms
+    inner = chunk_reverse_sums(tb.reshape(B, n, C, L), way)
+    if anchors is not None:
+        add = anchors.reshape(B, n, 1, L)
+    else:
+        add = None
+        if n > 1:  # the chunks after chunk c: sum_{c' > c} total_c'
+            tot = inner[:, :, 0, :]  # [B, n, L]
+            su = 1 - torch.tril(torch.ones([n, n], dtype=dtype, device=device))  # su[c, c'] = (c' > c)
+            with _Fp32Products():
+                add = torch.matmul(su, tot)
+        if after is not None:
+            a = after.reshape(B, 1, L)
+            add = a if add is None else add + a
+        if add is None:
+            return inner.reshape(B, Tp, L)[:, :T]
+        add = add.reshape(B, -1, 1, L)
+    return (inner + add).reshape(B, Tp, L)[:, :T]
 
 
 def _gram_stack(blocks, pairs, readouts, tail, head, S0, dS, B, H, K, V, n, Kd, R, per_key, dtype, device):

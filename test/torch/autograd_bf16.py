@@ -35,6 +35,8 @@ def main():
         seqc_torch._chunked.TRANSPOSED_IO = case["transposedIo"]
     if case.get("anchorChunk"):  # seqc_chunked.DECAY_ANCHOR_CHUNK (the decay adjoint's anchors where the transposed cores ran mixed)
         seqc_torch._chunked.DECAY_ANCHOR_CHUNK = case["anchorChunk"]
+    if case.get("glue") == "old":  # the glue before seqc_chunked.REVERSE_SUM / REVERSE_GLUE, the stack Gram
+        seqc_torch._chunked.REVERSE_SUM, seqc_torch._chunked.REVERSE_GLUE, seqc_torch._chunked.DECAY_ANCHOR_GRAM = "flip", "flip", "stack"
     runners = {}
 
     def runner(key, device):

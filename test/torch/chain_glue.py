@@ -29,11 +29,14 @@ def main():
     case = json.loads(sys.stdin.readline())
     B, T = case["B"], case["T"]
     run = line_run(enc, arr)
+    if case.get("reverseChunk"):
+        seqc_chunked.REVERSE_CHUNK = case["reverseChunk"]
 
     gin, gpar, dS0 = seqc_chunked.chain_backward(
         case["names"], run, B, T, case["stateShape"], {k: arr(v) for k, v in case["given"].items()}, arr(case.get("S0")),
         {k: arr(v) for k, v in case["cotOutputs"].items()}, arr(case.get("cotState")),
-        case["inputs"], case["params"], case["outputs"], np.float64, None, case.get("perKeyT"), case.get("decayWay"), arr(case.get("SN")))
+        case["inputs"], case["params"], case["outputs"], np.float64, None, case.get("perKeyT"), case.get("decayWay"), arr(case.get("SN")),
+        reverse_sum=case.get("reverseSum"), reverse_glue=case.get("reverseGlue"))
     sys.stdout.write(json.dumps({"done": True, "inputs": {k: enc(v) for k, v in gin.items()}, "params": {k: enc(v) for k, v in gpar.items()}, "dS0": enc(dS0)}) + "\n")
 
 

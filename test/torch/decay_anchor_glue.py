@@ -2,7 +2,8 @@
 torch of test/torch/fake) with the decay adjoint anchored at chunk boundaries (decay_anchor "chunk",
 runtime/torch/seqc_decay_adjoint.py) or not ("none"), every chain model run by the test's float64 interpreter over
 test/torch/chain_glue.py's line protocol. Input (first line of stdin): chain_glue.py's case plus "decayAnchor",
-"anchorChunk" (tokens per chunk) and "anchorGram" (seqc_chunked.DECAY_ANCHOR_GRAM: "stack" / "lean")."""
+"anchorChunk" (tokens per chunk), "anchorGram" (seqc_chunked.DECAY_ANCHOR_GRAM: "stack" / "lean") and "reverseSum"
+(seqc_chunked.REVERSE_SUM: "chunk" / "cumsum" / "flip"; absent: the default)."""
 
 import json
 import os
@@ -33,7 +34,8 @@ def main():
         case["names"], line_run(enc, arr), B, T, case["stateShape"], {k: arr(v) for k, v in case["given"].items()}, arr(case.get("S0")),
         {k: arr(v) for k, v in case["cotOutputs"].items()}, arr(case.get("cotState")),
         case["inputs"], case["params"], case["outputs"], np.float64, None, "matmul", "torch", arr(case.get("SN")),
-        decay_anchor=case["decayAnchor"], anchor_chunk=case["anchorChunk"])
+        decay_anchor=case["decayAnchor"], anchor_chunk=case["anchorChunk"],
+        reverse_sum=case.get("reverseSum"))
     sys.stdout.write(json.dumps({"done": True, "inputs": {k: enc(v) for k, v in gin.items()}, "params": {k: enc(v) for k, v in gpar.items()}, "dS0": enc(dS0)}) + "\n")
 
 

@@ -35,12 +35,16 @@ def matmul(a, b):
     return np.matmul(a, b)
 
 
-def addcmul(x, t1, t2, out=None):
-    r = x + t1 * t2
+def addcmul(x, t1, t2, value=1, out=None):
+    r = x + value * (t1 * t2)
     if out is None:
         return r
     out[...] = r
     return out
+
+
+def arange(*args, device=None, dtype=None):
+    return np.arange(*args)
 
 
 def ones(shape, dtype=None, device=None):

@@ -1,0 +1,45 @@
+#!/bin/bash
+# One GPU call for the chunked backward's glue (issue 6; runtime/torch/seqc_chunked.py REVERSE_SUM, REVERSE_GLUE): the
+# decay adjoint's reverse sums per chunk as products with a triangular ones matrix instead of torch.flip + a cumsum over
+# T + torch.flip, the decays reversed by one gather, and the adjoint cores' reversed inputs reversed from their bf16
+# copies. bench/torch/mixed_bench.py for simple_gla, mamba2 and gla in one process:
+#   --accuracy-only (bf16 gradients vs seqc's float64 kernels at the reference cases and B=2 T=2048; paths "old" = the
+#     default before, "new" = the default now, "new-lean" / "new-cumsum"; limit 1e-2) while workers precompile the
+#     anchors' Triton kernels, then
+#   --timing-only (the bf16 steps with CUDA graphs at (8, 2048, 16, 64) (Mamba-2 32 heads), the paths side by side in
+#     two interleaved rounds, fla / mamba_ssm beside; one eager bf16 step per model and PROFILE_PATHS under the torch
+#     profiler: $OUT/profile-<model>-<path>.txt).
+# Prepared here (git-ignored): dist/torch-glue = dist/torch-mixed's SimpleGla / Mamba2 modules and refs + dist/torch-rows'
+# Gla module and ref (build-chunked.ts), the runtime files of HEAD with this tree's seqc_chunked.py and seqc_decay_adjoint.py.
+# Device: run  command="timeout 165 bash bench/torch/mixed-glue-run.sh"  carry=["dist/torch-glue", ".anchors", ".whl"]
+set -uo pipefail
+export PYTHONUNBUFFERED=1 CUDA_CACHE_MAXSIZE=4294967296 TRITON_CACHE_DIR=/tmp/triton-cache FLA_CACHE_RESULTS=0
+OUT=${OUT:-/tmp/seqc-glue-out}
+MOD=${MODULES:-dist/torch-glue}
+MODELS=${MODELS:-simple_gla,mamba2,gla}
+export ACC_PATHS=${ACC_PATHS:-old,new,new-lean} TIME_PATHS=${TIME_PATHS:-old,new,new-lean,new-cumsum} PROFILE_PATHS=${PROFILE_PATHS:-new,old}
+export ANCHOR_COST=0 PROFILE_DIR="$OUT"
+mkdir -p "$OUT" "$TRITON_CACHE_DIR"
+LOG="$OUT/run.log"
+T0=$(date +%s)
+el() { echo "t=$(( $(date +%s) - T0 ))s $*" | tee -a "$LOG"; }
+nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,temperature.gpu --format=csv,noheader 2>&1 | tee -a "$LOG"
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl 2>&1 | tail -1
+export PYTHONPATH=$PWD/.anchors:/tmp/site
+grep -E '^(REVERSE_SUM|REVERSE_CHUNK|REVERSE_GLUE|DECAY_ANCHOR[A-Z_]*|TRANSPOSED_IO) = ' "$MOD/seqc_chunked.py" | tee -a "$LOG"
+PIDS=()
+W=${WARM_WORKERS:-6}
+for i in $(seq 0 $((W - 1))); do
+  timeout "${WARM_S:-55}" python3 bench/torch/chunked_bench.py "$MOD" --models "$MODELS" --warm-fla "$i" "$W" > "/tmp/warm$i.log" 2>&1 &
+  PIDS+=($!)
+done
+timeout "${ACC_S:-50}" python3 bench/torch/mixed_bench.py "$MOD" --models "$MODELS" --accuracy-only --out "$OUT/accuracy.json" > "$OUT/accuracy.log" 2>&1
+grep -E "large|FAIL|rror" "$OUT/accuracy.log" | grep -v "^\[" | cut -c1-200 | tee -a "$LOG"
+el "accuracy done"
+for p in "${PIDS[@]}"; do wait "$p"; done
+cat /tmp/warm[0-9]*.log > "$OUT/warm.log"
+el "warm done"
+timeout "${TIME_S:-100}" python3 bench/torch/mixed_bench.py "$MOD" --models "$MODELS" --timing-only --out "$OUT/timing.json" > "$OUT/timing.log" 2>&1
+el "timing exit $?"
+grep -E "round|anchor \(|grads vs|profile|rror" "$OUT/timing.log" | cut -c1-260 | tee -a "$LOG"
+sed -n '/^ms, /,$p' "$OUT/timing.log" | tee -a "$LOG"
