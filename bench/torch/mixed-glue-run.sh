@@ -9,9 +9,15 @@
 #   --timing-only (the bf16 steps with CUDA graphs at (8, 2048, 16, 64) (Mamba-2 32 heads), the paths side by side in
 #     two interleaved rounds, fla / mamba_ssm beside; one eager bf16 step per model and PROFILE_PATHS under the torch
 #     profiler: $OUT/profile-<model>-<path>.txt).
-# Prepared here (git-ignored): dist/torch-glue = dist/torch-mixed's SimpleGla / Mamba2 modules and refs + dist/torch-rows'
-# Gla module and ref (build-chunked.ts), the runtime files of HEAD with this tree's seqc_chunked.py and seqc_decay_adjoint.py.
-# Device: run  command="timeout 165 bash bench/torch/mixed-glue-run.sh"  carry=["dist/torch-glue", ".anchors", ".whl"]
+# Prepared here (git-ignored): dist/torch-glue = the modules and refs of build-chunked.ts (SimpleGla, Mamba2, Gla), the
+# runtime files of HEAD (git show HEAD:runtime/torch/seqc_*.py), packed as dist/torch-glue.tgz (tar -C dist -czf
+# dist/torch-glue.tgz torch-glue: the json modules compress ~2.7x, the working tree + carry must stay under 64 MiB).
+# The modules must be built at the runtime's commit: run 1's Gla module (dist/torch-rows, built at 5fa88fb) had the
+# older rows readout kernel (a `seg` argument) and every GLA launch failed. Build from a clean export of HEAD:
+#   git archive HEAD | tar -x -C /tmp/clean && ln -s $PWD/node_modules /tmp/clean/ &&
+#   (cd /tmp/clean && npx tsx bench/torch/build-chunked.ts $OLDPWD/dist/torch-glue simple_gla,mamba2,gla $OLDPWD/dist/torch-chunked-g)
+# Device: run  command="mkdir -p dist && tar -C dist -xzf dist/torch-glue.tgz && timeout 160 bash bench/torch/mixed-glue-run.sh"
+#   carry=["dist/torch-glue.tgz", ".anchors", ".whl"]   (MODELS=gla ... for GLA alone)
 set -uo pipefail
 export PYTHONUNBUFFERED=1 CUDA_CACHE_MAXSIZE=4294967296 TRITON_CACHE_DIR=/tmp/triton-cache FLA_CACHE_RESULTS=0
 OUT=${OUT:-/tmp/seqc-glue-out}
