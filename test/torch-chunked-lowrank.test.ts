@@ -88,9 +88,9 @@ describe("torch target: the low-rank chunked backward's plans", () => {
 
 /** lowrank_backward in Python (CPU torch), every chain model run here by the interpreter. */
 /** How a glue run is asked to run its parts (seqc_chunked_lowrank's switches; readWay / augWay undefined: its defaults). */
-interface Ways { torchOps: boolean; readWay?: "plan" | "matmul"; augWay?: "plan" | "matmul" | "auto"; keyWay?: "blocks" | "halves"; layout?: "heads" | "tokens"; share?: boolean }
+interface Ways { torchOps: boolean; readWay?: "plan" | "matmul"; augWay?: "plan" | "matmul" | "auto"; keyWay?: "blocks" | "halves"; layout?: "heads" | "tokens"; share?: boolean; solve?: "trsm" | "blocks"; solveBlock?: number }
 
-async function pythonLowRank(model: I.Model, { names, models }: ReturnType<typeof lowRankChain>, run: RunInputs, cot: ReturnType<typeof randomCotangents>, dropStateCot: boolean, chunk: number, dtype: "float64" | "float32", { torchOps, readWay, augWay, keyWay, layout, share }: Ways) {
+async function pythonLowRank(model: I.Model, { names, models }: ReturnType<typeof lowRankChain>, run: RunInputs, cot: ReturnType<typeof randomCotangents>, dropStateCot: boolean, chunk: number, dtype: "float64" | "float32", { torchOps, readWay, augWay, keyWay, layout, share, solve, solveBlock }: Ways) {
   const dims = { ...run.dims };
   const { batch: B, time: T } = run;
   const decl = (n: string) => model.tensors.find((t) => t.name === n)!;
@@ -99,7 +99,7 @@ async function pythonLowRank(model: I.Model, { names, models }: ReturnType<typeo
   const spec = (kind: I.TensorDecl["kind"]) => I.tensorsOfKind(model, kind).map((t) => [t.name, sizes(t)]);
   const S0 = run.initialState?.[names.state];
   const case_ = {
-    names, B, T, stateShape, chunk, dtype, decayWay: torchOps ? "cumsum" : "plan", passWay: torchOps ? "matmul" : "plan", readWay, augWay, keyWay, layout, share,
+    names, B, T, stateShape, chunk, dtype, decayWay: torchOps ? "cumsum" : "plan", passWay: torchOps ? "matmul" : "plan", readWay, augWay, keyWay, layout, share, solve, solveBlock,
     given: Object.fromEntries(Object.entries(run.inputs).map(([k, v]) => [k, wire(v, [B, T, ...sizes(decl(k))])])),
     S0: S0 ? wire(S0, [B, ...stateShape]) : null,
     cotOutputs: Object.fromEntries(Object.entries(cot.outputs).map(([k, v]) => [k, wire(v, [B, T, ...sizes(decl(k))])])),
@@ -152,6 +152,10 @@ describe.skipIf(!cpuTorch)("torch target: the low-rank chain's glue (seqc_chunke
       [2, 23, true, false, 8, "float32", { ...MA, layout: "heads", share: false }, false], [1, 1, true, false, 64, "float64", { ...MA, layout: "heads", share: true }, false],
       [3, 11, false, true, 1, "float64", { ...MA, layout: "heads", share: true }, true], [2, 29, true, false, 13, "float64", { ...MA, layout: "heads", share: true }, true],
       [2, 31, false, false, 16, "float32", { ...MA, layout: "heads", share: true }, true], [2, 29, true, false, 13, "float64", { ...MA, layout: "tokens", share: true }, true],
+      // the triangular solve in blocks (LR_SOLVE "blocks": diagonal blocks inverted by doubling, then a block
+      // substitution): several blocks, a block not dividing the chunk (13 -> 16 rows, blocks of 3), one block, float32
+      [2, 29, true, false, 64, "float64", { ...MA, solve: "blocks" }, true], [2, 23, true, false, 13, "float64", { ...MA, solve: "blocks", solveBlock: 3 }, true],
+      [1, 1, true, false, 64, "float64", { ...MM, solve: "blocks" }, false], [2, 31, false, false, 16, "float32", { ...MA, solve: "blocks", solveBlock: 4 }, true],
     ];
     const decayed = chain.names.decay !== "none";
     const plain = (p: string) => (ways: Ways, d: "readWay" | "augWay") => (d === "augWay" ? augWay(ways[d] ?? DEFAULTS[d], chain.names.decay, true, ways.keyWay ?? DEFAULTS.keyWay) : ways[d] ?? DEFAULTS[d]) === "plan" ? [] : [p];
@@ -163,7 +167,7 @@ describe.skipIf(!cpuTorch)("torch target: the low-rank chain's glue (seqc_chunke
       const want = await gradients(model, run, cot);
       const got = await pythonLowRank(model, chain, run, cot, dropStateCot, chunk, dtype, ways);
       const { torchOps } = ways;
-      const label = `B=${B} T=${T} init=${init} chunk=${chunk} ${dtype}${torchOps ? " decay and pass as torch ops" : ""} readouts ${ways.readWay ?? "default"} aug ${ways.augWay ?? "default"} key ${ways.keyWay ?? "default"} layout ${ways.layout ?? "default"} share ${ways.share ?? "default"}${stress ? " stressed" : ""}`;
+      const label = `B=${B} T=${T} init=${init} chunk=${chunk} ${dtype}${torchOps ? " decay and pass as torch ops" : ""} readouts ${ways.readWay ?? "default"} aug ${ways.augWay ?? "default"} key ${ways.keyWay ?? "default"} layout ${ways.layout ?? "default"} share ${ways.share ?? "default"} solve ${ways.solve ?? "default"}/${ways.solveBlock ?? "-"}${stress ? " stressed" : ""}`;
       const tol = dtype === "float64" ? 1e-9 : 1e-4;
       const skipped = new Set([...(torchOps ? ["decay", "pass"] : []), ...plain("read")(ways, "readWay"), ...plain("adjoint")(ways, "readWay"), ...plain("fwd")(ways, "readWay"),
         ...plain("augF")(ways, "augWay"), ...plain("augA")(ways, "augWay")]);

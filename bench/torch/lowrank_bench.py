@@ -130,6 +130,12 @@ def case(args, root, model, shape, with_step, rate, log):
                       ("blocks, graphs", {"LR_KEY": "blocks"}), ("halves, aug matmul", {"LR_AUG": "matmul"})]
             else:
                 vs = [("old default (eager)", {"LR_GRAPHS": False})]
+        if args.variants == 5:  # the old layout without sharing (the old default), each change alone, the blocked solve
+            vs = [("old default (tokens, no share)", {"LR_LAYOUT": "tokens", "LR_SHARE": False}), ("heads, no share", {"LR_SHARE": False}),
+                  ("tokens, share", {"LR_LAYOUT": "tokens"}), ("solve blocks 16", {"LR_SOLVE": "blocks", "SOLVE_BLOCK": 16}),
+                  ("solve blocks 32", {"LR_SOLVE": "blocks", "SOLVE_BLOCK": 32})]
+            if model != "deltanet":
+                vs.append(("decay cumsum", {"LR_DECAY": "cumsum"}))
         if args.variants == 2:  # the pass over chunks as torch.matmul, the per-chunk readouts' sequential variants
             vs = [("pass matmul", {"LR_PASS": "matmul"})] + [("pass matmul, readouts %s" % f, {"LR_PASS": "matmul", "LR_SEQ_FORM": f}) for f in ("workgroup", "global")]
             if model != "deltanet":
@@ -288,7 +294,7 @@ def main():
     ap.add_argument("--cap-s", type=float, default=3.0)
     ap.add_argument("--fla-max-configs", type=int, default=6)
     ap.add_argument("--warm-fla", nargs=2, type=int)
-    ap.add_argument("--variants", type=int, default=1, help="1: also time the glue's choices (decay cumsum, chunk 32 / 128); 2: pass as torch.matmul, readout parts' sequential variants; 3: readouts as the plans, aug as matrix products, chunk 32 / 128, RWKV-7's sub-blocks 8 / 32; 4: the old defaults (eager, RWKV-7's sub-blocks), graphs off, RWKV-7's aug as products")
+    ap.add_argument("--variants", type=int, default=1, help="1: also time the glue's choices (decay cumsum, chunk 32 / 128); 2: pass as torch.matmul, readout parts' sequential variants; 3: readouts as the plans, aug as matrix products, chunk 32 / 128, RWKV-7's sub-blocks 8 / 32; 4: the old defaults (eager, RWKV-7's sub-blocks), graphs off, RWKV-7's aug as products; 5: the old layout without sharing (LR_LAYOUT, LR_SHARE), each alone, the blocked solve (LR_SOLVE), the decay as cumsum")
     ap.add_argument("--no-anchor", action="store_true")
     ap.add_argument("--variants-at", default="8x2048x16x64")
     ap.add_argument("--profile", help="a folder for one eager step's torch.profiler table per model (at --variants-at)")

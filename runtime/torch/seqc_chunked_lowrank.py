@@ -136,6 +136,44 @@ BLOCK = 8
 # RWKV-7 at B=8 T=2048 H=16 K=V=64 on the H100 (bench/RESULTS.md, "recursive halves"): blocks of 8 67.8 ms, halves 51.5
 # (both eager, the transitions' plan), halves with the transitions as products and the graph 45.7.
 LR_KEY = "halves"
+# How the low-rank reads' unit-lower triangular systems (I - A) r = rhs are solved: "trsm" (torch.linalg.solve_triangular,
+# cuBLAS's batched trsm) or "blocks" (diagonal blocks of SOLVE_BLOCK rows inverted by doubling, (I - D)^-1 =
+# (I + D)(I + D^2)(I + D^4)..., then a block substitution of batched products).
+LR_SOLVE = "trsm"
+SOLVE_BLOCK = 16
+
+
+def unit_lower_solve(A, rhs, way=None, bs=None):
+    """X with (I - A) X = rhs for A [N, n, n] strictly lower triangular, rhs [N, n, V] (LR_SOLVE)."""
+    way = way or LR_SOLVE
+    bs = bs or SOLVE_BLOCK
+    if way not in ("trsm", "blocks"):
+        raise ValueError("LR_SOLVE %r: one of trsm, blocks" % (way,))
+    N, n = A.shape[0], A.shape[1]
+    if way == "trsm" or n <= 1:
+        return torch.linalg.solve_triangular(-A, rhs, upper=False, unitriangular=True)
+    bs = min(bs, n)
+    nb = -(-n // bs)
+    npad = nb * bs
+    if npad != n:  # zero rows and columns: identity rows of I - A
+        A = torch.nn.functional.pad(A, (0, npad - n, 0, npad - n))
+        rhs = torch.nn.functional.pad(rhs, (0, 0, 0, npad - n))
+    D = torch.diagonal(A.view(N, nb, bs, nb, bs), 0, 1, 3).permute(0, 3, 1, 2)  # [N, nb, bs, bs], strictly lower
+    inv = torch.eye(bs, dtype=A.dtype, device=A.device) + D
+    P = D
+    k = 2
+    while k < bs:  # D^bs = 0
+        P = torch.matmul(P, P)
+        inv = torch.baddbmm(inv.reshape(N * nb, bs, bs), inv.reshape(N * nb, bs, bs), P.reshape(N * nb, bs, bs)).view(N, nb, bs, bs)
+        k *= 2
+    X = torch.empty_like(rhs)
+    for i in range(nb):
+        lo, hi = i * bs, (i + 1) * bs
+        r = rhs[:, lo:hi]
+        if i:
+            r = torch.baddbmm(r, A[:, lo:hi, :lo], X[:, :lo])
+        X[:, lo:hi] = torch.matmul(inv[:, i], r)
+    return X[:, :n]
 
 
 class ChunkCore:
@@ -371,8 +409,7 @@ class ChunkCore:
         rhs = torch.matmul(Qs.reshape(N, Cp * E, self.K), self.S0)
         if P:
             rhs = torch.baddbmm(rhs, A[..., E:].reshape(N, Cp * E, Cp * P), Vin.reshape(N, Cp * P, V))
-        L = -A[..., :E].reshape(N, Cp * E, Cp * E)  # strictly lower: the unit diagonal is implied
-        R = torch.linalg.solve_triangular(L, rhs, upper=False, unitriangular=True).view(N, Cp, E, V)
+        R = unit_lower_solve(A[..., :E].reshape(N, Cp * E, Cp * E), rhs).view(N, Cp, E, V)  # A strictly lower
         return [R[:, :, e] for e in range(E)]
 
     def read(self, axis, after, vecs):
@@ -778,7 +815,7 @@ def backward(ctx, m, flat, grads):
         return backward_eager(ctx, m, flat, grads)
     dtypes = [x.dtype if x is not None else None for x in flat][:given_n]
     key = ("lowrank-backward", ctx.B, ctx.T, tuple(sorted(ctx.dims.items())), ctx.dtype, tuple(ctx.need), given_n,
-           LR_CHUNK, LR_DECAY, LR_PASS, LR_SEQ_FORM, LR_READ, LR_AUG, LR_KEY, BLOCK, LR_LAYOUT, LR_SHARE)
+           LR_CHUNK, LR_DECAY, LR_PASS, LR_SEQ_FORM, LR_READ, LR_AUG, LR_KEY, BLOCK, LR_LAYOUT, LR_SHARE, LR_SOLVE, SOLVE_BLOCK)
     nf = len(flat)
 
     def body(*args):

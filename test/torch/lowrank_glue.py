@@ -3,7 +3,7 @@ CPU torch (float64, the real torch ops) with every chain model run by the test's
 protocol: this prints {"run": part, ...} and reads {"outputs", "final"} back; at the end it prints the gradients.
 Input (first line of stdin): {"names", "B", "T", "stateShape", "given", "S0", "cotOutputs", "cotState", "inputs",
 "params", "outputs", "chunk", "dtype", "decayWay", "passWay", "readWay",
-"augWay", "keyWay", "layout", "share"} with tensors as {"shape": [...], "data": [...]}; dtype "float32" runs the glue in
+"augWay", "keyWay", "layout", "share", "solve", "solveBlock"} with tensors as {"shape": [...], "data": [...]}; dtype "float32" runs the glue in
 float32 (the interpreter's results rounded to float32 on the way in)."""
 
 import json
@@ -34,6 +34,9 @@ def main():
     B, T = case["B"], case["T"]
     DTYPE[0] = getattr(torch, case.get("dtype", "float64"))
     run = line_run(enc, arr)
+    if case.get("solve"):  # ChunkCore's triangular solve (seqc_chunked_lowrank.LR_SOLVE, SOLVE_BLOCK)
+        seqc_chunked_lowrank.LR_SOLVE = case["solve"]
+        seqc_chunked_lowrank.SOLVE_BLOCK = case.get("solveBlock") or seqc_chunked_lowrank.SOLVE_BLOCK
 
     gin, gpar, dS0 = seqc_chunked_lowrank.lowrank_backward(
         case["names"], run, B, T, case["stateShape"], {k: arr(v) for k, v in case["given"].items()}, arr(case.get("S0")),
