@@ -152,10 +152,12 @@ describe.skipIf(!cpuTorch)("torch target: the low-rank chain's glue (seqc_chunke
       [2, 23, true, false, 8, "float32", { ...MA, layout: "heads", share: false }, false], [1, 1, true, false, 64, "float64", { ...MA, layout: "heads", share: true }, false],
       [3, 11, false, true, 1, "float64", { ...MA, layout: "heads", share: true }, true], [2, 29, true, false, 13, "float64", { ...MA, layout: "heads", share: true }, true],
       [2, 31, false, false, 16, "float32", { ...MA, layout: "heads", share: true }, true], [2, 29, true, false, 13, "float64", { ...MA, layout: "tokens", share: true }, true],
-      // the triangular solve in blocks (LR_SOLVE "blocks": diagonal blocks inverted by doubling, then a block
+      // the triangular solve in blocks (LR_SOLVE "blocks", the default: diagonal blocks inverted by doubling, then a block
       // substitution): several blocks, a block not dividing the chunk (13 -> 16 rows, blocks of 3), one block, float32
       [2, 29, true, false, 64, "float64", { ...MA, solve: "blocks" }, true], [2, 23, true, false, 13, "float64", { ...MA, solve: "blocks", solveBlock: 3 }, true],
       [1, 1, true, false, 64, "float64", { ...MM, solve: "blocks" }, false], [2, 31, false, false, 16, "float32", { ...MA, solve: "blocks", solveBlock: 4 }, true],
+      // cuBLAS's batched trsm (the old default)
+      [2, 29, true, false, 64, "float64", { ...MA, solve: "trsm" }, true], [2, 23, true, false, 8, "float32", { ...MA, solve: "trsm" }, false],
     ];
     const decayed = chain.names.decay !== "none";
     const plain = (p: string) => (ways: Ways, d: "readWay" | "augWay") => (d === "augWay" ? augWay(ways[d] ?? DEFAULTS[d], chain.names.decay, true, ways.keyWay ?? DEFAULTS.keyWay) : ways[d] ?? DEFAULTS[d]) === "plan" ? [] : [p];

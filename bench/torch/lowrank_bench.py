@@ -140,6 +140,7 @@ def case(args, root, model, shape, with_step, rate, log):
             vs = [("pass matmul", {"LR_PASS": "matmul"})] + [("pass matmul, readouts %s" % f, {"LR_PASS": "matmul", "LR_SEQ_FORM": f}) for f in ("workgroup", "global")]
             if model != "deltanet":
                 vs.append(("pass matmul, decay cumsum", {"LR_PASS": "matmul", "LR_DECAY": "cumsum"}))
+        base_graphs = set((getattr(smc, "_seqc_graphs", None) or {}).keys())
         for label, sets in vs:
             old = {k: getattr(lr, k) for k in sets}
             try:
@@ -163,6 +164,11 @@ def case(args, root, model, shape, with_step, rate, log):
             finally:
                 for k, v in old.items():
                     setattr(lr, k, v)
+                # the variant's graphs go (each holds a private memory pool: five variants' pools filled the H100 in run 5)
+                cache = getattr(smc, "_seqc_graphs", None) or {}
+                for k in [k for k in cache if k not in base_graphs]:
+                    del cache[k]
+                tb.free_all()
     import seqc_graphs
     row["graphs"] = [[str(k[0][0])] + [str(x) for x in v] for k, v in seqc_graphs.stats(smc).items()]
     log("%s %s: graphs (key, calls, graph/eager/failure, direct, replays) %s" % (model, shape, row["graphs"]))

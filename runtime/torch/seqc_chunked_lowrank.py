@@ -4,14 +4,15 @@ runtime/chunked-backward-lowrank.ts (lowRankChainBackward) on the device, for th
 DeltaNet, Gated DeltaProduct, RWKV-7): the chain of compiler/grad/chunked-chain-lowrank.ts runs as CUDA plans
 (`chain:<part>` in <Model>.torch.json, names under "chunked"."lowRank"), and what ties them together is torch ops on
 the same stream, batched over every token instead of the host loops:
-  timeline  the core's micro-steps (N per token) behind one identity step: line tensors [B, Lp, H, w] (Lp = the
-            timeline's L = T N + 1 steps padded to whole chunks of C), filled from prep's outputs by strided slices;
+  timeline  the core's micro-steps (N per token) behind one identity step: line tensors [B, H, Lp, w] (LR_LAYOUT
+            "heads"; "tokens": [B, Lp, H, w]; Lp = the timeline's L = T N + 1 steps padded to whole chunks of C),
+            filled from prep's outputs by strided slices;
   aug       the chunk transitions [A | B] of every chunk at once (chunked form, time folded into the batch:
             [B, Lp] is [B nC, C] in memory), from [I | 0] with value vectors [0; v] (LR_AUG "matmul": ChunkCore's
             end state instead);
   pass      S_{c+1} = A_c S_c + B_c over the chunks (the chunk start states);
   read      per chunk from its start state: the low-rank reads r = S_{s-1}^T w and the readouts y;
-  adjoint   the same on the reversed timeline (torch.flip), with the next step's decay and the swapped low-rank
+  adjoint   the same on the reversed timeline (torch.flip; "heads": padded at its front, one flip of a line), with the next step's decay and the swapped low-rank
             pair: dv, the adjoint's low-rank reads a, dk, du; then fwd (dq, dw) from the forward's chunk states
             (LR_READ "matmul", the default: read, adjoint and fwd as ChunkCore's matrix products over every chunk at
             once; "plan": the sequential kernels over B x chunks rows);
@@ -59,11 +60,13 @@ LR_AUG = "auto"
 # The timeline's layout: "heads" (lines [B, H, Lp, w]: every (head, chunk) is a row of ChunkCore as a view, the
 # reversed timeline padded at its front so that a reversal is one torch.flip of a line; the plans' folded runs get
 # permuted copies) or "tokens" (lines [B, Lp, H, w], the plans' layout; ChunkCore's rows by a permuted copy per line
-# and back, the reversal padded at its end).
+# and back, the reversal padded at its end). On the H100 at B=8 T=2048 H=16 K=V=64 (bench/RESULTS.md, "head-major
+# timeline"; trsm): DeltaNet tokens 22.89 ms -> heads 19.93 (no sharing), 19.97 -> 17.56 (sharing); Gated DeltaNet
+# 47.44 -> 42.28, 40.96 -> 36.46.
 LR_LAYOUT = "heads"
 # Whether the per-chunk readouts reuse the chunk transitions' ChunkCore (LR_AUG "matmul"): its keys, decays and cached
 # ratios, and the low-rank reads by linearity from its [I | 0] start, r = r_I S_start + r_0 (one batched product
-# instead of the scores and the triangular solve again).
+# instead of the scores and the triangular solve again). Measured with LR_LAYOUT above (DeltaNet heads 19.93 -> 17.56 ms).
 LR_SHARE = True
 # Whether the backward runs as a CUDA graph per signature (backward below; eager while LR_TIMES is set).
 LR_GRAPHS = True
@@ -138,8 +141,10 @@ BLOCK = 8
 LR_KEY = "halves"
 # How the low-rank reads' unit-lower triangular systems (I - A) r = rhs are solved: "trsm" (torch.linalg.solve_triangular,
 # cuBLAS's batched trsm) or "blocks" (diagonal blocks of SOLVE_BLOCK rows inverted by doubling, (I - D)^-1 =
-# (I + D)(I + D^2)(I + D^4)..., then a block substitution of batched products).
-LR_SOLVE = "trsm"
+# (I + D)(I + D^2)(I + D^4)..., then a block substitution of batched products). On the H100 at B=8 T=2048 H=16 K=V=64
+# (bench/RESULTS.md, "head-major timeline"), with the heads layout and sharing: DeltaNet 17.56 -> 17.02 ms, Gated
+# DeltaNet 36.46 -> 35.43 (blocks of 32: DeltaNet 17.06).
+LR_SOLVE = "blocks"
 SOLVE_BLOCK = 16
 
 
