@@ -137,10 +137,15 @@ export function splitParamAdjoints(bw: Backward): SplitBackward {
 }
 
 
+/** `e` reads a tensor at exactly the index variables `vars`, in order (`x[vars]`). */
+function readAtVars(e: I.Expr, vars: I.IndexVar[]): e is Extract<I.Expr, { k: "read" }> {
+  return e.k === "read" && e.idx.length === vars.length && e.idx.every((ix, a) => ix.kind === "var" && ix.v.id === vars[a].id);
+}
+
 /** The per-step increment of a pass's statement `bar[vars] = bar[vars] + inc`, or undefined for another shape. */
 function increment(s: I.Stmt): I.Expr | undefined {
   if (s.k !== "assign" || s.expr.k !== "bin" || s.expr.op !== "+") return undefined;
-  const self = (e: I.Expr) => e.k === "read" && e.tensor === s.target && e.idx.length === s.vars.length && e.idx.every((ix, a) => ix.kind === "var" && ix.v.id === s.vars[a].id);
+  const self = (e: I.Expr) => readAtVars(e, s.vars) && e.tensor === s.target;
   if (self(s.expr.a)) return s.expr.b;
   if (self(s.expr.b)) return s.expr.a;
   return undefined;
@@ -171,7 +176,7 @@ export function passShapes(passes: ParamPass[]): void {
       continue;
     }
     seen.set(key, p);
-    if (inc.k !== "read" || !(inc.tensor in p.reads) || inc.idx.length !== s.vars.length || !inc.idx.every((ix, a) => ix.kind === "var" && ix.v.id === s.vars[a].id)) continue;
+    if (!readAtVars(inc, s.vars) || !(inc.tensor in p.reads)) continue;
     const src = I.findTensor(p.model, inc.tensor);
     if (src && JSON.stringify(src.shape) === JSON.stringify(target.shape)) p.sum = inc.tensor;
   }
