@@ -373,9 +373,9 @@ def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state,
         bars[p["v"]] = rev(tok(adj_out["o_dv%d" % i], H * V))
     for i, r in enumerate(n["readouts"]):
         bars[r["q"]] = tok(coret_out["o_dq%d" % i], H * K)
-    if n.get("ld"):  # a_T = <dS_N, S_N> per head (per key row)
+    def start():  # a_T = <dS_N, S_N> per head (per key row): where the reverse sums run over the whole sequence
         a0 = (canon(dS, False) * core_fin["S"].reshape(B, H * K * V)).reshape(B, H, K, V).sum(3)
-        a0 = a0.reshape(B, H * K) if per_key else a0.sum(2)
+        return a0.reshape(B, H * K) if per_key else a0.sum(2)
     if n.get("ld") and (decay_way or DECAY_WAY) == "torch":
         # dld_t = a_T + sum_{s >= t} (q_s . dq_s - k_s . dk_s) (per head; per key row: the products unsummed), in
         # forward time: the terms from the forward-time tensors, then a reverse cumulative sum (over [B, T, L] only)
@@ -401,7 +401,7 @@ def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state,
                                       canon(S0, False), canon(dS, False), B, T, H, K, V, per_key, dtype, device, anchor_chunk or DECAY_ANCHOR_CHUNK,
                                       DECAY_ANCHOR_GRAM, rsum)
         else:
-            bars[n["ld"]] = _reverse_sums(terms, B, T, L, REVERSE_CHUNK, rsum, dtype, device, after=a0)
+            bars[n["ld"]] = _reverse_sums(terms, B, T, L, REVERSE_CHUNK, rsum, dtype, device, after=start())
     elif n.get("ld"):
         # the reverse cumulative sum of q.dq - k.dk from a_T as the chain's decay scan
         d_in = {}
@@ -411,7 +411,7 @@ def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state,
         for i in range(len(n["pairs"])):
             d_in["x_k%d" % i] = r_in["x_k%d" % i]
             d_in["x_dk%d" % i] = tok(adjt_out["o_dk%d" % i], H * K)
-        dec = run("decay", {"H": H, "K": K}, d_in, {"a": a0}, B, T)[0]
+        dec = run("decay", {"H": H, "K": K}, d_in, {"a": start()}, B, T)[0]
         bars[n["ld"]] = rev(tok(dec["o_dld"], L))
 
     # dS_0 = D_1 G_1: the adjoint's final state through the first token's decay, back in the model's layout
