@@ -20,9 +20,9 @@ except ImportError:  # loaded as a top-level module (the output directory on sys
     import seqc_cuda as _cuda
     import seqc_graphs as _graphs
 try:
-    from .seqc_decay_adjoint import anchored_decay_adjoint as _anchored, reverse_sums as _reverse_sums
+    from .seqc_decay_adjoint import anchored_decay_adjoint as _anchored, reverse_sums as _reverse_sums, pad_tokens as _pad_tokens
 except ImportError:
-    from seqc_decay_adjoint import anchored_decay_adjoint as _anchored, reverse_sums as _reverse_sums
+    from seqc_decay_adjoint import anchored_decay_adjoint as _anchored, reverse_sums as _reverse_sums, pad_tokens as _pad_tokens
 
 
 def _prod(xs):
@@ -181,11 +181,7 @@ def rows_decayed_readout(ld, pairs, readouts, S0, B, T, H, K, V, dtype, device, 
 
     def blocks(x, w):
         """[B, T, H*w] -> [n, B, H, C, w] (zero-padded to n C tokens: no decay, no update, no readout)."""
-        if Tp != T:
-            y = torch.zeros([B, Tp, H * w], dtype=dtype, device=device)
-            y[:, :T] = x
-            x = y
-        return torch.permute(x.reshape(B, n, C, H, w), [1, 0, 3, 2, 4])
+        return torch.permute(_pad_tokens(x, Tp, dtype, device).reshape(B, n, C, H, w), [1, 0, 3, 2, 4])
 
     g = torch.cumsum(blocks(ld, K), 3)  # [n, B, H, C, K]
     g_end = g[:, :, :, C - 1 : C, :]  # [n, B, H, 1, K]

@@ -77,11 +77,7 @@ def anchored_decay_adjoint(terms, ld, pairs, readouts, S0, dS, B, T, H, K, V, pe
     def blocks(x, w):
         """[B, T, H*w] -> [B, H, n, C, w] (a view where T = n C), zero-padded to n C tokens (no decay, no update, no
         readout)."""
-        if Tp != T:
-            y = torch.zeros([B, Tp, H * w], dtype=dtype, device=device)
-            y[:, :T] = x
-            x = y
-        return torch.permute(x.reshape(B, n, C, H, w), [0, 3, 1, 2, 4])
+        return torch.permute(pad_tokens(x, Tp, dtype, device).reshape(B, n, C, H, w), [0, 3, 1, 2, 4])
 
     def blocks_c(x, w, weight=None):
         """[B, T, H*w] -> [B, H, n, C, w] in that memory order (one copy; times weight [B, H, n, C, 1 | w] in the same pass)."""
@@ -144,6 +140,16 @@ def chunk_reverse_sums(tb, way):
         return torch.matmul(up, tb)
 
 
+def pad_tokens(x, Tp, dtype, device):
+    """x [B, T, w] zero-padded to [B, Tp, w] (Tp >= T; x itself where Tp = T)."""
+    B, T = x.shape[0], x.shape[1]
+    if Tp == T:
+        return x
+    y = torch.zeros([B, Tp] + list(x.shape[2:]), dtype=dtype, device=device)
+    y[:, :T] = x
+    return y
+
+
 def reverse_sums(terms, B, T, L, C, way, dtype, device, after=None, anchors=None):
     """out_t = sum_{u >= t} terms_u over [B, T, L] from the end, as [B, T, L]: per chunk of C tokens (chunk_reverse_sums;
     no pass over the whole sequence: a reduction over T walks T tokens per thread, slow for small L), then per chunk
@@ -158,12 +164,7 @@ def reverse_sums(terms, B, T, L, C, way, dtype, device, after=None, anchors=None
     if way == "flip" and anchors is None:
         out = torch.flip(torch.cumsum(torch.flip(terms, [1]), 1), [1])
         return out if after is None else out + after.reshape(B, 1, L)
-    if Tp != T:
-        tb = torch.zeros([B, Tp, L], dtype=dtype, device=device)
-        tb[:, :T] = terms
-    else:
-        tb = terms
-    inner = chunk_reverse_sums(tb.reshape(B, n, C, L), way)
+    inner = chunk_reverse_sums(pad_tokens(terms, Tp, dtype, device).reshape(B, n, C, L), way)
     if anchors is not None:
         add = anchors.reshape(B, n, 1, L)
     else:
