@@ -16,6 +16,7 @@
  */
 import * as I from "../../ir/types.ts";
 import { mapChildren } from "../../ir/map.ts";
+import { tensorsRead } from "./scope.ts";
 import type { CellPlan } from "./matvec-cell.ts";
 
 type Body = CellPlan["body"];
@@ -106,16 +107,12 @@ export function hoistStateFree(model: I.Model, plan: CellPlan): HoistedCell | un
   }
   if (!holdsCall) return undefined;
   // the state-free lets the recurrence still reads stay in it; the elementwise kernel gets those its values read
-  const readsOf = (stmts: I.Expr[]) => {
-    const out = new Set<string>();
-    for (const e of stmts) I.walkExpr(e, (x) => void (x.k === "read" && out.add(x.tensor)));
-    return out;
-  };
   const needed = (roots: I.Expr[]) => {
-    const need = readsOf(roots);
+    const need = new Set<string>();
+    for (const e of roots) tensorsRead(e, need);
     for (let i = body.length - 1; i >= 0; i--) {
       const s = body[i];
-      if (s.k === "let" && free.has(s.target) && need.has(s.target)) for (const r of readsOf([s.expr])) need.add(r);
+      if (s.k === "let" && free.has(s.target) && need.has(s.target)) tensorsRead(s.expr, need);
     }
     return need;
   };
