@@ -103,7 +103,9 @@ describe.skipIf(!cpuTorch)("torch target: bf16 tensors through the forward and t
     // their bf16 copies, the lean Gram)
     const cases: [number, number, boolean, string, number?, string?][] = [[2, 37, true, "f32"], [3, 11, false, "f32"], [1, 1, true, "f32"], [2, 19, true, "default"],
       [2, 19, true, "default", undefined, "old"],
-      ...(scalar ? [[2, 37, true, "mixed", 64], [2, 37, true, "mixed", 8], [2, 37, true, "mixed", 8, "old"]] as [number, number, boolean, string, number, string?][] : [])];
+      // the glue's copies as before seqc_chunked.GLUE_COPIES "lean" (the default), and the lean copies at T = 1 and a ragged T
+      [2, 19, true, "default", undefined, "copies-old"], [1, 1, true, "default"], [3, 13, false, "default"],
+      ...(scalar ? [[2, 37, true, "mixed", 64], [2, 37, true, "mixed", 8], [2, 37, true, "mixed", 8, "old"], [2, 37, true, "mixed", 8, "copies-old"], [1, 1, true, "mixed", 8], [3, 29, true, "mixed", 8]] as [number, number, boolean, string, number, string?][] : [])];
     for (const [B, T, init, sent, anchorChunk, glue] of cases) {
       const tio = sent === "default" ? (scalar ? "mixed" : "f32") : sent;
       const mixed = tio === "mixed" ? ["chain:coreT", "chain:adjointT"] : [];

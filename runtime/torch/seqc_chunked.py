@@ -67,6 +67,14 @@ REVERSE_CHUNK = 64
 # float32 tensor (the decays: zeros, a shifted copy, a flip). With REVERSE_SUM "chunk", on the H100 (SimpleGLA's bf16
 # step): 9 float32 flips 0.35 ms -> 4 bf16 flips 0.19 + 2 float32 0.11; bf16 conversions 11 -> 7 (0.28 -> 0.14 ms).
 REVERSE_GLUE = "lean"
+# The glue's copies of bf16 tensors (bf16 inputs, where the chain runs in float32): "lean" (the default) the decay
+# adjoint's terms q.dq - k.dk take q and k as the transposed cores read them without a float32 copy of that (the float32
+# tensor itself where it is the exact value of a bf16 input or cotangent, else its bf16 copy multiplied with the fp32 dq
+# or dk in one op, the upcast inside it); the adjoint cores' bf16 outputs (dv, and dk where adjointT runs bf16 out)
+# reversed in bf16, then converted once; the anchors' lean Gram copies the bf16 inputs themselves where the float32
+# ones are their exact values (the copy's conversion in the same pass). "old": float32 copies first (seen(x) a bf16 ->
+# float32 conversion per q and k, the cores' outputs converted, then reversed in float32).
+GLUE_COPIES = "lean"
 
 # How a per-key decay's transposed cores (coreT's dq, adjointT's dk) run: "kernel" (the default) the rows readout
 # kernel of the module (<Model>.torch.json "kernels", compiler/backends/cuda/rows-readout.ts: fp32, each key row's
@@ -223,7 +231,7 @@ def rows_decayed_readout(ld, pairs, readouts, S0, B, T, H, K, V, dtype, device, 
     return outs
 
 
-def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state, inputs, params, outputs, dtype, device, per_key_t=None, decay_way=None, S_N=None, seen=None, rows=None, decay_anchor=None, anchor_chunk=None, rev_low=None, reverse_sum=None, reverse_glue=None):
+def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state, inputs, params, outputs, dtype, device, per_key_t=None, decay_way=None, S_N=None, seen=None, rows=None, decay_anchor=None, anchor_chunk=None, rev_low=None, reverse_sum=None, reverse_glue=None, low_out=False, exact_low=None):
     """Gradients of the forward's inputs, params and the matrix state's initial value through the chain.
 
     n: the chain's names (<Model>.torch.json "chunked".names); run(part, dims, inputs, initial_state, B, T)
@@ -246,6 +254,9 @@ def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state,
     rev_low(x, parts) -> x reversed in time as the cores `parts` read it (their bf16 copy) or None (then torch.flip of x):
     for the reversed inputs only the adjoint cores read. reverse_sum: REVERSE_SUM's choice (None: REVERSE_SUM);
     reverse_glue: REVERSE_GLUE's (None: REVERSE_GLUE).
+    low_out: run accepts low_out=True for the adjoint cores (their outputs then in the cores' dtype, bf16 where they ran
+    bf16 out: reversed here before the conversion to dtype); exact_low(x) -> a bf16 tensor whose values x holds exactly,
+    or None: what the anchors' lean Gram copies in place of x (GLUE_COPIES "lean").
     Returns ({input: grad}, {param: grad}, dS0)."""
     cd = chain_dims(n, state_shape)
     rsum = reverse_sum or REVERSE_SUM
@@ -273,6 +284,10 @@ def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state,
 
     def rev(a):
         return torch.flip(a, [1])
+
+    def rev_out(a):  # an adjoint core's output reversed, in dtype (reversed first where it came in another dtype)
+        r = rev(a)
+        return r.to(dtype) if low_out and r.dtype != dtype else r
 
     def pointwise(part, inputs):
         """prep and the backward models of prep and post are stateless, so [B, T] runs as [B*T, 1]: one step over
@@ -355,18 +370,19 @@ def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state,
         r = rev_low(a, core_parts) if lean and rev_low is not None and only_cores else None
         return r if r is not None else rev(a)
     r_in = {k: rev_in(k, a) for k, a in list(qs.items()) + list(kv.items()) + list(dys.items())}
-    adj_out, adj_fin = run("adjoint", cd, with_ld(r_in, ldn), {"G": canon(dS, False)}, B, T)
+    lo = {"low_out": True} if low_out else {}
+    adj_out, adj_fin = run("adjoint", cd, with_ld(r_in, ldn), {"G": canon(dS, False)}, B, T, **lo)
     if matmul_t:
         dks = readout(ldn, [(r_in["x_q%d" % i], r_in["x_dy%d" % i]) for i in range(len(n["readouts"]))], [r_in["x_v%d" % i] for i in range(len(n["pairs"]))], canon(dS, False))
         adjt_out = {"o_dk%d" % i: d for i, d in enumerate(dks)}
     else:
-        adjt_out = run("adjointT", cd, with_ld(r_in, ldn), {"G": canon(dS, not per_key)}, B, T)[0]
+        adjt_out = run("adjointT", cd, with_ld(r_in, ldn), {"G": canon(dS, not per_key)}, B, T, **({} if decay_plan else lo))[0]
 
     # the adjoints of prep's outputs
     bars = {}
     for i, p in enumerate(n["pairs"]):
-        bars[p["k"]] = rev(tok(adjt_out["o_dk%d" % i], H * K))
-        bars[p["v"]] = rev(tok(adj_out["o_dv%d" % i], H * V))
+        bars[p["k"]] = rev_out(tok(adjt_out["o_dk%d" % i], H * K))
+        bars[p["v"]] = rev_out(tok(adj_out["o_dv%d" % i], H * V))
     for i, r in enumerate(n["readouts"]):
         bars[r["q"]] = tok(coret_out["o_dq%d" % i], H * K)
     def start():  # a_T = <dS_N, S_N> per head (per key row): where the reverse sums run over the whole sequence
@@ -377,7 +393,11 @@ def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state,
         # forward time: the terms from the forward-time tensors, then a reverse cumulative sum (over [B, T, L] only)
 
         def dot(a, b):
-            return a * b if per_key else torch.linalg.vecdot(a.reshape(B, T, H, K), b.reshape(B, T, H, K))
+            if per_key:
+                return a * b
+            if a.dtype != b.dtype:  # a bf16 operand: the product upcast inside the multiply (fp32 out), summed over K
+                return (a * b).reshape(B, T, H, K).sum(3)
+            return torch.linalg.vecdot(a.reshape(B, T, H, K), b.reshape(B, T, H, K))
         prod_sub = per_key and rsum != "flip" and hasattr(torch, "addcmul")
         sv = seen or (lambda x: x)
         terms = None
@@ -392,8 +412,9 @@ def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state,
         terms = terms.reshape(B, T, L)
         anchor = decay_anchor() if callable(decay_anchor) else (decay_anchor or DECAY_ANCHOR)
         if anchor == "chunk":  # the sums restarted every chunk from <G^, S> at its end (seqc_decay_adjoint.py)
-            bars[n["ld"]] = _anchored(terms, ld, [(kv["x_k%d" % i], kv["x_v%d" % i]) for i in range(len(n["pairs"]))],
-                                      [(qs["x_q%d" % i], dys["x_dy%d" % i]) for i in range(len(n["readouts"]))],
+            ex = (lambda x: x) if exact_low is None or DECAY_ANCHOR_GRAM != "lean" else (lambda x: _first(exact_low(x), x))
+            bars[n["ld"]] = _anchored(terms, ld, [(ex(kv["x_k%d" % i]), ex(kv["x_v%d" % i])) for i in range(len(n["pairs"]))],
+                                      [(ex(qs["x_q%d" % i]), ex(dys["x_dy%d" % i])) for i in range(len(n["readouts"]))],
                                       canon(S0, False), canon(dS, False), B, T, H, K, V, per_key, dtype, device, anchor_chunk or DECAY_ANCHOR_CHUNK,
                                       DECAY_ANCHOR_GRAM, rsum)
         else:
@@ -428,6 +449,10 @@ def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state,
     gin, gpar = sum_pieces([(post_g, n["postBw"]), (prep_g, n["prepBw"])], B, T, inputs, params,
                            lambda shape: torch.zeros(shape, dtype=dtype, device=device), [(bars.get(o), a) for o, a in aliases.items()])
     return gin, gpar, dS0
+
+
+def _first(a, b):
+    return a if a is not None else b
 
 
 def sum_pieces(pieces, B, T, inputs, params, zeros, copied=()):
@@ -538,7 +563,7 @@ def backward(ctx, m, flat, grads):
     given_n = len(ctx.needs_input_grad) - ctx.offset
     dtypes = [x.dtype if x is not None else None for x in flat][:given_n]
     key = ("chunked-backward", ctx.B, ctx.T, tuple(sorted(ctx.dims.items())), ctx.dtype, getattr(ctx, "given_dtype", ctx.dtype), tuple(ctx.need), given_n,
-           PER_KEY_TRANSPOSED, ROWS_TILE, ROWS_SEGMENT, STATELESS_WIDE, BF16_DECAY_PARTS, DECAY_WAY, TRANSPOSED_IO, DECAY_ANCHOR, DECAY_ANCHOR_CHUNK, DECAY_ANCHOR_GRAM, REVERSE_SUM, REVERSE_CHUNK, REVERSE_GLUE)
+           PER_KEY_TRANSPOSED, ROWS_TILE, ROWS_SEGMENT, STATELESS_WIDE, BF16_DECAY_PARTS, DECAY_WAY, TRANSPOSED_IO, DECAY_ANCHOR, DECAY_ANCHOR_CHUNK, DECAY_ANCHOR_GRAM, REVERSE_SUM, REVERSE_CHUNK, REVERSE_GLUE, GLUE_COPIES)
     nf, ng = len(flat), len(grads)
 
     def body(*args):
@@ -561,10 +586,20 @@ def backward_eager(ctx, m, flat, grads, convert=True, S_N=None):
     # bf16 copies of the cores' inputs by (address, size) of the float32 tensor, each kept alive with its copy (core and
     # coreT share q, k, v; adjoint and adjointT their reversals; views of one tensor share its copy)
     low = {}
+    exact = set()  # the keys of low whose float32 tensor is the bf16 one's exact value (seeded)
+    copies = GLUE_COPIES
+    if copies not in ("lean", "old"):
+        raise ValueError("seqc_chunked: GLUE_COPIES is %r; expected 'lean' or 'old'" % (copies,))
 
     def seed(x32, x):  # x32 = x (bf16) in float32: a core that reads x32 in bf16 reads x itself (no conversion)
         if x is not None and x.dtype == torch.bfloat16 and x32.is_contiguous():
             low[(x32.data_ptr(), x32.numel())] = (x32, x.contiguous().reshape(-1))
+            exact.add((x32.data_ptr(), x32.numel()))
+
+    def exact_low(v):  # the bf16 tensor v holds exactly (a seeded input or cotangent, as v's view), or None
+        if not v.is_contiguous() or (v.data_ptr(), v.numel()) not in exact:
+            return None
+        return low[(v.data_ptr(), v.numel())][1].view(v.shape)
 
     def bf16_of(v):
         if not v.is_contiguous():
@@ -595,7 +630,7 @@ def backward_eager(ctx, m, flat, grads, convert=True, S_N=None):
             return None
         return torch.flip(bf16_of(x), [1])
 
-    def run(part, cdims, inputs, initial, b, t):
+    def run(part, cdims, inputs, initial, b, t, low_out=False):
         key = prefix + part
         form = "auto"
         if cdims is None and dtype == torch.float32:
@@ -628,7 +663,7 @@ def backward_eager(ctx, m, flat, grads, convert=True, S_N=None):
             inputs = conv
         kw = {} if io == "f32" else {"io": io} if out_io is None else {"io": io, "out_io": out_io}
         outs, final, _ = m.execute(key, cdims or dims, b, t, inputs, pars if cdims is None else {}, initial, dtype, device, form, **kw)
-        if (out_io or io) != "f32":
+        if (out_io or io) != "f32" and not low_out:
             outs = {k: v.to(dtype) for k, v in outs.items()}
         return outs, final
 
@@ -638,7 +673,11 @@ def backward_eager(ctx, m, flat, grads, convert=True, S_N=None):
     mixed = []  # the transposed cores that ran with bf16 inputs (fp32 outputs)
 
     def seen(x):  # q or k as those cores read them (the same bf16 copy), for the decay adjoint's terms
-        return bf16_of(x).to(dtype) if mixed else x
+        if not mixed:
+            return x
+        if copies == "lean":  # x itself where it holds its bf16 copy's values, else that copy (the upcast in the product)
+            return x if exact_low(x) is not None else bf16_of(x)
+        return bf16_of(x).to(dtype)
 
     state = next(s for s in m.states if s["name"] == n["state"])
     no = len(m.outputs)
@@ -659,6 +698,7 @@ def backward_eager(ctx, m, flat, grads, convert=True, S_N=None):
         n, run, B, T, shape(state), given, sts.get(n["state"]), cot_out, cot_state,
         [(t["name"], shape(t)) for t in m.inputs if t["name"] in given], [(t["name"], shape(t)) for t in m.params], [(t["name"], shape(t)) for t in m.outputs], dtype, device,
         S_N=S_N, seen=seen, rows=rows if km is not None else None, rev_low=rev_low if dtype == torch.float32 else None,
+        low_out=copies == "lean", exact_low=exact_low if copies == "lean" and given_dtype == torch.bfloat16 else None,
         decay_anchor=lambda: ("chunk" if mixed else "none") if DECAY_ANCHOR == "mixed" else DECAY_ANCHOR)
     need = ctx.need
     res = []

@@ -37,6 +37,9 @@ def main():
         seqc_torch._chunked.DECAY_ANCHOR_CHUNK = case["anchorChunk"]
     if case.get("glue") == "old":  # the glue before seqc_chunked.REVERSE_SUM / REVERSE_GLUE, the stack Gram
         seqc_torch._chunked.REVERSE_SUM, seqc_torch._chunked.REVERSE_GLUE, seqc_torch._chunked.DECAY_ANCHOR_GRAM = "flip", "flip", "stack"
+        seqc_torch._chunked.GLUE_COPIES = "old"
+    if case.get("glue") == "copies-old":  # only the glue's copies as before seqc_chunked.GLUE_COPIES "lean"
+        seqc_torch._chunked.GLUE_COPIES = "old"
     runners = {}
 
     def runner(key, device):
