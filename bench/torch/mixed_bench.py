@@ -35,13 +35,16 @@ DEV = tb.DEV
 # before them (run 1 of bench/RESULTS.md "The glue's reversals and reverse sums"), "new" with them (the reverse sums per
 # chunk as products, the reversals lean) and the stack Gram, "new-lean" with the anchors' lean Gram (the default now),
 # "new-cumsum" the sums inside the chunks by torch.cumsum
-SWITCHES = ("TRANSPOSED_IO", "DECAY_ANCHOR", "DECAY_ANCHOR_CHUNK", "DECAY_ANCHOR_GRAM", "REVERSE_SUM", "REVERSE_GLUE")
-PATHS = {"f32": ("f32", "none", 64, "stack", "flip", "flip"), "mixed": ("mixed", "none", 64, "stack", "flip", "flip"),
-         "mixed+a64": ("mixed", "mixed", 64, "stack", "flip", "flip"), "mixed+a32": ("mixed", "mixed", 32, "stack", "flip", "flip"),
-         "mixed+a16": ("mixed", "mixed", 16, "stack", "flip", "flip"), "mixed+a64-lean": ("mixed", "mixed", 64, "lean", "flip", "flip"),
-         "old": ("mixed", "mixed", 64, "stack", "flip", "flip"), "new": ("mixed", "mixed", 64, "stack", "chunk", "lean"),
-         "new-lean": ("mixed", "mixed", 64, "lean", "chunk", "lean"), "new-cumsum": ("mixed", "mixed", 64, "stack", "cumsum", "lean"),
-         "new-f32": ("f32", "none", 64, "stack", "chunk", "lean")}
+# GLUE_COPIES (the 7th): "old" on every path before "copies-lean" (the default now: seqc_chunked.GLUE_COPIES); "copies-old"
+# is the default before it (= "new-lean")
+SWITCHES = ("TRANSPOSED_IO", "DECAY_ANCHOR", "DECAY_ANCHOR_CHUNK", "DECAY_ANCHOR_GRAM", "REVERSE_SUM", "REVERSE_GLUE", "GLUE_COPIES")
+PATHS = {"f32": ("f32", "none", 64, "stack", "flip", "flip", "old"), "mixed": ("mixed", "none", 64, "stack", "flip", "flip", "old"),
+         "mixed+a64": ("mixed", "mixed", 64, "stack", "flip", "flip", "old"), "mixed+a32": ("mixed", "mixed", 32, "stack", "flip", "flip", "old"),
+         "mixed+a16": ("mixed", "mixed", 16, "stack", "flip", "flip", "old"), "mixed+a64-lean": ("mixed", "mixed", 64, "lean", "flip", "flip", "old"),
+         "old": ("mixed", "mixed", 64, "stack", "flip", "flip", "old"), "new": ("mixed", "mixed", 64, "stack", "chunk", "lean", "old"),
+         "new-lean": ("mixed", "mixed", 64, "lean", "chunk", "lean", "old"), "new-cumsum": ("mixed", "mixed", 64, "stack", "cumsum", "lean", "old"),
+         "new-f32": ("f32", "none", 64, "stack", "chunk", "lean", "old"),
+         "copies-old": ("mixed", "mixed", 64, "lean", "chunk", "lean", "old"), "copies-lean": ("mixed", "mixed", 64, "lean", "chunk", "lean", "lean")}
 PROFILE_PATHS = [p for p in os.environ.get("PROFILE_PATHS", "").split(",") if p]
 ACC_PATHS = [p for p in os.environ.get("ACC_PATHS", "f32,mixed,mixed+a64,mixed+a32,mixed+a16,mixed+a64-lean").split(",")]
 TIME_PATHS = [p for p in os.environ.get("TIME_PATHS", "f32,mixed,mixed+a64,mixed+a64-lean").split(",")]
