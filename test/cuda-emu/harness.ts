@@ -23,15 +23,18 @@ export interface EmuBuild { bin: string; forms: CudaFormPlan[]; model: I.Model }
 
 const ctype = (io: string) => (io === "f32" ? "float" : io === "bf16" ? "seqc_bf16" : "seqc_f16");
 
-/** `ios`: the I/O types to lower (default chunked-plan.ts CHUNK_IOS), e.g. [BF16_IN_F32_OUT] for the mixed variants. */
-export function buildEmu(model: I.Model, variants: string[], ios?: readonly ChunkIo[]): EmuBuild {
+/** `ios`: the I/O types to lower (default chunked-plan.ts CHUNK_IOS), e.g. [BF16_IN_F32_OUT] for the mixed variants.
+ *  `patch`: an edit of the module's source before it is compiled (tests that a deliberately broken kernel fails). */
+export function buildEmu(model: I.Model, variants: string[], ios?: readonly ChunkIo[], patch?: (src: string) => string): EmuBuild {
   const el = chunkedEligible(model);
   if (!el.ok) throw new Error(el.why);
   const { forms, modules } = lowerChunked(model, el, { only: (v) => variants.includes(v), ios });
   const io = forms[0].io!;
   const outIo = forms[0].out ?? io;
   if (forms.some((f) => f.module !== forms[0].module)) throw new Error("one emulator build takes variants of one I/O type (one module)");
-  const src = modules[forms[0].module!].source;
+  const src0 = modules[forms[0].module!].source;
+  const src = patch ? patch(src0) : src0;
+  if (patch && src === src0) throw new Error("buildEmu: the patch changed nothing");
   const launches = forms.flatMap((f) => f.steps as CudaLaunch[]);
   const entries = [...new Map(launches.map((l) => [l.entry, l])).values()];
   const T = ctype(io), Tout = ctype(outIo);

@@ -43,6 +43,10 @@ export function variantsFor(name: string): string[] {
       for (const bv of [16, 32])
         for (const a of ["", "-a384", "-a512", "-a768"])
           for (const iw of ["", "-iw", "-mw"]) v.push(`chunked-split3-bf16-k${k}-v${bv}${a}${iw}-ww-r${r}`);
+      // split3's walk with software-pipelined products (-wp, run 15)
+      for (const bv of k === 128 ? [64, 32, 16, 8] : [64, 32, 16])
+        for (const a of ["", "-a384", "-a512", "-a768"])
+          for (const iw of ["", "-iw", "-mw"]) v.push(`chunked-split3-bf16-k${k}-v${bv}${a}${iw}-wp-r${r}`);
     }
   }
   return v;

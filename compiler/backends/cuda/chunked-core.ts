@@ -1652,3 +1652,138 @@ __device__ void seqc_chunk_walk_w(const R& rows, char* smem, typename Cfg::T* ws
       }
 }
 `;
+
+/**
+ * split3's state walk with software-pipelined products (`-wp` variants, 2-byte operands; appended to a module only
+ * where one of its variants uses it, so the other modules' sources are unchanged): the same walk as
+ * seqc_chunk_walk_s, but each warp tile's product loads the ldmatrix fragments of k-step k + 1 before it issues the
+ * mma of k-step k (SeqcMMP), so a shared-memory load is in flight during each tensor-core product.
+ */
+export const CHUNK_WALK_P_SOURCE = String.raw`
+// SeqcMM with the next k-step's fragments loaded before this k-step's mma (two fragment sets in registers)
+template <typename T> struct SeqcMMP {
+  template <bool AKM, bool BNK, int WN>
+  static __device__ __forceinline__ void load(u32* a, u32 (*b)[4], const T* A, int lda, const T* B, int ldb, int m0, int n0, int k0) {
+    const int l = threadIdx.x & 31;
+    if (!AKM) seqc_ldsm4(a, A + (m0 + (l & 15)) * lda + k0 + ((l >> 4) << 3));
+    else seqc_ldsm4t(a, A + (k0 + (l & 7) + ((l >> 4) << 3)) * lda + m0 + (((l >> 3) & 1) << 3));
+    if (WN == 1) {
+      if (BNK) seqc_ldsm4(b[0], B + (n0 + (l & 7)) * ldb + k0 + (((l >> 3) & 1) << 3));
+      else seqc_ldsm4t(b[0], B + (k0 + (l & 7) + (((l >> 3) & 1) << 3)) * ldb + n0);
+      return;
+    }
+#pragma unroll
+    for (int p = 0; p < WN / 2; ++p) {
+      const int nb = n0 + p * 16;
+      if (BNK) seqc_ldsm4(b[p], B + (nb + (l & 7) + ((l >> 4) << 3)) * ldb + k0 + (((l >> 3) & 1) << 3));
+      else seqc_ldsm4t(b[p], B + (k0 + (l & 7) + (((l >> 3) & 1) << 3)) * ldb + nb + ((l >> 4) << 3));
+    }
+  }
+  template <bool AKM, bool BNK, int WN, int KD>
+  static __device__ __forceinline__ void run(float (&acc)[WN][4], const T* A, int lda, const T* B, int ldb, int m0, int n0) {
+    constexpr int NB = WN < 2 ? 1 : WN / 2, KS = KD / 16;
+    u32 a[2][4], b[2][NB][4];
+    load<AKM, BNK, WN>(a[0], b[0], A, lda, B, ldb, m0, n0, 0);
+#pragma unroll
+    for (int k = 0; k < KS; ++k) {
+      const int c = k & 1;
+      if (k + 1 < KS) load<AKM, BNK, WN>(a[c ^ 1], b[c ^ 1], A, lda, B, ldb, m0, n0, (k + 1) * 16);
+      if (WN == 1) seqc_mma((T*)0, acc[0], a[c], b[c][0]);
+      else {
+#pragma unroll
+        for (int p = 0; p < WN / 2; ++p) {
+          seqc_mma((T*)0, acc[2 * p], a[c], b[c][p]);
+          seqc_mma((T*)0, acc[2 * p + 1], a[c], b[c][p] + 2);
+        }
+      }
+    }
+  }
+};
+// seqc_bmm with SeqcMMP
+template <typename T, bool AKM, bool BNK, int WN, int KD, class Epi>
+__device__ __forceinline__ void seqc_bmm_p(int M, int N, const T* A, int lda, const T* B, int ldb, Epi epi) {
+  const int w = threadIdx.x >> 5, l = threadIdx.x & 31, nw = blockDim.x >> 5;
+  const int tn = N / (8 * WN), tiles = (M >> 4) * tn;
+  const int g = l >> 2, q = (l & 3) << 1;
+  for (int tile = w; tile < tiles; tile += nw) {
+    const int m0 = (tile / tn) << 4, n0 = (tile % tn) * 8 * WN;
+    float acc[WN][4];
+#pragma unroll
+    for (int i = 0; i < WN; ++i) acc[i][0] = acc[i][1] = acc[i][2] = acc[i][3] = 0.f;
+    SeqcMMP<T>::template run<AKM, BNK, WN, KD>(acc, A, lda, B, ldb, m0, n0);
+#pragma unroll
+    for (int nt = 0; nt < WN; ++nt) {
+      epi(m0 + g, n0 + nt * 8 + q, acc[nt][0], acc[nt][1]);
+      epi(m0 + g + 8, n0 + nt * 8 + q, acc[nt][2], acc[nt][3]);
+    }
+  }
+}
+// seqc_state_update with SeqcMMP
+template <class Cfg> __device__ __forceinline__ void seqc_state_update_p(SeqcState<Cfg>& S, const typename Cfg::T* Xt, const typename Cfg::T* Z, const float* eGn) {
+  typedef SeqcState<Cfg> St;
+  typedef typename Cfg::T T_;
+  const int w = threadIdx.x >> 5, l = threadIdx.x & 31, g = l >> 2;
+#pragma unroll
+  for (int s = 0; s < St::ST; ++s) {
+    const int tile = w + s * St::NW;
+    if (tile >= St::TILES) continue;
+    const int m0 = (tile / St::TN) * 16, n0 = (tile % St::TN) * 8 * St::WN;
+    const float e0 = eGn[m0 + g], e1 = eGn[m0 + g + 8];
+#pragma unroll
+    for (int nt = 0; nt < St::WN; ++nt) {
+      S.acc[s][nt][0] *= e0; S.acc[s][nt][1] *= e0; S.acc[s][nt][2] *= e1; S.acc[s][nt][3] *= e1;
+    }
+    SeqcMMP<T_>::template run<true, false, St::WN, Cfg::F>(S.acc[s], Xt, Cfg::LDK, Z, Cfg::LDV, m0, n0);
+  }
+}
+// seqc_chunk_walk_s with the pipelined products (Cfg::WP, variants -wp)
+template <class Cfg, class R>
+__device__ void seqc_chunk_walk_p(const R& rows, char* smem, typename Cfg::T* ws, typename Cfg::T* wsS, u32 K, u32 V, u32 nH) {
+  typedef typename Cfg::T T_;
+  typedef SeqcRec<Cfg> Rec;
+  constexpr int F = Cfg::F, C = F / Cfg::RTP, BV = Cfg::BV, LDV = Cfg::LDV, NS = Cfg::NSTAGE;
+  const SeqcSm<Cfg> s(smem);
+  const u32 nvt = (V + BV - 1) / BV;
+  const u32 blk = blockIdx.x + gridDim.x * blockIdx.y;
+  const u32 vt = blk % nvt, h = (blk / nvt) % nH, b = blk / (nvt * nH);
+  const u32 T = rows.u.T, j0 = vt * BV, nc = (T + C - 1) / C;
+  char* recs = reinterpret_cast<char*>(ws) + (size_t)(b * nH + h) * nc * Rec::BYTES;
+  T_* sts = wsS + (size_t)(b * nH + h) * nc * Cfg::KP * Cfg::VP + j0;
+  SeqcState<Cfg> S;
+  seqc_state_load<Cfg>(S, rows, b, h, j0, K, V);
+#pragma unroll
+  for (int k = 0; k < NS - 1; ++k) {
+    if ((u32)k < nc) seqc_walks_issue<Cfg>(s, k, recs + (size_t)k * Rec::BYTES, j0);
+    seqc_cp_commit();
+  }
+  constexpr bool VEC = Cfg::LR && BV < 16;
+  for (u32 c = 0; c < nc; ++c) {
+    if (!VEC) seqc_state_put<Cfg>(S, sts + (size_t)c * Cfg::KP * Cfg::VP);
+    if (Cfg::LR) seqc_state_operand<Cfg>(S, s.SB);
+    seqc_cp_wait<NS - 2>();
+    __syncthreads();
+    if (c + NS - 1 < nc) seqc_walks_issue<Cfg>(s, (c + NS - 1) % NS, recs + (size_t)(c + NS - 1) * Rec::BYTES, j0);
+    seqc_cp_commit();
+    char* base = reinterpret_cast<char*>(s.X) + (c % NS) * Cfg::STAGE;
+    const T_* x = reinterpret_cast<const T_*>(base + Cfg::W_X);
+    const T_* m = reinterpret_cast<const T_*>(base + Cfg::W_M);
+    const T_* u = reinterpret_cast<const T_*>(base + Cfg::W_U);
+    const float* eg = reinterpret_cast<const float*>(base + Cfg::W_E);
+    const T_* Z = u;
+    if (Cfg::LR) {
+      T_* zr = reinterpret_cast<T_*>(recs + (size_t)c * Rec::BYTES) + Rec::UO + j0;
+      if (VEC) seqc_tile_out<T_, Cfg::KP, BV>(s.SB, LDV, sts + (size_t)c * Cfg::KP * Cfg::VP, Cfg::VP);
+      seqc_bmm_p<T_, false, false, SeqcWN<BV>::N, Cfg::KP>(F, BV, m, Cfg::LDK, s.SB, LDV, [&](int mm, int n, float v0, float v1) {
+        const float z0 = seqc_f32(u[mm * LDV + n]) + v0, z1 = seqc_f32(u[mm * LDV + n + 1]) + v1;
+        seqc_sst2(s.Z + mm * LDV + n, z0, z1);
+        if (!VEC) seqc_sst2(zr + mm * Cfg::VP + n, z0, z1);
+      });
+      __syncthreads();
+      if (VEC) seqc_tile_out<T_, F, BV>(s.Z, LDV, zr, Cfg::VP);
+      Z = s.Z;
+    }
+    seqc_state_update_p<Cfg>(S, x, Z, eg);
+  }
+  seqc_state_store<Cfg>(S, rows, b, h, j0, K, V);
+}
+`;
