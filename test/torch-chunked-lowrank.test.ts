@@ -27,7 +27,8 @@ import { relativeError } from "../compiler/io/manifest.ts";
 import { LR_PARTS, type LrPart } from "../runtime/chunked-backward-lowrank.ts";
 import { smallDims, randomCotangents } from "./helpers/random.ts";
 import { chunkInputs } from "./helpers/chunk-inputs.ts";
-import { serve, wire } from "./helpers/python-serve.ts";
+import { serve } from "./helpers/python-serve.ts";
+import { glueTensors } from "./helpers/glue-case.ts";
 import { fromBf16, toBf16 } from "../runtime/cuda/half.ts";
 
 const MODELS = ["deltanet", "gated_deltanet", "rwkv7", "gated_deltaproduct"];
@@ -93,18 +94,9 @@ interface Ways { torchOps: boolean; readWay?: "plan" | "matmul"; augWay?: "plan"
 async function pythonLowRank(model: I.Model, { names, models }: ReturnType<typeof lowRankChain>, run: RunInputs, cot: ReturnType<typeof randomCotangents>, dropStateCot: boolean, chunk: number, dtype: "float64" | "float32", { torchOps, readWay, augWay, keyWay, layout, share, solve, solveBlock }: Ways) {
   const dims = { ...run.dims };
   const { batch: B, time: T } = run;
-  const decl = (n: string) => model.tensors.find((t) => t.name === n)!;
-  const sizes = (t: I.TensorDecl) => shapeSizes(t.shape, dims);
-  const stateShape = sizes(decl(names.state));
-  const spec = (kind: I.TensorDecl["kind"]) => I.tensorsOfKind(model, kind).map((t) => [t.name, sizes(t)]);
-  const S0 = run.initialState?.[names.state];
   const case_ = {
-    names, B, T, stateShape, chunk, dtype, decayWay: torchOps ? "cumsum" : "plan", passWay: torchOps ? "matmul" : "plan", readWay, augWay, keyWay, layout, share, solve, solveBlock,
-    given: Object.fromEntries(Object.entries(run.inputs).map(([k, v]) => [k, wire(v, [B, T, ...sizes(decl(k))])])),
-    S0: S0 ? wire(S0, [B, ...stateShape]) : null,
-    cotOutputs: Object.fromEntries(Object.entries(cot.outputs).map(([k, v]) => [k, wire(v, [B, T, ...sizes(decl(k))])])),
-    cotState: dropStateCot ? null : wire(cot.finalState[names.state], [B, ...stateShape]),
-    inputs: spec("input").filter(([n]) => run.inputs[n as string]), params: spec("param"), outputs: spec("output"),
+    names, B, T, chunk, dtype, decayWay: torchOps ? "cumsum" : "plan", passWay: torchOps ? "matmul" : "plan", readWay, augWay, keyWay, layout, share, solve, solveBlock,
+    ...glueTensors(model, names.state, run, cot, dropStateCot),
   };
   const parts: string[] = [];
   const got = await serve("/usr/bin/python3", ["test/torch/lowrank_glue.py"], case_, (msg) => {

@@ -29,6 +29,7 @@ import { CHAIN_PARTS, type ChainPart } from "../runtime/chunked-backward.ts";
 import { smallDims, randomCotangents } from "./helpers/random.ts";
 import { chunkInputs } from "./helpers/chunk-inputs.ts";
 import { serve, wire } from "./helpers/python-serve.ts";
+import { glueTensors } from "./helpers/glue-case.ts";
 
 const numpy = spawnSync("python3", ["-c", "import numpy"]).status === 0;
 if (!numpy) console.warn("torch-chunked.test: python3 with numpy is not installed; the glue check is skipped");
@@ -82,20 +83,10 @@ async function pythonChain(model: I.Model, run: RunInputs, cot: ReturnType<typeo
   // with the torch module's chain, the forward's final state too (seqc_torch keeps it: the forward core need not rerun)
   const SN = way.copies ? interpret(model, run).finalState[names.state] : undefined;
   const { batch: B, time: T } = run;
-  const decl = (n: string) => model.tensors.find((t) => t.name === n)!;
-  const sizes = (t: I.TensorDecl, d: Record<string, number>) => shapeSizes(t.shape, d);
-  const stateShape = sizes(decl(names.state), dims);
-  const spec = (kind: I.TensorDecl["kind"]) => I.tensorsOfKind(model, kind).map((t) => [t.name, sizes(t, dims)]);
-  const given = Object.fromEntries(Object.entries(run.inputs).map(([k, v]) => [k, wire(v, [B, T, ...sizes(decl(k), dims)])]));
-  const S0 = run.initialState?.[names.state];
+  const tensors = glueTensors(model, names.state, run, cot, dropStateCot);
   const case_ = {
-    names, B, T, stateShape, given,
-    S0: S0 ? wire(S0, [B, ...stateShape]) : null,
-    cotOutputs: Object.fromEntries(Object.entries(cot.outputs).map(([k, v]) => [k, wire(v, [B, T, ...sizes(decl(k), dims)])])),
-    cotState: dropStateCot ? null : wire(cot.finalState[names.state], [B, ...stateShape]),
-    SN: SN ? wire(SN, [B, ...stateShape]) : null,
-    inputs: spec("input").filter(([n]) => run.inputs[n as string]), params: spec("param"), outputs: spec("output"), perKeyT, decayWay,
-    reverseSum, reverseGlue, reverseChunk,
+    names, B, T, ...tensors, SN: SN ? wire(SN, [B, ...tensors.stateShape]) : null,
+    perKeyT, decayWay, reverseSum, reverseGlue, reverseChunk,
   };
   const parts: string[] = [];
   const got = await serve("python3", ["test/torch/chain_glue.py"], case_, (msg) => {

@@ -16,7 +16,7 @@
 import { describe, expect, it } from "vitest";
 import { spawnSync } from "node:child_process";
 import { loadProgram } from "../compiler/frontend/load.ts";
-import { interpret, shapeSizes, type RunInputs } from "../compiler/ir/interpret.ts";
+import { interpret, type RunInputs } from "../compiler/ir/interpret.ts";
 import * as I from "../compiler/ir/types.ts";
 import { gradients } from "../compiler/grad/run.ts";
 import { modelChain } from "../compiler/grad/chunked-chain.ts";
@@ -26,6 +26,7 @@ import { type ChainPart } from "../runtime/chunked-backward.ts";
 import { smallDims, randomCotangents } from "./helpers/random.ts";
 import { chunkInputs } from "./helpers/chunk-inputs.ts";
 import { serve, wire } from "./helpers/python-serve.ts";
+import { glueTensors } from "./helpers/glue-case.ts";
 
 const numpy = spawnSync("python3", ["-c", "import numpy"]).status === 0;
 if (!numpy) console.warn("torch-decay-anchor.test: python3 with numpy is not installed; the checks are skipped");
@@ -36,19 +37,9 @@ async function anchoredChain(model: I.Model, run: RunInputs, cot: ReturnType<typ
   const { names, models } = torchChain(modelChain(model, dims), dims) as { names: TorchChainNames; models: Partial<Record<ChainPart, I.Model>> };
   const SN = interpret(model, run).finalState[names.state];
   const { batch: B, time: T } = run;
-  const decl = (n: string) => model.tensors.find((t) => t.name === n)!;
-  const sizes = (t: I.TensorDecl) => shapeSizes(t.shape, dims);
-  const stateShape = sizes(decl(names.state));
-  const spec = (kind: I.TensorDecl["kind"]) => I.tensorsOfKind(model, kind).map((t) => [t.name, sizes(t)]);
-  const S0 = run.initialState?.[names.state];
+  const tensors = glueTensors(model, names.state, run, cot, dropStateCot);
   const case_ = {
-    names, B, T, stateShape,
-    given: Object.fromEntries(Object.entries(run.inputs).map(([k, v]) => [k, wire(v, [B, T, ...sizes(decl(k))])])),
-    S0: S0 ? wire(S0, [B, ...stateShape]) : null,
-    cotOutputs: Object.fromEntries(Object.entries(cot.outputs).map(([k, v]) => [k, wire(v, [B, T, ...sizes(decl(k))])])),
-    cotState: dropStateCot ? null : wire(cot.finalState[names.state], [B, ...stateShape]),
-    SN: wire(SN, [B, ...stateShape]),
-    inputs: spec("input").filter(([n]) => run.inputs[n as string]), params: spec("param"), outputs: spec("output"),
+    names, B, T, ...tensors, SN: wire(SN, [B, ...tensors.stateShape]),
     decayAnchor: anchor, anchorChunk: C, anchorGram: gram, reverseSum,
   };
   const parts: string[] = [];
