@@ -24,7 +24,7 @@ import { tensorsRead } from "./scope.ts";
 import type { CudaFormPlan, CudaBufferRef } from "../../../runtime/cuda/plan.ts";
 import { hoistStateFree } from "./matvec-cell-hoist.ts";
 import type { SizeExpr } from "../../../runtime/plan.ts";
-import { cellApplicable, cellBody, cellDecls, hoistedGemms, matvecCellPlan, productC, weightIndex, type MatvecCell } from "./matvec-cell.ts";
+import { cellApplicable, cellBody, cellDecls, hoistedGemms, matvecCellPlan, phaseOfLets, productC, weightIndex, type MatvecCell } from "./matvec-cell.ts";
 
 /** Depth slices a matvec output may be split into (where a block has fewer outputs than threads). */
 const KSMAX = 4;
@@ -333,10 +333,4 @@ ${kvals.map((k) => `    ws_${k.slice(2)}[i] = L_${k}[0];`).join("\n")}
     steps,
   };
   return { source: preSrc + src, form };
-}
-
-/** Phase A of a cell body with let vectors: the statements before the first matvec (matvecCellPlan's rule). */
-function phaseOfLets(plan: { rterms: { vecKind: string }[] }, body: { expr: I.Expr }[]): number {
-  if (!plan.rterms.some((r) => r.vecKind === "let")) return 0;
-  return body.findIndex((s) => [...tensorsRead(s.expr)].some((n) => n.startsWith("__R")));
 }

@@ -234,9 +234,8 @@ export function matvecCellPlan(model: I.Model): CellEligibility {
   }
   if (!rterms.length) return { ok: false, why: "no recurrent matvec (use the scan or generic sequential form)" };
   // with let vectors, phase A is everything before the first matvec, and it must compute every let vector
-  let phaseA = 0;
+  const phaseA = phaseOfLets({ rterms }, body);
   if (rterms.some((r) => r.vecKind === "let")) {
-    phaseA = body.findIndex((s) => [...tensorsRead(s.expr)].some((n) => n.startsWith("__R")));
     const inA = new Set(body.slice(0, phaseA).map((s) => s.target));
     const late = rterms.find((r) => r.vecKind === "let" && !inA.has(r.vec));
     if (late) return { ok: false, why: `matvec over ${late.vec}, which is computed after another matvec of the step` };
@@ -245,6 +244,12 @@ export function matvecCellPlan(model: I.Model): CellEligibility {
     if (t.shape.filter((e) => isDim(e, unit)).length !== 1 || t.shape.some((e) => !isDim(e, unit) && e.kind !== "lit")) return { ok: false, why: `${t.name} is not over ${unit} with literal extra axes` };
   }
   return { ok: true, plan: { unit, xterms, rterms, body, phaseA } };
+}
+
+/** Phase A of a cell body with let vectors: the statements before the first matvec (0 without let vectors). */
+export function phaseOfLets(plan: { rterms: { vecKind: string }[] }, body: { expr: I.Expr }[]): number {
+  if (!plan.rterms.some((r) => r.vecKind === "let")) return 0;
+  return body.findIndex((s) => [...tensorsRead(s.expr)].some((n) => n.startsWith("__R")));
 }
 
 const litSize = (shape: I.Extent[], unit: string) => shape.reduce((a, e) => a * (isDim(e, unit) ? 1 : (e as { value: number }).value), 1);
