@@ -15,7 +15,7 @@ import type { CudaBufferRef, CudaFormPlan } from "../../../runtime/cuda/plan.ts"
 import { matrixForm } from "../../forms/matrix-form.ts";
 import { chunkRows, chunkSizes, type ChunkRows } from "../../forms/chunk-rows.ts";
 import { CUDA_PRELUDE } from "./math.ts";
-import { CHUNK_CORE_SOURCE, CHUNK_WALK_W_SOURCE } from "./chunked-core.ts";
+import { CHUNK_CORE_SOURCE, CHUNK_WALK_P_SOURCE, CHUNK_WALK_W_SOURCE } from "./chunked-core.ts";
 import { chunkedExtras } from "./chunked-extra.ts";
 import { chunkLayout, chunkModelSource, CHUNK_F, cfgName, ioTag, threadsOf, overrideValues, type ChunkCfg, type ChunkDtype } from "./chunked-model.ts";
 
@@ -72,7 +72,8 @@ export const CHUNK_IOS: readonly ChunkIo[] = [{ io: "f32" }, { io: "bf16" }, { i
 export const BF16_IN_F32_OUT: ChunkIo = { io: "bf16", out: "f32" };
 
 /** `only`: keep just these variants (and their kernels), e.g. for a small emulated or test module; variants lowered only
- *  on request (split3's walks by warps, `-ww`, measured slower: run 14) exist only where `only` is given. `ios`: the
+ *  on request (split3's walks by warps, `-ww`, measured slower: run 14; split3's walks with pipelined products, `-wp`,
+ *  opt-in until measured: run 15) exist only where `only` is given. `ios`: the
  *  I/O types to emit (default CHUNK_IOS), one module each (key ioTag: `f32`, `bf16`, `bf16-of32`, ...). */
 export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { only?: (variant: string) => boolean; ios?: readonly ChunkIo[] } = {}): ChunkedLowering {
   const cr = el.rows;
@@ -95,10 +96,13 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
   const wrapped = new Set<string>();
   // modules with a walk by warps (they get CHUNK_WALK_W_SOURCE)
   const withWalkW = new Set<string>();
+  // modules with a pipelined walk (they get CHUNK_WALK_P_SOURCE)
+  const withWalkP = new Set<string>();
   const wrap = (c: ChunkCfg) => {
     if (wrapped.has(src.entry(c))) return;
     wrapped.add(src.entry(c));
     if (c.ww) withWalkW.add(ioTag(c.dtype, c.out));
+    if (c.wp) withWalkP.add(ioTag(c.dtype, c.out));
     (wrappers[ioTag(c.dtype, c.out)] ??= []).push(src.wrapper(c));
   };
   const ov = overrideValues(model, src.overrides);
@@ -202,6 +206,8 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
           const walks = [
             ...walkSBVs.map((BV) => ({ w: mk("walkS", BV), ww: "" })),
             ...(dtype === "f32" || !opts.only ? [] : [16, 32]).map((BV) => ({ w: { ...mk("walkS", BV), NT: 2 * BV, ww: true }, ww: "-ww" })),
+            // (2-byte operands: the same walks with software-pipelined products, `-wp`: on request until measured)
+            ...(dtype === "f32" || !opts.only ? [] : walkSBVs).map((BV) => ({ w: { ...mk("walkS", BV), wp: true }, ww: "-wp" })),
           ];
           for (const { w, ww } of walks) {
             const BV = w.BV;
@@ -215,8 +221,8 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
               variant,
               ...ioFields,
               applicable: ["*", ...base, eq(classOf(Vd), KP), [">=", "LIMIT_SMEM_OPTIN", Math.max(...[a, w, o].map((x) => chunkLayout(x).SMEM))]],
-              prefer: ww ? split3wPrefer() : split3Prefer(BV, KP, nH, Vd, decay, lr, tag, want, dtype),
-              note: `chunked split3 (${ioT}): every chunk's S0-independent part in parallel (${threadsOf(a)} threads), a walk per batch x head x ${BV} values${ww ? ` (${BV / 16} warp${BV > 16 ? "s" : ""}, each owning 16 value columns of the state)` : ""} that only carries the state (Z = U0 + M S0, S' = exp(G_n) S0 + X~^T Z; each chunk's S0 stored), then y = Q~ S0 + Aq Z over every chunk in parallel`,
+              prefer: ww === "-ww" ? split3wPrefer() : ww === "-wp" ? split3pPrefer() : split3Prefer(BV, KP, nH, Vd, decay, lr, tag, want, dtype),
+              note: `chunked split3 (${ioT}): every chunk's S0-independent part in parallel (${threadsOf(a)} threads), a walk per batch x head x ${BV} values${ww === "-ww" ? ` (${BV / 16} warp${BV > 16 ? "s" : ""}, each owning 16 value columns of the state)` : ww === "-wp" ? " (software-pipelined products)" : ""} that only carries the state (Z = U0 + M S0, S' = exp(G_n) S0 + X~^T Z; each chunk's S0 stored), then y = Q~ S0 + Aq Z over every chunk in parallel`,
               vars: [],
               workspaces: [
                 { name: "chunk", words: ["*", "B", nH, nc, recBytes / 4] },
@@ -233,7 +239,7 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
   }
   const modules: Record<string, { source: string }> = {};
   for (const d of Object.keys(wrappers)) {
-    const core = withWalkW.has(d) ? [CHUNK_CORE_SOURCE, CHUNK_WALK_W_SOURCE] : [CHUNK_CORE_SOURCE];
+    const core = [CHUNK_CORE_SOURCE, ...(withWalkW.has(d) ? [CHUNK_WALK_W_SOURCE] : []), ...(withWalkP.has(d) ? [CHUNK_WALK_P_SOURCE] : [])];
     modules[d] = { source: [`// seqc CUDA chunked kernels for model ${model.name}, ${d} (generated; do not edit)`, CUDA_PRELUDE, ...core, src.loader, ...wrappers[d]].join("\n\n") + "\n" };
   }
   // a stabiliser launch before and a post launch after the core where the canonical form has them
@@ -308,6 +314,10 @@ function split3Prefer(BV: number, KP: number, nH: SizeExpr, Vd: SizeExpr, decay:
 /** split3's walk by warps (`-ww`): never auto's pick. H100 run 14 at the six models' (1, 32768) shapes: its walk 2.1-2.9x
  *  slower than the split3 walk auto picks (DeltaNet 1.41-1.50 vs 0.63-0.65 ms, Mamba-2 0.50-0.68 vs 0.33-0.34). */
 function split3wPrefer(): SizeExpr {
+  return 0;
+}
+/** split3's walk with software-pipelined products (`-wp`): opt-in until measured (chunked run 15). */
+function split3pPrefer(): SizeExpr {
   return 0;
 }
 /** Scalar or no decay, no low rank, K <= 64: splitd's 32-value walk takes the shapes where those walks fill the SMs. */
