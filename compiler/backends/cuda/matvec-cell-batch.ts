@@ -14,6 +14,9 @@
  * W_hh for an LSTM); where it applies the runner prefers it (plan.ts lists it before the unit-partitioned cell).
  * Its second version (`-batch2`, listed first) computes a backward core's state-free work before the recurrence in an
  * elementwise kernel (matvec-cell-hoist.ts) and keeps integer divisions by runtime sizes out of the step loop.
+ * Its third (`-batch3`, opt-in: never preferred) gives each thread (b, j) the matvec rows its own pointwise element reads,
+ * over the whole depth, in blocks of BB x H threads (one warp at H = 32: __syncwarp only); measured slower than `-batch2`
+ * on the H100 (bench/RESULTS.md: the step is the serial matvec chain, not the barriers), kept as a measured alternative.
  */
 import * as I from "../../ir/types.ts";
 import * as K from "../../kernel/ir.ts";
@@ -40,13 +43,14 @@ const PFD = 8;
  * kernel (matvec-cell-hoist.ts; the backward cores), and no integer division by a runtime size inside the step loop
  * (a thread's first matvec output and first (b, j) decomposed once before it, the staged copies walked row by row).
  */
-export interface BatchCellConfig { THREADS: number; suffix: string; v2?: boolean }
+export interface BatchCellConfig { THREADS: number; suffix: string; v2?: boolean; own?: boolean }
 /**
  * Threads per block. The runner takes the first applicable preferred form: 128 threads where a block's matvec
  * outputs (rows per block x matrix rows) are at most 128 (one output a thread), else 256.
  */
 export const BATCH_CELL_CONFIGS: BatchCellConfig[] = [
   { THREADS: 128, suffix: "-batch2", v2: true },
+  { THREADS: 128, suffix: "-batch3", v2: true, own: true },
   { THREADS: 128, suffix: "-batch" },
   { THREADS: 256, suffix: "-batch-256" },
 ];
@@ -87,7 +91,8 @@ const PRE_BLOCKS_MAX = 65536;
 export function renderMatvecCellBatch(model0: I.Model, CELL: BatchCellConfig = BATCH_CELL_CONFIGS[1]): MatvecCell {
   const el = matvecCellPlan(model0);
   if (!el.ok) throw new Error(`matvec cell form of ${model0.name}: ${el.why}`);
-  const v2 = !!CELL.v2;
+  const v2 = !!CELL.v2 || !!CELL.own;
+  const own = !!CELL.own;
   const hoisted = v2 ? hoistStateFree(model0, el.plan) : undefined;
   const model = hoisted?.model ?? model0;
   const plan = hoisted ? { ...el.plan, body: hoisted.body, phaseA: phaseOfLets(el.plan, hoisted.body) } : el.plan;
@@ -114,7 +119,7 @@ export function renderMatvecCellBatch(model0: I.Model, CELL: BatchCellConfig = B
     const s = stageOf.get(tensor);
     return s && K.load("s_P", K.add(K.add(K.ref("pb"), K.ref(`SO${s.k}`)), flatIndex(idx, s.shape)));
   };
-  const parts = cellBody(model, plan, { overrides, bg: "bg", staged, mRead: (at) => `seqc_msum(s_M + (${at}), MS, KS)` });
+  const parts = cellBody(model, plan, { overrides, bg: "bg", staged, mRead: own ? (at) => `s_M[${at}]` : (at) => `seqc_msum(s_M + (${at}), MS, KS)` });
   const { E, stIndex, lVecs, lvOff, lvTotal, lvTotalS, aTotal, rowsLocal, wOff, mOff, cellLines, cellLinesA, initVals, outLocals, publish, extS } = parts;
 
   const decls = cellDecls(model, xterms, name, overrides);
@@ -148,6 +153,40 @@ ${v2 ? `        unsigned int slice = M${r.id}_slice, b = M${r.id}_b, row = M${r.
     }`;
     })
     .join("\n");
+
+  // `-batch3`: thread (b, j) computes the matvec rows its own pointwise element reads (every literal index at unit j:
+  // the 4 gate rows of an LSTM forward, the one row of a core) over the whole depth, four partial sums each; it reads
+  // them back itself (no depth slices), and a block of one warp (one batch row at H = 32) steps with __syncwarp
+  const matvecOwn = rterms
+    .map((r) => {
+      const V = r.vecKind === "state" ? `s_S + ${stIndex.get(r.vec)}u * B * E + (size_t)b * E` : `s_L + (size_t)b * (${lvTotal}) + ${lvOff.get(r.vec)!}`;
+      const lits = r.rows.map((e, a) => (a === r.unitAxis ? 1 : (e as { value: number }).value));
+      const low = lits.slice(r.unitAxis + 1).reduce((a, n) => a * n, 1);
+      const NQ = lits.reduce((a, n) => a * n, 1);
+      const qs = Array.from({ length: NQ }, (_, q) => q);
+      return `      { // ${r.param} . ${r.vec}${r.vecKind === "state" ? "(t-1)" : ""}: the ${NQ} row(s) at unit j  ->  s_M[MO${r.id} + b * RL + row]
+        const unsigned int RL = RL${r.id}, KV = ${productC(r.vecShape)};
+        const float* W = s_W + ${wOff[r.id]};
+        const float* V = ${V};
+${qs.map((q) => `        const unsigned int row${q} = (${Math.floor(q / low)}u * E + j) * ${low}u + ${q % low}u;`).join("\n")}
+        float ${qs.map((q) => `a${q}x = 0.f, a${q}y = 0.f, a${q}z = 0.f, a${q}w = 0.f`).join(", ")};
+#pragma unroll 2
+        for (unsigned int k = 0; k < KV; k += 4u) {
+          const float4 v = *reinterpret_cast<const float4*>(V + k);
+          const float* w = W + (size_t)k * RL;
+${qs.map((q) => `          a${q}x = fmaf(w[row${q}], v.x, a${q}x); a${q}y = fmaf(w[RL + row${q}], v.y, a${q}y); a${q}z = fmaf(w[2u * RL + row${q}], v.z, a${q}z); a${q}w = fmaf(w[3u * RL + row${q}], v.w, a${q}w);`).join("\n")}
+        }
+${qs.map((q) => `        s_M[MO${r.id} + b * RL + row${q}] = (a${q}x + a${q}y) + (a${q}z + a${q}w);`).join("\n")}
+      }`;
+    })
+    .join("\n");
+  const ownLoop = `    for (unsigned int i = threadIdx.x; i < NB * E; i += blockDim.x) {
+      unsigned int b = P_b, j = P_j;
+      if (i != threadIdx.x) { b = i / E; j = i % E; }
+${matvecOwn}
+    }`;
+  // the step's barriers: a block of one warp needs only __syncwarp (the batch cell never syncs across blocks)
+  const stepSync = own ? "if (blockDim.x <= 32u) __syncwarp(); else __syncthreads();" : "__syncthreads();";
 
   // every row of each matrix (all units), transposed: s_W[k * RL + row]
   const loadW = rterms
@@ -258,15 +297,15 @@ ${phaseA("0u")}
 ${stageCopy(`(t + ${PFD - 1}u)`)}
     }
     seqc_cpa_commit();
-${matvec}
+${own ? ownLoop : matvec}
     seqc_cpa_wait<${PFD - 2}>();  // step t + 1's group is in (phase A of step t + 1 below reads it)
-    __syncthreads();
+    ${stepSync}
 ${loopHead}
 ${outLocals.join("\n")}
 ${cellLines.join("\n")}
 ${phaseA("t + 1u")}
     }
-    __syncthreads();
+    ${stepSync}
   }
   for (unsigned int i = threadIdx.x; i < NB * E; i += blockDim.x) {
     const unsigned int b = i / E, j = i % E, bg = b0 + b;
@@ -314,7 +353,9 @@ ${kvals.map((k) => `    ws_${k.slice(2)}[i] = L_${k}[0];`).join("\n")}
   ];
   const steps: CudaFormPlan["steps"] = hoistedGemms(model, xterms);
   if (hoisted) steps.push({ kind: "launch", entry: preName, grid: ["min", ["ceilDiv", ["*", "B", "T", Esz], PRE_THREADS], PRE_BLOCKS_MAX], threads: PRE_THREADS, sharedBytes: 0, buffers: [...decls.bufs.map((b) => b.ref), ...kvals.map((k) => kBuf(k, true).ref)], uniforms, overrides: overrideValues(model, overrides) });
-  steps.push({ kind: "launch", entry: name, grid: "CELL_BLOCKS", threads: CELL.THREADS, sharedBytes: ["*", 4, "CELL_SMEM_FLOATS"], buffers: bufs.map((b) => b.ref), uniforms, overrides: overrideValues(model, overrides) });
+  // -batch3: one thread per (b, j), in whole warps (32 threads at one row of 32 units)
+  const threads: SizeExpr = own ? ["min", CELL.THREADS, ["*", 32, ["ceilDiv", ["*", "BB", Esz], 32]]] : CELL.THREADS;
+  steps.push({ kind: "launch", entry: name, grid: "CELL_BLOCKS", threads, sharedBytes: ["*", 4, "CELL_SMEM_FLOATS"], buffers: bufs.map((b) => b.ref), uniforms, overrides: overrideValues(model, overrides) });
   const form: CudaFormPlan = {
     form: "sequential",
     variant: `persistent-matvec${CELL.suffix}`,
@@ -324,7 +365,8 @@ ${kvals.map((k) => `    ws_${k.slice(2)}[i] = L_${k}[0];`).join("\n")}
       ["CELL_BLOCKS", ["ceilDiv", "B", "BB"]],
       ["CELL_SMEM_FLOATS", smemFloats],
     ],
-    ...(CELL.THREADS < 256 ? { prefer: [">=", CELL.THREADS, ["*", "BB", rowsTotal]] as SizeExpr } : {}),
+    // -batch3 is opt-in (never preferred) until timed beside -batch2 on the card
+    ...(own ? { prefer: 0 } : CELL.THREADS < 256 ? { prefer: [">=", CELL.THREADS, ["*", "BB", rowsTotal]] as SizeExpr } : {}),
     applicable: cellApplicable(plan, extS),
     workspaces: [
       ...xterms.map((x) => ({ name: `X${x.id}`, words: ["*", "B", "T", ["*", 1, ...x.rows.map(extS)]] as SizeExpr })),
