@@ -87,7 +87,7 @@ describe.skipIf(!gpp)("split3's walk with pipelined products (-wp) on the CPU em
   }, 600_000);
 });
 
-// opt-in until measured (bench/RESULTS.md chunked run 15): lowered only where `only` names them
+// no faster than the walks auto picks (bench/RESULTS.md chunked run 15): lowered only where `only` names them
 describe("split3's pipelined walk is lowered only on request", () => {
   it("deltanet: no -wp variant and no pipelined-walk source in the default plan; both where `only` names one", () => {
     const m = load("deltanet");

@@ -73,7 +73,7 @@ export const BF16_IN_F32_OUT: ChunkIo = { io: "bf16", out: "f32" };
 
 /** `only`: keep just these variants (and their kernels), e.g. for a small emulated or test module; variants lowered only
  *  on request (split3's walks by warps, `-ww`, measured slower: run 14; split3's walks with pipelined products, `-wp`,
- *  opt-in until measured: run 15) exist only where `only` is given. `ios`: the
+ *  no faster: run 15) exist only where `only` is given. `ios`: the
  *  I/O types to emit (default CHUNK_IOS), one module each (key ioTag: `f32`, `bf16`, `bf16-of32`, ...). */
 export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { only?: (variant: string) => boolean; ios?: readonly ChunkIo[] } = {}): ChunkedLowering {
   const cr = el.rows;
@@ -277,6 +277,8 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
  *     Aq by warp tasks (GLA 1.13-1.20x, RWKV-7 1.09-1.13x). RWKV-7 keeps the block-row inverse (-iw was slower there).
  *   split3's walk by warps (-ww, run 14): never (its walk 2.1-2.9x slower with one warp per block, 1.5-2.5x with two,
  *     at the six models' (1, 32768) shapes); lowered only where `only` names it.
+ *   split3's walk with pipelined products (-wp, run 15): never (its walk 0.96-1.11x the old one's time at auto's picks
+ *     at the same shapes, within that run's noise); lowered only where `only` names it.
  */
 function fusedPrefer(blocks: SizeExpr, nH: SizeExpr, decay: number, lr: boolean, bpsA: number): SizeExpr {
   const many: SizeExpr = [">=", ["*", 2, blocks], ["*", 3, "LIMIT_SMS"]];
@@ -316,7 +318,8 @@ function split3Prefer(BV: number, KP: number, nH: SizeExpr, Vd: SizeExpr, decay:
 function split3wPrefer(): SizeExpr {
   return 0;
 }
-/** split3's walk with software-pipelined products (`-wp`): opt-in until measured (chunked run 15). */
+/** split3's walk with software-pipelined products (`-wp`): never auto's pick. H100 run 15 at the six models' (1, 32768)
+ *  shapes: its walk 0.96-1.11x the old walk's time at auto's picks, within the run's noise (DeltaNet 0.64 vs 0.66 ms). */
 function split3pPrefer(): SizeExpr {
   return 0;
 }
