@@ -25,19 +25,24 @@ def enc(a):
     return {"shape": list(a.shape), "data": a.reshape(-1).tolist()}
 
 
-def main():
-    case = json.loads(sys.stdin.readline())
+def run_case(case):
+    """chain_backward over the case; the decay adjoint's anchors ("decayAnchor", "anchorChunk", "anchorGram") where
+    the case names them (test/torch/decay_anchor_glue.py), else seqc_chunked's defaults."""
     B, T = case["B"], case["T"]
     run = line_run(enc, arr)
     if case.get("reverseChunk"):
         seqc_chunked.REVERSE_CHUNK = case["reverseChunk"]
+    if case.get("anchorGram"):
+        seqc_chunked.DECAY_ANCHOR_GRAM = case["anchorGram"]
 
     gin, gpar, dS0 = seqc_chunked.chain_backward(
         case["names"], run, B, T, case["stateShape"], {k: arr(v) for k, v in case["given"].items()}, arr(case.get("S0")),
         {k: arr(v) for k, v in case["cotOutputs"].items()}, arr(case.get("cotState")),
         case["inputs"], case["params"], case["outputs"], np.float64, None, case.get("perKeyT"), case.get("decayWay"), arr(case.get("SN")),
+        decay_anchor=case.get("decayAnchor"), anchor_chunk=case.get("anchorChunk"),
         reverse_sum=case.get("reverseSum"), reverse_glue=case.get("reverseGlue"))
     sys.stdout.write(json.dumps({"done": True, "inputs": {k: enc(v) for k, v in gin.items()}, "params": {k: enc(v) for k, v in gpar.items()}, "dS0": enc(dS0)}) + "\n")
 
 
-main()
+if __name__ == "__main__":
+    run_case(json.loads(sys.stdin.readline()))

@@ -9,34 +9,11 @@ import json
 import os
 import sys
 
-here = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(here, "fake"))
-sys.path.insert(0, os.path.join(here, "..", "..", "runtime", "torch"))
-import numpy as np  # noqa: E402
-import seqc_chunked  # noqa: E402
-from line_run import line_run  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from chain_glue import run_case  # noqa: E402
 
-
-def arr(t):
-    return None if t is None else np.array(t["data"], dtype=np.float64).reshape(t["shape"])
-
-
-def enc(a):
-    a = np.ascontiguousarray(a, dtype=np.float64)
-    return {"shape": list(a.shape), "data": a.reshape(-1).tolist()}
-
-
-def main():
-    case = json.loads(sys.stdin.readline())
-    B, T = case["B"], case["T"]
-    seqc_chunked.DECAY_ANCHOR_GRAM = case.get("anchorGram", "stack")
-    gin, gpar, dS0 = seqc_chunked.chain_backward(
-        case["names"], line_run(enc, arr), B, T, case["stateShape"], {k: arr(v) for k, v in case["given"].items()}, arr(case.get("S0")),
-        {k: arr(v) for k, v in case["cotOutputs"].items()}, arr(case.get("cotState")),
-        case["inputs"], case["params"], case["outputs"], np.float64, None, "matmul", "torch", arr(case.get("SN")),
-        decay_anchor=case["decayAnchor"], anchor_chunk=case["anchorChunk"],
-        reverse_sum=case.get("reverseSum"))
-    sys.stdout.write(json.dumps({"done": True, "inputs": {k: enc(v) for k, v in gin.items()}, "params": {k: enc(v) for k, v in gpar.items()}, "dS0": enc(dS0)}) + "\n")
-
-
-main()
+case = json.loads(sys.stdin.readline())
+# this driver's fixed choices: the per-key transposed products as torch ops, the decay adjoint's terms as torch ops,
+# the stack Gram unless the case names one
+case.update(perKeyT="matmul", decayWay="torch", anchorGram=case.get("anchorGram", "stack"))
+run_case(case)
