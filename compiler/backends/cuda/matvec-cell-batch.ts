@@ -43,13 +43,30 @@ const PFD = 8;
  * kernel (matvec-cell-hoist.ts; the backward cores), and no integer division by a runtime size inside the step loop
  * (a thread's first matvec output and first (b, j) decomposed once before it, the staged copies walked row by row).
  */
-export interface BatchCellConfig { THREADS: number; suffix: string; v2?: boolean; own?: boolean }
+export interface BatchCellConfig {
+  THREADS: number;
+  suffix: string;
+  v2?: boolean;
+  own?: boolean;
+  /**
+   * `lean` (`-batch4`, `-batch4s`): the step's serial chain shortened where a thread of `-batch2` waits: a step's staged copies
+   * spread over every thread of the block (each thread's copies decomposed once, before the step loop: at H = 32 a core's 7
+   * slices of H values were all issued by warp 0, on its way to the matvec), the matvec's depth slices summed from loads
+   * issued together (not a loop of dependent ones), and sigmoid without a branch (the same two formulas, chosen by a
+   * select: a warp whose lanes differ in sign ran both sides one after the other, and the four gates could not overlap).
+   */
+  lean?: boolean;
+  /** `wreg` (`-batch4`): a thread's matvec row (its slice of the depth, at most WREG values) held in registers over all T steps. */
+  wreg?: boolean;
+}
 /**
  * Threads per block. The runner takes the first applicable preferred form: 128 threads where a block's matvec
  * outputs (rows per block x matrix rows) are at most 128 (one output a thread), else 256.
  */
 export const BATCH_CELL_CONFIGS: BatchCellConfig[] = [
   { THREADS: 128, suffix: "-batch2", v2: true },
+  { THREADS: 128, suffix: "-batch4", v2: true, lean: true, wreg: true },
+  { THREADS: 128, suffix: "-batch4s", v2: true, lean: true },
   { THREADS: 128, suffix: "-batch3", v2: true, own: true },
   { THREADS: 128, suffix: "-batch" },
   { THREADS: 256, suffix: "-batch-256" },
@@ -71,6 +88,18 @@ __device__ __forceinline__ float seqc_msum(const float* m, unsigned int ms, unsi
   for (unsigned int s = 1; s < ks; ++s) a += m[(size_t)s * ms];
   return a;
 }
+// the same sum with its loads issued together, unconditionally (s_M holds KSMAX = 4 slices; ks <= 4); the slices past
+// ks are dropped by a select, and adding 0.f leaves the sum bitwise as the loop's
+__device__ __forceinline__ float seqc_msum4(const float* m, unsigned int ms, unsigned int ks) {
+  const float y1 = m[ms], y2 = m[2u * ms], y3 = m[3u * ms];
+  return ((m[0] + (ks > 1u ? y1 : 0.f)) + (ks > 2u ? y2 : 0.f)) + (ks > 3u ? y3 : 0.f);
+}
+// seqc_sigmoid without a branch: the same two formulas (1 / (1 + e^-x) for x >= 0, e^x / (1 + e^x) below), bitwise,
+// chosen by a select, so a warp whose lanes differ in sign runs one expf and one division
+__device__ __forceinline__ float seqc_sigmoid_sel(float x) {
+  const float e = expf(-fabsf(x));
+  return (x >= 0.f ? 1.f : e) / (1.f + e);
+}
 __device__ __forceinline__ void seqc_cpa_commit() {
 #ifndef SEQC_EMU
   asm volatile("cp.async.commit_group;\\n" ::: "memory");
@@ -84,6 +113,11 @@ template <int N> __device__ __forceinline__ void seqc_cpa_wait() {
 }
 #endif`;
 
+/** Most values of a thread's matvec row `wreg` holds in registers (groups of 4 of the depth: WREG / 4 float4). */
+const WREG = 32;
+/** Most staged copies of a step a thread issues from its precomputed list (`lean`); a block with more walks the slices as `-batch2`. */
+const NCP = 4;
+
 /** Threads a block of the elementwise kernel of the `hoist` variant, and its most blocks (a grid-stride loop past them). */
 const PRE_THREADS = 256;
 const PRE_BLOCKS_MAX = 65536;
@@ -93,6 +127,8 @@ export function renderMatvecCellBatch(model0: I.Model, CELL: BatchCellConfig = B
   if (!el.ok) throw new Error(`matvec cell form of ${model0.name}: ${el.why}`);
   const v2 = !!CELL.v2 || !!CELL.own;
   const own = !!CELL.own;
+  const lean = !!CELL.lean;
+  const wreg = !!CELL.wreg;
   const hoisted = v2 ? hoistStateFree(model0, el.plan) : undefined;
   const model = hoisted?.model ?? model0;
   const plan = hoisted ? { ...el.plan, body: hoisted.body, phaseA: phaseOfLets(el.plan, hoisted.body) } : el.plan;
@@ -119,8 +155,12 @@ export function renderMatvecCellBatch(model0: I.Model, CELL: BatchCellConfig = B
     const s = stageOf.get(tensor);
     return s && K.load("s_P", K.add(K.add(K.ref("pb"), K.ref(`SO${s.k}`)), flatIndex(idx, s.shape)));
   };
-  const parts = cellBody(model, plan, { overrides, bg: "bg", staged, mRead: own ? (at) => `s_M[${at}]` : (at) => `seqc_msum(s_M + (${at}), MS, KS)` });
-  const { E, stIndex, lVecs, lvOff, lvTotal, lvTotalS, aTotal, rowsLocal, wOff, mOff, cellLines, cellLinesA, initVals, outLocals, publish, extS } = parts;
+  const parts = cellBody(model, plan, { overrides, bg: "bg", staged, mRead: own ? (at) => `s_M[${at}]` : (at) => `${lean ? "seqc_msum4" : "seqc_msum"}(s_M + (${at}), MS, KS)` });
+  const { E, stIndex, lVecs, lvOff, lvTotal, lvTotalS, aTotal, rowsLocal, wOff, mOff, initVals, outLocals, publish, extS } = parts;
+  // `lean`: sigmoid by a select, not a branch (bitwise the same values)
+  const sel = (lines: string[]) => (lean ? lines.map((l) => l.replaceAll("seqc_sigmoid(", "seqc_sigmoid_sel(")) : lines);
+  const cellLines = sel(parts.cellLines);
+  const cellLinesA = sel(parts.cellLinesA);
 
   const decls = cellDecls(model, xterms, name, overrides);
   const { structs, uo, ovDecls } = decls;
@@ -132,7 +172,28 @@ export function renderMatvecCellBatch(model0: I.Model, CELL: BatchCellConfig = B
   const matvec = rterms
     .map((r) => {
       const V = r.vecKind === "state" ? `s_S + ${stIndex.get(r.vec)}u * B * E + (size_t)b * E` : `s_L + (size_t)b * (${lvTotal}) + ${lvOff.get(r.vec)!}`;
-      return `    { // ${r.param} . ${r.vec}${r.vecKind === "state" ? "(t-1)" : ""}  ->  s_M[slice * MS + MO${r.id} + b * RL + row]
+      // `wreg`: where each thread owns at most one output and its slice of the depth fits WREG values, that slice of the
+      // row sits in registers (w${r.id}[q]: depth 4 slice + 4 KS q .. + 3), summed in the loop's order (bitwise the same)
+      const inRegs = `    if (WR${r.id}) { // ${r.param} . ${r.vec}${r.vecKind === "state" ? "(t-1)" : ""}, the row in registers  ->  s_M[slice * MS + MO${r.id} + b * RL + row]
+      if (threadIdx.x < NB * RL${r.id} * KS) {
+        const unsigned int KV = ${productC(r.vecShape)}, RL = RL${r.id}, slice = M${r.id}_slice, b = M${r.id}_b, row = M${r.id}_row;
+        const float* V = ${V};
+        float a0 = 0.f, a1 = 0.f, a2 = 0.f, a3 = 0.f;
+#pragma unroll
+        for (unsigned int q = 0; q < ${WREG / 4}u; ++q) {
+          const unsigned int k = 4u * slice + 4u * KS * q;
+          if (k < KV) {
+            const float4 v = *reinterpret_cast<const float4*>(V + k);
+            a0 = fmaf(w${r.id}[q].x, v.x, a0);
+            a1 = fmaf(w${r.id}[q].y, v.y, a1);
+            a2 = fmaf(w${r.id}[q].z, v.z, a2);
+            a3 = fmaf(w${r.id}[q].w, v.w, a3);
+          }
+        }
+        s_M[slice * MS + MO${r.id} + b * RL + row] = (a0 + a1) + (a2 + a3);
+      }
+    } else`;
+      return `${wreg ? inRegs : ""}    { // ${r.param} . ${r.vec}${r.vecKind === "state" ? "(t-1)" : ""}  ->  s_M[slice * MS + MO${r.id} + b * RL + row]
       const unsigned int RL = RL${r.id}, KV = ${productC(r.vecShape)}, NO = NB * RL;
       const float* W = s_W + ${wOff[r.id]};
       for (unsigned int o = threadIdx.x; o < NO * KS; o += blockDim.x) {
@@ -203,8 +264,51 @@ ${decode}
     })
     .join("\n");
 
+  // `wreg`: each thread's slice of its matvec row, from s_W into registers once (zeros past the depth / outputs)
+  const wregLoad = rterms
+    .map((r) => `  const unsigned int KV${r.id} = ${productC(r.vecShape)};
+  const bool WR${r.id} = NB * RL${r.id} * KS <= blockDim.x && KV${r.id} <= ${WREG}u * KS;  // block-uniform
+  float4 w${r.id}[${WREG / 4}];
+  {
+    const float* W = s_W + ${wOff[r.id]};
+    const unsigned int RL = RL${r.id}, slice = M${r.id}_slice, row = M${r.id}_row;
+    const bool mine = WR${r.id} && threadIdx.x < NB * RL * KS;
+#pragma unroll
+    for (unsigned int q = 0; q < ${WREG / 4}u; ++q) {
+      const unsigned int k = 4u * slice + 4u * KS * q;
+      w${r.id}[q] = mine && k < KV${r.id} ? make_float4(W[(size_t)k * RL + row], W[(size_t)(k + 1u) * RL + row], W[(size_t)(k + 2u) * RL + row], W[(size_t)(k + 3u) * RL + row]) : make_float4(0.f, 0.f, 0.f, 0.f);
+    }
+  }
+`)
+    .join("");
+
+  // `lean`: this thread's copies of a step, element i = threadIdx.x + n blockDim.x (n < NCP) of the block's NB x PT staged
+  // values, decomposed once: source at step 0, its stride a step, and its place in a step's slice of s_P
+  const leanDecls = lean
+    ? `  const bool CPL = NB * PT <= ${NCP}u * blockDim.x;  // block-uniform: else the slices are walked as in -batch2
+  const float* cp_src[${NCP}];
+  unsigned int cp_n[${NCP}], cp_dst[${NCP}];
+#pragma unroll
+  for (unsigned int n = 0; n < ${NCP}u; ++n) {
+    const unsigned int i = threadIdx.x + n * blockDim.x;
+    cp_src[n] = nullptr; cp_n[n] = 0u; cp_dst[n] = 0u;
+    if (CPL && i < NB * PT) {
+      const unsigned int b = i / PT, r = i % PT;
+      cp_dst[n] = b * PT + r;
+${stage.map((s, k) => `      ${k ? "else " : ""}if (r < SO${s.k} + ${productC(s.shape)}) { cp_n[n] = ${productC(s.shape)}; cp_src[n] = ${s.src} + (size_t)(b0 + b) * T * cp_n[n] + (r - SO${s.k}); }`).join("\n")}
+    }
+  }
+`
+    : "";
   // the staged slices of step tt for this block's rows, s_P[tt & 1][b][..]
-  const stageCopy = (tt: string) =>
+  const stageCopyLean = (tt: string) => `    if (CPL) {
+#pragma unroll
+      for (unsigned int n = 0; n < ${NCP}u; ++n) if (cp_src[n]) seqc_cpa4(s_P + (size_t)((${tt}) & ${PFD - 1}u) * B * PT + cp_dst[n], cp_src[n] + (size_t)(${tt}) * cp_n[n]);
+    } else {
+${stageCopyWalk(tt)}
+    }`;
+  const stageCopy = (tt: string) => (lean && stage.length ? stageCopyLean(tt) : stageCopyWalk(tt));
+  const stageCopyWalk = (tt: string) =>
     stage
       .map((s) =>
         v2
@@ -267,7 +371,8 @@ ${ovDecls}
   float* s_P = s_A + ${aTotal}u * B * E;                     // staged per-step reads [${PFD}][B][PT]
   (void)s_L; (void)s_A; (void)s_P; (void)SEQC_JB;
 ${soDecls.join("\n")}
-${rDecls.join("\n")}${v2 ? `
+${rDecls.join("\n")}
+${leanDecls}${v2 ? `
   // this thread's first (b, j) of the pointwise loop and first output of each matvec, decomposed once
   const unsigned int P_b = threadIdx.x / E, P_j = threadIdx.x % E; (void)P_b; (void)P_j;
 ${rterms.map((r) => `  const unsigned int M${r.id}_slice = threadIdx.x / (NB * RL${r.id}), M${r.id}_b = (threadIdx.x % (NB * RL${r.id})) / RL${r.id}, M${r.id}_row = threadIdx.x % RL${r.id};`).join("\n")}` : ""}
@@ -285,7 +390,7 @@ ${stageCopy("tt")}
   }
   seqc_cpa_wait<${PFD - 2}>();
   __syncthreads();
-${lVecs.length ? `  {
+${wreg ? wregLoad : ""}${lVecs.length ? `  {
     const unsigned int t = 0u;
 ${loopHead}
 ${phaseA("0u")}
@@ -365,8 +470,8 @@ ${kvals.map((k) => `    ws_${k.slice(2)}[i] = L_${k}[0];`).join("\n")}
       ["CELL_BLOCKS", ["ceilDiv", "B", "BB"]],
       ["CELL_SMEM_FLOATS", smemFloats],
     ],
-    // -batch3 is opt-in (never preferred) until timed beside -batch2 on the card
-    ...(own ? { prefer: 0 } : CELL.THREADS < 256 ? { prefer: [">=", CELL.THREADS, ["*", "BB", rowsTotal]] as SizeExpr } : {}),
+    // -batch3 (measured slower) and -batch4 / -batch4s are opt-in (never preferred) until timed faster than -batch2 on the card
+    ...(own || lean ? { prefer: 0 } : CELL.THREADS < 256 ? { prefer: [">=", CELL.THREADS, ["*", "BB", rowsTotal]] as SizeExpr } : {}),
     applicable: cellApplicable(plan, extS),
     workspaces: [
       ...xterms.map((x) => ({ name: `X${x.id}`, words: ["*", "B", "T", ["*", 1, ...x.rows.map(extS)]] as SizeExpr })),
