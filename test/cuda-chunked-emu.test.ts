@@ -7,41 +7,17 @@
  * saturated gates, beta in (0, 2)) through the per-key slow path. Needs g++; the GPU run of the same
  * checks is bench/cuda/chunked/check.ts.
  */
-import { describe, expect, it } from "vitest";
+import { describe, it } from "vitest";
 import { spawnSync } from "node:child_process";
 import { loadProgram } from "../compiler/frontend/load.ts";
-import { interpret } from "../compiler/ir/interpret.ts";
-import { relativeError } from "../compiler/io/manifest.ts";
 import type { Model } from "../compiler/ir/types.ts";
-import { fromBf16, fromF16, toBf16, toF16 } from "../runtime/cuda/half.ts";
-import { buildEmu, runEmu } from "./cuda-emu/harness.ts";
-import { chunkInputs } from "./helpers/chunk-inputs.ts";
-import { smallDims } from "./helpers/random.ts";
+import { checkChunkedEmu, type ChunkEmuCase } from "./helpers/chunked-emu-check.ts";
 
 const gpp = spawnSync("g++", ["--version"]).status === 0;
 if (!gpp) console.warn("cuda-chunked-emu.test: g++ is not installed, so the emulated runs of the CUDA chunked kernels are skipped");
 const load = (name: string): Model => loadProgram([`stdlib/${name}.seq`]).models[0];
-const round = (io: string, x: Float64Array) => (io === "bf16" ? x.map((v) => fromBf16(toBf16(v))) : io === "f16" ? x.map((v) => fromF16(toF16(v))) : x);
 
-function check(model: Model, variants: string[], cases: { T: number; B: number; K: number; V: number; J?: number; init?: boolean; stress?: boolean }[], tol: number) {
-  const b = buildEmu(model, variants);
-  for (const v of variants) {
-    const io = /-(f32|bf16|f16)-/.exec(v)![1];
-    for (const c of cases) {
-      const dims = smallDims(model, { K: c.K, V: c.V, H: 2, P: c.V, N: c.K, J: c.J ?? 2 });
-      const run = chunkInputs(model, { dims, batch: c.B, time: c.T, seed: 3 + c.T + c.K, initialState: c.init, stress: c.stress });
-      for (const k of Object.keys(run.inputs)) run.inputs[k] = round(io, run.inputs[k]);
-      const ref = interpret(model, run);
-      const got = runEmu(b, v, run);
-      const label = `${v} T=${c.T} B=${c.B} K=${c.K} V=${c.V}${c.stress ? " stress" : ""}`;
-      for (const [k, x] of Object.entries(ref.outputs)) {
-        expect(got.outputs[k].every(Number.isFinite), `${label}: ${k} finite`).toBe(true);
-        expect(relativeError(got.outputs[k], x), `${label}: ${k}`).toBeLessThan(tol);
-      }
-      for (const [k, x] of Object.entries(ref.finalState)) expect(relativeError(got.finalState[k], x), `${label}: final ${k}`).toBeLessThan(tol);
-    }
-  }
-}
+const check = (model: Model, variants: string[], cases: ChunkEmuCase[], tol: number) => checkChunkedEmu(model, variants, cases, tol);
 
 const ALL = ["linear_attention", "retnet", "simple_gla", "mamba2", "gla", "deltanet", "gated_deltanet", "rwkv7"];
 const rtp = (name: string) => (name === "rwkv7" ? 2 : 1);

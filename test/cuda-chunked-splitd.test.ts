@@ -9,40 +9,15 @@
 import { describe, expect, it } from "vitest";
 import { spawnSync } from "node:child_process";
 import { loadProgram } from "../compiler/frontend/load.ts";
-import { interpret } from "../compiler/ir/interpret.ts";
-import { relativeError } from "../compiler/io/manifest.ts";
 import type { Model } from "../compiler/ir/types.ts";
-import { fromBf16, toBf16 } from "../runtime/cuda/half.ts";
-import { buildEmu, runEmu } from "./cuda-emu/harness.ts";
 import { chunkedEligible, lowerChunked, recordBytes, recordBytesD } from "../compiler/backends/cuda/chunked-plan.ts";
 import { findNvcc, nvccPtx } from "../compiler/backends/cuda/nvcc.ts";
-import { chunkInputs } from "./helpers/chunk-inputs.ts";
-import { smallDims } from "./helpers/random.ts";
+import { checkChunkedEmu, type ChunkEmuCase } from "./helpers/chunked-emu-check.ts";
 
 const gpp = spawnSync("g++", ["--version"]).status === 0;
 const load = (name: string): Model => loadProgram([`stdlib/${name}.seq`]).models[0];
-const round = (io: string, x: Float64Array) => (io === "bf16" ? x.map((v) => fromBf16(toBf16(v))) : x);
 
-function check(model: Model, variants: string[], cases: { T: number; B: number; K: number; V: number; J?: number; init?: boolean; stress?: boolean }[], tol: number) {
-  const b = buildEmu(model, variants);
-  expect(b.forms.map((f) => f.variant).sort()).toEqual([...variants].sort());
-  for (const v of variants) {
-    const io = /-(f32|bf16|f16)-/.exec(v)![1];
-    for (const c of cases) {
-      const dims = smallDims(model, { K: c.K, V: c.V, H: 2, P: c.V, N: c.K, J: c.J ?? 2 });
-      const run = chunkInputs(model, { dims, batch: c.B, time: c.T, seed: 5 + c.T + c.K, initialState: c.init, stress: c.stress });
-      for (const k of Object.keys(run.inputs)) run.inputs[k] = round(io, run.inputs[k]);
-      const ref = interpret(model, run);
-      const got = runEmu(b, v, run);
-      const label = `${v} T=${c.T} B=${c.B} K=${c.K} V=${c.V}${c.stress ? " stress" : ""}`;
-      for (const [k, x] of Object.entries(ref.outputs)) {
-        expect(got.outputs[k].every(Number.isFinite), `${label}: ${k} finite`).toBe(true);
-        expect(relativeError(got.outputs[k], x), `${label}: ${k}`).toBeLessThan(tol);
-      }
-      for (const [k, x] of Object.entries(ref.finalState)) expect(relativeError(got.finalState[k], x), `${label}: final ${k}`).toBeLessThan(tol);
-    }
-  }
-}
+const check = (model: Model, variants: string[], cases: ChunkEmuCase[], tol: number) => checkChunkedEmu(model, variants, cases, tol, { seed: 5, exactForms: true });
 
 describe.skipIf(!gpp)("CUDA splitd (raw q and key rows in the walk) on the CPU emulation vs the interpreter", () => {
   it.each(["linear_attention", "retnet", "simple_gla", "mamba2", "deltanet", "gated_deltanet"])("%s: fp32 (<= 1e-4), T = 1 and T = 77 with an initial state", (name) => {

@@ -39,14 +39,6 @@ export function variantsFor(name: string): string[] {
         for (const bv of kind === "split3" && k === 128 ? [64, 32, 16, 8] : [64, 32, 16])
           for (const a of ["", "-a384", "-a512", "-a768"])
             for (const iw of ["", "-iw", "-mw"]) v.push(`chunked-${kind}-bf16-k${k}-v${bv}${a}${iw}-r${r}`);
-      // split3's walk by warps (-ww: one or two warps per block, each owning 16 value columns)
-      for (const bv of [16, 32])
-        for (const a of ["", "-a384", "-a512", "-a768"])
-          for (const iw of ["", "-iw", "-mw"]) v.push(`chunked-split3-bf16-k${k}-v${bv}${a}${iw}-ww-r${r}`);
-      // split3's walk with software-pipelined products (-wp, run 15)
-      for (const bv of k === 128 ? [64, 32, 16, 8] : [64, 32, 16])
-        for (const a of ["", "-a384", "-a512", "-a768"])
-          for (const iw of ["", "-iw", "-mw"]) v.push(`chunked-split3-bf16-k${k}-v${bv}${a}${iw}-wp-r${r}`);
     }
   }
   return v;

@@ -47,12 +47,6 @@ export interface ChunkCfg {
   /** Phase A with a per-key decay: the block pairs of A and Aq as warp tasks (SeqcKeyTiles, one barrier) instead of
    *  four rounds of block rows (eight). 2-byte operands. */
   mats?: "w";
-  /** split3's state walk by warps (walkS): each warp owns 16 value columns of the state over every key row
-   *  (seqc_chunk_walk_w: only __syncwarp inside a chunk); BV = 16 x warps, NT = 32 x warps. */
-  ww?: boolean;
-  /** split3's state walk with software-pipelined products (walkS, 2-byte operands): seqc_chunk_walk_p, whose warp
-   *  products load the next k-step's fragments before this k-step's mma. */
-  wp?: boolean;
   /** splitd (phase A and walk): the walk reads q and the key rows raw from the inputs (scalar or no decay). */
   direct?: boolean;
   /** Element type of the outputs (default `dtype`): a 2-byte-input configuration that stores fp32 outputs (mixed I/O,
@@ -204,7 +198,7 @@ export const threadsOf = (c: ChunkCfg) => c.NT ?? CHUNK_THREADS;
 
 export function cfgName(c: ChunkCfg): string {
   const v = c.kind === "fused" ? `v${c.BV}` : c.kind === "phaseA" ? `p${c.VP}` : `v${c.BV}p${c.VP}`;
-  return `${c.kind}${c.direct ? "d" : ""}_${ioTag(c.dtype, outOf(c)).replace("-", "_")}_k${c.KP}_${v}_r${c.RTP}${threadsOf(c) !== CHUNK_THREADS ? `_t${threadsOf(c)}` : ""}${c.inv ? `_i${c.inv}` : ""}${c.mats ? `_m${c.mats}` : ""}${c.ww ? "_ww" : ""}${c.wp ? "_wp" : ""}`;
+  return `${c.kind}${c.direct ? "d" : ""}_${ioTag(c.dtype, outOf(c)).replace("-", "_")}_k${c.KP}_${v}_r${c.RTP}${threadsOf(c) !== CHUNK_THREADS ? `_t${threadsOf(c)}` : ""}${c.inv ? `_i${c.inv}` : ""}${c.mats ? `_m${c.mats}` : ""}`;
 }
 
 export function cfgStruct(c: ChunkCfg, name: string): string {
@@ -213,7 +207,7 @@ export function cfgStruct(c: ChunkCfg, name: string): string {
   return `struct ${name} {
   typedef ${ELT[c.dtype]} T;
   static constexpr int F = ${CHUNK_F}, NT = ${threadsOf(c)}, KP = ${c.KP}, BV = ${c.BV}, VP = ${c.VP}, RTP = ${c.RTP}, DECAY = ${c.decay};
-  static constexpr bool LR = ${c.lr};${c.inv ? "\n  static constexpr int INV = 1;" : ""}${c.mats ? "\n  static constexpr int MATS = 1;" : ""}${c.ww ? "\n  static constexpr int WW = 1;" : ""}${c.wp ? "\n  static constexpr int WP = 1;" : ""}
+  static constexpr bool LR = ${c.lr};${c.inv ? "\n  static constexpr int INV = 1;" : ""}${c.mats ? "\n  static constexpr int MATS = 1;" : ""}
   static constexpr int ${ints};
 };`;
 }
@@ -757,7 +751,7 @@ export function chunkModelSource(model: I.Model, cr: ChunkRows): ChunkModelSourc
         : c.kind === "phaseA"
           ? `seqc_chunk_phase_a${c.direct ? "_d" : ""}<${cfg}>(rows, seqc_smem, ws, ${headsExpr});`
           : c.kind === "walkS"
-            ? `seqc_chunk_walk_${c.ww ? "w" : c.wp ? "p" : "s"}<${cfg}>(rows, seqc_smem, ws, wsS, ${dimOf(Sd.shape[cr.form.key])}, ${valueDim}, ${headsExpr});`
+            ? `seqc_chunk_walk_s<${cfg}>(rows, seqc_smem, ws, wsS, ${dimOf(Sd.shape[cr.form.key])}, ${valueDim}, ${headsExpr});`
             : c.kind === "out"
               ? `seqc_chunk_out<${cfg}>(rows, seqc_smem, ws, wsS, ${valueDim}, ${headsExpr});`
               : `seqc_chunk_walk${c.direct ? "_d" : ""}<${cfg}>(rows, seqc_smem, ws, ${dimOf(Sd.shape[cr.form.key])}, ${valueDim}, ${headsExpr});`;

@@ -15,7 +15,7 @@ import type { CudaBufferRef, CudaFormPlan } from "../../../runtime/cuda/plan.ts"
 import { matrixForm } from "../../forms/matrix-form.ts";
 import { chunkRows, chunkSizes, type ChunkRows } from "../../forms/chunk-rows.ts";
 import { CUDA_PRELUDE } from "./math.ts";
-import { CHUNK_CORE_SOURCE, CHUNK_WALK_P_SOURCE, CHUNK_WALK_W_SOURCE } from "./chunked-core.ts";
+import { CHUNK_CORE_SOURCE } from "./chunked-core.ts";
 import { chunkedExtras } from "./chunked-extra.ts";
 import { chunkLayout, chunkModelSource, CHUNK_F, cfgName, ioTag, threadsOf, overrideValues, type ChunkCfg, type ChunkDtype } from "./chunked-model.ts";
 
@@ -71,9 +71,7 @@ export const CHUNK_IOS: readonly ChunkIo[] = [{ io: "f32" }, { io: "bf16" }, { i
 /** Mixed I/O: bf16 inputs, fp32 outputs (the torch target's transposed cores: compiler/backends/torch/plans.ts). */
 export const BF16_IN_F32_OUT: ChunkIo = { io: "bf16", out: "f32" };
 
-/** `only`: keep just these variants (and their kernels), e.g. for a small emulated or test module; variants lowered only
- *  on request (split3's walks by warps, `-ww`, measured slower: run 14; split3's walks with pipelined products, `-wp`,
- *  no faster: run 15) exist only where `only` is given. `ios`: the
+/** `only`: keep just these variants (and their kernels), e.g. for a small emulated or test module. `ios`: the
  *  I/O types to emit (default CHUNK_IOS), one module each (key ioTag: `f32`, `bf16`, `bf16-of32`, ...). */
 export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { only?: (variant: string) => boolean; ios?: readonly ChunkIo[] } = {}): ChunkedLowering {
   const cr = el.rows;
@@ -94,15 +92,9 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
   ];
   // one wrapper per kernel (split and split3 share phase A)
   const wrapped = new Set<string>();
-  // modules with a walk by warps (they get CHUNK_WALK_W_SOURCE)
-  const withWalkW = new Set<string>();
-  // modules with a pipelined walk (they get CHUNK_WALK_P_SOURCE)
-  const withWalkP = new Set<string>();
   const wrap = (c: ChunkCfg) => {
     if (wrapped.has(src.entry(c))) return;
     wrapped.add(src.entry(c));
-    if (c.ww) withWalkW.add(ioTag(c.dtype, c.out));
-    if (c.wp) withWalkP.add(ioTag(c.dtype, c.out));
     (wrappers[ioTag(c.dtype, c.out)] ??= []).push(src.wrapper(c));
   };
   const ov = overrideValues(model, src.overrides);
@@ -200,19 +192,10 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
           // split3: phase A, a walk that only carries the state (and stores each chunk's start state), then the
           // readout over every chunk in parallel (value tiles of BO)
           const BO = Math.min(KP, dtype === "f32" ? 32 : 64);
-          // (2-byte operands: also the walk by warps, `-ww`: each warp owns 16 value columns over every key row; the
-          // block's tile 16 (one warp) or 32 (two warps) values. Slower than these walks wherever measured (run 14):
-          // lowered only on request, where `only` is given, and never auto's pick)
-          const walks = [
-            ...walkSBVs.map((BV) => ({ w: mk("walkS", BV), ww: "" })),
-            ...(dtype === "f32" || !opts.only ? [] : [16, 32]).map((BV) => ({ w: { ...mk("walkS", BV), NT: 2 * BV, ww: true }, ww: "-ww" })),
-            // (2-byte operands: the same walks with software-pipelined products, `-wp`: on request until measured)
-            ...(dtype === "f32" || !opts.only ? [] : walkSBVs).map((BV) => ({ w: { ...mk("walkS", BV), wp: true }, ww: "-wp" })),
-          ];
-          for (const { w, ww } of walks) {
-            const BV = w.BV;
+          for (const BV of walkSBVs) {
+            const w = mk("walkS", BV);
             const o = mk("out", BO);
-            const variant = `chunked-split3-${ioT}-k${KP}-v${BV}${tag}${ww}-r${RTP}`;
+            const variant = `chunked-split3-${ioT}-k${KP}-v${BV}${tag}-r${RTP}`;
             if ([a, w, o].some((x) => chunkLayout(x).SMEM > SMEM_MAX) || (opts.only && !opts.only(variant))) continue;
             for (const x of [a, w, o]) wrap(x);
             const wsS: SizeExpr = ["*", "B", nH, nc, (KP * KP * (dtype === "f32" ? 4 : 2)) / 4];
@@ -221,8 +204,8 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
               variant,
               ...ioFields,
               applicable: ["*", ...base, eq(classOf(Vd), KP), [">=", "LIMIT_SMEM_OPTIN", Math.max(...[a, w, o].map((x) => chunkLayout(x).SMEM))]],
-              prefer: ww === "-ww" ? split3wPrefer() : ww === "-wp" ? split3pPrefer() : split3Prefer(BV, KP, nH, Vd, decay, lr, tag, want, dtype),
-              note: `chunked split3 (${ioT}): every chunk's S0-independent part in parallel (${threadsOf(a)} threads), a walk per batch x head x ${BV} values${ww === "-ww" ? ` (${BV / 16} warp${BV > 16 ? "s" : ""}, each owning 16 value columns of the state)` : ww === "-wp" ? " (software-pipelined products)" : ""} that only carries the state (Z = U0 + M S0, S' = exp(G_n) S0 + X~^T Z; each chunk's S0 stored), then y = Q~ S0 + Aq Z over every chunk in parallel`,
+              prefer: split3Prefer(BV, KP, nH, Vd, decay, lr, tag, want, dtype),
+              note: `chunked split3 (${ioT}): every chunk's S0-independent part in parallel (${threadsOf(a)} threads), a walk per batch x head x ${BV} values that only carries the state (Z = U0 + M S0, S' = exp(G_n) S0 + X~^T Z; each chunk's S0 stored), then y = Q~ S0 + Aq Z over every chunk in parallel`,
               vars: [],
               workspaces: [
                 { name: "chunk", words: ["*", "B", nH, nc, recBytes / 4] },
@@ -239,7 +222,7 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
   }
   const modules: Record<string, { source: string }> = {};
   for (const d of Object.keys(wrappers)) {
-    const core = [CHUNK_CORE_SOURCE, ...(withWalkW.has(d) ? [CHUNK_WALK_W_SOURCE] : []), ...(withWalkP.has(d) ? [CHUNK_WALK_P_SOURCE] : [])];
+    const core = [CHUNK_CORE_SOURCE];
     modules[d] = { source: [`// seqc CUDA chunked kernels for model ${model.name}, ${d} (generated; do not edit)`, CUDA_PRELUDE, ...core, src.loader, ...wrappers[d]].join("\n\n") + "\n" };
   }
   // a stabiliser launch before and a post launch after the core where the canonical form has them
@@ -275,10 +258,8 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
  *   phase A's -iw / -mw (run 13, 2-byte operands, K >= 64; preferredPhaseA): low rank with scalar or no decay inverts
  *     by warp products (DeltaNet / Gated DeltaNet 1.01-1.10x, at K = 64 on 384 threads), a per-key decay forms A and
  *     Aq by warp tasks (GLA 1.13-1.20x, RWKV-7 1.09-1.13x). RWKV-7 keeps the block-row inverse (-iw was slower there).
- *   split3's walk by warps (-ww, run 14): never (its walk 2.1-2.9x slower with one warp per block, 1.5-2.5x with two,
- *     at the six models' (1, 32768) shapes); lowered only where `only` names it.
- *   split3's walk with pipelined products (-wp, run 15): never (its walk 0.96-1.11x the old one's time at auto's picks
- *     at the same shapes, within that run's noise); lowered only where `only` names it.
+ *   split3's walk by warps (-ww, run 14: slower) and with software-pipelined products (-wp, run 15: no faster) were
+ *     removed after those runs.
  */
 function fusedPrefer(blocks: SizeExpr, nH: SizeExpr, decay: number, lr: boolean, bpsA: number): SizeExpr {
   const many: SizeExpr = [">=", ["*", 2, blocks], ["*", 3, "LIMIT_SMS"]];
@@ -300,11 +281,11 @@ function preferredPhaseA(KP: number, alt: string, lr: boolean, decay: number, dt
   return decay === 2 ? `${base}-mw` : base;
 }
 /** The phase A auto may use: `tag` is the variant's phase-A suffix, `want` preferredPhaseA's. */
-function phaseAPreferred(_KP: number, tag: string, want: string): boolean {
+function phaseAPreferred(tag: string, want: string): boolean {
   return tag === want;
 }
 function split3Prefer(BV: number, KP: number, nH: SizeExpr, Vd: SizeExpr, decay: number, lr: boolean, tag: string, want: string, dtype: ChunkDtype): SizeExpr {
-  if (BV === 64 || !phaseAPreferred(KP, tag, want)) return 0;
+  if (BV === 64 || !phaseAPreferred(tag, want)) return 0;
   const walk32: SizeExpr = ["*", "B", nH, ["ceilDiv", Vd, 32]];
   // low rank at K = 128: 8-value walks where they fit one wave (one block per SM) and 16-value walks leave SMs idle
   const walk8fits: SizeExpr = lr && KP >= 128 ? [">=", "LIMIT_SMS", ["*", "B", nH, ["ceilDiv", Vd, 8]]] : 0;
@@ -313,24 +294,14 @@ function split3Prefer(BV: number, KP: number, nH: SizeExpr, Vd: SizeExpr, decay:
   // (2-byte operands: splitd's case since run 8; fp32 not measured, it keeps split3)
   return dtype === "f32" && splitdCase(KP, decay, lr) ? ["*", [">=", "T", 64], [">=", walk32, "LIMIT_SMS"]] : 0;
 }
-/** split3's walk by warps (`-ww`): never auto's pick. H100 run 14 at the six models' (1, 32768) shapes: its walk 2.1-2.9x
- *  slower than the split3 walk auto picks (DeltaNet 1.41-1.50 vs 0.63-0.65 ms, Mamba-2 0.50-0.68 vs 0.33-0.34). */
-function split3wPrefer(): SizeExpr {
-  return 0;
-}
-/** split3's walk with software-pipelined products (`-wp`): never auto's pick. H100 run 15 at the six models' (1, 32768)
- *  shapes: its walk 0.96-1.11x the old walk's time at auto's picks, within the run's noise (DeltaNet 0.64 vs 0.66 ms). */
-function split3pPrefer(): SizeExpr {
-  return 0;
-}
 /** Scalar or no decay, no low rank, K <= 64: splitd's 32-value walk takes the shapes where those walks fill the SMs. */
 const splitdCase = (KP: number, decay: number, lr: boolean) => !lr && decay <= 1 && KP <= 64;
 function splitdPrefer(BV: number, KP: number, nH: SizeExpr, Vd: SizeExpr, decay: number, lr: boolean, tag: string, want: string, dtype: ChunkDtype): SizeExpr {
-  if (dtype === "f32" || BV !== 32 || !phaseAPreferred(KP, tag, want) || !splitdCase(KP, decay, lr)) return 0;
+  if (dtype === "f32" || BV !== 32 || !phaseAPreferred(tag, want) || !splitdCase(KP, decay, lr)) return 0;
   return ["*", [">=", "T", 64], [">=", ["*", "B", nH, ["ceilDiv", Vd, 32]], "LIMIT_SMS"]];
 }
 function splitPrefer(BV: number, KP: number, nH: SizeExpr, Vd: SizeExpr, tag: string, want: string): SizeExpr {
-  if (!phaseAPreferred(KP, tag, want)) return 0;
+  if (!phaseAPreferred(tag, want)) return 0;
   if (BV === 64) return KP >= 128 ? ["*", [">=", "T", 64], [">=", ["*", 8, "B", nH, ["ceilDiv", Vd, 64]], ["*", 7, "LIMIT_SMS"]]] : 0;
   // 32-value tiles when they give a block per SM, else 16 (more blocks for few heads)
   return BV === 32 ? ["*", [">=", "T", 64], [">=", ["*", "B", nH, ["ceilDiv", Vd, 32]], "LIMIT_SMS"]] : [">=", "T", 64];
