@@ -217,3 +217,28 @@ describe.skipIf(!gpp)("the persistent cells on the CPU emulation of CUDA vs the 
     }, 600_000);
   }
 });
+
+describe.skipIf(!gpp)("-batch4 / -batch4s compute what -batch2 computes, bitwise (the same sums in the same order, the same sigmoid formulas)", () => {
+  for (const [kind, name] of [["forward", "lstm"], ["forward", "gru"], ["backward core", "lstm"], ["backward core", "gru"]] as const) {
+    it(`${name} ${kind}: B = 5 on 2 SMs (3 rows a block, a partial last block), T = 6, initial states`, async () => {
+      const model = kind === "forward" ? load(name) : core(name);
+      const dims = { H: 8, I: 3 };
+      const run = randomRun(model, { dims, batch: 5, time: 6, seed: 77, initialState: true });
+      const got: Record<string, Float32Array>[] = [];
+      for (const variant of ["persistent-matvec-batch2", "persistent-matvec-batch4", "persistent-matvec-batch4s"]) {
+        const device = new CellFakeDevice(2);
+        const plan = device.add(lowerCuda(model).plan);
+        const runner = await CudaModelRunner.create(plan, { dims, params: f32(run.params), device: device as unknown as CudaDevice, form: variant });
+        const r = await runner.forward(f32(run.inputs), { batch: 5, initialState: f32(run.initialState) });
+        expect(r.form).toBe(variant);
+        got.push({ ...(r.outputs as Record<string, Float32Array>), ...Object.fromEntries(Object.entries(r.finalState!).map(([k, v]) => [`final ${k}`, v as Float32Array])) });
+        runner.dispose();
+      }
+      for (const k of Object.keys(got[0])) {
+        expect(got[0][k].some((x) => x !== 0), k).toBe(true);
+        expect(Array.from(got[1][k]), `-batch4 ${k}`).toEqual(Array.from(got[0][k]));
+        expect(Array.from(got[2][k]), `-batch4s ${k}`).toEqual(Array.from(got[0][k]));
+      }
+    }, 600_000);
+  }
+});

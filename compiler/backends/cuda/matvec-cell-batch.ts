@@ -155,7 +155,7 @@ export function renderMatvecCellBatch(model0: I.Model, CELL: BatchCellConfig = B
     const s = stageOf.get(tensor);
     return s && K.load("s_P", K.add(K.add(K.ref("pb"), K.ref(`SO${s.k}`)), flatIndex(idx, s.shape)));
   };
-  const parts = cellBody(model, plan, { overrides, bg: "bg", staged, mRead: own ? (at) => `s_M[${at}]` : (at) => `${lean ? "seqc_msum4" : "seqc_msum"}(s_M + (${at}), MS, KS)` });
+  const parts = cellBody(model, plan, { overrides, bg: "bg", staged, mirror: lean, mRead: own ? (at) => `s_M[${at}]` : (at) => `${lean ? "seqc_msum4" : "seqc_msum"}(s_M + (${at}), MS, KS)` });
   const { E, stIndex, lVecs, lvOff, lvTotal, lvTotalS, aTotal, rowsLocal, wOff, mOff, initVals, outLocals, publish, extS } = parts;
   // `lean`: sigmoid by a select, not a branch (bitwise the same values)
   const sel = (lines: string[]) => (lean ? lines.map((l) => l.replaceAll("seqc_sigmoid(", "seqc_sigmoid_sel(")) : lines);
@@ -285,7 +285,8 @@ ${decode}
   // `lean`: this thread's copies of a step, element i = threadIdx.x + n blockDim.x (n < NCP) of the block's NB x PT staged
   // values, decomposed once: source at step 0, its stride a step, and its place in a step's slice of s_P
   const leanDecls = lean
-    ? `  const bool CPL = NB * PT <= ${NCP}u * blockDim.x;  // block-uniform: else the slices are walked as in -batch2
+    ? `  const bool ONE = NB * E <= blockDim.x;  // block-uniform: one (b, j) a thread
+  const bool CPL = NB * PT <= ${NCP}u * blockDim.x;  // block-uniform: else the slices are walked as in -batch2
   const float* cp_src[${NCP}];
   unsigned int cp_n[${NCP}], cp_dst[${NCP}];
 #pragma unroll
@@ -320,6 +321,28 @@ ${v2 ? `      unsigned int b = P_b, j = P_j;
       if (i != threadIdx.x) { b = i / E; j = i % E; }
       const unsigned int jl = j, bg = b0 + b; (void)bg;` : `      const unsigned int b = i / E, j = i % E, jl = j, bg = b0 + b; (void)bg;`}
       const unsigned int pb = (t & ${PFD - 1}u) * B * PT + b * PT; (void)pb;`;
+  // the (b, j) loop of a step around `body`; `lean`: where a block has no more elements than threads (block-uniform ONE),
+  // a thread's one (b, j) is the one decomposed before the step loop, so the compiler keeps its index arithmetic out
+  // of the loop; the own values mirrored in registers (cellBody's mirror) are loaded at the top of the iteration
+  const mirrorDecls = parts.mirrorDecls.join("\n");
+  const pointwise = (body: string) =>
+    lean
+      ? `    if (ONE) {
+      if (threadIdx.x < NB * E) {
+        const unsigned int b = P_b, j = P_j, jl = j, bg = b0 + b; (void)bg;
+        const unsigned int pb = (t & ${PFD - 1}u) * B * PT + b * PT; (void)pb;
+${mirrorDecls}
+${body}
+      }
+    } else {
+${loopHead}
+${mirrorDecls}
+${body}
+    }
+    }`
+      : `${loopHead}
+${body}
+    }`;
   // phase A of a step (let vectors only): the statements before the first matvec and the let vectors to s_L. It
   // runs for step t + 1 right after step t's phase B in the same (b, j) loop (both read and write only their own
   // (b, j), and step t's matvec is done): two barriers a step, not three
@@ -392,9 +415,7 @@ ${stageCopy("tt")}
   __syncthreads();
 ${wreg ? wregLoad : ""}${lVecs.length ? `  {
     const unsigned int t = 0u;
-${loopHead}
-${phaseA("0u")}
-    }
+${pointwise(`${phaseA("0u")}`)}
   }
   __syncthreads();
 ` : ""}  for (unsigned int t = 0; t < T; ++t) {
@@ -405,11 +426,9 @@ ${stageCopy(`(t + ${PFD - 1}u)`)}
 ${own ? ownLoop : matvec}
     seqc_cpa_wait<${PFD - 2}>();  // step t + 1's group is in (phase A of step t + 1 below reads it)
     ${stepSync}
-${loopHead}
-${outLocals.join("\n")}
+${pointwise(`${outLocals.join("\n")}
 ${cellLines.join("\n")}
-${phaseA("t + 1u")}
-    }
+${phaseA("t + 1u")}`)}
     ${stepSync}
   }
   for (unsigned int i = threadIdx.x; i < NB * E; i += blockDim.x) {

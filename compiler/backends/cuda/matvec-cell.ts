@@ -276,6 +276,12 @@ export interface CellBodyOptions {
   staged?: (tensor: string, idx: K.KExpr[]) => K.KExpr | undefined;
   /** How a matvec result at s_M index `at` is read (default s_M[at]; the batch cell sums its depth slices). */
   mRead?: (at: string) => string;
+  /**
+   * Mirror the element's own states and phase A lets in registers (R_S<i>, R_A_<let>[q], declared by `mirrorDecls` at the
+   * top of each (b, j) iteration from shared memory): reads come from the registers, writes go to both, so a value
+   * written and read in the same step waits for no shared store and load (the batch cell's `-batch4`).
+   */
+  mirror?: boolean;
 }
 
 export function cellBody(model: I.Model, plan: CellPlan, opts: CellBodyOptions) {
@@ -312,6 +318,10 @@ export function cellBody(model: I.Model, plan: CellPlan, opts: CellBodyOptions) 
   }
   // element q of phase A's let l for (b, jl)
   const sA = (l: string, q: string) => `s_A[(${aOff.get(l)}u + ${q}) * B * SEQC_JB + b * SEQC_JB + jl]`;
+  const mirror = !!opts.mirror;
+  const rA = (l: string, q: string) => (mirror ? `R_A_${l}[${q}]` : sA(l, q));
+  const sS = (si: number) => `s_S[${si}u * B * SEQC_JB + b * SEQC_JB + jl]`;
+  const rS = (si: number) => (mirror ? `R_S${si}` : sS(si));
   // rows of each rterm held by a block: product of literal axes x JB
   const rowsLocal = (r: RTerm) => litSize(r.rows, unit);
   // offsets of each rterm's slice in shared memory
@@ -389,9 +399,9 @@ export function cellBody(model: I.Model, plan: CellPlan, opts: CellBodyOptions) 
           return opts.mRead ? K.ref(opts.mRead(R(at)), "f32") : K.load("s_M", at);
         }
         const t = I.findTensor(model, tensor)!;
-        if (t.kind === "let" && aOff.has(tensor)) return K.ref(sA(tensor, R(localFlat(t, idx))), "f32");
+        if (t.kind === "let" && aOff.has(tensor)) return K.ref(rA(tensor, R(localFlat(t, idx))), "f32");
         if (t.kind === "let") return K.ref(`L_${tensor}[${R(localFlat(t, idx))}]`, "f32");
-        if (t.kind === "state") return K.ref(`s_S[${stIndex.get(tensor)}u * B * SEQC_JB + b * SEQC_JB + jl]`, "f32");
+        if (t.kind === "state") return K.ref(rS(stIndex.get(tensor)!), "f32");
         if (t.kind === "output") return K.ref(`O_${tensor}[${R(localFlat(t, idx))}]`, "f32");
         return undefined;
       },
@@ -400,9 +410,14 @@ export function cellBody(model: I.Model, plan: CellPlan, opts: CellBodyOptions) 
     const v = sc.lower(s.expr, pre);
     const inner = [...renderStmts(pre, cx, "        "), `        const float val = ${R(v)};`];
     const tIdx = s.vars.map((x) => (isDim(x.extent, unit) ? K.ref("j") : K.ref(`g_${x.id}`)));
-    if (s.k === "let" && aOff.has(s.target)) inner.push(`        ${sA(s.target, R(localFlat(target, tIdx)))} = val;`);
-    else if (s.k === "let") inner.push(`        L_${s.target}[${R(localFlat(target, tIdx))}] = val;`);
-    else if (s.k === "assign") inner.push(`        s_S[${stIndex.get(s.target)}u * B * SEQC_JB + b * SEQC_JB + jl] = val;`);
+    if (s.k === "let" && aOff.has(s.target)) {
+      inner.push(`        ${sA(s.target, R(localFlat(target, tIdx)))} = val;`);
+      if (mirror) inner.push(`        ${rA(s.target, R(localFlat(target, tIdx)))} = val;`);
+    } else if (s.k === "let") inner.push(`        L_${s.target}[${R(localFlat(target, tIdx))}] = val;`);
+    else if (s.k === "assign") {
+      inner.push(`        ${sS(stIndex.get(s.target)!)} = val;`);
+      if (mirror) inner.push(`        ${rS(stIndex.get(s.target)!)} = val;`);
+    }
     else {
       const osize = R(K.ref(`D_${unit}`)) + ` * ${litSize(target.shape, unit)}u`;
       inner.push(`        ${outputBuffer(s.target)}[((size_t)${bg} * T + t) * (${osize}) + ${R(flatRows(target.shape, tIdx))}] = val;`);
@@ -433,9 +448,19 @@ export function cellBody(model: I.Model, plan: CellPlan, opts: CellBodyOptions) 
       const ix = isDim(e, unit) ? "j" : `c${a}`;
       k = a === 0 ? ix : `(${k}) * ${extC(e)} + ${ix}`;
     });
-    return `      for (unsigned int q = 0; q < ${n}u; ++q) { unsigned int r = q; ${decode} (void)r; ${dst}[(size_t)b * (${lvTotal}) + ${lvOff.get(v)!} + ${k}] = ${sA(v, "q")}; }`;
+    return `${mirror ? "#pragma unroll\n" : ""}      for (unsigned int q = 0; q < ${n}u; ++q) { unsigned int r = q; ${decode} (void)r; ${dst}[(size_t)b * (${lvTotal}) + ${lvOff.get(v)!} + ${k}] = ${rA(v, "q")}; }`;
   });
-  return { E, rStates, rsIndex, stIndex, lVecs, lvOff, lvTotal, lvTotalS, aTotal, rowsLocal, wOff, mOff, cellLines, cellLinesA, initVals, outLocals, publish, extS };
+  // `mirror`: the registers, loaded from shared memory at the top of a (b, j) iteration (off the step's chain)
+  const mirrorDecls = mirror
+    ? [
+        ...states.map((_, si) => `      float R_S${si} = ${sS(si)};`),
+        ...[...aOff.keys()].map((l) => {
+          const n = litSize(I.findTensor(model, l)!.shape, unit);
+          return `      float R_A_${l}[${n}];\n#pragma unroll\n      for (unsigned int q = 0; q < ${n}u; ++q) R_A_${l}[q] = ${sA(l, "q")};`;
+        }),
+      ]
+    : [];
+  return { E, rStates, rsIndex, stIndex, lVecs, lvOff, lvTotal, lvTotalS, aTotal, rowsLocal, wOff, mOff, cellLines, cellLinesA, initVals, outLocals, publish, extS, mirrorDecls };
 }
 
 export function renderMatvecCell(model: I.Model, CELL: CellConfig = CELL_CONFIGS[0]): MatvecCell {
