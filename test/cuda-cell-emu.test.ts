@@ -53,8 +53,8 @@ describe("the backward core's transposed matvec is eligible for the persistent c
       expect(el.plan.xterms.map((x) => [x.param, x.input]), name).toEqual([["weight_ih_l0", "x"], ["weight_hh_l0", "h__prev"]]);
       expect(el.plan.phaseA, name).toBeGreaterThan(0);
       expect(el.plan.body.slice(el.plan.phaseA).every((s) => I.tensorsOfKind(core(name), "state").some((t) => t.name === s.target) || s.k !== "let"), name).toBe(true);
-      expect(lowerCuda(core(name)).plan.forms.map((f) => f.variant).slice(0, 6)).toEqual(["persistent-matvec-batch2", "persistent-matvec-batch4", "persistent-matvec-batch4s", "persistent-matvec-batch3", "persistent-matvec-batch", "persistent-matvec-batch-256"]);
-      expect(buildTorchPlans(load(name), {}).plans.backward.forms[0].variant).toBe("persistent-matvec-batch2");
+      expect(lowerCuda(core(name)).plan.forms.map((f) => f.variant).slice(0, 6)).toEqual(["persistent-matvec-batch4", "persistent-matvec-batch2", "persistent-matvec-batch4s", "persistent-matvec-batch3", "persistent-matvec-batch", "persistent-matvec-batch-256"]);
+      expect(buildTorchPlans(load(name), {}).plans.backward.forms[0].variant).toBe("persistent-matvec-batch4");
     }
     // the forwards keep their state-vector matvec and no phase A; the cores' state-free work leaves the recurrence
     // (matvec-cell-hoist.ts: the recomputed gates and the factors the adjoints multiply), the forwards' does not (every gate reads the matvec)
@@ -85,7 +85,7 @@ describe("the backward core's transposed matvec is eligible for the persistent c
       if (!el.ok) throw new Error(`${name}: ${el.why}`);
       expect(el.plan.xterms.map((x) => [x.param, x.input, x.slice]), name).toEqual([["weight_ih_l0", "x", undefined], ["weight_hh_l0", pack.name, { at: 0, of: packed }]]);
       const plan = classGradPlan(name);
-      expect(plan.forms.map((f) => f.variant).slice(0, 7), name).toEqual(["persistent-matvec-batch2", "persistent-matvec-batch4", "persistent-matvec-batch4s", "persistent-matvec-batch3", "persistent-matvec-batch", "persistent-matvec-batch-256", "persistent-matvec"]);
+      expect(plan.forms.map((f) => f.variant).slice(0, 7), name).toEqual(["persistent-matvec-batch4", "persistent-matvec-batch2", "persistent-matvec-batch4s", "persistent-matvec-batch3", "persistent-matvec-batch", "persistent-matvec-batch-256", "persistent-matvec"]);
       const gemm = plan.forms[0].steps.filter((s) => s.kind === "gemm");
       expect(gemm.map((g) => [g.a, g.aOffset, g.lda]), name).toEqual([[{ kind: "input", name: "x" }, undefined, undefined], [{ kind: "input", name: pack.name }, ["*", 0, "H"], ["*", packed, "H"]]]);
     }
@@ -151,10 +151,13 @@ describe("which cell runs: batch rows per block where the whole matrix fits one 
     for (const name of ["lstm", "gru"]) {
       for (const m of [load(name), core(name)]) {
         const plan = lowerCuda(m).plan;
-        // H = 32: 16 KiB (LSTM) of W_hh; 128 / 96 matvec rows a block: the 128-thread variant (its second version)
+        // H = 32: 16 KiB (LSTM) of W_hh; 128 / 96 matvec rows a block, one a thread, each thread's row slice (32 values,
+        // the cores' depth 4H / 3H in KS = 4 slices) in registers: -batch4 (timed faster than -batch2, bench/RESULTS.md)
         const core = m.name.endsWith("__backward");
-        expect(picked(plan, { H: 32, I: 32 }, 64, 2048), `${m.name} H=32`).toBe("persistent-matvec-batch2");
-        // matvec outputs a block computes: batch rows x matrix rows (4H / 3H forwards, H cores); above 128, 256 threads
+        expect(picked(plan, { H: 32, I: 32 }, 64, 2048), `${m.name} H=32`).toBe("persistent-matvec-batch4");
+        expect(picked(plan, { H: 16, I: 16 }, 64, 2048), `${m.name} H=16`).toBe("persistent-matvec-batch4");
+        // matvec outputs a block computes: batch rows x matrix rows (4H / 3H forwards, H cores); above 128, 256 threads;
+        // a core at H = 64 has one output a thread but a row slice of 4H / KS = 128 (LSTM) values: -batch2
         const big = core ? "persistent-matvec-batch2" : "persistent-matvec-batch-256";
         expect(picked(plan, { H: 64, I: 64 }, 64, 2048), `${m.name} H=64`).toBe(big);
         // 4 batch rows a block at B = 512 (BB = ceil(B / SMs)): 4 x 4H, 4 x 3H, 4 x H = 128
@@ -216,6 +219,30 @@ describe.skipIf(!gpp)("the persistent cells on the CPU emulation of CUDA vs the 
       runner.dispose();
     }, 600_000);
   }
+});
+
+describe("-batch4's choice: the plan's KS (a closed form) is the kernel's (its doubling loop at 128 threads)", () => {
+  it("LSTM and GRU forwards and cores at H = 4 .. 256, B = 1 .. 600 on 132 SMs", () => {
+    for (const name of ["lstm", "gru"]) {
+      for (const m of [load(name), core(name)]) {
+        const f = lowerCuda(m).plan.forms.find((x) => x.variant === "persistent-matvec-batch4")!;
+        const el = matvecCellPlan(m);
+        if (!el.ok) throw new Error(el.why);
+        for (const H of [4, 8, 12, 16, 32, 64, 128, 256]) {
+          for (const B of [1, 64, 132, 133, 600]) {
+            const env: Env = { H, I: H, B, T: 8, LIMIT_SMS: 132, LIMIT_SMEM_OPTIN: 227 * 1024, LIMIT_SHARED: 227 * 1024, LIMIT_THREADS: 1024 };
+            for (const [k, e] of f.vars) env[k] = evalSize(e, env);
+            // the kernel: MS = BB x (rows of every matvec), MINKV the shortest depth; KS doubles while below 4, 2 KS MS <= 128, 8 KS <= MINKV
+            const MS = env.BB * el.plan.rterms.reduce((a, r) => a + r.rows.reduce((p, e) => p * (e.kind === "lit" ? e.value : H), 1), 0);
+            const MINKV = Math.min(...el.plan.rterms.map((r) => r.vecShape.reduce((p, e) => p * (e.kind === "lit" ? e.value : H), 1)));
+            let KS = 1;
+            while (KS < 4 && 2 * KS * MS <= 128 && 8 * KS <= MINKV) KS *= 2;
+            expect(env.KS, `${m.name} H=${H} B=${B}`).toBe(KS);
+          }
+        }
+      }
+    }
+  });
 });
 
 describe.skipIf(!gpp)("-batch4 / -batch4s compute what -batch2 computes, bitwise (the same sums in the same order, the same sigmoid formulas)", () => {

@@ -17,6 +17,12 @@
  * Its third (`-batch3`, opt-in: never preferred) gives each thread (b, j) the matvec rows its own pointwise element reads,
  * over the whole depth, in blocks of BB x H threads (one warp at H = 32: __syncwarp only); measured slower than `-batch2`
  * on the H100 (bench/RESULTS.md: the step is the serial matvec chain, not the barriers), kept as a measured alternative.
+ * Its fourth (`-batch4`, listed first, preferred where one matvec output a thread and each thread's row slice fits WREG
+ * registers: LSTM/GRU at H <= 32 and B <= 132) is `-batch2` with a step's serial chain shortened: the row slice in registers
+ * over all T steps, the staged copies from a per-thread list spread over the block, the depth slices' sum from loads issued
+ * together, sigmoid by a select, the thread's one (b, j) decomposed before the step loop, and its own states and phase-A lets
+ * mirrored in registers. Every value is bitwise `-batch2`'s. H100, B = 64, H = 32, T = 2048 (bench/RESULTS.md): LSTM
+ * recording forward 1.74 vs 3.21 ms, core 1.28 vs 3.32; `-batch4s` (the same without the registers, opt-in) 2.68 / 1.90.
  */
 import * as I from "../../ir/types.ts";
 import * as K from "../../kernel/ir.ts";
@@ -64,8 +70,8 @@ export interface BatchCellConfig {
  * outputs (rows per block x matrix rows) are at most 128 (one output a thread), else 256.
  */
 export const BATCH_CELL_CONFIGS: BatchCellConfig[] = [
-  { THREADS: 128, suffix: "-batch2", v2: true },
   { THREADS: 128, suffix: "-batch4", v2: true, lean: true, wreg: true },
+  { THREADS: 128, suffix: "-batch2", v2: true },
   { THREADS: 128, suffix: "-batch4s", v2: true, lean: true },
   { THREADS: 128, suffix: "-batch3", v2: true, own: true },
   { THREADS: 128, suffix: "-batch" },
@@ -475,6 +481,8 @@ ${kvals.map((k) => `    ws_${k.slice(2)}[i] = L_${k}[0];`).join("\n")}
     ["*", aTotal, "BB", Esz],
     ["*", PFD, "BB", ptS],
   ];
+  const msS: SizeExpr = ["*", "BB", rowsTotal];
+  const minKVS: SizeExpr = ["min", ...rterms.map((r) => ["*", 1, ...r.vecShape.map(extS)] as SizeExpr)];
   const steps: CudaFormPlan["steps"] = hoistedGemms(model, xterms);
   if (hoisted) steps.push({ kind: "launch", entry: preName, grid: ["min", ["ceilDiv", ["*", "B", "T", Esz], PRE_THREADS], PRE_BLOCKS_MAX], threads: PRE_THREADS, sharedBytes: 0, buffers: [...decls.bufs.map((b) => b.ref), ...kvals.map((k) => kBuf(k, true).ref)], uniforms, overrides: overrideValues(model, overrides) });
   // -batch3: one thread per (b, j), in whole warps (32 threads at one row of 32 units)
@@ -488,9 +496,19 @@ ${kvals.map((k) => `    ws_${k.slice(2)}[i] = L_${k}[0];`).join("\n")}
       ["BB", ["ceilDiv", "B", "LIMIT_SMS"]],
       ["CELL_BLOCKS", ["ceilDiv", "B", "BB"]],
       ["CELL_SMEM_FLOATS", smemFloats],
+      // the kernel's KS (its doubling loop at blockDim = THREADS): the largest power of two <= KSMAX, THREADS / MS and MINKV / 4
+      ...(wreg ? [["KS", ["max", 1, ["min", KSMAX, ["pow2floor", ["min", ["/", CELL.THREADS, msS], ["/", minKVS, 4]]]]]] as [string, SizeExpr]] : []),
     ],
-    // -batch3 (measured slower) and -batch4 / -batch4s are opt-in (never preferred) until timed faster than -batch2 on the card
-    ...(own || lean ? { prefer: 0 } : CELL.THREADS < 256 ? { prefer: [">=", CELL.THREADS, ["*", "BB", rowsTotal]] as SizeExpr } : {}),
+    // -batch4 (measured faster than -batch2 on the H100 at H = 32, bench/RESULTS.md) is preferred where what was timed runs:
+    // one matvec output a thread and every thread's row slice in registers (KV <= WREG KS for each matvec); -batch3
+    // (measured slower) and -batch4s (the same without the registers: slower than -batch4) are opt-in, never preferred
+    ...(own || (lean && !wreg)
+      ? { prefer: 0 }
+      : wreg
+        ? { prefer: ["min", [">=", CELL.THREADS, ["*", msS, "KS"]], ...rterms.map((r) => [">=", ["*", WREG, "KS"], ["*", 1, ...r.vecShape.map(extS)]] as SizeExpr)] as SizeExpr }
+        : CELL.THREADS < 256
+          ? { prefer: [">=", CELL.THREADS, ["*", "BB", rowsTotal]] as SizeExpr }
+          : {}),
     applicable: cellApplicable(plan, extS),
     workspaces: [
       ...xterms.map((x) => ({ name: `X${x.id}`, words: ["*", "B", "T", ["*", 1, ...x.rows.map(extS)]] as SizeExpr })),
