@@ -39,8 +39,10 @@ export function buildEmu(model: I.Model, variants: string[], ios?: readonly Chun
   const entries = [...new Map(launches.map((l) => [l.entry, l])).values()];
   const T = ctype(io), Tout = ctype(outIo);
   const tramp = entries.map((l) => {
+    // a workspace's element type as the kernel declares it (fp32 workspaces beside 2-byte ones)
+    const decl = new RegExp(`\\b${l.entry}\\(([^)]*)\\)`).exec(src)?.[1].split(",").map((p) => p.replace("__restrict__", "").trim().replace(/\s*\w+$/, ""));
     const args = l.buffers.map((b, i) => {
-      const t = b.kind === "params" ? "const float*" : b.kind === "states" ? "float*" : b.kind === "input" ? `const ${T}*` : b.kind === "output" ? `${Tout}*` : `${T}*`;
+      const t = b.kind === "params" ? "const float*" : b.kind === "states" ? "float*" : b.kind === "input" ? `const ${T}*` : b.kind === "output" ? `${Tout}*` : (decl?.[i] ?? `${T}*`);
       return `(${t})A_b[${i}]`;
     });
     return `static void body_${l.entry}() { ${l.entry}(${[...args, `*(const SeqcU_${model.name}*)A_u`, `*(const SeqcO_${model.name}*)A_o`].join(", ")}); }`;

@@ -7,7 +7,8 @@
 # RUN names the plans and the bundle (default 9; run 12 is this script with RUN=12 on plans built after run 11).
 # Run 13b sets the rest: MODELS (the models benched and checked, default all six), EXPECT (auto's picks), ALL (the
 # cases timed with every variant), ROUNDS (seqc rounds, default 1), SEQC_ANCHOR_CASES (anchors.py's cases, default all)
-# CHECK_EXTRA (run 14: more variants to check, an alternative of the variant pattern, default none) and the steps'
+# CHECK_EXTRA (run 14: more variants to check, an alternative of the variant pattern, default none), SEQC_CHECK_T (run
+# 16: the checks' sequence length, default 70) and the steps'
 # deadlines in seconds from the start: B_END (seqc bench, 125), W_END (Triton precompile, 245), K_END
 # (checks, 240), A_END (anchors, 335), C_END (comparison, 355).
 #   here:   SEQC_PLANS=dist/chunked-plans-run$RUN SEQC_BUILD_MODELS=simple_gla,gla,deltanet,gated_deltanet,rwkv7,mamba2 \
@@ -19,7 +20,7 @@ set -uo pipefail
 source .device/enter.sh
 export OUT=${OUT:-$PWD/out} SEQC_CHUNK_DIR=/dev/shm/seqc-chunk PYTHONUNBUFFERED=1 TRITON_CACHE_DIR=/tmp/triton-cache SEQC_CHECK_QUICK=1
 RUN=${RUN:-9}
-export SEQC_PLANS=dist/chunked-plans-run$RUN SEQC_CHECK_STRESS=0 SEQC_CHECK_T=70
+export SEQC_PLANS=dist/chunked-plans-run$RUN SEQC_CHECK_STRESS=0 SEQC_CHECK_T=${SEQC_CHECK_T:-70}
 # auto's picks at the benchmark shapes (test/cuda-chunked.test.ts), model:shape=variant
 EXPECT=${EXPECT:-"simple_gla:s1=splitd-bf16-k64-v32 simple_gla:s2=split-bf16-k128-v64 simple_gla:s3=split3-bf16-k128-v16
 gla:s1=split-bf16-k64-v32 gla:s2=split-bf16-k128-v64-a512 gla:s3=split3-bf16-k128-v16-a512

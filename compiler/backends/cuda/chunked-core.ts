@@ -1539,3 +1539,167 @@ __device__ void seqc_chunk_out(const R& rows, char* smem, const typename Cfg::T*
   seqc_post<Cfg>(rows, s, b, h, c * C, T, j0, V);
 }
 `;
+
+/**
+ * Grouped split3 (variants `-g<G>`, a diagonal chunk transition: no low rank; scalar, per-key or no decay; appended to a
+ * module only where one of its variants uses it, so the other modules' sources are unchanged). The chunks split into
+ * Cfg::GRP groups of ceil(nc / GRP); the walk runs the groups in parallel, each from a zero state, and stores each chunk's
+ * local start state S0_local(c) as split3's walk does. Then a carry kernel walks the groups in order per state element:
+ * S_in(0) = the initial state, S_in(g + 1) = D_g S_in(g) + E_g (D_g = the product of the group's exp(G_n), E_g its local
+ * end state; the final state likewise). The readout forms S0(c) = S0_local(c) + diag(P_c) S_in(g(c)) in fp32 (P_c = the
+ * product of exp(G_n) from the group's start to c: factors <= 1, never overflowing) before its products.
+ * Workspace wsG (floats) per batch x head: P [nc][KP], D [GRP][KP], E [GRP][KP][VP], S_in [GRP][KP][VP].
+ */
+export const CHUNK_GROUP_SOURCE = String.raw`
+// ---- grouped split3: groups of chunks walked in parallel, a carry over the groups, the readout adds the carry ----
+template <class Cfg> __device__ __forceinline__ float* seqc_group_ws(float* wsG, u32 bh, u32 nc) {
+  return wsG + (size_t)bh * ((size_t)nc * Cfg::KP + (size_t)Cfg::GRP * Cfg::KP * (2u * Cfg::VP + 1u));
+}
+// the state's fp32 fragments to dst[i][j] (row stride VP)
+template <class Cfg> __device__ __forceinline__ void seqc_state_put_f32(const SeqcState<Cfg>& S, float* dst) {
+  typedef SeqcState<Cfg> St;
+  const int w = threadIdx.x >> 5, l = threadIdx.x & 31, g = l >> 2, q = (l & 3) << 1;
+#pragma unroll
+  for (int s = 0; s < St::ST; ++s) {
+    const int tile = w + s * St::NW;
+    if (tile >= St::TILES) continue;
+    const int i = (tile / St::TN) * 16 + g, j = (tile % St::TN) * 8 * St::WN + q;
+#pragma unroll
+    for (int nt = 0; nt < St::WN; ++nt) {
+      seqc_sst2(dst + (size_t)i * Cfg::VP + j + nt * 8, S.acc[s][nt][0], S.acc[s][nt][1]);
+      seqc_sst2(dst + (size_t)(i + 8) * Cfg::VP + j + nt * 8, S.acc[s][nt][2], S.acc[s][nt][3]);
+    }
+  }
+}
+
+// per (b, h, group, value tile): the group's chunks in order from a zero state; S0_local per chunk, then (value tile 0)
+// P_c and D_g, and the local end state E_g
+template <class Cfg, class R>
+__device__ void seqc_chunk_walk_g(const R& rows, char* smem, typename Cfg::T* ws, typename Cfg::T* wsS, float* wsG, u32 K, u32 V, u32 nH) {
+  typedef typename Cfg::T T_;
+  typedef SeqcRec<Cfg> Rec;
+  typedef SeqcState<Cfg> St;
+  static_assert(!Cfg::LR, "a grouped walk needs a diagonal chunk transition");
+  constexpr int F = Cfg::F, C = F / Cfg::RTP, BV = Cfg::BV, NS = Cfg::NSTAGE, KP = Cfg::KP, VP = Cfg::VP, G = Cfg::GRP;
+  static_assert(KP <= Cfg::NT, "one thread per key carries the decay product");
+  const SeqcSm<Cfg> s(smem);
+  const u32 nvt = (V + BV - 1) / BV;
+  const u32 blk = blockIdx.x + gridDim.x * blockIdx.y;
+  const u32 vt = blk % nvt, g = (blk / nvt) % G, h = (blk / (nvt * G)) % nH, b = blk / (nvt * G * nH);
+  const u32 T = rows.u.T, j0 = vt * BV, nc = (T + C - 1) / C, cpg = (nc + G - 1) / G;
+  const u32 c0 = g * cpg < nc ? g * cpg : nc, c1 = c0 + cpg < nc ? c0 + cpg : nc;
+  char* recs = reinterpret_cast<char*>(ws) + (size_t)(b * nH + h) * nc * Rec::BYTES;
+  T_* sts = wsS + (size_t)(b * nH + h) * nc * KP * VP + j0;
+  float* wg = seqc_group_ws<Cfg>(wsG, b * nH + h, nc);
+  float* wD = wg + (size_t)nc * KP;
+  float* wE = wD + (size_t)G * KP + (size_t)g * KP * VP + j0;
+  (void)K;
+  SeqcState<Cfg> S;
+#pragma unroll
+  for (int x = 0; x < St::ST; ++x)
+#pragma unroll
+    for (int nt = 0; nt < St::WN; ++nt) S.acc[x][nt][0] = S.acc[x][nt][1] = S.acc[x][nt][2] = S.acc[x][nt][3] = 0.f;
+  const int tid = threadIdx.x;
+  float pk = 1.f;
+#pragma unroll
+  for (int k = 0; k < NS - 1; ++k) {
+    if (c0 + k < c1) seqc_walks_issue<Cfg>(s, k, recs + (size_t)(c0 + k) * Rec::BYTES, j0);
+    seqc_cp_commit();
+  }
+  for (u32 c = c0; c < c1; ++c) {
+    const u32 n = c - c0;
+    seqc_state_put<Cfg>(S, sts + (size_t)c * KP * VP);
+    seqc_cp_wait<NS - 2>();
+    __syncthreads();
+    // every thread is past chunk c - 1: its stage takes chunk c + NS - 1
+    if (c + NS - 1 < c1) seqc_walks_issue<Cfg>(s, (n + NS - 1) % NS, recs + (size_t)(c + NS - 1) * Rec::BYTES, j0);
+    seqc_cp_commit();
+    char* base = reinterpret_cast<char*>(s.X) + (n % NS) * Cfg::STAGE;
+    const T_* x = reinterpret_cast<const T_*>(base + Cfg::W_X);
+    const T_* u = reinterpret_cast<const T_*>(base + Cfg::W_U);
+    const float* eg = reinterpret_cast<const float*>(base + Cfg::W_E);
+    if (vt == 0 && tid < KP) {
+      wg[(size_t)c * KP + tid] = pk;
+      pk *= eg[tid];
+    }
+    seqc_state_update<Cfg>(S, x, u, eg);
+  }
+  if (vt == 0 && tid < KP) wD[(size_t)g * KP + tid] = pk;
+  seqc_state_put_f32<Cfg>(S, wE);
+}
+
+// per state element (b, h, i, j), the groups in order: S_in(g) stored, S_in(g + 1) = D_g S_in(g) + E_g; the final state
+template <class Cfg, class R>
+__device__ void seqc_chunk_carry(const R& rows, float* wsG, u32 K, u32 V, u32 nH) {
+  constexpr int C = Cfg::F / Cfg::RTP, KP = Cfg::KP, VP = Cfg::VP, G = Cfg::GRP;
+  const u32 nc = (rows.u.T + C - 1) / C;
+  const size_t e = ((size_t)blockIdx.x + (size_t)gridDim.x * blockIdx.y) * blockDim.x + threadIdx.x;
+  if (e >= (size_t)rows.u.B * nH * KP * VP) return;
+  const u32 bh = (u32)(e / (KP * VP)), r = (u32)(e % (KP * VP)), i = r / VP, j = r % VP;
+  const u32 h = bh % nH, b = bh / nH;
+  float* wg = seqc_group_ws<Cfg>(wsG, bh, nc);
+  const float* wD = wg + (size_t)nc * KP;
+  const float* wE = wD + (size_t)G * KP;
+  float* wI = const_cast<float*>(wE) + (size_t)G * KP * VP;
+  // (rows and columns past K and V carry zeros: the walks leave E there unwritten or zero)
+  const bool in = i < K && j < V;
+  float st = in ? rows.loadS(b, h, i, j) : 0.f;
+  for (int g = 0; g < G; ++g) {
+    wI[(size_t)g * KP * VP + r] = st;
+    if (in) st = wD[(size_t)g * KP + i] * st + wE[(size_t)g * KP * VP + r];
+  }
+  if (in) rows.storeS(b, h, i, j, st);
+}
+
+// per (b, h, chunk, value tile of BV): S0 = S0_local + diag(P_c) S_in(g(c)) in fp32, y = Q~ S0 + Aq Z, the post outputs
+template <class Cfg, class R>
+__device__ void seqc_chunk_out_g(const R& rows, char* smem, const typename Cfg::T* ws, const typename Cfg::T* wsS, float* wsG, u32 V, u32 nH) {
+  typedef typename Cfg::T T_;
+  typedef SeqcRec<Cfg> Rec;
+  constexpr int F = Cfg::F, C = F / Cfg::RTP, KP = Cfg::KP, BV = Cfg::BV, VP = Cfg::VP, LDK = Cfg::LDK, LDV = Cfg::LDV, E = 16 / sizeof(T_), G = Cfg::GRP;
+  const SeqcSm<Cfg> s(smem);
+  const u32 T = rows.u.T, nc = (T + C - 1) / C, nvt = (V + BV - 1) / BV;
+  const u32 blk = blockIdx.x + gridDim.x * blockIdx.y;
+  const u32 vt = blk % nvt, c = (blk / nvt) % nc, h = (blk / (nvt * nc)) % nH, b = blk / (nvt * nc * nH);
+  const u32 j0 = vt * BV;
+  const T_* r = reinterpret_cast<const T_*>(reinterpret_cast<const char*>(ws) + ((size_t)(b * nH + h) * nc + c) * Rec::BYTES);
+  const T_* st = wsS + ((size_t)(b * nH + h) * nc + c) * KP * VP + j0;
+  const int tid = threadIdx.x, nt = blockDim.x;
+  for (int e = tid; e < F * (KP / E); e += nt) {
+    const int f = e / (KP / E), i0 = (e % (KP / E)) * E;
+    seqc_cp16(s.Q + f * LDK + i0, r + Rec::QO + f * KP + i0);
+  }
+  for (int e = tid; e < F * (F / E); e += nt) {
+    const int f = e / (F / E), n0 = (e % (F / E)) * E;
+    seqc_cp16(s.AQB + f * Cfg::LDF + n0, r + Rec::AO + f * F + n0);
+  }
+  for (int e = tid; e < F * (BV / E); e += nt) {
+    const int f = e / (BV / E), jj = (e % (BV / E)) * E;
+    seqc_cp16(s.Z + f * LDV + jj, r + Rec::UO + f * VP + j0 + jj);
+  }
+  for (int e = tid; e < KP * (BV / E); e += nt) {
+    const int i = e / (BV / E), jj = (e % (BV / E)) * E;
+    seqc_cp16(s.SB + i * LDV + jj, st + (size_t)i * VP + jj);
+  }
+  seqc_cp_commit();
+  const u32 g = c / ((nc + G - 1) / G);
+  const float* wg = seqc_group_ws<Cfg>(wsG, b * nH + h, nc);
+  const float* pc = wg + (size_t)c * KP;
+  const float* sIn = wg + (size_t)nc * KP + (size_t)G * KP * (1u + VP) + (size_t)g * KP * VP + j0;
+  seqc_cp_wait<0>();
+  __syncthreads();
+  for (int e = tid; e < KP * (BV / 4); e += nt) {
+    const int i = e / (BV / 4), jj = (e % (BV / 4)) * 4;
+    const float4 a = *reinterpret_cast<const float4*>(sIn + (size_t)i * VP + jj);
+    const float p = pc[i];
+    T_* d = s.SB + i * LDV + jj;
+    const float d0 = seqc_f32(d[0]), d1 = seqc_f32(d[1]), d2 = seqc_f32(d[2]), d3 = seqc_f32(d[3]);
+    seqc_sst2(d, d0 + p * a.x, d1 + p * a.y);
+    seqc_sst2(d + 2, d2 + p * a.z, d3 + p * a.w);
+  }
+  __syncthreads();
+  seqc_readout<Cfg>(s, s.Z);
+  __syncthreads();
+  seqc_post<Cfg>(rows, s, b, h, c * C, T, j0, V);
+}
+`;

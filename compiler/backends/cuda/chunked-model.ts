@@ -24,7 +24,7 @@ import { renderExpr, renderStmts, type RenderContext } from "./render.ts";
 import { overrideValues } from "./overrides.ts";
 
 export type ChunkDtype = "f32" | "bf16" | "f16";
-export type ChunkKind = "fused" | "phaseA" | "walk" | "walkS" | "out";
+export type ChunkKind = "fused" | "phaseA" | "walk" | "walkS" | "out" | "carry";
 
 export interface ChunkCfg {
   kind: ChunkKind;
@@ -47,6 +47,10 @@ export interface ChunkCfg {
   /** Phase A with a per-key decay: the block pairs of A and Aq as warp tasks (SeqcKeyTiles, one barrier) instead of
    *  four rounds of block rows (eight). 2-byte operands. */
   mats?: "w";
+  /** Grouped split3 (walkS, out, carry; a diagonal chunk transition): the chunks split into `grp` groups walked in
+   *  parallel from zero states, a carry kernel over the groups in order, and a readout that adds each chunk's carried
+   *  part (CHUNK_GROUP_SOURCE in chunked-core.ts). */
+  grp?: number;
   /** splitd (phase A and walk): the walk reads q and the key rows raw from the inputs (scalar or no decay). */
   direct?: boolean;
   /** Element type of the outputs (default `dtype`): a 2-byte-input configuration that stores fp32 outputs (mixed I/O,
@@ -84,6 +88,11 @@ export function chunkLayout(c: ChunkCfg): Record<string, number> {
   for (const n of ["STAGE", "W_Q", "W_X", "W_M", "W_A", "W_U", "W_E"]) o[n] = 0;
   o.NSTAGE = 2;
   o.VLATE = 0;
+  // grouped split3's carry: no shared memory
+  if (c.kind === "carry") {
+    o.SMEM = 0;
+    return o;
+  }
   if (c.kind === "walkS") {
     // split3's state-only walk: per stage X~ (and M), the U0 tile, exp(G_n); three stages where they fit
     let s = 0;
@@ -198,7 +207,7 @@ export const threadsOf = (c: ChunkCfg) => c.NT ?? CHUNK_THREADS;
 
 export function cfgName(c: ChunkCfg): string {
   const v = c.kind === "fused" ? `v${c.BV}` : c.kind === "phaseA" ? `p${c.VP}` : `v${c.BV}p${c.VP}`;
-  return `${c.kind}${c.direct ? "d" : ""}_${ioTag(c.dtype, outOf(c)).replace("-", "_")}_k${c.KP}_${v}_r${c.RTP}${threadsOf(c) !== CHUNK_THREADS ? `_t${threadsOf(c)}` : ""}${c.inv ? `_i${c.inv}` : ""}${c.mats ? `_m${c.mats}` : ""}`;
+  return `${c.kind}${c.direct ? "d" : ""}_${ioTag(c.dtype, outOf(c)).replace("-", "_")}_k${c.KP}_${v}_r${c.RTP}${threadsOf(c) !== CHUNK_THREADS ? `_t${threadsOf(c)}` : ""}${c.inv ? `_i${c.inv}` : ""}${c.mats ? `_m${c.mats}` : ""}${c.grp ? `_g${c.grp}` : ""}`;
 }
 
 export function cfgStruct(c: ChunkCfg, name: string): string {
@@ -207,7 +216,7 @@ export function cfgStruct(c: ChunkCfg, name: string): string {
   return `struct ${name} {
   typedef ${ELT[c.dtype]} T;
   static constexpr int F = ${CHUNK_F}, NT = ${threadsOf(c)}, KP = ${c.KP}, BV = ${c.BV}, VP = ${c.VP}, RTP = ${c.RTP}, DECAY = ${c.decay};
-  static constexpr bool LR = ${c.lr};${c.inv ? "\n  static constexpr int INV = 1;" : ""}${c.mats ? "\n  static constexpr int MATS = 1;" : ""}
+  static constexpr bool LR = ${c.lr};${c.inv ? "\n  static constexpr int INV = 1;" : ""}${c.mats ? "\n  static constexpr int MATS = 1;" : ""}${c.grp ? `\n  static constexpr int GRP = ${c.grp};` : ""}
   static constexpr int ${ints};
 };`;
 }
@@ -739,8 +748,9 @@ export function chunkModelSource(model: I.Model, cr: ChunkRows): ChunkModelSourc
       ...outputs.map((n) => `${Tout}* __restrict__ p_out_${n}`),
       "const float* __restrict__ params",
       "float* __restrict__ states",
-      ...(c.kind === "fused" ? [] : [`${T}* __restrict__ ws`]),
+      ...(c.kind === "fused" || c.kind === "carry" ? [] : [`${T}* __restrict__ ws`]),
       ...(c.kind === "walkS" || c.kind === "out" ? [`${T}* __restrict__ wsS`] : []),
+      ...(c.grp ? ["float* __restrict__ wsG"] : []),
       ...extraParams(cr),
       `const SeqcU_${model.name} u`,
       `const SeqcO_${model.name} ov`,
@@ -751,9 +761,11 @@ export function chunkModelSource(model: I.Model, cr: ChunkRows): ChunkModelSourc
         : c.kind === "phaseA"
           ? `seqc_chunk_phase_a${c.direct ? "_d" : ""}<${cfg}>(rows, seqc_smem, ws, ${headsExpr});`
           : c.kind === "walkS"
-            ? `seqc_chunk_walk_s<${cfg}>(rows, seqc_smem, ws, wsS, ${dimOf(Sd.shape[cr.form.key])}, ${valueDim}, ${headsExpr});`
+            ? `seqc_chunk_walk_${c.grp ? "g" : "s"}<${cfg}>(rows, seqc_smem, ws, wsS, ${c.grp ? "wsG, " : ""}${dimOf(Sd.shape[cr.form.key])}, ${valueDim}, ${headsExpr});`
             : c.kind === "out"
-              ? `seqc_chunk_out<${cfg}>(rows, seqc_smem, ws, wsS, ${valueDim}, ${headsExpr});`
+              ? `seqc_chunk_out${c.grp ? "_g" : ""}<${cfg}>(rows, seqc_smem, ws, wsS, ${c.grp ? "wsG, " : ""}${valueDim}, ${headsExpr});`
+              : c.kind === "carry"
+              ? `seqc_chunk_carry<${cfg}>(rows, wsG, ${dimOf(Sd.shape[cr.form.key])}, ${valueDim}, ${headsExpr});`
               : `seqc_chunk_walk${c.direct ? "_d" : ""}<${cfg}>(rows, seqc_smem, ws, ${dimOf(Sd.shape[cr.form.key])}, ${valueDim}, ${headsExpr});`;
     return `${cfgStruct(c, cfg)}
 extern "C" __global__ void __launch_bounds__(${threadsOf(c)}, ${c.minBlocks ?? 1}) ${entry(c)}(${params.join(", ")}) {

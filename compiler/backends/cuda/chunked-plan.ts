@@ -15,7 +15,7 @@ import type { CudaBufferRef, CudaFormPlan } from "../../../runtime/cuda/plan.ts"
 import { matrixForm } from "../../forms/matrix-form.ts";
 import { chunkRows, chunkSizes, type ChunkRows } from "../../forms/chunk-rows.ts";
 import { CUDA_PRELUDE } from "./math.ts";
-import { CHUNK_CORE_SOURCE } from "./chunked-core.ts";
+import { CHUNK_CORE_SOURCE, CHUNK_GROUP_SOURCE } from "./chunked-core.ts";
 import { chunkedExtras } from "./chunked-extra.ts";
 import { chunkLayout, chunkModelSource, CHUNK_F, cfgName, ioTag, threadsOf, overrideValues, type ChunkCfg, type ChunkDtype } from "./chunked-model.ts";
 
@@ -92,9 +92,12 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
   ];
   // one wrapper per kernel (split and split3 share phase A)
   const wrapped = new Set<string>();
+  // modules with a grouped split3 variant (they get CHUNK_GROUP_SOURCE)
+  const withGroups = new Set<string>();
   const wrap = (c: ChunkCfg) => {
     if (wrapped.has(src.entry(c))) return;
     wrapped.add(src.entry(c));
+    if (c.grp) withGroups.add(ioTag(c.dtype, c.out));
     (wrappers[ioTag(c.dtype, c.out)] ??= []).push(src.wrapper(c));
   };
   const ov = overrideValues(model, src.overrides);
@@ -164,6 +167,8 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
         // split3's state-only walk also over 8 values (2-byte operands, K = 128): twice the blocks of 16-value walks
         // where batch x heads is small (the walk over many chunks is the critical path there)
         const walkSBVs = dtype !== "f32" && KP >= 128 ? [...walkBVs, 8] : walkBVs;
+        // grouped split3: a diagonal chunk transition (no low rank), no stabiliser or value columns
+        const grouped = !lr && !cr.stab && !cr.columns;
         // a two-kernel form: phase A `a` over every chunk into records of `rec` bytes, then the walk `w`
         const pushSplit = (name: string, a: ChunkCfg, w: ChunkCfg, tag: string, rec: number, prefer: SizeExpr, note: string) => {
           const variant = `chunked-${name}-${ioT}-k${KP}-v${w.BV}${tag}-r${RTP}`;
@@ -193,8 +198,37 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
           // readout over every chunk in parallel (value tiles of BO)
           const BO = Math.min(KP, dtype === "f32" ? 32 : 64);
           for (const BV of walkSBVs) {
-            const w = mk("walkS", BV);
+            // grouped split3 first (diagonal chunk transitions): G groups of chunks walked in parallel, then the carry
             const o = mk("out", BO);
+            if (grouped)
+              for (const G of SPLIT3_GROUPS) {
+                const g = (x: ChunkCfg): ChunkCfg => ({ ...x, grp: G });
+                const w = g(mk("walkS", BV)), og = g(o), cy = g(mk("carry", KP));
+                const variant = `chunked-split3-${ioT}-k${KP}-v${BV}${tag}-g${G}-r${RTP}`;
+                if ([a, w, og].some((x) => chunkLayout(x).SMEM > SMEM_MAX) || !(opts.only ?? groupedByDefault)(variant)) continue;
+                for (const x of [a, w, cy, og]) wrap(x);
+                forms.push({
+                  form: "chunked",
+                  variant,
+                  ...ioFields,
+                  applicable: ["*", ...base, eq(classOf(Vd), KP), [">=", "LIMIT_SMEM_OPTIN", Math.max(...[a, w, og].map((x) => chunkLayout(x).SMEM))]],
+                  prefer: split3gPrefer(G, BV, KP, nH, Vd, tag, want),
+                  note: `chunked split3 grouped (${ioT}): every chunk's S0-independent part in parallel (${threadsOf(a)} threads), ${G} groups of chunks walked in parallel per batch x head x ${BV} values from zero states (S' = exp(G_n) S0 + X~^T U0; each chunk's local S0 stored), a carry over the groups per state element (S_in(g + 1) = D_g S_in(g) + E_g), then y = Q~ (S0_local + P_c S_in) + Aq U0 over every chunk in parallel`,
+                  vars: [],
+                  workspaces: [
+                    { name: "chunk", words: ["*", "B", nH, nc, recBytes / 4] },
+                    { name: "chunkS", words: ["*", "B", nH, nc, (KP * KP * (dtype === "f32" ? 4 : 2)) / 4] },
+                    { name: "chunkG", words: ["*", "B", nH, ["+", ["*", nc, KP], G * KP * (2 * KP + 1)]] },
+                  ],
+                  steps: [
+                    launch(a, ["*", "B", nH, nc], ["chunk"]),
+                    launch(w, ["*", "B", nH, G, ["ceilDiv", Vd, BV]], ["chunk", "chunkS", "chunkG"]),
+                    launch(cy, ["*", "B", nH, (KP * KP) / threadsOf(cy)], ["chunkG"]),
+                    launch(og, ["*", "B", nH, nc, ["ceilDiv", Vd, BO]], ["chunk", "chunkS", "chunkG"]),
+                  ],
+                });
+              }
+            const w = mk("walkS", BV);
             const variant = `chunked-split3-${ioT}-k${KP}-v${BV}${tag}-r${RTP}`;
             if ([a, w, o].some((x) => chunkLayout(x).SMEM > SMEM_MAX) || (opts.only && !opts.only(variant))) continue;
             for (const x of [a, w, o]) wrap(x);
@@ -222,7 +256,7 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
   }
   const modules: Record<string, { source: string }> = {};
   for (const d of Object.keys(wrappers)) {
-    const core = [CHUNK_CORE_SOURCE];
+    const core = [CHUNK_CORE_SOURCE, ...(withGroups.has(d) ? [CHUNK_GROUP_SOURCE] : [])];
     modules[d] = { source: [`// seqc CUDA chunked kernels for model ${model.name}, ${d} (generated; do not edit)`, CUDA_PRELUDE, ...core, src.loader, ...wrappers[d]].join("\n\n") + "\n" };
   }
   // a stabiliser launch before and a post launch after the core where the canonical form has them
@@ -293,6 +327,14 @@ function split3Prefer(BV: number, KP: number, nH: SizeExpr, Vd: SizeExpr, decay:
   if (BV === 16) return ["*", [">=", "T", 64], [">=", ["-", "LIMIT_SMS", 1], walk32], lr && KP >= 128 ? ["-", 1, walk8fits] : 1];
   // (2-byte operands: splitd's case since run 8; fp32 not measured, it keeps split3)
   return dtype === "f32" && splitdCase(KP, decay, lr) ? ["*", [">=", "T", 64], [">=", walk32, "LIMIT_SMS"]] : 0;
+}
+/** Grouped split3's group counts (variants `-g<G>`). */
+export const SPLIT3_GROUPS = [2, 3, 4, 8, 16] as const;
+/** The grouped variants a plan holds without `only`: none until measured (opt-in: lowered where `only` names them). */
+const groupedByDefault = (_variant: string) => false;
+/** Grouped split3: not auto's pick until measured on the card. */
+function split3gPrefer(_G: number, _BV: number, _KP: number, _nH: SizeExpr, _Vd: SizeExpr, _tag: string, _want: string): SizeExpr {
+  return 0;
 }
 /** Scalar or no decay, no low rank, K <= 64: splitd's 32-value walk takes the shapes where those walks fill the SMs. */
 const splitdCase = (KP: number, decay: number, lr: boolean) => !lr && decay <= 1 && KP <= 64;

@@ -1,0 +1,108 @@
+/**
+ * Grouped split3 (`-g<G>`, chunked-core.ts CHUNK_GROUP_SOURCE): the chunks split into G groups walked in parallel from
+ * zero states, a carry kernel over the groups, and a readout that adds each chunk's carried part. On the CPU emulation
+ * (test/cuda-emu) against the float64 interpreter: scalar (Simple GLA, Mamba-2, RetNet), per-key (GLA) and no decay
+ * (linear attention); G = 2, 3, 4 and 16, G not dividing the chunk count and groups left empty (G > chunks), T = 1, T not
+ * a multiple of the chunk, batch 2, initial and final states, log decays down to -20 per step; fp32 (<= 1e-4) and bf16
+ * (<= 1e-2). Two deliberately broken copies (the carry without the group's decay, the readout without P_c) must fail.
+ * `nvcc -ptx` of the kernels for sm_90 where nvcc is installed.
+ */
+import { describe, expect, it } from "vitest";
+import { spawnSync } from "node:child_process";
+import { loadProgram } from "../compiler/frontend/load.ts";
+import type { Model } from "../compiler/ir/types.ts";
+import { chunkedEligible, lowerChunked } from "../compiler/backends/cuda/chunked-plan.ts";
+import { findNvcc, nvccPtx } from "../compiler/backends/cuda/nvcc.ts";
+import { checkChunkedEmu, type ChunkEmuCase } from "./helpers/chunked-emu-check.ts";
+
+const gpp = spawnSync("g++", ["--version"]).status === 0;
+if (!gpp) console.warn("cuda-chunked-grouped.test: g++ is not installed, so the emulated runs are skipped");
+const load = (name: string): Model => loadProgram([`stdlib/${name}.seq`]).models[0];
+const check = (model: Model, variants: string[], cases: ChunkEmuCase[], tol: number, patch?: (src: string) => string) => checkChunkedEmu(model, variants, cases, tol, { seed: 7, exactForms: true, patch });
+
+// chunks of 64 tokens: T = 1 (one chunk: every group but the first empty), 77 (2 chunks, ragged), 300 (5 chunks: G = 2
+// and 3 do not divide it), 520 (9 chunks, G = 4: groups of 3, 3, 3 and an empty one)
+const f32Cases = (K: number, V: number): ChunkEmuCase[] => [
+  { T: 1, B: 1, K, V, init: true },
+  { T: 77, B: 2, K, V, init: true },
+  { T: 300, B: 1, K, V, init: true },
+];
+
+describe.skipIf(!gpp)("grouped split3 on the CPU emulation vs the interpreter", () => {
+  it.each([
+    ["simple_gla", 1],
+    ["gla", 1],
+    ["mamba2", 1],
+    ["retnet", 1],
+    ["linear_attention", 1],
+  ] as const)("%s: fp32, G = 2 and 3, T = 1, 77, 300 with an initial state (<= 1e-4)", (name, r) => {
+    check(load(name), [`chunked-split3-f32-k32-v16-g2-r${r}`, `chunked-split3-f32-k32-v16-g3-r${r}`], f32Cases(5, 7), 1e-4);
+  }, 600_000);
+
+  it.each(["simple_gla", "gla", "mamba2"])("%s: fp32, G = 4 and 16 over 9 chunks; log decays down to -20 per step (<= 1e-4)", (name) => {
+    check(load(name), ["chunked-split3-f32-k32-v16-g4-r1", "chunked-split3-f32-k32-v16-g16-r1"], [
+      { T: 520, B: 1, K: 8, V: 5, init: true },
+      { T: 520, B: 1, K: 8, V: 5, init: true, stress: true },
+    ], 1e-4);
+  }, 600_000);
+
+  // 2-byte operands at the benchmark's key sizes and the phase A auto takes there (V = 100: the last value tile partial)
+  it.each([
+    ["simple_gla", ["chunked-split3-bf16-k128-v16-g4-r1", "chunked-split3-bf16-k128-v8-g3-r1"], 128, 100],
+    ["gla", ["chunked-split3-bf16-k64-v16-mw-g2-r1"], 64, 64],
+    ["mamba2", ["chunked-split3-bf16-k64-v16-g3-r1"], 64, 40],
+  ] as const)("%s: bf16, T = 1 and 330 (6 chunks) with an initial state (<= 1e-2)", (name, variants, K, V) => {
+    check(load(name), [...variants], [{ T: 330, B: 2, K, V, init: true }, { T: 1, B: 1, K, V, init: true }], 1e-2);
+  }, 900_000);
+
+  it("a carry without the group's decay fails (simple_gla, fp32, G = 3)", () => {
+    const broken = (src: string) => src.replace("st = wD[(size_t)g * KP + i] * st + wE", "st = st + wE");
+    expect(() => check(load("simple_gla"), ["chunked-split3-f32-k32-v16-g3-r1"], [{ T: 300, B: 1, K: 5, V: 7, init: true }], 1e-4, broken)).toThrow();
+  }, 600_000);
+  it("a readout without P_c fails (gla, fp32, G = 2)", () => {
+    const broken = (src: string) => src.replace("const float p = pc[i];", "const float p = 1.f;");
+    expect(() => check(load("gla"), ["chunked-split3-f32-k32-v16-g2-r1"], [{ T: 300, B: 1, K: 5, V: 7, init: true }], 1e-4, broken)).toThrow();
+  }, 600_000);
+});
+
+describe("grouped split3 in the plan", () => {
+  it("is lowered only on request, for diagonal chunk transitions, and leaves the default modules without its source", () => {
+    for (const [name, has] of [["simple_gla", true], ["gla", true], ["mamba2", true], ["deltanet", false], ["rwkv7", false], ["mlstm", false]] as const) {
+      const m = load(name);
+      const el = chunkedEligible(m);
+      if (!el.ok) throw new Error(el.why);
+      const { forms } = lowerChunked(m, el, { only: (v) => /-g\d+-r\d$/.test(v) });
+      expect(forms.length > 0, name).toBe(has);
+      const all = lowerChunked(m, el);
+      expect(all.forms.some((f) => /-g\d+-r\d$/.test(f.variant)), name).toBe(false);
+      for (const mod of Object.values(all.modules)) expect(mod.source).not.toContain("seqc_chunk_walk_g");
+    }
+  });
+  it("launches phase A, the grouped walk (B x H x G x value tiles), the carry and the readout", () => {
+    const m = load("simple_gla");
+    const el = chunkedEligible(m);
+    if (!el.ok) throw new Error(el.why);
+    const { forms } = lowerChunked(m, el, { only: (v) => v === "chunked-split3-bf16-k128-v16-g4-r1" });
+    expect(forms.map((f) => f.variant)).toEqual(["chunked-split3-bf16-k128-v16-g4-r1"]);
+    const steps = forms[0].steps as { entry: string; grid: unknown }[];
+    expect(steps.map((s) => s.entry.replace(/^seqc_\w+?_chunk_/, "").split("_")[0])).toEqual(["phaseA", "walkS", "carry", "out"]);
+    expect(steps[1].grid).toEqual(["*", "B", expect.anything(), 4, ["ceilDiv", expect.anything(), 16]]);
+  });
+});
+
+const nvcc = findNvcc();
+describe.skipIf(!nvcc)("nvcc -ptx of the grouped split3 kernels (sm_90)", () => {
+  it.each([
+    ["simple_gla", "bf16", "chunked-split3-bf16-k128-v16-g4-r1"],
+    ["gla", "bf16", "chunked-split3-bf16-k128-v16-a512-mw-g8-r1"],
+    ["mamba2", "bf16", "chunked-split3-bf16-k64-v16-g4-r1"],
+  ])("%s %s %s", (name, io, variant) => {
+    const m = load(name);
+    const el = chunkedEligible(m);
+    if (!el.ok) throw new Error(el.why);
+    const { forms, modules } = lowerChunked(m, el, { only: (v) => v === variant });
+    expect(forms.length).toBe(1);
+    const { ptx } = nvccPtx(modules[io].source, 90, nvcc, { lowPriority: true });
+    for (const e of forms[0].steps.map((s) => (s as { entry: string }).entry)) expect(ptx, e).toMatch(new RegExp(`\\.entry ${e}\\(`));
+  }, 300_000);
+});
