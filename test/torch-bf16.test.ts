@@ -33,7 +33,7 @@ const load = (name: string) => loadProgram([`stdlib/${name}.seq`]).models[0];
 const ios = (p: { forms: { io?: string }[] }) => [...new Set(p.forms.map((f) => f.io ?? "f32"))].sort();
 
 describe("torch target: bf16 forms in the module's plans", () => {
-  it.each(MODELS)("%s: forward and the chain's cores f32 + bf16 (a bf16 module), every other plan f32 only", (name) => {
+  it.each(MODELS)("%s: forward and the chain's cores f32 + bf16 (a bf16 module), the stateless parts f32 + bf16-input twins, every other plan f32 only", (name) => {
     const tp = buildTorchPlans(load(name));
     expect(ios(tp.plans.forward)).toEqual(["bf16", "f32"]);
     expect(tp.plans.forward.forms.filter((f) => f.io === "bf16").every((f) => f.form === "chunked" && /-bf16-/.test(f.variant))).toBe(true);
@@ -47,6 +47,18 @@ describe("torch target: bf16 forms in the module's plans", () => {
         expect(Object.keys(plan.modules ?? {}).sort(), key).toEqual(mixed ? ["bf16", "bf16-of32", "f32"] : ["bf16", "f32"]);
         expect(plan.forms.filter((f) => f.out).map((f) => [f.io, f.out, f.module]), key).toEqual(plan.forms.filter((f) => /-bf16-of32-/.test(f.variant)).map(() => ["bf16", "f32", "bf16-of32"]));
         expect(plan.forms.some((f) => f.out === "f32"), key).toBe(mixed);
+      } else if (part === "prep" || part === "postBw" || part === "prepBw") {
+        // the stateless parts: float32 forms, then their bf16-input twins (stateless-bf16.ts: io bf16, out f32, the
+        // forward's inputs (and post's backward's cotangents) read in bf16; never picked for float32 tensors)
+        expect(ios(plan), key).toEqual(["bf16", "f32"]);
+        const f32 = plan.forms.filter((f) => (f.io ?? "f32") === "f32");
+        const twins = plan.forms.filter((f) => f.io === "bf16");
+        expect(plan.forms.slice(0, f32.length), key).toEqual(f32);
+        expect(twins.map((f) => f.variant), key).toEqual(f32.filter((f) => !f.module).map((f) => `${f.variant}-bf16in`));
+        for (const f of twins) {
+          expect([f.out, f.bf16Inputs!.length > 0], key).toEqual(["f32", true]);
+          for (const n of f.bf16Inputs!) expect(plan.tensors.some((t) => t.role === "input" && t.name === n && !/__bar$/.test(n) || part === "postBw" && t.name === n), `${key} ${n}`).toBe(true);
+        }
       } else expect(ios(plan), key).toEqual(["f32"]);
     }
   }, 120_000);
@@ -105,7 +117,9 @@ describe.skipIf(!cpuTorch)("torch target: bf16 tensors through the forward and t
       [2, 19, true, "default", undefined, "old"],
       // the glue's copies as before seqc_chunked.GLUE_COPIES "lean" (the default), and the lean copies at T = 1 and a ragged T
       [2, 19, true, "default", undefined, "copies-old"], [1, 1, true, "default"], [3, 13, false, "default"],
-      ...(scalar ? [[2, 37, true, "mixed", 64], [2, 37, true, "mixed", 8], [2, 37, true, "mixed", 8, "old"], [2, 37, true, "mixed", 8, "copies-old"], [1, 1, true, "mixed", 8], [3, 29, true, "mixed", 8]] as [number, number, boolean, string, number, string?][] : [])];
+      // the stateless parts on float32 copies of the bf16 inputs and cotangents (seqc_chunked.STATELESS_IO "f32", the old way)
+      [2, 19, true, "default", undefined, "stateless-f32"], [1, 1, true, "default", undefined, "stateless-f32"],
+      ...(scalar ? [[2, 37, true, "mixed", 64], [2, 37, true, "mixed", 8], [2, 37, true, "mixed", 8, "old"], [2, 37, true, "mixed", 8, "copies-old"], [1, 1, true, "mixed", 8], [3, 29, true, "mixed", 8], [3, 13, false, "mixed", 8, "stateless-f32"]] as [number, number, boolean, string, number, string?][] : [])];
     for (const [B, T, init, sent, anchorChunk, glue] of cases) {
       const tio = sent === "default" ? (scalar ? "mixed" : "f32") : sent;
       const mixed = tio === "mixed" ? ["chain:coreT", "chain:adjointT"] : [];
@@ -132,9 +146,17 @@ describe.skipIf(!cpuTorch)("torch target: bf16 tensors through the forward and t
         expect(out, `${label} ${k}`).toBe(mixed.includes(k) ? "f32" : "bf16");
         expect(dts, `${label} ${k}`).toEqual(["bfloat16"]);
       }
-      for (const [k, io, variant] of runs.slice(1).filter((r) => !cores.includes(r))) {
+      const stateless = /^chain:(prep|postBw|prepBw)$/;
+      const lowStateless = glue !== "stateless-f32"; // seqc_chunked.STATELESS_IO "bf16" (the default)
+      for (const [k, io, variant, , out, arrived, low] of runs.slice(1).filter((r) => !cores.includes(r)) as unknown as [string, string, string, string[], string, string[], string[] | null][]) {
         expect(k, label).toMatch(/^chain:/);
-        expect([io, /-bf16-/.test(variant)], `${label} ${k}`).toEqual(["f32", false]);
+        if (lowStateless && stateless.test(k)) {
+          // the bf16-input twin, given exactly the tensors it reads in bf16 as bf16 (the bf16 inputs and cotangents
+          // themselves, no float32 copy of them), every other input (prep's adjoints, y) in float32
+          expect([io, out, variant.endsWith("-bf16in")], `${label} ${k}`).toEqual(["bf16", "f32", true]);
+          expect(arrived.length, `${label} ${k}`).toBeGreaterThan(0);
+          expect(arrived.every((n) => low!.includes(n)), `${label} ${k}: ${arrived} vs ${low}`).toBe(true);
+        } else expect([io, /-bf16/.test(variant), arrived], `${label} ${k}`).toEqual(["f32", false, []]);
       }
       // bf16 inputs, bf16 at the cores' boundaries, fp32 accumulation: inputs' and initial states' gradients within
       // 1e-2 of the float64 ones; a param's (a sum over batch and time: Mamba-2's A, D) within 3e-2 (Mamba-2's dA at

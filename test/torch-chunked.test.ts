@@ -48,9 +48,11 @@ describe("torch target: the chunked backward's plans", () => {
     expect(Boolean(names.postBw.skip)).toBe(name !== "mamba2");
     for (const part of ch.parts) {
       const f32 = tp.plans[`chain:${part}`], f64 = tp.plans[`chain64:${part}`];
-      // float32 forms, and for the four cores also the chunked form's bf16 variants (bf16 tensors: test/torch-bf16.test.ts)
+      // float32 forms, and for the four cores also the chunked form's bf16 variants, for the stateless parts their
+      // bf16-input twins (bf16 tensors: test/torch-bf16.test.ts)
       const core = ["core", "coreT", "adjoint", "adjointT"].includes(part);
-      expect([...new Set(f32.forms.map((f) => f.io ?? "f32"))].sort(), part).toEqual(core ? ["bf16", "f32"] : ["f32"]);
+      const stateless = ["prep", "postBw", "prepBw"].includes(part);
+      expect([...new Set(f32.forms.map((f) => f.io ?? "f32"))].sort(), part).toEqual(core || stateless ? ["bf16", "f32"] : ["f32"]);
       const kernels = f64.source.slice(f64.source.indexOf('extern "C"'));
       expect(kernels, part).toMatch(/double\* __restrict__/);
       expect(kernels, part).not.toMatch(/\bfloat\b/);

@@ -53,6 +53,9 @@ export interface CudaFormPlan {
   /** Element type of the outputs when it differs from `io` (default `io`): mixed I/O, e.g. bf16 inputs with fp32
    *  outputs (the torch target's transposed cores, whose outputs feed cancelling sums). */
   out?: "f32" | "bf16" | "f16";
+  /** With io "bf16": the inputs read as bf16, every other input (and the outputs, `out`) float32; absent: every input
+   *  of `io` (the torch target's stateless chain parts reading bf16 inputs and cotangents beside float32 adjoints). */
+  bf16Inputs?: string[];
   /** Key into CudaModelPlan.modules when this form's kernels live in a module of their own. */
   module?: string;
   variant: string;

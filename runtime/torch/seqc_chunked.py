@@ -75,6 +75,12 @@ REVERSE_GLUE = "lean"
 # ones are their exact values (the copy's conversion in the same pass). "old": float32 copies first (seen(x) a bf16 ->
 # float32 conversion per q and k, the cores' outputs converted, then reversed in float32).
 GLUE_COPIES = "lean"
+# How bf16 tensors reach the stateless parts (prep, prep's and post's backward models, which run in float32): "bf16" (the
+# default) their plans' bf16-input forms (compiler/backends/torch/stateless-bf16.ts: the forward's inputs and the outputs'
+# cotangents read as bf16 and widened in registers, float32 arithmetic, the adjoints of prep's outputs and every output
+# float32), and the float32 copies of the bf16 inputs and cotangents made only where the glue itself reads them
+# (_Converted); "f32" (the old way) every bf16 input and cotangent converted to float32 first, the float32 forms.
+STATELESS_IO = "bf16"
 
 # How a per-key decay's transposed cores (coreT's dq, adjointT's dk) run: "kernel" (the default) the rows readout
 # kernel of the module (<Model>.torch.json "kernels", compiler/backends/cuda/rows-readout.ts: fp32, each key row's
@@ -231,7 +237,7 @@ def rows_decayed_readout(ld, pairs, readouts, S0, B, T, H, K, V, dtype, device, 
     return outs
 
 
-def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state, inputs, params, outputs, dtype, device, per_key_t=None, decay_way=None, S_N=None, seen=None, rows=None, decay_anchor=None, anchor_chunk=None, rev_low=None, reverse_sum=None, reverse_glue=None, low_out=False, exact_low=None):
+def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state, inputs, params, outputs, dtype, device, per_key_t=None, decay_way=None, S_N=None, seen=None, rows=None, decay_anchor=None, anchor_chunk=None, rev_low=None, reverse_sum=None, reverse_glue=None, low_out=False, exact_low=None, low_in=None):
     """Gradients of the forward's inputs, params and the matrix state's initial value through the chain.
 
     n: the chain's names (<Model>.torch.json "chunked".names); run(part, dims, inputs, initial_state, B, T)
@@ -257,6 +263,9 @@ def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state,
     low_out: run accepts low_out=True for the adjoint cores (their outputs then in the cores' dtype, bf16 where they ran
     bf16 out: reversed here before the conversion to dtype); exact_low(x) -> a bf16 tensor whose values x holds exactly,
     or None: what the anchors' lean Gram copies in place of x (GLUE_COPIES "lean").
+    low_in(part) -> the inputs of stateless part `part` ("prep", "postBw", "prepBw") its plan reads in bf16 (run gets them
+    as given.low(name) / cot_outputs.low(name): the bf16 tensors themselves) or None (every input from given /
+    cot_outputs, in dtype): STATELESS_IO "bf16". given and cot_outputs then are _Converted (dtype copies made where read).
     Returns ({input: grad}, {param: grad}, dS0)."""
     cd = chain_dims(n, state_shape)
     rsum = reverse_sum or REVERSE_SUM
@@ -289,7 +298,7 @@ def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state,
         r = rev(a)
         return r.to(dtype) if low_out and r.dtype != dtype else r
 
-    def pointwise(part, inputs):
+    def pointwise(part, inputs, full=None):
         """prep and the backward models of prep and post are stateless, so [B, T] runs as [B*T, 1]: one step over
         every token at once (the sequential forms walk the steps; at T = 2048 that was 99% of the backward).
         A backward model's `copies` (outputs equal to one of its inputs: compiler/backends/torch/chain-copies.ts) are
@@ -301,14 +310,21 @@ def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state,
             res = {k: v.reshape([B, T] + list(v.shape[2:])) for k, v in run(part, None, folded, {}, B * T, 1)[0].items()}
         for o, i in ((names or {}).get("copies") or {}).items():
             if inputs.get(i) is not None:
-                res[o] = inputs[i]
+                res[o] = full(i) if full is not None else inputs[i]  # (in dtype: the glue reads it)
         return res
+
+    def low_names(part):
+        return (low_in(part) if low_in is not None else None) or ()
+
+    def given_in(part):  # the forward's inputs as part's plan reads them: in bf16 where it reads them so, else in dtype
+        low = low_names(part)
+        return {k: (given.low(k) if k in low else given[k]) for k in given.keys()}
 
     if S0 is None:
         S0 = torch.zeros([B] + list(state_shape), dtype=dtype, device=device) + n["stateInit"]
     dS = cot_state if cot_state is not None else torch.zeros([B] + list(state_shape), dtype=dtype, device=device)
 
-    prep = pointwise("prep", given)
+    prep = pointwise("prep", given_in("prep"))
     aliases = n.get("prepAliases") or {}  # prep's copies of inputs (compiler/backends/torch/chain-copies.ts): the inputs themselves
     for o, src in aliases.items():
         prep[o] = given[src]
@@ -334,13 +350,23 @@ def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state,
         core_out, core_fin = run("core", cd, with_ld(dict(kv, **qs), ld), {"S": canon(S0, False)}, B, T)
 
     # post's backward: dL/dy and post's own contributions
-    post_in = dict(given)
+    post_in = given_in("postBw")
+    post_low = low_names("postBw")
     for i, r in enumerate(n["readouts"]):
         post_in[r["y"]] = core_out.get("o_y%d" % i)
+    cot_of = {}  # postBw's cotangent input -> the output it is the cotangent of
     for name, shape in outputs:
-        g = cot_outputs.get(name)
-        post_in[n["postBw"]["outputBar"][name]] = g if g is not None else torch.zeros([B, T] + list(shape), dtype=dtype, device=device)
-    post_g = pointwise("postBw", post_in)
+        bar = n["postBw"]["outputBar"][name]
+        cot_of[bar] = name
+        g = cot_outputs.low(name) if bar in post_low and cot_outputs.low(name) is not None else cot_outputs.get(name)
+        post_in[bar] = g if g is not None else torch.zeros([B, T] + list(shape), dtype=dtype, device=device)
+
+    def post_full(i):  # a copy's source in dtype (postBw's copies of a cotangent or an input)
+        v = post_in[i]
+        if v is None or v.dtype == dtype:
+            return v
+        return cot_outputs.get(cot_of[i]) if i in cot_of else given[i]
+    post_g = pointwise("postBw", post_in, post_full)
     dys = {"x_dy%d" % i: tok(post_g[n["postBw"]["inputBar"][r["y"]]], H * V) for i, r in enumerate(n["readouts"])}
 
     # dq = S dy (the transposed core, forward time); a per-key decay keeps S's layout (its key rows are heads)
@@ -439,7 +465,7 @@ def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state,
     dS0 = torch.permute(g1.reshape([B] + [state_shape[a - 1] for a in perm[1:]]), inv)
 
     # prep's backward
-    prep_in = dict(given)
+    prep_in = given_in("prepBw")
     for o in n["prepOutputs"]:
         b = bars.get(o)
         prep_in[n["prepBw"]["outputBar"][o]] = b.reshape(prep[o].shape) if b is not None else torch.zeros(prep[o].shape, dtype=dtype, device=device)
@@ -492,31 +518,65 @@ STATELESS_WIDE = True
 TUNE_STATELESS = True
 
 
-def stateless_form(runner, dims, B, T, trial=None):
-    """The form for a stateless part's run over [B, T] (time folded into the batch). trial(variant) -> ms where a trial
-    run is possible: the fastest applicable form (cached on the runner). Else "auto" (the plan's pick), or
-    "workgroup" where the pick is the 'thread' form with fewer than WIDE_THREADS threads (see above)."""
+def stateless_form(runner, dims, B, T, trial=None, io="f32", out_io=None):
+    """The form for a stateless part's run over [B, T] (time folded into the batch) among its `io` forms (out_io as in
+    PlanRunner.applicable; "bf16" / "f32": the bf16-input twins, variants "<variant>-bf16in"). trial(variant) -> ms where
+    a trial run is possible: the fastest applicable form (cached on the runner). Else "auto" (the plan's pick), or
+    the 'workgroup' form where the pick is the 'thread' form with fewer than WIDE_THREADS threads (see above)."""
     if not STATELESS_WIDE:
         return "auto"
+    sfx = "" if io == "f32" else "-bf16in"
     if trial is not None and TUNE_STATELESS:
-        key = ("tuned", tuple(sorted(dims.items())), B, T)
+        key = ("tuned", tuple(sorted(dims.items())), B, T, io, out_io)
         hit = runner._picks.get(key)
         if hit is None:
             times = {}
-            for f, _ in runner.applicable(dims, B, T):
+            for f, _ in runner.applicable(dims, B, T, "auto", io, out_io):
                 try:
                     times[f["variant"]] = trial(f["variant"])
                 except _cuda.CudaError:
                     pass
             hit = runner._picks[key] = min(times, key=times.get) if times else "auto"
         return hit
-    f, env = runner.pick(dims, B, T)
-    if f["variant"] != "thread":
+    f, env = runner.pick(dims, B, T, "auto", io, out_io)
+    if f["variant"] != "thread" + sfx:
         return "auto"
     n = max([_cuda.eval_size(st["grid"], env) * _cuda.eval_size(st["threads"], env) for st in f["steps"] if st["kind"] == "launch"] or [0])
-    if n >= WIDE_THREADS or not runner.applicable(dims, B, T, "workgroup"):
+    if n >= WIDE_THREADS or not runner.applicable(dims, B, T, "workgroup" + sfx):
         return "auto"
-    return "workgroup"
+    return "workgroup" + sfx
+
+
+class _Converted:
+    """{name: tensor} read as {name: tensor in dtype}, each converted on first read (then kept): the float32 copies of
+    bf16 inputs and cotangents made only where the glue reads them (STATELESS_IO "bf16"); low(name): the tensor as
+    given (bf16), or None. after(converted, given) runs once per conversion (backward_eager's seed)."""
+
+    def __init__(self, src, dtype, after=None):
+        self.src, self.dtype, self.after, self.done = src, dtype, after, {}
+
+    def __contains__(self, k):
+        return k in self.src
+
+    def keys(self):
+        return self.src.keys()
+
+    def __getitem__(self, k):
+        if k not in self.done:
+            x = self.src[k]
+            v = x.to(self.dtype) if x is not None else None
+            if v is not None and self.after is not None:
+                self.after(v, x)
+            self.done[k] = v
+        return self.done[k]
+
+    def get(self, k, default=None):
+        v = self[k] if k in self.src else None
+        return default if v is None else v
+
+    def low(self, k):
+        x = self.src.get(k)
+        return x if x is not None and x.dtype == torch.bfloat16 else None
 
 
 def use_chunked(m, dims, B, T, dtype, device):
@@ -563,7 +623,7 @@ def backward(ctx, m, flat, grads):
     given_n = len(ctx.needs_input_grad) - ctx.offset
     dtypes = [x.dtype if x is not None else None for x in flat][:given_n]
     key = ("chunked-backward", ctx.B, ctx.T, tuple(sorted(ctx.dims.items())), ctx.dtype, getattr(ctx, "given_dtype", ctx.dtype), tuple(ctx.need), given_n,
-           PER_KEY_TRANSPOSED, ROWS_TILE, ROWS_SEGMENT, STATELESS_WIDE, BF16_DECAY_PARTS, DECAY_WAY, TRANSPOSED_IO, DECAY_ANCHOR, DECAY_ANCHOR_CHUNK, DECAY_ANCHOR_GRAM, REVERSE_SUM, REVERSE_CHUNK, REVERSE_GLUE, GLUE_COPIES)
+           PER_KEY_TRANSPOSED, ROWS_TILE, ROWS_SEGMENT, STATELESS_WIDE, BF16_DECAY_PARTS, DECAY_WAY, TRANSPOSED_IO, DECAY_ANCHOR, DECAY_ANCHOR_CHUNK, DECAY_ANCHOR_GRAM, REVERSE_SUM, REVERSE_CHUNK, REVERSE_GLUE, GLUE_COPIES, STATELESS_IO)
     nf, ng = len(flat), len(grads)
 
     def body(*args):
@@ -577,8 +637,12 @@ def backward_eager(ctx, m, flat, grads, convert=True, S_N=None):
     B, T, dims, dtype, device = ctx.B, ctx.T, ctx.dims, ctx.dtype, ctx.device
     n = m.chunked["names"]
     ni, npar = len(m.inputs), len(m.params)
-    # (bf16 inputs converted once here: prep and the backward models of prep and post all read them)
-    given = {t["name"]: x.detach().to(dtype) for t, x in zip(m.inputs, flat[:ni]) if x is not None}
+    # (bf16 inputs converted once, where read: with STATELESS_IO "bf16" prep and the backward models of prep and post read
+    # them as they are)
+    lazy = STATELESS_IO == "bf16" and getattr(ctx, "given_dtype", dtype) == torch.bfloat16 and dtype == torch.float32
+    if STATELESS_IO not in ("bf16", "f32"):
+        raise ValueError("seqc_chunked: STATELESS_IO is %r; expected 'bf16' or 'f32'" % (STATELESS_IO,))
+    given_src = {t["name"]: x.detach() for t, x in zip(m.inputs, flat[:ni]) if x is not None}
     pars = {t["name"]: x.detach() for t, x in zip(m.params, flat[ni : ni + npar]) if x is not None}
     sts = {t["name"]: x.detach() for t, x in zip(m.states, flat[ni + npar :]) if x is not None}
     prefix = "chain64:" if dtype == torch.float64 else "chain:"
@@ -609,9 +673,23 @@ def backward_eager(ctx, m, flat, grads, convert=True, S_N=None):
         if hit is None:
             hit = low[key] = (v, v.to(torch.bfloat16).reshape(-1))
         return hit[1].view(v.shape)
-    for t, x in zip(m.inputs, flat[:ni]):  # (prep's copies and the cotangents post's backward copies reach the cores as is)
-        if t["name"] in given:
-            seed(given[t["name"]], x.detach())
+    # (prep's copies and the cotangents post's backward copies reach the cores as is: seeded when converted)
+    given = _Converted(given_src, dtype, seed)
+    if not lazy:
+        for k in given.keys():
+            given[k]
+
+    lows = {}
+
+    def low_in(part):  # the inputs stateless part `part` reads in bf16 (its bf16-input form applies), or None
+        if part not in lows:
+            r = None
+            if lazy and part in ("prep", "postBw", "prepBw") and prefix + part in m.meta["plans"]:
+                run_ = m.runner(prefix + part, device)
+                if run_.can_run(dims, B * T, 1, "auto", "bf16", "f32"):
+                    r = set(run_.pick(dims, B * T, 1, "auto", "bf16", "f32")[0].get("bf16Inputs") or ()) or None
+            lows[part] = r
+        return lows[part]
 
     reads = {}
 
@@ -633,6 +711,7 @@ def backward_eager(ctx, m, flat, grads, convert=True, S_N=None):
     def run(part, cdims, inputs, initial, b, t, low_out=False):
         key = prefix + part
         form = "auto"
+        st_io = {"io": "bf16", "out_io": "f32"} if cdims is None and low_in(part) else {}
         if cdims is None and dtype == torch.float32:
             trial = None
             if device.type == "cuda" and not torch.cuda.is_current_stream_capturing():
@@ -641,13 +720,13 @@ def backward_eager(ctx, m, flat, grads, convert=True, S_N=None):
                     for _ in range(2):
                         ev = [torch.cuda.Event(enable_timing=True) for _ in range(2)]
                         ev[0].record()
-                        m.execute(key, dims, b, t, inputs, pars, initial, dtype, device, v)
+                        m.execute(key, dims, b, t, inputs, pars, initial, dtype, device, v, **st_io)
                         ev[1].record()
                         ev[1].synchronize()
                         ms = ev[0].elapsed_time(ev[1])
                         best = ms if best is None else min(best, ms)
                     return best
-            form = stateless_form(m.runner(key, device), dims, b, t, trial)
+            form = stateless_form(m.runner(key, device), dims, b, t, trial, **st_io)
         io, out_io = "f32", None
         if given_dtype == torch.bfloat16 and part in (BF16_DECAY_PARTS if n.get("ld") else CORE_PARTS):
             io = bf16_io(m, key, cdims, b, t, device)
@@ -661,7 +740,7 @@ def backward_eager(ctx, m, flat, grads, convert=True, S_N=None):
             for k, v in inputs.items():
                 conv[k] = bf16_of(v) if v is not None and v.dtype != torch.bfloat16 else v
             inputs = conv
-        kw = {} if io == "f32" else {"io": io} if out_io is None else {"io": io, "out_io": out_io}
+        kw = st_io if io == "f32" else {"io": io} if out_io is None else {"io": io, "out_io": out_io}
         outs, final, _ = m.execute(key, cdims or dims, b, t, inputs, pars if cdims is None else {}, initial, dtype, device, form, **kw)
         if (out_io or io) != "f32" and not low_out:
             outs = {k: v.to(dtype) for k, v in outs.items()}
@@ -681,10 +760,10 @@ def backward_eager(ctx, m, flat, grads, convert=True, S_N=None):
 
     state = next(s for s in m.states if s["name"] == n["state"])
     no = len(m.outputs)
-    cot_out = {t["name"]: (g.to(dtype) if g is not None else None) for t, g in zip(m.outputs, grads[:no])}
-    for t, g in zip(m.outputs, grads[:no]):
-        if g is not None and g.is_contiguous():
-            seed(cot_out[t["name"]], g)
+    cot_out = _Converted({t["name"]: g for t, g in zip(m.outputs, grads[:no])}, dtype, lambda v, g: seed(v, g) if g.is_contiguous() else None)
+    if not lazy:
+        for k in cot_out.keys():
+            cot_out[k]
     cot_state = None
     for s, g in zip(m.states, grads[no:]):
         if s["name"] == n["state"] and g is not None:
@@ -699,7 +778,7 @@ def backward_eager(ctx, m, flat, grads, convert=True, S_N=None):
         [(t["name"], shape(t)) for t in m.inputs if t["name"] in given], [(t["name"], shape(t)) for t in m.params], [(t["name"], shape(t)) for t in m.outputs], dtype, device,
         S_N=S_N, seen=seen, rows=rows if km is not None else None, rev_low=rev_low if dtype == torch.float32 else None,
         low_out=copies == "lean", exact_low=exact_low if copies == "lean" and given_dtype == torch.bfloat16 else None,
-        decay_anchor=lambda: ("chunk" if mixed else "none") if DECAY_ANCHOR == "mixed" else DECAY_ANCHOR)
+        decay_anchor=lambda: ("chunk" if mixed else "none") if DECAY_ANCHOR == "mixed" else DECAY_ANCHOR, low_in=low_in if lazy else None)
     need = ctx.need
     res = []
     for i, t in enumerate(m.inputs):

@@ -167,7 +167,8 @@ class SeqcModel:
 
         io "bf16": among the plan's bf16 forms (the chunked form's tensor-core variants), inputs and outputs
         torch.bfloat16, params and states `dtype` (float32); out_io "f32" with io "bf16": the mixed-I/O forms (bf16
-        inputs, outputs `dtype`: runtime/cuda/plan.ts CudaFormPlan.out; None: outputs of `io`). Returns (outputs {name: [B, T, ...]}, final states
+        inputs, outputs `dtype`: runtime/cuda/plan.ts CudaFormPlan.out; None: outputs of `io`); a form with `bf16Inputs`
+        reads only those inputs in bf16, the others in `dtype` (CudaFormPlan.bf16Inputs). Returns (outputs {name: [B, T, ...]}, final states
         {name: [B, ...]}, variant)."""
         plan = self.meta["plans"][key]
         specs = plan["tensors"]
@@ -175,6 +176,7 @@ class SeqcModel:
         form_plan, env = r.pick(dims, B, T, form, io, out_io)
         iodt = _IO_DTYPES[io] if io != "f32" else dtype
         oio = out_io or io
+        low_in = form_plan.get("bf16Inputs") if io != "f32" else None
         odt = _IO_DTYPES[oio] if oio != "f32" else dtype
 
         def size(t):
@@ -193,7 +195,8 @@ class SeqcModel:
                     raise ValueError("%s needs input '%s' of shape [B, T, %s]" % (plan["model"], t["name"], ", ".join(str(a) for a in t["axes"])))
                 bufs["input:" + t["name"]] = dummy.data_ptr()
                 continue
-            v = v.detach().to(iodt).contiguous()
+            # a form with bf16Inputs (the chain's stateless parts) reads those in bf16 and every other input in `dtype`
+            v = v.detach().to(iodt if low_in is None or t["name"] in low_in else dtype).contiguous()
             if v.data_ptr() % 16:  # a view at an odd offset: some kernels copy inputs with 16-byte cp.async
                 v = v.clone()
             keep.append(v)

@@ -40,6 +40,8 @@ def main():
         seqc_torch._chunked.GLUE_COPIES = "old"
     if case.get("glue") == "copies-old":  # only the glue's copies as before seqc_chunked.GLUE_COPIES "lean"
         seqc_torch._chunked.GLUE_COPIES = "old"
+    if case.get("glue") == "stateless-f32":  # the stateless parts on float32 copies (seqc_chunked.STATELESS_IO "f32", the old way)
+        seqc_torch._chunked.STATELESS_IO = "f32"
     runners = {}
 
     def runner(key, device):
@@ -55,12 +57,17 @@ def main():
     runs = []
 
     def execute(key, dims, b, t, inputs, params, states, dtype, device, form="auto", io="f32", out_io=None):
-        variant = runner(key, device).pick(dims, b, t, form, io, out_io)[0]["variant"]
+        f = runner(key, device).pick(dims, b, t, form, io, out_io)[0]
+        variant = f["variant"]
         iodt = torch.bfloat16 if io == "bf16" else dtype
         odt = torch.bfloat16 if (out_io or io) == "bf16" else dtype
-        runs.append([key, io, variant, sorted({str(v.dtype).split(".")[-1] for v in inputs.values() if v is not None}), out_io or io])
+        low = f.get("bf16Inputs") if io == "bf16" else None  # a form reading only these inputs in bf16 (seqc_torch.execute)
+        # (6th: the inputs that came in bf16, 7th: the form's bf16Inputs or None)
+        runs.append([key, io, variant, sorted({str(v.dtype).split(".")[-1] for v in inputs.values() if v is not None}), out_io or io,
+                     sorted(k for k, v in inputs.items() if v is not None and v.dtype == torch.bfloat16), low])
         flat = lambda d, dt: {k: v.detach().to(dt).to(torch.float64).reshape(-1).tolist() for k, v in d.items() if v is not None}  # noqa: E731
-        sys.stdout.write(json.dumps({"run": key, "dims": dims, "B": b, "T": t, "inputs": flat(inputs, iodt), "params": flat(params, dtype), "initial": flat(states, dtype)}) + "\n")
+        ins = {k: v.detach().to(iodt if low is None or k in low else dtype).to(torch.float64).reshape(-1).tolist() for k, v in inputs.items() if v is not None}
+        sys.stdout.write(json.dumps({"run": key, "dims": dims, "B": b, "T": t, "inputs": ins, "params": flat(params, dtype), "initial": flat(states, dtype)}) + "\n")
         sys.stdout.flush()
         r = json.loads(sys.stdin.readline())
         outs = {k: torch.tensor(v["data"], dtype=torch.float64).reshape(v["shape"]).to(odt) for k, v in r["outputs"].items()}

@@ -57,7 +57,7 @@ function renameClashingVars(f: FormPlan, model: I.Model): FormPlan {
 }
 
 /** A backend-neutral form plan and its kernels as CUDA launches. */
-function genericForm(f0: FormPlan, kernels: K.Kernel[], model: I.Model): CudaFormPlan {
+export function genericForm(f0: FormPlan, kernels: K.Kernel[], model: I.Model): CudaFormPlan {
   const f = renameClashingVars(f0, model);
   const byName = new Map(kernels.map((k) => [k.name, k]));
   const steps: CudaLaunch[] = f.kernels.map((l) => {

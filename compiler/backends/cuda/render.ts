@@ -1,7 +1,8 @@
 /**
  * CUDA C++ renderer of the lowered kernel IR (compiler/kernel/ir.ts). One Kernel becomes one
  * `extern "C" __global__` function:
- *   - buffers           -> `float*` parameters in binding order (`const float* __restrict__` when read-only);
+ *   - buffers           -> `float*` parameters in binding order (`const float* __restrict__` when read-only;
+ *                          `const unsigned short*` for the buffers named in `bf16Reads`: bf16 words widened per load);
  *   - uniforms          -> one struct passed by value (u32 fields, in the kernel's order);
  *   - overrides         -> macros `SEQC_<name>`: compile-time constants when NVRTC is given -DSEQC_<name>=v,
  *                          otherwise read from an overrides struct passed by value (so ahead-of-time PTX
@@ -31,7 +32,15 @@ export interface RenderContext {
   uniforms: Set<string>;
   /** Floating-point type of f32 values: "float" (default) or "double" (the float64 kernels of the torch target, for gradcheck). */
   real?: "float" | "double";
+  /** Read-only buffers holding bf16 values (raw 16-bit words): each load widened to f32 in registers (renderKernel's `bf16Reads`). */
+  bf16?: Set<string>;
 }
+
+/** bf16 (a raw 16-bit word) -> f32, exact: the word is the float's upper half. Guarded: one definition per translation unit. */
+export const BF16_LOAD = `#ifndef SEQC_BF16_LOAD_DEFINED
+#define SEQC_BF16_LOAD_DEFINED
+__device__ __forceinline__ float seqc_bf16_load(unsigned short x) { return __uint_as_float(((unsigned int)x) << 16); }
+#endif`;
 
 export const overrideMacro = (name: string): string => `SEQC_${name}`;
 export const uniformStruct = (kernel: string): string => `SeqcUniforms_${kernel}`;
@@ -55,9 +64,10 @@ export function renderExpr(e: K.KExpr, cx: RenderContext): string {
     case "uniform":
       return `u.${e.name}`;
     case "load":
-      return `${e.array}[${r(e.index)}]`;
+      return cx.bf16?.has(e.array) ? `seqc_bf16_load(${e.array}[${r(e.index)}])` : `${e.array}[${r(e.index)}]`;
     case "load4":
       // 16-byte aligned: the array's base is (cudaMalloc, 256 bytes) and the index counts float4s
+      if (cx.bf16?.has(e.array)) throw new Error(`buffer ${e.array} holds bf16: no float4 loads`);
       ctype("vec4f", cx);
       return `reinterpret_cast<const float4*>(${e.array})[${r(e.index)}]`;
     case "lane":
@@ -141,11 +151,17 @@ function writtenArrays(k: K.Kernel): Set<string> {
  * `real: "double"` every f32 value, buffer and shared array is a double (the plan's sharedBytes and
  * workspace words then count 8 bytes per element; runtime/torch/seqc_cuda.py doubles them).
  */
-export function renderKernel(k: K.Kernel, opts: { real?: "float" | "double" } = {}): string {
-  const cx: RenderContext = { overrides: new Set(k.overrides.map((o) => o.name)), uniforms: new Set(k.uniforms), real: opts.real };
+export function renderKernel(k: K.Kernel, opts: { real?: "float" | "double"; bf16Reads?: ReadonlySet<string> } = {}): string {
+  const bf16 = opts.bf16Reads?.size ? new Set(opts.bf16Reads) : undefined;
+  const cx: RenderContext = { overrides: new Set(k.overrides.map((o) => o.name)), uniforms: new Set(k.uniforms), real: opts.real, ...(bf16 ? { bf16 } : {}) };
   const real = opts.real ?? "float";
   const written = writtenArrays(k);
   for (const b of k.buffers) if (b.access === "read" && written.has(b.name)) throw new Error(`kernel ${k.name}: buffer ${b.name} is read-only but stored to`);
+  for (const n of bf16 ?? []) {
+    const b = k.buffers.find((x) => x.name === n);
+    if (!b || b.access !== "read") throw new Error(`kernel ${k.name}: bf16 buffer ${n} is not a read-only buffer of it`);
+    if (real !== "float") throw new Error(`kernel ${k.name}: bf16 reads are for float kernels`);
+  }
   const lines: string[] = [];
   const us = uniformStruct(k.name);
   const os = overrideStruct(k.name);
@@ -153,10 +169,11 @@ export function renderKernel(k: K.Kernel, opts: { real?: "float" | "double" } = 
   lines.push(`struct ${os} { ${k.overrides.map((o) => `unsigned int ${o.name};`).join(" ") || "unsigned int _unused;"} };`);
   const buffers = [...k.buffers].sort((a, b) => a.binding - b.binding);
   const params = [
-    ...buffers.map((b) => (b.access === "read" ? `const ${real}* __restrict__ ${b.name}` : `${real}* __restrict__ ${b.name}`)),
+    ...buffers.map((b) => (b.access === "read" ? `const ${bf16?.has(b.name) ? "unsigned short" : real}* __restrict__ ${b.name}` : `${real}* __restrict__ ${b.name}`)),
     `const ${us} u`,
     `const ${os} ov`,
   ];
+  if (bf16) lines.push(BF16_LOAD);
   lines.push(`extern "C" __global__ void ${k.name}(${params.join(", ")}) {`);
   // Overrides: compile-time when defined (NVRTC specialisation), else from the struct.
   for (const o of k.overrides) {

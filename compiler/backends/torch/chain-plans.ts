@@ -15,6 +15,7 @@ import { trainingChain } from "../../grad/training.ts";
 import { CHAIN_PARTS, type ChainPart } from "../../../runtime/chunked-backward.ts";
 import { torchChain, type TorchChainNames } from "./chain-copies.ts";
 import { lowRankChainPlans, type TorchLowRankChunked } from "./chain-plans-lowrank.ts";
+import { withBf16Inputs } from "./stateless-bf16.ts";
 import { rowsReadoutModule, type RowsReadoutKernel } from "../cuda/rows-readout.ts";
 
 /** The chunked backward in a torch module: the chain's names and parts (plans `chain:<part>`), or why the model has none. */
@@ -25,6 +26,8 @@ export interface TorchKernelModule { source: string; kernels: RowsReadoutKernel[
 
 /** The transposed cores: with a log decay their chunked forms also read bf16 and write fp32 (runtime/cuda/plan.ts CudaFormPlan.out). */
 const MIXED_PARTS = new Set<ChainPart>(["coreT", "adjointT"]);
+/** The stateless parts: with `copies` (the torch module's chain) they also get bf16-input twins (stateless-bf16.ts). */
+const STATELESS = new Set<ChainPart>(["prep", "postBw", "prepBw"]);
 
 /** The chain's plans (keys `chain:<part>` and `chain64:<part>`); `keep` keeps a part's forms (float32; the cores also bf16).
  * `copies`: the stateless parts without their copies and zeros (chain-copies.ts; runtime/torch/seqc_chunked.py takes
@@ -39,6 +42,10 @@ export function chainPlans(model: I.Model, bakedDims: Record<string, number>, ke
   const chain = opts.copies ? torchChain(full, dims) : full;
   const plans: Record<string, CudaModelPlan> = {};
   const parts: ChainPart[] = [];
+  // what a stateless part can read in bf16: the forward's inputs, and post's backward also the outputs' cotangents
+  // (never the adjoints of prep's outputs, which the glue computes in float32)
+  const forwardInputs = I.tensorsOfKind(model, "input").map((t) => t.name);
+  const bf16Reads = (part: ChainPart): string[] => (part === "postBw" ? [...forwardInputs, ...Object.values(chain.names.postBw.outputBar)] : forwardInputs);
   for (const part of CHAIN_PARTS) {
     const m = chain.models[part];
     if (!m) continue;
@@ -46,7 +53,9 @@ export function chainPlans(model: I.Model, bakedDims: Record<string, number>, ke
     // adjoint's cancelling sums q.dq - k.dk (runtime/torch/seqc_chunked.py TRANSPOSED_IO)
     // (a per-key decay's transposed cores run as the rows readout kernel, or torch ops: seqc_chunked.py PER_KEY_TRANSPOSED)
     const mixed = chain.names.ld && chain.names.decay !== "key" && MIXED_PARTS.has(part);
-    plans[`chain:${part}`] = keep(lowerCuda(m, mixed ? { chunkIos: [...CHUNK_IOS, BF16_IN_F32_OUT] } : {}).plan, part);
+    const kept = keep(lowerCuda(m, mixed ? { chunkIos: [...CHUNK_IOS, BF16_IN_F32_OUT] } : {}).plan, part);
+    // the stateless parts also read the forward's inputs and the outputs' cotangents as bf16 (stateless-bf16.ts)
+    plans[`chain:${part}`] = opts.copies && STATELESS.has(part) ? withBf16Inputs(m, kept, bf16Reads(part)) : kept;
     plans[`chain64:${part}`] = lowerCudaF64(m);
     parts.push(part);
   }
