@@ -37,14 +37,17 @@ DEV = tb.DEV
 # "new-cumsum" the sums inside the chunks by torch.cumsum
 # GLUE_COPIES (the 7th): "old" on every path before "copies-lean" (the default now: seqc_chunked.GLUE_COPIES); "copies-old"
 # is the default before it (= "new-lean")
-SWITCHES = ("TRANSPOSED_IO", "DECAY_ANCHOR", "DECAY_ANCHOR_CHUNK", "DECAY_ANCHOR_GRAM", "REVERSE_SUM", "REVERSE_GLUE", "GLUE_COPIES")
-PATHS = {"f32": ("f32", "none", 64, "stack", "flip", "flip", "old"), "mixed": ("mixed", "none", 64, "stack", "flip", "flip", "old"),
-         "mixed+a64": ("mixed", "mixed", 64, "stack", "flip", "flip", "old"), "mixed+a32": ("mixed", "mixed", 32, "stack", "flip", "flip", "old"),
-         "mixed+a16": ("mixed", "mixed", 16, "stack", "flip", "flip", "old"), "mixed+a64-lean": ("mixed", "mixed", 64, "lean", "flip", "flip", "old"),
-         "old": ("mixed", "mixed", 64, "stack", "flip", "flip", "old"), "new": ("mixed", "mixed", 64, "stack", "chunk", "lean", "old"),
-         "new-lean": ("mixed", "mixed", 64, "lean", "chunk", "lean", "old"), "new-cumsum": ("mixed", "mixed", 64, "stack", "cumsum", "lean", "old"),
-         "new-f32": ("f32", "none", 64, "stack", "chunk", "lean", "old"),
-         "copies-old": ("mixed", "mixed", 64, "lean", "chunk", "lean", "old"), "copies-lean": ("mixed", "mixed", 64, "lean", "chunk", "lean", "lean")}
+# STATELESS_IO (the 8th): "f32" on every path before "stateless-bf16" (the default now: seqc_chunked.STATELESS_IO, the
+# stateless parts' bf16-input forms); "stateless-f32" is the default before it (= "copies-lean")
+SWITCHES = ("TRANSPOSED_IO", "DECAY_ANCHOR", "DECAY_ANCHOR_CHUNK", "DECAY_ANCHOR_GRAM", "REVERSE_SUM", "REVERSE_GLUE", "GLUE_COPIES", "STATELESS_IO")
+PATHS = {"f32": ("f32", "none", 64, "stack", "flip", "flip", "old", "f32"), "mixed": ("mixed", "none", 64, "stack", "flip", "flip", "old", "f32"),
+         "mixed+a64": ("mixed", "mixed", 64, "stack", "flip", "flip", "old", "f32"), "mixed+a32": ("mixed", "mixed", 32, "stack", "flip", "flip", "old", "f32"),
+         "mixed+a16": ("mixed", "mixed", 16, "stack", "flip", "flip", "old", "f32"), "mixed+a64-lean": ("mixed", "mixed", 64, "lean", "flip", "flip", "old", "f32"),
+         "old": ("mixed", "mixed", 64, "stack", "flip", "flip", "old", "f32"), "new": ("mixed", "mixed", 64, "stack", "chunk", "lean", "old", "f32"),
+         "new-lean": ("mixed", "mixed", 64, "lean", "chunk", "lean", "old", "f32"), "new-cumsum": ("mixed", "mixed", 64, "stack", "cumsum", "lean", "old", "f32"),
+         "new-f32": ("f32", "none", 64, "stack", "chunk", "lean", "old", "f32"),
+         "copies-old": ("mixed", "mixed", 64, "lean", "chunk", "lean", "old", "f32"), "copies-lean": ("mixed", "mixed", 64, "lean", "chunk", "lean", "lean", "f32"),
+         "stateless-f32": ("mixed", "mixed", 64, "lean", "chunk", "lean", "lean", "f32"), "stateless-bf16": ("mixed", "mixed", 64, "lean", "chunk", "lean", "lean", "bf16")}
 PROFILE_PATHS = [p for p in os.environ.get("PROFILE_PATHS", "").split(",") if p]
 ACC_PATHS = [p for p in os.environ.get("ACC_PATHS", "f32,mixed,mixed+a64,mixed+a32,mixed+a16,mixed+a64-lean").split(",")]
 TIME_PATHS = [p for p in os.environ.get("TIME_PATHS", "f32,mixed,mixed+a64,mixed+a64-lean").split(",")]

@@ -1,0 +1,196 @@
+/**
+ * The chunked backward's stateless parts read bf16 (compiler/backends/torch/stateless-bf16.ts) on the CPU emulation of
+ * CUDA (test/cuda-emu/emu.h, g++): each bf16-input twin (`<variant>-bf16in`: the inputs of its bf16Inputs as bf16 words
+ * widened in registers, every other input float32) against the float32 form it copies, given the same values (the bf16
+ * inputs rounded to bf16, the float32 ones, e.g. prep's adjoints, not): bitwise the same outputs (the widening is exact,
+ * the arithmetic the same), and both within 1e-5 of the float64 interpreter on those values. prep, post's backward
+ * (Mamba-2: the cotangent y__bar among its bf16 inputs) and prep's backward of SimpleGLA, GLA and Mamba-2 at odd sizes,
+ * T = 1 and a ragged T.
+ */
+import { describe, expect, it } from "vitest";
+import { execFileSync, spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { loadProgram } from "../compiler/frontend/load.ts";
+import { interpret } from "../compiler/ir/interpret.ts";
+import { modelChain } from "../compiler/grad/chunked-chain.ts";
+import { torchChain } from "../compiler/backends/torch/chain-copies.ts";
+import { buildTorchPlans } from "../compiler/backends/torch/plans.ts";
+import { relativeError } from "../compiler/io/manifest.ts";
+import { evalSize, type Env } from "../runtime/plan.ts";
+import type { CudaFormPlan, CudaLaunch, CudaModelPlan } from "../runtime/cuda/plan.ts";
+import type { ChainPart } from "../runtime/chunked-backward.ts";
+import { fromBf16, toBf16 } from "../runtime/cuda/half.ts";
+import { compileEmu, EMU_READF } from "./cuda-emu/harness.ts";
+import { randomRun, smallDims } from "./helpers/random.ts";
+
+const EMU_H = join(import.meta.dirname, "cuda-emu", "emu.h");
+const gxx = spawnSync("g++", ["--version"]).status === 0;
+const load = (name: string) => loadProgram([`stdlib/${name}.seq`]).models[0];
+
+/** The kernel `entry` of the plan's source: its structs, the guarded bf16 helper where it has one, its body. */
+function kernelText(source: string, entry: string): string {
+  const start = source.indexOf(`struct SeqcUniforms_${entry} `);
+  const sig = source.indexOf(`extern "C" __global__ void ${entry}(`, start);
+  if (start < 0 || sig < 0) throw new Error(`kernel ${entry} is not in the source`);
+  return source.slice(start, source.indexOf("\n}\n", sig) + 3);
+}
+
+/** One emulator executable for every plain form of a stateless plan (the float32 forms and their bf16-input twins). */
+function buildEmu(plan: CudaModelPlan): string {
+  const launches = plan.forms.flatMap((f) => f.steps as CudaLaunch[]);
+  const entries = [...new Map(launches.map((l) => [l.entry, l])).values()];
+  const helpers = plan.source.slice(0, plan.source.search(/\nstruct Seqc/));
+  const kernels = entries.map((l) => kernelText(plan.source, l.entry).replace("extern __shared__ float seqc_smem[];", "float* seqc_smem = (float*)emu::g.smem;"));
+  const tramp = entries.map((l) => {
+    // each buffer cast to the type the kernel declares (const unsigned short* for a bf16 input)
+    const decl = new RegExp(`\\b${l.entry}\\(([^)]*)\\)`).exec(plan.source)![1].split(",").map((p) => p.replace("__restrict__", "").trim().replace(/\s*\w+$/, ""));
+    const args = l.buffers.map((_, i) => `(${decl[i]})A_b[${i}]`);
+    return `static void body_${l.entry}() { ${l.entry}(${[...args, `*(const SeqcUniforms_${l.entry}*)A_u`, `*(const SeqcOverrides_${l.entry}*)A_o`].join(", ")}); }`;
+  });
+  const main = `
+static void** A_b; static const unsigned* A_u; static const unsigned* A_o;
+${tramp.join("\n")}
+${EMU_READF}
+int main(int argc, char** argv) {
+  std::string dir = argv[1];
+  FILE* lf = fopen((dir + "/launches.txt").c_str(), "r");
+  int nbuf; if (fscanf(lf, "%d", &nbuf) != 1) return 2;
+  std::vector<std::vector<char>> bufs(nbuf);
+  std::vector<void*> ptrs(nbuf);
+  for (int i = 0; i < nbuf; ++i) { bufs[i] = readf(dir + "/buf" + std::to_string(i) + ".bin"); bufs[i].reserve(bufs[i].size() + 64); ptrs[i] = bufs[i].data(); }
+  char name[256];
+  while (fscanf(lf, "%255s", name) == 1) {
+    unsigned gx, nthr, smem; int nb, nu, no;
+    if (fscanf(lf, "%u %u %u %d", &gx, &nthr, &smem, &nb) != 4) return 2;
+    std::vector<void*> b(nb); for (int i = 0; i < nb; ++i) { int k; if (fscanf(lf, "%d", &k) != 1) return 2; b[i] = ptrs[k]; }
+    if (fscanf(lf, "%d", &nu) != 1) return 2; std::vector<unsigned> u(nu + 1); for (int i = 0; i < nu; ++i) if (fscanf(lf, "%u", &u[i]) != 1) return 2;
+    if (fscanf(lf, "%d", &no) != 1) return 2; std::vector<unsigned> o(no + 1); for (int i = 0; i < no; ++i) if (fscanf(lf, "%u", &o[i]) != 1) return 2;
+    A_b = b.data(); A_u = u.data(); A_o = o.data();
+    void (*fn)() = nullptr;
+${entries.map((l) => `    if (!strcmp(name, "${l.entry}")) fn = body_${l.entry};`).join("\n")}
+    if (!fn) { fprintf(stderr, "no entry %s\\n", name); return 2; }
+    emu::Dim g; g.x = gx; g.y = 1; emu::Dim blk; blk.x = nthr;
+    emu::g.bidx.z = 0;
+    emu::launch(fn, g, blk, smem);
+  }
+  for (int i = 0; i < nbuf; ++i) { FILE* f = fopen((dir + "/buf" + std::to_string(i) + ".out").c_str(), "wb"); fwrite(bufs[i].data(), 1, bufs[i].size(), f); fclose(f); }
+  return 0;
+}
+`;
+  const MINMAX = ["unsigned", "int", "float"].map((t) => `inline ${t} min(${t} a, ${t} b) { return a < b ? a : b; }\ninline ${t} max(${t} a, ${t} b) { return a > b ? a : b; }`).join("\n");
+  const full = `// emu.h ${createHash("sha1").update(readFileSync(EMU_H)).digest("hex")}\n#include "${EMU_H}"\n#include <string>\n${MINMAX}\n${helpers}\n${kernels.join("\n")}\n${main}`;
+  return compileEmu(full, `${plan.model}-stateless-bf16`);
+}
+
+/** Run form f of the plan over [B, T] as the torch runtime does (seqc_torch.execute): an input of f.bf16Inputs as bf16
+ *  words, every other input, the params and the outputs float32. Returns the outputs as float64. */
+function runForm(bin: string, plan: CudaModelPlan, f: CudaFormPlan, dims: Record<string, number>, B: number, T: number, inputs: Record<string, Float64Array>, params: Record<string, Float64Array>): Record<string, Float64Array> {
+  const specs = plan.tensors;
+  const env: Env = { ...dims, B, T, LIMIT_SMS: 132, LIMIT_SMEM_OPTIN: 227 * 1024, LIMIT_SHARED: 227 * 1024, LIMIT_THREADS: 1024 };
+  for (const [k, e] of f.vars) env[k] = evalSize(e, env);
+  if (f.applicable !== undefined && evalSize(f.applicable, env) === 0) throw new Error(`${f.variant} does not apply`);
+  const size = (t: { shape: unknown[] }) => (t.shape as never[]).reduce<number>((a, s) => a * evalSize(s, env), 1);
+  const bufs: Buffer[] = [];
+  const index = new Map<string, number>();
+  const add = (key: string, data: Buffer) => (index.set(key, bufs.length), bufs.push(data));
+  const low = new Set(f.io === "bf16" ? (f.bf16Inputs ?? specs.filter((t) => t.role === "input").map((t) => t.name)) : []);
+  for (const t of specs.filter((x) => x.role === "input")) {
+    const v = inputs[t.name];
+    if (!v) add(`input:${t.name}`, Buffer.alloc(16));
+    else if (low.has(t.name)) add(`input:${t.name}`, Buffer.from(Uint16Array.from(v, (x) => toBf16(x)).buffer));
+    else add(`input:${t.name}`, Buffer.from(Float32Array.from(v).buffer));
+  }
+  for (const t of specs.filter((x) => x.role === "output")) add(`output:${t.name}`, Buffer.from(new Float32Array(B * T * size(t)).fill(NaN).buffer));
+  const ps = specs.filter((t) => t.role === "param");
+  const pHost = new Float32Array(Math.max(1, ps.reduce((a, t) => a + size(t), 0)));
+  let off = 0;
+  for (const t of ps) {
+    if (params[t.name]) pHost.set(Float32Array.from(params[t.name]), off);
+    off += size(t);
+  }
+  add("params", Buffer.from(pHost.buffer));
+  add("states", Buffer.alloc(16));
+  for (const w of f.workspaces) add(`workspace:${w.name}`, Buffer.alloc(Math.max(16, evalSize(w.words, env) * 4)));
+  const uni = (u: string) => (u === "B" ? B : u === "T" ? T : u.startsWith("has_") ? (inputs[u.slice(4)] || params[u.slice(4)] ? 1 : 0) : (env[u] ?? 0));
+  const lines = [String(bufs.length)];
+  for (const st of f.steps as CudaLaunch[]) {
+    const refs = st.buffers.map((r) => index.get(r.kind === "input" || r.kind === "output" || r.kind === "workspace" ? `${r.kind}:${(r as { name: string }).name}` : r.kind === "initialStates" ? "states" : r.kind)!);
+    const us = st.uniforms.map(uni);
+    const os = Object.values(st.overrides).map((e) => evalSize(e, env));
+    lines.push(`${st.entry} ${evalSize(st.grid, env)} ${evalSize(st.threads, env)} ${evalSize(st.sharedBytes, env)} ${refs.length} ${refs.join(" ")} ${us.length} ${us.join(" ")} ${os.length} ${os.join(" ")}`);
+  }
+  const dir = mkdtempSync(join(tmpdir(), "seqc-stateless-emu-"));
+  try {
+    bufs.forEach((d, i) => writeFileSync(join(dir, `buf${i}.bin`), d));
+    writeFileSync(join(dir, "launches.txt"), lines.join("\n") + "\n");
+    execFileSync(bin, [dir], { stdio: "pipe", timeout: 600_000 });
+    const out: Record<string, Float64Array> = {};
+    for (const t of specs.filter((x) => x.role === "output")) {
+      const b = readFileSync(join(dir, `buf${index.get(`output:${t.name}`)}.out`));
+      out[t.name] = Float64Array.from(new Float32Array(b.buffer, b.byteOffset, B * T * size(t)));
+    }
+    return out;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const STATELESS: ChainPart[] = ["prep", "postBw", "prepBw"];
+
+describe.skipIf(!gxx)("torch target: the stateless parts' bf16-input twins on the CUDA emulation", () => {
+  it.each(["simple_gla", "gla", "mamba2"])("%s: each twin bitwise its float32 form on bf16-valued inputs, both vs float64", (name) => {
+    const model = load(name);
+    const dims = smallDims(model, { H: 3, K: 5, V: 7, P: 7, N: 5 });
+    const tp = buildTorchPlans(model);
+    const chain = torchChain(modelChain(model, dims), dims);
+    let twins = 0;
+    for (const part of STATELESS) {
+      const plan = tp.plans[`chain:${part}`];
+      if (!plan) continue;
+      const m = chain.models[part]!;
+      const bin = buildEmu(plan);
+      const f32 = plan.forms.filter((f) => (f.io ?? "f32") === "f32" && !f.module);
+      for (const [B, T, seed] of [[2, 9, 3], [1, 1, 5], [3, 5, 7]]) {
+        // the chain's models run over [B*T, 1] in the glue (seqc_chunked.pointwise); here [B, T] as is (stateless: the same)
+        const run = randomRun(m, { dims, batch: B, time: T, seed: seed * 11 + part.length });
+        for (const f of plan.forms.filter((x) => x.io === "bf16")) {
+          const base = f32.find((x) => `${x.variant}-bf16in` === f.variant)!;
+          expect(base, `${name} ${part} ${f.variant}`).toBeDefined();
+          // the values the kernels are given: the bf16 inputs rounded to bf16, the others (prep's adjoints, y) float32
+          const vals = Object.fromEntries(Object.entries(run.inputs).map(([k, v]) => [k, f.bf16Inputs!.includes(k) ? v.map((x) => fromBf16(toBf16(x))) : Float64Array.from(Float32Array.from(v))]));
+          const pars = Object.fromEntries(Object.entries(run.params ?? {}).map(([k, v]) => [k, Float64Array.from(Float32Array.from(v))]));
+          const a = runForm(bin, plan, base, dims, B, T, vals, pars);
+          const b = runForm(bin, plan, f, dims, B, T, vals, pars);
+          const want = interpret(m, { dims, batch: B, time: T, inputs: vals, params: pars, initialState: {} }).outputs;
+          for (const o of Object.keys(a)) {
+            const label = `${name} ${part} ${f.variant} B=${B} T=${T} ${o}`;
+            expect(Array.from(b[o]), label).toEqual(Array.from(a[o]));
+            expect(relativeError(b[o], want[o]), label).toBeLessThanOrEqual(1e-5);
+          }
+          twins++;
+        }
+      }
+    }
+    expect(twins).toBeGreaterThan(0);
+  }, 300_000);
+
+  it("a twin that widens its bf16 words wrongly fails the comparison (the check can fail)", () => {
+    const model = load("mamba2");
+    const dims = smallDims(model, { H: 3, P: 7, N: 5 });
+    const plan0 = buildTorchPlans(model).plans["chain:prepBw"];
+    // a broken widening: the bf16 word taken as the float's low half
+    const plan = { ...plan0, source: plan0.source.replace("return __uint_as_float(((unsigned int)x) << 16);", "return __uint_as_float((unsigned int)x);") };
+    expect(plan.source).not.toEqual(plan0.source);
+    const m = torchChain(modelChain(model, dims), dims).models.prepBw!;
+    const bin = buildEmu(plan);
+    const run = randomRun(m, { dims, batch: 2, time: 3, seed: 9 });
+    const f = plan.forms.find((x) => x.io === "bf16")!;
+    const vals = Object.fromEntries(Object.entries(run.inputs).map(([k, v]) => [k, f.bf16Inputs!.includes(k) ? v.map((x) => fromBf16(toBf16(x))) : Float64Array.from(Float32Array.from(v))]));
+    const want = interpret(m, { dims, batch: 2, time: 3, inputs: vals, params: run.params ?? {}, initialState: {} }).outputs;
+    const got = runForm(bin, plan, f, dims, 2, 3, vals, run.params ?? {});
+    expect(Math.max(...Object.keys(got).map((o) => relativeError(got[o], want[o])))).toBeGreaterThan(1e-2);
+  }, 120_000);
+});
