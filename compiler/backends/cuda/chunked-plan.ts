@@ -330,9 +330,12 @@ function split3Prefer(BV: number, KP: number, nH: SizeExpr, Vd: SizeExpr, decay:
 }
 /** Grouped split3's group counts (variants `-g<G>`). */
 export const SPLIT3_GROUPS = [2, 3, 4, 8, 16] as const;
-/** The grouped variants a plan holds without `only`: none until measured (opt-in: lowered where `only` names them). */
+/** The grouped variants a plan holds without `only`: none (lowered where `only` names them). H100 run 16 at (1, 32768):
+ *  the 16-value grouped walk 1.1-1.45x faster than split3's (bound by its bytes at G >= 2, no faster with more groups),
+ *  but the readout's carry 1.2-1.8x slower, so no forward was faster (Simple GLA 0.681 vs 0.664 ms, Mamba-2 1.265 vs
+ *  1.209); the 32- and 64-value grouped walks (X~ read 4 or 2 times instead of 8) were not measured. */
 const groupedByDefault = (_variant: string) => false;
-/** Grouped split3: not auto's pick until measured on the card. */
+/** Grouped split3: never auto's pick (run 16, above). */
 function split3gPrefer(_G: number, _BV: number, _KP: number, _nH: SizeExpr, _Vd: SizeExpr, _tag: string, _want: string): SizeExpr {
   return 0;
 }
