@@ -46,11 +46,12 @@ describe.skipIf(!gpp)("grouped split3 on the CPU emulation vs the interpreter", 
     ], 1e-4);
   }, 600_000);
 
-  // 2-byte operands at the benchmark's key sizes and the phase A auto takes there (V = 100: the last value tile partial)
+  // 2-byte operands at the benchmark's key sizes and the phase A auto takes there, 8- to 64-value walks (V = 100 and 40:
+  // the last value tile partial)
   it.each([
     ["simple_gla", ["chunked-split3-bf16-k128-v16-g4-r1", "chunked-split3-bf16-k128-v8-g3-r1"], 128, 100],
-    ["gla", ["chunked-split3-bf16-k64-v16-mw-g2-r1"], 64, 64],
-    ["mamba2", ["chunked-split3-bf16-k64-v16-g3-r1"], 64, 40],
+    ["gla", ["chunked-split3-bf16-k64-v16-mw-g2-r1", "chunked-split3-bf16-k64-v32-mw-g4-r1"], 64, 64],
+    ["mamba2", ["chunked-split3-bf16-k64-v16-g3-r1", "chunked-split3-bf16-k64-v64-g4-r1"], 64, 40],
   ] as const)("%s: bf16, T = 1 and 330 (6 chunks) with an initial state (<= 1e-2)", (name, variants, K, V) => {
     check(load(name), [...variants], [{ T: 330, B: 2, K, V, init: true }, { T: 1, B: 1, K, V, init: true }], 1e-2);
   }, 900_000);

@@ -40,7 +40,7 @@ export function variantsFor(name: string): string[] {
           for (const a of ["", "-a384", "-a512", "-a768"])
             for (const iw of ["", "-iw", "-mw"]) v.push(`chunked-${kind}-bf16-k${k}-v${bv}${a}${iw}-r${r}`);
       // grouped split3 (-g<G>: G groups of chunks walked in parallel, then the carry; diagonal chunk transitions)
-      for (const bv of k === 128 ? [16, 8] : [16])
+      for (const bv of k === 128 ? [64, 32, 16, 8] : [64, 32, 16])
         for (const a of ["", "-a512"])
           for (const iw of ["", "-mw"])
             for (const g of [2, 4, 8, 16]) v.push(`chunked-split3-bf16-k${k}-v${bv}${a}${iw}-g${g}-r${r}`);
