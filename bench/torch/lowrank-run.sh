@@ -9,7 +9,8 @@
 # Device: run  command="timeout 280 bash bench/torch/lowrank-run.sh"  carry=["dist/torch-lowrank", ".anchors", ".whl"]
 # $OUT gets run.log, check.json, check.log, bench.json, bench.log, warm.log. Env: MODULES, MODELS, SHAPES, CHECK_S, WARM_S,
 # BENCH_S, BUDGET, STEP_SHAPES (seqc's step backward timed at these; "" none), VARIANTS (lowrank_bench.py --variants),
-# PROFILE (non-empty: one eager step per model under torch.profiler, $OUT/profile-<model>.txt).
+# PROFILE (non-empty: one eager step per model under torch.profiler, $OUT/profile-<model>.txt), ACCURACY (BxT: with
+# VARIANTS=6, bf16-input gradients vs float64 at that size).
 set -uo pipefail
 export PYTHONUNBUFFERED=1 CUDA_CACHE_MAXSIZE=4294967296 TRITON_CACHE_DIR=/tmp/triton-cache FLA_CACHE_RESULTS=0
 OUT=${OUT:-/tmp/seqc-lowrank-out}
@@ -62,5 +63,5 @@ for m in ${MODELS//,/ }; do [ -f "/tmp/check-$m.json" ] || el "check $m did not 
 el "phase 1 done (checks, precompile)"
 
 timeout "${BENCH_S:-150}" python3 bench/torch/lowrank_bench.py "$MOD" --models "$MODELS" --shapes "$SHAPES" --out "$OUT/bench.json" --budget "${BUDGET:-110}" \
-  --step-shapes "${STEP_SHAPES-8x2048x16x64}" --variants "${VARIANTS:-1}" ${PROFILE:+--profile "$OUT"} 2>&1 | tee "$OUT/bench.log" | tee -a "$LOG" | tail -60
+  --step-shapes "${STEP_SHAPES-8x2048x16x64}" --variants "${VARIANTS:-1}" ${PROFILE:+--profile "$OUT"} ${ACCURACY:+--accuracy "$ACCURACY"} 2>&1 | tee "$OUT/bench.log" | tee -a "$LOG" | tail -60
 el "bench exit ${PIPESTATUS[0]}"

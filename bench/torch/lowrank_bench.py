@@ -176,7 +176,7 @@ def case(args, root, model, shape, with_step, rate, log):
         row["profile_top"] = profile(one_c, os.path.join(args.profile, "profile-%s.txt" % model))
         log("%s %s: profile (one eager step, CUDA self ms) %s" % (model, shape, ", ".join("%s %.2f" % kv for kv in row["profile_top"][:10])))
     del one_c, lc
-    tb.free_all()
+    drop_graphs(smc)
 
     if with_step:
         try:
@@ -223,6 +223,144 @@ def case(args, root, model, shape, with_step, rate, log):
     del grads_c, x
     tb.free_all()
     return row
+
+
+# --variants 6: the bf16 operands and the lean copies (seqc_chunked_lowrank LR_MM, LR_MM_PARTS, LR_LEAN), each with the
+# inputs' dtype it is for: (label, input dtype, switches); the old default first
+ALL_PARTS = ("scores", "values", "state", "end")
+CONFIGS6 = [
+    ("fp32 old (no lean)", torch.float32, {"LR_LEAN": False, "LR_MM": "fp32"}),
+    ("fp32 new", torch.float32, {}),
+    ("bf16 old (fp32 products, no lean)", torch.bfloat16, {"LR_LEAN": False, "LR_MM": "fp32"}),
+    ("bf16 lean, fp32 products", torch.bfloat16, {"LR_MM": "fp32"}),
+    ("bf16 new", torch.bfloat16, {}),
+    ("bf16 new, all products bf16", torch.bfloat16, {"LR_MM_PARTS": ALL_PARTS}),
+]
+
+
+def drop_graphs(sm):
+    """Frees a model's CUDA graphs and their memory pool (lowrank_bench kept every model's before: RWKV-7 ran out of
+    memory after the others in runs 5 and 6)."""
+    sm._seqc_graphs = None
+    sm._seqc_pool = None
+    tb.free_all()
+
+
+class switches:
+    """Sets seqc_chunked_lowrank's switches for a block, then puts the old values back."""
+
+    def __init__(self, sets):
+        import seqc_chunked_lowrank as lr
+        self.lr, self.sets = lr, sets
+
+    def __enter__(self):
+        self.old = {k: getattr(self.lr, k) for k in self.sets}
+        for k, v in self.sets.items():
+            setattr(self.lr, k, v)
+
+    def __exit__(self, *exc):
+        for k, v in self.old.items():
+            setattr(self.lr, k, v)
+
+
+def case6(args, root, model, shape, rate, log):
+    """fwd+bwd of CONFIGS6 (fp32 and bf16 inputs, old and new switches) and the anchor in one process; the graphs of
+    each config dropped before the next; a profile of one eager step of "bf16 new" and "fp32 new" (DeltaNet)."""
+    B, T, H, K = shape
+    row = {"model": model, "B": B, "T": T, "H": H, "K": K, "V": K, "configs": {}}
+    x = inputs(model, B, T, H, K, 7)
+    cot = torch.randn(B, T, H, K, device=DEV, generator=torch.Generator(device=DEV).manual_seed(8))
+    n_in = sum(v.numel() for v in x.values())
+    row["floor_io_ms_bf16"] = 2 * (2 * n_in + 2 * B * T * H * K) / (rate * 1e6)
+    smc = seqc_model(root, model, "chunked")
+    for label, dt, sets in CONFIGS6:
+        try:
+            with switches(sets):
+                one, leaves = seqc_step(smc, {k: v.to(dt) for k, v in x.items()}, cot)
+                one()
+                one()  # the graph's capture
+                torch.cuda.synchronize()
+                t = tb.timed(one, 1, args.reps, args.cap_s)
+                one()
+                t["grads"] = {n: v.grad.detach().float().clone() for n, v in leaves.items()}
+                if args.profile and model == "deltanet" and label in ("bf16 new", "fp32 new"):
+                    t["profile_top"] = profile(one, os.path.join(args.profile, "profile-%s-%s.txt" % (model, label.replace(" ", "-"))))
+                    log("%s %s: %s profile (one eager step, CUDA self ms) %s" % (model, shape, label, ", ".join("%s %.2f" % kv for kv in t["profile_top"][:14])))
+            import seqc_chunked_lowrank as lr
+            t["bmm_out_dtype"] = lr._OUT_DTYPE[0]
+            row["configs"][label] = t
+            log("%s %s: %s: %.2f ms (fwd %.2f); bmm out_dtype %s" % (model, shape, label, t["ms"], t["fwd_ms"], lr._OUT_DTYPE[0]))
+            del one, leaves
+        except Exception as e:  # noqa: BLE001
+            import traceback
+            traceback.print_exc()
+            row["configs"][label] = {"error": "%s: %s" % (type(e).__name__, str(e)[:300])}
+            log("%s %s: %s failed: %s" % (model, shape, label, row["configs"][label]["error"]))
+        drop_graphs(smc)
+    ref = row["configs"].get("fp32 old (no lean)", {}).get("grads")
+    for label, t in row["configs"].items():
+        if ref is not None and "grads" in t:
+            t["grads_vs_fp32_old_rel"] = {"d" + n: tb.rel(g, ref[n]) for n, g in t["grads"].items()}
+    row["anchor_name"] = ANCHOR[model]
+    try:
+        fn = anchor_fn(model, K)
+        la = {n: v.to(torch.bfloat16).requires_grad_(True) for n, v in x.items()}
+        cot16 = cot.to(torch.bfloat16)
+
+        def fa():
+            o = fn(la)
+            return (o.float() * cot16.float()).sum(), o
+        one_a = tb.step_fn(fa, list(la.values()))
+        one_a()
+        torch.cuda.synchronize()
+        row["anchor"] = tb.timed(one_a, 2, args.reps, args.cap_s)
+        if ref is not None:
+            row["anchor_vs_fp32_old_rel"] = {"d" + n: tb.rel(la[n].grad.float(), ref[n]) for n in la}
+        log("%s %s: %s %.3f ms (fwd %.3f)" % (model, shape, row["anchor_name"], row["anchor"]["ms"], row["anchor"]["fwd_ms"]))
+        del one_a, la
+    except Exception as e:  # noqa: BLE001
+        row["anchor_error"] = "%s: %s" % (type(e).__name__, str(e)[:300])
+        log("%s %s: anchor failed: %s" % (model, shape, row["anchor_error"]))
+    for t in row["configs"].values():
+        t.pop("grads", None)
+    del smc, x
+    tb.free_all()
+    return row
+
+
+def accuracy(args, root, model, B, T, H, K, log):
+    """Gradients at bf16-rounded inputs (B, T, H, K = V) vs seqc's float64 chunked backward at the same values: each
+    CONFIGS6 config (and fla, bf16) as max over the inputs of the relative error."""
+    x = inputs(model, B, T, H, K, 11)
+    xb = {k: v.to(torch.bfloat16) for k, v in x.items()}
+    cot = torch.randn(B, T, H, K, device=DEV, generator=torch.Generator(device=DEV).manual_seed(12)).to(torch.bfloat16).float()
+    smc = seqc_model(root, model, "chunked")
+    out = {"model": model, "B": B, "T": T, "H": H, "K": K}
+    one, l64 = seqc_step(smc, {k: v.double() for k, v in xb.items()}, cot.double())
+    one()
+    g64 = {n: v.grad.detach().clone() for n, v in l64.items()}
+    del one, l64
+    for label, dt, sets in CONFIGS6:
+        try:
+            with switches(sets):
+                one, lv = seqc_step(smc, {k: v.to(dt) for k, v in xb.items()}, cot)
+                one()
+            out[label] = {"d" + n: tb.rel(v.grad, g64[n]) for n, v in lv.items()}
+            del one, lv
+        except Exception as e:  # noqa: BLE001
+            out[label] = {"error": "%s: %s" % (type(e).__name__, str(e)[:300])}
+    try:
+        fn = anchor_fn(model, K)
+        la = {n: v.clone().requires_grad_(True) for n, v in xb.items()}
+        (fn(la).float() * cot).sum().backward()
+        out["fla bf16"] = {"d" + n: tb.rel(la[n].grad, g64[n]) for n in la}
+    except Exception as e:  # noqa: BLE001
+        out["fla bf16"] = {"error": "%s: %s" % (type(e).__name__, str(e)[:300])}
+    drop_graphs(smc)
+    for label, d in out.items():
+        if isinstance(d, dict):
+            log("accuracy %s B=%d T=%d: %-36s %s" % (model, B, T, label, "ERR " + d["error"] if "error" in d else "max %.1e  %s" % (max(d.values()), " ".join("%s=%.1e" % kv for kv in d.items()))))
+    return out
 
 
 def sections(one):
@@ -300,9 +438,10 @@ def main():
     ap.add_argument("--cap-s", type=float, default=3.0)
     ap.add_argument("--fla-max-configs", type=int, default=6)
     ap.add_argument("--warm-fla", nargs=2, type=int)
-    ap.add_argument("--variants", type=int, default=1, help="1: also time the glue's choices (decay cumsum, chunk 32 / 128); 2: pass as torch.matmul, readout parts' sequential variants; 3: readouts as the plans, aug as matrix products, chunk 32 / 128, RWKV-7's sub-blocks 8 / 32; 4: the old defaults (eager, RWKV-7's sub-blocks), graphs off, RWKV-7's aug as products; 5: the old layout without sharing (LR_LAYOUT, LR_SHARE), each alone, the blocked solve (LR_SOLVE), the decay as cumsum")
+    ap.add_argument("--variants", type=int, default=1, help="1: also time the glue's choices (decay cumsum, chunk 32 / 128); 2: pass as torch.matmul, readout parts' sequential variants; 3: readouts as the plans, aug as matrix products, chunk 32 / 128, RWKV-7's sub-blocks 8 / 32; 4: the old defaults (eager, RWKV-7's sub-blocks), graphs off, RWKV-7's aug as products; 5: the old layout without sharing (LR_LAYOUT, LR_SHARE), each alone, the blocked solve (LR_SOLVE), the decay as cumsum; 6: fp32 and bf16 inputs with the old and new LR_MM / LR_MM_PARTS / LR_LEAN (CONFIGS6) beside the anchor, --accuracy")
     ap.add_argument("--no-anchor", action="store_true")
     ap.add_argument("--variants-at", default="8x2048x16x64")
+    ap.add_argument("--accuracy", default="", help="BxT: --variants 6's accuracy at bf16-rounded inputs vs float64 (at the shapes' H, K)")
     ap.add_argument("--profile", help="a folder for one eager step's torch.profiler table per model (at --variants-at)")
     args = ap.parse_args()
     root = os.path.abspath(args.modules)
@@ -320,6 +459,53 @@ def main():
     def log(s):
         print("[%5.1fs] %s" % (time.time() - t_start, s), flush=True)
     log("%s, torch %s, copy %.0f GB/s" % (res["device"], res["torch"], rate))
+    if args.variants == 6:
+        res["accuracy"] = []
+        if args.accuracy:
+            aB, aT = (int(v) for v in args.accuracy.split("x"))
+            for model in models:
+                try:
+                    res["accuracy"].append(accuracy(args, root, model, aB, aT, shapes[0][2], shapes[0][3], log))
+                except Exception as e:  # noqa: BLE001
+                    import traceback
+                    traceback.print_exc()
+                    res["accuracy"].append({"model": model, "error": "%s: %s" % (type(e).__name__, str(e)[:300])})
+                tb.free_all()
+        for shape in shapes:
+            for model in models:
+                if time.time() - t_start > args.budget:
+                    res["skipped"].append([model, shape])
+                    continue
+                try:
+                    res["rows"].append(case6(args, root, model, shape, rate, log))
+                except Exception as e:  # noqa: BLE001
+                    import traceback
+                    traceback.print_exc()
+                    res["rows"].append({"model": model, "error": "%s: %s" % (type(e).__name__, str(e)[:500])})
+                    tb.free_all()
+                if args.out:
+                    with open(args.out, "w") as f:
+                        json.dump(res, f, indent=1)
+        labels = [c[0] for c in CONFIGS6]
+        print("\nmodel (B, T, H, K=V) | " + " | ".join(labels) + " | anchor | anchor / bf16 new | anchor / fp32 new")
+        for r in res["rows"]:
+            if "error" in r:
+                print("%s | ERROR %s" % (r["model"], r["error"][:200]))
+                continue
+            ms = lambda k: r["configs"].get(k, {}).get("ms")  # noqa: E731
+            a = r.get("anchor", {}).get("ms")
+            print("%s (%d, %d, %d, %d) | %s | %s | %s | %s" % (r["model"], r["B"], r["T"], r["H"], r["K"],
+                  " | ".join("%.2f" % ms(k) if ms(k) else "ERR" for k in labels), "%.3f" % a if a else "-",
+                  "%.3f" % (a / ms("bf16 new")) if a and ms("bf16 new") else "-", "%.3f" % (a / ms("fp32 new")) if a and ms("fp32 new") else "-"))
+        print("\ngradients vs fp32 old (same process, same inputs): max rel")
+        for r in res["rows"]:
+            for k, t in r.get("configs", {}).items():
+                if "grads_vs_fp32_old_rel" in t:
+                    print("  %s %-36s %.1e" % (r["model"], k, max(t["grads_vs_fp32_old_rel"].values())))
+        if args.out:
+            with open(args.out, "w") as f:
+                json.dump(res, f, indent=1)
+        return 0
     for shape in shapes:
         for model in models:
             if time.time() - t_start > args.budget:

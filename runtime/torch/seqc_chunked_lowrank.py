@@ -73,6 +73,29 @@ LR_GRAPHS = True
 # A list to time the backward's sections in (bench/torch/lowrank_bench.py): (section, start event, end event) per
 # section of each backward, CUDA events on the current stream; None: not timed.
 LR_TIMES = None
+# The operands of ChunkCore's large batched products (the scores, the readouts' and transitions' products with the
+# events and the start states): "fp32" (the compute dtype: float32 for bf16 tensors too), "auto" (bf16 where the
+# chain's tensors are bf16, else the compute dtype) or "bf16" (bf16 operands for fp32 tensors too; tests and benches).
+# bf16 operands are products with fp32 accumulation and fp32 results (tensor cores: torch.bmm's out_dtype on CUDA; on
+# CPU the operands rounded to bf16, then fp32 products); the triangular solve, the decay ratios, the states and the
+# chunk pass stay in fp32, as fla's chunk kernels do. float64 never rounds. No TF32 anywhere. On the H100 at B=8 T=2048
+# H=16 K=V=64 with bf16 tensors (bench/RESULTS.md, "bf16 operands"), bf16 operands were no faster (DeltaNet 15.82 ->
+# 16.07 ms, Gated DeltaNet 33.24 -> 33.43, RWKV-7 33.32 -> 33.76: the casts cost what the tensor cores saved, the
+# solve's and the pass's fp32 products remain) and the log decays' gradients at B=2 T=2048 went from 1.7e-3 to 1.7e-2
+# (Gated DeltaNet dg) and 1.3e-2 (RWKV-7 dw) of float64, past the 1e-2 bar; so "fp32" is the default.
+LR_MM = "fp32"
+# Which of ChunkCore's products take LR_MM's bf16 operands: "scores" (queries . keys), "values" (scores . values, the
+# mixes, queries . values), "state" (the products with the start states), "end" (the chunk transitions). With "values"
+# too, the log decays' gradients went to 4.3e-2 (Gated DeltaNet) and 3.2e-2 (RWKV-7) at B=2 T=2048 (rounding the
+# decayed scores); without it 1.7e-2 / 1.3e-2.
+LR_MM_PARTS = ("scores", "state", "end")
+# Fewer copies: the chunk transitions start from [I | 0] without forming it (no identity product, no [B nC, H, K,
+# K + V] start tensor, no [0 | v] value lines of width K + V), the events' values are written once into one [N, C, m,
+# w] buffer (the low-rank reads by the solve straight into it) instead of stacked and concatenated, the chunk start
+# states are not zero-filled first. False: the old path. On the H100 at B=8 T=2048 H=16 K=V=64, fp32 tensors, graphs
+# (bench/RESULTS.md): DeltaNet 17.02 -> 15.91 ms, Gated DeltaNet 35.26 -> 32.89, RWKV-7 35.76 -> 34.30; gradients
+# within 4e-8 of the old path.
+LR_LEAN = True
 
 
 class _section:
@@ -148,15 +171,20 @@ LR_SOLVE = "blocks"
 SOLVE_BLOCK = 16
 
 
-def unit_lower_solve(A, rhs, way=None, bs=None):
-    """X with (I - A) X = rhs for A [N, n, n] strictly lower triangular, rhs [N, n, V] (LR_SOLVE)."""
+def unit_lower_solve(A, rhs, way=None, bs=None, out=None):
+    """X with (I - A) X = rhs for A [N, n, n] strictly lower triangular, rhs [N, n, V] (LR_SOLVE); out: a [N, n, V]
+    tensor (a view may be strided) to write X into (returned), else a new one."""
     way = way or LR_SOLVE
     bs = bs or SOLVE_BLOCK
     if way not in ("trsm", "blocks"):
         raise ValueError("LR_SOLVE %r: one of trsm, blocks" % (way,))
     N, n = A.shape[0], A.shape[1]
     if way == "trsm" or n <= 1:
-        return torch.linalg.solve_triangular(-A, rhs, upper=False, unitriangular=True)
+        X = torch.linalg.solve_triangular(-A, rhs, upper=False, unitriangular=True)
+        if out is None:
+            return X
+        out.copy_(X)
+        return out
     bs = min(bs, n)
     nb = -(-n // bs)
     npad = nb * bs
@@ -171,14 +199,46 @@ def unit_lower_solve(A, rhs, way=None, bs=None):
         P = torch.matmul(P, P)
         inv = torch.baddbmm(inv.reshape(N * nb, bs, bs), inv.reshape(N * nb, bs, bs), P.reshape(N * nb, bs, bs)).view(N, nb, bs, bs)
         k *= 2
-    X = torch.empty_like(rhs)
+    X = out if out is not None and npad == n else torch.empty_like(rhs)
     for i in range(nb):
         lo, hi = i * bs, (i + 1) * bs
         r = rhs[:, lo:hi]
         if i:
             r = torch.baddbmm(r, A[:, lo:hi, :lo], X[:, :lo])
         X[:, lo:hi] = torch.matmul(inv[:, i], r)
+    if out is not None and X is not out:
+        out.copy_(X[:, :n])
+        return out
     return X[:, :n]
+
+
+_OUT_DTYPE = [None]  # whether torch.bmm takes out_dtype (CUDA, torch >= 2.8): found on the first bf16 product
+
+
+def bmm(a, b, mm=None):
+    """a @ b for 3-D a, b; mm (LR_MM): None, products in the operands' dtype; a half dtype: the operands rounded to it,
+    products accumulated in fp32, an fp32 result (on CUDA torch.bmm's out_dtype, tensor cores; elsewhere, or where
+    torch has no out_dtype, the rounded operands multiplied in fp32: the same operands, the same fp32 sums)."""
+    if mm is None:
+        return torch.matmul(a, b)
+    a, b = a.to(mm), b.to(mm)
+    if a.is_cuda and _OUT_DTYPE[0] is not False:
+        try:
+            y = torch.bmm(a, b, out_dtype=torch.float32)
+            _OUT_DTYPE[0] = True
+            return y
+        except (TypeError, RuntimeError, NotImplementedError):  # no out_dtype here: the emulation below (fp32 products)
+            _OUT_DTYPE[0] = False
+    return torch.matmul(a.float(), b.float())
+
+
+def baddbmm(c, a, b, mm=None):
+    """c + a @ b (bmm's operands; c and the result in the compute dtype)."""
+    if mm is None:
+        return torch.baddbmm(c, a, b)
+    y = bmm(a, b, mm)
+    y += c
+    return y
 
 
 class ChunkCore:
@@ -187,15 +247,26 @@ class ChunkCore:
     S0: [N, K, V] the start states; ld: None, [N, C, 1] (scalar) or [N, C, K] (per key) the steps' log decays;
     low_rank: [(u, w)] each [N, C, K]; pairs: [(k [N, C, K], v [N, C, V])]; r: the low-rank reads [N, C, V] per
     pair when already known (else solved for); block: steps per sub-block (None: BLOCK) and key_way: "halves" /
-    "blocks" (None: LR_KEY), how a per-key decay is formed. Steps past a chunk's end are zero vectors with zero log
-    decay. .r: the low-rank reads; .read(axis, after, vecs) the readouts; .end() the end states."""
+    "blocks" (None: LR_KEY), how a per-key decay is formed; mm: the products' operand dtype (bmm; None: the
+    tensors'); eye: S0 None and the start state [I | 0] of width `eye` (the chunk transitions; its products folded
+    away); a pair's values narrower than the state are [0 | v] (zeros in front). Steps past a chunk's end are zero
+    vectors with zero log decay. .r: the low-rank reads; .read(axis, after, vecs) the readouts; .end() the end
+    states."""
 
-    def __init__(self, S0, ld, low_rank, pairs, r=None, block=None, key_way=None):
-        N, K, V = S0.shape
-        C = (low_rank[0][0] if low_rank else pairs[0][0]).shape[1]
+    def __init__(self, S0, ld, low_rank, pairs, r=None, block=None, key_way=None, mm=None, eye=None, lean=None):
+        first = low_rank[0][0] if low_rank else pairs[0][0]
+        if S0 is None:
+            if eye is None:
+                raise ValueError("ChunkCore: no start state and no [I | 0] width")
+            N, K, V = first.shape[0], first.shape[2], eye
+        else:
+            N, K, V = S0.shape
+        C = first.shape[1]
         self.N, self.K, self.V, self.C = N, K, V, C
-        self.dtype, self.device = S0.dtype, S0.device
+        self.dtype, self.device = first.dtype, first.device
+        self.mm = mm if mm is not None and self.dtype != torch.float64 and mm != self.dtype else None
         self.S0 = S0
+        self._lo = {}
         self.mode = "none" if ld is None else ("scalar" if ld.shape[2] == 1 else "key")
         key_way = key_way or LR_KEY
         if key_way not in ("blocks", "halves"):
@@ -222,28 +293,77 @@ class ChunkCore:
         self._ratio, self._qfac, self._ed, self._half = {}, {}, {}, {}
         if self.mode == "key" and not self.halves:
             self._key_setup()
-        Vin = torch.stack([pad(v) for _, v in pairs], 2) if pairs else None  # [N, Cp, P, V]
+        self.lean = LR_LEAN if lean is None else lean
+        if not self.lean:
+            if S0 is None or any(v.shape[2] != V for _, v in pairs):
+                raise ValueError("ChunkCore: [I | 0] starts and [0 | v] values only with lean")
+            Vin = torch.stack([pad(v) for _, v in pairs], 2) if pairs else None  # [N, Cp, P, V]
+            r = self._solve([pad(w) for _, w in low_rank], Vin) if r is None else [pad(x) for x in r]
+            self._r = r
+            self.VV = torch.cat(([torch.stack(r, 2)] if r else []) + ([Vin] if Vin is not None else []), 2)  # [N, Cp, mk, V]
+            return
+        # the events' values [N, Cp, mk, V]: the low-rank reads (solved into it), then the pairs' values
+        VV = torch.empty([N, Cp, self.mk, V], dtype=self.dtype, device=self.device)
+        E = self.E
+        for p, (_, v) in enumerate(pairs):
+            w = v.shape[2]
+            if w < V:
+                VV[:, :, E + p, : V - w] = 0
+            VV[:, : v.shape[1], E + p, V - w :] = v
+            if v.shape[1] < Cp:
+                VV[:, v.shape[1] :, E + p] = 0
+        self.VV = VV
         if r is None:
-            r = self._solve([pad(w) for _, w in low_rank], Vin) if low_rank else []
+            self._r = self._solve([pad(w) for _, w in low_rank]) if low_rank else []
         else:
-            r = [pad(x) for x in r]
-        self._r = r
-        self.VV = torch.cat(([torch.stack(r, 2)] if r else []) + ([Vin] if Vin is not None else []), 2)  # [N, Cp, mk, V]
+            for e, x in enumerate(r):
+                VV[:, : x.shape[1], e] = x
+                if x.shape[1] < Cp:
+                    VV[:, x.shape[1] :, e] = 0
+            self._r = [VV[:, :, e] for e in range(E)]
 
     def restart(self, S0):
         """This core (an aug core: start [I | 0], pair values [0 | v] of width K + V) from the start states S0
         [N, K, V]: the same keys, decays and cached ratios; the low-rank reads by linearity, r = r_I S0 + r_0."""
-        K = self.K
+        K, E = self.K, self.E
         c = ChunkCore.__new__(ChunkCore)
         c.__dict__.update(self.__dict__)
         c.S0, c.V = S0, S0.shape[2]
-        c._r = [torch.baddbmm(x[:, :, K:], x[:, :, :K], S0) for x in self._r]
-        c.VV = torch.cat(([torch.stack(c._r, 2)] if c._r else []) + ([self.VV[:, :, self.E :, K:]] if self.P else []), 2)
+        c._lo = {}
+        if not self.lean:
+            c._r = [baddbmm(x[:, :, K:], x[:, :, :K], S0, self.m("state")) for x in self._r]
+            c.VV = torch.cat(([torch.stack(c._r, 2)] if c._r else []) + ([self.VV[:, :, E:, K:]] if self.P else []), 2)
+            return c
+        VV = torch.empty([self.N, self.Cp, self.mk, c.V], dtype=self.dtype, device=self.device)
+        for e, x in enumerate(self._r):
+            VV[:, :, e] = baddbmm(x[:, :, K:], x[:, :, :K], S0, self.m("state"))
+        if self.P:
+            VV[:, :, E:] = self.VV[:, :, E:, K:]
+        c.VV = VV
+        c._r = [VV[:, :, e] for e in range(E)]
         return c
 
     def release(self):
-        """Drops the cached decay ratios (they are made again when a later read needs them)."""
-        self._ratio, self._qfac, self._ed, self._half = {}, {}, {}, {}
+        """Drops the cached decay ratios and operand copies (they are made again when a later read needs them)."""
+        self._ratio, self._qfac, self._ed, self._half, self._lo = {}, {}, {}, {}, {}
+
+    def m(self, kind):
+        """The operand dtype of the products of a kind (LR_MM_PARTS): self.mm or None."""
+        return self.mm if kind in LR_MM_PARTS else None
+
+    def lo(self, name, kind, x):
+        """x (this core's KK, VV, S0, ...) as an operand of a product of `kind`, cast once per core (bmm does the rest)."""
+        if self.m(kind) is None:
+            return x
+        if name not in self._lo:
+            self._lo[name] = x.to(self.mm)
+        return self._lo[name]
+
+    def _start_prod(self, Qs):
+        """[N, rows, V]: Qs [N, rows, K] times the start state (with eye: [Qs | 0], no product)."""
+        if self.S0 is None:
+            return torch.nn.functional.pad(Qs, (0, self.V - self.K))
+        return bmm(Qs, self.lo("S0", "state", self.S0), self.m("state"))
 
     @property
     def r(self):
@@ -338,7 +458,7 @@ class ChunkCore:
         for s in self._levels():
             np_ = Cp // (2 * s)
             q = Q.view(N, np_, 2, s, mq, K)[:, :, 1] * self._half_qfac(s, oq)  # [N, np, s, mq, K]
-            blk = torch.matmul(q.reshape(N * np_, s * mq, K), self._half_keys(s).reshape(N * np_, s * mk, K).transpose(1, 2))
+            blk = bmm(q.reshape(N * np_, s * mq, K), self.lo(("hk", s), "scores", self._half_keys(s)).reshape(N * np_, s * mk, K).transpose(1, 2), self.m("scores"))
             # parent p's block: query rows (p, second half), key columns (p, first half)
             dst = torch.diagonal(A.view(N, np_, 2, s, mq, np_, 2, s, mk), 0, 1, 5)[:, 1, :, :, 0]  # [N, s, mq, s, mk, np]
             dst.copy_(blk.view(N, np_, s, mq, s, mk).permute(0, 2, 3, 4, 5, 1))
@@ -354,7 +474,7 @@ class ChunkCore:
             np_ = Cp // (2 * s)
             src = torch.diagonal(M.view(N, np_, 2, s, mq, np_, 2, s, mk), 0, 1, 5)[:, 1, :, :, 0]  # [N, s, mq, s, mk, np]
             m = src.permute(0, 5, 1, 2, 3, 4).reshape(N * np_, s * mq, s * mk)
-            y = torch.matmul(m, self._half_keys(s).reshape(N * np_, s * mk, K)).view(N, np_, s, mq, K)
+            y = bmm(m, self.lo(("hk", s), "values", self._half_keys(s)).reshape(N * np_, s * mk, K), self.m("values")).view(N, np_, s, mq, K)
             x.view(N, np_, 2, s, mq, K)[:, :, 1] += y * self._half_qfac(s, oq)
         if oq == 1:
             x += torch.einsum("nxyc,ncyk->ncxk", torch.diagonal(M.view(N, Cp, mq, Cp, mk), 0, 1, 3), self.KK)
@@ -368,7 +488,7 @@ class ChunkCore:
         if self.halves:
             return self._scores_halves(Q, oq)
         if self.mode != "key":
-            raw = torch.matmul(Q.reshape(N, Cp * mq, K), self.KK.reshape(N, Cp * mk, K).transpose(1, 2))
+            raw = bmm(Q.reshape(N, Cp * mq, K), self.lo("KK", "scores", self.KK).reshape(N, Cp * mk, K).transpose(1, 2), self.m("scores"))
             return (raw.view(N, Cp, mq, Cp, mk) * self.ratio(oq)[:, :, None, :, None]).view(N, Cp * mq, Cp * mk)
         b, nb = self.b, self.nb
         A = torch.matmul((Q * self.qfac(oq)).reshape(N, nb, b * mq, K), self.Ks.transpose(2, 3))  # between blocks
@@ -386,7 +506,7 @@ class ChunkCore:
             return self._mix_halves(M, oq)
         if self.mode != "key":
             M = (M.view(N, Cp, mq, Cp, mk) * self.ratio(oq)[:, :, None, :, None]).view(N, Cp * mq, Cp * mk)
-            return torch.matmul(M, self.KK.reshape(N, Cp * mk, K)).view(N, Cp, mq, K)
+            return bmm(M, self.lo("KK", "values", self.KK).reshape(N, Cp * mk, K), self.m("values")).view(N, Cp, mq, K)
         b, nb = self.b, self.nb
         x = torch.matmul(M.view(N, nb, b * mq, Cp * mk), self.Ks).view(N, Cp, mq, K) * self.qfac(oq)  # between blocks
         Md = torch.diagonal(M.view(N, nb, b, mq, nb, b, mk), 0, 1, 4).permute(0, 5, 1, 2, 3, 4)  # [N, nb, a, mq, c, mk]
@@ -402,19 +522,31 @@ class ChunkCore:
         N, Cp, K, V = self.N, self.Cp, self.K, self.V
         mq = Q.shape[2]
         Qs = Q * self._start(oq) if self.mode != "none" else Q
-        y = torch.matmul(Qs.reshape(N, Cp * mq, K), self.S0)
-        return torch.baddbmm(y, self.scores(Q, oq), self.VV.reshape(N, Cp * self.mk, V)).view(N, Cp, mq, V)
+        y = self._start_prod(Qs.reshape(N, Cp * mq, K))
+        return baddbmm(y, self.scores(Q, oq), self.lo("VV", "values", self.VV).reshape(N, Cp * self.mk, V), self.m("values")).view(N, Cp, mq, V)
 
-    def _solve(self, W, Vin):
-        """The low-rank reads r_e = S_{s-1}^T w_e by forward substitution (W: E tensors [N, Cp, K])."""
+    def _solve(self, W, Vin=None):
+        """The low-rank reads r_e = S_{s-1}^T w_e by forward substitution (W: E tensors [N, Cp, K]); lean: into
+        self.VV[:, :, :E] (the pairs' values already in its other slots), else from the pairs' values Vin [N, Cp, P, V]."""
         N, Cp, E, P, V = self.N, self.Cp, self.E, self.P, self.V
         Q = torch.stack(W, 2)  # [N, Cp, E, K]
         A = self.scores(Q, 0).view(N, Cp, E, Cp, self.mk)
         Qs = Q * self._start(0) if self.mode != "none" else Q
-        rhs = torch.matmul(Qs.reshape(N, Cp * E, self.K), self.S0)
+        rhs = self._start_prod(Qs.reshape(N, Cp * E, self.K))
         if P:
-            rhs = torch.baddbmm(rhs, A[..., E:].reshape(N, Cp * E, Cp * P), Vin.reshape(N, Cp * P, V))
-        R = unit_lower_solve(A[..., :E].reshape(N, Cp * E, Cp * E), rhs).view(N, Cp, E, V)  # A strictly lower
+            vals = self.VV[:, :, E:] if self.lean else Vin
+            rhs = baddbmm(rhs, A[..., E:].reshape(N, Cp * E, Cp * P), self.lo("Vin", "values", vals).reshape(N, Cp * P, V), self.m("values"))
+        if self.lean and E == self.mk:  # no pairs: VV is R itself
+            out = self.VV.view(N, Cp * E, V)
+        elif self.lean:
+            out = self.VV[:, :, 0] if E == 1 else None  # a strided view
+        else:
+            out = None
+        R = unit_lower_solve(A[..., :E].reshape(N, Cp * E, Cp * E), rhs, out=out).view(N, Cp, E, V)  # A strictly lower
+        if self.lean and out is None:
+            self.VV[:, :, :E] = R
+        if self.lean:
+            return [self.VV[:, :, e] for e in range(E)]
         return [R[:, :, e] for e in range(E)]
 
     def read(self, axis, after, vecs):
@@ -428,26 +560,34 @@ class ChunkCore:
             out = self._key_read(Q, oq)
         else:
             N, Cp, K, V, mq = self.N, self.Cp, self.K, self.V, Q.shape[2]
-            x = torch.matmul(Q.reshape(N, Cp * mq, V), self.S0.transpose(1, 2)).view(N, Cp, mq, K)
+            if self.S0 is None:  # [I | 0]: x = z's first K entries
+                x = Q[..., :K]
+            else:
+                x = bmm(Q.reshape(N, Cp * mq, V), self.lo("S0", "state", self.S0).transpose(1, 2), self.m("state")).view(N, Cp, mq, K)
             if self.mode != "none":
                 x = x * self._start(oq)
-            M = torch.matmul(Q.reshape(N, Cp * mq, V), self.VV.reshape(N, Cp * self.mk, V).transpose(1, 2))
+            M = bmm(Q.reshape(N, Cp * mq, V), self.lo("VV", "values", self.VV).reshape(N, Cp * self.mk, V).transpose(1, 2), self.m("values"))
             out = x + self.mix(M, oq)
         return [out[:, : self.C, i] for i in range(len(vecs))]
 
     def end(self):
         """[N, K, V]: the state after the chunk's C steps."""
         N, Cp, K, V, mk = self.N, self.Cp, self.K, self.V, self.mk
-        KK = self.KK
+        KK = self.lo("KK", "end", self.KK)
         S = self.S0
         if self.mode != "none":
             gC = self.G[:, Cp : Cp + 1]  # [N, 1, LW]
-            KK = KK * torch.exp(gC - self.G[:, 1 : Cp + 1])[:, :, None]
-            S = S * torch.exp(gC).transpose(1, 2)
-        return torch.baddbmm(S, KK.reshape(N, Cp * mk, K).transpose(1, 2), self.VV.reshape(N, Cp * mk, V))
+            KK = self.KK * torch.exp(gC - self.G[:, 1 : Cp + 1])[:, :, None]
+            if S is None:  # [I | 0] decayed: diag(exp(G_C)) in the first K columns
+                S = torch.nn.functional.pad(torch.diag_embed(torch.exp(gC[:, 0]).expand(N, K)), (0, V - K))
+            else:
+                S = S * torch.exp(gC).transpose(1, 2)
+        elif S is None:
+            S = torch.nn.functional.pad(torch.eye(K, dtype=self.dtype, device=self.device).expand(N, K, K), (0, V - K))
+        return baddbmm(S, KK.reshape(N, Cp * mk, K).transpose(1, 2), self.lo("VV", "end", self.VV).reshape(N, Cp * mk, V), self.m("end"))
 
 
-def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state, inputs, params, outputs, dtype, device, chunk=None, decay_way=None, pass_way=None, read_way=None, aug_way=None, can_chunk=None, key_way=None, layout=None, share=None):
+def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state, inputs, params, outputs, dtype, device, chunk=None, decay_way=None, pass_way=None, read_way=None, aug_way=None, can_chunk=None, key_way=None, layout=None, share=None, mm=None, lean=None):
     """Gradients of the forward's inputs, params and the matrix state's initial value through the low-rank chain.
 
     n: the chain's names (<Model>.torch.json "chunked"."lowRank"); run(part, dims, inputs, initial_state, B, T)
@@ -460,10 +600,12 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
     / "auto" (None: LR_AUG); can_chunk(part, dims, b, t): whether plan chain:<part> runs its chunked form there (None:
     assumed; "auto" asks it); key_way: "halves" / "blocks", how ChunkCore forms a per-key decay (None: LR_KEY);
     layout: "heads" / "tokens", the timeline's layout (None: LR_LAYOUT); share: whether the readouts reuse the
-    transitions' ChunkCore (None: LR_SHARE). Returns ({input: grad}, {param: grad}, dS0)."""
+    transitions' ChunkCore (None: LR_SHARE); mm: the dtype of ChunkCore's product operands (None: dtype; see LR_MM and
+    mm_dtype); lean: LR_LEAN's fewer copies (None: LR_LEAN). Returns ({input: grad}, {param: grad}, dS0)."""
     chunk = LR_CHUNK if chunk is None else chunk
     read_way, aug_way, key_way, layout = read_way or LR_READ, aug_way or LR_AUG, key_way or LR_KEY, layout or LR_LAYOUT
     share = LR_SHARE if share is None else share
+    lean = LR_LEAN if lean is None else lean
     for what, way in (("layout", layout), ("read_way", read_way), ("aug_way", aug_way), ("pass_way", pass_way or LR_PASS), ("decay_way", decay_way or LR_DECAY), ("key_way", key_way)):
         ways = ("plan", "cumsum") if what == "decay_way" else ("plan", "matmul", "auto") if what == "aug_way" else ("blocks", "halves") if what == "key_way" else ("heads", "tokens") if what == "layout" else ("plan", "matmul")
         if way not in ways:
@@ -565,12 +707,13 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
             return S.reshape(B, H, nC, K, V).permute(0, 2, 1, 3, 4).reshape(B * nC, H, K, V)
         return S
 
-    def core_of(ins, S_starts, pairs, r=None):
-        """ChunkCore over every chunk of a timeline (ins: its lines; pairs input pairs x_k<p>/x_v<p>) from its start states."""
+    def core_of(ins, S_starts, pairs, r=None, eye=None):
+        """ChunkCore over every chunk of a timeline (ins: its lines; pairs input pairs x_k<p>/x_v<p>) from its start states
+        (None: [I | 0] of width eye)."""
         ld = rows(ins["x_ld"]) if "x_ld" in ins else None
-        return ChunkCore(S_starts.reshape(B * nC * H, S_starts.shape[-2], S_starts.shape[-1]), ld,
-                         [(rows(ins["x_u%d" % e]), rows(ins["x_w%d" % e])) for e in range(E)],
-                         [(rows(ins["x_k%d" % p]), rows(ins["x_v%d" % p])) for p in range(pairs)], r, key_way=key_way)
+        S = S_starts.reshape(B * nC * H, S_starts.shape[-2], S_starts.shape[-1]) if S_starts is not None else None
+        return ChunkCore(S, ld, [(rows(ins["x_u%d" % e]), rows(ins["x_w%d" % e])) for e in range(E)],
+                         [(rows(ins["x_k%d" % p]), rows(ins["x_v%d" % p])) for p in range(pairs)], r, key_way=key_way, mm=mm, eye=eye, lean=lean)
 
     def readouts_of(part, cc, ins):
         """Part `part`'s outputs (LR_READS) from ChunkCore cc, as lines; reads of one axis and side in one product."""
@@ -636,6 +779,14 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
     eye = torch.eye(K, dtype=dtype, device=device)
 
     def chunk_states(part, ins, pairs, S0c):
+        if lean and aug_way == "matmul":  # [I | 0] and the [0 | v] values folded into ChunkCore
+            with _section(part):
+                cc = core_of(ins, None, pairs, eye=KV)
+                fin = cc.end()
+                fin = fin.reshape(B, H, nC, K, KV) if heads else by_heads(fin.reshape(B, nC, H, K, KV))  # [B, H, nC, K, KV]
+                if not share:
+                    cc = None
+            return chunk_pass(part, fin, S0c, cc)
         a = dict(ins)
         a["x_n"] = line(K)
         for p in range(pairs):
@@ -654,9 +805,14 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
                     cc = None
             else:
                 fin = by_heads(run(part, {"H": H, "K": K, "V": KV}, fold(a), {"S": init}, B * nC, C)[1]["S"].reshape(B, nC, H, K, KV))
+        return chunk_pass(part, fin, S0c, cc)
+
+    def chunk_pass(part, fin, S0c, cc):
+        """The chunk start states from the transitions fin [B, H, nC, K, K + V] and the first start state."""
         with _section("pass" + part[3:]):
             if (pass_way or LR_PASS) == "matmul":
-                starts = zeros([B, H, nC, K, V] if heads else [B, nC, H, K, V])
+                shp = [B, H, nC, K, V] if heads else [B, nC, H, K, V]
+                starts = torch.empty(shp, dtype=dtype, device=device) if lean else zeros(shp)  # every chunk's written
                 S = S0c
                 for c in range(nC):
                     if heads:
@@ -806,6 +962,19 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
     return gin, gpar, dS0
 
 
+def mm_dtype(given_dtypes, dtype, way=None):
+    """The dtype of ChunkCore's product operands (LR_MM, or way): None (the compute dtype `dtype`) or torch.bfloat16;
+    given_dtypes: the dtypes of the tensors given to the forward (None where absent)."""
+    way = way or LR_MM
+    if way not in ("auto", "fp32", "bf16"):
+        raise ValueError("LR_MM %r: one of auto, fp32, bf16" % (way,))
+    if dtype == torch.float64 or way == "fp32":
+        return None
+    if way == "bf16" or any(d == torch.bfloat16 for d in given_dtypes):
+        return torch.bfloat16
+    return None
+
+
 def backward(ctx, m, flat, grads):
     """The body of a seqc Function's backward through the low-rank chain (ctx from seqc_torch.forward with ctx.chunked;
     flat: the saved (*inputs, *params, *initial states), None where absent): gradients as seqc_torch.backward returns
@@ -820,7 +989,8 @@ def backward(ctx, m, flat, grads):
         return backward_eager(ctx, m, flat, grads)
     dtypes = [x.dtype if x is not None else None for x in flat][:given_n]
     key = ("lowrank-backward", ctx.B, ctx.T, tuple(sorted(ctx.dims.items())), ctx.dtype, tuple(ctx.need), given_n,
-           LR_CHUNK, LR_DECAY, LR_PASS, LR_SEQ_FORM, LR_READ, LR_AUG, LR_KEY, BLOCK, LR_LAYOUT, LR_SHARE, LR_SOLVE, SOLVE_BLOCK)
+           LR_CHUNK, LR_DECAY, LR_PASS, LR_SEQ_FORM, LR_READ, LR_AUG, LR_KEY, BLOCK, LR_LAYOUT, LR_SHARE, LR_SOLVE, SOLVE_BLOCK,
+           LR_MM, tuple(LR_MM_PARTS), LR_LEAN)
     nf = len(flat)
 
     def body(*args):
@@ -862,10 +1032,11 @@ def backward_eager(ctx, m, flat, grads, convert=True):
     for s, g in zip(m.states, grads[no:]):
         if s["name"] == n["state"] and g is not None:
             cot_state = g.to(dtype)
+    mm = mm_dtype([x.dtype if x is not None else None for x in flat[:ni]], dtype)
     gin, gpar, dS0 = lowrank_backward(
         n, run, B, T, shape(state), given, sts.get(n["state"]), cot_out, cot_state,
         [(t["name"], shape(t)) for t in m.inputs if t["name"] in given], [(t["name"], shape(t)) for t in m.params], [(t["name"], shape(t)) for t in m.outputs], dtype, device,
-        can_chunk=lambda part, cdims, b, t: dtype == torch.float32 and m.runner(prefix + part, device).can_run(cdims, b, t, "chunked"))
+        can_chunk=lambda part, cdims, b, t: dtype == torch.float32 and m.runner(prefix + part, device).can_run(cdims, b, t, "chunked"), mm=mm)
     need = ctx.need
     res = []
     for i, t in enumerate(m.inputs):

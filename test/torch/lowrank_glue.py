@@ -3,8 +3,9 @@ CPU torch (float64, the real torch ops) with every chain model run by the test's
 protocol: this prints {"run": part, ...} and reads {"outputs", "final"} back; at the end it prints the gradients.
 Input (first line of stdin): {"names", "B", "T", "stateShape", "given", "S0", "cotOutputs", "cotState", "inputs",
 "params", "outputs", "chunk", "dtype", "decayWay", "passWay", "readWay",
-"augWay", "keyWay", "layout", "share", "solve", "solveBlock"} with tensors as {"shape": [...], "data": [...]}; dtype "float32" runs the glue in
-float32 (the interpreter's results rounded to float32 on the way in)."""
+"augWay", "keyWay", "layout", "share", "solve", "solveBlock", "mm", "lean"} with tensors as {"shape": [...], "data": [...]}; dtype "float32" runs the glue in
+float32 (the interpreter's results rounded to float32 on the way in); mm "bf16": ChunkCore's product operands rounded
+to bf16 (fp32 sums, seqc_chunked_lowrank.LR_MM); lean: LR_LEAN (None: the default)."""
 
 import json
 import os
@@ -43,7 +44,8 @@ def main():
         {k: arr(v) for k, v in case["cotOutputs"].items()}, arr(case.get("cotState")),
         case["inputs"], case["params"], case["outputs"], DTYPE[0], torch.device("cpu"), case["chunk"], case.get("decayWay"), case.get("passWay"),
         case.get("readWay"), case.get("augWay"), key_way=case.get("keyWay"),
-        layout=case.get("layout"), share=case.get("share"))
+        layout=case.get("layout"), share=case.get("share"),
+        mm=seqc_chunked_lowrank.mm_dtype([], DTYPE[0], case.get("mm") or "fp32"), lean=case.get("lean"))
     sys.stdout.write(json.dumps({"done": True, "inputs": {k: enc(v) for k, v in gin.items()}, "params": {k: enc(v) for k, v in gpar.items()}, "dS0": enc(dS0)}) + "\n")
 
 
