@@ -226,15 +226,17 @@ def case(args, root, model, shape, with_step, rate, log):
 
 
 # --variants 6: the bf16 operands and the lean copies (seqc_chunked_lowrank LR_MM, LR_MM_PARTS, LR_LEAN), each with the
-# inputs' dtype it is for: (label, input dtype, switches); the old default first
+# inputs' dtype it is for: (label, input dtype, switches); the old default first. (Run 7, bench/RESULTS.md, ran these
+# with LR_MM "auto" as the module's default, so its "fp32 new" / "bf16 new" / "bf16 new, all products bf16" are
+# "fp32 lean" / "bf16 lean, bf16 products" / "bf16 lean, all products bf16" here.)
 ALL_PARTS = ("scores", "values", "state", "end")
 CONFIGS6 = [
     ("fp32 old (no lean)", torch.float32, {"LR_LEAN": False, "LR_MM": "fp32"}),
-    ("fp32 new", torch.float32, {}),
+    ("fp32 lean", torch.float32, {"LR_LEAN": True, "LR_MM": "fp32"}),
     ("bf16 old (fp32 products, no lean)", torch.bfloat16, {"LR_LEAN": False, "LR_MM": "fp32"}),
-    ("bf16 lean, fp32 products", torch.bfloat16, {"LR_MM": "fp32"}),
-    ("bf16 new", torch.bfloat16, {}),
-    ("bf16 new, all products bf16", torch.bfloat16, {"LR_MM_PARTS": ALL_PARTS}),
+    ("bf16 lean, fp32 products", torch.bfloat16, {"LR_LEAN": True, "LR_MM": "fp32"}),
+    ("bf16 lean, bf16 products", torch.bfloat16, {"LR_LEAN": True, "LR_MM": "auto"}),
+    ("bf16 lean, all products bf16", torch.bfloat16, {"LR_LEAN": True, "LR_MM": "auto", "LR_MM_PARTS": ALL_PARTS}),
 ]
 
 
@@ -265,7 +267,7 @@ class switches:
 
 def case6(args, root, model, shape, rate, log):
     """fwd+bwd of CONFIGS6 (fp32 and bf16 inputs, old and new switches) and the anchor in one process; the graphs of
-    each config dropped before the next; a profile of one eager step of "bf16 new" and "fp32 new" (DeltaNet)."""
+    each config dropped before the next; a profile of one eager step of the two lean configs with fp32 products (DeltaNet)."""
     B, T, H, K = shape
     row = {"model": model, "B": B, "T": T, "H": H, "K": K, "V": K, "configs": {}}
     x = inputs(model, B, T, H, K, 7)
@@ -283,7 +285,7 @@ def case6(args, root, model, shape, rate, log):
                 t = tb.timed(one, 1, args.reps, args.cap_s)
                 one()
                 t["grads"] = {n: v.grad.detach().float().clone() for n, v in leaves.items()}
-                if args.profile and model == "deltanet" and label in ("bf16 new", "fp32 new"):
+                if args.profile and model == "deltanet" and label in ("bf16 lean, fp32 products", "fp32 lean"):
                     t["profile_top"] = profile(one, os.path.join(args.profile, "profile-%s-%s.txt" % (model, label.replace(" ", "-"))))
                     log("%s %s: %s profile (one eager step, CUDA self ms) %s" % (model, shape, label, ", ".join("%s %.2f" % kv for kv in t["profile_top"][:14])))
             import seqc_chunked_lowrank as lr
@@ -487,7 +489,7 @@ def main():
                     with open(args.out, "w") as f:
                         json.dump(res, f, indent=1)
         labels = [c[0] for c in CONFIGS6]
-        print("\nmodel (B, T, H, K=V) | " + " | ".join(labels) + " | anchor | anchor / bf16 new | anchor / fp32 new")
+        print("\nmodel (B, T, H, K=V) | " + " | ".join(labels) + " | anchor | anchor / bf16 lean fp32 products | anchor / fp32 lean")
         for r in res["rows"]:
             if "error" in r:
                 print("%s | ERROR %s" % (r["model"], r["error"][:200]))
@@ -496,7 +498,7 @@ def main():
             a = r.get("anchor", {}).get("ms")
             print("%s (%d, %d, %d, %d) | %s | %s | %s | %s" % (r["model"], r["B"], r["T"], r["H"], r["K"],
                   " | ".join("%.2f" % ms(k) if ms(k) else "ERR" for k in labels), "%.3f" % a if a else "-",
-                  "%.3f" % (a / ms("bf16 new")) if a and ms("bf16 new") else "-", "%.3f" % (a / ms("fp32 new")) if a and ms("fp32 new") else "-"))
+                  "%.3f" % (a / ms("bf16 lean, fp32 products")) if a and ms("bf16 lean, fp32 products") else "-", "%.3f" % (a / ms("fp32 lean")) if a and ms("fp32 lean") else "-"))
         print("\ngradients vs fp32 old (same process, same inputs): max rel")
         for r in res["rows"]:
             for k, t in r.get("configs", {}).items():
