@@ -1555,6 +1555,11 @@ export const CHUNK_GROUP_SOURCE = String.raw`
 template <class Cfg> __device__ __forceinline__ float* seqc_group_ws(float* wsG, u32 bh, u32 nc) {
   return wsG + (size_t)bh * ((size_t)nc * Cfg::KP + (size_t)Cfg::GRP * Cfg::KP * (2u * Cfg::VP + 1u));
 }
+// S_in(g)'s element at e: fp32, or (Cfg::GRPT) in the operand type over the first half of the same floats
+template <class Cfg> __device__ __forceinline__ void seqc_group_put_in(float* wI, size_t e, float v) {
+  if (Cfg::GRPT) seqc_st(reinterpret_cast<typename Cfg::T*>(wI), e, v);
+  else wI[e] = v;
+}
 // the state's fp32 fragments to dst[i][j] (row stride VP)
 template <class Cfg> __device__ __forceinline__ void seqc_state_put_f32(const SeqcState<Cfg>& S, float* dst) {
   typedef SeqcState<Cfg> St;
@@ -1645,7 +1650,7 @@ __device__ void seqc_chunk_carry(const R& rows, float* wsG, u32 K, u32 V, u32 nH
   const bool in = i < K && j < V;
   float st = in ? rows.loadS(b, h, i, j) : 0.f;
   for (int g = 0; g < G; ++g) {
-    wI[(size_t)g * KP * VP + r] = st;
+    seqc_group_put_in<Cfg>(wI, (size_t)g * KP * VP + r, st);
     if (in) st = wD[(size_t)g * KP + i] * st + wE[(size_t)g * KP * VP + r];
   }
   if (in) rows.storeS(b, h, i, j, st);
@@ -1686,6 +1691,38 @@ __device__ void seqc_chunk_out_g(const R& rows, char* smem, const typename Cfg::
   const float* wg = seqc_group_ws<Cfg>(wsG, b * nH + h, nc);
   const float* pc = wg + (size_t)c * KP;
   const float* sIn = wg + (size_t)nc * KP + (size_t)G * KP * (1u + VP) + (size_t)g * KP * VP + j0;
+  if (Cfg::GRPT) {
+    // S_in in the operand type: each thread's 16-byte pieces and their rows' P_c loaded before the record's wait
+    constexpr int NL = (KP * (BV / E) + Cfg::NT - 1) / Cfg::NT;
+    const T_* sInT = reinterpret_cast<const T_*>(wg + (size_t)nc * KP + (size_t)G * KP * (1u + VP)) + (size_t)g * KP * VP + j0;
+    uint4 a[NL];
+    float p[NL];
+#pragma unroll
+    for (int l = 0; l < NL; ++l) {
+      const int e = tid + l * Cfg::NT, i = e / (BV / E), jj = (e % (BV / E)) * E;
+      if (e < KP * (BV / E)) {
+        a[l] = *reinterpret_cast<const uint4*>(sInT + (size_t)i * VP + jj);
+        p[l] = pc[i];
+      }
+    }
+    seqc_cp_wait<0>();
+    __syncthreads();
+#pragma unroll
+    for (int l = 0; l < NL; ++l) {
+      const int e = tid + l * Cfg::NT, i = e / (BV / E), jj = (e % (BV / E)) * E;
+      if (e < KP * (BV / E)) {
+        const T_* x = reinterpret_cast<const T_*>(&a[l]);
+        T_* d = s.SB + i * LDV + jj;
+#pragma unroll
+        for (int k = 0; k < E; k += 2) seqc_sst2(d + k, seqc_f32(d[k]) + p[l] * seqc_f32(x[k]), seqc_f32(d[k + 1]) + p[l] * seqc_f32(x[k + 1]));
+      }
+    }
+    __syncthreads();
+    seqc_readout<Cfg>(s, s.Z);
+    __syncthreads();
+    seqc_post<Cfg>(rows, s, b, h, c * C, T, j0, V);
+    return;
+  }
   seqc_cp_wait<0>();
   __syncthreads();
   for (int e = tid; e < KP * (BV / 4); e += nt) {

@@ -201,10 +201,11 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
             // grouped split3 first (diagonal chunk transitions): G groups of chunks walked in parallel, then the carry
             const o = mk("out", BO);
             if (grouped)
-              for (const G of SPLIT3_GROUPS) {
-                const g = (x: ChunkCfg): ChunkCfg => ({ ...x, grp: G });
+              // (-g<G>t: the carry's S_in in the operand type, chunked-model.ts ChunkCfg.grpT; the walk is -g<G>'s)
+              for (const [G, grpT] of SPLIT3_GROUPS.flatMap((G) => [[G, false] as const, [G, true] as const])) {
+                const g = (x: ChunkCfg): ChunkCfg => ({ ...x, grp: G, ...(grpT && x.kind !== "walkS" ? { grpT } : {}) });
                 const w = g(mk("walkS", BV)), og = g(o), cy = g(mk("carry", KP));
-                const variant = `chunked-split3-${ioT}-k${KP}-v${BV}${tag}-g${G}-r${RTP}`;
+                const variant = `chunked-split3-${ioT}-k${KP}-v${BV}${tag}-g${G}${grpT ? "t" : ""}-r${RTP}`;
                 if ([a, w, og].some((x) => chunkLayout(x).SMEM > SMEM_MAX) || !(opts.only ?? groupedByDefault)(variant)) continue;
                 for (const x of [a, w, cy, og]) wrap(x);
                 forms.push({
@@ -213,7 +214,7 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
                   ...ioFields,
                   applicable: ["*", ...base, eq(classOf(Vd), KP), [">=", "LIMIT_SMEM_OPTIN", Math.max(...[a, w, og].map((x) => chunkLayout(x).SMEM))]],
                   prefer: split3gPrefer(G, BV, KP, nH, Vd, tag, want),
-                  note: `chunked split3 grouped (${ioT}): every chunk's S0-independent part in parallel (${threadsOf(a)} threads), ${G} groups of chunks walked in parallel per batch x head x ${BV} values from zero states (S' = exp(G_n) S0 + X~^T U0; each chunk's local S0 stored), a carry over the groups per state element (S_in(g + 1) = D_g S_in(g) + E_g), then y = Q~ (S0_local + P_c S_in) + Aq U0 over every chunk in parallel`,
+                  note: `chunked split3 grouped (${ioT}): every chunk's S0-independent part in parallel (${threadsOf(a)} threads), ${G} groups of chunks walked in parallel per batch x head x ${BV} values from zero states (S' = exp(G_n) S0 + X~^T U0; each chunk's local S0 stored), a carry over the groups per state element (S_in(g + 1) = D_g S_in(g) + E_g${grpT ? `, S_in stored in ${ioT}` : ""}), then y = Q~ (S0_local + P_c S_in) + Aq U0 over every chunk in parallel`,
                   vars: [],
                   workspaces: [
                     { name: "chunk", words: ["*", "B", nH, nc, recBytes / 4] },
