@@ -119,6 +119,8 @@ describe.skipIf(!cpuTorch)("torch target: bf16 tensors through the forward and t
       [2, 19, true, "default", undefined, "copies-old"], [1, 1, true, "default"], [3, 13, false, "default"],
       // the stateless parts on float32 copies of the bf16 inputs and cotangents (seqc_chunked.STATELESS_IO "f32", the old way)
       [2, 19, true, "default", undefined, "stateless-f32"], [1, 1, true, "default", undefined, "stateless-f32"],
+      // prep's and post's copies of bf16 tensors handed on as float32 copies (seqc_chunked.ALIAS_IO "f32")
+      [2, 19, true, "default", undefined, "alias-f32"],
       ...(scalar ? [[2, 37, true, "mixed", 64], [2, 37, true, "mixed", 8], [2, 37, true, "mixed", 8, "old"], [2, 37, true, "mixed", 8, "copies-old"], [1, 1, true, "mixed", 8], [3, 29, true, "mixed", 8], [3, 13, false, "mixed", 8, "stateless-f32"]] as [number, number, boolean, string, number, string?][] : [])];
     for (const [B, T, init, sent, anchorChunk, glue] of cases) {
       const tio = sent === "default" ? (scalar ? "mixed" : "f32") : sent;

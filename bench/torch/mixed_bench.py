@@ -39,15 +39,18 @@ DEV = tb.DEV
 # is the default before it (= "new-lean")
 # STATELESS_IO (the 8th): "f32" on every path before "stateless-bf16" (the default now: seqc_chunked.STATELESS_IO, the
 # stateless parts' bf16-input forms); "stateless-f32" is the default before it (= "copies-lean")
-SWITCHES = ("TRANSPOSED_IO", "DECAY_ANCHOR", "DECAY_ANCHOR_CHUNK", "DECAY_ANCHOR_GRAM", "REVERSE_SUM", "REVERSE_GLUE", "GLUE_COPIES", "STATELESS_IO")
-PATHS = {"f32": ("f32", "none", 64, "stack", "flip", "flip", "old", "f32"), "mixed": ("mixed", "none", 64, "stack", "flip", "flip", "old", "f32"),
-         "mixed+a64": ("mixed", "mixed", 64, "stack", "flip", "flip", "old", "f32"), "mixed+a32": ("mixed", "mixed", 32, "stack", "flip", "flip", "old", "f32"),
-         "mixed+a16": ("mixed", "mixed", 16, "stack", "flip", "flip", "old", "f32"), "mixed+a64-lean": ("mixed", "mixed", 64, "lean", "flip", "flip", "old", "f32"),
-         "old": ("mixed", "mixed", 64, "stack", "flip", "flip", "old", "f32"), "new": ("mixed", "mixed", 64, "stack", "chunk", "lean", "old", "f32"),
-         "new-lean": ("mixed", "mixed", 64, "lean", "chunk", "lean", "old", "f32"), "new-cumsum": ("mixed", "mixed", 64, "stack", "cumsum", "lean", "old", "f32"),
-         "new-f32": ("f32", "none", 64, "stack", "chunk", "lean", "old", "f32"),
-         "copies-old": ("mixed", "mixed", 64, "lean", "chunk", "lean", "old", "f32"), "copies-lean": ("mixed", "mixed", 64, "lean", "chunk", "lean", "lean", "f32"),
-         "stateless-f32": ("mixed", "mixed", 64, "lean", "chunk", "lean", "lean", "f32"), "stateless-bf16": ("mixed", "mixed", 64, "lean", "chunk", "lean", "lean", "bf16")}
+# ALIAS_IO (the 9th): "f32" on every path before "alias-bf16" (the default now: seqc_chunked.ALIAS_IO, prep's and post's
+# copies of bf16 tensors handed on in bf16)
+SWITCHES = ("TRANSPOSED_IO", "DECAY_ANCHOR", "DECAY_ANCHOR_CHUNK", "DECAY_ANCHOR_GRAM", "REVERSE_SUM", "REVERSE_GLUE", "GLUE_COPIES", "STATELESS_IO", "ALIAS_IO")
+PATHS = {"f32": ("f32", "none", 64, "stack", "flip", "flip", "old", "f32", "f32"), "mixed": ("mixed", "none", 64, "stack", "flip", "flip", "old", "f32", "f32"),
+         "mixed+a64": ("mixed", "mixed", 64, "stack", "flip", "flip", "old", "f32", "f32"), "mixed+a32": ("mixed", "mixed", 32, "stack", "flip", "flip", "old", "f32", "f32"),
+         "mixed+a16": ("mixed", "mixed", 16, "stack", "flip", "flip", "old", "f32", "f32"), "mixed+a64-lean": ("mixed", "mixed", 64, "lean", "flip", "flip", "old", "f32", "f32"),
+         "old": ("mixed", "mixed", 64, "stack", "flip", "flip", "old", "f32", "f32"), "new": ("mixed", "mixed", 64, "stack", "chunk", "lean", "old", "f32", "f32"),
+         "new-lean": ("mixed", "mixed", 64, "lean", "chunk", "lean", "old", "f32", "f32"), "new-cumsum": ("mixed", "mixed", 64, "stack", "cumsum", "lean", "old", "f32", "f32"),
+         "new-f32": ("f32", "none", 64, "stack", "chunk", "lean", "old", "f32", "f32"),
+         "copies-old": ("mixed", "mixed", 64, "lean", "chunk", "lean", "old", "f32", "f32"), "copies-lean": ("mixed", "mixed", 64, "lean", "chunk", "lean", "lean", "f32", "f32"),
+         "stateless-f32": ("mixed", "mixed", 64, "lean", "chunk", "lean", "lean", "f32", "f32"), "stateless-bf16": ("mixed", "mixed", 64, "lean", "chunk", "lean", "lean", "bf16", "f32"),
+         "alias-bf16": ("mixed", "mixed", 64, "lean", "chunk", "lean", "lean", "bf16", "bf16")}
 PROFILE_PATHS = [p for p in os.environ.get("PROFILE_PATHS", "").split(",") if p]
 ACC_PATHS = [p for p in os.environ.get("ACC_PATHS", "f32,mixed,mixed+a64,mixed+a32,mixed+a16,mixed+a64-lean").split(",")]
 TIME_PATHS = [p for p in os.environ.get("TIME_PATHS", "f32,mixed,mixed+a64,mixed+a64-lean").split(",")]

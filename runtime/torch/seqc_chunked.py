@@ -81,6 +81,12 @@ GLUE_COPIES = "lean"
 # float32), and the float32 copies of the bf16 inputs and cotangents made only where the glue itself reads them
 # (_Converted); "f32" (the old way) every bf16 input and cotangent converted to float32 first, the float32 forms.
 STATELESS_IO = "bf16"
+# With STATELESS_IO "bf16", what prep's copies of bf16 inputs (prepAliases: SimpleGLA's k, v; Mamba-2's x, C) and post's
+# backward's copies of a cotangent (dy = the output's cotangent) hand on: "bf16" (the default) the bf16 tensors themselves
+# (the cores read them as they are, the decay adjoint's terms upcast inside their products, the anchors' lean Gram
+# copies them; never the log decays, which stay float32, nor a per-key decay's, whose transposed cores and terms read
+# float32, nor where a core runs float32 kernels, e.g. TRANSPOSED_IO "f32"); "f32" their float32 copies.
+ALIAS_IO = "bf16"
 
 # How a per-key decay's transposed cores (coreT's dq, adjointT's dk) run: "kernel" (the default) the rows readout
 # kernel of the module (<Model>.torch.json "kernels", compiler/backends/cuda/rows-readout.ts: fp32, each key row's
@@ -237,7 +243,7 @@ def rows_decayed_readout(ld, pairs, readouts, S0, B, T, H, K, V, dtype, device, 
     return outs
 
 
-def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state, inputs, params, outputs, dtype, device, per_key_t=None, decay_way=None, S_N=None, seen=None, rows=None, decay_anchor=None, anchor_chunk=None, rev_low=None, reverse_sum=None, reverse_glue=None, low_out=False, exact_low=None, low_in=None):
+def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state, inputs, params, outputs, dtype, device, per_key_t=None, decay_way=None, S_N=None, seen=None, rows=None, decay_anchor=None, anchor_chunk=None, rev_low=None, reverse_sum=None, reverse_glue=None, low_out=False, exact_low=None, low_in=None, low_alias=False):
     """Gradients of the forward's inputs, params and the matrix state's initial value through the chain.
 
     n: the chain's names (<Model>.torch.json "chunked".names); run(part, dims, inputs, initial_state, B, T)
@@ -266,6 +272,8 @@ def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state,
     low_in(part) -> the inputs of stateless part `part` ("prep", "postBw", "prepBw") its plan reads in bf16 (run gets them
     as given.low(name) / cot_outputs.low(name): the bf16 tensors themselves) or None (every input from given /
     cot_outputs, in dtype): STATELESS_IO "bf16". given and cot_outputs then are _Converted (dtype copies made where read).
+    low_alias: prep's copies of inputs (but the log decays) and post's backward's copies of cotangents are the bf16 tensors
+    themselves (given.low / cot_outputs.low) where there are some (ALIAS_IO "bf16"; never with a per-key decay).
     Returns ({input: grad}, {param: grad}, dS0)."""
     cd = chain_dims(n, state_shape)
     rsum = reverse_sum or REVERSE_SUM
@@ -327,7 +335,8 @@ def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state,
     prep = pointwise("prep", given_in("prep"))
     aliases = n.get("prepAliases") or {}  # prep's copies of inputs (compiler/backends/torch/chain-copies.ts): the inputs themselves
     for o, src in aliases.items():
-        prep[o] = given[src]
+        lv = given.low(src) if low_alias and o != n.get("ld") else None
+        prep[o] = lv if lv is not None else given[src]
     ld = tok(prep[n["ld"]], L) if n.get("ld") else None
     kv, qs = {}, {}
     for i, p in enumerate(n["pairs"]):
@@ -358,7 +367,8 @@ def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state,
     for name, shape in outputs:
         bar = n["postBw"]["outputBar"][name]
         cot_of[bar] = name
-        g = cot_outputs.low(name) if bar in post_low and cot_outputs.low(name) is not None else cot_outputs.get(name)
+        use_low = bar in post_low or (low_alias and n["postBw"].get("skip"))
+        g = cot_outputs.low(name) if use_low and cot_outputs.low(name) is not None else cot_outputs.get(name)
         post_in[bar] = g if g is not None else torch.zeros([B, T] + list(shape), dtype=dtype, device=device)
 
     def post_full(i):  # a copy's source in dtype (postBw's copies of a cotangent or an input)
@@ -366,7 +376,7 @@ def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state,
         if v is None or v.dtype == dtype:
             return v
         return cot_outputs.get(cot_of[i]) if i in cot_of else given[i]
-    post_g = pointwise("postBw", post_in, post_full)
+    post_g = pointwise("postBw", post_in, None if low_alias else post_full)
     dys = {"x_dy%d" % i: tok(post_g[n["postBw"]["inputBar"][r["y"]]], H * V) for i, r in enumerate(n["readouts"])}
 
     # dq = S dy (the transposed core, forward time); a per-key decay keeps S's layout (its key rows are heads)
@@ -623,7 +633,7 @@ def backward(ctx, m, flat, grads):
     given_n = len(ctx.needs_input_grad) - ctx.offset
     dtypes = [x.dtype if x is not None else None for x in flat][:given_n]
     key = ("chunked-backward", ctx.B, ctx.T, tuple(sorted(ctx.dims.items())), ctx.dtype, getattr(ctx, "given_dtype", ctx.dtype), tuple(ctx.need), given_n,
-           PER_KEY_TRANSPOSED, ROWS_TILE, ROWS_SEGMENT, STATELESS_WIDE, BF16_DECAY_PARTS, DECAY_WAY, TRANSPOSED_IO, DECAY_ANCHOR, DECAY_ANCHOR_CHUNK, DECAY_ANCHOR_GRAM, REVERSE_SUM, REVERSE_CHUNK, REVERSE_GLUE, GLUE_COPIES, STATELESS_IO)
+           PER_KEY_TRANSPOSED, ROWS_TILE, ROWS_SEGMENT, STATELESS_WIDE, BF16_DECAY_PARTS, DECAY_WAY, TRANSPOSED_IO, DECAY_ANCHOR, DECAY_ANCHOR_CHUNK, DECAY_ANCHOR_GRAM, REVERSE_SUM, REVERSE_CHUNK, REVERSE_GLUE, GLUE_COPIES, STATELESS_IO, ALIAS_IO)
     nf, ng = len(flat), len(grads)
 
     def body(*args):
@@ -640,8 +650,8 @@ def backward_eager(ctx, m, flat, grads, convert=True, S_N=None):
     # (bf16 inputs converted once, where read: with STATELESS_IO "bf16" prep and the backward models of prep and post read
     # them as they are)
     lazy = STATELESS_IO == "bf16" and getattr(ctx, "given_dtype", dtype) == torch.bfloat16 and dtype == torch.float32
-    if STATELESS_IO not in ("bf16", "f32"):
-        raise ValueError("seqc_chunked: STATELESS_IO is %r; expected 'bf16' or 'f32'" % (STATELESS_IO,))
+    if STATELESS_IO not in ("bf16", "f32") or ALIAS_IO not in ("bf16", "f32"):
+        raise ValueError("seqc_chunked: STATELESS_IO is %r, ALIAS_IO %r; expected 'bf16' or 'f32'" % (STATELESS_IO, ALIAS_IO))
     given_src = {t["name"]: x.detach() for t, x in zip(m.inputs, flat[:ni]) if x is not None}
     pars = {t["name"]: x.detach() for t, x in zip(m.params, flat[ni : ni + npar]) if x is not None}
     sts = {t["name"]: x.detach() for t, x in zip(m.states, flat[ni + npar :]) if x is not None}
@@ -778,7 +788,8 @@ def backward_eager(ctx, m, flat, grads, convert=True, S_N=None):
         [(t["name"], shape(t)) for t in m.inputs if t["name"] in given], [(t["name"], shape(t)) for t in m.params], [(t["name"], shape(t)) for t in m.outputs], dtype, device,
         S_N=S_N, seen=seen, rows=rows if km is not None else None, rev_low=rev_low if dtype == torch.float32 else None,
         low_out=copies == "lean", exact_low=exact_low if copies == "lean" and given_dtype == torch.bfloat16 else None,
-        decay_anchor=lambda: ("chunk" if mixed else "none") if DECAY_ANCHOR == "mixed" else DECAY_ANCHOR, low_in=low_in if lazy else None)
+        decay_anchor=lambda: ("chunk" if mixed else "none") if DECAY_ANCHOR == "mixed" else DECAY_ANCHOR, low_in=low_in if lazy else None,
+        low_alias=lazy and ALIAS_IO == "bf16" and copies == "lean" and n.get("decay") != "key" and all(reads_bf16(p) for p in CORE_PARTS))
     need = ctx.need
     res = []
     for i, t in enumerate(m.inputs):

@@ -42,6 +42,8 @@ def main():
         seqc_torch._chunked.GLUE_COPIES = "old"
     if case.get("glue") == "stateless-f32":  # the stateless parts on float32 copies (seqc_chunked.STATELESS_IO "f32", the old way)
         seqc_torch._chunked.STATELESS_IO = "f32"
+    if case.get("glue") == "alias-f32":  # prep's and post's copies of bf16 tensors in float32 (seqc_chunked.ALIAS_IO "f32")
+        seqc_torch._chunked.ALIAS_IO = "f32"
     runners = {}
 
     def runner(key, device):
