@@ -65,5 +65,5 @@ ls "$MOD"/ref/*.json | sed 's|.*/||; s|.json||' | while read -r m; do [ -f "/tmp
 el "phase 1 done (checks, precompile)"
 
 # phase 2: the timed process
-timeout "${BENCH_S:-100}" python3 bench/torch/train_bench.py "$MOD" --models "$MODELS" ${CASES:+--cases "$CASES"} ${STEP_MS:+--step-ms "$STEP_MS"} ${CELL_VARIANTS:+--cell-variants "$CELL_VARIANTS"} --out "$OUT/train-bench.json" --budget "${BUDGET:-80}" 2>&1 | tee -a "$LOG"
+timeout "${BENCH_S:-100}" python3 bench/torch/train_bench.py "$MOD" --models "$MODELS" ${CASES:+--cases "$CASES"} ${STEP_MS:+--step-ms "$STEP_MS"} ${CELL_VARIANTS:+--cell-variants "$CELL_VARIANTS"} ${PASS_WAYS:+--pass-ways "$PASS_WAYS"} ${PROFILE:+--profile} --out "$OUT/train-bench.json" --budget "${BUDGET:-80}" 2>&1 | tee -a "$LOG"
 el "bench exit ${PIPESTATUS[0]}"

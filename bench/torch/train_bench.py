@@ -137,6 +137,26 @@ def free_all():
     torch.cuda.empty_cache()
 
 
+def profile_step(one, top=16):
+    """One step under torch.profiler: GPU time per kernel name (self device time, ms), their sum, and the step's
+    wall time on the GPU (CUDA events): the difference is time the GPU waited (launch gaps, host work)."""
+    from torch.profiler import profile, ProfilerActivity
+    one()
+    torch.cuda.synchronize()
+    ev = [torch.cuda.Event(enable_timing=True) for _ in range(3)]
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        one(ev)
+        torch.cuda.synchronize()
+    rows = []
+    for e in prof.key_averages():
+        t = getattr(e, "self_device_time_total", None)
+        t = getattr(e, "self_cuda_time_total", 0) if t is None else t
+        if t > 0:
+            rows.append([e.key[:70], e.count, round(t / 1000, 4)])
+    rows.sort(key=lambda r: -r[2])
+    return {"step_ms": ev[0].elapsed_time(ev[2]), "fwd_ms": ev[0].elapsed_time(ev[1]), "gpu_sum_ms": round(sum(r[2] for r in rows), 4), "top": rows[:top]}
+
+
 # ---- seqc ------------------------------------------------------------------------------------------
 
 
@@ -178,6 +198,13 @@ class Seqc:
             if not cands:
                 raise ValueError("%s: %s does not apply at B=%d T=%d %s" % (key, variant, B, T, dims))
             r.pick = lambda *a, _c=cands[0], **k: _c
+
+    def pass_way(self, way):
+        """Set seqc_torch.PASS_MATMUL (the passes marked `matmul` as torch products, "torch", or their plans,
+        "kernel"); returns the way before."""
+        rt = sys.modules[self.sm.__class__.__module__]
+        old, rt.PASS_MATMUL = rt.PASS_MATMUL, way
+        return old
 
     def unforce(self):
         for key in ("record", "backward"):
@@ -385,6 +412,40 @@ def rnn_case(args, root, kind, B, T_full, H, rate, log):
             log("  forced %s: %s" % (v, row["seqc_forced"][v]["error"]))
         finally:
             seqc.unforce()
+    # the same step with seqc_torch.PASS_MATMUL set to other ways (--pass-ways: "kernel" = the pass plans)
+    for w in [w for w in args.pass_ways.split(",") if w]:
+        old = seqc.pass_way(w)
+        try:
+            got = one_s()
+            torch.cuda.synchronize()
+            e = {"output": rel(got, ref_out), "dx": rel(ls["x"].grad, lc["x"].grad)}
+            for n in pnames:
+                e["d" + n] = rel(ls[n].grad.reshape(-1), getattr(ref, n).grad.reshape(-1))
+            for s in states:
+                e["d%s0" % s] = rel(ls[s].grad, lc[s].grad[0])
+            f = {"rel_vs_cudnn": e}
+            f.update(timed(one_s, 1, args.reps_slow, args.cap_s))
+            f["phases_ms"] = seqc.phases(one_s)
+            if args.profile:
+                f["profile"] = profile_step(one_s)
+            row.setdefault("seqc_pass_ways", {})[w] = f
+            log("  PASS_MATMUL=%s: %.2f ms (fwd %.2f), phases %s, worst rel vs cuDNN %.1e" % (
+                w, f["ms"], f["fwd_ms"], ", ".join("%s %.2f" % kv for kv in f["phases_ms"].items()), max(e.values())))
+            del got
+        except Exception as ex:  # noqa: BLE001  (recorded; the case goes on)
+            row.setdefault("seqc_pass_ways", {})[w] = {"error": "%s: %s" % (type(ex).__name__, str(ex)[:300])}
+            log("  PASS_MATMUL=%s: %s" % (w, row["seqc_pass_ways"][w]["error"]))
+        finally:
+            seqc.pass_way(old)
+    if args.profile:  # the default way again (after the others, so that both ran warm), and cuDNN
+        for who, fn in (("seqc", one_s), ("cudnn", one_c)):
+            try:
+                row["profile_" + who] = p = profile_step(fn)
+                log("  profile %s: step %.2f ms, GPU kernels %.2f ms; top: %s" % (who, p["step_ms"], p["gpu_sum_ms"],
+                    "; ".join("%s x%d %.3f" % tuple(r) for r in p["top"][:10])))
+            except Exception as ex:  # noqa: BLE001
+                row["profile_" + who] = {"error": "%s: %s" % (type(ex).__name__, str(ex)[:300])}
+                log("  profile %s: %s" % (who, row["profile_" + who]["error"]))
     row["cudnn"] = timed(one_c, 2, args.reps, args.cap_s)
     row["cudnn"]["peak_extra_bytes"] = peak_extra(one_c)
     del one_s, ls, one_c, lc, x, s0, cot, ref_out
@@ -685,6 +746,9 @@ def main():
     ap.add_argument("--cases", default=",".join(ORDER), help="cases in the order they run (model or model:shape index)")
     ap.add_argument("--cell-variants", default="",
                     help="LSTM/GRU: also time the step with record and backward forced to each of these variants (comma-separated)")
+    ap.add_argument("--pass-ways", default="",
+                    help="LSTM/GRU: also time the step with seqc_torch.PASS_MATMUL set to each of these (comma-separated; 'kernel': the pass plans)")
+    ap.add_argument("--profile", action="store_true", help="LSTM/GRU: one step of seqc (each pass way) and cuDNN under torch.profiler")
     ap.add_argument("--warm-fla", nargs=2, type=int)
     ap.add_argument("--warm-seqc", action="store_true")
     args = ap.parse_args()

@@ -46,6 +46,13 @@ except ImportError:  # loaded as a top-level module (the output directory on sys
 # Element types of the CUDA forms' inputs and outputs other than f32 (runtime/cuda/plan.ts CudaFormPlan.io).
 _IO_DTYPES = {"bf16": torch.bfloat16}
 
+# How a pass the module marks `matmul` (compiler/backends/torch/pass-matmul.ts: dW = A^T X, dx = A P) runs:
+# "torch" (default) one torch matrix product over all B*T steps (cuBLAS; TF32 only where the caller allows it in
+# torch.backends.cuda.matmul); "torch-rows" the weight passes as one batched product per batch row (depth T each)
+# and their sum; "kernel" its CUDA pass plan (the weight passes with time folded into the batch and the partial
+# sums added here: the way before).
+PASS_MATMUL = "torch"
+
 
 def _shape_text(axes):
     return "[" + ", ".join(str(a) for a in axes) + "]"
@@ -455,6 +462,14 @@ def _param_pass(m, p, prefix, dims, B, T, bins, outs, pars, dtype, device):
         src = p["reads"][p["sum"]]
         x = bins.get(src) if src in bins else outs.get(src)
         return x.reshape(B * T, -1).sum(0).reshape([_cuda.eval_size(s, dims) for s in t["shape"]])
+    mm = p.get("matmul") if PASS_MATMUL in ("torch", "torch-rows") else None
+    if mm:  # W_bar = A^T X over every (row, step): both read over the same reversed steps
+        a, x = (_pass_read(p, mm[k], bins, outs) for k in ("a", "b"))
+        if a is not None and x is not None:
+            shape = [_cuda.eval_size(s, dims) for s in t["shape"]]
+            if PASS_MATMUL == "torch-rows":
+                return torch.bmm(a.reshape(B, T, -1).transpose(1, 2), x.reshape(B, T, -1)).sum(0).reshape(shape)
+            return torch.mm(a.reshape(B * T, -1).t(), x.reshape(B * T, -1)).reshape(shape)
     C = pass_fold(B, T, m.size(t, dims))
     rows = B * (T // C)
     ins = {}
@@ -469,6 +484,12 @@ def _param_pass(m, p, prefix, dims, B, T, bins, outs, pars, dtype, device):
 def _input_pass(m, p, prefix, dims, B, T, bins, outs, pars, dtype, device):
     """An input's adjoint outside the recurrence (compiler/grad/split.ts): a model without state over the
     same reversed [B, T] as the backward, reading what the backward read and wrote (one matrix product)."""
+    mm = p.get("matmul") if PASS_MATMUL in ("torch", "torch-rows") else None
+    if mm and pars.get(mm["param"]) is not None:  # x_bar = A P over every (row, step), rows in the order read
+        a = _pass_read(p, mm["a"], bins, outs)
+        if a is not None:
+            w = pars[mm["param"]].to(dtype).reshape(a[0, 0].numel(), -1)
+            return torch.mm(a.reshape(B * T, -1), w).reshape([B, T] + [_cuda.eval_size(s, dims) for s in next(x for x in m.inputs if x["name"] == p["input"])["shape"]])
     ins = {}
     for name, src in p["reads"].items():
         x = bins.get(src) if src in bins else outs.get(src)
@@ -476,6 +497,12 @@ def _input_pass(m, p, prefix, dims, B, T, bins, outs, pars, dtype, device):
             ins[name] = x
     o, _, _ = m.execute(prefix + p["input"], dims, B, T, ins, pars, {}, dtype, device)
     return o[p["bar"]]
+
+
+def _pass_read(p, name, bins, outs):
+    """The array the backward run has for pass input `name` (None where absent)."""
+    src = p["reads"][name]
+    return bins.get(src) if src in bins else outs.get(src)
 
 
 class SeqcFunction(torch.autograd.Function):

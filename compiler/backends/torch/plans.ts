@@ -19,6 +19,7 @@ import { preferWideLanes } from "../cuda/backward-forms.ts";
 import { recording, REC } from "../../grad/run.ts";
 import { UserError } from "../../cli/errors.ts";
 import { chainPlans, type TorchChunked, type TorchKernelModule } from "./chain-plans.ts";
+import { outerMatmul, paramMatmul, type OuterMatmul, type ParamMatmul } from "./pass-matmul.ts";
 
 /** `pass:<param>` / `pass64:<param>`: the param's adjoint pass in float32 / float64. */
 /** `chain:<part>` / `chain64:<part>`: a model of the chunked backward chain in float32 / float64. */
@@ -27,10 +28,13 @@ export type PlanKey = "forward" | "record" | "backward" | "record64" | "backward
 export interface TorchPlans {
   plans: Record<PlanKey, CudaModelPlan>;
   backward: Backward;
-  /** Per param, what its pass reads and the state it sums into (the models are in `plans`). */
-  passes: Omit<ParamPass, "model">[];
-  /** Per input whose adjoint left the recurrence, what its pass reads and the output it writes (plans `pass:<input>`). */
-  inputPasses: Omit<InputPass, "model">[];
+  /**
+   * Per param, what its pass reads and the state it sums into (the models are in `plans`); `matmul` where the pass
+   * is one matrix product A^T X of two per-step arrays over all B x T steps (pass-matmul.ts: the runtime's torch product).
+   */
+  passes: (Omit<ParamPass, "model"> & { matmul?: OuterMatmul })[];
+  /** Per input whose adjoint left the recurrence, what its pass reads and the output it writes (plans `pass:<input>`); `matmul` where it is A P with a param. */
+  inputPasses: (Omit<InputPass, "model"> & { matmul?: ParamMatmul })[];
   /** Dims the backward model was built with (extents of `for` loops, which buildBackward unrolls). */
   bakedDims: Record<string, number>;
   recordSuffix: string;
@@ -99,7 +103,12 @@ export function buildTorchPlans(model: I.Model, opts: { dims?: Record<string, nu
   const chain = chainPlans(model, bakedDims, (p, part) => keepForms(p, "auto", CORE_PARTS.has(part) ? TORCH_IO : ["f32"]), { copies: true });
   Object.assign(plans, chain.plans);
   const chunked = chain.chunked;
-  return { plans, backward, passes: split.passes.map(({ model: _m, ...p }) => p), inputPasses: split.inputPasses.map(({ model: _m, ...p }) => p), bakedDims, recordSuffix: REC, chunked, ...(chain.kernels ? { kernels: chain.kernels } : {}) };
+  return { plans, backward, passes: split.passes.map(({ model: m, ...p }) => withMatmul(p, outerMatmul(m))), inputPasses: split.inputPasses.map(({ model: m, ...p }) => withMatmul(p, paramMatmul(m))), bakedDims, recordSuffix: REC, chunked, ...(chain.kernels ? { kernels: chain.kernels } : {}) };
+}
+
+/** A pass's names, with its torch matrix-product shape where it has one (sums and copies need none). */
+function withMatmul<P extends { sum?: string; sameAs?: string }, M>(p: P, matmul: M | undefined): P & { matmul?: M } {
+  return matmul && !p.sum && !p.sameAs ? { ...p, matmul } : p;
 }
 
 /** Attach PTX (nvcc, every capability in smTargets) to each plan and module, and to each kernel module. */
