@@ -10,6 +10,8 @@
 #   npx tsx bench/torch/make-reference.ts dist/torch-train/ref
 # Device: run  command="timeout 185 bash bench/torch/train-run.sh"  carry=["dist/torch-train", ".anchors", ".whl"]
 # $OUT gets run.log, check.json, check.log, train-bench.json, warm.log.
+# LSTM/GRU extras: CELL_VARIANTS (record and backward forced to each cell variant), PASS_WAYS (seqc_torch.PASS_MATMUL
+# set to each way, e.g. "kernel": the pass plans), PROFILE=1 (one step per way and cuDNN's under torch.profiler).
 set -uo pipefail
 export PYTHONUNBUFFERED=1 CUDA_CACHE_MAXSIZE=4294967296 TRITON_CACHE_DIR=/tmp/triton-cache FLA_CACHE_RESULTS=0
 OUT=${OUT:-/tmp/seqc-train-out}
