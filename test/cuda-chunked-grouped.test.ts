@@ -36,11 +36,11 @@ describe.skipIf(!gpp)("grouped split3 on the CPU emulation vs the interpreter", 
     ["retnet", 1],
     ["linear_attention", 1],
   ] as const)("%s: fp32, G = 2 and 3, T = 1, 77, 300 with an initial state (<= 1e-4)", (name, r) => {
-    check(load(name), [`chunked-split3-f32-k32-v16-g2-r${r}`, `chunked-split3-f32-k32-v16-g3-r${r}`, `chunked-split3-f32-k32-v16-g3t-r${r}`], f32Cases(5, 7), 1e-4);
+    check(load(name), [`chunked-split3-f32-k32-v16-g2-r${r}`, `chunked-split3-f32-k32-v16-g3-r${r}`, `chunked-split3-f32-k32-v16-g3t-r${r}`, `chunked-split3-f32-k32-v16-g2t4-r${r}`], f32Cases(5, 7), 1e-4);
   }, 600_000);
 
   it.each(["simple_gla", "gla", "mamba2"])("%s: fp32, G = 4 and 16 over 9 chunks; log decays down to -20 per step (<= 1e-4)", (name) => {
-    check(load(name), ["chunked-split3-f32-k32-v16-g4-r1", "chunked-split3-f32-k32-v16-g16-r1", "chunked-split3-f32-k32-v16-g4t-r1"], [
+    check(load(name), ["chunked-split3-f32-k32-v16-g4-r1", "chunked-split3-f32-k32-v16-g16-r1", "chunked-split3-f32-k32-v16-g4t-r1", "chunked-split3-f32-k32-v16-g2t4-r1"], [
       { T: 520, B: 1, K: 8, V: 5, init: true },
       { T: 520, B: 1, K: 8, V: 5, init: true, stress: true },
     ], 1e-4);
@@ -49,9 +49,9 @@ describe.skipIf(!gpp)("grouped split3 on the CPU emulation vs the interpreter", 
   // 2-byte operands at the benchmark's key sizes and the phase A auto takes there, 8- to 64-value walks (V = 100 and 40:
   // the last value tile partial)
   it.each([
-    ["simple_gla", ["chunked-split3-bf16-k128-v16-g4-r1", "chunked-split3-bf16-k128-v8-g3-r1", "chunked-split3-bf16-k128-v64-g4t-r1"], 128, 100],
+    ["simple_gla", ["chunked-split3-bf16-k128-v16-g4-r1", "chunked-split3-bf16-k128-v8-g3-r1", "chunked-split3-bf16-k128-v64-g4t-r1", "chunked-split3-bf16-k128-v32-g2t8-r1"], 128, 100],
     ["gla", ["chunked-split3-bf16-k64-v16-mw-g2-r1", "chunked-split3-bf16-k64-v32-mw-g4-r1", "chunked-split3-bf16-k64-v32-mw-g3t-r1"], 64, 64],
-    ["mamba2", ["chunked-split3-bf16-k64-v16-g3-r1", "chunked-split3-bf16-k64-v64-g4-r1", "chunked-split3-bf16-k64-v16-g2t-r1"], 64, 40],
+    ["mamba2", ["chunked-split3-bf16-k64-v16-g3-r1", "chunked-split3-bf16-k64-v64-g4-r1", "chunked-split3-bf16-k64-v16-g2t-r1", "chunked-split3-bf16-k64-v32-g2t4-r1"], 64, 40],
   ] as const)("%s: bf16, T = 1 and 330 (6 chunks) with an initial state (<= 1e-2)", (name, variants, K, V) => {
     check(load(name), [...variants], [{ T: 330, B: 2, K, V, init: true }, { T: 1, B: 1, K, V, init: true }], 1e-2);
   }, 900_000);
@@ -68,6 +68,10 @@ describe.skipIf(!gpp)("grouped split3 on the CPU emulation vs the interpreter", 
     const broken = (src: string) =>
       src.replace("seqc_group_put_in<Cfg>(wI, (size_t)g * KP * VP + r, st);\n    if (in) st = wD[(size_t)g * KP + i] * st + wE[(size_t)g * KP * VP + r];", "if (in) st = wD[(size_t)g * KP + i] * st + wE[(size_t)g * KP * VP + r];\n    seqc_group_put_in<Cfg>(wI, (size_t)g * KP * VP + r, st);");
     expect(() => check(load("simple_gla"), ["chunked-split3-bf16-k64-v16-g3t-r1"], [{ T: 330, B: 1, K: 64, V: 64, init: true }], 1e-2, broken)).toThrow();
+  }, 600_000);
+  it("a readout over runs of chunks with the run's first P_c for every chunk fails (gla, fp32, G = 2, -g2t4)", () => {
+    const broken = (src: string) => src.replace("const float* pc = wg + (size_t)c * KP;", "const float* pc = wg + (size_t)c0 * KP;");
+    expect(() => check(load("gla"), ["chunked-split3-f32-k32-v16-g2t4-r1"], [{ T: 520, B: 1, K: 5, V: 7, init: true }], 1e-4, broken)).toThrow();
   }, 600_000);
   it("a readout without P_c fails (gla, fp32, G = 2)", () => {
     const broken = (src: string) => src.replace("const float p = pc[i];", "const float p = 1.f;");
@@ -115,6 +119,16 @@ describe("grouped split3 with S_in in the operand type (-g<G>t)", () => {
     expect(t.modules.bf16.source).toContain("GRP = 4, GRPT = 1");
     expect(a.modules.bf16.source).not.toContain("GRPT = 1");
   });
+  it("-g<G>t<M>: the readout's grid is B x H x G x runs of M chunks of a group x value tiles, after -g<G>t's walk and carry", () => {
+    const m = load("simple_gla");
+    const el = chunkedEligible(m);
+    if (!el.ok) throw new Error(el.why);
+    const pick = (v: string) => lowerChunked(m, el, { only: (x) => x === v }).forms[0].steps as { entry: string; grid: unknown }[];
+    const [t, r] = [pick("chunked-split3-bf16-k128-v32-g8t-r1"), pick("chunked-split3-bf16-k128-v32-g8t4-r1")];
+    expect(r.slice(0, 3).map((s) => s.entry)).toEqual(t.slice(0, 3).map((s) => s.entry));
+    expect(r[3].entry).not.toBe(t[3].entry);
+    expect(r[3].grid).toEqual(["*", "B", expect.anything(), ["*", 8, ["ceilDiv", ["ceilDiv", ["ceilDiv", "T", 64], 8], 4]], ["ceilDiv", expect.anything(), 64]]);
+  });
 });
 
 const nvcc = findNvcc();
@@ -126,6 +140,8 @@ describe.skipIf(!nvcc)("nvcc -ptx of the grouped split3 kernels (sm_90)", () => 
     ["simple_gla", "bf16", "chunked-split3-bf16-k128-v64-g4t-r1"],
     ["gla", "bf16", "chunked-split3-bf16-k128-v32-a512-mw-g2t-r1"],
     ["mamba2", "f32", "chunked-split3-f32-k64-v32-g4t-r1"],
+    ["simple_gla", "bf16", "chunked-split3-bf16-k128-v64-g8t4-r1"],
+    ["gla", "bf16", "chunked-split3-bf16-k128-v32-a512-mw-g4t8-r1"],
   ])("%s %s %s", (name, io, variant) => {
     const m = load(name);
     const el = chunkedEligible(m);

@@ -39,11 +39,12 @@ export function variantsFor(name: string): string[] {
         for (const bv of kind === "split3" && k === 128 ? [64, 32, 16, 8] : [64, 32, 16])
           for (const a of ["", "-a384", "-a512", "-a768"])
             for (const iw of ["", "-iw", "-mw"]) v.push(`chunked-${kind}-bf16-k${k}-v${bv}${a}${iw}-r${r}`);
-      // grouped split3 (-g<G>: G groups of chunks walked in parallel, then the carry; diagonal chunk transitions)
+      // grouped split3 (-g<G>: G groups of chunks walked in parallel, then the carry; diagonal chunk transitions;
+      // -g<G>t: the carry's S_in in the operand type; -g<G>t<M>: and the readout over runs of M chunks)
       for (const bv of k === 128 ? [64, 32, 16, 8] : [64, 32, 16])
         for (const a of ["", "-a512"])
           for (const iw of ["", "-mw"])
-            for (const g of [2, 4, 8, 16]) v.push(`chunked-split3-bf16-k${k}-v${bv}${a}${iw}-g${g}-r${r}`);
+            for (const g of [2, 4, 8, 16]) for (const t of ["", "t", "t4", "t8"]) v.push(`chunked-split3-bf16-k${k}-v${bv}${a}${iw}-g${g}${t}-r${r}`);
     }
   }
   return v;

@@ -1739,4 +1739,79 @@ __device__ void seqc_chunk_out_g(const R& rows, char* smem, const typename Cfg::
   __syncthreads();
   seqc_post<Cfg>(rows, s, b, h, c * C, T, j0, V);
 }
+
+// per (b, h, group, run of Cfg::GRPM consecutive chunks of the group, value tile of BV), S_in in the operand type
+// (Cfg::GRPT): the group's S_in tile loaded into registers once for the run; per chunk S0 = S0_local + diag(P_c) S_in,
+// y = Q~ S0 + Aq Z, the post outputs
+template <class Cfg, class R>
+__device__ void seqc_chunk_out_gm(const R& rows, char* smem, const typename Cfg::T* ws, const typename Cfg::T* wsS, float* wsG, u32 V, u32 nH) {
+  typedef typename Cfg::T T_;
+  typedef SeqcRec<Cfg> Rec;
+  constexpr int F = Cfg::F, C = F / Cfg::RTP, KP = Cfg::KP, BV = Cfg::BV, VP = Cfg::VP, LDK = Cfg::LDK, LDV = Cfg::LDV, E = 16 / sizeof(T_), G = Cfg::GRP, M = Cfg::GRPM;
+  static_assert(Cfg::GRPT, "runs of chunks read S_in in the operand type");
+  const SeqcSm<Cfg> s(smem);
+  const u32 T = rows.u.T, nc = (T + C - 1) / C, nvt = (V + BV - 1) / BV, cpg = (nc + G - 1) / G, rpg = (cpg + M - 1) / M;
+  const u32 blk = blockIdx.x + gridDim.x * blockIdx.y;
+  const u32 vt = blk % nvt, q = (blk / nvt) % (G * rpg), h = (blk / (nvt * G * rpg)) % nH, b = blk / (nvt * G * rpg * nH);
+  const u32 g = q / rpg, ge = (g + 1) * cpg < nc ? (g + 1) * cpg : nc;
+  const u32 c0 = g * cpg + (q % rpg) * M, c1 = c0 + M < ge ? c0 + M : ge;
+  if (c0 >= c1) return;
+  const u32 j0 = vt * BV;
+  const int tid = threadIdx.x, nt = blockDim.x;
+  const float* wg = seqc_group_ws<Cfg>(wsG, b * nH + h, nc);
+  constexpr int NL = (KP * (BV / E) + Cfg::NT - 1) / Cfg::NT;
+  const T_* sInT = reinterpret_cast<const T_*>(wg + (size_t)nc * KP + (size_t)G * KP * (1u + VP)) + (size_t)g * KP * VP + j0;
+  uint4 a[NL];
+#pragma unroll
+  for (int l = 0; l < NL; ++l) {
+    const int e = tid + l * Cfg::NT, i = e / (BV / E), jj = (e % (BV / E)) * E;
+    if (e < KP * (BV / E)) a[l] = *reinterpret_cast<const uint4*>(sInT + (size_t)i * VP + jj);
+  }
+  for (u32 c = c0; c < c1; ++c) {
+    const T_* r = reinterpret_cast<const T_*>(reinterpret_cast<const char*>(ws) + ((size_t)(b * nH + h) * nc + c) * Rec::BYTES);
+    const T_* st = wsS + ((size_t)(b * nH + h) * nc + c) * KP * VP + j0;
+    for (int e = tid; e < F * (KP / E); e += nt) {
+      const int f = e / (KP / E), i0 = (e % (KP / E)) * E;
+      seqc_cp16(s.Q + f * LDK + i0, r + Rec::QO + f * KP + i0);
+    }
+    for (int e = tid; e < F * (F / E); e += nt) {
+      const int f = e / (F / E), n0 = (e % (F / E)) * E;
+      seqc_cp16(s.AQB + f * Cfg::LDF + n0, r + Rec::AO + f * F + n0);
+    }
+    for (int e = tid; e < F * (BV / E); e += nt) {
+      const int f = e / (BV / E), jj = (e % (BV / E)) * E;
+      seqc_cp16(s.Z + f * LDV + jj, r + Rec::UO + f * VP + j0 + jj);
+    }
+    for (int e = tid; e < KP * (BV / E); e += nt) {
+      const int i = e / (BV / E), jj = (e % (BV / E)) * E;
+      seqc_cp16(s.SB + i * LDV + jj, st + (size_t)i * VP + jj);
+    }
+    seqc_cp_commit();
+    const float* pc = wg + (size_t)c * KP;
+    float p[NL];
+#pragma unroll
+    for (int l = 0; l < NL; ++l) {
+      const int e = tid + l * Cfg::NT, i = e / (BV / E);
+      if (e < KP * (BV / E)) p[l] = pc[i];
+    }
+    seqc_cp_wait<0>();
+    __syncthreads();
+#pragma unroll
+    for (int l = 0; l < NL; ++l) {
+      const int e = tid + l * Cfg::NT, i = e / (BV / E), jj = (e % (BV / E)) * E;
+      if (e < KP * (BV / E)) {
+        const T_* x = reinterpret_cast<const T_*>(&a[l]);
+        T_* d = s.SB + i * LDV + jj;
+#pragma unroll
+        for (int k = 0; k < E; k += 2) seqc_sst2(d + k, seqc_f32(d[k]) + p[l] * seqc_f32(x[k]), seqc_f32(d[k + 1]) + p[l] * seqc_f32(x[k + 1]));
+      }
+    }
+    __syncthreads();
+    seqc_readout<Cfg>(s, s.Z);
+    __syncthreads();
+    seqc_post<Cfg>(rows, s, b, h, c * C, T, j0, V);
+    // every thread is past this chunk's shared tiles before the next chunk's copies land
+    __syncthreads();
+  }
+}
 `;

@@ -54,6 +54,9 @@ export interface ChunkCfg {
   /** Grouped split3's carry and readout with S_in(g) in the operand type (variants `-g<G>t`): the carry rounds it once,
    *  the readout loads half the bytes into registers before its record's wait. Default fp32 S_in. */
   grpT?: boolean;
+  /** Grouped split3's readout (with grpT) over runs of `grpM` consecutive chunks of a group per block (variants
+   *  `-g<G>t<M>`): the group's S_in tile is loaded once per run instead of once per chunk. */
+  grpM?: number;
   /** splitd (phase A and walk): the walk reads q and the key rows raw from the inputs (scalar or no decay). */
   direct?: boolean;
   /** Element type of the outputs (default `dtype`): a 2-byte-input configuration that stores fp32 outputs (mixed I/O,
@@ -210,7 +213,7 @@ export const threadsOf = (c: ChunkCfg) => c.NT ?? CHUNK_THREADS;
 
 export function cfgName(c: ChunkCfg): string {
   const v = c.kind === "fused" ? `v${c.BV}` : c.kind === "phaseA" ? `p${c.VP}` : `v${c.BV}p${c.VP}`;
-  return `${c.kind}${c.direct ? "d" : ""}_${ioTag(c.dtype, outOf(c)).replace("-", "_")}_k${c.KP}_${v}_r${c.RTP}${threadsOf(c) !== CHUNK_THREADS ? `_t${threadsOf(c)}` : ""}${c.inv ? `_i${c.inv}` : ""}${c.mats ? `_m${c.mats}` : ""}${c.grp ? `_g${c.grp}${c.grpT ? "t" : ""}` : ""}`;
+  return `${c.kind}${c.direct ? "d" : ""}_${ioTag(c.dtype, outOf(c)).replace("-", "_")}_k${c.KP}_${v}_r${c.RTP}${threadsOf(c) !== CHUNK_THREADS ? `_t${threadsOf(c)}` : ""}${c.inv ? `_i${c.inv}` : ""}${c.mats ? `_m${c.mats}` : ""}${c.grp ? `_g${c.grp}${c.grpT ? "t" : ""}${c.grpM ? c.grpM : ""}` : ""}`;
 }
 
 export function cfgStruct(c: ChunkCfg, name: string): string {
@@ -219,7 +222,7 @@ export function cfgStruct(c: ChunkCfg, name: string): string {
   return `struct ${name} {
   typedef ${ELT[c.dtype]} T;
   static constexpr int F = ${CHUNK_F}, NT = ${threadsOf(c)}, KP = ${c.KP}, BV = ${c.BV}, VP = ${c.VP}, RTP = ${c.RTP}, DECAY = ${c.decay};
-  static constexpr bool LR = ${c.lr};${c.inv ? "\n  static constexpr int INV = 1;" : ""}${c.mats ? "\n  static constexpr int MATS = 1;" : ""}${c.grp ? `\n  static constexpr int GRP = ${c.grp}, GRPT = ${c.grpT ? 1 : 0};` : ""}
+  static constexpr bool LR = ${c.lr};${c.inv ? "\n  static constexpr int INV = 1;" : ""}${c.mats ? "\n  static constexpr int MATS = 1;" : ""}${c.grp ? `\n  static constexpr int GRP = ${c.grp}, GRPT = ${c.grpT ? 1 : 0}${c.grpM ? `, GRPM = ${c.grpM}` : ""};` : ""}
   static constexpr int ${ints};
 };`;
 }
@@ -766,7 +769,7 @@ export function chunkModelSource(model: I.Model, cr: ChunkRows): ChunkModelSourc
           : c.kind === "walkS"
             ? `seqc_chunk_walk_${c.grp ? "g" : "s"}<${cfg}>(rows, seqc_smem, ws, wsS, ${c.grp ? "wsG, " : ""}${dimOf(Sd.shape[cr.form.key])}, ${valueDim}, ${headsExpr});`
             : c.kind === "out"
-              ? `seqc_chunk_out${c.grp ? "_g" : ""}<${cfg}>(rows, seqc_smem, ws, wsS, ${c.grp ? "wsG, " : ""}${valueDim}, ${headsExpr});`
+              ? `seqc_chunk_out${c.grp ? (c.grpM ? "_gm" : "_g") : ""}<${cfg}>(rows, seqc_smem, ws, wsS, ${c.grp ? "wsG, " : ""}${valueDim}, ${headsExpr});`
               : c.kind === "carry"
               ? `seqc_chunk_carry<${cfg}>(rows, wsG, ${dimOf(Sd.shape[cr.form.key])}, ${valueDim}, ${headsExpr});`
               : `seqc_chunk_walk${c.direct ? "_d" : ""}<${cfg}>(rows, seqc_smem, ws, ${dimOf(Sd.shape[cr.form.key])}, ${valueDim}, ${headsExpr});`;

@@ -201,11 +201,12 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
             // grouped split3 first (diagonal chunk transitions): G groups of chunks walked in parallel, then the carry
             const o = mk("out", BO);
             if (grouped)
-              // (-g<G>t: the carry's S_in in the operand type, chunked-model.ts ChunkCfg.grpT; the walk is -g<G>'s)
-              for (const [G, grpT] of SPLIT3_GROUPS.flatMap((G) => [[G, false] as const, [G, true] as const])) {
-                const g = (x: ChunkCfg): ChunkCfg => ({ ...x, grp: G, ...(grpT && x.kind !== "walkS" ? { grpT } : {}) });
+              // (-g<G>t: the carry's S_in in the operand type, chunked-model.ts ChunkCfg.grpT; -g<G>t<M>: with the readout
+              // over runs of M chunks of a group, ChunkCfg.grpM; the walk is -g<G>'s)
+              for (const [G, grpT, M] of SPLIT3_GROUPS.flatMap((G): [number, boolean, number][] => [[G, false, 1], [G, true, 1], ...SPLIT3_RUNS.map((M): [number, boolean, number] => [G, true, M])])) {
+                const g = (x: ChunkCfg): ChunkCfg => ({ ...x, grp: G, ...(grpT && x.kind !== "walkS" ? { grpT } : {}), ...(M > 1 && x.kind === "out" ? { grpM: M } : {}) });
                 const w = g(mk("walkS", BV)), og = g(o), cy = g(mk("carry", KP));
-                const variant = `chunked-split3-${ioT}-k${KP}-v${BV}${tag}-g${G}${grpT ? "t" : ""}-r${RTP}`;
+                const variant = `chunked-split3-${ioT}-k${KP}-v${BV}${tag}-g${G}${grpT ? "t" : ""}${M > 1 ? M : ""}-r${RTP}`;
                 if ([a, w, og].some((x) => chunkLayout(x).SMEM > SMEM_MAX) || !(opts.only ?? groupedByDefault)(variant)) continue;
                 for (const x of [a, w, cy, og]) wrap(x);
                 forms.push({
@@ -225,7 +226,7 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
                     launch(a, ["*", "B", nH, nc], ["chunk"]),
                     launch(w, ["*", "B", nH, G, ["ceilDiv", Vd, BV]], ["chunk", "chunkS", "chunkG"]),
                     launch(cy, ["*", "B", nH, (KP * KP) / threadsOf(cy)], ["chunkG"]),
-                    launch(og, ["*", "B", nH, nc, ["ceilDiv", Vd, BO]], ["chunk", "chunkS", "chunkG"]),
+                    launch(og, ["*", "B", nH, M > 1 ? ["*", G, ["ceilDiv", ["ceilDiv", nc, G], M]] : nc, ["ceilDiv", Vd, BO]], ["chunk", "chunkS", "chunkG"]),
                   ],
                 });
               }
@@ -331,6 +332,8 @@ function split3Prefer(BV: number, KP: number, nH: SizeExpr, Vd: SizeExpr, decay:
 }
 /** Grouped split3's group counts (variants `-g<G>`). */
 export const SPLIT3_GROUPS = [2, 3, 4, 8, 16] as const;
+/** Grouped split3's readout runs (variants `-g<G>t<M>`: M consecutive chunks of a group per readout block). */
+export const SPLIT3_RUNS = [4, 8] as const;
 /** The grouped variants a plan holds without `only`: none (lowered where `only` names them). H100 run 16 at (1, 32768):
  *  the 16-value grouped walk 1.1-1.45x faster than split3's (bound by its bytes at G >= 2, no faster with more groups),
  *  but the readout's carry 1.2-1.8x slower, so no forward was faster (Simple GLA 0.681 vs 0.664 ms, Mamba-2 1.265 vs
