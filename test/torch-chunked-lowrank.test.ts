@@ -108,49 +108,54 @@ async function pythonLowRank(model: I.Model, { names, models }: ReturnType<typeo
   return { parts, ...got };
 }
 
+// B, T, given initial state, no final-state cotangent, chunk (micro-steps), glue dtype, the decay adjoint and the pass
+// over chunks as torch ops (torch.cumsum, torch.matmul) instead of their plans, the per-chunk readouts and the chunk
+// transitions as the plans or as matrix products (seqc_chunked_lowrank.ChunkCore), stressed inputs (log decays down to
+// -20 a step, beta in (0, 2))
+const P = { torchOps: false, readWay: "plan", augWay: "plan" } as const, TP = { ...P, torchOps: true } as const;
+const MM = { torchOps: true, readWay: "matmul", augWay: "plan" } as const, MA = { ...MM, augWay: "matmul" } as const;
+/** The glue test's cases in two groups (each model's two tests stay well under vitest's limit under load). */
+const GLUE_CASES: Record<string, GlueCase[]> = {
+  "plans, torch ops, products": [
+    [2, 37, true, false, 16, "float64", P, false], [1, 1, true, false, 64, "float64", P, false], [3, 11, false, true, 4, "float64", P, false],
+    [2, 40, true, false, 7, "float64", TP, false], [2, 23, true, false, 8, "float32", TP, false],
+    // the readouts as matrix products: several sub-blocks of a per-key decay (chunk 40 > seqc_chunked_lowrank.BLOCK), T = 1,
+    // chunk 1, a small chunk (5: many chunks, the timeline not a multiple), stressed inputs, float32, the defaults
+    [2, 37, true, false, 40, "float64", MM, false], [1, 1, true, false, 64, "float64", MM, false], [3, 11, false, true, 1, "float64", MA, false],
+    [2, 23, true, false, 5, "float64", MA, true], [2, 29, true, false, 64, "float64", MA, true], [2, 23, true, false, 8, "float32", MA, false],
+    [2, 19, true, false, 6, "float64", { torchOps: false }, false], [2, 19, true, false, 40, "float64", { torchOps: true, readWay: "matmul", augWay: "auto" }, true],
+    [2, 19, true, false, 40, "float64", { torchOps: true, readWay: "matmul", augWay: "auto", keyWay: "blocks" }, true],
+  ],
+  "per-key ways, layouts, solves": [
+    // a per-key decay's two ways (seqc_chunked_lowrank.LR_KEY): "blocks" (sub-blocks, elementwise inside) at several
+    // sub-blocks, stressed, and float32; "halves" (recursive halves, no elementwise ratios) at a chunk padded to a
+    // power of two (13 -> 16), stressed, float32, chunk 1 (no halves: the diagonal only); both the same products for
+    // no / a scalar decay
+    [2, 37, true, false, 40, "float64", { ...MM, keyWay: "blocks" }, true], [2, 23, true, false, 8, "float32", { ...MA, keyWay: "blocks" }, false],
+    [2, 23, true, false, 13, "float64", { ...MA, keyWay: "halves" }, true], [2, 31, false, false, 16, "float32", { ...MA, keyWay: "halves" }, true],
+    [1, 3, true, false, 1, "float64", { ...MA, keyWay: "halves" }, false],
+    // the timeline's layouts (seqc_chunked_lowrank.LR_LAYOUT: "heads", the reversal a flip with the reversed timeline
+    // padded at its front; "tokens", the old one) and the readouts sharing the transitions' ChunkCore (LR_SHARE: the
+    // low-rank reads by linearity) or not: the plans on the heads layout are the cases above; here the old layout with
+    // the plans and with the products, heads without sharing, T = 1 and chunk 1 sharing, a padded chunk, float32
+    [2, 37, true, false, 16, "float64", { ...TP, layout: "tokens" }, false], [2, 23, true, false, 5, "float64", { ...MA, layout: "tokens", share: false }, true],
+    [2, 23, true, false, 8, "float32", { ...MA, layout: "heads", share: false }, false], [1, 1, true, false, 64, "float64", { ...MA, layout: "heads", share: true }, false],
+    [3, 11, false, true, 1, "float64", { ...MA, layout: "heads", share: true }, true], [2, 29, true, false, 13, "float64", { ...MA, layout: "heads", share: true }, true],
+    [2, 29, true, false, 13, "float64", { ...MA, layout: "tokens", share: true }, true],
+    // the triangular solve in blocks (LR_SOLVE "blocks", the default, so the cases above too: diagonal blocks inverted by
+    // doubling, then a block substitution): a block not dividing the chunk (13 -> 16 rows, blocks of 3), float32
+    [2, 23, true, false, 13, "float64", { ...MA, solve: "blocks", solveBlock: 3 }, true], [2, 31, false, false, 16, "float32", { ...MA, solve: "blocks", solveBlock: 4 }, true],
+    // cuBLAS's batched trsm (the old default)
+    [2, 29, true, false, 64, "float64", { ...MA, solve: "trsm" }, true], [2, 23, true, false, 8, "float32", { ...MA, solve: "trsm" }, false],
+  ],
+};
+
 describe.skipIf(!cpuTorch)("torch target: the low-rank chain's glue (seqc_chunked_lowrank.py on CPU torch, chain models on the float64 interpreter)", () => {
-  it.each(MODELS)("%s", async (name) => {
+  it.each(MODELS.flatMap((m) => Object.keys(GLUE_CASES).map((g) => [m, g])))("%s: %s", async (name, group) => {
     const model = load(name);
     const dims = dimsOf(model);
     const chain = lowRankChain(model, dims);
-    const state = chain.names.state;
-    // B, T, given initial state, no final-state cotangent, chunk (micro-steps), glue dtype, the decay adjoint and the pass
-    // over chunks as torch ops (torch.cumsum, torch.matmul) instead of their plans, the per-chunk readouts and the chunk
-    // transitions as the plans or as matrix products (seqc_chunked_lowrank.ChunkCore), stressed inputs (log decays down to
-    // -20 a step, beta in (0, 2))
-    const P = { torchOps: false, readWay: "plan", augWay: "plan" } as const, TP = { ...P, torchOps: true } as const;
-    const MM = { torchOps: true, readWay: "matmul", augWay: "plan" } as const, MA = { ...MM, augWay: "matmul" } as const;
-    const cases: GlueCase[] = [
-      [2, 37, true, false, 16, "float64", P, false], [1, 1, true, false, 64, "float64", P, false], [3, 11, false, true, 4, "float64", P, false],
-      [2, 40, true, false, 7, "float64", TP, false], [2, 23, true, false, 8, "float32", TP, false],
-      // the readouts as matrix products: several sub-blocks of a per-key decay (chunk 40 > seqc_chunked_lowrank.BLOCK), T = 1,
-      // chunk 1, a small chunk (5: many chunks, the timeline not a multiple), stressed inputs, float32, the defaults
-      [2, 37, true, false, 40, "float64", MM, false], [1, 1, true, false, 64, "float64", MM, false], [3, 11, false, true, 1, "float64", MA, false],
-      [2, 23, true, false, 5, "float64", MA, true], [2, 29, true, false, 64, "float64", MA, true], [2, 23, true, false, 8, "float32", MA, false],
-      [2, 19, true, false, 6, "float64", { torchOps: false }, false], [2, 19, true, false, 40, "float64", { torchOps: true, readWay: "matmul", augWay: "auto" }, true],
-      [2, 19, true, false, 40, "float64", { torchOps: true, readWay: "matmul", augWay: "auto", keyWay: "blocks" }, true],
-      // a per-key decay's two ways (seqc_chunked_lowrank.LR_KEY): "blocks" (sub-blocks, elementwise inside) at several
-      // sub-blocks, stressed, and float32; "halves" (recursive halves, no elementwise ratios) at a chunk padded to a
-      // power of two (13 -> 16), stressed, float32, chunk 1 (no halves: the diagonal only); both the same products for
-      // no / a scalar decay
-      [2, 37, true, false, 40, "float64", { ...MM, keyWay: "blocks" }, true], [2, 23, true, false, 8, "float32", { ...MA, keyWay: "blocks" }, false],
-      [2, 23, true, false, 13, "float64", { ...MA, keyWay: "halves" }, true], [2, 31, false, false, 16, "float32", { ...MA, keyWay: "halves" }, true],
-      [1, 3, true, false, 1, "float64", { ...MA, keyWay: "halves" }, false],
-      // the timeline's layouts (seqc_chunked_lowrank.LR_LAYOUT: "heads", the reversal a flip with the reversed timeline
-      // padded at its front; "tokens", the old one) and the readouts sharing the transitions' ChunkCore (LR_SHARE: the
-      // low-rank reads by linearity) or not: the plans on the heads layout are the cases above; here the old layout with
-      // the plans and with the products, heads without sharing, T = 1 and chunk 1 sharing, a padded chunk, float32
-      [2, 37, true, false, 16, "float64", { ...TP, layout: "tokens" }, false], [2, 23, true, false, 5, "float64", { ...MA, layout: "tokens", share: false }, true],
-      [2, 23, true, false, 8, "float32", { ...MA, layout: "heads", share: false }, false], [1, 1, true, false, 64, "float64", { ...MA, layout: "heads", share: true }, false],
-      [3, 11, false, true, 1, "float64", { ...MA, layout: "heads", share: true }, true], [2, 29, true, false, 13, "float64", { ...MA, layout: "heads", share: true }, true],
-      [2, 29, true, false, 13, "float64", { ...MA, layout: "tokens", share: true }, true],
-      // the triangular solve in blocks (LR_SOLVE "blocks", the default, so the cases above too: diagonal blocks inverted by
-      // doubling, then a block substitution): a block not dividing the chunk (13 -> 16 rows, blocks of 3), float32
-      [2, 23, true, false, 13, "float64", { ...MA, solve: "blocks", solveBlock: 3 }, true], [2, 31, false, false, 16, "float32", { ...MA, solve: "blocks", solveBlock: 4 }, true],
-      // cuBLAS's batched trsm (the old default)
-      [2, 29, true, false, 64, "float64", { ...MA, solve: "trsm" }, true], [2, 23, true, false, 8, "float32", { ...MA, solve: "trsm" }, false],
-    ];
-    await checkGlue(model, dims, chain, cases);
+    await checkGlue(model, dims, chain, GLUE_CASES[group]);
   }, 300_000);
 });
 
