@@ -459,8 +459,7 @@ def _param_pass(m, p, prefix, dims, B, T, bins, outs, pars, dtype, device):
     adjoint is one per-step value summed over batch and steps (p["sum"], a bias) is that reduction, no kernel."""
     t = next(x for x in m.params if x["name"] == p["param"])
     if p.get("sum"):
-        src = p["reads"][p["sum"]]
-        x = bins.get(src) if src in bins else outs.get(src)
+        x = _pass_read(p, p["sum"], bins, outs)
         return x.reshape(B * T, -1).sum(0).reshape([_cuda.eval_size(s, dims) for s in t["shape"]])
     mm = p.get("matmul") if PASS_MATMUL in ("torch", "torch-rows") else None
     if mm:  # W_bar = A^T X over every (row, step): both read over the same reversed steps
@@ -473,8 +472,8 @@ def _param_pass(m, p, prefix, dims, B, T, bins, outs, pars, dtype, device):
     C = pass_fold(B, T, m.size(t, dims))
     rows = B * (T // C)
     ins = {}
-    for name, src in p["reads"].items():
-        x = bins.get(src) if src in bins else outs.get(src)
+    for name in p["reads"]:
+        x = _pass_read(p, name, bins, outs)
         if x is not None:
             ins[name] = x.reshape([rows, C] + list(x.shape[2:]))
     _, final, _ = m.execute(prefix + p["param"], dims, rows, C, ins, pars, {}, dtype, device)
@@ -491,8 +490,8 @@ def _input_pass(m, p, prefix, dims, B, T, bins, outs, pars, dtype, device):
             w = pars[mm["param"]].to(dtype).reshape(a[0, 0].numel(), -1)
             return torch.mm(a.reshape(B * T, -1), w).reshape([B, T] + [_cuda.eval_size(s, dims) for s in next(x for x in m.inputs if x["name"] == p["input"])["shape"]])
     ins = {}
-    for name, src in p["reads"].items():
-        x = bins.get(src) if src in bins else outs.get(src)
+    for name in p["reads"]:
+        x = _pass_read(p, name, bins, outs)
         if x is not None:
             ins[name] = x
     o, _, _ = m.execute(prefix + p["input"], dims, B, T, ins, pars, {}, dtype, device)
