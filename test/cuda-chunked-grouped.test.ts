@@ -13,6 +13,7 @@ import { loadProgram } from "../compiler/frontend/load.ts";
 import type { Model } from "../compiler/ir/types.ts";
 import { chunkedEligible, lowerChunked } from "../compiler/backends/cuda/chunked-plan.ts";
 import { findNvcc, nvccPtx } from "../compiler/backends/cuda/nvcc.ts";
+import { chooseCudaForm } from "../compiler/backends/cuda/choose.ts";
 import { checkChunkedEmu, type ChunkEmuCase } from "./helpers/chunked-emu-check.ts";
 
 const gpp = spawnSync("g++", ["--version"]).status === 0;
@@ -80,17 +81,34 @@ describe.skipIf(!gpp)("grouped split3 on the CPU emulation vs the interpreter", 
 });
 
 describe("grouped split3 in the plan", () => {
-  it("is lowered only on request, for diagonal chunk transitions, and leaves the default modules without its source", () => {
+  it("is lowered for diagonal chunk transitions only; a default plan holds -g<G>t with the measured walk tiles (2-byte I/O, K >= 64) and nothing else grouped", () => {
     for (const [name, has] of [["simple_gla", true], ["gla", true], ["mamba2", true], ["deltanet", false], ["rwkv7", false], ["mlstm", false]] as const) {
       const m = load(name);
       const el = chunkedEligible(m);
       if (!el.ok) throw new Error(el.why);
-      const { forms } = lowerChunked(m, el, { only: (v) => /-g\d+-r\d$/.test(v) });
+      const { forms } = lowerChunked(m, el, { only: (v) => /-g\d+t?\d*-r\d$/.test(v) });
       expect(forms.length > 0, name).toBe(has);
       const all = lowerChunked(m, el);
-      expect(all.forms.some((f) => /-g\d+-r\d$/.test(f.variant)), name).toBe(false);
-      for (const mod of Object.values(all.modules)) expect(mod.source).not.toContain("seqc_chunk_walk_g");
+      const grouped = all.forms.filter((f) => /-g\d+/.test(f.variant)).map((f) => f.variant);
+      if (!has) expect(grouped, name).toEqual([]);
+      for (const v of grouped) expect(v, name).toMatch(/^chunked-split3-(bf16|f16)-(k128-v32|k64-v64)(-a\d+)?(-mw)?-g(2|3|4|8|16)t-r1$/);
+      if (has) expect(grouped.length, name).toBe(2 * 2 * 5);
+      expect(all.modules.f32.source).not.toContain("seqc_chunk_walk_g");
+      const mixed = lowerChunked(m, el, { ios: [{ io: "bf16", out: "f32" }] });
+      for (const mod of Object.values(mixed.modules)) expect(mod.source).not.toContain("seqc_chunk_walk_g");
     }
+  });
+  it("auto takes -g<G>t with the largest G whose walk fits one wave, at few heads and T >= 16384 (run 17)", () => {
+    const pick = (name: string, shape: Record<string, number>) => chooseCudaForm(load(name), shape, "bf16").variant;
+    const s3 = { B: 1, T: 32768, H: 8, K: 128, V: 128 };
+    expect(pick("simple_gla", s3)).toBe("chunked-split3-bf16-k128-v32-g4t-r1");
+    expect(pick("simple_gla", { ...s3, B: 2 })).toBe("chunked-split3-bf16-k128-v32-g2t-r1");
+    expect(pick("simple_gla", { ...s3, H: 2 })).toBe("chunked-split3-bf16-k128-v32-g16t-r1");
+    expect(pick("simple_gla", { ...s3, B: 4 })).not.toMatch(/-g\d/);
+    expect(pick("simple_gla", { ...s3, T: 8192 })).toBe("chunked-split3-bf16-k128-v16-r1");
+    expect(pick("mamba2", { B: 1, T: 32768, H: 32, P: 64, N: 64 })).toBe("chunked-split3-bf16-k64-v64-g4t-r1");
+    expect(pick("deltanet", s3)).not.toMatch(/-g\d/);
+    expect(chooseCudaForm(load("simple_gla"), s3).variant).not.toMatch(/-g\d/);
   });
   it("launches phase A, the grouped walk (B x H x G x value tiles), the carry and the readout", () => {
     const m = load("simple_gla");

@@ -70,23 +70,25 @@ describe("CUDA chunked form", () => {
     expect(chooseCudaForm(m, { B: 8, T: 16, H: 16, K: 64, V: 64 }).form).toBe("sequential");
     expect(chooseCudaForm(m, { B: 1, T: 4096, H: 16, K: 128, V: 128 }, "bf16").variant).toMatch(/^chunked-.*-bf16-k128/);
   });
-  it("auto at the H100 benchmark shapes picks the variant measured fastest in runs 4, 5, 7, 8 and 13 (bench/RESULTS.md)", () => {
+  it("auto at the H100 benchmark shapes picks the variant measured fastest in runs 4, 5, 7, 8, 13 and 17 (bench/RESULTS.md)", () => {
     const s1 = { B: 8, T: 2048, H: 16, K: 64, V: 64 }, s2 = { B: 4, T: 8192, H: 16, K: 128, V: 128 }, s3 = { B: 1, T: 32768, H: 8, K: 128, V: 128 };
     const m2 = (x: { B: number; T: number; K: number }) => ({ B: x.B, T: x.T, H: 32, P: 64, N: 64 });
     // run 5: at K = 128 the 64-value split walk where it fills the GPU, phase A with more warps (a384: two
     // blocks per SM, a512: one); run 7: low rank at the third shape walks 8 values (split3), RWKV-7 at the first
     // shape split (its phase A fits two blocks per SM) instead of fused; run 8: splitd (raw q / k / v rows in the walk)
-    // with 32-value walks for scalar decay without low rank at K = 64 where those walks fill the SMs
+    // with 32-value walks for scalar decay without low rank at K = 64 where those walks fill the SMs; run 17: at the third
+    // shape, diagonal chunk transitions take grouped split3 with S_in in the operand type (-g4t: 4 groups of chunks
+    // walked in parallel, 128 walk blocks), 32-value walks at K = 128 and 64 at K = 64
     const want: [string, Record<string, number>, string][] = [
-      ["simple_gla", s1, "splitd-bf16-k64-v32"], ["simple_gla", s2, "split-bf16-k128-v64"], ["simple_gla", s3, "split3-bf16-k128-v16"],
+      ["simple_gla", s1, "splitd-bf16-k64-v32"], ["simple_gla", s2, "split-bf16-k128-v64"], ["simple_gla", s3, "split3-bf16-k128-v32-g4t"],
       // run 13: phase A with low rank and scalar or no decay inverts by warp products (-iw; at K = 64 with 384 threads),
       // with a per-key decay it forms A and Aq's block pairs as warp tasks (-mw)
-      ["gla", s1, "split-bf16-k64-v32-mw"], ["gla", s2, "split-bf16-k128-v64-a512-mw"], ["gla", s3, "split3-bf16-k128-v16-a512-mw"],
+      ["gla", s1, "split-bf16-k64-v32-mw"], ["gla", s2, "split-bf16-k128-v64-a512-mw"], ["gla", s3, "split3-bf16-k128-v32-a512-mw-g4t"],
       ["deltanet", s1, "split-bf16-k64-v32-a384-iw"], ["deltanet", s2, "split-bf16-k128-v64-a384-iw"], ["deltanet", s3, "split3-bf16-k128-v8-a384-iw"],
       ["gated_deltanet", s1, "split-bf16-k64-v32-a384-iw"], ["gated_deltanet", s2, "split-bf16-k128-v64-a384-iw"], ["gated_deltanet", s3, "split3-bf16-k128-v8-a384-iw"],
       ["rwkv7", s1, "split-bf16-k64-v32-mw"], ["rwkv7", s2, "split-bf16-k128-v64-a512-mw"], ["rwkv7", s3, "split3-bf16-k128-v8-a512-mw"],
       // Mamba-2 at the first shape: fused with 64-value tiles (runs 1 and 3: 0.39 and 0.43 ms, the fastest; run 4's 0.90 ms is an outlier)
-      ["mamba2", m2(s1), "fused-bf16-k64-v64"], ["mamba2", m2(s2), "splitd-bf16-k64-v32"], ["mamba2", m2(s3), "split3-bf16-k64-v16"],
+      ["mamba2", m2(s1), "fused-bf16-k64-v64"], ["mamba2", m2(s2), "splitd-bf16-k64-v32"], ["mamba2", m2(s3), "split3-bf16-k64-v64-g4t"],
     ];
     for (const [name, shape, variant] of want) expect(chooseCudaForm(load(name), shape, "bf16").variant, `${name} ${JSON.stringify(shape)}`).toBe(`chunked-${variant}-r${name === "rwkv7" ? 2 : 1}`);
   });

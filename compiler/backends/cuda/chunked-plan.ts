@@ -207,14 +207,15 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
                 const g = (x: ChunkCfg): ChunkCfg => ({ ...x, grp: G, ...(grpT && x.kind !== "walkS" ? { grpT } : {}), ...(M > 1 && x.kind === "out" ? { grpM: M } : {}) });
                 const w = g(mk("walkS", BV)), og = g(o), cy = g(mk("carry", KP));
                 const variant = `chunked-split3-${ioT}-k${KP}-v${BV}${tag}-g${G}${grpT ? "t" : ""}${M > 1 ? M : ""}-r${RTP}`;
-                if ([a, w, og].some((x) => chunkLayout(x).SMEM > SMEM_MAX) || !(opts.only ?? groupedByDefault)(variant)) continue;
+                const inPlan = opts.only ?? (() => groupedByDefault(G, BV, KP, grpT, M, tag, want, dtype, out));
+                if ([a, w, og].some((x) => chunkLayout(x).SMEM > SMEM_MAX) || !inPlan(variant)) continue;
                 for (const x of [a, w, cy, og]) wrap(x);
                 forms.push({
                   form: "chunked",
                   variant,
                   ...ioFields,
                   applicable: ["*", ...base, eq(classOf(Vd), KP), [">=", "LIMIT_SMEM_OPTIN", Math.max(...[a, w, og].map((x) => chunkLayout(x).SMEM))]],
-                  prefer: split3gPrefer(G, BV, KP, nH, Vd, tag, want),
+                  prefer: groupedByDefault(G, BV, KP, grpT, M, tag, want, dtype, out) ? split3gPrefer(G, BV, nH, Vd) : 0,
                   note: `chunked split3 grouped (${ioT}): every chunk's S0-independent part in parallel (${threadsOf(a)} threads), ${G} groups of chunks walked in parallel per batch x head x ${BV} values from zero states (S' = exp(G_n) S0 + X~^T U0; each chunk's local S0 stored), a carry over the groups per state element (S_in(g + 1) = D_g S_in(g) + E_g${grpT ? `, S_in stored in ${ioT}` : ""}), then y = Q~ (S0_local + P_c S_in) + Aq U0 over every chunk in parallel`,
                   vars: [],
                   workspaces: [
@@ -334,14 +335,22 @@ function split3Prefer(BV: number, KP: number, nH: SizeExpr, Vd: SizeExpr, decay:
 export const SPLIT3_GROUPS = [2, 3, 4, 8, 16] as const;
 /** Grouped split3's readout runs (variants `-g<G>t<M>`: M consecutive chunks of a group per readout block). */
 export const SPLIT3_RUNS = [4, 8] as const;
-/** The grouped variants a plan holds without `only`: none (lowered where `only` names them). H100 run 16 at (1, 32768):
- *  the 16-value grouped walk 1.1-1.45x faster than split3's (bound by its bytes at G >= 2, no faster with more groups),
- *  but the readout's carry 1.2-1.8x slower, so no forward was faster (Simple GLA 0.681 vs 0.664 ms, Mamba-2 1.265 vs
- *  1.209); the 32- and 64-value grouped walks (X~ read 4 or 2 times instead of 8) were not measured. */
-const groupedByDefault = (_variant: string) => false;
-/** Grouped split3: never auto's pick (run 16, above). */
-function split3gPrefer(_G: number, _BV: number, _KP: number, _nH: SizeExpr, _Vd: SizeExpr, _tag: string, _want: string): SizeExpr {
-  return 0;
+/** The grouped variants a plan holds without `only`, auto's candidates: -g<G>t (S_in in the operand type) with
+ *  2-byte operands and outputs, K >= 64, the preferred phase A, and the walk's value tile measured fastest (32 values at
+ *  K = 128, 64 at K = 64), every G. H100 run 17 at (1, 32768): forwards 1.10-1.19x faster than split3's 16-value walk
+ *  (Simple GLA 0.672 -> 0.566 ms, GLA 0.890 -> 0.764, Mamba-2 1.179 -> 1.072). -g<G> (fp32 S_in: readout 0.28-0.30 ms
+ *  vs -g<G>t's 0.22) and -g<G>t<M> (runs of chunks: no faster at K = 128, 1.6x slower readout at Mamba-2) only on
+ *  request, as are other value tiles (16 values: walk 0.255 vs 0.205 ms). */
+const groupedByDefault = (G: number, BV: number, KP: number, grpT: boolean, M: number, tag: string, want: string, dtype: ChunkDtype, out: ChunkDtype) =>
+  SPLIT3_GROUPS.includes(G as (typeof SPLIT3_GROUPS)[number]) && grpT && M === 1 && dtype !== "f32" && out === dtype && KP >= 64 && BV === (KP >= 128 ? 32 : 64) && phaseAPreferred(tag, want);
+/** Grouped split3 -g<G>t (a variant groupedByDefault keeps): auto's pick where split3's 16-value walk was (few heads:
+ *  B x H x 32-value tiles below the SMs), the sequence at least 16384 long (measured at 32768: 512 chunks), with the
+ *  largest G whose walk (B x H x G x value tiles) fits one wave: run 17's fastest, Simple GLA / GLA v32-g4
+ *  (128 blocks on 132 SMs) and Mamba-2 v64-g4 (128). */
+function split3gPrefer(G: number, BV: number, nH: SizeExpr, Vd: SizeExpr): SizeExpr {
+  const blocks = (g: number): SizeExpr => ["*", "B", nH, g, ["ceilDiv", Vd, BV]];
+  const next = SPLIT3_GROUPS.find((g) => g > G);
+  return ["*", [">=", "T", 16384], [">=", ["-", "LIMIT_SMS", 1], ["*", "B", nH, ["ceilDiv", Vd, 32]]], [">=", "LIMIT_SMS", blocks(G)], next ? ["-", 1, [">=", "LIMIT_SMS", blocks(next)]] : 1];
 }
 /** Scalar or no decay, no low rank, K <= 64: splitd's 32-value walk takes the shapes where those walks fill the SMs. */
 const splitdCase = (KP: number, decay: number, lr: boolean) => !lr && decay <= 1 && KP <= 64;
