@@ -1548,7 +1548,9 @@ __device__ void seqc_chunk_out(const R& rows, char* smem, const typename Cfg::T*
  * S_in(0) = the initial state, S_in(g + 1) = D_g S_in(g) + E_g (D_g = the product of the group's exp(G_n), E_g its local
  * end state; the final state likewise). The readout forms S0(c) = S0_local(c) + diag(P_c) S_in(g(c)) in fp32 (P_c = the
  * product of exp(G_n) from the group's start to c: factors <= 1, never overflowing) before its products.
- * Workspace wsG (floats) per batch x head: P [nc][KP], D [GRP][KP], E [GRP][KP][VP], S_in [GRP][KP][VP].
+ * Workspace wsG (floats) per batch x head: P [nc][KP], D [GRP][KP], E [GRP][KP][VP], S_in [GRP][KP][VP] (Cfg::GRPT,
+ * variants `-g<G>t`: S_in in the operand type over the first half of its floats, loaded by the readout into registers
+ * before its record's wait; Cfg::GRPM, `-g<G>t<M>`: a readout block over M consecutive chunks of a group).
  */
 export const CHUNK_GROUP_SOURCE = String.raw`
 // ---- grouped split3: groups of chunks walked in parallel, a carry over the groups, the readout adds the carry ----
