@@ -197,6 +197,11 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
           // split3: phase A, a walk that only carries the state (and stores each chunk's start state), then the
           // readout over every chunk in parallel (value tiles of BO)
           const BO = Math.min(KP, dtype === "f32" ? 32 : 64);
+          // the records and each chunk's start state (the grouped variants add chunkG)
+          const split3Ws = () => [
+            { name: "chunk", words: ["*", "B", nH, nc, recBytes / 4] as SizeExpr },
+            { name: "chunkS", words: ["*", "B", nH, nc, (KP * KP * (dtype === "f32" ? 4 : 2)) / 4] as SizeExpr },
+          ];
           for (const BV of walkSBVs) {
             // grouped split3 first (diagonal chunk transitions): G groups of chunks walked in parallel, then the carry
             const o = mk("out", BO);
@@ -207,7 +212,8 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
                 const g = (x: ChunkCfg): ChunkCfg => ({ ...x, grp: G, ...(grpT && x.kind !== "walkS" ? { grpT } : {}), ...(M > 1 && x.kind === "out" ? { grpM: M } : {}) });
                 const w = g(mk("walkS", BV)), og = g(o), cy = g(mk("carry", KP));
                 const variant = `chunked-split3-${ioT}-k${KP}-v${BV}${tag}-g${G}${grpT ? "t" : ""}${M > 1 ? M : ""}-r${RTP}`;
-                const inPlan = opts.only ?? (() => groupedByDefault(G, BV, KP, grpT, M, tag, want, dtype, out));
+                const byDefault = groupedByDefault(BV, KP, grpT, M, tag, want, dtype, out);
+                const inPlan = opts.only ?? (() => byDefault);
                 if ([a, w, og].some((x) => chunkLayout(x).SMEM > SMEM_MAX) || !inPlan(variant)) continue;
                 for (const x of [a, w, cy, og]) wrap(x);
                 forms.push({
@@ -215,14 +221,10 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
                   variant,
                   ...ioFields,
                   applicable: ["*", ...base, eq(classOf(Vd), KP), [">=", "LIMIT_SMEM_OPTIN", Math.max(...[a, w, og].map((x) => chunkLayout(x).SMEM))]],
-                  prefer: groupedByDefault(G, BV, KP, grpT, M, tag, want, dtype, out) ? split3gPrefer(G, BV, nH, Vd) : 0,
+                  prefer: byDefault ? split3gPrefer(G, BV, nH, Vd) : 0,
                   note: `chunked split3 grouped (${ioT}): every chunk's S0-independent part in parallel (${threadsOf(a)} threads), ${G} groups of chunks walked in parallel per batch x head x ${BV} values from zero states (S' = exp(G_n) S0 + X~^T U0; each chunk's local S0 stored), a carry over the groups per state element (S_in(g + 1) = D_g S_in(g) + E_g${grpT ? `, S_in stored in ${ioT}` : ""}), then y = Q~ (S0_local + P_c S_in) + Aq U0 over every chunk in parallel`,
                   vars: [],
-                  workspaces: [
-                    { name: "chunk", words: ["*", "B", nH, nc, recBytes / 4] },
-                    { name: "chunkS", words: ["*", "B", nH, nc, (KP * KP * (dtype === "f32" ? 4 : 2)) / 4] },
-                    { name: "chunkG", words: ["*", "B", nH, ["+", ["*", nc, KP], G * KP * (2 * KP + 1)]] },
-                  ],
+                  workspaces: [...split3Ws(), { name: "chunkG", words: ["*", "B", nH, ["+", ["*", nc, KP], G * KP * (2 * KP + 1)]] }],
                   steps: [
                     launch(a, ["*", "B", nH, nc], ["chunk"]),
                     launch(w, ["*", "B", nH, G, ["ceilDiv", Vd, BV]], ["chunk", "chunkS", "chunkG"]),
@@ -235,7 +237,6 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
             const variant = `chunked-split3-${ioT}-k${KP}-v${BV}${tag}-r${RTP}`;
             if ([a, w, o].some((x) => chunkLayout(x).SMEM > SMEM_MAX) || (opts.only && !opts.only(variant))) continue;
             for (const x of [a, w, o]) wrap(x);
-            const wsS: SizeExpr = ["*", "B", nH, nc, (KP * KP * (dtype === "f32" ? 4 : 2)) / 4];
             forms.push({
               form: "chunked",
               variant,
@@ -244,10 +245,7 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
               prefer: split3Prefer(BV, KP, nH, Vd, decay, lr, tag, want, dtype),
               note: `chunked split3 (${ioT}): every chunk's S0-independent part in parallel (${threadsOf(a)} threads), a walk per batch x head x ${BV} values that only carries the state (Z = U0 + M S0, S' = exp(G_n) S0 + X~^T Z; each chunk's S0 stored), then y = Q~ S0 + Aq Z over every chunk in parallel`,
               vars: [],
-              workspaces: [
-                { name: "chunk", words: ["*", "B", nH, nc, recBytes / 4] },
-                { name: "chunkS", words: wsS },
-              ],
+              workspaces: split3Ws(),
               steps: [launch(a, ["*", "B", nH, nc], ["chunk"]), launch(w, ["*", "B", nH, ["ceilDiv", Vd, BV]], ["chunk", "chunkS"]), launch(o, ["*", "B", nH, nc, ["ceilDiv", Vd, BO]], ["chunk", "chunkS"])],
             });
           }
@@ -341,8 +339,8 @@ export const SPLIT3_RUNS = [4, 8] as const;
  *  (Simple GLA 0.672 -> 0.566 ms, GLA 0.890 -> 0.764, Mamba-2 1.179 -> 1.072). -g<G> (fp32 S_in: readout 0.28-0.30 ms
  *  vs -g<G>t's 0.22) and -g<G>t<M> (runs of chunks: no faster at K = 128, 1.6x slower readout at Mamba-2) only on
  *  request, as are other value tiles (16 values: walk 0.255 vs 0.205 ms). */
-const groupedByDefault = (G: number, BV: number, KP: number, grpT: boolean, M: number, tag: string, want: string, dtype: ChunkDtype, out: ChunkDtype) =>
-  SPLIT3_GROUPS.includes(G as (typeof SPLIT3_GROUPS)[number]) && grpT && M === 1 && dtype !== "f32" && out === dtype && KP >= 64 && BV === (KP >= 128 ? 32 : 64) && phaseAPreferred(tag, want);
+const groupedByDefault = (BV: number, KP: number, grpT: boolean, M: number, tag: string, want: string, dtype: ChunkDtype, out: ChunkDtype) =>
+  grpT && M === 1 && dtype !== "f32" && out === dtype && KP >= 64 && BV === (KP >= 128 ? 32 : 64) && phaseAPreferred(tag, want);
 /** Grouped split3 -g<G>t (a variant groupedByDefault keeps): auto's pick where split3's 16-value walk was (few heads:
  *  B x H x 32-value tiles below the SMs), the sequence at least 16384 long (measured at 32768: 512 chunks), with the
  *  largest G whose walk (B x H x G x value tiles) fits one wave: run 17's fastest, Simple GLA / GLA v32-g4
