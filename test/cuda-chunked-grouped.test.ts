@@ -19,6 +19,13 @@ import { checkChunkedEmu, type ChunkEmuCase } from "./helpers/chunked-emu-check.
 const gpp = spawnSync("g++", ["--version"]).status === 0;
 if (!gpp) console.warn("cuda-chunked-grouped.test: g++ is not installed, so the emulated runs are skipped");
 const load = (name: string): Model => loadProgram([`stdlib/${name}.seq`]).models[0];
+/** The model and its chunked eligibility (throws where it is not eligible). */
+const eligible = (name: string) => {
+  const m = load(name);
+  const el = chunkedEligible(m);
+  if (!el.ok) throw new Error(el.why);
+  return { m, el };
+};
 const check = (model: Model, variants: string[], cases: ChunkEmuCase[], tol: number, patch?: (src: string) => string) => checkChunkedEmu(model, variants, cases, tol, { seed: 7, exactForms: true, patch });
 
 // chunks of 64 tokens: T = 1 (one chunk: every group but the first empty), 77 (2 chunks, ragged), 300 (5 chunks: G = 2
@@ -83,9 +90,7 @@ describe.skipIf(!gpp)("grouped split3 on the CPU emulation vs the interpreter", 
 describe("grouped split3 in the plan", () => {
   it("is lowered for diagonal chunk transitions only; a default plan holds -g<G>t with the measured walk tiles (2-byte I/O, K >= 64) and nothing else grouped", () => {
     for (const [name, has] of [["simple_gla", true], ["gla", true], ["mamba2", true], ["deltanet", false], ["rwkv7", false], ["mlstm", false]] as const) {
-      const m = load(name);
-      const el = chunkedEligible(m);
-      if (!el.ok) throw new Error(el.why);
+      const { m, el } = eligible(name);
       const { forms } = lowerChunked(m, el, { only: (v) => /-g\d+t?\d*-r\d$/.test(v) });
       expect(forms.length > 0, name).toBe(has);
       const all = lowerChunked(m, el);
@@ -111,9 +116,7 @@ describe("grouped split3 in the plan", () => {
     expect(chooseCudaForm(load("simple_gla"), s3).variant).not.toMatch(/-g\d/);
   });
   it("launches phase A, the grouped walk (B x H x G x value tiles), the carry and the readout", () => {
-    const m = load("simple_gla");
-    const el = chunkedEligible(m);
-    if (!el.ok) throw new Error(el.why);
+    const { m, el } = eligible("simple_gla");
     const { forms } = lowerChunked(m, el, { only: (v) => v === "chunked-split3-bf16-k128-v16-g4-r1" });
     expect(forms.map((f) => f.variant)).toEqual(["chunked-split3-bf16-k128-v16-g4-r1"]);
     const steps = forms[0].steps as { entry: string; grid: unknown }[];
@@ -124,9 +127,7 @@ describe("grouped split3 in the plan", () => {
 
 describe("grouped split3 with S_in in the operand type (-g<G>t)", () => {
   it("shares -g<G>'s phase A and walk, and has its own carry and readout", () => {
-    const m = load("simple_gla");
-    const el = chunkedEligible(m);
-    if (!el.ok) throw new Error(el.why);
+    const { m, el } = eligible("simple_gla");
     const pick = (v: string) => lowerChunked(m, el, { only: (x) => x === v });
     const a = pick("chunked-split3-bf16-k128-v32-g4-r1"), t = pick("chunked-split3-bf16-k128-v32-g4t-r1");
     const entries = (f: typeof a) => (f.forms[0].steps as { entry: string }[]).map((s) => s.entry);
@@ -138,9 +139,7 @@ describe("grouped split3 with S_in in the operand type (-g<G>t)", () => {
     expect(a.modules.bf16.source).not.toContain("GRPT = 1");
   });
   it("-g<G>t<M>: the readout's grid is B x H x G x runs of M chunks of a group x value tiles, after -g<G>t's walk and carry", () => {
-    const m = load("simple_gla");
-    const el = chunkedEligible(m);
-    if (!el.ok) throw new Error(el.why);
+    const { m, el } = eligible("simple_gla");
     const pick = (v: string) => lowerChunked(m, el, { only: (x) => x === v }).forms[0].steps as { entry: string; grid: unknown }[];
     const [t, r] = [pick("chunked-split3-bf16-k128-v32-g8t-r1"), pick("chunked-split3-bf16-k128-v32-g8t4-r1")];
     expect(r.slice(0, 3).map((s) => s.entry)).toEqual(t.slice(0, 3).map((s) => s.entry));
@@ -161,9 +160,7 @@ describe.skipIf(!nvcc)("nvcc -ptx of the grouped split3 kernels (sm_90)", () => 
     ["simple_gla", "bf16", "chunked-split3-bf16-k128-v64-g8t4-r1"],
     ["gla", "bf16", "chunked-split3-bf16-k128-v32-a512-mw-g4t8-r1"],
   ])("%s %s %s", (name, io, variant) => {
-    const m = load(name);
-    const el = chunkedEligible(m);
-    if (!el.ok) throw new Error(el.why);
+    const { m, el } = eligible(name);
     const { forms, modules } = lowerChunked(m, el, { only: (v) => v === variant });
     expect(forms.length).toBe(1);
     const { ptx } = nvccPtx(modules[io].source, 90, nvcc, { lowPriority: true });
