@@ -107,8 +107,8 @@ export function buildTorchPlans(model: I.Model, opts: { dims?: Record<string, nu
 }
 
 /** A pass's names, with its torch matrix-product shape where it has one (sums and copies need none). */
-function withMatmul<P extends { sum?: string; sameAs?: string }, M>(p: P, matmul: M | undefined): P & { matmul?: M } {
-  return matmul && !p.sum && !p.sameAs ? { ...p, matmul } : p;
+function withMatmul<P extends object, M>(p: P, matmul: M | undefined): P & { matmul?: M } {
+  return matmul && !("sum" in p && p.sum) && !("sameAs" in p && p.sameAs) ? { ...p, matmul } : p;
 }
 
 /** Attach PTX (nvcc, every capability in smTargets) to each plan and module, and to each kernel module. */
