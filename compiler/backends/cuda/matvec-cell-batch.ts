@@ -22,7 +22,8 @@
  * over all T steps, the staged copies from a per-thread list spread over the block, the depth slices' sum from loads issued
  * together, sigmoid by a select, the thread's one (b, j) decomposed before the step loop, and its own states and phase-A lets
  * mirrored in registers. Every value is bitwise `-batch2`'s. H100, B = 64, H = 32, T = 2048 (bench/RESULTS.md): LSTM
- * recording forward 1.74 vs 3.21 ms, core 1.28 vs 3.32; `-batch4s` (the same without the registers, opt-in) 2.68 / 1.90.
+ * recording forward 1.74 vs 3.21 ms, core 1.28 vs 3.32; the same without the registers (`-batch4s`, measured then removed)
+ * 2.68 / 1.90: the registers are half the gain.
  */
 import * as I from "../../ir/types.ts";
 import * as K from "../../kernel/ir.ts";
@@ -55,24 +56,22 @@ export interface BatchCellConfig {
   v2?: boolean;
   own?: boolean;
   /**
-   * `lean` (`-batch4`, `-batch4s`): the step's serial chain shortened where a thread of `-batch2` waits: a step's staged copies
+   * `lean` (`-batch4`): the step's serial chain shortened where a thread of `-batch2` waits: a step's staged copies
    * spread over every thread of the block (each thread's copies decomposed once, before the step loop: at H = 32 a core's 7
    * slices of H values were all issued by warp 0, on its way to the matvec), the matvec's depth slices summed from loads
    * issued together (not a loop of dependent ones), and sigmoid without a branch (the same two formulas, chosen by a
-   * select: a warp whose lanes differ in sign ran both sides one after the other, and the four gates could not overlap).
+   * select: a warp whose lanes differ in sign ran both sides one after the other, and the four gates could not overlap),
+   * and a thread's matvec row (its slice of the depth, at most WREG values) held in registers over all T steps.
    */
   lean?: boolean;
-  /** `wreg` (`-batch4`): a thread's matvec row (its slice of the depth, at most WREG values) held in registers over all T steps. */
-  wreg?: boolean;
 }
 /**
  * Threads per block. The runner takes the first applicable preferred form: 128 threads where a block's matvec
  * outputs (rows per block x matrix rows) are at most 128 (one output a thread), else 256.
  */
 export const BATCH_CELL_CONFIGS: BatchCellConfig[] = [
-  { THREADS: 128, suffix: "-batch4", v2: true, lean: true, wreg: true },
+  { THREADS: 128, suffix: "-batch4", v2: true, lean: true },
   { THREADS: 128, suffix: "-batch2", v2: true },
-  { THREADS: 128, suffix: "-batch4s", v2: true, lean: true },
   { THREADS: 128, suffix: "-batch3", v2: true, own: true },
   { THREADS: 128, suffix: "-batch" },
   { THREADS: 256, suffix: "-batch-256" },
@@ -119,7 +118,7 @@ template <int N> __device__ __forceinline__ void seqc_cpa_wait() {
 }
 #endif`;
 
-/** Most values of a thread's matvec row `wreg` holds in registers (groups of 4 of the depth: WREG / 4 float4). */
+/** Most values of a thread's matvec row `lean` holds in registers (groups of 4 of the depth: WREG / 4 float4). */
 const WREG = 32;
 /** Most staged copies of a step a thread issues from its precomputed list (`lean`); a block with more walks the slices as `-batch2`. */
 const NCP = 4;
@@ -134,7 +133,6 @@ export function renderMatvecCellBatch(model0: I.Model, CELL: BatchCellConfig = B
   const v2 = !!CELL.v2 || !!CELL.own;
   const own = !!CELL.own;
   const lean = !!CELL.lean;
-  const wreg = !!CELL.wreg;
   const hoisted = v2 ? hoistStateFree(model0, el.plan) : undefined;
   const model = hoisted?.model ?? model0;
   const plan = hoisted ? { ...el.plan, body: hoisted.body, phaseA: phaseOfLets(el.plan, hoisted.body) } : el.plan;
@@ -178,7 +176,7 @@ export function renderMatvecCellBatch(model0: I.Model, CELL: BatchCellConfig = B
   const matvec = rterms
     .map((r) => {
       const V = r.vecKind === "state" ? `s_S + ${stIndex.get(r.vec)}u * B * E + (size_t)b * E` : `s_L + (size_t)b * (${lvTotal}) + ${lvOff.get(r.vec)!}`;
-      // `wreg`: where each thread owns at most one output and its slice of the depth fits WREG values, that slice of the
+      // `lean`: where each thread owns at most one output and its slice of the depth fits WREG values, that slice of the
       // row sits in registers (w${r.id}[q]: depth 4 slice + 4 KS q .. + 3), summed in the loop's order (bitwise the same)
       const inRegs = `    if (WR${r.id}) { // ${r.param} . ${r.vec}${r.vecKind === "state" ? "(t-1)" : ""}, the row in registers  ->  s_M[slice * MS + MO${r.id} + b * RL + row]
       if (threadIdx.x < NB * RL${r.id} * KS) {
@@ -199,7 +197,7 @@ export function renderMatvecCellBatch(model0: I.Model, CELL: BatchCellConfig = B
         s_M[slice * MS + MO${r.id} + b * RL + row] = (a0 + a1) + (a2 + a3);
       }
     } else`;
-      return `${wreg ? inRegs : ""}    { // ${r.param} . ${r.vec}${r.vecKind === "state" ? "(t-1)" : ""}  ->  s_M[slice * MS + MO${r.id} + b * RL + row]
+      return `${lean ? inRegs : ""}    { // ${r.param} . ${r.vec}${r.vecKind === "state" ? "(t-1)" : ""}  ->  s_M[slice * MS + MO${r.id} + b * RL + row]
       const unsigned int RL = RL${r.id}, KV = ${productC(r.vecShape)}, NO = NB * RL;
       const float* W = s_W + ${wOff[r.id]};
       for (unsigned int o = threadIdx.x; o < NO * KS; o += blockDim.x) {
@@ -270,7 +268,7 @@ ${decode}
     })
     .join("\n");
 
-  // `wreg`: each thread's slice of its matvec row, from s_W into registers once (zeros past the depth / outputs)
+  // `lean`: each thread's slice of its matvec row, from s_W into registers once (zeros past the depth / outputs)
   const wregLoad = rterms
     .map((r) => `  const unsigned int KV${r.id} = ${productC(r.vecShape)};
   const bool WR${r.id} = NB * RL${r.id} * KS <= blockDim.x && KV${r.id} <= ${WREG}u * KS;  // block-uniform
@@ -419,7 +417,7 @@ ${stageCopy("tt")}
   }
   seqc_cpa_wait<${PFD - 2}>();
   __syncthreads();
-${wreg ? wregLoad : ""}${lVecs.length ? `  {
+${lean ? wregLoad : ""}${lVecs.length ? `  {
     const unsigned int t = 0u;
 ${pointwise(`${phaseA("0u")}`)}
   }
@@ -497,14 +495,14 @@ ${kvals.map((k) => `    ws_${k.slice(2)}[i] = L_${k}[0];`).join("\n")}
       ["CELL_BLOCKS", ["ceilDiv", "B", "BB"]],
       ["CELL_SMEM_FLOATS", smemFloats],
       // the kernel's KS (its doubling loop at blockDim = THREADS): the largest power of two <= KSMAX, THREADS / MS and MINKV / 4
-      ...(wreg ? [["KS", ["max", 1, ["min", KSMAX, ["pow2floor", ["min", ["/", CELL.THREADS, msS], ["/", minKVS, 4]]]]]] as [string, SizeExpr]] : []),
+      ...(lean ? [["KS", ["max", 1, ["min", KSMAX, ["pow2floor", ["min", ["/", CELL.THREADS, msS], ["/", minKVS, 4]]]]]] as [string, SizeExpr]] : []),
     ],
     // -batch4 (measured faster than -batch2 on the H100 at H = 32, bench/RESULTS.md) is preferred where what was timed runs:
     // one matvec output a thread and every thread's row slice in registers (KV <= WREG KS for each matvec); -batch3
-    // (measured slower) and -batch4s (the same without the registers: slower than -batch4) are opt-in, never preferred
-    ...(own || (lean && !wreg)
+    // (measured slower) is opt-in, never preferred
+    ...(own
       ? { prefer: 0 }
-      : wreg
+      : lean
         ? { prefer: ["min", [">=", CELL.THREADS, ["*", msS, "KS"]], ...rterms.map((r) => [">=", ["*", WREG, "KS"], ["*", 1, ...r.vecShape.map(extS)]] as SizeExpr)] as SizeExpr }
         : CELL.THREADS < 256
           ? { prefer: [">=", CELL.THREADS, ["*", "BB", rowsTotal]] as SizeExpr }
