@@ -305,21 +305,24 @@ class ChunkCore:
         # the events' values [N, Cp, mk, V]: the low-rank reads (solved into it), then the pairs' values
         VV = torch.empty([N, Cp, self.mk, V], dtype=self.dtype, device=self.device)
         E = self.E
-        for p, (_, v) in enumerate(pairs):
-            w = v.shape[2]
+
+        def put(e, x):
+            """x [N, n, w] (n <= Cp, w <= V) into event slot e as [0 | x] over its first n steps, zeros past them."""
+            n, w = x.shape[1], x.shape[2]
             if w < V:
-                VV[:, :, E + p, : V - w] = 0
-            VV[:, : v.shape[1], E + p, V - w :] = v
-            if v.shape[1] < Cp:
-                VV[:, v.shape[1] :, E + p] = 0
+                VV[:, :, e, : V - w] = 0
+            VV[:, :n, e, V - w :] = x
+            if n < Cp:
+                VV[:, n:, e] = 0
+
+        for p, (_, v) in enumerate(pairs):
+            put(E + p, v)
         self.VV = VV
         if r is None:
             self._r = self._solve([pad(w) for _, w in low_rank]) if low_rank else []
         else:
             for e, x in enumerate(r):
-                VV[:, : x.shape[1], e] = x
-                if x.shape[1] < Cp:
-                    VV[:, x.shape[1] :, e] = 0
+                put(e, x)
             self._r = [VV[:, :, e] for e in range(E)]
 
     def restart(self, S0):
