@@ -202,7 +202,6 @@ describe.skipIf(!cpuTorch)("torch target: the low-rank glue's lean copies and bf
     const model = load(name);
     const dims = dimsOf(model);
     const chain = lowRankChain(model, dims);
-    const MA = { torchOps: true, readWay: "matmul", augWay: "matmul" } as const;
     // lean (LR_LEAN, the default: the [I | 0] start and the [0 | v] values folded into ChunkCore, the events' values
     // written once) is what the glue test's product cases run (T = 1, ragged chunks, chunk 1, given and declared initial
     // states, stressed); here the old path at a ragged chunk, stressed, and bf16 product operands (LR_MM "bf16": fp32
