@@ -560,10 +560,14 @@ def stateless_form(runner, dims, B, T, trial=None, io="f32", out_io=None):
 class _Converted:
     """{name: tensor} read as {name: tensor in dtype}, each converted on first read (then kept): the float32 copies of
     bf16 inputs and cotangents made only where the glue reads them (STATELESS_IO "bf16"); low(name): the tensor as
-    given (bf16), or None. after(converted, given) runs once per conversion (backward_eager's seed)."""
+    given (bf16), or None. after(converted, given) runs once per conversion (backward_eager's seed); eager: every
+    tensor converted now (not STATELESS_IO "bf16": the glue and the float32 forms read them all)."""
 
-    def __init__(self, src, dtype, after=None):
+    def __init__(self, src, dtype, after=None, eager=False):
         self.src, self.dtype, self.after, self.done = src, dtype, after, {}
+        if eager:
+            for k in src:
+                self[k]
 
     def __contains__(self, k):
         return k in self.src
@@ -684,10 +688,7 @@ def backward_eager(ctx, m, flat, grads, convert=True, S_N=None):
             hit = low[key] = (v, v.to(torch.bfloat16).reshape(-1))
         return hit[1].view(v.shape)
     # (prep's copies and the cotangents post's backward copies reach the cores as is: seeded when converted)
-    given = _Converted(given_src, dtype, seed)
-    if not lazy:
-        for k in given.keys():
-            given[k]
+    given = _Converted(given_src, dtype, seed, eager=not lazy)
 
     lows = {}
 
@@ -770,10 +771,7 @@ def backward_eager(ctx, m, flat, grads, convert=True, S_N=None):
 
     state = next(s for s in m.states if s["name"] == n["state"])
     no = len(m.outputs)
-    cot_out = _Converted({t["name"]: g for t, g in zip(m.outputs, grads[:no])}, dtype, lambda v, g: seed(v, g) if g.is_contiguous() else None)
-    if not lazy:
-        for k in cot_out.keys():
-            cot_out[k]
+    cot_out = _Converted({t["name"]: g for t, g in zip(m.outputs, grads[:no])}, dtype, lambda v, g: seed(v, g) if g.is_contiguous() else None, eager=not lazy)
     cot_state = None
     for s, g in zip(m.states, grads[no:]):
         if s["name"] == n["state"] and g is not None:
