@@ -70,7 +70,8 @@ describe("input passes: the param-product shape in the IR", () => {
       expect(lowerCuda(inputPass(name)).plan.forms[0].variant).toBe("matmul");
       const tp = buildTorchPlans(load(name));
       expect(tp.plans["pass:x"]!.forms[0].variant).toBe("matmul");
-      expect(tp.inputPasses).toEqual([{ input: "x", bar: "x__bar", reads: expect.any(Object) }]);
+      // the torch target also marks the pass as one product x_bar = A P (pass-matmul.ts: seqc_torch.PASS_MATMUL runs it as torch.mm)
+      expect(tp.inputPasses).toEqual([{ input: "x", bar: "x__bar", reads: expect.any(Object), matmul: { a: expect.any(String), param: "weight_ih_l0" } }]);
       expect(tp.plans.backward.tensors.map((t) => t.name)).not.toContain("x__bar");
     }
   });
