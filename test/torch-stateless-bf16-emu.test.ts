@@ -24,19 +24,12 @@ import type { CudaFormPlan, CudaLaunch, CudaModelPlan } from "../runtime/cuda/pl
 import type { ChainPart } from "../runtime/chunked-backward.ts";
 import { fromBf16, toBf16 } from "../runtime/cuda/half.ts";
 import { compileEmu, EMU_READF } from "./cuda-emu/harness.ts";
+import { kernelText, MINMAX } from "./cuda-emu/plain.ts";
 import { randomRun, smallDims } from "./helpers/random.ts";
 
 const EMU_H = join(import.meta.dirname, "cuda-emu", "emu.h");
 const gxx = spawnSync("g++", ["--version"]).status === 0;
 const load = (name: string) => loadProgram([`stdlib/${name}.seq`]).models[0];
-
-/** The kernel `entry` of the plan's source: its structs, the guarded bf16 helper where it has one, its body. */
-function kernelText(source: string, entry: string): string {
-  const start = source.indexOf(`struct SeqcUniforms_${entry} `);
-  const sig = source.indexOf(`extern "C" __global__ void ${entry}(`, start);
-  if (start < 0 || sig < 0) throw new Error(`kernel ${entry} is not in the source`);
-  return source.slice(start, source.indexOf("\n}\n", sig) + 3);
-}
 
 /** One emulator executable for every plain form of a stateless plan (the float32 forms and their bf16-input twins). */
 function buildEmu(plan: CudaModelPlan): string {
@@ -80,7 +73,6 @@ ${entries.map((l) => `    if (!strcmp(name, "${l.entry}")) fn = body_${l.entry};
   return 0;
 }
 `;
-  const MINMAX = ["unsigned", "int", "float"].map((t) => `inline ${t} min(${t} a, ${t} b) { return a < b ? a : b; }\ninline ${t} max(${t} a, ${t} b) { return a > b ? a : b; }`).join("\n");
   const full = `// emu.h ${createHash("sha1").update(readFileSync(EMU_H)).digest("hex")}\n#include "${EMU_H}"\n#include <string>\n${MINMAX}\n${helpers}\n${kernels.join("\n")}\n${main}`;
   return compileEmu(full, `${plan.model}-stateless-bf16`);
 }

@@ -21,7 +21,7 @@ export function plainForms(plan: CudaModelPlan): CudaModelPlan["forms"] {
 }
 
 /** The kernel `entry` of the main source: its uniform and override structs and its body. */
-function kernelText(source: string, entry: string): string {
+export function kernelText(source: string, entry: string): string {
   const start = source.indexOf(`struct SeqcUniforms_${entry} `);
   const sig = source.indexOf(`extern "C" __global__ void ${entry}(`, start);
   if (start < 0 || sig < 0) throw new Error(`kernel ${entry} is not in the source`);
@@ -30,7 +30,7 @@ function kernelText(source: string, entry: string): string {
 }
 
 /** CUDA's integer and float min / max overloads. */
-const MINMAX = ["unsigned", "int", "float"].map((t) => `inline ${t} min(${t} a, ${t} b) { return a < b ? a : b; }\ninline ${t} max(${t} a, ${t} b) { return a > b ? a : b; }`).join("\n");
+export const MINMAX = ["unsigned", "int", "float"].map((t) => `inline ${t} min(${t} a, ${t} b) { return a < b ? a : b; }\ninline ${t} max(${t} a, ${t} b) { return a > b ? a : b; }`).join("\n");
 
 /** An emulator executable for the plain forms of `plan`, and the plan cut down to them. */
 export function buildPlainEmu(plan: CudaModelPlan): { build: EmuBuild; plan: CudaModelPlan } {
