@@ -62,6 +62,19 @@ def anchor_fn(model, K):
     raise ValueError(model)
 
 
+def anchor_step(model, K, x, cot):
+    """The anchor's bf16 step (forward, loss against the cotangent, backward) on bf16 copies of the inputs x, and
+    those copies (their .grad holds the anchor's gradients after a step)."""
+    fn = anchor_fn(model, K)
+    la = {n: v.to(torch.bfloat16).requires_grad_(True) for n, v in x.items()}
+    cot16 = cot.to(torch.bfloat16)
+
+    def fa():
+        o = fn(la)
+        return (o.float() * cot16.float()).sum(), o
+    return tb.step_fn(fa, list(la.values())), la
+
+
 def seqc_model(root, model, backward):
     if root not in sys.path:
         sys.path.insert(0, root)
@@ -198,14 +211,7 @@ def case(args, root, model, shape, with_step, rate, log):
     try:
         if args.no_anchor:
             raise RuntimeError("not run (--no-anchor)")
-        fn = anchor_fn(model, K)
-        la = {n: v.to(torch.bfloat16).requires_grad_(True) for n, v in x.items()}
-        cot16 = cot.to(torch.bfloat16)
-
-        def fa():
-            o = fn(la)
-            return (o.float() * cot16.float()).sum(), o
-        one_a = tb.step_fn(fa, list(la.values()))
+        one_a, la = anchor_step(model, K, x, cot)
         t0 = time.time()
         one_a()
         torch.cuda.synchronize()
@@ -305,14 +311,7 @@ def case6(args, root, model, shape, rate, log):
             t["grads_vs_fp32_old_rel"] = {"d" + n: tb.rel(g, ref[n]) for n, g in t["grads"].items()}
     row["anchor_name"] = ANCHOR[model]
     try:
-        fn = anchor_fn(model, K)
-        la = {n: v.to(torch.bfloat16).requires_grad_(True) for n, v in x.items()}
-        cot16 = cot.to(torch.bfloat16)
-
-        def fa():
-            o = fn(la)
-            return (o.float() * cot16.float()).sum(), o
-        one_a = tb.step_fn(fa, list(la.values()))
+        one_a, la = anchor_step(model, K, x, cot)
         one_a()
         torch.cuda.synchronize()
         row["anchor"] = tb.timed(one_a, 2, args.reps, args.cap_s)
