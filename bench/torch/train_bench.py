@@ -373,16 +373,21 @@ def rnn_case(args, root, kind, B, T_full, H, rate, log):
     one_c, lc = cudnn_side(x, s0, cot)
     row["seqc_launch_cost"] = seqc.launch_cost(ls)
     row["seqc_variants"] = seqc.variants(ls)
+
+    def vs_cudnn(out, want):
+        """seqc's output against want, and the gradients of seqc's last step against cuDNN's (relative errors)."""
+        err = {"output": rel(out, want), "dx": rel(ls["x"].grad, lc["x"].grad)}
+        for n in pnames:
+            err["d" + n] = rel(ls[n].grad.reshape(-1), getattr(ref, n).grad.reshape(-1))
+        for s in states:
+            err["d%s0" % s] = rel(ls[s].grad, lc[s].grad[0])
+        return err
+
     # agreement: one step each from the same values
     out_s = one_s()
     out_c = one_c()
     torch.cuda.synchronize()
-    err = {"output": rel(out_s, out_c), "dx": rel(ls["x"].grad, lc["x"].grad)}
-    for n in pnames:
-        err["d" + n] = rel(ls[n].grad.reshape(-1), getattr(ref, n).grad.reshape(-1))
-    for s in states:
-        err["d%s0" % s] = rel(ls[s].grad, lc[s].grad[0])
-    row["seqc_vs_cudnn_rel"] = err
+    row["seqc_vs_cudnn_rel"] = vs_cudnn(out_s, out_c)
     ref_out = out_c.detach()
     del out_s, out_c
     row["seqc"] = timed(one_s, 1, args.reps_slow, args.cap_s)
@@ -395,11 +400,7 @@ def rnn_case(args, root, kind, B, T_full, H, rate, log):
             seqc.force(ls, v)
             got = one_s()
             torch.cuda.synchronize()
-            e = {"output": rel(got, ref_out), "dx": rel(ls["x"].grad, lc["x"].grad)}
-            for n in pnames:
-                e["d" + n] = rel(ls[n].grad.reshape(-1), getattr(ref, n).grad.reshape(-1))
-            for s in states:
-                e["d%s0" % s] = rel(ls[s].grad, lc[s].grad[0])
+            e = vs_cudnn(got, ref_out)
             f = {"variants": seqc.variants(ls), "rel_vs_cudnn": e}
             f.update(timed(one_s, 1, args.reps_slow, args.cap_s))
             f["phases_ms"] = seqc.phases(one_s)
@@ -418,11 +419,7 @@ def rnn_case(args, root, kind, B, T_full, H, rate, log):
         try:
             got = one_s()
             torch.cuda.synchronize()
-            e = {"output": rel(got, ref_out), "dx": rel(ls["x"].grad, lc["x"].grad)}
-            for n in pnames:
-                e["d" + n] = rel(ls[n].grad.reshape(-1), getattr(ref, n).grad.reshape(-1))
-            for s in states:
-                e["d%s0" % s] = rel(ls[s].grad, lc[s].grad[0])
+            e = vs_cudnn(got, ref_out)
             f = {"rel_vs_cudnn": e}
             f.update(timed(one_s, 1, args.reps_slow, args.cap_s))
             f["phases_ms"] = seqc.phases(one_s)
