@@ -387,7 +387,7 @@ def rnn_case(args, root, kind, B, T_full, H, rate, log):
     out_s = one_s()
     out_c = one_c()
     torch.cuda.synchronize()
-    row["seqc_vs_cudnn_rel"] = vs_cudnn(out_s, out_c)
+    row["seqc_vs_cudnn_rel"] = err = vs_cudnn(out_s, out_c)
     ref_out = out_c.detach()
     del out_s, out_c
     row["seqc"] = timed(one_s, 1, args.reps_slow, args.cap_s)
