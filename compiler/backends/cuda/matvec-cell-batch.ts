@@ -159,12 +159,11 @@ export function renderMatvecCellBatch(model0: I.Model, CELL: BatchCellConfig = B
     const s = stageOf.get(tensor);
     return s && K.load("s_P", K.add(K.add(K.ref("pb"), K.ref(`SO${s.k}`)), flatIndex(idx, s.shape)));
   };
-  const parts = cellBody(model, plan, { overrides, bg: "bg", staged, mirror: lean, mRead: own ? (at) => `s_M[${at}]` : (at) => `${lean ? "seqc_msum4" : "seqc_msum"}(s_M + (${at}), MS, KS)` });
+  const parts = cellBody(model, plan, { overrides, bg: "bg", staged, mirror: lean, mRead: own ? (at) => `s_M[${at}]` : (at) => `${lean ? "seqc_msum4" : "seqc_msum"}(s_M + (${at}), MS, KS)`,
+    // `lean`: sigmoid by a select, not a branch (bitwise the same values)
+    fns: lean ? { sigmoid: "seqc_sigmoid_sel" } : undefined });
   const { E, stIndex, lVecs, lvOff, lvTotal, lvTotalS, aTotal, rowsLocal, wOff, mOff, initVals, outLocals, publish, extS } = parts;
-  // `lean`: sigmoid by a select, not a branch (bitwise the same values)
-  const sel = (lines: string[]) => (lean ? lines.map((l) => l.replaceAll("seqc_sigmoid(", "seqc_sigmoid_sel(")) : lines);
-  const cellLines = sel(parts.cellLines);
-  const cellLinesA = sel(parts.cellLinesA);
+  const { cellLines, cellLinesA } = parts;
 
   const decls = cellDecls(model, xterms, name, overrides);
   const { structs, uo, ovDecls } = decls;

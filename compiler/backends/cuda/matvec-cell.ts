@@ -282,6 +282,8 @@ export interface CellBodyOptions {
    * written and read in the same step waits for no shared store and load (the batch cell's `-batch4`).
    */
   mirror?: boolean;
+  /** Math functions rendered by another name (RenderContext.fns). */
+  fns?: Readonly<Record<string, string>>;
 }
 
 export function cellBody(model: I.Model, plan: CellPlan, opts: CellBodyOptions) {
@@ -290,7 +292,7 @@ export function cellBody(model: I.Model, plan: CellPlan, opts: CellBodyOptions) 
   const outputs = I.tensorsOfKind(model, "output");
   const lets = I.tensorsOfKind(model, "let");
   const uniforms = uniformFields(model);
-  const cx: RenderContext = { overrides: new Set([...opts.overrides, "JB"]), uniforms: new Set(uniforms) };
+  const cx: RenderContext = { overrides: new Set([...opts.overrides, "JB"]), uniforms: new Set(uniforms), fns: opts.fns };
   const R = (e: K.KExpr) => renderExpr(e, cx);
   const bg = opts.bg;
   const E = `SEQC_D_${unit}`;

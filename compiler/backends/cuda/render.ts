@@ -34,6 +34,8 @@ export interface RenderContext {
   real?: "float" | "double";
   /** Read-only buffers holding bf16 values (raw 16-bit words): each load widened to f32 in registers (renderKernel's `bf16Reads`). */
   bf16?: Set<string>;
+  /** Math functions rendered by another name (e.g. sigmoid -> seqc_sigmoid_sel: the batch cell's branch-free twin, bitwise the same values). */
+  fns?: Readonly<Record<string, string>>;
 }
 
 /** bf16 (a raw 16-bit word) -> f32, exact: the word is the float's upper half. Guarded: one definition per translation unit. */
@@ -85,7 +87,7 @@ export function renderExpr(e: K.KExpr, cx: RenderContext): string {
       return `(!${r(e.a)})`;
     case "call":
       if (e.fn === "select") return `(${r(e.args[0])} != 0.f ? ${r(e.args[1])} : ${r(e.args[2])})`;
-      return `${cx.real === "double" ? cudaMathFn64(e.fn) : cudaMathFn(e.fn)}(${e.args.map(r).join(", ")})`;
+      return `${cx.fns?.[e.fn] ?? (cx.real === "double" ? cudaMathFn64(e.fn) : cudaMathFn(e.fn))}(${e.args.map(r).join(", ")})`;
     case "cast":
       return `((${ctype(e.to, cx)})(${r(e.a)}))`;
     case "select":
