@@ -20,6 +20,9 @@ import { renderKernel } from "../cuda/render.ts";
 /** Suffix of a bf16-input twin's variant and kernels. */
 export const BF16_IN = "bf16in";
 
+/** A kernel's or launch's name in its bf16-input twin. */
+const twin = (n: string) => `${n}_${BF16_IN}`;
+
 /**
  * `plan` (lowerCuda(model)'s float32 plan, kept forms) with a bf16-input twin of each backend-neutral form whose kernels
  * read the inputs in `low` (names of the model's inputs) as bf16. Inputs of `low` the model does not have are ignored;
@@ -35,16 +38,14 @@ export function withBf16Inputs(model: I.Model, plan: CudaModelPlan, low: Iterabl
   const forms: CudaModelPlan["forms"] = [];
   for (const f of lowerModel(model).forms) {
     if (!kept.has(f.plan.variant)) continue;
-    const twin = (n: string) => `${n}_${BF16_IN}`;
     const kernels: K.Kernel[] = [];
     for (const k of f.kernels) {
       // the kernel's buffers bound to a low input, by the launches of this form that run it
       const reads = new Set<string>();
       for (const l of f.plan.kernels.filter((l) => l.shader === k.name || l.name === k.name)) {
         for (const b of l.bindings) {
-          const ref = b.buffer as { kind: string; name?: string };
           const kb = k.buffers.find((x) => x.binding === b.binding);
-          if (kb && ref.kind === "input" && ref.name && lowSet.has(ref.name)) reads.add(kb.name);
+          if (kb && b.buffer.kind === "input" && lowSet.has(b.buffer.name)) reads.add(kb.name);
         }
       }
       const kk: K.Kernel = { ...k, name: twin(k.name) };
