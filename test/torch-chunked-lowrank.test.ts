@@ -78,6 +78,12 @@ describe("torch target: the low-rank chunked backward's plans", () => {
     expect(meta.chunked.lowRank.state).toBe(ch.lowRank.state);
     expect(meta.chunked.parts).toEqual(ch.parts);
     expect(files.map((f) => f.path)).toContain("seqc_chunked_lowrank.py");
+    // the fused chunk transitions (compiler/backends/cuda/lowrank-core.ts) for the model's decay mode, one low-rank pair
+    const core = meta.kernels?.lowRankCore;
+    if (chain.names.E === 1) {
+      expect(core.kernels.map((k: { decay: string; E: number; P: number }) => [k.decay, k.E, k.P]), name).toEqual([[chain.names.decay, 1, 1]]);
+      expect(core.source).toContain(`extern "C" __global__ void __launch_bounds__(256) ${core.kernels[0].entry}(`);
+    } else expect(core, name).toBeUndefined();
   }, 120_000);
 
   it("models with neither chain keep the step backward and say why", () => {
@@ -89,13 +95,13 @@ describe("torch target: the low-rank chunked backward's plans", () => {
 
 /** lowrank_backward in Python (CPU torch), every chain model run here by the interpreter. */
 /** How a glue run is asked to run its parts (seqc_chunked_lowrank's switches; readWay / augWay undefined: its defaults). */
-interface Ways { torchOps: boolean; readWay?: "plan" | "matmul"; augWay?: "plan" | "matmul" | "auto"; keyWay?: "blocks" | "halves"; layout?: "heads" | "tokens"; share?: boolean; solve?: "trsm" | "blocks"; solveBlock?: number; mm?: "fp32" | "bf16"; lean?: boolean }
+interface Ways { torchOps: boolean; readWay?: "plan" | "matmul"; augWay?: "plan" | "matmul" | "auto"; keyWay?: "blocks" | "halves"; layout?: "heads" | "tokens"; share?: boolean; solve?: "trsm" | "blocks"; solveBlock?: number; mm?: "fp32" | "bf16"; lean?: boolean; fused?: "recurrence" }
 
-async function pythonLowRank(model: I.Model, { names, models }: ReturnType<typeof lowRankChain>, run: RunInputs, cot: ReturnType<typeof randomCotangents>, dropStateCot: boolean, chunk: number, dtype: "float64" | "float32", { torchOps, readWay, augWay, keyWay, layout, share, solve, solveBlock, mm, lean }: Ways) {
+async function pythonLowRank(model: I.Model, { names, models }: ReturnType<typeof lowRankChain>, run: RunInputs, cot: ReturnType<typeof randomCotangents>, dropStateCot: boolean, chunk: number, dtype: "float64" | "float32", { torchOps, readWay, augWay, keyWay, layout, share, solve, solveBlock, mm, lean, fused }: Ways) {
   const dims = { ...run.dims };
   const { batch: B, time: T } = run;
   const case_ = {
-    names, B, T, chunk, dtype, decayWay: torchOps ? "cumsum" : "plan", passWay: torchOps ? "matmul" : "plan", readWay, augWay, keyWay, layout, share, solve, solveBlock, mm, lean,
+    names, B, T, chunk, dtype, decayWay: torchOps ? "cumsum" : "plan", passWay: torchOps ? "matmul" : "plan", readWay, augWay, keyWay, layout, share, solve, solveBlock, mm, lean, fused,
     ...glueTensors(model, names.state, run, cot, dropStateCot),
   };
   const parts: string[] = [];
@@ -187,6 +193,8 @@ async function checkGlue(model: I.Model, dims: Record<string, number>, chain: Re
       const ran = LR_PARTS.filter((p) => chain.models[p] && !skipped.has(p));
       expect(new Set(got.parts), label).toEqual(new Set(ran));
       if (decayed) expect(got.parts.includes("decay"), label).toBe(!torchOps);
+      // the fused transitions take every [I | 0] core with one low-rank pair and one pair: augF (pairs P), augA (pairs R)
+      if (ways.fused) expect(got.fusedCalls, `${label}: cores that took the fused transitions`).toBe(chain.names.E === 1 ? Number(chain.names.P === 1) + Number(chain.names.R === 1) : 0);
       for (const [k, v] of Object.entries(want.inputs)) {
         expect(v.some((x) => x !== 0), `${label}: reference d ${k} is not all zero`).toBe(true);
         expect(relativeError(Float64Array.from(got.inputs[k].data), v), `${label}: d ${k}`).toBeLessThanOrEqual(ways.mm === "bf16" && dtype === "float32" && k === DECAY_INPUT[model.name] ? 3e-2 : tol);
@@ -213,6 +221,24 @@ describe.skipIf(!cpuTorch)("torch target: the low-rank glue's lean copies and bf
       [2, 23, true, false, 13, "float32", { ...MA, mm: "bf16" }, false], [1, 1, true, false, 64, "float32", { ...MA, mm: "bf16" }, false],
       [3, 11, false, true, 4, "float32", { ...MA, mm: "bf16", layout: "tokens", share: false }, false], [2, 29, true, false, 16, "float32", { ...MA, mm: "bf16", lean: false }, false],
       [2, 23, true, false, 13, "float32", { ...MA, mm: "bf16" }, true],
+    ];
+    await checkGlue(model, dims, chain, cases);
+  }, 240_000);
+});
+
+describe.skipIf(!cpuTorch)("torch target: the low-rank glue with fused chunk transitions (seqc_chunked_lowrank LR_FUSED: ChunkCore's `fused` launcher)", () => {
+  it.each(MODELS)("%s", async (name) => {
+    const model = load(name);
+    const dims = dimsOf(model);
+    const chain = lowRankChain(model, dims);
+    // the launcher's contract (the reads into VV's slot 0, the end state; restarts and readouts from them) with the
+    // recurrence standing in for the CUDA kernel (test/torch/lowrank_glue.py; the kernel itself: test/cuda-lowrank-core-emu):
+    // a ragged chunk (13: padded to 16 for a per-key decay's halves), stressed; T = 1; the tokens layout without sharing
+    // and a declared initial state without a final-state cotangent in float32; float32 stressed
+    const F = { ...MA, fused: "recurrence" } as const;
+    const cases: GlueCase[] = [
+      [2, 23, true, false, 13, "float64", F, true], [1, 1, true, false, 64, "float64", F, false],
+      [3, 11, false, true, 4, "float32", { ...F, layout: "tokens", share: false }, false], [2, 29, true, false, 16, "float32", F, true],
     ];
     await checkGlue(model, dims, chain, cases);
   }, 240_000);

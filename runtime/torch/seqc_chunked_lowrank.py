@@ -97,6 +97,13 @@ LR_MM_PARTS = ("scores", "state", "end")
 # within 4e-8 of the old path.
 LR_LEAN = True
 
+# How the chunk transitions (ChunkCore from [I | 0]: its scores, unit-lower solve, low-rank reads and end state) run:
+# "cuda" (one fused kernel per chunk in shared memory, compiler/backends/cuda/lowrank-core.ts, the module's
+# "kernels"."lowRankCore", where one of its configurations matches: fp32, C = K = V = 64, one low-rank pair and one pair,
+# no / a scalar / a per-key decay; float32 tensors and bf16 tensors (the chain runs them in fp32); LR_MM "fp32") or
+# "torch" (ChunkCore's torch ops, the reference; everything else, float64 included, always runs them).
+LR_FUSED = "cuda"
+
 
 class _section:
     """Times a section of the backward into LR_TIMES (nothing when it is None)."""
@@ -245,15 +252,15 @@ class ChunkCore:
     """The core over N chunks of C steps at once (module docstring).
 
     S0: [N, K, V] the start states; ld: None, [N, C, 1] (scalar) or [N, C, K] (per key) the steps' log decays;
-    low_rank: [(u, w)] each [N, C, K]; pairs: [(k [N, C, K], v [N, C, V])]; r: the low-rank reads [N, C, V] per
-    pair when already known (else solved for); block: steps per sub-block (None: BLOCK) and key_way: "halves" /
+    low_rank: [(u, w)] each [N, C, K]; pairs: [(k [N, C, K], v [N, C, V])]; block: steps per sub-block (None: BLOCK) and key_way: "halves" /
     "blocks" (None: LR_KEY), how a per-key decay is formed; mm: the products' operand dtype (bmm; None: the
     tensors'); eye: S0 None and the start state [I | 0] of width `eye` (the chunk transitions; its products folded
-    away); a pair's values narrower than the state are [0 | v] (zeros in front). Steps past a chunk's end are zero
-    vectors with zero log decay. .r: the low-rank reads; .read(axis, after, vecs) the readouts; .end() the end
-    states."""
+    away); a pair's values narrower than the state are [0 | v] (zeros in front); fused: None or a launcher of the
+    fused chunk transitions (fused_launcher: with eye, lean, one low-rank pair and one pair, no bf16 operands, the reads
+    and the end state come from its kernel where it has a matching one). Steps past a chunk's end are zero vectors with
+    zero log decay. .r: the low-rank reads; .read(axis, after, vecs) the readouts; .end() the end states."""
 
-    def __init__(self, S0, ld, low_rank, pairs, r=None, block=None, key_way=None, mm=None, eye=None, lean=None):
+    def __init__(self, S0, ld, low_rank, pairs, block=None, key_way=None, mm=None, eye=None, lean=None, fused=None):
         first = low_rank[0][0] if low_rank else pairs[0][0]
         if S0 is None:
             if eye is None:
@@ -294,11 +301,12 @@ class ChunkCore:
         if self.mode == "key" and not self.halves:
             self._key_setup()
         self.lean = LR_LEAN if lean is None else lean
+        self._end = None  # the end state, where the fused kernel made it
         if not self.lean:
             if S0 is None or any(v.shape[2] != V for _, v in pairs):
                 raise ValueError("ChunkCore: [I | 0] starts and [0 | v] values only with lean")
             Vin = torch.stack([pad(v) for _, v in pairs], 2) if pairs else None  # [N, Cp, P, V]
-            r = self._solve([pad(w) for _, w in low_rank], Vin) if r is None else [pad(x) for x in r]
+            r = self._solve([pad(w) for _, w in low_rank], Vin)
             self._r = r
             self.VV = torch.cat(([torch.stack(r, 2)] if r else []) + ([Vin] if Vin is not None else []), 2)  # [N, Cp, mk, V]
             return
@@ -318,12 +326,19 @@ class ChunkCore:
         for p, (_, v) in enumerate(pairs):
             put(E + p, v)
         self.VV = VV
-        if r is None:
-            self._r = self._solve([pad(w) for _, w in low_rank]) if low_rank else []
+        if fused is not None and S0 is None and E == 1 and self.P == 1 and self.mm is None and pairs[0][1].shape[2] == V - K and self._fused(fused, pad(low_rank[0][1])):
+            self._r = [VV[:, :, 0]]
         else:
-            for e, x in enumerate(r):
-                put(e, x)
-            self._r = [VV[:, :, e] for e in range(E)]
+            self._r = self._solve([pad(w) for _, w in low_rank]) if low_rank else []
+
+    def _fused(self, fused, W):
+        """The reads (into VV's slot 0) and the end state by the fused transitions kernel; False where it has none for this core."""
+        end = torch.empty([self.N, self.K, self.V], dtype=self.dtype, device=self.device)
+        G = self.G if self.mode != "none" else None
+        if not fused("transitions", self.mode, self.Cp, self.K, self.V - self.K, self.KK, W.contiguous(), self.VV, G, end):
+            return False
+        self._end = end
+        return True
 
     def restart(self, S0):
         """This core (an aug core: start [I | 0], pair values [0 | v] of width K + V) from the start states S0
@@ -333,6 +348,7 @@ class ChunkCore:
         c.__dict__.update(self.__dict__)
         c.S0, c.V = S0, S0.shape[2]
         c._lo = {}
+        c._end = None
         if not self.lean:
             c._r = [baddbmm(x[:, :, K:], x[:, :, :K], S0, self.m("state")) for x in self._r]
             c.VV = torch.cat(([torch.stack(c._r, 2)] if c._r else []) + ([self.VV[:, :, E:, K:]] if self.P else []), 2)
@@ -575,6 +591,8 @@ class ChunkCore:
 
     def end(self):
         """[N, K, V]: the state after the chunk's C steps."""
+        if self._end is not None:
+            return self._end
         N, Cp, K, V, mk = self.N, self.Cp, self.K, self.V, self.mk
         KK = self.lo("KK", "end", self.KK)
         S = self.S0
@@ -590,7 +608,7 @@ class ChunkCore:
         return baddbmm(S, KK.reshape(N, Cp * mk, K).transpose(1, 2), self.lo("VV", "end", self.VV).reshape(N, Cp * mk, V), self.m("end"))
 
 
-def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state, inputs, params, outputs, dtype, device, chunk=None, decay_way=None, pass_way=None, read_way=None, aug_way=None, can_chunk=None, key_way=None, layout=None, share=None, mm=None, lean=None):
+def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state, inputs, params, outputs, dtype, device, chunk=None, decay_way=None, pass_way=None, read_way=None, aug_way=None, can_chunk=None, key_way=None, layout=None, share=None, mm=None, lean=None, fused=None):
     """Gradients of the forward's inputs, params and the matrix state's initial value through the low-rank chain.
 
     n: the chain's names (<Model>.torch.json "chunked"."lowRank"); run(part, dims, inputs, initial_state, B, T)
@@ -604,7 +622,8 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
     assumed; "auto" asks it); key_way: "halves" / "blocks", how ChunkCore forms a per-key decay (None: LR_KEY);
     layout: "heads" / "tokens", the timeline's layout (None: LR_LAYOUT); share: whether the readouts reuse the
     transitions' ChunkCore (None: LR_SHARE); mm: the dtype of ChunkCore's product operands (None: dtype; see LR_MM and
-    mm_dtype); lean: LR_LEAN's fewer copies (None: LR_LEAN). Returns ({input: grad}, {param: grad}, dS0)."""
+    mm_dtype); lean: LR_LEAN's fewer copies (None: LR_LEAN); fused: the fused chunk transitions' launcher (fused_launcher;
+    None: ChunkCore's torch ops). Returns ({input: grad}, {param: grad}, dS0)."""
     chunk = LR_CHUNK if chunk is None else chunk
     read_way, aug_way, key_way, layout = read_way or LR_READ, aug_way or LR_AUG, key_way or LR_KEY, layout or LR_LAYOUT
     share = LR_SHARE if share is None else share
@@ -710,13 +729,14 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
             return S.reshape(B, H, nC, K, V).permute(0, 2, 1, 3, 4).reshape(B * nC, H, K, V)
         return S
 
-    def core_of(ins, S_starts, pairs, r=None, eye=None):
+    def core_of(ins, S_starts, pairs, eye=None):
         """ChunkCore over every chunk of a timeline (ins: its lines; pairs input pairs x_k<p>/x_v<p>) from its start states
-        (None: [I | 0] of width eye)."""
+        (None: [I | 0] of width eye; the chunk transitions, fused where `fused` has a kernel for them)."""
         ld = rows(ins["x_ld"]) if "x_ld" in ins else None
         S = S_starts.reshape(B * nC * H, S_starts.shape[-2], S_starts.shape[-1]) if S_starts is not None else None
         return ChunkCore(S, ld, [(rows(ins["x_u%d" % e]), rows(ins["x_w%d" % e])) for e in range(E)],
-                         [(rows(ins["x_k%d" % p]), rows(ins["x_v%d" % p])) for p in range(pairs)], r, key_way=key_way, mm=mm, eye=eye, lean=lean)
+                         [(rows(ins["x_k%d" % p]), rows(ins["x_v%d" % p])) for p in range(pairs)], key_way=key_way, mm=mm, eye=eye, lean=lean,
+                         fused=fused if eye is not None else None)
 
     def readouts_of(part, cc, ins):
         """Part `part`'s outputs (LR_READS) from ChunkCore cc, as lines; reads of one axis and side in one product."""
@@ -965,6 +985,40 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
     return gin, gpar, dS0
 
 
+def fused_launcher(m, device, way=None):
+    """The fused chunk transitions of module m on `device` (LR_FUSED, or way, "cuda"; the module's "kernels"."lowRankCore",
+    compiler/backends/cuda/lowrank-core.ts) as ChunkCore's `fused`: launch(op, mode, C, K, V, KK, W, VV, G, END) -> True
+    where a kernel of the module matches (op, decay mode, C, K, V; float32 contiguous tensors), after launching it on the
+    current stream; False where none does (ChunkCore then runs its torch ops). None: no kernels (LR_FUSED "torch", not
+    CUDA, or a module built without them)."""
+    way = way or LR_FUSED
+    if way not in ("cuda", "torch"):
+        raise ValueError("LR_FUSED %r: one of cuda, torch" % (way,))
+    spec = (getattr(m, "meta", None) or {}).get("kernels", {}).get("lowRankCore")
+    if way == "torch" or device.type != "cuda" or spec is None:
+        return None
+    cache = m.__dict__.setdefault("_lowrank_core_kernels", {})
+    if device.index not in cache:
+        cache[device.index] = _chunked._cuda.KernelModule(spec, "%s lowRankCore" % m.name, device.index)
+    km = cache[device.index]
+
+    def launch(op, mode, C, K, V, KK, W, VV, G, END):
+        k = next((k for k in km.kernels if k["op"] == op and k["decay"] == mode and (k["C"], k["K"], k["V"], k["E"], k["P"]) == (C, K, V, 1, 1)), None)
+        ts = [KK, W, VV, END] + ([G] if G is not None else [])
+        if k is None or any(x.dtype != torch.float32 or not x.is_contiguous() or x.device != device for x in ts):
+            return False
+        N = KK.shape[0]
+        if tuple(KK.shape) != (N, C, 2, K) or tuple(W.shape) != (N, C, K) or tuple(VV.shape) != (N, C, 2, K + V) or tuple(END.shape) != (N, K, K + V) or \
+                (G is not None and tuple(G.shape) != (N, C + 1, K if mode == "key" else 1)):
+            raise ValueError("lowRankCore %s: shapes KK %s W %s VV %s G %s END %s, expected [N, C, 2, K], [N, C, K], [N, C, 2, K + V], [N, C + 1, LW], [N, K, K + V] with N %d C %d K %d V %d" % (
+                k["entry"], list(KK.shape), list(W.shape), list(VV.shape), None if G is None else list(G.shape), list(END.shape), N, C, K, V))
+        with torch.cuda.device(device):
+            km.launch(k, (N, 1), [("ptr", x.data_ptr()) for x in (KK, W, VV)] + [("ptr", G.data_ptr() if G is not None else 0), ("ptr", END.data_ptr()), ("u32", N)],
+                      torch.cuda.current_stream(device).cuda_stream)
+        return True
+    return launch
+
+
 def mm_dtype(given_dtypes, dtype, way=None):
     """The dtype of ChunkCore's product operands (LR_MM, or way): None (the compute dtype `dtype`) or torch.bfloat16;
     given_dtypes: the dtypes of the tensors given to the forward (None where absent)."""
@@ -993,7 +1047,7 @@ def backward(ctx, m, flat, grads):
     dtypes = [x.dtype if x is not None else None for x in flat][:given_n]
     key = ("lowrank-backward", ctx.B, ctx.T, tuple(sorted(ctx.dims.items())), ctx.dtype, tuple(ctx.need), given_n,
            LR_CHUNK, LR_DECAY, LR_PASS, LR_SEQ_FORM, LR_READ, LR_AUG, LR_KEY, BLOCK, LR_LAYOUT, LR_SHARE, LR_SOLVE, SOLVE_BLOCK,
-           LR_MM, tuple(LR_MM_PARTS), LR_LEAN)
+           LR_MM, tuple(LR_MM_PARTS), LR_LEAN, LR_FUSED)
     nf = len(flat)
 
     def body(*args):
@@ -1039,7 +1093,8 @@ def backward_eager(ctx, m, flat, grads, convert=True):
     gin, gpar, dS0 = lowrank_backward(
         n, run, B, T, shape(state), given, sts.get(n["state"]), cot_out, cot_state,
         [(t["name"], shape(t)) for t in m.inputs if t["name"] in given], [(t["name"], shape(t)) for t in m.params], [(t["name"], shape(t)) for t in m.outputs], dtype, device,
-        can_chunk=lambda part, cdims, b, t: dtype == torch.float32 and m.runner(prefix + part, device).can_run(cdims, b, t, "chunked"), mm=mm)
+        can_chunk=lambda part, cdims, b, t: dtype == torch.float32 and m.runner(prefix + part, device).can_run(cdims, b, t, "chunked"), mm=mm,
+        fused=fused_launcher(m, device) if dtype == torch.float32 else None)
     need = ctx.need
     res = []
     for i, t in enumerate(m.inputs):

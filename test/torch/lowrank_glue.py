@@ -3,9 +3,13 @@ CPU torch (float64, the real torch ops) with every chain model run by the test's
 protocol: this prints {"run": part, ...} and reads {"outputs", "final"} back; at the end it prints the gradients.
 Input (first line of stdin): {"names", "B", "T", "stateShape", "given", "S0", "cotOutputs", "cotState", "inputs",
 "params", "outputs", "chunk", "dtype", "decayWay", "passWay", "readWay",
-"augWay", "keyWay", "layout", "share", "solve", "solveBlock", "mm", "lean"} with tensors as {"shape": [...], "data": [...]}; dtype "float32" runs the glue in
+"augWay", "keyWay", "layout", "share", "solve", "solveBlock", "mm", "lean", "fused"} with tensors as {"shape": [...], "data": [...]}; dtype "float32" runs the glue in
 float32 (the interpreter's results rounded to float32 on the way in); mm "bf16": ChunkCore's product operands rounded
-to bf16 (fp32 sums, seqc_chunked_lowrank.LR_MM); lean: LR_LEAN (None: the default)."""
+to bf16 (fp32 sums, seqc_chunked_lowrank.LR_MM); lean: LR_LEAN (None: the default); fused "recurrence": ChunkCore's
+`fused` launcher (seqc_chunked_lowrank.fused_launcher's contract) computed here by the recurrence itself, step by step in
+torch ops (an implementation independent of ChunkCore's products, standing in for the CUDA kernel of
+compiler/backends/cuda/lowrank-core.ts, which test/cuda-lowrank-core-emu.test.ts checks on its own); the output then
+also has "fusedCalls", how many cores took it."""
 
 import json
 import os
@@ -30,6 +34,27 @@ def enc(a):
     return {"shape": list(a.shape), "data": a.reshape(-1).tolist()}
 
 
+def recurrence_transitions(calls):
+    """A `fused` launcher for ChunkCore: the reads r_s = S_{s-1}^T w_s into VV's slot 0 and the end state into END, from
+    S_0 = [I | 0] by S_s = diag(exp(G_s - G_{s-1})) S_{s-1} + u_s r_s^T + k_s [0 | v_s]^T, any C, K, V."""
+
+    def launch(op, mode, C, K, V, KK, W, VV, G, END):
+        assert op == "transitions"
+        N, W_ = KK.shape[0], K + V
+        S = torch.zeros([N, K, W_], dtype=KK.dtype)
+        S[:, :, :K] = torch.eye(K, dtype=KK.dtype)
+        for s in range(C):
+            r = torch.einsum("nk,nkw->nw", W[:, s], S)
+            if G is not None:
+                S = S * torch.exp(G[:, s + 1] - G[:, s])[:, :, None]
+            S = S + KK[:, s, 0, :, None] * r[:, None, :] + KK[:, s, 1, :, None] * VV[:, s, 1, None, :]
+            VV[:, s, 0] = r
+        END.copy_(S)
+        calls.append(mode)
+        return True
+    return launch
+
+
 def main():
     case = json.loads(sys.stdin.readline())
     B, T = case["B"], case["T"]
@@ -39,14 +64,16 @@ def main():
         seqc_chunked_lowrank.LR_SOLVE = case["solve"]
         seqc_chunked_lowrank.SOLVE_BLOCK = case.get("solveBlock") or seqc_chunked_lowrank.SOLVE_BLOCK
 
+    calls = []
+    fused = recurrence_transitions(calls) if case.get("fused") == "recurrence" else None
     gin, gpar, dS0 = seqc_chunked_lowrank.lowrank_backward(
         case["names"], run, B, T, case["stateShape"], {k: arr(v) for k, v in case["given"].items()}, arr(case.get("S0")),
         {k: arr(v) for k, v in case["cotOutputs"].items()}, arr(case.get("cotState")),
         case["inputs"], case["params"], case["outputs"], DTYPE[0], torch.device("cpu"), case["chunk"], case.get("decayWay"), case.get("passWay"),
         case.get("readWay"), case.get("augWay"), key_way=case.get("keyWay"),
         layout=case.get("layout"), share=case.get("share"),
-        mm=seqc_chunked_lowrank.mm_dtype([], DTYPE[0], case.get("mm") or "fp32"), lean=case.get("lean"))
-    sys.stdout.write(json.dumps({"done": True, "inputs": {k: enc(v) for k, v in gin.items()}, "params": {k: enc(v) for k, v in gpar.items()}, "dS0": enc(dS0)}) + "\n")
+        mm=seqc_chunked_lowrank.mm_dtype([], DTYPE[0], case.get("mm") or "fp32"), lean=case.get("lean"), fused=fused)
+    sys.stdout.write(json.dumps({"done": True, "fusedCalls": len(calls), "inputs": {k: enc(v) for k, v in gin.items()}, "params": {k: enc(v) for k, v in gpar.items()}, "dS0": enc(dS0)}) + "\n")
 
 
 main()

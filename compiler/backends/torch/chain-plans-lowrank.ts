@@ -4,13 +4,18 @@
  * augF / augA run their chunked forms, the per-chunk readouts read / fwd / adjoint, the pass over chunks, the
  * log-decay adjoint and prep / post's backward models the runner's pick) and `chain64:<part>` (double sequential
  * kernels, for gradcheck). runtime/torch/seqc_chunked_lowrank.py runs them with torch ops as the glue. The module's
- * `chunked` entry is `{ lowRank: names, parts }` (the WebGPU classes' training plans use the same key).
+ * `chunked` entry is `{ lowRank: names, parts }` (the WebGPU classes' training plans use the same key). With one
+ * low-rank pair per micro-step the module also gets the fused chunk transitions (`kernels.lowRankCore`,
+ * compiler/backends/cuda/lowrank-core.ts: the configurations of the model's decay mode), which the glue launches where
+ * one matches (seqc_chunked_lowrank.py LR_FUSED).
  */
 import * as I from "../../ir/types.ts";
 import type { CudaModelPlan } from "../../../runtime/cuda/plan.ts";
 import { lowerCuda, lowerCudaF64 } from "../cuda/plan.ts";
 import { trainingLowRankChain } from "../../grad/training.ts";
 import { LR_PARTS, type LrChainNames, type LrPart } from "../../../runtime/chunked-backward-lowrank.ts";
+import { LOWRANK_CORE_CONFIGS, lowRankCoreModule } from "../cuda/lowrank-core.ts";
+import type { TorchKernelModule } from "./chain-plans.ts";
 
 /** The low-rank chain in a torch module: its names and the parts that have plans (`chain:<part>`). */
 export interface TorchLowRankChunked { lowRank: LrChainNames; parts: LrPart[] }
@@ -20,7 +25,7 @@ export interface TorchLowRankChunked { lowRank: LrChainNames; parts: LrPart[] }
  * the chain covers, else undefined. `keep` keeps a part's float32 forms. `dims`: fixed dims and the dims baked
  * at compile time (a micro-step loop's extent, which the chain's timeline unrolls).
  */
-export function lowRankChainPlans(model: I.Model, dims: Record<string, number>, keep: (p: CudaModelPlan, part: LrPart) => CudaModelPlan): { plans: Record<string, CudaModelPlan>; chunked: TorchLowRankChunked } | undefined {
+export function lowRankChainPlans(model: I.Model, dims: Record<string, number>, keep: (p: CudaModelPlan, part: LrPart) => CudaModelPlan): { plans: Record<string, CudaModelPlan>; chunked: TorchLowRankChunked; kernels?: Record<string, TorchKernelModule> } | undefined {
   const chain = trainingLowRankChain(model, dims);
   if (!chain) return undefined;
   const plans: Record<string, CudaModelPlan> = {};
@@ -32,5 +37,8 @@ export function lowRankChainPlans(model: I.Model, dims: Record<string, number>, 
     plans[`chain64:${part}`] = lowerCudaF64(m);
     parts.push(part);
   }
-  return { plans, chunked: { lowRank: chain.names, parts } };
+  const configs = LOWRANK_CORE_CONFIGS.filter((c) => c.decay === chain.names.decay);
+  // TorchKernelModule's kernels are typed as the rows readout's; the runtime reads only entry, threads, sharedBytes and each module's own keys
+  const kernels = chain.names.E === 1 && configs.length ? { lowRankCore: lowRankCoreModule(configs) as unknown as TorchKernelModule } : undefined;
+  return { plans, chunked: { lowRank: chain.names, parts }, ...(kernels ? { kernels } : {}) };
 }
