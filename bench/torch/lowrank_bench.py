@@ -245,6 +245,19 @@ CONFIGS6 = [
     ("bf16 lean, all products bf16", torch.bfloat16, {"LR_LEAN": True, "LR_MM": "auto", "LR_MM_PARTS": ALL_PARTS}),
 ]
 
+# --variants 7: the chunk transitions by ChunkCore's torch ops (LR_FUSED "torch", the default before) and by the fused
+# kernel (compiler/backends/cuda/lowrank-core.ts, LR_FUSED "cuda"), fp32 and bf16 inputs; profiles and sections of the
+# fp32 pair (DeltaNet).
+CONFIGS7 = [
+    ("fp32 torch transitions", torch.float32, {"LR_FUSED": "torch"}),
+    ("fp32 fused transitions", torch.float32, {"LR_FUSED": "cuda"}),
+    ("bf16 torch transitions", torch.bfloat16, {"LR_FUSED": "torch"}),
+    ("bf16 fused transitions", torch.bfloat16, {"LR_FUSED": "cuda"}),
+]
+CONFIGS = {6: CONFIGS6, 7: CONFIGS7}
+# the configurations whose one eager step is profiled (DeltaNet) and, for 7, sectioned (LR_TIMES; every model)
+PROFILED = {6: ("bf16 lean, fp32 products", "fp32 lean"), 7: ("fp32 torch transitions", "fp32 fused transitions")}
+
 
 def drop_graphs(sm):
     """Frees a model's CUDA graphs and their memory pool (lowrank_bench kept every model's before: RWKV-7 ran out of
@@ -272,8 +285,9 @@ class switches:
 
 
 def case6(args, root, model, shape, rate, log):
-    """fwd+bwd of CONFIGS6 (fp32 and bf16 inputs, old and new switches) and the anchor in one process; the graphs of
-    each config dropped before the next; a profile of one eager step of the two lean configs with fp32 products (DeltaNet)."""
+    """fwd+bwd of CONFIGS[args.variants] (fp32 and bf16 inputs, old and new switches) and the anchor in one process; the
+    graphs of each config dropped before the next; a profile of one eager step of the PROFILED configs (DeltaNet) and,
+    with --variants 7, their sections (every model); gradients vs the first config."""
     B, T, H, K = shape
     row = {"model": model, "B": B, "T": T, "H": H, "K": K, "V": K, "configs": {}}
     x = inputs(model, B, T, H, K, 7)
@@ -281,7 +295,8 @@ def case6(args, root, model, shape, rate, log):
     n_in = sum(v.numel() for v in x.values())
     row["floor_io_ms_bf16"] = 2 * (2 * n_in + 2 * B * T * H * K) / (rate * 1e6)
     smc = seqc_model(root, model, "chunked")
-    for label, dt, sets in CONFIGS6:
+    configs = CONFIGS[args.variants]
+    for label, dt, sets in configs:
         try:
             with switches(sets):
                 one, leaves = seqc_step(smc, {k: v.to(dt) for k, v in x.items()}, cot)
@@ -291,7 +306,10 @@ def case6(args, root, model, shape, rate, log):
                 t = tb.timed(one, 1, args.reps, args.cap_s)
                 one()
                 t["grads"] = {n: v.grad.detach().float().clone() for n, v in leaves.items()}
-                if args.profile and model == "deltanet" and label in ("bf16 lean, fp32 products", "fp32 lean"):
+                if args.variants == 7 and label in PROFILED[7]:
+                    t["sections_ms"] = sections(one)
+                    log("%s %s: %s sections (eager) %s" % (model, shape, label, ", ".join("%s %.2f" % kv for kv in t["sections_ms"].items())))
+                if args.profile and model == "deltanet" and label in PROFILED[args.variants]:
                     t["profile_top"] = profile(one, os.path.join(args.profile, "profile-%s-%s.txt" % (model, label.replace(" ", "-"))))
                     log("%s %s: %s profile (one eager step, CUDA self ms) %s" % (model, shape, label, ", ".join("%s %.2f" % kv for kv in t["profile_top"][:14])))
             import seqc_chunked_lowrank as lr
@@ -305,10 +323,10 @@ def case6(args, root, model, shape, rate, log):
             row["configs"][label] = {"error": "%s: %s" % (type(e).__name__, str(e)[:300])}
             log("%s %s: %s failed: %s" % (model, shape, label, row["configs"][label]["error"]))
         drop_graphs(smc)
-    ref = row["configs"].get("fp32 old (no lean)", {}).get("grads")
+    ref = row["configs"].get(configs[0][0], {}).get("grads")
     for label, t in row["configs"].items():
         if ref is not None and "grads" in t:
-            t["grads_vs_fp32_old_rel"] = {"d" + n: tb.rel(g, ref[n]) for n, g in t["grads"].items()}
+            t["grads_vs_fp32_old_rel"] = {"d" + n: tb.rel(g, ref[n]) for n, g in t["grads"].items()}  # vs the first config
     row["anchor_name"] = ANCHOR[model]
     try:
         one_a, la = anchor_step(model, K, x, cot)
@@ -331,7 +349,7 @@ def case6(args, root, model, shape, rate, log):
 
 def accuracy(args, root, model, B, T, H, K, log):
     """Gradients at bf16-rounded inputs (B, T, H, K = V) vs seqc's float64 chunked backward at the same values: each
-    CONFIGS6 config (and fla, bf16) as max over the inputs of the relative error."""
+    CONFIGS[args.variants] config (and fla, bf16) as max over the inputs of the relative error."""
     x = inputs(model, B, T, H, K, 11)
     xb = {k: v.to(torch.bfloat16) for k, v in x.items()}
     cot = torch.randn(B, T, H, K, device=DEV, generator=torch.Generator(device=DEV).manual_seed(12)).to(torch.bfloat16).float()
@@ -341,7 +359,7 @@ def accuracy(args, root, model, B, T, H, K, log):
     one()
     g64 = {n: v.grad.detach().clone() for n, v in l64.items()}
     del one, l64
-    for label, dt, sets in CONFIGS6:
+    for label, dt, sets in CONFIGS[args.variants]:
         try:
             with switches(sets):
                 one, lv = seqc_step(smc, {k: v.to(dt) for k, v in xb.items()}, cot)
@@ -439,7 +457,7 @@ def main():
     ap.add_argument("--cap-s", type=float, default=3.0)
     ap.add_argument("--fla-max-configs", type=int, default=6)
     ap.add_argument("--warm-fla", nargs=2, type=int)
-    ap.add_argument("--variants", type=int, default=1, help="1: also time the glue's choices (decay cumsum, chunk 32 / 128); 2: pass as torch.matmul, readout parts' sequential variants; 3: readouts as the plans, aug as matrix products, chunk 32 / 128, RWKV-7's sub-blocks 8 / 32; 4: the old defaults (eager, RWKV-7's sub-blocks), graphs off, RWKV-7's aug as products; 5: the old layout without sharing (LR_LAYOUT, LR_SHARE), each alone, the blocked solve (LR_SOLVE), the decay as cumsum; 6: fp32 and bf16 inputs with the old and new LR_MM / LR_MM_PARTS / LR_LEAN (CONFIGS6) beside the anchor, --accuracy")
+    ap.add_argument("--variants", type=int, default=1, help="1: also time the glue's choices (decay cumsum, chunk 32 / 128); 2: pass as torch.matmul, readout parts' sequential variants; 3: readouts as the plans, aug as matrix products, chunk 32 / 128, RWKV-7's sub-blocks 8 / 32; 4: the old defaults (eager, RWKV-7's sub-blocks), graphs off, RWKV-7's aug as products; 5: the old layout without sharing (LR_LAYOUT, LR_SHARE), each alone, the blocked solve (LR_SOLVE), the decay as cumsum; 6: fp32 and bf16 inputs with the old and new LR_MM / LR_MM_PARTS / LR_LEAN (CONFIGS6) beside the anchor, --accuracy; 7: the chunk transitions by torch ops and by the fused kernel (LR_FUSED, CONFIGS7), fp32 and bf16, beside the anchor, sections, --accuracy")
     ap.add_argument("--no-anchor", action="store_true")
     ap.add_argument("--variants-at", default="8x2048x16x64")
     ap.add_argument("--accuracy", default="", help="BxT: --variants 6's accuracy at bf16-rounded inputs vs float64 (at the shapes' H, K)")
@@ -460,7 +478,7 @@ def main():
     def log(s):
         print("[%5.1fs] %s" % (time.time() - t_start, s), flush=True)
     log("%s, torch %s, copy %.0f GB/s" % (res["device"], res["torch"], rate))
-    if args.variants == 6:
+    if args.variants in CONFIGS:
         res["accuracy"] = []
         if args.accuracy:
             aB, aT = (int(v) for v in args.accuracy.split("x"))
@@ -487,8 +505,10 @@ def main():
                 if args.out:
                     with open(args.out, "w") as f:
                         json.dump(res, f, indent=1)
-        labels = [c[0] for c in CONFIGS6]
-        print("\nmodel (B, T, H, K=V) | " + " | ".join(labels) + " | anchor | anchor / bf16 lean fp32 products | anchor / fp32 lean")
+        labels = [c[0] for c in CONFIGS[args.variants]]
+        fast = labels[-1] if args.variants == 7 else "bf16 lean, fp32 products"
+        fast32 = "fp32 fused transitions" if args.variants == 7 else "fp32 lean"
+        print("\nmodel (B, T, H, K=V) | " + " | ".join(labels) + " | anchor | anchor / %s | anchor / %s" % (fast, fast32))
         for r in res["rows"]:
             if "error" in r:
                 print("%s | ERROR %s" % (r["model"], r["error"][:200]))
@@ -497,8 +517,8 @@ def main():
             a = r.get("anchor", {}).get("ms")
             print("%s (%d, %d, %d, %d) | %s | %s | %s | %s" % (r["model"], r["B"], r["T"], r["H"], r["K"],
                   " | ".join("%.2f" % ms(k) if ms(k) else "ERR" for k in labels), "%.3f" % a if a else "-",
-                  "%.3f" % (a / ms("bf16 lean, fp32 products")) if a and ms("bf16 lean, fp32 products") else "-", "%.3f" % (a / ms("fp32 lean")) if a and ms("fp32 lean") else "-"))
-        print("\ngradients vs fp32 old (same process, same inputs): max rel")
+                  "%.3f" % (a / ms(fast)) if a and ms(fast) else "-", "%.3f" % (a / ms(fast32)) if a and ms(fast32) else "-"))
+        print("\ngradients vs %s (same process, same inputs): max rel" % labels[0])
         for r in res["rows"]:
             for k, t in r.get("configs", {}).items():
                 if "grads_vs_fp32_old_rel" in t:
