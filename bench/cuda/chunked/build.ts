@@ -35,10 +35,13 @@ export function variantsFor(name: string): string[] {
       // (where the plan has it) more
       // (splitd: split whose walk reads q and the key rows from the inputs; scalar or no decay; -iw: low rank's
       // inverse by warp products, -mw: the per-key decay's block pairs by warp tasks)
+      // (split3 with low rank also -wk / -wc / -wk-w512: Z = U0 + M S0 split-K over every warp, or the next record's
+      // copies on the warps without a Z tile; split also -w512, its walk on 16 warps; the plan has them only where they apply)
       for (const kind of ["split", "split3", "splitd"])
         for (const bv of kind === "split3" && k === 128 ? [64, 32, 16, 8] : [64, 32, 16])
           for (const a of ["", "-a384", "-a512", "-a768"])
-            for (const iw of ["", "-iw", "-mw"]) v.push(`chunked-${kind}-bf16-k${k}-v${bv}${a}${iw}-r${r}`);
+            for (const iw of ["", "-iw", "-mw"])
+              for (const ws of kind === "split3" ? ["", "-wk", "-wc", "-wk-w512"] : kind === "split" ? ["", "-w512"] : [""]) v.push(`chunked-${kind}-bf16-k${k}-v${bv}${a}${iw}${ws}-r${r}`);
       // grouped split3 (-g<G>: G groups of chunks walked in parallel, then the carry; diagonal chunk transitions;
       // -g<G>t: the carry's S_in in the operand type; -g<G>t<M>: and the readout over runs of M chunks)
       for (const bv of k === 128 ? [64, 32, 16, 8] : [64, 32, 16])

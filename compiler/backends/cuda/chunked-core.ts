@@ -1817,3 +1817,139 @@ __device__ void seqc_chunk_out_gm(const R& rows, char* smem, const typename Cfg:
   }
 }
 `;
+
+/**
+ * split3's state walk with the chunk's low-rank product spread over the block's warps (variants `-wk` / `-wc`, config
+ * flag WSPLIT; appended only to modules that use it, so the other modules' sources are unchanged). In split3's walk
+ * (seqc_chunk_walk_s) `Z = U0 + M S0` has (F / 16) x (BV / 8 WN) warp tiles: 4 at 8-, 16- and 32-value walks, so 4 of
+ * the 8 warps run its KP / 16 dependent k-steps (8 at K = 128) while the other 4 wait at the block barrier after it
+ * (bench/RESULTS.md run 13: barrier stalls first in the walk's profile).
+ *   WSPLIT = 1 (`-wk`): split-K. Warp w takes tile w % ZT and k-slice w / ZT of KS = warps / ZT slices (KP / KS k-steps
+ *     each); slices 1.. store their fp32 partials to shared memory (the Y region), one barrier, slice 0 adds them, U0,
+ *     and writes Z. The chain halves at K = 128 with 8 warps, for one more barrier.
+ *   WSPLIT = 2 (`-wc`): the warps without a Z tile issue the next record's copies (cp.async) while Z's warps start its
+ *     product, instead of every warp issuing its share first.
+ * Everything else (stores of S0 and Z, the state update) is seqc_chunk_walk_s's.
+ */
+export const CHUNK_WALK_K_SOURCE = String.raw`
+// ---- split3's walk with the low-rank product over every warp (WSPLIT 1: split-K; 2: copies on Z's idle warps) ----
+template <class Cfg> struct SeqcWalkK {
+  static constexpr int WN = SeqcWN<Cfg::BV>::N, TN = Cfg::BV / (8 * WN), ZT = (Cfg::F / 16) * TN, NW = Cfg::NT / 32;
+  static constexpr int KS = Cfg::WSPLIT == 1 ? NW / ZT : 1, KD = Cfg::KP / KS;
+  // warps that issue the next record's copies: all, or (WSPLIT 2) those past Z's tiles
+  static constexpr int CW0 = Cfg::WSPLIT == 2 ? ZT : 0;
+  static_assert(Cfg::LR, "the split walk spreads the low-rank product Z = U0 + M S0");
+  static_assert(Cfg::WSPLIT != 1 || (KS >= 2 && Cfg::KP % (16 * KS) == 0), "split-K needs >= 2 k-slices of whole k-steps");
+  static_assert(Cfg::WSPLIT != 2 || ZT < NW, "the copies need warps without a Z tile");
+};
+// seqc_walks_issue over the threads [32 W0, NT)
+template <class Cfg, int W0> __device__ __forceinline__ void seqc_walks_issue_k(const SeqcSm<Cfg>& s, int stage, const char* rec, u32 j0) {
+  typedef typename Cfg::T T_;
+  typedef SeqcRec<Cfg> Rec;
+  constexpr int F = Cfg::F, KP = Cfg::KP, E = 16 / sizeof(T_), LDK = Cfg::LDK, BV = Cfg::BV, nt = Cfg::NT - 32 * W0;
+  const T_* r = reinterpret_cast<const T_*>(rec);
+  char* base = reinterpret_cast<char*>(s.X) + stage * Cfg::STAGE;
+  T_* x = reinterpret_cast<T_*>(base + Cfg::W_X);
+  T_* m = reinterpret_cast<T_*>(base + Cfg::W_M);
+  T_* u = reinterpret_cast<T_*>(base + Cfg::W_U);
+  float* eg = reinterpret_cast<float*>(base + Cfg::W_E);
+  const int tid = (int)threadIdx.x - 32 * W0;
+  if (tid < 0) return;
+  for (int e = tid; e < F * (KP / E); e += nt) {
+    const int f = e / (KP / E), i0 = (e % (KP / E)) * E;
+    seqc_cp16(x + f * LDK + i0, r + Rec::XO + f * KP + i0);
+    seqc_cp16(m + f * LDK + i0, r + Rec::MO + f * KP + i0);
+  }
+  for (int e = tid; e < F * (BV / E); e += nt) {
+    const int f = e / (BV / E), jj = (e % (BV / E)) * E;
+    seqc_cp16(u + f * Cfg::LDV + jj, r + Rec::UO + f * Cfg::VP + j0 + jj);
+  }
+  for (int e = tid; e < KP / 4; e += nt) seqc_cp16(eg + e * 4, rec + Rec::BYTES - KP * 4 + e * 16);
+}
+
+template <class Cfg, class R>
+__device__ void seqc_chunk_walk_k(const R& rows, char* smem, typename Cfg::T* ws, typename Cfg::T* wsS, u32 K, u32 V, u32 nH) {
+  typedef typename Cfg::T T_;
+  typedef SeqcRec<Cfg> Rec;
+  typedef SeqcWalkK<Cfg> WK;
+  constexpr int F = Cfg::F, C = F / Cfg::RTP, BV = Cfg::BV, LDV = Cfg::LDV, LDY = Cfg::LDY, NS = Cfg::NSTAGE, WN = WK::WN;
+  const SeqcSm<Cfg> s(smem);
+  const u32 nvt = (V + BV - 1) / BV;
+  const u32 blk = blockIdx.x + gridDim.x * blockIdx.y;
+  const u32 vt = blk % nvt, h = (blk / nvt) % nH, b = blk / (nvt * nH);
+  const u32 T = rows.u.T, j0 = vt * BV, nc = (T + C - 1) / C;
+  char* recs = reinterpret_cast<char*>(ws) + (size_t)(b * nH + h) * nc * Rec::BYTES;
+  T_* sts = wsS + (size_t)(b * nH + h) * nc * Cfg::KP * Cfg::VP + j0;
+  const int w = threadIdx.x >> 5, l = threadIdx.x & 31, g = l >> 2, q = (l & 3) << 1;
+  // this warp's Z tile and k-slice (ks >= KS: no Z work)
+  const int zt = w % WK::ZT, ks = w / WK::ZT;
+  const int m0 = (zt / WK::TN) * 16, n0 = (zt % WK::TN) * 8 * WN;
+  SeqcState<Cfg> S;
+  seqc_state_load<Cfg>(S, rows, b, h, j0, K, V);
+#pragma unroll
+  for (int k = 0; k < NS - 1; ++k) {
+    if ((u32)k < nc) seqc_walks_issue_k<Cfg, WK::CW0>(s, k, recs + (size_t)k * Rec::BYTES, j0);
+    seqc_cp_commit();
+  }
+  constexpr bool VEC = BV < 16;
+  for (u32 c = 0; c < nc; ++c) {
+    if (!VEC) seqc_state_put<Cfg>(S, sts + (size_t)c * Cfg::KP * Cfg::VP);
+    seqc_state_operand<Cfg>(S, s.SB);
+    seqc_cp_wait<NS - 2>();
+    __syncthreads();
+    if (c + NS - 1 < nc) seqc_walks_issue_k<Cfg, WK::CW0>(s, (c + NS - 1) % NS, recs + (size_t)(c + NS - 1) * Rec::BYTES, j0);
+    seqc_cp_commit();
+    char* base = reinterpret_cast<char*>(s.X) + (c % NS) * Cfg::STAGE;
+    const T_* x = reinterpret_cast<const T_*>(base + Cfg::W_X);
+    const T_* m = reinterpret_cast<const T_*>(base + Cfg::W_M);
+    const T_* u = reinterpret_cast<const T_*>(base + Cfg::W_U);
+    const float* eg = reinterpret_cast<const float*>(base + Cfg::W_E);
+    T_* zr = reinterpret_cast<T_*>(recs + (size_t)c * Rec::BYTES) + Rec::UO + j0;
+    if (VEC) seqc_tile_out<T_, Cfg::KP, BV>(s.SB, LDV, sts + (size_t)c * Cfg::KP * Cfg::VP, Cfg::VP);
+    float acc[WN][4];
+#pragma unroll
+    for (int i = 0; i < WN; ++i) acc[i][0] = acc[i][1] = acc[i][2] = acc[i][3] = 0.f;
+    if (ks < WK::KS) SeqcMM<T_>::template run<false, false, WN, WK::KD>(acc, m + ks * WK::KD, Cfg::LDK, s.SB + ks * WK::KD * LDV, LDV, m0, n0);
+    if (WK::KS > 1) {
+      // slices 1..: partials to Y; slice 0 adds them after the barrier
+      if (ks > 0 && ks < WK::KS) {
+        float* y = s.Y + (ks - 1) * F * LDY;
+#pragma unroll
+        for (int nt = 0; nt < WN; ++nt) {
+          *reinterpret_cast<float2*>(y + (m0 + g) * LDY + n0 + nt * 8 + q) = make_float2(acc[nt][0], acc[nt][1]);
+          *reinterpret_cast<float2*>(y + (m0 + g + 8) * LDY + n0 + nt * 8 + q) = make_float2(acc[nt][2], acc[nt][3]);
+        }
+      }
+      __syncthreads();
+    }
+    if (ks == 0) {
+#pragma unroll
+      for (int p = 1; p < WK::KS; ++p) {
+        const float* y = s.Y + (p - 1) * F * LDY;
+#pragma unroll
+        for (int nt = 0; nt < WN; ++nt) {
+          const float2 a = *reinterpret_cast<const float2*>(y + (m0 + g) * LDY + n0 + nt * 8 + q);
+          const float2 a8 = *reinterpret_cast<const float2*>(y + (m0 + g + 8) * LDY + n0 + nt * 8 + q);
+          acc[nt][0] += a.x; acc[nt][1] += a.y; acc[nt][2] += a8.x; acc[nt][3] += a8.y;
+        }
+      }
+      // Z = U0 + M S0 for the shared operand and (16 values and more) the record, for the readout
+#pragma unroll
+      for (int nt = 0; nt < WN; ++nt) {
+        const int n = n0 + nt * 8 + q;
+#pragma unroll
+        for (int hh = 0; hh < 2; ++hh) {
+          const int mm = m0 + g + hh * 8;
+          const float z0 = seqc_f32(u[mm * LDV + n]) + acc[nt][2 * hh], z1 = seqc_f32(u[mm * LDV + n + 1]) + acc[nt][2 * hh + 1];
+          seqc_sst2(s.Z + mm * LDV + n, z0, z1);
+          if (!VEC) seqc_sst2(zr + mm * Cfg::VP + n, z0, z1);
+        }
+      }
+    }
+    __syncthreads();
+    if (VEC) seqc_tile_out<T_, F, BV>(s.Z, LDV, zr, Cfg::VP);
+    seqc_state_update<Cfg>(S, x, s.Z, eg);
+  }
+  seqc_state_store<Cfg>(S, rows, b, h, j0, K, V);
+}
+`;

@@ -57,6 +57,10 @@ export interface ChunkCfg {
   /** Grouped split3's readout (with grpT) over runs of `grpM` consecutive chunks of a group per block (variants
    *  `-g<G>t<M>`): the group's S_in tile is loaded once per run instead of once per chunk. */
   grpM?: number;
+  /** split3's low-rank walk (walkS, 2-byte operands) with Z = U0 + M S0 spread over the block's warps
+   *  (CHUNK_WALK_K_SOURCE, seqc_chunk_walk_k): 1 = split-K over every warp, partials through shared memory (variants
+   *  `-wk`); 2 = the warps without a Z tile issue the next record's copies (`-wc`). */
+  wsplit?: 1 | 2;
   /** splitd (phase A and walk): the walk reads q and the key rows raw from the inputs (scalar or no decay). */
   direct?: boolean;
   /** Element type of the outputs (default `dtype`): a 2-byte-input configuration that stores fp32 outputs (mixed I/O,
@@ -118,6 +122,8 @@ export function chunkLayout(c: ChunkCfg): Record<string, number> {
       put("O_SB", c.KP * LDV * sz);
       put("O_Z", F * LDV * sz);
     }
+    // split-K walk: the k-slices' fp32 partials of Z (slices 1..) in the Y region
+    if (c.wsplit === 1) put("O_Y", (walkKSlices(c) - 1) * F * LDY * 4);
     put("O_I", 16 * 4);
     o.SMEM = at;
     return o;
@@ -210,10 +216,14 @@ export function chunkLayout(c: ChunkCfg): Record<string, number> {
 }
 
 export const threadsOf = (c: ChunkCfg) => c.NT ?? CHUNK_THREADS;
+/** split3's low-rank walk: the warp tiles of Z = U0 + M S0 ((F / 16) x BV / (8 WN), chunked-core.ts SeqcWalkK::ZT). */
+export const walkZTiles = (c: ChunkCfg): number => (CHUNK_F / 16) * (c.BV / (8 * (c.BV % 32 === 0 ? 4 : c.BV % 16 === 0 ? 2 : 1)));
+/** The split-K walk's k-slices (SeqcWalkK::KS): the block's warps over Z's tiles. */
+export const walkKSlices = (c: ChunkCfg): number => Math.floor(threadsOf(c) / 32 / walkZTiles(c));
 
 export function cfgName(c: ChunkCfg): string {
   const v = c.kind === "fused" ? `v${c.BV}` : c.kind === "phaseA" ? `p${c.VP}` : `v${c.BV}p${c.VP}`;
-  return `${c.kind}${c.direct ? "d" : ""}_${ioTag(c.dtype, outOf(c)).replace("-", "_")}_k${c.KP}_${v}_r${c.RTP}${threadsOf(c) !== CHUNK_THREADS ? `_t${threadsOf(c)}` : ""}${c.inv ? `_i${c.inv}` : ""}${c.mats ? `_m${c.mats}` : ""}${c.grp ? `_g${c.grp}${c.grpT ? "t" : ""}${c.grpM ? c.grpM : ""}` : ""}`;
+  return `${c.kind}${c.direct ? "d" : ""}_${ioTag(c.dtype, outOf(c)).replace("-", "_")}_k${c.KP}_${v}_r${c.RTP}${threadsOf(c) !== CHUNK_THREADS ? `_t${threadsOf(c)}` : ""}${c.inv ? `_i${c.inv}` : ""}${c.mats ? `_m${c.mats}` : ""}${c.grp ? `_g${c.grp}${c.grpT ? "t" : ""}${c.grpM ? c.grpM : ""}` : ""}${c.wsplit ? `_w${c.wsplit === 1 ? "k" : "c"}` : ""}`;
 }
 
 export function cfgStruct(c: ChunkCfg, name: string): string {
@@ -222,7 +232,7 @@ export function cfgStruct(c: ChunkCfg, name: string): string {
   return `struct ${name} {
   typedef ${ELT[c.dtype]} T;
   static constexpr int F = ${CHUNK_F}, NT = ${threadsOf(c)}, KP = ${c.KP}, BV = ${c.BV}, VP = ${c.VP}, RTP = ${c.RTP}, DECAY = ${c.decay};
-  static constexpr bool LR = ${c.lr};${c.inv ? "\n  static constexpr int INV = 1;" : ""}${c.mats ? "\n  static constexpr int MATS = 1;" : ""}${c.grp ? `\n  static constexpr int GRP = ${c.grp}, GRPT = ${c.grpT ? 1 : 0}${c.grpM ? `, GRPM = ${c.grpM}` : ""};` : ""}
+  static constexpr bool LR = ${c.lr};${c.inv ? "\n  static constexpr int INV = 1;" : ""}${c.mats ? "\n  static constexpr int MATS = 1;" : ""}${c.grp ? `\n  static constexpr int GRP = ${c.grp}, GRPT = ${c.grpT ? 1 : 0}${c.grpM ? `, GRPM = ${c.grpM}` : ""};` : ""}${c.wsplit ? `\n  static constexpr int WSPLIT = ${c.wsplit};` : ""}
   static constexpr int ${ints};
 };`;
 }
@@ -767,7 +777,7 @@ export function chunkModelSource(model: I.Model, cr: ChunkRows): ChunkModelSourc
         : c.kind === "phaseA"
           ? `seqc_chunk_phase_a${c.direct ? "_d" : ""}<${cfg}>(rows, seqc_smem, ws, ${headsExpr});`
           : c.kind === "walkS"
-            ? `seqc_chunk_walk_${c.grp ? "g" : "s"}<${cfg}>(rows, seqc_smem, ws, wsS, ${c.grp ? "wsG, " : ""}${dimOf(Sd.shape[cr.form.key])}, ${valueDim}, ${headsExpr});`
+            ? `seqc_chunk_walk_${c.grp ? "g" : c.wsplit ? "k" : "s"}<${cfg}>(rows, seqc_smem, ws, wsS, ${c.grp ? "wsG, " : ""}${dimOf(Sd.shape[cr.form.key])}, ${valueDim}, ${headsExpr});`
             : c.kind === "out"
               ? `seqc_chunk_out${c.grp ? (c.grpM ? "_gm" : "_g") : ""}<${cfg}>(rows, seqc_smem, ws, wsS, ${c.grp ? "wsG, " : ""}${valueDim}, ${headsExpr});`
               : c.kind === "carry"

@@ -15,9 +15,9 @@ import type { CudaBufferRef, CudaFormPlan } from "../../../runtime/cuda/plan.ts"
 import { matrixForm } from "../../forms/matrix-form.ts";
 import { chunkRows, chunkSizes, type ChunkRows } from "../../forms/chunk-rows.ts";
 import { CUDA_PRELUDE } from "./math.ts";
-import { CHUNK_CORE_SOURCE, CHUNK_GROUP_SOURCE } from "./chunked-core.ts";
+import { CHUNK_CORE_SOURCE, CHUNK_GROUP_SOURCE, CHUNK_WALK_K_SOURCE } from "./chunked-core.ts";
 import { chunkedExtras } from "./chunked-extra.ts";
-import { chunkLayout, chunkModelSource, CHUNK_F, cfgName, ioTag, threadsOf, overrideValues, type ChunkCfg, type ChunkDtype } from "./chunked-model.ts";
+import { chunkLayout, chunkModelSource, CHUNK_F, cfgName, ioTag, threadsOf, overrideValues, walkKSlices, walkZTiles, type ChunkCfg, type ChunkDtype } from "./chunked-model.ts";
 
 export interface ChunkedLowering {
   forms: CudaFormPlan[];
@@ -94,10 +94,13 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
   const wrapped = new Set<string>();
   // modules with a grouped split3 variant (they get CHUNK_GROUP_SOURCE)
   const withGroups = new Set<string>();
+  // modules with a split3 walk whose low-rank product is spread over the warps (they get CHUNK_WALK_K_SOURCE)
+  const withWalkK = new Set<string>();
   const wrap = (c: ChunkCfg) => {
     if (wrapped.has(src.entry(c))) return;
     wrapped.add(src.entry(c));
     if (c.grp) withGroups.add(ioTag(c.dtype, c.out));
+    if (c.wsplit) withWalkK.add(ioTag(c.dtype, c.out));
     (wrappers[ioTag(c.dtype, c.out)] ??= []).push(src.wrapper(c));
   };
   const ov = overrideValues(model, src.overrides);
@@ -233,31 +236,51 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
                   ],
                 });
               }
-            const w = mk("walkS", BV);
-            const variant = `chunked-split3-${ioT}-k${KP}-v${BV}${tag}-r${RTP}`;
-            if ([a, w, o].some((x) => chunkLayout(x).SMEM > SMEM_MAX) || (opts.only && !opts.only(variant))) continue;
-            for (const x of [a, w, o]) wrap(x);
-            forms.push({
-              form: "chunked",
-              variant,
-              ...ioFields,
-              applicable: ["*", ...base, eq(classOf(Vd), KP), [">=", "LIMIT_SMEM_OPTIN", Math.max(...[a, w, o].map((x) => chunkLayout(x).SMEM))]],
-              prefer: split3Prefer(BV, KP, nH, Vd, decay, lr, tag, want, dtype),
-              note: `chunked split3 (${ioT}): every chunk's S0-independent part in parallel (${threadsOf(a)} threads), a walk per batch x head x ${BV} values that only carries the state (Z = U0 + M S0, S' = exp(G_n) S0 + X~^T Z; each chunk's S0 stored), then y = Q~ S0 + Aq Z over every chunk in parallel`,
-              vars: [],
-              workspaces: split3Ws(),
-              steps: [launch(a, ["*", "B", nH, nc], ["chunk"]), launch(w, ["*", "B", nH, ["ceilDiv", Vd, BV]], ["chunk", "chunkS"]), launch(o, ["*", "B", nH, nc, ["ceilDiv", Vd, BO]], ["chunk", "chunkS"])],
-            });
+            // split3's walk, and with low rank and 2-byte operands (on request until measured) the walks that spread
+            // Z = U0 + M S0 over the warps: -wk (split-K over every warp) where the warps hold >= 2 k-slices of whole
+            // k-steps, -wc (the next record's copies on the warps without a Z tile) where such warps exist
+            const base0 = mk("walkS", BV);
+            const walks: { w: ChunkCfg; ws: string }[] = [{ w: base0, ws: "" }];
+            if (lr && dtype !== "f32" && opts.only) {
+              const ks = walkKSlices(base0);
+              if (ks >= 2 && KP % (16 * ks) === 0) walks.push({ w: { ...base0, wsplit: 1 }, ws: "-wk" });
+              if (walkZTiles(base0) < threadsOf(base0) / 32) walks.push({ w: { ...base0, wsplit: 2 }, ws: "-wc" });
+              // split-K over 16 warps (-wk-w512: 512 threads, the state update's tiles over the first 8)
+              const w16: ChunkCfg = { ...base0, NT: 512, wsplit: 1 };
+              if (walkKSlices(w16) >= 2 && KP % (16 * walkKSlices(w16)) === 0) walks.push({ w: w16, ws: "-wk-w512" });
+            }
+            for (const { w, ws } of walks) {
+              const variant = `chunked-split3-${ioT}-k${KP}-v${BV}${tag}${ws}-r${RTP}`;
+              if ([a, w, o].some((x) => chunkLayout(x).SMEM > SMEM_MAX) || (opts.only && !opts.only(variant))) continue;
+              for (const x of [a, w, o]) wrap(x);
+              forms.push({
+                form: "chunked",
+                variant,
+                ...ioFields,
+                applicable: ["*", ...base, eq(classOf(Vd), KP), [">=", "LIMIT_SMEM_OPTIN", Math.max(...[a, w, o].map((x) => chunkLayout(x).SMEM))]],
+                prefer: ws ? split3kPrefer() : split3Prefer(BV, KP, nH, Vd, decay, lr, tag, want, dtype),
+                note: `chunked split3 (${ioT}): every chunk's S0-independent part in parallel (${threadsOf(a)} threads), a walk per batch x head x ${BV} values that only carries the state (Z = U0 + M S0${ws === "-wk" ? ` split-K over ${walkKSlices(w)} k-slices of the warps` : ws === "-wc" ? ", the next record's copies on the warps without a Z tile" : ""}, S' = exp(G_n) S0 + X~^T Z; each chunk's S0 stored), then y = Q~ S0 + Aq Z over every chunk in parallel`,
+                vars: [],
+                workspaces: split3Ws(),
+                steps: [launch(a, ["*", "B", nH, nc], ["chunk"]), launch(w, ["*", "B", nH, ["ceilDiv", Vd, BV]], ["chunk", "chunkS"]), launch(o, ["*", "B", nH, nc, ["ceilDiv", Vd, BO]], ["chunk", "chunkS"])],
+              });
+            }
           }
           for (const BV of walkBVs)
             pushSplit("split", a, mk("walk", BV), tag, recBytes, splitPrefer(BV, KP, nH, Vd, tag, want),
               `chunked split (${ioT}): every chunk's S0-independent part in parallel (Q~, X~, Aq, M = T diag(beta) W~, U0 = T alpha V; ${threadsOf(a)} threads), then a walk over chunks per batch x head x ${BV} values`);
+          // (2-byte operands, K >= 64, on request until measured: the walk with 16 warps, `-w512`: the state's tiles over
+          // twice the warps, so the readout's and the state update's products run on different warps)
+          if (dtype !== "f32" && KP >= 64 && opts.only)
+            for (const BV of walkBVs.filter((bv) => bv >= 32))
+              pushSplit("split", a, { ...mk("walk", BV), NT: 512 }, `${tag}-w512`, recBytes, 0,
+                `chunked split (${ioT}): every chunk's S0-independent part in parallel (${threadsOf(a)} threads), then a walk of 512 threads over chunks per batch x head x ${BV} values`);
         }
       }
   }
   const modules: Record<string, { source: string }> = {};
   for (const d of Object.keys(wrappers)) {
-    const core = [CHUNK_CORE_SOURCE, ...(withGroups.has(d) ? [CHUNK_GROUP_SOURCE] : [])];
+    const core = [CHUNK_CORE_SOURCE, ...(withGroups.has(d) ? [CHUNK_GROUP_SOURCE] : []), ...(withWalkK.has(d) ? [CHUNK_WALK_K_SOURCE] : [])];
     modules[d] = { source: [`// seqc CUDA chunked kernels for model ${model.name}, ${d} (generated; do not edit)`, CUDA_PRELUDE, ...core, src.loader, ...wrappers[d]].join("\n\n") + "\n" };
   }
   // a stabiliser launch before and a post launch after the core where the canonical form has them
@@ -328,6 +351,10 @@ function split3Prefer(BV: number, KP: number, nH: SizeExpr, Vd: SizeExpr, decay:
   if (BV === 16) return ["*", [">=", "T", 64], [">=", ["-", "LIMIT_SMS", 1], walk32], lr && KP >= 128 ? ["-", 1, walk8fits] : 1];
   // (2-byte operands: splitd's case since run 8; fp32 not measured, it keeps split3)
   return dtype === "f32" && splitdCase(KP, decay, lr) ? ["*", [">=", "T", 64], [">=", walk32, "LIMIT_SMS"]] : 0;
+}
+/** split3's walks with the low-rank product over every warp (`-wk`, `-wc`): opt-in until measured. */
+function split3kPrefer(): SizeExpr {
+  return 0;
 }
 /** Grouped split3's group counts (variants `-g<G>`). */
 export const SPLIT3_GROUPS = [2, 3, 4, 8, 16] as const;
