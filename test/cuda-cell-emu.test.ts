@@ -53,7 +53,7 @@ describe("the backward core's transposed matvec is eligible for the persistent c
       expect(el.plan.xterms.map((x) => [x.param, x.input]), name).toEqual([["weight_ih_l0", "x"], ["weight_hh_l0", "h__prev"]]);
       expect(el.plan.phaseA, name).toBeGreaterThan(0);
       expect(el.plan.body.slice(el.plan.phaseA).every((s) => I.tensorsOfKind(core(name), "state").some((t) => t.name === s.target) || s.k !== "let"), name).toBe(true);
-      expect(lowerCuda(core(name)).plan.forms.map((f) => f.variant).slice(0, 5)).toEqual(["persistent-matvec-batch4", "persistent-matvec-batch2", "persistent-matvec-batch3", "persistent-matvec-batch", "persistent-matvec-batch-256"]);
+      expect(lowerCuda(core(name)).plan.forms.map((f) => f.variant).slice(0, 4)).toEqual(["persistent-matvec-batch4", "persistent-matvec-batch2", "persistent-matvec-batch", "persistent-matvec-batch-256"]);
       expect(buildTorchPlans(load(name), {}).plans.backward.forms[0].variant).toBe("persistent-matvec-batch4");
     }
     // the forwards keep their state-vector matvec and no phase A; the cores' state-free work leaves the recurrence
@@ -85,7 +85,7 @@ describe("the backward core's transposed matvec is eligible for the persistent c
       if (!el.ok) throw new Error(`${name}: ${el.why}`);
       expect(el.plan.xterms.map((x) => [x.param, x.input, x.slice]), name).toEqual([["weight_ih_l0", "x", undefined], ["weight_hh_l0", pack.name, { at: 0, of: packed }]]);
       const plan = classGradPlan(name);
-      expect(plan.forms.map((f) => f.variant).slice(0, 6), name).toEqual(["persistent-matvec-batch4", "persistent-matvec-batch2", "persistent-matvec-batch3", "persistent-matvec-batch", "persistent-matvec-batch-256", "persistent-matvec"]);
+      expect(plan.forms.map((f) => f.variant).slice(0, 5), name).toEqual(["persistent-matvec-batch4", "persistent-matvec-batch2", "persistent-matvec-batch", "persistent-matvec-batch-256", "persistent-matvec"]);
       const gemm = plan.forms[0].steps.filter((s) => s.kind === "gemm");
       expect(gemm.map((g) => [g.a, g.aOffset, g.lda]), name).toEqual([[{ kind: "input", name: "x" }, undefined, undefined], [{ kind: "input", name: pack.name }, ["*", 0, "H"], ["*", packed, "H"]]]);
     }
@@ -183,18 +183,15 @@ const BATCH_CASES = [
   { B: 3, T: 1, sms: 3, init: true },
   { B: 2, T: 19, sms: 132, init: false },
 ];
-/** -batch3 (one thread per (b, j), its own matvec rows): besides, 20 rows of 8 units a block, more than its 128 threads (the (b, j) loop wraps, __syncthreads). */
-const OWN_CASES = [...BATCH_CASES, { B: 40, T: 5, sms: 2, init: true }];
 /**
  * -batch4 (a step's copies from a per-thread list, the matvec row in registers): besides, 20 rows of 8
  * units on 2 SMs, where a block's outputs outnumber its 128 threads (the register row and the copy list give way to the
  * -batch2 paths in the same kernel), and one row of 8 units over T = 19.
  */
-const LEAN_CASES = [...OWN_CASES];
+const LEAN_CASES = [...BATCH_CASES, { B: 40, T: 5, sms: 2, init: true }];
 const VARIANTS = [
   { variant: "persistent-matvec-batch2", cases: BATCH_CASES },
   { variant: "persistent-matvec-batch4", cases: LEAN_CASES },
-  { variant: "persistent-matvec-batch3", cases: OWN_CASES },
   { variant: "persistent-matvec", cases: CASES },
   { variant: "persistent-matvec-batch", cases: BATCH_CASES },
   { variant: "persistent-matvec-batch-256", cases: BATCH_CASES.slice(0, 1) },

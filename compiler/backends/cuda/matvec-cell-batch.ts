@@ -14,10 +14,9 @@
  * W_hh for an LSTM); where it applies the runner prefers it (plan.ts lists it before the unit-partitioned cell).
  * Its second version (`-batch2`, listed first) computes a backward core's state-free work before the recurrence in an
  * elementwise kernel (matvec-cell-hoist.ts) and keeps integer divisions by runtime sizes out of the step loop.
- * Its third (`-batch3`, opt-in: never preferred) gives each thread (b, j) the matvec rows its own pointwise element reads,
- * over the whole depth, in blocks of BB x H threads (one warp at H = 32: __syncwarp only); measured slower than `-batch2`
- * on the H100 (bench/RESULTS.md: the step is the serial matvec chain, not the barriers), kept as a measured alternative.
- * Its fourth (`-batch4`, listed first, preferred where one matvec output a thread and each thread's row slice fits WREG
+ * A third (`-batch3`: each thread (b, j) computing the matvec rows its own pointwise element reads, in one-warp blocks
+ * at H = 32) measured slower than `-batch2` on the H100 (bench/RESULTS.md: the step is the serial matvec chain, not the
+ * barriers) and was removed. Its fourth (`-batch4`, listed first, preferred where one matvec output a thread and each thread's row slice fits WREG
  * registers: LSTM/GRU at H <= 32 and B <= 132) is `-batch2` with a step's serial chain shortened: the row slice in registers
  * over all T steps, the staged copies from a per-thread list spread over the block, the depth slices' sum from loads issued
  * together, sigmoid by a select, the thread's one (b, j) decomposed before the step loop, and its own states and phase-A lets
@@ -54,7 +53,6 @@ export interface BatchCellConfig {
   THREADS: number;
   suffix: string;
   v2?: boolean;
-  own?: boolean;
   /**
    * `lean` (`-batch4`): the step's serial chain shortened where a thread of `-batch2` waits: a step's staged copies
    * spread over every thread of the block (each thread's copies decomposed once, before the step loop: at H = 32 a core's 7
@@ -72,7 +70,6 @@ export interface BatchCellConfig {
 export const BATCH_CELL_CONFIGS: BatchCellConfig[] = [
   { THREADS: 128, suffix: "-batch4", v2: true, lean: true },
   { THREADS: 128, suffix: "-batch2", v2: true },
-  { THREADS: 128, suffix: "-batch3", v2: true, own: true },
   { THREADS: 128, suffix: "-batch" },
   { THREADS: 256, suffix: "-batch-256" },
 ];
@@ -130,8 +127,7 @@ const PRE_BLOCKS_MAX = 65536;
 export function renderMatvecCellBatch(model0: I.Model, CELL: BatchCellConfig = BATCH_CELL_CONFIGS[1]): MatvecCell {
   const el = matvecCellPlan(model0);
   if (!el.ok) throw new Error(`matvec cell form of ${model0.name}: ${el.why}`);
-  const v2 = !!CELL.v2 || !!CELL.own;
-  const own = !!CELL.own;
+  const v2 = !!CELL.v2;
   const lean = !!CELL.lean;
   const hoisted = v2 ? hoistStateFree(model0, el.plan) : undefined;
   const model = hoisted?.model ?? model0;
@@ -159,7 +155,7 @@ export function renderMatvecCellBatch(model0: I.Model, CELL: BatchCellConfig = B
     const s = stageOf.get(tensor);
     return s && K.load("s_P", K.add(K.add(K.ref("pb"), K.ref(`SO${s.k}`)), flatIndex(idx, s.shape)));
   };
-  const parts = cellBody(model, plan, { overrides, bg: "bg", staged, mirror: lean, mRead: own ? (at) => `s_M[${at}]` : (at) => `${lean ? "seqc_msum4" : "seqc_msum"}(s_M + (${at}), MS, KS)`,
+  const parts = cellBody(model, plan, { overrides, bg: "bg", staged, mirror: lean, mRead: (at) => `${lean ? "seqc_msum4" : "seqc_msum"}(s_M + (${at}), MS, KS)`,
     // `lean`: sigmoid by a select, not a branch (bitwise the same values)
     fns: lean ? { sigmoid: "seqc_sigmoid_sel" } : undefined });
   const { E, stIndex, lVecs, lvOff, lvTotal, lvTotalS, aTotal, rowsLocal, wOff, mOff, initVals, outLocals, publish, extS } = parts;
@@ -217,40 +213,6 @@ ${v2 ? `        unsigned int slice = M${r.id}_slice, b = M${r.id}_b, row = M${r.
     }`;
     })
     .join("\n");
-
-  // `-batch3`: thread (b, j) computes the matvec rows its own pointwise element reads (every literal index at unit j:
-  // the 4 gate rows of an LSTM forward, the one row of a core) over the whole depth, four partial sums each; it reads
-  // them back itself (no depth slices), and a block of one warp (one batch row at H = 32) steps with __syncwarp
-  const matvecOwn = rterms
-    .map((r) => {
-      const V = r.vecKind === "state" ? `s_S + ${stIndex.get(r.vec)}u * B * E + (size_t)b * E` : `s_L + (size_t)b * (${lvTotal}) + ${lvOff.get(r.vec)!}`;
-      const lits = r.rows.map((e, a) => (a === r.unitAxis ? 1 : (e as { value: number }).value));
-      const low = lits.slice(r.unitAxis + 1).reduce((a, n) => a * n, 1);
-      const NQ = lits.reduce((a, n) => a * n, 1);
-      const qs = Array.from({ length: NQ }, (_, q) => q);
-      return `      { // ${r.param} . ${r.vec}${r.vecKind === "state" ? "(t-1)" : ""}: the ${NQ} row(s) at unit j  ->  s_M[MO${r.id} + b * RL + row]
-        const unsigned int RL = RL${r.id}, KV = ${productC(r.vecShape)};
-        const float* W = s_W + ${wOff[r.id]};
-        const float* V = ${V};
-${qs.map((q) => `        const unsigned int row${q} = (${Math.floor(q / low)}u * E + j) * ${low}u + ${q % low}u;`).join("\n")}
-        float ${qs.map((q) => `a${q}x = 0.f, a${q}y = 0.f, a${q}z = 0.f, a${q}w = 0.f`).join(", ")};
-#pragma unroll 2
-        for (unsigned int k = 0; k < KV; k += 4u) {
-          const float4 v = *reinterpret_cast<const float4*>(V + k);
-          const float* w = W + (size_t)k * RL;
-${qs.map((q) => `          a${q}x = fmaf(w[row${q}], v.x, a${q}x); a${q}y = fmaf(w[RL + row${q}], v.y, a${q}y); a${q}z = fmaf(w[2u * RL + row${q}], v.z, a${q}z); a${q}w = fmaf(w[3u * RL + row${q}], v.w, a${q}w);`).join("\n")}
-        }
-${qs.map((q) => `        s_M[MO${r.id} + b * RL + row${q}] = (a${q}x + a${q}y) + (a${q}z + a${q}w);`).join("\n")}
-      }`;
-    })
-    .join("\n");
-  const ownLoop = `    for (unsigned int i = threadIdx.x; i < NB * E; i += blockDim.x) {
-      unsigned int b = P_b, j = P_j;
-      if (i != threadIdx.x) { b = i / E; j = i % E; }
-${matvecOwn}
-    }`;
-  // the step's barriers: a block of one warp needs only __syncwarp (the batch cell never syncs across blocks)
-  const stepSync = own ? "if (blockDim.x <= 32u) __syncwarp(); else __syncthreads();" : "__syncthreads();";
 
   // every row of each matrix (all units), transposed: s_W[k * RL + row]
   const loadW = rterms
@@ -426,13 +388,13 @@ ${pointwise(`${phaseA("0u")}`)}
 ${stageCopy(`(t + ${PFD - 1}u)`)}
     }
     seqc_cpa_commit();
-${own ? ownLoop : matvec}
+${matvec}
     seqc_cpa_wait<${PFD - 2}>();  // step t + 1's group is in (phase A of step t + 1 below reads it)
-    ${stepSync}
+    __syncthreads();
 ${pointwise(`${outLocals.join("\n")}
 ${cellLines.join("\n")}
 ${phaseA("t + 1u")}`)}
-    ${stepSync}
+    __syncthreads();
   }
   for (unsigned int i = threadIdx.x; i < NB * E; i += blockDim.x) {
     const unsigned int b = i / E, j = i % E, bg = b0 + b;
@@ -482,9 +444,7 @@ ${kvals.map((k) => `    ws_${k.slice(2)}[i] = L_${k}[0];`).join("\n")}
   const minKVS: SizeExpr = ["min", ...rterms.map((r) => ["*", 1, ...r.vecShape.map(extS)] as SizeExpr)];
   const steps: CudaFormPlan["steps"] = hoistedGemms(model, xterms);
   if (hoisted) steps.push({ kind: "launch", entry: preName, grid: ["min", ["ceilDiv", ["*", "B", "T", Esz], PRE_THREADS], PRE_BLOCKS_MAX], threads: PRE_THREADS, sharedBytes: 0, buffers: [...decls.bufs.map((b) => b.ref), ...kvals.map((k) => kBuf(k, true).ref)], uniforms, overrides: overrideValues(model, overrides) });
-  // -batch3: one thread per (b, j), in whole warps (32 threads at one row of 32 units)
-  const threads: SizeExpr = own ? ["min", CELL.THREADS, ["*", 32, ["ceilDiv", ["*", "BB", Esz], 32]]] : CELL.THREADS;
-  steps.push({ kind: "launch", entry: name, grid: "CELL_BLOCKS", threads, sharedBytes: ["*", 4, "CELL_SMEM_FLOATS"], buffers: bufs.map((b) => b.ref), uniforms, overrides: overrideValues(model, overrides) });
+  steps.push({ kind: "launch", entry: name, grid: "CELL_BLOCKS", threads: CELL.THREADS, sharedBytes: ["*", 4, "CELL_SMEM_FLOATS"], buffers: bufs.map((b) => b.ref), uniforms, overrides: overrideValues(model, overrides) });
   const form: CudaFormPlan = {
     form: "sequential",
     variant: `persistent-matvec${CELL.suffix}`,
@@ -497,15 +457,12 @@ ${kvals.map((k) => `    ws_${k.slice(2)}[i] = L_${k}[0];`).join("\n")}
       ...(lean ? [["KS", ["max", 1, ["min", KSMAX, ["pow2floor", ["min", ["/", CELL.THREADS, msS], ["/", minKVS, 4]]]]]] as [string, SizeExpr]] : []),
     ],
     // -batch4 (measured faster than -batch2 on the H100 at H = 32, bench/RESULTS.md) is preferred where what was timed runs:
-    // one matvec output a thread and every thread's row slice in registers (KV <= WREG KS for each matvec); -batch3
-    // (measured slower) is opt-in, never preferred
-    ...(own
-      ? { prefer: 0 }
-      : lean
-        ? { prefer: ["min", [">=", CELL.THREADS, ["*", msS, "KS"]], ...rterms.map((r) => [">=", ["*", WREG, "KS"], ["*", 1, ...r.vecShape.map(extS)]] as SizeExpr)] as SizeExpr }
-        : CELL.THREADS < 256
-          ? { prefer: [">=", CELL.THREADS, ["*", "BB", rowsTotal]] as SizeExpr }
-          : {}),
+    // one matvec output a thread and every thread's row slice in registers (KV <= WREG KS for each matvec)
+    ...(lean
+      ? { prefer: ["min", [">=", CELL.THREADS, ["*", msS, "KS"]], ...rterms.map((r) => [">=", ["*", WREG, "KS"], ["*", 1, ...r.vecShape.map(extS)]] as SizeExpr)] as SizeExpr }
+      : CELL.THREADS < 256
+        ? { prefer: [">=", CELL.THREADS, ["*", "BB", rowsTotal]] as SizeExpr }
+        : {}),
     applicable: cellApplicable(plan, extS),
     workspaces: [
       ...xterms.map((x) => ({ name: `X${x.id}`, words: ["*", "B", "T", ["*", 1, ...x.rows.map(extS)]] as SizeExpr })),
