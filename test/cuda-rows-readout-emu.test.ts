@@ -15,7 +15,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createHash } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { rowsReadoutModule, type RowsReadoutKernel } from "../compiler/backends/cuda/rows-readout.ts";
+import { ROWS_READOUT_LOW, ROWS_READOUT_LOW_TILES, ROWS_READOUT_TILES, rowsReadoutModule, type RowsReadoutKernel } from "../compiler/backends/cuda/rows-readout.ts";
 import { findNvcc, nvccPtx } from "../compiler/backends/cuda/nvcc.ts";
 import { relativeError } from "../compiler/io/manifest.ts";
 import { compileEmu, EMU_READF } from "./cuda-emu/harness.ts";
@@ -41,6 +41,21 @@ function data(k: RowsReadoutKernel, c: Case, seed: number): Data {
     c: Array.from({ length: k.readouts }, () => arr(nV)),
     S0: c.init ? arr(c.B * c.H * c.K * c.V) : null,
   };
+}
+
+/** x rounded to bf16 (nearest, ties to even) as float64, and its 16-bit words. */
+function bf16(x: Float64Array): { values: Float64Array; words: Buffer } {
+  const f = new Float32Array(x), u = new Uint32Array(f.buffer), w = new Uint16Array(x.length);
+  for (let i = 0; i < u.length; i++) w[i] = (u[i] + 0x7fff + ((u[i] >> 16) & 1)) >>> 16;
+  const back = new Uint32Array(x.length);
+  for (let i = 0; i < w.length; i++) back[i] = w[i] << 16;
+  return { values: Float64Array.from(new Float32Array(back.buffer)), words: Buffer.from(w.buffer) };
+}
+
+/** The data as a kernel with bf16 operands (k.low) reads it: those operands rounded to bf16. */
+function lowData(k: RowsReadoutKernel, d: Data): Data {
+  const la = k.low === "abc", lb = !!k.low;
+  return { ...d, a: la ? d.a.map((x) => bf16(x).values) : d.a, b: lb ? d.b.map((x) => bf16(x).values) : d.b, c: lb ? d.c.map((x) => bf16(x).values) : d.c };
 }
 
 /** The recurrence in float64 at the float32-rounded inputs. */
@@ -85,10 +100,12 @@ function buildEmu(source: string, kernels: RowsReadoutKernel[]): string {
     arity.set(k.scan.entry, [3, 6]);
   }
   const tramp = [...arity].map(([e, [np, nu]]) =>
-    `static void body_${e}() { ${e}(${[...Array.from({ length: np }, (_, i) => `(float*)PTR[${i}]`), ...Array.from({ length: nu }, (_, i) => `U[${i}]`)].join(", ")}); }`);
+    `static void body_${e}() { ${e}(${[...Array.from({ length: np }, (_, i) => `Ptr{PTR[${i}]}`), ...Array.from({ length: nu }, (_, i) => `U[${i}]`)].join(", ")}); }`);
   const main = `
 #include <map>
 static std::map<std::string, std::vector<char>> BUFS; static void* PTR[32]; static unsigned U[16];
+// a buffer as the kernel's pointer type (float32 or bf16 words)
+struct Ptr { void* p; template <class X> operator X*() const { return (X*)p; } };
 ${tramp.join("\n")}
 ${EMU_READF}
 int main(int argc, char** argv) {
@@ -132,9 +149,11 @@ function runEmu(bin: string, k: RowsReadoutKernel, c: Case, d: Data, seg: number
     const nState = c.B * c.H * c.K * c.V;
     // St and P start as NaN: a slot the kernels read before writing it shows up in the outputs
     const bufs: Record<string, Buffer> = { ld: f32(d.ld), S0: d.S0 ? f32(d.S0) : Buffer.alloc(4), St: f32(new Float64Array(nseg * nState).fill(NaN)), P: f32(new Float64Array(nseg * c.B * c.H * c.K).fill(NaN)) };
-    d.a.forEach((x, p) => (bufs[`a${p}`] = f32(x)));
-    d.b.forEach((x, p) => (bufs[`b${p}`] = f32(x)));
-    d.c.forEach((x, q) => (bufs[`c${q}`] = f32(x)));
+    // bf16 operands (k.low) as 16-bit words: "bc" the b_p and c_r, "abc" also the a_p
+    const la = k.low === "abc", lb = !!k.low;
+    d.a.forEach((x, p) => (bufs[`a${p}`] = la ? bf16(x).words : f32(x)));
+    d.b.forEach((x, p) => (bufs[`b${p}`] = lb ? bf16(x).words : f32(x)));
+    d.c.forEach((x, q) => (bufs[`c${q}`] = lb ? bf16(x).words : f32(x)));
     const n = c.B * c.T * c.H * c.K;
     for (let q = 0; q < k.readouts; q++) bufs[`o${q}`] = f32(new Float64Array(slices * n).fill(NaN));
     for (const [name, b] of Object.entries(bufs)) writeFileSync(join(dir, `${name}.bin`), b);
@@ -169,7 +188,7 @@ function runEmu(bin: string, k: RowsReadoutKernel, c: Case, d: Data, seg: number
 function check(k: RowsReadoutKernel, bin: string, cases: Case[], tol: number, segs: number[] = [Infinity]) {
   for (const [n, c] of cases.entries()) {
     const d = data(k, c, 7 + 13 * n + c.T);
-    const ref = reference(c, d);
+    const ref = reference(c, lowData(k, d));
     for (const seg of segs) {
       const got = runEmu(bin, k, c, d, seg);
       const label = `${k.entry} B=${c.B} T=${c.T} H=${c.H} K=${c.K} V=${c.V}${c.init ? " init" : ""} ld>=${c.minLd} seg=${seg}`;
@@ -211,9 +230,37 @@ describe.skipIf(!gpp)("rows readout kernel on the CPU emulation vs float64", () 
   }, 300_000);
 });
 
+describe.skipIf(!gpp)("rows readout kernel with bf16 operands (ROWS_READOUT_LOW) on the CPU emulation vs float64", () => {
+  const m = rowsReadoutModule([{ pairs: 1, readouts: 1 }, { pairs: 2, readouts: 1 }], ROWS_READOUT_TILES, ROWS_READOUT_LOW);
+  const bin = buildEmu(m.source, m.kernels);
+  it("twins for the first tiles only, after the float32 kernels, whose source is unchanged", () => {
+    const plain = rowsReadoutModule([{ pairs: 1, readouts: 1 }, { pairs: 2, readouts: 1 }]);
+    expect(m.kernels.slice(0, plain.kernels.length)).toEqual(plain.kernels);
+    expect(m.kernels.filter((k) => k.low).map((k) => [k.low, k.kr, k.tv, k.vt, k.tt])).toEqual(
+      ROWS_READOUT_LOW.flatMap((l) => [1, 2].flatMap(() => ROWS_READOUT_TILES.slice(0, ROWS_READOUT_LOW_TILES).map((t) => [l, t.kr, t.tv, t.vt, t.tt]))));
+    for (const k of plain.kernels) expect(m.source).toContain(plain.source.slice(plain.source.indexOf(`void __launch_bounds__(${k.threads}) ${k.entry}(`), plain.source.indexOf(`void __launch_bounds__(${k.threads}) ${k.entry}_g(`)));
+  });
+  it("\"bc\" and \"abc\" twins: T = 1, odd T past the tile, init, B and H > 1, two pairs, one and several segments", () => {
+    for (const k of m.kernels.filter((x) => x.low))
+      check(k, bin, [
+        { B: 1, T: 1, H: 1, K: 5, V: 7, init: false, minLd: -1 },
+        { B: 2, T: 37, H: 2, K: 5, V: 7, init: true, minLd: -1 },
+        { B: 1, T: 70, H: 1, K: 40, V: 37, init: true, minLd: -0.5 },
+      ], 1e-5, [Infinity, 5]);
+  }, 300_000);
+  it("a kernel fed float32 words where it reads bf16 fails the comparison (the check can fail)", () => {
+    const k = m.kernels.find((x) => x.low === "abc" && x.pairs === 1)!;
+    const c = { B: 1, T: 9, H: 1, K: 5, V: 7, init: false, minLd: -1 };
+    const d = data(k, c, 3);
+    const wrong = runEmu(bin, { ...k, low: undefined }, c, d, Infinity);
+    const err = relativeError(wrong[0], reference(c, lowData(k, d))[0]);
+    expect(err < 1e-2, `error ${err}`).toBe(false); // (NaN where a float's low half reads as a NaN word)
+  }, 300_000);
+});
+
 describe.skipIf(!findNvcc())("rows readout kernel: nvcc", () => {
   it("the module (1 and 2 pairs / readouts, every tile: one-segment, segmented, ends and scan entries) compiles to sm_90 PTX", () => {
-    const m = rowsReadoutModule([{ pairs: 1, readouts: 1 }, { pairs: 2, readouts: 1 }, { pairs: 1, readouts: 2 }]);
+    const m = rowsReadoutModule([{ pairs: 1, readouts: 1 }, { pairs: 2, readouts: 1 }, { pairs: 1, readouts: 2 }], ROWS_READOUT_TILES, ROWS_READOUT_LOW);
     const r = nvccPtx(m.source, 90);
     for (const k of m.kernels) for (const e of [k.entry, k.segments.entry, k.ends.entry, k.scan.entry]) expect(r.ptx).toContain(`.entry ${e}(`);
   }, 120_000);

@@ -22,7 +22,7 @@ import { gradients, recording } from "../compiler/grad/run.ts";
 import { modelChain } from "../compiler/grad/chunked-chain.ts";
 import { torchChain, type TorchChainNames } from "../compiler/backends/torch/chain-copies.ts";
 import { buildTorchPlans } from "../compiler/backends/torch/plans.ts";
-import { ROWS_READOUT_TILES } from "../compiler/backends/cuda/rows-readout.ts";
+import { ROWS_READOUT_LOW, ROWS_READOUT_LOW_TILES, ROWS_READOUT_TILES } from "../compiler/backends/cuda/rows-readout.ts";
 import { emitTorch } from "../compiler/backends/torch/target.ts";
 import { relativeError } from "../compiler/io/manifest.ts";
 import { CHAIN_PARTS, type ChainPart } from "../runtime/chunked-backward.ts";
@@ -221,7 +221,9 @@ describe("torch target: a per-key decay's transposed cores as the rows readout k
     expect(rows).toBeDefined();
     const meta = JSON.parse(emitTorch(load("gla"), { ptx: false }).find((f) => f.path.endsWith(".torch.json"))!.contents);
     expect(meta.kernels.rowsReadout.kernels).toEqual(rows!.kernels);
-    expect(rows!.kernels.length).toBe(ROWS_READOUT_TILES.length); // one pair and one readout both ways: one set
+    // one pair and one readout both ways: one float32 set, and bf16-operand twins ("bc", "abc") of the first tiles
+    expect(rows!.kernels.length).toBe(ROWS_READOUT_TILES.length + ROWS_READOUT_LOW.length * ROWS_READOUT_LOW_TILES);
+    expect(rows!.kernels.filter((k) => k.low).map((k) => k.low)).toEqual(ROWS_READOUT_LOW.flatMap((l) => Array(ROWS_READOUT_LOW_TILES).fill(l)));
     for (const k of rows!.kernels) {
       expect([k.pairs, k.readouts]).toEqual([1, 1]);
       expect(rows!.source).toContain(`void __launch_bounds__(${k.threads}) ${k.entry}(`);

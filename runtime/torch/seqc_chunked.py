@@ -96,9 +96,22 @@ STATELESS_IO = "bf16"
 # With STATELESS_IO "bf16", what prep's copies of bf16 inputs (prepAliases: SimpleGLA's k, v; Mamba-2's x, C) and post's
 # backward's copies of a cotangent (dy = the output's cotangent) hand on: "bf16" (the default) the bf16 tensors themselves
 # (the cores read them as they are, the decay adjoint's terms upcast inside their products, the anchors' lean Gram
-# copies them; never the log decays, which stay float32, nor a per-key decay's, whose transposed cores and terms read
-# float32, nor where a core runs float32 kernels, e.g. TRANSPOSED_IO "f32"); "f32" their float32 copies.
+# copies them; never the log decays, which stay float32, nor a per-key decay's unless its transposed cores run on the
+# rows readout kernel's bf16-operand twins (ROWS_IO "bf16"; GLA's k, v, dy), nor where a core runs float32 kernels, e.g.
+# TRANSPOSED_IO "f32"); "f32" their float32 copies.
 ALIAS_IO = "bf16"
+# With STATELESS_IO "bf16", how prep (whose inputs are the forward's alone) picks between its bf16-input twin and its float32
+# form on float32 copies: "timed" (the default) where a trial run is at hand (a CUDA device, not capturing), both timed
+# once per (dims, B, T) (the best of two runs each; the float32 side with the conversions of the inputs the twin reads in
+# bf16) and the faster kept (on the H100 at (8, 2048, 32, 64) Mamba-2's twin took 0.291 ms against 0.162 for the
+# float32 form, its 2-byte loads of dt and B coalescing worse: bench/RESULTS.md "The stateless parts read bf16"); "bf16"
+# the twin wherever it applies (the way before).
+PREP_IO = "timed"
+# Which of the forward's inputs the glue hands each stateless part (prep, prep's and post's backward): "read" (the default)
+# those its plan binds (and its copies' sources), so a float32 copy of a bf16 input is made only for a plan that reads it
+# (Mamba-2's prep reads dt and B alone; handed x and C too, the float32 forms' lookup made float32 copies of both, each
+# [8, 2048, 2048] on the bench); "all" every input (the way before; the plan ignores the ones it does not bind).
+PART_INPUTS = "read"
 # How the glue reverses a contiguous CUDA tensor [B, T, ...] in time (the adjoint cores' reversed inputs, their reversed
 # outputs): "wide" (the default) torch.flip of a view of each token's row as 8-byte words (int64; a row of H*K bf16 or
 # float32 values is a whole number of words): the same bytes in the same places (bitwise the same tensor), a quarter
@@ -128,6 +141,13 @@ ROWS_TILE = None
 ROWS_SEGMENT = 0
 ROWS_MIN_SEGMENT = 64
 ROWS_BLOCKS_PER_SM = 8
+# What the rows readout kernel reads for bf16 tensors: "bf16" (the default) the bf16 operands as they are, where the
+# module has the kernel's bf16-operand twins (rows-readout.ts ROWS_READOUT_LOW: "abc" a, b and c bf16; "bc" b and c, a
+# float32): each bf16 word widened to float32 as the tiles load (exact: the same float32 walk on the same values), and
+# then a per-key decay's prep copies and post's backward's cotangent copies stay bf16 too (ALIAS_IO: GLA's k, v, dy reach
+# the cores, the readouts and the decay terms without float32 copies); "f32" every operand float32 (the way before:
+# the glue made float32 copies of GLA's k, v, dy for the kernel and the per-key terms).
+ROWS_IO = "bf16"
 
 
 def rows_segment(k, B, T, H, K, V, sms, segment=None):
@@ -152,7 +172,19 @@ def rows_readout_kernel(km, ld, pairs, readouts, S0, B, T, H, K, V, tile=None, s
     (k["segments"]); one segment: the kernel k itself from S0."""
     np_, nr = len(pairs), len(readouts)
     tile = tile or ROWS_TILE
-    cands = [k for k in km.kernels if k["pairs"] == np_ and k["readouts"] == nr and (tile is None or k["entry"].endswith("_" + tile))]
+
+    def bf(x):
+        return x.dtype == torch.bfloat16
+    low = None  # the operands the kernel reads as bf16 (ROWS_IO "bf16": every b and c bf16, also every a: "abc")
+    if ROWS_IO == "bf16" and all(bf(b) for _, b in pairs) and all(bf(c) for c in readouts):
+        low = "abc" if all(bf(a) for a, _ in pairs) else "bc"
+
+    def fits(k, low):
+        return k["pairs"] == np_ and k["readouts"] == nr and k.get("low") == low and (tile is None or k["entry"].endswith("_" + tile) or k["entry"].endswith("_%s_l%s" % (tile, low)))
+    cands = [k for k in km.kernels if fits(k, low)] if low else []
+    if not cands:  # float32 operands (bf16 ones converted: ROWS_IO "f32", mixed dtypes, or a module without the twins)
+        low = None
+        cands = [k for k in km.kernels if fits(k, None)]
     if not cands:
         raise _cuda.CudaError("the rows readout module has no kernel for %d pairs and %d readouts%s (it has %s)" % (
             np_, nr, "" if tile is None else " with tile " + tile, ", ".join(k["entry"] for k in km.kernels)))
@@ -160,15 +192,19 @@ def rows_readout_kernel(km, ld, pairs, readouts, S0, B, T, H, K, V, tile=None, s
     slices = -(-V // k["vs"])
     dev = ld.device
 
-    def arg(x, what, n):
-        if x.dtype != torch.float32 or x.device != dev:
-            raise TypeError("rows readout: %s is %s on %s; the kernel takes float32 on %s" % (what, x.dtype, x.device, dev))
+    def arg(x, what, n, lows=False):
+        if lows and x.dtype == torch.bfloat16:
+            pass
+        elif x.dtype == torch.bfloat16 and x.device == dev:
+            x = x.to(torch.float32)
+        elif x.dtype != torch.float32 or x.device != dev:
+            raise TypeError("rows readout: %s is %s on %s; the kernel takes float32%s on %s" % (what, x.dtype, x.device, " or bf16" if lows else "", dev))
         if x.numel() != n:
             raise ValueError("rows readout: %s has %d elements; expected %d (B=%d, T=%d, H=%d, K=%d, V=%d)" % (what, x.numel(), n, B, T, H, K, V))
         return x.contiguous()
     nk, nv = B * T * H * K, B * T * H * V
-    ins = [arg(ld, "ld [B, T, H*K]", nk)] + [arg(a, "a%d [B, T, H*K]" % i, nk) for i, (a, _) in enumerate(pairs)]
-    ins += [arg(b, "b%d [B, T, H*V]" % i, nv) for i, (_, b) in enumerate(pairs)] + [arg(c, "c%d [B, T, H*V]" % i, nv) for i, c in enumerate(readouts)]
+    ins = [arg(ld, "ld [B, T, H*K]", nk)] + [arg(a, "a%d [B, T, H*K]" % i, nk, low == "abc") for i, (a, _) in enumerate(pairs)]
+    ins += [arg(b, "b%d [B, T, H*V]" % i, nv, low is not None) for i, (_, b) in enumerate(pairs)] + [arg(c, "c%d [B, T, H*V]" % i, nv, low is not None) for i, c in enumerate(readouts)]
     s0 = arg(S0, "S0 [B, H*K*V]", B * H * K * V) if S0 is not None else torch.zeros(4, dtype=torch.float32, device=dev)
     outs = [torch.empty([slices, B, T, H * K], dtype=torch.float32, device=dev) for _ in readouts]
     seg = rows_segment(k, B, T, H, K, V, km.info["multiprocessors"], segment)
@@ -263,7 +299,7 @@ def rows_decayed_readout(ld, pairs, readouts, S0, B, T, H, K, V, dtype, device, 
     return outs
 
 
-def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state, inputs, params, outputs, dtype, device, per_key_t=None, decay_way=None, S_N=None, seen=None, rows=None, decay_anchor=None, anchor_chunk=None, rev_low=None, reverse_sum=None, reverse_glue=None, low_out=False, exact_low=None, low_in=None, low_alias=False):
+def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state, inputs, params, outputs, dtype, device, per_key_t=None, decay_way=None, S_N=None, seen=None, rows=None, decay_anchor=None, anchor_chunk=None, rev_low=None, reverse_sum=None, reverse_glue=None, low_out=False, exact_low=None, low_in=None, low_alias=False, part_reads=None):
     """Gradients of the forward's inputs, params and the matrix state's initial value through the chain.
 
     n: the chain's names (<Model>.torch.json "chunked".names); run(part, dims, inputs, initial_state, B, T)
@@ -293,7 +329,10 @@ def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state,
     as given.low(name) / cot_outputs.low(name): the bf16 tensors themselves) or None (every input from given /
     cot_outputs, in dtype): STATELESS_IO "bf16". given and cot_outputs then are _Converted (dtype copies made where read).
     low_alias: prep's copies of inputs (but the log decays) and post's backward's copies of cotangents are the bf16 tensors
-    themselves (given.low / cot_outputs.low) where there are some (ALIAS_IO "bf16"; never with a per-key decay).
+    themselves (given.low / cot_outputs.low) where there are some (ALIAS_IO "bf16"; a per-key decay only with ROWS_IO "bf16":
+    its rows readouts then take bf16 operands, and its terms k * dk upcast inside the product).
+    part_reads(part) -> the names of the forward's inputs stateless part `part`'s plan binds, or None (all): the others are
+    not handed to it (PART_INPUTS "read": no float32 copy of an input made for a plan that does not read it).
     Returns ({input: grad}, {param: grad}, dS0)."""
     cd = chain_dims(n, state_shape)
     rsum = reverse_sum or REVERSE_SUM
@@ -346,7 +385,10 @@ def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state,
 
     def given_in(part):  # the forward's inputs as part's plan reads them: in bf16 where it reads them so, else in dtype
         low = low_names(part)
-        return {k: (given.low(k) if k in low else given[k]) for k in given.keys()}
+        reads = part_reads(part) if part_reads is not None else None
+        if reads is not None:  # and the sources of the part's copies (which its plan need not bind)
+            reads = set(reads) | set(((n.get(part) or {}).get("copies") or {}).values())
+        return {k: (given.low(k) if k in low else given[k]) for k in given.keys() if reads is None or k in reads}
 
     if S0 is None:
         S0 = torch.zeros([B] + list(state_shape), dtype=dtype, device=device) + n["stateInit"]
@@ -461,7 +503,7 @@ def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state,
             t = dot(sv(qs["x_q%d" % i]), bars[r["q"]])
             terms = t if terms is None else terms + t
         for i, p in enumerate(n["pairs"]):
-            if prod_sub:  # terms - k * dk in one pass
+            if prod_sub and sv(kv["x_k%d" % i]).dtype == bars[p["k"]].dtype:  # terms - k * dk in one pass (a bf16 k: as below)
                 terms = torch.addcmul(terms, sv(kv["x_k%d" % i]), bars[p["k"]], value=-1)
             else:
                 terms = terms - dot(sv(kv["x_k%d" % i]), bars[p["k"]])
@@ -657,7 +699,7 @@ def backward(ctx, m, flat, grads):
     given_n = len(ctx.needs_input_grad) - ctx.offset
     dtypes = [x.dtype if x is not None else None for x in flat][:given_n]
     key = ("chunked-backward", ctx.B, ctx.T, tuple(sorted(ctx.dims.items())), ctx.dtype, getattr(ctx, "given_dtype", ctx.dtype), tuple(ctx.need), given_n,
-           PER_KEY_TRANSPOSED, ROWS_TILE, ROWS_SEGMENT, STATELESS_WIDE, BF16_DECAY_PARTS, DECAY_WAY, TRANSPOSED_IO, DECAY_ANCHOR, DECAY_ANCHOR_CHUNK, DECAY_ANCHOR_GRAM, REVERSE_SUM, REVERSE_CHUNK, REVERSE_GLUE, GLUE_COPIES, STATELESS_IO, ALIAS_IO, FLIP_VIEW)
+           PER_KEY_TRANSPOSED, ROWS_TILE, ROWS_SEGMENT, ROWS_IO, PREP_IO, PART_INPUTS, STATELESS_WIDE, BF16_DECAY_PARTS, DECAY_WAY, TRANSPOSED_IO, DECAY_ANCHOR, DECAY_ANCHOR_CHUNK, DECAY_ANCHOR_GRAM, REVERSE_SUM, REVERSE_CHUNK, REVERSE_GLUE, GLUE_COPIES, STATELESS_IO, ALIAS_IO, FLIP_VIEW)
     nf, ng = len(flat), len(grads)
 
     def body(*args):
@@ -719,8 +761,52 @@ def backward_eager(ctx, m, flat, grads, convert=True, S_N=None):
                 run_ = m.runner(prefix + part, device)
                 if run_.can_run(dims, B * T, 1, "auto", "bf16", "f32"):
                     r = set(run_.pick(dims, B * T, 1, "auto", "bf16", "f32")[0].get("bf16Inputs") or ()) or None
+            if r and part == "prep" and PREP_IO == "timed" and not prep_twin(r):
+                r = None
             lows[part] = r
         return lows[part]
+
+    def best_ms(f):  # f's time (CUDA events, the best of two runs)
+        best = None
+        for _ in range(2):
+            ev = [torch.cuda.Event(enable_timing=True) for _ in range(2)]
+            ev[0].record()
+            f()
+            ev[1].record()
+            ev[1].synchronize()
+            ms = ev[0].elapsed_time(ev[1])
+            best = ms if best is None else min(best, ms)
+        return best
+
+    def prep_twin(names):  # PREP_IO "timed": whether prep's bf16-input twin (reading `names` in bf16) beats its float32 form
+        if prep_io is not None:
+            return prep_io
+        if device.type != "cuda" or torch.cuda.is_current_stream_capturing():
+            return True
+        key = prefix + "prep"
+        runner = m.runner(key, device)
+        pick = ("prep-io", tuple(sorted(dims.items())), B, T, tuple(sorted(names)))
+        if pick not in runner._picks:
+            def fold(v):
+                return v.reshape([B * T, 1] + list(v.shape[2:]))
+            reads = part_reads("prep") if PART_INPUTS == "read" else None
+            keys = [k for k in given.keys() if given.src.get(k) is not None and (reads is None or k in reads)]
+            low_ins = {k: fold(given.low(k) if k in names else given[k]) for k in keys}
+
+            def f32_ins():  # the float32 copies the float32 form reads (made in the timed run, as they would be)
+                return {k: fold(given.low(k).to(dtype) if k in names else given[k]) for k in keys}
+
+            def form(io, ins):
+                st = {"io": "bf16", "out_io": "f32"} if io == "bf16" else {}
+                return stateless_form(runner, dims, B * T, 1, lambda v: best_ms(lambda: m.execute(key, dims, B * T, 1, ins(), pars, {}, dtype, device, v, **st)), **st)
+            fb, ff = form("bf16", lambda: low_ins), form("f32", f32_ins)
+            tb = best_ms(lambda: m.execute(key, dims, B * T, 1, low_ins, pars, {}, dtype, device, fb, io="bf16", out_io="f32"))
+            tf = best_ms(lambda: m.execute(key, dims, B * T, 1, f32_ins(), pars, {}, dtype, device, ff))
+            runner._picks[pick] = tb <= tf
+        return runner._picks[pick]
+    prep_io = None if PREP_IO == "timed" else True
+    if PREP_IO not in ("timed", "bf16"):
+        raise ValueError("seqc_chunked: PREP_IO is %r; expected 'timed' or 'bf16'" % (PREP_IO,))
 
     reads = {}
 
@@ -789,6 +875,12 @@ def backward_eager(ctx, m, flat, grads, convert=True, S_N=None):
             return x if exact_low(x) is not None else bf16_of(x)
         return bf16_of(x).to(dtype)
 
+    def part_reads(part):  # the forward's inputs part's plan binds (None where the part has no plan: it does not run)
+        plan = m.meta["plans"].get(prefix + part)
+        return None if plan is None else {t["name"] for t in plan["tensors"] if t.get("role") == "input"}
+    if PART_INPUTS not in ("read", "all"):
+        raise ValueError("seqc_chunked: PART_INPUTS is %r; expected 'read' or 'all'" % (PART_INPUTS,))
+
     state = next(s for s in m.states if s["name"] == n["state"])
     no = len(m.outputs)
     cot_out = _Converted({t["name"]: g for t, g in zip(m.outputs, grads[:no])}, dtype, lambda v, g: seed(v, g) if g.is_contiguous() else None, eager=not lazy)
@@ -801,13 +893,18 @@ def backward_eager(ctx, m, flat, grads, convert=True, S_N=None):
 
     def rows(ld, pairs, readouts, S0):
         return rows_readout_kernel(km, ld, pairs, readouts, S0, B, T, cd["H"], cd["K"], cd["V"])
+    # a per-key decay's transposed cores on the rows readout kernel reading bf16 operands (ROWS_IO "bf16"): then prep's and
+    # post's backward's copies may stay bf16 (low_alias) where the forward and adjoint cores read bf16
+    rows_low = km is not None and ROWS_IO == "bf16" and PER_KEY_TRANSPOSED == "kernel" and any(k.get("low") for k in km.kernels)
+    alias_parts = ("core", "adjoint") if rows_low else CORE_PARTS
     gin, gpar, dS0 = chain_backward(
         n, run, B, T, shape(state), given, sts.get(n["state"]), cot_out, cot_state,
         [(t["name"], shape(t)) for t in m.inputs if t["name"] in given], [(t["name"], shape(t)) for t in m.params], [(t["name"], shape(t)) for t in m.outputs], dtype, device,
         S_N=S_N, seen=seen, rows=rows if km is not None else None, rev_low=rev_low if dtype == torch.float32 else None,
         low_out=copies == "lean", exact_low=exact_low if copies == "lean" and given_dtype == torch.bfloat16 else None,
         decay_anchor=lambda: ("chunk" if mixed else "none") if DECAY_ANCHOR == "mixed" else DECAY_ANCHOR, low_in=low_in if lazy else None,
-        low_alias=lazy and ALIAS_IO == "bf16" and copies == "lean" and n.get("decay") != "key" and all(reads_bf16(p) for p in CORE_PARTS))
+        low_alias=lazy and ALIAS_IO == "bf16" and copies == "lean" and (n.get("decay") != "key" or rows_low) and all(reads_bf16(p) for p in alias_parts),
+        part_reads=part_reads if PART_INPUTS == "read" else None)
     need = ctx.need
     res = []
     for i, t in enumerate(m.inputs):

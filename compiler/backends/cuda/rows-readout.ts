@@ -53,7 +53,19 @@ export interface RowsReadoutConfig {
    * "smem" each lane's partial sum stored to shared memory and the lanes' sums added after the tile (no cross-lane
    * step in the token walk, which is unrolled by 4) */
   red?: "shfl" | "smem";
+  /** which operands are bf16 (raw 16-bit words, widened to float32 as the tiles load: exact): none (default, every
+   * operand float32), "bc" the b_p and c_r, "abc" also the a_p; ld and S0 stay float32 (ROWS_READOUT_LOW) */
+  low?: RowsLow;
 }
+
+/** The operands a kernel reads as bf16 words: "bc" (b_p, c_r) or "abc" (a_p, b_p, c_r). */
+export type RowsLow = "bc" | "abc";
+
+/** The bf16-operand twins a module holds beside the float32 kernels (the torch target's bf16 step: GLA's dq readout
+ * S dy reads k, v, dy as the bf16 inputs and cotangent are, "abc"; its dk readout G v reads the reversed dy and v in bf16
+ * and q (scaled by prep, float32) as is, "bc"), and the tiles (the first of ROWS_READOUT_TILES) they are compiled for. */
+export const ROWS_READOUT_LOW: readonly RowsLow[] = ["bc", "abc"];
+export const ROWS_READOUT_LOW_TILES = 2;
 
 /** One launchable entry: its name, threads per block and dynamic shared memory. */
 export interface RowsReadoutLaunch {
@@ -98,12 +110,12 @@ export const ROWS_READOUT_TILES: readonly Omit<RowsReadoutConfig, "pairs" | "rea
 ];
 
 export function rowsReadoutEntry(c: RowsReadoutConfig): string {
-  return `seqc_rows_readout_p${c.pairs}_r${c.readouts}_k${c.kr}_t${c.tv}_v${c.vt}_n${c.tt}${c.red === "smem" ? "_s" : ""}`;
+  return `seqc_rows_readout_p${c.pairs}_r${c.readouts}_k${c.kr}_t${c.tv}_v${c.vt}_n${c.tt}${c.red === "smem" ? "_s" : ""}${c.low ? `_l${c.low}` : ""}`;
 }
 
 /** The segments' end-state kernel of a tile (no readouts, so one per (pairs, kr, tv, vt, tt)). */
 export function rowsEndsEntry(c: RowsReadoutConfig): string {
-  return `seqc_rows_ends_p${c.pairs}_k${c.kr}_t${c.tv}_v${c.vt}_n${c.tt}`;
+  return `seqc_rows_ends_p${c.pairs}_k${c.kr}_t${c.tv}_v${c.vt}_n${c.tt}${c.low ? `_l${c.low}` : ""}`;
 }
 
 function check(c: RowsReadoutConfig): void {
@@ -151,20 +163,22 @@ function blockPlace(KR: number, VS: number, TV: number, segmented: boolean): str
 }
 
 /** A token tile's loads into shared memory: exp(ld) and a_p [TT][KR] (rows), b_p (and c_r) [TT][VS] (values). */
-function tileLoads(KR: number, VS: number, TT: number, NT: number, ps: number[], rs: number[], offA: (p: number) => number, offB: (p: number) => number, offC: (r: number) => number): string {
+function tileLoads(KR: number, VS: number, TT: number, NT: number, ps: number[], rs: number[], offA: (p: number) => number, offB: (p: number) => number, offC: (r: number) => number, low?: RowsLow): string {
+  const la = (x: string) => (low === "abc" ? `seqc_rows_bf16(${x})` : x);
+  const lb = (x: string) => (low ? `seqc_rows_bf16(${x})` : x);
   return `    for (u32 x = tid; x < ${TT * KR}u; x += ${NT}u) {
       const u32 tt = x / ${KR}u, rr = x % ${KR}u, ii = k0 + rr;
       const bool ok = tt < n && ii < K;
       const size_t off = ((size_t)b * T + t0 + tt) * HK + (size_t)h * K + ii;
       sm[x] = ok ? expf(ld[off]) : 1.f;
-${ps.map((p) => `      sm[${offA(p)} + x] = ok ? a${p}[off] : 0.f;`).join("\n")}
+${ps.map((p) => `      sm[${offA(p)} + x] = ok ? ${la(`a${p}[off]`)} : 0.f;`).join("\n")}
     }
     for (u32 x = tid; x < ${TT * VS}u; x += ${NT}u) {
       const u32 tt = x / ${VS}u, j = v0 + x % ${VS}u;
       const bool ok = tt < n && j < V;
       const size_t off = ((size_t)b * T + t0 + tt) * HV + (size_t)h * V + j;
-${ps.map((p) => `      sm[${offB(p)} + x] = ok ? b${p}[off] : 0.f;`).join("\n")}
-${rs.map((q) => `      sm[${offC(q)} + x] = ok ? c${q}[off] : 0.f;`).join("\n")}
+${ps.map((p) => `      sm[${offB(p)} + x] = ok ? ${lb(`b${p}[off]`)} : 0.f;`).join("\n")}
+${rs.map((q) => `      sm[${offC(q)} + x] = ok ? ${lb(`c${q}[off]`)} : 0.f;`).join("\n")}
     }`;
 }
 
@@ -185,11 +199,12 @@ function kernelSource(c: RowsReadoutConfig, segmented: boolean): string {
   const OW = smem ? KR * TV : KR; // floats per token of a readout's output tile
   const ps = Array.from({ length: NP }, (_, p) => p);
   const rs = Array.from({ length: NR }, (_, r) => r);
+  const ta = c.low === "abc" ? "unsigned short" : "float", tb = c.low ? "unsigned short" : "float";
   const args = [
     "const float* __restrict__ ld",
-    ...ps.map((p) => `const float* __restrict__ a${p}`),
-    ...ps.map((p) => `const float* __restrict__ b${p}`),
-    ...rs.map((r) => `const float* __restrict__ c${r}`),
+    ...ps.map((p) => `const ${ta}* __restrict__ a${p}`),
+    ...ps.map((p) => `const ${tb}* __restrict__ b${p}`),
+    ...rs.map((r) => `const ${tb}* __restrict__ c${r}`),
     "const float* __restrict__ S0",
     ...rs.map((r) => `float* __restrict__ o${r}`),
     `u32 B, u32 T, u32 H, u32 K, u32 V, u32 init${segmented ? ", u32 seg" : ""}`,
@@ -222,7 +237,7 @@ ${segmented ? `  for (u32 t0 = ts; t0 < te; t0 += ${TT}u) {
     const u32 n = te - t0 < ${TT}u ? te - t0 : ${TT}u;` : `  for (u32 t0 = 0; t0 < T; t0 += ${TT}u) {
     const u32 n = T - t0 < ${TT}u ? T - t0 : ${TT}u;`}
     __syncthreads();
-${tileLoads(KR, VS, TT, NT, ps, rs, offA, offB, offC)}
+${tileLoads(KR, VS, TT, NT, ps, rs, offA, offB, offC, c.low)}
     __syncthreads();
 ${smem ? "#pragma unroll 4\n" : ""}    for (u32 tt = 0; tt < n; ++tt) {
       const float e = sm[tt * ${KR}u + r];
@@ -260,10 +275,11 @@ function endsSource(c: RowsReadoutConfig): string {
   const { pairs: NP, kr: KR, tv: TV, vt: VT, tt: TT } = c;
   const VS = TV * VT, NT = KR * TV, G = VT / 4;
   const ps = Array.from({ length: NP }, (_, p) => p);
+  const ta = c.low === "abc" ? "unsigned short" : "float", tb = c.low ? "unsigned short" : "float";
   const args = [
     "const float* __restrict__ ld",
-    ...ps.map((p) => `const float* __restrict__ a${p}`),
-    ...ps.map((p) => `const float* __restrict__ b${p}`),
+    ...ps.map((p) => `const ${ta}* __restrict__ a${p}`),
+    ...ps.map((p) => `const ${tb}* __restrict__ b${p}`),
     "float* __restrict__ St",
     "float* __restrict__ P",
     "u32 B, u32 T, u32 H, u32 K, u32 V, u32 seg",
@@ -283,7 +299,7 @@ ${blockPlace(KR, VS, TV, true)}
   for (u32 t0 = ts; t0 < te; t0 += ${TT}u) {
     const u32 n = te - t0 < ${TT}u ? te - t0 : ${TT}u;
     __syncthreads();
-${tileLoads(KR, VS, TT, NT, ps, [], offA, offB, () => 0)}
+${tileLoads(KR, VS, TT, NT, ps, [], offA, offB, () => 0, c.low)}
     __syncthreads();
     for (u32 tt = 0; tt < n; ++tt) {
       const float e = sm[tt * ${KR}u + r];
@@ -330,23 +346,28 @@ typedef unsigned int u32;
 #endif
 `;
 
-/** The kernels for these (pairs, readouts) shapes in every tile configuration (ROWS_READOUT_TILES, or `tiles`), in one translation unit. */
-export function rowsReadoutModule(shapes: readonly { pairs: number; readouts: number }[], tiles: readonly Omit<RowsReadoutConfig, "pairs" | "readouts">[] = ROWS_READOUT_TILES): { source: string; kernels: RowsReadoutKernel[] } {
+/** The bf16 operands' widening (a raw 16-bit word is the float's upper half: exact), in modules with bf16 twins. */
+const ROWS_BF16_SOURCE = `__device__ __forceinline__ float seqc_rows_bf16(unsigned short x) { return __uint_as_float(((u32)x) << 16); }
+`;
+
+/** The kernels for these (pairs, readouts) shapes in every tile configuration (ROWS_READOUT_TILES, or `tiles`), in one
+ * translation unit; with `low` (e.g. ROWS_READOUT_LOW) also their bf16-operand twins for the first `lowTiles` tiles, after
+ * every float32 kernel (whose source stays as it was). */
+export function rowsReadoutModule(shapes: readonly { pairs: number; readouts: number }[], tiles: readonly Omit<RowsReadoutConfig, "pairs" | "readouts" | "low">[] = ROWS_READOUT_TILES, low: readonly RowsLow[] = [], lowTiles = ROWS_READOUT_LOW_TILES): { source: string; kernels: RowsReadoutKernel[] } {
   const seen = new Set<string>();
   const kernels: RowsReadoutKernel[] = [];
-  for (const s of shapes) {
-    for (const t of tiles) {
-      const c = { ...s, ...t };
-      const entry = rowsReadoutEntry(c);
-      if (seen.has(entry)) continue;
-      seen.add(entry);
-      check(c);
-      const ends = { entry: rowsEndsEntry(c), threads: c.kr * c.tv, sharedBytes: rowsEndsShared(c) };
-      const threads = c.kr * c.tv, sharedBytes = rowsReadoutShared(c);
-      kernels.push({ ...c, entry, threads, vs: c.tv * c.vt, sharedBytes, segments: { entry: `${entry}_g`, threads, sharedBytes }, ends, scan: { entry: ROWS_SCAN_ENTRY, threads: ROWS_SCAN_THREADS, sharedBytes: 0 } });
-    }
+  const configs: RowsReadoutConfig[] = [];
+  for (const l of [undefined, ...low]) for (const s of shapes) for (const t of l ? tiles.slice(0, lowTiles) : tiles) configs.push(l ? { ...s, ...t, low: l } : { ...s, ...t });
+  for (const c of configs) {
+    const entry = rowsReadoutEntry(c);
+    if (seen.has(entry)) continue;
+    seen.add(entry);
+    check(c);
+    const ends = { entry: rowsEndsEntry(c), threads: c.kr * c.tv, sharedBytes: rowsEndsShared(c) };
+    const threads = c.kr * c.tv, sharedBytes = rowsReadoutShared(c);
+    kernels.push({ ...c, entry, threads, vs: c.tv * c.vt, sharedBytes, segments: { entry: `${entry}_g`, threads, sharedBytes }, ends, scan: { entry: ROWS_SCAN_ENTRY, threads: ROWS_SCAN_THREADS, sharedBytes: 0 } });
   }
   const ends = [...new Map(kernels.map((k) => [k.ends.entry, k])).values()];
   const source = kernels.map((k) => kernelSource(k, false) + kernelSource(k, true)).join("") + ends.map((k) => endsSource(k)).join("");
-  return { source: ROWS_READOUT_PRELUDE + source + SCAN_SOURCE, kernels };
+  return { source: ROWS_READOUT_PRELUDE + (low.length ? ROWS_BF16_SOURCE : "") + source + SCAN_SOURCE, kernels };
 }

@@ -16,7 +16,7 @@ import { CHAIN_PARTS, type ChainPart } from "../../../runtime/chunked-backward.t
 import { torchChain, type TorchChainNames } from "./chain-copies.ts";
 import { lowRankChainPlans, type TorchLowRankChunked } from "./chain-plans-lowrank.ts";
 import { withBf16Inputs } from "./stateless-bf16.ts";
-import { rowsReadoutModule, type RowsReadoutKernel } from "../cuda/rows-readout.ts";
+import { ROWS_READOUT_LOW, ROWS_READOUT_TILES, rowsReadoutModule, type RowsReadoutKernel } from "../cuda/rows-readout.ts";
 
 /** The chunked backward in a torch module: the chain's names and parts (plans `chain:<part>`), or why the model has none. */
 export type TorchChunked = { names: TorchChainNames; parts: ChainPart[] } | TorchLowRankChunked | { unavailable: string };
@@ -61,6 +61,6 @@ export function chainPlans(model: I.Model, bakedDims: Record<string, number>, ke
   }
   // a per-key decay: the transposed cores' rows readout kernel (dq: the pairs (k, v) read out by dy; dk: the pairs (q, dy) read out by v)
   const np = chain.names.pairs.length, nr = chain.names.readouts.length;
-  const kernels = chain.names.decay === "key" ? { rowsReadout: rowsReadoutModule([{ pairs: np, readouts: nr }, { pairs: nr, readouts: np }]) } : undefined;
+  const kernels = chain.names.decay === "key" ? { rowsReadout: rowsReadoutModule([{ pairs: np, readouts: nr }, { pairs: nr, readouts: np }], ROWS_READOUT_TILES, ROWS_READOUT_LOW) } : undefined;
   return { plans, chunked: { names: chain.names, parts }, ...(kernels ? { kernels } : {}) };
 }
