@@ -9,7 +9,8 @@ the same stream, batched over every token instead of the host loops:
             filled from prep's outputs by strided slices;
   aug       the chunk transitions [A | B] of every chunk at once (chunked form, time folded into the batch:
             [B, Lp] is [B nC, C] in memory), from [I | 0] with value vectors [0; v] (LR_AUG "matmul": ChunkCore's
-            end state instead);
+            end state instead; LR_FUSED "cuda": its solve and end state as one fused kernel per chunk,
+            compiler/backends/cuda/lowrank-core.ts);
   pass      S_{c+1} = A_c S_c + B_c over the chunks (the chunk start states);
   read      per chunk from its start state: the low-rank reads r = S_{s-1}^T w and the readouts y;
   adjoint   the same on the reversed timeline (torch.flip; "heads": padded at its front, one flip of a line), with the next step's decay and the swapped low-rank
