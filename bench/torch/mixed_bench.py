@@ -41,10 +41,12 @@ DEV = tb.DEV
 # stateless parts' bf16-input forms); "stateless-f32" is the default before it (= "copies-lean")
 # ALIAS_IO (the 9th): "f32" on every path before "alias-bf16" (the default now: seqc_chunked.ALIAS_IO, prep's and post's
 # copies of bf16 tensors handed on in bf16)
-# FLIP_VIEW (the 10th) and ROWS_IO (the 11th): "plain" and "f32" on every path before "s8-flip" (the reversals on 8-byte
-# views) and "s8-rows" (also the rows readout's bf16 operands; the default now); "s8-old" is the default before them
-# (= "alias-bf16")
-SWITCHES = ("TRANSPOSED_IO", "DECAY_ANCHOR", "DECAY_ANCHOR_CHUNK", "DECAY_ANCHOR_GRAM", "REVERSE_SUM", "REVERSE_GLUE", "GLUE_COPIES", "STATELESS_IO", "ALIAS_IO", "FLIP_VIEW", "ROWS_IO")
+# FLIP_VIEW, ROWS_IO, PREP_IO, PART_INPUTS (the 10th to 13th): "plain", "f32", "bf16", "all" on every path before the s8
+# ones: "s8-old" is the default before them (= "alias-bf16"), "s8-flip" the reversals on 8-byte views, "s8-read" also the
+# stateless parts handed only the inputs their plans bind, "s8-new" also the rows readout's bf16 operands and prep's timed
+# pick (the default now)
+SWITCHES = ("TRANSPOSED_IO", "DECAY_ANCHOR", "DECAY_ANCHOR_CHUNK", "DECAY_ANCHOR_GRAM", "REVERSE_SUM", "REVERSE_GLUE", "GLUE_COPIES", "STATELESS_IO", "ALIAS_IO",
+            "FLIP_VIEW", "ROWS_IO", "PREP_IO", "PART_INPUTS")
 PATHS = {"f32": ("f32", "none", 64, "stack", "flip", "flip", "old", "f32", "f32"), "mixed": ("mixed", "none", 64, "stack", "flip", "flip", "old", "f32", "f32"),
          "mixed+a64": ("mixed", "mixed", 64, "stack", "flip", "flip", "old", "f32", "f32"), "mixed+a32": ("mixed", "mixed", 32, "stack", "flip", "flip", "old", "f32", "f32"),
          "mixed+a16": ("mixed", "mixed", 16, "stack", "flip", "flip", "old", "f32", "f32"), "mixed+a64-lean": ("mixed", "mixed", 64, "lean", "flip", "flip", "old", "f32", "f32"),
@@ -54,8 +56,9 @@ PATHS = {"f32": ("f32", "none", 64, "stack", "flip", "flip", "old", "f32", "f32"
          "copies-old": ("mixed", "mixed", 64, "lean", "chunk", "lean", "old", "f32", "f32"), "copies-lean": ("mixed", "mixed", 64, "lean", "chunk", "lean", "lean", "f32", "f32"),
          "stateless-f32": ("mixed", "mixed", 64, "lean", "chunk", "lean", "lean", "f32", "f32"), "stateless-bf16": ("mixed", "mixed", 64, "lean", "chunk", "lean", "lean", "bf16", "f32"),
          "alias-bf16": ("mixed", "mixed", 64, "lean", "chunk", "lean", "lean", "bf16", "bf16")}
-PATHS = {k: v + ("plain", "f32") for k, v in PATHS.items()}
-PATHS.update({"s8-old": PATHS["alias-bf16"], "s8-flip": PATHS["alias-bf16"][:9] + ("wide", "f32"), "s8-rows": PATHS["alias-bf16"][:9] + ("wide", "bf16")})
+PATHS = {k: v + ("plain", "f32", "bf16", "all") for k, v in PATHS.items()}
+PATHS.update({"s8-old": PATHS["alias-bf16"], "s8-flip": PATHS["alias-bf16"][:9] + ("wide", "f32", "bf16", "all"),
+              "s8-read": PATHS["alias-bf16"][:9] + ("wide", "f32", "bf16", "read"), "s8-new": PATHS["alias-bf16"][:9] + ("wide", "bf16", "timed", "read")})
 PROFILE_PATHS = [p for p in os.environ.get("PROFILE_PATHS", "").split(",") if p]
 ACC_PATHS = [p for p in os.environ.get("ACC_PATHS", "f32,mixed,mixed+a64,mixed+a32,mixed+a16,mixed+a64-lean").split(",")]
 TIME_PATHS = [p for p in os.environ.get("TIME_PATHS", "f32,mixed,mixed+a64,mixed+a64-lean").split(",")]
