@@ -11,7 +11,7 @@ import { describe, expect, it } from "vitest";
 import { spawnSync } from "node:child_process";
 import { loadProgram } from "../compiler/frontend/load.ts";
 import type { Model } from "../compiler/ir/types.ts";
-import { chunkedEligible, lowerChunked } from "../compiler/backends/cuda/chunked-plan.ts";
+import { BF16_IN_F32_OUT, chunkedEligible, lowerChunked } from "../compiler/backends/cuda/chunked-plan.ts";
 import { findNvcc, nvccPtx } from "../compiler/backends/cuda/nvcc.ts";
 import { CHUNK_WALK_K_SOURCE } from "../compiler/backends/cuda/chunked-core.ts";
 import { checkChunkedEmu, type ChunkEmuCase } from "./helpers/chunked-emu-check.ts";
@@ -42,6 +42,12 @@ describe.skipIf(!gpp)("split3's walk with the low-rank product over every warp (
   ] as const)("%s: split's walk on 512 threads, ragged T and T = 1 (bf16 <= 1e-2)", (name, variants, K, V) => {
     check(load(name), [...variants], [{ T: 77, B: 2, K, V, init: true }, { T: 1, B: 1, K, V, init: true }], 1e-2);
   }, 600_000);
+  // the defaults' f16 modules (same kernels, f16 operands) and Gated DeltaProduct's two rows per token (r2)
+  it("deltanet f16 at K = 128 (the default -wc and -w512 walks, <= 1e-2); gated_deltaproduct r2 (bf16 <= 1e-2)", () => {
+    check(load("deltanet"), ["chunked-split3-f16-k128-v16-a384-iw-wc-r1", "chunked-split-f16-k128-v64-a384-iw-w512-r1"], [{ T: 77, B: 2, K: 128, V: 72, init: true }], 1e-2);
+    check(load("gated_deltaproduct"), ["chunked-split3-bf16-k32-v16-iw-wc-r2"], [{ T: 77, B: 2, K: 32, V: 24, init: true }, { T: 1, B: 1, K: 32, V: 24, init: true }], 1e-2);
+    check(load("gated_deltaproduct"), ["chunked-split-bf16-k64-v64-iw-w512-r2"], [{ T: 77, B: 2, K: 48, V: 40, init: true }], 1e-2);
+  }, 600_000);
   // beta in (0, 2), log decays to -20, saturated gates; RWKV-7 (per-key decay and low rank, two rows per token, 32-value
   // walk: 4 Z tiles, two k-slices of one k-step each at K = 32)
   it.each([
@@ -61,29 +67,40 @@ describe.skipIf(!gpp)("split3's walk with the low-rank product over every warp (
   }, 600_000);
 });
 
-// opt-in until measured: lowered only where `only` names them
-describe("split3's walks over every warp are lowered only on request", () => {
-  it("deltanet: no -wk / -wc variant and no seqc_chunk_walk_k in the default plan; both where `only` names them", () => {
-    const m = load("deltanet");
+// in the default plan only where auto takes them (run 19): -wc at the 16-value split3 walk and -w512 at the 64-value split
+// walk of low rank with a scalar or no decay, K = 128, 2-byte I/O of one type, the preferred phase A; the rest on request
+describe("split3's walks over every warp and split's 512-thread walk in the plans", () => {
+  const lowered = (name: string, opts?: Parameters<typeof lowerChunked>[2]) => {
+    const m = load(name);
     const el = chunkedEligible(m);
     if (!el.ok) throw new Error(el.why);
-    const all = lowerChunked(m, el);
-    expect(all.forms.some((f) => /-w([kc]|512)-/.test(f.variant))).toBe(false);
-    for (const mod of Object.values(all.modules)) expect(mod.source).not.toContain("seqc_chunk_walk_k");
+    return lowerChunked(m, el, opts);
+  };
+  it("deltanet / gated_deltanet: the default plan holds -wc (v16) and -w512 (v64) at K = 128, bf16 and f16; no -wk; not in the bf16-of32 module", () => {
+    for (const name of ["deltanet", "gated_deltanet"]) {
+      const all = lowered(name);
+      expect(all.forms.filter((f) => /-w(k|c|512)/.test(f.variant)).map((f) => f.variant).sort()).toEqual(
+        ["chunked-split-bf16-k128-v64-a384-iw-w512-r1", "chunked-split-f16-k128-v64-a384-iw-w512-r1", "chunked-split3-bf16-k128-v16-a384-iw-wc-r1", "chunked-split3-f16-k128-v16-a384-iw-wc-r1"],
+      );
+      // the 8-value walk and the 256-thread 64-value split walk stay in the plan, never preferred at 2-byte I/O
+      for (const v of ["chunked-split3-bf16-k128-v8-a384-iw-r1", "chunked-split-bf16-k128-v64-a384-iw-r1"]) expect(all.forms.find((f) => f.variant === v)?.prefer, v).toBe(0);
+      expect(all.modules.bf16.source).toContain("seqc_chunk_walk_k<");
+      expect(all.modules.f32.source).not.toContain("seqc_chunk_walk_k");
+      const of32 = lowered(name, { ios: [BF16_IN_F32_OUT] });
+      expect(of32.forms.some((f) => /-w(k|c|512)/.test(f.variant))).toBe(false);
+      expect(of32.forms.find((f) => f.variant === "chunked-split3-bf16-of32-k128-v8-a384-iw-r1")?.prefer).not.toBe(0);
+    }
+  });
+  it("RWKV-7 (per-key decay) and Simple GLA (no low rank): none in the default plan; -wk / -wc / -w512 where `only` names them", () => {
+    for (const name of ["rwkv7", "simple_gla"]) expect(lowered(name).forms.some((f) => /-w(k|c|512)/.test(f.variant)), name).toBe(false);
     const want = ["chunked-split3-bf16-k128-v8-a384-iw-wk-r1", "chunked-split3-bf16-k128-v8-a384-iw-wc-r1"];
-    const one = lowerChunked(m, el, { only: (v) => want.includes(v) });
+    const one = lowered("deltanet", { only: (v) => want.includes(v) });
     expect(one.forms.map((f) => f.variant).sort()).toEqual([...want].sort());
     for (const f of one.forms) expect(f.prefer).toBe(0);
-    expect(one.modules.bf16.source).toContain("seqc_chunk_walk_k<");
     // no split-K over 64-value tiles (8 Z tiles fill the 8 warps) and no variant without low rank
-    const wide = lowerChunked(m, el, { only: (v) => /-v64-a384-iw-w[kc]-r1$/.test(v) });
-    expect(wide.forms.map((f) => f.variant)).toEqual([]);
-    const sg = load("simple_gla");
-    const sel = chunkedEligible(sg);
-    if (!sel.ok) throw new Error(sel.why);
-    expect(lowerChunked(sg, sel, { only: (v) => /-w[kc]-/.test(v) }).forms).toEqual([]);
-    expect(lowerChunked(sg, sel).forms.some((f) => f.variant.includes("-w512"))).toBe(false);
-    const s512 = lowerChunked(sg, sel, { only: (v) => v === "chunked-split-bf16-k128-v64-w512-r1" });
+    expect(lowered("deltanet", { only: (v) => /-v64-a384-iw-w[kc]-r1$/.test(v) }).forms).toEqual([]);
+    expect(lowered("simple_gla", { only: (v) => /-w[kc]-/.test(v) }).forms).toEqual([]);
+    const s512 = lowered("simple_gla", { only: (v) => v === "chunked-split-bf16-k128-v64-w512-r1" });
     expect(s512.forms.map((f) => [f.variant, f.prefer])).toEqual([["chunked-split-bf16-k128-v64-w512-r1", 0]]);
     expect(s512.forms[0].steps.map((st) => (st.kind === "launch" ? st.threads : 0))).toEqual([256, 512]);
   });
@@ -91,13 +108,13 @@ describe("split3's walks over every warp are lowered only on request", () => {
 
 const nvcc = findNvcc();
 describe.skipIf(!nvcc)("split3's walks over every warp compile for sm_90 (nvcc -ptx)", () => {
-  it.each(["deltanet", "rwkv7"])("%s: the -wk / -wc walks", (name) => {
+  it.each([["deltanet", "bf16"], ["rwkv7", "bf16"], ["deltanet", "f16"]])("%s %s: the -wk / -wc / -w512 walks", (name, io) => {
     const m = load(name);
     const el = chunkedEligible(m);
     if (!el.ok) throw new Error(el.why);
-    const { forms, modules } = lowerChunked(m, el, { only: (v) => /^chunked-split3?-bf16-k(64|128)-v(8|16|32|64)(-a\d+)?(-iw|-mw)?(-w[kc])?(-w512)?-r[12]$/.test(v) && /-w(k|c|512)/.test(v) });
+    const { forms, modules } = lowerChunked(m, el, { only: (v) => new RegExp(`^chunked-split3?-${io}-k(64|128)-v(8|16|32|64)(-a\\d+)?(-iw|-mw)?(-w[kc])?(-w512)?-r[12]$`).test(v) && /-w(k|c|512)/.test(v) });
     expect(forms.length).toBeGreaterThanOrEqual(4);
-    const { ptx } = nvccPtx(modules.bf16.source, 90, nvcc, { lowPriority: true });
+    const { ptx } = nvccPtx(modules[io].source, 90, nvcc, { lowPriority: true });
     for (const f of forms) for (const s of f.steps) if (s.kind === "launch") expect(ptx, s.entry).toMatch(new RegExp(`\\.entry ${s.entry}\\(`));
   }, 600_000);
 });

@@ -172,6 +172,10 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
         const walkSBVs = dtype !== "f32" && KP >= 128 ? [...walkBVs, 8] : walkBVs;
         // grouped split3: a diagonal chunk transition (no low rank), no stabiliser or value columns
         const grouped = !lr && !cr.stab && !cr.columns;
+        // low rank with a scalar or no decay, 2-byte I/O of one type, K = 128 (run 19): auto's split3 walk at few heads
+        // is the 16-value one with the next record's copies on the warps without a Z tile (-wc), its split walk over 64
+        // values the 512-thread one (-w512); both in the plan without `only`
+        const wideLr = lr && decay < 2 && dtype !== "f32" && out === dtype && KP >= 128;
         // a two-kernel form: phase A `a` over every chunk into records of `rec` bytes, then the walk `w`
         const pushSplit = (name: string, a: ChunkCfg, w: ChunkCfg, tag: string, rec: number, prefer: SizeExpr, note: string) => {
           const variant = `chunked-${name}-${ioT}-k${KP}-v${w.BV}${tag}-r${RTP}`;
@@ -236,18 +240,20 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
                   ],
                 });
               }
-            // split3's walk, and with low rank and 2-byte operands (on request until measured) the walks that spread
-            // Z = U0 + M S0 over the warps: -wk (split-K over every warp) where the warps hold >= 2 k-slices of whole
-            // k-steps, -wc (the next record's copies on the warps without a Z tile) where such warps exist
+            // split3's walk, and with low rank and 2-byte operands the walks that spread Z = U0 + M S0 over the warps:
+            // -wc (the next record's copies on the warps without a Z tile) where such warps exist, in the plan at wideLr's
+            // 16-value walk with the preferred phase A (run 19), else on request; -wk (split-K over every warp) where the
+            // warps hold >= 2 k-slices of whole k-steps and -wk-w512 (split-K over 16 warps), on request (run 19: no faster)
             const base0 = mk("walkS", BV);
             const walks: { w: ChunkCfg; ws: string }[] = [{ w: base0, ws: "" }];
-            if (lr && dtype !== "f32" && opts.only) {
+            const wcByDefault = wideLr && BV === 16 && phaseAPreferred(tag, want);
+            if (lr && dtype !== "f32" && (opts.only || wcByDefault)) {
               const ks = walkKSlices(base0);
-              if (ks >= 2 && KP % (16 * ks) === 0) walks.push({ w: { ...base0, wsplit: 1 }, ws: "-wk" });
+              if (opts.only && ks >= 2 && KP % (16 * ks) === 0) walks.push({ w: { ...base0, wsplit: 1 }, ws: "-wk" });
               if (walkZTiles(base0) < threadsOf(base0) / 32) walks.push({ w: { ...base0, wsplit: 2 }, ws: "-wc" });
               // split-K over 16 warps (-wk-w512: 512 threads, the state update's tiles over the first 8)
               const w16: ChunkCfg = { ...base0, NT: 512, wsplit: 1 };
-              if (walkKSlices(w16) >= 2 && KP % (16 * walkKSlices(w16)) === 0) walks.push({ w: w16, ws: "-wk-w512" });
+              if (opts.only && walkKSlices(w16) >= 2 && KP % (16 * walkKSlices(w16)) === 0) walks.push({ w: w16, ws: "-wk-w512" });
             }
             for (const { w, ws } of walks) {
               const variant = `chunked-split3-${ioT}-k${KP}-v${BV}${tag}${ws}-r${RTP}`;
@@ -258,7 +264,7 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
                 variant,
                 ...ioFields,
                 applicable: ["*", ...base, eq(classOf(Vd), KP), [">=", "LIMIT_SMEM_OPTIN", Math.max(...[a, w, o].map((x) => chunkLayout(x).SMEM))]],
-                prefer: ws ? split3kPrefer() : split3Prefer(BV, KP, nH, Vd, decay, lr, tag, want, dtype),
+                prefer: ws === "-wc" && wcByDefault ? split3wcPrefer(nH, Vd) : ws ? 0 : split3Prefer(BV, KP, nH, Vd, decay, lr, tag, want, dtype, wideLr),
                 note: `chunked split3 (${ioT}): every chunk's S0-independent part in parallel (${threadsOf(a)} threads), a walk per batch x head x ${BV} values that only carries the state (Z = U0 + M S0${ws === "-wk" ? ` split-K over ${walkKSlices(w)} k-slices of the warps` : ws === "-wc" ? ", the next record's copies on the warps without a Z tile" : ""}, S' = exp(G_n) S0 + X~^T Z; each chunk's S0 stored), then y = Q~ S0 + Aq Z over every chunk in parallel`,
                 vars: [],
                 workspaces: split3Ws(),
@@ -266,15 +272,19 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
               });
             }
           }
+          // (2-byte operands, K >= 64: the walk with 16 warps, `-w512`: the state's tiles over twice the warps, so the
+          // readout's and the state update's products run on different warps. In the plan at wideLr's 64-value walk with
+          // the preferred phase A, where auto takes it instead of the 256-thread one (run 19; before split's own walks in plan
+          // order, so that it comes ahead of the 32-value walk where both are preferred), else on request)
+          for (const BV of dtype !== "f32" && KP >= 64 ? walkBVs.filter((bv) => bv >= 32) : []) {
+            const byDefault = wideLr && BV === 64 && phaseAPreferred(tag, want);
+            if (!opts.only && !byDefault) continue;
+            pushSplit("split", a, { ...mk("walk", BV), NT: 512 }, `${tag}-w512`, recBytes, byDefault ? splitPrefer(BV, KP, nH, Vd, tag, want) : 0,
+              `chunked split (${ioT}): every chunk's S0-independent part in parallel (${threadsOf(a)} threads), then a walk of 512 threads over chunks per batch x head x ${BV} values`);
+          }
           for (const BV of walkBVs)
-            pushSplit("split", a, mk("walk", BV), tag, recBytes, splitPrefer(BV, KP, nH, Vd, tag, want),
+            pushSplit("split", a, mk("walk", BV), tag, recBytes, wideLr && BV === 64 ? 0 : splitPrefer(BV, KP, nH, Vd, tag, want),
               `chunked split (${ioT}): every chunk's S0-independent part in parallel (Q~, X~, Aq, M = T diag(beta) W~, U0 = T alpha V; ${threadsOf(a)} threads), then a walk over chunks per batch x head x ${BV} values`);
-          // (2-byte operands, K >= 64, on request until measured: the walk with 16 warps, `-w512`: the state's tiles over
-          // twice the warps, so the readout's and the state update's products run on different warps)
-          if (dtype !== "f32" && KP >= 64 && opts.only)
-            for (const BV of walkBVs.filter((bv) => bv >= 32))
-              pushSplit("split", a, { ...mk("walk", BV), NT: 512 }, `${tag}-w512`, recBytes, 0,
-                `chunked split (${ioT}): every chunk's S0-independent part in parallel (${threadsOf(a)} threads), then a walk of 512 threads over chunks per batch x head x ${BV} values`);
         }
       }
   }
@@ -318,6 +328,13 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
  *     Aq by warp tasks (GLA 1.13-1.20x, RWKV-7 1.09-1.13x). RWKV-7 keeps the block-row inverse (-iw was slower there).
  *   split3's walk by warps (-ww, run 14: slower) and with software-pipelined products (-wp, run 15: no faster) were
  *     removed after those runs.
+ *   low rank with a scalar or no decay, 2-byte I/O of one type, K = 128 (wideLr; run 19, DeltaNet and Gated DeltaNet):
+ *     split3's 16-value walk with the next record's copies on the warps that hold no tile of Z = U0 + M S0 (-wc) takes
+ *     the 8-value walk's shapes (walk 0.65 -> 0.58 ms at (1, 32768, 8, 128), forward 1.05-1.07x); split's 64-value walk
+ *     on 512 threads (-w512) takes the 256-thread one's (walk 0.53 -> 0.46-0.48 ms at (4, 8192, 16, 128), forward
+ *     1.04-1.05x). Split-K of Z over every warp (-wk, -wk-w512) was no faster and stays on request, as do -wc at other
+ *     tiles and -w512 elsewhere (Simple GLA's split walk: 0.385 vs 0.368-0.386 ms, within noise). RWKV-7 (per-key decay)
+ *     was not timed with them and keeps its picks.
  */
 function fusedPrefer(blocks: SizeExpr, nH: SizeExpr, decay: number, lr: boolean, bpsA: number): SizeExpr {
   const many: SizeExpr = [">=", ["*", 2, blocks], ["*", 3, "LIMIT_SMS"]];
@@ -342,8 +359,9 @@ function preferredPhaseA(KP: number, alt: string, lr: boolean, decay: number, dt
 function phaseAPreferred(tag: string, want: string): boolean {
   return tag === want;
 }
-function split3Prefer(BV: number, KP: number, nH: SizeExpr, Vd: SizeExpr, decay: number, lr: boolean, tag: string, want: string, dtype: ChunkDtype): SizeExpr {
-  if (BV === 64 || !phaseAPreferred(tag, want)) return 0;
+function split3Prefer(BV: number, KP: number, nH: SizeExpr, Vd: SizeExpr, decay: number, lr: boolean, tag: string, want: string, dtype: ChunkDtype, wideLr: boolean): SizeExpr {
+  // (wideLr: the 16-value -wc walk takes the 8-value walk's shapes, split3wcPrefer)
+  if (BV === 64 || !phaseAPreferred(tag, want) || (BV === 8 && wideLr)) return 0;
   const walk32: SizeExpr = ["*", "B", nH, ["ceilDiv", Vd, 32]];
   // low rank at K = 128: 8-value walks where they fit one wave (one block per SM) and 16-value walks leave SMs idle
   const walk8fits: SizeExpr = lr && KP >= 128 ? [">=", "LIMIT_SMS", ["*", "B", nH, ["ceilDiv", Vd, 8]]] : 0;
@@ -352,9 +370,13 @@ function split3Prefer(BV: number, KP: number, nH: SizeExpr, Vd: SizeExpr, decay:
   // (2-byte operands: splitd's case since run 8; fp32 not measured, it keeps split3)
   return dtype === "f32" && splitdCase(KP, decay, lr) ? ["*", [">=", "T", 64], [">=", walk32, "LIMIT_SMS"]] : 0;
 }
-/** split3's walks with the low-rank product over every warp (`-wk`, `-wc`): opt-in until measured. */
-function split3kPrefer(): SizeExpr {
-  return 0;
+/** split3's 16-value walk with the next record's copies on the warps without a Z tile (`-wc`; low rank, scalar or no
+ *  decay, 2-byte I/O, K = 128): where the 8-value walk was auto's (few heads: 32-value walks leave SMs idle, 8-value
+ *  walks fit one wave). H100 run 19 at (1, 32768, 8, 128): DeltaNet 1.135 -> 1.064 ms, Gated DeltaNet 1.191 -> 1.132
+ *  (walk 0.65 -> 0.58; the 8-value -wc walk 0.64, split-K -wk no faster). */
+function split3wcPrefer(nH: SizeExpr, Vd: SizeExpr): SizeExpr {
+  const walk32: SizeExpr = ["*", "B", nH, ["ceilDiv", Vd, 32]];
+  return ["*", [">=", "T", 64], [">=", ["-", "LIMIT_SMS", 1], walk32], [">=", "LIMIT_SMS", ["*", "B", nH, ["ceilDiv", Vd, 8]]]];
 }
 /** Grouped split3's group counts (variants `-g<G>`). */
 export const SPLIT3_GROUPS = [2, 3, 4, 8, 16] as const;
