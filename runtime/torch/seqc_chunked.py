@@ -193,9 +193,9 @@ def rows_readout_kernel(km, ld, pairs, readouts, S0, B, T, H, K, V, tile=None, s
     dev = ld.device
 
     def arg(x, what, n, lows=False):
-        if lows and x.dtype == torch.bfloat16:
+        if lows and x.dtype == torch.bfloat16 and x.device == dev:
             pass
-        elif x.dtype == torch.bfloat16 and x.device == dev:
+        elif x.dtype == torch.bfloat16 and x.device == dev:  # a bf16 operand of a float32 kernel: its exact float32 copy
             x = x.to(torch.float32)
         elif x.dtype != torch.float32 or x.device != dev:
             raise TypeError("rows readout: %s is %s on %s; the kernel takes float32%s on %s" % (what, x.dtype, x.device, " or bf16" if lows else "", dev))
