@@ -6,7 +6,8 @@
  *   S_t = diag(exp(ld_t)) S_{t-1} + sum_p a_p,t b_p,t^T      (S_0 given or zero; per batch and head)
  *   out_r,t = S_t c_r,t                                       (one output per readout r)
  *
- * ld, a_p: [B, T, H*K]; b_p, c_r: [B, T, H*V]; S_0: [B, H, K, V]; out_r: [B, T, H*K], all float32.
+ * ld, a_p: [B, T, H*K]; b_p, c_r: [B, T, H*V]; S_0: [B, H, K, V]; out_r: [B, T, H*K], all float32 (twins that read
+ * b_p, c_r and possibly a_p as bf16 words, widened as the tiles load: ROWS_READOUT_LOW; the walk itself is the same).
  * Each key row i of S is its own recurrence (its decay exp(ld_t[i]) scales only row i), so a block takes
  * KR key rows of one (batch, head) and a slice of VS = TV * VT values, TV threads per row with VT values
  * each in registers, and walks the tokens in order: per token one multiply by exp(ld_t[i]) <= 1, one
