@@ -76,7 +76,7 @@ describe("torch target: the chunked backward's plans", () => {
 
 
 /** chain_backward in Python (numpy stand-in for torch), every chain model run here by the interpreter. */
-type GlueWay = { perKeyT?: "matmul" | "plans"; decayWay?: "torch" | "plan"; copies?: boolean; reverseSum?: "chunk" | "cumsum" | "flip"; reverseGlue?: "lean" | "flip"; reverseChunk?: number };
+type GlueWay = { perKeyT?: "matmul" | "plans"; decayWay?: "torch" | "plan"; copies?: boolean; reverseSum?: "chunk" | "cumsum" | "flip"; reverseGlue?: "lean" | "flip"; reverseChunk?: number; partReads?: boolean };
 async function pythonChain(model: I.Model, run: RunInputs, cot: ReturnType<typeof randomCotangents>, dropStateCot: boolean, way: GlueWay = {}) {
   const dims = { ...run.dims };
   // copies: the chain as a torch module runs it (chain-copies.ts), else as compiler/grad builds it
@@ -86,18 +86,25 @@ async function pythonChain(model: I.Model, run: RunInputs, cot: ReturnType<typeo
   const SN = way.copies ? interpret(model, run).finalState[names.state] : undefined;
   const { batch: B, time: T } = run;
   const tensors = glueTensors(model, names.state, run, cot, dropStateCot);
+  // partReads: the stateless parts handed only the forward's inputs their models bind (seqc_chunked.PART_INPUTS "read")
+  const stateless = ["prep", "postBw", "prepBw"] as const;
+  const binds = (part: string) => I.tensorsOfKind(models[part as ChainPart]!, "input").map((t) => t.name);
+  const partReads = way.partReads ? Object.fromEntries(stateless.filter((p) => models[p]).map((p) => [p, binds(p)])) : undefined;
   const case_ = {
     names, B, T, ...tensors, SN: SN ? wire(SN, [B, ...tensors.stateShape]) : null,
-    perKeyT, decayWay, reverseSum, reverseGlue, reverseChunk,
+    perKeyT, decayWay, reverseSum, reverseGlue, reverseChunk, partReads,
   };
   const parts: string[] = [];
+  const handed: Record<string, string[]> = {}; // the forward's inputs each stateless part was handed
+  const given = model.tensors.filter((t) => t.kind === "input").map((t) => t.name);
   const got = await serve("python3", ["test/torch/chain_glue.py"], case_, (msg) => {
     parts.push(msg.run);
+    if (!msg.dims) handed[msg.run] = Object.keys(msg.inputs).filter((k) => given.includes(k)).sort();
     // the stateless parts (prep, the backward models of prep and post) run with time folded into the batch
     if (!msg.dims) expect([msg.B, msg.T], msg.run).toEqual([B * T, 1]);
     return { model: models[msg.run as ChainPart]!, dims: msg.dims ?? dims, params: msg.dims ? {} : run.params ?? {} };
   });
-  return { parts, ...got };
+  return { parts, handed, binds, ...got };
 }
 
 
@@ -115,7 +122,7 @@ describe.skipIf(!numpy)("torch target: the chunked backward's glue (seqc_chunked
     // decays reversed by a gather (REVERSE_GLUE "lean", the default); and the old ways (flips, one cumsum over T)
     const ways: GlueWay[] = [{ copies: true, decayWay: "torch", perKeyT: "matmul" }, { copies: false, decayWay: "plan", perKeyT: perKey ? "plans" : "matmul" },
       { copies: true, decayWay: "torch", perKeyT: "matmul", reverseChunk: 4 }, { copies: true, decayWay: "torch", perKeyT: "matmul", reverseSum: "cumsum", reverseChunk: 3 },
-      { copies: true, decayWay: "torch", perKeyT: "matmul", reverseSum: "flip", reverseGlue: "flip" }];
+      { copies: true, decayWay: "torch", perKeyT: "matmul", reverseSum: "flip", reverseGlue: "flip" }, { copies: true, decayWay: "torch", perKeyT: "matmul", partReads: true }];
     for (const [B, T, init, dropStateCot] of [[2, 37, true, false], [1, 1, true, false], [3, 11, false, true], [2, 40, true, false]] as const) for (const way of ways) {
       const run = chunkInputs(model, { dims, batch: B, time: T, seed: 5 + T, initialState: init });
       const ref = interpret(model, run);
@@ -130,6 +137,14 @@ describe.skipIf(!numpy)("torch target: the chunked backward's glue (seqc_chunked
       expect(got.parts.includes("decay")).toBe(decayed && way.decayWay === "plan");
       expect(got.parts.includes("postBw")).toBe(!way.copies || name === "mamba2");
       const label = `B=${B} T=${T} init=${init} ${JSON.stringify(way)}`;
+      // every stateless part that ran was handed the forward's inputs its model binds, and with partReads only those
+      // (Mamba-2's prep binds dt and B: x and C not handed; without partReads every input is)
+      for (const [part, ins] of Object.entries(got.handed as Record<string, string[]>)) {
+        const own = got.binds(part).filter((n: string) => run.inputs[n]).sort();
+        expect(own.every((n: string) => ins.includes(n)), `${label}: ${part} handed ${ins}`).toBe(true);
+        if (way.partReads) expect(ins, `${label}: ${part}`).toEqual(own);
+        else expect(ins, `${label}: ${part}`).toEqual(Object.keys(run.inputs).sort());
+      }
       for (const [k, v] of Object.entries(want.inputs)) if (run.inputs[k]) expect(relativeError(Float64Array.from(got.inputs[k].data), v), `${label}: d ${k}`).toBeLessThanOrEqual(1e-9);
       for (const [k, v] of Object.entries(want.params)) expect(relativeError(Float64Array.from(got.params[k].data), v), `${label}: d param ${k}`).toBeLessThanOrEqual(1e-9);
       expect(relativeError(Float64Array.from(got.dS0.data), want.initialState[state]), `${label}: d ${state}0`).toBeLessThanOrEqual(1e-9);

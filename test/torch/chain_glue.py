@@ -2,7 +2,7 @@
 stand-in torch of test/torch/fake) with every chain model run by the test's float64 interpreter over a line
 protocol: this prints {"run": part, ...} and reads {"outputs", "final"} back; at the end it prints the gradients.
 Input (first line of stdin): {"names", "B", "T", "stateShape", "given", "S0", "cotOutputs", "cotState",
-"inputs", "params", "outputs", "perKeyT"?, "decayWay"?, "SN"?} with tensors as {"shape": [...], "data": [...]}."""
+"inputs", "params", "outputs", "perKeyT"?, "decayWay"?, "SN"?, "partReads"?: {part: the inputs its model binds}} with tensors as {"shape": [...], "data": [...]}."""
 
 import json
 import os
@@ -40,7 +40,8 @@ def run_case(case):
         {k: arr(v) for k, v in case["cotOutputs"].items()}, arr(case.get("cotState")),
         case["inputs"], case["params"], case["outputs"], np.float64, None, case.get("perKeyT"), case.get("decayWay"), arr(case.get("SN")),
         decay_anchor=case.get("decayAnchor"), anchor_chunk=case.get("anchorChunk"),
-        reverse_sum=case.get("reverseSum"), reverse_glue=case.get("reverseGlue"))
+        reverse_sum=case.get("reverseSum"), reverse_glue=case.get("reverseGlue"),
+        part_reads=(lambda part: set(case["partReads"][part]) if part in case["partReads"] else None) if case.get("partReads") else None)
     sys.stdout.write(json.dumps({"done": True, "inputs": {k: enc(v) for k, v in gin.items()}, "params": {k: enc(v) for k, v in gpar.items()}, "dS0": enc(dS0)}) + "\n")
 
 
