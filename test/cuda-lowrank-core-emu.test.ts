@@ -4,8 +4,9 @@
  *   S_0 = [I | 0],  r_s = S_{s-1}^T w_s,  S_s = diag(exp(ld_s)) S_{s-1} + u_s r_s^T + k_s [0 | v_s]^T
  * (the reads r_s and S_C), on delta-rule inputs (unit keys, beta in (0, 2)) and generic small ones: no decay, scalar
  * and per-key log decays down to -20 per step, a chunk whose last steps are padding (zero vectors, zero log decay:
- * T not a multiple of the chunk), one step in use (T = 1), small configurations and the shipped C = K = V = 64 ones;
- * a deliberately broken copy (the substitution skips the second step) must fail; nvcc -ptx for sm_90 where installed.
+ * T not a multiple of the chunk), one step in use (T = 1), small configurations (C 16 / 32 / 48, K and V not multiples
+ * of 8) and the shipped C = K = V = 64 ones; a deliberately broken copy (a diagonal block's substitution skips a row) must
+ * fail; nvcc -ptx for sm_90 where installed: no spills, registers within two blocks an SM.
  */
 import { describe, expect, it } from "vitest";
 import { execFileSync, spawnSync } from "node:child_process";
@@ -163,9 +164,9 @@ function errors(k: LowRankCoreKernel, bin: string, d: Data): { r: number; end: n
 }
 
 const SMALL: LowRankCoreConfig[] = [
-  { decay: "none", C: 12, K: 8, V: 24 },
-  { decay: "scalar", C: 16, K: 16, V: 16 },
-  { decay: "key", C: 9, K: 8, V: 56 },
+  { decay: "none", C: 16, K: 8, V: 24 },
+  { decay: "scalar", C: 32, K: 16, V: 12 },
+  { decay: "key", C: 48, K: 12, V: 56 },
 ];
 
 describe.skipIf(!gpp)("low-rank chunk transitions kernel on the CPU emulation vs the float64 recurrence", () => {
@@ -196,22 +197,48 @@ describe.skipIf(!gpp)("low-rank chunk transitions kernel on the CPU emulation vs
     }
   }, 200_000);
 
-  it("a deliberately broken copy (the substitution skips the second step: an off-by-one) fails", () => {
+  it("a deliberately broken copy (the diagonal blocks' substitution skips their second row: an off-by-one) fails", () => {
     const k0 = SMALL[1];
-    const m = lowRankCoreModule([k0], (src) => src.replace("for (u32 a = 1; a <", "for (u32 a = 2; a <"));
+    const m = lowRankCoreModule([k0], (src) => {
+      expect(src).toContain("for (u32 r = 1u; r < 16u; ++r)");
+      return src.replace("for (u32 r = 1u; r < 16u; ++r)", "for (u32 r = 2u; r < 16u; ++r)");
+    });
     const bin = buildEmu(m.source, m.kernels);
     const e = errors(m.kernels[0], bin, data(k0, 2, k0.C, "delta", -1, 3));
     expect(e.r).toBeGreaterThan(1e-2);
   }, 100_000);
 
   it("configurations that do not fit are refused", () => {
-    expect(() => lowRankCoreModule([{ decay: "none", C: 64, K: 12, V: 20 }])).toThrow(/multiple of 8/);
-    expect(() => lowRankCoreModule([{ decay: "key", C: 128, K: 128, V: 128 }])).toThrow(/shared memory/);
+    expect(() => lowRankCoreModule([{ decay: "none", C: 64, K: 10, V: 20 }])).toThrow(/multiples of 4/);
+    expect(() => lowRankCoreModule([{ decay: "none", C: 40, K: 8, V: 8 }])).toThrow(/one of 16, 32, 48, 64/);
+    expect(() => lowRankCoreModule([{ decay: "key", C: 64, K: 192, V: 192 }])).toThrow(/shared memory/);
   });
 
-  it.skipIf(!findNvcc())("nvcc -ptx compiles the shipped module for sm_90", () => {
+  it("the shipped configurations fit two blocks an SM (shared memory <= 113 KiB each on sm_90's 228 KiB)", () => {
+    for (const k of lowRankCoreModule().kernels) expect(k.sharedBytes, k.entry).toBeLessThanOrEqual(113 * 1024);
+  });
+
+  it.skipIf(!findNvcc())("nvcc -ptx compiles the shipped module for sm_90; ptxas: no spills, <= 128 registers (two 256-thread blocks an SM)", () => {
     const m = lowRankCoreModule(LOWRANK_CORE_CONFIGS);
     const { ptx } = nvccPtx(m.source, 90, findNvcc(), { lowPriority: true });
     for (const k of m.kernels) expect(ptx).toContain(`.entry ${k.entry}`);
+    const dir = mkdtempSync(join(tmpdir(), "seqc-lrcore-ptxas-"));
+    try {
+      writeFileSync(join(dir, "k.cu"), m.source);
+      const r = spawnSync("nice", ["-n", "19", findNvcc()!, "-cubin", "-arch=sm_90", "-std=c++17", "-Xptxas", "-v", "-o", join(dir, "k.cubin"), join(dir, "k.cu")], { encoding: "utf8" });
+      expect(r.status, r.stderr).toBe(0);
+      // ptxas -v: per entry "Compiling entry function '<e>'", "... N bytes spill stores, M bytes spill loads", "Used R registers"
+      for (const k of m.kernels) {
+        const at = r.stderr.indexOf(`entry function '${k.entry}'`);
+        expect(at, k.entry).toBeGreaterThanOrEqual(0);
+        const tail = r.stderr.slice(at);
+        const spill = /(\d+) bytes spill stores, (\d+) bytes spill loads/.exec(tail), regs = /Used (\d+) registers/.exec(tail);
+        expect(spill && regs, k.entry).toBeTruthy();
+        expect([Number(spill![1]), Number(spill![2])], `${k.entry} spills`).toEqual([0, 0]);
+        expect(Number(regs![1]), `${k.entry} registers`).toBeLessThanOrEqual(128);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   }, 200_000);
 });

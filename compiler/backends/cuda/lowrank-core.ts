@@ -16,10 +16,23 @@
  *   reads    r_a = rhs_a + sum_{c < a} A_u[a, c] r_c      (the unit-lower solve (I - A_u) r = rhs; r_a = S_{a}^T w_a)
  *   end      S_C[i, :] = exp(G_C[i]) [e_i | 0] + sum_f exp(G_C[i] - G_{f+1}[i]) (u_f[i] r_f + k_f[i] [0 | v_f])
  *
- * everything in shared memory, fp32 FMA (the chain runs fp32 for bf16 tensors too; no tensor cores: the reads feed the
- * log decays' cancelling adjoint sums, bench/RESULTS.md "bf16 operands"). Decays are exponentiated only as differences
- * G_a - G_b with a >= b, each <= 0 for log decays <= 0: exp never overflows, underflow to 0 is the exact limit. The
- * per-key ratios are taken per (query, key, feature) directly (no boundary factoring as ChunkCore's halves).
+ * fp32 FMA on the SIMT cores (the chain runs fp32 for bf16 tensors too; no tensor cores: the reads feed the log decays'
+ * cancelling adjoint sums, bench/RESULTS.md "bf16 operands"). Decays are exponentiated only as differences G_a - G_b
+ * with a >= b, each <= 0 for log decays <= 0: exp never overflows, underflow to 0 is the exact limit. Per key, a score
+ * tile below the diagonal splits the ratio at its first query's time (exp(G_a - G_{4 ta}) exp(G_{4 ta} - G_{c+1}), both
+ * <= 1); the diagonal tiles take each ratio directly.
+ *
+ * The work, 256 threads per chunk, two blocks an SM (85 KB of shared memory, 102 KB per key; U, K and w are read once
+ * into shared memory, the scores stored over U and K, the end phase reads U and K again from global memory):
+ *   scores    4 x 4 register tiles (a thread a tile of A_u and of A_k), K steps each;
+ *   rhs       4 x 4 tiles of A_k v (v's columns) and exp(G_a) w_a elementwise (w's);
+ *   solve     one column of r a thread (the W columns are independent): 16-row blocks, each first takes the earlier
+ *             blocks' reads (a register-blocked product, 16 independent accumulators) and then its diagonal block's
+ *             forward substitution in registers; no barrier inside;
+ *   end       4 x 4 tiles, the first K columns U^T r only, the last V columns U^T r + K^T v.
+ * Floor at C = K = V = 64, per chunk: 1.43 M FMAs (scores 0.26 M, A_k v 0.13 M, solve 0.26 M, end 0.79 M) and about
+ * 128 KB of global traffic (u, k, w, v in; the reads and the end state out; G 17 KB more per key): at 4224 chunks
+ * about 0.18 ms of the H100's fp32 FMA rate and 0.18 ms of its memory bandwidth (bench/RESULTS.md).
  *
  * Tensors (float32, contiguous, as ChunkCore holds them): KK [N, C, 2, K] (slot 0 u, slot 1 k); Wq [N, C, K]; VV [N, C,
  * 2, W] (read: slot 1's last V columns, v; written: slot 0, the reads r); G [N, C + 1, LW] (LW 1 scalar, K per key;
@@ -57,42 +70,51 @@ export const LOWRANK_CORE_THREADS = 256;
  * (DeltaNet: none; Gated DeltaNet: scalar; RWKV-7: per key). */
 export const LOWRANK_CORE_CONFIGS: readonly LowRankCoreConfig[] = (["none", "scalar", "key"] as const).map((decay) => ({ decay, C: 64, K: 64, V: 64 }));
 
-const LW = (c: LowRankCoreConfig) => (c.decay === "key" ? c.K : 1);
 
 export function lowRankCoreEntry(c: LowRankCoreConfig): string {
   return `seqc_lr_transitions_${c.decay}_c${c.C}k${c.K}v${c.V}`;
 }
 
-/** Shared memory in floats: W, U, K rows (stride K + 1), v [C, V], r [C, W], the two score matrices (stride C + 1), G. */
+/** Shared memory layout in floats: two slots (U^T, K^T [K][LT] while the scores are taken; then A_u by rows and A_k^T
+ * [C][LT]; then the decayed U, K [C][K]), v [C][V], the right-hand sides / reads [C][LR] (w in their first K columns
+ * at first) and G [C + 1][LG] (LG = K + 1 per key, one column for a scalar decay, none without). LT and LR are padded
+ * to a multiple of 4 (float4 rows) off the bank of the row above. */
+function layout(c: LowRankCoreConfig): { LT: number; LR: number; LG: number; slot: number; floats: number } {
+  const LT = c.C + 4, LR = c.K + c.V + 4, LG = c.decay === "key" ? c.K + 1 : 1;
+  const slot = Math.max(c.K * LT, c.C * LT, c.C * c.K);
+  const g = c.decay === "none" ? 0 : (c.C + 1) * LG;
+  return { LT, LR, LG, slot, floats: 2 * slot + c.C * c.V + c.C * LR + g };
+}
+
 function sharedFloats(c: LowRankCoreConfig): number {
-  const ldk = c.K + 1, ldc = c.C + 1;
-  return 3 * c.C * ldk + c.C * c.V + c.C * (c.K + c.V) + 2 * c.C * ldc + (c.decay === "none" ? 0 : (c.C + 1) * LW(c));
+  return layout(c).floats;
 }
 
 function check(c: LowRankCoreConfig): void {
-  const W = c.K + c.V;
-  if (c.K % 8 || W % 32 || c.C < 1) throw new Error(`lowrank-core: K ${c.K} must be a multiple of 8 and K + V ${W} of 32 (the end state's 8 x 32 thread tile)`);
+  if (c.K % 4 || c.V % 4 || c.C % 16 || c.C < 16 || c.C > 64)
+    throw new Error(`lowrank-core: K ${c.K} and V ${c.V} must be multiples of 4 (4 x 4 register tiles) and C ${c.C} one of 16, 32, 48, 64 (16-row solve blocks; (C / 4)^2 score tiles on ${LOWRANK_CORE_THREADS} threads)`);
   if (sharedFloats(c) * 4 > 227 * 1024) throw new Error(`lowrank-core: C ${c.C}, K ${c.K}, V ${c.V} needs ${sharedFloats(c) * 4} bytes of shared memory (> 227 KiB)`);
 }
 
 function kernelSource(c: LowRankCoreConfig): string {
   const { C, K, V, decay } = c;
-  const W = K + V, ldk = K + 1, ldc = C + 1, lw = LW(c), NT = LOWRANK_CORE_THREADS;
-  const RI = K / 8, CJ = W / 32;
+  const W = K + V, NT = LOWRANK_CORE_THREADS, L = layout(c);
+  const { LT, LR, LG } = L;
+  const CT = C / 4, KT = K / 4, VT = V / 4;
   const dk = decay === "key";
-  // exp(G_a - G_b) of feature i (the key mode) / of the step (scalar)
-  const g = (t: string, i: string) => (dk ? `sG[(${t}) * ${lw}u + (${i})]` : `sG[${t}]`);
+  // G_t of feature i (key) / of the step (scalar)
+  const g = (t: string, i: string) => (dk ? `sG[(${t}) * ${LG}u + (${i})]` : `sG[${t}]`);
+  const f4 = (p: string) => `(*(const float4*)&${p})`;
+  const st4 = (p: string, v: string) => `*(float4*)&${p} = ${v};`;
+  const unroll = "#pragma unroll";
   return `
-extern "C" __global__ void __launch_bounds__(${NT}) ${lowRankCoreEntry(c)}(const float* __restrict__ KK, const float* __restrict__ Wq, float* __restrict__ VV, const float* __restrict__ Gg, float* __restrict__ END, u32 N) {
+extern "C" __global__ void __launch_bounds__(${NT}, 2) ${lowRankCoreEntry(c)}(const float* __restrict__ KK, const float* __restrict__ Wq, float* __restrict__ VV, const float* __restrict__ Gg, float* __restrict__ END, u32 N) {
   SEQC_SMEM_DECL(seqc_smem_raw);
-  float* sW = (float*)seqc_smem_raw;
-  float* sU = sW + ${C * ldk};
-  float* sK = sU + ${C * ldk};
-  float* sV = sK + ${C * ldk};
-  float* sR = sV + ${C * V};
-  float* sAu = sR + ${C * W};
-  float* sAk = sAu + ${C * ldc};
-  float* sG = sAk + ${C * ldc};
+  float* sU = (float*)seqc_smem_raw;  // U^T [K][LT] -> A_u [C][LT] -> decayed U [C][K]
+  float* sK = sU + ${L.slot};         // K^T [K][LT] -> A_k^T [C][LT] -> decayed K [C][K]
+  float* sV = sK + ${L.slot};         // v [C][V]
+  float* sR = sV + ${C * V};          // w [C][K] in the first K columns -> right-hand sides -> reads r [C][LR]
+  float* sG = sR + ${C * LR};         // G [C + 1][LG]
   const u32 n = blockIdx.x, t = threadIdx.x;
   if (n >= N) return;
   const float* kk = KK + (size_t)n * ${C * 2 * K}u;
@@ -100,90 +122,190 @@ extern "C" __global__ void __launch_bounds__(${NT}) ${lowRankCoreEntry(c)}(const
   float* vv = VV + (size_t)n * ${C * 2 * W}u;
   for (u32 x = t; x < ${C * K}u; x += ${NT}u) {
     const u32 c = x / ${K}u, i = x % ${K}u;
-    sU[c * ${ldk}u + i] = kk[(c * 2u) * ${K}u + i];
-    sK[c * ${ldk}u + i] = kk[(c * 2u + 1u) * ${K}u + i];
-    sW[c * ${ldk}u + i] = wq[x];
+    sU[i * ${LT}u + c] = kk[(c * 2u) * ${K}u + i];
+    sK[i * ${LT}u + c] = kk[(c * 2u + 1u) * ${K}u + i];
+    sR[c * ${LR}u + i] = wq[x];
   }
   for (u32 x = t; x < ${C * V}u; x += ${NT}u) sV[x] = vv[((x / ${V}u) * 2u + 1u) * ${W}u + ${K}u + x % ${V}u];
-${decay === "none" ? "" : `  for (u32 x = t; x < ${(C + 1) * lw}u; x += ${NT}u) sG[x] = Gg[(size_t)n * ${(C + 1) * lw}u + x];\n`}  __syncthreads();
-  // scores of the queries w_a (state before step a) against the events of the steps c < a
-  for (u32 x = t; x < ${C * C}u; x += ${NT}u) {
-    const u32 a = x / ${C}u, c = x % ${C}u;
-    float su = 0.f, sk = 0.f;
-    if (c < a) {
+${decay === "none" ? "" : dk ? `  for (u32 x = t; x < ${(C + 1) * K}u; x += ${NT}u) sG[(x / ${K}u) * ${LG}u + x % ${K}u] = Gg[(size_t)n * ${(C + 1) * K}u + x];\n` : `  for (u32 x = t; x < ${C + 1}u; x += ${NT}u) sG[x] = Gg[(size_t)n * ${C + 1}u + x];\n`}  __syncthreads();
+  // scores of the queries w_a against the events of the steps c < a, a 4 x 4 tile (a = 4 ta + p, c = 4 tc + q) a thread,
+  // held in registers until every thread has read U and K, then stored over them (A_u by rows, A_k by columns)
+  {
+    const u32 ta = t / ${CT}u, tc = t % ${CT}u;
+    float au[4][4], ak[4][4];
+${unroll}
+    for (u32 p = 0; p < 4u; ++p)
+${unroll}
+      for (u32 q = 0; q < 4u; ++q) au[p][q] = ak[p][q] = 0.f;
+    if (t < ${CT * CT}u && tc <= ta) {
       for (u32 i = 0; i < ${K}u; ++i) {
-        ${dk ? `const float w = sW[a * ${ldk}u + i] * expf(${g("a", "i")} - ${g("c + 1u", "i")});` : `const float w = sW[a * ${ldk}u + i];`}
-        su = fmaf(w, sU[c * ${ldk}u + i], su);
-        sk = fmaf(w, sK[c * ${ldk}u + i], sk);
+        float wa[4], uq[4], kq[4];
+${unroll}
+        for (u32 p = 0; p < 4u; ++p) wa[p] = sR[(4u * ta + p) * ${LR}u + i];
+        const float4 u4 = ${f4(`sU[i * ${LT}u + 4u * tc]`)}, k4 = ${f4(`sK[i * ${LT}u + 4u * tc]`)};
+        uq[0] = u4.x; uq[1] = u4.y; uq[2] = u4.z; uq[3] = u4.w;
+        kq[0] = k4.x; kq[1] = k4.y; kq[2] = k4.z; kq[3] = k4.w;
+${dk ? `        if (tc < ta) {
+          // every c + 1 <= 4 ta <= a: exp(G_a - G_{c+1}) = exp(G_a - G_{4 ta}) exp(G_{4 ta} - G_{c+1}), both factors <= 1
+          const float g0 = ${g("4u * ta", "i")};
+${unroll}
+          for (u32 p = 1; p < 4u; ++p) wa[p] *= expf(${g("4u * ta + p", "i")} - g0);
+${unroll}
+          for (u32 q = 0; q < 4u; ++q) {
+            const float e = expf(g0 - ${g("4u * tc + q + 1u", "i")});
+            uq[q] *= e;
+            kq[q] *= e;
+          }
+${unroll}
+          for (u32 p = 0; p < 4u; ++p)
+${unroll}
+            for (u32 q = 0; q < 4u; ++q) {
+              au[p][q] = fmaf(wa[p], uq[q], au[p][q]);
+              ak[p][q] = fmaf(wa[p], kq[q], ak[p][q]);
+            }
+        } else {
+          // the diagonal tile: the pairs c < a, each ratio taken directly
+${unroll}
+          for (u32 p = 1; p < 4u; ++p)
+${unroll}
+            for (u32 q = 0; q < p; ++q) {
+              const float w = wa[p] * expf(${g("4u * ta + p", "i")} - ${g("4u * ta + q + 1u", "i")});
+              au[p][q] = fmaf(w, uq[q], au[p][q]);
+              ak[p][q] = fmaf(w, kq[q], ak[p][q]);
+            }
+        }` : `${unroll}
+        for (u32 p = 0; p < 4u; ++p)
+${unroll}
+          for (u32 q = 0; q < 4u; ++q) {
+            au[p][q] = fmaf(wa[p], uq[q], au[p][q]);
+            ak[p][q] = fmaf(wa[p], kq[q], ak[p][q]);
+          }`}
       }
-${decay === "scalar" ? `      const float f = expf(sG[a] - sG[c + 1u]);\n      su *= f;\n      sk *= f;\n` : ""}    }
-    sAu[a * ${ldc}u + c] = su;
-    sAk[a * ${ldc}u + c] = sk;
-  }
-  __syncthreads();
-  // right-hand sides: [exp(G_a) w_a | sum_{c < a} A_k[a, c] v_c]
-  for (u32 x = t; x < ${C * W}u; x += ${NT}u) {
-    const u32 a = x / ${W}u, j = x % ${W}u;
-    float r = 0.f;
-    if (j < ${K}u) {
-      r = sW[a * ${ldk}u + j]${decay === "none" ? "" : ` * expf(${g("a", "j")})`};
-    } else {
-      for (u32 c = 0; c < a; ++c) r = fmaf(sAk[a * ${ldc}u + c], sV[c * ${V}u + j - ${K}u], r);
+${unroll}
+      for (u32 p = 0; p < 4u; ++p)
+${unroll}
+        for (u32 q = 0; q < 4u; ++q) {
+          const bool lower = 4u * tc + q < 4u * ta + p;
+${decay === "scalar" ? `          const float f = lower ? expf(${g("4u * ta + p", "")} - ${g("4u * tc + q + 1u", "")}) : 0.f;\n` : `          const float f = lower ? 1.f : 0.f;\n`}          au[p][q] *= f;
+          ak[p][q] *= f;
+        }
     }
-    sR[x] = r;
+    __syncthreads();
+    if (t < ${CT * CT}u) {
+${unroll}
+      for (u32 p = 0; p < 4u; ++p) ${st4(`sU[(4u * ta + p) * ${LT}u + 4u * tc]`, "make_float4(au[p][0], au[p][1], au[p][2], au[p][3])")}
+${unroll}
+      for (u32 q = 0; q < 4u; ++q) ${st4(`sK[(4u * tc + q) * ${LT}u + 4u * ta]`, "make_float4(ak[0][q], ak[1][q], ak[2][q], ak[3][q])")}
+    }
+    __syncthreads();
+  }
+  // right-hand sides: [exp(G_a) w_a | sum_{c < a} A_k[a, c] v_c], 4 x 4 tiles
+${decay === "none" ? "" : `  for (u32 x = t; x < ${CT * KT}u; x += ${NT}u) {
+    const u32 ta = x / ${KT}u, tj = x % ${KT}u;
+${unroll}
+    for (u32 p = 0; p < 4u; ++p)
+${unroll}
+      for (u32 q = 0; q < 4u; ++q) sR[(4u * ta + p) * ${LR}u + 4u * tj + q] *= expf(${g("4u * ta + p", "4u * tj + q")});
+  }
+`}  for (u32 x = t; x < ${CT * VT}u; x += ${NT}u) {
+    const u32 ta = x / ${VT}u, tj = x % ${VT}u;
+    float acc[4][4];
+${unroll}
+    for (u32 p = 0; p < 4u; ++p)
+${unroll}
+      for (u32 q = 0; q < 4u; ++q) acc[p][q] = 0.f;
+    for (u32 c = 0; c < 4u * ta + 3u; ++c) {
+      const float4 a4 = ${f4(`sK[c * ${LT}u + 4u * ta]`)}, v4 = ${f4(`sV[c * ${V}u + 4u * tj]`)};
+      const float a[4] = {a4.x, a4.y, a4.z, a4.w}, v[4] = {v4.x, v4.y, v4.z, v4.w};
+${unroll}
+      for (u32 p = 0; p < 4u; ++p)
+${unroll}
+        for (u32 q = 0; q < 4u; ++q) acc[p][q] = fmaf(a[p], v[q], acc[p][q]);
+    }
+${unroll}
+    for (u32 p = 0; p < 4u; ++p) ${st4(`sR[(4u * ta + p) * ${LR}u + ${K}u + 4u * tj]`, "make_float4(acc[p][0], acc[p][1], acc[p][2], acc[p][3])")}
   }
   __syncthreads();
-  // the unit-lower solve by forward substitution, one column per thread
+  // the unit-lower solve (I - A_u) r = rhs, one column a thread (the columns are independent): blocks of 16 rows, each
+  // gets the earlier blocks' reads (a register-blocked product) and then its diagonal block's forward substitution in registers
   for (u32 j = t; j < ${W}u; j += ${NT}u) {
-    for (u32 a = 1; a < ${C}u; ++a) {
-      float r = sR[a * ${W}u + j];
-      for (u32 c = 0; c < a; ++c) r = fmaf(sAu[a * ${ldc}u + c], sR[c * ${W}u + j], r);
-      sR[a * ${W}u + j] = r;
+    for (u32 b = 0; b < ${C}u; b += 16u) {
+      float x[16];
+${unroll}
+      for (u32 r = 0; r < 16u; ++r) x[r] = sR[(b + r) * ${LR}u + j];
+      for (u32 c = 0; c < b; c += 4u) {
+        const float r0 = sR[c * ${LR}u + j], r1 = sR[(c + 1u) * ${LR}u + j], r2 = sR[(c + 2u) * ${LR}u + j], r3 = sR[(c + 3u) * ${LR}u + j];
+${unroll}
+        for (u32 r = 0; r < 16u; ++r) {
+          const float4 a4 = ${f4(`sU[(b + r) * ${LT}u + c]`)};
+          x[r] = fmaf(a4.w, r3, fmaf(a4.z, r2, fmaf(a4.y, r1, fmaf(a4.x, r0, x[r]))));
+        }
+      }
+${unroll}
+      for (u32 r = 1u; r < 16u; ++r)
+${unroll}
+        for (u32 q = 0; q < r; ++q) x[r] = fmaf(sU[(b + r) * ${LT}u + b + q], x[q], x[r]);
+${unroll}
+      for (u32 r = 0; r < 16u; ++r) sR[(b + r) * ${LR}u + j] = x[r];
     }
   }
   __syncthreads();
-  for (u32 x = t; x < ${C * W}u; x += ${NT}u) vv[((x / ${W}u) * 2u) * ${W}u + x % ${W}u] = sR[x];
-${decay === "none" ? "" : `  // the events decayed to the chunk's end: exp(G_C - G_{f+1})
+  for (u32 x = t; x < ${C * W}u; x += ${NT}u) vv[((x / ${W}u) * 2u) * ${W}u + x % ${W}u] = sR[(x / ${W}u) * ${LR}u + x % ${W}u];
+  // the events decayed to the chunk's end (exp(G_C - G_{f+1})), by rows, over A_u and A_k
   for (u32 x = t; x < ${C * K}u; x += ${NT}u) {
     const u32 f = x / ${K}u, i = x % ${K}u;
-    const float d = expf(${g(`${C}u`, "i")} - ${g("f + 1u", "i")});
-    sU[f * ${ldk}u + i] *= d;
-    sK[f * ${ldk}u + i] *= d;
+${decay === "none" ? `    sU[x] = kk[(f * 2u) * ${K}u + i];
+    sK[x] = kk[(f * 2u + 1u) * ${K}u + i];` : `    const float d = expf(${g(`${C}u`, "i")} - ${g("f + 1u", "i")});
+    sU[x] = kk[(f * 2u) * ${K}u + i] * d;
+    sK[x] = kk[(f * 2u + 1u) * ${K}u + i] * d;`}
   }
   __syncthreads();
-`}  // the end state: rows i = ib + 8 p, columns j = jb + 32 q
-  const u32 ib = t / 32u, jb = t % 32u;
-  float acc[${RI}][${CJ}];
-#pragma unroll
-  for (u32 p = 0; p < ${RI}u; ++p)
-#pragma unroll
-    for (u32 q = 0; q < ${CJ}u; ++q) acc[p][q] = 0.f;
-  for (u32 f = 0; f < ${C}u; ++f) {
-    float uf[${RI}], kf[${RI}];
-#pragma unroll
-    for (u32 p = 0; p < ${RI}u; ++p) {
-      uf[p] = sU[f * ${ldk}u + ib + 8u * p];
-      kf[p] = sK[f * ${ldk}u + ib + 8u * p];
+  // the end state S_C[i, :] = exp(G_C[i]) [e_i | 0] + sum_f (U_f[i] r_f + K_f[i] [0 | v_f]), 4 x 4 tiles; the first K
+  // columns take only U r, the last V both
+  float* end = END + (size_t)n * ${K * W}u;
+  for (u32 x = t; x < ${KT * KT}u; x += ${NT}u) {
+    const u32 ti = x / ${KT}u, tj = x % ${KT}u;
+    float acc[4][4];
+${unroll}
+    for (u32 p = 0; p < 4u; ++p)
+${unroll}
+      for (u32 q = 0; q < 4u; ++q) acc[p][q] = 0.f;
+    for (u32 f = 0; f < ${C}u; ++f) {
+      const float4 u4 = ${f4(`sU[f * ${K}u + 4u * ti]`)}, r4 = ${f4(`sR[f * ${LR}u + 4u * tj]`)};
+      const float u[4] = {u4.x, u4.y, u4.z, u4.w}, r[4] = {r4.x, r4.y, r4.z, r4.w};
+${unroll}
+      for (u32 p = 0; p < 4u; ++p)
+${unroll}
+        for (u32 q = 0; q < 4u; ++q) acc[p][q] = fmaf(u[p], r[q], acc[p][q]);
     }
-#pragma unroll
-    for (u32 q = 0; q < ${CJ}u; ++q) {
-      const u32 j = jb + 32u * q;
-      const float rf = sR[f * ${W}u + j];
-      const float vf = j < ${K}u ? 0.f : sV[f * ${V}u + j - ${K}u];
-#pragma unroll
-      for (u32 p = 0; p < ${RI}u; ++p) acc[p][q] = fmaf(kf[p], vf, fmaf(uf[p], rf, acc[p][q]));
+${unroll}
+    for (u32 p = 0; p < 4u; ++p) {
+      const u32 i = 4u * ti + p;
+${decay === "none" ? "      const float di = 1.f;" : `      const float di = expf(${g(`${C}u`, "i")});`}
+${unroll}
+      for (u32 q = 0; q < 4u; ++q) end[i * ${W}u + 4u * tj + q] = acc[p][q] + (4u * tj + q == i ? di : 0.f);
     }
   }
-  float* end = END + (size_t)n * ${K * W}u;
-#pragma unroll
-  for (u32 p = 0; p < ${RI}u; ++p) {
-    const u32 i = ib + 8u * p;
-${decay === "none" ? "    const float di = 1.f;" : `    const float di = expf(${g(`${C}u`, "i")});`}
-#pragma unroll
-    for (u32 q = 0; q < ${CJ}u; ++q) {
-      const u32 j = jb + 32u * q;
-      end[i * ${W}u + j] = acc[p][q] + (j == i ? di : 0.f);
+  for (u32 x = t; x < ${KT * VT}u; x += ${NT}u) {
+    const u32 ti = x / ${VT}u, tj = x % ${VT}u;
+    float acc[4][4];
+${unroll}
+    for (u32 p = 0; p < 4u; ++p)
+${unroll}
+      for (u32 q = 0; q < 4u; ++q) acc[p][q] = 0.f;
+    for (u32 f = 0; f < ${C}u; ++f) {
+      const float4 u4 = ${f4(`sU[f * ${K}u + 4u * ti]`)}, k4 = ${f4(`sK[f * ${K}u + 4u * ti]`)};
+      const float4 r4 = ${f4(`sR[f * ${LR}u + ${K}u + 4u * tj]`)}, v4 = ${f4(`sV[f * ${V}u + 4u * tj]`)};
+      const float u[4] = {u4.x, u4.y, u4.z, u4.w}, k[4] = {k4.x, k4.y, k4.z, k4.w}, r[4] = {r4.x, r4.y, r4.z, r4.w}, v[4] = {v4.x, v4.y, v4.z, v4.w};
+${unroll}
+      for (u32 p = 0; p < 4u; ++p)
+${unroll}
+        for (u32 q = 0; q < 4u; ++q) acc[p][q] = fmaf(k[p], v[q], fmaf(u[p], r[q], acc[p][q]));
     }
+${unroll}
+    for (u32 p = 0; p < 4u; ++p)
+${unroll}
+      for (u32 q = 0; q < 4u; ++q) end[(4u * ti + p) * ${W}u + ${K}u + 4u * tj + q] = acc[p][q];
   }
 }
 `;
