@@ -1501,19 +1501,12 @@ __device__ void seqc_chunk_walk_s(const R& rows, char* smem, typename Cfg::T* ws
   seqc_state_store<Cfg>(S, rows, b, h, j0, K, V);
 }
 
-// per (b, h, chunk, value tile of BV): y = Q~ S0 + Aq Z, then the post outputs
-template <class Cfg, class R>
-__device__ void seqc_chunk_out(const R& rows, char* smem, const typename Cfg::T* ws, const typename Cfg::T* wsS, u32 V, u32 nH) {
+// a readout's copies of chunk c's record (Q~, Aq, Z = U0 or the walk's Z) and its start state S0 tile (row stride VP
+// from st) into shared memory, cp.async, committed as one group (split3's readout and the grouped ones)
+template <class Cfg> __device__ __forceinline__ void seqc_out_issue(const SeqcSm<Cfg>& s, const typename Cfg::T* r, const typename Cfg::T* st, u32 j0) {
   typedef typename Cfg::T T_;
   typedef SeqcRec<Cfg> Rec;
-  constexpr int F = Cfg::F, C = F / Cfg::RTP, KP = Cfg::KP, BV = Cfg::BV, VP = Cfg::VP, LDK = Cfg::LDK, LDV = Cfg::LDV, E = 16 / sizeof(T_);
-  const SeqcSm<Cfg> s(smem);
-  const u32 T = rows.u.T, nc = (T + C - 1) / C, nvt = (V + BV - 1) / BV;
-  const u32 blk = blockIdx.x + gridDim.x * blockIdx.y;
-  const u32 vt = blk % nvt, c = (blk / nvt) % nc, h = (blk / (nvt * nc)) % nH, b = blk / (nvt * nc * nH);
-  const u32 j0 = vt * BV;
-  const T_* r = reinterpret_cast<const T_*>(reinterpret_cast<const char*>(ws) + ((size_t)(b * nH + h) * nc + c) * Rec::BYTES);
-  const T_* st = wsS + ((size_t)(b * nH + h) * nc + c) * KP * VP + j0;
+  constexpr int F = Cfg::F, KP = Cfg::KP, BV = Cfg::BV, VP = Cfg::VP, LDK = Cfg::LDK, LDV = Cfg::LDV, E = 16 / sizeof(T_);
   const int tid = threadIdx.x, nt = blockDim.x;
   for (int e = tid; e < F * (KP / E); e += nt) {
     const int f = e / (KP / E), i0 = (e % (KP / E)) * E;
@@ -1532,6 +1525,22 @@ __device__ void seqc_chunk_out(const R& rows, char* smem, const typename Cfg::T*
     seqc_cp16(s.SB + i * LDV + jj, st + (size_t)i * VP + jj);
   }
   seqc_cp_commit();
+}
+
+// per (b, h, chunk, value tile of BV): y = Q~ S0 + Aq Z, then the post outputs
+template <class Cfg, class R>
+__device__ void seqc_chunk_out(const R& rows, char* smem, const typename Cfg::T* ws, const typename Cfg::T* wsS, u32 V, u32 nH) {
+  typedef typename Cfg::T T_;
+  typedef SeqcRec<Cfg> Rec;
+  constexpr int C = Cfg::F / Cfg::RTP, KP = Cfg::KP, BV = Cfg::BV, VP = Cfg::VP;
+  const SeqcSm<Cfg> s(smem);
+  const u32 T = rows.u.T, nc = (T + C - 1) / C, nvt = (V + BV - 1) / BV;
+  const u32 blk = blockIdx.x + gridDim.x * blockIdx.y;
+  const u32 vt = blk % nvt, c = (blk / nvt) % nc, h = (blk / (nvt * nc)) % nH, b = blk / (nvt * nc * nH);
+  const u32 j0 = vt * BV;
+  const T_* r = reinterpret_cast<const T_*>(reinterpret_cast<const char*>(ws) + ((size_t)(b * nH + h) * nc + c) * Rec::BYTES);
+  const T_* st = wsS + ((size_t)(b * nH + h) * nc + c) * KP * VP + j0;
+  seqc_out_issue<Cfg>(s, r, st, j0);
   seqc_cp_wait<0>();
   __syncthreads();
   seqc_readout<Cfg>(s, s.Z);
@@ -1658,12 +1667,30 @@ __device__ void seqc_chunk_carry(const R& rows, float* wsG, u32 K, u32 V, u32 nH
   if (in) rows.storeS(b, h, i, j, st);
 }
 
+// S0 += diag(P_c) S_in in fp32 over the S0 tile in shared memory, S_in in the operand type: each thread's 16-byte
+// pieces of it in a[l] (element tid + l NT of the tile's KP x BV / E pieces), their rows' P_c in p[l] (Cfg::GRPT)
+template <class Cfg, int NL> __device__ __forceinline__ void seqc_group_add_t(const SeqcSm<Cfg>& s, const uint4 (&a)[NL], const float (&p)[NL]) {
+  typedef typename Cfg::T T_;
+  constexpr int KP = Cfg::KP, BV = Cfg::BV, LDV = Cfg::LDV, E = 16 / sizeof(T_);
+  const int tid = threadIdx.x;
+#pragma unroll
+  for (int l = 0; l < NL; ++l) {
+    const int e = tid + l * Cfg::NT, i = e / (BV / E), jj = (e % (BV / E)) * E;
+    if (e < KP * (BV / E)) {
+      const T_* x = reinterpret_cast<const T_*>(&a[l]);
+      T_* d = s.SB + i * LDV + jj;
+#pragma unroll
+      for (int k = 0; k < E; k += 2) seqc_sst2(d + k, seqc_f32(d[k]) + p[l] * seqc_f32(x[k]), seqc_f32(d[k + 1]) + p[l] * seqc_f32(x[k + 1]));
+    }
+  }
+}
+
 // per (b, h, chunk, value tile of BV): S0 = S0_local + diag(P_c) S_in(g(c)) in fp32, y = Q~ S0 + Aq Z, the post outputs
 template <class Cfg, class R>
 __device__ void seqc_chunk_out_g(const R& rows, char* smem, const typename Cfg::T* ws, const typename Cfg::T* wsS, float* wsG, u32 V, u32 nH) {
   typedef typename Cfg::T T_;
   typedef SeqcRec<Cfg> Rec;
-  constexpr int F = Cfg::F, C = F / Cfg::RTP, KP = Cfg::KP, BV = Cfg::BV, VP = Cfg::VP, LDK = Cfg::LDK, LDV = Cfg::LDV, E = 16 / sizeof(T_), G = Cfg::GRP;
+  constexpr int C = Cfg::F / Cfg::RTP, KP = Cfg::KP, BV = Cfg::BV, VP = Cfg::VP, LDV = Cfg::LDV, E = 16 / sizeof(T_), G = Cfg::GRP;
   const SeqcSm<Cfg> s(smem);
   const u32 T = rows.u.T, nc = (T + C - 1) / C, nvt = (V + BV - 1) / BV;
   const u32 blk = blockIdx.x + gridDim.x * blockIdx.y;
@@ -1672,23 +1699,7 @@ __device__ void seqc_chunk_out_g(const R& rows, char* smem, const typename Cfg::
   const T_* r = reinterpret_cast<const T_*>(reinterpret_cast<const char*>(ws) + ((size_t)(b * nH + h) * nc + c) * Rec::BYTES);
   const T_* st = wsS + ((size_t)(b * nH + h) * nc + c) * KP * VP + j0;
   const int tid = threadIdx.x, nt = blockDim.x;
-  for (int e = tid; e < F * (KP / E); e += nt) {
-    const int f = e / (KP / E), i0 = (e % (KP / E)) * E;
-    seqc_cp16(s.Q + f * LDK + i0, r + Rec::QO + f * KP + i0);
-  }
-  for (int e = tid; e < F * (F / E); e += nt) {
-    const int f = e / (F / E), n0 = (e % (F / E)) * E;
-    seqc_cp16(s.AQB + f * Cfg::LDF + n0, r + Rec::AO + f * F + n0);
-  }
-  for (int e = tid; e < F * (BV / E); e += nt) {
-    const int f = e / (BV / E), jj = (e % (BV / E)) * E;
-    seqc_cp16(s.Z + f * LDV + jj, r + Rec::UO + f * VP + j0 + jj);
-  }
-  for (int e = tid; e < KP * (BV / E); e += nt) {
-    const int i = e / (BV / E), jj = (e % (BV / E)) * E;
-    seqc_cp16(s.SB + i * LDV + jj, st + (size_t)i * VP + jj);
-  }
-  seqc_cp_commit();
+  seqc_out_issue<Cfg>(s, r, st, j0);
   const u32 g = c / ((nc + G - 1) / G);
   const float* wg = seqc_group_ws<Cfg>(wsG, b * nH + h, nc);
   const float* pc = wg + (size_t)c * KP;
@@ -1709,16 +1720,7 @@ __device__ void seqc_chunk_out_g(const R& rows, char* smem, const typename Cfg::
     }
     seqc_cp_wait<0>();
     __syncthreads();
-#pragma unroll
-    for (int l = 0; l < NL; ++l) {
-      const int e = tid + l * Cfg::NT, i = e / (BV / E), jj = (e % (BV / E)) * E;
-      if (e < KP * (BV / E)) {
-        const T_* x = reinterpret_cast<const T_*>(&a[l]);
-        T_* d = s.SB + i * LDV + jj;
-#pragma unroll
-        for (int k = 0; k < E; k += 2) seqc_sst2(d + k, seqc_f32(d[k]) + p[l] * seqc_f32(x[k]), seqc_f32(d[k + 1]) + p[l] * seqc_f32(x[k + 1]));
-      }
-    }
+    seqc_group_add_t<Cfg>(s, a, p);
     __syncthreads();
     seqc_readout<Cfg>(s, s.Z);
     __syncthreads();
@@ -1749,7 +1751,7 @@ template <class Cfg, class R>
 __device__ void seqc_chunk_out_gm(const R& rows, char* smem, const typename Cfg::T* ws, const typename Cfg::T* wsS, float* wsG, u32 V, u32 nH) {
   typedef typename Cfg::T T_;
   typedef SeqcRec<Cfg> Rec;
-  constexpr int F = Cfg::F, C = F / Cfg::RTP, KP = Cfg::KP, BV = Cfg::BV, VP = Cfg::VP, LDK = Cfg::LDK, LDV = Cfg::LDV, E = 16 / sizeof(T_), G = Cfg::GRP, M = Cfg::GRPM;
+  constexpr int C = Cfg::F / Cfg::RTP, KP = Cfg::KP, BV = Cfg::BV, VP = Cfg::VP, E = 16 / sizeof(T_), G = Cfg::GRP, M = Cfg::GRPM;
   static_assert(Cfg::GRPT, "runs of chunks read S_in in the operand type");
   const SeqcSm<Cfg> s(smem);
   const u32 T = rows.u.T, nc = (T + C - 1) / C, nvt = (V + BV - 1) / BV, cpg = (nc + G - 1) / G, rpg = (cpg + M - 1) / M;
@@ -1759,7 +1761,7 @@ __device__ void seqc_chunk_out_gm(const R& rows, char* smem, const typename Cfg:
   const u32 c0 = g * cpg + (q % rpg) * M, c1 = c0 + M < ge ? c0 + M : ge;
   if (c0 >= c1) return;
   const u32 j0 = vt * BV;
-  const int tid = threadIdx.x, nt = blockDim.x;
+  const int tid = threadIdx.x;
   const float* wg = seqc_group_ws<Cfg>(wsG, b * nH + h, nc);
   constexpr int NL = (KP * (BV / E) + Cfg::NT - 1) / Cfg::NT;
   const T_* sInT = reinterpret_cast<const T_*>(wg + (size_t)nc * KP + (size_t)G * KP * (1u + VP)) + (size_t)g * KP * VP + j0;
@@ -1772,23 +1774,7 @@ __device__ void seqc_chunk_out_gm(const R& rows, char* smem, const typename Cfg:
   for (u32 c = c0; c < c1; ++c) {
     const T_* r = reinterpret_cast<const T_*>(reinterpret_cast<const char*>(ws) + ((size_t)(b * nH + h) * nc + c) * Rec::BYTES);
     const T_* st = wsS + ((size_t)(b * nH + h) * nc + c) * KP * VP + j0;
-    for (int e = tid; e < F * (KP / E); e += nt) {
-      const int f = e / (KP / E), i0 = (e % (KP / E)) * E;
-      seqc_cp16(s.Q + f * LDK + i0, r + Rec::QO + f * KP + i0);
-    }
-    for (int e = tid; e < F * (F / E); e += nt) {
-      const int f = e / (F / E), n0 = (e % (F / E)) * E;
-      seqc_cp16(s.AQB + f * Cfg::LDF + n0, r + Rec::AO + f * F + n0);
-    }
-    for (int e = tid; e < F * (BV / E); e += nt) {
-      const int f = e / (BV / E), jj = (e % (BV / E)) * E;
-      seqc_cp16(s.Z + f * LDV + jj, r + Rec::UO + f * VP + j0 + jj);
-    }
-    for (int e = tid; e < KP * (BV / E); e += nt) {
-      const int i = e / (BV / E), jj = (e % (BV / E)) * E;
-      seqc_cp16(s.SB + i * LDV + jj, st + (size_t)i * VP + jj);
-    }
-    seqc_cp_commit();
+    seqc_out_issue<Cfg>(s, r, st, j0);
     const float* pc = wg + (size_t)c * KP;
     float p[NL];
 #pragma unroll
@@ -1798,16 +1784,7 @@ __device__ void seqc_chunk_out_gm(const R& rows, char* smem, const typename Cfg:
     }
     seqc_cp_wait<0>();
     __syncthreads();
-#pragma unroll
-    for (int l = 0; l < NL; ++l) {
-      const int e = tid + l * Cfg::NT, i = e / (BV / E), jj = (e % (BV / E)) * E;
-      if (e < KP * (BV / E)) {
-        const T_* x = reinterpret_cast<const T_*>(&a[l]);
-        T_* d = s.SB + i * LDV + jj;
-#pragma unroll
-        for (int k = 0; k < E; k += 2) seqc_sst2(d + k, seqc_f32(d[k]) + p[l] * seqc_f32(x[k]), seqc_f32(d[k + 1]) + p[l] * seqc_f32(x[k + 1]));
-      }
-    }
+    seqc_group_add_t<Cfg>(s, a, p);
     __syncthreads();
     seqc_readout<Cfg>(s, s.Z);
     __syncthreads();
