@@ -158,6 +158,9 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
         const more = KP < 64 || bps < 1 ? [] : bps === 2 ? [384] : bps === 1 ? [512, 768] : [];
         for (const NT of more) phaseAs.push({ a: { ...a0, NT, minBlocks: bps }, tag: `-a${NT}` });
         const alt = phaseAs[1]?.tag ?? "";
+        // on request only (until measured): at two blocks per SM also 512 threads (`-a512`, 16 warps a block, 32 a SM
+        // against 24 at 384; __launch_bounds__(512, 2) allows 64 registers a thread)
+        if (opts.only && KP >= 64 && bps === 2) phaseAs.push({ a: { ...a0, NT: 512, minBlocks: 2 }, tag: "-a512" });
         // low rank, 2-byte operands: each phase A also with the inverse by warp products (`-iw`: three block barriers
         // instead of seven, chunked-core.ts seqc_chunk_inverse_w)
         // per-key decay, 2-byte operands: each phase A (without -iw) also with A and Aq's block pairs as warp tasks

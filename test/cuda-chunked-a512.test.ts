@@ -1,0 +1,81 @@
+/**
+ * Phase A on 512 threads at two blocks per SM (`-a512` at K = 64, chunked-plan.ts; on request only until measured):
+ * the same phase A kernels with 16 warps a block (__launch_bounds__(512, 2)). On the CPU emulation (test/cuda-emu)
+ * against the float64 interpreter: the delta rule with and without a scalar decay (inverse by warp products -iw and the
+ * block-row inverse), RWKV-7 (per-key decay by warp tasks -mw, two rows per token), split and split3 walks, T = 1, ragged
+ * T, batch 2, initial and final states, beta in (0, 2) with log decays to -20; bf16 (<= 1e-2). A record copy that skips
+ * warps 12-15 must fail. Lowered only where `only` names them; `nvcc -ptx` for sm_90 where nvcc is installed.
+ */
+import { describe, expect, it } from "vitest";
+import { spawnSync } from "node:child_process";
+import { loadProgram } from "../compiler/frontend/load.ts";
+import type { Model } from "../compiler/ir/types.ts";
+import { chunkedEligible, lowerChunked } from "../compiler/backends/cuda/chunked-plan.ts";
+import { findNvcc, nvccPtx } from "../compiler/backends/cuda/nvcc.ts";
+import { CHUNK_CORE_SOURCE } from "../compiler/backends/cuda/chunked-core.ts";
+import { checkChunkedEmu, type ChunkEmuCase } from "./helpers/chunked-emu-check.ts";
+
+const gpp = spawnSync("g++", ["--version"]).status === 0;
+if (!gpp) console.warn("cuda-chunked-a512.test: g++ is not installed, so the emulated runs are skipped");
+const load = (name: string): Model => loadProgram([`stdlib/${name}.seq`]).models[0];
+const check = (model: Model, variants: string[], cases: ChunkEmuCase[], tol: number, patch?: (src: string) => string) => checkChunkedEmu(model, variants, cases, tol, { seed: 13, exactForms: true, patch });
+const lowered = (name: string, opts?: Parameters<typeof lowerChunked>[2]) => {
+  const m = load(name);
+  const el = chunkedEligible(m);
+  if (!el.ok) throw new Error(el.why);
+  return lowerChunked(m, el, opts);
+};
+
+describe.skipIf(!gpp)("phase A on 512 threads at K = 64 (-a512) on the CPU emulation vs the interpreter", () => {
+  it("deltanet: split and split3 after -a512-iw, V = 40, T = 77 (batch 2) and T = 1, initial state (<= 1e-2)", () => {
+    check(load("deltanet"), ["chunked-split-bf16-k64-v32-a512-iw-r1", "chunked-split3-bf16-k64-v16-a512-iw-r1"], [{ T: 77, B: 2, K: 64, V: 40, init: true }, { T: 1, B: 1, K: 64, V: 40, init: true }], 1e-2);
+  }, 600_000);
+  it("gated_deltanet: -a512-iw and -a512 (block-row inverse), K = 48, V = 64, T = 130 (<= 1e-2)", () => {
+    check(load("gated_deltanet"), ["chunked-split-bf16-k64-v32-a512-iw-r1", "chunked-split-bf16-k64-v64-a512-r1"], [{ T: 130, B: 1, K: 48, V: 64, init: true }], 1e-2);
+  }, 600_000);
+  it("rwkv7: -a512-mw (per-key decay, two rows per token), T = 77 (batch 2) and T = 1 (<= 1e-2)", () => {
+    check(load("rwkv7"), ["chunked-split-bf16-k64-v32-a512-mw-r2"], [{ T: 77, B: 2, K: 64, V: 40, init: true }, { T: 1, B: 1, K: 64, V: 40, init: true }], 1e-2);
+  }, 600_000);
+  // (T = 1 under stress is left out: Gated DeltaNet's bf16 output there is 1.8e-2 off with every phase A, 256, 384 or
+  // 512 threads alike; T = 1 is checked above without stress)
+  it.each([
+    ["gated_deltanet", ["chunked-split-bf16-k64-v32-a512-iw-r1"]],
+    ["rwkv7", ["chunked-split-bf16-k64-v32-a512-mw-r2"]],
+  ] as const)("%s: under beta in (0, 2) and log decays to -20 (bf16 <= 1e-2)", (name, variants) => {
+    check(load(name), [...variants], [{ T: 150, B: 1, K: 40, V: 40, stress: true, init: true }], 1e-2);
+  }, 600_000);
+  // the check can fail: phase A's record stores of Q~ and X~ left to the first 12 warps (a no-op at 384 threads)
+  it("a deliberately broken -a512 phase A (record stores skip warps 12-15) fails the same check", () => {
+    const from = "*reinterpret_cast<uint4*>(r + Rec::QO + f * KP + i0) = *reinterpret_cast<const uint4*>(s.Q + f * LDK + i0);";
+    const patch = (src: string) => src.replace(from, `if (tid < 384) ${from}`);
+    expect(patch(CHUNK_CORE_SOURCE)).not.toBe(CHUNK_CORE_SOURCE);
+    expect(() => check(load("deltanet"), ["chunked-split-bf16-k64-v32-a512-iw-r1"], [{ T: 77, B: 1, K: 64, V: 40, init: true }], 1e-2, patch)).toThrow();
+  }, 600_000);
+});
+
+describe("-a512 at K = 64 in the plans", () => {
+  // (fp32 operands' phase A at K = 64 fits one block per SM: its -a512 / -a768 are of the default plans, minBlocks 1)
+  it("is not in any default plan at 2-byte operands; where `only` names it, it is lowered with prefer 0, 512 threads and __launch_bounds__(512, 2)", () => {
+    for (const name of ["deltanet", "gated_deltanet", "rwkv7", "gla", "simple_gla"]) expect(lowered(name).forms.some((f) => /-b?f16-(of32-)?k64-.*-a512/.test(f.variant)), name).toBe(false);
+    const want = ["chunked-split-bf16-k64-v32-a512-iw-r1", "chunked-split-bf16-k64-v32-a512-r1"];
+    const one = lowered("deltanet", { only: (v) => want.includes(v) });
+    expect(one.forms.map((f) => f.variant).sort()).toEqual([...want].sort());
+    for (const f of one.forms) {
+      expect(f.prefer).toBe(0);
+      expect(f.steps.map((st) => (st.kind === "launch" ? st.threads : 0))).toEqual([512, 256]);
+    }
+    expect(one.modules.bf16.source).toContain("__launch_bounds__(512, 2)");
+  });
+});
+
+const nvcc = findNvcc();
+describe.skipIf(!nvcc)("-a512 phase A compiles for sm_90 (nvcc -ptx)", () => {
+  it.each([
+    ["deltanet", "chunked-split-bf16-k64-v32-a512-iw-r1"],
+    ["rwkv7", "chunked-split-bf16-k64-v32-a512-mw-r2"],
+  ] as const)("%s %s", (name, variant) => {
+    const low = lowered(name, { only: (v) => v === variant });
+    const { ptx } = nvccPtx(low.modules.bf16.source, 90, nvcc, { lowPriority: true });
+    for (const st of low.forms[0].steps) expect(ptx, (st as { entry: string }).entry).toMatch(new RegExp(`\\.entry ${(st as { entry: string }).entry}\\(`));
+  }, 300_000);
+});
