@@ -46,7 +46,7 @@ DEV = tb.DEV
 # stateless parts handed only the inputs their plans bind, "s8-new" also the rows readout's bf16 operands and prep's timed
 # pick (the default now)
 SWITCHES = ("TRANSPOSED_IO", "DECAY_ANCHOR", "DECAY_ANCHOR_CHUNK", "DECAY_ANCHOR_GRAM", "REVERSE_SUM", "REVERSE_GLUE", "GLUE_COPIES", "STATELESS_IO", "ALIAS_IO",
-            "FLIP_VIEW", "ROWS_IO", "PREP_IO", "PART_INPUTS")
+            "FLIP_VIEW", "ROWS_IO", "PREP_IO", "PART_INPUTS", "STATELESS_WARP")
 PATHS = {"f32": ("f32", "none", 64, "stack", "flip", "flip", "old", "f32", "f32"), "mixed": ("mixed", "none", 64, "stack", "flip", "flip", "old", "f32", "f32"),
          "mixed+a64": ("mixed", "mixed", 64, "stack", "flip", "flip", "old", "f32", "f32"), "mixed+a32": ("mixed", "mixed", 32, "stack", "flip", "flip", "old", "f32", "f32"),
          "mixed+a16": ("mixed", "mixed", 16, "stack", "flip", "flip", "old", "f32", "f32"), "mixed+a64-lean": ("mixed", "mixed", 64, "lean", "flip", "flip", "old", "f32", "f32"),
@@ -59,6 +59,10 @@ PATHS = {"f32": ("f32", "none", 64, "stack", "flip", "flip", "old", "f32", "f32"
 PATHS = {k: v + ("plain", "f32", "bf16", "all") for k, v in PATHS.items()}
 PATHS.update({"s8-old": PATHS["alias-bf16"], "s8-flip": PATHS["alias-bf16"][:9] + ("wide", "f32", "bf16", "all"),
               "s8-read": PATHS["alias-bf16"][:9] + ("wide", "f32", "bf16", "read"), "s8-new": PATHS["alias-bf16"][:9] + ("wide", "bf16", "timed", "read")})
+# STATELESS_WARP (the 14th): False on every path before "s9-new" (the stateless bf16 twins' warp-split forms in the
+# trial, the default now); "s9-old" = "s8-new"
+PATHS = {k: v + (False,) for k, v in PATHS.items()}
+PATHS.update({"s9-old": PATHS["s8-new"], "s9-new": PATHS["s8-new"][:13] + (True,)})
 PROFILE_PATHS = [p for p in os.environ.get("PROFILE_PATHS", "").split(",") if p]
 ACC_PATHS = [p for p in os.environ.get("ACC_PATHS", "f32,mixed,mixed+a64,mixed+a32,mixed+a16,mixed+a64-lean").split(",")]
 TIME_PATHS = [p for p in os.environ.get("TIME_PATHS", "f32,mixed,mixed+a64,mixed+a64-lean").split(",")]

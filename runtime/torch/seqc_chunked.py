@@ -588,6 +588,9 @@ STATELESS_WIDE = True
 # layout (SimpleGLA's prep: thread 0.086 ms, workgroup 0.088; Mamba-2's prep backward without prep's copies: thread
 # 2.06, workgroup 0.65; its post backward: thread 2.7, workgroup 0.47, on the H100 at B*T = 16384).
 TUNE_STATELESS = True
+# The bf16-input twins' warp-split forms ("<variant>-bf16in-wr", compiler/backends/torch/stateless-warp.ts: a row's sum
+# over a warp's lanes, Mamba-2's prep and post backward) join the trial above; False leaves them out (the way before).
+STATELESS_WARP = True
 
 
 def stateless_form(runner, dims, B, T, trial=None, io="f32", out_io=None):
@@ -599,11 +602,13 @@ def stateless_form(runner, dims, B, T, trial=None, io="f32", out_io=None):
         return "auto"
     sfx = "" if io == "f32" else "-bf16in"
     if trial is not None and TUNE_STATELESS:
-        key = ("tuned", tuple(sorted(dims.items())), B, T, io, out_io)
+        key = ("tuned", tuple(sorted(dims.items())), B, T, io, out_io, STATELESS_WARP)
         hit = runner._picks.get(key)
         if hit is None:
             times = {}
             for f, _ in runner.applicable(dims, B, T, "auto", io, out_io):
+                if not STATELESS_WARP and f["variant"].endswith("-wr"):
+                    continue
                 try:
                     times[f["variant"]] = trial(f["variant"])
                 except _cuda.CudaError:
@@ -699,7 +704,7 @@ def backward(ctx, m, flat, grads):
     given_n = len(ctx.needs_input_grad) - ctx.offset
     dtypes = [x.dtype if x is not None else None for x in flat][:given_n]
     key = ("chunked-backward", ctx.B, ctx.T, tuple(sorted(ctx.dims.items())), ctx.dtype, getattr(ctx, "given_dtype", ctx.dtype), tuple(ctx.need), given_n,
-           PER_KEY_TRANSPOSED, ROWS_TILE, ROWS_SEGMENT, ROWS_IO, PREP_IO, PART_INPUTS, STATELESS_WIDE, BF16_DECAY_PARTS, DECAY_WAY, TRANSPOSED_IO, DECAY_ANCHOR, DECAY_ANCHOR_CHUNK, DECAY_ANCHOR_GRAM, REVERSE_SUM, REVERSE_CHUNK, REVERSE_GLUE, GLUE_COPIES, STATELESS_IO, ALIAS_IO, FLIP_VIEW)
+           PER_KEY_TRANSPOSED, ROWS_TILE, ROWS_SEGMENT, ROWS_IO, PREP_IO, PART_INPUTS, STATELESS_WIDE, STATELESS_WARP, BF16_DECAY_PARTS, DECAY_WAY, TRANSPOSED_IO, DECAY_ANCHOR, DECAY_ANCHOR_CHUNK, DECAY_ANCHOR_GRAM, REVERSE_SUM, REVERSE_CHUNK, REVERSE_GLUE, GLUE_COPIES, STATELESS_IO, ALIAS_IO, FLIP_VIEW)
     nf, ng = len(flat), len(grads)
 
     def body(*args):

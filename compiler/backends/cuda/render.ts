@@ -153,9 +153,9 @@ function writtenArrays(k: K.Kernel): Set<string> {
  * `real: "double"` every f32 value, buffer and shared array is a double (the plan's sharedBytes and
  * workspace words then count 8 bytes per element; runtime/torch/seqc_cuda.py doubles them).
  */
-export function renderKernel(k: K.Kernel, opts: { real?: "float" | "double"; bf16Reads?: ReadonlySet<string> } = {}): string {
+export function renderKernel(k: K.Kernel, opts: { real?: "float" | "double"; bf16Reads?: ReadonlySet<string>; fns?: Readonly<Record<string, string>> } = {}): string {
   const bf16 = opts.bf16Reads?.size ? new Set(opts.bf16Reads) : undefined;
-  const cx: RenderContext = { overrides: new Set(k.overrides.map((o) => o.name)), uniforms: new Set(k.uniforms), real: opts.real, ...(bf16 ? { bf16 } : {}) };
+  const cx: RenderContext = { overrides: new Set(k.overrides.map((o) => o.name)), uniforms: new Set(k.uniforms), real: opts.real, ...(bf16 ? { bf16 } : {}), ...(opts.fns ? { fns: opts.fns } : {}) };
   const real = opts.real ?? "float";
   const written = writtenArrays(k);
   for (const b of k.buffers) if (b.access === "read" && written.has(b.name)) throw new Error(`kernel ${k.name}: buffer ${b.name} is read-only but stored to`);

@@ -55,7 +55,7 @@ export function chainPlans(model: I.Model, bakedDims: Record<string, number>, ke
     const mixed = chain.names.ld && chain.names.decay !== "key" && MIXED_PARTS.has(part);
     const kept = keep(lowerCuda(m, mixed ? { chunkIos: [...CHUNK_IOS, BF16_IN_F32_OUT] } : {}).plan, part);
     // the stateless parts also read the forward's inputs and the outputs' cotangents as bf16 (stateless-bf16.ts)
-    plans[`chain:${part}`] = opts.copies && STATELESS.has(part) ? withBf16Inputs(m, kept, bf16Reads(part)) : kept;
+    plans[`chain:${part}`] = opts.copies && STATELESS.has(part) ? withBf16Inputs(m, kept, bf16Reads(part), { warpSplit: true }) : kept;
     plans[`chain64:${part}`] = lowerCudaF64(m);
     parts.push(part);
   }
