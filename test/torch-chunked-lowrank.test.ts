@@ -82,7 +82,7 @@ describe("torch target: the low-rank chunked backward's plans", () => {
     const core = meta.kernels?.lowRankCore;
     if (chain.names.E === 1) {
       expect(core.kernels.map((k: { decay: string; E: number; P: number }) => [k.decay, k.E, k.P]), name).toEqual([[chain.names.decay, 1, 1]]);
-      expect(core.source).toContain(`extern "C" __global__ void __launch_bounds__(256) ${core.kernels[0].entry}(`);
+      expect(core.source).toContain(`extern "C" __global__ void __launch_bounds__(${core.kernels[0].threads}, 2) ${core.kernels[0].entry}(`);
     } else expect(core, name).toBeUndefined();
   }, 120_000);
 
