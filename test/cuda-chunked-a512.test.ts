@@ -4,7 +4,8 @@
  * against the float64 interpreter: the delta rule with and without a scalar decay (inverse by warp products -iw and the
  * block-row inverse), RWKV-7 (per-key decay by warp tasks -mw, two rows per token), split and split3 walks, T = 1, ragged
  * T, batch 2, initial and final states, beta in (0, 2) with log decays to -20; bf16 (<= 1e-2). A record copy that skips
- * warps 12-15 must fail. Lowered only where `only` names them; `nvcc -ptx` for sm_90 where nvcc is installed.
+ * warps 12-15 must fail. Auto's (low rank, 2-byte I/O: -a512-iw / -a512-mw, run 21) are in the default plans, the
+ * rest lowered only where `only` names them; `nvcc -ptx` for sm_90 where nvcc is installed.
  */
 import { describe, expect, it } from "vitest";
 import { spawnSync } from "node:child_process";
@@ -55,16 +56,29 @@ describe.skipIf(!gpp)("phase A on 512 threads at K = 64 (-a512) on the CPU emula
 
 describe("-a512 at K = 64 in the plans", () => {
   // (fp32 operands' phase A at K = 64 fits one block per SM: its -a512 / -a768 are of the default plans, minBlocks 1)
-  it("is not in any default plan at 2-byte operands; where `only` names it, it is lowered with prefer 0, 512 threads and __launch_bounds__(512, 2)", () => {
-    for (const name of ["deltanet", "gated_deltanet", "rwkv7", "gla", "simple_gla"]) expect(lowered(name).forms.some((f) => /-b?f16-(of32-)?k64-.*-a512/.test(f.variant)), name).toBe(false);
+  it("default plans: low rank with 2-byte I/O holds only auto's -a512 phase A (-iw for scalar or no decay, -mw per key), preferred where the -a384-iw / 256-thread -mw ones were; other models none", () => {
+    for (const name of ["gla", "simple_gla", "mamba2"]) expect(lowered(name).forms.some((f) => /-b?f16-(of32-)?k64-.*-a512/.test(f.variant)), name).toBe(false);
+    for (const [name, want, old] of [["deltanet", "-a512-iw", "-a384-iw"], ["gated_deltanet", "-a512-iw", "-a384-iw"], ["rwkv7", "-a512-mw", "-mw"]]) {
+      const forms = lowered(name).forms.filter((f) => /-bf16-k64-/.test(f.variant));
+      const a512 = forms.filter((f) => f.variant.includes("-a512"));
+      expect(a512.length, name).toBeGreaterThan(0);
+      for (const f of a512) {
+        expect(f.variant, name).toContain(`${want}-r`);
+        expect(f.steps[0]).toMatchObject({ threads: 512 });
+      }
+      // auto's two-kernel candidates at K = 64 (bf16) all run the new phase A (none the old one)
+      const preferred = forms.filter((f) => f.prefer !== 0 && !f.variant.includes("-fused-")).map((f) => f.variant);
+      expect(preferred.length, name).toBeGreaterThan(0);
+      for (const v of preferred) expect(v, name).toContain(`${want}-r`);
+      expect(forms.some((f) => f.variant.includes(`${old}-r`) && !f.variant.includes("-a512")), name).toBe(true);
+    }
     const want = ["chunked-split-bf16-k64-v32-a512-iw-r1", "chunked-split-bf16-k64-v32-a512-r1"];
     const one = lowered("deltanet", { only: (v) => want.includes(v) });
     expect(one.forms.map((f) => f.variant).sort()).toEqual([...want].sort());
-    for (const f of one.forms) {
-      expect(f.prefer).toBe(0);
-      expect(f.steps.map((st) => (st.kind === "launch" ? st.threads : 0))).toEqual([512, 256]);
-    }
+    expect(one.forms.map((f) => f.steps.map((st) => (st.kind === "launch" ? st.threads : 0)))).toEqual([[512, 256], [512, 256]]);
     expect(one.modules.bf16.source).toContain("__launch_bounds__(512, 2)");
+    // under `only` the plain -a512 (block-row inverse) is on request: prefer 0
+    expect(one.forms.find((f) => f.variant === "chunked-split-bf16-k64-v32-a512-r1")!.prefer).toBe(0);
   });
 });
 

@@ -153,22 +153,24 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
         // often as 32-value ones (the walks at many heads are bound by those reads), 16 give more blocks.
         const nc: SizeExpr = ["ceilDiv", "T", C];
         const recBytes = recordBytes(a0);
-        const phaseAs: { a: ChunkCfg; tag: string }[] = [{ a: a0, tag: "" }];
+        const phaseAs: { a: ChunkCfg; tag: string; req?: boolean }[] = [{ a: a0, tag: "" }];
         // (registers: __launch_bounds__(384, 2) and (768, 1) allow 85 per thread, phase A takes 64 to 80)
         const more = KP < 64 || bps < 1 ? [] : bps === 2 ? [384] : bps === 1 ? [512, 768] : [];
         for (const NT of more) phaseAs.push({ a: { ...a0, NT, minBlocks: bps }, tag: `-a${NT}` });
         const alt = phaseAs[1]?.tag ?? "";
-        // on request only (until measured): at two blocks per SM also 512 threads (`-a512`, 16 warps a block, 32 a SM
-        // against 24 at 384; __launch_bounds__(512, 2) allows 64 registers a thread)
-        if (opts.only && KP >= 64 && bps === 2) phaseAs.push({ a: { ...a0, NT: 512, minBlocks: 2 }, tag: "-a512" });
+        // at two blocks per SM also 512 threads (`-a512`, 16 warps a block, 32 a SM against 24 at 384;
+        // __launch_bounds__(512, 2) allows 64 registers a thread): on request (`req`), except the phase A auto wants
+        // where a512Lr holds (runs 20 and 21), whose variants are in the plan without `only`
+        const a512 = a512Lr(KP, bps, lr, decay, dtype, out);
+        if ((opts.only || a512) && KP >= 64 && bps === 2) phaseAs.push({ a: { ...a0, NT: 512, minBlocks: 2 }, tag: "-a512", req: true });
         // low rank, 2-byte operands: each phase A also with the inverse by warp products (`-iw`: three block barriers
         // instead of seven, chunked-core.ts seqc_chunk_inverse_w)
         // per-key decay, 2-byte operands: each phase A (without -iw) also with A and Aq's block pairs as warp tasks
         // (`-mw`: one barrier instead of eight, chunked-core.ts SeqcKeyTiles)
         const plain = [...phaseAs];
-        if (lr && dtype !== "f32") for (const p of plain) phaseAs.push({ a: { ...p.a, inv: "w" }, tag: `${p.tag}-iw` });
-        if (decay === 2 && dtype !== "f32") for (const p of plain) phaseAs.push({ a: { ...p.a, mats: "w" }, tag: `${p.tag}-mw` });
-        const want = preferredPhaseA(KP, alt, lr, decay, dtype);
+        if (lr && dtype !== "f32") for (const p of plain) phaseAs.push({ a: { ...p.a, inv: "w" }, tag: `${p.tag}-iw`, req: p.req });
+        if (decay === 2 && dtype !== "f32") for (const p of plain) phaseAs.push({ a: { ...p.a, mats: "w" }, tag: `${p.tag}-mw`, req: p.req });
+        const want = preferredPhaseA(KP, alt, lr, decay, dtype, a512);
         const walkBVs = [...(dtype === "f32" || KP < 64 ? [] : [64]), 32, 16];
         // split3's state-only walk also over 8 values (2-byte operands, K = 128): twice the blocks of 16-value walks
         // where batch x heads is small (the walk over many chunks is the critical path there)
@@ -197,7 +199,9 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
             steps: [launch(a, ["*", "B", nH, nc], ["chunk"]), launch(w, ["*", "B", nH, ["ceilDiv", Vd, w.BV]], ["chunk"])],
           });
         };
-        for (const { a, tag } of phaseAs) {
+        for (const { a, tag, req } of phaseAs) {
+          // (a phase A on request: without `only`, only the one auto wants)
+          if (req && !opts.only && tag !== want) continue;
           // splitd (scalar or no decay): split whose record leaves out Q~ and X~ (and, without low rank, alpha v):
           // the walk reads q and the key rows from the inputs and applies their per-row factors
           const ad: ChunkCfg = { ...a, direct: true };
@@ -352,12 +356,22 @@ function fusedPrefer(blocks: SizeExpr, nH: SizeExpr, decay: number, lr: boolean,
  *  the more-warps one at K = 128; with 2-byte operands at K >= 64 (run 13), with low rank and scalar or no decay the
  *  inverse by warp products (`-iw`; at K = 64 with 384 threads where the plan has them), with a per-key decay the block
  *  pairs by warp tasks (`-mw`). */
-function preferredPhaseA(KP: number, alt: string, lr: boolean, decay: number, dtype: ChunkDtype): string {
+function preferredPhaseA(KP: number, alt: string, lr: boolean, decay: number, dtype: ChunkDtype, a512: boolean): string {
+  if (a512) return decay < 2 ? "-a512-iw" : "-a512-mw";
   const base = KP >= 128 && alt ? alt : "";
   if (dtype === "f32" || KP < 64) return base;
   if (lr && decay < 2) return `${KP === 64 && alt === "-a384" ? alt : base}-iw`;
   return decay === 2 ? `${base}-mw` : base;
 }
+/** The low-rank phase A on 512 threads at two blocks per SM (`-a512-iw` for a scalar or no decay, `-a512-mw` for a
+ *  per-key decay) as auto's, by capability: low rank, 2-byte I/O of one type, K = 64, phase A fitting two blocks per SM
+ *  (`bps`), and a decay kind in A512_DECAYS. H100 runs 20 and 21 at (8, 2048, 16, 64), forwards: DeltaNet 0.426 -> 0.387
+ *  ms, Gated DeltaNet 0.405 -> 0.366, RWKV-7 0.928 -> 0.875 (run 20, against -a384-iw / -mw). */
+function a512Lr(KP: number, bps: number, lr: boolean, decay: number, dtype: ChunkDtype, out: ChunkDtype): boolean {
+  return lr && dtype !== "f32" && out === dtype && KP === 64 && bps === 2 && A512_DECAYS.includes(decay);
+}
+/** The decay kinds (0 none, 1 scalar, 2 per key) whose low-rank phase A at K = 64 auto runs on 512 threads (a512Lr). */
+export const A512_DECAYS: readonly number[] = [0, 1, 2];
 /** The phase A auto may use: `tag` is the variant's phase-A suffix, `want` preferredPhaseA's. */
 function phaseAPreferred(tag: string, want: string): boolean {
   return tag === want;
