@@ -4,7 +4,7 @@
  * against the float64 interpreter: the delta rule with and without a scalar decay (inverse by warp products -iw and the
  * block-row inverse), RWKV-7 (per-key decay by warp tasks -mw, two rows per token), split and split3 walks, T = 1, ragged
  * T, batch 2, initial and final states, beta in (0, 2) with log decays to -20; bf16 (<= 1e-2). A record copy that skips
- * warps 12-15 must fail. Auto's (low rank, 2-byte I/O: -a512-iw / -a512-mw, run 21) are in the default plans, the
+ * warps 12-15 must fail. Auto's (low rank with a scalar or no decay, 2-byte I/O: -a512-iw, run 21) are in the default plans, the
  * rest lowered only where `only` names them; `nvcc -ptx` for sm_90 where nvcc is installed.
  */
 import { describe, expect, it } from "vitest";
@@ -56,9 +56,9 @@ describe.skipIf(!gpp)("phase A on 512 threads at K = 64 (-a512) on the CPU emula
 
 describe("-a512 at K = 64 in the plans", () => {
   // (fp32 operands' phase A at K = 64 fits one block per SM: its -a512 / -a768 are of the default plans, minBlocks 1)
-  it("default plans: low rank with 2-byte I/O holds only auto's -a512 phase A (-iw for scalar or no decay, -mw per key), preferred where the -a384-iw / 256-thread -mw ones were; other models none", () => {
-    for (const name of ["gla", "simple_gla", "mamba2"]) expect(lowered(name).forms.some((f) => /-b?f16-(of32-)?k64-.*-a512/.test(f.variant)), name).toBe(false);
-    for (const [name, want, old] of [["deltanet", "-a512-iw", "-a384-iw"], ["gated_deltanet", "-a512-iw", "-a384-iw"], ["rwkv7", "-a512-mw", "-mw"]]) {
+  it("default plans: low rank with a scalar or no decay and 2-byte I/O holds only auto's -a512-iw phase A, preferred where -a384-iw was; other models (RWKV-7's per-key decay included: run 21) none", () => {
+    for (const name of ["gla", "simple_gla", "mamba2", "rwkv7"]) expect(lowered(name).forms.some((f) => /-b?f16-(of32-)?k64-.*-a512/.test(f.variant)), name).toBe(false);
+    for (const [name, want, old] of [["deltanet", "-a512-iw", "-a384-iw"], ["gated_deltanet", "-a512-iw", "-a384-iw"]]) {
       const forms = lowered(name).forms.filter((f) => /-bf16-k64-/.test(f.variant));
       const a512 = forms.filter((f) => f.variant.includes("-a512"));
       expect(a512.length, name).toBeGreaterThan(0);

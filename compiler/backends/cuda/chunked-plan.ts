@@ -160,7 +160,7 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
         const alt = phaseAs[1]?.tag ?? "";
         // at two blocks per SM also 512 threads (`-a512`, 16 warps a block, 32 a SM against 24 at 384;
         // __launch_bounds__(512, 2) allows 64 registers a thread): on request (`req`), except the phase A auto wants
-        // where a512Lr holds (runs 20 and 21), whose variants are in the plan without `only`
+        // where a512Lr holds (runs 20 and 21: -a512-iw), whose variants are in the plan without `only`
         const a512 = a512Lr(KP, bps, lr, decay, dtype, out);
         if ((opts.only || a512) && KP >= 64 && bps === 2) phaseAs.push({ a: { ...a0, NT: 512, minBlocks: 2 }, tag: "-a512", req: true });
         // low rank, 2-byte operands: each phase A also with the inverse by warp products (`-iw`: three block barriers
@@ -365,13 +365,16 @@ function preferredPhaseA(KP: number, alt: string, lr: boolean, decay: number, dt
 }
 /** The low-rank phase A on 512 threads at two blocks per SM (`-a512-iw` for a scalar or no decay, `-a512-mw` for a
  *  per-key decay) as auto's, by capability: low rank, 2-byte I/O of one type, K = 64, phase A fitting two blocks per SM
- *  (`bps`), and a decay kind in A512_DECAYS. H100 runs 20 and 21 at (8, 2048, 16, 64), forwards: DeltaNet 0.426 -> 0.387
- *  ms, Gated DeltaNet 0.405 -> 0.366, RWKV-7 0.928 -> 0.875 (run 20, against -a384-iw / -mw). */
+ *  (`bps`), and a decay kind in A512_DECAYS. H100 forwards at (8, 2048, 16, 64), -a384-iw -> -a512-iw, run 20 / run 21's
+ *  two rounds: DeltaNet 0.426 -> 0.387 / 0.366 -> 0.338, 0.388 -> 0.347 ms; Gated DeltaNet 0.405 -> 0.366 / 0.399 -> 0.362,
+ *  0.424 -> 0.362. */
 function a512Lr(KP: number, bps: number, lr: boolean, decay: number, dtype: ChunkDtype, out: ChunkDtype): boolean {
   return lr && dtype !== "f32" && out === dtype && KP === 64 && bps === 2 && A512_DECAYS.includes(decay);
 }
-/** The decay kinds (0 none, 1 scalar, 2 per key) whose low-rank phase A at K = 64 auto runs on 512 threads (a512Lr). */
-export const A512_DECAYS: readonly number[] = [0, 1, 2];
+/** The decay kinds (0 none, 1 scalar, 2 per key) whose low-rank phase A at K = 64 auto runs on 512 threads (a512Lr).
+ *  Not the per-key decay: RWKV-7's -a512-mw (64 registers, 16 bytes spilled) was 0.928 -> 0.875 ms in run 20 but
+ *  0.908 -> 1.070 and 0.917 -> 0.854 in run 21's two rounds against the 256-thread -mw; it stays on request. */
+export const A512_DECAYS: readonly number[] = [0, 1];
 /** The phase A auto may use: `tag` is the variant's phase-A suffix, `want` preferredPhaseA's. */
 function phaseAPreferred(tag: string, want: string): boolean {
   return tag === want;
