@@ -333,6 +333,8 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
  *   phase A's -iw / -mw (run 13, 2-byte operands, K >= 64; preferredPhaseA): low rank with scalar or no decay inverts
  *     by warp products (DeltaNet / Gated DeltaNet 1.01-1.10x, at K = 64 on 384 threads), a per-key decay forms A and
  *     Aq by warp tasks (GLA 1.13-1.20x, RWKV-7 1.09-1.13x). RWKV-7 keeps the block-row inverse (-iw was slower there).
+ *     At K = 64 with low rank, a scalar or no decay and 2-byte I/O of one type, phase A on 512 threads (-a512-iw, a512Lr;
+ *     runs 20 and 21, three rounds: 1.07-1.17x over -a384-iw); RWKV-7's -a512-mw was not confirmed (run 21).
  *   split3's walk by warps (-ww, run 14: slower) and with software-pipelined products (-wp, run 15: no faster) were
  *     removed after those runs.
  *   low rank with a scalar or no decay, 2-byte I/O of one type, K = 128 (wideLr; run 19, DeltaNet and Gated DeltaNet):
