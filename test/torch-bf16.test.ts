@@ -52,10 +52,15 @@ describe("torch target: bf16 forms in the module's plans", () => {
         // forward's inputs (and post's backward's cotangents) read in bf16; never picked for float32 tensors)
         expect(ios(plan), key).toEqual(["bf16", "f32"]);
         const f32 = plan.forms.filter((f) => (f.io ?? "f32") === "f32");
-        const twins = plan.forms.filter((f) => f.io === "bf16");
+        const all = plan.forms.filter((f) => f.io === "bf16");
+        // the warp-split twins (stateless-warp.ts, "-bf16in-wr"): last, each of a twin whose form sums over a row
+        const split = all.filter((f) => f.variant.endsWith("-wr"));
+        const twins = all.filter((f) => !f.variant.endsWith("-wr"));
         expect(plan.forms.slice(0, f32.length), key).toEqual(f32);
         expect(twins.map((f) => f.variant), key).toEqual(f32.filter((f) => !f.module).map((f) => `${f.variant}-bf16in`));
-        for (const f of twins) {
+        expect(plan.forms.slice(plan.forms.length - split.length), key).toEqual(split);
+        expect(split.map((f) => f.variant), key).toEqual(name === "mamba2" && part !== "prep" ? ["workgroup-bf16in-wr", "global-bf16in-wr"] : []);
+        for (const f of all) {
           expect([f.out, f.bf16Inputs!.length > 0], key).toEqual(["f32", true]);
           for (const n of f.bf16Inputs!) expect(plan.tensors.some((t) => t.role === "input" && t.name === n && !/__bar$/.test(n) || part === "postBw" && t.name === n), `${key} ${n}`).toBe(true);
         }
