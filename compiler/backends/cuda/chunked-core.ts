@@ -375,7 +375,10 @@ __device__ void seqc_chunk_load(const R& rows, const SeqcSm<Cfg>& s, u32 b, u32 
       const float sw = G[SEQC_G_SW + f];
       if (sw != 1.f) { seqc_sld8(s.W + f * LDK + i0, o); for (int k = 0; k < 8; ++k) o[k] *= sw; seqc_sst8(s.W + f * LDK + i0, o); }
     }
-    if (sq != 1.f) { seqc_sld8(s.Q + f * LDK + i0, o); for (int k = 0; k < 8; ++k) o[k] *= sq; seqc_sst8(s.Q + f * LDK + i0, o); }
+    // (a scalar or no decay keeps q's copied row as it is, bf16(q) exactly: Aq's epilogue and Q~ = Q exp(G_q) apply
+    // sq in fp32, so that a q nearly orthogonal to k loses no product to a second rounding, bf16(q sq); a per-key
+    // decay's L rows take Q scaled)
+    if (Cfg::DECAY == 2 && sq != 1.f) { seqc_sld8(s.Q + f * LDK + i0, o); for (int k = 0; k < 8; ++k) o[k] *= sq; seqc_sst8(s.Q + f * LDK + i0, o); }
     if (Cfg::DECAY == 2 && r == 0) {
       const float sl = G[SEQC_G_SLD + tl];
       if (sl != SEQC_NO_SCALE) {
@@ -448,7 +451,7 @@ template <class Cfg> __device__ void seqc_chunk_mats_scalar(const SeqcSm<Cfg>& s
       } else {
         const int mq = Cfg::LR ? m - F : m;
         float a = 0.f;
-        if (seqc_sees_readout<Cfg>(I, mq, c, t0, T)) a = vv[k] * (Cfg::DECAY ? __expf(G[SEQC_G_GQ + mq] - G[SEQC_G_GW + c]) : 1.f);
+        if (seqc_sees_readout<Cfg>(I, mq, c, t0, T)) a = vv[k] * G[SEQC_G_SQ + mq] * (Cfg::DECAY ? __expf(G[SEQC_G_GQ + mq] - G[SEQC_G_GW + c]) : 1.f);
         s.AQB[mq * Cfg::LDF + c] = seqc_cvt<T_>(a);
       }
     }
@@ -827,14 +830,20 @@ template <class Cfg> __device__ void seqc_chunk_scale(const SeqcSm<Cfg>& s) {
     for (int e = tid; e < F * (KP / 8); e += nt) {
       const int f = e / (KP / 8), i0 = (e % (KP / 8)) * 8;
       float o[8];
+      // (Q as copied: its row scale sq with the decay, one rounding of q sq exp(G_q))
+      const float sq = G[SEQC_G_SQ + f];
       if (Cfg::DECAY) {
-        const float fq = __expf(G[SEQC_G_GQ + f]), fx = __expf(gn - G[SEQC_G_GW + f]);
+        const float fq = sq * __expf(G[SEQC_G_GQ + f]), fx = __expf(gn - G[SEQC_G_GW + f]);
         seqc_sld8(s.Q + f * LDK + i0, o);
         for (int k = 0; k < 8; ++k) o[k] *= fq;
         seqc_sst8(s.Q + f * LDK + i0, o);
         seqc_sld8(s.X + f * LDK + i0, o);
         for (int k = 0; k < 8; ++k) o[k] *= fx;
         seqc_sst8(s.X + f * LDK + i0, o);
+      } else if (sq != 1.f) {
+        seqc_sld8(s.Q + f * LDK + i0, o);
+        for (int k = 0; k < 8; ++k) o[k] *= sq;
+        seqc_sst8(s.Q + f * LDK + i0, o);
       }
       if (Cfg::LR) {
         const float fw = G[SEQC_G_BETA + f] * (Cfg::DECAY ? __expf(G[SEQC_G_GR + f]) : 1.f);
