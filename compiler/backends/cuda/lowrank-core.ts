@@ -107,6 +107,8 @@ function kernelSource(c: LowRankCoreConfig): string {
   const f4 = (p: string) => `(*(const float4*)&${p})`;
   const st4 = (p: string, v: string) => `*(float4*)&${p} = ${v};`;
   const unroll = "#pragma unroll";
+  // a statement over a 4 x 4 register tile (p rows, q columns), both loops unrolled
+  const tile4 = (ind: string, stmt: string) => `${unroll}\n${ind}for (u32 p = 0; p < 4u; ++p)\n${unroll}\n${ind}  for (u32 q = 0; q < 4u; ++q) ${stmt}`;
   return `
 extern "C" __global__ void __launch_bounds__(${NT}, 2) ${lowRankCoreEntry(c)}(const float* __restrict__ KK, const float* __restrict__ Wq, float* __restrict__ VV, const float* __restrict__ Gg, float* __restrict__ END, u32 N) {
   SEQC_SMEM_DECL(seqc_smem_raw);
@@ -133,10 +135,7 @@ ${decay === "none" ? "" : dk ? `  for (u32 x = t; x < ${(C + 1) * K}u; x += ${NT
   {
     const u32 ta = t / ${CT}u, tc = t % ${CT}u;
     float au[4][4], ak[4][4];
-${unroll}
-    for (u32 p = 0; p < 4u; ++p)
-${unroll}
-      for (u32 q = 0; q < 4u; ++q) au[p][q] = ak[p][q] = 0.f;
+${tile4("    ", "au[p][q] = ak[p][q] = 0.f;")}
     if (t < ${CT * CT}u && tc <= ta) {
       for (u32 i = 0; i < ${K}u; ++i) {
         float wa[4], uq[4], kq[4];
@@ -156,10 +155,7 @@ ${unroll}
             uq[q] *= e;
             kq[q] *= e;
           }
-${unroll}
-          for (u32 p = 0; p < 4u; ++p)
-${unroll}
-            for (u32 q = 0; q < 4u; ++q) {
+${tile4("          ", "{")}
               au[p][q] = fmaf(wa[p], uq[q], au[p][q]);
               ak[p][q] = fmaf(wa[p], kq[q], ak[p][q]);
             }
@@ -173,18 +169,12 @@ ${unroll}
               au[p][q] = fmaf(w, uq[q], au[p][q]);
               ak[p][q] = fmaf(w, kq[q], ak[p][q]);
             }
-        }` : `${unroll}
-        for (u32 p = 0; p < 4u; ++p)
-${unroll}
-          for (u32 q = 0; q < 4u; ++q) {
+        }` : `${tile4("        ", "{")}
             au[p][q] = fmaf(wa[p], uq[q], au[p][q]);
             ak[p][q] = fmaf(wa[p], kq[q], ak[p][q]);
           }`}
       }
-${unroll}
-      for (u32 p = 0; p < 4u; ++p)
-${unroll}
-        for (u32 q = 0; q < 4u; ++q) {
+${tile4("      ", "{")}
           const bool lower = 4u * tc + q < 4u * ta + p;
 ${decay === "scalar" ? `          const float f = lower ? expf(${g("4u * ta + p", "")} - ${g("4u * tc + q + 1u", "")}) : 0.f;\n` : `          const float f = lower ? 1.f : 0.f;\n`}          au[p][q] *= f;
           ak[p][q] *= f;
@@ -210,17 +200,11 @@ ${unroll}
 `}  for (u32 x = t; x < ${CT * VT}u; x += ${NT}u) {
     const u32 ta = x / ${VT}u, tj = x % ${VT}u;
     float acc[4][4];
-${unroll}
-    for (u32 p = 0; p < 4u; ++p)
-${unroll}
-      for (u32 q = 0; q < 4u; ++q) acc[p][q] = 0.f;
+${tile4("    ", "acc[p][q] = 0.f;")}
     for (u32 c = 0; c < 4u * ta + 3u; ++c) {
       const float4 a4 = ${f4(`sK[c * ${LT}u + 4u * ta]`)}, v4 = ${f4(`sV[c * ${V}u + 4u * tj]`)};
       const float a[4] = {a4.x, a4.y, a4.z, a4.w}, v[4] = {v4.x, v4.y, v4.z, v4.w};
-${unroll}
-      for (u32 p = 0; p < 4u; ++p)
-${unroll}
-        for (u32 q = 0; q < 4u; ++q) acc[p][q] = fmaf(a[p], v[q], acc[p][q]);
+${tile4("      ", "acc[p][q] = fmaf(a[p], v[q], acc[p][q]);")}
     }
 ${unroll}
     for (u32 p = 0; p < 4u; ++p) ${st4(`sR[(4u * ta + p) * ${LR}u + ${K}u + 4u * tj]`, "make_float4(acc[p][0], acc[p][1], acc[p][2], acc[p][3])")}
@@ -266,17 +250,11 @@ ${decay === "none" ? `    sU[x] = kk[(f * 2u) * ${K}u + i];
   for (u32 x = t; x < ${KT * KT}u; x += ${NT}u) {
     const u32 ti = x / ${KT}u, tj = x % ${KT}u;
     float acc[4][4];
-${unroll}
-    for (u32 p = 0; p < 4u; ++p)
-${unroll}
-      for (u32 q = 0; q < 4u; ++q) acc[p][q] = 0.f;
+${tile4("    ", "acc[p][q] = 0.f;")}
     for (u32 f = 0; f < ${C}u; ++f) {
       const float4 u4 = ${f4(`sU[f * ${K}u + 4u * ti]`)}, r4 = ${f4(`sR[f * ${LR}u + 4u * tj]`)};
       const float u[4] = {u4.x, u4.y, u4.z, u4.w}, r[4] = {r4.x, r4.y, r4.z, r4.w};
-${unroll}
-      for (u32 p = 0; p < 4u; ++p)
-${unroll}
-        for (u32 q = 0; q < 4u; ++q) acc[p][q] = fmaf(u[p], r[q], acc[p][q]);
+${tile4("      ", "acc[p][q] = fmaf(u[p], r[q], acc[p][q]);")}
     }
 ${unroll}
     for (u32 p = 0; p < 4u; ++p) {
@@ -289,18 +267,12 @@ ${unroll}
   for (u32 x = t; x < ${KT * VT}u; x += ${NT}u) {
     const u32 ti = x / ${VT}u, tj = x % ${VT}u;
     float acc[4][4];
-${unroll}
-    for (u32 p = 0; p < 4u; ++p)
-${unroll}
-      for (u32 q = 0; q < 4u; ++q) acc[p][q] = 0.f;
+${tile4("    ", "acc[p][q] = 0.f;")}
     for (u32 f = 0; f < ${C}u; ++f) {
       const float4 u4 = ${f4(`sU[f * ${K}u + 4u * ti]`)}, k4 = ${f4(`sK[f * ${K}u + 4u * ti]`)};
       const float4 r4 = ${f4(`sR[f * ${LR}u + ${K}u + 4u * tj]`)}, v4 = ${f4(`sV[f * ${V}u + 4u * tj]`)};
       const float u[4] = {u4.x, u4.y, u4.z, u4.w}, k[4] = {k4.x, k4.y, k4.z, k4.w}, r[4] = {r4.x, r4.y, r4.z, r4.w}, v[4] = {v4.x, v4.y, v4.z, v4.w};
-${unroll}
-      for (u32 p = 0; p < 4u; ++p)
-${unroll}
-        for (u32 q = 0; q < 4u; ++q) acc[p][q] = fmaf(k[p], v[q], fmaf(u[p], r[q], acc[p][q]));
+${tile4("      ", "acc[p][q] = fmaf(k[p], v[q], fmaf(u[p], r[q], acc[p][q]));")}
     }
 ${unroll}
     for (u32 p = 0; p < 4u; ++p)
