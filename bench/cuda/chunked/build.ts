@@ -42,6 +42,12 @@ export function variantsFor(name: string): string[] {
           for (const a of ["", "-a384", "-a512", "-a768"])
             for (const iw of ["", "-iw", "-mw"])
               for (const ws of kind === "split3" ? ["", "-wk", "-wc", "-wk-w512"] : kind === "split" ? ["", "-w512"] : [""]) v.push(`chunked-${kind}-bf16-k${k}-v${bv}${a}${iw}${ws}-r${r}`);
+      // phase A software-pipelined (-ap<M>: up to M items a block, the next item's rows copied while the current one is
+      // computed; low rank with a scalar or no decay at K = 64, after an -iw phase A)
+      if (k === 64)
+        for (const kind of ["split", "split3"])
+          for (const bv of [64, 32, 16])
+            for (const a of ["", "-a384", "-a512"]) for (const m of [2, 4, 8, 16]) v.push(`chunked-${kind}-bf16-k${k}-v${bv}${a}-iw-ap${m}-r${r}`);
       // grouped split3 (-g<G>: G groups of chunks walked in parallel, then the carry; diagonal chunk transitions;
       // -g<G>t: the carry's S_in in the operand type; -g<G>t<M>: and the readout over runs of M chunks)
       for (const bv of k === 128 ? [64, 32, 16, 8] : [64, 32, 16])

@@ -61,6 +61,10 @@ export interface ChunkCfg {
    *  (CHUNK_WALK_K_SOURCE, seqc_chunk_walk_k): 1 = split-K over every warp, partials through shared memory (variants
    *  `-wk`); 2 = the warps without a Z tile issue the next record's copies (`-wc`). */
   wsplit?: 1 | 2;
+  /** Phase A software-pipelined (low rank, a scalar or no decay, 2-byte operands; variants `-ap<M>`): a block takes every
+   *  ceil(items / M)-th (batch, head, chunk) item, at most `pipe` = M of them, and copies the next item's rows into a
+   *  second [W; Q; X] buffer (O_B1) with cp.async while it computes the current one (chunked-phase-a-pipe.ts). */
+  pipe?: number;
   /** splitd (phase A and walk): the walk reads q and the key rows raw from the inputs (scalar or no decay). */
   direct?: boolean;
   /** Element type of the outputs (default `dtype`): a 2-byte-input configuration that stores fp32 outputs (mixed I/O,
@@ -211,6 +215,8 @@ export function chunkLayout(c: ChunkCfg): Record<string, number> {
   }
   put("O_G", (9 * F + 8 + c.KP + 5 * F) * 4);
   put("O_I", 16 * 4);
+  // pipelined phase A: the staged item's [W; Q; X] (the same relative layout as the first buffer's)
+  if (c.pipe) put("O_B1", (o.O_X - o.O_W) + F * LDK * sz);
   o.SMEM = at;
   return o;
 }
@@ -223,7 +229,7 @@ export const walkKSlices = (c: ChunkCfg): number => Math.floor(threadsOf(c) / 32
 
 export function cfgName(c: ChunkCfg): string {
   const v = c.kind === "fused" ? `v${c.BV}` : c.kind === "phaseA" ? `p${c.VP}` : `v${c.BV}p${c.VP}`;
-  return `${c.kind}${c.direct ? "d" : ""}_${ioTag(c.dtype, outOf(c)).replace("-", "_")}_k${c.KP}_${v}_r${c.RTP}${threadsOf(c) !== CHUNK_THREADS ? `_t${threadsOf(c)}` : ""}${c.inv ? `_i${c.inv}` : ""}${c.mats ? `_m${c.mats}` : ""}${c.grp ? `_g${c.grp}${c.grpT ? "t" : ""}${c.grpM ? c.grpM : ""}` : ""}${c.wsplit ? `_w${c.wsplit === 1 ? "k" : "c"}` : ""}`;
+  return `${c.kind}${c.direct ? "d" : ""}_${ioTag(c.dtype, outOf(c)).replace("-", "_")}_k${c.KP}_${v}_r${c.RTP}${threadsOf(c) !== CHUNK_THREADS ? `_t${threadsOf(c)}` : ""}${c.inv ? `_i${c.inv}` : ""}${c.mats ? `_m${c.mats}` : ""}${c.grp ? `_g${c.grp}${c.grpT ? "t" : ""}${c.grpM ? c.grpM : ""}` : ""}${c.wsplit ? `_w${c.wsplit === 1 ? "k" : "c"}` : ""}${c.pipe ? `_ap${c.pipe}` : ""}`;
 }
 
 export function cfgStruct(c: ChunkCfg, name: string): string {
@@ -232,7 +238,7 @@ export function cfgStruct(c: ChunkCfg, name: string): string {
   return `struct ${name} {
   typedef ${ELT[c.dtype]} T;
   static constexpr int F = ${CHUNK_F}, NT = ${threadsOf(c)}, KP = ${c.KP}, BV = ${c.BV}, VP = ${c.VP}, RTP = ${c.RTP}, DECAY = ${c.decay};
-  static constexpr bool LR = ${c.lr};${c.inv ? "\n  static constexpr int INV = 1;" : ""}${c.mats ? "\n  static constexpr int MATS = 1;" : ""}${c.grp ? `\n  static constexpr int GRP = ${c.grp}, GRPT = ${c.grpT ? 1 : 0}${c.grpM ? `, GRPM = ${c.grpM}` : ""};` : ""}${c.wsplit ? `\n  static constexpr int WSPLIT = ${c.wsplit};` : ""}
+  static constexpr bool LR = ${c.lr};${c.inv ? "\n  static constexpr int INV = 1;" : ""}${c.mats ? "\n  static constexpr int MATS = 1;" : ""}${c.grp ? `\n  static constexpr int GRP = ${c.grp}, GRPT = ${c.grpT ? 1 : 0}${c.grpM ? `, GRPM = ${c.grpM}` : ""};` : ""}${c.wsplit ? `\n  static constexpr int WSPLIT = ${c.wsplit};` : ""}${c.pipe ? `\n  static constexpr int PIPE = ${c.pipe};` : ""}
   static constexpr int ${ints};
 };`;
 }
@@ -775,7 +781,7 @@ export function chunkModelSource(model: I.Model, cr: ChunkRows): ChunkModelSourc
       c.kind === "fused"
         ? `seqc_chunk_fused<${cfg}>(rows, seqc_smem, ${dimOf(Sd.shape[cr.form.key])}, ${valueDim}, ${headsExpr});`
         : c.kind === "phaseA"
-          ? `seqc_chunk_phase_a${c.direct ? "_d" : ""}<${cfg}>(rows, seqc_smem, ws, ${headsExpr});`
+          ? `seqc_chunk_phase_a${c.direct ? "_d" : c.pipe ? "_p" : ""}<${cfg}>(rows, seqc_smem, ws, ${headsExpr});`
           : c.kind === "walkS"
             ? `seqc_chunk_walk_${c.grp ? "g" : c.wsplit ? "k" : "s"}<${cfg}>(rows, seqc_smem, ws, wsS, ${c.grp ? "wsG, " : ""}${dimOf(Sd.shape[cr.form.key])}, ${valueDim}, ${headsExpr});`
             : c.kind === "out"

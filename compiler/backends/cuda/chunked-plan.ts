@@ -16,6 +16,7 @@ import { matrixForm } from "../../forms/matrix-form.ts";
 import { chunkRows, chunkSizes, type ChunkRows } from "../../forms/chunk-rows.ts";
 import { CUDA_PRELUDE } from "./math.ts";
 import { CHUNK_CORE_SOURCE, CHUNK_GROUP_SOURCE, CHUNK_WALK_K_SOURCE } from "./chunked-core.ts";
+import { CHUNK_PHASE_A_PIPE_SOURCE } from "./chunked-phase-a-pipe.ts";
 import { chunkedExtras } from "./chunked-extra.ts";
 import { chunkLayout, chunkModelSource, CHUNK_F, cfgName, ioTag, threadsOf, overrideValues, walkKSlices, walkZTiles, type ChunkCfg, type ChunkDtype } from "./chunked-model.ts";
 
@@ -96,11 +97,14 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
   const withGroups = new Set<string>();
   // modules with a split3 walk whose low-rank product is spread over the warps (they get CHUNK_WALK_K_SOURCE)
   const withWalkK = new Set<string>();
+  // modules with a pipelined phase A (they get CHUNK_PHASE_A_PIPE_SOURCE)
+  const withPipe = new Set<string>();
   const wrap = (c: ChunkCfg) => {
     if (wrapped.has(src.entry(c))) return;
     wrapped.add(src.entry(c));
     if (c.grp) withGroups.add(ioTag(c.dtype, c.out));
     if (c.wsplit) withWalkK.add(ioTag(c.dtype, c.out));
+    if (c.pipe) withPipe.add(ioTag(c.dtype, c.out));
     (wrappers[ioTag(c.dtype, c.out)] ??= []).push(src.wrapper(c));
   };
   const ov = overrideValues(model, src.overrides);
@@ -170,6 +174,10 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
         const plain = [...phaseAs];
         if (lr && dtype !== "f32") for (const p of plain) phaseAs.push({ a: { ...p.a, inv: "w" }, tag: `${p.tag}-iw`, req: p.req });
         if (decay === 2 && dtype !== "f32") for (const p of plain) phaseAs.push({ a: { ...p.a, mats: "w" }, tag: `${p.tag}-mw`, req: p.req });
+        // low rank with a scalar or no decay, 2-byte operands, K = 64 (alpha v late, two blocks per SM): each -iw phase A
+        // also software-pipelined over PIPE_ITEMS items a block (`-ap<M>`, chunked-phase-a-pipe.ts), on request
+        if (opts.only && pipeCase(KP, bps, lr, decay, dtype) && blocksPerSm(chunkLayout({ ...a0, pipe: 2 }).SMEM) === 2)
+          for (const p of phaseAs.filter((x) => x.a.inv === "w")) for (const M of PIPE_ITEMS) phaseAs.push({ a: { ...p.a, pipe: M }, tag: `${p.tag}-ap${M}`, req: true });
         const want = preferredPhaseA(KP, alt, lr, decay, dtype, a512);
         const walkBVs = [...(dtype === "f32" || KP < 64 ? [] : [64]), 32, 16];
         // split3's state-only walk also over 8 values (2-byte operands, K = 128): twice the blocks of 16-value walks
@@ -196,7 +204,7 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
             note,
             vars: [],
             workspaces: [{ name: "chunk", words: ["*", "B", nH, nc, rec / 4] }],
-            steps: [launch(a, ["*", "B", nH, nc], ["chunk"]), launch(w, ["*", "B", nH, ["ceilDiv", Vd, w.BV]], ["chunk"])],
+            steps: [launch(a, phaseAGrid(a, ["*", "B", nH, nc]), ["chunk"]), launch(w, ["*", "B", nH, ["ceilDiv", Vd, w.BV]], ["chunk"])],
           });
         };
         for (const { a, tag, req } of phaseAs) {
@@ -205,7 +213,7 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
           // splitd (scalar or no decay): split whose record leaves out Q~ and X~ (and, without low rank, alpha v):
           // the walk reads q and the key rows from the inputs and applies their per-row factors
           const ad: ChunkCfg = { ...a, direct: true };
-          for (const BV of decay === 2 ? [] : walkBVs)
+          for (const BV of decay === 2 || a.pipe ? [] : walkBVs)
             pushSplit("splitd", ad, { ...mk("walk", BV), direct: true }, tag, recordBytesD(ad), splitdPrefer(BV, KP, nH, Vd, decay, lr, tag, want, dtype),
               `chunked splitd (${ioT}): every chunk's S0-independent part in parallel (Aq, per-row factors of q and the key rows${lr ? ", M, U0" : ""}; ${threadsOf(ad)} threads), then a walk over chunks per batch x head x ${BV} values that reads q, the key rows${lr ? "" : " and v"} from the inputs`);
           // split3: phase A, a walk that only carries the state (and stores each chunk's start state), then the
@@ -219,7 +227,7 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
           for (const BV of walkSBVs) {
             // grouped split3 first (diagonal chunk transitions): G groups of chunks walked in parallel, then the carry
             const o = mk("out", BO);
-            if (grouped)
+            if (grouped && !a.pipe)
               // (-g<G>t: the carry's S_in in the operand type, chunked-model.ts ChunkCfg.grpT; -g<G>t<M>: with the readout
               // over runs of M chunks of a group, ChunkCfg.grpM; the walk is -g<G>'s)
               for (const [G, grpT, M] of SPLIT3_GROUPS.flatMap((G): [number, boolean, number][] => [[G, false, 1], [G, true, 1], ...SPLIT3_RUNS.map((M): [number, boolean, number] => [G, true, M])])) {
@@ -275,7 +283,7 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
                 note: `chunked split3 (${ioT}): every chunk's S0-independent part in parallel (${threadsOf(a)} threads), a walk per batch x head x ${BV} values that only carries the state (Z = U0 + M S0${ws === "-wk" ? ` split-K over ${walkKSlices(w)} k-slices of the warps` : ws === "-wc" ? ", the next record's copies on the warps without a Z tile" : ""}, S' = exp(G_n) S0 + X~^T Z; each chunk's S0 stored), then y = Q~ S0 + Aq Z over every chunk in parallel`,
                 vars: [],
                 workspaces: split3Ws(),
-                steps: [launch(a, ["*", "B", nH, nc], ["chunk"]), launch(w, ["*", "B", nH, ["ceilDiv", Vd, BV]], ["chunk", "chunkS"]), launch(o, ["*", "B", nH, nc, ["ceilDiv", Vd, BO]], ["chunk", "chunkS"])],
+                steps: [launch(a, phaseAGrid(a, ["*", "B", nH, nc]), ["chunk"]), launch(w, ["*", "B", nH, ["ceilDiv", Vd, BV]], ["chunk", "chunkS"]), launch(o, ["*", "B", nH, nc, ["ceilDiv", Vd, BO]], ["chunk", "chunkS"])],
               });
             }
           }
@@ -297,7 +305,7 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
   }
   const modules: Record<string, { source: string }> = {};
   for (const d of Object.keys(wrappers)) {
-    const core = [CHUNK_CORE_SOURCE, ...(withGroups.has(d) ? [CHUNK_GROUP_SOURCE] : []), ...(withWalkK.has(d) ? [CHUNK_WALK_K_SOURCE] : [])];
+    const core = [CHUNK_CORE_SOURCE, ...(withGroups.has(d) ? [CHUNK_GROUP_SOURCE] : []), ...(withWalkK.has(d) ? [CHUNK_WALK_K_SOURCE] : []), ...(withPipe.has(d) ? [CHUNK_PHASE_A_PIPE_SOURCE] : [])];
     modules[d] = { source: [`// seqc CUDA chunked kernels for model ${model.name}, ${d} (generated; do not edit)`, CUDA_PRELUDE, ...core, src.loader, ...wrappers[d]].join("\n\n") + "\n" };
   }
   // a stabiliser launch before and a post launch after the core where the canonical form has them
@@ -377,6 +385,13 @@ function a512Lr(KP: number, bps: number, lr: boolean, decay: number, dtype: Chun
  *  Not the per-key decay: RWKV-7's -a512-mw (64 registers, 16 bytes spilled) was 0.928 -> 0.875 ms in run 20 but
  *  0.908 -> 1.070 and 0.917 -> 0.854 in run 21's two rounds against the 256-thread -mw; it stays on request. */
 export const A512_DECAYS: readonly number[] = [0, 1];
+/** Items (batch, head, chunk) a block of the pipelined phase A takes at most (variants `-ap<M>`). */
+export const PIPE_ITEMS = [2, 4, 8, 16] as const;
+/** Where phase A has a pipelined form: low rank with a scalar or no decay, 2-byte operands, K = 64 (alpha v loaded
+ *  late), phase A fitting two blocks per SM (`bps`; its second [W; Q; X] buffer still fits two: 113 KiB at K = 64). */
+const pipeCase = (KP: number, bps: number, lr: boolean, decay: number, dtype: ChunkDtype) => lr && decay < 2 && dtype !== "f32" && KP === 64 && bps === 2;
+/** Phase A's grid: a block per item (`items`), or per PIPE items for a pipelined one. */
+const phaseAGrid = (a: ChunkCfg, items: SizeExpr): SizeExpr => (a.pipe ? ["ceilDiv", items, a.pipe] : items);
 /** The phase A auto may use: `tag` is the variant's phase-A suffix, `want` preferredPhaseA's. */
 function phaseAPreferred(tag: string, want: string): boolean {
   return tag === want;
