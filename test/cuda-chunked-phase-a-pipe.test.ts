@@ -2,7 +2,7 @@
  * Phase A software-pipelined (`-ap<M>`, chunked-phase-a-pipe.ts; low rank with a scalar or no decay, 2-byte operands,
  * K = 64; on request only): a block takes up to M (batch, head, chunk) items and copies the next item's rows into a
  * second [W; Q; X] buffer while it computes the current one. On the CPU emulation (test/cuda-emu) against the float64
- * interpreter: DeltaNet and Gated DeltaNet, split and split3 walks, blocks of 2, 4, 8 and 16 items (items crossing heads
+ * interpreter: DeltaNet, Gated DeltaNet and Gated DeltaProduct (two and four rows per token), split and split3 walks, blocks of 2, 4, 8 and 16 items (items crossing heads
  * and batch rows, odd counts a block), T = 1, ragged T, K = 48 (rows padded in the staged buffer), initial states,
  * beta in (0, 2) with log decays to -20; bf16 (<= 1e-2). Issuing the next item into the current buffer must fail.
  * `nvcc -ptx` for sm_90 where nvcc is installed.
@@ -37,6 +37,10 @@ describe.skipIf(!gpp)("pipelined phase A (-ap<M>) on the CPU emulation vs the in
   it("gated_deltanet and deltanet: under beta in (0, 2) and log decays to -20 (bf16 <= 1e-2)", () => {
     check(load("gated_deltanet"), ["chunked-split-bf16-k64-v32-a512-iw-ap4-r1"], [{ T: 150, B: 1, K: 40, V: 40, stress: true, init: true }], 1e-2);
     check(load("deltanet"), ["chunked-split-bf16-k64-v32-a512-iw-ap4-r1"], [{ T: 150, B: 1, K: 40, V: 40, stress: true, init: true }], 1e-2);
+  }, 600_000);
+  it("gated_deltaproduct: two rows per token (-a512-iw-ap4-r2, J = 2) and four (-iw-ap2-r4, J = 3), T = 77 (batch 2) and T = 1 (<= 1e-2)", () => {
+    check(load("gated_deltaproduct"), ["chunked-split-bf16-k64-v32-a512-iw-ap4-r2"], [{ T: 77, B: 2, K: 64, V: 40, J: 2, init: true }, { T: 1, B: 1, K: 64, V: 40, J: 2, init: true }], 1e-2);
+    check(load("gated_deltaproduct"), ["chunked-split-bf16-k64-v32-iw-ap2-r4"], [{ T: 50, B: 2, K: 48, V: 40, J: 3, init: true }], 1e-2);
   }, 600_000);
   // the check can fail: the next item's copies issued into the buffer the current item is computed from
   it("a deliberately broken pipeline (next item's rows into the current buffer) fails the same check", () => {

@@ -6,8 +6,9 @@
  * buffers (O_W.. and O_B1..), so the copies run under the current item's products and inverse instead of in front of
  * them (chunked run 13: 0.09-0.14 ms of phase A's loads at K = 64 overlapped nothing). The staged item's per-row
  * values (the copied rows' scales, beta, the scalar decays) are read into registers of the threads that load them and
- * written to G only after the previous item is done with G. Everything after the loads is the core's
- * (seqc_chunk_gscalar, _mats_scalar, _inverse(_w), _scale, _load_v) and the record is split's (SeqcRec).
+ * written to G only after the previous item is done with G. alpha v's copies (into A's place) are issued right after
+ * the inverse and run under the scale pass (the core's phase A issues them after it). Everything else is the core's
+ * (seqc_chunk_gscalar, _mats_scalar, _inverse(_w), _scale, _issue_v, _scale_v) and the record is split's (SeqcRec).
  * Appended to a module only where one of its configs pipelines (CHUNK_CORE_SOURCE is unchanged).
  */
 export const CHUNK_PHASE_A_PIPE_SOURCE = String.raw`
@@ -164,9 +165,14 @@ __device__ void seqc_chunk_phase_a_p(const R& rows, char* smem, typename Cfg::T*
     __syncthreads();
     if (SeqcInvOf<Cfg>::v) seqc_chunk_inverse_w<Cfg>(s);
     else seqc_chunk_inverse<Cfg>(s);
+    // alpha v into A's place (N is dead: the inverse ends at a barrier), copied while the scale pass runs
+    seqc_chunk_issue_v<Cfg, VP, Cfg::LDVA>(rows, s, b, h, t0, T, 0);
+    seqc_cp_commit();
     seqc_chunk_scale<Cfg>(s);
+    seqc_cp_wait<0>();
     __syncthreads();
-    seqc_chunk_load_v<Cfg, VP, Cfg::LDVA>(rows, s, b, h, t0, T, 0);
+    seqc_chunk_scale_v<Cfg, VP, Cfg::LDVA>(s);
+    __syncthreads();
     // the record (split's)
     char* rec = reinterpret_cast<char*>(ws) + ((size_t)(b * nH + h) * nc + c) * Rec::BYTES;
     T_* r = reinterpret_cast<T_*>(rec);
