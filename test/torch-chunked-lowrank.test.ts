@@ -84,6 +84,14 @@ describe("torch target: the low-rank chunked backward's plans", () => {
       expect(core.kernels.map((k: { decay: string; E: number; P: number }) => [k.decay, k.E, k.P]), name).toEqual([[chain.names.decay, 1, 1]]);
       expect(core.source).toContain(`extern "C" __global__ void __launch_bounds__(${core.kernels[0].threads}, 2) ${core.kernels[0].entry}(`);
     } else expect(core, name).toBeUndefined();
+    // the fused readouts (compiler/backends/cuda/lowrank-readout.ts): both axes of the model's decay mode where it is none
+    // or scalar and a step has two events (E + P = E + R = 2)
+    const read = meta.kernels?.lowRankReadout;
+    const { E, P, R } = chain.names;
+    if (chain.names.decay !== "key" && E + P === 2 && E + R === 2) {
+      expect(read.kernels.map((k: { axis: string; decay: string; M: number }) => [k.axis, k.decay, k.M]), name).toEqual([["key", chain.names.decay, 2], ["value", chain.names.decay, 2]]);
+      for (const k of read.kernels) expect(read.source).toContain(`extern "C" __global__ void __launch_bounds__(${k.threads}, 2) ${k.entry}(`);
+    } else expect(read, name).toBeUndefined();
   }, 120_000);
 
   it("models with neither chain keep the step backward and say why", () => {
@@ -95,13 +103,13 @@ describe("torch target: the low-rank chunked backward's plans", () => {
 
 /** lowrank_backward in Python (CPU torch), every chain model run here by the interpreter. */
 /** How a glue run is asked to run its parts (seqc_chunked_lowrank's switches; readWay / augWay undefined: its defaults). */
-interface Ways { torchOps: boolean; readWay?: "plan" | "matmul"; augWay?: "plan" | "matmul" | "auto"; keyWay?: "blocks" | "halves"; layout?: "heads" | "tokens"; share?: boolean; solve?: "trsm" | "blocks"; solveBlock?: number; mm?: "fp32" | "bf16"; lean?: boolean; fused?: "recurrence" }
+interface Ways { torchOps: boolean; readWay?: "plan" | "matmul"; augWay?: "plan" | "matmul" | "auto"; keyWay?: "blocks" | "halves"; layout?: "heads" | "tokens"; share?: boolean; solve?: "trsm" | "blocks"; solveBlock?: number; mm?: "fp32" | "bf16"; lean?: boolean; fused?: "recurrence"; readout?: "recurrence" }
 
-async function pythonLowRank(model: I.Model, { names, models }: ReturnType<typeof lowRankChain>, run: RunInputs, cot: ReturnType<typeof randomCotangents>, dropStateCot: boolean, chunk: number, dtype: "float64" | "float32", { torchOps, readWay, augWay, keyWay, layout, share, solve, solveBlock, mm, lean, fused }: Ways) {
+async function pythonLowRank(model: I.Model, { names, models }: ReturnType<typeof lowRankChain>, run: RunInputs, cot: ReturnType<typeof randomCotangents>, dropStateCot: boolean, chunk: number, dtype: "float64" | "float32", { torchOps, readWay, augWay, keyWay, layout, share, solve, solveBlock, mm, lean, fused, readout }: Ways) {
   const dims = { ...run.dims };
   const { batch: B, time: T } = run;
   const case_ = {
-    names, B, T, chunk, dtype, decayWay: torchOps ? "cumsum" : "plan", passWay: torchOps ? "matmul" : "plan", readWay, augWay, keyWay, layout, share, solve, solveBlock, mm, lean, fused,
+    names, B, T, chunk, dtype, decayWay: torchOps ? "cumsum" : "plan", passWay: torchOps ? "matmul" : "plan", readWay, augWay, keyWay, layout, share, solve, solveBlock, mm, lean, fused, readout,
     ...glueTensors(model, names.state, run, cot, dropStateCot),
   };
   const parts: string[] = [];
@@ -195,6 +203,9 @@ async function checkGlue(model: I.Model, dims: Record<string, number>, chain: Re
       if (decayed) expect(got.parts.includes("decay"), label).toBe(!torchOps);
       // the fused transitions take every [I | 0] core with one low-rank pair and one pair: augF (pairs P), augA (pairs R)
       if (ways.fused) expect(got.fusedCalls, `${label}: cores that took the fused transitions`).toBe(chain.names.E === 1 ? Number(chain.names.P === 1) + Number(chain.names.R === 1) : 0);
+      // the fused readouts take every read from a start state without a per-key decay (fp32 operands): read (key axis
+      // after the step), adjoint (key and value axes after), fwd (value axis before and after)
+      if (ways.readout) expect(got.readoutCalls, `${label}: reads that took the fused readouts`).toBe(chain.names.decay === "key" ? 0 : 5);
       for (const [k, v] of Object.entries(want.inputs)) {
         expect(v.some((x) => x !== 0), `${label}: reference d ${k} is not all zero`).toBe(true);
         expect(relativeError(Float64Array.from(got.inputs[k].data), v), `${label}: d ${k}`).toBeLessThanOrEqual(ways.mm === "bf16" && dtype === "float32" && k === DECAY_INPUT[model.name] ? 3e-2 : tol);
@@ -235,10 +246,14 @@ describe.skipIf(!cpuTorch)("torch target: the low-rank glue with fused chunk tra
     // recurrence standing in for the CUDA kernel (test/torch/lowrank_glue.py; the kernel itself: test/cuda-lowrank-core-emu):
     // a ragged chunk (13: padded to 16 for a per-key decay's halves), stressed; T = 1; the tokens layout without sharing
     // and a declared initial state without a final-state cotangent in float32; float32 stressed
-    const F = { ...MA, fused: "recurrence" } as const;
+    // with the fused readouts (LR_FUSED_READ: ChunkCore's `readout` launcher, its recurrence standing in for
+    // compiler/backends/cuda/lowrank-readout.ts, checked on its own by test/cuda-lowrank-readout-emu) in every case but
+    // the second, and alone in the last (the transitions' torch ops feeding it, the tokens layout without sharing)
+    const F = { ...MA, fused: "recurrence", readout: "recurrence" } as const;
     const cases: GlueCase[] = [
-      [2, 23, true, false, 13, "float64", F, true], [1, 1, true, false, 64, "float64", F, false],
+      [2, 23, true, false, 13, "float64", F, true], [1, 1, true, false, 64, "float64", { ...F, readout: undefined }, false],
       [3, 11, false, true, 4, "float32", { ...F, layout: "tokens", share: false }, false], [2, 29, true, false, 16, "float32", F, true],
+      [2, 19, true, false, 8, "float32", { ...MA, readout: "recurrence", layout: "tokens", share: false }, true],
     ];
     await checkGlue(model, dims, chain, cases);
   }, 240_000);

@@ -104,6 +104,12 @@ LR_LEAN = True
 # no / a scalar / a per-key decay; float32 tensors and bf16 tensors (the chain runs them in fp32); LR_MM "fp32") or
 # "torch" (ChunkCore's torch ops, the reference; everything else, float64 included, always runs them).
 LR_FUSED = "cuda"
+# How ChunkCore's readouts from known start states (read, adjoint, fwd: ChunkCore.read) run: "cuda" (one fused kernel
+# per chunk and (axis, before / after) group, compiler/backends/cuda/lowrank-readout.ts, the module's
+# "kernels"."lowRankReadout", where one of its configurations matches: fp32, C = K = V = 64, two events per step (one
+# low-rank pair and one pair), no or a scalar decay; LR_MM "fp32") or "torch" (ChunkCore's torch ops, the reference;
+# everything else, float64 and per-key decays included, always runs them). "torch" until measured on the card.
+LR_FUSED_READ = "torch"
 
 
 class _section:
@@ -258,10 +264,12 @@ class ChunkCore:
     tensors'); eye: S0 None and the start state [I | 0] of width `eye` (the chunk transitions; its products folded
     away); a pair's values narrower than the state are [0 | v] (zeros in front); fused: None or a launcher of the
     fused chunk transitions (fused_launcher: with eye, lean, one low-rank pair and one pair, no bf16 operands, the reads
-    and the end state come from its kernel where it has a matching one). Steps past a chunk's end are zero vectors with
+    and the end state come from its kernel where it has a matching one); readout: None or a launcher of the fused
+    readouts (readout_launcher: read() from a start state, no bf16 operands, where it has a matching kernel; kept by
+    restart()). Steps past a chunk's end are zero vectors with
     zero log decay. .r: the low-rank reads; .read(axis, after, vecs) the readouts; .end() the end states."""
 
-    def __init__(self, S0, ld, low_rank, pairs, block=None, key_way=None, mm=None, eye=None, lean=None, fused=None):
+    def __init__(self, S0, ld, low_rank, pairs, block=None, key_way=None, mm=None, eye=None, lean=None, fused=None, readout=None):
         first = low_rank[0][0] if low_rank else pairs[0][0]
         if S0 is None:
             if eye is None:
@@ -274,6 +282,7 @@ class ChunkCore:
         self.dtype, self.device = first.dtype, first.device
         self.mm = mm if mm is not None and self.dtype != torch.float64 and mm != self.dtype else None
         self.S0 = S0
+        self.readout = readout
         self._lo = {}
         self.mode = "none" if ld is None else ("scalar" if ld.shape[2] == 1 else "key")
         key_way = key_way or LR_KEY
@@ -576,9 +585,10 @@ class ChunkCore:
             return []
         oq = 1 if after else 0
         Q = torch.stack([self._pad(v) for v in vecs], 2)
-        if axis == "key":
+        out = self._fused_read(axis, oq, Q)
+        if out is None and axis == "key":
             out = self._key_read(Q, oq)
-        else:
+        elif out is None:
             N, Cp, K, V, mq = self.N, self.Cp, self.K, self.V, Q.shape[2]
             if self.S0 is None:  # [I | 0]: x = z's first K entries
                 x = Q[..., :K]
@@ -589,6 +599,18 @@ class ChunkCore:
             M = bmm(Q.reshape(N, Cp * mq, V), self.lo("VV", "values", self.VV).reshape(N, Cp * self.mk, V).transpose(1, 2), self.m("values"))
             out = x + self.mix(M, oq)
         return [out[:, : self.C, i] for i in range(len(vecs))]
+
+    def _fused_read(self, axis, oq, Q):
+        """read()'s [N, Cp, mq, w] by the fused readouts kernel (self.readout); None where it does not take this read."""
+        if self.readout is None or self.S0 is None or self.mode == "key" or self.mm is not None:
+            return None
+        N, Cp, K, V = self.N, self.Cp, self.K, self.V
+        EA, EB = (self.KK, self.VV) if axis == "key" else (self.VV, self.KK)
+        out = torch.empty([N, Cp, Q.shape[2], V if axis == "key" else K], dtype=self.dtype, device=self.device)
+        G = self.G if self.mode != "none" else None
+        if not self.readout(axis, oq, self.mode, Cp, K, V, self.mk, Q.contiguous(), EA, EB, self.S0, G, out):
+            return None
+        return out
 
     def end(self):
         """[N, K, V]: the state after the chunk's C steps."""
@@ -609,7 +631,7 @@ class ChunkCore:
         return baddbmm(S, KK.reshape(N, Cp * mk, K).transpose(1, 2), self.lo("VV", "end", self.VV).reshape(N, Cp * mk, V), self.m("end"))
 
 
-def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state, inputs, params, outputs, dtype, device, chunk=None, decay_way=None, pass_way=None, read_way=None, aug_way=None, can_chunk=None, key_way=None, layout=None, share=None, mm=None, lean=None, fused=None):
+def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state, inputs, params, outputs, dtype, device, chunk=None, decay_way=None, pass_way=None, read_way=None, aug_way=None, can_chunk=None, key_way=None, layout=None, share=None, mm=None, lean=None, fused=None, readout=None):
     """Gradients of the forward's inputs, params and the matrix state's initial value through the low-rank chain.
 
     n: the chain's names (<Model>.torch.json "chunked"."lowRank"); run(part, dims, inputs, initial_state, B, T)
@@ -624,7 +646,8 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
     layout: "heads" / "tokens", the timeline's layout (None: LR_LAYOUT); share: whether the readouts reuse the
     transitions' ChunkCore (None: LR_SHARE); mm: the dtype of ChunkCore's product operands (None: dtype; see LR_MM and
     mm_dtype); lean: LR_LEAN's fewer copies (None: LR_LEAN); fused: the fused chunk transitions' launcher (fused_launcher;
-    None: ChunkCore's torch ops). Returns ({input: grad}, {param: grad}, dS0)."""
+    None: ChunkCore's torch ops); readout: the fused readouts' launcher (readout_launcher; None: ChunkCore's torch ops).
+    Returns ({input: grad}, {param: grad}, dS0)."""
     chunk = LR_CHUNK if chunk is None else chunk
     read_way, aug_way, key_way, layout = read_way or LR_READ, aug_way or LR_AUG, key_way or LR_KEY, layout or LR_LAYOUT
     share = LR_SHARE if share is None else share
@@ -737,7 +760,7 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
         S = S_starts.reshape(B * nC * H, S_starts.shape[-2], S_starts.shape[-1]) if S_starts is not None else None
         return ChunkCore(S, ld, [(rows(ins["x_u%d" % e]), rows(ins["x_w%d" % e])) for e in range(E)],
                          [(rows(ins["x_k%d" % p]), rows(ins["x_v%d" % p])) for p in range(pairs)], key_way=key_way, mm=mm, eye=eye, lean=lean,
-                         fused=fused if eye is not None else None)
+                         fused=fused if eye is not None else None, readout=readout)
 
     def readouts_of(part, cc, ins):
         """Part `part`'s outputs (LR_READS) from ChunkCore cc, as lines; reads of one axis and side in one product."""
@@ -1020,6 +1043,48 @@ def fused_launcher(m, device, way=None):
     return launch
 
 
+def readout_launcher(m, device, way=None):
+    """The fused readouts of module m on `device` (LR_FUSED_READ, or way, "cuda"; the module's "kernels"."lowRankReadout",
+    compiler/backends/cuda/lowrank-readout.ts) as ChunkCore's `readout`: launch(axis, oq, mode, C, K, V, M, Q, EA, EB, S0,
+    G, OUT) -> True where a kernel of the module matches (axis, decay mode, C, K, V, M; float32 tensors), after launching
+    it on the current stream (OUT [N, C, mq, w] written); False where none does (ChunkCore then runs its torch ops).
+    None: no kernels (LR_FUSED_READ "torch", not CUDA, or a module built without them)."""
+    way = way or LR_FUSED_READ
+    if way not in ("cuda", "torch"):
+        raise ValueError("LR_FUSED_READ %r: one of cuda, torch" % (way,))
+    spec = (getattr(m, "meta", None) or {}).get("kernels", {}).get("lowRankReadout")
+    if way == "torch" or device.type != "cuda" or spec is None:
+        return None
+    cache = m.__dict__.setdefault("_lowrank_read_kernels", {})
+    if device.index not in cache:
+        cache[device.index] = _chunked._cuda.KernelModule(spec, "%s lowRankReadout" % m.name, device.index)
+    km = cache[device.index]
+
+    def launch(axis, oq, mode, C, K, V, M, Q, EA, EB, S0, G, OUT):
+        k = next((k for k in km.kernels if k["op"] == "readout" and k["axis"] == axis and k["decay"] == mode and (k["C"], k["K"], k["V"], k["M"]) == (C, K, V, M)), None)
+        if k is None:
+            return False
+        A, W = (K, V) if axis == "key" else (V, K)
+        N, mq = Q.shape[0], Q.shape[2]
+        ts = [Q, EA, EB, S0, OUT] + ([G] if G is not None else [])
+        if any(x.dtype != torch.float32 or x.device != device for x in ts):
+            return False
+        ts = [x.contiguous() for x in ts]
+        Q, EA, EB, S0, OUT_c = ts[:5]
+        if OUT_c is not OUT:
+            raise ValueError("lowRankReadout %s: OUT must be contiguous" % k["entry"])
+        G = ts[5] if G is not None else None
+        if tuple(Q.shape) != (N, C, mq, A) or tuple(EA.shape) != (N, C, M, A) or tuple(EB.shape) != (N, C, M, W) or tuple(S0.shape) != (N, K, V) or \
+                tuple(OUT.shape) != (N, C, mq, W) or (G is not None and tuple(G.shape) != (N, C + 1, 1)) or oq not in (0, 1):
+            raise ValueError("lowRankReadout %s: shapes Q %s EA %s EB %s S0 %s G %s OUT %s oq %r, expected [N, C, mq, %d], [N, C, M, %d], [N, C, M, %d], [N, K, V], [N, C + 1, 1], [N, C, mq, %d] with N %d C %d K %d V %d M %d" % (
+                k["entry"], list(Q.shape), list(EA.shape), list(EB.shape), list(S0.shape), None if G is None else list(G.shape), list(OUT.shape), oq, A, A, W, W, N, C, K, V, M))
+        with torch.cuda.device(device):
+            km.launch(k, (N, 1), [("ptr", x.data_ptr()) for x in (Q, EA, EB, S0)] + [("ptr", G.data_ptr() if G is not None else 0), ("ptr", OUT.data_ptr()), ("u32", N), ("u32", oq), ("u32", mq)],
+                      torch.cuda.current_stream(device).cuda_stream)
+        return True
+    return launch
+
+
 def mm_dtype(given_dtypes, dtype, way=None):
     """The dtype of ChunkCore's product operands (LR_MM, or way): None (the compute dtype `dtype`) or torch.bfloat16;
     given_dtypes: the dtypes of the tensors given to the forward (None where absent)."""
@@ -1048,7 +1113,7 @@ def backward(ctx, m, flat, grads):
     dtypes = [x.dtype if x is not None else None for x in flat][:given_n]
     key = ("lowrank-backward", ctx.B, ctx.T, tuple(sorted(ctx.dims.items())), ctx.dtype, tuple(ctx.need), given_n,
            LR_CHUNK, LR_DECAY, LR_PASS, LR_SEQ_FORM, LR_READ, LR_AUG, LR_KEY, BLOCK, LR_LAYOUT, LR_SHARE, LR_SOLVE, SOLVE_BLOCK,
-           LR_MM, tuple(LR_MM_PARTS), LR_LEAN, LR_FUSED)
+           LR_MM, tuple(LR_MM_PARTS), LR_LEAN, LR_FUSED, LR_FUSED_READ)
     nf = len(flat)
 
     def body(*args):
@@ -1095,7 +1160,7 @@ def backward_eager(ctx, m, flat, grads, convert=True):
         n, run, B, T, shape(state), given, sts.get(n["state"]), cot_out, cot_state,
         [(t["name"], shape(t)) for t in m.inputs if t["name"] in given], [(t["name"], shape(t)) for t in m.params], [(t["name"], shape(t)) for t in m.outputs], dtype, device,
         can_chunk=lambda part, cdims, b, t: dtype == torch.float32 and m.runner(prefix + part, device).can_run(cdims, b, t, "chunked"), mm=mm,
-        fused=fused_launcher(m, device) if dtype == torch.float32 else None)
+        fused=fused_launcher(m, device) if dtype == torch.float32 else None, readout=readout_launcher(m, device) if dtype == torch.float32 else None)
     need = ctx.need
     res = []
     for i, t in enumerate(m.inputs):

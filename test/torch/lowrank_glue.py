@@ -3,13 +3,16 @@ CPU torch (float64, the real torch ops) with every chain model run by the test's
 protocol: this prints {"run": part, ...} and reads {"outputs", "final"} back; at the end it prints the gradients.
 Input (first line of stdin): {"names", "B", "T", "stateShape", "given", "S0", "cotOutputs", "cotState", "inputs",
 "params", "outputs", "chunk", "dtype", "decayWay", "passWay", "readWay",
-"augWay", "keyWay", "layout", "share", "solve", "solveBlock", "mm", "lean", "fused"} with tensors as {"shape": [...], "data": [...]}; dtype "float32" runs the glue in
+"augWay", "keyWay", "layout", "share", "solve", "solveBlock", "mm", "lean", "fused", "readout"} with tensors as {"shape": [...], "data": [...]}; dtype "float32" runs the glue in
 float32 (the interpreter's results rounded to float32 on the way in); mm "bf16": ChunkCore's product operands rounded
 to bf16 (fp32 sums, seqc_chunked_lowrank.LR_MM); lean: LR_LEAN (None: the default); fused "recurrence": ChunkCore's
 `fused` launcher (seqc_chunked_lowrank.fused_launcher's contract) computed here by the recurrence itself, step by step in
 torch ops (an implementation independent of ChunkCore's products, standing in for the CUDA kernel of
 compiler/backends/cuda/lowrank-core.ts, which test/cuda-lowrank-core-emu.test.ts checks on its own); the output then
-also has "fusedCalls", how many cores took it."""
+also has "fusedCalls", how many cores took it; readout "recurrence": ChunkCore's `readout` launcher
+(seqc_chunked_lowrank.readout_launcher's contract: ChunkCore.read from a start state) by the recurrence from S_0 step by
+step, standing in for compiler/backends/cuda/lowrank-readout.ts (test/cuda-lowrank-readout-emu.test.ts checks it);
+"readoutCalls": how many reads took it."""
 
 import json
 import os
@@ -55,6 +58,32 @@ def recurrence_transitions(calls):
     return launch
 
 
+def recurrence_readouts(calls):
+    """A `readout` launcher for ChunkCore: OUT[:, a, x] = S_{a+oq}^T Q[:, a, x] (key axis; EA the keys, EB the values) or
+    S_{a+oq} Q[:, a, x] (value axis; EA the values, EB the keys) with S_t = exp(G_t - G_{t-1}) S_{t-1} + sum_y kk_{t,y}
+    vv_{t,y}^T from S_0, any C, K, V, M."""
+
+    def launch(axis, oq, mode, C, K, V, M, Q, EA, EB, S0, G, OUT):
+        assert mode in ("none", "scalar") and (G is None) == (mode == "none")
+        KK, VV = (EA, EB) if axis == "key" else (EB, EA)
+        assert tuple(KK.shape[1:]) == (C, M, K) and tuple(VV.shape[1:]) == (C, M, V) and tuple(OUT.shape[:2]) == (Q.shape[0], C)
+        S = S0.clone()
+
+        def read(t):
+            OUT[:, t] = torch.einsum("nxk,nkv->nxv", Q[:, t], S) if axis == "key" else torch.einsum("nxv,nkv->nxk", Q[:, t], S)
+        for t in range(C):
+            if oq == 0:
+                read(t)
+            if G is not None:
+                S = S * torch.exp(G[:, t + 1] - G[:, t])[:, :, None]
+            S = S + torch.einsum("nyk,nyv->nkv", KK[:, t], VV[:, t])
+            if oq == 1:
+                read(t)
+        calls.append(axis)
+        return True
+    return launch
+
+
 def main():
     case = json.loads(sys.stdin.readline())
     B, T = case["B"], case["T"]
@@ -66,14 +95,16 @@ def main():
 
     calls = []
     fused = recurrence_transitions(calls) if case.get("fused") == "recurrence" else None
+    rcalls = []
+    readout = recurrence_readouts(rcalls) if case.get("readout") == "recurrence" else None
     gin, gpar, dS0 = seqc_chunked_lowrank.lowrank_backward(
         case["names"], run, B, T, case["stateShape"], {k: arr(v) for k, v in case["given"].items()}, arr(case.get("S0")),
         {k: arr(v) for k, v in case["cotOutputs"].items()}, arr(case.get("cotState")),
         case["inputs"], case["params"], case["outputs"], DTYPE[0], torch.device("cpu"), case["chunk"], case.get("decayWay"), case.get("passWay"),
         case.get("readWay"), case.get("augWay"), key_way=case.get("keyWay"),
         layout=case.get("layout"), share=case.get("share"),
-        mm=seqc_chunked_lowrank.mm_dtype([], DTYPE[0], case.get("mm") or "fp32"), lean=case.get("lean"), fused=fused)
-    sys.stdout.write(json.dumps({"done": True, "fusedCalls": len(calls), "inputs": {k: enc(v) for k, v in gin.items()}, "params": {k: enc(v) for k, v in gpar.items()}, "dS0": enc(dS0)}) + "\n")
+        mm=seqc_chunked_lowrank.mm_dtype([], DTYPE[0], case.get("mm") or "fp32"), lean=case.get("lean"), fused=fused, readout=readout)
+    sys.stdout.write(json.dumps({"done": True, "fusedCalls": len(calls), "readoutCalls": len(rcalls), "inputs": {k: enc(v) for k, v in gin.items()}, "params": {k: enc(v) for k, v in gpar.items()}, "dS0": enc(dS0)}) + "\n")
 
 
 main()

@@ -7,7 +7,9 @@
  * `chunked` entry is `{ lowRank: names, parts }` (the WebGPU classes' training plans use the same key). With one
  * low-rank pair per micro-step the module also gets the fused chunk transitions (`kernels.lowRankCore`,
  * compiler/backends/cuda/lowrank-core.ts: the configurations of the model's decay mode), which the glue launches where
- * one matches (seqc_chunked_lowrank.py LR_FUSED).
+ * one matches (seqc_chunked_lowrank.py LR_FUSED); with no or a scalar decay also the fused readouts from the chunk start
+ * states (`kernels.lowRankReadout`, compiler/backends/cuda/lowrank-readout.ts: both axes of the model's decay mode,
+ * M = E + P events, which must equal E + R for the adjoint; LR_FUSED_READ).
  */
 import * as I from "../../ir/types.ts";
 import type { CudaModelPlan } from "../../../runtime/cuda/plan.ts";
@@ -15,6 +17,7 @@ import { lowerCuda, lowerCudaF64 } from "../cuda/plan.ts";
 import { trainingLowRankChain } from "../../grad/training.ts";
 import { LR_PARTS, type LrChainNames, type LrPart } from "../../../runtime/chunked-backward-lowrank.ts";
 import { LOWRANK_CORE_CONFIGS, lowRankCoreModule } from "../cuda/lowrank-core.ts";
+import { LOWRANK_READ_CONFIGS, lowRankReadModule } from "../cuda/lowrank-readout.ts";
 import type { TorchKernelModule } from "./chain-plans.ts";
 
 /** The low-rank chain in a torch module: its names and the parts that have plans (`chain:<part>`). */
@@ -39,6 +42,10 @@ export function lowRankChainPlans(model: I.Model, dims: Record<string, number>, 
   }
   const configs = LOWRANK_CORE_CONFIGS.filter((c) => c.decay === chain.names.decay);
   // TorchKernelModule's kernels are typed as the rows readout's; the runtime reads only entry, threads, sharedBytes and each module's own keys
-  const kernels = chain.names.E === 1 && configs.length ? { lowRankCore: lowRankCoreModule(configs) as unknown as TorchKernelModule } : undefined;
-  return { plans, chunked: { lowRank: chain.names, parts }, ...(kernels ? { kernels } : {}) };
+  const kernels: Record<string, TorchKernelModule> = {};
+  if (chain.names.E === 1 && configs.length) kernels.lowRankCore = lowRankCoreModule(configs) as unknown as TorchKernelModule;
+  const { E, P, R } = chain.names;
+  const reads = LOWRANK_READ_CONFIGS.filter((c) => c.decay === chain.names.decay && c.M === E + P && c.M === E + R);
+  if (reads.length) kernels.lowRankReadout = lowRankReadModule(reads) as unknown as TorchKernelModule;
+  return { plans, chunked: { lowRank: chain.names, parts }, ...(Object.keys(kernels).length ? { kernels } : {}) };
 }

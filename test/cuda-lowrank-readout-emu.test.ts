@@ -1,0 +1,208 @@
+/**
+ * The low-rank chunk readouts kernel (compiler/backends/cuda/lowrank-readout.ts; runtime/torch/seqc_chunked_lowrank.py
+ * LR_FUSED_READ "cuda") on the CPU emulation of CUDA (test/cuda-emu/emu.h) against the recurrence itself in float64:
+ *   S_t = exp(ld_t) S_{t-1} + sum_y kk_{t,y} vv_{t,y}^T,  key axis y_a = S_{a+oq}^T q_a,  value axis x_a = S_{a+oq} z_a
+ * from a random start state S_0, every read before (oq = 0) and after (oq = 1) its step, one and two query vectors per
+ * step: no decay and a scalar log decay down to -20 per step, padded tails (zero events, zero log decay), one step in
+ * use, small configurations (C 16 / 32 / 48, K != V, M 1 / 2 / 3) and the shipped C = K = V = 64, M = 2 ones; deliberately
+ * broken copies (the outputs skip the last step's events of their tile; the mask lets a read see its own step before it)
+ * must fail; nvcc -cubin for sm_90 where installed: no spills, registers within two blocks an SM.
+ */
+import { describe, expect, it } from "vitest";
+import { execFileSync, spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { LOWRANK_READ_CONFIGS, lowRankReadModule, type LowRankReadConfig, type LowRankReadKernel } from "../compiler/backends/cuda/lowrank-readout.ts";
+import { findNvcc } from "../compiler/backends/cuda/nvcc.ts";
+import { relativeError } from "../compiler/io/manifest.ts";
+import { compileEmu, EMU_READF } from "./cuda-emu/harness.ts";
+import { rng } from "./helpers/random.ts";
+
+const gpp = spawnSync("g++", ["--version"]).status === 0;
+if (!gpp) console.warn("cuda-lowrank-readout-emu.test: g++ is not installed, so the emulated runs are skipped");
+const HERE = join(import.meta.dirname, "cuda-emu");
+
+interface Data { N: number; mq: number; KK: Float64Array; VV: Float64Array; Q: Float64Array; S0: Float64Array; G: Float64Array }
+
+/** N chunks in ChunkCore's layouts: KK [N, C, M, K], VV [N, C, M, V], S0 [N, K, V], G [N, C + 1, 1] (float32-rounded
+ * prefix sums of log decays uniform in [minLd, 0]), Q [N, C, mq, A] (A = K on the key axis, V on the value axis); steps
+ * past `used` are padding (zero events and queries, zero log decay). Every value float32-exact. */
+function data(c: LowRankReadConfig, N: number, mq: number, used: number, minLd: number, seed: number): Data {
+  const { C, K, V, M } = c, A = c.axis === "key" ? K : V;
+  const r = rng(seed), f = Math.fround;
+  const KK = new Float64Array(N * C * M * K), VV = new Float64Array(N * C * M * V), Q = new Float64Array(N * C * mq * A);
+  const S0 = Float64Array.from({ length: N * K * V }, () => f(2 * r()));
+  const G = new Float64Array(N * (C + 1));
+  for (let n = 0; n < N; n++) {
+    let acc = 0;
+    for (let s = 0; s < C; s++) {
+      const on = s < used;
+      for (let x = 0; x < M * K; x++) KK[(n * C + s) * M * K + x] = on ? f((2 * r()) / Math.sqrt(K)) : 0;
+      for (let x = 0; x < M * V; x++) VV[(n * C + s) * M * V + x] = on ? f(2 * r()) : 0;
+      for (let x = 0; x < mq * A; x++) Q[(n * C + s) * mq * A + x] = on ? f(2 * r()) : 0;
+      if (c.decay !== "none" && on) acc = f(acc + f((r() + 0.5) * minLd));
+      G[n * (C + 1) + s + 1] = acc;
+    }
+  }
+  return { N, mq, KK, VV, Q, S0, G };
+}
+
+/** The recurrence in float64: OUT [N, C, mq, B]. */
+function reference(c: LowRankReadConfig, d: Data, oq: number): Float64Array {
+  const { C, K, V, M } = c, key = c.axis === "key", A = key ? K : V, B = key ? V : K, mq = d.mq;
+  const out = new Float64Array(d.N * C * mq * B);
+  const S = new Float64Array(K * V);
+  const read = (n: number, a: number) => {
+    for (let x = 0; x < mq; x++)
+      for (let j = 0; j < B; j++) {
+        let s = 0;
+        for (let i = 0; i < A; i++) s += d.Q[((n * C + a) * mq + x) * A + i] * (key ? S[i * V + j] : S[j * V + i]);
+        out[((n * C + a) * mq + x) * B + j] = s;
+      }
+  };
+  for (let n = 0; n < d.N; n++) {
+    S.set(d.S0.subarray(n * K * V, (n + 1) * K * V));
+    for (let t = 0; t < C; t++) {
+      if (oq === 0) read(n, t);
+      const e = Math.exp(d.G[n * (C + 1) + t + 1] - d.G[n * (C + 1) + t]);
+      for (let i = 0; i < K; i++)
+        for (let j = 0; j < V; j++) {
+          let s = e * S[i * V + j];
+          for (let y = 0; y < M; y++) s += d.KK[((n * C + t) * M + y) * K + i] * d.VV[((n * C + t) * M + y) * V + j];
+          S[i * V + j] = s;
+        }
+      if (oq === 1) read(n, t);
+    }
+  }
+  return out;
+}
+
+/** An emulator executable for a module: argv dir (Q, EA, EB, S0, G, OUT .bin float32), entry, N, threads, smem, oq, mq; writes OUT.out. */
+function buildEmu(source: string, kernels: LowRankReadKernel[]): string {
+  const tramp = kernels.map((k) => `static void body_${k.entry}() { ${k.entry}((const float*)P[0], (const float*)P[1], (const float*)P[2], (const float*)P[3], (const float*)P[4], (float*)P[5], NN, OQ, MQ); }`);
+  const main = `
+static void* P[6]; static unsigned NN, OQ, MQ;
+${tramp.join("\n")}
+${EMU_READF}
+int main(int argc, char** argv) {
+  std::string dir = argv[1], entry = argv[2];
+  NN = (unsigned)atoi(argv[3]);
+  unsigned threads = (unsigned)atoi(argv[4]), smem = (unsigned)atoi(argv[5]);
+  OQ = (unsigned)atoi(argv[6]); MQ = (unsigned)atoi(argv[7]);
+  std::vector<char> b[6] = {readf(dir + "/Q.bin"), readf(dir + "/EA.bin"), readf(dir + "/EB.bin"), readf(dir + "/S0.bin"), readf(dir + "/G.bin"), readf(dir + "/OUT.bin")};
+  for (int i = 0; i < 6; ++i) P[i] = b[i].data();
+  void (*fn)() = nullptr;
+${kernels.map((k) => `  if (entry == "${k.entry}") fn = body_${k.entry};`).join("\n")}
+  if (!fn) { fprintf(stderr, "no entry %s\\n", entry.c_str()); return 2; }
+  emu::Dim g; g.x = NN; emu::Dim blk; blk.x = threads;
+  emu::launch(fn, g, blk, smem);
+  FILE* f = fopen((dir + "/OUT.out").c_str(), "wb"); fwrite(b[5].data(), 1, b[5].size(), f); fclose(f);
+  return 0;
+}
+`;
+  const full = `// emu.h ${createHash("sha1").update(readFileSync(join(HERE, "emu.h"))).digest("hex")}\n#include "${join(HERE, "emu.h")}"\n#include <string>\n${source}\n${main}`;
+  return compileEmu(full, "lowrank-readout");
+}
+
+/** The kernel's OUT on the emulation: the key axis takes EA = KK, EB = VV; the value axis EA = VV, EB = KK. */
+function runEmu(bin: string, k: LowRankReadKernel, d: Data, oq: number): Float64Array {
+  const dir = mkdtempSync(join(tmpdir(), "seqc-lrread-"));
+  try {
+    const f32 = (x: Float64Array) => Buffer.from(Float32Array.from(x).buffer);
+    const key = k.axis === "key", B = key ? k.V : k.K;
+    writeFileSync(join(dir, "Q.bin"), f32(d.Q));
+    writeFileSync(join(dir, "EA.bin"), f32(key ? d.KK : d.VV));
+    writeFileSync(join(dir, "EB.bin"), f32(key ? d.VV : d.KK));
+    writeFileSync(join(dir, "S0.bin"), f32(d.S0));
+    writeFileSync(join(dir, "G.bin"), k.decay === "none" ? Buffer.alloc(4) : f32(d.G));
+    writeFileSync(join(dir, "OUT.bin"), f32(new Float64Array(d.N * k.C * d.mq * B).fill(NaN))); // the kernel must write every output
+    execFileSync(bin, [dir, k.entry, String(d.N), String(k.threads), String(k.sharedBytes), String(oq), String(d.mq)], { stdio: "pipe" });
+    const raw = readFileSync(join(dir, "OUT.out"));
+    return Float64Array.from(new Float32Array(raw.buffer, raw.byteOffset, raw.byteLength / 4));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function error(k: LowRankReadKernel, bin: string, d: Data, oq: number): number {
+  const got = runEmu(bin, k, d, oq);
+  expect(got.every(Number.isFinite), `${k.entry} oq=${oq}: finite outputs`).toBe(true);
+  return relativeError(got, reference(k, d, oq));
+}
+
+const SMALL: LowRankReadConfig[] = [
+  { axis: "key", decay: "none", C: 16, K: 8, V: 12, M: 2 },
+  { axis: "value", decay: "scalar", C: 32, K: 12, V: 20, M: 1 },
+  { axis: "key", decay: "scalar", C: 48, K: 16, V: 8, M: 3 },
+  { axis: "value", decay: "none", C: 16, K: 20, V: 4, M: 2 },
+];
+
+describe.skipIf(!gpp)("low-rank chunk readouts kernel on the CPU emulation vs the float64 recurrence", () => {
+  it("small configurations: both axes, before / after the step, one and two query vectors, log decays to -20, padded tails, one step in use", () => {
+    const m = lowRankReadModule(SMALL);
+    const bin = buildEmu(m.source, m.kernels);
+    for (const [i, k] of m.kernels.entries())
+      for (const [used, mq, minLd] of [[k.C, 2, -1], [k.C - 3, 1, -20], [1, 2, -20], [k.C, 1, -0.1]] as const)
+        for (const oq of [0, 1]) {
+          const e = error(k, bin, data(k, 3, mq, used, minLd, 11 + 7 * i + used + mq), oq);
+          expect(e, `${k.entry} used=${used} mq=${mq} oq=${oq} ld>=${minLd}`).toBeLessThan(1e-5);
+        }
+  }, 200_000);
+
+  it("the shipped configurations (C = K = V = 64, M = 2): no decay and scalar, both axes, full and padded chunks", () => {
+    const m = lowRankReadModule();
+    expect(m.kernels.map((k) => `${k.axis} ${k.decay}`)).toEqual(["key none", "value none", "key scalar", "value scalar"]);
+    const bin = buildEmu(m.source, m.kernels);
+    for (const [i, k] of m.kernels.entries())
+      for (const [used, mq, oq, minLd] of [[64, 2, 1, -1], [37, 1, 0, -20]] as const) {
+        const e = error(k, bin, data(k, 2, mq, used, minLd, 5 + i + used), oq);
+        expect(e, `${k.entry} used=${used} mq=${mq} oq=${oq}`).toBeLessThan(1e-5);
+      }
+  }, 200_000);
+
+  it("deliberately broken copies fail: the outputs skip their tile's last step's events; a read sees its own step before it", () => {
+    const k0 = SMALL[2];
+    const skip = lowRankReadModule([k0], (src) => {
+      expect(src).toContain("const u32 ne = (4u * ta + 4u)");
+      return src.replace("const u32 ne = (4u * ta + 4u)", "const u32 ne = (4u * ta + 3u)");
+    });
+    const e1 = error(skip.kernels[0], buildEmu(skip.source, skip.kernels), data(k0, 2, 2, k0.C, -1, 3), 1);
+    expect(e1).toBeGreaterThan(1e-2);
+    const mask = lowRankReadModule([k0], (src) => {
+      expect(src).toContain("cs < a + oq ?");
+      return src.replace("cs < a + oq ?", "cs <= a + oq ?");
+    });
+    const e2 = error(mask.kernels[0], buildEmu(mask.source, mask.kernels), data(k0, 2, 2, k0.C, -1, 3), 0);
+    expect(e2).toBeGreaterThan(1e-2);
+  }, 100_000);
+
+  it("configurations that do not fit are refused; the shipped ones fit two blocks an SM (<= 113 KiB each)", () => {
+    expect(() => lowRankReadModule([{ axis: "key", decay: "none", C: 64, K: 10, V: 20, M: 2 }])).toThrow(/multiples of 4/);
+    expect(() => lowRankReadModule([{ axis: "key", decay: "none", C: 80, K: 8, V: 8, M: 2 }])).toThrow(/C <= 64/);
+    expect(() => lowRankReadModule([{ axis: "key", decay: "none", C: 64, K: 128, V: 128, M: 4 }])).toThrow(/shared memory/);
+    for (const k of lowRankReadModule().kernels) expect(k.sharedBytes, k.entry).toBeLessThanOrEqual(113 * 1024);
+  });
+
+  it.skipIf(!findNvcc())("nvcc -cubin compiles the shipped module for sm_90; ptxas: no spills, <= 128 registers (two 256-thread blocks an SM)", () => {
+    const m = lowRankReadModule(LOWRANK_READ_CONFIGS);
+    const dir = mkdtempSync(join(tmpdir(), "seqc-lrread-ptxas-"));
+    try {
+      writeFileSync(join(dir, "k.cu"), m.source);
+      const r = spawnSync("nice", ["-n", "19", findNvcc()!, "-cubin", "-arch=sm_90", "-std=c++17", "-Xptxas", "-v", "-o", join(dir, "k.cubin"), join(dir, "k.cu")], { encoding: "utf8" });
+      expect(r.status, r.stderr).toBe(0);
+      for (const k of m.kernels) {
+        const at = r.stderr.indexOf(`entry function '${k.entry}'`);
+        expect(at, k.entry).toBeGreaterThanOrEqual(0);
+        const tail = r.stderr.slice(at);
+        const spill = /(\d+) bytes spill stores, (\d+) bytes spill loads/.exec(tail), regs = /Used (\d+) registers/.exec(tail);
+        expect(spill && regs, k.entry).toBeTruthy();
+        expect([Number(spill![1]), Number(spill![2])], `${k.entry} spills`).toEqual([0, 0]);
+        expect(Number(regs![1]), `${k.entry} registers`).toBeLessThanOrEqual(128);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 200_000);
+});
