@@ -1,7 +1,9 @@
 /**
- * A module directory built before (bench/torch/build-chunked.ts) with only the fused chunk transitions replaced: each
+ * A module directory built before (bench/torch/build-chunked.ts) with only the fused chunk kernels replaced: each
  * <Model>.torch.json's "kernels"."lowRankCore" rebuilt from this tree's compiler/backends/cuda/lowrank-core.ts (the
- * configurations of the decay modes it had; source, kernels and an sm_90 cubin by nvcc) and runtime/torch/
+ * configurations of the decay modes it had; source, kernels and an sm_90 cubin by nvcc), "kernels"."lowRankReadout"
+ * from compiler/backends/cuda/lowrank-readout.ts (the configurations chain-plans-lowrank.ts gives the model's chain,
+ * added where the build had none) and runtime/torch/
  * seqc_chunked_lowrank.py copied from this tree; every other file and JSON field as it was. For an A/B run of the kernel
  * alone (bench/torch/lowrank_kernel_bench.py, lowrank-run.sh) without rebuilding the chunked plans (minutes of nvcc).
  *
@@ -12,6 +14,7 @@ import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { LOWRANK_CORE_CONFIGS, lowRankCoreModule, type LowRankCoreKernel } from "../../compiler/backends/cuda/lowrank-core.ts";
+import { LOWRANK_READ_CONFIGS, lowRankReadModule } from "../../compiler/backends/cuda/lowrank-readout.ts";
 import { findNvcc } from "../../compiler/backends/cuda/nvcc.ts";
 
 const [SRC, OUT] = process.argv.slice(2);
@@ -42,13 +45,20 @@ function copyTree(a: string, b: string): void {
 copyTree(SRC, OUT);
 copyFileSync(join(import.meta.dirname, "../../runtime/torch/seqc_chunked_lowrank.py"), join(OUT, "seqc_chunked_lowrank.py"));
 for (const f of readdirSync(SRC).filter((x) => x.endsWith(".torch.json"))) {
-  const meta = JSON.parse(readFileSync(join(SRC, f), "utf8")) as { kernels?: Record<string, { kernels: LowRankCoreKernel[]; source: string; cubin?: Record<string, string> }> };
+  const meta = JSON.parse(readFileSync(join(SRC, f), "utf8")) as { kernels?: Record<string, { kernels: LowRankCoreKernel[] | object[]; source: string; cubin?: Record<string, string> }>; chunked?: { lowRank?: { decay: string; E: number; P: number; R: number } } };
   const old = meta.kernels?.lowRankCore;
   if (old) {
-    const modes = new Set(old.kernels.map((k) => k.decay));
+    const modes = new Set((old.kernels as LowRankCoreKernel[]).map((k) => k.decay));
     const m = lowRankCoreModule(LOWRANK_CORE_CONFIGS.filter((c) => modes.has(c.decay)));
     meta.kernels!.lowRankCore = { ...m, cubin: { "90": cubin(m.source) } };
     console.log(`${f}: lowRankCore ${m.kernels.map((k) => `${k.entry} ${k.sharedBytes} B`).join(", ")}`);
+  }
+  const lr = meta.chunked?.lowRank;
+  const reads = lr ? LOWRANK_READ_CONFIGS.filter((c) => c.decay === lr.decay && c.M === lr.E + lr.P && c.M === lr.E + lr.R) : [];
+  if (reads.length) {
+    const m = lowRankReadModule(reads);
+    meta.kernels = { ...meta.kernels, lowRankReadout: { ...m, cubin: { "90": cubin(m.source) } } };
+    console.log(`${f}: lowRankReadout ${m.kernels.map((k) => `${k.entry} ${k.sharedBytes} B`).join(", ")}`);
   }
   writeFileSync(join(OUT, f), JSON.stringify(meta) + "\n");
 }
