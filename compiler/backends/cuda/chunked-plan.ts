@@ -352,6 +352,9 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
  *     1.04-1.05x). Split-K of Z over every warp (-wk, -wk-w512) was no faster and stays on request, as do -wc at other
  *     tiles and -w512 elsewhere (Simple GLA's split walk: 0.385 vs 0.368-0.386 ms, within noise). RWKV-7 (per-key decay)
  *     was not timed with them and keeps its picks.
+ *   phase A software-pipelined over up to M items a block (-ap<M>, pipeCase; H200 runs 24 and 24b, DeltaNet and Gated
+ *     DeltaNet at (8, 2048, 16, 64), five rounds): phase A alone within round-to-round spread of -a512-iw's (forwards
+ *     0.96-1.05x); on request only.
  */
 function fusedPrefer(blocks: SizeExpr, nH: SizeExpr, decay: number, lr: boolean, bpsA: number): SizeExpr {
   const many: SizeExpr = [">=", ["*", 2, blocks], ["*", 3, "LIMIT_SMS"]];
