@@ -20,7 +20,7 @@ import { interpret, shapeSizes, type RunInputs } from "../compiler/ir/interpret.
 import * as I from "../compiler/ir/types.ts";
 import { gradients, recording } from "../compiler/grad/run.ts";
 import { modelChain } from "../compiler/grad/chunked-chain.ts";
-import { torchChain, type TorchChainNames } from "../compiler/backends/torch/chain-copies.ts";
+import { torchChain, withoutOutputs, type TorchChainNames } from "../compiler/backends/torch/chain-copies.ts";
 import { buildTorchPlans } from "../compiler/backends/torch/plans.ts";
 import { ROWS_READOUT_LOW, ROWS_READOUT_LOW_TILES, ROWS_READOUT_TILES } from "../compiler/backends/cuda/rows-readout.ts";
 import { emitTorch } from "../compiler/backends/torch/target.ts";
@@ -225,9 +225,11 @@ describe.skipIf(!numpy)("torch target: the form of the chain's stateless parts o
   }, 120_000);
 });
 
-/** The plans a chunked backward runs: every part's, but a per-key decay's transposed cores (torch matrix products, seqc_chunked.PER_KEY_TRANSPOSED), the decay adjoint (torch ops, seqc_chunked.DECAY_WAY) and, where post's backward does not run, the forward core (the forward's final state is kept). */
+/** The plans a chunked backward runs: every part's, but a per-key decay's transposed cores (torch matrix products, seqc_chunked.PER_KEY_TRANSPOSED), the decay adjoint (torch ops, seqc_chunked.DECAY_WAY) and, where post's backward does not run or reads no readout's y (Mamba-2's: y = y0 + D x; seqc_chunked.CORE_RERUN "bound"), the forward core (the forward's final state is kept). */
+const postReadsY = (c: ReturnType<typeof torchChain>) =>
+  !c.names.postBw.skip && !!c.models.postBw && I.tensorsOfKind(withoutOutputs(c.models.postBw, new Set()), "input").some((t) => c.names.readouts.some((r) => r.y === t.name));
 const chain_keys = (c: ReturnType<typeof torchChain>) =>
-  Object.entries(c.models).filter(([p, m]) => m && p !== "decay" && !(p === "core" && c.names.postBw.skip) && !(c.names.decay === "key" && (p === "coreT" || p === "adjointT"))).map(([p]) => `chain64:${p}`).sort();
+  Object.entries(c.models).filter(([p, m]) => m && p !== "decay" && !(p === "core" && !postReadsY(c)) && !(c.names.decay === "key" && (p === "coreT" || p === "adjointT"))).map(([p]) => `chain64:${p}`).sort();
 
 describe("torch target: a per-key decay's transposed cores as the rows readout kernel", () => {
   it("GLA's module carries the rows readout kernels for dq (pairs (k, v), readout dy) and dk (pairs (q, dy), readout v) in every tile; scalar decays none", () => {

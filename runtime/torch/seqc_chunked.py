@@ -112,6 +112,11 @@ PREP_IO = "timed"
 # (Mamba-2's prep reads dt and B alone; handed x and C too, the float32 forms' lookup made float32 copies of both, each
 # [8, 2048, 2048] on the bench); "all" every input (the way before; the plan ignores the ones it does not bind).
 PART_INPUTS = "read"
+# With PART_INPUTS "read", what a stateless part that does not run is handed (a backward model whose outputs are all
+# zeros or copies has no plan: SimpleGLA's and GLA's post backward, n["postBw"]["skip"]): "none" (the default) only its
+# copies' sources (a cotangent), no input; "all" every input of the forward (the way before: with bf16 inputs a float32
+# copy of each, made for nothing: SimpleGLA's q, k, v and GLA's q, k, v, each [8, 2048, 1024] on the bench).
+IDLE_INPUTS = "none"
 # How the glue reverses a contiguous CUDA tensor [B, T, ...] in time (the adjoint cores' reversed inputs, their reversed
 # outputs): "wide" (the default) torch.flip of a view of each token's row as 8-byte words (int64; a row of H*K bf16 or
 # float32 values is a whole number of words): the same bytes in the same places (bitwise the same tensor), a quarter
@@ -120,6 +125,25 @@ PART_INPUTS = "read"
 # elements) against a floor of 0.02 (134 MB moved). Not CUDA, not contiguous, or a row that is no whole number of words:
 # plain.
 FLIP_VIEW = "wide"
+# What the adjoint cores' bf16 outputs (with GLUE_COPIES "lean": dv, and dk where adjointT runs bf16 out) are handed on
+# as once reversed: "low" (the default) the reversed bf16 tensor itself: where it is an input's whole gradient (a prep
+# copy's adjoint: SimpleGLA's and GLA's dv) it comes back as it is, no float32 round trip (the float32 copy was rounded
+# back to bf16 at the end: the same bits); added to another piece (Mamba-2's dx = dv + post's dx) the sum upcasts inside
+# the add; prep's backward and the decay adjoint's terms get float32 copies (as before); "f32" (the way before) a
+# float32 copy of each right after the reversal.
+ADJOINT_OUT = "low"
+# A stateless part that runs (has outputs other than zeros and copies) but has copies (<Model>.torch.json names it
+# `copies` without `skip`: Mamba-2's post backward, y0__bar = y__bar): "input" (the default) the glue takes each copy
+# from the input it equals (with ALIAS_IO "bf16" the bf16 cotangent itself: the cores read it without a bf16 copy of
+# the plan's float32 output, the anchors' Gram copies it in its own pass); "plan" (the way before) the plan's output.
+# (Parts that do not run take their copies from the inputs either way.)
+RUN_COPIES = "input"
+# Where the forward's final state is at hand (seqc_torch keeps it: ctx.chain_SN), when the chain's forward core runs again
+# (only for post's backward's y): "bound" (the default) only where some form of post's backward plan binds a readout's y
+# (Mamba-2's post backward, y = y0 + D x, reads x and the cotangent alone: its y0 is in the plan's tensors but no kernel
+# binds it; the core's bf16 run and the float32 copy of its y were for nothing; post's backward then gets an unwritten
+# buffer for y0, never read); "post" (the way before) wherever post's backward runs.
+CORE_RERUN = "bound"
 
 # How a per-key decay's transposed cores (coreT's dq, adjointT's dk) run: "kernel" (the default) the rows readout
 # kernel of the module (<Model>.torch.json "kernels", compiler/backends/cuda/rows-readout.ts: fp32, each key row's
@@ -299,7 +323,7 @@ def rows_decayed_readout(ld, pairs, readouts, S0, B, T, H, K, V, dtype, device, 
     return outs
 
 
-def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state, inputs, params, outputs, dtype, device, per_key_t=None, decay_way=None, S_N=None, seen=None, rows=None, decay_anchor=None, anchor_chunk=None, rev_low=None, reverse_sum=None, reverse_glue=None, low_out=False, exact_low=None, low_in=None, low_alias=False, part_reads=None):
+def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state, inputs, params, outputs, dtype, device, per_key_t=None, decay_way=None, S_N=None, seen=None, rows=None, decay_anchor=None, anchor_chunk=None, rev_low=None, reverse_sum=None, reverse_glue=None, low_out=False, exact_low=None, low_in=None, low_alias=False, part_reads=None, low_bars=False, run_copies=False, post_binds=None):
     """Gradients of the forward's inputs, params and the matrix state's initial value through the chain.
 
     n: the chain's names (<Model>.torch.json "chunked".names); run(part, dims, inputs, initial_state, B, T)
@@ -333,6 +357,11 @@ def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state,
     its rows readouts then take bf16 operands, and its terms k * dk upcast inside the product).
     part_reads(part) -> the names of the forward's inputs stateless part `part`'s plan binds, or None (all): the others are
     not handed to it (PART_INPUTS "read": no float32 copy of an input made for a plan that does not read it).
+    low_bars: with low_out, the adjoint cores' outputs stay in the cores' dtype after the reversal (ADJOINT_OUT "low"):
+    converted to dtype only where prep's backward or the decay adjoint reads them; an input's gradient may come back bf16.
+    run_copies: a part that runs takes its `copies` from their inputs too (RUN_COPIES "input"), not from its plan.
+    post_binds: the inputs some form of post's backward plan binds (CORE_RERUN "bound"), or None: with S_N, the forward
+    core does not run again where none of the readouts' y is among them.
     Returns ({input: grad}, {param: grad}, dS0)."""
     cd = chain_dims(n, state_shape)
     rsum = reverse_sum or REVERSE_SUM
@@ -361,9 +390,12 @@ def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state,
     def rev(a):
         return flip_time(a)
 
-    def rev_out(a):  # an adjoint core's output reversed, in dtype (reversed first where it came in another dtype)
-        r = rev(a)
-        return r.to(dtype) if low_out and r.dtype != dtype else r
+    def rev_out(a):  # an adjoint core's output reversed, in dtype (reversed first where it came in another dtype;
+        r = rev(a)  # with low_bars left in that dtype)
+        return r.to(dtype) if low_out and r.dtype != dtype and not low_bars else r
+
+    def full(x):  # x in dtype (an adjoint kept in bf16 by low_bars, where the glue computes with it)
+        return x.to(dtype) if x is not None and x.dtype != dtype else x
 
     def pointwise(part, inputs, full=None):
         """prep and the backward models of prep and post are stateless, so [B, T] runs as [B*T, 1]: one step over
@@ -372,6 +404,8 @@ def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state,
         those inputs; `skip`: nothing else to compute, the plan does not run."""
         names = n.get(part) if part != "prep" else None
         res = {}
+        if names and not names.get("skip") and not run_copies:
+            names = dict(names, copies=None)
         if not (names and names.get("skip")):
             folded = {k: v.reshape([B * T, 1] + list(v.shape[2:])) for k, v in inputs.items() if v is not None}
             res = {k: v.reshape([B, T] + list(v.shape[2:])) for k, v in run(part, None, folded, {}, B * T, 1)[0].items()}
@@ -415,7 +449,8 @@ def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state,
 
     # forward core: y for post, S_N for the decay adjoint's start. Where post's backward does not run (it needs no y)
     # and the forward's final state S_N is given, there is nothing left for it to compute
-    if S_N is not None and n["postBw"].get("skip"):
+    unbound = post_binds is not None and not any(r["y"] in post_binds for r in n["readouts"])
+    if S_N is not None and (n["postBw"].get("skip") or unbound):
         core_out, core_fin = {}, {"S": canon(S_N, False)}
     else:
         core_out, core_fin = run("core", cd, with_ld(dict(kv, **qs), ld), {"S": canon(S0, False)}, B, T)
@@ -425,6 +460,11 @@ def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state,
     post_low = low_names("postBw")
     for i, r in enumerate(n["readouts"]):
         post_in[r["y"]] = core_out.get("o_y%d" % i)
+        if post_in[r["y"]] is None and not n["postBw"].get("skip"):  # no kernel reads it (unbound): on CUDA unwritten,
+            if getattr(device, "type", None) == "cuda":  # elsewhere (the tests' interpreter) 1e30, which would show if read
+                post_in[r["y"]] = torch.empty([B, T, H * V], dtype=dtype, device=device)
+            else:
+                post_in[r["y"]] = torch.zeros([B, T, H * V], dtype=dtype, device=device) + 1e30
     cot_of = {}  # postBw's cotangent input -> the output it is the cotangent of
     for name, shape in outputs:
         bar = n["postBw"]["outputBar"][name]
@@ -503,10 +543,11 @@ def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state,
             t = dot(sv(qs["x_q%d" % i]), bars[r["q"]])
             terms = t if terms is None else terms + t
         for i, p in enumerate(n["pairs"]):
-            if prod_sub and sv(kv["x_k%d" % i]).dtype == bars[p["k"]].dtype:  # terms - k * dk in one pass (a bf16 k: as below)
-                terms = torch.addcmul(terms, sv(kv["x_k%d" % i]), bars[p["k"]], value=-1)
+            dk = full(bars[p["k"]])
+            if prod_sub and sv(kv["x_k%d" % i]).dtype == dk.dtype:  # terms - k * dk in one pass (a bf16 k: as below)
+                terms = torch.addcmul(terms, sv(kv["x_k%d" % i]), dk, value=-1)
             else:
-                terms = terms - dot(sv(kv["x_k%d" % i]), bars[p["k"]])
+                terms = terms - dot(sv(kv["x_k%d" % i]), dk)
         terms = terms.reshape(B, T, L)
         anchor = decay_anchor() if callable(decay_anchor) else (decay_anchor or DECAY_ANCHOR)
         if anchor == "chunk":  # the sums restarted every chunk from <G^, S> at its end (seqc_decay_adjoint.py)
@@ -539,7 +580,7 @@ def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state,
     # prep's backward
     prep_in = given_in("prepBw")
     for o in n["prepOutputs"]:
-        b = bars.get(o)
+        b = full(bars.get(o))
         prep_in[n["prepBw"]["outputBar"][o]] = b.reshape(prep[o].shape) if b is not None else torch.zeros(prep[o].shape, dtype=dtype, device=device)
     prep_g = pointwise("prepBw", prep_in)
 
@@ -562,6 +603,9 @@ def sum_pieces(pieces, B, T, inputs, params, zeros, copied=()):
         for src in [out.get(names["inputBar"].get(name)) for out, names in pieces] + [b for b, a in copied if a == name]:
             if src is not None:
                 src = src.reshape([B, T] + list(shape))
+                bf = getattr(torch, "bfloat16", None)
+                if g is not None and bf is not None and g.dtype == bf and src.dtype == bf:
+                    g = g.float()  # two bf16 pieces (ADJOINT_OUT "low"): added in float32, as before
                 g = src if g is None else g + src
         gin[name] = g if g is not None else zeros([B, T] + list(shape))
     for name, shape in params:
@@ -704,7 +748,7 @@ def backward(ctx, m, flat, grads):
     given_n = len(ctx.needs_input_grad) - ctx.offset
     dtypes = [x.dtype if x is not None else None for x in flat][:given_n]
     key = ("chunked-backward", ctx.B, ctx.T, tuple(sorted(ctx.dims.items())), ctx.dtype, getattr(ctx, "given_dtype", ctx.dtype), tuple(ctx.need), given_n,
-           PER_KEY_TRANSPOSED, ROWS_TILE, ROWS_SEGMENT, ROWS_IO, PREP_IO, PART_INPUTS, STATELESS_WIDE, STATELESS_WARP, BF16_DECAY_PARTS, DECAY_WAY, TRANSPOSED_IO, DECAY_ANCHOR, DECAY_ANCHOR_CHUNK, DECAY_ANCHOR_GRAM, REVERSE_SUM, REVERSE_CHUNK, REVERSE_GLUE, GLUE_COPIES, STATELESS_IO, ALIAS_IO, FLIP_VIEW)
+           PER_KEY_TRANSPOSED, ROWS_TILE, ROWS_SEGMENT, ROWS_IO, PREP_IO, PART_INPUTS, STATELESS_WIDE, STATELESS_WARP, BF16_DECAY_PARTS, DECAY_WAY, TRANSPOSED_IO, DECAY_ANCHOR, DECAY_ANCHOR_CHUNK, DECAY_ANCHOR_GRAM, REVERSE_SUM, REVERSE_CHUNK, REVERSE_GLUE, GLUE_COPIES, STATELESS_IO, ALIAS_IO, FLIP_VIEW, IDLE_INPUTS, ADJOINT_OUT, RUN_COPIES, CORE_RERUN)
     nf, ng = len(flat), len(grads)
 
     def body(*args):
@@ -880,11 +924,27 @@ def backward_eager(ctx, m, flat, grads, convert=True, S_N=None):
             return x if exact_low(x) is not None else bf16_of(x)
         return bf16_of(x).to(dtype)
 
-    def part_reads(part):  # the forward's inputs part's plan binds (None where the part has no plan: it does not run)
-        plan = m.meta["plans"].get(prefix + part)
-        return None if plan is None else {t["name"] for t in plan["tensors"] if t.get("role") == "input"}
+    def part_reads(part):  # the forward's inputs part's plan binds (where the part has no plan, it does not run:
+        plan = m.meta["plans"].get(prefix + part)  # none with IDLE_INPUTS "none", else None: all)
+        if plan is None:
+            return set() if IDLE_INPUTS == "none" else None
+        return {t["name"] for t in plan["tensors"] if t.get("role") == "input"}
     if PART_INPUTS not in ("read", "all"):
         raise ValueError("seqc_chunked: PART_INPUTS is %r; expected 'read' or 'all'" % (PART_INPUTS,))
+    if IDLE_INPUTS not in ("none", "all"):
+        raise ValueError("seqc_chunked: IDLE_INPUTS is %r; expected 'none' or 'all'" % (IDLE_INPUTS,))
+    if ADJOINT_OUT not in ("low", "f32"):
+        raise ValueError("seqc_chunked: ADJOINT_OUT is %r; expected 'low' or 'f32'" % (ADJOINT_OUT,))
+    if RUN_COPIES not in ("input", "plan"):
+        raise ValueError("seqc_chunked: RUN_COPIES is %r; expected 'input' or 'plan'" % (RUN_COPIES,))
+    if CORE_RERUN not in ("bound", "post"):
+        raise ValueError("seqc_chunked: CORE_RERUN is %r; expected 'bound' or 'post'" % (CORE_RERUN,))
+
+    def binds(part):  # the inputs some form of part's plan binds (None: no plan, or a form that is not launches alone)
+        plan = m.meta["plans"].get(prefix + part)
+        if plan is None or any(f.get("module") or any(st.get("kind") != "launch" for st in f["steps"]) for f in plan["forms"]):
+            return None
+        return {b["name"] for f in plan["forms"] for st in f["steps"] for b in st.get("buffers", []) if b.get("kind") == "input"}
 
     state = next(s for s in m.states if s["name"] == n["state"])
     no = len(m.outputs)
@@ -909,7 +969,8 @@ def backward_eager(ctx, m, flat, grads, convert=True, S_N=None):
         low_out=copies == "lean", exact_low=exact_low if copies == "lean" and given_dtype == torch.bfloat16 else None,
         decay_anchor=lambda: ("chunk" if mixed else "none") if DECAY_ANCHOR == "mixed" else DECAY_ANCHOR, low_in=low_in if lazy else None,
         low_alias=lazy and ALIAS_IO == "bf16" and copies == "lean" and (n.get("decay") != "key" or rows_low) and all(reads_bf16(p) for p in alias_parts),
-        part_reads=part_reads if PART_INPUTS == "read" else None)
+        part_reads=part_reads if PART_INPUTS == "read" else None, low_bars=ADJOINT_OUT == "low", run_copies=RUN_COPIES == "input",
+        post_binds=binds("postBw") if CORE_RERUN == "bound" else None)
     need = ctx.need
     res = []
     for i, t in enumerate(m.inputs):

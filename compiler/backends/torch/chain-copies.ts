@@ -111,12 +111,14 @@ export type TorchChainNames = Omit<ChainNames, "prepBw" | "postBw"> & { prepAlia
 /** A stateless backward model whose outputs are all zeros or copies: none (`skip`), the glue takes the copies. Others
  * stay whole: without some of its outputs the sequential lowering may pick a worse thread layout for the rest (Mamba-2's
  * post backward without its zeros, x__bar = y__bar D and D__bar = sum(p) y__bar x left, took 31 ms on the H100 at
- * B*T = 16384 against 0.47 ms whole). */
+ * B*T = 16384 against 0.47 ms whole); their copies are named all the same (`copies` without `skip`: Mamba-2's
+ * y0__bar = y__bar), so the glue may take the input for the plan's output (seqc_chunked.py RUN_COPIES: the bf16
+ * cotangent as it is, where the plan wrote a float32 copy of it). */
 function trimBar(model: I.Model, names: ChainBarNames): { model: I.Model | undefined; names: TorchBarNames } {
   const zeros = new Set(zeroOutputs(model));
   const copies = copiedOutputs(model);
   const left = I.tensorsOfKind(model, "output").filter((o) => !zeros.has(o.name) && !(o.name in copies));
-  if (left.length > 0) return { model, names };
+  if (left.length > 0) return { model, names: Object.keys(copies).length ? { ...names, copies } : names };
   const keep = (m: Record<string, string>) => Object.fromEntries(Object.entries(m).filter(([, bar]) => bar in copies));
   return { model: undefined, names: { outputBar: names.outputBar, inputBar: keep(names.inputBar), paramBar: keep(names.paramBar), copies, skip: true } };
 }
