@@ -46,7 +46,7 @@ DEV = tb.DEV
 # stateless parts handed only the inputs their plans bind, "s8-new" also the rows readout's bf16 operands and prep's timed
 # pick (the default now)
 SWITCHES = ("TRANSPOSED_IO", "DECAY_ANCHOR", "DECAY_ANCHOR_CHUNK", "DECAY_ANCHOR_GRAM", "REVERSE_SUM", "REVERSE_GLUE", "GLUE_COPIES", "STATELESS_IO", "ALIAS_IO",
-            "FLIP_VIEW", "ROWS_IO", "PREP_IO", "PART_INPUTS", "STATELESS_WARP")
+            "FLIP_VIEW", "ROWS_IO", "PREP_IO", "PART_INPUTS", "STATELESS_WARP", "IDLE_INPUTS", "ADJOINT_OUT", "RUN_COPIES", "CORE_RERUN")
 PATHS = {"f32": ("f32", "none", 64, "stack", "flip", "flip", "old", "f32", "f32"), "mixed": ("mixed", "none", 64, "stack", "flip", "flip", "old", "f32", "f32"),
          "mixed+a64": ("mixed", "mixed", 64, "stack", "flip", "flip", "old", "f32", "f32"), "mixed+a32": ("mixed", "mixed", 32, "stack", "flip", "flip", "old", "f32", "f32"),
          "mixed+a16": ("mixed", "mixed", 16, "stack", "flip", "flip", "old", "f32", "f32"), "mixed+a64-lean": ("mixed", "mixed", 64, "lean", "flip", "flip", "old", "f32", "f32"),
@@ -63,6 +63,12 @@ PATHS.update({"s8-old": PATHS["alias-bf16"], "s8-flip": PATHS["alias-bf16"][:9] 
 # trial, the default now); "s9-old" = "s8-new"
 PATHS = {k: v + (False,) for k, v in PATHS.items()}
 PATHS.update({"s9-old": PATHS["s8-new"], "s9-new": PATHS["s8-new"][:13] + (True,)})
+# IDLE_INPUTS, ADJOINT_OUT, RUN_COPIES, CORE_RERUN (the 15th to 18th): "all", "f32", "plan", "post" on every path before
+# the s10 ones: "s10-old" = "s9-new" (the default before them), "s10-new" all four new (the default now), "s10-conv" the
+# three that only drop conversions (IDLE_INPUTS, ADJOINT_OUT, RUN_COPIES) with the forward core rerun as before
+PATHS = {k: v + ("all", "f32", "plan", "post") for k, v in PATHS.items()}
+PATHS.update({"s10-old": PATHS["s9-new"], "s10-conv": PATHS["s9-new"][:14] + ("none", "low", "input", "post"),
+              "s10-new": PATHS["s9-new"][:14] + ("none", "low", "input", "bound")})
 PROFILE_PATHS = [p for p in os.environ.get("PROFILE_PATHS", "").split(",") if p]
 ACC_PATHS = [p for p in os.environ.get("ACC_PATHS", "f32,mixed,mixed+a64,mixed+a32,mixed+a16,mixed+a64-lean").split(",")]
 TIME_PATHS = [p for p in os.environ.get("TIME_PATHS", "f32,mixed,mixed+a64,mixed+a64-lean").split(",")]
@@ -219,7 +225,8 @@ def profile(sm, x16, cot, path, model, log, res):
     for _ in range(3):
         one()
     torch.cuda.synchronize()
-    with prof(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as p:
+    stacks = os.environ.get("PROFILE_STACKS", "1") == "1"
+    with prof(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA], with_stack=stacks) as p:
         one()
         torch.cuda.synchronize()
     sm.graphs = True
@@ -240,6 +247,30 @@ def profile(sm, x16, cot, path, model, log, res):
             f.write("\naten ops (CUDA time incl. children)\n")
             for r in ops:
                 f.write("%9.3f ms  x%-4d %s\n" % (r["cuda_ms"], r["count"], r["name"]))
+            if stacks:  # the copies, conversions and flips by the glue's line that made them (the innermost frames of runtime/torch)
+                f.write("\ncopy_ / _to_copy / flip / clone by caller (CUDA time incl. children)\n")
+                by = {}
+                try:
+                    evs = list(p.events())
+                except Exception as err:  # noqa: BLE001
+                    evs = []
+                    f.write("(no events: %s)\n" % err)
+                for e in evs:
+                    if e.name not in ("aten::copy_", "aten::_to_copy", "aten::flip", "aten::clone") or getattr(e, "device_type", None) == DT:
+                        continue
+                    par = e.cpu_parent
+                    if par is not None and par.name in ("aten::to", "aten::_to_copy", "aten::clone", "aten::contiguous", "aten::reshape", "aten::flip"):
+                        if e.name == "aten::copy_":
+                            continue  # (counted as its parent)
+                    frames = [fr for fr in (e.stack or []) if "seqc_" in fr or "mixed_bench" in fr or "chunked_bench" in fr or "train_bench" in fr]
+                    where = " < ".join(fr.split("/")[-1] for fr in frames[:3]) or "(no Python frame)"
+                    ms = getattr(e, "device_time_total", getattr(e, "cuda_time_total", 0)) / 1e3
+                    k = (e.name, where)
+                    c = by.setdefault(k, [0, 0.0])
+                    c[0] += 1
+                    c[1] += ms
+                for (name, where), (cnt, ms) in sorted(by.items(), key=lambda kv: -kv[1][1]):
+                    f.write("%9.3f ms  x%-3d %-16s %s\n" % (ms, cnt, name.replace("aten::", ""), where[:220]))
     log("profile %s %s: GPU kernels %.3f ms in all; aten ops: %s" % (model, path, sum(r["ms"] for r in rows),
         "; ".join("%s x%d %.3f" % (r["name"].replace("aten::", ""), r["count"], r["cuda_ms"]) for r in ops[:16])))
 
