@@ -12,15 +12,15 @@
  * implement.
  *
  * Scope: every core, low-rank terms included (the delta-rule family: the adjoint's low-rank pairs are the
- * forward's with u and w swapped), without a stabiliser or value columns (mLSTM); `chunkedBackwardRefusal`
- * says why a model is not covered.
+ * forward's with u and w swapped), value columns and a max-plus stabiliser (mLSTM) too; `chunkedBackwardRefusal`
+ * says why the chains (chunked-chain*.ts) do not cover a model.
  */
 import * as I from "../ir/types.ts";
 import { interpret, product, shapeSizes, stridesOf, type RunInputs } from "../ir/interpret.ts";
-import { matrixForm, type MatrixForm } from "../forms/matrix-form.ts";
+import { matrixForm, STAB_PREV, STAB_T, type MatrixForm } from "../forms/matrix-form.ts";
 import { expansion, type SliceData } from "../forms/matrix-core.ts";
 import { coreBackwardChunked, coreBackwardSequential, forwardChunk, type CoreGrads } from "../forms/matrix-core-backward.ts";
-import { stateInit } from "../forms/stabiliser.ts";
+import { runStabiliser, stateInit, type StabiliserRun } from "../forms/stabiliser.ts";
 import { buildBackward, type Backward } from "./backward.ts";
 import type { Cotangents, Gradients } from "./run.ts";
 import { headOffset, sumPieces as sumTogether } from "../../runtime/chunked-backward.ts";
@@ -32,21 +32,32 @@ export interface ChunkedGradOptions {
   schedule?: "chunked" | "sequential";
 }
 
-/** Why the chunked backward does not cover this model's form, or undefined. */
+/**
+ * Why the chunked backward chains (chunked-chain.ts, chunked-chain-lowrank.ts: WebGPU, CUDA, torch) do not cover
+ * this model's form, or undefined. `chunkedGradients` (float64) covers every matrix form, stabilised ones too.
+ */
 export function chunkedBackwardRefusal(form: MatrixForm): string | undefined {
-  if (form.stabiliser) return `the chunked backward does not cover stabilised forms yet (${form.stabiliser.state} is a max-plus stabiliser of ${form.state})`;
-  if (form.columns.length) return `the chunked backward does not cover value columns yet (${form.columns.join(", ")})`;
+  if (form.stabiliser) return `the chunked backward chains do not cover stabilised forms yet (${form.stabiliser.state} is a max-plus stabiliser of ${form.state}; the float64 chunkedGradients does)`;
+  if (form.columns.length) return `the chunked backward chains do not cover value columns yet (${form.columns.join(", ")}; the float64 chunkedGradients does)`;
   return undefined;
 }
 
-/** Per (batch, head) slice: the core's inputs, in the layout of the prep outputs (exported for chunked-chain.ts). */
+/**
+ * Per (batch, head) slice: the core's inputs, in the layout of the prep outputs. The core's value axis is the
+ * state's V0 values followed by the NC value columns (MatrixForm.columns: states [heads..., key]).
+ */
 export class Slicer {
   readonly B: number;
   readonly T: number;
   readonly K: number;
+  /** The core's value extent: V0 + NC. */
   readonly V: number;
+  readonly V0: number;
+  readonly NC: number;
   readonly nHeads: number;
   readonly nS: number;
+  /** Elements of one batch row of a column state. */
+  readonly nCol: number;
   private readonly sShape: number[];
   private readonly sStrides: number[];
   private readonly exp: number[];
@@ -61,8 +72,11 @@ export class Slicer {
     this.sStrides = stridesOf(sShape);
     this.nHeads = product(form.heads.map((p) => sShape[p]));
     this.K = sShape[form.key];
-    this.V = sShape[form.value];
+    this.V0 = sShape[form.value];
+    this.NC = form.columns.length;
+    this.V = this.V0 + this.NC;
     this.nS = product(sShape);
+    this.nCol = this.nS / this.V0;
     this.exp = expansion(form, dims);
     this.at = form.readouts.map((r) => this.exp.slice(0, r.after).reduce((a, b) => a + b, 0));
   }
@@ -83,21 +97,27 @@ export class Slicer {
     return headOffset(this.form.heads, this.sShape, this.sStrides, h);
   }
 
-  /** S[b, heads of h] as K x V row-major, from / to the model's state layout. */
-  getState(all: Float64Array, b: number, h: number): Float64Array {
-    const { K, V } = this, ho = this.headOff(h), s = this.sStrides;
+  /** S[b, heads of h] with its value columns as K x V row-major, from / to the model's state layout (cols[c]: column state c). */
+  getState(all: Float64Array, cols: Float64Array[], b: number, h: number): Float64Array {
+    const { K, V, V0 } = this, ho = this.headOff(h), s = this.sStrides;
     const out = new Float64Array(K * V);
-    for (let i = 0; i < K; i++) for (let j = 0; j < V; j++) out[i * V + j] = all[b * this.nS + ho + i * s[this.form.key] + j * s[this.form.value]];
+    for (let i = 0; i < K; i++) {
+      for (let j = 0; j < V0; j++) out[i * V + j] = all[b * this.nS + ho + i * s[this.form.key] + j * s[this.form.value]];
+      cols.forEach((c, k) => (out[i * V + V0 + k] = c[b * this.nCol + h * K + i]));
+    }
     return out;
   }
 
-  setState(all: Float64Array, b: number, h: number, S: Float64Array): void {
-    const { K, V } = this, ho = this.headOff(h), s = this.sStrides;
-    for (let i = 0; i < K; i++) for (let j = 0; j < V; j++) all[b * this.nS + ho + i * s[this.form.key] + j * s[this.form.value]] = S[i * V + j];
+  setState(all: Float64Array, cols: Float64Array[], b: number, h: number, S: Float64Array): void {
+    const { K, V, V0 } = this, ho = this.headOff(h), s = this.sStrides;
+    for (let i = 0; i < K; i++) {
+      for (let j = 0; j < V0; j++) all[b * this.nS + ho + i * s[this.form.key] + j * s[this.form.value]] = S[i * V + j];
+      cols.forEach((c, k) => (c[b * this.nCol + h * K + i] = S[i * V + V0 + k]));
+    }
   }
 
   slice(prep: Record<string, Float64Array>, b: number, h: number): SliceData {
-    const { K, V } = this;
+    const { K, V, V0 } = this;
     const vec = (name: string, t: number, n: number, len: number) => {
       const o = this.off(name, b, t, n, h, len);
       return prep[name].subarray(o, o + len);
@@ -113,7 +133,13 @@ export class Slicer {
             u: st.lowRank.map((p) => vec(p.u, t, n, K)),
             w: st.lowRank.map((p) => vec(p.w, t, n, K)),
             kk: st.inputs.map((p) => vec(p.k, t, n, K)),
-            vv: st.inputs.map((p) => vec(p.v, t, n, V)),
+            vv: st.inputs.map((p) => {
+              if (!this.NC) return vec(p.v, t, n, V);
+              const vv = new Float64Array(V);
+              vv.set(vec(p.v, t, n, V0));
+              (p.cols ?? []).forEach((c, k) => (vv[V0 + k] = vec(c, t, n, 1)[0]));
+              return vv;
+            }),
           });
         }
       });
@@ -125,7 +151,7 @@ export class Slicer {
 
   /** Scatter a slice's core gradients into the prep outputs' adjoints (layout of the prep outputs). */
   scatter(bars: Record<string, Float64Array>, g: CoreGrads, b: number, h: number): void {
-    const { K, V } = this;
+    const { K, V0 } = this;
     const addAt = (name: string, t: number, n: number, len: number, x: Float64Array | number) => {
       const o = this.off(name, b, t, n, h, len);
       const arr = bars[name];
@@ -138,7 +164,9 @@ export class Slicer {
         for (let n = 0; n < this.exp[s]; n++, m++) {
           st.inputs.forEach((p, pi) => {
             addAt(p.k, t, n, K, g.dk[t][m][pi]);
-            addAt(p.v, t, n, V, g.dv[t][m][pi]);
+            const dv = g.dv[t][m][pi];
+            addAt(p.v, t, n, V0, dv);
+            (p.cols ?? []).forEach((c, k) => addAt(c, t, n, 1, dv[V0 + k]));
           });
           st.lowRank.forEach((p, e) => {
             addAt(p.u, t, n, K, g.du[t][m][e]);
@@ -152,74 +180,172 @@ export class Slicer {
   }
 }
 
-/** Gradients through the matrix form with the chunked core backward; same result as gradients(model, run, cot). */
+/**
+ * Gradients through the matrix form with the chunked core backward; same result as gradients(model, run, cot).
+ *
+ * A stabilised form (mLSTM: m_t = max(a_t + m_{t-1}, b_t), the states stored as exp(-m) times unscaled ones)
+ * is differentiated through the stabiliser pass's pseudo inputs m_t (STAB_T: prep's input scales and decays,
+ * post's readout) and m_{t-1} (STAB_PREV: prep's decays). With those held fixed the core is the plain
+ * scalar-decay recurrence in the stabilised frame, so its backward is the chunked core's; their adjoints
+ * then run down the max-plus recurrence in reverse time,
+ *
+ *     mbar_t = STAB_T__bar_t + STAB_PREV__bar_{t+1} + [a-branch at t+1] mbar_{t+1}      (mbar_{T-1} += dm_T)
+ *     a__bar_t = [a-branch at t] mbar_t,   b__bar_t = [b-branch at t] mbar_t,   m_{-1}__bar = [a-branch at 0] mbar_0 + <dS^, S^>
+ *
+ * (the branch a where a_t + m_{t-1} >= b_t, the IR's max derivative), and the stabiliser's prep backward takes
+ * a__bar, b__bar to the inputs. The first token's STAB_PREV is the free m^ (stabiliser.ts): the loss does not
+ * depend on it (S^ = exp(m_{-1} - m^) S_{-1} and the first decay exp(ld0 + m^ - m_0) cancel it), so its two
+ * adjoints (prep's STAB_PREV__bar_0 and -<dS^, S^> through the scale) sum to 0 and both are left out; the
+ * scale's m_{-1} term <dS^, S^> stays. Nothing here is exponentiated beyond what the forward is (decays and
+ * input scales <= 1; the scale is 0 for m_{-1} = -inf), and the selections are 0 / 1.
+ */
 export function chunkedGradients(model: I.Model, run: RunInputs, cot: Cotangents, opts: ChunkedGradOptions = {}): Gradients {
   const mf = matrixForm(model);
   if (!mf.ok) throw new Error(`${model.name} has no chunked form: ${mf.reason}`);
   const form = mf.form;
-  const why = chunkedBackwardRefusal(form);
-  if (why) throw new Error(`${model.name}: ${why}`);
   const chunk = opts.chunk ?? 16;
   const dims = { ...run.dims };
   for (const d of model.dims) if (d.sequenceDefault && dims[d.name] === undefined) dims[d.name] = run.time;
   const { batch: B, time: T } = run;
   const sl = new Slicer(model, form, dims, B, T);
-  const { K, V, nHeads } = sl;
-  const prep = interpret(form.prep, { ...run, dims, initialState: undefined }).outputs;
+  const { K, V, V0, NC, nHeads } = sl;
+  const stab = form.stabiliser ? runStabiliser(model, form, run, dims) : undefined;
+  const inputs: Record<string, Float64Array> = { ...run.inputs, ...stab?.inputs };
+  const prep = interpret(form.prep, { ...run, dims, inputs, initialState: undefined }).outputs;
   const S0all = stateInit(model, form.state, run, dims);
-  const dSall = cot.finalState?.[form.state];
+  const C0all = form.columns.map((c) => stateInit(model, c, run, dims));
+  const dSall = cot.finalState?.[form.state] ?? new Float64Array(S0all.length);
+  const dCall = form.columns.map((c, k) => cot.finalState?.[c] ?? new Float64Array(C0all[k].length));
+  /** The core's initial state of slice (b, h): the given one scaled by the stabiliser's factor (stabiliser.ts). */
+  const S0of = (b: number, h: number) => {
+    const S0 = sl.getState(S0all, C0all, b, h);
+    if (stab) { const f = Math.exp(stab.logScale[b * nHeads + h]); for (let i = 0; i < S0.length; i++) S0[i] *= f; }
+    return S0;
+  };
 
-  // forward: the readouts y (post's inputs), chunk by chunk
-  const ys = form.readouts.map(() => new Float64Array(B * T * nHeads * V));
+  // forward: the readouts y and the value columns' readouts (post's inputs), chunk by chunk
+  const ys = form.readouts.map(() => new Float64Array(B * T * nHeads * V0));
+  const yc = form.readouts.map(() => form.columns.map(() => new Float64Array(B * T * nHeads)));
   const slices: SliceData[] = [];
   for (let b = 0; b < B; b++)
     for (let h = 0; h < nHeads; h++) {
       const d = sl.slice(prep, b, h);
       slices.push(d);
-      let S = sl.getState(S0all, b, h);
+      let S = S0of(b, h);
       for (let t0 = 0; t0 < T; t0 += chunk) {
         const t1 = Math.min(T, t0 + chunk);
         const res = forwardChunk(d, t0, t1, S, (t, r) => ({ q: d.readouts[t][r].q }));
         let e = 0;
-        for (let t = t0; t < t1; t++) form.readouts.forEach((_, r) => ys[r].set(res.y[e++]!, ((b * T + t) * nHeads + h) * V));
+        for (let t = t0; t < t1; t++)
+          form.readouts.forEach((_, r) => {
+            const y = res.y[e++]!, o = (b * T + t) * nHeads + h;
+            ys[r].set(y.subarray(0, V0), o * V0);
+            for (let c = 0; c < NC; c++) yc[r][c][o] = y[V0 + c];
+          });
         S = res.S;
       }
     }
 
-  // post's backward: dL/dy and post's direct contributions to the inputs and params
-  const postIn: Record<string, Float64Array> = { ...run.inputs };
-  form.readouts.forEach((r, i) => (postIn[r.y] = ys[i]));
+  // post's backward: dL/dy and post's direct contributions to the inputs (m_t too) and params
+  const postIn: Record<string, Float64Array> = { ...inputs };
+  form.readouts.forEach((r, i) => {
+    postIn[r.y] = ys[i];
+    r.cols.forEach((name, c) => (postIn[name] = yc[i][c]));
+  });
   const postBw = buildBackward(form.post, dims, { paramAdjoints: "output" });
   for (const o of I.tensorsOfKind(form.post, "output")) postIn[postBw.outputBar[o.name]] = cot.outputs?.[o.name] ?? new Float64Array(B * T * product(shapeSizes(o.shape, dims)));
   const postG = interpret(postBw.model, { ...run, dims, inputs: postIn, initialState: undefined }).outputs;
+  const postBar = (name: string) => postG[postBw.inputBar[name]];
 
   // the core's backward per slice, into the adjoints of prep's outputs
   const prepBars: Record<string, Float64Array> = {};
   for (const o of I.tensorsOfKind(form.prep, "output")) prepBars[o.name] = new Float64Array(prep[o.name].length);
   const dS0all = new Float64Array(S0all.length);
+  const dC0all = C0all.map((c) => new Float64Array(c.length));
+  /** <dS^, S^> per (batch row, head): the adjoint of the stabiliser's initial state through the scale. */
+  const scaleBar = new Float64Array(B * nHeads);
   let k = 0;
   for (let b = 0; b < B; b++)
     for (let h = 0; h < nHeads; h++) {
       const d = slices[k++];
       const dy = d.readouts.map((_, t) => form.readouts.map((r) => {
-        const o = ((b * T + t) * nHeads + h) * V;
-        return postG[postBw.inputBar[r.y]].subarray(o, o + V);
+        const o = (b * T + t) * nHeads + h;
+        const ybar = postBar(r.y);
+        if (!NC) return ybar.subarray(o * V, o * V + V);
+        const full = new Float64Array(V);
+        full.set(ybar.subarray(o * V0, o * V0 + V0));
+        r.cols.forEach((name, c) => (full[V0 + c] = postBar(name)?.[o] ?? 0));
+        return full;
       }));
-      const dS = dSall ? sl.getState(dSall, b, h) : new Float64Array(K * V);
-      const S0 = sl.getState(S0all, b, h);
+      const dS = sl.getState(dSall, dCall, b, h);
+      const S0 = S0of(b, h);
       const g = opts.schedule === "sequential" ? coreBackwardSequential(d, S0, { dy, dS }) : coreBackwardChunked(d, S0, { dy, dS }, chunk);
       sl.scatter(prepBars, g, b, h);
-      sl.setState(dS0all, b, h, g.dS0);
+      if (stab) {
+        const f = Math.exp(stab.logScale[b * nHeads + h]);
+        let dot = 0;
+        for (let i = 0; i < S0.length; i++) { dot += g.dS0[i] * S0[i]; g.dS0[i] *= f; }
+        scaleBar[b * nHeads + h] = dot;
+      }
+      sl.setState(dS0all, dC0all, b, h, g.dS0);
     }
 
-  // prep's backward: the adjoints of the inputs and params it reads
+  // prep's backward: the adjoints of the inputs and params it reads (and of m_t, m_{t-1})
   const prepBw = buildBackward(form.prep, dims, { paramAdjoints: "output" });
-  const prepIn: Record<string, Float64Array> = { ...run.inputs };
+  const prepIn: Record<string, Float64Array> = { ...inputs };
   for (const o of I.tensorsOfKind(form.prep, "output")) prepIn[prepBw.outputBar[o.name]] = prepBars[o.name];
   const prepG = interpret(prepBw.model, { ...run, dims, inputs: prepIn, initialState: undefined }).outputs;
 
-  // sum the two pointwise models' contributions; params over batch and time
-  return sumPieces(model, dims, B, T, [{ out: postG, names: postBw }, { out: prepG, names: prepBw }], { [form.state]: dS0all });
+  const pieces: Parameters<typeof sumPieces>[4] = [{ out: postG, names: postBw }, { out: prepG, names: prepBw }];
+  const initial: Record<string, Float64Array> = { [form.state]: dS0all };
+  form.columns.forEach((c, i) => (initial[c] = dC0all[i]));
+  if (stab) {
+    const st = form.stabiliser!;
+    const m = stabiliserBackward(model, form, run, dims, stab, {
+      mT: [postBar(STAB_T), prepG[prepBw.inputBar[STAB_T]]],
+      mPrev: prepG[prepBw.inputBar[STAB_PREV]],
+      final: cot.finalState?.[st.state],
+      scale: scaleBar,
+    });
+    pieces.push(m.piece);
+    initial[st.state] = m.initial;
+  }
+  // sum the pieces' contributions; params over batch and time
+  return sumPieces(model, dims, B, T, pieces, initial);
+}
+
+/**
+ * The max-plus stabiliser's reverse pass (see chunkedGradients): the adjoint of m_t from its pseudo inputs'
+ * adjoints, split between a and b by the branch the max took, then the stabiliser's prep backward.
+ */
+function stabiliserBackward(model: I.Model, form: MatrixForm, run: RunInputs, dims: Record<string, number>, stab: StabiliserRun,
+  bars: { mT: (Float64Array | undefined)[]; mPrev: Float64Array | undefined; final: Float64Array | undefined; scale: Float64Array }): { piece: Parameters<typeof sumPieces>[4][number]; initial: Float64Array } {
+  const st = form.stabiliser!;
+  const { batch: B, time: T } = run;
+  const ab = interpret(st.prep, { ...run, dims, initialState: undefined }).outputs;
+  const a = ab[st.a], bb = ab[st.b];
+  const nH = bars.scale.length / B;
+  const m0 = stateInit(model, st.state, run, dims);
+  const mt = stab.inputs[STAB_T];
+  const aBar = new Float64Array(a.length), bBar = new Float64Array(bb.length);
+  const initial = new Float64Array(B * nH);
+  for (let b = 0; b < B; b++)
+    for (let h = 0; h < nH; h++) {
+      let g = bars.final?.[b * nH + h] ?? 0;
+      for (let t = T - 1; t >= 0; t--) {
+        const i = (b * T + t) * nH + h;
+        for (const x of bars.mT) if (x) g += x[i];
+        if (t + 1 < T && bars.mPrev) g += bars.mPrev[i + nH];
+        const prev = t > 0 ? mt[i - nH] : m0[b * nH + h];
+        if (a[i] + prev >= bb[i]) aBar[i] = g;
+        else { bBar[i] = g; g = 0; }
+      }
+      initial[b * nH + h] = g + bars.scale[b * nH + h];
+    }
+  const bw = buildBackward(st.prep, dims, { paramAdjoints: "output" });
+  const inputs: Record<string, Float64Array> = { ...run.inputs, [bw.outputBar[st.a]]: aBar, [bw.outputBar[st.b]]: bBar };
+  const out = interpret(bw.model, { ...run, dims, inputs, initialState: undefined }).outputs;
+  return { piece: { out, names: bw }, initial };
 }
 
 /**
