@@ -6,7 +6,8 @@
  * step: no decay and a scalar log decay down to -20 per step, padded tails (zero events, zero log decay), one step in
  * use, small configurations (C 16 / 32 / 48, K != V, M 1 / 2 / 3) and the shipped C = K = V = 64, M = 2 ones; deliberately
  * broken copies (the outputs skip the last step's events of their tile; the mask lets a read see its own step before it)
- * must fail; nvcc -cubin for sm_90 where installed: no spills, registers within two blocks an SM.
+ * must fail; nvcc -cubin for sm_90 where installed: no spills, registers within two blocks an SM. The same for the
+ * opt-in float4 loads (loads "vec4", entries _v4; a transposed store one row off must fail).
  */
 import { describe, expect, it } from "vitest";
 import { execFileSync, spawnSync } from "node:child_process";
@@ -14,7 +15,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createHash } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { LOWRANK_READ_CONFIGS, lowRankReadModule, type LowRankReadConfig, type LowRankReadKernel } from "../compiler/backends/cuda/lowrank-readout.ts";
+import { LOWRANK_READ_CONFIGS, LOWRANK_READ_VEC4_CONFIGS, lowRankReadModule, type LowRankReadConfig, type LowRankReadKernel } from "../compiler/backends/cuda/lowrank-readout.ts";
 import { findNvcc } from "../compiler/backends/cuda/nvcc.ts";
 import { relativeError } from "../compiler/io/manifest.ts";
 import { compileEmu, EMU_READF } from "./cuda-emu/harness.ts";
@@ -141,7 +142,7 @@ const SMALL: LowRankReadConfig[] = [
 
 describe.skipIf(!gpp)("low-rank chunk readouts kernel on the CPU emulation vs the float64 recurrence", () => {
   it("small configurations: both axes, before / after the step, one and two query vectors, log decays to -20, padded tails, one step in use", () => {
-    const m = lowRankReadModule(SMALL);
+    const m = lowRankReadModule([...SMALL, ...SMALL.map((c) => ({ ...c, loads: "vec4" as const }))]);
     const bin = buildEmu(m.source, m.kernels);
     for (const [i, k] of m.kernels.entries())
       for (const [used, mq, minLd] of [[k.C, 2, -1], [k.C - 3, 1, -20], [1, 2, -20], [k.C, 1, -0.1]] as const)
@@ -149,6 +150,17 @@ describe.skipIf(!gpp)("low-rank chunk readouts kernel on the CPU emulation vs th
           const e = error(k, bin, data(k, 3, mq, used, minLd, 11 + 7 * i + used + mq), oq);
           expect(e, `${k.entry} used=${used} mq=${mq} oq=${oq} ld>=${minLd}`).toBeLessThan(1e-5);
         }
+  }, 300_000);
+
+  it("the float4-load twins of the shipped configurations (LOWRANK_READ_VEC4_CONFIGS, opt-in): full and padded chunks, both sides", () => {
+    const m = lowRankReadModule(LOWRANK_READ_VEC4_CONFIGS);
+    expect(m.kernels.map((k) => k.entry)).toEqual(lowRankReadModule().kernels.map((k) => `${k.entry}_v4`));
+    const bin = buildEmu(m.source, m.kernels);
+    for (const [i, k] of m.kernels.entries())
+      for (const [used, mq, oq, minLd] of [[64, 2, 1, -1], [37, 1, 0, -20]] as const) {
+        const e = error(k, bin, data(k, 2, mq, used, minLd, 5 + i + used), oq);
+        expect(e, `${k.entry} used=${used} mq=${mq} oq=${oq}`).toBeLessThan(1e-5);
+      }
   }, 200_000);
 
   it("the shipped configurations (C = K = V = 64, M = 2): no decay and scalar, both axes, full and padded chunks", () => {
@@ -176,17 +188,26 @@ describe.skipIf(!gpp)("low-rank chunk readouts kernel on the CPU emulation vs th
     });
     const e2 = error(mask.kernels[0], buildEmu(mask.source, mask.kernels), data(k0, 2, 2, k0.C, -1, 3), 0);
     expect(e2).toBeGreaterThan(1e-2);
+    // the float4 loads: the queries' transposed store of each float4's last entry one row up
+    const k4 = { ...k0, loads: "vec4" as const }, LQ = k4.C + 4;
+    const row = lowRankReadModule([k4], (src) => {
+      const at = `+ 3u) * ${LQ}u + x % ${k4.C}u] = v.w;`;
+      expect(src).toContain(at);
+      return src.replace(at, `+ 2u) * ${LQ}u + x % ${k4.C}u] = v.w;`);
+    });
+    const e3 = error(row.kernels[0], buildEmu(row.source, row.kernels), data(k4, 2, 2, k4.C, -1, 3), 1);
+    expect(e3).toBeGreaterThan(1e-2);
   }, 100_000);
 
   it("configurations that do not fit are refused; the shipped ones fit two blocks an SM (<= 113 KiB each)", () => {
     expect(() => lowRankReadModule([{ axis: "key", decay: "none", C: 64, K: 10, V: 20, M: 2 }])).toThrow(/multiples of 4/);
     expect(() => lowRankReadModule([{ axis: "key", decay: "none", C: 80, K: 8, V: 8, M: 2 }])).toThrow(/C <= 64/);
     expect(() => lowRankReadModule([{ axis: "key", decay: "none", C: 64, K: 128, V: 128, M: 4 }])).toThrow(/shared memory/);
-    for (const k of lowRankReadModule().kernels) expect(k.sharedBytes, k.entry).toBeLessThanOrEqual(113 * 1024);
+    for (const k of lowRankReadModule([...LOWRANK_READ_CONFIGS, ...LOWRANK_READ_VEC4_CONFIGS]).kernels) expect(k.sharedBytes, k.entry).toBeLessThanOrEqual(113 * 1024);
   });
 
   it.skipIf(!findNvcc())("nvcc -cubin compiles the shipped module for sm_90; ptxas: no spills, <= 128 registers (two 256-thread blocks an SM)", () => {
-    const m = lowRankReadModule(LOWRANK_READ_CONFIGS);
+    const m = lowRankReadModule([...LOWRANK_READ_CONFIGS, ...LOWRANK_READ_VEC4_CONFIGS]);
     const dir = mkdtempSync(join(tmpdir(), "seqc-lrread-ptxas-"));
     try {
       writeFileSync(join(dir, "k.cu"), m.source);

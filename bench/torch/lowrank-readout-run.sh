@@ -14,6 +14,8 @@ OUT=${OUT:-/tmp/seqc-readout-out}
 MOD=${MODULES:-dist/torch-lowrank-h200c}
 mkdir -p "$OUT"
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,temperature.gpu --format=csv,noheader 2>&1 | tee "$OUT/card.txt"
-timeout "${READ_S:-50}" python3 bench/torch/lowrank_readout_bench.py "$MOD" --reps 20 --out "$OUT/readout.json" 2>&1 | tee "$OUT/readout.txt"
+# READ_ALSO: NAME=DIR builds whose readout kernels the kernel bench times beside (e.g. v4=dist/...-v4 from
+# LR_READ_LOADS=vec4 npx tsx bench/torch/lowrank-patch-core.ts <built> <dir>)
+timeout "${READ_S:-50}" python3 bench/torch/lowrank_readout_bench.py "$MOD" ${READ_ALSO:-} --reps 20 --out "$OUT/readout.json" 2>&1 | tee "$OUT/readout.txt"
 MODULES="$MOD" MODELS=${MODELS:-deltanet,gated_deltanet} CHECK_S=${CHECK_S:-70} WARM_S=${WARM_S:-60} BENCH_S=${BENCH_S:-110} BUDGET=${BUDGET:-90} \
   STEP_SHAPES="" VARIANTS=8 PROFILE=1 ACCURACY=${ACCURACY:-2x2048} SHAPES=8x2048x16x64 OUT="$OUT" bash bench/torch/lowrank-run.sh

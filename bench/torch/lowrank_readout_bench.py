@@ -8,8 +8,10 @@ events (median of --reps), each against ChunkCore's float64 torch ops (max abs e
 kernel's floors: its FMAs at the card's fp32 FMA rate (--tflops, dense fp32 non-tensor) and its global bytes at the
 measured copy rate.
 
-usage: python3 bench/torch/lowrank_readout_bench.py DIR [--n 4224] [--reps 20] [--tflops 67] [--out FILE.json]
-(DIR: a module directory with DeltaNet and GatedDeltaNet .torch.json carrying "kernels"."lowRankReadout")."""
+usage: python3 bench/torch/lowrank_readout_bench.py DIR [NAME=DIR ...] [--n 4224] [--reps 20] [--tflops 67] [--out FILE.json]
+(DIR: a module directory with DeltaNet and GatedDeltaNet .torch.json carrying "kernels"."lowRankReadout"; its
+seqc_chunked_lowrank.py runs everything; each NAME=DIR's kernels are timed beside it on the same inputs, e.g. a
+module patched with LR_READ_LOADS=vec4)."""
 import argparse
 import json
 import os
@@ -64,6 +66,7 @@ class _Module:
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("dir")
+    ap.add_argument("also", nargs="*", help="NAME=DIR: other builds' lowRankReadout kernels, timed beside")
     ap.add_argument("--n", type=int, default=4224)
     ap.add_argument("--reps", type=int, default=20)
     ap.add_argument("--tflops", type=float, default=67.0, help="the card's dense fp32 (non-tensor) TFLOP/s for the FMA floor")
@@ -90,11 +93,16 @@ def main():
         def core(t, readout):
             return L.ChunkCore(t["S0"], t["ld"], [(t["u"], t["w"])], [(t["k"], t["v"])], lean=True, readout=readout)
         c64, c_t, c_k = core(x, None), core(f, None), core(f, launcher)
+        ways = [("torch ops", c_t), ("kernel", c_k)]
+        for name, d in (s.split("=", 1) for s in a.also):
+            la = L.readout_launcher(_Module(d, model), dev, "cuda")
+            if la is not None:
+                ways.append(("kernel " + name, core(f, la)))
         for axis, after, mq in (("key", True, 1), ("key", True, 2), ("value", True, 2), ("value", False, 1), ("value", True, 1)):
             qn = "qk" if axis == "key" else "qv"
             want = c64.read(axis, after, [x[qn][:, :, i] for i in range(mq)])
             vq = [f[qn][:, :, i] for i in range(mq)]
-            for way, cc in (("torch ops", c_t), ("kernel", c_k)):
+            for way, cc in ways:
                 def fn():
                     out = cc.read(axis, after, vq)
                     cc.release()
@@ -107,9 +115,9 @@ def main():
                 row = dict(mode=mode, axis=axis, after=after, mq=mq, way=way, ms=ms, err=e,
                            floor_fma_ms=2 * fma / (a.tflops * 1e9), floor_io_ms=byt / (gbps * 1e6))
                 rows.append(row)
-                print("  %-6s %-5s %-6s mq %d  %-9s %7.3f ms  err %.1e   floors: fma %.3f ms, io %.3f ms" % (
+                print("  %-6s %-5s %-6s mq %d  %-12s %7.3f ms  err %.1e   floors: fma %.3f ms, io %.3f ms" % (
                     mode, axis, "after" if after else "before", mq, way, ms, e, row["floor_fma_ms"], row["floor_io_ms"]), flush=True)
-        del c64, c_t, c_k, x, f
+        del c64, c_t, c_k, ways, x, f
         torch.cuda.empty_cache()
     print("readout bench %.1f s" % (time.time() - t0), flush=True)
     if a.out:

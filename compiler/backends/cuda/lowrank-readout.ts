@@ -49,6 +49,10 @@ export interface LowRankReadConfig {
   K: number;
   V: number;
   M: number;
+  /** How global memory is read into shared memory: scalar loads (the default, measured) or "vec4": float4 loads, all of
+   * a thread's issued before its shared stores, transposed operands read a row segment a thread so that the shared
+   * stores are conflict-free (opt-in until measured on the card; entries end in _v4). */
+  loads?: "vec4";
 }
 
 /** A launchable kernel of the module (seqc_cuda.KernelModule: entry, threads, sharedBytes) with its configuration. */
@@ -66,8 +70,11 @@ export const LOWRANK_READ_THREADS = 256;
 export const LOWRANK_READ_CONFIGS: readonly LowRankReadConfig[] = (["none", "scalar"] as const).flatMap((decay) =>
   (["key", "value"] as const).map((axis) => ({ axis, decay, C: 64, K: 64, V: 64, M: 2 })));
 
+/** LOWRANK_READ_CONFIGS with float4 loads (opt-in: bench/torch/lowrank-patch-core.ts with LR_READ_LOADS=vec4). */
+export const LOWRANK_READ_VEC4_CONFIGS: readonly LowRankReadConfig[] = LOWRANK_READ_CONFIGS.map((c) => ({ ...c, loads: "vec4" as const }));
+
 export function lowRankReadEntry(c: LowRankReadConfig): string {
-  return `seqc_lr_read_${c.axis}_${c.decay}_c${c.C}k${c.K}v${c.V}m${c.M}`;
+  return `seqc_lr_read_${c.axis}_${c.decay}_c${c.C}k${c.K}v${c.V}m${c.M}${c.loads === "vec4" ? "_v4" : ""}`;
 }
 
 /** Shared memory layout in floats: Q^T [A][LQ]; a slot holding EA^T [A][LE], then the scores transposed [E][LQ]; EB
@@ -96,6 +103,32 @@ function kernelSource(c: LowRankReadConfig): string {
   const dec = decay !== "none";
   // the start operand [A][B]: S_0 [K][V] as it is (key axis: A = K, B = V) or transposed (value axis: A = V, B = K)
   const sIdx = c.axis === "key" ? "x" : `(x % ${K}u) * ${V}u + x / ${K}u`;
+  const v4 = c.loads === "vec4";
+  // float4 loads of `count` float4s a block, a thread's R = ceil(count / NT) loads first (registers), then its stores:
+  // load(x) the float4's global address, store(x, v) its shared stores
+  const batch = (ind: string, tag: string, count: number, load: (x: string) => string, store: (x: string, v: string) => string) => {
+    const R = Math.ceil(count / NT), full = count % NT === 0;
+    const guard = (body: string) => (full ? body : `if (x < ${count}u) ${body}`);
+    return `${ind}{
+${ind}  float4 ${tag}[${R}];
+${unroll}
+${ind}  for (u32 r = 0; r < ${R}u; ++r) { const u32 x = t + r * ${NT}u; ${guard(`${tag}[r] = *(const float4*)&${load("x")};`)} }
+${unroll}
+${ind}  for (u32 r = 0; r < ${R}u; ++r) { const u32 x = t + r * ${NT}u; ${guard(`{ const float4 v = ${tag}[r]; ${store("x", "v")} }`)} }
+${ind}}
+`;
+  };
+  // transposed: row segment (row x % rows, float4 column x / rows), consecutive threads consecutive rows (conflict-free stores)
+  const tr = (dst: string, ld: number, rows: string, x: string, v: string) =>
+    [0, 1, 2, 3].map((k) => `${dst}[(4u * (${x} / ${rows}) + ${k}u) * ${ld}u + ${x} % ${rows}] = ${v}.${"xyzw"[k]};`).join(" ");
+  const vecLoads = () =>
+    batch("  ", "lb", (E * B) / 4, (x) => `EB[(size_t)n * ${E * B}u + 4u * ${x}]`, (x, v) => `*(float4*)&sB[4u * ${x}] = ${v};`) +
+    (c.axis === "key"
+      ? batch("  ", "ls", (A * B) / 4, (x) => `S0[(size_t)n * ${K * V}u + 4u * ${x}]`, (x, v) => `*(float4*)&sS[4u * ${x}] = ${v};`)
+      : batch("  ", "ls", (A * B) / 4, (x) => `S0[(size_t)n * ${K * V}u + (${x} % ${B}u) * ${V}u + 4u * (${x} / ${B}u)]`, (x, v) => tr("sS", B, `${B}u`, x, v)));
+  const vecQ = () =>
+    batch("    ", "lq", (C * A) / 4, (x) => `q[((${x} % ${C}u) * mq + xq) * ${A}u + 4u * (${x} / ${C}u)]`, (x, v) => tr("sQ", LQ, `${C}u`, x, v)) +
+    batch("    ", "le", (E * A) / 4, (x) => `ea[(${x} % ${E}u) * ${A}u + 4u * (${x} / ${E}u)]`, (x, v) => tr("sX", LE, `${E}u`, x, v));
   return `
 extern "C" __global__ void __launch_bounds__(${NT}, 2) ${lowRankReadEntry(c)}(const float* __restrict__ Q, const float* __restrict__ EA, const float* __restrict__ EB, const float* __restrict__ S0, const float* __restrict__ Gg, float* __restrict__ OUT, u32 N, u32 oq, u32 mq) {
   SEQC_SMEM_DECL(seqc_smem_raw);
@@ -109,15 +142,15 @@ extern "C" __global__ void __launch_bounds__(${NT}, 2) ${lowRankReadEntry(c)}(co
   const float* q = Q + (size_t)n * ${C}u * mq * ${A}u;
   const float* ea = EA + (size_t)n * ${E * A}u;
   float* out = OUT + (size_t)n * ${C}u * mq * ${B}u;
-  for (u32 x = t; x < ${E * B}u; x += ${NT}u) sB[x] = EB[(size_t)n * ${E * B}u + x];
+${v4 ? vecLoads() : `  for (u32 x = t; x < ${E * B}u; x += ${NT}u) sB[x] = EB[(size_t)n * ${E * B}u + x];
   for (u32 x = t; x < ${A * B}u; x += ${NT}u) sS[x] = S0[(size_t)n * ${K * V}u + ${sIdx}];
-${dec ? `  for (u32 x = t; x < ${C + 1}u; x += ${NT}u) sG[x] = Gg[(size_t)n * ${C + 1}u + x];\n` : ""}  for (u32 xq = 0; xq < mq; ++xq) {
-    for (u32 x = t; x < ${C * A}u; x += ${NT}u) {
+`}${dec ? `  for (u32 x = t; x < ${C + 1}u; x += ${NT}u) sG[x] = Gg[(size_t)n * ${C + 1}u + x];\n` : ""}  for (u32 xq = 0; xq < mq; ++xq) {
+${v4 ? vecQ() : `    for (u32 x = t; x < ${C * A}u; x += ${NT}u) {
       const u32 a = x / ${A}u, i = x % ${A}u;
       sQ[i * ${LQ}u + a] = q[(a * mq + xq) * ${A}u + i];
     }
     for (u32 x = t; x < ${E * A}u; x += ${NT}u) sX[(x % ${A}u) * ${LE}u + x / ${A}u] = ea[x];
-    __syncthreads();
+`}    __syncthreads();
     // scores: queries a = 4 ta + p against the events e = (4 tc + s) M + y, tiles on or below the diagonal
     {
       const u32 ta = t / ${CT}u, tc = t % ${CT}u;
