@@ -4,14 +4,15 @@
  * against the float64 interpreter: the delta rule with and without a scalar decay (inverse by warp products -iw and the
  * block-row inverse), RWKV-7 (per-key decay by warp tasks -mw, two rows per token), split and split3 walks, T = 1, ragged
  * T, batch 2, initial and final states, beta in (0, 2) with log decays to -20; bf16 (<= 1e-2). A record copy that skips
- * warps 12-15 must fail. Auto's (low rank with a scalar or no decay, 2-byte I/O: -a512-iw, run 21) are in the default plans, the
- * rest lowered only where `only` names them; `nvcc -ptx` for sm_90 where nvcc is installed.
+ * warps 12-15 must fail. Auto's (low rank with a scalar or no decay, 2-byte I/O: -a512-iw at K = 64, run 21; at K = 128 before
+ * split's 512-thread 64-value walk, -a512-iw-w512, H200 run 23b) are in the default plans, the rest lowered only where `only`
+ * names them; `nvcc -ptx` for sm_90 where nvcc is installed.
  */
 import { describe, expect, it } from "vitest";
 import { spawnSync } from "node:child_process";
 import { loadProgram } from "../compiler/frontend/load.ts";
 import type { Model } from "../compiler/ir/types.ts";
-import { chunkedEligible, lowerChunked } from "../compiler/backends/cuda/chunked-plan.ts";
+import { BF16_IN_F32_OUT, chunkedEligible, lowerChunked } from "../compiler/backends/cuda/chunked-plan.ts";
 import { findNvcc, nvccPtx } from "../compiler/backends/cuda/nvcc.ts";
 import { CHUNK_CORE_SOURCE } from "../compiler/backends/cuda/chunked-core.ts";
 import { checkChunkedEmu, type ChunkEmuCase } from "./helpers/chunked-emu-check.ts";
@@ -37,6 +38,11 @@ describe.skipIf(!gpp)("phase A on 512 threads at K = 64 (-a512) on the CPU emula
   it("rwkv7: -a512-mw (per-key decay, two rows per token), T = 77 (batch 2) and T = 1 (<= 1e-2)", () => {
     check(load("rwkv7"), ["chunked-split-bf16-k64-v32-a512-mw-r2"], [{ T: 77, B: 2, K: 64, V: 40, init: true }, { T: 1, B: 1, K: 64, V: 40, init: true }], 1e-2);
   }, 600_000);
+  // K = 128 (auto's -a512-iw-w512 since H200 run 23b): phase A's 16 warps over 128 features, split's 512-thread 64-value walk
+  it("deltanet / gated_deltanet: -a512-iw-w512 at K = 128, V = 100, T = 77 (batch 2) and T = 1, initial state (<= 1e-2)", () => {
+    check(load("deltanet"), ["chunked-split-bf16-k128-v64-a512-iw-w512-r1"], [{ T: 77, B: 2, K: 128, V: 100, init: true }, { T: 1, B: 1, K: 128, V: 100, init: true }], 1e-2);
+    check(load("gated_deltanet"), ["chunked-split-bf16-k128-v64-a512-iw-w512-r1"], [{ T: 70, B: 1, K: 128, V: 72, init: true }], 1e-2);
+  }, 600_000);
   // (T = 1 under stress: test/cuda-chunked-stress-t1.test.ts, Gated DeltaNet's case that was 1.8e-2 off before Q kept
   // bf16(q) with rsqrt(K) applied in fp32)
   it.each([
@@ -54,7 +60,26 @@ describe.skipIf(!gpp)("phase A on 512 threads at K = 64 (-a512) on the CPU emula
   }, 600_000);
 });
 
-describe("-a512 at K = 64 in the plans", () => {
+describe("-a512 at K = 64 and K = 128 in the plans", () => {
+  it("default plans at K = 128: low rank with a scalar or no decay and 2-byte I/O of one type holds -a512-iw only before split's -w512 walk (auto's there, H200 run 23b); split3 keeps -a384-iw; the others none", () => {
+    // (RWKV-7's phase A at K = 128 fits one block per SM: its -a512 / -a768 are the more-warps ones of every plan)
+    for (const name of ["gla", "simple_gla", "mamba2"]) expect(lowered(name).forms.some((f) => /-b?f16-(of32-)?k128-.*-a512-iw/.test(f.variant)), name).toBe(false);
+    for (const name of ["deltanet", "gated_deltanet"]) {
+      const forms = lowered(name).forms.filter((f) => /-b?f16-k128-/.test(f.variant));
+      expect(forms.filter((f) => f.variant.includes("-a512")).map((f) => f.variant).sort(), name).toEqual(["chunked-split-bf16-k128-v64-a512-iw-w512-r1", "chunked-split-f16-k128-v64-a512-iw-w512-r1"]);
+      for (const f of forms.filter((x) => x.variant.includes("-a512"))) {
+        expect(f.prefer, f.variant).not.toBe(0);
+        expect(f.steps.map((st) => (st.kind === "launch" ? st.threads : 0))).toEqual([512, 512]);
+      }
+      expect(forms.some((f) => f.variant.includes("-a384-iw-w512")), name).toBe(false);
+      for (const v of ["chunked-split3-bf16-k128-v16-a384-iw-wc-r1", "chunked-split3-bf16-k128-v8-a384-iw-r1"]) expect(forms.some((f) => f.variant === v), v).toBe(true);
+      // under `only`, -a512-iw-w512 keeps auto's rule and comes first in plan order, -a384-iw-w512 is on request (prefer 0)
+      const both = lowered(name, { only: (v) => /^chunked-split-bf16-k128-v64-a(384|512)-iw-w512-r1$/.test(v) });
+      expect(both.forms.map((f) => [f.variant, f.prefer !== 0])).toEqual([["chunked-split-bf16-k128-v64-a512-iw-w512-r1", true], ["chunked-split-bf16-k128-v64-a384-iw-w512-r1", false]]);
+    }
+    // the bf16-in / fp32-out module (torch's transposed cores) keeps its phase A
+    expect(lowered("deltanet", { ios: [BF16_IN_F32_OUT] }).forms.some((f) => f.variant.includes("-a512"))).toBe(false);
+  });
   // (fp32 operands' phase A at K = 64 fits one block per SM: its -a512 / -a768 are of the default plans, minBlocks 1)
   it("default plans: low rank with a scalar or no decay and 2-byte I/O holds only auto's -a512-iw phase A, preferred where -a384-iw was; other models (RWKV-7's per-key decay included: run 21) none", () => {
     for (const name of ["gla", "simple_gla", "mamba2", "rwkv7"]) expect(lowered(name).forms.some((f) => /-b?f16-(of32-)?k64-.*-a512/.test(f.variant)), name).toBe(false);
@@ -87,6 +112,7 @@ describe.skipIf(!nvcc)("-a512 phase A compiles for sm_90 (nvcc -ptx)", () => {
   it.each([
     ["deltanet", "chunked-split-bf16-k64-v32-a512-iw-r1"],
     ["rwkv7", "chunked-split-bf16-k64-v32-a512-mw-r2"],
+    ["deltanet", "chunked-split-bf16-k128-v64-a512-iw-w512-r1"],
   ] as const)("%s %s", (name, variant) => {
     const low = lowered(name, { only: (v) => v === variant });
     const { ptx } = nvccPtx(low.modules.bf16.source, 90, nvcc, { lowPriority: true });

@@ -65,6 +65,9 @@ export interface ChunkCfg {
    *  ceil(items / M)-th (batch, head, chunk) item, at most `pipe` = M of them, and copies the next item's rows into a
    *  second [W; Q; X] buffer (O_B1) with cp.async while it computes the current one (chunked-phase-a-pipe.ts). */
   pipe?: number;
+  /** split's low-rank walk (walk, 2-byte operands) with the readout's Q~ S0 on the warps without a Z tile, beside
+   *  Z = U0 + M S0, and Aq Z added after Z's barrier (CHUNK_WALK_Q_SOURCE, seqc_chunk_walk_q; variants `-wq`). */
+  rq?: boolean;
   /** splitd (phase A and walk): the walk reads q and the key rows raw from the inputs (scalar or no decay). */
   direct?: boolean;
   /** Element type of the outputs (default `dtype`): a 2-byte-input configuration that stores fp32 outputs (mixed I/O,
@@ -229,7 +232,7 @@ export const walkKSlices = (c: ChunkCfg): number => Math.floor(threadsOf(c) / 32
 
 export function cfgName(c: ChunkCfg): string {
   const v = c.kind === "fused" ? `v${c.BV}` : c.kind === "phaseA" ? `p${c.VP}` : `v${c.BV}p${c.VP}`;
-  return `${c.kind}${c.direct ? "d" : ""}_${ioTag(c.dtype, outOf(c)).replace("-", "_")}_k${c.KP}_${v}_r${c.RTP}${threadsOf(c) !== CHUNK_THREADS ? `_t${threadsOf(c)}` : ""}${c.inv ? `_i${c.inv}` : ""}${c.mats ? `_m${c.mats}` : ""}${c.grp ? `_g${c.grp}${c.grpT ? "t" : ""}${c.grpM ? c.grpM : ""}` : ""}${c.wsplit ? `_w${c.wsplit === 1 ? "k" : "c"}` : ""}${c.pipe ? `_ap${c.pipe}` : ""}`;
+  return `${c.kind}${c.direct ? "d" : ""}_${ioTag(c.dtype, outOf(c)).replace("-", "_")}_k${c.KP}_${v}_r${c.RTP}${threadsOf(c) !== CHUNK_THREADS ? `_t${threadsOf(c)}` : ""}${c.inv ? `_i${c.inv}` : ""}${c.mats ? `_m${c.mats}` : ""}${c.grp ? `_g${c.grp}${c.grpT ? "t" : ""}${c.grpM ? c.grpM : ""}` : ""}${c.wsplit ? `_w${c.wsplit === 1 ? "k" : "c"}` : ""}${c.pipe ? `_ap${c.pipe}` : ""}${c.rq ? "_wq" : ""}`;
 }
 
 export function cfgStruct(c: ChunkCfg, name: string): string {
@@ -238,7 +241,7 @@ export function cfgStruct(c: ChunkCfg, name: string): string {
   return `struct ${name} {
   typedef ${ELT[c.dtype]} T;
   static constexpr int F = ${CHUNK_F}, NT = ${threadsOf(c)}, KP = ${c.KP}, BV = ${c.BV}, VP = ${c.VP}, RTP = ${c.RTP}, DECAY = ${c.decay};
-  static constexpr bool LR = ${c.lr};${c.inv ? "\n  static constexpr int INV = 1;" : ""}${c.mats ? "\n  static constexpr int MATS = 1;" : ""}${c.grp ? `\n  static constexpr int GRP = ${c.grp}, GRPT = ${c.grpT ? 1 : 0}${c.grpM ? `, GRPM = ${c.grpM}` : ""};` : ""}${c.wsplit ? `\n  static constexpr int WSPLIT = ${c.wsplit};` : ""}${c.pipe ? `\n  static constexpr int PIPE = ${c.pipe};` : ""}
+  static constexpr bool LR = ${c.lr};${c.inv ? "\n  static constexpr int INV = 1;" : ""}${c.mats ? "\n  static constexpr int MATS = 1;" : ""}${c.grp ? `\n  static constexpr int GRP = ${c.grp}, GRPT = ${c.grpT ? 1 : 0}${c.grpM ? `, GRPM = ${c.grpM}` : ""};` : ""}${c.wsplit ? `\n  static constexpr int WSPLIT = ${c.wsplit};` : ""}${c.pipe ? `\n  static constexpr int PIPE = ${c.pipe};` : ""}${c.rq ? "\n  static constexpr int RQ = 1;" : ""}
   static constexpr int ${ints};
 };`;
 }
@@ -788,7 +791,7 @@ export function chunkModelSource(model: I.Model, cr: ChunkRows): ChunkModelSourc
               ? `seqc_chunk_out${c.grp ? (c.grpM ? "_gm" : "_g") : ""}<${cfg}>(rows, seqc_smem, ws, wsS, ${c.grp ? "wsG, " : ""}${valueDim}, ${headsExpr});`
               : c.kind === "carry"
               ? `seqc_chunk_carry<${cfg}>(rows, wsG, ${dimOf(Sd.shape[cr.form.key])}, ${valueDim}, ${headsExpr});`
-              : `seqc_chunk_walk${c.direct ? "_d" : ""}<${cfg}>(rows, seqc_smem, ws, ${dimOf(Sd.shape[cr.form.key])}, ${valueDim}, ${headsExpr});`;
+              : `seqc_chunk_walk${c.direct ? "_d" : c.rq ? "_q" : ""}<${cfg}>(rows, seqc_smem, ws, ${dimOf(Sd.shape[cr.form.key])}, ${valueDim}, ${headsExpr});`;
     return `${cfgStruct(c, cfg)}
 extern "C" __global__ void __launch_bounds__(${threadsOf(c)}, ${c.minBlocks ?? 1}) ${entry(c)}(${params.join(", ")}) {
 ${rowsSetup(rowsName, T, inputs, outputs, cr, Tout)}

@@ -17,6 +17,7 @@ import { chunkRows, chunkSizes, type ChunkRows } from "../../forms/chunk-rows.ts
 import { CUDA_PRELUDE } from "./math.ts";
 import { CHUNK_CORE_SOURCE, CHUNK_GROUP_SOURCE, CHUNK_WALK_K_SOURCE } from "./chunked-core.ts";
 import { CHUNK_PHASE_A_PIPE_SOURCE } from "./chunked-phase-a-pipe.ts";
+import { CHUNK_WALK_Q_SOURCE } from "./chunked-walk-q.ts";
 import { chunkedExtras } from "./chunked-extra.ts";
 import { chunkLayout, chunkModelSource, CHUNK_F, cfgName, ioTag, threadsOf, overrideValues, walkKSlices, walkZTiles, type ChunkCfg, type ChunkDtype } from "./chunked-model.ts";
 
@@ -99,12 +100,15 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
   const withWalkK = new Set<string>();
   // modules with a pipelined phase A (they get CHUNK_PHASE_A_PIPE_SOURCE)
   const withPipe = new Set<string>();
+  // modules with split's walk that forms Q~ S0 beside Z (they get CHUNK_WALK_Q_SOURCE)
+  const withWalkQ = new Set<string>();
   const wrap = (c: ChunkCfg) => {
     if (wrapped.has(src.entry(c))) return;
     wrapped.add(src.entry(c));
     if (c.grp) withGroups.add(ioTag(c.dtype, c.out));
     if (c.wsplit) withWalkK.add(ioTag(c.dtype, c.out));
     if (c.pipe) withPipe.add(ioTag(c.dtype, c.out));
+    if (c.rq) withWalkQ.add(ioTag(c.dtype, c.out));
     (wrappers[ioTag(c.dtype, c.out)] ??= []).push(src.wrapper(c));
   };
   const ov = overrideValues(model, src.overrides);
@@ -166,7 +170,9 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
         // __launch_bounds__(512, 2) allows 64 registers a thread): on request (`req`), except the phase A auto wants
         // where a512Lr holds (runs 20 and 21: -a512-iw), whose variants are in the plan without `only`
         const a512 = a512Lr(KP, bps, lr, decay, dtype, out);
-        if ((opts.only || a512) && KP >= 64 && bps === 2) phaseAs.push({ a: { ...a0, NT: 512, minBlocks: 2 }, tag: "-a512", req: true });
+        // (K = 128: only for split's 512-thread 64-value walk, a512Wide; H200 run 23b)
+        const a512W = a512Wide(KP, bps, lr, decay, dtype, out);
+        if ((opts.only || a512 || a512W) && KP >= 64 && bps === 2) phaseAs.push({ a: { ...a0, NT: 512, minBlocks: 2 }, tag: "-a512", req: true });
         // low rank, 2-byte operands: each phase A also with the inverse by warp products (`-iw`: three block barriers
         // instead of seven, chunked-core.ts seqc_chunk_inverse_w)
         // per-key decay, 2-byte operands: each phase A (without -iw) also with A and Aq's block pairs as warp tasks
@@ -179,6 +185,8 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
         if (opts.only && pipeCase(KP, bps, lr, decay, dtype) && blocksPerSm(chunkLayout({ ...a0, pipe: 2 }).SMEM) === 2)
           for (const p of phaseAs.filter((x) => x.a.inv === "w")) for (const M of PIPE_ITEMS) phaseAs.push({ a: { ...p.a, pipe: M }, tag: `${p.tag}-ap${M}`, req: true });
         const want = preferredPhaseA(KP, alt, lr, decay, dtype, a512);
+        // the phase A auto wants before split's 512-thread 64-value walk (-w512): -a512-iw where a512Wide holds, else `want`
+        const wantW = a512W ? "-a512-iw" : want;
         const walkBVs = [...(dtype === "f32" || KP < 64 ? [] : [64]), 32, 16];
         // split3's state-only walk also over 8 values (2-byte operands, K = 128): twice the blocks of 16-value walks
         // where batch x heads is small (the walk over many chunks is the critical path there)
@@ -207,13 +215,18 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
             steps: [launch(a, phaseAGrid(a, ["*", "B", nH, nc]), ["chunk"]), launch(w, ["*", "B", nH, ["ceilDiv", Vd, w.BV]], ["chunk"])],
           });
         };
+        // (where split's -w512 walk follows another phase A than `want`, a512Wide: its form moves ahead of this key size's
+        // two-kernel forms after the loop, where -a384-iw-w512 was ahead of every preferred one: auto's pick order unchanged)
+        const first = forms.length;
         for (const { a, tag, req } of phaseAs) {
           // (a phase A on request: without `only`, only the one auto wants)
-          if (req && !opts.only && tag !== want) continue;
+          if (req && !opts.only && tag !== want && tag !== wantW) continue;
+          // (a phase A in the default plan only for the -w512 walk: none of its other variants)
+          const wOnly = !!req && !opts.only && tag !== want;
           // splitd (scalar or no decay): split whose record leaves out Q~ and X~ (and, without low rank, alpha v):
           // the walk reads q and the key rows from the inputs and applies their per-row factors
           const ad: ChunkCfg = { ...a, direct: true };
-          for (const BV of decay === 2 || a.pipe ? [] : walkBVs)
+          for (const BV of decay === 2 || a.pipe || wOnly ? [] : walkBVs)
             pushSplit("splitd", ad, { ...mk("walk", BV), direct: true }, tag, recordBytesD(ad), splitdPrefer(BV, KP, nH, Vd, decay, lr, tag, want, dtype),
               `chunked splitd (${ioT}): every chunk's S0-independent part in parallel (Aq, per-row factors of q and the key rows${lr ? ", M, U0" : ""}; ${threadsOf(ad)} threads), then a walk over chunks per batch x head x ${BV} values that reads q, the key rows${lr ? "" : " and v"} from the inputs`);
           // split3: phase A, a walk that only carries the state (and stores each chunk's start state), then the
@@ -224,7 +237,7 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
             { name: "chunk", words: ["*", "B", nH, nc, recBytes / 4] as SizeExpr },
             { name: "chunkS", words: ["*", "B", nH, nc, (KP * KP * (dtype === "f32" ? 4 : 2)) / 4] as SizeExpr },
           ];
-          for (const BV of walkSBVs) {
+          for (const BV of wOnly ? [] : walkSBVs) {
             // grouped split3 first (diagonal chunk transitions): G groups of chunks walked in parallel, then the carry
             const o = mk("out", BO);
             if (grouped && !a.pipe)
@@ -292,20 +305,29 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
           // the preferred phase A, where auto takes it instead of the 256-thread one (run 19; before split's own walks in plan
           // order, so that it comes ahead of the 32-value walk where both are preferred), else on request)
           for (const BV of dtype !== "f32" && KP >= 64 ? walkBVs.filter((bv) => bv >= 32) : []) {
-            const byDefault = wideLr && BV === 64 && phaseAPreferred(tag, want);
+            const byDefault = wideLr && BV === 64 && phaseAPreferred(tag, wantW);
             if (!opts.only && !byDefault) continue;
-            pushSplit("split", a, { ...mk("walk", BV), NT: 512 }, `${tag}-w512`, recBytes, byDefault ? splitPrefer(BV, KP, nH, Vd, tag, want) : 0,
+            pushSplit("split", a, { ...mk("walk", BV), NT: 512 }, `${tag}-w512`, recBytes, byDefault ? splitPrefer(BV, KP, nH, Vd, tag, wantW) : 0,
               `chunked split (${ioT}): every chunk's S0-independent part in parallel (${threadsOf(a)} threads), then a walk of 512 threads over chunks per batch x head x ${BV} values`);
+            // low rank: the same walk with the readout's Q~ S0 on the warps without a Z tile, beside Z = U0 + M S0
+            // (`-wq-w512`, chunked-walk-q.ts), on request
+            if (opts.only && lr)
+              pushSplit("split", a, { ...mk("walk", BV), NT: 512, rq: true }, `${tag}-wq-w512`, recBytes, 0,
+                `chunked split (${ioT}): every chunk's S0-independent part in parallel (${threadsOf(a)} threads), then a walk of 512 threads over chunks per batch x head x ${BV} values, Q~ S0 formed beside Z = U0 + M S0`);
           }
-          for (const BV of walkBVs)
+          for (const BV of wOnly ? [] : walkBVs)
             pushSplit("split", a, mk("walk", BV), tag, recBytes, wideLr && BV === 64 ? 0 : splitPrefer(BV, KP, nH, Vd, tag, want),
               `chunked split (${ioT}): every chunk's S0-independent part in parallel (Q~, X~, Aq, M = T diag(beta) W~, U0 = T alpha V; ${threadsOf(a)} threads), then a walk over chunks per batch x head x ${BV} values`);
+        }
+        if (wantW !== want) {
+          const at = forms.findIndex((f, i) => i >= first && f.variant === `chunked-split-${ioT}-k${KP}-v64${wantW}-w512-r${RTP}`);
+          if (at > first) forms.splice(first, 0, ...forms.splice(at, 1));
         }
       }
   }
   const modules: Record<string, { source: string }> = {};
   for (const d of Object.keys(wrappers)) {
-    const core = [CHUNK_CORE_SOURCE, ...(withGroups.has(d) ? [CHUNK_GROUP_SOURCE] : []), ...(withWalkK.has(d) ? [CHUNK_WALK_K_SOURCE] : []), ...(withPipe.has(d) ? [CHUNK_PHASE_A_PIPE_SOURCE] : [])];
+    const core = [CHUNK_CORE_SOURCE, ...(withGroups.has(d) ? [CHUNK_GROUP_SOURCE] : []), ...(withWalkK.has(d) ? [CHUNK_WALK_K_SOURCE] : []), ...(withPipe.has(d) ? [CHUNK_PHASE_A_PIPE_SOURCE] : []), ...(withWalkQ.has(d) ? [CHUNK_WALK_Q_SOURCE] : [])];
     modules[d] = { source: [`// seqc CUDA chunked kernels for model ${model.name}, ${d} (generated; do not edit)`, CUDA_PRELUDE, ...core, src.loader, ...wrappers[d]].join("\n\n") + "\n" };
   }
   // a stabiliser launch before and a post launch after the core where the canonical form has them
@@ -351,7 +373,10 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
  *     on 512 threads (-w512) takes the 256-thread one's (walk 0.53 -> 0.46-0.48 ms at (4, 8192, 16, 128), forward
  *     1.04-1.05x). Split-K of Z over every warp (-wk, -wk-w512) was no faster and stays on request, as do -wc at other
  *     tiles and -w512 elsewhere (Simple GLA's split walk: 0.385 vs 0.368-0.386 ms, within noise). RWKV-7 (per-key decay)
- *     was not timed with them and keeps its picks.
+ *     was not timed with them and keeps its picks. On the H200 (run 23b) the -w512 walk's phase A is the 512-thread one
+ *     (-a512-iw-w512, a512Wide: DeltaNet 1.16 / 1.15 -> 1.12 / 1.12 ms, Gated DeltaNet 1.18 / 1.17 -> 1.15 / 1.11 at
+ *     (4, 8192, 16, 128)); split3's walks keep -a384-iw.
+ *   split's walk with Q~ S0 beside Z (-wq-w512, chunked-walk-q.ts): on request (not yet timed).
  *   phase A software-pipelined over up to M items a block (-ap<M>, pipeCase; H200 runs 24 and 24b, DeltaNet and Gated
  *     DeltaNet at (8, 2048, 16, 64), five rounds): phase A alone within round-to-round spread of -a512-iw's (forwards
  *     0.96-1.05x); on request only.
@@ -384,7 +409,15 @@ function preferredPhaseA(KP: number, alt: string, lr: boolean, decay: number, dt
 function a512Lr(KP: number, bps: number, lr: boolean, decay: number, dtype: ChunkDtype, out: ChunkDtype): boolean {
   return lr && dtype !== "f32" && out === dtype && KP === 64 && bps === 2 && A512_DECAYS.includes(decay);
 }
-/** The decay kinds (0 none, 1 scalar, 2 per key) whose low-rank phase A at K = 64 auto runs on 512 threads (a512Lr).
+/** The low-rank phase A on 512 threads at two blocks per SM (`-a512-iw`) before split's 512-thread 64-value walk at
+ *  K = 128 (`-a512-iw-w512` where auto took `-a384-iw-w512`; wideLr's case with a decay kind in A512_DECAYS), its other
+ *  walks keeping -a384-iw. H200 run 23b at (4, 8192, 16, 128), two rounds: DeltaNet 1.162 / 1.148 -> 1.122 / 1.120 ms,
+ *  Gated DeltaNet 1.180 / 1.166 -> 1.147 / 1.112. */
+function a512Wide(KP: number, bps: number, lr: boolean, decay: number, dtype: ChunkDtype, out: ChunkDtype): boolean {
+  return lr && dtype !== "f32" && out === dtype && KP === 128 && bps === 2 && A512_DECAYS.includes(decay);
+}
+/** The decay kinds (0 none, 1 scalar, 2 per key) whose low-rank phase A at K = 64 auto runs on 512 threads (a512Lr;
+ *  at K = 128 before split's -w512 walk, a512Wide).
  *  Not the per-key decay: RWKV-7's -a512-mw (64 registers, 16 bytes spilled) was 0.928 -> 0.875 ms in run 20 but
  *  0.908 -> 1.070 and 0.917 -> 0.854 in run 21's two rounds against the 256-thread -mw; it stays on request. */
 export const A512_DECAYS: readonly number[] = [0, 1];

@@ -1,0 +1,89 @@
+/**
+ * split's low-rank walk with the readout's S0 part first (variants `...-wq[-w512]`, configs with RQ = 1; chunked-plan.ts
+ * lowers them on request): low rank, 2-byte operands, a block of at least twice as many warps as Z = U0 + M S0 has warp
+ * tiles (ZT = (F / 16) x BV / (8 WN): 8 at 64-value tiles, 4 at 32).
+ *
+ * The core's walk (seqc_chunk_walk) runs, per chunk, Z's tiles on warps 0..ZT-1 while the others wait at the next
+ * barrier, then the readout y = Q~ S0 + Aq Z on warps 0..ZT-1 again (K + F deep: 12 k-steps at K = 128) and the state
+ * update on every warp: warps 0..ZT-1 carry a chain of 8 + 12 + 4 k-steps a chunk at K = 128. Q~ S0 does not depend
+ * on Z, so here warps ZT..2 ZT-1 form it beside Z's tiles, keep it in registers over the barrier and add Aq Z after it:
+ * the chain is 8 + 4 + 4 k-steps. Same record (SeqcRec), same shared memory and barriers as the core's walk; the
+ * state's tiles, the post and the record copies are the core's (seqc_state_*, seqc_post, seqc_walk_issue).
+ * Appended to a module only where one of its configs uses it (CHUNK_CORE_SOURCE is unchanged).
+ */
+export const CHUNK_WALK_Q_SOURCE = String.raw`
+// ==== seqc chunked split walk with the readout's Q~ S0 beside Z (RQ) ====
+template <class Cfg, class R>
+__device__ void seqc_chunk_walk_q(const R& rows, char* smem, const typename Cfg::T* ws, u32 K, u32 V, u32 nH) {
+  typedef typename Cfg::T T_;
+  typedef SeqcRec<Cfg> Rec;
+  constexpr int F = Cfg::F, C = F / Cfg::RTP, BV = Cfg::BV, LDV = Cfg::LDV, KP = Cfg::KP;
+  constexpr int WN = SeqcWN<BV>::N, TN = BV / (8 * WN), ZT = (F / 16) * TN, NW = Cfg::NT / 32;
+  static_assert(Cfg::LR, "the Q~ S0-first walk is written for low-rank models (a Z tile per readout tile)");
+  static_assert(2 * ZT <= NW, "the Q~ S0-first walk needs a warp for every Z tile and every readout tile");
+  const SeqcSm<Cfg> s(smem);
+  const u32 nvt = (V + BV - 1) / BV;
+  const u32 blk = blockIdx.x + gridDim.x * blockIdx.y;
+  const u32 vt = blk % nvt, h = (blk / nvt) % nH, b = blk / (nvt * nH);
+  const u32 T = rows.u.T, j0 = vt * BV, nc = (T + C - 1) / C;
+  const char* recs = reinterpret_cast<const char*>(ws) + (size_t)(b * nH + h) * nc * Rec::BYTES;
+  SeqcState<Cfg> S;
+  seqc_state_load<Cfg>(S, rows, b, h, j0, K, V);
+  constexpr int NS = Cfg::NSTAGE;
+#pragma unroll
+  for (int k = 0; k < NS - 1; ++k) {
+    if ((u32)k < nc) seqc_walk_issue<Cfg>(s, k, recs + (size_t)k * Rec::BYTES, j0);
+    seqc_cp_commit();
+  }
+  for (u32 c = 0; c < nc; ++c) {
+    const int st = c % NS;
+    if (c + NS - 1 < nc) seqc_walk_issue<Cfg>(s, (c + NS - 1) % NS, recs + (size_t)(c + NS - 1) * Rec::BYTES, j0);
+    seqc_cp_commit();
+    seqc_state_operand<Cfg>(S, s.SB);
+    seqc_cp_wait<NS - 1>();
+    __syncthreads();
+    char* base = reinterpret_cast<char*>(s.X) + st * Cfg::STAGE;
+    const T_* q = reinterpret_cast<const T_*>(base + Cfg::W_Q);
+    const T_* x = reinterpret_cast<const T_*>(base + Cfg::W_X);
+    const T_* m = reinterpret_cast<const T_*>(base + Cfg::W_M);
+    const T_* a = reinterpret_cast<const T_*>(base + Cfg::W_A);
+    const T_* u = reinterpret_cast<const T_*>(base + Cfg::W_U);
+    const float* eg = reinterpret_cast<const float*>(base + Cfg::W_E);
+    // this warp's tile of Z (w < ZT) or of y (ZT <= w < 2 ZT)
+    const int w = threadIdx.x >> 5, l = threadIdx.x & 31, g = l >> 2, qq = (l & 3) << 1;
+    const int tw = w < ZT ? w : w - ZT;
+    const int m0 = (tw / TN) * 16, n0 = (tw % TN) * 8 * WN;
+    float acc[WN][4];
+#pragma unroll
+    for (int i = 0; i < WN; ++i) acc[i][0] = acc[i][1] = acc[i][2] = acc[i][3] = 0.f;
+    if (w < ZT) {
+      // Z = U0 + M S0 (this warp's tile)
+      SeqcMM<T_>::template run<false, false, WN, KP>(acc, m, Cfg::LDK, s.SB, LDV, m0, n0);
+#pragma unroll
+      for (int nt = 0; nt < WN; ++nt) {
+        const int n = n0 + nt * 8 + qq;
+        seqc_sst2(s.Z + (m0 + g) * LDV + n, seqc_f32(u[(m0 + g) * LDV + n]) + acc[nt][0], seqc_f32(u[(m0 + g) * LDV + n + 1]) + acc[nt][1]);
+        seqc_sst2(s.Z + (m0 + g + 8) * LDV + n, seqc_f32(u[(m0 + g + 8) * LDV + n]) + acc[nt][2], seqc_f32(u[(m0 + g + 8) * LDV + n + 1]) + acc[nt][3]);
+      }
+    } else if (w < 2 * ZT) {
+      // y's S0 part, Q~ S0 (this warp's tile; kept in registers)
+      SeqcMM<T_>::template run<false, false, WN, KP>(acc, q, Cfg::LDK, s.SB, LDV, m0, n0);
+    }
+    __syncthreads();
+    if (w >= ZT && w < 2 * ZT) {
+      // y = Q~ S0 + Aq Z
+      SeqcMM<T_>::template run<false, false, WN, F>(acc, a, Cfg::LDF, s.Z, LDV, m0, n0);
+#pragma unroll
+      for (int nt = 0; nt < WN; ++nt) {
+        const int n = n0 + nt * 8 + qq;
+        seqc_sst2(s.Y + (m0 + g) * Cfg::LDY + n, acc[nt][0], acc[nt][1]);
+        seqc_sst2(s.Y + (m0 + g + 8) * Cfg::LDY + n, acc[nt][2], acc[nt][3]);
+      }
+    }
+    seqc_state_update<Cfg>(S, x, s.Z, eg);
+    __syncthreads();
+    seqc_post<Cfg>(rows, s, b, h, c * C, T, j0, V);
+  }
+  seqc_state_store<Cfg>(S, rows, b, h, j0, K, V);
+}
+`;
