@@ -376,7 +376,9 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
  *     was not timed with them and keeps its picks. On the H200 (run 23b) the -w512 walk's phase A is the 512-thread one
  *     (-a512-iw-w512, a512Wide: DeltaNet 1.16 / 1.15 -> 1.12 / 1.12 ms, Gated DeltaNet 1.18 / 1.17 -> 1.15 / 1.11 at
  *     (4, 8192, 16, 128)); split3's walks keep -a384-iw.
- *   split's walk with Q~ S0 beside Z (-wq-w512, chunked-walk-q.ts): on request (not yet timed).
+ *   split's walk with Q~ S0 beside Z (-wq-w512, chunked-walk-q.ts): on request (H200 run 25 at (4, 8192, 16, 128): walk
+ *     0.506 -> 0.489 ms on average, forwards after -a512-iw 1.117 / 1.122 -> 1.087 / 1.138 (DeltaNet), 1.166 / 1.166 ->
+ *     1.161 / 1.121 (Gated DeltaNet): not faster in both rounds).
  *   phase A software-pipelined over up to M items a block (-ap<M>, pipeCase; H200 runs 24 and 24b, DeltaNet and Gated
  *     DeltaNet at (8, 2048, 16, 64), five rounds): phase A alone within round-to-round spread of -a512-iw's (forwards
  *     0.96-1.05x); on request only.
