@@ -15,7 +15,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createHash } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { LOWRANK_READ_CONFIGS, LOWRANK_READ_VEC4_CONFIGS, lowRankReadModule, type LowRankReadConfig, type LowRankReadKernel } from "../compiler/backends/cuda/lowrank-readout.ts";
+import { LOWRANK_READ_CONFIGS, LOWRANK_READ_SCALAR_CONFIGS, LOWRANK_READ_VEC4_CONFIGS, lowRankReadModule, type LowRankReadConfig, type LowRankReadKernel } from "../compiler/backends/cuda/lowrank-readout.ts";
 import { findNvcc } from "../compiler/backends/cuda/nvcc.ts";
 import { relativeError } from "../compiler/io/manifest.ts";
 import { compileEmu, EMU_READF } from "./cuda-emu/harness.ts";
@@ -152,9 +152,9 @@ describe.skipIf(!gpp)("low-rank chunk readouts kernel on the CPU emulation vs th
         }
   }, 300_000);
 
-  it("the float4-load twins of the shipped configurations (LOWRANK_READ_VEC4_CONFIGS, opt-in): full and padded chunks, both sides", () => {
+  it("the float4-load twins of every configuration (LOWRANK_READ_VEC4_CONFIGS): full and padded chunks, both sides", () => {
     const m = lowRankReadModule(LOWRANK_READ_VEC4_CONFIGS);
-    expect(m.kernels.map((k) => k.entry)).toEqual(lowRankReadModule().kernels.map((k) => `${k.entry}_v4`));
+    expect(m.kernels.map((k) => k.entry)).toEqual(lowRankReadModule(LOWRANK_READ_SCALAR_CONFIGS).kernels.map((k) => `${k.entry}_v4`));
     const bin = buildEmu(m.source, m.kernels);
     for (const [i, k] of m.kernels.entries())
       for (const [used, mq, oq, minLd] of [[64, 2, 1, -1], [37, 1, 0, -20]] as const) {
@@ -163,8 +163,8 @@ describe.skipIf(!gpp)("low-rank chunk readouts kernel on the CPU emulation vs th
       }
   }, 200_000);
 
-  it("the shipped configurations (C = K = V = 64, M = 2): no decay and scalar, both axes, full and padded chunks", () => {
-    const m = lowRankReadModule();
+  it("the scalar-load configurations (C = K = V = 64, M = 2): no decay and scalar, both axes, full and padded chunks", () => {
+    const m = lowRankReadModule(LOWRANK_READ_SCALAR_CONFIGS);
     expect(m.kernels.map((k) => `${k.axis} ${k.decay}`)).toEqual(["key none", "value none", "key scalar", "value scalar"]);
     const bin = buildEmu(m.source, m.kernels);
     for (const [i, k] of m.kernels.entries())
@@ -173,6 +173,13 @@ describe.skipIf(!gpp)("low-rank chunk readouts kernel on the CPU emulation vs th
         expect(e, `${k.entry} used=${used} mq=${mq} oq=${oq}`).toBeLessThan(1e-5);
       }
   }, 200_000);
+
+  it("the shipped module (lowRankReadModule()) takes float4 loads with no decay and scalar loads with a scalar decay", () => {
+    expect(lowRankReadModule().kernels.map((k) => k.entry)).toEqual([
+      "seqc_lr_read_key_none_c64k64v64m2_v4", "seqc_lr_read_value_none_c64k64v64m2_v4",
+      "seqc_lr_read_key_scalar_c64k64v64m2", "seqc_lr_read_value_scalar_c64k64v64m2"]);
+    expect(LOWRANK_READ_CONFIGS.map((c) => c.loads ?? "scalar")).toEqual(["vec4", "vec4", "scalar", "scalar"]);
+  });
 
   it("deliberately broken copies fail: the outputs skip their tile's last step's events; a read sees its own step before it", () => {
     const k0 = SMALL[2];
@@ -203,11 +210,11 @@ describe.skipIf(!gpp)("low-rank chunk readouts kernel on the CPU emulation vs th
     expect(() => lowRankReadModule([{ axis: "key", decay: "none", C: 64, K: 10, V: 20, M: 2 }])).toThrow(/multiples of 4/);
     expect(() => lowRankReadModule([{ axis: "key", decay: "none", C: 80, K: 8, V: 8, M: 2 }])).toThrow(/C <= 64/);
     expect(() => lowRankReadModule([{ axis: "key", decay: "none", C: 64, K: 128, V: 128, M: 4 }])).toThrow(/shared memory/);
-    for (const k of lowRankReadModule([...LOWRANK_READ_CONFIGS, ...LOWRANK_READ_VEC4_CONFIGS]).kernels) expect(k.sharedBytes, k.entry).toBeLessThanOrEqual(113 * 1024);
+    for (const k of lowRankReadModule([...LOWRANK_READ_SCALAR_CONFIGS, ...LOWRANK_READ_VEC4_CONFIGS]).kernels) expect(k.sharedBytes, k.entry).toBeLessThanOrEqual(113 * 1024);
   });
 
   it.skipIf(!findNvcc())("nvcc -cubin compiles the shipped module for sm_90; ptxas: no spills, <= 128 registers (two 256-thread blocks an SM)", () => {
-    const m = lowRankReadModule([...LOWRANK_READ_CONFIGS, ...LOWRANK_READ_VEC4_CONFIGS]);
+    const m = lowRankReadModule([...LOWRANK_READ_SCALAR_CONFIGS, ...LOWRANK_READ_VEC4_CONFIGS]);
     const dir = mkdtempSync(join(tmpdir(), "seqc-lrread-ptxas-"));
     try {
       writeFileSync(join(dir, "k.cu"), m.source);

@@ -3,7 +3,8 @@
  * <Model>.torch.json's "kernels"."lowRankCore" rebuilt from this tree's compiler/backends/cuda/lowrank-core.ts (the
  * configurations of the decay modes it had; source, kernels and an sm_90 cubin by nvcc), "kernels"."lowRankReadout"
  * from compiler/backends/cuda/lowrank-readout.ts (the configurations chain-plans-lowrank.ts gives the model's chain,
- * added where the build had none; LR_READ_LOADS=vec4: its opt-in float4-load twins instead) and runtime/torch/
+ * added where the build had none; LR_READ_LOADS=vec4: float4-load twins for every decay mode, =scalar: scalar loads for
+ * every decay mode, unset: the shipped mix, LOWRANK_READ_LOADS) and runtime/torch/
  * seqc_chunked_lowrank.py copied from this tree; every other file and JSON field as it was. For an A/B run of the kernel
  * alone (bench/torch/lowrank_kernel_bench.py, lowrank-run.sh) without rebuilding the chunked plans (minutes of nvcc).
  *
@@ -14,7 +15,7 @@ import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { LOWRANK_CORE_CONFIGS, lowRankCoreModule, type LowRankCoreKernel } from "../../compiler/backends/cuda/lowrank-core.ts";
-import { LOWRANK_READ_CONFIGS, LOWRANK_READ_VEC4_CONFIGS, lowRankReadModule } from "../../compiler/backends/cuda/lowrank-readout.ts";
+import { LOWRANK_READ_CONFIGS, LOWRANK_READ_SCALAR_CONFIGS, LOWRANK_READ_VEC4_CONFIGS, lowRankReadModule } from "../../compiler/backends/cuda/lowrank-readout.ts";
 import { findNvcc } from "../../compiler/backends/cuda/nvcc.ts";
 
 const [SRC, OUT] = process.argv.slice(2);
@@ -54,7 +55,7 @@ for (const f of readdirSync(SRC).filter((x) => x.endsWith(".torch.json"))) {
     console.log(`${f}: lowRankCore ${m.kernels.map((k) => `${k.entry} ${k.sharedBytes} B`).join(", ")}`);
   }
   const lr = meta.chunked?.lowRank;
-  const reads = lr ? (process.env.LR_READ_LOADS === "vec4" ? LOWRANK_READ_VEC4_CONFIGS : LOWRANK_READ_CONFIGS).filter((c) => c.decay === lr.decay && c.M === lr.E + lr.P && c.M === lr.E + lr.R) : [];
+  const reads = lr ? (process.env.LR_READ_LOADS === "vec4" ? LOWRANK_READ_VEC4_CONFIGS : process.env.LR_READ_LOADS === "scalar" ? LOWRANK_READ_SCALAR_CONFIGS : LOWRANK_READ_CONFIGS).filter((c) => c.decay === lr.decay && c.M === lr.E + lr.P && c.M === lr.E + lr.R) : [];
   if (reads.length) {
     const m = lowRankReadModule(reads);
     meta.kernels = { ...meta.kernels, lowRankReadout: { ...m, cubin: { "90": cubin(m.source) } } };

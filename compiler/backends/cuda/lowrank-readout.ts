@@ -49,9 +49,9 @@ export interface LowRankReadConfig {
   K: number;
   V: number;
   M: number;
-  /** How global memory is read into shared memory: scalar loads (the default, measured) or "vec4": float4 loads, all of
-   * a thread's issued before its shared stores, transposed operands read a row segment a thread so that the shared
-   * stores are conflict-free (opt-in until measured on the card; entries end in _v4). */
+  /** How global memory is read into shared memory: scalar loads (absent) or "vec4": float4 loads, all of a thread's
+   * issued before its shared stores, transposed operands read a row segment a thread so that the shared stores are
+   * conflict-free (entries end in _v4; which decay modes ship with them: LOWRANK_READ_LOADS). */
   loads?: "vec4";
 }
 
@@ -65,13 +65,23 @@ export interface LowRankReadKernel extends LowRankReadConfig {
 
 export const LOWRANK_READ_THREADS = 256;
 
-/** The configurations the torch modules get (the delta-rule family's chunk of 64 micro-steps at K = V = 64, one low-rank
- * pair and one pair per step: M = 2 events in the forward's and the adjoint's cores; DeltaNet none, Gated DeltaNet scalar). */
-export const LOWRANK_READ_CONFIGS: readonly LowRankReadConfig[] = (["none", "scalar"] as const).flatMap((decay) =>
+/** Every configuration the torch modules may get, with scalar loads (the delta-rule family's chunk of 64 micro-steps at
+ * K = V = 64, one low-rank pair and one pair per step: M = 2 events in the forward's and the adjoint's cores; DeltaNet
+ * none, Gated DeltaNet scalar). */
+export const LOWRANK_READ_SCALAR_CONFIGS: readonly LowRankReadConfig[] = (["none", "scalar"] as const).flatMap((decay) =>
   (["key", "value"] as const).map((axis) => ({ axis, decay, C: 64, K: 64, V: 64, M: 2 })));
 
-/** LOWRANK_READ_CONFIGS with float4 loads (opt-in: bench/torch/lowrank-patch-core.ts with LR_READ_LOADS=vec4). */
-export const LOWRANK_READ_VEC4_CONFIGS: readonly LowRankReadConfig[] = LOWRANK_READ_CONFIGS.map((c) => ({ ...c, loads: "vec4" as const }));
+/** Their float4-load twins (entries _v4). */
+export const LOWRANK_READ_VEC4_CONFIGS: readonly LowRankReadConfig[] = LOWRANK_READ_SCALAR_CONFIGS.map((c) => ({ ...c, loads: "vec4" as const }));
+
+/** Which loads each decay mode ships with, by the card (H200, 2026-11-28, bench/RESULTS.md "the readout kernel's float4
+ * loads"): with no decay the float4 twins were faster at all five reads (0.545-0.855 ms against 0.628-0.980); with a
+ * scalar decay neither was (0.571-0.928 against 0.587-0.948, two of five slower), so those keep scalar loads. */
+export const LOWRANK_READ_LOADS: Readonly<Record<LowRankReadDecay, "scalar" | "vec4">> = { none: "vec4", scalar: "scalar" };
+
+/** The configurations the torch modules get: LOWRANK_READ_SCALAR_CONFIGS with each decay mode's loads. */
+export const LOWRANK_READ_CONFIGS: readonly LowRankReadConfig[] = LOWRANK_READ_SCALAR_CONFIGS.map((c) =>
+  LOWRANK_READ_LOADS[c.decay] === "vec4" ? { ...c, loads: "vec4" as const } : c);
 
 export function lowRankReadEntry(c: LowRankReadConfig): string {
   return `seqc_lr_read_${c.axis}_${c.decay}_c${c.C}k${c.K}v${c.V}m${c.M}${c.loads === "vec4" ? "_v4" : ""}`;
