@@ -1430,17 +1430,23 @@ template <typename T, int ROWS, int BV> __device__ __forceinline__ void seqc_til
   }
 }
 
-template <class Cfg> __device__ __forceinline__ void seqc_walks_issue(const SeqcSm<Cfg>& s, int stage, const char* rec, u32 j0) {
+// the walks' copies (cp.async) of a chunk's record into pipeline stage "stage": NTH = 0, over every thread of the block
+// (split3's and the grouped walks); else over the threads [32 W0, NTH), a compile-time stride (split3's walk with Z over
+// every warp, CHUNK_WALK_K_SOURCE: W0 = 0 under -wk, the first warp without a Z tile under -wc)
+template <class Cfg, int W0 = 0, int NTH = 0> __device__ __forceinline__ void seqc_walks_issue(const SeqcSm<Cfg>& s, int stage, const char* rec, u32 j0) {
   typedef typename Cfg::T T_;
   typedef SeqcRec<Cfg> Rec;
   constexpr int F = Cfg::F, KP = Cfg::KP, E = 16 / sizeof(T_), LDK = Cfg::LDK, BV = Cfg::BV;
+  static_assert(W0 == 0 || NTH > 32 * W0, "threads past the first W0 warps need their count");
   const T_* r = reinterpret_cast<const T_*>(rec);
   char* base = reinterpret_cast<char*>(s.X) + stage * Cfg::STAGE;
   T_* x = reinterpret_cast<T_*>(base + Cfg::W_X);
   T_* m = reinterpret_cast<T_*>(base + Cfg::W_M);
   T_* u = reinterpret_cast<T_*>(base + Cfg::W_U);
   float* eg = reinterpret_cast<float*>(base + Cfg::W_E);
-  const int tid = threadIdx.x, nt = blockDim.x;
+  const int tid = (int)threadIdx.x - 32 * W0;
+  const int nt = NTH ? NTH - 32 * W0 : (int)blockDim.x;
+  if (NTH && tid < 0) return;
   for (int e = tid; e < F * (KP / E); e += nt) {
     const int f = e / (KP / E), i0 = (e % (KP / E)) * E;
     seqc_cp16(x + f * LDK + i0, r + Rec::XO + f * KP + i0);
@@ -1828,31 +1834,6 @@ template <class Cfg> struct SeqcWalkK {
   static_assert(Cfg::WSPLIT != 1 || (KS >= 2 && Cfg::KP % (16 * KS) == 0), "split-K needs >= 2 k-slices of whole k-steps");
   static_assert(Cfg::WSPLIT != 2 || ZT < NW, "the copies need warps without a Z tile");
 };
-// seqc_walks_issue over the threads [32 W0, NT)
-template <class Cfg, int W0> __device__ __forceinline__ void seqc_walks_issue_k(const SeqcSm<Cfg>& s, int stage, const char* rec, u32 j0) {
-  typedef typename Cfg::T T_;
-  typedef SeqcRec<Cfg> Rec;
-  constexpr int F = Cfg::F, KP = Cfg::KP, E = 16 / sizeof(T_), LDK = Cfg::LDK, BV = Cfg::BV, nt = Cfg::NT - 32 * W0;
-  const T_* r = reinterpret_cast<const T_*>(rec);
-  char* base = reinterpret_cast<char*>(s.X) + stage * Cfg::STAGE;
-  T_* x = reinterpret_cast<T_*>(base + Cfg::W_X);
-  T_* m = reinterpret_cast<T_*>(base + Cfg::W_M);
-  T_* u = reinterpret_cast<T_*>(base + Cfg::W_U);
-  float* eg = reinterpret_cast<float*>(base + Cfg::W_E);
-  const int tid = (int)threadIdx.x - 32 * W0;
-  if (tid < 0) return;
-  for (int e = tid; e < F * (KP / E); e += nt) {
-    const int f = e / (KP / E), i0 = (e % (KP / E)) * E;
-    seqc_cp16(x + f * LDK + i0, r + Rec::XO + f * KP + i0);
-    seqc_cp16(m + f * LDK + i0, r + Rec::MO + f * KP + i0);
-  }
-  for (int e = tid; e < F * (BV / E); e += nt) {
-    const int f = e / (BV / E), jj = (e % (BV / E)) * E;
-    seqc_cp16(u + f * Cfg::LDV + jj, r + Rec::UO + f * Cfg::VP + j0 + jj);
-  }
-  for (int e = tid; e < KP / 4; e += nt) seqc_cp16(eg + e * 4, rec + Rec::BYTES - KP * 4 + e * 16);
-}
-
 template <class Cfg, class R>
 __device__ void seqc_chunk_walk_k(const R& rows, char* smem, typename Cfg::T* ws, typename Cfg::T* wsS, u32 K, u32 V, u32 nH) {
   typedef typename Cfg::T T_;
@@ -1874,7 +1855,7 @@ __device__ void seqc_chunk_walk_k(const R& rows, char* smem, typename Cfg::T* ws
   seqc_state_load<Cfg>(S, rows, b, h, j0, K, V);
 #pragma unroll
   for (int k = 0; k < NS - 1; ++k) {
-    if ((u32)k < nc) seqc_walks_issue_k<Cfg, WK::CW0>(s, k, recs + (size_t)k * Rec::BYTES, j0);
+    if ((u32)k < nc) seqc_walks_issue<Cfg, WK::CW0, Cfg::NT>(s, k, recs + (size_t)k * Rec::BYTES, j0);
     seqc_cp_commit();
   }
   constexpr bool VEC = BV < 16;
@@ -1883,7 +1864,7 @@ __device__ void seqc_chunk_walk_k(const R& rows, char* smem, typename Cfg::T* ws
     seqc_state_operand<Cfg>(S, s.SB);
     seqc_cp_wait<NS - 2>();
     __syncthreads();
-    if (c + NS - 1 < nc) seqc_walks_issue_k<Cfg, WK::CW0>(s, (c + NS - 1) % NS, recs + (size_t)(c + NS - 1) * Rec::BYTES, j0);
+    if (c + NS - 1 < nc) seqc_walks_issue<Cfg, WK::CW0, Cfg::NT>(s, (c + NS - 1) % NS, recs + (size_t)(c + NS - 1) * Rec::BYTES, j0);
     seqc_cp_commit();
     char* base = reinterpret_cast<char*>(s.X) + (c % NS) * Cfg::STAGE;
     const T_* x = reinterpret_cast<const T_*>(base + Cfg::W_X);
