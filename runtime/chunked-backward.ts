@@ -9,6 +9,7 @@
  * (reversals, shifts and sums are O(B T (H K + H V)) host loops; the GPU work is the models).
  */
 import { reverseTime, type FloatArray, type Gradients, type Tensors } from "./train.ts";
+import { stabBackward, stabForward } from "./chunked-backward-stab.ts";
 
 /** The models of the chain, by role. */
 export type ChainPart = "prep" | "postBw" | "prepBw" | "core" | "coreT" | "adjoint" | "adjointT" | "decay";
@@ -44,7 +45,35 @@ export interface ChainNames {
   prepOutputs: string[];
   prepBw: ChainBarNames;
   postBw: ChainBarNames;
+  /** Value columns (normalisers: states [heads..., key] carried as value columns V0, V0 + 1, ... of the core). */
+  columns?: ChainColumns;
+  /** A max-plus stabiliser (mLSTM's m): its pass and adjoint run in the glue (chunked-backward-stab.ts). */
+  stab?: ChainStab;
 }
+
+export interface ChainColumns {
+  /** The column states and their declared initial values. */
+  states: string[];
+  inits: number[];
+  /** Per pair, the prep outputs [heads] of its value in each column (absent: 0); per readout, the post inputs [heads] of its column reads. */
+  pairs: (string[] | undefined)[];
+  readouts: string[][];
+}
+
+export interface ChainStab {
+  state: string;
+  init: number;
+  /** The stabiliser prep's outputs (m_t = max(a_t + m_{t-1}, b_t)) and prep's / post's pseudo inputs m_t, m_{t-1}. */
+  a: string;
+  b: string;
+  mT: string;
+  mPrev: string;
+  /** The names of the stabiliser prep's backward model. */
+  stabBw: ChainBarNames;
+}
+
+/** Runs the stabiliser's prep ("stab": inputs -> a, b) or its backward ("stabBw"): stateless, the model's dims. */
+export type ChainStabRun = (part: "stab" | "stabBw", inputs: Tensors, batch: number, time: number) => Promise<Tensors>;
 
 /** Runs one model of the chain: `dims` for the core models ({ H, K, V }; the decay scan { H, K }), undefined for prep/post (the model's dims). Inputs it does not declare are to be dropped by the runner. */
 export type ChainRun = (part: ChainPart, dims: Record<string, number> | undefined, inputs: Tensors, initialState: Tensors | undefined, batch: number, time: number) => Promise<{ outputs: Tensors; finalState: Tensors }>;
@@ -65,6 +94,9 @@ export interface ChainProblem {
   /** dL/d(output) [B, T, ...] (absent: 0) and dL/d(final state) [B, ...] (absent: 0). */
   cotOutputs?: Record<string, FloatArray | undefined>;
   cotState?: FloatArray;
+  /** The other states' initial values [B, ...] and final-state cotangents (value columns, stabiliser; absent: declared / 0). */
+  initialStates?: Tensors;
+  cotStates?: Tensors;
   alloc: (n: number) => FloatArray;
 }
 
@@ -103,39 +135,94 @@ export function stateLayout(n: Pick<ChainNames, "heads" | "key" | "value">, stat
   return { H, K, V, nS, at, canon };
 }
 
-/** Gradients of the forward's inputs, params and the matrix state's initial value through the chain. */
-export async function chainBackward(n: ChainNames, run: ChainRun, x: ChainProblem): Promise<Gradients> {
+/**
+ * Gradients of the forward's inputs, params and the states' initial values through the chain. A form with value
+ * columns runs the cores at value extent V0 + NC (each pair's value vector with its column values appended, each
+ * readout's cotangent with its column reads'); a stabilised form first runs the stabiliser (`runStab`: its prep;
+ * the pass on the host), hands prep and post m_t and m_{t-1}, starts the cores from the scaled initial state and
+ * ends with the stabiliser's adjoint and its prep's backward (chunked-backward-stab.ts).
+ */
+export async function chainBackward(n: ChainNames, run: ChainRun, x: ChainProblem, runStab?: ChainStabRun): Promise<Gradients> {
   const { batch: B, time: T, stateShape, alloc } = x;
   // canon: the model's state layout -> canonical [B, H, K, V] or [B, H, V, K]
-  const { H, K, V, nS, at, canon } = stateLayout(n, stateShape, B, alloc);
+  const { H, K, V: V0, nS, at, canon: canonS } = stateLayout(n, stateShape, B, alloc);
+  const cols = n.columns;
+  const NC = cols?.states.length ?? 0;
+  const V = V0 + NC;
   const cdims = { H, K, V };
   const rev = (a: FloatArray, inner: number) => reverseTime(a, B, T, inner);
   const perKey = n.decay === "key";
   const L = perKey ? H * K : H; // log decays per token
   const S0 = x.initialState ?? alloc(B * nS).fill(n.stateInit);
   const dS = x.cotState;
+  const C0 = cols?.states.map((c, k) => x.initialStates?.[c] ?? alloc(B * H * K).fill(cols.inits[k])) ?? [];
+  const dC = cols?.states.map((c) => x.cotStates?.[c]) ?? [];
+  /** State and columns in canonical [B, H, K, V] (V = V0 + NC; transposed [B, H, V, K]), each (b, h) slice times exp(logScale) where given. */
+  const canon = (all: FloatArray | undefined, colAll: (FloatArray | undefined)[], transpose = false, logScale?: Float64Array) => {
+    if (!NC && !logScale) return canonS(all, transpose);
+    const out = alloc(B * H * K * V);
+    const put = (b: number, h: number, i: number, j: number, v: number) => (out[(b * H + h) * K * V + (transpose ? j * K + i : i * V + j)] = logScale ? Math.exp(logScale[b * H + h]) * v : v);
+    for (let b = 0; b < B; b++) for (let h = 0; h < H; h++) for (let i = 0; i < K; i++) {
+      if (all) for (let j = 0; j < V0; j++) put(b, h, i, j, all[at(b, h, i, j)]);
+      colAll.forEach((c, k) => { if (c) put(b, h, i, V0 + k, c[(b * H + h) * K + i]); });
+    }
+    return out;
+  };
+  /** [B, T, H, V0] values with NC column values [B, T, H] each appended: [B, T, H, V]. */
+  const withCols = (v: FloatArray, cs: (FloatArray | undefined)[]) => {
+    if (!NC) return v;
+    const out = alloc(B * T * H * V);
+    for (let r = 0; r < B * T * H; r++) {
+      out.set(v.subarray(r * V0, (r + 1) * V0), r * V);
+      cs.forEach((c, k) => { if (c) out[r * V + V0 + k] = c[r]; });
+    }
+    return out;
+  };
+  /** Split [B, T, H, V] into the V0 values and the NC columns. */
+  const splitCols = (y: FloatArray): { v: FloatArray; c: FloatArray[] } => {
+    if (!NC) return { v: y, c: [] };
+    const v = alloc(B * T * H * V0), c = [...Array(NC)].map(() => alloc(B * T * H));
+    for (let r = 0; r < B * T * H; r++) {
+      v.set(y.subarray(r * V, r * V + V0), r * V0);
+      for (let k = 0; k < NC; k++) c[k][r] = y[r * V + V0 + k];
+    }
+    return { v, c };
+  };
 
-  const prep = (await run("prep", undefined, x.given, undefined, B, T)).outputs;
+  // the stabiliser: a, b from its prep, the max-plus pass on the host; m_t and m_{t-1} are prep's and post's inputs
+  const stab = n.stab;
+  if (stab && !runStab) throw new Error(`${n.model}: the chain of a stabilised form needs the stabiliser's runner`);
+  const ab = stab ? await runStab!("stab", x.given, B, T) : undefined;
+  const m0 = stab ? x.initialStates?.[stab.state] ?? alloc(B * H).fill(stab.init) : undefined;
+  const sf = stab ? stabForward(ab![stab.a], ab![stab.b], m0!, B, T, H) : undefined;
+  const given: Tensors = stab ? { ...x.given, [stab.mT]: sf!.mt, [stab.mPrev]: sf!.mp } : x.given;
+
+  const prep = (await run("prep", undefined, given, undefined, B, T)).outputs;
   const ld = n.ld ? prep[n.ld] : undefined;
   const kv: Tensors = {};
-  n.pairs.forEach((p, i) => { kv[`x_k${i}`] = prep[p.k]; kv[`x_v${i}`] = prep[p.v]; });
+  n.pairs.forEach((p, i) => { kv[`x_k${i}`] = prep[p.k]; kv[`x_v${i}`] = withCols(prep[p.v], cols?.pairs[i]?.map((c) => prep[c]) ?? []); });
   const qs: Tensors = {};
   n.readouts.forEach((r, i) => (qs[`x_q${i}`] = prep[r.q]));
   const withLd = (t: Tensors, l?: FloatArray) => (l ? { ...t, x_ld: l } : t);
+  const Sinit = canon(S0, C0, false, sf?.logScale);
 
   // forward core: y for post, S_N for the decay adjoint's start
-  const core = await run("core", cdims, withLd({ ...kv, ...qs }, ld), { S: canon(S0, false) }, B, T);
+  const core = await run("core", cdims, withLd({ ...kv, ...qs }, ld), { S: Sinit }, B, T);
 
   // post's backward: dL/dy and post's own contributions
-  const postIn: Tensors = { ...x.given };
-  n.readouts.forEach((r, i) => (postIn[r.y] = core.outputs[`o_y${i}`]));
+  const postIn: Tensors = { ...given };
+  n.readouts.forEach((r, i) => {
+    const y = splitCols(core.outputs[`o_y${i}`]);
+    postIn[r.y] = y.v;
+    cols?.readouts[i].forEach((c, k) => (postIn[c] = y.c[k]));
+  });
   for (const o of x.outputs) postIn[n.postBw.outputBar[o.name]] = x.cotOutputs?.[o.name] ?? alloc(B * T * o.size);
   const postG = (await run("postBw", undefined, postIn, undefined, B, T)).outputs;
   const dys: Tensors = {};
-  n.readouts.forEach((r, i) => (dys[`x_dy${i}`] = postG[n.postBw.inputBar[r.y]]));
+  n.readouts.forEach((r, i) => (dys[`x_dy${i}`] = withCols(postG[n.postBw.inputBar[r.y]], cols?.readouts[i].map((c) => postG[n.postBw.inputBar[c]]) ?? [])));
 
   // dq = S dy (the transposed core, forward time); a per-key decay: S's key rows are heads of their own, S's layout
-  const coreT = await run("coreT", cdims, withLd({ ...kv, ...dys }, ld), { S: canon(S0, !perKey) }, B, T);
+  const coreT = await run("coreT", cdims, withLd({ ...kv, ...dys }, ld), { S: canon(S0, C0, !perKey, sf?.logScale) }, B, T);
 
   // the adjoint in reversed time: token t's decay shifted to t - 1 (D_{t+1} takes G_{t+1} to t; none after the last)
   let ldn: FloatArray | undefined;
@@ -147,21 +234,24 @@ export async function chainBackward(n: ChainNames, run: ChainRun, x: ChainProble
   // key vectors (q, k) are [H, K] per token, value vectors (dy, v) [H, V]
   const rIn: Tensors = {};
   for (const [k, a] of Object.entries({ ...qs, ...kv, ...dys })) rIn[k] = rev(a, k.startsWith("x_q") || k.startsWith("x_k") ? H * K : H * V);
-  const adj = await run("adjoint", cdims, withLd(rIn, ldn), { G: canon(dS, false) }, B, T);
-  const adjT = await run("adjointT", cdims, withLd(rIn, ldn), { G: canon(dS, !perKey) }, B, T);
+  const adj = await run("adjoint", cdims, withLd(rIn, ldn), { G: canon(dS, dC, false) }, B, T);
+  const adjT = await run("adjointT", cdims, withLd(rIn, ldn), { G: canon(dS, dC, !perKey) }, B, T);
 
   // the adjoints of prep's outputs
   const prepBars: Tensors = {};
+  const add = (name: string, g: FloatArray) => { const o = prepBars[name]; if (o) for (let i = 0; i < o.length; i++) o[i] += g[i]; else prepBars[name] = g; };
   n.pairs.forEach((p, i) => {
     prepBars[p.k] = rev(adjT.outputs[`o_dk${i}`], H * K);
-    prepBars[p.v] = rev(adj.outputs[`o_dv${i}`], H * V);
+    const dv = splitCols(rev(adj.outputs[`o_dv${i}`], H * V));
+    add(p.v, dv.v);
+    cols?.pairs[i]?.forEach((c, k) => add(c, dv.c[k]));
   });
   n.readouts.forEach((r, i) => (prepBars[r.q] = coreT.outputs[`o_dq${i}`]));
   if (n.ld) {
     // a_T = <dS_N, S_N> per head (per key row), then the reverse cumulative sum of q.dq - k.dk
     const a0 = alloc(B * L);
     const SN = core.finalState.S;
-    if (dS) { const dSc = canon(dS, false); for (let r = 0; r < B * H * K; r++) for (let j = 0; j < V; j++) a0[perKey ? r : Math.floor(r / K)] += dSc[r * V + j] * SN[r * V + j]; }
+    if (dS || dC.some((c) => c)) { const dSc = canon(dS, dC, false); for (let r = 0; r < B * H * K; r++) for (let j = 0; j < V; j++) a0[perKey ? r : Math.floor(r / K)] += dSc[r * V + j] * SN[r * V + j]; }
     const dIn: Tensors = {};
     n.readouts.forEach((_, i) => { dIn[`x_q${i}`] = rIn[`x_q${i}`]; dIn[`x_dq${i}`] = rev(coreT.outputs[`o_dq${i}`], H * K); });
     n.pairs.forEach((_, i) => { dIn[`x_k${i}`] = rIn[`x_k${i}`]; dIn[`x_dk${i}`] = adjT.outputs[`o_dk${i}`]; });
@@ -169,19 +259,46 @@ export async function chainBackward(n: ChainNames, run: ChainRun, x: ChainProble
     prepBars[n.ld] = rev(dec.outputs.o_dld, L);
   }
   // dS_0 = D_1 G_1: the adjoint's final state through the first token's decay, back in the model's layout
+  // (stabilised: times the initial state's scale; <dS^, S^> is the initial m's adjoint through that scale)
   const dS0 = alloc(B * nS);
+  const dC0 = C0.map(() => alloc(B * H * K));
+  const scaleBar = new Float64Array(B * H);
   const Gf = adj.finalState.G;
-  for (let b = 0; b < B; b++) for (let h = 0; h < H; h++) for (let i = 0; i < K; i++) {
-    const d = ld ? Math.exp(ld[b * T * L + (perKey ? h * K + i : h)]) : 1;
-    for (let j = 0; j < V; j++) dS0[at(b, h, i, j)] = d * Gf[((b * H + h) * K + i) * V + j];
+  for (let b = 0; b < B; b++) for (let h = 0; h < H; h++) {
+    const f = sf ? Math.exp(sf.logScale[b * H + h]) : 1;
+    for (let i = 0; i < K; i++) {
+      const d = ld ? Math.exp(ld[b * T * L + (perKey ? h * K + i : h)]) : 1;
+      for (let j = 0; j < V; j++) {
+        const o = ((b * H + h) * K + i) * V + j;
+        const g = d * Gf[o];
+        if (sf) scaleBar[b * H + h] += g * Sinit[o];
+        if (j < V0) dS0[at(b, h, i, j)] = f * g;
+        else dC0[j - V0][(b * H + h) * K + i] = f * g;
+      }
+    }
   }
 
   // prep's backward
-  const prepIn: Tensors = { ...x.given };
+  const prepIn: Tensors = { ...given };
   for (const o of n.prepOutputs) prepIn[n.prepBw.outputBar[o]] = prepBars[o] ?? alloc(prep[o].length);
   const prepG = (await run("prepBw", undefined, prepIn, undefined, B, T)).outputs;
 
-  return sumPieces(x, [{ out: postG, names: n.postBw }, { out: prepG, names: n.prepBw }], { [n.state]: dS0 });
+  const pieces = [{ out: postG, names: n.postBw }, { out: prepG, names: n.prepBw }];
+  const initial: Tensors = { [n.state]: dS0 };
+  cols?.states.forEach((c, k) => (initial[c] = dC0[k]));
+  if (stab) {
+    // the stabiliser's adjoint, then its prep's backward
+    const sb = stabBackward(ab![stab.a], ab![stab.b], m0!, sf!, {
+      mT: [postG[n.postBw.inputBar[stab.mT]], prepG[n.prepBw.inputBar[stab.mT]]],
+      mPrev: prepG[n.prepBw.inputBar[stab.mPrev]],
+      final: x.cotStates?.[stab.state],
+      scale: scaleBar,
+    }, B, T, H);
+    const stabIn: Tensors = { ...x.given, [stab.stabBw.outputBar[stab.a]]: sb.aBar, [stab.stabBw.outputBar[stab.b]]: sb.bBar };
+    pieces.push({ out: await runStab!("stabBw", stabIn, B, T), names: stab.stabBw });
+    initial[stab.state] = Float64Array.from(sb.initial);
+  }
+  return sumPieces(x, pieces, initial);
 }
 
 /** The pieces' input adjoints added, param adjoints (per step [B, T, ...]) summed over batch and time. */

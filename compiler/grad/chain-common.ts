@@ -76,7 +76,7 @@ export function chainRunner<P extends string, F>(
   const state = chain.names.state;
   const problem: ChainProblem = {
     batch: run.batch, time: run.time, stateShape: shapeSizes(model.tensors.find((t) => t.name === state)!.shape, dims), inputs: sized("input"), params: sized("param"), outputs: sized("output"), given: run.inputs,
-    initialState: run.initialState?.[state], cotOutputs: cot.outputs, cotState: cot.finalState?.[state], alloc: (n) => new Float64Array(n),
+    initialState: run.initialState?.[state], cotOutputs: cot.outputs, cotState: cot.finalState?.[state], initialStates: run.initialState, cotStates: cot.finalState, alloc: (n) => new Float64Array(n),
   };
   return { runPart, problem };
 }

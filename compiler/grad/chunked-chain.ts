@@ -19,13 +19,20 @@
  * stays one on S^T ([H, V, K]); a per-key decay (GLA) would vary along S^T's value axis, so there each key
  * row of S is a head of its own: S[h, i, :, 1] with heads (h, i), key axis V, a unit value axis and the
  * scalar decay exp(ld[h, i]) — again the matrix form (H K heads of rank-one outer products).
+ *
+ * Value columns (mLSTM's normaliser) widen the cores' value axis to V + NC; a max-plus stabiliser adds the
+ * stabiliser's prep and its backward model (`stabModels`: stateless) around the glue's host pass and adjoint
+ * (runtime/chunked-backward-stab.ts). chainGradients runs those forms; the chains the generated classes and the
+ * torch target embed (modelChain without `stabilised`) still refuse them.
  */
 import * as I from "../ir/types.ts";
-import { interpret, type RunInputs, type RunResult } from "../ir/interpret.ts";
-import { matrixForm, type MatrixForm } from "../forms/matrix-form.ts";
+import { evalConst, interpret, type RunInputs, type RunResult } from "../ir/interpret.ts";
+import { matrixForm, STAB_PREV, STAB_T, type MatrixForm } from "../forms/matrix-form.ts";
 import { chunkedBackwardRefusal } from "./chunked.ts";
 import { chainEnds, chainRunner, coveredForm, loadGenerated, runDims } from "./chain-common.ts";
-import { chainBackward, type ChainNames, type ChainPart } from "../../runtime/chunked-backward.ts";
+import { chainBackward, type ChainNames, type ChainPart, type ChainStabRun } from "../../runtime/chunked-backward.ts";
+import { mapChildren } from "../ir/map.ts";
+import { buildBackward } from "./backward.ts";
 import type { Cotangents, Gradients } from "./run.ts";
 import { lowRankChainGradients } from "./chunked-chain-lowrank.ts";
 
@@ -33,9 +40,13 @@ export type ChainForm = "sequential" | "scan" | "chunked";
 /** Runs one model of the chain in the given form (the interpreter ignores the form). */
 export type ChainExec = (model: I.Model, run: RunInputs, form: ChainForm) => RunResult | Promise<RunResult>;
 
-/** Why the chain does not cover this form, or undefined. */
-export function chainRefusal(form: MatrixForm): string | undefined {
-  const why = chunkedBackwardRefusal(form);
+/**
+ * Why the chain does not cover this form, or undefined. `stabilised`: value columns and a stabiliser are let
+ * through (chainGradients runs them: the glue's stabiliser pass and adjoint, chunked-backward-stab.ts); the
+ * generated classes and the torch target do not run those parts yet, so their chains keep the refusal.
+ */
+export function chainRefusal(form: MatrixForm, opts: { stabilised?: boolean } = {}): string | undefined {
+  const why = opts.stabilised ? undefined : chunkedBackwardRefusal(form);
   if (why) return why;
   if (form.lowRank) return `the chunked backward chain covers cores without low-rank terms (state ${form.state}'s update reads it through w^T ${form.state}: the delta-rule family's chain is chunked-chain-lowrank.ts's, which chainGradients runs for it)`;
   if (form.steps.length !== 1 || form.steps[0].loop) return "the chunked backward chain covers one update per token (no micro-step loops)";
@@ -74,14 +85,32 @@ export function chainModels(form: MatrixForm): ChainModels {
   return { core, coreT, adjoint, adjointT, decay };
 }
 
+/** Names for the stabiliser's pseudo inputs that no tensor of the model has. */
+function stabPseudoNames(model: I.Model): Record<string, string> {
+  const taken = new Set(model.tensors.map((t) => t.name));
+  const free = (base: string) => { let n = base; for (let k = 1; taken.has(n); k++) n = `${base}${k}`; return n; };
+  return { [STAB_T]: free("stab_m_t"), [STAB_PREV]: free("stab_m_prev") };
+}
+
+/** `m` with the tensors named in `map` renamed (declarations, reads, `has`, targets). */
+function renameTensors(m: I.Model, map: Record<string, string>): I.Model {
+  const nm = (n: string) => map[n] ?? n;
+  const expr = (e: I.Expr): I.Expr => (e.k === "read" ? { ...e, tensor: nm(e.tensor) } : e.k === "has" ? { ...e, tensor: nm(e.tensor) } : mapChildren(e, expr));
+  const stmt = (st: I.Stmt): I.Stmt => (st.k === "for" ? { ...st, body: st.body.map(stmt) } : { ...st, target: nm(st.target), expr: expr(st.expr) });
+  return { ...m, tensors: m.tensors.map((t) => ({ ...t, name: nm(t.name) })), body: m.body.map(stmt) };
+}
+
 const interpretExec: ChainExec = (m, run) => interpret(m, run);
 
 /** The chain's models by part (prep, the backward models of post and prep, the core models) and the names that tie them together. */
-export interface Chain { names: ChainNames; models: Record<ChainPart, I.Model | undefined> }
+export interface Chain { names: ChainNames; models: Record<ChainPart, I.Model | undefined>; stabModels?: { stab: I.Model; stabBw: I.Model } }
 
 /** The chain of a model (throws with the reason where it does not cover it). `dims`: sizes the prep/post backward unroll loops over (fixed dims at least) and the declared initial state is evaluated at. */
-export function modelChain(model: I.Model, dims: Record<string, number>): Chain {
-  const form = coveredForm(model, chainRefusal);
+export function modelChain(model: I.Model, dims: Record<string, number>, opts: { stabilised?: boolean } = {}): Chain {
+  const covered = coveredForm(model, (f) => chainRefusal(f, opts));
+  // the stabiliser's pseudo inputs (m@t, m@prev) under names every backend takes as identifiers
+  const pseudo = covered.stabiliser ? stabPseudoNames(model) : undefined;
+  const form = pseudo ? { ...covered, prep: renameTensors(covered.prep, pseudo), post: renameTensors(covered.post, pseudo) } : covered;
   const ms = chainModels(form);
   const step = form.steps[0];
   const ends = chainEnds(model, form, dims);
@@ -93,7 +122,23 @@ export function modelChain(model: I.Model, dims: Record<string, number>): Chain 
     ...(step.ld ? { ld: step.ld.name } : {}),
     ...ends.tail,
   };
-  return { names, models: { ...ends.models, core: ms.core, coreT: ms.coreT, adjoint: ms.adjoint, adjointT: ms.adjointT, decay: step.ld ? ms.decay : undefined } };
+  if (form.columns.length) {
+    names.columns = {
+      states: form.columns,
+      inits: form.columns.map((c) => { const d = model.tensors.find((t) => t.name === c)!; return d.init ? evalConst(d.init, dims) : 0; }),
+      pairs: step.inputs.map((p) => p.cols),
+      readouts: form.readouts.map((r) => r.cols),
+    };
+  }
+  let stabModels: Chain["stabModels"];
+  if (form.stabiliser) {
+    const st = form.stabiliser;
+    const bw = buildBackward(st.prep, dims, { paramAdjoints: "output" });
+    const d = model.tensors.find((t) => t.name === st.state)!;
+    names.stab = { state: st.state, init: d.init ? evalConst(d.init, dims) : 0, a: st.a, b: st.b, mT: pseudo![STAB_T], mPrev: pseudo![STAB_PREV], stabBw: { outputBar: bw.outputBar, inputBar: bw.inputBar, paramBar: bw.paramBar } };
+    stabModels = { stab: st.prep, stabBw: bw.model };
+  }
+  return { names, models: { ...ends.models, core: ms.core, coreT: ms.coreT, adjoint: ms.adjoint, adjointT: ms.adjointT, decay: step.ld ? ms.decay : undefined }, ...(stabModels ? { stabModels } : {}) };
 }
 
 /** The form each part of the chain runs in: the core models chunked, the decay adjoint a scan, prep and post sequential. */
@@ -106,7 +151,10 @@ export async function chainGradients(model: I.Model, run: RunInputs, cot: Cotang
   if (mf.ok && mf.form.lowRank) return lowRankChainGradients(model, run, cot, exec, opts);
   // every model of the chain with the inputs it declares (runners refuse unknown names)
   const dims = runDims(model, run);
-  const chain = modelChain(model, dims);
-  const { runPart, problem } = chainRunner(model, run, cot, dims, chain, exec, CHAIN_FORMS, "the chunked backward chain");
-  return (await chainBackward(chain.names, runPart, problem)) as Gradients;
+  const chain = modelChain(model, dims, { stabilised: true });
+  const models = { ...chain.models, stab: chain.stabModels?.stab, stabBw: chain.stabModels?.stabBw };
+  const forms = { ...CHAIN_FORMS, stab: "sequential", stabBw: "sequential" } as const;
+  const { runPart, problem } = chainRunner(model, run, cot, dims, { names: chain.names, models }, exec, forms, "the chunked backward chain");
+  const runStab: ChainStabRun = async (part, inputs, B, T) => (await runPart(part, undefined, inputs, undefined, B, T)).outputs;
+  return (await chainBackward(chain.names, runPart, problem, runStab)) as Gradients;
 }

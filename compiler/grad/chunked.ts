@@ -24,6 +24,7 @@ import { runStabiliser, stateInit, type StabiliserRun } from "../forms/stabilise
 import { buildBackward, type Backward } from "./backward.ts";
 import type { Cotangents, Gradients } from "./run.ts";
 import { headOffset, sumPieces as sumTogether } from "../../runtime/chunked-backward.ts";
+import { stabBackward, type StabBars } from "../../runtime/chunked-backward-stab.ts";
 
 export interface ChunkedGradOptions {
   /** Tokens per chunk (default 16). */
@@ -315,33 +316,19 @@ export function chunkedGradients(model: I.Model, run: RunInputs, cot: Cotangents
 }
 
 /**
- * The max-plus stabiliser's reverse pass (see chunkedGradients): the adjoint of m_t from its pseudo inputs'
- * adjoints, split between a and b by the branch the max took, then the stabiliser's prep backward.
+ * The max-plus stabiliser's reverse pass (see chunkedGradients; runtime/chunked-backward-stab.ts, shared with the
+ * chain): the adjoint of m_t from its pseudo inputs' adjoints, split between a and b by the branch the max took,
+ * then the stabiliser's prep backward.
  */
 function stabiliserBackward(model: I.Model, form: MatrixForm, run: RunInputs, dims: Record<string, number>, stab: StabiliserRun,
-  bars: { mT: (Float64Array | undefined)[]; mPrev: Float64Array | undefined; final: Float64Array | undefined; scale: Float64Array }): { piece: Parameters<typeof sumPieces>[4][number]; initial: Float64Array } {
+  bars: StabBars): { piece: Parameters<typeof sumPieces>[4][number]; initial: Float64Array } {
   const st = form.stabiliser!;
   const { batch: B, time: T } = run;
   const ab = interpret(st.prep, { ...run, dims, initialState: undefined }).outputs;
-  const a = ab[st.a], bb = ab[st.b];
   const nH = bars.scale.length / B;
   const m0 = stateInit(model, st.state, run, dims);
-  const mt = stab.inputs[STAB_T];
-  const aBar = new Float64Array(a.length), bBar = new Float64Array(bb.length);
-  const initial = new Float64Array(B * nH);
-  for (let b = 0; b < B; b++)
-    for (let h = 0; h < nH; h++) {
-      let g = bars.final?.[b * nH + h] ?? 0;
-      for (let t = T - 1; t >= 0; t--) {
-        const i = (b * T + t) * nH + h;
-        for (const x of bars.mT) if (x) g += x[i];
-        if (t + 1 < T && bars.mPrev) g += bars.mPrev[i + nH];
-        const prev = t > 0 ? mt[i - nH] : m0[b * nH + h];
-        if (a[i] + prev >= bb[i]) aBar[i] = g;
-        else { bBar[i] = g; g = 0; }
-      }
-      initial[b * nH + h] = g + bars.scale[b * nH + h];
-    }
+  const fwd = { mt: stab.inputs[STAB_T], mp: stab.inputs[STAB_PREV], logScale: stab.logScale, final: stab.final };
+  const { aBar, bBar, initial } = stabBackward(ab[st.a], ab[st.b], m0, fwd, bars, B, T, nH);
   const bw = buildBackward(st.prep, dims, { paramAdjoints: "output" });
   const inputs: Record<string, Float64Array> = { ...run.inputs, [bw.outputBar[st.a]]: aBar, [bw.outputBar[st.b]]: bBar };
   const out = interpret(bw.model, { ...run, dims, inputs, initialState: undefined }).outputs;
