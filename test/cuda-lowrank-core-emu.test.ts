@@ -18,6 +18,7 @@ import { LOWRANK_CORE_CONFIGS, lowRankCoreModule, type LowRankCoreConfig, type L
 import { findNvcc, nvccPtx } from "../compiler/backends/cuda/nvcc.ts";
 import { relativeError } from "../compiler/io/manifest.ts";
 import { compileEmu, EMU_READF } from "./cuda-emu/harness.ts";
+import { ptxasUsage } from "./helpers/ptxas-usage.ts";
 import { rng } from "./helpers/random.ts";
 
 const gpp = spawnSync("g++", ["--version"]).status === 0;
@@ -222,23 +223,9 @@ describe.skipIf(!gpp)("low-rank chunk transitions kernel on the CPU emulation vs
     const m = lowRankCoreModule(LOWRANK_CORE_CONFIGS);
     const { ptx } = nvccPtx(m.source, 90, findNvcc(), { lowPriority: true });
     for (const k of m.kernels) expect(ptx).toContain(`.entry ${k.entry}`);
-    const dir = mkdtempSync(join(tmpdir(), "seqc-lrcore-ptxas-"));
-    try {
-      writeFileSync(join(dir, "k.cu"), m.source);
-      const r = spawnSync("nice", ["-n", "19", findNvcc()!, "-cubin", "-arch=sm_90", "-std=c++17", "-Xptxas", "-v", "-o", join(dir, "k.cubin"), join(dir, "k.cu")], { encoding: "utf8" });
-      expect(r.status, r.stderr).toBe(0);
-      // ptxas -v: per entry "Compiling entry function '<e>'", "... N bytes spill stores, M bytes spill loads", "Used R registers"
-      for (const k of m.kernels) {
-        const at = r.stderr.indexOf(`entry function '${k.entry}'`);
-        expect(at, k.entry).toBeGreaterThanOrEqual(0);
-        const tail = r.stderr.slice(at);
-        const spill = /(\d+) bytes spill stores, (\d+) bytes spill loads/.exec(tail), regs = /Used (\d+) registers/.exec(tail);
-        expect(spill && regs, k.entry).toBeTruthy();
-        expect([Number(spill![1]), Number(spill![2])], `${k.entry} spills`).toEqual([0, 0]);
-        expect(Number(regs![1]), `${k.entry} registers`).toBeLessThanOrEqual(128);
-      }
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
+    for (const [e, u] of ptxasUsage(findNvcc()!, m.source, m.kernels.map((k) => k.entry))) {
+      expect([u.spillStores, u.spillLoads], `${e} spills`).toEqual([0, 0]);
+      expect(u.registers, `${e} registers`).toBeLessThanOrEqual(128);
     }
   }, 200_000);
 });

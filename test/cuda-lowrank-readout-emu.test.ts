@@ -19,6 +19,7 @@ import { LOWRANK_READ_CONFIGS, LOWRANK_READ_SCALAR_CONFIGS, LOWRANK_READ_VEC4_CO
 import { findNvcc } from "../compiler/backends/cuda/nvcc.ts";
 import { relativeError } from "../compiler/io/manifest.ts";
 import { compileEmu, EMU_READF } from "./cuda-emu/harness.ts";
+import { ptxasUsage } from "./helpers/ptxas-usage.ts";
 import { rng } from "./helpers/random.ts";
 
 const gpp = spawnSync("g++", ["--version"]).status === 0;
@@ -215,22 +216,9 @@ describe.skipIf(!gpp)("low-rank chunk readouts kernel on the CPU emulation vs th
 
   it.skipIf(!findNvcc())("nvcc -cubin compiles the shipped module for sm_90; ptxas: no spills, <= 128 registers (two 256-thread blocks an SM)", () => {
     const m = lowRankReadModule([...LOWRANK_READ_SCALAR_CONFIGS, ...LOWRANK_READ_VEC4_CONFIGS]);
-    const dir = mkdtempSync(join(tmpdir(), "seqc-lrread-ptxas-"));
-    try {
-      writeFileSync(join(dir, "k.cu"), m.source);
-      const r = spawnSync("nice", ["-n", "19", findNvcc()!, "-cubin", "-arch=sm_90", "-std=c++17", "-Xptxas", "-v", "-o", join(dir, "k.cubin"), join(dir, "k.cu")], { encoding: "utf8" });
-      expect(r.status, r.stderr).toBe(0);
-      for (const k of m.kernels) {
-        const at = r.stderr.indexOf(`entry function '${k.entry}'`);
-        expect(at, k.entry).toBeGreaterThanOrEqual(0);
-        const tail = r.stderr.slice(at);
-        const spill = /(\d+) bytes spill stores, (\d+) bytes spill loads/.exec(tail), regs = /Used (\d+) registers/.exec(tail);
-        expect(spill && regs, k.entry).toBeTruthy();
-        expect([Number(spill![1]), Number(spill![2])], `${k.entry} spills`).toEqual([0, 0]);
-        expect(Number(regs![1]), `${k.entry} registers`).toBeLessThanOrEqual(128);
-      }
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
+    for (const [e, u] of ptxasUsage(findNvcc()!, m.source, m.kernels.map((k) => k.entry))) {
+      expect([u.spillStores, u.spillLoads], `${e} spills`).toEqual([0, 0]);
+      expect(u.registers, `${e} registers`).toBeLessThanOrEqual(128);
     }
   }, 200_000);
 });
