@@ -23,6 +23,7 @@ import { modelChain } from "../compiler/grad/chunked-chain.ts";
 import { torchChain, withoutOutputs, type TorchChainNames } from "../compiler/backends/torch/chain-copies.ts";
 import { buildTorchPlans } from "../compiler/backends/torch/plans.ts";
 import { ROWS_READOUT_LOW, ROWS_READOUT_LOW_TILES, ROWS_READOUT_TILES } from "../compiler/backends/cuda/rows-readout.ts";
+import { anchorChunksModule } from "../compiler/backends/cuda/anchor-chunks.ts";
 import { emitTorch } from "../compiler/backends/torch/target.ts";
 import { relativeError } from "../compiler/io/manifest.ts";
 import { CHAIN_PARTS, type ChainPart } from "../runtime/chunked-backward.ts";
@@ -232,7 +233,7 @@ const chain_keys = (c: ReturnType<typeof torchChain>) =>
   Object.entries(c.models).filter(([p, m]) => m && p !== "decay" && !(p === "core" && !postReadsY(c)) && !(c.names.decay === "key" && (p === "coreT" || p === "adjointT"))).map(([p]) => `chain64:${p}`).sort();
 
 describe("torch target: a per-key decay's transposed cores as the rows readout kernel", () => {
-  it("GLA's module carries the rows readout kernels for dq (pairs (k, v), readout dy) and dk (pairs (q, dy), readout v) in every tile; scalar decays none", () => {
+  it("GLA's module carries the rows readout kernels for dq (pairs (k, v), readout dy) and dk (pairs (q, dy), readout v) in every tile; scalar decays none (only the anchor chunk products)", () => {
     const gla = buildTorchPlans(load("gla"));
     const rows = gla.kernels?.rowsReadout;
     expect(rows).toBeDefined();
@@ -246,6 +247,9 @@ describe("torch target: a per-key decay's transposed cores as the rows readout k
       expect(rows!.source).toContain(`void __launch_bounds__(${k.threads}) ${k.entry}(`);
       expect(k.vs).toBe(k.tv * k.vt);
     }
-    for (const name of ["simple_gla", "mamba2", "linear_attention"]) expect(buildTorchPlans(load(name)).kernels, name).toBeUndefined();
+    // the decay adjoint's anchor chunk products (anchor-chunks.ts) in every module with a log decay; no decay, no kernels
+    expect(meta.kernels.anchorChunks.kernels).toEqual(anchorChunksModule().kernels);
+    for (const name of ["simple_gla", "mamba2"]) expect(Object.keys(buildTorchPlans(load(name)).kernels ?? {}), name).toEqual(["anchorChunks"]);
+    expect(buildTorchPlans(load("linear_attention")).kernels).toBeUndefined();
   }, 120_000);
 });

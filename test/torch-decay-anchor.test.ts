@@ -32,7 +32,7 @@ const numpy = spawnSync("python3", ["-c", "import numpy"]).status === 0;
 if (!numpy) console.warn("torch-decay-anchor.test: python3 with numpy is not installed; the checks are skipped");
 const load = (name: string) => loadProgram([`stdlib/${name}.seq`]).models[0];
 
-async function anchoredChain(model: I.Model, run: RunInputs, cot: ReturnType<typeof randomCotangents>, dropStateCot: boolean, anchor: string, C: number, gram: string, reverseSum: string) {
+async function anchoredChain(model: I.Model, run: RunInputs, cot: ReturnType<typeof randomCotangents>, dropStateCot: boolean, anchor: string, C: number, gram: string, reverseSum: string, anchorProducts?: "standin" | "broken") {
   const dims = { ...run.dims };
   const { names, models } = torchChain(modelChain(model, dims), dims) as { names: TorchChainNames; models: Partial<Record<ChainPart, I.Model>> };
   const SN = interpret(model, run).finalState[names.state];
@@ -40,7 +40,7 @@ async function anchoredChain(model: I.Model, run: RunInputs, cot: ReturnType<typ
   const tensors = glueTensors(model, names.state, run, cot, dropStateCot);
   const case_ = {
     names, B, T, ...tensors, SN: wire(SN, [B, ...tensors.stateShape]),
-    decayAnchor: anchor, anchorChunk: C, anchorGram: gram, reverseSum,
+    decayAnchor: anchor, anchorChunk: C, anchorGram: gram, reverseSum, ...(anchorProducts ? { anchorProducts } : {}),
   };
   const parts: string[] = [];
   const got = await serve("python3", ["test/torch/decay_anchor_glue.py"], case_, (msg) => {
@@ -73,6 +73,30 @@ describe.skipIf(!numpy)("torch target: the decay adjoint anchored at chunk bound
       for (const [k, v] of Object.entries(want.inputs)) if (run.inputs[k]) expect(relativeError(Float64Array.from(got.inputs[k].data), v), `${label}: d ${k}`).toBeLessThanOrEqual(1e-9);
       for (const [k, v] of Object.entries(want.params)) expect(relativeError(Float64Array.from(got.params[k].data), v), `${label}: d param ${k}`).toBeLessThanOrEqual(1e-9);
       expect(relativeError(Float64Array.from(got.dS0.data), want.initialState[state]), `${label}: d ${state}0`).toBeLessThanOrEqual(1e-9);
+    }
+  }, 300_000);
+});
+
+describe.skipIf(!numpy)("torch target: the lean Gram's chunk products handed in (seqc_chunked.ANCHOR_CHUNKS \"kernel\": the anchor chunks kernel's contract)", () => {
+  // a numpy stand-in for the kernel (test/torch/chain_glue.py anchor_standin: the tensors as given, the Gram's row
+  // layout) in place of the copies and products: the same float64 gradients; the stand-in dropping each chunk's last
+  // token's weight must fail
+  it.each(["simple_gla", "mamba2", "gla"])("%s", async (name) => {
+    const model = load(name);
+    const dims = smallDims(model, { K: 5, V: 7, P: 7, N: 5 });
+    for (const [B, T, init, stress, C] of [[2, 37, true, true, 5], [1, 1, true, false, 4], [2, 40, false, false, 8]] as const) {
+      const run = chunkInputs(model, { dims, batch: B, time: T, seed: 31 + T + C, initialState: init, stress });
+      const cot = randomCotangents(interpret(model, run), T + 3);
+      const want = await gradients(model, run, cot);
+      const label = `B=${B} T=${T} init=${init} C=${C}`;
+      const got = await anchoredChain(model, run, cot, false, "chunk", C, "lean", "chunk", "standin");
+      for (const [k, v] of Object.entries(want.inputs)) if (run.inputs[k]) expect(relativeError(Float64Array.from(got.inputs[k].data), v), `${label}: d ${k}`).toBeLessThanOrEqual(1e-9);
+      expect(relativeError(Float64Array.from(got.dS0.data), want.initialState[modelChain(model, dims).names.state]), `${label}: dS0`).toBeLessThanOrEqual(1e-9);
+      if (T > C) {
+        const bad = await anchoredChain(model, run, cot, false, "chunk", C, "lean", "chunk", "broken");
+        const worst = Math.max(...Object.entries(want.inputs).filter(([k]) => run.inputs[k]).map(([k, v]) => relativeError(Float64Array.from(bad.inputs[k].data), v)));
+        expect(worst, `${label}: the broken stand-in`).toBeGreaterThan(1e-4);
+      }
     }
   }, 300_000);
 });

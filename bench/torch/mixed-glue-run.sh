@@ -26,6 +26,9 @@
 # Run s10 (H200; bench/RESULTS.md "The bf16 step's copies and conversions"): MODULES=dist/torch-s10
 #   ACC_PATHS=s10-old,s10-new TIME_PATHS=s10-old,s10-conv,s10-new PROFILE_PATHS=s10-new,s10-old (carry dist/torch-s10.tgz,
 #   .anchors, .whl); the profiles also list the copies, conversions and flips by the glue function that made them.
+# Run s11 (H200; bench/RESULTS.md "the anchors' chunk products as one CUDA kernel"): MODULES=dist/torch-s11
+#   ACC_PATHS=s11-old,s11-new TIME_PATHS=s11-old,s11-new PROFILE_PATHS=s11-new,s11-old (carry dist/torch-s11.tgz,
+#   .anchors, .whl).
 set -uo pipefail
 export PYTHONUNBUFFERED=1 CUDA_CACHE_MAXSIZE=4294967296 TRITON_CACHE_DIR=/tmp/triton-cache FLA_CACHE_RESULTS=0
 OUT=${OUT:-/tmp/seqc-glue-out}
@@ -40,7 +43,7 @@ el() { echo "t=$(( $(date +%s) - T0 ))s $*" | tee -a "$LOG"; }
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,temperature.gpu --format=csv,noheader 2>&1 | tee -a "$LOG"
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl 2>&1 | tail -1
 export PYTHONPATH=$PWD/.anchors:/tmp/site
-grep -E '^(REVERSE_SUM|REVERSE_CHUNK|REVERSE_GLUE|DECAY_ANCHOR[A-Z_]*|TRANSPOSED_IO|GLUE_COPIES|STATELESS_IO|ALIAS_IO|FLIP_VIEW|ROWS_IO|PREP_IO|PART_INPUTS|STATELESS_WARP|IDLE_INPUTS|ADJOINT_OUT|RUN_COPIES|CORE_RERUN) = ' "$MOD/seqc_chunked.py" | tee -a "$LOG"
+grep -E '^(REVERSE_SUM|REVERSE_CHUNK|REVERSE_GLUE|DECAY_ANCHOR[A-Z_]*|TRANSPOSED_IO|GLUE_COPIES|STATELESS_IO|ALIAS_IO|FLIP_VIEW|ROWS_IO|PREP_IO|PART_INPUTS|STATELESS_WARP|IDLE_INPUTS|ADJOINT_OUT|RUN_COPIES|CORE_RERUN|ANCHOR_CHUNKS) = ' "$MOD/seqc_chunked.py" | tee -a "$LOG"
 PIDS=()
 W=${WARM_WORKERS:-6}
 for i in $(seq 0 $((W - 1))); do

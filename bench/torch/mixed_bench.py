@@ -46,7 +46,7 @@ DEV = tb.DEV
 # stateless parts handed only the inputs their plans bind, "s8-new" also the rows readout's bf16 operands and prep's timed
 # pick (the default now)
 SWITCHES = ("TRANSPOSED_IO", "DECAY_ANCHOR", "DECAY_ANCHOR_CHUNK", "DECAY_ANCHOR_GRAM", "REVERSE_SUM", "REVERSE_GLUE", "GLUE_COPIES", "STATELESS_IO", "ALIAS_IO",
-            "FLIP_VIEW", "ROWS_IO", "PREP_IO", "PART_INPUTS", "STATELESS_WARP", "IDLE_INPUTS", "ADJOINT_OUT", "RUN_COPIES", "CORE_RERUN")
+            "FLIP_VIEW", "ROWS_IO", "PREP_IO", "PART_INPUTS", "STATELESS_WARP", "IDLE_INPUTS", "ADJOINT_OUT", "RUN_COPIES", "CORE_RERUN", "ANCHOR_CHUNKS")
 PATHS = {"f32": ("f32", "none", 64, "stack", "flip", "flip", "old", "f32", "f32"), "mixed": ("mixed", "none", 64, "stack", "flip", "flip", "old", "f32", "f32"),
          "mixed+a64": ("mixed", "mixed", 64, "stack", "flip", "flip", "old", "f32", "f32"), "mixed+a32": ("mixed", "mixed", 32, "stack", "flip", "flip", "old", "f32", "f32"),
          "mixed+a16": ("mixed", "mixed", 16, "stack", "flip", "flip", "old", "f32", "f32"), "mixed+a64-lean": ("mixed", "mixed", 64, "lean", "flip", "flip", "old", "f32", "f32"),
@@ -69,6 +69,10 @@ PATHS.update({"s9-old": PATHS["s8-new"], "s9-new": PATHS["s8-new"][:13] + (True,
 PATHS = {k: v + ("all", "f32", "plan", "post") for k, v in PATHS.items()}
 PATHS.update({"s10-old": PATHS["s9-new"], "s10-conv": PATHS["s9-new"][:14] + ("none", "low", "input", "post"),
               "s10-new": PATHS["s9-new"][:14] + ("none", "low", "input", "bound")})
+# ANCHOR_CHUNKS (the 19th): "copies" on every path before the s11 ones: "s11-old" = "s10-new" (the default before it),
+# "s11-new" the lean Gram's chunk products on the anchor chunks kernel (compiler/backends/cuda/anchor-chunks.ts)
+PATHS = {k: v + ("copies",) for k, v in PATHS.items()}
+PATHS.update({"s11-old": PATHS["s10-new"], "s11-new": PATHS["s10-new"][:18] + ("kernel",)})
 PROFILE_PATHS = [p for p in os.environ.get("PROFILE_PATHS", "").split(",") if p]
 ACC_PATHS = [p for p in os.environ.get("ACC_PATHS", "f32,mixed,mixed+a64,mixed+a32,mixed+a16,mixed+a64-lean").split(",")]
 TIME_PATHS = [p for p in os.environ.get("TIME_PATHS", "f32,mixed,mixed+a64,mixed+a64-lean").split(",")]

@@ -65,6 +65,12 @@ DECAY_ANCHOR_CHUNK = 64
 # the H100 at (8, 2048, 16, 64) the bf16 step with graphs: SimpleGLA 3.69 ms (stack) / 3.37 (lean), Mamba-2 10.01 / 9.37
 # (bench/RESULTS.md "The glue's reversals and reverse sums").
 DECAY_ANCHOR_GRAM = "lean"
+# How the lean Gram's chunk products U_i, R_i (sum over a chunk of (a w) b^T) are formed: "kernel" (the default where the
+# module holds one) the anchor chunks kernel (<Model>.torch.json "kernels"."anchorChunks",
+# compiler/backends/cuda/anchor-chunks.ts: a, b read where they are, bf16 or float32, w applied as the tiles load,
+# float32 FMA; float32 compute on CUDA only, else as "copies"); "copies" (the way before) head-major float32 copies of
+# the inputs and batched float32 GEMMs (seqc_decay_adjoint._gram_lean).
+ANCHOR_CHUNKS = "kernel"
 # How the decay adjoint's reverse sums over time run (anchored or not): "chunk" (the default) per chunk of
 # REVERSE_CHUNK tokens (DECAY_ANCHOR_CHUNK where anchored) as a product with a triangular ones matrix on a [B, n, C, L]
 # view, the chunks' totals summed from the end by one small product (seqc_decay_adjoint.reverse_sums); "cumsum" the same
@@ -253,6 +259,57 @@ def rows_readout_kernel(km, ld, pairs, readouts, S0, B, T, H, K, V, tile=None, s
     return [(o[0] if slices == 1 else o.sum(0)).reshape(B, T, H * K) for o in outs]
 
 
+def anchor_kernels(m, device):
+    """The module's anchor chunks kernels on `device` (seqc_cuda.KernelModule, cached on m), or None where the module
+    has none or the device is not CUDA."""
+    spec = (m.meta.get("kernels") or {}).get("anchorChunks")
+    if spec is None or device.type != "cuda":
+        return None
+    cache = m.__dict__.setdefault("_seqc_anchor", {})
+    if device.index not in cache:
+        cache[device.index] = _cuda.KernelModule(spec, "%s anchorChunks" % m.name, device.index)
+    return cache[device.index]
+
+
+_ANCHOR_TYPES = {"bfloat16": "bf16", "float32": "f32"}
+
+
+def anchor_chunks_kernel(km, xs, w):
+    """seqc_decay_adjoint's products(xs, w) on the anchor chunks kernel (compiler/backends/cuda/anchor-chunks.ts):
+    sum over (a, b) in xs of sum_(s in chunk i) (a_s w_s) b_s^T as float32 [B, H, Kd, n, R] (Kd = 1, R = K V for a
+    scalar decay; Kd = K, R = V per key row), a [B, T, H*K] and b [B, T, H*V] read as they are (bf16 or float32, any
+    strides as [B, T, H, K] / [B, T, H, V] views), w [B, H, n, C, Kd] float32. None where the kernel does not apply (another dtype or device, no entry for
+    the operands' types, strides past 32 bits): the caller then copies."""
+    if km is None or not xs or w.dtype != torch.float32 or w.device.type != "cuda":
+        return None
+    B, H, n, C, Kd = (int(d) for d in w.shape)
+    T = int(xs[0][0].shape[1])
+    dev = w.device
+    views = []
+    for a, b in xs:
+        if a.device != dev or b.device != dev or int(a.shape[0]) != B or int(a.shape[1]) != T or int(b.shape[0]) != B or int(b.shape[1]) != T:
+            return None
+        K, V = a.numel() // (B * T * H), b.numel() // (B * T * H)
+        a3, b3 = a.reshape(B, T, H, K), b.reshape(B, T, H, V)  # views (a head broadcast by stride 0 stays one)
+        ta, tb = _ANCHOR_TYPES.get(str(a.dtype).replace("torch.", "")), _ANCHOR_TYPES.get(str(b.dtype).replace("torch.", ""))
+        k = next((k for k in km.kernels if k["a"] == ta and k["b"] == tb), None)
+        if k is None or (Kd != 1 and Kd != K) or max(list(a3.stride()) + list(b3.stride())) >= 2 ** 32:
+            return None
+        views.append((k, a3, b3, K, V))
+    K, V = views[0][3], views[0][4]
+    if any(v[3] != K or v[4] != V for v in views):
+        return None
+    w = w.contiguous()
+    out = torch.empty([B, H, Kd, n, V if Kd != 1 else K * V], dtype=torch.float32, device=dev)
+    with torch.cuda.device(dev):
+        stream = torch.cuda.current_stream(dev).cuda_stream
+        for j, (k, a3, b3, _, _) in enumerate(views):
+            grid = (B * H * n, -(-K // k["kt"]) * -(-V // k["vt"]))
+            args = [("ptr", x.data_ptr()) for x in (a3, b3, w, out)] + [("u32", int(v)) for v in (B, T, H, K, V, C, n, Kd) + tuple(a3.stride()) + tuple(b3.stride()) + (1 if j else 0,)]
+            km.launch(k, grid, args, stream)
+    return out
+
+
 def rows_kernels(m, device):
     """The module's rows readout kernels on `device` (seqc_cuda.KernelModule, cached on m), or None where the module has
     none or the device is not CUDA."""
@@ -323,7 +380,7 @@ def rows_decayed_readout(ld, pairs, readouts, S0, B, T, H, K, V, dtype, device, 
     return outs
 
 
-def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state, inputs, params, outputs, dtype, device, per_key_t=None, decay_way=None, S_N=None, seen=None, rows=None, decay_anchor=None, anchor_chunk=None, rev_low=None, reverse_sum=None, reverse_glue=None, low_out=False, exact_low=None, low_in=None, low_alias=False, part_reads=None, low_bars=False, run_copies=False, post_binds=None):
+def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state, inputs, params, outputs, dtype, device, per_key_t=None, decay_way=None, S_N=None, seen=None, rows=None, decay_anchor=None, anchor_chunk=None, rev_low=None, reverse_sum=None, reverse_glue=None, low_out=False, exact_low=None, low_in=None, low_alias=False, part_reads=None, low_bars=False, run_copies=False, post_binds=None, anchor_products=None):
     """Gradients of the forward's inputs, params and the matrix state's initial value through the chain.
 
     n: the chain's names (<Model>.torch.json "chunked".names); run(part, dims, inputs, initial_state, B, T)
@@ -346,6 +403,8 @@ def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state,
     rev_low(x, parts) -> x reversed in time as the cores `parts` read it (their bf16 copy) or None (then torch.flip of x):
     for the reversed inputs only the adjoint cores read. reverse_sum: REVERSE_SUM's choice (None: REVERSE_SUM);
     reverse_glue: REVERSE_GLUE's (None: REVERSE_GLUE).
+    anchor_products(xs, w) -> the anchors' lean Gram's chunk products without its copies, or None
+    (seqc_decay_adjoint.anchored_decay_adjoint's products; ANCHOR_CHUNKS "kernel": anchor_chunks_kernel).
     low_out: run accepts low_out=True for the adjoint cores (their outputs then in the cores' dtype, bf16 where they ran
     bf16 out: reversed here before the conversion to dtype); exact_low(x) -> a bf16 tensor whose values x holds exactly,
     or None: what the anchors' lean Gram copies in place of x (GLUE_COPIES "lean").
@@ -555,7 +614,7 @@ def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state,
             bars[n["ld"]] = _anchored(terms, ld, [(ex(kv["x_k%d" % i]), ex(kv["x_v%d" % i])) for i in range(len(n["pairs"]))],
                                       [(ex(qs["x_q%d" % i]), ex(dys["x_dy%d" % i])) for i in range(len(n["readouts"]))],
                                       canon(S0, False), canon(dS, False), B, T, H, K, V, per_key, dtype, device, anchor_chunk or DECAY_ANCHOR_CHUNK,
-                                      DECAY_ANCHOR_GRAM, rsum)
+                                      DECAY_ANCHOR_GRAM, rsum, anchor_products)
         else:
             bars[n["ld"]] = _reverse_sums(terms, B, T, L, REVERSE_CHUNK, rsum, dtype, device, after=start())
     elif n.get("ld"):
@@ -748,7 +807,7 @@ def backward(ctx, m, flat, grads):
     given_n = len(ctx.needs_input_grad) - ctx.offset
     dtypes = [x.dtype if x is not None else None for x in flat][:given_n]
     key = ("chunked-backward", ctx.B, ctx.T, tuple(sorted(ctx.dims.items())), ctx.dtype, getattr(ctx, "given_dtype", ctx.dtype), tuple(ctx.need), given_n,
-           PER_KEY_TRANSPOSED, ROWS_TILE, ROWS_SEGMENT, ROWS_IO, PREP_IO, PART_INPUTS, STATELESS_WIDE, STATELESS_WARP, BF16_DECAY_PARTS, DECAY_WAY, TRANSPOSED_IO, DECAY_ANCHOR, DECAY_ANCHOR_CHUNK, DECAY_ANCHOR_GRAM, REVERSE_SUM, REVERSE_CHUNK, REVERSE_GLUE, GLUE_COPIES, STATELESS_IO, ALIAS_IO, FLIP_VIEW, IDLE_INPUTS, ADJOINT_OUT, RUN_COPIES, CORE_RERUN)
+           PER_KEY_TRANSPOSED, ROWS_TILE, ROWS_SEGMENT, ROWS_IO, PREP_IO, PART_INPUTS, STATELESS_WIDE, STATELESS_WARP, BF16_DECAY_PARTS, DECAY_WAY, TRANSPOSED_IO, DECAY_ANCHOR, DECAY_ANCHOR_CHUNK, DECAY_ANCHOR_GRAM, ANCHOR_CHUNKS, REVERSE_SUM, REVERSE_CHUNK, REVERSE_GLUE, GLUE_COPIES, STATELESS_IO, ALIAS_IO, FLIP_VIEW, IDLE_INPUTS, ADJOINT_OUT, RUN_COPIES, CORE_RERUN)
     nf, ng = len(flat), len(grads)
 
     def body(*args):
@@ -937,6 +996,8 @@ def backward_eager(ctx, m, flat, grads, convert=True, S_N=None):
         raise ValueError("seqc_chunked: ADJOINT_OUT is %r; expected 'low' or 'f32'" % (ADJOINT_OUT,))
     if RUN_COPIES not in ("input", "plan"):
         raise ValueError("seqc_chunked: RUN_COPIES is %r; expected 'input' or 'plan'" % (RUN_COPIES,))
+    if ANCHOR_CHUNKS not in ("kernel", "copies"):
+        raise ValueError("seqc_chunked: ANCHOR_CHUNKS is %r; expected 'kernel' or 'copies'" % (ANCHOR_CHUNKS,))
     if CORE_RERUN not in ("bound", "post"):
         raise ValueError("seqc_chunked: CORE_RERUN is %r; expected 'bound' or 'post'" % (CORE_RERUN,))
 
@@ -954,6 +1015,7 @@ def backward_eager(ctx, m, flat, grads, convert=True, S_N=None):
         if s["name"] == n["state"] and g is not None:
             cot_state = g.to(dtype)
     km = rows_kernels(m, device) if dtype == torch.float32 and n.get("decay") == "key" else None
+    ak = anchor_kernels(m, device) if dtype == torch.float32 and ANCHOR_CHUNKS == "kernel" else None
     cd = chain_dims(n, shape(state))
 
     def rows(ld, pairs, readouts, S0):
@@ -970,7 +1032,8 @@ def backward_eager(ctx, m, flat, grads, convert=True, S_N=None):
         decay_anchor=lambda: ("chunk" if mixed else "none") if DECAY_ANCHOR == "mixed" else DECAY_ANCHOR, low_in=low_in if lazy else None,
         low_alias=lazy and ALIAS_IO == "bf16" and copies == "lean" and (n.get("decay") != "key" or rows_low) and all(reads_bf16(p) for p in alias_parts),
         part_reads=part_reads if PART_INPUTS == "read" else None, low_bars=ADJOINT_OUT == "low", run_copies=RUN_COPIES == "input",
-        post_binds=binds("postBw") if CORE_RERUN == "bound" else None)
+        post_binds=binds("postBw") if CORE_RERUN == "bound" else None,
+        anchor_products=(lambda xs, w: anchor_chunks_kernel(ak, xs, w)) if ak is not None else None)
     need = ctx.need
     res = []
     for i, t in enumerate(m.inputs):

@@ -55,14 +55,18 @@ class _Fp32Products:
         return False
 
 
-def anchored_decay_adjoint(terms, ld, pairs, readouts, S0, dS, B, T, H, K, V, per_key, dtype, device, C=None, gram=None, reverse=None):
+def anchored_decay_adjoint(terms, ld, pairs, readouts, S0, dS, B, T, H, K, V, per_key, dtype, device, C=None, gram=None, reverse=None, products=None):
     """dld [B, T, L] (L = H, or H K for a per-key decay) from the per-token terms q.dq - k.dk (terms [B, T, L], summed
     over the readouts and pairs), re-anchored every C tokens (None: ANCHOR_CHUNK; C >= T: one anchor, as the plain
     sum from <dS_N, S_N>).
     ld: the log decays [B, T, L]; pairs [(k [B, T, H*K], v [B, T, H*V])]; readouts [(q [B, T, H*K], dy [B, T, H*V])]
     (the float values, not a bf16 copy); S0, dS: the initial state and the final state's adjoint [B, H*K*V]
     (canonical [H, K, V]). gram: "stack" / "lean" (None: ANCHOR_GRAM); reverse: how the sums inside the chunks run
-    ("chunk" / "cumsum" / "flip": chunk_reverse_sums; None: REVERSE_SUM)."""
+    ("chunk" / "cumsum" / "flip": chunk_reverse_sums; None: REVERSE_SUM).
+    products(xs, w) -> the chunk products sum_(a, b) in xs sum_(s in chunk) (a_s w_s) b_s^T in the Gram's row layout
+    [B, H, Kd, n, R] (xs the pairs or readouts as given, w tail or head [B, H, n, C, Kd]), or None where it does not
+    apply: the lean Gram's products without its copies (seqc_chunked.ANCHOR_CHUNKS "kernel": the anchor chunks kernel);
+    None (the default): the lean Gram's copies and products."""
     C = max(1, min(C or ANCHOR_CHUNK, T))
     n = -(-T // C)
     Tp = n * C
@@ -104,7 +108,7 @@ def anchored_decay_adjoint(terms, ld, pairs, readouts, S0, dS, B, T, H, K, V, pe
         if way == "stack":
             gram = _gram_stack(blocks, pairs, readouts, tail, head, S0, dS, B, H, K, V, n, Kd, R, per_key, dtype, device)
         else:
-            gram = _gram_lean(blocks_c, pairs, readouts, tail, head, S0, dS, B, H, K, V, n, Kd, R, dtype, device)
+            gram = _gram_lean(blocks_c, pairs, readouts, tail, head, S0, dS, B, H, K, V, n, Kd, R, dtype, device, products)
 
         # exponents over exact ranges of the chunk totals lc_l (l = 0..n-1):
         #   F[j, a] = exp(sum_{a <= l <= j} lc_l) for a <= j + 1 (U'_a = U_{a-1}: a = j + 1 is chunk j's own, weight 1)
@@ -208,9 +212,10 @@ def _gram_stack(blocks, pairs, readouts, tail, head, S0, dS, B, H, K, V, n, Kd, 
     return torch.matmul(Ue, torch.transpose(Re, 3, 4))
 
 
-def _gram_lean(blocks_c, pairs, readouts, tail, head, S0, dS, B, H, K, V, n, Kd, R, dtype, device):
+def _gram_lean(blocks_c, pairs, readouts, tail, head, S0, dS, B, H, K, V, n, Kd, R, dtype, device, products=None):
     """_gram_stack's result from head-major copies of the inputs (the decay weights applied in the copy), U and R by
-    products without further copies, the Gram in four products (not timed yet: ANCHOR_GRAM)."""
+    products without further copies, the Gram in four products (not timed yet: ANCHOR_GRAM). products(xs, w): U and R
+    in the rows layout [B, H, Kd, n, R] without the copies (anchored_decay_adjoint), or None: the copies and products."""
     def chunk_sum(xs, w):  # [B, H, n, K, V], contiguous
         out = None
         for a, b in xs:
@@ -220,14 +225,17 @@ def _gram_lean(blocks_c, pairs, readouts, tail, head, S0, dS, B, H, K, V, n, Kd,
 
     def rows(x):  # [B, H, n, K, V] -> [B, H, Kd, n, R] (a view for a scalar decay)
         return torch.permute(x.reshape(B, H, n, Kd, R), [0, 1, 3, 2, 4])
-    U = rows(chunk_sum(pairs, tail))
+    def sums(xs, w):  # [B, H, Kd, n, R]
+        got = products(xs, w) if products is not None else None
+        return got if got is not None else rows(chunk_sum(xs, w))
+    U = sums(pairs, tail)
     s0 = S0.reshape(B, H, Kd, 1, R)
     ds = torch.transpose(dS.reshape(B, H, Kd, 1, R), 3, 4)  # [B, H, Kd, R, 1]
     M = torch.zeros([B, H, Kd, n + 1, n], dtype=dtype, device=device)
     M[:, :, :, 1:, n - 1 :] = torch.matmul(U, ds)
     M[:, :, :, :1, n - 1 :] = torch.matmul(s0, ds)
     if n > 1:
-        Rt = torch.transpose(rows(chunk_sum(readouts, head))[:, :, :, 1:], 3, 4)  # R_1 .. R_{n-1}: [B, H, Kd, R, n - 1]
+        Rt = torch.transpose(sums(readouts, head)[:, :, :, 1:], 3, 4)  # R_1 .. R_{n-1}: [B, H, Kd, R, n - 1]
         M[:, :, :, 1:, : n - 1] = torch.matmul(U, Rt)
         M[:, :, :, :1, : n - 1] = torch.matmul(s0, Rt)
     return M

@@ -25,9 +25,35 @@ def enc(a):
     return {"shape": list(a.shape), "data": a.reshape(-1).tolist()}
 
 
+def anchor_standin(broken=False):
+    """The anchor chunks kernel's contract (seqc_chunked.anchor_chunks_kernel, compiler/backends/cuda/anchor-chunks.ts)
+    in numpy, from the tensors as given: out[b, h, kd, i, r] = sum over (a, b) of sum_(s in chunk i, token < T)
+    (a_s w_s) b_s^T in the Gram's row layout. broken: the weights' last token of every chunk dropped (must fail)."""
+    def products(xs, w):
+        B, H, n, C, Kd = w.shape
+        out = None
+        for a, b in xs:
+            T = a.shape[1]
+            K, V = a.size // (B * T * H), b.size // (B * T * H)
+            Tp = n * C
+            ap = np.zeros([B, Tp, H, K]); ap[:, :T] = np.asarray(a).reshape(B, T, H, K)
+            bp = np.zeros([B, Tp, H, V]); bp[:, :T] = np.asarray(b).reshape(B, T, H, V)
+            ww = np.array(w, dtype=np.float64)
+            if broken:
+                ww[:, :, :, C - 1] = 0
+            ac = ap.reshape(B, n, C, H, K).transpose(0, 3, 1, 2, 4) * ww  # [B, H, n, C, K]
+            bc = bp.reshape(B, n, C, H, V).transpose(0, 3, 1, 2, 4)
+            p = np.einsum("bhics,bhicv->bhisv", ac, bc)  # [B, H, n, K, V]
+            p = p.reshape(B, H, n, Kd, (K // Kd) * V).transpose(0, 1, 3, 2, 4)
+            out = p if out is None else out + p
+        return np.ascontiguousarray(out)
+    return products
+
+
 def run_case(case):
-    """chain_backward over the case; the decay adjoint's anchors ("decayAnchor", "anchorChunk", "anchorGram") where
-    the case names them (test/torch/decay_anchor_glue.py), else seqc_chunked's defaults."""
+    """chain_backward over the case; the decay adjoint's anchors ("decayAnchor", "anchorChunk", "anchorGram",
+    "anchorProducts": "standin" / "broken", anchor_standin as the chunk products) where the case names them
+    (test/torch/decay_anchor_glue.py), else seqc_chunked's defaults."""
     B, T = case["B"], case["T"]
     run = line_run(enc, arr)
     if case.get("reverseChunk"):
@@ -41,7 +67,8 @@ def run_case(case):
         case["inputs"], case["params"], case["outputs"], np.float64, None, case.get("perKeyT"), case.get("decayWay"), arr(case.get("SN")),
         decay_anchor=case.get("decayAnchor"), anchor_chunk=case.get("anchorChunk"),
         reverse_sum=case.get("reverseSum"), reverse_glue=case.get("reverseGlue"),
-        part_reads=(lambda part: set(case["partReads"][part]) if part in case["partReads"] else None) if case.get("partReads") else None)
+        part_reads=(lambda part: set(case["partReads"][part]) if part in case["partReads"] else None) if case.get("partReads") else None,
+        anchor_products=anchor_standin(case["anchorProducts"] == "broken") if case.get("anchorProducts") else None)
     sys.stdout.write(json.dumps({"done": True, "inputs": {k: enc(v) for k, v in gin.items()}, "params": {k: enc(v) for k, v in gpar.items()}, "dS0": enc(dS0)}) + "\n")
 
 

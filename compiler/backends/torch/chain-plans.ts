@@ -17,6 +17,7 @@ import { torchChain, type TorchChainNames } from "./chain-copies.ts";
 import { lowRankChainPlans, type TorchLowRankChunked } from "./chain-plans-lowrank.ts";
 import { withBf16Inputs } from "./stateless-bf16.ts";
 import { ROWS_READOUT_LOW, ROWS_READOUT_TILES, rowsReadoutModule, type RowsReadoutKernel } from "../cuda/rows-readout.ts";
+import { anchorChunksModule } from "../cuda/anchor-chunks.ts";
 
 /** The chunked backward in a torch module: the chain's names and parts (plans `chain:<part>`), or why the model has none. */
 export type TorchChunked = { names: TorchChainNames; parts: ChainPart[] } | TorchLowRankChunked | { unavailable: string };
@@ -61,6 +62,9 @@ export function chainPlans(model: I.Model, bakedDims: Record<string, number>, ke
   }
   // a per-key decay: the transposed cores' rows readout kernel (dq: the pairs (k, v) read out by dy; dk: the pairs (q, dy) read out by v)
   const np = chain.names.pairs.length, nr = chain.names.readouts.length;
-  const kernels = chain.names.decay === "key" ? { rowsReadout: rowsReadoutModule([{ pairs: np, readouts: nr }, { pairs: nr, readouts: np }], ROWS_READOUT_TILES, ROWS_READOUT_LOW) } : undefined;
-  return { plans, chunked: { names: chain.names, parts }, ...(kernels ? { kernels } : {}) };
+  const kernels: Record<string, TorchKernelModule> = chain.names.decay === "key" ? { rowsReadout: rowsReadoutModule([{ pairs: np, readouts: nr }, { pairs: nr, readouts: np }], ROWS_READOUT_TILES, ROWS_READOUT_LOW) } : {};
+  // a log decay: the decay adjoint's anchor chunk products (runtime/torch/seqc_chunked.py ANCHOR_CHUNKS "kernel";
+  // TorchKernelModule's kernels are typed as the rows readout's, the runtime reads entry, threads, sharedBytes and the module's own keys)
+  if (chain.names.ld) kernels.anchorChunks = anchorChunksModule() as unknown as TorchKernelModule;
+  return { plans, chunked: { names: chain.names, parts }, ...(Object.keys(kernels).length ? { kernels } : {}) };
 }

@@ -1,0 +1,143 @@
+/**
+ * The decay adjoint's chunk products as one CUDA kernel (the torch target: runtime/torch/seqc_decay_adjoint.py, the
+ * anchors' Gram; runtime/torch/seqc_chunked.py ANCHOR_CHUNKS "kernel"; model-independent, so its module is
+ * <Model>.torch.json "kernels"."anchorChunks").
+ *
+ * Per batch row b, head h and chunk i of C tokens it forms
+ *
+ *   P_i[k, v] = sum_{s in chunk i} (a_s[h, k] w_s[k]) b_s[h, v]
+ *
+ * (U_i with a = k, b = v, w = exp(g_end - g); R_i with a = q, b = dy, w = exp(g)), which the "lean" Gram forms from
+ * head-major float32 copies of a (times w) and b and a batched float32 GEMM. Here a and b are read where they are
+ * (as [B, T, H, K] / [B, T, H, V] with any element strides: token-major, a head broadcast by stride 0; bf16 or float32,
+ * widened exactly as the tiles load), the
+ * weight applied as the tile loads (the same float32 product a * w as the copy's), the tokens summed in float32 FMA (the
+ * same products; the sum order may differ from cuBLAS's). Tokens past T (a ragged last chunk) count as zero, as the
+ * copies' zero padding.
+ *
+ * Output (float32, contiguous) in the Gram's row layout [B, H, Kd, n, R]: a scalar decay (Kd = 1, R = K V) P_i as
+ * [K, V]; a per-key decay (Kd = K, R = V) key row k of P_i at [b, h, k, i]. acc = 1 adds to what is there (a model with
+ * several pairs or readouts: one launch each).
+ *
+ * One block of 256 threads per (b h, chunk) and 64 x 64 tile of [K, V] (grid x = B H n, y = ceil(K/64) ceil(V/64)),
+ * 4 x 4 register tiles, the tokens staged 32 at a time in shared memory (16 KiB). Floor at (8, 2048, 16, 64), bf16:
+ * a, b read once: 67 MB a launch (0.016 ms at 4.2 TB/s); 1.07 G FMA a launch (0.032 ms at 33.5 T FMA/s = 67 TFLOP/s fp32).
+ *
+ * Which operand types exist is data (ANCHOR_CHUNKS_CONFIGS); the runtime launches an entry only where one matches the
+ * operands' dtypes and else runs the lean Gram's copies and GEMMs.
+ */
+
+export type AnchorOperand = "f32" | "bf16";
+
+/** A compiled configuration: the dtypes of a (the weighted operand) and b. */
+export interface AnchorChunksConfig {
+  a: AnchorOperand;
+  b: AnchorOperand;
+}
+
+/** A launchable kernel of the module (seqc_cuda.KernelModule: entry, threads, sharedBytes) with its configuration. */
+export interface AnchorChunksKernel extends AnchorChunksConfig {
+  op: "anchorChunks";
+  entry: string;
+  threads: number;
+  sharedBytes: number;
+  /** key and value rows of a block's tile */
+  kt: number;
+  vt: number;
+}
+
+export const ANCHOR_CHUNKS_THREADS = 256;
+/** tokens staged per pass; the tile is 64 x 64 (16 x 16 threads of 4 x 4) */
+export const ANCHOR_CHUNKS_TOKENS = 32;
+const KT = 64, VT = 64;
+
+/** Every operand-type pair: bf16 inputs and cotangents as given, float32 ones (a float32 model, or q K^-1/2 written float32). */
+export const ANCHOR_CHUNKS_CONFIGS: readonly AnchorChunksConfig[] = (["bf16", "f32"] as const).flatMap((a) => (["bf16", "f32"] as const).map((b) => ({ a, b })));
+
+export function anchorChunksEntry(c: AnchorChunksConfig): string {
+  return `seqc_anchor_chunks_${c.a}_${c.b}`;
+}
+
+const PRELUDE = `// ==== seqc decay adjoint chunk products (model-independent; compiler/backends/cuda/anchor-chunks.ts) ====
+typedef unsigned int u32;
+#ifndef SEQC_EMU
+#define SEQC_SMEM_DECL(name) extern __shared__ __align__(16) char name[]
+#endif
+__device__ __forceinline__ float seqc_anchor_ld(const float* p) { return *p; }
+__device__ __forceinline__ float seqc_anchor_ld(const unsigned short* p) { return __uint_as_float(((u32)*p) << 16); }
+`;
+
+function kernelSource(c: AnchorChunksConfig): string {
+  const NT = ANCHOR_CHUNKS_THREADS, TS = ANCHOR_CHUNKS_TOKENS;
+  const ty = (o: AnchorOperand) => (o === "bf16" ? "unsigned short" : "float");
+  const unroll = "#pragma unroll";
+  return `
+extern "C" __global__ void __launch_bounds__(${NT}) ${anchorChunksEntry(c)}(
+    const ${ty(c.a)}* __restrict__ a, const ${ty(c.b)}* __restrict__ b, const float* __restrict__ w, float* __restrict__ out,
+    u32 B, u32 T, u32 H, u32 K, u32 V, u32 C, u32 n, u32 Kd,
+    u32 sab, u32 sat, u32 sah, u32 saf, u32 sbb, u32 sbt, u32 sbh, u32 sbf, u32 acc) {
+  SEQC_SMEM_DECL(seqc_smem);
+  float* sA = (float*)seqc_smem;           // [${TS}][${KT}]: a * w
+  float* sB = sA + ${TS * KT};             // [${TS}][${VT}]
+  const u32 bh = blockIdx.x / n, i = blockIdx.x % n, bb = bh / H, h = bh % H;
+  const u32 kb = (K + ${KT - 1}u) / ${KT}u;
+  const u32 k0 = (blockIdx.y % kb) * ${KT}u, v0 = (blockIdx.y / kb) * ${VT}u;
+  const u32 t = threadIdx.x, tk = t / 16u, tv = t % 16u;
+  const size_t wrow = ((size_t)bh * n + i) * C;
+  float p[4][4];
+${unroll}
+  for (u32 x = 0; x < 4u; ++x)
+${unroll}
+    for (u32 y = 0; y < 4u; ++y) p[x][y] = 0.f;
+  for (u32 s0 = 0; s0 < C; s0 += ${TS}u) {
+    for (u32 x = t; x < ${TS * KT}u; x += ${NT}u) {
+      const u32 r = x / ${KT}u, kk = k0 + x % ${KT}u, s = s0 + r, tok = i * C + s;
+      float va = 0.f;
+      if (s < C && tok < T && kk < K)
+        va = seqc_anchor_ld(a + (size_t)bb * sab + (size_t)tok * sat + (size_t)h * sah + (size_t)kk * saf) * w[(wrow + s) * Kd + (Kd == 1u ? 0u : kk)];
+      sA[x] = va;
+    }
+    for (u32 x = t; x < ${TS * VT}u; x += ${NT}u) {
+      const u32 r = x / ${VT}u, vv = v0 + x % ${VT}u, s = s0 + r, tok = i * C + s;
+      float vb = 0.f;
+      if (s < C && tok < T && vv < V) vb = seqc_anchor_ld(b + (size_t)bb * sbb + (size_t)tok * sbt + (size_t)h * sbh + (size_t)vv * sbf);
+      sB[x] = vb;
+    }
+    __syncthreads();
+${unroll} 8
+    for (u32 r = 0; r < ${TS}u; ++r) {
+      const float4 a4 = *(const float4*)&sA[r * ${KT}u + 4u * tk], b4 = *(const float4*)&sB[r * ${VT}u + 4u * tv];
+      const float ar[4] = {a4.x, a4.y, a4.z, a4.w}, br[4] = {b4.x, b4.y, b4.z, b4.w};
+${unroll}
+      for (u32 x = 0; x < 4u; ++x)
+${unroll}
+        for (u32 y = 0; y < 4u; ++y) p[x][y] = fmaf(ar[x], br[y], p[x][y]);
+    }
+    __syncthreads();
+  }
+  const size_t R = Kd == 1u ? (size_t)K * V : (size_t)V;
+${unroll}
+  for (u32 x = 0; x < 4u; ++x) {
+    const u32 k = k0 + 4u * tk + x;
+    if (k >= K) continue;
+    const size_t row = Kd == 1u ? ((size_t)bh * n + i) * R + (size_t)k * V : (((size_t)bh * K + k) * n + i) * R;
+${unroll}
+    for (u32 y = 0; y < 4u; ++y) {
+      const u32 v = v0 + 4u * tv + y;
+      if (v < V) out[row + v] = acc ? out[row + v] + p[x][y] : p[x][y];
+    }
+  }
+}
+`;
+}
+
+/** The kernel module for these configurations (default ANCHOR_CHUNKS_CONFIGS), one translation unit. */
+export function anchorChunksModule(configs: readonly AnchorChunksConfig[] = ANCHOR_CHUNKS_CONFIGS, patch?: (src: string) => string): { source: string; kernels: AnchorChunksKernel[] } {
+  const kernels: AnchorChunksKernel[] = [];
+  let source = PRELUDE;
+  for (const c of configs) {
+    kernels.push({ ...c, op: "anchorChunks", entry: anchorChunksEntry(c), threads: ANCHOR_CHUNKS_THREADS, sharedBytes: 4 * ANCHOR_CHUNKS_TOKENS * (KT + VT), kt: KT, vt: VT });
+    source += kernelSource(c);
+  }
+  return { source: patch ? patch(source) : source, kernels };
+}
