@@ -21,7 +21,9 @@
  *
  * One block of 256 threads per (b h, chunk) and 64 x 64 tile of [K, V] (grid x = B H n, y = ceil(K/64) ceil(V/64)),
  * 4 x 4 register tiles, the tokens staged 32 at a time in shared memory (16 KiB). Floor at (8, 2048, 16, 64), bf16:
- * a, b read once: 67 MB a launch (0.016 ms at 4.2 TB/s); 1.07 G FMA a launch (0.032 ms at 33.5 T FMA/s = 67 TFLOP/s fp32).
+ * a, b read once (67 MB) and out written (67 MB) a launch: 0.032 ms at 4.2 TB/s; 1.07 G FMA a launch: 0.032 ms at
+ * 67 TFLOP/s fp32. Measured on the H200 (bench/RESULTS.md "the anchors' chunk products as one CUDA kernel"): U and R
+ * 0.286 ms (two launches, 4.5x the floor) against 0.543 ms for the copies and GEMMs.
  *
  * Which operand types exist is data (ANCHOR_CHUNKS_CONFIGS); the runtime launches an entry only where one matches the
  * operands' dtypes and else runs the lean Gram's copies and GEMMs.
