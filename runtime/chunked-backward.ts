@@ -9,7 +9,7 @@
  * (reversals, shifts and sums are O(B T (H K + H V)) host loops; the GPU work is the models).
  */
 import { reverseTime, type FloatArray, type Gradients, type Tensors } from "./train.ts";
-import { stabBackward, stabForward } from "./chunked-backward-stab.ts";
+import { frameBar, stabBackward, stabForward } from "./chunked-backward-stab.ts";
 
 /** The models of the chain, by role. */
 export type ChainPart = "prep" | "postBw" | "prepBw" | "core" | "coreT" | "adjoint" | "adjointT" | "decay";
@@ -70,6 +70,8 @@ export interface ChainStab {
   mPrev: string;
   /** The names of the stabiliser prep's backward model. */
   stabBw: ChainBarNames;
+  /** m enters the core only as its frame (stabFrameOnly): m_t's adjoint from the core is frameBar's -<y, dy>, not prep's. */
+  frame?: boolean;
 }
 
 /** Runs the stabiliser's prep ("stab": inputs -> a, b) or its backward ("stabBw"): stateless, the model's dims. */
@@ -288,9 +290,12 @@ export async function chainBackward(n: ChainNames, run: ChainRun, x: ChainProble
   cols?.states.forEach((c, k) => (initial[c] = dC0[k]));
   if (stab) {
     // the stabiliser's adjoint, then its prep's backward
+    const fb = stab.frame
+      ? frameBar(n.readouts.map((_, i) => core.outputs[`o_y${i}`]), n.readouts.map((_, i) => dys[`x_dy${i}`]), core.finalState.S, dS || dC.some((c) => c) ? canon(dS, dC, false) : undefined, B, T, H, K, V)
+      : undefined;
     const sb = stabBackward(ab![stab.a], ab![stab.b], m0!, sf!, {
-      mT: [postG[n.postBw.inputBar[stab.mT]], prepG[n.prepBw.inputBar[stab.mT]]],
-      mPrev: prepG[n.prepBw.inputBar[stab.mPrev]],
+      mT: [postG[n.postBw.inputBar[stab.mT]], fb ?? prepG[n.prepBw.inputBar[stab.mT]]],
+      mPrev: fb ? undefined : prepG[n.prepBw.inputBar[stab.mPrev]],
       final: x.cotStates?.[stab.state],
       scale: scaleBar,
     }, B, T, H);

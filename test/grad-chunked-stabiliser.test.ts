@@ -10,7 +10,7 @@ import { interpret, type RunInputs } from "../compiler/ir/interpret.ts";
 import type * as I from "../compiler/ir/types.ts";
 import { gradients, type Cotangents } from "../compiler/grad/run.ts";
 import { matrixForm } from "../compiler/forms/matrix-form.ts";
-import { chunkedBackwardRefusal, chunkedGradients } from "../compiler/grad/chunked.ts";
+import { chunkedBackwardRefusal, chunkedGradients, stabFrameOnly } from "../compiler/grad/chunked.ts";
 import { chainGradients, chainRefusal, modelChain } from "../compiler/grad/chunked-chain.ts";
 import { relativeError } from "../compiler/io/manifest.ts";
 import { randomCotangents, randomRun, smallDims } from "./helpers/random.ts";
@@ -42,8 +42,10 @@ function branches(run: RunInputs, H: number): { a: number; b: number } {
 
 async function check(model: I.Model, run: RunInputs, cot: Cotangents, chunk: number, tol = 1e-9) {
   const ref = await gradients(model, run, cot);
-  for (const schedule of ["sequential", "chunked", "chain"] as const) {
-    const got = schedule === "chain" ? await chainGradients(model, run, cot) : chunkedGradients(model, run, cot, { chunk, schedule });
+  // m_t's adjoint from the core both ways: the frame (-<y, dy>, the default) and prep's pseudo-input adjoints
+  for (const schedule of ["sequential", "chunked", "pseudo", "chain"] as const) {
+    const got = schedule === "chain" ? await chainGradients(model, run, cot)
+      : schedule === "pseudo" ? chunkedGradients(model, run, cot, { chunk, stabRoute: "pseudo" }) : chunkedGradients(model, run, cot, { chunk, schedule });
     for (const kind of ["inputs", "params", "initialState"] as const) {
       expect(Object.keys(got[kind]).sort(), `${schedule} ${kind}`).toEqual(Object.keys(ref[kind]).sort());
       for (const [k, v] of Object.entries(ref[kind])) {
@@ -119,11 +121,13 @@ describe("mlstm: the chunked backward of a stabilised form (float64)", () => {
     expect(mf.ok).toBe(true);
     if (!mf.ok) return;
     expect(chunkedBackwardRefusal(mf.form)).toMatch(/chains do not cover stabilised forms/);
+    expect(stabFrameOnly(mf.form)).toBe(true);
     expect(chainRefusal(mf.form)).toMatch(/stabilised/);
     expect(chainRefusal(mf.form, { stabilised: true })).toBe(undefined);
     expect(() => modelChain(mlstm, {})).toThrow(/stabilised/);
     const chain = modelChain(mlstm, {}, { stabilised: true });
     expect(chain.names.columns?.states).toEqual(["n"]);
     expect(chain.names.stab?.state).toBe("m");
+    expect(chain.names.stab?.frame).toBe(true);
   });
 });

@@ -28,7 +28,7 @@
 import * as I from "../ir/types.ts";
 import { evalConst, interpret, type RunInputs, type RunResult } from "../ir/interpret.ts";
 import { matrixForm, STAB_PREV, STAB_T, type MatrixForm } from "../forms/matrix-form.ts";
-import { chunkedBackwardRefusal } from "./chunked.ts";
+import { chunkedBackwardRefusal, stabFrameOnly } from "./chunked.ts";
 import { chainEnds, chainRunner, coveredForm, loadGenerated, runDims } from "./chain-common.ts";
 import { chainBackward, type ChainNames, type ChainPart, type ChainStabRun } from "../../runtime/chunked-backward.ts";
 import { mapChildren } from "../ir/map.ts";
@@ -135,7 +135,7 @@ export function modelChain(model: I.Model, dims: Record<string, number>, opts: {
     const st = form.stabiliser;
     const bw = buildBackward(st.prep, dims, { paramAdjoints: "output" });
     const d = model.tensors.find((t) => t.name === st.state)!;
-    names.stab = { state: st.state, init: d.init ? evalConst(d.init, dims) : 0, a: st.a, b: st.b, mT: pseudo![STAB_T], mPrev: pseudo![STAB_PREV], stabBw: { outputBar: bw.outputBar, inputBar: bw.inputBar, paramBar: bw.paramBar } };
+    names.stab = { state: st.state, init: d.init ? evalConst(d.init, dims) : 0, a: st.a, b: st.b, mT: pseudo![STAB_T], mPrev: pseudo![STAB_PREV], stabBw: { outputBar: bw.outputBar, inputBar: bw.inputBar, paramBar: bw.paramBar }, frame: stabFrameOnly(covered) };
     stabModels = { stab: st.prep, stabBw: bw.model };
   }
   return { names, models: { ...ends.models, core: ms.core, coreT: ms.coreT, adjoint: ms.adjoint, adjointT: ms.adjointT, decay: step.ld ? ms.decay : undefined }, ...(stabModels ? { stabModels } : {}) };

@@ -24,13 +24,39 @@ import { runStabiliser, stateInit, type StabiliserRun } from "../forms/stabilise
 import { buildBackward, type Backward } from "./backward.ts";
 import type { Cotangents, Gradients } from "./run.ts";
 import { headOffset, sumPieces as sumTogether } from "../../runtime/chunked-backward.ts";
-import { stabBackward, type StabBars } from "../../runtime/chunked-backward-stab.ts";
+import { frameBar, stabBackward, type StabBars } from "../../runtime/chunked-backward-stab.ts";
 
 export interface ChunkedGradOptions {
   /** Tokens per chunk (default 16). */
   chunk?: number;
   /** The core's backward schedule: "chunked" (default) or "sequential" (the definition, for tests). */
   schedule?: "chunked" | "sequential";
+  /**
+   * A stabilised form's m_t adjoint from the core: "frame" (default where stabFrameOnly holds: -<y, dy>, frameBar in
+   * runtime/chunked-backward-stab.ts) or "pseudo" (prep's adjoints of the pseudo inputs m_t, m_{t-1}: any form).
+   */
+  stabRoute?: "frame" | "pseudo";
+}
+
+/**
+ * Whether the stabiliser m enters the core only as its frame, so that frameBar gives the core's part of m_t's
+ * adjoint: one update per token without low-rank terms, readouts after it, and no prep output but the decay and
+ * the input keys reads m (the form's extraction checked those: log decay ld0 + m_{t-1} - m_t, input scale li0 - m_t).
+ */
+export function stabFrameOnly(form: MatrixForm): boolean {
+  if (!form.stabiliser || form.lowRank || form.steps.length !== 1 || form.steps[0].loop || form.readouts.some((r) => r.after !== 1)) return false;
+  const reads = new Set<string>([STAB_T, STAB_PREV]);
+  const walk = (body: I.Stmt[]) => {
+    for (const st of body) {
+      if (st.k === "for") { walk(st.body); continue; }
+      let r = false;
+      I.walkExpr(st.expr, (x) => { if (x.k === "read" && reads.has(x.tensor)) r = true; });
+      if (r) reads.add(st.target);
+    }
+  };
+  walk(form.prep.body);
+  const step = form.steps[0];
+  return ![...step.inputs.flatMap((p) => [p.v, ...(p.cols ?? [])]), ...form.readouts.map((r) => r.q)].some((n) => reads.has(n));
 }
 
 /**
@@ -198,7 +224,10 @@ export class Slicer {
  * depend on it (S^ = exp(m_{-1} - m^) S_{-1} and the first decay exp(ld0 + m^ - m_0) cancel it), so its two
  * adjoints (prep's STAB_PREV__bar_0 and -<dS^, S^> through the scale) sum to 0 and both are left out; the
  * scale's m_{-1} term <dS^, S^> stays. Nothing here is exponentiated beyond what the forward is (decays and
- * input scales <= 1; the scale is 0 for m_{-1} = -inf), and the selections are 0 / 1.
+ * input scales <= 1; the scale is 0 for m_{-1} = -inf), and the selections are 0 / 1. Where m enters the core only
+ * as its frame (stabFrameOnly: mLSTM), the core's part of m_t's adjoint is taken as -sum_r <y_r, dy_r> (and
+ * -<dS_N, S_N> at the last token; frameBar) instead of prep's STAB_T and STAB_PREV adjoints: equal in exact
+ * arithmetic, without their cancellation (`stabRoute: "pseudo"` keeps prep's).
  */
 export function chunkedGradients(model: I.Model, run: RunInputs, cot: Cotangents, opts: ChunkedGradOptions = {}): Gradients {
   const mf = matrixForm(model);
@@ -228,6 +257,7 @@ export function chunkedGradients(model: I.Model, run: RunInputs, cot: Cotangents
   const ys = form.readouts.map(() => new Float64Array(B * T * nHeads * V0));
   const yc = form.readouts.map(() => form.columns.map(() => new Float64Array(B * T * nHeads)));
   const slices: SliceData[] = [];
+  const finals: Float64Array[] = [];
   for (let b = 0; b < B; b++)
     for (let h = 0; h < nHeads; h++) {
       const d = sl.slice(prep, b, h);
@@ -245,6 +275,7 @@ export function chunkedGradients(model: I.Model, run: RunInputs, cot: Cotangents
           });
         S = res.S;
       }
+      finals.push(S);
     }
 
   // post's backward: dL/dy and post's direct contributions to the inputs (m_t too) and params
@@ -257,6 +288,13 @@ export function chunkedGradients(model: I.Model, run: RunInputs, cot: Cotangents
   for (const o of I.tensorsOfKind(form.post, "output")) postIn[postBw.outputBar[o.name]] = cot.outputs?.[o.name] ?? new Float64Array(B * T * product(shapeSizes(o.shape, dims)));
   const postG = interpret(postBw.model, { ...run, dims, inputs: postIn, initialState: undefined }).outputs;
   const postBar = (name: string) => postG[postBw.inputBar[name]];
+  /** Readout i's y with its column reads at (b, t, h) = o. */
+  const ys0 = (i: number, o: number) => {
+    const y = new Float64Array(V);
+    y.set(ys[i].subarray(o * V0, o * V0 + V0));
+    for (let c = 0; c < NC; c++) y[V0 + c] = yc[i][c][o];
+    return y;
+  };
 
   // the core's backward per slice, into the adjoints of prep's outputs
   const prepBars: Record<string, Float64Array> = {};
@@ -265,6 +303,9 @@ export function chunkedGradients(model: I.Model, run: RunInputs, cot: Cotangents
   const dC0all = C0all.map((c) => new Float64Array(c.length));
   /** <dS^, S^> per (batch row, head): the adjoint of the stabiliser's initial state through the scale. */
   const scaleBar = new Float64Array(B * nHeads);
+  const frame = stab && (opts.stabRoute ?? "frame") === "frame" && stabFrameOnly(form);
+  /** With `frame`: the core's part of m_t's adjoint, -sum_r <y_r, dy_r> (- <dS_N, S_N> at the last token). */
+  const frameBars = frame ? new Float64Array(B * T * nHeads) : undefined;
   let k = 0;
   for (let b = 0; b < B; b++)
     for (let h = 0; h < nHeads; h++) {
@@ -279,6 +320,11 @@ export function chunkedGradients(model: I.Model, run: RunInputs, cot: Cotangents
         return full;
       }));
       const dS = sl.getState(dSall, dCall, b, h);
+      if (frameBars) {
+        const ys = form.readouts.map((r, i) => { const y = new Float64Array(T * V); for (let t = 0; t < T; t++) { const o = (b * T + t) * nHeads + h; y.set(ys0(i, o), t * V); } return y; });
+        const fb = frameBar(ys, ys.map((_, i) => { const d = new Float64Array(T * V); for (let t = 0; t < T; t++) d.set(dy[t][i], t * V); return d; }), finals[k - 1], dS, 1, T, 1, K, V);
+        for (let t = 0; t < T; t++) frameBars[(b * T + t) * nHeads + h] = fb[t];
+      }
       const S0 = S0of(b, h);
       const g = opts.schedule === "sequential" ? coreBackwardSequential(d, S0, { dy, dS }) : coreBackwardChunked(d, S0, { dy, dS }, chunk);
       sl.scatter(prepBars, g, b, h);
@@ -303,8 +349,8 @@ export function chunkedGradients(model: I.Model, run: RunInputs, cot: Cotangents
   if (stab) {
     const st = form.stabiliser!;
     const m = stabiliserBackward(model, form, run, dims, stab, {
-      mT: [postBar(STAB_T), prepG[prepBw.inputBar[STAB_T]]],
-      mPrev: prepG[prepBw.inputBar[STAB_PREV]],
+      mT: frameBars ? [postBar(STAB_T), frameBars] : [postBar(STAB_T), prepG[prepBw.inputBar[STAB_T]]],
+      mPrev: frameBars ? undefined : prepG[prepBw.inputBar[STAB_PREV]],
       final: cot.finalState?.[st.state],
       scale: scaleBar,
     });
