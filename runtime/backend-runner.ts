@@ -13,6 +13,7 @@ import type { ModelPlan } from "./plan.ts";
 import type { CudaModelPlan } from "./cuda/plan.ts";
 import type { CudaDevice } from "./cuda/device.ts";
 import type { CudaModelRunner } from "./cuda/runner.ts";
+import type { RowsReadoutModulePlan, RowsReadoutRunner } from "./cuda/rows-readout.ts";
 
 export type { CudaModelPlan, CudaDevice };
 export type Backend = "webgpu" | "cuda";
@@ -128,6 +129,15 @@ export async function openRunner(plan: ModelPlan, opts: OpenOptions, defaultCuda
     dtype: opts.dtype,
   });
   return new CudaRunner(r);
+}
+
+/** The rows readout kernel's runner (runtime/cuda/rows-readout.ts; the chunked backward's per-key transposed cores) on the
+ * CUDA device of `opts` (default: the shared one), its module loaded from its PTX or compiled. */
+export async function openCudaRowsReadout(module: RowsReadoutModulePlan, opts: OpenOptions, name: string): Promise<RowsReadoutRunner> {
+  if (!isNode()) throw new Error(`backend 'cuda' runs in Node only (it calls the CUDA driver); in a browser use backend 'webgpu'`);
+  const rt = opts.cudaRuntime ?? ((await import(/* @vite-ignore */ CUDA_RUNTIME)) as CudaRuntime);
+  const device = (opts.device as CudaDevice | undefined) ?? (await rt.CudaDevice.open(0));
+  return rt.RowsReadoutRunner.create(module, device, name);
 }
 
 /** A variable, so that bundlers leave the CUDA runtime out of browser bundles. */

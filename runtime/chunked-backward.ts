@@ -77,6 +77,18 @@ export interface ChainStab {
 /** Runs the stabiliser's prep ("stab": inputs -> a, b) or its backward ("stabBw"): stateless, the model's dims. */
 export type ChainStabRun = (part: "stab" | "stabBw", inputs: Tensors, batch: number, time: number) => Promise<Tensors>;
 
+/**
+ * A per-key decay's transposed cores on one dedicated kernel (the CUDA rows readout: runtime/cuda/rows-readout.ts), in
+ * place of the transposed-core plans: out_r,t = S_t c_r,t for S_t = diag(exp(ld_t)) S_{t-1} + sum_p a_p,t b_p,t^T from S0
+ * (canonical [B, H, K, V]); ld, a_p [B, T, H*K], b_p, c_r [B, T, H*V]; returns out_r [B, T, H*K] in the readouts' order.
+ */
+export type ChainRows = (part: "coreT" | "adjointT", ld: FloatArray, pairs: [FloatArray, FloatArray][], readouts: FloatArray[], S0: FloatArray, sizes: { B: number; T: number; H: number; K: number; V: number }) => Promise<FloatArray[]>;
+
+/** Whether chainBackward runs a chain's transposed cores on ChainRows where given: a per-key log decay, no value columns, no stabiliser. */
+export function chainRowsApply(n: Pick<ChainNames, "decay" | "ld" | "columns" | "stab">): boolean {
+  return n.decay === "key" && !!n.ld && !n.columns?.states.length && !n.stab;
+}
+
 /** Runs one model of the chain: `dims` for the core models ({ H, K, V }; the decay scan { H, K }), undefined for prep/post (the model's dims). Inputs it does not declare are to be dropped by the runner. */
 export type ChainRun = (part: ChainPart, dims: Record<string, number> | undefined, inputs: Tensors, initialState: Tensors | undefined, batch: number, time: number) => Promise<{ outputs: Tensors; finalState: Tensors }>;
 
@@ -143,8 +155,10 @@ export function stateLayout(n: Pick<ChainNames, "heads" | "key" | "value">, stat
  * readout's cotangent with its column reads'); a stabilised form first runs the stabiliser (`runStab`: its prep;
  * the pass on the host), hands prep and post m_t and m_{t-1}, starts the cores from the scaled initial state and
  * ends with the stabiliser's adjoint and its prep's backward (chunked-backward-stab.ts).
+ * `rows`: where chainRowsApply(n), the transposed cores (dq = S dy; dk = G v in reversed time) run on it instead of
+ * their plans ("coreT", "adjointT" are then not run).
  */
-export async function chainBackward(n: ChainNames, run: ChainRun, x: ChainProblem, runStab?: ChainStabRun): Promise<Gradients> {
+export async function chainBackward(n: ChainNames, run: ChainRun, x: ChainProblem, runStab?: ChainStabRun, rows?: ChainRows): Promise<Gradients> {
   const { batch: B, time: T, stateShape, alloc } = x;
   // canon: the model's state layout -> canonical [B, H, K, V] or [B, H, V, K]
   const { H, K, V: V0, nS, at, canon: canonS } = stateLayout(n, stateShape, B, alloc);
@@ -224,7 +238,12 @@ export async function chainBackward(n: ChainNames, run: ChainRun, x: ChainProble
   n.readouts.forEach((r, i) => (dys[`x_dy${i}`] = withCols(postG[n.postBw.inputBar[r.y]], cols?.readouts[i].map((c) => postG[n.postBw.inputBar[c]]) ?? [])));
 
   // dq = S dy (the transposed core, forward time); a per-key decay: S's key rows are heads of their own, S's layout
-  const coreT = await run("coreT", cdims, withLd({ ...kv, ...dys }, ld), { S: canon(S0, C0, !perKey, sf?.logScale) }, B, T);
+  // (rows: the kernel with the pairs (k, v) read out by dy, from S's untransposed layout)
+  const onRows = rows && chainRowsApply(n) ? rows : undefined;
+  const sizes = { B, T, H, K, V };
+  const coreT = onRows
+    ? { outputs: Object.fromEntries((await onRows("coreT", ld!, n.pairs.map((_, i): [FloatArray, FloatArray] => [kv[`x_k${i}`], kv[`x_v${i}`]]), n.readouts.map((_, i) => dys[`x_dy${i}`]), Sinit, sizes)).map((o, i) => [`o_dq${i}`, o])) as Tensors }
+    : await run("coreT", cdims, withLd({ ...kv, ...dys }, ld), { S: canon(S0, C0, !perKey, sf?.logScale) }, B, T);
 
   // the adjoint in reversed time: token t's decay shifted to t - 1 (D_{t+1} takes G_{t+1} to t; none after the last)
   let ldn: FloatArray | undefined;
@@ -237,7 +256,10 @@ export async function chainBackward(n: ChainNames, run: ChainRun, x: ChainProble
   const rIn: Tensors = {};
   for (const [k, a] of Object.entries({ ...qs, ...kv, ...dys })) rIn[k] = rev(a, k.startsWith("x_q") || k.startsWith("x_k") ? H * K : H * V);
   const adj = await run("adjoint", cdims, withLd(rIn, ldn), { G: canon(dS, dC, false) }, B, T);
-  const adjT = await run("adjointT", cdims, withLd(rIn, ldn), { G: canon(dS, dC, !perKey) }, B, T);
+  // (rows: the pairs (q, dy) read out by v, in reversed time)
+  const adjT = onRows
+    ? { outputs: Object.fromEntries((await onRows("adjointT", ldn!, n.readouts.map((_, i): [FloatArray, FloatArray] => [rIn[`x_q${i}`], rIn[`x_dy${i}`]]), n.pairs.map((_, i) => rIn[`x_v${i}`]), canon(dS, dC, false), sizes)).map((o, i) => [`o_dk${i}`, o])) as Tensors }
+    : await run("adjointT", cdims, withLd(rIn, ldn), { G: canon(dS, dC, !perKey) }, B, T);
 
   // the adjoints of prep's outputs
   const prepBars: Tensors = {};

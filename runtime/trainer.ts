@@ -7,15 +7,16 @@
  * opened on first use on the same backend, device, dims and params as the class. So are the chunked
  * backward chain's models (runtime/chunked-backward.ts), on either backend.
  */
-import { openRunner, readJsonFile, type BackendRunner, type CudaModelPlan, type OpenOptions } from "./backend-runner.ts";
+import { openRunner, openCudaRowsReadout, readJsonFile, type BackendRunner, type CudaModelPlan, type OpenOptions } from "./backend-runner.ts";
 import { evalSize, type ModelPlan } from "./plan.ts";
 import { ShapeError, describe, isGpuBuffer, type TensorInput } from "./tensors.ts";
 import { backwardFrom, checkCotangents, checkSaved, forwardSaving, planMemory, SAVED_STATE_BUDGET, type Cotangents, type GradNames, type GradRunners, type GradSpec, type Gradients, type MemoryChoice, type RunFn, type Saved, type Tensors } from "./train.ts";
-import { chainBackward, isChainCore, type ChainNames, type ChainPart } from "./chunked-backward.ts";
+import { chainBackward, chainDims, chainRowsApply, isChainCore, type ChainNames, type ChainPart, type ChainRows } from "./chunked-backward.ts";
+import type { RowsReadoutModulePlan, RowsReadoutRunner } from "./cuda/rows-readout.ts";
 import { lowRankChainBackward, LR_CHUNK, LR_FORMS, type LrChainNames, type LrPart } from "./chunked-backward-lowrank.ts";
 
 /** The chunked backward chain's plans (WebGPU: ModelPlan, embedded; CUDA: CudaModelPlan, in <Model>.grad.cuda.json) and the names that tie them to the model (runtime/chunked-backward.ts; a low-rank core: runtime/chunked-backward-lowrank.ts), or why the model has none. */
-export type ChunkedTraining<P = ModelPlan> = { names: ChainNames; plans: Partial<Record<ChainPart, P>> } | { lowRank: LrChainNames; plans: Partial<Record<LrPart, P>> } | { unavailable: string };
+export type ChunkedTraining<P = ModelPlan> = { names: ChainNames; plans: Partial<Record<ChainPart, P>>; rowsReadout?: RowsReadoutModulePlan } | { lowRank: LrChainNames; plans: Partial<Record<LrPart, P>> } | { unavailable: string };
 /** The chain's CUDA plans (compiler/backends/cuda/training-chain.ts). */
 export type CudaChunkedTraining = ChunkedTraining<CudaModelPlan>;
 type ChainPlans = Exclude<ChunkedTraining<ModelPlan | CudaModelPlan>, { unavailable: string }>;
@@ -47,7 +48,12 @@ export interface SavingOptions {
   backward?: BackwardChoice;
 }
 
-export type TrainerOptions = OpenOptions & { cudaGradPlan?: CudaTrainingPlans | URL | string };
+/** How the chunked backward runs a per-key decay's transposed cores on CUDA: "auto" (default: on the chain's rows readout
+ * kernel, `chunked.rowsReadout` of <Model>.grad.cuda.json, where it has one for the chain's pairs and readouts, else
+ * their plans), "kernel" (the kernel, or an error saying why not) or "plans" (the transposed-core plans). */
+export type ChunkedTransposedChoice = "auto" | "kernel" | "plans";
+
+export type TrainerOptions = OpenOptions & { cudaGradPlan?: CudaTrainingPlans | URL | string; chunkedTransposed?: ChunkedTransposedChoice };
 
 function hostData(what: string, x: TensorInput | undefined): { data: Float32Array; shape?: readonly number[] } | undefined {
   if (x === undefined) return undefined;
@@ -65,6 +71,7 @@ export class Trainer {
   /** The CUDA training plans once read (backwardFor() answers from them). */
   private cudaLoaded?: CudaTrainingPlans;
   private chainRunners = new Map<string, Promise<BackendRunner>>();
+  private rowsRunner?: Promise<RowsReadoutRunner>;
 
   constructor(
     private readonly main: BackendRunner,
@@ -264,6 +271,34 @@ export class Trainer {
     return r;
   }
 
+  /**
+   * The transposed cores' kernel (runtime/cuda/rows-readout.ts) for chainBackward, or undefined where the plans run: on
+   * CUDA, per the option chunkedTransposed, where the chain carries the module, its glue applies (chainRowsApply: a
+   * per-key log decay, no value columns, no stabiliser) and the module has a float32 kernel for both transposed cores'
+   * (pairs, readouts) at value extent V within the device's shared memory.
+   */
+  private async chainRows(c: ChainPlans, V: number): Promise<ChainRows | undefined> {
+    const choice = this.options.chunkedTransposed ?? "auto";
+    if (choice !== "auto" && choice !== "kernel" && choice !== "plans") throw new ShapeError(`chunkedTransposed must be 'auto', 'kernel' or 'plans', got ${JSON.stringify(choice)}`);
+    if (choice === "plans" || "lowRank" in c) return undefined;
+    const m = c.rowsReadout;
+    const np = c.names.pairs.length, nr = c.names.readouts.length;
+    const why = this.main.backend !== "cuda" ? "the rows readout kernel runs on backend 'cuda' only"
+      : !chainRowsApply(c.names) ? "the chain's transposed cores are not a per-key log decay's without value columns or stabiliser"
+      : !m ? "the CUDA training plans carry no rows readout module (compile again with `seqc compile --target cuda`)"
+      : undefined;
+    if (why) {
+      if (choice === "kernel") throw new Error(`${this.plan.model}: chunkedTransposed 'kernel': ${why}`);
+      return undefined;
+    }
+    const runner = await (this.rowsRunner ??= openCudaRowsReadout(m!, this.options, `${this.plan.model}.rows-readout`));
+    if (!runner.kernelFor(np, nr, V) || !runner.kernelFor(nr, np, V)) {
+      if (choice === "kernel") throw new Error(`${this.plan.model}: chunkedTransposed 'kernel': the rows readout module has no float32 kernel for ${np} pairs / ${nr} readouts and ${nr} / ${np} at V = ${V} on ${runner.device.info.name}`);
+      return undefined;
+    }
+    return async (_part, ld, pairs, readouts, S0, z) => runner.run(ld as Float32Array, pairs as [Float32Array, Float32Array][], readouts as Float32Array[], S0 as Float32Array, z.B, z.T, z.H, z.K, z.V);
+  }
+
   /** The chunked backward chain (runtime/chunked-backward.ts) on this instance's backend (WebGPU or CUDA); its glue between the models runs on the host. */
   private async chunkedBackward(spec: GradSpec, saved: Saved, cot: Cotangents): Promise<Gradients<Float32Array>> {
     checkSaved(spec, saved);
@@ -284,13 +319,15 @@ export class Trainer {
       batch: B, time: T, stateShape: S.shape.map((e) => evalSize(e, dims)), inputs: spec.inputs, params: spec.params, outputs: spec.outputs, given: saved.inputs,
       initialState: saved.initialState[n.state], cotOutputs: cot.outputs, cotState: cot.finalState?.[n.state], alloc: (k: number) => new Float32Array(k),
     };
-    const g = "lowRank" in c ? await lowRankChainBackward(c.lowRank, runPart, problem, LR_CHUNK) : await chainBackward(n as ChainNames, runPart, problem);
+    const g = "lowRank" in c
+      ? await lowRankChainBackward(c.lowRank, runPart, problem, LR_CHUNK)
+      : await chainBackward(n as ChainNames, runPart, problem, undefined, await this.chainRows(c, chainDims(n as ChainNames, problem.stateShape).V));
     for (const k of Object.keys(g.inputs)) if (!saved.inputs[k]) delete g.inputs[k];
     saved.released = true;
     return g as Gradients<Float32Array>;
   }
 
   dispose(): void {
-    for (const p of [this.record, this.back, ...this.passRunners.values(), ...this.chainRunners.values()]) void p?.then((r) => r.dispose(), () => {});
+    for (const p of [this.record, this.back, ...this.passRunners.values(), ...this.chainRunners.values(), this.rowsRunner]) void p?.then((r) => r.dispose(), () => {});
   }
 }

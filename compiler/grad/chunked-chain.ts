@@ -30,7 +30,7 @@ import { evalConst, interpret, type RunInputs, type RunResult } from "../ir/inte
 import { matrixForm, STAB_PREV, STAB_T, type MatrixForm } from "../forms/matrix-form.ts";
 import { chunkedBackwardRefusal, stabFrameOnly } from "./chunked.ts";
 import { chainEnds, chainRunner, coveredForm, loadGenerated, runDims } from "./chain-common.ts";
-import { chainBackward, type ChainNames, type ChainPart, type ChainStabRun } from "../../runtime/chunked-backward.ts";
+import { chainBackward, type ChainNames, type ChainPart, type ChainRows, type ChainStabRun } from "../../runtime/chunked-backward.ts";
 import { mapChildren } from "../ir/map.ts";
 import { buildBackward } from "./backward.ts";
 import type { Cotangents, Gradients } from "./run.ts";
@@ -144,8 +144,8 @@ export function modelChain(model: I.Model, dims: Record<string, number>, opts: {
 /** The form each part of the chain runs in: the core models chunked, the decay adjoint a scan, prep and post sequential. */
 export const CHAIN_FORMS: Record<ChainPart, ChainForm> = { prep: "sequential", postBw: "sequential", prepBw: "sequential", core: "chunked", coreT: "chunked", adjoint: "chunked", adjointT: "chunked", decay: "scan" };
 
-/** Gradients through the chain (runtime/chunked-backward.ts's glue; low-rank cores: chunked-chain-lowrank.ts's chain); `exec` runs each model (default: the float64 interpreter); `chunk`: micro-steps per folded chunk of the low-rank chain. */
-export async function chainGradients(model: I.Model, run: RunInputs, cot: Cotangents, exec: ChainExec = interpretExec, opts: { chunk?: number } = {}): Promise<Gradients> {
+/** Gradients through the chain (runtime/chunked-backward.ts's glue; low-rank cores: chunked-chain-lowrank.ts's chain); `exec` runs each model (default: the float64 interpreter); `chunk`: micro-steps per folded chunk of the low-rank chain; `rows`: the transposed cores of a per-key decay's chain on it (chainBackward's ChainRows). */
+export async function chainGradients(model: I.Model, run: RunInputs, cot: Cotangents, exec: ChainExec = interpretExec, opts: { chunk?: number; rows?: ChainRows } = {}): Promise<Gradients> {
   // low-rank cores (the delta-rule family): chunk start states and per-chunk readouts instead of transposed cores
   const mf = matrixForm(model);
   if (mf.ok && mf.form.lowRank) return lowRankChainGradients(model, run, cot, exec, opts);
@@ -156,5 +156,5 @@ export async function chainGradients(model: I.Model, run: RunInputs, cot: Cotang
   const forms = { ...CHAIN_FORMS, stab: "sequential", stabBw: "sequential" } as const;
   const { runPart, problem } = chainRunner(model, run, cot, dims, { names: chain.names, models }, exec, forms, "the chunked backward chain");
   const runStab: ChainStabRun = async (part, inputs, B, T) => (await runPart(part, undefined, inputs, undefined, B, T)).outputs;
-  return (await chainBackward(chain.names, runPart, problem, runStab)) as Gradients;
+  return (await chainBackward(chain.names, runPart, problem, runStab, opts.rows)) as Gradients;
 }

@@ -7,3 +7,5 @@ export type { CompiledImage, NvrtcOptions } from "./nvrtc.ts";
 export { CudaModelRunner, PreparedForward } from "./runner.ts";
 export type { CudaCreateOptions, CudaForwardOptions, CudaForwardResult, CudaFormChoice, CudaTensorInput } from "./runner.ts";
 export type { CudaModelPlan, CudaFormPlan, CudaLaunch, CudaGemm, CudaZero } from "./plan.ts";
+export { RowsReadoutRunner, pickRowsKernel } from "./rows-readout.ts";
+export type { RowsReadoutModulePlan, RowsReadoutKernelInfo } from "./rows-readout.ts";

@@ -51,6 +51,8 @@ export function emitCuda(model: Model, opts: { ptx?: boolean; form?: string; gra
     const passes = Object.fromEntries(Object.entries(t.passes).map(([p, m]) => [p, withPtx(lowerCuda(m).plan)]));
     const chunked = cudaChainTraining(model, t);
     if ("plans" in chunked) for (const p of Object.values(chunked.plans)) withPtx(p!);
+    // the transposed cores' rows readout module (a per-key decay's chain): PTX per capability as the plans have
+    if ("names" in chunked && chunked.rowsReadout && nvcc) chunked.rowsReadout.ptx = Object.fromEntries(CUDA_CAPABILITIES.smTargets.map((sm) => [String(sm), nvccPtx(chunked.rowsReadout!.source, sm, nvcc).ptx]));
     files.push({ path: `${model.name}.grad.cuda.json`, contents: JSON.stringify({ record: withPtx(lowerCuda(t.record).plan), backward: withPtx(preferWideLanes(lowerCuda(t.backward).plan)), ...(Object.keys(passes).length ? { passes } : {}), bakedDims: t.bakedDims, chunked, builtWith }) + "\n" });
   }
   return files;

@@ -8,7 +8,12 @@
  *   variants the runner's auto pick can reach (a non-zero `prefer`, and the first variant of each key tile and
  *   row count, the pick when none preferred applies), re-lowered with just those so that their module (and its
  *   PTX) holds just their kernels: about 0.8 MB of PTX per core and capability instead of 1.8 MB for all 33;
- * - the other parts their float32 forms (the low-rank chain's the form LR_FORMS gives, as on WebGPU).
+ * - the other parts their float32 forms (the low-rank chain's the form LR_FORMS gives, as on WebGPU);
+ * - a per-key log decay (GLA; runtime/chunked-backward.ts chainRowsApply): `rowsReadout`, the rows readout kernel's
+ *   module (rows-readout.ts) for the transposed cores' (pairs, readouts) and (readouts, pairs), float32, the tiles the
+ *   runtime's pick reaches (ROWS_READOUT_TILES without the "smem" reductions, which the torch target reaches only by
+ *   name). runtime/trainer.ts runs the transposed cores on it (runtime/cuda/rows-readout.ts) instead of their plans,
+ *   which stay as the fallback (TrainerOptions.chunkedTransposed "plans" forces them).
  */
 import type * as I from "../../ir/types.ts";
 import type { CudaFormPlan, CudaModelPlan } from "../../../runtime/cuda/plan.ts";
@@ -16,7 +21,8 @@ import { chunkedEligible, lowerChunked } from "./chunked-plan.ts";
 import { lowerCuda } from "./plan.ts";
 import { keepForms } from "../torch/plans.ts";
 import type { Training } from "../../grad/training.ts";
-import { CHAIN_PARTS, isChainCore, type ChainPart } from "../../../runtime/chunked-backward.ts";
+import { CHAIN_PARTS, chainRowsApply, isChainCore, type ChainPart } from "../../../runtime/chunked-backward.ts";
+import { ROWS_READOUT_TILES, rowsReadoutModule } from "./rows-readout.ts";
 import { LR_FORMS, LR_PARTS, type LrPart } from "../../../runtime/chunked-backward-lowrank.ts";
 import type { CudaChunkedTraining } from "../../../runtime/trainer.ts";
 
@@ -76,5 +82,14 @@ export function cudaChainTraining(model: I.Model, t: Extract<Training, { ok: tru
   // the models and names compiler/grad builds (runtime/chunked-backward.ts's glue runs them), lowered as the torch
   // target lowers them (its chain-plans.ts may leave prep's copies to its own glue; this glue needs the full models)
   const plans = lowerParts(CHAIN_PARTS, t.chain.models, (part) => (isChainCore(part) ? "chunked" : "auto"));
-  return why ? { unavailable: why } : { names: t.chain.names, plans };
+  if (why) return { unavailable: why };
+  const n = t.chain.names;
+  if (!chainRowsApply(n)) return { names: n, plans };
+  const np = n.pairs.length, nr = n.readouts.length;
+  return { names: n, plans, rowsReadout: cudaRowsModule(np, nr) };
+}
+
+/** The rows readout module a class's chain carries for `np` pairs and `nr` readouts (dq: (np, nr); dk: (nr, np)). */
+export function cudaRowsModule(np: number, nr: number): { source: string; kernels: ReturnType<typeof rowsReadoutModule>["kernels"] } {
+  return rowsReadoutModule([{ pairs: np, readouts: nr }, { pairs: nr, readouts: np }], ROWS_READOUT_TILES.filter((t) => t.red !== "smem"));
 }
