@@ -38,7 +38,7 @@ export function modelClassSource(model: I.Model, plan: ModelPlan, opts: ClassOpt
   const N = model.name;
   file.addImportDeclaration({
     moduleSpecifier: opts.runtimeImport ?? "seqc/runtime",
-    namedImports: ["openRunner", "type AnyFormChoice", "type Backend", "type BackendRunner", "type CudaDevice", "type CudaModelPlan", "type CudaRuntime", "type IoDtype", "type ModelPlan", "type TensorInput", "Trainer", "type TrainingInfo", "type TrainerOptions", "type CudaTrainingPlans", "type Saved", "type MemoryChoice", "type BackwardChoice"],
+    namedImports: ["openRunner", "type AnyFormChoice", "type Backend", "type BackendRunner", "type CudaDevice", "type CudaModelPlan", "type CudaRuntime", "type IoDtype", "type ModelPlan", "type TensorInput", "Trainer", "type TrainingInfo", "type TrainerOptions", "type CudaTrainingPlans", "type ChunkedTransposedChoice", "type Saved", "type MemoryChoice", "type BackwardChoice"],
   });
 
   const inputs = I.tensorsOfKind(model, "input");
@@ -99,12 +99,14 @@ export function modelClassSource(model: I.Model, plan: ModelPlan, opts: ClassOpt
         `\`form\`: auto (default), sequential, scan or chunked (where the model has them). ` +
         `WebGPU: \`tune\` (default true) times the variants the cost model cannot separate on the first call of each shape. ` +
         `CUDA: \`dtype\` of inputs and outputs on the device (f32, or bf16 / f16 for the chunked form); \`cudaPlan\`: the plan or the path of ${N}.cuda.json ` +
-        `(default: next to this module); \`cudaGradPlan\`: likewise ${N}.grad.cuda.json, for backward(); \`cudaRuntime\`: the seqc/runtime/cuda module, for Node bundles.`,
+        `(default: next to this module); \`cudaGradPlan\`: likewise ${N}.grad.cuda.json, for backward(); \`chunkedTransposed\`: how backward() runs a per-key decay's transposed cores, ` +
+        `"auto" (default: the rows readout kernel where the training plans carry it, else the chain's plans), "kernel" (that kernel or an error) or "plans"; ` +
+        `\`cudaRuntime\`: the seqc/runtime/cuda module, for Node bundles.`,
     ],
     type:
       `{ dims${dimsOptional ? "?" : ""}: ${N}Dims; params${paramsOptional ? "?" : ""}: ${N}Params; form?: AnyFormChoice } & (` +
       `{ backend?: "webgpu"; device?: GPUDevice; tune?: boolean } | ` +
-      `{ backend: "cuda"; device?: CudaDevice; dtype?: IoDtype; cudaPlan?: CudaModelPlan | URL | string; cudaGradPlan?: CudaTrainingPlans | URL | string; cudaRuntime?: CudaRuntime })`,
+      `{ backend: "cuda"; device?: CudaDevice; dtype?: IoDtype; cudaPlan?: CudaModelPlan | URL | string; cudaGradPlan?: CudaTrainingPlans | URL | string; chunkedTransposed?: ChunkedTransposedChoice; cudaRuntime?: CudaRuntime })`,
   });
 
   file.addVariableStatement({

@@ -15,6 +15,7 @@ import {
   type TrainingInfo,
   type TrainerOptions,
   type CudaTrainingPlans,
+  type ChunkedTransposedChoice,
   type Saved,
   type MemoryChoice,
   type BackwardChoice,
@@ -108,7 +109,7 @@ export interface LstmGradients {
   initialState: LstmState;
 }
 
-/** Options of Lstm.create(). `backend`: "webgpu" (default; browsers and Node) or "cuda" (Node with an NVIDIA driver). `form`: auto (default), sequential, scan or chunked (where the model has them). WebGPU: `tune` (default true) times the variants the cost model cannot separate on the first call of each shape. CUDA: `dtype` of inputs and outputs on the device (f32, or bf16 / f16 for the chunked form); `cudaPlan`: the plan or the path of Lstm.cuda.json (default: next to this module); `cudaGradPlan`: likewise Lstm.grad.cuda.json, for backward(); `cudaRuntime`: the seqc/runtime/cuda module, for Node bundles. */
+/** Options of Lstm.create(). `backend`: "webgpu" (default; browsers and Node) or "cuda" (Node with an NVIDIA driver). `form`: auto (default), sequential, scan or chunked (where the model has them). WebGPU: `tune` (default true) times the variants the cost model cannot separate on the first call of each shape. CUDA: `dtype` of inputs and outputs on the device (f32, or bf16 / f16 for the chunked form); `cudaPlan`: the plan or the path of Lstm.cuda.json (default: next to this module); `cudaGradPlan`: likewise Lstm.grad.cuda.json, for backward(); `chunkedTransposed`: how backward() runs a per-key decay's transposed cores, "auto" (default: the rows readout kernel where the training plans carry it, else the chain's plans), "kernel" (that kernel or an error) or "plans"; `cudaRuntime`: the seqc/runtime/cuda module, for Node bundles. */
 export type LstmCreateOptions = { dims: LstmDims; params: LstmParams; form?: AnyFormChoice } & (
   | { backend?: "webgpu"; device?: GPUDevice; tune?: boolean }
   | {
@@ -117,6 +118,7 @@ export type LstmCreateOptions = { dims: LstmDims; params: LstmParams; form?: Any
       dtype?: IoDtype;
       cudaPlan?: CudaModelPlan | URL | string;
       cudaGradPlan?: CudaTrainingPlans | URL | string;
+      chunkedTransposed?: ChunkedTransposedChoice;
       cudaRuntime?: CudaRuntime;
     }
 );
