@@ -18,6 +18,7 @@ import { ANCHOR_CHUNKS_CONFIGS, anchorChunksModule, type AnchorChunksKernel } fr
 import { findNvcc } from "../compiler/backends/cuda/nvcc.ts";
 import { relativeError } from "../compiler/io/manifest.ts";
 import { compileEmu, EMU_READF } from "./cuda-emu/harness.ts";
+import { ptxasUsage } from "./helpers/ptxas-usage.ts";
 import { rng } from "./helpers/random.ts";
 
 const gpp = spawnSync("g++", ["--version"]).status === 0;
@@ -165,20 +166,7 @@ describe.skipIf(!gpp)("decay adjoint chunk products kernel on the CPU emulation 
 
   it.skipIf(!findNvcc())("nvcc -cubin compiles the module for sm_90; ptxas: no spills", () => {
     const m = anchorChunksModule();
-    const dir = mkdtempSync(join(tmpdir(), "seqc-anchor-ptxas-"));
-    try {
-      writeFileSync(join(dir, "k.cu"), m.source);
-      const r = spawnSync("nice", ["-n", "19", findNvcc()!, "-cubin", "-arch=sm_90", "-std=c++17", "-Xptxas", "-v", "-o", join(dir, "k.cubin"), join(dir, "k.cu")], { encoding: "utf8" });
-      expect(r.status, r.stderr).toBe(0);
-      for (const k of m.kernels) {
-        const at = r.stderr.indexOf(`entry function '${k.entry}'`);
-        expect(at, k.entry).toBeGreaterThanOrEqual(0);
-        const spill = /(\d+) bytes spill stores, (\d+) bytes spill loads/.exec(r.stderr.slice(at));
-        expect(spill, k.entry).toBeTruthy();
-        expect([Number(spill![1]), Number(spill![2])], `${k.entry} spills`).toEqual([0, 0]);
-      }
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    for (const [e, u] of ptxasUsage(findNvcc()!, m.source, m.kernels.map((k) => k.entry)))
+      expect([u.spillStores, u.spillLoads], `${e} spills`).toEqual([0, 0]);
   }, 200_000);
 });
