@@ -63,7 +63,7 @@ def events(fn, reps=20):
 def kernel_alone(root, log, res):
     sm = cb.seqc_model(root, "gla", "chunked")
     import seqc_chunked as sc
-    km = sc.rows_kernels(sm, DEV)
+    km = sc.module_kernels(sm, DEV, "rowsReadout")
     B, T, H, K = tb.LA_SHAPE
     V = K
     floor_bytes = 4 * B * T * H * (2 * K + 2 * V + K)  # ld, a, b, c read once, out written once (fp32)
@@ -149,7 +149,7 @@ def timing(args, root, log, res):
     variants = list(VARIANTS)
     best = res.get("best_alone")
     if best:  # the fastest alone, where it is neither the one-segment nor the automatic default
-        km = sc.rows_kernels(sm, DEV)
+        km = sc.module_kernels(sm, DEV, "rowsReadout")
         first = next(k["entry"].split("_r1_")[1] for k in km.kernels if k["pairs"] == 1 and k["readouts"] == 1)
         if not (best["tile"] == first and best["segment"] in (0, None)):
             variants.append(("best", {"PER_KEY_TRANSPOSED": "kernel", "ROWS_SEGMENT": best["segment"], "ROWS_TILE": best["tile"]}))

@@ -259,18 +259,6 @@ def rows_readout_kernel(km, ld, pairs, readouts, S0, B, T, H, K, V, tile=None, s
     return [(o[0] if slices == 1 else o.sum(0)).reshape(B, T, H * K) for o in outs]
 
 
-def anchor_kernels(m, device):
-    """The module's anchor chunks kernels on `device` (seqc_cuda.KernelModule, cached on m), or None where the module
-    has none or the device is not CUDA."""
-    spec = (m.meta.get("kernels") or {}).get("anchorChunks")
-    if spec is None or device.type != "cuda":
-        return None
-    cache = m.__dict__.setdefault("_seqc_anchor", {})
-    if device.index not in cache:
-        cache[device.index] = _cuda.KernelModule(spec, "%s anchorChunks" % m.name, device.index)
-    return cache[device.index]
-
-
 _ANCHOR_TYPES = {"bfloat16": "bf16", "float32": "f32"}
 
 
@@ -310,16 +298,17 @@ def anchor_chunks_kernel(km, xs, w):
     return out
 
 
-def rows_kernels(m, device):
-    """The module's rows readout kernels on `device` (seqc_cuda.KernelModule, cached on m), or None where the module has
-    none or the device is not CUDA."""
-    spec = (m.meta.get("kernels") or {}).get("rowsReadout")
+def module_kernels(m, device, key):
+    """The module's "kernels".<key> (a kernel module of compiler/backends/cuda: rowsReadout, anchorChunks, lowRankCore,
+    lowRankReadout) loaded on `device` (seqc_cuda.KernelModule, cached on m per key and device), or None where the
+    module has none or the device is not CUDA."""
+    spec = ((getattr(m, "meta", None) or {}).get("kernels") or {}).get(key)
     if spec is None or device.type != "cuda":
         return None
-    cache = m.__dict__.setdefault("_seqc_rows", {})
-    if device.index not in cache:
-        cache[device.index] = _cuda.KernelModule(spec, "%s rowsReadout" % m.name, device.index)
-    return cache[device.index]
+    cache = m.__dict__.setdefault("_seqc_kernels", {})
+    if (key, device.index) not in cache:
+        cache[(key, device.index)] = _cuda.KernelModule(spec, "%s %s" % (m.name, key), device.index)
+    return cache[(key, device.index)]
 
 
 def rows_decayed_readout(ld, pairs, readouts, S0, B, T, H, K, V, dtype, device, C=16):
@@ -1014,8 +1003,8 @@ def backward_eager(ctx, m, flat, grads, convert=True, S_N=None):
     for s, g in zip(m.states, grads[no:]):
         if s["name"] == n["state"] and g is not None:
             cot_state = g.to(dtype)
-    km = rows_kernels(m, device) if dtype == torch.float32 and n.get("decay") == "key" else None
-    ak = anchor_kernels(m, device) if dtype == torch.float32 and ANCHOR_CHUNKS == "kernel" else None
+    km = module_kernels(m, device, "rowsReadout") if dtype == torch.float32 and n.get("decay") == "key" else None
+    ak = module_kernels(m, device, "anchorChunks") if dtype == torch.float32 and ANCHOR_CHUNKS == "kernel" else None
     cd = chain_dims(n, shape(state))
 
     def rows(ld, pairs, readouts, S0):

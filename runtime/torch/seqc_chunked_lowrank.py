@@ -1021,13 +1021,9 @@ def fused_launcher(m, device, way=None):
     way = way or LR_FUSED
     if way not in ("cuda", "torch"):
         raise ValueError("LR_FUSED %r: one of cuda, torch" % (way,))
-    spec = (getattr(m, "meta", None) or {}).get("kernels", {}).get("lowRankCore")
-    if way == "torch" or device.type != "cuda" or spec is None:
+    km = None if way == "torch" else _chunked.module_kernels(m, device, "lowRankCore")
+    if km is None:
         return None
-    cache = m.__dict__.setdefault("_lowrank_core_kernels", {})
-    if device.index not in cache:
-        cache[device.index] = _chunked._cuda.KernelModule(spec, "%s lowRankCore" % m.name, device.index)
-    km = cache[device.index]
 
     def launch(op, mode, C, K, V, KK, W, VV, G, END):
         k = next((k for k in km.kernels if k["op"] == op and k["decay"] == mode and (k["C"], k["K"], k["V"], k["E"], k["P"]) == (C, K, V, 1, 1)), None)
@@ -1055,13 +1051,9 @@ def readout_launcher(m, device, way=None):
     way = way or LR_FUSED_READ
     if way not in ("cuda", "torch"):
         raise ValueError("LR_FUSED_READ %r: one of cuda, torch" % (way,))
-    spec = (getattr(m, "meta", None) or {}).get("kernels", {}).get("lowRankReadout")
-    if way == "torch" or device.type != "cuda" or spec is None:
+    km = None if way == "torch" else _chunked.module_kernels(m, device, "lowRankReadout")
+    if km is None:
         return None
-    cache = m.__dict__.setdefault("_lowrank_read_kernels", {})
-    if device.index not in cache:
-        cache[device.index] = _chunked._cuda.KernelModule(spec, "%s lowRankReadout" % m.name, device.index)
-    km = cache[device.index]
 
     def launch(axis, oq, mode, C, K, V, M, Q, EA, EB, S0, G, OUT):
         k = next((k for k in km.kernels if k["op"] == "readout" and k["axis"] == axis and k["decay"] == mode and (k["C"], k["K"], k["V"], k["M"]) == (C, K, V, M)), None)
