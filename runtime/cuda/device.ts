@@ -114,6 +114,20 @@ function encodeArg(a: KernelArg): Buffer {
 
 const devices = new Map<number, Promise<CudaDevice>>();
 
+/** A translation unit as plans carry it: its source and, where nvcc was found, images per compute capability. */
+export interface ModuleImages {
+  source: string;
+  ptx?: Record<string, string>;
+  cubin?: Record<string, string>;
+}
+
+/** Load a module's image for the device's capability (a cubin, base64, else PTX), else compile its source with NVRTC. */
+export async function loadModuleImages(device: CudaDevice, m: ModuleImages, name: string): Promise<CudaModule> {
+  const sm = String(device.info.sm);
+  const image = m.cubin?.[sm] ? Buffer.from(m.cubin[sm], "base64") : m.ptx?.[sm];
+  return image ? device.loadModule(image) : await device.compile(m.source, { name });
+}
+
 export class CudaDevice {
   private disposed = false;
   private constructor(

@@ -10,7 +10,7 @@
  * One segment (the plain walk of all T tokens per key-row block, the torch target's default ROWS_SEGMENT = 0): grid
  * B H ceil(K / kr) blocks by ceil(V / vs) value slices, one partial sum per slice, added here.
  */
-import type { CudaBuffer, CudaDevice, CudaModule, KernelArg } from "./device.ts";
+import { loadModuleImages, type CudaBuffer, type CudaDevice, type CudaModule, type KernelArg, type ModuleImages } from "./device.ts";
 
 /** A float32 kernel of the module as the runtime launches it (a subset of compiler/backends/cuda/rows-readout.ts RowsReadoutKernel). */
 export interface RowsReadoutKernelInfo {
@@ -27,11 +27,8 @@ export interface RowsReadoutKernelInfo {
 }
 
 /** The module a class's chain carries (<Model>.grad.cuda.json `chunked.rowsReadout`): its source, kernels and, where nvcc was found, images per capability. */
-export interface RowsReadoutModulePlan {
-  source: string;
+export interface RowsReadoutModulePlan extends ModuleImages {
   kernels: RowsReadoutKernelInfo[];
-  ptx?: Record<string, string>;
-  cubin?: Record<string, string>;
 }
 
 /** The kernel for (pairs, readouts) at value extent V on a device with `smemOptin` bytes of shared memory per block: the
@@ -52,10 +49,7 @@ export class RowsReadoutRunner {
 
   /** Load the module's image for the device's capability, else compile its source (NVRTC). */
   static async create(plan: RowsReadoutModulePlan, device: CudaDevice, name = "rows-readout"): Promise<RowsReadoutRunner> {
-    const sm = String(device.info.sm);
-    const image = plan.cubin?.[sm] ? Buffer.from(plan.cubin[sm], "base64") : plan.ptx?.[sm];
-    const module = image ? device.loadModule(image) : await device.compile(plan.source, { name: `${name}.cu` });
-    return new RowsReadoutRunner(device, plan, module);
+    return new RowsReadoutRunner(device, plan, await loadModuleImages(device, plan, `${name}.cu`));
   }
 
   /** The kernel run() launches for these sizes, or undefined where the module has none that fits. */

@@ -5,7 +5,7 @@
  * (used by benchmarks); `forward` is prepare + run + read back.
  */
 import { evalSize, type Env } from "../plan.ts";
-import { CudaDevice, type CudaBuffer, type CudaModule, type CudaStream, type KernelArg } from "./device.ts";
+import { CudaDevice, loadModuleImages, type CudaBuffer, type CudaModule, type CudaStream, type KernelArg } from "./device.ts";
 import type { CudaFormPlan, CudaModelPlan, CudaBufferRef } from "./plan.ts";
 import { decodeIo, encodeIo, ioBytes, nanBits, type IoType } from "./half.ts";
 
@@ -143,9 +143,7 @@ export class CudaModelRunner {
     if (!form.module || this.modules.has(form.module)) return;
     const m = this.plan.modules?.[form.module];
     if (!m) throw new Error(`${this.plan.model}: the plan has no module '${form.module}' (form ${form.variant})`);
-    const sm = String(this.device.info.sm);
-    const image = m.cubin?.[sm] ? Buffer.from(m.cubin[sm], "base64") : m.ptx?.[sm];
-    this.modules.set(form.module, image ? this.device.loadModule(image) : await this.device.compile(m.source, { name: `${this.plan.model}.${form.module}.cu` }));
+    this.modules.set(form.module, await loadModuleImages(this.device, m, `${this.plan.model}.${form.module}.cu`));
   }
 
   /** The module holding a form's kernels. */
