@@ -68,6 +68,11 @@ export interface ChunkCfg {
   /** split's low-rank walk (walk, 2-byte operands) with the readout's Q~ S0 on the warps without a Z tile, beside
    *  Z = U0 + M S0, and Aq Z added after Z's barrier (CHUNK_WALK_Q_SOURCE, seqc_chunk_walk_q; variants `-wq`). */
   rq?: boolean;
+  /** Phase A (low rank, a scalar or no decay, 2-byte operands, inv "w", alpha v late; variants `-iw-io`): the warps the
+   *  inverse leaves idle write the record's Q~, X~ and Aq, scale W and load alpha v (into X's place) beside it
+   *  (CHUNK_PHASE_A_OVL_SOURCE, seqc_chunk_phase_a_o); 2 (`-iw-ios`): M and U0 also staged in shared memory and stored
+   *  16 bytes a thread. */
+  ovl?: 1 | 2;
   /** splitd (phase A and walk): the walk reads q and the key rows raw from the inputs (scalar or no decay). */
   direct?: boolean;
   /** Element type of the outputs (default `dtype`): a 2-byte-input configuration that stores fp32 outputs (mixed I/O,
@@ -209,7 +214,8 @@ export function chunkLayout(c: ChunkCfg): Record<string, number> {
     put("O_TB", F * LDF * sz);
   }
   if (c.lr) put("O_A", F * LDA * 4);
-  if (o.VLATE) o.O_V = o.O_A;
+  // (the overlapped phase A loads it into X's place while the inverse still reads A: X is dead once its record copy is out)
+  if (o.VLATE) o.O_V = c.ovl && LDVA <= LDK ? o.O_X : o.O_A;
   if (c.kind === "fused") put("O_Y", F * LDY * 4);
   put("O_AQB", F * LDF * sz);
   if (c.kind === "fused") {
@@ -232,7 +238,7 @@ export const walkKSlices = (c: ChunkCfg): number => Math.floor(threadsOf(c) / 32
 
 export function cfgName(c: ChunkCfg): string {
   const v = c.kind === "fused" ? `v${c.BV}` : c.kind === "phaseA" ? `p${c.VP}` : `v${c.BV}p${c.VP}`;
-  return `${c.kind}${c.direct ? "d" : ""}_${ioTag(c.dtype, outOf(c)).replace("-", "_")}_k${c.KP}_${v}_r${c.RTP}${threadsOf(c) !== CHUNK_THREADS ? `_t${threadsOf(c)}` : ""}${c.inv ? `_i${c.inv}` : ""}${c.mats ? `_m${c.mats}` : ""}${c.grp ? `_g${c.grp}${c.grpT ? "t" : ""}${c.grpM ? c.grpM : ""}` : ""}${c.wsplit ? `_w${c.wsplit === 1 ? "k" : "c"}` : ""}${c.pipe ? `_ap${c.pipe}` : ""}${c.rq ? "_wq" : ""}`;
+  return `${c.kind}${c.direct ? "d" : ""}_${ioTag(c.dtype, outOf(c)).replace("-", "_")}_k${c.KP}_${v}_r${c.RTP}${threadsOf(c) !== CHUNK_THREADS ? `_t${threadsOf(c)}` : ""}${c.inv ? `_i${c.inv}` : ""}${c.mats ? `_m${c.mats}` : ""}${c.grp ? `_g${c.grp}${c.grpT ? "t" : ""}${c.grpM ? c.grpM : ""}` : ""}${c.wsplit ? `_w${c.wsplit === 1 ? "k" : "c"}` : ""}${c.pipe ? `_ap${c.pipe}` : ""}${c.rq ? "_wq" : ""}${c.ovl ? (c.ovl === 2 ? "_ios" : "_io") : ""}`;
 }
 
 export function cfgStruct(c: ChunkCfg, name: string): string {
@@ -241,7 +247,7 @@ export function cfgStruct(c: ChunkCfg, name: string): string {
   return `struct ${name} {
   typedef ${ELT[c.dtype]} T;
   static constexpr int F = ${CHUNK_F}, NT = ${threadsOf(c)}, KP = ${c.KP}, BV = ${c.BV}, VP = ${c.VP}, RTP = ${c.RTP}, DECAY = ${c.decay};
-  static constexpr bool LR = ${c.lr};${c.inv ? "\n  static constexpr int INV = 1;" : ""}${c.mats ? "\n  static constexpr int MATS = 1;" : ""}${c.grp ? `\n  static constexpr int GRP = ${c.grp}, GRPT = ${c.grpT ? 1 : 0}${c.grpM ? `, GRPM = ${c.grpM}` : ""};` : ""}${c.wsplit ? `\n  static constexpr int WSPLIT = ${c.wsplit};` : ""}${c.pipe ? `\n  static constexpr int PIPE = ${c.pipe};` : ""}${c.rq ? "\n  static constexpr int RQ = 1;" : ""}
+  static constexpr bool LR = ${c.lr};${c.inv ? "\n  static constexpr int INV = 1;" : ""}${c.mats ? "\n  static constexpr int MATS = 1;" : ""}${c.grp ? `\n  static constexpr int GRP = ${c.grp}, GRPT = ${c.grpT ? 1 : 0}${c.grpM ? `, GRPM = ${c.grpM}` : ""};` : ""}${c.wsplit ? `\n  static constexpr int WSPLIT = ${c.wsplit};` : ""}${c.pipe ? `\n  static constexpr int PIPE = ${c.pipe};` : ""}${c.rq ? "\n  static constexpr int RQ = 1;" : ""}${c.ovl ? `\n  static constexpr int OVL = ${c.ovl};` : ""}
   static constexpr int ${ints};
 };`;
 }
@@ -784,7 +790,7 @@ export function chunkModelSource(model: I.Model, cr: ChunkRows): ChunkModelSourc
       c.kind === "fused"
         ? `seqc_chunk_fused<${cfg}>(rows, seqc_smem, ${dimOf(Sd.shape[cr.form.key])}, ${valueDim}, ${headsExpr});`
         : c.kind === "phaseA"
-          ? `seqc_chunk_phase_a${c.direct ? "_d" : c.pipe ? "_p" : ""}<${cfg}>(rows, seqc_smem, ws, ${headsExpr});`
+          ? `seqc_chunk_phase_a${c.direct ? "_d" : c.pipe ? "_p" : c.ovl ? "_o" : ""}<${cfg}>(rows, seqc_smem, ws, ${headsExpr});`
           : c.kind === "walkS"
             ? `seqc_chunk_walk_${c.grp ? "g" : c.wsplit ? "k" : "s"}<${cfg}>(rows, seqc_smem, ws, wsS, ${c.grp ? "wsG, " : ""}${dimOf(Sd.shape[cr.form.key])}, ${valueDim}, ${headsExpr});`
             : c.kind === "out"

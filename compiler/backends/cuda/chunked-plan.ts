@@ -17,6 +17,7 @@ import { chunkRows, chunkSizes, type ChunkRows } from "../../forms/chunk-rows.ts
 import { CUDA_PRELUDE } from "./math.ts";
 import { CHUNK_CORE_SOURCE, CHUNK_GROUP_SOURCE, CHUNK_WALK_K_SOURCE } from "./chunked-core.ts";
 import { CHUNK_PHASE_A_PIPE_SOURCE } from "./chunked-phase-a-pipe.ts";
+import { CHUNK_PHASE_A_OVL_SOURCE } from "./chunked-phase-a-ovl.ts";
 import { CHUNK_WALK_Q_SOURCE } from "./chunked-walk-q.ts";
 import { chunkedExtras } from "./chunked-extra.ts";
 import { chunkLayout, chunkModelSource, CHUNK_F, cfgName, ioTag, threadsOf, overrideValues, walkKSlices, walkZTiles, type ChunkCfg, type ChunkDtype } from "./chunked-model.ts";
@@ -102,6 +103,8 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
   const withPipe = new Set<string>();
   // modules with split's walk that forms Q~ S0 beside Z (they get CHUNK_WALK_Q_SOURCE)
   const withWalkQ = new Set<string>();
+  // modules with a phase A that writes the record's copies and loads alpha v beside the inverse (CHUNK_PHASE_A_OVL_SOURCE)
+  const withOvl = new Set<string>();
   const wrap = (c: ChunkCfg) => {
     if (wrapped.has(src.entry(c))) return;
     wrapped.add(src.entry(c));
@@ -109,6 +112,7 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
     if (c.wsplit) withWalkK.add(ioTag(c.dtype, c.out));
     if (c.pipe) withPipe.add(ioTag(c.dtype, c.out));
     if (c.rq) withWalkQ.add(ioTag(c.dtype, c.out));
+    if (c.ovl) withOvl.add(ioTag(c.dtype, c.out));
     (wrappers[ioTag(c.dtype, c.out)] ??= []).push(src.wrapper(c));
   };
   const ov = overrideValues(model, src.overrides);
@@ -184,6 +188,12 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
         // also software-pipelined over PIPE_ITEMS items a block (`-ap<M>`, chunked-phase-a-pipe.ts), on request
         if (opts.only && pipeCase(KP, bps, lr, decay, dtype) && blocksPerSm(chunkLayout({ ...a0, pipe: 2 }).SMEM) === 2)
           for (const p of phaseAs.filter((x) => x.a.inv === "w")) for (const M of PIPE_ITEMS) phaseAs.push({ a: { ...p.a, pipe: M }, tag: `${p.tag}-ap${M}`, req: true });
+        // low rank with a scalar or no decay, 2-byte operands, alpha v late: each -iw phase A (not pipelined) also with the
+        // record's copies, W's scale and alpha v's load on the warps the inverse leaves idle (`-io`, chunked-phase-a-ovl.ts;
+        // `-ios`: M and U0 also staged for 16-byte stores), on request
+        if (opts.only && lr && decay < 2 && dtype !== "f32")
+          for (const p of phaseAs.filter((x) => x.a.inv === "w" && !x.a.pipe && chunkLayout(x.a).VLATE === 1))
+            for (const ovl of [1, 2] as const) phaseAs.push({ a: { ...p.a, ovl }, tag: `${p.tag}-io${ovl === 2 ? "s" : ""}`, req: true });
         const want = preferredPhaseA(KP, alt, lr, decay, dtype, a512);
         // the phase A auto wants before split's 512-thread 64-value walk (-w512): -a512-iw where a512Wide holds, else `want`
         const wantW = a512W ? "-a512-iw" : want;
@@ -226,7 +236,7 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
           // splitd (scalar or no decay): split whose record leaves out Q~ and X~ (and, without low rank, alpha v):
           // the walk reads q and the key rows from the inputs and applies their per-row factors
           const ad: ChunkCfg = { ...a, direct: true };
-          for (const BV of decay === 2 || a.pipe || wOnly ? [] : walkBVs)
+          for (const BV of decay === 2 || a.pipe || a.ovl || wOnly ? [] : walkBVs)
             pushSplit("splitd", ad, { ...mk("walk", BV), direct: true }, tag, recordBytesD(ad), splitdPrefer(BV, KP, nH, Vd, decay, lr, tag, want, dtype),
               `chunked splitd (${ioT}): every chunk's S0-independent part in parallel (Aq, per-row factors of q and the key rows${lr ? ", M, U0" : ""}; ${threadsOf(ad)} threads), then a walk over chunks per batch x head x ${BV} values that reads q, the key rows${lr ? "" : " and v"} from the inputs`);
           // split3: phase A, a walk that only carries the state (and stores each chunk's start state), then the
@@ -327,7 +337,7 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
   }
   const modules: Record<string, { source: string }> = {};
   for (const d of Object.keys(wrappers)) {
-    const core = [CHUNK_CORE_SOURCE, ...(withGroups.has(d) ? [CHUNK_GROUP_SOURCE] : []), ...(withWalkK.has(d) ? [CHUNK_WALK_K_SOURCE] : []), ...(withPipe.has(d) ? [CHUNK_PHASE_A_PIPE_SOURCE] : []), ...(withWalkQ.has(d) ? [CHUNK_WALK_Q_SOURCE] : [])];
+    const core = [CHUNK_CORE_SOURCE, ...(withGroups.has(d) ? [CHUNK_GROUP_SOURCE] : []), ...(withWalkK.has(d) ? [CHUNK_WALK_K_SOURCE] : []), ...(withPipe.has(d) ? [CHUNK_PHASE_A_PIPE_SOURCE] : []), ...(withWalkQ.has(d) ? [CHUNK_WALK_Q_SOURCE] : []), ...(withOvl.has(d) ? [CHUNK_PHASE_A_OVL_SOURCE] : [])];
     modules[d] = { source: [`// seqc CUDA chunked kernels for model ${model.name}, ${d} (generated; do not edit)`, CUDA_PRELUDE, ...core, src.loader, ...wrappers[d]].join("\n\n") + "\n" };
   }
   // a stabiliser launch before and a post launch after the core where the canonical form has them
