@@ -103,13 +103,13 @@ describe("torch target: the low-rank chunked backward's plans", () => {
 
 /** lowrank_backward in Python (CPU torch), every chain model run here by the interpreter. */
 /** How a glue run is asked to run its parts (seqc_chunked_lowrank's switches; readWay / augWay undefined: its defaults). */
-interface Ways { torchOps: boolean; readWay?: "plan" | "matmul"; augWay?: "plan" | "matmul" | "auto"; keyWay?: "blocks" | "halves"; layout?: "heads" | "tokens"; share?: boolean; solve?: "trsm" | "blocks"; solveBlock?: number; mm?: "fp32" | "bf16"; lean?: boolean; fused?: "recurrence"; readout?: "recurrence" }
+interface Ways { torchOps: boolean; readWay?: "plan" | "matmul"; augWay?: "plan" | "matmul" | "auto"; keyWay?: "blocks" | "halves"; layout?: "heads" | "tokens"; share?: boolean; solve?: "trsm" | "blocks"; solveBlock?: number; mm?: "fp32" | "bf16"; lean?: boolean; fused?: "recurrence"; readout?: "recurrence"; bwd?: "chain" | "wy"; wyBreak?: "walk" | "xI" | "a0" }
 
-async function pythonLowRank(model: I.Model, { names, models }: ReturnType<typeof lowRankChain>, run: RunInputs, cot: ReturnType<typeof randomCotangents>, dropStateCot: boolean, chunk: number, dtype: "float64" | "float32", { torchOps, readWay, augWay, keyWay, layout, share, solve, solveBlock, mm, lean, fused, readout }: Ways) {
+async function pythonLowRank(model: I.Model, { names, models }: ReturnType<typeof lowRankChain>, run: RunInputs, cot: ReturnType<typeof randomCotangents>, dropStateCot: boolean, chunk: number, dtype: "float64" | "float32", { torchOps, readWay, augWay, keyWay, layout, share, solve, solveBlock, mm, lean, fused, readout, bwd, wyBreak }: Ways) {
   const dims = { ...run.dims };
   const { batch: B, time: T } = run;
   const case_ = {
-    names, B, T, chunk, dtype, decayWay: torchOps ? "cumsum" : "plan", passWay: torchOps ? "matmul" : "plan", readWay, augWay, keyWay, layout, share, solve, solveBlock, mm, lean, fused, readout,
+    names, B, T, chunk, dtype, decayWay: torchOps ? "cumsum" : "plan", passWay: torchOps ? "matmul" : "plan", readWay, augWay, keyWay, layout, share, solve, solveBlock, mm, lean, fused, readout, bwd, wyBreak,
     ...glueTensors(model, names.state, run, cot, dropStateCot),
   };
   const parts: string[] = [];
@@ -194,18 +194,22 @@ async function checkGlue(model: I.Model, dims: Record<string, number>, chain: Re
       const want = await gradients(model, run, cot);
       const got = await pythonLowRank(model, chain, run, cot, dropStateCot, chunk, dtype, ways);
       const { torchOps } = ways;
-      const label = `B=${B} T=${T} init=${init} chunk=${chunk} ${dtype}${torchOps ? " decay and pass as torch ops" : ""} readouts ${ways.readWay ?? "default"} aug ${ways.augWay ?? "default"} key ${ways.keyWay ?? "default"} layout ${ways.layout ?? "default"} share ${ways.share ?? "default"} solve ${ways.solve ?? "default"}/${ways.solveBlock ?? "-"} mm ${ways.mm ?? "fp32"} lean ${ways.lean ?? "default"}${stress ? " stressed" : ""}`;
+      const label = `B=${B} T=${T} init=${init} chunk=${chunk} ${dtype}${torchOps ? " decay and pass as torch ops" : ""} readouts ${ways.readWay ?? "default"} aug ${ways.augWay ?? "default"} key ${ways.keyWay ?? "default"} layout ${ways.layout ?? "default"} share ${ways.share ?? "default"} solve ${ways.solve ?? "default"}/${ways.solveBlock ?? "-"} mm ${ways.mm ?? "fp32"} lean ${ways.lean ?? "default"} bwd ${ways.bwd ?? "default"}${stress ? " stressed" : ""}`;
       const tol = dtype === "float64" ? 1e-9 : ways.mm === "bf16" ? 1e-2 : 1e-4;
-      const skipped = new Set([...(torchOps ? ["decay", "pass"] : []), ...plain("read")(ways, "readWay"), ...plain("adjoint")(ways, "readWay"), ...plain("fwd")(ways, "readWay"),
+      // the chunk-state backward (LR_BWD "wy") replaces the adjoint chain where it applies: no augA, adjoint, fwd or decay plans
+      const wy = ways.bwd === "wy" && chain.names.decay !== "key" && (ways.readWay ?? DEFAULTS.readWay) === "matmul" &&
+        augWay(ways.augWay ?? DEFAULTS.augWay, chain.names.decay, true, ways.keyWay ?? DEFAULTS.keyWay) === "matmul" && ways.lean !== false && ways.share !== false;
+      const skipped = new Set([...(torchOps ? ["decay", "pass"] : []), ...(wy ? ["augA", "adjoint", "fwd", "decay"] : []), ...plain("read")(ways, "readWay"), ...plain("adjoint")(ways, "readWay"), ...plain("fwd")(ways, "readWay"),
         ...plain("augF")(ways, "augWay"), ...plain("augA")(ways, "augWay")]);
       const ran = LR_PARTS.filter((p) => chain.models[p] && !skipped.has(p));
       expect(new Set(got.parts), label).toEqual(new Set(ran));
-      if (decayed) expect(got.parts.includes("decay"), label).toBe(!torchOps);
+      if (decayed) expect(got.parts.includes("decay"), label).toBe(!torchOps && !wy);
       // the fused transitions take every [I | 0] core with one low-rank pair and one pair: augF (pairs P), augA (pairs R)
-      if (ways.fused) expect(got.fusedCalls, `${label}: cores that took the fused transitions`).toBe(chain.names.E === 1 ? Number(chain.names.P === 1) + Number(chain.names.R === 1) : 0);
+      if (ways.fused) expect(got.fusedCalls, `${label}: cores that took the fused transitions`).toBe(chain.names.E === 1 ? Number(chain.names.P === 1) + (wy ? 0 : Number(chain.names.R === 1)) : 0);
       // the fused readouts take every read from a start state without a per-key decay (fp32 operands): read (key axis
       // after the step), adjoint (key and value axes after), fwd (value axis before and after)
-      if (ways.readout) expect(got.readoutCalls, `${label}: reads that took the fused readouts`).toBe(chain.names.decay === "key" ? 0 : 5);
+      // (with LR_BWD "wy": read, and fwd's dw and dq)
+      if (ways.readout) expect(got.readoutCalls, `${label}: reads that took the fused readouts`).toBe(chain.names.decay === "key" ? 0 : wy ? 3 : 5);
       for (const [k, v] of Object.entries(want.inputs)) {
         expect(v.some((x) => x !== 0), `${label}: reference d ${k} is not all zero`).toBe(true);
         expect(relativeError(Float64Array.from(got.inputs[k].data), v), `${label}: d ${k}`).toBeLessThanOrEqual(ways.mm === "bf16" && dtype === "float32" && k === DECAY_INPUT[model.name] ? 3e-2 : tol);
@@ -329,6 +333,40 @@ describe.skipIf(!cpuBf16)("torch target: bf16 tensors through the low-rank chunk
       }
       for (const [k, v] of Object.entries(want.inputs)) expect(relativeError(Float64Array.from(got.inputs[k]), v), `${label}: d ${k}`).toBeLessThanOrEqual(1e-2);
       if (init) for (const [k, v] of Object.entries(want.initialState)) expect(relativeError(Float64Array.from(got.initialState[k]), v), `${label}: d ${k}0`).toBeLessThanOrEqual(1e-2);
+    }
+  }, 300_000);
+});
+
+describe.skipIf(!cpuTorch)("torch target: the low-rank glue's chunk-state backward (seqc_chunked_lowrank LR_BWD \"wy\": runtime/torch/seqc_lowrank_wy.py)", () => {
+  it.each(MODELS)("%s", async (name) => {
+    const model = load(name);
+    const dims = dimsOf(model);
+    const chain = lowRankChain(model, dims);
+    // the reverse walk over the chunk end states' adjoints and the per-chunk gradients (RWKV-7's per-key decay keeps
+    // the chain: the same cases check that it still runs): T = 1, chunk 1, chunks not dividing the timeline (5, 13),
+    // several chunks, one chunk (64 > T), given and declared initial states, with and without the final-state
+    // cotangent, stressed inputs (beta in (0, 2), log decays down to -20), the plans for the pass and the tokens layout,
+    // float32; with the fused launchers' recurrences (3 reads: y, dw, dq)
+    const W = { ...MA, bwd: "wy" } as const;
+    const F = { ...W, fused: "recurrence", readout: "recurrence" } as const;
+    const cases: GlueCase[] = [
+      [1, 1, true, false, 64, "float64", W, false], [3, 11, false, true, 1, "float64", W, true], [2, 23, true, false, 5, "float64", W, true],
+      [2, 29, true, false, 13, "float64", W, true], [2, 37, true, true, 64, "float64", W, true], [2, 19, false, false, 8, "float64", { ...W, torchOps: false }, true],
+      [2, 23, true, false, 5, "float64", { ...W, layout: "tokens" }, true], [2, 23, true, false, 8, "float32", W, false], [2, 29, true, false, 16, "float32", W, true],
+      [2, 23, true, false, 13, "float64", F, true], [3, 11, false, true, 4, "float32", { ...F, layout: "tokens" }, false],
+    ];
+    await checkGlue(model, dims, chain, cases);
+    if (chain.names.decay === "key") return;
+    // each term dropped in turn moves the gradients far off: the transitions in the reverse walk, the reads' dependence
+    // on the start state, the chunk end's <L_end, S_C> in the log decays' adjoint (no decay: no such term)
+    const breaks: NonNullable<Ways["wyBreak"]>[] = ["walk", "xI", ...(chain.names.decay === "none" ? [] : ["a0" as const])];
+    for (const wyBreak of breaks) {
+      const run = chunkInputs(model, { dims, batch: 2, time: 23, seed: 28, initialState: true, stress: false });
+      const cot = randomCotangents(interpret(model, run), 25);
+      const want = await gradients(model, run, cot);
+      const got = await pythonLowRank(model, chain, run, cot, false, 5, "float64", { ...W, wyBreak });
+      const errs = Object.entries(want.inputs).map(([k, v]) => relativeError(Float64Array.from(got.inputs[k].data), v));
+      expect(Math.max(...errs), `${wyBreak} dropped`).toBeGreaterThan(1e-2);
     }
   }, 300_000);
 });

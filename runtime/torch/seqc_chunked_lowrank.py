@@ -27,9 +27,11 @@ import torch
 try:
     from . import seqc_chunked as _chunked
     from . import seqc_graphs as _graphs
+    from . import seqc_lowrank_wy as _wy
 except ImportError:  # loaded as a top-level module (the output directory on sys.path)
     import seqc_chunked as _chunked
     import seqc_graphs as _graphs
+    import seqc_lowrank_wy as _wy
 
 # Micro-steps per chunk of the folded runs (runtime/chunked-backward-lowrank.ts LR_CHUNK).
 LR_CHUNK = 64
@@ -113,6 +115,14 @@ LR_FUSED = "cuda"
 # 10.41), Gated DeltaNet 22.85 -> 19.86 (bf16 22.81 -> 19.77); DeltaNet's gradients bit-identical, Gated DeltaNet's
 # within 2.3e-6 of the torch ops'.
 LR_FUSED_READ = "cuda"
+# How the backward proper runs once the forward's chunk states, reads and dy are known: "chain" (the adjoint chain on the
+# reversed timeline: its chunk transitions augA, the pass, the adjoint's readouts, the forward's readouts fwd, the log
+# decays' reverse sum over the timeline) or "wy" (seqc_lowrank_wy.py: the chunk-state structure of fla's chunk kernels;
+# the adjoints of the chunk end states by one reverse walk with the forward's transitions transposed, then every
+# gradient per chunk by products from the start state, the end state's adjoint, the reads and their adjoints; no
+# reversed timeline). "wy" applies with no or a scalar decay and the default ways (LR_READ "matmul", the transitions
+# as products, LR_LEAN, LR_SHARE); elsewhere (a per-key decay: RWKV-7) the chain runs.
+LR_BWD = "chain"
 
 
 class _section:
@@ -634,7 +644,7 @@ class ChunkCore:
         return baddbmm(S, KK.reshape(N, Cp * mk, K).transpose(1, 2), self.lo("VV", "end", self.VV).reshape(N, Cp * mk, V), self.m("end"))
 
 
-def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state, inputs, params, outputs, dtype, device, chunk=None, decay_way=None, pass_way=None, read_way=None, aug_way=None, can_chunk=None, key_way=None, layout=None, share=None, mm=None, lean=None, fused=None, readout=None):
+def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state, inputs, params, outputs, dtype, device, chunk=None, decay_way=None, pass_way=None, read_way=None, aug_way=None, can_chunk=None, key_way=None, layout=None, share=None, mm=None, lean=None, fused=None, readout=None, bwd_way=None):
     """Gradients of the forward's inputs, params and the matrix state's initial value through the low-rank chain.
 
     n: the chain's names (<Model>.torch.json "chunked"."lowRank"); run(part, dims, inputs, initial_state, B, T)
@@ -649,12 +659,16 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
     layout: "heads" / "tokens", the timeline's layout (None: LR_LAYOUT); share: whether the readouts reuse the
     transitions' ChunkCore (None: LR_SHARE); mm: the dtype of ChunkCore's product operands (None: dtype; see LR_MM and
     mm_dtype); lean: LR_LEAN's fewer copies (None: LR_LEAN); fused: the fused chunk transitions' launcher (fused_launcher;
-    None: ChunkCore's torch ops); readout: the fused readouts' launcher (readout_launcher; None: ChunkCore's torch ops).
+    None: ChunkCore's torch ops); readout: the fused readouts' launcher (readout_launcher; None: ChunkCore's torch ops);
+    bwd_way: "chain" / "wy", the backward after the forward's readouts (None: LR_BWD; "wy" where it applies).
     Returns ({input: grad}, {param: grad}, dS0)."""
     chunk = LR_CHUNK if chunk is None else chunk
     read_way, aug_way, key_way, layout = read_way or LR_READ, aug_way or LR_AUG, key_way or LR_KEY, layout or LR_LAYOUT
     share = LR_SHARE if share is None else share
     lean = LR_LEAN if lean is None else lean
+    bwd_way = bwd_way or LR_BWD
+    if bwd_way not in ("chain", "wy"):
+        raise ValueError("bwd_way %r: one of chain, wy" % (bwd_way,))
     for what, way in (("layout", layout), ("read_way", read_way), ("aug_way", aug_way), ("pass_way", pass_way or LR_PASS), ("decay_way", decay_way or LR_DECAY), ("key_way", key_way)):
         ways = ("plan", "cumsum") if what == "decay_way" else ("plan", "matmul", "auto") if what == "aug_way" else ("blocks", "halves") if what == "key_way" else ("heads", "tokens") if what == "layout" else ("plan", "matmul")
         if way not in ways:
@@ -679,6 +693,7 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
     if aug_way == "auto":
         chunks = can_chunk is None or all(can_chunk(p, {"H": H, "K": K, "V": KV}, B * nC, C) for p in ("augF", "augA"))
         aug_way = "plan" if n["decay"] == "key" and key_way == "blocks" and chunks else "matmul"
+    wy = bwd_way == "wy" and n["decay"] != "key" and E >= 1 and read_way == "matmul" and aug_way == "matmul" and lean and share
 
     def zeros(shape):
         return torch.zeros(shape, dtype=dtype, device=device)
@@ -857,8 +872,11 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
                 fin = by_heads(run(part, {"H": H, "K": K, "V": KV}, fold(a), {"S": init}, B * nC, C)[1]["S"].reshape(B, nC, H, K, KV))
         return chunk_pass(part, fin, S0c, cc)
 
+    trans = {}
+
     def chunk_pass(part, fin, S0c, cc):
         """The chunk start states from the transitions fin [B, H, nC, K, K + V] and the first start state."""
+        trans[part] = fin
         with _section("pass" + part[3:]):
             if (pass_way or LR_PASS) == "matmul":
                 shp = [B, H, nC, K, V] if heads else [B, nC, H, K, V]
@@ -883,6 +901,8 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
     with _section("read"):
         if read_way == "matmul":
             core_f = aug_f.restart(S_starts.reshape(-1, K, V)) if aug_f is not None else core_of(fwd, S_starts, P)
+            if wy:  # the reads' dependence on the start state: the transitions' reads from [I | 0]
+                xI = torch.stack([x[:, :C, :K] for x in aug_f._r], 2) if E else None
             del aug_f
             core = readouts_of("read", core_f, fwd)
             for e, r in enumerate(core_f.r):
@@ -901,79 +921,123 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
         at_reads(dy, r)[:] = post_g[n["postBw"]["inputBar"][ro["y"]]].reshape(B, T, H, V)
         fwd["x_dy%d" % r] = dy
 
-    # the adjoint on the reversed timeline: step tau = L - 1 - m takes G_{m+1} to G_m (the decay and swapped low-rank
-    # pair of step m + 1, the readouts at m)
-    adj = {}
-    if "x_ld" in fwd:
-        adj["x_ld"] = rev(fwd["x_ld"], 1)
-    for e in range(E):
-        adj["x_u%d" % e] = rev(fwd["x_w%d" % e], 1)
-        adj["x_w%d" % e] = rev(fwd["x_u%d" % e], 1)
-        adj["x_uq%d" % e] = rev(fwd["x_u%d" % e])
-        adj["x_rz%d" % e] = rev(core["o_r%d" % e])
-    for r in range(R):
-        adj["x_k%d" % r] = rev(fwd["x_q%d" % r])
-        adj["x_v%d" % r] = rev(fwd["x_dy%d" % r])
-    for p in range(P):
-        adj["x_kq%d" % p] = rev(fwd["x_k%d" % p])
-        adj["x_vz%d" % p] = rev(fwd["x_v%d" % p])
-    dS = canon(cot_state) if cot_state is not None else zeros([B, H, K, V])
-    G_starts, G_last, aug_a = chunk_states("augA", adj, R, dS)
-    with _section("adjoint"):
-        if read_way == "matmul":
-            ad = readouts_of("adjoint", aug_a.restart(G_starts.reshape(-1, K, V)) if aug_a is not None else core_of(adj, G_starts, R), adj)
-        else:
-            ad = lines(run("adjoint", cd, fold(adj), {"S": tok_states(G_starts)}, B * nC, C)[0])
-        del aug_a
+    fwd_time = {}
+    if wy:
+        with _section("wy"):
+            def stk(pre, m):
+                return torch.stack([rows(fwd[pre % i]) for i in range(m)], 2)
+            if heads:
+                def bhc(x):
+                    return x.reshape([B, H, nC] + list(x.shape[1:]))
 
-    # the forward again per chunk from its start states: dq = S dy, dw = S_{s-1} a (a: the adjoint's low-rank reads)
-    fwd2 = dict(fwd)
-    for e in range(E):
-        fwd2["x_a%d" % e] = rev(ad["o_a%d" % e])
-    with _section("fwd"):
-        if read_way == "matmul":
-            fw = readouts_of("fwd", core_f, fwd2)  # the forward's ChunkCore again (its low-rank reads r known)
-            del core_f
-        else:
-            fw = lines(run("fwd", cd, fold(fwd2), {"S": tok_states(S_starts)}, B * nC, C)[0])
-
-    # the log decays' adjoint: a reverse cumulative sum from <dS_N, S_N>
-    dld = None
-    with _section("decay"):
-        if n["decay"] != "none":
-            a0 = (dS * S_last).sum(3)
-            a0 = a0.reshape(B, H * K) if n["decay"] == "key" else a0.sum(2)
-            d_in = {}
-            for r in range(R):
-                d_in["x_q%d" % r] = adj["x_k%d" % r]
-                d_in["x_dq%d" % r] = rev(fw["o_dq%d" % r])
-            for p in range(P):
-                d_in["x_k%d" % p] = adj["x_kq%d" % p]
-                d_in["x_dk%d" % p] = ad["o_dk%d" % p]
-            for e in range(E):
-                d_in["x_u%d" % e] = adj["x_uq%d" % e]
-                d_in["x_du%d" % e] = ad["o_du%d" % e]
-                d_in["x_w%d" % e] = adj["x_u%d" % e]  # rev(fwd x_w, 1)
-                d_in["x_dw%d" % e] = rev(fw["o_dw%d" % e], 1)
-            if (decay_way or LR_DECAY) == "cumsum":
-                # a_tau = a_0 + sum_{s <= tau} (q.dq + w.dw - k.dk - u.du)_s: the chain:decay model's update, unrolled
-                terms = None
-                for x, dx, sign in [("x_q%d" % r, "x_dq%d" % r, 1) for r in range(R)] + [("x_k%d" % p, "x_dk%d" % p, -1) for p in range(P)] + \
-                        [("x_u%d" % e, "x_du%d" % e, -1) for e in range(E)] + [("x_w%d" % e, "x_dw%d" % e, 1) for e in range(E)]:
-                    t = d_in[x] * d_in[dx] if sign > 0 else -(d_in[x] * d_in[dx])
-                    terms = t if terms is None else terms + t
-                if n["decay"] != "key":
-                    terms = terms.sum(3, keepdim=True)
-                dld = rev(torch.cumsum(terms, 2) + a0.reshape(B, H, 1, LW)) if heads else rev(torch.cumsum(terms, 1) + a0.reshape(B, 1, H, LW))
+                def unbhc(x):
+                    return x.reshape([B * H * nC] + list(x.shape[3:]))
             else:
-                if heads:  # the plan's timeline layout [B, Lp, H, w]
-                    d_in = {k: v.permute(0, 2, 1, 3).contiguous() for k, v in d_in.items()}
-                dld = run("decay", {"H": H, "K": K}, d_in, {"a": a0}, B, Lp)[0]["o_dld"].reshape(B, Lp, H, LW)
-                dld = rev(dld.permute(0, 2, 1, 3) if heads else dld)
+                def bhc(x):
+                    return x.reshape([B, nC, H] + list(x.shape[1:])).transpose(1, 2)
+
+                def unbhc(x):
+                    return x.transpose(1, 2).reshape([B * nC * H] + list(x.shape[3:]))
+            A_f = trans["augF"][..., :K]  # [B, H, nC, K, K]
+            Sb = S_starts.reshape(-1, K, V)
+            S_ends = torch.empty([B, H, nC, K, V], dtype=dtype, device=device)
+            S_ends[:, :, :-1] = bhc(Sb)[:, :, 1:]
+            S_ends[:, :, -1] = S_last
+            dS = canon(cot_state) if cot_state is not None else zeros([B, H, K, V])
+            W, Q, DY = stk("x_w%d", E), stk("x_q%d", R), stk("x_dy%d", R)
+            o = _wy.wy_backward(core_f, xI, A_f, W, Q, DY, dS, S_ends, bhc, unbhc, unit_lower_solve)
+            dR = o["dR"]
+            dW = torch.stack(core_f.read("value", False, [dR[:, :, e] for e in range(E)]), 2)
+            dQ = torch.stack(core_f.read("value", True, [DY[:, :, r] for r in range(R)]), 2)
+            KKf = core_f.KK[:, :C]
+            del core_f
+            fw = {}
+            for e in range(E):
+                fw["o_dw%d" % e] = unrows(dW[:, :, e])
+                fwd_time["o_du%d" % e] = unrows(o["du"][:, :, e])
+            for r in range(R):
+                fw["o_dq%d" % r] = unrows(dQ[:, :, r])
+            for p in range(P):
+                fwd_time["o_dk%d" % p] = unrows(o["dk"][:, :, p])
+                fwd_time["o_dv%d" % p] = unrows(o["dv"][:, :, p])
+            dld = None
+            if n["decay"] != "none":
+                dKK = torch.cat([o["du"], o["dk"]], 2) if P else o["du"]
+                dld = unrows(_wy.wy_decay(o["a0"], Q, dQ, W, dW, KKf, dKK, n["decay"] == "scalar"))
+            G_last = o["dS0"]
+    if not wy:
+        # the adjoint on the reversed timeline: step tau = L - 1 - m takes G_{m+1} to G_m (the decay and swapped low-rank
+        # pair of step m + 1, the readouts at m)
+        adj = {}
+        if "x_ld" in fwd:
+            adj["x_ld"] = rev(fwd["x_ld"], 1)
+        for e in range(E):
+            adj["x_u%d" % e] = rev(fwd["x_w%d" % e], 1)
+            adj["x_w%d" % e] = rev(fwd["x_u%d" % e], 1)
+            adj["x_uq%d" % e] = rev(fwd["x_u%d" % e])
+            adj["x_rz%d" % e] = rev(core["o_r%d" % e])
+        for r in range(R):
+            adj["x_k%d" % r] = rev(fwd["x_q%d" % r])
+            adj["x_v%d" % r] = rev(fwd["x_dy%d" % r])
+        for p in range(P):
+            adj["x_kq%d" % p] = rev(fwd["x_k%d" % p])
+            adj["x_vz%d" % p] = rev(fwd["x_v%d" % p])
+        dS = canon(cot_state) if cot_state is not None else zeros([B, H, K, V])
+        G_starts, G_last, aug_a = chunk_states("augA", adj, R, dS)
+        with _section("adjoint"):
+            if read_way == "matmul":
+                ad = readouts_of("adjoint", aug_a.restart(G_starts.reshape(-1, K, V)) if aug_a is not None else core_of(adj, G_starts, R), adj)
+            else:
+                ad = lines(run("adjoint", cd, fold(adj), {"S": tok_states(G_starts)}, B * nC, C)[0])
+            del aug_a
+
+        # the forward again per chunk from its start states: dq = S dy, dw = S_{s-1} a (a: the adjoint's low-rank reads)
+        fwd2 = dict(fwd)
+        for e in range(E):
+            fwd2["x_a%d" % e] = rev(ad["o_a%d" % e])
+        with _section("fwd"):
+            if read_way == "matmul":
+                fw = readouts_of("fwd", core_f, fwd2)  # the forward's ChunkCore again (its low-rank reads r known)
+                del core_f
+            else:
+                fw = lines(run("fwd", cd, fold(fwd2), {"S": tok_states(S_starts)}, B * nC, C)[0])
+
+        # the log decays' adjoint: a reverse cumulative sum from <dS_N, S_N>
+        dld = None
+        with _section("decay"):
+            if n["decay"] != "none":
+                a0 = (dS * S_last).sum(3)
+                a0 = a0.reshape(B, H * K) if n["decay"] == "key" else a0.sum(2)
+                d_in = {}
+                for r in range(R):
+                    d_in["x_q%d" % r] = adj["x_k%d" % r]
+                    d_in["x_dq%d" % r] = rev(fw["o_dq%d" % r])
+                for p in range(P):
+                    d_in["x_k%d" % p] = adj["x_kq%d" % p]
+                    d_in["x_dk%d" % p] = ad["o_dk%d" % p]
+                for e in range(E):
+                    d_in["x_u%d" % e] = adj["x_uq%d" % e]
+                    d_in["x_du%d" % e] = ad["o_du%d" % e]
+                    d_in["x_w%d" % e] = adj["x_u%d" % e]  # rev(fwd x_w, 1)
+                    d_in["x_dw%d" % e] = rev(fw["o_dw%d" % e], 1)
+                if (decay_way or LR_DECAY) == "cumsum":
+                    # a_tau = a_0 + sum_{s <= tau} (q.dq + w.dw - k.dk - u.du)_s: the chain:decay model's update, unrolled
+                    terms = None
+                    for x, dx, sign in [("x_q%d" % r, "x_dq%d" % r, 1) for r in range(R)] + [("x_k%d" % p, "x_dk%d" % p, -1) for p in range(P)] + \
+                            [("x_u%d" % e, "x_du%d" % e, -1) for e in range(E)] + [("x_w%d" % e, "x_dw%d" % e, 1) for e in range(E)]:
+                        t = d_in[x] * d_in[dx] if sign > 0 else -(d_in[x] * d_in[dx])
+                        terms = t if terms is None else terms + t
+                    if n["decay"] != "key":
+                        terms = terms.sum(3, keepdim=True)
+                    dld = rev(torch.cumsum(terms, 2) + a0.reshape(B, H, 1, LW)) if heads else rev(torch.cumsum(terms, 1) + a0.reshape(B, 1, H, LW))
+                else:
+                    if heads:  # the plan's timeline layout [B, Lp, H, w]
+                        d_in = {k: v.permute(0, 2, 1, 3).contiguous() for k, v in d_in.items()}
+                    dld = run("decay", {"H": H, "K": K}, d_in, {"a": a0}, B, Lp)[0]["o_dld"].reshape(B, Lp, H, LW)
+                    dld = rev(dld.permute(0, 2, 1, 3) if heads else dld)
 
     # the adjoints of prep's outputs, from the timeline (the adjoint's pieces back in forward time)
     bars = {o: torch.zeros_like(prep[o]) for o in n["prepOutputs"]}
-    fwd_time = {}
 
     def back(key):
         if key not in fwd_time:
@@ -1108,7 +1172,7 @@ def backward(ctx, m, flat, grads):
     dtypes = [x.dtype if x is not None else None for x in flat][:given_n]
     key = ("lowrank-backward", ctx.B, ctx.T, tuple(sorted(ctx.dims.items())), ctx.dtype, tuple(ctx.need), given_n,
            LR_CHUNK, LR_DECAY, LR_PASS, LR_SEQ_FORM, LR_READ, LR_AUG, LR_KEY, BLOCK, LR_LAYOUT, LR_SHARE, LR_SOLVE, SOLVE_BLOCK,
-           LR_MM, tuple(LR_MM_PARTS), LR_LEAN, LR_FUSED, LR_FUSED_READ)
+           LR_MM, tuple(LR_MM_PARTS), LR_LEAN, LR_FUSED, LR_FUSED_READ, LR_BWD)
     nf = len(flat)
 
     def body(*args):

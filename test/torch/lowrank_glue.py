@@ -3,7 +3,7 @@ CPU torch (float64, the real torch ops) with every chain model run by the test's
 protocol: this prints {"run": part, ...} and reads {"outputs", "final"} back; at the end it prints the gradients.
 Input (first line of stdin): {"names", "B", "T", "stateShape", "given", "S0", "cotOutputs", "cotState", "inputs",
 "params", "outputs", "chunk", "dtype", "decayWay", "passWay", "readWay",
-"augWay", "keyWay", "layout", "share", "solve", "solveBlock", "mm", "lean", "fused", "readout"} with tensors as {"shape": [...], "data": [...]}; dtype "float32" runs the glue in
+"augWay", "keyWay", "layout", "share", "solve", "solveBlock", "mm", "lean", "fused", "readout", "bwd"} with tensors as {"shape": [...], "data": [...]}; dtype "float32" runs the glue in
 float32 (the interpreter's results rounded to float32 on the way in); mm "bf16": ChunkCore's product operands rounded
 to bf16 (fp32 sums, seqc_chunked_lowrank.LR_MM); lean: LR_LEAN (None: the default); fused "recurrence": ChunkCore's
 `fused` launcher (seqc_chunked_lowrank.fused_launcher's contract) computed here by the recurrence itself, step by step in
@@ -12,7 +12,8 @@ compiler/backends/cuda/lowrank-core.ts, which test/cuda-lowrank-core-emu.test.ts
 also has "fusedCalls", how many cores took it; readout "recurrence": ChunkCore's `readout` launcher
 (seqc_chunked_lowrank.readout_launcher's contract: ChunkCore.read from a start state) by the recurrence from S_0 step by
 step, standing in for compiler/backends/cuda/lowrank-readout.ts (test/cuda-lowrank-readout-emu.test.ts checks it);
-"readoutCalls": how many reads took it."""
+"readoutCalls": how many reads took it; bwd: seqc_chunked_lowrank.LR_BWD ("chain" / "wy"; None: the default);
+wyBreak: "walk" / "xI" / "a0", a term of the chunk-state backward dropped (wy_break)."""
 
 import json
 import os
@@ -84,6 +85,22 @@ def recurrence_readouts(calls):
     return launch
 
 
+def wy_break(what):
+    """Drops one term of the chunk-state backward (seqc_lowrank_wy): "walk" the transitions in the reverse walk
+    (L_0 = B'_c only), "xI" the reads' dependence on the start state in B'_c, "a0" the chunk end's <L_end, S_C> in the
+    log decays' adjoint."""
+    import seqc_lowrank_wy as wy
+    bw, dec = wy.wy_backward, wy.wy_decay
+    if what == "walk":
+        wy.wy_backward = lambda core, xI, A, *a: bw(core, xI, torch.zeros_like(A), *a)
+    elif what == "xI":
+        wy.wy_backward = lambda core, xI, *a: bw(core, torch.zeros_like(xI), *a)
+    elif what == "a0":
+        wy.wy_decay = lambda a0, *a: dec(torch.zeros_like(a0), *a)
+    else:
+        raise ValueError("wyBreak %r" % (what,))
+
+
 def main():
     case = json.loads(sys.stdin.readline())
     B, T = case["B"], case["T"]
@@ -93,6 +110,8 @@ def main():
         seqc_chunked_lowrank.LR_SOLVE = case["solve"]
         seqc_chunked_lowrank.SOLVE_BLOCK = case.get("solveBlock") or seqc_chunked_lowrank.SOLVE_BLOCK
 
+    if case.get("wyBreak"):  # a term of seqc_lowrank_wy dropped (the test expects the gradients off)
+        wy_break(case["wyBreak"])
     calls = []
     fused = recurrence_transitions(calls) if case.get("fused") == "recurrence" else None
     rcalls = []
@@ -103,7 +122,7 @@ def main():
         case["inputs"], case["params"], case["outputs"], DTYPE[0], torch.device("cpu"), case["chunk"], case.get("decayWay"), case.get("passWay"),
         case.get("readWay"), case.get("augWay"), key_way=case.get("keyWay"),
         layout=case.get("layout"), share=case.get("share"),
-        mm=seqc_chunked_lowrank.mm_dtype([], DTYPE[0], case.get("mm") or "fp32"), lean=case.get("lean"), fused=fused, readout=readout)
+        mm=seqc_chunked_lowrank.mm_dtype([], DTYPE[0], case.get("mm") or "fp32"), lean=case.get("lean"), fused=fused, readout=readout, bwd_way=case.get("bwd"))
     sys.stdout.write(json.dumps({"done": True, "fusedCalls": len(calls), "readoutCalls": len(rcalls), "inputs": {k: enc(v) for k, v in gin.items()}, "params": {k: enc(v) for k, v in gpar.items()}, "dS0": enc(dS0)}) + "\n")
 
 
