@@ -924,8 +924,11 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
     fwd_time = {}
     if wy:
         with _section("wy"):
-            def stk(pre, m):
-                return torch.stack([rows(fwd[pre % i]) for i in range(m)], 2)
+            def stk(pre, m):  # [N, C, m, w] (one: a view)
+                return rows(fwd[pre % 0]).unsqueeze(2) if m == 1 else torch.stack([rows(fwd[pre % i]) for i in range(m)], 2)
+
+            def cat2(xs):
+                return xs[0].unsqueeze(2) if len(xs) == 1 else torch.stack(xs, 2)
             if heads:
                 def bhc(x):
                     return x.reshape([B, H, nC] + list(x.shape[1:]))
@@ -945,10 +948,14 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
             S_ends[:, :, -1] = S_last
             dS = canon(cot_state) if cot_state is not None else zeros([B, H, K, V])
             W, Q, DY = stk("x_w%d", E), stk("x_q%d", R), stk("x_dy%d", R)
-            o = _wy.wy_backward(core_f, xI, A_f, W, Q, DY, dS, S_ends, bhc, unbhc, unit_lower_solve)
+            ld_rows = rows(fwd["x_ld"]) if "x_ld" in fwd else None
+
+            def chunk_core(S0c, ldc, pairs):
+                return ChunkCore(S0c, ldc, [], pairs, key_way=key_way, mm=mm, lean=lean, readout=readout)
+            o = _wy.wy_backward(core_f, xI, A_f, ld_rows, W, Q, DY, dS, S_ends, bhc, unbhc, chunk_core)
             dR = o["dR"]
-            dW = torch.stack(core_f.read("value", False, [dR[:, :, e] for e in range(E)]), 2)
-            dQ = torch.stack(core_f.read("value", True, [DY[:, :, r] for r in range(R)]), 2)
+            dW = cat2(core_f.read("value", False, [dR[:, :, e] for e in range(E)]))
+            dQ = cat2(core_f.read("value", True, [DY[:, :, r] for r in range(R)]))
             KKf = core_f.KK[:, :C]
             del core_f
             fw = {}

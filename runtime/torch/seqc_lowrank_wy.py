@@ -35,10 +35,33 @@ of ChunkCore in the other direction): the glue keeps the chain for it.
 import torch
 
 
-def rev_solve(A, rhs, solve):
-    """X with (I - A^T) X = rhs for A [N, n, n] strictly lower triangular (an upper system): the lower one in reversed
-    order, solve(A', rhs') the glue's unit-lower solve."""
-    return solve(A.transpose(1, 2).flip(1).flip(2).contiguous(), rhs.flip(1).contiguous()).flip(1)
+def upper_t_solve(A, rhs, bs=16):
+    """X with (I - A^T) X = rhs for A [N, n, n] strictly lower triangular (an upper system), rhs [N, n, V]: the diagonal
+    blocks of bs rows inverted by doubling as seqc_chunked_lowrank.unit_lower_solve does, (I - D)^-1 = (I + D)(I + D^2)
+    ..., then a block back substitution with A's blocks read transposed (no copies of A)."""
+    N, n = A.shape[0], A.shape[1]
+    bs = min(bs, n)
+    nb = -(-n // bs)
+    npad = nb * bs
+    if npad != n:  # zero rows and columns: identity rows of I - A
+        A = torch.nn.functional.pad(A, (0, npad - n, 0, npad - n))
+        rhs = torch.nn.functional.pad(rhs, (0, 0, 0, npad - n))
+    D = torch.diagonal(A.view(N, nb, bs, nb, bs), 0, 1, 3).permute(0, 3, 1, 2)  # [N, nb, bs, bs], strictly lower
+    inv = torch.eye(bs, dtype=A.dtype, device=A.device) + D
+    P = D
+    k = 2
+    while k < bs:
+        P = torch.matmul(P, P)
+        inv = torch.baddbmm(inv.reshape(N * nb, bs, bs), inv.reshape(N * nb, bs, bs), P.reshape(N * nb, bs, bs)).view(N, nb, bs, bs)
+        k *= 2
+    X = torch.empty_like(rhs)
+    for i in range(nb - 1, -1, -1):
+        lo, hi = i * bs, (i + 1) * bs
+        r = rhs[:, lo:hi]
+        if hi < npad:
+            r = torch.baddbmm(r, A[:, hi:, lo:hi].transpose(1, 2), X[:, hi:])
+        X[:, lo:hi] = torch.matmul(inv[:, i].transpose(1, 2), r)
+    return X[:, :n]
 
 
 def revcumsum(x, dim):
@@ -46,34 +69,48 @@ def revcumsum(x, dim):
     return torch.flip(torch.cumsum(torch.flip(x, [dim]), dim), [dim])
 
 
-def wy_backward(core, xI, A, W, Q, DY, dS, S_ends, bhc, unbhc, solve):
+def flip_next(x):
+    """[N, C, ...] -> y with y[:, j] = x[:, C - j] (j >= 1), y[:, 0] = 0: the chunk reversed, each slot holding the next
+    step's value (zero past the chunk's end)."""
+    y = torch.empty_like(x)
+    y[:, 0] = 0
+    y[:, 1:] = torch.flip(x[:, 1:], [1])
+    return y
+
+
+def wy_backward(core, xI, A, ld, W, Q, DY, dS, S_ends, bhc, unbhc, chunk_core):
     """The chunk-state backward's reverse walk and per-chunk adjoints (module docstring).
 
     core: the forward's ChunkCore from the chunk start states (N rows = chunks x heads, no or a scalar decay, C = Cp);
     xI [N, C, E, K]: the low-rank reads' dependence on the start state; A [B, H, nC, K, K]: the chunk transitions;
-    W [N, C, E, K]: the low-rank queries; Q [N, C, R, K]: the readouts' queries; DY [N, C, R, V]: their cotangents;
-    dS [B, H, K, V]: the final state's cotangent; S_ends [B, H, nC, K, V]: each chunk's end state; bhc(x [N, ...]) ->
-    [B, H, nC, ...] and unbhc its inverse (the rows' order); solve(A, rhs): X with (I - A) X = rhs, A strictly lower.
+    ld [N, C, 1] or None: the steps' log decays; W [N, C, E, K]: the low-rank queries; Q [N, C, R, K]: the readouts'
+    queries; DY [N, C, R, V]: their cotangents; dS [B, H, K, V]: the final state's cotangent; S_ends [B, H, nC, K, V]:
+    each chunk's end state; bhc(x [N, ...]) -> [B, H, nC, ...] and unbhc its inverse (the rows' order);
+    chunk_core(S0, ld, pairs): a ChunkCore of the glue's (its readouts' launcher) without low-rank pairs.
     Returns {"dR" [N, C, E, V], "dv" [N, C, P, V], "dk" [N, C, P, K], "du" [N, C, E, K], "dS0" [B, H, K, V],
-    "a0" [N, K] (<L_end, S_C> per key row)}."""
+    "a0" [N, K] (<L_end, S_C> per key row)}.
+
+    The adjoints L_f read by the events' vectors run as one more ChunkCore, on each chunk reversed: from L_end, with the
+    events (q_s, dy_s) and (w_{s+1}, dR_{s+1}) at step s (the next step's low-rank pair, zero at the chunk's end; its
+    decay exp(G_s - G_f) is the next step's), the next step's log decay: L_f = that core's state after the reversed step
+    of f, dv = L_f^T k (key axis), du = L_f r, dk = L_f v (value axis), both read after the step."""
     N, C, mk, K, V = core.N, core.C, core.mk, core.K, core.V
     if core.mode == "key" or core.Cp != C:
         raise ValueError("wy_backward: no or a scalar decay (ChunkCore mode %r, Cp %d, C %d)" % (core.mode, core.Cp, C))
     E, R = xI.shape[2], Q.shape[2]
     P = mk - E
-    KK, VV = core.KK, core.VV  # [N, C, mk, K], [N, C, mk, V]: (u, r) then (k, v)
+    U = core.KK[:, :, :E]  # [N, C, E, K]: the low-rank pairs' keys
     if core.mode == "scalar":
         g = core.G[:, :, 0]  # [N, C + 1]
-        e_t = torch.exp(g[:, 1:])[:, :, None, None]  # exp(G_t)
-        e_end = torch.exp(g[:, C : C + 1] - g[:, 1:])[:, :, None, None]  # exp(G_C - G_f)
-        Qd, Kend, VVend = Q * e_t, KK * e_end, VV * e_end
+        Qd = Q * torch.exp(g[:, 1:])[:, :, None, None]  # exp(G_t) q_t
+        Ud = U * torch.exp(g[:, C : C + 1] - g[:, 1:])[:, :, None, None]  # exp(G_C - G_f) u_f
     else:
-        Qd, Kend, VVend = Q, KK, VV
+        Qd, Ud = Q, U
     DYf = DY.reshape(N, C * R, V)
-    Qf = Q.reshape(N, C * R, K)
-    # the readouts' part of every event value's adjoint: P1^T dY [N, C, mk, V]
-    Bq = torch.bmm(core.scores(Q, 1).transpose(1, 2), DYf).view(N, C, mk, V)
-    Bqu = Bq[:, :, :E].reshape(N, C * E, V)
+    Uf = U.reshape(N, C * E, K)
+    # the readouts' part of the reads' adjoints: P1_u^T dY, P1[t, f] = exp(G_t - G_f) (q_t . u_f), f <= t
+    P1 = (torch.bmm(Q.reshape(N, C * R, K), Uf.transpose(1, 2)).view(N, C, R, C, E) * core.ratio(1)[:, :, None, :, None]).view(N, C * R, C * E)
+    Bqu = torch.bmm(P1.transpose(1, 2), DYf)  # [N, C E, V]
     # B'_c: the start state's adjoint from the chunk's own readouts (directly and through the reads' solve)
     Bp = torch.bmm(Qd.reshape(N, C * R, K).transpose(1, 2), DYf)
     Bp = torch.baddbmm(Bp, xI.reshape(N, C * E, K).transpose(1, 2), Bqu)
@@ -84,30 +121,24 @@ def wy_backward(core, xI, A, W, Q, DY, dS, S_ends, bhc, unbhc, solve):
     L = dS
     for c in range(nC - 1, -1, -1):
         Lend[:, :, c] = L
-        L = torch.matmul(A[:, :, c].transpose(-1, -2), L) + Bp[:, :, c]
+        L = torch.baddbmm(Bp[:, :, c].reshape(-1, K, V), A[:, :, c].reshape(-1, K, K).transpose(1, 2), L.reshape(-1, K, V)).view(L.shape)
     dS0 = L
-    a0 = (Lend * S_ends).sum(-1)  # [B, H, nC, K]
+    a0 = (Lend * S_ends).sum(-1) if core.mode != "none" else None  # [B, H, nC, K]
     Lend = unbhc(Lend)  # [N, K, V]
-    # the reads' adjoints: (I - L_uu^T) dR = Bq_u + U_end L_end
-    rhs = torch.baddbmm(Bqu, Kend[:, :, :E].reshape(N, C * E, K), Lend)
-    P0 = core.scores(W, 0).view(N, C * E, C, mk)
-    dR = rev_solve(P0[..., :E].reshape(N, C * E, C * E), rhs, solve)  # [N, C E, V]
-    out = {"dR": dR.view(N, C, E, V), "dS0": dS0, "a0": unbhc(a0)}
-    # dv: the pairs' values
-    if P:
-        dv = torch.baddbmm(Bq[:, :, E:].reshape(N, C * P, V), P0[..., E:].reshape(N, C * E, C * P).transpose(1, 2), dR)
-        out["dv"] = torch.baddbmm(dv, Kend[:, :, E:].reshape(N, C * P, K), Lend).view(N, C, P, V)
-    # dk, du: every event's L_f vv_f
-    VVf = VV.reshape(N, C * mk, V)
-    M1 = (torch.bmm(DYf, VVf.transpose(1, 2)).view(N, C, R, C, mk) * core.ratio(1)[:, :, None, :, None]).view(N, C * R, C * mk)
-    M0 = (torch.bmm(dR, VVf.transpose(1, 2)).view(N, C, E, C, mk) * core.ratio(0)[:, :, None, :, None]).view(N, C * E, C * mk)
-    DK = torch.bmm(M1.transpose(1, 2), Qf)
-    DK = torch.baddbmm(DK, M0.transpose(1, 2), W.reshape(N, C * E, K))
-    DK = torch.baddbmm(DK, VVend.reshape(N, C * mk, V), Lend.transpose(1, 2)).view(N, C, mk, K)
-    out["du"] = DK[:, :, :E]
-    out["dk"] = DK[:, :, E:]
-    return out
+    # the reads' adjoints: (I - L_uu^T) dR = P1_u^T dY + U_end L_end, L_uu[t, f] = exp(G_{t-1} - G_f) (w_t . u_f), f < t
+    rhs = torch.baddbmm(Bqu, Ud.reshape(N, C * E, K), Lend)
+    Luu = (torch.bmm(W.reshape(N, C * E, K), Uf.transpose(1, 2)).view(N, C, E, C, E) * core.ratio(0)[:, :, None, :, None]).view(N, C * E, C * E)
+    dR = upper_t_solve(Luu, rhs).view(N, C, E, V)
+    # L_f's reads: one ChunkCore on the reversed chunks from L_end
+    rc = chunk_core(Lend, flip_next(ld) if ld is not None else None,
+                    [(torch.flip(Q[:, :, r], [1]), torch.flip(DY[:, :, r], [1])) for r in range(R)] + [(flip_next(W[:, :, e]), flip_next(dR[:, :, e])) for e in range(E)])
+    VV, KK = core.VV[:, :C], core.KK[:, :C]
+    vals = rc.read("value", True, [torch.flip(VV[:, :, i], [1]) for i in range(mk)])  # du (the reads r), dk (the values v)
+    keys = rc.read("key", True, [torch.flip(KK[:, :, E + p], [1]) for p in range(P)])  # dv
 
+    def back(xs):  # [N, C, m, w] in the chunk's order
+        return torch.flip(xs[0].unsqueeze(2) if len(xs) == 1 else torch.stack(xs, 2), [1]) if xs else None
+    return {"dR": dR, "dS0": dS0, "a0": unbhc(a0) if a0 is not None else None, "du": back(vals[:E]), "dk": back(vals[E:]), "dv": back(keys)}
 
 def wy_decay(a0, Q, dQ, W, dW, KK, dKK, scalar):
     """The log decays' adjoint per chunk [N, C, 1] (scalar) or [N, C, K]: a0 [N, K] (<L_end, S_C> per key row),
