@@ -4,8 +4,10 @@
  *   P_i[k, v] = sum_{s in chunk i, s < T} (a_s[h, k] w_s[k | 0]) b_s[h, v]
  * in the Gram's row layout [B, H, Kd, n, R] (scalar decay: Kd = 1, R = K V; per-key: Kd = K, R = V), from a and b read
  * with arbitrary element strides (token-major, time-major, every other element, one head broadcast by stride 0), bf16 and float32 operands, ragged last
- * chunks, K and V not multiples of the 64 x 64 tile, accumulation onto what is there (acc = 1). Deliberately broken
- * copies (the last staged token dropped; the per-key weight read as the scalar one) must fail; nvcc -cubin for sm_90
+ * chunks, K and V not multiples of the 64 x 64 tile, accumulation onto what is there (acc = 1); the plain kernels and
+ * their wide-load / wide-store twins (vec: four elements a load where strides and K, V allow, float4 stores). Deliberately broken
+ * copies (the last staged token dropped; the per-key weight read as the scalar one; the wide kernels' fourth per-key
+ * weight read as the first, their wide store without accumulation) must fail; nvcc -cubin for sm_90
  * where installed: no spills.
  */
 import { describe, expect, it } from "vitest";
@@ -136,18 +138,31 @@ const CASES: Case[] = [
   { B: 1, T: 1, H: 2, K: 4, V: 8, C: 64, perKey: true, layout: "token", acc: false, seed: 4 },
   { B: 1, T: 128, H: 1, K: 64, V: 64, C: 64, perKey: false, layout: "token", acc: true, seed: 5 },
   { B: 2, T: 50, H: 3, K: 8, V: 4, C: 16, perKey: false, layout: "heads0", acc: false, seed: 6 },
+  // the wide kernels' paths: K and V past one tile with wide loads and stores, a per-key weight, accumulation; and K, V not
+  // multiples of 4 (one element a load and a store)
+  { B: 1, T: 70, H: 2, K: 72, V: 68, C: 32, perKey: true, layout: "token", acc: true, seed: 7 },
+  { B: 2, T: 21, H: 2, K: 6, V: 10, C: 16, perKey: false, layout: "time", acc: true, seed: 8 },
 ];
 
 describe.skipIf(!gpp)("decay adjoint chunk products kernel on the CPU emulation vs float64", () => {
   it("every operand-type pair: strided layouts, ragged chunks, K / V past one tile, scalar and per-key weights, accumulation", () => {
     const m = anchorChunksModule();
-    expect(m.kernels.map((k) => k.entry)).toEqual(["seqc_anchor_chunks_bf16_bf16", "seqc_anchor_chunks_bf16_f32", "seqc_anchor_chunks_f32_bf16", "seqc_anchor_chunks_f32_f32"]);
+    const plain = ["seqc_anchor_chunks_bf16_bf16", "seqc_anchor_chunks_bf16_f32", "seqc_anchor_chunks_f32_bf16", "seqc_anchor_chunks_f32_f32"];
+    // the plain kernels, then their wide-load / wide-store twins (ANCHOR_VEC "v4"; the same configurations)
+    expect(m.kernels.map((k) => k.entry)).toEqual([...plain, ...plain.map((e) => `${e}_v4`)]);
     expect(ANCHOR_CHUNKS_CONFIGS.length).toBe(4);
     const bin = buildEmu(m.source, m.kernels);
+    const plainOut = new Map<string, Float64Array>();
     for (const [j, k] of m.kernels.entries())
       for (const c of CASES) {
-        const e = error(bin, k, { ...c, seed: c.seed + 10 * j });
-        expect(e, `${k.entry} ${JSON.stringify(c)}`).toBeLessThan(1e-6);
+        const cs = { ...c, seed: c.seed + 10 * (j % plain.length) };
+        const { got, want } = run(bin, k, cs);
+        expect(got.every(Number.isFinite), `${k.entry}: every output written, finite`).toBe(true);
+        expect(relativeError(got, want), `${k.entry} ${JSON.stringify(c)}`).toBeLessThan(1e-6);
+        // a wide twin computes the same sums in the same order: bitwise its plain kernel's output
+        const key = `${k.a}${k.b}${JSON.stringify(cs)}`;
+        if (!k.vec) plainOut.set(key, got);
+        else expect(got.every((v, i) => Object.is(v, plainOut.get(key)![i])), `${k.entry} bitwise as the plain kernel ${JSON.stringify(c)}`).toBe(true);
       }
   }, 300_000);
 
@@ -162,6 +177,17 @@ describe.skipIf(!gpp)("decay adjoint chunk products kernel on the CPU emulation 
       return src.replace("(Kd == 1u ? 0u : kk)]", "(Kd == 1u ? 0u : 0u)]");
     });
     expect(error(buildEmu(wk.source, wk.kernels), wk.kernels[0], CASES[1])).toBeGreaterThan(1e-2);
+    // the wide kernel: the last of a group's four per-key weights read as the first; the wide store without accumulation
+    const w4 = anchorChunksModule([{ a: "bf16", b: "f32", vec: true }], (src) => {
+      expect(src).toContain("va.w *= wr[kk + 3u];");
+      return src.replace("va.w *= wr[kk + 3u];", "va.w *= wr[kk];");
+    });
+    expect(error(buildEmu(w4.source, w4.kernels), w4.kernels[0], CASES[6])).toBeGreaterThan(1e-2);
+    const st = anchorChunksModule([{ a: "f32", b: "f32", vec: true }], (src) => {
+      expect(src).toContain("if (acc) { const float4 q = *o;");
+      return src.replace("if (acc) { const float4 q = *o;", "if (0) { const float4 q = *o;");
+    });
+    expect(error(buildEmu(st.source, st.kernels), st.kernels[0], CASES[4])).toBeGreaterThan(1e-2);
   }, 100_000);
 
   it.skipIf(!findNvcc())("nvcc -cubin compiles the module for sm_90; ptxas: no spills", () => {

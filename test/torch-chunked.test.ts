@@ -24,6 +24,7 @@ import { torchChain, withoutOutputs, type TorchChainNames } from "../compiler/ba
 import { buildTorchPlans } from "../compiler/backends/torch/plans.ts";
 import { ROWS_READOUT_LOW, ROWS_READOUT_LOW_TILES, ROWS_READOUT_TILES } from "../compiler/backends/cuda/rows-readout.ts";
 import { anchorChunksModule } from "../compiler/backends/cuda/anchor-chunks.ts";
+import { decayTermsModule } from "../compiler/backends/cuda/decay-terms.ts";
 import { emitTorch } from "../compiler/backends/torch/target.ts";
 import { relativeError } from "../compiler/io/manifest.ts";
 import { CHAIN_PARTS, type ChainPart } from "../runtime/chunked-backward.ts";
@@ -249,7 +250,9 @@ describe("torch target: a per-key decay's transposed cores as the rows readout k
     }
     // the decay adjoint's anchor chunk products (anchor-chunks.ts) in every module with a log decay; no decay, no kernels
     expect(meta.kernels.anchorChunks.kernels).toEqual(anchorChunksModule().kernels);
-    for (const name of ["simple_gla", "mamba2"]) expect(Object.keys(buildTorchPlans(load(name)).kernels ?? {}), name).toEqual(["anchorChunks"]);
+    // and its terms kernel (decay-terms.ts)
+    expect(meta.kernels.decayTerms.kernels).toEqual(decayTermsModule().kernels);
+    for (const name of ["simple_gla", "mamba2"]) expect(Object.keys(buildTorchPlans(load(name)).kernels ?? {}), name).toEqual(["anchorChunks", "decayTerms"]);
     expect(buildTorchPlans(load("linear_attention")).kernels).toBeUndefined();
   }, 120_000);
 });

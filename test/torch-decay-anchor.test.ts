@@ -32,7 +32,7 @@ const numpy = spawnSync("python3", ["-c", "import numpy"]).status === 0;
 if (!numpy) console.warn("torch-decay-anchor.test: python3 with numpy is not installed; the checks are skipped");
 const load = (name: string) => loadProgram([`stdlib/${name}.seq`]).models[0];
 
-async function anchoredChain(model: I.Model, run: RunInputs, cot: ReturnType<typeof randomCotangents>, dropStateCot: boolean, anchor: string, C: number, gram: string, reverseSum: string, anchorProducts?: "standin" | "broken") {
+async function anchoredChain(model: I.Model, run: RunInputs, cot: ReturnType<typeof randomCotangents>, dropStateCot: boolean, anchor: string, C: number, gram: string, reverseSum: string, anchorProducts?: "standin" | "broken", decayTerms?: "standin" | "broken", gramProducts?: "four" | "two") {
   const dims = { ...run.dims };
   const { names, models } = torchChain(modelChain(model, dims), dims) as { names: TorchChainNames; models: Partial<Record<ChainPart, I.Model>> };
   const SN = interpret(model, run).finalState[names.state];
@@ -40,7 +40,7 @@ async function anchoredChain(model: I.Model, run: RunInputs, cot: ReturnType<typ
   const tensors = glueTensors(model, names.state, run, cot, dropStateCot);
   const case_ = {
     names, B, T, ...tensors, SN: wire(SN, [B, ...tensors.stateShape]),
-    decayAnchor: anchor, anchorChunk: C, anchorGram: gram, reverseSum, ...(anchorProducts ? { anchorProducts } : {}),
+    decayAnchor: anchor, anchorChunk: C, anchorGram: gram, reverseSum, ...(anchorProducts ? { anchorProducts } : {}), ...(decayTerms ? { decayTerms } : {}), ...(gramProducts ? { gramProducts } : {}),
   };
   const parts: string[] = [];
   const got = await serve("python3", ["test/torch/decay_anchor_glue.py"], case_, (msg) => {
@@ -97,6 +97,30 @@ describe.skipIf(!numpy)("torch target: the lean Gram's chunk products handed in 
         const worst = Math.max(...Object.entries(want.inputs).filter(([k]) => run.inputs[k]).map(([k, v]) => relativeError(Float64Array.from(bad.inputs[k].data), v)));
         expect(worst, `${label}: the broken stand-in`).toBeGreaterThan(1e-4);
       }
+    }
+  }, 300_000);
+});
+
+describe.skipIf(!numpy)("torch target: the decay adjoint's terms handed in (seqc_chunked.DECAY_TERMS \"kernel\": the decay terms kernel's contract)", () => {
+  // a numpy stand-in for the kernel (test/torch/chain_glue.py terms_standin: q.dq - k.dk from the tensors as the torch
+  // ops take them, per head or per key row) in place of the multiplies and sums: the same float64 gradients, anchored
+  // (the Gram's products folded to two: GRAM_PRODUCTS "two") and not; the stand-in dropping each product's last key must fail
+  it.each(["simple_gla", "mamba2", "gla"])("%s", async (name) => {
+    const model = load(name);
+    const dims = smallDims(model, { K: 5, V: 7, P: 7, N: 5 });
+    for (const [B, T, init, stress, C, anchor] of [[2, 37, true, true, 5, "chunk"], [1, 1, true, false, 4, "chunk"], [2, 13, false, false, 8, "none"]] as const) {
+      const run = chunkInputs(model, { dims, batch: B, time: T, seed: 41 + T + C, initialState: init, stress });
+      const cot = randomCotangents(interpret(model, run), T + 5);
+      const want = await gradients(model, run, cot);
+      const label = `B=${B} T=${T} init=${init} C=${C} anchor=${anchor}`;
+      // (with the lean Gram's two products: seqc_chunked.GRAM_PRODUCTS "two")
+      const got = await anchoredChain(model, run, cot, false, anchor, C, "lean", "chunk", undefined, "standin", "two");
+      for (const [k, v] of Object.entries(want.inputs)) if (run.inputs[k]) expect(relativeError(Float64Array.from(got.inputs[k].data), v), `${label}: d ${k}`).toBeLessThanOrEqual(1e-9);
+      for (const [k, v] of Object.entries(want.params)) expect(relativeError(Float64Array.from(got.params[k].data), v), `${label}: d param ${k}`).toBeLessThanOrEqual(1e-9);
+      expect(relativeError(Float64Array.from(got.dS0.data), want.initialState[modelChain(model, dims).names.state]), `${label}: dS0`).toBeLessThanOrEqual(1e-9);
+      const bad = await anchoredChain(model, run, cot, false, anchor, C, "lean", "chunk", undefined, "broken");
+      const worst = Math.max(...Object.entries(want.inputs).filter(([k]) => run.inputs[k]).map(([k, v]) => relativeError(Float64Array.from(bad.inputs[k].data), v)));
+      expect(worst, `${label}: the broken stand-in`).toBeGreaterThan(1e-4);
     }
   }, 300_000);
 });

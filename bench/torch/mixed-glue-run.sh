@@ -29,6 +29,10 @@
 # Run s11 (H200; bench/RESULTS.md "the anchors' chunk products as one CUDA kernel"): MODULES=dist/torch-s11
 #   ACC_PATHS=s11-old,s11-new TIME_PATHS=s11-old,s11-new PROFILE_PATHS=s11-new,s11-old (carry dist/torch-s11.tgz,
 #   .anchors, .whl).
+# Run s12 (H200; bench/RESULTS.md "the decay terms kernel, the anchors' wide kernels, bf16 gradient sums"):
+#   MODULES=dist/torch-s12c ACC_PATHS=s12-new TIME_PATHS=s12-old,s12-terms,s12-vec,s12-sum,s12-gram,s12-new
+#   PROFILE_PATHS=s12-new,s12-old (carry dist/torch-s12c.tgz, .anchors, .whl). (PROFILE_PATHS empty falls back to the
+#   default "new,old": paths of the first glue runs, not the defaults of today; name the paths.)
 set -uo pipefail
 export PYTHONUNBUFFERED=1 CUDA_CACHE_MAXSIZE=4294967296 TRITON_CACHE_DIR=/tmp/triton-cache FLA_CACHE_RESULTS=0
 OUT=${OUT:-/tmp/seqc-glue-out}
@@ -43,7 +47,7 @@ el() { echo "t=$(( $(date +%s) - T0 ))s $*" | tee -a "$LOG"; }
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,temperature.gpu --format=csv,noheader 2>&1 | tee -a "$LOG"
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl 2>&1 | tail -1
 export PYTHONPATH=$PWD/.anchors:/tmp/site
-grep -E '^(REVERSE_SUM|REVERSE_CHUNK|REVERSE_GLUE|DECAY_ANCHOR[A-Z_]*|TRANSPOSED_IO|GLUE_COPIES|STATELESS_IO|ALIAS_IO|FLIP_VIEW|ROWS_IO|PREP_IO|PART_INPUTS|STATELESS_WARP|IDLE_INPUTS|ADJOINT_OUT|RUN_COPIES|CORE_RERUN|ANCHOR_CHUNKS) = ' "$MOD/seqc_chunked.py" | tee -a "$LOG"
+grep -E '^(REVERSE_SUM|REVERSE_CHUNK|REVERSE_GLUE|DECAY_ANCHOR[A-Z_]*|TRANSPOSED_IO|GLUE_COPIES|STATELESS_IO|ALIAS_IO|FLIP_VIEW|ROWS_IO|PREP_IO|PART_INPUTS|STATELESS_WARP|IDLE_INPUTS|ADJOINT_OUT|RUN_COPIES|CORE_RERUN|ANCHOR_CHUNKS|ANCHOR_VEC|DECAY_TERMS|GRAD_SUM|GRAM_PRODUCTS) = ' "$MOD/seqc_chunked.py" | tee -a "$LOG"
 PIDS=()
 W=${WARM_WORKERS:-6}
 for i in $(seq 0 $((W - 1))); do

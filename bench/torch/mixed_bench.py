@@ -46,7 +46,8 @@ DEV = tb.DEV
 # stateless parts handed only the inputs their plans bind, "s8-new" also the rows readout's bf16 operands and prep's timed
 # pick (the default now)
 SWITCHES = ("TRANSPOSED_IO", "DECAY_ANCHOR", "DECAY_ANCHOR_CHUNK", "DECAY_ANCHOR_GRAM", "REVERSE_SUM", "REVERSE_GLUE", "GLUE_COPIES", "STATELESS_IO", "ALIAS_IO",
-            "FLIP_VIEW", "ROWS_IO", "PREP_IO", "PART_INPUTS", "STATELESS_WARP", "IDLE_INPUTS", "ADJOINT_OUT", "RUN_COPIES", "CORE_RERUN", "ANCHOR_CHUNKS")
+            "FLIP_VIEW", "ROWS_IO", "PREP_IO", "PART_INPUTS", "STATELESS_WARP", "IDLE_INPUTS", "ADJOINT_OUT", "RUN_COPIES", "CORE_RERUN", "ANCHOR_CHUNKS",
+            "DECAY_TERMS", "ANCHOR_VEC", "GRAD_SUM", "GRAM_PRODUCTS")
 PATHS = {"f32": ("f32", "none", 64, "stack", "flip", "flip", "old", "f32", "f32"), "mixed": ("mixed", "none", 64, "stack", "flip", "flip", "old", "f32", "f32"),
          "mixed+a64": ("mixed", "mixed", 64, "stack", "flip", "flip", "old", "f32", "f32"), "mixed+a32": ("mixed", "mixed", 32, "stack", "flip", "flip", "old", "f32", "f32"),
          "mixed+a16": ("mixed", "mixed", 16, "stack", "flip", "flip", "old", "f32", "f32"), "mixed+a64-lean": ("mixed", "mixed", 64, "lean", "flip", "flip", "old", "f32", "f32"),
@@ -73,6 +74,14 @@ PATHS.update({"s10-old": PATHS["s9-new"], "s10-conv": PATHS["s9-new"][:14] + ("n
 # "s11-new" the lean Gram's chunk products on the anchor chunks kernel (compiler/backends/cuda/anchor-chunks.ts)
 PATHS = {k: v + ("copies",) for k, v in PATHS.items()}
 PATHS.update({"s11-old": PATHS["s10-new"], "s11-new": PATHS["s10-new"][:18] + ("kernel",)})
+# DECAY_TERMS, ANCHOR_VEC, GRAD_SUM, GRAM_PRODUCTS (the 20th to 23rd): "torch", "plain", "f32", "four" on every path before
+# the s12 ones: "s12-old" = "s11-new" (the default before them), "s12-terms" the decay adjoint's terms on their kernel
+# (decay-terms.ts), "s12-vec" the anchor chunks kernels' wide twins, "s12-sum" the multi-piece gradients' last sums written
+# bf16, "s12-gram" the lean Gram's two products, "s12-new" all four
+PATHS = {k: v + ("torch", "plain", "f32", "four") for k, v in PATHS.items()}
+PATHS.update({"s12-old": PATHS["s11-new"], "s12-terms": PATHS["s11-new"][:19] + ("kernel", "plain", "f32", "four"),
+              "s12-vec": PATHS["s11-new"][:19] + ("torch", "v4", "f32", "four"), "s12-sum": PATHS["s11-new"][:19] + ("torch", "plain", "low", "four"),
+              "s12-gram": PATHS["s11-new"][:19] + ("torch", "plain", "f32", "two"), "s12-new": PATHS["s11-new"][:19] + ("kernel", "v4", "low", "two")})
 PROFILE_PATHS = [p for p in os.environ.get("PROFILE_PATHS", "").split(",") if p]
 ACC_PATHS = [p for p in os.environ.get("ACC_PATHS", "f32,mixed,mixed+a64,mixed+a32,mixed+a16,mixed+a64-lean").split(",")]
 TIME_PATHS = [p for p in os.environ.get("TIME_PATHS", "f32,mixed,mixed+a64,mixed+a64-lean").split(",")]

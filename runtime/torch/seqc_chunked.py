@@ -71,6 +71,33 @@ DECAY_ANCHOR_GRAM = "lean"
 # float32 FMA; float32 compute on CUDA only, else as "copies"); "copies" (the way before) head-major float32 copies of
 # the inputs and batched float32 GEMMs (seqc_decay_adjoint._gram_lean).
 ANCHOR_CHUNKS = "kernel"
+# Which of the anchor chunks kernels: "plain" (the way before: one element a load, one float a store) or "v4" their
+# twins (anchor-chunks.ts vec: four neighbouring elements a load where the feature stride is 1 and K, V, the other
+# strides and the base are multiples of 4, else one; float4 stores where V is a multiple of 4; the same sums in the same
+# order: bitwise the same output). A module without the twins: the plain ones. Not faster on the H200 (run s12 1: SimpleGLA's
+# two launches 0.207 -> 0.201 ms, Mamba-2's 0.408 -> 0.393; the steps within noise): "plain" stays.
+ANCHOR_VEC = "plain"
+# Where an input's gradient is the sum of several pieces (Mamba-2's x, B, C: post's backward's adjoint plus the adjoint
+# core's dv / the transposed core's dq / prep's backward's) and the input is bf16: "low" the last addition writes the
+# float32 sum as bf16 (torch.add with a bf16 out: bitwise the conversion of the float32 sum, which then is not made);
+# "f32" (the way before) the sum in float32, converted to bf16 after the chain. On the H200 (bench/RESULTS.md "the decay
+# terms kernel", run s12 1) Mamba-2's eager bf16 step's GPU time 4.528 -> 4.364 ms, gradients bitwise the same.
+GRAD_SUM = "low"
+# The anchors' lean Gram's products with the readouts' side (seqc_decay_adjoint.GRAM_PRODUCTS): "four" (the way before)
+# or "two" (dS_N in R_0's unused row: U read once; on the H200 the eager bf16 step's GPU time SimpleGLA 1.991 -> 1.955 ms,
+# Mamba-2 4.528 -> 4.463, bench/RESULTS.md "the decay terms kernel").
+GRAM_PRODUCTS = "two"
+# How the decay adjoint's per-token terms q.dq - k.dk (summed over K for a scalar decay) are formed: "torch" (the way
+# before) a multiply per operand pair (a bf16 q times the float32 dq: a float32 [B, T, H*K] tensor), a sum over K each
+# and their difference (on the H200 at (8, 2048, 16, 64) two multiplies 0.132 ms and the sums 0.09 ms in SimpleGLA's
+# step: bench/torch/results/s10-run1-profile-simple_gla-s10-new.txt); "kernel" the decay terms kernel of the module
+# (<Model>.torch.json "kernels"."decayTerms", compiler/backends/cuda/decay-terms.ts: the four operands read once where
+# they are, bf16 or float32, only the terms written; float32 compute on CUDA only, else as "torch"). The products are
+# rounded as torch's multiply rounds them; the sum over K runs in another order (float32 either way). On the H200 at
+# (8, 2048, 16, 64) the eager bf16 step's GPU time: SimpleGLA 1.991 -> 1.813 ms, Mamba-2 (32 heads) 4.528 -> 4.191; the
+# decays' gradients 4.7e-5 (SimpleGLA dg), 1.1e-5 (Mamba-2 ddt) off the torch ops' (bench/RESULTS.md "the decay terms
+# kernel"). GLA's terms (a float32 q, a bf16 k: no entry for the pair) stay torch ops.
+DECAY_TERMS = "kernel"
 # How the decay adjoint's reverse sums over time run (anchored or not): "chunk" (the default) per chunk of
 # REVERSE_CHUNK tokens (DECAY_ANCHOR_CHUNK where anchored) as a product with a triangular ones matrix on a [B, n, C, L]
 # view, the chunks' totals summed from the end by one small product (seqc_decay_adjoint.reverse_sums); "cumsum" the same
@@ -280,7 +307,8 @@ def anchor_chunks_kernel(km, xs, w):
         K, V = a.numel() // (B * T * H), b.numel() // (B * T * H)
         a3, b3 = a.reshape(B, T, H, K), b.reshape(B, T, H, V)  # views (a head broadcast by stride 0 stays one)
         ta, tb = _ANCHOR_TYPES.get(str(a.dtype).replace("torch.", "")), _ANCHOR_TYPES.get(str(b.dtype).replace("torch.", ""))
-        k = next((k for k in km.kernels if k["a"] == ta and k["b"] == tb), None)
+        fits = [k for k in km.kernels if k["a"] == ta and k["b"] == tb]
+        k = next((k for k in fits if bool(k.get("vec")) == (ANCHOR_VEC == "v4")), None) or next(iter(fits), None)
         if k is None or (Kd != 1 and Kd != K) or max(list(a3.stride()) + list(b3.stride())) >= 2 ** 32:
             return None
         views.append((k, a3, b3, K, V))
@@ -295,6 +323,56 @@ def anchor_chunks_kernel(km, xs, w):
             grid = (B * H * n, -(-K // k["kt"]) * -(-V // k["vt"]))
             args = [("ptr", x.data_ptr()) for x in (a3, b3, w, out)] + [("u32", int(v)) for v in (B, T, H, K, V, C, n, Kd) + tuple(a3.stride()) + tuple(b3.stride()) + (1 if j else 0,)]
             km.launch(k, grid, args, stream)
+    return out
+
+
+_TERMS_TYPES = {torch.float32: "f32"}
+if hasattr(torch, "bfloat16"):
+    _TERMS_TYPES[torch.bfloat16] = "bf16"
+
+
+def decay_terms_kernel(km, plus, minus, B, T, H, K, per_key):
+    """The decay adjoint's terms sum_(a, c) in plus a.c - sum_(a, c) in minus a.c on the decay terms kernel
+    (compiler/backends/cuda/decay-terms.ts): a.c summed over K per head ([B, T, H] float32) or, per_key, per key row
+    ([B, T, H*K]); every operand [B, T, H*K] (bf16 or float32, any token and head strides as a [B, T, H, K] view, the
+    feature stride 1), the a's of one dtype, the c's of one. None where the kernel does not apply (another dtype or
+    device, no entry for the types, a feature stride other than 1, strides past 32 bits, more minus than plus pairs):
+    the caller then computes them in torch ops."""
+    if km is None or not plus or len(minus) > len(plus):
+        return None
+    xs = [x for pair in list(plus) + list(minus) for x in pair]
+    dev = xs[0].device
+    if dev.type != "cuda" or any(x.device != dev for x in xs):
+        return None
+    ta = {_TERMS_TYPES.get(a.dtype) for a, _ in list(plus) + list(minus)}
+    tc = {_TERMS_TYPES.get(c.dtype) for _, c in list(plus) + list(minus)}
+    if len(ta) != 1 or len(tc) != 1 or None in ta or None in tc:
+        return None
+    ta, tc = ta.pop(), tc.pop()
+    k = next((k for k in km.kernels if k.get("op") == "decayTerms" and k["a"] == ta and k["c"] == tc), None)
+    if k is None:
+        return None
+    views = []
+    for x in xs:
+        if x.numel() != B * T * H * K:
+            return None
+        v = x.reshape(B, T, H, K)
+        st = list(v.stride())
+        if (st[3] != 1 and K > 1) or min(st) < 0 or max(st) >= 2 ** 32:
+            return None
+        views.append(v)
+    vec = K % 2 == 0 and all(v.stride(j) % 2 == 0 for v in views for j in range(3)) and all(v.data_ptr() % (2 * v.element_size()) == 0 for v in views)
+    out = torch.empty([B, T, H * K if per_key else H], dtype=torch.float32, device=dev)
+    rows = B * T * H
+    with torch.cuda.device(dev):
+        stream = torch.cuda.current_stream(dev).cuda_stream
+        for j in range(len(plus)):
+            a1, c1 = views[2 * j], views[2 * j + 1]
+            two = j < len(minus)
+            a2, c2 = (views[2 * len(plus) + 2 * j], views[2 * len(plus) + 2 * j + 1]) if two else (a1, c1)
+            args = [("ptr", x.data_ptr()) for x in (a1, c1, a2, c2, out)] + [("u32", int(v)) for v in (B, T, H, K, 1 if per_key else 0, 1 if two else 0, 1 if j else 0, 1 if vec else 0)]
+            args += [("u32", int(x.stride(d))) for x in (a1, c1, a2, c2) for d in range(3)]
+            km.launch(k, (-(-rows // k["rows"]), 1), args, stream)
     return out
 
 
@@ -369,7 +447,7 @@ def rows_decayed_readout(ld, pairs, readouts, S0, B, T, H, K, V, dtype, device, 
     return outs
 
 
-def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state, inputs, params, outputs, dtype, device, per_key_t=None, decay_way=None, S_N=None, seen=None, rows=None, decay_anchor=None, anchor_chunk=None, rev_low=None, reverse_sum=None, reverse_glue=None, low_out=False, exact_low=None, low_in=None, low_alias=False, part_reads=None, low_bars=False, run_copies=False, post_binds=None, anchor_products=None):
+def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state, inputs, params, outputs, dtype, device, per_key_t=None, decay_way=None, S_N=None, seen=None, rows=None, decay_anchor=None, anchor_chunk=None, rev_low=None, reverse_sum=None, reverse_glue=None, low_out=False, exact_low=None, low_in=None, low_alias=False, part_reads=None, low_bars=False, run_copies=False, post_binds=None, anchor_products=None, decay_terms=None, sum_low=None):
     """Gradients of the forward's inputs, params and the matrix state's initial value through the chain.
 
     n: the chain's names (<Model>.torch.json "chunked".names); run(part, dims, inputs, initial_state, B, T)
@@ -394,6 +472,11 @@ def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state,
     reverse_glue: REVERSE_GLUE's (None: REVERSE_GLUE).
     anchor_products(xs, w) -> the anchors' lean Gram's chunk products without its copies, or None
     (seqc_decay_adjoint.anchored_decay_adjoint's products; ANCHOR_CHUNKS "kernel": anchor_chunks_kernel).
+    sum_low: the dtype an input's gradient summed from several pieces is written in by its last addition (sum_pieces'
+    low; GRAD_SUM "low": bf16 where the inputs are), or None (float32).
+    decay_terms(plus, minus) -> the decay adjoint's per-token terms sum a.c over plus - over minus ([(q, dq)] and
+    [(k, dk)] as the torch ops below take them) as [B, T, L], or None (then the torch ops; DECAY_TERMS "kernel":
+    decay_terms_kernel).
     low_out: run accepts low_out=True for the adjoint cores (their outputs then in the cores' dtype, bf16 where they ran
     bf16 out: reversed here before the conversion to dtype); exact_low(x) -> a bf16 tensor whose values x holds exactly,
     or None: what the anchors' lean Gram copies in place of x (GLUE_COPIES "lean").
@@ -587,10 +670,14 @@ def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state,
         prod_sub = per_key and rsum != "flip" and hasattr(torch, "addcmul")
         sv = seen or (lambda x: x)
         terms = None
-        for i, r in enumerate(n["readouts"]):
+        if decay_terms is not None:  # the terms in one kernel where it applies
+            terms = decay_terms([(sv(qs["x_q%d" % i]), bars[r["q"]]) for i, r in enumerate(n["readouts"])],
+                                [(sv(kv["x_k%d" % i]), full(bars[p["k"]])) for i, p in enumerate(n["pairs"])])
+        ops = terms is None  # else the torch ops: the readouts' terms, then the pairs' subtracted
+        for i, r in enumerate(n["readouts"] if ops else ()):
             t = dot(sv(qs["x_q%d" % i]), bars[r["q"]])
             terms = t if terms is None else terms + t
-        for i, p in enumerate(n["pairs"]):
+        for i, p in enumerate(n["pairs"] if ops else ()):
             dk = full(bars[p["k"]])
             if prod_sub and sv(kv["x_k%d" % i]).dtype == dk.dtype:  # terms - k * dk in one pass (a bf16 k: as below)
                 terms = torch.addcmul(terms, sv(kv["x_k%d" % i]), dk, value=-1)
@@ -603,7 +690,7 @@ def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state,
             bars[n["ld"]] = _anchored(terms, ld, [(ex(kv["x_k%d" % i]), ex(kv["x_v%d" % i])) for i in range(len(n["pairs"]))],
                                       [(ex(qs["x_q%d" % i]), ex(dys["x_dy%d" % i])) for i in range(len(n["readouts"]))],
                                       canon(S0, False), canon(dS, False), B, T, H, K, V, per_key, dtype, device, anchor_chunk or DECAY_ANCHOR_CHUNK,
-                                      DECAY_ANCHOR_GRAM, rsum, anchor_products)
+                                      DECAY_ANCHOR_GRAM, rsum, anchor_products, GRAM_PRODUCTS)
         else:
             bars[n["ld"]] = _reverse_sums(terms, B, T, L, REVERSE_CHUNK, rsum, dtype, device, after=start())
     elif n.get("ld"):
@@ -634,7 +721,7 @@ def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state,
 
     # the pieces' input adjoints added (a copy's backward: the output's adjoint is the input's), param adjoints summed
     gin, gpar = sum_pieces([(post_g, n["postBw"]), (prep_g, n["prepBw"])], B, T, inputs, params,
-                           lambda shape: torch.zeros(shape, dtype=dtype, device=device), [(bars.get(o), a) for o, a in aliases.items()])
+                           lambda shape: torch.zeros(shape, dtype=dtype, device=device), [(bars.get(o), a) for o, a in aliases.items()], low=sum_low)
     return gin, gpar, dS0
 
 
@@ -642,18 +729,23 @@ def _first(a, b):
     return a if a is not None else b
 
 
-def sum_pieces(pieces, B, T, inputs, params, zeros, copied=()):
+def sum_pieces(pieces, B, T, inputs, params, zeros, copied=(), low=None):
     """The input adjoints of the pieces (prep's and post's backward) added, then those of copied: [(adjoint or None,
-    input)]; param adjoints (per step) summed over batch and time. zeros(shape): where nothing reaches a gradient."""
+    input)]; param adjoints (per step) summed over batch and time. zeros(shape): where nothing reaches a gradient.
+    low: a dtype (bf16) the last addition of an input's pieces writes its float32 sum in (the gradient as returned:
+    GRAD_SUM "low"; the same rounding as converting the sum afterwards), or None (every sum float32)."""
     gin, gpar = {}, {}
+    bf = getattr(torch, "bfloat16", None)
     for name, shape in inputs:
         g = None
-        for src in [out.get(names["inputBar"].get(name)) for out, names in pieces] + [b for b, a in copied if a == name]:
-            if src is not None:
-                src = src.reshape([B, T] + list(shape))
-                bf = getattr(torch, "bfloat16", None)
-                if g is not None and bf is not None and g.dtype == bf and src.dtype == bf:
-                    g = g.float()  # two bf16 pieces (ADJOINT_OUT "low"): added in float32, as before
+        srcs = [src for src in [out.get(names["inputBar"].get(name)) for out, names in pieces] + [b for b, a in copied if a == name] if src is not None]
+        for j, src in enumerate(srcs):
+            src = src.reshape([B, T] + list(shape))
+            if g is not None and bf is not None and g.dtype == bf and src.dtype == bf:
+                g = g.float()  # two bf16 pieces (ADJOINT_OUT "low"): added in float32, as before
+            if g is not None and low is not None and j == len(srcs) - 1:  # the last sum written in `low` directly
+                g = torch.add(g, src, out=torch.empty(list(g.shape), dtype=low, device=g.device))
+            else:
                 g = src if g is None else g + src
         gin[name] = g if g is not None else zeros([B, T] + list(shape))
     for name, shape in params:
@@ -796,7 +888,7 @@ def backward(ctx, m, flat, grads):
     given_n = len(ctx.needs_input_grad) - ctx.offset
     dtypes = [x.dtype if x is not None else None for x in flat][:given_n]
     key = ("chunked-backward", ctx.B, ctx.T, tuple(sorted(ctx.dims.items())), ctx.dtype, getattr(ctx, "given_dtype", ctx.dtype), tuple(ctx.need), given_n,
-           PER_KEY_TRANSPOSED, ROWS_TILE, ROWS_SEGMENT, ROWS_IO, PREP_IO, PART_INPUTS, STATELESS_WIDE, STATELESS_WARP, BF16_DECAY_PARTS, DECAY_WAY, TRANSPOSED_IO, DECAY_ANCHOR, DECAY_ANCHOR_CHUNK, DECAY_ANCHOR_GRAM, ANCHOR_CHUNKS, REVERSE_SUM, REVERSE_CHUNK, REVERSE_GLUE, GLUE_COPIES, STATELESS_IO, ALIAS_IO, FLIP_VIEW, IDLE_INPUTS, ADJOINT_OUT, RUN_COPIES, CORE_RERUN)
+           PER_KEY_TRANSPOSED, ROWS_TILE, ROWS_SEGMENT, ROWS_IO, PREP_IO, PART_INPUTS, STATELESS_WIDE, STATELESS_WARP, BF16_DECAY_PARTS, DECAY_WAY, TRANSPOSED_IO, DECAY_ANCHOR, DECAY_ANCHOR_CHUNK, DECAY_ANCHOR_GRAM, ANCHOR_CHUNKS, ANCHOR_VEC, DECAY_TERMS, GRAD_SUM, GRAM_PRODUCTS, REVERSE_SUM, REVERSE_CHUNK, REVERSE_GLUE, GLUE_COPIES, STATELESS_IO, ALIAS_IO, FLIP_VIEW, IDLE_INPUTS, ADJOINT_OUT, RUN_COPIES, CORE_RERUN)
     nf, ng = len(flat), len(grads)
 
     def body(*args):
@@ -985,6 +1077,14 @@ def backward_eager(ctx, m, flat, grads, convert=True, S_N=None):
         raise ValueError("seqc_chunked: ADJOINT_OUT is %r; expected 'low' or 'f32'" % (ADJOINT_OUT,))
     if RUN_COPIES not in ("input", "plan"):
         raise ValueError("seqc_chunked: RUN_COPIES is %r; expected 'input' or 'plan'" % (RUN_COPIES,))
+    if GRAM_PRODUCTS not in ("four", "two"):
+        raise ValueError("seqc_chunked: GRAM_PRODUCTS is %r; expected 'four' or 'two'" % (GRAM_PRODUCTS,))
+    if GRAD_SUM not in ("low", "f32"):
+        raise ValueError("seqc_chunked: GRAD_SUM is %r; expected 'low' or 'f32'" % (GRAD_SUM,))
+    if ANCHOR_VEC not in ("plain", "v4"):
+        raise ValueError("seqc_chunked: ANCHOR_VEC is %r; expected 'plain' or 'v4'" % (ANCHOR_VEC,))
+    if DECAY_TERMS not in ("kernel", "torch"):
+        raise ValueError("seqc_chunked: DECAY_TERMS is %r; expected 'kernel' or 'torch'" % (DECAY_TERMS,))
     if ANCHOR_CHUNKS not in ("kernel", "copies"):
         raise ValueError("seqc_chunked: ANCHOR_CHUNKS is %r; expected 'kernel' or 'copies'" % (ANCHOR_CHUNKS,))
     if CORE_RERUN not in ("bound", "post"):
@@ -1005,6 +1105,7 @@ def backward_eager(ctx, m, flat, grads, convert=True, S_N=None):
             cot_state = g.to(dtype)
     km = module_kernels(m, device, "rowsReadout") if dtype == torch.float32 and n.get("decay") == "key" else None
     ak = module_kernels(m, device, "anchorChunks") if dtype == torch.float32 and ANCHOR_CHUNKS == "kernel" else None
+    tk = module_kernels(m, device, "decayTerms") if dtype == torch.float32 and DECAY_TERMS == "kernel" else None
     cd = chain_dims(n, shape(state))
 
     def rows(ld, pairs, readouts, S0):
@@ -1022,7 +1123,9 @@ def backward_eager(ctx, m, flat, grads, convert=True, S_N=None):
         low_alias=lazy and ALIAS_IO == "bf16" and copies == "lean" and (n.get("decay") != "key" or rows_low) and all(reads_bf16(p) for p in alias_parts),
         part_reads=part_reads if PART_INPUTS == "read" else None, low_bars=ADJOINT_OUT == "low", run_copies=RUN_COPIES == "input",
         post_binds=binds("postBw") if CORE_RERUN == "bound" else None,
-        anchor_products=(lambda xs, w: anchor_chunks_kernel(ak, xs, w)) if ak is not None else None)
+        anchor_products=(lambda xs, w: anchor_chunks_kernel(ak, xs, w)) if ak is not None else None,
+        sum_low=torch.bfloat16 if GRAD_SUM == "low" and given_dtype == torch.bfloat16 and dtype == torch.float32 else None,
+        decay_terms=(lambda plus, minus: decay_terms_kernel(tk, plus, minus, B, T, cd["H"], cd["K"], n.get("decay") == "key")) if tk is not None else None)
     need = ctx.need
     res = []
     for i, t in enumerate(m.inputs):

@@ -37,6 +37,11 @@ ANCHOR_GRAM = "lean"
 # How the reverse sums inside a chunk run (chunk_reverse_sums): "chunk" (the default) a product with a triangular ones
 # matrix; "cumsum" a torch.cumsum along the chunk; "flip" a cumsum between two torch.flip (the old way).
 REVERSE_SUM = "chunk"
+# How the lean Gram's products with the readouts' side run: "four" (the way before) U R^T, U dS_N, S_0 R^T, S_0 dS_N
+# (U read twice: a batched GEMM and a GEMV); "two" dS_N written into R_0's row (R_0 is never used: R'_b = R_{b+1}), then
+# U [dS_N, R_1 .. R_{n-1}]^T and S_0 [..]^T (U read once; the same dot products, summed by one GEMM). (The chain passes
+# seqc_chunked.GRAM_PRODUCTS; this default is for direct callers.)
+GRAM_PRODUCTS = "four"
 
 
 class _Fp32Products:
@@ -55,7 +60,7 @@ class _Fp32Products:
         return False
 
 
-def anchored_decay_adjoint(terms, ld, pairs, readouts, S0, dS, B, T, H, K, V, per_key, dtype, device, C=None, gram=None, reverse=None, products=None):
+def anchored_decay_adjoint(terms, ld, pairs, readouts, S0, dS, B, T, H, K, V, per_key, dtype, device, C=None, gram=None, reverse=None, products=None, gram_products=None):
     """dld [B, T, L] (L = H, or H K for a per-key decay) from the per-token terms q.dq - k.dk (terms [B, T, L], summed
     over the readouts and pairs), re-anchored every C tokens (None: ANCHOR_CHUNK; C >= T: one anchor, as the plain
     sum from <dS_N, S_N>).
@@ -66,7 +71,8 @@ def anchored_decay_adjoint(terms, ld, pairs, readouts, S0, dS, B, T, H, K, V, pe
     products(xs, w) -> the chunk products sum_(a, b) in xs sum_(s in chunk) (a_s w_s) b_s^T in the Gram's row layout
     [B, H, Kd, n, R] (xs the pairs or readouts as given, w tail or head [B, H, n, C, Kd]), or None where it does not
     apply: the lean Gram's products without its copies (seqc_chunked.ANCHOR_CHUNKS "kernel": the anchor chunks kernel);
-    None (the default): the lean Gram's copies and products."""
+    None (the default): the lean Gram's copies and products. gram_products: "four" / "two" (the lean Gram's products
+    with the readouts' side; None: GRAM_PRODUCTS)."""
     C = max(1, min(C or ANCHOR_CHUNK, T))
     n = -(-T // C)
     Tp = n * C
@@ -108,7 +114,7 @@ def anchored_decay_adjoint(terms, ld, pairs, readouts, S0, dS, B, T, H, K, V, pe
         if way == "stack":
             gram = _gram_stack(blocks, pairs, readouts, tail, head, S0, dS, B, H, K, V, n, Kd, R, per_key, dtype, device)
         else:
-            gram = _gram_lean(blocks_c, pairs, readouts, tail, head, S0, dS, B, H, K, V, n, Kd, R, dtype, device, products)
+            gram = _gram_lean(blocks_c, pairs, readouts, tail, head, S0, dS, B, H, K, V, n, Kd, R, dtype, device, products, gram_products or GRAM_PRODUCTS)
 
         # exponents over exact ranges of the chunk totals lc_l (l = 0..n-1):
         #   F[j, a] = exp(sum_{a <= l <= j} lc_l) for a <= j + 1 (U'_a = U_{a-1}: a = j + 1 is chunk j's own, weight 1)
@@ -212,7 +218,7 @@ def _gram_stack(blocks, pairs, readouts, tail, head, S0, dS, B, H, K, V, n, Kd, 
     return torch.matmul(Ue, torch.transpose(Re, 3, 4))
 
 
-def _gram_lean(blocks_c, pairs, readouts, tail, head, S0, dS, B, H, K, V, n, Kd, R, dtype, device, products=None):
+def _gram_lean(blocks_c, pairs, readouts, tail, head, S0, dS, B, H, K, V, n, Kd, R, dtype, device, products=None, fold="four"):
     """_gram_stack's result from head-major copies of the inputs (the decay weights applied in the copy), U and R by
     products without further copies, the Gram in four products (not timed yet: ANCHOR_GRAM). products(xs, w): U and R
     in the rows layout [B, H, Kd, n, R] without the copies (anchored_decay_adjoint), or None: the copies and products."""
@@ -232,6 +238,17 @@ def _gram_lean(blocks_c, pairs, readouts, tail, head, S0, dS, B, H, K, V, n, Kd,
     s0 = S0.reshape(B, H, Kd, 1, R)
     ds = torch.transpose(dS.reshape(B, H, Kd, 1, R), 3, 4)  # [B, H, Kd, R, 1]
     M = torch.zeros([B, H, Kd, n + 1, n], dtype=dtype, device=device)
+    if fold not in ("four", "two"):
+        raise ValueError("seqc_decay_adjoint: gram_products is %r; expected 'four' or 'two'" % (fold,))
+    if n > 1 and fold == "two":  # dS_N in R_0's row (unused), then one product each for U and S_0
+        Rs = sums(readouts, head)  # [B, H, Kd, n, R]
+        Rs[:, :, :, 0] = dS.reshape(B, H, Kd, R)
+        Rt = torch.transpose(Rs, 3, 4)  # [B, H, Kd, R, n]: dS_N, R_1 .. R_{n-1}
+        for rows_, dst in ((U, slice(1, None)), (s0, slice(0, 1))):
+            P = torch.matmul(rows_, Rt)  # [B, H, Kd, rows, n]
+            M[:, :, :, dst, : n - 1] = P[:, :, :, :, 1:]
+            M[:, :, :, dst, n - 1 :] = P[:, :, :, :, :1]
+        return M
     M[:, :, :, 1:, n - 1 :] = torch.matmul(U, ds)
     M[:, :, :, :1, n - 1 :] = torch.matmul(s0, ds)
     if n > 1:

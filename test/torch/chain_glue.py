@@ -50,9 +50,29 @@ def anchor_standin(broken=False):
     return products
 
 
+def terms_standin(B, T, names, broken=False):
+    """The decay terms kernel's contract (seqc_chunked.decay_terms_kernel, compiler/backends/cuda/decay-terms.ts) in
+    numpy: sum over plus of a.c minus sum over minus of a.c, summed over K per head ([B, T, H]) or per key row
+    ([B, T, H*K]) for a per-key decay. broken: each a.c's last key dropped (must fail)."""
+    def terms(plus, minus):
+        out = 0
+        for sign, xs in ((1, plus), (-1, minus)):
+            for a, c in xs:
+                p = np.asarray(a, dtype=np.float64).reshape(B, T, -1) * np.asarray(c, dtype=np.float64).reshape(B, T, -1)
+                H = p.shape[2] // names["K"]
+                p = p.reshape(B, T, H, names["K"])
+                if broken:
+                    p = p.copy()
+                    p[..., -1] = 0
+                out = out + sign * (p.reshape(B, T, H * names["K"]) if names["perKey"] else p.sum(3))
+        return out
+    return terms
+
+
 def run_case(case):
     """chain_backward over the case; the decay adjoint's anchors ("decayAnchor", "anchorChunk", "anchorGram",
-    "anchorProducts": "standin" / "broken", anchor_standin as the chunk products) where the case names them
+    "anchorProducts": "standin" / "broken", anchor_standin as the chunk products; "decayTerms": "standin" / "broken",
+    terms_standin as the decay adjoint's terms) where the case names them
     (test/torch/decay_anchor_glue.py), else seqc_chunked's defaults."""
     B, T = case["B"], case["T"]
     run = line_run(enc, arr)
@@ -60,6 +80,8 @@ def run_case(case):
         seqc_chunked.REVERSE_CHUNK = case["reverseChunk"]
     if case.get("anchorGram"):
         seqc_chunked.DECAY_ANCHOR_GRAM = case["anchorGram"]
+    if case.get("gramProducts"):
+        seqc_chunked.GRAM_PRODUCTS = case["gramProducts"]
 
     gin, gpar, dS0 = seqc_chunked.chain_backward(
         case["names"], run, B, T, case["stateShape"], {k: arr(v) for k, v in case["given"].items()}, arr(case.get("S0")),
@@ -68,7 +90,8 @@ def run_case(case):
         decay_anchor=case.get("decayAnchor"), anchor_chunk=case.get("anchorChunk"),
         reverse_sum=case.get("reverseSum"), reverse_glue=case.get("reverseGlue"),
         part_reads=(lambda part: set(case["partReads"][part]) if part in case["partReads"] else None) if case.get("partReads") else None,
-        anchor_products=anchor_standin(case["anchorProducts"] == "broken") if case.get("anchorProducts") else None)
+        anchor_products=anchor_standin(case["anchorProducts"] == "broken") if case.get("anchorProducts") else None,
+        decay_terms=terms_standin(B, T, {"K": case["stateShape"][case["names"]["key"]], "perKey": case["names"]["decay"] == "key"}, case["decayTerms"] == "broken") if case.get("decayTerms") else None)
     sys.stdout.write(json.dumps({"done": True, "inputs": {k: enc(v) for k, v in gin.items()}, "params": {k: enc(v) for k, v in gpar.items()}, "dS0": enc(dS0)}) + "\n")
 
 

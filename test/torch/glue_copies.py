@@ -27,7 +27,7 @@ import seqc_torch  # noqa: E402
 H100 = {"name": "H100 (no driver)", "sm": 90, "multiprocessors": 132, "max_threads": 1024, "smem_optin": 232448}
 C = seqc_torch._chunked
 # the switches of this test, old value first
-SWITCHES = {"IDLE_INPUTS": ("all", "none"), "ADJOINT_OUT": ("f32", "low"), "RUN_COPIES": ("plan", "input"), "CORE_RERUN": ("post", "bound")}
+SWITCHES = {"IDLE_INPUTS": ("all", "none"), "ADJOINT_OUT": ("f32", "low"), "RUN_COPIES": ("plan", "input"), "CORE_RERUN": ("post", "bound"), "GRAD_SUM": ("f32", "low")}
 PATHS = [("old", {k: v[0] for k, v in SWITCHES.items()})] + [(k, dict({j: v[0] for j, v in SWITCHES.items()}, **{k: v[1]})) for k, v in SWITCHES.items()] + [("new", {k: v[1] for k, v in SWITCHES.items()})]
 
 

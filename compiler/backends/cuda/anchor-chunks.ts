@@ -31,10 +31,11 @@
 
 export type AnchorOperand = "f32" | "bf16";
 
-/** A compiled configuration: the dtypes of a (the weighted operand) and b. */
+/** A compiled configuration: the dtypes of a (the weighted operand) and b; vec: the wide loads and stores (below). */
 export interface AnchorChunksConfig {
   a: AnchorOperand;
   b: AnchorOperand;
+  vec?: boolean;
 }
 
 /** A launchable kernel of the module (seqc_cuda.KernelModule: entry, threads, sharedBytes) with its configuration. */
@@ -55,9 +56,11 @@ const KT = 64, VT = 64;
 
 /** Every operand-type pair: bf16 inputs and cotangents as given, float32 ones (a float32 model, or q K^-1/2 written float32). */
 export const ANCHOR_CHUNKS_CONFIGS: readonly AnchorChunksConfig[] = (["bf16", "f32"] as const).flatMap((a) => (["bf16", "f32"] as const).map((b) => ({ a, b })));
+/** The same pairs with the wide loads and stores (runtime/torch/seqc_chunked.py ANCHOR_VEC "v4"). */
+export const ANCHOR_CHUNKS_VEC_CONFIGS: readonly AnchorChunksConfig[] = ANCHOR_CHUNKS_CONFIGS.map((c) => ({ ...c, vec: true }));
 
 export function anchorChunksEntry(c: AnchorChunksConfig): string {
-  return `seqc_anchor_chunks_${c.a}_${c.b}`;
+  return `seqc_anchor_chunks_${c.a}_${c.b}${c.vec ? "_v4" : ""}`;
 }
 
 const PRELUDE = `// ==== seqc decay adjoint chunk products (model-independent; compiler/backends/cuda/anchor-chunks.ts) ====
@@ -67,6 +70,16 @@ typedef unsigned int u32;
 #endif
 __device__ __forceinline__ float seqc_anchor_ld(const float* p) { return *p; }
 __device__ __forceinline__ float seqc_anchor_ld(const unsigned short* p) { return __uint_as_float(((u32)*p) << 16); }
+// four neighbouring elements at once (the wide loads: p 8-byte aligned for bf16, 16-byte for float32)
+struct __align__(8) seqc_anchor_u2 { u32 x, y; };
+__device__ __forceinline__ float4 seqc_anchor_ld4(const float* p) { return *(const float4*)p; }
+__device__ __forceinline__ float4 seqc_anchor_ld4(const unsigned short* p) {
+  const seqc_anchor_u2 u = *(const seqc_anchor_u2*)p;
+  float4 r;
+  r.x = __uint_as_float(u.x << 16); r.y = __uint_as_float(u.x & 0xffff0000u);
+  r.z = __uint_as_float(u.y << 16); r.w = __uint_as_float(u.y & 0xffff0000u);
+  return r;
+}
 `;
 
 function kernelSource(c: AnchorChunksConfig): string {
@@ -91,15 +104,40 @@ ${unroll}
   for (u32 x = 0; x < 4u; ++x)
 ${unroll}
     for (u32 y = 0; y < 4u; ++y) p[x][y] = 0.f;
-  for (u32 s0 = 0; s0 < C; s0 += ${TS}u) {
-    for (u32 x = t; x < ${TS * KT}u; x += ${NT}u) {
+${c.vec ? `  // the wide path: a's (b's) feature stride 1, K (V), the other strides and the base multiples of 4 elements; else one
+  // element a load, as the plain kernel (the same values either way)
+  const bool wa = saf == 1u && (K % 4u) == 0u && (sab % 4u) == 0u && (sat % 4u) == 0u && (sah % 4u) == 0u && ((size_t)a % (4u * sizeof(*a))) == 0u;
+  const bool wb = sbf == 1u && (V % 4u) == 0u && (sbb % 4u) == 0u && (sbt % 4u) == 0u && (sbh % 4u) == 0u && ((size_t)b % (4u * sizeof(*b))) == 0u;
+` : ""}  for (u32 s0 = 0; s0 < C; s0 += ${TS}u) {
+${c.vec ? `    if (wa) {
+      for (u32 x = t; x < ${(TS * KT) / 4}u; x += ${NT}u) {
+        const u32 r = x / ${KT / 4}u, kk = k0 + 4u * (x % ${KT / 4}u), s = s0 + r, tok = i * C + s;
+        float4 va = make_float4(0.f, 0.f, 0.f, 0.f);
+        if (s < C && tok < T && kk < K) {
+          va = seqc_anchor_ld4(a + (size_t)bb * sab + (size_t)tok * sat + (size_t)h * sah + kk);
+          const float* wr = w + (wrow + s) * Kd;
+          if (Kd == 1u) { const float w0 = wr[0]; va.x *= w0; va.y *= w0; va.z *= w0; va.w *= w0; }
+          else { va.x *= wr[kk]; va.y *= wr[kk + 1u]; va.z *= wr[kk + 2u]; va.w *= wr[kk + 3u]; }
+        }
+        *(float4*)&sA[4u * x] = va;
+      }
+    } else
+` : ""}    for (u32 x = t; x < ${TS * KT}u; x += ${NT}u) {
       const u32 r = x / ${KT}u, kk = k0 + x % ${KT}u, s = s0 + r, tok = i * C + s;
       float va = 0.f;
       if (s < C && tok < T && kk < K)
         va = seqc_anchor_ld(a + (size_t)bb * sab + (size_t)tok * sat + (size_t)h * sah + (size_t)kk * saf) * w[(wrow + s) * Kd + (Kd == 1u ? 0u : kk)];
       sA[x] = va;
     }
-    for (u32 x = t; x < ${TS * VT}u; x += ${NT}u) {
+${c.vec ? `    if (wb) {
+      for (u32 x = t; x < ${(TS * VT) / 4}u; x += ${NT}u) {
+        const u32 r = x / ${VT / 4}u, vv = v0 + 4u * (x % ${VT / 4}u), s = s0 + r, tok = i * C + s;
+        float4 vb = make_float4(0.f, 0.f, 0.f, 0.f);
+        if (s < C && tok < T && vv < V) vb = seqc_anchor_ld4(b + (size_t)bb * sbb + (size_t)tok * sbt + (size_t)h * sbh + vv);
+        *(float4*)&sB[4u * x] = vb;
+      }
+    } else
+` : ""}    for (u32 x = t; x < ${TS * VT}u; x += ${NT}u) {
       const u32 r = x / ${VT}u, vv = v0 + x % ${VT}u, s = s0 + r, tok = i * C + s;
       float vb = 0.f;
       if (s < C && tok < T && vv < V) vb = seqc_anchor_ld(b + (size_t)bb * sbb + (size_t)tok * sbt + (size_t)h * sbh + (size_t)vv * sbf);
@@ -123,7 +161,17 @@ ${unroll}
     const u32 k = k0 + 4u * tk + x;
     if (k >= K) continue;
     const size_t row = Kd == 1u ? ((size_t)bh * n + i) * R + (size_t)k * V : (((size_t)bh * K + k) * n + i) * R;
-${unroll}
+${c.vec ? `    if ((V % 4u) == 0u) {  // a whole float4 of the row (v0 + 4 tv < V: V a multiple of 4), one store; the same sums
+      const u32 v = v0 + 4u * tv;
+      if (v < V) {
+        float4* o = (float4*)&out[row + v];
+        float4 r = make_float4(p[x][0], p[x][1], p[x][2], p[x][3]);
+        if (acc) { const float4 q = *o; r.x = q.x + r.x; r.y = q.y + r.y; r.z = q.z + r.z; r.w = q.w + r.w; }
+        *o = r;
+      }
+      continue;
+    }
+` : ""}${unroll}
     for (u32 y = 0; y < 4u; ++y) {
       const u32 v = v0 + 4u * tv + y;
       if (v < V) out[row + v] = acc ? out[row + v] + p[x][y] : p[x][y];
@@ -133,12 +181,12 @@ ${unroll}
 `;
 }
 
-/** The kernel module for these configurations (default ANCHOR_CHUNKS_CONFIGS), one translation unit. */
-export function anchorChunksModule(configs: readonly AnchorChunksConfig[] = ANCHOR_CHUNKS_CONFIGS, patch?: (src: string) => string): { source: string; kernels: AnchorChunksKernel[] } {
+/** The kernel module for these configurations (default: ANCHOR_CHUNKS_CONFIGS, then ANCHOR_CHUNKS_VEC_CONFIGS), one translation unit. */
+export function anchorChunksModule(configs: readonly AnchorChunksConfig[] = [...ANCHOR_CHUNKS_CONFIGS, ...ANCHOR_CHUNKS_VEC_CONFIGS], patch?: (src: string) => string): { source: string; kernels: AnchorChunksKernel[] } {
   const kernels: AnchorChunksKernel[] = [];
   let source = PRELUDE;
   for (const c of configs) {
-    kernels.push({ ...c, op: "anchorChunks", entry: anchorChunksEntry(c), threads: ANCHOR_CHUNKS_THREADS, sharedBytes: 4 * ANCHOR_CHUNKS_TOKENS * (KT + VT), kt: KT, vt: VT });
+    kernels.push({ a: c.a, b: c.b, ...(c.vec ? { vec: true } : {}), op: "anchorChunks", entry: anchorChunksEntry(c), threads: ANCHOR_CHUNKS_THREADS, sharedBytes: 4 * ANCHOR_CHUNKS_TOKENS * (KT + VT), kt: KT, vt: VT });
     source += kernelSource(c);
   }
   return { source: patch ? patch(source) : source, kernels };

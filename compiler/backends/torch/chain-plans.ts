@@ -18,6 +18,7 @@ import { lowRankChainPlans, type TorchLowRankChunked } from "./chain-plans-lowra
 import { withBf16Inputs } from "./stateless-bf16.ts";
 import { ROWS_READOUT_LOW, ROWS_READOUT_TILES, rowsReadoutModule, type RowsReadoutKernel } from "../cuda/rows-readout.ts";
 import { anchorChunksModule } from "../cuda/anchor-chunks.ts";
+import { decayTermsModule } from "../cuda/decay-terms.ts";
 
 /** The chunked backward in a torch module: the chain's names and parts (plans `chain:<part>`), or why the model has none. */
 export type TorchChunked = { names: TorchChainNames; parts: ChainPart[] } | TorchLowRankChunked | { unavailable: string };
@@ -66,5 +67,7 @@ export function chainPlans(model: I.Model, bakedDims: Record<string, number>, ke
   // a log decay: the decay adjoint's anchor chunk products (runtime/torch/seqc_chunked.py ANCHOR_CHUNKS "kernel";
   // TorchKernelModule's kernels are typed as the rows readout's, the runtime reads entry, threads, sharedBytes and the module's own keys)
   if (chain.names.ld) kernels.anchorChunks = anchorChunksModule() as unknown as TorchKernelModule;
+  // and its per-token terms q.dq - k.dk (seqc_chunked.py DECAY_TERMS "kernel": compiler/backends/cuda/decay-terms.ts)
+  if (chain.names.ld) kernels.decayTerms = decayTermsModule() as unknown as TorchKernelModule;
   return { plans, chunked: { names: chain.names, parts }, ...(Object.keys(kernels).length ? { kernels } : {}) };
 }
