@@ -11,9 +11,12 @@
 import { reverseTime, type FloatArray, type Gradients, type Tensors } from "./train.ts";
 import { frameBar, stabBackward, stabForward } from "./chunked-backward-stab.ts";
 
-/** The models of the chain, by role. */
-export type ChainPart = "prep" | "postBw" | "prepBw" | "core" | "coreT" | "adjoint" | "adjointT" | "decay";
+/** The models of the chain, by role ("stab", "stabBw": a stabilised form's stabiliser prep and its backward, stateless). */
+export type ChainPart = "prep" | "postBw" | "prepBw" | "core" | "coreT" | "adjoint" | "adjointT" | "decay" | "stab" | "stabBw";
+/** The parts every chain may have; a stabilised form's chain also STAB_PARTS (ALL_CHAIN_PARTS: both). */
 export const CHAIN_PARTS: readonly ChainPart[] = ["prep", "postBw", "prepBw", "core", "coreT", "adjoint", "adjointT", "decay"];
+export const STAB_PARTS: readonly ChainPart[] = ["stab", "stabBw"];
+export const ALL_CHAIN_PARTS: readonly ChainPart[] = [...CHAIN_PARTS, ...STAB_PARTS];
 /** The parts that are the matrix core (forward, transposed, adjoint, transposed adjoint): they run in the chunked form. */
 export function isChainCore(part: ChainPart): boolean {
   return part === "core" || part === "coreT" || part === "adjoint" || part === "adjointT";
@@ -51,10 +54,18 @@ export interface ChainNames {
   stab?: ChainStab;
 }
 
+/** A declared initial value as the names carry it through JSON (<Model>.grad.cuda.json, <Model>.torch.json): a finite
+ * number, or "Infinity" / "-Infinity" / "NaN" (JSON.stringify writes null for those). Read with Number(v). */
+export type DeclaredValue = number | "Infinity" | "-Infinity" | "NaN";
+/** `v` as the names carry it (DeclaredValue). */
+export function declaredValue(v: number): DeclaredValue {
+  return Number.isFinite(v) ? v : (String(v) as DeclaredValue);
+}
+
 export interface ChainColumns {
   /** The column states and their declared initial values. */
   states: string[];
-  inits: number[];
+  inits: DeclaredValue[];
   /** Per pair, the prep outputs [heads] of its value in each column (absent: 0); per readout, the post inputs [heads] of its column reads. */
   pairs: (string[] | undefined)[];
   readouts: string[][];
@@ -62,7 +73,8 @@ export interface ChainColumns {
 
 export interface ChainStab {
   state: string;
-  init: number;
+  /** Its declared initial value (mLSTM's m: -inf, "-Infinity" here). */
+  init: DeclaredValue;
   /** The stabiliser prep's outputs (m_t = max(a_t + m_{t-1}, b_t)) and prep's / post's pseudo inputs m_t, m_{t-1}. */
   a: string;
   b: string;
@@ -73,9 +85,6 @@ export interface ChainStab {
   /** m enters the core only as its frame (stabFrameOnly): m_t's adjoint from the core is frameBar's -<y, dy>, not prep's. */
   frame?: boolean;
 }
-
-/** Runs the stabiliser's prep ("stab": inputs -> a, b) or its backward ("stabBw"): stateless, the model's dims. */
-export type ChainStabRun = (part: "stab" | "stabBw", inputs: Tensors, batch: number, time: number) => Promise<Tensors>;
 
 /**
  * A per-key decay's transposed cores on one dedicated kernel (the CUDA rows readout: runtime/cuda/rows-readout.ts), in
@@ -109,8 +118,8 @@ export interface ChainProblem {
   cotOutputs?: Record<string, FloatArray | undefined>;
   cotState?: FloatArray;
   /** The other states' initial values [B, ...] and final-state cotangents (value columns, stabiliser; absent: declared / 0). */
-  initialStates?: Tensors;
-  cotStates?: Tensors;
+  initialStates?: Record<string, FloatArray | undefined>;
+  cotStates?: Record<string, FloatArray | undefined>;
   alloc: (n: number) => FloatArray;
 }
 
@@ -152,13 +161,14 @@ export function stateLayout(n: Pick<ChainNames, "heads" | "key" | "value">, stat
 /**
  * Gradients of the forward's inputs, params and the states' initial values through the chain. A form with value
  * columns runs the cores at value extent V0 + NC (each pair's value vector with its column values appended, each
- * readout's cotangent with its column reads'); a stabilised form first runs the stabiliser (`runStab`: its prep;
+ * readout's cotangent with its column reads'); a stabilised form first runs the stabiliser (its prep, part "stab";
  * the pass on the host), hands prep and post m_t and m_{t-1}, starts the cores from the scaled initial state and
- * ends with the stabiliser's adjoint and its prep's backward (chunked-backward-stab.ts).
+ * ends with the stabiliser's adjoint and its prep's backward (chunked-backward-stab.ts); the stabiliser's prep ("stab": inputs -> a, b)
+ * and its backward ("stabBw") run through `run` like prep (stateless, the model's dims).
  * `rows`: where chainRowsApply(n), the transposed cores (dq = S dy; dk = G v in reversed time) run on it instead of
  * their plans ("coreT", "adjointT" are then not run).
  */
-export async function chainBackward(n: ChainNames, run: ChainRun, x: ChainProblem, runStab?: ChainStabRun, rows?: ChainRows): Promise<Gradients> {
+export async function chainBackward(n: ChainNames, run: ChainRun, x: ChainProblem, rows?: ChainRows): Promise<Gradients> {
   const { batch: B, time: T, stateShape, alloc } = x;
   // canon: the model's state layout -> canonical [B, H, K, V] or [B, H, V, K]
   const { H, K, V: V0, nS, at, canon: canonS } = stateLayout(n, stateShape, B, alloc);
@@ -171,7 +181,7 @@ export async function chainBackward(n: ChainNames, run: ChainRun, x: ChainProble
   const L = perKey ? H * K : H; // log decays per token
   const S0 = x.initialState ?? alloc(B * nS).fill(n.stateInit);
   const dS = x.cotState;
-  const C0 = cols?.states.map((c, k) => x.initialStates?.[c] ?? alloc(B * H * K).fill(cols.inits[k])) ?? [];
+  const C0 = cols?.states.map((c, k) => x.initialStates?.[c] ?? alloc(B * H * K).fill(Number(cols.inits[k]))) ?? [];
   const dC = cols?.states.map((c) => x.cotStates?.[c]) ?? [];
   /** State and columns in canonical [B, H, K, V] (V = V0 + NC; transposed [B, H, V, K]), each (b, h) slice times exp(logScale) where given. */
   const canon = (all: FloatArray | undefined, colAll: (FloatArray | undefined)[], transpose = false, logScale?: Float64Array) => {
@@ -207,9 +217,8 @@ export async function chainBackward(n: ChainNames, run: ChainRun, x: ChainProble
 
   // the stabiliser: a, b from its prep, the max-plus pass on the host; m_t and m_{t-1} are prep's and post's inputs
   const stab = n.stab;
-  if (stab && !runStab) throw new Error(`${n.model}: the chain of a stabilised form needs the stabiliser's runner`);
-  const ab = stab ? await runStab!("stab", x.given, B, T) : undefined;
-  const m0 = stab ? x.initialStates?.[stab.state] ?? alloc(B * H).fill(stab.init) : undefined;
+  const ab = stab ? (await run("stab", undefined, x.given, undefined, B, T)).outputs : undefined;
+  const m0 = stab ? x.initialStates?.[stab.state] ?? alloc(B * H).fill(Number(stab.init)) : undefined;
   const sf = stab ? stabForward(ab![stab.a], ab![stab.b], m0!, B, T, H) : undefined;
   const given: Tensors = stab ? { ...x.given, [stab.mT]: sf!.mt, [stab.mPrev]: sf!.mp } : x.given;
 
@@ -322,7 +331,7 @@ export async function chainBackward(n: ChainNames, run: ChainRun, x: ChainProble
       scale: scaleBar,
     }, B, T, H);
     const stabIn: Tensors = { ...x.given, [stab.stabBw.outputBar[stab.a]]: sb.aBar, [stab.stabBw.outputBar[stab.b]]: sb.bBar };
-    pieces.push({ out: await runStab!("stabBw", stabIn, B, T), names: stab.stabBw });
+    pieces.push({ out: (await run("stabBw", undefined, stabIn, undefined, B, T)).outputs, names: stab.stabBw });
     initial[stab.state] = Float64Array.from(sb.initial);
   }
   return sumPieces(x, pieces, initial);

@@ -308,21 +308,26 @@ export class Trainer {
     const n = "lowRank" in c ? c.lowRank : c.names;
     const dims = this.dimsAt(T);
     const S = this.plan.tensors.find((t) => t.name === n.state && t.role === "state")!;
+    // (the stabiliser's glue hands float64 tensors: m_t, m_{t-1} and its adjoints, float32 on the way in)
+    const f32 = (t: Tensors | undefined) => t && (Object.fromEntries(Object.entries(t).map(([k, v]) => [k, v instanceof Float32Array ? v : Float32Array.from(v)])) as Record<string, Float32Array>);
     const runPart = async (part: ChainPart | LrPart, partDims: Record<string, number> | undefined, inputs: Tensors, initialState: Tensors | undefined, batch: number, time: number) => {
       const runner = await this.chainRunner(part, partDims);
       const own = new Set(planOf(c, part)!.tensors.filter((t) => t.role === "input").map((t) => t.name));
-      const r = await runner.forward(Object.fromEntries(Object.entries(inputs).filter(([k]) => own.has(k))) as Record<string, Float32Array>, { initialState: initialState as Record<string, Float32Array> | undefined, returnFinalState: true, batch });
+      const r = await runner.forward(f32(Object.fromEntries(Object.entries(inputs).filter(([k]) => own.has(k))))!, { initialState: f32(initialState), returnFinalState: true, batch });
       if (r.length !== time) throw new Error(`${this.plan.model}: the chunked backward's ${part} ran ${r.length} steps, expected ${time}`);
       return { outputs: r.outputs as Tensors, finalState: (r.finalState ?? {}) as Tensors };
     };
     const problem = {
       batch: B, time: T, stateShape: S.shape.map((e) => evalSize(e, dims)), inputs: spec.inputs, params: spec.params, outputs: spec.outputs, given: saved.inputs,
       initialState: saved.initialState[n.state], cotOutputs: cot.outputs, cotState: cot.finalState?.[n.state], alloc: (k: number) => new Float32Array(k),
+      // the other states (value columns, a stabiliser): their initial values and final-state cotangents
+      initialStates: saved.initialState, cotStates: cot.finalState,
     };
     const g = "lowRank" in c
       ? await lowRankChainBackward(c.lowRank, runPart, problem, LR_CHUNK)
-      : await chainBackward(n as ChainNames, runPart, problem, undefined, await this.chainRows(c, chainDims(n as ChainNames, problem.stateShape).V));
+      : await chainBackward(n as ChainNames, runPart, problem, await this.chainRows(c, chainDims(n as ChainNames, problem.stateShape).V));
     for (const k of Object.keys(g.inputs)) if (!saved.inputs[k]) delete g.inputs[k];
+    for (const k of Object.keys(g.initialState)) g.initialState[k] = f32({ g: g.initialState[k] })!.g;
     saved.released = true;
     return g as Gradients<Float32Array>;
   }

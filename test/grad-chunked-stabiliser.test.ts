@@ -116,18 +116,19 @@ describe("mlstm: the chunked backward of a stabilised form (float64)", () => {
     await check(mlstm, run, randomCotangents(interpret(mlstm, run), 2), 64, 1e-8);
   });
 
-  it("the classes' and the torch target's chains still refuse the stabilised form, with the reason; chainGradients takes it", () => {
+  it("the chain every embedder takes (chainGradients, the classes, the torch target) covers the stabilised form: the stabiliser's prep and its backward as parts; the low-rank chain refuses it with the reason", () => {
     const mf = matrixForm(mlstm);
     expect(mf.ok).toBe(true);
     if (!mf.ok) return;
-    expect(chunkedBackwardRefusal(mf.form)).toMatch(/chains do not cover stabilised forms/);
+    expect(chunkedBackwardRefusal(mf.form)).toMatch(/low-rank chunked backward chain does not cover stabilised forms/);
     expect(stabFrameOnly(mf.form)).toBe(true);
-    expect(chainRefusal(mf.form)).toMatch(/stabilised/);
-    expect(chainRefusal(mf.form, { stabilised: true })).toBe(undefined);
-    expect(() => modelChain(mlstm, {})).toThrow(/stabilised/);
-    const chain = modelChain(mlstm, {}, { stabilised: true });
+    expect(chainRefusal(mf.form)).toBe(undefined);
+    const chain = modelChain(mlstm, {});
     expect(chain.names.columns?.states).toEqual(["n"]);
     expect(chain.names.stab?.state).toBe("m");
     expect(chain.names.stab?.frame).toBe(true);
+    expect(chain.models.stab?.name).toBeDefined();
+    expect(chain.models.stabBw?.name).toBeDefined();
+    expect(modelChain(loadProgram(["stdlib/simple_gla.seq"]).models[0], {}).models.stab).toBe(undefined);
   });
 });

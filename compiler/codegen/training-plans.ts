@@ -5,15 +5,15 @@
  * backward core and passes are scan-eligible too: test/grad-scan.test.ts); or why the model has none
  * (compiler/grad/training.ts). Where the model's chunked backward applies (compiler/grad/chunked-chain.ts), also
  * the chain's plans: its four core models in the WGSL chunked form (every variant; the runtime's cost model
- * picks), the log-decay adjoint in the scan form, prep and the backward models of prep and post in the
- * sequential and scan forms. A low-rank core (the delta-rule family) gets the low-rank chain's plans instead
- * (compiler/grad/chunked-chain-lowrank.ts: the chunk transitions in the WGSL chunked form, every variant; the
- * rest in the form LR_FORMS gives).
+ * picks), the log-decay adjoint in the scan form, prep and the backward models of prep and post (and a stabilised
+ * form's stabiliser prep and its backward, parts "stab" / "stabBw") in the sequential and scan forms. A low-rank
+ * core (the delta-rule family) gets the low-rank chain's plans instead (compiler/grad/chunked-chain-lowrank.ts:
+ * the chunk transitions in the WGSL chunked form, every variant; the rest in the form LR_FORMS gives).
  */
 import type * as I from "../ir/types.ts";
 import { lowerModel } from "../kernel/compile.ts";
 import { addChunked, wgslPlan } from "../backends/wgsl/index.ts";
-import { CHAIN_PARTS, isChainCore } from "../../runtime/chunked-backward.ts";
+import { ALL_CHAIN_PARTS, isChainCore } from "../../runtime/chunked-backward.ts";
 import { LR_FORMS } from "../grad/chunked-chain-lowrank.ts";
 import { LR_PARTS } from "../../runtime/chunked-backward-lowrank.ts";
 import type { ModelPlan } from "../../runtime/plan.ts";
@@ -32,7 +32,7 @@ export function trainingPlans(model: I.Model, dims: Record<string, number> = {})
 function chainPlans(chain: Extract<ReturnType<typeof trainingModels>, { ok: true }>["chain"]): ChunkedTraining {
   if ("why" in chain) return { unavailable: chain.why };
   const plans: Record<string, ModelPlan> = {};
-  for (const part of CHAIN_PARTS) {
+  for (const part of ALL_CHAIN_PARTS) {
     const m = chain.models[part];
     if (!m) continue;
     const core = isChainCore(part);

@@ -21,16 +21,16 @@
  * scalar decay exp(ld[h, i]) — again the matrix form (H K heads of rank-one outer products).
  *
  * Value columns (mLSTM's normaliser) widen the cores' value axis to V + NC; a max-plus stabiliser adds the
- * stabiliser's prep and its backward model (`stabModels`: stateless) around the glue's host pass and adjoint
- * (runtime/chunked-backward-stab.ts). chainGradients runs those forms; the chains the generated classes and the
- * torch target embed (modelChain without `stabilised`) still refuse them.
+ * stabiliser's prep and its backward model (parts "stab", "stabBw": stateless) around the glue's pass and adjoint
+ * (runtime/chunked-backward-stab.ts; torch: runtime/torch/seqc_chunked_stab.py). Every embedder runs them: chainGradients,
+ * the generated classes (WebGPU and CUDA plans) and the torch target.
  */
 import * as I from "../ir/types.ts";
 import { evalConst, interpret, type RunInputs, type RunResult } from "../ir/interpret.ts";
 import { matrixForm, STAB_PREV, STAB_T, type MatrixForm } from "../forms/matrix-form.ts";
-import { chunkedBackwardRefusal, stabFrameOnly } from "./chunked.ts";
+import { stabFrameOnly } from "./chunked.ts";
 import { chainEnds, chainRunner, coveredForm, loadGenerated, runDims } from "./chain-common.ts";
-import { chainBackward, type ChainNames, type ChainPart, type ChainRows, type ChainStabRun } from "../../runtime/chunked-backward.ts";
+import { chainBackward, declaredValue, type ChainNames, type ChainPart, type ChainRows } from "../../runtime/chunked-backward.ts";
 import { mapChildren } from "../ir/map.ts";
 import { buildBackward } from "./backward.ts";
 import type { Cotangents, Gradients } from "./run.ts";
@@ -41,13 +41,10 @@ export type ChainForm = "sequential" | "scan" | "chunked";
 export type ChainExec = (model: I.Model, run: RunInputs, form: ChainForm) => RunResult | Promise<RunResult>;
 
 /**
- * Why the chain does not cover this form, or undefined. `stabilised`: value columns and a stabiliser are let
- * through (chainGradients runs them: the glue's stabiliser pass and adjoint, chunked-backward-stab.ts); the
- * generated classes and the torch target do not run those parts yet, so their chains keep the refusal.
+ * Why the chain does not cover this form, or undefined. Value columns and a max-plus stabiliser are covered (the
+ * glue's stabiliser pass and adjoint, runtime/chunked-backward-stab.ts).
  */
-export function chainRefusal(form: MatrixForm, opts: { stabilised?: boolean } = {}): string | undefined {
-  const why = opts.stabilised ? undefined : chunkedBackwardRefusal(form);
-  if (why) return why;
+export function chainRefusal(form: MatrixForm): string | undefined {
   if (form.lowRank) return `the chunked backward chain covers cores without low-rank terms (state ${form.state}'s update reads it through w^T ${form.state}: the delta-rule family's chain is chunked-chain-lowrank.ts's, which chainGradients runs for it)`;
   if (form.steps.length !== 1 || form.steps[0].loop) return "the chunked backward chain covers one update per token (no micro-step loops)";
   if (form.readouts.some((r) => r.after !== 1)) return "the chunked backward chain covers readouts after the update";
@@ -102,12 +99,12 @@ function renameTensors(m: I.Model, map: Record<string, string>): I.Model {
 
 const interpretExec: ChainExec = (m, run) => interpret(m, run);
 
-/** The chain's models by part (prep, the backward models of post and prep, the core models) and the names that tie them together. */
-export interface Chain { names: ChainNames; models: Record<ChainPart, I.Model | undefined>; stabModels?: { stab: I.Model; stabBw: I.Model } }
+/** The chain's models by part (prep, the backward models of post and prep, the core models, a stabiliser's prep and its backward) and the names that tie them together. */
+export interface Chain { names: ChainNames; models: Record<ChainPart, I.Model | undefined> }
 
 /** The chain of a model (throws with the reason where it does not cover it). `dims`: sizes the prep/post backward unroll loops over (fixed dims at least) and the declared initial state is evaluated at. */
-export function modelChain(model: I.Model, dims: Record<string, number>, opts: { stabilised?: boolean } = {}): Chain {
-  const covered = coveredForm(model, (f) => chainRefusal(f, opts));
+export function modelChain(model: I.Model, dims: Record<string, number>): Chain {
+  const covered = coveredForm(model, chainRefusal);
   // the stabiliser's pseudo inputs (m@t, m@prev) under names every backend takes as identifiers
   const pseudo = covered.stabiliser ? stabPseudoNames(model) : undefined;
   const form = pseudo ? { ...covered, prep: renameTensors(covered.prep, pseudo), post: renameTensors(covered.post, pseudo) } : covered;
@@ -125,24 +122,24 @@ export function modelChain(model: I.Model, dims: Record<string, number>, opts: {
   if (form.columns.length) {
     names.columns = {
       states: form.columns,
-      inits: form.columns.map((c) => { const d = model.tensors.find((t) => t.name === c)!; return d.init ? evalConst(d.init, dims) : 0; }),
+      inits: form.columns.map((c) => { const d = model.tensors.find((t) => t.name === c)!; return declaredValue(d.init ? evalConst(d.init, dims) : 0); }),
       pairs: step.inputs.map((p) => p.cols),
       readouts: form.readouts.map((r) => r.cols),
     };
   }
-  let stabModels: Chain["stabModels"];
+  let stabModels: { stab: I.Model; stabBw: I.Model } | undefined;
   if (form.stabiliser) {
     const st = form.stabiliser;
     const bw = buildBackward(st.prep, dims, { paramAdjoints: "output" });
     const d = model.tensors.find((t) => t.name === st.state)!;
-    names.stab = { state: st.state, init: d.init ? evalConst(d.init, dims) : 0, a: st.a, b: st.b, mT: pseudo![STAB_T], mPrev: pseudo![STAB_PREV], stabBw: { outputBar: bw.outputBar, inputBar: bw.inputBar, paramBar: bw.paramBar }, frame: stabFrameOnly(covered) };
+    names.stab = { state: st.state, init: declaredValue(d.init ? evalConst(d.init, dims) : 0), a: st.a, b: st.b, mT: pseudo![STAB_T], mPrev: pseudo![STAB_PREV], stabBw: { outputBar: bw.outputBar, inputBar: bw.inputBar, paramBar: bw.paramBar }, frame: stabFrameOnly(covered) };
     stabModels = { stab: st.prep, stabBw: bw.model };
   }
-  return { names, models: { ...ends.models, core: ms.core, coreT: ms.coreT, adjoint: ms.adjoint, adjointT: ms.adjointT, decay: step.ld ? ms.decay : undefined }, ...(stabModels ? { stabModels } : {}) };
+  return { names, models: { ...ends.models, core: ms.core, coreT: ms.coreT, adjoint: ms.adjoint, adjointT: ms.adjointT, decay: step.ld ? ms.decay : undefined, stab: stabModels?.stab, stabBw: stabModels?.stabBw } };
 }
 
-/** The form each part of the chain runs in: the core models chunked, the decay adjoint a scan, prep and post sequential. */
-export const CHAIN_FORMS: Record<ChainPart, ChainForm> = { prep: "sequential", postBw: "sequential", prepBw: "sequential", core: "chunked", coreT: "chunked", adjoint: "chunked", adjointT: "chunked", decay: "scan" };
+/** The form each part of the chain runs in: the core models chunked, the decay adjoint a scan, prep, post and the stabiliser's sequential. */
+export const CHAIN_FORMS: Record<ChainPart, ChainForm> = { prep: "sequential", postBw: "sequential", prepBw: "sequential", core: "chunked", coreT: "chunked", adjoint: "chunked", adjointT: "chunked", decay: "scan", stab: "sequential", stabBw: "sequential" };
 
 /** Gradients through the chain (runtime/chunked-backward.ts's glue; low-rank cores: chunked-chain-lowrank.ts's chain); `exec` runs each model (default: the float64 interpreter); `chunk`: micro-steps per folded chunk of the low-rank chain; `rows`: the transposed cores of a per-key decay's chain on it (chainBackward's ChainRows). */
 export async function chainGradients(model: I.Model, run: RunInputs, cot: Cotangents, exec: ChainExec = interpretExec, opts: { chunk?: number; rows?: ChainRows } = {}): Promise<Gradients> {
@@ -151,10 +148,7 @@ export async function chainGradients(model: I.Model, run: RunInputs, cot: Cotang
   if (mf.ok && mf.form.lowRank) return lowRankChainGradients(model, run, cot, exec, opts);
   // every model of the chain with the inputs it declares (runners refuse unknown names)
   const dims = runDims(model, run);
-  const chain = modelChain(model, dims, { stabilised: true });
-  const models = { ...chain.models, stab: chain.stabModels?.stab, stabBw: chain.stabModels?.stabBw };
-  const forms = { ...CHAIN_FORMS, stab: "sequential", stabBw: "sequential" } as const;
-  const { runPart, problem } = chainRunner(model, run, cot, dims, { names: chain.names, models }, exec, forms, "the chunked backward chain");
-  const runStab: ChainStabRun = async (part, inputs, B, T) => (await runPart(part, undefined, inputs, undefined, B, T)).outputs;
-  return (await chainBackward(chain.names, runPart, problem, runStab, opts.rows)) as Gradients;
+  const chain = modelChain(model, dims);
+  const { runPart, problem } = chainRunner(model, run, cot, dims, chain, exec, CHAIN_FORMS, "the chunked backward chain");
+  return (await chainBackward(chain.names, runPart, problem, opts.rows)) as Gradients;
 }

@@ -13,7 +13,7 @@
  *
  * Scope: every core, low-rank terms included (the delta-rule family: the adjoint's low-rank pairs are the
  * forward's with u and w swapped), value columns and a max-plus stabiliser (mLSTM) too; `chunkedBackwardRefusal`
- * says why the chains (chunked-chain*.ts) do not cover a model.
+ * says why the low-rank chain (chunked-chain-lowrank.ts) does not cover a model.
  */
 import * as I from "../ir/types.ts";
 import { interpret, product, shapeSizes, stridesOf, type RunInputs } from "../ir/interpret.ts";
@@ -60,12 +60,13 @@ export function stabFrameOnly(form: MatrixForm): boolean {
 }
 
 /**
- * Why the chunked backward chains (chunked-chain.ts, chunked-chain-lowrank.ts: WebGPU, CUDA, torch) do not cover
- * this model's form, or undefined. `chunkedGradients` (float64) covers every matrix form, stabilised ones too.
+ * Why the low-rank chunked backward chain (chunked-chain-lowrank.ts: WebGPU, CUDA, torch) does not cover this
+ * model's form, or undefined. `chunkedGradients` (float64) covers every matrix form, stabilised ones too, and so does
+ * the transposed-core chain (chunked-chain.ts) for forms without low-rank terms.
  */
 export function chunkedBackwardRefusal(form: MatrixForm): string | undefined {
-  if (form.stabiliser) return `the chunked backward chains do not cover stabilised forms yet (${form.stabiliser.state} is a max-plus stabiliser of ${form.state}; the float64 chunkedGradients does)`;
-  if (form.columns.length) return `the chunked backward chains do not cover value columns yet (${form.columns.join(", ")}; the float64 chunkedGradients does)`;
+  if (form.stabiliser) return `the low-rank chunked backward chain does not cover stabilised forms (${form.stabiliser.state} is a max-plus stabiliser of ${form.state}; the float64 chunkedGradients does)`;
+  if (form.columns.length) return `the low-rank chunked backward chain does not cover value columns (${form.columns.join(", ")}; the float64 chunkedGradients does)`;
   return undefined;
 }
 

@@ -8,7 +8,8 @@
  *   variants the runner's auto pick can reach (a non-zero `prefer`, and the first variant of each key tile and
  *   row count, the pick when none preferred applies), re-lowered with just those so that their module (and its
  *   PTX) holds just their kernels: about 0.8 MB of PTX per core and capability instead of 1.8 MB for all 33;
- * - the other parts their float32 forms (the low-rank chain's the form LR_FORMS gives, as on WebGPU);
+ * - the other parts their float32 forms (the low-rank chain's the form LR_FORMS gives, as on WebGPU; a stabilised
+ *   form's stabiliser prep and its backward, parts "stab" / "stabBw", like prep);
  * - a per-key log decay (GLA; runtime/chunked-backward.ts chainRowsApply): `rowsReadout`, the rows readout kernel's
  *   module (rows-readout.ts) for the transposed cores' (pairs, readouts) and (readouts, pairs), float32, the tiles the
  *   runtime's pick reaches (ROWS_READOUT_TILES without the "smem" reductions, which the torch target reaches only by
@@ -21,7 +22,7 @@ import { chunkedEligible, lowerChunked } from "./chunked-plan.ts";
 import { lowerCuda } from "./plan.ts";
 import { keepForms } from "../torch/plans.ts";
 import type { Training } from "../../grad/training.ts";
-import { CHAIN_PARTS, chainRowsApply, isChainCore, type ChainPart } from "../../../runtime/chunked-backward.ts";
+import { ALL_CHAIN_PARTS, chainRowsApply, isChainCore, type ChainPart } from "../../../runtime/chunked-backward.ts";
 import { ROWS_READOUT_TILES, rowsReadoutModule } from "./rows-readout.ts";
 import { LR_FORMS, LR_PARTS, type LrPart } from "../../../runtime/chunked-backward-lowrank.ts";
 import type { CudaChunkedTraining } from "../../../runtime/trainer.ts";
@@ -81,7 +82,7 @@ export function cudaChainTraining(model: I.Model, t: Extract<Training, { ok: tru
   if ("why" in t.chain) return { unavailable: t.chain.why };
   // the models and names compiler/grad builds (runtime/chunked-backward.ts's glue runs them), lowered as the torch
   // target lowers them (its chain-plans.ts may leave prep's copies to its own glue; this glue needs the full models)
-  const plans = lowerParts(CHAIN_PARTS, t.chain.models, (part) => (isChainCore(part) ? "chunked" : "auto"));
+  const plans = lowerParts(ALL_CHAIN_PARTS, t.chain.models, (part) => (isChainCore(part) ? "chunked" : "auto"));
   if (why) return { unavailable: why };
   const n = t.chain.names;
   if (!chainRowsApply(n)) return { names: n, plans };
