@@ -5,7 +5,8 @@
  * in the Gram's row layout [B, H, Kd, n, R] (scalar decay: Kd = 1, R = K V; per-key: Kd = K, R = V), from a and b read
  * with arbitrary element strides (token-major, time-major, every other element, one head broadcast by stride 0), bf16 and float32 operands, ragged last
  * chunks, K and V not multiples of the 64 x 64 tile, accumulation onto what is there (acc = 1); the plain kernels and
- * their wide-load / wide-store twins (vec: four elements a load where strides and K, V allow, float4 stores). Deliberately broken
+ * their wide-load / wide-store twins (vec: four elements a load where strides and K, V allow, float4 stores); a scalar
+ * decay's products in groups of kg key rows (the Gram in groups). Deliberately broken
  * copies (the last staged token dropped; the per-key weight read as the scalar one; the wide kernels' fourth per-key
  * weight read as the first, their wide store without accumulation) must fail; nvcc -cubin for sm_90
  * where installed: no spills.
@@ -28,15 +29,15 @@ if (!gpp) console.warn("cuda-anchor-chunks-emu.test: g++ is not installed, so th
 const HERE = join(import.meta.dirname, "cuda-emu");
 
 function buildEmu(source: string, kernels: AnchorChunksKernel[]): string {
-  const tramp = kernels.map((k) => `static void body_${k.entry}() { ${k.entry}((const ${k.a === "bf16" ? "unsigned short" : "float"}*)P[0], (const ${k.b === "bf16" ? "unsigned short" : "float"}*)P[1], (const float*)P[2], (float*)P[3], U[0], U[1], U[2], U[3], U[4], U[5], U[6], U[7], U[8], U[9], U[10], U[11], U[12], U[13], U[14], U[15], U[16]); }`);
+  const tramp = kernels.map((k) => `static void body_${k.entry}() { ${k.entry}((const ${k.a === "bf16" ? "unsigned short" : "float"}*)P[0], (const ${k.b === "bf16" ? "unsigned short" : "float"}*)P[1], (const float*)P[2], (float*)P[3], U[0], U[1], U[2], U[3], U[4], U[5], U[6], U[7], U[8], U[9], U[10], U[11], U[12], U[13], U[14], U[15], U[16], U[17]); }`);
   const main = `
-static void* P[4]; static unsigned U[17];
+static void* P[4]; static unsigned U[18];
 ${tramp.join("\n")}
 ${EMU_READF}
 int main(int argc, char** argv) {
   std::string dir = argv[1], entry = argv[2];
   unsigned gx = (unsigned)atoi(argv[3]), gy = (unsigned)atoi(argv[4]), threads = (unsigned)atoi(argv[5]), smem = (unsigned)atoi(argv[6]);
-  for (int i = 0; i < 17; ++i) U[i] = (unsigned)atoi(argv[7 + i]);
+  for (int i = 0; i < 18; ++i) U[i] = (unsigned)atoi(argv[7 + i]);
   std::vector<char> b[4] = {readf(dir + "/a.bin"), readf(dir + "/b.bin"), readf(dir + "/w.bin"), readf(dir + "/out.bin")};
   for (int i = 0; i < 4; ++i) P[i] = b[i].data();
   void (*fn)() = nullptr;
@@ -52,7 +53,7 @@ ${kernels.map((k) => `  if (entry == "${k.entry}") fn = body_${k.entry};`).join(
   return compileEmu(full, "anchor-chunks");
 }
 
-interface Case { B: number; T: number; H: number; K: number; V: number; C: number; perKey: boolean; layout: "token" | "time" | "every2" | "heads0"; acc: boolean; seed: number }
+interface Case { B: number; T: number; H: number; K: number; V: number; C: number; perKey: boolean; layout: "token" | "time" | "every2" | "heads0"; acc: boolean; seed: number; kg?: number }
 
 /** bf16-exact or float32-exact values (the operand's type) */
 function value(r: () => number, bf16: boolean): number {
@@ -66,7 +67,9 @@ function value(r: () => number, bf16: boolean): number {
 function run(bin: string, k: AnchorChunksKernel, c: Case): { got: Float64Array; want: Float64Array } {
   const { B, T, H, K, V, C, perKey } = c;
   const r = rng(c.seed);
-  const n = Math.ceil(T / C), Kd = perKey ? K : 1, R = perKey ? V : K * V;
+  // key rows per output row: K (a scalar decay's [K, V]), 1 (per key row), or groups of kg (a scalar decay's Gram in groups)
+  const kg = c.kg ?? (perKey ? 1 : K);
+  const n = Math.ceil(T / C), Kd = perKey ? K : 1, R = kg * V;
   // logical a [B, T, H, w] stored by layout: token-major, time-major [T, B, H, w], every other element of [B, T, 2 H w],
   // or one head broadcast to all (head stride 0: [B, T, w] expanded)
   const store = (w: number) => {
@@ -87,7 +90,7 @@ function run(bin: string, k: AnchorChunksKernel, c: Case): { got: Float64Array; 
       }
   // weights [B, H, n, C, Kd] in (0, 1]; padded tokens' weights garbage (the kernel must not read them as nonzero terms)
   const W = Float64Array.from({ length: B * H * n * C * Kd }, () => Math.fround(Math.exp(-4 * (r() + 0.5))));
-  const out0 = Float64Array.from({ length: B * H * Kd * n * R }, () => (c.acc ? Math.fround(r()) : NaN));
+  const out0 = Float64Array.from({ length: B * H * (K / kg) * n * R }, () => (c.acc ? Math.fround(r()) : NaN));
   const want = new Float64Array(out0.length);
   for (let b = 0; b < B; b++)
     for (let h = 0; h < H; h++)
@@ -100,7 +103,7 @@ function run(bin: string, k: AnchorChunksKernel, c: Case): { got: Float64Array; 
               const wv = W[(((b * H + h) * n + i) * C + q) * Kd + (perKey ? kk : 0)];
               s += Math.fround(A[at(la, b, tok, h, kk)] * wv) * Bv[at(lb, b, tok, h, v)];
             }
-            const idx = perKey ? (((b * H + h) * K + kk) * n + i) * R + v : ((b * H + h) * n + i) * R + kk * V + v;
+            const idx = (((b * H + h) * (K / kg) + Math.floor(kk / kg)) * n + i) * R + (kk % kg) * V + v;
             want[idx] = (c.acc ? out0[idx] : 0) + s;
           }
   const dir = mkdtempSync(join(tmpdir(), "seqc-anchor-"));
@@ -116,7 +119,7 @@ function run(bin: string, k: AnchorChunksKernel, c: Case): { got: Float64Array; 
     writeFileSync(join(dir, "w.bin"), enc(W, false));
     writeFileSync(join(dir, "out.bin"), enc(out0, false));
     const gx = B * H * n, gy = Math.ceil(K / k.kt) * Math.ceil(V / k.vt);
-    const u = [B, T, H, K, V, C, n, Kd, la.sb, la.st, la.sh, la.sf, lb.sb, lb.st, lb.sh, lb.sf, c.acc ? 1 : 0];
+    const u = [B, T, H, K, V, C, n, Kd, la.sb, la.st, la.sh, la.sf, lb.sb, lb.st, lb.sh, lb.sf, c.acc ? 1 : 0, kg];
     execFileSync(bin, [dir, k.entry, String(gx), String(gy), String(k.threads), String(k.sharedBytes), ...u.map(String)], { stdio: "pipe" });
     const raw = readFileSync(join(dir, "out.out"));
     return { got: Float64Array.from(new Float32Array(raw.buffer, raw.byteOffset, raw.byteLength / 4)), want };
@@ -142,6 +145,9 @@ const CASES: Case[] = [
   // multiples of 4 (one element a load and a store)
   { B: 1, T: 70, H: 2, K: 72, V: 68, C: 32, perKey: true, layout: "token", acc: true, seed: 7 },
   { B: 2, T: 21, H: 2, K: 6, V: 10, C: 16, perKey: false, layout: "time", acc: true, seed: 8 },
+  // a scalar decay's products in key groups (kg < K: GRAM_PRODUCTS "groups"): 8 groups of 9 rows past one tile, 3 of 2
+  { B: 1, T: 40, H: 2, K: 72, V: 68, C: 16, perKey: false, layout: "token", acc: false, seed: 9, kg: 9 },
+  { B: 2, T: 19, H: 3, K: 6, V: 8, C: 8, perKey: false, layout: "every2", acc: true, seed: 10, kg: 2 },
 ];
 
 describe.skipIf(!gpp)("decay adjoint chunk products kernel on the CPU emulation vs float64", () => {

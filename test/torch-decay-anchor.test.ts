@@ -32,7 +32,7 @@ const numpy = spawnSync("python3", ["-c", "import numpy"]).status === 0;
 if (!numpy) console.warn("torch-decay-anchor.test: python3 with numpy is not installed; the checks are skipped");
 const load = (name: string) => loadProgram([`stdlib/${name}.seq`]).models[0];
 
-async function anchoredChain(model: I.Model, run: RunInputs, cot: ReturnType<typeof randomCotangents>, dropStateCot: boolean, anchor: string, C: number, gram: string, reverseSum: string, anchorProducts?: "standin" | "broken", decayTerms?: "standin" | "broken", gramProducts?: "four" | "two") {
+async function anchoredChain(model: I.Model, run: RunInputs, cot: ReturnType<typeof randomCotangents>, dropStateCot: boolean, anchor: string, C: number, gram: string, reverseSum: string, anchorProducts?: "standin" | "broken", decayTerms?: "standin" | "broken", gramProducts?: "four" | "two" | "groups") {
   const dims = { ...run.dims };
   const { names, models } = torchChain(modelChain(model, dims), dims) as { names: TorchChainNames; models: Partial<Record<ChainPart, I.Model>> };
   const SN = interpret(model, run).finalState[names.state];
@@ -79,21 +79,22 @@ describe.skipIf(!numpy)("torch target: the decay adjoint anchored at chunk bound
 
 describe.skipIf(!numpy)("torch target: the lean Gram's chunk products handed in (seqc_chunked.ANCHOR_CHUNKS \"kernel\": the anchor chunks kernel's contract)", () => {
   // a numpy stand-in for the kernel (test/torch/chain_glue.py anchor_standin: the tensors as given, the Gram's row
-  // layout) in place of the copies and products: the same float64 gradients; the stand-in dropping each chunk's last
-  // token's weight must fail
+  // layout, or key-row groups) in place of the copies and products, with the Gram's products each way
+  // (seqc_chunked.GRAM_PRODUCTS): the same float64 gradients; the stand-in dropping each chunk's last token's weight must fail
   it.each(["simple_gla", "mamba2", "gla"])("%s", async (name) => {
     const model = load(name);
     const dims = smallDims(model, { K: 5, V: 7, P: 7, N: 5 });
-    for (const [B, T, init, stress, C] of [[2, 37, true, true, 5], [1, 1, true, false, 4], [2, 40, false, false, 8]] as const) {
+    // (the Gram's products: the four of the way before, folded to two, in key-row groups: seqc_chunked.GRAM_PRODUCTS)
+    for (const [B, T, init, stress, C, fold] of [[2, 37, true, true, 5, "groups"], [1, 1, true, false, 4, "groups"], [2, 40, false, false, 8, "four"], [2, 40, false, false, 8, "two"]] as const) {
       const run = chunkInputs(model, { dims, batch: B, time: T, seed: 31 + T + C, initialState: init, stress });
       const cot = randomCotangents(interpret(model, run), T + 3);
       const want = await gradients(model, run, cot);
-      const label = `B=${B} T=${T} init=${init} C=${C}`;
-      const got = await anchoredChain(model, run, cot, false, "chunk", C, "lean", "chunk", "standin");
+      const label = `B=${B} T=${T} init=${init} C=${C} products=${fold}`;
+      const got = await anchoredChain(model, run, cot, false, "chunk", C, "lean", "chunk", "standin", undefined, fold);
       for (const [k, v] of Object.entries(want.inputs)) if (run.inputs[k]) expect(relativeError(Float64Array.from(got.inputs[k].data), v), `${label}: d ${k}`).toBeLessThanOrEqual(1e-9);
       expect(relativeError(Float64Array.from(got.dS0.data), want.initialState[modelChain(model, dims).names.state]), `${label}: dS0`).toBeLessThanOrEqual(1e-9);
       if (T > C) {
-        const bad = await anchoredChain(model, run, cot, false, "chunk", C, "lean", "chunk", "broken");
+        const bad = await anchoredChain(model, run, cot, false, "chunk", C, "lean", "chunk", "broken", undefined, fold);
         const worst = Math.max(...Object.entries(want.inputs).filter(([k]) => run.inputs[k]).map(([k, v]) => relativeError(Float64Array.from(bad.inputs[k].data), v)));
         expect(worst, `${label}: the broken stand-in`).toBeGreaterThan(1e-4);
       }
@@ -104,17 +105,18 @@ describe.skipIf(!numpy)("torch target: the lean Gram's chunk products handed in 
 describe.skipIf(!numpy)("torch target: the decay adjoint's terms handed in (seqc_chunked.DECAY_TERMS \"kernel\": the decay terms kernel's contract)", () => {
   // a numpy stand-in for the kernel (test/torch/chain_glue.py terms_standin: q.dq - k.dk from the tensors as the torch
   // ops take them, per head or per key row) in place of the multiplies and sums: the same float64 gradients, anchored
-  // (the Gram's products folded to two: GRAM_PRODUCTS "two") and not; the stand-in dropping each product's last key must fail
+  // (the Gram's products folded to two or in key-row groups: GRAM_PRODUCTS) and not; the stand-in dropping each product's
+  // last key must fail
   it.each(["simple_gla", "mamba2", "gla"])("%s", async (name) => {
     const model = load(name);
     const dims = smallDims(model, { K: 5, V: 7, P: 7, N: 5 });
-    for (const [B, T, init, stress, C, anchor] of [[2, 37, true, true, 5, "chunk"], [1, 1, true, false, 4, "chunk"], [2, 13, false, false, 8, "none"]] as const) {
+    for (const [B, T, init, stress, C, anchor, fold] of [[2, 37, true, true, 5, "chunk", "two"], [2, 37, true, true, 5, "chunk", "groups"], [1, 1, true, false, 4, "chunk", "groups"], [2, 13, false, false, 8, "none", "two"]] as const) {
       const run = chunkInputs(model, { dims, batch: B, time: T, seed: 41 + T + C, initialState: init, stress });
       const cot = randomCotangents(interpret(model, run), T + 5);
       const want = await gradients(model, run, cot);
-      const label = `B=${B} T=${T} init=${init} C=${C} anchor=${anchor}`;
-      // (with the lean Gram's two products: seqc_chunked.GRAM_PRODUCTS "two")
-      const got = await anchoredChain(model, run, cot, false, anchor, C, "lean", "chunk", undefined, "standin", "two");
+      const label = `B=${B} T=${T} init=${init} C=${C} anchor=${anchor} products=${fold}`;
+      // (the lean Gram's products folded to two, or in key-row groups from its copies: seqc_chunked.GRAM_PRODUCTS)
+      const got = await anchoredChain(model, run, cot, false, anchor, C, "lean", "chunk", undefined, "standin", fold);
       for (const [k, v] of Object.entries(want.inputs)) if (run.inputs[k]) expect(relativeError(Float64Array.from(got.inputs[k].data), v), `${label}: d ${k}`).toBeLessThanOrEqual(1e-9);
       for (const [k, v] of Object.entries(want.params)) expect(relativeError(Float64Array.from(got.params[k].data), v), `${label}: d param ${k}`).toBeLessThanOrEqual(1e-9);
       expect(relativeError(Float64Array.from(got.dS0.data), want.initialState[modelChain(model, dims).names.state]), `${label}: dS0`).toBeLessThanOrEqual(1e-9);

@@ -33,6 +33,10 @@
 #   MODULES=dist/torch-s12c ACC_PATHS=s12-new TIME_PATHS=s12-old,s12-terms,s12-vec,s12-sum,s12-gram,s12-new
 #   PROFILE_PATHS=s12-new,s12-old (carry dist/torch-s12c.tgz, .anchors, .whl). (PROFILE_PATHS empty falls back to the
 #   default "new,old": paths of the first glue runs, not the defaults of today; name the paths.)
+# Run s13 (H200; the same section): MODULES=dist/torch-s13c ACC_PATHS=s13-new TIME_PATHS=s12-old,s13-old,s13-groups,s13-rows4,s13-new
+#   PROFILE_PATHS=s13-new (carry dist/torch-s13c.tgz, .anchors, .whl; s13-rows4 / s13-new had a TERMS_ROWS switch not kept:
+#   rerun with TIME_PATHS=s12-old,s13-old,s13-groups); BUNDLE=1 packs $OUT's logs into one tgz (the device tool returns a
+#   limited number of files: run s12 1 lost its timing log).
 set -uo pipefail
 export PYTHONUNBUFFERED=1 CUDA_CACHE_MAXSIZE=4294967296 TRITON_CACHE_DIR=/tmp/triton-cache FLA_CACHE_RESULTS=0
 OUT=${OUT:-/tmp/seqc-glue-out}
@@ -64,3 +68,6 @@ timeout "${TIME_S:-100}" python3 bench/torch/mixed_bench.py "$MOD" --models "$MO
 el "timing exit $?"
 grep -E "round|anchor \(|grads vs|profile|rror" "$OUT/timing.log" | cut -c1-260 | tee -a "$LOG"
 sed -n '/^ms, /,$p' "$OUT/timing.log" | tee -a "$LOG"
+if [ "${BUNDLE:-0}" = "1" ]; then
+  (cd "$OUT" && tar -czf logs.tgz run.log timing.log timing.json warm.log accuracy.log accuracy.json 2>/dev/null; rm -f run.log timing.log timing.json warm.log accuracy.log accuracy.json)
+fi

@@ -82,6 +82,10 @@ PATHS = {k: v + ("torch", "plain", "f32", "four") for k, v in PATHS.items()}
 PATHS.update({"s12-old": PATHS["s11-new"], "s12-terms": PATHS["s11-new"][:19] + ("kernel", "plain", "f32", "four"),
               "s12-vec": PATHS["s11-new"][:19] + ("torch", "v4", "f32", "four"), "s12-sum": PATHS["s11-new"][:19] + ("torch", "plain", "low", "four"),
               "s12-gram": PATHS["s11-new"][:19] + ("torch", "plain", "f32", "two"), "s12-new": PATHS["s11-new"][:19] + ("kernel", "v4", "low", "two")})
+# "s13-old" = the defaults after run s12 1 (d23e115: the terms kernel, bf16 sums, two Gram products, the plain anchor
+# kernels), "s13-groups" the Gram in key-row groups (the default since). (Run s13 1 also timed "s13-rows4" / "s13-new",
+# the terms kernel with four rows a warp, a TERMS_ROWS switch not kept: slower, bench/RESULTS.md.)
+PATHS.update({"s13-old": PATHS["s11-new"][:19] + ("kernel", "plain", "low", "two"), "s13-groups": PATHS["s11-new"][:19] + ("kernel", "plain", "low", "groups")})
 PROFILE_PATHS = [p for p in os.environ.get("PROFILE_PATHS", "").split(",") if p]
 ACC_PATHS = [p for p in os.environ.get("ACC_PATHS", "f32,mixed,mixed+a64,mixed+a32,mixed+a16,mixed+a64-lean").split(",")]
 TIME_PATHS = [p for p in os.environ.get("TIME_PATHS", "f32,mixed,mixed+a64,mixed+a64-lean").split(",")]

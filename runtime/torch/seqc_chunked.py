@@ -83,10 +83,13 @@ ANCHOR_VEC = "plain"
 # "f32" (the way before) the sum in float32, converted to bf16 after the chain. On the H200 (bench/RESULTS.md "the decay
 # terms kernel", run s12 1) Mamba-2's eager bf16 step's GPU time 4.528 -> 4.364 ms, gradients bitwise the same.
 GRAD_SUM = "low"
-# The anchors' lean Gram's products with the readouts' side (seqc_decay_adjoint.GRAM_PRODUCTS): "four" (the way before)
-# or "two" (dS_N in R_0's unused row: U read once; on the H200 the eager bf16 step's GPU time SimpleGLA 1.991 -> 1.955 ms,
-# Mamba-2 4.528 -> 4.463, bench/RESULTS.md "the decay terms kernel").
-GRAM_PRODUCTS = "two"
+# The anchors' lean Gram's products with the readouts' side (seqc_decay_adjoint.GRAM_PRODUCTS): "four" (the way before),
+# "two" (dS_N in R_0's unused row: U read once; on the H200 the eager bf16 step's GPU time SimpleGLA 1.991 -> 1.955 ms,
+# Mamba-2 4.528 -> 4.463, bench/RESULTS.md "the decay terms kernel", run s12 1) or "groups" (the default: as "two" per
+# group of K / 8 key rows, a scalar decay's U and R written so by the anchor chunks kernel, the groups' Grams summed:
+# B H 8 short products in place of B H long ones; run s13 1: SimpleGLA 1.760 -> 1.686 ms, Mamba-2 3.906 -> 3.861, the
+# decays' gradients 5.6e-5 / 2.9e-5 off the old path's; a per-key decay as "two").
+GRAM_PRODUCTS = "groups"
 # How the decay adjoint's per-token terms q.dq - k.dk (summed over K for a scalar decay) are formed: "torch" (the way
 # before) a multiply per operand pair (a bf16 q times the float32 dq: a float32 [B, T, H*K] tensor), a sum over K each
 # and their difference (on the H200 at (8, 2048, 16, 64) two multiplies 0.132 ms and the sums 0.09 ms in SimpleGLA's
@@ -289,12 +292,14 @@ def rows_readout_kernel(km, ld, pairs, readouts, S0, B, T, H, K, V, tile=None, s
 _ANCHOR_TYPES = {"bfloat16": "bf16", "float32": "f32"}
 
 
-def anchor_chunks_kernel(km, xs, w):
+def anchor_chunks_kernel(km, xs, w, kg=None):
     """seqc_decay_adjoint's products(xs, w) on the anchor chunks kernel (compiler/backends/cuda/anchor-chunks.ts):
     sum over (a, b) in xs of sum_(s in chunk i) (a_s w_s) b_s^T as float32 [B, H, Kd, n, R] (Kd = 1, R = K V for a
     scalar decay; Kd = K, R = V per key row), a [B, T, H*K] and b [B, T, H*V] read as they are (bf16 or float32, any
-    strides as [B, T, H, K] / [B, T, H, V] views), w [B, H, n, C, Kd] float32. None where the kernel does not apply (another dtype or device, no entry for
-    the operands' types, strides past 32 bits): the caller then copies."""
+    strides as [B, T, H, K] / [B, T, H, V] views), w [B, H, n, C, Kd] float32. kg: key rows per output row (None: K for a
+    scalar decay, 1 per key row; a scalar decay's groups: out [B, H, K / kg, n, kg V]). None where the kernel does not
+    apply (another dtype or device, no entry for the operands' types, strides past 32 bits, kg not dividing K or not 1
+    with a per-key decay): the caller then copies."""
     if km is None or not xs or w.dtype != torch.float32 or w.device.type != "cuda":
         return None
     B, H, n, C, Kd = (int(d) for d in w.shape)
@@ -315,13 +320,16 @@ def anchor_chunks_kernel(km, xs, w):
     K, V = views[0][3], views[0][4]
     if any(v[3] != K or v[4] != V for v in views):
         return None
+    kg = kg or (K if Kd == 1 else 1)
+    if K % kg or (Kd != 1 and kg != 1):
+        return None
     w = w.contiguous()
-    out = torch.empty([B, H, Kd, n, V if Kd != 1 else K * V], dtype=torch.float32, device=dev)
+    out = torch.empty([B, H, K // kg, n, kg * V], dtype=torch.float32, device=dev)
     with torch.cuda.device(dev):
         stream = torch.cuda.current_stream(dev).cuda_stream
         for j, (k, a3, b3, _, _) in enumerate(views):
             grid = (B * H * n, -(-K // k["kt"]) * -(-V // k["vt"]))
-            args = [("ptr", x.data_ptr()) for x in (a3, b3, w, out)] + [("u32", int(v)) for v in (B, T, H, K, V, C, n, Kd) + tuple(a3.stride()) + tuple(b3.stride()) + (1 if j else 0,)]
+            args = [("ptr", x.data_ptr()) for x in (a3, b3, w, out)] + [("u32", int(v)) for v in (B, T, H, K, V, C, n, Kd) + tuple(a3.stride()) + tuple(b3.stride()) + (1 if j else 0, kg)]
             km.launch(k, grid, args, stream)
     return out
 
@@ -1077,8 +1085,8 @@ def backward_eager(ctx, m, flat, grads, convert=True, S_N=None):
         raise ValueError("seqc_chunked: ADJOINT_OUT is %r; expected 'low' or 'f32'" % (ADJOINT_OUT,))
     if RUN_COPIES not in ("input", "plan"):
         raise ValueError("seqc_chunked: RUN_COPIES is %r; expected 'input' or 'plan'" % (RUN_COPIES,))
-    if GRAM_PRODUCTS not in ("four", "two"):
-        raise ValueError("seqc_chunked: GRAM_PRODUCTS is %r; expected 'four' or 'two'" % (GRAM_PRODUCTS,))
+    if GRAM_PRODUCTS not in ("four", "two", "groups"):
+        raise ValueError("seqc_chunked: GRAM_PRODUCTS is %r; expected 'four', 'two' or 'groups'" % (GRAM_PRODUCTS,))
     if GRAD_SUM not in ("low", "f32"):
         raise ValueError("seqc_chunked: GRAD_SUM is %r; expected 'low' or 'f32'" % (GRAD_SUM,))
     if ANCHOR_VEC not in ("plain", "v4"):
@@ -1123,7 +1131,7 @@ def backward_eager(ctx, m, flat, grads, convert=True, S_N=None):
         low_alias=lazy and ALIAS_IO == "bf16" and copies == "lean" and (n.get("decay") != "key" or rows_low) and all(reads_bf16(p) for p in alias_parts),
         part_reads=part_reads if PART_INPUTS == "read" else None, low_bars=ADJOINT_OUT == "low", run_copies=RUN_COPIES == "input",
         post_binds=binds("postBw") if CORE_RERUN == "bound" else None,
-        anchor_products=(lambda xs, w: anchor_chunks_kernel(ak, xs, w)) if ak is not None else None,
+        anchor_products=(lambda xs, w, kg=None: anchor_chunks_kernel(ak, xs, w, kg)) if ak is not None else None,
         sum_low=torch.bfloat16 if GRAD_SUM == "low" and given_dtype == torch.bfloat16 and dtype == torch.float32 else None,
         decay_terms=(lambda plus, minus: decay_terms_kernel(tk, plus, minus, B, T, cd["H"], cd["K"], n.get("decay") == "key")) if tk is not None else None)
     need = ctx.need

@@ -42,6 +42,11 @@ REVERSE_SUM = "chunk"
 # U [dS_N, R_1 .. R_{n-1}]^T and S_0 [..]^T (U read once; the same dot products, summed by one GEMM). (The chain passes
 # seqc_chunked.GRAM_PRODUCTS; this default is for direct callers.)
 GRAM_PRODUCTS = "four"
+# ("groups", a scalar decay only: U and R as GRAM_GROUPS groups of K / GRAM_GROUPS key rows each (the anchor chunks
+# kernel's kg; the copies' products viewed so), the "two" products per group, summed over the groups: a batched GEMM of
+# B H GRAM_GROUPS small products in place of B H long ones (cuBLAS ran U [dS_N, R]^T, 128 products of 32 x 4096 x 32, as
+# 128 blocks: 0.07 ms each on the H200 in SimpleGLA's step, bench/torch/results/s12-run1-profile-simple_gla-s12-new.txt).)
+GRAM_GROUPS = 8
 
 
 class _Fp32Products:
@@ -68,8 +73,9 @@ def anchored_decay_adjoint(terms, ld, pairs, readouts, S0, dS, B, T, H, K, V, pe
     (the float values, not a bf16 copy); S0, dS: the initial state and the final state's adjoint [B, H*K*V]
     (canonical [H, K, V]). gram: "stack" / "lean" (None: ANCHOR_GRAM); reverse: how the sums inside the chunks run
     ("chunk" / "cumsum" / "flip": chunk_reverse_sums; None: REVERSE_SUM).
-    products(xs, w) -> the chunk products sum_(a, b) in xs sum_(s in chunk) (a_s w_s) b_s^T in the Gram's row layout
-    [B, H, Kd, n, R] (xs the pairs or readouts as given, w tail or head [B, H, n, C, Kd]), or None where it does not
+    products(xs, w, kg=None) -> the chunk products sum_(a, b) in xs sum_(s in chunk) (a_s w_s) b_s^T in the Gram's row
+    layout [B, H, Kd, n, R] (xs the pairs or readouts as given, w tail or head [B, H, n, C, Kd]; kg: in groups of kg key
+    rows, [B, H, K / kg, n, kg V], GRAM_PRODUCTS "groups"), or None where it does not
     apply: the lean Gram's products without its copies (seqc_chunked.ANCHOR_CHUNKS "kernel": the anchor chunks kernel);
     None (the default): the lean Gram's copies and products. gram_products: "four" / "two" (the lean Gram's products
     with the readouts' side; None: GRAM_PRODUCTS)."""
@@ -234,12 +240,34 @@ def _gram_lean(blocks_c, pairs, readouts, tail, head, S0, dS, B, H, K, V, n, Kd,
     def sums(xs, w):  # [B, H, Kd, n, R]
         got = products(xs, w) if products is not None else None
         return got if got is not None else rows(chunk_sum(xs, w))
+    if fold not in ("four", "two", "groups"):
+        raise ValueError("seqc_decay_adjoint: gram_products is %r; expected 'four', 'two' or 'groups'" % (fold,))
+    G = min(GRAM_GROUPS, K)
+    if fold == "groups" and Kd == 1 and G > 1 and K % G == 0:  # U, R in G groups of kg key rows; the groups' Grams summed
+        kg = K // G
+        Rg = kg * V
+
+        def gsums(xs, w):  # [B, H, G, n, kg V]
+            got = products(xs, w, kg) if products is not None else None
+            return got if got is not None else torch.permute(chunk_sum(xs, w).reshape(B, H, n, G, Rg), [0, 1, 3, 2, 4])
+        Ug = gsums(pairs, tail)
+        if n > 1:  # dS_N in R_0's row (unused), as "two"
+            Rs = gsums(readouts, head)
+            Rs[:, :, :, 0] = dS.reshape(B, H, G, Rg)
+        else:
+            Rs = dS.reshape(B, H, G, 1, Rg)
+        Rt = torch.transpose(Rs, 3, 4)  # [B, H, G, kg V, n]: dS_N, R_1 .. R_{n-1}
+        P = torch.matmul(Ug, Rt).sum(2)  # [B, H, n, n]
+        P0 = torch.matmul(S0.reshape(B, H, G, 1, Rg), Rt).sum(2)  # [B, H, 1, n]
+        M = torch.zeros([B, H, 1, n + 1, n], dtype=dtype, device=device)
+        for src, dst in ((P, slice(1, None)), (P0, slice(0, 1))):
+            M[:, :, 0, dst, : n - 1] = src[:, :, :, 1:]
+            M[:, :, 0, dst, n - 1 :] = src[:, :, :, :1]
+        return M
     U = sums(pairs, tail)
     s0 = S0.reshape(B, H, Kd, 1, R)
     ds = torch.transpose(dS.reshape(B, H, Kd, 1, R), 3, 4)  # [B, H, Kd, R, 1]
     M = torch.zeros([B, H, Kd, n + 1, n], dtype=dtype, device=device)
-    if fold not in ("four", "two"):
-        raise ValueError("seqc_decay_adjoint: gram_products is %r; expected 'four' or 'two'" % (fold,))
     if n > 1 and fold == "two":  # dS_N in R_0's row (unused), then one product each for U and S_0
         Rs = sums(readouts, head)  # [B, H, Kd, n, R]
         Rs[:, :, :, 0] = dS.reshape(B, H, Kd, R)

@@ -28,8 +28,9 @@ def enc(a):
 def anchor_standin(broken=False):
     """The anchor chunks kernel's contract (seqc_chunked.anchor_chunks_kernel, compiler/backends/cuda/anchor-chunks.ts)
     in numpy, from the tensors as given: out[b, h, kd, i, r] = sum over (a, b) of sum_(s in chunk i, token < T)
-    (a_s w_s) b_s^T in the Gram's row layout. broken: the weights' last token of every chunk dropped (must fail)."""
-    def products(xs, w):
+    (a_s w_s) b_s^T in the Gram's row layout (kg: in groups of kg key rows). broken: the weights' last token of every
+    chunk dropped (must fail)."""
+    def products(xs, w, kg=None):
         B, H, n, C, Kd = w.shape
         out = None
         for a, b in xs:
@@ -44,7 +45,8 @@ def anchor_standin(broken=False):
             ac = ap.reshape(B, n, C, H, K).transpose(0, 3, 1, 2, 4) * ww  # [B, H, n, C, K]
             bc = bp.reshape(B, n, C, H, V).transpose(0, 3, 1, 2, 4)
             p = np.einsum("bhics,bhicv->bhisv", ac, bc)  # [B, H, n, K, V]
-            p = p.reshape(B, H, n, Kd, (K // Kd) * V).transpose(0, 1, 3, 2, 4)
+            g = K // (kg or K // Kd)  # key-row groups (kg key rows each: the scalar decay's Gram in groups)
+            p = p.reshape(B, H, n, g, (K // g) * V).transpose(0, 1, 3, 2, 4)
             out = p if out is None else out + p
         return np.ascontiguousarray(out)
     return products

@@ -15,8 +15,9 @@
  * same products; the sum order may differ from cuBLAS's). Tokens past T (a ragged last chunk) count as zero, as the
  * copies' zero padding.
  *
- * Output (float32, contiguous) in the Gram's row layout [B, H, Kd, n, R]: a scalar decay (Kd = 1, R = K V) P_i as
- * [K, V]; a per-key decay (Kd = K, R = V) key row k of P_i at [b, h, k, i]. acc = 1 adds to what is there (a model with
+ * Output (float32, contiguous) in the Gram's row layout [B, H, K / kg, n, kg V]: key rows k of P_i in groups of kg, group
+ * g's rows at [b, h, g, i] (a scalar decay: kg = K, one row [K, V] per chunk, or kg < K, the groups' Grams summed after:
+ * seqc_decay_adjoint GRAM_PRODUCTS "groups"; a per-key decay: kg = 1, key row k at [b, h, k, i]; kg divides K). acc = 1 adds to what is there (a model with
  * several pairs or readouts: one launch each).
  *
  * One block of 256 threads per (b h, chunk) and 64 x 64 tile of [K, V] (grid x = B H n, y = ceil(K/64) ceil(V/64)),
@@ -90,7 +91,7 @@ function kernelSource(c: AnchorChunksConfig): string {
 extern "C" __global__ void __launch_bounds__(${NT}) ${anchorChunksEntry(c)}(
     const ${ty(c.a)}* __restrict__ a, const ${ty(c.b)}* __restrict__ b, const float* __restrict__ w, float* __restrict__ out,
     u32 B, u32 T, u32 H, u32 K, u32 V, u32 C, u32 n, u32 Kd,
-    u32 sab, u32 sat, u32 sah, u32 saf, u32 sbb, u32 sbt, u32 sbh, u32 sbf, u32 acc) {
+    u32 sab, u32 sat, u32 sah, u32 saf, u32 sbb, u32 sbt, u32 sbh, u32 sbf, u32 acc, u32 kg) {
   SEQC_SMEM_DECL(seqc_smem);
   float* sA = (float*)seqc_smem;           // [${TS}][${KT}]: a * w
   float* sB = sA + ${TS * KT};             // [${TS}][${VT}]
@@ -155,12 +156,12 @@ ${unroll}
     }
     __syncthreads();
   }
-  const size_t R = Kd == 1u ? (size_t)K * V : (size_t)V;
+  const size_t R = (size_t)kg * V;  // kg key rows a row of out (K: [K, V] per chunk; 1: one key row; kg divides K)
 ${unroll}
   for (u32 x = 0; x < 4u; ++x) {
     const u32 k = k0 + 4u * tk + x;
     if (k >= K) continue;
-    const size_t row = Kd == 1u ? ((size_t)bh * n + i) * R + (size_t)k * V : (((size_t)bh * K + k) * n + i) * R;
+    const size_t row = (((size_t)bh * (K / kg) + k / kg) * n + i) * R + (size_t)(k % kg) * V;
 ${c.vec ? `    if ((V % 4u) == 0u) {  // a whole float4 of the row (v0 + 4 tv < V: V a multiple of 4), one store; the same sums
       const u32 v = v0 + 4u * tv;
       if (v < V) {
