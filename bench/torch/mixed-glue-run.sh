@@ -29,10 +29,11 @@
 # Run s11 (H200; bench/RESULTS.md "the anchors' chunk products as one CUDA kernel"): MODULES=dist/torch-s11
 #   ACC_PATHS=s11-old,s11-new TIME_PATHS=s11-old,s11-new PROFILE_PATHS=s11-new,s11-old (carry dist/torch-s11.tgz,
 #   .anchors, .whl).
-# Run s12 (H200; bench/RESULTS.md "the decay terms kernel, the anchors' wide kernels, bf16 gradient sums"):
+# Run s12 (H200; bench/RESULTS.md "SimpleGLA's bf16 step past fla"):
 #   MODULES=dist/torch-s12c ACC_PATHS=s12-new TIME_PATHS=s12-old,s12-terms,s12-vec,s12-sum,s12-gram,s12-new
-#   PROFILE_PATHS=s12-new,s12-old (carry dist/torch-s12c.tgz, .anchors, .whl). (PROFILE_PATHS empty falls back to the
-#   default "new,old": paths of the first glue runs, not the defaults of today; name the paths.)
+#   PROFILE_PATHS=s12-new,s12-old (carry dist/torch-s12c.tgz, .anchors, .whl). (Unset, PROFILE_PATHS is "new,old": paths
+#   of the first glue runs, not the defaults of today; name the paths. Set empty, no profile: run s11 2's empty value fell
+#   back to "new,old" before.)
 # Run s13 (H200; the same section): MODULES=dist/torch-s13c ACC_PATHS=s13-new TIME_PATHS=s12-old,s13-old,s13-groups,s13-rows4,s13-new
 #   PROFILE_PATHS=s13-new (carry dist/torch-s13c.tgz, .anchors, .whl; s13-rows4 / s13-new had a TERMS_ROWS switch not kept:
 #   rerun with TIME_PATHS=s12-old,s13-old,s13-groups); BUNDLE=1 packs $OUT's logs into one tgz (the device tool returns a
@@ -42,7 +43,7 @@ export PYTHONUNBUFFERED=1 CUDA_CACHE_MAXSIZE=4294967296 TRITON_CACHE_DIR=/tmp/tr
 OUT=${OUT:-/tmp/seqc-glue-out}
 MOD=${MODULES:-dist/torch-glue}
 MODELS=${MODELS:-simple_gla,mamba2,gla}
-export ACC_PATHS=${ACC_PATHS:-old,new,new-lean} TIME_PATHS=${TIME_PATHS:-old,new,new-lean,new-cumsum} PROFILE_PATHS=${PROFILE_PATHS:-new,old}
+export ACC_PATHS=${ACC_PATHS:-old,new,new-lean} TIME_PATHS=${TIME_PATHS:-old,new,new-lean,new-cumsum} PROFILE_PATHS=${PROFILE_PATHS-new,old}
 export ANCHOR_COST=0 PROFILE_DIR="$OUT"
 mkdir -p "$OUT" "$TRITON_CACHE_DIR"
 LOG="$OUT/run.log"

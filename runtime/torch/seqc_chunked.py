@@ -80,12 +80,12 @@ ANCHOR_VEC = "plain"
 # Where an input's gradient is the sum of several pieces (Mamba-2's x, B, C: post's backward's adjoint plus the adjoint
 # core's dv / the transposed core's dq / prep's backward's) and the input is bf16: "low" the last addition writes the
 # float32 sum as bf16 (torch.add with a bf16 out: bitwise the conversion of the float32 sum, which then is not made);
-# "f32" (the way before) the sum in float32, converted to bf16 after the chain. On the H200 (bench/RESULTS.md "the decay
-# terms kernel", run s12 1) Mamba-2's eager bf16 step's GPU time 4.528 -> 4.364 ms, gradients bitwise the same.
+# "f32" (the way before) the sum in float32, converted to bf16 after the chain. On the H200 (bench/RESULTS.md "SimpleGLA's
+# bf16 step past fla", run s12 1) Mamba-2's eager bf16 step's GPU time 4.528 -> 4.364 ms, gradients bitwise the same.
 GRAD_SUM = "low"
 # The anchors' lean Gram's products with the readouts' side (seqc_decay_adjoint.GRAM_PRODUCTS): "four" (the way before),
 # "two" (dS_N in R_0's unused row: U read once; on the H200 the eager bf16 step's GPU time SimpleGLA 1.991 -> 1.955 ms,
-# Mamba-2 4.528 -> 4.463, bench/RESULTS.md "the decay terms kernel", run s12 1) or "groups" (the default: as "two" per
+# Mamba-2 4.528 -> 4.463, bench/RESULTS.md "SimpleGLA's bf16 step past fla", run s12 1) or "groups" (the default: as "two" per
 # group of K / 8 key rows, a scalar decay's U and R written so by the anchor chunks kernel, the groups' Grams summed:
 # B H 8 short products in place of B H long ones; run s13 1: SimpleGLA 1.760 -> 1.686 ms, Mamba-2 3.906 -> 3.861, the
 # decays' gradients 5.6e-5 / 2.9e-5 off the old path's; a per-key decay as "two").
@@ -98,8 +98,8 @@ GRAM_PRODUCTS = "groups"
 # they are, bf16 or float32, only the terms written; float32 compute on CUDA only, else as "torch"). The products are
 # rounded as torch's multiply rounds them; the sum over K runs in another order (float32 either way). On the H200 at
 # (8, 2048, 16, 64) the eager bf16 step's GPU time: SimpleGLA 1.991 -> 1.813 ms, Mamba-2 (32 heads) 4.528 -> 4.191; the
-# decays' gradients 4.7e-5 (SimpleGLA dg), 1.1e-5 (Mamba-2 ddt) off the torch ops' (bench/RESULTS.md "the decay terms
-# kernel"). GLA's terms (a float32 q, a bf16 k: no entry for the pair) stay torch ops.
+# decays' gradients 4.7e-5 (SimpleGLA dg), 1.1e-5 (Mamba-2 ddt) off the torch ops' (bench/RESULTS.md "SimpleGLA's
+# bf16 step past fla"). GLA's terms (a float32 q, a bf16 k: no entry for the pair) stay torch ops.
 DECAY_TERMS = "kernel"
 # How the decay adjoint's reverse sums over time run (anchored or not): "chunk" (the default) per chunk of
 # REVERSE_CHUNK tokens (DECAY_ANCHOR_CHUNK where anchored) as a product with a triangular ones matrix on a [B, n, C, L]
