@@ -95,21 +95,21 @@ describe("torch target: the low-rank chunked backward's plans", () => {
   }, 120_000);
 
   it("models with neither chain keep the step backward and say why", () => {
-    const tp = buildTorchPlans(load("mlstm"));
-    expect("unavailable" in tp.chunked && tp.chunked.unavailable).toMatch(/stabili/);
+    const tp = buildTorchPlans(load("mamba"));
+    expect("unavailable" in tp.chunked && tp.chunked.unavailable).toMatch(/no chunked form/);
     expect(Object.keys(tp.plans).some((k) => k.startsWith("chain"))).toBe(false);
   });
 });
 
 /** lowrank_backward in Python (CPU torch), every chain model run here by the interpreter. */
 /** How a glue run is asked to run its parts (seqc_chunked_lowrank's switches; readWay / augWay undefined: its defaults). */
-interface Ways { torchOps: boolean; readWay?: "plan" | "matmul"; augWay?: "plan" | "matmul" | "auto"; keyWay?: "blocks" | "halves"; layout?: "heads" | "tokens"; share?: boolean; solve?: "trsm" | "blocks"; solveBlock?: number; mm?: "fp32" | "bf16"; lean?: boolean; fused?: "recurrence"; readout?: "recurrence"; bwd?: "chain" | "wy"; wyBreak?: "walk" | "xI" | "a0" }
+interface Ways { torchOps: boolean; readWay?: "plan" | "matmul"; augWay?: "plan" | "matmul" | "auto"; keyWay?: "blocks" | "halves"; layout?: "heads" | "tokens"; share?: boolean; solve?: "trsm" | "blocks"; solveBlock?: number; mm?: "fp32" | "bf16"; lean?: boolean; fused?: "recurrence"; readout?: "recurrence"; bwd?: "chain" | "wy"; wyBreak?: "walk" | "xI" | "a0"; pass?: "recurrence" }
 
-async function pythonLowRank(model: I.Model, { names, models }: ReturnType<typeof lowRankChain>, run: RunInputs, cot: ReturnType<typeof randomCotangents>, dropStateCot: boolean, chunk: number, dtype: "float64" | "float32", { torchOps, readWay, augWay, keyWay, layout, share, solve, solveBlock, mm, lean, fused, readout, bwd, wyBreak }: Ways) {
+async function pythonLowRank(model: I.Model, { names, models }: ReturnType<typeof lowRankChain>, run: RunInputs, cot: ReturnType<typeof randomCotangents>, dropStateCot: boolean, chunk: number, dtype: "float64" | "float32", { torchOps, readWay, augWay, keyWay, layout, share, solve, solveBlock, mm, lean, fused, readout, bwd, wyBreak, pass }: Ways) {
   const dims = { ...run.dims };
   const { batch: B, time: T } = run;
   const case_ = {
-    names, B, T, chunk, dtype, decayWay: torchOps ? "cumsum" : "plan", passWay: torchOps ? "matmul" : "plan", readWay, augWay, keyWay, layout, share, solve, solveBlock, mm, lean, fused, readout, bwd, wyBreak,
+    names, B, T, chunk, dtype, decayWay: torchOps ? "cumsum" : "plan", passWay: torchOps ? "matmul" : "plan", readWay, augWay, keyWay, layout, share, solve, solveBlock, mm, lean, fused, readout, bwd, wyBreak, pass,
     ...glueTensors(model, names.state, run, cot, dropStateCot),
   };
   const parts: string[] = [];
@@ -210,6 +210,11 @@ async function checkGlue(model: I.Model, dims: Record<string, number>, chain: Re
       // after the step), adjoint (key and value axes after), fwd (value axis before and after)
       // (with LR_BWD "wy": read; dw, dq; the reversed chunks' adjoint on both axes)
       if (ways.readout) expect(got.readoutCalls, `${label}: reads that took the fused readouts`).toBe(chain.names.decay === "key" ? 0 : 5);
+      // the walks' launcher takes every walk of the heads layout's products: the forward's pass, then the adjoint's pass
+      // (chain) or the chunk-state backward's reverse walk (wy)
+      // (the pass's products run where the pass is not the plan: torchOps; wy's walk always; the tokens layout never)
+      const heads = (ways.layout ?? "heads") === "heads";
+      if (ways.pass) expect(got.passCalls, `${label}: walks that took the launcher`).toEqual(heads ? [...(torchOps ? ["fwd"] : []), ...(wy ? ["adj"] : torchOps ? ["fwd"] : [])] : []);
       for (const [k, v] of Object.entries(want.inputs)) {
         expect(v.some((x) => x !== 0), `${label}: reference d ${k} is not all zero`).toBe(true);
         expect(relativeError(Float64Array.from(got.inputs[k].data), v), `${label}: d ${k}`).toBeLessThanOrEqual(ways.mm === "bf16" && dtype === "float32" && k === DECAY_INPUT[model.name] ? 3e-2 : tol);
@@ -354,6 +359,10 @@ describe.skipIf(!cpuTorch)("torch target: the low-rank glue's chunk-state backwa
       [2, 29, true, false, 13, "float64", W, true], [2, 37, true, true, 64, "float64", W, true], [2, 19, false, false, 8, "float64", { ...W, torchOps: false }, true],
       [2, 23, true, false, 5, "float64", { ...W, layout: "tokens" }, true], [2, 23, true, false, 8, "float32", W, false], [2, 29, true, false, 16, "float32", W, true],
       [2, 23, true, false, 13, "float64", F, true], [3, 11, false, true, 4, "float32", { ...F, layout: "tokens" }, false],
+      // the walks' launcher (LR_FUSED_PASS "cuda": compiler/backends/cuda/lowrank-pass.ts, its recurrence standing in):
+      // the forward's pass and wy's reverse walk; the chain's two passes; T = 1; float32
+      [2, 23, true, false, 5, "float64", { ...F, pass: "recurrence" }, true], [2, 29, false, false, 13, "float64", { ...MA, pass: "recurrence" }, true],
+      [1, 1, true, false, 64, "float64", { ...W, pass: "recurrence" }, false], [2, 19, true, false, 8, "float32", { ...W, pass: "recurrence" }, true],
     ];
     await checkGlue(model, dims, chain, cases);
     if (chain.names.decay === "key") return;

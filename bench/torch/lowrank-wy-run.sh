@@ -3,7 +3,8 @@
 # runtime/torch/seqc_lowrank_wy.py; issue 6): bench/torch/check.py --only-chunked per model with LR_BWD "wy" (fp32 /
 # fp64 gradients vs seqc's float64 reference, gradcheck through it) while worker processes precompile fla's Triton
 # kernels, then bench/torch/lowrank_bench.py --variants 9 (fwd+bwd with the chain and with wy, fp32 and bf16, beside
-# fla, one process; sections, a profile, gradients vs float64 at ACCURACY).
+# fla, one process; sections, a profile, gradients vs float64 at ACCURACY). VARIANTS=10: the walks over the chunks by
+# torch products and by the pass kernel (LR_FUSED_PASS) with the chain and with wy (modules built after lowrank-pass.ts).
 # Prepared here (git-ignored):
 #   npx tsx bench/torch/build-chunked.ts dist/torch-lowrank-wy deltanet,gated_deltanet
 #   npx tsx bench/torch/lowrank-reference.ts dist/torch-lowrank-wy/ref deltanet gated_deltanet
@@ -63,5 +64,5 @@ for m in ${MODELS//,/ }; do [ -f "/tmp/check-$m.json" ] || el "check $m did not 
 el "phase 1 done (checks, precompile)"
 
 timeout "${BENCH_S:-150}" python3 bench/torch/lowrank_bench.py "$MOD" --models "$MODELS" --shapes "$SHAPES" --out "$OUT/bench.json" --budget "${BUDGET:-110}" \
-  --step-shapes "" --variants 9 ${PROFILE:+--profile "$OUT"} ${ACCURACY:+--accuracy "$ACCURACY"} 2>&1 | tee "$OUT/bench.txt" | tail -40
+  --step-shapes "" --variants "${VARIANTS:-9}" ${PROFILE:+--profile "$OUT"} ${ACCURACY:+--accuracy "$ACCURACY"} 2>&1 | tee "$OUT/bench.txt" | tail -40
 el "bench exit ${PIPESTATUS[0]}"

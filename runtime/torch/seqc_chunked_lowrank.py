@@ -123,6 +123,12 @@ LR_FUSED_READ = "cuda"
 # reversed timeline). "wy" applies with no or a scalar decay and the default ways (LR_READ "matmul", the transitions
 # as products, LR_LEAN, LR_SHARE); elsewhere (a per-key decay: RWKV-7) the chain runs.
 LR_BWD = "chain"
+# How the walks over the chunks run where they are products (LR_PASS "matmul": the chunk start states from the
+# transitions, and LR_BWD "wy"'s reverse walk over the end states' adjoints): "torch" (one batched product per chunk,
+# nC launches) or "cuda" (one kernel for the whole walk, a block per batch row and head, compiler/backends/cuda/
+# lowrank-pass.ts, the module's "kernels"."lowRankPass", where a configuration matches: fp32, K = V = 64, the heads
+# layout). Not yet timed on a card, so "torch" is the default.
+LR_FUSED_PASS = "torch"
 
 
 class _section:
@@ -644,7 +650,7 @@ class ChunkCore:
         return baddbmm(S, KK.reshape(N, Cp * mk, K).transpose(1, 2), self.lo("VV", "end", self.VV).reshape(N, Cp * mk, V), self.m("end"))
 
 
-def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state, inputs, params, outputs, dtype, device, chunk=None, decay_way=None, pass_way=None, read_way=None, aug_way=None, can_chunk=None, key_way=None, layout=None, share=None, mm=None, lean=None, fused=None, readout=None, bwd_way=None):
+def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state, inputs, params, outputs, dtype, device, chunk=None, decay_way=None, pass_way=None, read_way=None, aug_way=None, can_chunk=None, key_way=None, layout=None, share=None, mm=None, lean=None, fused=None, readout=None, bwd_way=None, passer=None):
     """Gradients of the forward's inputs, params and the matrix state's initial value through the low-rank chain.
 
     n: the chain's names (<Model>.torch.json "chunked"."lowRank"); run(part, dims, inputs, initial_state, B, T)
@@ -660,7 +666,8 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
     transitions' ChunkCore (None: LR_SHARE); mm: the dtype of ChunkCore's product operands (None: dtype; see LR_MM and
     mm_dtype); lean: LR_LEAN's fewer copies (None: LR_LEAN); fused: the fused chunk transitions' launcher (fused_launcher;
     None: ChunkCore's torch ops); readout: the fused readouts' launcher (readout_launcher; None: ChunkCore's torch ops);
-    bwd_way: "chain" / "wy", the backward after the forward's readouts (None: LR_BWD; "wy" where it applies).
+    bwd_way: "chain" / "wy", the backward after the forward's readouts (None: LR_BWD; "wy" where it applies); passer:
+    the walks' launcher (pass_launcher; None: torch products).
     Returns ({input: grad}, {param: grad}, dS0)."""
     chunk = LR_CHUNK if chunk is None else chunk
     read_way, aug_way, key_way, layout = read_way or LR_READ, aug_way or LR_AUG, key_way or LR_KEY, layout or LR_LAYOUT
@@ -879,6 +886,11 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
         trans[part] = fin
         with _section("pass" + part[3:]):
             if (pass_way or LR_PASS) == "matmul":
+                if passer is not None and heads:
+                    starts = torch.empty([B, H, nC, K, V], dtype=dtype, device=device)
+                    last = torch.empty([B, H, K, V], dtype=dtype, device=device)
+                    if passer("fwd", fin, fin[..., K:], S0c.contiguous(), starts, last):
+                        return starts.reshape(B * H * nC, K, V), last, cc
                 shp = [B, H, nC, K, V] if heads else [B, nC, H, K, V]
                 starts = torch.empty(shp, dtype=dtype, device=device) if lean else zeros(shp)  # every chunk's written
                 S = S0c
@@ -952,7 +964,13 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
 
             def chunk_core(S0c, ldc, pairs):
                 return ChunkCore(S0c, ldc, [], pairs, key_way=key_way, mm=mm, lean=lean, readout=readout)
-            o = _wy.wy_backward(core_f, xI, A_f, ld_rows, W, Q, DY, dS, S_ends, bhc, unbhc, chunk_core)
+            def walk(Bp, dSc):  # the reverse walk by the pass kernel: A_c^T from the forward's transitions
+                if passer is None or not heads:
+                    return None
+                Lend = torch.empty([B, H, nC, K, V], dtype=dtype, device=device)
+                L0 = torch.empty([B, H, K, V], dtype=dtype, device=device)
+                return (Lend, L0) if passer("adj", trans["augF"], Bp, dSc.contiguous(), Lend, L0) else None
+            o = _wy.wy_backward(core_f, xI, A_f, ld_rows, W, Q, DY, dS, S_ends, bhc, unbhc, chunk_core, walk)
             dR = o["dR"]
             dW = cat2(core_f.read("value", False, [dR[:, :, e] for e in range(E)]))
             dQ = cat2(core_f.read("value", True, [DY[:, :, r] for r in range(R)]))
@@ -1151,6 +1169,39 @@ def readout_launcher(m, device, way=None):
     return launch
 
 
+def pass_launcher(m, device, way=None):
+    """The walks over the chunks of module m on `device` (LR_FUSED_PASS, or way, "cuda"; the module's
+    "kernels"."lowRankPass", compiler/backends/cuda/lowrank-pass.ts) as lowrank_backward's `passer`: launch(dir, A, Bp,
+    S0, OUT, FIN) -> True where a kernel matches (dir "fwd": S_{c+1} = A_c S_c + B_c, OUT the start states; "adj":
+    L_c = A_c^T L_{c+1} + B_c, OUT the end states' adjoints; FIN the last; A [B, H, nC, K, wa] with A_c its first K
+    columns, Bp [B, H, nC, K, V] rows of stride wb (a view of A's columns K.. or a contiguous tensor), S0 / FIN [B, H,
+    K, V], OUT [B, H, nC, K, V]; float32), after launching it on the current stream; False where none does (the glue
+    then runs its torch products). None: no kernels (LR_FUSED_PASS "torch", not CUDA, or a module without them)."""
+    way = way or LR_FUSED_PASS
+    if way not in ("cuda", "torch"):
+        raise ValueError("LR_FUSED_PASS %r: one of cuda, torch" % (way,))
+    km = None if way == "torch" else _chunked.module_kernels(m, device, "lowRankPass")
+    if km is None:
+        return None
+
+    def launch(dir, A, Bp, S0, OUT, FIN):
+        Bn, H, nC, K, V = OUT.shape
+        k = next((k for k in km.kernels if k["op"] == "pass" and k["dir"] == dir and (k["K"], k["V"]) == (K, V)), None)
+        ts = [A, Bp, S0, OUT, FIN]
+        if k is None or any(x.dtype != torch.float32 or x.device != device for x in ts):
+            return False
+        wa, wb = A.shape[-1], Bp.stride(-2)
+        if not (A.is_contiguous() and S0.is_contiguous() and OUT.is_contiguous() and FIN.is_contiguous()) or tuple(A.shape[:4]) != (Bn, H, nC, K) or wa < K or \
+                tuple(Bp.shape) != (Bn, H, nC, K, V) or Bp.stride(-1) != 1 or Bp.stride(-3) != K * wb or Bp.stride(-4) != nC * K * wb or Bp.stride(-5) != H * nC * K * wb or \
+                wb % 4 or Bp.data_ptr() % 16 or tuple(S0.shape) != (Bn, H, K, V) or tuple(FIN.shape) != (Bn, H, K, V):
+            return False
+        with torch.cuda.device(device):
+            km.launch(k, (Bn * H, 1), [("ptr", A.data_ptr()), ("u32", wa), ("ptr", Bp.data_ptr()), ("u32", wb), ("ptr", S0.data_ptr()), ("ptr", OUT.data_ptr()), ("ptr", FIN.data_ptr()),
+                                      ("u32", Bn * H), ("u32", nC)], torch.cuda.current_stream(device).cuda_stream)
+        return True
+    return launch
+
+
 def mm_dtype(given_dtypes, dtype, way=None):
     """The dtype of ChunkCore's product operands (LR_MM, or way): None (the compute dtype `dtype`) or torch.bfloat16;
     given_dtypes: the dtypes of the tensors given to the forward (None where absent)."""
@@ -1179,7 +1230,7 @@ def backward(ctx, m, flat, grads):
     dtypes = [x.dtype if x is not None else None for x in flat][:given_n]
     key = ("lowrank-backward", ctx.B, ctx.T, tuple(sorted(ctx.dims.items())), ctx.dtype, tuple(ctx.need), given_n,
            LR_CHUNK, LR_DECAY, LR_PASS, LR_SEQ_FORM, LR_READ, LR_AUG, LR_KEY, BLOCK, LR_LAYOUT, LR_SHARE, LR_SOLVE, SOLVE_BLOCK,
-           LR_MM, tuple(LR_MM_PARTS), LR_LEAN, LR_FUSED, LR_FUSED_READ, LR_BWD)
+           LR_MM, tuple(LR_MM_PARTS), LR_LEAN, LR_FUSED, LR_FUSED_READ, LR_BWD, LR_FUSED_PASS)
     nf = len(flat)
 
     def body(*args):
@@ -1226,7 +1277,8 @@ def backward_eager(ctx, m, flat, grads, convert=True):
         n, run, B, T, shape(state), given, sts.get(n["state"]), cot_out, cot_state,
         [(t["name"], shape(t)) for t in m.inputs if t["name"] in given], [(t["name"], shape(t)) for t in m.params], [(t["name"], shape(t)) for t in m.outputs], dtype, device,
         can_chunk=lambda part, cdims, b, t: dtype == torch.float32 and m.runner(prefix + part, device).can_run(cdims, b, t, "chunked"), mm=mm,
-        fused=fused_launcher(m, device) if dtype == torch.float32 else None, readout=readout_launcher(m, device) if dtype == torch.float32 else None)
+        fused=fused_launcher(m, device) if dtype == torch.float32 else None, readout=readout_launcher(m, device) if dtype == torch.float32 else None,
+        passer=pass_launcher(m, device) if dtype == torch.float32 else None)
     need = ctx.need
     res = []
     for i, t in enumerate(m.inputs):

@@ -78,7 +78,7 @@ def flip_next(x):
     return y
 
 
-def wy_backward(core, xI, A, ld, W, Q, DY, dS, S_ends, bhc, unbhc, chunk_core):
+def wy_backward(core, xI, A, ld, W, Q, DY, dS, S_ends, bhc, unbhc, chunk_core, walk=None):
     """The chunk-state backward's reverse walk and per-chunk adjoints (module docstring).
 
     core: the forward's ChunkCore from the chunk start states (N rows = chunks x heads, no or a scalar decay, C = Cp);
@@ -86,7 +86,8 @@ def wy_backward(core, xI, A, ld, W, Q, DY, dS, S_ends, bhc, unbhc, chunk_core):
     ld [N, C, 1] or None: the steps' log decays; W [N, C, E, K]: the low-rank queries; Q [N, C, R, K]: the readouts'
     queries; DY [N, C, R, V]: their cotangents; dS [B, H, K, V]: the final state's cotangent; S_ends [B, H, nC, K, V]:
     each chunk's end state; bhc(x [N, ...]) -> [B, H, nC, ...] and unbhc its inverse (the rows' order);
-    chunk_core(S0, ld, pairs): a ChunkCore of the glue's (its readouts' launcher) without low-rank pairs.
+    chunk_core(S0, ld, pairs): a ChunkCore of the glue's (its readouts' launcher) without low-rank pairs; walk(B', dS):
+    the reverse walk by a kernel, (L_end [B, H, nC, K, V], L_0) or None where it has none (None: torch products).
     Returns {"dR" [N, C, E, V], "dv" [N, C, P, V], "dk" [N, C, P, K], "du" [N, C, E, K], "dS0" [B, H, K, V],
     "a0" [N, K] (<L_end, S_C> per key row)}.
 
@@ -117,12 +118,16 @@ def wy_backward(core, xI, A, ld, W, Q, DY, dS, S_ends, bhc, unbhc, chunk_core):
     # the reverse walk: L_0 = A_c^T L_end + B'_c, the next chunk's L_end
     Bp = bhc(Bp)  # [B, H, nC, K, V]
     nC = Bp.shape[2]
-    Lend = torch.empty_like(Bp)
-    L = dS
-    for c in range(nC - 1, -1, -1):
-        Lend[:, :, c] = L
-        L = torch.baddbmm(Bp[:, :, c].reshape(-1, K, V), A[:, :, c].reshape(-1, K, K).transpose(1, 2), L.reshape(-1, K, V)).view(L.shape)
-    dS0 = L
+    walked = walk(Bp, dS) if walk is not None else None
+    if walked is not None:
+        Lend, dS0 = walked
+    else:
+        Lend = torch.empty_like(Bp)
+        L = dS
+        for c in range(nC - 1, -1, -1):
+            Lend[:, :, c] = L
+            L = torch.baddbmm(Bp[:, :, c].reshape(-1, K, V), A[:, :, c].reshape(-1, K, K).transpose(1, 2), L.reshape(-1, K, V)).view(L.shape)
+        dS0 = L
     a0 = (Lend * S_ends).sum(-1) if core.mode != "none" else None  # [B, H, nC, K]
     Lend = unbhc(Lend)  # [N, K, V]
     # the reads' adjoints: (I - L_uu^T) dR = P1_u^T dY + U_end L_end, L_uu[t, f] = exp(G_{t-1} - G_f) (w_t . u_f), f < t

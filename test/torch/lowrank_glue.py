@@ -13,7 +13,9 @@ also has "fusedCalls", how many cores took it; readout "recurrence": ChunkCore's
 (seqc_chunked_lowrank.readout_launcher's contract: ChunkCore.read from a start state) by the recurrence from S_0 step by
 step, standing in for compiler/backends/cuda/lowrank-readout.ts (test/cuda-lowrank-readout-emu.test.ts checks it);
 "readoutCalls": how many reads took it; bwd: seqc_chunked_lowrank.LR_BWD ("chain" / "wy"; None: the default);
-wyBreak: "walk" / "xI" / "a0", a term of the chunk-state backward dropped (wy_break)."""
+wyBreak: "walk" / "xI" / "a0", a term of the chunk-state backward dropped (wy_break); pass "recurrence": the walks over
+the chunks' launcher (seqc_chunked_lowrank.pass_launcher's contract) by the recurrence, standing in for
+compiler/backends/cuda/lowrank-pass.ts (test/cuda-lowrank-pass-emu.test.ts checks it); "passCalls": the directions it ran."""
 
 import json
 import os
@@ -85,6 +87,24 @@ def recurrence_readouts(calls):
     return launch
 
 
+def recurrence_pass(calls):
+    """A `passer` for lowrank_backward (seqc_chunked_lowrank.pass_launcher's contract) by the recurrence in torch ops:
+    dir "fwd" S_{c+1} = A_c S_c + B_c (OUT[c] = S_c), "adj" L_c = A_c^T L_{c+1} + B_c (OUT[c] = L_{c+1}); FIN the last."""
+
+    def launch(dir, A, Bp, S0, OUT, FIN):
+        K, nC = OUT.shape[3], OUT.shape[2]
+        S = S0.clone()
+        for s in range(nC):
+            c = s if dir == "fwd" else nC - 1 - s
+            OUT[:, :, c] = S
+            Ac = A[:, :, c, :, :K]
+            S = torch.einsum("bhil,bhlj->bhij", Ac if dir == "fwd" else Ac.transpose(-1, -2), S) + Bp[:, :, c]
+        FIN.copy_(S)
+        calls.append(dir)
+        return True
+    return launch
+
+
 def wy_break(what):
     """Drops one term of the chunk-state backward (seqc_lowrank_wy): "walk" the transitions in the reverse walk
     (L_0 = B'_c only), "xI" the reads' dependence on the start state in B'_c, "a0" the chunk end's <L_end, S_C> in the
@@ -116,14 +136,16 @@ def main():
     fused = recurrence_transitions(calls) if case.get("fused") == "recurrence" else None
     rcalls = []
     readout = recurrence_readouts(rcalls) if case.get("readout") == "recurrence" else None
+    pcalls = []
+    passer = recurrence_pass(pcalls) if case.get("pass") == "recurrence" else None
     gin, gpar, dS0 = seqc_chunked_lowrank.lowrank_backward(
         case["names"], run, B, T, case["stateShape"], {k: arr(v) for k, v in case["given"].items()}, arr(case.get("S0")),
         {k: arr(v) for k, v in case["cotOutputs"].items()}, arr(case.get("cotState")),
         case["inputs"], case["params"], case["outputs"], DTYPE[0], torch.device("cpu"), case["chunk"], case.get("decayWay"), case.get("passWay"),
         case.get("readWay"), case.get("augWay"), key_way=case.get("keyWay"),
         layout=case.get("layout"), share=case.get("share"),
-        mm=seqc_chunked_lowrank.mm_dtype([], DTYPE[0], case.get("mm") or "fp32"), lean=case.get("lean"), fused=fused, readout=readout, bwd_way=case.get("bwd"))
-    sys.stdout.write(json.dumps({"done": True, "fusedCalls": len(calls), "readoutCalls": len(rcalls), "inputs": {k: enc(v) for k, v in gin.items()}, "params": {k: enc(v) for k, v in gpar.items()}, "dS0": enc(dS0)}) + "\n")
+        mm=seqc_chunked_lowrank.mm_dtype([], DTYPE[0], case.get("mm") or "fp32"), lean=case.get("lean"), fused=fused, readout=readout, bwd_way=case.get("bwd"), passer=passer)
+    sys.stdout.write(json.dumps({"done": True, "fusedCalls": len(calls), "readoutCalls": len(rcalls), "passCalls": pcalls, "inputs": {k: enc(v) for k, v in gin.items()}, "params": {k: enc(v) for k, v in gpar.items()}, "dS0": enc(dS0)}) + "\n")
 
 
 main()

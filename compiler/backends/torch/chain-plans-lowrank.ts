@@ -9,7 +9,9 @@
  * compiler/backends/cuda/lowrank-core.ts: the configurations of the model's decay mode), which the glue launches where
  * one matches (seqc_chunked_lowrank.py LR_FUSED); with no or a scalar decay also the fused readouts from the chunk start
  * states (`kernels.lowRankReadout`, compiler/backends/cuda/lowrank-readout.ts: both axes of the model's decay mode,
- * M = E + P events, which must equal E + R for the adjoint; LR_FUSED_READ).
+ * M = E + P events, which must equal E + R for the adjoint; LR_FUSED_READ); and the walks over the chunks
+ * (`kernels.lowRankPass`, compiler/backends/cuda/lowrank-pass.ts: both directions at the K = V = 64 configurations;
+ * LR_FUSED_PASS).
  */
 import * as I from "../../ir/types.ts";
 import type { CudaModelPlan } from "../../../runtime/cuda/plan.ts";
@@ -18,6 +20,7 @@ import { trainingLowRankChain } from "../../grad/training.ts";
 import { LR_PARTS, type LrChainNames, type LrPart } from "../../../runtime/chunked-backward-lowrank.ts";
 import { LOWRANK_CORE_CONFIGS, lowRankCoreModule } from "../cuda/lowrank-core.ts";
 import { LOWRANK_READ_CONFIGS, lowRankReadModule } from "../cuda/lowrank-readout.ts";
+import { lowRankPassModule } from "../cuda/lowrank-pass.ts";
 import type { TorchKernelModule } from "./chain-plans.ts";
 
 /** The low-rank chain in a torch module: its names and the parts that have plans (`chain:<part>`). */
@@ -47,5 +50,6 @@ export function lowRankChainPlans(model: I.Model, dims: Record<string, number>, 
   const { E, P, R } = chain.names;
   const reads = LOWRANK_READ_CONFIGS.filter((c) => c.decay === chain.names.decay && c.M === E + P && c.M === E + R);
   if (reads.length) kernels.lowRankReadout = lowRankReadModule(reads) as unknown as TorchKernelModule;
+  kernels.lowRankPass = lowRankPassModule() as unknown as TorchKernelModule;
   return { plans, chunked: { lowRank: chain.names, parts }, ...(Object.keys(kernels).length ? { kernels } : {}) };
 }
