@@ -8,13 +8,21 @@
  * 64-token chunk and a partial one), given (C, n, m) and declared (m = -inf) initial states, with and without
  * final-state cotangents, saturated gates (both branches of the max taken, counted). Each of three terms left out
  * (frame_bar's <dS_N, S_N>, the initial state's scale adjoint, the readouts' column cotangents) fails; the other route
- * for m_t's core adjoint (names.stab.frame unset: prep's adjoints of m_t and m_{t-1}) agrees too.
+ * for m_t's core adjoint (names.stab.frame unset: prep's adjoints of m_t and m_{t-1}) agrees too. Also the module's
+ * plans (chain:<part> and chain64:<part> for the ten parts, the names with `stab` and `columns`, seqc_chunked_stab.py
+ * shipped) and the chain through seqc_torch's autograd Function on CPU torch in float64 (test/torch/autograd_cpu.py:
+ * every plan run by the interpreter) within 1e-9, given states, T = 1.
  */
 import { describe, expect, it } from "vitest";
 import { spawnSync } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { buildTorchPlans } from "../compiler/backends/torch/plans.ts";
+import { emitTorch, TORCH_RUNTIME_FILES } from "../compiler/backends/torch/target.ts";
 import { loadProgram } from "../compiler/frontend/load.ts";
-import { interpret, type RunInputs } from "../compiler/ir/interpret.ts";
-import { gradients } from "../compiler/grad/run.ts";
+import { interpret, shapeSizes, type RunInputs } from "../compiler/ir/interpret.ts";
+import { gradients, recording } from "../compiler/grad/run.ts";
 import { modelChain } from "../compiler/grad/chunked-chain.ts";
 import { relativeError } from "../compiler/io/manifest.ts";
 import type { ChainPart } from "../runtime/chunked-backward.ts";
@@ -22,7 +30,6 @@ import { randomCotangents, smallDims } from "./helpers/random.ts";
 import { chunkInputs } from "./helpers/chunk-inputs.ts";
 import { serve, wire } from "./helpers/python-serve.ts";
 import * as I from "../compiler/ir/types.ts";
-import { shapeSizes } from "../compiler/ir/interpret.ts";
 
 const cpuTorch = spawnSync("/usr/bin/python3", ["-c", "import torch"]).status === 0;
 if (!cpuTorch) console.warn("torch-chunked-stab.test: no torch for /usr/bin/python3 (Debian's python3-torch); the glue check is skipped");
@@ -135,6 +142,65 @@ describe.skipIf(!cpuTorch)("torch target: the stabilised chain's glue (seqc_chun
       const w = await worst(term);
       console.log(`without ${term}: worst relative error ${w.toExponential(2)}`);
       expect(w, `without ${term}`).toBeGreaterThan(1e-4);
+    }
+  }, 300_000);
+});
+
+describe("torch target: mLSTM's module carries the stabilised chain", () => {
+  it("chain:<part> and chain64:<part> for prep, the four cores, post's and prep's backward, the stabiliser's prep and its backward; names with stab and columns; seqc_chunked_stab.py shipped", () => {
+    const tp = buildTorchPlans(mlstm);
+    const ch = tp.chunked;
+    if (!("names" in ch)) throw new Error("unavailable" in ch ? ch.unavailable : "the low-rank chain");
+    expect([...ch.parts].sort()).toEqual(["adjoint", "adjointT", "core", "coreT", "decay", "postBw", "prep", "prepBw", "stab", "stabBw"]);
+    expect(ch.names.stab?.state).toBe("m");
+    expect(ch.names.stab?.init).toBe("-Infinity");
+    expect(ch.names.columns?.states).toEqual(["n"]);
+    for (const part of ch.parts) {
+      expect(tp.plans[`chain:${part}`], part).toBeDefined();
+      expect(tp.plans[`chain64:${part}`], part).toBeDefined();
+    }
+    // the chain as compiler/grad builds it (no prep copies left to the glue): the plans run its models
+    const chain = modelChain(mlstm, {});
+    for (const part of ch.parts) expect(tp.plans[`chain:${part}`].tensors.map((t) => t.name).sort(), part).toEqual(chain.models[part as ChainPart]!.tensors.map((t) => t.name).sort());
+    expect(TORCH_RUNTIME_FILES).toContain("seqc_chunked_stab.py");
+    const files = emitTorch(mlstm, { ptx: false });
+    expect(files.map((f) => f.path)).toContain("seqc_chunked_stab.py");
+    expect(JSON.parse(files.find((f) => f.path.endsWith(".torch.json"))!.contents).chunked.names.stab.init).toBe("-Infinity");
+  }, 120_000);
+});
+
+describe.skipIf(!cpuTorch)("torch target: mLSTM's chunked backward through seqc_torch's autograd Function (CPU torch, float64; plans run by the interpreter)", () => {
+  // (given states only: with the declared m = -inf the float64 forward's state records hold -inf, which the line
+  // protocol's JSON cannot carry; the glue test above covers declared states)
+  it("T = 19, 1, 7 (given C, n, m): <= 1e-9", async () => {
+    const dims = smallDims(mlstm, { K: 5, V: 7 });
+    const dir = mkdtempSync(join(tmpdir(), "seqc-torch-stab-"));
+    const json = emitTorch(mlstm, { ptx: false }).find((f) => f.path.endsWith(".torch.json"))!;
+    writeFileSync(join(dir, json.path), json.contents);
+    const chain = modelChain(mlstm, dims);
+    const rec = recording(mlstm);
+    for (const [B, T, init] of [[2, 19, true], [1, 1, true], [3, 7, true]] as const) {
+      const run = chunkInputs(mlstm, { dims, batch: B, time: T, seed: 9 + T, initialState: init });
+      const cot = randomCotangents(interpret(mlstm, run), T + 4);
+      const want = await gradients(mlstm, run, cot);
+      const list = (o: Record<string, Float64Array> | undefined) => Object.fromEntries(Object.entries(o ?? {}).map(([k, v]) => [k, Array.from(v)]));
+      const got = await serve("/usr/bin/python3", ["test/torch/autograd_cpu.py", join(dir, json.path)],
+        { B, T, dims, backward: "chunked", inputs: list(run.inputs), params: list(run.params), initialState: list(run.initialState), cotOutputs: list(cot.outputs), cotFinal: list(cot.finalState) },
+        (msg) => {
+          const given = Object.fromEntries(Object.entries(msg.params ?? {}).map(([k, v]) => [k, Float64Array.from(v as number[])]));
+          if (msg.run === "record64") return { model: rec, dims: msg.dims!, params: given };
+          const part = msg.run.replace(/^chain64:/, "") as ChainPart;
+          if (!msg.run.startsWith("chain64:") || !chain.models[part]) throw new Error(`unexpected plan ${msg.run}`);
+          return { model: chain.models[part]!, dims: msg.dims!, params: given };
+        });
+      const label = `B=${B} T=${T} init=${init}`;
+      expect(got.chunked, label).toBe(true);
+      expect(got.keys[0], label).toBe("record64");
+      // (the decay adjoint in torch ops: no decay plan)
+      expect([...new Set(got.keys.slice(1))].sort(), label).toEqual(["chain64:adjoint", "chain64:adjointT", "chain64:core", "chain64:coreT", "chain64:postBw", "chain64:prep", "chain64:prepBw", "chain64:stab", "chain64:stabBw"]);
+      for (const [k, v] of Object.entries(want.inputs)) expect(relativeError(Float64Array.from(got.inputs[k]), v), `${label}: d ${k}`).toBeLessThanOrEqual(1e-9);
+      for (const [k, v] of Object.entries(want.params)) if (run.params?.[k]) expect(relativeError(Float64Array.from(got.params[k]), v), `${label}: d param ${k}`).toBeLessThanOrEqual(1e-9);
+      if (init) for (const [k, v] of Object.entries(want.initialState)) expect(relativeError(Float64Array.from(got.initialState[k]), v), `${label}: d ${k}0`).toBeLessThanOrEqual(1e-9);
     }
   }, 300_000);
 });

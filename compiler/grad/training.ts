@@ -22,15 +22,11 @@ import { matrixForm } from "../forms/matrix-form.ts";
  */
 export type Training = { ok: true; record: I.Model; backward: I.Model; passes: Record<string, I.Model>; names: GradNames; bakedDims: Record<string, number>; chain: Chain | { why: string }; lowRankChain?: LrChain } | { ok: false; why: string };
 
-/** The chunked backward chain at the dims known at compile time, or why there is none. `stabilised`: a chain with a
- * max-plus stabiliser or value columns is let through (the generated classes run it); without it (the torch target,
- * whose glue does not run those parts yet) such a chain is refused with the reason. */
-export function trainingChain(model: I.Model, dims: Record<string, number>, opts: { stabilised?: boolean } = {}): Chain | { why: string } {
+/** The chunked backward chain at the dims known at compile time (stabilised forms and value columns included: the
+ * generated classes and the torch target run them), or why there is none. */
+export function trainingChain(model: I.Model, dims: Record<string, number>): Chain | { why: string } {
   try {
-    const chain = modelChain(model, dims);
-    if (!opts.stabilised && (chain.names.stab || chain.names.columns?.states.length))
-      return { why: `${model.name}: the torch target's chunked backward does not run stabilised forms or value columns yet (${[chain.names.stab?.state, ...(chain.names.columns?.states ?? [])].filter(Boolean).join(", ")}; the generated classes' chain does)` };
-    return chain;
+    return modelChain(model, dims);
   } catch (e) {
     return { why: (e as Error).message };
   }
@@ -70,5 +66,5 @@ export function trainingModels(model: I.Model, dims: Record<string, number> = {}
   const bakedDims = Object.fromEntries(loops.map((d) => [d, dims[d]]));
   const fixed = Object.fromEntries(model.dims.filter((d) => d.fixed !== undefined).map((d) => [d.name, d.fixed!]));
   const bw = trainingBackward(model, { ...fixed, ...bakedDims });
-  return { ok: true, record: recording(model), backward: bw.model, passes: Object.fromEntries([...bw.passes.map((p) => [p.param, p.model] as const), ...bw.inputPasses.map((p) => [p.input, p.model] as const)]), names: bw.names, bakedDims, chain: trainingChain(model, { ...fixed, ...bakedDims }, { stabilised: true }), lowRankChain: trainingLowRankChain(model, { ...fixed, ...bakedDims }) };
+  return { ok: true, record: recording(model), backward: bw.model, passes: Object.fromEntries([...bw.passes.map((p) => [p.param, p.model] as const), ...bw.inputPasses.map((p) => [p.input, p.model] as const)]), names: bw.names, bakedDims, chain: trainingChain(model, { ...fixed, ...bakedDims }), lowRankChain: trainingLowRankChain(model, { ...fixed, ...bakedDims }) };
 }

@@ -15,7 +15,9 @@ CUDA plans of one model, all compiled by seqc's CUDA backend:
   chain:<part>, chain64:<part>   where the model has a chunked backward (matrix-state models without
               low-rank terms: compiler/grad/chunked-chain.ts), the chain's models (prep, the four core
               models with their chunked forms, the log-decay scan, prep's and post's backward), run by
-              seqc_chunked.py with torch ops as the glue.
+              seqc_chunked.py with torch ops as the glue (a stabilised form or value columns, mLSTM: also the
+              stabiliser's prep and its backward, run by seqc_chunked_stab.py; low-rank cores:
+              seqc_chunked_lowrank.py).
 Which backward (SeqcModel's `backward`): "step" runs `record` and keeps every state before every step
 ([B, T, *state] per state); the backward reads them reversed and recomputes only the step itself
 (B*T*|state| floats per state, no chunk checkpointing). "chunked" runs the plain forward and keeps only
@@ -36,11 +38,13 @@ try:
     from . import seqc_chunked as _chunked
     from . import seqc_graphs as _graphs
     from . import seqc_chunked_lowrank as _chunked_lowrank
+    from . import seqc_chunked_stab as _chunked_stab
 except ImportError:  # loaded as a top-level module (the output directory on sys.path)
     import seqc_cuda as _cuda
     import seqc_chunked as _chunked
     import seqc_graphs as _graphs
     import seqc_chunked_lowrank as _chunked_lowrank
+    import seqc_chunked_stab as _chunked_stab
 
 
 # Element types of the CUDA forms' inputs and outputs other than f32 (runtime/cuda/plan.ts CudaFormPlan.io).
@@ -386,8 +390,11 @@ def backward(ctx, grads):
     names = m.meta["backwardNames"]
     saved = iter(ctx.saved_tensors)
     flat = [next(saved) if p else None for p in ctx.present]
-    if ctx.chunked:  # the low-rank chain (the delta-rule family: "lowRank" names) or the transposed-core chain
-        return (_chunked_lowrank if "lowRank" in m.chunked else _chunked).backward(ctx, m, flat, grads)
+    if ctx.chunked:  # the low-rank chain (the delta-rule family: "lowRank" names), the transposed-core chain of a
+        # stabilised form or one with value columns (mLSTM: seqc_chunked_stab.py), or the transposed-core chain
+        if "lowRank" in m.chunked:
+            return _chunked_lowrank.backward(ctx, m, flat, grads)
+        return (_chunked_stab if _chunked_stab.applies(m.chunked["names"]) else _chunked).backward(ctx, m, flat, grads)
     ni, npar = len(m.inputs), len(m.params)
     B, T, dims, dtype, device = ctx.B, ctx.T, ctx.dims, ctx.dtype, ctx.device
     bins, bst = {}, {}

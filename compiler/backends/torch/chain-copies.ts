@@ -123,10 +123,12 @@ function trimBar(model: I.Model, names: ChainBarNames): { model: I.Model | undef
   return { model: undefined, names: { outputBar: names.outputBar, inputBar: keep(names.inputBar), paramBar: keep(names.paramBar), copies, skip: true } };
 }
 
-/** The chain as a torch module runs it (see the file's comment); `dims` as the chain's. */
+/** The chain as a torch module runs it (see the file's comment); `dims` as the chain's. A stabilised chain or one with
+ * value columns (mLSTM) stays as compiler/grad builds it: runtime/torch/seqc_chunked_stab.py runs every part whole. */
 export function torchChain(chain: Chain, dims: Record<string, number>): { names: TorchChainNames; models: Chain["models"] } {
   let names: TorchChainNames = chain.names;
   let models = chain.models;
+  if (chain.names.stab || chain.names.columns?.states.length) return { names, models };
   const prep = chain.models.prep;
   const aliases = prep ? copiedOutputs(prep) : {};
   const n = Object.keys(aliases).length;

@@ -5,14 +5,16 @@
  * forms — first in plan order, the runner's pick where they apply — the log-decay adjoint its scan, and
  * prep and the backward models of prep and post their sequential forms) and `chain64:<part>` (the same
  * models as double sequential kernels, for gradcheck). runtime/torch/seqc_chunked.py runs them with torch
- * ops as the glue. Models the chain does not cover get `{ unavailable: why }` and keep the step backward.
+ * ops as the glue (a stabilised form or value columns, mLSTM: also the stabiliser's prep and its backward, parts
+ * "stab" / "stabBw", the chain as compiler/grad builds it; runtime/torch/seqc_chunked_stab.py runs it). Models the
+ * chain does not cover get `{ unavailable: why }` and keep the step backward.
  */
 import * as I from "../../ir/types.ts";
 import type { CudaModelPlan } from "../../../runtime/cuda/plan.ts";
 import { lowerCuda, lowerCudaF64 } from "../cuda/plan.ts";
 import { BF16_IN_F32_OUT, CHUNK_IOS } from "../cuda/chunked-plan.ts";
 import { trainingChain } from "../../grad/training.ts";
-import { CHAIN_PARTS, type ChainPart } from "../../../runtime/chunked-backward.ts";
+import { ALL_CHAIN_PARTS, type ChainPart } from "../../../runtime/chunked-backward.ts";
 import { torchChain, type TorchChainNames } from "./chain-copies.ts";
 import { lowRankChainPlans, type TorchLowRankChunked } from "./chain-plans-lowrank.ts";
 import { withBf16Inputs } from "./stateless-bf16.ts";
@@ -48,7 +50,7 @@ export function chainPlans(model: I.Model, bakedDims: Record<string, number>, ke
   // (never the adjoints of prep's outputs, which the glue computes in float32)
   const forwardInputs = I.tensorsOfKind(model, "input").map((t) => t.name);
   const bf16Reads = (part: ChainPart): string[] => (part === "postBw" ? [...forwardInputs, ...Object.values(chain.names.postBw.outputBar)] : forwardInputs);
-  for (const part of CHAIN_PARTS) {
+  for (const part of ALL_CHAIN_PARTS) {
     const m = chain.models[part];
     if (!m) continue;
     // with a scalar log decay, the transposed cores also get bf16-input, fp32-output variants: their dq / dk feed the decay
