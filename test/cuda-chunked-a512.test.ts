@@ -4,9 +4,9 @@
  * against the float64 interpreter: the delta rule with and without a scalar decay (inverse by warp products -iw and the
  * block-row inverse), RWKV-7 (per-key decay by warp tasks -mw, two rows per token), split and split3 walks, T = 1, ragged
  * T, batch 2, initial and final states, beta in (0, 2) with log decays to -20; bf16 (<= 1e-2). A record copy that skips
- * warps 12-15 must fail. Auto's (low rank with a scalar or no decay, 2-byte I/O: -a512-iw at K = 64, run 21; at K = 128 before
- * split's 512-thread 64-value walk, -a512-iw-w512, H200 run 23b) are in the default plans, the rest lowered only where `only`
- * names them; `nvcc -ptx` for sm_90 where nvcc is installed.
+ * warps 12-15 must fail. Auto's (low rank with a scalar or no decay, 2-byte I/O: -a512-iw at K = 64, run 21; at K = 128
+ * -a512-iw-ios before every two-kernel form, H200 runs 23b and 26, chunked-phase-a-ovl.ts) are in the default plans, the rest
+ * lowered only where `only` names them; `nvcc -ptx` for sm_90 where nvcc is installed.
  */
 import { describe, expect, it } from "vitest";
 import { spawnSync } from "node:child_process";
@@ -61,21 +61,34 @@ describe.skipIf(!gpp)("phase A on 512 threads at K = 64 (-a512) on the CPU emula
 });
 
 describe("-a512 at K = 64 and K = 128 in the plans", () => {
-  it("default plans at K = 128: low rank with a scalar or no decay and 2-byte I/O of one type holds -a512-iw only before split's -w512 walk (auto's there, H200 run 23b); split3 keeps -a384-iw; the others none", () => {
+  it("default plans at K = 128: low rank with a scalar or no decay and 2-byte I/O of one type holds -a512 only as -a512-iw-ios, auto's phase A for every two-kernel form (H200 run 26); the -a384-iw forms stay, never preferred; the others none", () => {
     // (RWKV-7's phase A at K = 128 fits one block per SM: its -a512 / -a768 are the more-warps ones of every plan)
     for (const name of ["gla", "simple_gla", "mamba2"]) expect(lowered(name).forms.some((f) => /-b?f16-(of32-)?k128-.*-a512-iw/.test(f.variant)), name).toBe(false);
     for (const name of ["deltanet", "gated_deltanet"]) {
-      const forms = lowered(name).forms.filter((f) => /-b?f16-k128-/.test(f.variant));
-      expect(forms.filter((f) => f.variant.includes("-a512")).map((f) => f.variant).sort(), name).toEqual(["chunked-split-bf16-k128-v64-a512-iw-w512-r1", "chunked-split-f16-k128-v64-a512-iw-w512-r1"]);
-      for (const f of forms.filter((x) => x.variant.includes("-a512"))) {
-        expect(f.prefer, f.variant).not.toBe(0);
-        expect(f.steps.map((st) => (st.kind === "launch" ? st.threads : 0))).toEqual([512, 512]);
+      const low = lowered(name);
+      const forms = low.forms.filter((f) => /-b?f16-k128-/.test(f.variant));
+      const a512 = forms.filter((f) => f.variant.includes("-a512"));
+      for (const f of a512) {
+        expect(f.variant, name).toContain("-a512-iw-ios-");
+        expect(f.steps[0]).toMatchObject({ threads: 512 });
       }
-      expect(forms.some((f) => f.variant.includes("-a384-iw-w512")), name).toBe(false);
-      for (const v of ["chunked-split3-bf16-k128-v16-a384-iw-wc-r1", "chunked-split3-bf16-k128-v8-a384-iw-r1"]) expect(forms.some((f) => f.variant === v), v).toBe(true);
-      // under `only`, -a512-iw-w512 keeps auto's rule and comes first in plan order, -a384-iw-w512 is on request (prefer 0)
-      const both = lowered(name, { only: (v) => /^chunked-split-bf16-k128-v64-a(384|512)-iw-w512-r1$/.test(v) });
-      expect(both.forms.map((f) => [f.variant, f.prefer !== 0])).toEqual([["chunked-split-bf16-k128-v64-a512-iw-w512-r1", true], ["chunked-split-bf16-k128-v64-a384-iw-w512-r1", false]]);
+      for (const v of ["chunked-split-bf16-k128-v64-a512-iw-ios-w512-r1", "chunked-split3-bf16-k128-v16-a512-iw-ios-wc-r1", "chunked-split-f16-k128-v64-a512-iw-ios-w512-r1"])
+        expect(a512.find((f) => f.variant === v)?.prefer ?? 0, v).not.toBe(0);
+      // auto's two-kernel candidates at K = 128 all run the new phase A; -a384-iw's forms stay in the plan, prefer 0
+      const preferred = forms.filter((f) => f.prefer !== 0 && !f.variant.includes("-fused-")).map((f) => f.variant);
+      expect(preferred.length, name).toBeGreaterThan(0);
+      for (const v of preferred) expect(v, name).toContain("-a512-iw-ios-");
+      for (const v of ["chunked-split3-bf16-k128-v16-a384-iw-r1", "chunked-split3-bf16-k128-v8-a384-iw-r1"]) expect(forms.find((f) => f.variant === v)?.prefer, v).toBe(0);
+      expect(forms.some((f) => /-a512-iw-w512|-a384-iw-w512|-a384-iw-wc/.test(f.variant)), name).toBe(false);
+      expect(low.modules.bf16.source).toContain("seqc_chunk_phase_a_o<");
+      expect(low.modules.f32.source).not.toContain("seqc_chunk_phase_a_o");
+      // under `only`, -a512-iw-ios-w512 keeps auto's rule, -a512-iw-w512 and -a384-iw-w512 are on request (prefer 0)
+      const three = lowered(name, { only: (v) => /^chunked-split-bf16-k128-v64-a(384-iw|512-iw|512-iw-ios)-w512-r1$/.test(v) });
+      expect(three.forms.map((f) => [f.variant, f.prefer !== 0]).sort()).toEqual([
+        ["chunked-split-bf16-k128-v64-a384-iw-w512-r1", false],
+        ["chunked-split-bf16-k128-v64-a512-iw-ios-w512-r1", true],
+        ["chunked-split-bf16-k128-v64-a512-iw-w512-r1", false],
+      ]);
     }
     // the bf16-in / fp32-out module (torch's transposed cores) keeps its phase A
     expect(lowered("deltanet", { ios: [BF16_IN_F32_OUT] }).forms.some((f) => f.variant.includes("-a512"))).toBe(false);

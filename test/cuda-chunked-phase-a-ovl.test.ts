@@ -1,7 +1,7 @@
 /**
  * Phase A with the record's copies and alpha v's load beside the inverse (`-iw-io`; `-iw-ios` also stages M and U0 for
  * 16-byte stores; chunked-phase-a-ovl.ts; low rank
- * with a scalar or no decay, 2-byte operands; on request only). On the CPU emulation (test/cuda-emu) against the
+ * with a scalar or no decay, 2-byte operands; auto's -a512-iw-ios at K = 128 since H200 run 26, the rest on request). On the CPU emulation (test/cuda-emu) against the
  * float64 interpreter: DeltaNet and Gated DeltaNet at K = 128 (split's 512-thread 64-value walk after -a512-iw-io,
  * split3's -wc walk after -a384-iw-io), K = 48 on 256 threads (two helper warps), Gated DeltaProduct at two rows per
  * token, T = 1, ragged T, batch 2, initial states, beta in (0, 2) with log decays to -20; bf16 (<= 1e-2). The outputs
@@ -12,7 +12,7 @@ import { describe, expect, it } from "vitest";
 import { spawnSync } from "node:child_process";
 import { loadProgram } from "../compiler/frontend/load.ts";
 import type { Model } from "../compiler/ir/types.ts";
-import { chunkedEligible, lowerChunked } from "../compiler/backends/cuda/chunked-plan.ts";
+import { BF16_IN_F32_OUT, chunkedEligible, lowerChunked } from "../compiler/backends/cuda/chunked-plan.ts";
 import { findNvcc } from "../compiler/backends/cuda/nvcc.ts";
 import { CHUNK_PHASE_A_OVL_SOURCE } from "../compiler/backends/cuda/chunked-phase-a-ovl.ts";
 import { CHUNK_CORE_SOURCE } from "../compiler/backends/cuda/chunked-core.ts";
@@ -73,8 +73,16 @@ describe.skipIf(!gpp)("phase A with the record's copies beside the inverse (-iw-
 });
 
 describe("-iw-io in the plans", () => {
-  it("on request only: default plans hold none and no module the kernel; under `only` alpha v lives in X's place and K = 128 fits two blocks per SM", () => {
-    for (const name of ["deltanet", "gated_deltanet", "gated_deltaproduct", "rwkv7", "simple_gla"]) {
+  it("default plans hold only auto's -a512-iw-ios at K = 128 (2-byte I/O of one type; H200 run 26), the rest on request; under `only` alpha v lives in X's place and K = 128 fits two blocks per SM", () => {
+    for (const name of ["deltanet", "gated_deltanet", "gated_deltaproduct"]) {
+      const d = lowered(name);
+      const io = d.forms.filter((f) => f.variant.includes("-io"));
+      expect(io.length, name).toBeGreaterThan(0);
+      for (const f of io) expect(f.variant, name).toMatch(/^chunked-split3?-b?f16-k128-v\d+-a512-iw-ios(-w512|-wc)?-r\d$/);
+      expect(d.modules.f32.source.includes("seqc_chunk_phase_a_o"), name).toBe(false);
+      expect(lowered(name, { ios: [BF16_IN_F32_OUT] }).forms.some((f) => f.variant.includes("-io")), name).toBe(false);
+    }
+    for (const name of ["rwkv7", "simple_gla", "gla", "mamba2"]) {
       const d = lowered(name);
       expect(d.forms.some((f) => f.variant.includes("-io")), name).toBe(false);
       for (const m of Object.values(d.modules)) expect(m.source.includes("seqc_chunk_phase_a_o"), name).toBe(false);

@@ -174,7 +174,7 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
         // __launch_bounds__(512, 2) allows 64 registers a thread): on request (`req`), except the phase A auto wants
         // where a512Lr holds (runs 20 and 21: -a512-iw), whose variants are in the plan without `only`
         const a512 = a512Lr(KP, bps, lr, decay, dtype, out);
-        // (K = 128: only for split's 512-thread 64-value walk, a512Wide; H200 run 23b)
+        // (K = 128: a512Wide, with the record's copies beside the inverse and M, U0 staged: -a512-iw-ios; H200 runs 23b, 26)
         const a512W = a512Wide(KP, bps, lr, decay, dtype, out);
         if ((opts.only || a512 || a512W) && KP >= 64 && bps === 2) phaseAs.push({ a: { ...a0, NT: 512, minBlocks: 2 }, tag: "-a512", req: true });
         // low rank, 2-byte operands: each phase A also with the inverse by warp products (`-iw`: three block barriers
@@ -190,13 +190,11 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
           for (const p of phaseAs.filter((x) => x.a.inv === "w")) for (const M of PIPE_ITEMS) phaseAs.push({ a: { ...p.a, pipe: M }, tag: `${p.tag}-ap${M}`, req: true });
         // low rank with a scalar or no decay, 2-byte operands, alpha v late: each -iw phase A (not pipelined) also with the
         // record's copies, W's scale and alpha v's load on the warps the inverse leaves idle (`-io`, chunked-phase-a-ovl.ts;
-        // `-ios`: M and U0 also staged for 16-byte stores), on request
-        if (opts.only && lr && decay < 2 && dtype !== "f32")
+        // `-ios`: M and U0 also staged for 16-byte stores), on request, but for auto's -a512-iw-ios where a512Wide holds
+        if ((opts.only || a512W) && lr && decay < 2 && dtype !== "f32")
           for (const p of phaseAs.filter((x) => x.a.inv === "w" && !x.a.pipe && chunkLayout(x.a).VLATE === 1))
             for (const ovl of [1, 2] as const) phaseAs.push({ a: { ...p.a, ovl }, tag: `${p.tag}-io${ovl === 2 ? "s" : ""}`, req: true });
-        const want = preferredPhaseA(KP, alt, lr, decay, dtype, a512);
-        // the phase A auto wants before split's 512-thread 64-value walk (-w512): -a512-iw where a512Wide holds, else `want`
-        const wantW = a512W ? "-a512-iw" : want;
+        const want = preferredPhaseA(KP, alt, lr, decay, dtype, a512, a512W);
         const walkBVs = [...(dtype === "f32" || KP < 64 ? [] : [64]), 32, 16];
         // split3's state-only walk also over 8 values (2-byte operands, K = 128): twice the blocks of 16-value walks
         // where batch x heads is small (the walk over many chunks is the critical path there)
@@ -225,18 +223,13 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
             steps: [launch(a, phaseAGrid(a, ["*", "B", nH, nc]), ["chunk"]), launch(w, ["*", "B", nH, ["ceilDiv", Vd, w.BV]], ["chunk"])],
           });
         };
-        // (where split's -w512 walk follows another phase A than `want`, a512Wide: its form moves ahead of this key size's
-        // two-kernel forms after the loop, where -a384-iw-w512 was ahead of every preferred one: auto's pick order unchanged)
-        const first = forms.length;
         for (const { a, tag, req } of phaseAs) {
           // (a phase A on request: without `only`, only the one auto wants)
-          if (req && !opts.only && tag !== want && tag !== wantW) continue;
-          // (a phase A in the default plan only for the -w512 walk: none of its other variants)
-          const wOnly = !!req && !opts.only && tag !== want;
+          if (req && !opts.only && tag !== want) continue;
           // splitd (scalar or no decay): split whose record leaves out Q~ and X~ (and, without low rank, alpha v):
           // the walk reads q and the key rows from the inputs and applies their per-row factors
           const ad: ChunkCfg = { ...a, direct: true };
-          for (const BV of decay === 2 || a.pipe || a.ovl || wOnly ? [] : walkBVs)
+          for (const BV of decay === 2 || a.pipe || a.ovl ? [] : walkBVs)
             pushSplit("splitd", ad, { ...mk("walk", BV), direct: true }, tag, recordBytesD(ad), splitdPrefer(BV, KP, nH, Vd, decay, lr, tag, want, dtype),
               `chunked splitd (${ioT}): every chunk's S0-independent part in parallel (Aq, per-row factors of q and the key rows${lr ? ", M, U0" : ""}; ${threadsOf(ad)} threads), then a walk over chunks per batch x head x ${BV} values that reads q, the key rows${lr ? "" : " and v"} from the inputs`);
           // split3: phase A, a walk that only carries the state (and stores each chunk's start state), then the
@@ -247,7 +240,7 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
             { name: "chunk", words: ["*", "B", nH, nc, recBytes / 4] as SizeExpr },
             { name: "chunkS", words: ["*", "B", nH, nc, (KP * KP * (dtype === "f32" ? 4 : 2)) / 4] as SizeExpr },
           ];
-          for (const BV of wOnly ? [] : walkSBVs) {
+          for (const BV of walkSBVs) {
             // grouped split3 first (diagonal chunk transitions): G groups of chunks walked in parallel, then the carry
             const o = mk("out", BO);
             if (grouped && !a.pipe)
@@ -315,9 +308,9 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
           // the preferred phase A, where auto takes it instead of the 256-thread one (run 19; before split's own walks in plan
           // order, so that it comes ahead of the 32-value walk where both are preferred), else on request)
           for (const BV of dtype !== "f32" && KP >= 64 ? walkBVs.filter((bv) => bv >= 32) : []) {
-            const byDefault = wideLr && BV === 64 && phaseAPreferred(tag, wantW);
+            const byDefault = wideLr && BV === 64 && phaseAPreferred(tag, want);
             if (!opts.only && !byDefault) continue;
-            pushSplit("split", a, { ...mk("walk", BV), NT: 512 }, `${tag}-w512`, recBytes, byDefault ? splitPrefer(BV, KP, nH, Vd, tag, wantW) : 0,
+            pushSplit("split", a, { ...mk("walk", BV), NT: 512 }, `${tag}-w512`, recBytes, byDefault ? splitPrefer(BV, KP, nH, Vd, tag, want) : 0,
               `chunked split (${ioT}): every chunk's S0-independent part in parallel (${threadsOf(a)} threads), then a walk of 512 threads over chunks per batch x head x ${BV} values`);
             // low rank: the same walk with the readout's Q~ S0 on the warps without a Z tile, beside Z = U0 + M S0
             // (`-wq-w512`, chunked-walk-q.ts), on request
@@ -325,13 +318,9 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
               pushSplit("split", a, { ...mk("walk", BV), NT: 512, rq: true }, `${tag}-wq-w512`, recBytes, 0,
                 `chunked split (${ioT}): every chunk's S0-independent part in parallel (${threadsOf(a)} threads), then a walk of 512 threads over chunks per batch x head x ${BV} values, Q~ S0 formed beside Z = U0 + M S0`);
           }
-          for (const BV of wOnly ? [] : walkBVs)
+          for (const BV of walkBVs)
             pushSplit("split", a, mk("walk", BV), tag, recBytes, wideLr && BV === 64 ? 0 : splitPrefer(BV, KP, nH, Vd, tag, want),
               `chunked split (${ioT}): every chunk's S0-independent part in parallel (Q~, X~, Aq, M = T diag(beta) W~, U0 = T alpha V; ${threadsOf(a)} threads), then a walk over chunks per batch x head x ${BV} values`);
-        }
-        if (wantW !== want) {
-          const at = forms.findIndex((f, i) => i >= first && f.variant === `chunked-split-${ioT}-k${KP}-v64${wantW}-w512-r${RTP}`);
-          if (at > first) forms.splice(first, 0, ...forms.splice(at, 1));
         }
       }
   }
@@ -385,7 +374,11 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
  *     tiles and -w512 elsewhere (Simple GLA's split walk: 0.385 vs 0.368-0.386 ms, within noise). RWKV-7 (per-key decay)
  *     was not timed with them and keeps its picks. On the H200 (run 23b) the -w512 walk's phase A is the 512-thread one
  *     (-a512-iw-w512, a512Wide: DeltaNet 1.16 / 1.15 -> 1.12 / 1.12 ms, Gated DeltaNet 1.18 / 1.17 -> 1.15 / 1.11 at
- *     (4, 8192, 16, 128)); split3's walks keep -a384-iw.
+ *     (4, 8192, 16, 128)); split3's walks kept -a384-iw. Since H200 run 26 every two-kernel form there follows -a512-iw-ios
+ *     (chunked-phase-a-ovl.ts: the record's Q~, X~, Aq copies, W's scale and alpha v's load on the warps the inverse leaves
+ *     idle, M and U0 staged in shared memory for 16-byte stores), the walks unchanged: phase A 0.66-0.72 -> 0.60-0.62 ms at
+ *     (4, 8192, 16, 128), split3's -wc forward 1.045-1.099 -> 0.995-1.037 ms at (1, 32768, 8, 128) (-a384-iw-ios 1.04-1.07:
+ *     most of the gain is the staged stores; -io alone 0.66-0.68).
  *   split's walk with Q~ S0 beside Z (-wq-w512, chunked-walk-q.ts): on request (H200 run 25 at (4, 8192, 16, 128): walk
  *     0.506 -> 0.489 ms on average, forwards after -a512-iw 1.117 / 1.122 -> 1.087 / 1.138 (DeltaNet), 1.166 / 1.166 ->
  *     1.161 / 1.121 (Gated DeltaNet): not faster in both rounds).
@@ -405,9 +398,10 @@ function fusedPrefer(blocks: SizeExpr, nH: SizeExpr, decay: number, lr: boolean,
 /** The phase-A suffix auto uses at a key size (`alt`: the plan's first more-warps phase A there, "" when there is none):
  *  the more-warps one at K = 128; with 2-byte operands at K >= 64 (run 13), with low rank and scalar or no decay the
  *  inverse by warp products (`-iw`; at K = 64 with 384 threads where the plan has them), with a per-key decay the block
- *  pairs by warp tasks (`-mw`). */
-function preferredPhaseA(KP: number, alt: string, lr: boolean, decay: number, dtype: ChunkDtype, a512: boolean): string {
+ *  pairs by warp tasks (`-mw`); a512Lr's and a512Wide's cases on 512 threads (`-a512-iw`, and at K = 128 `-a512-iw-ios`). */
+function preferredPhaseA(KP: number, alt: string, lr: boolean, decay: number, dtype: ChunkDtype, a512: boolean, a512W: boolean): string {
   if (a512) return decay < 2 ? "-a512-iw" : "-a512-mw";
+  if (a512W) return "-a512-iw-ios";
   const base = KP >= 128 && alt ? alt : "";
   if (dtype === "f32" || KP < 64) return base;
   if (lr && decay < 2) return `${KP === 64 && alt === "-a384" ? alt : base}-iw`;
@@ -421,15 +415,18 @@ function preferredPhaseA(KP: number, alt: string, lr: boolean, decay: number, dt
 function a512Lr(KP: number, bps: number, lr: boolean, decay: number, dtype: ChunkDtype, out: ChunkDtype): boolean {
   return lr && dtype !== "f32" && out === dtype && KP === 64 && bps === 2 && A512_DECAYS.includes(decay);
 }
-/** The low-rank phase A on 512 threads at two blocks per SM (`-a512-iw`) before split's 512-thread 64-value walk at
- *  K = 128 (`-a512-iw-w512` where auto took `-a384-iw-w512`; wideLr's case with a decay kind in A512_DECAYS), its other
- *  walks keeping -a384-iw. H200 run 23b at (4, 8192, 16, 128), two rounds: DeltaNet 1.162 / 1.148 -> 1.122 / 1.120 ms,
- *  Gated DeltaNet 1.180 / 1.166 -> 1.147 / 1.112. */
+/** The low-rank phase A on 512 threads at two blocks per SM at K = 128 (wideLr's case with a decay kind in A512_DECAYS):
+ *  since H200 run 26 `-a512-iw-ios` (chunked-phase-a-ovl.ts) before every two-kernel form, where run 23b had `-a512-iw`
+ *  before split's 512-thread 64-value walk only and -a384-iw before the others. Run 23b at (4, 8192, 16, 128), two rounds:
+ *  DeltaNet 1.162 / 1.148 -> 1.122 / 1.120 ms, Gated DeltaNet 1.180 / 1.166 -> 1.147 / 1.112 (-a384-iw -> -a512-iw); run 26,
+ *  -a512-iw -> -a512-iw-ios: DeltaNet 1.097 / 1.170 -> 1.065 / 1.061, Gated DeltaNet 1.158 / 1.197 -> 1.048 / 1.079; at
+ *  (1, 32768, 8, 128) split3's -wc walk after -a384-iw -> -a512-iw-ios: DeltaNet 1.045 / 1.092 -> 0.995 / 1.017, Gated
+ *  DeltaNet 1.092 / 1.099 -> 1.016 / 1.037. */
 function a512Wide(KP: number, bps: number, lr: boolean, decay: number, dtype: ChunkDtype, out: ChunkDtype): boolean {
   return lr && dtype !== "f32" && out === dtype && KP === 128 && bps === 2 && A512_DECAYS.includes(decay);
 }
 /** The decay kinds (0 none, 1 scalar, 2 per key) whose low-rank phase A at K = 64 auto runs on 512 threads (a512Lr;
- *  at K = 128 before split's -w512 walk, a512Wide).
+ *  at K = 128 as -a512-iw-ios, a512Wide).
  *  Not the per-key decay: RWKV-7's -a512-mw (64 registers, 16 bytes spilled) was 0.928 -> 0.875 ms in run 20 but
  *  0.908 -> 1.070 and 0.917 -> 0.854 in run 21's two rounds against the 256-thread -mw; it stays on request. */
 export const A512_DECAYS: readonly number[] = [0, 1];
