@@ -103,13 +103,13 @@ describe("torch target: the low-rank chunked backward's plans", () => {
 
 /** lowrank_backward in Python (CPU torch), every chain model run here by the interpreter. */
 /** How a glue run is asked to run its parts (seqc_chunked_lowrank's switches; readWay / augWay undefined: its defaults). */
-interface Ways { torchOps: boolean; readWay?: "plan" | "matmul"; augWay?: "plan" | "matmul" | "auto"; keyWay?: "blocks" | "halves"; layout?: "heads" | "tokens"; share?: boolean; solve?: "trsm" | "blocks"; solveBlock?: number; mm?: "fp32" | "bf16"; lean?: boolean; fused?: "recurrence"; readout?: "recurrence"; bwd?: "chain" | "wy"; wyBreak?: "walk" | "xI" | "a0"; pass?: "recurrence" }
+interface Ways { torchOps: boolean; readWay?: "plan" | "matmul"; augWay?: "plan" | "matmul" | "auto"; keyWay?: "blocks" | "halves"; layout?: "heads" | "tokens"; share?: boolean; solve?: "trsm" | "blocks"; solveBlock?: number; mm?: "fp32" | "bf16"; lean?: boolean; fused?: "recurrence"; readout?: "recurrence"; bwd?: "chain" | "wy"; wyBreak?: "walk" | "xI" | "a0"; pass?: "recurrence"; wyKern?: "recurrence" }
 
-async function pythonLowRank(model: I.Model, { names, models }: ReturnType<typeof lowRankChain>, run: RunInputs, cot: ReturnType<typeof randomCotangents>, dropStateCot: boolean, chunk: number, dtype: "float64" | "float32", { torchOps, readWay, augWay, keyWay, layout, share, solve, solveBlock, mm, lean, fused, readout, bwd, wyBreak, pass }: Ways) {
+async function pythonLowRank(model: I.Model, { names, models }: ReturnType<typeof lowRankChain>, run: RunInputs, cot: ReturnType<typeof randomCotangents>, dropStateCot: boolean, chunk: number, dtype: "float64" | "float32", { torchOps, readWay, augWay, keyWay, layout, share, solve, solveBlock, mm, lean, fused, readout, bwd, wyBreak, pass, wyKern }: Ways) {
   const dims = { ...run.dims };
   const { batch: B, time: T } = run;
   const case_ = {
-    names, B, T, chunk, dtype, decayWay: torchOps ? "cumsum" : "plan", passWay: torchOps ? "matmul" : "plan", readWay, augWay, keyWay, layout, share, solve, solveBlock, mm, lean, fused, readout, bwd, wyBreak, pass,
+    names, B, T, chunk, dtype, decayWay: torchOps ? "cumsum" : "plan", passWay: torchOps ? "matmul" : "plan", readWay, augWay, keyWay, layout, share, solve, solveBlock, mm, lean, fused, readout, bwd, wyBreak, pass, wyKern,
     ...glueTensors(model, names.state, run, cot, dropStateCot),
   };
   const parts: string[] = [];
@@ -215,6 +215,8 @@ async function checkGlue(model: I.Model, dims: Record<string, number>, chain: Re
       // (the pass's products run where the pass is not the plan: torchOps; wy's walk always; the tokens layout never)
       const heads = (ways.layout ?? "heads") === "heads";
       if (ways.pass) expect(got.passCalls, `${label}: walks that took the launcher`).toEqual(heads ? [...(torchOps ? ["fwd"] : []), ...(wy ? ["adj"] : torchOps ? ["fwd"] : [])] : []);
+      // the per-chunk kernels' launcher: both ops once where the chunk-state backward runs with one low-rank pair and one readout
+      if (ways.wyKern) expect(got.wyCalls, `${label}: ops that took the wy kernels`).toEqual(wy && chain.names.E === 1 && chain.names.R === 1 ? ["pre", "dr"] : []);
       for (const [k, v] of Object.entries(want.inputs)) {
         expect(v.some((x) => x !== 0), `${label}: reference d ${k} is not all zero`).toBe(true);
         expect(relativeError(Float64Array.from(got.inputs[k].data), v), `${label}: d ${k}`).toBeLessThanOrEqual(ways.mm === "bf16" && dtype === "float32" && k === DECAY_INPUT[model.name] ? 3e-2 : tol);
@@ -363,6 +365,11 @@ describe.skipIf(!cpuTorch)("torch target: the low-rank glue's chunk-state backwa
       // the forward's pass and wy's reverse walk; the chain's two passes; T = 1; float32
       [2, 23, true, false, 5, "float64", { ...F, pass: "recurrence" }, true], [2, 29, false, false, 13, "float64", { ...MA, pass: "recurrence" }, true],
       [1, 1, true, false, 64, "float64", { ...W, pass: "recurrence" }, false], [2, 19, true, false, 8, "float32", { ...W, pass: "recurrence" }, true],
+      // the per-chunk kernels' launcher (LR_FUSED_WY "cuda": compiler/backends/cuda/lowrank-wy.ts, its definitions standing
+      // in), alone and with every other launcher; T = 1; the tokens layout; float32
+      [2, 23, true, false, 13, "float64", { ...W, wyKern: "recurrence" }, true], [2, 29, false, true, 16, "float64", { ...F, pass: "recurrence", wyKern: "recurrence" }, true],
+      [1, 1, true, false, 64, "float64", { ...W, wyKern: "recurrence" }, false], [3, 11, false, false, 4, "float64", { ...W, layout: "tokens", wyKern: "recurrence" }, true],
+      [2, 19, true, false, 8, "float32", { ...F, pass: "recurrence", wyKern: "recurrence" }, true],
     ];
     await checkGlue(model, dims, chain, cases);
     if (chain.names.decay === "key") return;

@@ -129,6 +129,11 @@ LR_BWD = "chain"
 # lowrank-pass.ts, the module's "kernels"."lowRankPass", where a configuration matches: fp32, K = V = 64, the heads
 # layout). Not yet timed on a card, so "torch" is the default.
 LR_FUSED_PASS = "torch"
+# How LR_BWD "wy"'s per-chunk products before and after its walk run (P1_u^T dY and B'; the reads' adjoints: the UT
+# scores, the right-hand side and the back substitution): "torch" (batched products, the solve in blocks) or "cuda" (two
+# kernels, a block per chunk, compiler/backends/cuda/lowrank-wy.ts, the module's "kernels"."lowRankWy", where one
+# matches: fp32, C = K = V = 64, one low-rank pair and one readout, no or a scalar decay). Not yet timed on a card.
+LR_FUSED_WY = "torch"
 
 
 class _section:
@@ -650,7 +655,7 @@ class ChunkCore:
         return baddbmm(S, KK.reshape(N, Cp * mk, K).transpose(1, 2), self.lo("VV", "end", self.VV).reshape(N, Cp * mk, V), self.m("end"))
 
 
-def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state, inputs, params, outputs, dtype, device, chunk=None, decay_way=None, pass_way=None, read_way=None, aug_way=None, can_chunk=None, key_way=None, layout=None, share=None, mm=None, lean=None, fused=None, readout=None, bwd_way=None, passer=None):
+def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state, inputs, params, outputs, dtype, device, chunk=None, decay_way=None, pass_way=None, read_way=None, aug_way=None, can_chunk=None, key_way=None, layout=None, share=None, mm=None, lean=None, fused=None, readout=None, bwd_way=None, passer=None, wy_kern=None):
     """Gradients of the forward's inputs, params and the matrix state's initial value through the low-rank chain.
 
     n: the chain's names (<Model>.torch.json "chunked"."lowRank"); run(part, dims, inputs, initial_state, B, T)
@@ -667,7 +672,8 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
     mm_dtype); lean: LR_LEAN's fewer copies (None: LR_LEAN); fused: the fused chunk transitions' launcher (fused_launcher;
     None: ChunkCore's torch ops); readout: the fused readouts' launcher (readout_launcher; None: ChunkCore's torch ops);
     bwd_way: "chain" / "wy", the backward after the forward's readouts (None: LR_BWD; "wy" where it applies); passer:
-    the walks' launcher (pass_launcher; None: torch products).
+    the walks' launcher (pass_launcher; None: torch products); wy_kern: the chunk-state backward's per-chunk kernels
+    (wy_launcher; None: torch products).
     Returns ({input: grad}, {param: grad}, dS0)."""
     chunk = LR_CHUNK if chunk is None else chunk
     read_way, aug_way, key_way, layout = read_way or LR_READ, aug_way or LR_AUG, key_way or LR_KEY, layout or LR_LAYOUT
@@ -914,7 +920,7 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
         if read_way == "matmul":
             core_f = aug_f.restart(S_starts.reshape(-1, K, V)) if aug_f is not None else core_of(fwd, S_starts, P)
             if wy:  # the reads' dependence on the start state: the transitions' reads from [I | 0]
-                xI = torch.stack([x[:, :C, :K] for x in aug_f._r], 2) if E else None
+                xI = aug_f._r[0][:, :C, :K].unsqueeze(2) if E == 1 else torch.stack([x[:, :C, :K] for x in aug_f._r], 2) if E else None
             del aug_f
             core = readouts_of("read", core_f, fwd)
             for e, r in enumerate(core_f.r):
@@ -970,7 +976,7 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
                 Lend = torch.empty([B, H, nC, K, V], dtype=dtype, device=device)
                 L0 = torch.empty([B, H, K, V], dtype=dtype, device=device)
                 return (Lend, L0) if passer("adj", trans["augF"], Bp, dSc.contiguous(), Lend, L0) else None
-            o = _wy.wy_backward(core_f, xI, A_f, ld_rows, W, Q, DY, dS, S_ends, bhc, unbhc, chunk_core, walk)
+            o = _wy.wy_backward(core_f, xI, A_f, ld_rows, W, Q, DY, dS, S_ends, bhc, unbhc, chunk_core, walk, wy_kern)
             dR = o["dR"]
             dW = cat2(core_f.read("value", False, [dR[:, :, e] for e in range(E)]))
             dQ = cat2(core_f.read("value", True, [DY[:, :, r] for r in range(R)]))
@@ -1202,6 +1208,54 @@ def pass_launcher(m, device, way=None):
     return launch
 
 
+def wy_launcher(m, device, way=None):
+    """The chunk-state backward's per-chunk kernels of module m on `device` (LR_FUSED_WY, or way, "cuda"; the module's
+    "kernels"."lowRankWy", compiler/backends/cuda/lowrank-wy.ts) as wy_backward's `kern`: launch("pre", C, K, V, mode,
+    Q, U, DY, XI, G) -> (BQ [N, C, V], BP [N, K, V]) and launch("dr", C, K, V, mode, W, U, BQ, L, G) -> DR [N, C, V]
+    (Q, U, XI, W: [N, C, K] rows with a row stride of their own and C rows a chunk; DY, BQ [N, C, V] and L [N, K, V]
+    contiguous; G [N, C + 1, 1] or None), launched on the current stream; None where no kernel matches (wy_backward then
+    runs its torch products). None: no kernels (LR_FUSED_WY "torch", not CUDA, or a module without them)."""
+    way = way or LR_FUSED_WY
+    if way not in ("cuda", "torch"):
+        raise ValueError("LR_FUSED_WY %r: one of cuda, torch" % (way,))
+    km = None if way == "torch" else _chunked.module_kernels(m, device, "lowRankWy")
+    if km is None:
+        return None
+
+    def rows_ok(x, N, C, w):
+        return x.dtype == torch.float32 and x.device == device and tuple(x.shape) == (N, C, w) and x.stride(2) == 1 and x.stride(0) == C * x.stride(1)
+
+    def launch(op, C, K, V, mode, *ts):
+        k = next((k for k in km.kernels if k["op"] == op and k["decay"] == mode and (k["C"], k["K"], k["V"]) == (C, K, V)), None)
+        if k is None:
+            return None
+        G = ts[-1]
+        N = ts[0].shape[0]
+        if G is not None and (G.dtype != torch.float32 or G.device != device or not G.is_contiguous() or tuple(G.shape) != (N, C + 1, 1)):
+            return None
+        g = ("ptr", G.data_ptr() if G is not None else 0)
+        stream = torch.cuda.current_stream(device).cuda_stream
+        if op == "pre":
+            Q, U, DY, XI = ts[:4]
+            if not (rows_ok(Q, N, C, K) and rows_ok(U, N, C, K) and rows_ok(XI, N, C, K) and rows_ok(DY, N, C, V) and DY.is_contiguous()):
+                return None
+            BQ = torch.empty([N, C, V], dtype=torch.float32, device=device)
+            BP = torch.empty([N, K, V], dtype=torch.float32, device=device)
+            with torch.cuda.device(device):
+                km.launch(k, (N, 1), [("ptr", Q.data_ptr()), ("u32", Q.stride(1)), ("ptr", U.data_ptr()), ("u32", U.stride(1)), ("ptr", DY.data_ptr()),
+                                      ("ptr", XI.data_ptr()), ("u32", XI.stride(1)), g, ("ptr", BQ.data_ptr()), ("ptr", BP.data_ptr()), ("u32", N)], stream)
+            return BQ, BP
+        W, U, BQ, L = ts[:4]
+        if not (rows_ok(W, N, C, K) and rows_ok(U, N, C, K) and BQ.is_contiguous() and rows_ok(BQ, N, C, V) and L.is_contiguous() and tuple(L.shape) == (N, K, V) and L.dtype == torch.float32):
+            return None
+        DR = torch.empty([N, C, V], dtype=torch.float32, device=device)
+        with torch.cuda.device(device):
+            km.launch(k, (N, 1), [("ptr", W.data_ptr()), ("u32", W.stride(1)), ("ptr", U.data_ptr()), ("u32", U.stride(1)), ("ptr", BQ.data_ptr()), ("ptr", L.data_ptr()), g,
+                                  ("ptr", DR.data_ptr()), ("u32", N)], stream)
+        return DR
+    return launch
+
+
 def mm_dtype(given_dtypes, dtype, way=None):
     """The dtype of ChunkCore's product operands (LR_MM, or way): None (the compute dtype `dtype`) or torch.bfloat16;
     given_dtypes: the dtypes of the tensors given to the forward (None where absent)."""
@@ -1230,7 +1284,7 @@ def backward(ctx, m, flat, grads):
     dtypes = [x.dtype if x is not None else None for x in flat][:given_n]
     key = ("lowrank-backward", ctx.B, ctx.T, tuple(sorted(ctx.dims.items())), ctx.dtype, tuple(ctx.need), given_n,
            LR_CHUNK, LR_DECAY, LR_PASS, LR_SEQ_FORM, LR_READ, LR_AUG, LR_KEY, BLOCK, LR_LAYOUT, LR_SHARE, LR_SOLVE, SOLVE_BLOCK,
-           LR_MM, tuple(LR_MM_PARTS), LR_LEAN, LR_FUSED, LR_FUSED_READ, LR_BWD, LR_FUSED_PASS)
+           LR_MM, tuple(LR_MM_PARTS), LR_LEAN, LR_FUSED, LR_FUSED_READ, LR_BWD, LR_FUSED_PASS, LR_FUSED_WY)
     nf = len(flat)
 
     def body(*args):
@@ -1278,7 +1332,7 @@ def backward_eager(ctx, m, flat, grads, convert=True):
         [(t["name"], shape(t)) for t in m.inputs if t["name"] in given], [(t["name"], shape(t)) for t in m.params], [(t["name"], shape(t)) for t in m.outputs], dtype, device,
         can_chunk=lambda part, cdims, b, t: dtype == torch.float32 and m.runner(prefix + part, device).can_run(cdims, b, t, "chunked"), mm=mm,
         fused=fused_launcher(m, device) if dtype == torch.float32 else None, readout=readout_launcher(m, device) if dtype == torch.float32 else None,
-        passer=pass_launcher(m, device) if dtype == torch.float32 else None)
+        passer=pass_launcher(m, device) if dtype == torch.float32 else None, wy_kern=wy_launcher(m, device) if dtype == torch.float32 else None)
     need = ctx.need
     res = []
     for i, t in enumerate(m.inputs):

@@ -78,7 +78,7 @@ def flip_next(x):
     return y
 
 
-def wy_backward(core, xI, A, ld, W, Q, DY, dS, S_ends, bhc, unbhc, chunk_core, walk=None):
+def wy_backward(core, xI, A, ld, W, Q, DY, dS, S_ends, bhc, unbhc, chunk_core, walk=None, kern=None):
     """The chunk-state backward's reverse walk and per-chunk adjoints (module docstring).
 
     core: the forward's ChunkCore from the chunk start states (N rows = chunks x heads, no or a scalar decay, C = Cp);
@@ -87,7 +87,9 @@ def wy_backward(core, xI, A, ld, W, Q, DY, dS, S_ends, bhc, unbhc, chunk_core, w
     queries; DY [N, C, R, V]: their cotangents; dS [B, H, K, V]: the final state's cotangent; S_ends [B, H, nC, K, V]:
     each chunk's end state; bhc(x [N, ...]) -> [B, H, nC, ...] and unbhc its inverse (the rows' order);
     chunk_core(S0, ld, pairs): a ChunkCore of the glue's (its readouts' launcher) without low-rank pairs; walk(B', dS):
-    the reverse walk by a kernel, (L_end [B, H, nC, K, V], L_0) or None where it has none (None: torch products).
+    the reverse walk by a kernel, (L_end [B, H, nC, K, V], L_0) or None where it has none (None: torch products);
+    kern: the per-chunk kernels' launcher (seqc_chunked_lowrank.wy_launcher: "pre" P1_u^T dY and B', "dr" the reads'
+    adjoints; None: torch products).
     Returns {"dR" [N, C, E, V], "dv" [N, C, P, V], "dk" [N, C, P, K], "du" [N, C, E, K], "dS0" [B, H, K, V],
     "a0" [N, K] (<L_end, S_C> per key row)}.
 
@@ -109,12 +111,18 @@ def wy_backward(core, xI, A, ld, W, Q, DY, dS, S_ends, bhc, unbhc, chunk_core, w
         Qd, Ud = Q, U
     DYf = DY.reshape(N, C * R, V)
     Uf = U.reshape(N, C * E, K)
-    # the readouts' part of the reads' adjoints: P1_u^T dY, P1[t, f] = exp(G_t - G_f) (q_t . u_f), f <= t
-    P1 = (torch.bmm(Q.reshape(N, C * R, K), Uf.transpose(1, 2)).view(N, C, R, C, E) * core.ratio(1)[:, :, None, :, None]).view(N, C * R, C * E)
-    Bqu = torch.bmm(P1.transpose(1, 2), DYf)  # [N, C E, V]
-    # B'_c: the start state's adjoint from the chunk's own readouts (directly and through the reads' solve)
-    Bp = torch.bmm(Qd.reshape(N, C * R, K).transpose(1, 2), DYf)
-    Bp = torch.baddbmm(Bp, xI.reshape(N, C * E, K).transpose(1, 2), Bqu)
+    G = core.G if core.mode == "scalar" else None
+    one = E == 1 and R == 1 and kern is not None
+    pre = kern("pre", C, K, V, core.mode, Q[:, :, 0], U[:, :, 0], DY[:, :, 0], xI[:, :, 0], G) if one else None
+    if pre is not None:  # the kernel: BQ [N, C, V], BP [N, K, V]
+        Bqu, Bp = pre
+    else:
+        # the readouts' part of the reads' adjoints: P1_u^T dY, P1[t, f] = exp(G_t - G_f) (q_t . u_f), f <= t
+        P1 = (torch.bmm(Q.reshape(N, C * R, K), Uf.transpose(1, 2)).view(N, C, R, C, E) * core.ratio(1)[:, :, None, :, None]).view(N, C * R, C * E)
+        Bqu = torch.bmm(P1.transpose(1, 2), DYf)  # [N, C E, V]
+        # B'_c: the start state's adjoint from the chunk's own readouts (directly and through the reads' solve)
+        Bp = torch.bmm(Qd.reshape(N, C * R, K).transpose(1, 2), DYf)
+        Bp = torch.baddbmm(Bp, xI.reshape(N, C * E, K).transpose(1, 2), Bqu)
     # the reverse walk: L_0 = A_c^T L_end + B'_c, the next chunk's L_end
     Bp = bhc(Bp)  # [B, H, nC, K, V]
     nC = Bp.shape[2]
@@ -131,9 +139,13 @@ def wy_backward(core, xI, A, ld, W, Q, DY, dS, S_ends, bhc, unbhc, chunk_core, w
     a0 = (Lend * S_ends).sum(-1) if core.mode != "none" else None  # [B, H, nC, K]
     Lend = unbhc(Lend)  # [N, K, V]
     # the reads' adjoints: (I - L_uu^T) dR = P1_u^T dY + U_end L_end, L_uu[t, f] = exp(G_{t-1} - G_f) (w_t . u_f), f < t
-    rhs = torch.baddbmm(Bqu, Ud.reshape(N, C * E, K), Lend)
-    Luu = (torch.bmm(W.reshape(N, C * E, K), Uf.transpose(1, 2)).view(N, C, E, C, E) * core.ratio(0)[:, :, None, :, None]).view(N, C * E, C * E)
-    dR = upper_t_solve(Luu, rhs).view(N, C, E, V)
+    dR = kern("dr", C, K, V, core.mode, W[:, :, 0], U[:, :, 0], Bqu.reshape(N, C, V), Lend, G) if pre is not None else None
+    if dR is not None:
+        dR = dR.view(N, C, E, V)
+    else:
+        rhs = torch.baddbmm(Bqu.reshape(N, C * E, V), Ud.reshape(N, C * E, K), Lend)
+        Luu = (torch.bmm(W.reshape(N, C * E, K), Uf.transpose(1, 2)).view(N, C, E, C, E) * core.ratio(0)[:, :, None, :, None]).view(N, C * E, C * E)
+        dR = upper_t_solve(Luu, rhs).view(N, C, E, V)
     # L_f's reads: one ChunkCore on the reversed chunks from L_end
     rc = chunk_core(Lend, flip_next(ld) if ld is not None else None,
                     [(torch.flip(Q[:, :, r], [1]), torch.flip(DY[:, :, r], [1])) for r in range(R)] + [(flip_next(W[:, :, e]), flip_next(dR[:, :, e])) for e in range(E)])

@@ -15,7 +15,10 @@ step, standing in for compiler/backends/cuda/lowrank-readout.ts (test/cuda-lowra
 "readoutCalls": how many reads took it; bwd: seqc_chunked_lowrank.LR_BWD ("chain" / "wy"; None: the default);
 wyBreak: "walk" / "xI" / "a0", a term of the chunk-state backward dropped (wy_break); pass "recurrence": the walks over
 the chunks' launcher (seqc_chunked_lowrank.pass_launcher's contract) by the recurrence, standing in for
-compiler/backends/cuda/lowrank-pass.ts (test/cuda-lowrank-pass-emu.test.ts checks it); "passCalls": the directions it ran."""
+compiler/backends/cuda/lowrank-pass.ts (test/cuda-lowrank-pass-emu.test.ts checks it); "passCalls": the directions it ran;
+wyKern "recurrence": the chunk-state backward's per-chunk kernels (seqc_chunked_lowrank.wy_launcher's contract) from
+their definitions, standing in for compiler/backends/cuda/lowrank-wy.ts (test/cuda-lowrank-wy-emu.test.ts checks it);
+"wyCalls": the ops it ran."""
 
 import json
 import os
@@ -105,6 +108,35 @@ def recurrence_pass(calls):
     return launch
 
 
+def recurrence_wy(calls):
+    """A `wy_kern` for lowrank_backward (seqc_chunked_lowrank.wy_launcher's contract) from the definitions, in torch ops
+    and a step loop for the solve: "pre" BQ = P1^T dY (P1[a, c] = exp(G_{a+1} - G_{c+1}) q_a . u_c, c <= a), BP = sum_a
+    exp(G_{a+1}) q_a dy_a^T + XI^T BQ; "dr" DR_c = BQ_c + exp(G_C - G_{c+1}) L^T u_c + sum_{a > c} Luu[a, c] DR_a (Luu[a, c]
+    = exp(G_a - G_{c+1}) w_a . u_c)."""
+
+    def launch(op, C, K, V, mode, *ts):
+        G = ts[-1][:, :, 0] if ts[-1] is not None else torch.zeros([ts[0].shape[0], C + 1], dtype=ts[0].dtype)
+        a = torch.arange(C)
+        if op == "pre":
+            Q, U, DY, XI = ts[:4]
+            mask = a[None, :] <= a[:, None]  # [a, c]: c <= a
+            P1 = torch.where(mask, torch.exp(G[:, 1:, None] - G[:, None, 1:]), 0) * torch.einsum("nak,nck->nac", Q, U)
+            BQ = torch.einsum("nac,nav->ncv", P1, DY)
+            BP = torch.einsum("na,nak,nav->nkv", torch.exp(G[:, 1:]), Q, DY) + torch.einsum("nck,ncv->nkv", XI, BQ)
+            calls.append(op)
+            return BQ, BP
+        W, U, BQ, L = ts[:4]
+        mask = a[None, :] < a[:, None]  # c < a
+        Luu = torch.where(mask, torch.exp(G[:, :C, None] - G[:, None, 1:]), 0) * torch.einsum("nak,nck->nac", W, U)
+        rhs = BQ + torch.exp(G[:, C:] - G[:, 1:])[:, :, None] * torch.einsum("nck,nkv->ncv", U, L)
+        DR = torch.zeros_like(rhs)
+        for c in range(C - 1, -1, -1):
+            DR[:, c] = rhs[:, c] + torch.einsum("na,nav->nv", Luu[:, c + 1 :, c], DR[:, c + 1 :])
+        calls.append(op)
+        return DR
+    return launch
+
+
 def wy_break(what):
     """Drops one term of the chunk-state backward (seqc_lowrank_wy): "walk" the transitions in the reverse walk
     (L_0 = B'_c only), "xI" the reads' dependence on the start state in B'_c, "a0" the chunk end's <L_end, S_C> in the
@@ -138,14 +170,16 @@ def main():
     readout = recurrence_readouts(rcalls) if case.get("readout") == "recurrence" else None
     pcalls = []
     passer = recurrence_pass(pcalls) if case.get("pass") == "recurrence" else None
+    wcalls = []
+    wy_kern = recurrence_wy(wcalls) if case.get("wyKern") == "recurrence" else None
     gin, gpar, dS0 = seqc_chunked_lowrank.lowrank_backward(
         case["names"], run, B, T, case["stateShape"], {k: arr(v) for k, v in case["given"].items()}, arr(case.get("S0")),
         {k: arr(v) for k, v in case["cotOutputs"].items()}, arr(case.get("cotState")),
         case["inputs"], case["params"], case["outputs"], DTYPE[0], torch.device("cpu"), case["chunk"], case.get("decayWay"), case.get("passWay"),
         case.get("readWay"), case.get("augWay"), key_way=case.get("keyWay"),
         layout=case.get("layout"), share=case.get("share"),
-        mm=seqc_chunked_lowrank.mm_dtype([], DTYPE[0], case.get("mm") or "fp32"), lean=case.get("lean"), fused=fused, readout=readout, bwd_way=case.get("bwd"), passer=passer)
-    sys.stdout.write(json.dumps({"done": True, "fusedCalls": len(calls), "readoutCalls": len(rcalls), "passCalls": pcalls, "inputs": {k: enc(v) for k, v in gin.items()}, "params": {k: enc(v) for k, v in gpar.items()}, "dS0": enc(dS0)}) + "\n")
+        mm=seqc_chunked_lowrank.mm_dtype([], DTYPE[0], case.get("mm") or "fp32"), lean=case.get("lean"), fused=fused, readout=readout, bwd_way=case.get("bwd"), passer=passer, wy_kern=wy_kern)
+    sys.stdout.write(json.dumps({"done": True, "fusedCalls": len(calls), "readoutCalls": len(rcalls), "passCalls": pcalls, "wyCalls": wcalls, "inputs": {k: enc(v) for k, v in gin.items()}, "params": {k: enc(v) for k, v in gpar.items()}, "dS0": enc(dS0)}) + "\n")
 
 
 main()

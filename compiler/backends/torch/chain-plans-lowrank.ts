@@ -11,7 +11,8 @@
  * states (`kernels.lowRankReadout`, compiler/backends/cuda/lowrank-readout.ts: both axes of the model's decay mode,
  * M = E + P events, which must equal E + R for the adjoint; LR_FUSED_READ); and the walks over the chunks
  * (`kernels.lowRankPass`, compiler/backends/cuda/lowrank-pass.ts: both directions at the K = V = 64 configurations;
- * LR_FUSED_PASS).
+ * LR_FUSED_PASS); with one low-rank pair, one readout and no or a scalar decay the chunk-state backward's per-chunk
+ * kernels (`kernels.lowRankWy`, compiler/backends/cuda/lowrank-wy.ts: both ops of the model's decay mode; LR_FUSED_WY).
  */
 import * as I from "../../ir/types.ts";
 import type { CudaModelPlan } from "../../../runtime/cuda/plan.ts";
@@ -21,6 +22,7 @@ import { LR_PARTS, type LrChainNames, type LrPart } from "../../../runtime/chunk
 import { LOWRANK_CORE_CONFIGS, lowRankCoreModule } from "../cuda/lowrank-core.ts";
 import { LOWRANK_READ_CONFIGS, lowRankReadModule } from "../cuda/lowrank-readout.ts";
 import { lowRankPassModule } from "../cuda/lowrank-pass.ts";
+import { LOWRANK_WY_CONFIGS, lowRankWyModule } from "../cuda/lowrank-wy.ts";
 import type { TorchKernelModule } from "./chain-plans.ts";
 
 /** The low-rank chain in a torch module: its names and the parts that have plans (`chain:<part>`). */
@@ -51,5 +53,7 @@ export function lowRankChainPlans(model: I.Model, dims: Record<string, number>, 
   const reads = LOWRANK_READ_CONFIGS.filter((c) => c.decay === chain.names.decay && c.M === E + P && c.M === E + R);
   if (reads.length) kernels.lowRankReadout = lowRankReadModule(reads) as unknown as TorchKernelModule;
   kernels.lowRankPass = lowRankPassModule() as unknown as TorchKernelModule;
+  const wy = LOWRANK_WY_CONFIGS.filter((c) => c.decay === chain.names.decay);
+  if (E === 1 && R === 1 && wy.length) kernels.lowRankWy = lowRankWyModule(wy) as unknown as TorchKernelModule;
   return { plans, chunked: { lowRank: chain.names, parts }, ...(Object.keys(kernels).length ? { kernels } : {}) };
 }
