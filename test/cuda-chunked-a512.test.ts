@@ -4,8 +4,9 @@
  * against the float64 interpreter: the delta rule with and without a scalar decay (inverse by warp products -iw and the
  * block-row inverse), RWKV-7 (per-key decay by warp tasks -mw, two rows per token), split and split3 walks, T = 1, ragged
  * T, batch 2, initial and final states, beta in (0, 2) with log decays to -20; bf16 (<= 1e-2). A record copy that skips
- * warps 12-15 must fail. Auto's (low rank with a scalar or no decay, 2-byte I/O: -a512-iw at K = 64, run 21; at K = 128
- * -a512-iw-ios before every two-kernel form, H200 runs 23b and 26, chunked-phase-a-ovl.ts) are in the default plans, the rest
+ * warps 12-15 must fail. Auto's (low rank with a scalar or no decay, 2-byte I/O: -a512-iw at K = 64, run 21, as -a512-iw-ios
+ * since H200 runs 26b and 27; at K = 128 -a512-iw-ios before every two-kernel form, H200 runs 23b and 26,
+ * chunked-phase-a-ovl.ts) are in the default plans, the rest
  * lowered only where `only` names them; `nvcc -ptx` for sm_90 where nvcc is installed.
  */
 import { describe, expect, it } from "vitest";
@@ -94,9 +95,9 @@ describe("-a512 at K = 64 and K = 128 in the plans", () => {
     expect(lowered("deltanet", { ios: [BF16_IN_F32_OUT] }).forms.some((f) => f.variant.includes("-a512"))).toBe(false);
   });
   // (fp32 operands' phase A at K = 64 fits one block per SM: its -a512 / -a768 are of the default plans, minBlocks 1)
-  it("default plans: low rank with a scalar or no decay and 2-byte I/O holds only auto's -a512-iw phase A, preferred where -a384-iw was; other models (RWKV-7's per-key decay included: run 21) none", () => {
+  it("default plans: low rank with a scalar or no decay and 2-byte I/O holds only auto's -a512-iw-ios phase A at K = 64 (H200 runs 26b and 27), preferred where -a384-iw was; other models (RWKV-7's per-key decay included: run 21) none", () => {
     for (const name of ["gla", "simple_gla", "mamba2", "rwkv7"]) expect(lowered(name).forms.some((f) => /-b?f16-(of32-)?k64-.*-a512/.test(f.variant)), name).toBe(false);
-    for (const [name, want, old] of [["deltanet", "-a512-iw", "-a384-iw"], ["gated_deltanet", "-a512-iw", "-a384-iw"]]) {
+    for (const [name, want, old] of [["deltanet", "-a512-iw-ios", "-a384-iw"], ["gated_deltanet", "-a512-iw-ios", "-a384-iw"], ["gated_deltaproduct", "-a512-iw-ios", "-a384-iw"]]) {
       const forms = lowered(name).forms.filter((f) => /-bf16-k64-/.test(f.variant));
       const a512 = forms.filter((f) => f.variant.includes("-a512"));
       expect(a512.length, name).toBeGreaterThan(0);

@@ -1,7 +1,8 @@
 /**
  * Phase A with the record's copies and alpha v's load beside the inverse (`-iw-io`; `-iw-ios` also stages M and U0 for
  * 16-byte stores; chunked-phase-a-ovl.ts; low rank
- * with a scalar or no decay, 2-byte operands; auto's -a512-iw-ios at K = 128 since H200 run 26, the rest on request). On the CPU emulation (test/cuda-emu) against the
+ * with a scalar or no decay, 2-byte operands; auto's -a512-iw-ios at K = 128 since H200 run 26, at K = 64 since runs 26b
+ * and 27, the rest on request). On the CPU emulation (test/cuda-emu) against the
  * float64 interpreter: DeltaNet and Gated DeltaNet at K = 128 (split's 512-thread 64-value walk after -a512-iw-io,
  * split3's -wc walk after -a384-iw-io), K = 48 on 256 threads (two helper warps), Gated DeltaProduct at two rows per
  * token, T = 1, ragged T, batch 2, initial states, beta in (0, 2) with log decays to -20; bf16 (<= 1e-2). The outputs
@@ -47,6 +48,25 @@ describe.skipIf(!gpp)("phase A with the record's copies beside the inverse (-iw-
     check(load("deltanet"), ["chunked-split-bf16-k64-v32-a512-iw-io-r1"], [{ T: 150, B: 1, K: 40, V: 40, stress: true, init: true }], 1e-2);
     check(load("gated_deltaproduct"), ["chunked-split-bf16-k64-v32-a512-iw-io-r2"], [{ T: 77, B: 2, K: 64, V: 40, J: 2, init: true }], 1e-2);
   }, 600_000);
+  // K = 64 (auto's -a512-iw-ios there since H200 runs 26b and 27): split's 32-value walk and split3's 16-value walk, two rows
+  // per token, T = 1, ragged T, batch 2; the outputs and final states bitwise those after -a512-iw
+  it("deltanet / gated_deltaproduct: split and split3 after -a512-iw-ios at K = 64, V = 40, T = 77 (batch 2), T = 130 and T = 1, initial state (<= 1e-2)", () => {
+    check(load("deltanet"), ["chunked-split-bf16-k64-v32-a512-iw-ios-r1", "chunked-split3-bf16-k64-v16-a512-iw-ios-r1"], [{ T: 77, B: 2, K: 64, V: 40, init: true }, { T: 1, B: 1, K: 64, V: 40, init: true }], 1e-2);
+    check(load("gated_deltaproduct"), ["chunked-split-bf16-k64-v32-a512-iw-ios-r2"], [{ T: 130, B: 1, K: 64, V: 40, J: 2, init: true }, { T: 1, B: 1, K: 64, V: 40, J: 2, init: true }], 1e-2);
+  }, 600_000);
+  it("gated_deltanet at K = 64: -a512-iw-ios's outputs and final state bitwise those of -a512-iw (split v32, V = 64, T = 150, batch 2); under stress <= 1e-2", () => {
+    const model = load("gated_deltanet");
+    const [plain, ios] = ["chunked-split-bf16-k64-v32-a512-iw-r1", "chunked-split-bf16-k64-v32-a512-iw-ios-r1"];
+    const b = buildEmu(model, [ios, plain]);
+    const dims = smallDims(model, { K: 64, V: 64, H: 2, P: 64, N: 64, J: 2 });
+    const run = chunkInputs(model, { dims, batch: 2, time: 150, seed: 29, initialState: true });
+    for (const k of Object.keys(run.inputs)) run.inputs[k] = run.inputs[k].map((v) => fromBf16(toBf16(v)));
+    const y = runEmu(b, plain, run);
+    const x = runEmu(b, ios, run);
+    for (const k of Object.keys(y.outputs)) expect(Array.from(x.outputs[k]), k).toEqual(Array.from(y.outputs[k]));
+    for (const k of Object.keys(y.finalState)) expect(Array.from(x.finalState[k]), k).toEqual(Array.from(y.finalState[k]));
+    check(model, [ios], [{ T: 150, B: 1, K: 40, V: 40, stress: true, init: true }, { T: 1, B: 1, K: 40, V: 40, stress: true, init: true }], 1e-2);
+  }, 600_000);
   it.each(["deltanet", "gated_deltanet"])("%s: -io's and -ios's outputs and final state bitwise those of -a512-iw-w512 (K = 128, V = 100, T = 150, batch 2)", (name) => {
     const model = load(name);
     const plain = "chunked-split-bf16-k128-v64-a512-iw-w512-r1";
@@ -73,12 +93,12 @@ describe.skipIf(!gpp)("phase A with the record's copies beside the inverse (-iw-
 });
 
 describe("-iw-io in the plans", () => {
-  it("default plans hold only auto's -a512-iw-ios at K = 128 (2-byte I/O of one type; H200 run 26), the rest on request; under `only` alpha v lives in X's place and K = 128 fits two blocks per SM", () => {
+  it("default plans hold only auto's -a512-iw-ios at K = 128 (2-byte I/O of one type; H200 run 26) and K = 64 (runs 26b and 27), the rest on request; under `only` alpha v lives in X's place and K = 128 fits two blocks per SM", () => {
     for (const name of ["deltanet", "gated_deltanet", "gated_deltaproduct"]) {
       const d = lowered(name);
       const io = d.forms.filter((f) => f.variant.includes("-io"));
-      expect(io.length, name).toBeGreaterThan(0);
-      for (const f of io) expect(f.variant, name).toMatch(/^chunked-split3?-b?f16-k128-v\d+-a512-iw-ios(-w512|-wc)?-r\d$/);
+      for (const K of [64, 128]) expect(io.filter((f) => f.variant.includes(`-k${K}-`)).length, `${name} K = ${K}`).toBeGreaterThan(0);
+      for (const f of io) expect(f.variant, name).toMatch(/^chunked-split3?-b?f16-k(64|128)-v\d+-a512-iw-ios(-w512|-wc)?-r\d$/);
       expect(d.modules.f32.source.includes("seqc_chunk_phase_a_o"), name).toBe(false);
       expect(lowered(name, { ios: [BF16_IN_F32_OUT] }).forms.some((f) => f.variant.includes("-io")), name).toBe(false);
     }
@@ -109,6 +129,7 @@ describe.skipIf(!nvcc)("-iw-io phase A for sm_90 (ptxas)", () => {
     ["gated_deltanet", "chunked-split-bf16-k128-v64-a512-iw-io-w512-r1", 64],
     ["gated_deltanet", "chunked-split3-bf16-k128-v16-a384-iw-io-wc-r1", 85],
     ["deltanet", "chunked-split-bf16-k128-v64-a512-iw-ios-w512-r1", 64],
+    ["gated_deltanet", "chunked-split-bf16-k64-v32-a512-iw-ios-r1", 64],
   ] as const)("%s %s: no spills, <= %d registers", (name, variant, regs) => {
     const low = lowered(name, { only: (x) => x === variant, ios: [{ io: "bf16" }] });
     const entry = (low.forms[0].steps[0] as { entry: string }).entry;

@@ -190,8 +190,9 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
           for (const p of phaseAs.filter((x) => x.a.inv === "w")) for (const M of PIPE_ITEMS) phaseAs.push({ a: { ...p.a, pipe: M }, tag: `${p.tag}-ap${M}`, req: true });
         // low rank with a scalar or no decay, 2-byte operands, alpha v late: each -iw phase A (not pipelined) also with the
         // record's copies, W's scale and alpha v's load on the warps the inverse leaves idle (`-io`, chunked-phase-a-ovl.ts;
-        // `-ios`: M and U0 also staged for 16-byte stores), on request, but for auto's -a512-iw-ios where a512Wide holds
-        if ((opts.only || a512W) && lr && decay < 2 && dtype !== "f32")
+        // `-ios`: M and U0 also staged for 16-byte stores), on request, but for auto's -a512-iw-ios where a512Lr (K = 64,
+        // H200 runs 26b and 27) or a512Wide (K = 128, run 26) holds
+        if ((opts.only || a512 || a512W) && lr && decay < 2 && dtype !== "f32")
           for (const p of phaseAs.filter((x) => x.a.inv === "w" && !x.a.pipe && chunkLayout(x.a).VLATE === 1))
             for (const ovl of [1, 2] as const) phaseAs.push({ a: { ...p.a, ovl }, tag: `${p.tag}-io${ovl === 2 ? "s" : ""}`, req: true });
         const want = preferredPhaseA(KP, alt, lr, decay, dtype, a512, a512W);
@@ -363,7 +364,8 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
  *     by warp products (DeltaNet / Gated DeltaNet 1.01-1.10x, at K = 64 on 384 threads), a per-key decay forms A and
  *     Aq by warp tasks (GLA 1.13-1.20x, RWKV-7 1.09-1.13x). RWKV-7 keeps the block-row inverse (-iw was slower there).
  *     At K = 64 with low rank, a scalar or no decay and 2-byte I/O of one type, phase A on 512 threads (-a512-iw, a512Lr;
- *     runs 20 and 21, three rounds: 1.07-1.17x over -a384-iw); RWKV-7's -a512-mw was not confirmed (run 21).
+ *     runs 20 and 21, three rounds: 1.07-1.17x over -a384-iw; since H200 runs 26b and 27 -a512-iw-ios, 1.07-1.16x over
+ *     -a512-iw); RWKV-7's -a512-mw was not confirmed (run 21).
  *   split3's walk by warps (-ww, run 14: slower) and with software-pipelined products (-wp, run 15: no faster) were
  *     removed after those runs.
  *   low rank with a scalar or no decay, 2-byte I/O of one type, K = 128 (wideLr; run 19, DeltaNet and Gated DeltaNet):
@@ -398,9 +400,9 @@ function fusedPrefer(blocks: SizeExpr, nH: SizeExpr, decay: number, lr: boolean,
 /** The phase-A suffix auto uses at a key size (`alt`: the plan's first more-warps phase A there, "" when there is none):
  *  the more-warps one at K = 128; with 2-byte operands at K >= 64 (run 13), with low rank and scalar or no decay the
  *  inverse by warp products (`-iw`; at K = 64 with 384 threads where the plan has them), with a per-key decay the block
- *  pairs by warp tasks (`-mw`); a512Lr's and a512Wide's cases on 512 threads (`-a512-iw`, and at K = 128 `-a512-iw-ios`). */
+ *  pairs by warp tasks (`-mw`); a512Lr's (K = 64) and a512Wide's (K = 128) cases on 512 threads as `-a512-iw-ios`. */
 function preferredPhaseA(KP: number, alt: string, lr: boolean, decay: number, dtype: ChunkDtype, a512: boolean, a512W: boolean): string {
-  if (a512) return decay < 2 ? "-a512-iw" : "-a512-mw";
+  if (a512) return decay < 2 ? "-a512-iw-ios" : "-a512-mw";
   if (a512W) return "-a512-iw-ios";
   const base = KP >= 128 && alt ? alt : "";
   if (dtype === "f32" || KP < 64) return base;
@@ -411,7 +413,10 @@ function preferredPhaseA(KP: number, alt: string, lr: boolean, decay: number, dt
  *  per-key decay) as auto's, by capability: low rank, 2-byte I/O of one type, K = 64, phase A fitting two blocks per SM
  *  (`bps`), and a decay kind in A512_DECAYS. H100 forwards at (8, 2048, 16, 64), -a384-iw -> -a512-iw, run 20 / run 21's
  *  two rounds: DeltaNet 0.426 -> 0.387 / 0.366 -> 0.338, 0.388 -> 0.347 ms; Gated DeltaNet 0.405 -> 0.366 / 0.399 -> 0.362,
- *  0.424 -> 0.362. */
+ *  0.424 -> 0.362. Since H200 runs 26b and 27 (one call each, two rounds) as `-a512-iw-ios` (chunked-phase-a-ovl.ts, as
+ *  a512Wide's at K = 128), before every two-kernel form: split's 32-value walk at (8, 2048, 16, 64) DeltaNet 0.340 / 0.363
+ *  -> 0.314 / 0.314 and 0.372 / 0.359 -> 0.337 / 0.332 ms, Gated DeltaNet 0.396 / 0.364 -> 0.349 / 0.340 and 0.378 / 0.388
+ *  -> 0.347 / 0.351 (phase A alone 0.249-0.313 -> 0.224-0.264). */
 function a512Lr(KP: number, bps: number, lr: boolean, decay: number, dtype: ChunkDtype, out: ChunkDtype): boolean {
   return lr && dtype !== "f32" && out === dtype && KP === 64 && bps === 2 && A512_DECAYS.includes(decay);
 }
