@@ -4,6 +4,7 @@
 # -a512-iw-ios beside auto's -a512-iw in both rounds; GPU checks of all against float64 (B = 2, T = 70, initial state)
 # beside the anchors' Triton precompile; then the anchors (fla, mamba_ssm) alone at the 18 cases, and compare.py.
 # $OUT keeps run.log, the JSON files and run27.txt (the last table: floor, anchor, seqc rounds, anchor / seqc).
+# EXPECT holds ee80139's picks, the plans' commit (since c7244bd auto takes -a512-iw-ios at K = 64: build with REV=ee80139).
 #   here:   bash bench/cuda/chunked/build-run27.sh
 #   device: run command="source .device/enter.sh && bash bench/cuda/chunked/run27.sh" timeout_s=330
 #     carry=[".device", "dist/chunked-plans-run27", "dist/chunked-check-run27.mjs", ".anchors", ".whl"]
