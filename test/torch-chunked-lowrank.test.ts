@@ -42,17 +42,20 @@ const list = (o: Record<string, Float64Array> | undefined) => Object.fromEntries
 
 const cpuTorch = spawnSync("/usr/bin/python3", ["-c", "import torch"]).status === 0;
 if (!cpuTorch) console.warn("torch-chunked-lowrank.test: no torch for /usr/bin/python3 (Debian's python3-torch); the glue and autograd checks are skipped");
-/** seqc_chunked_lowrank's defaults (LR_READ, LR_AUG, LR_PASS, LR_KEY): which parts a default run leaves to torch ops. */
-const DEFAULTS: { readWay: string; augWay: string; passWay: string; keyWay: string } = cpuTorch
-  ? JSON.parse(spawnSync("/usr/bin/python3", ["-c", "import json, sys; sys.path.insert(0, 'runtime/torch'); import seqc_chunked_lowrank as m; print(json.dumps({'readWay': m.LR_READ, 'augWay': m.LR_AUG, 'passWay': m.LR_PASS, 'keyWay': m.LR_KEY}))"], { encoding: "utf8" }).stdout)
-  : { readWay: "matmul", augWay: "auto", passWay: "matmul", keyWay: "halves" };
+/** seqc_chunked_lowrank's defaults (LR_READ, LR_AUG, LR_PASS, LR_KEY, LR_BWD): which parts a default run leaves to torch ops. */
+const DEFAULTS: { readWay: string; augWay: string; passWay: string; keyWay: string; bwd: string } = cpuTorch
+  ? JSON.parse(spawnSync("/usr/bin/python3", ["-c", "import json, sys; sys.path.insert(0, 'runtime/torch'); import seqc_chunked_lowrank as m; print(json.dumps({'readWay': m.LR_READ, 'augWay': m.LR_AUG, 'passWay': m.LR_PASS, 'keyWay': m.LR_KEY, 'bwd': m.LR_BWD}))"], { encoding: "utf8" }).stdout)
+  : { readWay: "matmul", augWay: "auto", passWay: "matmul", keyWay: "halves", bwd: "wy" };
 /** The way the chunk transitions run: "auto" is the plan for a per-key decay in sub-blocks (keyWay "blocks") where its
  * chunked form runs (the glue driver assumes it does; float64 through the autograd Function has no chunked form), else
  * matrix products. */
 const augWay = (way: string, decay: string, chunkedForm: boolean, keyWay: string) => (way === "auto" ? (decay === "key" && keyWay === "blocks" && chunkedForm ? "plan" : "matmul") : way);
 /** The chain parts a default run leaves to torch ops. */
 const torchParts = (decay: string) => new Set([...(DEFAULTS.readWay === "matmul" ? ["read", "adjoint", "fwd"] : []), ...(augWay(DEFAULTS.augWay, decay, false, DEFAULTS.keyWay) === "matmul" ? ["augF", "augA"] : []),
-  ...(DEFAULTS.passWay === "matmul" ? ["pass"] : [])]);
+  ...(DEFAULTS.passWay === "matmul" ? ["pass"] : []),
+  // the chunk-state backward (LR_BWD "wy", the default) replaces the adjoint chain where it applies (no per-key decay,
+  // the readouts and transitions as products): no augA, adjoint, fwd or decay plans
+  ...(DEFAULTS.bwd === "wy" && decay !== "key" && DEFAULTS.readWay === "matmul" && augWay(DEFAULTS.augWay, decay, false, DEFAULTS.keyWay) === "matmul" ? ["augA", "adjoint", "fwd", "decay"] : [])]);
 
 describe("torch target: the low-rank chunked backward's plans", () => {
   it.each(MODELS)("%s: chain:<part> and chain64:<part> for every part, the chunk transitions' chunked forms first", (name) => {
@@ -109,7 +112,9 @@ async function pythonLowRank(model: I.Model, { names, models }: ReturnType<typeo
   const dims = { ...run.dims };
   const { batch: B, time: T } = run;
   const case_ = {
-    names, B, T, chunk, dtype, decayWay: torchOps ? "cumsum" : "plan", passWay: torchOps ? "matmul" : "plan", readWay, augWay, keyWay, layout, share, solve, solveBlock, mm, lean, fused, readout, bwd, wyBreak, pass, wyKern,
+    // bwd unset: the adjoint chain, whatever the module's default (LR_BWD "wy" since the H200 timing): the blocks written for
+    // the chain keep checking it; the chunk-state backward's block asks for "wy"
+    names, B, T, chunk, dtype, decayWay: torchOps ? "cumsum" : "plan", passWay: torchOps ? "matmul" : "plan", readWay, augWay, keyWay, layout, share, solve, solveBlock, mm, lean, fused, readout, bwd: bwd ?? "chain", wyBreak, pass, wyKern,
     ...glueTensors(model, names.state, run, cot, dropStateCot),
   };
   const parts: string[] = [];
@@ -194,7 +199,7 @@ async function checkGlue(model: I.Model, dims: Record<string, number>, chain: Re
       const want = await gradients(model, run, cot);
       const got = await pythonLowRank(model, chain, run, cot, dropStateCot, chunk, dtype, ways);
       const { torchOps } = ways;
-      const label = `B=${B} T=${T} init=${init} chunk=${chunk} ${dtype}${torchOps ? " decay and pass as torch ops" : ""} readouts ${ways.readWay ?? "default"} aug ${ways.augWay ?? "default"} key ${ways.keyWay ?? "default"} layout ${ways.layout ?? "default"} share ${ways.share ?? "default"} solve ${ways.solve ?? "default"}/${ways.solveBlock ?? "-"} mm ${ways.mm ?? "fp32"} lean ${ways.lean ?? "default"} bwd ${ways.bwd ?? "default"}${stress ? " stressed" : ""}`;
+      const label = `B=${B} T=${T} init=${init} chunk=${chunk} ${dtype}${torchOps ? " decay and pass as torch ops" : ""} readouts ${ways.readWay ?? "default"} aug ${ways.augWay ?? "default"} key ${ways.keyWay ?? "default"} layout ${ways.layout ?? "default"} share ${ways.share ?? "default"} solve ${ways.solve ?? "default"}/${ways.solveBlock ?? "-"} mm ${ways.mm ?? "fp32"} lean ${ways.lean ?? "default"} bwd ${ways.bwd ?? "chain"}${stress ? " stressed" : ""}`;
       const tol = dtype === "float64" ? 1e-9 : ways.mm === "bf16" ? 1e-2 : 1e-4;
       // the chunk-state backward (LR_BWD "wy") replaces the adjoint chain where it applies: no augA, adjoint, fwd or decay plans
       const wy = ways.bwd === "wy" && chain.names.decay !== "key" && (ways.readWay ?? DEFAULTS.readWay) === "matmul" &&

@@ -121,19 +121,26 @@ LR_FUSED_READ = "cuda"
 # the adjoints of the chunk end states by one reverse walk with the forward's transitions transposed, then every
 # gradient per chunk by products from the start state, the end state's adjoint, the reads and their adjoints; no
 # reversed timeline). "wy" applies with no or a scalar decay and the default ways (LR_READ "matmul", the transitions
-# as products, LR_LEAN, LR_SHARE); elsewhere (a per-key decay: RWKV-7) the chain runs.
-LR_BWD = "chain"
+# as products, LR_LEAN, LR_SHARE); elsewhere (a per-key decay: RWKV-7) the chain runs. "wy" is the default since the
+# H200 call of bench/RESULTS.md "the chunk-state backward ... timed with its kernels": with LR_FUSED_PASS and
+# LR_FUSED_WY "cuda" at B=8 T=2048 H=16 K=V=64, graphs, DeltaNet bf16 10.19 -> 9.02 ms (fp32 10.23 -> 9.43), Gated
+# DeltaNet bf16 19.74 -> 17.39 (fp32 19.80 -> 17.78); gradients vs float64 unchanged at B=2 T=2048 (fp32 4.5e-7 /
+# 4.8e-7, the chain's 3.9e-7 / 5.0e-6; bf16 1.7e-3 both).
+LR_BWD = "wy"
 # How the walks over the chunks run where they are products (LR_PASS "matmul": the chunk start states from the
 # transitions, and LR_BWD "wy"'s reverse walk over the end states' adjoints): "torch" (one batched product per chunk,
 # nC launches) or "cuda" (one kernel for the whole walk, a block per batch row and head, compiler/backends/cuda/
 # lowrank-pass.ts, the module's "kernels"."lowRankPass", where a configuration matches: fp32, K = V = 64, the heads
-# layout). Not yet timed on a card, so "torch" is the default.
-LR_FUSED_PASS = "torch"
+# layout). "cuda" is the default since that H200 call: the chain alone went 10.23 -> 9.73 ms (DeltaNet fp32), 19.80 ->
+# 18.71 (Gated DeltaNet fp32), bf16 10.19 -> 9.28 / 19.74 -> 18.16.
+LR_FUSED_PASS = "cuda"
 # How LR_BWD "wy"'s per-chunk products before and after its walk run (P1_u^T dY and B'; the reads' adjoints: the UT
 # scores, the right-hand side and the back substitution): "torch" (batched products, the solve in blocks) or "cuda" (two
 # kernels, a block per chunk, compiler/backends/cuda/lowrank-wy.ts, the module's "kernels"."lowRankWy", where one
-# matches: fp32, C = K = V = 64, one low-rank pair and one readout, no or a scalar decay). Not yet timed on a card.
-LR_FUSED_WY = "torch"
+# matches: fp32, C = K = V = 64, one low-rank pair and one readout, no or a scalar decay). "cuda" is the default since
+# that H200 call: wy with the pass kernel 9.90 -> 9.43 ms with these kernels too (DeltaNet fp32), 18.78 -> 17.78 (Gated
+# DeltaNet fp32).
+LR_FUSED_WY = "cuda"
 
 
 class _section:
