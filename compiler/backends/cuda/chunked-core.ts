@@ -26,6 +26,8 @@
  * Phase A options (config flags, 2-byte operands): INV = 1 inverts by one warp per 16x16 block product
  * (seqc_chunk_inverse_w), MATS = 1 forms a per-key decay's A and Aq block pairs as warp tasks (SeqcKeyTiles).
  */
+import { inverseFirstRound, inverseSecondRound } from "./chunked-inverse-rounds.ts";
+
 export const CHUNK_CORE_SOURCE = String.raw`
 // ==== seqc chunked core (model-independent) ====
 typedef unsigned int u32;
@@ -736,51 +738,10 @@ template <class Cfg> __device__ void seqc_chunk_inverse_w(const SeqcSm<Cfg>& s) 
   // scratch: U(0,1) N_10 T_00, U(0,2) N_32 T_22, U(0,3) Y_21, U(1,2) Y_31, U(1,3) N_20 T_00, U(2,3) N_30 T_00
   if (w < 6) {
     // warp w: N_ik T_kk into U(a, b) (warps 0 and 1 then T_ik = T_ii U(a, b))
-    const int i = w == 0 ? 1 : w == 2 || w == 4 ? 2 : 3, k = w == 0 || w >= 4 ? 0 : w == 1 ? 2 : 1;
-    const int a = w < 3 ? 0 : w < 5 ? 1 : 2, b = w == 0 ? 1 : w == 1 || w == 3 ? 2 : 3;
-    seqc_w16_ld(c, nullptr, 0);
-    seqc_w16_mm(c, Nb(i, k), LDA, Tb(k, k), LDA);
-    seqc_w16_st(c, Tb(a, b), LDA);
-    if (w < 2) {
-      __syncwarp();
-      seqc_w16_ld(c, nullptr, 0);
-      seqc_w16_mm(c, Tb(i, i), LDA, Tb(a, b), LDA);
-      seqc_w16_st(c, Tb(i, k), LDA);
-    }
+${inverseFirstRound("c", "b")}
   }
   __syncthreads();
-  if (w == 0) {
-    // T_20 = T_22 (N_20 T_00 + N_21 T_10), Y_20 in U(0,1)
-    seqc_w16_ld(c, Tb(1, 3), LDA);
-    seqc_w16_mm(c, Nb(2, 1), LDA, Tb(1, 0), LDA);
-    seqc_w16_st(c, Tb(0, 1), LDA);
-    __syncwarp();
-    seqc_w16_ld(c, nullptr, 0);
-    seqc_w16_mm(c, Tb(2, 2), LDA, Tb(0, 1), LDA);
-    seqc_w16_st(c, Tb(2, 0), LDA);
-  } else if (w == 1) {
-    seqc_w16_ld(c, nullptr, 0);
-    seqc_w16_mm(c, Tb(2, 2), LDA, Tb(0, 3), LDA);
-    seqc_w16_st(c, Tb(2, 1), LDA);
-  } else if (w == 2) {
-    // T_30 = T_32 Y_20 + T_33 Y_30: Y_20 (again) in U(0,2), Y_30 in P
-    seqc_w16_ld(c, Tb(1, 3), LDA);
-    seqc_w16_mm(c, Nb(2, 1), LDA, Tb(1, 0), LDA);
-    seqc_w16_st(c, Tb(0, 2), LDA);
-    seqc_w16_ld(c, Tb(2, 3), LDA);
-    seqc_w16_mm(c, Nb(3, 1), LDA, Tb(1, 0), LDA);
-    seqc_w16_st(c, Pz, 16);
-    __syncwarp();
-    seqc_w16_ld(c, nullptr, 0);
-    seqc_w16_mm(c, Tb(3, 2), LDA, Tb(0, 2), LDA);
-    seqc_w16_mm(c, Tb(3, 3), LDA, Pz, 16);
-    seqc_w16_st(c, Tb(3, 0), LDA);
-  } else if (w == 3) {
-    seqc_w16_ld(c, nullptr, 0);
-    seqc_w16_mm(c, Tb(3, 2), LDA, Tb(0, 3), LDA);
-    seqc_w16_mm(c, Tb(3, 3), LDA, Tb(1, 2), LDA);
-    seqc_w16_st(c, Tb(3, 1), LDA);
-  }
+${inverseSecondRound("c")}
   __syncthreads();
 }
 

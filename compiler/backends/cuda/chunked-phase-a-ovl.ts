@@ -14,9 +14,12 @@
  * 16-byte pieces instead of 4-byte ones). The core's phase A does the scale pass, the
  * record's copies and alpha v's load (its wait and two barriers) after the inverse, in series. Same products and
  * roundings as the core's phase A: the record is bitwise the same (test/cuda-chunked-phase-a-ovl.test.ts).
- * The inverse's rounds are seqc_chunk_inverse_w's (chunked-core.ts), repeated here with the helpers' stages between them
- * so that CHUNK_CORE_SOURCE stays unchanged; appended to a module only where one of its configs has OVL.
+ * The inverse's rounds are seqc_chunk_inverse_w's (chunked-core.ts): both kernels take their text from
+ * chunked-inverse-rounds.ts, here with the helpers' stages between them. Appended to a module only where one of its
+ * configs has OVL.
  */
+import { inverseFirstRound, inverseSecondRound } from "./chunked-inverse-rounds.ts";
+
 export const CHUNK_PHASE_A_OVL_SOURCE = String.raw`
 // ==== seqc chunked phase A, the record's copies and alpha v's load under the inverse (OVL) ====
 template <class Cfg, class R>
@@ -88,17 +91,7 @@ __device__ void seqc_chunk_phase_a_o(const R& rows, char* smem, typename Cfg::T*
   // ---- stage 1: seqc_chunk_inverse_w's first round (warps 0-5) | alpha v's copies into X's place (helpers)
   // scratch: U(0,1) N_10 T_00, U(0,2) N_32 T_22, U(0,3) Y_21, U(1,2) Y_31, U(1,3) N_20 T_00, U(2,3) N_30 T_00
   if (w < IW) {
-    const int i = w == 0 ? 1 : w == 2 || w == 4 ? 2 : 3, k = w == 0 || w >= 4 ? 0 : w == 1 ? 2 : 1;
-    const int a = w < 3 ? 0 : w < 5 ? 1 : 2, bb = w == 0 ? 1 : w == 1 || w == 3 ? 2 : 3;
-    seqc_w16_ld(cc, nullptr, 0);
-    seqc_w16_mm(cc, Nb(i, k), LDA, Tb(k, k), LDA);
-    seqc_w16_st(cc, Tb(a, bb), LDA);
-    if (w < 2) {
-      __syncwarp();
-      seqc_w16_ld(cc, nullptr, 0);
-      seqc_w16_mm(cc, Tb(i, i), LDA, Tb(a, bb), LDA);
-      seqc_w16_st(cc, Tb(i, k), LDA);
-    }
+${inverseFirstRound("cc", "bb")}
   } else {
     for (int e = ht; e < F * (VP / 8); e += NH) {
       const int f = e / (VP / 8), jj = (e % (VP / 8)) * 8, tl = f / RTP, rr = f % RTP;
@@ -116,38 +109,7 @@ __device__ void seqc_chunk_phase_a_o(const R& rows, char* smem, typename Cfg::T*
   __syncthreads();
   // ---- stage 2: the second round (warps 0-3)
   float* const Pz = s.P;
-  if (w == 0) {
-    // T_20 = T_22 (N_20 T_00 + N_21 T_10), Y_20 in U(0,1)
-    seqc_w16_ld(cc, Tb(1, 3), LDA);
-    seqc_w16_mm(cc, Nb(2, 1), LDA, Tb(1, 0), LDA);
-    seqc_w16_st(cc, Tb(0, 1), LDA);
-    __syncwarp();
-    seqc_w16_ld(cc, nullptr, 0);
-    seqc_w16_mm(cc, Tb(2, 2), LDA, Tb(0, 1), LDA);
-    seqc_w16_st(cc, Tb(2, 0), LDA);
-  } else if (w == 1) {
-    seqc_w16_ld(cc, nullptr, 0);
-    seqc_w16_mm(cc, Tb(2, 2), LDA, Tb(0, 3), LDA);
-    seqc_w16_st(cc, Tb(2, 1), LDA);
-  } else if (w == 2) {
-    // T_30 = T_32 Y_20 + T_33 Y_30: Y_20 (again) in U(0,2), Y_30 in P
-    seqc_w16_ld(cc, Tb(1, 3), LDA);
-    seqc_w16_mm(cc, Nb(2, 1), LDA, Tb(1, 0), LDA);
-    seqc_w16_st(cc, Tb(0, 2), LDA);
-    seqc_w16_ld(cc, Tb(2, 3), LDA);
-    seqc_w16_mm(cc, Nb(3, 1), LDA, Tb(1, 0), LDA);
-    seqc_w16_st(cc, Pz, 16);
-    __syncwarp();
-    seqc_w16_ld(cc, nullptr, 0);
-    seqc_w16_mm(cc, Tb(3, 2), LDA, Tb(0, 2), LDA);
-    seqc_w16_mm(cc, Tb(3, 3), LDA, Pz, 16);
-    seqc_w16_st(cc, Tb(3, 0), LDA);
-  } else if (w == 3) {
-    seqc_w16_ld(cc, nullptr, 0);
-    seqc_w16_mm(cc, Tb(3, 2), LDA, Tb(0, 3), LDA);
-    seqc_w16_mm(cc, Tb(3, 3), LDA, Tb(1, 2), LDA);
-    seqc_w16_st(cc, Tb(3, 1), LDA);
-  }
+${inverseSecondRound("cc")}
   __syncthreads();
   // ---- stage 3: T's operand (lower block triangle, zero above; warps 0-5) | each helper's own alpha v copies, scaled
   if (w < IW) {
