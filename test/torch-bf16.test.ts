@@ -53,13 +53,17 @@ describe("torch target: bf16 forms in the module's plans", () => {
         expect(ios(plan), key).toEqual(["bf16", "f32"]);
         const f32 = plan.forms.filter((f) => (f.io ?? "f32") === "f32");
         const all = plan.forms.filter((f) => f.io === "bf16");
-        // the warp-split twins (stateless-warp.ts, "-bf16in-wr"): last, each of a twin whose form sums over a row
+        // the warp-split twins (stateless-warp.ts, "-bf16in-wr"): after the twins, each of a twin whose form sums over a row;
+        // then the no-zeros twins (stateless-nz.ts, "-nz": Mamba-2's post and prep backward, which write literal zeros)
+        const nz = all.filter((f) => f.variant.endsWith("-nz"));
         const split = all.filter((f) => f.variant.endsWith("-wr"));
-        const twins = all.filter((f) => !f.variant.endsWith("-wr"));
+        const twins = all.filter((f) => !f.variant.endsWith("-wr") && !f.variant.endsWith("-nz"));
         expect(plan.forms.slice(0, f32.length), key).toEqual(f32);
         expect(twins.map((f) => f.variant), key).toEqual(f32.filter((f) => !f.module).map((f) => `${f.variant}-bf16in`));
-        expect(plan.forms.slice(plan.forms.length - split.length), key).toEqual(split);
+        expect(plan.forms.slice(plan.forms.length - split.length - nz.length, plan.forms.length - nz.length), key).toEqual(split);
+        expect(plan.forms.slice(plan.forms.length - nz.length), key).toEqual(nz);
         expect(split.map((f) => f.variant), key).toEqual(name === "mamba2" && part !== "prep" ? ["workgroup-bf16in-wr", "global-bf16in-wr"] : []);
+        expect(nz.map((f) => f.variant).sort(), key).toEqual(name === "mamba2" && part !== "prep" ? [...twins, ...split].map((f) => `${f.variant}-nz`).sort() : []);
         for (const f of all) {
           expect([f.out, f.bf16Inputs!.length > 0], key).toEqual(["f32", true]);
           for (const n of f.bf16Inputs!) expect(plan.tensors.some((t) => t.role === "input" && t.name === n && !/__bar$/.test(n) || part === "postBw" && t.name === n), `${key} ${n}`).toBe(true);

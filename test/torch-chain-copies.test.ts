@@ -67,7 +67,7 @@ describe("torch target: prep's copies of inputs", () => {
     } else {
       // runs whole; its copy named all the same (without skip: the glue may take the input, seqc_chunked.RUN_COPIES)
       expect(models.postBw).toBe(full.models.postBw);
-      expect(n.postBw).toEqual({ ...full.names.postBw, copies: { y0__bar: outBar } });
+      expect(n.postBw).toEqual({ ...full.names.postBw, copies: { y0__bar: outBar }, zeros: ["A__bar", "B__bar", "C__bar", "dt__bar"] });
     }
     expect(n.prepBw.skip).toBeUndefined();
   });

@@ -30,10 +30,12 @@ type Counts = { "bf16->f32": number; "f32->bf16": number; flip: number };
 type Row = { path: string; counts: Counts; runs: string[]; grads_equal_old?: Record<string, boolean>; inputs_equal_old?: Record<string, boolean> };
 
 // [bf16 -> float32, float32 -> bf16, flips] per path (old: every switch of this test at its old value; one switch new; all new)
+// (Mamba-2's new path: with ZERO_STORES "skip" dt's and B's gradients have one piece left (prep's backward's), converted
+// to bf16 on their own rather than written in bf16 by an add of post's zeros (GRAD_SUM "low"): 2 conversions, 2 adds fewer)
 const WANT: Record<string, Record<string, [number, number, number]>> = {
-  simple_gla: { old: [7, 4, 6], IDLE_INPUTS: [4, 4, 6], ADJOINT_OUT: [6, 3, 6], RUN_COPIES: [7, 4, 6], CORE_RERUN: [7, 4, 6], GRAD_SUM: [7, 4, 6], new: [3, 3, 6] },
-  mamba2: { old: [5, 5, 6], IDLE_INPUTS: [5, 5, 6], ADJOINT_OUT: [4, 5, 6], RUN_COPIES: [6, 4, 6], CORE_RERUN: [4, 5, 6], GRAD_SUM: [5, 2, 6], new: [4, 1, 6] },
-  gla: { old: [7, 8, 6], IDLE_INPUTS: [6, 8, 6], ADJOINT_OUT: [6, 7, 6], RUN_COPIES: [7, 8, 6], CORE_RERUN: [7, 8, 6], GRAD_SUM: [7, 8, 6], new: [5, 7, 6] },
+  simple_gla: { old: [7, 4, 6], IDLE_INPUTS: [4, 4, 6], ADJOINT_OUT: [6, 3, 6], RUN_COPIES: [7, 4, 6], CORE_RERUN: [7, 4, 6], GRAD_SUM: [7, 4, 6], ZERO_STORES: [7, 4, 6], new: [3, 3, 6] },
+  mamba2: { old: [5, 5, 6], IDLE_INPUTS: [5, 5, 6], ADJOINT_OUT: [4, 5, 6], RUN_COPIES: [6, 4, 6], CORE_RERUN: [4, 5, 6], GRAD_SUM: [5, 2, 6], ZERO_STORES: [5, 5, 6], new: [4, 3, 6] },
+  gla: { old: [7, 8, 6], IDLE_INPUTS: [6, 8, 6], ADJOINT_OUT: [6, 7, 6], RUN_COPIES: [7, 8, 6], CORE_RERUN: [7, 8, 6], GRAD_SUM: [7, 8, 6], ZERO_STORES: [7, 8, 6], new: [5, 7, 6] },
 };
 
 describe.skipIf(!cpuTorch)("torch target: the bf16 step's glue copies per switch (CPU torch, plans stubbed)", () => {
@@ -55,6 +57,7 @@ describe.skipIf(!cpuTorch)("torch target: the bf16 step's glue copies per switch
       // the forward core runs again only where post's backward reads its y (Mamba-2's does not: CORE_RERUN "bound")
       const core = row.runs.includes("chain:core");
       expect(core, `${name} ${row.path}`).toBe(rows[0].runs.includes("chain:core") && !(name === "mamba2" && (row.path === "CORE_RERUN" || row.path === "new")));
+      // (ZERO_STORES "skip": the stub leaves a part's zeros NaN, so a glue that still added them would fail the bitwise check above)
     }
     expect(rows[0].runs.includes("chain:core")).toBe(name === "mamba2");
   }, 120_000);

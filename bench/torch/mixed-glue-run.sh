@@ -38,6 +38,9 @@
 #   PROFILE_PATHS=s13-new (carry dist/torch-s13c.tgz, .anchors, .whl; s13-rows4 / s13-new had a TERMS_ROWS switch not kept:
 #   rerun with TIME_PATHS=s12-old,s13-old,s13-groups); BUNDLE=1 packs $OUT's logs into one tgz (the device tool returns a
 #   limited number of files: run s12 1 lost its timing log).
+# Run s14 (H200; bench/RESULTS.md "Mamba-2's stateless parts without their zeros"): MODULES=dist/torch-s14f
+#   MODELS=mamba2,simple_gla ACC_PATHS=s14-zeros TIME_PATHS=s14-old,s14-zeros PROFILE_PATHS=s14-zeros BUNDLE=1
+#   (carry dist/torch-s14f.tgz, .anchors, .whl).
 set -uo pipefail
 export PYTHONUNBUFFERED=1 CUDA_CACHE_MAXSIZE=4294967296 TRITON_CACHE_DIR=/tmp/triton-cache FLA_CACHE_RESULTS=0
 OUT=${OUT:-/tmp/seqc-glue-out}
@@ -52,7 +55,7 @@ el() { echo "t=$(( $(date +%s) - T0 ))s $*" | tee -a "$LOG"; }
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,temperature.gpu --format=csv,noheader 2>&1 | tee -a "$LOG"
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl 2>&1 | tail -1
 export PYTHONPATH=$PWD/.anchors:/tmp/site
-grep -E '^(REVERSE_SUM|REVERSE_CHUNK|REVERSE_GLUE|DECAY_ANCHOR[A-Z_]*|TRANSPOSED_IO|GLUE_COPIES|STATELESS_IO|ALIAS_IO|FLIP_VIEW|ROWS_IO|PREP_IO|PART_INPUTS|STATELESS_WARP|IDLE_INPUTS|ADJOINT_OUT|RUN_COPIES|CORE_RERUN|ANCHOR_CHUNKS|ANCHOR_VEC|DECAY_TERMS|GRAD_SUM|GRAM_PRODUCTS) = ' "$MOD/seqc_chunked.py" | tee -a "$LOG"
+grep -E '^(REVERSE_SUM|REVERSE_CHUNK|REVERSE_GLUE|DECAY_ANCHOR[A-Z_]*|TRANSPOSED_IO|GLUE_COPIES|STATELESS_IO|ALIAS_IO|FLIP_VIEW|ROWS_IO|PREP_IO|PART_INPUTS|STATELESS_WARP|IDLE_INPUTS|ADJOINT_OUT|RUN_COPIES|CORE_RERUN|ANCHOR_CHUNKS|ANCHOR_VEC|DECAY_TERMS|GRAD_SUM|GRAM_PRODUCTS|ZERO_STORES) = ' "$MOD/seqc_chunked.py" | tee -a "$LOG"
 PIDS=()
 W=${WARM_WORKERS:-6}
 for i in $(seq 0 $((W - 1))); do

@@ -47,7 +47,7 @@ DEV = tb.DEV
 # pick (the default now)
 SWITCHES = ("TRANSPOSED_IO", "DECAY_ANCHOR", "DECAY_ANCHOR_CHUNK", "DECAY_ANCHOR_GRAM", "REVERSE_SUM", "REVERSE_GLUE", "GLUE_COPIES", "STATELESS_IO", "ALIAS_IO",
             "FLIP_VIEW", "ROWS_IO", "PREP_IO", "PART_INPUTS", "STATELESS_WARP", "IDLE_INPUTS", "ADJOINT_OUT", "RUN_COPIES", "CORE_RERUN", "ANCHOR_CHUNKS",
-            "DECAY_TERMS", "ANCHOR_VEC", "GRAD_SUM", "GRAM_PRODUCTS")
+            "DECAY_TERMS", "ANCHOR_VEC", "GRAD_SUM", "GRAM_PRODUCTS", "ZERO_STORES")
 PATHS = {"f32": ("f32", "none", 64, "stack", "flip", "flip", "old", "f32", "f32"), "mixed": ("mixed", "none", 64, "stack", "flip", "flip", "old", "f32", "f32"),
          "mixed+a64": ("mixed", "mixed", 64, "stack", "flip", "flip", "old", "f32", "f32"), "mixed+a32": ("mixed", "mixed", 32, "stack", "flip", "flip", "old", "f32", "f32"),
          "mixed+a16": ("mixed", "mixed", 16, "stack", "flip", "flip", "old", "f32", "f32"), "mixed+a64-lean": ("mixed", "mixed", 64, "lean", "flip", "flip", "old", "f32", "f32"),
@@ -86,6 +86,10 @@ PATHS.update({"s12-old": PATHS["s11-new"], "s12-terms": PATHS["s11-new"][:19] + 
 # kernels), "s13-groups" the Gram in key-row groups (the default since). (Run s13 1 also timed "s13-rows4" / "s13-new",
 # the terms kernel with four rows a warp, a TERMS_ROWS switch not kept: slower, bench/RESULTS.md.)
 PATHS.update({"s13-old": PATHS["s11-new"][:19] + ("kernel", "plain", "low", "two"), "s13-groups": PATHS["s11-new"][:19] + ("kernel", "plain", "low", "groups")})
+# ZERO_STORES (the 24th): "write" on every path before "s14-zeros" (a running stateless part's literal zeros left out of
+# the sums, and its "-nz" forms, which write neither them nor its copies, in the trial); "s14-old" = "s13-groups"
+PATHS = {k: v + ("write",) for k, v in PATHS.items()}
+PATHS.update({"s14-old": PATHS["s13-groups"], "s14-zeros": PATHS["s13-groups"][:23] + ("skip",)})
 PROFILE_PATHS = [p for p in os.environ.get("PROFILE_PATHS", "").split(",") if p]
 ACC_PATHS = [p for p in os.environ.get("ACC_PATHS", "f32,mixed,mixed+a64,mixed+a32,mixed+a16,mixed+a64-lean").split(",")]
 TIME_PATHS = [p for p in os.environ.get("TIME_PATHS", "f32,mixed,mixed+a64,mixed+a64-lean").split(",")]

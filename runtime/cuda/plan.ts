@@ -56,6 +56,10 @@ export interface CudaFormPlan {
   /** With io "bf16": the inputs read as bf16, every other input (and the outputs, `out`) float32; absent: every input
    *  of `io` (the torch target's stateless chain parts reading bf16 inputs and cotangents beside float32 adjoints). */
   bf16Inputs?: string[];
+  /** Outputs this form leaves unwritten (their buffers hold whatever was there): the torch target's stateless chain
+   *  parts' zero and copied outputs, which the glue does not read (compiler/backends/torch/stateless-bf16.ts "-nz"
+   *  twins; runtime/torch/seqc_chunked.py ZERO_STORES). Absent: every output written. */
+  unwritten?: string[];
   /** Key into CudaModelPlan.modules when this form's kernels live in a module of their own. */
   module?: string;
   variant: string;

@@ -174,6 +174,15 @@ ADJOINT_OUT = "low"
 # the plan's float32 output, the anchors' Gram copies it in its own pass); "plan" (the way before) the plan's output.
 # (Parts that do not run take their copies from the inputs either way.)
 RUN_COPIES = "input"
+# A stateless part that runs but has outputs that are the literal 0 (<Model>.torch.json `zeros` of prepBw / postBw:
+# Mamba-2's post backward's dt__bar, B__bar, C__bar, A__bar; its prep backward's D__bar): "skip" the glue leaves them
+# out of the gradients' sums (adding 0.0 changes no value), and the forms that do not write them nor the part's copies
+# ("<variant>-nz", CudaFormPlan.unwritten: compiler/backends/torch/stateless-nz.ts; with RUN_COPIES "input" only) join
+# the trial timing (TUNE_STATELESS); "write" (the way before) every output written and added. H200, bf16 step at
+# (8, 2048, 32, 64): Mamba-2 eager GPU-only 4.011 -> 3.819 ms (mamba_ssm 3.337 in the same process), post's backward
+# 0.421 -> 0.215 ms (profiles of runs s13 1 / s14 1), gradients bitwise the same; SimpleGLA (no zeros) 1.691 both
+# (bench/RESULTS.md, run s14 1).
+ZERO_STORES = "skip"
 # Where the forward's final state is at hand (seqc_torch keeps it: ctx.chain_SN), when the chain's forward core runs again
 # (only for post's backward's y): "bound" (the default) only where some form of post's backward plan binds a readout's y
 # (Mamba-2's post backward, y = y0 + D x, reads x and the cotangent alone: its y0 is in the plan's tensors but no kernel
@@ -455,7 +464,7 @@ def rows_decayed_readout(ld, pairs, readouts, S0, B, T, H, K, V, dtype, device, 
     return outs
 
 
-def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state, inputs, params, outputs, dtype, device, per_key_t=None, decay_way=None, S_N=None, seen=None, rows=None, decay_anchor=None, anchor_chunk=None, rev_low=None, reverse_sum=None, reverse_glue=None, low_out=False, exact_low=None, low_in=None, low_alias=False, part_reads=None, low_bars=False, run_copies=False, post_binds=None, anchor_products=None, decay_terms=None, sum_low=None):
+def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state, inputs, params, outputs, dtype, device, per_key_t=None, decay_way=None, S_N=None, seen=None, rows=None, decay_anchor=None, anchor_chunk=None, rev_low=None, reverse_sum=None, reverse_glue=None, low_out=False, exact_low=None, low_in=None, low_alias=False, part_reads=None, low_bars=False, run_copies=False, post_binds=None, anchor_products=None, decay_terms=None, sum_low=None, drop_zeros=False):
     """Gradients of the forward's inputs, params and the matrix state's initial value through the chain.
 
     n: the chain's names (<Model>.torch.json "chunked".names); run(part, dims, inputs, initial_state, B, T)
@@ -499,6 +508,7 @@ def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state,
     low_bars: with low_out, the adjoint cores' outputs stay in the cores' dtype after the reversal (ADJOINT_OUT "low"):
     converted to dtype only where prep's backward or the decay adjoint reads them; an input's gradient may come back bf16.
     run_copies: a part that runs takes its `copies` from their inputs too (RUN_COPIES "input"), not from its plan.
+    drop_zeros: a part that runs leaves its `zeros` out of the sums (ZERO_STORES "skip": its form may not write them).
     post_binds: the inputs some form of post's backward plan binds (CORE_RERUN "bound"), or None: with S_N, the forward
     core does not run again where none of the readouts' y is among them.
     Returns ({input: grad}, {param: grad}, dS0)."""
@@ -548,6 +558,9 @@ def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state,
         if not (names and names.get("skip")):
             folded = {k: v.reshape([B * T, 1] + list(v.shape[2:])) for k, v in inputs.items() if v is not None}
             res = {k: v.reshape([B, T] + list(v.shape[2:])) for k, v in run(part, None, folded, {}, B * T, 1)[0].items()}
+            if drop_zeros:  # its literal zeros (a "-nz" form leaves them unwritten): no piece of any sum
+                for o in (names or {}).get("zeros") or ():
+                    res.pop(o, None)
         for o, i in ((names or {}).get("copies") or {}).items():
             if inputs.get(i) is not None:
                 res[o] = full(i) if full is not None else inputs[i]  # (in dtype: the glue reads it)
@@ -785,6 +798,13 @@ TUNE_STATELESS = True
 STATELESS_WARP = True
 
 
+def unwritten_ok():
+    """Whether forms that leave a part's zeros and copies unwritten may run (ZERO_STORES "skip", RUN_COPIES "input")."""
+    if ZERO_STORES not in ("skip", "write"):
+        raise ValueError("seqc_chunked: ZERO_STORES is %r; expected 'skip' or 'write'" % (ZERO_STORES,))
+    return ZERO_STORES == "skip" and RUN_COPIES == "input"
+
+
 def stateless_form(runner, dims, B, T, trial=None, io="f32", out_io=None):
     """The form for a stateless part's run over [B, T] (time folded into the batch) among its `io` forms (out_io as in
     PlanRunner.applicable; "bf16" / "f32": the bf16-input twins, variants "<variant>-bf16in"). trial(variant) -> ms where
@@ -794,12 +814,14 @@ def stateless_form(runner, dims, B, T, trial=None, io="f32", out_io=None):
         return "auto"
     sfx = "" if io == "f32" else "-bf16in"
     if trial is not None and TUNE_STATELESS:
-        key = ("tuned", tuple(sorted(dims.items())), B, T, io, out_io, STATELESS_WARP)
+        key = ("tuned", tuple(sorted(dims.items())), B, T, io, out_io, STATELESS_WARP, unwritten_ok())
         hit = runner._picks.get(key)
         if hit is None:
             times = {}
             for f, _ in runner.applicable(dims, B, T, "auto", io, out_io):
-                if not STATELESS_WARP and f["variant"].endswith("-wr"):
+                if not STATELESS_WARP and "-wr" in f["variant"]:
+                    continue
+                if f.get("unwritten") and not unwritten_ok():
                     continue
                 try:
                     times[f["variant"]] = trial(f["variant"])
@@ -896,7 +918,7 @@ def backward(ctx, m, flat, grads):
     given_n = len(ctx.needs_input_grad) - ctx.offset
     dtypes = [x.dtype if x is not None else None for x in flat][:given_n]
     key = ("chunked-backward", ctx.B, ctx.T, tuple(sorted(ctx.dims.items())), ctx.dtype, getattr(ctx, "given_dtype", ctx.dtype), tuple(ctx.need), given_n,
-           PER_KEY_TRANSPOSED, ROWS_TILE, ROWS_SEGMENT, ROWS_IO, PREP_IO, PART_INPUTS, STATELESS_WIDE, STATELESS_WARP, BF16_DECAY_PARTS, DECAY_WAY, TRANSPOSED_IO, DECAY_ANCHOR, DECAY_ANCHOR_CHUNK, DECAY_ANCHOR_GRAM, ANCHOR_CHUNKS, ANCHOR_VEC, DECAY_TERMS, GRAD_SUM, GRAM_PRODUCTS, REVERSE_SUM, REVERSE_CHUNK, REVERSE_GLUE, GLUE_COPIES, STATELESS_IO, ALIAS_IO, FLIP_VIEW, IDLE_INPUTS, ADJOINT_OUT, RUN_COPIES, CORE_RERUN)
+           PER_KEY_TRANSPOSED, ROWS_TILE, ROWS_SEGMENT, ROWS_IO, PREP_IO, PART_INPUTS, STATELESS_WIDE, STATELESS_WARP, BF16_DECAY_PARTS, DECAY_WAY, TRANSPOSED_IO, DECAY_ANCHOR, DECAY_ANCHOR_CHUNK, DECAY_ANCHOR_GRAM, ANCHOR_CHUNKS, ANCHOR_VEC, DECAY_TERMS, GRAD_SUM, GRAM_PRODUCTS, REVERSE_SUM, REVERSE_CHUNK, REVERSE_GLUE, GLUE_COPIES, STATELESS_IO, ALIAS_IO, FLIP_VIEW, IDLE_INPUTS, ADJOINT_OUT, RUN_COPIES, CORE_RERUN, ZERO_STORES)
     nf, ng = len(flat), len(grads)
 
     def body(*args):
@@ -1133,6 +1155,7 @@ def backward_eager(ctx, m, flat, grads, convert=True, S_N=None):
         post_binds=binds("postBw") if CORE_RERUN == "bound" else None,
         anchor_products=(lambda xs, w, kg=None: anchor_chunks_kernel(ak, xs, w, kg)) if ak is not None else None,
         sum_low=torch.bfloat16 if GRAD_SUM == "low" and given_dtype == torch.bfloat16 and dtype == torch.float32 else None,
+        drop_zeros=ZERO_STORES == "skip",
         decay_terms=(lambda plus, minus: decay_terms_kernel(tk, plus, minus, B, T, cd["H"], cd["K"], n.get("decay") == "key")) if tk is not None else None)
     need = ctx.need
     res = []

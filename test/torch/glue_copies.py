@@ -3,7 +3,8 @@ training step's chunked backward (runtime/torch/seqc_chunked.py), counted on CPU
 
 Every plan is replaced by a stub (no kernels, no interpreter): its outputs are fixed pseudo-random tensors of the plan's
 output dtype, seeded by (plan, output), except a part's `copies` (<Model>.torch.json names), which are the inputs they
-equal (as the plans compute them). Each plan run's inputs are recorded by value (float64 sums, plain and weighted by
+equal (as the plans compute them), and its `zeros`: 0 with ZERO_STORES "write", NaN with "skip" (a "-nz" form leaves
+them unwritten: read anywhere, a gradient would differ from the old path's). Each plan run's inputs are recorded by value (float64 sums, plain and weighted by
 position): the paths must hand every plan they both run the same values, and must return bitwise the same gradients.
 Counted under torch's dispatch: conversions bf16 -> float32 and float32 -> bf16 and flips of tensors of at least a
 quarter of B*T*H*K elements (the [B, T, H*K] ones). A GLA-family step's rows readout runs as torch ops here
@@ -27,7 +28,7 @@ import seqc_torch  # noqa: E402
 H100 = {"name": "H100 (no driver)", "sm": 90, "multiprocessors": 132, "max_threads": 1024, "smem_optin": 232448}
 C = seqc_torch._chunked
 # the switches of this test, old value first
-SWITCHES = {"IDLE_INPUTS": ("all", "none"), "ADJOINT_OUT": ("f32", "low"), "RUN_COPIES": ("plan", "input"), "CORE_RERUN": ("post", "bound"), "GRAD_SUM": ("f32", "low")}
+SWITCHES = {"IDLE_INPUTS": ("all", "none"), "ADJOINT_OUT": ("f32", "low"), "RUN_COPIES": ("plan", "input"), "CORE_RERUN": ("post", "bound"), "GRAD_SUM": ("f32", "low"), "ZERO_STORES": ("write", "skip")}
 PATHS = [("old", {k: v[0] for k, v in SWITCHES.items()})] + [(k, dict({j: v[0] for j, v in SWITCHES.items()}, **{k: v[1]})) for k, v in SWITCHES.items()] + [("new", {k: v[1] for k, v in SWITCHES.items()})]
 
 
@@ -62,9 +63,13 @@ def main():
         plan = m.meta["plans"][key]
         part = key.split(":", 1)[1] if ":" in key else key
         copies = (n.get(part) or {}).get("copies") or {} if part in ("postBw", "prepBw") else {}
+        zeros = (n.get(part) or {}).get("zeros") or [] if part in ("postBw", "prepBw") else []
         outs = {}
         for t_ in (x for x in plan["tensors"] if x["role"] == "output"):
             shape = [b, t] + [seqc_cuda.eval_size(s, dims) for s in t_["shape"]]
+            if t_["name"] in zeros:  # the literal zeros: written as 0 (ZERO_STORES "write"), else left unwritten (NaN here)
+                outs[t_["name"]] = torch.full(shape, 0.0 if C.ZERO_STORES == "write" else float("nan"), dtype=odt)
+                continue
             if t_["name"] in copies and inputs.get(copies[t_["name"]]) is not None:
                 outs[t_["name"]] = inputs[copies[t_["name"]]].to(odt).reshape(shape)
                 continue

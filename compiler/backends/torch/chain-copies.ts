@@ -102,7 +102,10 @@ export function withoutAliases(prep: I.Model, aliases: Record<string, string>): 
 
 /** A backward model's names in a torch module; with `skip` the model does not run: `copies` {bar output: the model's
  * input it equals} the glue takes from its inputs, zero outputs are in none of the maps (no contribution). */
-export type TorchBarNames = ChainBarNames & { copies?: Record<string, string>; skip?: boolean };
+/** `zeros`: (a part that runs) its outputs that are the literal 0 (still in inputBar / paramBar: the plan's float32
+ * forms write them; seqc_chunked.py ZERO_STORES "skip" leaves them out of the sums and may run forms that do not write
+ * them, stateless-bf16.ts "-nz"). */
+export type TorchBarNames = ChainBarNames & { copies?: Record<string, string>; skip?: boolean; zeros?: string[] };
 
 /** The chain's names in a torch module: `prepAliases` {prep output: input} are prep's copies of inputs, which prep and
  * its backward leave out (prepOutputs and prepBw name the rest); prepBw and postBw as TorchBarNames. */
@@ -118,7 +121,7 @@ function trimBar(model: I.Model, names: ChainBarNames): { model: I.Model | undef
   const zeros = new Set(zeroOutputs(model));
   const copies = copiedOutputs(model);
   const left = I.tensorsOfKind(model, "output").filter((o) => !zeros.has(o.name) && !(o.name in copies));
-  if (left.length > 0) return { model, names: Object.keys(copies).length ? { ...names, copies } : names };
+  if (left.length > 0) return { model, names: { ...names, ...(Object.keys(copies).length ? { copies } : {}), ...(zeros.size ? { zeros: [...zeros].sort() } : {}) } };
   const keep = (m: Record<string, string>) => Object.fromEntries(Object.entries(m).filter(([, bar]) => bar in copies));
   return { model: undefined, names: { outputBar: names.outputBar, inputBar: keep(names.inputBar), paramBar: keep(names.paramBar), copies, skip: true } };
 }

@@ -15,7 +15,7 @@ import { lowerCuda, lowerCudaF64 } from "../cuda/plan.ts";
 import { BF16_IN_F32_OUT, CHUNK_IOS } from "../cuda/chunked-plan.ts";
 import { trainingChain } from "../../grad/training.ts";
 import { ALL_CHAIN_PARTS, type ChainPart } from "../../../runtime/chunked-backward.ts";
-import { torchChain, type TorchChainNames } from "./chain-copies.ts";
+import { torchChain, type TorchBarNames, type TorchChainNames } from "./chain-copies.ts";
 import { lowRankChainPlans, type TorchLowRankChunked } from "./chain-plans-lowrank.ts";
 import { withBf16Inputs } from "./stateless-bf16.ts";
 import { ROWS_READOUT_LOW, ROWS_READOUT_TILES, rowsReadoutModule, type RowsReadoutKernel } from "../cuda/rows-readout.ts";
@@ -50,6 +50,11 @@ export function chainPlans(model: I.Model, bakedDims: Record<string, number>, ke
   // (never the adjoints of prep's outputs, which the glue computes in float32)
   const forwardInputs = I.tensorsOfKind(model, "input").map((t) => t.name);
   const bf16Reads = (part: ChainPart): string[] => (part === "postBw" ? [...forwardInputs, ...Object.values(chain.names.postBw.outputBar)] : forwardInputs);
+  // a running backward model's outputs the glue need not read (chain-copies.ts zeros and copies; seqc_chunked.ZERO_STORES)
+  const unwrittenOf = (part: ChainPart): string[] => {
+    const bn = part === "postBw" || part === "prepBw" ? (chain.names[part] as TorchBarNames) : undefined;
+    return bn && !bn.skip ? [...(bn.zeros ?? []), ...Object.keys(bn.copies ?? {})] : [];
+  };
   for (const part of ALL_CHAIN_PARTS) {
     const m = chain.models[part];
     if (!m) continue;
@@ -59,7 +64,8 @@ export function chainPlans(model: I.Model, bakedDims: Record<string, number>, ke
     const mixed = chain.names.ld && chain.names.decay !== "key" && MIXED_PARTS.has(part);
     const kept = keep(lowerCuda(m, mixed ? { chunkIos: [...CHUNK_IOS, BF16_IN_F32_OUT] } : {}).plan, part);
     // the stateless parts also read the forward's inputs and the outputs' cotangents as bf16 (stateless-bf16.ts)
-    plans[`chain:${part}`] = opts.copies && STATELESS.has(part) ? withBf16Inputs(m, kept, bf16Reads(part), { warpSplit: true }) : kept;
+    // (and, where the part's zero and copied outputs are written, twins that leave them unwritten: stateless-bf16.ts NO_ZEROS)
+    plans[`chain:${part}`] = opts.copies && STATELESS.has(part) ? withBf16Inputs(m, kept, bf16Reads(part), { warpSplit: true, unwritten: unwrittenOf(part) }) : kept;
     plans[`chain64:${part}`] = lowerCudaF64(m);
     parts.push(part);
   }

@@ -14,6 +14,13 @@
  * warp-split twin `<variant>-bf16in-wr` (stateless-warp.ts: a warp an output element, the row's sum over its lanes),
  * appended after every other form: the runtime's trial timing (seqc_chunked.TUNE_STATELESS) picks among them, and
  * seqc_chunked.STATELESS_WARP False leaves them out.
+ *
+ * With `unwritten` (output names: a running part's zero and copied outputs, chain-copies.ts `zeros` / `copies`, which
+ * the glue does not read under seqc_chunked.ZERO_STORES "skip"), each twin above whose kernels store one of them also
+ * gets a twin `<variant>-nz` without those stores (stateless-nz.ts: the phases left without a store removed; the
+ * thread layout, chosen on the whole model, is kept) and `unwritten` naming them (CudaFormPlan.unwritten); these come
+ * last. Mamba-2's post backward writes 4 zero outputs (B__bar, C__bar: [B*T, H, N] float32 each) and a float32 copy
+ * of its cotangent (y0__bar) beside its two outputs that are read.
  */
 import * as I from "../../ir/types.ts";
 import type * as K from "../../kernel/ir.ts";
@@ -22,6 +29,10 @@ import type { CudaLaunch, CudaModelPlan } from "../../../runtime/cuda/plan.ts";
 import { genericForm } from "../cuda/plan.ts";
 import { renderKernel } from "../cuda/render.ts";
 import { warpSplitKernel, WARP_SUM_FN, WARP_SUM_SOURCE } from "./stateless-warp.ts";
+import { withoutStores } from "./stateless-nz.ts";
+
+/** Suffix of a twin without the stores of its unwritten outputs (`<variant>-nz`, `<kernel>_nz`; stateless-nz.ts). */
+export const NO_ZEROS = "nz";
 
 /** Suffix of a warp-split twin's variant and kernels (`<variant>-bf16in-wr`, `<kernel>_bf16in_wr`; stateless-warp.ts). */
 export const WARP = "wr";
@@ -37,7 +48,7 @@ const twin = (n: string) => `${n}_${BF16_IN}`;
  * read the inputs in `low` (names of the model's inputs) as bf16. Inputs of `low` the model does not have are ignored;
  * none left: the plan as it is.
  */
-export function withBf16Inputs(model: I.Model, plan: CudaModelPlan, low: Iterable<string>, opts: { warpSplit?: boolean } = {}): CudaModelPlan {
+export function withBf16Inputs(model: I.Model, plan: CudaModelPlan, low: Iterable<string>, opts: { warpSplit?: boolean; unwritten?: Iterable<string> } = {}): CudaModelPlan {
   const own = new Set(I.tensorsOfKind(model, "input").map((t) => t.name));
   const names = [...new Set(low)].filter((n) => own.has(n)).sort();
   if (!names.length) return plan;
@@ -48,18 +59,30 @@ export function withBf16Inputs(model: I.Model, plan: CudaModelPlan, low: Iterabl
   // the warp-split twins (WARP_SPLIT): after every other form, so a pick without a trial run is the one before
   const warpForms: CudaModelPlan["forms"] = [];
   const warpSrc: string[] = [];
+  // the twins without the stores of unwritten outputs (NO_ZEROS): after everything else
+  const ownOut = new Set(I.tensorsOfKind(model, "output").map((t) => t.name));
+  const skipSet = new Set([...(opts.unwritten ?? [])].filter((n) => ownOut.has(n)));
+  const nzForms: CudaModelPlan["forms"] = [];
+  const nzSrc: string[] = [];
   for (const f of lowerModel(model).forms) {
     if (!kept.has(f.plan.variant)) continue;
     const kernels: K.Kernel[] = [];
     const warp: K.Kernel[] = [];
     const warpSources: string[] = [];
+    // the NO_ZEROS twins' kernels of the bf16-input twin and of its warp split (undefined: no store left out)
+    const nz: (K.Kernel | undefined)[] = [];
+    const nzWarp: (K.Kernel | undefined)[] = [];
+    const nzSources: string[] = [];
+    const nzWarpSources: string[] = [];
     for (const k of f.kernels) {
-      // the kernel's buffers bound to a low input, by the launches of this form that run it
+      // the kernel's buffers bound to a low input, by the launches of this form that run it (and to an unwritten output)
       const reads = new Set<string>();
+      const skipped = new Set<string>();
       for (const l of f.plan.kernels.filter((l) => l.shader === k.name || l.name === k.name)) {
         for (const b of l.bindings) {
           const kb = k.buffers.find((x) => x.binding === b.binding);
           if (kb && b.buffer.kind === "input" && lowSet.has(b.buffer.name)) reads.add(kb.name);
+          if (kb && b.buffer.kind === "output" && skipSet.has(b.buffer.name)) skipped.add(kb.name);
         }
       }
       const kk: K.Kernel = { ...k, name: twin(k.name) };
@@ -69,6 +92,12 @@ export function withBf16Inputs(model: I.Model, plan: CudaModelPlan, low: Iterabl
       const kw = warpSplitKernel(kk, `${kk.name}_${WARP}`);
       if (kw) warpSources.push(renderKernel(kw, { bf16Reads: reads, fns: { [WARP_SUM_FN]: WARP_SUM_FN } }));
       warp.push(kw ?? kk);
+      const kn = skipped.size ? withoutStores(kk, skipped, `${kk.name}_${NO_ZEROS}`) : undefined;
+      if (kn) nzSources.push(renderKernel(kn, { bf16Reads: reads }));
+      nz.push(kn);
+      const kwn = kw && skipped.size ? withoutStores(kw, skipped, `${kw.name}_${NO_ZEROS}`) : undefined;
+      if (kwn) nzWarpSources.push(renderKernel(kwn, { bf16Reads: reads, fns: { [WARP_SUM_FN]: WARP_SUM_FN } }));
+      nzWarp.push(kwn);
     }
     const renamed = { ...f.plan, kernels: f.plan.kernels.map((l) => ({ ...l, shader: twin(l.shader), name: twin(l.name) })) };
     const g = genericForm(renamed, kernels, model);
@@ -81,9 +110,29 @@ export function withBf16Inputs(model: I.Model, plan: CudaModelPlan, low: Iterabl
       warpForms.push({ ...wg, variant: `${f.plan.variant}-${BF16_IN}-${WARP}`, io: "bf16", out: "f32", bf16Inputs: names, note: `${wg.note}; inputs ${names.join(", ")} read as bf16 (widened in registers), the rest and the outputs float32; row sums split over a warp (stateless-warp.ts)` });
       warpSrc.push(...warpSources);
     }
+    // the NO_ZEROS twins: every kernel of the form in its store-less version where it has one
+    const skipNames = [...skipSet].sort();
+    const nzForm = (launches: typeof renamed.kernels, base: CudaModelPlan["forms"][number], ks: K.Kernel[], nks: (K.Kernel | undefined)[]) => {
+      const byOld = new Map(ks.map((k, i) => [k.name, nks[i] ?? k]));
+      const ls = launches.map((l) => {
+        const k = byOld.get(l.shader);
+        return k && k.name !== l.shader ? { ...l, shader: k.name, name: `${l.name}_${NO_ZEROS}` } : l;
+      });
+      const g0 = genericForm({ ...renamed, kernels: ls }, [...byOld.values()], model);
+      return { ...g0, variant: `${base.variant}-${NO_ZEROS}`, io: "bf16" as const, out: "f32" as const, bf16Inputs: names, unwritten: skipNames, note: `${base.note}; outputs ${skipNames.join(", ")} not written (the glue does not read them)` };
+    };
+    if (nz.some((k) => k)) {
+      nzForms.push(nzForm(renamed.kernels, forms[forms.length - 1], kernels, nz));
+      nzSrc.push(...nzSources);
+    }
+    if (opts.warpSplit && warpSources.length && warp.length === 1 && nzWarp.some((k) => k)) {
+      nzForms.push(nzForm(renamed.kernels.map((l) => ({ ...l, shader: warp[0].name, name: warp[0].name })), warpForms[warpForms.length - 1], warp, nzWarp));
+      nzSrc.push(...nzWarpSources);
+    }
   }
   if (!forms.length) return plan;
   // (the warp sum helper ahead of the source, with its other helpers: the kernels follow)
   const ws = opts.warpSplit && warpSrc.length ? "\n" + warpSrc.join("\n\n") + "\n" : "";
-  return { ...plan, source: (ws ? WARP_SUM_SOURCE + "\n" : "") + plan.source + "\n" + sources.join("\n\n") + "\n" + ws, forms: [...plan.forms, ...forms, ...(ws ? warpForms : [])], ptx: undefined };
+  const nzs = nzSrc.length ? "\n" + nzSrc.join("\n\n") + "\n" : "";
+  return { ...plan, source: (ws ? WARP_SUM_SOURCE + "\n" : "") + plan.source + "\n" + sources.join("\n\n") + "\n" + ws + nzs, forms: [...plan.forms, ...forms, ...(ws ? warpForms : []), ...nzForms], ptx: undefined };
 }
