@@ -1285,18 +1285,12 @@ def backward(ctx, m, flat, grads):
     On CUDA with LR_GRAPHS (and m.graphs, SEQC_TORCH_GRAPHS not 0, LR_TIMES None) the whole launch sequence (the plans'
     launches and the torch glue) runs as a CUDA graph per signature (seqc_graphs.graphed: captured on a signature's
     second call, replayed after; a capture that fails leaves that signature eager)."""
-    given_n = len(ctx.needs_input_grad) - ctx.offset
     if not LR_GRAPHS or LR_TIMES is not None:
         return backward_eager(ctx, m, flat, grads)
-    dtypes = [x.dtype if x is not None else None for x in flat][:given_n]
-    key = ("lowrank-backward", ctx.B, ctx.T, tuple(sorted(ctx.dims.items())), ctx.dtype, tuple(ctx.need), given_n,
-           LR_CHUNK, LR_DECAY, LR_PASS, LR_SEQ_FORM, LR_READ, LR_AUG, LR_KEY, BLOCK, LR_LAYOUT, LR_SHARE, LR_SOLVE, SOLVE_BLOCK,
-           LR_MM, tuple(LR_MM_PARTS), LR_LEAN, LR_FUSED, LR_FUSED_READ, LR_BWD, LR_FUSED_PASS, LR_FUSED_WY)
-    nf = len(flat)
-
-    def body(*args):
-        return backward_eager(ctx, m, list(args[:nf]), list(args[nf:]), convert=False)
-    return tuple(_graphs.graphed(m, key, body, list(flat) + list(grads), dtypes, getattr(m, "graphs", True)))
+    switches = (LR_CHUNK, LR_DECAY, LR_PASS, LR_SEQ_FORM, LR_READ, LR_AUG, LR_KEY, BLOCK, LR_LAYOUT, LR_SHARE, LR_SOLVE, SOLVE_BLOCK,
+                LR_MM, tuple(LR_MM_PARTS), LR_LEAN, LR_FUSED, LR_FUSED_READ, LR_BWD, LR_FUSED_PASS, LR_FUSED_WY)
+    return _graphs.graphed_backward(ctx, m, "lowrank-backward", switches, flat, grads, lambda f, g: backward_eager(ctx, m, f, g, convert=False),
+                                     given_dtype=False)
 
 
 def backward_eager(ctx, m, flat, grads, convert=True):
@@ -1304,24 +1298,19 @@ def backward_eager(ctx, m, flat, grads, convert=True):
     B, T, dims, dtype, device = ctx.B, ctx.T, ctx.dims, ctx.dtype, ctx.device
     n = m.chunked["lowRank"]
     ni, npar = len(m.inputs), len(m.params)
-    given = {t["name"]: x.detach().to(dtype) for t, x in zip(m.inputs, flat[:ni]) if x is not None}
-    pars = {t["name"]: x.detach().to(dtype) for t, x in zip(m.params, flat[ni : ni + npar]) if x is not None}
-    sts = {t["name"]: x.detach().to(dtype) for t, x in zip(m.states, flat[ni + npar :]) if x is not None}
-    prefix = "chain64:" if dtype == torch.float64 else "chain:"
+    given, pars, sts, prefix = _graphs.saved_by_name(m, flat, dtype)
 
-    def run(part, cdims, inputs, initial, b, t):
-        key = prefix + part
-        form = "auto"
+    def form(part, key, cdims, b, t):
         if dtype == torch.float32:
             r = m.runner(key, device)
             if cdims is None:
-                form = _chunked.stateless_form(r, dims, b, t)
-            elif part in LR_CHUNKED_PARTS and r.can_run(cdims, b, t, "chunked"):
-                form = "chunked"
-            elif part in LR_SEQ_PARTS and LR_SEQ_FORM != "auto" and r.can_run(cdims, b, t, LR_SEQ_FORM):
-                form = LR_SEQ_FORM
-        outs, final, _ = m.execute(key, cdims or dims, b, t, inputs, pars if cdims is None else {}, initial, dtype, device, form)
-        return outs, final
+                return _chunked.stateless_form(r, dims, b, t)
+            if part in LR_CHUNKED_PARTS and r.can_run(cdims, b, t, "chunked"):
+                return "chunked"
+            if part in LR_SEQ_PARTS and LR_SEQ_FORM != "auto" and r.can_run(cdims, b, t, LR_SEQ_FORM):
+                return LR_SEQ_FORM
+        return "auto"
+    run = _graphs.chain_runner(m, prefix, dims, pars, dtype, device, form)
 
     def shape(t):
         return [_chunked._cuda.eval_size(s, dims) for s in t["shape"]]

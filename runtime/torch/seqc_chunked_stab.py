@@ -290,17 +290,10 @@ def backward(ctx, m, flat, grads):
     """The body of a seqc Function's backward through the stabilised chain (ctx from seqc_torch.forward with
     ctx.chunked; flat: the saved (*inputs, *params, *initial states), None where absent): gradients as
     seqc_torch.backward returns them. On CUDA with STAB_GRAPHS a CUDA graph per signature (seqc_graphs.graphed)."""
-    given_n = len(ctx.needs_input_grad) - ctx.offset
     if not STAB_GRAPHS:
         return backward_eager(ctx, m, flat, grads)
-    dtypes = [x.dtype if x is not None else None for x in flat][:given_n]
-    key = ("stab-backward", ctx.B, ctx.T, tuple(sorted(ctx.dims.items())), ctx.dtype, getattr(ctx, "given_dtype", ctx.dtype), tuple(ctx.need), given_n,
-           tuple(g is not None for g in grads))
-    nf = len(flat)
-
-    def body(*args):
-        return backward_eager(ctx, m, list(args[:nf]), list(args[nf:]), convert=False)
-    return tuple(_graphs.graphed(m, key, body, list(flat) + list(grads), dtypes, getattr(m, "graphs", True)))
+    return _graphs.graphed_backward(ctx, m, "stab-backward", (tuple(g is not None for g in grads),), flat, grads,
+                                     lambda f, g: backward_eager(ctx, m, f, g, convert=False))
 
 
 def backward_eager(ctx, m, flat, grads, convert=True):
@@ -308,18 +301,13 @@ def backward_eager(ctx, m, flat, grads, convert=True):
     B, T, dims, dtype, device = ctx.B, ctx.T, ctx.dims, ctx.dtype, ctx.device
     n = m.chunked["names"]
     ni, npar = len(m.inputs), len(m.params)
-    given = {t["name"]: x.detach().to(dtype) for t, x in zip(m.inputs, flat[:ni]) if x is not None}
-    pars = {t["name"]: x.detach().to(dtype) for t, x in zip(m.params, flat[ni : ni + npar]) if x is not None}
-    sts = {t["name"]: x.detach().to(dtype) for t, x in zip(m.states, flat[ni + npar :]) if x is not None}
-    prefix = "chain64:" if dtype == torch.float64 else "chain:"
+    given, pars, sts, prefix = _graphs.saved_by_name(m, flat, dtype)
 
-    def run(part, cdims, inputs, initial, b, t):
-        key = prefix + part
-        form = "auto"
+    def form(part, key, cdims, b, t):
         if cdims is None and dtype == torch.float32 and getattr(device, "type", None) == "cuda":
-            form = _chunked.stateless_form(m.runner(key, device), dims, b, t)
-        outs, final, _ = m.execute(key, cdims or dims, b, t, inputs, pars if cdims is None else {}, initial, dtype, device, form)
-        return outs, final
+            return _chunked.stateless_form(m.runner(key, device), dims, b, t)
+        return "auto"
+    run = _graphs.chain_runner(m, prefix, dims, pars, dtype, device, form)
 
     def shape(t):
         return [_chunked._cuda.eval_size(s, dims) for s in t["shape"]]

@@ -28,6 +28,11 @@ call's whole launch sequence once per signature in a torch.cuda.CUDAGraph and re
 
 ENABLED (environment SEQC_TORCH_GRAPHS=0 turns it off) and, per model, SeqcModel.graphs choose it; the eager
 path is the same code without the capture.
+
+The low-rank and stabilised chains' backwards (seqc_chunked_lowrank, seqc_chunked_stab) share their wrapper and their
+eager prologue here: graphed_backward (the signature's key from ctx and the caller's switches, graphed over the saved
+tensors and cotangents), saved_by_name (the saved tensors by name, the chain's plan prefix) and chain_runner (the
+chain's run(part, ...) with the caller's choice of form).
 """
 
 import os
@@ -160,3 +165,45 @@ def _capture(e, fn, args, dev, pool):
         out = fn(*e.static)
     e.out = list(out)
     e.graph = g
+
+
+def graphed_backward(ctx, m, name, switches, flat, grads, eager, extra=(), given_dtype=True):
+    """A chained backward's body through graphed, owner m (seqc_chunked_lowrank's and seqc_chunked_stab's backward; ctx
+    from seqc_torch.forward): the signature's key is (name, ctx.B, ctx.T, dims, ctx.dtype, the given tensors' dtype
+    (given_dtype True: ctx.given_dtype, else left out), ctx.need, the count of given tensors, *switches: the caller's
+    options that change what it enqueues); the graph's arguments (*flat, *grads, *extra); eager(flat, grads, *extra)
+    runs the caller's backward without a graph, its gradients in the compute dtype. Each gradient comes back in its
+    saved tensor's dtype. Returns the gradients' tuple."""
+    given_n = len(ctx.needs_input_grad) - ctx.offset
+    dtypes = [x.dtype if x is not None else None for x in flat][:given_n]
+    key = (name, ctx.B, ctx.T, tuple(sorted(ctx.dims.items())), ctx.dtype) + ((getattr(ctx, "given_dtype", ctx.dtype),) if given_dtype else ())
+    key = key + (tuple(ctx.need), given_n) + tuple(switches)
+    nf, ng = len(flat), len(grads)
+
+    def body(*args):
+        return eager(list(args[:nf]), list(args[nf : nf + ng]), *args[nf + ng :])
+    return tuple(graphed(m, key, body, list(flat) + list(grads) + list(extra), dtypes, getattr(m, "graphs", True)))
+
+
+def saved_by_name(m, flat, dtype):
+    """A chained backward's saved tensors (flat: *inputs, *params, *initial states of model m, None where absent) as
+    three dicts by name (given, pars, sts), detached and in dtype (the compute dtype), absent ones left out; with the
+    chain's plan prefix for dtype ("chain64:" for float64, else "chain:"). Returns (given, pars, sts, prefix)."""
+    ni, npar = len(m.inputs), len(m.params)
+
+    def named(ts, xs):
+        return {t["name"]: x.detach().to(dtype) for t, x in zip(ts, xs) if x is not None}
+    prefix = "chain64:" if dtype == torch.float64 else "chain:"
+    return named(m.inputs, flat[:ni]), named(m.params, flat[ni : ni + npar]), named(m.states, flat[ni + npar :]), prefix
+
+
+def chain_runner(m, prefix, dims, pars, dtype, device, form_of):
+    """A chained backward's run(part, cdims, inputs, initial, b, t) -> (outputs, final states): the plan prefix + part
+    of model m on cdims (a chain part's sizes) or, cdims None, on dims with the params pars (a stateless part), in the
+    form form_of(part, key, cdims, b, t) names (key = prefix + part)."""
+    def run(part, cdims, inputs, initial, b, t):
+        key = prefix + part
+        form = form_of(part, key, cdims, b, t)
+        outs, final, _ = m.execute(key, cdims or dims, b, t, inputs, pars if cdims is None else {}, initial, dtype, device, form)
+        return outs, final
+    return run
