@@ -94,8 +94,22 @@ describe("split3's walks over every warp and split's 512-thread walk in the plan
       expect(of32.forms.find((f) => f.variant === "chunked-split3-bf16-of32-k128-v8-a384-iw-r1")?.prefer).not.toBe(0);
     }
   });
-  it("RWKV-7 (per-key decay) and Simple GLA (no low rank): none in the default plan; -wk / -wc / -w512 where `only` names them", () => {
-    for (const name of ["rwkv7", "simple_gla"]) expect(lowered(name).forms.some((f) => /-w(k|c|512)/.test(f.variant)), name).toBe(false);
+  it("Simple GLA (no low rank, scalar decay; H200 run 28): the default plan holds -w512 (v64) at K = 128, bf16 and f16, preferred where the 256-thread walk was; not in the bf16-of32 module", () => {
+    const all = lowered("simple_gla");
+    expect(all.forms.filter((f) => /-w(k|c|512)/.test(f.variant)).map((f) => f.variant).sort()).toEqual(["chunked-split-bf16-k128-v64-w512-r1", "chunked-split-f16-k128-v64-w512-r1"]);
+    for (const io of ["bf16", "f16"]) {
+      const w = all.forms.find((f) => f.variant === `chunked-split-${io}-k128-v64-w512-r1`)!;
+      const old = all.forms.find((f) => f.variant === `chunked-split-${io}-k128-v64-r1`)!;
+      expect(old.prefer).toBe(0);
+      expect(w.prefer).toEqual(["*", [">=", "T", 64], [">=", ["*", 8, "B", "H", ["ceilDiv", "V", 64]], ["*", 7, "LIMIT_SMS"]]]);
+      expect(w.steps.map((st) => (st.kind === "launch" ? st.threads : 0))).toEqual([256, 512]);
+      // the -w512 variant comes before the 32-value walk in plan order (both preferred where the 64-value walk fits)
+      expect(all.forms.indexOf(w)).toBeLessThan(all.forms.findIndex((f) => f.variant === `chunked-split-${io}-k128-v32-r1`));
+    }
+    expect(lowered("simple_gla", { ios: [BF16_IN_F32_OUT] }).forms.some((f) => /-w(k|c|512)/.test(f.variant))).toBe(false);
+  });
+  it("RWKV-7 (per-key decay): none in the default plan; -wk / -wc / -w512 where `only` names them (Simple GLA: -w512 only)", () => {
+    expect(lowered("rwkv7").forms.some((f) => /-w(k|c|512)/.test(f.variant))).toBe(false);
     const want = ["chunked-split3-bf16-k128-v8-a384-iw-wk-r1", "chunked-split3-bf16-k128-v8-a384-iw-wc-r1"];
     const one = lowered("deltanet", { only: (v) => want.includes(v) });
     expect(one.forms.map((f) => f.variant).sort()).toEqual([...want].sort());
@@ -104,7 +118,7 @@ describe("split3's walks over every warp and split's 512-thread walk in the plan
     expect(lowered("deltanet", { only: (v) => /-v64-a384-iw-w[kc]-r1$/.test(v) }).forms).toEqual([]);
     expect(lowered("simple_gla", { only: (v) => /-w[kc]-/.test(v) }).forms).toEqual([]);
     const s512 = lowered("simple_gla", { only: (v) => v === "chunked-split-bf16-k128-v64-w512-r1" });
-    expect(s512.forms.map((f) => [f.variant, f.prefer])).toEqual([["chunked-split-bf16-k128-v64-w512-r1", 0]]);
+    expect(s512.forms.map((f) => f.variant)).toEqual(["chunked-split-bf16-k128-v64-w512-r1"]);
     expect(s512.forms[0].steps.map((st) => (st.kind === "launch" ? st.threads : 0))).toEqual([256, 512]);
   });
 });

@@ -206,6 +206,9 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
         // is the 16-value one with the next record's copies on the warps without a Z tile (-wc), its split walk over 64
         // values the 512-thread one (-w512); both in the plan without `only`
         const wideLr = lr && decay < 2 && dtype !== "f32" && out === dtype && KP >= 128;
+        // no low rank, a scalar or no decay, no stabiliser or value columns, 2-byte I/O of one type, K = 128 (H200 run 28,
+        // Simple GLA): split's 64-value walk on 512 threads (-w512) instead of the 256-thread one, as wideLr's
+        const widePlain = w512Plain(KP, lr, decay, dtype, out, !!cr.stab || !!cr.columns);
         // a two-kernel form: phase A `a` over every chunk into records of `rec` bytes, then the walk `w`
         const pushSplit = (name: string, a: ChunkCfg, w: ChunkCfg, tag: string, rec: number, prefer: SizeExpr, note: string) => {
           const variant = `chunked-${name}-${ioT}-k${KP}-v${w.BV}${tag}-r${RTP}`;
@@ -309,7 +312,7 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
           // the preferred phase A, where auto takes it instead of the 256-thread one (run 19; before split's own walks in plan
           // order, so that it comes ahead of the 32-value walk where both are preferred), else on request)
           for (const BV of dtype !== "f32" && KP >= 64 ? walkBVs.filter((bv) => bv >= 32) : []) {
-            const byDefault = wideLr && BV === 64 && phaseAPreferred(tag, want);
+            const byDefault = (wideLr || widePlain) && BV === 64 && phaseAPreferred(tag, want);
             if (!opts.only && !byDefault) continue;
             pushSplit("split", a, { ...mk("walk", BV), NT: 512 }, `${tag}-w512`, recBytes, byDefault ? splitPrefer(BV, KP, nH, Vd, tag, want) : 0,
               `chunked split (${ioT}): every chunk's S0-independent part in parallel (${threadsOf(a)} threads), then a walk of 512 threads over chunks per batch x head x ${BV} values`);
@@ -320,7 +323,7 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
                 `chunked split (${ioT}): every chunk's S0-independent part in parallel (${threadsOf(a)} threads), then a walk of 512 threads over chunks per batch x head x ${BV} values, Q~ S0 formed beside Z = U0 + M S0`);
           }
           for (const BV of walkBVs)
-            pushSplit("split", a, mk("walk", BV), tag, recBytes, wideLr && BV === 64 ? 0 : splitPrefer(BV, KP, nH, Vd, tag, want),
+            pushSplit("split", a, mk("walk", BV), tag, recBytes, (wideLr || widePlain) && BV === 64 ? 0 : splitPrefer(BV, KP, nH, Vd, tag, want),
               `chunked split (${ioT}): every chunk's S0-independent part in parallel (Q~, X~, Aq, M = T diag(beta) W~, U0 = T alpha V; ${threadsOf(a)} threads), then a walk over chunks per batch x head x ${BV} values`);
         }
       }
@@ -373,7 +376,8 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
  *     the 8-value walk's shapes (walk 0.65 -> 0.58 ms at (1, 32768, 8, 128), forward 1.05-1.07x); split's 64-value walk
  *     on 512 threads (-w512) takes the 256-thread one's (walk 0.53 -> 0.46-0.48 ms at (4, 8192, 16, 128), forward
  *     1.04-1.05x). Split-K of Z over every warp (-wk, -wk-w512) was no faster and stays on request, as do -wc at other
- *     tiles and -w512 elsewhere (Simple GLA's split walk: 0.385 vs 0.368-0.386 ms, within noise). RWKV-7 (per-key decay)
+ *     tiles and -w512 elsewhere (Simple GLA's split walk: 0.385 vs 0.368-0.386 ms, within noise on the H100; on the H200,
+ *     run 28, faster: w512Plain). RWKV-7 (per-key decay)
  *     was not timed with them and keeps its picks. On the H200 (run 23b) the -w512 walk's phase A is the 512-thread one
  *     (-a512-iw-w512, a512Wide: DeltaNet 1.16 / 1.15 -> 1.12 / 1.12 ms, Gated DeltaNet 1.18 / 1.17 -> 1.15 / 1.11 at
  *     (4, 8192, 16, 128)); split3's walks kept -a384-iw. Since H200 run 26 every two-kernel form there follows -a512-iw-ios
@@ -429,6 +433,13 @@ function a512Lr(KP: number, bps: number, lr: boolean, decay: number, dtype: Chun
  *  DeltaNet 1.092 / 1.099 -> 1.016 / 1.037. */
 function a512Wide(KP: number, bps: number, lr: boolean, decay: number, dtype: ChunkDtype, out: ChunkDtype): boolean {
   return lr && dtype !== "f32" && out === dtype && KP === 128 && bps === 2 && A512_DECAYS.includes(decay);
+}
+/** Split's 64-value walk on 512 threads (`-w512`) as auto's instead of the 256-thread one without low rank: a scalar or
+ *  no decay, no stabiliser or value columns, 2-byte I/O of one type, K = 128 (`stabOrCols`: the model has either). H200
+ *  run 28 (one call, two rounds) at Simple GLA's (4, 8192, 16, 128): forward 0.703 / 0.691 -> 0.667 / 0.622 ms (walk
+ *  alone 0.420 / 0.413 -> 0.392 / 0.356; phase A the same kernel); H100 run 19 had them within noise (0.697 vs 0.698). */
+function w512Plain(KP: number, lr: boolean, decay: number, dtype: ChunkDtype, out: ChunkDtype, stabOrCols: boolean): boolean {
+  return !lr && decay < 2 && !stabOrCols && dtype !== "f32" && out === dtype && KP === 128;
 }
 /** The decay kinds (0 none, 1 scalar, 2 per key) whose low-rank phase A at K = 64 auto runs on 512 threads (a512Lr;
  *  at K = 128 as -a512-iw-ios, a512Wide).
