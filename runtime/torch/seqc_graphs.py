@@ -29,10 +29,10 @@ call's whole launch sequence once per signature in a torch.cuda.CUDAGraph and re
 ENABLED (environment SEQC_TORCH_GRAPHS=0 turns it off) and, per model, SeqcModel.graphs choose it; the eager
 path is the same code without the capture.
 
-The low-rank and stabilised chains' backwards (seqc_chunked_lowrank, seqc_chunked_stab) share their wrapper and their
-eager prologue here: graphed_backward (the signature's key from ctx and the caller's switches, graphed over the saved
-tensors and cotangents), saved_by_name (the saved tensors by name, the chain's plan prefix) and chain_runner (the
-chain's run(part, ...) with the caller's choice of form).
+The chains' backwards (seqc_chunked, seqc_chunked_lowrank, seqc_chunked_stab) share their wrapper here, and the
+low-rank and stabilised ones their eager prologue: graphed_backward (the signature's key from ctx and the caller's
+switches, graphed over the saved tensors and cotangents), saved_by_name (the saved tensors by name, the chain's plan
+prefix) and chain_runner (the chain's run(part, ...) with the caller's choice of form).
 """
 
 import os
@@ -168,12 +168,12 @@ def _capture(e, fn, args, dev, pool):
 
 
 def graphed_backward(ctx, m, name, switches, flat, grads, eager, extra=(), given_dtype=True):
-    """A chained backward's body through graphed, owner m (seqc_chunked_lowrank's and seqc_chunked_stab's backward; ctx
-    from seqc_torch.forward): the signature's key is (name, ctx.B, ctx.T, dims, ctx.dtype, the given tensors' dtype
-    (given_dtype True: ctx.given_dtype, else left out), ctx.need, the count of given tensors, *switches: the caller's
-    options that change what it enqueues); the graph's arguments (*flat, *grads, *extra); eager(flat, grads, *extra)
-    runs the caller's backward without a graph, its gradients in the compute dtype. Each gradient comes back in its
-    saved tensor's dtype. Returns the gradients' tuple."""
+    """A chained backward's body through graphed, owner m (seqc_chunked's, seqc_chunked_lowrank's and seqc_chunked_stab's
+    backward; ctx from seqc_torch.forward): the signature's key is (name, ctx.B, ctx.T, dims, ctx.dtype, the given
+    tensors' dtype (given_dtype True: ctx.given_dtype, else left out), ctx.need, the count of given tensors, *switches:
+    the caller's options that change what it enqueues); the graph's arguments (*flat, *grads, *extra); eager(flat, grads,
+    *extra) runs the caller's backward without a graph, its gradients in the compute dtype. Each gradient comes back in
+    its saved tensor's dtype. Returns the gradients' tuple."""
     given_n = len(ctx.needs_input_grad) - ctx.offset
     dtypes = [x.dtype if x is not None else None for x in flat][:given_n]
     key = (name, ctx.B, ctx.T, tuple(sorted(ctx.dims.items())), ctx.dtype) + ((getattr(ctx, "given_dtype", ctx.dtype),) if given_dtype else ())
