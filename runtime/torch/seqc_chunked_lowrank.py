@@ -230,20 +230,7 @@ def unit_lower_solve(A, rhs, way=None, bs=None, out=None):
             return X
         out.copy_(X)
         return out
-    bs = min(bs, n)
-    nb = -(-n // bs)
-    npad = nb * bs
-    if npad != n:  # zero rows and columns: identity rows of I - A
-        A = torch.nn.functional.pad(A, (0, npad - n, 0, npad - n))
-        rhs = torch.nn.functional.pad(rhs, (0, 0, 0, npad - n))
-    D = torch.diagonal(A.view(N, nb, bs, nb, bs), 0, 1, 3).permute(0, 3, 1, 2)  # [N, nb, bs, bs], strictly lower
-    inv = torch.eye(bs, dtype=A.dtype, device=A.device) + D
-    P = D
-    k = 2
-    while k < bs:  # D^bs = 0
-        P = torch.matmul(P, P)
-        inv = torch.baddbmm(inv.reshape(N * nb, bs, bs), inv.reshape(N * nb, bs, bs), P.reshape(N * nb, bs, bs)).view(N, nb, bs, bs)
-        k *= 2
+    A, rhs, inv, bs, nb, npad = _wy.diagonal_block_inverses(A, rhs, bs)
     X = out if out is not None and npad == n else torch.empty_like(rhs)
     for i in range(nb):
         lo, hi = i * bs, (i + 1) * bs

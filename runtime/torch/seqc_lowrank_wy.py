@@ -35,25 +35,35 @@ of ChunkCore in the other direction): the glue keeps the chain for it.
 import torch
 
 
-def upper_t_solve(A, rhs, bs=16):
-    """X with (I - A^T) X = rhs for A [N, n, n] strictly lower triangular (an upper system), rhs [N, n, V]: the diagonal
-    blocks of bs rows inverted by doubling as seqc_chunked_lowrank.unit_lower_solve does, (I - D)^-1 = (I + D)(I + D^2)
-    ..., then a block back substitution with A's blocks read transposed (no copies of A)."""
+def diagonal_block_inverses(A, rhs, bs):
+    """The blocked solves' common start (unit_lower_solve "blocks" in seqc_chunked_lowrank, upper_t_solve below) for A
+    [N, n, n] strictly lower triangular, rhs [N, n, V]: A and rhs padded to whole blocks of bs rows (zero rows and
+    columns: identity rows of I - A), and the inverses of I - D for the diagonal blocks D by doubling, (I - D)^-1 =
+    (I + D)(I + D^2)(I + D^4)... (D^bs = 0). Returns (A, rhs, inv [N, nb, bs, bs], bs, nb, npad)."""
     N, n = A.shape[0], A.shape[1]
     bs = min(bs, n)
     nb = -(-n // bs)
     npad = nb * bs
-    if npad != n:  # zero rows and columns: identity rows of I - A
+    if npad != n:
         A = torch.nn.functional.pad(A, (0, npad - n, 0, npad - n))
         rhs = torch.nn.functional.pad(rhs, (0, 0, 0, npad - n))
     D = torch.diagonal(A.view(N, nb, bs, nb, bs), 0, 1, 3).permute(0, 3, 1, 2)  # [N, nb, bs, bs], strictly lower
     inv = torch.eye(bs, dtype=A.dtype, device=A.device) + D
     P = D
     k = 2
-    while k < bs:
+    while k < bs:  # D^bs = 0
         P = torch.matmul(P, P)
         inv = torch.baddbmm(inv.reshape(N * nb, bs, bs), inv.reshape(N * nb, bs, bs), P.reshape(N * nb, bs, bs)).view(N, nb, bs, bs)
         k *= 2
+    return A, rhs, inv, bs, nb, npad
+
+
+def upper_t_solve(A, rhs, bs=16):
+    """X with (I - A^T) X = rhs for A [N, n, n] strictly lower triangular (an upper system), rhs [N, n, V]: the diagonal
+    blocks of bs rows inverted by doubling as seqc_chunked_lowrank.unit_lower_solve does, (I - D)^-1 = (I + D)(I + D^2)
+    ..., then a block back substitution with A's blocks read transposed (no copies of A)."""
+    n = A.shape[1]
+    A, rhs, inv, bs, nb, npad = diagonal_block_inverses(A, rhs, bs)
     X = torch.empty_like(rhs)
     for i in range(nb - 1, -1, -1):
         lo, hi = i * bs, (i + 1) * bs
