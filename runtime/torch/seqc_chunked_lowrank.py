@@ -1101,16 +1101,21 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
     return gin, gpar, dS0
 
 
+def switch_kernels(m, device, way, switch, key):
+    """The launchers' common start: `way` (the switch's value, "cuda" or "torch") checked, then the module's kernels
+    <key> on `device` (seqc_chunked.module_kernels) for "cuda", None for "torch"."""
+    if way not in ("cuda", "torch"):
+        raise ValueError("%s %r: one of cuda, torch" % (switch, way))
+    return None if way == "torch" else _chunked.module_kernels(m, device, key)
+
+
 def fused_launcher(m, device, way=None):
     """The fused chunk transitions of module m on `device` (LR_FUSED, or way, "cuda"; the module's "kernels"."lowRankCore",
     compiler/backends/cuda/lowrank-core.ts) as ChunkCore's `fused`: launch(op, mode, C, K, V, KK, W, VV, G, END) -> True
     where a kernel of the module matches (op, decay mode, C, K, V; float32 contiguous tensors), after launching it on the
     current stream; False where none does (ChunkCore then runs its torch ops). None: no kernels (LR_FUSED "torch", not
     CUDA, or a module built without them)."""
-    way = way or LR_FUSED
-    if way not in ("cuda", "torch"):
-        raise ValueError("LR_FUSED %r: one of cuda, torch" % (way,))
-    km = None if way == "torch" else _chunked.module_kernels(m, device, "lowRankCore")
+    km = switch_kernels(m, device, way or LR_FUSED, "LR_FUSED", "lowRankCore")
     if km is None:
         return None
 
@@ -1137,10 +1142,7 @@ def readout_launcher(m, device, way=None):
     G, OUT) -> True where a kernel of the module matches (axis, decay mode, C, K, V, M; float32 tensors), after launching
     it on the current stream (OUT [N, C, mq, w] written); False where none does (ChunkCore then runs its torch ops).
     None: no kernels (LR_FUSED_READ "torch", not CUDA, or a module built without them)."""
-    way = way or LR_FUSED_READ
-    if way not in ("cuda", "torch"):
-        raise ValueError("LR_FUSED_READ %r: one of cuda, torch" % (way,))
-    km = None if way == "torch" else _chunked.module_kernels(m, device, "lowRankReadout")
+    km = switch_kernels(m, device, way or LR_FUSED_READ, "LR_FUSED_READ", "lowRankReadout")
     if km is None:
         return None
 
@@ -1177,10 +1179,7 @@ def pass_launcher(m, device, way=None):
     columns, Bp [B, H, nC, K, V] rows of stride wb (a view of A's columns K.. or a contiguous tensor), S0 / FIN [B, H,
     K, V], OUT [B, H, nC, K, V]; float32), after launching it on the current stream; False where none does (the glue
     then runs its torch products). None: no kernels (LR_FUSED_PASS "torch", not CUDA, or a module without them)."""
-    way = way or LR_FUSED_PASS
-    if way not in ("cuda", "torch"):
-        raise ValueError("LR_FUSED_PASS %r: one of cuda, torch" % (way,))
-    km = None if way == "torch" else _chunked.module_kernels(m, device, "lowRankPass")
+    km = switch_kernels(m, device, way or LR_FUSED_PASS, "LR_FUSED_PASS", "lowRankPass")
     if km is None:
         return None
 
@@ -1209,10 +1208,7 @@ def wy_launcher(m, device, way=None):
     (Q, U, XI, W: [N, C, K] rows with a row stride of their own and C rows a chunk; DY, BQ [N, C, V] and L [N, K, V]
     contiguous; G [N, C + 1, 1] or None), launched on the current stream; None where no kernel matches (wy_backward then
     runs its torch products). None: no kernels (LR_FUSED_WY "torch", not CUDA, or a module without them)."""
-    way = way or LR_FUSED_WY
-    if way not in ("cuda", "torch"):
-        raise ValueError("LR_FUSED_WY %r: one of cuda, torch" % (way,))
-    km = None if way == "torch" else _chunked.module_kernels(m, device, "lowRankWy")
+    km = switch_kernels(m, device, way or LR_FUSED_WY, "LR_FUSED_WY", "lowRankWy")
     if km is None:
         return None
 
