@@ -75,6 +75,11 @@ export interface ChunkCfg {
   ovl?: 1 | 2;
   /** splitd (phase A and walk): the walk reads q and the key rows raw from the inputs (scalar or no decay). */
   direct?: boolean;
+  /** split without low rank (phase A and walk; a scalar or no decay, 2-byte operands; variants `-vi`, `-vib`): phase A
+   *  loads no alpha v and its record (SeqcRecV) leaves it out, the walk copies v's tile from the inputs
+   *  (CHUNK_SPLIT_VIN_SOURCE, seqc_chunk_phase_a_v / seqc_chunk_walk_v); 2 (`-vib`): the walk's readout in warp tiles of
+   *  half the width where the block has twice as many warps as tiles. */
+  vin?: 1 | 2;
   /** Element type of the outputs (default `dtype`): a 2-byte-input configuration that stores fp32 outputs (mixed I/O,
    *  e.g. the torch target's transposed cores, whose dq / dk feed cancelling sums). Operands and accumulation follow `dtype`. */
   out?: ChunkDtype;
@@ -188,7 +193,8 @@ export function chunkLayout(c: ChunkCfg): Record<string, number> {
   // phase A of a low-rank model loads alpha v after the inverse, into A's place (A is dead by then): one
   // region less, so that K = 128 fits two blocks per SM
   o.VLATE = c.kind === "phaseA" && c.lr && F * LDVA * sz <= F * LDA * 4 ? 1 : 0;
-  if (!o.VLATE) put("O_V", F * (c.kind === "phaseA" ? LDVA : LDV) * sz);
+  // (a VIN phase A loads no alpha v: the walk copies it from the inputs)
+  if (!o.VLATE && !(c.kind === "phaseA" && c.vin)) put("O_V", F * (c.kind === "phaseA" ? LDVA : LDV) * sz);
   const inv = F * LDA * 4 + (NB - 1) * 256 * 4 + F * LDF * sz; // TT, P, TB
   if (c.decay === 2) {
     put("O_D", C * c.KP * 4);
@@ -238,7 +244,7 @@ export const walkKSlices = (c: ChunkCfg): number => Math.floor(threadsOf(c) / 32
 
 export function cfgName(c: ChunkCfg): string {
   const v = c.kind === "fused" ? `v${c.BV}` : c.kind === "phaseA" ? `p${c.VP}` : `v${c.BV}p${c.VP}`;
-  return `${c.kind}${c.direct ? "d" : ""}_${ioTag(c.dtype, outOf(c)).replace("-", "_")}_k${c.KP}_${v}_r${c.RTP}${threadsOf(c) !== CHUNK_THREADS ? `_t${threadsOf(c)}` : ""}${c.inv ? `_i${c.inv}` : ""}${c.mats ? `_m${c.mats}` : ""}${c.grp ? `_g${c.grp}${c.grpT ? "t" : ""}${c.grpM ? c.grpM : ""}` : ""}${c.wsplit ? `_w${c.wsplit === 1 ? "k" : "c"}` : ""}${c.pipe ? `_ap${c.pipe}` : ""}${c.rq ? "_wq" : ""}${c.ovl ? (c.ovl === 2 ? "_ios" : "_io") : ""}`;
+  return `${c.kind}${c.direct ? "d" : ""}_${ioTag(c.dtype, outOf(c)).replace("-", "_")}_k${c.KP}_${v}_r${c.RTP}${threadsOf(c) !== CHUNK_THREADS ? `_t${threadsOf(c)}` : ""}${c.inv ? `_i${c.inv}` : ""}${c.mats ? `_m${c.mats}` : ""}${c.grp ? `_g${c.grp}${c.grpT ? "t" : ""}${c.grpM ? c.grpM : ""}` : ""}${c.wsplit ? `_w${c.wsplit === 1 ? "k" : "c"}` : ""}${c.pipe ? `_ap${c.pipe}` : ""}${c.rq ? "_wq" : ""}${c.ovl ? (c.ovl === 2 ? "_ios" : "_io") : ""}${c.vin ? (c.vin === 2 ? "_vib" : "_vi") : ""}`;
 }
 
 export function cfgStruct(c: ChunkCfg, name: string): string {
@@ -247,7 +253,7 @@ export function cfgStruct(c: ChunkCfg, name: string): string {
   return `struct ${name} {
   typedef ${ELT[c.dtype]} T;
   static constexpr int F = ${CHUNK_F}, NT = ${threadsOf(c)}, KP = ${c.KP}, BV = ${c.BV}, VP = ${c.VP}, RTP = ${c.RTP}, DECAY = ${c.decay};
-  static constexpr bool LR = ${c.lr};${c.inv ? "\n  static constexpr int INV = 1;" : ""}${c.mats ? "\n  static constexpr int MATS = 1;" : ""}${c.grp ? `\n  static constexpr int GRP = ${c.grp}, GRPT = ${c.grpT ? 1 : 0}${c.grpM ? `, GRPM = ${c.grpM}` : ""};` : ""}${c.wsplit ? `\n  static constexpr int WSPLIT = ${c.wsplit};` : ""}${c.pipe ? `\n  static constexpr int PIPE = ${c.pipe};` : ""}${c.rq ? "\n  static constexpr int RQ = 1;" : ""}${c.ovl ? `\n  static constexpr int OVL = ${c.ovl};` : ""}
+  static constexpr bool LR = ${c.lr};${c.inv ? "\n  static constexpr int INV = 1;" : ""}${c.mats ? "\n  static constexpr int MATS = 1;" : ""}${c.grp ? `\n  static constexpr int GRP = ${c.grp}, GRPT = ${c.grpT ? 1 : 0}${c.grpM ? `, GRPM = ${c.grpM}` : ""};` : ""}${c.wsplit ? `\n  static constexpr int WSPLIT = ${c.wsplit};` : ""}${c.pipe ? `\n  static constexpr int PIPE = ${c.pipe};` : ""}${c.rq ? "\n  static constexpr int RQ = 1;" : ""}${c.ovl ? `\n  static constexpr int OVL = ${c.ovl};` : ""}${c.vin ? `\n  static constexpr int VIN = ${c.vin};` : ""}
   static constexpr int ${ints};
 };`;
 }
@@ -790,14 +796,14 @@ export function chunkModelSource(model: I.Model, cr: ChunkRows): ChunkModelSourc
       c.kind === "fused"
         ? `seqc_chunk_fused<${cfg}>(rows, seqc_smem, ${dimOf(Sd.shape[cr.form.key])}, ${valueDim}, ${headsExpr});`
         : c.kind === "phaseA"
-          ? `seqc_chunk_phase_a${c.direct ? "_d" : c.pipe ? "_p" : c.ovl ? "_o" : ""}<${cfg}>(rows, seqc_smem, ws, ${headsExpr});`
+          ? `seqc_chunk_phase_a${c.direct ? "_d" : c.pipe ? "_p" : c.ovl ? "_o" : c.vin ? "_v" : ""}<${cfg}>(rows, seqc_smem, ws, ${headsExpr});`
           : c.kind === "walkS"
             ? `seqc_chunk_walk_${c.grp ? "g" : c.wsplit ? "k" : "s"}<${cfg}>(rows, seqc_smem, ws, wsS, ${c.grp ? "wsG, " : ""}${dimOf(Sd.shape[cr.form.key])}, ${valueDim}, ${headsExpr});`
             : c.kind === "out"
               ? `seqc_chunk_out${c.grp ? (c.grpM ? "_gm" : "_g") : ""}<${cfg}>(rows, seqc_smem, ws, wsS, ${c.grp ? "wsG, " : ""}${valueDim}, ${headsExpr});`
               : c.kind === "carry"
               ? `seqc_chunk_carry<${cfg}>(rows, wsG, ${dimOf(Sd.shape[cr.form.key])}, ${valueDim}, ${headsExpr});`
-              : `seqc_chunk_walk${c.direct ? "_d" : c.rq ? "_q" : ""}<${cfg}>(rows, seqc_smem, ws, ${dimOf(Sd.shape[cr.form.key])}, ${valueDim}, ${headsExpr});`;
+              : `seqc_chunk_walk${c.direct ? "_d" : c.rq ? "_q" : c.vin ? "_v" : ""}<${cfg}>(rows, seqc_smem, ws, ${dimOf(Sd.shape[cr.form.key])}, ${valueDim}, ${headsExpr});`;
     return `${cfgStruct(c, cfg)}
 extern "C" __global__ void __launch_bounds__(${threadsOf(c)}, ${c.minBlocks ?? 1}) ${entry(c)}(${params.join(", ")}) {
 ${rowsSetup(rowsName, T, inputs, outputs, cr, Tout)}

@@ -19,6 +19,7 @@ import { CHUNK_CORE_SOURCE, CHUNK_GROUP_SOURCE, CHUNK_WALK_K_SOURCE } from "./ch
 import { CHUNK_PHASE_A_PIPE_SOURCE } from "./chunked-phase-a-pipe.ts";
 import { CHUNK_PHASE_A_OVL_SOURCE } from "./chunked-phase-a-ovl.ts";
 import { CHUNK_WALK_Q_SOURCE } from "./chunked-walk-q.ts";
+import { CHUNK_SPLIT_VIN_SOURCE } from "./chunked-split-vin.ts";
 import { chunkedExtras } from "./chunked-extra.ts";
 import { chunkLayout, chunkModelSource, CHUNK_F, cfgName, ioTag, threadsOf, overrideValues, walkKSlices, walkZTiles, type ChunkCfg, type ChunkDtype } from "./chunked-model.ts";
 
@@ -105,6 +106,8 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
   const withWalkQ = new Set<string>();
   // modules with a phase A that writes the record's copies and loads alpha v beside the inverse (CHUNK_PHASE_A_OVL_SOURCE)
   const withOvl = new Set<string>();
+  // modules with split's phase A and walk without alpha v in the record (CHUNK_SPLIT_VIN_SOURCE)
+  const withVin = new Set<string>();
   const wrap = (c: ChunkCfg) => {
     if (wrapped.has(src.entry(c))) return;
     wrapped.add(src.entry(c));
@@ -113,6 +116,7 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
     if (c.pipe) withPipe.add(ioTag(c.dtype, c.out));
     if (c.rq) withWalkQ.add(ioTag(c.dtype, c.out));
     if (c.ovl) withOvl.add(ioTag(c.dtype, c.out));
+    if (c.vin) withVin.add(ioTag(c.dtype, c.out));
     (wrappers[ioTag(c.dtype, c.out)] ??= []).push(src.wrapper(c));
   };
   const ov = overrideValues(model, src.overrides);
@@ -322,6 +326,18 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
               pushSplit("split", a, { ...mk("walk", BV), NT: 512, rq: true }, `${tag}-wq-w512`, recBytes, 0,
                 `chunked split (${ioT}): every chunk's S0-independent part in parallel (${threadsOf(a)} threads), then a walk of 512 threads over chunks per batch x head x ${BV} values, Q~ S0 formed beside Z = U0 + M S0`);
           }
+          // no low rank, a scalar or no decay, no stabiliser or value columns, 2-byte operands, K >= 64: split whose phase A
+          // loads no alpha v and leaves it out of the record, the walk copying v's tile from the inputs (`-vi`,
+          // chunked-split-vin.ts), on 256 or 512 threads (`-vi-w512`; `-vib-w512`: the readout over every warp), on request
+          if (opts.only && vinCase(KP, lr, decay, dtype, !!cr.stab || !!cr.columns) && !a.pipe && !a.ovl && !a.inv && !a.mats) {
+            // (without the V region phase A's shared memory fits more blocks per SM: __launch_bounds__ bounds the registers for them)
+            const av0: ChunkCfg = { ...a, vin: 1 };
+            const av: ChunkCfg = { ...av0, minBlocks: Math.max(a.minBlocks ?? 1, Math.min(blocksPerSm(chunkLayout(av0).SMEM), Math.floor(2048 / threadsOf(a)))) };
+            for (const BV of walkBVs.filter((bv) => bv >= 32))
+              for (const [NT, vin, ws] of [[256, 1, "-vi"], [512, 1, "-vi-w512"], [512, 2, "-vib-w512"]] as const)
+                pushSplit("split", av, { ...mk("walk", BV), ...(NT !== 256 ? { NT } : {}), vin }, `${tag}${ws}`, recordBytesV(av), 0,
+                  `chunked split (${ioT}): every chunk's S0-independent part in parallel without alpha v (Q~, X~, Aq; ${threadsOf(a)} threads), then a walk of ${NT} threads over chunks per batch x head x ${BV} values that copies v's tile from the inputs`);
+          }
           for (const BV of walkBVs)
             pushSplit("split", a, mk("walk", BV), tag, recBytes, (wideLr || widePlain) && BV === 64 ? 0 : splitPrefer(BV, KP, nH, Vd, tag, want),
               `chunked split (${ioT}): every chunk's S0-independent part in parallel (Q~, X~, Aq, M = T diag(beta) W~, U0 = T alpha V; ${threadsOf(a)} threads), then a walk over chunks per batch x head x ${BV} values`);
@@ -330,7 +346,7 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
   }
   const modules: Record<string, { source: string }> = {};
   for (const d of Object.keys(wrappers)) {
-    const core = [CHUNK_CORE_SOURCE, ...(withGroups.has(d) ? [CHUNK_GROUP_SOURCE] : []), ...(withWalkK.has(d) ? [CHUNK_WALK_K_SOURCE] : []), ...(withPipe.has(d) ? [CHUNK_PHASE_A_PIPE_SOURCE] : []), ...(withWalkQ.has(d) ? [CHUNK_WALK_Q_SOURCE] : []), ...(withOvl.has(d) ? [CHUNK_PHASE_A_OVL_SOURCE] : [])];
+    const core = [CHUNK_CORE_SOURCE, ...(withGroups.has(d) ? [CHUNK_GROUP_SOURCE] : []), ...(withWalkK.has(d) ? [CHUNK_WALK_K_SOURCE] : []), ...(withPipe.has(d) ? [CHUNK_PHASE_A_PIPE_SOURCE] : []), ...(withWalkQ.has(d) ? [CHUNK_WALK_Q_SOURCE] : []), ...(withOvl.has(d) ? [CHUNK_PHASE_A_OVL_SOURCE] : []), ...(withVin.has(d) ? [CHUNK_SPLIT_VIN_SOURCE] : [])];
     modules[d] = { source: [`// seqc CUDA chunked kernels for model ${model.name}, ${d} (generated; do not edit)`, CUDA_PRELUDE, ...core, src.loader, ...wrappers[d]].join("\n\n") + "\n" };
   }
   // a stabiliser launch before and a post launch after the core where the canonical form has them
@@ -517,6 +533,16 @@ export function recordBytes(c: ChunkCfg): number {
   const end = F * c.KP * (c.lr ? 3 : 2) + F * F + F * c.VP;
   return Math.ceil((end * sz) / 16) * 16 + c.KP * 4;
 }
+
+/** Bytes of one record without alpha v (SeqcRecV in chunked-split-vin.ts): Q~, X~, Aq, exp(G_n). */
+export function recordBytesV(c: ChunkCfg): number {
+  const sz = c.dtype === "f32" ? 4 : 2;
+  const F = CHUNK_F;
+  return Math.ceil(((2 * F * c.KP + F * F) * sz) / 16) * 16 + c.KP * 4;
+}
+/** Where split has its no-alpha-v form (`-vi`): no low rank, a scalar or no decay, no stabiliser or value columns (`stabOrCols`),
+ *  2-byte operands, K >= 64. */
+const vinCase = (KP: number, lr: boolean, decay: number, dtype: ChunkDtype, stabOrCols: boolean) => !lr && decay < 2 && !stabOrCols && dtype !== "f32" && KP >= 64;
 
 /** Bytes of one splitd record (SeqcRecD in chunked-core.ts): Aq (M, U0 with low rank), exp(G_n), fq, fx. */
 export function recordBytesD(c: ChunkCfg): number {
