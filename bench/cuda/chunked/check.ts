@@ -156,6 +156,8 @@ async function bench(device: CudaDevice) {
     // the output written back for compare.py is then auto's
     const autoOnly = process.env.SEQC_BENCH_AUTO_ONLY === "1" && !(process.env.SEQC_BENCH_ALL ?? "").split(",").includes(`${meta.model}:${meta.shape}`);
     const forms = runner.applicableForms(meta.B, meta.T, "chunked").filter(({ form }) => !autoOnly || form.variant === autoVariant);
+    // SEQC_BENCH_REVERSE=1: the variants in reverse plan order (a round against the other rounds' order)
+    if (process.env.SEQC_BENCH_REVERSE === "1") forms.reverse();
     for (const { form } of forms) {
       const variant = form.variant;
       try {

@@ -8,7 +8,7 @@
 # Run 13b sets the rest: MODELS (the models benched and checked, default all six), EXPECT (auto's picks), ALL (the
 # cases timed with every variant), ROUNDS (seqc rounds, default 1), SEQC_ANCHOR_CASES (anchors.py's cases, default all)
 # CHECK_EXTRA (run 14: more variants to check, an alternative of the variant pattern, default none), SEQC_CHECK_T (run
-# 16: the checks' sequence length, default 70) and the steps'
+# 16: the checks' sequence length, default 70), REVERSE_EVEN (run 29: 1 times even rounds in reverse plan order) and the steps'
 # deadlines in seconds from the start: B_END (seqc bench, 125), W_END (Triton precompile, 245), K_END
 # (checks, 240), A_END (anchors, 335), C_END (comparison, 355).
 #   here:   SEQC_PLANS=dist/chunked-plans-run$RUN SEQC_BUILD_MODELS=simple_gla,gla,deltanet,gated_deltanet,rwkv7,mamba2 \
@@ -59,6 +59,7 @@ el "gen done"
 # 2. seqc bf16 alone: auto's pick per case (every variant at $ALL), a process per model
 for r in $(seq 1 $ROUNDS); do for m in deltanet rwkv7 gated_deltanet simple_gla gla mamba2; do
   [[ " $MODELS " == *" $m "* ]] || continue
+  SEQC_BENCH_REVERSE=$([ "${REVERSE_EVEN:-0}" = 1 ] && [ $((r % 2)) = 0 ] && echo 1 || echo 0) \
   SEQC_BENCH_AUTO_ONLY=1 SEQC_BENCH_ALL=$ALL SEQC_BENCH_JSON=/tmp/bench-$m-$r.json timeout $(lim 30 $B_END) node dist/chunked-check-run$RUN.mjs bench $m >> "$LOG" 2>&1 || el "bench $m exited with $?"
 done; done
 python3 -c "
