@@ -7,7 +7,11 @@
  * use, small configurations (C 16 / 32 / 48, K != V, M 1 / 2 / 3) and the shipped C = K = V = 64, M = 2 ones; deliberately
  * broken copies (the outputs skip the last step's events of their tile; the mask lets a read see its own step before it)
  * must fail; nvcc -cubin for sm_90 where installed: no spills, registers within two blocks an SM. The same for the
- * opt-in float4 loads (loads "vec4", entries _v4; a transposed store one row off must fail).
+ * opt-in float4 loads (loads "vec4", entries _v4; a transposed store one row off must fail). The tensor-core twins
+ * (math "tf32" / "tf32x3", compiler/backends/cuda/lowrank-readout-mma.ts) with their TF32 rounding and mma.sync m16n8k8
+ * fragments emulated (test/cuda-emu/mma-tf32.h): "tf32x3" within 1e-5 like the fp32 kernel, "tf32" within 1e-3 and
+ * above 1e-5 (its rounding is really there); broken twins (the mask, the last event tile, a fragment's row, the tails'
+ * product) must fail.
  */
 import { describe, expect, it } from "vitest";
 import { execFileSync, spawnSync } from "node:child_process";
@@ -15,7 +19,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createHash } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { LOWRANK_READ_CONFIGS, LOWRANK_READ_SCALAR_CONFIGS, LOWRANK_READ_VEC4_CONFIGS, lowRankReadModule, type LowRankReadConfig, type LowRankReadKernel } from "../compiler/backends/cuda/lowrank-readout.ts";
+import { LOWRANK_READ_CONFIGS, LOWRANK_READ_MMA_CONFIGS, LOWRANK_READ_SCALAR_CONFIGS, LOWRANK_READ_VEC4_CONFIGS, lowRankReadModule, type LowRankReadConfig, type LowRankReadKernel } from "../compiler/backends/cuda/lowrank-readout.ts";
 import { findNvcc } from "../compiler/backends/cuda/nvcc.ts";
 import { relativeError } from "../compiler/io/manifest.ts";
 import { compileEmu, EMU_READF } from "./cuda-emu/harness.ts";
@@ -104,7 +108,7 @@ ${kernels.map((k) => `  if (entry == "${k.entry}") fn = body_${k.entry};`).join(
   return 0;
 }
 `;
-  const full = `// emu.h ${createHash("sha1").update(readFileSync(join(HERE, "emu.h"))).digest("hex")}\n#include "${join(HERE, "emu.h")}"\n#include <string>\n${source}\n${main}`;
+  const full = `// emu.h ${createHash("sha1").update(readFileSync(join(HERE, "emu.h"))).digest("hex")}\n#include "${join(HERE, "emu.h")}"\n#include "${join(HERE, "mma-tf32.h")}"\n#include <string>\n${source}\n${main}`;
   return compileEmu(full, "lowrank-readout");
 }
 
@@ -167,12 +171,62 @@ describe.skipIf(!gpp)("low-rank chunk readouts kernel on the CPU emulation vs th
     }
   }, 400_000);
 
-  it("the shipped module (lowRankReadModule()) takes float4 loads with no decay and scalar loads with a scalar decay", () => {
+  it("the shipped module (lowRankReadModule()) takes float4 loads with no decay and scalar loads with a scalar decay, then the tensor-core twins", () => {
+    const fp32 = ["seqc_lr_read_key_none_c64k64v64m2", "seqc_lr_read_value_none_c64k64v64m2", "seqc_lr_read_key_scalar_c64k64v64m2", "seqc_lr_read_value_scalar_c64k64v64m2"];
     expect(lowRankReadModule().kernels.map((k) => k.entry)).toEqual([
-      "seqc_lr_read_key_none_c64k64v64m2_v4", "seqc_lr_read_value_none_c64k64v64m2_v4",
-      "seqc_lr_read_key_scalar_c64k64v64m2", "seqc_lr_read_value_scalar_c64k64v64m2"]);
-    expect(LOWRANK_READ_CONFIGS.map((c) => c.loads ?? "scalar")).toEqual(["vec4", "vec4", "scalar", "scalar"]);
+      "seqc_lr_read_key_none_c64k64v64m2_v4", "seqc_lr_read_value_none_c64k64v64m2_v4", fp32[2], fp32[3],
+      ...fp32.map((e) => `${e}_tf32`), ...fp32.map((e) => `${e}_tf32x3`)]);
+    expect(LOWRANK_READ_CONFIGS.map((c) => c.math ?? c.loads ?? "scalar")).toEqual(["vec4", "vec4", "scalar", "scalar", ...Array(4).fill("tf32"), ...Array(4).fill("tf32x3")]);
   });
+
+  // the tensor-core twins: small configurations (C 16 / 32, K != V, M 1..3) and the shipped ones
+  const SMALL_MMA: LowRankReadConfig[] = [
+    { axis: "key", decay: "none", C: 16, K: 8, V: 16, M: 2 },
+    { axis: "value", decay: "scalar", C: 32, K: 24, V: 8, M: 1 },
+    { axis: "key", decay: "scalar", C: 32, K: 16, V: 40, M: 3 },
+    { axis: "value", decay: "none", C: 16, K: 16, V: 8, M: 3 },
+  ];
+  const BOUND = { tf32: 1e-3, tf32x3: 1e-5 } as const;
+
+  it("tensor-core twins, small configurations: tf32x3 within 1e-5, tf32 within 1e-3 (and above 1e-5: its rounding is emulated); both axes, before / after, log decays to -20, padded tails", () => {
+    for (const math of ["tf32", "tf32x3"] as const) {
+      const m = lowRankReadModule(SMALL_MMA.map((c) => ({ ...c, math })));
+      const bin = buildEmu(m.source, m.kernels);
+      for (const [i, k] of m.kernels.entries())
+        for (const [used, mq, minLd, oq] of [[k.C, 2, -1, 1], [k.C - 3, 1, -20, 0], [1, 2, -20, 1], [k.C, 1, -0.1, 0]] as const) {
+          const e = error(k, bin, data(k, 2, mq, used, minLd, 13 + 7 * i + used + mq), oq);
+          expect(e, `${k.entry} used=${used} mq=${mq} oq=${oq} ld>=${minLd}`).toBeLessThan(BOUND[math]);
+          if (math === "tf32" && used > 1) expect(e, `${k.entry}: TF32 rounding shows`).toBeGreaterThan(1e-5);
+        }
+    }
+  }, 400_000);
+
+  it("tensor-core twins, every C = K = V = 64, M = 2 configuration (LOWRANK_READ_MMA_CONFIGS): full and padded chunks", () => {
+    const m = lowRankReadModule(LOWRANK_READ_MMA_CONFIGS);
+    expect(m.kernels.map((k) => k.entry)).toEqual(["tf32", "tf32x3"].flatMap((x) => LOWRANK_READ_SCALAR_CONFIGS.map((c) => `${lowRankReadModule([c]).kernels[0].entry}_${x}`)));
+    const bin = buildEmu(m.source, m.kernels);
+    for (const [i, k] of m.kernels.entries())
+      for (const [used, mq, oq, minLd] of [[64, 2, 1, -1], [37, 1, 0, -20]] as const) {
+        const e = error(k, bin, data(k, 2, mq, used, minLd, 5 + i + used), oq);
+        expect(e, `${k.entry} used=${used} mq=${mq} oq=${oq}`).toBeLessThan(BOUND[k.math!]);
+      }
+  }, 600_000);
+
+  it("broken tensor-core twins fail: the mask sees a read's own step before it; the mix skips the last event tile; an A fragment's second row half; tf32x3 without one tail product", () => {
+    const k0 = { ...SMALL_MMA[2], math: "tf32x3" as const };
+    const broken = (k: LowRankReadConfig, from: string, to: string, oq: number) => {
+      const m = lowRankReadModule([k], (src) => {
+        expect(src).toContain(from);
+        return src.replace(from, to);
+      });
+      return error(m.kernels[0], buildEmu(m.source, m.kernels), data(k, 2, 2, k.C, -1, 3), oq);
+    };
+    expect(broken(k0, "cs < a + oq ?", "cs <= a + oq ?", 0)).toBeGreaterThan(1e-2);
+    expect(broken(k0, "ks < ntile;", "ks + 1u < ntile;", 1)).toBeGreaterThan(1e-2);
+    expect(broken({ ...k0, math: "tf32" }, "(a0 + g + 8u) * 36u + 8u * ks + tg]", "(a0 + g) * 36u + 8u * ks + tg]", 1)).toBeGreaterThan(1e-2);
+    const tail = broken(k0, "seqc_mma_tf32(o[j], fa, fbl);", "", 1);
+    expect(tail).toBeGreaterThan(1e-5);
+  }, 200_000);
 
   it("deliberately broken copies fail: the outputs skip their tile's last step's events; a read sees its own step before it", () => {
     const k0 = SMALL[2];
@@ -203,11 +257,13 @@ describe.skipIf(!gpp)("low-rank chunk readouts kernel on the CPU emulation vs th
     expect(() => lowRankReadModule([{ axis: "key", decay: "none", C: 64, K: 10, V: 20, M: 2 }])).toThrow(/multiples of 4/);
     expect(() => lowRankReadModule([{ axis: "key", decay: "none", C: 80, K: 8, V: 8, M: 2 }])).toThrow(/C <= 64/);
     expect(() => lowRankReadModule([{ axis: "key", decay: "none", C: 64, K: 128, V: 128, M: 4 }])).toThrow(/shared memory/);
-    for (const k of lowRankReadModule([...LOWRANK_READ_SCALAR_CONFIGS, ...LOWRANK_READ_VEC4_CONFIGS]).kernels) expect(k.sharedBytes, k.entry).toBeLessThanOrEqual(113 * 1024);
+    expect(() => lowRankReadModule([{ axis: "key", decay: "none", C: 48, K: 8, V: 8, M: 2, math: "tf32" }])).toThrow(/16, 32 or 64/);
+    expect(() => lowRankReadModule([{ axis: "key", decay: "none", C: 64, K: 12, V: 8, M: 2, math: "tf32" }])).toThrow(/multiples of 8/);
+    for (const k of lowRankReadModule([...LOWRANK_READ_SCALAR_CONFIGS, ...LOWRANK_READ_VEC4_CONFIGS, ...LOWRANK_READ_MMA_CONFIGS]).kernels) expect(k.sharedBytes, k.entry).toBeLessThanOrEqual(113 * 1024);
   });
 
   it.skipIf(!findNvcc())("nvcc -cubin compiles the shipped module for sm_90; ptxas: no spills, <= 128 registers (two 256-thread blocks an SM)", () => {
-    const m = lowRankReadModule([...LOWRANK_READ_SCALAR_CONFIGS, ...LOWRANK_READ_VEC4_CONFIGS]);
+    const m = lowRankReadModule([...LOWRANK_READ_SCALAR_CONFIGS, ...LOWRANK_READ_VEC4_CONFIGS, ...LOWRANK_READ_MMA_CONFIGS]);
     for (const [e, u] of ptxasUsage(findNvcc()!, m.source, m.kernels.map((k) => k.entry))) {
       expect([u.spillStores, u.spillLoads], `${e} spills`).toEqual([0, 0]);
       expect(u.registers, `${e} registers`).toBeLessThanOrEqual(128);

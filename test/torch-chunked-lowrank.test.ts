@@ -92,7 +92,8 @@ describe("torch target: the low-rank chunked backward's plans", () => {
     const read = meta.kernels?.lowRankReadout;
     const { E, P, R } = chain.names;
     if (chain.names.decay !== "key" && E + P === 2 && E + R === 2) {
-      expect(read.kernels.map((k: { axis: string; decay: string; M: number }) => [k.axis, k.decay, k.M]), name).toEqual([["key", chain.names.decay, 2], ["value", chain.names.decay, 2]]);
+      expect(read.kernels.map((k: { axis: string; decay: string; M: number; math?: string }) => [k.axis, k.decay, k.M, k.math ?? "fp32"]), name).toEqual(
+        ["fp32", "tf32", "tf32x3"].flatMap((x) => [["key", chain.names.decay, 2, x], ["value", chain.names.decay, 2, x]]));
       for (const k of read.kernels) expect(read.source).toContain(`extern "C" __global__ void __launch_bounds__(${k.threads}, 2) ${k.entry}(`);
     } else expect(read, name).toBeUndefined();
   }, 120_000);

@@ -115,6 +115,14 @@ LR_FUSED = "cuda"
 # 10.41), Gated DeltaNet 22.85 -> 19.86 (bf16 22.81 -> 19.77); DeltaNet's gradients bit-identical, Gated DeltaNet's
 # within 2.3e-6 of the torch ops'.
 LR_FUSED_READ = "cuda"
+# Which kernel the fused readouts (LR_FUSED_READ "cuda") take for bf16 / f16 tensors: "off" (the fp32 one, the SIMT
+# cores' FMAs), or the tensor-core twin (compiler/backends/cuda/lowrank-readout-mma.ts, the module's entries with `math`):
+# "tf32" (mma.sync m16n8k8, TF32 operands, fp32 accumulators) or "tf32x3" (each operand a TF32 head and tail, three
+# products: near fp32). float32 tensors always take the fp32 kernel. "tf32" is the default since H200 run A1 (bench/RESULTS.md
+# "the fused readouts on tensor cores"): at B=8 T=2048 H=16 K=V=64, graphs, bf16, DeltaNet 8.53 -> 7.50 ms (its readout
+# kernels 1.51 + 0.79 -> 0.80 + 0.44 ms), Gated DeltaNet 17.08 -> 14.98; gradients vs float64 at B=2 T=2048 1.7e-3 ->
+# 1.7e-3 (DeltaNet), 1.7e-3 -> 1.8e-3 (Gated DeltaNet, dg); "tf32x3" 8.38 / 16.29 ms, 1.7e-3 both.
+LR_READ_MMA = "tf32"
 # How the backward proper runs once the forward's chunk states, reads and dy are known: "chain" (the adjoint chain on the
 # reversed timeline: its chunk transitions augA, the pass, the adjoint's readouts, the forward's readouts fwd, the log
 # decays' reverse sum over the timeline) or "wy" (seqc_lowrank_wy.py: the chunk-state structure of fla's chunk kernels;
@@ -1136,18 +1144,29 @@ def fused_launcher(m, device, way=None):
     return launch
 
 
-def readout_launcher(m, device, way=None):
+def read_math(given_dtypes, way=None):
+    """The fused readouts' math for the given tensors' dtypes (LR_READ_MMA, or way): "fp32", or LR_READ_MMA's "tf32" /
+    "tf32x3" where one of them is bfloat16 or float16."""
+    way = way or LR_READ_MMA
+    if way not in ("off", "tf32", "tf32x3"):
+        raise ValueError("LR_READ_MMA %r: one of off, tf32, tf32x3" % (way,))
+    return way if way != "off" and any(d in (torch.bfloat16, torch.float16) for d in given_dtypes) else "fp32"
+
+
+def readout_launcher(m, device, way=None, math="fp32"):
     """The fused readouts of module m on `device` (LR_FUSED_READ, or way, "cuda"; the module's "kernels"."lowRankReadout",
     compiler/backends/cuda/lowrank-readout.ts) as ChunkCore's `readout`: launch(axis, oq, mode, C, K, V, M, Q, EA, EB, S0,
     G, OUT) -> True where a kernel of the module matches (axis, decay mode, C, K, V, M; float32 tensors), after launching
     it on the current stream (OUT [N, C, mq, w] written); False where none does (ChunkCore then runs its torch ops).
+    math: "fp32" or a tensor-core twin's "tf32" / "tf32x3" (read_math), taken where the module has one (else fp32).
     None: no kernels (LR_FUSED_READ "torch", not CUDA, or a module built without them)."""
     km = switch_kernels(m, device, way or LR_FUSED_READ, "LR_FUSED_READ", "lowRankReadout")
     if km is None:
         return None
 
     def launch(axis, oq, mode, C, K, V, M, Q, EA, EB, S0, G, OUT):
-        k = next((k for k in km.kernels if k["op"] == "readout" and k["axis"] == axis and k["decay"] == mode and (k["C"], k["K"], k["V"], k["M"]) == (C, K, V, M)), None)
+        ks = [k for k in km.kernels if k["op"] == "readout" and k["axis"] == axis and k["decay"] == mode and (k["C"], k["K"], k["V"], k["M"]) == (C, K, V, M)]
+        k = next((k for k in ks if k.get("math", "fp32") == math), None) or next((k for k in ks if k.get("math", "fp32") == "fp32"), None)
         if k is None:
             return False
         A, W = (K, V) if axis == "key" else (V, K)
@@ -1272,6 +1291,7 @@ def backward(ctx, m, flat, grads):
         return backward_eager(ctx, m, flat, grads)
     switches = (LR_CHUNK, LR_DECAY, LR_PASS, LR_SEQ_FORM, LR_READ, LR_AUG, LR_KEY, BLOCK, LR_LAYOUT, LR_SHARE, LR_SOLVE, SOLVE_BLOCK,
                 LR_MM, tuple(LR_MM_PARTS), LR_LEAN, LR_FUSED, LR_FUSED_READ, LR_BWD, LR_FUSED_PASS, LR_FUSED_WY)
+    switches += (read_math([x.dtype if x is not None else None for x in flat[: len(m.inputs)]]),)
     return _graphs.graphed_backward(ctx, m, "lowrank-backward", switches, flat, grads, lambda f, g: backward_eager(ctx, m, f, g, convert=False),
                                      given_dtype=False)
 
@@ -1310,7 +1330,7 @@ def backward_eager(ctx, m, flat, grads, convert=True):
         n, run, B, T, shape(state), given, sts.get(n["state"]), cot_out, cot_state,
         [(t["name"], shape(t)) for t in m.inputs if t["name"] in given], [(t["name"], shape(t)) for t in m.params], [(t["name"], shape(t)) for t in m.outputs], dtype, device,
         can_chunk=lambda part, cdims, b, t: dtype == torch.float32 and m.runner(prefix + part, device).can_run(cdims, b, t, "chunked"), mm=mm,
-        fused=fused_launcher(m, device) if dtype == torch.float32 else None, readout=readout_launcher(m, device) if dtype == torch.float32 else None,
+        fused=fused_launcher(m, device) if dtype == torch.float32 else None, readout=readout_launcher(m, device, math=read_math([x.dtype if x is not None else None for x in flat[:ni]])) if dtype == torch.float32 else None,
         passer=pass_launcher(m, device) if dtype == torch.float32 else None, wy_kern=wy_launcher(m, device) if dtype == torch.float32 else None)
     need = ctx.need
     res = []

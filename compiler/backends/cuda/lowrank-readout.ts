@@ -37,6 +37,9 @@
  * read (axis, decay mode, C, K, V, M) and else runs ChunkCore's torch ops (a per-key decay always does).
  */
 import { LOWRANK_CORE_PRELUDE } from "./lowrank-core.ts";
+import { MMA_TF32_PRELUDE, mmaReadCheck, mmaReadLayout, mmaReadSource, type LowRankReadMath } from "./lowrank-readout-mma.ts";
+
+export type { LowRankReadMath } from "./lowrank-readout-mma.ts";
 
 export type LowRankReadDecay = "none" | "scalar";
 export type LowRankReadAxis = "key" | "value";
@@ -53,6 +56,10 @@ export interface LowRankReadConfig {
    * issued before its shared stores, transposed operands read a row segment a thread so that the shared stores are
    * conflict-free (entries end in _v4; which decay modes ship with them: LOWRANK_READ_LOADS). */
   loads?: "vec4";
+  /** The products: fp32 FMAs on the SIMT cores (absent) or the tensor-core twin (lowrank-readout-mma.ts): "tf32" (TF32
+   * operands) or "tf32x3" (each operand as two TF32 parts, three products); entries end in _tf32 / _tf32x3; `loads` is
+   * ignored (its copies are float4). */
+  math?: LowRankReadMath;
 }
 
 /** A launchable kernel of the module (seqc_cuda.KernelModule: entry, threads, sharedBytes) with its configuration. */
@@ -79,12 +86,19 @@ export const LOWRANK_READ_VEC4_CONFIGS: readonly LowRankReadConfig[] = LOWRANK_R
  * scalar decay neither was (0.571-0.928 against 0.587-0.948, two of five slower), so those keep scalar loads. */
 export const LOWRANK_READ_LOADS: Readonly<Record<LowRankReadDecay, "scalar" | "vec4">> = { none: "vec4", scalar: "scalar" };
 
-/** The configurations the torch modules get: LOWRANK_READ_SCALAR_CONFIGS with each decay mode's loads. */
-export const LOWRANK_READ_CONFIGS: readonly LowRankReadConfig[] = LOWRANK_READ_SCALAR_CONFIGS.map((c) =>
-  LOWRANK_READ_LOADS[c.decay] === "vec4" ? { ...c, loads: "vec4" as const } : c);
+/** The tensor-core twins of LOWRANK_READ_SCALAR_CONFIGS, for bf16 tensors (seqc_chunked_lowrank LR_READ_MMA). */
+export const LOWRANK_READ_MMA_CONFIGS: readonly LowRankReadConfig[] = (["tf32", "tf32x3"] as const).flatMap((math) =>
+  LOWRANK_READ_SCALAR_CONFIGS.map((c) => ({ ...c, math })));
+
+/** The configurations the torch modules get: LOWRANK_READ_SCALAR_CONFIGS with each decay mode's loads, then their
+ * tensor-core twins (the runtime takes a twin only for bf16 tensors with LR_READ_MMA naming its math). */
+export const LOWRANK_READ_CONFIGS: readonly LowRankReadConfig[] = [
+  ...LOWRANK_READ_SCALAR_CONFIGS.map((c) => (LOWRANK_READ_LOADS[c.decay] === "vec4" ? { ...c, loads: "vec4" as const } : c)),
+  ...LOWRANK_READ_MMA_CONFIGS,
+];
 
 export function lowRankReadEntry(c: LowRankReadConfig): string {
-  return `seqc_lr_read_${c.axis}_${c.decay}_c${c.C}k${c.K}v${c.V}m${c.M}${c.loads === "vec4" ? "_v4" : ""}`;
+  return `seqc_lr_read_${c.axis}_${c.decay}_c${c.C}k${c.K}v${c.V}m${c.M}${c.math ? `_${c.math}` : c.loads === "vec4" ? "_v4" : ""}`;
 }
 
 /** Shared memory layout in floats: Q^T [A][LQ]; a slot holding EA^T [A][LE], then the scores transposed [E][LQ]; EB
@@ -98,6 +112,7 @@ function layout(c: LowRankReadConfig): { A: number; B: number; E: number; LQ: nu
 }
 
 function check(c: LowRankReadConfig): void {
+  if (c.math) return mmaReadCheck(c);
   if (c.K % 4 || c.V % 4 || c.C % 4 || c.C < 4 || c.C > 64 || c.M < 1 || c.M > 4)
     throw new Error(`lowrank-readout: K ${c.K}, V ${c.V} and C ${c.C} must be multiples of 4 (4 x 4 register tiles), C <= 64 ((C / 4)^2 score tiles on ${LOWRANK_READ_THREADS} threads), M ${c.M} in 1..4`);
   if (layout(c).floats * 4 > 227 * 1024) throw new Error(`lowrank-readout: C ${c.C}, K ${c.K}, V ${c.V}, M ${c.M} needs ${layout(c).floats * 4} bytes of shared memory (> 227 KiB)`);
@@ -245,10 +260,12 @@ ${dec ? `        const float d = expf(sG[a + oq]);` : `        const float d = 1
 export function lowRankReadModule(configs: readonly LowRankReadConfig[] = LOWRANK_READ_CONFIGS, patch?: (src: string) => string): { source: string; kernels: LowRankReadKernel[] } {
   const kernels: LowRankReadKernel[] = [];
   let source = LOWRANK_CORE_PRELUDE.replace("low-rank chunk transitions", "low-rank chunk readouts").replace("lowrank-core.ts", "lowrank-readout.ts");
+  if (configs.some((c) => c.math)) source += MMA_TF32_PRELUDE;
   for (const c of configs) {
     check(c);
-    kernels.push({ ...c, op: "readout", entry: lowRankReadEntry(c), threads: LOWRANK_READ_THREADS, sharedBytes: layout(c).floats * 4 });
-    source += kernelSource(c);
+    const floats = c.math ? mmaReadLayout(c).floats : layout(c).floats;
+    kernels.push({ ...c, op: "readout", entry: lowRankReadEntry(c), threads: LOWRANK_READ_THREADS, sharedBytes: floats * 4 });
+    source += c.math ? mmaReadSource(c, lowRankReadEntry(c)) : kernelSource(c);
   }
   return { source: patch ? patch(source) : source, kernels };
 }

@@ -1,0 +1,174 @@
+/**
+ * The low-rank chunk readouts kernel's tensor-core twin (lowrank-readout.ts, configurations with `math` "tf32" or
+ * "tf32x3"; entries end in _tf32 / _tf32x3): the same reads (see there) from the same float32 tensors, its three
+ * products by mma.sync m16n8k8 with TF32 operands and fp32 accumulators instead of fp32 FMAs on the SIMT cores.
+ *
+ *   "tf32"    each operand rounded to TF32 (cvt.rna: 10 explicit mantissa bits, relative 2^-11) once: about 3 decimal
+ *             digits per product, for bf16 tensors (whose own rounding is 2^-9);
+ *   "tf32x3"  each operand split into a TF32 head and a TF32 tail (x = hi + lo + O(2^-22 x)), the product as
+ *             hi hi + hi lo + lo hi: near fp32 accuracy at three times the tensor-core work.
+ *
+ * Per chunk (a block of 8 warps), per query vector:
+ *   scores  P = Q EA^T [C, E] (E = C M events), rows in 16-row blocks rb, a block's warps (8 / (C / 16) of them) taking
+ *           its 8-event tiles in turn, only the events of steps up to the block's last (16 (rb + 1) M); masked and
+ *           decayed in registers (cs < a + oq: exp(G_{a+oq} - G_{cs+1})), then stored over EA's slot;
+ *   output  OUT = exp(G_{a+oq}) (Q S0op) + P EB: a block's warps take its 8-column tiles in turn; the start product
+ *           first, its rows scaled by exp(G_{a+oq}), then the scores' product accumulated on it.
+ * Shared memory holds every operand in its global layout (row-major, float4 copies), rows padded so that the fragment
+ * reads are conflict-free: an A operand or a B operand stored [n][k] rows of stride 4 mod 32, a B operand stored [k][n]
+ * rows of stride 8 mod 32 (key axis: S0 [K][V] is the start product's B operand [k][n]; value axis: S0 [K][V] is its
+ * transpose's [n][k]; EB [E][B] is [k][n]; EA [E][A] is the scores' B operand [n][k]).
+ * At C = K = V = 64, M = 2: 107.8 KB of shared memory (two blocks an SM).
+ */
+import type { LowRankReadConfig } from "./lowrank-readout.ts";
+
+export type LowRankReadMath = "tf32" | "tf32x3";
+
+/** The mma helpers on the card (a CPU emulation provides its own: SEQC_EMU, test/cuda-emu/mma-tf32.h). */
+export const MMA_TF32_PRELUDE = `#ifndef SEQC_TF32_MMA
+#define SEQC_TF32_MMA 1
+#ifndef SEQC_EMU
+__device__ __forceinline__ u32 seqc_tf32(float x) { u32 r; asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(x)); return r; }
+__device__ __forceinline__ void seqc_mma_tf32(float* c, const u32* a, const u32* b) {
+  asm volatile("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\\n"
+               : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3]) : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+#endif
+// x = hi + lo, both TF32 (the tail of x - hi rounded again)
+__device__ __forceinline__ void seqc_split_tf32(float x, u32& hi, u32& lo) { hi = seqc_tf32(x); lo = seqc_tf32(x - __uint_as_float(hi)); }
+#endif
+`;
+
+export const MMA_WARPS = 8;
+
+/** A row stride >= w (w a multiple of 8) that is r mod 32. */
+const pad = (w: number, r: number) => w + ((((r - w) % 32) + 32) % 32);
+
+/** Shared memory layout in floats: Q [C][LQ]; a slot holding EA [E][LE], then the scores [C][LP]; EB [E][LB]; S0 [K][LS];
+ * G [C + 1] with a decay. */
+export function mmaReadLayout(c: LowRankReadConfig): { A: number; B: number; E: number; LQ: number; LE: number; LP: number; LB: number; LS: number; slot: number; floats: number } {
+  const key = c.axis === "key", A = key ? c.K : c.V, B = key ? c.V : c.K, E = c.C * c.M;
+  const LQ = pad(A, 4), LE = pad(A, 4), LP = pad(E, 4), LB = pad(B, 8), LS = key ? pad(c.V, 8) : pad(c.V, 4);
+  const slot = Math.max(E * LE, c.C * LP);
+  return { A, B, E, LQ, LE, LP, LB, LS, slot, floats: c.C * LQ + slot + E * LB + c.K * LS + (c.decay === "none" ? 0 : c.C + 1) };
+}
+
+export function mmaReadCheck(c: LowRankReadConfig): void {
+  if (![16, 32, 64].includes(c.C) || c.K % 8 || c.V % 8 || c.M < 1 || c.M > 3)
+    throw new Error(`lowrank-readout (${c.math}): C ${c.C} must be 16, 32 or 64 (16-row blocks on ${MMA_WARPS} warps), K ${c.K} and V ${c.V} multiples of 8, M ${c.M} in 1..3`);
+  if (mmaReadLayout(c).floats * 4 > 227 * 1024) throw new Error(`lowrank-readout (${c.math}): C ${c.C}, K ${c.K}, V ${c.V}, M ${c.M} needs ${mmaReadLayout(c).floats * 4} bytes of shared memory (> 227 KiB)`);
+}
+
+export function mmaReadSource(c: LowRankReadConfig, entry: string): string {
+  const { C, K, V, M, decay } = c;
+  const x3 = c.math === "tf32x3", dec = decay !== "none", key = c.axis === "key";
+  const NT = MMA_WARPS * 32, L = mmaReadLayout(c);
+  const { A, B, E, LQ, LE, LP, LB, LS } = L;
+  const RB = C / 16, WPR = MMA_WARPS / RB;
+  const TS = Math.ceil((2 * RB * M) / WPR), TO = Math.ceil(B / 8 / WPR);
+  const unroll = "#pragma unroll";
+  // a fragment's registers from its elements' shared addresses: TF32 (x3: heads `name`, tails `name`l)
+  const frag = (ind: string, name: string, at: string[]) =>
+    x3
+      ? `${ind}u32 ${name}[${at.length}], ${name}l[${at.length}];\n` + at.map((p, i) => `${ind}seqc_split_tf32(${p}, ${name}[${i}], ${name}l[${i}]);\n`).join("")
+      : `${ind}u32 ${name}[${at.length}];\n` + at.map((p, i) => `${ind}${name}[${i}] = seqc_tf32(${p});\n`).join("");
+  const mma = (ind: string, acc: string, a: string, b: string) =>
+    x3 ? `${ind}seqc_mma_tf32(${acc}, ${a}l, ${b}); seqc_mma_tf32(${acc}, ${a}, ${b}l); seqc_mma_tf32(${acc}, ${a}, ${b});\n` : `${ind}seqc_mma_tf32(${acc}, ${a}, ${b});\n`;
+  // A operand rows r0.. of X [row][k] (stride ld), k0..: (g, tg), (g + 8, tg), (g, tg + 4), (g + 8, tg + 4)
+  const fragA = (ind: string, name: string, X: string, ld: number, r0: string, k0: string) =>
+    frag(ind, name, [`${X}[(${r0} + g) * ${ld}u + ${k0} + tg]`, `${X}[(${r0} + g + 8u) * ${ld}u + ${k0} + tg]`, `${X}[(${r0} + g) * ${ld}u + ${k0} + tg + 4u]`, `${X}[(${r0} + g + 8u) * ${ld}u + ${k0} + tg + 4u]`]);
+  // B operand (k0.., n0..): (k tg, n g), (k tg + 4, n g); stored [n][k] or [k][n]
+  const fragBnk = (ind: string, name: string, X: string, ld: number, n0: string, k0: string) =>
+    frag(ind, name, [`${X}[(${n0} + g) * ${ld}u + ${k0} + tg]`, `${X}[(${n0} + g) * ${ld}u + ${k0} + tg + 4u]`]);
+  const fragBkn = (ind: string, name: string, X: string, ld: number, n0: string, k0: string) =>
+    frag(ind, name, [`${X}[(${k0} + tg) * ${ld}u + ${n0} + g]`, `${X}[(${k0} + tg + 4u) * ${ld}u + ${n0} + g]`]);
+  // float4 copies of a row-major [rows][w] global block into shared rows of stride ld
+  const copy = (ind: string, dst: string, ld: number, rows: number, w: number, src: (r: string, c4: string, x: string) => string) =>
+    `${ind}for (u32 x = t; x < ${(rows * w) / 4}u; x += ${NT}u) { const u32 r = x / ${w / 4}u, c4 = x % ${w / 4}u; *(float4*)&${dst}[r * ${ld}u + 4u * c4] = *(const float4*)&${src("r", "c4", "x")}; }\n`;
+  return `
+extern "C" __global__ void __launch_bounds__(${NT}, 2) ${entry}(const float* __restrict__ Q, const float* __restrict__ EA, const float* __restrict__ EB, const float* __restrict__ S0, const float* __restrict__ Gg, float* __restrict__ OUT, u32 N, u32 oq, u32 mq) {
+  SEQC_SMEM_DECL(seqc_smem_raw);
+  float* sQ = (float*)seqc_smem_raw;  // Q [C][LQ] (one query vector)
+  float* sX = sQ + ${C * LQ};         // EA [E][LE] -> the scores [C][LP]
+  float* sB = sX + ${L.slot};         // EB [E][LB]
+  float* sS = sB + ${E * LB};         // S0 [K][LS]
+  float* sG = sS + ${K * LS};         // G [C + 1]
+  const u32 n = blockIdx.x, t = threadIdx.x;
+  if (n >= N) return;
+  const u32 w = t >> 5u, g = (t & 31u) >> 2u, tg = t & 3u;
+  const u32 rb = w / ${WPR}u, h = w % ${WPR}u, a0 = 16u * rb;
+  const u32 ntile = ${2 * M}u * (rb + 1u);  // the 8-event tiles of the steps up to the row block's last
+  const float* q = Q + (size_t)n * ${C}u * mq * ${A}u;
+  const float* ea = EA + (size_t)n * ${E * A}u;
+  float* out = OUT + (size_t)n * ${C}u * mq * ${B}u;
+${copy("  ", "sB", LB, E, B, (_r, _c, x) => `EB[(size_t)n * ${E * B}u + 4u * ${x}]`)}${copy("  ", "sS", LS, K, V, (_r, _c, x) => `S0[(size_t)n * ${K * V}u + 4u * ${x}]`)}${dec ? `  for (u32 x = t; x < ${C + 1}u; x += ${NT}u) sG[x] = Gg[(size_t)n * ${C + 1}u + x];\n` : ""}  for (u32 xq = 0; xq < mq; ++xq) {
+${copy("    ", "sQ", LQ, C, A, (r, c4) => `q[(${r} * mq + xq) * ${A}u + 4u * ${c4}]`)}${copy("    ", "sX", LE, E, A, (_r, _c, x) => `ea[4u * ${x}]`)}    __syncthreads();
+    // scores: rows a0.., the row block's event tiles h, h + ${WPR}, ...
+    float sc[${TS}][4];
+${unroll}
+    for (u32 j = 0; j < ${TS}u; ++j) sc[j][0] = sc[j][1] = sc[j][2] = sc[j][3] = 0.f;
+${unroll} 2
+    for (u32 ks = 0; ks < ${A / 8}u; ++ks) {
+${fragA("      ", "fa", "sQ", LQ, "a0", "8u * ks")}${unroll}
+      for (u32 j = 0; j < ${TS}u; ++j) {
+        const u32 et = h + ${WPR}u * j;
+        if (et < ntile) {
+${fragBnk("          ", "fb", "sX", LE, "8u * et", "8u * ks")}${mma("          ", "sc[j]", "fa", "fb")}        }
+      }
+    }
+${unroll}
+    for (u32 j = 0; j < ${TS}u; ++j)
+${unroll}
+      for (u32 r = 0; r < 4u; ++r) {
+        const u32 a = a0 + g + 8u * (r >> 1u), cs = (8u * (h + ${WPR}u * j) + 2u * tg + (r & 1u)) / ${M}u;
+${dec ? `        sc[j][r] *= cs < a + oq ? expf(sG[a + oq] - sG[cs + 1u]) : 0.f;` : `        sc[j][r] = cs < a + oq ? sc[j][r] : 0.f;`}
+      }
+    __syncthreads();
+${unroll}
+    for (u32 j = 0; j < ${TS}u; ++j) {
+      const u32 et = h + ${WPR}u * j;
+      if (et < ntile) {
+        *(float2*)&sX[(a0 + g) * ${LP}u + 8u * et + 2u * tg] = make_float2(sc[j][0], sc[j][1]);
+        *(float2*)&sX[(a0 + g + 8u) * ${LP}u + 8u * et + 2u * tg] = make_float2(sc[j][2], sc[j][3]);
+      }
+    }
+    __syncthreads();
+    // the outputs: rows a0.., the column tiles h, h + ${WPR}, ...: exp(G_{a+oq}) Q S0op, then + P EB
+    float o[${TO}][4];
+${unroll}
+    for (u32 j = 0; j < ${TO}u; ++j) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.f;
+${unroll} 2
+    for (u32 ks = 0; ks < ${A / 8}u; ++ks) {
+${fragA("      ", "fa", "sQ", LQ, "a0", "8u * ks")}${unroll}
+      for (u32 j = 0; j < ${TO}u; ++j) {
+        const u32 ct = h + ${WPR}u * j;
+        if (ct < ${B / 8}u) {
+${key ? fragBkn("          ", "fb", "sS", LS, "8u * ct", "8u * ks") : fragBnk("          ", "fb", "sS", LS, "8u * ct", "8u * ks")}${mma("          ", "o[j]", "fa", "fb")}        }
+      }
+    }
+${dec ? `    {
+      const float d0 = expf(sG[a0 + g + oq]), d1 = expf(sG[a0 + g + 8u + oq]);
+${unroll}
+      for (u32 j = 0; j < ${TO}u; ++j) { o[j][0] *= d0; o[j][1] *= d0; o[j][2] *= d1; o[j][3] *= d1; }
+    }
+` : ""}    for (u32 ks = 0; ks < ntile; ++ks) {
+${fragA("      ", "fa", "sX", LP, "a0", "8u * ks")}${unroll}
+      for (u32 j = 0; j < ${TO}u; ++j) {
+        const u32 ct = h + ${WPR}u * j;
+        if (ct < ${B / 8}u) {
+${fragBkn("          ", "fb", "sB", LB, "8u * ct", "8u * ks")}${mma("          ", "o[j]", "fa", "fb")}        }
+      }
+    }
+${unroll}
+    for (u32 j = 0; j < ${TO}u; ++j) {
+      const u32 ct = h + ${WPR}u * j;
+      if (ct < ${B / 8}u) {
+        *(float2*)&out[((a0 + g) * mq + xq) * ${B}u + 8u * ct + 2u * tg] = make_float2(o[j][0], o[j][1]);
+        *(float2*)&out[((a0 + g + 8u) * mq + xq) * ${B}u + 8u * ct + 2u * tg] = make_float2(o[j][2], o[j][3]);
+      }
+    }
+    __syncthreads();
+  }
+}
+`;
+}
