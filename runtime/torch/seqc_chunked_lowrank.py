@@ -118,10 +118,11 @@ LR_FUSED_READ = "cuda"
 # Which kernel the fused readouts (LR_FUSED_READ "cuda") take for bf16 / f16 tensors: "off" (the fp32 one, the SIMT
 # cores' FMAs), or the tensor-core twin (compiler/backends/cuda/lowrank-readout-mma.ts, the module's entries with `math`):
 # "tf32" (mma.sync m16n8k8, TF32 operands, fp32 accumulators) or "tf32x3" (each operand a TF32 head and tail, three
-# products: near fp32). float32 tensors always take the fp32 kernel. "tf32" is the default since H200 run A1 (bench/RESULTS.md
-# "the fused readouts on tensor cores"): at B=8 T=2048 H=16 K=V=64, graphs, bf16, DeltaNet 8.53 -> 7.50 ms (its readout
-# kernels 1.51 + 0.79 -> 0.80 + 0.44 ms), Gated DeltaNet 17.08 -> 14.98; gradients vs float64 at B=2 T=2048 1.7e-3 ->
-# 1.7e-3 (DeltaNet), 1.7e-3 -> 1.8e-3 (Gated DeltaNet, dg); "tf32x3" 8.38 / 16.29 ms, 1.7e-3 both.
+# products: near fp32). float32 tensors always take the fp32 kernel. "tf32" is the default since H200 calls A1 / A2
+# (bench/RESULTS.md "the fused readouts on tensor cores"): at B=8 T=2048 H=16 K=V=64, graphs, bf16, A2 (the twin with
+# cp.async copies and ldmatrix A fragments): DeltaNet 8.52 -> 7.74 ms (its readout kernels 1.52 + 0.79 -> 0.69 + 0.37 ms),
+# Gated DeltaNet 17.11 -> 14.34; gradients vs float64 at B=2 T=2048 1.7e-3 -> 1.7e-3 (DeltaNet), 1.7e-3 -> 1.8e-3 (Gated
+# DeltaNet, dg); "tf32x3" 7.95 / 15.71 ms, 1.7e-3 both.
 LR_READ_MMA = "tf32"
 # How the backward proper runs once the forward's chunk states, reads and dy are known: "chain" (the adjoint chain on the
 # reversed timeline: its chunk transitions augA, the pass, the adjoint's readouts, the forward's readouts fwd, the log

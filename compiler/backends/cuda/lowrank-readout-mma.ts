@@ -14,10 +14,11 @@
  *           decayed in registers (cs < a + oq: exp(G_{a+oq} - G_{cs+1})), then stored over EA's slot;
  *   output  OUT = exp(G_{a+oq}) (Q S0op) + P EB: a block's warps take its 8-column tiles in turn; the start product
  *           first, its rows scaled by exp(G_{a+oq}), then the scores' product accumulated on it.
- * Shared memory holds every operand in its global layout (row-major, float4 copies), rows padded so that the fragment
+ * Shared memory holds every operand in its global layout (row-major, cp.async 16-byte copies), rows padded so that the fragment
  * reads are conflict-free: an A operand or a B operand stored [n][k] rows of stride 4 mod 32, a B operand stored [k][n]
  * rows of stride 8 mod 32 (key axis: S0 [K][V] is the start product's B operand [k][n]; value axis: S0 [K][V] is its
- * transpose's [n][k]; EB [E][B] is [k][n]; EA [E][A] is the scores' B operand [n][k]).
+ * transpose's [n][k]; EB [E][B] is [k][n]; EA [E][A] is the scores' B operand [n][k]); A fragments by ldmatrix.x4, B
+ * fragments by 32-bit loads; every operand rounded (split) to TF32 as its fragment is read.
  * At C = K = V = 64, M = 2: 107.8 KB of shared memory (two blocks an SM).
  */
 import type { LowRankReadConfig } from "./lowrank-readout.ts";
@@ -33,6 +34,14 @@ __device__ __forceinline__ void seqc_mma_tf32(float* c, const u32* a, const u32*
   asm volatile("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\\n"
                : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3]) : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
 }
+__device__ __forceinline__ void seqc_ldsm4(u32* r, const void* p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\\n" : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"((u32)__cvta_generic_to_shared(p)) : "memory");
+}
+__device__ __forceinline__ void seqc_cp16(void* s, const void* g) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\\n" :: "r"((u32)__cvta_generic_to_shared(s)), "l"(g) : "memory");
+}
+__device__ __forceinline__ void seqc_cp_commit() { asm volatile("cp.async.commit_group;\\n" ::: "memory"); }
+template <int N> __device__ __forceinline__ void seqc_cp_wait() { asm volatile("cp.async.wait_group %0;\\n" :: "n"(N) : "memory"); }
 #endif
 // x = hi + lo, both TF32 (the tail of x - hi rounded again)
 __device__ __forceinline__ void seqc_split_tf32(float x, u32& hi, u32& lo) { hi = seqc_tf32(x); lo = seqc_tf32(x - __uint_as_float(hi)); }
@@ -74,17 +83,19 @@ export function mmaReadSource(c: LowRankReadConfig, entry: string): string {
       : `${ind}u32 ${name}[${at.length}];\n` + at.map((p, i) => `${ind}${name}[${i}] = seqc_tf32(${p});\n`).join("");
   const mma = (ind: string, acc: string, a: string, b: string) =>
     x3 ? `${ind}seqc_mma_tf32(${acc}, ${a}l, ${b}); seqc_mma_tf32(${acc}, ${a}, ${b}l); seqc_mma_tf32(${acc}, ${a}, ${b});\n` : `${ind}seqc_mma_tf32(${acc}, ${a}, ${b});\n`;
-  // A operand rows r0.. of X [row][k] (stride ld), k0..: (g, tg), (g + 8, tg), (g, tg + 4), (g + 8, tg + 4)
+  // A operand rows r0.. of X [row][k] (stride ld), k0..: (g, tg), (g + 8, tg), (g, tg + 4), (g + 8, tg + 4), by one
+  // ldmatrix.x4 (its four 8 x 8 b16 matrices the 8 x 4 fp32 blocks: lane l gives row l % 8 of block l / 8), then rounded
   const fragA = (ind: string, name: string, X: string, ld: number, r0: string, k0: string) =>
-    frag(ind, name, [`${X}[(${r0} + g) * ${ld}u + ${k0} + tg]`, `${X}[(${r0} + g + 8u) * ${ld}u + ${k0} + tg]`, `${X}[(${r0} + g) * ${ld}u + ${k0} + tg + 4u]`, `${X}[(${r0} + g + 8u) * ${ld}u + ${k0} + tg + 4u]`]);
+    `${ind}u32 ${name}w[4];\n${ind}seqc_ldsm4(${name}w, &${X}[(${r0} + (l & 7u) + ((l >> 3u) & 1u) * 8u) * ${ld}u + ${k0} + (l >> 4u) * 4u]);\n` +
+    frag(ind, name, [0, 1, 2, 3].map((i) => `__uint_as_float(${name}w[${i}])`));
   // B operand (k0.., n0..): (k tg, n g), (k tg + 4, n g); stored [n][k] or [k][n]
   const fragBnk = (ind: string, name: string, X: string, ld: number, n0: string, k0: string) =>
     frag(ind, name, [`${X}[(${n0} + g) * ${ld}u + ${k0} + tg]`, `${X}[(${n0} + g) * ${ld}u + ${k0} + tg + 4u]`]);
   const fragBkn = (ind: string, name: string, X: string, ld: number, n0: string, k0: string) =>
     frag(ind, name, [`${X}[(${k0} + tg) * ${ld}u + ${n0} + g]`, `${X}[(${k0} + tg + 4u) * ${ld}u + ${n0} + g]`]);
-  // float4 copies of a row-major [rows][w] global block into shared rows of stride ld
+  // 16-byte asynchronous copies (cp.async) of a row-major [rows][w] global block into shared rows of stride ld
   const copy = (ind: string, dst: string, ld: number, rows: number, w: number, src: (r: string, c4: string, x: string) => string) =>
-    `${ind}for (u32 x = t; x < ${(rows * w) / 4}u; x += ${NT}u) { const u32 r = x / ${w / 4}u, c4 = x % ${w / 4}u; *(float4*)&${dst}[r * ${ld}u + 4u * c4] = *(const float4*)&${src("r", "c4", "x")}; }\n`;
+    `${ind}for (u32 x = t; x < ${(rows * w) / 4}u; x += ${NT}u) { const u32 r = x / ${w / 4}u, c4 = x % ${w / 4}u; seqc_cp16(&${dst}[r * ${ld}u + 4u * c4], &${src("r", "c4", "x")}); }\n`;
   return `
 extern "C" __global__ void __launch_bounds__(${NT}, 2) ${entry}(const float* __restrict__ Q, const float* __restrict__ EA, const float* __restrict__ EB, const float* __restrict__ S0, const float* __restrict__ Gg, float* __restrict__ OUT, u32 N, u32 oq, u32 mq) {
   SEQC_SMEM_DECL(seqc_smem_raw);
@@ -95,14 +106,16 @@ extern "C" __global__ void __launch_bounds__(${NT}, 2) ${entry}(const float* __r
   float* sG = sS + ${K * LS};         // G [C + 1]
   const u32 n = blockIdx.x, t = threadIdx.x;
   if (n >= N) return;
-  const u32 w = t >> 5u, g = (t & 31u) >> 2u, tg = t & 3u;
+  const u32 w = t >> 5u, l = t & 31u, g = l >> 2u, tg = l & 3u;
   const u32 rb = w / ${WPR}u, h = w % ${WPR}u, a0 = 16u * rb;
   const u32 ntile = ${2 * M}u * (rb + 1u);  // the 8-event tiles of the steps up to the row block's last
   const float* q = Q + (size_t)n * ${C}u * mq * ${A}u;
   const float* ea = EA + (size_t)n * ${E * A}u;
   float* out = OUT + (size_t)n * ${C}u * mq * ${B}u;
 ${copy("  ", "sB", LB, E, B, (_r, _c, x) => `EB[(size_t)n * ${E * B}u + 4u * ${x}]`)}${copy("  ", "sS", LS, K, V, (_r, _c, x) => `S0[(size_t)n * ${K * V}u + 4u * ${x}]`)}${dec ? `  for (u32 x = t; x < ${C + 1}u; x += ${NT}u) sG[x] = Gg[(size_t)n * ${C + 1}u + x];\n` : ""}  for (u32 xq = 0; xq < mq; ++xq) {
-${copy("    ", "sQ", LQ, C, A, (r, c4) => `q[(${r} * mq + xq) * ${A}u + 4u * ${c4}]`)}${copy("    ", "sX", LE, E, A, (_r, _c, x) => `ea[4u * ${x}]`)}    __syncthreads();
+${copy("    ", "sQ", LQ, C, A, (r, c4) => `q[(${r} * mq + xq) * ${A}u + 4u * ${c4}]`)}${copy("    ", "sX", LE, E, A, (_r, _c, x) => `ea[4u * ${x}]`)}    seqc_cp_commit();
+    seqc_cp_wait<0>();
+    __syncthreads();
     // scores: rows a0.., the row block's event tiles h, h + ${WPR}, ...
     float sc[${TS}][4];
 ${unroll}
