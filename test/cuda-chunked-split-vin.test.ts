@@ -1,5 +1,6 @@
 /**
- * split without alpha v in the record (`-vi`, `-vi-w512`, `-vib-w512`; chunked-split-vin.ts): phase A loads no v and
+ * split without alpha v in the record (`-vi`, `-vi-w512`, `-vib-w512`; chunked-split-vin.ts; auto's 64-value -vi-w512 at K = 128
+ * without low rank since H200 run 29, the rest on request): phase A loads no v and
  * writes Q~, X~, Aq, exp(G_n); the walk copies v's value tile from the inputs. On the CPU emulation (test/cuda-emu)
  * against the float64 interpreter: Simple GLA at K = 128 (V = 96: every row copied; V = 100: V % 8 != 0, every row
  * through the loader, the last tile partly past V), T = 1, ragged T, batch 2, initial and final states; log decays to
@@ -49,7 +50,7 @@ describe.skipIf(!gpp)("split without alpha v in the record (-vi) on the CPU emul
   it("simple_gla under log decays to -20, K = 40 (-vi-w512, -vib-w512; bf16 and f16 <= 1e-2)", () => {
     const cases: ChunkEmuCase[] = [{ T: 150, B: 1, K: 40, V: 40, stress: true, init: true }, { T: 1, B: 1, K: 40, V: 40, stress: true, init: true }];
     check(load("simple_gla"), ["chunked-split-bf16-k64-v64-vi-w512-r1", "chunked-split-bf16-k64-v32-vib-w512-r1"], cases, 1e-2);
-    check(load("simple_gla"), ["chunked-split-f16-k64-v64-vib-w512-r1"], cases, 1e-2);
+    check(load("simple_gla"), ["chunked-split-f16-k64-v64-vi-w512-r1", "chunked-split-f16-k64-v64-vib-w512-r1"], cases, 1e-2);
   }, 900_000);
   it("retnet, linear_attention (no decay) and mamba2 (-vib-w512, -vi), ragged T (<= 1e-2)", () => {
     check(load("retnet"), ["chunked-split-bf16-k64-v64-vib-w512-r1"], [{ T: 130, B: 2, K: 64, V: 48, init: true }], 1e-2);
@@ -94,6 +95,15 @@ describe.skipIf(!gpp)("split without alpha v in the record (-vi) on the CPU emul
 });
 
 describe("-vi in the plans", () => {
+  it("auto's 64-value -vi-w512 at K = 128 where w512Plain holds (H200 run 29), in the default plans of the four models without low rank and a scalar or no decay, bf16 and f16; the rest on request", () => {
+    for (const name of ["simple_gla", "retnet", "linear_attention", "mamba2"]) {
+      const all = lowered(name);
+      expect(all.forms.filter((f) => f.variant.includes("-vi")).map((f) => f.variant).sort(), name).toEqual(["chunked-split-bf16-k128-v64-vi-w512-r1", "chunked-split-f16-k128-v64-vi-w512-r1"]);
+      for (const f of all.forms.filter((x) => x.variant.includes("-vi"))) expect(f.prefer, f.variant).not.toBe(0);
+      expect(all.modules.f32.source).not.toContain("seqc_chunk_walk_v");
+    }
+    for (const name of ["deltanet", "gated_deltanet", "gla", "rwkv7", "mlstm"]) expect(lowered(name).forms.some((f) => f.variant.includes("-vi")), name).toBe(false);
+  });
   it("on request: no low rank, a scalar or no decay, no stabiliser or value columns, 2-byte operands, K >= 64; phase A without V (four blocks per SM at K = 128)", () => {
     const want = ["chunked-split-bf16-k128-v64-vi-r1", "chunked-split-bf16-k128-v64-vi-w512-r1", "chunked-split-bf16-k128-v64-vib-w512-r1", "chunked-split-bf16-k128-v32-vi-r1", "chunked-split-bf16-k128-v32-vi-w512-r1", "chunked-split-bf16-k128-v32-vib-w512-r1"];
     const one = lowered("simple_gla", { only: (v) => /-vib?(-w512)?-r1$/.test(v) && v.includes("-bf16-k128-") });

@@ -94,16 +94,18 @@ describe("split3's walks over every warp and split's 512-thread walk in the plan
       expect(of32.forms.find((f) => f.variant === "chunked-split3-bf16-of32-k128-v8-a384-iw-r1")?.prefer).not.toBe(0);
     }
   });
-  it("Simple GLA (no low rank, scalar decay; H200 run 28): the default plan holds -w512 (v64) at K = 128, bf16 and f16, preferred where the 256-thread walk was; not in the bf16-of32 module", () => {
+  it("Simple GLA (no low rank, scalar decay; H200 runs 28 and 29): the default plan holds -w512 and -vi-w512 (v64) at K = 128, bf16 and f16, -vi-w512 preferred where the 256-thread walk was; not in the bf16-of32 module", () => {
     const all = lowered("simple_gla");
-    expect(all.forms.filter((f) => /-w(k|c|512)/.test(f.variant)).map((f) => f.variant).sort()).toEqual(["chunked-split-bf16-k128-v64-w512-r1", "chunked-split-f16-k128-v64-w512-r1"]);
+    expect(all.forms.filter((f) => /-w(k|c|512)/.test(f.variant)).map((f) => f.variant).sort()).toEqual(["chunked-split-bf16-k128-v64-vi-w512-r1", "chunked-split-bf16-k128-v64-w512-r1", "chunked-split-f16-k128-v64-vi-w512-r1", "chunked-split-f16-k128-v64-w512-r1"]);
     for (const io of ["bf16", "f16"]) {
-      const w = all.forms.find((f) => f.variant === `chunked-split-${io}-k128-v64-w512-r1`)!;
+      const w = all.forms.find((f) => f.variant === `chunked-split-${io}-k128-v64-vi-w512-r1`)!;
       const old = all.forms.find((f) => f.variant === `chunked-split-${io}-k128-v64-r1`)!;
+      const w512 = all.forms.find((f) => f.variant === `chunked-split-${io}-k128-v64-w512-r1`)!;
       expect(old.prefer).toBe(0);
+      expect(w512.prefer).toBe(0);
       expect(w.prefer).toEqual(["*", [">=", "T", 64], [">=", ["*", 8, "B", "H", ["ceilDiv", "V", 64]], ["*", 7, "LIMIT_SMS"]]]);
       expect(w.steps.map((st) => (st.kind === "launch" ? st.threads : 0))).toEqual([256, 512]);
-      // the -w512 variant comes before the 32-value walk in plan order (both preferred where the 64-value walk fits)
+      // the -vi-w512 variant comes before the 32-value walk in plan order (both preferred where the 64-value walk fits)
       expect(all.forms.indexOf(w)).toBeLessThan(all.forms.findIndex((f) => f.variant === `chunked-split-${io}-k128-v32-r1`));
     }
     expect(lowered("simple_gla", { ios: [BF16_IN_F32_OUT] }).forms.some((f) => /-w(k|c|512)/.test(f.variant))).toBe(false);

@@ -70,7 +70,7 @@ describe("CUDA chunked form", () => {
     expect(chooseCudaForm(m, { B: 8, T: 16, H: 16, K: 64, V: 64 }).form).toBe("sequential");
     expect(chooseCudaForm(m, { B: 1, T: 4096, H: 16, K: 128, V: 128 }, "bf16").variant).toMatch(/^chunked-.*-bf16-k128/);
   });
-  it("auto at the H100 benchmark shapes picks the variant measured fastest in runs 4, 5, 7, 8, 13, 17, 19, 20, 21, 23b, 26, 27 and 28 (bench/RESULTS.md)", () => {
+  it("auto at the H100 benchmark shapes picks the variant measured fastest in runs 4, 5, 7, 8, 13, 17, 19, 20, 21, 23b, 26, 27, 28 and 29 (bench/RESULTS.md)", () => {
     const s1 = { B: 8, T: 2048, H: 16, K: 64, V: 64 }, s2 = { B: 4, T: 8192, H: 16, K: 128, V: 128 }, s3 = { B: 1, T: 32768, H: 8, K: 128, V: 128 };
     const m2 = (x: { B: number; T: number; K: number }) => ({ B: x.B, T: x.T, H: 32, P: 64, N: 64 });
     // run 5: at K = 128 the 64-value split walk where it fills the GPU, phase A with more warps (a384: two
@@ -79,9 +79,10 @@ describe("CUDA chunked form", () => {
     // with 32-value walks for scalar decay without low rank at K = 64 where those walks fill the SMs; run 17: at the third
     // shape, diagonal chunk transitions take grouped split3 with S_in in the operand type (-g4t: 4 groups of chunks
     // walked in parallel, 128 walk blocks), 32-value walks at K = 128 and 64 at K = 64
-    // H200 run 28: without low rank (scalar decay) at K = 128 split's 64-value walk on 512 threads too (-w512)
+    // H200 run 28: without low rank (scalar decay) at K = 128 split's 64-value walk on 512 threads too (-w512); H200 run 29:
+    // there with alpha v left out of the record, the walk copying it from the inputs (-vi-w512)
     const want: [string, Record<string, number>, string][] = [
-      ["simple_gla", s1, "splitd-bf16-k64-v32"], ["simple_gla", s2, "split-bf16-k128-v64-w512"], ["simple_gla", s3, "split3-bf16-k128-v32-g4t"],
+      ["simple_gla", s1, "splitd-bf16-k64-v32"], ["simple_gla", s2, "split-bf16-k128-v64-vi-w512"], ["simple_gla", s3, "split3-bf16-k128-v32-g4t"],
       // run 13: phase A with low rank and scalar or no decay inverts by warp products (-iw; at K = 64 with 384 threads),
       // with a per-key decay it forms A and Aq's block pairs as warp tasks (-mw)
       ["gla", s1, "split-bf16-k64-v32-mw"], ["gla", s2, "split-bf16-k128-v64-a512-mw"], ["gla", s3, "split3-bf16-k128-v32-a512-mw-g4t"],

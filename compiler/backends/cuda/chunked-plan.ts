@@ -318,7 +318,8 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
           for (const BV of dtype !== "f32" && KP >= 64 ? walkBVs.filter((bv) => bv >= 32) : []) {
             const byDefault = (wideLr || widePlain) && BV === 64 && phaseAPreferred(tag, want);
             if (!opts.only && !byDefault) continue;
-            pushSplit("split", a, { ...mk("walk", BV), NT: 512 }, `${tag}-w512`, recBytes, byDefault ? splitPrefer(BV, KP, nH, Vd, tag, want) : 0,
+            // (widePlain: in the plan, but since H200 run 29 the -vi-w512 form below takes its shapes)
+            pushSplit("split", a, { ...mk("walk", BV), NT: 512 }, `${tag}-w512`, recBytes, byDefault && !widePlain ? splitPrefer(BV, KP, nH, Vd, tag, want) : 0,
               `chunked split (${ioT}): every chunk's S0-independent part in parallel (${threadsOf(a)} threads), then a walk of 512 threads over chunks per batch x head x ${BV} values`);
             // low rank: the same walk with the readout's Q~ S0 on the warps without a Z tile, beside Z = U0 + M S0
             // (`-wq-w512`, chunked-walk-q.ts), on request
@@ -328,15 +329,19 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
           }
           // no low rank, a scalar or no decay, no stabiliser or value columns, 2-byte operands, K >= 64: split whose phase A
           // loads no alpha v and leaves it out of the record, the walk copying v's tile from the inputs (`-vi`,
-          // chunked-split-vin.ts), on 256 or 512 threads (`-vi-w512`; `-vib-w512`: the readout over every warp), on request
-          if (opts.only && vinCase(KP, lr, decay, dtype, !!cr.stab || !!cr.columns) && !a.pipe && !a.ovl && !a.inv && !a.mats) {
+          // chunked-split-vin.ts), on 256 or 512 threads (`-vi-w512`; `-vib-w512`: the readout over every warp), on request,
+          // except the 64-value -vi-w512 where widePlain holds (auto's there since H200 run 29, instead of split's -w512)
+          if ((opts.only || widePlain) && vinCase(KP, lr, decay, dtype, !!cr.stab || !!cr.columns) && !a.pipe && !a.ovl && !a.inv && !a.mats) {
             // (without the V region phase A's shared memory fits more blocks per SM: __launch_bounds__ bounds the registers for them)
             const av0: ChunkCfg = { ...a, vin: 1 };
             const av: ChunkCfg = { ...av0, minBlocks: Math.max(a.minBlocks ?? 1, Math.min(blocksPerSm(chunkLayout(av0).SMEM), Math.floor(2048 / threadsOf(a)))) };
             for (const BV of walkBVs.filter((bv) => bv >= 32))
-              for (const [NT, vin, ws] of [[256, 1, "-vi"], [512, 1, "-vi-w512"], [512, 2, "-vib-w512"]] as const)
-                pushSplit("split", av, { ...mk("walk", BV), ...(NT !== 256 ? { NT } : {}), vin }, `${tag}${ws}`, recordBytesV(av), 0,
+              for (const [NT, vin, ws] of [[256, 1, "-vi"], [512, 1, "-vi-w512"], [512, 2, "-vib-w512"]] as const) {
+                const byDefault = widePlain && BV === 64 && ws === "-vi-w512" && phaseAPreferred(tag, want);
+                if (!opts.only && !byDefault) continue;
+                pushSplit("split", av, { ...mk("walk", BV), ...(NT !== 256 ? { NT } : {}), vin }, `${tag}${ws}`, recordBytesV(av), byDefault ? splitPrefer(BV, KP, nH, Vd, tag, want) : 0,
                   `chunked split (${ioT}): every chunk's S0-independent part in parallel without alpha v (Q~, X~, Aq; ${threadsOf(a)} threads), then a walk of ${NT} threads over chunks per batch x head x ${BV} values that copies v's tile from the inputs`);
+              }
           }
           for (const BV of walkBVs)
             pushSplit("split", a, mk("walk", BV), tag, recBytes, (wideLr || widePlain) && BV === 64 ? 0 : splitPrefer(BV, KP, nH, Vd, tag, want),
@@ -453,7 +458,11 @@ function a512Wide(KP: number, bps: number, lr: boolean, decay: number, dtype: Ch
 /** Split's 64-value walk on 512 threads (`-w512`) as auto's instead of the 256-thread one without low rank: a scalar or
  *  no decay, no stabiliser or value columns, 2-byte I/O of one type, K = 128 (`stabOrCols`: the model has either). H200
  *  run 28 (one call, two rounds) at Simple GLA's (4, 8192, 16, 128): forward 0.703 / 0.691 -> 0.667 / 0.622 ms (walk
- *  alone 0.420 / 0.413 -> 0.392 / 0.356; phase A the same kernel); H100 run 19 had them within noise (0.697 vs 0.698). */
+ *  alone 0.420 / 0.413 -> 0.392 / 0.356; phase A the same kernel); H100 run 19 had them within noise (0.697 vs 0.698).
+ *  Since H200 run 29 (one call, three rounds, the second in reverse plan order) auto takes that walk without alpha v in the
+ *  record (`-vi-w512`, chunked-split-vin.ts) there: 0.669 / 0.622 / 0.667 -> 0.568 / 0.550 / 0.554 ms (phase A alone
+ *  0.328 / 0.284 / 0.318 -> 0.244 / 0.222 / 0.212, the walk 0.391 / 0.356 / 0.386 -> 0.405 / 0.366 / 0.360); fla
+ *  chunk_simple_gla 0.580 in the same call. */
 function w512Plain(KP: number, lr: boolean, decay: number, dtype: ChunkDtype, out: ChunkDtype, stabOrCols: boolean): boolean {
   return !lr && decay < 2 && !stabOrCols && dtype !== "f32" && out === dtype && KP === 128;
 }
