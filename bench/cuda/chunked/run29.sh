@@ -9,11 +9,14 @@
 #   here:   bash bench/cuda/chunked/build-run29.sh
 #   device: run command="source .device/enter.sh && bash bench/cuda/chunked/run29.sh" timeout_s=240
 #     carry=[".device", "dist/chunked-plans-run29", "dist/chunked-check-run29.mjs", ".anchors", ".whl"]
+# Run 29b (the second call): plans of 9f4b7f1 (auto's -vi-w512), RUN=29b bash bench/cuda/chunked/build-run29.sh here, then
+#   run command="source .device/enter.sh && RUN=29b EXPECT29='simple_gla:s2=split-bf16-k128-v64-vi-w512 gated_deltanet:s2=split-bf16-k128-v64-a512-iw-ios-w512' bash bench/cuda/chunked/run29.sh"
+#     carry=[".device", "dist/chunked-plans-run29b", "dist/chunked-check-run29b.mjs", ".anchors", ".whl"]
 set -uo pipefail
 export OUT=${OUT:-$PWD/out} RUN=${RUN:-29}
 ROUNDS=${ROUNDS:-3} REVERSE_EVEN=1 MODELS="simple_gla gated_deltanet" ALL=simple_gla:s2,gated_deltanet:s2 SEQC_ANCHOR_CASES=simple_gla:s2,gated_deltanet:s2 \
   CHECK_EXTRA='split-bf16-k128-v(64|32)(-vi|-vib)?(-w512)?|split-bf16-k128-v64-a512-iw-ios(-wq)?-w512' \
-  EXPECT='simple_gla:s2=split-bf16-k128-v64-w512 gated_deltanet:s2=split-bf16-k128-v64-a512-iw-ios-w512' \
+  EXPECT="${EXPECT29:-simple_gla:s2=split-bf16-k128-v64-w512 gated_deltanet:s2=split-bf16-k128-v64-a512-iw-ios-w512}" \
   B_END=100 W_END=150 K_END=150 A_END=200 C_END=215 timeout 220 bash bench/cuda/chunked/run9.sh > /tmp/run$RUN.out 2>&1
 echo "run9.sh exit $?"
 grep -E "auto pick|checks|ERROR|exited|t=[0-9]+s" /tmp/run$RUN.out | tail -30
