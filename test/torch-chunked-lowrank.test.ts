@@ -107,15 +107,15 @@ describe("torch target: the low-rank chunked backward's plans", () => {
 
 /** lowrank_backward in Python (CPU torch), every chain model run here by the interpreter. */
 /** How a glue run is asked to run its parts (seqc_chunked_lowrank's switches; readWay / augWay undefined: its defaults). */
-interface Ways { torchOps: boolean; readWay?: "plan" | "matmul"; augWay?: "plan" | "matmul" | "auto"; keyWay?: "blocks" | "halves"; layout?: "heads" | "tokens"; share?: boolean; solve?: "trsm" | "blocks"; solveBlock?: number; mm?: "fp32" | "bf16"; lean?: boolean; fused?: "recurrence"; readout?: "recurrence"; bwd?: "chain" | "wy"; wyBreak?: "walk" | "xI" | "a0"; pass?: "recurrence"; wyKern?: "recurrence" }
+interface Ways { torchOps: boolean; readWay?: "plan" | "matmul"; augWay?: "plan" | "matmul" | "auto"; keyWay?: "blocks" | "halves"; layout?: "heads" | "tokens"; share?: boolean; solve?: "trsm" | "blocks"; solveBlock?: number; mm?: "fp32" | "bf16"; lean?: boolean; fused?: "recurrence"; readout?: "recurrence"; bwd?: "chain" | "wy"; wyBreak?: "walk" | "xI" | "a0"; pass?: "recurrence"; wyKern?: "recurrence"; postBinds?: string[]; copies?: "lean" | "old"; merge?: "decay" | "off"; mergeBreak?: boolean }
 
-async function pythonLowRank(model: I.Model, { names, models }: ReturnType<typeof lowRankChain>, run: RunInputs, cot: ReturnType<typeof randomCotangents>, dropStateCot: boolean, chunk: number, dtype: "float64" | "float32", { torchOps, readWay, augWay, keyWay, layout, share, solve, solveBlock, mm, lean, fused, readout, bwd, wyBreak, pass, wyKern }: Ways) {
+async function pythonLowRank(model: I.Model, { names, models }: ReturnType<typeof lowRankChain>, run: RunInputs, cot: ReturnType<typeof randomCotangents>, dropStateCot: boolean, chunk: number, dtype: "float64" | "float32", { torchOps, readWay, augWay, keyWay, layout, share, solve, solveBlock, mm, lean, fused, readout, bwd, wyBreak, pass, wyKern, postBinds, copies, merge, mergeBreak }: Ways) {
   const dims = { ...run.dims };
   const { batch: B, time: T } = run;
   const case_ = {
     // bwd unset: the adjoint chain, whatever the module's default (LR_BWD "wy" since the H200 timing): the blocks written for
     // the chain keep checking it; the chunk-state backward's block asks for "wy"
-    names, B, T, chunk, dtype, decayWay: torchOps ? "cumsum" : "plan", passWay: torchOps ? "matmul" : "plan", readWay, augWay, keyWay, layout, share, solve, solveBlock, mm, lean, fused, readout, bwd: bwd ?? "chain", wyBreak, pass, wyKern,
+    names, B, T, chunk, dtype, decayWay: torchOps ? "cumsum" : "plan", passWay: torchOps ? "matmul" : "plan", readWay, augWay, keyWay, layout, share, solve, solveBlock, mm, lean, fused, readout, bwd: bwd ?? "chain", wyBreak, pass, wyKern, postBinds, copies, merge, mergeBreak,
     ...glueTensors(model, names.state, run, cot, dropStateCot),
   };
   const parts: string[] = [];
@@ -391,4 +391,62 @@ describe.skipIf(!cpuTorch)("torch target: the low-rank glue's chunk-state backwa
       expect(Math.max(...errs), `${wyBreak} dropped`).toBeGreaterThan(1e-2);
     }
   }, 300_000);
+});
+
+describe.skipIf(!cpuTorch)("torch target: the low-rank glue without the backward's y read, with fewer copies and merged decay steps (seqc_chunked_lowrank LR_Y_READ, LR_COPIES, LR_MERGE)", () => {
+  /** The glue's gradients for a case and the reference's largest relative error. */
+  async function glue(model: I.Model, chain: ReturnType<typeof lowRankChain>, B: number, T: number, chunk: number, dtype: "float64" | "float32", ways: Ways) {
+    const run = chunkInputs(model, { dims: dimsOf(model), batch: B, time: T, seed: 40 + T, initialState: true, stress: true });
+    const cot = randomCotangents(interpret(model, run), T + 3);
+    const want = await gradients(model, run, cot);
+    const got = await pythonLowRank(model, chain, run, cot, false, chunk, dtype, ways);
+    const err = Math.max(...Object.entries(want.inputs).map(([k, v]) => relativeError(Float64Array.from(got.inputs[k].data), v)), relativeError(Float64Array.from(got.dS0.data), want.initialState[chain.names.state]));
+    return { got, err };
+  }
+  const vs = (a: { data: number[] }, b: { data: number[] }) => relativeError(Float64Array.from(a.data), Float64Array.from(b.data));
+  it.each(["deltanet", "gated_deltanet", "gated_deltaproduct"])("%s: the new path equals the old within 1e-9 (float64), 1e-4 of the reference in float32", async (name) => {
+    const model = load(name);
+    const chain = lowRankChain(model, dimsOf(model));
+    // post's backward binds the cotangent alone (o = y): the y read is left out; the old path reads it and copies as before.
+    // The new path also merges Gated DeltaNet's decay step into its delta step (LR_MERGE "decay" with wy: one micro-step
+    // a token; DeltaNet has no decay step, Gated DeltaProduct's next step has two micro-steps: both unmerged).
+    // The chunk-state backward with every launcher's stand-in (5 reads with y, 4 without), the chain, ragged chunks, T = 1
+    const F = { ...MA, bwd: "wy", fused: "recurrence", readout: "recurrence", pass: "recurrence", wyKern: "recurrence" } as const;
+    for (const [B, T, chunk, ways] of [[2, 23, 5, F], [2, 29, 13, { ...MA, bwd: "wy" }], [1, 1, 64, F], [2, 19, 8, { ...MA, bwd: "chain", readout: "recurrence" }],
+      [3, 11, 4, { ...MA, bwd: "wy", layout: "tokens" }]] as [number, number, number, Ways][]) {
+      const label = `B=${B} T=${T} chunk=${chunk} bwd ${ways.bwd}${ways.layout ? " " + ways.layout : ""}`;
+      const old = await glue(model, chain, B, T, chunk, "float64", { ...ways, copies: "old" });
+      const neu = await glue(model, chain, B, T, chunk, "float64", { ...ways, copies: "lean", postBinds: ["o__bar"], merge: "decay" });
+      expect(old.err, `${label}: old vs reference`).toBeLessThanOrEqual(1e-9);
+      expect(neu.err, `${label}: new vs reference`).toBeLessThanOrEqual(1e-9);
+      for (const k of Object.keys(old.got.inputs)) expect(vs(neu.got.inputs[k], old.got.inputs[k]), `${label}: d ${k} new vs old`).toBeLessThanOrEqual(1e-9);
+      expect(vs(neu.got.dS0, old.got.dS0), `${label}: dS0 new vs old`).toBeLessThanOrEqual(1e-9);
+      if (ways.readout) expect([old.got.readoutCalls, neu.got.readoutCalls], `${label}: reads with / without y`).toEqual(chain.names.decay === "key" ? [0, 0] : [5, 4]);
+    }
+    const f32 = await glue(model, chain, 2, 23, 8, "float32", { ...F, copies: "lean", postBinds: ["o__bar"], merge: "decay" });
+    expect(f32.err, "float32").toBeLessThanOrEqual(1e-4);
+    if (name === "gated_deltanet") {  // merged without w' = exp(ld) w: far off
+      const broken = await glue(model, chain, 2, 23, 5, "float64", { ...MA, bwd: "wy", merge: "decay", mergeBreak: true });
+      expect(broken.err, "merged, w unscaled").toBeGreaterThan(1e-2);
+    }
+  }, 300_000);
+
+  it("a post that reads y (o = v * S^T q) needs it: told that nothing binds y, the gradients are far off", async () => {
+    const src = `model DeltaNetGated {
+  dims H, K, V
+  input q[H,K], k[H,K], v[H,V]
+  input beta[H]
+  state S[H,K,V] = 0
+  let u[h,j] = beta[h] * (v[h,j] - sum(i) S[h,i,j] * k[h,i])
+  S[h,i,j] = S[h,i,j] + k[h,i] * u[h,j]
+  output o[h,j] = v[h,j] * sum(i) q[h,i] * S[h,i,j]
+}`;
+    const model = loadProgram(["deltanet_gated.seq"], new Map([["deltanet_gated.seq", src]])).models[0];
+    const chain = lowRankChain(model, dimsOf(model));
+    const W = { ...MA, bwd: "wy", copies: "lean" } as const;
+    const bound = await glue(model, chain, 2, 23, 5, "float64", { ...W, postBinds: ["o__bar", "v", "y0"] });
+    expect(bound.err).toBeLessThanOrEqual(1e-9);
+    const broken = await glue(model, chain, 2, 23, 5, "float64", { ...W, postBinds: ["o__bar", "v"] });
+    expect(broken.err).toBeGreaterThan(1e-2);
+  }, 120_000);
 });

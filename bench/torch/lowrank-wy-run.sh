@@ -5,6 +5,8 @@
 # kernels, then bench/torch/lowrank_bench.py --variants 9 (fwd+bwd with the chain and with wy, fp32 and bf16, beside
 # fla, one process; sections, a profile, gradients vs float64 at ACCURACY). VARIANTS=10: the walks over the chunks by
 # torch products and by the pass kernel (LR_FUSED_PASS) with the chain and with wy (modules built after lowrank-pass.ts).
+# VARIANTS=12: the glue's y read, copies and merged decay steps old vs new (LR_Y_READ, LR_COPIES, LR_MERGE); LR_SETS
+# (k=v,...) sets more seqc_chunked_lowrank switches for the checks.
 # Prepared here (git-ignored):
 #   npx tsx bench/torch/build-chunked.ts dist/torch-lowrank-wy deltanet,gated_deltanet
 #   npx tsx bench/torch/lowrank-reference.ts dist/torch-lowrank-wy/ref deltanet gated_deltanet
@@ -28,8 +30,11 @@ for m in ${MODELS//,/ }; do
   timeout "${CHECK_S:-60}" python3 -c "
 import runpy, sys
 sys.path.insert(0, '$MOD')
-import seqc_chunked_lowrank as lr
+import os, seqc_chunked_lowrank as lr
 lr.LR_BWD = 'wy'
+for kv in os.environ.get('LR_SETS', '').split(','):  # more switches for the checks, e.g. LR_SETS=LR_MERGE=decay
+    if kv:
+        setattr(lr, kv.split('=')[0], kv.split('=')[1])
 sys.argv = ['check.py', '$MOD', '--only-chunked', '--out', '/tmp/check-$m.json', '$m']
 runpy.run_path('bench/torch/check.py', run_name='__main__')" > "/tmp/check-$m.log" 2>&1 &
   PIDS+=($!)

@@ -150,6 +150,53 @@ LR_FUSED_PASS = "cuda"
 # that H200 call: wy with the pass kernel 9.90 -> 9.43 ms with these kernels too (DeltaNet fp32), 18.78 -> 17.78 (Gated
 # DeltaNet fp32).
 LR_FUSED_WY = "cuda"
+# Where the backward's run of the forward (the chunk transitions, the pass, the reads) also reads the readouts y again
+# (LR_READ "matmul"; only post's backward takes them): "bound" (the default) only where some form of post's backward plan
+# binds a readout's y (DeltaNet's and Gated DeltaNet's post backward, o = y, reads the cotangent alone: their y0 is in
+# the plan's tensors but no kernel binds it; the key-axis readout of every chunk, its stack and the reshape for post were
+# for nothing; post's backward then gets an unwritten buffer for y0, never read); "always" (the way before).
+# seqc_chunked.py's CORE_RERUN is the same for the chains without low-rank terms. H200, B=8 T=2048 H=16 K=V=64, graphs
+# (bench/RESULTS.md, "the backward's y read, copies and merged decay steps"): DeltaNet fp32 9.39 -> 8.88 ms, Gated
+# DeltaNet fp32 17.62 -> 16.63; gradients bitwise the same.
+LR_Y_READ = "bound"
+# The glue's copies around the kernels: "lean" (the default) the timeline's lines zeroed only in the identity step and the
+# padding where every token micro-step is written after (not a whole zero fill first), prep's adjoints with each slot's
+# first piece copied (no zero fill, no add), and in LR_BWD "wy" no end-state copy (S_ends as the next chunks' start
+# states), the reversed chunks' events as two stacked tensors (one copy per source, one flip each), the forward's events
+# read reversed as one stacked flip and the outputs flipped back as one, no single-vector stacks for dw / dq; "old" (the
+# way before). The same values either way (the same sums in the same order). H200, as above, after LR_Y_READ: DeltaNet
+# fp32 8.88 -> 8.44 ms, Gated DeltaNet fp32 16.63 -> 16.14; both together bf16 8.78 -> 7.64 / 17.18 -> 15.73.
+LR_COPIES = "lean"
+# Whether LR_BWD "wy" runs a scalar decay's own micro-step merged into the next one (Gated DeltaNet: S' = exp(g) S, then
+# the delta step on S'; two micro-steps a token, so twice the timeline and the chunks): "decay" (one micro-step a token:
+# the decay on the state before the step, the next step's low-rank queries w scaled to exp(ld) w, since
+# w^T (exp(ld) S) = (exp(ld) w)^T S; their adjoints mapped back, dw = exp(ld) dw' and d ld += w' . dw') where the
+# decay's step has no events, the next has one micro-step and no decay of its own, and no readout reads between the two;
+# "off" (the timeline of the chain's names as it is). On the H200 at B=8 T=2048 H=16 K=V=64, graphs, one process
+# (bench/RESULTS.md, "the backward's y read, copies and merged decay steps"): Gated DeltaNet fp32 16.14 -> 10.30 ms, bf16
+# 15.73 -> 9.61 (33 chunks a row instead of 65); gradients vs float64 at B=2 T=2048 fp32 4.8e-7 -> 6.2e-7 (dg), bf16 1.7e-3.
+LR_MERGE = "decay"
+
+
+def merge_decay_steps(steps, readouts):
+    """LR_MERGE "decay": the chain's steps with each event-free scalar decay step folded into the next step (one micro-step,
+    no decay of its own, no readout between them). Returns (steps, readouts, [(ld name, [w names of the merged step])])."""
+    out, merged, shift = [], [], []
+    i = 0
+    while i < len(steps):
+        st = steps[i]
+        nx = steps[i + 1] if i + 1 < len(steps) else None
+        if st.get("ld") and not st["ld"]["perKey"] and st["count"] == 1 and not st["lowRank"] and not st["inputs"] and nx is not None and \
+                not nx.get("ld") and nx["count"] == 1 and nx["lowRank"] and not any(r["after"] == i + 1 for r in readouts):
+            out.append(dict(nx, ld=st["ld"]))
+            merged.append((st["ld"]["name"], [lr_["w"] for lr_ in nx["lowRank"]]))
+            shift.append(i + 1)  # the steps index i + 1 and on are one earlier
+            i += 2
+            continue
+        out.append(st)
+        i += 1
+    new_reads = [dict(r, after=r["after"] - sum(1 for j in shift if r["after"] > j)) for r in readouts]
+    return out, new_reads, merged
 
 
 class _section:
@@ -293,10 +340,12 @@ class ChunkCore:
     fused chunk transitions (fused_launcher: with eye, lean, one low-rank pair and one pair, no bf16 operands, the reads
     and the end state come from its kernel where it has a matching one); readout: None or a launcher of the fused
     readouts (readout_launcher: read() from a start state, no bf16 operands, where it has a matching kernel; kept by
-    restart()). Steps past a chunk's end are zero vectors with
+    restart()); events: None or the events' keys and values already stacked, (KK [N, Cp, mk, K], VV [N, Cp, mk, V]) in
+    the order of low_rank's then pairs' (lean, a start state, no [0 | v] values; taken as they are, no copies: the
+    pairs then give only the shapes). Steps past a chunk's end are zero vectors with
     zero log decay. .r: the low-rank reads; .read(axis, after, vecs) the readouts; .end() the end states."""
 
-    def __init__(self, S0, ld, low_rank, pairs, block=None, key_way=None, mm=None, eye=None, lean=None, fused=None, readout=None):
+    def __init__(self, S0, ld, low_rank, pairs, block=None, key_way=None, mm=None, eye=None, lean=None, fused=None, readout=None, events=None):
         first = low_rank[0][0] if low_rank else pairs[0][0]
         if S0 is None:
             if eye is None:
@@ -333,7 +382,9 @@ class ChunkCore:
             G[:, 1 : C + 1] = torch.cumsum(ld, 1)
             G[:, C + 1 :] = G[:, C : C + 1]
             self.G = G
-        self.KK = torch.stack([pad(u) for u, _ in low_rank] + [pad(k) for k, _ in pairs], 2)  # [N, Cp, mk, K]
+        if events is not None and (S0 is None or tuple(events[0].shape) != (N, Cp, self.mk, K) or tuple(events[1].shape) != (N, Cp, self.mk, V)):
+            raise ValueError("ChunkCore: events must be [N, Cp, mk, K] and [N, Cp, mk, V] with a start state")
+        self.KK = events[0] if events is not None else torch.stack([pad(u) for u, _ in low_rank] + [pad(k) for k, _ in pairs], 2)  # [N, Cp, mk, K]
         self._ratio, self._qfac, self._ed, self._half = {}, {}, {}, {}
         if self.mode == "key" and not self.halves:
             self._key_setup()
@@ -348,8 +399,12 @@ class ChunkCore:
             self.VV = torch.cat(([torch.stack(r, 2)] if r else []) + ([Vin] if Vin is not None else []), 2)  # [N, Cp, mk, V]
             return
         # the events' values [N, Cp, mk, V]: the low-rank reads (solved into it), then the pairs' values
-        VV = torch.empty([N, Cp, self.mk, V], dtype=self.dtype, device=self.device)
         E = self.E
+        if events is not None:
+            self.VV = events[1]
+            self._r = self._solve([pad(w) for _, w in low_rank]) if low_rank else []
+            return
+        VV = torch.empty([N, Cp, self.mk, V], dtype=self.dtype, device=self.device)
 
         def put(e, x):
             """x [N, n, w] (n <= Cp, w <= V) into event slot e as [0 | x] over its first n steps, zeros past them."""
@@ -610,8 +665,14 @@ class ChunkCore:
         [N, C, V]) or "value" x = S z (vecs [N, C, V], out [N, C, K]); one output per vector."""
         if not vecs:
             return []
+        out = self.read_stacked(axis, after, torch.stack([self._pad(v) for v in vecs], 2))
+        return [out[:, : self.C, i] for i in range(len(vecs))]
+
+    def read_stacked(self, axis, after, Q):
+        """read() with the vectors already stacked, Q [N, C or Cp, mq, w] (no stack copy; a view where it is one): the
+        outputs as one tensor [N, Cp, mq, K or V]."""
         oq = 1 if after else 0
-        Q = torch.stack([self._pad(v) for v in vecs], 2)
+        Q = self._pad(Q)
         out = self._fused_read(axis, oq, Q)
         if out is None and axis == "key":
             out = self._key_read(Q, oq)
@@ -625,7 +686,7 @@ class ChunkCore:
                 x = x * self._start(oq)
             M = bmm(Q.reshape(N, Cp * mq, V), self.lo("VV", "values", self.VV).reshape(N, Cp * self.mk, V).transpose(1, 2), self.m("values"))
             out = x + self.mix(M, oq)
-        return [out[:, : self.C, i] for i in range(len(vecs))]
+        return out
 
     def _fused_read(self, axis, oq, Q):
         """read()'s [N, Cp, mq, w] by the fused readouts kernel (self.readout); None where it does not take this read."""
@@ -658,7 +719,7 @@ class ChunkCore:
         return baddbmm(S, KK.reshape(N, Cp * mk, K).transpose(1, 2), self.lo("VV", "end", self.VV).reshape(N, Cp * mk, V), self.m("end"))
 
 
-def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state, inputs, params, outputs, dtype, device, chunk=None, decay_way=None, pass_way=None, read_way=None, aug_way=None, can_chunk=None, key_way=None, layout=None, share=None, mm=None, lean=None, fused=None, readout=None, bwd_way=None, passer=None, wy_kern=None):
+def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state, inputs, params, outputs, dtype, device, chunk=None, decay_way=None, pass_way=None, read_way=None, aug_way=None, can_chunk=None, key_way=None, layout=None, share=None, mm=None, lean=None, fused=None, readout=None, bwd_way=None, passer=None, wy_kern=None, post_binds=None, copies=None, merge=None):
     """Gradients of the forward's inputs, params and the matrix state's initial value through the low-rank chain.
 
     n: the chain's names (<Model>.torch.json "chunked"."lowRank"); run(part, dims, inputs, initial_state, B, T)
@@ -676,13 +737,21 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
     None: ChunkCore's torch ops); readout: the fused readouts' launcher (readout_launcher; None: ChunkCore's torch ops);
     bwd_way: "chain" / "wy", the backward after the forward's readouts (None: LR_BWD; "wy" where it applies); passer:
     the walks' launcher (pass_launcher; None: torch products); wy_kern: the chunk-state backward's per-chunk kernels
-    (wy_launcher; None: torch products).
+    (wy_launcher; None: torch products); post_binds: the names post's backward plan binds (plan_binds; LR_Y_READ
+    "bound"), or None (all): where it binds no readout's y, the forward's readouts y are not read again (read_way
+    "matmul") and post's backward gets an unwritten buffer for each (on CPU 1e30, which would show if read); copies:
+    "lean" / "old", LR_COPIES (None: LR_COPIES); merge: "decay" / "off", LR_MERGE (None: LR_MERGE; "decay" only where
+    "wy" runs).
     Returns ({input: grad}, {param: grad}, dS0)."""
     chunk = LR_CHUNK if chunk is None else chunk
     read_way, aug_way, key_way, layout = read_way or LR_READ, aug_way or LR_AUG, key_way or LR_KEY, layout or LR_LAYOUT
     share = LR_SHARE if share is None else share
     lean = LR_LEAN if lean is None else lean
     bwd_way = bwd_way or LR_BWD
+    copies = copies or LR_COPIES
+    if copies not in ("lean", "old"):
+        raise ValueError("copies %r: one of lean, old" % (copies,))
+    lean_copies = copies == "lean"
     if bwd_way not in ("chain", "wy"):
         raise ValueError("bwd_way %r: one of chain, wy" % (bwd_way,))
     for what, way in (("layout", layout), ("read_way", read_way), ("aug_way", aug_way), ("pass_way", pass_way or LR_PASS), ("decay_way", decay_way or LR_DECAY), ("key_way", key_way)):
@@ -696,6 +765,12 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
     KV = K + V
     steps, readouts = n["steps"], n["readouts"]
     P, E, R = n["P"], n["E"], n["R"]
+    merge = merge or LR_MERGE
+    if merge not in ("decay", "off"):
+        raise ValueError("merge %r: one of decay, off" % (merge,))
+    merged = []  # (ld name, [w names]): the decay steps folded into the next (LR_MERGE "decay", only where wy runs)
+    if merge == "decay" and bwd_way == "wy" and n["decay"] == "scalar" and E >= 1 and read_way == "matmul" and aug_way in ("auto", "matmul") and lean and share:
+        steps, readouts, merged = merge_decay_steps(steps, readouts)
     base, N = [], 0
     for s in steps:
         base.append(N)
@@ -710,15 +785,26 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
         chunks = can_chunk is None or all(can_chunk(p, {"H": H, "K": K, "V": KV}, B * nC, C) for p in ("augF", "augA"))
         aug_way = "plan" if n["decay"] == "key" and key_way == "blocks" and chunks else "matmul"
     wy = bwd_way == "wy" and n["decay"] != "key" and E >= 1 and read_way == "matmul" and aug_way == "matmul" and lean and share
+    y_bound = post_binds is None or any(ro["y"] in post_binds for ro in readouts)
+    if merged and not wy:
+        raise ValueError("lowrank_backward: merged decay steps without the chunk-state backward")
 
     def zeros(shape):
         return torch.zeros(shape, dtype=dtype, device=device)
 
     heads = layout == "heads"
 
-    def line(w):
-        """A timeline line: [B, H, Lp, w] (layout "heads") or [B, Lp, H, w] ("tokens")."""
-        return zeros([B, H, Lp, w] if heads else [B, Lp, H, w])
+    def line(w, full=False):
+        """A timeline line: [B, H, Lp, w] (layout "heads") or [B, Lp, H, w] ("tokens"); zeros, or with full (every
+        token micro-step is written after) and LR_COPIES "lean" zeros in the identity step and the padding only."""
+        if not (full and lean_copies):
+            return zeros([B, H, Lp, w] if heads else [B, Lp, H, w])
+        out = torch.empty([B, H, Lp, w] if heads else [B, Lp, H, w], dtype=dtype, device=device)
+        ends = out[:, :, 0] if heads else out[:, 0]
+        ends.zero_()
+        if 1 + T * N < Lp:
+            (out[:, :, 1 + T * N :] if heads else out[:, 1 + T * N :]).zero_()
+        return out
 
     def micro(a):
         """The token micro-steps of a timeline line as a view [B, T, N, H, w] (step 0, the identity, left out)."""
@@ -818,13 +904,19 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
 
     # the timeline's inputs from prep's outputs
     prep = pointwise("prep", given)
+    if merged:  # the merged steps' low-rank queries w' = exp(ld) w (the decay's step folded into theirs)
+        prep = dict(prep)
+        for ldn, wns in merged:
+            a = torch.exp(prep[ldn].reshape(B, T, -1, H, 1))
+            for wn in wns:
+                prep[wn] = (prep[wn].reshape(B, T, -1, H, K) * a).reshape(prep[wn].shape)
 
     def per_step(name, w):
         """Prep output `name` as [B, T, loop index, H, w]."""
         return prep[name].reshape(B, T, -1, H, w)
 
     def gather(pick, w):
-        out = line(w)
+        out = line(w, full=all(pick(st) for st in steps))
         mv = micro(out)
         for s, st in enumerate(steps):
             name = pick(st)
@@ -836,7 +928,7 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
 
     fwd = {}
     if n["decay"] != "none":
-        ld = line(LW)
+        ld = line(LW, full=all(st.get("ld") for st in steps))
         mv = micro(ld)
         for s, st in enumerate(steps):
             d = st.get("ld")
@@ -852,7 +944,7 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
         fwd["x_k%d" % p] = gather(lambda st: st["inputs"][p]["k"] if p < len(st["inputs"]) else None, K)
         fwd["x_v%d" % p] = gather(lambda st: st["inputs"][p]["v"] if p < len(st["inputs"]) else None, V)
     for r, ro in enumerate(readouts):
-        q = line(K)
+        q = line(K, full=N == 1)
         at_reads(q, r)[:] = per_step(ro["q"], K)[:, :, 0]
         fwd["x_q%d" % r] = q
 
@@ -925,20 +1017,26 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
             if wy:  # the reads' dependence on the start state: the transitions' reads from [I | 0]
                 xI = aug_f._r[0][:, :C, :K].unsqueeze(2) if E == 1 else torch.stack([x[:, :C, :K] for x in aug_f._r], 2) if E else None
             del aug_f
-            core = readouts_of("read", core_f, fwd)
+            # the readouts y only for post's backward: not where no form of its plan binds them (LR_Y_READ "bound")
+            core = readouts_of("read", core_f, fwd) if y_bound else {}
             for e, r in enumerate(core_f.r):
                 core["o_r%d" % e] = unrows(r)
         else:
             core = lines(run("read", cd, fold(fwd), {"S": tok_states(S_starts)}, B * nC, C)[0])
     post_in = dict(given)
     for r, ro in enumerate(readouts):
-        post_in[ro["y"]] = at_reads(core["o_y%d" % r], r)
+        if "o_y%d" % r in core:
+            post_in[ro["y"]] = at_reads(core["o_y%d" % r], r)
+        elif getattr(device, "type", None) == "cuda":  # no kernel of post's backward reads it: unwritten
+            post_in[ro["y"]] = torch.empty([B, T, H, V], dtype=dtype, device=device)
+        else:  # elsewhere (the tests' interpreter) 1e30, which would show if read
+            post_in[ro["y"]] = zeros([B, T, H, V]) + 1e30
     for name, shape in outputs:
         g = cot_outputs.get(name)
         post_in[n["postBw"]["outputBar"][name]] = g if g is not None else zeros([B, T] + list(shape))
     post_g = pointwise("postBw", post_in)
     for r, ro in enumerate(readouts):
-        dy = line(V)
+        dy = line(V, full=N == 1)
         at_reads(dy, r)[:] = post_g[n["postBw"]["inputBar"][ro["y"]]].reshape(B, T, H, V)
         fwd["x_dy%d" % r] = dy
 
@@ -964,25 +1062,32 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
                     return x.transpose(1, 2).reshape([B * nC * H] + list(x.shape[3:]))
             A_f = trans["augF"][..., :K]  # [B, H, nC, K, K]
             Sb = S_starts.reshape(-1, K, V)
-            S_ends = torch.empty([B, H, nC, K, V], dtype=dtype, device=device)
-            S_ends[:, :, :-1] = bhc(Sb)[:, :, 1:]
-            S_ends[:, :, -1] = S_last
+            if lean_copies:  # the end states as the next chunks' starts and the last (read only for a decay's a0)
+                S_ends = (bhc(Sb), S_last)
+            else:
+                S_ends = torch.empty([B, H, nC, K, V], dtype=dtype, device=device)
+                S_ends[:, :, :-1] = bhc(Sb)[:, :, 1:]
+                S_ends[:, :, -1] = S_last
             dS = canon(cot_state) if cot_state is not None else zeros([B, H, K, V])
             W, Q, DY = stk("x_w%d", E), stk("x_q%d", R), stk("x_dy%d", R)
             ld_rows = rows(fwd["x_ld"]) if "x_ld" in fwd else None
 
-            def chunk_core(S0c, ldc, pairs):
-                return ChunkCore(S0c, ldc, [], pairs, key_way=key_way, mm=mm, lean=lean, readout=readout)
+            def chunk_core(S0c, ldc, pairs, events=None):
+                return ChunkCore(S0c, ldc, [], pairs, key_way=key_way, mm=mm, lean=lean, readout=readout, events=events)
             def walk(Bp, dSc):  # the reverse walk by the pass kernel: A_c^T from the forward's transitions
                 if passer is None or not heads:
                     return None
                 Lend = torch.empty([B, H, nC, K, V], dtype=dtype, device=device)
                 L0 = torch.empty([B, H, K, V], dtype=dtype, device=device)
                 return (Lend, L0) if passer("adj", trans["augF"], Bp, dSc.contiguous(), Lend, L0) else None
-            o = _wy.wy_backward(core_f, xI, A_f, ld_rows, W, Q, DY, dS, S_ends, bhc, unbhc, chunk_core, walk, wy_kern)
+            o = _wy.wy_backward(core_f, xI, A_f, ld_rows, W, Q, DY, dS, S_ends, bhc, unbhc, chunk_core, walk, wy_kern, lean=lean_copies)
             dR = o["dR"]
-            dW = cat2(core_f.read("value", False, [dR[:, :, e] for e in range(E)]))
-            dQ = cat2(core_f.read("value", True, [DY[:, :, r] for r in range(R)]))
+            if lean_copies:  # dR [N, C, E, V] and DY as they are (no single-vector stacks)
+                dW = core_f.read_stacked("value", False, dR)[:, :C]
+                dQ = core_f.read_stacked("value", True, DY)[:, :C]
+            else:
+                dW = cat2(core_f.read("value", False, [dR[:, :, e] for e in range(E)]))
+                dQ = cat2(core_f.read("value", True, [DY[:, :, r] for r in range(R)]))
             KKf = core_f.KK[:, :C]
             del core_f
             fw = {}
@@ -1071,7 +1176,23 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
                     dld = rev(dld.permute(0, 2, 1, 3) if heads else dld)
 
     # the adjoints of prep's outputs, from the timeline (the adjoint's pieces back in forward time)
-    bars = {o: torch.zeros_like(prep[o]) for o in n["prepOutputs"]}
+    # (LR_COPIES "lean": each slot's first piece copied into an empty tensor, later ones added; slots no piece reaches
+    # zeroed at the end; "old": zeros, every piece added)
+    bars = {} if lean_copies else {o: torch.zeros_like(prep[o]) for o in n["prepOutputs"]}
+    bar_w, bar_set = {}, {}
+
+    def bar_add(name, w, c, x):
+        """Adds x into slot c of prep output `name`'s adjoint, viewed [B, T, loop index, H, w]."""
+        if name not in bars:
+            bars[name] = torch.empty_like(prep[name])
+            bar_set[name] = set()
+        bar_w[name] = w
+        dst = bars[name].view(B, T, -1, H, w)[:, :, c]
+        if not lean_copies or c in bar_set[name]:
+            dst += x
+        else:
+            dst.copy_(x)
+            bar_set[name].add(c)
 
     def back(key):
         if key not in fwd_time:
@@ -1079,7 +1200,7 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
         return fwd_time[key]
 
     def put(name, src, s, c, w):
-        bars[name].view(B, T, -1, H, w)[:, :, c] += micro(src)[:, :, base[s] + c]
+        bar_add(name, w, c, micro(src)[:, :, base[s] + c])
 
     for s, st in enumerate(steps):
         for c in range(st["count"]):
@@ -1094,9 +1215,27 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
                 if d["perKey"]:
                     put(d["name"], dld, s, c, K)
                 else:
-                    bars[d["name"]].view(B, T, -1, H, 1)[:, :, c] += micro(dld)[:, :, base[s] + c].sum(3, keepdim=True)
+                    bar_add(d["name"], 1, c, micro(dld)[:, :, base[s] + c].sum(3, keepdim=True))
     for r, ro in enumerate(readouts):
-        bars[ro["q"]].view(B, T, -1, H, K)[:, :, 0] += at_reads(fw["o_dq%d" % r], r)
+        bar_add(ro["q"], K, 0, at_reads(fw["o_dq%d" % r], r))
+    if lean_copies:  # the slots no piece reached (and outputs none reached) are zeros
+        for o in n["prepOutputs"]:
+            if o not in bars:
+                bars[o] = torch.zeros_like(prep[o])
+                continue
+            v = bars[o].view(B, T, -1, H, bar_w[o])
+            for c in range(v.shape[2]):
+                if c not in bar_set[o]:
+                    v[:, :, c] = 0
+
+    if merged:  # back through w' = exp(ld) w: dw = exp(ld) dw', d ld += w' . dw'
+        for ldn, wns in merged:
+            a = torch.exp(prep[ldn].reshape(B, T, -1, H, 1))
+            bl = bars[ldn].view(B, T, -1, H, 1)
+            for wn in wns:
+                bw = bars[wn].view(B, T, -1, H, K)
+                bl += (prep[wn].reshape(B, T, -1, H, K) * bw).sum(4, keepdim=True)
+                bw *= a
 
     # dS_0: the adjoint after the identity step, in the model's layout
     inv = [perm.index(a) for a in range(len(perm))]
@@ -1108,6 +1247,15 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
     prep_g = pointwise("prepBw", prep_in)
     gin, gpar = _chunked.sum_pieces([(post_g, n["postBw"]), (prep_g, n["prepBw"])], B, T, inputs, params, zeros)
     return gin, gpar, dS0
+
+
+def plan_binds(m, key):
+    """The names some form of plan `key` binds as inputs (every form's launches' input buffers), or None where the plan is
+    missing or a form is not launches alone (then every input counts as read)."""
+    plan = m.meta["plans"].get(key)
+    if plan is None or any(f.get("module") or any(st.get("kind") != "launch" for st in f["steps"]) for f in plan["forms"]):
+        return None
+    return {b["name"] for f in plan["forms"] for st in f["steps"] for b in st.get("buffers", []) if b.get("kind") == "input"}
 
 
 def switch_kernels(m, device, way, switch, key):
@@ -1291,10 +1439,19 @@ def backward(ctx, m, flat, grads):
     if not LR_GRAPHS or LR_TIMES is not None:
         return backward_eager(ctx, m, flat, grads)
     switches = (LR_CHUNK, LR_DECAY, LR_PASS, LR_SEQ_FORM, LR_READ, LR_AUG, LR_KEY, BLOCK, LR_LAYOUT, LR_SHARE, LR_SOLVE, SOLVE_BLOCK,
-                LR_MM, tuple(LR_MM_PARTS), LR_LEAN, LR_FUSED, LR_FUSED_READ, LR_BWD, LR_FUSED_PASS, LR_FUSED_WY)
+                LR_MM, tuple(LR_MM_PARTS), LR_LEAN, LR_FUSED, LR_FUSED_READ, LR_BWD, LR_FUSED_PASS, LR_FUSED_WY, LR_Y_READ, LR_COPIES, LR_MERGE)
     switches += (read_math([x.dtype if x is not None else None for x in flat[: len(m.inputs)]]),)
     return _graphs.graphed_backward(ctx, m, "lowrank-backward", switches, flat, grads, lambda f, g: backward_eager(ctx, m, f, g, convert=False),
                                      given_dtype=False)
+
+
+def y_binds(m, prefix, way=None):
+    """lowrank_backward's post_binds for module m (LR_Y_READ, or way): with "bound" the names post's backward plan
+    (prefix + "postBw") binds (plan_binds), with "always" None."""
+    way = way or LR_Y_READ
+    if way not in ("bound", "always"):
+        raise ValueError("LR_Y_READ %r: one of bound, always" % (way,))
+    return plan_binds(m, prefix + "postBw") if way == "bound" else None
 
 
 def backward_eager(ctx, m, flat, grads, convert=True):
@@ -1332,7 +1489,8 @@ def backward_eager(ctx, m, flat, grads, convert=True):
         [(t["name"], shape(t)) for t in m.inputs if t["name"] in given], [(t["name"], shape(t)) for t in m.params], [(t["name"], shape(t)) for t in m.outputs], dtype, device,
         can_chunk=lambda part, cdims, b, t: dtype == torch.float32 and m.runner(prefix + part, device).can_run(cdims, b, t, "chunked"), mm=mm,
         fused=fused_launcher(m, device) if dtype == torch.float32 else None, readout=readout_launcher(m, device, math=read_math([x.dtype if x is not None else None for x in flat[:ni]])) if dtype == torch.float32 else None,
-        passer=pass_launcher(m, device) if dtype == torch.float32 else None, wy_kern=wy_launcher(m, device) if dtype == torch.float32 else None)
+        passer=pass_launcher(m, device) if dtype == torch.float32 else None, wy_kern=wy_launcher(m, device) if dtype == torch.float32 else None,
+        post_binds=y_binds(m, prefix))
     need = ctx.need
     res = []
     for i, t in enumerate(m.inputs):

@@ -88,18 +88,23 @@ def flip_next(x):
     return y
 
 
-def wy_backward(core, xI, A, ld, W, Q, DY, dS, S_ends, bhc, unbhc, chunk_core, walk=None, kern=None):
+def wy_backward(core, xI, A, ld, W, Q, DY, dS, S_ends, bhc, unbhc, chunk_core, walk=None, kern=None, lean=False):
     """The chunk-state backward's reverse walk and per-chunk adjoints (module docstring).
 
     core: the forward's ChunkCore from the chunk start states (N rows = chunks x heads, no or a scalar decay, C = Cp);
     xI [N, C, E, K]: the low-rank reads' dependence on the start state; A [B, H, nC, K, K]: the chunk transitions;
     ld [N, C, 1] or None: the steps' log decays; W [N, C, E, K]: the low-rank queries; Q [N, C, R, K]: the readouts'
     queries; DY [N, C, R, V]: their cotangents; dS [B, H, K, V]: the final state's cotangent; S_ends [B, H, nC, K, V]:
-    each chunk's end state; bhc(x [N, ...]) -> [B, H, nC, ...] and unbhc its inverse (the rows' order);
+    each chunk's end state, or a pair (starts [B, H, nC, K, V], last [B, H, K, V]): the end states as the next chunks'
+    start states and the last (no copy; read only for a decay's a0); bhc(x [N, ...]) -> [B, H, nC, ...] and unbhc its
+    inverse (the rows' order);
     chunk_core(S0, ld, pairs): a ChunkCore of the glue's (its readouts' launcher) without low-rank pairs; walk(B', dS):
     the reverse walk by a kernel, (L_end [B, H, nC, K, V], L_0) or None where it has none (None: torch products);
     kern: the per-chunk kernels' launcher (seqc_chunked_lowrank.wy_launcher: "pre" P1_u^T dY and B', "dr" the reads'
-    adjoints; None: torch products).
+    adjoints; None: torch products); lean (seqc_chunked_lowrank LR_COPIES "lean"): the reversed chunks' events built
+    as two stacked tensors, each one copy per source and one flip (chunk_core then takes them as `events`), the reads
+    of the forward's events flipped as one stacked tensor and their outputs flipped back as one, no single-vector
+    stacks; False: a flip per vector and ChunkCore's stacks (the way before; the same values).
     Returns {"dR" [N, C, E, V], "dv" [N, C, P, V], "dk" [N, C, P, K], "du" [N, C, E, K], "dS0" [B, H, K, V],
     "a0" [N, K] (<L_end, S_C> per key row)}.
 
@@ -146,7 +151,14 @@ def wy_backward(core, xI, A, ld, W, Q, DY, dS, S_ends, bhc, unbhc, chunk_core, w
             Lend[:, :, c] = L
             L = torch.baddbmm(Bp[:, :, c].reshape(-1, K, V), A[:, :, c].reshape(-1, K, K).transpose(1, 2), L.reshape(-1, K, V)).view(L.shape)
         dS0 = L
-    a0 = (Lend * S_ends).sum(-1) if core.mode != "none" else None  # [B, H, nC, K]
+    a0 = None
+    if core.mode != "none" and isinstance(S_ends, tuple):  # the end states: the next chunks' starts, then the last
+        starts, last = S_ends
+        a0 = torch.empty(list(Lend.shape[:4]), dtype=Lend.dtype, device=Lend.device)  # [B, H, nC, K]
+        a0[:, :, :-1] = (Lend[:, :, :-1] * starts[:, :, 1:]).sum(-1)
+        a0[:, :, -1] = (Lend[:, :, -1] * last).sum(-1)
+    elif core.mode != "none":
+        a0 = (Lend * S_ends).sum(-1)  # [B, H, nC, K]
     Lend = unbhc(Lend)  # [N, K, V]
     # the reads' adjoints: (I - L_uu^T) dR = P1_u^T dY + U_end L_end, L_uu[t, f] = exp(G_{t-1} - G_f) (w_t . u_f), f < t
     dR = kern("dr", C, K, V, core.mode, W[:, :, 0], U[:, :, 0], Bqu.reshape(N, C, V), Lend, G) if pre is not None else None
@@ -157,9 +169,26 @@ def wy_backward(core, xI, A, ld, W, Q, DY, dS, S_ends, bhc, unbhc, chunk_core, w
         Luu = (torch.bmm(W.reshape(N, C * E, K), Uf.transpose(1, 2)).view(N, C, E, C, E) * core.ratio(0)[:, :, None, :, None]).view(N, C * E, C * E)
         dR = upper_t_solve(Luu, rhs).view(N, C, E, V)
     # L_f's reads: one ChunkCore on the reversed chunks from L_end
+    VV, KK = core.VV[:, :C], core.KK[:, :C]
+    if lean:
+        # the events (q_s, dy_s) then (w_{s+1}, dR_{s+1}) in the chunk's order, copied once into [N, C, R + E, w], then
+        # one flip of each: the reversed chunks' keys and values as ChunkCore takes them (no per-vector flips or stacks)
+        evK = torch.empty([N, C, R + E, K], dtype=Q.dtype, device=Q.device)
+        evV = torch.empty([N, C, R + E, V], dtype=Q.dtype, device=Q.device)
+        evK[:, :, :R] = Q
+        evV[:, :, :R] = DY
+        evK[:, : C - 1, R:] = W[:, 1:]
+        evV[:, : C - 1, R:] = dR[:, 1:]
+        evK[:, C - 1, R:] = 0
+        evV[:, C - 1, R:] = 0
+        evK, evV = torch.flip(evK, [1]), torch.flip(evV, [1])
+        rc = chunk_core(Lend, flip_next(ld) if ld is not None else None, [(evK[:, :, i], evV[:, :, i]) for i in range(R + E)], events=(evK, evV))
+        vals = rc.read_stacked("value", True, torch.flip(VV, [1]))[:, :C]  # [N, C, mk, K] reversed: du (the reads r), dk (the values v)
+        vals = torch.flip(vals, [1])
+        keys = torch.flip(rc.read_stacked("key", True, torch.flip(KK[:, :, E:], [1]))[:, :C], [1]) if P else None  # dv
+        return {"dR": dR, "dS0": dS0, "a0": unbhc(a0) if a0 is not None else None, "du": vals[:, :, :E], "dk": vals[:, :, E:] if P else None, "dv": keys}
     rc = chunk_core(Lend, flip_next(ld) if ld is not None else None,
                     [(torch.flip(Q[:, :, r], [1]), torch.flip(DY[:, :, r], [1])) for r in range(R)] + [(flip_next(W[:, :, e]), flip_next(dR[:, :, e])) for e in range(E)])
-    VV, KK = core.VV[:, :C], core.KK[:, :C]
     vals = rc.read("value", True, [torch.flip(VV[:, :, i], [1]) for i in range(mk)])  # du (the reads r), dk (the values v)
     keys = rc.read("key", True, [torch.flip(KK[:, :, E + p], [1]) for p in range(P)])  # dv
 

@@ -18,7 +18,9 @@ the chunks' launcher (seqc_chunked_lowrank.pass_launcher's contract) by the recu
 compiler/backends/cuda/lowrank-pass.ts (test/cuda-lowrank-pass-emu.test.ts checks it); "passCalls": the directions it ran;
 wyKern "recurrence": the chunk-state backward's per-chunk kernels (seqc_chunked_lowrank.wy_launcher's contract) from
 their definitions, standing in for compiler/backends/cuda/lowrank-wy.ts (test/cuda-lowrank-wy-emu.test.ts checks it);
-"wyCalls": the ops it ran."""
+"wyCalls": the ops it ran; postBinds: a list, lowrank_backward's post_binds (the names post's backward binds; LR_Y_READ
+"bound"), or None (all); copies: "lean" / "old" (seqc_chunked_lowrank.LR_COPIES; None: the default); merge: "decay" /
+"off" (LR_MERGE; None: the default); mergeBreak: the merged steps' low-rank queries left unscaled (w, not exp(ld) w)."""
 
 import json
 import os
@@ -144,9 +146,9 @@ def wy_break(what):
     import seqc_lowrank_wy as wy
     bw, dec = wy.wy_backward, wy.wy_decay
     if what == "walk":
-        wy.wy_backward = lambda core, xI, A, *a: bw(core, xI, torch.zeros_like(A), *a)
+        wy.wy_backward = lambda core, xI, A, *a, **k: bw(core, xI, torch.zeros_like(A), *a, **k)
     elif what == "xI":
-        wy.wy_backward = lambda core, xI, *a: bw(core, torch.zeros_like(xI), *a)
+        wy.wy_backward = lambda core, xI, *a, **k: bw(core, torch.zeros_like(xI), *a, **k)
     elif what == "a0":
         wy.wy_decay = lambda a0, *a: dec(torch.zeros_like(a0), *a)
     else:
@@ -164,6 +166,13 @@ def main():
 
     if case.get("wyBreak"):  # a term of seqc_lowrank_wy dropped (the test expects the gradients off)
         wy_break(case["wyBreak"])
+    if case.get("mergeBreak"):  # the decay steps merged, their w not scaled (the test expects the gradients off)
+        merge_steps = seqc_chunked_lowrank.merge_decay_steps
+
+        def unscaled(steps, readouts):
+            st, rd, merged = merge_steps(steps, readouts)
+            return st, rd, [(ld, []) for ld, _ in merged]
+        seqc_chunked_lowrank.merge_decay_steps = unscaled
     calls = []
     fused = recurrence_transitions(calls) if case.get("fused") == "recurrence" else None
     rcalls = []
@@ -178,7 +187,8 @@ def main():
         case["inputs"], case["params"], case["outputs"], DTYPE[0], torch.device("cpu"), case["chunk"], case.get("decayWay"), case.get("passWay"),
         case.get("readWay"), case.get("augWay"), key_way=case.get("keyWay"),
         layout=case.get("layout"), share=case.get("share"),
-        mm=seqc_chunked_lowrank.mm_dtype([], DTYPE[0], case.get("mm") or "fp32"), lean=case.get("lean"), fused=fused, readout=readout, bwd_way=case.get("bwd"), passer=passer, wy_kern=wy_kern)
+        mm=seqc_chunked_lowrank.mm_dtype([], DTYPE[0], case.get("mm") or "fp32"), lean=case.get("lean"), fused=fused, readout=readout, bwd_way=case.get("bwd"), passer=passer, wy_kern=wy_kern,
+        post_binds=set(case["postBinds"]) if case.get("postBinds") is not None else None, copies=case.get("copies"), merge=case.get("merge"))
     sys.stdout.write(json.dumps({"done": True, "fusedCalls": len(calls), "readoutCalls": len(rcalls), "passCalls": pcalls, "wyCalls": wcalls, "inputs": {k: enc(v) for k, v in gin.items()}, "params": {k: enc(v) for k, v in gpar.items()}, "dS0": enc(dS0)}) + "\n")
 
 
