@@ -30,7 +30,7 @@ const NU = 20;
 function buildEmu(source: string, kernels: DecayTermsKernel[]): string {
   const ty = (o: string) => (o === "bf16" ? "unsigned short" : "float");
   const args = Array.from({ length: NU }, (_, i) => `U[${i}]`).join(", ");
-  const tramp = kernels.map((k) => `static void body_${k.entry}() { ${k.entry}((const ${ty(k.a)}*)P[0], (const ${ty(k.c)}*)P[1], (const ${ty(k.a)}*)P[2], (const ${ty(k.c)}*)P[3], (float*)P[4], ${args}); }`);
+  const tramp = kernels.map((k) => `static void body_${k.entry}() { ${k.entry}((const ${ty(k.a)}*)P[0], (const ${ty(k.c)}*)P[1], (const ${ty(k.a2 ?? k.a)}*)P[2], (const ${ty(k.c)}*)P[3], (float*)P[4], ${args}); }`);
   const main = `
 static void* P[5]; static unsigned U[${NU}];
 ${tramp.join("\n")}
@@ -81,7 +81,7 @@ function run(bin: string, k: DecayTermsKernel, c: Case): { got: Float64Array; wa
     for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) for (let h = 0; h < H; h++) for (let j = 0; j < K; j++) x[at(b, t, h, j)] = value(r, bf16);
     return x;
   };
-  const a1 = fill(k.a === "bf16"), c1 = fill(k.c === "bf16"), a2 = fill(k.a === "bf16"), c2 = fill(k.c === "bf16");
+  const a1 = fill(k.a === "bf16"), c1 = fill(k.c === "bf16"), a2 = fill((k.a2 ?? k.a) === "bf16"), c2 = fill(k.c === "bf16");
   const rows = B * T * H, nOut = perKey ? rows * K : rows;
   const out0 = Float64Array.from({ length: nOut }, () => (c.acc ? Math.fround(r()) : NaN));
   const want = new Float64Array(nOut);
@@ -107,7 +107,7 @@ function run(bin: string, k: DecayTermsKernel, c: Case): { got: Float64Array; wa
     };
     writeFileSync(join(dir, "a1.bin"), enc(a1, k.a === "bf16"));
     writeFileSync(join(dir, "c1.bin"), enc(c1, k.c === "bf16"));
-    writeFileSync(join(dir, "a2.bin"), enc(a2, k.a === "bf16"));
+    writeFileSync(join(dir, "a2.bin"), enc(a2, (k.a2 ?? k.a) === "bf16"));
     writeFileSync(join(dir, "c2.bin"), enc(c2, k.c === "bf16"));
     writeFileSync(join(dir, "out.bin"), enc(out0, false));
     const st = [lay.sb, lay.st, lay.sh];
@@ -140,8 +140,8 @@ const CASES: Case[] = [
 describe.skipIf(!gpp)("decay adjoint terms kernel on the CPU emulation vs float64", () => {
   it("every operand-type pair: strided layouts, paired and scalar loads, K past one warp, scalar and per-key terms, one pair, accumulation", () => {
     const m = decayTermsModule();
-    expect(m.kernels.map((k) => k.entry)).toEqual(["seqc_decay_terms_bf16_f32", "seqc_decay_terms_bf16_bf16", "seqc_decay_terms_f32_f32", "seqc_decay_terms_f32_bf16"]);
-    expect(DECAY_TERMS_CONFIGS.length).toBe(4);
+    expect(m.kernels.map((k) => k.entry)).toEqual(["seqc_decay_terms_bf16_f32", "seqc_decay_terms_bf16_bf16", "seqc_decay_terms_f32_f32", "seqc_decay_terms_f32_bf16", "seqc_decay_terms_f32_f32_kbf16"]);
+    expect(DECAY_TERMS_CONFIGS.length).toBe(5);
     const bin = buildEmu(m.source, m.kernels);
     for (const [j, k] of m.kernels.entries())
       for (const c of CASES) {

@@ -25,6 +25,7 @@ import { buildTorchPlans } from "../compiler/backends/torch/plans.ts";
 import { ROWS_READOUT_LOW, ROWS_READOUT_LOW_TILES, ROWS_READOUT_TILES } from "../compiler/backends/cuda/rows-readout.ts";
 import { anchorChunksModule } from "../compiler/backends/cuda/anchor-chunks.ts";
 import { decayTermsModule } from "../compiler/backends/cuda/decay-terms.ts";
+import { rowsChunkModule } from "../compiler/backends/cuda/rows-chunk.ts";
 import { emitTorch } from "../compiler/backends/torch/target.ts";
 import { relativeError } from "../compiler/io/manifest.ts";
 import { CHAIN_PARTS, type ChainPart } from "../runtime/chunked-backward.ts";
@@ -248,6 +249,9 @@ describe("torch target: a per-key decay's transposed cores as the rows readout k
       expect(rows!.source).toContain(`void __launch_bounds__(${k.threads}) ${k.entry}(`);
       expect(k.vs).toBe(k.tv * k.vt);
     }
+    // one pair and one readout: the chunked form on tensor cores too (rows-chunk.ts; seqc_chunked.ROWS_FORM "chunk")
+    expect(meta.kernels.rowsChunk.kernels).toEqual(rowsChunkModule().kernels);
+    expect(meta.kernels.rowsChunk.kernels.map((k: { entry: string }) => k.entry)).toEqual(["seqc_rows_chunk_w4", "seqc_rows_chunk_w4_la", "seqc_rows_chunk_w8", "seqc_rows_chunk_w8_la"]);
     // the decay adjoint's anchor chunk products (anchor-chunks.ts) in every module with a log decay; no decay, no kernels
     expect(meta.kernels.anchorChunks.kernels).toEqual(anchorChunksModule().kernels);
     // and its terms kernel (decay-terms.ts)

@@ -41,6 +41,9 @@
 # Run s14 (H200; bench/RESULTS.md "Mamba-2's stateless parts without their zeros"): MODULES=dist/torch-s14f
 #   MODELS=mamba2,simple_gla ACC_PATHS=s14-zeros TIME_PATHS=s14-old,s14-zeros PROFILE_PATHS=s14-zeros BUNDLE=1
 #   (carry dist/torch-s14f.tgz, .anchors, .whl).
+# Run c15 1 (H200; bench/RESULTS.md "GLA's transposed cores in the chunked form"): MODULES=dist/torch-c15 MODELS=gla,simple_gla
+#   ACC_PATHS=c15-chunk TIME_PATHS=c15-noterms,c15-walk,c15-chunk,c15-chunk8 PROFILE_PATHS=c15-chunk,c15-walk BUNDLE=1
+#   WARM_S=50 ACC_S=50 TIME_S=120 (carry dist/torch-c15.tgz, .anchors, .whl; 57 s).
 set -uo pipefail
 export PYTHONUNBUFFERED=1 CUDA_CACHE_MAXSIZE=4294967296 TRITON_CACHE_DIR=/tmp/triton-cache FLA_CACHE_RESULTS=0
 OUT=${OUT:-/tmp/seqc-glue-out}
@@ -55,7 +58,7 @@ el() { echo "t=$(( $(date +%s) - T0 ))s $*" | tee -a "$LOG"; }
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,temperature.gpu --format=csv,noheader 2>&1 | tee -a "$LOG"
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl 2>&1 | tail -1
 export PYTHONPATH=$PWD/.anchors:/tmp/site
-grep -E '^(REVERSE_SUM|REVERSE_CHUNK|REVERSE_GLUE|DECAY_ANCHOR[A-Z_]*|TRANSPOSED_IO|GLUE_COPIES|STATELESS_IO|ALIAS_IO|FLIP_VIEW|ROWS_IO|PREP_IO|PART_INPUTS|STATELESS_WARP|IDLE_INPUTS|ADJOINT_OUT|RUN_COPIES|CORE_RERUN|ANCHOR_CHUNKS|ANCHOR_VEC|DECAY_TERMS|GRAD_SUM|GRAM_PRODUCTS|ZERO_STORES) = ' "$MOD/seqc_chunked.py" | tee -a "$LOG"
+grep -E '^(REVERSE_SUM|REVERSE_CHUNK|REVERSE_GLUE|DECAY_ANCHOR[A-Z_]*|TRANSPOSED_IO|GLUE_COPIES|STATELESS_IO|ALIAS_IO|FLIP_VIEW|ROWS_IO|PREP_IO|PART_INPUTS|STATELESS_WARP|IDLE_INPUTS|ADJOINT_OUT|RUN_COPIES|CORE_RERUN|ANCHOR_CHUNKS|ANCHOR_VEC|DECAY_TERMS|GRAD_SUM|GRAM_PRODUCTS|ZERO_STORES|ROWS_FORM|ROWS_CHUNK_WARPS) = ' "$MOD/seqc_chunked.py" | tee -a "$LOG"
 PIDS=()
 W=${WARM_WORKERS:-6}
 for i in $(seq 0 $((W - 1))); do

@@ -47,7 +47,7 @@ DEV = tb.DEV
 # pick (the default now)
 SWITCHES = ("TRANSPOSED_IO", "DECAY_ANCHOR", "DECAY_ANCHOR_CHUNK", "DECAY_ANCHOR_GRAM", "REVERSE_SUM", "REVERSE_GLUE", "GLUE_COPIES", "STATELESS_IO", "ALIAS_IO",
             "FLIP_VIEW", "ROWS_IO", "PREP_IO", "PART_INPUTS", "STATELESS_WARP", "IDLE_INPUTS", "ADJOINT_OUT", "RUN_COPIES", "CORE_RERUN", "ANCHOR_CHUNKS",
-            "DECAY_TERMS", "ANCHOR_VEC", "GRAD_SUM", "GRAM_PRODUCTS", "ZERO_STORES")
+            "DECAY_TERMS", "ANCHOR_VEC", "GRAD_SUM", "GRAM_PRODUCTS", "ZERO_STORES", "ROWS_FORM", "ROWS_CHUNK_WARPS")
 PATHS = {"f32": ("f32", "none", 64, "stack", "flip", "flip", "old", "f32", "f32"), "mixed": ("mixed", "none", 64, "stack", "flip", "flip", "old", "f32", "f32"),
          "mixed+a64": ("mixed", "mixed", 64, "stack", "flip", "flip", "old", "f32", "f32"), "mixed+a32": ("mixed", "mixed", 32, "stack", "flip", "flip", "old", "f32", "f32"),
          "mixed+a16": ("mixed", "mixed", 16, "stack", "flip", "flip", "old", "f32", "f32"), "mixed+a64-lean": ("mixed", "mixed", 64, "lean", "flip", "flip", "old", "f32", "f32"),
@@ -90,6 +90,13 @@ PATHS.update({"s13-old": PATHS["s11-new"][:19] + ("kernel", "plain", "low", "two
 # the sums, and its "-nz" forms, which write neither them nor its copies, in the trial); "s14-old" = "s13-groups"
 PATHS = {k: v + ("write",) for k, v in PATHS.items()}
 PATHS.update({"s14-old": PATHS["s13-groups"], "s14-zeros": PATHS["s13-groups"][:23] + ("skip",)})
+# ROWS_FORM, ROWS_CHUNK_WARPS (the 25th, 26th): "walk", 4 on every path before the c15 ones: "c15-walk" = "s14-zeros" (the
+# defaults before them), "c15-chunk" GLA's transposed cores in the chunked form on tensor cores (rows-chunk.ts, 4 warps a
+# block), "c15-chunk8" the same with 8 warps
+PATHS = {k: v + ("walk", 4) for k, v in PATHS.items()}
+# ("c15-noterms": "c15-walk" with DECAY_TERMS "torch": GLA's default before decay-terms.ts had its float32 q / bf16 k entry)
+PATHS.update({"c15-walk": PATHS["s14-zeros"], "c15-chunk": PATHS["s14-zeros"][:24] + ("chunk", 4), "c15-chunk8": PATHS["s14-zeros"][:24] + ("chunk", 8),
+              "c15-noterms": PATHS["s14-zeros"][:19] + ("torch",) + PATHS["s14-zeros"][20:]})
 PROFILE_PATHS = [p for p in os.environ.get("PROFILE_PATHS", "").split(",") if p]
 ACC_PATHS = [p for p in os.environ.get("ACC_PATHS", "f32,mixed,mixed+a64,mixed+a32,mixed+a16,mixed+a64-lean").split(",")]
 TIME_PATHS = [p for p in os.environ.get("TIME_PATHS", "f32,mixed,mixed+a64,mixed+a64-lean").split(",")]

@@ -99,7 +99,7 @@ GRAM_PRODUCTS = "groups"
 # rounded as torch's multiply rounds them; the sum over K runs in another order (float32 either way). On the H200 at
 # (8, 2048, 16, 64) the eager bf16 step's GPU time: SimpleGLA 1.991 -> 1.813 ms, Mamba-2 (32 heads) 4.528 -> 4.191; the
 # decays' gradients 4.7e-5 (SimpleGLA dg), 1.1e-5 (Mamba-2 ddt) off the torch ops' (bench/RESULTS.md "SimpleGLA's
-# bf16 step past fla"). GLA's terms (a float32 q, a bf16 k: no entry for the pair) stay torch ops.
+# bf16 step past fla"). GLA (a float32 q, a bf16 k) takes the entry with its own a2 type (decay-terms.ts "f32_f32_kbf16").
 DECAY_TERMS = "kernel"
 # How the decay adjoint's reverse sums over time run (anchored or not): "chunk" (the default) per chunk of
 # REVERSE_CHUNK tokens (DECAY_ANCHOR_CHUNK where anchored) as a product with a triangular ones matrix on a [B, n, C, L]
@@ -217,6 +217,19 @@ ROWS_BLOCKS_PER_SM = 8
 # the cores, the readouts and the decay terms without float32 copies); "f32" every operand float32 (the way before:
 # the glue made float32 copies of GLA's k, v, dy for the kernel and the per-key terms).
 ROWS_IO = "bf16"
+# Which kernel a per-key decay's transposed cores take where b and c are bf16 (ROWS_IO "bf16" in the bf16 step: GLA's dq
+# reads k, v, dy; its dk q (float32), dy, v), one pair and one readout, K, V <= 64, one segment: "chunk" the chunked form on
+# tensor cores (<Model>.torch.json kernels.rowsChunk, compiler/backends/cuda/rows-chunk.ts: per chunk of 64 tokens the
+# products c b^T, the earlier sub-chunks' decayed a, the state's readout and update as bf16 mma with fp32 accumulation, the
+# operands that are not bf16 values as hi + lo bf16 words (about 2^-16 relative), the diagonal sub-chunks in fp32; one
+# block per (batch, head)); "walk" (the way before) the rows readout kernel's walk of every token. Elsewhere (float32
+# operands, a module without it, larger K or V) the walk. H200 at (8, 2048, 16, 64), GLA's eager bf16 step's GPU time:
+# walk 2.676 ms, chunk 4 warps 2.563, 8 warps 2.213 (fla chunk_gla 1.769 in the same process: 0.66x -> 0.80x); the two
+# products 0.636 + 0.558 ms walked, 0.543 + 0.537 in chunks with 4 warps; gradients 6e-5 (dq, dk), 3.3e-4 (dgk) off the
+# walk's, bf16 vs float64 unchanged (bench/RESULTS.md "GLA's transposed cores in the chunked form", run c15 1).
+ROWS_FORM = "chunk"
+# The chunked form's warps per block (rows-chunk.ts ROWS_CHUNK_CONFIGS: 4 or 8)
+ROWS_CHUNK_WARPS = 8
 
 
 def rows_segment(k, B, T, H, K, V, sms, segment=None):
@@ -232,13 +245,23 @@ def rows_segment(k, B, T, H, K, V, sms, segment=None):
     return T if seg <= 0 or seg >= T else int(seg)
 
 
-def rows_readout_kernel(km, ld, pairs, readouts, S0, B, T, H, K, V, tile=None, segment=None):
+def rows_chunk_pick(kc, low, np_, nr, K, V, segment=None):
+    """The chunked form's kernel (ROWS_FORM "chunk") for these operands, or None where it does not apply: b and c bf16
+    (low "bc": a float32, "abc": a bf16), one pair and one readout, K and V within its tile, one segment."""
+    seg = ROWS_SEGMENT if segment is None else segment
+    if kc is None or ROWS_FORM != "chunk" or low is None or np_ != 1 or nr != 1 or seg is None or seg != 0:
+        return None
+    return next((k for k in kc.kernels if k["warps"] == ROWS_CHUNK_WARPS and k["lowA"] == (low == "abc") and K <= k["maxK"] and V <= k["maxV"]), None)
+
+
+def rows_readout_kernel(km, ld, pairs, readouts, S0, B, T, H, K, V, tile=None, segment=None, kc=None):
     """rows_decayed_readout's contract (out_r,t = S_t c_r,t, S_t = diag(exp(ld_t)) S_{t-1} + sum_p a_p,t b_p,t^T) on the
     rows readout kernel: km a seqc_cuda.KernelModule of "rowsReadout", every tensor float32 on its device; S0 [B, H*K*V]
     or None (zero). Grid: B H ceil(K / kr) blocks by segments x ceil(V / vs) value slices (per slice a partial sum,
     added here). Several segments (rows_segment; `segment` overrides ROWS_SEGMENT): first the segments' end states and
     decay products (kernel k["ends"]), their start states (k["scan"]), then the readout from each segment's start
-    (k["segments"]); one segment: the kernel k itself from S0."""
+    (k["segments"]); one segment: the kernel k itself from S0. kc: the module's chunked form (rowsChunk), taken where
+    rows_chunk_pick finds a kernel (grid B H, one output)."""
     np_, nr = len(pairs), len(readouts)
     tile = tile or ROWS_TILE
 
@@ -248,17 +271,18 @@ def rows_readout_kernel(km, ld, pairs, readouts, S0, B, T, H, K, V, tile=None, s
     if ROWS_IO == "bf16" and all(bf(b) for _, b in pairs) and all(bf(c) for c in readouts):
         low = "abc" if all(bf(a) for a, _ in pairs) else "bc"
 
+    kck = rows_chunk_pick(kc, low, np_, nr, K, V, segment)
+
     def fits(k, low):
         return k["pairs"] == np_ and k["readouts"] == nr and k.get("low") == low and (tile is None or k["entry"].endswith("_" + tile) or k["entry"].endswith("_%s_l%s" % (tile, low)))
-    cands = [k for k in km.kernels if fits(k, low)] if low else []
-    if not cands:  # float32 operands (bf16 ones converted: ROWS_IO "f32", mixed dtypes, or a module without the twins)
+    cands = [k for k in km.kernels if fits(k, low)] if low and kck is None else []
+    if not cands and kck is None:  # float32 operands (bf16 ones converted: ROWS_IO "f32", mixed dtypes, or a module without the twins)
         low = None
         cands = [k for k in km.kernels if fits(k, None)]
-    if not cands:
+    if not cands and kck is None:
         raise _cuda.CudaError("the rows readout module has no kernel for %d pairs and %d readouts%s (it has %s)" % (
             np_, nr, "" if tile is None else " with tile " + tile, ", ".join(k["entry"] for k in km.kernels)))
-    k = next((c for c in cands if c["vs"] >= V), None) or max(cands, key=lambda c: c["vs"])
-    slices = -(-V // k["vs"])
+    k = (next((c for c in cands if c["vs"] >= V), None) or max(cands, key=lambda c: c["vs"])) if kck is None else None
     dev = ld.device
 
     def arg(x, what, n, lows=False):
@@ -275,6 +299,13 @@ def rows_readout_kernel(km, ld, pairs, readouts, S0, B, T, H, K, V, tile=None, s
     ins = [arg(ld, "ld [B, T, H*K]", nk)] + [arg(a, "a%d [B, T, H*K]" % i, nk, low == "abc") for i, (a, _) in enumerate(pairs)]
     ins += [arg(b, "b%d [B, T, H*V]" % i, nv, low is not None) for i, (_, b) in enumerate(pairs)] + [arg(c, "c%d [B, T, H*V]" % i, nv, low is not None) for i, c in enumerate(readouts)]
     s0 = arg(S0, "S0 [B, H*K*V]", B * H * K * V) if S0 is not None else torch.zeros(4, dtype=torch.float32, device=dev)
+    if kck is not None:  # the chunked form: one block per (batch, head), every output element written
+        out = torch.empty([B, T, H * K], dtype=torch.float32, device=dev)
+        with torch.cuda.device(dev):
+            stream = torch.cuda.current_stream(dev).cuda_stream
+            kc.launch(kck, (B * H, 1), [("ptr", x.data_ptr()) for x in ins + [s0, out]] + [("u32", v) for v in (B, T, H, K, V, 1 if S0 is not None else 0)], stream)
+        return [out]
+    slices = -(-V // k["vs"])
     outs = [torch.empty([slices, B, T, H * K], dtype=torch.float32, device=dev) for _ in readouts]
     seg = rows_segment(k, B, T, H, K, V, km.info["multiprocessors"], segment)
     nseg = -(-T // seg)
@@ -352,7 +383,8 @@ def decay_terms_kernel(km, plus, minus, B, T, H, K, per_key):
     """The decay adjoint's terms sum_(a, c) in plus a.c - sum_(a, c) in minus a.c on the decay terms kernel
     (compiler/backends/cuda/decay-terms.ts): a.c summed over K per head ([B, T, H] float32) or, per_key, per key row
     ([B, T, H*K]); every operand [B, T, H*K] (bf16 or float32, any token and head strides as a [B, T, H, K] view, the
-    feature stride 1), the a's of one dtype, the c's of one. None where the kernel does not apply (another dtype or
+    feature stride 1), the plus side's a's of one dtype, the minus side's of one (the same or another: an entry with its a2),
+    the c's of one. None where the kernel does not apply (another dtype or
     device, no entry for the types, a feature stride other than 1, strides past 32 bits, more minus than plus pairs):
     the caller then computes them in torch ops."""
     if km is None or not plus or len(minus) > len(plus):
@@ -361,12 +393,13 @@ def decay_terms_kernel(km, plus, minus, B, T, H, K, per_key):
     dev = xs[0].device
     if dev.type != "cuda" or any(x.device != dev for x in xs):
         return None
-    ta = {_TERMS_TYPES.get(a.dtype) for a, _ in list(plus) + list(minus)}
+    ta = {_TERMS_TYPES.get(a.dtype) for a, _ in plus}
+    ta2 = {_TERMS_TYPES.get(a.dtype) for a, _ in minus} or set(ta)  # the minus side's a (k) may be of another type (GLA: q float32, k bf16)
     tc = {_TERMS_TYPES.get(c.dtype) for _, c in list(plus) + list(minus)}
-    if len(ta) != 1 or len(tc) != 1 or None in ta or None in tc:
+    if len(ta) != 1 or len(ta2) != 1 or len(tc) != 1 or None in ta or None in ta2 or None in tc:
         return None
-    ta, tc = ta.pop(), tc.pop()
-    k = next((k for k in km.kernels if k.get("op") == "decayTerms" and k["a"] == ta and k["c"] == tc), None)
+    ta, ta2, tc = ta.pop(), ta2.pop(), tc.pop()
+    k = next((k for k in km.kernels if k.get("op") == "decayTerms" and k["a"] == ta and k.get("a2", k["a"]) == ta2 and k["c"] == tc), None)
     if k is None:
         return None
     views = []
@@ -915,7 +948,7 @@ def backward(ctx, m, flat, grads):
 
     On CUDA the chain's whole launch sequence runs as a CUDA graph per signature (seqc_graphs.graphed: captured on a
     signature's second call, replayed after; m.graphs False or SEQC_TORCH_GRAPHS=0: eagerly every call)."""
-    switches = (PER_KEY_TRANSPOSED, ROWS_TILE, ROWS_SEGMENT, ROWS_IO, PREP_IO, PART_INPUTS, STATELESS_WIDE, STATELESS_WARP, BF16_DECAY_PARTS, DECAY_WAY, TRANSPOSED_IO, DECAY_ANCHOR, DECAY_ANCHOR_CHUNK, DECAY_ANCHOR_GRAM, ANCHOR_CHUNKS, ANCHOR_VEC, DECAY_TERMS, GRAD_SUM, GRAM_PRODUCTS, REVERSE_SUM, REVERSE_CHUNK, REVERSE_GLUE, GLUE_COPIES, STATELESS_IO, ALIAS_IO, FLIP_VIEW, IDLE_INPUTS, ADJOINT_OUT, RUN_COPIES, CORE_RERUN, ZERO_STORES)
+    switches = (PER_KEY_TRANSPOSED, ROWS_TILE, ROWS_SEGMENT, ROWS_IO, ROWS_FORM, ROWS_CHUNK_WARPS, PREP_IO, PART_INPUTS, STATELESS_WIDE, STATELESS_WARP, BF16_DECAY_PARTS, DECAY_WAY, TRANSPOSED_IO, DECAY_ANCHOR, DECAY_ANCHOR_CHUNK, DECAY_ANCHOR_GRAM, ANCHOR_CHUNKS, ANCHOR_VEC, DECAY_TERMS, GRAD_SUM, GRAM_PRODUCTS, REVERSE_SUM, REVERSE_CHUNK, REVERSE_GLUE, GLUE_COPIES, STATELESS_IO, ALIAS_IO, FLIP_VIEW, IDLE_INPUTS, ADJOINT_OUT, RUN_COPIES, CORE_RERUN, ZERO_STORES)
     return _graphs.graphed_backward(ctx, m, "chunked-backward", switches, flat, grads, lambda f, g, S_N: backward_eager(ctx, m, f, g, convert=False, S_N=S_N),
                                     extra=[getattr(ctx, "chain_SN", None)])
 
@@ -1111,6 +1144,8 @@ def backward_eager(ctx, m, flat, grads, convert=True, S_N=None):
         raise ValueError("seqc_chunked: DECAY_TERMS is %r; expected 'kernel' or 'torch'" % (DECAY_TERMS,))
     if ANCHOR_CHUNKS not in ("kernel", "copies"):
         raise ValueError("seqc_chunked: ANCHOR_CHUNKS is %r; expected 'kernel' or 'copies'" % (ANCHOR_CHUNKS,))
+    if ROWS_FORM not in ("chunk", "walk"):
+        raise ValueError("seqc_chunked: ROWS_FORM is %r; expected 'chunk' or 'walk'" % (ROWS_FORM,))
     if CORE_RERUN not in ("bound", "post"):
         raise ValueError("seqc_chunked: CORE_RERUN is %r; expected 'bound' or 'post'" % (CORE_RERUN,))
 
@@ -1128,12 +1163,13 @@ def backward_eager(ctx, m, flat, grads, convert=True, S_N=None):
         if s["name"] == n["state"] and g is not None:
             cot_state = g.to(dtype)
     km = module_kernels(m, device, "rowsReadout") if dtype == torch.float32 and n.get("decay") == "key" else None
+    kc = module_kernels(m, device, "rowsChunk") if km is not None and ROWS_FORM == "chunk" else None
     ak = module_kernels(m, device, "anchorChunks") if dtype == torch.float32 and ANCHOR_CHUNKS == "kernel" else None
     tk = module_kernels(m, device, "decayTerms") if dtype == torch.float32 and DECAY_TERMS == "kernel" else None
     cd = chain_dims(n, shape(state))
 
     def rows(ld, pairs, readouts, S0):
-        return rows_readout_kernel(km, ld, pairs, readouts, S0, B, T, cd["H"], cd["K"], cd["V"])
+        return rows_readout_kernel(km, ld, pairs, readouts, S0, B, T, cd["H"], cd["K"], cd["V"], kc=kc)
     # a per-key decay's transposed cores on the rows readout kernel reading bf16 operands (ROWS_IO "bf16"): then prep's and
     # post's backward's copies may stay bf16 (low_alias) where the forward and adjoint cores read bf16
     rows_low = km is not None and ROWS_IO == "bf16" and PER_KEY_TRANSPOSED == "kernel" and any(k.get("low") for k in km.kernels)

@@ -26,10 +26,12 @@
 
 export type DecayTermsOperand = "f32" | "bf16";
 
-/** A compiled configuration: the dtypes of a1 and a2 (a) and of c1 and c2 (c). */
+/** A compiled configuration: the dtypes of a1 and a2 (a; a2 its own where given) and of c1 and c2 (c). */
 export interface DecayTermsConfig {
   a: DecayTermsOperand;
   c: DecayTermsOperand;
+  /** a2's dtype where it is not a's (GLA in the bf16 step: q float32, as prep scaled it, k the bf16 input) */
+  a2?: DecayTermsOperand;
 }
 
 /** A launchable kernel of the module (seqc_cuda.KernelModule: entry, threads, sharedBytes) with its configuration. */
@@ -44,11 +46,15 @@ export interface DecayTermsKernel extends DecayTermsConfig {
 
 export const DECAY_TERMS_THREADS = 256;
 
-/** Every operand-type pair (bf16 q and k as given or as the cores' copies, float32 dq and dk; float32 models). */
-export const DECAY_TERMS_CONFIGS: readonly DecayTermsConfig[] = (["bf16", "f32"] as const).flatMap((a) => (["f32", "bf16"] as const).map((c) => ({ a, c })));
+/** Every operand-type pair (bf16 q and k as given or as the cores' copies, float32 dq and dk; float32 models), and a
+ * float32 q with a bf16 k (GLA's bf16 step: prep writes q K^-1/2 in float32, k is the input) with float32 dq, dk. */
+export const DECAY_TERMS_CONFIGS: readonly DecayTermsConfig[] = [
+  ...(["bf16", "f32"] as const).flatMap((a) => (["f32", "bf16"] as const).map((c) => ({ a, c }))),
+  { a: "f32", c: "f32", a2: "bf16" },
+];
 
 export function decayTermsEntry(c: DecayTermsConfig): string {
-  return `seqc_decay_terms_${c.a}_${c.c}`;
+  return `seqc_decay_terms_${c.a}_${c.c}${c.a2 && c.a2 !== c.a ? `_k${c.a2}` : ""}`;
 }
 
 const PRELUDE = `// ==== seqc decay adjoint terms (model-independent; compiler/backends/cuda/decay-terms.ts) ====
@@ -71,10 +77,10 @@ __device__ __forceinline__ void seqc_terms_ld2(const unsigned short* p, float& x
 function kernelSource(c: DecayTermsConfig): string {
   const NT = DECAY_TERMS_THREADS, RW = NT / 32;
   const ty = (o: DecayTermsOperand) => (o === "bf16" ? "unsigned short" : "float");
-  const A = ty(c.a), C = ty(c.c);
+  const A = ty(c.a), A2 = ty(c.a2 ?? c.a), C = ty(c.c);
   return `
 extern "C" __global__ void __launch_bounds__(${NT}) ${decayTermsEntry(c)}(
-    const ${A}* __restrict__ a1, const ${C}* __restrict__ c1, const ${A}* __restrict__ a2, const ${C}* __restrict__ c2, float* __restrict__ out,
+    const ${A}* __restrict__ a1, const ${C}* __restrict__ c1, const ${A2}* __restrict__ a2, const ${C}* __restrict__ c2, float* __restrict__ out,
     u32 B, u32 T, u32 H, u32 K, u32 perKey, u32 two, u32 acc, u32 vec,
     u32 s1b, u32 s1t, u32 s1h, u32 t1b, u32 t1t, u32 t1h, u32 s2b, u32 s2t, u32 s2h, u32 t2b, u32 t2t, u32 t2h) {
   const u32 lane = threadIdx.x % 32u;
@@ -83,7 +89,7 @@ extern "C" __global__ void __launch_bounds__(${NT}) ${decayTermsEntry(c)}(
   const u32 h = live ? (u32)(row % H) : 0u, t = live ? (u32)((row / H) % T) : 0u, b = live ? (u32)(row / ((size_t)H * T)) : 0u;
   const ${A}* pa1 = a1 + (size_t)b * s1b + (size_t)t * s1t + (size_t)h * s1h;
   const ${C}* pc1 = c1 + (size_t)b * t1b + (size_t)t * t1t + (size_t)h * t1h;
-  const ${A}* pa2 = a2 + (size_t)b * s2b + (size_t)t * s2t + (size_t)h * s2h;
+  const ${A2}* pa2 = a2 + (size_t)b * s2b + (size_t)t * s2t + (size_t)h * s2h;
   const ${C}* pc2 = c2 + (size_t)b * t2b + (size_t)t * t2t + (size_t)h * t2h;
   float* po = out + (perKey ? row * K : row);
   float s1 = 0.f, s2 = 0.f;

@@ -1,0 +1,303 @@
+/**
+ * The rows readout (rows-readout.ts's contract for one pair and one readout) in the chunked form on tensor cores: the
+ * torch target's per-key-decay transposed cores in the bf16 step (GLA: dq = S dy in forward time with a = k, b = v,
+ * c = dy; dk = G v in reversed time with a = q, b = dy, c = v), where b and c are bf16 tensors:
+ *
+ *   S_t = diag(exp(ld_t)) S_{t-1} + a_t b_t^T,   out_t = S_t c_t      (per batch and head; S_0 given or zero)
+ *
+ * ld: [B, T, H*K] float32 (log decays <= 0); a: [B, T, H*K] float32 or bf16 (entry suffix _la); b, c: [B, T, H*V] bf16;
+ * S_0: [B, H, K, V] float32; out: [B, T, H*K] float32. K, V <= 64 (padded to 64 inside). One block per (batch, head)
+ * walks the chunks of C = 64 tokens in order, the state in float32 registers (mma C-fragment layout). Per chunk, with
+ * g the decays' cumulative sum from the chunk's start (g_t <= 0, decreasing) and sub-chunks of 16 tokens (J, L):
+ *
+ *   M[t, s]  = c_t . b_s                                         (bf16 x bf16, fp32 accumulation: exact products)
+ *   out_t[i] = exp(g_t[i]) (S c_t)[i]                              inter:   c (S_hi + S_lo)^T
+ *            + sum_{L < J} exp(g_t[i] - e_L[i]) sum_{s in L} M[t, s] a_s[i] exp(e_L[i] - g_s[i])   (e_L = g at L's end)
+ *            + sum_{s in J, s <= t} M[t, s] a_s[i] exp(g_t[i] - g_s[i])        the diagonal sub-chunk, in fp32 FMA
+ *   S'       = exp(g_end) S + sum_s (a_s exp(g_end - g_s)) b_s^T    (g_end = g at the chunk's last token)
+ *
+ * Every exponent taken is of a difference g_t - g_s with s <= t (<= 0: every factor <= 1, no overflow), except in the
+ * diagonal sub-chunk's quotient form: per key column and sub-chunk, where the sub-chunk's decays sum to >= -60
+ * (RC_QUOTIENT_FLOOR), exp(g_t - r) exp(r - g_s) from the sub-chunk's start r (the second factor <= e^60, its products in
+ * float32 range); else each pair's exp (exact for any decay, more exps). Operands that are not bf16 values (M, the decayed
+ * a, the state) enter the tensor cores as two bf16 words, hi = bf16(x) and lo = bf16(x - hi), their products hi.hi + hi.lo +
+ * lo.hi (b and c are bf16 values: one word): about 2^-16 relative, near float32, not the 2^-9 of one bf16 rounding (which
+ * the decays' adjoint's cancelling sums q.dq - k.dk would feel: rows-readout.ts's note). The rows readout kernel walks
+ * each token (a dependent chain per token, latency-bound); here a chunk is a few matrix products.
+ */
+import { CHUNK_CORE_SOURCE } from "./chunked-core.ts";
+
+/** One entry: warps per block (4: a warp per sub-chunk of 16 tokens and 16 key rows; 8: two warps each, halving the
+ * columns) and whether a is bf16. */
+export interface RowsChunkConfig {
+  warps: 4 | 8;
+  /** a read as bf16 words (GLA's dq: a = k); else float32 (its dk: a = q scaled by prep) */
+  lowA: boolean;
+}
+
+export interface RowsChunkKernel extends RowsChunkConfig {
+  entry: string;
+  threads: number;
+  sharedBytes: number;
+  /** tokens per chunk and the largest K, V */
+  chunk: number;
+  maxK: number;
+  maxV: number;
+}
+
+/** Every entry (the runtime takes the one with seqc_chunked.ROWS_CHUNK_WARPS warps and its a's dtype). On the H200 at
+ * (8, 2048, 16, 64) GLA's eager bf16 step took 2.563 ms with 4 warps, 2.213 with 8 (the token walk 2.676; bench/RESULTS.md
+ * "GLA's transposed cores in the chunked form"): 8 is the runtime's default. */
+export const ROWS_CHUNK_CONFIGS: readonly RowsChunkConfig[] = [
+  { warps: 4, lowA: false },
+  { warps: 4, lowA: true },
+  { warps: 8, lowA: false },
+  { warps: 8, lowA: true },
+];
+
+/** A sub-chunk's decay sum above which its diagonal block takes the quotient form (exp(60) ~ 1.1e26). */
+export const RC_QUOTIENT_FLOOR = -60;
+
+const C = 64, P = 72, PF = 68, PD = 20;
+
+export function rowsChunkEntry(c: RowsChunkConfig): string {
+  return `seqc_rows_chunk_w${c.warps}${c.lowA ? "_la" : ""}`;
+}
+
+/** Shared memory: ten bf16 tiles [64][72] (c, b, M hi/lo, decayed a hi/lo per sub-chunk end, decayed a hi/lo to the
+ * chunk's end, the state hi/lo), four float32 [64][68] (g, a, the diagonal sums, and the first pass's column totals'
+ * row), the diagonal blocks of M [64][20]. */
+export function rowsChunkShared(): number {
+  return 10 * C * P * 2 + 4 * C * PF * 4 + C * PD * 4;
+}
+
+const BODY = String.raw`
+// ==== seqc rows readout, chunked on tensor cores (compiler/backends/cuda/rows-chunk.ts) ====
+__device__ __forceinline__ float seqc_rc_in(float x) { return x; }
+__device__ __forceinline__ float seqc_rc_in(seqc_bf16 x) { return seqc_f32(x); }
+// x0, x1 as bf16 words: hi = bf16(x), lo = bf16(x - hi) (two adjacent columns a u32)
+__device__ __forceinline__ void seqc_rc_split2(float x0, float x1, u32& hi, u32& lo) {
+  hi = seqc_pack2((seqc_bf16*)0, x0, x1);
+  float h0, h1;
+  seqc_unpack2((seqc_bf16*)0, hi, h0, h1);
+  lo = seqc_pack2((seqc_bf16*)0, x0 - h0, x1 - h1);
+}
+
+template <typename TA, int NW>
+__device__ __forceinline__ void seqc_rows_chunk_body(const float* __restrict__ ld, const TA* __restrict__ a, const seqc_bf16* __restrict__ bq,
+                                                     const seqc_bf16* __restrict__ cq, const float* __restrict__ S0, float* __restrict__ out,
+                                                     u32 B, u32 T, u32 H, u32 K, u32 V, u32 init) {
+  constexpr int C = ${C}, P = ${P}, PF = ${PF}, PD = ${PD}, NT = NW * 32, NS = NW / 4, WN = 8 / NS, PARTS = NT / 64, R = C / PARTS;
+  typedef seqc_bf16 bf;
+  SEQC_SMEM_DECL(raw);
+  bf* cb = (bf*)raw;
+  bf* bb = cb + C * P;
+  bf* Mh = bb + C * P;
+  bf* Ml = Mh + C * P;
+  bf* Ah = Ml + C * P;
+  bf* Al = Ah + C * P;
+  bf* Uh = Al + C * P;
+  bf* Ul = Uh + C * P;
+  bf* Sh = Ul + C * P;
+  bf* Sl = Sh + C * P;
+  float* G = (float*)(Sl + C * P);  // g [t][i]
+  float* Af = G + C * PF;           // a [t][i]
+  float* Od = Af + C * PF;          // the diagonal sub-chunks' sums [t][i]
+  float* Tot = Od + C * PF;         // the cumulative sum's part totals [part][i]
+  float* Md = Tot + C * PF;         // M's diagonal blocks [t][s - 16 J]
+  const u32 bh = blockIdx.x, b = bh / H, h = bh % H;
+  const u32 tid = threadIdx.x, w = tid >> 5, l = tid & 31, gq = l >> 2, q2 = (l & 3) << 1;
+  const u32 j = w & 3, n0 = (w >> 2) * 8 * WN;  // the warp's sub-chunk (rows 16 j ..) and first column
+  const size_t HK = (size_t)H * K, HV = (size_t)H * V;
+  // the state's rows 16 j + gq (+ 8), columns n0 + 8 nt + q2 (+ 1)
+  float S[WN][4];
+#pragma unroll
+  for (int nt = 0; nt < WN; ++nt)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const u32 i = 16 * j + gq + (e >> 1) * 8, v = n0 + nt * 8 + q2 + (e & 1);
+      S[nt][e] = (init && i < K && v < V) ? S0[(((size_t)b * H + h) * K + i) * V + v] : 0.f;
+    }
+  for (u32 t0 = 0; t0 < T; t0 += C) {
+    const u32 n = T - t0 < (u32)C ? T - t0 : (u32)C;
+    __syncthreads();
+    // the state as hi / lo bf16 words for this chunk's inter product
+#pragma unroll
+    for (int nt = 0; nt < WN; ++nt)
+#pragma unroll
+      for (int e = 0; e < 4; e += 2) {
+        const u32 i = 16 * j + gq + (e >> 1) * 8, v = n0 + nt * 8 + q2;
+        u32 hi, lo;
+        seqc_rc_split2(S[nt][e], S[nt][e + 1], hi, lo);
+        *reinterpret_cast<u32*>(Sh + i * P + v) = hi;
+        *reinterpret_cast<u32*>(Sl + i * P + v) = lo;
+      }
+    // g's first pass: column i = tid % 64, tokens [part R, part R + R) summed from the part's start
+    {
+      const u32 i = tid & 63, part = tid >> 6;
+      float acc = 0.f;
+#pragma unroll 8
+      for (int r = 0; r < R; ++r) {
+        const u32 t = part * R + r;
+        acc += (t < n && i < K) ? ld[((size_t)b * T + t0 + t) * HK + (size_t)h * K + i] : 0.f;
+        G[t * PF + i] = acc;
+      }
+      Tot[part * PF + i] = acc;
+    }
+    // a as float32, b and c as their bf16 words ([t][i], [t][v]; zero past n, K, V)
+    for (u32 x = tid; x < (u32)(C * 64); x += NT) {
+      const u32 t = x >> 6, i = x & 63;
+      Af[t * PF + i] = (t < n && i < K) ? seqc_rc_in(a[((size_t)b * T + t0 + t) * HK + (size_t)h * K + i]) : 0.f;
+      const bool ok = t < n && i < V;
+      const size_t o = ((size_t)b * T + t0 + t) * HV + (size_t)h * V + i;
+      bb[t * P + i] = ok ? bq[o] : bf{0};
+      cb[t * P + i] = ok ? cq[o] : bf{0};
+    }
+    __syncthreads();
+    // g's second pass: the earlier parts' totals added
+    if (PARTS > 1) {
+      const u32 i = tid & 63, part = tid >> 6;
+      float off = 0.f;
+      for (u32 p = 0; p < part; ++p) off += Tot[p * PF + i];
+      if (part > 0)
+        for (int r = 0; r < R; ++r) G[(part * R + r) * PF + i] += off;
+      __syncthreads();
+    }
+    // M's blocks (J, L <= J): warp (j, half) takes L = half, half + NS, ...; below the diagonal as hi / lo words, the
+    // diagonal block in float32
+    for (u32 L = w >> 2; L <= j; L += NS) {
+      float m[2][4];
+#pragma unroll
+      for (int nt = 0; nt < 2; ++nt)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) m[nt][e] = 0.f;
+      SeqcMM<bf>::template run<false, true, 2, 64>(m, cb, P, bb, P, 16 * j, 16 * L);
+#pragma unroll
+      for (int nt = 0; nt < 2; ++nt)
+#pragma unroll
+        for (int e = 0; e < 4; e += 2) {
+          const u32 t = 16 * j + gq + (e >> 1) * 8, s = 16 * L + nt * 8 + q2;
+          if (L < j) {
+            u32 hi, lo;
+            seqc_rc_split2(m[nt][e], m[nt][e + 1], hi, lo);
+            *reinterpret_cast<u32*>(Mh + t * P + s) = hi;
+            *reinterpret_cast<u32*>(Ml + t * P + s) = lo;
+          } else {
+            Md[t * PD + s - 16 * j] = m[nt][e];
+            Md[t * PD + s - 16 * j + 1] = m[nt][e + 1];
+          }
+        }
+    }
+    // the decayed a: to the chunk's end (U, for the state) and to its sub-chunk's end (A, for the later sub-chunks)
+    for (u32 x = tid; x < (u32)(C * 32); x += NT) {
+      const u32 s = x >> 5, i = (x & 31) * 2, L = s >> 4;
+      const float a0 = Af[s * PF + i], a1 = Af[s * PF + i + 1], g0 = G[s * PF + i], g1 = G[s * PF + i + 1];
+      u32 hi, lo;
+      seqc_rc_split2(a0 * expf(G[(C - 1) * PF + i] - g0), a1 * expf(G[(C - 1) * PF + i + 1] - g1), hi, lo);
+      *reinterpret_cast<u32*>(Uh + s * P + i) = hi;
+      *reinterpret_cast<u32*>(Ul + s * P + i) = lo;
+      if (L < 3) {
+        const u32 e = (16 * L + 15) * PF + i;
+        seqc_rc_split2(a0 * expf(G[e] - g0), a1 * expf(G[e + 1] - g1), hi, lo);
+        *reinterpret_cast<u32*>(Ah + s * P + i) = hi;
+        *reinterpret_cast<u32*>(Al + s * P + i) = lo;
+      }
+    }
+    __syncthreads();
+    // the diagonal sub-chunks in float32: thread (column i, sub-chunks J = part, part + PARTS, ...)
+    for (u32 J = tid >> 6; J < 4; J += PARTS) {
+      const u32 i = tid & 63, s0 = 16 * J;
+      const float r = s0 ? G[(s0 - 1) * PF + i] : 0.f;
+      if (G[(s0 + 15) * PF + i] - r >= ${RC_QUOTIENT_FLOOR}.f) {
+        // quotient form: exp(g_t - r) sum_s M[t, s] (a_s exp(r - g_s))
+        float as[16];
+#pragma unroll
+        for (int s = 0; s < 16; ++s) as[s] = Af[(s0 + s) * PF + i] * expf(r - G[(s0 + s) * PF + i]);
+#pragma unroll
+        for (int t = 0; t < 16; ++t) {
+          float acc = 0.f;
+#pragma unroll
+          for (int s = 0; s <= t; ++s) acc = fmaf(Md[(s0 + t) * PD + s], as[s], acc);
+          Od[(s0 + t) * PF + i] = acc * expf(G[(s0 + t) * PF + i] - r);
+        }
+      } else {
+        // each pair's exp(g_t - g_s) <= 1
+        for (int t = 0; t < 16; ++t) {
+          const float gt = G[(s0 + t) * PF + i];
+          float acc = 0.f;
+          for (int s = 0; s <= t; ++s) acc = fmaf(Md[(s0 + t) * PD + s], Af[(s0 + s) * PF + i] * expf(gt - G[(s0 + s) * PF + i]), acc);
+          Od[(s0 + t) * PF + i] = acc;
+        }
+      }
+    }
+    // the warp's outputs: rows 16 j .., columns n0 ..
+    float o[WN][4], tm[WN][4];
+#pragma unroll
+    for (int nt = 0; nt < WN; ++nt)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) tm[nt][e] = 0.f;
+    SeqcMM<bf>::template run<false, true, WN, 64>(tm, cb, P, Sh, P, 16 * j, n0);
+    SeqcMM<bf>::template run<false, true, WN, 64>(tm, cb, P, Sl, P, 16 * j, n0);
+#pragma unroll
+    for (int nt = 0; nt < WN; ++nt)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const u32 t = 16 * j + gq + (e >> 1) * 8, i = n0 + nt * 8 + q2 + (e & 1);
+        o[nt][e] = tm[nt][e] * expf(G[t * PF + i]);
+      }
+    for (u32 L = 0; L < j; ++L) {
+#pragma unroll
+      for (int nt = 0; nt < WN; ++nt)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) tm[nt][e] = 0.f;
+      SeqcMM<bf>::template run<false, false, WN, 16>(tm, Mh + 16 * L, P, Ah + 16 * L * P, P, 16 * j, n0);
+      SeqcMM<bf>::template run<false, false, WN, 16>(tm, Mh + 16 * L, P, Al + 16 * L * P, P, 16 * j, n0);
+      SeqcMM<bf>::template run<false, false, WN, 16>(tm, Ml + 16 * L, P, Ah + 16 * L * P, P, 16 * j, n0);
+#pragma unroll
+      for (int nt = 0; nt < WN; ++nt)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const u32 t = 16 * j + gq + (e >> 1) * 8, i = n0 + nt * 8 + q2 + (e & 1);
+          o[nt][e] = fmaf(tm[nt][e], expf(G[t * PF + i] - G[(16 * L + 15) * PF + i]), o[nt][e]);
+        }
+    }
+    // the state to the chunk's end: S' = exp(g_end) S + U^T b (rows 16 j .. of S are the warp's)
+#pragma unroll
+    for (int nt = 0; nt < WN; ++nt)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) S[nt][e] *= expf(G[(C - 1) * PF + 16 * j + gq + (e >> 1) * 8]);
+    SeqcMM<bf>::template run<true, false, WN, 64>(S, Uh, P, bb, P, 16 * j, n0);
+    SeqcMM<bf>::template run<true, false, WN, 64>(S, Ul, P, bb, P, 16 * j, n0);
+    __syncthreads();
+    // the diagonal sums added, the outputs stored (t < n, i < K)
+#pragma unroll
+    for (int nt = 0; nt < WN; ++nt)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const u32 t = 16 * j + gq + (e >> 1) * 8, i = n0 + nt * 8 + q2 + (e & 1);
+        if (t < n && i < K) out[((size_t)b * T + t0 + t) * HK + (size_t)h * K + i] = o[nt][e] + Od[t * PF + i];
+      }
+  }
+}
+`;
+
+function entrySource(c: RowsChunkConfig): string {
+  const ta = c.lowA ? "seqc_bf16" : "float";
+  return `
+extern "C" __global__ void __launch_bounds__(${c.warps * 32}) ${rowsChunkEntry(c)}(const float* __restrict__ ld, const ${ta}* __restrict__ a0, const seqc_bf16* __restrict__ b0, const seqc_bf16* __restrict__ c0, const float* __restrict__ S0, float* __restrict__ o0, u32 B, u32 T, u32 H, u32 K, u32 V, u32 init) {
+  seqc_rows_chunk_body<${ta}, ${c.warps}>(ld, a0, b0, c0, S0, o0, B, T, H, K, V, init);
+}
+`;
+}
+
+/** The module: the chunked core's helpers (mma fragments, SeqcMM), the body and one entry per configuration. */
+export function rowsChunkModule(configs: readonly RowsChunkConfig[] = ROWS_CHUNK_CONFIGS, patch?: (src: string) => string): { source: string; kernels: RowsChunkKernel[] } {
+  const kernels = configs.map((c) => ({ ...c, entry: rowsChunkEntry(c), threads: c.warps * 32, sharedBytes: rowsChunkShared(), chunk: C, maxK: 64, maxV: 64 }));
+  const source = CHUNK_CORE_SOURCE + BODY + configs.map(entrySource).join("");
+  if (patch) {
+    const p = patch(source);
+    if (p === source) throw new Error("rowsChunkModule: the patch changed nothing");
+    return { source: p, kernels };
+  }
+  return { source, kernels };
+}

@@ -1,0 +1,205 @@
+/**
+ * The rows readout in the chunked form on tensor cores (compiler/backends/cuda/rows-chunk.ts; the torch target's GLA
+ * transposed cores in the bf16 step, runtime/torch/seqc_chunked.py ROWS_FORM "chunk") on the CPU emulation of CUDA
+ * (test/cuda-emu/emu.h: mma.sync and ldmatrix as the PTX ISA lays out their fragments) against a float64 walk of
+ *   S_t = diag(exp(ld_t)) S_{t-1} + a_t b_t^T,  out_t = S_t c_t
+ * at the values the kernel reads (b, c and a bf16 entry's a rounded to bf16): T = 1, T within a chunk, T past several
+ * chunks and not a multiple of 64, B and H > 1, K and V below 64 and at 64, initial states, log decays down to -20 per
+ * step (the diagonal sub-chunks' pairwise form) and mild ones (their quotient form), every entry. Broken twins (the
+ * state's low bf16 word dropped, the diagonal's own token left out) fail. nvcc -cubin for sm_90: no spills.
+ */
+import { describe, expect, it } from "vitest";
+import { execFileSync, spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ROWS_CHUNK_CONFIGS, rowsChunkModule, type RowsChunkKernel } from "../compiler/backends/cuda/rows-chunk.ts";
+import { findNvcc } from "../compiler/backends/cuda/nvcc.ts";
+import { relativeError } from "../compiler/io/manifest.ts";
+import { compileEmu, EMU_READF } from "./cuda-emu/harness.ts";
+import { rng } from "./helpers/random.ts";
+
+const gpp = spawnSync("g++", ["--version"]).status === 0;
+if (!gpp) console.warn("cuda-rows-chunk-emu.test: g++ is not installed, so the emulated runs are skipped");
+const HERE = join(import.meta.dirname, "cuda-emu");
+
+interface Case { B: number; T: number; H: number; K: number; V: number; init: boolean; minLd: number }
+interface Data { ld: Float64Array; a: Float64Array; b: Float64Array; c: Float64Array; S0: Float64Array | null }
+
+/** x rounded to bf16 (nearest, ties to even) as float64, and its 16-bit words. */
+function bf16(x: Float64Array): { values: Float64Array; words: Buffer } {
+  const f = new Float32Array(x), u = new Uint32Array(f.buffer), w = new Uint16Array(x.length);
+  for (let i = 0; i < u.length; i++) w[i] = (u[i] + 0x7fff + ((u[i] >> 16) & 1)) >>> 16;
+  const back = new Uint32Array(x.length);
+  for (let i = 0; i < w.length; i++) back[i] = w[i] << 16;
+  return { values: Float64Array.from(new Float32Array(back.buffer)), words: Buffer.from(w.buffer) };
+}
+
+/** Log decays in [minLd, 0] (uniform), a in [-1, 1) float32, b and c bf16 values, S0 in [-1, 1). */
+function data(k: RowsChunkKernel, c: Case, seed: number): Data {
+  const r = rng(seed);
+  const nK = c.B * c.T * c.H * c.K, nV = c.B * c.T * c.H * c.V;
+  const arr = (n: number) => Float64Array.from({ length: n }, () => Math.fround(2 * r()));
+  const a = arr(nK);
+  return {
+    ld: Float64Array.from({ length: nK }, () => Math.fround((r() + 0.5) * c.minLd)),
+    a: k.lowA ? bf16(a).values : a,
+    b: bf16(arr(nV)).values,
+    c: bf16(arr(nV)).values,
+    S0: c.init ? arr(c.B * c.H * c.K * c.V) : null,
+  };
+}
+
+/** The recurrence in float64. */
+function reference(c: Case, d: Data): Float64Array {
+  const { B, T, H, K, V } = c;
+  const out = new Float64Array(B * T * H * K);
+  const S = new Float64Array(K * V);
+  for (let bb = 0; bb < B; bb++)
+    for (let h = 0; h < H; h++) {
+      for (let x = 0; x < K * V; x++) S[x] = d.S0 ? d.S0[(bb * H + h) * K * V + x] : 0;
+      for (let t = 0; t < T; t++) {
+        const rk = ((bb * T + t) * H + h) * K, rv = ((bb * T + t) * H + h) * V;
+        for (let i = 0; i < K; i++) {
+          const e = Math.exp(d.ld[rk + i]);
+          let acc = 0;
+          for (let j = 0; j < V; j++) {
+            const s = e * S[i * V + j] + d.a[rk + i] * d.b[rv + j];
+            S[i * V + j] = s;
+            acc += s * d.c[rv + j];
+          }
+          out[rk + i] = acc;
+        }
+      }
+    }
+  return out;
+}
+
+/** An emulator executable for the module's entries: argv[1] a directory with launch.txt (entry, grid, threads, shared,
+ * then B T H K V init) and ld, a, b, c, S0, o as raw buffers; runs the one launch and writes o.out. */
+function buildEmu(source: string, kernels: RowsChunkKernel[]): string {
+  const tramp = kernels.map((k) => `static void body_${k.entry}() { ${k.entry}((const float*)BUF["ld"].data(), (${k.lowA ? "const seqc_bf16*" : "const float*"})BUF["a"].data(), (const seqc_bf16*)BUF["b"].data(), (const seqc_bf16*)BUF["c"].data(), (const float*)BUF["S0"].data(), (float*)BUF["o"].data(), U[0], U[1], U[2], U[3], U[4], U[5]); }`);
+  const main = `
+#include <map>
+static std::map<std::string, std::vector<char>> BUF; static unsigned U[6];
+${tramp.join("\n")}
+${EMU_READF}
+int main(int argc, char** argv) {
+  std::string dir = argv[1];
+  FILE* lf = fopen((dir + "/launch.txt").c_str(), "r");
+  char name[256]; unsigned gx, nthr, smem;
+  if (fscanf(lf, "%255s %u %u %u", name, &gx, &nthr, &smem) != 4) return 2;
+  for (int i = 0; i < 6; ++i) if (fscanf(lf, "%u", &U[i]) != 1) return 2;
+  for (const char* b : {"ld", "a", "b", "c", "S0", "o"}) BUF[b] = readf(dir + "/" + b + ".bin");
+  void (*fn)() = nullptr;
+${kernels.map((k) => `  if (!strcmp(name, "${k.entry}")) fn = body_${k.entry};`).join("\n")}
+  if (!fn) { fprintf(stderr, "no entry %s\\n", name); return 2; }
+  emu::Dim g; g.x = gx; emu::Dim blk; blk.x = nthr;
+  emu::launch(fn, g, blk, smem);
+  FILE* f = fopen((dir + "/o.out").c_str(), "wb"); fwrite(BUF["o"].data(), 1, BUF["o"].size(), f); fclose(f);
+  return 0;
+}
+`;
+  const full = `// emu.h ${createHash("sha1").update(readFileSync(join(HERE, "emu.h"))).digest("hex")}\n#include "${join(HERE, "emu.h")}"\n#include <string>\n${source}\n${main}`;
+  return compileEmu(full, "rows-chunk");
+}
+
+/** One launch as runtime/torch/seqc_chunked.py rows_chunk_kernel makes it: grid B H, the output NaN first (every
+ * element must be written). */
+function runEmu(bin: string, k: RowsChunkKernel, c: Case, d: Data): Float64Array {
+  const dir = mkdtempSync(join(tmpdir(), "seqc-rows-chunk-"));
+  try {
+    const f32 = (x: Float64Array) => Buffer.from(Float32Array.from(x).buffer);
+    const n = c.B * c.T * c.H * c.K;
+    const bufs: Record<string, Buffer> = {
+      ld: f32(d.ld), a: k.lowA ? bf16(d.a).words : f32(d.a), b: bf16(d.b).words, c: bf16(d.c).words,
+      S0: d.S0 ? f32(d.S0) : Buffer.alloc(4), o: f32(new Float64Array(n).fill(NaN)),
+    };
+    for (const [name, b] of Object.entries(bufs)) writeFileSync(join(dir, `${name}.bin`), b);
+    writeFileSync(join(dir, "launch.txt"), `${k.entry} ${c.B * c.H} ${k.threads} ${k.sharedBytes} ${c.B} ${c.T} ${c.H} ${c.K} ${c.V} ${c.init ? 1 : 0}\n`);
+    execFileSync(bin, [dir], { stdio: "pipe" });
+    const raw = readFileSync(join(dir, "o.out"));
+    return Float64Array.from(new Float32Array(raw.buffer, raw.byteOffset, n));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function error(bin: string, k: RowsChunkKernel, c: Case, seed: number): number {
+  const d = data(k, c, seed);
+  const got = runEmu(bin, k, c, d);
+  if (!got.every(Number.isFinite)) return Infinity;
+  return relativeError(got, reference(c, d));
+}
+
+const TOL = 1e-4;
+
+describe.skipIf(!gpp)("rows readout, chunked on tensor cores: CPU emulation vs float64", () => {
+  const m = rowsChunkModule();
+  const bin = buildEmu(m.source, m.kernels);
+  it("every entry: T = 1, T = 37 (one partial chunk), T = 150 (three chunks, the last partial), B and H > 1, K, V < 64, init", () => {
+    const cases: Case[] = [
+      { B: 1, T: 1, H: 1, K: 5, V: 7, init: true, minLd: -1 },
+      { B: 2, T: 37, H: 1, K: 16, V: 7, init: true, minLd: -0.5 },
+      { B: 1, T: 150, H: 2, K: 13, V: 24, init: false, minLd: -0.3 },
+    ];
+    for (const k of m.kernels)
+      for (const [i, c] of cases.entries()) {
+        const err = error(bin, k, c, 11 + 7 * i + c.T);
+        expect(err, `${k.entry} B=${c.B} T=${c.T} H=${c.H} K=${c.K} V=${c.V}`).toBeLessThan(TOL);
+      }
+  }, 600_000);
+  it("K = V = 64 over two chunks with mild decays (the quotient form) and decays down to -20 per step (pairwise exps, the state forgets: no NaN / Inf)", () => {
+    for (const k of m.kernels.filter((x) => x.warps === 4 || x.lowA))
+      for (const [i, c] of ([
+        { B: 1, T: 128, H: 1, K: 64, V: 64, init: true, minLd: -0.1 },
+        { B: 1, T: 100, H: 1, K: 64, V: 64, init: true, minLd: -20 },
+      ] as Case[]).entries()) {
+        const err = error(bin, k, c, 5 + i);
+        expect(err, `${k.entry} T=${c.T} ld>=${c.minLd}`).toBeLessThan(TOL);
+      }
+  }, 600_000);
+  it("8 warps (two a sub-chunk, each half the columns) give the 4-warp entries' outputs but for rounding (the same products; the decays' cumulative sum in 4 parts, not 2)", () => {
+    const c: Case = { B: 2, T: 100, H: 1, K: 64, V: 40, init: true, minLd: -0.2 };
+    for (const lowA of [false, true]) {
+      const w4 = m.kernels.find((k) => k.warps === 4 && k.lowA === lowA)!, w8 = m.kernels.find((k) => k.warps === 8 && k.lowA === lowA)!;
+      const d = data(w4, c, 17);
+      const a = runEmu(bin, w4, c, d), b = runEmu(bin, w8, c, d);
+      expect(b.every(Number.isFinite)).toBe(true);
+      expect(relativeError(b, a), `${w8.entry} vs ${w4.entry}`).toBeLessThan(1e-6);
+    }
+  }, 600_000);
+  it("broken twins fail: the state's low bf16 word dropped (one rounding of the state: about 2^-9), the diagonal's own token left out", () => {
+    const c: Case = { B: 1, T: 100, H: 1, K: 32, V: 32, init: true, minLd: -0.05 };
+    for (const patch of [
+      (s: string) => s.replace("SeqcMM<bf>::template run<false, true, WN, 64>(tm, cb, P, Sl, P, 16 * j, n0);", ""),
+      (s: string) => s.replace("for (int s = 0; s <= t; ++s) acc = fmaf(Md[(s0 + t) * PD + s], as[s], acc);", "for (int s = 0; s < t; ++s) acc = fmaf(Md[(s0 + t) * PD + s], as[s], acc);"),
+    ]) {
+      const b = rowsChunkModule(ROWS_CHUNK_CONFIGS.slice(0, 1), patch);
+      const err = error(buildEmu(b.source, b.kernels), b.kernels[0], c, 3);
+      expect(err > TOL, `error ${err}`).toBe(true);
+    }
+  }, 600_000);
+});
+
+describe.skipIf(!findNvcc())("rows readout, chunked on tensor cores: nvcc", () => {
+  it("every entry compiles to an sm_90 cubin without spills, within 168 registers", () => {
+    const dir = mkdtempSync(join(tmpdir(), "seqc-rows-chunk-nvcc-"));
+    try {
+      const m = rowsChunkModule();
+      writeFileSync(join(dir, "m.cu"), m.source);
+      const r = spawnSync(findNvcc()!, ["-cubin", "-arch=sm_90", "-Xptxas", "-v", join(dir, "m.cu"), "-o", join(dir, "m.cubin")], { encoding: "utf8" });
+      expect(r.status, r.stderr).toBe(0);
+      for (const k of m.kernels) {
+        const at = r.stderr.indexOf(`Compiling entry function '${k.entry}'`);
+        expect(at, k.entry).toBeGreaterThanOrEqual(0);
+        const info = r.stderr.slice(at, at + 400);
+        expect(info).toContain("0 bytes spill stores, 0 bytes spill loads");
+        expect(Number(/Used (\d+) registers/.exec(info)![1])).toBeLessThanOrEqual(168);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
+});
