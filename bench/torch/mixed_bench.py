@@ -47,7 +47,7 @@ DEV = tb.DEV
 # pick (the default now)
 SWITCHES = ("TRANSPOSED_IO", "DECAY_ANCHOR", "DECAY_ANCHOR_CHUNK", "DECAY_ANCHOR_GRAM", "REVERSE_SUM", "REVERSE_GLUE", "GLUE_COPIES", "STATELESS_IO", "ALIAS_IO",
             "FLIP_VIEW", "ROWS_IO", "PREP_IO", "PART_INPUTS", "STATELESS_WARP", "IDLE_INPUTS", "ADJOINT_OUT", "RUN_COPIES", "CORE_RERUN", "ANCHOR_CHUNKS",
-            "DECAY_TERMS", "ANCHOR_VEC", "GRAD_SUM", "GRAM_PRODUCTS", "ZERO_STORES", "ROWS_FORM", "ROWS_CHUNK_WARPS")
+            "DECAY_TERMS", "ANCHOR_VEC", "GRAD_SUM", "GRAM_PRODUCTS", "ZERO_STORES", "ROWS_FORM", "ROWS_CHUNK_WARPS", "ROWS_CHUNK_PIPE")
 PATHS = {"f32": ("f32", "none", 64, "stack", "flip", "flip", "old", "f32", "f32"), "mixed": ("mixed", "none", 64, "stack", "flip", "flip", "old", "f32", "f32"),
          "mixed+a64": ("mixed", "mixed", 64, "stack", "flip", "flip", "old", "f32", "f32"), "mixed+a32": ("mixed", "mixed", 32, "stack", "flip", "flip", "old", "f32", "f32"),
          "mixed+a16": ("mixed", "mixed", 16, "stack", "flip", "flip", "old", "f32", "f32"), "mixed+a64-lean": ("mixed", "mixed", 64, "lean", "flip", "flip", "old", "f32", "f32"),
@@ -97,6 +97,10 @@ PATHS = {k: v + ("walk", 4) for k, v in PATHS.items()}
 # ("c15-noterms": "c15-walk" with DECAY_TERMS "torch": GLA's default before decay-terms.ts had its float32 q / bf16 k entry)
 PATHS.update({"c15-walk": PATHS["s14-zeros"], "c15-chunk": PATHS["s14-zeros"][:24] + ("chunk", 4), "c15-chunk8": PATHS["s14-zeros"][:24] + ("chunk", 8),
               "c15-noterms": PATHS["s14-zeros"][:19] + ("torch",) + PATHS["s14-zeros"][20:]})
+# ROWS_CHUNK_PIPE (the 27th): False on every path before "c15-pipe" (the 8-warp chunked form's entries that load the next
+# chunk while one computes, rows-chunk.ts pipe; not yet timed); "c15-chunk8" is the default since run c15 1
+PATHS = {k: v + (False,) for k, v in PATHS.items()}
+PATHS.update({"c15-pipe": PATHS["c15-chunk8"][:26] + (True,)})
 PROFILE_PATHS = [p for p in os.environ.get("PROFILE_PATHS", "").split(",") if p]
 ACC_PATHS = [p for p in os.environ.get("ACC_PATHS", "f32,mixed,mixed+a64,mixed+a32,mixed+a16,mixed+a64-lean").split(",")]
 TIME_PATHS = [p for p in os.environ.get("TIME_PATHS", "f32,mixed,mixed+a64,mixed+a64-lean").split(",")]

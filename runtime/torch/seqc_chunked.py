@@ -230,6 +230,10 @@ ROWS_IO = "bf16"
 ROWS_FORM = "chunk"
 # The chunked form's warps per block (rows-chunk.ts ROWS_CHUNK_CONFIGS: 4 or 8)
 ROWS_CHUNK_WARPS = 8
+# With 8 warps, the chunked form's entries that load the next chunk while this one computes (rows-chunk.ts pipe: 16-byte
+# loads into registers, K = V = 64 and 16-byte aligned operands, else the entry without): True takes them. Emulation-checked
+# (bitwise the 8-warp entries), not timed on a card: False (the way timed).
+ROWS_CHUNK_PIPE = False
 
 
 def rows_segment(k, B, T, H, K, V, sms, segment=None):
@@ -245,13 +249,18 @@ def rows_segment(k, B, T, H, K, V, sms, segment=None):
     return T if seg <= 0 or seg >= T else int(seg)
 
 
-def rows_chunk_pick(kc, low, np_, nr, K, V, segment=None):
+def rows_chunk_pick(kc, low, np_, nr, K, V, segment=None, pipe=None):
     """The chunked form's kernel (ROWS_FORM "chunk") for these operands, or None where it does not apply: b and c bf16
-    (low "bc": a float32, "abc": a bf16), one pair and one readout, K and V within its tile, one segment."""
+    (low "bc": a float32, "abc": a bf16), one pair and one readout, K and V within its tile, one segment; the prefetching
+    entry where ROWS_CHUNK_PIPE (or `pipe`) asks for it and K = V = 64 (else the one without)."""
     seg = ROWS_SEGMENT if segment is None else segment
     if kc is None or ROWS_FORM != "chunk" or low is None or np_ != 1 or nr != 1 or seg is None or seg != 0:
         return None
-    return next((k for k in kc.kernels if k["warps"] == ROWS_CHUNK_WARPS and k["lowA"] == (low == "abc") and K <= k["maxK"] and V <= k["maxV"]), None)
+    want = (ROWS_CHUNK_PIPE if pipe is None else pipe) and K == 64 and V == 64
+
+    def fits(k, p):
+        return k["warps"] == ROWS_CHUNK_WARPS and k["lowA"] == (low == "abc") and bool(k.get("pipe")) == p and K <= k["maxK"] and V <= k["maxV"]
+    return next((k for k in kc.kernels if fits(k, want)), None) or next((k for k in kc.kernels if fits(k, False)), None)
 
 
 def rows_readout_kernel(km, ld, pairs, readouts, S0, B, T, H, K, V, tile=None, segment=None, kc=None):
@@ -299,6 +308,8 @@ def rows_readout_kernel(km, ld, pairs, readouts, S0, B, T, H, K, V, tile=None, s
     ins = [arg(ld, "ld [B, T, H*K]", nk)] + [arg(a, "a%d [B, T, H*K]" % i, nk, low == "abc") for i, (a, _) in enumerate(pairs)]
     ins += [arg(b, "b%d [B, T, H*V]" % i, nv, low is not None) for i, (_, b) in enumerate(pairs)] + [arg(c, "c%d [B, T, H*V]" % i, nv, low is not None) for i, c in enumerate(readouts)]
     s0 = arg(S0, "S0 [B, H*K*V]", B * H * K * V) if S0 is not None else torch.zeros(4, dtype=torch.float32, device=dev)
+    if kck is not None and kck.get("pipe") and any(x.data_ptr() % 16 for x in ins):  # its 16-byte loads need aligned rows
+        kck = rows_chunk_pick(kc, low, np_, nr, K, V, segment, pipe=False)
     if kck is not None:  # the chunked form: one block per (batch, head), every output element written
         out = torch.empty([B, T, H * K], dtype=torch.float32, device=dev)
         with torch.cuda.device(dev):
@@ -948,7 +959,7 @@ def backward(ctx, m, flat, grads):
 
     On CUDA the chain's whole launch sequence runs as a CUDA graph per signature (seqc_graphs.graphed: captured on a
     signature's second call, replayed after; m.graphs False or SEQC_TORCH_GRAPHS=0: eagerly every call)."""
-    switches = (PER_KEY_TRANSPOSED, ROWS_TILE, ROWS_SEGMENT, ROWS_IO, ROWS_FORM, ROWS_CHUNK_WARPS, PREP_IO, PART_INPUTS, STATELESS_WIDE, STATELESS_WARP, BF16_DECAY_PARTS, DECAY_WAY, TRANSPOSED_IO, DECAY_ANCHOR, DECAY_ANCHOR_CHUNK, DECAY_ANCHOR_GRAM, ANCHOR_CHUNKS, ANCHOR_VEC, DECAY_TERMS, GRAD_SUM, GRAM_PRODUCTS, REVERSE_SUM, REVERSE_CHUNK, REVERSE_GLUE, GLUE_COPIES, STATELESS_IO, ALIAS_IO, FLIP_VIEW, IDLE_INPUTS, ADJOINT_OUT, RUN_COPIES, CORE_RERUN, ZERO_STORES)
+    switches = (PER_KEY_TRANSPOSED, ROWS_TILE, ROWS_SEGMENT, ROWS_IO, ROWS_FORM, ROWS_CHUNK_WARPS, ROWS_CHUNK_PIPE, PREP_IO, PART_INPUTS, STATELESS_WIDE, STATELESS_WARP, BF16_DECAY_PARTS, DECAY_WAY, TRANSPOSED_IO, DECAY_ANCHOR, DECAY_ANCHOR_CHUNK, DECAY_ANCHOR_GRAM, ANCHOR_CHUNKS, ANCHOR_VEC, DECAY_TERMS, GRAD_SUM, GRAM_PRODUCTS, REVERSE_SUM, REVERSE_CHUNK, REVERSE_GLUE, GLUE_COPIES, STATELESS_IO, ALIAS_IO, FLIP_VIEW, IDLE_INPUTS, ADJOINT_OUT, RUN_COPIES, CORE_RERUN, ZERO_STORES)
     return _graphs.graphed_backward(ctx, m, "chunked-backward", switches, flat, grads, lambda f, g, S_N: backward_eager(ctx, m, f, g, convert=False, S_N=S_N),
                                     extra=[getattr(ctx, "chain_SN", None)])
 
