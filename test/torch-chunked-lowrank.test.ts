@@ -107,15 +107,15 @@ describe("torch target: the low-rank chunked backward's plans", () => {
 
 /** lowrank_backward in Python (CPU torch), every chain model run here by the interpreter. */
 /** How a glue run is asked to run its parts (seqc_chunked_lowrank's switches; readWay / augWay undefined: its defaults). */
-interface Ways { torchOps: boolean; readWay?: "plan" | "matmul"; augWay?: "plan" | "matmul" | "auto"; keyWay?: "blocks" | "halves"; layout?: "heads" | "tokens"; share?: boolean; solve?: "trsm" | "blocks"; solveBlock?: number; mm?: "fp32" | "bf16"; lean?: boolean; fused?: "recurrence"; readout?: "recurrence"; bwd?: "chain" | "wy"; wyBreak?: "walk" | "xI" | "a0"; pass?: "recurrence"; wyKern?: "recurrence"; postBinds?: string[]; copies?: "lean" | "old"; merge?: "decay" | "off"; mergeBreak?: boolean }
+interface Ways { torchOps: boolean; readWay?: "plan" | "matmul"; augWay?: "plan" | "matmul" | "auto"; keyWay?: "blocks" | "halves"; layout?: "heads" | "tokens"; share?: boolean; solve?: "trsm" | "blocks"; solveBlock?: number; mm?: "fp32" | "bf16"; lean?: boolean; fused?: "recurrence"; readout?: "recurrence"; bwd?: "chain" | "wy"; keyBwd?: "chain" | "wy"; wyBreak?: "walk" | "xI" | "a0" | "ld"; pass?: "recurrence"; wyKern?: "recurrence"; postBinds?: string[]; copies?: "lean" | "old"; merge?: "decay" | "off"; mergeBreak?: boolean }
 
-async function pythonLowRank(model: I.Model, { names, models }: ReturnType<typeof lowRankChain>, run: RunInputs, cot: ReturnType<typeof randomCotangents>, dropStateCot: boolean, chunk: number, dtype: "float64" | "float32", { torchOps, readWay, augWay, keyWay, layout, share, solve, solveBlock, mm, lean, fused, readout, bwd, wyBreak, pass, wyKern, postBinds, copies, merge, mergeBreak }: Ways) {
+async function pythonLowRank(model: I.Model, { names, models }: ReturnType<typeof lowRankChain>, run: RunInputs, cot: ReturnType<typeof randomCotangents>, dropStateCot: boolean, chunk: number, dtype: "float64" | "float32", { torchOps, readWay, augWay, keyWay, layout, share, solve, solveBlock, mm, lean, fused, readout, bwd, keyBwd, wyBreak, pass, wyKern, postBinds, copies, merge, mergeBreak }: Ways) {
   const dims = { ...run.dims };
   const { batch: B, time: T } = run;
   const case_ = {
     // bwd unset: the adjoint chain, whatever the module's default (LR_BWD "wy" since the H200 timing): the blocks written for
     // the chain keep checking it; the chunk-state backward's block asks for "wy"
-    names, B, T, chunk, dtype, decayWay: torchOps ? "cumsum" : "plan", passWay: torchOps ? "matmul" : "plan", readWay, augWay, keyWay, layout, share, solve, solveBlock, mm, lean, fused, readout, bwd: bwd ?? "chain", wyBreak, pass, wyKern, postBinds, copies, merge, mergeBreak,
+    names, B, T, chunk, dtype, decayWay: torchOps ? "cumsum" : "plan", passWay: torchOps ? "matmul" : "plan", readWay, augWay, keyWay, layout, share, solve, solveBlock, mm, lean, fused, readout, bwd: bwd ?? "chain", keyBwd, wyBreak, pass, wyKern, postBinds, copies, merge, mergeBreak,
     ...glueTensors(model, names.state, run, cot, dropStateCot),
   };
   const parts: string[] = [];
@@ -203,7 +203,7 @@ async function checkGlue(model: I.Model, dims: Record<string, number>, chain: Re
       const label = `B=${B} T=${T} init=${init} chunk=${chunk} ${dtype}${torchOps ? " decay and pass as torch ops" : ""} readouts ${ways.readWay ?? "default"} aug ${ways.augWay ?? "default"} key ${ways.keyWay ?? "default"} layout ${ways.layout ?? "default"} share ${ways.share ?? "default"} solve ${ways.solve ?? "default"}/${ways.solveBlock ?? "-"} mm ${ways.mm ?? "fp32"} lean ${ways.lean ?? "default"} bwd ${ways.bwd ?? "chain"}${stress ? " stressed" : ""}`;
       const tol = dtype === "float64" ? 1e-9 : ways.mm === "bf16" ? 1e-2 : 1e-4;
       // the chunk-state backward (LR_BWD "wy") replaces the adjoint chain where it applies: no augA, adjoint, fwd or decay plans
-      const wy = ways.bwd === "wy" && chain.names.decay !== "key" && (ways.readWay ?? DEFAULTS.readWay) === "matmul" &&
+      const wy = ways.bwd === "wy" && (chain.names.decay !== "key" || ways.keyBwd === "wy") && (ways.readWay ?? DEFAULTS.readWay) === "matmul" &&
         augWay(ways.augWay ?? DEFAULTS.augWay, chain.names.decay, true, ways.keyWay ?? DEFAULTS.keyWay) === "matmul" && ways.lean !== false && ways.share !== false;
       const skipped = new Set([...(torchOps ? ["decay", "pass"] : []), ...(wy ? ["augA", "adjoint", "fwd", "decay"] : []), ...plain("read")(ways, "readWay"), ...plain("adjoint")(ways, "readWay"), ...plain("fwd")(ways, "readWay"),
         ...plain("augF")(ways, "augWay"), ...plain("augA")(ways, "augWay")]);
@@ -221,8 +221,9 @@ async function checkGlue(model: I.Model, dims: Record<string, number>, chain: Re
       // (the pass's products run where the pass is not the plan: torchOps; wy's walk always; the tokens layout never)
       const heads = (ways.layout ?? "heads") === "heads";
       if (ways.pass) expect(got.passCalls, `${label}: walks that took the launcher`).toEqual(heads ? [...(torchOps ? ["fwd"] : []), ...(wy ? ["adj"] : torchOps ? ["fwd"] : [])] : []);
-      // the per-chunk kernels' launcher: both ops once where the chunk-state backward runs with one low-rank pair and one readout
-      if (ways.wyKern) expect(got.wyCalls, `${label}: ops that took the wy kernels`).toEqual(wy && chain.names.E === 1 && chain.names.R === 1 ? ["pre", "dr"] : []);
+      // the per-chunk kernels' launcher: both ops once where the chunk-state backward runs with one low-rank pair and one
+      // readout, no per-key decay (the kernels have none)
+      if (ways.wyKern) expect(got.wyCalls, `${label}: ops that took the wy kernels`).toEqual(wy && chain.names.decay !== "key" && chain.names.E === 1 && chain.names.R === 1 ? ["pre", "dr"] : []);
       for (const [k, v] of Object.entries(want.inputs)) {
         expect(v.some((x) => x !== 0), `${label}: reference d ${k} is not all zero`).toBe(true);
         expect(relativeError(Float64Array.from(got.inputs[k].data), v), `${label}: d ${k}`).toBeLessThanOrEqual(ways.mm === "bf16" && dtype === "float32" && k === DECAY_INPUT[model.name] ? 3e-2 : tol);
@@ -449,4 +450,63 @@ describe.skipIf(!cpuTorch)("torch target: the low-rank glue without the backward
     const broken = await glue(model, chain, 2, 23, 5, "float64", { ...W, postBinds: ["o__bar", "v"] });
     expect(broken.err).toBeGreaterThan(1e-2);
   }, 120_000);
+});
+
+describe.skipIf(!cpuTorch)("torch target: the chunk-state backward with a per-key decay (seqc_chunked_lowrank LR_BWD \"wy\" with LR_BWD_KEY \"wy\")", () => {
+  /** A delta rule with a per-key decay step before it (Gated DeltaNet with g per key; two micro-steps a token): the
+   * stdlib's only other per-key low-rank model is RWKV-7 (decay and low rank in one step). */
+  const KEY_DELTA = `model KeyDeltaNet {
+  dims H, K, V
+  input q[H,K], k[H,K], v[H,V]
+  input beta[H]
+  input g[H,K]
+  state S[H,K,V] = 0
+  S[h,i,j] = exp(g[h,i]) * S[h,i,j]
+  let u[h,j] = beta[h] * (v[h,j] - sum(i) S[h,i,j] * k[h,i])
+  S[h,i,j] = S[h,i,j] + k[h,i] * u[h,j]
+  output o[h,j] = sum(i) q[h,i] * S[h,i,j]
+}`;
+  const models: Record<string, () => I.Model> = {
+    rwkv7: () => load("rwkv7"),
+    key_deltanet: () => loadProgram(["key_deltanet.seq"], new Map([["key_deltanet.seq", KEY_DELTA]])).models[0],
+  };
+  it.each(Object.keys(models))("%s: the per-key path equals the float64 reference (1e-9) and the chain (float32 1e-4); a dropped term fails", async (name) => {
+    const model = models[name]();
+    const dims = dimsOf(model);
+    const chain = lowRankChain(model, dims);
+    expect(chain.names.decay).toBe("key");
+    const W = { ...MA, bwd: "wy", keyBwd: "wy" } as const;
+    // T = 1, chunk 1, chunks not dividing the timeline (5, 13: ChunkCore pads 13 -> 16 in halves, the per-key path runs the
+    // padded chunk), several chunks, one chunk (64 > T), given and declared initial states, with and without the
+    // final-state cotangent, stressed inputs (log decays down to -20 a step), the pass plan, the tokens layout, the
+    // sub-blocks way (LR_KEY "blocks", its transitions as products), the launchers' stand-ins (fused transitions, pass,
+    // wy kernels: not taken for a per-key decay), float32
+    const cases: GlueCase[] = [
+      [1, 1, true, false, 64, "float64", W, false], [3, 11, false, true, 1, "float64", W, true], [2, 23, true, false, 5, "float64", W, true],
+      [2, 29, true, false, 13, "float64", W, true], [2, 37, true, true, 64, "float64", W, true], [2, 19, false, false, 8, "float64", { ...W, torchOps: false }, true],
+      [2, 23, true, false, 5, "float64", { ...W, layout: "tokens" }, true], [2, 23, true, false, 13, "float64", { ...W, keyWay: "blocks" }, true],
+      [2, 23, true, false, 13, "float64", { ...W, fused: "recurrence", pass: "recurrence", wyKern: "recurrence" }, true],
+      [2, 23, true, false, 8, "float32", W, false], [2, 29, true, false, 13, "float32", W, true],
+    ];
+    await checkGlue(model, dims, chain, cases);
+    // the per-key path against the chain at the same float32 inputs (the decay adjoint's plan shows which ran)
+    const run = chunkInputs(model, { dims, batch: 2, time: 29, seed: 31, initialState: true, stress: true });
+    const cot = randomCotangents(interpret(model, run), 30);
+    const viaChain = await pythonLowRank(model, chain, run, cot, false, 13, "float32", { ...MA, torchOps: false, bwd: "wy", keyBwd: "chain" });
+    const viaWy = await pythonLowRank(model, chain, run, cot, false, 13, "float32", { ...W, torchOps: false });
+    expect(viaChain.parts.includes("decay"), "the chain ran").toBe(true);
+    expect(viaWy.parts.includes("decay"), "wy ran no decay plan").toBe(false);
+    for (const k of Object.keys(viaChain.inputs)) {
+      expect(relativeError(Float64Array.from(viaWy.inputs[k].data), Float64Array.from(viaChain.inputs[k].data)), `d ${k} wy vs chain`).toBeLessThanOrEqual(1e-4);
+    }
+    expect(relativeError(Float64Array.from(viaWy.dS0.data), Float64Array.from(viaChain.dS0.data)), "dS0 wy vs chain").toBeLessThanOrEqual(1e-4);
+    // each term dropped in turn moves the gradients far off: the transitions in the reverse walk, the reads' dependence
+    // on the start state, the chunk end's <L_end, S_C> per key row, the per-key log decays inside the reversed chunks
+    const want = await gradients(model, run, cot);
+    for (const wyBreak of ["walk", "xI", "a0", "ld"] as const) {
+      const got = await pythonLowRank(model, chain, run, cot, false, 5, "float64", { ...W, wyBreak });
+      const errs = Object.entries(want.inputs).map(([k, v]) => relativeError(Float64Array.from(got.inputs[k].data), v));
+      expect(Math.max(...errs), `${wyBreak} dropped`).toBeGreaterThan(1e-2);
+    }
+  }, 300_000);
 });

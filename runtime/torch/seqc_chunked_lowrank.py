@@ -136,6 +136,13 @@ LR_READ_MMA = "tf32"
 # DeltaNet bf16 19.74 -> 17.39 (fp32 19.80 -> 17.78); gradients vs float64 unchanged at B=2 T=2048 (fp32 4.5e-7 /
 # 4.8e-7, the chain's 3.9e-7 / 5.0e-6; bf16 1.7e-3 both).
 LR_BWD = "wy"
+# Whether LR_BWD "wy" also takes a per-key decay (RWKV-7): "chain" (the adjoint chain runs for it, as before) or "wy"
+# (seqc_lowrank_wy.py's per-key path: the forward core's per-key scores for P1_u and L_uu, the reversed chunks'
+# ChunkCore with the flipped per-key log decays, torch ops only: the wy kernels and fused readouts take no per-key decay).
+# "chain" stays the default: on the H200 (one call, RWKV-7 at B=8 T=2048 H=16 K=V=64, graphs) "wy" is slower, fp32 22.59
+# -> 24.13 ms, bf16 21.65 -> 23.32 (fla chunk_rwkv7 4.953 in the same process); gradients vs float64 at (2, 2048) fp32
+# 3.2e-6 -> 5.8e-7, bf16 1.7e-3 both; check.py --only-chunked with it 49/49, gradcheck passed (bench/RESULTS.md).
+LR_BWD_KEY = "chain"
 # How the walks over the chunks run where they are products (LR_PASS "matmul": the chunk start states from the
 # transitions, and LR_BWD "wy"'s reverse walk over the end states' adjoints): "torch" (one batched product per chunk,
 # nC launches) or "cuda" (one kernel for the whole walk, a block per batch row and head, compiler/backends/cuda/
@@ -150,10 +157,6 @@ LR_FUSED_PASS = "cuda"
 # that H200 call: wy with the pass kernel 9.90 -> 9.43 ms with these kernels too (DeltaNet fp32), 18.78 -> 17.78 (Gated
 # DeltaNet fp32).
 LR_FUSED_WY = "cuda"
-# Which "pre" kernel LR_FUSED_WY "cuda" takes for bf16 / f16 tensors: "off" (the fp32 one) or its tensor-core twin
-# (compiler/backends/cuda/lowrank-wy-mma.ts, the module's entries with `math`): "tf32" / "tf32x3" as LR_READ_MMA. Not
-# yet timed on the card, so "off"; float32 tensors always take the fp32 kernel; "dr" has no twin.
-LR_WY_MMA = "off"
 # Where the backward's run of the forward (the chunk transitions, the pass, the reads) also reads the readouts y again
 # (LR_READ "matmul"; only post's backward takes them): "bound" (the default) only where some form of post's backward plan
 # binds a readout's y (DeltaNet's and Gated DeltaNet's post backward, o = y, reads the cotangent alone: their y0 is in
@@ -723,7 +726,7 @@ class ChunkCore:
         return baddbmm(S, KK.reshape(N, Cp * mk, K).transpose(1, 2), self.lo("VV", "end", self.VV).reshape(N, Cp * mk, V), self.m("end"))
 
 
-def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state, inputs, params, outputs, dtype, device, chunk=None, decay_way=None, pass_way=None, read_way=None, aug_way=None, can_chunk=None, key_way=None, layout=None, share=None, mm=None, lean=None, fused=None, readout=None, bwd_way=None, passer=None, wy_kern=None, post_binds=None, copies=None, merge=None):
+def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state, inputs, params, outputs, dtype, device, chunk=None, decay_way=None, pass_way=None, read_way=None, aug_way=None, can_chunk=None, key_way=None, layout=None, share=None, mm=None, lean=None, fused=None, readout=None, bwd_way=None, passer=None, wy_kern=None, post_binds=None, copies=None, merge=None, key_bwd=None):
     """Gradients of the forward's inputs, params and the matrix state's initial value through the low-rank chain.
 
     n: the chain's names (<Model>.torch.json "chunked"."lowRank"); run(part, dims, inputs, initial_state, B, T)
@@ -745,7 +748,7 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
     "bound"), or None (all): where it binds no readout's y, the forward's readouts y are not read again (read_way
     "matmul") and post's backward gets an unwritten buffer for each (on CPU 1e30, which would show if read); copies:
     "lean" / "old", LR_COPIES (None: LR_COPIES); merge: "decay" / "off", LR_MERGE (None: LR_MERGE; "decay" only where
-    "wy" runs).
+    "wy" runs); key_bwd: "chain" / "wy", whether "wy" also takes a per-key decay (None: LR_BWD_KEY).
     Returns ({input: grad}, {param: grad}, dS0)."""
     chunk = LR_CHUNK if chunk is None else chunk
     read_way, aug_way, key_way, layout = read_way or LR_READ, aug_way or LR_AUG, key_way or LR_KEY, layout or LR_LAYOUT
@@ -758,6 +761,9 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
     lean_copies = copies == "lean"
     if bwd_way not in ("chain", "wy"):
         raise ValueError("bwd_way %r: one of chain, wy" % (bwd_way,))
+    key_bwd = key_bwd or LR_BWD_KEY
+    if key_bwd not in ("chain", "wy"):
+        raise ValueError("key_bwd %r: one of chain, wy" % (key_bwd,))
     for what, way in (("layout", layout), ("read_way", read_way), ("aug_way", aug_way), ("pass_way", pass_way or LR_PASS), ("decay_way", decay_way or LR_DECAY), ("key_way", key_way)):
         ways = ("plan", "cumsum") if what == "decay_way" else ("plan", "matmul", "auto") if what == "aug_way" else ("blocks", "halves") if what == "key_way" else ("heads", "tokens") if what == "layout" else ("plan", "matmul")
         if way not in ways:
@@ -788,7 +794,7 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
     if aug_way == "auto":
         chunks = can_chunk is None or all(can_chunk(p, {"H": H, "K": K, "V": KV}, B * nC, C) for p in ("augF", "augA"))
         aug_way = "plan" if n["decay"] == "key" and key_way == "blocks" and chunks else "matmul"
-    wy = bwd_way == "wy" and n["decay"] != "key" and E >= 1 and read_way == "matmul" and aug_way == "matmul" and lean and share
+    wy = bwd_way == "wy" and (n["decay"] != "key" or key_bwd == "wy") and E >= 1 and read_way == "matmul" and aug_way == "matmul" and lean and share
     y_bound = post_binds is None or any(ro["y"] in post_binds for ro in readouts)
     if merged and not wy:
         raise ValueError("lowrank_backward: merged decay steps without the chunk-state backward")
@@ -1306,14 +1312,6 @@ def read_math(given_dtypes, way=None):
     return way if way != "off" and any(d in (torch.bfloat16, torch.float16) for d in given_dtypes) else "fp32"
 
 
-def wy_math(given_dtypes, way=None):
-    """LR_WY_MMA's math for wy's "pre" kernel (or way): "fp32", or "tf32" / "tf32x3" where a given tensor is bf16 / f16."""
-    way = way or LR_WY_MMA
-    if way not in ("off", "tf32", "tf32x3"):
-        raise ValueError("LR_WY_MMA %r: one of off, tf32, tf32x3" % (way,))
-    return read_math(given_dtypes, way)
-
-
 def readout_launcher(m, device, way=None, math="fp32"):
     """The fused readouts of module m on `device` (LR_FUSED_READ, or way, "cuda"; the module's "kernels"."lowRankReadout",
     compiler/backends/cuda/lowrank-readout.ts) as ChunkCore's `readout`: launch(axis, oq, mode, C, K, V, M, Q, EA, EB, S0,
@@ -1381,14 +1379,13 @@ def pass_launcher(m, device, way=None):
     return launch
 
 
-def wy_launcher(m, device, way=None, math="fp32"):
+def wy_launcher(m, device, way=None):
     """The chunk-state backward's per-chunk kernels of module m on `device` (LR_FUSED_WY, or way, "cuda"; the module's
     "kernels"."lowRankWy", compiler/backends/cuda/lowrank-wy.ts) as wy_backward's `kern`: launch("pre", C, K, V, mode,
     Q, U, DY, XI, G) -> (BQ [N, C, V], BP [N, K, V]) and launch("dr", C, K, V, mode, W, U, BQ, L, G) -> DR [N, C, V]
     (Q, U, XI, W: [N, C, K] rows with a row stride of their own and C rows a chunk; DY, BQ [N, C, V] and L [N, K, V]
     contiguous; G [N, C + 1, 1] or None), launched on the current stream; None where no kernel matches (wy_backward then
-    runs its torch products). math: "fp32" or the "pre" twin's "tf32" / "tf32x3" (wy_math), taken where the module has
-    one (else fp32). None: no kernels (LR_FUSED_WY "torch", not CUDA, or a module without them)."""
+    runs its torch products). None: no kernels (LR_FUSED_WY "torch", not CUDA, or a module without them)."""
     km = switch_kernels(m, device, way or LR_FUSED_WY, "LR_FUSED_WY", "lowRankWy")
     if km is None:
         return None
@@ -1397,8 +1394,7 @@ def wy_launcher(m, device, way=None, math="fp32"):
         return x.dtype == torch.float32 and x.device == device and tuple(x.shape) == (N, C, w) and x.stride(2) == 1 and x.stride(0) == C * x.stride(1)
 
     def launch(op, C, K, V, mode, *ts):
-        ks = [k for k in km.kernels if k["op"] == op and k["decay"] == mode and (k["C"], k["K"], k["V"]) == (C, K, V)]
-        k = next((k for k in ks if k.get("math", "fp32") == math), None) or next((k for k in ks if k.get("math", "fp32") == "fp32"), None)
+        k = next((k for k in km.kernels if k["op"] == op and k["decay"] == mode and (k["C"], k["K"], k["V"]) == (C, K, V)), None)
         if k is None:
             return None
         G = ts[-1]
@@ -1453,9 +1449,8 @@ def backward(ctx, m, flat, grads):
     if not LR_GRAPHS or LR_TIMES is not None:
         return backward_eager(ctx, m, flat, grads)
     switches = (LR_CHUNK, LR_DECAY, LR_PASS, LR_SEQ_FORM, LR_READ, LR_AUG, LR_KEY, BLOCK, LR_LAYOUT, LR_SHARE, LR_SOLVE, SOLVE_BLOCK,
-                LR_MM, tuple(LR_MM_PARTS), LR_LEAN, LR_FUSED, LR_FUSED_READ, LR_BWD, LR_FUSED_PASS, LR_FUSED_WY, LR_Y_READ, LR_COPIES, LR_MERGE)
-    given_dtypes = [x.dtype if x is not None else None for x in flat[: len(m.inputs)]]
-    switches += (read_math(given_dtypes), wy_math(given_dtypes))
+                LR_MM, tuple(LR_MM_PARTS), LR_LEAN, LR_FUSED, LR_FUSED_READ, LR_BWD, LR_FUSED_PASS, LR_FUSED_WY, LR_Y_READ, LR_COPIES, LR_MERGE, LR_BWD_KEY)
+    switches += (read_math([x.dtype if x is not None else None for x in flat[: len(m.inputs)]]),)
     return _graphs.graphed_backward(ctx, m, "lowrank-backward", switches, flat, grads, lambda f, g: backward_eager(ctx, m, f, g, convert=False),
                                      given_dtype=False)
 
@@ -1504,7 +1499,7 @@ def backward_eager(ctx, m, flat, grads, convert=True):
         [(t["name"], shape(t)) for t in m.inputs if t["name"] in given], [(t["name"], shape(t)) for t in m.params], [(t["name"], shape(t)) for t in m.outputs], dtype, device,
         can_chunk=lambda part, cdims, b, t: dtype == torch.float32 and m.runner(prefix + part, device).can_run(cdims, b, t, "chunked"), mm=mm,
         fused=fused_launcher(m, device) if dtype == torch.float32 else None, readout=readout_launcher(m, device, math=read_math([x.dtype if x is not None else None for x in flat[:ni]])) if dtype == torch.float32 else None,
-        passer=pass_launcher(m, device) if dtype == torch.float32 else None, wy_kern=wy_launcher(m, device, math=wy_math([x.dtype if x is not None else None for x in flat[:ni]])) if dtype == torch.float32 else None,
+        passer=pass_launcher(m, device) if dtype == torch.float32 else None, wy_kern=wy_launcher(m, device) if dtype == torch.float32 else None,
         post_binds=y_binds(m, prefix))
     need = ctx.need
     res = []

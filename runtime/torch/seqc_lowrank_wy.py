@@ -28,8 +28,23 @@ so one reverse walk over the chunks (a K x K by K x V product each) gives every 
     dld_t = a_C + sum_{s >= t} (q.dq + w.dw - u.du - k.dk)_s - (w.dw)_t,   a_C = <L_end, S_C>  (per key row; summed for a
             scalar decay): a reverse sum inside the chunk only, from <L_t, S_t> = <L_{t-1}, S_{t-1}> + the terms.
 
-Every exponent is a difference G_a - G_b with a >= b. A per-key decay is not here (its reverse mixes need the halves
-of ChunkCore in the other direction): the glue keeps the chain for it.
+Every exponent is a difference G_a - G_b with a >= b.
+
+A per-key decay (RWKV-7; the glue's LR_BWD_KEY "wy"): G_t is a vector over the keys and every score is
+(q_t * exp(G_t - G_f)) . kk_f, which the forward's ChunkCore already forms in its per-key way (LR_KEY: recursive halves
+through each pair of halves' boundary, or sub-blocks through a block's first time; every exp of a difference <= 0):
+P1_u and L_uu are the u columns of core.scores(Q, 1) and core.scores(W, 0), dense per chunk, so P1_u^T dY and the
+transposed solve are products as before; exp(G_t) q_t and exp(G_C - G_f) u_f are per key (<= 1). The reversed chunks'
+ChunkCore takes the per-key log decays flipped (D_t is diagonal: its transpose is itself), and the log decays'
+adjoint is wy_decay's per-key rows (the identity <L_t, S_t> = <L_{t-1}, S_{t-1}> + the terms holds row by row). A
+chunk ChunkCore pads (halves: to a power of two) is run padded: zero vectors and zero log decays past its end are
+identity steps, so the end state and L_end are the same; the outputs are cut back to the chunk. No kernels: the
+"pre" / "dr" kernels (lowrank-wy.ts) and the fused readouts take no per-key decay, so this path is torch ops. Off by
+default (LR_BWD_KEY "chain"): on the H200 it is slower than the chain for RWKV-7 (fp32 22.59 -> 24.13 ms, bf16 21.65 ->
+23.32 at (8, 2048, 16, 64); one eager step's sections: wy 17.13 ms against the chain's augA, passA, adjoint, fwd and
+decay, 14.70). P1_u and L_uu are two more score passes in ChunkCore's halves (six levels of batched products a chunk,
+the pairs' columns formed and dropped) and a solve, in torch ops, where the chain's adjoint transitions take the fused
+per-key transitions kernel (augA 1.29 ms); the reversed chunks' reads and dw, dq are halves as the chain's are.
 """
 
 import torch
@@ -91,9 +106,9 @@ def flip_next(x):
 def wy_backward(core, xI, A, ld, W, Q, DY, dS, S_ends, bhc, unbhc, chunk_core, walk=None, kern=None, lean=False):
     """The chunk-state backward's reverse walk and per-chunk adjoints (module docstring).
 
-    core: the forward's ChunkCore from the chunk start states (N rows = chunks x heads, no or a scalar decay, C = Cp);
+    core: the forward's ChunkCore from the chunk start states (N rows = chunks x heads; C = Cp but for a per-key decay);
     xI [N, C, E, K]: the low-rank reads' dependence on the start state; A [B, H, nC, K, K]: the chunk transitions;
-    ld [N, C, 1] or None: the steps' log decays; W [N, C, E, K]: the low-rank queries; Q [N, C, R, K]: the readouts'
+    ld [N, C, 1] / [N, C, K] (per key) or None: the steps' log decays; W [N, C, E, K]: the low-rank queries; Q [N, C, R, K]: the readouts'
     queries; DY [N, C, R, V]: their cotangents; dS [B, H, K, V]: the final state's cotangent; S_ends [B, H, nC, K, V]:
     each chunk's end state, or a pair (starts [B, H, nC, K, V], last [B, H, K, V]): the end states as the next chunks'
     start states and the last (no copy; read only for a decay's a0); bhc(x [N, ...]) -> [B, H, nC, ...] and unbhc its
@@ -113,8 +128,20 @@ def wy_backward(core, xI, A, ld, W, Q, DY, dS, S_ends, bhc, unbhc, chunk_core, w
     decay exp(G_s - G_f) is the next step's), the next step's log decay: L_f = that core's state after the reversed step
     of f, dv = L_f^T k (key axis), du = L_f r, dk = L_f v (value axis), both read after the step."""
     N, C, mk, K, V = core.N, core.C, core.mk, core.K, core.V
-    if core.mode == "key" or core.Cp != C:
-        raise ValueError("wy_backward: no or a scalar decay (ChunkCore mode %r, Cp %d, C %d)" % (core.mode, core.Cp, C))
+    key = core.mode == "key"
+    if not key and core.Cp != C:
+        raise ValueError("wy_backward: a chunk padded only with a per-key decay (ChunkCore mode %r, Cp %d, C %d)" % (core.mode, core.Cp, C))
+    C0 = C
+    if key and core.Cp != C:  # run as the padded chunk: zero vectors and log decays past its end (identity steps)
+        C = core.Cp
+
+        def padc(x):
+            if x is None:
+                return None
+            y = torch.zeros([x.shape[0], C] + list(x.shape[2:]), dtype=x.dtype, device=x.device)
+            y[:, :C0] = x
+            return y
+        xI, W, Q, DY, ld = padc(xI), padc(W), padc(Q), padc(DY), padc(ld)
     E, R = xI.shape[2], Q.shape[2]
     P = mk - E
     U = core.KK[:, :, :E]  # [N, C, E, K]: the low-rank pairs' keys
@@ -122,18 +149,26 @@ def wy_backward(core, xI, A, ld, W, Q, DY, dS, S_ends, bhc, unbhc, chunk_core, w
         g = core.G[:, :, 0]  # [N, C + 1]
         Qd = Q * torch.exp(g[:, 1:])[:, :, None, None]  # exp(G_t) q_t
         Ud = U * torch.exp(g[:, C : C + 1] - g[:, 1:])[:, :, None, None]  # exp(G_C - G_f) u_f
+    elif key:  # per key: exp(G_t) q_t and exp(G_C - G_f) u_f elementwise over the keys
+        g = core.G  # [N, C + 1, K]
+        Qd = Q * torch.exp(g[:, 1:])[:, :, None]
+        Ud = U * torch.exp(g[:, C : C + 1] - g[:, 1:])[:, :, None]
     else:
         Qd, Ud = Q, U
     DYf = DY.reshape(N, C * R, V)
     Uf = U.reshape(N, C * E, K)
     G = core.G if core.mode == "scalar" else None
-    one = E == 1 and R == 1 and kern is not None
+    one = E == 1 and R == 1 and kern is not None and not key  # the kernels take no per-key decay
     pre = kern("pre", C, K, V, core.mode, Q[:, :, 0], U[:, :, 0], DY[:, :, 0], xI[:, :, 0], G) if one else None
     if pre is not None:  # the kernel: BQ [N, C, V], BP [N, K, V]
         Bqu, Bp = pre
     else:
         # the readouts' part of the reads' adjoints: P1_u^T dY, P1[t, f] = exp(G_t - G_f) (q_t . u_f), f <= t
-        P1 = (torch.bmm(Q.reshape(N, C * R, K), Uf.transpose(1, 2)).view(N, C, R, C, E) * core.ratio(1)[:, :, None, :, None]).view(N, C * R, C * E)
+        if key:  # the forward core's per-key scores, their u columns
+            P1 = core.scores(Q, 1)
+            P1 = P1.view(N, C * R, C, mk)[..., :E].reshape(N, C * R, C * E) if P else P1
+        else:
+            P1 = (torch.bmm(Q.reshape(N, C * R, K), Uf.transpose(1, 2)).view(N, C, R, C, E) * core.ratio(1)[:, :, None, :, None]).view(N, C * R, C * E)
         Bqu = torch.bmm(P1.transpose(1, 2), DYf)  # [N, C E, V]
         # B'_c: the start state's adjoint from the chunk's own readouts (directly and through the reads' solve)
         Bp = torch.bmm(Qd.reshape(N, C * R, K).transpose(1, 2), DYf)
@@ -166,7 +201,11 @@ def wy_backward(core, xI, A, ld, W, Q, DY, dS, S_ends, bhc, unbhc, chunk_core, w
         dR = dR.view(N, C, E, V)
     else:
         rhs = torch.baddbmm(Bqu.reshape(N, C * E, V), Ud.reshape(N, C * E, K), Lend)
-        Luu = (torch.bmm(W.reshape(N, C * E, K), Uf.transpose(1, 2)).view(N, C, E, C, E) * core.ratio(0)[:, :, None, :, None]).view(N, C * E, C * E)
+        if key:
+            Luu = core.scores(W, 0)
+            Luu = Luu.view(N, C * E, C, mk)[..., :E].reshape(N, C * E, C * E) if P else Luu
+        else:
+            Luu = (torch.bmm(W.reshape(N, C * E, K), Uf.transpose(1, 2)).view(N, C, E, C, E) * core.ratio(0)[:, :, None, :, None]).view(N, C * E, C * E)
         dR = upper_t_solve(Luu, rhs).view(N, C, E, V)
     # L_f's reads: one ChunkCore on the reversed chunks from L_end
     VV, KK = core.VV[:, :C], core.KK[:, :C]
@@ -184,17 +223,17 @@ def wy_backward(core, xI, A, ld, W, Q, DY, dS, S_ends, bhc, unbhc, chunk_core, w
         evK, evV = torch.flip(evK, [1]), torch.flip(evV, [1])
         rc = chunk_core(Lend, flip_next(ld) if ld is not None else None, [(evK[:, :, i], evV[:, :, i]) for i in range(R + E)], events=(evK, evV))
         vals = rc.read_stacked("value", True, torch.flip(VV, [1]))[:, :C]  # [N, C, mk, K] reversed: du (the reads r), dk (the values v)
-        vals = torch.flip(vals, [1])
-        keys = torch.flip(rc.read_stacked("key", True, torch.flip(KK[:, :, E:], [1]))[:, :C], [1]) if P else None  # dv
-        return {"dR": dR, "dS0": dS0, "a0": unbhc(a0) if a0 is not None else None, "du": vals[:, :, :E], "dk": vals[:, :, E:] if P else None, "dv": keys}
+        vals = torch.flip(vals, [1])[:, :C0]
+        keys = torch.flip(rc.read_stacked("key", True, torch.flip(KK[:, :, E:], [1]))[:, :C], [1])[:, :C0] if P else None  # dv
+        return {"dR": dR[:, :C0], "dS0": dS0, "a0": unbhc(a0) if a0 is not None else None, "du": vals[:, :, :E], "dk": vals[:, :, E:] if P else None, "dv": keys}
     rc = chunk_core(Lend, flip_next(ld) if ld is not None else None,
                     [(torch.flip(Q[:, :, r], [1]), torch.flip(DY[:, :, r], [1])) for r in range(R)] + [(flip_next(W[:, :, e]), flip_next(dR[:, :, e])) for e in range(E)])
     vals = rc.read("value", True, [torch.flip(VV[:, :, i], [1]) for i in range(mk)])  # du (the reads r), dk (the values v)
     keys = rc.read("key", True, [torch.flip(KK[:, :, E + p], [1]) for p in range(P)])  # dv
 
     def back(xs):  # [N, C, m, w] in the chunk's order
-        return torch.flip(xs[0].unsqueeze(2) if len(xs) == 1 else torch.stack(xs, 2), [1]) if xs else None
-    return {"dR": dR, "dS0": dS0, "a0": unbhc(a0) if a0 is not None else None, "du": back(vals[:E]), "dk": back(vals[E:]), "dv": back(keys)}
+        return torch.flip(xs[0].unsqueeze(2) if len(xs) == 1 else torch.stack(xs, 2), [1])[:, :C0] if xs else None
+    return {"dR": dR[:, :C0], "dS0": dS0, "a0": unbhc(a0) if a0 is not None else None, "du": back(vals[:E]), "dk": back(vals[E:]), "dv": back(keys)}
 
 def wy_decay(a0, Q, dQ, W, dW, KK, dKK, scalar):
     """The log decays' adjoint per chunk [N, C, 1] (scalar) or [N, C, K]: a0 [N, K] (<L_end, S_C> per key row),

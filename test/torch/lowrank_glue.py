@@ -20,7 +20,9 @@ wyKern "recurrence": the chunk-state backward's per-chunk kernels (seqc_chunked_
 their definitions, standing in for compiler/backends/cuda/lowrank-wy.ts (test/cuda-lowrank-wy-emu.test.ts checks it);
 "wyCalls": the ops it ran; postBinds: a list, lowrank_backward's post_binds (the names post's backward binds; LR_Y_READ
 "bound"), or None (all); copies: "lean" / "old" (seqc_chunked_lowrank.LR_COPIES; None: the default); merge: "decay" /
-"off" (LR_MERGE; None: the default); mergeBreak: the merged steps' low-rank queries left unscaled (w, not exp(ld) w)."""
+"off" (LR_MERGE; None: the default); mergeBreak: the merged steps' low-rank queries left unscaled (w, not exp(ld) w);
+keyBwd: "chain" / "wy", whether bwd "wy" also takes a per-key decay (LR_BWD_KEY; None: the default); wyBreak "ld": the
+per-key path's log decays dropped from the reversed chunks' ChunkCore (the adjoint then undecayed inside a chunk)."""
 
 import json
 import os
@@ -151,6 +153,8 @@ def wy_break(what):
         wy.wy_backward = lambda core, xI, *a, **k: bw(core, torch.zeros_like(xI), *a, **k)
     elif what == "a0":
         wy.wy_decay = lambda a0, *a: dec(torch.zeros_like(a0), *a)
+    elif what == "ld":
+        wy.wy_backward = lambda core, xI, A, ld, *a, **k: bw(core, xI, A, torch.zeros_like(ld), *a, **k)
     else:
         raise ValueError("wyBreak %r" % (what,))
 
@@ -188,7 +192,7 @@ def main():
         case.get("readWay"), case.get("augWay"), key_way=case.get("keyWay"),
         layout=case.get("layout"), share=case.get("share"),
         mm=seqc_chunked_lowrank.mm_dtype([], DTYPE[0], case.get("mm") or "fp32"), lean=case.get("lean"), fused=fused, readout=readout, bwd_way=case.get("bwd"), passer=passer, wy_kern=wy_kern,
-        post_binds=set(case["postBinds"]) if case.get("postBinds") is not None else None, copies=case.get("copies"), merge=case.get("merge"))
+        post_binds=set(case["postBinds"]) if case.get("postBinds") is not None else None, copies=case.get("copies"), merge=case.get("merge"), key_bwd=case.get("keyBwd"))
     sys.stdout.write(json.dumps({"done": True, "fusedCalls": len(calls), "readoutCalls": len(rcalls), "passCalls": pcalls, "wyCalls": wcalls, "inputs": {k: enc(v) for k, v in gin.items()}, "params": {k: enc(v) for k, v in gpar.items()}, "dS0": enc(dS0)}) + "\n")
 
 
