@@ -6,7 +6,10 @@
  * with strided rows as the glue hands them (U slot 0 of [N, C, 2, K], XI the first K columns of slot 0 of [N, C, 2, K + V]),
  * no decay and a scalar log decay down to -20 a step, padded tails (zero vectors, zero log decay), small configurations
  * (K != V != C) and the shipped C = K = V = 64; deliberately broken copies (the readouts' scores missing the diagonal;
- * the solve skipping the chunk's last step) must fail; nvcc -cubin for sm_90 where installed: no spills.
+ * the solve skipping the chunk's last step) must fail; nvcc -cubin for sm_90 where installed: no spills. The "pre" kernel's
+ * tensor-core twins (math "tf32" / "tf32x3", compiler/backends/cuda/lowrank-wy-mma.ts) with the TF32 rounding and the
+ * m16n8k8 fragments emulated (test/cuda-emu/mma-tf32.h): tf32x3 within 1e-5, tf32 within 1e-3 (and above 1e-5); broken
+ * twins (the diagonal masked, BQ's reduction from one block late, BP without its XI^T BQ term) must fail.
  */
 import { describe, expect, it } from "vitest";
 import { execFileSync, spawnSync } from "node:child_process";
@@ -14,7 +17,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createHash } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { LOWRANK_WY_CONFIGS, lowRankWyModule, type LowRankWyConfig, type LowRankWyKernel } from "../compiler/backends/cuda/lowrank-wy.ts";
+import { LOWRANK_WY_CONFIGS, LOWRANK_WY_MMA_CONFIGS, lowRankWyModule, type LowRankWyConfig, type LowRankWyKernel } from "../compiler/backends/cuda/lowrank-wy.ts";
 import { findNvcc } from "../compiler/backends/cuda/nvcc.ts";
 import { relativeError } from "../compiler/io/manifest.ts";
 import { compileEmu, EMU_READF } from "./cuda-emu/harness.ts";
@@ -107,7 +110,7 @@ ${kernels.map((k) => `  if (entry == "${k.entry}") fn = body_${k.entry};`).join(
   return 0;
 }
 `;
-  const full = `// emu.h ${createHash("sha1").update(readFileSync(join(HERE, "emu.h"))).digest("hex")}\n#include "${join(HERE, "emu.h")}"\n#include <string>\n${source}\n${main}`;
+  const full = `// emu.h ${createHash("sha1").update(readFileSync(join(HERE, "emu.h"))).digest("hex")}\n#include "${join(HERE, "emu.h")}"\n#include "${join(HERE, "mma-tf32.h")}"\n#include <string>\n${source}\n${main}`;
   return compileEmu(full, "lowrank-wy");
 }
 
@@ -162,8 +165,9 @@ describe.skipIf(!gpp)("the chunk-state backward's per-chunk kernels on the CPU e
 
   it("the shipped C = K = V = 64 configurations, full and padded chunks", () => {
     const m = lowRankWyModule();
-    expect(m.kernels.map((k) => k.entry)).toEqual(["seqc_lr_wy_pre_none_c64k64v64", "seqc_lr_wy_dr_none_c64k64v64", "seqc_lr_wy_pre_scalar_c64k64v64", "seqc_lr_wy_dr_scalar_c64k64v64"]);
-    expect(LOWRANK_WY_CONFIGS.length).toBe(4);
+    expect(m.kernels.map((k) => k.entry)).toEqual(["seqc_lr_wy_pre_none_c64k64v64", "seqc_lr_wy_dr_none_c64k64v64", "seqc_lr_wy_pre_scalar_c64k64v64", "seqc_lr_wy_dr_scalar_c64k64v64",
+      "seqc_lr_wy_pre_none_c64k64v64_tf32", "seqc_lr_wy_pre_scalar_c64k64v64_tf32"]);
+    expect(LOWRANK_WY_CONFIGS.length).toBe(6);
     const bin = buildEmu(m.source, m.kernels);
     for (const i of [0, 2])
       for (const [used, minLd] of [[64, -0.5], [37, -20]] as const) {
@@ -187,7 +191,48 @@ describe.skipIf(!gpp)("the chunk-state backward's per-chunk kernels on the CPU e
     expect(errors(last.kernels[0], last.kernels[1], buildEmu(last.source, last.kernels), data(s, 2, s.C, -1, 5))[2]).toBeGreaterThan(1e-2);
   }, 100_000);
 
+  // the "pre" twins, each run beside the fp32 "dr" of its shape (DR from the float64 BQ, so its error is dr's alone)
+  const SMALL_MMA: Shape[] = [
+    { decay: "none", C: 16, K: 16, V: 8 },
+    { decay: "scalar", C: 32, K: 16, V: 24 },
+    { decay: "scalar", C: 16, K: 32, V: 16 },
+  ];
+  const BOUND = { tf32: 1e-3, tf32x3: 1e-5 } as const;
+  const twin = (s: Shape, math: "tf32" | "tf32x3"): LowRankWyConfig[] => [{ ...s, op: "pre", math }, { ...s, op: "dr" }];
+
+  it("the pre twins, small configurations and the shipped ones: tf32x3 within 1e-5, tf32 within 1e-3 (and above 1e-5: its rounding is emulated)", () => {
+    for (const math of ["tf32", "tf32x3"] as const) {
+      const shapes = [...SMALL_MMA, ...LOWRANK_WY_MMA_CONFIGS.map((c) => ({ decay: c.decay, C: c.C, K: c.K, V: c.V }))];
+      const m = lowRankWyModule(shapes.flatMap((s) => twin(s, math)));
+      const bin = buildEmu(m.source, m.kernels);
+      for (let i = 0; i < shapes.length; i++) {
+        const [pre, dr] = [m.kernels[2 * i], m.kernels[2 * i + 1]], s = shapes[i];
+        for (const [used, minLd] of [[s.C, -1], [s.C - 3, -20], [1, -5]] as const) {
+          const e = errors(pre, dr, bin, data(s, 2, used, minLd, 17 + i + used));
+          expect(Math.max(e[0], e[1]), `${pre.entry} used=${used} ld>=${minLd}: BQ ${e[0]} BP ${e[1]}`).toBeLessThan(BOUND[math]);
+          if (math === "tf32" && used > 1) expect(Math.max(e[0], e[1]), `${pre.entry}: TF32 rounding shows`).toBeGreaterThan(1e-5);
+        }
+      }
+    }
+  }, 600_000);
+
+  it("broken pre twins fail: the diagonal masked; BQ's reduction from one block late; BP without its XI^T BQ term", () => {
+    const s = SMALL_MMA[1];
+    const broken = (from: string, to: string, which: 0 | 1) => {
+      const m = lowRankWyModule(twin(s, "tf32"), (src) => {
+        expect(src).toContain(from);
+        return src.replace(from, to);
+      });
+      return errors(m.kernels[0], m.kernels[1], buildEmu(m.source, m.kernels), data(s, 2, s.C, -1, 6))[which];
+    };
+    expect(broken("cc < a + 1u ?", "cc < a ?", 0)).toBeGreaterThan(1e-2);
+    expect(broken("ks = c0 / 8u;", "ks = c0 / 8u + 1u;", 0)).toBeGreaterThan(1e-2);
+    expect(broken("seqc_mma_tf32(acc, fa, fb);\n    }\n    const u32 i = i0", "}\n    const u32 i = i0", 1)).toBeGreaterThan(1e-2);
+  }, 200_000);
+
   it("configurations that do not fit are refused", () => {
+    expect(() => lowRankWyModule([{ op: "pre", decay: "none", C: 24, K: 16, V: 8, math: "tf32" }])).toThrow(/multiples of 16/);
+    expect(() => lowRankWyModule([{ op: "dr", decay: "none", C: 64, K: 64, V: 64, math: "tf32" }])).toThrow(/no tensor-core twin/);
     expect(() => lowRankWyModule([{ op: "pre", decay: "none", C: 64, K: 10, V: 8 }])).toThrow(/multiples of 4/);
     expect(() => lowRankWyModule([{ op: "pre", decay: "none", C: 256, K: 128, V: 128 }])).toThrow(/shared memory/);
   });

@@ -144,14 +144,14 @@ describe.skipIf(!gpp)("rows readout, chunked on tensor cores: CPU emulation vs f
       { B: 2, T: 37, H: 1, K: 16, V: 7, init: true, minLd: -0.5 },
       { B: 1, T: 150, H: 2, K: 13, V: 24, init: false, minLd: -0.3 },
     ];
-    for (const k of m.kernels)
+    for (const k of m.kernels.filter((x) => !x.pipe))
       for (const [i, c] of cases.entries()) {
         const err = error(bin, k, c, 11 + 7 * i + c.T);
         expect(err, `${k.entry} B=${c.B} T=${c.T} H=${c.H} K=${c.K} V=${c.V}`).toBeLessThan(TOL);
       }
   }, 600_000);
   it("K = V = 64 over two chunks with mild decays (the quotient form) and decays down to -20 per step (pairwise exps, the state forgets: no NaN / Inf)", () => {
-    for (const k of m.kernels.filter((x) => x.warps === 4 || x.lowA))
+    for (const k of m.kernels.filter((x) => x.warps === 4 || x.lowA || x.pipe))
       for (const [i, c] of ([
         { B: 1, T: 128, H: 1, K: 64, V: 64, init: true, minLd: -0.1 },
         { B: 1, T: 100, H: 1, K: 64, V: 64, init: true, minLd: -20 },
@@ -169,6 +169,27 @@ describe.skipIf(!gpp)("rows readout, chunked on tensor cores: CPU emulation vs f
       expect(b.every(Number.isFinite)).toBe(true);
       expect(relativeError(b, a), `${w8.entry} vs ${w4.entry}`).toBeLessThan(1e-6);
     }
+  }, 600_000);
+  it("the prefetching entries (_p: K = V = 64 only) vs float64, and bitwise their 8-warp twins: T = 1, T = 150 (three chunks, the last partial), B and H > 1, init; a prefetch of the wrong chunk fails", () => {
+    const cases: Case[] = [
+      { B: 1, T: 1, H: 1, K: 64, V: 64, init: true, minLd: -1 },
+      { B: 2, T: 150, H: 2, K: 64, V: 64, init: true, minLd: -0.3 },
+      { B: 1, T: 130, H: 1, K: 64, V: 64, init: false, minLd: -20 },
+    ];
+    for (const k of m.kernels.filter((x) => x.pipe)) {
+      const twin = m.kernels.find((x) => !x.pipe && x.warps === k.warps && x.lowA === k.lowA)!;
+      for (const [i, c] of cases.entries()) {
+        const d = data(k, c, 31 + i);
+        const got = runEmu(bin, k, c, d);
+        expect(got.every(Number.isFinite), `${k.entry} T=${c.T}: finite`).toBe(true);
+        expect(relativeError(got, reference(c, d)), `${k.entry} T=${c.T}`).toBeLessThan(TOL);
+        const w = runEmu(bin, twin, c, d);
+        expect(got.every((x, j) => Object.is(x, w[j])), `${k.entry} T=${c.T} vs ${twin.entry}`).toBe(true);
+      }
+    }
+    const broken = rowsChunkModule([{ warps: 8, lowA: false, pipe: true }], (src) => src.replace("pre.load(ld, a, bq, cq, rk0 + (size_t)(t0 + C) * HK, rv0 + (size_t)(t0 + C) * HV,", "pre.load(ld, a, bq, cq, rk0 + (size_t)t0 * HK, rv0 + (size_t)t0 * HV,"));
+    const err = error(buildEmu(broken.source, broken.kernels), broken.kernels[0], cases[1], 3);
+    expect(err > TOL, `error ${err}`).toBe(true);
   }, 600_000);
   it("broken twins fail: the state's low bf16 word dropped (one rounding of the state: about 2^-9), the diagonal's own token left out", () => {
     const c: Case = { B: 1, T: 100, H: 1, K: 32, V: 32, init: true, minLd: -0.05 };

@@ -38,7 +38,8 @@ describe("torch target: bf16 forms in the module's plans", () => {
     expect(ios(tp.plans.forward)).toEqual(["bf16", "f32"]);
     expect(tp.plans.forward.forms.filter((f) => f.io === "bf16").every((f) => f.form === "chunked" && /-bf16-/.test(f.variant))).toBe(true);
     expect(tp.plans.forward.forms[0].io ?? "f32").toBe("f32"); // float32 tensors pick as before: the first applicable f32 form
-    for (const [key, plan] of Object.entries(tp.plans)) {
+    for (const [key, plan0] of Object.entries(tp.plans)) {
+      let plan = plan0;
       const part = key.startsWith("chain:") ? key.slice(6) : undefined;
       if (key === "forward" || (part && CORES.includes(part))) {
         expect(ios(plan), key).toEqual(["bf16", "f32"]);
@@ -54,7 +55,14 @@ describe("torch target: bf16 forms in the module's plans", () => {
         const f32 = plan.forms.filter((f) => (f.io ?? "f32") === "f32");
         const all = plan.forms.filter((f) => f.io === "bf16");
         // the warp-split twins (stateless-warp.ts, "-bf16in-wr"): after the twins, each of a twin whose form sums over a row;
-        // then the no-zeros twins (stateless-nz.ts, "-nz": Mamba-2's post and prep backward, which write literal zeros)
+        // then the no-zeros twins (stateless-nz.ts, "-nz": Mamba-2's post and prep backward, which write literal zeros);
+        // then the row-major twins (stateless-rows.ts, "-rm<M>") of the global form's last twin and its "-nz" twin, 3 each
+        const rm = plan.forms.filter((f) => /-rm\d+$/.test(f.variant));
+        expect(plan.forms.slice(plan.forms.length - rm.length), key).toEqual(rm);
+        const base = name === "mamba2" && part !== "prep" ? ["global-bf16in-wr", "global-bf16in-wr-nz"] : ["global-bf16in"];
+        expect(rm.map((f) => f.variant), key).toEqual(base.flatMap((v) => [1, 4, 16].map((M) => `${v}-rm${M}`)));
+        plan = { ...plan, forms: plan.forms.slice(0, plan.forms.length - rm.length) };
+        all.splice(0, all.length, ...plan.forms.filter((f) => f.io === "bf16"));
         const nz = all.filter((f) => f.variant.endsWith("-nz"));
         const split = all.filter((f) => f.variant.endsWith("-wr"));
         const twins = all.filter((f) => !f.variant.endsWith("-wr") && !f.variant.endsWith("-nz"));

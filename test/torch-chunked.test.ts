@@ -224,6 +224,11 @@ describe.skipIf(!numpy)("torch target: the form of the chain's stateless parts o
       "chain:prep tuned": ["workgroup", "workgroup", ["thread", "workgroup", "global"]],
       "chain:postBw tuned": ["workgroup", "workgroup", ["thread", "workgroup", "global"]],
       "chain:prepBw tuned": ["workgroup", "workgroup", ["thread", "workgroup", "global"]],
+      // the bf16-input twins, STATELESS_ROWS False / True: [pick, row-major twins tried, the pick in a graph's capture
+      // with GRAPH_PICKS "tuned" (the trial's), with "auto" (the plan's)]
+      "chain:prep bf16": [["global-bf16in", 0, "global-bf16in", "auto"], ["global-bf16in-rm16", 3, "global-bf16in-rm16", "auto"]],
+      "chain:postBw bf16": [["global-bf16in-wr-nz", 0, "global-bf16in-wr-nz", "workgroup-bf16in"], ["global-bf16in-wr-nz-rm16", 6, "global-bf16in-wr-nz-rm16", "workgroup-bf16in"]],
+      "chain:prepBw bf16": [["global-bf16in-wr-nz", 0, "global-bf16in-wr-nz", "auto"], ["global-bf16in-wr-nz-rm16", 6, "global-bf16in-wr-nz-rm16", "auto"]],
     });
   }, 120_000);
 });
@@ -251,7 +256,7 @@ describe("torch target: a per-key decay's transposed cores as the rows readout k
     }
     // one pair and one readout: the chunked form on tensor cores too (rows-chunk.ts; seqc_chunked.ROWS_FORM "chunk")
     expect(meta.kernels.rowsChunk.kernels).toEqual(rowsChunkModule().kernels);
-    expect(meta.kernels.rowsChunk.kernels.map((k: { entry: string }) => k.entry)).toEqual(["seqc_rows_chunk_w4", "seqc_rows_chunk_w4_la", "seqc_rows_chunk_w8", "seqc_rows_chunk_w8_la"]);
+    expect(meta.kernels.rowsChunk.kernels.map((k: { entry: string }) => k.entry)).toEqual(["seqc_rows_chunk_w4", "seqc_rows_chunk_w4_la", "seqc_rows_chunk_w8", "seqc_rows_chunk_w8_la", "seqc_rows_chunk_w8_p", "seqc_rows_chunk_w8_p_la"]);
     // the decay adjoint's anchor chunk products (anchor-chunks.ts) in every module with a log decay; no decay, no kernels
     expect(meta.kernels.anchorChunks.kernels).toEqual(anchorChunksModule().kernels);
     // and its terms kernel (decay-terms.ts)

@@ -6,7 +6,8 @@
  * the arithmetic the same), and both within 1e-5 of the float64 interpreter on those values. prep, post's backward
  * (Mamba-2: the cotangent y__bar among its bf16 inputs) and prep's backward of SimpleGLA, GLA and Mamba-2 at odd sizes,
  * T = 1 and a ragged T. The twins without the stores of the outputs the glue does not read ("-nz", stateless-nz.ts):
- * those outputs left as they were, the rest bitwise the twin they copy.
+ * those outputs left as they were, the rest bitwise the twin they copy. The row-major twins ("-rm<M>",
+ * stateless-rows.ts: items row by row, 4 a thread a pass, M times the rows a block): bitwise the form they copy.
  */
 import { describe, expect, it } from "vitest";
 import { execFileSync, spawnSync } from "node:child_process";
@@ -149,6 +150,7 @@ describe.skipIf(!gxx)("torch target: the stateless parts' bf16-input twins on th
     let splits = 0;
     let nzs = 0;
     let nzLeft = 0;
+    let rms = 0;
     for (const part of STATELESS) {
       const plan = tp.plans[`chain:${part}`];
       if (!plan) continue;
@@ -159,11 +161,14 @@ describe.skipIf(!gxx)("torch target: the stateless parts' bf16-input twins on th
         // the chain's models run over [B*T, 1] in the glue (seqc_chunked.pointwise); here [B, T] as is (stateless: the same)
         const run = randomRun(m, { dims, batch: B, time: T, seed: seed * 11 + part.length });
         for (const f of plan.forms.filter((x) => x.io === "bf16")) {
+          // a row-major twin (stateless-rows.ts, "-rm<M>"): bitwise the form it copies (v0)
+          const rm = /-rm\d+$/.test(f.variant);
+          const v0 = f.variant.replace(/-rm\d+$/, "");
           // a twin without its unwritten outputs' stores (stateless-nz.ts, "-nz"): the twin it copies otherwise
-          const nz = f.variant.endsWith("-nz");
+          const nz = v0.endsWith("-nz");
           // a warp-split twin (stateless-warp.ts, "-wr"): its row sums in another order
-          const split = f.variant.replace(/-nz$/, "").endsWith("-wr");
-          const base = f32.find((x) => `${x.variant}-bf16in` === f.variant.replace(/-nz$/, "").replace(/-wr$/, ""))!;
+          const split = v0.replace(/-nz$/, "").endsWith("-wr");
+          const base = f32.find((x) => `${x.variant}-bf16in` === v0.replace(/-nz$/, "").replace(/-wr$/, ""))!;
           expect(base, `${name} ${part} ${f.variant}`).toBeDefined();
           // the values the kernels are given: the bf16 inputs rounded to bf16, the others (prep's adjoints, y) float32
           const vals = Object.fromEntries(Object.entries(run.inputs).map(([k, v]) => [k, f.bf16Inputs!.includes(k) ? v.map((x) => fromBf16(toBf16(x))) : Float64Array.from(Float32Array.from(v))]));
@@ -171,7 +176,7 @@ describe.skipIf(!gxx)("torch target: the stateless parts' bf16-input twins on th
           const a = runForm(bin, plan, base, dims, B, T, vals, pars);
           const b = runForm(bin, plan, f, dims, B, T, vals, pars);
           const want = interpret(m, { dims, batch: B, time: T, inputs: vals, params: pars, initialState: {} }).outputs;
-          const src = nz ? runForm(bin, plan, plan.forms.find((x) => x.variant === f.variant.slice(0, -3))!, dims, B, T, vals, pars) : undefined;
+          const src = rm || nz ? runForm(bin, plan, plan.forms.find((x) => x.variant === (rm ? v0 : v0.slice(0, -3)))!, dims, B, T, vals, pars) : undefined;
           expect(Boolean(f.unwritten?.length), `${name} ${part} ${f.variant}`).toBe(nz);
           for (const o of Object.keys(a)) {
             const label = `${name} ${part} ${f.variant} B=${B} T=${T} ${o}`;
@@ -187,8 +192,9 @@ describe.skipIf(!gxx)("torch target: the stateless parts' bf16-input twins on th
             expect(relativeError(b[o], want[o]), label).toBeLessThanOrEqual(1e-5);
           }
           twins++;
-          if (split && !nz) splits++;
-          if (nz) nzs++;
+          if (rm) rms++;
+          else if (split && !nz) splits++;
+          else if (nz) nzs++;
         }
       }
     }
@@ -199,8 +205,12 @@ describe.skipIf(!gxx)("torch target: the stateless parts' bf16-input twins on th
     // Mamba-2's post backward (zeros dt__bar, B__bar, C__bar, A__bar; copy y0__bar) and prep backward (zero D__bar):
     // each bf16-input twin and warp split (5 a part) gets a twin leaving them unwritten; the others' post backward
     // does not run and their prep backward has no zeros
-    if (name === "mamba2") expect([nzs, nzLeft]).toEqual([2 * 5 * 3, (5 * 5 + 5 * 1) * 3]);
+    if (name === "mamba2") expect([nzs, nzLeft - (5 + 1) * 3 * 3]).toEqual([2 * 5 * 3, (5 * 5 + 5 * 1) * 3]);
     else expect(nzs).toBe(0);
+    // the global form's row-major twins (3 row multiples each): Mamba-2's prep 1 base, its post and prep backward 2
+    // (the warp split and its "-nz" twin); every model's prep has one
+    if (name === "mamba2") expect(rms).toBe((1 + 2 + 2) * 3 * 3);
+    else expect(rms).toBeGreaterThanOrEqual(3 * 3);
   }, 300_000);
 
   it("a warp-split twin whose warp sum skips a lane fails the comparison (the check can fail)", () => {
@@ -218,6 +228,24 @@ describe.skipIf(!gxx)("torch target: the stateless parts' bf16-input twins on th
     const want = interpret(m, { dims, batch: 2, time: 3, inputs: vals, params: run.params ?? {}, initialState: {} }).outputs;
     const got = runForm(bin, plan, f, dims, 2, 3, vals, run.params ?? {});
     expect(Math.max(...Object.keys(got).map((o) => relativeError(got[o], want[o])))).toBeGreaterThan(1e-2);
+  }, 120_000);
+
+  it("a row-major twin that skips items fails the comparison (the check can fail)", () => {
+    const model = load("mamba2");
+    const dims = smallDims(model, { H: 2, P: 45, N: 70 });
+    const plan0 = buildTorchPlans(model).plans["chain:postBw"];
+    // a broken permutation: the item's row (r / X) dropped, so only a block's first row is computed
+    const plan = { ...plan0, source: plan0.source.replace(/\* SEQC_G\) \+ \((f_\d+_rm) \//g, "* SEQC_G) + 0u * ($1 /") };
+    expect(plan.source).not.toEqual(plan0.source);
+    const m = torchChain(modelChain(model, dims), dims).models.postBw!;
+    const bin = buildEmu(plan);
+    const run = randomRun(m, { dims, batch: 3, time: 5, seed: 9 });
+    const f = plan.forms.find((x) => x.variant === "global-bf16in-wr-rm4")!;
+    const vals = Object.fromEntries(Object.entries(run.inputs).map(([k, v]) => [k, f.bf16Inputs!.includes(k) ? v.map((x) => fromBf16(toBf16(x))) : Float64Array.from(Float32Array.from(v))]));
+    const want = interpret(m, { dims, batch: 3, time: 5, inputs: vals, params: run.params ?? {}, initialState: {} }).outputs;
+    const got = runForm(bin, plan, f, dims, 3, 5, vals, run.params ?? {});
+    const err = (o: string) => (got[o].some((x) => Number.isNaN(x)) ? Infinity : relativeError(got[o], want[o]));
+    expect(Math.max(err("x__bar"), err("D__bar"))).toBeGreaterThan(1e-2);
   }, 120_000);
 
   it("a twin that widens its bf16 words wrongly fails the comparison (the check can fail)", () => {

@@ -41,6 +41,9 @@
 # Run s14 (H200; bench/RESULTS.md "Mamba-2's stateless parts without their zeros"): MODULES=dist/torch-s14f
 #   MODELS=mamba2,simple_gla ACC_PATHS=s14-zeros TIME_PATHS=s14-old,s14-zeros PROFILE_PATHS=s14-zeros BUNDLE=1
 #   (carry dist/torch-s14f.tgz, .anchors, .whl).
+# Run s15 (H200; bench/RESULTS.md "Mamba-2's stateless parts row by row"): MODULES=dist/torch-s15d MODELS=mamba2,simple_gla
+#   ACC_PATHS=s15-new TIME_PATHS=s15-old,s15-rows,s15-graph,s15-new PROFILE_PATHS=s15-new,s15-old BUNDLE=1 (carry
+#   dist/torch-s15d.tgz holding the modules and a clean export's bench/torch files, copied over bench/torch first).
 # Run c15 1 (H200; bench/RESULTS.md "GLA's transposed cores in the chunked form"): MODULES=dist/torch-c15 MODELS=gla,simple_gla
 #   ACC_PATHS=c15-chunk TIME_PATHS=c15-noterms,c15-walk,c15-chunk,c15-chunk8 PROFILE_PATHS=c15-chunk,c15-walk BUNDLE=1
 #   WARM_S=50 ACC_S=50 TIME_S=120 (carry dist/torch-c15.tgz, .anchors, .whl; 57 s).

@@ -47,7 +47,7 @@ DEV = tb.DEV
 # pick (the default now)
 SWITCHES = ("TRANSPOSED_IO", "DECAY_ANCHOR", "DECAY_ANCHOR_CHUNK", "DECAY_ANCHOR_GRAM", "REVERSE_SUM", "REVERSE_GLUE", "GLUE_COPIES", "STATELESS_IO", "ALIAS_IO",
             "FLIP_VIEW", "ROWS_IO", "PREP_IO", "PART_INPUTS", "STATELESS_WARP", "IDLE_INPUTS", "ADJOINT_OUT", "RUN_COPIES", "CORE_RERUN", "ANCHOR_CHUNKS",
-            "DECAY_TERMS", "ANCHOR_VEC", "GRAD_SUM", "GRAM_PRODUCTS", "ZERO_STORES", "ROWS_FORM", "ROWS_CHUNK_WARPS")
+            "DECAY_TERMS", "ANCHOR_VEC", "GRAD_SUM", "GRAM_PRODUCTS", "ZERO_STORES", "ROWS_FORM", "ROWS_CHUNK_WARPS", "ROWS_CHUNK_PIPE")
 PATHS = {"f32": ("f32", "none", 64, "stack", "flip", "flip", "old", "f32", "f32"), "mixed": ("mixed", "none", 64, "stack", "flip", "flip", "old", "f32", "f32"),
          "mixed+a64": ("mixed", "mixed", 64, "stack", "flip", "flip", "old", "f32", "f32"), "mixed+a32": ("mixed", "mixed", 32, "stack", "flip", "flip", "old", "f32", "f32"),
          "mixed+a16": ("mixed", "mixed", 16, "stack", "flip", "flip", "old", "f32", "f32"), "mixed+a64-lean": ("mixed", "mixed", 64, "lean", "flip", "flip", "old", "f32", "f32"),
@@ -90,6 +90,15 @@ PATHS.update({"s13-old": PATHS["s11-new"][:19] + ("kernel", "plain", "low", "two
 # the sums, and its "-nz" forms, which write neither them nor its copies, in the trial); "s14-old" = "s13-groups"
 PATHS = {k: v + ("write",) for k, v in PATHS.items()}
 PATHS.update({"s14-old": PATHS["s13-groups"], "s14-zeros": PATHS["s13-groups"][:23] + ("skip",)})
+# Run s15 (helper D): the stateless parts' row-major twins (STATELESS_ROWS), the trial's picks kept in graph capture
+# (GRAPH_PICKS) and prep's bf16-input twin without its timed pick (PREP_IO "bf16"), set apart from SWITCHES (EXTRA: the
+# switches a path sets past its tuple; every other path leaves them at the module's defaults before s15: False, "auto").
+# "s15-old" = "s14-zeros" (the defaults before), "s15-rows" the twins in the trial, "s15-graph" also the picks in graphs,
+# "s15-new" also PREP_IO "bf16".
+EXTRA_DEFAULTS = {"STATELESS_ROWS": False, "GRAPH_PICKS": "auto"}
+EXTRA = {"s15-old": {}, "s15-rows": {"STATELESS_ROWS": True}, "s15-graph": {"STATELESS_ROWS": True, "GRAPH_PICKS": "tuned"},
+         "s15-new": {"STATELESS_ROWS": True, "GRAPH_PICKS": "tuned", "PREP_IO": "bf16"}}
+PATHS.update({k: PATHS["s14-zeros"] for k in EXTRA})
 # ROWS_FORM, ROWS_CHUNK_WARPS (the 25th, 26th): "walk", 4 on every path before the c15 ones: "c15-walk" = "s14-zeros" (the
 # defaults before them), "c15-chunk" GLA's transposed cores in the chunked form on tensor cores (rows-chunk.ts, 4 warps a
 # block), "c15-chunk8" the same with 8 warps
@@ -97,23 +106,42 @@ PATHS = {k: v + ("walk", 4) for k, v in PATHS.items()}
 # ("c15-noterms": "c15-walk" with DECAY_TERMS "torch": GLA's default before decay-terms.ts had its float32 q / bf16 k entry)
 PATHS.update({"c15-walk": PATHS["s14-zeros"], "c15-chunk": PATHS["s14-zeros"][:24] + ("chunk", 4), "c15-chunk8": PATHS["s14-zeros"][:24] + ("chunk", 8),
               "c15-noterms": PATHS["s14-zeros"][:19] + ("torch",) + PATHS["s14-zeros"][20:]})
+# ROWS_CHUNK_PIPE (the 27th): False on every path before "c15-pipe" (the 8-warp chunked form's entries that load the next
+# chunk while one computes, rows-chunk.ts pipe; not yet timed); "c15-chunk8" is the default since run c15 1
+PATHS = {k: v + (False,) for k, v in PATHS.items()}
+PATHS.update({"c15-pipe": PATHS["c15-chunk8"][:26] + (True,)})
 PROFILE_PATHS = [p for p in os.environ.get("PROFILE_PATHS", "").split(",") if p]
 ACC_PATHS = [p for p in os.environ.get("ACC_PATHS", "f32,mixed,mixed+a64,mixed+a32,mixed+a16,mixed+a64-lean").split(",")]
 TIME_PATHS = [p for p in os.environ.get("TIME_PATHS", "f32,mixed,mixed+a64,mixed+a64-lean").split(",")]
 
 
 def set_path(name):
+    import seqc_chunked
     set_switches(PATHS[name])
+    for k, v in dict(EXTRA_DEFAULTS, **EXTRA.get(name, {})).items():
+        if hasattr(seqc_chunked, k):
+            setattr(seqc_chunked, k, v)
+
+
+def stateless_trials(log, res):
+    """The stateless parts' trial times so far (seqc_chunked.TRIALS), logged and kept in res["trials"]."""
+    import seqc_chunked
+    rows = [{"model": k[0], "variant": k[1], "B": k[2], "T": k[3], "ms": v} for k, v in sorted(getattr(seqc_chunked, "TRIALS", {}).items(), key=lambda kv: str(kv[0]))]
+    res["trials"] = rows
+    for r in rows:
+        log("trial %s %s B=%d T=%d: %s" % (r["model"], r["variant"], r["B"], r["T"], r["ms"]))
 
 
 def switches():
     import seqc_chunked
-    return tuple(getattr(seqc_chunked, k) for k in SWITCHES)
+    return tuple(getattr(seqc_chunked, k) for k in SWITCHES) + tuple(getattr(seqc_chunked, k, None) for k in EXTRA_DEFAULTS)
 
 
 def set_switches(vals):
     import seqc_chunked
-    for k, v in zip(SWITCHES, vals):
+    for k, v in zip(SWITCHES + tuple(EXTRA_DEFAULTS), vals):
+        if k in EXTRA_DEFAULTS and not hasattr(seqc_chunked, k):
+            continue
         setattr(seqc_chunked, k, v)
 
 
@@ -199,6 +227,7 @@ def timing(args, root, model, log, res):
             sm._seqc_graphs.clear()
             tb.free_all()
     set_switches(defaults)
+    stateless_trials(log, res)
     base = "seqc_bf16_%s" % TIME_PATHS[0]
     row["vs_first_rel"] = {p: {"d" + n: tb.rel(grads["seqc_bf16_%s" % p][n], grads[base][n]) for n in grads[base]} for p in TIME_PATHS[1:]}
     log("%s: bf16 grads vs the %s path: %s" % (model, TIME_PATHS[0], row["vs_first_rel"]))

@@ -137,12 +137,16 @@ STATELESS_IO = "bf16"
 # TRANSPOSED_IO "f32"); "f32" their float32 copies.
 ALIAS_IO = "bf16"
 # With STATELESS_IO "bf16", how prep (whose inputs are the forward's alone) picks between its bf16-input twin and its float32
-# form on float32 copies: "timed" (the default) where a trial run is at hand (a CUDA device, not capturing), both timed
-# once per (dims, B, T) (the best of two runs each; the float32 side with the conversions of the inputs the twin reads in
-# bf16) and the faster kept (on the H100 at (8, 2048, 32, 64) Mamba-2's twin took 0.291 ms against 0.162 for the
-# float32 form, its 2-byte loads of dt and B coalescing worse: bench/RESULTS.md "The stateless parts read bf16"); "bf16"
-# the twin wherever it applies (the way before).
-PREP_IO = "timed"
+# form on float32 copies: "timed" where a trial run is at hand (a CUDA device, not capturing), both timed once per
+# (dims, B, T) (the best of two runs each; the float32 side with the conversions of the inputs the twin reads in bf16) and
+# the faster kept (on the H100 at (8, 2048, 32, 64) Mamba-2's twin took 0.291 ms against 0.162 for the float32 form, its
+# 2-byte loads of dt and B coalescing worse: bench/RESULTS.md "The stateless parts read bf16"); "bf16" (the default again
+# since run s15 1) the twin wherever it applies. With the row-major twins (STATELESS_ROWS) the twin runs at 0.161 ms
+# (Mamba-2's prep, global-bf16in-rm) and the float32 form needs its copies (3 x 0.036 ms); the timed pick measured the
+# launches' host time more than the kernels' (0.41 / 0.32 ms for kernels of 0.16 / 0.27) and took either from one process to
+# the next. H200 run s15 1 (bench/RESULTS.md "Mamba-2's stateless parts row by row"): Mamba-2's eager bf16 step 3.504 ->
+# 3.415 ms with "bf16".
+PREP_IO = "bf16"
 # Which of the forward's inputs the glue hands each stateless part (prep, prep's and post's backward): "read" (the default)
 # those its plan binds (and its copies' sources), so a float32 copy of a bf16 input is made only for a plan that reads it
 # (Mamba-2's prep reads dt and B alone; handed x and C too, the float32 forms' lookup made float32 copies of both, each
@@ -230,6 +234,10 @@ ROWS_IO = "bf16"
 ROWS_FORM = "chunk"
 # The chunked form's warps per block (rows-chunk.ts ROWS_CHUNK_CONFIGS: 4 or 8)
 ROWS_CHUNK_WARPS = 8
+# With 8 warps, the chunked form's entries that load the next chunk while this one computes (rows-chunk.ts pipe: 16-byte
+# loads into registers, K = V = 64 and 16-byte aligned operands, else the entry without): True takes them. Emulation-checked
+# (bitwise the 8-warp entries), not timed on a card: False (the way timed).
+ROWS_CHUNK_PIPE = False
 
 
 def rows_segment(k, B, T, H, K, V, sms, segment=None):
@@ -245,13 +253,18 @@ def rows_segment(k, B, T, H, K, V, sms, segment=None):
     return T if seg <= 0 or seg >= T else int(seg)
 
 
-def rows_chunk_pick(kc, low, np_, nr, K, V, segment=None):
+def rows_chunk_pick(kc, low, np_, nr, K, V, segment=None, pipe=None):
     """The chunked form's kernel (ROWS_FORM "chunk") for these operands, or None where it does not apply: b and c bf16
-    (low "bc": a float32, "abc": a bf16), one pair and one readout, K and V within its tile, one segment."""
+    (low "bc": a float32, "abc": a bf16), one pair and one readout, K and V within its tile, one segment; the prefetching
+    entry where ROWS_CHUNK_PIPE (or `pipe`) asks for it and K = V = 64 (else the one without)."""
     seg = ROWS_SEGMENT if segment is None else segment
     if kc is None or ROWS_FORM != "chunk" or low is None or np_ != 1 or nr != 1 or seg is None or seg != 0:
         return None
-    return next((k for k in kc.kernels if k["warps"] == ROWS_CHUNK_WARPS and k["lowA"] == (low == "abc") and K <= k["maxK"] and V <= k["maxV"]), None)
+    want = (ROWS_CHUNK_PIPE if pipe is None else pipe) and K == 64 and V == 64
+
+    def fits(k, p):
+        return k["warps"] == ROWS_CHUNK_WARPS and k["lowA"] == (low == "abc") and bool(k.get("pipe")) == p and K <= k["maxK"] and V <= k["maxV"]
+    return next((k for k in kc.kernels if fits(k, want)), None) or next((k for k in kc.kernels if fits(k, False)), None)
 
 
 def rows_readout_kernel(km, ld, pairs, readouts, S0, B, T, H, K, V, tile=None, segment=None, kc=None):
@@ -299,6 +312,8 @@ def rows_readout_kernel(km, ld, pairs, readouts, S0, B, T, H, K, V, tile=None, s
     ins = [arg(ld, "ld [B, T, H*K]", nk)] + [arg(a, "a%d [B, T, H*K]" % i, nk, low == "abc") for i, (a, _) in enumerate(pairs)]
     ins += [arg(b, "b%d [B, T, H*V]" % i, nv, low is not None) for i, (_, b) in enumerate(pairs)] + [arg(c, "c%d [B, T, H*V]" % i, nv, low is not None) for i, c in enumerate(readouts)]
     s0 = arg(S0, "S0 [B, H*K*V]", B * H * K * V) if S0 is not None else torch.zeros(4, dtype=torch.float32, device=dev)
+    if kck is not None and kck.get("pipe") and any(x.data_ptr() % 16 for x in ins):  # its 16-byte loads need aligned rows
+        kck = rows_chunk_pick(kc, low, np_, nr, K, V, segment, pipe=False)
     if kck is not None:  # the chunked form: one block per (batch, head), every output element written
         out = torch.empty([B, T, H * K], dtype=torch.float32, device=dev)
         with torch.cuda.device(dev):
@@ -829,6 +844,20 @@ TUNE_STATELESS = True
 # The bf16-input twins' warp-split forms ("<variant>-bf16in-wr", compiler/backends/torch/stateless-warp.ts: a row's sum
 # over a warp's lanes, Mamba-2's prep and post backward) join the trial above; False leaves them out (the way before).
 STATELESS_WARP = True
+# The global forms' row-major twins ("<variant>-rm<M>", compiler/backends/torch/stateless-rows.ts: each phase's items
+# walked row by row, 4 items a thread a pass, M = 1, 4, 16 times the rows a block; bitwise the forms they copy) join the
+# trial above; False leaves them out (the way before). H200 run s15 1 (bench/RESULTS.md "Mamba-2's stateless parts row by
+# row"), eager bf16 step at (8, 2048, 32, 64): Mamba-2 3.664 -> 3.503 ms (prep's backward 0.332 -> 0.179 ms, post's
+# backward 0.217 -> 0.206), SimpleGLA (16 heads) 1.694 -> 1.606 (prep 0.082 -> 0.033, prep's backward 0.082 -> 0.037).
+STATELESS_ROWS = True
+# What a stateless part runs while a CUDA graph is captured (no trial run is possible then): "tuned" (the default) the
+# form the trial above picked for the same key where it has run (the graph's first, eager call runs it), else as "auto";
+# "auto" (the way before) the plan's pick (the first applicable form: the thread form, or the workgroup form for a
+# narrow one). H200 run s15 1, the bf16 step with CUDA graphs: Mamba-2 5.552 / 5.630 -> 3.751 / 3.919 ms (two rounds;
+# mamba_ssm 5.502 as called), SimpleGLA 2.369 / 2.371 -> 2.332 / 2.245.
+GRAPH_PICKS = "tuned"
+# The trial's times, {(plan model, variant, B, T): ms} (read by bench/torch/mixed_bench.py).
+TRIALS = {}
 
 
 def unwritten_ok():
@@ -846,13 +875,17 @@ def stateless_form(runner, dims, B, T, trial=None, io="f32", out_io=None):
     if not STATELESS_WIDE:
         return "auto"
     sfx = "" if io == "f32" else "-bf16in"
+    if GRAPH_PICKS not in ("tuned", "auto"):
+        raise ValueError("seqc_chunked: GRAPH_PICKS is %r; expected 'tuned' or 'auto'" % (GRAPH_PICKS,))
+    key = ("tuned", tuple(sorted(dims.items())), B, T, io, out_io, STATELESS_WARP, unwritten_ok(), STATELESS_ROWS)
     if trial is not None and TUNE_STATELESS:
-        key = ("tuned", tuple(sorted(dims.items())), B, T, io, out_io, STATELESS_WARP, unwritten_ok())
         hit = runner._picks.get(key)
         if hit is None:
             times = {}
             for f, _ in runner.applicable(dims, B, T, "auto", io, out_io):
                 if not STATELESS_WARP and "-wr" in f["variant"]:
+                    continue
+                if not STATELESS_ROWS and "-rm" in f["variant"]:
                     continue
                 if f.get("unwritten") and not unwritten_ok():
                     continue
@@ -860,8 +893,12 @@ def stateless_form(runner, dims, B, T, trial=None, io="f32", out_io=None):
                     times[f["variant"]] = trial(f["variant"])
                 except _cuda.CudaError:
                     pass
+                else:
+                    TRIALS[(runner.plan["model"], f["variant"], B, T)] = times[f["variant"]]
             hit = runner._picks[key] = min(times, key=times.get) if times else "auto"
         return hit
+    if trial is None and TUNE_STATELESS and GRAPH_PICKS == "tuned" and runner._picks.get(key) is not None:
+        return runner._picks[key]
     f, env = runner.pick(dims, B, T, "auto", io, out_io)
     if f["variant"] != "thread" + sfx:
         return "auto"
@@ -948,7 +985,8 @@ def backward(ctx, m, flat, grads):
 
     On CUDA the chain's whole launch sequence runs as a CUDA graph per signature (seqc_graphs.graphed: captured on a
     signature's second call, replayed after; m.graphs False or SEQC_TORCH_GRAPHS=0: eagerly every call)."""
-    switches = (PER_KEY_TRANSPOSED, ROWS_TILE, ROWS_SEGMENT, ROWS_IO, ROWS_FORM, ROWS_CHUNK_WARPS, PREP_IO, PART_INPUTS, STATELESS_WIDE, STATELESS_WARP, BF16_DECAY_PARTS, DECAY_WAY, TRANSPOSED_IO, DECAY_ANCHOR, DECAY_ANCHOR_CHUNK, DECAY_ANCHOR_GRAM, ANCHOR_CHUNKS, ANCHOR_VEC, DECAY_TERMS, GRAD_SUM, GRAM_PRODUCTS, REVERSE_SUM, REVERSE_CHUNK, REVERSE_GLUE, GLUE_COPIES, STATELESS_IO, ALIAS_IO, FLIP_VIEW, IDLE_INPUTS, ADJOINT_OUT, RUN_COPIES, CORE_RERUN, ZERO_STORES)
+    switches = (PER_KEY_TRANSPOSED, ROWS_TILE, ROWS_SEGMENT, ROWS_IO, ROWS_FORM, ROWS_CHUNK_WARPS, ROWS_CHUNK_PIPE, PREP_IO, PART_INPUTS, STATELESS_WIDE, STATELESS_WARP, BF16_DECAY_PARTS, DECAY_WAY, TRANSPOSED_IO, DECAY_ANCHOR, DECAY_ANCHOR_CHUNK, DECAY_ANCHOR_GRAM, ANCHOR_CHUNKS, ANCHOR_VEC, DECAY_TERMS, GRAD_SUM, GRAM_PRODUCTS, REVERSE_SUM, REVERSE_CHUNK, REVERSE_GLUE, GLUE_COPIES, STATELESS_IO, ALIAS_IO, FLIP_VIEW, IDLE_INPUTS, ADJOINT_OUT, RUN_COPIES, CORE_RERUN, ZERO_STORES)
+    switches += (STATELESS_ROWS, GRAPH_PICKS)
     return _graphs.graphed_backward(ctx, m, "chunked-backward", switches, flat, grads, lambda f, g, S_N: backward_eager(ctx, m, f, g, convert=False, S_N=S_N),
                                     extra=[getattr(ctx, "chain_SN", None)])
 
@@ -1048,6 +1086,7 @@ def backward_eager(ctx, m, flat, grads, convert=True, S_N=None):
             fb, ff = form("bf16", lambda: low_ins), form("f32", f32_ins)
             tb = best_ms(lambda: m.execute(key, dims, B * T, 1, low_ins, pars, {}, dtype, device, fb, io="bf16", out_io="f32"))
             tf = best_ms(lambda: m.execute(key, dims, B * T, 1, f32_ins(), pars, {}, dtype, device, ff))
+            TRIALS[(runner.plan["model"], "prep-io bf16 %s / f32 %s (with its copies)" % (fb, ff), B, T)] = (tb, tf)
             runner._picks[pick] = tb <= tf
         return runner._picks[pick]
     prep_io = None if PREP_IO == "timed" else True

@@ -157,6 +157,10 @@ LR_FUSED_PASS = "cuda"
 # that H200 call: wy with the pass kernel 9.90 -> 9.43 ms with these kernels too (DeltaNet fp32), 18.78 -> 17.78 (Gated
 # DeltaNet fp32).
 LR_FUSED_WY = "cuda"
+# Which "pre" kernel LR_FUSED_WY "cuda" takes for bf16 / f16 tensors: "off" (the fp32 one) or its tensor-core twin
+# (compiler/backends/cuda/lowrank-wy-mma.ts, the module's entries with `math`): "tf32" / "tf32x3" as LR_READ_MMA. Not
+# yet timed on the card, so "off"; float32 tensors always take the fp32 kernel; "dr" has no twin.
+LR_WY_MMA = "off"
 # Where the backward's run of the forward (the chunk transitions, the pass, the reads) also reads the readouts y again
 # (LR_READ "matmul"; only post's backward takes them): "bound" (the default) only where some form of post's backward plan
 # binds a readout's y (DeltaNet's and Gated DeltaNet's post backward, o = y, reads the cotangent alone: their y0 is in
@@ -1312,6 +1316,14 @@ def read_math(given_dtypes, way=None):
     return way if way != "off" and any(d in (torch.bfloat16, torch.float16) for d in given_dtypes) else "fp32"
 
 
+def wy_math(given_dtypes, way=None):
+    """LR_WY_MMA's math for wy's "pre" kernel (or way): "fp32", or "tf32" / "tf32x3" where a given tensor is bf16 / f16."""
+    way = way or LR_WY_MMA
+    if way not in ("off", "tf32", "tf32x3"):
+        raise ValueError("LR_WY_MMA %r: one of off, tf32, tf32x3" % (way,))
+    return read_math(given_dtypes, way)
+
+
 def readout_launcher(m, device, way=None, math="fp32"):
     """The fused readouts of module m on `device` (LR_FUSED_READ, or way, "cuda"; the module's "kernels"."lowRankReadout",
     compiler/backends/cuda/lowrank-readout.ts) as ChunkCore's `readout`: launch(axis, oq, mode, C, K, V, M, Q, EA, EB, S0,
@@ -1379,13 +1391,14 @@ def pass_launcher(m, device, way=None):
     return launch
 
 
-def wy_launcher(m, device, way=None):
+def wy_launcher(m, device, way=None, math="fp32"):
     """The chunk-state backward's per-chunk kernels of module m on `device` (LR_FUSED_WY, or way, "cuda"; the module's
     "kernels"."lowRankWy", compiler/backends/cuda/lowrank-wy.ts) as wy_backward's `kern`: launch("pre", C, K, V, mode,
     Q, U, DY, XI, G) -> (BQ [N, C, V], BP [N, K, V]) and launch("dr", C, K, V, mode, W, U, BQ, L, G) -> DR [N, C, V]
     (Q, U, XI, W: [N, C, K] rows with a row stride of their own and C rows a chunk; DY, BQ [N, C, V] and L [N, K, V]
     contiguous; G [N, C + 1, 1] or None), launched on the current stream; None where no kernel matches (wy_backward then
-    runs its torch products). None: no kernels (LR_FUSED_WY "torch", not CUDA, or a module without them)."""
+    runs its torch products). math: "fp32" or the "pre" twin's "tf32" / "tf32x3" (wy_math), taken where the module has
+    one (else fp32). None: no kernels (LR_FUSED_WY "torch", not CUDA, or a module without them)."""
     km = switch_kernels(m, device, way or LR_FUSED_WY, "LR_FUSED_WY", "lowRankWy")
     if km is None:
         return None
@@ -1394,7 +1407,8 @@ def wy_launcher(m, device, way=None):
         return x.dtype == torch.float32 and x.device == device and tuple(x.shape) == (N, C, w) and x.stride(2) == 1 and x.stride(0) == C * x.stride(1)
 
     def launch(op, C, K, V, mode, *ts):
-        k = next((k for k in km.kernels if k["op"] == op and k["decay"] == mode and (k["C"], k["K"], k["V"]) == (C, K, V)), None)
+        ks = [k for k in km.kernels if k["op"] == op and k["decay"] == mode and (k["C"], k["K"], k["V"]) == (C, K, V)]
+        k = next((k for k in ks if k.get("math", "fp32") == math), None) or next((k for k in ks if k.get("math", "fp32") == "fp32"), None)
         if k is None:
             return None
         G = ts[-1]
@@ -1450,7 +1464,8 @@ def backward(ctx, m, flat, grads):
         return backward_eager(ctx, m, flat, grads)
     switches = (LR_CHUNK, LR_DECAY, LR_PASS, LR_SEQ_FORM, LR_READ, LR_AUG, LR_KEY, BLOCK, LR_LAYOUT, LR_SHARE, LR_SOLVE, SOLVE_BLOCK,
                 LR_MM, tuple(LR_MM_PARTS), LR_LEAN, LR_FUSED, LR_FUSED_READ, LR_BWD, LR_FUSED_PASS, LR_FUSED_WY, LR_Y_READ, LR_COPIES, LR_MERGE, LR_BWD_KEY)
-    switches += (read_math([x.dtype if x is not None else None for x in flat[: len(m.inputs)]]),)
+    given_dtypes = [x.dtype if x is not None else None for x in flat[: len(m.inputs)]]
+    switches += (read_math(given_dtypes), wy_math(given_dtypes))
     return _graphs.graphed_backward(ctx, m, "lowrank-backward", switches, flat, grads, lambda f, g: backward_eager(ctx, m, f, g, convert=False),
                                      given_dtype=False)
 
@@ -1499,7 +1514,7 @@ def backward_eager(ctx, m, flat, grads, convert=True):
         [(t["name"], shape(t)) for t in m.inputs if t["name"] in given], [(t["name"], shape(t)) for t in m.params], [(t["name"], shape(t)) for t in m.outputs], dtype, device,
         can_chunk=lambda part, cdims, b, t: dtype == torch.float32 and m.runner(prefix + part, device).can_run(cdims, b, t, "chunked"), mm=mm,
         fused=fused_launcher(m, device) if dtype == torch.float32 else None, readout=readout_launcher(m, device, math=read_math([x.dtype if x is not None else None for x in flat[:ni]])) if dtype == torch.float32 else None,
-        passer=pass_launcher(m, device) if dtype == torch.float32 else None, wy_kern=wy_launcher(m, device) if dtype == torch.float32 else None,
+        passer=pass_launcher(m, device) if dtype == torch.float32 else None, wy_kern=wy_launcher(m, device, math=wy_math([x.dtype if x is not None else None for x in flat[:ni]])) if dtype == torch.float32 else None,
         post_binds=y_binds(m, prefix))
     need = ctx.need
     res = []

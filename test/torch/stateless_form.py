@@ -42,4 +42,25 @@ for key, plan in req["plans"].items():
     first = seqc_chunked.stateless_form(r, req["dims"], req["sizes"][0], 1, trial)
     again = seqc_chunked.stateless_form(r, req["dims"], req["sizes"][0], 1, trial)
     out["%s tuned" % key] = [first, again, tried]
+# the bf16-input twins (io "bf16", out "f32"; trial as above): the row-major twins ("-rm<M>", stateless-rows.ts) tried
+# only with STATELESS_ROWS; without a trial run (a graph's capture) GRAPH_PICKS "tuned" takes the trial's pick for the
+# same key, "auto" the plan's. Per STATELESS_ROWS False / True: [pick, rm forms tried, tuned, auto]
+for key, plan in req["plans"].items():
+    got = []
+    for rows in (False, True):
+        seqc_chunked.STATELESS_ROWS = rows
+        r = seqc_cuda.PlanRunner(plan, 0, "f32", drv=Driver())
+        names = [f["variant"] for f, _ in r.applicable(req["dims"], req["sizes"][0], 1, "auto", "bf16", "f32")]
+        tried = []
+
+        def trial(v):
+            tried.append(v)
+            return 10.0 - names.index(v)
+        pick = seqc_chunked.stateless_form(r, req["dims"], req["sizes"][0], 1, trial, io="bf16", out_io="f32")
+        graph = []
+        for g in ("tuned", "auto"):
+            seqc_chunked.GRAPH_PICKS = g
+            graph.append(seqc_chunked.stateless_form(r, req["dims"], req["sizes"][0], 1, None, io="bf16", out_io="f32"))
+        got.append([pick, sum("-rm" in v for v in tried)] + graph)
+    out["%s bf16" % key] = got
 print(json.dumps(out))

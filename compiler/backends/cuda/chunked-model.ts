@@ -73,6 +73,10 @@ export interface ChunkCfg {
    *  (CHUNK_PHASE_A_OVL_SOURCE, seqc_chunk_phase_a_o); 2 (`-iw-ios`): M and U0 also staged in shared memory and stored
    *  16 bytes a thread. */
   ovl?: 1 | 2;
+  /** With `ovl` and a scalar decay (variants `-iw-ios-gf`): the decays' prefix over the chunk and the rows' G_r, G_w, G_q
+   *  computed by warps 0-1 (each scanning every token) beside the load's scale pass, instead of by warp 0 between two
+   *  more barriers (seqc_chunk_gscalar): two barriers fewer, the same sums in the same order (chunked-phase-a-ovl.ts). */
+  gfold?: boolean;
   /** splitd (phase A and walk): the walk reads q and the key rows raw from the inputs (scalar or no decay). */
   direct?: boolean;
   /** split without low rank (phase A and walk; a scalar or no decay, 2-byte operands; variants `-vi`, `-vib`): phase A
@@ -244,7 +248,7 @@ export const walkKSlices = (c: ChunkCfg): number => Math.floor(threadsOf(c) / 32
 
 export function cfgName(c: ChunkCfg): string {
   const v = c.kind === "fused" ? `v${c.BV}` : c.kind === "phaseA" ? `p${c.VP}` : `v${c.BV}p${c.VP}`;
-  return `${c.kind}${c.direct ? "d" : ""}_${ioTag(c.dtype, outOf(c)).replace("-", "_")}_k${c.KP}_${v}_r${c.RTP}${threadsOf(c) !== CHUNK_THREADS ? `_t${threadsOf(c)}` : ""}${c.inv ? `_i${c.inv}` : ""}${c.mats ? `_m${c.mats}` : ""}${c.grp ? `_g${c.grp}${c.grpT ? "t" : ""}${c.grpM ? c.grpM : ""}` : ""}${c.wsplit ? `_w${c.wsplit === 1 ? "k" : "c"}` : ""}${c.pipe ? `_ap${c.pipe}` : ""}${c.rq ? "_wq" : ""}${c.ovl ? (c.ovl === 2 ? "_ios" : "_io") : ""}${c.vin ? (c.vin === 2 ? "_vib" : "_vi") : ""}`;
+  return `${c.kind}${c.direct ? "d" : ""}_${ioTag(c.dtype, outOf(c)).replace("-", "_")}_k${c.KP}_${v}_r${c.RTP}${threadsOf(c) !== CHUNK_THREADS ? `_t${threadsOf(c)}` : ""}${c.inv ? `_i${c.inv}` : ""}${c.mats ? `_m${c.mats}` : ""}${c.grp ? `_g${c.grp}${c.grpT ? "t" : ""}${c.grpM ? c.grpM : ""}` : ""}${c.wsplit ? `_w${c.wsplit === 1 ? "k" : "c"}` : ""}${c.pipe ? `_ap${c.pipe}` : ""}${c.rq ? "_wq" : ""}${c.ovl ? (c.ovl === 2 ? "_ios" : "_io") : ""}${c.gfold ? "_gf" : ""}${c.vin ? (c.vin === 2 ? "_vib" : "_vi") : ""}`;
 }
 
 export function cfgStruct(c: ChunkCfg, name: string): string {
@@ -253,7 +257,7 @@ export function cfgStruct(c: ChunkCfg, name: string): string {
   return `struct ${name} {
   typedef ${ELT[c.dtype]} T;
   static constexpr int F = ${CHUNK_F}, NT = ${threadsOf(c)}, KP = ${c.KP}, BV = ${c.BV}, VP = ${c.VP}, RTP = ${c.RTP}, DECAY = ${c.decay};
-  static constexpr bool LR = ${c.lr};${c.inv ? "\n  static constexpr int INV = 1;" : ""}${c.mats ? "\n  static constexpr int MATS = 1;" : ""}${c.grp ? `\n  static constexpr int GRP = ${c.grp}, GRPT = ${c.grpT ? 1 : 0}${c.grpM ? `, GRPM = ${c.grpM}` : ""};` : ""}${c.wsplit ? `\n  static constexpr int WSPLIT = ${c.wsplit};` : ""}${c.pipe ? `\n  static constexpr int PIPE = ${c.pipe};` : ""}${c.rq ? "\n  static constexpr int RQ = 1;" : ""}${c.ovl ? `\n  static constexpr int OVL = ${c.ovl};` : ""}${c.vin ? `\n  static constexpr int VIN = ${c.vin};` : ""}
+  static constexpr bool LR = ${c.lr};${c.inv ? "\n  static constexpr int INV = 1;" : ""}${c.mats ? "\n  static constexpr int MATS = 1;" : ""}${c.grp ? `\n  static constexpr int GRP = ${c.grp}, GRPT = ${c.grpT ? 1 : 0}${c.grpM ? `, GRPM = ${c.grpM}` : ""};` : ""}${c.wsplit ? `\n  static constexpr int WSPLIT = ${c.wsplit};` : ""}${c.pipe ? `\n  static constexpr int PIPE = ${c.pipe};` : ""}${c.rq ? "\n  static constexpr int RQ = 1;" : ""}${c.ovl ? `\n  static constexpr int OVL = ${c.ovl};` : ""}${c.gfold ? "\n  static constexpr int GF = 1;" : ""}${c.vin ? `\n  static constexpr int VIN = ${c.vin};` : ""}
   static constexpr int ${ints};
 };`;
 }

@@ -161,3 +161,63 @@ ${inverseSecondRound("cc")}
   }
 }
 `;
+
+/** seqc_chunk_phase_a_o's first steps: the load, then the scalar decays' prefix between two barriers (every OVL config). */
+const STEP_G = `  seqc_chunk_load<Cfg, VP, LDVA>(rows, s, b, h, t0, T, 0);
+  __syncthreads();
+  if (Cfg::DECAY == 1) seqc_chunk_gscalar<Cfg>(s);
+  __syncthreads();
+`;
+/** The same where a config has GF (variants `-iw-ios-gf`): the prefix on warps 0-1 beside the load's scale pass. */
+const STEP_G_FOLDED = `  seqc_chunk_load<Cfg, VP, LDVA>(rows, s, b, h, t0, T, 0);
+  if (Cfg::DECAY == 1 && SeqcGfOf<Cfg>::v) seqc_chunk_gscalar_f<Cfg>(s);
+  else {
+    __syncthreads();
+    if (Cfg::DECAY == 1) seqc_chunk_gscalar<Cfg>(s);
+  }
+  __syncthreads();
+`;
+if (!CHUNK_PHASE_A_OVL_SOURCE.includes(STEP_G)) throw new Error("chunked-phase-a-ovl: the load step's text moved");
+/**
+ * The overlapped phase A for modules where a config folds the scalar decays' prefix (ChunkCfg.gfold, variants
+ * `-iw-ios-gf`, on request): seqc_chunk_gscalar_f ahead of it, and the load step that calls it for configs with GF (the
+ * others keep both barriers). Modules without such a config get CHUNK_PHASE_A_OVL_SOURCE, byte for byte as before.
+ */
+export const CHUNK_PHASE_A_OVL_GF_SOURCE = String.raw`
+// ==== seqc chunked phase A (OVL): the scalar decays' prefix beside the load's scale pass (GF) ====
+template <class Cfg, class C = void> struct SeqcGfOf { static constexpr int v = 0; };
+template <class Cfg> struct SeqcGfOf<Cfg, decltype((void)Cfg::GF, void())> { static constexpr int v = Cfg::GF; };
+// seqc_chunk_gscalar without its barriers (configs with GF, variants -gf): called right after seqc_chunk_load, whose
+// barrier made tot, pre, own and qpre visible; warps 0 .. F/32 - 1 each scan every token (the same shuffles, so the same
+// sums as warp 0's) and write G_r, G_w, G_q of their own 32 rows, warp 0 also G_end, beside the load's scale pass (which
+// reads and writes none of these); the caller's one barrier then serves both
+template <class Cfg> __device__ __forceinline__ void seqc_chunk_gscalar_f(const SeqcSm<Cfg>& s) {
+  constexpr int C = Cfg::F / Cfg::RTP;
+  static_assert(Cfg::F % 32 == 0 && C <= 64, "the folded prefix: whole warps of rows, at most 64 tokens");
+  float* G = s.G;
+  if (threadIdx.x < Cfg::F) {
+    const int l = threadIdx.x & 31, f = threadIdx.x, tl = f / Cfg::RTP;
+    float a = l < C ? G[SEQC_G_TOT + l] : 0.f, c = l + 32 < C ? G[SEQC_G_TOT + l + 32] : 0.f;
+#pragma unroll
+    for (int o = 1; o < 32; o <<= 1) {
+      const float x = __shfl_up_sync(0xffffffffu, a, o), y = __shfl_up_sync(0xffffffffu, c, o);
+      if (l >= o) { a += x; c += y; }
+    }
+    const float lowTot = __shfl_sync(0xffffffffu, a, 31);
+    c += lowTot;
+    if (threadIdx.x < 32) {
+      if (l < C) G[SEQC_G_GEND + l + 1] = a;
+      if (l + 32 < C) G[SEQC_G_GEND + l + 33] = c;
+      if (l == 0) G[SEQC_G_GEND] = 0.f;
+    }
+    // G_end[tl]: 0 at the first token, else the inclusive prefix of token tl - 1 (lane (tl - 1) % 32's a or c)
+    const int p = tl > 0 ? tl - 1 : 0;
+    const float pa = __shfl_sync(0xffffffffu, a, p & 31), pc = __shfl_sync(0xffffffffu, c, p & 31);
+    const float ge = tl == 0 ? 0.f : p < 32 ? pa : pc;
+    const float gr = ge + G[SEQC_G_PRE + f];
+    G[SEQC_G_GR + f] = gr;
+    G[SEQC_G_GW + f] = gr + G[SEQC_G_OWN + f];
+    G[SEQC_G_GQ + f] = ge + G[SEQC_G_QPRE + tl];
+  }
+}
+` + CHUNK_PHASE_A_OVL_SOURCE.replace(STEP_G, STEP_G_FOLDED);

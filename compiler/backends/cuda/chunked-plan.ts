@@ -17,7 +17,7 @@ import { chunkRows, chunkSizes, type ChunkRows } from "../../forms/chunk-rows.ts
 import { CUDA_PRELUDE } from "./math.ts";
 import { CHUNK_CORE_SOURCE, CHUNK_GROUP_SOURCE, CHUNK_WALK_K_SOURCE } from "./chunked-core.ts";
 import { CHUNK_PHASE_A_PIPE_SOURCE } from "./chunked-phase-a-pipe.ts";
-import { CHUNK_PHASE_A_OVL_SOURCE } from "./chunked-phase-a-ovl.ts";
+import { CHUNK_PHASE_A_OVL_GF_SOURCE, CHUNK_PHASE_A_OVL_SOURCE } from "./chunked-phase-a-ovl.ts";
 import { CHUNK_WALK_Q_SOURCE } from "./chunked-walk-q.ts";
 import { CHUNK_SPLIT_VIN_SOURCE } from "./chunked-split-vin.ts";
 import { chunkedExtras } from "./chunked-extra.ts";
@@ -106,6 +106,8 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
   const withWalkQ = new Set<string>();
   // modules with a phase A that writes the record's copies and loads alpha v beside the inverse (CHUNK_PHASE_A_OVL_SOURCE)
   const withOvl = new Set<string>();
+  // modules where an overlapped phase A folds the scalar decays' prefix (-gf)
+  const withGf = new Set<string>();
   // modules with split's phase A and walk without alpha v in the record (CHUNK_SPLIT_VIN_SOURCE)
   const withVin = new Set<string>();
   const wrap = (c: ChunkCfg) => {
@@ -116,6 +118,7 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
     if (c.pipe) withPipe.add(ioTag(c.dtype, c.out));
     if (c.rq) withWalkQ.add(ioTag(c.dtype, c.out));
     if (c.ovl) withOvl.add(ioTag(c.dtype, c.out));
+    if (c.gfold) withGf.add(ioTag(c.dtype, c.out));
     if (c.vin) withVin.add(ioTag(c.dtype, c.out));
     (wrappers[ioTag(c.dtype, c.out)] ??= []).push(src.wrapper(c));
   };
@@ -199,6 +202,10 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
         if ((opts.only || a512 || a512W) && lr && decay < 2 && dtype !== "f32")
           for (const p of phaseAs.filter((x) => x.a.inv === "w" && !x.a.pipe && chunkLayout(x.a).VLATE === 1))
             for (const ovl of [1, 2] as const) phaseAs.push({ a: { ...p.a, ovl }, tag: `${p.tag}-io${ovl === 2 ? "s" : ""}`, req: true });
+        // a scalar decay: -iw-ios with the decays' prefix and the rows' G on warps 0-1 beside the load's scale pass
+        // (`-gf`, two barriers fewer, chunked-phase-a-ovl.ts), on request only (not timed yet)
+        if (opts.only && lr && decay === 1 && dtype !== "f32")
+          for (const p of phaseAs.filter((x) => x.a.ovl === 2)) phaseAs.push({ a: { ...p.a, gfold: true }, tag: `${p.tag}-gf`, req: true });
         const want = preferredPhaseA(KP, alt, lr, decay, dtype, a512, a512W);
         const walkBVs = [...(dtype === "f32" || KP < 64 ? [] : [64]), 32, 16];
         // split3's state-only walk also over 8 values (2-byte operands, K = 128): twice the blocks of 16-value walks
@@ -351,7 +358,7 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
   }
   const modules: Record<string, { source: string }> = {};
   for (const d of Object.keys(wrappers)) {
-    const core = [CHUNK_CORE_SOURCE, ...(withGroups.has(d) ? [CHUNK_GROUP_SOURCE] : []), ...(withWalkK.has(d) ? [CHUNK_WALK_K_SOURCE] : []), ...(withPipe.has(d) ? [CHUNK_PHASE_A_PIPE_SOURCE] : []), ...(withWalkQ.has(d) ? [CHUNK_WALK_Q_SOURCE] : []), ...(withOvl.has(d) ? [CHUNK_PHASE_A_OVL_SOURCE] : []), ...(withVin.has(d) ? [CHUNK_SPLIT_VIN_SOURCE] : [])];
+    const core = [CHUNK_CORE_SOURCE, ...(withGroups.has(d) ? [CHUNK_GROUP_SOURCE] : []), ...(withWalkK.has(d) ? [CHUNK_WALK_K_SOURCE] : []), ...(withPipe.has(d) ? [CHUNK_PHASE_A_PIPE_SOURCE] : []), ...(withWalkQ.has(d) ? [CHUNK_WALK_Q_SOURCE] : []), ...(withOvl.has(d) ? [withGf.has(d) ? CHUNK_PHASE_A_OVL_GF_SOURCE : CHUNK_PHASE_A_OVL_SOURCE] : []), ...(withVin.has(d) ? [CHUNK_SPLIT_VIN_SOURCE] : [])];
     modules[d] = { source: [`// seqc CUDA chunked kernels for model ${model.name}, ${d} (generated; do not edit)`, CUDA_PRELUDE, ...core, src.loader, ...wrappers[d]].join("\n\n") + "\n" };
   }
   // a stabiliser launch before and a post launch after the core where the canonical form has them

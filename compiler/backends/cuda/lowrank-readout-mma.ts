@@ -50,8 +50,7 @@ __device__ __forceinline__ void seqc_split_tf32(float x, u32& hi, u32& lo) { hi 
 
 export const MMA_WARPS = 8;
 
-/** A row stride >= w (w a multiple of 8) that is r mod 32. */
-const pad = (w: number, r: number) => w + ((((r - w) % 32) + 32) % 32);
+const pad = (w: number, r: number) => padStride(w, r);
 
 /** Shared memory layout in floats: Q [C][LQ]; a slot holding EA [E][LE], then the scores [C][LP]; EB [E][LB]; S0 [K][LS];
  * G [C + 1] with a decay. */
@@ -68,6 +67,22 @@ export function mmaReadCheck(c: LowRankReadConfig): void {
   if (mmaReadLayout(c).floats * 4 > 227 * 1024) throw new Error(`lowrank-readout (${c.math}): C ${c.C}, K ${c.K}, V ${c.V}, M ${c.M} needs ${mmaReadLayout(c).floats * 4} bytes of shared memory (> 227 KiB)`);
 }
 
+/** Code for TF32 fragments (x3: heads and tails): frag(ind, name, values) declares u32 name[n] (and name`l`[n]) from
+ * float expressions; mma(ind, acc, a, b) accumulates one m16n8k8 product (three with x3). */
+export function tf32Ops(x3: boolean): { frag: (ind: string, name: string, at: string[]) => string; mma: (ind: string, acc: string, a: string, b: string) => string } {
+  return {
+    frag: (ind, name, at) =>
+      x3
+        ? `${ind}u32 ${name}[${at.length}], ${name}l[${at.length}];\n` + at.map((p, i) => `${ind}seqc_split_tf32(${p}, ${name}[${i}], ${name}l[${i}]);\n`).join("")
+        : `${ind}u32 ${name}[${at.length}];\n` + at.map((p, i) => `${ind}${name}[${i}] = seqc_tf32(${p});\n`).join(""),
+    mma: (ind, acc, a, b) =>
+      x3 ? `${ind}seqc_mma_tf32(${acc}, ${a}l, ${b}); seqc_mma_tf32(${acc}, ${a}, ${b}l); seqc_mma_tf32(${acc}, ${a}, ${b});\n` : `${ind}seqc_mma_tf32(${acc}, ${a}, ${b});\n`,
+  };
+}
+
+/** A row stride >= w (w a multiple of 8) that is r mod 32. */
+export const padStride = (w: number, r: number) => w + ((((r - w) % 32) + 32) % 32);
+
 export function mmaReadSource(c: LowRankReadConfig, entry: string): string {
   const { C, K, V, M, decay } = c;
   const x3 = c.math === "tf32x3", dec = decay !== "none", key = c.axis === "key";
@@ -76,13 +91,7 @@ export function mmaReadSource(c: LowRankReadConfig, entry: string): string {
   const RB = C / 16, WPR = MMA_WARPS / RB;
   const TS = Math.ceil((2 * RB * M) / WPR), TO = Math.ceil(B / 8 / WPR);
   const unroll = "#pragma unroll";
-  // a fragment's registers from its elements' shared addresses: TF32 (x3: heads `name`, tails `name`l)
-  const frag = (ind: string, name: string, at: string[]) =>
-    x3
-      ? `${ind}u32 ${name}[${at.length}], ${name}l[${at.length}];\n` + at.map((p, i) => `${ind}seqc_split_tf32(${p}, ${name}[${i}], ${name}l[${i}]);\n`).join("")
-      : `${ind}u32 ${name}[${at.length}];\n` + at.map((p, i) => `${ind}${name}[${i}] = seqc_tf32(${p});\n`).join("");
-  const mma = (ind: string, acc: string, a: string, b: string) =>
-    x3 ? `${ind}seqc_mma_tf32(${acc}, ${a}l, ${b}); seqc_mma_tf32(${acc}, ${a}, ${b}l); seqc_mma_tf32(${acc}, ${a}, ${b});\n` : `${ind}seqc_mma_tf32(${acc}, ${a}, ${b});\n`;
+  const { frag, mma } = tf32Ops(x3);
   // A operand rows r0.. of X [row][k] (stride ld), k0..: (g, tg), (g + 8, tg), (g, tg + 4), (g + 8, tg + 4), by one
   // ldmatrix.x4 (its four 8 x 8 b16 matrices the 8 x 4 fp32 blocks: lane l gives row l % 8 of block l / 8), then rounded
   const fragA = (ind: string, name: string, X: string, ld: number, r0: string, k0: string) =>

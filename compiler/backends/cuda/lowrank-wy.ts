@@ -22,6 +22,8 @@
  * V]; outputs BQ [N, C, V], BP [N, K, V], DR [N, C, V]. One block of LOWRANK_WY_THREADS threads per chunk.
  */
 import { LOWRANK_CORE_PRELUDE } from "./lowrank-core.ts";
+import { MMA_TF32_PRELUDE, type LowRankReadMath } from "./lowrank-readout-mma.ts";
+import { wyPreMmaCheck, wyPreMmaLayout, wyPreMmaSource } from "./lowrank-wy-mma.ts";
 
 export type LowRankWyDecay = "none" | "scalar";
 export type LowRankWyOp = "pre" | "dr";
@@ -32,6 +34,9 @@ export interface LowRankWyConfig {
   C: number;
   K: number;
   V: number;
+  /** "pre" only: fp32 FMAs on the SIMT cores (absent) or the tensor-core twin (lowrank-wy-mma.ts): "tf32" / "tf32x3"
+   * (entries end in _tf32 / _tf32x3; seqc_chunked_lowrank LR_WY_MMA, for bf16 tensors). */
+  math?: LowRankReadMath;
 }
 
 export interface LowRankWyKernel extends LowRankWyConfig {
@@ -43,11 +48,17 @@ export interface LowRankWyKernel extends LowRankWyConfig {
 export const LOWRANK_WY_THREADS = 256;
 
 /** The torch modules' configurations: both ops at C = K = V = 64 for each decay mode. */
-export const LOWRANK_WY_CONFIGS: readonly LowRankWyConfig[] = (["none", "scalar"] as const).flatMap((decay) =>
+export const LOWRANK_WY_FP32_CONFIGS: readonly LowRankWyConfig[] = (["none", "scalar"] as const).flatMap((decay) =>
   (["pre", "dr"] as const).map((op) => ({ op, decay, C: 64, K: 64, V: 64 })));
 
+/** The "pre" kernels' tensor-core twins (TF32), untimed: shipped for LR_WY_MMA, off by default. */
+export const LOWRANK_WY_MMA_CONFIGS: readonly LowRankWyConfig[] = LOWRANK_WY_FP32_CONFIGS.filter((c) => c.op === "pre").map((c) => ({ ...c, math: "tf32" as const }));
+
+/** What the torch modules get: the fp32 kernels, then the twins. */
+export const LOWRANK_WY_CONFIGS: readonly LowRankWyConfig[] = [...LOWRANK_WY_FP32_CONFIGS, ...LOWRANK_WY_MMA_CONFIGS];
+
 export function lowRankWyEntry(c: LowRankWyConfig): string {
-  return `seqc_lr_wy_${c.op}_${c.decay}_c${c.C}k${c.K}v${c.V}`;
+  return `seqc_lr_wy_${c.op}_${c.decay}_c${c.C}k${c.K}v${c.V}${c.math ? `_${c.math}` : ""}`;
 }
 
 /** Shared floats. pre: Q^T, U^T [K][LC], P1 [C][LC], DY, BQ [C][V], XI [C][K], G [C + 1]; dr: W^T, U^T [K][LC], Luu
@@ -58,6 +69,8 @@ function sharedFloats(c: LowRankWyConfig): number {
 }
 
 function check(c: LowRankWyConfig): void {
+  if (c.math && c.op !== "pre") throw new Error(`lowrank-wy: op ${c.op} has no tensor-core twin (math ${c.math})`);
+  if (c.math) return wyPreMmaCheck(c);
   if (c.K % 4 || c.V % 4 || c.C % 4 || c.C < 4) throw new Error(`lowrank-wy: C ${c.C}, K ${c.K} and V ${c.V} must be multiples of 4 (4 x 4 register tiles)`);
   if (c.V > LOWRANK_WY_THREADS) throw new Error(`lowrank-wy: V ${c.V} > ${LOWRANK_WY_THREADS} (the solve takes one value column a thread)`);
   if (sharedFloats(c) * 4 > 227 * 1024) throw new Error(`lowrank-wy: C ${c.C}, K ${c.K}, V ${c.V} needs ${sharedFloats(c) * 4} bytes of shared memory (> 227 KiB)`);
@@ -196,10 +209,11 @@ ${outer}
 export function lowRankWyModule(configs: readonly LowRankWyConfig[] = LOWRANK_WY_CONFIGS, patch?: (src: string) => string): { source: string; kernels: LowRankWyKernel[] } {
   const kernels: LowRankWyKernel[] = [];
   let source = LOWRANK_CORE_PRELUDE.replace("low-rank chunk transitions", "low-rank chunk-state backward").replace("lowrank-core.ts", "lowrank-wy.ts");
+  if (configs.some((c) => c.math)) source += MMA_TF32_PRELUDE;
   for (const c of configs) {
     check(c);
-    kernels.push({ ...c, entry: lowRankWyEntry(c), threads: LOWRANK_WY_THREADS, sharedBytes: sharedFloats(c) * 4 });
-    source += kernelSource(c);
+    kernels.push({ ...c, entry: lowRankWyEntry(c), threads: LOWRANK_WY_THREADS, sharedBytes: (c.math ? wyPreMmaLayout(c).floats : sharedFloats(c)) * 4 });
+    source += c.math ? wyPreMmaSource(c, lowRankWyEntry(c)) : kernelSource(c);
   }
   return { source: patch ? patch(source) : source, kernels };
 }

@@ -33,6 +33,11 @@ export interface RowsChunkConfig {
   warps: 4 | 8;
   /** a read as bf16 words (GLA's dq: a = k); else float32 (its dk: a = q scaled by prep) */
   lowA: boolean;
+  /** the next chunk's ld, a, b, c loaded into registers (16-byte loads) while this one computes, stored to shared memory
+   * at the next chunk's start (entry suffix _p; K = V = 64 and 16-byte aligned rows only: the runtime checks). Without it
+   * each chunk's loads are waited for before its products (the H200 profile: 0.54 ms a product with 4 warps, about 17 us a
+   * chunk, far above its products' work: the loads' latency, read from the times, not profiled) */
+  pipe?: boolean;
 }
 
 export interface RowsChunkKernel extends RowsChunkConfig {
@@ -53,6 +58,8 @@ export const ROWS_CHUNK_CONFIGS: readonly RowsChunkConfig[] = [
   { warps: 4, lowA: true },
   { warps: 8, lowA: false },
   { warps: 8, lowA: true },
+  { warps: 8, lowA: false, pipe: true },
+  { warps: 8, lowA: true, pipe: true },
 ];
 
 /** A sub-chunk's decay sum above which its diagonal block takes the quotient form (exp(60) ~ 1.1e26). */
@@ -61,7 +68,7 @@ export const RC_QUOTIENT_FLOOR = -60;
 const C = 64, P = 72, PF = 68, PD = 20;
 
 export function rowsChunkEntry(c: RowsChunkConfig): string {
-  return `seqc_rows_chunk_w${c.warps}${c.lowA ? "_la" : ""}`;
+  return `seqc_rows_chunk_w${c.warps}${c.pipe ? "_p" : ""}${c.lowA ? "_la" : ""}`;
 }
 
 /** Shared memory: ten bf16 tiles [64][72] (c, b, M hi/lo, decayed a hi/lo per sub-chunk end, decayed a hi/lo to the
@@ -83,7 +90,72 @@ __device__ __forceinline__ void seqc_rc_split2(float x0, float x1, u32& hi, u32&
   lo = seqc_pack2((seqc_bf16*)0, x0 - h0, x1 - h1);
 }
 
-template <typename TA, int NW>
+// (PIPE) a chunk's ld, a, b, c in registers, 16-byte vectors: K = V = 64, rows 16-byte aligned
+template <typename TA> struct SeqcRcVec { typedef float4 type; };
+template <> struct SeqcRcVec<seqc_bf16> { typedef uint4 type; };
+__device__ __forceinline__ void seqc_rc_zero(float4& v) { v = make_float4(0.f, 0.f, 0.f, 0.f); }
+__device__ __forceinline__ void seqc_rc_zero(uint4& v) { v = make_uint4(0u, 0u, 0u, 0u); }
+__device__ __forceinline__ void seqc_rc_sta(float* A, const float4& v) { *reinterpret_cast<float4*>(A) = v; }
+__device__ __forceinline__ void seqc_rc_sta(float* A, const uint4& v) {
+  float f[8];
+  seqc_unpack2((seqc_bf16*)0, v.x, f[0], f[1]); seqc_unpack2((seqc_bf16*)0, v.y, f[2], f[3]);
+  seqc_unpack2((seqc_bf16*)0, v.z, f[4], f[5]); seqc_unpack2((seqc_bf16*)0, v.w, f[6], f[7]);
+  reinterpret_cast<float4*>(A)[0] = make_float4(f[0], f[1], f[2], f[3]);
+  reinterpret_cast<float4*>(A)[1] = make_float4(f[4], f[5], f[6], f[7]);
+}
+template <typename TA, int NT> struct SeqcRcPre {
+  static constexpr int EA = 16 / (int)sizeof(TA), NL = 1024 / NT, NA = 64 * 64 / EA / NT, NB = 512 / NT;
+  float4 l[NL];
+  typename SeqcRcVec<TA>::type av[NA];
+  uint4 bv[NB], cv[NB];
+  // tokens [t0, t0 + n) of head h: token rows at ld / a + (b T + t) HK + h 64, b / c + (b T + t) HV + h 64
+  __device__ __forceinline__ void load(const float* ld, const TA* a, const seqc_bf16* bq, const seqc_bf16* cq, size_t rk, size_t rv, size_t HK, size_t HV, u32 n, u32 tid) {
+#pragma unroll
+    for (int r = 0; r < NL; ++r) {
+      const u32 x = tid + r * NT, t = x >> 4, q = x & 15;
+      if (t < n) l[r] = __ldg(reinterpret_cast<const float4*>(ld + rk + t * HK + 4 * q));
+      else seqc_rc_zero(l[r]);
+    }
+#pragma unroll
+    for (int r = 0; r < NA; ++r) {
+      const u32 x = tid + r * NT, t = x / (64 / EA), q = x % (64 / EA);
+      if (t < n) av[r] = __ldg(reinterpret_cast<const typename SeqcRcVec<TA>::type*>(a + rk + t * HK + EA * q));
+      else seqc_rc_zero(av[r]);
+    }
+#pragma unroll
+    for (int r = 0; r < NB; ++r) {
+      const u32 x = tid + r * NT, t = x >> 3, q = x & 7;
+      if (t < n) {
+        bv[r] = __ldg(reinterpret_cast<const uint4*>(bq + rv + t * HV + 8 * q));
+        cv[r] = __ldg(reinterpret_cast<const uint4*>(cq + rv + t * HV + 8 * q));
+      } else {
+        seqc_rc_zero(bv[r]);
+        seqc_rc_zero(cv[r]);
+      }
+    }
+  }
+  // to shared memory: ld raw into G [t][i] (summed there after), a as float32 into Af, b and c into their bf16 tiles
+  __device__ __forceinline__ void store(float* G, float* Af, seqc_bf16* bb, seqc_bf16* cb, int PF, int P, u32 tid) const {
+#pragma unroll
+    for (int r = 0; r < NL; ++r) {
+      const u32 x = tid + r * NT;
+      *reinterpret_cast<float4*>(G + (x >> 4) * PF + 4 * (x & 15)) = l[r];
+    }
+#pragma unroll
+    for (int r = 0; r < NA; ++r) {
+      const u32 x = tid + r * NT;
+      seqc_rc_sta(Af + (x / (64 / EA)) * PF + EA * (x % (64 / EA)), av[r]);
+    }
+#pragma unroll
+    for (int r = 0; r < NB; ++r) {
+      const u32 x = tid + r * NT;
+      *reinterpret_cast<uint4*>(bb + (x >> 3) * P + 8 * (x & 7)) = bv[r];
+      *reinterpret_cast<uint4*>(cb + (x >> 3) * P + 8 * (x & 7)) = cv[r];
+    }
+  }
+};
+
+template <typename TA, int NW, bool PIPE>
 __device__ __forceinline__ void seqc_rows_chunk_body(const float* __restrict__ ld, const TA* __restrict__ a, const seqc_bf16* __restrict__ bq,
                                                      const seqc_bf16* __restrict__ cq, const float* __restrict__ S0, float* __restrict__ out,
                                                      u32 B, u32 T, u32 H, u32 K, u32 V, u32 init) {
@@ -118,6 +190,9 @@ __device__ __forceinline__ void seqc_rows_chunk_body(const float* __restrict__ l
       const u32 i = 16 * j + gq + (e >> 1) * 8, v = n0 + nt * 8 + q2 + (e & 1);
       S[nt][e] = (init && i < K && v < V) ? S0[(((size_t)b * H + h) * K + i) * V + v] : 0.f;
     }
+  SeqcRcPre<TA, NT> pre;  // (PIPE) the next chunk's inputs, in flight while this one computes
+  const size_t rk0 = (size_t)b * T * HK + (size_t)h * K, rv0 = (size_t)b * T * HV + (size_t)h * V;
+  if (PIPE) pre.load(ld, a, bq, cq, rk0, rv0, HK, HV, T < (u32)C ? T : (u32)C, tid);
   for (u32 t0 = 0; t0 < T; t0 += C) {
     const u32 n = T - t0 < (u32)C ? T - t0 : (u32)C;
     __syncthreads();
@@ -132,8 +207,24 @@ __device__ __forceinline__ void seqc_rows_chunk_body(const float* __restrict__ l
         *reinterpret_cast<u32*>(Sh + i * P + v) = hi;
         *reinterpret_cast<u32*>(Sl + i * P + v) = lo;
       }
+    if (PIPE) {
+      // this chunk's inputs (loaded during the last) to shared memory, the next chunk's loads issued
+      pre.store(G, Af, bb, cb, PF, P, tid);
+      if (t0 + C < T) pre.load(ld, a, bq, cq, rk0 + (size_t)(t0 + C) * HK, rv0 + (size_t)(t0 + C) * HV, HK, HV, T - t0 - C < (u32)C ? T - t0 - C : (u32)C, tid);
+      __syncthreads();
+      // g's first pass in place: column i = tid % 64, tokens [part R, part R + R) summed from the part's start
+      const u32 i = tid & 63, part = tid >> 6;
+      float acc = 0.f;
+#pragma unroll
+      for (int r = 0; r < R; ++r) {
+        const u32 t = part * R + r;
+        acc += G[t * PF + i];
+        G[t * PF + i] = acc;
+      }
+      Tot[part * PF + i] = acc;
+    }
     // g's first pass: column i = tid % 64, tokens [part R, part R + R) summed from the part's start
-    {
+    if (!PIPE) {
       const u32 i = tid & 63, part = tid >> 6;
       float acc = 0.f;
 #pragma unroll 8
@@ -145,7 +236,7 @@ __device__ __forceinline__ void seqc_rows_chunk_body(const float* __restrict__ l
       Tot[part * PF + i] = acc;
     }
     // a as float32, b and c as their bf16 words ([t][i], [t][v]; zero past n, K, V)
-    for (u32 x = tid; x < (u32)(C * 64); x += NT) {
+    for (u32 x = tid; !PIPE && x < (u32)(C * 64); x += NT) {
       const u32 t = x >> 6, i = x & 63;
       Af[t * PF + i] = (t < n && i < K) ? seqc_rc_in(a[((size_t)b * T + t0 + t) * HK + (size_t)h * K + i]) : 0.f;
       const bool ok = t < n && i < V;
@@ -285,7 +376,7 @@ function entrySource(c: RowsChunkConfig): string {
   const ta = c.lowA ? "seqc_bf16" : "float";
   return `
 extern "C" __global__ void __launch_bounds__(${c.warps * 32}) ${rowsChunkEntry(c)}(const float* __restrict__ ld, const ${ta}* __restrict__ a0, const seqc_bf16* __restrict__ b0, const seqc_bf16* __restrict__ c0, const float* __restrict__ S0, float* __restrict__ o0, u32 B, u32 T, u32 H, u32 K, u32 V, u32 init) {
-  seqc_rows_chunk_body<${ta}, ${c.warps}>(ld, a0, b0, c0, S0, o0, B, T, H, K, V, init);
+  seqc_rows_chunk_body<${ta}, ${c.warps}, ${c.pipe ? "true" : "false"}>(ld, a0, b0, c0, S0, o0, B, T, H, K, V, init);
 }
 `;
 }

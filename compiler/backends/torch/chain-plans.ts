@@ -65,8 +65,9 @@ export function chainPlans(model: I.Model, bakedDims: Record<string, number>, ke
     const mixed = chain.names.ld && chain.names.decay !== "key" && MIXED_PARTS.has(part);
     const kept = keep(lowerCuda(m, mixed ? { chunkIos: [...CHUNK_IOS, BF16_IN_F32_OUT] } : {}).plan, part);
     // the stateless parts also read the forward's inputs and the outputs' cotangents as bf16 (stateless-bf16.ts)
-    // (and, where the part's zero and copied outputs are written, twins that leave them unwritten: stateless-bf16.ts NO_ZEROS)
-    plans[`chain:${part}`] = opts.copies && STATELESS.has(part) ? withBf16Inputs(m, kept, bf16Reads(part), { warpSplit: true, unwritten: unwrittenOf(part) }) : kept;
+    // (and, where the part's zero and copied outputs are written, twins that leave them unwritten: stateless-bf16.ts NO_ZEROS;
+    // and the global form's twins walking items row by row, more rows a block: stateless-rows.ts)
+    plans[`chain:${part}`] = opts.copies && STATELESS.has(part) ? withBf16Inputs(m, kept, bf16Reads(part), { warpSplit: true, unwritten: unwrittenOf(part), rows: true }) : kept;
     plans[`chain64:${part}`] = lowerCudaF64(m);
     parts.push(part);
   }

@@ -21,6 +21,11 @@
  * thread layout, chosen on the whole model, is kept) and `unwritten` naming them (CudaFormPlan.unwritten); these come
  * last. Mamba-2's post backward writes 4 zero outputs (B__bar, C__bar: [B*T, H, N] float32 each) and a float32 copy
  * of its cotangent (y0__bar) beside its two outputs that are read.
+ *
+ * With `rows`, the global form's twin the glue runs (its warp split where it has one) and that twin's `-nz` twin each
+ * get row-major twins `<variant>-rm<M>` (stateless-rows.ts: each phase's items walked row by row, M times the rows a
+ * block, M in ROW_GROUPS, UNROLL items a thread a pass; bitwise the form they copy), appended after everything else;
+ * the glue's trial picks among them (seqc_chunked.STATELESS_ROWS).
  */
 import * as I from "../../ir/types.ts";
 import type * as K from "../../kernel/ir.ts";
@@ -30,6 +35,7 @@ import { genericForm } from "../cuda/plan.ts";
 import { renderKernel } from "../cuda/render.ts";
 import { warpSplitKernel, WARP_SUM_FN, WARP_SUM_SOURCE } from "./stateless-warp.ts";
 import { withoutStores } from "./stateless-nz.ts";
+import { ROW_GROUPS, ROWS, rowMajorKernel, timesRows, UNROLL } from "./stateless-rows.ts";
 
 /** Suffix of a twin without the stores of its unwritten outputs (`<variant>-nz`, `<kernel>_nz`; stateless-nz.ts). */
 export const NO_ZEROS = "nz";
@@ -48,7 +54,7 @@ const twin = (n: string) => `${n}_${BF16_IN}`;
  * read the inputs in `low` (names of the model's inputs) as bf16. Inputs of `low` the model does not have are ignored;
  * none left: the plan as it is.
  */
-export function withBf16Inputs(model: I.Model, plan: CudaModelPlan, low: Iterable<string>, opts: { warpSplit?: boolean; unwritten?: Iterable<string> } = {}): CudaModelPlan {
+export function withBf16Inputs(model: I.Model, plan: CudaModelPlan, low: Iterable<string>, opts: { warpSplit?: boolean; unwritten?: Iterable<string>; rows?: boolean } = {}): CudaModelPlan {
   const own = new Set(I.tensorsOfKind(model, "input").map((t) => t.name));
   const names = [...new Set(low)].filter((n) => own.has(n)).sort();
   if (!names.length) return plan;
@@ -64,6 +70,9 @@ export function withBf16Inputs(model: I.Model, plan: CudaModelPlan, low: Iterabl
   const skipSet = new Set([...(opts.unwritten ?? [])].filter((n) => ownOut.has(n)));
   const nzForms: CudaModelPlan["forms"] = [];
   const nzSrc: string[] = [];
+  // the row-major twins (stateless-rows.ts ROWS) of the global form's last twins: after everything else
+  const rmForms: CudaModelPlan["forms"] = [];
+  const rmSrc: string[] = [];
   for (const f of lowerModel(model).forms) {
     if (!kept.has(f.plan.variant)) continue;
     const kernels: K.Kernel[] = [];
@@ -74,6 +83,9 @@ export function withBf16Inputs(model: I.Model, plan: CudaModelPlan, low: Iterabl
     const nzWarp: (K.Kernel | undefined)[] = [];
     const nzSources: string[] = [];
     const nzWarpSources: string[] = [];
+    // the row-major versions (rows: the global form's, one kernel) of the twin the glue runs (its warp split where it has
+    // one) and of that twin's NO_ZEROS twin
+    const rm: { top?: K.Kernel; nz?: K.Kernel; warp?: boolean; reads?: Set<string> } = {};
     for (const k of f.kernels) {
       // the kernel's buffers bound to a low input, by the launches of this form that run it (and to an unwritten output)
       const reads = new Set<string>();
@@ -98,6 +110,12 @@ export function withBf16Inputs(model: I.Model, plan: CudaModelPlan, low: Iterabl
       const kwn = kw && skipped.size ? withoutStores(kw, skipped, `${kw.name}_${NO_ZEROS}`) : undefined;
       if (kwn) nzWarpSources.push(renderKernel(kwn, { bf16Reads: reads, fns: { [WARP_SUM_FN]: WARP_SUM_FN } }));
       nzWarp.push(kwn);
+      if (opts.rows && f.plan.variant === "global" && f.kernels.length === 1) {
+        const split = opts.warpSplit ? kw : undefined;
+        const top = split ?? kk;
+        const topNz = split ? kwn : kn;
+        Object.assign(rm, { reads, warp: Boolean(split), top: rowMajorKernel(top, `${top.name}_${ROWS}`), nz: topNz ? rowMajorKernel(topNz, `${topNz.name}_${ROWS}`) : undefined });
+      }
     }
     const renamed = { ...f.plan, kernels: f.plan.kernels.map((l) => ({ ...l, shader: twin(l.shader), name: twin(l.name) })) };
     const g = genericForm(renamed, kernels, model);
@@ -129,10 +147,25 @@ export function withBf16Inputs(model: I.Model, plan: CudaModelPlan, low: Iterabl
       nzForms.push(nzForm(renamed.kernels.map((l) => ({ ...l, shader: warp[0].name, name: warp[0].name })), warpForms[warpForms.length - 1], warp, nzWarp));
       nzSrc.push(...nzWarpSources);
     }
+    if (opts.rows && rm.top) {
+      // the twins the glue runs: the warp split where there is one, and its NO_ZEROS twin where there is one
+      const base = rm.warp ? warpForms[warpForms.length - 1] : forms[forms.length - 1];
+      const nzBase = nzForms.find((x) => x.variant === `${base.variant}-${NO_ZEROS}`);
+      const pairs: [CudaModelPlan["forms"][number], K.Kernel][] = [[base, rm.top]];
+      if (nzBase && rm.nz) pairs.push([nzBase, rm.nz]);
+      for (const [b, k] of pairs) {
+        rmSrc.push(renderKernel(k, { bf16Reads: rm.reads!, ...(rm.warp ? { fns: { [WARP_SUM_FN]: WARP_SUM_FN } } : {}) }));
+        for (const M of ROW_GROUPS) {
+          const steps = b.steps.map((st) => (st.kind === "launch" ? { ...st, entry: k.name } : st));
+          rmForms.push({ ...b, variant: `${b.variant}-${ROWS}${M}`, vars: timesRows(b.vars as [string, unknown][], M) as typeof b.vars, steps, note: `${b.note}; items row by row, ${UNROLL} a thread a pass, ${M} times the rows a block (stateless-rows.ts)` });
+        }
+      }
+    }
   }
   if (!forms.length) return plan;
   // (the warp sum helper ahead of the source, with its other helpers: the kernels follow)
   const ws = opts.warpSplit && warpSrc.length ? "\n" + warpSrc.join("\n\n") + "\n" : "";
   const nzs = nzSrc.length ? "\n" + nzSrc.join("\n\n") + "\n" : "";
-  return { ...plan, source: (ws ? WARP_SUM_SOURCE + "\n" : "") + plan.source + "\n" + sources.join("\n\n") + "\n" + ws + nzs, forms: [...plan.forms, ...forms, ...(ws ? warpForms : []), ...nzForms], ptx: undefined };
+  const rms = rmSrc.length ? "\n" + rmSrc.join("\n\n") + "\n" : "";
+  return { ...plan, source: (ws ? WARP_SUM_SOURCE + "\n" : "") + plan.source + "\n" + sources.join("\n\n") + "\n" + ws + nzs + rms, forms: [...plan.forms, ...forms, ...(ws ? warpForms : []), ...nzForms, ...rmForms], ptx: undefined };
 }

@@ -1,0 +1,34 @@
+/**
+ * Which entry of the chunked rows readout (compiler/backends/cuda/rows-chunk.ts) a per-key decay's transposed core takes:
+ * runtime/torch/seqc_chunked.py rows_chunk_pick over the module's kernels (ROWS_FORM, ROWS_CHUNK_WARPS, ROWS_CHUNK_PIPE; b and
+ * c bf16, one pair and one readout, K, V <= 64, one segment; the prefetching entries only at K = V = 64), run in Python on
+ * the numpy stand-in for torch (test/torch/rows_chunk_pick.py).
+ */
+import { describe, expect, it } from "vitest";
+import { spawnSync } from "node:child_process";
+import { rowsChunkModule } from "../compiler/backends/cuda/rows-chunk.ts";
+
+const numpy = spawnSync("python3", ["-c", "import numpy"]).status === 0;
+
+describe.skipIf(!numpy)("torch runtime: the chunked rows readout's entry", () => {
+  it("by operand types, switches and sizes; the walk (null) elsewhere", () => {
+    const r = spawnSync("python3", ["test/torch/rows_chunk_pick.py"], { input: JSON.stringify(rowsChunkModule().kernels), encoding: "utf8" });
+    expect(r.status, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toEqual({
+      abc: "seqc_rows_chunk_w8_la",
+      bc: "seqc_rows_chunk_w8",
+      "w4 bc": "seqc_rows_chunk_w4",
+      "f32 operands": null,
+      walk: null,
+      "two pairs": null,
+      "K 128": null,
+      "K 16 V 7": "seqc_rows_chunk_w8",
+      "pipe abc": "seqc_rows_chunk_w8_p_la",
+      "pipe bc": "seqc_rows_chunk_w8_p",
+      "pipe K 16": "seqc_rows_chunk_w8",
+      "pipe, argument False": "seqc_rows_chunk_w8",
+      "pipe w4 (no such entry)": "seqc_rows_chunk_w4",
+      segments: null,
+    });
+  }, 60_000);
+});

@@ -1,0 +1,45 @@
+"""Driver for test/torch-rows-chunk-pick.test.ts: seqc_chunked.rows_chunk_pick (which rows-chunk.ts entry a per-key decay's
+transposed core takes: ROWS_FORM, ROWS_CHUNK_WARPS, ROWS_CHUNK_PIPE) over the module's kernels as given on stdin (JSON
+list), on the numpy stand-in for torch. Prints one JSON object: case name -> the entry picked (or null)."""
+
+import json
+import os
+import sys
+
+here = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(here, "fake"))
+sys.path.insert(0, os.path.join(here, "..", "..", "runtime", "torch"))
+import seqc_chunked as sc  # noqa: E402
+
+
+class Km:
+    def __init__(self, kernels):
+        self.kernels = kernels
+
+
+km = Km(json.load(sys.stdin))
+out = {}
+
+
+def case(name, low, np_=1, nr=1, K=64, V=64, segment=None, form="chunk", warps=8, pipe=False, **kw):
+    sc.ROWS_FORM, sc.ROWS_CHUNK_WARPS, sc.ROWS_CHUNK_PIPE = form, warps, pipe
+    k = sc.rows_chunk_pick(km, low, np_, nr, K, V, segment, **kw)
+    out[name] = k["entry"] if k else None
+
+
+case("abc", "abc")
+case("bc", "bc")
+case("w4 bc", "bc", warps=4)
+case("f32 operands", None)
+case("walk", "abc", form="walk")
+case("two pairs", "abc", np_=2)
+case("K 128", "abc", K=128)
+case("K 16 V 7", "bc", K=16, V=7)
+case("pipe abc", "abc", pipe=True)
+case("pipe bc", "bc", pipe=True)
+case("pipe K 16", "bc", K=16, pipe=True)
+sc.ROWS_CHUNK_PIPE = True
+out["pipe, argument False"] = sc.rows_chunk_pick(km, "bc", 1, 1, 64, 64, None, pipe=False)["entry"]
+case("pipe w4 (no such entry)", "bc", warps=4, pipe=True)
+case("segments", "abc", segment=256)
+print(json.dumps(out))
