@@ -139,10 +139,10 @@ describe.skipIf(!gpp)("low-rank walks over the chunks kernel on the CPU emulatio
       }
   }, 300_000);
 
-  it("the shipped K = V = 64 configurations: both directions, B inline ([A | B] of width K + V) and separate, 33 chunks", () => {
+  it("the shipped K = V = 64 and 128 configurations: both directions, B inline ([A | B] of width K + V) and separate, 33 chunks", () => {
     const m = lowRankPassModule();
-    expect(m.kernels.map((k) => k.entry)).toEqual(["seqc_lr_pass_fwd_k64v64", "seqc_lr_pass_adj_k64v64"]);
-    expect(LOWRANK_PASS_CONFIGS.length).toBe(2);
+    expect(m.kernels.map((k) => k.entry)).toEqual(["seqc_lr_pass_fwd_k64v64", "seqc_lr_pass_fwd_k128v128", "seqc_lr_pass_adj_k64v64", "seqc_lr_pass_adj_k128v128"]);
+    expect(LOWRANK_PASS_CONFIGS.length).toBe(4);
     const bin = buildEmu(m.source, m.kernels);
     for (const [i, k] of m.kernels.entries())
       for (const inline of [true, false]) expect(error(k, bin, data(k, 2, 33, inline, 17 + i)), `${k.entry} inline=${inline}`).toBeLessThan(1e-5);

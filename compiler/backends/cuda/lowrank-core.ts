@@ -66,9 +66,11 @@ export interface LowRankCoreKernel extends LowRankCoreConfig {
 
 export const LOWRANK_CORE_THREADS = 256;
 
-/** The configurations the torch modules get: the delta-rule family's chunk of 64 micro-steps at K = V = 64
- * (DeltaNet: none; Gated DeltaNet: scalar; RWKV-7: per key). */
-export const LOWRANK_CORE_CONFIGS: readonly LowRankCoreConfig[] = (["none", "scalar", "key"] as const).map((decay) => ({ decay, C: 64, K: 64, V: 64 }));
+/** The configurations the torch modules get: the delta-rule family's chunk of 64 micro-steps at K = V = 64 and at
+ * K = V = 128 (the issue's other two shapes; one block an SM there: 165 KB of shared memory, 198 KB per key), per decay
+ * mode (DeltaNet: none; Gated DeltaNet: scalar; RWKV-7: per key). Without a K = 128 entry the glue ran ChunkCore's
+ * torch ops at K = 128. */
+export const LOWRANK_CORE_CONFIGS: readonly LowRankCoreConfig[] = (["none", "scalar", "key"] as const).flatMap((decay) => [64, 128].map((K) => ({ decay, C: 64, K, V: K })));
 
 
 export function lowRankCoreEntry(c: LowRankCoreConfig): string {

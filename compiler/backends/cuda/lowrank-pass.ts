@@ -39,8 +39,9 @@ export interface LowRankPassKernel extends LowRankPassConfig {
 
 export const LOWRANK_PASS_THREADS = 256;
 
-/** The torch modules' configurations: both directions at K = V = 64. */
-export const LOWRANK_PASS_CONFIGS: readonly LowRankPassConfig[] = (["fwd", "adj"] as const).map((dir) => ({ dir, K: 64, V: 64 }));
+/** The torch modules' configurations: both directions at K = V = 64 and at K = V = 128 (the issue's other two shapes:
+ * 130 KB of shared memory, four 4 x 4 tiles a thread; without them the glue ran nC batched products there). */
+export const LOWRANK_PASS_CONFIGS: readonly LowRankPassConfig[] = (["fwd", "adj"] as const).flatMap((dir) => [64, 128].map((K) => ({ dir, K, V: K })));
 
 export function lowRankPassEntry(c: LowRankPassConfig): string {
   return `seqc_lr_pass_${c.dir}_k${c.K}v${c.V}`;
