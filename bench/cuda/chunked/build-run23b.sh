@@ -8,19 +8,6 @@
 #   here:   bash bench/cuda/chunked/build-run22.sh && bash bench/cuda/chunked/build-run23b.sh
 #           -> dist/chunked-plans-run23b, dist/chunked-check-run23b.mjs
 set -euo pipefail
-cd "$(git rev-parse --show-toplevel)"
-ROOT=$PWD
-WT=$(mktemp -d /tmp/seqc-run23b-XXXX)
-git worktree add -q --detach "$WT/wt" "${REV:-f722c6d}"
-trap 'git worktree remove --force "$WT/wt"; rm -rf "$WT"' EXIT
-cd "$WT/wt" && ln -s "$ROOT/node_modules" node_modules
-export SEQC_PLANS=$ROOT/dist/chunked-plans-run23b
-rm -rf "$SEQC_PLANS" && mkdir -p "$SEQC_PLANS"
-cp "$ROOT"/dist/chunked-plans-run22/{SimpleGla,Gla,Rwkv7,Mamba2}.* "$SEQC_PLANS"/
-SEQC_BUILD_MODELS=deltanet,gated_deltanet \
-  SEQC_BUILD_VARIANTS='^chunked-(split-bf16-k64-v32-a512-iw|split-bf16-k128-v(64|32)-a(384|512)-iw(-w512)?|split3-bf16-k128-v(8|16|32)-a384-iw(-wc|-wk)?)-r1$' \
-  npx tsx bench/cuda/chunked/build.ts
-banner="import { createRequire as __cr } from 'module'; const require = __cr(import.meta.url);"
-npx esbuild bench/cuda/chunked/check.ts --bundle --platform=node --format=esm --target=node20 --external:koffi \
-  --banner:js="$banner" --outfile=$ROOT/dist/chunked-check-run23b.mjs --log-level=warning
-du -sh $SEQC_PLANS $ROOT/dist/chunked-check-run23b.mjs
+RUN=23b REV=${REV:-f722c6d} REV_FILE=0 COPY_PLANS='chunked-plans-run22/SimpleGla.* chunked-plans-run22/Gla.* chunked-plans-run22/Rwkv7.* chunked-plans-run22/Mamba2.*' \
+  BUILD='deltanet,gated_deltanet ^chunked-(split-bf16-k64-v32-a512-iw|split-bf16-k128-v(64|32)-a(384|512)-iw(-w512)?|split3-bf16-k128-v(8|16|32)-a384-iw(-wc|-wk)?)-r1$' \
+  exec bash "$(dirname "$0")/build-plans.sh"

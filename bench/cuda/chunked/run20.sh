@@ -13,7 +13,7 @@ RUN=20 ROUNDS=1 MODELS='simple_gla gla mamba2 deltanet gated_deltanet rwkv7' ALL
   EXPECT='simple_gla:s3=split3-bf16-k128-v32-g4t gla:s3=split3-bf16-k128-v32-a512-mw-g4t mamba2:s3=split3-bf16-k64-v64-g4t
 deltanet:s1=split-bf16-k64-v32-a384-iw gated_deltanet:s1=split-bf16-k64-v32-a384-iw rwkv7:s1=split-bf16-k64-v32-mw' \
   CHECK_EXTRA='split-bf16-k64-v32(-a384-iw|-a512-iw|-a384-mw|-a512-mw)' \
-  B_END=55 W_END=100 K_END=95 A_END=118 C_END=124 timeout 130 bash bench/cuda/chunked/run9.sh
+  B_END=55 W_END=100 K_END=95 A_END=118 C_END=124 RP_TIMEOUT=130 bash "$(dirname "$0")/run-plans.sh"
 source .device/enter.sh
 export SEQC_CHUNK_DIR=/dev/shm/seqc-chunk SEQC_BENCH_AUTO_ONLY=1
 [ -d "$SEQC_CHUNK_DIR" ] || export SEQC_CHUNK_DIR=/tmp/seqc-chunk

@@ -12,16 +12,6 @@ C=deltanet:s1,gated_deltanet:s1,rwkv7:s1
 RUN=21 ROUNDS=2 MODELS='deltanet gated_deltanet rwkv7' ALL=$C SEQC_ANCHOR_CASES=$C \
   EXPECT='deltanet:s1=split-bf16-k64-v32-a512-iw gated_deltanet:s1=split-bf16-k64-v32-a512-iw rwkv7:s1=split-bf16-k64-v32-a512-mw' \
   CHECK_EXTRA='split-bf16-k64-v32(-a384-iw|-mw|-a384-mw)' \
-  B_END=50 W_END=95 K_END=90 A_END=125 C_END=132 timeout 138 bash bench/cuda/chunked/run9.sh > /tmp/run21.out 2>&1
-tail -30 /tmp/run21.out
-python3 - "$OUT" <<'PY' 2>&1 | tee "$OUT/run21.txt"
-import json, sys, collections
-d = json.load(open(sys.argv[1] + '/chunked-bench.json'))
-t = collections.defaultdict(dict)
-for r in d['rows']:
-    if r.get('ms') is not None: t[(r['model'], r['variant'])][r['round']] = r['ms']
-print('device', d.get('device'))
-for (m, v), by in sorted(t.items()): print(f"{m:15s} {v:42s} " + ' '.join(f"r{k} {by[k]:.3f}" for k in sorted(by)))
-PY
+  B_END=50 W_END=95 K_END=90 A_END=125 C_END=132 RP_TIMEOUT=138 RP_TAIL=30 RP_EXIT=0 RP_TXT=run21.txt RP_TABLE='--width 42' RP_LS=0 bash "$(dirname "$0")/run-plans.sh"
 cd "$OUT" && tar czf run21-json.tgz $(ls | grep -v -e '^run.log$' -e '^run21.txt$' -e '^run21-json.tgz$') 2>/dev/null && ls | grep -v -e '^run.log$' -e '^run21.txt$' -e '^run21-json.tgz$' | xargs -r rm -rf
 ls -la "$OUT"

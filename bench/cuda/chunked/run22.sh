@@ -7,7 +7,6 @@
 #   device: run command="source .device/enter.sh && bash bench/cuda/chunked/run22.sh" timeout_s=330
 #     carry=[".device", "dist/chunked-plans-run22", "dist/chunked-check-run22.mjs", ".anchors", ".whl"]
 set -uo pipefail
-export OUT=${OUT:-$PWD/out}
 RUN=22 ROUNDS=2 ALL=none \
   EXPECT='simple_gla:s1=splitd-bf16-k64-v32 simple_gla:s2=split-bf16-k128-v64 simple_gla:s3=split3-bf16-k128-v32-g4t
 gla:s1=split-bf16-k64-v32-mw gla:s2=split-bf16-k128-v64-a512-mw gla:s3=split3-bf16-k128-v32-a512-mw-g4t
@@ -15,16 +14,4 @@ deltanet:s1=split-bf16-k64-v32-a512-iw deltanet:s2=split-bf16-k128-v64-a384-iw-w
 gated_deltanet:s1=split-bf16-k64-v32-a512-iw gated_deltanet:s2=split-bf16-k128-v64-a384-iw-w512 gated_deltanet:s3=split3-bf16-k128-v16-a384-iw-wc
 rwkv7:s1=split-bf16-k64-v32-mw rwkv7:s2=split-bf16-k128-v64-a512-mw rwkv7:s3=split3-bf16-k128-v8-a512-mw
 mamba2:s1=fused-bf16-k64-v64 mamba2:s2=splitd-bf16-k64-v32 mamba2:s3=split3-bf16-k64-v64-g4t' \
-  B_END=80 W_END=190 K_END=185 A_END=290 C_END=305 timeout 318 bash bench/cuda/chunked/run9.sh > /tmp/run22.out 2>&1
-echo "run9.sh exit $?"
-tail -45 /tmp/run22.out
-python3 - "$OUT" <<'PY' 2>&1 | tee "$OUT/run22.txt"
-import json, sys, collections, os
-d = json.load(open(sys.argv[1] + '/chunked-bench.json'))
-t = collections.defaultdict(dict)
-for r in d['rows']:
-    if r.get('ms') is not None: t[(r['model'], r['shape'], r['variant'])][r['round']] = r['ms']
-print('device', d.get('device'))
-for (m, s, v), by in sorted(t.items()): print(f"{m:15s} {s} {v:42s} " + ' '.join(f"r{k} {by[k]:.3f}" for k in sorted(by)))
-PY
-ls -la "$OUT"
+  B_END=80 W_END=190 K_END=185 A_END=290 C_END=305 RP_TIMEOUT=318 RP_TAIL=45 RP_TXT=run22.txt RP_TABLE='--shape --width 42' exec bash "$(dirname "$0")/run-plans.sh"

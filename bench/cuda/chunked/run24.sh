@@ -8,21 +8,8 @@
 #   device: run command="source .device/enter.sh && bash bench/cuda/chunked/run24.sh" timeout_s=180
 #     carry=[".device", "dist/chunked-plans-run24", "dist/chunked-check-run24.mjs", ".anchors", ".whl"]
 set -uo pipefail
-export OUT=${OUT:-$PWD/out}
 C=deltanet:s1,gated_deltanet:s1
 RUN=${RUN:-24} ROUNDS=${ROUNDS:-2} MODELS='deltanet gated_deltanet' ALL=$C SEQC_ANCHOR_CASES=$C \
   EXPECT='deltanet:s1=split-bf16-k64-v32-a512-iw gated_deltanet:s1=split-bf16-k64-v32-a512-iw' \
   CHECK_EXTRA='split-bf16-k64-v32-a512-iw-ap[0-9]+' \
-  B_END=60 W_END=110 K_END=105 A_END=150 C_END=160 timeout 166 bash bench/cuda/chunked/run9.sh > /tmp/run24.out 2>&1
-echo "run9.sh exit $?"
-tail -30 /tmp/run24.out
-python3 - "$OUT" <<'PY' 2>&1 | tee "$OUT/run24.txt"
-import json, sys, collections
-d = json.load(open(sys.argv[1] + '/chunked-bench.json'))
-t = collections.defaultdict(dict)
-for r in d['rows']:
-    if r.get('ms') is not None: t[(r['model'], r['variant'])][r['round']] = r['ms']
-print('device', d.get('device'))
-for (m, v), by in sorted(t.items()): print(f"{m:15s} {v:46s} " + ' '.join(f"r{k} {by[k]:.3f}" for k in sorted(by)))
-PY
-ls -la "$OUT"
+  B_END=60 W_END=110 K_END=105 A_END=150 C_END=160 RP_TIMEOUT=166 RP_TAIL=30 RP_TXT=run24.txt RP_TABLE='--width 46' exec bash "$(dirname "$0")/run-plans.sh"

@@ -16,19 +16,8 @@ C=deltanet:s2,gated_deltanet:s2,deltanet:s3,gated_deltanet:s3
 RUN=${RUN:-26} ROUNDS=${ROUNDS:-2} MODELS='deltanet gated_deltanet' ALL=$C SEQC_ANCHOR_CASES=$C \
   EXPECT='deltanet:s2=split-bf16-k128-v64-a512-iw-w512 gated_deltanet:s2=split-bf16-k128-v64-a512-iw-w512 deltanet:s3=split3-bf16-k128-v16-a384-iw-wc gated_deltanet:s3=split3-bf16-k128-v16-a384-iw-wc' \
   CHECK_EXTRA='split-bf16-k128-v64-a512-iw-ios?-w512|split3-bf16-k128-v16-a(384|512)-iw-ios?-wc' \
-  B_END=110 W_END=165 K_END=160 A_END=215 C_END=225 timeout 230 bash bench/cuda/chunked/run9.sh > /tmp/run26.out 2>&1
-echo "run9.sh exit $?"
-tail -40 /tmp/run26.out
-python3 - "$OUT" <<'PY' 2>&1 | tee "$OUT/run26.txt"
-import json, sys, collections
-d = json.load(open(sys.argv[1] + '/chunked-bench.json'))
-t = collections.defaultdict(dict)
-for r in d['rows']:
-    if r.get('ms') is not None: t[(r['model'], r['shape'], r['variant'])][r['round']] = (r['ms'], r.get('parts') or [])
-print('device', d.get('device'))
-for (m, sh, v), by in sorted(t.items()):
-    print(f"{m:15s} {sh} {v:50s} " + '  '.join(f"r{k} {by[k][0]:.3f} [" + ', '.join(f'{p:.3f}' for p in by[k][1]) + ']' for k in sorted(by)))
-PY
+  B_END=110 W_END=165 K_END=160 A_END=215 C_END=225 RP_TIMEOUT=230 RP_TAIL=40 RP_TXT=run26.txt RP_TABLE='--shape --parts --width 50' RP_LS=0 \
+  bash "$(dirname "$0")/run-plans.sh"
 # Nsight Compute (if the call has time): phase A's warp states, auto's and -a512-iw-ios, DeltaNet at s2 (one forward each)
 NCU=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu /usr/local/cuda/bin/ncu 2>/dev/null | head -1)
 M=gpu__time_duration.sum,dram__bytes_read.sum,dram__bytes_write.sum,dram__throughput.avg.pct_of_peak_sustained_elapsed,sm__throughput.avg.pct_of_peak_sustained_elapsed,smsp__issue_active.avg.pct_of_peak_sustained_elapsed,sm__warps_active.avg.pct_of_peak_sustained_active

@@ -9,22 +9,8 @@
 #   device: run command="source .device/enter.sh && bash bench/cuda/chunked/run26b.sh" timeout_s=290
 #     carry=[".device", "dist/chunked-plans-run26b", "dist/chunked-check-run26b.mjs", ".anchors", ".whl"]
 set -uo pipefail
-export OUT=${OUT:-$PWD/out}
 C=deltanet:s1,gated_deltanet:s1,deltanet:s2,gated_deltanet:s2,deltanet:s3,gated_deltanet:s3
 RUN=${RUN:-26b} ROUNDS=${ROUNDS:-2} MODELS='deltanet gated_deltanet' ALL=$C SEQC_ANCHOR_CASES=$C \
   EXPECT='deltanet:s1=split-bf16-k64-v32-a512-iw gated_deltanet:s1=split-bf16-k64-v32-a512-iw deltanet:s2=split-bf16-k128-v64-a512-iw-ios-w512 gated_deltanet:s2=split-bf16-k128-v64-a512-iw-ios-w512 deltanet:s3=split3-bf16-k128-v16-a512-iw-ios-wc gated_deltanet:s3=split3-bf16-k128-v16-a512-iw-ios-wc' \
   CHECK_EXTRA='split-bf16-k128-v64-a512-iw(-ios)?(-wq)?-w512|split3-bf16-k128-v16-a384-iw-wc|split-bf16-k64-v32-a512-iw-ios' \
-  B_END=110 W_END=170 K_END=165 A_END=235 C_END=250 timeout 255 bash bench/cuda/chunked/run9.sh > /tmp/run26b.out 2>&1
-echo "run9.sh exit $?"
-tail -40 /tmp/run26b.out
-python3 - "$OUT" <<'PY' 2>&1 | tee "$OUT/run26b.txt"
-import json, sys, collections
-d = json.load(open(sys.argv[1] + '/chunked-bench.json'))
-t = collections.defaultdict(dict)
-for r in d['rows']:
-    if r.get('ms') is not None: t[(r['model'], r['shape'], r['variant'])][r['round']] = (r['ms'], r.get('parts') or [])
-print('device', d.get('device'))
-for (m, sh, v), by in sorted(t.items()):
-    print(f"{m:15s} {sh} {v:50s} " + '  '.join(f"r{k} {by[k][0]:.3f} [" + ', '.join(f'{p:.3f}' for p in by[k][1]) + ']' for k in sorted(by)))
-PY
-ls -la "$OUT"
+  B_END=110 W_END=170 K_END=165 A_END=235 C_END=250 RP_TIMEOUT=255 RP_TAIL=40 RP_TXT=run26b.txt RP_TABLE='--shape --parts --width 50' exec bash "$(dirname "$0")/run-plans.sh"
