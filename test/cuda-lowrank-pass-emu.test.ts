@@ -3,9 +3,11 @@
  * LR_PASS "cuda") on the CPU emulation of CUDA (test/cuda-emu/emu.h) against the recurrences in float64:
  *   "fwd"  S_{c+1} = A_c S_c + B_c (OUT[c] = S_c),   "adj"  L_c = A_c^T L_{c+1} + B_c (OUT[c] = L_{c+1}),   FIN the last
  * with B_c inside the transitions' rows (wb = wa = K + V, the glue's [A | B]) and as a tensor of its own (wb = V), one
- * chunk and several, small configurations (K != V, tiles not a multiple of the threads) and the shipped K = V = 64;
- * deliberately broken copies (the forward walk reading A untransposed; the next chunk's transition not prefetched) must
- * fail; nvcc -cubin for sm_90 where installed: no spills.
+ * chunk and several, small configurations (K != V, tiles not a multiple of the threads) and the shipped K = V = 64 and
+ * 128; the value-column groups (a (R, V / G) grid: small G dividing V, the shipped K = V = 128 G = 32 / 16, one chunk
+ * and 33); deliberately broken copies (the forward walk reading A untransposed; the next chunk's transition not
+ * prefetched; a group's B_c, start state or FIN without its column offset) must fail; nvcc -cubin for sm_90 where
+ * installed: no spills.
  */
 import { describe, expect, it } from "vitest";
 import { execFileSync, spawnSync } from "node:child_process";
@@ -13,7 +15,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createHash } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { LOWRANK_PASS_CONFIGS, lowRankPassModule, type LowRankPassConfig, type LowRankPassKernel } from "../compiler/backends/cuda/lowrank-pass.ts";
+import { LOWRANK_PASS_COL_CONFIGS, LOWRANK_PASS_CONFIGS, lowRankPassModule, type LowRankPassConfig, type LowRankPassKernel } from "../compiler/backends/cuda/lowrank-pass.ts";
 import { findNvcc } from "../compiler/backends/cuda/nvcc.ts";
 import { relativeError } from "../compiler/io/manifest.ts";
 import { compileEmu, EMU_READF } from "./cuda-emu/harness.ts";
@@ -76,14 +78,14 @@ int main(int argc, char** argv) {
   std::string dir = argv[1], entry = argv[2];
   RR = (unsigned)atoi(argv[3]); NC = (unsigned)atoi(argv[4]); WA = (unsigned)atoi(argv[5]); WB = (unsigned)atoi(argv[6]);
   int boff = atoi(argv[7]);
-  unsigned threads = (unsigned)atoi(argv[8]), smem = (unsigned)atoi(argv[9]);
+  unsigned threads = (unsigned)atoi(argv[8]), smem = (unsigned)atoi(argv[9]), gy = (unsigned)atoi(argv[10]);
   std::vector<char> b[5] = {readf(dir + "/A.bin"), readf(dir + "/B.bin"), readf(dir + "/S0.bin"), readf(dir + "/OUT.bin"), readf(dir + "/FIN.bin")};
   for (int i = 0; i < 5; ++i) P[i] = b[i].data();
   BP = boff >= 0 ? (const float*)P[0] + boff : (const float*)P[1];
   void (*fn)() = nullptr;
 ${kernels.map((k) => `  if (entry == "${k.entry}") fn = body_${k.entry};`).join("\n")}
   if (!fn) { fprintf(stderr, "no entry %s\\n", entry.c_str()); return 2; }
-  emu::Dim g; g.x = RR; emu::Dim blk; blk.x = threads;
+  emu::Dim g; g.x = RR; g.y = gy; emu::Dim blk; blk.x = threads;
   emu::launch(fn, g, blk, smem);
   FILE* f = fopen((dir + "/OUT.out").c_str(), "wb"); fwrite(b[3].data(), 1, b[3].size(), f); fclose(f);
   f = fopen((dir + "/FIN.out").c_str(), "wb"); fwrite(b[4].data(), 1, b[4].size(), f); fclose(f);
@@ -104,7 +106,7 @@ function runEmu(bin: string, k: LowRankPassKernel, d: Data): { out: Float64Array
     writeFileSync(join(dir, "S0.bin"), f32(d.S0));
     writeFileSync(join(dir, "OUT.bin"), f32(new Float64Array(d.R * d.nC * K * V).fill(NaN))); // the kernel must write every output
     writeFileSync(join(dir, "FIN.bin"), f32(new Float64Array(d.R * K * V).fill(NaN)));
-    execFileSync(bin, [dir, k.entry, String(d.R), String(d.nC), String(d.wa), String(d.wb), String(d.inline ? K : -1), String(k.threads), String(k.sharedBytes)], { stdio: "pipe" });
+    execFileSync(bin, [dir, k.entry, String(d.R), String(d.nC), String(d.wa), String(d.wb), String(d.inline ? K : -1), String(k.threads), String(k.sharedBytes), String(k.G ? k.V / k.G : 1)], { stdio: "pipe" });
     const read = (name: string) => {
       const raw = readFileSync(join(dir, name));
       return Float64Array.from(new Float32Array(raw.buffer, raw.byteOffset, raw.byteLength / 4));
@@ -140,13 +142,50 @@ describe.skipIf(!gpp)("low-rank walks over the chunks kernel on the CPU emulatio
   }, 300_000);
 
   it("the shipped K = V = 64 and 128 configurations: both directions, B inline ([A | B] of width K + V) and separate, 33 chunks", () => {
-    const m = lowRankPassModule();
+    const m = lowRankPassModule(LOWRANK_PASS_CONFIGS);
     expect(m.kernels.map((k) => k.entry)).toEqual(["seqc_lr_pass_fwd_k64v64", "seqc_lr_pass_fwd_k128v128", "seqc_lr_pass_adj_k64v64", "seqc_lr_pass_adj_k128v128"]);
     expect(LOWRANK_PASS_CONFIGS.length).toBe(4);
     const bin = buildEmu(m.source, m.kernels);
     for (const [i, k] of m.kernels.entries())
       for (const inline of [true, false]) expect(error(k, bin, data(k, 2, 33, inline, 17 + i)), `${k.entry} inline=${inline}`).toBeLessThan(1e-5);
   }, 400_000);
+
+  const SMALL_COLS: LowRankPassConfig[] = [
+    { dir: "fwd", K: 12, V: 16, G: 8 },
+    { dir: "adj", K: 8, V: 24, G: 12 },
+    { dir: "fwd", K: 20, V: 12, G: 4 },
+  ];
+
+  it("value-column groups: small configurations and the shipped K = V = 128 G = 32 / 16, both directions, B inline and separate, one chunk and 33", () => {
+    const module = lowRankPassModule();
+    expect(module.kernels.map((k) => k.entry).slice(4)).toEqual(["seqc_lr_pass_fwd_k128v128_g32", "seqc_lr_pass_fwd_k128v128_g16", "seqc_lr_pass_adj_k128v128_g32", "seqc_lr_pass_adj_k128v128_g16"]);
+    expect(module.kernels.slice(4).map((k) => k.sharedBytes)).toEqual([83968, 75776, 83968, 75776]);
+    const m = lowRankPassModule([...SMALL_COLS, ...LOWRANK_PASS_COL_CONFIGS]);
+    const bin = buildEmu(m.source, m.kernels);
+    for (const [i, k] of m.kernels.entries())
+      for (const [R, nC, inline] of (k.K === 128 ? [[1, 33, true], [2, 1, false]] : [[3, 5, true], [2, 1, false], [1, 7, false]]) as [number, number, boolean][]) {
+        const e = error(k, bin, data(k, R, nC, inline, 29 + 3 * i + nC));
+        expect(e, `${k.entry} R=${R} nC=${nC} inline=${inline}`).toBeLessThan(1e-5);
+      }
+  }, 600_000);
+
+  it("broken value-column groups fail: B_c, the start state or FIN without the group's column offset", () => {
+    const k0 = SMALL_COLS[0];
+    for (const [from, to] of [
+      ["Bp + (size_t)r * nC * KK * wb + j0;", "Bp + (size_t)r * nC * KK * wb;"],
+      ["+ (x / 8u) * 16u + j0 + x % 8u];", "+ (x / 8u) * 16u + x % 8u];"],
+      ["* 16u + j0 + 4u * (x % 2u)] =", "* 16u + 4u * (x % 2u)] ="],
+    ]) {
+      const m = lowRankPassModule([k0], (src) => {
+        expect(src).toContain(from);
+        return src.replace(from, to);
+      });
+      // outputs a broken copy never writes stay NaN: counted as an infinite error
+      const d = data(k0, 2, 3, false, 7), got = runEmu(buildEmu(m.source, m.kernels), m.kernels[0], d), want = reference(k0, d);
+      const e = got.out.every(Number.isFinite) && got.fin.every(Number.isFinite) ? Math.max(relativeError(got.out, want.out), relativeError(got.fin, want.fin)) : Infinity;
+      expect(e, from).toBeGreaterThan(1e-2);
+    }
+  }, 200_000);
 
   it("deliberately broken copies fail: the forward walk reads A untransposed; the next chunk's transition is not prefetched", () => {
     const k0 = SMALL[0];
@@ -165,6 +204,7 @@ describe.skipIf(!gpp)("low-rank walks over the chunks kernel on the CPU emulatio
   it("configurations that do not fit are refused", () => {
     expect(() => lowRankPassModule([{ dir: "fwd", K: 10, V: 8 }])).toThrow(/multiples of 4/);
     expect(() => lowRankPassModule([{ dir: "fwd", K: 256, V: 256 }])).toThrow(/tiles|shared memory/);
+    expect(() => lowRankPassModule([{ dir: "fwd", K: 128, V: 128, G: 24 }])).toThrow(/divides V/);
   });
 
   it.skipIf(!findNvcc())("nvcc -cubin compiles the shipped module for sm_90; ptxas: no spills", () => {
@@ -173,5 +213,5 @@ describe.skipIf(!gpp)("low-rank walks over the chunks kernel on the CPU emulatio
       expect([u.spillStores, u.spillLoads], `${e} spills`).toEqual([0, 0]);
       expect(u.registers, `${e} registers`).toBeLessThanOrEqual(255);
     }
-  }, 200_000);
+  }, 500_000);
 });

@@ -5,8 +5,9 @@
  *   dr   (I - Luu^T) DR = BQ + exp(G_C - G_{c+1}) L^T u_c (Luu[a, c] = exp(G_a - G_{c+1}) w_a . u_c, c < a)
  * with strided rows as the glue hands them (U slot 0 of [N, C, 2, K], XI the first K columns of slot 0 of [N, C, 2, K + V]),
  * no decay and a scalar log decay down to -20 a step, padded tails (zero vectors, zero log decay), small configurations
- * (K != V != C) and the shipped C = K = V = 64; deliberately broken copies (the readouts' scores missing the diagonal;
- * the solve skipping the chunk's last step) must fail; nvcc -cubin for sm_90 where installed: no spills. The "pre" kernel's
+ * (K != V != C) and the shipped C = 64, K = V = 64 and 128 (T = 1 among them); deliberately broken copies (the readouts' scores missing the
+ * diagonal; the solve skipping the chunk's last step; at K = 128 dr's L^T u_c over the first 64 keys only and pre's
+ * XI^T BQ over the first 32 steps only) must fail; nvcc -cubin for sm_90 where installed: no spills. The "pre" kernel's
  * tensor-core twins (math "tf32" / "tf32x3", compiler/backends/cuda/lowrank-wy-mma.ts) with the TF32 rounding and the
  * m16n8k8 fragments emulated (test/cuda-emu/mma-tf32.h): tf32x3 within 1e-5, tf32 within 1e-3 (and above 1e-5); broken
  * twins (the diagonal masked, BQ's reduction from one block late, BP without its XI^T BQ term) must fail.
@@ -163,18 +164,36 @@ describe.skipIf(!gpp)("the chunk-state backward's per-chunk kernels on the CPU e
     }
   }, 300_000);
 
-  it("the shipped C = K = V = 64 configurations, full and padded chunks", () => {
+  it("the shipped C = 64 configurations (K = V = 64 and 128), full and padded chunks, one step in use", () => {
     const m = lowRankWyModule();
-    expect(m.kernels.map((k) => k.entry)).toEqual(["seqc_lr_wy_pre_none_c64k64v64", "seqc_lr_wy_dr_none_c64k64v64", "seqc_lr_wy_pre_scalar_c64k64v64", "seqc_lr_wy_dr_scalar_c64k64v64",
+    expect(m.kernels.map((k) => k.entry)).toEqual([
+      "seqc_lr_wy_pre_none_c64k64v64", "seqc_lr_wy_dr_none_c64k64v64", "seqc_lr_wy_pre_none_c64k128v128", "seqc_lr_wy_dr_none_c64k128v128",
+      "seqc_lr_wy_pre_scalar_c64k64v64", "seqc_lr_wy_dr_scalar_c64k64v64", "seqc_lr_wy_pre_scalar_c64k128v128", "seqc_lr_wy_dr_scalar_c64k128v128",
       "seqc_lr_wy_pre_none_c64k64v64_tf32", "seqc_lr_wy_pre_scalar_c64k64v64_tf32"]);
-    expect(LOWRANK_WY_CONFIGS.length).toBe(6);
+    expect(LOWRANK_WY_CONFIGS.length).toBe(10);
+    expect(m.kernels.filter((k) => k.K === 128).map((k) => k.sharedBytes)).toEqual([185604, 185604, 185604, 185604]);
     const bin = buildEmu(m.source, m.kernels);
-    for (const i of [0, 2])
-      for (const [used, minLd] of [[64, -0.5], [37, -20]] as const) {
+    for (const i of [0, 2, 4, 6]) {
+      const cases = m.kernels[i].K === 128 ? [[64, -0.5], [37, -20], [1, -20]] as const : [[64, -0.5], [37, -20]] as const;
+      for (const [used, minLd] of cases) {
         const e = errors(m.kernels[i], m.kernels[i + 1], bin, data(m.kernels[i], 2, used, minLd, 3 + i + used));
         expect(Math.max(...e), `${m.kernels[i].entry} used=${used}: BQ ${e[0]} BP ${e[1]} DR ${e[2]}`).toBeLessThan(1e-5);
       }
-  }, 400_000);
+    }
+  }, 600_000);
+
+  it("broken K = 128 copies fail: dr's L^T u_c over the first 64 keys only; pre's XI^T BQ over the first 32 steps", () => {
+    const s: Shape = { decay: "scalar", C: 64, K: 128, V: 128 };
+    const broken = (from: string, to: string, which: 1 | 2) => {
+      const m = lowRankWyModule(pair(s), (src) => {
+        expect(src).toContain(from);
+        return src.replace(from, to);
+      });
+      return errors(m.kernels[0], m.kernels[1], buildEmu(m.source, m.kernels), data(s, 1, s.C, -1, 8))[which];
+    };
+    expect(broken("const float4 a4 = (*(const float4*)&sUT[i * 68u + 4u * ti]), b4 = (*(const float4*)&sL[", "if (i >= 64u) break;\n      const float4 a4 = (*(const float4*)&sUT[i * 68u + 4u * ti]), b4 = (*(const float4*)&sL[", 2)).toBeGreaterThan(1e-2);
+    expect(broken("for (u32 cc = 0; cc < 64u; ++cc) {\n      const float4 a4 = (*(const float4*)&sX[cc * 128u", "for (u32 cc = 0; cc < 32u; ++cc) {\n      const float4 a4 = (*(const float4*)&sX[cc * 128u", 1)).toBeGreaterThan(1e-2);
+  }, 300_000);
 
   it("deliberately broken copies fail: the readouts' scores without the diagonal; the solve skipping the chunk's last step", () => {
     const s = SMALL[1];

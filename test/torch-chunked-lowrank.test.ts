@@ -30,6 +30,8 @@ import { chunkInputs } from "./helpers/chunk-inputs.ts";
 import { serve } from "./helpers/python-serve.ts";
 import { glueTensors } from "./helpers/glue-case.ts";
 import { fromBf16, toBf16 } from "../runtime/cuda/half.ts";
+import { lowRankWyModule } from "../compiler/backends/cuda/lowrank-wy.ts";
+import { lowRankPassModule } from "../compiler/backends/cuda/lowrank-pass.ts";
 
 const MODELS = ["deltanet", "gated_deltanet", "rwkv7", "gated_deltaproduct"];
 const load = (name: string) => loadProgram([`stdlib/${name}.seq`]).models[0];
@@ -509,4 +511,75 @@ describe.skipIf(!cpuTorch)("torch target: the chunk-state backward with a per-ke
       expect(Math.max(...errs), `${wyBreak} dropped`).toBeGreaterThan(1e-2);
     }
   }, 300_000);
+});
+
+describe.skipIf(!cpuTorch)("torch target: which wy kernel the launcher takes (seqc_chunked_lowrank.wy_pick, LR_WY_K128)", () => {
+  it("K = 64 as before; the K = 128 kernels only with LR_WY_K128 \"on\" (default \"off\"); a twin only where one exists", () => {
+    const kernels = lowRankWyModule().kernels;
+    expect(kernels.filter((k) => k.K === 128).length).toBe(4);
+    const script = `
+import json, sys
+sys.path.insert(0, 'runtime/torch')
+import seqc_chunked_lowrank as m
+ks = json.loads(sys.stdin.read())
+out = {'default': m.LR_WY_K128}
+for op in ('pre', 'dr'):
+    for mode in ('none', 'scalar'):
+        for K in (64, 128):
+            for math in ('fp32', 'tf32'):
+                for way in (None, 'off', 'on'):
+                    k = m.wy_pick(ks, op, mode, 64, K, K, math, way)
+                    out['%s %s %d %s %s' % (op, mode, K, math, way)] = k and k['entry']
+try:
+    m.wy_pick(ks, 'pre', 'none', 64, 128, 128, 'fp32', 'yes')
+    out['bad'] = 'accepted'
+except ValueError:
+    out['bad'] = 'refused'
+print(json.dumps(out))
+`;
+    const r = spawnSync("/usr/bin/python3", ["-c", script], { input: JSON.stringify(kernels), encoding: "utf8" });
+    expect(r.status, r.stderr).toBe(0);
+    const got = JSON.parse(r.stdout);
+    expect(got.default).toBe("off");
+    expect(got.bad).toBe("refused");
+    for (const op of ["pre", "dr"])
+      for (const mode of ["none", "scalar"])
+        for (const math of ["fp32", "tf32"])
+          for (const way of ["None", "off", "on"]) {
+            const twin = op === "pre" && math === "tf32" ? "_tf32" : "";
+            expect(got[`${op} ${mode} 64 ${math} ${way}`], `${op} ${mode} K 64 ${math} ${way}`).toBe(`seqc_lr_wy_${op}_${mode}_c64k64v64${twin}`);
+            expect(got[`${op} ${mode} 128 ${math} ${way}`], `${op} ${mode} K 128 ${math} ${way}`).toBe(way === "on" ? `seqc_lr_wy_${op}_${mode}_c64k128v128` : null);
+          }
+  });
+});
+
+describe.skipIf(!cpuTorch)("torch target: which walk kernel the launcher takes (seqc_chunked_lowrank.pass_pick, LR_PASS_COLS)", () => {
+  it("whole rows by default; value-column groups of LR_PASS_COLS' width only where B * H is below the SM count and the module has them", () => {
+    const kernels = lowRankPassModule().kernels;
+    const script = `
+import json, sys
+sys.path.insert(0, 'runtime/torch')
+import seqc_chunked_lowrank as m
+ks = json.loads(sys.stdin.read())
+out = {'default': m.LR_PASS_COLS}
+for d in ('fwd', 'adj'):
+    for K in (64, 128):
+        for rows in (8, 64, 132, 512):
+            for cols in (None, 0, 16, 32, 24):
+                k, g = m.pass_pick(ks, d, K, K, rows, 132, cols)
+                out['%s %d %d %s' % (d, K, rows, cols)] = [k and k['entry'], g]
+print(json.dumps(out))
+`;
+    const r = spawnSync("/usr/bin/python3", ["-c", script], { input: JSON.stringify(kernels), encoding: "utf8" });
+    expect(r.status, r.stderr).toBe(0);
+    const got = JSON.parse(r.stdout);
+    expect(got.default).toBe(0);
+    for (const d of ["fwd", "adj"])
+      for (const K of [64, 128])
+        for (const rows of [8, 64, 132, 512])
+          for (const cols of ["None", "0", "16", "32", "24"]) {
+            const G = Number(cols), grouped = K === 128 && rows < 132 && (G === 16 || G === 32);
+            expect(got[`${d} ${K} ${rows} ${cols}`], `${d} K ${K} rows ${rows} cols ${cols}`).toEqual(grouped ? [`seqc_lr_pass_${d}_k128v128_g${G}`, 128 / G] : [`seqc_lr_pass_${d}_k${K}v${K}`, 1]);
+          }
+  });
 });

@@ -25,18 +25,20 @@ export PYTHONPATH=$PWD/.anchors
 python3 -c "import torch, triton; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'triton', triton.__version__)" 2>&1 | tee -a "$LOG"
 CASES_ARG=()
 [ -n "${CASES:-}" ] && CASES_ARG=(--cases "$CASES")
+# SHAPES_ARGS: more shapes_bench.py options for the accuracy and timing runs (--lr / --old switches), word-split
+read -r -a EXTRA <<< "${SHAPES_ARGS:-}"
 PIDS=()
 W=${WARM_WORKERS:-6}
 for i in $(seq 0 $((W - 1))); do
   timeout "${WARM_S:-60}" python3 "$BENCH/shapes_bench.py" "$MOD" "${CASES_ARG[@]}" --warm-fla "$i" "$W" > "/tmp/warm$i.log" 2>&1 &
   PIDS+=($!)
 done
-timeout "${ACC_S:-60}" python3 "$BENCH/shapes_bench.py" "$MOD" "${CASES_ARG[@]}" --accuracy "${ACC:-1x1024}" --accuracy-only --out "$OUT/accuracy.json" > "$OUT/accuracy.log" 2>&1
+timeout "${ACC_S:-60}" python3 "$BENCH/shapes_bench.py" "$MOD" "${CASES_ARG[@]}" "${EXTRA[@]}" --accuracy "${ACC:-1x1024}" --accuracy-only --out "$OUT/accuracy.json" > "$OUT/accuracy.log" 2>&1
 tail -30 "$OUT/accuracy.log" | tee -a "$LOG"
 el "accuracy done"
 for p in "${PIDS[@]}"; do wait "$p"; done
 cat /tmp/warm[0-9]*.log > "$OUT/warm.log"
 el "warm done"
-timeout "${TIME_S:-160}" python3 "$BENCH/shapes_bench.py" "$MOD" "${CASES_ARG[@]}" --budget "${BUDGET:-140}" --out "$OUT/timing.json" > "$OUT/timing.log" 2>&1
+timeout "${TIME_S:-160}" python3 "$BENCH/shapes_bench.py" "$MOD" "${CASES_ARG[@]}" "${EXTRA[@]}" --budget "${BUDGET:-140}" --out "$OUT/timing.json" > "$OUT/timing.log" 2>&1
 el "timing exit $?"
 tail -40 "$OUT/timing.log" | tee -a "$LOG"

@@ -13,6 +13,11 @@ seqc's float64 step at the bf16-rounded values, seqc and the anchor.
 
   python3 bench/torch/shapes_bench.py <modules dir> [--cases model:BxTxHxK,...] [--out r.json] [--budget S] [--accuracy 1x1024]
   python3 bench/torch/shapes_bench.py <modules dir> --warm-fla I N     (Triton precompile share I of N)
+
+--lr KEY=VALUE (repeatable) sets a seqc_chunked_lowrank switch for the whole run (the step timed as "seqc"); --old
+KEY=VALUE (repeatable) replaces the "before" step's switches (default LR_FUSED / LR_FUSED_PASS "torch"), e.g. the
+untimed K = 128 wy kernels and value-column walks against the defaults in one process:
+  --lr LR_WY_K128=on --lr LR_PASS_COLS=32 --old LR_WY_K128=off --old LR_PASS_COLS=0
 """
 
 import argparse
@@ -146,8 +151,8 @@ def case(args, root, model, shape, rate, log):
             row["old_sections_ms"] = {k: round(v, 3) for k, v in lb.sections(one).items()}
             one()
             row["new_vs_old_rel"] = {"d" + n: tb.rel(grads[n], v.grad.float()) for n, v in leaves.items()}
-            log("%s %s: before (LR_FUSED, LR_FUSED_PASS torch) %.3f ms GPU; sections %s; new vs old grads max %.1e" % (
-                model, shape, row["old_gpu_ms"], ", ".join("%s %.2f" % kv for kv in row["old_sections_ms"].items()), max(row["new_vs_old_rel"].values())))
+            log("%s %s: before (%s) %.3f ms GPU; sections %s; new vs old grads max %.1e" % (
+                model, shape, ", ".join("%s %s" % kv for kv in OLD.items()), row["old_gpu_ms"], ", ".join("%s %.2f" % kv for kv in row["old_sections_ms"].items()), max(row["new_vs_old_rel"].values())))
         except Exception as e:  # noqa: BLE001
             row["old_error"] = "%s: %s" % (type(e).__name__, str(e)[:300])
             log("%s %s: old path failed: %s" % (model, shape, row["old_error"]))
@@ -260,15 +265,25 @@ def main():
     ap.add_argument("--no-old", action="store_true")
     ap.add_argument("--fla-max-configs", type=int, default=4)
     ap.add_argument("--warm-fla", nargs=2, type=int)
+    ap.add_argument("--lr", action="append", default=[], help="KEY=VALUE: a seqc_chunked_lowrank switch for the whole run")
+    ap.add_argument("--old", action="append", default=[], help="KEY=VALUE: the 'before' step's switches (replace the default OLD)")
     args = ap.parse_args()
     root = os.path.abspath(args.modules)
+    kv = lambda items: {k: int(v) if v.lstrip("-").isdigit() else v for k, v in (x.split("=", 1) for x in items)}  # noqa: E731
+    if args.lr or args.old:
+        if root not in sys.path:
+            sys.path.insert(0, root)  # the modules' runtime (seqc_chunked_lowrank) beside them, as the loaders add it
+        set_lr(kv(args.lr))
+        if args.old:
+            OLD.clear()
+            OLD.update(kv(args.old))
     cases = parse_cases(args.cases)
     torch.backends.cuda.matmul.allow_tf32 = False
     if args.warm_fla:
         return warm_fla(cases, *args.warm_fla, args.fla_max_configs)
     t_start = time.time()
     tb.patch_autotune(None, args.fla_max_configs)
-    res = {"device": torch.cuda.get_device_name(0), "torch": torch.__version__, "rows": [], "skipped": [], "accuracy": []}
+    res = {"device": torch.cuda.get_device_name(0), "torch": torch.__version__, "rows": [], "skipped": [], "accuracy": [], "lr": kv(args.lr), "old": dict(OLD)}
 
     def log(s):
         print("[%5.1fs] %s" % (time.time() - t_start, s), flush=True)

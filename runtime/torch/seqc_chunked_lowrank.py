@@ -161,6 +161,14 @@ LR_FUSED_WY = "cuda"
 # (compiler/backends/cuda/lowrank-wy-mma.ts, the module's entries with `math`): "tf32" / "tf32x3" as LR_READ_MMA. Not
 # yet timed on the card, so "off"; float32 tensors always take the fp32 kernel; "dr" has no twin.
 LR_WY_MMA = "off"
+# Whether LR_FUSED_WY "cuda" takes the module's kernels wider than K = V = 64 (compiler/backends/cuda/lowrank-wy.ts: C = 64,
+# K = V = 128, 185,604 bytes of shared memory for either op, one block an SM; emulated vs float64 < 1e-5; not yet timed on
+# the card): "off" (the default: wy's torch products there, as before) or "on".
+LR_WY_K128 = "off"
+# The walks over the chunks (LR_FUSED_PASS "cuda") in value-column groups (compiler/backends/cuda/lowrank-pass.ts, entries
+# _g<G>: a (B * H, V / G) grid, each block G columns of a row's state; the module has G = 32 and 16 at K = V = 128): 0 (the
+# default: one block a row, as before) or G, taken where B * H is below the card's SM count. Not yet timed on the card.
+LR_PASS_COLS = 0
 # Where the backward's run of the forward (the chunk transitions, the pass, the reads) also reads the readouts y again
 # (LR_READ "matmul"; only post's backward takes them): "bound" (the default) only where some form of post's backward plan
 # binds a readout's y (DeltaNet's and Gated DeltaNet's post backward, o = y, reads the cotangent alone: their y0 is in
@@ -1361,6 +1369,19 @@ def readout_launcher(m, device, way=None, math="fp32"):
     return launch
 
 
+def pass_pick(kernels, dir, K, V, rows, sms, cols=None):
+    """The kernel pass_launcher takes from a module's "lowRankPass" kernels for (dir, K, V) and rows = B * H walks on a
+    card of `sms` SMs: with LR_PASS_COLS (or cols) G > 0 and rows < sms, the value-column groups' kernel of width G where
+    the module has one; else the whole-row kernel; None where none matches. Returns (kernel, groups a row)."""
+    cols = LR_PASS_COLS if cols is None else cols
+    ks = [k for k in kernels if k["op"] == "pass" and k["dir"] == dir and (k["K"], k["V"]) == (K, V)]
+    if cols and rows < sms:
+        k = next((k for k in ks if k.get("G") == cols), None)
+        if k is not None:
+            return k, V // cols
+    return next((k for k in ks if k.get("G") is None), None), 1
+
+
 def pass_launcher(m, device, way=None):
     """The walks over the chunks of module m on `device` (LR_FUSED_PASS, or way, "cuda"; the module's
     "kernels"."lowRankPass", compiler/backends/cuda/lowrank-pass.ts) as lowrank_backward's `passer`: launch(dir, A, Bp,
@@ -1372,10 +1393,11 @@ def pass_launcher(m, device, way=None):
     km = switch_kernels(m, device, way or LR_FUSED_PASS, "LR_FUSED_PASS", "lowRankPass")
     if km is None:
         return None
+    sms = torch.cuda.get_device_properties(device).multi_processor_count
 
     def launch(dir, A, Bp, S0, OUT, FIN):
         Bn, H, nC, K, V = OUT.shape
-        k = next((k for k in km.kernels if k["op"] == "pass" and k["dir"] == dir and (k["K"], k["V"]) == (K, V)), None)
+        k, groups = pass_pick(km.kernels, dir, K, V, Bn * H, sms)
         ts = [A, Bp, S0, OUT, FIN]
         if k is None or any(x.dtype != torch.float32 or x.device != device for x in ts):
             return False
@@ -1385,10 +1407,22 @@ def pass_launcher(m, device, way=None):
                 wb % 4 or Bp.data_ptr() % 16 or tuple(S0.shape) != (Bn, H, K, V) or tuple(FIN.shape) != (Bn, H, K, V):
             return False
         with torch.cuda.device(device):
-            km.launch(k, (Bn * H, 1), [("ptr", A.data_ptr()), ("u32", wa), ("ptr", Bp.data_ptr()), ("u32", wb), ("ptr", S0.data_ptr()), ("ptr", OUT.data_ptr()), ("ptr", FIN.data_ptr()),
+            km.launch(k, (Bn * H, groups), [("ptr", A.data_ptr()), ("u32", wa), ("ptr", Bp.data_ptr()), ("u32", wb), ("ptr", S0.data_ptr()), ("ptr", OUT.data_ptr()), ("ptr", FIN.data_ptr()),
                                       ("u32", Bn * H), ("u32", nC)], torch.cuda.current_stream(device).cuda_stream)
         return True
     return launch
+
+
+def wy_pick(kernels, op, mode, C, K, V, math="fp32", k128=None):
+    """The kernel wy_launcher takes from a module's "lowRankWy" kernels for (op, decay mode, C, K, V): the one of `math`,
+    else the fp32 one; None where none matches, or where K > 64 and LR_WY_K128 (or k128) is "off"."""
+    k128 = k128 or LR_WY_K128
+    if k128 not in ("off", "on"):
+        raise ValueError("LR_WY_K128 %r: one of off, on" % (k128,))
+    if K > 64 and k128 == "off":
+        return None
+    ks = [k for k in kernels if k["op"] == op and k["decay"] == mode and (k["C"], k["K"], k["V"]) == (C, K, V)]
+    return next((k for k in ks if k.get("math", "fp32") == math), None) or next((k for k in ks if k.get("math", "fp32") == "fp32"), None)
 
 
 def wy_launcher(m, device, way=None, math="fp32"):
@@ -1407,8 +1441,7 @@ def wy_launcher(m, device, way=None, math="fp32"):
         return x.dtype == torch.float32 and x.device == device and tuple(x.shape) == (N, C, w) and x.stride(2) == 1 and x.stride(0) == C * x.stride(1)
 
     def launch(op, C, K, V, mode, *ts):
-        ks = [k for k in km.kernels if k["op"] == op and k["decay"] == mode and (k["C"], k["K"], k["V"]) == (C, K, V)]
-        k = next((k for k in ks if k.get("math", "fp32") == math), None) or next((k for k in ks if k.get("math", "fp32") == "fp32"), None)
+        k = wy_pick(km.kernels, op, mode, C, K, V, math)
         if k is None:
             return None
         G = ts[-1]
@@ -1463,7 +1496,7 @@ def backward(ctx, m, flat, grads):
     if not LR_GRAPHS or LR_TIMES is not None:
         return backward_eager(ctx, m, flat, grads)
     switches = (LR_CHUNK, LR_DECAY, LR_PASS, LR_SEQ_FORM, LR_READ, LR_AUG, LR_KEY, BLOCK, LR_LAYOUT, LR_SHARE, LR_SOLVE, SOLVE_BLOCK,
-                LR_MM, tuple(LR_MM_PARTS), LR_LEAN, LR_FUSED, LR_FUSED_READ, LR_BWD, LR_FUSED_PASS, LR_FUSED_WY, LR_Y_READ, LR_COPIES, LR_MERGE, LR_BWD_KEY)
+                LR_MM, tuple(LR_MM_PARTS), LR_LEAN, LR_FUSED, LR_FUSED_READ, LR_BWD, LR_FUSED_PASS, LR_FUSED_WY, LR_Y_READ, LR_COPIES, LR_MERGE, LR_BWD_KEY, LR_WY_K128, LR_PASS_COLS)
     given_dtypes = [x.dtype if x is not None else None for x in flat[: len(m.inputs)]]
     switches += (read_math(given_dtypes), wy_math(given_dtypes))
     return _graphs.graphed_backward(ctx, m, "lowrank-backward", switches, flat, grads, lambda f, g: backward_eager(ctx, m, f, g, convert=False),

@@ -47,12 +47,14 @@ export interface LowRankWyKernel extends LowRankWyConfig {
 
 export const LOWRANK_WY_THREADS = 256;
 
-/** The torch modules' configurations: both ops at C = K = V = 64 for each decay mode. */
+/** The torch modules' configurations: both ops at C = 64 for each decay mode, K = V = 64 and K = V = 128 (the issue's
+ * other two shapes: 185,604 bytes of shared memory for either op, one block an SM). The K = 128 kernels are untimed:
+ * seqc_chunked_lowrank's wy_launcher takes them only with LR_WY_K128 "on" (default "off": the torch products, as before). */
 export const LOWRANK_WY_FP32_CONFIGS: readonly LowRankWyConfig[] = (["none", "scalar"] as const).flatMap((decay) =>
-  (["pre", "dr"] as const).map((op) => ({ op, decay, C: 64, K: 64, V: 64 })));
+  [64, 128].flatMap((K) => (["pre", "dr"] as const).map((op) => ({ op, decay, C: 64, K, V: K }))));
 
-/** The "pre" kernels' tensor-core twins (TF32), untimed: shipped for LR_WY_MMA, off by default. */
-export const LOWRANK_WY_MMA_CONFIGS: readonly LowRankWyConfig[] = LOWRANK_WY_FP32_CONFIGS.filter((c) => c.op === "pre").map((c) => ({ ...c, math: "tf32" as const }));
+/** The "pre" kernels' tensor-core twins (TF32) at K = V = 64, untimed: shipped for LR_WY_MMA, off by default. */
+export const LOWRANK_WY_MMA_CONFIGS: readonly LowRankWyConfig[] = LOWRANK_WY_FP32_CONFIGS.filter((c) => c.op === "pre" && c.K === 64).map((c) => ({ ...c, math: "tf32" as const }));
 
 /** What the torch modules get: the fp32 kernels, then the twins. */
 export const LOWRANK_WY_CONFIGS: readonly LowRankWyConfig[] = [...LOWRANK_WY_FP32_CONFIGS, ...LOWRANK_WY_MMA_CONFIGS];
