@@ -86,7 +86,9 @@ describe("torch target: the low-rank chunked backward's plans", () => {
     // the fused chunk transitions (compiler/backends/cuda/lowrank-core.ts) for the model's decay mode, one low-rank pair
     const core = meta.kernels?.lowRankCore;
     if (chain.names.E === 1) {
-      expect(core.kernels.map((k: { decay: string; E: number; P: number; K: number }) => [k.decay, k.E, k.P, k.K]), name).toEqual([[chain.names.decay, 1, 1, 64], [chain.names.decay, 1, 1, 128]]);
+      // and, without a per-key decay, the tensor-core twin at K = 64 (lowrank-core-mma.ts, LR_CORE_MMA)
+      expect(core.kernels.map((k: { decay: string; E: number; P: number; K: number; math?: string }) => [k.decay, k.E, k.P, k.K, k.math ?? "fp32"]), name).toEqual(
+        [[chain.names.decay, 1, 1, 64, "fp32"], [chain.names.decay, 1, 1, 128, "fp32"], ...(chain.names.decay === "key" ? [] : [[chain.names.decay, 1, 1, 64, "tf32"]])]);
       expect(core.source).toContain(`extern "C" __global__ void __launch_bounds__(${core.kernels[0].threads}, 2) ${core.kernels[0].entry}(`);
     } else expect(core, name).toBeUndefined();
     // the fused readouts (compiler/backends/cuda/lowrank-readout.ts): both axes of the model's decay mode where it is none

@@ -106,6 +106,14 @@ LR_LEAN = True
 # no / a scalar / a per-key decay; float32 tensors and bf16 tensors (the chain runs them in fp32); LR_MM "fp32") or
 # "torch" (ChunkCore's torch ops, the reference; everything else, float64 included, always runs them).
 LR_FUSED = "cuda"
+# Which kernel the fused chunk transitions (LR_FUSED "cuda") take for bf16 / f16 tensors: "off" (the fp32 one) or its
+# tensor-core twin (compiler/backends/cuda/lowrank-core-mma.ts, the module's entries with `math`, no or a scalar decay):
+# "tf32" / "tf32x3" as LR_READ_MMA (the scores, A_k v and the end state by mma; the solve stays fp32). float32 tensors
+# always take the fp32 kernel. Emulated vs float64 at C = K = V = 64: tf32 <= 4.7e-4, tf32x3 <= 3e-7. "tf32" is the
+# default since H200 call A3 (bench/RESULTS.md "the chunk transitions on tensor cores"): at B=8 T=2048 H=16 K=V=64,
+# graphs, bf16, the transitions kernel 0.583 -> 0.42 ms (DeltaNet, one eager step), DeltaNet 6.80 -> 6.80 ms, Gated
+# DeltaNet 9.17 -> 8.62; gradients vs float64 at B=2 T=2048 unchanged (1.7e-3 DeltaNet, 1.9e-3 Gated DeltaNet).
+LR_CORE_MMA = "tf32"
 # How ChunkCore's readouts from known start states (read, adjoint, fwd: ChunkCore.read) run: "cuda" (one fused kernel
 # per chunk and (axis, before / after) group, compiler/backends/cuda/lowrank-readout.ts, the module's
 # "kernels"."lowRankReadout", where one of its configurations matches: fp32, C = K = V = 64, two events per step (one
@@ -1288,18 +1296,20 @@ def switch_kernels(m, device, way, switch, key):
     return None if way == "torch" else _chunked.module_kernels(m, device, key)
 
 
-def fused_launcher(m, device, way=None):
+def fused_launcher(m, device, way=None, math="fp32"):
     """The fused chunk transitions of module m on `device` (LR_FUSED, or way, "cuda"; the module's "kernels"."lowRankCore",
     compiler/backends/cuda/lowrank-core.ts) as ChunkCore's `fused`: launch(op, mode, C, K, V, KK, W, VV, G, END) -> True
     where a kernel of the module matches (op, decay mode, C, K, V; float32 contiguous tensors), after launching it on the
     current stream; False where none does (ChunkCore then runs its torch ops). None: no kernels (LR_FUSED "torch", not
-    CUDA, or a module built without them)."""
+    CUDA, or a module built without them). math: "fp32" or the twin's "tf32" / "tf32x3" (core_math), taken where the
+    module has one (else fp32)."""
     km = switch_kernels(m, device, way or LR_FUSED, "LR_FUSED", "lowRankCore")
     if km is None:
         return None
 
     def launch(op, mode, C, K, V, KK, W, VV, G, END):
-        k = next((k for k in km.kernels if k["op"] == op and k["decay"] == mode and (k["C"], k["K"], k["V"], k["E"], k["P"]) == (C, K, V, 1, 1)), None)
+        ks = [k for k in km.kernels if k["op"] == op and k["decay"] == mode and (k["C"], k["K"], k["V"], k["E"], k["P"]) == (C, K, V, 1, 1)]
+        k = next((k for k in ks if k.get("math", "fp32") == math), None) or next((k for k in ks if k.get("math", "fp32") == "fp32"), None)
         ts = [KK, W, VV, END] + ([G] if G is not None else [])
         if k is None or any(x.dtype != torch.float32 or not x.is_contiguous() or x.device != device for x in ts):
             return False
@@ -1329,6 +1339,15 @@ def wy_math(given_dtypes, way=None):
     way = way or LR_WY_MMA
     if way not in ("off", "tf32", "tf32x3"):
         raise ValueError("LR_WY_MMA %r: one of off, tf32, tf32x3" % (way,))
+    return read_math(given_dtypes, way)
+
+
+def core_math(given_dtypes, way=None):
+    """LR_CORE_MMA's math for the fused chunk transitions (or way): "fp32", or "tf32" / "tf32x3" where a given tensor is
+    bf16 / f16."""
+    way = way or LR_CORE_MMA
+    if way not in ("off", "tf32", "tf32x3"):
+        raise ValueError("LR_CORE_MMA %r: one of off, tf32, tf32x3" % (way,))
     return read_math(given_dtypes, way)
 
 
@@ -1498,7 +1517,7 @@ def backward(ctx, m, flat, grads):
     switches = (LR_CHUNK, LR_DECAY, LR_PASS, LR_SEQ_FORM, LR_READ, LR_AUG, LR_KEY, BLOCK, LR_LAYOUT, LR_SHARE, LR_SOLVE, SOLVE_BLOCK,
                 LR_MM, tuple(LR_MM_PARTS), LR_LEAN, LR_FUSED, LR_FUSED_READ, LR_BWD, LR_FUSED_PASS, LR_FUSED_WY, LR_Y_READ, LR_COPIES, LR_MERGE, LR_BWD_KEY, LR_WY_K128, LR_PASS_COLS)
     given_dtypes = [x.dtype if x is not None else None for x in flat[: len(m.inputs)]]
-    switches += (read_math(given_dtypes), wy_math(given_dtypes))
+    switches += (read_math(given_dtypes), wy_math(given_dtypes), core_math(given_dtypes))
     return _graphs.graphed_backward(ctx, m, "lowrank-backward", switches, flat, grads, lambda f, g: backward_eager(ctx, m, f, g, convert=False),
                                      given_dtype=False)
 
@@ -1546,7 +1565,7 @@ def backward_eager(ctx, m, flat, grads, convert=True):
         n, run, B, T, shape(state), given, sts.get(n["state"]), cot_out, cot_state,
         [(t["name"], shape(t)) for t in m.inputs if t["name"] in given], [(t["name"], shape(t)) for t in m.params], [(t["name"], shape(t)) for t in m.outputs], dtype, device,
         can_chunk=lambda part, cdims, b, t: dtype == torch.float32 and m.runner(prefix + part, device).can_run(cdims, b, t, "chunked"), mm=mm,
-        fused=fused_launcher(m, device) if dtype == torch.float32 else None, readout=readout_launcher(m, device, math=read_math([x.dtype if x is not None else None for x in flat[:ni]])) if dtype == torch.float32 else None,
+        fused=fused_launcher(m, device, math=core_math([x.dtype if x is not None else None for x in flat[:ni]])) if dtype == torch.float32 else None, readout=readout_launcher(m, device, math=read_math([x.dtype if x is not None else None for x in flat[:ni]])) if dtype == torch.float32 else None,
         passer=pass_launcher(m, device) if dtype == torch.float32 else None, wy_kern=wy_launcher(m, device, math=wy_math([x.dtype if x is not None else None for x in flat[:ni]])) if dtype == torch.float32 else None,
         post_binds=y_binds(m, prefix))
     need = ctx.need

@@ -42,6 +42,9 @@
  * core (decay mode, C, K, V, one low-rank pair and one pair) and else runs ChunkCore's torch ops.
  */
 
+import { coreMmaCheck, coreMmaLayout, coreMmaSource } from "./lowrank-core-mma.ts";
+import { MMA_TF32_PRELUDE, type LowRankReadMath } from "./lowrank-readout-mma.ts";
+
 export type LowRankDecay = "none" | "scalar" | "key";
 
 /** A compiled configuration: the decay mode, steps per chunk, key and value widths (the state is K x (K + V)). */
@@ -50,6 +53,9 @@ export interface LowRankCoreConfig {
   C: number;
   K: number;
   V: number;
+  /** fp32 FMAs on the SIMT cores (absent) or the tensor-core twin (lowrank-core-mma.ts): "tf32" / "tf32x3" (entries end
+   * in _tf32 / _tf32x3; seqc_chunked_lowrank LR_CORE_MMA, for bf16 / f16 tensors; no or a scalar decay) */
+  math?: LowRankReadMath;
 }
 
 /** A launchable kernel of the module (seqc_cuda.KernelModule: entry, threads, sharedBytes) with its configuration. */
@@ -73,8 +79,11 @@ export const LOWRANK_CORE_THREADS = 256;
 export const LOWRANK_CORE_CONFIGS: readonly LowRankCoreConfig[] = (["none", "scalar", "key"] as const).flatMap((decay) => [64, 128].map((K) => ({ decay, C: 64, K, V: K })));
 
 
+/** The transitions' tensor-core twins (TF32) at C = K = V = 64, no and a scalar decay: shipped for LR_CORE_MMA. */
+export const LOWRANK_CORE_MMA_CONFIGS: readonly LowRankCoreConfig[] = (["none", "scalar"] as const).map((decay) => ({ decay, C: 64, K: 64, V: 64, math: "tf32" as const }));
+
 export function lowRankCoreEntry(c: LowRankCoreConfig): string {
-  return `seqc_lr_transitions_${c.decay}_c${c.C}k${c.K}v${c.V}`;
+  return `seqc_lr_transitions_${c.decay}_c${c.C}k${c.K}v${c.V}${c.math ? `_${c.math}` : ""}`;
 }
 
 /** Shared memory layout in floats: two slots (U^T, K^T [K][LT] while the scores are taken; then A_u by rows and A_k^T
@@ -295,11 +304,12 @@ typedef unsigned int u32;
 /** The kernel module for these configurations (default LOWRANK_CORE_CONFIGS), one translation unit. */
 export function lowRankCoreModule(configs: readonly LowRankCoreConfig[] = LOWRANK_CORE_CONFIGS, patch?: (src: string) => string): { source: string; kernels: LowRankCoreKernel[] } {
   const kernels: LowRankCoreKernel[] = [];
-  let source = LOWRANK_CORE_PRELUDE;
+  let source = LOWRANK_CORE_PRELUDE + (configs.some((c) => c.math) ? MMA_TF32_PRELUDE : "");
   for (const c of configs) {
-    check(c);
-    kernels.push({ ...c, op: "transitions", E: 1, P: 1, entry: lowRankCoreEntry(c), threads: LOWRANK_CORE_THREADS, sharedBytes: sharedFloats(c) * 4 });
-    source += kernelSource(c);
+    if (c.math) coreMmaCheck(c);
+    else check(c);
+    kernels.push({ ...c, op: "transitions", E: 1, P: 1, entry: lowRankCoreEntry(c), threads: LOWRANK_CORE_THREADS, sharedBytes: (c.math ? coreMmaLayout(c).floats : sharedFloats(c)) * 4 });
+    source += c.math ? coreMmaSource(c, lowRankCoreEntry(c)) : kernelSource(c);
   }
   return { source: patch ? patch(source) : source, kernels };
 }

@@ -19,7 +19,7 @@ import type { CudaModelPlan } from "../../../runtime/cuda/plan.ts";
 import { lowerCuda, lowerCudaF64 } from "../cuda/plan.ts";
 import { trainingLowRankChain } from "../../grad/training.ts";
 import { LR_PARTS, type LrChainNames, type LrPart } from "../../../runtime/chunked-backward-lowrank.ts";
-import { LOWRANK_CORE_CONFIGS, lowRankCoreModule } from "../cuda/lowrank-core.ts";
+import { LOWRANK_CORE_CONFIGS, LOWRANK_CORE_MMA_CONFIGS, lowRankCoreModule } from "../cuda/lowrank-core.ts";
 import { LOWRANK_READ_CONFIGS, lowRankReadModule } from "../cuda/lowrank-readout.ts";
 import { lowRankPassModule } from "../cuda/lowrank-pass.ts";
 import { LOWRANK_WY_CONFIGS, lowRankWyModule } from "../cuda/lowrank-wy.ts";
@@ -45,7 +45,7 @@ export function lowRankChainPlans(model: I.Model, dims: Record<string, number>, 
     plans[`chain64:${part}`] = lowerCudaF64(m);
     parts.push(part);
   }
-  const configs = LOWRANK_CORE_CONFIGS.filter((c) => c.decay === chain.names.decay);
+  const configs = [...LOWRANK_CORE_CONFIGS, ...LOWRANK_CORE_MMA_CONFIGS].filter((c) => c.decay === chain.names.decay);
   // TorchKernelModule's kernels are typed as the rows readout's; the runtime reads only entry, threads, sharedBytes and each module's own keys
   const kernels: Record<string, TorchKernelModule> = {};
   if (chain.names.E === 1 && configs.length) kernels.lowRankCore = lowRankCoreModule(configs) as unknown as TorchKernelModule;
