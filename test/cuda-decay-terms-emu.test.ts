@@ -6,8 +6,9 @@
  * with the operands read through token / head strides (token-major, time-major, a head broadcast by stride 0, rows
  * padded), bf16 and float32 operands, the paired loads (vec = 1) and the scalar ones (odd K, odd strides), K past one
  * warp's 64 elements, rows not a multiple of the block's 8, one operand pair (two = 0), accumulation (acc = 1).
- * Deliberately broken copies (the warp's sum missing its first exchange; the second pair's paired load dropped) must
- * fail; nvcc -cubin for sm_90 where installed: no spills.
+ * Operands stored in reversed time (the kernel's rev bits) give bitwise the terms of the same values stored forward.
+ * Deliberately broken copies (the warp's sum missing its first exchange; the second pair's paired load dropped; c2's
+ * rev bit ignored) must fail; nvcc -cubin for sm_90 where installed: no spills.
  */
 import { describe, expect, it } from "vitest";
 import { execFileSync, spawnSync } from "node:child_process";
@@ -25,7 +26,7 @@ import { rng } from "./helpers/random.ts";
 const gpp = spawnSync("g++", ["--version"]).status === 0;
 if (!gpp) console.warn("cuda-decay-terms-emu.test: g++ is not installed, so the emulated runs are skipped");
 const HERE = join(import.meta.dirname, "cuda-emu");
-const NU = 20;
+const NU = 21;
 
 function buildEmu(source: string, kernels: DecayTermsKernel[]): string {
   const ty = (o: string) => (o === "bf16" ? "unsigned short" : "float");
@@ -54,7 +55,7 @@ ${kernels.map((k) => `  if (entry == "${k.entry}") fn = body_${k.entry};`).join(
   return compileEmu(full, "decay-terms");
 }
 
-interface Case { B: number; T: number; H: number; K: number; perKey: boolean; layout: "token" | "time" | "heads0" | "padded"; two: boolean; acc: boolean; vec: boolean; seed: number }
+interface Case { B: number; T: number; H: number; K: number; perKey: boolean; layout: "token" | "time" | "heads0" | "padded"; two: boolean; acc: boolean; vec: boolean; seed: number; rev?: number }
 
 /** bf16-exact or float32-exact values (the operand's type) */
 function value(r: () => number, bf16: boolean): number {
@@ -76,10 +77,18 @@ function run(bin: string, k: DecayTermsKernel, c: Case): { got: Float64Array; wa
       : c.layout === "heads0" ? { size: B * T * K, sb: T * K, st: K, sh: 0 }
         : { size: B * T * (F + 2), sb: T * (F + 2), st: F + 2, sh: K };
   const at = (b: number, t: number, h: number, j: number) => b * lay.sb + t * lay.st + h * lay.sh + j;
+  // logical values x[b, t, h, j] (the same draws whatever rev is); an operand whose rev bit is set stores token t at T - 1 - t
   const fill = (bf16: boolean) => {
     const x = new Float64Array(lay.size).fill(NaN);
     for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) for (let h = 0; h < H; h++) for (let j = 0; j < K; j++) x[at(b, t, h, j)] = value(r, bf16);
     return x;
+  };
+  const rev = c.rev ?? 0;
+  const stored = (x: Float64Array, bit: number) => {
+    if (!(rev & bit)) return x;
+    const y = new Float64Array(lay.size).fill(NaN);
+    for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) for (let h = 0; h < H; h++) for (let j = 0; j < K; j++) y[at(b, T - 1 - t, h, j)] = x[at(b, t, h, j)];
+    return y;
   };
   const a1 = fill(k.a === "bf16"), c1 = fill(k.c === "bf16"), a2 = fill((k.a2 ?? k.a) === "bf16"), c2 = fill(k.c === "bf16");
   const rows = B * T * H, nOut = perKey ? rows * K : rows;
@@ -105,13 +114,13 @@ function run(bin: string, k: DecayTermsKernel, c: Case): { got: Float64Array; wa
       const u = new Uint32Array(f.buffer);
       return Buffer.from(Uint16Array.from(u, (x) => x >>> 16).buffer);
     };
-    writeFileSync(join(dir, "a1.bin"), enc(a1, k.a === "bf16"));
-    writeFileSync(join(dir, "c1.bin"), enc(c1, k.c === "bf16"));
-    writeFileSync(join(dir, "a2.bin"), enc(a2, (k.a2 ?? k.a) === "bf16"));
-    writeFileSync(join(dir, "c2.bin"), enc(c2, k.c === "bf16"));
+    writeFileSync(join(dir, "a1.bin"), enc(stored(a1, 1), k.a === "bf16"));
+    writeFileSync(join(dir, "c1.bin"), enc(stored(c1, 2), k.c === "bf16"));
+    writeFileSync(join(dir, "a2.bin"), enc(stored(a2, 4), (k.a2 ?? k.a) === "bf16"));
+    writeFileSync(join(dir, "c2.bin"), enc(stored(c2, 8), k.c === "bf16"));
     writeFileSync(join(dir, "out.bin"), enc(out0, false));
     const st = [lay.sb, lay.st, lay.sh];
-    const u = [B, T, H, K, perKey ? 1 : 0, c.two ? 1 : 0, c.acc ? 1 : 0, c.vec ? 1 : 0, ...st, ...st, ...st, ...st];
+    const u = [B, T, H, K, perKey ? 1 : 0, c.two ? 1 : 0, c.acc ? 1 : 0, c.vec ? 1 : 0, ...st, ...st, ...st, ...st, rev];
     execFileSync(bin, [dir, k.entry, String(Math.ceil(rows / k.rows)), String(k.threads), ...u.map(String)], { stdio: "pipe" });
     const raw = readFileSync(join(dir, "out.out"));
     return { got: Float64Array.from(new Float32Array(raw.buffer, raw.byteOffset, raw.byteLength / 4)), want };
@@ -148,6 +157,28 @@ describe.skipIf(!gpp)("decay adjoint terms kernel on the CPU emulation vs float6
         const e = error(bin, k, { ...c, seed: c.seed + 10 * j });
         expect(e, `${k.entry} ${JSON.stringify(c)}`).toBeLessThan(1e-6);
       }
+  }, 300_000);
+
+  it("operands stored in reversed time (rev bits): bitwise the same terms as stored forward; a kernel ignoring c2's bit fails", () => {
+    const m = decayTermsModule();
+    expect(m.kernels.every((k) => k.rev)).toBe(true);
+    const bin = buildEmu(m.source, m.kernels);
+    // c2 alone (the glue's dk, REVERSED_READS "terms"), then every operand; scalar and per-key, paired and scalar loads, T = 1
+    for (const [j, k] of m.kernels.entries())
+      for (const [i, c] of [CASES[0], CASES[1], CASES[2], CASES[3], CASES[5], CASES[7]].entries())
+        for (const rev of [8, 15]) {
+          const cc = { ...c, seed: 100 + 10 * j + i };
+          const fwd = run(bin, k, cc);
+          const got = run(bin, k, { ...cc, rev });
+          expect(Array.from(got.got), `${k.entry} rev ${rev} ${JSON.stringify(c)}: bitwise the forward-stored run`).toEqual(Array.from(fwd.got));
+          expect(relativeError(got.got, got.want)).toBeLessThan(1e-6);
+        }
+    const blind = decayTermsModule([{ a: "bf16", c: "f32" }], (src) => {
+      const old = "(size_t)((rev & 8u) ? tr : t) * t2t";
+      expect(src).toContain(old);
+      return src.replace(old, "(size_t)t * t2t");
+    });
+    expect(error(buildEmu(blind.source, blind.kernels), blind.kernels[0], { ...CASES[0], rev: 8 })).toBeGreaterThan(1e-2);
   }, 300_000);
 
   it("deliberately broken copies fail: the warp's sum without its first exchange; the second pair's paired load dropped", () => {

@@ -99,6 +99,11 @@ EXTRA_DEFAULTS = {"STATELESS_ROWS": False, "GRAPH_PICKS": "auto"}
 EXTRA = {"s15-old": {}, "s15-rows": {"STATELESS_ROWS": True}, "s15-graph": {"STATELESS_ROWS": True, "GRAPH_PICKS": "tuned"},
          "s15-new": {"STATELESS_ROWS": True, "GRAPH_PICKS": "tuned", "PREP_IO": "bf16"}}
 PATHS.update({k: PATHS["s14-zeros"] for k in EXTRA})
+# Run s16 (helper D): the terms kernel reading adjointT's dk in reversed time (REVERSED_READS "terms": SimpleGLA's and GLA's
+# float32 flip of dk becomes a bf16 flip after dk's conversion; Mamba-2 unchanged). "s16-old" = "s15-new" (the defaults).
+EXTRA_DEFAULTS["REVERSED_READS"] = "flip"
+EXTRA.update({"s16-old": dict(EXTRA["s15-new"]), "s16-rev": dict(EXTRA["s15-new"], REVERSED_READS="terms")})
+PATHS.update({k: PATHS["s14-zeros"] for k in ("s16-old", "s16-rev")})
 # ROWS_FORM, ROWS_CHUNK_WARPS (the 25th, 26th): "walk", 4 on every path before the c15 ones: "c15-walk" = "s14-zeros" (the
 # defaults before them), "c15-chunk" GLA's transposed cores in the chunked form on tensor cores (rows-chunk.ts, 4 warps a
 # block), "c15-chunk8" the same with 8 warps

@@ -234,6 +234,14 @@ ROWS_IO = "bf16"
 ROWS_FORM = "chunk"
 # The chunked form's warps per block (rows-chunk.ts ROWS_CHUNK_CONFIGS: 4 or 8)
 ROWS_CHUNK_WARPS = 8
+# Where the decay adjoint's terms read adjointT's dk (DECAY_TERMS "kernel"): "terms" the terms kernel reads dk where the
+# adjoint core wrote it, in reversed time (decay-terms.ts rev: token t's term takes dk's token T - 1 - t), and where that
+# dk is nothing but an input's whole gradient (prep's copy of a bf16 input with no other piece: SimpleGLA's and GLA's k),
+# it is converted to the input's dtype first and reversed after (the same bits as reversing the float32 dk and converting
+# it at the end: a bf16 flip of [B, T, H*K] in place of a float32 one); "flip" (the way before) dk reversed first, the
+# terms read the reversed copy. Elsewhere (Mamba-2's kk1, which prep's backward reads; a module whose terms kernel has no
+# rev argument; no terms kernel) as "flip". Gradients bitwise the same (test/torch-terms-rev.test.ts).
+REVERSED_READS = "flip"
 # With 8 warps, the chunked form's entries that load the next chunk while this one computes (rows-chunk.ts pipe: 16-byte
 # loads into registers, K = V = 64 and 16-byte aligned operands, else the entry without): True takes them. Emulation-checked
 # (bitwise the 8-warp entries), not timed on a card: False (the way timed).
@@ -394,14 +402,15 @@ if hasattr(torch, "bfloat16"):
     _TERMS_TYPES[torch.bfloat16] = "bf16"
 
 
-def decay_terms_kernel(km, plus, minus, B, T, H, K, per_key):
+def decay_terms_kernel(km, plus, minus, B, T, H, K, per_key, rev=0):
     """The decay adjoint's terms sum_(a, c) in plus a.c - sum_(a, c) in minus a.c on the decay terms kernel
     (compiler/backends/cuda/decay-terms.ts): a.c summed over K per head ([B, T, H] float32) or, per_key, per key row
     ([B, T, H*K]); every operand [B, T, H*K] (bf16 or float32, any token and head strides as a [B, T, H, K] view, the
     feature stride 1), the plus side's a's of one dtype, the minus side's of one (the same or another: an entry with its a2),
     the c's of one. None where the kernel does not apply (another dtype or
     device, no entry for the types, a feature stride other than 1, strides past 32 bits, more minus than plus pairs):
-    the caller then computes them in torch ops."""
+    the caller then computes them in torch ops. rev: operands stored in reversed time, as the kernel's rev bits (decay-terms.ts
+    REV_BITS: a1 1, c1 2, a2 4, c2 8; every launch); None where rev is set and the module's kernel has no rev argument."""
     if km is None or not plus or len(minus) > len(plus):
         return None
     xs = [x for pair in list(plus) + list(minus) for x in pair]
@@ -415,7 +424,7 @@ def decay_terms_kernel(km, plus, minus, B, T, H, K, per_key):
         return None
     ta, ta2, tc = ta.pop(), ta2.pop(), tc.pop()
     k = next((k for k in km.kernels if k.get("op") == "decayTerms" and k["a"] == ta and k.get("a2", k["a"]) == ta2 and k["c"] == tc), None)
-    if k is None:
+    if k is None or (rev and not k.get("rev")):
         return None
     views = []
     for x in xs:
@@ -437,6 +446,8 @@ def decay_terms_kernel(km, plus, minus, B, T, H, K, per_key):
             a2, c2 = (views[2 * len(plus) + 2 * j], views[2 * len(plus) + 2 * j + 1]) if two else (a1, c1)
             args = [("ptr", x.data_ptr()) for x in (a1, c1, a2, c2, out)] + [("u32", int(v)) for v in (B, T, H, K, 1 if per_key else 0, 1 if two else 0, 1 if j else 0, 1 if vec else 0)]
             args += [("u32", int(x.stride(d))) for x in (a1, c1, a2, c2) for d in range(3)]
+            if k.get("rev"):  # (a module built before the rev argument: none)
+                args.append(("u32", int(rev)))
             km.launch(k, (-(-rows // k["rows"]), 1), args, stream)
     return out
 
@@ -512,7 +523,7 @@ def rows_decayed_readout(ld, pairs, readouts, S0, B, T, H, K, V, dtype, device, 
     return outs
 
 
-def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state, inputs, params, outputs, dtype, device, per_key_t=None, decay_way=None, S_N=None, seen=None, rows=None, decay_anchor=None, anchor_chunk=None, rev_low=None, reverse_sum=None, reverse_glue=None, low_out=False, exact_low=None, low_in=None, low_alias=False, part_reads=None, low_bars=False, run_copies=False, post_binds=None, anchor_products=None, decay_terms=None, sum_low=None, drop_zeros=False):
+def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state, inputs, params, outputs, dtype, device, per_key_t=None, decay_way=None, S_N=None, seen=None, rows=None, decay_anchor=None, anchor_chunk=None, rev_low=None, reverse_sum=None, reverse_glue=None, low_out=False, exact_low=None, low_in=None, low_alias=False, part_reads=None, low_bars=False, run_copies=False, post_binds=None, anchor_products=None, decay_terms=None, sum_low=None, drop_zeros=False, terms_rev=False):
     """Gradients of the forward's inputs, params and the matrix state's initial value through the chain.
 
     n: the chain's names (<Model>.torch.json "chunked".names); run(part, dims, inputs, initial_state, B, T)
@@ -539,6 +550,9 @@ def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state,
     (seqc_decay_adjoint.anchored_decay_adjoint's products; ANCHOR_CHUNKS "kernel": anchor_chunks_kernel).
     sum_low: the dtype an input's gradient summed from several pieces is written in by its last addition (sum_pieces'
     low; GRAD_SUM "low": bf16 where the inputs are), or None (float32).
+    terms_rev: decay_terms takes rev= (its operands' reversed-time bits): where every pair's k is prep's copy of a bf16 input
+    whose gradient has no other piece, the terms read adjointT's dk in reversed time and dk is converted to the input's
+    dtype before its reversal (REVERSED_READS "terms"; where decay_terms returns None, as before).
     decay_terms(plus, minus) -> the decay adjoint's per-token terms sum a.c over plus - over minus ([(q, dq)] and
     [(k, dk)] as the torch ops below take them) as [B, T, L], or None (then the torch ops; DECAY_TERMS "kernel":
     decay_terms_kernel).
@@ -718,8 +732,21 @@ def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state,
 
     # the adjoints of prep's outputs
     bars = {}
+    # REVERSED_READS "terms": each pair's dk as adjointT wrote it (reversed time) and the dtype it is returned in, where dk is
+    # an input's whole gradient (prep's copy of a bf16 input, no other piece); reversed below, after the terms read it
+    def whole_low(o):
+        src = aliases.get(o)
+        if src is None or o in n["prepOutputs"] or not hasattr(given, "low") or given.low(src) is None:
+            return None
+        if any(src in ((n.get(part) or {}).get("inputBar") or {}) for part in ("postBw", "prepBw")):
+            return None
+        return given.low(src).dtype
+    dk_raw = {}
+    if terms_rev and decay_terms is not None and n.get("ld") and (decay_way or DECAY_WAY) == "torch" and all(whole_low(p["k"]) is not None for p in n["pairs"]):
+        dk_raw = {i: (tok(adjt_out["o_dk%d" % i], H * K), whole_low(p["k"])) for i, p in enumerate(n["pairs"])}
     for i, p in enumerate(n["pairs"]):
-        bars[p["k"]] = rev_out(tok(adjt_out["o_dk%d" % i], H * K))
+        if i not in dk_raw:
+            bars[p["k"]] = rev_out(tok(adjt_out["o_dk%d" % i], H * K))
         bars[p["v"]] = rev_out(tok(adj_out["o_dv%d" % i], H * V))
     for i, r in enumerate(n["readouts"]):
         bars[r["q"]] = tok(coret_out["o_dq%d" % i], H * K)
@@ -739,7 +766,13 @@ def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state,
         prod_sub = per_key and rsum != "flip" and hasattr(torch, "addcmul")
         sv = seen or (lambda x: x)
         terms = None
-        if decay_terms is not None:  # the terms in one kernel where it applies
+        if dk_raw:  # dk read where adjointT wrote it (reversed time: the c2 bit), then converted and reversed
+            terms = decay_terms([(sv(qs["x_q%d" % i]), bars[r["q"]]) for i, r in enumerate(n["readouts"])],
+                                [(sv(kv["x_k%d" % i]), full(dk_raw[i][0])) for i in range(len(n["pairs"]))], rev=8)
+            for i, p in enumerate(n["pairs"]):
+                raw, low = dk_raw[i]
+                bars[p["k"]] = rev(raw.to(low)) if terms is not None else rev_out(raw)
+        if decay_terms is not None and terms is None:  # the terms in one kernel where it applies
             terms = decay_terms([(sv(qs["x_q%d" % i]), bars[r["q"]]) for i, r in enumerate(n["readouts"])],
                                 [(sv(kv["x_k%d" % i]), full(bars[p["k"]])) for i, p in enumerate(n["pairs"])])
         ops = terms is None  # else the torch ops: the readouts' terms, then the pairs' subtracted
@@ -986,7 +1019,7 @@ def backward(ctx, m, flat, grads):
     On CUDA the chain's whole launch sequence runs as a CUDA graph per signature (seqc_graphs.graphed: captured on a
     signature's second call, replayed after; m.graphs False or SEQC_TORCH_GRAPHS=0: eagerly every call)."""
     switches = (PER_KEY_TRANSPOSED, ROWS_TILE, ROWS_SEGMENT, ROWS_IO, ROWS_FORM, ROWS_CHUNK_WARPS, ROWS_CHUNK_PIPE, PREP_IO, PART_INPUTS, STATELESS_WIDE, STATELESS_WARP, BF16_DECAY_PARTS, DECAY_WAY, TRANSPOSED_IO, DECAY_ANCHOR, DECAY_ANCHOR_CHUNK, DECAY_ANCHOR_GRAM, ANCHOR_CHUNKS, ANCHOR_VEC, DECAY_TERMS, GRAD_SUM, GRAM_PRODUCTS, REVERSE_SUM, REVERSE_CHUNK, REVERSE_GLUE, GLUE_COPIES, STATELESS_IO, ALIAS_IO, FLIP_VIEW, IDLE_INPUTS, ADJOINT_OUT, RUN_COPIES, CORE_RERUN, ZERO_STORES)
-    switches += (STATELESS_ROWS, GRAPH_PICKS)
+    switches += (STATELESS_ROWS, GRAPH_PICKS, REVERSED_READS)
     return _graphs.graphed_backward(ctx, m, "chunked-backward", switches, flat, grads, lambda f, g, S_N: backward_eager(ctx, m, f, g, convert=False, S_N=S_N),
                                     extra=[getattr(ctx, "chain_SN", None)])
 
@@ -1185,6 +1218,8 @@ def backward_eager(ctx, m, flat, grads, convert=True, S_N=None):
         raise ValueError("seqc_chunked: ANCHOR_CHUNKS is %r; expected 'kernel' or 'copies'" % (ANCHOR_CHUNKS,))
     if ROWS_FORM not in ("chunk", "walk"):
         raise ValueError("seqc_chunked: ROWS_FORM is %r; expected 'chunk' or 'walk'" % (ROWS_FORM,))
+    if REVERSED_READS not in ("terms", "flip"):
+        raise ValueError("seqc_chunked: REVERSED_READS is %r; expected 'terms' or 'flip'" % (REVERSED_READS,))
     if CORE_RERUN not in ("bound", "post"):
         raise ValueError("seqc_chunked: CORE_RERUN is %r; expected 'bound' or 'post'" % (CORE_RERUN,))
 
@@ -1225,7 +1260,8 @@ def backward_eager(ctx, m, flat, grads, convert=True, S_N=None):
         anchor_products=(lambda xs, w, kg=None: anchor_chunks_kernel(ak, xs, w, kg)) if ak is not None else None,
         sum_low=torch.bfloat16 if GRAD_SUM == "low" and given_dtype == torch.bfloat16 and dtype == torch.float32 else None,
         drop_zeros=ZERO_STORES == "skip",
-        decay_terms=(lambda plus, minus: decay_terms_kernel(tk, plus, minus, B, T, cd["H"], cd["K"], n.get("decay") == "key")) if tk is not None else None)
+        decay_terms=(lambda plus, minus, rev=0: decay_terms_kernel(tk, plus, minus, B, T, cd["H"], cd["K"], n.get("decay") == "key", rev)) if tk is not None else None,
+        terms_rev=REVERSED_READS == "terms")
     need = ctx.need
     res = []
     for i, t in enumerate(m.inputs):

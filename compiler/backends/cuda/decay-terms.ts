@@ -14,6 +14,9 @@
  * (bf16 or float32, widened exactly; any token and head strides, the feature stride 1), each product rounded to float32 and
  * summed in float32 per lane (no FMA contraction: the products as torch's multiply rounds them), then across the warp; only the terms are written ([B, T, H] or [B, T, H*K] float32, contiguous).
  * acc = 1 adds to what is there (a model with several readouts or pairs: further launches); two = 0 leaves a2, c2 out.
+ * rev (a bit per operand, REV_BITS) reads that operand in reversed time: token t's term takes its token T - 1 - t (each
+ * batch row on its own), so the adjoint cores' reversed outputs (dk) are read where they are, without a flip first (the
+ * same values in the same order: bitwise the terms of the flipped operand).
  *
  * One warp per (b, t, h) row, 8 rows a block of 256 threads (grid x = ceil(B T H / 8)). vec = 1 (the runtime checks
  * that K is even and every operand's base and strides are even elements): each lane loads two neighbouring elements at
@@ -42,7 +45,13 @@ export interface DecayTermsKernel extends DecayTermsConfig {
   sharedBytes: number;
   /** rows (b, t, h) per block: one a warp */
   rows: number;
+  /** the kernel takes a last argument `rev` (operands stored in reversed time; REV_BITS) */
+  rev: true;
 }
+
+/** The bits of the kernel's `rev` argument: an operand whose bit is set is read at token T - 1 - t for the term of token t
+ * (stored in reversed time, as the adjoint cores write their outputs: the glue's flip of dk before the terms goes). */
+export const REV_BITS = { a1: 1, c1: 2, a2: 4, c2: 8 } as const;
 
 export const DECAY_TERMS_THREADS = 256;
 
@@ -82,15 +91,16 @@ function kernelSource(c: DecayTermsConfig): string {
 extern "C" __global__ void __launch_bounds__(${NT}) ${decayTermsEntry(c)}(
     const ${A}* __restrict__ a1, const ${C}* __restrict__ c1, const ${A2}* __restrict__ a2, const ${C}* __restrict__ c2, float* __restrict__ out,
     u32 B, u32 T, u32 H, u32 K, u32 perKey, u32 two, u32 acc, u32 vec,
-    u32 s1b, u32 s1t, u32 s1h, u32 t1b, u32 t1t, u32 t1h, u32 s2b, u32 s2t, u32 s2h, u32 t2b, u32 t2t, u32 t2h) {
+    u32 s1b, u32 s1t, u32 s1h, u32 t1b, u32 t1t, u32 t1h, u32 s2b, u32 s2t, u32 s2h, u32 t2b, u32 t2t, u32 t2h, u32 rev) {
   const u32 lane = threadIdx.x % 32u;
   const size_t row = (size_t)blockIdx.x * ${RW}u + threadIdx.x / 32u;
   const bool live = row < (size_t)B * T * H;  // (a whole warp is live or not: the shuffles below stay warp-wide)
   const u32 h = live ? (u32)(row % H) : 0u, t = live ? (u32)((row / H) % T) : 0u, b = live ? (u32)(row / ((size_t)H * T)) : 0u;
-  const ${A}* pa1 = a1 + (size_t)b * s1b + (size_t)t * s1t + (size_t)h * s1h;
-  const ${C}* pc1 = c1 + (size_t)b * t1b + (size_t)t * t1t + (size_t)h * t1h;
-  const ${A2}* pa2 = a2 + (size_t)b * s2b + (size_t)t * s2t + (size_t)h * s2h;
-  const ${C}* pc2 = c2 + (size_t)b * t2b + (size_t)t * t2t + (size_t)h * t2h;
+  const u32 tr = T - 1u - t;  // token t of an operand stored in reversed time (rev's bits: a1 1, c1 2, a2 4, c2 8)
+  const ${A}* pa1 = a1 + (size_t)b * s1b + (size_t)((rev & 1u) ? tr : t) * s1t + (size_t)h * s1h;
+  const ${C}* pc1 = c1 + (size_t)b * t1b + (size_t)((rev & 2u) ? tr : t) * t1t + (size_t)h * t1h;
+  const ${A2}* pa2 = a2 + (size_t)b * s2b + (size_t)((rev & 4u) ? tr : t) * s2t + (size_t)h * s2h;
+  const ${C}* pc2 = c2 + (size_t)b * t2b + (size_t)((rev & 8u) ? tr : t) * t2t + (size_t)h * t2h;
   float* po = out + (perKey ? row * K : row);
   float s1 = 0.f, s2 = 0.f;
   if (live) {
@@ -152,7 +162,7 @@ export function decayTermsModule(configs: readonly DecayTermsConfig[] = DECAY_TE
   const kernels: DecayTermsKernel[] = [];
   let source = PRELUDE;
   for (const c of configs) {
-    kernels.push({ ...c, op: "decayTerms", entry: decayTermsEntry(c), threads: DECAY_TERMS_THREADS, sharedBytes: 0, rows: DECAY_TERMS_THREADS / 32 });
+    kernels.push({ ...c, op: "decayTerms", entry: decayTermsEntry(c), threads: DECAY_TERMS_THREADS, sharedBytes: 0, rows: DECAY_TERMS_THREADS / 32, rev: true });
     source += kernelSource(c);
   }
   return { source: patch ? patch(source) : source, kernels };
