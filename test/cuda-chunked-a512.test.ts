@@ -11,23 +11,16 @@
  */
 import { describe, expect, it } from "vitest";
 import { spawnSync } from "node:child_process";
-import { loadProgram } from "../compiler/frontend/load.ts";
 import type { Model } from "../compiler/ir/types.ts";
-import { BF16_IN_F32_OUT, chunkedEligible, lowerChunked } from "../compiler/backends/cuda/chunked-plan.ts";
+import { BF16_IN_F32_OUT } from "../compiler/backends/cuda/chunked-plan.ts";
 import { findNvcc, nvccPtx } from "../compiler/backends/cuda/nvcc.ts";
 import { CHUNK_CORE_SOURCE } from "../compiler/backends/cuda/chunked-core.ts";
 import { checkChunkedEmu, type ChunkEmuCase } from "./helpers/chunked-emu-check.ts";
+import { loadStdlib as load, lowered } from "./helpers/chunked-lowered.ts";
 
 const gpp = spawnSync("g++", ["--version"]).status === 0;
 if (!gpp) console.warn("cuda-chunked-a512.test: g++ is not installed, so the emulated runs are skipped");
-const load = (name: string): Model => loadProgram([`stdlib/${name}.seq`]).models[0];
 const check = (model: Model, variants: string[], cases: ChunkEmuCase[], tol: number, patch?: (src: string) => string) => checkChunkedEmu(model, variants, cases, tol, { seed: 13, exactForms: true, patch });
-const lowered = (name: string, opts?: Parameters<typeof lowerChunked>[2]) => {
-  const m = load(name);
-  const el = chunkedEligible(m);
-  if (!el.ok) throw new Error(el.why);
-  return lowerChunked(m, el, opts);
-};
 
 describe.skipIf(!gpp)("phase A on 512 threads at K = 64 (-a512) on the CPU emulation vs the interpreter", () => {
   it("deltanet: split and split3 after -a512-iw, V = 40, T = 77 (batch 2) and T = 1, initial state (<= 1e-2)", () => {

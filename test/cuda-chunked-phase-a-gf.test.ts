@@ -10,9 +10,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { spawnSync } from "node:child_process";
-import { loadProgram } from "../compiler/frontend/load.ts";
 import type { Model } from "../compiler/ir/types.ts";
-import { chunkedEligible, lowerChunked } from "../compiler/backends/cuda/chunked-plan.ts";
 import { findNvcc } from "../compiler/backends/cuda/nvcc.ts";
 import { CHUNK_PHASE_A_OVL_GF_SOURCE, CHUNK_PHASE_A_OVL_SOURCE } from "../compiler/backends/cuda/chunked-phase-a-ovl.ts";
 import { buildEmu, runEmu } from "./cuda-emu/harness.ts";
@@ -20,18 +18,12 @@ import { checkChunkedEmu, type ChunkEmuCase } from "./helpers/chunked-emu-check.
 import { chunkInputs } from "./helpers/chunk-inputs.ts";
 import { smallDims } from "./helpers/random.ts";
 import { ptxasUsage } from "./helpers/ptxas-usage.ts";
+import { loadStdlib as load, lowered } from "./helpers/chunked-lowered.ts";
 import { fromBf16, toBf16 } from "../runtime/cuda/half.ts";
 
 const gpp = spawnSync("g++", ["--version"]).status === 0;
 if (!gpp) console.warn("cuda-chunked-phase-a-gf.test: g++ is not installed, so the emulated runs are skipped");
-const load = (name: string): Model => loadProgram([`stdlib/${name}.seq`]).models[0];
 const check = (model: Model, variants: string[], cases: ChunkEmuCase[], tol: number, patch?: (src: string) => string) => checkChunkedEmu(model, variants, cases, tol, { seed: 31, exactForms: true, patch });
-const lowered = (name: string, opts?: Parameters<typeof lowerChunked>[2]) => {
-  const m = load(name);
-  const el = chunkedEligible(m);
-  if (!el.ok) throw new Error(el.why);
-  return lowerChunked(m, el, opts);
-};
 /** outputs and final states of `gf` bitwise those of `ref` on one bf16-rounded input set */
 function sameBits(name: string, ref: string, gf: string, o: { K: number; V: number; T: number; B: number }) {
   const model = load(name);

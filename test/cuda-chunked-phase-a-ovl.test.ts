@@ -11,9 +11,8 @@
  */
 import { describe, expect, it } from "vitest";
 import { spawnSync } from "node:child_process";
-import { loadProgram } from "../compiler/frontend/load.ts";
 import type { Model } from "../compiler/ir/types.ts";
-import { BF16_IN_F32_OUT, chunkedEligible, lowerChunked } from "../compiler/backends/cuda/chunked-plan.ts";
+import { BF16_IN_F32_OUT } from "../compiler/backends/cuda/chunked-plan.ts";
 import { findNvcc } from "../compiler/backends/cuda/nvcc.ts";
 import { CHUNK_PHASE_A_OVL_SOURCE } from "../compiler/backends/cuda/chunked-phase-a-ovl.ts";
 import { CHUNK_CORE_SOURCE } from "../compiler/backends/cuda/chunked-core.ts";
@@ -22,18 +21,12 @@ import { checkChunkedEmu, type ChunkEmuCase } from "./helpers/chunked-emu-check.
 import { chunkInputs } from "./helpers/chunk-inputs.ts";
 import { smallDims } from "./helpers/random.ts";
 import { ptxasUsage } from "./helpers/ptxas-usage.ts";
+import { loadStdlib as load, lowered } from "./helpers/chunked-lowered.ts";
 import { fromBf16, toBf16 } from "../runtime/cuda/half.ts";
 
 const gpp = spawnSync("g++", ["--version"]).status === 0;
 if (!gpp) console.warn("cuda-chunked-phase-a-ovl.test: g++ is not installed, so the emulated runs are skipped");
-const load = (name: string): Model => loadProgram([`stdlib/${name}.seq`]).models[0];
 const check = (model: Model, variants: string[], cases: ChunkEmuCase[], tol: number, patch?: (src: string) => string) => checkChunkedEmu(model, variants, cases, tol, { seed: 19, exactForms: true, patch });
-const lowered = (name: string, opts?: Parameters<typeof lowerChunked>[2]) => {
-  const m = load(name);
-  const el = chunkedEligible(m);
-  if (!el.ok) throw new Error(el.why);
-  return lowerChunked(m, el, opts);
-};
 
 describe.skipIf(!gpp)("phase A with the record's copies beside the inverse (-iw-io) on the CPU emulation", () => {
   it("deltanet: split -a512-iw-io-w512 and split3 -a384-iw-io-wc at K = 128, V = 100, T = 77 (batch 2) and T = 1, initial state (<= 1e-2)", () => {

@@ -9,23 +9,15 @@
  */
 import { describe, expect, it } from "vitest";
 import { spawnSync } from "node:child_process";
-import { loadProgram } from "../compiler/frontend/load.ts";
 import type { Model } from "../compiler/ir/types.ts";
-import { chunkedEligible, lowerChunked } from "../compiler/backends/cuda/chunked-plan.ts";
 import { findNvcc, nvccPtx } from "../compiler/backends/cuda/nvcc.ts";
 import { CHUNK_PHASE_A_PIPE_SOURCE } from "../compiler/backends/cuda/chunked-phase-a-pipe.ts";
 import { checkChunkedEmu, type ChunkEmuCase } from "./helpers/chunked-emu-check.ts";
+import { loadStdlib as load, lowered } from "./helpers/chunked-lowered.ts";
 
 const gpp = spawnSync("g++", ["--version"]).status === 0;
 if (!gpp) console.warn("cuda-chunked-phase-a-pipe.test: g++ is not installed, so the emulated runs are skipped");
-const load = (name: string): Model => loadProgram([`stdlib/${name}.seq`]).models[0];
 const check = (model: Model, variants: string[], cases: ChunkEmuCase[], tol: number, patch?: (src: string) => string) => checkChunkedEmu(model, variants, cases, tol, { seed: 17, exactForms: true, patch });
-const lowered = (name: string, opts?: Parameters<typeof lowerChunked>[2]) => {
-  const m = load(name);
-  const el = chunkedEligible(m);
-  if (!el.ok) throw new Error(el.why);
-  return lowerChunked(m, el, opts);
-};
 
 describe.skipIf(!gpp)("pipelined phase A (-ap<M>) on the CPU emulation vs the interpreter", () => {
   it("deltanet: split -a512-iw-ap4 and split3 -a512-iw-ap2, V = 40, T = 77 (batch 2), T = 130 and T = 1, initial state (<= 1e-2)", () => {

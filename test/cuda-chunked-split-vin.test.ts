@@ -12,9 +12,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { spawnSync } from "node:child_process";
-import { loadProgram } from "../compiler/frontend/load.ts";
 import type { Model } from "../compiler/ir/types.ts";
-import { chunkedEligible, lowerChunked } from "../compiler/backends/cuda/chunked-plan.ts";
 import { findNvcc } from "../compiler/backends/cuda/nvcc.ts";
 import { CHUNK_SPLIT_VIN_SOURCE } from "../compiler/backends/cuda/chunked-split-vin.ts";
 import { relativeError } from "../compiler/io/manifest.ts";
@@ -24,17 +22,11 @@ import { chunkInputs } from "./helpers/chunk-inputs.ts";
 import { smallDims } from "./helpers/random.ts";
 import { checkChunkedEmu, type ChunkEmuCase } from "./helpers/chunked-emu-check.ts";
 import { ptxasUsage } from "./helpers/ptxas-usage.ts";
+import { loadStdlib as load, lowered } from "./helpers/chunked-lowered.ts";
 
 const gpp = spawnSync("g++", ["--version"]).status === 0;
 if (!gpp) console.warn("cuda-chunked-split-vin.test: g++ is not installed, so the emulated runs are skipped");
-const load = (name: string): Model => loadProgram([`stdlib/${name}.seq`]).models[0];
 const check = (model: Model, variants: string[], cases: ChunkEmuCase[], tol: number, patch?: (src: string) => string) => checkChunkedEmu(model, variants, cases, tol, { seed: 23, exactForms: true, patch });
-const lowered = (name: string, opts?: Parameters<typeof lowerChunked>[2]) => {
-  const m = load(name);
-  const el = chunkedEligible(m);
-  if (!el.ok) throw new Error(el.why);
-  return lowerChunked(m, el, opts);
-};
 /** An edit of the -vi source only (the core has lines alike). */
 const patchVin = (from: string, to: string) => (src: string) => {
   const head = "// ==== seqc chunked split without alpha v in the record (VIN) ====";

@@ -8,23 +8,15 @@
  */
 import { describe, expect, it } from "vitest";
 import { spawnSync } from "node:child_process";
-import { loadProgram } from "../compiler/frontend/load.ts";
 import type { Model } from "../compiler/ir/types.ts";
-import { chunkedEligible, lowerChunked } from "../compiler/backends/cuda/chunked-plan.ts";
 import { findNvcc, nvccPtx } from "../compiler/backends/cuda/nvcc.ts";
 import { CHUNK_WALK_Q_SOURCE } from "../compiler/backends/cuda/chunked-walk-q.ts";
 import { checkChunkedEmu, type ChunkEmuCase } from "./helpers/chunked-emu-check.ts";
+import { loadStdlib as load, lowered } from "./helpers/chunked-lowered.ts";
 
 const gpp = spawnSync("g++", ["--version"]).status === 0;
 if (!gpp) console.warn("cuda-chunked-walk-q.test: g++ is not installed, so the emulated runs are skipped");
-const load = (name: string): Model => loadProgram([`stdlib/${name}.seq`]).models[0];
 const check = (model: Model, variants: string[], cases: ChunkEmuCase[], tol: number, patch?: (src: string) => string) => checkChunkedEmu(model, variants, cases, tol, { seed: 17, exactForms: true, patch });
-const lowered = (name: string, opts?: Parameters<typeof lowerChunked>[2]) => {
-  const m = load(name);
-  const el = chunkedEligible(m);
-  if (!el.ok) throw new Error(el.why);
-  return lowerChunked(m, el, opts);
-};
 
 describe.skipIf(!gpp)("split's walk with Q~ S0 beside Z (-wq-w512) on the CPU emulation vs the interpreter", () => {
   it("deltanet: K = 128, V = 100, 64- and 32-value tiles, T = 77 (batch 2) and T = 1, initial state (<= 1e-2)", () => {
