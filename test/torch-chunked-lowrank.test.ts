@@ -516,7 +516,7 @@ describe.skipIf(!cpuTorch)("torch target: the chunk-state backward with a per-ke
 });
 
 describe.skipIf(!cpuTorch)("torch target: which wy kernel the launcher takes (seqc_chunked_lowrank.wy_pick, LR_WY_K128)", () => {
-  it("K = 64 as before; the K = 128 kernels only with LR_WY_K128 \"on\" (default \"off\"); a twin only where one exists", () => {
+  it("K = 64 as before; the K = 128 kernels only with LR_WY_K128 \"on\" (the default); a twin only where one exists", () => {
     const kernels = lowRankWyModule().kernels;
     expect(kernels.filter((k) => k.K === 128).length).toBe(4);
     const script = `
@@ -542,7 +542,7 @@ print(json.dumps(out))
     const r = spawnSync("/usr/bin/python3", ["-c", script], { input: JSON.stringify(kernels), encoding: "utf8" });
     expect(r.status, r.stderr).toBe(0);
     const got = JSON.parse(r.stdout);
-    expect(got.default).toBe("off");
+    expect(got.default).toBe("on");
     expect(got.bad).toBe("refused");
     for (const op of ["pre", "dr"])
       for (const mode of ["none", "scalar"])
@@ -550,13 +550,13 @@ print(json.dumps(out))
           for (const way of ["None", "off", "on"]) {
             const twin = op === "pre" && math === "tf32" ? "_tf32" : "";
             expect(got[`${op} ${mode} 64 ${math} ${way}`], `${op} ${mode} K 64 ${math} ${way}`).toBe(`seqc_lr_wy_${op}_${mode}_c64k64v64${twin}`);
-            expect(got[`${op} ${mode} 128 ${math} ${way}`], `${op} ${mode} K 128 ${math} ${way}`).toBe(way === "on" ? `seqc_lr_wy_${op}_${mode}_c64k128v128` : null);
+            expect(got[`${op} ${mode} 128 ${math} ${way}`], `${op} ${mode} K 128 ${math} ${way}`).toBe(way !== "off" ? `seqc_lr_wy_${op}_${mode}_c64k128v128` : null);
           }
   });
 });
 
 describe.skipIf(!cpuTorch)("torch target: which walk kernel the launcher takes (seqc_chunked_lowrank.pass_pick, LR_PASS_COLS)", () => {
-  it("whole rows by default; value-column groups of LR_PASS_COLS' width only where B * H is below the SM count and the module has them", () => {
+  it("value-column groups of LR_PASS_COLS' width (default 32) only where B * H is below the SM count and the module has them; whole rows otherwise", () => {
     const kernels = lowRankPassModule().kernels;
     const script = `
 import json, sys
@@ -575,12 +575,12 @@ print(json.dumps(out))
     const r = spawnSync("/usr/bin/python3", ["-c", script], { input: JSON.stringify(kernels), encoding: "utf8" });
     expect(r.status, r.stderr).toBe(0);
     const got = JSON.parse(r.stdout);
-    expect(got.default).toBe(0);
+    expect(got.default).toBe(32);
     for (const d of ["fwd", "adj"])
       for (const K of [64, 128])
         for (const rows of [8, 64, 132, 512])
           for (const cols of ["None", "0", "16", "32", "24"]) {
-            const G = Number(cols), grouped = K === 128 && rows < 132 && (G === 16 || G === 32);
+            const G = cols === "None" ? 32 : Number(cols), grouped = K === 128 && rows < 132 && (G === 16 || G === 32);
             expect(got[`${d} ${K} ${rows} ${cols}`], `${d} K ${K} rows ${rows} cols ${cols}`).toEqual(grouped ? [`seqc_lr_pass_${d}_k128v128_g${G}`, 128 / G] : [`seqc_lr_pass_${d}_k${K}v${K}`, 1]);
           }
   });

@@ -170,13 +170,16 @@ LR_FUSED_WY = "cuda"
 # yet timed on the card, so "off"; float32 tensors always take the fp32 kernel; "dr" has no twin.
 LR_WY_MMA = "off"
 # Whether LR_FUSED_WY "cuda" takes the module's kernels wider than K = V = 64 (compiler/backends/cuda/lowrank-wy.ts: C = 64,
-# K = V = 128, 185,604 bytes of shared memory for either op, one block an SM; emulated vs float64 < 1e-5; not yet timed on
-# the card): "off" (the default: wy's torch products there, as before) or "on".
-LR_WY_K128 = "off"
+# K = V = 128, 185,604 bytes of shared memory for either op, one block an SM; emulated vs float64 < 1e-5): "on" (the
+# default since one H200 call, together with LR_PASS_COLS 32 (bench/RESULTS.md, "the delta rule's wy kernels at K = 128
+# ... timed"): bf16 steps DeltaNet (4, 8192, 16, 128) 36.87 -> 35.14 ms, (1, 32768, 8, 128) 41.16 -> 24.45, Gated
+# DeltaNet 43.60 -> 42.45 and 44.62 -> 28.22; gradients vs the old path <= 4.7e-5) or "off" (wy's torch products there).
+LR_WY_K128 = "on"
 # The walks over the chunks (LR_FUSED_PASS "cuda") in value-column groups (compiler/backends/cuda/lowrank-pass.ts, entries
 # _g<G>: a (B * H, V / G) grid, each block G columns of a row's state; the module has G = 32 and 16 at K = V = 128): 0 (the
-# default: one block a row, as before) or G, taken where B * H is below the card's SM count. Not yet timed on the card.
-LR_PASS_COLS = 0
+# old way: one block a row) or G, taken where B * H is below the card's SM count. 32 is the default since the H200 call
+# quoted at LR_WY_K128 (timed together with it: the walks' section at (1, 32768, 8, 128) 12.70 -> 4.16 ms).
+LR_PASS_COLS = 32
 # Where the backward's run of the forward (the chunk transitions, the pass, the reads) also reads the readouts y again
 # (LR_READ "matmul"; only post's backward takes them): "bound" (the default) only where some form of post's backward plan
 # binds a readout's y (DeltaNet's and Gated DeltaNet's post backward, o = y, reads the cotangent alone: their y0 is in
