@@ -18,34 +18,27 @@
  * [C][LR] (8 mod 32, B operands [k][n]; w in r's first K columns at first, the scores' A operand by ldmatrix), G [C + 1].
  * At C = K = V = 64: 88.3 KB (two blocks an SM).
  */
-import { padStride, tf32Ops, type LowRankReadMath } from "./lowrank-readout-mma.ts";
-
-/** The twin's shape: lowrank-core.ts LowRankCoreConfig with math. */
-export interface CoreMmaShape {
-  decay: "none" | "scalar" | "key";
-  C: number;
-  K: number;
-  V: number;
-  math?: LowRankReadMath;
-}
+import type { LowRankCoreConfig } from "./lowrank-core.ts";
+import { padStride, tf32Ops } from "./lowrank-readout-mma.ts";
+import { unitLowerSolveSource } from "./lowrank-solve.ts";
 
 export const CORE_MMA_WARPS = 8;
 
 /** Shared memory layout in floats. */
-export function coreMmaLayout(c: CoreMmaShape): { LU: number; LA: number; LV: number; LR: number; slot: number; floats: number } {
+export function coreMmaLayout(c: LowRankCoreConfig): { LU: number; LA: number; LV: number; LR: number; slot: number; floats: number } {
   const LU = padStride(c.K, 4), LA = padStride(c.C, 4), LV = padStride(c.V, 8), LR = padStride(c.K + c.V, 8);
   const slot = Math.max(c.C * LU, c.C * LA);
   return { LU, LA, LV, LR, slot, floats: 2 * slot + c.C * LV + c.C * LR + (c.decay === "none" ? 0 : c.C + 1) };
 }
 
-export function coreMmaCheck(c: CoreMmaShape): void {
+export function coreMmaCheck(c: LowRankCoreConfig): void {
   if (c.decay === "key") throw new Error(`lowrank-core (${c.math}): no tensor-core twin with a per-key decay`);
   if (c.C % 16 || c.C < 16 || c.C > 64 || c.K % 16 || c.V % 8)
     throw new Error(`lowrank-core (${c.math}): C ${c.C} must be one of 16, 32, 48, 64, K ${c.K} a multiple of 16 and V ${c.V} of 8 (16 x 8 tensor-core tiles)`);
   if (coreMmaLayout(c).floats * 4 > 227 * 1024) throw new Error(`lowrank-core (${c.math}): C ${c.C}, K ${c.K}, V ${c.V} needs ${coreMmaLayout(c).floats * 4} bytes of shared memory (> 227 KiB)`);
 }
 
-export function coreMmaSource(c: CoreMmaShape, entry: string): string {
+export function coreMmaSource(c: LowRankCoreConfig, entry: string): string {
   const { C, K, V, decay } = c;
   const W = K + V, NT = CORE_MMA_WARPS * 32, dec = decay !== "none";
   const { LU, LA, LV, LR, slot } = coreMmaLayout(c);
@@ -53,6 +46,14 @@ export function coreMmaSource(c: CoreMmaShape, entry: string): string {
   const RB = C / 16, T1 = RB * (RB + 1), TS = Math.ceil((2 * T1) / CORE_MMA_WARPS);
   const TR = Math.ceil((RB * (V / 8)) / CORE_MMA_WARPS), TE = Math.ceil(((K / 16) * (W / 8)) / CORE_MMA_WARPS);
   const unroll = "#pragma unroll";
+  // warp w's j-th score tile tt (A_u's T1 lower tiles, then A_k's): row block rb, column tile ct <= 2 rb + 1, first row a0
+  const scoreTile = `    const u32 tt = w + ${CORE_MMA_WARPS}u * j;
+    if (tt < ${2 * T1}u) {
+      const u32 ti = tt < ${T1}u ? tt : tt - ${T1}u;
+      u32 rb = 0;
+      while ((rb + 1u) * (rb + 2u) <= ti) ++rb;
+      const u32 ct = ti - rb * (rb + 1u), a0 = 16u * rb;
+`;
   // A [m][k] rows m0.. by ldmatrix.x4 (the 8 x 4 fp32 blocks as b16 matrices), then rounded
   const fragA = (ind: string, X: string, ld: number, m0: string, k0: string) =>
     `${ind}u32 faw[4];\n${ind}seqc_ldsm4(faw, &${X}[(${m0} + (l & 7u) + ((l >> 3u) & 1u) * 8u) * ${ld}u + ${k0} + (l >> 4u) * 4u]);\n` +
@@ -96,13 +97,7 @@ ${dec ? `  for (u32 x = t; x < ${C + 1}u; x += ${NT}u) sG[x] = Gg[(size_t)n * ${
 ${unroll}
   for (u32 j = 0; j < ${TS}u; ++j) {
     sc[j][0] = sc[j][1] = sc[j][2] = sc[j][3] = 0.f;
-    const u32 tt = w + ${CORE_MMA_WARPS}u * j;
-    if (tt < ${2 * T1}u) {
-      const u32 ti = tt < ${T1}u ? tt : tt - ${T1}u;
-      u32 rb = 0;
-      while ((rb + 1u) * (rb + 2u) <= ti) ++rb;
-      const u32 ct = ti - rb * (rb + 1u), a0 = 16u * rb;
-      const float* X = tt < ${T1}u ? sU : sK;
+${scoreTile}      const float* X = tt < ${T1}u ? sU : sK;
 ${unroll} 2
       for (u32 ks = 0; ks < ${K / 8}u; ++ks) {
 ${fragA("        ", "sR", LR, "a0", "8u * ks")}${fragBnk("        ", "X", LU, "8u * ct", "8u * ks")}${mma("        ", "sc[j]", "fa", "fb")}      }
@@ -116,13 +111,7 @@ ${dec ? `        sc[j][r] *= cc < a ? expf(sG[a] - sG[cc + 1u]) : 0.f;` : `     
   __syncthreads();
 ${unroll}
   for (u32 j = 0; j < ${TS}u; ++j) {
-    const u32 tt = w + ${CORE_MMA_WARPS}u * j;
-    if (tt < ${2 * T1}u) {
-      const u32 ti = tt < ${T1}u ? tt : tt - ${T1}u;
-      u32 rb = 0;
-      while ((rb + 1u) * (rb + 2u) <= ti) ++rb;
-      const u32 ct = ti - rb * (rb + 1u), a0 = 16u * rb;
-      float* X = tt < ${T1}u ? sU : sK;
+${scoreTile}      float* X = tt < ${T1}u ? sU : sK;
       *(float2*)&X[(a0 + g) * ${LA}u + 8u * ct + 2u * tg] = make_float2(sc[j][0], sc[j][1]);
       *(float2*)&X[(a0 + g + 8u) * ${LA}u + 8u * ct + 2u * tg] = make_float2(sc[j][2], sc[j][3]);
     }
@@ -149,28 +138,7 @@ ${fragA("        ", "sK", LA, "a0", "8u * ks")}${fragBkn("        ", "sV", LV, "
   __syncthreads();
   // the unit-lower solve (I - A_u) r = rhs in fp32, one column a thread: blocks of 16 rows, each gets the earlier
   // blocks' reads (a register-blocked product) and then its diagonal block's forward substitution in registers
-  for (u32 j = t; j < ${W}u; j += ${NT}u) {
-    for (u32 b = 0; b < ${C}u; b += 16u) {
-      float x[16];
-${unroll}
-      for (u32 r = 0; r < 16u; ++r) x[r] = sR[(b + r) * ${LR}u + j];
-      for (u32 c = 0; c < b; c += 4u) {
-        const float r0 = sR[c * ${LR}u + j], r1 = sR[(c + 1u) * ${LR}u + j], r2 = sR[(c + 2u) * ${LR}u + j], r3 = sR[(c + 3u) * ${LR}u + j];
-${unroll}
-        for (u32 r = 0; r < 16u; ++r) {
-          const float4 a4 = *(const float4*)&sU[(b + r) * ${LA}u + c];
-          x[r] = fmaf(a4.w, r3, fmaf(a4.z, r2, fmaf(a4.y, r1, fmaf(a4.x, r0, x[r]))));
-        }
-      }
-${unroll}
-      for (u32 r = 1u; r < 16u; ++r)
-${unroll}
-        for (u32 q = 0; q < r; ++q) x[r] = fmaf(sU[(b + r) * ${LA}u + b + q], x[q], x[r]);
-${unroll}
-      for (u32 r = 0; r < 16u; ++r) sR[(b + r) * ${LR}u + j] = x[r];
-    }
-  }
-  __syncthreads();
+${unitLowerSolveSource({ C, W, NT, LR, LA, load4: (p) => `*(const float4*)&${p}` })}  __syncthreads();
   for (u32 x = t; x < ${(C * W) / 4}u; x += ${NT}u) {
     const u32 c = x / ${W / 4}u, c4 = 4u * (x % ${W / 4}u);
     *(float4*)&vv[(c * 2u) * ${W}u + c4] = *(const float4*)&sR[c * ${LR}u + c4];

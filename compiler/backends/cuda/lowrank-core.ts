@@ -44,6 +44,7 @@
 
 import { coreMmaCheck, coreMmaLayout, coreMmaSource } from "./lowrank-core-mma.ts";
 import { MMA_TF32_PRELUDE, type LowRankReadMath } from "./lowrank-readout-mma.ts";
+import { unitLowerSolveSource } from "./lowrank-solve.ts";
 
 export type LowRankDecay = "none" | "scalar" | "key";
 
@@ -223,28 +224,7 @@ ${unroll}
   __syncthreads();
   // the unit-lower solve (I - A_u) r = rhs, one column a thread (the columns are independent): blocks of 16 rows, each
   // gets the earlier blocks' reads (a register-blocked product) and then its diagonal block's forward substitution in registers
-  for (u32 j = t; j < ${W}u; j += ${NT}u) {
-    for (u32 b = 0; b < ${C}u; b += 16u) {
-      float x[16];
-${unroll}
-      for (u32 r = 0; r < 16u; ++r) x[r] = sR[(b + r) * ${LR}u + j];
-      for (u32 c = 0; c < b; c += 4u) {
-        const float r0 = sR[c * ${LR}u + j], r1 = sR[(c + 1u) * ${LR}u + j], r2 = sR[(c + 2u) * ${LR}u + j], r3 = sR[(c + 3u) * ${LR}u + j];
-${unroll}
-        for (u32 r = 0; r < 16u; ++r) {
-          const float4 a4 = ${f4(`sU[(b + r) * ${LT}u + c]`)};
-          x[r] = fmaf(a4.w, r3, fmaf(a4.z, r2, fmaf(a4.y, r1, fmaf(a4.x, r0, x[r]))));
-        }
-      }
-${unroll}
-      for (u32 r = 1u; r < 16u; ++r)
-${unroll}
-        for (u32 q = 0; q < r; ++q) x[r] = fmaf(sU[(b + r) * ${LT}u + b + q], x[q], x[r]);
-${unroll}
-      for (u32 r = 0; r < 16u; ++r) sR[(b + r) * ${LR}u + j] = x[r];
-    }
-  }
-  __syncthreads();
+${unitLowerSolveSource({ C, W, NT, LR, LA: LT, load4: f4 })}  __syncthreads();
   for (u32 x = t; x < ${C * W}u; x += ${NT}u) vv[((x / ${W}u) * 2u) * ${W}u + x % ${W}u] = sR[(x / ${W}u) * ${LR}u + x % ${W}u];
   // the events decayed to the chunk's end (exp(G_C - G_{f+1})), by rows, over A_u and A_k
   for (u32 x = t; x < ${C * K}u; x += ${NT}u) {

@@ -12,32 +12,24 @@
  * operands [k][m]), dY and BQ [C][V] (B operands [k][n]); rows padded 4 mod 32 ([m][k] and [n][k] reads) or 8 mod 32
  * ([k][m] and [k][n] reads) so the fragment reads are conflict-free (Q's transposed reads: two-way).
  */
-import { padStride, tf32Ops, type LowRankReadMath } from "./lowrank-readout-mma.ts";
-
-/** The twin's shape: decay mode and sizes (lowrank-wy.ts LowRankWyConfig with op "pre"). */
-export interface WyPreShape {
-  decay: "none" | "scalar";
-  C: number;
-  K: number;
-  V: number;
-  math?: LowRankReadMath;
-}
+import type { LowRankWyConfig } from "./lowrank-wy.ts";
+import { padStride, tf32Ops } from "./lowrank-readout-mma.ts";
 
 export const WY_MMA_WARPS = 8;
 
 /** Shared memory layout in floats. */
-export function wyPreMmaLayout(c: WyPreShape): { LQ: number; LP: number; LD: number; LX: number; floats: number } {
+export function wyPreMmaLayout(c: LowRankWyConfig): { LQ: number; LP: number; LD: number; LX: number; floats: number } {
   const LQ = padStride(c.K, 4), LP = padStride(c.C, 8), LD = padStride(c.V, 8), LX = padStride(c.K, 8);
   return { LQ, LP, LD, LX, floats: 2 * c.C * LQ + c.C * LP + 2 * c.C * LD + c.C * LX + c.C + (c.C + 1) };
 }
 
-export function wyPreMmaCheck(c: WyPreShape): void {
+export function wyPreMmaCheck(c: LowRankWyConfig): void {
   if (c.C % 16 || c.K % 16 || c.V % 8 || c.C < 16)
     throw new Error(`lowrank-wy (${c.math}): C ${c.C} and K ${c.K} must be multiples of 16, V ${c.V} of 8 (16 x 8 tensor-core tiles)`);
   if (wyPreMmaLayout(c).floats * 4 > 227 * 1024) throw new Error(`lowrank-wy (${c.math}): C ${c.C}, K ${c.K}, V ${c.V} needs ${wyPreMmaLayout(c).floats * 4} bytes of shared memory (> 227 KiB)`);
 }
 
-export function wyPreMmaSource(c: WyPreShape, entry: string): string {
+export function wyPreMmaSource(c: LowRankWyConfig, entry: string): string {
   const { C, K, V, decay } = c;
   const dec = decay !== "none", NT = WY_MMA_WARPS * 32;
   const { LQ, LP, LD, LX } = wyPreMmaLayout(c);

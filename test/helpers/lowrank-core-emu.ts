@@ -1,0 +1,161 @@
+/**
+ * The low-rank chunk transitions kernels' emulation harness (compiler/backends/cuda/lowrank-core.ts and its tensor-core
+ * twins, lowrank-core-mma.ts), shared by test/cuda-lowrank-core-emu.test.ts and test/cuda-lowrank-core-mma-emu.test.ts:
+ * inputs in the kernel's layouts, the recurrence itself in float64
+ *   S_0 = [I | 0],  r_s = S_{s-1}^T w_s,  S_s = diag(exp(ld_s)) S_{s-1} + u_s r_s^T + k_s [0 | v_s]^T
+ * (the reads r_s and S_C), a g++ build of a module on the CPU emulation of CUDA (test/cuda-emu/emu.h) and the errors of
+ * its outputs against the reference.
+ */
+import { expect } from "vitest";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { LowRankCoreConfig, LowRankCoreKernel } from "../../compiler/backends/cuda/lowrank-core.ts";
+import { relativeError } from "../../compiler/io/manifest.ts";
+import { compileEmu, EMU_READF } from "../cuda-emu/harness.ts";
+import { rng } from "./random.ts";
+
+const HERE = join(import.meta.dirname, "..", "cuda-emu");
+
+export interface Data { N: number; used: number; KK: Float64Array; Wq: Float64Array; VV: Float64Array; G: Float64Array; ld: Float64Array }
+
+/** N chunks of inputs in the kernel's layouts (KK [N, C, 2, K], Wq [N, C, K], VV [N, C, 2, W] with slot 1 = [0 | v],
+ * G [N, C + 1, LW]); steps past `used` are padding. kind "delta": w a unit vector, u = -beta (w + small noise), k unit,
+ * beta in (0, 2); "generic": every entry uniform, scaled by 1 / K. Log decays uniform in [minLd, 0]. */
+export function data(c: LowRankCoreConfig, N: number, used: number, kind: "delta" | "generic", minLd: number, seed: number): Data {
+  const { C, K, V } = c, W = K + V, LW = c.decay === "key" ? K : 1;
+  const r = rng(seed);
+  const KK = new Float64Array(N * C * 2 * K), Wq = new Float64Array(N * C * K), VV = new Float64Array(N * C * 2 * W).fill(NaN);
+  const ld = new Float64Array(N * C * LW), G = new Float64Array(N * (C + 1) * LW);
+  const unit = () => {
+    const x = Float64Array.from({ length: K }, () => r());
+    const nrm = Math.hypot(...x);
+    return x.map((v) => v / nrm);
+  };
+  for (let n = 0; n < N; n++)
+    for (let s = 0; s < C; s++) {
+      const on = s < used;
+      let w: Float64Array, u: Float64Array, k: Float64Array;
+      if (kind === "delta") {
+        const beta = 1 + 1.9 * r(); // (0.05, 1.95)
+        w = unit();
+        u = w.map((x) => -beta * (x + 0.05 * r()));
+        k = unit().map((x) => x * beta);
+      } else {
+        w = Float64Array.from({ length: K }, () => (2 * r()) / Math.sqrt(K));
+        u = Float64Array.from({ length: K }, () => (2 * r()) / Math.sqrt(K));
+        k = Float64Array.from({ length: K }, () => 2 * r());
+      }
+      for (let i = 0; i < K; i++) {
+        KK[((n * C + s) * 2) * K + i] = on ? u[i] : 0;
+        KK[((n * C + s) * 2 + 1) * K + i] = on ? k[i] : 0;
+        Wq[(n * C + s) * K + i] = on ? w[i] : 0;
+      }
+      for (let j = 0; j < W; j++) VV[((n * C + s) * 2 + 1) * W + j] = j < K || !on ? 0 : 2 * r();
+      for (let i = 0; i < LW; i++) ld[(n * C + s) * LW + i] = c.decay === "none" || !on ? 0 : (r() + 0.5) * minLd;
+    }
+  // G in float64 from the float32-rounded log decays, then rounded (what ChunkCore's cumsum hands the kernel)
+  for (let n = 0; n < N; n++)
+    for (let i = 0; i < LW; i++) {
+      let acc = 0;
+      for (let s = 0; s < C; s++) {
+        acc += Math.fround(ld[(n * C + s) * LW + i]);
+        G[(n * (C + 1) + s + 1) * LW + i] = acc;
+      }
+    }
+  return { N, used, KK, Wq, VV, G, ld };
+}
+
+/** The recurrence in float64 at the float32-rounded inputs (G as given, rounded): the reads r [N, C, W] and S_C [N, K, W]. */
+export function reference(c: LowRankCoreConfig, d: Data): { r: Float64Array; end: Float64Array } {
+  const { C, K, V } = c, W = K + V, LW = c.decay === "key" ? K : 1;
+  const f = Math.fround;
+  const r = new Float64Array(d.N * C * W), end = new Float64Array(d.N * K * W);
+  const S = new Float64Array(K * W);
+  for (let n = 0; n < d.N; n++) {
+    for (let i = 0; i < K; i++) for (let j = 0; j < W; j++) S[i * W + j] = i === j ? 1 : 0;
+    for (let s = 0; s < C; s++) {
+      const rs = new Float64Array(W);
+      for (let i = 0; i < K; i++) {
+        const w = f(d.Wq[(n * C + s) * K + i]);
+        for (let j = 0; j < W; j++) rs[j] += w * S[i * W + j];
+      }
+      r.set(rs, (n * C + s) * W);
+      for (let i = 0; i < K; i++) {
+        const li = c.decay === "none" ? 0 : f(d.G[(n * (C + 1) + s + 1) * LW + (LW > 1 ? i : 0)]) - f(d.G[(n * (C + 1) + s) * LW + (LW > 1 ? i : 0)]);
+        const e = Math.exp(li), u = f(d.KK[((n * C + s) * 2) * K + i]), k = f(d.KK[((n * C + s) * 2 + 1) * K + i]);
+        for (let j = 0; j < W; j++) S[i * W + j] = e * S[i * W + j] + u * rs[j] + k * f(d.VV[((n * C + s) * 2 + 1) * W + j]);
+      }
+    }
+    end.set(S, n * K * W);
+  }
+  return { r, end };
+}
+
+/** An emulator executable for a module: argv dir (KK, Wq, VV, G .bin float32), entry, N; writes VV.out, END.out.
+ * `mma`: the tensor-core twins' module (includes mma-tf32.h, the TF32 rounding and m16n8k8 fragments emulated). */
+export function buildEmu(source: string, kernels: LowRankCoreKernel[], mma = false): string {
+  const tramp = kernels.map((k) => `static void body_${k.entry}() { ${k.entry}((const float*)P[0], (const float*)P[1], (float*)P[2], (const float*)P[3], (float*)P[4], NN); }`);
+  const main = `
+static void* P[5]; static unsigned NN;
+${tramp.join("\n")}
+${EMU_READF}
+int main(int argc, char** argv) {
+  std::string dir = argv[1], entry = argv[2];
+  NN = (unsigned)atoi(argv[3]);
+  unsigned threads = (unsigned)atoi(argv[4]), smem = (unsigned)atoi(argv[5]);
+  std::vector<char> b[5] = {readf(dir + "/KK.bin"), readf(dir + "/Wq.bin"), readf(dir + "/VV.bin"), readf(dir + "/G.bin"), readf(dir + "/END.bin")};
+  for (int i = 0; i < 5; ++i) P[i] = b[i].data();
+  void (*fn)() = nullptr;
+${kernels.map((k) => `  if (entry == "${k.entry}") fn = body_${k.entry};`).join("\n")}
+  if (!fn) { fprintf(stderr, "no entry %s\\n", entry.c_str()); return 2; }
+  emu::Dim g; g.x = NN; emu::Dim blk; blk.x = threads;
+  emu::launch(fn, g, blk, smem);
+  FILE* f = fopen((dir + "/VV.out").c_str(), "wb"); fwrite(b[2].data(), 1, b[2].size(), f); fclose(f);
+  f = fopen((dir + "/END.out").c_str(), "wb"); fwrite(b[4].data(), 1, b[4].size(), f); fclose(f);
+  return 0;
+}
+`;
+  const mmaInclude = mma ? `#include "${join(HERE, "mma-tf32.h")}"\n` : "";
+  const full = `// emu.h ${createHash("sha1").update(readFileSync(join(HERE, "emu.h"))).digest("hex")}\n#include "${join(HERE, "emu.h")}"\n${mmaInclude}#include <string>\n${source}\n${main}`;
+  return compileEmu(full, mma ? "lowrank-core-mma" : "lowrank-core");
+}
+
+export function runEmu(bin: string, k: LowRankCoreKernel, d: Data): { VV: Float64Array; end: Float64Array } {
+  const dir = mkdtempSync(join(tmpdir(), "seqc-lrcore-"));
+  try {
+    const f32 = (x: Float64Array) => Buffer.from(Float32Array.from(x).buffer);
+    const W = k.K + k.V;
+    writeFileSync(join(dir, "KK.bin"), f32(d.KK));
+    writeFileSync(join(dir, "Wq.bin"), f32(d.Wq));
+    writeFileSync(join(dir, "VV.bin"), f32(d.VV)); // slot 0 NaN: the kernel must write every read
+    writeFileSync(join(dir, "G.bin"), k.decay === "none" ? Buffer.alloc(4) : f32(d.G));
+    writeFileSync(join(dir, "END.bin"), f32(new Float64Array(d.N * k.K * W).fill(NaN)));
+    execFileSync(bin, [dir, k.entry, String(d.N), String(k.threads), String(k.sharedBytes)], { stdio: "pipe" });
+    const rd = (name: string) => {
+      const raw = readFileSync(join(dir, name));
+      return Float64Array.from(new Float32Array(raw.buffer, raw.byteOffset, raw.byteLength / 4));
+    };
+    return { VV: rd("VV.out"), end: rd("END.out") };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Max relative errors (norm) of the reads (VV slot 0) and the end state against the float64 recurrence. */
+export function errors(k: LowRankCoreKernel, bin: string, d: Data): { r: number; end: number; vSlot: number } {
+  const got = runEmu(bin, k, d);
+  const ref = reference(k, d);
+  const { C, K, V } = k, W = K + V;
+  const r = new Float64Array(d.N * C * W), vs = new Float64Array(d.N * C * W), vsIn = new Float64Array(d.N * C * W);
+  for (let x = 0; x < d.N * C; x++)
+    for (let j = 0; j < W; j++) {
+      r[x * W + j] = got.VV[(x * 2) * W + j];
+      vs[x * W + j] = got.VV[(x * 2 + 1) * W + j];
+      vsIn[x * W + j] = Math.fround(d.VV[(x * 2 + 1) * W + j]);
+    }
+  expect(r.every(Number.isFinite) && got.end.every(Number.isFinite), `${k.entry}: finite outputs`).toBe(true);
+  return { r: relativeError(r, ref.r), end: relativeError(got.end, ref.end), vSlot: relativeError(vs, vsIn) };
+}
