@@ -42,7 +42,7 @@ export function coreMmaSource(c: LowRankCoreConfig, entry: string): string {
   const { C, K, V, decay } = c;
   const W = K + V, NT = CORE_MMA_WARPS * 32, dec = decay !== "none";
   const { LU, LA, LV, LR, slot } = coreMmaLayout(c);
-  const { frag, mma } = tf32Ops(c.math === "tf32x3");
+  const { mma, fragA, fragAt, fragBnk, fragBkn } = tf32Ops(c.math === "tf32x3");
   const RB = C / 16, T1 = RB * (RB + 1), TS = Math.ceil((2 * T1) / CORE_MMA_WARPS);
   const TR = Math.ceil((RB * (V / 8)) / CORE_MMA_WARPS), TE = Math.ceil(((K / 16) * (W / 8)) / CORE_MMA_WARPS);
   const unroll = "#pragma unroll";
@@ -54,17 +54,6 @@ export function coreMmaSource(c: LowRankCoreConfig, entry: string): string {
       while ((rb + 1u) * (rb + 2u) <= ti) ++rb;
       const u32 ct = ti - rb * (rb + 1u), a0 = 16u * rb;
 `;
-  // A [m][k] rows m0.. by ldmatrix.x4 (the 8 x 4 fp32 blocks as b16 matrices), then rounded
-  const fragA = (ind: string, X: string, ld: number, m0: string, k0: string) =>
-    `${ind}u32 faw[4];\n${ind}seqc_ldsm4(faw, &${X}[(${m0} + (l & 7u) + ((l >> 3u) & 1u) * 8u) * ${ld}u + ${k0} + (l >> 4u) * 4u]);\n` +
-    frag(ind, "fa", [0, 1, 2, 3].map((i) => `__uint_as_float(faw[${i}])`));
-  // A from a [k][m] layout: (g, tg), (g + 8, tg), (g, tg + 4), (g + 8, tg + 4)
-  const fragAt = (ind: string, X: string, ld: number, m0: string, k0: string) =>
-    frag(ind, "fa", [[0, 0], [8, 0], [0, 4], [8, 4]].map(([dm, dk]) => `${X}[(${k0} + tg + ${dk}u) * ${ld}u + ${m0} + g + ${dm}u]`));
-  const fragBnk = (ind: string, X: string, ld: number, n0: string, k0: string) =>
-    frag(ind, "fb", [`${X}[(${n0} + g) * ${ld}u + ${k0} + tg]`, `${X}[(${n0} + g) * ${ld}u + ${k0} + tg + 4u]`]);
-  const fragBkn = (ind: string, X: string, ld: number, n0: string, k0: string) =>
-    frag(ind, "fb", [`${X}[(${k0} + tg) * ${ld}u + ${n0} + g]`, `${X}[(${k0} + tg + 4u) * ${ld}u + ${n0} + g]`]);
   return `
 extern "C" __global__ void __launch_bounds__(${NT}, 2) ${entry}(const float* __restrict__ KK, const float* __restrict__ Wq, float* __restrict__ VV, const float* __restrict__ Gg, float* __restrict__ END, u32 N) {
   SEQC_SMEM_DECL(seqc_smem_raw);
@@ -100,7 +89,7 @@ ${unroll}
 ${scoreTile}      const float* X = tt < ${T1}u ? sU : sK;
 ${unroll} 2
       for (u32 ks = 0; ks < ${K / 8}u; ++ks) {
-${fragA("        ", "sR", LR, "a0", "8u * ks")}${fragBnk("        ", "X", LU, "8u * ct", "8u * ks")}${mma("        ", "sc[j]", "fa", "fb")}      }
+${fragA("        ", "fa", "sR", LR, "a0", "8u * ks")}${fragBnk("        ", "fb", "X", LU, "8u * ct", "8u * ks")}${mma("        ", "sc[j]", "fa", "fb")}      }
 ${unroll}
       for (u32 r = 0; r < 4u; ++r) {
         const u32 a = a0 + g + 8u * (r >> 1u), cc = 8u * ct + 2u * tg + (r & 1u);
@@ -130,7 +119,7 @@ ${unroll} 1
       const u32 rb = tt / ${V / 8}u, ct = tt % ${V / 8}u, a0 = 16u * rb;
       float acc[4] = {0.f, 0.f, 0.f, 0.f};
       for (u32 ks = 0; ks < 2u * (rb + 1u); ++ks) {
-${fragA("        ", "sK", LA, "a0", "8u * ks")}${fragBkn("        ", "sV", LV, "8u * ct", "8u * ks")}${mma("        ", "acc", "fa", "fb")}      }
+${fragA("        ", "fa", "sK", LA, "a0", "8u * ks")}${fragBkn("        ", "fb", "sV", LV, "8u * ct", "8u * ks")}${mma("        ", "acc", "fa", "fb")}      }
       *(float2*)&sR[(a0 + g) * ${LR}u + ${K}u + 8u * ct + 2u * tg] = make_float2(acc[0], acc[1]);
       *(float2*)&sR[(a0 + g + 8u) * ${LR}u + ${K}u + 8u * ct + 2u * tg] = make_float2(acc[2], acc[3]);
     }
@@ -164,11 +153,11 @@ ${dec ? `  const float dC = expf(sG[${C}u]);\n` : `  const float dC = 1.f;\n`}${
       float acc[4] = {0.f, 0.f, 0.f, 0.f};
 ${unroll} 2
       for (u32 ks = 0; ks < ${C / 8}u; ++ks) {
-${fragAt("        ", "sU", LU, "m0", "8u * ks")}${fragBkn("        ", "sR", LR, "8u * nj", "8u * ks")}${mma("        ", "acc", "fa", "fb")}      }
+${fragAt("        ", "fa", "sU", LU, "m0", "8u * ks")}${fragBkn("        ", "fb", "sR", LR, "8u * nj", "8u * ks")}${mma("        ", "acc", "fa", "fb")}      }
       if (nj >= ${K / 8}u) {
 ${unroll} 2
         for (u32 ks = 0; ks < ${C / 8}u; ++ks) {
-${fragAt("          ", "sK", LU, "m0", "8u * ks")}${fragBkn("          ", "sV", LV, `8u * (nj - ${K / 8}u)`, "8u * ks")}${mma("          ", "acc", "fa", "fb")}        }
+${fragAt("          ", "fa", "sK", LU, "m0", "8u * ks")}${fragBkn("          ", "fb", "sV", LV, `8u * (nj - ${K / 8}u)`, "8u * ks")}${mma("          ", "acc", "fa", "fb")}        }
       }
 ${unroll}
       for (u32 r = 0; r < 4u; ++r) {

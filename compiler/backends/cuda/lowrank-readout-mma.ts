@@ -68,15 +68,37 @@ export function mmaReadCheck(c: LowRankReadConfig): void {
 }
 
 /** Code for TF32 fragments (x3: heads and tails): frag(ind, name, values) declares u32 name[n] (and name`l`[n]) from
- * float expressions; mma(ind, acc, a, b) accumulates one m16n8k8 product (three with x3). */
-export function tf32Ops(x3: boolean): { frag: (ind: string, name: string, at: string[]) => string; mma: (ind: string, acc: string, a: string, b: string) => string } {
+ * float expressions; mma(ind, acc, a, b) accumulates one m16n8k8 product (three with x3). The operand loaders from shared
+ * memory (the kernel names the lane l = t & 31, g = l >> 2, tg = l & 3): fragA, A rows r0.. of X [row][k] (stride ld),
+ * k0..: (g, tg), (g + 8, tg), (g, tg + 4), (g + 8, tg + 4), by one ldmatrix.x4 (its four 8 x 8 b16 matrices the 8 x 4
+ * fp32 blocks: lane l gives row l % 8 of block l / 8), then rounded; fragAt, A from a [k][m] layout (each value optionally
+ * scaled by s(k)); fragBnk / fragBkn, B (k0.., n0..): (k tg, n g), (k tg + 4, n g), stored [n][k] / [k][n]. */
+export function tf32Ops(x3: boolean): {
+  frag: (ind: string, name: string, at: string[]) => string;
+  mma: (ind: string, acc: string, a: string, b: string) => string;
+  fragA: (ind: string, name: string, X: string, ld: number, r0: string, k0: string) => string;
+  fragAt: (ind: string, name: string, X: string, ld: number, m0: string, k0: string, s?: (k: string) => string) => string;
+  fragBnk: (ind: string, name: string, X: string, ld: number, n0: string, k0: string) => string;
+  fragBkn: (ind: string, name: string, X: string, ld: number, n0: string, k0: string) => string;
+} {
+  const frag = (ind: string, name: string, at: string[]) =>
+    x3
+      ? `${ind}u32 ${name}[${at.length}], ${name}l[${at.length}];\n` + at.map((p, i) => `${ind}seqc_split_tf32(${p}, ${name}[${i}], ${name}l[${i}]);\n`).join("")
+      : `${ind}u32 ${name}[${at.length}];\n` + at.map((p, i) => `${ind}${name}[${i}] = seqc_tf32(${p});\n`).join("");
   return {
-    frag: (ind, name, at) =>
-      x3
-        ? `${ind}u32 ${name}[${at.length}], ${name}l[${at.length}];\n` + at.map((p, i) => `${ind}seqc_split_tf32(${p}, ${name}[${i}], ${name}l[${i}]);\n`).join("")
-        : `${ind}u32 ${name}[${at.length}];\n` + at.map((p, i) => `${ind}${name}[${i}] = seqc_tf32(${p});\n`).join(""),
+    frag,
     mma: (ind, acc, a, b) =>
       x3 ? `${ind}seqc_mma_tf32(${acc}, ${a}l, ${b}); seqc_mma_tf32(${acc}, ${a}, ${b}l); seqc_mma_tf32(${acc}, ${a}, ${b});\n` : `${ind}seqc_mma_tf32(${acc}, ${a}, ${b});\n`,
+    fragA: (ind, name, X, ld, r0, k0) =>
+      `${ind}u32 ${name}w[4];\n${ind}seqc_ldsm4(${name}w, &${X}[(${r0} + (l & 7u) + ((l >> 3u) & 1u) * 8u) * ${ld}u + ${k0} + (l >> 4u) * 4u]);\n` +
+      frag(ind, name, [0, 1, 2, 3].map((i) => `__uint_as_float(${name}w[${i}])`)),
+    fragAt: (ind, name, X, ld, m0, k0, s) =>
+      frag(ind, name, [[0, 0], [8, 0], [0, 4], [8, 4]].map(([dm, dk]) => {
+        const k = `${k0} + tg + ${dk}u`, v = `${X}[(${k}) * ${ld}u + ${m0} + g + ${dm}u]`;
+        return s ? `${s(k)} * ${v}` : v;
+      })),
+    fragBnk: (ind, name, X, ld, n0, k0) => frag(ind, name, [`${X}[(${n0} + g) * ${ld}u + ${k0} + tg]`, `${X}[(${n0} + g) * ${ld}u + ${k0} + tg + 4u]`]),
+    fragBkn: (ind, name, X, ld, n0, k0) => frag(ind, name, [`${X}[(${k0} + tg) * ${ld}u + ${n0} + g]`, `${X}[(${k0} + tg + 4u) * ${ld}u + ${n0} + g]`]),
   };
 }
 
@@ -91,17 +113,7 @@ export function mmaReadSource(c: LowRankReadConfig, entry: string): string {
   const RB = C / 16, WPR = MMA_WARPS / RB;
   const TS = Math.ceil((2 * RB * M) / WPR), TO = Math.ceil(B / 8 / WPR);
   const unroll = "#pragma unroll";
-  const { frag, mma } = tf32Ops(x3);
-  // A operand rows r0.. of X [row][k] (stride ld), k0..: (g, tg), (g + 8, tg), (g, tg + 4), (g + 8, tg + 4), by one
-  // ldmatrix.x4 (its four 8 x 8 b16 matrices the 8 x 4 fp32 blocks: lane l gives row l % 8 of block l / 8), then rounded
-  const fragA = (ind: string, name: string, X: string, ld: number, r0: string, k0: string) =>
-    `${ind}u32 ${name}w[4];\n${ind}seqc_ldsm4(${name}w, &${X}[(${r0} + (l & 7u) + ((l >> 3u) & 1u) * 8u) * ${ld}u + ${k0} + (l >> 4u) * 4u]);\n` +
-    frag(ind, name, [0, 1, 2, 3].map((i) => `__uint_as_float(${name}w[${i}])`));
-  // B operand (k0.., n0..): (k tg, n g), (k tg + 4, n g); stored [n][k] or [k][n]
-  const fragBnk = (ind: string, name: string, X: string, ld: number, n0: string, k0: string) =>
-    frag(ind, name, [`${X}[(${n0} + g) * ${ld}u + ${k0} + tg]`, `${X}[(${n0} + g) * ${ld}u + ${k0} + tg + 4u]`]);
-  const fragBkn = (ind: string, name: string, X: string, ld: number, n0: string, k0: string) =>
-    frag(ind, name, [`${X}[(${k0} + tg) * ${ld}u + ${n0} + g]`, `${X}[(${k0} + tg + 4u) * ${ld}u + ${n0} + g]`]);
+  const { mma, fragA, fragBnk, fragBkn } = tf32Ops(x3);
   // 16-byte asynchronous copies (cp.async) of a row-major [rows][w] global block into shared rows of stride ld
   const copy = (ind: string, dst: string, ld: number, rows: number, w: number, src: (r: string, c4: string, x: string) => string) =>
     `${ind}for (u32 x = t; x < ${(rows * w) / 4}u; x += ${NT}u) { const u32 r = x / ${w / 4}u, c4 = x % ${w / 4}u; seqc_cp16(&${dst}[r * ${ld}u + 4u * c4], &${src("r", "c4", "x")}); }\n`;

@@ -33,21 +33,8 @@ export function wyPreMmaSource(c: LowRankWyConfig, entry: string): string {
   const { C, K, V, decay } = c;
   const dec = decay !== "none", NT = WY_MMA_WARPS * 32;
   const { LQ, LP, LD, LX } = wyPreMmaLayout(c);
-  const { frag, mma } = tf32Ops(c.math === "tf32x3");
+  const { mma, fragA, fragAt, fragBnk, fragBkn } = tf32Ops(c.math === "tf32x3");
   const CT = C / 8, VT = V / 8;
-  // fragments: A [m][k] rows m0.. by ldmatrix.x4; A from a [k][m] layout (optionally scaled by s(k)); B [n][k]; B [k][n]
-  const fragA = (ind: string, X: string, ld: number, m0: string, k0: string) =>
-    `${ind}u32 faw[4];\n${ind}seqc_ldsm4(faw, &${X}[(${m0} + (l & 7u) + ((l >> 3u) & 1u) * 8u) * ${ld}u + ${k0} + (l >> 4u) * 4u]);\n` +
-    frag(ind, "fa", [0, 1, 2, 3].map((i) => `__uint_as_float(faw[${i}])`));
-  const fragAt = (ind: string, X: string, ld: number, m0: string, k0: string, s?: (k: string) => string) =>
-    frag(ind, "fa", [[0, 0], [8, 0], [0, 4], [8, 4]].map(([dm, dk]) => {
-      const k = `${k0} + tg + ${dk}u`, v = `${X}[(${k}) * ${ld}u + ${m0} + g + ${dm}u]`;
-      return s ? `${s(k)} * ${v}` : v;
-    }));
-  const fragBnk = (ind: string, X: string, ld: number, n0: string, k0: string) =>
-    frag(ind, "fb", [`${X}[(${n0} + g) * ${ld}u + ${k0} + tg]`, `${X}[(${n0} + g) * ${ld}u + ${k0} + tg + 4u]`]);
-  const fragBkn = (ind: string, X: string, ld: number, n0: string, k0: string) =>
-    frag(ind, "fb", [`${X}[(${k0} + tg) * ${ld}u + ${n0} + g]`, `${X}[(${k0} + tg + 4u) * ${ld}u + ${n0} + g]`]);
   const rows = (dst: string, ld: number, src: string, stride: string, w: number) =>
     `  for (u32 x = t; x < ${C * w}u; x += ${NT}u) { const u32 a = x / ${w}u, i = x % ${w}u; ${dst}[a * ${ld}u + i] = ${src}[((size_t)n * ${C}u + a) * ${stride} + i]; }\n`;
   return `
@@ -71,7 +58,7 @@ ${rows("sQ", LQ, "Q", "qs", K)}${rows("sU", LQ, "U", "us", K)}${rows("sD", LD, "
     if (c0 > a0 + 15u) continue;
     float acc[4] = {0.f, 0.f, 0.f, 0.f};
     for (u32 ks = 0; ks < ${K / 8}u; ++ks) {
-${fragA("      ", "sQ", LQ, "a0", "8u * ks")}${fragBnk("      ", "sU", LQ, "c0", "8u * ks")}${mma("      ", "acc", "fa", "fb")}    }
+${fragA("      ", "fa", "sQ", LQ, "a0", "8u * ks")}${fragBnk("      ", "fb", "sU", LQ, "c0", "8u * ks")}${mma("      ", "acc", "fa", "fb")}    }
 ${"#pragma unroll"}
     for (u32 r = 0; r < 4u; ++r) {
       const u32 a = a0 + g + 8u * (r >> 1u), cc = c0 + 2u * tg + (r & 1u);
@@ -84,7 +71,7 @@ ${dec ? `      sP[a * ${LP}u + cc] = cc < a + 1u ? acc[r] * expf(sG[a + 1u] - sG
     const u32 c0 = 16u * (x / ${VT}u), j0 = 8u * (x % ${VT}u);
     float acc[4] = {0.f, 0.f, 0.f, 0.f};
     for (u32 ks = c0 / 8u; ks < ${CT}u; ++ks) {
-${fragAt("      ", "sP", LP, "c0", "8u * ks")}${fragBkn("      ", "sD", LD, "j0", "8u * ks")}${mma("      ", "acc", "fa", "fb")}    }
+${fragAt("      ", "fa", "sP", LP, "c0", "8u * ks")}${fragBkn("      ", "fb", "sD", LD, "j0", "8u * ks")}${mma("      ", "acc", "fa", "fb")}    }
     const u32 c = c0 + g, j = j0 + 2u * tg;
     sB[c * ${LD}u + j] = acc[0]; sB[c * ${LD}u + j + 1u] = acc[1]; sB[(c + 8u) * ${LD}u + j] = acc[2]; sB[(c + 8u) * ${LD}u + j + 1u] = acc[3];
     *(float2*)&BQ[((size_t)n * ${C}u + c) * ${V}u + j] = make_float2(acc[0], acc[1]);
@@ -96,9 +83,9 @@ ${fragAt("      ", "sP", LP, "c0", "8u * ks")}${fragBkn("      ", "sD", LD, "j0"
     const u32 i0 = 16u * (x / ${VT}u), j0 = 8u * (x % ${VT}u);
     float acc[4] = {0.f, 0.f, 0.f, 0.f};
     for (u32 ks = 0; ks < ${CT}u; ++ks) {
-${fragAt("      ", "sQ", LQ, "i0", "8u * ks", (k) => `sE[${k}]`)}${fragBkn("      ", "sD", LD, "j0", "8u * ks")}${mma("      ", "acc", "fa", "fb")}    }
+${fragAt("      ", "fa", "sQ", LQ, "i0", "8u * ks", (k) => `sE[${k}]`)}${fragBkn("      ", "fb", "sD", LD, "j0", "8u * ks")}${mma("      ", "acc", "fa", "fb")}    }
     for (u32 ks = 0; ks < ${CT}u; ++ks) {
-${fragAt("      ", "sX", LX, "i0", "8u * ks")}${fragBkn("      ", "sB", LD, "j0", "8u * ks")}${mma("      ", "acc", "fa", "fb")}    }
+${fragAt("      ", "fa", "sX", LX, "i0", "8u * ks")}${fragBkn("      ", "fb", "sB", LD, "j0", "8u * ks")}${mma("      ", "acc", "fa", "fb")}    }
     const u32 i = i0 + g, j = j0 + 2u * tg;
     *(float2*)&BP[((size_t)n * ${K}u + i) * ${V}u + j] = make_float2(acc[0], acc[1]);
     *(float2*)&BP[((size_t)n * ${K}u + i + 8u) * ${V}u + j] = make_float2(acc[2], acc[3]);
