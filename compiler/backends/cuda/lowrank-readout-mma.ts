@@ -114,6 +114,21 @@ export function mmaReadSource(c: LowRankReadConfig, entry: string): string {
   const TS = Math.ceil((2 * RB * M) / WPR), TO = Math.ceil(B / 8 / WPR);
   const unroll = "#pragma unroll";
   const { mma, fragA, fragBnk, fragBkn } = tf32Ops(x3);
+  // acc[n][4]: the products of Q's row block a0.. (over the A axis) with the warp's tiles it = h, h + WPR, ... below
+  // `limit` (the scores' event tiles, the outputs' column tiles); fragB: the B fragment of tile `it` at step ks
+  const rowBlockTiles = (acc: string, n: number, it: string, limit: string, fragB: string) => `    float ${acc}[${n}][4];
+${unroll}
+    for (u32 j = 0; j < ${n}u; ++j) ${acc}[j][0] = ${acc}[j][1] = ${acc}[j][2] = ${acc}[j][3] = 0.f;
+${unroll} 2
+    for (u32 ks = 0; ks < ${A / 8}u; ++ks) {
+${fragA("      ", "fa", "sQ", LQ, "a0", "8u * ks")}${unroll}
+      for (u32 j = 0; j < ${n}u; ++j) {
+        const u32 ${it} = h + ${WPR}u * j;
+        if (${it} < ${limit}) {
+${fragB}${mma("          ", `${acc}[j]`, "fa", "fb")}        }
+      }
+    }
+`;
   // 16-byte asynchronous copies (cp.async) of a row-major [rows][w] global block into shared rows of stride ld
   const copy = (ind: string, dst: string, ld: number, rows: number, w: number, src: (r: string, c4: string, x: string) => string) =>
     `${ind}for (u32 x = t; x < ${(rows * w) / 4}u; x += ${NT}u) { const u32 r = x / ${w / 4}u, c4 = x % ${w / 4}u; seqc_cp16(&${dst}[r * ${ld}u + 4u * c4], &${src("r", "c4", "x")}); }\n`;
@@ -138,19 +153,7 @@ ${copy("    ", "sQ", LQ, C, A, (r, c4) => `q[(${r} * mq + xq) * ${A}u + 4u * ${c
     seqc_cp_wait<0>();
     __syncthreads();
     // scores: rows a0.., the row block's event tiles h, h + ${WPR}, ...
-    float sc[${TS}][4];
-${unroll}
-    for (u32 j = 0; j < ${TS}u; ++j) sc[j][0] = sc[j][1] = sc[j][2] = sc[j][3] = 0.f;
-${unroll} 2
-    for (u32 ks = 0; ks < ${A / 8}u; ++ks) {
-${fragA("      ", "fa", "sQ", LQ, "a0", "8u * ks")}${unroll}
-      for (u32 j = 0; j < ${TS}u; ++j) {
-        const u32 et = h + ${WPR}u * j;
-        if (et < ntile) {
-${fragBnk("          ", "fb", "sX", LE, "8u * et", "8u * ks")}${mma("          ", "sc[j]", "fa", "fb")}        }
-      }
-    }
-${unroll}
+${rowBlockTiles("sc", TS, "et", "ntile", fragBnk("          ", "fb", "sX", LE, "8u * et", "8u * ks"))}${unroll}
     for (u32 j = 0; j < ${TS}u; ++j)
 ${unroll}
       for (u32 r = 0; r < 4u; ++r) {
@@ -168,19 +171,7 @@ ${unroll}
     }
     __syncthreads();
     // the outputs: rows a0.., the column tiles h, h + ${WPR}, ...: exp(G_{a+oq}) Q S0op, then + P EB
-    float o[${TO}][4];
-${unroll}
-    for (u32 j = 0; j < ${TO}u; ++j) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.f;
-${unroll} 2
-    for (u32 ks = 0; ks < ${A / 8}u; ++ks) {
-${fragA("      ", "fa", "sQ", LQ, "a0", "8u * ks")}${unroll}
-      for (u32 j = 0; j < ${TO}u; ++j) {
-        const u32 ct = h + ${WPR}u * j;
-        if (ct < ${B / 8}u) {
-${key ? fragBkn("          ", "fb", "sS", LS, "8u * ct", "8u * ks") : fragBnk("          ", "fb", "sS", LS, "8u * ct", "8u * ks")}${mma("          ", "o[j]", "fa", "fb")}        }
-      }
-    }
-${dec ? `    {
+${rowBlockTiles("o", TO, "ct", `${B / 8}u`, key ? fragBkn("          ", "fb", "sS", LS, "8u * ct", "8u * ks") : fragBnk("          ", "fb", "sS", LS, "8u * ct", "8u * ks"))}${dec ? `    {
       const float d0 = expf(sG[a0 + g + oq]), d1 = expf(sG[a0 + g + 8u + oq]);
 ${unroll}
       for (u32 j = 0; j < ${TO}u; ++j) { o[j][0] *= d0; o[j][1] *= d0; o[j][2] *= d1; o[j][3] *= d1; }
