@@ -11,20 +11,18 @@
  */
 import { describe, expect, it } from "vitest";
 import { execFileSync, spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createHash } from "node:crypto";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { LOWRANK_PASS_COL_CONFIGS, LOWRANK_PASS_CONFIGS, lowRankPassModule, type LowRankPassConfig, type LowRankPassKernel } from "../compiler/backends/cuda/lowrank-pass.ts";
 import { findNvcc } from "../compiler/backends/cuda/nvcc.ts";
 import { relativeError } from "../compiler/io/manifest.ts";
-import { compileEmu, EMU_READF } from "./cuda-emu/harness.ts";
+import { EMU_READF } from "./cuda-emu/harness.ts";
+import { compileLowRankEmu, emuEntrySelect, f32Bytes, inScratchDir, readF32 } from "./helpers/lowrank-emu.ts";
 import { ptxasUsage } from "./helpers/ptxas-usage.ts";
 import { rng } from "./helpers/random.ts";
 
 const gpp = spawnSync("g++", ["--version"]).status === 0;
 if (!gpp) console.warn("cuda-lowrank-pass-emu.test: g++ is not installed, so the emulated runs are skipped");
-const HERE = join(import.meta.dirname, "cuda-emu");
 
 interface Data { R: number; nC: number; wa: number; wb: number; inline: boolean; A: Float64Array; B: Float64Array; S0: Float64Array }
 
@@ -82,9 +80,7 @@ int main(int argc, char** argv) {
   std::vector<char> b[5] = {readf(dir + "/A.bin"), readf(dir + "/B.bin"), readf(dir + "/S0.bin"), readf(dir + "/OUT.bin"), readf(dir + "/FIN.bin")};
   for (int i = 0; i < 5; ++i) P[i] = b[i].data();
   BP = boff >= 0 ? (const float*)P[0] + boff : (const float*)P[1];
-  void (*fn)() = nullptr;
-${kernels.map((k) => `  if (entry == "${k.entry}") fn = body_${k.entry};`).join("\n")}
-  if (!fn) { fprintf(stderr, "no entry %s\\n", entry.c_str()); return 2; }
+${emuEntrySelect(kernels.map((k) => k.entry))}
   emu::Dim g; g.x = RR; g.y = gy; emu::Dim blk; blk.x = threads;
   emu::launch(fn, g, blk, smem);
   FILE* f = fopen((dir + "/OUT.out").c_str(), "wb"); fwrite(b[3].data(), 1, b[3].size(), f); fclose(f);
@@ -92,29 +88,20 @@ ${kernels.map((k) => `  if (entry == "${k.entry}") fn = body_${k.entry};`).join(
   return 0;
 }
 `;
-  const full = `// emu.h ${createHash("sha1").update(readFileSync(join(HERE, "emu.h"))).digest("hex")}\n#include "${join(HERE, "emu.h")}"\n#include <string>\n${source}\n${main}`;
-  return compileEmu(full, "lowrank-pass");
+  return compileLowRankEmu(source, main, "lowrank-pass", false);
 }
 
 function runEmu(bin: string, k: LowRankPassKernel, d: Data): { out: Float64Array; fin: Float64Array } {
-  const dir = mkdtempSync(join(tmpdir(), "seqc-lrpass-"));
-  try {
-    const f32 = (x: Float64Array) => Buffer.from(Float32Array.from(x).buffer);
+  return inScratchDir("seqc-lrpass-", (dir) => {
     const { K, V } = k;
-    writeFileSync(join(dir, "A.bin"), f32(d.A));
-    writeFileSync(join(dir, "B.bin"), d.inline ? Buffer.alloc(4) : f32(d.B));
-    writeFileSync(join(dir, "S0.bin"), f32(d.S0));
-    writeFileSync(join(dir, "OUT.bin"), f32(new Float64Array(d.R * d.nC * K * V).fill(NaN))); // the kernel must write every output
-    writeFileSync(join(dir, "FIN.bin"), f32(new Float64Array(d.R * K * V).fill(NaN)));
+    writeFileSync(join(dir, "A.bin"), f32Bytes(d.A));
+    writeFileSync(join(dir, "B.bin"), d.inline ? Buffer.alloc(4) : f32Bytes(d.B));
+    writeFileSync(join(dir, "S0.bin"), f32Bytes(d.S0));
+    writeFileSync(join(dir, "OUT.bin"), f32Bytes(new Float64Array(d.R * d.nC * K * V).fill(NaN))); // the kernel must write every output
+    writeFileSync(join(dir, "FIN.bin"), f32Bytes(new Float64Array(d.R * K * V).fill(NaN)));
     execFileSync(bin, [dir, k.entry, String(d.R), String(d.nC), String(d.wa), String(d.wb), String(d.inline ? K : -1), String(k.threads), String(k.sharedBytes), String(k.G ? k.V / k.G : 1)], { stdio: "pipe" });
-    const read = (name: string) => {
-      const raw = readFileSync(join(dir, name));
-      return Float64Array.from(new Float32Array(raw.buffer, raw.byteOffset, raw.byteLength / 4));
-    };
-    return { out: read("OUT.out"), fin: read("FIN.out") };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+    return { out: readF32(join(dir, "OUT.out")), fin: readF32(join(dir, "FIN.out")) };
+  });
 }
 
 function error(k: LowRankPassKernel, bin: string, d: Data): number {

@@ -15,20 +15,18 @@
  */
 import { describe, expect, it } from "vitest";
 import { execFileSync, spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createHash } from "node:crypto";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { LOWRANK_READ_CONFIGS, LOWRANK_READ_MMA_CONFIGS, LOWRANK_READ_SCALAR_CONFIGS, LOWRANK_READ_VEC4_CONFIGS, lowRankReadModule, type LowRankReadConfig, type LowRankReadKernel } from "../compiler/backends/cuda/lowrank-readout.ts";
 import { findNvcc } from "../compiler/backends/cuda/nvcc.ts";
 import { relativeError } from "../compiler/io/manifest.ts";
-import { compileEmu, EMU_READF } from "./cuda-emu/harness.ts";
+import { EMU_READF } from "./cuda-emu/harness.ts";
+import { compileLowRankEmu, emuEntrySelect, f32Bytes, inScratchDir, readF32 } from "./helpers/lowrank-emu.ts";
 import { ptxasUsage } from "./helpers/ptxas-usage.ts";
 import { rng } from "./helpers/random.ts";
 
 const gpp = spawnSync("g++", ["--version"]).status === 0;
 if (!gpp) console.warn("cuda-lowrank-readout-emu.test: g++ is not installed, so the emulated runs are skipped");
-const HERE = join(import.meta.dirname, "cuda-emu");
 
 interface Data { N: number; mq: number; KK: Float64Array; VV: Float64Array; Q: Float64Array; S0: Float64Array; G: Float64Array }
 
@@ -99,37 +97,29 @@ int main(int argc, char** argv) {
   OQ = (unsigned)atoi(argv[6]); MQ = (unsigned)atoi(argv[7]);
   std::vector<char> b[6] = {readf(dir + "/Q.bin"), readf(dir + "/EA.bin"), readf(dir + "/EB.bin"), readf(dir + "/S0.bin"), readf(dir + "/G.bin"), readf(dir + "/OUT.bin")};
   for (int i = 0; i < 6; ++i) P[i] = b[i].data();
-  void (*fn)() = nullptr;
-${kernels.map((k) => `  if (entry == "${k.entry}") fn = body_${k.entry};`).join("\n")}
-  if (!fn) { fprintf(stderr, "no entry %s\\n", entry.c_str()); return 2; }
+${emuEntrySelect(kernels.map((k) => k.entry))}
   emu::Dim g; g.x = NN; emu::Dim blk; blk.x = threads;
   emu::launch(fn, g, blk, smem);
   FILE* f = fopen((dir + "/OUT.out").c_str(), "wb"); fwrite(b[5].data(), 1, b[5].size(), f); fclose(f);
   return 0;
 }
 `;
-  const full = `// emu.h ${createHash("sha1").update(readFileSync(join(HERE, "emu.h"))).digest("hex")}\n#include "${join(HERE, "emu.h")}"\n#include "${join(HERE, "mma-tf32.h")}"\n#include <string>\n${source}\n${main}`;
-  return compileEmu(full, "lowrank-readout");
+  return compileLowRankEmu(source, main, "lowrank-readout", true);
 }
 
 /** The kernel's OUT on the emulation: the key axis takes EA = KK, EB = VV; the value axis EA = VV, EB = KK. */
 function runEmu(bin: string, k: LowRankReadKernel, d: Data, oq: number): Float64Array {
-  const dir = mkdtempSync(join(tmpdir(), "seqc-lrread-"));
-  try {
-    const f32 = (x: Float64Array) => Buffer.from(Float32Array.from(x).buffer);
+  return inScratchDir("seqc-lrread-", (dir) => {
     const key = k.axis === "key", B = key ? k.V : k.K;
-    writeFileSync(join(dir, "Q.bin"), f32(d.Q));
-    writeFileSync(join(dir, "EA.bin"), f32(key ? d.KK : d.VV));
-    writeFileSync(join(dir, "EB.bin"), f32(key ? d.VV : d.KK));
-    writeFileSync(join(dir, "S0.bin"), f32(d.S0));
-    writeFileSync(join(dir, "G.bin"), k.decay === "none" ? Buffer.alloc(4) : f32(d.G));
-    writeFileSync(join(dir, "OUT.bin"), f32(new Float64Array(d.N * k.C * d.mq * B).fill(NaN))); // the kernel must write every output
+    writeFileSync(join(dir, "Q.bin"), f32Bytes(d.Q));
+    writeFileSync(join(dir, "EA.bin"), f32Bytes(key ? d.KK : d.VV));
+    writeFileSync(join(dir, "EB.bin"), f32Bytes(key ? d.VV : d.KK));
+    writeFileSync(join(dir, "S0.bin"), f32Bytes(d.S0));
+    writeFileSync(join(dir, "G.bin"), k.decay === "none" ? Buffer.alloc(4) : f32Bytes(d.G));
+    writeFileSync(join(dir, "OUT.bin"), f32Bytes(new Float64Array(d.N * k.C * d.mq * B).fill(NaN))); // the kernel must write every output
     execFileSync(bin, [dir, k.entry, String(d.N), String(k.threads), String(k.sharedBytes), String(oq), String(d.mq)], { stdio: "pipe" });
-    const raw = readFileSync(join(dir, "OUT.out"));
-    return Float64Array.from(new Float32Array(raw.buffer, raw.byteOffset, raw.byteLength / 4));
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+    return readF32(join(dir, "OUT.out"));
+  });
 }
 
 function error(k: LowRankReadKernel, bin: string, d: Data, oq: number): number {

@@ -14,20 +14,18 @@
  */
 import { describe, expect, it } from "vitest";
 import { execFileSync, spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createHash } from "node:crypto";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { LOWRANK_WY_CONFIGS, LOWRANK_WY_MMA_CONFIGS, lowRankWyModule, type LowRankWyConfig, type LowRankWyKernel } from "../compiler/backends/cuda/lowrank-wy.ts";
 import { findNvcc } from "../compiler/backends/cuda/nvcc.ts";
 import { relativeError } from "../compiler/io/manifest.ts";
-import { compileEmu, EMU_READF } from "./cuda-emu/harness.ts";
+import { EMU_READF } from "./cuda-emu/harness.ts";
+import { compileLowRankEmu, emuEntrySelect, f32Bytes, inScratchDir, readF32 } from "./helpers/lowrank-emu.ts";
 import { ptxasUsage } from "./helpers/ptxas-usage.ts";
 import { rng } from "./helpers/random.ts";
 
 const gpp = spawnSync("g++", ["--version"]).status === 0;
 if (!gpp) console.warn("cuda-lowrank-wy-emu.test: g++ is not installed, so the emulated runs are skipped");
-const HERE = join(import.meta.dirname, "cuda-emu");
 
 type Shape = Pick<LowRankWyConfig, "C" | "K" | "V" | "decay">;
 interface Data { N: number; qs: number; us: number; xs: number; ws: number; Q: Float64Array; U: Float64Array; DY: Float64Array; XI: Float64Array; W: Float64Array; G: Float64Array; L: Float64Array }
@@ -102,38 +100,28 @@ int main(int argc, char** argv) {
   const char* names[10] = {${names.map((x) => `"${x}"`).join(", ")}};
   std::vector<char> b[10];
   for (int i = 0; i < 10; ++i) { b[i] = readf(dir + "/" + names[i] + ".bin"); P[i] = b[i].data(); }
-  void (*fn)() = nullptr;
-${kernels.map((k) => `  if (entry == "${k.entry}") fn = body_${k.entry};`).join("\n")}
-  if (!fn) { fprintf(stderr, "no entry %s\\n", entry.c_str()); return 2; }
+${emuEntrySelect(kernels.map((k) => k.entry))}
   emu::Dim g; g.x = NN; emu::Dim blk; blk.x = threads;
   emu::launch(fn, g, blk, smem);
   for (int i = 7; i < 10; ++i) { FILE* f = fopen((dir + "/" + names[i] + ".out").c_str(), "wb"); fwrite(b[i].data(), 1, b[i].size(), f); fclose(f); }
   return 0;
 }
 `;
-  const full = `// emu.h ${createHash("sha1").update(readFileSync(join(HERE, "emu.h"))).digest("hex")}\n#include "${join(HERE, "emu.h")}"\n#include "${join(HERE, "mma-tf32.h")}"\n#include <string>\n${source}\n${main}`;
-  return compileEmu(full, "lowrank-wy");
+  return compileLowRankEmu(source, main, "lowrank-wy", true);
 }
 
 /** Runs `k` (its inputs from d; "dr" reads BQ = bq) and returns its outputs. */
 function runEmu(bin: string, k: LowRankWyKernel, d: Data, bq: Float64Array): Record<"BQ" | "BP" | "DR", Float64Array> {
-  const dir = mkdtempSync(join(tmpdir(), "seqc-lrwy-"));
-  try {
-    const f32 = (x: Float64Array) => Buffer.from(Float32Array.from(x).buffer);
+  return inScratchDir("seqc-lrwy-", (dir) => {
     const { C, K, V } = k, N = d.N;
-    for (const [name, x] of Object.entries({ Q: d.Q, U: d.U, DY: d.DY, XI: d.XI, W: d.W, G: d.G, L: d.L })) writeFileSync(join(dir, `${name}.bin`), f32(x));
-    writeFileSync(join(dir, "BQ.bin"), f32(k.op === "dr" ? bq : new Float64Array(N * C * V).fill(NaN)));
-    writeFileSync(join(dir, "BP.bin"), f32(new Float64Array(N * K * V).fill(NaN)));
-    writeFileSync(join(dir, "DR.bin"), f32(new Float64Array(N * C * V).fill(NaN)));
+    for (const [name, x] of Object.entries({ Q: d.Q, U: d.U, DY: d.DY, XI: d.XI, W: d.W, G: d.G, L: d.L })) writeFileSync(join(dir, `${name}.bin`), f32Bytes(x));
+    writeFileSync(join(dir, "BQ.bin"), f32Bytes(k.op === "dr" ? bq : new Float64Array(N * C * V).fill(NaN)));
+    writeFileSync(join(dir, "BP.bin"), f32Bytes(new Float64Array(N * K * V).fill(NaN)));
+    writeFileSync(join(dir, "DR.bin"), f32Bytes(new Float64Array(N * C * V).fill(NaN)));
     execFileSync(bin, [dir, k.entry, String(N), String(d.qs), String(d.us), String(d.xs), String(d.ws), String(k.threads), String(k.sharedBytes)], { stdio: "pipe" });
-    const read = (name: string) => {
-      const raw = readFileSync(join(dir, `${name}.out`));
-      return Float64Array.from(new Float32Array(raw.buffer, raw.byteOffset, raw.byteLength / 4));
-    };
+    const read = (name: string) => readF32(join(dir, `${name}.out`));
     return { BQ: read("BQ"), BP: read("BP"), DR: read("DR") };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 }
 
 /** The pair's errors against float64: pre's BQ and BP, dr's DR (from the float64 BQ). */

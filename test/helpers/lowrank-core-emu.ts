@@ -8,16 +8,13 @@
  */
 import { expect } from "vitest";
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createHash } from "node:crypto";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { LowRankCoreConfig, LowRankCoreKernel } from "../../compiler/backends/cuda/lowrank-core.ts";
 import { relativeError } from "../../compiler/io/manifest.ts";
-import { compileEmu, EMU_READF } from "../cuda-emu/harness.ts";
+import { EMU_READF } from "../cuda-emu/harness.ts";
+import { compileLowRankEmu, emuEntrySelect, f32Bytes, inScratchDir, readF32 } from "./lowrank-emu.ts";
 import { rng } from "./random.ts";
-
-const HERE = join(import.meta.dirname, "..", "cuda-emu");
 
 export interface Data { N: number; used: number; KK: Float64Array; Wq: Float64Array; VV: Float64Array; G: Float64Array; ld: Float64Array }
 
@@ -108,9 +105,7 @@ int main(int argc, char** argv) {
   unsigned threads = (unsigned)atoi(argv[4]), smem = (unsigned)atoi(argv[5]);
   std::vector<char> b[5] = {readf(dir + "/KK.bin"), readf(dir + "/Wq.bin"), readf(dir + "/VV.bin"), readf(dir + "/G.bin"), readf(dir + "/END.bin")};
   for (int i = 0; i < 5; ++i) P[i] = b[i].data();
-  void (*fn)() = nullptr;
-${kernels.map((k) => `  if (entry == "${k.entry}") fn = body_${k.entry};`).join("\n")}
-  if (!fn) { fprintf(stderr, "no entry %s\\n", entry.c_str()); return 2; }
+${emuEntrySelect(kernels.map((k) => k.entry))}
   emu::Dim g; g.x = NN; emu::Dim blk; blk.x = threads;
   emu::launch(fn, g, blk, smem);
   FILE* f = fopen((dir + "/VV.out").c_str(), "wb"); fwrite(b[2].data(), 1, b[2].size(), f); fclose(f);
@@ -118,30 +113,20 @@ ${kernels.map((k) => `  if (entry == "${k.entry}") fn = body_${k.entry};`).join(
   return 0;
 }
 `;
-  const mmaInclude = mma ? `#include "${join(HERE, "mma-tf32.h")}"\n` : "";
-  const full = `// emu.h ${createHash("sha1").update(readFileSync(join(HERE, "emu.h"))).digest("hex")}\n#include "${join(HERE, "emu.h")}"\n${mmaInclude}#include <string>\n${source}\n${main}`;
-  return compileEmu(full, mma ? "lowrank-core-mma" : "lowrank-core");
+  return compileLowRankEmu(source, main, mma ? "lowrank-core-mma" : "lowrank-core", mma);
 }
 
 export function runEmu(bin: string, k: LowRankCoreKernel, d: Data): { VV: Float64Array; end: Float64Array } {
-  const dir = mkdtempSync(join(tmpdir(), "seqc-lrcore-"));
-  try {
-    const f32 = (x: Float64Array) => Buffer.from(Float32Array.from(x).buffer);
+  return inScratchDir("seqc-lrcore-", (dir) => {
     const W = k.K + k.V;
-    writeFileSync(join(dir, "KK.bin"), f32(d.KK));
-    writeFileSync(join(dir, "Wq.bin"), f32(d.Wq));
-    writeFileSync(join(dir, "VV.bin"), f32(d.VV)); // slot 0 NaN: the kernel must write every read
-    writeFileSync(join(dir, "G.bin"), k.decay === "none" ? Buffer.alloc(4) : f32(d.G));
-    writeFileSync(join(dir, "END.bin"), f32(new Float64Array(d.N * k.K * W).fill(NaN)));
+    writeFileSync(join(dir, "KK.bin"), f32Bytes(d.KK));
+    writeFileSync(join(dir, "Wq.bin"), f32Bytes(d.Wq));
+    writeFileSync(join(dir, "VV.bin"), f32Bytes(d.VV)); // slot 0 NaN: the kernel must write every read
+    writeFileSync(join(dir, "G.bin"), k.decay === "none" ? Buffer.alloc(4) : f32Bytes(d.G));
+    writeFileSync(join(dir, "END.bin"), f32Bytes(new Float64Array(d.N * k.K * W).fill(NaN)));
     execFileSync(bin, [dir, k.entry, String(d.N), String(k.threads), String(k.sharedBytes)], { stdio: "pipe" });
-    const rd = (name: string) => {
-      const raw = readFileSync(join(dir, name));
-      return Float64Array.from(new Float32Array(raw.buffer, raw.byteOffset, raw.byteLength / 4));
-    };
-    return { VV: rd("VV.out"), end: rd("END.out") };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+    return { VV: readF32(join(dir, "VV.out")), end: readF32(join(dir, "END.out")) };
+  });
 }
 
 /** Max relative errors (norm) of the reads (VV slot 0) and the end state against the float64 recurrence. */
