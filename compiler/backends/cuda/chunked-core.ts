@@ -27,6 +27,7 @@
  * (seqc_chunk_inverse_w), MATS = 1 forms a per-key decay's A and Aq block pairs as warp tasks (SeqcKeyTiles).
  */
 import { inverseFirstRound, inverseSecondRound } from "./chunked-inverse-rounds.ts";
+import { phaseAHead, recordCopyAq, walkHead, walkPipe, walkReadout, walkStage, walkTail } from "./chunked-walk-parts.ts";
 
 export const CHUNK_CORE_SOURCE = String.raw`
 // ==== seqc chunked core (model-independent) ====
@@ -1013,13 +1014,7 @@ __device__ void seqc_chunk_phase_a(const R& rows, char* smem, typename Cfg::T* w
   typedef typename Cfg::T T_;
   typedef SeqcRec<Cfg> Rec;
   constexpr int F = Cfg::F, C = F / Cfg::RTP, KP = Cfg::KP, VP = Cfg::VP, LDK = Cfg::LDK;
-  const SeqcSm<Cfg> s(smem);
-  const u32 T = rows.u.T, nc = (T + C - 1) / C;
-  const u32 blk = blockIdx.x + gridDim.x * blockIdx.y;
-  const u32 c = blk % nc, h = (blk / nc) % nH, b = blk / (nc * nH);
-  if (threadIdx.x < Cfg::RTP) s.I[SEQC_I_MICRO + threadIdx.x] = rows.micro(threadIdx.x);
-  if (threadIdx.x == 0) s.I[SEQC_I_READ] = rows.readoutAt();
-  __syncthreads();
+${phaseAHead()}
   seqc_chunk_prepare<Cfg, VP, Cfg::LDVA>(rows, s, b, h, c * C, T, 0);
   char* rec = reinterpret_cast<char*>(ws) + ((size_t)(b * nH + h) * nc + c) * Rec::BYTES;
   T_* r = reinterpret_cast<T_*>(rec);
@@ -1057,25 +1052,14 @@ template <class Cfg> __device__ __forceinline__ void seqc_walk_issue(const SeqcS
   typedef typename Cfg::T T_;
   typedef SeqcRec<Cfg> Rec;
   constexpr int F = Cfg::F, KP = Cfg::KP, E = 16 / sizeof(T_), LDK = Cfg::LDK, BV = Cfg::BV;
-  const T_* r = reinterpret_cast<const T_*>(rec);
-  char* base = reinterpret_cast<char*>(s.X) + stage * Cfg::STAGE;
-  T_* q = reinterpret_cast<T_*>(base + Cfg::W_Q);
-  T_* x = reinterpret_cast<T_*>(base + Cfg::W_X);
-  T_* m = reinterpret_cast<T_*>(base + Cfg::W_M);
-  T_* a = reinterpret_cast<T_*>(base + Cfg::W_A);
-  T_* u = reinterpret_cast<T_*>(base + Cfg::W_U);
-  float* eg = reinterpret_cast<float*>(base + Cfg::W_E);
-  const int tid = threadIdx.x, nt = blockDim.x;
+${walkStage({ m: true, floats: "eg" })}
   for (int e = tid; e < F * (KP / E); e += nt) {
     const int f = e / (KP / E), i0 = (e % (KP / E)) * E;
     seqc_cp16(q + f * LDK + i0, r + Rec::QO + f * KP + i0);
     seqc_cp16(x + f * LDK + i0, r + Rec::XO + f * KP + i0);
     if (Cfg::LR) seqc_cp16(m + f * LDK + i0, r + Rec::MO + f * KP + i0);
   }
-  for (int e = tid; e < F * (F / E); e += nt) {
-    const int f = e / (F / E), n0 = (e % (F / E)) * E;
-    seqc_cp16(a + f * Cfg::LDF + n0, r + Rec::AO + f * F + n0);
-  }
+${recordCopyAq("a")}
   for (int e = tid; e < F * (BV / E); e += nt) {
     const int f = e / (BV / E), jj = (e % (BV / E)) * E;
     seqc_cp16(u + f * Cfg::LDV + jj, r + Rec::UO + f * Cfg::VP + j0 + jj);
@@ -1088,35 +1072,9 @@ __device__ void seqc_chunk_walk(const R& rows, char* smem, const typename Cfg::T
   typedef typename Cfg::T T_;
   typedef SeqcRec<Cfg> Rec;
   constexpr int F = Cfg::F, C = F / Cfg::RTP, BV = Cfg::BV, LDV = Cfg::LDV;
-  const SeqcSm<Cfg> s(smem);
-  const u32 nvt = (V + BV - 1) / BV;
-  const u32 blk = blockIdx.x + gridDim.x * blockIdx.y;
-  const u32 vt = blk % nvt, h = (blk / nvt) % nH, b = blk / (nvt * nH);
-  const u32 T = rows.u.T, j0 = vt * BV, nc = (T + C - 1) / C;
-  const char* recs = reinterpret_cast<const char*>(ws) + (size_t)(b * nH + h) * nc * Rec::BYTES;
-  SeqcState<Cfg> S;
-  seqc_state_load<Cfg>(S, rows, b, h, j0, K, V);
+${walkHead(false)}
   // NSTAGE-deep pipeline: records of the next NSTAGE - 1 chunks are in flight while one is used
-  constexpr int NS = Cfg::NSTAGE;
-#pragma unroll
-  for (int k = 0; k < NS - 1; ++k) {
-    if ((u32)k < nc) seqc_walk_issue<Cfg>(s, k, recs + (size_t)k * Rec::BYTES, j0);
-    seqc_cp_commit();
-  }
-  for (u32 c = 0; c < nc; ++c) {
-    const int st = c % NS;
-    if (c + NS - 1 < nc) seqc_walk_issue<Cfg>(s, (c + NS - 1) % NS, recs + (size_t)(c + NS - 1) * Rec::BYTES, j0);
-    seqc_cp_commit();
-    seqc_state_operand<Cfg>(S, s.SB);
-    seqc_cp_wait<NS - 1>();
-    __syncthreads();
-    char* base = reinterpret_cast<char*>(s.X) + st * Cfg::STAGE;
-    const T_* q = reinterpret_cast<const T_*>(base + Cfg::W_Q);
-    const T_* x = reinterpret_cast<const T_*>(base + Cfg::W_X);
-    const T_* m = reinterpret_cast<const T_*>(base + Cfg::W_M);
-    const T_* a = reinterpret_cast<const T_*>(base + Cfg::W_A);
-    const T_* u = reinterpret_cast<const T_*>(base + Cfg::W_U);
-    const float* eg = reinterpret_cast<const float*>(base + Cfg::W_E);
+${walkPipe({ issue: "seqc_walk_issue", inputs: false, m: true, floats: "eg" })}
     const T_* Z = u;
     if (Cfg::LR) {
       seqc_bmm<T_, false, false, SeqcWN<BV>::N, Cfg::KP>(F, BV, m, Cfg::LDK, s.SB, LDV, [&](int mm, int n, float v0, float v1) {
@@ -1125,31 +1083,8 @@ __device__ void seqc_chunk_walk(const R& rows, char* smem, const typename Cfg::T
       __syncthreads();
       Z = s.Z;
     }
-    {
-      // y = Q~ SB + Aq Z
-      constexpr int WN = SeqcWN<BV>::N, TN = BV / (8 * WN), TILES = (F / 16) * TN;
-      const int w = threadIdx.x >> 5, l = threadIdx.x & 31, g = l >> 2, qq = (l & 3) << 1;
-      for (int tile = w; tile < TILES; tile += Cfg::NT / 32) {
-        const int m0 = (tile / TN) * 16, n0 = (tile % TN) * 8 * WN;
-        float acc[WN][4];
-#pragma unroll
-        for (int i = 0; i < WN; ++i) acc[i][0] = acc[i][1] = acc[i][2] = acc[i][3] = 0.f;
-        SeqcMM<T_>::template run<false, false, WN, Cfg::KP>(acc, q, Cfg::LDK, s.SB, LDV, m0, n0);
-        SeqcMM<T_>::template run<false, false, WN, F>(acc, a, Cfg::LDF, Z, LDV, m0, n0);
-#pragma unroll
-        for (int nt = 0; nt < WN; ++nt) {
-          const int n = n0 + nt * 8 + qq;
-          seqc_sst2(s.Y + (m0 + g) * Cfg::LDY + n, acc[nt][0], acc[nt][1]);
-          seqc_sst2(s.Y + (m0 + g + 8) * Cfg::LDY + n, acc[nt][2], acc[nt][3]);
-        }
-      }
-    }
-    seqc_state_update<Cfg>(S, x, Z, eg);
-    __syncthreads();
-    seqc_post<Cfg>(rows, s, b, h, c * C, T, j0, V);
-  }
-  seqc_state_store<Cfg>(S, rows, b, h, j0, K, V);
-}
+${walkReadout({ what: "y = Q~ SB + Aq Z", tiles: true, step: "Cfg::NT / 32", kp: "Cfg::KP", fq: false, z: "Z" })}
+${walkTail("Z", "eg")}
 // ---- splitd: split with the raw q and key rows (scalar or no decay) ----
 // With a scalar decay Q~ and X~ are the input rows times per-row factors (fq = scale_q exp(G_q), fx = scale_x
 // exp(G_n - G_w)), so phase A stores only those factors, and the walk copies q and the key rows from the inputs:
@@ -1169,13 +1104,7 @@ __device__ void seqc_chunk_phase_a_d(const R& rows, char* smem, typename Cfg::T*
   typedef SeqcRecD<Cfg> Rec;
   constexpr int F = Cfg::F, C = F / Cfg::RTP, KP = Cfg::KP, VP = Cfg::VP, LDK = Cfg::LDK;
   static_assert(Cfg::DECAY != 2, "splitd: scalar or no decay");
-  const SeqcSm<Cfg> s(smem);
-  const u32 T = rows.u.T, nc = (T + C - 1) / C;
-  const u32 blk = blockIdx.x + gridDim.x * blockIdx.y;
-  const u32 c = blk % nc, h = (blk / nc) % nH, b = blk / (nc * nH);
-  if (threadIdx.x < Cfg::RTP) s.I[SEQC_I_MICRO + threadIdx.x] = rows.micro(threadIdx.x);
-  if (threadIdx.x == 0) s.I[SEQC_I_READ] = rows.readoutAt();
-  __syncthreads();
+${phaseAHead()}
   // alpha v only where it enters U0 (low rank); otherwise the walk reads it from the inputs
   seqc_chunk_prepare<Cfg, Cfg::LR ? VP : 0, Cfg::LDVA>(rows, s, b, h, c * C, T, 0);
   char* rec = reinterpret_cast<char*>(ws) + ((size_t)(b * nH + h) * nc + c) * Rec::BYTES;
@@ -1214,15 +1143,7 @@ __device__ __forceinline__ void seqc_walkd_issue(const R& rows, const SeqcSm<Cfg
   typedef typename Cfg::T T_;
   typedef SeqcRecD<Cfg> Rec;
   constexpr int F = Cfg::F, KP = Cfg::KP, RTP = Cfg::RTP, E = 16 / sizeof(T_), LDK = Cfg::LDK, BV = Cfg::BV;
-  const T_* r = reinterpret_cast<const T_*>(rec);
-  char* base = reinterpret_cast<char*>(s.X) + stage * Cfg::STAGE;
-  T_* q = reinterpret_cast<T_*>(base + Cfg::W_Q);
-  T_* x = reinterpret_cast<T_*>(base + Cfg::W_X);
-  T_* m = reinterpret_cast<T_*>(base + Cfg::W_M);
-  T_* a = reinterpret_cast<T_*>(base + Cfg::W_A);
-  T_* u = reinterpret_cast<T_*>(base + Cfg::W_U);
-  float* fl = reinterpret_cast<float*>(base + Cfg::W_E);
-  const int tid = threadIdx.x, nt = blockDim.x;
+${walkStage({ m: true, floats: "fl" })}
   const u32 K = rows.keyDim(), V = rows.valueDim();
   const bool kvec = (K % 8u) == 0u, vvec = (V % 8u) == 0u;
   for (int e = tid; e < F * (KP / 8); e += nt) {
@@ -1249,10 +1170,7 @@ __device__ __forceinline__ void seqc_walkd_issue(const R& rows, const SeqcSm<Cfg
     }
     if (Cfg::LR) for (int k = 0; k < 8; k += E) seqc_cp16(m + f * LDK + i0 + k, r + Rec::MO + f * KP + i0 + k);
   }
-  for (int e = tid; e < F * (F / E); e += nt) {
-    const int f = e / (F / E), n0 = (e % (F / E)) * E;
-    seqc_cp16(a + f * Cfg::LDF + n0, r + Rec::AO + f * F + n0);
-  }
+${recordCopyAq("a")}
   if (Cfg::LR) {
     for (int e = tid; e < F * (BV / E); e += nt) {
       const int f = e / (BV / E), jj = (e % (BV / E)) * E;
@@ -1280,37 +1198,8 @@ __device__ void seqc_chunk_walk_d(const R& rows, char* smem, const typename Cfg:
   typedef typename Cfg::T T_;
   typedef SeqcRecD<Cfg> Rec;
   constexpr int F = Cfg::F, KP = Cfg::KP, C = F / Cfg::RTP, BV = Cfg::BV, LDV = Cfg::LDV;
-  const SeqcSm<Cfg> s(smem);
-  const u32 nvt = (V + BV - 1) / BV;
-  const u32 blk = blockIdx.x + gridDim.x * blockIdx.y;
-  const u32 vt = blk % nvt, h = (blk / nvt) % nH, b = blk / (nvt * nH);
-  const u32 T = rows.u.T, j0 = vt * BV, nc = (T + C - 1) / C;
-  const char* recs = reinterpret_cast<const char*>(ws) + (size_t)(b * nH + h) * nc * Rec::BYTES;
-  if (threadIdx.x < Cfg::RTP) s.I[SEQC_I_MICRO + threadIdx.x] = rows.micro(threadIdx.x);
-  if (threadIdx.x == 0) s.I[SEQC_I_READ] = rows.readoutAt();
-  SeqcState<Cfg> S;
-  seqc_state_load<Cfg>(S, rows, b, h, j0, K, V);
-  __syncthreads();
-  constexpr int NS = Cfg::NSTAGE;
-#pragma unroll
-  for (int k = 0; k < NS - 1; ++k) {
-    if ((u32)k < nc) seqc_walkd_issue<Cfg>(rows, s, k, recs + (size_t)k * Rec::BYTES, b, h, (u32)k * C, T, j0);
-    seqc_cp_commit();
-  }
-  for (u32 c = 0; c < nc; ++c) {
-    const int st = c % NS;
-    if (c + NS - 1 < nc) seqc_walkd_issue<Cfg>(rows, s, (c + NS - 1) % NS, recs + (size_t)(c + NS - 1) * Rec::BYTES, b, h, (c + NS - 1) * C, T, j0);
-    seqc_cp_commit();
-    seqc_state_operand<Cfg>(S, s.SB);
-    seqc_cp_wait<NS - 1>();
-    __syncthreads();
-    char* base = reinterpret_cast<char*>(s.X) + st * Cfg::STAGE;
-    const T_* q = reinterpret_cast<const T_*>(base + Cfg::W_Q);
-    const T_* x = reinterpret_cast<const T_*>(base + Cfg::W_X);
-    const T_* m = reinterpret_cast<const T_*>(base + Cfg::W_M);
-    const T_* a = reinterpret_cast<const T_*>(base + Cfg::W_A);
-    const T_* u = reinterpret_cast<const T_*>(base + Cfg::W_U);
-    const float* fl = reinterpret_cast<const float*>(base + Cfg::W_E);
+${walkHead(true)}
+${walkPipe({ issue: "seqc_walkd_issue", inputs: true, m: true, floats: "fl" })}
     const float* fq = fl + KP;
     const float* fx = fl + KP + F;
     if (Cfg::LR) {
@@ -1335,34 +1224,8 @@ __device__ void seqc_chunk_walk_d(const R& rows, char* smem, const typename Cfg:
       }
     }
     __syncthreads();
-    {
-      // y = diag(fq) (Q SB) + Aq Z
-      constexpr int WN = SeqcWN<BV>::N, TN = BV / (8 * WN), TILES = (F / 16) * TN;
-      const int w = threadIdx.x >> 5, l = threadIdx.x & 31, g = l >> 2, qq = (l & 3) << 1;
-      for (int tile = w; tile < TILES; tile += Cfg::NT / 32) {
-        const int m0 = (tile / TN) * 16, n0 = (tile % TN) * 8 * WN;
-        float acc[WN][4];
-#pragma unroll
-        for (int i = 0; i < WN; ++i) acc[i][0] = acc[i][1] = acc[i][2] = acc[i][3] = 0.f;
-        SeqcMM<T_>::template run<false, false, WN, KP>(acc, q, Cfg::LDK, s.SB, LDV, m0, n0);
-        const float f0 = fq[m0 + g], f1 = fq[m0 + g + 8];
-#pragma unroll
-        for (int i = 0; i < WN; ++i) { acc[i][0] *= f0; acc[i][1] *= f0; acc[i][2] *= f1; acc[i][3] *= f1; }
-        SeqcMM<T_>::template run<false, false, WN, F>(acc, a, Cfg::LDF, s.Z, LDV, m0, n0);
-#pragma unroll
-        for (int nt = 0; nt < WN; ++nt) {
-          const int n = n0 + nt * 8 + qq;
-          seqc_sst2(s.Y + (m0 + g) * Cfg::LDY + n, acc[nt][0], acc[nt][1]);
-          seqc_sst2(s.Y + (m0 + g + 8) * Cfg::LDY + n, acc[nt][2], acc[nt][3]);
-        }
-      }
-    }
-    seqc_state_update<Cfg>(S, x, s.ZX, fl);
-    __syncthreads();
-    seqc_post<Cfg>(rows, s, b, h, c * C, T, j0, V);
-  }
-  seqc_state_store<Cfg>(S, rows, b, h, j0, K, V);
-}
+${walkReadout({ what: "y = diag(fq) (Q SB) + Aq Z", tiles: true, step: "Cfg::NT / 32", kp: "KP", fq: true, z: "s.Z" })}
+${walkTail("s.ZX", "fl")}
 
 // ---- split3: state-only walk, then the readout over every chunk in parallel ----
 // per-chunk start states: [B][nH][nc][KP][VP] elements of T (the walk's operand rounding of S0)
@@ -1488,10 +1351,7 @@ template <class Cfg> __device__ __forceinline__ void seqc_out_issue(const SeqcSm
     const int f = e / (KP / E), i0 = (e % (KP / E)) * E;
     seqc_cp16(s.Q + f * LDK + i0, r + Rec::QO + f * KP + i0);
   }
-  for (int e = tid; e < F * (F / E); e += nt) {
-    const int f = e / (F / E), n0 = (e % (F / E)) * E;
-    seqc_cp16(s.AQB + f * Cfg::LDF + n0, r + Rec::AO + f * F + n0);
-  }
+${recordCopyAq("s.AQB")}
   for (int e = tid; e < F * (BV / E); e += nt) {
     const int f = e / (BV / E), jj = (e % (BV / E)) * E;
     seqc_cp16(s.Z + f * LDV + jj, r + Rec::UO + f * VP + j0 + jj);

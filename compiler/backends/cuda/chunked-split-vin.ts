@@ -19,6 +19,8 @@
  * The loads, the decays, Aq, the state's tiles and the post are the core's (seqc_chunk_prepare, seqc_state_*,
  * seqc_post). Appended to a module only where one of its configs uses it (CHUNK_CORE_SOURCE is unchanged).
  */
+import { phaseAHead, recordCopyAq, walkHead, walkPipe, walkReadout, walkStage, walkTail } from "./chunked-walk-parts.ts";
+
 export const CHUNK_SPLIT_VIN_SOURCE = String.raw`
 // ==== seqc chunked split without alpha v in the record (VIN) ====
 // record (elements of T): Q~ [F][KP], X~ [F][KP], Aq [F][F]; then exp(G_n) [KP] floats
@@ -39,13 +41,7 @@ __device__ void seqc_chunk_phase_a_v(const R& rows, char* smem, typename Cfg::T*
   typedef SeqcRecV<Cfg> Rec;
   constexpr int F = Cfg::F, C = F / Cfg::RTP, KP = Cfg::KP, LDK = Cfg::LDK;
   static_assert(!Cfg::LR && Cfg::DECAY != 2, "VIN: no low rank, a scalar or no decay");
-  const SeqcSm<Cfg> s(smem);
-  const u32 T = rows.u.T, nc = (T + C - 1) / C;
-  const u32 blk = blockIdx.x + gridDim.x * blockIdx.y;
-  const u32 c = blk % nc, h = (blk / nc) % nH, b = blk / (nc * nH);
-  if (threadIdx.x < Cfg::RTP) s.I[SEQC_I_MICRO + threadIdx.x] = rows.micro(threadIdx.x);
-  if (threadIdx.x == 0) s.I[SEQC_I_READ] = rows.readoutAt();
-  __syncthreads();
+${phaseAHead()}
   // alpha of the rows the walk copies raw (1 for the loader's rows and padding); prepare's barriers publish it
   if (threadIdx.x < F) {
     const int f = threadIdx.x;
@@ -96,24 +92,14 @@ __device__ __forceinline__ void seqc_walkv_issue(const R& rows, const SeqcSm<Cfg
   typedef typename Cfg::T T_;
   typedef SeqcRecV<Cfg> Rec;
   constexpr int F = Cfg::F, KP = Cfg::KP, E = 16 / sizeof(T_), LDK = Cfg::LDK, BV = Cfg::BV;
-  const T_* r = reinterpret_cast<const T_*>(rec);
-  char* base = reinterpret_cast<char*>(s.X) + stage * Cfg::STAGE;
-  T_* q = reinterpret_cast<T_*>(base + Cfg::W_Q);
-  T_* x = reinterpret_cast<T_*>(base + Cfg::W_X);
-  T_* a = reinterpret_cast<T_*>(base + Cfg::W_A);
-  T_* u = reinterpret_cast<T_*>(base + Cfg::W_U);
-  float* eg = reinterpret_cast<float*>(base + Cfg::W_E);
-  const int tid = threadIdx.x, nt = blockDim.x;
+${walkStage({ m: false, floats: "eg" })}
   const u32 V = rows.valueDim();
   for (int e = tid; e < F * (KP / E); e += nt) {
     const int f = e / (KP / E), i0 = (e % (KP / E)) * E;
     seqc_cp16(q + f * LDK + i0, r + Rec::QO + f * KP + i0);
     seqc_cp16(x + f * LDK + i0, r + Rec::XO + f * KP + i0);
   }
-  for (int e = tid; e < F * (F / E); e += nt) {
-    const int f = e / (F / E), n0 = (e % (F / E)) * E;
-    seqc_cp16(a + f * Cfg::LDF + n0, r + Rec::AO + f * F + n0);
-  }
+${recordCopyAq("a")}
   for (int e = tid; e < F * (BV / 8); e += nt) {
     const int f = e / (BV / 8), jj = (e % (BV / 8)) * 8;
     const T_* src = seqc_vin_src<Cfg>(rows, s.I, f, b, h, t0, T);
@@ -137,58 +123,8 @@ __device__ void seqc_chunk_walk_v(const R& rows, char* smem, const typename Cfg:
   // the readout's warp tiles: 16 x 8 WN, WN halved under VIN = 2 where the block has >= twice as many warps as tiles
   constexpr int WN0 = SeqcWN<BV>::N, TILES0 = (F / 16) * (BV / (8 * WN0));
   constexpr int WN = Cfg::VIN == 2 && WN0 > 1 && 2 * TILES0 <= NW ? WN0 / 2 : WN0, TN = BV / (8 * WN), TILES = (F / 16) * TN;
-  const SeqcSm<Cfg> s(smem);
-  const u32 nvt = (V + BV - 1) / BV;
-  const u32 blk = blockIdx.x + gridDim.x * blockIdx.y;
-  const u32 vt = blk % nvt, h = (blk / nvt) % nH, b = blk / (nvt * nH);
-  const u32 T = rows.u.T, j0 = vt * BV, nc = (T + C - 1) / C;
-  const char* recs = reinterpret_cast<const char*>(ws) + (size_t)(b * nH + h) * nc * Rec::BYTES;
-  if (threadIdx.x < Cfg::RTP) s.I[SEQC_I_MICRO + threadIdx.x] = rows.micro(threadIdx.x);
-  if (threadIdx.x == 0) s.I[SEQC_I_READ] = rows.readoutAt();
-  SeqcState<Cfg> S;
-  seqc_state_load<Cfg>(S, rows, b, h, j0, K, V);
-  __syncthreads();
-  constexpr int NS = Cfg::NSTAGE;
-#pragma unroll
-  for (int k = 0; k < NS - 1; ++k) {
-    if ((u32)k < nc) seqc_walkv_issue<Cfg>(rows, s, k, recs + (size_t)k * Rec::BYTES, b, h, (u32)k * C, T, j0);
-    seqc_cp_commit();
-  }
-  for (u32 c = 0; c < nc; ++c) {
-    const int st = c % NS;
-    if (c + NS - 1 < nc) seqc_walkv_issue<Cfg>(rows, s, (c + NS - 1) % NS, recs + (size_t)(c + NS - 1) * Rec::BYTES, b, h, (c + NS - 1) * C, T, j0);
-    seqc_cp_commit();
-    seqc_state_operand<Cfg>(S, s.SB);
-    seqc_cp_wait<NS - 1>();
-    __syncthreads();
-    char* base = reinterpret_cast<char*>(s.X) + st * Cfg::STAGE;
-    const T_* q = reinterpret_cast<const T_*>(base + Cfg::W_Q);
-    const T_* x = reinterpret_cast<const T_*>(base + Cfg::W_X);
-    const T_* a = reinterpret_cast<const T_*>(base + Cfg::W_A);
-    const T_* u = reinterpret_cast<const T_*>(base + Cfg::W_U);
-    const float* eg = reinterpret_cast<const float*>(base + Cfg::W_E);
-    {
-      // y = Q~ SB + Aq V
-      const int w = threadIdx.x >> 5, l = threadIdx.x & 31, g = l >> 2, qq = (l & 3) << 1;
-      for (int tile = w; tile < TILES; tile += NW) {
-        const int m0 = (tile / TN) * 16, n0 = (tile % TN) * 8 * WN;
-        float acc[WN][4];
-#pragma unroll
-        for (int i = 0; i < WN; ++i) acc[i][0] = acc[i][1] = acc[i][2] = acc[i][3] = 0.f;
-        SeqcMM<T_>::template run<false, false, WN, Cfg::KP>(acc, q, Cfg::LDK, s.SB, LDV, m0, n0);
-        SeqcMM<T_>::template run<false, false, WN, F>(acc, a, Cfg::LDF, u, LDV, m0, n0);
-#pragma unroll
-        for (int nt = 0; nt < WN; ++nt) {
-          const int n = n0 + nt * 8 + qq;
-          seqc_sst2(s.Y + (m0 + g) * Cfg::LDY + n, acc[nt][0], acc[nt][1]);
-          seqc_sst2(s.Y + (m0 + g + 8) * Cfg::LDY + n, acc[nt][2], acc[nt][3]);
-        }
-      }
-    }
-    seqc_state_update<Cfg>(S, x, u, eg);
-    __syncthreads();
-    seqc_post<Cfg>(rows, s, b, h, c * C, T, j0, V);
-  }
-  seqc_state_store<Cfg>(S, rows, b, h, j0, K, V);
-}
+${walkHead(true)}
+${walkPipe({ issue: "seqc_walkv_issue", inputs: true, m: false, floats: "eg" })}
+${walkReadout({ what: "y = Q~ SB + Aq V", tiles: false, step: "NW", kp: "Cfg::KP", fq: false, z: "u" })}
+${walkTail("u", "eg")}
 `;

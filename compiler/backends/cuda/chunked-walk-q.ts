@@ -12,6 +12,8 @@
  * state's tiles, the post and the record copies are the core's (seqc_state_*, seqc_post, seqc_walk_issue).
  * Appended to a module only where one of its configs uses it (CHUNK_CORE_SOURCE is unchanged).
  */
+import { tileAccZero, tileStoreY, walkHead, walkPipe, walkTail } from "./chunked-walk-parts.ts";
+
 export const CHUNK_WALK_Q_SOURCE = String.raw`
 // ==== seqc chunked split walk with the readout's Q~ S0 beside Z (RQ) ====
 template <class Cfg, class R>
@@ -22,41 +24,13 @@ __device__ void seqc_chunk_walk_q(const R& rows, char* smem, const typename Cfg:
   constexpr int WN = SeqcWN<BV>::N, TN = BV / (8 * WN), ZT = (F / 16) * TN, NW = Cfg::NT / 32;
   static_assert(Cfg::LR, "the Q~ S0-first walk is written for low-rank models (a Z tile per readout tile)");
   static_assert(2 * ZT <= NW, "the Q~ S0-first walk needs a warp for every Z tile and every readout tile");
-  const SeqcSm<Cfg> s(smem);
-  const u32 nvt = (V + BV - 1) / BV;
-  const u32 blk = blockIdx.x + gridDim.x * blockIdx.y;
-  const u32 vt = blk % nvt, h = (blk / nvt) % nH, b = blk / (nvt * nH);
-  const u32 T = rows.u.T, j0 = vt * BV, nc = (T + C - 1) / C;
-  const char* recs = reinterpret_cast<const char*>(ws) + (size_t)(b * nH + h) * nc * Rec::BYTES;
-  SeqcState<Cfg> S;
-  seqc_state_load<Cfg>(S, rows, b, h, j0, K, V);
-  constexpr int NS = Cfg::NSTAGE;
-#pragma unroll
-  for (int k = 0; k < NS - 1; ++k) {
-    if ((u32)k < nc) seqc_walk_issue<Cfg>(s, k, recs + (size_t)k * Rec::BYTES, j0);
-    seqc_cp_commit();
-  }
-  for (u32 c = 0; c < nc; ++c) {
-    const int st = c % NS;
-    if (c + NS - 1 < nc) seqc_walk_issue<Cfg>(s, (c + NS - 1) % NS, recs + (size_t)(c + NS - 1) * Rec::BYTES, j0);
-    seqc_cp_commit();
-    seqc_state_operand<Cfg>(S, s.SB);
-    seqc_cp_wait<NS - 1>();
-    __syncthreads();
-    char* base = reinterpret_cast<char*>(s.X) + st * Cfg::STAGE;
-    const T_* q = reinterpret_cast<const T_*>(base + Cfg::W_Q);
-    const T_* x = reinterpret_cast<const T_*>(base + Cfg::W_X);
-    const T_* m = reinterpret_cast<const T_*>(base + Cfg::W_M);
-    const T_* a = reinterpret_cast<const T_*>(base + Cfg::W_A);
-    const T_* u = reinterpret_cast<const T_*>(base + Cfg::W_U);
-    const float* eg = reinterpret_cast<const float*>(base + Cfg::W_E);
+${walkHead(false)}
+${walkPipe({ issue: "seqc_walk_issue", inputs: false, m: true, floats: "eg" })}
     // this warp's tile of Z (w < ZT) or of y (ZT <= w < 2 ZT)
     const int w = threadIdx.x >> 5, l = threadIdx.x & 31, g = l >> 2, qq = (l & 3) << 1;
     const int tw = w < ZT ? w : w - ZT;
     const int m0 = (tw / TN) * 16, n0 = (tw % TN) * 8 * WN;
-    float acc[WN][4];
-#pragma unroll
-    for (int i = 0; i < WN; ++i) acc[i][0] = acc[i][1] = acc[i][2] = acc[i][3] = 0.f;
+${tileAccZero("    ")}
     if (w < ZT) {
       // Z = U0 + M S0 (this warp's tile)
       SeqcMM<T_>::template run<false, false, WN, KP>(acc, m, Cfg::LDK, s.SB, LDV, m0, n0);
@@ -74,17 +48,7 @@ __device__ void seqc_chunk_walk_q(const R& rows, char* smem, const typename Cfg:
     if (w >= ZT && w < 2 * ZT) {
       // y = Q~ S0 + Aq Z
       SeqcMM<T_>::template run<false, false, WN, F>(acc, a, Cfg::LDF, s.Z, LDV, m0, n0);
-#pragma unroll
-      for (int nt = 0; nt < WN; ++nt) {
-        const int n = n0 + nt * 8 + qq;
-        seqc_sst2(s.Y + (m0 + g) * Cfg::LDY + n, acc[nt][0], acc[nt][1]);
-        seqc_sst2(s.Y + (m0 + g + 8) * Cfg::LDY + n, acc[nt][2], acc[nt][3]);
-      }
+${tileStoreY("      ")}
     }
-    seqc_state_update<Cfg>(S, x, s.Z, eg);
-    __syncthreads();
-    seqc_post<Cfg>(rows, s, b, h, c * C, T, j0, V);
-  }
-  seqc_state_store<Cfg>(S, rows, b, h, j0, K, V);
-}
+${walkTail("s.Z", "eg")}
 `;
