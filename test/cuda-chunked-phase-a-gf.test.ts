@@ -17,8 +17,7 @@ import { buildEmu, runEmu } from "./cuda-emu/harness.ts";
 import { checkChunkedEmu, type ChunkEmuCase } from "./helpers/chunked-emu-check.ts";
 import { chunkInputs } from "./helpers/chunk-inputs.ts";
 import { smallDims } from "./helpers/random.ts";
-import { ptxasUsage } from "./helpers/ptxas-usage.ts";
-import { loadStdlib as load, lowered } from "./helpers/chunked-lowered.ts";
+import { loadStdlib as load, lowered, variantUsage } from "./helpers/chunked-lowered.ts";
 import { fromBf16, toBf16 } from "../runtime/cuda/half.ts";
 
 const gpp = spawnSync("g++", ["--version"]).status === 0;
@@ -84,10 +83,8 @@ describe.skipIf(!nvcc)("-gf phase A for sm_90 (ptxas)", () => {
     ["gated_deltanet", "chunked-split-bf16-k128-v64-a512-iw-ios-gf-w512-r1", 64],
     ["gated_deltaproduct", "chunked-split-bf16-k64-v32-a512-iw-ios-gf-r2", 64],
   ] as const)("%s %s: no spills, <= %d registers", (name, variant, regs) => {
-    const low = lowered(name, { only: (x) => x === variant, ios: [{ io: "bf16" }] });
-    const entry = (low.forms[0].steps[0] as { entry: string }).entry;
-    const u = ptxasUsage(nvcc!, low.modules.bf16.source, [entry]).get(entry)!;
-    expect(u.spillStores + u.spillLoads, entry).toBe(0);
-    expect(u.registers, entry).toBeLessThanOrEqual(regs);
+    const u = variantUsage(nvcc!, name, variant);
+    expect(u.spillStores + u.spillLoads, u.entry).toBe(0);
+    expect(u.registers, u.entry).toBeLessThanOrEqual(regs);
   }, 300_000);
 });
