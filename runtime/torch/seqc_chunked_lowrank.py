@@ -937,10 +937,11 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
 
     # the timeline's inputs from prep's outputs
     prep = pointwise("prep", given)
+    merge_scale = {}  # exp(ld) of each merged decay step, for w' here and dw below
     if merged:  # the merged steps' low-rank queries w' = exp(ld) w (the decay's step folded into theirs)
         prep = dict(prep)
         for ldn, wns in merged:
-            a = torch.exp(prep[ldn].reshape(B, T, -1, H, 1))
+            a = merge_scale[ldn] = torch.exp(prep[ldn].reshape(B, T, -1, H, 1))
             for wn in wns:
                 prep[wn] = (prep[wn].reshape(B, T, -1, H, K) * a).reshape(prep[wn].shape)
 
@@ -1263,7 +1264,7 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
 
     if merged:  # back through w' = exp(ld) w: dw = exp(ld) dw', d ld += w' . dw'
         for ldn, wns in merged:
-            a = torch.exp(prep[ldn].reshape(B, T, -1, H, 1))
+            a = merge_scale[ldn]
             bl = bars[ldn].view(B, T, -1, H, 1)
             for wn in wns:
                 bw = bars[wn].view(B, T, -1, H, K)
@@ -1312,7 +1313,7 @@ def fused_launcher(m, device, way=None, math="fp32"):
 
     def launch(op, mode, C, K, V, KK, W, VV, G, END):
         ks = [k for k in km.kernels if k["op"] == op and k["decay"] == mode and (k["C"], k["K"], k["V"], k["E"], k["P"]) == (C, K, V, 1, 1)]
-        k = next((k for k in ks if k.get("math", "fp32") == math), None) or next((k for k in ks if k.get("math", "fp32") == "fp32"), None)
+        k = math_pick(ks, math)
         ts = [KK, W, VV, END] + ([G] if G is not None else [])
         if k is None or any(x.dtype != torch.float32 or not x.is_contiguous() or x.device != device for x in ts):
             return False
@@ -1328,30 +1329,32 @@ def fused_launcher(m, device, way=None, math="fp32"):
     return launch
 
 
-def read_math(given_dtypes, way=None):
-    """The fused readouts' math for the given tensors' dtypes (LR_READ_MMA, or way): "fp32", or LR_READ_MMA's "tf32" /
-    "tf32x3" where one of them is bfloat16 or float16."""
-    way = way or LR_READ_MMA
+def mma_math(given_dtypes, way, switch):
+    """A tensor-core twin's math for the given tensors' dtypes under switch `switch` (LR_READ_MMA, LR_WY_MMA, LR_CORE_MMA)
+    of value `way`: "fp32", or the switch's "tf32" / "tf32x3" where one of them is bfloat16 or float16."""
     if way not in ("off", "tf32", "tf32x3"):
-        raise ValueError("LR_READ_MMA %r: one of off, tf32, tf32x3" % (way,))
+        raise ValueError("%s %r: one of off, tf32, tf32x3" % (switch, way))
     return way if way != "off" and any(d in (torch.bfloat16, torch.float16) for d in given_dtypes) else "fp32"
 
 
+def read_math(given_dtypes, way=None):
+    """The fused readouts' math (LR_READ_MMA, or way; mma_math)."""
+    return mma_math(given_dtypes, way or LR_READ_MMA, "LR_READ_MMA")
+
+
 def wy_math(given_dtypes, way=None):
-    """LR_WY_MMA's math for wy's "pre" kernel (or way): "fp32", or "tf32" / "tf32x3" where a given tensor is bf16 / f16."""
-    way = way or LR_WY_MMA
-    if way not in ("off", "tf32", "tf32x3"):
-        raise ValueError("LR_WY_MMA %r: one of off, tf32, tf32x3" % (way,))
-    return read_math(given_dtypes, way)
+    """wy's "pre" kernel's math (LR_WY_MMA, or way; mma_math)."""
+    return mma_math(given_dtypes, way or LR_WY_MMA, "LR_WY_MMA")
 
 
 def core_math(given_dtypes, way=None):
-    """LR_CORE_MMA's math for the fused chunk transitions (or way): "fp32", or "tf32" / "tf32x3" where a given tensor is
-    bf16 / f16."""
-    way = way or LR_CORE_MMA
-    if way not in ("off", "tf32", "tf32x3"):
-        raise ValueError("LR_CORE_MMA %r: one of off, tf32, tf32x3" % (way,))
-    return read_math(given_dtypes, way)
+    """The fused chunk transitions' math (LR_CORE_MMA, or way; mma_math)."""
+    return mma_math(given_dtypes, way or LR_CORE_MMA, "LR_CORE_MMA")
+
+
+def math_pick(ks, math):
+    """Of the kernels ks that match a launch, the one of `math` (a twin's "tf32" / "tf32x3"), else the fp32 one, else None."""
+    return next((k for k in ks if k.get("math", "fp32") == math), None) or next((k for k in ks if k.get("math", "fp32") == "fp32"), None)
 
 
 def readout_launcher(m, device, way=None, math="fp32"):
@@ -1367,7 +1370,7 @@ def readout_launcher(m, device, way=None, math="fp32"):
 
     def launch(axis, oq, mode, C, K, V, M, Q, EA, EB, S0, G, OUT):
         ks = [k for k in km.kernels if k["op"] == "readout" and k["axis"] == axis and k["decay"] == mode and (k["C"], k["K"], k["V"], k["M"]) == (C, K, V, M)]
-        k = next((k for k in ks if k.get("math", "fp32") == math), None) or next((k for k in ks if k.get("math", "fp32") == "fp32"), None)
+        k = math_pick(ks, math)
         if k is None:
             return False
         A, W = (K, V) if axis == "key" else (V, K)
@@ -1444,7 +1447,7 @@ def wy_pick(kernels, op, mode, C, K, V, math="fp32", k128=None):
     if K > 64 and k128 == "off":
         return None
     ks = [k for k in kernels if k["op"] == op and k["decay"] == mode and (k["C"], k["K"], k["V"]) == (C, K, V)]
-    return next((k for k in ks if k.get("math", "fp32") == math), None) or next((k for k in ks if k.get("math", "fp32") == "fp32"), None)
+    return math_pick(ks, math)
 
 
 def wy_launcher(m, device, way=None, math="fp32"):
@@ -1563,13 +1566,14 @@ def backward_eager(ctx, m, flat, grads, convert=True):
     for s, g in zip(m.states, grads[no:]):
         if s["name"] == n["state"] and g is not None:
             cot_state = g.to(dtype)
-    mm = mm_dtype([x.dtype if x is not None else None for x in flat[:ni]], dtype)
+    given_dtypes = [x.dtype if x is not None else None for x in flat[:ni]]
+    mm = mm_dtype(given_dtypes, dtype)
     gin, gpar, dS0 = lowrank_backward(
         n, run, B, T, shape(state), given, sts.get(n["state"]), cot_out, cot_state,
         [(t["name"], shape(t)) for t in m.inputs if t["name"] in given], [(t["name"], shape(t)) for t in m.params], [(t["name"], shape(t)) for t in m.outputs], dtype, device,
         can_chunk=lambda part, cdims, b, t: dtype == torch.float32 and m.runner(prefix + part, device).can_run(cdims, b, t, "chunked"), mm=mm,
-        fused=fused_launcher(m, device, math=core_math([x.dtype if x is not None else None for x in flat[:ni]])) if dtype == torch.float32 else None, readout=readout_launcher(m, device, math=read_math([x.dtype if x is not None else None for x in flat[:ni]])) if dtype == torch.float32 else None,
-        passer=pass_launcher(m, device) if dtype == torch.float32 else None, wy_kern=wy_launcher(m, device, math=wy_math([x.dtype if x is not None else None for x in flat[:ni]])) if dtype == torch.float32 else None,
+        fused=fused_launcher(m, device, math=core_math(given_dtypes)) if dtype == torch.float32 else None, readout=readout_launcher(m, device, math=read_math(given_dtypes)) if dtype == torch.float32 else None,
+        passer=pass_launcher(m, device) if dtype == torch.float32 else None, wy_kern=wy_launcher(m, device, math=wy_math(given_dtypes)) if dtype == torch.float32 else None,
         post_binds=y_binds(m, prefix))
     need = ctx.need
     res = []
