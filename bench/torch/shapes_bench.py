@@ -89,6 +89,14 @@ def floor_ms(x, out_numel, rate):
     return (3 * n_in + 2 * 2 * out_numel) / (rate * 1e6)
 
 
+def call_s(fn):
+    """Wall seconds of one call of fn, to the end of its GPU work."""
+    t0 = time.time()
+    fn()
+    torch.cuda.synchronize()
+    return time.time() - t0
+
+
 def timed_gpu(one, first_s):
     """gpu_only with fewer reps for long steps."""
     reps = 5 if first_s < 0.5 else (3 if first_s < 2 else 1)
@@ -114,14 +122,8 @@ def case(args, root, model, shape, rate, log):
     sm = model_of(root, model)
     sm.graphs = False
     one, leaves = step(sm, x16, cot)
-    t0 = time.time()
-    one()
-    torch.cuda.synchronize()
-    row["first_call_s"] = time.time() - t0
-    t0 = time.time()
-    one()
-    torch.cuda.synchronize()
-    row["second_call_s"] = time.time() - t0
+    row["first_call_s"] = call_s(one)
+    row["second_call_s"] = call_s(one)
     row["seqc_gpu_ms"] = timed_gpu(one, row["second_call_s"])
     row["seqc_peak_extra_gb"] = tb.peak_extra(one) / 1e9
     ph, ran = cb.phases(sm, one)
@@ -142,12 +144,8 @@ def case(args, root, model, shape, rate, log):
     if model in LOWRANK and K == 128 and not args.no_old:
         old = set_lr(OLD)
         try:
-            one()
-            torch.cuda.synchronize()
-            t0 = time.time()
-            one()
-            torch.cuda.synchronize()
-            row["old_gpu_ms"] = timed_gpu(one, time.time() - t0)
+            call_s(one)
+            row["old_gpu_ms"] = timed_gpu(one, call_s(one))
             row["old_sections_ms"] = {k: round(v, 3) for k, v in lb.sections(one).items()}
             one()
             row["new_vs_old_rel"] = {"d" + n: tb.rel(grads[n], v.grad.float()) for n, v in leaves.items()}
@@ -165,14 +163,8 @@ def case(args, root, model, shape, rate, log):
     row["anchor_name"] = ANCHOR[model]
     try:
         one_a, la = anchor_step(model, K, x16, cot)
-        t0 = time.time()
-        one_a()
-        torch.cuda.synchronize()
-        row["anchor_first_call_s"] = time.time() - t0
-        t0 = time.time()
-        one_a()
-        torch.cuda.synchronize()
-        row["anchor_gpu_ms"] = timed_gpu(one_a, time.time() - t0)
+        row["anchor_first_call_s"] = call_s(one_a)
+        row["anchor_gpu_ms"] = timed_gpu(one_a, call_s(one_a))
         row["anchor_peak_extra_gb"] = tb.peak_extra(one_a) / 1e9
         one_a()
         row["seqc_vs_anchor_rel"] = {"d" + n: tb.rel(grads[n], la[n].grad.float()) for n in la}
