@@ -296,14 +296,16 @@ def rows_readout_kernel(km, ld, pairs, readouts, S0, B, T, H, K, V, tile=None, s
 
     def fits(k, low):
         return k["pairs"] == np_ and k["readouts"] == nr and k.get("low") == low and (tile is None or k["entry"].endswith("_" + tile) or k["entry"].endswith("_%s_l%s" % (tile, low)))
-    cands = [k for k in km.kernels if fits(k, low)] if low and kck is None else []
-    if not cands and kck is None:  # float32 operands (bf16 ones converted: ROWS_IO "f32", mixed dtypes, or a module without the twins)
-        low = None
-        cands = [k for k in km.kernels if fits(k, None)]
-    if not cands and kck is None:
-        raise _cuda.CudaError("the rows readout module has no kernel for %d pairs and %d readouts%s (it has %s)" % (
-            np_, nr, "" if tile is None else " with tile " + tile, ", ".join(k["entry"] for k in km.kernels)))
-    k = (next((c for c in cands if c["vs"] >= V), None) or max(cands, key=lambda c: c["vs"])) if kck is None else None
+    k = None  # the walk's kernel, where the chunked form does not take these operands
+    if kck is None:
+        cands = [k for k in km.kernels if fits(k, low)] if low else []
+        if not cands:  # float32 operands (bf16 ones converted: ROWS_IO "f32", mixed dtypes, or a module without the twins)
+            low = None
+            cands = [k for k in km.kernels if fits(k, None)]
+        if not cands:
+            raise _cuda.CudaError("the rows readout module has no kernel for %d pairs and %d readouts%s (it has %s)" % (
+                np_, nr, "" if tile is None else " with tile " + tile, ", ".join(k["entry"] for k in km.kernels)))
+        k = next((c for c in cands if c["vs"] >= V), None) or max(cands, key=lambda c: c["vs"])
     dev = ld.device
 
     def arg(x, what, n, lows=False):
