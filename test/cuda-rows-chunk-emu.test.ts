@@ -19,6 +19,7 @@ import { findNvcc } from "../compiler/backends/cuda/nvcc.ts";
 import { relativeError } from "../compiler/io/manifest.ts";
 import { compileEmu, EMU_READF } from "./cuda-emu/harness.ts";
 import { rng } from "./helpers/random.ts";
+import { bf16 } from "./helpers/bf16-round.ts";
 
 const gpp = spawnSync("g++", ["--version"]).status === 0;
 if (!gpp) console.warn("cuda-rows-chunk-emu.test: g++ is not installed, so the emulated runs are skipped");
@@ -26,15 +27,6 @@ const HERE = join(import.meta.dirname, "cuda-emu");
 
 interface Case { B: number; T: number; H: number; K: number; V: number; init: boolean; minLd: number }
 interface Data { ld: Float64Array; a: Float64Array; b: Float64Array; c: Float64Array; S0: Float64Array | null }
-
-/** x rounded to bf16 (nearest, ties to even) as float64, and its 16-bit words. */
-function bf16(x: Float64Array): { values: Float64Array; words: Buffer } {
-  const f = new Float32Array(x), u = new Uint32Array(f.buffer), w = new Uint16Array(x.length);
-  for (let i = 0; i < u.length; i++) w[i] = (u[i] + 0x7fff + ((u[i] >> 16) & 1)) >>> 16;
-  const back = new Uint32Array(x.length);
-  for (let i = 0; i < w.length; i++) back[i] = w[i] << 16;
-  return { values: Float64Array.from(new Float32Array(back.buffer)), words: Buffer.from(w.buffer) };
-}
 
 /** Log decays in [minLd, 0] (uniform), a in [-1, 1) float32, b and c bf16 values, S0 in [-1, 1). */
 function data(k: RowsChunkKernel, c: Case, seed: number): Data {

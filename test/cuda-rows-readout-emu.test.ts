@@ -20,6 +20,7 @@ import { findNvcc, nvccPtx } from "../compiler/backends/cuda/nvcc.ts";
 import { relativeError } from "../compiler/io/manifest.ts";
 import { compileEmu, EMU_READF } from "./cuda-emu/harness.ts";
 import { rng } from "./helpers/random.ts";
+import { bf16 } from "./helpers/bf16-round.ts";
 
 const gpp = spawnSync("g++", ["--version"]).status === 0;
 if (!gpp) console.warn("cuda-rows-readout-emu.test: g++ is not installed, so the emulated runs are skipped");
@@ -41,15 +42,6 @@ function data(k: RowsReadoutKernel, c: Case, seed: number): Data {
     c: Array.from({ length: k.readouts }, () => arr(nV)),
     S0: c.init ? arr(c.B * c.H * c.K * c.V) : null,
   };
-}
-
-/** x rounded to bf16 (nearest, ties to even) as float64, and its 16-bit words. */
-function bf16(x: Float64Array): { values: Float64Array; words: Buffer } {
-  const f = new Float32Array(x), u = new Uint32Array(f.buffer), w = new Uint16Array(x.length);
-  for (let i = 0; i < u.length; i++) w[i] = (u[i] + 0x7fff + ((u[i] >> 16) & 1)) >>> 16;
-  const back = new Uint32Array(x.length);
-  for (let i = 0; i < w.length; i++) back[i] = w[i] << 16;
-  return { values: Float64Array.from(new Float32Array(back.buffer)), words: Buffer.from(w.buffer) };
 }
 
 /** The data as a kernel with bf16 operands (k.low) reads it: those operands rounded to bf16. */
