@@ -26,6 +26,8 @@
  * Phase A options (config flags, 2-byte operands): INV = 1 inverts by one warp per 16x16 block product
  * (seqc_chunk_inverse_w), MATS = 1 forms a per-key decay's A and Aq block pairs as warp tasks (SeqcKeyTiles).
  */
+import { GSCALAR_TOKEN_PREFIX } from "./chunked-gscalar-prefix.ts";
+import { SEQC_CP_ASYNC, SEQC_LDSM4 } from "./ptx-copy-wrappers.ts";
 import { inverseFirstRound, inverseSecondRound } from "./chunked-inverse-rounds.ts";
 import { phaseAHead, recordCopyAq, walkHead, walkPipe, walkReadout, walkStage, walkTail } from "./chunked-walk-parts.ts";
 
@@ -62,18 +64,12 @@ __device__ __forceinline__ void seqc_mma(seqc_f16*, float* c, const u32* a, cons
   asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
                : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3]) : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
 }
-__device__ __forceinline__ void seqc_ldsm4(u32* r, const void* p) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n" : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"((u32)__cvta_generic_to_shared(p)) : "memory");
-}
+${SEQC_LDSM4}
 __device__ __forceinline__ void seqc_ldsm4t(u32* r, const void* p) {
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n" : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"((u32)__cvta_generic_to_shared(p)) : "memory");
 }
 
-__device__ __forceinline__ void seqc_cp16(void* s, const void* g) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" :: "r"((u32)__cvta_generic_to_shared(s)), "l"(g) : "memory");
-}
-__device__ __forceinline__ void seqc_cp_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
-template <int N> __device__ __forceinline__ void seqc_cp_wait() { asm volatile("cp.async.wait_group %0;\n" :: "n"(N) : "memory"); }
+${SEQC_CP_ASYNC}
 __device__ __forceinline__ void seqc_prefetch_l2(const void* g) { asm volatile("prefetch.global.L2 [%0];\n" :: "l"(g)); }
 
 #endif
@@ -412,14 +408,7 @@ template <class Cfg> __device__ void seqc_chunk_gscalar(const SeqcSm<Cfg>& s) {
   if (threadIdx.x < 32) {
     const int l = threadIdx.x;
     // exclusive prefix over tokens (C <= 64: two per lane)
-    float a = l < C ? G[SEQC_G_TOT + l] : 0.f, c = l + 32 < C ? G[SEQC_G_TOT + l + 32] : 0.f;
-#pragma unroll
-    for (int o = 1; o < 32; o <<= 1) {
-      const float x = __shfl_up_sync(0xffffffffu, a, o), y = __shfl_up_sync(0xffffffffu, c, o);
-      if (l >= o) { a += x; c += y; }
-    }
-    const float lowTot = __shfl_sync(0xffffffffu, a, 31);
-    c += lowTot;
+${GSCALAR_TOKEN_PREFIX}
     if (l < C) G[SEQC_G_GEND + l + 1] = a;
     if (l + 32 < C) G[SEQC_G_GEND + l + 33] = c;
     if (l == 0) G[SEQC_G_GEND] = 0.f;

@@ -18,6 +18,7 @@
  * chunked-inverse-rounds.ts, here with the helpers' stages between them. Appended to a module only where one of its
  * configs has OVL.
  */
+import { GSCALAR_TOKEN_PREFIX } from "./chunked-gscalar-prefix.ts";
 import { inverseFirstRound, inverseSecondRound } from "./chunked-inverse-rounds.ts";
 
 export const CHUNK_PHASE_A_OVL_SOURCE = String.raw`
@@ -197,14 +198,7 @@ template <class Cfg> __device__ __forceinline__ void seqc_chunk_gscalar_f(const 
   float* G = s.G;
   if (threadIdx.x < Cfg::F) {
     const int l = threadIdx.x & 31, f = threadIdx.x, tl = f / Cfg::RTP;
-    float a = l < C ? G[SEQC_G_TOT + l] : 0.f, c = l + 32 < C ? G[SEQC_G_TOT + l + 32] : 0.f;
-#pragma unroll
-    for (int o = 1; o < 32; o <<= 1) {
-      const float x = __shfl_up_sync(0xffffffffu, a, o), y = __shfl_up_sync(0xffffffffu, c, o);
-      if (l >= o) { a += x; c += y; }
-    }
-    const float lowTot = __shfl_sync(0xffffffffu, a, 31);
-    c += lowTot;
+${GSCALAR_TOKEN_PREFIX}
     if (threadIdx.x < 32) {
       if (l < C) G[SEQC_G_GEND + l + 1] = a;
       if (l + 32 < C) G[SEQC_G_GEND + l + 33] = c;

@@ -22,6 +22,7 @@
  * At C = K = V = 64, M = 2: 107.8 KB of shared memory (two blocks an SM).
  */
 import type { LowRankReadConfig } from "./lowrank-readout.ts";
+import { SEQC_CP_ASYNC, SEQC_LDSM4 } from "./ptx-copy-wrappers.ts";
 
 export type LowRankReadMath = "tf32" | "tf32x3";
 
@@ -34,14 +35,8 @@ __device__ __forceinline__ void seqc_mma_tf32(float* c, const u32* a, const u32*
   asm volatile("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\\n"
                : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3]) : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
 }
-__device__ __forceinline__ void seqc_ldsm4(u32* r, const void* p) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\\n" : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"((u32)__cvta_generic_to_shared(p)) : "memory");
-}
-__device__ __forceinline__ void seqc_cp16(void* s, const void* g) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\\n" :: "r"((u32)__cvta_generic_to_shared(s)), "l"(g) : "memory");
-}
-__device__ __forceinline__ void seqc_cp_commit() { asm volatile("cp.async.commit_group;\\n" ::: "memory"); }
-template <int N> __device__ __forceinline__ void seqc_cp_wait() { asm volatile("cp.async.wait_group %0;\\n" :: "n"(N) : "memory"); }
+${SEQC_LDSM4}
+${SEQC_CP_ASYNC}
 #endif
 // x = hi + lo, both TF32 (the tail of x - hi rounded again)
 __device__ __forceinline__ void seqc_split_tf32(float x, u32& hi, u32& lo) { hi = seqc_tf32(x); lo = seqc_tf32(x - __uint_as_float(hi)); }
