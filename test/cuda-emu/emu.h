@@ -229,14 +229,20 @@ inline void emu_ldsm(u32* r, const void* p, bool trans) {
   }
   emu::warpbar();
 }
-// mma.sync m16n8k16 row.col, fp32 accumulators
-inline void emu_mma(int type, float* c, const u32* a, const u32* b) {
+// an mma's operands: this lane's A (4 words) and B (2 words) into its slot, then the warp's barrier; returns the lane
+// (emu_mma here, seqc_mma_tf32 in mma-tf32.h then read every lane's slot)
+inline int emu_mma_gather(const u32* a, const u32* b) {
   const int l = emu::g.cur & 31;
   u32* s = emu::slot(l);
   for (int i = 0; i < 4; ++i) s[i] = a[i];
   s[4] = b[0];
   s[5] = b[1];
   emu::warpbar();
+  return l;
+}
+// mma.sync m16n8k16 row.col, fp32 accumulators
+inline void emu_mma(int type, float* c, const u32* a, const u32* b) {
+  const int l = emu_mma_gather(a, b);
   // A(row, k): lane = (row % 8) * 4 + (k % 8) / 2, reg = (row / 8) + 2 * (k / 8), half = k % 2
   auto A = [&](int row, int k) { return emu_half(emu::slot((row % 8) * 4 + (k % 8) / 2)[(row / 8) + 2 * (k / 8)], k % 2, type); };
   // B(k, col): lane = col * 4 + (k % 8) / 2, reg = k / 8, half = k % 2

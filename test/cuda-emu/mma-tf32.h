@@ -12,12 +12,7 @@ inline u32 seqc_tf32(float x) {
   return (u + 0x1000u) & 0xffffe000u;
 }
 inline void seqc_mma_tf32(float* c, const u32* a, const u32* b) {
-  const int l = emu::g.cur & 31;
-  u32* s = emu::slot(l);
-  for (int i = 0; i < 4; ++i) s[i] = a[i];
-  s[4] = b[0];
-  s[5] = b[1];
-  emu::warpbar();
+  const int l = emu_mma_gather(a, b);
   // the hardware reads a TF32 operand's top 19 bits
   auto f = [](u32 w) { return (double)__uint_as_float(w & 0xffffe000u); };
   auto A = [&](int row, int k) { return f(emu::slot((row % 8) * 4 + k % 4)[(row / 8) + 2 * (k / 4)]); };
