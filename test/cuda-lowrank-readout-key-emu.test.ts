@@ -1,0 +1,216 @@
+/**
+ * The fused readouts with a per-key log decay (compiler/backends/cuda/lowrank-readout-key.ts; runtime/torch/
+ * seqc_chunked_lowrank.py LR_READ_KEY "cuda", RWKV-7) on the CPU emulation of CUDA (test/cuda-emu/emu.h) against the
+ * recurrence itself in float64:
+ *   S_t = diag(exp(ld_t)) S_{t-1} + sum_y kk_{t,y} vv_{t,y}^T,  key axis y_a = S_{a+oq}^T q_a,  value axis x_a = S_{a+oq} z_a
+ * from a random start state S_0, every read before (oq = 0) and after (oq = 1) its step, one and two query vectors per
+ * step, per-key log decays uniform in [minLd, 0] down to -20 a step (some keys near 0, others far below: every exp of a
+ * difference must stay finite), padded tails (zero events, zero log decay), one step in use, small configurations (C 4 /
+ * 16 / 32 / 48, K != V, M 1 / 2 / 3) and the shipped C = K = V = 64, M = 2 ones. Besides the whole output's relative
+ * error, each step's output row against its own norm (a read dominated by its last steps must be right too); every
+ * output finite (a NaN or an infinity counts as an infinite error).
+ * Deliberately broken copies must fail (the key axis's split of an off-diagonal ratio at the wrong time, the diagonal
+ * tile seeing its own step before it, the start term without its decay; the value axis's Horner carry one step off, the
+ * tile's own steps without their decay). nvcc -cubin for sm_90 where installed: no spills, <= 128 registers.
+ */
+import { describe, expect, it } from "vitest";
+import { execFileSync, spawnSync } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { LOWRANK_READ_KEY_CONFIGS, lowRankReadKeyModule, type LowRankReadKeyConfig, type LowRankReadKeyKernel } from "../compiler/backends/cuda/lowrank-readout-key.ts";
+import { findNvcc } from "../compiler/backends/cuda/nvcc.ts";
+import { relativeError } from "../compiler/io/manifest.ts";
+import { EMU_READF } from "./cuda-emu/harness.ts";
+import { compileLowRankEmu, emuEntrySelect, f32Bytes, inScratchDir, readF32 } from "./helpers/lowrank-emu.ts";
+import { ptxasUsage } from "./helpers/ptxas-usage.ts";
+import { rng } from "./helpers/random.ts";
+
+const gpp = spawnSync("g++", ["--version"]).status === 0;
+if (!gpp) console.warn("cuda-lowrank-readout-key-emu.test: g++ is not installed, so the emulated runs are skipped");
+
+interface Data { N: number; mq: number; KK: Float64Array; VV: Float64Array; Q: Float64Array; S0: Float64Array; G: Float64Array }
+
+/** N chunks in ChunkCore's layouts: KK [N, C, M, K], VV [N, C, M, V], S0 [N, K, V], G [N, C + 1, K] (float32-rounded
+ * prefix sums per key of log decays uniform in [minLd, 0]), Q [N, C, mq, A]; steps past `used` are padding (zero events
+ * and queries, zero log decay). Every value float32-exact. */
+function data(c: LowRankReadKeyConfig, N: number, mq: number, used: number, minLd: number, seed: number): Data {
+  const { C, K, V, M } = c, A = c.axis === "key" ? K : V;
+  const r = rng(seed), f = Math.fround;
+  const KK = new Float64Array(N * C * M * K), VV = new Float64Array(N * C * M * V), Q = new Float64Array(N * C * mq * A);
+  const S0 = Float64Array.from({ length: N * K * V }, () => f(2 * r()));
+  const G = new Float64Array(N * (C + 1) * K);
+  for (let n = 0; n < N; n++) {
+    const acc = new Float64Array(K);
+    for (let s = 0; s < C; s++) {
+      const on = s < used;
+      for (let x = 0; x < M * K; x++) KK[(n * C + s) * M * K + x] = on ? f((2 * r()) / Math.sqrt(K)) : 0;
+      for (let x = 0; x < M * V; x++) VV[(n * C + s) * M * V + x] = on ? f(2 * r()) : 0;
+      for (let x = 0; x < mq * A; x++) Q[(n * C + s) * mq * A + x] = on ? f(2 * r()) : 0;
+      for (let i = 0; i < K; i++) {
+        if (on) acc[i] = f(acc[i] + f((r() + 0.5) * minLd));
+        G[(n * (C + 1) + s + 1) * K + i] = acc[i];
+      }
+    }
+  }
+  return { N, mq, KK, VV, Q, S0, G };
+}
+
+/** The recurrence in float64: OUT [N, C, mq, B]. */
+function reference(c: LowRankReadKeyConfig, d: Data, oq: number): Float64Array {
+  const { C, K, V, M } = c, key = c.axis === "key", A = key ? K : V, B = key ? V : K, mq = d.mq;
+  const out = new Float64Array(d.N * C * mq * B);
+  const S = new Float64Array(K * V);
+  const read = (n: number, a: number) => {
+    for (let x = 0; x < mq; x++)
+      for (let j = 0; j < B; j++) {
+        let s = 0;
+        for (let i = 0; i < A; i++) s += d.Q[((n * C + a) * mq + x) * A + i] * (key ? S[i * V + j] : S[j * V + i]);
+        out[((n * C + a) * mq + x) * B + j] = s;
+      }
+  };
+  for (let n = 0; n < d.N; n++) {
+    S.set(d.S0.subarray(n * K * V, (n + 1) * K * V));
+    for (let t = 0; t < C; t++) {
+      if (oq === 0) read(n, t);
+      for (let i = 0; i < K; i++) {
+        const e = Math.exp(d.G[(n * (C + 1) + t + 1) * K + i] - d.G[(n * (C + 1) + t) * K + i]);
+        for (let j = 0; j < V; j++) {
+          let s = e * S[i * V + j];
+          for (let y = 0; y < M; y++) s += d.KK[((n * C + t) * M + y) * K + i] * d.VV[((n * C + t) * M + y) * V + j];
+          S[i * V + j] = s;
+        }
+      }
+      if (oq === 1) read(n, t);
+    }
+  }
+  return out;
+}
+
+/** An emulator executable for a module: argv dir (Q, EA, EB, S0, G, OUT .bin float32), entry, N, threads, smem, oq, mq; writes OUT.out. */
+function buildEmu(source: string, kernels: LowRankReadKeyKernel[]): string {
+  const tramp = kernels.map((k) => `static void body_${k.entry}() { ${k.entry}((const float*)P[0], (const float*)P[1], (const float*)P[2], (const float*)P[3], (const float*)P[4], (float*)P[5], NN, OQ, MQ); }`);
+  const main = `
+static void* P[6]; static unsigned NN, OQ, MQ;
+${tramp.join("\n")}
+${EMU_READF}
+int main(int argc, char** argv) {
+  std::string dir = argv[1], entry = argv[2];
+  NN = (unsigned)atoi(argv[3]);
+  unsigned threads = (unsigned)atoi(argv[4]), smem = (unsigned)atoi(argv[5]);
+  OQ = (unsigned)atoi(argv[6]); MQ = (unsigned)atoi(argv[7]);
+  std::vector<char> b[6] = {readf(dir + "/Q.bin"), readf(dir + "/EA.bin"), readf(dir + "/EB.bin"), readf(dir + "/S0.bin"), readf(dir + "/G.bin"), readf(dir + "/OUT.bin")};
+  for (int i = 0; i < 6; ++i) P[i] = b[i].data();
+${emuEntrySelect(kernels.map((k) => k.entry))}
+  emu::Dim g; g.x = NN; emu::Dim blk; blk.x = threads;
+  emu::launch(fn, g, blk, smem);
+  FILE* f = fopen((dir + "/OUT.out").c_str(), "wb"); fwrite(b[5].data(), 1, b[5].size(), f); fclose(f);
+  return 0;
+}
+`;
+  return compileLowRankEmu(source, main, "lowrank-readout-key", false);
+}
+
+/** The kernel's OUT on the emulation: the key axis takes EA = KK, EB = VV; the value axis EA = VV, EB = KK. */
+function runEmu(bin: string, k: LowRankReadKeyKernel, d: Data, oq: number): Float64Array {
+  return inScratchDir("seqc-lrreadkey-", (dir) => {
+    const key = k.axis === "key", B = key ? k.V : k.K;
+    writeFileSync(join(dir, "Q.bin"), f32Bytes(d.Q));
+    writeFileSync(join(dir, "EA.bin"), f32Bytes(key ? d.KK : d.VV));
+    writeFileSync(join(dir, "EB.bin"), f32Bytes(key ? d.VV : d.KK));
+    writeFileSync(join(dir, "S0.bin"), f32Bytes(d.S0));
+    writeFileSync(join(dir, "G.bin"), f32Bytes(d.G));
+    writeFileSync(join(dir, "OUT.bin"), f32Bytes(new Float64Array(d.N * k.C * d.mq * B).fill(NaN))); // the kernel must write every output
+    execFileSync(bin, [dir, k.entry, String(d.N), String(k.threads), String(k.sharedBytes), String(oq), String(d.mq)], { stdio: "pipe" });
+    return readF32(join(dir, "OUT.out"));
+  });
+}
+
+/** The whole output's relative error and the largest of each output row's error against that row's norm (rows whose
+ * reference is all zero: padding, which must come out zero). */
+function errors(k: LowRankReadKeyKernel, bin: string, d: Data, oq: number): { all: number; row: number } {
+  const got = runEmu(bin, k, d, oq), want = reference(k, d, oq);
+  if (!got.every(Number.isFinite)) return { all: Infinity, row: Infinity };
+  const B = k.axis === "key" ? k.V : k.K;
+  let row = 0;
+  for (let r = 0; r < got.length / B; r++) {
+    const g = got.subarray(r * B, (r + 1) * B), w = want.subarray(r * B, (r + 1) * B);
+    row = Math.max(row, w.every((x) => x === 0) ? (g.every((x) => x === 0) ? 0 : Infinity) : relativeError(g, w));
+  }
+  return { all: relativeError(got, want), row };
+}
+
+const SMALL: LowRankReadKeyConfig[] = [
+  { axis: "key", C: 16, K: 8, V: 12, M: 2 },
+  { axis: "value", C: 32, K: 12, V: 20, M: 1 },
+  { axis: "key", C: 48, K: 16, V: 8, M: 3 },
+  { axis: "value", C: 16, K: 20, V: 4, M: 2 },
+  { axis: "key", C: 4, K: 4, V: 8, M: 1 },
+  { axis: "value", C: 4, K: 8, V: 4, M: 3 },
+];
+
+describe.skipIf(!gpp)("low-rank chunk readouts with a per-key decay on the CPU emulation vs the float64 recurrence", () => {
+  it("small configurations: both axes, before / after the step, one and two query vectors, per-key log decays to -20, padded tails, one step in use", () => {
+    const m = lowRankReadKeyModule(SMALL);
+    const bin = buildEmu(m.source, m.kernels);
+    for (const [i, k] of m.kernels.entries())
+      for (const [used, mq, minLd] of [[k.C, 2, -1], [k.C - 3, 1, -20], [1, 2, -20], [k.C, 1, -0.1], [k.C, 2, -5]] as const)
+        for (const oq of [0, 1]) {
+          const e = errors(k, bin, data(k, 3, mq, Math.max(used, 1), minLd, 11 + 7 * i + used + mq), oq);
+          expect(e.all, `${k.entry} used=${used} mq=${mq} oq=${oq} ld>=${minLd}`).toBeLessThan(1e-5);
+          expect(e.row, `${k.entry} used=${used} mq=${mq} oq=${oq} ld>=${minLd}: rows`).toBeLessThan(1e-4);
+        }
+  }, 300_000);
+
+  it("the shipped C = K = V = 64, M = 2 configurations (both axes): full and padded chunks, log decays to -1 / -20", () => {
+    const m = lowRankReadKeyModule();
+    expect(m.kernels.map((k) => k.entry)).toEqual(["seqc_lr_read_key_key_c64k64v64m2", "seqc_lr_read_value_key_c64k64v64m2"]);
+    expect(LOWRANK_READ_KEY_CONFIGS.map((c) => c.axis)).toEqual(["key", "value"]);
+    const bin = buildEmu(m.source, m.kernels);
+    for (const [i, k] of m.kernels.entries())
+      for (const [used, mq, oq, minLd] of [[64, 2, 1, -1], [37, 1, 0, -20], [64, 1, 0, -0.05], [64, 2, 0, -20]] as const) {
+        const e = errors(k, bin, data(k, 2, mq, used, minLd, 5 + i + used), oq);
+        expect(e.all, `${k.entry} used=${used} mq=${mq} oq=${oq} ld>=${minLd}`).toBeLessThan(1e-5);
+        expect(e.row, `${k.entry} used=${used} mq=${mq} oq=${oq} ld>=${minLd}: rows`).toBeLessThan(1e-4);
+      }
+  }, 400_000);
+
+  it("deliberately broken copies fail", () => {
+    const broken = (k: LowRankReadKeyConfig, from: string, to: string, oq: number, minLd = -1): number => {
+      const m = lowRankReadKeyModule([k], (src) => {
+        expect(src).toContain(from);
+        return src.replace(from, to);
+      });
+      const e = errors(m.kernels[0], buildEmu(m.source, m.kernels), data(k, 2, 2, k.C, minLd, 3), oq);
+      return Math.max(e.all, e.row);
+    };
+    const kk = SMALL[2], kv = { ...SMALL[1], M: 2 };
+    // key axis: an off-diagonal ratio split at the chunk's end instead of the tile's first query (the same product in
+    // exact arithmetic, but exp(G_{a+oq} - G_C) overflows and exp(G_C - G_{c+1}) underflows at log decays of -20)
+    expect(broken(kk, "const float g0 = sG[(4u * ta) *", `const float g0 = sG[(${kk.C}u) *`, 1, -20)).toBe(Infinity);
+    // key axis: the diagonal tile sees a read's own step before it
+    expect(broken(kk, "if (s < p + oq) {", "if (s <= p + oq) {", 0)).toBeGreaterThan(1e-2);
+    // key axis: the start term without its decay
+    expect(broken(kk, "*= expf(sG[(a + oq) *", "*= 1.f + 0.f * (sG[(a + oq) *", 1)).toBeGreaterThan(1e-2);
+    // value axis: the Horner carry by the next step's decay
+    expect(broken(kv, `sG[(c + 1u) * ${kv.K + 4}u + (4u * tj)]`, `sG[(c + 2u) * ${kv.K + 4}u + (4u * tj)]`, 1)).toBeGreaterThan(1e-2);
+    // value axis: the tile's own steps without their decay
+    expect(broken(kv, "ae[p][j] = fmaf(expf(gq[j] - gc[j]), tm[p][j], ae[p][j]);", "ae[p][j] = fmaf(1.f, tm[p][j], ae[p][j]);", 1)).toBeGreaterThan(1e-2);
+    // value axis: the start term without its decay
+    expect(broken(kv, "fmaf(expf(ga.x), as[p][0]", "fmaf(1.f, as[p][0]", 0)).toBeGreaterThan(1e-2);
+  }, 200_000);
+
+  it("configurations that do not fit are refused; the shipped ones fit two blocks an SM (<= 113 KiB each)", () => {
+    expect(() => lowRankReadKeyModule([{ axis: "key", C: 64, K: 10, V: 20, M: 2 }])).toThrow(/multiples of 4/);
+    expect(() => lowRankReadKeyModule([{ axis: "key", C: 80, K: 8, V: 8, M: 2 }])).toThrow(/C <= 64/);
+    expect(() => lowRankReadKeyModule([{ axis: "key", C: 64, K: 128, V: 128, M: 4 }])).toThrow(/shared memory/);
+    for (const k of lowRankReadKeyModule().kernels) expect(k.sharedBytes, k.entry).toBeLessThanOrEqual(113 * 1024);
+  });
+
+  it.skipIf(!findNvcc())("nvcc -cubin compiles the shipped module for sm_90; ptxas: no spills, <= 128 registers (two 256-thread blocks an SM)", () => {
+    const m = lowRankReadKeyModule();
+    for (const [e, u] of ptxasUsage(findNvcc()!, m.source, m.kernels.map((k) => k.entry))) {
+      expect([u.spillStores, u.spillLoads], `${e} spills`).toEqual([0, 0]);
+      expect(u.registers, `${e} registers`).toBeLessThanOrEqual(128);
+    }
+  }, 600_000);
+});
