@@ -6,7 +6,10 @@
  * at the values the kernel reads (b, c and a bf16 entry's a rounded to bf16): T = 1, T within a chunk, T past several
  * chunks and not a multiple of 64, B and H > 1, K and V below 64 and at 64, initial states, log decays down to -20 per
  * step (the diagonal sub-chunks' pairwise form) and mild ones (their quotient form), every entry. Broken twins (the
- * state's low bf16 word dropped, the diagonal's own token left out) fail. nvcc -cubin for sm_90: no spills.
+ * state's low bf16 word dropped, the diagonal's own token left out) fail. Reversed time (rev, RC_REV_BITS): every entry
+ * run on the forward-stored tensors with all five bits gives bitwise the run on the flipped tensors with the shifted,
+ * reversed decays (its output flipped back); twins that drop the decays' shift or the output's bit fail. nvcc -cubin for
+ * sm_90: no spills.
  */
 import { describe, expect, it } from "vitest";
 import { execFileSync, spawnSync } from "node:child_process";
@@ -14,7 +17,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createHash } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ROWS_CHUNK_CONFIGS, rowsChunkModule, type RowsChunkKernel } from "../compiler/backends/cuda/rows-chunk.ts";
+import { RC_REV_BITS, ROWS_CHUNK_CONFIGS, rowsChunkModule, type RowsChunkKernel } from "../compiler/backends/cuda/rows-chunk.ts";
 import { findNvcc } from "../compiler/backends/cuda/nvcc.ts";
 import { relativeError } from "../compiler/io/manifest.ts";
 import { compileEmu, EMU_READF } from "./cuda-emu/harness.ts";
@@ -69,12 +72,12 @@ function reference(c: Case, d: Data): Float64Array {
 }
 
 /** An emulator executable for the module's entries: argv[1] a directory with launch.txt (entry, grid, threads, shared,
- * then B T H K V init) and ld, a, b, c, S0, o as raw buffers; runs the one launch and writes o.out. */
+ * then B T H K V init rev) and ld, a, b, c, S0, o as raw buffers; runs the one launch and writes o.out. */
 function buildEmu(source: string, kernels: RowsChunkKernel[]): string {
-  const tramp = kernels.map((k) => `static void body_${k.entry}() { ${k.entry}((const float*)BUF["ld"].data(), (${k.lowA ? "const seqc_bf16*" : "const float*"})BUF["a"].data(), (const seqc_bf16*)BUF["b"].data(), (const seqc_bf16*)BUF["c"].data(), (const float*)BUF["S0"].data(), (float*)BUF["o"].data(), U[0], U[1], U[2], U[3], U[4], U[5]); }`);
+  const tramp = kernels.map((k) => `static void body_${k.entry}() { ${k.entry}((const float*)BUF["ld"].data(), (${k.lowA ? "const seqc_bf16*" : "const float*"})BUF["a"].data(), (const seqc_bf16*)BUF["b"].data(), (const seqc_bf16*)BUF["c"].data(), (const float*)BUF["S0"].data(), (float*)BUF["o"].data(), U[0], U[1], U[2], U[3], U[4], U[5], U[6]); }`);
   const main = `
 #include <map>
-static std::map<std::string, std::vector<char>> BUF; static unsigned U[6];
+static std::map<std::string, std::vector<char>> BUF; static unsigned U[7];
 ${tramp.join("\n")}
 ${EMU_READF}
 int main(int argc, char** argv) {
@@ -82,7 +85,7 @@ int main(int argc, char** argv) {
   FILE* lf = fopen((dir + "/launch.txt").c_str(), "r");
   char name[256]; unsigned gx, nthr, smem;
   if (fscanf(lf, "%255s %u %u %u", name, &gx, &nthr, &smem) != 4) return 2;
-  for (int i = 0; i < 6; ++i) if (fscanf(lf, "%u", &U[i]) != 1) return 2;
+  for (int i = 0; i < 7; ++i) if (fscanf(lf, "%u", &U[i]) != 1) return 2;
   for (const char* b : {"ld", "a", "b", "c", "S0", "o"}) BUF[b] = readf(dir + "/" + b + ".bin");
   void (*fn)() = nullptr;
 ${kernels.map((k) => `  if (!strcmp(name, "${k.entry}")) fn = body_${k.entry};`).join("\n")}
@@ -99,7 +102,7 @@ ${kernels.map((k) => `  if (!strcmp(name, "${k.entry}")) fn = body_${k.entry};`)
 
 /** One launch as runtime/torch/seqc_chunked.py rows_chunk_kernel makes it: grid B H, the output NaN first (every
  * element must be written). */
-function runEmu(bin: string, k: RowsChunkKernel, c: Case, d: Data): Float64Array {
+function runEmu(bin: string, k: RowsChunkKernel, c: Case, d: Data, rev = 0): Float64Array {
   const dir = mkdtempSync(join(tmpdir(), "seqc-rows-chunk-"));
   try {
     const f32 = (x: Float64Array) => Buffer.from(Float32Array.from(x).buffer);
@@ -109,7 +112,7 @@ function runEmu(bin: string, k: RowsChunkKernel, c: Case, d: Data): Float64Array
       S0: d.S0 ? f32(d.S0) : Buffer.alloc(4), o: f32(new Float64Array(n).fill(NaN)),
     };
     for (const [name, b] of Object.entries(bufs)) writeFileSync(join(dir, `${name}.bin`), b);
-    writeFileSync(join(dir, "launch.txt"), `${k.entry} ${c.B * c.H} ${k.threads} ${k.sharedBytes} ${c.B} ${c.T} ${c.H} ${c.K} ${c.V} ${c.init ? 1 : 0}\n`);
+    writeFileSync(join(dir, "launch.txt"), `${k.entry} ${c.B * c.H} ${k.threads} ${k.sharedBytes} ${c.B} ${c.T} ${c.H} ${c.K} ${c.V} ${c.init ? 1 : 0} ${rev}\n`);
     execFileSync(bin, [dir], { stdio: "pipe" });
     const raw = readFileSync(join(dir, "o.out"));
     return Float64Array.from(new Float32Array(raw.buffer, raw.byteOffset, n));
@@ -126,6 +129,23 @@ function error(bin: string, k: RowsChunkKernel, c: Case, seed: number): number {
 }
 
 const TOL = 1e-4;
+
+/** x [B, T, H, w] reversed in time per batch row. */
+function flipT(x: Float64Array, c: Case, w: number): Float64Array {
+  const out = new Float64Array(x.length), row = c.H * w;
+  for (let b = 0; b < c.B; b++)
+    for (let t = 0; t < c.T; t++) out.set(x.subarray((b * c.T + t) * row, (b * c.T + t + 1) * row), (b * c.T + c.T - 1 - t) * row);
+  return out;
+}
+
+/** The adjoint's decays from the forward's (the glue's ldn): token t takes ld[T - t], 0 at t = 0. */
+function shiftRev(ld: Float64Array, c: Case): Float64Array {
+  const out = new Float64Array(ld.length), row = c.H * c.K;
+  for (let b = 0; b < c.B; b++)
+    for (let t = 1; t < c.T; t++) out.set(ld.subarray((b * c.T + c.T - t) * row, (b * c.T + c.T - t + 1) * row), (b * c.T + t) * row);
+  return out;
+}
+const REV_ALL = RC_REV_BITS.ld | RC_REV_BITS.a | RC_REV_BITS.b | RC_REV_BITS.c | RC_REV_BITS.out;
 
 describe.skipIf(!gpp)("rows readout, chunked on tensor cores: CPU emulation vs float64", () => {
   const m = rowsChunkModule();
@@ -179,9 +199,37 @@ describe.skipIf(!gpp)("rows readout, chunked on tensor cores: CPU emulation vs f
         expect(got.every((x, j) => Object.is(x, w[j])), `${k.entry} T=${c.T} vs ${twin.entry}`).toBe(true);
       }
     }
-    const broken = rowsChunkModule([{ warps: 8, lowA: false, pipe: true }], (src) => src.replace("pre.load(ld, a, bq, cq, rk0 + (size_t)(t0 + C) * HK, rv0 + (size_t)(t0 + C) * HV,", "pre.load(ld, a, bq, cq, rk0 + (size_t)t0 * HK, rv0 + (size_t)t0 * HV,"));
+    const broken = rowsChunkModule([{ warps: 8, lowA: false, pipe: true }], (src) => src.replace("pre.load(ld, a, bq, cq, rk0, rv0, HK, HV, t0 + C,", "pre.load(ld, a, bq, cq, rk0, rv0, HK, HV, t0,"));
     const err = error(buildEmu(broken.source, broken.kernels), broken.kernels[0], cases[1], 3);
     expect(err > TOL, `error ${err}`).toBe(true);
+  }, 600_000);
+  it("reversed time: rev = 31 on the forward-stored tensors is bitwise the run on the flipped ones (ldn = the shifted, reversed decays, the output flipped back), every entry; T = 1, 37, 150, B and H > 1; twins that drop the decays' shift or the output's bit fail", () => {
+    const cases: Case[] = [
+      { B: 1, T: 1, H: 1, K: 64, V: 64, init: true, minLd: -1 },
+      { B: 2, T: 37, H: 2, K: 64, V: 64, init: true, minLd: -0.5 },
+      { B: 2, T: 150, H: 1, K: 64, V: 64, init: false, minLd: -0.3 },
+    ];
+    const same = (x: Float64Array, y: Float64Array) => x.length === y.length && x.every((v, j) => Object.is(v, y[j]));
+    const flipped = (c: Case, d: Data): Data => ({ ld: shiftRev(d.ld, c), a: flipT(d.a, c, c.K), b: flipT(d.b, c, c.V), c: flipT(d.c, c, c.V), S0: d.S0 });
+    for (const k of m.kernels)
+      for (const [i, c] of cases.entries()) {
+        const d = data(k, c, 41 + i);
+        const got = runEmu(bin, k, c, d, REV_ALL);
+        expect(got.every(Number.isFinite), `${k.entry} T=${c.T}: finite`).toBe(true);
+        expect(same(got, flipT(runEmu(bin, k, c, flipped(c, d)), c, c.K)), `${k.entry} T=${c.T} rev vs flipped`).toBe(true);
+      }
+    const c = cases[2];
+    for (const [what, patch] of [
+      ["ld read at T - 1 - t (no shift)", (s: string) => s.replace("(tt ? (long long)(T - tt) : -1ll)", "(long long)(T - 1u - tt)")],
+      ["out stored forward", (s: string) => s.replace("seqc_rc_tok(t0 + t, T, rev & 16u)", "seqc_rc_tok(t0 + t, T, 0u)")],
+    ] as const)
+      for (const cfg of [{ warps: 8, lowA: false }, { warps: 8, lowA: false, pipe: true }] as const) {
+        const b = rowsChunkModule([cfg], patch);
+        const k = b.kernels[0], d = data(k, c, 43);
+        const got = runEmu(buildEmu(b.source, b.kernels), k, c, d, REV_ALL);
+        const want = flipT(runEmu(bin, m.kernels.find((x) => x.entry === k.entry)!, c, flipped(c, d)), c, c.K);
+        expect(relativeError(got, want) > TOL, `${what} ${k.entry}`).toBe(true);
+      }
   }, 600_000);
   it("broken twins fail: the state's low bf16 word dropped (one rounding of the state: about 2^-9), the diagonal's own token left out", () => {
     const c: Case = { B: 1, T: 100, H: 1, K: 32, V: 32, init: true, minLd: -0.05 };

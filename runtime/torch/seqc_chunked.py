@@ -44,6 +44,23 @@ def flip_time(x, way=None):
     return torch.flip(x, [1])
 
 
+def shift_rev(x, way=None):
+    """x [B, T, ...] with token t's value moved to t - 1 (nothing after the last token: 0), then reversed in time: token t
+    of the result is x[:, T - t] for t >= 1 and 0 at t = 0 (the adjoint's decays from the forward's). One gather, of a view
+    of each token's row as 8-byte words where FLIP_VIEW's "wide" applies (bitwise the same tensor)."""
+    B, T = int(x.shape[0]), int(x.shape[1])
+    idx = torch.arange(T, 0, -1, device=x.device) % T
+    if (way or FLIP_VIEW) == "wide" and getattr(x, "is_cuda", False) and x.dim() >= 2 and x.is_contiguous():
+        row = x.numel() // max(1, B * T) * x.element_size()
+        if row > 0 and row % 8 == 0 and x.storage_offset() * x.element_size() % 8 == 0 and x.dtype != torch.int64:
+            w = x.reshape(B, T, row // x.element_size()).view(torch.int64)[:, idx]
+            w[:, 0] = 0
+            return w.view(x.dtype).reshape(x.shape)
+    r = x[:, idx]
+    r[:, 0] = 0
+    return r
+
+
 def chain_dims(n, state_shape):
     """Sizes of the canonical core: heads flattened to H, key K, value V (runtime/chunked-backward.ts chainDims)."""
     return {"H": _prod(state_shape[a] for a in n["heads"]), "K": state_shape[n["key"]], "V": state_shape[n["value"]]}
@@ -246,6 +263,16 @@ REVERSED_READS = "flip"
 # loads into registers, K = V = 64 and 16-byte aligned operands, else the entry without): True takes them. Emulation-checked
 # (bitwise the 8-warp entries), not timed on a card: False (the way timed).
 ROWS_CHUNK_PIPE = False
+# How a per-key decay's transposed adjoint (adjointT's dk = G v in reversed time) gets its reversed operands where the
+# chunked form takes it (ROWS_FORM "chunk") and the module's entries read reversed time (rows-chunk.ts rev): "kernel" the
+# kernel reads q, dy, v where the forward stored them, the adjoint's decays as ld[T - t] (0 at t = 0) from the forward's log
+# decays, and stores dk in forward time (rev = 31, RC_REV_BITS): no float32 flip of q for it, no flip of dk after it (nor
+# REVERSED_READS' bf16 one), no float32 gather of the shifted decays where the adjoint core reads them in bf16 from a bf16
+# input (GLA's gk: a gather of the bf16 tensor's 8-byte words instead, then no conversion); the adjoint core's reversed q
+# then is its bf16 copy's flip. Gradients bitwise the same (the same values in the same order: test/cuda-rows-chunk-emu,
+# test/torch-rows-rev). "flip" (the way before): the glue's flips and gather first. Elsewhere (the walk, a module whose
+# entries have no rev argument) as "flip".
+ROWS_REVERSED = "flip"
 
 
 def rows_segment(k, B, T, H, K, V, sms, segment=None):
@@ -275,14 +302,16 @@ def rows_chunk_pick(kc, low, np_, nr, K, V, segment=None, pipe=None):
     return next((k for k in kc.kernels if fits(k, want)), None) or next((k for k in kc.kernels if fits(k, False)), None)
 
 
-def rows_readout_kernel(km, ld, pairs, readouts, S0, B, T, H, K, V, tile=None, segment=None, kc=None):
+def rows_readout_kernel(km, ld, pairs, readouts, S0, B, T, H, K, V, tile=None, segment=None, kc=None, rev=0):
     """rows_decayed_readout's contract (out_r,t = S_t c_r,t, S_t = diag(exp(ld_t)) S_{t-1} + sum_p a_p,t b_p,t^T) on the
     rows readout kernel: km a seqc_cuda.KernelModule of "rowsReadout", every tensor float32 on its device; S0 [B, H*K*V]
     or None (zero). Grid: B H ceil(K / kr) blocks by segments x ceil(V / vs) value slices (per slice a partial sum,
     added here). Several segments (rows_segment; `segment` overrides ROWS_SEGMENT): first the segments' end states and
     decay products (kernel k["ends"]), their start states (k["scan"]), then the readout from each segment's start
     (k["segments"]); one segment: the kernel k itself from S0. kc: the module's chunked form (rowsChunk), taken where
-    rows_chunk_pick finds a kernel (grid B H, one output)."""
+    rows_chunk_pick finds a kernel (grid B H, one output). rev: the chunked form's reversed-time bits (rows-chunk.ts
+    RC_REV_BITS: ld as the adjoint's shifted reversed decays 1, a 2, b 4, c 8, out 16); with rev set, None where the chunked
+    form does not take the operands or its entry has no rev argument (the caller then flips)."""
     np_, nr = len(pairs), len(readouts)
     tile = tile or ROWS_TILE
 
@@ -293,6 +322,8 @@ def rows_readout_kernel(km, ld, pairs, readouts, S0, B, T, H, K, V, tile=None, s
         low = "abc" if all(bf(a) for a, _ in pairs) else "bc"
 
     kck = rows_chunk_pick(kc, low, np_, nr, K, V, segment)
+    if rev and (kck is None or not kck.get("rev")):
+        return None
 
     def fits(k, low):
         return k["pairs"] == np_ and k["readouts"] == nr and k.get("low") == low and (tile is None or k["entry"].endswith("_" + tile) or k["entry"].endswith("_%s_l%s" % (tile, low)))
@@ -328,7 +359,8 @@ def rows_readout_kernel(km, ld, pairs, readouts, S0, B, T, H, K, V, tile=None, s
         out = torch.empty([B, T, H * K], dtype=torch.float32, device=dev)
         with torch.cuda.device(dev):
             stream = torch.cuda.current_stream(dev).cuda_stream
-            kc.launch(kck, (B * H, 1), [("ptr", x.data_ptr()) for x in ins + [s0, out]] + [("u32", v) for v in (B, T, H, K, V, 1 if S0 is not None else 0)], stream)
+            extra = [("u32", int(rev))] if kck.get("rev") else []  # (a module built before the rev argument: none)
+            kc.launch(kck, (B * H, 1), [("ptr", x.data_ptr()) for x in ins + [s0, out]] + [("u32", v) for v in (B, T, H, K, V, 1 if S0 is not None else 0)] + extra, stream)
         return [out]
     slices = -(-V // k["vs"])
     outs = [torch.empty([slices, B, T, H * K], dtype=torch.float32, device=dev) for _ in readouts]
@@ -525,7 +557,7 @@ def rows_decayed_readout(ld, pairs, readouts, S0, B, T, H, K, V, dtype, device, 
     return outs
 
 
-def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state, inputs, params, outputs, dtype, device, per_key_t=None, decay_way=None, S_N=None, seen=None, rows=None, decay_anchor=None, anchor_chunk=None, rev_low=None, reverse_sum=None, reverse_glue=None, low_out=False, exact_low=None, low_in=None, low_alias=False, part_reads=None, low_bars=False, run_copies=False, post_binds=None, anchor_products=None, decay_terms=None, sum_low=None, drop_zeros=False, terms_rev=False):
+def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state, inputs, params, outputs, dtype, device, per_key_t=None, decay_way=None, S_N=None, seen=None, rows=None, decay_anchor=None, anchor_chunk=None, rev_low=None, reverse_sum=None, reverse_glue=None, low_out=False, exact_low=None, low_in=None, low_alias=False, part_reads=None, low_bars=False, run_copies=False, post_binds=None, anchor_products=None, decay_terms=None, sum_low=None, drop_zeros=False, terms_rev=False, rows_rev=None, low_reads=None):
     """Gradients of the forward's inputs, params and the matrix state's initial value through the chain.
 
     n: the chain's names (<Model>.torch.json "chunked".names); run(part, dims, inputs, initial_state, B, T)
@@ -555,6 +587,11 @@ def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state,
     terms_rev: decay_terms takes rev= (its operands' reversed-time bits): where every pair's k is prep's copy of a bf16 input
     whose gradient has no other piece, the terms read adjointT's dk in reversed time and dk is converted to the input's
     dtype before its reversal (REVERSED_READS "terms"; where decay_terms returns None, as before).
+    rows_rev(ld, pairs, readouts, S0, rev) -> rows(...)'s outputs with the operands read in reversed time as the bits rev say
+    (rows_readout_kernel's rev), or None where the kernel does not take them (ROWS_REVERSED "kernel"): a per-key decay's
+    transposed adjoint then reads the forward-time ld, q, dy, v and writes dk in forward time (no flips for it or after it).
+    low_reads(parts) -> whether every core in parts reads bf16 (then the adjoint's shifted decays are gathered from a bf16
+    input they equal, where rows_rev took adjointT), or None.
     decay_terms(plus, minus) -> the decay adjoint's per-token terms sum a.c over plus - over minus ([(q, dq)] and
     [(k, dk)] as the torch ops below take them) as [B, T, L], or None (then the torch ops; DECAY_TERMS "kernel":
     decay_terms_kernel).
@@ -704,9 +741,17 @@ def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state,
     else:
         coret_out = run("coreT", cd, with_ld(dict(kv, **dys), ld), {"S": canon(S0, not per_key)}, B, T)[0]
 
+    # ROWS_REVERSED "kernel": adjointT (dk = G v in reversed time) on the forward-time tensors, dk stored in forward time
+    dks_fwd = None
+    if matmul_t and way_t == "kernel" and rows_rev is not None and ld is not None:
+        dks_fwd = rows_rev(ld, [(qs["x_q%d" % i], dys["x_dy%d" % i]) for i in range(len(n["readouts"]))], [kv["x_v%d" % i] for i in range(len(n["pairs"]))], canon(dS, False), 31)
     # the adjoint in reversed time: token t's decay moved to t - 1 (none after the last token), then reversed
     ldn = None
-    if ld is not None and lean and hasattr(torch, "arange"):
+    ld_low = given.low(aliases[n["ld"]]) if dks_fwd is not None and lean and n.get("ld") in aliases and hasattr(given, "low") else None
+    if ld_low is not None and low_reads is not None and low_reads(("adjoint",)):
+        # only the adjoint core reads them, in bf16: gathered from the bf16 input ld copies (the same values, no conversion)
+        ldn = shift_rev(ld_low.reshape(B, T, L))
+    elif ld is not None and lean and hasattr(torch, "arange"):
         # ldn_t = ld_{T - t} for t >= 1, 0 at t = 0: one gather (index T - t mod T) and the first token zeroed
         ldn = ld[:, torch.arange(T, 0, -1, device=device) % T]
         ldn[:, 0] = 0
@@ -719,15 +764,15 @@ def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state,
     decay_plan = n.get("ld") and (decay_way or DECAY_WAY) != "torch"
     core_parts = ("adjoint",) if matmul_t else ("adjoint", "adjointT")
 
-    def rev_in(k, a):
-        only_cores = not (matmul_t and not k.startswith("x_k")) and not (decay_plan and (k.startswith("x_q") or k.startswith("x_k")))
+    def rev_in(k, a):  # (adjointT on the forward-time tensors, dks_fwd: only the adjoint core reads them reversed)
+        only_cores = not (matmul_t and dks_fwd is None and not k.startswith("x_k")) and not (decay_plan and (k.startswith("x_q") or k.startswith("x_k")))
         r = rev_low(a, core_parts) if lean and rev_low is not None and only_cores else None
         return r if r is not None else rev(a)
     r_in = {k: rev_in(k, a) for k, a in list(qs.items()) + list(kv.items()) + list(dys.items())}
     lo = {"low_out": True} if low_out else {}
     adj_out, adj_fin = run("adjoint", cd, with_ld(r_in, ldn), {"G": canon(dS, False)}, B, T, **lo)
     if matmul_t:
-        dks = readout(ldn, [(r_in["x_q%d" % i], r_in["x_dy%d" % i]) for i in range(len(n["readouts"]))], [r_in["x_v%d" % i] for i in range(len(n["pairs"]))], canon(dS, False))
+        dks = dks_fwd or readout(ldn, [(r_in["x_q%d" % i], r_in["x_dy%d" % i]) for i in range(len(n["readouts"]))], [r_in["x_v%d" % i] for i in range(len(n["pairs"]))], canon(dS, False))
         adjt_out = {"o_dk%d" % i: d for i, d in enumerate(dks)}
     else:
         adjt_out = run("adjointT", cd, with_ld(r_in, ldn), {"G": canon(dS, not per_key)}, B, T, **({} if decay_plan else lo))[0]
@@ -744,10 +789,12 @@ def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state,
             return None
         return given.low(src).dtype
     dk_raw = {}
-    if terms_rev and decay_terms is not None and n.get("ld") and (decay_way or DECAY_WAY) == "torch" and all(whole_low(p["k"]) is not None for p in n["pairs"]):
+    if terms_rev and dks_fwd is None and decay_terms is not None and n.get("ld") and (decay_way or DECAY_WAY) == "torch" and all(whole_low(p["k"]) is not None for p in n["pairs"]):
         dk_raw = {i: (tok(adjt_out["o_dk%d" % i], H * K), whole_low(p["k"])) for i, p in enumerate(n["pairs"])}
     for i, p in enumerate(n["pairs"]):
-        if i not in dk_raw:
+        if dks_fwd is not None:  # written in forward time
+            bars[p["k"]] = tok(adjt_out["o_dk%d" % i], H * K)
+        elif i not in dk_raw:
             bars[p["k"]] = rev_out(tok(adjt_out["o_dk%d" % i], H * K))
         bars[p["v"]] = rev_out(tok(adj_out["o_dv%d" % i], H * V))
     for i, r in enumerate(n["readouts"]):
@@ -1021,7 +1068,7 @@ def backward(ctx, m, flat, grads):
     On CUDA the chain's whole launch sequence runs as a CUDA graph per signature (seqc_graphs.graphed: captured on a
     signature's second call, replayed after; m.graphs False or SEQC_TORCH_GRAPHS=0: eagerly every call)."""
     switches = (PER_KEY_TRANSPOSED, ROWS_TILE, ROWS_SEGMENT, ROWS_IO, ROWS_FORM, ROWS_CHUNK_WARPS, ROWS_CHUNK_PIPE, PREP_IO, PART_INPUTS, STATELESS_WIDE, STATELESS_WARP, BF16_DECAY_PARTS, DECAY_WAY, TRANSPOSED_IO, DECAY_ANCHOR, DECAY_ANCHOR_CHUNK, DECAY_ANCHOR_GRAM, ANCHOR_CHUNKS, ANCHOR_VEC, DECAY_TERMS, GRAD_SUM, GRAM_PRODUCTS, REVERSE_SUM, REVERSE_CHUNK, REVERSE_GLUE, GLUE_COPIES, STATELESS_IO, ALIAS_IO, FLIP_VIEW, IDLE_INPUTS, ADJOINT_OUT, RUN_COPIES, CORE_RERUN, ZERO_STORES)
-    switches += (STATELESS_ROWS, GRAPH_PICKS, REVERSED_READS)
+    switches += (STATELESS_ROWS, GRAPH_PICKS, REVERSED_READS, ROWS_REVERSED)
     return _graphs.graphed_backward(ctx, m, "chunked-backward", switches, flat, grads, lambda f, g, S_N: backward_eager(ctx, m, f, g, convert=False, S_N=S_N),
                                     extra=[getattr(ctx, "chain_SN", None)])
 
@@ -1220,6 +1267,8 @@ def backward_eager(ctx, m, flat, grads, convert=True, S_N=None):
         raise ValueError("seqc_chunked: ANCHOR_CHUNKS is %r; expected 'kernel' or 'copies'" % (ANCHOR_CHUNKS,))
     if ROWS_FORM not in ("chunk", "walk"):
         raise ValueError("seqc_chunked: ROWS_FORM is %r; expected 'chunk' or 'walk'" % (ROWS_FORM,))
+    if ROWS_REVERSED not in ("kernel", "flip"):
+        raise ValueError("seqc_chunked: ROWS_REVERSED is %r; expected 'kernel' or 'flip'" % (ROWS_REVERSED,))
     if REVERSED_READS not in ("terms", "flip"):
         raise ValueError("seqc_chunked: REVERSED_READS is %r; expected 'terms' or 'flip'" % (REVERSED_READS,))
     if CORE_RERUN not in ("bound", "post"):
@@ -1246,6 +1295,9 @@ def backward_eager(ctx, m, flat, grads, convert=True, S_N=None):
 
     def rows(ld, pairs, readouts, S0):
         return rows_readout_kernel(km, ld, pairs, readouts, S0, B, T, cd["H"], cd["K"], cd["V"], kc=kc)
+
+    def rows_rev(ld, pairs, readouts, S0, rev):  # ROWS_REVERSED "kernel": the chunked form reading reversed time, or None
+        return rows_readout_kernel(km, ld, pairs, readouts, S0, B, T, cd["H"], cd["K"], cd["V"], kc=kc, rev=rev)
     # a per-key decay's transposed cores on the rows readout kernel reading bf16 operands (ROWS_IO "bf16"): then prep's and
     # post's backward's copies may stay bf16 (low_alias) where the forward and adjoint cores read bf16
     rows_low = km is not None and ROWS_IO == "bf16" and PER_KEY_TRANSPOSED == "kernel" and any(k.get("low") for k in km.kernels)
@@ -1263,7 +1315,8 @@ def backward_eager(ctx, m, flat, grads, convert=True, S_N=None):
         sum_low=torch.bfloat16 if GRAD_SUM == "low" and given_dtype == torch.bfloat16 and dtype == torch.float32 else None,
         drop_zeros=ZERO_STORES == "skip",
         decay_terms=(lambda plus, minus, rev=0: decay_terms_kernel(tk, plus, minus, B, T, cd["H"], cd["K"], n.get("decay") == "key", rev)) if tk is not None else None,
-        terms_rev=REVERSED_READS == "terms")
+        terms_rev=REVERSED_READS == "terms", rows_rev=rows_rev if km is not None and kc is not None and ROWS_REVERSED == "kernel" else None,
+        low_reads=lambda parts: all(reads_bf16(p) for p in parts))
     need = ctx.need
     res = []
     for i, t in enumerate(m.inputs):

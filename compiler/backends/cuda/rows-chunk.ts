@@ -24,6 +24,12 @@
  * lo.hi (b and c are bf16 values: one word): about 2^-16 relative, near float32, not the 2^-9 of one bf16 rounding (which
  * the decays' adjoint's cancelling sums q.dq - k.dk would feel: rows-readout.ts's note). The rows readout kernel walks
  * each token (a dependent chain per token, latency-bound); here a chunk is a few matrix products.
+ *
+ * Reversed time (the last argument rev, RC_REV_BITS): the transposed adjoint walks the reversed sequence; with rev its
+ * operands stay where the forward wrote them and the kernel maps token t of its walk to the stored token: a, b, c and out
+ * at T - 1 - t (bits 2, 4, 8, 16) and ld as the adjoint's decays from the forward's log decays, ld[T - t] for t >= 1 and
+ * 0 at t = 0 (bit 1: each decay moved one step earlier, then reversed). Bitwise the run on the flipped tensors (the same
+ * values in the same order), without the glue's flips and gather.
  */
 import { CHUNK_CORE_SOURCE } from "./chunked-core.ts";
 
@@ -48,6 +54,8 @@ export interface RowsChunkKernel extends RowsChunkConfig {
   chunk: number;
   maxK: number;
   maxV: number;
+  /** the entry takes the last argument rev (RC_REV_BITS); modules built before it have none */
+  rev: true;
 }
 
 /** Every entry (the runtime takes the one with seqc_chunked.ROWS_CHUNK_WARPS warps and its a's dtype). On the H200 at
@@ -61,6 +69,10 @@ export const ROWS_CHUNK_CONFIGS: readonly RowsChunkConfig[] = [
   { warps: 8, lowA: false, pipe: true },
   { warps: 8, lowA: true, pipe: true },
 ];
+
+/** The bits of the kernel's last argument `rev`: ld read as the adjoint's shifted, reversed decays (token t: ld[T - t],
+ * 0 at t = 0), a, b, c read and out stored at token T - 1 - t. */
+export const RC_REV_BITS = { ld: 1, a: 2, b: 4, c: 8, out: 16 } as const;
 
 /** A sub-chunk's decay sum above which its diagonal block takes the quotient form (exp(60) ~ 1.1e26). */
 export const RC_QUOTIENT_FLOOR = -60;
@@ -82,6 +94,10 @@ const BODY = String.raw`
 // ==== seqc rows readout, chunked on tensor cores (compiler/backends/cuda/rows-chunk.ts) ====
 __device__ __forceinline__ float seqc_rc_in(float x) { return x; }
 __device__ __forceinline__ float seqc_rc_in(seqc_bf16 x) { return seqc_f32(x); }
+// token tt of the walk as stored: T - 1 - tt where r (rev's bit for the operand), else tt
+__device__ __forceinline__ u32 seqc_rc_tok(u32 tt, u32 T, u32 r) { return r ? T - 1u - tt : tt; }
+// the row of ld for token tt of the walk, or -1 for none (zero): rev's bit 1 reads the adjoint's decays ld[T - tt] (0 at tt = 0)
+__device__ __forceinline__ long long seqc_rc_ldtok(u32 tt, u32 T, u32 rev) { return (rev & 1u) ? (tt ? (long long)(T - tt) : -1ll) : (long long)tt; }
 // x0, x1 as bf16 words: hi = bf16(x), lo = bf16(x - hi) (two adjacent columns a u32)
 __device__ __forceinline__ void seqc_rc_split2(float x0, float x1, u32& hi, u32& lo) {
   hi = seqc_pack2((seqc_bf16*)0, x0, x1);
@@ -108,26 +124,28 @@ template <typename TA, int NT> struct SeqcRcPre {
   float4 l[NL];
   typename SeqcRcVec<TA>::type av[NA];
   uint4 bv[NB], cv[NB];
-  // tokens [t0, t0 + n) of head h: token rows at ld / a + (b T + t) HK + h 64, b / c + (b T + t) HV + h 64
-  __device__ __forceinline__ void load(const float* ld, const TA* a, const seqc_bf16* bq, const seqc_bf16* cq, size_t rk, size_t rv, size_t HK, size_t HV, u32 n, u32 tid) {
+  // tokens [t0, t0 + n) of the walk, head h: stored token rows (seqc_rc_tok / _ldtok for rev) at ld / a + (b T + row) HK + h 64,
+  // b / c + (b T + row) HV + h 64; rk = b T HK + h 64, rv = b T HV + h 64
+  __device__ __forceinline__ void load(const float* ld, const TA* a, const seqc_bf16* bq, const seqc_bf16* cq, size_t rk, size_t rv, size_t HK, size_t HV, u32 t0, u32 n, u32 T, u32 rev, u32 tid) {
 #pragma unroll
     for (int r = 0; r < NL; ++r) {
       const u32 x = tid + r * NT, t = x >> 4, q = x & 15;
-      if (t < n) l[r] = __ldg(reinterpret_cast<const float4*>(ld + rk + t * HK + 4 * q));
+      const long long row = seqc_rc_ldtok(t0 + t, T, rev);
+      if (t < n && row >= 0) l[r] = __ldg(reinterpret_cast<const float4*>(ld + rk + (size_t)row * HK + 4 * q));
       else seqc_rc_zero(l[r]);
     }
 #pragma unroll
     for (int r = 0; r < NA; ++r) {
       const u32 x = tid + r * NT, t = x / (64 / EA), q = x % (64 / EA);
-      if (t < n) av[r] = __ldg(reinterpret_cast<const typename SeqcRcVec<TA>::type*>(a + rk + t * HK + EA * q));
+      if (t < n) av[r] = __ldg(reinterpret_cast<const typename SeqcRcVec<TA>::type*>(a + rk + (size_t)seqc_rc_tok(t0 + t, T, rev & 2u) * HK + EA * q));
       else seqc_rc_zero(av[r]);
     }
 #pragma unroll
     for (int r = 0; r < NB; ++r) {
       const u32 x = tid + r * NT, t = x >> 3, q = x & 7;
       if (t < n) {
-        bv[r] = __ldg(reinterpret_cast<const uint4*>(bq + rv + t * HV + 8 * q));
-        cv[r] = __ldg(reinterpret_cast<const uint4*>(cq + rv + t * HV + 8 * q));
+        bv[r] = __ldg(reinterpret_cast<const uint4*>(bq + rv + (size_t)seqc_rc_tok(t0 + t, T, rev & 4u) * HV + 8 * q));
+        cv[r] = __ldg(reinterpret_cast<const uint4*>(cq + rv + (size_t)seqc_rc_tok(t0 + t, T, rev & 8u) * HV + 8 * q));
       } else {
         seqc_rc_zero(bv[r]);
         seqc_rc_zero(cv[r]);
@@ -158,7 +176,7 @@ template <typename TA, int NT> struct SeqcRcPre {
 template <typename TA, int NW, bool PIPE>
 __device__ __forceinline__ void seqc_rows_chunk_body(const float* __restrict__ ld, const TA* __restrict__ a, const seqc_bf16* __restrict__ bq,
                                                      const seqc_bf16* __restrict__ cq, const float* __restrict__ S0, float* __restrict__ out,
-                                                     u32 B, u32 T, u32 H, u32 K, u32 V, u32 init) {
+                                                     u32 B, u32 T, u32 H, u32 K, u32 V, u32 init, u32 rev) {
   constexpr int C = ${C}, P = ${P}, PF = ${PF}, PD = ${PD}, NT = NW * 32, NS = NW / 4, WN = 8 / NS, PARTS = NT / 64, R = C / PARTS;
   typedef seqc_bf16 bf;
   SEQC_SMEM_DECL(raw);
@@ -192,7 +210,7 @@ __device__ __forceinline__ void seqc_rows_chunk_body(const float* __restrict__ l
     }
   SeqcRcPre<TA, NT> pre;  // (PIPE) the next chunk's inputs, in flight while this one computes
   const size_t rk0 = (size_t)b * T * HK + (size_t)h * K, rv0 = (size_t)b * T * HV + (size_t)h * V;
-  if (PIPE) pre.load(ld, a, bq, cq, rk0, rv0, HK, HV, T < (u32)C ? T : (u32)C, tid);
+  if (PIPE) pre.load(ld, a, bq, cq, rk0, rv0, HK, HV, 0u, T < (u32)C ? T : (u32)C, T, rev, tid);
   for (u32 t0 = 0; t0 < T; t0 += C) {
     const u32 n = T - t0 < (u32)C ? T - t0 : (u32)C;
     __syncthreads();
@@ -210,7 +228,7 @@ __device__ __forceinline__ void seqc_rows_chunk_body(const float* __restrict__ l
     if (PIPE) {
       // this chunk's inputs (loaded during the last) to shared memory, the next chunk's loads issued
       pre.store(G, Af, bb, cb, PF, P, tid);
-      if (t0 + C < T) pre.load(ld, a, bq, cq, rk0 + (size_t)(t0 + C) * HK, rv0 + (size_t)(t0 + C) * HV, HK, HV, T - t0 - C < (u32)C ? T - t0 - C : (u32)C, tid);
+      if (t0 + C < T) pre.load(ld, a, bq, cq, rk0, rv0, HK, HV, t0 + C, T - t0 - C < (u32)C ? T - t0 - C : (u32)C, T, rev, tid);
       __syncthreads();
       // g's first pass in place: column i = tid % 64, tokens [part R, part R + R) summed from the part's start
       const u32 i = tid & 63, part = tid >> 6;
@@ -230,7 +248,8 @@ __device__ __forceinline__ void seqc_rows_chunk_body(const float* __restrict__ l
 #pragma unroll 8
       for (int r = 0; r < R; ++r) {
         const u32 t = part * R + r;
-        acc += (t < n && i < K) ? ld[((size_t)b * T + t0 + t) * HK + (size_t)h * K + i] : 0.f;
+        const long long row = seqc_rc_ldtok(t0 + t, T, rev);
+        acc += (t < n && i < K && row >= 0) ? ld[((size_t)b * T + (size_t)row) * HK + (size_t)h * K + i] : 0.f;
         G[t * PF + i] = acc;
       }
       Tot[part * PF + i] = acc;
@@ -238,11 +257,12 @@ __device__ __forceinline__ void seqc_rows_chunk_body(const float* __restrict__ l
     // a as float32, b and c as their bf16 words ([t][i], [t][v]; zero past n, K, V)
     for (u32 x = tid; !PIPE && x < (u32)(C * 64); x += NT) {
       const u32 t = x >> 6, i = x & 63;
-      Af[t * PF + i] = (t < n && i < K) ? seqc_rc_in(a[((size_t)b * T + t0 + t) * HK + (size_t)h * K + i]) : 0.f;
+      Af[t * PF + i] = (t < n && i < K) ? seqc_rc_in(a[((size_t)b * T + seqc_rc_tok(t0 + t, T, rev & 2u)) * HK + (size_t)h * K + i]) : 0.f;
       const bool ok = t < n && i < V;
-      const size_t o = ((size_t)b * T + t0 + t) * HV + (size_t)h * V + i;
-      bb[t * P + i] = ok ? bq[o] : bf{0};
-      cb[t * P + i] = ok ? cq[o] : bf{0};
+      const size_t ob = ((size_t)b * T + seqc_rc_tok(t0 + t, T, rev & 4u)) * HV + (size_t)h * V + i;
+      const size_t oc = ((size_t)b * T + seqc_rc_tok(t0 + t, T, rev & 8u)) * HV + (size_t)h * V + i;
+      bb[t * P + i] = ok ? bq[ob] : bf{0};
+      cb[t * P + i] = ok ? cq[oc] : bf{0};
     }
     __syncthreads();
     // g's second pass: the earlier parts' totals added
@@ -366,7 +386,7 @@ __device__ __forceinline__ void seqc_rows_chunk_body(const float* __restrict__ l
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         const u32 t = 16 * j + gq + (e >> 1) * 8, i = n0 + nt * 8 + q2 + (e & 1);
-        if (t < n && i < K) out[((size_t)b * T + t0 + t) * HK + (size_t)h * K + i] = o[nt][e] + Od[t * PF + i];
+        if (t < n && i < K) out[((size_t)b * T + seqc_rc_tok(t0 + t, T, rev & 16u)) * HK + (size_t)h * K + i] = o[nt][e] + Od[t * PF + i];
       }
   }
 }
@@ -375,15 +395,15 @@ __device__ __forceinline__ void seqc_rows_chunk_body(const float* __restrict__ l
 function entrySource(c: RowsChunkConfig): string {
   const ta = c.lowA ? "seqc_bf16" : "float";
   return `
-extern "C" __global__ void __launch_bounds__(${c.warps * 32}) ${rowsChunkEntry(c)}(const float* __restrict__ ld, const ${ta}* __restrict__ a0, const seqc_bf16* __restrict__ b0, const seqc_bf16* __restrict__ c0, const float* __restrict__ S0, float* __restrict__ o0, u32 B, u32 T, u32 H, u32 K, u32 V, u32 init) {
-  seqc_rows_chunk_body<${ta}, ${c.warps}, ${c.pipe ? "true" : "false"}>(ld, a0, b0, c0, S0, o0, B, T, H, K, V, init);
+extern "C" __global__ void __launch_bounds__(${c.warps * 32}) ${rowsChunkEntry(c)}(const float* __restrict__ ld, const ${ta}* __restrict__ a0, const seqc_bf16* __restrict__ b0, const seqc_bf16* __restrict__ c0, const float* __restrict__ S0, float* __restrict__ o0, u32 B, u32 T, u32 H, u32 K, u32 V, u32 init, u32 rev) {
+  seqc_rows_chunk_body<${ta}, ${c.warps}, ${c.pipe ? "true" : "false"}>(ld, a0, b0, c0, S0, o0, B, T, H, K, V, init, rev);
 }
 `;
 }
 
 /** The module: the chunked core's helpers (mma fragments, SeqcMM), the body and one entry per configuration. */
 export function rowsChunkModule(configs: readonly RowsChunkConfig[] = ROWS_CHUNK_CONFIGS, patch?: (src: string) => string): { source: string; kernels: RowsChunkKernel[] } {
-  const kernels = configs.map((c) => ({ ...c, entry: rowsChunkEntry(c), threads: c.warps * 32, sharedBytes: rowsChunkShared(), chunk: C, maxK: 64, maxV: 64 }));
+  const kernels = configs.map((c) => ({ ...c, entry: rowsChunkEntry(c), threads: c.warps * 32, sharedBytes: rowsChunkShared(), chunk: C, maxK: 64, maxV: 64, rev: true as const }));
   const source = CHUNK_CORE_SOURCE + BODY + configs.map(entrySource).join("");
   if (patch) {
     const p = patch(source);
