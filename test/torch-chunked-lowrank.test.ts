@@ -100,6 +100,12 @@ describe("torch target: the low-rank chunked backward's plans", () => {
         ["fp32", "tf32", "tf32x3"].flatMap((x) => [["key", chain.names.decay, 2, x], ["value", chain.names.decay, 2, x]]));
       for (const k of read.kernels) expect(read.source).toContain(`extern "C" __global__ void __launch_bounds__(${k.threads}, 2) ${k.entry}(`);
     } else expect(read, name).toBeUndefined();
+    // with a per-key decay and two events a step, the per-key readouts instead (compiler/backends/cuda/lowrank-readout-key.ts)
+    const readKey = meta.kernels?.lowRankReadoutKey;
+    if (chain.names.decay === "key" && E + P === 2 && E + R === 2) {
+      expect(readKey.kernels.map((k: { axis: string; decay: string; M: number }) => [k.axis, k.decay, k.M]), name).toEqual([["key", "key", 2], ["value", "key", 2]]);
+      for (const k of readKey.kernels) expect(readKey.source).toContain(`extern "C" __global__ void __launch_bounds__(${k.threads}, 2) ${k.entry}(`);
+    } else expect(readKey, name).toBeUndefined();
   }, 120_000);
 
   it("models with neither chain keep the step backward and say why", () => {
@@ -111,15 +117,15 @@ describe("torch target: the low-rank chunked backward's plans", () => {
 
 /** lowrank_backward in Python (CPU torch), every chain model run here by the interpreter. */
 /** How a glue run is asked to run its parts (seqc_chunked_lowrank's switches; readWay / augWay undefined: its defaults). */
-interface Ways { torchOps: boolean; readWay?: "plan" | "matmul"; augWay?: "plan" | "matmul" | "auto"; keyWay?: "blocks" | "halves"; layout?: "heads" | "tokens"; share?: boolean; solve?: "trsm" | "blocks"; solveBlock?: number; mm?: "fp32" | "bf16"; lean?: boolean; fused?: "recurrence"; readout?: "recurrence"; bwd?: "chain" | "wy"; keyBwd?: "chain" | "wy"; wyBreak?: "walk" | "xI" | "a0" | "ld"; pass?: "recurrence"; wyKern?: "recurrence"; postBinds?: string[]; copies?: "lean" | "old"; merge?: "decay" | "off"; mergeBreak?: boolean }
+interface Ways { torchOps: boolean; readWay?: "plan" | "matmul"; augWay?: "plan" | "matmul" | "auto"; keyWay?: "blocks" | "halves"; layout?: "heads" | "tokens"; share?: boolean; solve?: "trsm" | "blocks"; solveBlock?: number; mm?: "fp32" | "bf16"; lean?: boolean; fused?: "recurrence"; readout?: "recurrence"; bwd?: "chain" | "wy"; keyBwd?: "chain" | "wy"; wyBreak?: "walk" | "xI" | "a0" | "ld"; pass?: "recurrence"; wyKern?: "recurrence"; postBinds?: string[]; copies?: "lean" | "old"; merge?: "decay" | "off"; mergeBreak?: boolean; readKey?: "recurrence"; readKeyBreak?: boolean }
 
-async function pythonLowRank(model: I.Model, { names, models }: ReturnType<typeof lowRankChain>, run: RunInputs, cot: ReturnType<typeof randomCotangents>, dropStateCot: boolean, chunk: number, dtype: "float64" | "float32", { torchOps, readWay, augWay, keyWay, layout, share, solve, solveBlock, mm, lean, fused, readout, bwd, keyBwd, wyBreak, pass, wyKern, postBinds, copies, merge, mergeBreak }: Ways) {
+async function pythonLowRank(model: I.Model, { names, models }: ReturnType<typeof lowRankChain>, run: RunInputs, cot: ReturnType<typeof randomCotangents>, dropStateCot: boolean, chunk: number, dtype: "float64" | "float32", { readKey, readKeyBreak, torchOps, readWay, augWay, keyWay, layout, share, solve, solveBlock, mm, lean, fused, readout, bwd, keyBwd, wyBreak, pass, wyKern, postBinds, copies, merge, mergeBreak }: Ways) {
   const dims = { ...run.dims };
   const { batch: B, time: T } = run;
   const case_ = {
     // bwd unset: the adjoint chain, whatever the module's default (LR_BWD "wy" since the H200 timing): the blocks written for
     // the chain keep checking it; the chunk-state backward's block asks for "wy"
-    names, B, T, chunk, dtype, decayWay: torchOps ? "cumsum" : "plan", passWay: torchOps ? "matmul" : "plan", readWay, augWay, keyWay, layout, share, solve, solveBlock, mm, lean, fused, readout, bwd: bwd ?? "chain", keyBwd, wyBreak, pass, wyKern, postBinds, copies, merge, mergeBreak,
+    readKey, readKeyBreak, names, B, T, chunk, dtype, decayWay: torchOps ? "cumsum" : "plan", passWay: torchOps ? "matmul" : "plan", readWay, augWay, keyWay, layout, share, solve, solveBlock, mm, lean, fused, readout, bwd: bwd ?? "chain", keyBwd, wyBreak, pass, wyKern, postBinds, copies, merge, mergeBreak,
     ...glueTensors(model, names.state, run, cot, dropStateCot),
   };
   const parts: string[] = [];
@@ -216,10 +222,11 @@ async function checkGlue(model: I.Model, dims: Record<string, number>, chain: Re
       if (decayed) expect(got.parts.includes("decay"), label).toBe(!torchOps && !wy);
       // the fused transitions take every [I | 0] core with one low-rank pair and one pair: augF (pairs P), augA (pairs R)
       if (ways.fused) expect(got.fusedCalls, `${label}: cores that took the fused transitions`).toBe(chain.names.E === 1 ? Number(chain.names.P === 1) + (wy ? 0 : Number(chain.names.R === 1)) : 0);
-      // the fused readouts take every read from a start state without a per-key decay (fp32 operands): read (key axis
-      // after the step), adjoint (key and value axes after), fwd (value axis before and after)
+      // the fused readouts take every read from a start state without a per-key decay, or with one where their per-key
+      // kernels run (readKey; fp32 operands): read (key axis after the step), adjoint (key and value axes after), fwd
+      // (value axis before and after)
       // (with LR_BWD "wy": read; dw, dq; the reversed chunks' adjoint on both axes)
-      if (ways.readout) expect(got.readoutCalls, `${label}: reads that took the fused readouts`).toBe(chain.names.decay === "key" ? 0 : 5);
+      if (ways.readout) expect(got.readoutCalls, `${label}: reads that took the fused readouts`).toBe(chain.names.decay === "key" && !ways.readKey ? 0 : 5);
       // the walks' launcher takes every walk of the heads layout's products: the forward's pass, then the adjoint's pass
       // (chain) or the chunk-state backward's reverse walk (wy)
       // (the pass's products run where the pass is not the plan: torchOps; wy's walk always; the tokens layout never)
@@ -584,4 +591,36 @@ print(json.dumps(out))
             expect(got[`${d} ${K} ${rows} ${cols}`], `${d} K ${K} rows ${rows} cols ${cols}`).toEqual(grouped ? [`seqc_lr_pass_${d}_k128v128_g${G}`, 128 / G] : [`seqc_lr_pass_${d}_k${K}v${K}`, 1]);
           }
   });
+});
+
+describe.skipIf(!cpuTorch)("torch target: the fused readouts with a per-key decay (seqc_chunked_lowrank LR_READ_KEY \"cuda\": readout_key_launcher, the recurrence standing in)", () => {
+  it("rwkv7: the chain's five reads take the per-key launcher; gradients as the float64 reference (1e-9; float32 1e-4); a stand-in without the per-key decay fails", async () => {
+    const model = load("rwkv7");
+    const dims = dimsOf(model);
+    const chain = lowRankChain(model, dims);
+    expect(chain.names.decay).toBe("key");
+    // the launcher's contract (compiler/backends/cuda/lowrank-readout-key.ts, checked on its own by
+    // test/cuda-lowrank-readout-key-emu) with the fused transitions' stand-in beside it: a ragged chunk (13: padded to 16
+    // for the halves, the padded chunk is what the launcher gets), stressed (log decays down to -20 a step); T = 1; the
+    // tokens layout without sharing and a declared initial state without a final-state cotangent; the sub-blocks way
+    // (LR_KEY "blocks"); float32 stressed; the per-key stand-in without the other readouts' stand-in
+    const F = { ...MA, fused: "recurrence", readout: "recurrence", readKey: "recurrence" } as const;
+    const cases: GlueCase[] = [
+      [2, 23, true, false, 13, "float64", F, true], [1, 1, true, false, 64, "float64", F, false],
+      [3, 11, false, true, 4, "float64", { ...F, layout: "tokens", share: false }, true], [2, 23, true, false, 13, "float64", { ...F, keyWay: "blocks" }, true],
+      [2, 29, true, false, 16, "float32", F, true],
+    ];
+    await checkGlue(model, dims, chain, cases);
+    const run = chunkInputs(model, { dims, batch: 2, time: 23, seed: 41, initialState: true, stress: true });
+    const cot = randomCotangents(interpret(model, run), 24);
+    const want = await gradients(model, run, cot);
+    const alone = await pythonLowRank(model, chain, run, cot, false, 13, "float64", { ...MA, fused: "recurrence", readKey: "recurrence" });
+    expect(alone.readoutCalls, "the per-key stand-in alone").toBe(5);
+    const err = (got: typeof alone) => Math.max(...Object.entries(want.inputs).map(([k, v]) => relativeError(Float64Array.from(got.inputs[k].data), v)));
+    expect(err(alone), "the per-key stand-in alone").toBeLessThanOrEqual(1e-9);
+    // key 0's decay for every key: far off
+    const broken = await pythonLowRank(model, chain, run, cot, false, 13, "float64", { ...F, readKeyBreak: true });
+    expect(broken.readoutCalls).toBe(5);
+    expect(err(broken), "a per-key stand-in with one decay for all keys").toBeGreaterThan(1e-2);
+  }, 300_000);
 });

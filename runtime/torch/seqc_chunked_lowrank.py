@@ -132,6 +132,11 @@ LR_FUSED_READ = "cuda"
 # Gated DeltaNet 17.11 -> 14.34; gradients vs float64 at B=2 T=2048 1.7e-3 -> 1.7e-3 (DeltaNet), 1.7e-3 -> 1.8e-3 (Gated
 # DeltaNet, dg); "tf32x3" 7.95 / 15.71 ms, 1.7e-3 both.
 LR_READ_MMA = "tf32"
+# Whether the fused readouts (LR_FUSED_READ "cuda") also take a per-key decay (RWKV-7): "cuda" (the module's
+# "kernels"."lowRankReadoutKey", compiler/backends/cuda/lowrank-readout-key.ts: fp32 FMAs on the SIMT cores, C = K = V =
+# 64, two events a step, both axes; every exp of a difference <= 0; float32 and bf16 tensors, the chain runs both in fp32)
+# or "torch" (ChunkCore's per-key torch ops, LR_KEY's halves or sub-blocks; everything else always runs them).
+LR_READ_KEY = "torch"
 # How the backward proper runs once the forward's chunk states, reads and dy are known: "chain" (the adjoint chain on the
 # reversed timeline: its chunk transitions augA, the pass, the adjoint's readouts, the forward's readouts fwd, the log
 # decays' reverse sum over the timeline) or "wy" (seqc_lowrank_wy.py: the chunk-state structure of fla's chunk kernels;
@@ -659,6 +664,18 @@ class ChunkCore:
         """[N, Cp, 1, LW]: exp(G_t) of each slot's time (the start state's decay to it)."""
         return torch.exp(self.G[:, oq : oq + self.Cp])[:, :, None]
 
+    def _fused_read_key(self, axis, oq, Q):
+        """read()'s [N, Cp, mq, w] with a per-key decay by the fused readouts' per-key kernels (self.readout where its
+        per_key attribute says it takes them: readout_key_launcher); None where it does not take this read."""
+        if self.readout is None or not getattr(self.readout, "per_key", False) or self.S0 is None or self.mm is not None:
+            return None
+        N, Cp, K, V = self.N, self.Cp, self.K, self.V
+        EA, EB = (self.KK, self.VV) if axis == "key" else (self.VV, self.KK)
+        out = torch.empty([N, Cp, Q.shape[2], V if axis == "key" else K], dtype=self.dtype, device=self.device)
+        if not self.readout(axis, oq, "key", Cp, K, V, self.mk, Q.contiguous(), EA, EB, self.S0, self.G, out):
+            return None
+        return out
+
     def _key_read(self, Q, oq):
         N, Cp, K, V = self.N, self.Cp, self.K, self.V
         mq = Q.shape[2]
@@ -703,7 +720,7 @@ class ChunkCore:
         outputs as one tensor [N, Cp, mq, K or V]."""
         oq = 1 if after else 0
         Q = self._pad(Q)
-        out = self._fused_read(axis, oq, Q)
+        out = self._fused_read_key(axis, oq, Q) if self.mode == "key" else self._fused_read(axis, oq, Q)
         if out is None and axis == "key":
             out = self._key_read(Q, oq)
         elif out is None:
@@ -1329,6 +1346,43 @@ def fused_launcher(m, device, way=None, math="fp32"):
     return launch
 
 
+def readout_key_launcher(base, m, device, way=None):
+    """ChunkCore's `readout` launcher `base` (readout_launcher's; None: none) that also takes a per-key decay by module m's
+    per-key kernels on `device` (LR_READ_KEY, or way, "cuda"; the module's "kernels"."lowRankReadoutKey", compiler/backends/
+    cuda/lowrank-readout-key.ts): launch(axis, oq, "key", C, K, V, M, Q, EA, EB, S0, G, OUT) -> True where one matches
+    (axis, C, K, V, M; float32 tensors, G [N, C + 1, K]), after launching it on the current stream; False where none does;
+    other decay modes go to base (its extra arguments passed on; a per-key read with any is refused). per_key = True on the
+    launcher tells ChunkCore it takes a per-key decay. Returns base where there are no per-key kernels (LR_READ_KEY
+    "torch", not CUDA, or a module built without them)."""
+    km = switch_kernels(m, device, way or LR_READ_KEY, "LR_READ_KEY", "lowRankReadoutKey")
+    if km is None:
+        return base
+
+    def launch(axis, oq, mode, C, K, V, M, Q, EA, EB, S0, G, OUT, *rest, **kw):
+        if mode != "key":
+            return base is not None and base(axis, oq, mode, C, K, V, M, Q, EA, EB, S0, G, OUT, *rest, **kw)
+        k = next((k for k in km.kernels if k["op"] == "readout" and k["axis"] == axis and (k["C"], k["K"], k["V"], k["M"]) == (C, K, V, M)), None)
+        if k is None or G is None or rest or any(kw.values()):
+            return False
+        A, W = (K, V) if axis == "key" else (V, K)
+        N, mq = Q.shape[0], Q.shape[2]
+        ts = [Q, EA, EB, S0, G, OUT]
+        if any(x.dtype != torch.float32 or x.device != device for x in ts):
+            return False
+        Q, EA, EB, S0, G, OUT_c = [x.contiguous() for x in ts]
+        if OUT_c is not OUT:
+            raise ValueError("lowRankReadoutKey %s: OUT must be contiguous" % k["entry"])
+        if tuple(Q.shape) != (N, C, mq, A) or tuple(EA.shape) != (N, C, M, A) or tuple(EB.shape) != (N, C, M, W) or tuple(S0.shape) != (N, K, V) or \
+                tuple(OUT.shape) != (N, C, mq, W) or tuple(G.shape) != (N, C + 1, K) or oq not in (0, 1):
+            raise ValueError("lowRankReadoutKey %s: shapes Q %s EA %s EB %s S0 %s G %s OUT %s oq %r, expected [N, C, mq, %d], [N, C, M, %d], [N, C, M, %d], [N, K, V], [N, C + 1, K], [N, C, mq, %d] with N %d C %d K %d V %d M %d" % (
+                k["entry"], list(Q.shape), list(EA.shape), list(EB.shape), list(S0.shape), list(G.shape), list(OUT.shape), oq, A, A, W, W, N, C, K, V, M))
+        with torch.cuda.device(device):
+            km.launch(k, (N, 1), [("ptr", x.data_ptr()) for x in (Q, EA, EB, S0, G, OUT)] + [("u32", N), ("u32", oq), ("u32", mq)], torch.cuda.current_stream(device).cuda_stream)
+        return True
+    launch.per_key = True
+    return launch
+
+
 def mma_math(given_dtypes, way, switch):
     """A tensor-core twin's math for the given tensors' dtypes under switch `switch` (LR_READ_MMA, LR_WY_MMA, LR_CORE_MMA)
     of value `way`: "fp32", or the switch's "tf32" / "tf32x3" where one of them is bfloat16 or float16."""
@@ -1524,6 +1578,7 @@ def backward(ctx, m, flat, grads):
                 LR_MM, tuple(LR_MM_PARTS), LR_LEAN, LR_FUSED, LR_FUSED_READ, LR_BWD, LR_FUSED_PASS, LR_FUSED_WY, LR_Y_READ, LR_COPIES, LR_MERGE, LR_BWD_KEY, LR_WY_K128, LR_PASS_COLS)
     given_dtypes = [x.dtype if x is not None else None for x in flat[: len(m.inputs)]]
     switches += (read_math(given_dtypes), wy_math(given_dtypes), core_math(given_dtypes))
+    switches += (LR_READ_KEY,)
     return _graphs.graphed_backward(ctx, m, "lowrank-backward", switches, flat, grads, lambda f, g: backward_eager(ctx, m, f, g, convert=False),
                                      given_dtype=False)
 
@@ -1572,7 +1627,7 @@ def backward_eager(ctx, m, flat, grads, convert=True):
         n, run, B, T, shape(state), given, sts.get(n["state"]), cot_out, cot_state,
         [(t["name"], shape(t)) for t in m.inputs if t["name"] in given], [(t["name"], shape(t)) for t in m.params], [(t["name"], shape(t)) for t in m.outputs], dtype, device,
         can_chunk=lambda part, cdims, b, t: dtype == torch.float32 and m.runner(prefix + part, device).can_run(cdims, b, t, "chunked"), mm=mm,
-        fused=fused_launcher(m, device, math=core_math(given_dtypes)) if dtype == torch.float32 else None, readout=readout_launcher(m, device, math=read_math(given_dtypes)) if dtype == torch.float32 else None,
+        fused=fused_launcher(m, device, math=core_math(given_dtypes)) if dtype == torch.float32 else None, readout=readout_key_launcher(readout_launcher(m, device, math=read_math(given_dtypes)), m, device) if dtype == torch.float32 else None,
         passer=pass_launcher(m, device) if dtype == torch.float32 else None, wy_kern=wy_launcher(m, device, math=wy_math(given_dtypes)) if dtype == torch.float32 else None,
         post_binds=y_binds(m, prefix))
     need = ctx.need

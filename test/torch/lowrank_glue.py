@@ -21,7 +21,9 @@ their definitions, standing in for compiler/backends/cuda/lowrank-wy.ts (test/cu
 "wyCalls": the ops it ran; postBinds: a list, lowrank_backward's post_binds (the names post's backward binds; LR_Y_READ
 "bound"), or None (all); copies: "lean" / "old" (seqc_chunked_lowrank.LR_COPIES; None: the default); merge: "decay" /
 "off" (LR_MERGE; None: the default); mergeBreak: the merged steps' low-rank queries left unscaled (w, not exp(ld) w);
-keyBwd: "chain" / "wy", whether bwd "wy" also takes a per-key decay (LR_BWD_KEY; None: the default); wyBreak "ld": the
+keyBwd: "chain" / "wy", whether bwd "wy" also takes a per-key decay (LR_BWD_KEY; None: the default); readKey
+"recurrence": the readout launcher also takes a per-key decay (readout_key_launcher's contract, LR_READ_KEY "cuda") by
+the recurrence, counted in "readoutCalls"; readKeyBreak: that stand-in with key 0's decay for every key; wyBreak "ld": the
 per-key path's log decays dropped from the reversed chunks' ChunkCore (the adjoint then undecayed inside a chunk)."""
 
 import json
@@ -91,6 +93,36 @@ def recurrence_readouts(calls):
                 read(t)
         calls.append(axis)
         return True
+    return launch
+
+
+def recurrence_readouts_key(base, calls, broken=False):
+    """The readouts stand-in `base` (recurrence_readouts; None: none) that also takes a per-key decay
+    (seqc_chunked_lowrank.readout_key_launcher's contract: mode "key", G [N, C + 1, K], S_t = diag(exp(G_t - G_{t-1}))
+    S_{t-1} + sum_y kk_{t,y} vv_{t,y}^T from S_0, any C, K, V, M), standing in for compiler/backends/cuda/
+    lowrank-readout-key.ts (test/cuda-lowrank-readout-key-emu.test.ts checks it); per_key set as the launcher's. calls:
+    "key " + axis for each per-key read. broken: key 0's decay for every key (the test expects the gradients off)."""
+
+    def launch(axis, oq, mode, C, K, V, M, Q, EA, EB, S0, G, OUT, *rest, **kw):
+        if mode != "key":
+            return base is not None and base(axis, oq, mode, C, K, V, M, Q, EA, EB, S0, G, OUT, *rest, **kw)
+        assert G is not None and tuple(G.shape[1:]) == (C + 1, K) and not rest and not any(kw.values())
+        KK, VV = (EA, EB) if axis == "key" else (EB, EA)
+        assert tuple(KK.shape[1:]) == (C, M, K) and tuple(VV.shape[1:]) == (C, M, V) and tuple(OUT.shape[:2]) == (Q.shape[0], C)
+        g = G[:, :, :1].expand(G.shape) if broken else G
+        S = S0.clone()
+
+        def read(t):
+            OUT[:, t] = torch.einsum("nxk,nkv->nxv", Q[:, t], S) if axis == "key" else torch.einsum("nxv,nkv->nxk", Q[:, t], S)
+        for t in range(C):
+            if oq == 0:
+                read(t)
+            S = S * torch.exp(g[:, t + 1] - g[:, t])[:, :, None] + torch.einsum("nyk,nyv->nkv", KK[:, t], VV[:, t])
+            if oq == 1:
+                read(t)
+        calls.append("key " + axis)
+        return True
+    launch.per_key = True
     return launch
 
 
@@ -181,6 +213,8 @@ def main():
     fused = recurrence_transitions(calls) if case.get("fused") == "recurrence" else None
     rcalls = []
     readout = recurrence_readouts(rcalls) if case.get("readout") == "recurrence" else None
+    if case.get("readKey") == "recurrence":  # the per-key readouts' stand-in (seqc_chunked_lowrank LR_READ_KEY "cuda")
+        readout = recurrence_readouts_key(readout, rcalls, bool(case.get("readKeyBreak")))
     pcalls = []
     passer = recurrence_pass(pcalls) if case.get("pass") == "recurrence" else None
     wcalls = []

@@ -9,7 +9,9 @@
  * compiler/backends/cuda/lowrank-core.ts: the configurations of the model's decay mode), which the glue launches where
  * one matches (seqc_chunked_lowrank.py LR_FUSED); with no or a scalar decay also the fused readouts from the chunk start
  * states (`kernels.lowRankReadout`, compiler/backends/cuda/lowrank-readout.ts: both axes of the model's decay mode,
- * M = E + P events, which must equal E + R for the adjoint; LR_FUSED_READ); and the walks over the chunks
+ * M = E + P events, which must equal E + R for the adjoint; LR_FUSED_READ); with a per-key decay their per-key
+ * kernels instead (`kernels.lowRankReadoutKey`, compiler/backends/cuda/lowrank-readout-key.ts: both axes; LR_READ_KEY);
+ * and the walks over the chunks
  * (`kernels.lowRankPass`, compiler/backends/cuda/lowrank-pass.ts: both directions at the K = V = 64 configurations;
  * LR_FUSED_PASS); with one low-rank pair, one readout and no or a scalar decay the chunk-state backward's per-chunk
  * kernels (`kernels.lowRankWy`, compiler/backends/cuda/lowrank-wy.ts: both ops of the model's decay mode; LR_FUSED_WY).
@@ -21,6 +23,7 @@ import { trainingLowRankChain } from "../../grad/training.ts";
 import { LR_PARTS, type LrChainNames, type LrPart } from "../../../runtime/chunked-backward-lowrank.ts";
 import { LOWRANK_CORE_CONFIGS, LOWRANK_CORE_MMA_CONFIGS, lowRankCoreModule } from "../cuda/lowrank-core.ts";
 import { LOWRANK_READ_CONFIGS, lowRankReadModule } from "../cuda/lowrank-readout.ts";
+import { LOWRANK_READ_KEY_CONFIGS, lowRankReadKeyModule } from "../cuda/lowrank-readout-key.ts";
 import { lowRankPassModule } from "../cuda/lowrank-pass.ts";
 import { LOWRANK_WY_CONFIGS, lowRankWyModule } from "../cuda/lowrank-wy.ts";
 import type { TorchKernelModule } from "./chain-plans.ts";
@@ -52,6 +55,8 @@ export function lowRankChainPlans(model: I.Model, dims: Record<string, number>, 
   const { E, P, R } = chain.names;
   const reads = LOWRANK_READ_CONFIGS.filter((c) => c.decay === chain.names.decay && c.M === E + P && c.M === E + R);
   if (reads.length) kernels.lowRankReadout = lowRankReadModule(reads) as unknown as TorchKernelModule;
+  const keyReads = chain.names.decay === "key" ? LOWRANK_READ_KEY_CONFIGS.filter((c) => c.M === E + P && c.M === E + R) : [];
+  if (keyReads.length) kernels.lowRankReadoutKey = lowRankReadKeyModule(keyReads) as unknown as TorchKernelModule;
   kernels.lowRankPass = lowRankPassModule() as unknown as TorchKernelModule;
   const wy = LOWRANK_WY_CONFIGS.filter((c) => c.decay === chain.names.decay);
   if (E === 1 && R === 1 && wy.length) kernels.lowRankWy = lowRankWyModule(wy) as unknown as TorchKernelModule;
