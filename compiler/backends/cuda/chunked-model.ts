@@ -84,6 +84,12 @@ export interface ChunkCfg {
    *  (CHUNK_SPLIT_VIN_SOURCE, seqc_chunk_phase_a_v / seqc_chunk_walk_v); 2 (`-vib`): the walk's readout in warp tiles of
    *  half the width where the block has twice as many warps as tiles. */
   vin?: 1 | 2;
+  /** split with low rank after the overlapped phase A (phase A and walk; `ovl`, a scalar or no decay, 2-byte operands;
+   *  variants `-qi`): phase A's record (SeqcRecQ) leaves Q~ out and holds fq = scale_q exp(G_q) a row instead, the walk
+   *  copies q's rows from the inputs and scales Q S0's rows by fq (CHUNK_SPLIT_QIN_SOURCE, seqc_chunk_phase_a_oq /
+   *  seqc_chunk_walk_qi); 2 (`-qxi`): X~ too, fx = scale_x exp(G_n - G_w) a row in the record instead, the walk copying
+   *  the key rows from the inputs and the state update taking diag(fx) Z (splitd's ZX). */
+  qin?: 1 | 2;
   /** Element type of the outputs (default `dtype`): a 2-byte-input configuration that stores fp32 outputs (mixed I/O,
    *  e.g. the torch target's transposed cores, whose dq / dk feed cancelling sums). Operands and accumulation follow `dtype`. */
   out?: ChunkDtype;
@@ -172,7 +178,7 @@ export function chunkLayout(c: ChunkCfg): Record<string, number> {
     sput("W_A", F * LDF * sz);
     sput("W_U", F * LDV * sz);
     // splitd: exp(G_n), then fq, fx and alpha v's scale per row
-    sput("W_E", (c.KP + (c.direct ? 3 * F : 0)) * 4);
+    sput("W_E", (c.KP + (c.direct ? 3 * F : (c.qin ?? 0) * F)) * 4);
     o.STAGE = s;
     const rest = Math.ceil((c.KP * LDV * sz) / 16) * 16 + Math.ceil(((c.lr ? F * LDV * sz : 0)) / 16) * 16 + F * LDY * 4 + 64;
     // three records in flight when they fit the opt-in shared memory, else two
@@ -183,7 +189,7 @@ export function chunkLayout(c: ChunkCfg): Record<string, number> {
     put("O_X", o.NSTAGE * s);
     put("O_SB", c.KP * LDV * sz);
     put("O_Z", c.lr || c.direct ? F * LDV * sz : 0);
-    if (c.direct) put("O_ZX", F * LDV * sz);
+    if (c.direct || c.qin === 2) put("O_ZX", F * LDV * sz);
     put("O_Y", F * LDY * 4);
     put("O_I", 16 * 4);
     o.SMEM = at;
@@ -248,7 +254,7 @@ export const walkKSlices = (c: ChunkCfg): number => Math.floor(threadsOf(c) / 32
 
 export function cfgName(c: ChunkCfg): string {
   const v = c.kind === "fused" ? `v${c.BV}` : c.kind === "phaseA" ? `p${c.VP}` : `v${c.BV}p${c.VP}`;
-  return `${c.kind}${c.direct ? "d" : ""}_${ioTag(c.dtype, outOf(c)).replace("-", "_")}_k${c.KP}_${v}_r${c.RTP}${threadsOf(c) !== CHUNK_THREADS ? `_t${threadsOf(c)}` : ""}${c.inv ? `_i${c.inv}` : ""}${c.mats ? `_m${c.mats}` : ""}${c.grp ? `_g${c.grp}${c.grpT ? "t" : ""}${c.grpM ? c.grpM : ""}` : ""}${c.wsplit ? `_w${c.wsplit === 1 ? "k" : "c"}` : ""}${c.pipe ? `_ap${c.pipe}` : ""}${c.rq ? "_wq" : ""}${c.ovl ? (c.ovl === 2 ? "_ios" : "_io") : ""}${c.gfold ? "_gf" : ""}${c.vin ? (c.vin === 2 ? "_vib" : "_vi") : ""}`;
+  return `${c.kind}${c.direct ? "d" : ""}_${ioTag(c.dtype, outOf(c)).replace("-", "_")}_k${c.KP}_${v}_r${c.RTP}${threadsOf(c) !== CHUNK_THREADS ? `_t${threadsOf(c)}` : ""}${c.inv ? `_i${c.inv}` : ""}${c.mats ? `_m${c.mats}` : ""}${c.grp ? `_g${c.grp}${c.grpT ? "t" : ""}${c.grpM ? c.grpM : ""}` : ""}${c.wsplit ? `_w${c.wsplit === 1 ? "k" : "c"}` : ""}${c.pipe ? `_ap${c.pipe}` : ""}${c.rq ? "_wq" : ""}${c.ovl ? (c.ovl === 2 ? "_ios" : "_io") : ""}${c.gfold ? "_gf" : ""}${c.vin ? (c.vin === 2 ? "_vib" : "_vi") : ""}${c.qin ? (c.qin === 2 ? "_qxi" : "_qi") : ""}`;
 }
 
 export function cfgStruct(c: ChunkCfg, name: string): string {
@@ -257,7 +263,7 @@ export function cfgStruct(c: ChunkCfg, name: string): string {
   return `struct ${name} {
   typedef ${ELT[c.dtype]} T;
   static constexpr int F = ${CHUNK_F}, NT = ${threadsOf(c)}, KP = ${c.KP}, BV = ${c.BV}, VP = ${c.VP}, RTP = ${c.RTP}, DECAY = ${c.decay};
-  static constexpr bool LR = ${c.lr};${c.inv ? "\n  static constexpr int INV = 1;" : ""}${c.mats ? "\n  static constexpr int MATS = 1;" : ""}${c.grp ? `\n  static constexpr int GRP = ${c.grp}, GRPT = ${c.grpT ? 1 : 0}${c.grpM ? `, GRPM = ${c.grpM}` : ""};` : ""}${c.wsplit ? `\n  static constexpr int WSPLIT = ${c.wsplit};` : ""}${c.pipe ? `\n  static constexpr int PIPE = ${c.pipe};` : ""}${c.rq ? "\n  static constexpr int RQ = 1;" : ""}${c.ovl ? `\n  static constexpr int OVL = ${c.ovl};` : ""}${c.gfold ? "\n  static constexpr int GF = 1;" : ""}${c.vin ? `\n  static constexpr int VIN = ${c.vin};` : ""}
+  static constexpr bool LR = ${c.lr};${c.inv ? "\n  static constexpr int INV = 1;" : ""}${c.mats ? "\n  static constexpr int MATS = 1;" : ""}${c.grp ? `\n  static constexpr int GRP = ${c.grp}, GRPT = ${c.grpT ? 1 : 0}${c.grpM ? `, GRPM = ${c.grpM}` : ""};` : ""}${c.wsplit ? `\n  static constexpr int WSPLIT = ${c.wsplit};` : ""}${c.pipe ? `\n  static constexpr int PIPE = ${c.pipe};` : ""}${c.rq ? "\n  static constexpr int RQ = 1;" : ""}${c.ovl ? `\n  static constexpr int OVL = ${c.ovl};` : ""}${c.gfold ? "\n  static constexpr int GF = 1;" : ""}${c.vin ? `\n  static constexpr int VIN = ${c.vin};` : ""}${c.qin ? `\n  static constexpr int QIN = ${c.qin};` : ""}
   static constexpr int ${ints};
 };`;
 }
@@ -800,14 +806,14 @@ export function chunkModelSource(model: I.Model, cr: ChunkRows): ChunkModelSourc
       c.kind === "fused"
         ? `seqc_chunk_fused<${cfg}>(rows, seqc_smem, ${dimOf(Sd.shape[cr.form.key])}, ${valueDim}, ${headsExpr});`
         : c.kind === "phaseA"
-          ? `seqc_chunk_phase_a${c.direct ? "_d" : c.pipe ? "_p" : c.ovl ? "_o" : c.vin ? "_v" : ""}<${cfg}>(rows, seqc_smem, ws, ${headsExpr});`
+          ? `seqc_chunk_phase_a${c.direct ? "_d" : c.pipe ? "_p" : c.ovl ? (c.qin ? "_oq" : "_o") : c.vin ? "_v" : ""}<${cfg}>(rows, seqc_smem, ws, ${headsExpr});`
           : c.kind === "walkS"
             ? `seqc_chunk_walk_${c.grp ? "g" : c.wsplit ? "k" : "s"}<${cfg}>(rows, seqc_smem, ws, wsS, ${c.grp ? "wsG, " : ""}${dimOf(Sd.shape[cr.form.key])}, ${valueDim}, ${headsExpr});`
             : c.kind === "out"
               ? `seqc_chunk_out${c.grp ? (c.grpM ? "_gm" : "_g") : ""}<${cfg}>(rows, seqc_smem, ws, wsS, ${c.grp ? "wsG, " : ""}${valueDim}, ${headsExpr});`
               : c.kind === "carry"
               ? `seqc_chunk_carry<${cfg}>(rows, wsG, ${dimOf(Sd.shape[cr.form.key])}, ${valueDim}, ${headsExpr});`
-              : `seqc_chunk_walk${c.direct ? "_d" : c.rq ? "_q" : c.vin ? "_v" : ""}<${cfg}>(rows, seqc_smem, ws, ${dimOf(Sd.shape[cr.form.key])}, ${valueDim}, ${headsExpr});`;
+              : `seqc_chunk_walk${c.direct ? "_d" : c.rq ? "_q" : c.vin ? "_v" : c.qin ? "_qi" : ""}<${cfg}>(rows, seqc_smem, ws, ${dimOf(Sd.shape[cr.form.key])}, ${valueDim}, ${headsExpr});`;
     return `${cfgStruct(c, cfg)}
 extern "C" __global__ void __launch_bounds__(${threadsOf(c)}, ${c.minBlocks ?? 1}) ${entry(c)}(${params.join(", ")}) {
 ${rowsSetup(rowsName, T, inputs, outputs, cr, Tout)}

@@ -164,13 +164,13 @@ ${inverseSecondRound("cc")}
 `;
 
 /** seqc_chunk_phase_a_o's first steps: the load, then the scalar decays' prefix between two barriers (every OVL config). */
-const STEP_G = `  seqc_chunk_load<Cfg, VP, LDVA>(rows, s, b, h, t0, T, 0);
+export const STEP_G = `  seqc_chunk_load<Cfg, VP, LDVA>(rows, s, b, h, t0, T, 0);
   __syncthreads();
   if (Cfg::DECAY == 1) seqc_chunk_gscalar<Cfg>(s);
   __syncthreads();
 `;
 /** The same where a config has GF (variants `-iw-ios-gf`): the prefix on warps 0-1 beside the load's scale pass. */
-const STEP_G_FOLDED = `  seqc_chunk_load<Cfg, VP, LDVA>(rows, s, b, h, t0, T, 0);
+export const STEP_G_FOLDED = `  seqc_chunk_load<Cfg, VP, LDVA>(rows, s, b, h, t0, T, 0);
   if (Cfg::DECAY == 1 && SeqcGfOf<Cfg>::v) seqc_chunk_gscalar_f<Cfg>(s);
   else {
     __syncthreads();

@@ -20,6 +20,7 @@ import { CHUNK_PHASE_A_PIPE_SOURCE } from "./chunked-phase-a-pipe.ts";
 import { CHUNK_PHASE_A_OVL_GF_SOURCE, CHUNK_PHASE_A_OVL_SOURCE } from "./chunked-phase-a-ovl.ts";
 import { CHUNK_WALK_Q_SOURCE } from "./chunked-walk-q.ts";
 import { CHUNK_SPLIT_VIN_SOURCE } from "./chunked-split-vin.ts";
+import { CHUNK_SPLIT_QIN_SOURCE } from "./chunked-split-qin.ts";
 import { chunkedExtras } from "./chunked-extra.ts";
 import { chunkLayout, chunkModelSource, CHUNK_F, cfgName, ioTag, threadsOf, overrideValues, walkKSlices, walkZTiles, type ChunkCfg, type ChunkDtype } from "./chunked-model.ts";
 
@@ -110,6 +111,8 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
   const withGf = new Set<string>();
   // modules with split's phase A and walk without alpha v in the record (CHUNK_SPLIT_VIN_SOURCE)
   const withVin = new Set<string>();
+  // modules with split's low-rank phase A and walk without Q~ in the record (CHUNK_SPLIT_QIN_SOURCE, after the GF source)
+  const withQin = new Set<string>();
   const wrap = (c: ChunkCfg) => {
     if (wrapped.has(src.entry(c))) return;
     wrapped.add(src.entry(c));
@@ -120,6 +123,7 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
     if (c.ovl) withOvl.add(ioTag(c.dtype, c.out));
     if (c.gfold) withGf.add(ioTag(c.dtype, c.out));
     if (c.vin) withVin.add(ioTag(c.dtype, c.out));
+    if (c.qin) withQin.add(ioTag(c.dtype, c.out));
     (wrappers[ioTag(c.dtype, c.out)] ??= []).push(src.wrapper(c));
   };
   const ov = overrideValues(model, src.overrides);
@@ -333,6 +337,11 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
             if (opts.only && lr)
               pushSplit("split", a, { ...mk("walk", BV), NT: 512, rq: true }, `${tag}-wq-w512`, recBytes, 0,
                 `chunked split (${ioT}): every chunk's S0-independent part in parallel (${threadsOf(a)} threads), then a walk of 512 threads over chunks per batch x head x ${BV} values, Q~ S0 formed beside Z = U0 + M S0`);
+            // low rank after the overlapped phase A: Q~ left out of the record (fq a row instead), the walk copying q's rows
+            // from the inputs (`-qi-w512`, chunked-split-qin.ts; `-qxi-w512`: X~ too, fx a row), on request
+            for (const qin of opts.only && lr && a.ovl ? ([1, 2] as const) : [])
+              pushSplit("split", { ...a, qin }, { ...mk("walk", BV), NT: 512, qin }, `${tag}-${qin === 2 ? "qxi" : "qi"}-w512`, recordBytesQ({ ...a, qin }), 0,
+                `chunked split (${ioT}): every chunk's S0-independent part in parallel without Q~${qin === 2 ? " and X~ (Aq, M, U0, fq, fx" : " (X~, Aq, M, U0, fq"}; ${threadsOf(a)} threads), then a walk of 512 threads over chunks per batch x head x ${BV} values that copies q${qin === 2 ? " and the key rows" : ""} from the inputs`);
           }
           // no low rank, a scalar or no decay, no stabiliser or value columns, 2-byte operands, K >= 64: split whose phase A
           // loads no alpha v and leaves it out of the record, the walk copying v's tile from the inputs (`-vi`,
@@ -350,6 +359,11 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
                   `chunked split (${ioT}): every chunk's S0-independent part in parallel without alpha v (Q~, X~, Aq; ${threadsOf(a)} threads), then a walk of ${NT} threads over chunks per batch x head x ${BV} values that copies v's tile from the inputs`);
               }
           }
+          // (-qi, -qxi on split's 256-thread walk, on request)
+          for (const BV of opts.only && lr && a.ovl ? walkBVs : [])
+            for (const qin of [1, 2] as const)
+              pushSplit("split", { ...a, qin }, { ...mk("walk", BV), qin }, `${tag}-${qin === 2 ? "qxi" : "qi"}`, recordBytesQ({ ...a, qin }), 0,
+                `chunked split (${ioT}): every chunk's S0-independent part in parallel without Q~${qin === 2 ? " and X~" : ""} (${threadsOf(a)} threads), then a walk over chunks per batch x head x ${BV} values that copies q${qin === 2 ? " and the key rows" : ""} from the inputs`);
           for (const BV of walkBVs)
             pushSplit("split", a, mk("walk", BV), tag, recBytes, (wideLr || widePlain) && BV === 64 ? 0 : splitPrefer(BV, KP, nH, Vd, tag, want),
               `chunked split (${ioT}): every chunk's S0-independent part in parallel (Q~, X~, Aq, M = T diag(beta) W~, U0 = T alpha V; ${threadsOf(a)} threads), then a walk over chunks per batch x head x ${BV} values`);
@@ -358,7 +372,7 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
   }
   const modules: Record<string, { source: string }> = {};
   for (const d of Object.keys(wrappers)) {
-    const core = [CHUNK_CORE_SOURCE, ...(withGroups.has(d) ? [CHUNK_GROUP_SOURCE] : []), ...(withWalkK.has(d) ? [CHUNK_WALK_K_SOURCE] : []), ...(withPipe.has(d) ? [CHUNK_PHASE_A_PIPE_SOURCE] : []), ...(withWalkQ.has(d) ? [CHUNK_WALK_Q_SOURCE] : []), ...(withOvl.has(d) ? [withGf.has(d) ? CHUNK_PHASE_A_OVL_GF_SOURCE : CHUNK_PHASE_A_OVL_SOURCE] : []), ...(withVin.has(d) ? [CHUNK_SPLIT_VIN_SOURCE] : [])];
+    const core = [CHUNK_CORE_SOURCE, ...(withGroups.has(d) ? [CHUNK_GROUP_SOURCE] : []), ...(withWalkK.has(d) ? [CHUNK_WALK_K_SOURCE] : []), ...(withPipe.has(d) ? [CHUNK_PHASE_A_PIPE_SOURCE] : []), ...(withWalkQ.has(d) ? [CHUNK_WALK_Q_SOURCE] : []), ...(withOvl.has(d) ? [withGf.has(d) || withQin.has(d) ? CHUNK_PHASE_A_OVL_GF_SOURCE : CHUNK_PHASE_A_OVL_SOURCE] : []), ...(withVin.has(d) ? [CHUNK_SPLIT_VIN_SOURCE] : []), ...(withQin.has(d) ? [CHUNK_SPLIT_QIN_SOURCE] : [])];
     modules[d] = { source: [`// seqc CUDA chunked kernels for model ${model.name}, ${d} (generated; do not edit)`, CUDA_PRELUDE, ...core, src.loader, ...wrappers[d]].join("\n\n") + "\n" };
   }
   // a stabiliser launch before and a post launch after the core where the canonical form has them
@@ -548,6 +562,14 @@ export function recordBytes(c: ChunkCfg): number {
   const F = CHUNK_F;
   const end = F * c.KP * (c.lr ? 3 : 2) + F * F + F * c.VP;
   return Math.ceil((end * sz) / 16) * 16 + c.KP * 4;
+}
+
+/** Bytes of one low-rank record without Q~ (SeqcRecQ in chunked-split-qin.ts): X~ (qin 1), M, Aq, U0, exp(G_n), fq,
+ *  fx (qin 2). */
+export function recordBytesQ(c: ChunkCfg): number {
+  const sz = c.dtype === "f32" ? 4 : 2;
+  const F = CHUNK_F, q = c.qin ?? 1;
+  return Math.ceil((((q === 2 ? 1 : 2) * F * c.KP + F * F + F * c.VP) * sz) / 16) * 16 + (c.KP + q * F) * 4;
 }
 
 /** Bytes of one record without alpha v (SeqcRecV in chunked-split-vin.ts): Q~, X~, Aq, exp(G_n). */

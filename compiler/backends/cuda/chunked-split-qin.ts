@@ -1,0 +1,158 @@
+/**
+ * split with low rank, Q~ left out of the record (variants `chunked-split-<io>-k<KP>-v<BV>-a<N>-iw-io[s][-gf]-q[x]i[-w512]-r<R>`,
+ * configs with QIN; chunked-plan.ts lowers them on request): the overlapped phase A (OVL: low rank, a scalar or no
+ * decay, 2-byte operands), split's walk.
+ *
+ * The core's record (SeqcRec) holds Q~ = Q fq (fq = scale_q exp(G_q) a row), 16 of its 72.5 KB a chunk at K = V = 128,
+ * which phase A writes and the walk reads once per value tile for y = Q~ S0 + Aq Z only. Here phase A
+ * (seqc_chunk_phase_a_oq: seqc_chunk_phase_a_o's text, chunked-phase-a-ovl.ts, with its Q~ stores cut) writes fq
+ * (F floats) after exp(G_n) instead (SeqcRecQ: X~, M, Aq, U0, then exp(G_n) [KP] and fq [F] floats, 56.75 KB), and the
+ * walk (seqc_chunk_walk_qi) copies q's rows from the inputs as phase A's load takes them (cp.async where the row is a
+ * plain input read, else through the loader) and forms y = diag(fq) (Q S0) + Aq Z, fq on the accumulators in fp32
+ * (splitd's readout). The walk reads as many bytes (q's rows instead of Q~'s); phase A writes 16 KB a chunk less
+ * (at K = 128). The gate's factor on Q~'s rows is folded into the readout, not rounded into bf16.
+ *
+ * QIN = 2 (`-qxi`): X~ = X fx (fx = scale_x exp(G_n - G_w)) out too, fx a row after fq in the record (40.75 KB a chunk
+ * at K = V = 128 against the core's 72.5); the walk copies the key rows from the inputs as well and forms the state
+ * update S' = exp(G_n) S0 + X^T (diag(fx) Z) from a scaled copy of Z (splitd's ZX, stored beside Z in Z's epilogue).
+ *
+ * Appended to a module only where one of its configs has QIN (the module then also holds CHUNK_PHASE_A_OVL_GF_SOURCE,
+ * whose SeqcGfOf and seqc_chunk_gscalar_f this phase A calls; the core's and the overlapped phase A's text unchanged).
+ */
+import { CHUNK_PHASE_A_OVL_SOURCE, STEP_G, STEP_G_FOLDED } from "./chunked-phase-a-ovl.ts";
+import { recordCopyAq, walkHead, walkPipe, walkReadout, walkStage, walkTail } from "./chunked-walk-parts.ts";
+
+/** seqc_chunk_phase_a_o's function (its text from the template line on), which the QIN phase A edits. */
+const ovlFunction = (): string => {
+  const at = CHUNK_PHASE_A_OVL_SOURCE.indexOf("template <class Cfg, class R>");
+  if (at < 0) throw new Error("chunked-split-qin: the overlapped phase A's template line moved");
+  return CHUNK_PHASE_A_OVL_SOURCE.slice(at);
+};
+
+/** [from, to] edits of seqc_chunk_phase_a_o's text into seqc_chunk_phase_a_oq (each `from` must occur once). */
+const QIN_EDITS: [string, string][] = [
+  ["__device__ void seqc_chunk_phase_a_o(", "__device__ void seqc_chunk_phase_a_oq("],
+  ["  typedef SeqcRec<Cfg> Rec;\n", "  typedef SeqcRecQ<Cfg> Rec;\n"],
+  [STEP_G, STEP_G_FOLDED],
+  // no Q~ in the record
+  [
+    String.raw`      float o[8];
+      const float sq = G[SEQC_G_SQ + f];
+      if (Cfg::DECAY || sq != 1.f) {
+        const float fq = Cfg::DECAY ? sq * __expf(G[SEQC_G_GQ + f]) : sq;
+        seqc_sld8(s.Q + f * LDK + i0, o);
+        for (int k = 0; k < 8; ++k) o[k] *= fq;
+        seqc_sst8(r + Rec::QO + f * KP + i0, o);
+      } else *reinterpret_cast<uint4*>(r + Rec::QO + f * KP + i0) = *reinterpret_cast<const uint4*>(s.Q + f * LDK + i0);
+`,
+    "      float o[8];\n",
+  ],
+  // QIN 2: no X~ either
+  [
+    String.raw`      if (Cfg::DECAY) {
+        const float fx = __expf(gn - G[SEQC_G_GW + f]);`,
+    String.raw`      if (Cfg::QIN == 2) {
+      } else if (Cfg::DECAY) {
+        const float fx = __expf(gn - G[SEQC_G_GW + f]);`,
+  ],
+  // exp(G_n), then fq = scale_q exp(G_q) a row (the factor the core rounds into Q~), and under QIN 2
+  // fx = scale_x exp(G_n - G_w) (X~'s factor times the copied row's scale, which the walk's raw row lacks)
+  [
+    String.raw`    float* eg = reinterpret_cast<float*>(rec + Rec::BYTES - KP * 4);
+    for (int i = ht; i < KP; i += NH) eg[i] = Cfg::DECAY ? __expf(gn) : 1.f;
+`,
+    String.raw`    float* eg = reinterpret_cast<float*>(rec + Rec::FO);
+    for (int i = ht; i < KP; i += NH) eg[i] = Cfg::DECAY ? __expf(gn) : 1.f;
+    for (int f = ht; f < F; f += NH) {
+      const float sq = G[SEQC_G_SQ + f];
+      eg[KP + f] = Cfg::DECAY ? sq * __expf(G[SEQC_G_GQ + f]) : sq;
+      if (Cfg::QIN == 2) eg[KP + F + f] = G[SEQC_G_SX + f] * (Cfg::DECAY ? __expf(gn - G[SEQC_G_GW + f]) : 1.f);
+    }
+`,
+  ],
+];
+
+function qinPhaseA(): string {
+  let src = ovlFunction();
+  for (const [from, to] of QIN_EDITS) {
+    const i = src.indexOf(from);
+    if (i < 0 || src.indexOf(from, i + 1) >= 0) throw new Error(`chunked-split-qin: the overlapped phase A's text moved (${JSON.stringify(from.slice(0, 60))})`);
+    src = src.slice(0, i) + to + src.slice(i + from.length);
+  }
+  if (src.includes("Rec::QO")) throw new Error("chunked-split-qin: a Q~ store is left");
+  return src;
+}
+
+export const CHUNK_SPLIT_QIN_SOURCE =
+  String.raw`
+// ==== seqc chunked split with low rank, Q~ (QIN 2: and X~) left out of the record (QIN) ====
+// record (elements of T): X~ [F][KP] (QIN 1), M [F][KP], Aq [F][F], U0 [F][VP]; then floats exp(G_n) [KP], fq [F] and
+// (QIN 2) fx [F], at FO
+template <class Cfg> struct SeqcRecQ {
+  static constexpr size_t XO = 0, MO = XO + (Cfg::QIN == 1 ? (size_t)Cfg::F * Cfg::KP : 0), AO = MO + (size_t)Cfg::F * Cfg::KP, UO = AO + (size_t)Cfg::F * Cfg::F;
+  static constexpr size_t END = UO + (size_t)Cfg::F * Cfg::VP, NFL = Cfg::KP + Cfg::QIN * Cfg::F;
+  static constexpr size_t FO = ((END * sizeof(typename Cfg::T) + 15) / 16) * 16, BYTES = FO + NFL * 4;
+};
+` +
+  qinPhaseA() +
+  String.raw`
+// one chunk's stage of the QIN walk: q's rows (QIN 2: and the key rows) from the inputs as phase A's load takes them,
+// the record's X~ (QIN 1), M, Aq, the U0 tile, exp(G_n), fq (and fx)
+template <class Cfg, class R>
+__device__ __forceinline__ void seqc_walkq_issue(const R& rows, const SeqcSm<Cfg>& s, int stage, const char* rec, u32 b, u32 h, u32 t0, u32 T, u32 j0) {
+  typedef typename Cfg::T T_;
+  typedef SeqcRecQ<Cfg> Rec;
+  constexpr int F = Cfg::F, KP = Cfg::KP, RTP = Cfg::RTP, E = 16 / sizeof(T_), LDK = Cfg::LDK, BV = Cfg::BV;
+${walkStage({ m: true, floats: "eg" })}
+  const bool kvec = (rows.keyDim() % 8u) == 0u;
+  for (int e = tid; e < F * (KP / 8); e += nt) {
+    const int f = e / (KP / 8), i0 = (e % (KP / 8)) * 8, tl = f / RTP, rr = f % RTP;
+    const u32 t = t0 + tl;
+    const bool qreal = rr == 0 && t < T, inK = kvec && (u32)i0 + 8u <= rows.keyDim();
+    const T_* src = qreal && kvec ? rows.srcQ(b, t, h) : nullptr;
+    if (src && inK) for (int k = 0; k < 8; k += E) seqc_cp16(q + f * LDK + i0 + k, src + i0 + k);
+    else {
+      float o[8];
+      if (qreal && !src) rows.loadQ(b, t, h, i0, o); else for (int k = 0; k < 8; ++k) o[k] = 0.f;
+      seqc_sst8(q + f * LDK + i0, o);
+    }
+    if (Cfg::QIN == 2) {
+      const bool real = seqc_real<Cfg>(s.I, f, t0, T);
+      const T_* xs = real && kvec ? rows.srcX(b, t, rr, h) : nullptr;
+      if (xs && inK) for (int k = 0; k < 8; k += E) seqc_cp16(x + f * LDK + i0 + k, xs + i0 + k);
+      else {
+        float o[8];
+        if (real && !xs) rows.loadX(b, t, rr, h, i0, o); else for (int k = 0; k < 8; ++k) o[k] = 0.f;
+        seqc_sst8(x + f * LDK + i0, o);
+      }
+    } else for (int k = 0; k < 8; k += E) seqc_cp16(x + f * LDK + i0 + k, r + Rec::XO + f * KP + i0 + k);
+    for (int k = 0; k < 8; k += E) seqc_cp16(m + f * LDK + i0 + k, r + Rec::MO + f * KP + i0 + k);
+  }
+${recordCopyAq("a")}
+  for (int e = tid; e < F * (BV / E); e += nt) {
+    const int f = e / (BV / E), jj = (e % (BV / E)) * E;
+    seqc_cp16(u + f * Cfg::LDV + jj, r + Rec::UO + f * Cfg::VP + j0 + jj);
+  }
+  for (int e = tid; e < (int)Rec::NFL / 4; e += nt) seqc_cp16(eg + e * 4, rec + Rec::FO + e * 16);
+}
+
+template <class Cfg, class R>
+__device__ void seqc_chunk_walk_qi(const R& rows, char* smem, const typename Cfg::T* ws, u32 K, u32 V, u32 nH) {
+  typedef typename Cfg::T T_;
+  typedef SeqcRecQ<Cfg> Rec;
+  constexpr int F = Cfg::F, C = F / Cfg::RTP, BV = Cfg::BV, LDV = Cfg::LDV, KP = Cfg::KP;
+  static_assert(Cfg::LR && Cfg::DECAY < 2 && sizeof(T_) == 2, "QIN: low rank, a scalar or no decay, 2-byte operands");
+${walkHead(true)}
+${walkPipe({ issue: "seqc_walkq_issue", inputs: true, m: true, floats: "eg" })}
+    const float* fq = eg + KP;
+    // Z = U0 + M S0 (QIN 2: and its copy scaled by fx for the state update, splitd's ZX)
+    const float* fx = eg + KP + F;
+    seqc_bmm<T_, false, false, SeqcWN<BV>::N, KP>(F, BV, m, Cfg::LDK, s.SB, LDV, [&](int mm, int n, float v0, float v1) {
+      const float z0 = seqc_f32(u[mm * LDV + n]) + v0, z1 = seqc_f32(u[mm * LDV + n + 1]) + v1;
+      seqc_sst2(s.Z + mm * LDV + n, z0, z1);
+      if (Cfg::QIN == 2) seqc_sst2(s.ZX + mm * LDV + n, fx[mm] * z0, fx[mm] * z1);
+    });
+    __syncthreads();
+${walkReadout({ what: "y = diag(fq) (Q SB) + Aq Z", tiles: true, step: "Cfg::NT / 32", kp: "KP", fq: true, z: "s.Z" })}
+${walkTail("Cfg::QIN == 2 ? s.ZX : s.Z", "eg")}
+`;
