@@ -135,8 +135,12 @@ LR_READ_MMA = "tf32"
 # Whether the fused readouts (LR_FUSED_READ "cuda") also take a per-key decay (RWKV-7): "cuda" (the module's
 # "kernels"."lowRankReadoutKey", compiler/backends/cuda/lowrank-readout-key.ts: fp32 FMAs on the SIMT cores, C = K = V =
 # 64, two events a step, both axes; every exp of a difference <= 0; float32 and bf16 tensors, the chain runs both in fp32)
-# or "torch" (ChunkCore's per-key torch ops, LR_KEY's halves or sub-blocks; everything else always runs them).
-LR_READ_KEY = "torch"
+# or "torch" (ChunkCore's per-key torch ops, LR_KEY's halves or sub-blocks; everything else always runs them). "cuda" is
+# the default since one H200 call (bench/RESULTS.md, "RWKV-7's per-chunk readouts on a fused kernel"): RWKV-7 at B=8
+# T=2048 H=16 K=V=64, graphs, on the chain: fp32 22.38 -> 16.56 ms, bf16 21.01 -> 15.05 (fla chunk_rwkv7 4.681 in the
+# same process); one eager fp32 step's adjoint 7.44 -> 4.46 ms, fwd 4.80 -> 1.65; gradients vs float64 at B=2 T=2048
+# fp32 3.2e-6 -> 3.1e-6, bf16 1.7e-3 both; check.py --only-chunked rwkv7 with it 33/33, gradcheck passed.
+LR_READ_KEY = "cuda"
 # How the backward proper runs once the forward's chunk states, reads and dy are known: "chain" (the adjoint chain on the
 # reversed timeline: its chunk transitions augA, the pass, the adjoint's readouts, the forward's readouts fwd, the log
 # decays' reverse sum over the timeline) or "wy" (seqc_lowrank_wy.py: the chunk-state structure of fla's chunk kernels;
