@@ -74,7 +74,8 @@ function reference(c: Case, d: Data): Float64Array {
 /** An emulator executable for the module's entries: argv[1] a directory with launch.txt (entry, grid, threads, shared,
  * then B T H K V init rev) and ld, a, b, c, S0, o as raw buffers; runs the one launch and writes o.out. */
 function buildEmu(source: string, kernels: RowsChunkKernel[]): string {
-  const tramp = kernels.map((k) => `static void body_${k.entry}() { ${k.entry}((const float*)BUF["ld"].data(), (${k.lowA ? "const seqc_bf16*" : "const float*"})BUF["a"].data(), (const seqc_bf16*)BUF["b"].data(), (const seqc_bf16*)BUF["c"].data(), (const float*)BUF["S0"].data(), (float*)BUF["o"].data(), U[0], U[1], U[2], U[3], U[4], U[5], U[6]); }`);
+  const extra = (k: RowsChunkKernel) => (k.terms ? `, (const float*)BUF["dq"].data(), (const seqc_bf16*)BUF["kk"].data(), (float*)BUF["terms"].data()` : "");
+  const tramp = kernels.map((k) => `static void body_${k.entry}() { ${k.entry}((const float*)BUF["ld"].data(), (${k.lowA ? "const seqc_bf16*" : "const float*"})BUF["a"].data(), (const seqc_bf16*)BUF["b"].data(), (const seqc_bf16*)BUF["c"].data(), (const float*)BUF["S0"].data(), (${k.terms ? "seqc_bf16" : "float"}*)BUF["o"].data(), U[0], U[1], U[2], U[3], U[4], U[5], U[6]${extra(k)}); }`);
   const main = `
 #include <map>
 static std::map<std::string, std::vector<char>> BUF; static unsigned U[7];
@@ -86,13 +87,13 @@ int main(int argc, char** argv) {
   char name[256]; unsigned gx, nthr, smem;
   if (fscanf(lf, "%255s %u %u %u", name, &gx, &nthr, &smem) != 4) return 2;
   for (int i = 0; i < 7; ++i) if (fscanf(lf, "%u", &U[i]) != 1) return 2;
-  for (const char* b : {"ld", "a", "b", "c", "S0", "o"}) BUF[b] = readf(dir + "/" + b + ".bin");
+  for (const char* b : {"ld", "a", "b", "c", "S0", "o", "dq", "kk", "terms"}) BUF[b] = readf(dir + "/" + b + ".bin");
   void (*fn)() = nullptr;
 ${kernels.map((k) => `  if (!strcmp(name, "${k.entry}")) fn = body_${k.entry};`).join("\n")}
   if (!fn) { fprintf(stderr, "no entry %s\\n", name); return 2; }
   emu::Dim g; g.x = gx; emu::Dim blk; blk.x = nthr;
   emu::launch(fn, g, blk, smem);
-  FILE* f = fopen((dir + "/o.out").c_str(), "wb"); fwrite(BUF["o"].data(), 1, BUF["o"].size(), f); fclose(f);
+  for (const char* b : {"o", "terms"}) { FILE* f = fopen((dir + "/" + b + ".out").c_str(), "wb"); fwrite(BUF[b].data(), 1, BUF[b].size(), f); fclose(f); }
   return 0;
 }
 `;
@@ -103,19 +104,30 @@ ${kernels.map((k) => `  if (!strcmp(name, "${k.entry}")) fn = body_${k.entry};`)
 /** One launch as runtime/torch/seqc_chunked.py rows_chunk_kernel makes it: grid B H, the output NaN first (every
  * element must be written). */
 function runEmu(bin: string, k: RowsChunkKernel, c: Case, d: Data, rev = 0): Float64Array {
+  return runEmuT(bin, k, c, d, rev).o;
+}
+
+/** runEmu with the terms entries' operands (dq float32, kk bf16 values, [B, T, H*K]): out (as float64; a terms entry's bf16
+ * words widened) and the terms (NaN where not written). */
+function runEmuT(bin: string, k: RowsChunkKernel, c: Case, d: Data, rev = 0, dq?: Float64Array, kk?: Float64Array): { o: Float64Array; terms: Float64Array } {
   const dir = mkdtempSync(join(tmpdir(), "seqc-rows-chunk-"));
   try {
     const f32 = (x: Float64Array) => Buffer.from(Float32Array.from(x).buffer);
     const n = c.B * c.T * c.H * c.K;
+    const nan = new Float64Array(n).fill(NaN);
     const bufs: Record<string, Buffer> = {
       ld: f32(d.ld), a: k.lowA ? bf16(d.a).words : f32(d.a), b: bf16(d.b).words, c: bf16(d.c).words,
-      S0: d.S0 ? f32(d.S0) : Buffer.alloc(4), o: f32(new Float64Array(n).fill(NaN)),
+      S0: d.S0 ? f32(d.S0) : Buffer.alloc(4), o: k.terms ? Buffer.alloc(2 * n, 0xff) : f32(nan),
+      dq: dq ? f32(dq) : Buffer.alloc(4), kk: kk ? bf16(kk).words : Buffer.alloc(4), terms: f32(nan),
     };
     for (const [name, b] of Object.entries(bufs)) writeFileSync(join(dir, `${name}.bin`), b);
     writeFileSync(join(dir, "launch.txt"), `${k.entry} ${c.B * c.H} ${k.threads} ${k.sharedBytes} ${c.B} ${c.T} ${c.H} ${c.K} ${c.V} ${c.init ? 1 : 0} ${rev}\n`);
     execFileSync(bin, [dir], { stdio: "pipe" });
-    const raw = readFileSync(join(dir, "o.out"));
-    return Float64Array.from(new Float32Array(raw.buffer, raw.byteOffset, n));
+    const raw = readFileSync(join(dir, "o.out")), tr = readFileSync(join(dir, "terms.out"));
+    const o = k.terms
+      ? Float64Array.from(new Uint16Array(raw.buffer, raw.byteOffset, n), (w) => new Float32Array(new Uint32Array([w << 16]).buffer)[0])
+      : Float64Array.from(new Float32Array(raw.buffer, raw.byteOffset, n));
+    return { o, terms: Float64Array.from(new Float32Array(tr.buffer, tr.byteOffset, n)) };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -156,14 +168,14 @@ describe.skipIf(!gpp)("rows readout, chunked on tensor cores: CPU emulation vs f
       { B: 2, T: 37, H: 1, K: 16, V: 7, init: true, minLd: -0.5 },
       { B: 1, T: 150, H: 2, K: 13, V: 24, init: false, minLd: -0.3 },
     ];
-    for (const k of m.kernels.filter((x) => !x.pipe))
+    for (const k of m.kernels.filter((x) => !x.pipe && !x.terms))
       for (const [i, c] of cases.entries()) {
         const err = error(bin, k, c, 11 + 7 * i + c.T);
         expect(err, `${k.entry} B=${c.B} T=${c.T} H=${c.H} K=${c.K} V=${c.V}`).toBeLessThan(TOL);
       }
   }, 600_000);
   it("K = V = 64 over two chunks with mild decays (the quotient form) and decays down to -20 per step (pairwise exps, the state forgets: no NaN / Inf)", () => {
-    for (const k of m.kernels.filter((x) => x.warps === 4 || x.lowA || x.pipe))
+    for (const k of m.kernels.filter((x) => (x.warps === 4 || x.lowA || x.pipe) && !x.terms))
       for (const [i, c] of ([
         { B: 1, T: 128, H: 1, K: 64, V: 64, init: true, minLd: -0.1 },
         { B: 1, T: 100, H: 1, K: 64, V: 64, init: true, minLd: -20 },
@@ -175,7 +187,7 @@ describe.skipIf(!gpp)("rows readout, chunked on tensor cores: CPU emulation vs f
   it("8 warps (two a sub-chunk, each half the columns) give the 4-warp entries' outputs but for rounding (the same products; the decays' cumulative sum in 4 parts, not 2)", () => {
     const c: Case = { B: 2, T: 100, H: 1, K: 64, V: 40, init: true, minLd: -0.2 };
     for (const lowA of [false, true]) {
-      const w4 = m.kernels.find((k) => k.warps === 4 && k.lowA === lowA)!, w8 = m.kernels.find((k) => k.warps === 8 && k.lowA === lowA)!;
+      const w4 = m.kernels.find((k) => k.warps === 4 && k.lowA === lowA)!, w8 = m.kernels.find((k) => k.warps === 8 && k.lowA === lowA && !k.pipe && !k.terms)!;
       const d = data(w4, c, 17);
       const a = runEmu(bin, w4, c, d), b = runEmu(bin, w8, c, d);
       expect(b.every(Number.isFinite)).toBe(true);
@@ -188,8 +200,8 @@ describe.skipIf(!gpp)("rows readout, chunked on tensor cores: CPU emulation vs f
       { B: 2, T: 150, H: 2, K: 64, V: 64, init: true, minLd: -0.3 },
       { B: 1, T: 130, H: 1, K: 64, V: 64, init: false, minLd: -20 },
     ];
-    for (const k of m.kernels.filter((x) => x.pipe)) {
-      const twin = m.kernels.find((x) => !x.pipe && x.warps === k.warps && x.lowA === k.lowA)!;
+    for (const k of m.kernels.filter((x) => x.pipe && !x.terms)) {
+      const twin = m.kernels.find((x) => !x.pipe && !x.terms && x.warps === k.warps && x.lowA === k.lowA)!;
       for (const [i, c] of cases.entries()) {
         const d = data(k, c, 31 + i);
         const got = runEmu(bin, k, c, d);
@@ -211,7 +223,7 @@ describe.skipIf(!gpp)("rows readout, chunked on tensor cores: CPU emulation vs f
     ];
     const same = (x: Float64Array, y: Float64Array) => x.length === y.length && x.every((v, j) => Object.is(v, y[j]));
     const flipped = (c: Case, d: Data): Data => ({ ld: shiftRev(d.ld, c), a: flipT(d.a, c, c.K), b: flipT(d.b, c, c.V), c: flipT(d.c, c, c.V), S0: d.S0 });
-    for (const k of m.kernels)
+    for (const k of m.kernels.filter((x) => !x.terms))
       for (const [i, c] of cases.entries()) {
         const d = data(k, c, 41 + i);
         const got = runEmu(bin, k, c, d, REV_ALL);
@@ -230,6 +242,29 @@ describe.skipIf(!gpp)("rows readout, chunked on tensor cores: CPU emulation vs f
         const want = flipT(runEmu(bin, m.kernels.find((x) => x.entry === k.entry)!, c, flipped(c, d)), c, c.K);
         expect(relativeError(got, want) > TOL, `${what} ${k.entry}`).toBe(true);
       }
+  }, 600_000);
+  it("the terms entries (_t): out as bf16 bitwise the rounded output of their twin, terms = q dq - k dk bitwise (q = a at out's row, each product rounded to float32, then the difference), forward (rev 0) and reversed (rev 31), T = 1, 150, B and H > 1; a twin taking dk's bf16 rounding into the terms fails", () => {
+    const cases: Case[] = [
+      { B: 1, T: 1, H: 1, K: 64, V: 64, init: true, minLd: -1 },
+      { B: 2, T: 150, H: 2, K: 64, V: 64, init: true, minLd: -0.3 },
+    ];
+    const f = Math.fround;
+    const check = (b: string, k: RowsChunkKernel, twinBin: string, twin: RowsChunkKernel, c: Case, seed: number, rev: number) => {
+      const d = data(k, c, seed), r = rng(seed + 100), n = c.B * c.T * c.H * c.K;
+      const dq = Float64Array.from({ length: n }, () => f(2 * r() - 1)), kk = bf16(Float64Array.from({ length: n }, () => f(2 * r() - 1))).values;
+      const got = runEmuT(b, k, c, d, rev, dq, kk), want = runEmuT(twinBin, twin, c, d, rev).o;
+      const o = want.every(Number.isFinite) && bf16(want).values.every((x, j) => Object.is(x, got.o[j]));
+      const terms = got.terms.every((x, j) => Object.is(x, f(f(d.a[j] * dq[j]) - f(kk[j] * want[j]))));
+      return { o, terms };
+    };
+    for (const k of m.kernels.filter((x) => x.terms)) {
+      const twin = m.kernels.find((x) => !x.terms && x.warps === k.warps && x.lowA === k.lowA && !!x.pipe === !!k.pipe)!;
+      for (const [i, c] of cases.entries())
+        for (const rev of [0, REV_ALL]) expect(check(bin, k, bin, twin, c, 61 + i, rev), `${k.entry} T=${c.T} rev=${rev}`).toEqual({ o: true, terms: true });
+    }
+    const broken = rowsChunkModule([{ warps: 8, lowA: false, terms: true }], (src) => src.replace("seqc_f32(kk[r]), v);", "seqc_f32(kk[r]), seqc_f32(seqc_cvt<seqc_bf16>(v)));"));
+    const twin = m.kernels.find((x) => !x.terms && !x.pipe && x.warps === 8 && !x.lowA)!;
+    expect(check(buildEmu(broken.source, broken.kernels), broken.kernels[0], bin, twin, cases[1], 62, REV_ALL).terms).toBe(false);
   }, 600_000);
   it("broken twins fail: the state's low bf16 word dropped (one rounding of the state: about 2^-9), the diagonal's own token left out", () => {
     const c: Case = { B: 1, T: 100, H: 1, K: 32, V: 32, init: true, minLd: -0.05 };

@@ -273,6 +273,13 @@ ROWS_CHUNK_PIPE = False
 # test/torch-rows-rev). "flip" (the way before): the glue's flips and gather first. Elsewhere (the walk, a module whose
 # entries have no rev argument) as "flip".
 ROWS_REVERSED = "flip"
+# With ROWS_REVERSED "kernel", where the decay adjoint's terms would run on the decay terms kernel (DECAY_TERMS "kernel", a
+# per-key decay, one pair and one readout, q as the cores read it) and dk is an input's whole gradient in bf16 (GLA's k):
+# "kernel" the transposed adjoint's chunked entry that also writes the terms q.dq - k.dk (rows-chunk.ts terms, entries _t:
+# dq and k read at dk's token as dk is stored, bitwise the terms kernel's products and difference) and dk as bf16 (the
+# gradient as returned: the same rounding as the conversion after); no terms launch, no float32 dk written, no conversion of
+# it. "apart" (the way before): dk float32, then the terms kernel, then the conversion.
+ROWS_TERMS = "apart"
 
 
 def rows_segment(k, B, T, H, K, V, sms, segment=None):
@@ -288,21 +295,22 @@ def rows_segment(k, B, T, H, K, V, sms, segment=None):
     return T if seg <= 0 or seg >= T else int(seg)
 
 
-def rows_chunk_pick(kc, low, np_, nr, K, V, segment=None, pipe=None):
+def rows_chunk_pick(kc, low, np_, nr, K, V, segment=None, pipe=None, terms=False):
     """The chunked form's kernel (ROWS_FORM "chunk") for these operands, or None where it does not apply: b and c bf16
     (low "bc": a float32, "abc": a bf16), one pair and one readout, K and V within its tile, one segment; the prefetching
-    entry where ROWS_CHUNK_PIPE (or `pipe`) asks for it and K = V = 64 (else the one without)."""
+    entry where ROWS_CHUNK_PIPE (or `pipe`) asks for it and K = V = 64 (else the one without); terms: an entry that writes the
+    decay adjoint's terms beside its bf16 output (rows-chunk.ts _t), else one that does not."""
     seg = ROWS_SEGMENT if segment is None else segment
     if kc is None or ROWS_FORM != "chunk" or low is None or np_ != 1 or nr != 1 or seg is None or seg != 0:
         return None
     want = (ROWS_CHUNK_PIPE if pipe is None else pipe) and K == 64 and V == 64
 
     def fits(k, p):
-        return k["warps"] == ROWS_CHUNK_WARPS and k["lowA"] == (low == "abc") and bool(k.get("pipe")) == p and K <= k["maxK"] and V <= k["maxV"]
+        return k["warps"] == ROWS_CHUNK_WARPS and k["lowA"] == (low == "abc") and bool(k.get("pipe")) == p and bool(k.get("terms")) == bool(terms) and K <= k["maxK"] and V <= k["maxV"]
     return next((k for k in kc.kernels if fits(k, want)), None) or next((k for k in kc.kernels if fits(k, False)), None)
 
 
-def rows_readout_kernel(km, ld, pairs, readouts, S0, B, T, H, K, V, tile=None, segment=None, kc=None, rev=0):
+def rows_readout_kernel(km, ld, pairs, readouts, S0, B, T, H, K, V, tile=None, segment=None, kc=None, rev=0, terms=None):
     """rows_decayed_readout's contract (out_r,t = S_t c_r,t, S_t = diag(exp(ld_t)) S_{t-1} + sum_p a_p,t b_p,t^T) on the
     rows readout kernel: km a seqc_cuda.KernelModule of "rowsReadout", every tensor float32 on its device; S0 [B, H*K*V]
     or None (zero). Grid: B H ceil(K / kr) blocks by segments x ceil(V / vs) value slices (per slice a partial sum,
@@ -311,7 +319,10 @@ def rows_readout_kernel(km, ld, pairs, readouts, S0, B, T, H, K, V, tile=None, s
     (k["segments"]); one segment: the kernel k itself from S0. kc: the module's chunked form (rowsChunk), taken where
     rows_chunk_pick finds a kernel (grid B H, one output). rev: the chunked form's reversed-time bits (rows-chunk.ts
     RC_REV_BITS: ld as the adjoint's shifted reversed decays 1, a 2, b 4, c 8, out 16); with rev set, None where the chunked
-    form does not take the operands or its entry has no rev argument (the caller then flips)."""
+    form does not take the operands or its entry has no rev argument (the caller then flips). terms: (dq float32, k bf16),
+    [B, T, H*K] stored as out is: the chunked form's terms entry (rows-chunk.ts _t), returning [out as bf16, the terms
+    a dq - k out as float32 [B, T, H*K]], or None where it does not apply (a bf16 a, a and out stored in opposite
+    directions, no such entry)."""
     np_, nr = len(pairs), len(readouts)
     tile = tile or ROWS_TILE
 
@@ -321,8 +332,10 @@ def rows_readout_kernel(km, ld, pairs, readouts, S0, B, T, H, K, V, tile=None, s
     if ROWS_IO == "bf16" and all(bf(b) for _, b in pairs) and all(bf(c) for c in readouts):
         low = "abc" if all(bf(a) for a, _ in pairs) else "bc"
 
-    kck = rows_chunk_pick(kc, low, np_, nr, K, V, segment)
-    if rev and (kck is None or not kck.get("rev")):
+    if terms is not None and (low != "bc" or bool(rev & 2) != bool(rev & 16) or any(x.dtype != want or not x.is_contiguous() or x.numel() != B * T * H * K for x, want in zip(terms, (torch.float32, torch.bfloat16)))):
+        return None
+    kck = rows_chunk_pick(kc, low, np_, nr, K, V, segment, terms=terms is not None)
+    if (rev or terms is not None) and (kck is None or not kck.get("rev")):
         return None
 
     def fits(k, low):
@@ -354,14 +367,18 @@ def rows_readout_kernel(km, ld, pairs, readouts, S0, B, T, H, K, V, tile=None, s
     ins += [arg(b, "b%d [B, T, H*V]" % i, nv, low is not None) for i, (_, b) in enumerate(pairs)] + [arg(c, "c%d [B, T, H*V]" % i, nv, low is not None) for i, c in enumerate(readouts)]
     s0 = arg(S0, "S0 [B, H*K*V]", B * H * K * V) if S0 is not None else torch.zeros(4, dtype=torch.float32, device=dev)
     if kck is not None and kck.get("pipe") and any(x.data_ptr() % 16 for x in ins):  # its 16-byte loads need aligned rows
-        kck = rows_chunk_pick(kc, low, np_, nr, K, V, segment, pipe=False)
+        kck = rows_chunk_pick(kc, low, np_, nr, K, V, segment, pipe=False, terms=terms is not None)
     if kck is not None:  # the chunked form: one block per (batch, head), every output element written
-        out = torch.empty([B, T, H * K], dtype=torch.float32, device=dev)
+        out = torch.empty([B, T, H * K], dtype=torch.bfloat16 if terms is not None else torch.float32, device=dev)
+        extra = [("u32", int(rev))] if kck.get("rev") else []  # (a module built before the rev argument: none)
+        tt = None
+        if terms is not None:
+            tt = torch.empty([B, T, H * K], dtype=torch.float32, device=dev)
+            extra += [("ptr", x.data_ptr()) for x in (terms[0], terms[1], tt)]
         with torch.cuda.device(dev):
             stream = torch.cuda.current_stream(dev).cuda_stream
-            extra = [("u32", int(rev))] if kck.get("rev") else []  # (a module built before the rev argument: none)
             kc.launch(kck, (B * H, 1), [("ptr", x.data_ptr()) for x in ins + [s0, out]] + [("u32", v) for v in (B, T, H, K, V, 1 if S0 is not None else 0)] + extra, stream)
-        return [out]
+        return [out] if tt is None else [out, tt]
     slices = -(-V // k["vs"])
     outs = [torch.empty([slices, B, T, H * K], dtype=torch.float32, device=dev) for _ in readouts]
     seg = rows_segment(k, B, T, H, K, V, km.info["multiprocessors"], segment)
@@ -557,7 +574,7 @@ def rows_decayed_readout(ld, pairs, readouts, S0, B, T, H, K, V, dtype, device, 
     return outs
 
 
-def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state, inputs, params, outputs, dtype, device, per_key_t=None, decay_way=None, S_N=None, seen=None, rows=None, decay_anchor=None, anchor_chunk=None, rev_low=None, reverse_sum=None, reverse_glue=None, low_out=False, exact_low=None, low_in=None, low_alias=False, part_reads=None, low_bars=False, run_copies=False, post_binds=None, anchor_products=None, decay_terms=None, sum_low=None, drop_zeros=False, terms_rev=False, rows_rev=None, low_reads=None):
+def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state, inputs, params, outputs, dtype, device, per_key_t=None, decay_way=None, S_N=None, seen=None, rows=None, decay_anchor=None, anchor_chunk=None, rev_low=None, reverse_sum=None, reverse_glue=None, low_out=False, exact_low=None, low_in=None, low_alias=False, part_reads=None, low_bars=False, run_copies=False, post_binds=None, anchor_products=None, decay_terms=None, sum_low=None, drop_zeros=False, terms_rev=False, rows_rev=None, low_reads=None, rows_terms=False):
     """Gradients of the forward's inputs, params and the matrix state's initial value through the chain.
 
     n: the chain's names (<Model>.torch.json "chunked".names); run(part, dims, inputs, initial_state, B, T)
@@ -587,9 +604,10 @@ def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state,
     terms_rev: decay_terms takes rev= (its operands' reversed-time bits): where every pair's k is prep's copy of a bf16 input
     whose gradient has no other piece, the terms read adjointT's dk in reversed time and dk is converted to the input's
     dtype before its reversal (REVERSED_READS "terms"; where decay_terms returns None, as before).
-    rows_rev(ld, pairs, readouts, S0, rev) -> rows(...)'s outputs with the operands read in reversed time as the bits rev say
-    (rows_readout_kernel's rev), or None where the kernel does not take them (ROWS_REVERSED "kernel"): a per-key decay's
-    transposed adjoint then reads the forward-time ld, q, dy, v and writes dk in forward time (no flips for it or after it).
+    rows_rev(ld, pairs, readouts, S0, rev, terms=None) -> rows(...)'s outputs with the operands read in reversed time as the
+    bits rev say (rows_readout_kernel's rev, terms), or None where the kernel does not take them (ROWS_REVERSED "kernel"): a
+    per-key decay's transposed adjoint then reads the forward-time ld, q, dy, v and writes dk in forward time (no flips for
+    it or after it). rows_terms: the decay adjoint's terms are asked of it (ROWS_TERMS "kernel": [dk in bf16, the terms]).
     low_reads(parts) -> whether every core in parts reads bf16 (then the adjoint's shifted decays are gathered from a bf16
     input they equal, where rows_rev took adjointT), or None.
     decay_terms(plus, minus) -> the decay adjoint's per-token terms sum a.c over plus - over minus ([(q, dq)] and
@@ -741,10 +759,26 @@ def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state,
     else:
         coret_out = run("coreT", cd, with_ld(dict(kv, **dys), ld), {"S": canon(S0, not per_key)}, B, T)[0]
 
-    # ROWS_REVERSED "kernel": adjointT (dk = G v in reversed time) on the forward-time tensors, dk stored in forward time
-    dks_fwd = None
+    def whole_low(o):  # the dtype of the bf16 input whose whole gradient o's adjoint is (prep's copy, no other piece), or None
+        src = aliases.get(o)
+        if src is None or o in n["prepOutputs"] or not hasattr(given, "low") or given.low(src) is None:
+            return None
+        if any(src in ((n.get(part) or {}).get("inputBar") or {}) for part in ("postBw", "prepBw")):
+            return None
+        return given.low(src).dtype
+    sv = seen or (lambda x: x)
+    # ROWS_REVERSED "kernel": adjointT (dk = G v in reversed time) on the forward-time tensors, dk stored in forward time;
+    # ROWS_TERMS "kernel": with the decay adjoint's terms (where the terms kernel would take them) and dk in bf16
+    dks_fwd, fused_terms = None, None
     if matmul_t and way_t == "kernel" and rows_rev is not None and ld is not None:
-        dks_fwd = rows_rev(ld, [(qs["x_q%d" % i], dys["x_dy%d" % i]) for i in range(len(n["readouts"]))], [kv["x_v%d" % i] for i in range(len(n["pairs"]))], canon(dS, False), 31)
+        args = (ld, [(qs["x_q%d" % i], dys["x_dy%d" % i]) for i in range(len(n["readouts"]))], [kv["x_v%d" % i] for i in range(len(n["pairs"]))], canon(dS, False), 31)
+        if (rows_terms and per_key and decay_terms is not None and (decay_way or DECAY_WAY) == "torch" and len(n["pairs"]) == 1 and len(n["readouts"]) == 1
+                and whole_low(n["pairs"][0]["k"]) == getattr(torch, "bfloat16", None) and sv(qs["x_q0"]) is qs["x_q0"] and sv(kv["x_k0"]).dtype == torch.bfloat16):
+            got = rows_rev(*args, terms=(tok(coret_out["o_dq0"], H * K), sv(kv["x_k0"])))
+            if got is not None:
+                dks_fwd, fused_terms = got[:1], got[1].reshape(B, T, L)
+        if dks_fwd is None:
+            dks_fwd = rows_rev(*args)
     # the adjoint in reversed time: token t's decay moved to t - 1 (none after the last token), then reversed
     ldn = None
     ld_low = given.low(aliases[n["ld"]]) if dks_fwd is not None and lean and n.get("ld") in aliases and hasattr(given, "low") else None
@@ -781,13 +815,6 @@ def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state,
     bars = {}
     # REVERSED_READS "terms": each pair's dk as adjointT wrote it (reversed time) and the dtype it is returned in, where dk is
     # an input's whole gradient (prep's copy of a bf16 input, no other piece); reversed below, after the terms read it
-    def whole_low(o):
-        src = aliases.get(o)
-        if src is None or o in n["prepOutputs"] or not hasattr(given, "low") or given.low(src) is None:
-            return None
-        if any(src in ((n.get(part) or {}).get("inputBar") or {}) for part in ("postBw", "prepBw")):
-            return None
-        return given.low(src).dtype
     dk_raw = {}
     if terms_rev and dks_fwd is None and decay_terms is not None and n.get("ld") and (decay_way or DECAY_WAY) == "torch" and all(whole_low(p["k"]) is not None for p in n["pairs"]):
         dk_raw = {i: (tok(adjt_out["o_dk%d" % i], H * K), whole_low(p["k"])) for i, p in enumerate(n["pairs"])}
@@ -813,8 +840,7 @@ def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state,
                 return (a * b).reshape(B, T, H, K).sum(3)
             return torch.linalg.vecdot(a.reshape(B, T, H, K), b.reshape(B, T, H, K))
         prod_sub = per_key and rsum != "flip" and hasattr(torch, "addcmul")
-        sv = seen or (lambda x: x)
-        terms = None
+        terms = fused_terms  # (ROWS_TERMS "kernel": written beside dk)
         if dk_raw:  # dk read where adjointT wrote it (reversed time: the c2 bit), then converted and reversed
             terms = decay_terms([(sv(qs["x_q%d" % i]), bars[r["q"]]) for i, r in enumerate(n["readouts"])],
                                 [(sv(kv["x_k%d" % i]), full(dk_raw[i][0])) for i in range(len(n["pairs"]))], rev=8)
@@ -1068,7 +1094,7 @@ def backward(ctx, m, flat, grads):
     On CUDA the chain's whole launch sequence runs as a CUDA graph per signature (seqc_graphs.graphed: captured on a
     signature's second call, replayed after; m.graphs False or SEQC_TORCH_GRAPHS=0: eagerly every call)."""
     switches = (PER_KEY_TRANSPOSED, ROWS_TILE, ROWS_SEGMENT, ROWS_IO, ROWS_FORM, ROWS_CHUNK_WARPS, ROWS_CHUNK_PIPE, PREP_IO, PART_INPUTS, STATELESS_WIDE, STATELESS_WARP, BF16_DECAY_PARTS, DECAY_WAY, TRANSPOSED_IO, DECAY_ANCHOR, DECAY_ANCHOR_CHUNK, DECAY_ANCHOR_GRAM, ANCHOR_CHUNKS, ANCHOR_VEC, DECAY_TERMS, GRAD_SUM, GRAM_PRODUCTS, REVERSE_SUM, REVERSE_CHUNK, REVERSE_GLUE, GLUE_COPIES, STATELESS_IO, ALIAS_IO, FLIP_VIEW, IDLE_INPUTS, ADJOINT_OUT, RUN_COPIES, CORE_RERUN, ZERO_STORES)
-    switches += (STATELESS_ROWS, GRAPH_PICKS, REVERSED_READS, ROWS_REVERSED)
+    switches += (STATELESS_ROWS, GRAPH_PICKS, REVERSED_READS, ROWS_REVERSED, ROWS_TERMS)
     return _graphs.graphed_backward(ctx, m, "chunked-backward", switches, flat, grads, lambda f, g, S_N: backward_eager(ctx, m, f, g, convert=False, S_N=S_N),
                                     extra=[getattr(ctx, "chain_SN", None)])
 
@@ -1267,6 +1293,8 @@ def backward_eager(ctx, m, flat, grads, convert=True, S_N=None):
         raise ValueError("seqc_chunked: ANCHOR_CHUNKS is %r; expected 'kernel' or 'copies'" % (ANCHOR_CHUNKS,))
     if ROWS_FORM not in ("chunk", "walk"):
         raise ValueError("seqc_chunked: ROWS_FORM is %r; expected 'chunk' or 'walk'" % (ROWS_FORM,))
+    if ROWS_TERMS not in ("kernel", "apart"):
+        raise ValueError("seqc_chunked: ROWS_TERMS is %r; expected 'kernel' or 'apart'" % (ROWS_TERMS,))
     if ROWS_REVERSED not in ("kernel", "flip"):
         raise ValueError("seqc_chunked: ROWS_REVERSED is %r; expected 'kernel' or 'flip'" % (ROWS_REVERSED,))
     if REVERSED_READS not in ("terms", "flip"):
@@ -1296,8 +1324,8 @@ def backward_eager(ctx, m, flat, grads, convert=True, S_N=None):
     def rows(ld, pairs, readouts, S0):
         return rows_readout_kernel(km, ld, pairs, readouts, S0, B, T, cd["H"], cd["K"], cd["V"], kc=kc)
 
-    def rows_rev(ld, pairs, readouts, S0, rev):  # ROWS_REVERSED "kernel": the chunked form reading reversed time, or None
-        return rows_readout_kernel(km, ld, pairs, readouts, S0, B, T, cd["H"], cd["K"], cd["V"], kc=kc, rev=rev)
+    def rows_rev(ld, pairs, readouts, S0, rev, terms=None):  # ROWS_REVERSED "kernel": the chunked form reading reversed time, or None
+        return rows_readout_kernel(km, ld, pairs, readouts, S0, B, T, cd["H"], cd["K"], cd["V"], kc=kc, rev=rev, terms=terms)
     # a per-key decay's transposed cores on the rows readout kernel reading bf16 operands (ROWS_IO "bf16"): then prep's and
     # post's backward's copies may stay bf16 (low_alias) where the forward and adjoint cores read bf16
     rows_low = km is not None and ROWS_IO == "bf16" and PER_KEY_TRANSPOSED == "kernel" and any(k.get("low") for k in km.kernels)
@@ -1316,7 +1344,7 @@ def backward_eager(ctx, m, flat, grads, convert=True, S_N=None):
         drop_zeros=ZERO_STORES == "skip",
         decay_terms=(lambda plus, minus, rev=0: decay_terms_kernel(tk, plus, minus, B, T, cd["H"], cd["K"], n.get("decay") == "key", rev)) if tk is not None else None,
         terms_rev=REVERSED_READS == "terms", rows_rev=rows_rev if km is not None and kc is not None and ROWS_REVERSED == "kernel" else None,
-        low_reads=lambda parts: all(reads_bf16(p) for p in parts))
+        low_reads=lambda parts: all(reads_bf16(p) for p in parts), rows_terms=ROWS_TERMS == "kernel")
     need = ctx.need
     res = []
     for i, t in enumerate(m.inputs):

@@ -6,8 +6,9 @@ T - 1 - t, out 16) and the decay terms kernel on a stand-in of decay-terms.ts's 
 torch's dispatch (the stand-ins' own ops left out), tensors of at least a quarter of B*T*H*K elements: flips of float32 /
 bf16 tensors, conversions float32 -> bf16, gathers (index) of float32 / bf16 tensors.
 argv: <modules dir> <Model> [broken]: broken = a rows stand-in that ignores rev's bits (the forward-time operands read as if
-reversed).
-Prints one JSON line per path (ROWS_REVERSED, REVERSED_READS): {path, counts, revs (the rows stand-in's rev per call),
+reversed). The stand-in's terms entry (ROWS_TERMS "kernel") returns [out as bf16, a dq - k out].
+Prints one JSON line of rows_readout_kernel's declines, then one per path (ROWS_REVERSED / REVERSED_READS / ROWS_TERMS):
+{path, counts, revs (the rows stand-in's rev per call, "+terms" for the terms entry), terms_calls (the terms kernel's),
 grads_equal (every gradient bitwise, and of one dtype, as the first path's), adjoint_equal (the adjoint plan's inputs
 bitwise the first path's: names, dtypes, values)}.
 """
@@ -70,8 +71,8 @@ def main():
     declines(m)
 
     @paused
-    def rows(km, ld, pairs, readouts, S0, B, T, H, K, V, tile=None, segment=None, kc=None, rev=0):
-        revs.append(rev)
+    def rows(km, ld, pairs, readouts, S0, B, T, H, K, V, tile=None, segment=None, kc=None, rev=0, terms=None):
+        revs.append(rev if terms is None else "%d+terms" % rev)
         r = 0 if broken else rev
 
         def tm(x, bit, w):
@@ -82,11 +83,19 @@ def main():
             ldf = torch.cat([torch.zeros_like(ldf[:, :1]), torch.flip(ldf[:, 1:], [1])], 1)
         outs = C.rows_decayed_readout(ldf, [(tm(a, 2, K), tm(b, 4, V)) for a, b in pairs], [tm(c, 8, V) for c in readouts],
                                       S0 if S0 is not None else torch.zeros(B, H * K * V), B, T, H, K, V, torch.float32, ldf.device)
-        return [torch.flip(o, [1]) if r & 16 else o for o in outs]
+        outs = [torch.flip(o, [1]) if r & 16 else o for o in outs]
+        if terms is None:
+            return outs
+        dq, k = terms  # the terms entry: a dq - k out (float32 products, then the difference), out as bf16
+        q = pairs[0][0].reshape(B, T, H * K).float()
+        return [outs[0].to(torch.bfloat16), q * dq.reshape(B, T, H * K) - k.reshape(B, T, H * K).float() * outs[0]]
     C.rows_readout_kernel = rows
+
+    terms_calls = []
 
     @paused
     def terms(km, plus, minus, B, T, H, K, per_key, rev=0):  # decay-terms.ts's contract in torch ops (float32 products)
+        terms_calls.append(rev)
         def op(x, bit):
             x = x.reshape(B, T, H, K).float()
             return torch.flip(x, [1]) if rev & bit else x
@@ -103,8 +112,9 @@ def main():
     C.decay_terms_kernel = terms
     big, g, x, pars = S.step_inputs(m, name)
     cot, base, base_adj = None, None, None
-    for rows_way, reads in (("flip", "flip"), ("flip", "terms"), ("kernel", "flip"), ("kernel", "terms")):
-        C.ROWS_REVERSED, C.REVERSED_READS = rows_way, reads
+    for rows_way, reads, tw in (("flip", "flip", "apart"), ("flip", "terms", "apart"), ("kernel", "flip", "apart"), ("kernel", "terms", "apart"),
+                                ("flip", "flip", "kernel"), ("kernel", "flip", "kernel")):
+        C.ROWS_REVERSED, C.REVERSED_READS, C.ROWS_TERMS = rows_way, reads, tw
         counts = {"flip f32": 0, "flip bf16": 0, "f32->bf16": 0, "index f32": 0, "index bf16": 0}
 
         def tally(what, dtypes):
@@ -122,9 +132,9 @@ def main():
                 if func.overloadpacket.__name__ == "index" and not PAUSE[0] and src is not None and src.numel() >= big:
                     tally("index", (src.dtype,))
                 return out
-        del revs[:], adj_in[:]
+        del revs[:], adj_in[:], terms_calls[:]
         grads, cot = S.grad_step(m, x, pars, cot, g, Moves(big, tally, lambda: PAUSE[0]))
-        rec = {"path": "%s/%s" % (rows_way, reads), "counts": counts, "revs": list(revs)}
+        rec = {"path": "%s/%s/%s" % (rows_way, reads, tw), "counts": counts, "revs": list(revs), "terms_calls": len(terms_calls)}
         adj = adj_in[-1]
         if base is None:
             base, base_adj = grads, adj

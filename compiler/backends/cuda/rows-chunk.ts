@@ -30,6 +30,12 @@
  * at T - 1 - t (bits 2, 4, 8, 16) and ld as the adjoint's decays from the forward's log decays, ld[T - t] for t >= 1 and
  * 0 at t = 0 (bit 1: each decay moved one step earlier, then reversed). Bitwise the run on the flipped tensors (the same
  * values in the same order), without the glue's flips and gather.
+ *
+ * The decay adjoint's terms (entries _t, RowsChunkConfig.terms): the transposed adjoint's dk (out) is also what the
+ * per-key decay's terms q.dq - k.dk take, with q = a (the readout's q) at dk's token; such an entry reads dq (float32) and
+ * k (bf16) at out's stored row as it stores, writes terms = q dq - k dk there (float32: each product rounded, then their
+ * difference, as decay-terms.ts's kernel computes them: bitwise its output) and out as bf16 (dk rounded once, as the glue
+ * converts an input's whole gradient). a and out must be stored in the same time direction (rev's bits 2 and 16 alike).
  */
 import { CHUNK_CORE_SOURCE } from "./chunked-core.ts";
 
@@ -44,6 +50,8 @@ export interface RowsChunkConfig {
    * each chunk's loads are waited for before its products (the H200 profile: 0.54 ms a product with 4 warps, about 17 us a
    * chunk, far above its products' work: the loads' latency, read from the times, not profiled) */
   pipe?: boolean;
+  /** (entry suffix _t) the decay adjoint's terms q.dq - k.dk written beside out, out stored as bf16 */
+  terms?: boolean;
 }
 
 export interface RowsChunkKernel extends RowsChunkConfig {
@@ -68,6 +76,8 @@ export const ROWS_CHUNK_CONFIGS: readonly RowsChunkConfig[] = [
   { warps: 8, lowA: true },
   { warps: 8, lowA: false, pipe: true },
   { warps: 8, lowA: true, pipe: true },
+  { warps: 8, lowA: false, terms: true },
+  { warps: 8, lowA: false, pipe: true, terms: true },
 ];
 
 /** The bits of the kernel's last argument `rev`: ld read as the adjoint's shifted, reversed decays (token t: ld[T - t],
@@ -80,7 +90,7 @@ export const RC_QUOTIENT_FLOOR = -60;
 const C = 64, P = 72, PF = 68, PD = 20;
 
 export function rowsChunkEntry(c: RowsChunkConfig): string {
-  return `seqc_rows_chunk_w${c.warps}${c.pipe ? "_p" : ""}${c.lowA ? "_la" : ""}`;
+  return `seqc_rows_chunk_w${c.warps}${c.pipe ? "_p" : ""}${c.lowA ? "_la" : ""}${c.terms ? "_t" : ""}`;
 }
 
 /** Shared memory: ten bf16 tiles [64][72] (c, b, M hi/lo, decayed a hi/lo per sub-chunk end, decayed a hi/lo to the
@@ -98,6 +108,12 @@ __device__ __forceinline__ float seqc_rc_in(seqc_bf16 x) { return seqc_f32(x); }
 __device__ __forceinline__ u32 seqc_rc_tok(u32 tt, u32 T, u32 r) { return r ? T - 1u - tt : tt; }
 // the row of ld for token tt of the walk, or -1 for none (zero): rev's bit 1 reads the adjoint's decays ld[T - tt] (0 at tt = 0)
 __device__ __forceinline__ long long seqc_rc_ldtok(u32 tt, u32 T, u32 rev) { return (rev & 1u) ? (tt ? (long long)(T - tt) : -1ll) : (long long)tt; }
+// (TERMS) the decay adjoint's per-key term q dq - k dk: each product rounded, then the difference (no contraction)
+#ifdef SEQC_EMU
+__device__ __forceinline__ float seqc_rc_term(float q, float dq, float k, float dk) { volatile float p = q * dq, r = k * dk; return p - r; }
+#else
+__device__ __forceinline__ float seqc_rc_term(float q, float dq, float k, float dk) { return __fsub_rn(__fmul_rn(q, dq), __fmul_rn(k, dk)); }
+#endif
 // x0, x1 as bf16 words: hi = bf16(x), lo = bf16(x - hi) (two adjacent columns a u32)
 __device__ __forceinline__ void seqc_rc_split2(float x0, float x1, u32& hi, u32& lo) {
   hi = seqc_pack2((seqc_bf16*)0, x0, x1);
@@ -173,10 +189,11 @@ template <typename TA, int NT> struct SeqcRcPre {
   }
 };
 
-template <typename TA, int NW, bool PIPE>
+template <typename TA, int NW, bool PIPE, bool TERMS, typename TO>
 __device__ __forceinline__ void seqc_rows_chunk_body(const float* __restrict__ ld, const TA* __restrict__ a, const seqc_bf16* __restrict__ bq,
-                                                     const seqc_bf16* __restrict__ cq, const float* __restrict__ S0, float* __restrict__ out,
-                                                     u32 B, u32 T, u32 H, u32 K, u32 V, u32 init, u32 rev) {
+                                                     const seqc_bf16* __restrict__ cq, const float* __restrict__ S0, TO* __restrict__ out,
+                                                     u32 B, u32 T, u32 H, u32 K, u32 V, u32 init, u32 rev,
+                                                     const float* __restrict__ dq, const seqc_bf16* __restrict__ kk, float* __restrict__ terms) {
   constexpr int C = ${C}, P = ${P}, PF = ${PF}, PD = ${PD}, NT = NW * 32, NS = NW / 4, WN = 8 / NS, PARTS = NT / 64, R = C / PARTS;
   typedef seqc_bf16 bf;
   SEQC_SMEM_DECL(raw);
@@ -386,17 +403,23 @@ __device__ __forceinline__ void seqc_rows_chunk_body(const float* __restrict__ l
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         const u32 t = 16 * j + gq + (e >> 1) * 8, i = n0 + nt * 8 + q2 + (e & 1);
-        if (t < n && i < K) out[((size_t)b * T + seqc_rc_tok(t0 + t, T, rev & 16u)) * HK + (size_t)h * K + i] = o[nt][e] + Od[t * PF + i];
+        if (t < n && i < K) {
+          const size_t r = ((size_t)b * T + seqc_rc_tok(t0 + t, T, rev & 16u)) * HK + (size_t)h * K + i;
+          const float v = o[nt][e] + Od[t * PF + i];
+          out[r] = seqc_cvt<TO>(v);
+          if (TERMS) terms[r] = seqc_rc_term(seqc_rc_in(a[r]), dq[r], seqc_f32(kk[r]), v);
+        }
       }
   }
 }
 `;
 
 function entrySource(c: RowsChunkConfig): string {
-  const ta = c.lowA ? "seqc_bf16" : "float";
+  const ta = c.lowA ? "seqc_bf16" : "float", to = c.terms ? "seqc_bf16" : "float";
+  const extra = c.terms ? ", const float* __restrict__ dq, const seqc_bf16* __restrict__ kk, float* __restrict__ terms" : "";
   return `
-extern "C" __global__ void __launch_bounds__(${c.warps * 32}) ${rowsChunkEntry(c)}(const float* __restrict__ ld, const ${ta}* __restrict__ a0, const seqc_bf16* __restrict__ b0, const seqc_bf16* __restrict__ c0, const float* __restrict__ S0, float* __restrict__ o0, u32 B, u32 T, u32 H, u32 K, u32 V, u32 init, u32 rev) {
-  seqc_rows_chunk_body<${ta}, ${c.warps}, ${c.pipe ? "true" : "false"}>(ld, a0, b0, c0, S0, o0, B, T, H, K, V, init, rev);
+extern "C" __global__ void __launch_bounds__(${c.warps * 32}) ${rowsChunkEntry(c)}(const float* __restrict__ ld, const ${ta}* __restrict__ a0, const seqc_bf16* __restrict__ b0, const seqc_bf16* __restrict__ c0, const float* __restrict__ S0, ${to}* __restrict__ o0, u32 B, u32 T, u32 H, u32 K, u32 V, u32 init, u32 rev${extra}) {
+  seqc_rows_chunk_body<${ta}, ${c.warps}, ${c.pipe ? "true" : "false"}, ${c.terms ? "true" : "false"}, ${to}>(ld, a0, b0, c0, S0, o0, B, T, H, K, V, init, rev, ${c.terms ? "dq, kk, terms" : "nullptr, nullptr, nullptr"});
 }
 `;
 }
