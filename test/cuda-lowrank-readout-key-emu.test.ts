@@ -11,7 +11,8 @@
  * output finite (a NaN or an infinity counts as an infinite error).
  * Deliberately broken copies must fail (the key axis's split of an off-diagonal ratio at the wrong time, the diagonal
  * tile seeing its own step before it, the start term without its decay; the value axis's Horner carry one step off, the
- * tile's own steps without their decay). nvcc -cubin for sm_90 where installed: no spills, <= 128 registers.
+ * tile's own steps without their decay). The key axis's pre-decayed form (form "pre", entries _pre) the same way, with
+ * its own broken copies. nvcc -cubin for sm_90 where installed: no spills, <= 128 registers.
  */
 import { describe, expect, it } from "vitest";
 import { execFileSync, spawnSync } from "node:child_process";
@@ -146,6 +147,11 @@ const SMALL: LowRankReadKeyConfig[] = [
   { axis: "value", C: 16, K: 20, V: 4, M: 2 },
   { axis: "key", C: 4, K: 4, V: 8, M: 1 },
   { axis: "value", C: 4, K: 8, V: 4, M: 3 },
+  // the key axis's pre-decayed form
+  { axis: "key", C: 16, K: 8, V: 12, M: 2, form: "pre" },
+  { axis: "key", C: 48, K: 16, V: 8, M: 3, form: "pre" },
+  { axis: "key", C: 4, K: 4, V: 8, M: 1, form: "pre" },
+  { axis: "key", C: 32, K: 12, V: 20, M: 1, form: "pre" },
 ];
 
 describe.skipIf(!gpp)("low-rank chunk readouts with a per-key decay on the CPU emulation vs the float64 recurrence", () => {
@@ -161,10 +167,10 @@ describe.skipIf(!gpp)("low-rank chunk readouts with a per-key decay on the CPU e
         }
   }, 300_000);
 
-  it("the shipped C = K = V = 64, M = 2 configurations (both axes): full and padded chunks, log decays to -1 / -20", () => {
+  it("the shipped C = K = V = 64, M = 2 configurations (both axes, the key axis's pre-decayed form): full and padded chunks, log decays to -1 / -20", () => {
     const m = lowRankReadKeyModule();
-    expect(m.kernels.map((k) => k.entry)).toEqual(["seqc_lr_read_key_key_c64k64v64m2", "seqc_lr_read_value_key_c64k64v64m2"]);
-    expect(LOWRANK_READ_KEY_CONFIGS.map((c) => c.axis)).toEqual(["key", "value"]);
+    expect(m.kernels.map((k) => k.entry)).toEqual(["seqc_lr_read_key_key_c64k64v64m2", "seqc_lr_read_value_key_c64k64v64m2", "seqc_lr_read_key_key_c64k64v64m2_pre"]);
+    expect(LOWRANK_READ_KEY_CONFIGS.map((c) => `${c.axis}${c.form ? ` ${c.form}` : ""}`)).toEqual(["key", "value", "key pre"]);
     const bin = buildEmu(m.source, m.kernels);
     for (const [i, k] of m.kernels.entries())
       for (const [used, mq, oq, minLd] of [[64, 2, 1, -1], [37, 1, 0, -20], [64, 1, 0, -0.05], [64, 2, 0, -20]] as const) {
@@ -197,12 +203,20 @@ describe.skipIf(!gpp)("low-rank chunk readouts with a per-key decay on the CPU e
     expect(broken(kv, "ae[p][j] = fmaf(expf(gq[j] - gc[j]), tm[p][j], ae[p][j]);", "ae[p][j] = fmaf(1.f, tm[p][j], ae[p][j]);", 1)).toBeGreaterThan(1e-2);
     // value axis: the start term without its decay
     expect(broken(kv, "fmaf(expf(ga.x), as[p][0]", "fmaf(1.f, as[p][0]", 0)).toBeGreaterThan(1e-2);
+    // the pre-decayed form: the tile pair's factor one tile short; the events decayed to their own time instead of their
+    // tile's end; a diagonal row sees its own step before it; the start term rescaled from the query's time
+    const kp = { ...kk, form: "pre" as const }, LG = kp.K + 1;
+    expect(broken(kp, `- sG[(4u * tc + 4u) * ${LG}u + (i)]`, `- sG[(4u * tc + 8u) * ${LG}u + (i)]`, 1)).toBeGreaterThan(1e-2);
+    expect(broken(kp, `expf(sG[((cs | 3u) + 1u) * ${LG}u + (i)]`, `expf(sG[(cs + 1u) * ${LG}u + (i)]`, 1)).toBeGreaterThan(1e-2);
+    expect(broken(kp, "if (s < p0 + oq) {", "if (s <= p0 + oq) {", 0)).toBeGreaterThan(1e-2);
+    expect(broken(kp, `*= expf(sG[(a & ~3u) * ${LG}u + (i)]);`, `*= expf(sG[(a + oq) * ${LG}u + (i)]);`, 1)).toBeGreaterThan(1e-2);
   }, 200_000);
 
   it("configurations that do not fit are refused; the shipped ones fit two blocks an SM (<= 113 KiB each)", () => {
     expect(() => lowRankReadKeyModule([{ axis: "key", C: 64, K: 10, V: 20, M: 2 }])).toThrow(/multiples of 4/);
     expect(() => lowRankReadKeyModule([{ axis: "key", C: 80, K: 8, V: 8, M: 2 }])).toThrow(/C <= 64/);
     expect(() => lowRankReadKeyModule([{ axis: "key", C: 64, K: 128, V: 128, M: 4 }])).toThrow(/shared memory/);
+    expect(() => lowRankReadKeyModule([{ axis: "value", C: 64, K: 64, V: 64, M: 2, form: "pre" }])).toThrow(/key axis/);
     for (const k of lowRankReadKeyModule().kernels) expect(k.sharedBytes, k.entry).toBeLessThanOrEqual(113 * 1024);
   });
 

@@ -32,6 +32,7 @@ import { glueTensors } from "./helpers/glue-case.ts";
 import { fromBf16, toBf16 } from "../runtime/cuda/half.ts";
 import { lowRankWyModule } from "../compiler/backends/cuda/lowrank-wy.ts";
 import { lowRankPassModule } from "../compiler/backends/cuda/lowrank-pass.ts";
+import { lowRankReadKeyModule } from "../compiler/backends/cuda/lowrank-readout-key.ts";
 
 const MODELS = ["deltanet", "gated_deltanet", "rwkv7", "gated_deltaproduct"];
 const load = (name: string) => loadProgram([`stdlib/${name}.seq`]).models[0];
@@ -103,7 +104,7 @@ describe("torch target: the low-rank chunked backward's plans", () => {
     // with a per-key decay and two events a step, the per-key readouts instead (compiler/backends/cuda/lowrank-readout-key.ts)
     const readKey = meta.kernels?.lowRankReadoutKey;
     if (chain.names.decay === "key" && E + P === 2 && E + R === 2) {
-      expect(readKey.kernels.map((k: { axis: string; decay: string; M: number }) => [k.axis, k.decay, k.M]), name).toEqual([["key", "key", 2], ["value", "key", 2]]);
+      expect(readKey.kernels.map((k: { axis: string; decay: string; M: number; form?: string }) => [k.axis, k.decay, k.M, k.form ?? "plain"]), name).toEqual([["key", "key", 2, "plain"], ["value", "key", 2, "plain"], ["key", "key", 2, "pre"]]);
       for (const k of readKey.kernels) expect(readKey.source).toContain(`extern "C" __global__ void __launch_bounds__(${k.threads}, 2) ${k.entry}(`);
     } else expect(readKey, name).toBeUndefined();
   }, 120_000);
@@ -623,4 +624,32 @@ describe.skipIf(!cpuTorch)("torch target: the fused readouts with a per-key deca
     expect(broken.readoutCalls).toBe(5);
     expect(err(broken), "a per-key stand-in with one decay for all keys").toBeGreaterThan(1e-2);
   }, 300_000);
+});
+
+describe.skipIf(!cpuTorch)("torch target: which per-key readouts kernel the launcher takes (seqc_chunked_lowrank.read_key_pick, LR_READ_KEY_PRE)", () => {
+  it("the plain kernel by default (LR_READ_KEY_PRE \"off\"); the key axis's _pre form with \"on\" where the module has it, else the plain one; the value axis always plain", () => {
+    const kernels = lowRankReadKeyModule().kernels;
+    const script = `
+import json, sys
+sys.path.insert(0, 'runtime/torch')
+import seqc_chunked_lowrank as m
+ks = json.loads(sys.stdin.read())
+out = {'default': m.LR_READ_KEY_PRE}
+for axis in ('key', 'value'):
+    for pre in (False, True):
+        for name, kk in (('all', ks), ('old', [k for k in ks if not k.get('form')])):
+            k = m.read_key_pick(kk, axis, 64, 64, 64, 2, pre)
+            out['%s %s %s' % (axis, 'true' if pre else 'false', name)] = k and k['entry']
+out['other M'] = m.read_key_pick(ks, 'key', 64, 64, 64, 3, True)
+print(json.dumps(out))
+`;
+    const r = spawnSync("/usr/bin/python3", ["-c", script], { input: JSON.stringify(kernels), encoding: "utf8" });
+    expect(r.status, r.stderr).toBe(0);
+    const got = JSON.parse(r.stdout);
+    const key = "seqc_lr_read_key_key_c64k64v64m2", value = "seqc_lr_read_value_key_c64k64v64m2";
+    expect(got).toEqual({
+      default: "off", "key false all": key, "key true all": `${key}_pre`, "key false old": key, "key true old": key,
+      "value false all": value, "value true all": value, "value false old": value, "value true old": value, "other M": null,
+    });
+  });
 });

@@ -141,6 +141,11 @@ LR_READ_MMA = "tf32"
 # same process); one eager fp32 step's adjoint 7.44 -> 4.46 ms, fwd 4.80 -> 1.65; gradients vs float64 at B=2 T=2048
 # fp32 3.2e-6 -> 3.1e-6, bf16 1.7e-3 both; check.py --only-chunked rwkv7 with it 33/33, gradcheck passed.
 LR_READ_KEY = "cuda"
+# Which form of the key axis's per-key kernel LR_READ_KEY "cuda" takes: "off" (the scores decayed in the score loop, eight
+# exps a key per off-diagonal tile: timed above) or "on" (entries _pre: Q and the events pre-decayed as they are loaded,
+# one exp a key per off-diagonal tile, the diagonal tiles' rows on their own warps; emulated vs float64 like the other;
+# not yet timed on the card, where the key kernel took 2.60 ms of the fp32 step). Modules built before it: "off".
+LR_READ_KEY_PRE = "off"
 # How the backward proper runs once the forward's chunk states, reads and dy are known: "chain" (the adjoint chain on the
 # reversed timeline: its chunk transitions augA, the pass, the adjoint's readouts, the forward's readouts fwd, the log
 # decays' reverse sum over the timeline) or "wy" (seqc_lowrank_wy.py: the chunk-state structure of fla's chunk kernels;
@@ -1350,6 +1355,14 @@ def fused_launcher(m, device, way=None, math="fp32"):
     return launch
 
 
+def read_key_pick(kernels, axis, C, K, V, M, pre):
+    """The kernel readout_key_launcher takes from a module's "lowRankReadoutKey" kernels for a per-key read (axis, C, K, V,
+    M): with pre (LR_READ_KEY_PRE "on") the pre-decayed form where the module has one, else the plain kernel; None where
+    none matches."""
+    ks = [k for k in kernels if k["op"] == "readout" and k["axis"] == axis and (k["C"], k["K"], k["V"], k["M"]) == (C, K, V, M)]
+    return (next((k for k in ks if k.get("form") == "pre"), None) if pre else None) or next((k for k in ks if not k.get("form")), None)
+
+
 def readout_key_launcher(base, m, device, way=None):
     """ChunkCore's `readout` launcher `base` (readout_launcher's; None: none) that also takes a per-key decay by module m's
     per-key kernels on `device` (LR_READ_KEY, or way, "cuda"; the module's "kernels"."lowRankReadoutKey", compiler/backends/
@@ -1357,15 +1370,19 @@ def readout_key_launcher(base, m, device, way=None):
     (axis, C, K, V, M; float32 tensors, G [N, C + 1, K]), after launching it on the current stream; False where none does;
     other decay modes go to base (its extra arguments passed on; a per-key read with any is refused). per_key = True on the
     launcher tells ChunkCore it takes a per-key decay. Returns base where there are no per-key kernels (LR_READ_KEY
-    "torch", not CUDA, or a module built without them)."""
+    "torch", not CUDA, or a module built without them). The key axis takes its pre-decayed form where LR_READ_KEY_PRE is
+    "on" and the module has it (read_key_pick)."""
     km = switch_kernels(m, device, way or LR_READ_KEY, "LR_READ_KEY", "lowRankReadoutKey")
     if km is None:
         return base
+    if LR_READ_KEY_PRE not in ("off", "on"):
+        raise ValueError("LR_READ_KEY_PRE %r: one of off, on" % (LR_READ_KEY_PRE,))
+    pre = LR_READ_KEY_PRE == "on"
 
     def launch(axis, oq, mode, C, K, V, M, Q, EA, EB, S0, G, OUT, *rest, **kw):
         if mode != "key":
             return base is not None and base(axis, oq, mode, C, K, V, M, Q, EA, EB, S0, G, OUT, *rest, **kw)
-        k = next((k for k in km.kernels if k["op"] == "readout" and k["axis"] == axis and (k["C"], k["K"], k["V"], k["M"]) == (C, K, V, M)), None)
+        k = read_key_pick(km.kernels, axis, C, K, V, M, pre)
         if k is None or G is None or rest or any(kw.values()):
             return False
         A, W = (K, V) if axis == "key" else (V, K)
@@ -1582,7 +1599,7 @@ def backward(ctx, m, flat, grads):
                 LR_MM, tuple(LR_MM_PARTS), LR_LEAN, LR_FUSED, LR_FUSED_READ, LR_BWD, LR_FUSED_PASS, LR_FUSED_WY, LR_Y_READ, LR_COPIES, LR_MERGE, LR_BWD_KEY, LR_WY_K128, LR_PASS_COLS)
     given_dtypes = [x.dtype if x is not None else None for x in flat[: len(m.inputs)]]
     switches += (read_math(given_dtypes), wy_math(given_dtypes), core_math(given_dtypes))
-    switches += (LR_READ_KEY,)
+    switches += (LR_READ_KEY, LR_READ_KEY_PRE)
     return _graphs.graphed_backward(ctx, m, "lowrank-backward", switches, flat, grads, lambda f, g: backward_eager(ctx, m, f, g, convert=False),
                                      given_dtype=False)
 

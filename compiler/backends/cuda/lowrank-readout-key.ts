@@ -43,6 +43,12 @@ export interface LowRankReadKeyConfig {
   K: number;
   V: number;
   M: number;
+  /** Key axis only: the scores' operands pre-decayed in shared memory (absent: decayed in the score loop, 8 expf a key
+   * per off-diagonal tile) or "pre" (entries end in _pre): Q scaled to its 4-step tile's first time and the events to
+   * their tile's end as they are loaded, an off-diagonal tile then takes one expf a key (the tile pair's factor
+   * exp(G_{4ta} - G_{4tc+4})); the diagonal tiles' pairs run on their own warps, a thread a query row, from the raw
+   * tensors in global memory (seqc_chunked_lowrank LR_READ_KEY_PRE). */
+  form?: "pre";
 }
 
 /** A launchable kernel of the module (seqc_cuda.KernelModule: entry, threads, sharedBytes) with its configuration. */
@@ -55,11 +61,15 @@ export interface LowRankReadKeyKernel extends LowRankReadKeyConfig {
 }
 
 /** The configurations the torch modules with a per-key decay get: RWKV-7's chunk of 64 micro-steps at K = V = 64, two
- * events per step (one low-rank pair and one pair), both axes (the chain's read / fwd / adjoint readouts). */
-export const LOWRANK_READ_KEY_CONFIGS: readonly LowRankReadKeyConfig[] = (["key", "value"] as const).map((axis) => ({ axis, C: 64, K: 64, V: 64, M: 2 }));
+ * events per step (one low-rank pair and one pair), both axes (the chain's read / fwd / adjoint readouts), then the key
+ * axis's pre-decayed form (not yet timed on the card: seqc_chunked_lowrank LR_READ_KEY_PRE "off"). */
+export const LOWRANK_READ_KEY_CONFIGS: readonly LowRankReadKeyConfig[] = [
+  ...(["key", "value"] as const).map((axis) => ({ axis, C: 64, K: 64, V: 64, M: 2 })),
+  { axis: "key", C: 64, K: 64, V: 64, M: 2, form: "pre" },
+];
 
 export function lowRankReadKeyEntry(c: LowRankReadKeyConfig): string {
-  return `seqc_lr_read_${c.axis}_key_c${c.C}k${c.K}v${c.V}m${c.M}`;
+  return `seqc_lr_read_${c.axis}_key_c${c.C}k${c.K}v${c.V}m${c.M}${c.form ? `_${c.form}` : ""}`;
 }
 
 /** Shared memory layout in floats: Q^T [A][LQ]; a slot holding EA^T [A][LE], then the scores transposed [E][LQ]; EB
@@ -72,6 +82,9 @@ export function keyReadLayout(c: LowRankReadKeyConfig): { A: number; B: number; 
 }
 
 function check(c: LowRankReadKeyConfig): void {
+  if (c.form === "pre" && c.axis !== "key") throw new Error(`lowrank-readout-key: form "pre" is for the key axis (the value axis's scores take no decay)`);
+  if (c.form === "pre" && 32 * Math.ceil(((c.C / 4) * (c.C / 4 - 1)) / 64) + c.C > LOWRANK_READ_KEY_THREADS)
+    throw new Error(`lowrank-readout-key: C ${c.C} has too many score tiles for form "pre" on ${LOWRANK_READ_KEY_THREADS} threads`);
   if (c.K % 4 || c.V % 4 || c.C % 4 || c.C < 4 || c.C > 64 || c.M < 1 || c.M > 4)
     throw new Error(`lowrank-readout-key: K ${c.K}, V ${c.V} and C ${c.C} must be multiples of 4 (4 x 4 register tiles), C <= 64 ((C / 4)^2 score tiles on ${LOWRANK_READ_KEY_THREADS} threads), M ${c.M} in 1..4`);
   if (keyReadLayout(c).floats * 4 > 227 * 1024) throw new Error(`lowrank-readout-key: C ${c.C}, K ${c.K}, V ${c.V}, M ${c.M} needs ${keyReadLayout(c).floats * 4} bytes of shared memory (> 227 KiB)`);
@@ -248,6 +261,89 @@ ${unroll}
             for (u32 j = 0; j < 4u; ++j) ae[p][j] = fmaf(expf(gq[j] - gc[j]), tm[p][j], ae[p][j]);
           }
       }`;
+  // form "pre" (key axis): Q^T and EA^T loaded pre-decayed, Q to its 4-step tile's first time and each event to its tile's
+  // end; off-diagonal tiles on threads t < NOFF by the triangle's rows (ta > tc), the diagonal tiles' query rows on the
+  // warps from DOFF (a thread a row p of tile td), reading the raw Q and EA from global memory
+  const pre = c.form === "pre";
+  const NOFF = (CT * (CT - 1)) / 2, DOFF = 32 * Math.ceil(NOFF / 32);
+  const loads = pre
+    ? `    for (u32 x = t; x < ${C * A}u; x += ${NT}u) {
+      const u32 a = x / ${A}u, i = x % ${A}u;
+      sQ[i * ${LQ}u + a] = q[(a * mq + xq) * ${A}u + i] * expf(${g("a + oq", "i")} - ${g("a & ~3u", "i")});
+    }
+    for (u32 x = t; x < ${E * A}u; x += ${NT}u) {
+      const u32 e = x / ${A}u, i = x % ${A}u, cs = e / ${M}u;
+      sX[i * ${LE}u + e] = ea[x] * expf(${g("(cs | 3u) + 1u", "i")} - ${g("cs + 1u", "i")});
+    }`
+    : `    for (u32 x = t; x < ${C * A}u; x += ${NT}u) {
+      const u32 a = x / ${A}u, i = x % ${A}u;
+      sQ[i * ${LQ}u + a] = q[(a * mq + xq) * ${A}u + i];
+    }
+    for (u32 x = t; x < ${E * A}u; x += ${NT}u) sX[(x % ${A}u) * ${LE}u + x / ${A}u] = ea[x];`;
+  const preScores = `    // scores: off-diagonal tiles (queries a = 4 ta + p, events e = (4 tc + s) M + y, tc < ta) from the pre-decayed
+    // operands times the tile pair's exp(G_{4ta} - G_{4tc+4}) <= 1; each diagonal tile's query row p pairwise from the raw tensors
+    {
+      const bool off = t < ${NOFF}u, dia = t >= ${DOFF}u && t < ${DOFF + C}u;
+      u32 ta = 0, tc = 0, p0 = 0;
+      if (off) {
+        u32 r = t;
+        ta = 1;
+        while (r >= ta) { r -= ta; ++ta; }
+        tc = r;
+      }
+      if (dia) { ta = tc = (t - ${DOFF}u) / 4u; p0 = (t - ${DOFF}u) % 4u; }
+      float acc[4][${4 * M}];
+${unroll}
+      for (u32 p = 0; p < 4u; ++p)
+${unroll}
+        for (u32 r = 0; r < ${4 * M}u; ++r) acc[p][r] = 0.f;
+      if (off) {
+        for (u32 i = 0; i < ${A}u; ++i) {
+          const float4 q4 = ${f4(`sQ[i * ${LQ}u + 4u * ta]`)};
+          const float d = expf(${g("4u * ta", "i")} - ${g("4u * tc + 4u", "i")});
+          const float qa[4] = {q4.x * d, q4.y * d, q4.z * d, q4.w * d};
+          float ev[${4 * M}];
+${unroll}
+          for (u32 h = 0; h < ${M}u; ++h) {
+            const float4 e4 = ${f4(`sX[i * ${LE}u + 4u * tc * ${M}u + 4u * h]`)};
+            ev[4u * h] = e4.x; ev[4u * h + 1u] = e4.y; ev[4u * h + 2u] = e4.z; ev[4u * h + 3u] = e4.w;
+          }
+${unroll}
+          for (u32 p = 0; p < 4u; ++p)
+${unroll}
+            for (u32 r = 0; r < ${4 * M}u; ++r) acc[p][r] = fmaf(qa[p], ev[r], acc[p][r]);
+        }
+      }
+      if (dia) {
+        const u32 a = 4u * ta + p0;
+        for (u32 i = 0; i < ${A}u; ++i) {
+          const float qv = q[(a * mq + xq) * ${A}u + i], ga = ${g("a + oq", "i")};
+${unroll}
+          for (u32 s = 0; s < 4u; ++s)
+            if (s < p0 + oq) {
+              const float w = qv * expf(ga - ${g("4u * ta + s + 1u", "i")});
+${unroll}
+              for (u32 y = 0; y < ${M}u; ++y) acc[0][s * ${M}u + y] = fmaf(w, ea[((4u * ta + s) * ${M}u + y) * ${A}u + i], acc[0][s * ${M}u + y]);
+            }
+        }
+      }
+      __syncthreads();
+      if (off) {
+${unroll}
+        for (u32 r = 0; r < ${4 * M}u; ++r)
+          *(float4*)&sX[(4u * tc * ${M}u + r) * ${LQ}u + 4u * ta] = make_float4(acc[0][r], acc[1][r], acc[2][r], acc[3][r]);
+      }
+      if (dia) {
+${unroll}
+        for (u32 r = 0; r < ${4 * M}u; ++r) sX[(4u * tc * ${M}u + r) * ${LQ}u + 4u * ta + p0] = acc[0][r];
+      }
+      // the start term's queries exp(G_{a+oq}) q_a = exp(G_{4 floor(a/4)}) times the pre-decayed ones, in place
+      for (u32 x = t; x < ${C * A}u; x += ${NT}u) {
+        const u32 i = x / ${C}u, a = x % ${C}u;
+        sQ[i * ${LQ}u + a] *= expf(${g("a & ~3u", "i")});
+      }
+      __syncthreads();
+    }`;
   return `
 extern "C" __global__ void __launch_bounds__(${NT}, 2) ${lowRankReadKeyEntry(c)}(const float* __restrict__ Q, const float* __restrict__ EA, const float* __restrict__ EB, const float* __restrict__ S0, const float* __restrict__ Gg, float* __restrict__ OUT, u32 N, u32 oq, u32 mq) {
   SEQC_SMEM_DECL(seqc_smem_raw);
@@ -263,14 +359,10 @@ extern "C" __global__ void __launch_bounds__(${NT}, 2) ${lowRankReadKeyEntry(c)}
   float* out = OUT + (size_t)n * ${C}u * mq * ${B}u;
   for (u32 x = t; x < ${E * B}u; x += ${NT}u) sB[x] = EB[(size_t)n * ${E * B}u + x];
   for (u32 x = t; x < ${(C + 1) * K}u; x += ${NT}u) sG[(x / ${K}u) * ${LG}u + x % ${K}u] = Gg[(size_t)n * ${(C + 1) * K}u + x];
-  for (u32 xq = 0; xq < mq; ++xq) {
-    for (u32 x = t; x < ${C * A}u; x += ${NT}u) {
-      const u32 a = x / ${A}u, i = x % ${A}u;
-      sQ[i * ${LQ}u + a] = q[(a * mq + xq) * ${A}u + i];
-    }
-    for (u32 x = t; x < ${E * A}u; x += ${NT}u) sX[(x % ${A}u) * ${LE}u + x / ${A}u] = ea[x];
+${pre ? "  __syncthreads();  // G before the pre-decayed loads\n" : ""}  for (u32 xq = 0; xq < mq; ++xq) {
+${loads}
     __syncthreads();
-    // scores: queries a = 4 ta + p against the events e = (4 tc + s) M + y, tiles on or below the diagonal
+${pre ? preScores : `    // scores: queries a = 4 ta + p against the events e = (4 tc + s) M + y, tiles on or below the diagonal
     {
       const u32 ta = t / ${CT}u, tc = t % ${CT}u;
       const bool on = t < ${CT * CT}u && tc <= ta;
@@ -294,7 +386,7 @@ ${key ? `      // the start term's queries exp(G_{a+oq}) q_a, in place (the scor
         sQ[i * ${LQ}u + a] *= expf(${g("a + oq", "i")});
       }
 ` : ""}      __syncthreads();
-    }
+    }`}
     // the outputs, 4 x 4 tiles (queries a = 4 ta + p, outputs j = 4 tj + q): the start term plus the mix of EB
     for (u32 x = t; x < ${CT * BT}u; x += ${NT}u) {
       const u32 ta = x / ${BT}u, tj = x % ${BT}u;
