@@ -83,18 +83,18 @@ function reference(c: LowRankReadConfig, d: Data, oq: number): Float64Array {
   return out;
 }
 
-/** An emulator executable for a module: argv dir (Q, EA, EB, S0, G, OUT .bin float32), entry, N, threads, smem, oq, mq; writes OUT.out. */
+/** An emulator executable for a module: argv dir (Q, EA, EB, S0, G, OUT .bin float32), entry, N, threads, smem, oq, mq, rev, qs; writes OUT.out. */
 function buildEmu(source: string, kernels: LowRankReadKernel[]): string {
-  const tramp = kernels.map((k) => `static void body_${k.entry}() { ${k.entry}((const float*)P[0], (const float*)P[1], (const float*)P[2], (const float*)P[3], (const float*)P[4], (float*)P[5], NN, OQ, MQ); }`);
+  const tramp = kernels.map((k) => `static void body_${k.entry}() { ${k.entry}((const float*)P[0], (const float*)P[1], (const float*)P[2], (const float*)P[3], (const float*)P[4], (float*)P[5], NN, OQ, MQ, REV, QS); }`);
   const main = `
-static void* P[6]; static unsigned NN, OQ, MQ;
+static void* P[6]; static unsigned NN, OQ, MQ, REV, QS;
 ${tramp.join("\n")}
 ${EMU_READF}
 int main(int argc, char** argv) {
   std::string dir = argv[1], entry = argv[2];
   NN = (unsigned)atoi(argv[3]);
   unsigned threads = (unsigned)atoi(argv[4]), smem = (unsigned)atoi(argv[5]);
-  OQ = (unsigned)atoi(argv[6]); MQ = (unsigned)atoi(argv[7]);
+  OQ = (unsigned)atoi(argv[6]); MQ = (unsigned)atoi(argv[7]); REV = (unsigned)atoi(argv[8]); QS = (unsigned)atoi(argv[9]);
   std::vector<char> b[6] = {readf(dir + "/Q.bin"), readf(dir + "/EA.bin"), readf(dir + "/EB.bin"), readf(dir + "/S0.bin"), readf(dir + "/G.bin"), readf(dir + "/OUT.bin")};
   for (int i = 0; i < 6; ++i) P[i] = b[i].data();
 ${emuEntrySelect(kernels.map((k) => k.entry))}
@@ -107,17 +107,21 @@ ${emuEntrySelect(kernels.map((k) => k.entry))}
   return compileLowRankEmu(source, main, "lowrank-readout", true);
 }
 
-/** The kernel's OUT on the emulation: the key axis takes EA = KK, EB = VV; the value axis EA = VV, EB = KK. */
-function runEmu(bin: string, k: LowRankReadKernel, d: Data, oq: number): Float64Array {
+/** The kernel's OUT on the emulation: the key axis takes EA = KK, EB = VV; the value axis EA = VV, EB = KK. rev: the
+ * launch's rev argument (the tensors as given); qsPad: Q stored with its step stride qs = mq A + qsPad (the gaps NaN, which
+ * would show if read). */
+function runEmu(bin: string, k: LowRankReadKernel, d: Data, oq: number, rev = 0, qsPad = 0): Float64Array {
   return inScratchDir("seqc-lrread-", (dir) => {
-    const key = k.axis === "key", B = key ? k.V : k.K;
-    writeFileSync(join(dir, "Q.bin"), f32Bytes(d.Q));
+    const key = k.axis === "key", B = key ? k.V : k.K, A = key ? k.K : k.V, w = d.mq * A, qs = w + qsPad;
+    const Qs = new Float64Array(d.N * k.C * qs).fill(NaN);
+    for (let r = 0; r < d.N * k.C; r++) Qs.set(d.Q.subarray(r * w, (r + 1) * w), r * qs);
+    writeFileSync(join(dir, "Q.bin"), f32Bytes(Qs));
     writeFileSync(join(dir, "EA.bin"), f32Bytes(key ? d.KK : d.VV));
     writeFileSync(join(dir, "EB.bin"), f32Bytes(key ? d.VV : d.KK));
     writeFileSync(join(dir, "S0.bin"), f32Bytes(d.S0));
     writeFileSync(join(dir, "G.bin"), k.decay === "none" ? Buffer.alloc(4) : f32Bytes(d.G));
     writeFileSync(join(dir, "OUT.bin"), f32Bytes(new Float64Array(d.N * k.C * d.mq * B).fill(NaN))); // the kernel must write every output
-    execFileSync(bin, [dir, k.entry, String(d.N), String(k.threads), String(k.sharedBytes), String(oq), String(d.mq)], { stdio: "pipe" });
+    execFileSync(bin, [dir, k.entry, String(d.N), String(k.threads), String(k.sharedBytes), String(oq), String(d.mq), String(rev), String(qs)], { stdio: "pipe" });
     return readF32(join(dir, "OUT.out"));
   });
 }
@@ -242,6 +246,55 @@ describe.skipIf(!gpp)("low-rank chunk readouts kernel on the CPU emulation vs th
     const e3 = error(row.kernels[0], buildEmu(row.source, row.kernels), data(k4, 2, 2, k4.C, -1, 3), 1);
     expect(e3).toBeGreaterThan(1e-2);
   }, 100_000);
+
+  /** d with its steps in reversed order (Q, KK, VV rows; G as it is): what the rev launch reads backwards. */
+  const flipSteps = (k: LowRankReadConfig, d: Data): Data => {
+    const A = k.axis === "key" ? k.K : k.V;
+    const flip = (x: Float64Array, w: number) => {
+      const y = new Float64Array(x.length);
+      for (let n = 0; n < d.N; n++) for (let s = 0; s < k.C; s++) y.set(x.subarray((n * k.C + s) * w, (n * k.C + s + 1) * w), (n * k.C + k.C - 1 - s) * w);
+      return y;
+    };
+    return { ...d, Q: flip(d.Q, d.mq * A), KK: flip(d.KK, k.M * k.K), VV: flip(d.VV, k.M * k.V), flipOut: (o: Float64Array) => flip(o, d.mq * (k.axis === "key" ? k.V : k.K)) } as Data & { flipOut: (o: Float64Array) => Float64Array };
+  };
+
+  it("rev = 1 reads the chunk backwards (the kernel's step a is row C - 1 - a of Q, EA, EB, OUT; G in step order) and qs strides Q: bitwise the forward launch on the flipped tensors, within the bounds of the float64 recurrence run backwards; fp32, float4 loads, both twins, small and shipped configurations", () => {
+    const mods = [
+      lowRankReadModule([SMALL[0], SMALL[2], { ...SMALL[1], loads: "vec4" as const }, { ...SMALL[3], loads: "vec4" as const }]),
+      lowRankReadModule([{ ...SMALL_MMA[0], math: "tf32" as const }, { ...SMALL_MMA[1], math: "tf32x3" as const }, { ...SMALL_MMA[2], math: "tf32" as const }, { ...SMALL_MMA[3], math: "tf32x3" as const }]),
+      lowRankReadModule(),
+    ];
+    for (const m of mods) {
+      const bin = buildEmu(m.source, m.kernels);
+      for (const [i, k] of m.kernels.entries()) {
+        expect(k.rev, k.entry).toBe(true);
+        for (const [used, mq, oq] of [[k.C, 2, 1], [k.C - 5, 1, 0]] as const) {
+          const d = data(k, 2, mq, used, -2, 41 + 5 * i + used), f = flipSteps(k, d) as Data & { flipOut: (o: Float64Array) => Float64Array };
+          const got = runEmu(bin, k, d, oq, 1, 4);
+          expect(got.every(Number.isFinite), `${k.entry} rev: finite`).toBe(true);
+          expect(Array.from(got), `${k.entry} used=${used} oq=${oq}: rev bitwise the flipped forward launch`).toEqual(Array.from(f.flipOut(runEmu(bin, k, f, oq))));
+          expect(relativeError(got, f.flipOut(reference(k, f, oq))), `${k.entry} used=${used} oq=${oq} vs float64`).toBeLessThan(k.math === "tf32" ? 1e-3 : 1e-5);
+          expect(Array.from(runEmu(bin, k, d, oq, 0, 8)), `${k.entry}: qs strides Q`).toEqual(Array.from(runEmu(bin, k, d, oq)));
+        }
+      }
+    }
+  }, 600_000);
+
+  it("broken rev copies fail: the outputs stored forward (fp32 and the twin); the twin's events read forward", () => {
+    const broken = (k: LowRankReadConfig, cut: (src: string) => string) => {
+      const m = lowRankReadModule([k], (src) => {
+        const out = cut(src);
+        expect(out).not.toEqual(src);
+        return out;
+      });
+      const d = data(k, 2, 2, k.C, -1, 7), f = flipSteps(k, d) as Data & { flipOut: (o: Float64Array) => Float64Array };
+      return relativeError(runEmu(buildEmu(m.source, m.kernels), m.kernels[0], d, 1, 1), f.flipOut(reference(k, f, 1)));
+    };
+    const C0 = SMALL[2].C - 1, C1 = SMALL_MMA[2].C - 1;
+    expect(broken(SMALL[2], (s) => s.replace(`out[((rev ? ${C0}u - (a) : (a)) * mq`, "out[((a) * mq"))).toBeGreaterThan(1e-2);
+    expect(broken({ ...SMALL_MMA[2], math: "tf32x3" }, (s) => s.replace(new RegExp(`\\(rev \\? ${C1}u - \\((a0 \\+ g[^)]*)\\) : \\(\\1\\)\\)`, "g"), "($1)"))).toBeGreaterThan(1e-2);
+    expect(broken({ ...SMALL_MMA[2], math: "tf32x3" }, (s) => s.replace(`ea[(rev ? (${C1}u - (r) / 3u) * 3u + (r) % 3u : (r))`, "ea[(r)"))).toBeGreaterThan(1e-2);
+  }, 200_000);
 
   it("configurations that do not fit are refused; the shipped ones fit two blocks an SM (<= 113 KiB each)", () => {
     expect(() => lowRankReadModule([{ axis: "key", decay: "none", C: 64, K: 10, V: 20, M: 2 }])).toThrow(/multiples of 4/);

@@ -118,15 +118,15 @@ describe("torch target: the low-rank chunked backward's plans", () => {
 
 /** lowrank_backward in Python (CPU torch), every chain model run here by the interpreter. */
 /** How a glue run is asked to run its parts (seqc_chunked_lowrank's switches; readWay / augWay undefined: its defaults). */
-interface Ways { torchOps: boolean; readWay?: "plan" | "matmul"; augWay?: "plan" | "matmul" | "auto"; keyWay?: "blocks" | "halves"; layout?: "heads" | "tokens"; share?: boolean; solve?: "trsm" | "blocks"; solveBlock?: number; mm?: "fp32" | "bf16"; lean?: boolean; fused?: "recurrence"; readout?: "recurrence"; bwd?: "chain" | "wy"; keyBwd?: "chain" | "wy"; wyBreak?: "walk" | "xI" | "a0" | "ld"; pass?: "recurrence"; wyKern?: "recurrence"; postBinds?: string[]; copies?: "lean" | "old"; merge?: "decay" | "off"; mergeBreak?: boolean; readKey?: "recurrence"; readKeyBreak?: boolean }
+interface Ways { torchOps: boolean; readWay?: "plan" | "matmul"; augWay?: "plan" | "matmul" | "auto"; keyWay?: "blocks" | "halves"; layout?: "heads" | "tokens"; share?: boolean; solve?: "trsm" | "blocks"; solveBlock?: number; mm?: "fp32" | "bf16"; lean?: boolean; fused?: "recurrence"; readout?: "recurrence"; bwd?: "chain" | "wy"; keyBwd?: "chain" | "wy"; wyBreak?: "walk" | "xI" | "a0" | "ld"; pass?: "recurrence"; wyKern?: "recurrence"; postBinds?: string[]; copies?: "lean" | "old"; merge?: "decay" | "off"; mergeBreak?: boolean; readKey?: "recurrence"; readKeyBreak?: boolean; revRead?: "flip" | "kernel"; revBreak?: boolean }
 
-async function pythonLowRank(model: I.Model, { names, models }: ReturnType<typeof lowRankChain>, run: RunInputs, cot: ReturnType<typeof randomCotangents>, dropStateCot: boolean, chunk: number, dtype: "float64" | "float32", { readKey, readKeyBreak, torchOps, readWay, augWay, keyWay, layout, share, solve, solveBlock, mm, lean, fused, readout, bwd, keyBwd, wyBreak, pass, wyKern, postBinds, copies, merge, mergeBreak }: Ways) {
+async function pythonLowRank(model: I.Model, { names, models }: ReturnType<typeof lowRankChain>, run: RunInputs, cot: ReturnType<typeof randomCotangents>, dropStateCot: boolean, chunk: number, dtype: "float64" | "float32", { readKey, readKeyBreak, torchOps, readWay, augWay, keyWay, layout, share, solve, solveBlock, mm, lean, fused, readout, bwd, keyBwd, wyBreak, pass, wyKern, postBinds, copies, merge, mergeBreak, revRead, revBreak }: Ways) {
   const dims = { ...run.dims };
   const { batch: B, time: T } = run;
   const case_ = {
     // bwd unset: the adjoint chain, whatever the module's default (LR_BWD "wy" since the H200 timing): the blocks written for
     // the chain keep checking it; the chunk-state backward's block asks for "wy"
-    readKey, readKeyBreak, names, B, T, chunk, dtype, decayWay: torchOps ? "cumsum" : "plan", passWay: torchOps ? "matmul" : "plan", readWay, augWay, keyWay, layout, share, solve, solveBlock, mm, lean, fused, readout, bwd: bwd ?? "chain", keyBwd, wyBreak, pass, wyKern, postBinds, copies, merge, mergeBreak,
+    readKey, readKeyBreak, names, B, T, chunk, dtype, decayWay: torchOps ? "cumsum" : "plan", passWay: torchOps ? "matmul" : "plan", readWay, augWay, keyWay, layout, share, solve, solveBlock, mm, lean, fused, readout, bwd: bwd ?? "chain", keyBwd, wyBreak, pass, wyKern, postBinds, copies, merge, mergeBreak, revRead, revBreak,
     ...glueTensors(model, names.state, run, cot, dropStateCot),
   };
   const parts: string[] = [];
@@ -462,6 +462,43 @@ describe.skipIf(!cpuTorch)("torch target: the low-rank glue without the backward
     const broken = await glue(model, chain, 2, 23, 5, "float64", { ...W, postBinds: ["o__bar", "v"] });
     expect(broken.err).toBeGreaterThan(1e-2);
   }, 120_000);
+});
+
+describe.skipIf(!cpuTorch)("torch target: wy's reversed chunks read backwards without flips (seqc_chunked_lowrank LR_REV_READ \"kernel\")", () => {
+  async function glue(model: I.Model, chain: ReturnType<typeof lowRankChain>, B: number, T: number, chunk: number, ways: Ways) {
+    const run = chunkInputs(model, { dims: dimsOf(model), batch: B, time: T, seed: 60 + T, initialState: true, stress: true });
+    const cot = randomCotangents(interpret(model, run), T + 5);
+    const want = await gradients(model, run, cot);
+    const got = await pythonLowRank(model, chain, run, cot, false, chunk, "float64", ways);
+    const err = Math.max(...Object.entries(want.inputs).map(([k, v]) => relativeError(Float64Array.from(got.inputs[k].data), v)), relativeError(Float64Array.from(got.dS0.data), want.initialState[chain.names.state]));
+    return { got, err };
+  }
+  const same = (a: { inputs: Record<string, { data: number[] }>; dS0: { data: number[] } }, b: typeof a) =>
+    Math.max(...Object.keys(a.inputs).map((k) => relativeError(Float64Array.from(a.inputs[k].data), Float64Array.from(b.inputs[k].data))), relativeError(Float64Array.from(a.dS0.data), Float64Array.from(b.dS0.data)));
+  it.each(["deltanet", "gated_deltanet"])("%s: \"kernel\" equals \"flip\" (bitwise with the readouts' stand-in, which takes both reversed reads; no [N, C, m, w] flips left), falls back to flips without a kernel, and a stand-in ignoring rev is far off", async (name) => {
+    const model = load(name);
+    const chain = lowRankChain(model, dimsOf(model));
+    const F: Ways = { ...MA, bwd: "wy", fused: "recurrence", readout: "recurrence", pass: "recurrence", wyKern: "recurrence", copies: "lean", postBinds: ["o__bar"], merge: "decay" };
+    for (const [B, T, chunk] of [[2, 23, 5], [1, 1, 64], [2, 29, 13]] as const) {
+      const label = `B=${B} T=${T} chunk=${chunk}`;
+      const flip = await glue(model, chain, B, T, chunk, { ...F, revRead: "flip" });
+      const kern = await glue(model, chain, B, T, chunk, { ...F, revRead: "kernel" });
+      expect(flip.err, `${label}: flip vs reference`).toBeLessThanOrEqual(1e-9);
+      expect(kern.err, `${label}: kernel vs reference`).toBeLessThanOrEqual(1e-9);
+      expect(same(kern.got, flip.got), `${label}: kernel vs flip`).toBe(0);
+      // the reversed chunks' value and key reads went backwards through the stand-in; the flips of LR_COPIES "lean" (the
+      // two events, the forward's values and keys read, the two outputs back) are gone
+      expect([flip.got.readoutRev, kern.got.readoutRev], label).toEqual([0, 2]);
+      expect([flip.got.readoutCalls, kern.got.readoutCalls], label).toEqual([4, 4]);
+      expect([flip.got.bigFlips, kern.got.bigFlips], label).toEqual([6, 0]);
+      // no readouts kernel (torch ops): read_rev flips as "flip" does, the same gradients
+      const torchOps = await glue(model, chain, B, T, chunk, { ...F, readout: undefined, revRead: "kernel" });
+      expect(same(torchOps.got, flip.got), `${label}: kernel without a readouts kernel vs flip`).toBeLessThanOrEqual(1e-12);
+      expect(torchOps.got.bigFlips, label).toBe(6);
+    }
+    const broken = await glue(model, chain, 2, 23, 5, { ...F, revRead: "kernel", revBreak: true });
+    expect(broken.err, "a readouts kernel that ignores rev").toBeGreaterThan(1e-2);
+  }, 300_000);
 });
 
 describe.skipIf(!cpuTorch)("torch target: the chunk-state backward with a per-key decay (seqc_chunked_lowrank LR_BWD \"wy\" with LR_BWD_KEY \"wy\")", () => {

@@ -220,6 +220,13 @@ LR_COPIES = "lean"
 # (bench/RESULTS.md, "the backward's y read, copies and merged decay steps"): Gated DeltaNet fp32 16.14 -> 10.30 ms, bf16
 # 15.73 -> 9.61 (33 chunks a row instead of 65); gradients vs float64 at B=2 T=2048 fp32 4.8e-7 -> 6.2e-7 (dg), bf16 1.7e-3.
 LR_MERGE = "decay"
+# How LR_BWD "wy"'s reversed chunks (one ChunkCore from the end states' adjoints over each chunk backwards) are read,
+# with LR_COPIES "lean": "flip" (their events, the forward's events they read and the outputs flipped in time by
+# torch.flip, six copies of [N, C, m, 64] float32 tensors a step) or "kernel" (no flips: the fused readouts read the
+# tensors stored in forward time backwards, compiler/backends/cuda/lowrank-readout.ts's rev argument, and the keys' read
+# takes its one event slot as a strided view, the kernel's qs; where no kernel takes a read, ChunkCore.read_rev flips as
+# "flip" does). The same values either way (the same sums in the same order).
+LR_REV_READ = "flip"
 
 
 def merge_decay_steps(steps, readouts):
@@ -434,6 +441,7 @@ class ChunkCore:
             self._key_setup()
         self.lean = LR_LEAN if lean is None else lean
         self._end = None  # the end state, where the fused kernel made it
+        self._evflip = False  # read_rev: the events flipped in time (a read no kernel took)
         if not self.lean:
             if S0 is None or any(v.shape[2] != V for _, v in pairs):
                 raise ValueError("ChunkCore: [I | 0] starts and [0 | v] values only with lean")
@@ -744,15 +752,33 @@ class ChunkCore:
             out = x + self.mix(M, oq)
         return out
 
-    def _fused_read(self, axis, oq, Q):
-        """read()'s [N, Cp, mq, w] by the fused readouts kernel (self.readout); None where it does not take this read."""
+    def read_rev(self, axis, after, Q):
+        """read_stacked for a core whose steps run backwards over its tensors (LR_REV_READ "kernel"): its events (KK, VV,
+        given as `events`) and Q [N, Cp, mq, w] stored in forward time, its step j their row Cp - 1 - j, its log decays in its
+        own (reversed) order; the outputs [N, Cp, mq, K or V] in forward time. The fused readouts read the rows backwards
+        (their rev argument; no copies); where they do not take the read, the events are flipped (once) and Q and the
+        outputs flipped around read_stacked."""
+        if Q.shape[1] != self.Cp or self.mode == "key":
+            raise ValueError("ChunkCore.read_rev: Q of Cp = %d steps and no per-key decay (Q %s, mode %s)" % (self.Cp, list(Q.shape), self.mode))
+        if not self._evflip:
+            out = self._fused_read(axis, 1 if after else 0, Q, rev=True)
+            if out is not None:
+                return out
+            self.KK, self.VV = torch.flip(self.KK, [1]), torch.flip(self.VV, [1])
+            self._evflip = True
+        return torch.flip(self.read_stacked(axis, after, torch.flip(Q, [1])), [1])
+
+    def _fused_read(self, axis, oq, Q, rev=False):
+        """read()'s [N, Cp, mq, w] by the fused readouts kernel (self.readout); None where it does not take this read. Q may
+        be a view (the launcher copies what its kernel cannot read as it is); rev: read_rev's backwards read."""
         if self.readout is None or self.S0 is None or self.mode == "key" or self.mm is not None:
             return None
         N, Cp, K, V = self.N, self.Cp, self.K, self.V
         EA, EB = (self.KK, self.VV) if axis == "key" else (self.VV, self.KK)
         out = torch.empty([N, Cp, Q.shape[2], V if axis == "key" else K], dtype=self.dtype, device=self.device)
         G = self.G if self.mode != "none" else None
-        if not self.readout(axis, oq, self.mode, Cp, K, V, self.mk, Q.contiguous(), EA, EB, self.S0, G, out):
+        if not (self.readout(axis, oq, self.mode, Cp, K, V, self.mk, Q, EA, EB, self.S0, G, out, rev=True) if rev else
+                self.readout(axis, oq, self.mode, Cp, K, V, self.mk, Q, EA, EB, self.S0, G, out)):
             return None
         return out
 
@@ -775,7 +801,7 @@ class ChunkCore:
         return baddbmm(S, KK.reshape(N, Cp * mk, K).transpose(1, 2), self.lo("VV", "end", self.VV).reshape(N, Cp * mk, V), self.m("end"))
 
 
-def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state, inputs, params, outputs, dtype, device, chunk=None, decay_way=None, pass_way=None, read_way=None, aug_way=None, can_chunk=None, key_way=None, layout=None, share=None, mm=None, lean=None, fused=None, readout=None, bwd_way=None, passer=None, wy_kern=None, post_binds=None, copies=None, merge=None, key_bwd=None):
+def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state, inputs, params, outputs, dtype, device, chunk=None, decay_way=None, pass_way=None, read_way=None, aug_way=None, can_chunk=None, key_way=None, layout=None, share=None, mm=None, lean=None, fused=None, readout=None, bwd_way=None, passer=None, wy_kern=None, post_binds=None, copies=None, merge=None, key_bwd=None, rev_read=None):
     """Gradients of the forward's inputs, params and the matrix state's initial value through the low-rank chain.
 
     n: the chain's names (<Model>.torch.json "chunked"."lowRank"); run(part, dims, inputs, initial_state, B, T)
@@ -797,7 +823,8 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
     "bound"), or None (all): where it binds no readout's y, the forward's readouts y are not read again (read_way
     "matmul") and post's backward gets an unwritten buffer for each (on CPU 1e30, which would show if read); copies:
     "lean" / "old", LR_COPIES (None: LR_COPIES); merge: "decay" / "off", LR_MERGE (None: LR_MERGE; "decay" only where
-    "wy" runs); key_bwd: "chain" / "wy", whether "wy" also takes a per-key decay (None: LR_BWD_KEY).
+    "wy" runs); key_bwd: "chain" / "wy", whether "wy" also takes a per-key decay (None: LR_BWD_KEY); rev_read: "flip" /
+    "kernel", how "wy"'s reversed chunks are read with copies "lean" (None: LR_REV_READ).
     Returns ({input: grad}, {param: grad}, dS0)."""
     chunk = LR_CHUNK if chunk is None else chunk
     read_way, aug_way, key_way, layout = read_way or LR_READ, aug_way or LR_AUG, key_way or LR_KEY, layout or LR_LAYOUT
@@ -808,6 +835,9 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
     if copies not in ("lean", "old"):
         raise ValueError("copies %r: one of lean, old" % (copies,))
     lean_copies = copies == "lean"
+    rev_read = rev_read or LR_REV_READ
+    if rev_read not in ("flip", "kernel"):
+        raise ValueError("rev_read %r: one of flip, kernel" % (rev_read,))
     if bwd_way not in ("chain", "wy"):
         raise ValueError("bwd_way %r: one of chain, wy" % (bwd_way,))
     key_bwd = key_bwd or LR_BWD_KEY
@@ -1140,7 +1170,7 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
                 Lend = torch.empty([B, H, nC, K, V], dtype=dtype, device=device)
                 L0 = torch.empty([B, H, K, V], dtype=dtype, device=device)
                 return (Lend, L0) if passer("adj", trans["augF"], Bp, dSc.contiguous(), Lend, L0) else None
-            o = _wy.wy_backward(core_f, xI, A_f, ld_rows, W, Q, DY, dS, S_ends, bhc, unbhc, chunk_core, walk, wy_kern, lean=lean_copies)
+            o = _wy.wy_backward(core_f, xI, A_f, ld_rows, W, Q, DY, dS, S_ends, bhc, unbhc, chunk_core, walk, wy_kern, lean=lean_copies, rev=rev_read == "kernel")
             dR = o["dR"]
             if lean_copies:  # dR [N, C, E, V] and DY as they are (no single-vector stacks)
                 dW = core_f.read_stacked("value", False, dR)[:, :C]
@@ -1435,25 +1465,34 @@ def math_pick(ks, math):
 def readout_launcher(m, device, way=None, math="fp32"):
     """The fused readouts of module m on `device` (LR_FUSED_READ, or way, "cuda"; the module's "kernels"."lowRankReadout",
     compiler/backends/cuda/lowrank-readout.ts) as ChunkCore's `readout`: launch(axis, oq, mode, C, K, V, M, Q, EA, EB, S0,
-    G, OUT) -> True where a kernel of the module matches (axis, decay mode, C, K, V, M; float32 tensors), after launching
-    it on the current stream (OUT [N, C, mq, w] written); False where none does (ChunkCore then runs its torch ops).
+    G, OUT, rev=False) -> True where a kernel of the module matches (axis, decay mode, C, K, V, M; float32 tensors), after
+    launching it on the current stream (OUT [N, C, mq, w] written); False where none does (ChunkCore then runs its torch
+    ops). rev: the kernel's step a reads and writes row C - 1 - a of Q, EA, EB, OUT (ChunkCore.read_rev; False where the
+    module's kernels have no rev argument, as modules built before it). Q may be a view whose vectors are contiguous and
+    16-byte aligned with a step stride qs (a multiple of 4 floats; strides [C qs, qs, A, 1]): kernels with rev read it as it
+    is; other Q, and every other tensor, are made contiguous (OUT must be).
     math: "fp32" or a tensor-core twin's "tf32" / "tf32x3" (read_math), taken where the module has one (else fp32).
     None: no kernels (LR_FUSED_READ "torch", not CUDA, or a module built without them)."""
     km = switch_kernels(m, device, way or LR_FUSED_READ, "LR_FUSED_READ", "lowRankReadout")
     if km is None:
         return None
 
-    def launch(axis, oq, mode, C, K, V, M, Q, EA, EB, S0, G, OUT):
+    def launch(axis, oq, mode, C, K, V, M, Q, EA, EB, S0, G, OUT, rev=False):
         ks = [k for k in km.kernels if k["op"] == "readout" and k["axis"] == axis and k["decay"] == mode and (k["C"], k["K"], k["V"], k["M"]) == (C, K, V, M)]
         k = math_pick(ks, math)
-        if k is None:
+        if k is None or (rev and not k.get("rev")):
             return False
         A, W = (K, V) if axis == "key" else (V, K)
         N, mq = Q.shape[0], Q.shape[2]
         ts = [Q, EA, EB, S0, OUT] + ([G] if G is not None else [])
         if any(x.dtype != torch.float32 or x.device != device for x in ts):
             return False
-        ts = [x.contiguous() for x in ts]
+        qs = Q.stride(1) if Q.dim() == 4 else 0
+        if not (k.get("rev") and Q.dim() == 4 and Q.stride(3) == 1 and (mq == 1 or Q.stride(2) == A) and qs >= mq * A and qs % 4 == 0 and
+                (N == 1 or Q.stride(0) == C * qs) and Q.data_ptr() % 16 == 0):
+            Q = Q.contiguous()
+            qs = mq * A
+        ts = [Q] + [x.contiguous() for x in ts[1:]]
         Q, EA, EB, S0, OUT_c = ts[:5]
         if OUT_c is not OUT:
             raise ValueError("lowRankReadout %s: OUT must be contiguous" % k["entry"])
@@ -1463,8 +1502,8 @@ def readout_launcher(m, device, way=None, math="fp32"):
             raise ValueError("lowRankReadout %s: shapes Q %s EA %s EB %s S0 %s G %s OUT %s oq %r, expected [N, C, mq, %d], [N, C, M, %d], [N, C, M, %d], [N, K, V], [N, C + 1, 1], [N, C, mq, %d] with N %d C %d K %d V %d M %d" % (
                 k["entry"], list(Q.shape), list(EA.shape), list(EB.shape), list(S0.shape), None if G is None else list(G.shape), list(OUT.shape), oq, A, A, W, W, N, C, K, V, M))
         with torch.cuda.device(device):
-            km.launch(k, (N, 1), [("ptr", x.data_ptr()) for x in (Q, EA, EB, S0)] + [("ptr", G.data_ptr() if G is not None else 0), ("ptr", OUT.data_ptr()), ("u32", N), ("u32", oq), ("u32", mq)],
-                      torch.cuda.current_stream(device).cuda_stream)
+            km.launch(k, (N, 1), [("ptr", x.data_ptr()) for x in (Q, EA, EB, S0)] + [("ptr", G.data_ptr() if G is not None else 0), ("ptr", OUT.data_ptr()), ("u32", N), ("u32", oq), ("u32", mq)] +
+                      ([("u32", 1 if rev else 0), ("u32", qs)] if k.get("rev") else []), torch.cuda.current_stream(device).cuda_stream)
         return True
     return launch
 
@@ -1596,7 +1635,7 @@ def backward(ctx, m, flat, grads):
     if not LR_GRAPHS or LR_TIMES is not None:
         return backward_eager(ctx, m, flat, grads)
     switches = (LR_CHUNK, LR_DECAY, LR_PASS, LR_SEQ_FORM, LR_READ, LR_AUG, LR_KEY, BLOCK, LR_LAYOUT, LR_SHARE, LR_SOLVE, SOLVE_BLOCK,
-                LR_MM, tuple(LR_MM_PARTS), LR_LEAN, LR_FUSED, LR_FUSED_READ, LR_BWD, LR_FUSED_PASS, LR_FUSED_WY, LR_Y_READ, LR_COPIES, LR_MERGE, LR_BWD_KEY, LR_WY_K128, LR_PASS_COLS)
+                LR_MM, tuple(LR_MM_PARTS), LR_LEAN, LR_FUSED, LR_FUSED_READ, LR_BWD, LR_FUSED_PASS, LR_FUSED_WY, LR_Y_READ, LR_COPIES, LR_MERGE, LR_BWD_KEY, LR_WY_K128, LR_PASS_COLS, LR_REV_READ)
     given_dtypes = [x.dtype if x is not None else None for x in flat[: len(m.inputs)]]
     switches += (read_math(given_dtypes), wy_math(given_dtypes), core_math(given_dtypes))
     switches += (LR_READ_KEY, LR_READ_KEY_PRE)

@@ -103,7 +103,7 @@ def flip_next(x):
     return y
 
 
-def wy_backward(core, xI, A, ld, W, Q, DY, dS, S_ends, bhc, unbhc, chunk_core, walk=None, kern=None, lean=False):
+def wy_backward(core, xI, A, ld, W, Q, DY, dS, S_ends, bhc, unbhc, chunk_core, walk=None, kern=None, lean=False, rev=False):
     """The chunk-state backward's reverse walk and per-chunk adjoints (module docstring).
 
     core: the forward's ChunkCore from the chunk start states (N rows = chunks x heads; C = Cp but for a per-key decay);
@@ -119,7 +119,10 @@ def wy_backward(core, xI, A, ld, W, Q, DY, dS, S_ends, bhc, unbhc, chunk_core, w
     adjoints; None: torch products); lean (seqc_chunked_lowrank LR_COPIES "lean"): the reversed chunks' events built
     as two stacked tensors, each one copy per source and one flip (chunk_core then takes them as `events`), the reads
     of the forward's events flipped as one stacked tensor and their outputs flipped back as one, no single-vector
-    stacks; False: a flip per vector and ChunkCore's stacks (the way before; the same values).
+    stacks; False: a flip per vector and ChunkCore's stacks (the way before; the same values). rev (with lean, no per-key
+    decay; seqc_chunked_lowrank LR_REV_READ "kernel"): none of those flips: the events stay in the chunk's order and the
+    reversed chunks' core reads them, the forward's events and its outputs backwards (ChunkCore.read_rev: the fused
+    readouts' rev argument, or its flips where no kernel takes a read); the same values.
     Returns {"dR" [N, C, E, V], "dv" [N, C, P, V], "dk" [N, C, P, K], "du" [N, C, E, K], "dS0" [B, H, K, V],
     "a0" [N, K] (<L_end, S_C> per key row)}.
 
@@ -220,6 +223,11 @@ def wy_backward(core, xI, A, ld, W, Q, DY, dS, S_ends, bhc, unbhc, chunk_core, w
         evV[:, : C - 1, R:] = dR[:, 1:]
         evK[:, C - 1, R:] = 0
         evV[:, C - 1, R:] = 0
+        if rev and not key:  # read backwards where they are: no flips (ChunkCore.read_rev)
+            rc = chunk_core(Lend, flip_next(ld) if ld is not None else None, [(evK[:, :, i], evV[:, :, i]) for i in range(R + E)], events=(evK, evV))
+            vals = rc.read_rev("value", True, VV)[:, :C0]  # [N, C0, mk, K]: du (the reads r), dk (the values v)
+            keys = rc.read_rev("key", True, KK[:, :, E:])[:, :C0] if P else None  # dv
+            return {"dR": dR[:, :C0], "dS0": dS0, "a0": unbhc(a0) if a0 is not None else None, "du": vals[:, :, :E], "dk": vals[:, :, E:] if P else None, "dv": keys}
         evK, evV = torch.flip(evK, [1]), torch.flip(evV, [1])
         rc = chunk_core(Lend, flip_next(ld) if ld is not None else None, [(evK[:, :, i], evV[:, :, i]) for i in range(R + E)], events=(evK, evV))
         vals = rc.read_stacked("value", True, torch.flip(VV, [1]))[:, :C]  # [N, C, mk, K] reversed: du (the reads r), dk (the values v)

@@ -24,7 +24,11 @@ their definitions, standing in for compiler/backends/cuda/lowrank-wy.ts (test/cu
 keyBwd: "chain" / "wy", whether bwd "wy" also takes a per-key decay (LR_BWD_KEY; None: the default); readKey
 "recurrence": the readout launcher also takes a per-key decay (readout_key_launcher's contract, LR_READ_KEY "cuda") by
 the recurrence, counted in "readoutCalls"; readKeyBreak: that stand-in with key 0's decay for every key; wyBreak "ld": the
-per-key path's log decays dropped from the reversed chunks' ChunkCore (the adjoint then undecayed inside a chunk)."""
+per-key path's log decays dropped from the reversed chunks' ChunkCore (the adjoint then undecayed inside a chunk);
+revRead: "flip" / "kernel" (seqc_chunked_lowrank.LR_REV_READ; None: the default): the readout stand-in honours the
+launcher's rev (Q, EA, EB and OUT read and written in reversed time), "readoutRev" counts those calls; revBreak: a stand-in
+that ignores rev (the test expects the gradients off); "bigFlips": torch.flip calls on tensors of 4 or more dimensions
+(the wy path's [N, C, m, w] events and reads, the chain's [B, H, Lp, w] lines; not the [N, C, 1] log decays)."""
 
 import json
 import os
@@ -70,13 +74,23 @@ def recurrence_transitions(calls):
     return launch
 
 
-def recurrence_readouts(calls):
+def recurrence_readouts(calls, rev_break=False):
     """A `readout` launcher for ChunkCore: OUT[:, a, x] = S_{a+oq}^T Q[:, a, x] (key axis; EA the keys, EB the values) or
     S_{a+oq} Q[:, a, x] (value axis; EA the values, EB the keys) with S_t = exp(G_t - G_{t-1}) S_{t-1} + sum_y kk_{t,y}
-    vv_{t,y}^T from S_0, any C, K, V, M."""
+    vv_{t,y}^T from S_0, any C, K, V, M; rev: step a's Q, EA, EB and OUT are their row C - 1 - a (G in step order);
+    rev_break: rev ignored."""
+    flip = torch.flip  # torch's, not main's counted one
 
-    def launch(axis, oq, mode, C, K, V, M, Q, EA, EB, S0, G, OUT):
+    def launch(axis, oq, mode, C, K, V, M, Q, EA, EB, S0, G, OUT, rev=False):
         assert mode in ("none", "scalar") and (G is None) == (mode == "none")
+        if rev:
+            calls.append(axis + "-rev")
+            if not rev_break:
+                tmp = torch.empty_like(OUT)
+                launch(axis, oq, mode, C, K, V, M, flip(Q, [1]), flip(EA, [1]), flip(EB, [1]), S0, G, tmp)
+                calls.pop()
+                OUT.copy_(flip(tmp, [1]))
+                return True
         KK, VV = (EA, EB) if axis == "key" else (EB, EA)
         assert tuple(KK.shape[1:]) == (C, M, K) and tuple(VV.shape[1:]) == (C, M, V) and tuple(OUT.shape[:2]) == (Q.shape[0], C)
         S = S0.clone()
@@ -91,7 +105,8 @@ def recurrence_readouts(calls):
             S = S + torch.einsum("nyk,nyv->nkv", KK[:, t], VV[:, t])
             if oq == 1:
                 read(t)
-        calls.append(axis)
+        if not rev:
+            calls.append(axis)
         return True
     return launch
 
@@ -212,7 +227,15 @@ def main():
     calls = []
     fused = recurrence_transitions(calls) if case.get("fused") == "recurrence" else None
     rcalls = []
-    readout = recurrence_readouts(rcalls) if case.get("readout") == "recurrence" else None
+    readout = recurrence_readouts(rcalls, bool(case.get("revBreak"))) if case.get("readout") == "recurrence" else None
+    flips = []
+    flip = torch.flip
+
+    def counted_flip(x, dims):
+        if x.dim() >= 4:
+            flips.append(list(x.shape))
+        return flip(x, dims)
+    torch.flip = counted_flip
     if case.get("readKey") == "recurrence":  # the per-key readouts' stand-in (seqc_chunked_lowrank LR_READ_KEY "cuda")
         readout = recurrence_readouts_key(readout, rcalls, bool(case.get("readKeyBreak")))
     pcalls = []
@@ -226,8 +249,10 @@ def main():
         case.get("readWay"), case.get("augWay"), key_way=case.get("keyWay"),
         layout=case.get("layout"), share=case.get("share"),
         mm=seqc_chunked_lowrank.mm_dtype([], DTYPE[0], case.get("mm") or "fp32"), lean=case.get("lean"), fused=fused, readout=readout, bwd_way=case.get("bwd"), passer=passer, wy_kern=wy_kern,
-        post_binds=set(case["postBinds"]) if case.get("postBinds") is not None else None, copies=case.get("copies"), merge=case.get("merge"), key_bwd=case.get("keyBwd"))
-    sys.stdout.write(json.dumps({"done": True, "fusedCalls": len(calls), "readoutCalls": len(rcalls), "passCalls": pcalls, "wyCalls": wcalls, "inputs": {k: enc(v) for k, v in gin.items()}, "params": {k: enc(v) for k, v in gpar.items()}, "dS0": enc(dS0)}) + "\n")
+        post_binds=set(case["postBinds"]) if case.get("postBinds") is not None else None, copies=case.get("copies"), merge=case.get("merge"), key_bwd=case.get("keyBwd"),
+        rev_read=case.get("revRead"))
+    torch.flip = flip
+    sys.stdout.write(json.dumps({"done": True, "fusedCalls": len(calls), "readoutCalls": len(rcalls), "readoutRev": sum(1 for c in rcalls if c.endswith("-rev")), "bigFlips": len(flips), "passCalls": pcalls, "wyCalls": wcalls, "inputs": {k: enc(v) for k, v in gin.items()}, "params": {k: enc(v) for k, v in gpar.items()}, "dS0": enc(dS0)}) + "\n")
 
 
 main()

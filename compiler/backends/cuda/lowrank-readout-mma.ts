@@ -20,6 +20,8 @@
  * transpose's [n][k]; EB [E][B] is [k][n]; EA [E][A] is the scores' B operand [n][k]); A fragments by ldmatrix.x4, B
  * fragments by 32-bit loads; every operand rounded (split) to TF32 as its fragment is read.
  * At C = K = V = 64, M = 2: 107.8 KB of shared memory (two blocks an SM).
+ * The launch arguments rev and qs as the fp32 kernel's (lowrank-readout.ts): rev = 1 maps step a to row C - 1 - a of Q, EA,
+ * EB and OUT in the global copies and stores (G in step order), qs is Q's step stride in floats.
  */
 import type { LowRankReadConfig } from "./lowrank-readout.ts";
 import { SEQC_CP_ASYNC, SEQC_LDSM4 } from "./ptx-copy-wrappers.ts";
@@ -109,6 +111,10 @@ export function mmaReadSource(c: LowRankReadConfig, entry: string): string {
   const TS = Math.ceil((2 * RB * M) / WPR), TO = Math.ceil(B / 8 / WPR);
   const unroll = "#pragma unroll";
   const { mma, fragA, fragBnk, fragBkn } = tf32Ops(x3);
+  // rev (a launch argument): step a's rows in global memory (Q, EA, EB, OUT) are row C - 1 - a (the chunk stored in forward
+  // time, read as reversed); an event e = c M + y of step c is row evRow(e); G stays in the kernel's step order
+  const row = (a: string) => `(rev ? ${C - 1}u - (${a}) : (${a}))`;
+  const evRow = (e: string) => `(rev ? (${C - 1}u - (${e}) / ${M}u) * ${M}u + (${e}) % ${M}u : (${e}))`;
   // acc[n][4]: the products of Q's row block a0.. (over the A axis) with the warp's tiles it = h, h + WPR, ... below
   // `limit` (the scores' event tiles, the outputs' column tiles); fragB: the B fragment of tile `it` at step ks
   const rowBlockTiles = (acc: string, n: number, it: string, limit: string, fragB: string) => `    float ${acc}[${n}][4];
@@ -128,7 +134,7 @@ ${fragB}${mma("          ", `${acc}[j]`, "fa", "fb")}        }
   const copy = (ind: string, dst: string, ld: number, rows: number, w: number, src: (r: string, c4: string, x: string) => string) =>
     `${ind}for (u32 x = t; x < ${(rows * w) / 4}u; x += ${NT}u) { const u32 r = x / ${w / 4}u, c4 = x % ${w / 4}u; seqc_cp16(&${dst}[r * ${ld}u + 4u * c4], &${src("r", "c4", "x")}); }\n`;
   return `
-extern "C" __global__ void __launch_bounds__(${NT}, 2) ${entry}(const float* __restrict__ Q, const float* __restrict__ EA, const float* __restrict__ EB, const float* __restrict__ S0, const float* __restrict__ Gg, float* __restrict__ OUT, u32 N, u32 oq, u32 mq) {
+extern "C" __global__ void __launch_bounds__(${NT}, 2) ${entry}(const float* __restrict__ Q, const float* __restrict__ EA, const float* __restrict__ EB, const float* __restrict__ S0, const float* __restrict__ Gg, float* __restrict__ OUT, u32 N, u32 oq, u32 mq, u32 rev, u32 qs) {
   SEQC_SMEM_DECL(seqc_smem_raw);
   float* sQ = (float*)seqc_smem_raw;  // Q [C][LQ] (one query vector)
   float* sX = sQ + ${C * LQ};         // EA [E][LE] -> the scores [C][LP]
@@ -140,11 +146,11 @@ extern "C" __global__ void __launch_bounds__(${NT}, 2) ${entry}(const float* __r
   const u32 w = t >> 5u, l = t & 31u, g = l >> 2u, tg = l & 3u;
   const u32 rb = w / ${WPR}u, h = w % ${WPR}u, a0 = 16u * rb;
   const u32 ntile = ${2 * M}u * (rb + 1u);  // the 8-event tiles of the steps up to the row block's last
-  const float* q = Q + (size_t)n * ${C}u * mq * ${A}u;
+  const float* q = Q + (size_t)n * ${C}u * qs;
   const float* ea = EA + (size_t)n * ${E * A}u;
   float* out = OUT + (size_t)n * ${C}u * mq * ${B}u;
-${copy("  ", "sB", LB, E, B, (_r, _c, x) => `EB[(size_t)n * ${E * B}u + 4u * ${x}]`)}${copy("  ", "sS", LS, K, V, (_r, _c, x) => `S0[(size_t)n * ${K * V}u + 4u * ${x}]`)}${dec ? `  for (u32 x = t; x < ${C + 1}u; x += ${NT}u) sG[x] = Gg[(size_t)n * ${C + 1}u + x];\n` : ""}  for (u32 xq = 0; xq < mq; ++xq) {
-${copy("    ", "sQ", LQ, C, A, (r, c4) => `q[(${r} * mq + xq) * ${A}u + 4u * ${c4}]`)}${copy("    ", "sX", LE, E, A, (_r, _c, x) => `ea[4u * ${x}]`)}    seqc_cp_commit();
+${copy("  ", "sB", LB, E, B, (r, c4) => `EB[(size_t)n * ${E * B}u + ${evRow(r)} * ${B}u + 4u * ${c4}]`)}${copy("  ", "sS", LS, K, V, (_r, _c, x) => `S0[(size_t)n * ${K * V}u + 4u * ${x}]`)}${dec ? `  for (u32 x = t; x < ${C + 1}u; x += ${NT}u) sG[x] = Gg[(size_t)n * ${C + 1}u + x];\n` : ""}  for (u32 xq = 0; xq < mq; ++xq) {
+${copy("    ", "sQ", LQ, C, A, (r, c4) => `q[${row(r)} * qs + xq * ${A}u + 4u * ${c4}]`)}${copy("    ", "sX", LE, E, A, (r, c4) => `ea[${evRow(r)} * ${A}u + 4u * ${c4}]`)}    seqc_cp_commit();
     seqc_cp_wait<0>();
     __syncthreads();
     // scores: rows a0.., the row block's event tiles h, h + ${WPR}, ...
@@ -183,8 +189,8 @@ ${unroll}
     for (u32 j = 0; j < ${TO}u; ++j) {
       const u32 ct = h + ${WPR}u * j;
       if (ct < ${B / 8}u) {
-        *(float2*)&out[((a0 + g) * mq + xq) * ${B}u + 8u * ct + 2u * tg] = make_float2(o[j][0], o[j][1]);
-        *(float2*)&out[((a0 + g + 8u) * mq + xq) * ${B}u + 8u * ct + 2u * tg] = make_float2(o[j][2], o[j][3]);
+        *(float2*)&out[(${row("a0 + g")} * mq + xq) * ${B}u + 8u * ct + 2u * tg] = make_float2(o[j][0], o[j][1]);
+        *(float2*)&out[(${row("a0 + g + 8u")} * mq + xq) * ${B}u + 8u * ct + 2u * tg] = make_float2(o[j][2], o[j][3]);
       }
     }
     __syncthreads();

@@ -29,9 +29,12 @@
  * Floor at C = K = V = 64, M = 2, per chunk and query vector: 0.79 M FMAs (scores 0.26 M causal, mix 0.26 M, start
  * 0.26 M) and 64 KB of global reads (Q, EA, EB; S_0 16 KB once) and 16 KB written.
  *
- * Tensors (float32, contiguous, as ChunkCore holds them): Q [N, C, mq, A]; EA [N, C, M, A]; EB [N, C, M, B]; S0 [N, K, V];
- * G [N, C + 1, 1] (unused without a decay); OUT [N, C, mq, B]. Arguments oq (0 / 1) and mq at launch. One block of
- * LOWRANK_READ_THREADS threads per row n (blockIdx.x).
+ * Tensors (float32, as ChunkCore holds them): Q [N, C, mq, A] with step stride qs floats (mq A where contiguous; a view
+ * such as one event slot of ChunkCore's [N, C, mk, A] keys, qs = mk A, is read as it is); EA [N, C, M, A]; EB [N, C, M, B];
+ * S0 [N, K, V]; G [N, C + 1, 1] (unused without a decay); OUT [N, C, mq, B]; all but Q contiguous. Arguments oq (0 / 1),
+ * mq, rev and qs at launch. rev = 1 reads the chunk in reversed time without copies: the kernel's step a is row C - 1 - a
+ * of Q, EA, EB and OUT (the tensors stored in forward time; seqc_lowrank_wy.py's reversed chunks, LR_REV_READ "kernel"),
+ * while G stays in the kernel's (reversed) step order. One block of LOWRANK_READ_THREADS threads per row n (blockIdx.x).
  *
  * Which configurations exist is data (LOWRANK_READ_CONFIGS); the runtime launches an entry only where one matches the
  * read (axis, decay mode, C, K, V, M) and else runs ChunkCore's torch ops (a per-key decay always does).
@@ -65,6 +68,8 @@ export interface LowRankReadConfig {
 /** A launchable kernel of the module (seqc_cuda.KernelModule: entry, threads, sharedBytes) with its configuration. */
 export interface LowRankReadKernel extends LowRankReadConfig {
   op: "readout";
+  /** The launch takes rev and qs after mq (the runtime passes them only to kernels that carry this). */
+  rev: true;
   entry: string;
   threads: number;
   sharedBytes: number;
@@ -129,6 +134,10 @@ function kernelSource(c: LowRankReadConfig): string {
   // the start operand [A][B]: S_0 [K][V] as it is (key axis: A = K, B = V) or transposed (value axis: A = V, B = K)
   const sIdx = c.axis === "key" ? "x" : `(x % ${K}u) * ${V}u + x / ${K}u`;
   const v4 = c.loads === "vec4";
+  // rev (a launch argument): step a's rows in global memory (Q, EA, EB, OUT) are row C - 1 - a (the chunk stored in forward
+  // time, read as reversed); an event e = c M + y of step c is row evRow(e); G stays in the kernel's step order
+  const row = (a: string) => `(rev ? ${C - 1}u - (${a}) : (${a}))`;
+  const evRow = (e: string) => `(rev ? (${C - 1}u - (${e}) / ${M}u) * ${M}u + (${e}) % ${M}u : (${e}))`;
   // float4 loads of `count` float4s a block, a thread's R = ceil(count / NT) loads first (registers), then its stores:
   // load(x) the float4's global address, store(x, v) its shared stores
   const batch = (ind: string, tag: string, count: number, load: (x: string) => string, store: (x: string, v: string) => string) => {
@@ -147,15 +156,15 @@ ${ind}}
   const tr = (dst: string, ld: number, rows: string, x: string, v: string) =>
     [0, 1, 2, 3].map((k) => `${dst}[(4u * (${x} / ${rows}) + ${k}u) * ${ld}u + ${x} % ${rows}] = ${v}.${"xyzw"[k]};`).join(" ");
   const vecLoads = () =>
-    batch("  ", "lb", (E * B) / 4, (x) => `EB[(size_t)n * ${E * B}u + 4u * ${x}]`, (x, v) => `*(float4*)&sB[4u * ${x}] = ${v};`) +
+    batch("  ", "lb", (E * B) / 4, (x) => `EB[(size_t)n * ${E * B}u + ${evRow(`4u * ${x} / ${B}u`)} * ${B}u + (4u * ${x}) % ${B}u]`, (x, v) => `*(float4*)&sB[4u * ${x}] = ${v};`) +
     (c.axis === "key"
       ? batch("  ", "ls", (A * B) / 4, (x) => `S0[(size_t)n * ${K * V}u + 4u * ${x}]`, (x, v) => `*(float4*)&sS[4u * ${x}] = ${v};`)
       : batch("  ", "ls", (A * B) / 4, (x) => `S0[(size_t)n * ${K * V}u + (${x} % ${B}u) * ${V}u + 4u * (${x} / ${B}u)]`, (x, v) => tr("sS", B, `${B}u`, x, v)));
   const vecQ = () =>
-    batch("    ", "lq", (C * A) / 4, (x) => `q[((${x} % ${C}u) * mq + xq) * ${A}u + 4u * (${x} / ${C}u)]`, (x, v) => tr("sQ", LQ, `${C}u`, x, v)) +
-    batch("    ", "le", (E * A) / 4, (x) => `ea[(${x} % ${E}u) * ${A}u + 4u * (${x} / ${E}u)]`, (x, v) => tr("sX", LE, `${E}u`, x, v));
+    batch("    ", "lq", (C * A) / 4, (x) => `q[${row(`${x} % ${C}u`)} * qs + xq * ${A}u + 4u * (${x} / ${C}u)]`, (x, v) => tr("sQ", LQ, `${C}u`, x, v)) +
+    batch("    ", "le", (E * A) / 4, (x) => `ea[${evRow(`${x} % ${E}u`)} * ${A}u + 4u * (${x} / ${E}u)]`, (x, v) => tr("sX", LE, `${E}u`, x, v));
   return `
-extern "C" __global__ void __launch_bounds__(${NT}, 2) ${lowRankReadEntry(c)}(const float* __restrict__ Q, const float* __restrict__ EA, const float* __restrict__ EB, const float* __restrict__ S0, const float* __restrict__ Gg, float* __restrict__ OUT, u32 N, u32 oq, u32 mq) {
+extern "C" __global__ void __launch_bounds__(${NT}, 2) ${lowRankReadEntry(c)}(const float* __restrict__ Q, const float* __restrict__ EA, const float* __restrict__ EB, const float* __restrict__ S0, const float* __restrict__ Gg, float* __restrict__ OUT, u32 N, u32 oq, u32 mq, u32 rev, u32 qs) {
   SEQC_SMEM_DECL(seqc_smem_raw);
   float* sQ = (float*)seqc_smem_raw;  // Q^T [A][LQ] (one query vector)
   float* sX = sQ + ${A * LQ};         // EA^T [A][LE] -> the scores transposed [E][LQ]
@@ -164,17 +173,17 @@ extern "C" __global__ void __launch_bounds__(${NT}, 2) ${lowRankReadEntry(c)}(co
   float* sG = sS + ${A * B};          // G [C + 1]
   const u32 n = blockIdx.x, t = threadIdx.x;
   if (n >= N) return;
-  const float* q = Q + (size_t)n * ${C}u * mq * ${A}u;
+  const float* q = Q + (size_t)n * ${C}u * qs;
   const float* ea = EA + (size_t)n * ${E * A}u;
   float* out = OUT + (size_t)n * ${C}u * mq * ${B}u;
-${v4 ? vecLoads() : `  for (u32 x = t; x < ${E * B}u; x += ${NT}u) sB[x] = EB[(size_t)n * ${E * B}u + x];
+${v4 ? vecLoads() : `  for (u32 x = t; x < ${E * B}u; x += ${NT}u) sB[x] = EB[(size_t)n * ${E * B}u + ${evRow(`x / ${B}u`)} * ${B}u + x % ${B}u];
   for (u32 x = t; x < ${A * B}u; x += ${NT}u) sS[x] = S0[(size_t)n * ${K * V}u + ${sIdx}];
 `}${dec ? `  for (u32 x = t; x < ${C + 1}u; x += ${NT}u) sG[x] = Gg[(size_t)n * ${C + 1}u + x];\n` : ""}  for (u32 xq = 0; xq < mq; ++xq) {
 ${v4 ? vecQ() : `    for (u32 x = t; x < ${C * A}u; x += ${NT}u) {
       const u32 a = x / ${A}u, i = x % ${A}u;
-      sQ[i * ${LQ}u + a] = q[(a * mq + xq) * ${A}u + i];
+      sQ[i * ${LQ}u + a] = q[${row("a")} * qs + xq * ${A}u + i];
     }
-    for (u32 x = t; x < ${E * A}u; x += ${NT}u) sX[(x % ${A}u) * ${LE}u + x / ${A}u] = ea[x];
+    for (u32 x = t; x < ${E * A}u; x += ${NT}u) sX[(x % ${A}u) * ${LE}u + x / ${A}u] = ea[${evRow(`x / ${A}u`)} * ${A}u + x % ${A}u];
 `}    __syncthreads();
     // scores: queries a = 4 ta + p against the events e = (4 tc + s) M + y, tiles on or below the diagonal
     {
@@ -247,7 +256,7 @@ ${unroll}
       for (u32 p = 0; p < 4u; ++p) {
         const u32 a = 4u * ta + p;
 ${dec ? `        const float d = expf(sG[a + oq]);` : `        const float d = 1.f;`}
-        *(float4*)&out[(a * mq + xq) * ${B}u + 4u * tj] = make_float4(fmaf(d, as[p][0], ae[p][0]), fmaf(d, as[p][1], ae[p][1]), fmaf(d, as[p][2], ae[p][2]), fmaf(d, as[p][3], ae[p][3]));
+        *(float4*)&out[(${row("a")} * mq + xq) * ${B}u + 4u * tj] = make_float4(fmaf(d, as[p][0], ae[p][0]), fmaf(d, as[p][1], ae[p][1]), fmaf(d, as[p][2], ae[p][2]), fmaf(d, as[p][3], ae[p][3]));
       }
     }
     __syncthreads();
@@ -264,7 +273,7 @@ export function lowRankReadModule(configs: readonly LowRankReadConfig[] = LOWRAN
   for (const c of configs) {
     check(c);
     const floats = c.math ? mmaReadLayout(c).floats : layout(c).floats;
-    kernels.push({ ...c, op: "readout", entry: lowRankReadEntry(c), threads: LOWRANK_READ_THREADS, sharedBytes: floats * 4 });
+    kernels.push({ ...c, op: "readout", rev: true, entry: lowRankReadEntry(c), threads: LOWRANK_READ_THREADS, sharedBytes: floats * 4 });
     source += c.math ? mmaReadSource(c, lowRankReadEntry(c)) : kernelSource(c);
   }
   return { source: patch ? patch(source) : source, kernels };
