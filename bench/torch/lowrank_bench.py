@@ -322,7 +322,16 @@ CONFIGS14 = [
     ("bf16 + core tf32", torch.bfloat16, {"LR_WY_MMA": "off", "LR_CORE_MMA": "tf32"}),
     ("bf16 + wy + core tf32", torch.bfloat16, {"LR_WY_MMA": "tf32", "LR_CORE_MMA": "tf32"}),
 ]
-CONFIGS = {6: CONFIGS6, 7: CONFIGS7, 8: CONFIGS8, 9: CONFIGS9, 10: CONFIGS10, 11: CONFIGS11, 12: CONFIGS12, 13: CONFIGS13, 14: CONFIGS14}
+# --variants 15: wy's reversed chunks read backwards by the fused readouts (LR_REV_READ "kernel": no torch.flip copies)
+# against the flips (LR_REV_READ "flip"), bf16 and fp32; the profiles (DeltaNet) also list every copy-making op with its
+# Python call stack (profile stacks=True).
+CONFIGS15 = [
+    ("bf16 flips", torch.bfloat16, {"LR_REV_READ": "flip"}),
+    ("bf16 rev reads", torch.bfloat16, {"LR_REV_READ": "kernel"}),
+    ("fp32 flips", torch.float32, {"LR_REV_READ": "flip"}),
+    ("fp32 rev reads", torch.float32, {"LR_REV_READ": "kernel"}),
+]
+CONFIGS = {6: CONFIGS6, 7: CONFIGS7, 8: CONFIGS8, 9: CONFIGS9, 10: CONFIGS10, 11: CONFIGS11, 12: CONFIGS12, 13: CONFIGS13, 14: CONFIGS14, 15: CONFIGS15}
 # --variants 16: a per-key decay (RWKV-7) in the fused readouts (LR_READ_KEY "cuda": compiler/backends/cuda/
 # lowrank-readout-key.ts) against ChunkCore's per-key torch ops (LR_READ_KEY "torch"), on the chain (LR_BWD_KEY "chain"),
 # fp32 and bf16; the fp32 pair sectioned and profiled (every model).
@@ -345,7 +354,8 @@ CONFIGS[17] = CONFIGS17
 # the configurations whose one eager step is profiled (DeltaNet) and, for 7 and 8, sectioned (LR_TIMES; every model)
 PROFILED = {6: ("bf16 lean, fp32 products", "fp32 lean"), 7: ("fp32 torch transitions", "fp32 fused transitions"), 8: ("fp32 torch readouts", "fp32 fused readouts"), 9: ("fp32 chain", "fp32 wy"),
             10: ("fp32 chain, pass kernel", "fp32 wy, pass + wy kernels"), 11: ("bf16 fp32 readouts", "bf16 tf32x3 readouts", "bf16 tf32 readouts"),
-            12: ("fp32 old glue", "fp32 new glue + merge"), 13: ("fp32 chain", "fp32 wy"), 14: ("bf16 defaults", "bf16 + wy + core tf32")}
+            12: ("fp32 old glue", "fp32 new glue + merge"), 13: ("fp32 chain", "fp32 wy"), 14: ("bf16 defaults", "bf16 + wy + core tf32"),
+            15: ("bf16 flips", "bf16 rev reads")}
 
 PROFILED[16] = ("fp32 torch key reads", "fp32 kernel key reads")
 PROFILED[17] = ("fp32 plain key reads", "fp32 pre key reads")
@@ -398,11 +408,11 @@ def case6(args, root, model, shape, rate, log):
                 t = tb.timed(one, 1, args.reps, args.cap_s)
                 one()
                 t["grads"] = {n: v.grad.detach().float().clone() for n, v in leaves.items()}
-                if args.variants in (7, 8, 9, 10, 11, 12, 13, 14, 16, 17) and label in PROFILED[args.variants]:
+                if args.variants in (7, 8, 9, 10, 11, 12, 13, 14, 16, 17, 15) and label in PROFILED[args.variants]:
                     t["sections_ms"] = sections(one)
                     log("%s %s: %s sections (eager) %s" % (model, shape, label, ", ".join("%s %.2f" % kv for kv in t["sections_ms"].items())))
                 if args.profile and (model == "deltanet" or args.variants in (13, 16, 17)) and label in PROFILED[args.variants]:
-                    t["profile_top"] = profile(one, os.path.join(args.profile, "profile-%s-%s.txt" % (model, label.replace(" ", "-"))))
+                    t["profile_top"] = profile(one, os.path.join(args.profile, "profile-%s-%s.txt" % (model, label.replace(" ", "-"))), stacks=args.variants == 15)
                     log("%s %s: %s profile (one eager step, CUDA self ms) %s" % (model, shape, label, ", ".join("%s %.2f" % kv for kv in t["profile_top"][:14])))
             import seqc_chunked_lowrank as lr
             t["bmm_out_dtype"] = lr._OUT_DTYPE[0]
@@ -490,8 +500,14 @@ def sections(one):
         lr.LR_TIMES = None
 
 
-def profile(one, path):
-    """One eager step (no graphs, LR_GRAPHS off) under torch.profiler: the CUDA ops by self time to `path`; the top ones."""
+# the ops that make copies, listed with their call stacks by profile(stacks=True)
+COPY_OPS = ("aten::copy_", "aten::flip", "aten::cat", "aten::stack", "aten::clone", "aten::contiguous", "aten::constant_pad_nd", "aten::zero_", "aten::fill_", "aten::index_put_")
+
+
+def profile(one, path, stacks=False):
+    """One eager step (no graphs, LR_GRAPHS off) under torch.profiler: the CUDA ops by self time to `path`; the top ones.
+    stacks: a second eager step profiled with Python stacks, the copy-making ops (COPY_OPS) grouped by their call stack
+    (the innermost 8 frames) with CUDA self time to `path` -stacks.txt."""
     import seqc_chunked_lowrank as lr
     from torch.profiler import ProfilerActivity
     from torch.profiler import profile as prof
@@ -513,6 +529,26 @@ def profile(one, path):
         except Exception:  # noqa: BLE001  (older torch names it self_cuda_time_total)
             f.write(ka.table(sort_by="self_cuda_time_total", row_limit=40, max_name_column_width=70))
     dev = lambda e: getattr(e, "self_device_time_total", None) or getattr(e, "self_cuda_time_total", 0)  # noqa: E731
+    if stacks:
+        lr.LR_GRAPHS = False
+        try:
+            with prof(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA], with_stack=True) as ps:
+                one()
+                torch.cuda.synchronize()
+        finally:
+            lr.LR_GRAPHS = old
+        rows = []
+        for e in ps.key_averages(group_by_stack_n=8):
+            if e.key in COPY_OPS:
+                # an op's device time is its kernels' (children of the op): total, not self
+                t = getattr(e, "device_time_total", None) or getattr(e, "cuda_time_total", 0)
+                st = list(e.stack or [])
+                rows.append((t / 1000.0, e.count, e.key, st[:1] + [f for f in st[1:] if "seqc_" in f or "lowrank" in f]))
+        rows.sort(key=lambda r: -r[0])
+        with open(path.replace(".txt", "-stacks.txt"), "w") as f:
+            f.write("copy-making ops of one eager step by call stack (device ms, calls, op, stack innermost first)\n")
+            for t, c, k, st in rows:
+                f.write("%8.3f ms %3d  %-24s %s\n" % (t, c, k, " <- ".join(st)))
     top = sorted(((e.key, dev(e) / 1000.0) for e in ka), key=lambda kv: -kv[1])
     return [kv for kv in top if kv[1] > 0][:20]
 
@@ -549,7 +585,7 @@ def main():
     ap.add_argument("--cap-s", type=float, default=3.0)
     ap.add_argument("--fla-max-configs", type=int, default=6)
     ap.add_argument("--warm-fla", nargs=2, type=int)
-    ap.add_argument("--variants", type=int, default=1, help="1: also time the glue's choices (decay cumsum, chunk 32 / 128); 2: pass as torch.matmul, readout parts' sequential variants; 3: readouts as the plans, aug as matrix products, chunk 32 / 128, RWKV-7's sub-blocks 8 / 32; 4: the old defaults (eager, RWKV-7's sub-blocks), graphs off, RWKV-7's aug as products; 5: the old layout without sharing (LR_LAYOUT, LR_SHARE), each alone, the blocked solve (LR_SOLVE), the decay as cumsum; 6: fp32 and bf16 inputs with the old and new LR_MM / LR_MM_PARTS / LR_LEAN (CONFIGS6) beside the anchor, --accuracy; 7: the chunk transitions by torch ops and by the fused kernel (LR_FUSED, CONFIGS7), fp32 and bf16, beside the anchor, sections, --accuracy; 8: the readouts by torch ops and by the fused kernel (LR_FUSED_READ, CONFIGS8), likewise; 9: the backward as the adjoint chain and in the chunk-state structure (LR_BWD, CONFIGS9), likewise; 10: the walks over the chunks by torch products and by the pass kernel (LR_FUSED_PASS), wy's per-chunk kernels (LR_FUSED_WY; CONFIGS10), likewise; 11: the fused readouts' tensor-core twins for bf16 (LR_READ_MMA tf32 / tf32x3 / off; CONFIGS11), likewise; 12: the backward's y read left out where post's backward binds no y, the glue's fewer copies and flips, a decay step merged into the next (LR_Y_READ, LR_COPIES, LR_MERGE; CONFIGS12), likewise; 13: a per-key decay (RWKV-7) in the chunk-state backward vs the chain (LR_BWD_KEY; CONFIGS13), likewise; 16: a per-key decay (RWKV-7) in the fused readouts vs ChunkCore's torch ops (LR_READ_KEY; CONFIGS16), likewise; 17: the key axis's pre-decayed per-key kernel vs the plain one (LR_READ_KEY_PRE; CONFIGS17), likewise; 14: the tensor-core twins off by default, bf16: wy's pre (LR_WY_MMA), the chunk transitions (LR_CORE_MMA), both (CONFIGS14), likewise")
+    ap.add_argument("--variants", type=int, default=1, help="1: also time the glue's choices (decay cumsum, chunk 32 / 128); 2: pass as torch.matmul, readout parts' sequential variants; 3: readouts as the plans, aug as matrix products, chunk 32 / 128, RWKV-7's sub-blocks 8 / 32; 4: the old defaults (eager, RWKV-7's sub-blocks), graphs off, RWKV-7's aug as products; 5: the old layout without sharing (LR_LAYOUT, LR_SHARE), each alone, the blocked solve (LR_SOLVE), the decay as cumsum; 6: fp32 and bf16 inputs with the old and new LR_MM / LR_MM_PARTS / LR_LEAN (CONFIGS6) beside the anchor, --accuracy; 7: the chunk transitions by torch ops and by the fused kernel (LR_FUSED, CONFIGS7), fp32 and bf16, beside the anchor, sections, --accuracy; 8: the readouts by torch ops and by the fused kernel (LR_FUSED_READ, CONFIGS8), likewise; 9: the backward as the adjoint chain and in the chunk-state structure (LR_BWD, CONFIGS9), likewise; 10: the walks over the chunks by torch products and by the pass kernel (LR_FUSED_PASS), wy's per-chunk kernels (LR_FUSED_WY; CONFIGS10), likewise; 11: the fused readouts' tensor-core twins for bf16 (LR_READ_MMA tf32 / tf32x3 / off; CONFIGS11), likewise; 12: the backward's y read left out where post's backward binds no y, the glue's fewer copies and flips, a decay step merged into the next (LR_Y_READ, LR_COPIES, LR_MERGE; CONFIGS12), likewise; 13: a per-key decay (RWKV-7) in the chunk-state backward vs the chain (LR_BWD_KEY; CONFIGS13), likewise; 16: a per-key decay (RWKV-7) in the fused readouts vs ChunkCore's torch ops (LR_READ_KEY; CONFIGS16), likewise; 17: the per-key kernels' pre-decayed forms vs the plain ones (LR_READ_KEY_PRE; CONFIGS17), likewise; 14: the tensor-core twins off by default, bf16: wy's pre (LR_WY_MMA), the chunk transitions (LR_CORE_MMA), both (CONFIGS14), likewise; 15: wy's reversed chunks read backwards by the readouts kernel vs torch.flip copies (LR_REV_READ; CONFIGS15), bf16 and fp32, likewise, the profiles with the copies' call stacks")
     ap.add_argument("--no-anchor", action="store_true")
     ap.add_argument("--variants-at", default="8x2048x16x64")
     ap.add_argument("--accuracy", default="", help="BxT: --variants 6's accuracy at bf16-rounded inputs vs float64 (at the shapes' H, K)")
@@ -598,8 +634,8 @@ def main():
                     with open(args.out, "w") as f:
                         json.dump(res, f, indent=1)
         labels = [c[0] for c in CONFIGS[args.variants]]
-        fast = labels[-1] if args.variants in (7, 8, 9, 10, 11, 12, 13, 14, 16, 17) else "bf16 lean, fp32 products"
-        fast32 = {7: "fp32 fused transitions", 8: "fp32 fused readouts", 9: "fp32 wy", 10: "fp32 wy, pass + wy kernels", 11: "bf16 fp32 readouts", 12: "fp32 new glue + merge", 13: "fp32 wy", 16: "fp32 kernel key reads", 17: "fp32 pre key reads", 14: "bf16 defaults"}.get(args.variants, "fp32 lean")
+        fast = {15: "bf16 rev reads"}.get(args.variants, labels[-1]) if args.variants in (7, 8, 9, 10, 11, 12, 13, 14, 16, 17, 15) else "bf16 lean, fp32 products"
+        fast32 = {7: "fp32 fused transitions", 8: "fp32 fused readouts", 9: "fp32 wy", 10: "fp32 wy, pass + wy kernels", 11: "bf16 fp32 readouts", 12: "fp32 new glue + merge", 13: "fp32 wy", 16: "fp32 kernel key reads", 17: "fp32 pre key reads", 14: "bf16 defaults", 15: "bf16 flips"}.get(args.variants, "fp32 lean")
         print("\nmodel (B, T, H, K=V) | " + " | ".join(labels) + " | anchor | anchor / %s | anchor / %s" % (fast, fast32))
         for r in res["rows"]:
             if "error" in r:
