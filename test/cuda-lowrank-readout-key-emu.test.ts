@@ -11,8 +11,8 @@
  * output finite (a NaN or an infinity counts as an infinite error).
  * Deliberately broken copies must fail (the key axis's split of an off-diagonal ratio at the wrong time, the diagonal
  * tile seeing its own step before it, the start term without its decay; the value axis's Horner carry one step off, the
- * tile's own steps without their decay). The key axis's pre-decayed form (form "pre", entries _pre) the same way, with
- * its own broken copies. nvcc -cubin for sm_90 where installed: no spills, <= 128 registers.
+ * tile's own steps without their decay). The pre-decayed forms of both axes (form "pre", entries _pre) the same way,
+ * with their own broken copies. nvcc -cubin for sm_90 where installed: no spills, <= 128 registers.
  */
 import { describe, expect, it } from "vitest";
 import { execFileSync, spawnSync } from "node:child_process";
@@ -147,11 +147,15 @@ const SMALL: LowRankReadKeyConfig[] = [
   { axis: "value", C: 16, K: 20, V: 4, M: 2 },
   { axis: "key", C: 4, K: 4, V: 8, M: 1 },
   { axis: "value", C: 4, K: 8, V: 4, M: 3 },
-  // the key axis's pre-decayed form
+  // the pre-decayed forms
   { axis: "key", C: 16, K: 8, V: 12, M: 2, form: "pre" },
   { axis: "key", C: 48, K: 16, V: 8, M: 3, form: "pre" },
   { axis: "key", C: 4, K: 4, V: 8, M: 1, form: "pre" },
   { axis: "key", C: 32, K: 12, V: 20, M: 1, form: "pre" },
+  { axis: "value", C: 32, K: 12, V: 20, M: 1, form: "pre" },
+  { axis: "value", C: 16, K: 20, V: 4, M: 2, form: "pre" },
+  { axis: "value", C: 4, K: 8, V: 4, M: 3, form: "pre" },
+  { axis: "value", C: 48, K: 16, V: 8, M: 2, form: "pre" },
 ];
 
 describe.skipIf(!gpp)("low-rank chunk readouts with a per-key decay on the CPU emulation vs the float64 recurrence", () => {
@@ -167,10 +171,10 @@ describe.skipIf(!gpp)("low-rank chunk readouts with a per-key decay on the CPU e
         }
   }, 300_000);
 
-  it("the shipped C = K = V = 64, M = 2 configurations (both axes, the key axis's pre-decayed form): full and padded chunks, log decays to -1 / -20", () => {
+  it("the shipped C = K = V = 64, M = 2 configurations (both axes, plain and pre-decayed): full and padded chunks, log decays to -1 / -20", () => {
     const m = lowRankReadKeyModule();
-    expect(m.kernels.map((k) => k.entry)).toEqual(["seqc_lr_read_key_key_c64k64v64m2", "seqc_lr_read_value_key_c64k64v64m2", "seqc_lr_read_key_key_c64k64v64m2_pre"]);
-    expect(LOWRANK_READ_KEY_CONFIGS.map((c) => `${c.axis}${c.form ? ` ${c.form}` : ""}`)).toEqual(["key", "value", "key pre"]);
+    expect(m.kernels.map((k) => k.entry)).toEqual(["seqc_lr_read_key_key_c64k64v64m2", "seqc_lr_read_value_key_c64k64v64m2", "seqc_lr_read_key_key_c64k64v64m2_pre", "seqc_lr_read_value_key_c64k64v64m2_pre"]);
+    expect(LOWRANK_READ_KEY_CONFIGS.map((c) => `${c.axis}${c.form ? ` ${c.form}` : ""}`)).toEqual(["key", "value", "key pre", "value pre"]);
     const bin = buildEmu(m.source, m.kernels);
     for (const [i, k] of m.kernels.entries())
       for (const [used, mq, oq, minLd] of [[64, 2, 1, -1], [37, 1, 0, -20], [64, 1, 0, -0.05], [64, 2, 0, -20]] as const) {
@@ -210,13 +214,18 @@ describe.skipIf(!gpp)("low-rank chunk readouts with a per-key decay on the CPU e
     expect(broken(kp, `expf(sG[((cs | 3u) + 1u) * ${LG}u + (i)]`, `expf(sG[(cs + 1u) * ${LG}u + (i)]`, 1)).toBeGreaterThan(1e-2);
     expect(broken(kp, "if (s < p0 + oq) {", "if (s <= p0 + oq) {", 0)).toBeGreaterThan(1e-2);
     expect(broken(kp, `*= expf(sG[(a & ~3u) * ${LG}u + (i)]);`, `*= expf(sG[(a + oq) * ${LG}u + (i)]);`, 1)).toBeGreaterThan(1e-2);
+    // the value axis's pre-decayed form: the tile carry one step short (exp(G_{4tc+3} - G_{4tc})); EB decayed to its own
+    // time; the tile's own steps from the pre-decayed EB in shared memory instead of the raw one
+    const vp = { ...kv, form: "pre" as const }, LV = vp.K + 4;
+    expect(broken(vp, `sG[(4u * tc + 4u) * ${LV}u + (4u * tj)]`, `sG[(4u * tc + 3u) * ${LV}u + (4u * tj)]`, 1)).toBeGreaterThan(1e-2);
+    expect(broken(vp, `expf(sG[((cs | 3u) + 1u) * ${LV}u + (j)]`, `expf(sG[(cs + 1u) * ${LV}u + (j)]`, 1)).toBeGreaterThan(1e-2);
+    expect(broken(vp, `b4 = (*(const float4*)&ebg[(cs * ${vp.M}u + y) * ${vp.K}u + 4u * tj]);`, `b4 = (*(const float4*)&sB[(cs * ${vp.M}u + y) * ${vp.K}u + 4u * tj]);`, 1)).toBeGreaterThan(1e-2);
   }, 200_000);
 
   it("configurations that do not fit are refused; the shipped ones fit two blocks an SM (<= 113 KiB each)", () => {
     expect(() => lowRankReadKeyModule([{ axis: "key", C: 64, K: 10, V: 20, M: 2 }])).toThrow(/multiples of 4/);
     expect(() => lowRankReadKeyModule([{ axis: "key", C: 80, K: 8, V: 8, M: 2 }])).toThrow(/C <= 64/);
     expect(() => lowRankReadKeyModule([{ axis: "key", C: 64, K: 128, V: 128, M: 4 }])).toThrow(/shared memory/);
-    expect(() => lowRankReadKeyModule([{ axis: "value", C: 64, K: 64, V: 64, M: 2, form: "pre" }])).toThrow(/key axis/);
     for (const k of lowRankReadKeyModule().kernels) expect(k.sharedBytes, k.entry).toBeLessThanOrEqual(113 * 1024);
   });
 

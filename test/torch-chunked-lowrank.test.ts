@@ -104,7 +104,7 @@ describe("torch target: the low-rank chunked backward's plans", () => {
     // with a per-key decay and two events a step, the per-key readouts instead (compiler/backends/cuda/lowrank-readout-key.ts)
     const readKey = meta.kernels?.lowRankReadoutKey;
     if (chain.names.decay === "key" && E + P === 2 && E + R === 2) {
-      expect(readKey.kernels.map((k: { axis: string; decay: string; M: number; form?: string }) => [k.axis, k.decay, k.M, k.form ?? "plain"]), name).toEqual([["key", "key", 2, "plain"], ["value", "key", 2, "plain"], ["key", "key", 2, "pre"]]);
+      expect(readKey.kernels.map((k: { axis: string; decay: string; M: number; form?: string }) => [k.axis, k.decay, k.M, k.form ?? "plain"]), name).toEqual([["key", "key", 2, "plain"], ["value", "key", 2, "plain"], ["key", "key", 2, "pre"], ["value", "key", 2, "pre"]]);
       for (const k of readKey.kernels) expect(readKey.source).toContain(`extern "C" __global__ void __launch_bounds__(${k.threads}, 2) ${k.entry}(`);
     } else expect(readKey, name).toBeUndefined();
   }, 120_000);
@@ -664,7 +664,7 @@ describe.skipIf(!cpuTorch)("torch target: the fused readouts with a per-key deca
 });
 
 describe.skipIf(!cpuTorch)("torch target: which per-key readouts kernel the launcher takes (seqc_chunked_lowrank.read_key_pick, LR_READ_KEY_PRE)", () => {
-  it("the plain kernel by default (LR_READ_KEY_PRE \"off\"); the key axis's _pre form with \"on\" where the module has it, else the plain one; the value axis always plain", () => {
+  it("the plain kernels by default (LR_READ_KEY_PRE \"off\"); each axis's _pre form with \"on\" where the module has it, else the plain one", () => {
     const kernels = lowRankReadKeyModule().kernels;
     const script = `
 import json, sys
@@ -686,7 +686,7 @@ print(json.dumps(out))
     const key = "seqc_lr_read_key_key_c64k64v64m2", value = "seqc_lr_read_value_key_c64k64v64m2";
     expect(got).toEqual({
       default: "off", "key false all": key, "key true all": `${key}_pre`, "key false old": key, "key true old": key,
-      "value false all": value, "value true all": value, "value false old": value, "value true old": value, "other M": null,
+      "value false all": value, "value true all": `${value}_pre`, "value false old": value, "value true old": value, "other M": null,
     });
   });
 });

@@ -141,10 +141,12 @@ LR_READ_MMA = "tf32"
 # same process); one eager fp32 step's adjoint 7.44 -> 4.46 ms, fwd 4.80 -> 1.65; gradients vs float64 at B=2 T=2048
 # fp32 3.2e-6 -> 3.1e-6, bf16 1.7e-3 both; check.py --only-chunked rwkv7 with it 33/33, gradcheck passed.
 LR_READ_KEY = "cuda"
-# Which form of the key axis's per-key kernel LR_READ_KEY "cuda" takes: "off" (the scores decayed in the score loop, eight
-# exps a key per off-diagonal tile: timed above) or "on" (entries _pre: Q and the events pre-decayed as they are loaded,
-# one exp a key per off-diagonal tile, the diagonal tiles' rows on their own warps; emulated vs float64 like the other;
-# not yet timed on the card, where the key kernel took 2.60 ms of the fp32 step). Modules built before it: "off".
+# Which form of the per-key kernels LR_READ_KEY "cuda" takes: "off" (the decays taken where they are used: timed above) or
+# "on" (entries _pre, lowrank-readout-key.ts form "pre"; emulated vs float64 like the others; not yet timed on the card,
+# where the key kernel took 2.60 ms and the value kernel 3.04 ms of the fp32 step). Key axis: Q and the events pre-decayed
+# as they are loaded, one exp a key per off-diagonal score tile instead of eight, the diagonal tiles' rows on their own
+# warps. Value axis: the keys pre-decayed to their 4-step tile's end, the Horner carry a tile at a time (4 exps a tile
+# instead of 16). Modules built before it: "off".
 LR_READ_KEY_PRE = "off"
 # How the backward proper runs once the forward's chunk states, reads and dy are known: "chain" (the adjoint chain on the
 # reversed timeline: its chunk transitions augA, the pass, the adjoint's readouts, the forward's readouts fwd, the log
@@ -1400,8 +1402,8 @@ def readout_key_launcher(base, m, device, way=None):
     (axis, C, K, V, M; float32 tensors, G [N, C + 1, K]), after launching it on the current stream; False where none does;
     other decay modes go to base (its extra arguments passed on; a per-key read with any is refused). per_key = True on the
     launcher tells ChunkCore it takes a per-key decay. Returns base where there are no per-key kernels (LR_READ_KEY
-    "torch", not CUDA, or a module built without them). The key axis takes its pre-decayed form where LR_READ_KEY_PRE is
-    "on" and the module has it (read_key_pick)."""
+    "torch", not CUDA, or a module built without them). Each axis takes its pre-decayed form where LR_READ_KEY_PRE is "on"
+    and the module has it (read_key_pick)."""
     km = switch_kernels(m, device, way or LR_READ_KEY, "LR_READ_KEY", "lowRankReadoutKey")
     if km is None:
         return base

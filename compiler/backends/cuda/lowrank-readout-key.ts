@@ -43,11 +43,12 @@ export interface LowRankReadKeyConfig {
   K: number;
   V: number;
   M: number;
-  /** Key axis only: the scores' operands pre-decayed in shared memory (absent: decayed in the score loop, 8 expf a key
-   * per off-diagonal tile) or "pre" (entries end in _pre): Q scaled to its 4-step tile's first time and the events to
-   * their tile's end as they are loaded, an off-diagonal tile then takes one expf a key (the tile pair's factor
-   * exp(G_{4ta} - G_{4tc+4})); the diagonal tiles' pairs run on their own warps, a thread a query row, from the raw
-   * tensors in global memory (seqc_chunked_lowrank LR_READ_KEY_PRE). */
+  /** Operands decayed where they are used (absent) or pre-decayed as they are loaded, "pre" (entries end in _pre;
+   * seqc_chunked_lowrank LR_READ_KEY_PRE). Key axis: Q scaled to its 4-step tile's first time and the events to their
+   * tile's end, so an off-diagonal score tile takes one expf a key (the tile pair's factor exp(G_{4ta} - G_{4tc+4}))
+   * instead of eight; the diagonal tiles' pairs run on their own warps, a thread a query row, from the raw tensors in
+   * global memory. Value axis: EB's events decayed to their tile's end, so the Horner sum over the steps before an output
+   * tile is carried a tile at a time (4 expf a tile instead of 16); the tile's own steps read the raw EB from global memory. */
   form?: "pre";
 }
 
@@ -62,10 +63,10 @@ export interface LowRankReadKeyKernel extends LowRankReadKeyConfig {
 
 /** The configurations the torch modules with a per-key decay get: RWKV-7's chunk of 64 micro-steps at K = V = 64, two
  * events per step (one low-rank pair and one pair), both axes (the chain's read / fwd / adjoint readouts), then the key
- * axis's pre-decayed form (not yet timed on the card: seqc_chunked_lowrank LR_READ_KEY_PRE "off"). */
+ * axes' pre-decayed forms (not yet timed on the card: seqc_chunked_lowrank LR_READ_KEY_PRE "off"). */
 export const LOWRANK_READ_KEY_CONFIGS: readonly LowRankReadKeyConfig[] = [
   ...(["key", "value"] as const).map((axis) => ({ axis, C: 64, K: 64, V: 64, M: 2 })),
-  { axis: "key", C: 64, K: 64, V: 64, M: 2, form: "pre" },
+  ...(["key", "value"] as const).map((axis) => ({ axis, C: 64, K: 64, V: 64, M: 2, form: "pre" as const })),
 ];
 
 export function lowRankReadKeyEntry(c: LowRankReadKeyConfig): string {
@@ -82,8 +83,7 @@ export function keyReadLayout(c: LowRankReadKeyConfig): { A: number; B: number; 
 }
 
 function check(c: LowRankReadKeyConfig): void {
-  if (c.form === "pre" && c.axis !== "key") throw new Error(`lowrank-readout-key: form "pre" is for the key axis (the value axis's scores take no decay)`);
-  if (c.form === "pre" && 32 * Math.ceil(((c.C / 4) * (c.C / 4 - 1)) / 64) + c.C > LOWRANK_READ_KEY_THREADS)
+  if (c.form === "pre" && c.axis === "key" && 32 * Math.ceil(((c.C / 4) * (c.C / 4 - 1)) / 64) + c.C > LOWRANK_READ_KEY_THREADS)
     throw new Error(`lowrank-readout-key: C ${c.C} has too many score tiles for form "pre" on ${LOWRANK_READ_KEY_THREADS} threads`);
   if (c.K % 4 || c.V % 4 || c.C % 4 || c.C < 4 || c.C > 64 || c.M < 1 || c.M > 4)
     throw new Error(`lowrank-readout-key: K ${c.K}, V ${c.V} and C ${c.C} must be multiples of 4 (4 x 4 register tiles), C <= 64 ((C / 4)^2 score tiles on ${LOWRANK_READ_KEY_THREADS} threads), M ${c.M} in 1..4`);
@@ -188,6 +188,10 @@ ${unroll}
             for (u32 j = 0; j < 4u; ++j) as[p][j] = fmaf(qa[p], sb[h][j], as[p][j]);
         }
       }`;
+  const pre = c.form === "pre";
+  // the value axis's tile's own steps: EB's events as they are, from shared memory, or (form "pre", where shared memory
+  // holds them decayed to their tile's end) from global memory
+  const ebOwn = (e: string) => (pre ? f4(`ebg[(${e}) * ${B}u + 4u * tj]`) : f4(`sB[(${e}) * ${B}u + 4u * tj]`));
   // the mix: key axis the scores times EB up to the tile's last step; value axis Horner over the steps before the tile
   // (carried by exp(G_{c+1} - G_c) per output key), then exp(G_{a+oq} - G_{4 ta}), then the tile's own steps directly
   const mixLoop = key
@@ -200,7 +204,31 @@ ${unroll}
 ${unroll}
           for (u32 j = 0; j < 4u; ++j) ae[p][j] = fmaf(sa[p], eb[j], ae[p][j]);
       }`
-    : `      for (u32 c = 0; c < 4u * ta; ++c) {
+    : `${pre ? `      // (form "pre": the events in shared memory are decayed to their tile's end; the sum carried a tile at a time by
+      // exp(G_{4tc+4} - G_{4tc}) <= 1)
+      for (u32 tc = 0; tc < ta; ++tc) {
+        const float4 g1 = ${f4(g("4u * tc + 4u", "4u * tj"))}, g0 = ${f4(g("4u * tc", "4u * tj"))};
+        const float r[4] = {expf(g1.x - g0.x), expf(g1.y - g0.y), expf(g1.z - g0.z), expf(g1.w - g0.w)};
+        float tm[4][4];
+${unroll}
+        for (u32 p = 0; p < 4u; ++p)
+${unroll}
+          for (u32 j = 0; j < 4u; ++j) tm[p][j] = 0.f;
+${unroll}
+        for (u32 h = 0; h < ${4 * M}u; ++h) {
+          const u32 e = 4u * tc * ${M}u + h;
+          const float4 a4 = ${f4(`sX[e * ${LQ}u + 4u * ta]`)}, b4 = ${f4(`sB[e * ${B}u + 4u * tj]`)};
+          const float sa[4] = {a4.x, a4.y, a4.z, a4.w}, eb[4] = {b4.x, b4.y, b4.z, b4.w};
+${unroll}
+          for (u32 p = 0; p < 4u; ++p)
+${unroll}
+            for (u32 j = 0; j < 4u; ++j) tm[p][j] = fmaf(sa[p], eb[j], tm[p][j]);
+        }
+${unroll}
+        for (u32 p = 0; p < 4u; ++p)
+${unroll}
+          for (u32 j = 0; j < 4u; ++j) ae[p][j] = fmaf(ae[p][j], r[j], tm[p][j]);
+      }` : `      for (u32 c = 0; c < 4u * ta; ++c) {
         const float4 g1 = ${f4(g("c + 1u", "4u * tj"))}, g0 = ${f4(g("c", "4u * tj"))};
         const float r[4] = {expf(g1.x - g0.x), expf(g1.y - g0.y), expf(g1.z - g0.z), expf(g1.w - g0.w)};
         float tm[4][4];
@@ -221,7 +249,7 @@ ${unroll}
         for (u32 p = 0; p < 4u; ++p)
 ${unroll}
           for (u32 j = 0; j < 4u; ++j) ae[p][j] = fmaf(ae[p][j], r[j], tm[p][j]);
-      }
+      }`}
       {
         const float4 gb = ${f4(g("4u * ta", "4u * tj"))};
         const float g0[4] = {gb.x, gb.y, gb.z, gb.w};
@@ -245,7 +273,7 @@ ${unroll}
           for (u32 j = 0; j < 4u; ++j) tm[p][j] = 0.f;
 ${unroll}
         for (u32 y = 0; y < ${M}u; ++y) {
-          const float4 a4 = ${f4(`sX[(cs * ${M}u + y) * ${LQ}u + 4u * ta]`)}, b4 = ${f4(`sB[(cs * ${M}u + y) * ${B}u + 4u * tj]`)};
+          const float4 a4 = ${f4(`sX[(cs * ${M}u + y) * ${LQ}u + 4u * ta]`)}, b4 = ${ebOwn(`cs * ${M}u + y`)};
           const float sa[4] = {a4.x, a4.y, a4.z, a4.w}, eb[4] = {b4.x, b4.y, b4.z, b4.w};
 ${unroll}
           for (u32 p = 0; p < 4u; ++p)
@@ -261,12 +289,12 @@ ${unroll}
             for (u32 j = 0; j < 4u; ++j) ae[p][j] = fmaf(expf(gq[j] - gc[j]), tm[p][j], ae[p][j]);
           }
       }`;
-  // form "pre" (key axis): Q^T and EA^T loaded pre-decayed, Q to its 4-step tile's first time and each event to its tile's
+  // form "pre", key axis: Q^T and EA^T loaded pre-decayed, Q to its 4-step tile's first time and each event to its tile's
   // end; off-diagonal tiles on threads t < NOFF by the triangle's rows (ta > tc), the diagonal tiles' query rows on the
   // warps from DOFF (a thread a row p of tile td), reading the raw Q and EA from global memory
-  const pre = c.form === "pre";
   const NOFF = (CT * (CT - 1)) / 2, DOFF = 32 * Math.ceil(NOFF / 32);
-  const loads = pre
+  const preKey = pre && key;
+  const loads = preKey
     ? `    for (u32 x = t; x < ${C * A}u; x += ${NT}u) {
       const u32 a = x / ${A}u, i = x % ${A}u;
       sQ[i * ${LQ}u + a] = q[(a * mq + xq) * ${A}u + i] * expf(${g("a + oq", "i")} - ${g("a & ~3u", "i")});
@@ -357,12 +385,20 @@ extern "C" __global__ void __launch_bounds__(${NT}, 2) ${lowRankReadKeyEntry(c)}
   const float* ea = EA + (size_t)n * ${E * A}u;
   const float* s0 = S0 + (size_t)n * ${K * V}u;
   float* out = OUT + (size_t)n * ${C}u * mq * ${B}u;
-  for (u32 x = t; x < ${E * B}u; x += ${NT}u) sB[x] = EB[(size_t)n * ${E * B}u + x];
+${pre && !key ? `  const float* ebg = EB + (size_t)n * ${E * B}u;
   for (u32 x = t; x < ${(C + 1) * K}u; x += ${NT}u) sG[(x / ${K}u) * ${LG}u + x % ${K}u] = Gg[(size_t)n * ${(C + 1) * K}u + x];
-${pre ? "  __syncthreads();  // G before the pre-decayed loads\n" : ""}  for (u32 xq = 0; xq < mq; ++xq) {
+  __syncthreads();  // G before the pre-decayed loads
+  // EB's events decayed to their 4-step tile's end: exp(G_{4 floor(c/4) + 4} - G_{c+1}) <= 1
+  for (u32 x = t; x < ${E * B}u; x += ${NT}u) {
+    const u32 e = x / ${B}u, j = x % ${B}u, cs = e / ${M}u;
+    sB[x] = ebg[x] * expf(${g("(cs | 3u) + 1u", "j")} - ${g("cs + 1u", "j")});
+  }
+` : `  for (u32 x = t; x < ${E * B}u; x += ${NT}u) sB[x] = EB[(size_t)n * ${E * B}u + x];
+  for (u32 x = t; x < ${(C + 1) * K}u; x += ${NT}u) sG[(x / ${K}u) * ${LG}u + x % ${K}u] = Gg[(size_t)n * ${(C + 1) * K}u + x];
+${preKey ? "  __syncthreads();  // G before the pre-decayed loads\n" : ""}`}  for (u32 xq = 0; xq < mq; ++xq) {
 ${loads}
     __syncthreads();
-${pre ? preScores : `    // scores: queries a = 4 ta + p against the events e = (4 tc + s) M + y, tiles on or below the diagonal
+${preKey ? preScores : `    // scores: queries a = 4 ta + p against the events e = (4 tc + s) M + y, tiles on or below the diagonal
     {
       const u32 ta = t / ${CT}u, tc = t % ${CT}u;
       const bool on = t < ${CT * CT}u && tc <= ta;
