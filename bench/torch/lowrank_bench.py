@@ -342,8 +342,8 @@ CONFIGS16 = [
     ("bf16 kernel key reads", torch.bfloat16, {"LR_READ_KEY": "cuda"}),
 ]
 CONFIGS[16] = CONFIGS16
-# --variants 17: the key axis's per-key kernel in its pre-decayed form (LR_READ_KEY_PRE "on": entries _pre) against the
-# plain one (LR_READ_KEY "cuda" both), fp32 and bf16; the fp32 pair sectioned and profiled (every model).
+# --variants 17: the per-key kernels in their pre-decayed forms (LR_READ_KEY_PRE "on": entries _pre, both axes) against the
+# plain ones (LR_READ_KEY "cuda" both), fp32 and bf16; the fp32 pair sectioned and profiled (every model).
 CONFIGS17 = [
     ("fp32 plain key reads", torch.float32, {"LR_READ_KEY": "cuda", "LR_READ_KEY_PRE": "off"}),
     ("fp32 pre key reads", torch.float32, {"LR_READ_KEY": "cuda", "LR_READ_KEY_PRE": "on"}),
