@@ -5,7 +5,7 @@
  * float64 (the fp32 kernel's test's data and reference, test/helpers/lowrank-core-emu.ts):
  *   S_0 = [I | 0],  r_s = S_{s-1}^T w_s,  S_s = exp(ld_s) S_{s-1} + u_s r_s^T + k_s [0 | v_s]^T
  * on delta-rule inputs (unit keys, beta in (0, 2)) and generic ones, no and a scalar log decay down to -20 a step, padded
- * tails, one step in use, small configurations (C 16 / 32 / 48, K != V) and the shipped C = K = V = 64: tf32x3 within
+ * tails, one step in use, small configurations (C 16 / 32 / 48, K != V) and the shipped C = 64, K = V = 64 / 128: tf32x3 within
  * 1e-5, tf32 within 2e-3 (and above 1e-6: the rounding is there); broken twins (the scores' diagonal kept, the right-hand
  * side's reduction one block short, the end state without its v term) must fail; nvcc for sm_90 where installed: no
  * spills, registers within two blocks an SM.
@@ -44,8 +44,8 @@ describe.skipIf(!gpp)("low-rank chunk transitions, tensor-core twins, on the CPU
   }, 300_000);
 
   const worst: Record<string, number> = {};
-  it("the shipped twins (C = K = V = 64, no and a scalar decay, tf32) and their tf32x3 siblings: full and padded chunks", () => {
-    expect(LOWRANK_CORE_MMA_CONFIGS.map((c) => [c.decay, c.C, c.K, c.V, c.math])).toEqual([["none", 64, 64, 64, "tf32"], ["scalar", 64, 64, 64, "tf32"]]);
+  it("the shipped twins (C = 64, K = V = 64 and 128, no and a scalar decay, tf32) and their tf32x3 siblings: full and padded chunks", () => {
+    expect(LOWRANK_CORE_MMA_CONFIGS.map((c) => [c.decay, c.C, c.K, c.V, c.math])).toEqual([["none", 64, 64, 64, "tf32"], ["none", 64, 128, 128, "tf32"], ["scalar", 64, 64, 64, "tf32"], ["scalar", 64, 128, 128, "tf32"]]);
     const m = lowRankCoreModule(both(LOWRANK_CORE_MMA_CONFIGS.map((c) => ({ ...c, math: undefined }))));
     const bin = buildEmu(m.source, m.kernels, true);
     for (const [i, k] of m.kernels.entries()) {
@@ -59,7 +59,7 @@ describe.skipIf(!gpp)("low-rank chunk transitions, tensor-core twins, on the CPU
     console.log("lowrank-core twins vs float64 (worst of reads, end state):", JSON.stringify(worst));
     // the TF32 rounding is really there (tf32 well above tf32x3)
     for (const k of m.kernels) if (k.math === "tf32") expect(worst[k.entry], k.entry).toBeGreaterThan(1e-6);
-  }, 300_000);
+  }, 600_000);
 
   for (const [what, from, to] of [
     ["the scores' diagonal kept (c <= a)", "cc < a ?", "cc <= a ?"],
@@ -84,8 +84,8 @@ describe.skipIf(!gpp)("low-rank chunk transitions, tensor-core twins, on the CPU
     expect(() => lowRankCoreModule([{ decay: "none", C: 64, K: 256, V: 256, math: "tf32" }])).toThrow(/shared memory/);
   });
 
-  it("the shipped twins fit two blocks an SM (shared memory <= 113 KiB)", () => {
-    for (const k of lowRankCoreModule(LOWRANK_CORE_MMA_CONFIGS).kernels) expect(k.sharedBytes, k.entry).toBeLessThanOrEqual(113 * 1024);
+  it("the shipped twins fit two blocks an SM (shared memory <= 113 KiB) at K = 64, one (<= 227 KiB) at K = 128", () => {
+    for (const k of lowRankCoreModule(LOWRANK_CORE_MMA_CONFIGS).kernels) expect(k.sharedBytes, k.entry).toBeLessThanOrEqual((k.K === 64 ? 113 : 227) * 1024);
   });
 
   it.skipIf(!findNvcc())("ptxas for sm_90: the shipped twins (and tf32x3) compile with no spills, <= 128 registers (two 256-thread blocks an SM)", () => {

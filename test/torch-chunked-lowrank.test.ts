@@ -87,9 +87,9 @@ describe("torch target: the low-rank chunked backward's plans", () => {
     // the fused chunk transitions (compiler/backends/cuda/lowrank-core.ts) for the model's decay mode, one low-rank pair
     const core = meta.kernels?.lowRankCore;
     if (chain.names.E === 1) {
-      // and, without a per-key decay, the tensor-core twin at K = 64 (lowrank-core-mma.ts, LR_CORE_MMA)
+      // and, without a per-key decay, the tensor-core twins at K = 64 and 128 (lowrank-core-mma.ts, LR_CORE_MMA; K = 128 with LR_CORE_K128)
       expect(core.kernels.map((k: { decay: string; E: number; P: number; K: number; math?: string }) => [k.decay, k.E, k.P, k.K, k.math ?? "fp32"]), name).toEqual(
-        [[chain.names.decay, 1, 1, 64, "fp32"], [chain.names.decay, 1, 1, 128, "fp32"], ...(chain.names.decay === "key" ? [] : [[chain.names.decay, 1, 1, 64, "tf32"]])]);
+        [[chain.names.decay, 1, 1, 64, "fp32"], [chain.names.decay, 1, 1, 128, "fp32"], ...(chain.names.decay === "key" ? [] : [[chain.names.decay, 1, 1, 64, "tf32"], [chain.names.decay, 1, 1, 128, "tf32"]])]);
       expect(core.source).toContain(`extern "C" __global__ void __launch_bounds__(${core.kernels[0].threads}, 2) ${core.kernels[0].entry}(`);
     } else expect(core, name).toBeUndefined();
     // the fused readouts (compiler/backends/cuda/lowrank-readout.ts): both axes of the model's decay mode where it is none
@@ -97,9 +97,11 @@ describe("torch target: the low-rank chunked backward's plans", () => {
     const read = meta.kernels?.lowRankReadout;
     const { E, P, R } = chain.names;
     if (chain.names.decay !== "key" && E + P === 2 && E + R === 2) {
-      expect(read.kernels.map((k: { axis: string; decay: string; M: number; math?: string }) => [k.axis, k.decay, k.M, k.math ?? "fp32"]), name).toEqual(
-        ["fp32", "tf32", "tf32x3"].flatMap((x) => [["key", chain.names.decay, 2, x], ["value", chain.names.decay, 2, x]]));
-      for (const k of read.kernels) expect(read.source).toContain(`extern "C" __global__ void __launch_bounds__(${k.threads}, 2) ${k.entry}(`);
+      // then, at K = V = 128, the twin in output-column groups (lowrank-readout-cols.ts, one block an SM; LR_READ_K128)
+      expect(read.kernels.map((k: { axis: string; decay: string; M: number; K: number; math?: string }) => [k.axis, k.decay, k.M, k.K, k.math ?? "fp32"]), name).toEqual(
+        [...["fp32", "tf32", "tf32x3"].flatMap((x) => [["key", chain.names.decay, 2, 64, x], ["value", chain.names.decay, 2, 64, x]]),
+          ...["tf32", "tf32x3"].flatMap((x) => [["key", chain.names.decay, 2, 128, x], ["value", chain.names.decay, 2, 128, x]])]);
+      for (const k of read.kernels) expect(read.source).toContain(`extern "C" __global__ void __launch_bounds__(${k.threads}, ${k.K === 64 ? 2 : 1}) ${k.entry}(`);
     } else expect(read, name).toBeUndefined();
     // with a per-key decay and two events a step, the per-key readouts instead (compiler/backends/cuda/lowrank-readout-key.ts)
     const readKey = meta.kernels?.lowRankReadoutKey;
@@ -601,7 +603,7 @@ print(json.dumps(out))
 });
 
 describe.skipIf(!cpuTorch)("torch target: which walk kernel the launcher takes (seqc_chunked_lowrank.pass_pick, LR_PASS_COLS)", () => {
-  it("value-column groups of LR_PASS_COLS' width (default 32) only where B * H is below the SM count and the module has them; whole rows otherwise", () => {
+  it("value-column groups of LR_PASS_COLS' width (default \"auto\": the widest giving >= SM count blocks, else the narrowest) only where B * H is below the SM count and the module has them; whole rows otherwise", () => {
     const kernels = lowRankPassModule().kernels;
     const script = `
 import json, sys
@@ -612,7 +614,7 @@ out = {'default': m.LR_PASS_COLS}
 for d in ('fwd', 'adj'):
     for K in (64, 128):
         for rows in (8, 64, 132, 512):
-            for cols in (None, 0, 16, 32, 24):
+            for cols in (None, 0, 16, 32, 24, 'auto'):
                 k, g = m.pass_pick(ks, d, K, K, rows, 132, cols)
                 out['%s %d %d %s' % (d, K, rows, cols)] = [k and k['entry'], g]
 print(json.dumps(out))
@@ -620,14 +622,86 @@ print(json.dumps(out))
     const r = spawnSync("/usr/bin/python3", ["-c", script], { input: JSON.stringify(kernels), encoding: "utf8" });
     expect(r.status, r.stderr).toBe(0);
     const got = JSON.parse(r.stdout);
-    expect(got.default).toBe(32);
+    expect(got.default).toBe("auto");
     for (const d of ["fwd", "adj"])
       for (const K of [64, 128])
         for (const rows of [8, 64, 132, 512])
-          for (const cols of ["None", "0", "16", "32", "24"]) {
-            const G = cols === "None" ? 32 : Number(cols), grouped = K === 128 && rows < 132 && (G === 16 || G === 32);
+          for (const cols of ["None", "0", "16", "32", "24", "auto"]) {
+            // "auto": the widest groups with rows V / G >= 132 blocks (G = 32 from 33 rows on), else G = 16
+            const G = cols === "None" || cols === "auto" ? (rows * 4 >= 132 ? 32 : 16) : Number(cols), grouped = K === 128 && rows < 132 && (G === 16 || G === 32);
             expect(got[`${d} ${K} ${rows} ${cols}`], `${d} K ${K} rows ${rows} cols ${cols}`).toEqual(grouped ? [`seqc_lr_pass_${d}_k128v128_g${G}`, 128 / G] : [`seqc_lr_pass_${d}_k${K}v${K}`, 1]);
           }
+  });
+});
+
+describe.skipIf(!cpuTorch)("torch target: the fused transitions' twin at K = 128 (seqc_chunked_lowrank.core_k128, LR_CORE_K128)", () => {
+  it("with LR_CORE_K128 \"off\" K = 128 transitions go to the fp32 launcher, K = 64 ones to the twin's; \"on\" (the default) sends every one to the twin's", () => {
+    const script = `
+import json, sys
+sys.path.insert(0, 'runtime/torch')
+import seqc_chunked_lowrank as m
+calls = []
+def twin(op, mode, C, K, V, *args):
+    calls.append(['twin', K, V, list(args)])
+    return True
+def fp32(op, mode, C, K, V, *args):
+    calls.append(['fp32', K, V, list(args)])
+    return True
+out = {'default': m.LR_CORE_K128, 'none': m.core_k128(None, fp32) is None}
+for way in (None, 'off', 'on'):
+    f = m.core_k128(twin, fp32, way)
+    out[str(way)] = [f('transitions', 'none', 64, K, K, 'KK', 'W', 'VV', None, 'END') for K in (64, 128)]
+out['calls'] = calls
+try:
+    m.core_k128(twin, fp32, 'yes')
+    out['bad'] = 'accepted'
+except ValueError:
+    out['bad'] = 'refused'
+print(json.dumps(out))
+`;
+    const r = spawnSync("/usr/bin/python3", ["-c", script], { encoding: "utf8" });
+    expect(r.status, r.stderr).toBe(0);
+    const got = JSON.parse(r.stdout);
+    expect([got.default, got.none, got.bad]).toEqual(["on", true, "refused"]);
+    expect([got.None, got.off, got.on]).toEqual([[true, true], [true, true], [true, true]]);
+    const args = ["KK", "W", "VV", null, "END"];
+    expect(got.calls).toEqual([["twin", 64, 64, args], ["twin", 128, 128, args], ["twin", 64, 64, args], ["fp32", 128, 128, args], ["twin", 64, 64, args], ["twin", 128, 128, args]]);
+  });
+});
+
+describe.skipIf(!cpuTorch)("torch target: the fused readouts at K = V = 128 (seqc_chunked_lowrank.read_k128, LR_READ_K128)", () => {
+  it("with LR_READ_K128 \"off\" the launcher takes K = 64 reads only; \"on\" (the default) passes every read through as it is, where the launcher passes rev (and qs)", () => {
+    const script = `
+import json, sys
+sys.path.insert(0, 'runtime/torch')
+import seqc_chunked_lowrank as m
+calls = []
+def launch(axis, oq, mode, C, K, V, *args, rev=False):
+    calls.append([axis, K, V, list(args), rev])
+    return True
+def old(axis, oq, mode, C, K, V, *args):  # a launcher without rev (it passes no rev / qs)
+    calls.append(['old', K, V, list(args)])
+    return True
+out = {'default': m.LR_READ_K128, 'none': m.read_k128(None) is None}
+for way in (None, 'off', 'on'):
+    f = m.read_k128(launch, way)
+    out[str(way)] = [f('key', 1, 'scalar', 64, K, V, 2, 'Q', 'EA', 'EB', 'S0', 'G', 'OUT', rev=True) for K, V in ((64, 64), (128, 128), (64, 128))]
+out['old'] = [m.read_k128(old, 'on')('key', 1, 'scalar', 64, K, K, 2, 'Q', 'EA', 'EB', 'S0', 'G', 'OUT') for K in (64, 128)]
+out['calls'] = calls
+try:
+    m.read_k128(launch, 'yes')
+    out['bad'] = 'accepted'
+except ValueError:
+    out['bad'] = 'refused'
+print(json.dumps(out))
+`;
+    const r = spawnSync("/usr/bin/python3", ["-c", script], { encoding: "utf8" });
+    expect(r.status, r.stderr).toBe(0);
+    const got = JSON.parse(r.stdout);
+    expect([got.default, got.none, got.bad]).toEqual(["on", true, "refused"]);
+    expect([got.None, got.off, got.on, got.old]).toEqual([[true, true, true], [true, false, false], [true, true, true], [true, false]]);
+    const args = [2, "Q", "EA", "EB", "S0", "G", "OUT"], all = [["key", 64, 64, args, true], ["key", 128, 128, args, true], ["key", 64, 128, args, true]];
+    expect(got.calls).toEqual([...all, ["key", 64, 64, args, true], ...all, ["old", 64, 64, args]]);
   });
 });
 

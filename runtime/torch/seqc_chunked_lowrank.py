@@ -22,6 +22,8 @@ and the pieces mapped back onto prep's outputs (strided slices of the timeline),
 Nothing goes through host memory.
 """
 
+import inspect
+
 import torch
 
 try:
@@ -193,9 +195,29 @@ LR_WY_MMA = "off"
 LR_WY_K128 = "on"
 # The walks over the chunks (LR_FUSED_PASS "cuda") in value-column groups (compiler/backends/cuda/lowrank-pass.ts, entries
 # _g<G>: a (B * H, V / G) grid, each block G columns of a row's state; the module has G = 32 and 16 at K = V = 128): 0 (the
-# old way: one block a row) or G, taken where B * H is below the card's SM count. 32 is the default since the H200 call
-# quoted at LR_WY_K128 (timed together with it: the walks' section at (1, 32768, 8, 128) 12.70 -> 4.16 ms).
-LR_PASS_COLS = 32
+# old way: one block a row) or G, taken where B * H is below the card's SM count. 32 was the default from the H200 call
+# quoted at LR_WY_K128 (timed together with it: the walks' section at (1, 32768, 8, 128) 12.70 -> 4.16 ms); or
+# "auto" (the default since H200 call A12b, bench/RESULTS.md "the delta rule's K = 128 readouts and transitions on tensor
+# cores"): the widest groups that give at least as many blocks as the card has SMs, else the narrowest (pass_pick): G = 32
+# at (4, 8192, 16, 128) (64 rows, 256 blocks), G = 16 at (1, 32768, 8, 128) (8 rows, 64 blocks); DeltaNet bf16 at
+# (1, 32768, 8, 128) 22.15 -> 19.82 ms (the walks 4.17 -> 3.03); G = 16 everywhere was slower at (4, 8192, 16, 128) in
+# call A12a (DeltaNet 35.12 -> 37.00, Gated DeltaNet 42.46 -> 44.32) and faster at (1, 32768) (24.47 -> 22.16, 28.24 -> 25.96).
+LR_PASS_COLS = "auto"
+# Whether the fused readouts (LR_FUSED_READ "cuda") take the module's kernels wider than K = V = 64 (compiler/backends/cuda/
+# lowrank-readout-cols.ts: the readouts' tensor-core twin holding G = 64 output columns of EB and S0 at a time, C = 64,
+# K = V = 128, M = 2, for bf16 / f16 tensors with LR_READ_MMA; 172-175 KB of shared memory, one block an SM; emulated vs
+# float64 within 1e-3 (tf32) / 1e-5 (tf32x3)): "off" (ChunkCore's torch ops there, the way before) or "on" (read_k128; the
+# default since H200 call A12b, bench/RESULTS.md "the delta rule's K = 128 readouts and transitions on tensor cores": DeltaNet
+# bf16 eager at (4, 8192, 16, 128) 35.15 -> 31.80 ms (wy's section 18.91 -> 15.59), (1, 32768, 8, 128) 24.48 -> 22.64;
+# gradients vs the old path <= 1.1e-3 (TF32), vs float64 at (1, 1024, 16, 128) 1.7e-3 as before; Gated DeltaNet's accuracy
+# 2.1e-3 (dg; 1.6e-3 before), its steps not timed).
+LR_READ_K128 = "on"
+# Whether the fused chunk transitions (LR_FUSED "cuda") take the tensor-core twin (LR_CORE_MMA) wider than K = V = 64 as
+# well (compiler/backends/cuda/lowrank-core-mma.ts at C = 64, K = V = 128: 170 KB of shared memory, one block an SM, 96
+# registers; emulated vs float64 as the K = 64 twins): "off" (the fp32 kernel there, the way before) or "on" (core_k128; the
+# default since H200 call A12b, as LR_READ_K128: DeltaNet bf16 at (4, 8192, 16, 128) 35.15 -> 34.18 ms (the transitions
+# 4.23 -> 3.25), (1, 32768, 8, 128) 24.48 -> 24.00; both switches 30.84 / 22.15; gradients vs the old path <= 9.8e-4).
+LR_CORE_K128 = "on"
 # Where the backward's run of the forward (the chunk transitions, the pass, the reads) also reads the readouts y again
 # (LR_READ "matmul"; only post's backward takes them): "bound" (the default) only where some form of post's backward plan
 # binds a readout's y (DeltaNet's and Gated DeltaNet's post backward, o = y, reads the cotangent alone: their y0 is in
@@ -1510,13 +1532,48 @@ def readout_launcher(m, device, way=None, math="fp32"):
     return launch
 
 
+def core_k128(launch, launch32, way=None):
+    """The fused transitions' launch (fused_launcher of core_math's math) where LR_CORE_K128 (or way) is "on"; where "off",
+    the transitions wider than K = 64 go to launch32 (fused_launcher's fp32 kernel) instead. None stays None."""
+    way = way or LR_CORE_K128
+    if way not in ("off", "on"):
+        raise ValueError("LR_CORE_K128 %r: one of off, on" % (way,))
+    if launch is None or way == "on":
+        return launch
+
+    def launch64(op, mode, C, K, V, *args):
+        return (launch if K <= 64 else launch32)(op, mode, C, K, V, *args)
+    return launch64
+
+
+def read_k128(launch, way=None):
+    """readout_launcher's launch as it is where LR_READ_K128 (or way) is "on"; where "off", one that refuses the reads
+    wider than K = V = 64 (ChunkCore then runs its torch ops for them). None stays None. The K = 128 kernels take the
+    launch arguments rev and qs: a launch without a rev parameter (a launcher that passes neither) is treated as "off"."""
+    way = way or LR_READ_K128
+    if way not in ("off", "on"):
+        raise ValueError("LR_READ_K128 %r: one of off, on" % (way,))
+    if launch is None or (way == "on" and "rev" in inspect.signature(launch).parameters):
+        return launch
+
+    def launch64(axis, oq, mode, C, K, V, *args, **kw):
+        return False if K > 64 or V > 64 else launch(axis, oq, mode, C, K, V, *args, **kw)
+    return launch64
+
+
 def pass_pick(kernels, dir, K, V, rows, sms, cols=None):
     """The kernel pass_launcher takes from a module's "lowRankPass" kernels for (dir, K, V) and rows = B * H walks on a
     card of `sms` SMs: with LR_PASS_COLS (or cols) G > 0 and rows < sms, the value-column groups' kernel of width G where
-    the module has one; else the whole-row kernel; None where none matches. Returns (kernel, groups a row)."""
+    the module has one; with "auto" and rows < sms, the widest groups' kernel that gives at least `sms` blocks (rows V / G),
+    else the narrowest groups' one; else the whole-row kernel; None where none matches. Returns (kernel, groups a row)."""
     cols = LR_PASS_COLS if cols is None else cols
     ks = [k for k in kernels if k["op"] == "pass" and k["dir"] == dir and (k["K"], k["V"]) == (K, V)]
-    if cols and rows < sms:
+    if cols == "auto":
+        gs = sorted((k for k in ks if k.get("G")), key=lambda k: -k["G"])
+        k = next((k for k in gs if rows * (V // k["G"]) >= sms), gs[-1] if gs else None) if rows < sms else None
+        if k is not None:
+            return k, V // k["G"]
+    elif cols and rows < sms:
         k = next((k for k in ks if k.get("G") == cols), None)
         if k is not None:
             return k, V // cols
@@ -1640,6 +1697,7 @@ def backward(ctx, m, flat, grads):
                 LR_MM, tuple(LR_MM_PARTS), LR_LEAN, LR_FUSED, LR_FUSED_READ, LR_BWD, LR_FUSED_PASS, LR_FUSED_WY, LR_Y_READ, LR_COPIES, LR_MERGE, LR_BWD_KEY, LR_WY_K128, LR_PASS_COLS, LR_REV_READ)
     given_dtypes = [x.dtype if x is not None else None for x in flat[: len(m.inputs)]]
     switches += (read_math(given_dtypes), wy_math(given_dtypes), core_math(given_dtypes))
+    switches += (LR_READ_K128, LR_CORE_K128)
     switches += (LR_READ_KEY, LR_READ_KEY_PRE)
     return _graphs.graphed_backward(ctx, m, "lowrank-backward", switches, flat, grads, lambda f, g: backward_eager(ctx, m, f, g, convert=False),
                                      given_dtype=False)
@@ -1689,7 +1747,7 @@ def backward_eager(ctx, m, flat, grads, convert=True):
         n, run, B, T, shape(state), given, sts.get(n["state"]), cot_out, cot_state,
         [(t["name"], shape(t)) for t in m.inputs if t["name"] in given], [(t["name"], shape(t)) for t in m.params], [(t["name"], shape(t)) for t in m.outputs], dtype, device,
         can_chunk=lambda part, cdims, b, t: dtype == torch.float32 and m.runner(prefix + part, device).can_run(cdims, b, t, "chunked"), mm=mm,
-        fused=fused_launcher(m, device, math=core_math(given_dtypes)) if dtype == torch.float32 else None, readout=readout_key_launcher(readout_launcher(m, device, math=read_math(given_dtypes)), m, device) if dtype == torch.float32 else None,
+        fused=core_k128(fused_launcher(m, device, math=core_math(given_dtypes)), fused_launcher(m, device)) if dtype == torch.float32 else None, readout=readout_key_launcher(read_k128(readout_launcher(m, device, math=read_math(given_dtypes))), m, device) if dtype == torch.float32 else None,
         passer=pass_launcher(m, device) if dtype == torch.float32 else None, wy_kern=wy_launcher(m, device, math=wy_math(given_dtypes)) if dtype == torch.float32 else None,
         post_binds=y_binds(m, prefix))
     need = ctx.need

@@ -80,8 +80,9 @@ export const LOWRANK_CORE_THREADS = 256;
 export const LOWRANK_CORE_CONFIGS: readonly LowRankCoreConfig[] = (["none", "scalar", "key"] as const).flatMap((decay) => [64, 128].map((K) => ({ decay, C: 64, K, V: K })));
 
 
-/** The transitions' tensor-core twins (TF32) at C = K = V = 64, no and a scalar decay: shipped for LR_CORE_MMA. */
-export const LOWRANK_CORE_MMA_CONFIGS: readonly LowRankCoreConfig[] = (["none", "scalar"] as const).map((decay) => ({ decay, C: 64, K: 64, V: 64, math: "tf32" as const }));
+/** The transitions' tensor-core twins (TF32) at C = 64, K = V = 64 and 128, no and a scalar decay: shipped for LR_CORE_MMA
+ * (the K = 128 ones, 170 KB of shared memory and one block an SM, only with LR_CORE_K128 "on"). */
+export const LOWRANK_CORE_MMA_CONFIGS: readonly LowRankCoreConfig[] = (["none", "scalar"] as const).flatMap((decay) => [64, 128].map((K) => ({ decay, C: 64, K, V: K, math: "tf32" as const })));
 
 export function lowRankCoreEntry(c: LowRankCoreConfig): string {
   return `seqc_lr_transitions_${c.decay}_c${c.C}k${c.K}v${c.V}${c.math ? `_${c.math}` : ""}`;

@@ -23,6 +23,7 @@ import { trainingLowRankChain } from "../../grad/training.ts";
 import { LR_PARTS, type LrChainNames, type LrPart } from "../../../runtime/chunked-backward-lowrank.ts";
 import { LOWRANK_CORE_CONFIGS, LOWRANK_CORE_MMA_CONFIGS, lowRankCoreModule } from "../cuda/lowrank-core.ts";
 import { LOWRANK_READ_CONFIGS, lowRankReadModule } from "../cuda/lowrank-readout.ts";
+import { LOWRANK_READ_COLS_CONFIGS, withReadCols } from "../cuda/lowrank-readout-cols.ts";
 import { LOWRANK_READ_KEY_CONFIGS, lowRankReadKeyModule } from "../cuda/lowrank-readout-key.ts";
 import { lowRankPassModule } from "../cuda/lowrank-pass.ts";
 import { LOWRANK_WY_CONFIGS, lowRankWyModule } from "../cuda/lowrank-wy.ts";
@@ -54,7 +55,9 @@ export function lowRankChainPlans(model: I.Model, dims: Record<string, number>, 
   if (chain.names.E === 1 && configs.length) kernels.lowRankCore = lowRankCoreModule(configs) as unknown as TorchKernelModule;
   const { E, P, R } = chain.names;
   const reads = LOWRANK_READ_CONFIGS.filter((c) => c.decay === chain.names.decay && c.M === E + P && c.M === E + R);
-  if (reads.length) kernels.lowRankReadout = lowRankReadModule(reads) as unknown as TorchKernelModule;
+  // and at K = V = 128 the readouts' tensor-core twin in output-column groups (lowrank-readout-cols.ts; LR_READ_K128)
+  const readCols = LOWRANK_READ_COLS_CONFIGS.filter((c) => c.decay === chain.names.decay && c.M === E + P && c.M === E + R);
+  if (reads.length) kernels.lowRankReadout = withReadCols(lowRankReadModule(reads), readCols) as unknown as TorchKernelModule;
   const keyReads = chain.names.decay === "key" ? LOWRANK_READ_KEY_CONFIGS.filter((c) => c.M === E + P && c.M === E + R) : [];
   if (keyReads.length) kernels.lowRankReadoutKey = lowRankReadKeyModule(keyReads) as unknown as TorchKernelModule;
   kernels.lowRankPass = lowRankPassModule() as unknown as TorchKernelModule;
