@@ -115,6 +115,17 @@ PATHS.update({"c15-walk": PATHS["s14-zeros"], "c15-chunk": PATHS["s14-zeros"][:2
 # chunk while one computes, rows-chunk.ts pipe; not yet timed); "c15-chunk8" is the default since run c15 1
 PATHS = {k: v + (False,) for k, v in PATHS.items()}
 PATHS.update({"c15-pipe": PATHS["c15-chunk8"][:26] + (True,)})
+# Run d12 (helper D, session 12): every path at the module's defaults of b94e6c1 (c15-chunk8's tuple, the s15 switches as the
+# defaults now) and then: "d12-base" nothing more, "d12-pipe" ROWS_CHUNK_PIPE (the prefetching entries), "d12-terms"
+# REVERSED_READS "terms", "d12-rev" ROWS_REVERSED "kernel" (GLA's adjointT reading reversed time: no flips for it or of dk, the
+# shifted decays gathered in bf16), "d12-fused" also ROWS_TERMS "kernel" (the terms written beside dk, dk in bf16), "d12-all"
+# also the prefetching entries. (New EXTRA switches left at the way before on every other path.)
+EXTRA_DEFAULTS.update({"ROWS_REVERSED": "flip", "ROWS_TERMS": "apart"})
+D12 = {"STATELESS_ROWS": True, "GRAPH_PICKS": "tuned", "PREP_IO": "bf16"}
+EXTRA.update({"d12-base": dict(D12), "d12-pipe": dict(D12, ROWS_CHUNK_PIPE=True), "d12-terms": dict(D12, REVERSED_READS="terms"),
+              "d12-rev": dict(D12, ROWS_REVERSED="kernel"), "d12-fused": dict(D12, ROWS_REVERSED="kernel", ROWS_TERMS="kernel"),
+              "d12-all": dict(D12, ROWS_REVERSED="kernel", ROWS_TERMS="kernel", ROWS_CHUNK_PIPE=True)})
+PATHS.update({k: PATHS["c15-chunk8"] for k in ("d12-base", "d12-pipe", "d12-terms", "d12-rev", "d12-fused", "d12-all")})
 PROFILE_PATHS = [p for p in os.environ.get("PROFILE_PATHS", "").split(",") if p]
 ACC_PATHS = [p for p in os.environ.get("ACC_PATHS", "f32,mixed,mixed+a64,mixed+a32,mixed+a16,mixed+a64-lean").split(",")]
 TIME_PATHS = [p for p in os.environ.get("TIME_PATHS", "f32,mixed,mixed+a64,mixed+a64-lean").split(",")]

@@ -257,12 +257,16 @@ ROWS_CHUNK_WARPS = 8
 # it is converted to the input's dtype first and reversed after (the same bits as reversing the float32 dk and converting
 # it at the end: a bf16 flip of [B, T, H*K] in place of a float32 one); "flip" (the way before) dk reversed first, the
 # terms read the reversed copy. Elsewhere (Mamba-2's kk1, which prep's backward reads; a module whose terms kernel has no
-# rev argument; no terms kernel) as "flip". Gradients bitwise the same (test/torch-terms-rev.test.ts).
-REVERSED_READS = "flip"
+# rev argument; no terms kernel) as "flip". Gradients bitwise the same (test/torch-terms-rev.test.ts). H200 run d12 1 at
+# (8, 2048, 16, 64), eager bf16 step's GPU time: SimpleGLA 1.599 -> 1.581 ms, GLA 2.236 -> 2.217 (about 1%, the floor's
+# 0.031 ms; gradients bitwise): "terms" the default (GLA with ROWS_REVERSED "kernel" has no dk flip to save).
+REVERSED_READS = "terms"
 # With 8 warps, the chunked form's entries that load the next chunk while this one computes (rows-chunk.ts pipe: 16-byte
-# loads into registers, K = V = 64 and 16-byte aligned operands, else the entry without): True takes them. Emulation-checked
-# (bitwise the 8-warp entries), not timed on a card: False (the way timed).
-ROWS_CHUNK_PIPE = False
+# loads into registers, K = V = 64 and 16-byte aligned operands, else the entry without): True (the default) takes them;
+# False the entries that wait for each chunk's loads. H200 run d12 1 at (8, 2048, 16, 64): GLA's eager bf16 step 2.236 ->
+# 1.873 ms (dq's product 0.423 -> 0.242 ms), gradients bitwise the same (bench/RESULTS.md "GLA's chunked products
+# prefetched").
+ROWS_CHUNK_PIPE = True
 # How a per-key decay's transposed adjoint (adjointT's dk = G v in reversed time) gets its reversed operands where the
 # chunked form takes it (ROWS_FORM "chunk") and the module's entries read reversed time (rows-chunk.ts rev): "kernel" the
 # kernel reads q, dy, v where the forward stored them, the adjoint's decays as ld[T - t] (0 at t = 0) from the forward's log
@@ -271,14 +275,18 @@ ROWS_CHUNK_PIPE = False
 # input (GLA's gk: a gather of the bf16 tensor's 8-byte words instead, then no conversion); the adjoint core's reversed q
 # then is its bf16 copy's flip. Gradients bitwise the same (the same values in the same order: test/cuda-rows-chunk-emu,
 # test/torch-rows-rev). "flip" (the way before): the glue's flips and gather first. Elsewhere (the walk, a module whose
-# entries have no rev argument) as "flip".
-ROWS_REVERSED = "flip"
+# entries have no rev argument) as "flip". H200 run d12 1 at (8, 2048, 16, 64): GLA's eager bf16 step 2.236 -> 2.093 ms
+# (with the prefetching entries and ROWS_TERMS "kernel" 1.781; fla chunk_gla 1.766), gradients bitwise the same.
+ROWS_REVERSED = "kernel"
 # With ROWS_REVERSED "kernel", where the decay adjoint's terms would run on the decay terms kernel (DECAY_TERMS "kernel", a
 # per-key decay, one pair and one readout, q as the cores read it) and dk is an input's whole gradient in bf16 (GLA's k):
 # "kernel" the transposed adjoint's chunked entry that also writes the terms q.dq - k.dk (rows-chunk.ts terms, entries _t:
 # dq and k read at dk's token as dk is stored, bitwise the terms kernel's products and difference) and dk as bf16 (the
 # gradient as returned: the same rounding as the conversion after); no terms launch, no float32 dk written, no conversion of
-# it. "apart" (the way before): dk float32, then the terms kernel, then the conversion.
+# it. "apart" (the default, the way before): dk float32, then the terms kernel, then the conversion. H200 run d12 1: slower,
+# GLA's eager bf16 step 2.093 (ROWS_REVERSED "kernel") -> 2.134 ms; the prefetching _p_t entry took 0.395 ms against 0.242
+# for dq's _p_la (its epilogue's loads of q, dq, k wait at each chunk's end), more than the terms launch (0.080) and the
+# conversion it saves.
 ROWS_TERMS = "apart"
 
 
