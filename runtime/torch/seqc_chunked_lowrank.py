@@ -120,10 +120,10 @@ LR_CORE_MMA = "tf32"
 # per chunk and (axis, before / after) group, compiler/backends/cuda/lowrank-readout.ts, the module's
 # "kernels"."lowRankReadout", where one of its configurations matches: fp32, C = K = V = 64, two events per step (one
 # low-rank pair and one pair), no or a scalar decay; LR_MM "fp32") or "torch" (ChunkCore's torch ops, the reference;
-# everything else, float64 and per-key decays included, always runs them). On the H200 at B=8 T=2048 H=16 K=V=64, graphs
-# (bench/RESULTS.md, "the per-chunk readouts as one fused CUDA kernel"): DeltaNet fp32 11.40 -> 10.79 ms (bf16 11.03 ->
-# 10.41), Gated DeltaNet 22.85 -> 19.86 (bf16 22.81 -> 19.77); DeltaNet's gradients bit-identical, Gated DeltaNet's
-# within 2.3e-6 of the torch ops'.
+# everything else, float64 included, always runs them; a per-key decay: LR_READ_KEY below). On the H200 at B=8 T=2048
+# H=16 K=V=64, graphs (bench/RESULTS.md, "the per-chunk readouts as one fused CUDA kernel"): DeltaNet fp32 11.40 -> 10.79
+# ms (bf16 11.03 -> 10.41), Gated DeltaNet 22.85 -> 19.86 (bf16 22.81 -> 19.77); DeltaNet's gradients bit-identical,
+# Gated DeltaNet's within 2.3e-6 of the torch ops'.
 LR_FUSED_READ = "cuda"
 # Which kernel the fused readouts (LR_FUSED_READ "cuda") take for bf16 / f16 tensors: "off" (the fp32 one, the SIMT
 # cores' FMAs), or the tensor-core twin (compiler/backends/cuda/lowrank-readout-mma.ts, the module's entries with `math`):

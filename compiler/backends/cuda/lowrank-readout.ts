@@ -37,7 +37,8 @@
  * while G stays in the kernel's (reversed) step order. One block of LOWRANK_READ_THREADS threads per row n (blockIdx.x).
  *
  * Which configurations exist is data (LOWRANK_READ_CONFIGS); the runtime launches an entry only where one matches the
- * read (axis, decay mode, C, K, V, M) and else runs ChunkCore's torch ops (a per-key decay always does).
+ * read (axis, decay mode, C, K, V, M) and else runs ChunkCore's torch ops (a per-key decay takes lowrank-readout-key.ts's
+ * kernels instead, seqc_chunked_lowrank LR_READ_KEY).
  */
 import { LOWRANK_CORE_PRELUDE } from "./lowrank-core.ts";
 import { MMA_TF32_PRELUDE, mmaReadCheck, mmaReadLayout, mmaReadSource, type LowRankReadMath } from "./lowrank-readout-mma.ts";
