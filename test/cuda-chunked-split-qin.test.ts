@@ -8,21 +8,43 @@
  * a partial value tile); Gated DeltaProduct at two rows per token (K = 64: q on the first row of a token only) on the
  * 256-thread walk; each for -qi and -qxi. A walk that leaves fq off fails, and a -qxi walk that leaves fx off. Plans: only under `only`, only after an overlapped phase A; the
  * default plans' modules hold no QIN text. ptxas (sm_90): no spills in phase A or the walk.
+ * `-wc-w512` (seqc_chunk_walk_c: the next record's copies on the warps without a Z tile, after the core's record or
+ * -qxi's): the same float64 checks, and bitwise the walk it reorders (the same products in the same order); a walk
+ * whose issuing warps copy chunk c + 2's record instead of c + 1's fails.
  */
 import { describe, expect, it } from "vitest";
 import { spawnSync } from "node:child_process";
 import { findNvcc } from "../compiler/backends/cuda/nvcc.ts";
-import { CHUNK_SPLIT_QIN_SOURCE } from "../compiler/backends/cuda/chunked-split-qin.ts";
+import { CHUNK_SPLIT_QIN_SOURCE, CHUNK_SPLIT_WC_SOURCE } from "../compiler/backends/cuda/chunked-split-qin.ts";
 import { CHUNK_PHASE_A_OVL_GF_SOURCE } from "../compiler/backends/cuda/chunked-phase-a-ovl.ts";
 import { recordBytes, recordBytesQ } from "../compiler/backends/cuda/chunked-plan.ts";
 import { checkChunkedEmu, type ChunkEmuCase } from "./helpers/chunked-emu-check.ts";
 import { loadStdlib as load, lowered } from "./helpers/chunked-lowered.ts";
 import { ptxasUsage } from "./helpers/ptxas-usage.ts";
+import { buildEmu, runEmu } from "./cuda-emu/harness.ts";
+import { chunkInputs } from "./helpers/chunk-inputs.ts";
+import { smallDims } from "./helpers/random.ts";
+import { fromBf16, toBf16 } from "../runtime/cuda/half.ts";
 
 const gpp = spawnSync("g++", ["--version"]).status === 0;
 if (!gpp) console.warn("cuda-chunked-split-qin.test: g++ is not installed, so the emulated runs are skipped");
 const check = (name: string, variants: string[], cases: ChunkEmuCase[], patch?: (src: string) => string) =>
   checkChunkedEmu(load(name), variants, cases, 1e-2, { seed: 41, exactForms: true, patch });
+/** a broken kernel's check throws, and for its numbers (an assertion on the errors), not for a build or run failure */
+const failsCheck = (f: () => void) => expect(f).toThrow(/expected .* to be less than/);
+
+/** outputs and final states of `b` bitwise those of `a` on one bf16-rounded input set */
+function sameBits(name: string, a: string, b: string, o: { K: number; V: number; T: number; B: number }) {
+  const model = load(name);
+  const e = buildEmu(model, [a, b]);
+  const dims = smallDims(model, { K: o.K, V: o.V, H: 2, P: o.V, N: o.K, J: 2 });
+  const run = chunkInputs(model, { dims, batch: o.B, time: o.T, seed: 43, initialState: true });
+  for (const k of Object.keys(run.inputs)) run.inputs[k] = run.inputs[k].map((v) => fromBf16(toBf16(v)));
+  const y = runEmu(e, a, run);
+  const x = runEmu(e, b, run);
+  for (const k of Object.keys(y.outputs)) expect(Array.from(x.outputs[k]), `${b} ${k}`).toEqual(Array.from(y.outputs[k]));
+  for (const k of Object.keys(y.finalState)) expect(Array.from(x.finalState[k]), `${b} ${k}`).toEqual(Array.from(y.finalState[k]));
+}
 
 const GD = ["chunked-split-bf16-k128-v64-a512-iw-ios-qi-w512-r1", "chunked-split-bf16-k128-v64-a512-iw-ios-gf-qi-w512-r1", "chunked-split-bf16-k128-v64-a512-iw-ios-qxi-w512-r1", "chunked-split-bf16-k128-v64-a512-iw-ios-gf-qxi-w512-r1"];
 
@@ -42,13 +64,36 @@ describe.skipIf(!gpp)("-qi (no Q~ in the record) on the CPU emulation", () => {
     const from = "const float* fq = eg + KP;";
     expect(CHUNK_SPLIT_QIN_SOURCE.includes(from)).toBe(true);
     const patch = (src: string) => src.replace(from, "const float one[64] = {1.f, 1.f, 1.f, 1.f, 1.f, 1.f, 1.f, 1.f, 1.f, 1.f, 1.f, 1.f, 1.f, 1.f, 1.f, 1.f, 1.f, 1.f, 1.f, 1.f, 1.f, 1.f, 1.f, 1.f, 1.f, 1.f, 1.f, 1.f, 1.f, 1.f, 1.f, 1.f, 1.f, 1.f, 1.f, 1.f, 1.f, 1.f, 1.f, 1.f, 1.f, 1.f, 1.f, 1.f, 1.f, 1.f, 1.f, 1.f, 1.f, 1.f, 1.f, 1.f, 1.f, 1.f, 1.f, 1.f, 1.f, 1.f, 1.f, 1.f, 1.f, 1.f, 1.f, 1.f}; const float* fq = one;");
-    expect(() => check("gated_deltanet", [GD[0]], [{ T: 77, B: 1, K: 128, V: 72, init: true }], patch)).toThrow();
+    failsCheck(() => check("gated_deltanet", [GD[0]], [{ T: 77, B: 1, K: 128, V: 72, init: true }], patch));
   }, 900_000);
   it("a -qxi walk that updates the state with Z instead of diag(fx) Z fails the same check", () => {
     const from = "seqc_state_update<Cfg>(S, x, Cfg::QIN == 2 ? s.ZX : s.Z, eg);";
     expect(CHUNK_SPLIT_QIN_SOURCE.includes(from)).toBe(true);
     const patch = (src: string) => src.replace(from, "seqc_state_update<Cfg>(S, x, s.Z, eg);");
-    expect(() => check("gated_deltanet", [GD[2]], [{ T: 77, B: 1, K: 128, V: 72, init: true }], patch)).toThrow();
+    failsCheck(() => check("gated_deltanet", [GD[2]], [{ T: 77, B: 1, K: 128, V: 72, init: true }], patch));
+  }, 900_000);
+});
+
+const WC = [
+  ["chunked-split-bf16-k128-v64-a512-iw-ios-w512-r1", "chunked-split-bf16-k128-v64-a512-iw-ios-wc-w512-r1"],
+  ["chunked-split-bf16-k128-v64-a512-iw-ios-qxi-w512-r1", "chunked-split-bf16-k128-v64-a512-iw-ios-qxi-wc-w512-r1"],
+  ["chunked-split-bf16-k128-v64-a512-iw-ios-gf-qxi-w512-r1", "chunked-split-bf16-k128-v64-a512-iw-ios-gf-qxi-wc-w512-r1"],
+] as const;
+describe.skipIf(!gpp)("-wc-w512 (the copies on the warps without a Z tile) on the CPU emulation", () => {
+  it("gated_deltanet K = 128 after -iw-ios (core record, -qxi) and -iw-ios-gf (-qxi): bitwise the walks it reorders (V = 100, T = 150, batch 2)", () => {
+    for (const [ref, wc] of WC) sameBits("gated_deltanet", ref, wc, { K: 128, V: 100, T: 150, B: 2 });
+    sameBits("gated_deltaproduct", "chunked-split-bf16-k64-v32-a512-iw-ios-qxi-w512-r2", "chunked-split-bf16-k64-v32-a512-iw-ios-qxi-wc-w512-r2", { K: 64, V: 40, T: 77, B: 1 });
+  }, 900_000);
+  it("against float64: gated_deltanet K = 128 under stress (T = 150, T = 1), deltanet K = 128, gated_deltaproduct two rows a token (32-value walk)", () => {
+    check("gated_deltanet", WC.map((x) => x[1]), [{ T: 150, B: 1, K: 128, V: 72, stress: true, init: true }, { T: 1, B: 1, K: 128, V: 72, stress: true, init: true }]);
+    check("deltanet", ["chunked-split-bf16-k128-v64-a512-iw-ios-wc-w512-r1", "chunked-split-bf16-k128-v64-a512-iw-ios-qxi-wc-w512-r1"], [{ T: 130, B: 1, K: 128, V: 100, init: true }]);
+    check("gated_deltaproduct", ["chunked-split-bf16-k64-v32-a512-iw-ios-wc-w512-r2"], [{ T: 77, B: 1, K: 64, V: 40, init: true }]);
+  }, 900_000);
+  it("a walk whose issuing warps copy chunk c + 2's record instead of c + 1's fails the same check", () => {
+    const from = "if (c + 1 < nc) seqc_walkc_issue<Cfg>(rows, s, (c + 1) % NS, recs + (size_t)(c + 1) * Rec::BYTES, b, h, (c + 1) * C, T, j0,";
+    expect(CHUNK_SPLIT_WC_SOURCE.includes(from)).toBe(true);
+    const patch = (src: string) => src.replace(from, "if (c + 2 < nc) seqc_walkc_issue<Cfg>(rows, s, (c + 1) % NS, recs + (size_t)(c + 2) * Rec::BYTES, b, h, (c + 2) * C, T, j0,");
+    failsCheck(() => check("gated_deltanet", [WC[0][1]], [{ T: 150, B: 1, K: 128, V: 72, init: true }], patch));
   }, 900_000);
 });
 
@@ -59,12 +104,23 @@ describe("-qi in the plans", () => {
       for (const m of Object.values(lowered(name).modules)) {
         expect(m.source.includes("QIN = 1"), name).toBe(false);
         expect(m.source.includes("SeqcRecQ"), name).toBe(false);
+        expect(m.source.includes("seqc_chunk_walk_c"), name).toBe(false);
       }
     }
     for (const name of ["simple_gla", "rwkv7"]) expect(lowered(name, { only: (v) => v.includes("-qi") }).forms, name).toEqual([]);
     const all = lowered("gated_deltanet", { only: (v) => v.includes("-qi") }).forms.map((f) => f.variant);
     expect(all.length).toBeGreaterThan(0);
-    for (const v of all) expect(v, v).toMatch(/-iw-ios?(-gf)?-qx?i(-w512)?-r\d$/);
+    for (const v of all) expect(v, v).toMatch(/-iw-ios?(-gf)?(-qi|-qxi(-wc)?)(-w512)?-r\d$/);
+    const wcs = lowered("gated_deltanet", { only: (v) => v.includes("-wc-w512") && v.startsWith("chunked-split-") }).forms;
+    expect(wcs.length).toBeGreaterThan(0);
+    for (const f of wcs) {
+      expect(f.variant).toMatch(/-iw-ios?(-gf)?(-qxi)?-wc-w512-r1$/);
+      expect((f.steps[1] as { entry: string }).entry).toMatch(/_t512(_qxi)?_wcp$/);
+    }
+    const wc0 = lowered("gated_deltanet", { only: (x) => x === WC[0][1] });
+    expect(wc0.modules.bf16.source).toContain(CHUNK_SPLIT_WC_SOURCE);
+    expect(wc0.modules.bf16.source).toMatch(/seqc_chunk_walk_c<[^>]+>\(rows/);
+    expect(wc0.forms[0].workspaces[0]).toEqual(lowered("gated_deltanet", { only: (x) => x === WC[0][0] }).forms[0].workspaces[0]);
     const v = GD[0];
     const one = lowered("gated_deltanet", { only: (x) => x === v });
     expect(one.forms.map((f) => f.variant)).toEqual([v]);
@@ -99,6 +155,7 @@ describe.skipIf(!nvcc)("-qi for sm_90 (ptxas)", () => {
     ["gated_deltanet", GD[3], 64],
     ["gated_deltaproduct", "chunked-split-bf16-k64-v32-a512-iw-ios-qi-r2", 64],
     ["gated_deltaproduct", "chunked-split-bf16-k64-v32-a512-iw-ios-qxi-r2", 64],
+    ...WC.map((x) => ["gated_deltanet", x[1], 64] as const),
   ] as const)("%s %s: phase A and walk without spills, phase A <= %d registers", (name, variant, regs) => {
     const low = lowered(name, { only: (x) => x === variant, ios: [{ io: "bf16" }] });
     const entries = (low.forms[0].steps as { entry: string }[]).map((s) => s.entry);

@@ -90,6 +90,10 @@ export interface ChunkCfg {
    *  seqc_chunk_walk_qi); 2 (`-qxi`): X~ too, fx = scale_x exp(G_n - G_w) a row in the record instead, the walk copying
    *  the key rows from the inputs and the state update taking diag(fx) Z (splitd's ZX). */
   qin?: 1 | 2;
+  /** split's low-rank walk (512 threads; after an `ovl` phase A, with or without `qin`; variants `-wc-w512`): the next
+   *  record's copies issued by the warps without a Z tile beside Z = U0 + M S0, instead of by every thread before the
+   *  chunk's wait (CHUNK_SPLIT_WC_SOURCE, seqc_chunk_walk_c). */
+  wcopy?: boolean;
   /** Element type of the outputs (default `dtype`): a 2-byte-input configuration that stores fp32 outputs (mixed I/O,
    *  e.g. the torch target's transposed cores, whose dq / dk feed cancelling sums). Operands and accumulation follow `dtype`. */
   out?: ChunkDtype;
@@ -254,7 +258,7 @@ export const walkKSlices = (c: ChunkCfg): number => Math.floor(threadsOf(c) / 32
 
 export function cfgName(c: ChunkCfg): string {
   const v = c.kind === "fused" ? `v${c.BV}` : c.kind === "phaseA" ? `p${c.VP}` : `v${c.BV}p${c.VP}`;
-  return `${c.kind}${c.direct ? "d" : ""}_${ioTag(c.dtype, outOf(c)).replace("-", "_")}_k${c.KP}_${v}_r${c.RTP}${threadsOf(c) !== CHUNK_THREADS ? `_t${threadsOf(c)}` : ""}${c.inv ? `_i${c.inv}` : ""}${c.mats ? `_m${c.mats}` : ""}${c.grp ? `_g${c.grp}${c.grpT ? "t" : ""}${c.grpM ? c.grpM : ""}` : ""}${c.wsplit ? `_w${c.wsplit === 1 ? "k" : "c"}` : ""}${c.pipe ? `_ap${c.pipe}` : ""}${c.rq ? "_wq" : ""}${c.ovl ? (c.ovl === 2 ? "_ios" : "_io") : ""}${c.gfold ? "_gf" : ""}${c.vin ? (c.vin === 2 ? "_vib" : "_vi") : ""}${c.qin ? (c.qin === 2 ? "_qxi" : "_qi") : ""}`;
+  return `${c.kind}${c.direct ? "d" : ""}_${ioTag(c.dtype, outOf(c)).replace("-", "_")}_k${c.KP}_${v}_r${c.RTP}${threadsOf(c) !== CHUNK_THREADS ? `_t${threadsOf(c)}` : ""}${c.inv ? `_i${c.inv}` : ""}${c.mats ? `_m${c.mats}` : ""}${c.grp ? `_g${c.grp}${c.grpT ? "t" : ""}${c.grpM ? c.grpM : ""}` : ""}${c.wsplit ? `_w${c.wsplit === 1 ? "k" : "c"}` : ""}${c.pipe ? `_ap${c.pipe}` : ""}${c.rq ? "_wq" : ""}${c.ovl ? (c.ovl === 2 ? "_ios" : "_io") : ""}${c.gfold ? "_gf" : ""}${c.vin ? (c.vin === 2 ? "_vib" : "_vi") : ""}${c.qin ? (c.qin === 2 ? "_qxi" : "_qi") : ""}${c.wcopy ? "_wcp" : ""}`;
 }
 
 export function cfgStruct(c: ChunkCfg, name: string): string {
@@ -813,7 +817,7 @@ export function chunkModelSource(model: I.Model, cr: ChunkRows): ChunkModelSourc
               ? `seqc_chunk_out${c.grp ? (c.grpM ? "_gm" : "_g") : ""}<${cfg}>(rows, seqc_smem, ws, wsS, ${c.grp ? "wsG, " : ""}${valueDim}, ${headsExpr});`
               : c.kind === "carry"
               ? `seqc_chunk_carry<${cfg}>(rows, wsG, ${dimOf(Sd.shape[cr.form.key])}, ${valueDim}, ${headsExpr});`
-              : `seqc_chunk_walk${c.direct ? "_d" : c.rq ? "_q" : c.vin ? "_v" : c.qin ? "_qi" : ""}<${cfg}>(rows, seqc_smem, ws, ${dimOf(Sd.shape[cr.form.key])}, ${valueDim}, ${headsExpr});`;
+              : `seqc_chunk_walk${c.direct ? "_d" : c.rq ? "_q" : c.vin ? "_v" : c.wcopy ? "_c" : c.qin ? "_qi" : ""}<${cfg}>(rows, seqc_smem, ws, ${dimOf(Sd.shape[cr.form.key])}, ${valueDim}, ${headsExpr});`;
     return `${cfgStruct(c, cfg)}
 extern "C" __global__ void __launch_bounds__(${threadsOf(c)}, ${c.minBlocks ?? 1}) ${entry(c)}(${params.join(", ")}) {
 ${rowsSetup(rowsName, T, inputs, outputs, cr, Tout)}

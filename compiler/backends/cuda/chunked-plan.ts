@@ -20,7 +20,7 @@ import { CHUNK_PHASE_A_PIPE_SOURCE } from "./chunked-phase-a-pipe.ts";
 import { CHUNK_PHASE_A_OVL_GF_SOURCE, CHUNK_PHASE_A_OVL_SOURCE } from "./chunked-phase-a-ovl.ts";
 import { CHUNK_WALK_Q_SOURCE } from "./chunked-walk-q.ts";
 import { CHUNK_SPLIT_VIN_SOURCE } from "./chunked-split-vin.ts";
-import { CHUNK_SPLIT_QIN_SOURCE } from "./chunked-split-qin.ts";
+import { CHUNK_SPLIT_QIN_SOURCE, CHUNK_SPLIT_WC_SOURCE } from "./chunked-split-qin.ts";
 import { chunkedExtras } from "./chunked-extra.ts";
 import { chunkLayout, chunkModelSource, CHUNK_F, cfgName, ioTag, threadsOf, overrideValues, walkKSlices, walkZTiles, type ChunkCfg, type ChunkDtype } from "./chunked-model.ts";
 
@@ -113,6 +113,8 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
   const withVin = new Set<string>();
   // modules with split's low-rank phase A and walk without Q~ in the record (CHUNK_SPLIT_QIN_SOURCE, after the GF source)
   const withQin = new Set<string>();
+  // modules with split's low-rank walk whose copies are on the warps without a Z tile (CHUNK_SPLIT_WC_SOURCE, after the QIN source)
+  const withWc = new Set<string>();
   const wrap = (c: ChunkCfg) => {
     if (wrapped.has(src.entry(c))) return;
     wrapped.add(src.entry(c));
@@ -123,7 +125,8 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
     if (c.ovl) withOvl.add(ioTag(c.dtype, c.out));
     if (c.gfold) withGf.add(ioTag(c.dtype, c.out));
     if (c.vin) withVin.add(ioTag(c.dtype, c.out));
-    if (c.qin) withQin.add(ioTag(c.dtype, c.out));
+    if (c.qin || c.wcopy) withQin.add(ioTag(c.dtype, c.out));
+    if (c.wcopy) withWc.add(ioTag(c.dtype, c.out));
     (wrappers[ioTag(c.dtype, c.out)] ??= []).push(src.wrapper(c));
   };
   const ov = overrideValues(model, src.overrides);
@@ -342,6 +345,11 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
             for (const qin of opts.only && lr && a.ovl ? ([1, 2] as const) : [])
               pushSplit("split", { ...a, qin }, { ...mk("walk", BV), NT: 512, qin }, `${tag}-${qin === 2 ? "qxi" : "qi"}-w512`, recordBytesQ({ ...a, qin }), 0,
                 `chunked split (${ioT}): every chunk's S0-independent part in parallel without Q~${qin === 2 ? " and X~ (Aq, M, U0, fq, fx" : " (X~, Aq, M, U0, fq"}; ${threadsOf(a)} threads), then a walk of 512 threads over chunks per batch x head x ${BV} values that copies q${qin === 2 ? " and the key rows" : ""} from the inputs`);
+            // the core record's walk and -qxi's with the next record's copies on the warps without a Z tile (`-wc-w512`,
+            // chunked-split-qin.ts seqc_chunk_walk_c), on request (-qi's spills 8 bytes at K = 128: not offered)
+            for (const qin of opts.only && lr && a.ovl ? ([0, 2] as const) : [])
+              pushSplit("split", qin ? { ...a, qin } : a, { ...mk("walk", BV), NT: 512, ...(qin ? { qin } : {}), wcopy: true }, `${tag}${qin ? (qin === 2 ? "-qxi" : "-qi") : ""}-wc-w512`, qin ? recordBytesQ({ ...a, qin }) : recBytes, 0,
+                `chunked split (${ioT}): every chunk's S0-independent part in parallel${qin ? ` without Q~${qin === 2 ? " and X~" : ""}` : ""} (${threadsOf(a)} threads), then a walk of 512 threads over chunks per batch x head x ${BV} values whose warps without a Z tile issue the next record's copies${qin ? ` (q${qin === 2 ? " and the key rows" : ""} from the inputs)` : ""}`);
           }
           // no low rank, a scalar or no decay, no stabiliser or value columns, 2-byte operands, K >= 64: split whose phase A
           // loads no alpha v and leaves it out of the record, the walk copying v's tile from the inputs (`-vi`,
@@ -372,7 +380,7 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
   }
   const modules: Record<string, { source: string }> = {};
   for (const d of Object.keys(wrappers)) {
-    const core = [CHUNK_CORE_SOURCE, ...(withGroups.has(d) ? [CHUNK_GROUP_SOURCE] : []), ...(withWalkK.has(d) ? [CHUNK_WALK_K_SOURCE] : []), ...(withPipe.has(d) ? [CHUNK_PHASE_A_PIPE_SOURCE] : []), ...(withWalkQ.has(d) ? [CHUNK_WALK_Q_SOURCE] : []), ...(withOvl.has(d) ? [withGf.has(d) || withQin.has(d) ? CHUNK_PHASE_A_OVL_GF_SOURCE : CHUNK_PHASE_A_OVL_SOURCE] : []), ...(withVin.has(d) ? [CHUNK_SPLIT_VIN_SOURCE] : []), ...(withQin.has(d) ? [CHUNK_SPLIT_QIN_SOURCE] : [])];
+    const core = [CHUNK_CORE_SOURCE, ...(withGroups.has(d) ? [CHUNK_GROUP_SOURCE] : []), ...(withWalkK.has(d) ? [CHUNK_WALK_K_SOURCE] : []), ...(withPipe.has(d) ? [CHUNK_PHASE_A_PIPE_SOURCE] : []), ...(withWalkQ.has(d) ? [CHUNK_WALK_Q_SOURCE] : []), ...(withOvl.has(d) ? [withGf.has(d) || withQin.has(d) ? CHUNK_PHASE_A_OVL_GF_SOURCE : CHUNK_PHASE_A_OVL_SOURCE] : []), ...(withVin.has(d) ? [CHUNK_SPLIT_VIN_SOURCE] : []), ...(withQin.has(d) ? [CHUNK_SPLIT_QIN_SOURCE] : []), ...(withWc.has(d) ? [CHUNK_SPLIT_WC_SOURCE] : [])];
     modules[d] = { source: [`// seqc CUDA chunked kernels for model ${model.name}, ${d} (generated; do not edit)`, CUDA_PRELUDE, ...core, src.loader, ...wrappers[d]].join("\n\n") + "\n" };
   }
   // a stabiliser launch before and a post launch after the core where the canonical form has them

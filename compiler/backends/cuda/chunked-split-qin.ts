@@ -156,3 +156,135 @@ ${walkPipe({ issue: "seqc_walkq_issue", inputs: true, m: true, floats: "eg" })}
 ${walkReadout({ what: "y = diag(fq) (Q SB) + Aq Z", tiles: true, step: "Cfg::NT / 32", kp: "KP", fq: true, z: "s.Z" })}
 ${walkTail("Cfg::QIN == 2 ? s.ZX : s.Z", "eg")}
 `;
+
+/** The -wc walk's readout: fq's factors only with QIN (1 where Q~ is in the record). */
+const walkcReadout = walkReadout({ what: "y = diag(fq) (Q SB) + Aq Z (QIN 0: Q~ SB + Aq Z)", tiles: true, step: "NW", kp: "KP", fq: true, z: "s.Z" });
+const FQ_LINE = "        const float f0 = fq[m0 + g], f1 = fq[m0 + g + 8];";
+if (!walkcReadout.includes(FQ_LINE)) throw new Error("chunked-split-qin: the readout's fq line moved");
+
+/**
+ * split's low-rank walk with the next record's copies on the warps without a Z tile (walk configs with `wcopy`,
+ * variants `...-iw-io[s][-gf][-q[x]i]-wc-w512`): the core's walk (and seqc_chunk_walk_qi) issue chunk c + 1's copies on
+ * every thread at the top of chunk c, before its wait and barrier, so the copies' address and cp.async instructions
+ * sit on the chain of the warps that then form Z = U0 + M S0 (8 of 16 at 64 values, 4 at 32) and the readout. Here
+ * the warps without a Z tile issue them after chunk c's barrier, beside Z (stage (c + 1) % 2 held chunk c - 1, done
+ * before that barrier), and every thread waits for all of its copies (wait 0) at the top of chunk c + 1: split3's
+ * `-wc` (chunked-core.ts CHUNK_WALK_K_SOURCE) for split's walk. The record as phase A wrote it: the core's (QIN 0,
+ * after seqc_chunk_phase_a_o) or SeqcRecQ (QIN 1, 2). Appended (after CHUNK_SPLIT_QIN_SOURCE, whose SeqcRecQ it names)
+ * only to modules where a config has `wcopy`.
+ */
+export const CHUNK_SPLIT_WC_SOURCE = String.raw`
+// ---- split's walk, the next record's copies on the warps without a Z tile (wcopy) ----
+template <class Cfg, class C = void> struct SeqcQinOf { static constexpr int v = 0; };
+template <class Cfg> struct SeqcQinOf<Cfg, decltype((void)Cfg::QIN, void())> { static constexpr int v = Cfg::QIN; };
+// the record of a QIN config: the core's (QO: Q~; floats exp(G_n) [KP] at its end) or SeqcRecQ (no Q~; floats at FO)
+template <class Cfg, int Q = SeqcQinOf<Cfg>::v> struct SeqcRecOf {
+  typedef SeqcRecQ<Cfg> R;
+  static constexpr size_t QO = 0, XO = R::XO, MO = R::MO, AO = R::AO, UO = R::UO, BYTES = R::BYTES, FO = R::FO, NFL = R::NFL;
+};
+template <class Cfg> struct SeqcRecOf<Cfg, 0> {
+  typedef SeqcRec<Cfg> R;
+  static constexpr size_t QO = R::QO, XO = R::XO, MO = R::MO, AO = R::AO, UO = R::UO, BYTES = R::BYTES, FO = R::BYTES - Cfg::KP * 4, NFL = Cfg::KP;
+};
+
+// a q row's (rr < 0) or key row's (row rr of token t) 8 values at i0 through the loader (load), else zeros, to dst: the
+// issue's rare path, out of line (the walk runs at its register limit)
+#ifndef SEQC_NOINLINE
+#if defined(__CUDACC__) || defined(__CUDACC_RTC__)
+#define SEQC_NOINLINE __noinline__
+#else
+#define SEQC_NOINLINE
+#endif
+#endif
+template <class Cfg, class R>
+__device__ SEQC_NOINLINE void seqc_walkc_slow(const R& rows, typename Cfg::T* dst, bool load, int rr, u32 b, u32 t, u32 h, u32 i0) {
+  float o[8];
+  if (load && rr < 0) rows.loadQ(b, t, h, i0, o);
+  else if (load) rows.loadX(b, t, (u32)rr, h, i0, o);
+  else for (int k = 0; k < 8; ++k) o[k] = 0.f;
+  seqc_sst8(dst, o);
+}
+
+// chunk t0's stage: q (QIN >= 1) and the key rows (QIN 2) from the inputs as phase A's load takes them, else Q~ and X~
+// from the record; M, Aq, the U0 tile and the floats from the record; threads tid of nt (the issuing warps')
+template <class Cfg, class R>
+__device__ __forceinline__ void seqc_walkc_issue(const R& rows, const SeqcSm<Cfg>& s, int stage, const char* rec, u32 b, u32 h, u32 t0, u32 T, u32 j0, int tid, int nt) {
+  typedef typename Cfg::T T_;
+  typedef SeqcRecOf<Cfg> Rec;
+  constexpr int F = Cfg::F, KP = Cfg::KP, RTP = Cfg::RTP, E = 16 / sizeof(T_), LDK = Cfg::LDK, BV = Cfg::BV, QIN = SeqcQinOf<Cfg>::v;
+  const T_* r = reinterpret_cast<const T_*>(rec);
+  char* base = reinterpret_cast<char*>(s.X) + stage * Cfg::STAGE;
+  T_* q = reinterpret_cast<T_*>(base + Cfg::W_Q);
+  T_* x = reinterpret_cast<T_*>(base + Cfg::W_X);
+  T_* m = reinterpret_cast<T_*>(base + Cfg::W_M);
+  T_* a = reinterpret_cast<T_*>(base + Cfg::W_A);
+  T_* u = reinterpret_cast<T_*>(base + Cfg::W_U);
+  float* eg = reinterpret_cast<float*>(base + Cfg::W_E);
+  const bool kvec = (rows.keyDim() % 8u) == 0u;
+  for (int e = tid; e < F * (KP / 8); e += nt) {
+    const int f = e / (KP / 8), i0 = (e % (KP / 8)) * 8, tl = f / RTP, rr = f % RTP;
+    const u32 t = t0 + tl;
+    const bool inK = kvec && (u32)i0 + 8u <= rows.keyDim();
+    if (QIN >= 1) {
+      const bool qreal = rr == 0 && t < T;
+      const T_* src = qreal && kvec ? rows.srcQ(b, t, h) : nullptr;
+      if (src && inK) for (int k = 0; k < 8; k += E) seqc_cp16(q + f * LDK + i0 + k, src + i0 + k);
+      else seqc_walkc_slow<Cfg>(rows, q + f * LDK + i0, qreal && !src, -1, b, t, h, i0);
+    } else for (int k = 0; k < 8; k += E) seqc_cp16(q + f * LDK + i0 + k, r + Rec::QO + f * KP + i0 + k);
+    if (QIN == 2) {
+      const bool real = seqc_real<Cfg>(s.I, f, t0, T);
+      const T_* xs = real && kvec ? rows.srcX(b, t, rr, h) : nullptr;
+      if (xs && inK) for (int k = 0; k < 8; k += E) seqc_cp16(x + f * LDK + i0 + k, xs + i0 + k);
+      else seqc_walkc_slow<Cfg>(rows, x + f * LDK + i0, real && !xs, rr, b, t, h, i0);
+    } else for (int k = 0; k < 8; k += E) seqc_cp16(x + f * LDK + i0 + k, r + Rec::XO + f * KP + i0 + k);
+    for (int k = 0; k < 8; k += E) seqc_cp16(m + f * LDK + i0 + k, r + Rec::MO + f * KP + i0 + k);
+  }
+${recordCopyAq("a")}
+  for (int e = tid; e < F * (BV / E); e += nt) {
+    const int f = e / (BV / E), jj = (e % (BV / E)) * E;
+    seqc_cp16(u + f * Cfg::LDV + jj, r + Rec::UO + f * Cfg::VP + j0 + jj);
+  }
+  for (int e = tid; e < (int)Rec::NFL / 4; e += nt) seqc_cp16(eg + e * 4, rec + Rec::FO + e * 16);
+}
+
+template <class Cfg, class R>
+__device__ void seqc_chunk_walk_c(const R& rows, char* smem, const typename Cfg::T* ws, u32 K, u32 V, u32 nH) {
+  typedef typename Cfg::T T_;
+  typedef SeqcRecOf<Cfg> Rec;
+  constexpr int F = Cfg::F, C = F / Cfg::RTP, BV = Cfg::BV, LDV = Cfg::LDV, KP = Cfg::KP, NW = Cfg::NT / 32, NS = Cfg::NSTAGE;
+  constexpr int QIN = SeqcQinOf<Cfg>::v;
+  // Z's warp tiles (seqc_bmm's 16 x 8 WN tiles, taken by warps 0 .. ZT - 1); the others issue the copies
+  constexpr int ZT = (F / 16) * (BV / (8 * SeqcWN<BV>::N));
+  static_assert(Cfg::LR && Cfg::DECAY < 2 && sizeof(T_) == 2 && NS == 2 && ZT < NW, "wcopy: low rank, a scalar or no decay, 2-byte operands, two stages, warps without a Z tile");
+${walkHead(true)}
+  if (nc > 0u) seqc_walkc_issue<Cfg>(rows, s, 0, recs, b, h, 0u, T, j0, threadIdx.x, Cfg::NT);
+  seqc_cp_commit();
+  for (u32 c = 0; c < nc; ++c) {
+    const int st = c % NS;
+    seqc_state_operand<Cfg>(S, s.SB);
+    seqc_cp_wait<0>();
+    __syncthreads();
+    char* base = reinterpret_cast<char*>(s.X) + st * Cfg::STAGE;
+    const T_* q = reinterpret_cast<const T_*>(base + Cfg::W_Q);
+    const T_* x = reinterpret_cast<const T_*>(base + Cfg::W_X);
+    const T_* m = reinterpret_cast<const T_*>(base + Cfg::W_M);
+    const T_* a = reinterpret_cast<const T_*>(base + Cfg::W_A);
+    const T_* u = reinterpret_cast<const T_*>(base + Cfg::W_U);
+    const float* eg = reinterpret_cast<const float*>(base + Cfg::W_E);
+    // chunk c + 1's copies on the warps without a Z tile, beside Z (its stage held chunk c - 1, done before the barrier above)
+    if ((int)(threadIdx.x >> 5) >= ZT) {
+      if (c + 1 < nc) seqc_walkc_issue<Cfg>(rows, s, (c + 1) % NS, recs + (size_t)(c + 1) * Rec::BYTES, b, h, (c + 1) * C, T, j0, (int)threadIdx.x - 32 * ZT, Cfg::NT - 32 * ZT);
+      seqc_cp_commit();
+    }
+    const float* fq = eg + KP;
+    // Z = U0 + M S0 (QIN 2: and its copy scaled by fx for the state update)
+    const float* fx = eg + KP + F;
+    seqc_bmm<T_, false, false, SeqcWN<BV>::N, KP>(F, BV, m, Cfg::LDK, s.SB, LDV, [&](int mm, int n, float v0, float v1) {
+      const float z0 = seqc_f32(u[mm * LDV + n]) + v0, z1 = seqc_f32(u[mm * LDV + n + 1]) + v1;
+      seqc_sst2(s.Z + mm * LDV + n, z0, z1);
+      if (QIN == 2) seqc_sst2(s.ZX + mm * LDV + n, fx[mm] * z0, fx[mm] * z1);
+    });
+    __syncthreads();
+${walkcReadout.replace(FQ_LINE, "        const float f0 = QIN ? fq[m0 + g] : 1.f, f1 = QIN ? fq[m0 + g + 8] : 1.f;")}
+${walkTail("QIN == 2 ? s.ZX : s.Z", "eg")}
+`;
