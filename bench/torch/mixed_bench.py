@@ -125,7 +125,11 @@ D12 = {"STATELESS_ROWS": True, "GRAPH_PICKS": "tuned", "PREP_IO": "bf16"}
 EXTRA.update({"d12-base": dict(D12), "d12-pipe": dict(D12, ROWS_CHUNK_PIPE=True), "d12-terms": dict(D12, REVERSED_READS="terms"),
               "d12-rev": dict(D12, ROWS_REVERSED="kernel"), "d12-fused": dict(D12, ROWS_REVERSED="kernel", ROWS_TERMS="kernel"),
               "d12-all": dict(D12, ROWS_REVERSED="kernel", ROWS_TERMS="kernel", ROWS_CHUNK_PIPE=True)})
-PATHS.update({k: PATHS["c15-chunk8"] for k in ("d12-base", "d12-pipe", "d12-terms", "d12-rev", "d12-fused", "d12-all")})
+# "d12-new" the defaults after run d12 1 (the prefetching entries, ROWS_REVERSED "kernel", REVERSED_READS "terms"); "d12-new-t"
+# with ROWS_TERMS "kernel" too (its entries' dq, k copied by cp.async since run d12 1: modules built after 2e126b0)
+EXTRA.update({"d12-new": dict(D12, ROWS_CHUNK_PIPE=True, ROWS_REVERSED="kernel", REVERSED_READS="terms"),
+              "d12-new-t": dict(D12, ROWS_CHUNK_PIPE=True, ROWS_REVERSED="kernel", REVERSED_READS="terms", ROWS_TERMS="kernel")})
+PATHS.update({k: PATHS["c15-chunk8"] for k in ("d12-base", "d12-pipe", "d12-terms", "d12-rev", "d12-fused", "d12-all", "d12-new", "d12-new-t")})
 PROFILE_PATHS = [p for p in os.environ.get("PROFILE_PATHS", "").split(",") if p]
 ACC_PATHS = [p for p in os.environ.get("ACC_PATHS", "f32,mixed,mixed+a64,mixed+a32,mixed+a16,mixed+a64-lean").split(",")]
 TIME_PATHS = [p for p in os.environ.get("TIME_PATHS", "f32,mixed,mixed+a64,mixed+a64-lean").split(",")]

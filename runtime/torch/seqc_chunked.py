@@ -285,8 +285,9 @@ ROWS_REVERSED = "kernel"
 # gradient as returned: the same rounding as the conversion after); no terms launch, no float32 dk written, no conversion of
 # it. "apart" (the default, the way before): dk float32, then the terms kernel, then the conversion. H200 run d12 1: slower,
 # GLA's eager bf16 step 2.093 (ROWS_REVERSED "kernel") -> 2.134 ms; the prefetching _p_t entry took 0.395 ms against 0.242
-# for dq's _p_la (its epilogue's loads of q, dq, k wait at each chunk's end), more than the terms launch (0.080) and the
-# conversion it saves.
+# for dq's _p_la (its epilogue's loads of q, dq, k waited at each chunk's end), more than the terms launch (0.080) and the
+# conversion it saves. Since then (not timed) the entries take q from the chunk's a in shared memory and, at K = 64, copy
+# dq and k to shared memory by cp.async at the chunk's start (16-byte aligned dq and k, else as "apart").
 ROWS_TERMS = "apart"
 
 
@@ -374,6 +375,8 @@ def rows_readout_kernel(km, ld, pairs, readouts, S0, B, T, H, K, V, tile=None, s
     ins = [arg(ld, "ld [B, T, H*K]", nk)] + [arg(a, "a%d [B, T, H*K]" % i, nk, low == "abc") for i, (a, _) in enumerate(pairs)]
     ins += [arg(b, "b%d [B, T, H*V]" % i, nv, low is not None) for i, (_, b) in enumerate(pairs)] + [arg(c, "c%d [B, T, H*V]" % i, nv, low is not None) for i, c in enumerate(readouts)]
     s0 = arg(S0, "S0 [B, H*K*V]", B * H * K * V) if S0 is not None else torch.zeros(4, dtype=torch.float32, device=dev)
+    if terms is not None and kck is not None and K == 64 and any(x.data_ptr() % 16 for x in terms):  # (its cp.async copies of dq, k)
+        return None
     if kck is not None and kck.get("pipe") and any(x.data_ptr() % 16 for x in ins):  # its 16-byte loads need aligned rows
         kck = rows_chunk_pick(kc, low, np_, nr, K, V, segment, pipe=False, terms=terms is not None)
     if kck is not None:  # the chunked form: one block per (batch, head), every output element written

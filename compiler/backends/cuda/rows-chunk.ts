@@ -35,7 +35,10 @@
  * per-key decay's terms q.dq - k.dk take, with q = a (the readout's q) at dk's token; such an entry reads dq (float32) and
  * k (bf16) at out's stored row as it stores, writes terms = q dq - k dk there (float32: each product rounded, then their
  * difference, as decay-terms.ts's kernel computes them: bitwise its output) and out as bf16 (dk rounded once, as the glue
- * converts an input's whole gradient). a and out must be stored in the same time direction (rev's bits 2 and 16 alike).
+ * converts an input's whole gradient). a and out must be stored in the same time direction (rev's bits 2 and 16 alike):
+ * q is taken from the chunk's a in shared memory. At K = 64 the chunk's dq and k rows are copied to shared memory by
+ * cp.async at the chunk's start, in flight while its products run (each 16-byte row piece aligned: the runtime checks);
+ * at K < 64 they are read from global memory as the outputs are stored.
  */
 import { CHUNK_CORE_SOURCE } from "./chunked-core.ts";
 
@@ -95,9 +98,9 @@ export function rowsChunkEntry(c: RowsChunkConfig): string {
 
 /** Shared memory: ten bf16 tiles [64][72] (c, b, M hi/lo, decayed a hi/lo per sub-chunk end, decayed a hi/lo to the
  * chunk's end, the state hi/lo), four float32 [64][68] (g, a, the diagonal sums, and the first pass's column totals'
- * row), the diagonal blocks of M [64][20]. */
-export function rowsChunkShared(): number {
-  return 10 * C * P * 2 + 4 * C * PF * 4 + C * PD * 4;
+ * row), the diagonal blocks of M [64][20]; with terms also the chunk's dq [64][68] float32 and k [64][72] bf16. */
+export function rowsChunkShared(terms = false): number {
+  return 10 * C * P * 2 + 4 * C * PF * 4 + C * PD * 4 + (terms ? C * PF * 4 + C * P * 2 : 0);
 }
 
 const BODY = String.raw`
@@ -212,6 +215,9 @@ __device__ __forceinline__ void seqc_rows_chunk_body(const float* __restrict__ l
   float* Od = Af + C * PF;          // the diagonal sub-chunks' sums [t][i]
   float* Tot = Od + C * PF;         // the cumulative sum's part totals [part][i]
   float* Md = Tot + C * PF;         // M's diagonal blocks [t][s - 16 J]
+  float* Dq = Md + C * PD;          // (TERMS, K = 64) the chunk's dq [t][i] at out's rows
+  bf* Kk = (bf*)(Dq + C * PF);      // (TERMS, K = 64) the chunk's k [t][i]
+  const bool cpq = TERMS && K == 64u;
   const u32 bh = blockIdx.x, b = bh / H, h = bh % H;
   const u32 tid = threadIdx.x, w = tid >> 5, l = tid & 31, gq = l >> 2, q2 = (l & 3) << 1;
   const u32 j = w & 3, n0 = (w >> 2) * 8 * WN;  // the warp's sub-chunk (rows 16 j ..) and first column
@@ -242,6 +248,18 @@ __device__ __forceinline__ void seqc_rows_chunk_body(const float* __restrict__ l
         *reinterpret_cast<u32*>(Sh + i * P + v) = hi;
         *reinterpret_cast<u32*>(Sl + i * P + v) = lo;
       }
+    if (cpq) {
+      // (TERMS) this chunk's dq and k at out's rows, copied while the products run (waited for before the stores)
+      for (u32 x = tid; x < (u32)(C * 16); x += NT) {
+        const u32 t = x >> 4, q = x & 15;
+        if (t < n) seqc_cp16(Dq + t * PF + 4 * q, dq + ((size_t)b * T + seqc_rc_tok(t0 + t, T, rev & 16u)) * HK + (size_t)h * K + 4 * q);
+      }
+      for (u32 x = tid; x < (u32)(C * 8); x += NT) {
+        const u32 t = x >> 3, q = x & 7;
+        if (t < n) seqc_cp16(Kk + t * P + 8 * q, kk + ((size_t)b * T + seqc_rc_tok(t0 + t, T, rev & 16u)) * HK + (size_t)h * K + 8 * q);
+      }
+      seqc_cp_commit();
+    }
     if (PIPE) {
       // this chunk's inputs (loaded during the last) to shared memory, the next chunk's loads issued
       pre.store(G, Af, bb, cb, PF, P, tid);
@@ -396,6 +414,7 @@ __device__ __forceinline__ void seqc_rows_chunk_body(const float* __restrict__ l
       for (int e = 0; e < 4; ++e) S[nt][e] *= expf(G[(C - 1) * PF + 16 * j + gq + (e >> 1) * 8]);
     SeqcMM<bf>::template run<true, false, WN, 64>(S, Uh, P, bb, P, 16 * j, n0);
     SeqcMM<bf>::template run<true, false, WN, 64>(S, Ul, P, bb, P, 16 * j, n0);
+    if (cpq) seqc_cp_wait<0>();
     __syncthreads();
     // the diagonal sums added, the outputs stored (t < n, i < K)
 #pragma unroll
@@ -407,7 +426,7 @@ __device__ __forceinline__ void seqc_rows_chunk_body(const float* __restrict__ l
           const size_t r = ((size_t)b * T + seqc_rc_tok(t0 + t, T, rev & 16u)) * HK + (size_t)h * K + i;
           const float v = o[nt][e] + Od[t * PF + i];
           out[r] = seqc_cvt<TO>(v);
-          if (TERMS) terms[r] = seqc_rc_term(seqc_rc_in(a[r]), dq[r], seqc_f32(kk[r]), v);
+          if (TERMS) terms[r] = seqc_rc_term(Af[t * PF + i], cpq ? Dq[t * PF + i] : dq[r], seqc_f32(cpq ? Kk[t * P + i] : kk[r]), v);
         }
       }
   }
@@ -426,7 +445,7 @@ extern "C" __global__ void __launch_bounds__(${c.warps * 32}) ${rowsChunkEntry(c
 
 /** The module: the chunked core's helpers (mma fragments, SeqcMM), the body and one entry per configuration. */
 export function rowsChunkModule(configs: readonly RowsChunkConfig[] = ROWS_CHUNK_CONFIGS, patch?: (src: string) => string): { source: string; kernels: RowsChunkKernel[] } {
-  const kernels = configs.map((c) => ({ ...c, entry: rowsChunkEntry(c), threads: c.warps * 32, sharedBytes: rowsChunkShared(), chunk: C, maxK: 64, maxV: 64, rev: true as const }));
+  const kernels = configs.map((c) => ({ ...c, entry: rowsChunkEntry(c), threads: c.warps * 32, sharedBytes: rowsChunkShared(!!c.terms), chunk: C, maxK: 64, maxV: 64, rev: true as const }));
   const source = CHUNK_CORE_SOURCE + BODY + configs.map(entrySource).join("");
   if (patch) {
     const p = patch(source);
