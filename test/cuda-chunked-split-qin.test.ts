@@ -110,11 +110,11 @@ describe("-qi in the plans", () => {
     for (const name of ["simple_gla", "rwkv7"]) expect(lowered(name, { only: (v) => v.includes("-qi") }).forms, name).toEqual([]);
     const all = lowered("gated_deltanet", { only: (v) => v.includes("-qi") }).forms.map((f) => f.variant);
     expect(all.length).toBeGreaterThan(0);
-    for (const v of all) expect(v, v).toMatch(/-iw-ios?(-gf)?(-qi|-qxi(-wc)?)(-w512)?-r\d$/);
+    for (const v of all) expect(v, v).toMatch(/-iw-ios?(-gf)?(-nb)?(-qi|-qxi(-wc)?)(-w512)?-r\d$/);
     const wcs = lowered("gated_deltanet", { only: (v) => v.includes("-wc-w512") && v.startsWith("chunked-split-") }).forms;
     expect(wcs.length).toBeGreaterThan(0);
     for (const f of wcs) {
-      expect(f.variant).toMatch(/-iw-ios?(-gf)?(-qxi)?-wc-w512-r1$/);
+      expect(f.variant).toMatch(/-iw-ios?(-gf)?(-nb)?(-qxi)?-wc-w512-r1$/);
       expect((f.steps[1] as { entry: string }).entry).toMatch(/_t512(_qxi)?_wcp$/);
     }
     const wc0 = lowered("gated_deltanet", { only: (x) => x === WC[0][1] });

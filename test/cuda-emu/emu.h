@@ -37,12 +37,13 @@ template <class T> inline T __ldg(const T* p) { return *p; }
 
 namespace emu {
 struct Dim { unsigned x = 1, y = 1, z = 1; };
-enum State { RUN, BLOCK_BAR, WARP_BAR, DONE };
+enum State { RUN, BLOCK_BAR, WARP_BAR, NAMED_BAR, DONE };
 struct Fiber {
   ucontext_t ctx;
   std::vector<char> stack;
   State state = RUN;
   unsigned warpGen = 0;
+  int barId = 0, barCount = 0;  // NAMED_BAR: bar.sync barId, barCount
 };
 struct Globals {
   Dim block, grid, bidx;
@@ -60,6 +61,13 @@ inline Dim tid() { Dim d; d.x = (unsigned)g.cur; return d; }
 inline void yield() { swapcontext(&g.fibers[g.cur].ctx, &g.sched); }
 inline void syncthreads() {
   g.fibers[g.cur].state = BLOCK_BAR;
+  yield();
+}
+// bar.sync id, count: released when count threads wait at barrier id (named barriers; every waiter names the same count)
+inline void namedbar(int id, int count) {
+  g.fibers[g.cur].state = NAMED_BAR;
+  g.fibers[g.cur].barId = id;
+  g.fibers[g.cur].barCount = count;
   yield();
 }
 // all lanes of the current warp reach this point
@@ -112,6 +120,24 @@ inline bool runBlock() {
       if (at && all) {
         for (int l = w * 32; l < w * 32 + 32 && l < nt; ++l)
           if (g.fibers[l].state == WARP_BAR) g.fibers[l].state = RUN;
+        progress = true;
+      }
+    }
+    // release named barriers whose count of threads arrived
+    for (int id = 1; id < 16; ++id) {
+      int at = 0, want = -1;
+      for (int t = 0; t < nt; ++t)
+        if (g.fibers[t].state == NAMED_BAR && g.fibers[t].barId == id) {
+          if (want >= 0 && want != g.fibers[t].barCount) {
+            fprintf(stderr, "emu: named barrier %d waited on with counts %d and %d\n", id, want, g.fibers[t].barCount);
+            exit(3);
+          }
+          want = g.fibers[t].barCount;
+          at++;
+        }
+      if (at > 0 && at == want) {
+        for (int t = 0; t < nt; ++t)
+          if (g.fibers[t].state == NAMED_BAR && g.fibers[t].barId == id) g.fibers[t].state = RUN;
         progress = true;
       }
     }

@@ -42,11 +42,12 @@ export function variantsFor(name: string): string[] {
       // beside the load's scale pass; -vi / -vi-w512 / -vib-w512: split without low rank whose record leaves out
       // alpha v, the walk copying it from the inputs, chunked-split-vin.ts; -iw-ios[-gf]-qi / -qxi: low rank's record
       // without Q~ / without Q~ and X~, the walk copying q / q and the key rows from the inputs, chunked-split-qin.ts;
-      // -wc-w512: split's low-rank walk with the next record's copies on the warps without a Z tile)
+      // -wc-w512: split's low-rank walk with the next record's copies on the warps without a Z tile; -iw-ios[-gf]-nb:
+      // the inverse's warps and the helpers on their own named barriers, chunked-phase-a-nbar.ts)
       for (const kind of ["split", "split3", "splitd"])
         for (const bv of kind === "split3" && k === 128 ? [64, 32, 16, 8] : [64, 32, 16])
           for (const a of ["", "-a384", "-a512", "-a768"])
-            for (const iw of ["", "-iw", "-mw", "-iw-io", "-iw-ios", "-iw-ios-gf", "-iw-ios-qi", "-iw-ios-qxi", "-iw-ios-gf-qi", "-iw-ios-gf-qxi"])
+            for (const iw of ["", "-iw", "-mw", "-iw-io", "-iw-ios", "-iw-ios-gf", "-iw-ios-qi", "-iw-ios-qxi", "-iw-ios-gf-qi", "-iw-ios-gf-qxi", "-iw-ios-nb", "-iw-ios-gf-nb", "-iw-ios-nb-qi", "-iw-ios-nb-qxi", "-iw-ios-gf-nb-qxi"])
               for (const ws of kind === "split3" ? ["", "-wk", "-wc", "-wk-w512"] : kind === "split" ? ["", "-w512", "-wq-w512", "-vi", "-vi-w512", "-vib-w512", "-wc-w512"] : [""]) v.push(`chunked-${kind}-bf16-k${k}-v${bv}${a}${iw}${ws}-r${r}`);
       // phase A software-pipelined (-ap<M>: up to M items a block, the next item's rows copied while the current one is
       // computed; low rank with a scalar or no decay at K = 64, after an -iw phase A)

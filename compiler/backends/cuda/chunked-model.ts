@@ -90,6 +90,10 @@ export interface ChunkCfg {
    *  seqc_chunk_walk_qi); 2 (`-qxi`): X~ too, fx = scale_x exp(G_n - G_w) a row in the record instead, the walk copying
    *  the key rows from the inputs and the state update taking diag(fx) Z (splitd's ZX). */
   qin?: 1 | 2;
+  /** With `ovl` = 2 (variants `-iw-ios[-gf]-nb`, also before `-qi` / `-qxi`): the inverse's warps and the helpers on their
+   *  own named barriers until M / U0's block barrier, the helpers issuing alpha v's copies before Aq's record copy
+   *  (CHUNK_PHASE_A_NBAR_SOURCE, seqc_chunk_phase_a_on / _oqn); the record bitwise the same. */
+  nbar?: boolean;
   /** split's low-rank walk (512 threads; after an `ovl` phase A, with or without `qin`; variants `-wc-w512`): the next
    *  record's copies issued by the warps without a Z tile beside Z = U0 + M S0, instead of by every thread before the
    *  chunk's wait (CHUNK_SPLIT_WC_SOURCE, seqc_chunk_walk_c). */
@@ -258,7 +262,7 @@ export const walkKSlices = (c: ChunkCfg): number => Math.floor(threadsOf(c) / 32
 
 export function cfgName(c: ChunkCfg): string {
   const v = c.kind === "fused" ? `v${c.BV}` : c.kind === "phaseA" ? `p${c.VP}` : `v${c.BV}p${c.VP}`;
-  return `${c.kind}${c.direct ? "d" : ""}_${ioTag(c.dtype, outOf(c)).replace("-", "_")}_k${c.KP}_${v}_r${c.RTP}${threadsOf(c) !== CHUNK_THREADS ? `_t${threadsOf(c)}` : ""}${c.inv ? `_i${c.inv}` : ""}${c.mats ? `_m${c.mats}` : ""}${c.grp ? `_g${c.grp}${c.grpT ? "t" : ""}${c.grpM ? c.grpM : ""}` : ""}${c.wsplit ? `_w${c.wsplit === 1 ? "k" : "c"}` : ""}${c.pipe ? `_ap${c.pipe}` : ""}${c.rq ? "_wq" : ""}${c.ovl ? (c.ovl === 2 ? "_ios" : "_io") : ""}${c.gfold ? "_gf" : ""}${c.vin ? (c.vin === 2 ? "_vib" : "_vi") : ""}${c.qin ? (c.qin === 2 ? "_qxi" : "_qi") : ""}${c.wcopy ? "_wcp" : ""}`;
+  return `${c.kind}${c.direct ? "d" : ""}_${ioTag(c.dtype, outOf(c)).replace("-", "_")}_k${c.KP}_${v}_r${c.RTP}${threadsOf(c) !== CHUNK_THREADS ? `_t${threadsOf(c)}` : ""}${c.inv ? `_i${c.inv}` : ""}${c.mats ? `_m${c.mats}` : ""}${c.grp ? `_g${c.grp}${c.grpT ? "t" : ""}${c.grpM ? c.grpM : ""}` : ""}${c.wsplit ? `_w${c.wsplit === 1 ? "k" : "c"}` : ""}${c.pipe ? `_ap${c.pipe}` : ""}${c.rq ? "_wq" : ""}${c.ovl ? (c.ovl === 2 ? "_ios" : "_io") : ""}${c.gfold ? "_gf" : ""}${c.nbar ? "_nb" : ""}${c.vin ? (c.vin === 2 ? "_vib" : "_vi") : ""}${c.qin ? (c.qin === 2 ? "_qxi" : "_qi") : ""}${c.wcopy ? "_wcp" : ""}`;
 }
 
 export function cfgStruct(c: ChunkCfg, name: string): string {
@@ -810,7 +814,7 @@ export function chunkModelSource(model: I.Model, cr: ChunkRows): ChunkModelSourc
       c.kind === "fused"
         ? `seqc_chunk_fused<${cfg}>(rows, seqc_smem, ${dimOf(Sd.shape[cr.form.key])}, ${valueDim}, ${headsExpr});`
         : c.kind === "phaseA"
-          ? `seqc_chunk_phase_a${c.direct ? "_d" : c.pipe ? "_p" : c.ovl ? (c.qin ? "_oq" : "_o") : c.vin ? "_v" : ""}<${cfg}>(rows, seqc_smem, ws, ${headsExpr});`
+          ? `seqc_chunk_phase_a${c.direct ? "_d" : c.pipe ? "_p" : c.ovl ? (c.qin ? "_oq" : "_o") + (c.nbar ? "n" : "") : c.vin ? "_v" : ""}<${cfg}>(rows, seqc_smem, ws, ${headsExpr});`
           : c.kind === "walkS"
             ? `seqc_chunk_walk_${c.grp ? "g" : c.wsplit ? "k" : "s"}<${cfg}>(rows, seqc_smem, ws, wsS, ${c.grp ? "wsG, " : ""}${dimOf(Sd.shape[cr.form.key])}, ${valueDim}, ${headsExpr});`
             : c.kind === "out"

@@ -21,6 +21,7 @@ import { CHUNK_PHASE_A_OVL_GF_SOURCE, CHUNK_PHASE_A_OVL_SOURCE } from "./chunked
 import { CHUNK_WALK_Q_SOURCE } from "./chunked-walk-q.ts";
 import { CHUNK_SPLIT_VIN_SOURCE } from "./chunked-split-vin.ts";
 import { CHUNK_SPLIT_QIN_SOURCE, CHUNK_SPLIT_WC_SOURCE } from "./chunked-split-qin.ts";
+import { CHUNK_PHASE_A_NBAR_SOURCE } from "./chunked-phase-a-nbar.ts";
 import { chunkedExtras } from "./chunked-extra.ts";
 import { chunkLayout, chunkModelSource, CHUNK_F, cfgName, ioTag, threadsOf, overrideValues, walkKSlices, walkZTiles, type ChunkCfg, type ChunkDtype } from "./chunked-model.ts";
 
@@ -115,6 +116,8 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
   const withQin = new Set<string>();
   // modules with split's low-rank walk whose copies are on the warps without a Z tile (CHUNK_SPLIT_WC_SOURCE, after the QIN source)
   const withWc = new Set<string>();
+  // modules with an overlapped phase A on named barriers (CHUNK_PHASE_A_NBAR_SOURCE, after the QIN source, whose record it uses)
+  const withNb = new Set<string>();
   const wrap = (c: ChunkCfg) => {
     if (wrapped.has(src.entry(c))) return;
     wrapped.add(src.entry(c));
@@ -125,7 +128,8 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
     if (c.ovl) withOvl.add(ioTag(c.dtype, c.out));
     if (c.gfold) withGf.add(ioTag(c.dtype, c.out));
     if (c.vin) withVin.add(ioTag(c.dtype, c.out));
-    if (c.qin || c.wcopy) withQin.add(ioTag(c.dtype, c.out));
+    if (c.qin || c.wcopy || c.nbar) withQin.add(ioTag(c.dtype, c.out));
+    if (c.nbar) withNb.add(ioTag(c.dtype, c.out));
     if (c.wcopy) withWc.add(ioTag(c.dtype, c.out));
     (wrappers[ioTag(c.dtype, c.out)] ??= []).push(src.wrapper(c));
   };
@@ -213,6 +217,10 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
         // (`-gf`, two barriers fewer, chunked-phase-a-ovl.ts), on request only (not timed yet)
         if (opts.only && lr && decay === 1 && dtype !== "f32")
           for (const p of phaseAs.filter((x) => x.a.ovl === 2)) phaseAs.push({ a: { ...p.a, gfold: true }, tag: `${p.tag}-gf`, req: true });
+        // -iw-ios (and -gf) with the inverse's warps and the helpers on their own named barriers (`-nb`,
+        // chunked-phase-a-nbar.ts), on request only (not timed yet)
+        if (opts.only && lr && decay < 2 && dtype !== "f32")
+          for (const p of phaseAs.filter((x) => x.a.ovl === 2)) phaseAs.push({ a: { ...p.a, nbar: true }, tag: `${p.tag}-nb`, req: true });
         const want = preferredPhaseA(KP, alt, lr, decay, dtype, a512, a512W);
         const walkBVs = [...(dtype === "f32" || KP < 64 ? [] : [64]), 32, 16];
         // split3's state-only walk also over 8 values (2-byte operands, K = 128): twice the blocks of 16-value walks
@@ -380,7 +388,7 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
   }
   const modules: Record<string, { source: string }> = {};
   for (const d of Object.keys(wrappers)) {
-    const core = [CHUNK_CORE_SOURCE, ...(withGroups.has(d) ? [CHUNK_GROUP_SOURCE] : []), ...(withWalkK.has(d) ? [CHUNK_WALK_K_SOURCE] : []), ...(withPipe.has(d) ? [CHUNK_PHASE_A_PIPE_SOURCE] : []), ...(withWalkQ.has(d) ? [CHUNK_WALK_Q_SOURCE] : []), ...(withOvl.has(d) ? [withGf.has(d) || withQin.has(d) ? CHUNK_PHASE_A_OVL_GF_SOURCE : CHUNK_PHASE_A_OVL_SOURCE] : []), ...(withVin.has(d) ? [CHUNK_SPLIT_VIN_SOURCE] : []), ...(withQin.has(d) ? [CHUNK_SPLIT_QIN_SOURCE] : []), ...(withWc.has(d) ? [CHUNK_SPLIT_WC_SOURCE] : [])];
+    const core = [CHUNK_CORE_SOURCE, ...(withGroups.has(d) ? [CHUNK_GROUP_SOURCE] : []), ...(withWalkK.has(d) ? [CHUNK_WALK_K_SOURCE] : []), ...(withPipe.has(d) ? [CHUNK_PHASE_A_PIPE_SOURCE] : []), ...(withWalkQ.has(d) ? [CHUNK_WALK_Q_SOURCE] : []), ...(withOvl.has(d) ? [withGf.has(d) || withQin.has(d) ? CHUNK_PHASE_A_OVL_GF_SOURCE : CHUNK_PHASE_A_OVL_SOURCE] : []), ...(withVin.has(d) ? [CHUNK_SPLIT_VIN_SOURCE] : []), ...(withQin.has(d) ? [CHUNK_SPLIT_QIN_SOURCE] : []), ...(withWc.has(d) ? [CHUNK_SPLIT_WC_SOURCE] : []), ...(withNb.has(d) ? [CHUNK_PHASE_A_NBAR_SOURCE] : [])];
     modules[d] = { source: [`// seqc CUDA chunked kernels for model ${model.name}, ${d} (generated; do not edit)`, CUDA_PRELUDE, ...core, src.loader, ...wrappers[d]].join("\n\n") + "\n" };
   }
   // a stabiliser launch before and a post launch after the core where the canonical form has them
