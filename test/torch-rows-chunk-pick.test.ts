@@ -1,8 +1,9 @@
 /**
  * Which entry of the chunked rows readout (compiler/backends/cuda/rows-chunk.ts) a per-key decay's transposed core takes:
  * runtime/torch/seqc_chunked.py rows_chunk_pick over the module's kernels (ROWS_FORM, ROWS_CHUNK_WARPS, ROWS_CHUNK_PIPE; b and
- * c bf16, one pair and one readout, K, V <= 64, one segment; the prefetching entries only at K = V = 64), run in Python on
- * the numpy stand-in for torch (test/torch/rows_chunk_pick.py).
+ * c bf16, one pair and one readout, K, V <= 64, one segment; the prefetching entries only at K = V = 64; with
+ * ROWS_CHUNK_WIDE the wide entries at K, V <= 128, their prefetching ones at V = 128), run in Python on the numpy stand-in
+ * for torch (test/torch/rows_chunk_pick.py).
  */
 import { describe, expect, it } from "vitest";
 import { spawnSync } from "node:child_process";
@@ -29,6 +30,17 @@ describe.skipIf(!numpy)("torch runtime: the chunked rows readout's entry", () =>
       "pipe, argument False": "seqc_rows_chunk_w8",
       "pipe w4 (no such entry)": "seqc_rows_chunk_w4",
       segments: null,
+      "wide K 128 abc": "seqc_rows_chunk_w8_v128_la",
+      "wide pipe K 128 abc": "seqc_rows_chunk_w8_v128_p_la",
+      "wide pipe K 128 bc terms": "seqc_rows_chunk_w8_v128_p_t",
+      "wide K 128 bc terms": "seqc_rows_chunk_w8_v128_t",
+      "wide pipe K 100 V 72": "seqc_rows_chunk_w8_v128",
+      "wide pipe K 128 V 64": "seqc_rows_chunk_w8_v128",
+      "wide pipe K 64 V 64 (the 64 entries)": "seqc_rows_chunk_w8_p_la",
+      "wide K 256": null,
+      "wide w4 K 128 (no such entry)": null,
+      "wide off K 128 pipe": null,
+      "wide off, argument True": "seqc_rows_chunk_w8_v128_la",
     });
   }, 60_000);
 });

@@ -18,6 +18,9 @@ seqc's float64 step at the bf16-rounded values, seqc and the anchor.
 KEY=VALUE (repeatable) replaces the "before" step's switches (default LR_FUSED / LR_FUSED_PASS "torch"), e.g. the
 untimed K = 128 wy kernels and value-column walks against the defaults in one process:
   --lr LR_WY_K128=on --lr LR_PASS_COLS=32 --old LR_WY_K128=off --old LR_PASS_COLS=0
+--variant NAME:KEY=VALUE[,KEY=VALUE...] (repeatable): after the "seqc" step (the module's defaults), the same step again with
+these seqc_chunked switches (e.g. GLA's wide rows chunk entries at K = 128: --variant wide:ROWS_CHUNK_WIDE=True), timed the
+same way, its gradients against the first's; in the accuracy step too.
 """
 
 import argparse
@@ -41,6 +44,7 @@ M2, M3 = "4x8192x32x64", "1x32768x32x64"
 CASES = ",".join(["simple_gla:" + S2, "simple_gla:" + S3, "mamba2:" + M2, "mamba2:" + M3, "gla:" + S2, "gla:" + S3,
                   "deltanet:" + S2, "deltanet:" + S3, "gated_deltanet:" + S2, "gated_deltanet:" + S3, "rwkv7:" + S2, "rwkv7:" + S3])
 ANCHOR = dict(tb.ANCHOR_NAME, **lb.ANCHOR)
+ACC_VARIANTS = []  # (main: --variant's items, for accuracy())
 # the path before this change at K = 128 (the delta-rule family's chunk transitions and walks by torch ops there)
 OLD = {"LR_FUSED": "torch", "LR_FUSED_PASS": "torch"}
 
@@ -111,6 +115,43 @@ def set_lr(sets):
     return old
 
 
+def set_sc(sets):
+    import seqc_chunked as sc
+    old = {k: getattr(sc, k) for k in sets}
+    for k, v in sets.items():
+        setattr(sc, k, v)
+    return old
+
+
+def parse_variants(items):
+    """--variant NAME:KEY=VALUE,KEY=VALUE -> [(name, {KEY: value})] (True / False / ints / strings)."""
+    conv = lambda v: True if v == "True" else False if v == "False" else int(v) if v.lstrip("-").isdigit() else v  # noqa: E731
+    out = []
+    for it in items:
+        name, sets = it.split(":", 1)
+        out.append((name, {k: conv(v) for k, v in (x.split("=", 1) for x in sets.split(",") if x)}))
+    return out
+
+
+def variants(args, one, leaves, grads, row, model, shape, log):
+    """The step again under each --variant's seqc_chunked switches: GPU time, gradients vs the defaults' (grads)."""
+    for name, sets in parse_variants(args.variant):
+        old = set_sc(sets)
+        try:
+            call_s(one)
+            v = {"switches": sets, "gpu_ms": timed_gpu(one, call_s(one))}
+            one()
+            v["vs_seqc_rel"] = {"d" + n: tb.rel(x.grad.float(), grads[n]) for n, x in leaves.items()}
+            row.setdefault("variants", {})[name] = v
+            log("%s %s: variant %s (%s) %.3f ms GPU (defaults %.3f: x%.3f); grads vs the defaults' max %.1e" % (
+                model, shape, name, sets, v["gpu_ms"], row["seqc_gpu_ms"], row["seqc_gpu_ms"] / v["gpu_ms"], max(v["vs_seqc_rel"].values())))
+        except Exception as e:  # noqa: BLE001
+            row.setdefault("variants", {})[name] = {"switches": sets, "error": "%s: %s" % (type(e).__name__, str(e)[:300])}
+            log("%s %s: variant %s failed: %s" % (model, shape, name, row["variants"][name]["error"]))
+        finally:
+            set_sc(old)
+
+
 def case(args, root, model, shape, rate, log):
     B, T, H, K = shape
     row = {"model": model, "B": B, "T": T, "H": H, "K": K}
@@ -137,6 +178,7 @@ def case(args, root, model, shape, rate, log):
         row["sections_ms"] = {k: round(v, 3) for k, v in lb.sections(one).items()}
     one()
     grads = {n: v.grad.detach().float().clone() for n, v in leaves.items()}
+    variants(args, one, leaves, grads, row, model, shape, log)
     log("%s %s: seqc %.3f ms GPU (first call %.1f s, second %.2f s), peak extra %.2f GB, fwd %s; phases %s%s" % (
         model, shape, row["seqc_gpu_ms"], row["first_call_s"], row["second_call_s"], row["seqc_peak_extra_gb"], row["forward_variant"],
         ", ".join("%s %.2f" % kv for kv in row["phases_ms"].items()),
@@ -195,6 +237,15 @@ def accuracy(root, model, B, T, H, K, log):
     one, lv = step(sm, low(x), cot)
     one()
     out["seqc bf16"] = {"d" + n: tb.rel(v.grad, g64[n]) for n, v in lv.items()}
+    for name, sets in parse_variants(ACC_VARIANTS):
+        old = set_sc(sets)
+        try:
+            one()
+            out["seqc bf16, " + name] = {"d" + n: tb.rel(v.grad, g64[n]) for n, v in lv.items()}
+        except Exception as e:  # noqa: BLE001
+            out["seqc bf16, " + name] = {"error": "%s: %s" % (type(e).__name__, str(e)[:300])}
+        finally:
+            set_sc(old)
     if model in LOWRANK and K == 128:
         old = set_lr(OLD)
         try:
@@ -259,8 +310,12 @@ def main():
     ap.add_argument("--warm-fla", nargs=2, type=int)
     ap.add_argument("--lr", action="append", default=[], help="KEY=VALUE: a seqc_chunked_lowrank switch for the whole run")
     ap.add_argument("--old", action="append", default=[], help="KEY=VALUE: the 'before' step's switches (replace the default OLD)")
+    ap.add_argument("--variant", action="append", default=[], help="NAME:KEY=VALUE[,KEY=VALUE]: the step again with these seqc_chunked switches")
     args = ap.parse_args()
     root = os.path.abspath(args.modules)
+    if args.variant and root not in sys.path:
+        sys.path.insert(0, root)  # the modules' runtime (seqc_chunked) beside them
+    ACC_VARIANTS[:] = args.variant
     kv = lambda items: {k: int(v) if v.lstrip("-").isdigit() else v for k, v in (x.split("=", 1) for x in items)}  # noqa: E731
     if args.lr or args.old:
         if root not in sys.path:
@@ -315,6 +370,10 @@ def main():
             log("%s %s failed: %s" % (model, shape, res["rows"][-1]["error"]))
             tb.free_all()
         save()
+    for r in res["rows"]:
+        for name, v in r.get("variants", {}).items():
+            print("%s %dx%dx%dx%d variant %s: %s" % (r["model"], r["B"], r["T"], r["H"], r["K"], name, "ERROR " + v["error"][:100] if "error" in v else "%.3f ms (defaults %.3f), anchor / variant %s, grads vs defaults %.1e" % (
+                v["gpu_ms"], r["seqc_gpu_ms"], "%.3f" % (r["anchor_gpu_ms"] / v["gpu_ms"]) if "anchor_gpu_ms" in r else "-", max(v["vs_seqc_rel"].values()))))
     print("\ncase | floor ms | seqc GPU ms | before ms | anchor ms | anchor/seqc | seqc/floor | peak GB seqc / anchor")
     for r in res["rows"]:
         if "error" in r:

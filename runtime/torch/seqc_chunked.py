@@ -289,6 +289,11 @@ ROWS_REVERSED = "kernel"
 # conversion it saves. Since then (not timed) the entries take q from the chunk's a in shared memory and, at K = 64, copy
 # dq and k to shared memory by cp.async at the chunk's start (16-byte aligned dq and k, else as "apart").
 ROWS_TERMS = "apart"
+# Where K or V is past 64 (GLA at K = V = 128): True takes the chunked form's wide entries (rows-chunk.ts wide, _v128: 128
+# value columns a block, a block per group of 64 key rows, grid (B H, ceil(K / 64)); K, V <= 128; their prefetching form
+# at K = 128 (or 64), V = 128) with the same pipe / rev / terms picks as at K = 64; False (the default, the way before) the
+# rows readout kernel's walk there. Not yet timed on the card.
+ROWS_CHUNK_WIDE = False
 
 
 def rows_segment(k, B, T, H, K, V, sms, segment=None):
@@ -304,18 +309,23 @@ def rows_segment(k, B, T, H, K, V, sms, segment=None):
     return T if seg <= 0 or seg >= T else int(seg)
 
 
-def rows_chunk_pick(kc, low, np_, nr, K, V, segment=None, pipe=None, terms=False):
+def rows_chunk_pick(kc, low, np_, nr, K, V, segment=None, pipe=None, terms=False, wide=None):
     """The chunked form's kernel (ROWS_FORM "chunk") for these operands, or None where it does not apply: b and c bf16
     (low "bc": a float32, "abc": a bf16), one pair and one readout, K and V within its tile, one segment; the prefetching
     entry where ROWS_CHUNK_PIPE (or `pipe`) asks for it and K = V = 64 (else the one without); terms: an entry that writes the
-    decay adjoint's terms beside its bf16 output (rows-chunk.ts _t), else one that does not."""
+    decay adjoint's terms beside its bf16 output (rows-chunk.ts _t), else one that does not. K or V past 64: the wide
+    entries (keyGroup) where ROWS_CHUNK_WIDE (or `wide`) asks for them (their prefetching form at K = 64 or 128, V = 128),
+    else None."""
     seg = ROWS_SEGMENT if segment is None else segment
     if kc is None or ROWS_FORM != "chunk" or low is None or np_ != 1 or nr != 1 or seg is None or seg != 0:
         return None
-    want = (ROWS_CHUNK_PIPE if pipe is None else pipe) and K == 64 and V == 64
+    big = K > 64 or V > 64
+    if big and not (ROWS_CHUNK_WIDE if wide is None else wide):
+        return None
+    want = (ROWS_CHUNK_PIPE if pipe is None else pipe) and ((K in (64, 128) and V == 128) if big else (K == 64 and V == 64))
 
     def fits(k, p):
-        return k["warps"] == ROWS_CHUNK_WARPS and k["lowA"] == (low == "abc") and bool(k.get("pipe")) == p and bool(k.get("terms")) == bool(terms) and K <= k["maxK"] and V <= k["maxV"]
+        return k["warps"] == ROWS_CHUNK_WARPS and k["lowA"] == (low == "abc") and bool(k.get("pipe")) == p and bool(k.get("terms")) == bool(terms) and K <= k["maxK"] and V <= k["maxV"] and bool(k.get("keyGroup")) == big
     return next((k for k in kc.kernels if fits(k, want)), None) or next((k for k in kc.kernels if fits(k, False)), None)
 
 
@@ -326,7 +336,7 @@ def rows_readout_kernel(km, ld, pairs, readouts, S0, B, T, H, K, V, tile=None, s
     added here). Several segments (rows_segment; `segment` overrides ROWS_SEGMENT): first the segments' end states and
     decay products (kernel k["ends"]), their start states (k["scan"]), then the readout from each segment's start
     (k["segments"]); one segment: the kernel k itself from S0. kc: the module's chunked form (rowsChunk), taken where
-    rows_chunk_pick finds a kernel (grid B H, one output). rev: the chunked form's reversed-time bits (rows-chunk.ts
+    rows_chunk_pick finds a kernel (grid B H, by ceil(K / 64) for the wide entries; one output). rev: the chunked form's reversed-time bits (rows-chunk.ts
     RC_REV_BITS: ld as the adjoint's shifted reversed decays 1, a 2, b 4, c 8, out 16); with rev set, None where the chunked
     form does not take the operands or its entry has no rev argument (the caller then flips). terms: (dq float32, k bf16),
     [B, T, H*K] stored as out is: the chunked form's terms entry (rows-chunk.ts _t), returning [out as bf16, the terms
@@ -375,7 +385,7 @@ def rows_readout_kernel(km, ld, pairs, readouts, S0, B, T, H, K, V, tile=None, s
     ins = [arg(ld, "ld [B, T, H*K]", nk)] + [arg(a, "a%d [B, T, H*K]" % i, nk, low == "abc") for i, (a, _) in enumerate(pairs)]
     ins += [arg(b, "b%d [B, T, H*V]" % i, nv, low is not None) for i, (_, b) in enumerate(pairs)] + [arg(c, "c%d [B, T, H*V]" % i, nv, low is not None) for i, c in enumerate(readouts)]
     s0 = arg(S0, "S0 [B, H*K*V]", B * H * K * V) if S0 is not None else torch.zeros(4, dtype=torch.float32, device=dev)
-    if terms is not None and kck is not None and K == 64 and any(x.data_ptr() % 16 for x in terms):  # (its cp.async copies of dq, k)
+    if terms is not None and kck is not None and K in (64, 128) and any(x.data_ptr() % 16 for x in terms):  # (its cp.async copies of dq, k)
         return None
     if kck is not None and kck.get("pipe") and any(x.data_ptr() % 16 for x in ins):  # its 16-byte loads need aligned rows
         kck = rows_chunk_pick(kc, low, np_, nr, K, V, segment, pipe=False, terms=terms is not None)
@@ -388,7 +398,7 @@ def rows_readout_kernel(km, ld, pairs, readouts, S0, B, T, H, K, V, tile=None, s
             extra += [("ptr", x.data_ptr()) for x in (terms[0], terms[1], tt)]
         with torch.cuda.device(dev):
             stream = torch.cuda.current_stream(dev).cuda_stream
-            kc.launch(kck, (B * H, 1), [("ptr", x.data_ptr()) for x in ins + [s0, out]] + [("u32", v) for v in (B, T, H, K, V, 1 if S0 is not None else 0)] + extra, stream)
+            kc.launch(kck, (B * H, -(-K // kck["keyGroup"]) if kck.get("keyGroup") else 1), [("ptr", x.data_ptr()) for x in ins + [s0, out]] + [("u32", v) for v in (B, T, H, K, V, 1 if S0 is not None else 0)] + extra, stream)
         return [out] if tt is None else [out, tt]
     slices = -(-V // k["vs"])
     outs = [torch.empty([slices, B, T, H * K], dtype=torch.float32, device=dev) for _ in readouts]
@@ -1105,7 +1115,7 @@ def backward(ctx, m, flat, grads):
     On CUDA the chain's whole launch sequence runs as a CUDA graph per signature (seqc_graphs.graphed: captured on a
     signature's second call, replayed after; m.graphs False or SEQC_TORCH_GRAPHS=0: eagerly every call)."""
     switches = (PER_KEY_TRANSPOSED, ROWS_TILE, ROWS_SEGMENT, ROWS_IO, ROWS_FORM, ROWS_CHUNK_WARPS, ROWS_CHUNK_PIPE, PREP_IO, PART_INPUTS, STATELESS_WIDE, STATELESS_WARP, BF16_DECAY_PARTS, DECAY_WAY, TRANSPOSED_IO, DECAY_ANCHOR, DECAY_ANCHOR_CHUNK, DECAY_ANCHOR_GRAM, ANCHOR_CHUNKS, ANCHOR_VEC, DECAY_TERMS, GRAD_SUM, GRAM_PRODUCTS, REVERSE_SUM, REVERSE_CHUNK, REVERSE_GLUE, GLUE_COPIES, STATELESS_IO, ALIAS_IO, FLIP_VIEW, IDLE_INPUTS, ADJOINT_OUT, RUN_COPIES, CORE_RERUN, ZERO_STORES)
-    switches += (STATELESS_ROWS, GRAPH_PICKS, REVERSED_READS, ROWS_REVERSED, ROWS_TERMS)
+    switches += (STATELESS_ROWS, GRAPH_PICKS, REVERSED_READS, ROWS_REVERSED, ROWS_TERMS, ROWS_CHUNK_WIDE)
     return _graphs.graphed_backward(ctx, m, "chunked-backward", switches, flat, grads, lambda f, g, S_N: backward_eager(ctx, m, f, g, convert=False, S_N=S_N),
                                     extra=[getattr(ctx, "chain_SN", None)])
 

@@ -1,5 +1,5 @@
 """Driver for test/torch-rows-chunk-pick.test.ts: seqc_chunked.rows_chunk_pick (which rows-chunk.ts entry a per-key decay's
-transposed core takes: ROWS_FORM, ROWS_CHUNK_WARPS, ROWS_CHUNK_PIPE) over the module's kernels as given on stdin (JSON
+transposed core takes: ROWS_FORM, ROWS_CHUNK_WARPS, ROWS_CHUNK_PIPE, ROWS_CHUNK_WIDE) over the module's kernels as given on stdin (JSON
 list), on the numpy stand-in for torch. Prints one JSON object: case name -> the entry picked (or null)."""
 
 import json
@@ -21,8 +21,8 @@ km = Km(json.load(sys.stdin))
 out = {}
 
 
-def case(name, low, np_=1, nr=1, K=64, V=64, segment=None, form="chunk", warps=8, pipe=False, **kw):
-    sc.ROWS_FORM, sc.ROWS_CHUNK_WARPS, sc.ROWS_CHUNK_PIPE = form, warps, pipe
+def case(name, low, np_=1, nr=1, K=64, V=64, segment=None, form="chunk", warps=8, pipe=False, wide=False, **kw):
+    sc.ROWS_FORM, sc.ROWS_CHUNK_WARPS, sc.ROWS_CHUNK_PIPE, sc.ROWS_CHUNK_WIDE = form, warps, pipe, wide
     k = sc.rows_chunk_pick(km, low, np_, nr, K, V, segment, **kw)
     out[name] = k["entry"] if k else None
 
@@ -42,4 +42,16 @@ sc.ROWS_CHUNK_PIPE = True
 out["pipe, argument False"] = sc.rows_chunk_pick(km, "bc", 1, 1, 64, 64, None, pipe=False)["entry"]
 case("pipe w4 (no such entry)", "bc", warps=4, pipe=True)
 case("segments", "abc", segment=256)
+case("wide K 128 abc", "abc", K=128, V=128, wide=True)
+case("wide pipe K 128 abc", "abc", K=128, V=128, wide=True, pipe=True)
+case("wide pipe K 128 bc terms", "bc", K=128, V=128, wide=True, pipe=True, terms=True)
+case("wide K 128 bc terms", "bc", K=128, V=128, wide=True, terms=True)
+case("wide pipe K 100 V 72", "bc", K=100, V=72, wide=True, pipe=True)
+case("wide pipe K 128 V 64", "bc", K=128, V=64, wide=True, pipe=True)
+case("wide pipe K 64 V 64 (the 64 entries)", "abc", wide=True, pipe=True)
+case("wide K 256", "abc", K=256, V=128, wide=True)
+case("wide w4 K 128 (no such entry)", "abc", K=128, V=128, wide=True, warps=4)
+case("wide off K 128 pipe", "abc", K=128, V=128, pipe=True)
+sc.ROWS_CHUNK_WIDE = False
+out["wide off, argument True"] = sc.rows_chunk_pick(km, "abc", 1, 1, 128, 128, None, pipe=False, wide=True)["entry"]
 print(json.dumps(out))

@@ -6,7 +6,8 @@
  *   S_t = diag(exp(ld_t)) S_{t-1} + a_t b_t^T,   out_t = S_t c_t      (per batch and head; S_0 given or zero)
  *
  * ld: [B, T, H*K] float32 (log decays <= 0); a: [B, T, H*K] float32 or bf16 (entry suffix _la); b, c: [B, T, H*V] bf16;
- * S_0: [B, H, K, V] float32; out: [B, T, H*K] float32. K, V <= 64 (padded to 64 inside). One block per (batch, head)
+ * S_0: [B, H, K, V] float32; out: [B, T, H*K] float32. K, V <= 64 (padded to 64 inside; the wide entries _v128: K, V <= 128,
+ * below). One block per (batch, head)
  * walks the chunks of C = 64 tokens in order, the state in float32 registers (mma C-fragment layout). Per chunk, with
  * g the decays' cumulative sum from the chunk's start (g_t <= 0, decreasing) and sub-chunks of 16 tokens (J, L):
  *
@@ -39,6 +40,13 @@
  * q is taken from the chunk's a in shared memory. At K = 64 the chunk's dq and k rows are copied to shared memory by
  * cp.async at the chunk's start, in flight while its products run (each 16-byte row piece aligned: the runtime checks);
  * at K < 64 they are read from global memory as the outputs are stored.
+ *
+ * The wide entries (RowsChunkConfig.wide, infix _v128; GLA at K = V = 128): the rows are independent (out_t[i] reads S's
+ * row i, which only key i's a and decays update), so a block takes one group of 64 key rows (blockIdx.y; grid (B H,
+ * ceil(K / 64))) and all of V <= 128 value columns: c, b and the state's hi / lo tiles [64][136], M = c b^T and the
+ * readout S c summed over 128 values, the state 64 x 128 in registers (32 floats a thread). M is formed in each group's
+ * block (twice at K = 128: 64 x 64 x 128 products, a quarter of a chunk's work). 199,680 bytes of shared memory (226,304
+ * with terms): one block an SM. The same sums as a 64-wide block but for V's length.
  */
 import { CHUNK_CORE_SOURCE } from "./chunked-core.ts";
 
@@ -55,6 +63,10 @@ export interface RowsChunkConfig {
   pipe?: boolean;
   /** (entry suffix _t) the decay adjoint's terms q.dq - k.dk written beside out, out stored as bf16 */
   terms?: boolean;
+  /** (entry infix _v128, 8 warps only) the wide entries: 128 value columns a block (V <= 128), one group of 64 key rows a
+   * block (grid (B H, ceil(K / 64)): blockIdx.y the group; K <= 128), for GLA at K = V = 128. Their pipe form takes
+   * K = 128 (or 64), V = 128 */
+  wide?: boolean;
 }
 
 export interface RowsChunkKernel extends RowsChunkConfig {
@@ -67,6 +79,9 @@ export interface RowsChunkKernel extends RowsChunkConfig {
   maxV: number;
   /** the entry takes the last argument rev (RC_REV_BITS); modules built before it have none */
   rev: true;
+  /** (wide entries) key rows a block: the grid's second dimension is ceil(K / keyGroup); absent: one block per (batch,
+   * head), K <= maxK */
+  keyGroup?: 64;
 }
 
 /** Every entry (the runtime takes the one with seqc_chunked.ROWS_CHUNK_WARPS warps and its a's dtype). On the H200 at
@@ -81,6 +96,12 @@ export const ROWS_CHUNK_CONFIGS: readonly RowsChunkConfig[] = [
   { warps: 8, lowA: true, pipe: true },
   { warps: 8, lowA: false, terms: true },
   { warps: 8, lowA: false, pipe: true, terms: true },
+  { warps: 8, lowA: false, wide: true },
+  { warps: 8, lowA: true, wide: true },
+  { warps: 8, lowA: false, pipe: true, wide: true },
+  { warps: 8, lowA: true, pipe: true, wide: true },
+  { warps: 8, lowA: false, terms: true, wide: true },
+  { warps: 8, lowA: false, pipe: true, terms: true, wide: true },
 ];
 
 /** The bits of the kernel's last argument `rev`: ld read as the adjoint's shifted, reversed decays (token t: ld[T - t],
@@ -93,14 +114,16 @@ export const RC_QUOTIENT_FLOOR = -60;
 const C = 64, P = 72, PF = 68, PD = 20;
 
 export function rowsChunkEntry(c: RowsChunkConfig): string {
-  return `seqc_rows_chunk_w${c.warps}${c.pipe ? "_p" : ""}${c.lowA ? "_la" : ""}${c.terms ? "_t" : ""}`;
+  return `seqc_rows_chunk_w${c.warps}${c.wide ? "_v128" : ""}${c.pipe ? "_p" : ""}${c.lowA ? "_la" : ""}${c.terms ? "_t" : ""}`;
 }
 
 /** Shared memory: ten bf16 tiles [64][72] (c, b, M hi/lo, decayed a hi/lo per sub-chunk end, decayed a hi/lo to the
  * chunk's end, the state hi/lo), four float32 [64][68] (g, a, the diagonal sums, and the first pass's column totals'
- * row), the diagonal blocks of M [64][20]; with terms also the chunk's dq [64][68] float32 and k [64][72] bf16. */
-export function rowsChunkShared(terms = false): number {
-  return 10 * C * P * 2 + 4 * C * PF * 4 + C * PD * 4 + (terms ? C * PF * 4 + C * P * 2 : 0);
+ * row), the diagonal blocks of M [64][20]; with terms also the chunk's dq [64][68] float32 and k [64][72] bf16. The wide
+ * entries' c, b and state tiles are [64][136] (199,680 bytes; 226,304 with terms, within the 227 KB a block may take). */
+export function rowsChunkShared(terms = false, wide = false): number {
+  const pv = wide ? 136 : P;
+  return 6 * C * P * 2 + 4 * C * pv * 2 + 4 * C * PF * 4 + C * PD * 4 + (terms ? C * PF * 4 + C * P * 2 : 0);
 }
 
 const BODY = String.raw`
@@ -138,13 +161,13 @@ __device__ __forceinline__ void seqc_rc_sta(float* A, const uint4& v) {
   reinterpret_cast<float4*>(A)[0] = make_float4(f[0], f[1], f[2], f[3]);
   reinterpret_cast<float4*>(A)[1] = make_float4(f[4], f[5], f[6], f[7]);
 }
-template <typename TA, int NT> struct SeqcRcPre {
-  static constexpr int EA = 16 / (int)sizeof(TA), NL = 1024 / NT, NA = 64 * 64 / EA / NT, NB = 512 / NT;
+template <typename TA, int NT, int VD> struct SeqcRcPre {
+  static constexpr int EA = 16 / (int)sizeof(TA), NL = 1024 / NT, NA = 64 * 64 / EA / NT, NB = 8 * VD / NT, VQ = VD / 8;
   float4 l[NL];
   typename SeqcRcVec<TA>::type av[NA];
   uint4 bv[NB], cv[NB];
-  // tokens [t0, t0 + n) of the walk, head h: stored token rows (seqc_rc_tok / _ldtok for rev) at ld / a + (b T + row) HK + h 64,
-  // b / c + (b T + row) HV + h 64; rk = b T HK + h 64, rv = b T HV + h 64
+  // tokens [t0, t0 + n) of the walk, head h: stored token rows (seqc_rc_tok / _ldtok for rev) at ld / a + (b T + row) HK + rk,
+  // b / c + (b T + row) HV + rv; rk = b T HK + h K + the block's first key, rv = b T HV + h V (VD values a row)
   __device__ __forceinline__ void load(const float* ld, const TA* a, const seqc_bf16* bq, const seqc_bf16* cq, size_t rk, size_t rv, size_t HK, size_t HV, u32 t0, u32 n, u32 T, u32 rev, u32 tid) {
 #pragma unroll
     for (int r = 0; r < NL; ++r) {
@@ -161,7 +184,7 @@ template <typename TA, int NT> struct SeqcRcPre {
     }
 #pragma unroll
     for (int r = 0; r < NB; ++r) {
-      const u32 x = tid + r * NT, t = x >> 3, q = x & 7;
+      const u32 x = tid + r * NT, t = x / VQ, q = x % VQ;
       if (t < n) {
         bv[r] = __ldg(reinterpret_cast<const uint4*>(bq + rv + (size_t)seqc_rc_tok(t0 + t, T, rev & 4u) * HV + 8 * q));
         cv[r] = __ldg(reinterpret_cast<const uint4*>(cq + rv + (size_t)seqc_rc_tok(t0 + t, T, rev & 8u) * HV + 8 * q));
@@ -171,8 +194,8 @@ template <typename TA, int NT> struct SeqcRcPre {
       }
     }
   }
-  // to shared memory: ld raw into G [t][i] (summed there after), a as float32 into Af, b and c into their bf16 tiles
-  __device__ __forceinline__ void store(float* G, float* Af, seqc_bf16* bb, seqc_bf16* cb, int PF, int P, u32 tid) const {
+  // to shared memory: ld raw into G [t][i] (summed there after), a as float32 into Af, b and c into their bf16 tiles (row stride PV)
+  __device__ __forceinline__ void store(float* G, float* Af, seqc_bf16* bb, seqc_bf16* cb, int PF, int PV, u32 tid) const {
 #pragma unroll
     for (int r = 0; r < NL; ++r) {
       const u32 x = tid + r * NT;
@@ -186,83 +209,88 @@ template <typename TA, int NT> struct SeqcRcPre {
 #pragma unroll
     for (int r = 0; r < NB; ++r) {
       const u32 x = tid + r * NT;
-      *reinterpret_cast<uint4*>(bb + (x >> 3) * P + 8 * (x & 7)) = bv[r];
-      *reinterpret_cast<uint4*>(cb + (x >> 3) * P + 8 * (x & 7)) = cv[r];
+      *reinterpret_cast<uint4*>(bb + (x / VQ) * PV + 8 * (x % VQ)) = bv[r];
+      *reinterpret_cast<uint4*>(cb + (x / VQ) * PV + 8 * (x % VQ)) = cv[r];
     }
   }
 };
 
-template <typename TA, int NW, bool PIPE, bool TERMS, typename TO>
+template <typename TA, int NW, bool PIPE, bool TERMS, typename TO, int VD>
 __device__ __forceinline__ void seqc_rows_chunk_body(const float* __restrict__ ld, const TA* __restrict__ a, const seqc_bf16* __restrict__ bq,
                                                      const seqc_bf16* __restrict__ cq, const float* __restrict__ S0, TO* __restrict__ out,
                                                      u32 B, u32 T, u32 H, u32 K, u32 V, u32 init, u32 rev,
                                                      const float* __restrict__ dq, const seqc_bf16* __restrict__ kk, float* __restrict__ terms) {
   constexpr int C = ${C}, P = ${P}, PF = ${PF}, PD = ${PD}, NT = NW * 32, NS = NW / 4, WN = 8 / NS, PARTS = NT / 64, R = C / PARTS;
+  // VD: the value columns a block holds (64, or 128: the wide entries, each block one group of 64 key rows, blockIdx.y)
+  constexpr int PV = VD + 8, WNV = VD / 8 / NS;
   typedef seqc_bf16 bf;
   SEQC_SMEM_DECL(raw);
   bf* cb = (bf*)raw;
-  bf* bb = cb + C * P;
-  bf* Mh = bb + C * P;
+  bf* bb = cb + C * PV;
+  bf* Mh = bb + C * PV;
   bf* Ml = Mh + C * P;
   bf* Ah = Ml + C * P;
   bf* Al = Ah + C * P;
   bf* Uh = Al + C * P;
   bf* Ul = Uh + C * P;
   bf* Sh = Ul + C * P;
-  bf* Sl = Sh + C * P;
-  float* G = (float*)(Sl + C * P);  // g [t][i]
+  bf* Sl = Sh + C * PV;
+  float* G = (float*)(Sl + C * PV);  // g [t][i]
   float* Af = G + C * PF;           // a [t][i]
   float* Od = Af + C * PF;          // the diagonal sub-chunks' sums [t][i]
   float* Tot = Od + C * PF;         // the cumulative sum's part totals [part][i]
   float* Md = Tot + C * PF;         // M's diagonal blocks [t][s - 16 J]
   float* Dq = Md + C * PD;          // (TERMS, K = 64) the chunk's dq [t][i] at out's rows
   bf* Kk = (bf*)(Dq + C * PF);      // (TERMS, K = 64) the chunk's k [t][i]
-  const bool cpq = TERMS && K == 64u;
+  const u32 k0 = VD > 64 ? 64u * blockIdx.y : 0u;  // the block's first key row (its keys [k0, k0 + Kb))
+  const u32 Kb = VD > 64 ? (K - k0 < 64u ? K - k0 : 64u) : K;
+  const bool cpq = TERMS && (VD > 64 ? (K & 63u) == 0u : K == 64u);  // (every group 64 keys, rows 16-byte aligned)
   const u32 bh = blockIdx.x, b = bh / H, h = bh % H;
   const u32 tid = threadIdx.x, w = tid >> 5, l = tid & 31, gq = l >> 2, q2 = (l & 3) << 1;
   const u32 j = w & 3, n0 = (w >> 2) * 8 * WN;  // the warp's sub-chunk (rows 16 j ..) and first column
+  const u32 n0v = (w >> 2) * 8 * WNV;           // the first of its state's value columns
   const size_t HK = (size_t)H * K, HV = (size_t)H * V;
-  // the state's rows 16 j + gq (+ 8), columns n0 + 8 nt + q2 (+ 1)
-  float S[WN][4];
+  // the state's rows 16 j + gq (+ 8) (keys k0 + ..), columns n0v + 8 nt + q2 (+ 1)
+  float S[WNV][4];
 #pragma unroll
-  for (int nt = 0; nt < WN; ++nt)
+  for (int nt = 0; nt < WNV; ++nt)
 #pragma unroll
     for (int e = 0; e < 4; ++e) {
-      const u32 i = 16 * j + gq + (e >> 1) * 8, v = n0 + nt * 8 + q2 + (e & 1);
-      S[nt][e] = (init && i < K && v < V) ? S0[(((size_t)b * H + h) * K + i) * V + v] : 0.f;
+      const u32 i = 16 * j + gq + (e >> 1) * 8, v = n0v + nt * 8 + q2 + (e & 1);
+      S[nt][e] = (init && i < Kb && v < V) ? S0[(((size_t)b * H + h) * K + k0 + i) * V + v] : 0.f;
     }
-  SeqcRcPre<TA, NT> pre;  // (PIPE) the next chunk's inputs, in flight while this one computes
-  const size_t rk0 = (size_t)b * T * HK + (size_t)h * K, rv0 = (size_t)b * T * HV + (size_t)h * V;
+  SeqcRcPre<TA, NT, VD> pre;  // (PIPE) the next chunk's inputs, in flight while this one computes
+  const size_t rk0 = (size_t)b * T * HK + (size_t)h * K + k0, rv0 = (size_t)b * T * HV + (size_t)h * V;
   if (PIPE) pre.load(ld, a, bq, cq, rk0, rv0, HK, HV, 0u, T < (u32)C ? T : (u32)C, T, rev, tid);
   for (u32 t0 = 0; t0 < T; t0 += C) {
     const u32 n = T - t0 < (u32)C ? T - t0 : (u32)C;
     __syncthreads();
     // the state as hi / lo bf16 words for this chunk's inter product
 #pragma unroll
-    for (int nt = 0; nt < WN; ++nt)
+    for (int nt = 0; nt < WNV; ++nt)
 #pragma unroll
       for (int e = 0; e < 4; e += 2) {
-        const u32 i = 16 * j + gq + (e >> 1) * 8, v = n0 + nt * 8 + q2;
+        const u32 i = 16 * j + gq + (e >> 1) * 8, v = n0v + nt * 8 + q2;
         u32 hi, lo;
         seqc_rc_split2(S[nt][e], S[nt][e + 1], hi, lo);
-        *reinterpret_cast<u32*>(Sh + i * P + v) = hi;
-        *reinterpret_cast<u32*>(Sl + i * P + v) = lo;
+        *reinterpret_cast<u32*>(Sh + i * PV + v) = hi;
+        *reinterpret_cast<u32*>(Sl + i * PV + v) = lo;
       }
     if (cpq) {
       // (TERMS) this chunk's dq and k at out's rows, copied while the products run (waited for before the stores)
       for (u32 x = tid; x < (u32)(C * 16); x += NT) {
         const u32 t = x >> 4, q = x & 15;
-        if (t < n) seqc_cp16(Dq + t * PF + 4 * q, dq + ((size_t)b * T + seqc_rc_tok(t0 + t, T, rev & 16u)) * HK + (size_t)h * K + 4 * q);
+        if (t < n) seqc_cp16(Dq + t * PF + 4 * q, dq + ((size_t)b * T + seqc_rc_tok(t0 + t, T, rev & 16u)) * HK + (size_t)h * K + k0 + 4 * q);
       }
       for (u32 x = tid; x < (u32)(C * 8); x += NT) {
         const u32 t = x >> 3, q = x & 7;
-        if (t < n) seqc_cp16(Kk + t * P + 8 * q, kk + ((size_t)b * T + seqc_rc_tok(t0 + t, T, rev & 16u)) * HK + (size_t)h * K + 8 * q);
+        if (t < n) seqc_cp16(Kk + t * P + 8 * q, kk + ((size_t)b * T + seqc_rc_tok(t0 + t, T, rev & 16u)) * HK + (size_t)h * K + k0 + 8 * q);
       }
       seqc_cp_commit();
     }
     if (PIPE) {
       // this chunk's inputs (loaded during the last) to shared memory, the next chunk's loads issued
-      pre.store(G, Af, bb, cb, PF, P, tid);
+      pre.store(G, Af, bb, cb, PF, PV, tid);
       if (t0 + C < T) pre.load(ld, a, bq, cq, rk0, rv0, HK, HV, t0 + C, T - t0 - C < (u32)C ? T - t0 - C : (u32)C, T, rev, tid);
       __syncthreads();
       // g's first pass in place: column i = tid % 64, tokens [part R, part R + R) summed from the part's start
@@ -284,7 +312,7 @@ __device__ __forceinline__ void seqc_rows_chunk_body(const float* __restrict__ l
       for (int r = 0; r < R; ++r) {
         const u32 t = part * R + r;
         const long long row = seqc_rc_ldtok(t0 + t, T, rev);
-        acc += (t < n && i < K && row >= 0) ? ld[((size_t)b * T + (size_t)row) * HK + (size_t)h * K + i] : 0.f;
+        acc += (t < n && i < Kb && row >= 0) ? ld[((size_t)b * T + (size_t)row) * HK + (size_t)h * K + k0 + i] : 0.f;
         G[t * PF + i] = acc;
       }
       Tot[part * PF + i] = acc;
@@ -292,12 +320,22 @@ __device__ __forceinline__ void seqc_rows_chunk_body(const float* __restrict__ l
     // a as float32, b and c as their bf16 words ([t][i], [t][v]; zero past n, K, V)
     for (u32 x = tid; !PIPE && x < (u32)(C * 64); x += NT) {
       const u32 t = x >> 6, i = x & 63;
-      Af[t * PF + i] = (t < n && i < K) ? seqc_rc_in(a[((size_t)b * T + seqc_rc_tok(t0 + t, T, rev & 2u)) * HK + (size_t)h * K + i]) : 0.f;
+      Af[t * PF + i] = (t < n && i < Kb) ? seqc_rc_in(a[((size_t)b * T + seqc_rc_tok(t0 + t, T, rev & 2u)) * HK + (size_t)h * K + k0 + i]) : 0.f;
+      if (VD > 64) continue;
       const bool ok = t < n && i < V;
       const size_t ob = ((size_t)b * T + seqc_rc_tok(t0 + t, T, rev & 4u)) * HV + (size_t)h * V + i;
       const size_t oc = ((size_t)b * T + seqc_rc_tok(t0 + t, T, rev & 8u)) * HV + (size_t)h * V + i;
       bb[t * P + i] = ok ? bq[ob] : bf{0};
       cb[t * P + i] = ok ? cq[oc] : bf{0};
+    }
+    // (VD > 64) b and c, VD columns a row
+    for (u32 x = tid; VD > 64 && !PIPE && x < (u32)(C * VD); x += NT) {
+      const u32 t = x / VD, v = x % VD;
+      const bool ok = t < n && v < V;
+      const size_t ob = ((size_t)b * T + seqc_rc_tok(t0 + t, T, rev & 4u)) * HV + (size_t)h * V + v;
+      const size_t oc = ((size_t)b * T + seqc_rc_tok(t0 + t, T, rev & 8u)) * HV + (size_t)h * V + v;
+      bb[t * PV + v] = ok ? bq[ob] : bf{0};
+      cb[t * PV + v] = ok ? cq[oc] : bf{0};
     }
     __syncthreads();
     // g's second pass: the earlier parts' totals added
@@ -317,7 +355,7 @@ __device__ __forceinline__ void seqc_rows_chunk_body(const float* __restrict__ l
       for (int nt = 0; nt < 2; ++nt)
 #pragma unroll
         for (int e = 0; e < 4; ++e) m[nt][e] = 0.f;
-      SeqcMM<bf>::template run<false, true, 2, 64>(m, cb, P, bb, P, 16 * j, 16 * L);
+      SeqcMM<bf>::template run<false, true, 2, VD>(m, cb, PV, bb, PV, 16 * j, 16 * L);
 #pragma unroll
       for (int nt = 0; nt < 2; ++nt)
 #pragma unroll
@@ -382,8 +420,8 @@ __device__ __forceinline__ void seqc_rows_chunk_body(const float* __restrict__ l
     for (int nt = 0; nt < WN; ++nt)
 #pragma unroll
       for (int e = 0; e < 4; ++e) tm[nt][e] = 0.f;
-    SeqcMM<bf>::template run<false, true, WN, 64>(tm, cb, P, Sh, P, 16 * j, n0);
-    SeqcMM<bf>::template run<false, true, WN, 64>(tm, cb, P, Sl, P, 16 * j, n0);
+    SeqcMM<bf>::template run<false, true, WN, VD>(tm, cb, PV, Sh, PV, 16 * j, n0);
+    SeqcMM<bf>::template run<false, true, WN, VD>(tm, cb, PV, Sl, PV, 16 * j, n0);
 #pragma unroll
     for (int nt = 0; nt < WN; ++nt)
 #pragma unroll
@@ -409,21 +447,21 @@ __device__ __forceinline__ void seqc_rows_chunk_body(const float* __restrict__ l
     }
     // the state to the chunk's end: S' = exp(g_end) S + U^T b (rows 16 j .. of S are the warp's)
 #pragma unroll
-    for (int nt = 0; nt < WN; ++nt)
+    for (int nt = 0; nt < WNV; ++nt)
 #pragma unroll
       for (int e = 0; e < 4; ++e) S[nt][e] *= expf(G[(C - 1) * PF + 16 * j + gq + (e >> 1) * 8]);
-    SeqcMM<bf>::template run<true, false, WN, 64>(S, Uh, P, bb, P, 16 * j, n0);
-    SeqcMM<bf>::template run<true, false, WN, 64>(S, Ul, P, bb, P, 16 * j, n0);
+    SeqcMM<bf>::template run<true, false, WNV, 64>(S, Uh, P, bb, PV, 16 * j, n0v);
+    SeqcMM<bf>::template run<true, false, WNV, 64>(S, Ul, P, bb, PV, 16 * j, n0v);
     if (cpq) seqc_cp_wait<0>();
     __syncthreads();
-    // the diagonal sums added, the outputs stored (t < n, i < K)
+    // the diagonal sums added, the outputs stored (t < n, i < Kb)
 #pragma unroll
     for (int nt = 0; nt < WN; ++nt)
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         const u32 t = 16 * j + gq + (e >> 1) * 8, i = n0 + nt * 8 + q2 + (e & 1);
-        if (t < n && i < K) {
-          const size_t r = ((size_t)b * T + seqc_rc_tok(t0 + t, T, rev & 16u)) * HK + (size_t)h * K + i;
+        if (t < n && i < Kb) {
+          const size_t r = ((size_t)b * T + seqc_rc_tok(t0 + t, T, rev & 16u)) * HK + (size_t)h * K + k0 + i;
           const float v = o[nt][e] + Od[t * PF + i];
           out[r] = seqc_cvt<TO>(v);
           if (TERMS) terms[r] = seqc_rc_term(Af[t * PF + i], cpq ? Dq[t * PF + i] : dq[r], seqc_f32(cpq ? Kk[t * P + i] : kk[r]), v);
@@ -438,14 +476,18 @@ function entrySource(c: RowsChunkConfig): string {
   const extra = c.terms ? ", const float* __restrict__ dq, const seqc_bf16* __restrict__ kk, float* __restrict__ terms" : "";
   return `
 extern "C" __global__ void __launch_bounds__(${c.warps * 32}) ${rowsChunkEntry(c)}(const float* __restrict__ ld, const ${ta}* __restrict__ a0, const seqc_bf16* __restrict__ b0, const seqc_bf16* __restrict__ c0, const float* __restrict__ S0, ${to}* __restrict__ o0, u32 B, u32 T, u32 H, u32 K, u32 V, u32 init, u32 rev${extra}) {
-  seqc_rows_chunk_body<${ta}, ${c.warps}, ${c.pipe ? "true" : "false"}, ${c.terms ? "true" : "false"}, ${to}>(ld, a0, b0, c0, S0, o0, B, T, H, K, V, init, rev, ${c.terms ? "dq, kk, terms" : "nullptr, nullptr, nullptr"});
+  seqc_rows_chunk_body<${ta}, ${c.warps}, ${c.pipe ? "true" : "false"}, ${c.terms ? "true" : "false"}, ${to}, ${c.wide ? 128 : 64}>(ld, a0, b0, c0, S0, o0, B, T, H, K, V, init, rev, ${c.terms ? "dq, kk, terms" : "nullptr, nullptr, nullptr"});
 }
 `;
 }
 
 /** The module: the chunked core's helpers (mma fragments, SeqcMM), the body and one entry per configuration. */
 export function rowsChunkModule(configs: readonly RowsChunkConfig[] = ROWS_CHUNK_CONFIGS, patch?: (src: string) => string): { source: string; kernels: RowsChunkKernel[] } {
-  const kernels = configs.map((c) => ({ ...c, entry: rowsChunkEntry(c), threads: c.warps * 32, sharedBytes: rowsChunkShared(!!c.terms), chunk: C, maxK: 64, maxV: 64, rev: true as const }));
+  for (const c of configs) if (c.wide && c.warps !== 8) throw new Error("rowsChunkModule: the wide entries take 8 warps");
+  const kernels = configs.map((c) => ({
+    ...c, entry: rowsChunkEntry(c), threads: c.warps * 32, sharedBytes: rowsChunkShared(!!c.terms, !!c.wide), chunk: C,
+    maxK: c.wide ? 128 : 64, maxV: c.wide ? 128 : 64, rev: true as const, ...(c.wide ? { keyGroup: 64 as const } : {}),
+  }));
   const source = CHUNK_CORE_SOURCE + BODY + configs.map(entrySource).join("");
   if (patch) {
     const p = patch(source);
