@@ -10,7 +10,7 @@ innermost section that launched it; "-" outside the sections: the forward, prep 
 --sets: named switch sets (seqc_chunked_lowrank attributes), each case timed under each in one process, the
 gradients compared to the first set's (max relative error per input); the profile runs under the first set. --anchor:
 then the anchor's step (fla chunk_delta_rule / chunk_gated_delta_rule) on the same bf16 tensors, its gradients against
-the first set's.
+the first set's; fla's autotune kept to --fla-max-configs configs (4) as shapes_bench.py's timing does.
 Files under --out: k128-profile-<model>-<shape>[-<set>].txt (the profiler's table, then the section table), k128.json.
 """
 
@@ -125,6 +125,7 @@ def main():
     ap.add_argument("--budget", type=float, default=150.0)
     ap.add_argument("--out", default="/tmp/k128")
     ap.add_argument("--anchor", action="store_true", help="also the anchor's step (fla) per case, after the sets, on the same tensors")
+    ap.add_argument("--fla-max-configs", type=int, default=4, help="with --anchor: fla's autotuned kernels keep at most this many configs, as shapes_bench.py's main (0: all)")
     args = ap.parse_args()
     root = os.path.abspath(args.modules)
     if root not in sys.path:
@@ -135,6 +136,8 @@ def main():
         setattr(lr, k, v)
     sets = parse_sets(args.sets)
     torch.backends.cuda.matmul.allow_tf32 = False
+    if args.anchor:
+        tb.patch_autotune(None, args.fla_max_configs)  # as shapes_bench.py: the warm workers compiled these configs
     os.makedirs(args.out, exist_ok=True)
     t0 = time.time()
     res = {"device": torch.cuda.get_device_name(0), "torch": torch.__version__, "lr": kv(args.lr), "sets": sets, "rows": []}
