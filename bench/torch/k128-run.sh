@@ -18,8 +18,9 @@ MOD=${MODULES:-dist/torch-a12b}
 BENCH=${BENCH:-$MOD/bench}
 CASES=${CASES:-deltanet:4x8192x16x128,deltanet:1x32768x8x128,gated_deltanet:4x8192x16x128,gated_deltanet:1x32768x8x128}
 NEW=${NEW:-"--lr LR_READ_K128=on --lr LR_CORE_K128=on"}
-OLD=${OLD:-"--old LR_READ_K128=off --old LR_CORE_K128=off"}
-SETS=${SETS:-"old:LR_READ_K128=off;LR_CORE_K128=off,read:LR_READ_K128=on;LR_CORE_K128=off,core:LR_READ_K128=off;LR_CORE_K128=on,both:LR_READ_K128=on;LR_CORE_K128=on,both-auto:LR_READ_K128=on;LR_CORE_K128=on;LR_PASS_COLS=auto"}
+OLD=${OLD:-"--old LR_READ_K128=off --old LR_CORE_K128=off --old LR_PASS_COLS=32"}
+# the sets as call A12b ran them (LR_PASS_COLS was 32 by default then; "auto" is the default since)
+SETS=${SETS:-"old:LR_READ_K128=off;LR_CORE_K128=off;LR_PASS_COLS=32,read:LR_READ_K128=on;LR_CORE_K128=off;LR_PASS_COLS=32,core:LR_READ_K128=off;LR_CORE_K128=on;LR_PASS_COLS=32,both:LR_READ_K128=on;LR_CORE_K128=on;LR_PASS_COLS=32,both-auto:LR_READ_K128=on;LR_CORE_K128=on;LR_PASS_COLS=auto"}
 mkdir -p "$OUT" "$TRITON_CACHE_DIR"
 T0=$(date +%s)
 el() { echo "t=$(( $(date +%s) - T0 ))s $*"; }
