@@ -113,21 +113,26 @@ function runEmuT(bin: string, k: RowsChunkKernel, c: Case, d: Data, rev = 0, dq?
   const dir = mkdtempSync(join(tmpdir(), "seqc-rows-chunk-"));
   try {
     const f32 = (x: Float64Array) => Buffer.from(Float32Array.from(x).buffer);
-    const n = c.B * c.T * c.H * c.K;
-    const nan = new Float64Array(n).fill(NaN);
+    const n = c.B * c.T * c.H * c.K, slices = k.valueGroup ? Math.ceil(c.V / k.valueGroup) : 1;
+    const nan = new Float64Array(n).fill(NaN), nanS = new Float64Array(slices * n).fill(NaN);
     const bufs: Record<string, Buffer> = {
       ld: f32(d.ld), a: k.lowA ? bf16(d.a).words : f32(d.a), b: bf16(d.b).words, c: bf16(d.c).words,
-      S0: d.S0 ? f32(d.S0) : Buffer.alloc(4), o: k.terms ? Buffer.alloc(2 * n, 0xff) : f32(nan),
+      S0: d.S0 ? f32(d.S0) : Buffer.alloc(4), o: k.terms ? Buffer.alloc(2 * n, 0xff) : f32(nanS),
       dq: dq ? f32(dq) : Buffer.alloc(4), kk: kk ? bf16(kk).words : Buffer.alloc(4), terms: f32(nan),
     };
     for (const [name, b] of Object.entries(bufs)) writeFileSync(join(dir, `${name}.bin`), b);
-    const gy = k.keyGroup ? Math.ceil(c.K / k.keyGroup) : 1;
+    const gy = (k.keyGroup ? Math.ceil(c.K / k.keyGroup) : 1) * slices;
     writeFileSync(join(dir, "launch.txt"), `${k.entry} ${c.B * c.H} ${gy} ${k.threads} ${k.sharedBytes} ${c.B} ${c.T} ${c.H} ${c.K} ${c.V} ${c.init ? 1 : 0} ${rev}\n`);
     execFileSync(bin, [dir], { stdio: "pipe" });
     const raw = readFileSync(join(dir, "o.out")), tr = readFileSync(join(dir, "terms.out"));
     const o = k.terms
       ? Float64Array.from(new Uint16Array(raw.buffer, raw.byteOffset, n), (w) => new Float32Array(new Uint32Array([w << 16]).buffer)[0])
       : Float64Array.from(new Float32Array(raw.buffer, raw.byteOffset, n));
+    // (split entries) the value groups' slices summed in order in float32, as the runtime sums them
+    for (let g = 1; g < slices; g++) {
+      const sl = new Float32Array(raw.buffer, raw.byteOffset + 4 * g * n, n);
+      for (let j = 0; j < n; j++) o[j] = Math.fround(o[j] + sl[j]);
+    }
     return { o, terms: Float64Array.from(new Float32Array(tr.buffer, tr.byteOffset, n)) };
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -176,7 +181,7 @@ describe.skipIf(!gpp)("rows readout, chunked on tensor cores: CPU emulation vs f
       }
   }, 600_000);
   it("K = V = 64 over two chunks with mild decays (the quotient form) and decays down to -20 per step (pairwise exps, the state forgets: no NaN / Inf)", () => {
-    for (const k of m.kernels.filter((x) => (x.warps === 4 || x.lowA || x.pipe) && !x.terms && !x.wide))
+    for (const k of m.kernels.filter((x) => (x.warps === 4 || x.lowA || x.pipe) && !x.terms && !x.wide && !x.split))
       for (const [i, c] of ([
         { B: 1, T: 128, H: 1, K: 64, V: 64, init: true, minLd: -0.1 },
         { B: 1, T: 100, H: 1, K: 64, V: 64, init: true, minLd: -20 },
@@ -188,7 +193,7 @@ describe.skipIf(!gpp)("rows readout, chunked on tensor cores: CPU emulation vs f
   it("8 warps (two a sub-chunk, each half the columns) give the 4-warp entries' outputs but for rounding (the same products; the decays' cumulative sum in 4 parts, not 2)", () => {
     const c: Case = { B: 2, T: 100, H: 1, K: 64, V: 40, init: true, minLd: -0.2 };
     for (const lowA of [false, true]) {
-      const w4 = m.kernels.find((k) => k.warps === 4 && k.lowA === lowA)!, w8 = m.kernels.find((k) => k.warps === 8 && k.lowA === lowA && !k.pipe && !k.terms)!;
+      const w4 = m.kernels.find((k) => k.warps === 4 && k.lowA === lowA)!, w8 = m.kernels.find((k) => k.warps === 8 && k.lowA === lowA && !k.pipe && !k.terms && !k.wide && !k.split)!;
       const d = data(w4, c, 17);
       const a = runEmu(bin, w4, c, d), b = runEmu(bin, w8, c, d);
       expect(b.every(Number.isFinite)).toBe(true);
@@ -201,7 +206,7 @@ describe.skipIf(!gpp)("rows readout, chunked on tensor cores: CPU emulation vs f
       { B: 2, T: 150, H: 2, K: 64, V: 64, init: true, minLd: -0.3 },
       { B: 1, T: 130, H: 1, K: 64, V: 64, init: false, minLd: -20 },
     ];
-    for (const k of m.kernels.filter((x) => x.pipe && !x.terms && !x.wide)) {
+    for (const k of m.kernels.filter((x) => x.pipe && !x.terms && !x.wide && !x.split)) {
       const twin = m.kernels.find((x) => !x.pipe && !x.terms && x.warps === k.warps && x.lowA === k.lowA)!;
       for (const [i, c] of cases.entries()) {
         const d = data(k, c, 31 + i);
@@ -224,7 +229,7 @@ describe.skipIf(!gpp)("rows readout, chunked on tensor cores: CPU emulation vs f
     ];
     const same = (x: Float64Array, y: Float64Array) => x.length === y.length && x.every((v, j) => Object.is(v, y[j]));
     const flipped = (c: Case, d: Data): Data => ({ ld: shiftRev(d.ld, c), a: flipT(d.a, c, c.K), b: flipT(d.b, c, c.V), c: flipT(d.c, c, c.V), S0: d.S0 });
-    for (const k of m.kernels.filter((x) => !x.terms && !x.wide))
+    for (const k of m.kernels.filter((x) => !x.terms && !x.wide && !x.split))
       for (const [i, c] of cases.entries()) {
         const d = data(k, c, 41 + i);
         const got = runEmu(bin, k, c, d, REV_ALL);
@@ -266,7 +271,7 @@ describe.skipIf(!gpp)("rows readout, chunked on tensor cores: CPU emulation vs f
         for (const rev of [0, REV_ALL]) expect(check(bin, k, bin, twin, c, 61 + i, rev), `${k.entry} T=${c.T} K=${c.K} rev=${rev}`).toEqual({ o: true, terms: true });
       }
     }
-    const twin = m.kernels.find((x) => !x.terms && !x.pipe && x.warps === 8 && !x.lowA)!;
+    const twin = m.kernels.find((x) => !x.terms && !x.pipe && !x.wide && !x.split && x.warps === 8 && !x.lowA)!;
     for (const [what, patch] of [
       ["dk's bf16 rounding in the terms", (src: string) => src.replace("kk[r]), v);", "kk[r]), seqc_f32(seqc_cvt<seqc_bf16>(v)));")],
       ["dq copied at the walk's token", (src: string) => src.replace("seqc_cp16(Dq + t * PF + 4 * q, dq + ((size_t)b * T + seqc_rc_tok(t0 + t, T, rev & 16u))", "seqc_cp16(Dq + t * PF + 4 * q, dq + ((size_t)b * T + (t0 + t))")],
@@ -322,6 +327,43 @@ describe.skipIf(!gpp)("rows readout, chunked on tensor cores: CPU emulation vs f
       for (const cfg of [{ warps: 8, lowA: false, wide: true }, { warps: 8, lowA: false, pipe: true, wide: true }] as const) {
         const b = rowsChunkModule([cfg], patch);
         const k = b.kernels[0], c = full[0], d = data(k, c, 101);
+        const got = runEmu(buildEmu(b.source, b.kernels), k, c, d);
+        const err = got.every(Number.isFinite) ? relativeError(got, reference(c, d)) : Infinity;
+        expect(err > TOL, `${what} ${k.entry}: error ${err}`).toBe(true);
+      }
+  }, 900_000);
+  it("the split entries (_vs: a block per group of 64 keys and group of 64 values, partial outputs per value group summed): vs float64 at K = V = 128 (4 blocks a head), K = 100 / V = 72, K = 40 / V = 128, decays to -20; the prefetching ones bitwise their twins; rev = 31 bitwise the flipped run; twins without the value group's offset in b, c or in the output's slice fail", () => {
+    const split = m.kernels.filter((x) => x.split);
+    expect(split.map((k) => k.entry)).toEqual(["seqc_rows_chunk_w8_vs", "seqc_rows_chunk_w8_vs_la", "seqc_rows_chunk_w8_vs_p", "seqc_rows_chunk_w8_vs_p_la"]);
+    const full: Case[] = [
+      { B: 1, T: 150, H: 2, K: 128, V: 128, init: true, minLd: -0.3 },
+      { B: 2, T: 70, H: 1, K: 128, V: 128, init: false, minLd: -20 },
+    ];
+    const ragged: Case[] = [
+      { B: 1, T: 100, H: 2, K: 100, V: 72, init: true, minLd: -0.2 },
+      { B: 2, T: 37, H: 1, K: 40, V: 128, init: true, minLd: -1 },
+    ];
+    const same = (x: Float64Array, y: Float64Array) => x.length === y.length && x.every((v, j) => Object.is(v, y[j]));
+    for (const k of split) {
+      const twin = split.find((x) => !x.pipe && x.lowA === k.lowA)!;
+      for (const [i, c] of [...full, ...(k.pipe ? [] : ragged)].entries()) {
+        const d = data(k, c, 121 + i);
+        const got = runEmu(bin, k, c, d);
+        expect(got.every(Number.isFinite), `${k.entry} K=${c.K} V=${c.V}: finite`).toBe(true);
+        expect(relativeError(got, reference(c, d)), `${k.entry} K=${c.K} V=${c.V} T=${c.T}`).toBeLessThan(TOL);
+        if (k.pipe) expect(same(got, runEmu(bin, twin, c, d)), `${k.entry} vs its twin`).toBe(true);
+      }
+      const c = full[0], d = data(k, c, 131);
+      const fl: Data = { ld: shiftRev(d.ld, c), a: flipT(d.a, c, c.K), b: flipT(d.b, c, c.V), c: flipT(d.c, c, c.V), S0: d.S0 };
+      expect(same(runEmu(bin, k, c, d, REV_ALL), flipT(runEmu(bin, k, c, fl), c, c.K)), `${k.entry} rev vs flipped`).toBe(true);
+    }
+    for (const [what, patch, cfgs] of [
+      ["b and c without the value group's offset", (src: string) => src.replace("rv0 = (size_t)b * T * HV + (size_t)h * V + v0;", "rv0 = (size_t)b * T * HV + (size_t)h * V;").replace("* HV + (size_t)h * V + v0 + i;\n      const size_t oc = ((size_t)b * T + seqc_rc_tok(t0 + t, T, rev & 8u)) * HV + (size_t)h * V + v0 + i;", "* HV + (size_t)h * V + i;\n      const size_t oc = ((size_t)b * T + seqc_rc_tok(t0 + t, T, rev & 8u)) * HV + (size_t)h * V + i;"), [{ warps: 8, lowA: false, split: true }, { warps: 8, lowA: false, pipe: true, split: true }]],
+      ["every group's outputs to slice 0", (src: string) => src.replace("out[r + (SPLIT ? (size_t)vg * B * T * HK : (size_t)0)]", "out[r]"), [{ warps: 8, lowA: false, split: true }]],
+    ] as const)
+      for (const cfg of cfgs) {
+        const b = rowsChunkModule([cfg], patch);
+        const k = b.kernels[0], c = full[0], d = data(k, c, 141);
         const got = runEmu(buildEmu(b.source, b.kernels), k, c, d);
         const err = got.every(Number.isFinite) ? relativeError(got, reference(c, d)) : Infinity;
         expect(err > TOL, `${what} ${k.entry}: error ${err}`).toBe(true);

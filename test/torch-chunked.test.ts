@@ -256,7 +256,7 @@ describe("torch target: a per-key decay's transposed cores as the rows readout k
     }
     // one pair and one readout: the chunked form on tensor cores too (rows-chunk.ts; seqc_chunked.ROWS_FORM "chunk")
     expect(meta.kernels.rowsChunk.kernels).toEqual(rowsChunkModule().kernels);
-    expect(meta.kernels.rowsChunk.kernels.map((k: { entry: string }) => k.entry)).toEqual(["seqc_rows_chunk_w4", "seqc_rows_chunk_w4_la", "seqc_rows_chunk_w8", "seqc_rows_chunk_w8_la", "seqc_rows_chunk_w8_p", "seqc_rows_chunk_w8_p_la", "seqc_rows_chunk_w8_t", "seqc_rows_chunk_w8_p_t", "seqc_rows_chunk_w8_v128", "seqc_rows_chunk_w8_v128_la", "seqc_rows_chunk_w8_v128_p", "seqc_rows_chunk_w8_v128_p_la", "seqc_rows_chunk_w8_v128_t", "seqc_rows_chunk_w8_v128_p_t"]);
+    expect(meta.kernels.rowsChunk.kernels.map((k: { entry: string }) => k.entry)).toEqual(["seqc_rows_chunk_w4", "seqc_rows_chunk_w4_la", "seqc_rows_chunk_w8", "seqc_rows_chunk_w8_la", "seqc_rows_chunk_w8_p", "seqc_rows_chunk_w8_p_la", "seqc_rows_chunk_w8_t", "seqc_rows_chunk_w8_p_t", "seqc_rows_chunk_w8_v128", "seqc_rows_chunk_w8_v128_la", "seqc_rows_chunk_w8_v128_p", "seqc_rows_chunk_w8_v128_p_la", "seqc_rows_chunk_w8_v128_t", "seqc_rows_chunk_w8_v128_p_t", "seqc_rows_chunk_w8_vs", "seqc_rows_chunk_w8_vs_la", "seqc_rows_chunk_w8_vs_p", "seqc_rows_chunk_w8_vs_p_la"]);
     // the decay adjoint's anchor chunk products (anchor-chunks.ts) in every module with a log decay; no decay, no kernels
     expect(meta.kernels.anchorChunks.kernels).toEqual(anchorChunksModule().kernels);
     // and its terms kernel (decay-terms.ts)

@@ -289,10 +289,12 @@ ROWS_REVERSED = "kernel"
 # conversion it saves. Since then (not timed) the entries take q from the chunk's a in shared memory and, at K = 64, copy
 # dq and k to shared memory by cp.async at the chunk's start (16-byte aligned dq and k, else as "apart").
 ROWS_TERMS = "apart"
-# Where K or V is past 64 (GLA at K = V = 128): True takes the chunked form's wide entries (rows-chunk.ts wide, _v128: 128
-# value columns a block, a block per group of 64 key rows, grid (B H, ceil(K / 64)); K, V <= 128; their prefetching form
-# at K = 128 (or 64), V = 128) with the same pipe / rev / terms picks as at K = 64; False (the default, the way before) the
-# rows readout kernel's walk there. Not yet timed on the card.
+# Where K or V is past 64 (GLA at K = V = 128): "wide" (or True) takes the chunked form's wide entries (rows-chunk.ts wide,
+# _v128: 128 value columns a block, a block per group of 64 key rows, grid (B H, ceil(K / 64)); K, V <= 128; their
+# prefetching form at K = 128 (or 64), V = 128) with the same pipe / rev / terms picks as at K = 64; "split" the split
+# entries (rows-chunk.ts split, _vs: a block per group of 64 keys and of 64 values, grid (B H, ceil(K / 64) ceil(V / 64)),
+# the value groups' partial outputs summed after: 4 blocks a head, for few heads), the wide one for the terms entry; False
+# (the default, the way before) the rows readout kernel's walk there. Not yet timed on the card.
 ROWS_CHUNK_WIDE = False
 
 
@@ -314,18 +316,22 @@ def rows_chunk_pick(kc, low, np_, nr, K, V, segment=None, pipe=None, terms=False
     (low "bc": a float32, "abc": a bf16), one pair and one readout, K and V within its tile, one segment; the prefetching
     entry where ROWS_CHUNK_PIPE (or `pipe`) asks for it and K = V = 64 (else the one without); terms: an entry that writes the
     decay adjoint's terms beside its bf16 output (rows-chunk.ts _t), else one that does not. K or V past 64: the wide
-    entries (keyGroup) where ROWS_CHUNK_WIDE (or `wide`) asks for them (their prefetching form at K = 64 or 128, V = 128),
-    else None."""
+    entries (keyGroup) where ROWS_CHUNK_WIDE (or `wide`) is "wide" / True (their prefetching form at K = 64 or 128, V = 128),
+    the split ones (valueGroup) where it is "split" (prefetching at K, V in (64, 128); the wide terms entry for terms), else
+    None."""
     seg = ROWS_SEGMENT if segment is None else segment
     if kc is None or ROWS_FORM != "chunk" or low is None or np_ != 1 or nr != 1 or seg is None or seg != 0:
         return None
     big = K > 64 or V > 64
-    if big and not (ROWS_CHUNK_WIDE if wide is None else wide):
+    mode = ROWS_CHUNK_WIDE if wide is None else wide
+    if big and mode in (False, None, "off"):
         return None
-    want = (ROWS_CHUNK_PIPE if pipe is None else pipe) and ((K in (64, 128) and V == 128) if big else (K == 64 and V == 64))
+    split = big and mode == "split" and not terms
+    want = (ROWS_CHUNK_PIPE if pipe is None else pipe) and ((K in (64, 128) and V in ((64, 128) if split else (128,))) if big else (K == 64 and V == 64))
 
     def fits(k, p):
-        return k["warps"] == ROWS_CHUNK_WARPS and k["lowA"] == (low == "abc") and bool(k.get("pipe")) == p and bool(k.get("terms")) == bool(terms) and K <= k["maxK"] and V <= k["maxV"] and bool(k.get("keyGroup")) == big
+        return (k["warps"] == ROWS_CHUNK_WARPS and k["lowA"] == (low == "abc") and bool(k.get("pipe")) == p and bool(k.get("terms")) == bool(terms) and K <= k["maxK"] and V <= k["maxV"]
+                and bool(k.get("keyGroup")) == big and bool(k.get("valueGroup")) == split)
     return next((k for k in kc.kernels if fits(k, want)), None) or next((k for k in kc.kernels if fits(k, False)), None)
 
 
@@ -390,7 +396,8 @@ def rows_readout_kernel(km, ld, pairs, readouts, S0, B, T, H, K, V, tile=None, s
     if kck is not None and kck.get("pipe") and any(x.data_ptr() % 16 for x in ins):  # its 16-byte loads need aligned rows
         kck = rows_chunk_pick(kc, low, np_, nr, K, V, segment, pipe=False, terms=terms is not None)
     if kck is not None:  # the chunked form: one block per (batch, head), every output element written
-        out = torch.empty([B, T, H * K], dtype=torch.bfloat16 if terms is not None else torch.float32, device=dev)
+        nvg = -(-V // kck["valueGroup"]) if kck.get("valueGroup") else 1  # (split entries: a slice of partial outputs per value group)
+        out = torch.empty([nvg, B, T, H * K] if nvg > 1 else [B, T, H * K], dtype=torch.bfloat16 if terms is not None else torch.float32, device=dev)
         extra = [("u32", int(rev))] if kck.get("rev") else []  # (a module built before the rev argument: none)
         tt = None
         if terms is not None:
@@ -398,7 +405,12 @@ def rows_readout_kernel(km, ld, pairs, readouts, S0, B, T, H, K, V, tile=None, s
             extra += [("ptr", x.data_ptr()) for x in (terms[0], terms[1], tt)]
         with torch.cuda.device(dev):
             stream = torch.cuda.current_stream(dev).cuda_stream
-            kc.launch(kck, (B * H, -(-K // kck["keyGroup"]) if kck.get("keyGroup") else 1), [("ptr", x.data_ptr()) for x in ins + [s0, out]] + [("u32", v) for v in (B, T, H, K, V, 1 if S0 is not None else 0)] + extra, stream)
+            kc.launch(kck, (B * H, (-(-K // kck["keyGroup"]) if kck.get("keyGroup") else 1) * nvg), [("ptr", x.data_ptr()) for x in ins + [s0, out]] + [("u32", v) for v in (B, T, H, K, V, 1 if S0 is not None else 0)] + extra, stream)
+        if nvg > 1:  # the value groups' partial sums, added in order
+            acc = out[0] + out[1]
+            for g in range(2, nvg):
+                acc += out[g]
+            out = acc
         return [out] if tt is None else [out, tt]
     slices = -(-V // k["vs"])
     outs = [torch.empty([slices, B, T, H * K], dtype=torch.float32, device=dev) for _ in readouts]

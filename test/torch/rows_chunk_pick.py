@@ -52,6 +52,12 @@ case("wide pipe K 64 V 64 (the 64 entries)", "abc", wide=True, pipe=True)
 case("wide K 256", "abc", K=256, V=128, wide=True)
 case("wide w4 K 128 (no such entry)", "abc", K=128, V=128, wide=True, warps=4)
 case("wide off K 128 pipe", "abc", K=128, V=128, pipe=True)
+case("split K 128 abc", "abc", K=128, V=128, wide="split")
+case("split pipe K 128 bc", "bc", K=128, V=128, wide="split", pipe=True)
+case("split pipe K 128 V 64", "bc", K=128, V=64, wide="split", pipe=True)
+case("split pipe K 100 V 72", "bc", K=100, V=72, wide="split", pipe=True)
+case("split pipe K 128 bc terms (the wide entry)", "bc", K=128, V=128, wide="split", pipe=True, terms=True)
+case("split pipe K 64 V 64 (the 64 entries)", "bc", wide="split", pipe=True)
 sc.ROWS_CHUNK_WIDE = False
 out["wide off, argument True"] = sc.rows_chunk_pick(km, "abc", 1, 1, 128, 128, None, pipe=False, wide=True)["entry"]
 print(json.dumps(out))

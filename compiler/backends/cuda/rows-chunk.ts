@@ -67,6 +67,11 @@ export interface RowsChunkConfig {
    * block (grid (B H, ceil(K / 64)): blockIdx.y the group; K <= 128), for GLA at K = V = 128. Their pipe form takes
    * K = 128 (or 64), V = 128 */
   wide?: boolean;
+  /** (entry infix _vs, 8 warps, no terms) the split entries: a block per group of 64 key rows and group of 64 value columns
+   * (grid (B H, ceil(K / 64) ceil(V / 64)): blockIdx.y = key group + ceil(K / 64) value group), each group's partial
+   * outputs to its own slice of out ([ceil(V / 64), B, T, H K]; the runtime sums them): 4 blocks a head at K = V = 128,
+   * for few heads (B H = 8). Their pipe form takes K, V multiples of 64 */
+  split?: boolean;
 }
 
 export interface RowsChunkKernel extends RowsChunkConfig {
@@ -79,9 +84,11 @@ export interface RowsChunkKernel extends RowsChunkConfig {
   maxV: number;
   /** the entry takes the last argument rev (RC_REV_BITS); modules built before it have none */
   rev: true;
-  /** (wide entries) key rows a block: the grid's second dimension is ceil(K / keyGroup); absent: one block per (batch,
-   * head), K <= maxK */
+  /** (wide and split entries) key rows a block: the grid's second dimension is ceil(K / keyGroup) (times ceil(V /
+   * valueGroup) for the split ones); absent: one block per (batch, head), K <= maxK */
   keyGroup?: 64;
+  /** (split entries) value columns a block; out holds ceil(V / valueGroup) slices of partial sums */
+  valueGroup?: 64;
 }
 
 /** Every entry (the runtime takes the one with seqc_chunked.ROWS_CHUNK_WARPS warps and its a's dtype). On the H200 at
@@ -102,6 +109,10 @@ export const ROWS_CHUNK_CONFIGS: readonly RowsChunkConfig[] = [
   { warps: 8, lowA: true, pipe: true, wide: true },
   { warps: 8, lowA: false, terms: true, wide: true },
   { warps: 8, lowA: false, pipe: true, terms: true, wide: true },
+  { warps: 8, lowA: false, split: true },
+  { warps: 8, lowA: true, split: true },
+  { warps: 8, lowA: false, pipe: true, split: true },
+  { warps: 8, lowA: true, pipe: true, split: true },
 ];
 
 /** The bits of the kernel's last argument `rev`: ld read as the adjoint's shifted, reversed decays (token t: ld[T - t],
@@ -114,7 +125,7 @@ export const RC_QUOTIENT_FLOOR = -60;
 const C = 64, P = 72, PF = 68, PD = 20;
 
 export function rowsChunkEntry(c: RowsChunkConfig): string {
-  return `seqc_rows_chunk_w${c.warps}${c.wide ? "_v128" : ""}${c.pipe ? "_p" : ""}${c.lowA ? "_la" : ""}${c.terms ? "_t" : ""}`;
+  return `seqc_rows_chunk_w${c.warps}${c.wide ? "_v128" : ""}${c.split ? "_vs" : ""}${c.pipe ? "_p" : ""}${c.lowA ? "_la" : ""}${c.terms ? "_t" : ""}`;
 }
 
 /** Shared memory: ten bf16 tiles [64][72] (c, b, M hi/lo, decayed a hi/lo per sub-chunk end, decayed a hi/lo to the
@@ -215,7 +226,7 @@ template <typename TA, int NT, int VD> struct SeqcRcPre {
   }
 };
 
-template <typename TA, int NW, bool PIPE, bool TERMS, typename TO, int VD>
+template <typename TA, int NW, bool PIPE, bool TERMS, typename TO, int VD, bool SPLIT>
 __device__ __forceinline__ void seqc_rows_chunk_body(const float* __restrict__ ld, const TA* __restrict__ a, const seqc_bf16* __restrict__ bq,
                                                      const seqc_bf16* __restrict__ cq, const float* __restrict__ S0, TO* __restrict__ out,
                                                      u32 B, u32 T, u32 H, u32 K, u32 V, u32 init, u32 rev,
@@ -242,8 +253,13 @@ __device__ __forceinline__ void seqc_rows_chunk_body(const float* __restrict__ l
   float* Md = Tot + C * PF;         // M's diagonal blocks [t][s - 16 J]
   float* Dq = Md + C * PD;          // (TERMS, K = 64) the chunk's dq [t][i] at out's rows
   bf* Kk = (bf*)(Dq + C * PF);      // (TERMS, K = 64) the chunk's k [t][i]
-  const u32 k0 = VD > 64 ? 64u * blockIdx.y : 0u;  // the block's first key row (its keys [k0, k0 + Kb))
-  const u32 Kb = VD > 64 ? (K - k0 < 64u ? K - k0 : 64u) : K;
+  // (VD > 64 or SPLIT) the block's key group: blockIdx.y % ceil(K / 64); (SPLIT) its value group: blockIdx.y / ceil(K / 64)
+  constexpr bool KG = VD > 64 || SPLIT;
+  const u32 nkg = KG ? (K + 63u) >> 6 : 1u, kg = KG ? blockIdx.y % nkg : 0u, vg = SPLIT ? blockIdx.y / nkg : 0u;
+  const u32 k0 = 64u * kg;  // the block's first key row (its keys [k0, k0 + Kb))
+  const u32 Kb = KG ? (K - k0 < 64u ? K - k0 : 64u) : K;
+  const u32 v0 = 64u * vg;  // (SPLIT) its first value column (its values [v0, v0 + Vb)); its outputs to slice vg of out
+  const u32 Vb = SPLIT ? (V - v0 < 64u ? V - v0 : 64u) : V;
   const bool cpq = TERMS && (VD > 64 ? (K & 63u) == 0u : K == 64u);  // (every group 64 keys, rows 16-byte aligned)
   const u32 bh = blockIdx.x, b = bh / H, h = bh % H;
   const u32 tid = threadIdx.x, w = tid >> 5, l = tid & 31, gq = l >> 2, q2 = (l & 3) << 1;
@@ -257,10 +273,10 @@ __device__ __forceinline__ void seqc_rows_chunk_body(const float* __restrict__ l
 #pragma unroll
     for (int e = 0; e < 4; ++e) {
       const u32 i = 16 * j + gq + (e >> 1) * 8, v = n0v + nt * 8 + q2 + (e & 1);
-      S[nt][e] = (init && i < Kb && v < V) ? S0[(((size_t)b * H + h) * K + k0 + i) * V + v] : 0.f;
+      S[nt][e] = (init && i < Kb && v < Vb) ? S0[(((size_t)b * H + h) * K + k0 + i) * V + v0 + v] : 0.f;
     }
   SeqcRcPre<TA, NT, VD> pre;  // (PIPE) the next chunk's inputs, in flight while this one computes
-  const size_t rk0 = (size_t)b * T * HK + (size_t)h * K + k0, rv0 = (size_t)b * T * HV + (size_t)h * V;
+  const size_t rk0 = (size_t)b * T * HK + (size_t)h * K + k0, rv0 = (size_t)b * T * HV + (size_t)h * V + v0;
   if (PIPE) pre.load(ld, a, bq, cq, rk0, rv0, HK, HV, 0u, T < (u32)C ? T : (u32)C, T, rev, tid);
   for (u32 t0 = 0; t0 < T; t0 += C) {
     const u32 n = T - t0 < (u32)C ? T - t0 : (u32)C;
@@ -322,9 +338,9 @@ __device__ __forceinline__ void seqc_rows_chunk_body(const float* __restrict__ l
       const u32 t = x >> 6, i = x & 63;
       Af[t * PF + i] = (t < n && i < Kb) ? seqc_rc_in(a[((size_t)b * T + seqc_rc_tok(t0 + t, T, rev & 2u)) * HK + (size_t)h * K + k0 + i]) : 0.f;
       if (VD > 64) continue;
-      const bool ok = t < n && i < V;
-      const size_t ob = ((size_t)b * T + seqc_rc_tok(t0 + t, T, rev & 4u)) * HV + (size_t)h * V + i;
-      const size_t oc = ((size_t)b * T + seqc_rc_tok(t0 + t, T, rev & 8u)) * HV + (size_t)h * V + i;
+      const bool ok = t < n && i < Vb;
+      const size_t ob = ((size_t)b * T + seqc_rc_tok(t0 + t, T, rev & 4u)) * HV + (size_t)h * V + v0 + i;
+      const size_t oc = ((size_t)b * T + seqc_rc_tok(t0 + t, T, rev & 8u)) * HV + (size_t)h * V + v0 + i;
       bb[t * P + i] = ok ? bq[ob] : bf{0};
       cb[t * P + i] = ok ? cq[oc] : bf{0};
     }
@@ -463,7 +479,7 @@ __device__ __forceinline__ void seqc_rows_chunk_body(const float* __restrict__ l
         if (t < n && i < Kb) {
           const size_t r = ((size_t)b * T + seqc_rc_tok(t0 + t, T, rev & 16u)) * HK + (size_t)h * K + k0 + i;
           const float v = o[nt][e] + Od[t * PF + i];
-          out[r] = seqc_cvt<TO>(v);
+          out[r + (SPLIT ? (size_t)vg * B * T * HK : (size_t)0)] = seqc_cvt<TO>(v);
           if (TERMS) terms[r] = seqc_rc_term(Af[t * PF + i], cpq ? Dq[t * PF + i] : dq[r], seqc_f32(cpq ? Kk[t * P + i] : kk[r]), v);
         }
       }
@@ -476,17 +492,21 @@ function entrySource(c: RowsChunkConfig): string {
   const extra = c.terms ? ", const float* __restrict__ dq, const seqc_bf16* __restrict__ kk, float* __restrict__ terms" : "";
   return `
 extern "C" __global__ void __launch_bounds__(${c.warps * 32}) ${rowsChunkEntry(c)}(const float* __restrict__ ld, const ${ta}* __restrict__ a0, const seqc_bf16* __restrict__ b0, const seqc_bf16* __restrict__ c0, const float* __restrict__ S0, ${to}* __restrict__ o0, u32 B, u32 T, u32 H, u32 K, u32 V, u32 init, u32 rev${extra}) {
-  seqc_rows_chunk_body<${ta}, ${c.warps}, ${c.pipe ? "true" : "false"}, ${c.terms ? "true" : "false"}, ${to}, ${c.wide ? 128 : 64}>(ld, a0, b0, c0, S0, o0, B, T, H, K, V, init, rev, ${c.terms ? "dq, kk, terms" : "nullptr, nullptr, nullptr"});
+  seqc_rows_chunk_body<${ta}, ${c.warps}, ${c.pipe ? "true" : "false"}, ${c.terms ? "true" : "false"}, ${to}, ${c.wide ? 128 : 64}, ${c.split ? "true" : "false"}>(ld, a0, b0, c0, S0, o0, B, T, H, K, V, init, rev, ${c.terms ? "dq, kk, terms" : "nullptr, nullptr, nullptr"});
 }
 `;
 }
 
 /** The module: the chunked core's helpers (mma fragments, SeqcMM), the body and one entry per configuration. */
 export function rowsChunkModule(configs: readonly RowsChunkConfig[] = ROWS_CHUNK_CONFIGS, patch?: (src: string) => string): { source: string; kernels: RowsChunkKernel[] } {
-  for (const c of configs) if (c.wide && c.warps !== 8) throw new Error("rowsChunkModule: the wide entries take 8 warps");
+  for (const c of configs) {
+    if ((c.wide || c.split) && c.warps !== 8) throw new Error("rowsChunkModule: the wide and split entries take 8 warps");
+    if (c.split && (c.wide || c.terms)) throw new Error("rowsChunkModule: a split entry is neither wide nor a terms entry");
+  }
   const kernels = configs.map((c) => ({
     ...c, entry: rowsChunkEntry(c), threads: c.warps * 32, sharedBytes: rowsChunkShared(!!c.terms, !!c.wide), chunk: C,
-    maxK: c.wide ? 128 : 64, maxV: c.wide ? 128 : 64, rev: true as const, ...(c.wide ? { keyGroup: 64 as const } : {}),
+    maxK: c.wide || c.split ? 128 : 64, maxV: c.wide || c.split ? 128 : 64, rev: true as const, ...(c.wide || c.split ? { keyGroup: 64 as const } : {}),
+    ...(c.split ? { valueGroup: 64 as const } : {}),
   }));
   const source = CHUNK_CORE_SOURCE + BODY + configs.map(entrySource).join("");
   if (patch) {
