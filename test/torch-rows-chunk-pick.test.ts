@@ -3,7 +3,7 @@
  * runtime/torch/seqc_chunked.py rows_chunk_pick over the module's kernels (ROWS_FORM, ROWS_CHUNK_WARPS, ROWS_CHUNK_PIPE; b and
  * c bf16, one pair and one readout, K, V <= 64, one segment; the prefetching entries only at K = V = 64; with
  * ROWS_CHUNK_WIDE the wide entries at K, V <= 128, their prefetching ones at V = 128; "split" the split entries, the wide
- * one for terms), run in Python on the numpy stand-in for torch (test/torch/rows_chunk_pick.py).
+ * one for terms; "auto" split where its grid fits the SMs, else wide), run in Python on the numpy stand-in for torch (test/torch/rows_chunk_pick.py).
  */
 import { describe, expect, it } from "vitest";
 import { spawnSync } from "node:child_process";
@@ -40,6 +40,10 @@ describe.skipIf(!numpy)("torch runtime: the chunked rows readout's entry", () =>
       "wide K 256": null,
       "wide w4 K 128 (no such entry)": null,
       "wide off K 128 pipe": null,
+      "auto mode B 1 H 8 K 128, 132 SMs": "split",
+      "auto mode B 4 H 16 K 128, 132 SMs": "wide",
+      "auto mode B 2 H 16 K 128, 132 SMs": "split",
+      "auto mode, argument wide": "wide",
       "wide off, argument True": "seqc_rows_chunk_w8_v128_la",
       "split K 128 abc": "seqc_rows_chunk_w8_vs_la",
       "split pipe K 128 bc": "seqc_rows_chunk_w8_vs_p",

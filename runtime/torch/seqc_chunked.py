@@ -293,9 +293,19 @@ ROWS_TERMS = "apart"
 # _v128: 128 value columns a block, a block per group of 64 key rows, grid (B H, ceil(K / 64)); K, V <= 128; their
 # prefetching form at K = 128 (or 64), V = 128) with the same pipe / rev / terms picks as at K = 64; "split" the split
 # entries (rows-chunk.ts split, _vs: a block per group of 64 keys and of 64 values, grid (B H, ceil(K / 64) ceil(V / 64)),
-# the value groups' partial outputs summed after: 4 blocks a head, for few heads), the wide one for the terms entry; False
-# (the default, the way before) the rows readout kernel's walk there. Not yet timed on the card.
+# the value groups' partial outputs summed after: 4 blocks a head, for few heads), the wide one for the terms entry; "auto"
+# per shape (rows_chunk_mode): "split" where its grid fits one wave of the card's SMs, else "wide"; False (the default, the
+# way before) the rows readout kernel's walk there. Not yet timed on the card.
 ROWS_CHUNK_WIDE = False
+
+
+def rows_chunk_mode(B, H, K, V, sms, mode=None):
+    """ROWS_CHUNK_WIDE (or `mode`) for this shape: "auto" -> "split" where B H ceil(K / 64) ceil(V / 64) blocks fit the sms
+    (one block an SM), else "wide"; any other value as it is."""
+    mode = ROWS_CHUNK_WIDE if mode is None else mode
+    if mode == "auto":
+        return "split" if B * H * -(-K // 64) * -(-V // 64) <= sms else "wide"
+    return mode
 
 
 def rows_segment(k, B, T, H, K, V, sms, segment=None):
@@ -359,7 +369,8 @@ def rows_readout_kernel(km, ld, pairs, readouts, S0, B, T, H, K, V, tile=None, s
 
     if terms is not None and (low != "bc" or bool(rev & 2) != bool(rev & 16) or any(x.dtype != want or not x.is_contiguous() or x.numel() != B * T * H * K for x, want in zip(terms, (torch.float32, torch.bfloat16)))):
         return None
-    kck = rows_chunk_pick(kc, low, np_, nr, K, V, segment, terms=terms is not None)
+    wide = rows_chunk_mode(B, H, K, V, (kc.info or {}).get("multiprocessors", 132) if kc is not None and hasattr(kc, "info") else 132)
+    kck = rows_chunk_pick(kc, low, np_, nr, K, V, segment, terms=terms is not None, wide=wide)
     if (rev or terms is not None) and (kck is None or not kck.get("rev")):
         return None
 
@@ -394,7 +405,7 @@ def rows_readout_kernel(km, ld, pairs, readouts, S0, B, T, H, K, V, tile=None, s
     if terms is not None and kck is not None and K in (64, 128) and any(x.data_ptr() % 16 for x in terms):  # (its cp.async copies of dq, k)
         return None
     if kck is not None and kck.get("pipe") and any(x.data_ptr() % 16 for x in ins):  # its 16-byte loads need aligned rows
-        kck = rows_chunk_pick(kc, low, np_, nr, K, V, segment, pipe=False, terms=terms is not None)
+        kck = rows_chunk_pick(kc, low, np_, nr, K, V, segment, pipe=False, terms=terms is not None, wide=wide)
     if kck is not None:  # the chunked form: one block per (batch, head), every output element written
         nvg = -(-V // kck["valueGroup"]) if kck.get("valueGroup") else 1  # (split entries: a slice of partial outputs per value group)
         out = torch.empty([nvg, B, T, H * K] if nvg > 1 else [B, T, H * K], dtype=torch.bfloat16 if terms is not None else torch.float32, device=dev)

@@ -58,6 +58,10 @@ case("split pipe K 128 V 64", "bc", K=128, V=64, wide="split", pipe=True)
 case("split pipe K 100 V 72", "bc", K=100, V=72, wide="split", pipe=True)
 case("split pipe K 128 bc terms (the wide entry)", "bc", K=128, V=128, wide="split", pipe=True, terms=True)
 case("split pipe K 64 V 64 (the 64 entries)", "bc", wide="split", pipe=True)
+sc.ROWS_CHUNK_WIDE = "auto"
+for B, H in ((1, 8), (4, 16), (2, 16)):
+    out["auto mode B %d H %d K 128, 132 SMs" % (B, H)] = sc.rows_chunk_mode(B, H, 128, 128, 132)
+out["auto mode, argument wide"] = sc.rows_chunk_mode(1, 8, 128, 128, 132, "wide")
 sc.ROWS_CHUNK_WIDE = False
 out["wide off, argument True"] = sc.rows_chunk_pick(km, "abc", 1, 1, 128, 128, None, pipe=False, wide=True)["entry"]
 print(json.dumps(out))
