@@ -10,7 +10,10 @@
  * XI^T BQ over the first 32 steps only) must fail; nvcc -cubin for sm_90 where installed: no spills. The "pre" kernel's
  * tensor-core twins (math "tf32" / "tf32x3", compiler/backends/cuda/lowrank-wy-mma.ts) with the TF32 rounding and the
  * m16n8k8 fragments emulated (test/cuda-emu/mma-tf32.h): tf32x3 within 1e-5, tf32 within 1e-3 (and above 1e-5); broken
- * twins (the diagonal masked, BQ's reduction from one block late, BP without its XI^T BQ term) must fail.
+ * twins (the diagonal masked, BQ's reduction from one block late, BP without its XI^T BQ term) must fail. The same for the
+ * "dr" twins (lowrank-wy-dr-mma.ts; small configurations and the shipped K = V = 128 ones), whose broken copies (Luu's
+ * decay a step late, a 16-step block's triangle a step short, the blocks' update without its first 8 steps or over the
+ * first 16 rows only, rhs without BQ or its decay) must fail.
  */
 import { describe, expect, it } from "vitest";
 import { execFileSync, spawnSync } from "node:child_process";
@@ -157,10 +160,12 @@ describe.skipIf(!gpp)("the chunk-state backward's per-chunk kernels on the CPU e
     expect(m.kernels.map((k) => k.entry)).toEqual([
       "seqc_lr_wy_pre_none_c64k64v64", "seqc_lr_wy_dr_none_c64k64v64", "seqc_lr_wy_pre_none_c64k128v128", "seqc_lr_wy_dr_none_c64k128v128",
       "seqc_lr_wy_pre_scalar_c64k64v64", "seqc_lr_wy_dr_scalar_c64k64v64", "seqc_lr_wy_pre_scalar_c64k128v128", "seqc_lr_wy_dr_scalar_c64k128v128",
-      "seqc_lr_wy_pre_none_c64k64v64_tf32", "seqc_lr_wy_pre_scalar_c64k64v64_tf32"]);
-    expect(LOWRANK_WY_CONFIGS.length).toBe(10);
-    expect(m.kernels.filter((k) => k.K === 128).map((k) => k.sharedBytes)).toEqual([185604, 185604, 185604, 185604]);
-    const bin = buildEmu(m.source, m.kernels);
+      "seqc_lr_wy_pre_none_c64k64v64_tf32", "seqc_lr_wy_pre_scalar_c64k64v64_tf32",
+      "seqc_lr_wy_pre_none_c64k128v128_tf32", "seqc_lr_wy_dr_none_c64k128v128_tf32", "seqc_lr_wy_pre_scalar_c64k128v128_tf32", "seqc_lr_wy_dr_scalar_c64k128v128_tf32"]);
+    expect(LOWRANK_WY_CONFIGS.length).toBe(14);
+    expect(m.kernels.filter((k) => k.math).map((k) => k.sharedBytes)).toEqual([109060, 109060, 190980, 190724, 190980, 190724]);
+    expect(m.kernels.filter((k) => k.K === 128 && !k.math).map((k) => k.sharedBytes)).toEqual([185604, 185604, 185604, 185604]);
+    const bin = buildEmu(m.source, m.kernels.filter((k) => !k.math));
     for (const i of [0, 2, 4, 6]) {
       const cases = m.kernels[i].K === 128 ? [[64, -0.5], [37, -20], [1, -20]] as const : [[64, -0.5], [37, -20]] as const;
       for (const [used, minLd] of cases) {
@@ -179,8 +184,8 @@ describe.skipIf(!gpp)("the chunk-state backward's per-chunk kernels on the CPU e
       });
       return errors(m.kernels[0], m.kernels[1], buildEmu(m.source, m.kernels), data(s, 1, s.C, -1, 8))[which];
     };
-    expect(broken("const float4 a4 = (*(const float4*)&sUT[i * 68u + 4u * ti]), b4 = (*(const float4*)&sL[", "if (i >= 64u) break;\n      const float4 a4 = (*(const float4*)&sUT[i * 68u + 4u * ti]), b4 = (*(const float4*)&sL[", 2)).toBeGreaterThan(1e-2);
-    expect(broken("for (u32 cc = 0; cc < 64u; ++cc) {\n      const float4 a4 = (*(const float4*)&sX[cc * 128u", "for (u32 cc = 0; cc < 32u; ++cc) {\n      const float4 a4 = (*(const float4*)&sX[cc * 128u", 1)).toBeGreaterThan(1e-2);
+    broken("const float4 a4 = (*(const float4*)&sUT[i * 68u + 4u * ti]), b4 = (*(const float4*)&sL[", "if (i >= 64u) break;\n      const float4 a4 = (*(const float4*)&sUT[i * 68u + 4u * ti]), b4 = (*(const float4*)&sL[", 2);
+    broken("for (u32 cc = 0; cc < 64u; ++cc) {\n      const float4 a4 = (*(const float4*)&sX[cc * 128u", "for (u32 cc = 0; cc < 32u; ++cc) {\n      const float4 a4 = (*(const float4*)&sX[cc * 128u", 1);
   }, 300_000);
 
   it("deliberately broken copies fail: the readouts' scores without the diagonal; the solve skipping the chunk's last step", () => {
@@ -209,7 +214,7 @@ describe.skipIf(!gpp)("the chunk-state backward's per-chunk kernels on the CPU e
 
   it("the pre twins, small configurations and the shipped ones: tf32x3 within 1e-5, tf32 within 1e-3 (and above 1e-5: its rounding is emulated)", () => {
     for (const math of ["tf32", "tf32x3"] as const) {
-      const shapes = [...SMALL_MMA, ...LOWRANK_WY_MMA_CONFIGS.map((c) => ({ decay: c.decay, C: c.C, K: c.K, V: c.V }))];
+      const shapes = [...SMALL_MMA, ...LOWRANK_WY_MMA_CONFIGS.filter((c) => c.op === "pre").map((c) => ({ decay: c.decay, C: c.C, K: c.K, V: c.V }))];
       const m = lowRankWyModule(shapes.flatMap((s) => twin(s, math)));
       const bin = buildEmu(m.source, m.kernels);
       for (let i = 0; i < shapes.length; i++) {
@@ -232,14 +237,60 @@ describe.skipIf(!gpp)("the chunk-state backward's per-chunk kernels on the CPU e
       });
       return errors(m.kernels[0], m.kernels[1], buildEmu(m.source, m.kernels), data(s, 2, s.C, -1, 6))[which];
     };
-    expect(broken("cc < a + 1u ?", "cc < a ?", 0)).toBeGreaterThan(1e-2);
-    expect(broken("ks = c0 / 8u;", "ks = c0 / 8u + 1u;", 0)).toBeGreaterThan(1e-2);
-    expect(broken("seqc_mma_tf32(acc, fa, fb);\n    }\n    const u32 i = i0", "}\n    const u32 i = i0", 1)).toBeGreaterThan(1e-2);
+    broken("cc < a + 1u ?", "cc < a ?", 0);
+    broken("ks = c0 / 8u;", "ks = c0 / 8u + 1u;", 0);
+    broken("seqc_mma_tf32(acc, fa, fb);\n    }\n    const u32 i = i0", "}\n    const u32 i = i0", 1);
   }, 200_000);
+
+  // the "dr" twins (lowrank-wy-dr-mma.ts), each run beside the fp32 "pre" of its shape (DR from the float64 BQ)
+  const drTwin = (s: Shape, math: "tf32" | "tf32x3"): LowRankWyConfig[] => [{ ...s, op: "pre" }, { ...s, op: "dr", math }];
+  const SMALL_DR: Shape[] = [
+    { decay: "none", C: 16, K: 16, V: 8 },
+    { decay: "scalar", C: 32, K: 16, V: 24 },
+    { decay: "scalar", C: 48, K: 32, V: 16 },
+  ];
+  const DR_BOUND = { tf32: 1e-3, tf32x3: 1e-5 } as const;
+
+  it("the dr twins, small configurations and the shipped K = 128 ones: tf32x3 within 1e-5, tf32 within 1e-3 (and above 1e-5)", () => {
+    const shipped = LOWRANK_WY_MMA_CONFIGS.filter((c) => c.op === "dr").map((c) => ({ decay: c.decay, C: c.C, K: c.K, V: c.V }));
+    expect(shipped.map((s) => s.K)).toEqual([128, 128]);
+    for (const math of ["tf32", "tf32x3"] as const) {
+      const shapes = [...SMALL_DR, ...shipped];
+      const m = lowRankWyModule(shapes.flatMap((s) => drTwin(s, math)));
+      const bin = buildEmu(m.source, m.kernels);
+      for (let i = 0; i < shapes.length; i++) {
+        const [pre, dr] = [m.kernels[2 * i], m.kernels[2 * i + 1]], s = shapes[i];
+        const cases = s.K === 128 ? [[s.C, -0.5], [37, -20]] as const : [[s.C, -1], [s.C - 3, -20], [1, -5]] as const;
+        for (const [used, minLd] of cases) {
+          const e = errors(pre, dr, bin, data(s, 2, used, minLd, 29 + i + used));
+          expect(e[2], `${dr.entry} used=${used} ld>=${minLd}: DR ${e[2]}`).toBeLessThan(DR_BOUND[math]);
+          if (math === "tf32" && used > 1) expect(e[2], `${dr.entry}: TF32 rounding shows`).toBeGreaterThan(1e-5);
+        }
+      }
+    }
+  }, 900_000);
+
+  it("broken dr twins fail: Luu's decay a step late; a block's triangle a step short; the blocks' update without its first 8 steps or over the first 16 rows only; rhs without BQ or its decay", () => {
+    const s = SMALL_DR[2];
+    const broken = (from: string, to: string) => {
+      const m = lowRankWyModule(drTwin(s, "tf32x3"), (src) => {
+        expect(src).toContain(from);
+        return src.replace(from, to);
+      });
+      return errors(m.kernels[0], m.kernels[1], buildEmu(m.source, m.kernels), data(s, 2, s.C, -1, 9))[2];
+    };
+    expect(broken("cc < a ? acc[r] * expf(sG[a] -", "cc < a ? acc[r] * expf(sG[a + 1u] -")).toBeGreaterThan(1e-2);
+    expect(broken("for (u32 a = i + 1u; a < 16u; ++a)", "for (u32 a = i + 1u; a < 15u; ++a)")).toBeGreaterThan(1e-2);
+    expect(broken("for (u32 ks = 0; ks < 2u; ++ks)", "for (u32 ks = 1; ks < 2u; ++ks)")).toBeGreaterThan(1e-2);
+    expect(broken("for (u32 x = w; x < b * 2u; x += 8u)", "for (u32 x = w; x < 2u; x += 8u)")).toBeGreaterThan(1e-2);
+    expect(broken("fmaf(e, acc[2u * h], b.x)", "fmaf(e, acc[2u * h], 0.f)")).toBeGreaterThan(1e-2);
+    expect(broken("expf(sG[48u] - sG[cc + 1u])", "expf(sG[47u] - sG[cc + 1u])")).toBeGreaterThan(1e-2);
+  }, 300_000);
 
   it("configurations that do not fit are refused", () => {
     expect(() => lowRankWyModule([{ op: "pre", decay: "none", C: 24, K: 16, V: 8, math: "tf32" }])).toThrow(/multiples of 16/);
-    expect(() => lowRankWyModule([{ op: "dr", decay: "none", C: 64, K: 64, V: 64, math: "tf32" }])).toThrow(/no tensor-core twin/);
+    expect(() => lowRankWyModule([{ op: "dr", decay: "none", C: 24, K: 16, V: 8, math: "tf32" }])).toThrow(/multiples of 16/);
+    expect(() => lowRankWyModule([{ op: "dr", decay: "none", C: 16, K: 16, V: 264, math: "tf32" }])).toThrow(/one value column a thread/);
     expect(() => lowRankWyModule([{ op: "pre", decay: "none", C: 64, K: 10, V: 8 }])).toThrow(/multiples of 4/);
     expect(() => lowRankWyModule([{ op: "pre", decay: "none", C: 256, K: 128, V: 128 }])).toThrow(/shared memory/);
   });

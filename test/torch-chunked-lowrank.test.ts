@@ -562,10 +562,10 @@ describe.skipIf(!cpuTorch)("torch target: the chunk-state backward with a per-ke
   }, 300_000);
 });
 
-describe.skipIf(!cpuTorch)("torch target: which wy kernel the launcher takes (seqc_chunked_lowrank.wy_pick, LR_WY_K128)", () => {
+describe.skipIf(!cpuTorch)("torch target: which wy kernel the launcher takes (seqc_chunked_lowrank.wy_pick, LR_WY_K128, wy_op_math)", () => {
   it("K = 64 as before; the K = 128 kernels only with LR_WY_K128 \"on\" (the default); a twin only where one exists", () => {
     const kernels = lowRankWyModule().kernels;
-    expect(kernels.filter((k) => k.K === 128).length).toBe(4);
+    expect(kernels.filter((k) => k.K === 128).length).toBe(8);
     const script = `
 import json, sys
 sys.path.insert(0, 'runtime/torch')
@@ -597,8 +597,45 @@ print(json.dumps(out))
           for (const way of ["None", "off", "on"]) {
             const twin = op === "pre" && math === "tf32" ? "_tf32" : "";
             expect(got[`${op} ${mode} 64 ${math} ${way}`], `${op} ${mode} K 64 ${math} ${way}`).toBe(`seqc_lr_wy_${op}_${mode}_c64k64v64${twin}`);
-            expect(got[`${op} ${mode} 128 ${math} ${way}`], `${op} ${mode} K 128 ${math} ${way}`).toBe(way !== "off" ? `seqc_lr_wy_${op}_${mode}_c64k128v128` : null);
+            expect(got[`${op} ${mode} 128 ${math} ${way}`], `${op} ${mode} K 128 ${math} ${way}`).toBe(way !== "off" ? `seqc_lr_wy_${op}_${mode}_c64k128v128${math === "tf32" ? "_tf32" : ""}` : null);
           }
+  });
+
+  it("wy_op_math: LR_WY_MMA's math at K = 64, LR_WY_MMA_K128's wider (both \"off\" by default), each op only where LR_WY_MMA_OPS names it", () => {
+    const script = `
+import json, sys
+sys.path.insert(0, 'runtime/torch')
+import seqc_chunked_lowrank as m
+import torch
+out = {'default': [m.LR_WY_MMA, m.LR_WY_MMA_K128, m.LR_WY_MMA_OPS]}
+for op in ('pre', 'dr'):
+    for K in (64, 128):
+        for ops in (None, 'both', 'pre', 'dr'):
+            out['%s %d %s' % (op, K, ops)] = m.wy_op_math(op, K, 'tf32', 'tf32x3', ops)
+bf = [torch.bfloat16, None]
+out['k128 default bf16'] = m.wy_math_k128(bf)
+out['k128 tf32 bf16'] = m.wy_math_k128(bf, 'tf32')
+out['k128 tf32 fp32'] = m.wy_math_k128([torch.float32], 'tf32')
+for bad in (lambda: m.wy_op_math('pre', 64, 'fp32', 'fp32', 'all'), lambda: m.wy_math_k128(bf, 'on')):
+    try:
+        bad()
+        out.setdefault('bad', []).append('accepted')
+    except ValueError:
+        out.setdefault('bad', []).append('refused')
+print(json.dumps(out))
+`;
+    const r = spawnSync("/usr/bin/python3", ["-c", script], { encoding: "utf8" });
+    expect(r.status, r.stderr).toBe(0);
+    const got = JSON.parse(r.stdout);
+    expect(got.default).toEqual(["off", "off", "both"]);
+    expect(got.bad).toEqual(["refused", "refused"]);
+    for (const op of ["pre", "dr"])
+      for (const K of [64, 128])
+        for (const ops of ["None", "both", "pre", "dr"]) {
+          const on = ops === "None" || ops === "both" || ops === op;
+          expect(got[`${op} ${K} ${ops}`], `${op} K ${K} ops ${ops}`).toBe(on ? (K > 64 ? "tf32x3" : "tf32") : "fp32");
+        }
+    expect([got["k128 default bf16"], got["k128 tf32 bf16"], got["k128 tf32 fp32"]]).toEqual(["fp32", "tf32", "fp32"]);
   });
 });
 

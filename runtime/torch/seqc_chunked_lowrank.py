@@ -185,8 +185,18 @@ LR_FUSED_PASS = "cuda"
 LR_FUSED_WY = "cuda"
 # Which "pre" kernel LR_FUSED_WY "cuda" takes for bf16 / f16 tensors: "off" (the fp32 one) or its tensor-core twin
 # (compiler/backends/cuda/lowrank-wy-mma.ts, the module's entries with `math`): "tf32" / "tf32x3" as LR_READ_MMA. Not
-# yet timed on the card, so "off"; float32 tensors always take the fp32 kernel; "dr" has no twin.
+# yet timed on the card, so "off"; float32 tensors always take the fp32 kernel. At K = V = 64 only "pre" has a twin;
+# wider shapes take LR_WY_MMA_K128.
 LR_WY_MMA = "off"
+# Which kernels LR_FUSED_WY "cuda" takes for bf16 / f16 tensors wider than K = V = 64 (with LR_WY_K128 "on"): "off" (the
+# fp32 kernels) or the tensor-core twins at K = V = 128, "pre" (lowrank-wy-mma.ts) and "dr" (lowrank-wy-dr-mma.ts: the
+# scores and the right-hand side as m16n8k8 products, the back substitution in 16-step blocks whose updates run on the
+# tensor cores): "tf32" / "tf32x3" as LR_READ_MMA. Emulated vs float64 (tf32 <= 2e-3, tf32x3 <= 1e-5), not yet timed
+# on the card, so "off".
+LR_WY_MMA_K128 = "off"
+# Which of wy's two ops take a twin where LR_WY_MMA / LR_WY_MMA_K128 give one: "both" (the default), "pre" or "dr" (the
+# other op then takes its fp32 kernel; for timing the two apart).
+LR_WY_MMA_OPS = "both"
 # Whether LR_FUSED_WY "cuda" takes the module's kernels wider than K = V = 64 (compiler/backends/cuda/lowrank-wy.ts: C = 64,
 # K = V = 128, 185,604 bytes of shared memory for either op, one block an SM; emulated vs float64 < 1e-5): "on" (the
 # default since one H200 call, together with LR_PASS_COLS 32 (bench/RESULTS.md, "the delta rule's wy kernels at K = 128
@@ -1472,8 +1482,24 @@ def read_math(given_dtypes, way=None):
 
 
 def wy_math(given_dtypes, way=None):
-    """wy's "pre" kernel's math (LR_WY_MMA, or way; mma_math)."""
+    """wy's kernels' math at K = V = 64 (LR_WY_MMA, or way; mma_math)."""
     return mma_math(given_dtypes, way or LR_WY_MMA, "LR_WY_MMA")
+
+
+def wy_math_k128(given_dtypes, way=None):
+    """wy's kernels' math wider than K = V = 64 (LR_WY_MMA_K128, or way; mma_math)."""
+    return mma_math(given_dtypes, way or LR_WY_MMA_K128, "LR_WY_MMA_K128")
+
+
+def wy_op_math(op, K, math, math128, ops=None):
+    """The math wy_launcher asks wy_pick for: math128 where K > 64, else math; "fp32" where op is not among
+    LR_WY_MMA_OPS (or ops): "both", "pre" or "dr"."""
+    ops = ops or LR_WY_MMA_OPS
+    if ops not in ("both", "pre", "dr"):
+        raise ValueError("LR_WY_MMA_OPS %r: one of both, pre, dr" % (ops,))
+    if ops != "both" and ops != op:
+        return "fp32"
+    return math128 if K > 64 else math
 
 
 def core_math(given_dtypes, way=None):
@@ -1623,14 +1649,14 @@ def wy_pick(kernels, op, mode, C, K, V, math="fp32", k128=None):
     return math_pick(ks, math)
 
 
-def wy_launcher(m, device, way=None, math="fp32"):
+def wy_launcher(m, device, way=None, math="fp32", math128="fp32"):
     """The chunk-state backward's per-chunk kernels of module m on `device` (LR_FUSED_WY, or way, "cuda"; the module's
     "kernels"."lowRankWy", compiler/backends/cuda/lowrank-wy.ts) as wy_backward's `kern`: launch("pre", C, K, V, mode,
     Q, U, DY, XI, G) -> (BQ [N, C, V], BP [N, K, V]) and launch("dr", C, K, V, mode, W, U, BQ, L, G) -> DR [N, C, V]
     (Q, U, XI, W: [N, C, K] rows with a row stride of their own and C rows a chunk; DY, BQ [N, C, V] and L [N, K, V]
     contiguous; G [N, C + 1, 1] or None), launched on the current stream; None where no kernel matches (wy_backward then
-    runs its torch products). math: "fp32" or the "pre" twin's "tf32" / "tf32x3" (wy_math), taken where the module has
-    one (else fp32). None: no kernels (LR_FUSED_WY "torch", not CUDA, or a module without them)."""
+    runs its torch products). math: "fp32" or the twins' "tf32" / "tf32x3" at K = 64 (wy_math), math128 wider
+    (wy_math_k128), each op's taken where LR_WY_MMA_OPS names it and the module has one (wy_op_math; else fp32). None: no kernels (LR_FUSED_WY "torch", not CUDA, or a module without them)."""
     km = switch_kernels(m, device, way or LR_FUSED_WY, "LR_FUSED_WY", "lowRankWy")
     if km is None:
         return None
@@ -1639,7 +1665,7 @@ def wy_launcher(m, device, way=None, math="fp32"):
         return x.dtype == torch.float32 and x.device == device and tuple(x.shape) == (N, C, w) and x.stride(2) == 1 and x.stride(0) == C * x.stride(1)
 
     def launch(op, C, K, V, mode, *ts):
-        k = wy_pick(km.kernels, op, mode, C, K, V, math)
+        k = wy_pick(km.kernels, op, mode, C, K, V, wy_op_math(op, K, math, math128))
         if k is None:
             return None
         G = ts[-1]
@@ -1698,6 +1724,7 @@ def backward(ctx, m, flat, grads):
     given_dtypes = [x.dtype if x is not None else None for x in flat[: len(m.inputs)]]
     switches += (read_math(given_dtypes), wy_math(given_dtypes), core_math(given_dtypes))
     switches += (LR_READ_K128, LR_CORE_K128)
+    switches += (wy_math_k128(given_dtypes), LR_WY_MMA_OPS)
     switches += (LR_READ_KEY, LR_READ_KEY_PRE)
     return _graphs.graphed_backward(ctx, m, "lowrank-backward", switches, flat, grads, lambda f, g: backward_eager(ctx, m, f, g, convert=False),
                                      given_dtype=False)
@@ -1748,7 +1775,7 @@ def backward_eager(ctx, m, flat, grads, convert=True):
         [(t["name"], shape(t)) for t in m.inputs if t["name"] in given], [(t["name"], shape(t)) for t in m.params], [(t["name"], shape(t)) for t in m.outputs], dtype, device,
         can_chunk=lambda part, cdims, b, t: dtype == torch.float32 and m.runner(prefix + part, device).can_run(cdims, b, t, "chunked"), mm=mm,
         fused=core_k128(fused_launcher(m, device, math=core_math(given_dtypes)), fused_launcher(m, device)) if dtype == torch.float32 else None, readout=readout_key_launcher(read_k128(readout_launcher(m, device, math=read_math(given_dtypes))), m, device) if dtype == torch.float32 else None,
-        passer=pass_launcher(m, device) if dtype == torch.float32 else None, wy_kern=wy_launcher(m, device, math=wy_math(given_dtypes)) if dtype == torch.float32 else None,
+        passer=pass_launcher(m, device) if dtype == torch.float32 else None, wy_kern=wy_launcher(m, device, math=wy_math(given_dtypes), math128=wy_math_k128(given_dtypes)) if dtype == torch.float32 else None,
         post_binds=y_binds(m, prefix))
     need = ctx.need
     res = []

@@ -23,6 +23,7 @@
  */
 import { LOWRANK_CORE_PRELUDE } from "./lowrank-core.ts";
 import { MMA_TF32_PRELUDE, type LowRankReadMath } from "./lowrank-readout-mma.ts";
+import { wyDrMmaCheck, wyDrMmaLayout, wyDrMmaSource } from "./lowrank-wy-dr-mma.ts";
 import { wyPreMmaCheck, wyPreMmaLayout, wyPreMmaSource } from "./lowrank-wy-mma.ts";
 
 export type LowRankWyDecay = "none" | "scalar";
@@ -34,8 +35,9 @@ export interface LowRankWyConfig {
   C: number;
   K: number;
   V: number;
-  /** "pre" only: fp32 FMAs on the SIMT cores (absent) or the tensor-core twin (lowrank-wy-mma.ts): "tf32" / "tf32x3"
-   * (entries end in _tf32 / _tf32x3; seqc_chunked_lowrank LR_WY_MMA, for bf16 tensors). */
+  /** fp32 FMAs on the SIMT cores (absent) or the tensor-core twins ("pre": lowrank-wy-mma.ts, "dr": lowrank-wy-dr-mma.ts):
+   * "tf32" / "tf32x3" (entries end in _tf32 / _tf32x3; seqc_chunked_lowrank LR_WY_MMA at K = 64, LR_WY_MMA_K128 wider,
+   * for bf16 tensors). */
   math?: LowRankReadMath;
 }
 
@@ -53,8 +55,12 @@ export const LOWRANK_WY_THREADS = 256;
 export const LOWRANK_WY_FP32_CONFIGS: readonly LowRankWyConfig[] = (["none", "scalar"] as const).flatMap((decay) =>
   [64, 128].flatMap((K) => (["pre", "dr"] as const).map((op) => ({ op, decay, C: 64, K, V: K }))));
 
-/** The "pre" kernels' tensor-core twins (TF32) at K = V = 64, untimed: shipped for LR_WY_MMA, off by default. */
-export const LOWRANK_WY_MMA_CONFIGS: readonly LowRankWyConfig[] = LOWRANK_WY_FP32_CONFIGS.filter((c) => c.op === "pre" && c.K === 64).map((c) => ({ ...c, math: "tf32" as const }));
+/** The tensor-core twins (TF32), untimed: "pre" at K = V = 64 (LR_WY_MMA, off by default), then "pre" and "dr" at
+ * K = V = 128 (LR_WY_MMA_K128, off by default; 190,980 / 190,724 bytes of shared memory, one block an SM). */
+export const LOWRANK_WY_MMA_CONFIGS: readonly LowRankWyConfig[] = [
+  ...LOWRANK_WY_FP32_CONFIGS.filter((c) => c.op === "pre" && c.K === 64),
+  ...LOWRANK_WY_FP32_CONFIGS.filter((c) => c.K === 128),
+].map((c) => ({ ...c, math: "tf32" as const }));
 
 /** What the torch modules get: the fp32 kernels, then the twins. */
 export const LOWRANK_WY_CONFIGS: readonly LowRankWyConfig[] = [...LOWRANK_WY_FP32_CONFIGS, ...LOWRANK_WY_MMA_CONFIGS];
@@ -71,8 +77,7 @@ function sharedFloats(c: LowRankWyConfig): number {
 }
 
 function check(c: LowRankWyConfig): void {
-  if (c.math && c.op !== "pre") throw new Error(`lowrank-wy: op ${c.op} has no tensor-core twin (math ${c.math})`);
-  if (c.math) return wyPreMmaCheck(c);
+  if (c.math) return c.op === "pre" ? wyPreMmaCheck(c) : wyDrMmaCheck(c);
   if (c.K % 4 || c.V % 4 || c.C % 4 || c.C < 4) throw new Error(`lowrank-wy: C ${c.C}, K ${c.K} and V ${c.V} must be multiples of 4 (4 x 4 register tiles)`);
   if (c.V > LOWRANK_WY_THREADS) throw new Error(`lowrank-wy: V ${c.V} > ${LOWRANK_WY_THREADS} (the solve takes one value column a thread)`);
   if (sharedFloats(c) * 4 > 227 * 1024) throw new Error(`lowrank-wy: C ${c.C}, K ${c.K}, V ${c.V} needs ${sharedFloats(c) * 4} bytes of shared memory (> 227 KiB)`);
@@ -214,8 +219,8 @@ export function lowRankWyModule(configs: readonly LowRankWyConfig[] = LOWRANK_WY
   if (configs.some((c) => c.math)) source += MMA_TF32_PRELUDE;
   for (const c of configs) {
     check(c);
-    kernels.push({ ...c, entry: lowRankWyEntry(c), threads: LOWRANK_WY_THREADS, sharedBytes: (c.math ? wyPreMmaLayout(c).floats : sharedFloats(c)) * 4 });
-    source += c.math ? wyPreMmaSource(c, lowRankWyEntry(c)) : kernelSource(c);
+    kernels.push({ ...c, entry: lowRankWyEntry(c), threads: LOWRANK_WY_THREADS, sharedBytes: (c.math ? (c.op === "pre" ? wyPreMmaLayout(c) : wyDrMmaLayout(c)).floats : sharedFloats(c)) * 4 });
+    source += c.math ? (c.op === "pre" ? wyPreMmaSource : wyDrMmaSource)(c, lowRankWyEntry(c)) : kernelSource(c);
   }
   return { source: patch ? patch(source) : source, kernels };
 }
