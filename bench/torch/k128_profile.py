@@ -120,7 +120,7 @@ def main():
     ap.add_argument("--profile", default="deltanet:4x8192x16x128", help="cases (comma-separated) to profile under the first set")
     ap.add_argument("--lr", action="append", default=[])
     ap.add_argument("--sets", default="")
-    ap.add_argument("--profile-set", default="", help="the set whose step is profiled (default: the first)")
+    ap.add_argument("--profile-set", default="", help="the sets (comma-separated) whose step is profiled (default: the first)")
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--budget", type=float, default=150.0)
     ap.add_argument("--out", default="/tmp/k128")
@@ -183,7 +183,7 @@ def main():
                 del g
                 log("%s [%s]: %.3f ms GPU (first call %.1f s); sections %s%s" % (c, label, r["gpu_ms"], r["first_s"], ", ".join("%s %.2f" % p for p in r["sections_ms"].items()),
                                                                           "; grads vs %s max %.1e" % (sets[0][0], max(r["grads_vs_first"].values())) if "grads_vs_first" in r else ""))
-                if c in prof_cases and label == (args.profile_set or sets[0][0]):
+                if c in prof_cases and label in (args.profile_set or sets[0][0]).split(","):
                     top, secs, rows = profile(one, os.path.join(args.out, "k128-profile-%s-%s-%s.txt" % (model, sh, label)), lr)
                     r["profile_top"], r["profile_sections"], r["profile_rows"] = top, secs, rows
                     log("%s profile: kernels %s" % (c, ", ".join("%s %.2f" % (k[:60], ms) for k, ms, _ in top[:16])))
