@@ -601,7 +601,7 @@ print(json.dumps(out))
           }
   });
 
-  it("wy_op_math: LR_WY_MMA's math at K = 64, LR_WY_MMA_K128's wider (both \"off\" by default), each op only where LR_WY_MMA_OPS names it", () => {
+  it("wy_op_math: LR_WY_MMA's math at K = 64, LR_WY_MMA_K128's wider (both \"off\" by default), each op only where LR_WY_MMA_OPS names it; wy_rows_aligned", () => {
     const script = `
 import json, sys
 sys.path.insert(0, 'runtime/torch')
@@ -616,6 +616,9 @@ bf = [torch.bfloat16, None]
 out['k128 default bf16'] = m.wy_math_k128(bf)
 out['k128 tf32 bf16'] = m.wy_math_k128(bf, 'tf32')
 out['k128 tf32 fp32'] = m.wy_math_k128([torch.float32], 'tf32')
+x = torch.zeros(2, 64, 128)
+out['aligned'] = [m.wy_rows_aligned([x, torch.zeros(2, 64, 256)[:, :, :128]]), m.wy_rows_aligned([x, torch.zeros(2 * 64 * 128 + 1)[1:].view(2, 64, 128)]),
+                  m.wy_rows_aligned([x, torch.zeros(2, 64, 130)[:, :, :128]])]
 for bad in (lambda: m.wy_op_math('pre', 64, 'fp32', 'fp32', 'all'), lambda: m.wy_math_k128(bf, 'on')):
     try:
         bad()
@@ -636,6 +639,8 @@ print(json.dumps(out))
           expect(got[`${op} ${K} ${ops}`], `${op} K ${K} ops ${ops}`).toBe(on ? (K > 64 ? "tf32x3" : "tf32") : "fp32");
         }
     expect([got["k128 default bf16"], got["k128 tf32 bf16"], got["k128 tf32 fp32"]]).toEqual(["fp32", "tf32", "fp32"]);
+    // the twins' 16-byte row copies: a strided view with 4-float row strides passes, a row 4 bytes off or a stride of 130 floats does not
+    expect(got.aligned).toEqual([true, false, false]);
   });
 });
 

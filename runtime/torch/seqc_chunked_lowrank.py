@@ -1649,6 +1649,12 @@ def wy_pick(kernels, op, mode, C, K, V, math="fp32", k128=None):
     return math_pick(ks, math)
 
 
+def wy_rows_aligned(ts):
+    """Whether the twins' 16-byte row copies (cp.async) can read tensors ts ([N, C, w] rows, w a multiple of 4): every
+    one 16-byte aligned with a row stride of a multiple of 4 floats. wy_launcher takes the fp32 kernel where not."""
+    return all(x.data_ptr() % 16 == 0 and x.stride(1) % 4 == 0 and x.shape[2] % 4 == 0 for x in ts)
+
+
 def wy_launcher(m, device, way=None, math="fp32", math128="fp32"):
     """The chunk-state backward's per-chunk kernels of module m on `device` (LR_FUSED_WY, or way, "cuda"; the module's
     "kernels"."lowRankWy", compiler/backends/cuda/lowrank-wy.ts) as wy_backward's `kern`: launch("pre", C, K, V, mode,
@@ -1656,7 +1662,8 @@ def wy_launcher(m, device, way=None, math="fp32", math128="fp32"):
     (Q, U, XI, W: [N, C, K] rows with a row stride of their own and C rows a chunk; DY, BQ [N, C, V] and L [N, K, V]
     contiguous; G [N, C + 1, 1] or None), launched on the current stream; None where no kernel matches (wy_backward then
     runs its torch products). math: "fp32" or the twins' "tf32" / "tf32x3" at K = 64 (wy_math), math128 wider
-    (wy_math_k128), each op's taken where LR_WY_MMA_OPS names it and the module has one (wy_op_math; else fp32). None: no kernels (LR_FUSED_WY "torch", not CUDA, or a module without them)."""
+    (wy_math_k128), each op's taken where LR_WY_MMA_OPS names it and the module has one (wy_op_math; else fp32), and
+    where its rows are aligned for the twins' 16-byte copies (wy_rows_aligned; else the fp32 kernel). None: no kernels (LR_FUSED_WY "torch", not CUDA, or a module without them)."""
     km = switch_kernels(m, device, way or LR_FUSED_WY, "LR_FUSED_WY", "lowRankWy")
     if km is None:
         return None
@@ -1668,6 +1675,8 @@ def wy_launcher(m, device, way=None, math="fp32", math128="fp32"):
         k = wy_pick(km.kernels, op, mode, C, K, V, wy_op_math(op, K, math, math128))
         if k is None:
             return None
+        if k.get("math", "fp32") != "fp32" and not wy_rows_aligned(ts[:4]):
+            k = wy_pick(km.kernels, op, mode, C, K, V, "fp32")
         G = ts[-1]
         N = ts[0].shape[0]
         if G is not None and (G.dtype != torch.float32 or G.device != device or not G.is_contiguous() or tuple(G.shape) != (N, C + 1, 1)):

@@ -5,8 +5,10 @@
  *   Luu[a, c] = exp(G_a - G_{c+1}) (w_a . u_c), c < a;   rhs_c = BQ_c + exp(G_C - G_{c+1}) L^T u_c;   (I - Luu^T) DR = rhs,
  *
  * by mma.sync m16n8k8 with TF32 operands and fp32 accumulators (lowrank-readout-mma.ts's helpers; "tf32x3" splits every
- * operand into a TF32 head and tail). Luu's 16 x 8 tiles on or below the diagonal and rhs's tiles (U L, [C][V]) form one
- * list that the 8 warps take in turn. The back substitution runs in blocks of 16 steps from the chunk's last block: the
+ * operand into a TF32 head and tail). W and U arrive by 16-byte cp.async copies, then L (in flight while Luu's 16 x 8
+ * tiles on or below the diagonal run), then rhs's tiles (U L, [C][V]); the 8 warps take each list's tiles in turn. Every
+ * row must be 16-byte aligned (strides multiples of 4 floats): seqc_chunked_lowrank's wy_launcher checks and takes the
+ * fp32 kernel otherwise. The back substitution runs in blocks of 16 steps from the chunk's last block: the
  * block's own triangle on the SIMT cores in fp32 (one value column a thread, as the fp32 kernel's whole solve), then the
  * earlier rows' right-hand sides take the block's part, rhs[c0..] += Luu[block, c0..]^T DR[block], as m16n8k8 products
  * (16 x 8 tiles over the earlier rows, 16 steps deep). The fp32 kernel's solve is one 63-step chain of shared loads a
@@ -43,8 +45,9 @@ export function wyDrMmaSource(c: LowRankWyConfig, entry: string): string {
   const { mma, fragA, fragAt, fragBnk, fragBkn } = tf32Ops(c.math === "tf32x3");
   const CT = C / 8, VT = V / 8, nLuu = (C / 16) * CT, nRhs = (C / 16) * VT;
   const unroll = "#pragma unroll";
+  // R rows of w floats by 16-byte cp.async copies (rows 16-byte aligned: the launcher checks; w a multiple of 4)
   const rows = (dst: string, ld: number, src: string, stride: string, R: number, w: number) =>
-    `${unroll} 8\n  for (u32 y = 0; y < ${Math.ceil((R * w) / NT)}u; ++y) { const u32 x = t + y * ${NT}u;${(R * w) % NT ? ` if (x >= ${R * w}u) break;` : ""} const u32 a = x / ${w}u, i = x % ${w}u; ${dst}[a * ${ld}u + i] = ${src}[(size_t)n * ${R}u * ${stride} + a * ${stride} + i]; }\n`;
+    `  for (u32 x = t; x < ${(R * w) / 4}u; x += ${NT}u) { const u32 a = x / ${w / 4}u, i = 4u * (x % ${w / 4}u); seqc_cp16(&${dst}[a * ${ld}u + i], &${src}[((size_t)n * ${R}u + a) * ${stride} + i]); }\n`;
   return `
 extern "C" __global__ void __launch_bounds__(${NT}, 1) ${entry}(const float* __restrict__ W, u32 ws, const float* __restrict__ U, u32 us, const float* __restrict__ BQ, const float* __restrict__ L, const float* __restrict__ Gg, float* __restrict__ DR, u32 N) {
   SEQC_SMEM_DECL(seqc_smem_raw);
@@ -57,32 +60,38 @@ extern "C" __global__ void __launch_bounds__(${NT}, 1) ${entry}(const float* __r
   const u32 n = blockIdx.x, t = threadIdx.x;
   if (n >= N) return;
   const u32 w = t >> 5u, l = t & 31u, g = l >> 2u, tg = l & 3u;
-${rows("sW", LQ, "W", "ws", C, K)}${rows("sU", LQ, "U", "us", C, K)}${rows("sL", LD, "L", `${V}u`, K, V)}${dec ? `  for (u32 x = t; x < ${C + 1}u; x += ${NT}u) sG[x] = Gg[(size_t)n * ${C + 1}u + x];\n` : ""}  __syncthreads();
-  // Luu's tiles (rows a0.., columns c0..) on or below the diagonal, masked c < a and decayed; then rhs's tiles
-  for (u32 x = w; x < ${nLuu + nRhs}u; x += ${NW}u) {
+${rows("sW", LQ, "W", "ws", C, K)}${rows("sU", LQ, "U", "us", C, K)}  seqc_cp_commit();
+${rows("sL", LD, "L", `${V}u`, K, V)}  seqc_cp_commit();
+${dec ? `  for (u32 x = t; x < ${C + 1}u; x += ${NT}u) sG[x] = Gg[(size_t)n * ${C + 1}u + x];\n` : ""}  seqc_cp_wait<1>();  // W and U (L still in flight during Luu)
+  __syncthreads();
+  // Luu's tiles (rows a0.., columns c0..) on or below the diagonal, masked c < a and decayed
+  for (u32 x = w; x < ${nLuu}u; x += ${NW}u) {
+    const u32 a0 = 16u * (x / ${CT}u), c0 = 8u * (x % ${CT}u);
+    if (c0 > a0 + 15u) continue;
     float acc[4] = {0.f, 0.f, 0.f, 0.f};
-    if (x < ${nLuu}u) {
-      const u32 a0 = 16u * (x / ${CT}u), c0 = 8u * (x % ${CT}u);
-      if (c0 > a0 + 15u) continue;
-      for (u32 ks = 0; ks < ${K / 8}u; ++ks) {
-${fragA("        ", "fa", "sW", LQ, "a0", "8u * ks")}${fragBnk("        ", "fb", "sU", LQ, "c0", "8u * ks")}${mma("        ", "acc", "fa", "fb")}      }
+    for (u32 ks = 0; ks < ${K / 8}u; ++ks) {
+${fragA("      ", "fa", "sW", LQ, "a0", "8u * ks")}${fragBnk("      ", "fb", "sU", LQ, "c0", "8u * ks")}${mma("      ", "acc", "fa", "fb")}    }
 ${unroll}
-      for (u32 r = 0; r < 4u; ++r) {
-        const u32 a = a0 + g + 8u * (r >> 1u), cc = c0 + 2u * tg + (r & 1u);
-${dec ? `        sA[a * ${LP}u + cc] = cc < a ? acc[r] * expf(sG[a] - sG[cc + 1u]) : 0.f;` : `        sA[a * ${LP}u + cc] = cc < a ? acc[r] : 0.f;`}
-      }
-    } else {
-      const u32 y = x - ${nLuu}u, c0 = 16u * (y / ${VT}u), j0 = 8u * (y % ${VT}u);
-      for (u32 ks = 0; ks < ${K / 8}u; ++ks) {
-${fragA("        ", "fa", "sU", LQ, "c0", "8u * ks")}${fragBkn("        ", "fb", "sL", LD, "j0", "8u * ks")}${mma("        ", "acc", "fa", "fb")}      }
+    for (u32 r = 0; r < 4u; ++r) {
+      const u32 a = a0 + g + 8u * (r >> 1u), cc = c0 + 2u * tg + (r & 1u);
+${dec ? `      sA[a * ${LP}u + cc] = cc < a ? acc[r] * expf(sG[a] - sG[cc + 1u]) : 0.f;` : `      sA[a * ${LP}u + cc] = cc < a ? acc[r] : 0.f;`}
+    }
+  }
+  seqc_cp_wait<0>();
+  __syncthreads();
+  // rhs's tiles: rows c0.. (16), columns j0.. (8)
+  for (u32 x = w; x < ${nRhs}u; x += ${NW}u) {
+    const u32 c0 = 16u * (x / ${VT}u), j0 = 8u * (x % ${VT}u);
+    float acc[4] = {0.f, 0.f, 0.f, 0.f};
+    for (u32 ks = 0; ks < ${K / 8}u; ++ks) {
+${fragA("      ", "fa", "sU", LQ, "c0", "8u * ks")}${fragBkn("      ", "fb", "sL", LD, "j0", "8u * ks")}${mma("      ", "acc", "fa", "fb")}    }
 ${unroll}
-      for (u32 h = 0; h < 2u; ++h) {
-        const u32 cc = c0 + g + 8u * h, j = j0 + 2u * tg;
-        const float e = ${dec ? `expf(sG[${C}u] - sG[cc + 1u])` : "1.f"};
-        const float2 b = *(const float2*)&BQ[((size_t)n * ${C}u + cc) * ${V}u + j];
-        sR[cc * ${LD}u + j] = fmaf(e, acc[2u * h], b.x);
-        sR[cc * ${LD}u + j + 1u] = fmaf(e, acc[2u * h + 1u], b.y);
-      }
+    for (u32 h = 0; h < 2u; ++h) {
+      const u32 cc = c0 + g + 8u * h, j = j0 + 2u * tg;
+      const float e = ${dec ? `expf(sG[${C}u] - sG[cc + 1u])` : "1.f"};
+      const float2 b = *(const float2*)&BQ[((size_t)n * ${C}u + cc) * ${V}u + j];
+      sR[cc * ${LD}u + j] = fmaf(e, acc[2u * h], b.x);
+      sR[cc * ${LD}u + j + 1u] = fmaf(e, acc[2u * h + 1u], b.y);
     }
   }
   __syncthreads();

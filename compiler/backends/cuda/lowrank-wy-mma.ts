@@ -10,7 +10,9 @@
  * Operands stay in their row layouts in shared memory: Q [C][K] (P1's A operand by ldmatrix; BP's transposed one by
  * 32-bit loads, each scaled by exp(G_{a+1})), U [C][K] (P1's B operand [n][k]), P1 [C][C] and XI [C][K] (transposed A
  * operands [k][m]), dY and BQ [C][V] (B operands [k][n]); rows padded 4 mod 32 ([m][k] and [n][k] reads) or 8 mod 32
- * ([k][m] and [k][n] reads) so the fragment reads are conflict-free (Q's transposed reads: two-way).
+ * ([k][m] and [k][n] reads) so the fragment reads are conflict-free (Q's transposed reads: two-way). The rows arrive by
+ * 16-byte cp.async copies in two groups (Q and U, then dY and XI, in flight during P1), so every row must be 16-byte
+ * aligned (strides multiples of 4 floats): seqc_chunked_lowrank's wy_launcher checks and takes the fp32 kernel otherwise.
  */
 import type { LowRankWyConfig } from "./lowrank-wy.ts";
 import { padStride, tf32Ops } from "./lowrank-readout-mma.ts";
@@ -35,8 +37,9 @@ export function wyPreMmaSource(c: LowRankWyConfig, entry: string): string {
   const { LQ, LP, LD, LX } = wyPreMmaLayout(c);
   const { mma, fragA, fragAt, fragBnk, fragBkn } = tf32Ops(c.math === "tf32x3");
   const CT = C / 8, VT = V / 8;
+  // a chunk's rows by 16-byte cp.async copies (rows 16-byte aligned: the launcher checks; w a multiple of 4)
   const rows = (dst: string, ld: number, src: string, stride: string, w: number) =>
-    `  for (u32 x = t; x < ${C * w}u; x += ${NT}u) { const u32 a = x / ${w}u, i = x % ${w}u; ${dst}[a * ${ld}u + i] = ${src}[((size_t)n * ${C}u + a) * ${stride} + i]; }\n`;
+    `  for (u32 x = t; x < ${(C * w) / 4}u; x += ${NT}u) { const u32 a = x / ${w / 4}u, i = 4u * (x % ${w / 4}u); seqc_cp16(&${dst}[a * ${ld}u + i], &${src}[((size_t)n * ${C}u + a) * ${stride} + i]); }\n`;
   return `
 extern "C" __global__ void __launch_bounds__(${NT}, 2) ${entry}(const float* __restrict__ Q, u32 qs, const float* __restrict__ U, u32 us, const float* __restrict__ DY, const float* __restrict__ XI, u32 xs, const float* __restrict__ Gg, float* __restrict__ BQ, float* __restrict__ BP, u32 N) {
   SEQC_SMEM_DECL(seqc_smem_raw);
@@ -51,7 +54,10 @@ extern "C" __global__ void __launch_bounds__(${NT}, 2) ${entry}(const float* __r
   const u32 n = blockIdx.x, t = threadIdx.x;
   if (n >= N) return;
   const u32 w = t >> 5u, l = t & 31u, g = l >> 2u, tg = l & 3u;
-${rows("sQ", LQ, "Q", "qs", K)}${rows("sU", LQ, "U", "us", K)}${rows("sD", LD, "DY", `${V}u`, V)}${rows("sX", LX, "XI", "xs", K)}${dec ? `  for (u32 x = t; x < ${C + 1}u; x += ${NT}u) sG[x] = Gg[(size_t)n * ${C + 1}u + x];\n  __syncthreads();\n  for (u32 x = t; x < ${C}u; x += ${NT}u) sE[x] = expf(sG[x + 1u]);\n` : `  for (u32 x = t; x < ${C}u; x += ${NT}u) sE[x] = 1.f;\n`}  __syncthreads();
+${rows("sQ", LQ, "Q", "qs", K)}${rows("sU", LQ, "U", "us", K)}  seqc_cp_commit();
+${rows("sD", LD, "DY", `${V}u`, V)}${rows("sX", LX, "XI", "xs", K)}  seqc_cp_commit();
+${dec ? `  for (u32 x = t; x < ${C + 1}u; x += ${NT}u) sG[x] = Gg[(size_t)n * ${C + 1}u + x];\n  __syncthreads();\n  for (u32 x = t; x < ${C}u; x += ${NT}u) sE[x] = expf(sG[x + 1u]);\n` : `  for (u32 x = t; x < ${C}u; x += ${NT}u) sE[x] = 1.f;\n`}  seqc_cp_wait<1>();  // Q and U (dY and XI still in flight during P1)
+  __syncthreads();
   // P1: tiles (rows a0.., columns c0..) on or below the diagonal (c0 <= a0 + 15), masked c <= a and decayed
   for (u32 x = w; x < ${(C / 16) * CT}u; x += ${WY_MMA_WARPS}u) {
     const u32 a0 = 16u * (x / ${CT}u), c0 = 8u * (x % ${CT}u);
@@ -65,6 +71,7 @@ ${"#pragma unroll"}
 ${dec ? `      sP[a * ${LP}u + cc] = cc < a + 1u ? acc[r] * expf(sG[a + 1u] - sG[cc + 1u]) : 0.f;` : `      sP[a * ${LP}u + cc] = cc < a + 1u ? acc[r] : 0.f;`}
     }
   }
+  seqc_cp_wait<0>();
   __syncthreads();
   // BQ = P1^T dY: rows c0.. (16), columns j0.. (8), over a >= c0
   for (u32 x = w; x < ${(C / 16) * VT}u; x += ${WY_MMA_WARPS}u) {
