@@ -87,18 +87,19 @@ function reference(c: LowRankReadKeyConfig, d: Data, oq: number): Float64Array {
   return out;
 }
 
-/** An emulator executable for a module: argv dir (Q, EA, EB, S0, G, OUT .bin float32), entry, N, threads, smem, oq, mq; writes OUT.out. */
+/** An emulator executable for a module: argv dir (Q, EA, EB, S0, G, OUT .bin float32), entry, N, threads, smem, oq, mq[,
+ * mirror]; writes OUT.out. */
 function buildEmu(source: string, kernels: LowRankReadKeyKernel[]): string {
-  const tramp = kernels.map((k) => `static void body_${k.entry}() { ${k.entry}((const float*)P[0], (const float*)P[1], (const float*)P[2], (const float*)P[3], (const float*)P[4], (float*)P[5], NN, OQ, MQ); }`);
+  const tramp = kernels.map((k) => `static void body_${k.entry}() { ${k.entry}((const float*)P[0], (const float*)P[1], (const float*)P[2], (const float*)P[3], (const float*)P[4], (float*)P[5], NN, OQ, MQ, MIRROR); }`);
   const main = `
-static void* P[6]; static unsigned NN, OQ, MQ;
+static void* P[6]; static unsigned NN, OQ, MQ, MIRROR;
 ${tramp.join("\n")}
 ${EMU_READF}
 int main(int argc, char** argv) {
   std::string dir = argv[1], entry = argv[2];
   NN = (unsigned)atoi(argv[3]);
   unsigned threads = (unsigned)atoi(argv[4]), smem = (unsigned)atoi(argv[5]);
-  OQ = (unsigned)atoi(argv[6]); MQ = (unsigned)atoi(argv[7]);
+  OQ = (unsigned)atoi(argv[6]); MQ = (unsigned)atoi(argv[7]); MIRROR = argc > 8 ? (unsigned)atoi(argv[8]) : 0u;
   std::vector<char> b[6] = {readf(dir + "/Q.bin"), readf(dir + "/EA.bin"), readf(dir + "/EB.bin"), readf(dir + "/S0.bin"), readf(dir + "/G.bin"), readf(dir + "/OUT.bin")};
   for (int i = 0; i < 6; ++i) P[i] = b[i].data();
 ${emuEntrySelect(kernels.map((k) => k.entry))}
@@ -112,7 +113,7 @@ ${emuEntrySelect(kernels.map((k) => k.entry))}
 }
 
 /** The kernel's OUT on the emulation: the key axis takes EA = KK, EB = VV; the value axis EA = VV, EB = KK. */
-function runEmu(bin: string, k: LowRankReadKeyKernel, d: Data, oq: number): Float64Array {
+function runEmu(bin: string, k: LowRankReadKeyKernel, d: Data, oq: number, mirror = 0): Float64Array {
   return inScratchDir("seqc-lrreadkey-", (dir) => {
     const key = k.axis === "key", B = key ? k.V : k.K;
     writeFileSync(join(dir, "Q.bin"), f32Bytes(d.Q));
@@ -121,7 +122,7 @@ function runEmu(bin: string, k: LowRankReadKeyKernel, d: Data, oq: number): Floa
     writeFileSync(join(dir, "S0.bin"), f32Bytes(d.S0));
     writeFileSync(join(dir, "G.bin"), f32Bytes(d.G));
     writeFileSync(join(dir, "OUT.bin"), f32Bytes(new Float64Array(d.N * k.C * d.mq * B).fill(NaN))); // the kernel must write every output
-    execFileSync(bin, [dir, k.entry, String(d.N), String(k.threads), String(k.sharedBytes), String(oq), String(d.mq)], { stdio: "pipe" });
+    execFileSync(bin, [dir, k.entry, String(d.N), String(k.threads), String(k.sharedBytes), String(oq), String(d.mq), String(mirror)], { stdio: "pipe" });
     return readF32(join(dir, "OUT.out"));
   });
 }
@@ -138,6 +139,27 @@ function errors(k: LowRankReadKeyKernel, bin: string, d: Data, oq: number): { al
     row = Math.max(row, w.every((x) => x === 0) ? (g.every((x) => x === 0) ? 0 : Infinity) : relativeError(g, w));
   }
   return { all: relativeError(got, want), row };
+}
+
+/** Rows [N, C, w] (w = the rest of a row's step) of lines of nC chunks in the reversed order: row n's step a becomes row
+ * n - n % nC + nC - 1 - n % nC's step C - 1 - a (the chain's reversed timeline of a line; its own inverse). */
+function mirrorRows(x: Float64Array, N: number, C: number, nC: number): Float64Array {
+  const w = x.length / (N * C), out = new Float64Array(x.length);
+  for (let n = 0; n < N; n++) {
+    const nm = n - (n % nC) + nC - 1 - (n % nC);
+    for (let a = 0; a < C; a++) out.set(x.subarray((n * C + a) * w, (n * C + a + 1) * w), (nm * C + C - 1 - a) * w);
+  }
+  return out;
+}
+
+/** The kernel with mirror = nC on Q stored mirrored, its OUT mirrored back: bitwise the plain run's OUT? (the largest
+ * difference; 0 where bitwise). */
+function mirrorDiff(k: LowRankReadKeyKernel, bin: string, d: Data, oq: number, nC: number): number {
+  const want = runEmu(bin, k, d, oq);
+  const got = mirrorRows(runEmu(bin, k, { ...d, Q: mirrorRows(d.Q, d.N, k.C, nC) }, oq, nC), d.N, k.C, nC);
+  let m = 0;
+  for (let i = 0; i < got.length; i++) m = Math.max(m, Number.isNaN(got[i]) ? Infinity : Math.abs(got[i] - want[i]));
+  return m;
 }
 
 const SMALL: LowRankReadKeyConfig[] = [
@@ -221,6 +243,27 @@ describe.skipIf(!gpp)("low-rank chunk readouts with a per-key decay on the CPU e
     expect(broken(vp, `expf(sG[((cs | 3u) + 1u) * ${LV}u + (j)]`, `expf(sG[(cs + 1u) * ${LV}u + (j)]`, 1)).toBeGreaterThan(1e-2);
     expect(broken(vp, `b4 = (*(const float4*)&ebg[(cs * ${vp.M}u + y) * ${vp.K}u + 4u * tj]);`, `b4 = (*(const float4*)&sB[(cs * ${vp.M}u + y) * ${vp.K}u + 4u * tj]);`, 1)).toBeGreaterThan(1e-2);
   }, 200_000);
+
+  it("mirror (the chain's reversed timeline, LR_CHAIN_REV \"kernel\"): Q read and OUT written in the line's reversed order give bitwise the plain run's outputs; a copy that mirrors the steps but not the chunks fails", () => {
+    const cfgs = [SMALL[0], SMALL[3], SMALL[6], SMALL[12], ...LOWRANK_READ_KEY_CONFIGS];
+    const m = lowRankReadKeyModule(cfgs);
+    const bin = buildEmu(m.source, m.kernels);
+    for (const [i, k] of m.kernels.entries()) {
+      expect(k.mirror, k.entry).toBe(true);
+      const big = k.C === 64;
+      for (const [nL, nC, mq, oq, used] of (big ? [[1, 2, 2, 1, 64]] : [[2, 3, 2, 1, k.C], [1, 2, 1, 0, k.C - 3], [3, 1, 2, 0, k.C]]) as [number, number, number, number, number][]) {
+        const d = data(k, nL * nC, mq, used, -5, 29 + i + nC);
+        expect(mirrorDiff(k, bin, d, oq, nC), `${k.entry} lines ${nL} chunks ${nC} mq ${mq} oq ${oq} used ${used}`).toBe(0);
+      }
+    }
+    for (const k of [SMALL[0], SMALL[3], SMALL[6]]) {
+      const b = lowRankReadKeyModule([k], (src) => {
+        expect(src).toContain("(mirror - 1u - n % mirror)");
+        return src.replace("(mirror - 1u - n % mirror)", "(n % mirror)");
+      });
+      expect(mirrorDiff(b.kernels[0], buildEmu(b.source, b.kernels), data(k, 4, 2, k.C, -5, 41), 1, 2), `${k.axis} ${k.form ?? ""}: chunks not mirrored`).toBeGreaterThan(1e-3);
+    }
+  }, 600_000);
 
   it("configurations that do not fit are refused; the shipped ones fit two blocks an SM (<= 113 KiB each)", () => {
     expect(() => lowRankReadKeyModule([{ axis: "key", C: 64, K: 10, V: 20, M: 2 }])).toThrow(/multiples of 4/);

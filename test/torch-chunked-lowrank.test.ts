@@ -120,15 +120,15 @@ describe("torch target: the low-rank chunked backward's plans", () => {
 
 /** lowrank_backward in Python (CPU torch), every chain model run here by the interpreter. */
 /** How a glue run is asked to run its parts (seqc_chunked_lowrank's switches; readWay / augWay undefined: its defaults). */
-interface Ways { torchOps: boolean; readWay?: "plan" | "matmul"; augWay?: "plan" | "matmul" | "auto"; keyWay?: "blocks" | "halves"; layout?: "heads" | "tokens"; share?: boolean; solve?: "trsm" | "blocks"; solveBlock?: number; mm?: "fp32" | "bf16"; lean?: boolean; fused?: "recurrence"; readout?: "recurrence"; bwd?: "chain" | "wy"; keyBwd?: "chain" | "wy"; wyBreak?: "walk" | "xI" | "a0" | "ld"; pass?: "recurrence"; wyKern?: "recurrence"; postBinds?: string[]; copies?: "lean" | "old"; merge?: "decay" | "off"; mergeBreak?: boolean; readKey?: "recurrence"; readKeyBreak?: boolean; revRead?: "flip" | "kernel"; revBreak?: boolean }
+interface Ways { torchOps: boolean; readWay?: "plan" | "matmul"; augWay?: "plan" | "matmul" | "auto"; keyWay?: "blocks" | "halves"; layout?: "heads" | "tokens"; share?: boolean; solve?: "trsm" | "blocks"; solveBlock?: number; mm?: "fp32" | "bf16"; lean?: boolean; fused?: "recurrence"; readout?: "recurrence"; bwd?: "chain" | "wy"; keyBwd?: "chain" | "wy"; wyBreak?: "walk" | "xI" | "a0" | "ld"; pass?: "recurrence"; wyKern?: "recurrence"; postBinds?: string[]; copies?: "lean" | "old"; merge?: "decay" | "off"; mergeBreak?: boolean; readKey?: "recurrence"; readKeyBreak?: boolean; revRead?: "flip" | "kernel"; revBreak?: boolean; chainRev?: "flip" | "kernel"; mirrorBreak?: boolean }
 
-async function pythonLowRank(model: I.Model, { names, models }: ReturnType<typeof lowRankChain>, run: RunInputs, cot: ReturnType<typeof randomCotangents>, dropStateCot: boolean, chunk: number, dtype: "float64" | "float32", { readKey, readKeyBreak, torchOps, readWay, augWay, keyWay, layout, share, solve, solveBlock, mm, lean, fused, readout, bwd, keyBwd, wyBreak, pass, wyKern, postBinds, copies, merge, mergeBreak, revRead, revBreak }: Ways) {
+async function pythonLowRank(model: I.Model, { names, models }: ReturnType<typeof lowRankChain>, run: RunInputs, cot: ReturnType<typeof randomCotangents>, dropStateCot: boolean, chunk: number, dtype: "float64" | "float32", { readKey, readKeyBreak, torchOps, readWay, augWay, keyWay, layout, share, solve, solveBlock, mm, lean, fused, readout, bwd, keyBwd, wyBreak, pass, wyKern, postBinds, copies, merge, mergeBreak, revRead, revBreak, chainRev, mirrorBreak }: Ways) {
   const dims = { ...run.dims };
   const { batch: B, time: T } = run;
   const case_ = {
     // bwd unset: the adjoint chain, whatever the module's default (LR_BWD "wy" since the H200 timing): the blocks written for
     // the chain keep checking it; the chunk-state backward's block asks for "wy"
-    readKey, readKeyBreak, names, B, T, chunk, dtype, decayWay: torchOps ? "cumsum" : "plan", passWay: torchOps ? "matmul" : "plan", readWay, augWay, keyWay, layout, share, solve, solveBlock, mm, lean, fused, readout, bwd: bwd ?? "chain", keyBwd, wyBreak, pass, wyKern, postBinds, copies, merge, mergeBreak, revRead, revBreak,
+    readKey, readKeyBreak, names, B, T, chunk, dtype, decayWay: torchOps ? "cumsum" : "plan", passWay: torchOps ? "matmul" : "plan", readWay, augWay, keyWay, layout, share, solve, solveBlock, mm, lean, fused, readout, bwd: bwd ?? "chain", keyBwd, wyBreak, pass, wyKern, postBinds, copies, merge, mergeBreak, revRead, revBreak, chainRev, mirrorBreak,
     ...glueTensors(model, names.state, run, cot, dropStateCot),
   };
   const parts: string[] = [];
@@ -777,6 +777,83 @@ describe.skipIf(!cpuTorch)("torch target: the fused readouts with a per-key deca
     expect(broken.readoutCalls).toBe(5);
     expect(err(broken), "a per-key stand-in with one decay for all keys").toBeGreaterThan(1e-2);
   }, 300_000);
+});
+
+describe.skipIf(!cpuTorch)("torch target: the chain's adjoint reading its reversed timeline through the per-key readouts (seqc_chunked_lowrank LR_CHAIN_REV \"kernel\": ChunkCore.read_mirror, the decay plan's inputs by index_select)", () => {
+  it("rwkv7: \"kernel\" equals \"flip\" bitwise (the per-key stand-in takes both adjoint reads mirrored), 16 -> 3 line flips; a padded chunk falls back to flips around the reads; a stand-in ignoring mirror is far off", async () => {
+    const model = load("rwkv7");
+    const dims = dimsOf(model);
+    const chain = lowRankChain(model, dims);
+    // the decay adjoint as its plan (LR_DECAY "plan", the default: torchOps false), the readouts as products, the heads layout
+    const F: Ways = { torchOps: false, readWay: "matmul", augWay: "matmul", fused: "recurrence", readout: "recurrence", readKey: "recurrence" };
+    const run = (B: number, T: number, seed: number) => chunkInputs(model, { dims, batch: B, time: T, seed, initialState: true, stress: true });
+    const same = (a: { inputs: Record<string, { data: number[] }>; dS0: { data: number[] } }, b: typeof a) =>
+      Math.max(...Object.keys(a.inputs).map((k) => relativeError(Float64Array.from(a.inputs[k].data), Float64Array.from(b.inputs[k].data))), relativeError(Float64Array.from(a.dS0.data), Float64Array.from(b.dS0.data)));
+    for (const [B, T, chunk, dtype, mirrored] of [[2, 23, 8, "float64", 2], [1, 1, 16, "float64", 2], [2, 29, 16, "float32", 2], [2, 23, 13, "float64", 0]] as const) {
+      const label = `B=${B} T=${T} chunk=${chunk} ${dtype}`;
+      const r = run(B, T, 70 + T), cot = randomCotangents(interpret(model, r), T + 3);
+      const want = await gradients(model, r, cot);
+      const flip = await pythonLowRank(model, chain, r, cot, false, chunk, dtype, { ...F, chainRev: "flip" });
+      const kern = await pythonLowRank(model, chain, r, cot, false, chunk, dtype, { ...F, chainRev: "kernel" });
+      const err = (got: typeof flip) => Math.max(...Object.entries(want.inputs).map(([k, v]) => relativeError(Float64Array.from(got.inputs[k].data), v)), relativeError(Float64Array.from(got.dS0.data), want.initialState[chain.names.state]));
+      const tol = dtype === "float64" ? 1e-9 : 1e-4;
+      expect(err(flip), `${label}: flip vs reference`).toBeLessThanOrEqual(tol);
+      expect(err(kern), `${label}: kernel vs reference`).toBeLessThanOrEqual(tol);
+      expect(same(kern, flip), `${label}: kernel vs flip`).toBe(0);
+      // the adjoint's two reads (key axis: dv, a; value axis: dk, du) mirrored where the chunk is not padded (halves: 13 ->
+      // 16, then read_mirror flips Q and the outputs around the plain reads: 4 flips of [N, C, m, w])
+      expect([flip.readoutCalls, kern.readoutCalls, flip.readoutMirror, kern.readoutMirror], label).toEqual([5, 5, 0, mirrored]);
+      // (16 flips: the adjoint's nine inputs, a, dv, dk, du back, the decay's dq, dw and its output; "kernel": x_k, x_v
+      // and the decay's output; the inputs read a step later by index_select)
+      expect([flip.bigFlips, kern.bigFlips], label).toEqual([16, mirrored ? 3 : 7]);
+    }
+    const r = run(2, 23, 93), cot = randomCotangents(interpret(model, r), 26);
+    const want = await gradients(model, r, cot);
+    const broken = await pythonLowRank(model, chain, r, cot, false, 8, "float64", { ...F, chainRev: "kernel", mirrorBreak: true });
+    expect(broken.readoutMirror).toBe(2);
+    expect(Math.max(...Object.entries(want.inputs).map(([k, v]) => relativeError(Float64Array.from(broken.inputs[k].data), v))), "a per-key stand-in that ignores mirror").toBeGreaterThan(1e-2);
+  }, 300_000);
+
+  it("readout_key_launcher: mirror passed as the kernels' last argument where they take it (the module's descriptors), refused by modules built before it and by other decay modes", () => {
+    const kernels = lowRankReadKeyModule().kernels;
+    const script = `
+import contextlib, json, sys
+sys.path.insert(0, 'runtime/torch')
+import torch
+import seqc_chunked_lowrank as m
+ks = json.loads(sys.stdin.read())
+calls = []
+class KM:
+    def __init__(self, kernels):
+        self.kernels = kernels
+    def launch(self, k, grid, args, stream):
+        calls.append([k['entry'], list(grid), [a[1] if a[0] == 'u32' else a[0] for a in args]])
+torch.cuda.device = lambda d: contextlib.nullcontext()
+torch.cuda.current_stream = lambda d=None: type('S', (), {'cuda_stream': 0})()
+dev = torch.device('cpu')
+def base(*a, **kw):
+    calls.append(['base', kw.get('rev', False)])
+    return True
+out = {}
+for name, kk in (('new', ks), ('old', [dict((x, y) for x, y in k.items() if x != 'mirror') for k in ks])):
+    m.switch_kernels = lambda mod, device, way, switch, key: KM(kk)
+    launch = m.readout_key_launcher(base, None, dev)
+    N, C, K = 4, 64, 64
+    f = lambda *s: torch.zeros(*s)
+    args = ('key', 1, 'key', C, K, K, 2, f(N, C, 2, K), f(N, C, 2, K), f(N, C, 2, K), f(N, K, K), f(N, C + 1, K), f(N, C, 2, K))
+    out[name] = [launch(*args), launch(*args, mirror=2), launch(*args, mirror=3), launch('key', 1, 'scalar', *args[3:], mirror=2), launch('key', 1, 'scalar', *args[3:])]
+out['calls'] = calls
+print(json.dumps(out))
+`;
+    const r = spawnSync("/usr/bin/python3", ["-c", script], { input: JSON.stringify(kernels), encoding: "utf8" });
+    expect(r.status, r.stderr).toBe(0);
+    const got = JSON.parse(r.stdout);
+    // new: plain, mirrored by 2, refused at 3 (4 rows not whole lines), a scalar decay with mirror refused, without it to base
+    expect(got.new).toEqual([true, true, false, false, true]);
+    expect(got.old).toEqual([true, false, false, false, true]);
+    const e = "seqc_lr_read_key_key_c64k64v64m2", p = ["ptr", "ptr", "ptr", "ptr", "ptr", "ptr"];
+    expect(got.calls).toEqual([[e, [4, 1], [...p, 4, 1, 2, 0]], [e, [4, 1], [...p, 4, 1, 2, 2]], ["base", false], [e, [4, 1], [...p, 4, 1, 2]], ["base", false]]);
+  });
 });
 
 describe.skipIf(!cpuTorch)("torch target: which per-key readouts kernel the launcher takes (seqc_chunked_lowrank.read_key_pick, LR_READ_KEY_PRE)", () => {

@@ -351,6 +351,20 @@ CONFIGS17 = [
     ("bf16 pre key reads", torch.bfloat16, {"LR_READ_KEY": "cuda", "LR_READ_KEY_PRE": "on"}),
 ]
 CONFIGS[17] = CONFIGS17
+# --variants 18: the chain's adjoint reading its reversed timeline through the per-key readouts (LR_CHAIN_REV "kernel": the
+# kernels' mirror argument, the inputs read a step later and the decay plan's inputs by index_select; 16 flips and 4
+# copies of a line a step -> 3 flips) against the flips
+# (LR_CHAIN_REV "flip"), with the per-key kernels plain and pre-decayed (LR_READ_KEY_PRE off / on), fp32 and bf16; the
+# fp32 pair sectioned and profiled (every model).
+CONFIGS18 = [
+    ("fp32 flips", torch.float32, {"LR_CHAIN_REV": "flip", "LR_READ_KEY_PRE": "off"}),
+    ("fp32 mirror", torch.float32, {"LR_CHAIN_REV": "kernel", "LR_READ_KEY_PRE": "off"}),
+    ("bf16 flips", torch.bfloat16, {"LR_CHAIN_REV": "flip", "LR_READ_KEY_PRE": "off"}),
+    ("bf16 mirror", torch.bfloat16, {"LR_CHAIN_REV": "kernel", "LR_READ_KEY_PRE": "off"}),
+    ("bf16 flips pre", torch.bfloat16, {"LR_CHAIN_REV": "flip", "LR_READ_KEY_PRE": "on"}),
+    ("bf16 mirror pre", torch.bfloat16, {"LR_CHAIN_REV": "kernel", "LR_READ_KEY_PRE": "on"}),
+]
+CONFIGS[18] = CONFIGS18
 # the configurations whose one eager step is profiled (DeltaNet) and, for 7 and 8, sectioned (LR_TIMES; every model)
 PROFILED = {6: ("bf16 lean, fp32 products", "fp32 lean"), 7: ("fp32 torch transitions", "fp32 fused transitions"), 8: ("fp32 torch readouts", "fp32 fused readouts"), 9: ("fp32 chain", "fp32 wy"),
             10: ("fp32 chain, pass kernel", "fp32 wy, pass + wy kernels"), 11: ("bf16 fp32 readouts", "bf16 tf32x3 readouts", "bf16 tf32 readouts"),
@@ -359,6 +373,7 @@ PROFILED = {6: ("bf16 lean, fp32 products", "fp32 lean"), 7: ("fp32 torch transi
 
 PROFILED[16] = ("fp32 torch key reads", "fp32 kernel key reads")
 PROFILED[17] = ("fp32 plain key reads", "fp32 pre key reads")
+PROFILED[18] = ("fp32 flips", "fp32 mirror")
 
 
 def drop_graphs(sm):
@@ -408,11 +423,11 @@ def case6(args, root, model, shape, rate, log):
                 t = tb.timed(one, 1, args.reps, args.cap_s)
                 one()
                 t["grads"] = {n: v.grad.detach().float().clone() for n, v in leaves.items()}
-                if args.variants in (7, 8, 9, 10, 11, 12, 13, 14, 16, 17, 15) and label in PROFILED[args.variants]:
+                if args.variants in (7, 8, 9, 10, 11, 12, 13, 14, 16, 17, 15, 18) and label in PROFILED[args.variants]:
                     t["sections_ms"] = sections(one)
                     log("%s %s: %s sections (eager) %s" % (model, shape, label, ", ".join("%s %.2f" % kv for kv in t["sections_ms"].items())))
-                if args.profile and (model == "deltanet" or args.variants in (13, 16, 17)) and label in PROFILED[args.variants]:
-                    t["profile_top"] = profile(one, os.path.join(args.profile, "profile-%s-%s.txt" % (model, label.replace(" ", "-"))), stacks=args.variants == 15)
+                if args.profile and (model == "deltanet" or args.variants in (13, 16, 17, 18)) and label in PROFILED[args.variants]:
+                    t["profile_top"] = profile(one, os.path.join(args.profile, "profile-%s-%s.txt" % (model, label.replace(" ", "-"))), stacks=args.variants in (15, 18))
                     log("%s %s: %s profile (one eager step, CUDA self ms) %s" % (model, shape, label, ", ".join("%s %.2f" % kv for kv in t["profile_top"][:14])))
             import seqc_chunked_lowrank as lr
             t["bmm_out_dtype"] = lr._OUT_DTYPE[0]
@@ -501,7 +516,7 @@ def sections(one):
 
 
 # the ops that make copies, listed with their call stacks by profile(stacks=True)
-COPY_OPS = ("aten::copy_", "aten::flip", "aten::cat", "aten::stack", "aten::clone", "aten::contiguous", "aten::constant_pad_nd", "aten::zero_", "aten::fill_", "aten::index_put_")
+COPY_OPS = ("aten::copy_", "aten::flip", "aten::cat", "aten::stack", "aten::clone", "aten::contiguous", "aten::constant_pad_nd", "aten::zero_", "aten::fill_", "aten::index_put_", "aten::index_select")
 
 
 def profile(one, path, stacks=False):
@@ -595,7 +610,7 @@ def main():
     ap.add_argument("--cap-s", type=float, default=3.0)
     ap.add_argument("--fla-max-configs", type=int, default=6)
     ap.add_argument("--warm-fla", nargs=2, type=int)
-    ap.add_argument("--variants", type=int, default=1, help="1: also time the glue's choices (decay cumsum, chunk 32 / 128); 2: pass as torch.matmul, readout parts' sequential variants; 3: readouts as the plans, aug as matrix products, chunk 32 / 128, RWKV-7's sub-blocks 8 / 32; 4: the old defaults (eager, RWKV-7's sub-blocks), graphs off, RWKV-7's aug as products; 5: the old layout without sharing (LR_LAYOUT, LR_SHARE), each alone, the blocked solve (LR_SOLVE), the decay as cumsum; 6: fp32 and bf16 inputs with the old and new LR_MM / LR_MM_PARTS / LR_LEAN (CONFIGS6) beside the anchor, --accuracy; 7: the chunk transitions by torch ops and by the fused kernel (LR_FUSED, CONFIGS7), fp32 and bf16, beside the anchor, sections, --accuracy; 8: the readouts by torch ops and by the fused kernel (LR_FUSED_READ, CONFIGS8), likewise; 9: the backward as the adjoint chain and in the chunk-state structure (LR_BWD, CONFIGS9), likewise; 10: the walks over the chunks by torch products and by the pass kernel (LR_FUSED_PASS), wy's per-chunk kernels (LR_FUSED_WY; CONFIGS10), likewise; 11: the fused readouts' tensor-core twins for bf16 (LR_READ_MMA tf32 / tf32x3 / off; CONFIGS11), likewise; 12: the backward's y read left out where post's backward binds no y, the glue's fewer copies and flips, a decay step merged into the next (LR_Y_READ, LR_COPIES, LR_MERGE; CONFIGS12), likewise; 13: a per-key decay (RWKV-7) in the chunk-state backward vs the chain (LR_BWD_KEY; CONFIGS13), likewise; 16: a per-key decay (RWKV-7) in the fused readouts vs ChunkCore's torch ops (LR_READ_KEY; CONFIGS16), likewise; 17: the per-key kernels' pre-decayed forms vs the plain ones (LR_READ_KEY_PRE; CONFIGS17), likewise; 14: the tensor-core twins off by default, bf16: wy's pre (LR_WY_MMA), the chunk transitions (LR_CORE_MMA), both (CONFIGS14), likewise; 15: wy's reversed chunks read backwards by the readouts kernel vs torch.flip copies (LR_REV_READ; CONFIGS15), bf16 and fp32, likewise, the profiles with the copies' call stacks")
+    ap.add_argument("--variants", type=int, default=1, help="1: also time the glue's choices (decay cumsum, chunk 32 / 128); 2: pass as torch.matmul, readout parts' sequential variants; 3: readouts as the plans, aug as matrix products, chunk 32 / 128, RWKV-7's sub-blocks 8 / 32; 4: the old defaults (eager, RWKV-7's sub-blocks), graphs off, RWKV-7's aug as products; 5: the old layout without sharing (LR_LAYOUT, LR_SHARE), each alone, the blocked solve (LR_SOLVE), the decay as cumsum; 6: fp32 and bf16 inputs with the old and new LR_MM / LR_MM_PARTS / LR_LEAN (CONFIGS6) beside the anchor, --accuracy; 7: the chunk transitions by torch ops and by the fused kernel (LR_FUSED, CONFIGS7), fp32 and bf16, beside the anchor, sections, --accuracy; 8: the readouts by torch ops and by the fused kernel (LR_FUSED_READ, CONFIGS8), likewise; 9: the backward as the adjoint chain and in the chunk-state structure (LR_BWD, CONFIGS9), likewise; 10: the walks over the chunks by torch products and by the pass kernel (LR_FUSED_PASS), wy's per-chunk kernels (LR_FUSED_WY; CONFIGS10), likewise; 11: the fused readouts' tensor-core twins for bf16 (LR_READ_MMA tf32 / tf32x3 / off; CONFIGS11), likewise; 12: the backward's y read left out where post's backward binds no y, the glue's fewer copies and flips, a decay step merged into the next (LR_Y_READ, LR_COPIES, LR_MERGE; CONFIGS12), likewise; 13: a per-key decay (RWKV-7) in the chunk-state backward vs the chain (LR_BWD_KEY; CONFIGS13), likewise; 16: a per-key decay (RWKV-7) in the fused readouts vs ChunkCore's torch ops (LR_READ_KEY; CONFIGS16), likewise; 17: the per-key kernels' pre-decayed forms vs the plain ones (LR_READ_KEY_PRE; CONFIGS17), likewise; 18: the chain's adjoint reading its reversed timeline through the per-key kernels vs flips (LR_CHAIN_REV), plain and pre-decayed (CONFIGS18), likewise, the profiles with the copies' call stacks; 14: the tensor-core twins off by default, bf16: wy's pre (LR_WY_MMA), the chunk transitions (LR_CORE_MMA), both (CONFIGS14), likewise; 15: wy's reversed chunks read backwards by the readouts kernel vs torch.flip copies (LR_REV_READ; CONFIGS15), bf16 and fp32, likewise, the profiles with the copies' call stacks")
     ap.add_argument("--no-anchor", action="store_true")
     ap.add_argument("--variants-at", default="8x2048x16x64")
     ap.add_argument("--accuracy", default="", help="BxT: --variants 6's accuracy at bf16-rounded inputs vs float64 (at the shapes' H, K)")

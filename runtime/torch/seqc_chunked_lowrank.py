@@ -259,8 +259,21 @@ LR_MERGE = "decay"
 # torch.flip, six copies of [N, C, m, 64] float32 tensors a step) or "kernel" (no flips: the fused readouts read the
 # tensors stored in forward time backwards, compiler/backends/cuda/lowrank-readout.ts's rev argument, and the keys' read
 # takes its one event slot as a strided view, the kernel's qs; where no kernel takes a read, ChunkCore.read_rev flips as
-# "flip" does). The same values either way (the same sums in the same order).
-LR_REV_READ = "flip"
+# "flip" does). The same values either way (the same sums in the same order). "kernel" is the default since one H200 call
+# (bench/RESULTS.md, "wy's reversed chunks read backwards"): (8, 2048, 16, 64), graphs, DeltaNet bf16 6.46 -> 5.89 ms
+# (fp32 8.66 -> 8.14; fla chunk_delta_rule 2.575), Gated DeltaNet bf16 8.22 -> 7.92 (fp32 10.61 -> 10.18); gradients
+# bitwise the flips' (bf16), vs float64 unchanged.
+LR_REV_READ = "kernel"
+# How the chain's adjoint (LR_BWD "chain" or a per-key decay on LR_BWD_KEY "chain": RWKV-7) reads its reversed timeline with
+# a per-key decay, the heads layout, LR_READ "matmul" and LR_DECAY "plan": "flip" (the adjoint's queries flipped in time, torch.flip of the
+# forward's lines, and its outputs flipped back; the log decays' adjoint's inputs flipped, then permuted to the decay
+# plan's layout) or "kernel" (the per-key readouts, lowrank-readout-key.ts's mirror argument, read the adjoint's queries
+# from the forward's lines and write its outputs dv, a, dk, du in forward time; the decay plan's inputs taken reversed
+# and permuted by one index_select each from forward-time tensors; where no kernel takes a read, ChunkCore.read_mirror
+# flips as "flip" does; the adjoint's inputs read a step later, rev(a, 1), as one index_select instead of a flip and a
+# copy). The same values either way (the same sums in the same order). RWKV-7: 16 flips and 4 copies of [B, H, Lp, K]
+# lines a step -> 3 flips. Not yet timed on the card.
+LR_CHAIN_REV = "flip"
 
 
 def merge_decay_steps(steps, readouts):
@@ -715,15 +728,17 @@ class ChunkCore:
         """[N, Cp, 1, LW]: exp(G_t) of each slot's time (the start state's decay to it)."""
         return torch.exp(self.G[:, oq : oq + self.Cp])[:, :, None]
 
-    def _fused_read_key(self, axis, oq, Q):
+    def _fused_read_key(self, axis, oq, Q, mirror=0):
         """read()'s [N, Cp, mq, w] with a per-key decay by the fused readouts' per-key kernels (self.readout where its
-        per_key attribute says it takes them: readout_key_launcher); None where it does not take this read."""
+        per_key attribute says it takes them: readout_key_launcher); None where it does not take this read. mirror:
+        read_mirror's chunks per line (Q and the output in the line's reversed order), 0 none."""
         if self.readout is None or not getattr(self.readout, "per_key", False) or self.S0 is None or self.mm is not None:
             return None
         N, Cp, K, V = self.N, self.Cp, self.K, self.V
         EA, EB = (self.KK, self.VV) if axis == "key" else (self.VV, self.KK)
         out = torch.empty([N, Cp, Q.shape[2], V if axis == "key" else K], dtype=self.dtype, device=self.device)
-        if not self.readout(axis, oq, "key", Cp, K, V, self.mk, Q.contiguous(), EA, EB, self.S0, self.G, out):
+        if not (self.readout(axis, oq, "key", Cp, K, V, self.mk, Q.contiguous(), EA, EB, self.S0, self.G, out, mirror=mirror) if mirror else
+                self.readout(axis, oq, "key", Cp, K, V, self.mk, Q.contiguous(), EA, EB, self.S0, self.G, out)):
             return None
         return out
 
@@ -802,6 +817,24 @@ class ChunkCore:
             self._evflip = True
         return torch.flip(self.read_stacked(axis, after, torch.flip(Q, [1])), [1])
 
+    def read_mirror(self, axis, after, Q, nC):
+        """read_stacked for a core over a reversed timeline (the chain's adjoint, rows [B H nC, C] of lines of nC chunks)
+        whose queries Q [N, C, mq, w] and outputs are stored in forward time: this core's row n step j is their row
+        n - n % nC + nC - 1 - n % nC, step C - 1 - j (LR_CHAIN_REV "kernel"). The per-key readouts read and write them so
+        (their mirror argument; no copies); elsewhere Q and the outputs are flipped around read_stacked. Returns
+        [N, C, mq, K or V] in forward time."""
+        C = self.C
+        if Q.shape[1] != C or Q.shape[0] % nC:
+            raise ValueError("ChunkCore.read_mirror: Q %s, not [N, C = %d, mq, w] with N a multiple of %d" % (list(Q.shape), C, nC))
+        if self.mode == "key" and self.Cp == C:
+            out = self._fused_read_key(axis, 1 if after else 0, Q, mirror=nC)
+            if out is not None:
+                return out
+
+        def flip(x):
+            return torch.flip(x.reshape([x.shape[0] // nC, nC * C] + list(x.shape[2:])), [1]).reshape(x.shape)
+        return flip(self.read_stacked(axis, after, flip(Q))[:, :C])
+
     def _fused_read(self, axis, oq, Q, rev=False):
         """read()'s [N, Cp, mq, w] by the fused readouts kernel (self.readout); None where it does not take this read. Q may
         be a view (the launcher copies what its kernel cannot read as it is); rev: read_rev's backwards read."""
@@ -835,7 +868,7 @@ class ChunkCore:
         return baddbmm(S, KK.reshape(N, Cp * mk, K).transpose(1, 2), self.lo("VV", "end", self.VV).reshape(N, Cp * mk, V), self.m("end"))
 
 
-def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state, inputs, params, outputs, dtype, device, chunk=None, decay_way=None, pass_way=None, read_way=None, aug_way=None, can_chunk=None, key_way=None, layout=None, share=None, mm=None, lean=None, fused=None, readout=None, bwd_way=None, passer=None, wy_kern=None, post_binds=None, copies=None, merge=None, key_bwd=None, rev_read=None):
+def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state, inputs, params, outputs, dtype, device, chunk=None, decay_way=None, pass_way=None, read_way=None, aug_way=None, can_chunk=None, key_way=None, layout=None, share=None, mm=None, lean=None, fused=None, readout=None, bwd_way=None, passer=None, wy_kern=None, post_binds=None, copies=None, merge=None, key_bwd=None, rev_read=None, chain_rev=None):
     """Gradients of the forward's inputs, params and the matrix state's initial value through the low-rank chain.
 
     n: the chain's names (<Model>.torch.json "chunked"."lowRank"); run(part, dims, inputs, initial_state, B, T)
@@ -858,7 +891,8 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
     "matmul") and post's backward gets an unwritten buffer for each (on CPU 1e30, which would show if read); copies:
     "lean" / "old", LR_COPIES (None: LR_COPIES); merge: "decay" / "off", LR_MERGE (None: LR_MERGE; "decay" only where
     "wy" runs); key_bwd: "chain" / "wy", whether "wy" also takes a per-key decay (None: LR_BWD_KEY); rev_read: "flip" /
-    "kernel", how "wy"'s reversed chunks are read with copies "lean" (None: LR_REV_READ).
+    "kernel", how "wy"'s reversed chunks are read with copies "lean" (None: LR_REV_READ); chain_rev: "flip" / "kernel", how
+    the chain's adjoint reads its reversed timeline with a per-key decay (None: LR_CHAIN_REV).
     Returns ({input: grad}, {param: grad}, dS0)."""
     chunk = LR_CHUNK if chunk is None else chunk
     read_way, aug_way, key_way, layout = read_way or LR_READ, aug_way or LR_AUG, key_way or LR_KEY, layout or LR_LAYOUT
@@ -872,6 +906,9 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
     rev_read = rev_read or LR_REV_READ
     if rev_read not in ("flip", "kernel"):
         raise ValueError("rev_read %r: one of flip, kernel" % (rev_read,))
+    chain_rev = chain_rev or LR_CHAIN_REV
+    if chain_rev not in ("flip", "kernel"):
+        raise ValueError("chain_rev %r: one of flip, kernel" % (chain_rev,))
     if bwd_way not in ("chain", "wy"):
         raise ValueError("bwd_way %r: one of chain, wy" % (bwd_way,))
     key_bwd = key_bwd or LR_BWD_KEY
@@ -1231,33 +1268,76 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
     if not wy:
         # the adjoint on the reversed timeline: step tau = L - 1 - m takes G_{m+1} to G_m (the decay and swapped low-rank
         # pair of step m + 1, the readouts at m)
+        # (LR_CHAIN_REV "kernel": its readouts' queries are the forward's lines read backwards and its outputs come back in
+        # forward time, read_mirror; the pieces' adjoints then need no flip back)
+        mirror = chain_rev == "kernel" and n["decay"] == "key" and heads and read_way == "matmul" and (decay_way or LR_DECAY) == "plan"
+
+        def rev_index(sh):
+            """The reversed timeline read `sh` steps later as indices into a line's steps: tau reads m = Lp - 1 + sh - tau
+            (the steps before sh, zeros, read step 0 and are zeroed after)."""
+            idx = torch.arange(Lp - 1 + sh, sh - 1, -1, device=device)
+            if sh:
+                idx[:sh] = 0
+            return idx
+
+        def rev_shift(a, sh):
+            """rev(a, sh) (heads) as one index_select, not a flip and a copy into the shifted slice (LR_CHAIN_REV "kernel")."""
+            if not mirror or not sh:
+                return rev(a, sh)
+            out = torch.index_select(a, 2, rev_index(sh))
+            out[:, :, :sh] = 0
+            return out
         adj = {}
         if "x_ld" in fwd:
-            adj["x_ld"] = rev(fwd["x_ld"], 1)
+            adj["x_ld"] = rev_shift(fwd["x_ld"], 1)
         for e in range(E):
-            adj["x_u%d" % e] = rev(fwd["x_w%d" % e], 1)
-            adj["x_w%d" % e] = rev(fwd["x_u%d" % e], 1)
-            adj["x_uq%d" % e] = rev(fwd["x_u%d" % e])
-            adj["x_rz%d" % e] = rev(core["o_r%d" % e])
+            adj["x_u%d" % e] = rev_shift(fwd["x_w%d" % e], 1)
+            adj["x_w%d" % e] = rev_shift(fwd["x_u%d" % e], 1)
+            if not mirror:
+                adj["x_uq%d" % e] = rev(fwd["x_u%d" % e])
+                adj["x_rz%d" % e] = rev(core["o_r%d" % e])
         for r in range(R):
             adj["x_k%d" % r] = rev(fwd["x_q%d" % r])
             adj["x_v%d" % r] = rev(fwd["x_dy%d" % r])
         for p in range(P):
-            adj["x_kq%d" % p] = rev(fwd["x_k%d" % p])
-            adj["x_vz%d" % p] = rev(fwd["x_v%d" % p])
+            if not mirror:
+                adj["x_kq%d" % p] = rev(fwd["x_k%d" % p])
+                adj["x_vz%d" % p] = rev(fwd["x_v%d" % p])
         dS = canon(cot_state) if cot_state is not None else zeros([B, H, K, V])
         G_starts, G_last, aug_a = chunk_states("augA", adj, R, dS)
         with _section("adjoint"):
-            if read_way == "matmul":
+            if mirror:  # the queries in forward time: x_kq = k, x_uq = u, x_vz = v, x_rz = r; the outputs in forward time
+                cc = aug_a.restart(G_starts.reshape(-1, K, V)) if aug_a is not None else core_of(adj, G_starts, R)
+                src = {}
+                for e in range(E):
+                    src["x_uq%d" % e], src["x_rz%d" % e] = fwd["x_u%d" % e], core["o_r%d" % e]
+                for p in range(P):
+                    src["x_kq%d" % p], src["x_vz%d" % p] = fwd["x_k%d" % p], fwd["x_v%d" % p]
+                ad_fwd = {}
+                specs = LR_READS["adjoint"](P, E, R)
+                for axis in ("key", "value"):
+                    for after in (False, True):
+                        sel = [sp for sp in specs if sp[2] == axis and sp[3] == after]
+                        if sel:
+                            Qs = rows(src[sel[0][1]]).unsqueeze(2) if len(sel) == 1 else torch.stack([rows(src[sp[1]]) for sp in sel], 2)
+                            o = cc.read_mirror(axis, after, Qs, nC)
+                            for i, sp in enumerate(sel):
+                                ad_fwd[sp[0]] = unrows(o[:, :, i])
+                cc.release()
+                del cc
+                ad = None
+            elif read_way == "matmul":
                 ad = readouts_of("adjoint", aug_a.restart(G_starts.reshape(-1, K, V)) if aug_a is not None else core_of(adj, G_starts, R), adj)
             else:
                 ad = lines(run("adjoint", cd, fold(adj), {"S": tok_states(G_starts)}, B * nC, C)[0])
             del aug_a
+        if mirror:
+            fwd_time.update(ad_fwd)
 
         # the forward again per chunk from its start states: dq = S dy, dw = S_{s-1} a (a: the adjoint's low-rank reads)
         fwd2 = dict(fwd)
         for e in range(E):
-            fwd2["x_a%d" % e] = rev(ad["o_a%d" % e])
+            fwd2["x_a%d" % e] = ad_fwd["o_a%d" % e] if mirror else rev(ad["o_a%d" % e])
         with _section("fwd"):
             if read_way == "matmul":
                 fw = readouts_of("fwd", core_f, fwd2)  # the forward's ChunkCore again (its low-rank reads r known)
@@ -1272,13 +1352,29 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
                 a0 = (dS * S_last).sum(3)
                 a0 = a0.reshape(B, H * K) if n["decay"] == "key" else a0.sum(2)
                 d_in = {}
-                for r in range(R):
+                if mirror:  # the inputs in reversed time from forward-time lines (x_w, x_dw a step later)
+                    fsrc = {}
+                    for r in range(R):
+                        fsrc["x_q%d" % r], fsrc["x_dq%d" % r] = (fwd["x_q%d" % r], 0), (fw["o_dq%d" % r], 0)
+                    for p in range(P):
+                        fsrc["x_k%d" % p], fsrc["x_dk%d" % p] = (fwd["x_k%d" % p], 0), (ad_fwd["o_dk%d" % p], 0)
+                    for e in range(E):
+                        fsrc["x_u%d" % e], fsrc["x_du%d" % e] = (fwd["x_u%d" % e], 0), (ad_fwd["o_du%d" % e], 0)
+                        fsrc["x_w%d" % e], fsrc["x_dw%d" % e] = (fwd["x_w%d" % e], 1), (fw["o_dw%d" % e], 1)
+                    # the decay plan's layout [B, Lp, H, w] reversed by one index_select each (heads only): tau reads m =
+                    # Lp - 1 + shift - tau, zeros before `shift`
+                    for k_, (a, sh) in fsrc.items():
+                        t_ = torch.index_select(a.permute(0, 2, 1, 3), 1, rev_index(sh))
+                        if sh:
+                            t_[:, :sh] = 0
+                        d_in[k_] = t_.contiguous()  # (index_select's output is; kept as the plan needs it)
+                for r in range(R if not mirror else 0):
                     d_in["x_q%d" % r] = adj["x_k%d" % r]
                     d_in["x_dq%d" % r] = rev(fw["o_dq%d" % r])
-                for p in range(P):
+                for p in range(P if not mirror else 0):
                     d_in["x_k%d" % p] = adj["x_kq%d" % p]
                     d_in["x_dk%d" % p] = ad["o_dk%d" % p]
-                for e in range(E):
+                for e in range(E if not mirror else 0):
                     d_in["x_u%d" % e] = adj["x_uq%d" % e]
                     d_in["x_du%d" % e] = ad["o_du%d" % e]
                     d_in["x_w%d" % e] = adj["x_u%d" % e]  # rev(fwd x_w, 1)
@@ -1294,7 +1390,7 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
                         terms = terms.sum(3, keepdim=True)
                     dld = rev(torch.cumsum(terms, 2) + a0.reshape(B, H, 1, LW)) if heads else rev(torch.cumsum(terms, 1) + a0.reshape(B, 1, H, LW))
                 else:
-                    if heads:  # the plan's timeline layout [B, Lp, H, w]
+                    if heads and not mirror:  # the plan's timeline layout [B, Lp, H, w] (mirror: made so above)
                         d_in = {k: v.permute(0, 2, 1, 3).contiguous() for k, v in d_in.items()}
                     dld = run("decay", {"H": H, "K": K}, d_in, {"a": a0}, B, Lp)[0]["o_dld"].reshape(B, Lp, H, LW)
                     dld = rev(dld.permute(0, 2, 1, 3) if heads else dld)
@@ -1435,7 +1531,8 @@ def readout_key_launcher(base, m, device, way=None):
     other decay modes go to base (its extra arguments passed on; a per-key read with any is refused). per_key = True on the
     launcher tells ChunkCore it takes a per-key decay. Returns base where there are no per-key kernels (LR_READ_KEY
     "torch", not CUDA, or a module built without them). Each axis takes its pre-decayed form where LR_READ_KEY_PRE is "on"
-    and the module has it (read_key_pick)."""
+    and the module has it (read_key_pick). mirror=nC (ChunkCore.read_mirror, LR_CHAIN_REV "kernel"): Q and OUT in the
+    reversed order of lines of nC chunks, taken by kernels with the mirror argument (modules built before it: False)."""
     km = switch_kernels(m, device, way or LR_READ_KEY, "LR_READ_KEY", "lowRankReadoutKey")
     if km is None:
         return base
@@ -1443,11 +1540,11 @@ def readout_key_launcher(base, m, device, way=None):
         raise ValueError("LR_READ_KEY_PRE %r: one of off, on" % (LR_READ_KEY_PRE,))
     pre = LR_READ_KEY_PRE == "on"
 
-    def launch(axis, oq, mode, C, K, V, M, Q, EA, EB, S0, G, OUT, *rest, **kw):
+    def launch(axis, oq, mode, C, K, V, M, Q, EA, EB, S0, G, OUT, *rest, mirror=0, **kw):
         if mode != "key":
-            return base is not None and base(axis, oq, mode, C, K, V, M, Q, EA, EB, S0, G, OUT, *rest, **kw)
+            return not mirror and base is not None and base(axis, oq, mode, C, K, V, M, Q, EA, EB, S0, G, OUT, *rest, **kw)
         k = read_key_pick(km.kernels, axis, C, K, V, M, pre)
-        if k is None or G is None or rest or any(kw.values()):
+        if k is None or G is None or rest or any(kw.values()) or (mirror and (not k.get("mirror") or Q.shape[0] % mirror)):
             return False
         A, W = (K, V) if axis == "key" else (V, K)
         N, mq = Q.shape[0], Q.shape[2]
@@ -1462,7 +1559,8 @@ def readout_key_launcher(base, m, device, way=None):
             raise ValueError("lowRankReadoutKey %s: shapes Q %s EA %s EB %s S0 %s G %s OUT %s oq %r, expected [N, C, mq, %d], [N, C, M, %d], [N, C, M, %d], [N, K, V], [N, C + 1, K], [N, C, mq, %d] with N %d C %d K %d V %d M %d" % (
                 k["entry"], list(Q.shape), list(EA.shape), list(EB.shape), list(S0.shape), list(G.shape), list(OUT.shape), oq, A, A, W, W, N, C, K, V, M))
         with torch.cuda.device(device):
-            km.launch(k, (N, 1), [("ptr", x.data_ptr()) for x in (Q, EA, EB, S0, G, OUT)] + [("u32", N), ("u32", oq), ("u32", mq)], torch.cuda.current_stream(device).cuda_stream)
+            km.launch(k, (N, 1), [("ptr", x.data_ptr()) for x in (Q, EA, EB, S0, G, OUT)] + [("u32", N), ("u32", oq), ("u32", mq)] + ([("u32", mirror)] if k.get("mirror") else []),
+                      torch.cuda.current_stream(device).cuda_stream)
         return True
     launch.per_key = True
     return launch
@@ -1734,7 +1832,7 @@ def backward(ctx, m, flat, grads):
     switches += (read_math(given_dtypes), wy_math(given_dtypes), core_math(given_dtypes))
     switches += (LR_READ_K128, LR_CORE_K128)
     switches += (wy_math_k128(given_dtypes), LR_WY_MMA_OPS)
-    switches += (LR_READ_KEY, LR_READ_KEY_PRE)
+    switches += (LR_READ_KEY, LR_READ_KEY_PRE, LR_CHAIN_REV)
     return _graphs.graphed_backward(ctx, m, "lowrank-backward", switches, flat, grads, lambda f, g: backward_eager(ctx, m, f, g, convert=False),
                                      given_dtype=False)
 

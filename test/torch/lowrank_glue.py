@@ -27,7 +27,9 @@ the recurrence, counted in "readoutCalls"; readKeyBreak: that stand-in with key 
 per-key path's log decays dropped from the reversed chunks' ChunkCore (the adjoint then undecayed inside a chunk);
 revRead: "flip" / "kernel" (seqc_chunked_lowrank.LR_REV_READ; None: the default): the readout stand-in honours the
 launcher's rev (Q, EA, EB and OUT read and written in reversed time), "readoutRev" counts those calls; revBreak: a stand-in
-that ignores rev (the test expects the gradients off); "bigFlips": torch.flip calls on tensors of 4 or more dimensions
+that ignores rev (the test expects the gradients off); chainRev: "flip" / "kernel" (seqc_chunked_lowrank.LR_CHAIN_REV;
+None: the default): the per-key stand-in honours the launcher's mirror, "readoutMirror" counts those calls; mirrorBreak: a
+per-key stand-in that ignores it; "bigFlips": torch.flip calls on tensors of 4 or more dimensions
 (the wy path's [N, C, m, w] events and reads, the chain's [B, H, Lp, w] lines; not the [N, C, 1] log decays)."""
 
 import json
@@ -42,6 +44,7 @@ from line_run import line_run  # noqa: E402
 
 
 DTYPE = [torch.float64]
+TORCH_FLIP = torch.flip
 
 
 def arr(t):
@@ -111,16 +114,28 @@ def recurrence_readouts(calls, rev_break=False):
     return launch
 
 
-def recurrence_readouts_key(base, calls, broken=False):
+def recurrence_readouts_key(base, calls, broken=False, mirror_break=False):
     """The readouts stand-in `base` (recurrence_readouts; None: none) that also takes a per-key decay
     (seqc_chunked_lowrank.readout_key_launcher's contract: mode "key", G [N, C + 1, K], S_t = diag(exp(G_t - G_{t-1}))
     S_{t-1} + sum_y kk_{t,y} vv_{t,y}^T from S_0, any C, K, V, M), standing in for compiler/backends/cuda/
     lowrank-readout-key.ts (test/cuda-lowrank-readout-key-emu.test.ts checks it); per_key set as the launcher's. calls:
-    "key " + axis for each per-key read. broken: key 0's decay for every key (the test expects the gradients off)."""
+    "key " + axis for each per-key read ("key " + axis + " mirror" for a mirrored one). broken: key 0's decay for every key
+    (the test expects the gradients off). mirror=nC (LR_CHAIN_REV "kernel", ChunkCore.read_mirror): Q and OUT stored in the
+    reversed order of lines of nC chunks (row n's step a is row n - n % nC + nC - 1 - n % nC's step C - 1 - a);
+    mirror_break: that order ignored (the test expects the gradients off)."""
+    flip = TORCH_FLIP  # torch's, not main's counted one (this stand-in is made after main replaces torch.flip)
 
-    def launch(axis, oq, mode, C, K, V, M, Q, EA, EB, S0, G, OUT, *rest, **kw):
+    def launch(axis, oq, mode, C, K, V, M, Q, EA, EB, S0, G, OUT, *rest, mirror=0, **kw):
         if mode != "key":
-            return base is not None and base(axis, oq, mode, C, K, V, M, Q, EA, EB, S0, G, OUT, *rest, **kw)
+            return not mirror and base is not None and base(axis, oq, mode, C, K, V, M, Q, EA, EB, S0, G, OUT, *rest, **kw)
+        if mirror:
+            def mir(x):
+                return flip(x.reshape([x.shape[0] // mirror, mirror * C] + list(x.shape[2:])), [1]).reshape(x.shape)
+            tmp = torch.empty_like(OUT)
+            launch(axis, oq, mode, C, K, V, M, Q if mirror_break else mir(Q), EA, EB, S0, G, tmp)
+            calls[-1] += " mirror"
+            OUT.copy_(tmp if mirror_break else mir(tmp))
+            return True
         assert G is not None and tuple(G.shape[1:]) == (C + 1, K) and not rest and not any(kw.values())
         KK, VV = (EA, EB) if axis == "key" else (EB, EA)
         assert tuple(KK.shape[1:]) == (C, M, K) and tuple(VV.shape[1:]) == (C, M, V) and tuple(OUT.shape[:2]) == (Q.shape[0], C)
@@ -237,7 +252,7 @@ def main():
         return flip(x, dims)
     torch.flip = counted_flip
     if case.get("readKey") == "recurrence":  # the per-key readouts' stand-in (seqc_chunked_lowrank LR_READ_KEY "cuda")
-        readout = recurrence_readouts_key(readout, rcalls, bool(case.get("readKeyBreak")))
+        readout = recurrence_readouts_key(readout, rcalls, bool(case.get("readKeyBreak")), bool(case.get("mirrorBreak")))
     pcalls = []
     passer = recurrence_pass(pcalls) if case.get("pass") == "recurrence" else None
     wcalls = []
@@ -250,9 +265,9 @@ def main():
         layout=case.get("layout"), share=case.get("share"),
         mm=seqc_chunked_lowrank.mm_dtype([], DTYPE[0], case.get("mm") or "fp32"), lean=case.get("lean"), fused=fused, readout=readout, bwd_way=case.get("bwd"), passer=passer, wy_kern=wy_kern,
         post_binds=set(case["postBinds"]) if case.get("postBinds") is not None else None, copies=case.get("copies"), merge=case.get("merge"), key_bwd=case.get("keyBwd"),
-        rev_read=case.get("revRead"))
+        rev_read=case.get("revRead"), chain_rev=case.get("chainRev"))
     torch.flip = flip
-    sys.stdout.write(json.dumps({"done": True, "fusedCalls": len(calls), "readoutCalls": len(rcalls), "readoutRev": sum(1 for c in rcalls if c.endswith("-rev")), "bigFlips": len(flips), "passCalls": pcalls, "wyCalls": wcalls, "inputs": {k: enc(v) for k, v in gin.items()}, "params": {k: enc(v) for k, v in gpar.items()}, "dS0": enc(dS0)}) + "\n")
+    sys.stdout.write(json.dumps({"done": True, "fusedCalls": len(calls), "readoutCalls": len(rcalls), "readoutRev": sum(1 for c in rcalls if c.endswith("-rev")), "readoutMirror": sum(1 for c in rcalls if c.endswith(" mirror")), "bigFlips": len(flips), "passCalls": pcalls, "wyCalls": wcalls, "inputs": {k: enc(v) for k, v in gin.items()}, "params": {k: enc(v) for k, v in gpar.items()}, "dS0": enc(dS0)}) + "\n")
 
 
 main()

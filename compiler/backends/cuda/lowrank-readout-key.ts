@@ -30,7 +30,10 @@
  *
  * Tensors (float32, contiguous, as ChunkCore holds them): Q [N, C, mq, A]; EA [N, C, M, A]; EB [N, C, M, B]; S0 [N, K, V];
  * G [N, C + 1, K]; OUT [N, C, mq, B] (A = K, B = V on the key axis; A = V, B = K on the value axis). Arguments oq (0 / 1)
- * and mq at launch. One block of LOWRANK_READ_THREADS threads per row n (blockIdx.x).
+ * and mq at launch, and mirror: 0, or the chunks per line of the chain's reversed timeline (seqc_chunked_lowrank
+ * LR_CHAIN_REV "kernel"), where Q and OUT are stored in forward time: row n's step a is then their row
+ * n - n % mirror + mirror - 1 - n % mirror, step C - 1 - a (the other tensors as they are). One block of
+ * LOWRANK_READ_THREADS threads per row n (blockIdx.x).
  */
 import { LOWRANK_CORE_PRELUDE } from "./lowrank-core.ts";
 
@@ -56,6 +59,8 @@ export interface LowRankReadKeyConfig {
 export interface LowRankReadKeyKernel extends LowRankReadKeyConfig {
   op: "readout";
   decay: "key";
+  /** Takes the last argument mirror (seqc_chunked_lowrank LR_CHAIN_REV "kernel"; modules built before it have none). */
+  mirror: true;
   entry: string;
   threads: number;
   sharedBytes: number;
@@ -99,6 +104,8 @@ function kernelSource(c: LowRankReadKeyConfig): string {
   const f4 = (p: string) => `(*(const float4*)&${p})`;
   const unroll = "#pragma unroll";
   const g = (t: string, i: string) => `sG[(${t}) * ${LG}u + (${i})]`;
+  // a query's / output's row in Q and OUT: step a, or with mirror its step C - 1 - a (the row's own is its mirror image)
+  const qa = `(mirror ? ${C - 1}u - a : a)`;
   // the score tiles: the key axis decays every product per key i; the value axis only masks
   const scoreLoop = key
     ? `        for (u32 i = 0; i < ${A}u; ++i) {
@@ -297,7 +304,7 @@ ${unroll}
   const loads = preKey
     ? `    for (u32 x = t; x < ${C * A}u; x += ${NT}u) {
       const u32 a = x / ${A}u, i = x % ${A}u;
-      sQ[i * ${LQ}u + a] = q[(a * mq + xq) * ${A}u + i] * expf(${g("a + oq", "i")} - ${g("a & ~3u", "i")});
+      sQ[i * ${LQ}u + a] = q[(${qa} * mq + xq) * ${A}u + i] * expf(${g("a + oq", "i")} - ${g("a & ~3u", "i")});
     }
     for (u32 x = t; x < ${E * A}u; x += ${NT}u) {
       const u32 e = x / ${A}u, i = x % ${A}u, cs = e / ${M}u;
@@ -305,7 +312,7 @@ ${unroll}
     }`
     : `    for (u32 x = t; x < ${C * A}u; x += ${NT}u) {
       const u32 a = x / ${A}u, i = x % ${A}u;
-      sQ[i * ${LQ}u + a] = q[(a * mq + xq) * ${A}u + i];
+      sQ[i * ${LQ}u + a] = q[(${qa} * mq + xq) * ${A}u + i];
     }
     for (u32 x = t; x < ${E * A}u; x += ${NT}u) sX[(x % ${A}u) * ${LE}u + x / ${A}u] = ea[x];`;
   const preScores = `    // scores: off-diagonal tiles (queries a = 4 ta + p, events e = (4 tc + s) M + y, tc < ta) from the pre-decayed
@@ -345,7 +352,7 @@ ${unroll}
       if (dia) {
         const u32 a = 4u * ta + p0;
         for (u32 i = 0; i < ${A}u; ++i) {
-          const float qv = q[(a * mq + xq) * ${A}u + i], ga = ${g("a + oq", "i")};
+          const float qv = q[(${qa} * mq + xq) * ${A}u + i], ga = ${g("a + oq", "i")};
 ${unroll}
           for (u32 s = 0; s < 4u; ++s)
             if (s < p0 + oq) {
@@ -373,7 +380,7 @@ ${unroll}
       __syncthreads();
     }`;
   return `
-extern "C" __global__ void __launch_bounds__(${NT}, 2) ${lowRankReadKeyEntry(c)}(const float* __restrict__ Q, const float* __restrict__ EA, const float* __restrict__ EB, const float* __restrict__ S0, const float* __restrict__ Gg, float* __restrict__ OUT, u32 N, u32 oq, u32 mq) {
+extern "C" __global__ void __launch_bounds__(${NT}, 2) ${lowRankReadKeyEntry(c)}(const float* __restrict__ Q, const float* __restrict__ EA, const float* __restrict__ EB, const float* __restrict__ S0, const float* __restrict__ Gg, float* __restrict__ OUT, u32 N, u32 oq, u32 mq, u32 mirror) {
   SEQC_SMEM_DECL(seqc_smem_raw);
   float* sQ = (float*)seqc_smem_raw;  // Q^T [A][LQ] (one query vector)
   float* sX = sQ + ${A * LQ};         // EA^T [A][LE] -> the scores transposed [E][LQ]
@@ -381,10 +388,13 @@ extern "C" __global__ void __launch_bounds__(${NT}, 2) ${lowRankReadKeyEntry(c)}
   float* sG = sB + ${E * B};          // G [C + 1][LG]
   const u32 n = blockIdx.x, t = threadIdx.x;
   if (n >= N) return;
-  const float* q = Q + (size_t)n * ${C}u * mq * ${A}u;
+  // mirror (0: off): Q and OUT hold lines of mirror chunks in the reversed order of this core's rows and steps (the
+  // chain's adjoint reads its reversed timeline from the forward's tensors): row n's step a is row nm's step C - 1 - a
+  const u32 nm = mirror ? n - n % mirror + (mirror - 1u - n % mirror) : n;
+  const float* q = Q + (size_t)nm * ${C}u * mq * ${A}u;
   const float* ea = EA + (size_t)n * ${E * A}u;
   const float* s0 = S0 + (size_t)n * ${K * V}u;
-  float* out = OUT + (size_t)n * ${C}u * mq * ${B}u;
+  float* out = OUT + (size_t)nm * ${C}u * mq * ${B}u;
 ${pre && !key ? `  const float* ebg = EB + (size_t)n * ${E * B}u;
   for (u32 x = t; x < ${(C + 1) * K}u; x += ${NT}u) sG[(x / ${K}u) * ${LG}u + x % ${K}u] = Gg[(size_t)n * ${(C + 1) * K}u + x];
   __syncthreads();  // G before the pre-decayed loads
@@ -436,8 +446,8 @@ ${mixLoop}
 ${unroll}
       for (u32 p = 0; p < 4u; ++p) {
         const u32 a = 4u * ta + p;
-${key ? `        *(float4*)&out[(a * mq + xq) * ${B}u + 4u * tj] = make_float4(as[p][0] + ae[p][0], as[p][1] + ae[p][1], as[p][2] + ae[p][2], as[p][3] + ae[p][3]);` : `        const float4 ga = ${f4(g("a + oq", "4u * tj"))};
-        *(float4*)&out[(a * mq + xq) * ${B}u + 4u * tj] = make_float4(fmaf(expf(ga.x), as[p][0], ae[p][0]), fmaf(expf(ga.y), as[p][1], ae[p][1]), fmaf(expf(ga.z), as[p][2], ae[p][2]), fmaf(expf(ga.w), as[p][3], ae[p][3]));`}
+${key ? `        *(float4*)&out[(${qa} * mq + xq) * ${B}u + 4u * tj] = make_float4(as[p][0] + ae[p][0], as[p][1] + ae[p][1], as[p][2] + ae[p][2], as[p][3] + ae[p][3]);` : `        const float4 ga = ${f4(g("a + oq", "4u * tj"))};
+        *(float4*)&out[(${qa} * mq + xq) * ${B}u + 4u * tj] = make_float4(fmaf(expf(ga.x), as[p][0], ae[p][0]), fmaf(expf(ga.y), as[p][1], ae[p][1]), fmaf(expf(ga.z), as[p][2], ae[p][2]), fmaf(expf(ga.w), as[p][3], ae[p][3]));`}
       }
     }
     __syncthreads();
@@ -452,7 +462,7 @@ export function lowRankReadKeyModule(configs: readonly LowRankReadKeyConfig[] = 
   let source = LOWRANK_CORE_PRELUDE.replace("low-rank chunk transitions", "low-rank chunk readouts, a per-key decay").replace("lowrank-core.ts", "lowrank-readout-key.ts");
   for (const c of configs) {
     check(c);
-    kernels.push({ ...c, op: "readout", decay: "key", entry: lowRankReadKeyEntry(c), threads: LOWRANK_READ_KEY_THREADS, sharedBytes: keyReadLayout(c).floats * 4 });
+    kernels.push({ ...c, op: "readout", decay: "key", mirror: true, entry: lowRankReadKeyEntry(c), threads: LOWRANK_READ_KEY_THREADS, sharedBytes: keyReadLayout(c).floats * 4 });
     source += kernelSource(c);
   }
   return { source: patch ? patch(source) : source, kernels };
