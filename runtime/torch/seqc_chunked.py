@@ -283,20 +283,26 @@ ROWS_REVERSED = "kernel"
 # "kernel" the transposed adjoint's chunked entry that also writes the terms q.dq - k.dk (rows-chunk.ts terms, entries _t:
 # dq and k read at dk's token as dk is stored, bitwise the terms kernel's products and difference) and dk as bf16 (the
 # gradient as returned: the same rounding as the conversion after); no terms launch, no float32 dk written, no conversion of
-# it. "apart" (the default, the way before): dk float32, then the terms kernel, then the conversion. H200 run d12 1: slower,
-# GLA's eager bf16 step 2.093 (ROWS_REVERSED "kernel") -> 2.134 ms; the prefetching _p_t entry took 0.395 ms against 0.242
-# for dq's _p_la (its epilogue's loads of q, dq, k waited at each chunk's end), more than the terms launch (0.080) and the
-# conversion it saves. Since then (not timed) the entries take q from the chunk's a in shared memory and, at K = 64, copy
-# dq and k to shared memory by cp.async at the chunk's start (16-byte aligned dq and k, else as "apart").
-ROWS_TERMS = "apart"
+# it. "apart" (the way before): dk float32, then the terms kernel, then the conversion. H200 run d12 1: slower, GLA's eager
+# bf16 step 2.093 (ROWS_REVERSED "kernel") -> 2.134 ms; the prefetching _p_t entry took 0.395 ms against 0.242 for dq's
+# _p_la (its epilogue's loads of q, dq, k waited at each chunk's end). Since then the entries take q from the chunk's a in
+# shared memory and, at K = 64 and 128, copy dq and k to shared memory by cp.async at the chunk's start (16-byte aligned
+# dq and k, else as "apart"). H200 run d2 1 (bench/RESULTS.md "GLA at K = 128"), same process: (8, 2048, 16, 64) 1.866 ->
+# 1.837 ms, (4, 8192, 16, 128) with the wide entries 7.296 -> 7.307 (even), gradients bitwise: "kernel" the default. Not
+# with the split entries (ROWS_CHUNK_WIDE resolving to "split": none has the terms; the wide _t beside split's dq was
+# slower, 10.727 -> 12.310 ms at (1, 32768, 8, 128)): there as "apart".
+ROWS_TERMS = "kernel"
 # Where K or V is past 64 (GLA at K = V = 128): "wide" (or True) takes the chunked form's wide entries (rows-chunk.ts wide,
 # _v128: 128 value columns a block, a block per group of 64 key rows, grid (B H, ceil(K / 64)); K, V <= 128; their
 # prefetching form at K = 128 (or 64), V = 128) with the same pipe / rev / terms picks as at K = 64; "split" the split
 # entries (rows-chunk.ts split, _vs: a block per group of 64 keys and of 64 values, grid (B H, ceil(K / 64) ceil(V / 64)),
-# the value groups' partial outputs summed after: 4 blocks a head, for few heads), the wide one for the terms entry; "auto"
-# per shape (rows_chunk_mode): "split" where its grid fits one wave of the card's SMs, else "wide"; False (the default, the
-# way before) the rows readout kernel's walk there. Not yet timed on the card.
-ROWS_CHUNK_WIDE = False
+# the value groups' partial outputs summed after: 4 blocks a head, for few heads; no terms entry: the terms apart); "auto"
+# (the default) per shape (rows_chunk_mode): "split" where its grid fits one wave of the card's SMs, else "wide"; False (the
+# way before) the rows readout kernel's walk there. H200 run d2 1, GLA's eager bf16 step, same process (bench/RESULTS.md
+# "GLA at K = 128"): (1, 32768, 8, 128) walk 21.936 ms, wide 11.681, split 10.727 (fla chunk_gla 5.911: 0.269x -> 0.551x);
+# (4, 8192, 16, 128) walk 13.254, wide 7.296, split 9.212 (fla 7.488: 0.565x -> 1.026x); gradients vs the walk's 6e-5 (dq,
+# dk), 7e-4 (dgk); bf16 vs float64 unchanged (3.7e-3).
+ROWS_CHUNK_WIDE = "auto"
 
 
 def rows_chunk_mode(B, H, K, V, sms, mode=None):
@@ -327,8 +333,7 @@ def rows_chunk_pick(kc, low, np_, nr, K, V, segment=None, pipe=None, terms=False
     entry where ROWS_CHUNK_PIPE (or `pipe`) asks for it and K = V = 64 (else the one without); terms: an entry that writes the
     decay adjoint's terms beside its bf16 output (rows-chunk.ts _t), else one that does not. K or V past 64: the wide
     entries (keyGroup) where ROWS_CHUNK_WIDE (or `wide`) is "wide" / True (their prefetching form at K = 64 or 128, V = 128),
-    the split ones (valueGroup) where it is "split" (prefetching at K, V in (64, 128); the wide terms entry for terms), else
-    None."""
+    the split ones (valueGroup) where it is "split" (prefetching at K, V in (64, 128); None for terms), else None."""
     seg = ROWS_SEGMENT if segment is None else segment
     if kc is None or ROWS_FORM != "chunk" or low is None or np_ != 1 or nr != 1 or seg is None or seg != 0:
         return None
@@ -336,7 +341,9 @@ def rows_chunk_pick(kc, low, np_, nr, K, V, segment=None, pipe=None, terms=False
     mode = ROWS_CHUNK_WIDE if wide is None else wide
     if big and mode in (False, None, "off"):
         return None
-    split = big and mode == "split" and not terms
+    if big and mode == "split" and terms:  # (no split terms entry: the terms apart)
+        return None
+    split = big and mode == "split"
     want = (ROWS_CHUNK_PIPE if pipe is None else pipe) and ((K in (64, 128) and V in ((64, 128) if split else (128,))) if big else (K == 64 and V == 64))
 
     def fits(k, p):

@@ -56,7 +56,7 @@ case("split K 128 abc", "abc", K=128, V=128, wide="split")
 case("split pipe K 128 bc", "bc", K=128, V=128, wide="split", pipe=True)
 case("split pipe K 128 V 64", "bc", K=128, V=64, wide="split", pipe=True)
 case("split pipe K 100 V 72", "bc", K=100, V=72, wide="split", pipe=True)
-case("split pipe K 128 bc terms (the wide entry)", "bc", K=128, V=128, wide="split", pipe=True, terms=True)
+case("split pipe K 128 bc terms (none: the terms apart)", "bc", K=128, V=128, wide="split", pipe=True, terms=True)
 case("split pipe K 64 V 64 (the 64 entries)", "bc", wide="split", pipe=True)
 sc.ROWS_CHUNK_WIDE = "auto"
 for B, H in ((1, 8), (4, 16), (2, 16)):
