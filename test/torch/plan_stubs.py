@@ -1,6 +1,6 @@
-"""What the CPU-torch drivers test/torch/glue_copies.py and test/torch/terms_rev.py share: a chunked SeqcModel whose every
-plan is a stub (no kernels, no interpreter), one bf16 training step's inputs, and the count of large flips and conversions
-under torch's dispatch.
+"""What the CPU-torch drivers test/torch/glue_copies.py, test/torch/terms_rev.py and test/torch/rows_rev.py share: a chunked
+SeqcModel whose every plan is a stub (no kernels, no interpreter), one bf16 training step's inputs, the count of large flips
+and conversions under torch's dispatch, and a torch stand-in of the decay terms kernel.
 
 stub_model: a plan's outputs are fixed pseudo-random tensors of the plan's output dtype, seeded by (plan, output), except
 a part's `copies` (<Model>.torch.json names), which are the inputs they equal (as the plans compute them), and, with
@@ -112,3 +112,31 @@ def grad_step(m, x, pars, cot, g, mode):
     with mode:
         loss.backward()
     return {k: v.grad for k, v in leaves.items()}, cot
+
+
+def decay_terms_standin(calls, pause, ignore_rev=False):
+    """A stand-in for seqc_chunked.decay_terms_kernel: decay-terms.ts's contract in torch ops (float32 products):
+    sum_K a1 c1 - sum_K a2 c2 per head, or per key row; an operand whose rev bit is set (a1 1, c1 2, a2 4, c2 8) read at
+    token T - 1 - t. Each call appends its rev to `calls` and holds pause[0] True while it runs (its own ops uncounted);
+    ignore_rev: a broken stand-in that reads every operand forward."""
+    def terms(km, plus, minus, B, T, H, K, per_key, rev=0):
+        pause[0] = True
+        try:
+            calls.append(rev)
+
+            def op(x, bit):
+                x = x.reshape(B, T, H, K).float()
+                return torch.flip(x, [1]) if rev & bit and not ignore_rev else x
+            out = None
+            for j, (a1, c1) in enumerate(plus):
+                p = op(a1, 1) * op(c1, 2)
+                if j < len(minus):
+                    q = op(minus[j][0], 4) * op(minus[j][1], 8)
+                    p = p - q if per_key else p.sum(3) - q.sum(3)
+                elif not per_key:
+                    p = p.sum(3)
+                out = p if out is None else out + p
+            return out.reshape(B, T, H * K if per_key else H)
+        finally:
+            pause[0] = False
+    return terms

@@ -2,7 +2,7 @@
 before) in one bf16 training step's chunked backward on CPU torch, every plan stubbed by test/torch/plan_stubs.py, the
 per-key decay's transposed cores on a torch stand-in of the rows readout's chunked form (rows-chunk.ts's contract: ld, a,
 b, c read and out stored in reversed time as the rev bits say: ld 1 as ld[T - t] with 0 at t = 0, a 2, b 4, c 8 at
-T - 1 - t, out 16) and the decay terms kernel on a stand-in of decay-terms.ts's (as test/torch/terms_rev.py). Counted under
+T - 1 - t, out 16) and the decay terms kernel on plan_stubs.decay_terms_standin (decay-terms.ts's contract). Counted under
 torch's dispatch (the stand-ins' own ops left out), tensors of at least a quarter of B*T*H*K elements: flips of float32 /
 bf16 tensors, conversions float32 -> bf16, gathers (index) of float32 / bf16 tensors.
 argv: <modules dir> <Model> [broken]: broken = a rows stand-in that ignores rev's bits (the forward-time operands read as if
@@ -93,23 +93,7 @@ def main():
 
     terms_calls = []
 
-    @paused
-    def terms(km, plus, minus, B, T, H, K, per_key, rev=0):  # decay-terms.ts's contract in torch ops (float32 products)
-        terms_calls.append(rev)
-        def op(x, bit):
-            x = x.reshape(B, T, H, K).float()
-            return torch.flip(x, [1]) if rev & bit else x
-        out = None
-        for j, (a1, c1) in enumerate(plus):
-            p = op(a1, 1) * op(c1, 2)
-            if j < len(minus):
-                q = op(minus[j][0], 4) * op(minus[j][1], 8)
-                p = p - q if per_key else p.sum(3) - q.sum(3)
-            elif not per_key:
-                p = p.sum(3)
-            out = p if out is None else out + p
-        return out.reshape(B, T, H * K if per_key else H)
-    C.decay_terms_kernel = terms
+    C.decay_terms_kernel = S.decay_terms_standin(terms_calls, PAUSE)
     big, g, x, pars = S.step_inputs(m, name)
     cot, base, base_adj = None, None, None
     for rows_way, reads, tw in (("flip", "flip", "apart"), ("flip", "terms", "apart"), ("kernel", "flip", "apart"), ("kernel", "terms", "apart"),

@@ -26,27 +26,7 @@ def main():
     C.module_kernels = lambda m_, device, key: object() if key == "decayTerms" else None
     calls = []
 
-    def terms(km, plus, minus, B, T, H, K, per_key, rev=0):  # decay-terms.ts's contract in torch ops (float32 products)
-        PAUSE[0] = True
-        try:
-            calls.append(rev)
-
-            def op(x, bit):
-                x = x.reshape(B, T, H, K).float()
-                return torch.flip(x, [1]) if rev & bit and not broken else x
-            out = None
-            for j, (a1, c1) in enumerate(plus):
-                p = op(a1, 1) * op(c1, 2)
-                if j < len(minus):
-                    q = op(minus[j][0], 4) * op(minus[j][1], 8)
-                    p = p - q if per_key else p.sum(3) - q.sum(3)
-                elif not per_key:
-                    p = p.sum(3)
-                out = p if out is None else out + p
-            return out.reshape(B, T, H * K if per_key else H)
-        finally:
-            PAUSE[0] = False
-    C.decay_terms_kernel = terms
+    C.decay_terms_kernel = S.decay_terms_standin(calls, PAUSE, ignore_rev=broken)
     big, g, x, pars = S.step_inputs(m, name)
     cot, base = None, None
     for path in ("flip", "terms"):
