@@ -17,7 +17,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createHash } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { RC_REV_BITS, ROWS_CHUNK_CONFIGS, rowsChunkModule, type RowsChunkKernel } from "../compiler/backends/cuda/rows-chunk.ts";
+import { RC_REV_BITS, ROWS_CHUNK_CONFIGS, rowsChunkModule, type RowsChunkConfig, type RowsChunkKernel } from "../compiler/backends/cuda/rows-chunk.ts";
 import { findNvcc } from "../compiler/backends/cuda/nvcc.ts";
 import { relativeError } from "../compiler/io/manifest.ts";
 import { compileEmu, EMU_READF } from "./cuda-emu/harness.ts";
@@ -165,6 +165,48 @@ function shiftRev(ld: Float64Array, c: Case): Float64Array {
 }
 const REV_ALL = RC_REV_BITS.ld | RC_REV_BITS.a | RC_REV_BITS.b | RC_REV_BITS.c | RC_REV_BITS.out;
 
+const same = (x: Float64Array, y: Float64Array) => x.length === y.length && x.every((v, j) => Object.is(v, y[j]));
+/** The flipped tensors a reversed run (rev = 31) on d equals, its output flipped back. */
+const flipped = (c: Case, d: Data): Data => ({ ld: shiftRev(d.ld, c), a: flipT(d.a, c, c.K), b: flipT(d.b, c, c.V), c: flipT(d.c, c, c.V), S0: d.S0 });
+
+/** The K = 128 entries' (wide, split) cases: K = V = 128 over chunks (two key groups), then ragged K / V. */
+const K128_FULL: Case[] = [
+  { B: 1, T: 150, H: 2, K: 128, V: 128, init: true, minLd: -0.3 },
+  { B: 2, T: 70, H: 1, K: 128, V: 128, init: false, minLd: -20 },
+];
+const K128_RAGGED: Case[] = [
+  { B: 1, T: 100, H: 2, K: 100, V: 72, init: true, minLd: -0.2 },
+  { B: 2, T: 37, H: 1, K: 40, V: 128, init: true, minLd: -1 },
+];
+
+/** Each entry vs float64 on K128_FULL (and K128_RAGGED but for the prefetching ones), a prefetching one bitwise its
+ * twin, and rev = 31 on K128_FULL[0] bitwise the flipped run; seeds seed + i, then seedRev. */
+function checkK128Entries(bin: string, ks: RowsChunkKernel[], twinOf: (k: RowsChunkKernel) => RowsChunkKernel, seed: number, seedRev: number): void {
+  for (const k of ks) {
+    for (const [i, c] of [...K128_FULL, ...(k.pipe ? [] : K128_RAGGED)].entries()) {
+      const d = data(k, c, seed + i);
+      const got = runEmu(bin, k, c, d);
+      expect(got.every(Number.isFinite), `${k.entry} K=${c.K} V=${c.V}: finite`).toBe(true);
+      expect(relativeError(got, reference(c, d)), `${k.entry} K=${c.K} V=${c.V} T=${c.T}`).toBeLessThan(TOL);
+      if (k.pipe) expect(same(got, runEmu(bin, twinOf(k), c, d)), `${k.entry} vs its twin`).toBe(true);
+    }
+    // reversed time on the forward-stored tensors
+    const c = K128_FULL[0], d = data(k, c, seedRev);
+    expect(same(runEmu(bin, k, c, d, REV_ALL), flipT(runEmu(bin, k, c, flipped(c, d)), c, c.K)), `${k.entry} rev vs flipped`).toBe(true);
+  }
+}
+
+/** Each broken twin (patch on the module of one config) misses float64 by more than TOL on K128_FULL[0]. */
+function expectK128Broken(what: string, patch: (src: string) => string, cfgs: readonly RowsChunkConfig[], seed: number): void {
+  for (const cfg of cfgs) {
+    const b = rowsChunkModule([cfg], patch);
+    const k = b.kernels[0], c = K128_FULL[0], d = data(k, c, seed);
+    const got = runEmu(buildEmu(b.source, b.kernels), k, c, d);
+    const err = got.every(Number.isFinite) ? relativeError(got, reference(c, d)) : Infinity;
+    expect(err > TOL, `${what} ${k.entry}: error ${err}`).toBe(true);
+  }
+}
+
 describe.skipIf(!gpp)("rows readout, chunked on tensor cores: CPU emulation vs float64", () => {
   const m = rowsChunkModule();
   const bin = buildEmu(m.source, m.kernels);
@@ -227,8 +269,6 @@ describe.skipIf(!gpp)("rows readout, chunked on tensor cores: CPU emulation vs f
       { B: 2, T: 37, H: 2, K: 64, V: 64, init: true, minLd: -0.5 },
       { B: 2, T: 150, H: 1, K: 64, V: 64, init: false, minLd: -0.3 },
     ];
-    const same = (x: Float64Array, y: Float64Array) => x.length === y.length && x.every((v, j) => Object.is(v, y[j]));
-    const flipped = (c: Case, d: Data): Data => ({ ld: shiftRev(d.ld, c), a: flipT(d.a, c, c.K), b: flipT(d.b, c, c.V), c: flipT(d.c, c, c.V), S0: d.S0 });
     for (const k of m.kernels.filter((x) => !x.terms && !x.wide && !x.split))
       for (const [i, c] of cases.entries()) {
         const d = data(k, c, 41 + i);
@@ -284,33 +324,12 @@ describe.skipIf(!gpp)("rows readout, chunked on tensor cores: CPU emulation vs f
     const wide = m.kernels.filter((x) => x.wide);
     expect(wide.map((k) => k.entry)).toEqual(["seqc_rows_chunk_w8_v128", "seqc_rows_chunk_w8_v128_la", "seqc_rows_chunk_w8_v128_p", "seqc_rows_chunk_w8_v128_p_la", "seqc_rows_chunk_w8_v128_t", "seqc_rows_chunk_w8_v128_p_t"]);
     const twinOf = (k: RowsChunkKernel) => wide.find((x) => !x.pipe && !x.terms && x.lowA === k.lowA)!;
-    const full: Case[] = [
-      { B: 1, T: 150, H: 2, K: 128, V: 128, init: true, minLd: -0.3 },
-      { B: 2, T: 70, H: 1, K: 128, V: 128, init: false, minLd: -20 },
-    ];
-    const ragged: Case[] = [
-      { B: 1, T: 100, H: 2, K: 100, V: 72, init: true, minLd: -0.2 },
-      { B: 2, T: 37, H: 1, K: 40, V: 128, init: true, minLd: -1 },
-    ];
-    const same = (x: Float64Array, y: Float64Array) => x.length === y.length && x.every((v, j) => Object.is(v, y[j]));
-    for (const k of wide.filter((x) => !x.terms)) {
-      for (const [i, c] of [...full, ...(k.pipe ? [] : ragged)].entries()) {
-        const d = data(k, c, 71 + i);
-        const got = runEmu(bin, k, c, d);
-        expect(got.every(Number.isFinite), `${k.entry} K=${c.K} V=${c.V}: finite`).toBe(true);
-        expect(relativeError(got, reference(c, d)), `${k.entry} K=${c.K} V=${c.V} T=${c.T}`).toBeLessThan(TOL);
-        if (k.pipe) expect(same(got, runEmu(bin, twinOf(k), c, d)), `${k.entry} vs its twin`).toBe(true);
-      }
-      // reversed time on the forward-stored tensors
-      const c = full[0], d = data(k, c, 81);
-      const fl: Data = { ld: shiftRev(d.ld, c), a: flipT(d.a, c, c.K), b: flipT(d.b, c, c.V), c: flipT(d.c, c, c.V), S0: d.S0 };
-      expect(same(runEmu(bin, k, c, d, REV_ALL), flipT(runEmu(bin, k, c, fl), c, c.K)), `${k.entry} rev vs flipped`).toBe(true);
-    }
+    checkK128Entries(bin, wide.filter((x) => !x.terms), twinOf, 71, 81);
     // the terms entries: out bitwise bf16(twin's out), terms bitwise, forward and reversed, K = V = 128 and (plain) K = 40
     const f = Math.fround;
     for (const k of wide.filter((x) => x.terms)) {
       const twin = wide.find((x) => !x.terms && !x.lowA && !!x.pipe === !!k.pipe)!;
-      for (const [i, c] of [full[0], ...(k.pipe ? [] : [ragged[1]])].entries())
+      for (const [i, c] of [K128_FULL[0], ...(k.pipe ? [] : [K128_RAGGED[1]])].entries())
         for (const rev of [0, REV_ALL]) {
           const d = data(k, c, 91 + i), r = rng(191 + i), n = c.B * c.T * c.H * c.K;
           const dq = Float64Array.from({ length: n }, () => f(2 * r() - 1)), kk = bf16(Float64Array.from({ length: n }, () => f(2 * r() - 1))).values;
@@ -324,50 +343,17 @@ describe.skipIf(!gpp)("rows readout, chunked on tensor cores: CPU emulation vs f
       ["the key group's offset dropped from the stores", (src: string) => src.replace("* HK + (size_t)h * K + k0 + i;\n          const float v", "* HK + (size_t)h * K + i;\n          const float v")],
       ["the state's update over half its columns", (src: string) => src.replace("run<true, false, WNV, 64>(S, Uh, P, bb, PV, 16 * j, n0v);", "run<true, false, WNV / 2, 64>(reinterpret_cast<float(&)[WNV / 2][4]>(S), Uh, P, bb, PV, 16 * j, n0v);")],
     ] as const)
-      for (const cfg of [{ warps: 8, lowA: false, wide: true }, { warps: 8, lowA: false, pipe: true, wide: true }] as const) {
-        const b = rowsChunkModule([cfg], patch);
-        const k = b.kernels[0], c = full[0], d = data(k, c, 101);
-        const got = runEmu(buildEmu(b.source, b.kernels), k, c, d);
-        const err = got.every(Number.isFinite) ? relativeError(got, reference(c, d)) : Infinity;
-        expect(err > TOL, `${what} ${k.entry}: error ${err}`).toBe(true);
-      }
+      expectK128Broken(what, patch, [{ warps: 8, lowA: false, wide: true }, { warps: 8, lowA: false, pipe: true, wide: true }], 101);
   }, 900_000);
   it("the split entries (_vs: a block per group of 64 keys and group of 64 values, partial outputs per value group summed): vs float64 at K = V = 128 (4 blocks a head), K = 100 / V = 72, K = 40 / V = 128, decays to -20; the prefetching ones bitwise their twins; rev = 31 bitwise the flipped run; twins without the value group's offset in b, c or in the output's slice fail", () => {
     const split = m.kernels.filter((x) => x.split);
     expect(split.map((k) => k.entry)).toEqual(["seqc_rows_chunk_w8_vs", "seqc_rows_chunk_w8_vs_la", "seqc_rows_chunk_w8_vs_p", "seqc_rows_chunk_w8_vs_p_la"]);
-    const full: Case[] = [
-      { B: 1, T: 150, H: 2, K: 128, V: 128, init: true, minLd: -0.3 },
-      { B: 2, T: 70, H: 1, K: 128, V: 128, init: false, minLd: -20 },
-    ];
-    const ragged: Case[] = [
-      { B: 1, T: 100, H: 2, K: 100, V: 72, init: true, minLd: -0.2 },
-      { B: 2, T: 37, H: 1, K: 40, V: 128, init: true, minLd: -1 },
-    ];
-    const same = (x: Float64Array, y: Float64Array) => x.length === y.length && x.every((v, j) => Object.is(v, y[j]));
-    for (const k of split) {
-      const twin = split.find((x) => !x.pipe && x.lowA === k.lowA)!;
-      for (const [i, c] of [...full, ...(k.pipe ? [] : ragged)].entries()) {
-        const d = data(k, c, 121 + i);
-        const got = runEmu(bin, k, c, d);
-        expect(got.every(Number.isFinite), `${k.entry} K=${c.K} V=${c.V}: finite`).toBe(true);
-        expect(relativeError(got, reference(c, d)), `${k.entry} K=${c.K} V=${c.V} T=${c.T}`).toBeLessThan(TOL);
-        if (k.pipe) expect(same(got, runEmu(bin, twin, c, d)), `${k.entry} vs its twin`).toBe(true);
-      }
-      const c = full[0], d = data(k, c, 131);
-      const fl: Data = { ld: shiftRev(d.ld, c), a: flipT(d.a, c, c.K), b: flipT(d.b, c, c.V), c: flipT(d.c, c, c.V), S0: d.S0 };
-      expect(same(runEmu(bin, k, c, d, REV_ALL), flipT(runEmu(bin, k, c, fl), c, c.K)), `${k.entry} rev vs flipped`).toBe(true);
-    }
+    checkK128Entries(bin, split, (k) => split.find((x) => !x.pipe && x.lowA === k.lowA)!, 121, 131);
     for (const [what, patch, cfgs] of [
       ["b and c without the value group's offset", (src: string) => src.replace("rv0 = (size_t)b * T * HV + (size_t)h * V + v0;", "rv0 = (size_t)b * T * HV + (size_t)h * V;").replace("* HV + (size_t)h * V + v0 + i;\n      const size_t oc = ((size_t)b * T + seqc_rc_tok(t0 + t, T, rev & 8u)) * HV + (size_t)h * V + v0 + i;", "* HV + (size_t)h * V + i;\n      const size_t oc = ((size_t)b * T + seqc_rc_tok(t0 + t, T, rev & 8u)) * HV + (size_t)h * V + i;"), [{ warps: 8, lowA: false, split: true }, { warps: 8, lowA: false, pipe: true, split: true }]],
       ["every group's outputs to slice 0", (src: string) => src.replace("out[r + (SPLIT ? (size_t)vg * B * T * HK : (size_t)0)]", "out[r]"), [{ warps: 8, lowA: false, split: true }]],
     ] as const)
-      for (const cfg of cfgs) {
-        const b = rowsChunkModule([cfg], patch);
-        const k = b.kernels[0], c = full[0], d = data(k, c, 141);
-        const got = runEmu(buildEmu(b.source, b.kernels), k, c, d);
-        const err = got.every(Number.isFinite) ? relativeError(got, reference(c, d)) : Infinity;
-        expect(err > TOL, `${what} ${k.entry}: error ${err}`).toBe(true);
-      }
+      expectK128Broken(what, patch, cfgs, 141);
   }, 900_000);
   it("broken twins fail: the state's low bf16 word dropped (one rounding of the state: about 2^-9), the diagonal's own token left out", () => {
     const c: Case = { B: 1, T: 100, H: 1, K: 32, V: 32, init: true, minLd: -0.05 };
