@@ -31,11 +31,11 @@ const gpp = spawnSync("g++", ["--version"]).status === 0;
 if (!gpp) console.warn("cuda-lowrank-wy-emu.test: g++ is not installed, so the emulated runs are skipped");
 
 type Shape = Pick<LowRankWyConfig, "C" | "K" | "V" | "decay">;
-interface Data { N: number; qs: number; us: number; xs: number; ws: number; Q: Float64Array; U: Float64Array; DY: Float64Array; XI: Float64Array; W: Float64Array; G: Float64Array; L: Float64Array }
+interface Data { N: number; qs: number; us: number; xs: number; ws: number; ds: number; Q: Float64Array; U: Float64Array; DY: Float64Array; XI: Float64Array; W: Float64Array; G: Float64Array; L: Float64Array }
 
-/** N chunks; rows of Q (stride K), U (2K), XI (2(K + V)), W (K), DY (V); G [N, C + 1] float32-rounded prefix sums of log
+/** N chunks; rows of Q (stride K), U (2K), XI (2(K + V)), W (K), DY (ds, default V); G [N, C + 1] float32-rounded prefix sums of log
  * decays uniform in [minLd, 0]; steps past `used` padding. Every value float32-exact. */
-function data(c: Shape, N: number, used: number, minLd: number, seed: number): Data {
+function data(c: Shape, N: number, used: number, minLd: number, seed: number, ds = c.V): Data {
   const { C, K, V } = c, r = rng(seed), f = Math.fround;
   const qs = K, us = 2 * K, xs = 2 * (K + V), ws = K;
   const rows = (s: number, w: number, scale: number) => {
@@ -43,7 +43,7 @@ function data(c: Shape, N: number, used: number, minLd: number, seed: number): D
     for (let n = 0; n < N; n++) for (let x = 0; x < used; x++) for (let i = 0; i < w; i++) a[(n * C + x) * s + i] = f(scale * (2 * r() - 1));
     return a;
   };
-  const Q = rows(qs, K, 1), U = rows(us, K, 1 / Math.sqrt(K)), XI = rows(xs, K, 1), W = rows(ws, K, 1 / Math.sqrt(K)), DY = rows(V, V, 1);
+  const Q = rows(qs, K, 1), U = rows(us, K, 1 / Math.sqrt(K)), XI = rows(xs, K, 1), W = rows(ws, K, 1 / Math.sqrt(K)), DY = rows(ds, V, 1);
   const G = new Float64Array(N * (C + 1));
   for (let n = 0; n < N; n++) {
     let acc = 0;
@@ -53,7 +53,7 @@ function data(c: Shape, N: number, used: number, minLd: number, seed: number): D
     }
   }
   const L = Float64Array.from({ length: N * K * V }, () => f(2 * r() - 1));
-  return { N, qs, us, xs, ws, Q, U, DY, XI, W, G, L };
+  return { N, qs, us, xs, ws, ds, Q, U, DY, XI, W, G, L };
 }
 
 const dot = (a: Float64Array, ao: number, b: Float64Array, bo: number, K: number) => { let s = 0; for (let i = 0; i < K; i++) s += a[ao + i] * b[bo + i]; return s; };
@@ -67,12 +67,12 @@ function reference(c: Shape, d: Data): { BQ: Float64Array; BP: Float64Array; DR:
     for (let cc = 0; cc < C; cc++)
       for (let a = cc; a < C; a++) {
         const p = Math.exp(g(n, a + 1) - g(n, cc + 1)) * dot(d.Q, (n * C + a) * d.qs, d.U, (n * C + cc) * d.us, K);
-        for (let j = 0; j < V; j++) BQ[(n * C + cc) * V + j] += p * d.DY[(n * C + a) * V + j];
+        for (let j = 0; j < V; j++) BQ[(n * C + cc) * V + j] += p * d.DY[(n * C + a) * d.ds + j];
       }
     for (let i = 0; i < K; i++)
       for (let j = 0; j < V; j++) {
         let s = 0;
-        for (let a = 0; a < C; a++) s += Math.exp(g(n, a + 1)) * d.Q[(n * C + a) * d.qs + i] * d.DY[(n * C + a) * V + j] + d.XI[(n * C + a) * d.xs + i] * BQ[(n * C + a) * V + j];
+        for (let a = 0; a < C; a++) s += Math.exp(g(n, a + 1)) * d.Q[(n * C + a) * d.qs + i] * d.DY[(n * C + a) * d.ds + j] + d.XI[(n * C + a) * d.xs + i] * BQ[(n * C + a) * V + j];
         BP[(n * K + i) * V + j] = s;
       }
     for (let cc = C - 1; cc >= 0; cc--)
@@ -86,20 +86,20 @@ function reference(c: Shape, d: Data): { BQ: Float64Array; BP: Float64Array; DR:
   return { BQ, BP, DR };
 }
 
-/** An emulator executable: argv dir (Q, U, DY, XI, W, G, L, BQ, BP, DR .bin float32), entry, N, qs, us, xs, ws, threads, smem. */
+/** An emulator executable: argv dir (Q, U, DY, XI, W, G, L, BQ, BP, DR .bin float32), entry, N, qs, us, xs, ws, threads, smem, ds. */
 function buildEmu(source: string, kernels: LowRankWyKernel[]): string {
   const tramp = kernels.map((k) => k.op === "pre"
-    ? `static void body_${k.entry}() { ${k.entry}((const float*)P[0], QS, (const float*)P[1], US, (const float*)P[2], (const float*)P[3], XS, (const float*)P[5], (float*)P[7], (float*)P[8], NN); }`
+    ? `static void body_${k.entry}() { ${k.entry}((const float*)P[0], QS, (const float*)P[1], US, (const float*)P[2],${k.dyStride ? " DS," : ""} (const float*)P[3], XS, (const float*)P[5], (float*)P[7], (float*)P[8], NN); }`
     : `static void body_${k.entry}() { ${k.entry}((const float*)P[4], WS, (const float*)P[1], US, (const float*)P[7], (const float*)P[6], (const float*)P[5], (float*)P[9], NN); }`);
   const names = ["Q", "U", "DY", "XI", "W", "G", "L", "BQ", "BP", "DR"];
   const main = `
-static void* P[10]; static unsigned NN, QS, US, XS, WS;
+static void* P[10]; static unsigned NN, QS, US, XS, WS, DS;
 ${tramp.join("\n")}
 ${EMU_READF}
 int main(int argc, char** argv) {
   std::string dir = argv[1], entry = argv[2];
   NN = (unsigned)atoi(argv[3]); QS = (unsigned)atoi(argv[4]); US = (unsigned)atoi(argv[5]); XS = (unsigned)atoi(argv[6]); WS = (unsigned)atoi(argv[7]);
-  unsigned threads = (unsigned)atoi(argv[8]), smem = (unsigned)atoi(argv[9]);
+  unsigned threads = (unsigned)atoi(argv[8]), smem = (unsigned)atoi(argv[9]); DS = (unsigned)atoi(argv[10]);
   const char* names[10] = {${names.map((x) => `"${x}"`).join(", ")}};
   std::vector<char> b[10];
   for (int i = 0; i < 10; ++i) { b[i] = readf(dir + "/" + names[i] + ".bin"); P[i] = b[i].data(); }
@@ -117,11 +117,12 @@ ${emuEntrySelect(kernels.map((k) => k.entry))}
 function runEmu(bin: string, k: LowRankWyKernel, d: Data, bq: Float64Array): Record<"BQ" | "BP" | "DR", Float64Array> {
   return inScratchDir("seqc-lrwy-", (dir) => {
     const { C, K, V } = k, N = d.N;
+    if (k.op === "pre" && !k.dyStride && d.ds !== V) throw new Error(`${k.entry} reads DY contiguous (stride ${V}), not ${d.ds}`);
     for (const [name, x] of Object.entries({ Q: d.Q, U: d.U, DY: d.DY, XI: d.XI, W: d.W, G: d.G, L: d.L })) writeFileSync(join(dir, `${name}.bin`), f32Bytes(x));
     writeFileSync(join(dir, "BQ.bin"), f32Bytes(k.op === "dr" ? bq : new Float64Array(N * C * V).fill(NaN)));
     writeFileSync(join(dir, "BP.bin"), f32Bytes(new Float64Array(N * K * V).fill(NaN)));
     writeFileSync(join(dir, "DR.bin"), f32Bytes(new Float64Array(N * C * V).fill(NaN)));
-    execFileSync(bin, [dir, k.entry, String(N), String(d.qs), String(d.us), String(d.xs), String(d.ws), String(k.threads), String(k.sharedBytes)], { stdio: "pipe" });
+    execFileSync(bin, [dir, k.entry, String(N), String(d.qs), String(d.us), String(d.xs), String(d.ws), String(k.threads), String(k.sharedBytes), String(d.ds)], { stdio: "pipe" });
     const read = (name: string) => readF32(join(dir, `${name}.out`));
     return { BQ: read("BQ"), BP: read("BP"), DR: read("DR") };
   });
@@ -186,6 +187,24 @@ describe.skipIf(!gpp)("the chunk-state backward's per-chunk kernels on the CPU e
     };
     broken("const float4 a4 = (*(const float4*)&sUT[i * 68u + 4u * ti]), b4 = (*(const float4*)&sL[", "if (i >= 64u) break;\n      const float4 a4 = (*(const float4*)&sUT[i * 68u + 4u * ti]), b4 = (*(const float4*)&sL[", 2);
     broken("for (u32 cc = 0; cc < 64u; ++cc) {\n      const float4 a4 = (*(const float4*)&sX[cc * 128u", "for (u32 cc = 0; cc < 32u; ++cc) {\n      const float4 a4 = (*(const float4*)&sX[cc * 128u", 1);
+  }, 300_000);
+
+  it("the fp32 pre reads a strided dY (ds, seqc_chunked_lowrank LR_EV_LINES: slot 0 of wy's [N, C, R + E, V] events): within 1e-5; one reading it at stride V fails", () => {
+    for (const s of [SMALL[1], SMALL[SMALL.length - 1], { decay: "scalar", C: 64, K: 64, V: 64 } as Shape]) {
+      const m = lowRankWyModule(pair(s));
+      expect(m.kernels.map((k) => k.dyStride)).toEqual([true, undefined]);
+      const bin = buildEmu(m.source, m.kernels);
+      for (const ds of [2 * s.V, 2 * s.V + 4]) {
+        const e = errors(m.kernels[0], m.kernels[1], bin, data(s, 2, s.C - 1, -5, 41 + ds, ds));
+        expect(Math.max(...e), `${m.kernels[0].entry} ds=${ds}: BQ ${e[0]} BP ${e[1]} DR ${e[2]}`).toBeLessThan(1e-5);
+      }
+      const at = `DY[(size_t)n * ${s.C}u * ds + a * ds + i]`;
+      const broken = lowRankWyModule(pair(s), (src) => {
+        expect(src).toContain(at);
+        return src.replace(at, `DY[(size_t)n * ${s.C}u * ${s.V}u + a * ${s.V}u + i]`);
+      });
+      expect(errors(broken.kernels[0], broken.kernels[1], buildEmu(broken.source, broken.kernels), data(s, 2, s.C, -1, 6, 2 * s.V))[0], `${m.kernels[0].entry}: DY at stride V`).toBeGreaterThan(1e-2);
+    }
   }, 300_000);
 
   it("deliberately broken copies fail: the readouts' scores without the diagonal; the solve skipping the chunk's last step", () => {

@@ -120,15 +120,15 @@ describe("torch target: the low-rank chunked backward's plans", () => {
 
 /** lowrank_backward in Python (CPU torch), every chain model run here by the interpreter. */
 /** How a glue run is asked to run its parts (seqc_chunked_lowrank's switches; readWay / augWay undefined: its defaults). */
-interface Ways { torchOps: boolean; readWay?: "plan" | "matmul"; augWay?: "plan" | "matmul" | "auto"; keyWay?: "blocks" | "halves"; layout?: "heads" | "tokens"; share?: boolean; solve?: "trsm" | "blocks"; solveBlock?: number; mm?: "fp32" | "bf16"; lean?: boolean; fused?: "recurrence"; readout?: "recurrence"; bwd?: "chain" | "wy"; keyBwd?: "chain" | "wy"; wyBreak?: "walk" | "xI" | "a0" | "ld"; pass?: "recurrence"; wyKern?: "recurrence"; postBinds?: string[]; copies?: "lean" | "old"; merge?: "decay" | "off"; mergeBreak?: boolean; readKey?: "recurrence"; readKeyBreak?: boolean; revRead?: "flip" | "kernel"; revBreak?: boolean; chainRev?: "flip" | "kernel"; mirrorBreak?: boolean }
+interface Ways { torchOps: boolean; readWay?: "plan" | "matmul"; augWay?: "plan" | "matmul" | "auto"; keyWay?: "blocks" | "halves"; layout?: "heads" | "tokens"; share?: boolean; solve?: "trsm" | "blocks"; solveBlock?: number; mm?: "fp32" | "bf16"; lean?: boolean; fused?: "recurrence"; readout?: "recurrence"; bwd?: "chain" | "wy"; keyBwd?: "chain" | "wy"; wyBreak?: "walk" | "xI" | "a0" | "ld"; pass?: "recurrence"; wyKern?: "recurrence"; postBinds?: string[]; copies?: "lean" | "old"; merge?: "decay" | "off"; mergeBreak?: boolean; readKey?: "recurrence"; readKeyBreak?: boolean; revRead?: "flip" | "kernel"; revBreak?: boolean; chainRev?: "flip" | "kernel"; mirrorBreak?: boolean; evLines?: "on" | "off"; wyDyStride?: boolean }
 
-async function pythonLowRank(model: I.Model, { names, models }: ReturnType<typeof lowRankChain>, run: RunInputs, cot: ReturnType<typeof randomCotangents>, dropStateCot: boolean, chunk: number, dtype: "float64" | "float32", { readKey, readKeyBreak, torchOps, readWay, augWay, keyWay, layout, share, solve, solveBlock, mm, lean, fused, readout, bwd, keyBwd, wyBreak, pass, wyKern, postBinds, copies, merge, mergeBreak, revRead, revBreak, chainRev, mirrorBreak }: Ways) {
+async function pythonLowRank(model: I.Model, { names, models }: ReturnType<typeof lowRankChain>, run: RunInputs, cot: ReturnType<typeof randomCotangents>, dropStateCot: boolean, chunk: number, dtype: "float64" | "float32", { readKey, readKeyBreak, torchOps, readWay, augWay, keyWay, layout, share, solve, solveBlock, mm, lean, fused, readout, bwd, keyBwd, wyBreak, pass, wyKern, postBinds, copies, merge, mergeBreak, revRead, revBreak, chainRev, mirrorBreak, evLines, wyDyStride }: Ways) {
   const dims = { ...run.dims };
   const { batch: B, time: T } = run;
   const case_ = {
     // bwd unset: the adjoint chain, whatever the module's default (LR_BWD "wy" since the H200 timing): the blocks written for
     // the chain keep checking it; the chunk-state backward's block asks for "wy"
-    readKey, readKeyBreak, names, B, T, chunk, dtype, decayWay: torchOps ? "cumsum" : "plan", passWay: torchOps ? "matmul" : "plan", readWay, augWay, keyWay, layout, share, solve, solveBlock, mm, lean, fused, readout, bwd: bwd ?? "chain", keyBwd, wyBreak, pass, wyKern, postBinds, copies, merge, mergeBreak, revRead, revBreak, chainRev, mirrorBreak,
+    readKey, readKeyBreak, names, B, T, chunk, dtype, decayWay: torchOps ? "cumsum" : "plan", passWay: torchOps ? "matmul" : "plan", readWay, augWay, keyWay, layout, share, solve, solveBlock, mm, lean, fused, readout, bwd: bwd ?? "chain", keyBwd, wyBreak, pass, wyKern, postBinds, copies, merge, mergeBreak, revRead, revBreak, chainRev, mirrorBreak, evLines, wyDyStride,
     ...glueTensors(model, names.state, run, cot, dropStateCot),
   };
   const parts: string[] = [];
@@ -503,6 +503,40 @@ describe.skipIf(!cpuTorch)("torch target: wy's reversed chunks read backwards wi
   }, 300_000);
 });
 
+describe.skipIf(!cpuTorch)("torch target: the timeline's lines as slots of the stacks that read them (seqc_chunked_lowrank LR_EV_LINES \"on\")", () => {
+  async function glue(model: I.Model, chain: ReturnType<typeof lowRankChain>, B: number, T: number, chunk: number, dtype: "float64" | "float32", ways: Ways) {
+    const run = chunkInputs(model, { dims: dimsOf(model), batch: B, time: T, seed: 70 + T, initialState: true, stress: true });
+    const cot = randomCotangents(interpret(model, run), T + 7);
+    const want = await gradients(model, run, cot);
+    const got = await pythonLowRank(model, chain, run, cot, false, chunk, dtype, ways);
+    const err = Math.max(...Object.entries(want.inputs).map(([k, v]) => relativeError(Float64Array.from(got.inputs[k].data), v)), relativeError(Float64Array.from(got.dS0.data), want.initialState[chain.names.state]));
+    return { got, err };
+  }
+  const same = (a: { inputs: Record<string, { data: number[] }>; dS0: { data: number[] } }, b: typeof a) =>
+    Math.max(...Object.keys(a.inputs).map((k) => relativeError(Float64Array.from(a.inputs[k].data), Float64Array.from(b.inputs[k].data))), relativeError(Float64Array.from(a.dS0.data), Float64Array.from(b.dS0.data)));
+  it.each(["deltanet", "gated_deltanet", "gated_deltaproduct"])("%s: \"on\" gives bitwise \"off\"'s gradients (float64 and float32, every stand-in, with and without a strided dY, ragged chunks, T = 1, both reversed reads), both within 1e-9 of the reference", async (name) => {
+    const model = load(name);
+    const chain = lowRankChain(model, dimsOf(model));
+    const F: Ways = { ...MA, bwd: "wy", fused: "recurrence", readout: "recurrence", pass: "recurrence", wyKern: "recurrence", copies: "lean", postBinds: ["o__bar"], merge: "decay" };
+    for (const [B, T, chunk, ways, dtype] of [[2, 23, 5, F, "float64"], [2, 23, 5, { ...F, wyDyStride: true }, "float64"], [1, 1, 64, { ...F, wyDyStride: true }, "float64"],
+      [2, 29, 13, { ...F, revRead: "flip" }, "float64"], [2, 29, 13, { ...MA, bwd: "wy", copies: "lean" }, "float64"], [2, 23, 8, { ...F, wyDyStride: true }, "float32"]] as [number, number, number, Ways, "float64" | "float32"][]) {
+      const label = `B=${B} T=${T} chunk=${chunk} ${dtype}${ways.wyDyStride ? " dY strided" : ""}${ways.revRead ? " " + ways.revRead : ""}${ways.wyKern ? "" : " torch ops"}`;
+      const off = await glue(model, chain, B, T, chunk, dtype, { ...ways, evLines: "off" });
+      const on = await glue(model, chain, B, T, chunk, dtype, { ...ways, evLines: "on" });
+      expect(same(on.got, off.got), `${label}: on vs off`).toBe(0);
+      expect(off.err, `${label}: off vs reference`).toBeLessThanOrEqual(dtype === "float64" ? 1e-9 : 1e-4);
+      expect([on.got.wyCalls, on.got.readoutCalls, on.got.fusedCalls], label).toEqual([off.got.wyCalls, off.got.readoutCalls, off.got.fusedCalls]);
+      // copies into tensors of a line's size or more: the aug core's key stack, its [0 | v] put, wy's copy of q and (where the
+      // wy stand-in reads a strided dY, or no kernel runs) of dy are gone
+      // (counted where at least the largest input's size: with these small dims q's [.., K] copy is below it but for Gated
+      // DeltaProduct's two micro-steps a token; T = 1: every tensor counts, at least those)
+      const gone = (ways.wyDyStride || !ways.wyKern ? 3 : 2) + (name === "gated_deltaproduct" ? 1 : 0);
+      if (T > 1) expect(off.got.bigCopies - on.got.bigCopies, `${label}: copies ${off.got.bigCopies} -> ${on.got.bigCopies}`).toBe(gone);
+      else expect(off.got.bigCopies - on.got.bigCopies, `${label}: copies ${off.got.bigCopies} -> ${on.got.bigCopies}`).toBeGreaterThanOrEqual(gone);
+    }
+  }, 300_000);
+});
+
 describe.skipIf(!cpuTorch)("torch target: the chunk-state backward with a per-key decay (seqc_chunked_lowrank LR_BWD \"wy\" with LR_BWD_KEY \"wy\")", () => {
   /** A delta rule with a per-key decay step before it (Gated DeltaNet with g per key; two micro-steps a token): the
    * stdlib's only other per-key low-rank model is RWKV-7 (decay and low rank in one step). */
@@ -853,6 +887,45 @@ print(json.dumps(out))
     expect(got.old).toEqual([true, false, false, false, true]);
     const e = "seqc_lr_read_key_key_c64k64v64m2", p = ["ptr", "ptr", "ptr", "ptr", "ptr", "ptr"];
     expect(got.calls).toEqual([[e, [4, 1], [...p, 4, 1, 2, 0]], [e, [4, 1], [...p, 4, 1, 2, 2]], ["base", false], [e, [4, 1], [...p, 4, 1, 2]], ["base", false]]);
+  });
+});
+
+describe.skipIf(!cpuTorch)("torch target: wy's \"pre\" launch with a strided dY (seqc_chunked_lowrank.wy_launcher, lowrank-wy.ts dyStride)", () => {
+  it("the fp32 kernel gets dY's row stride after its pointer; a module without dyStride gets a contiguous copy and no stride; dy_stride says which", () => {
+    const kernels = lowRankWyModule().kernels;
+    const script = `
+import contextlib, json, sys
+import torch
+sys.path.insert(0, 'runtime/torch')
+import seqc_chunked_lowrank as m
+ks = json.loads(sys.stdin.read())
+calls = []
+class KM:
+    def __init__(self, kernels):
+        self.kernels = kernels
+    def launch(self, k, grid, args, stream):
+        calls.append([k['entry'], [a[1] if a[0] == 'u32' else a[0] for a in args]])
+torch.cuda.device = lambda d: contextlib.nullcontext()
+torch.cuda.current_stream = lambda d=None: type('S', (), {'cuda_stream': 0})()
+dev = torch.device('cpu')
+out = {}
+N, C, K, V = 3, 64, 64, 64
+ev = torch.zeros(N, C, 2, V)
+for name, kk in (('new', ks), ('old', [dict((x, y) for x, y in k.items() if x != 'dyStride') for k in ks])):
+    m.switch_kernels = lambda mod, device, way, switch, key: KM(kk)
+    launch = m.wy_launcher(None, dev)
+    rows = torch.zeros(N, C, 2, K)[:, :, 0]
+    got = launch('pre', C, K, V, 'scalar', rows, rows, ev[:, :, 0], rows, torch.zeros(N, C + 1, 1))
+    out[name] = [launch.dy_stride, got is not None]
+out['calls'] = calls
+print(json.dumps(out))
+`;
+    const r = spawnSync("/usr/bin/python3", ["-c", script], { input: JSON.stringify(kernels), encoding: "utf8" });
+    expect(r.status, r.stderr).toBe(0);
+    const got = JSON.parse(r.stdout);
+    expect([got.new, got.old]).toEqual([[true, true], [false, true]]);
+    const e = "seqc_lr_wy_pre_scalar_c64k64v64";
+    expect(got.calls).toEqual([[e, ["ptr", 128, "ptr", 128, "ptr", 128, "ptr", 128, "ptr", "ptr", "ptr", 3]], [e, ["ptr", 128, "ptr", 128, "ptr", "ptr", 128, "ptr", "ptr", "ptr", 3]]]);
   });
 });
 

@@ -274,6 +274,13 @@ LR_REV_READ = "kernel"
 # copy). The same values either way (the same sums in the same order). RWKV-7: 16 flips and 4 copies of [B, H, Lp, K]
 # lines a step -> 3 flips. Not yet timed on the card.
 LR_CHAIN_REV = "flip"
+# Where LR_BWD "wy" runs (LR_COPIES "lean", the heads layout, no per-key decay), whether the timeline's lines are made as
+# slots of the stacks that read them: "on" (x_u / x_k as the forward's aug ChunkCore's keys [N, C, E + P, K], x_v as
+# the value half of its [0 | v] slots, x_q / x_dy as slots :R of wy's event stacks evK / evV; prep's and post's outputs
+# are written straight into them, so ChunkCore's key stack, its [0 | v] put and wy's two copies of q / dy are gone; x_dy
+# only where wy's "pre" kernel reads a strided dY, else it stays its own line) or "off" (each line its own tensor, copied
+# into the stacks, as before). The same values either way. Not yet timed on the card.
+LR_EV_LINES = "off"
 
 
 def merge_decay_steps(steps, readouts):
@@ -427,6 +434,11 @@ def baddbmm(c, a, b, mm=None):
     return y
 
 
+def _same_view(x, y):
+    """Whether x is y (the same memory, shape and strides)."""
+    return x.data_ptr() == y.data_ptr() and x.shape == y.shape and x.stride() == y.stride()
+
+
 class ChunkCore:
     """The core over N chunks of C steps at once (module docstring).
 
@@ -443,7 +455,7 @@ class ChunkCore:
     pairs then give only the shapes). Steps past a chunk's end are zero vectors with
     zero log decay. .r: the low-rank reads; .read(axis, after, vecs) the readouts; .end() the end states."""
 
-    def __init__(self, S0, ld, low_rank, pairs, block=None, key_way=None, mm=None, eye=None, lean=None, fused=None, readout=None, events=None):
+    def __init__(self, S0, ld, low_rank, pairs, block=None, key_way=None, mm=None, eye=None, lean=None, fused=None, readout=None, events=None, slots=None):
         first = low_rank[0][0] if low_rank else pairs[0][0]
         if S0 is None:
             if eye is None:
@@ -482,7 +494,14 @@ class ChunkCore:
             self.G = G
         if events is not None and (S0 is None or tuple(events[0].shape) != (N, Cp, self.mk, K) or tuple(events[1].shape) != (N, Cp, self.mk, V)):
             raise ValueError("ChunkCore: events must be [N, Cp, mk, K] and [N, Cp, mk, V] with a start state")
-        self.KK = events[0] if events is not None else torch.stack([pad(u) for u, _ in low_rank] + [pad(k) for k, _ in pairs], 2)  # [N, Cp, mk, K]
+        if slots is not None:  # the keys and the pairs' values made where ChunkCore stacks them (LR_EV_LINES "on")
+            KKs, VVs = slots
+            if not (lean or (lean is None and LR_LEAN)) or S0 is not None or Cp != C or not KKs.is_contiguous() or not VVs.is_contiguous() or \
+                    tuple(KKs.shape) != (N, C, self.mk, K) or tuple(VVs.shape) != (N, C, self.mk, V) or \
+                    not all(_same_view(x, KKs[:, :, i]) for i, x in enumerate([u for u, _ in low_rank] + [k for k, _ in pairs])) or \
+                    not all(_same_view(v, VVs[:, :, self.E + p, V - v.shape[2] :]) for p, (_, v) in enumerate(pairs)):
+                raise ValueError("ChunkCore: slots must be [N, C, mk, K] and [N, C, mk, K + V] holding the keys and the pairs' values as their slots (lean, [I | 0] start, Cp = C)")
+        self.KK = events[0] if events is not None else slots[0] if slots is not None else torch.stack([pad(u) for u, _ in low_rank] + [pad(k) for k, _ in pairs], 2)  # [N, Cp, mk, K]
         self._ratio, self._qfac, self._ed, self._half = {}, {}, {}, {}
         if self.mode == "key" and not self.halves:
             self._key_setup()
@@ -503,7 +522,7 @@ class ChunkCore:
             self.VV = events[1]
             self._r = self._solve([pad(w) for _, w in low_rank]) if low_rank else []
             return
-        VV = torch.empty([N, Cp, self.mk, V], dtype=self.dtype, device=self.device)
+        VV = slots[1] if slots is not None else torch.empty([N, Cp, self.mk, V], dtype=self.dtype, device=self.device)
 
         def put(e, x):
             """x [N, n, w] (n <= Cp, w <= V) into event slot e as [0 | x] over its first n steps, zeros past them."""
@@ -514,7 +533,7 @@ class ChunkCore:
             if n < Cp:
                 VV[:, n:, e] = 0
 
-        for p, (_, v) in enumerate(pairs):
+        for p, (_, v) in enumerate(pairs if slots is None else []):  # (slots: [0 | v] already there)
             put(E + p, v)
         self.VV = VV
         if fused is not None and S0 is None and E == 1 and self.P == 1 and self.mm is None and pairs[0][1].shape[2] == V - K and self._fused(fused, pad(low_rank[0][1])):
@@ -868,7 +887,7 @@ class ChunkCore:
         return baddbmm(S, KK.reshape(N, Cp * mk, K).transpose(1, 2), self.lo("VV", "end", self.VV).reshape(N, Cp * mk, V), self.m("end"))
 
 
-def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state, inputs, params, outputs, dtype, device, chunk=None, decay_way=None, pass_way=None, read_way=None, aug_way=None, can_chunk=None, key_way=None, layout=None, share=None, mm=None, lean=None, fused=None, readout=None, bwd_way=None, passer=None, wy_kern=None, post_binds=None, copies=None, merge=None, key_bwd=None, rev_read=None, chain_rev=None):
+def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state, inputs, params, outputs, dtype, device, chunk=None, decay_way=None, pass_way=None, read_way=None, aug_way=None, can_chunk=None, key_way=None, layout=None, share=None, mm=None, lean=None, fused=None, readout=None, bwd_way=None, passer=None, wy_kern=None, post_binds=None, copies=None, merge=None, key_bwd=None, rev_read=None, chain_rev=None, ev_lines=None):
     """Gradients of the forward's inputs, params and the matrix state's initial value through the low-rank chain.
 
     n: the chain's names (<Model>.torch.json "chunked"."lowRank"); run(part, dims, inputs, initial_state, B, T)
@@ -892,7 +911,8 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
     "lean" / "old", LR_COPIES (None: LR_COPIES); merge: "decay" / "off", LR_MERGE (None: LR_MERGE; "decay" only where
     "wy" runs); key_bwd: "chain" / "wy", whether "wy" also takes a per-key decay (None: LR_BWD_KEY); rev_read: "flip" /
     "kernel", how "wy"'s reversed chunks are read with copies "lean" (None: LR_REV_READ); chain_rev: "flip" / "kernel", how
-    the chain's adjoint reads its reversed timeline with a per-key decay (None: LR_CHAIN_REV).
+    the chain's adjoint reads its reversed timeline with a per-key decay (None: LR_CHAIN_REV); ev_lines: "on" / "off", the
+    lines as slots of the stacks that read them where "wy" runs (None: LR_EV_LINES).
     Returns ({input: grad}, {param: grad}, dS0)."""
     chunk = LR_CHUNK if chunk is None else chunk
     read_way, aug_way, key_way, layout = read_way or LR_READ, aug_way or LR_AUG, key_way or LR_KEY, layout or LR_LAYOUT
@@ -909,6 +929,9 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
     chain_rev = chain_rev or LR_CHAIN_REV
     if chain_rev not in ("flip", "kernel"):
         raise ValueError("chain_rev %r: one of flip, kernel" % (chain_rev,))
+    ev_lines = ev_lines or LR_EV_LINES
+    if ev_lines not in ("on", "off"):
+        raise ValueError("ev_lines %r: one of on, off" % (ev_lines,))
     if bwd_way not in ("chain", "wy"):
         raise ValueError("bwd_way %r: one of chain, wy" % (bwd_way,))
     key_bwd = key_bwd or LR_BWD_KEY
@@ -953,13 +976,29 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
         return torch.zeros(shape, dtype=dtype, device=device)
 
     heads = layout == "heads"
+    # LR_EV_LINES "on": the lines as slots of the stacks that read them (the aug core's keys / [0 | v] values, wy's events)
+    slot_lines = ev_lines == "on" and wy and lean_copies and heads and n["decay"] != "key" and (P or E)
+    if slot_lines:
+        NR = B * H * nC
+        aug_slots = (torch.empty([NR, C, E + P, K], dtype=dtype, device=device), torch.empty([NR, C, E + P, KV], dtype=dtype, device=device))
+        aug_slots[1][:, :, E:, :K] = 0  # the pairs' [0 | v] zeros (ChunkCore's put)
+        ev_slots = (torch.empty([NR, C, R + E, K], dtype=dtype, device=device), torch.empty([NR, C, R + E, V], dtype=dtype, device=device))
+        dy_slot = wy_kern is None or getattr(wy_kern, "dy_stride", False)  # (a "pre" kernel that reads DY contiguous only: its own line)
 
-    def line(w, full=False):
+    def slot(buf, i, lo=0):
+        """Slot i of a stack [B H nC, C, m, w'] (its columns lo:) as a line [B, H, Lp, w] (a view)."""
+        x = buf[:, :, i, lo:]
+        return x.view(B, H, Lp, x.shape[2])
+
+    def line(w, full=False, into=None):
         """A timeline line: [B, H, Lp, w] (layout "heads") or [B, Lp, H, w] ("tokens"); zeros, or with full (every
-        token micro-step is written after) and LR_COPIES "lean" zeros in the identity step and the padding only."""
+        token micro-step is written after) and LR_COPIES "lean" zeros in the identity step and the padding only. into: the
+        line's memory (a view, LR_EV_LINES), zeroed as the new line would be."""
         if not (full and lean_copies):
+            if into is not None:
+                return into.zero_()
             return zeros([B, H, Lp, w] if heads else [B, Lp, H, w])
-        out = torch.empty([B, H, Lp, w] if heads else [B, Lp, H, w], dtype=dtype, device=device)
+        out = torch.empty([B, H, Lp, w] if heads else [B, Lp, H, w], dtype=dtype, device=device) if into is None else into
         ends = out[:, :, 0] if heads else out[:, 0]
         ends.zero_()
         if 1 + T * N < Lp:
@@ -1033,14 +1072,15 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
             return S.reshape(B, H, nC, K, V).permute(0, 2, 1, 3, 4).reshape(B * nC, H, K, V)
         return S
 
-    def core_of(ins, S_starts, pairs, eye=None):
+    def core_of(ins, S_starts, pairs, eye=None, slots=None):
         """ChunkCore over every chunk of a timeline (ins: its lines; pairs input pairs x_k<p>/x_v<p>) from its start states
-        (None: [I | 0] of width eye; the chunk transitions, fused where `fused` has a kernel for them)."""
+        (None: [I | 0] of width eye; the chunk transitions, fused where `fused` has a kernel for them); slots: the lines'
+        stacks (LR_EV_LINES)."""
         ld = rows(ins["x_ld"]) if "x_ld" in ins else None
         S = S_starts.reshape(B * nC * H, S_starts.shape[-2], S_starts.shape[-1]) if S_starts is not None else None
         return ChunkCore(S, ld, [(rows(ins["x_u%d" % e]), rows(ins["x_w%d" % e])) for e in range(E)],
                          [(rows(ins["x_k%d" % p]), rows(ins["x_v%d" % p])) for p in range(pairs)], key_way=key_way, mm=mm, eye=eye, lean=lean,
-                         fused=fused if eye is not None else None, readout=readout)
+                         fused=fused if eye is not None else None, readout=readout, slots=slots)
 
     def readouts_of(part, cc, ins):
         """Part `part`'s outputs (LR_READS) from ChunkCore cc, as lines; reads of one axis and side in one product."""
@@ -1076,8 +1116,8 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
         """Prep output `name` as [B, T, loop index, H, w]."""
         return prep[name].reshape(B, T, -1, H, w)
 
-    def gather(pick, w):
-        out = line(w, full=all(pick(st) for st in steps))
+    def gather(pick, w, into=None):
+        out = line(w, full=all(pick(st) for st in steps), into=into)
         mv = micro(out)
         for s, st in enumerate(steps):
             name = pick(st)
@@ -1099,13 +1139,13 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
                     mv[:, :, base[s] + c] = src[:, :, c]  # a scalar decay broadcasts over a per-key line
         fwd["x_ld"] = ld
     for e in range(E):
-        fwd["x_u%d" % e] = gather(lambda st: st["lowRank"][e]["u"] if e < len(st["lowRank"]) else None, K)
+        fwd["x_u%d" % e] = gather(lambda st: st["lowRank"][e]["u"] if e < len(st["lowRank"]) else None, K, slot(aug_slots[0], e) if slot_lines else None)
         fwd["x_w%d" % e] = gather(lambda st: st["lowRank"][e]["w"] if e < len(st["lowRank"]) else None, K)
     for p in range(P):
-        fwd["x_k%d" % p] = gather(lambda st: st["inputs"][p]["k"] if p < len(st["inputs"]) else None, K)
-        fwd["x_v%d" % p] = gather(lambda st: st["inputs"][p]["v"] if p < len(st["inputs"]) else None, V)
+        fwd["x_k%d" % p] = gather(lambda st: st["inputs"][p]["k"] if p < len(st["inputs"]) else None, K, slot(aug_slots[0], E + p) if slot_lines else None)
+        fwd["x_v%d" % p] = gather(lambda st: st["inputs"][p]["v"] if p < len(st["inputs"]) else None, V, slot(aug_slots[1], E + p, K) if slot_lines else None)
     for r, ro in enumerate(readouts):
-        q = line(K, full=N == 1)
+        q = line(K, full=N == 1, into=slot(ev_slots[0], r) if slot_lines else None)
         at_reads(q, r)[:] = per_step(ro["q"], K)[:, :, 0]
         fwd["x_q%d" % r] = q
 
@@ -1115,7 +1155,7 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
     def chunk_states(part, ins, pairs, S0c):
         if lean and aug_way == "matmul":  # [I | 0] and the [0 | v] values folded into ChunkCore
             with _section(part):
-                cc = core_of(ins, None, pairs, eye=KV)
+                cc = core_of(ins, None, pairs, eye=KV, slots=aug_slots if slot_lines and part == "augF" else None)
                 fin = cc.end()
                 fin = fin.reshape(B, H, nC, K, KV) if heads else by_heads(fin.reshape(B, nC, H, K, KV))  # [B, H, nC, K, KV]
                 if not share:
@@ -1197,7 +1237,7 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
         post_in[n["postBw"]["outputBar"][name]] = g if g is not None else zeros([B, T] + list(shape))
     post_g = pointwise("postBw", post_in)
     for r, ro in enumerate(readouts):
-        dy = line(V, full=N == 1)
+        dy = line(V, full=N == 1, into=slot(ev_slots[1], r) if slot_lines and dy_slot else None)
         at_reads(dy, r)[:] = post_g[n["postBw"]["inputBar"][ro["y"]]].reshape(B, T, H, V)
         fwd["x_dy%d" % r] = dy
 
@@ -1231,6 +1271,12 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
                 S_ends[:, :, -1] = S_last
             dS = canon(cot_state) if cot_state is not None else zeros([B, H, K, V])
             W, Q, DY = stk("x_w%d", E), stk("x_q%d", R), stk("x_dy%d", R)
+            ev = None
+            if slot_lines:  # the events' first R slots are the q (and dy) lines already
+                Q = ev_slots[0][:, :, :R]
+                if dy_slot:
+                    DY = ev_slots[1][:, :, :R]
+                ev = (ev_slots[0], ev_slots[1], dy_slot)
             ld_rows = rows(fwd["x_ld"]) if "x_ld" in fwd else None
 
             def chunk_core(S0c, ldc, pairs, events=None):
@@ -1241,7 +1287,7 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
                 Lend = torch.empty([B, H, nC, K, V], dtype=dtype, device=device)
                 L0 = torch.empty([B, H, K, V], dtype=dtype, device=device)
                 return (Lend, L0) if passer("adj", trans["augF"], Bp, dSc.contiguous(), Lend, L0) else None
-            o = _wy.wy_backward(core_f, xI, A_f, ld_rows, W, Q, DY, dS, S_ends, bhc, unbhc, chunk_core, walk, wy_kern, lean=lean_copies, rev=rev_read == "kernel")
+            o = _wy.wy_backward(core_f, xI, A_f, ld_rows, W, Q, DY, dS, S_ends, bhc, unbhc, chunk_core, walk, wy_kern, lean=lean_copies, rev=rev_read == "kernel", ev=ev)
             dR = o["dR"]
             if lean_copies:  # dR [N, C, E, V] and DY as they are (no single-vector stacks)
                 dW = core_f.read_stacked("value", False, dR)[:, :C]
@@ -1757,8 +1803,8 @@ def wy_launcher(m, device, way=None, math="fp32", math128="fp32"):
     """The chunk-state backward's per-chunk kernels of module m on `device` (LR_FUSED_WY, or way, "cuda"; the module's
     "kernels"."lowRankWy", compiler/backends/cuda/lowrank-wy.ts) as wy_backward's `kern`: launch("pre", C, K, V, mode,
     Q, U, DY, XI, G) -> (BQ [N, C, V], BP [N, K, V]) and launch("dr", C, K, V, mode, W, U, BQ, L, G) -> DR [N, C, V]
-    (Q, U, XI, W: [N, C, K] rows with a row stride of their own and C rows a chunk; DY, BQ [N, C, V] and L [N, K, V]
-    contiguous; G [N, C + 1, 1] or None), launched on the current stream; None where no kernel matches (wy_backward then
+    (Q, U, XI, W: [N, C, K] rows with a row stride of their own and C rows a chunk; DY [N, C, V] too where the "pre"
+    kernel says dyStride (else made contiguous); BQ [N, C, V] and L [N, K, V] contiguous; G [N, C + 1, 1] or None), launched on the current stream; None where no kernel matches (wy_backward then
     runs its torch products). math: "fp32" or the twins' "tf32" / "tf32x3" at K = 64 (wy_math), math128 wider
     (wy_math_k128), each op's taken where LR_WY_MMA_OPS names it and the module has one (wy_op_math; else fp32), and
     where its rows are aligned for the twins' 16-byte copies (wy_rows_aligned; else the fp32 kernel). None: no kernels (LR_FUSED_WY "torch", not CUDA, or a module without them)."""
@@ -1783,13 +1829,16 @@ def wy_launcher(m, device, way=None, math="fp32", math128="fp32"):
         stream = torch.cuda.current_stream(device).cuda_stream
         if op == "pre":
             Q, U, DY, XI = ts[:4]
-            if not (rows_ok(Q, N, C, K) and rows_ok(U, N, C, K) and rows_ok(XI, N, C, K) and rows_ok(DY, N, C, V) and DY.is_contiguous()):
+            if rows_ok(DY, N, C, V) and not DY.is_contiguous() and not k.get("dyStride"):  # (a twin: its rows contiguous)
+                DY = DY.contiguous()
+            if not (rows_ok(Q, N, C, K) and rows_ok(U, N, C, K) and rows_ok(XI, N, C, K) and rows_ok(DY, N, C, V) and (DY.is_contiguous() or k.get("dyStride"))):
                 return None
             BQ = torch.empty([N, C, V], dtype=torch.float32, device=device)
             BP = torch.empty([N, K, V], dtype=torch.float32, device=device)
             with torch.cuda.device(device):
-                km.launch(k, (N, 1), [("ptr", Q.data_ptr()), ("u32", Q.stride(1)), ("ptr", U.data_ptr()), ("u32", U.stride(1)), ("ptr", DY.data_ptr()),
-                                      ("ptr", XI.data_ptr()), ("u32", XI.stride(1)), g, ("ptr", BQ.data_ptr()), ("ptr", BP.data_ptr()), ("u32", N)], stream)
+                km.launch(k, (N, 1), [("ptr", Q.data_ptr()), ("u32", Q.stride(1)), ("ptr", U.data_ptr()), ("u32", U.stride(1)), ("ptr", DY.data_ptr())] +
+                          ([("u32", DY.stride(1))] if k.get("dyStride") else []) +
+                          [("ptr", XI.data_ptr()), ("u32", XI.stride(1)), g, ("ptr", BQ.data_ptr()), ("ptr", BP.data_ptr()), ("u32", N)], stream)
             return BQ, BP
         W, U, BQ, L = ts[:4]
         if not (rows_ok(W, N, C, K) and rows_ok(U, N, C, K) and BQ.is_contiguous() and rows_ok(BQ, N, C, V) and L.is_contiguous() and tuple(L.shape) == (N, K, V) and L.dtype == torch.float32):
@@ -1799,6 +1848,9 @@ def wy_launcher(m, device, way=None, math="fp32", math128="fp32"):
             km.launch(k, (N, 1), [("ptr", W.data_ptr()), ("u32", W.stride(1)), ("ptr", U.data_ptr()), ("u32", U.stride(1)), ("ptr", BQ.data_ptr()), ("ptr", L.data_ptr()), g,
                                   ("ptr", DR.data_ptr()), ("u32", N)], stream)
         return DR
+    # whether "pre" reads a strided dY (lowrank-wy.ts's dyStride, the fp32 kernels; LR_EV_LINES then makes the dy line a
+    # slot of wy's events; a twin picked later copies it contiguous, as the events were copied before)
+    launch.dy_stride = any(k["op"] == "pre" and k.get("dyStride") for k in km.kernels)
     return launch
 
 
@@ -1833,6 +1885,7 @@ def backward(ctx, m, flat, grads):
     switches += (LR_READ_K128, LR_CORE_K128)
     switches += (wy_math_k128(given_dtypes), LR_WY_MMA_OPS)
     switches += (LR_READ_KEY, LR_READ_KEY_PRE, LR_CHAIN_REV)
+    switches += (LR_EV_LINES,)
     return _graphs.graphed_backward(ctx, m, "lowrank-backward", switches, flat, grads, lambda f, g: backward_eager(ctx, m, f, g, convert=False),
                                      given_dtype=False)
 

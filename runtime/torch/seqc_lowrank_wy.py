@@ -103,7 +103,7 @@ def flip_next(x):
     return y
 
 
-def wy_backward(core, xI, A, ld, W, Q, DY, dS, S_ends, bhc, unbhc, chunk_core, walk=None, kern=None, lean=False, rev=False):
+def wy_backward(core, xI, A, ld, W, Q, DY, dS, S_ends, bhc, unbhc, chunk_core, walk=None, kern=None, lean=False, rev=False, ev=None):
     """The chunk-state backward's reverse walk and per-chunk adjoints (module docstring).
 
     core: the forward's ChunkCore from the chunk start states (N rows = chunks x heads; C = Cp but for a per-key decay);
@@ -215,10 +215,18 @@ def wy_backward(core, xI, A, ld, W, Q, DY, dS, S_ends, bhc, unbhc, chunk_core, w
     if lean:
         # the events (q_s, dy_s) then (w_{s+1}, dR_{s+1}) in the chunk's order, copied once into [N, C, R + E, w], then
         # one flip of each: the reversed chunks' keys and values as ChunkCore takes them (no per-vector flips or stacks)
-        evK = torch.empty([N, C, R + E, K], dtype=Q.dtype, device=Q.device)
-        evV = torch.empty([N, C, R + E, V], dtype=Q.dtype, device=Q.device)
-        evK[:, :, :R] = Q
-        evV[:, :, :R] = DY
+        if ev is not None:  # (evK, evV, dy): the stacks made by the glue, Q (and with dy DY) their first R slots already
+            evK, evV, dy = ev
+            if tuple(evK.shape) != (N, C, R + E, K) or tuple(evV.shape) != (N, C, R + E, V) or not evK.is_contiguous() or not evV.is_contiguous() or \
+                    Q.data_ptr() != evK.data_ptr() or Q.stride() != evK[:, :, :R].stride() or (dy and (DY.data_ptr() != evV.data_ptr() or DY.stride() != evV[:, :, :R].stride())):
+                raise ValueError("wy_backward: ev must be [N, C, R + E, K] and [N, C, R + E, V] stacks with Q (and DY) as their first R slots")
+            if not dy:
+                evV[:, :, :R] = DY
+        else:
+            evK = torch.empty([N, C, R + E, K], dtype=Q.dtype, device=Q.device)
+            evV = torch.empty([N, C, R + E, V], dtype=Q.dtype, device=Q.device)
+            evK[:, :, :R] = Q
+            evV[:, :, :R] = DY
         evK[:, : C - 1, R:] = W[:, 1:]
         evV[:, : C - 1, R:] = dR[:, 1:]
         evK[:, C - 1, R:] = 0

@@ -30,7 +30,9 @@ launcher's rev (Q, EA, EB and OUT read and written in reversed time), "readoutRe
 that ignores rev (the test expects the gradients off); chainRev: "flip" / "kernel" (seqc_chunked_lowrank.LR_CHAIN_REV;
 None: the default): the per-key stand-in honours the launcher's mirror, "readoutMirror" counts those calls; mirrorBreak: a
 per-key stand-in that ignores it; "bigFlips": torch.flip calls on tensors of 4 or more dimensions
-(the wy path's [N, C, m, w] events and reads, the chain's [B, H, Lp, w] lines; not the [N, C, 1] log decays)."""
+(the wy path's [N, C, m, w] events and reads, the chain's [B, H, Lp, w] lines; not the [N, C, 1] log decays); evLines:
+"on" / "off" (seqc_chunked_lowrank.LR_EV_LINES; None: the default); wyDyStride: the wy stand-in says it reads a strided
+dY (wy_launcher's dy_stride: the dy line then a slot of wy's events too)."""
 
 import json
 import os
@@ -257,7 +259,27 @@ def main():
     passer = recurrence_pass(pcalls) if case.get("pass") == "recurrence" else None
     wcalls = []
     wy_kern = recurrence_wy(wcalls) if case.get("wyKern") == "recurrence" else None
-    gin, gpar, dS0 = seqc_chunked_lowrank.lowrank_backward(
+    if wy_kern is not None and case.get("wyDyStride"):  # the stand-in reads a strided dY (wy_launcher's dy_stride)
+        wy_kern.dy_stride = True
+    from torch.utils._python_dispatch import TorchDispatchMode
+    big = max(v.numel() for v in (arr(x) for x in case["given"].values()) if v is not None)
+    copies = []
+
+    class Copies(TorchDispatchMode):  # copy_ / stack / cat into tensors of at least the largest input's size
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            if func.overloadpacket.__name__ in ("copy_", "stack", "cat") and isinstance(out, torch.Tensor) and out.numel() >= big:
+                copies.append(func.overloadpacket.__name__)
+            return out
+    with Copies():
+        gin, gpar, dS0 = glue_backward(case, run, fused, readout, passer, wy_kern)
+    torch.flip = flip
+    sys.stdout.write(json.dumps({"done": True, "bigCopies": len(copies), "fusedCalls": len(calls), "readoutCalls": len(rcalls), "readoutRev": sum(1 for c in rcalls if c.endswith("-rev")), "readoutMirror": sum(1 for c in rcalls if c.endswith(" mirror")), "bigFlips": len(flips), "passCalls": pcalls, "wyCalls": wcalls, "inputs": {k: enc(v) for k, v in gin.items()}, "params": {k: enc(v) for k, v in gpar.items()}, "dS0": enc(dS0)}) + "\n")
+
+
+def glue_backward(case, run, fused, readout, passer, wy_kern):
+    B, T = case["B"], case["T"]
+    return seqc_chunked_lowrank.lowrank_backward(
         case["names"], run, B, T, case["stateShape"], {k: arr(v) for k, v in case["given"].items()}, arr(case.get("S0")),
         {k: arr(v) for k, v in case["cotOutputs"].items()}, arr(case.get("cotState")),
         case["inputs"], case["params"], case["outputs"], DTYPE[0], torch.device("cpu"), case["chunk"], case.get("decayWay"), case.get("passWay"),
@@ -265,9 +287,8 @@ def main():
         layout=case.get("layout"), share=case.get("share"),
         mm=seqc_chunked_lowrank.mm_dtype([], DTYPE[0], case.get("mm") or "fp32"), lean=case.get("lean"), fused=fused, readout=readout, bwd_way=case.get("bwd"), passer=passer, wy_kern=wy_kern,
         post_binds=set(case["postBinds"]) if case.get("postBinds") is not None else None, copies=case.get("copies"), merge=case.get("merge"), key_bwd=case.get("keyBwd"),
-        rev_read=case.get("revRead"), chain_rev=case.get("chainRev"))
-    torch.flip = flip
-    sys.stdout.write(json.dumps({"done": True, "fusedCalls": len(calls), "readoutCalls": len(rcalls), "readoutRev": sum(1 for c in rcalls if c.endswith("-rev")), "readoutMirror": sum(1 for c in rcalls if c.endswith(" mirror")), "bigFlips": len(flips), "passCalls": pcalls, "wyCalls": wcalls, "inputs": {k: enc(v) for k, v in gin.items()}, "params": {k: enc(v) for k, v in gpar.items()}, "dS0": enc(dS0)}) + "\n")
+        rev_read=case.get("revRead"), chain_rev=case.get("chainRev"), ev_lines=case.get("evLines"))
 
 
-main()
+if __name__ == "__main__":
+    main()

@@ -17,7 +17,7 @@
  * a difference G_a - G_b with a >= b, or G_{a+1} <= 0.
  *
  * Tensors (float32): rows of the [N, C, ...] tensors the glue holds, each with its own row stride in floats (a chunk is
- * C rows): Q (qs), U (us: ChunkCore's keys, slot 0 of [N, C, 2, K]), DY (V), XI (xs: the transitions' reads from
+ * C rows): Q (qs), U (us: ChunkCore's keys, slot 0 of [N, C, 2, K]), DY (ds in the fp32 "pre", V in its twin), XI (xs: the transitions' reads from
  * [I | 0], the first K columns of slot 0 of [N, C, 2, K + V]), W (ws); G [N, C + 1] (unused without a decay); L [N, K,
  * V]; outputs BQ [N, C, V], BP [N, K, V], DR [N, C, V]. One block of LOWRANK_WY_THREADS threads per chunk.
  */
@@ -43,6 +43,9 @@ export interface LowRankWyConfig {
 
 export interface LowRankWyKernel extends LowRankWyConfig {
   entry: string;
+  /** "pre" reads DY's rows with a stride of its own (argument ds after DY; the fp32 kernels; seqc_chunked_lowrank
+   * LR_EV_LINES: dY a slot of wy's event stack). Absent: DY contiguous, no ds argument (the twins, older modules). */
+  dyStride?: boolean;
   threads: number;
   sharedBytes: number;
 }
@@ -136,14 +139,14 @@ extern "C" __global__ void __launch_bounds__(${NT}) ${lowRankWyEntry(c)}(${args}
   if (n >= N) return;
 `;
   if (op === "pre")
-    return `${head("const float* __restrict__ Q, u32 qs, const float* __restrict__ U, u32 us, const float* __restrict__ DY, const float* __restrict__ XI, u32 xs, const float* __restrict__ Gg, float* __restrict__ BQ, float* __restrict__ BP, u32 N")}  float* sQT = (float*)seqc_smem_raw;  // Q^T [K][LC]
+    return `${head("const float* __restrict__ Q, u32 qs, const float* __restrict__ U, u32 us, const float* __restrict__ DY, u32 ds, const float* __restrict__ XI, u32 xs, const float* __restrict__ Gg, float* __restrict__ BQ, float* __restrict__ BP, u32 N")}  float* sQT = (float*)seqc_smem_raw;  // Q^T [K][LC]
   float* sUT = sQT + ${K * LC};  // U^T [K][LC]
   float* sP = sUT + ${K * LC};   // P1 [C][LC]
   float* sD = sP + ${C * LC};    // DY [C][V]
   float* sB = sD + ${C * V};     // BQ [C][V]
   float* sX = sB + ${C * V};     // XI [C][K]
   float* sG = sX + ${C * K};     // G [C + 1]
-${loadT("sQT", "Q", "qs")}${loadT("sUT", "U", "us")}${loadR("sD", "DY", `${V}u`, V)}${loadR("sX", "XI", "xs", K)}${loadG}  __syncthreads();
+${loadT("sQT", "Q", "qs")}${loadT("sUT", "U", "us")}${loadR("sD", "DY", "ds", V)}${loadR("sX", "XI", "xs", K)}${loadG}  __syncthreads();
 ${scores("sP", "sQT", "sUT", 1)}  __syncthreads();
   // BQ[c] = sum_a P1[a, c] dy_a (rows a >= the tile's first c)
 ${tiles(C, V, NT, `    for (u32 a = 4u * ti; a < ${C}u; ++a) {
@@ -219,7 +222,7 @@ export function lowRankWyModule(configs: readonly LowRankWyConfig[] = LOWRANK_WY
   if (configs.some((c) => c.math)) source += MMA_TF32_PRELUDE;
   for (const c of configs) {
     check(c);
-    kernels.push({ ...c, entry: lowRankWyEntry(c), threads: LOWRANK_WY_THREADS, sharedBytes: (c.math ? (c.op === "pre" ? wyPreMmaLayout(c) : wyDrMmaLayout(c)).floats : sharedFloats(c)) * 4 });
+    kernels.push({ ...c, ...(c.op === "pre" && !c.math ? { dyStride: true } : {}), entry: lowRankWyEntry(c), threads: LOWRANK_WY_THREADS, sharedBytes: (c.math ? (c.op === "pre" ? wyPreMmaLayout(c) : wyDrMmaLayout(c)).floats : sharedFloats(c)) * 4 });
     source += c.math ? (c.op === "pre" ? wyPreMmaSource : wyDrMmaSource)(c, lowRankWyEntry(c)) : kernelSource(c);
   }
   return { source: patch ? patch(source) : source, kernels };
