@@ -28,11 +28,14 @@
  * rev = 1 reads the chunk in reversed time as lowrank-readout.ts's kernels do: the kernel's step a is row C - 1 - a of
  * Q, EA, EB and OUT (event e = c M + y of step c is row (C - 1 - c) M + y), G stays in the kernel's step order.
  *
+ * The scores, the outputs of a column group, the copies and the block's indices are the whole-row twin's pieces
+ * (mmaReadPieces), spliced; only the group loop and its copies are this kernel's own.
+ *
  * The kernels join the "lowRankReadout" module (withReadCols); the runtime (seqc_chunked_lowrank.readout_launcher)
  * launches them as the module's other readouts, where LR_READ_K128 lets it (read_k128).
  */
 import type { LowRankReadConfig, LowRankReadKernel, LowRankReadMath } from "./lowrank-readout.ts";
-import { MMA_TF32_PRELUDE, MMA_WARPS, padStride, tf32Ops } from "./lowrank-readout-mma.ts";
+import { MMA_TF32_PRELUDE, MMA_WARPS, mmaReadPieces, padStride } from "./lowrank-readout-mma.ts";
 
 /** A configuration of the column-group twin: a tensor-core math and the output columns per block G. */
 export interface LowRankReadColsConfig extends LowRankReadConfig {
@@ -76,33 +79,12 @@ export function readColsCheck(c: LowRankReadColsConfig): void {
 
 export function readColsSource(c: LowRankReadColsConfig, entry: string): string {
   const { C, K, V, M, G, decay } = c;
-  const x3 = c.math === "tf32x3", dec = decay !== "none", key = c.axis === "key";
-  const NT = MMA_WARPS * 32, L = readColsLayout(c);
-  const { A, B, E, LQ, LE, LP, LB, LS, SR } = L;
-  const RB = C / 16, WPR = MMA_WARPS / RB;
+  const dec = decay !== "none", key = c.axis === "key";
+  const L = readColsLayout(c);
+  const { A, B, E, LQ, LE, LB, LS, SR } = L;
+  const { NT, RB, WPR, row, evRow, copy, head, scores, outputs } = mmaReadPieces(c, L);
   const TS = Math.ceil((2 * RB * M) / WPR), TO = Math.ceil(G / 8 / WPR);
   const blocks = Math.min(2, Math.floor((227 * 1024) / (L.floats * 4)));
-  const unroll = "#pragma unroll";
-  const { mma, fragA, fragBnk, fragBkn } = tf32Ops(x3);
-  const row = (a: string) => `(rev ? ${C - 1}u - (${a}) : (${a}))`;
-  const evRow = (e: string) => `(rev ? (${C - 1}u - (${e}) / ${M}u) * ${M}u + (${e}) % ${M}u : (${e}))`;
-  // acc[n][4]: Q's row block a0.. times the warp's tiles it = h, h + WPR, ... below `limit`
-  const tiles = (acc: string, n: number, it: string, limit: string, fragB: string) => `      float ${acc}[${n}][4];
-${unroll}
-      for (u32 j = 0; j < ${n}u; ++j) ${acc}[j][0] = ${acc}[j][1] = ${acc}[j][2] = ${acc}[j][3] = 0.f;
-${unroll} 2
-      for (u32 ks = 0; ks < ${A / 8}u; ++ks) {
-${fragA("        ", "fa", "sQ", LQ, "a0", "8u * ks")}${unroll}
-        for (u32 j = 0; j < ${n}u; ++j) {
-          const u32 ${it} = h + ${WPR}u * j;
-          if (${it} < ${limit}) {
-${fragB}${mma("            ", `${acc}[j]`, "fa", "fb")}          }
-        }
-      }
-`;
-  // 16-byte asynchronous copies of rows x w floats (w a multiple of 4) into shared rows of stride ld
-  const copy = (ind: string, dst: string, ld: number, rows: number, w: number, src: (r: string, c4: string) => string) =>
-    `${ind}for (u32 x = t; x < ${(rows * w) / 4}u; x += ${NT}u) { const u32 r = x / ${w / 4}u, c4 = x % ${w / 4}u; seqc_cp16(&${dst}[r * ${ld}u + 4u * c4], &${src("r", "c4")}); }\n`;
   // column group c0's operands: EB's columns c0.. and the start operand's group (key: S0's columns, value: S0's rows)
   const group = (ind: string) =>
     copy(ind, "sB", LB, E, G, (r, c4) => `EB[(size_t)n * ${E * B}u + ${evRow(r)} * ${B}u + c0 + 4u * ${c4}]`) +
@@ -117,15 +99,7 @@ extern "C" __global__ void __launch_bounds__(${NT}, ${blocks}) ${entry}(const fl
   float* sB = sX + ${L.slot};         // EB's columns c0.. [E][LB]
   float* sS = sB + ${E * LB};         // the start operand's group [${SR}][LS]
   float* sG = sS + ${SR * LS};         // G [C + 1]
-  const u32 n = blockIdx.x, t = threadIdx.x;
-  if (n >= N) return;
-  const u32 w = t >> 5u, l = t & 31u, g = l >> 2u, tg = l & 3u;
-  const u32 rb = w / ${WPR}u, h = w % ${WPR}u, a0 = 16u * rb;
-  const u32 ntile = ${2 * M}u * (rb + 1u);  // the 8-event tiles of the steps up to the row block's last
-  const float* q = Q + (size_t)n * ${C}u * qs;
-  const float* ea = EA + (size_t)n * ${E * A}u;
-  float* out = OUT + (size_t)n * ${C}u * mq * ${B}u;
-${dec ? `  for (u32 x = t; x < ${C + 1}u; x += ${NT}u) sG[x] = Gg[(size_t)n * ${C + 1}u + x];\n` : ""}  for (u32 xq = 0; xq < mq; ++xq) {
+${head}${dec ? `  for (u32 x = t; x < ${C + 1}u; x += ${NT}u) sG[x] = Gg[(size_t)n * ${C + 1}u + x];\n` : ""}  for (u32 xq = 0; xq < mq; ++xq) {
     {
       const u32 c0 = 0u;
 ${copy("      ", "sQ", LQ, C, A, (r, c4) => `q[${row(r)} * qs + xq * ${A}u + 4u * ${c4}]`)}${copy("      ", "sX", LE, E, A, (r, c4) => `ea[${evRow(r)} * ${A}u + 4u * ${c4}]`)}${group("      ")}      seqc_cp_commit();
@@ -134,23 +108,7 @@ ${copy("      ", "sQ", LQ, C, A, (r, c4) => `q[${row(r)} * qs + xq * ${A}u + 4u 
     __syncthreads();
     // scores: rows a0.., the row block's event tiles h, h + ${WPR}, ...
     {
-${tiles("sc", TS, "et", "ntile", fragBnk("            ", "fb", "sX", LE, "8u * et", "8u * ks"))}${unroll}
-      for (u32 j = 0; j < ${TS}u; ++j)
-${unroll}
-        for (u32 r = 0; r < 4u; ++r) {
-          const u32 a = a0 + g + 8u * (r >> 1u), cs = (8u * (h + ${WPR}u * j) + 2u * tg + (r & 1u)) / ${M}u;
-${dec ? `          sc[j][r] *= cs < a + oq ? expf(sG[a + oq] - sG[cs + 1u]) : 0.f;` : `          sc[j][r] = cs < a + oq ? sc[j][r] : 0.f;`}
-        }
-      __syncthreads();
-${unroll}
-      for (u32 j = 0; j < ${TS}u; ++j) {
-        const u32 et = h + ${WPR}u * j;
-        if (et < ntile) {
-          *(float2*)&sX[(a0 + g) * ${LP}u + 8u * et + 2u * tg] = make_float2(sc[j][0], sc[j][1]);
-          *(float2*)&sX[(a0 + g + 8u) * ${LP}u + 8u * et + 2u * tg] = make_float2(sc[j][2], sc[j][3]);
-        }
-      }
-    }
+${scores("      ", TS)}    }
     __syncthreads();
     // the column groups in turn (group 0's operands came with Q and EA): rows a0.., the group's column tiles h, h + ${WPR},
     // ... of ${G / 8}: exp(G_{a+oq}) Q S0op, then + P EB
@@ -160,28 +118,7 @@ ${group("        ")}        seqc_cp_commit();
         seqc_cp_wait<0>();
         __syncthreads();
       }
-${tiles("o", TO, "ct", `${G / 8}u`, key ? fragBkn("            ", "fb", "sS", LS, "8u * ct", "8u * ks") : fragBnk("            ", "fb", "sS", LS, "8u * ct", "8u * ks"))}${dec ? `      {
-        const float d0 = expf(sG[a0 + g + oq]), d1 = expf(sG[a0 + g + 8u + oq]);
-${unroll}
-        for (u32 j = 0; j < ${TO}u; ++j) { o[j][0] *= d0; o[j][1] *= d0; o[j][2] *= d1; o[j][3] *= d1; }
-      }
-` : ""}      for (u32 ks = 0; ks < ntile; ++ks) {
-${fragA("        ", "fa", "sX", LP, "a0", "8u * ks")}${unroll}
-        for (u32 j = 0; j < ${TO}u; ++j) {
-          const u32 ct = h + ${WPR}u * j;
-          if (ct < ${G / 8}u) {
-${fragBkn("            ", "fb", "sB", LB, "8u * ct", "8u * ks")}${mma("            ", "o[j]", "fa", "fb")}          }
-        }
-      }
-${unroll}
-      for (u32 j = 0; j < ${TO}u; ++j) {
-        const u32 ct = h + ${WPR}u * j;
-        if (ct < ${G / 8}u) {
-          *(float2*)&out[(${row("a0 + g")} * mq + xq) * ${B}u + c0 + 8u * ct + 2u * tg] = make_float2(o[j][0], o[j][1]);
-          *(float2*)&out[(${row("a0 + g + 8u")} * mq + xq) * ${B}u + c0 + 8u * ct + 2u * tg] = make_float2(o[j][2], o[j][3]);
-        }
-      }
-      __syncthreads();
+${outputs("      ", TO, G / 8, "c0 + ")}      __syncthreads();
     }
   }
 }

@@ -102,37 +102,102 @@ export function tf32Ops(x3: boolean): {
 /** A row stride >= w (w a multiple of 8) that is r mod 32. */
 export const padStride = (w: number, r: number) => w + ((((r - w) % 32) + 32) % 32);
 
-export function mmaReadSource(c: LowRankReadConfig, entry: string): string {
-  const { C, K, V, M, decay } = c;
-  const x3 = c.math === "tf32x3", dec = decay !== "none", key = c.axis === "key";
-  const NT = MMA_WARPS * 32, L = mmaReadLayout(c);
+/** The readout kernels' pieces that the whole-row twin (mmaReadSource) and the column-group twin
+ * (lowrank-readout-cols.ts) share, for a block of MMA_WARPS warps over C / 16 row blocks of WPR warps each, layout L's
+ * strides (the start operand's rows of stride LS: key [k][n], value [n][k]). `ind` is each piece's base indent.
+ *   row, evRow  rev (a launch argument): step a's rows in global memory (Q, EA, EB, OUT) are row C - 1 - a (the chunk
+ *               stored in forward time, read as reversed); an event e = c M + y of step c is row evRow(e); G stays in
+ *               the kernel's step order;
+ *   copy        16-byte asynchronous copies (cp.async) of a row-major [rows][w] global block into shared rows of stride ld;
+ *   rowBlockTiles  acc[n][4]: the products of Q's row block a0.. (over the A axis) with the warp's tiles it = h, h + WPR,
+ *               ... below `limit` (the scores' event tiles, the outputs' column tiles); fragB: the B fragment of tile
+ *               `it` at step ks;
+ *   head        the block's row n, thread, warp and lane indices, its row block and the row n's Q, EA and OUT;
+ *   scores      P = Q EA^T, masked and decayed in registers, stored over EA's slot (TS tiles a warp; no barrier after);
+ *   outputs     exp(G_{a+oq}) Q S0op + P EB over `ncol` 8-column tiles (TO a warp) of the operands in sS / sB, stored
+ *               at OUT's columns colOff + 8 ct. */
+export function mmaReadPieces(c: LowRankReadConfig, L: { A: number; B: number; E: number; LQ: number; LE: number; LP: number; LB: number; LS: number }) {
+  const { C, M } = c;
+  const x3 = c.math === "tf32x3", dec = c.decay !== "none", key = c.axis === "key";
   const { A, B, E, LQ, LE, LP, LB, LS } = L;
-  const RB = C / 16, WPR = MMA_WARPS / RB;
-  const TS = Math.ceil((2 * RB * M) / WPR), TO = Math.ceil(B / 8 / WPR);
+  const NT = MMA_WARPS * 32, RB = C / 16, WPR = MMA_WARPS / RB;
   const unroll = "#pragma unroll";
   const { mma, fragA, fragBnk, fragBkn } = tf32Ops(x3);
-  // rev (a launch argument): step a's rows in global memory (Q, EA, EB, OUT) are row C - 1 - a (the chunk stored in forward
-  // time, read as reversed); an event e = c M + y of step c is row evRow(e); G stays in the kernel's step order
   const row = (a: string) => `(rev ? ${C - 1}u - (${a}) : (${a}))`;
   const evRow = (e: string) => `(rev ? (${C - 1}u - (${e}) / ${M}u) * ${M}u + (${e}) % ${M}u : (${e}))`;
-  // acc[n][4]: the products of Q's row block a0.. (over the A axis) with the warp's tiles it = h, h + WPR, ... below
-  // `limit` (the scores' event tiles, the outputs' column tiles); fragB: the B fragment of tile `it` at step ks
-  const rowBlockTiles = (acc: string, n: number, it: string, limit: string, fragB: string) => `    float ${acc}[${n}][4];
+  const rowBlockTiles = (ind: string, acc: string, n: number, it: string, limit: string, fragB: string) => `${ind}float ${acc}[${n}][4];
 ${unroll}
-    for (u32 j = 0; j < ${n}u; ++j) ${acc}[j][0] = ${acc}[j][1] = ${acc}[j][2] = ${acc}[j][3] = 0.f;
+${ind}for (u32 j = 0; j < ${n}u; ++j) ${acc}[j][0] = ${acc}[j][1] = ${acc}[j][2] = ${acc}[j][3] = 0.f;
 ${unroll} 2
-    for (u32 ks = 0; ks < ${A / 8}u; ++ks) {
-${fragA("      ", "fa", "sQ", LQ, "a0", "8u * ks")}${unroll}
-      for (u32 j = 0; j < ${n}u; ++j) {
-        const u32 ${it} = h + ${WPR}u * j;
-        if (${it} < ${limit}) {
-${fragB}${mma("          ", `${acc}[j]`, "fa", "fb")}        }
-      }
-    }
+${ind}for (u32 ks = 0; ks < ${A / 8}u; ++ks) {
+${fragA(`${ind}  `, "fa", "sQ", LQ, "a0", "8u * ks")}${unroll}
+${ind}  for (u32 j = 0; j < ${n}u; ++j) {
+${ind}    const u32 ${it} = h + ${WPR}u * j;
+${ind}    if (${it} < ${limit}) {
+${fragB}${mma(`${ind}      `, `${acc}[j]`, "fa", "fb")}${ind}    }
+${ind}  }
+${ind}}
 `;
-  // 16-byte asynchronous copies (cp.async) of a row-major [rows][w] global block into shared rows of stride ld
   const copy = (ind: string, dst: string, ld: number, rows: number, w: number, src: (r: string, c4: string, x: string) => string) =>
     `${ind}for (u32 x = t; x < ${(rows * w) / 4}u; x += ${NT}u) { const u32 r = x / ${w / 4}u, c4 = x % ${w / 4}u; seqc_cp16(&${dst}[r * ${ld}u + 4u * c4], &${src("r", "c4", "x")}); }\n`;
+  const head = `  const u32 n = blockIdx.x, t = threadIdx.x;
+  if (n >= N) return;
+  const u32 w = t >> 5u, l = t & 31u, g = l >> 2u, tg = l & 3u;
+  const u32 rb = w / ${WPR}u, h = w % ${WPR}u, a0 = 16u * rb;
+  const u32 ntile = ${2 * M}u * (rb + 1u);  // the 8-event tiles of the steps up to the row block's last
+  const float* q = Q + (size_t)n * ${C}u * qs;
+  const float* ea = EA + (size_t)n * ${E * A}u;
+  float* out = OUT + (size_t)n * ${C}u * mq * ${B}u;
+`;
+  const scores = (ind: string, TS: number) => `${rowBlockTiles(ind, "sc", TS, "et", "ntile", fragBnk(`${ind}      `, "fb", "sX", LE, "8u * et", "8u * ks"))}${unroll}
+${ind}for (u32 j = 0; j < ${TS}u; ++j)
+${unroll}
+${ind}  for (u32 r = 0; r < 4u; ++r) {
+${ind}    const u32 a = a0 + g + 8u * (r >> 1u), cs = (8u * (h + ${WPR}u * j) + 2u * tg + (r & 1u)) / ${M}u;
+${dec ? `${ind}    sc[j][r] *= cs < a + oq ? expf(sG[a + oq] - sG[cs + 1u]) : 0.f;` : `${ind}    sc[j][r] = cs < a + oq ? sc[j][r] : 0.f;`}
+${ind}  }
+${ind}__syncthreads();
+${unroll}
+${ind}for (u32 j = 0; j < ${TS}u; ++j) {
+${ind}  const u32 et = h + ${WPR}u * j;
+${ind}  if (et < ntile) {
+${ind}    *(float2*)&sX[(a0 + g) * ${LP}u + 8u * et + 2u * tg] = make_float2(sc[j][0], sc[j][1]);
+${ind}    *(float2*)&sX[(a0 + g + 8u) * ${LP}u + 8u * et + 2u * tg] = make_float2(sc[j][2], sc[j][3]);
+${ind}  }
+${ind}}
+`;
+  const outputs = (ind: string, TO: number, ncol: number, colOff: string) => `${rowBlockTiles(ind, "o", TO, "ct", `${ncol}u`, (key ? fragBkn : fragBnk)(`${ind}      `, "fb", "sS", LS, "8u * ct", "8u * ks"))}${dec ? `${ind}{
+${ind}  const float d0 = expf(sG[a0 + g + oq]), d1 = expf(sG[a0 + g + 8u + oq]);
+${unroll}
+${ind}  for (u32 j = 0; j < ${TO}u; ++j) { o[j][0] *= d0; o[j][1] *= d0; o[j][2] *= d1; o[j][3] *= d1; }
+${ind}}
+` : ""}${ind}for (u32 ks = 0; ks < ntile; ++ks) {
+${fragA(`${ind}  `, "fa", "sX", LP, "a0", "8u * ks")}${unroll}
+${ind}  for (u32 j = 0; j < ${TO}u; ++j) {
+${ind}    const u32 ct = h + ${WPR}u * j;
+${ind}    if (ct < ${ncol}u) {
+${fragBkn(`${ind}      `, "fb", "sB", LB, "8u * ct", "8u * ks")}${mma(`${ind}      `, "o[j]", "fa", "fb")}${ind}    }
+${ind}  }
+${ind}}
+${unroll}
+${ind}for (u32 j = 0; j < ${TO}u; ++j) {
+${ind}  const u32 ct = h + ${WPR}u * j;
+${ind}  if (ct < ${ncol}u) {
+${ind}    *(float2*)&out[(${row("a0 + g")} * mq + xq) * ${B}u + ${colOff}8u * ct + 2u * tg] = make_float2(o[j][0], o[j][1]);
+${ind}    *(float2*)&out[(${row("a0 + g + 8u")} * mq + xq) * ${B}u + ${colOff}8u * ct + 2u * tg] = make_float2(o[j][2], o[j][3]);
+${ind}  }
+${ind}}
+`;
+  return { NT, RB, WPR, row, evRow, copy, rowBlockTiles, head, scores, outputs };
+}
+
+export function mmaReadSource(c: LowRankReadConfig, entry: string): string {
+  const { C, K, V, M, decay } = c;
+  const dec = decay !== "none";
+  const L = mmaReadLayout(c);
+  const { A, B, E, LQ, LE, LB, LS } = L;
+  const { NT, RB, WPR, row, evRow, copy, head, scores, outputs } = mmaReadPieces(c, L);
+  const TS = Math.ceil((2 * RB * M) / WPR), TO = Math.ceil(B / 8 / WPR);
   return `
 extern "C" __global__ void __launch_bounds__(${NT}, 2) ${entry}(const float* __restrict__ Q, const float* __restrict__ EA, const float* __restrict__ EB, const float* __restrict__ S0, const float* __restrict__ Gg, float* __restrict__ OUT, u32 N, u32 oq, u32 mq, u32 rev, u32 qs) {
   SEQC_SMEM_DECL(seqc_smem_raw);
@@ -141,59 +206,14 @@ extern "C" __global__ void __launch_bounds__(${NT}, 2) ${entry}(const float* __r
   float* sB = sX + ${L.slot};         // EB [E][LB]
   float* sS = sB + ${E * LB};         // S0 [K][LS]
   float* sG = sS + ${K * LS};         // G [C + 1]
-  const u32 n = blockIdx.x, t = threadIdx.x;
-  if (n >= N) return;
-  const u32 w = t >> 5u, l = t & 31u, g = l >> 2u, tg = l & 3u;
-  const u32 rb = w / ${WPR}u, h = w % ${WPR}u, a0 = 16u * rb;
-  const u32 ntile = ${2 * M}u * (rb + 1u);  // the 8-event tiles of the steps up to the row block's last
-  const float* q = Q + (size_t)n * ${C}u * qs;
-  const float* ea = EA + (size_t)n * ${E * A}u;
-  float* out = OUT + (size_t)n * ${C}u * mq * ${B}u;
-${copy("  ", "sB", LB, E, B, (r, c4) => `EB[(size_t)n * ${E * B}u + ${evRow(r)} * ${B}u + 4u * ${c4}]`)}${copy("  ", "sS", LS, K, V, (_r, _c, x) => `S0[(size_t)n * ${K * V}u + 4u * ${x}]`)}${dec ? `  for (u32 x = t; x < ${C + 1}u; x += ${NT}u) sG[x] = Gg[(size_t)n * ${C + 1}u + x];\n` : ""}  for (u32 xq = 0; xq < mq; ++xq) {
+${head}${copy("  ", "sB", LB, E, B, (r, c4) => `EB[(size_t)n * ${E * B}u + ${evRow(r)} * ${B}u + 4u * ${c4}]`)}${copy("  ", "sS", LS, K, V, (_r, _c, x) => `S0[(size_t)n * ${K * V}u + 4u * ${x}]`)}${dec ? `  for (u32 x = t; x < ${C + 1}u; x += ${NT}u) sG[x] = Gg[(size_t)n * ${C + 1}u + x];\n` : ""}  for (u32 xq = 0; xq < mq; ++xq) {
 ${copy("    ", "sQ", LQ, C, A, (r, c4) => `q[${row(r)} * qs + xq * ${A}u + 4u * ${c4}]`)}${copy("    ", "sX", LE, E, A, (r, c4) => `ea[${evRow(r)} * ${A}u + 4u * ${c4}]`)}    seqc_cp_commit();
     seqc_cp_wait<0>();
     __syncthreads();
     // scores: rows a0.., the row block's event tiles h, h + ${WPR}, ...
-${rowBlockTiles("sc", TS, "et", "ntile", fragBnk("          ", "fb", "sX", LE, "8u * et", "8u * ks"))}${unroll}
-    for (u32 j = 0; j < ${TS}u; ++j)
-${unroll}
-      for (u32 r = 0; r < 4u; ++r) {
-        const u32 a = a0 + g + 8u * (r >> 1u), cs = (8u * (h + ${WPR}u * j) + 2u * tg + (r & 1u)) / ${M}u;
-${dec ? `        sc[j][r] *= cs < a + oq ? expf(sG[a + oq] - sG[cs + 1u]) : 0.f;` : `        sc[j][r] = cs < a + oq ? sc[j][r] : 0.f;`}
-      }
-    __syncthreads();
-${unroll}
-    for (u32 j = 0; j < ${TS}u; ++j) {
-      const u32 et = h + ${WPR}u * j;
-      if (et < ntile) {
-        *(float2*)&sX[(a0 + g) * ${LP}u + 8u * et + 2u * tg] = make_float2(sc[j][0], sc[j][1]);
-        *(float2*)&sX[(a0 + g + 8u) * ${LP}u + 8u * et + 2u * tg] = make_float2(sc[j][2], sc[j][3]);
-      }
-    }
-    __syncthreads();
+${scores("    ", TS)}    __syncthreads();
     // the outputs: rows a0.., the column tiles h, h + ${WPR}, ...: exp(G_{a+oq}) Q S0op, then + P EB
-${rowBlockTiles("o", TO, "ct", `${B / 8}u`, key ? fragBkn("          ", "fb", "sS", LS, "8u * ct", "8u * ks") : fragBnk("          ", "fb", "sS", LS, "8u * ct", "8u * ks"))}${dec ? `    {
-      const float d0 = expf(sG[a0 + g + oq]), d1 = expf(sG[a0 + g + 8u + oq]);
-${unroll}
-      for (u32 j = 0; j < ${TO}u; ++j) { o[j][0] *= d0; o[j][1] *= d0; o[j][2] *= d1; o[j][3] *= d1; }
-    }
-` : ""}    for (u32 ks = 0; ks < ntile; ++ks) {
-${fragA("      ", "fa", "sX", LP, "a0", "8u * ks")}${unroll}
-      for (u32 j = 0; j < ${TO}u; ++j) {
-        const u32 ct = h + ${WPR}u * j;
-        if (ct < ${B / 8}u) {
-${fragBkn("          ", "fb", "sB", LB, "8u * ct", "8u * ks")}${mma("          ", "o[j]", "fa", "fb")}        }
-      }
-    }
-${unroll}
-    for (u32 j = 0; j < ${TO}u; ++j) {
-      const u32 ct = h + ${WPR}u * j;
-      if (ct < ${B / 8}u) {
-        *(float2*)&out[(${row("a0 + g")} * mq + xq) * ${B}u + 8u * ct + 2u * tg] = make_float2(o[j][0], o[j][1]);
-        *(float2*)&out[(${row("a0 + g + 8u")} * mq + xq) * ${B}u + 8u * ct + 2u * tg] = make_float2(o[j][2], o[j][3]);
-      }
-    }
-    __syncthreads();
+${outputs("    ", TO, B / 8, "")}    __syncthreads();
   }
 }
 `;
