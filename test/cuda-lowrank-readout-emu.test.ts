@@ -14,123 +14,17 @@
  * product) must fail.
  */
 import { describe, expect, it } from "vitest";
-import { execFileSync, spawnSync } from "node:child_process";
-import { writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { spawnSync } from "node:child_process";
 import { LOWRANK_READ_CONFIGS, LOWRANK_READ_MMA_CONFIGS, LOWRANK_READ_SCALAR_CONFIGS, LOWRANK_READ_VEC4_CONFIGS, lowRankReadModule, type LowRankReadConfig, type LowRankReadKernel } from "../compiler/backends/cuda/lowrank-readout.ts";
 import { findNvcc } from "../compiler/backends/cuda/nvcc.ts";
 import { relativeError } from "../compiler/io/manifest.ts";
-import { EMU_READF } from "./cuda-emu/harness.ts";
-import { compileLowRankEmu, emuEntrySelect, f32Bytes, inScratchDir, readF32 } from "./helpers/lowrank-emu.ts";
+import { buildEmu as buildReadEmu, data, error, flipSteps, reference, runEmu, type Data } from "./helpers/lowrank-readout-emu.ts";
 import { ptxasUsage } from "./helpers/ptxas-usage.ts";
-import { rng } from "./helpers/random.ts";
 
 const gpp = spawnSync("g++", ["--version"]).status === 0;
 if (!gpp) console.warn("cuda-lowrank-readout-emu.test: g++ is not installed, so the emulated runs are skipped");
 
-interface Data { N: number; mq: number; KK: Float64Array; VV: Float64Array; Q: Float64Array; S0: Float64Array; G: Float64Array }
-
-/** N chunks in ChunkCore's layouts: KK [N, C, M, K], VV [N, C, M, V], S0 [N, K, V], G [N, C + 1, 1] (float32-rounded
- * prefix sums of log decays uniform in [minLd, 0]), Q [N, C, mq, A] (A = K on the key axis, V on the value axis); steps
- * past `used` are padding (zero events and queries, zero log decay). Every value float32-exact. */
-function data(c: LowRankReadConfig, N: number, mq: number, used: number, minLd: number, seed: number): Data {
-  const { C, K, V, M } = c, A = c.axis === "key" ? K : V;
-  const r = rng(seed), f = Math.fround;
-  const KK = new Float64Array(N * C * M * K), VV = new Float64Array(N * C * M * V), Q = new Float64Array(N * C * mq * A);
-  const S0 = Float64Array.from({ length: N * K * V }, () => f(2 * r()));
-  const G = new Float64Array(N * (C + 1));
-  for (let n = 0; n < N; n++) {
-    let acc = 0;
-    for (let s = 0; s < C; s++) {
-      const on = s < used;
-      for (let x = 0; x < M * K; x++) KK[(n * C + s) * M * K + x] = on ? f((2 * r()) / Math.sqrt(K)) : 0;
-      for (let x = 0; x < M * V; x++) VV[(n * C + s) * M * V + x] = on ? f(2 * r()) : 0;
-      for (let x = 0; x < mq * A; x++) Q[(n * C + s) * mq * A + x] = on ? f(2 * r()) : 0;
-      if (c.decay !== "none" && on) acc = f(acc + f((r() + 0.5) * minLd));
-      G[n * (C + 1) + s + 1] = acc;
-    }
-  }
-  return { N, mq, KK, VV, Q, S0, G };
-}
-
-/** The recurrence in float64: OUT [N, C, mq, B]. */
-function reference(c: LowRankReadConfig, d: Data, oq: number): Float64Array {
-  const { C, K, V, M } = c, key = c.axis === "key", A = key ? K : V, B = key ? V : K, mq = d.mq;
-  const out = new Float64Array(d.N * C * mq * B);
-  const S = new Float64Array(K * V);
-  const read = (n: number, a: number) => {
-    for (let x = 0; x < mq; x++)
-      for (let j = 0; j < B; j++) {
-        let s = 0;
-        for (let i = 0; i < A; i++) s += d.Q[((n * C + a) * mq + x) * A + i] * (key ? S[i * V + j] : S[j * V + i]);
-        out[((n * C + a) * mq + x) * B + j] = s;
-      }
-  };
-  for (let n = 0; n < d.N; n++) {
-    S.set(d.S0.subarray(n * K * V, (n + 1) * K * V));
-    for (let t = 0; t < C; t++) {
-      if (oq === 0) read(n, t);
-      const e = Math.exp(d.G[n * (C + 1) + t + 1] - d.G[n * (C + 1) + t]);
-      for (let i = 0; i < K; i++)
-        for (let j = 0; j < V; j++) {
-          let s = e * S[i * V + j];
-          for (let y = 0; y < M; y++) s += d.KK[((n * C + t) * M + y) * K + i] * d.VV[((n * C + t) * M + y) * V + j];
-          S[i * V + j] = s;
-        }
-      if (oq === 1) read(n, t);
-    }
-  }
-  return out;
-}
-
-/** An emulator executable for a module: argv dir (Q, EA, EB, S0, G, OUT .bin float32), entry, N, threads, smem, oq, mq, rev, qs; writes OUT.out. */
-function buildEmu(source: string, kernels: LowRankReadKernel[]): string {
-  const tramp = kernels.map((k) => `static void body_${k.entry}() { ${k.entry}((const float*)P[0], (const float*)P[1], (const float*)P[2], (const float*)P[3], (const float*)P[4], (float*)P[5], NN, OQ, MQ, REV, QS); }`);
-  const main = `
-static void* P[6]; static unsigned NN, OQ, MQ, REV, QS;
-${tramp.join("\n")}
-${EMU_READF}
-int main(int argc, char** argv) {
-  std::string dir = argv[1], entry = argv[2];
-  NN = (unsigned)atoi(argv[3]);
-  unsigned threads = (unsigned)atoi(argv[4]), smem = (unsigned)atoi(argv[5]);
-  OQ = (unsigned)atoi(argv[6]); MQ = (unsigned)atoi(argv[7]); REV = (unsigned)atoi(argv[8]); QS = (unsigned)atoi(argv[9]);
-  std::vector<char> b[6] = {readf(dir + "/Q.bin"), readf(dir + "/EA.bin"), readf(dir + "/EB.bin"), readf(dir + "/S0.bin"), readf(dir + "/G.bin"), readf(dir + "/OUT.bin")};
-  for (int i = 0; i < 6; ++i) P[i] = b[i].data();
-${emuEntrySelect(kernels.map((k) => k.entry))}
-  emu::Dim g; g.x = NN; emu::Dim blk; blk.x = threads;
-  emu::launch(fn, g, blk, smem);
-  FILE* f = fopen((dir + "/OUT.out").c_str(), "wb"); fwrite(b[5].data(), 1, b[5].size(), f); fclose(f);
-  return 0;
-}
-`;
-  return compileLowRankEmu(source, main, "lowrank-readout", true);
-}
-
-/** The kernel's OUT on the emulation: the key axis takes EA = KK, EB = VV; the value axis EA = VV, EB = KK. rev: the
- * launch's rev argument (the tensors as given); qsPad: Q stored with its step stride qs = mq A + qsPad (the gaps NaN, which
- * would show if read). */
-function runEmu(bin: string, k: LowRankReadKernel, d: Data, oq: number, rev = 0, qsPad = 0): Float64Array {
-  return inScratchDir("seqc-lrread-", (dir) => {
-    const key = k.axis === "key", B = key ? k.V : k.K, A = key ? k.K : k.V, w = d.mq * A, qs = w + qsPad;
-    const Qs = new Float64Array(d.N * k.C * qs).fill(NaN);
-    for (let r = 0; r < d.N * k.C; r++) Qs.set(d.Q.subarray(r * w, (r + 1) * w), r * qs);
-    writeFileSync(join(dir, "Q.bin"), f32Bytes(Qs));
-    writeFileSync(join(dir, "EA.bin"), f32Bytes(key ? d.KK : d.VV));
-    writeFileSync(join(dir, "EB.bin"), f32Bytes(key ? d.VV : d.KK));
-    writeFileSync(join(dir, "S0.bin"), f32Bytes(d.S0));
-    writeFileSync(join(dir, "G.bin"), k.decay === "none" ? Buffer.alloc(4) : f32Bytes(d.G));
-    writeFileSync(join(dir, "OUT.bin"), f32Bytes(new Float64Array(d.N * k.C * d.mq * B).fill(NaN))); // the kernel must write every output
-    execFileSync(bin, [dir, k.entry, String(d.N), String(k.threads), String(k.sharedBytes), String(oq), String(d.mq), String(rev), String(qs)], { stdio: "pipe" });
-    return readF32(join(dir, "OUT.out"));
-  });
-}
-
-function error(k: LowRankReadKernel, bin: string, d: Data, oq: number): number {
-  const got = runEmu(bin, k, d, oq);
-  expect(got.every(Number.isFinite), `${k.entry} oq=${oq}: finite outputs`).toBe(true);
-  return relativeError(got, reference(k, d, oq));
-}
+const buildEmu = (source: string, kernels: LowRankReadKernel[]) => buildReadEmu(source, kernels, "lowrank-readout");
 
 const SMALL: LowRankReadConfig[] = [
   { axis: "key", decay: "none", C: 16, K: 8, V: 12, M: 2 },
@@ -247,17 +141,6 @@ describe.skipIf(!gpp)("low-rank chunk readouts kernel on the CPU emulation vs th
     expect(e3).toBeGreaterThan(1e-2);
   }, 100_000);
 
-  /** d with its steps in reversed order (Q, KK, VV rows; G as it is): what the rev launch reads backwards. */
-  const flipSteps = (k: LowRankReadConfig, d: Data): Data => {
-    const A = k.axis === "key" ? k.K : k.V;
-    const flip = (x: Float64Array, w: number) => {
-      const y = new Float64Array(x.length);
-      for (let n = 0; n < d.N; n++) for (let s = 0; s < k.C; s++) y.set(x.subarray((n * k.C + s) * w, (n * k.C + s + 1) * w), (n * k.C + k.C - 1 - s) * w);
-      return y;
-    };
-    return { ...d, Q: flip(d.Q, d.mq * A), KK: flip(d.KK, k.M * k.K), VV: flip(d.VV, k.M * k.V), flipOut: (o: Float64Array) => flip(o, d.mq * (k.axis === "key" ? k.V : k.K)) } as Data & { flipOut: (o: Float64Array) => Float64Array };
-  };
-
   it("rev = 1 reads the chunk backwards (the kernel's step a is row C - 1 - a of Q, EA, EB, OUT; G in step order) and qs strides Q: bitwise the forward launch on the flipped tensors, within the bounds of the float64 recurrence run backwards; fp32, float4 loads, both twins, small and shipped configurations", () => {
     const mods = [
       lowRankReadModule([SMALL[0], SMALL[2], { ...SMALL[1], loads: "vec4" as const }, { ...SMALL[3], loads: "vec4" as const }]),
@@ -269,11 +152,11 @@ describe.skipIf(!gpp)("low-rank chunk readouts kernel on the CPU emulation vs th
       for (const [i, k] of m.kernels.entries()) {
         expect(k.rev, k.entry).toBe(true);
         for (const [used, mq, oq] of [[k.C, 2, 1], [k.C - 5, 1, 0]] as const) {
-          const d = data(k, 2, mq, used, -2, 41 + 5 * i + used), f = flipSteps(k, d) as Data & { flipOut: (o: Float64Array) => Float64Array };
+          const d = data(k, 2, mq, used, -2, 41 + 5 * i + used), f = flipSteps(k, d);
           const got = runEmu(bin, k, d, oq, 1, 4);
           expect(got.every(Number.isFinite), `${k.entry} rev: finite`).toBe(true);
-          expect(Array.from(got), `${k.entry} used=${used} oq=${oq}: rev bitwise the flipped forward launch`).toEqual(Array.from(f.flipOut(runEmu(bin, k, f, oq))));
-          expect(relativeError(got, f.flipOut(reference(k, f, oq))), `${k.entry} used=${used} oq=${oq} vs float64`).toBeLessThan(k.math === "tf32" ? 1e-3 : 1e-5);
+          expect(Array.from(got), `${k.entry} used=${used} oq=${oq}: rev bitwise the flipped forward launch`).toEqual(Array.from(f.back(runEmu(bin, k, f.d, oq))));
+          expect(relativeError(got, f.back(reference(k, f.d, oq))), `${k.entry} used=${used} oq=${oq} vs float64`).toBeLessThan(k.math === "tf32" ? 1e-3 : 1e-5);
           expect(Array.from(runEmu(bin, k, d, oq, 0, 8)), `${k.entry}: qs strides Q`).toEqual(Array.from(runEmu(bin, k, d, oq)));
         }
       }
@@ -287,8 +170,8 @@ describe.skipIf(!gpp)("low-rank chunk readouts kernel on the CPU emulation vs th
         expect(out).not.toEqual(src);
         return out;
       });
-      const d = data(k, 2, 2, k.C, -1, 7), f = flipSteps(k, d) as Data & { flipOut: (o: Float64Array) => Float64Array };
-      return relativeError(runEmu(buildEmu(m.source, m.kernels), m.kernels[0], d, 1, 1), f.flipOut(reference(k, f, 1)));
+      const d = data(k, 2, 2, k.C, -1, 7), f = flipSteps(k, d);
+      return relativeError(runEmu(buildEmu(m.source, m.kernels), m.kernels[0], d, 1, 1), f.back(reference(k, f.d, 1)));
     };
     const C0 = SMALL[2].C - 1, C1 = SMALL_MMA[2].C - 1;
     expect(broken(SMALL[2], (s) => s.replace(`out[((rev ? ${C0}u - (a) : (a)) * mq`, "out[((a) * mq"))).toBeGreaterThan(1e-2);

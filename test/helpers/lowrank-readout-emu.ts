@@ -1,0 +1,132 @@
+/**
+ * What the low-rank chunk readouts' emulation tests (cuda-lowrank-readout-emu: the fp32 kernel and its whole-row
+ * tensor-core twin; cuda-lowrank-readout-cols-emu: the column-group twin) share: the chunks' data in ChunkCore's layouts,
+ * the recurrence in float64, the emulator of kernels with the readouts' launch arguments (Q, EA, EB, S0, G, OUT; N, oq,
+ * mq, rev, qs), a run of one entry and the chunk with its steps reversed.
+ */
+import { execFileSync } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { LowRankReadConfig, LowRankReadKernel } from "../../compiler/backends/cuda/lowrank-readout.ts";
+import { relativeError } from "../../compiler/io/manifest.ts";
+import { EMU_READF } from "../cuda-emu/harness.ts";
+import { compileLowRankEmu, emuEntrySelect, f32Bytes, inScratchDir, readF32 } from "./lowrank-emu.ts";
+import { rng } from "./random.ts";
+import { expect } from "vitest";
+
+export interface Data { N: number; mq: number; KK: Float64Array; VV: Float64Array; Q: Float64Array; S0: Float64Array; G: Float64Array }
+
+/** N chunks in ChunkCore's layouts: KK [N, C, M, K], VV [N, C, M, V], S0 [N, K, V], G [N, C + 1, 1] (float32-rounded
+ * prefix sums of log decays uniform in [minLd, 0]), Q [N, C, mq, A] (A = K on the key axis, V on the value axis); steps
+ * past `used` are padding (zero events and queries, zero log decay). Every value float32-exact. */
+export function data(c: LowRankReadConfig, N: number, mq: number, used: number, minLd: number, seed: number): Data {
+  const { C, K, V, M } = c, A = c.axis === "key" ? K : V;
+  const r = rng(seed), f = Math.fround;
+  const KK = new Float64Array(N * C * M * K), VV = new Float64Array(N * C * M * V), Q = new Float64Array(N * C * mq * A);
+  const S0 = Float64Array.from({ length: N * K * V }, () => f(2 * r()));
+  const G = new Float64Array(N * (C + 1));
+  for (let n = 0; n < N; n++) {
+    let acc = 0;
+    for (let s = 0; s < C; s++) {
+      const on = s < used;
+      for (let x = 0; x < M * K; x++) KK[(n * C + s) * M * K + x] = on ? f((2 * r()) / Math.sqrt(K)) : 0;
+      for (let x = 0; x < M * V; x++) VV[(n * C + s) * M * V + x] = on ? f(2 * r()) : 0;
+      for (let x = 0; x < mq * A; x++) Q[(n * C + s) * mq * A + x] = on ? f(2 * r()) : 0;
+      if (c.decay !== "none" && on) acc = f(acc + f((r() + 0.5) * minLd));
+      G[n * (C + 1) + s + 1] = acc;
+    }
+  }
+  return { N, mq, KK, VV, Q, S0, G };
+}
+
+/** The recurrence in float64: OUT [N, C, mq, B]. */
+export function reference(c: LowRankReadConfig, d: Data, oq: number): Float64Array {
+  const { C, K, V, M } = c, key = c.axis === "key", A = key ? K : V, B = key ? V : K, mq = d.mq;
+  const out = new Float64Array(d.N * C * mq * B);
+  const S = new Float64Array(K * V);
+  const read = (n: number, a: number) => {
+    for (let x = 0; x < mq; x++)
+      for (let j = 0; j < B; j++) {
+        let s = 0;
+        for (let i = 0; i < A; i++) s += d.Q[((n * C + a) * mq + x) * A + i] * (key ? S[i * V + j] : S[j * V + i]);
+        out[((n * C + a) * mq + x) * B + j] = s;
+      }
+  };
+  for (let n = 0; n < d.N; n++) {
+    S.set(d.S0.subarray(n * K * V, (n + 1) * K * V));
+    for (let t = 0; t < C; t++) {
+      if (oq === 0) read(n, t);
+      const e = Math.exp(d.G[n * (C + 1) + t + 1] - d.G[n * (C + 1) + t]);
+      for (let i = 0; i < K; i++)
+        for (let j = 0; j < V; j++) {
+          let s = e * S[i * V + j];
+          for (let y = 0; y < M; y++) s += d.KK[((n * C + t) * M + y) * K + i] * d.VV[((n * C + t) * M + y) * V + j];
+          S[i * V + j] = s;
+        }
+      if (oq === 1) read(n, t);
+    }
+  }
+  return out;
+}
+
+/** An emulator executable for a module (with the TF32 mma emulation; its cache file named after `name`): argv dir (Q, EA,
+ * EB, S0, G, OUT .bin float32), entry, N, threads, smem, oq, mq, rev, qs; writes OUT.out. */
+export function buildEmu(source: string, kernels: readonly LowRankReadKernel[], name: string): string {
+  const tramp = kernels.map((k) => `static void body_${k.entry}() { ${k.entry}((const float*)P[0], (const float*)P[1], (const float*)P[2], (const float*)P[3], (const float*)P[4], (float*)P[5], NN, OQ, MQ, REV, QS); }`);
+  const main = `
+static void* P[6]; static unsigned NN, OQ, MQ, REV, QS;
+${tramp.join("\n")}
+${EMU_READF}
+int main(int argc, char** argv) {
+  std::string dir = argv[1], entry = argv[2];
+  NN = (unsigned)atoi(argv[3]);
+  unsigned threads = (unsigned)atoi(argv[4]), smem = (unsigned)atoi(argv[5]);
+  OQ = (unsigned)atoi(argv[6]); MQ = (unsigned)atoi(argv[7]); REV = (unsigned)atoi(argv[8]); QS = (unsigned)atoi(argv[9]);
+  std::vector<char> b[6] = {readf(dir + "/Q.bin"), readf(dir + "/EA.bin"), readf(dir + "/EB.bin"), readf(dir + "/S0.bin"), readf(dir + "/G.bin"), readf(dir + "/OUT.bin")};
+  for (int i = 0; i < 6; ++i) P[i] = b[i].data();
+${emuEntrySelect(kernels.map((k) => k.entry))}
+  emu::Dim g; g.x = NN; emu::Dim blk; blk.x = threads;
+  emu::launch(fn, g, blk, smem);
+  FILE* f = fopen((dir + "/OUT.out").c_str(), "wb"); fwrite(b[5].data(), 1, b[5].size(), f); fclose(f);
+  return 0;
+}
+`;
+  return compileLowRankEmu(source, main, name, true);
+}
+
+/** The kernel's OUT on the emulation: the key axis takes EA = KK, EB = VV; the value axis EA = VV, EB = KK. OUT starts
+ * NaN (the kernel must write every output). rev: the launch's rev argument (the tensors as given); qsPad: Q stored with
+ * its step stride qs = mq A + qsPad (the gaps NaN, which would show if read). */
+export function runEmu(bin: string, k: LowRankReadKernel, d: Data, oq: number, rev = 0, qsPad = 0): Float64Array {
+  return inScratchDir("seqc-lrread-", (dir) => {
+    const key = k.axis === "key", B = key ? k.V : k.K, A = key ? k.K : k.V, w = d.mq * A, qs = w + qsPad;
+    const Qs = new Float64Array(d.N * k.C * qs).fill(NaN);
+    for (let r = 0; r < d.N * k.C; r++) Qs.set(d.Q.subarray(r * w, (r + 1) * w), r * qs);
+    writeFileSync(join(dir, "Q.bin"), f32Bytes(Qs));
+    writeFileSync(join(dir, "EA.bin"), f32Bytes(key ? d.KK : d.VV));
+    writeFileSync(join(dir, "EB.bin"), f32Bytes(key ? d.VV : d.KK));
+    writeFileSync(join(dir, "S0.bin"), f32Bytes(d.S0));
+    writeFileSync(join(dir, "G.bin"), k.decay === "none" ? Buffer.alloc(4) : f32Bytes(d.G));
+    writeFileSync(join(dir, "OUT.bin"), f32Bytes(new Float64Array(d.N * k.C * d.mq * B).fill(NaN)));
+    execFileSync(bin, [dir, k.entry, String(d.N), String(k.threads), String(k.sharedBytes), String(oq), String(d.mq), String(rev), String(qs)], { stdio: "pipe" });
+    return readF32(join(dir, "OUT.out"));
+  });
+}
+
+/** The relative error of the kernel's forward run against the float64 recurrence; every output written and finite. */
+export function error(k: LowRankReadKernel, bin: string, d: Data, oq: number): number {
+  const got = runEmu(bin, k, d, oq);
+  expect(got.every(Number.isFinite), `${k.entry} oq=${oq}: every output written, finite`).toBe(true);
+  return relativeError(got, reference(k, d, oq));
+}
+
+/** d with its steps in reversed order (Q, KK, VV rows; G as it is), and back: the map of outputs [N, C, mq, B] back. */
+export function flipSteps(k: LowRankReadConfig, d: Data): { d: Data; back: (o: Float64Array) => Float64Array } {
+  const A = k.axis === "key" ? k.K : k.V;
+  const flip = (x: Float64Array, w: number) => {
+    const y = new Float64Array(x.length);
+    for (let n = 0; n < d.N; n++) for (let s = 0; s < k.C; s++) y.set(x.subarray((n * k.C + s) * w, (n * k.C + s + 1) * w), (n * k.C + k.C - 1 - s) * w);
+    return y;
+  };
+  return { d: { ...d, Q: flip(d.Q, d.mq * A), KK: flip(d.KK, k.M * k.K), VV: flip(d.VV, k.M * k.V) }, back: (o: Float64Array) => flip(o, d.mq * (k.axis === "key" ? k.V : k.K)) };
+}
