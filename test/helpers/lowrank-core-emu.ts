@@ -12,8 +12,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { LowRankCoreConfig, LowRankCoreKernel } from "../../compiler/backends/cuda/lowrank-core.ts";
 import { relativeError } from "../../compiler/io/manifest.ts";
-import { EMU_READF } from "../cuda-emu/harness.ts";
-import { compileLowRankEmu, emuEntrySelect, f32Bytes, inScratchDir, readF32 } from "./lowrank-emu.ts";
+import { compileLowRankEmu, emuGridMain, f32Bytes, inScratchDir, readF32 } from "./lowrank-emu.ts";
 import { rng } from "./random.ts";
 
 export interface Data { N: number; used: number; KK: Float64Array; Wq: Float64Array; VV: Float64Array; G: Float64Array; ld: Float64Array }
@@ -94,25 +93,7 @@ export function reference(c: LowRankCoreConfig, d: Data): { r: Float64Array; end
 /** An emulator executable for a module: argv dir (KK, Wq, VV, G .bin float32), entry, N; writes VV.out, END.out.
  * `mma`: the tensor-core twins' module (includes mma-tf32.h, the TF32 rounding and m16n8k8 fragments emulated). */
 export function buildEmu(source: string, kernels: LowRankCoreKernel[], mma = false): string {
-  const tramp = kernels.map((k) => `static void body_${k.entry}() { ${k.entry}((const float*)P[0], (const float*)P[1], (float*)P[2], (const float*)P[3], (float*)P[4], NN); }`);
-  const main = `
-static void* P[5]; static unsigned NN;
-${tramp.join("\n")}
-${EMU_READF}
-int main(int argc, char** argv) {
-  std::string dir = argv[1], entry = argv[2];
-  NN = (unsigned)atoi(argv[3]);
-  unsigned threads = (unsigned)atoi(argv[4]), smem = (unsigned)atoi(argv[5]);
-  std::vector<char> b[5] = {readf(dir + "/KK.bin"), readf(dir + "/Wq.bin"), readf(dir + "/VV.bin"), readf(dir + "/G.bin"), readf(dir + "/END.bin")};
-  for (int i = 0; i < 5; ++i) P[i] = b[i].data();
-${emuEntrySelect(kernels.map((k) => k.entry))}
-  emu::Dim g; g.x = NN; emu::Dim blk; blk.x = threads;
-  emu::launch(fn, g, blk, smem);
-  FILE* f = fopen((dir + "/VV.out").c_str(), "wb"); fwrite(b[2].data(), 1, b[2].size(), f); fclose(f);
-  f = fopen((dir + "/END.out").c_str(), "wb"); fwrite(b[4].data(), 1, b[4].size(), f); fclose(f);
-  return 0;
-}
-`;
+  const main = emuGridMain(kernels.map((k) => k.entry), "(const float*)P[0], (const float*)P[1], (float*)P[2], (const float*)P[3], (float*)P[4], NN", ["KK", "Wq", "VV", "G", "END"], [], [2, 4]);
   return compileLowRankEmu(source, main, mma ? "lowrank-core-mma" : "lowrank-core", mma);
 }
 

@@ -9,8 +9,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { LowRankReadConfig, LowRankReadKernel } from "../../compiler/backends/cuda/lowrank-readout.ts";
 import { relativeError } from "../../compiler/io/manifest.ts";
-import { EMU_READF } from "../cuda-emu/harness.ts";
-import { compileLowRankEmu, emuEntrySelect, f32Bytes, inScratchDir, readF32 } from "./lowrank-emu.ts";
+import { compileLowRankEmu, emuGridMain, f32Bytes, inScratchDir, readF32 } from "./lowrank-emu.ts";
 import { rng } from "./random.ts";
 import { expect } from "vitest";
 
@@ -72,25 +71,7 @@ export function reference(c: LowRankReadConfig, d: Data, oq: number): Float64Arr
 /** An emulator executable for a module (with the TF32 mma emulation; its cache file named after `name`): argv dir (Q, EA,
  * EB, S0, G, OUT .bin float32), entry, N, threads, smem, oq, mq, rev, qs; writes OUT.out. */
 export function buildEmu(source: string, kernels: readonly LowRankReadKernel[], name: string): string {
-  const tramp = kernels.map((k) => `static void body_${k.entry}() { ${k.entry}((const float*)P[0], (const float*)P[1], (const float*)P[2], (const float*)P[3], (const float*)P[4], (float*)P[5], NN, OQ, MQ, REV, QS); }`);
-  const main = `
-static void* P[6]; static unsigned NN, OQ, MQ, REV, QS;
-${tramp.join("\n")}
-${EMU_READF}
-int main(int argc, char** argv) {
-  std::string dir = argv[1], entry = argv[2];
-  NN = (unsigned)atoi(argv[3]);
-  unsigned threads = (unsigned)atoi(argv[4]), smem = (unsigned)atoi(argv[5]);
-  OQ = (unsigned)atoi(argv[6]); MQ = (unsigned)atoi(argv[7]); REV = (unsigned)atoi(argv[8]); QS = (unsigned)atoi(argv[9]);
-  std::vector<char> b[6] = {readf(dir + "/Q.bin"), readf(dir + "/EA.bin"), readf(dir + "/EB.bin"), readf(dir + "/S0.bin"), readf(dir + "/G.bin"), readf(dir + "/OUT.bin")};
-  for (int i = 0; i < 6; ++i) P[i] = b[i].data();
-${emuEntrySelect(kernels.map((k) => k.entry))}
-  emu::Dim g; g.x = NN; emu::Dim blk; blk.x = threads;
-  emu::launch(fn, g, blk, smem);
-  FILE* f = fopen((dir + "/OUT.out").c_str(), "wb"); fwrite(b[5].data(), 1, b[5].size(), f); fclose(f);
-  return 0;
-}
-`;
+  const main = emuGridMain(kernels.map((k) => k.entry), "(const float*)P[0], (const float*)P[1], (const float*)P[2], (const float*)P[3], (const float*)P[4], (float*)P[5], NN, OQ, MQ, REV, QS", ["Q", "EA", "EB", "S0", "G", "OUT"], ["OQ", "MQ", "REV", "QS"], [5]);
   return compileLowRankEmu(source, main, name, true);
 }
 
