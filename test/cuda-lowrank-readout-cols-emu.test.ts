@@ -16,7 +16,7 @@ import { lowRankReadModule } from "../compiler/backends/cuda/lowrank-readout.ts"
 import { LOWRANK_READ_COLS_CONFIGS, withReadCols, type LowRankReadColsConfig, type LowRankReadColsKernel } from "../compiler/backends/cuda/lowrank-readout-cols.ts";
 import { findNvcc } from "../compiler/backends/cuda/nvcc.ts";
 import { relativeError } from "../compiler/io/manifest.ts";
-import { buildEmu as buildReadEmu, data, error, flipSteps, reference, runEmu, type Data } from "./helpers/lowrank-readout-emu.ts";
+import { BOUND, buildEmu as buildReadEmu, data, error, expectSmallTwins, flipSteps, reference, runEmu, type Data } from "./helpers/lowrank-readout-emu.ts";
 import { ptxasUsage } from "./helpers/ptxas-usage.ts";
 
 const gpp = spawnSync("g++", ["--version"]).status === 0;
@@ -35,19 +35,13 @@ const SMALL: Omit<LowRankReadColsConfig, "math">[] = [
   { axis: "key", decay: "scalar", C: 32, K: 16, V: 40, M: 3, G: 8 },
   { axis: "value", decay: "none", C: 16, K: 32, V: 8, M: 3, G: 16 },
 ];
-const BOUND = { tf32: 1e-3, tf32x3: 1e-5 } as const;
 
 describe.skipIf(!gpp)("low-rank chunk readouts' tensor-core twin in column groups on the CPU emulation vs the float64 recurrence", () => {
   it("small configurations (2..5 groups a row): both axes, before / after, one and two query vectors, log decays to -20, padded tails, one step in use; tf32x3 within 1e-5, tf32 within 1e-3 and above 1e-5", () => {
     for (const math of ["tf32", "tf32x3"] as const) {
       const m = cols(SMALL.map((c) => ({ ...c, math })));
       const bin = buildEmu(m.source, m.kernels);
-      for (const [i, k] of m.kernels.entries())
-        for (const [used, mq, minLd, oq] of [[k.C, 2, -1, 1], [k.C - 3, 1, -20, 0], [1, 2, -20, 1], [k.C, 1, -0.1, 0]] as const) {
-          const e = error(k, bin, data(k, 2, mq, used, minLd, 13 + 7 * i + used + mq), oq);
-          expect(e, `${k.entry} used=${used} mq=${mq} oq=${oq} ld>=${minLd}`).toBeLessThan(BOUND[math]);
-          if (math === "tf32" && used > 1) expect(e, `${k.entry}: TF32 rounding shows`).toBeGreaterThan(1e-5);
-        }
+      expectSmallTwins(m.kernels, bin, math);
     }
   }, 400_000);
 

@@ -18,7 +18,7 @@ import { spawnSync } from "node:child_process";
 import { LOWRANK_READ_CONFIGS, LOWRANK_READ_MMA_CONFIGS, LOWRANK_READ_SCALAR_CONFIGS, LOWRANK_READ_VEC4_CONFIGS, lowRankReadModule, type LowRankReadConfig, type LowRankReadKernel } from "../compiler/backends/cuda/lowrank-readout.ts";
 import { findNvcc } from "../compiler/backends/cuda/nvcc.ts";
 import { relativeError } from "../compiler/io/manifest.ts";
-import { buildEmu as buildReadEmu, data, error, flipSteps, reference, runEmu, type Data } from "./helpers/lowrank-readout-emu.ts";
+import { BOUND, buildEmu as buildReadEmu, data, error, expectSmallTwins, flipSteps, reference, runEmu, type Data } from "./helpers/lowrank-readout-emu.ts";
 import { ptxasUsage } from "./helpers/ptxas-usage.ts";
 
 const gpp = spawnSync("g++", ["--version"]).status === 0;
@@ -74,18 +74,12 @@ describe.skipIf(!gpp)("low-rank chunk readouts kernel on the CPU emulation vs th
     { axis: "key", decay: "scalar", C: 32, K: 16, V: 40, M: 3 },
     { axis: "value", decay: "none", C: 16, K: 16, V: 8, M: 3 },
   ];
-  const BOUND = { tf32: 1e-3, tf32x3: 1e-5 } as const;
 
   it("tensor-core twins, small configurations: tf32x3 within 1e-5, tf32 within 1e-3 (and above 1e-5: its rounding is emulated); both axes, before / after, log decays to -20, padded tails", () => {
     for (const math of ["tf32", "tf32x3"] as const) {
       const m = lowRankReadModule(SMALL_MMA.map((c) => ({ ...c, math })));
       const bin = buildEmu(m.source, m.kernels);
-      for (const [i, k] of m.kernels.entries())
-        for (const [used, mq, minLd, oq] of [[k.C, 2, -1, 1], [k.C - 3, 1, -20, 0], [1, 2, -20, 1], [k.C, 1, -0.1, 0]] as const) {
-          const e = error(k, bin, data(k, 2, mq, used, minLd, 13 + 7 * i + used + mq), oq);
-          expect(e, `${k.entry} used=${used} mq=${mq} oq=${oq} ld>=${minLd}`).toBeLessThan(BOUND[math]);
-          if (math === "tf32" && used > 1) expect(e, `${k.entry}: TF32 rounding shows`).toBeGreaterThan(1e-5);
-        }
+      expectSmallTwins(m.kernels, bin, math);
     }
   }, 400_000);
 

@@ -111,3 +111,19 @@ export function flipSteps(k: LowRankReadConfig, d: Data): { d: Data; back: (o: F
   };
   return { d: { ...d, Q: flip(d.Q, d.mq * A), KK: flip(d.KK, k.M * k.K), VV: flip(d.VV, k.M * k.V) }, back: (o: Float64Array) => flip(o, d.mq * (k.axis === "key" ? k.V : k.K)) };
 }
+
+/** The tensor-core twins' bounds against float64: "tf32" within 1e-3 (and above 1e-5: its rounding is emulated),
+ * "tf32x3" within 1e-5. */
+export const BOUND = { tf32: 1e-3, tf32x3: 1e-5 } as const;
+
+/** Each kernel of a module of small twin configurations (one math, run by the emulator bin) vs float64 on 2 chunks: all
+ * steps after the step with two query vectors, C - 3 steps before it with log decays to -20, one step, mild decays; within
+ * BOUND[math], and "tf32" above 1e-5 where more than one step is in use. */
+export function expectSmallTwins(kernels: readonly LowRankReadKernel[], bin: string, math: keyof typeof BOUND): void {
+  for (const [i, k] of kernels.entries())
+    for (const [used, mq, minLd, oq] of [[k.C, 2, -1, 1], [k.C - 3, 1, -20, 0], [1, 2, -20, 1], [k.C, 1, -0.1, 0]] as const) {
+      const e = error(k, bin, data(k, 2, mq, used, minLd, 13 + 7 * i + used + mq), oq);
+      expect(e, `${k.entry} used=${used} mq=${mq} oq=${oq} ld>=${minLd}`).toBeLessThan(BOUND[math]);
+      if (math === "tf32" && used > 1) expect(e, `${k.entry}: TF32 rounding shows`).toBeGreaterThan(1e-5);
+    }
+}
