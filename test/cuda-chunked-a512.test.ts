@@ -66,7 +66,8 @@ describe("-a512 at K = 64 and K = 128 in the plans", () => {
         expect(f.variant, name).toContain("-a512-iw-ios-");
         expect(f.steps[0]).toMatchObject({ threads: 512 });
       }
-      for (const v of ["chunked-split-bf16-k128-v64-a512-iw-ios-w512-r1", "chunked-split3-bf16-k128-v16-a512-iw-ios-wc-r1", "chunked-split-f16-k128-v64-a512-iw-ios-w512-r1"])
+      // (since H200 run 31 split's 64-value walk is auto's after the phase A on named barriers: -nb-wc-w512; -w512 stays, prefer 0)
+      for (const v of ["chunked-split-bf16-k128-v64-a512-iw-ios-nb-wc-w512-r1", "chunked-split3-bf16-k128-v16-a512-iw-ios-wc-r1", "chunked-split-f16-k128-v64-a512-iw-ios-nb-wc-w512-r1"])
         expect(a512.find((f) => f.variant === v)?.prefer ?? 0, v).not.toBe(0);
       // auto's two-kernel candidates at K = 128 all run the new phase A; -a384-iw's forms stay in the plan, prefer 0
       const preferred = forms.filter((f) => f.prefer !== 0 && !f.variant.includes("-fused-")).map((f) => f.variant);
@@ -76,11 +77,14 @@ describe("-a512 at K = 64 and K = 128 in the plans", () => {
       expect(forms.some((f) => /-a512-iw-w512|-a384-iw-w512|-a384-iw-wc/.test(f.variant)), name).toBe(false);
       expect(low.modules.bf16.source).toContain("seqc_chunk_phase_a_o<");
       expect(low.modules.f32.source).not.toContain("seqc_chunk_phase_a_o");
-      // under `only`, -a512-iw-ios-w512 keeps auto's rule, -a512-iw-w512 and -a384-iw-w512 are on request (prefer 0)
-      const three = lowered(name, { only: (v) => /^chunked-split-bf16-k128-v64-a(384-iw|512-iw|512-iw-ios)-w512-r1$/.test(v) });
+      for (const v of ["chunked-split-bf16-k128-v64-a512-iw-ios-w512-r1", "chunked-split-f16-k128-v64-a512-iw-ios-w512-r1"]) expect(a512.find((f) => f.variant === v)?.prefer, v).toBe(0);
+      // under `only`, -a512-iw-ios-nb-wc-w512 keeps auto's rule, -a512-iw-ios-w512 (since run 31), -a512-iw-w512 and -a384-iw-w512
+      // are on request (prefer 0)
+      const three = lowered(name, { only: (v) => /^chunked-split-bf16-k128-v64-a(384-iw|512-iw|512-iw-ios|512-iw-ios-nb-wc)-w512-r1$/.test(v) });
       expect(three.forms.map((f) => [f.variant, f.prefer !== 0]).sort()).toEqual([
         ["chunked-split-bf16-k128-v64-a384-iw-w512-r1", false],
-        ["chunked-split-bf16-k128-v64-a512-iw-ios-w512-r1", true],
+        ["chunked-split-bf16-k128-v64-a512-iw-ios-nb-wc-w512-r1", true],
+        ["chunked-split-bf16-k128-v64-a512-iw-ios-w512-r1", false],
         ["chunked-split-bf16-k128-v64-a512-iw-w512-r1", false],
       ]);
     }

@@ -13,6 +13,7 @@ import { describe, expect, it } from "vitest";
 import { spawnSync } from "node:child_process";
 import { findNvcc } from "../compiler/backends/cuda/nvcc.ts";
 import { CHUNK_PHASE_A_NBAR_SOURCE } from "../compiler/backends/cuda/chunked-phase-a-nbar.ts";
+import { BF16_IN_F32_OUT } from "../compiler/backends/cuda/chunked-plan.ts";
 import { checkChunkedEmu, type ChunkEmuCase } from "./helpers/chunked-emu-check.ts";
 import { loadStdlib as load, lowered } from "./helpers/chunked-lowered.ts";
 import { ptxasUsage } from "./helpers/ptxas-usage.ts";
@@ -45,6 +46,7 @@ function sameBits(name: string, a: string, b: string, o: { K: number; V: number;
 const NB = "chunked-split-bf16-k128-v64-a512-iw-ios-nb-w512-r1";
 const NBQ = "chunked-split-bf16-k128-v64-a512-iw-ios-nb-qxi-w512-r1";
 const NBGF = "chunked-split-bf16-k128-v64-a512-iw-ios-gf-nb-w512-r1";
+const NBWC = "chunked-split-bf16-k128-v64-a512-iw-ios-nb-wc-w512-r1";
 
 describe.skipIf(!gpp)("-nb (the overlapped phase A on named barriers) on the CPU emulation", () => {
   it("bitwise -iw-ios's: gated_deltanet K = 128 (core record and -qxi; V = 100, T = 150, batch 2), gated_deltaproduct two rows a token (K = 64)", () => {
@@ -55,6 +57,11 @@ describe.skipIf(!gpp)("-nb (the overlapped phase A on named barriers) on the CPU
   it("against float64: gated_deltanet K = 128 under stress (T = 150, T = 1; -nb, -gf-nb, -nb-qxi), deltanet K = 128 (V = 100)", () => {
     check("gated_deltanet", [NB, NBGF, NBQ], [{ T: 150, B: 1, K: 128, V: 72, stress: true, init: true }, { T: 1, B: 1, K: 128, V: 72, stress: true, init: true }]);
     check("deltanet", [NB, NBQ], [{ T: 130, B: 1, K: 128, V: 100, init: true }]);
+  }, 900_000);
+  it("auto's -nb-wc-w512 (H200 run 31) against float64: gated_deltanet K = 128 under stress (T = 150), deltanet (V = 100), gated_deltaproduct two rows a token at K = 128", () => {
+    check("gated_deltanet", [NBWC], [{ T: 150, B: 1, K: 128, V: 72, stress: true, init: true }]);
+    check("deltanet", [NBWC], [{ T: 130, B: 1, K: 128, V: 100, init: true }]);
+    check("gated_deltaproduct", [NBWC.replace("-r1", "-r2")], [{ T: 45, B: 1, K: 128, V: 72, init: true }]);
   }, 900_000);
   it("a phase A without the inverse's first named barrier (round 1 before the diagonal blocks) fails the same check", () => {
     const from = "    seqc_chunk_inverse_diag<Cfg>(s);\n    seqc_bar_named(1, 32 * IW);\n";
@@ -78,13 +85,22 @@ describe.skipIf(!gpp)("-nb (the overlapped phase A on named barriers) on the CPU
 });
 
 describe("-nb in the plans", () => {
-  it("only under `only`, only after -iw-ios; its entries and module say so; default modules hold no NBAR text", () => {
-    for (const name of ["deltanet", "gated_deltanet", "gated_deltaproduct", "simple_gla", "rwkv7"]) {
+  it("default plans: only auto's -a512-iw-ios-nb-wc-w512 (K = 128, 2-byte I/O of one type, preferred where -w512 was: H200 run 31); the rest under `only`, only after -iw-ios; its entries and module say so", () => {
+    for (const name of ["simple_gla", "rwkv7"]) {
       expect(lowered(name).forms.some((f) => f.variant.includes("-nb")), name).toBe(false);
-      for (const m of Object.values(lowered(name).modules)) {
-        expect(m.source.includes("seqc_chunk_phase_a_on"), name).toBe(false);
-        expect(m.source.includes("seqc_bar_named"), name).toBe(false);
+      for (const m of Object.values(lowered(name).modules)) expect(m.source.includes("seqc_bar_named"), name).toBe(false);
+    }
+    for (const name of ["deltanet", "gated_deltanet", "gated_deltaproduct"]) {
+      const d = lowered(name);
+      const nb = d.forms.filter((f) => f.variant.includes("-nb"));
+      expect(nb.length, name).toBeGreaterThan(0);
+      for (const f of nb) {
+        expect(f.variant, name).toMatch(/^chunked-split-b?f16-k128-v64-a512-iw-ios-nb-wc-w512-r\d$/);
+        expect(f.prefer, f.variant).not.toBe(0);
+        expect(d.forms.find((g) => g.variant === f.variant.replace("-nb-wc-", "-"))?.prefer, f.variant).toBe(0);
       }
+      expect(d.modules.f32.source.includes("seqc_bar_named"), name).toBe(false);
+      expect(lowered(name, { ios: [BF16_IN_F32_OUT] }).forms.some((f) => f.variant.includes("-nb")), name).toBe(false);
     }
     for (const name of ["simple_gla", "rwkv7"]) expect(lowered(name, { only: (v) => v.includes("-nb") }).forms, name).toEqual([]);
     const all = lowered("gated_deltanet", { only: (v) => v.includes("-nb") }).forms.map((f) => f.variant);

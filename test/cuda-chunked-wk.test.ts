@@ -82,7 +82,7 @@ describe("split3's walks over every warp and split's 512-thread walk in the plan
     for (const name of ["deltanet", "gated_deltanet"]) {
       const all = lowered(name);
       expect(all.forms.filter((f) => /-w(k|c|512)/.test(f.variant)).map((f) => f.variant).sort()).toEqual(
-        ["chunked-split-bf16-k128-v64-a512-iw-ios-w512-r1", "chunked-split-f16-k128-v64-a512-iw-ios-w512-r1", "chunked-split3-bf16-k128-v16-a512-iw-ios-wc-r1", "chunked-split3-f16-k128-v16-a512-iw-ios-wc-r1"],
+        ["chunked-split-bf16-k128-v64-a512-iw-ios-nb-wc-w512-r1", "chunked-split-bf16-k128-v64-a512-iw-ios-w512-r1", "chunked-split-f16-k128-v64-a512-iw-ios-nb-wc-w512-r1", "chunked-split-f16-k128-v64-a512-iw-ios-w512-r1", "chunked-split3-bf16-k128-v16-a512-iw-ios-wc-r1", "chunked-split3-f16-k128-v16-a512-iw-ios-wc-r1"],
       );
       // the 8-value walk and the 256-thread 64-value split walk stay in the plan, never preferred at 2-byte I/O
       for (const v of ["chunked-split3-bf16-k128-v8-a384-iw-r1", "chunked-split-bf16-k128-v64-a384-iw-r1"]) expect(all.forms.find((f) => f.variant === v)?.prefer, v).toBe(0);

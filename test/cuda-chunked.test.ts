@@ -70,7 +70,7 @@ describe("CUDA chunked form", () => {
     expect(chooseCudaForm(m, { B: 8, T: 16, H: 16, K: 64, V: 64 }).form).toBe("sequential");
     expect(chooseCudaForm(m, { B: 1, T: 4096, H: 16, K: 128, V: 128 }, "bf16").variant).toMatch(/^chunked-.*-bf16-k128/);
   });
-  it("auto at the H100 benchmark shapes picks the variant measured fastest in runs 4, 5, 7, 8, 13, 17, 19, 20, 21, 23b, 26, 27, 28 and 29 (bench/RESULTS.md)", () => {
+  it("auto at the H100 benchmark shapes picks the variant measured fastest in runs 4, 5, 7, 8, 13, 17, 19, 20, 21, 23b, 26, 27, 28, 29 and 31 (bench/RESULTS.md)", () => {
     const s1 = { B: 8, T: 2048, H: 16, K: 64, V: 64 }, s2 = { B: 4, T: 8192, H: 16, K: 128, V: 128 }, s3 = { B: 1, T: 32768, H: 8, K: 128, V: 128 };
     const m2 = (x: { B: number; T: number; K: number }) => ({ B: x.B, T: x.T, H: 32, P: 64, N: 64 });
     // run 5: at K = 128 the 64-value split walk where it fills the GPU, phase A with more warps (a384: two
@@ -92,9 +92,10 @@ describe("CUDA chunked form", () => {
       // SM (-a512-iw); RWKV-7's -a512-mw was not confirmed (run 21) and stays on request
       // H200 run 23b: at K = 128 the 512-thread phase A before split's -w512 walk (-a512-iw-w512); run 26: at K = 128 every
       // two-kernel form after -a512-iw-ios (the record's copies beside the inverse, M and U0 staged), split3's -wc walk included;
-      // H200 runs 26b and 27: at K = 64 too (-a512-iw -> -a512-iw-ios, faster in both rounds of both calls)
-      ["deltanet", s1, "split-bf16-k64-v32-a512-iw-ios"], ["deltanet", s2, "split-bf16-k128-v64-a512-iw-ios-w512"], ["deltanet", s3, "split3-bf16-k128-v16-a512-iw-ios-wc"],
-      ["gated_deltanet", s1, "split-bf16-k64-v32-a512-iw-ios"], ["gated_deltanet", s2, "split-bf16-k128-v64-a512-iw-ios-w512"], ["gated_deltanet", s3, "split3-bf16-k128-v16-a512-iw-ios-wc"],
+      // H200 runs 26b and 27: at K = 64 too (-a512-iw -> -a512-iw-ios, faster in both rounds of both calls); H200 run 31: split's
+      // 64-value walk at K = 128 after the phase A on named barriers, with the next record's copies on the warps without a Z tile
+      ["deltanet", s1, "split-bf16-k64-v32-a512-iw-ios"], ["deltanet", s2, "split-bf16-k128-v64-a512-iw-ios-nb-wc-w512"], ["deltanet", s3, "split3-bf16-k128-v16-a512-iw-ios-wc"],
+      ["gated_deltanet", s1, "split-bf16-k64-v32-a512-iw-ios"], ["gated_deltanet", s2, "split-bf16-k128-v64-a512-iw-ios-nb-wc-w512"], ["gated_deltanet", s3, "split3-bf16-k128-v16-a512-iw-ios-wc"],
       ["rwkv7", s1, "split-bf16-k64-v32-mw"], ["rwkv7", s2, "split-bf16-k128-v64-a512-mw"], ["rwkv7", s3, "split3-bf16-k128-v8-a512-mw"],
       // Mamba-2 at the first shape: fused with 64-value tiles (runs 1 and 3: 0.39 and 0.43 ms, the fastest; run 4's 0.90 ms is an outlier)
       ["mamba2", m2(s1), "fused-bf16-k64-v64"], ["mamba2", m2(s2), "splitd-bf16-k64-v32"], ["mamba2", m2(s3), "split3-bf16-k64-v64-g4t"],

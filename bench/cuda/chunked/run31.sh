@@ -11,7 +11,8 @@
 set -uo pipefail
 export OUT=${OUT:-$PWD/out}
 CASES=gated_deltanet:s2,deltanet:s2
-RUN=${RUN:-31} ROUNDS=${ROUNDS:-3} REVERSE_EVEN=1 MODELS="gated_deltanet deltanet" ALL=$CASES SEQC_ANCHOR_CASES=$CASES \
+RUN=${RUN:-31}
+RUN=$RUN ROUNDS=${ROUNDS:-3} REVERSE_EVEN=1 MODELS="gated_deltanet deltanet" ALL=$CASES SEQC_ANCHOR_CASES=$CASES \
   CHECK_EXTRA='split-bf16-k128-v64-a512-iw-ios(-nb)?(-qxi)?(-wc)?-w512' \
   EXPECT='gated_deltanet:s2=split-bf16-k128-v64-a512-iw-ios-w512 deltanet:s2=split-bf16-k128-v64-a512-iw-ios-w512' \
   B_END=110 W_END=145 K_END=145 A_END=180 C_END=190 RP_TIMEOUT=195 RP_TAIL=30 RP_GREP=1 RP_TXT=run31.txt RP_TABLE='--summary --rel' RP_LS=0 \

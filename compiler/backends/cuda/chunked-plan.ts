@@ -218,7 +218,7 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
         if (opts.only && lr && decay === 1 && dtype !== "f32")
           for (const p of phaseAs.filter((x) => x.a.ovl === 2)) phaseAs.push({ a: { ...p.a, gfold: true }, tag: `${p.tag}-gf`, req: true });
         // -iw-ios (and -gf) with the inverse's warps and the helpers on their own named barriers (`-nb`,
-        // chunked-phase-a-nbar.ts), on request only (not timed yet)
+        // chunked-phase-a-nbar.ts), on request (auto's only as -a512-iw-ios-nb-wc-w512, pushed with -a512-iw-ios's walks: H200 run 31)
         if (opts.only && lr && decay < 2 && dtype !== "f32")
           for (const p of phaseAs.filter((x) => x.a.ovl === 2)) phaseAs.push({ a: { ...p.a, nbar: true }, tag: `${p.tag}-nb`, req: true });
         const want = preferredPhaseA(KP, alt, lr, decay, dtype, a512, a512W);
@@ -341,7 +341,15 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
             const byDefault = (wideLr || widePlain) && BV === 64 && phaseAPreferred(tag, want);
             if (!opts.only && !byDefault) continue;
             // (widePlain: in the plan, but since H200 run 29 the -vi-w512 form below takes its shapes)
-            pushSplit("split", a, { ...mk("walk", BV), NT: 512 }, `${tag}-w512`, recBytes, byDefault && !widePlain ? splitPrefer(BV, KP, nH, Vd, tag, want) : 0,
+            // (a512Wide's 64-value walk since H200 run 31: auto's is -a512-iw-ios-nb-wc-w512, the phase A on named barriers
+            // (chunked-phase-a-nbar.ts) and the walk with the next record's copies on the warps without a Z tile
+            // (chunked-split-qin.ts); (4, 8192, 16, 128), three rounds: Gated DeltaNet 1.084 / 1.037 / 1.065 -> 1.002 / 0.972 /
+            // 0.955 ms, DeltaNet 1.076 / 1.064 / 1.029 -> 0.941 / 0.944 / 0.973; placed before -w512, which then is not preferred)
+            const nbWc = a512W && wideLr && BV === 64 && phaseAPreferred(tag, want);
+            if (nbWc)
+              pushSplit("split", { ...a, nbar: true }, { ...mk("walk", BV), NT: 512, wcopy: true }, `${tag}-nb-wc-w512`, recBytes, splitPrefer(BV, KP, nH, Vd, tag, want),
+                `chunked split (${ioT}): every chunk's S0-independent part in parallel (${threadsOf(a)} threads, the inverse's warps and the helpers on their own barriers), then a walk of 512 threads over chunks per batch x head x ${BV} values whose warps without a Z tile issue the next record's copies`);
+            pushSplit("split", a, { ...mk("walk", BV), NT: 512 }, `${tag}-w512`, recBytes, byDefault && !widePlain && !nbWc ? splitPrefer(BV, KP, nH, Vd, tag, want) : 0,
               `chunked split (${ioT}): every chunk's S0-independent part in parallel (${threadsOf(a)} threads), then a walk of 512 threads over chunks per batch x head x ${BV} values`);
             // low rank: the same walk with the readout's Q~ S0 on the warps without a Z tile, beside Z = U0 + M S0
             // (`-wq-w512`, chunked-walk-q.ts), on request
@@ -356,6 +364,7 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
             // the core record's walk and -qxi's with the next record's copies on the warps without a Z tile (`-wc-w512`,
             // chunked-split-qin.ts seqc_chunk_walk_c), on request (-qi's spills 8 bytes at K = 128: not offered)
             for (const qin of opts.only && lr && a.ovl ? ([0, 2] as const) : [])
+              if (!(qin === 0 && a.nbar && a512W && wideLr && BV === 64 && tag === `${want}-nb`)) // (auto's, pushed above)
               pushSplit("split", qin ? { ...a, qin } : a, { ...mk("walk", BV), NT: 512, ...(qin ? { qin } : {}), wcopy: true }, `${tag}${qin ? (qin === 2 ? "-qxi" : "-qi") : ""}-wc-w512`, qin ? recordBytesQ({ ...a, qin }) : recBytes, 0,
                 `chunked split (${ioT}): every chunk's S0-independent part in parallel${qin ? ` without Q~${qin === 2 ? " and X~" : ""}` : ""} (${threadsOf(a)} threads), then a walk of 512 threads over chunks per batch x head x ${BV} values whose warps without a Z tile issue the next record's copies${qin ? ` (q${qin === 2 ? " and the key rows" : ""} from the inputs)` : ""}`);
           }
