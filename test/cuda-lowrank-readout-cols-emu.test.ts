@@ -16,7 +16,7 @@ import { lowRankReadModule } from "../compiler/backends/cuda/lowrank-readout.ts"
 import { LOWRANK_READ_COLS_CONFIGS, withReadCols, type LowRankReadColsConfig, type LowRankReadColsKernel } from "../compiler/backends/cuda/lowrank-readout-cols.ts";
 import { findNvcc } from "../compiler/backends/cuda/nvcc.ts";
 import { relativeError } from "../compiler/io/manifest.ts";
-import { BOUND, buildEmu as buildReadEmu, data, error, expectSmallTwins, flipSteps, reference, runEmu, type Data } from "./helpers/lowrank-readout-emu.ts";
+import { BOUND, buildEmu as buildReadEmu, data, error, expectRevBitwise, expectSmallTwins, reference, runEmu } from "./helpers/lowrank-readout-emu.ts";
 import { ptxasUsage } from "./helpers/ptxas-usage.ts";
 
 const gpp = spawnSync("g++", ["--version"]).status === 0;
@@ -59,17 +59,7 @@ describe.skipIf(!gpp)("low-rank chunk readouts' tensor-core twin in column group
   it("rev = 1 reads the chunk backwards: bitwise the forward launch on the flipped tensors, within the bound of the float64 recurrence run backwards; qs strides Q", () => {
     const m = cols([{ ...SMALL[0], math: "tf32" }, { ...SMALL[1], math: "tf32x3" }, { ...SMALL[2], math: "tf32" }, { ...SMALL[3], math: "tf32x3" }]);
     const bin = buildEmu(m.source, m.kernels);
-    for (const [i, k] of m.kernels.entries()) {
-      expect(k.rev, k.entry).toBe(true);
-      for (const [used, mq, oq] of [[k.C, 2, 1], [k.C - 5, 1, 0]] as const) {
-        const d = data(k, 2, mq, used, -2, 41 + 5 * i + used), f = flipSteps(k, d);
-        const got = runEmu(bin, k, d, oq, 1, 4);
-        expect(got.every(Number.isFinite), `${k.entry} rev: finite`).toBe(true);
-        expect(Array.from(got), `${k.entry} used=${used} oq=${oq}: rev bitwise the flipped forward launch`).toEqual(Array.from(f.back(runEmu(bin, k, f.d, oq))));
-        expect(relativeError(got, f.back(reference(k, f.d, oq))), `${k.entry} vs float64`).toBeLessThan(BOUND[k.math]);
-        expect(Array.from(runEmu(bin, k, d, oq, 0, 8)), `${k.entry}: qs strides Q`).toEqual(Array.from(runEmu(bin, k, d, oq)));
-      }
-    }
+    expectRevBitwise(m.kernels, bin);
   }, 400_000);
 
   it("broken copies fail: a group's outputs stored at the first group's columns; the later groups without their own operands; EB's group offset dropped; S0's group offset dropped (both axes); the mask sees a read's own step", () => {

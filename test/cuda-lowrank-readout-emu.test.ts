@@ -18,7 +18,7 @@ import { spawnSync } from "node:child_process";
 import { LOWRANK_READ_CONFIGS, LOWRANK_READ_MMA_CONFIGS, LOWRANK_READ_SCALAR_CONFIGS, LOWRANK_READ_VEC4_CONFIGS, lowRankReadModule, type LowRankReadConfig, type LowRankReadKernel } from "../compiler/backends/cuda/lowrank-readout.ts";
 import { findNvcc } from "../compiler/backends/cuda/nvcc.ts";
 import { relativeError } from "../compiler/io/manifest.ts";
-import { BOUND, buildEmu as buildReadEmu, data, error, expectSmallTwins, flipSteps, reference, runEmu, type Data } from "./helpers/lowrank-readout-emu.ts";
+import { BOUND, buildEmu as buildReadEmu, data, error, expectRevBitwise, expectSmallTwins, flipSteps, reference, runEmu } from "./helpers/lowrank-readout-emu.ts";
 import { ptxasUsage } from "./helpers/ptxas-usage.ts";
 
 const gpp = spawnSync("g++", ["--version"]).status === 0;
@@ -143,17 +143,7 @@ describe.skipIf(!gpp)("low-rank chunk readouts kernel on the CPU emulation vs th
     ];
     for (const m of mods) {
       const bin = buildEmu(m.source, m.kernels);
-      for (const [i, k] of m.kernels.entries()) {
-        expect(k.rev, k.entry).toBe(true);
-        for (const [used, mq, oq] of [[k.C, 2, 1], [k.C - 5, 1, 0]] as const) {
-          const d = data(k, 2, mq, used, -2, 41 + 5 * i + used), f = flipSteps(k, d);
-          const got = runEmu(bin, k, d, oq, 1, 4);
-          expect(got.every(Number.isFinite), `${k.entry} rev: finite`).toBe(true);
-          expect(Array.from(got), `${k.entry} used=${used} oq=${oq}: rev bitwise the flipped forward launch`).toEqual(Array.from(f.back(runEmu(bin, k, f.d, oq))));
-          expect(relativeError(got, f.back(reference(k, f.d, oq))), `${k.entry} used=${used} oq=${oq} vs float64`).toBeLessThan(k.math === "tf32" ? 1e-3 : 1e-5);
-          expect(Array.from(runEmu(bin, k, d, oq, 0, 8)), `${k.entry}: qs strides Q`).toEqual(Array.from(runEmu(bin, k, d, oq)));
-        }
-      }
+      expectRevBitwise(m.kernels, bin);
     }
   }, 600_000);
 

@@ -127,3 +127,21 @@ export function expectSmallTwins(kernels: readonly LowRankReadKernel[], bin: str
       if (math === "tf32" && used > 1) expect(e, `${k.entry}: TF32 rounding shows`).toBeGreaterThan(1e-5);
     }
 }
+
+/** rev = 1 on each kernel (rev: true) of a module run by bin, two chunks, all steps read after their step with two query
+ * vectors and C - 5 before with one, log decays to -2: bitwise the forward launch on the flipped tensors (its outputs
+ * flipped back), within the bound of the float64 recurrence run backwards ("tf32" 1e-3, else 1e-5); Q stored with a
+ * padded step stride (qs) gives the same outputs. */
+export function expectRevBitwise(kernels: readonly LowRankReadKernel[], bin: string): void {
+  for (const [i, k] of kernels.entries()) {
+    expect(k.rev, k.entry).toBe(true);
+    for (const [used, mq, oq] of [[k.C, 2, 1], [k.C - 5, 1, 0]] as const) {
+      const d = data(k, 2, mq, used, -2, 41 + 5 * i + used), f = flipSteps(k, d);
+      const got = runEmu(bin, k, d, oq, 1, 4);
+      expect(got.every(Number.isFinite), `${k.entry} rev: finite`).toBe(true);
+      expect(Array.from(got), `${k.entry} used=${used} oq=${oq}: rev bitwise the flipped forward launch`).toEqual(Array.from(f.back(runEmu(bin, k, f.d, oq))));
+      expect(relativeError(got, f.back(reference(k, f.d, oq))), `${k.entry} used=${used} oq=${oq} vs float64`).toBeLessThan(k.math === "tf32" ? 1e-3 : 1e-5);
+      expect(Array.from(runEmu(bin, k, d, oq, 0, 8)), `${k.entry}: qs strides Q`).toEqual(Array.from(runEmu(bin, k, d, oq)));
+    }
+  }
+}
