@@ -635,7 +635,7 @@ print(json.dumps(out))
           }
   });
 
-  it("wy_op_math: LR_WY_MMA's math at K = 64, LR_WY_MMA_K128's wider (both \"off\" by default), each op only where LR_WY_MMA_OPS names it; wy_rows_aligned", () => {
+  it("wy_op_math: LR_WY_MMA's math at K = 64, LR_WY_MMA_K128's wider (\"off\" / \"tf32\" by default), each op only where LR_WY_MMA_OPS names it; wy_rows_aligned", () => {
     const script = `
 import json, sys
 sys.path.insert(0, 'runtime/torch')
@@ -664,7 +664,7 @@ print(json.dumps(out))
     const r = spawnSync("/usr/bin/python3", ["-c", script], { encoding: "utf8" });
     expect(r.status, r.stderr).toBe(0);
     const got = JSON.parse(r.stdout);
-    expect(got.default).toEqual(["off", "off", "both"]);
+    expect(got.default).toEqual(["off", "tf32", "both"]);
     expect(got.bad).toEqual(["refused", "refused"]);
     for (const op of ["pre", "dr"])
       for (const K of [64, 128])
@@ -672,7 +672,7 @@ print(json.dumps(out))
           const on = ops === "None" || ops === "both" || ops === op;
           expect(got[`${op} ${K} ${ops}`], `${op} K ${K} ops ${ops}`).toBe(on ? (K > 64 ? "tf32x3" : "tf32") : "fp32");
         }
-    expect([got["k128 default bf16"], got["k128 tf32 bf16"], got["k128 tf32 fp32"]]).toEqual(["fp32", "tf32", "fp32"]);
+    expect([got["k128 default bf16"], got["k128 tf32 bf16"], got["k128 tf32 fp32"]]).toEqual(["tf32", "tf32", "fp32"]);
     // the twins' 16-byte row copies: a strided view with 4-float row strides passes, a row 4 bytes off or a stride of 130 floats does not
     expect(got.aligned).toEqual([true, false, false]);
   });
@@ -877,15 +877,18 @@ for name, kk in (('new', ks), ('old', [dict((x, y) for x, y in k.items() if x !=
     args = ('key', 1, 'key', C, K, K, 2, f(N, C, 2, K), f(N, C, 2, K), f(N, C, 2, K), f(N, K, K), f(N, C + 1, K), f(N, C, 2, K))
     out[name] = [launch(*args), launch(*args, mirror=2), launch(*args, mirror=3), launch('key', 1, 'scalar', *args[3:], mirror=2), launch('key', 1, 'scalar', *args[3:])]
 out['calls'] = calls
+out['default'] = m.LR_CHAIN_REV
 print(json.dumps(out))
 `;
     const r = spawnSync("/usr/bin/python3", ["-c", script], { input: JSON.stringify(kernels), encoding: "utf8" });
     expect(r.status, r.stderr).toBe(0);
     const got = JSON.parse(r.stdout);
+    expect(got.default, "LR_CHAIN_REV's default (\"kernel\" since the H200 call)").toBe("kernel");
     // new: plain, mirrored by 2, refused at 3 (4 rows not whole lines), a scalar decay with mirror refused, without it to base
     expect(got.new).toEqual([true, true, false, false, true]);
     expect(got.old).toEqual([true, false, false, false, true]);
-    const e = "seqc_lr_read_key_key_c64k64v64m2", p = ["ptr", "ptr", "ptr", "ptr", "ptr", "ptr"];
+    // (the pre-decayed entry: LR_READ_KEY_PRE "on", the default)
+    const e = "seqc_lr_read_key_key_c64k64v64m2_pre", p = ["ptr", "ptr", "ptr", "ptr", "ptr", "ptr"];
     expect(got.calls).toEqual([[e, [4, 1], [...p, 4, 1, 2, 0]], [e, [4, 1], [...p, 4, 1, 2, 2]], ["base", false], [e, [4, 1], [...p, 4, 1, 2]], ["base", false]]);
   });
 });
@@ -930,7 +933,7 @@ print(json.dumps(out))
 });
 
 describe.skipIf(!cpuTorch)("torch target: which per-key readouts kernel the launcher takes (seqc_chunked_lowrank.read_key_pick, LR_READ_KEY_PRE)", () => {
-  it("the plain kernels by default (LR_READ_KEY_PRE \"off\"); each axis's _pre form with \"on\" where the module has it, else the plain one", () => {
+  it("the pre-decayed kernels by default (LR_READ_KEY_PRE \"on\"): each axis's _pre form where the module has it, else the plain one; \"off\" the plain ones", () => {
     const kernels = lowRankReadKeyModule().kernels;
     const script = `
 import json, sys
@@ -951,7 +954,7 @@ print(json.dumps(out))
     const got = JSON.parse(r.stdout);
     const key = "seqc_lr_read_key_key_c64k64v64m2", value = "seqc_lr_read_value_key_c64k64v64m2";
     expect(got).toEqual({
-      default: "off", "key false all": key, "key true all": `${key}_pre`, "key false old": key, "key true old": key,
+      default: "on", "key false all": key, "key true all": `${key}_pre`, "key false old": key, "key true old": key,
       "value false all": value, "value true all": `${value}_pre`, "value false old": value, "value true old": value, "other M": null,
     });
   });

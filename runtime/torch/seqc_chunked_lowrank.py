@@ -144,12 +144,14 @@ LR_READ_MMA = "tf32"
 # fp32 3.2e-6 -> 3.1e-6, bf16 1.7e-3 both; check.py --only-chunked rwkv7 with it 33/33, gradcheck passed.
 LR_READ_KEY = "cuda"
 # Which form of the per-key kernels LR_READ_KEY "cuda" takes: "off" (the decays taken where they are used: timed above) or
-# "on" (entries _pre, lowrank-readout-key.ts form "pre"; emulated vs float64 like the others; not yet timed on the card,
-# where the key kernel took 2.60 ms and the value kernel 3.04 ms of the fp32 step). Key axis: Q and the events pre-decayed
+# "on" (entries _pre, lowrank-readout-key.ts form "pre"; emulated vs float64 like the others; the plain key kernel
+# took 2.60 ms and the value kernel 3.04 ms of the fp32 step; the _pre ones' own times not profiled). Key axis: Q and the events pre-decayed
 # as they are loaded, one exp a key per off-diagonal score tile instead of eight, the diagonal tiles' rows on their own
 # warps. Value axis: the keys pre-decayed to their 4-step tile's end, the Horner carry a tile at a time (4 exps a tile
-# instead of 16). Modules built before it: "off".
-LR_READ_KEY_PRE = "off"
+# instead of 16). Modules built before it take the plain ones. "on" is the default since the H200 call of LR_CHAIN_REV below: RWKV-7 bf16
+# at B=8 T=2048 H=16 K=V=64, graphs, 14.96 -> 14.69 ms with the flips, 14.36 -> 14.15 with LR_CHAIN_REV "kernel";
+# gradients vs float64 at (2, 2048) bf16 1.7e-3 either way; check.py --only-chunked rwkv7 with both 33/33.
+LR_READ_KEY_PRE = "on"
 # How the backward proper runs once the forward's chunk states, reads and dy are known: "chain" (the adjoint chain on the
 # reversed timeline: its chunk transitions augA, the pass, the adjoint's readouts, the forward's readouts fwd, the log
 # decays' reverse sum over the timeline) or "wy" (seqc_lowrank_wy.py: the chunk-state structure of fla's chunk kernels;
@@ -191,9 +193,11 @@ LR_WY_MMA = "off"
 # Which kernels LR_FUSED_WY "cuda" takes for bf16 / f16 tensors wider than K = V = 64 (with LR_WY_K128 "on"): "off" (the
 # fp32 kernels) or the tensor-core twins at K = V = 128, "pre" (lowrank-wy-mma.ts) and "dr" (lowrank-wy-dr-mma.ts: the
 # scores and the right-hand side as m16n8k8 products, the back substitution in 16-step blocks whose updates run on the
-# tensor cores): "tf32" / "tf32x3" as LR_READ_MMA. Emulated vs float64 (tf32 <= 2e-3, tf32x3 <= 1e-5), not yet timed
-# on the card, so "off".
-LR_WY_MMA_K128 = "off"
+# tensor cores): "tf32" / "tf32x3" as LR_READ_MMA. Emulated vs float64 (tf32 <= 6.1e-4, tf32x3 <= 3.6e-7). "tf32" is the
+# default since H200 call A2w (bench/RESULTS.md "wy's pre and dr kernels at K = 128 on tensor cores"): bf16 eager steps
+# DeltaNet (4, 8192, 16, 128) 30.82 -> 27.81 ms, (1, 32768, 8, 128) 19.81 -> 18.32; Gated DeltaNet 37.04 -> 33.71 and
+# 23.04 -> 21.37 (kernels dr 2.95 -> 0.96 ms, pre 2.18 -> 1.21); gradients vs the fp32 kernels <= 1.2e-3.
+LR_WY_MMA_K128 = "tf32"
 # Which of wy's two ops take a twin where LR_WY_MMA / LR_WY_MMA_K128 give one: "both" (the default), "pre" or "dr" (the
 # other op then takes its fp32 kernel; for timing the two apart).
 LR_WY_MMA_OPS = "both"
@@ -272,8 +276,12 @@ LR_REV_READ = "kernel"
 # and permuted by one index_select each from forward-time tensors; where no kernel takes a read, ChunkCore.read_mirror
 # flips as "flip" does; the adjoint's inputs read a step later, rev(a, 1), as one index_select instead of a flip and a
 # copy). The same values either way (the same sums in the same order). RWKV-7: 16 flips and 4 copies of [B, H, Lp, K]
-# lines a step -> 3 flips. Not yet timed on the card.
-LR_CHAIN_REV = "flip"
+# lines a step -> 3 flips (and 11 index_selects for the 8 permuted copies and 3 shifted flips). "kernel" is the default
+# since one H200 call (bench/RESULTS.md, "RWKV-7's chain adjoint reading its reversed timeline"): RWKV-7 at B=8 T=2048
+# H=16 K=V=64, graphs, fp32 16.64 -> 16.06 ms, bf16 14.96 -> 14.36 (fla chunk_rwkv7 4.950 in the same process); one eager
+# fp32 step's flips 0.84 -> 0.16 ms, copy_ 1.97 -> 1.30, index_select 0.72; gradients vs float64 at (2, 2048) unchanged
+# (fp32 3.1e-6, bf16 1.7e-3); check.py --only-chunked rwkv7 with it 33/33, gradcheck passed.
+LR_CHAIN_REV = "kernel"
 # Where LR_BWD "wy" runs (LR_COPIES "lean", the heads layout, no per-key decay), whether the timeline's lines are made as
 # slots of the stacks that read them: "on" (x_u / x_k as the forward's aug ChunkCore's keys [N, C, E + P, K], x_v as
 # the value half of its [0 | v] slots, x_q / x_dy as slots :R of wy's event stacks evK / evV; prep's and post's outputs
