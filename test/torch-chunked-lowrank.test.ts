@@ -635,7 +635,7 @@ print(json.dumps(out))
           }
   });
 
-  it("wy_op_math: LR_WY_MMA's math at K = 64, LR_WY_MMA_K128's wider (both \"off\" by default), each op only where LR_WY_MMA_OPS names it; wy_rows_aligned", () => {
+  it("wy_op_math: LR_WY_MMA's math at K = 64, LR_WY_MMA_K128's wider (\"off\" / \"tf32\" by default), each op only where LR_WY_MMA_OPS names it; wy_rows_aligned", () => {
     const script = `
 import json, sys
 sys.path.insert(0, 'runtime/torch')
@@ -664,7 +664,7 @@ print(json.dumps(out))
     const r = spawnSync("/usr/bin/python3", ["-c", script], { encoding: "utf8" });
     expect(r.status, r.stderr).toBe(0);
     const got = JSON.parse(r.stdout);
-    expect(got.default).toEqual(["off", "off", "both"]);
+    expect(got.default).toEqual(["off", "tf32", "both"]);
     expect(got.bad).toEqual(["refused", "refused"]);
     for (const op of ["pre", "dr"])
       for (const K of [64, 128])
@@ -672,7 +672,7 @@ print(json.dumps(out))
           const on = ops === "None" || ops === "both" || ops === op;
           expect(got[`${op} ${K} ${ops}`], `${op} K ${K} ops ${ops}`).toBe(on ? (K > 64 ? "tf32x3" : "tf32") : "fp32");
         }
-    expect([got["k128 default bf16"], got["k128 tf32 bf16"], got["k128 tf32 fp32"]]).toEqual(["fp32", "tf32", "fp32"]);
+    expect([got["k128 default bf16"], got["k128 tf32 bf16"], got["k128 tf32 fp32"]]).toEqual(["tf32", "tf32", "fp32"]);
     // the twins' 16-byte row copies: a strided view with 4-float row strides passes, a row 4 bytes off or a stride of 130 floats does not
     expect(got.aligned).toEqual([true, false, false]);
   });

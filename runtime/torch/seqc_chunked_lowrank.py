@@ -193,9 +193,11 @@ LR_WY_MMA = "off"
 # Which kernels LR_FUSED_WY "cuda" takes for bf16 / f16 tensors wider than K = V = 64 (with LR_WY_K128 "on"): "off" (the
 # fp32 kernels) or the tensor-core twins at K = V = 128, "pre" (lowrank-wy-mma.ts) and "dr" (lowrank-wy-dr-mma.ts: the
 # scores and the right-hand side as m16n8k8 products, the back substitution in 16-step blocks whose updates run on the
-# tensor cores): "tf32" / "tf32x3" as LR_READ_MMA. Emulated vs float64 (tf32 <= 2e-3, tf32x3 <= 1e-5), not yet timed
-# on the card, so "off".
-LR_WY_MMA_K128 = "off"
+# tensor cores): "tf32" / "tf32x3" as LR_READ_MMA. Emulated vs float64 (tf32 <= 6.1e-4, tf32x3 <= 3.6e-7). "tf32" is the
+# default since H200 call A2w (bench/RESULTS.md "wy's pre and dr kernels at K = 128 on tensor cores"): bf16 eager steps
+# DeltaNet (4, 8192, 16, 128) 30.82 -> 27.81 ms, (1, 32768, 8, 128) 19.81 -> 18.32; Gated DeltaNet 37.04 -> 33.71 and
+# 23.04 -> 21.37 (kernels dr 2.95 -> 0.96 ms, pre 2.18 -> 1.21); gradients vs the fp32 kernels <= 1.2e-3.
+LR_WY_MMA_K128 = "tf32"
 # Which of wy's two ops take a twin where LR_WY_MMA / LR_WY_MMA_K128 give one: "both" (the default), "pre" or "dr" (the
 # other op then takes its fp32 kernel; for timing the two apart).
 LR_WY_MMA_OPS = "both"
