@@ -287,7 +287,9 @@ LR_CHAIN_REV = "kernel"
 # the value half of its [0 | v] slots, x_q / x_dy as slots :R of wy's event stacks evK / evV; prep's and post's outputs
 # are written straight into them, so ChunkCore's key stack, its [0 | v] put and wy's two copies of q / dy are gone; x_dy
 # only where wy's "pre" kernel reads a strided dY, else it stays its own line) or "off" (each line its own tensor, copied
-# into the stacks, as before). The same values either way. Not yet timed on the card.
+# into the stacks, as before). The same values either way. One H200 call (bench/RESULTS.md, "lines as slots"), graphs,
+# (8, 2048, 16, 64): fp32 DeltaNet 8.13 -> 7.86 ms, Gated DeltaNet 10.17 -> 9.91, Gated DeltaNet bf16 7.72 -> 7.55, but
+# DeltaNet bf16 5.67 -> 5.81 (ranges overlap): "off" until a second call settles it.
 LR_EV_LINES = "off"
 
 
