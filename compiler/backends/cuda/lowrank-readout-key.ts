@@ -36,6 +36,7 @@
  * LOWRANK_READ_THREADS threads per row n (blockIdx.x).
  */
 import { LOWRANK_CORE_PRELUDE } from "./lowrank-core.ts";
+import { scoreTileEvents, scoreTileSum } from "./lowrank-readout.ts";
 
 export const LOWRANK_READ_KEY_THREADS = 256;
 
@@ -111,12 +112,7 @@ function kernelSource(c: LowRankReadKeyConfig): string {
     ? `        for (u32 i = 0; i < ${A}u; ++i) {
           const float4 q4 = ${f4(`sQ[i * ${LQ}u + 4u * ta]`)};
           float qa[4] = {q4.x, q4.y, q4.z, q4.w};
-          float ev[${4 * M}];
-${unroll}
-          for (u32 h = 0; h < ${M}u; ++h) {
-            const float4 e4 = ${f4(`sX[i * ${LE}u + 4u * tc * ${M}u + 4u * h]`)};
-            ev[4u * h] = e4.x; ev[4u * h + 1u] = e4.y; ev[4u * h + 2u] = e4.z; ev[4u * h + 3u] = e4.w;
-          }
+${scoreTileEvents(LE, M)}
           if (tc < ta) {
             // every c + 1 <= 4 ta <= a + oq: exp(G_{a+oq} - G_{c+1}) = exp(G_{a+oq} - G_{4 ta}) exp(G_{4 ta} - G_{c+1}), both <= 1
             const float g0 = ${g("4u * ta", "i")};
@@ -145,20 +141,7 @@ ${unroll}
                 }
           }
         }`
-    : `        for (u32 i = 0; i < ${A}u; ++i) {
-          const float4 q4 = ${f4(`sQ[i * ${LQ}u + 4u * ta]`)};
-          const float qa[4] = {q4.x, q4.y, q4.z, q4.w};
-          float ev[${4 * M}];
-${unroll}
-          for (u32 h = 0; h < ${M}u; ++h) {
-            const float4 e4 = ${f4(`sX[i * ${LE}u + 4u * tc * ${M}u + 4u * h]`)};
-            ev[4u * h] = e4.x; ev[4u * h + 1u] = e4.y; ev[4u * h + 2u] = e4.z; ev[4u * h + 3u] = e4.w;
-          }
-${unroll}
-          for (u32 p = 0; p < 4u; ++p)
-${unroll}
-            for (u32 r = 0; r < ${4 * M}u; ++r) acc[p][r] = fmaf(qa[p], ev[r], acc[p][r]);
-        }
+    : `${scoreTileSum(A, LQ, LE, M)}
 ${unroll}
         for (u32 p = 0; p < 4u; ++p)
 ${unroll}
@@ -333,21 +316,8 @@ ${unroll}
 ${unroll}
         for (u32 r = 0; r < ${4 * M}u; ++r) acc[p][r] = 0.f;
       if (off) {
-        for (u32 i = 0; i < ${A}u; ++i) {
-          const float4 q4 = ${f4(`sQ[i * ${LQ}u + 4u * ta]`)};
-          const float d = expf(${g("4u * ta", "i")} - ${g("4u * tc + 4u", "i")});
-          const float qa[4] = {q4.x * d, q4.y * d, q4.z * d, q4.w * d};
-          float ev[${4 * M}];
-${unroll}
-          for (u32 h = 0; h < ${M}u; ++h) {
-            const float4 e4 = ${f4(`sX[i * ${LE}u + 4u * tc * ${M}u + 4u * h]`)};
-            ev[4u * h] = e4.x; ev[4u * h + 1u] = e4.y; ev[4u * h + 2u] = e4.z; ev[4u * h + 3u] = e4.w;
-          }
-${unroll}
-          for (u32 p = 0; p < 4u; ++p)
-${unroll}
-            for (u32 r = 0; r < ${4 * M}u; ++r) acc[p][r] = fmaf(qa[p], ev[r], acc[p][r]);
-        }
+${scoreTileSum(A, LQ, LE, M, `          const float d = expf(${g("4u * ta", "i")} - ${g("4u * tc + 4u", "i")});
+          const float qa[4] = {q4.x * d, q4.y * d, q4.z * d, q4.w * d};`)}
       }
       if (dia) {
         const u32 a = 4u * ta + p0;

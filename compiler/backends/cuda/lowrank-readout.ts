@@ -124,6 +124,32 @@ function check(c: LowRankReadConfig): void {
   if (layout(c).floats * 4 > 227 * 1024) throw new Error(`lowrank-readout: C ${c.C}, K ${c.K}, V ${c.V}, M ${c.M} needs ${layout(c).floats * 4} bytes of shared memory (> 227 KiB)`);
 }
 
+/** A score tile's events e = (4 tc + s) M + y at key i, from EA^T in shared memory (sX [A][LE]), into ev[4M] (float4
+ * loads; CUDA lines at the score loop's body indent). Shared with lowrank-readout-key.ts. */
+export function scoreTileEvents(LE: number, M: number): string {
+  return `          float ev[${4 * M}];
+#pragma unroll
+          for (u32 h = 0; h < ${M}u; ++h) {
+            const float4 e4 = (*(const float4*)&sX[i * ${LE}u + 4u * tc * ${M}u + 4u * h]);
+            ev[4u * h] = e4.x; ev[4u * h + 1u] = e4.y; ev[4u * h + 2u] = e4.z; ev[4u * h + 3u] = e4.w;
+          }`;
+}
+
+/** A score tile's sum over the keys i of Q^T's 4 queries (sQ [A][LQ], q4 at 4 ta; qa: the line(s) declaring qa[4] from
+ * it, default as they are) times its 4M events into acc[4][4M]: the CUDA loop, no trailing newline. Shared with
+ * lowrank-readout-key.ts (value axis, and the key axis's pre-decayed off-diagonal tiles). */
+export function scoreTileSum(A: number, LQ: number, LE: number, M: number, qa = "          const float qa[4] = {q4.x, q4.y, q4.z, q4.w};"): string {
+  return `        for (u32 i = 0; i < ${A}u; ++i) {
+          const float4 q4 = (*(const float4*)&sQ[i * ${LQ}u + 4u * ta]);
+${qa}
+${scoreTileEvents(LE, M)}
+#pragma unroll
+          for (u32 p = 0; p < 4u; ++p)
+#pragma unroll
+            for (u32 r = 0; r < ${4 * M}u; ++r) acc[p][r] = fmaf(qa[p], ev[r], acc[p][r]);
+        }`;
+}
+
 function kernelSource(c: LowRankReadConfig): string {
   const { C, K, V, M, decay } = c;
   const NT = LOWRANK_READ_THREADS, L = layout(c);
@@ -196,20 +222,7 @@ ${unroll}
 ${unroll}
         for (u32 r = 0; r < ${4 * M}u; ++r) acc[p][r] = 0.f;
       if (on) {
-        for (u32 i = 0; i < ${A}u; ++i) {
-          const float4 q4 = ${f4(`sQ[i * ${LQ}u + 4u * ta]`)};
-          const float qa[4] = {q4.x, q4.y, q4.z, q4.w};
-          float ev[${4 * M}];
-${unroll}
-          for (u32 h = 0; h < ${M}u; ++h) {
-            const float4 e4 = ${f4(`sX[i * ${LE}u + 4u * tc * ${M}u + 4u * h]`)};
-            ev[4u * h] = e4.x; ev[4u * h + 1u] = e4.y; ev[4u * h + 2u] = e4.z; ev[4u * h + 3u] = e4.w;
-          }
-${unroll}
-          for (u32 p = 0; p < 4u; ++p)
-${unroll}
-            for (u32 r = 0; r < ${4 * M}u; ++r) acc[p][r] = fmaf(qa[p], ev[r], acc[p][r]);
-        }
+${scoreTileSum(A, LQ, LE, M)}
 ${unroll}
         for (u32 p = 0; p < 4u; ++p)
 ${unroll}
