@@ -29,7 +29,7 @@
 import { GSCALAR_TOKEN_PREFIX } from "./chunked-gscalar-prefix.ts";
 import { SEQC_CP_ASYNC, SEQC_LDSM4 } from "./ptx-copy-wrappers.ts";
 import { inverseFirstRound, inverseSecondRound } from "./chunked-inverse-rounds.ts";
-import { phaseAHead, recordCopyAq, walkHead, walkPipe, walkReadout, walkStage, walkTail } from "./chunked-walk-parts.ts";
+import { inputIssueHead, phaseAHead, recordCopyAq, walkHead, walkPipe, walkReadout, walkStage, walkTail } from "./chunked-walk-parts.ts";
 
 export const CHUNK_CORE_SOURCE = String.raw`
 // ==== seqc chunked core (model-independent) ====
@@ -1127,12 +1127,7 @@ ${phaseAHead()}
 // one chunk's stage of the splitd walk: raw q and key rows (as the loads of phase A take them: copied where they are
 // plain input reads, else through the loader; their scales are in fq / fx), the record's Aq (M, U0 tile), alpha v's
 // tile from the inputs without low rank (its scale per row at fl[KP + 2F + f]), exp(G_n) and the factors
-template <class Cfg, class R>
-__device__ __forceinline__ void seqc_walkd_issue(const R& rows, const SeqcSm<Cfg>& s, int stage, const char* rec, u32 b, u32 h, u32 t0, u32 T, u32 j0) {
-  typedef typename Cfg::T T_;
-  typedef SeqcRecD<Cfg> Rec;
-  constexpr int F = Cfg::F, KP = Cfg::KP, RTP = Cfg::RTP, E = 16 / sizeof(T_), LDK = Cfg::LDK, BV = Cfg::BV;
-${walkStage({ m: true, floats: "fl" })}
+${inputIssueHead("seqc_walkd_issue", "SeqcRecD", "fl")}
   const u32 K = rows.keyDim(), V = rows.valueDim();
   const bool kvec = (K % 8u) == 0u, vvec = (V % 8u) == 0u;
   for (int e = tid; e < F * (KP / 8); e += nt) {

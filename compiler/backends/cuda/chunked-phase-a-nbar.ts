@@ -20,7 +20,7 @@
  * Appended to a module only where one of its configs has NBAR (after CHUNK_PHASE_A_OVL_GF_SOURCE and, with QIN,
  * CHUNK_SPLIT_QIN_SOURCE, whose helpers it uses); the other phase A texts unchanged.
  */
-import { CHUNK_PHASE_A_OVL_SOURCE, STEP_G, STEP_G_FOLDED } from "./chunked-phase-a-ovl.ts";
+import { ovlFunction, STEP_G, STEP_G_FOLDED } from "./chunked-phase-a-ovl.ts";
 import { inverseFirstRound, inverseSecondRound } from "./chunked-inverse-rounds.ts";
 import { qinPhaseA } from "./chunked-split-qin.ts";
 
@@ -81,11 +81,7 @@ ${rest}${scale}`;
 }
 
 /** seqc_chunk_phase_a_o's function with the folded load step (chunked-split-qin.ts does the same for _oq). */
-const ovlFolded = (): string => {
-  const at = CHUNK_PHASE_A_OVL_SOURCE.indexOf("template <class Cfg, class R>");
-  if (at < 0) throw new Error("chunked-phase-a-nbar: the overlapped phase A's template line moved");
-  return CHUNK_PHASE_A_OVL_SOURCE.slice(at).replace(STEP_G, STEP_G_FOLDED);
-};
+const ovlFolded = (): string => ovlFunction().replace(STEP_G, STEP_G_FOLDED);
 
 export const CHUNK_PHASE_A_NBAR_SOURCE =
   String.raw`

@@ -21,6 +21,16 @@
 import { GSCALAR_TOKEN_PREFIX } from "./chunked-gscalar-prefix.ts";
 import { inverseFirstRound, inverseSecondRound } from "./chunked-inverse-rounds.ts";
 
+/** seqc_chunk_phase_a_o's Q~ store (Q~ = Q fq, fq = scale_q exp(G_q), a row), which chunked-split-qin.ts cuts. */
+export const Q_STORE = `      const float sq = G[SEQC_G_SQ + f];
+      if (Cfg::DECAY || sq != 1.f) {
+        const float fq = Cfg::DECAY ? sq * __expf(G[SEQC_G_GQ + f]) : sq;
+        seqc_sld8(s.Q + f * LDK + i0, o);
+        for (int k = 0; k < 8; ++k) o[k] *= fq;
+        seqc_sst8(r + Rec::QO + f * KP + i0, o);
+      } else *reinterpret_cast<uint4*>(r + Rec::QO + f * KP + i0) = *reinterpret_cast<const uint4*>(s.Q + f * LDK + i0);
+`;
+
 export const CHUNK_PHASE_A_OVL_SOURCE = String.raw`
 // ==== seqc chunked phase A, the record's copies and alpha v's load under the inverse (OVL) ====
 template <class Cfg, class R>
@@ -63,14 +73,7 @@ __device__ void seqc_chunk_phase_a_o(const R& rows, char* smem, typename Cfg::T*
     for (int e = ht; e < F * (KP / 8); e += NH) {
       const int f = e / (KP / 8), i0 = (e % (KP / 8)) * 8;
       float o[8];
-      const float sq = G[SEQC_G_SQ + f];
-      if (Cfg::DECAY || sq != 1.f) {
-        const float fq = Cfg::DECAY ? sq * __expf(G[SEQC_G_GQ + f]) : sq;
-        seqc_sld8(s.Q + f * LDK + i0, o);
-        for (int k = 0; k < 8; ++k) o[k] *= fq;
-        seqc_sst8(r + Rec::QO + f * KP + i0, o);
-      } else *reinterpret_cast<uint4*>(r + Rec::QO + f * KP + i0) = *reinterpret_cast<const uint4*>(s.Q + f * LDK + i0);
-      if (Cfg::DECAY) {
+${Q_STORE}      if (Cfg::DECAY) {
         const float fx = __expf(gn - G[SEQC_G_GW + f]);
         seqc_sld8(s.X + f * LDK + i0, o);
         for (int k = 0; k < 8; ++k) o[k] *= fx;
@@ -179,6 +182,12 @@ export const STEP_G_FOLDED = `  seqc_chunk_load<Cfg, VP, LDVA>(rows, s, b, h, t0
   __syncthreads();
 `;
 if (!CHUNK_PHASE_A_OVL_SOURCE.includes(STEP_G)) throw new Error("chunked-phase-a-ovl: the load step's text moved");
+/** seqc_chunk_phase_a_o's function (its text from the template line on), which chunked-split-qin.ts and chunked-phase-a-nbar.ts edit. */
+export const ovlFunction = (): string => {
+  const at = CHUNK_PHASE_A_OVL_SOURCE.indexOf("template <class Cfg, class R>");
+  if (at < 0) throw new Error("chunked-phase-a-ovl: the overlapped phase A's template line moved");
+  return CHUNK_PHASE_A_OVL_SOURCE.slice(at);
+};
 /**
  * The overlapped phase A for modules where a config folds the scalar decays' prefix (ChunkCfg.gfold, variants
  * `-iw-ios-gf`, on request): seqc_chunk_gscalar_f ahead of it, and the load step that calls it for configs with GF (the

@@ -19,15 +19,8 @@
  * Appended to a module only where one of its configs has QIN (the module then also holds CHUNK_PHASE_A_OVL_GF_SOURCE,
  * whose SeqcGfOf and seqc_chunk_gscalar_f this phase A calls; the core's and the overlapped phase A's text unchanged).
  */
-import { CHUNK_PHASE_A_OVL_SOURCE, STEP_G, STEP_G_FOLDED } from "./chunked-phase-a-ovl.ts";
-import { recordCopyAq, walkHead, walkPipe, walkReadout, walkStage, walkTail } from "./chunked-walk-parts.ts";
-
-/** seqc_chunk_phase_a_o's function (its text from the template line on), which the QIN phase A edits. */
-const ovlFunction = (): string => {
-  const at = CHUNK_PHASE_A_OVL_SOURCE.indexOf("template <class Cfg, class R>");
-  if (at < 0) throw new Error("chunked-split-qin: the overlapped phase A's template line moved");
-  return CHUNK_PHASE_A_OVL_SOURCE.slice(at);
-};
+import { ovlFunction, Q_STORE, STEP_G, STEP_G_FOLDED } from "./chunked-phase-a-ovl.ts";
+import { inputIssueHead, recordCopyAq, walkHead, walkPipe, walkReadout, walkTail } from "./chunked-walk-parts.ts";
 
 /** [from, to] edits of seqc_chunk_phase_a_o's text into seqc_chunk_phase_a_oq (each `from` must occur once). */
 const QIN_EDITS: [string, string][] = [
@@ -35,18 +28,7 @@ const QIN_EDITS: [string, string][] = [
   ["  typedef SeqcRec<Cfg> Rec;\n", "  typedef SeqcRecQ<Cfg> Rec;\n"],
   [STEP_G, STEP_G_FOLDED],
   // no Q~ in the record
-  [
-    String.raw`      float o[8];
-      const float sq = G[SEQC_G_SQ + f];
-      if (Cfg::DECAY || sq != 1.f) {
-        const float fq = Cfg::DECAY ? sq * __expf(G[SEQC_G_GQ + f]) : sq;
-        seqc_sld8(s.Q + f * LDK + i0, o);
-        for (int k = 0; k < 8; ++k) o[k] *= fq;
-        seqc_sst8(r + Rec::QO + f * KP + i0, o);
-      } else *reinterpret_cast<uint4*>(r + Rec::QO + f * KP + i0) = *reinterpret_cast<const uint4*>(s.Q + f * LDK + i0);
-`,
-    "      float o[8];\n",
-  ],
+  ["      float o[8];\n" + Q_STORE, "      float o[8];\n"],
   // QIN 2: no X~ either
   [
     String.raw`      if (Cfg::DECAY) {
@@ -84,6 +66,18 @@ export function qinPhaseA(): string {
   return src;
 }
 
+/** The end of seqc_walkq_issue and seqc_walkc_issue: X~ from the record (QIN < 2), M, Aq, the U0 tile, the floats. */
+const ISSUE_TAIL = String.raw`    } else for (int k = 0; k < 8; k += E) seqc_cp16(x + f * LDK + i0 + k, r + Rec::XO + f * KP + i0 + k);
+    for (int k = 0; k < 8; k += E) seqc_cp16(m + f * LDK + i0 + k, r + Rec::MO + f * KP + i0 + k);
+  }
+${recordCopyAq("a")}
+  for (int e = tid; e < F * (BV / E); e += nt) {
+    const int f = e / (BV / E), jj = (e % (BV / E)) * E;
+    seqc_cp16(u + f * Cfg::LDV + jj, r + Rec::UO + f * Cfg::VP + j0 + jj);
+  }
+  for (int e = tid; e < (int)Rec::NFL / 4; e += nt) seqc_cp16(eg + e * 4, rec + Rec::FO + e * 16);
+}`;
+
 export const CHUNK_SPLIT_QIN_SOURCE =
   String.raw`
 // ==== seqc chunked split with low rank, Q~ (QIN 2: and X~) left out of the record (QIN) ====
@@ -99,12 +93,7 @@ template <class Cfg> struct SeqcRecQ {
   String.raw`
 // one chunk's stage of the QIN walk: q's rows (QIN 2: and the key rows) from the inputs as phase A's load takes them,
 // the record's X~ (QIN 1), M, Aq, the U0 tile, exp(G_n), fq (and fx)
-template <class Cfg, class R>
-__device__ __forceinline__ void seqc_walkq_issue(const R& rows, const SeqcSm<Cfg>& s, int stage, const char* rec, u32 b, u32 h, u32 t0, u32 T, u32 j0) {
-  typedef typename Cfg::T T_;
-  typedef SeqcRecQ<Cfg> Rec;
-  constexpr int F = Cfg::F, KP = Cfg::KP, RTP = Cfg::RTP, E = 16 / sizeof(T_), LDK = Cfg::LDK, BV = Cfg::BV;
-${walkStage({ m: true, floats: "eg" })}
+${inputIssueHead("seqc_walkq_issue", "SeqcRecQ", "eg")}
   const bool kvec = (rows.keyDim() % 8u) == 0u;
   for (int e = tid; e < F * (KP / 8); e += nt) {
     const int f = e / (KP / 8), i0 = (e % (KP / 8)) * 8, tl = f / RTP, rr = f % RTP;
@@ -126,16 +115,7 @@ ${walkStage({ m: true, floats: "eg" })}
         if (real && !xs) rows.loadX(b, t, rr, h, i0, o); else for (int k = 0; k < 8; ++k) o[k] = 0.f;
         seqc_sst8(x + f * LDK + i0, o);
       }
-    } else for (int k = 0; k < 8; k += E) seqc_cp16(x + f * LDK + i0 + k, r + Rec::XO + f * KP + i0 + k);
-    for (int k = 0; k < 8; k += E) seqc_cp16(m + f * LDK + i0 + k, r + Rec::MO + f * KP + i0 + k);
-  }
-${recordCopyAq("a")}
-  for (int e = tid; e < F * (BV / E); e += nt) {
-    const int f = e / (BV / E), jj = (e % (BV / E)) * E;
-    seqc_cp16(u + f * Cfg::LDV + jj, r + Rec::UO + f * Cfg::VP + j0 + jj);
-  }
-  for (int e = tid; e < (int)Rec::NFL / 4; e += nt) seqc_cp16(eg + e * 4, rec + Rec::FO + e * 16);
-}
+${ISSUE_TAIL}
 
 template <class Cfg, class R>
 __device__ void seqc_chunk_walk_qi(const R& rows, char* smem, const typename Cfg::T* ws, u32 K, u32 V, u32 nH) {
@@ -237,16 +217,7 @@ __device__ __forceinline__ void seqc_walkc_issue(const R& rows, const SeqcSm<Cfg
       const T_* xs = real && kvec ? rows.srcX(b, t, rr, h) : nullptr;
       if (xs && inK) for (int k = 0; k < 8; k += E) seqc_cp16(x + f * LDK + i0 + k, xs + i0 + k);
       else seqc_walkc_slow<Cfg>(rows, x + f * LDK + i0, real && !xs, rr, b, t, h, i0);
-    } else for (int k = 0; k < 8; k += E) seqc_cp16(x + f * LDK + i0 + k, r + Rec::XO + f * KP + i0 + k);
-    for (int k = 0; k < 8; k += E) seqc_cp16(m + f * LDK + i0 + k, r + Rec::MO + f * KP + i0 + k);
-  }
-${recordCopyAq("a")}
-  for (int e = tid; e < F * (BV / E); e += nt) {
-    const int f = e / (BV / E), jj = (e % (BV / E)) * E;
-    seqc_cp16(u + f * Cfg::LDV + jj, r + Rec::UO + f * Cfg::VP + j0 + jj);
-  }
-  for (int e = tid; e < (int)Rec::NFL / 4; e += nt) seqc_cp16(eg + e * 4, rec + Rec::FO + e * 16);
-}
+${ISSUE_TAIL}
 
 template <class Cfg, class R>
 __device__ void seqc_chunk_walk_c(const R& rows, char* smem, const typename Cfg::T* ws, u32 K, u32 V, u32 nH) {

@@ -146,6 +146,19 @@ export function walkStage(o: { m: boolean; floats: string }): string {
   );
 }
 
+/**
+ * The head of a walk's issue that reads rows from the inputs (seqc_walkd_issue, chunked-core.ts; seqc_walkq_issue,
+ * chunked-split-qin.ts): its signature, the record type rec, then walkStage with M and the floats' pointer.
+ */
+export function inputIssueHead(name: string, rec: string, floats: string): string {
+  return String.raw`template <class Cfg, class R>
+__device__ __forceinline__ void ${name}(const R& rows, const SeqcSm<Cfg>& s, int stage, const char* rec, u32 b, u32 h, u32 t0, u32 T, u32 j0) {
+  typedef typename Cfg::T T_;
+  typedef ${rec}<Cfg> Rec;
+  constexpr int F = Cfg::F, KP = Cfg::KP, RTP = Cfg::RTP, E = 16 / sizeof(T_), LDK = Cfg::LDK, BV = Cfg::BV;
+${walkStage({ m: true, floats })}`;
+}
+
 /** The record's Aq [F][F] (at r + Rec::AO) to dst (row stride LDF), cp.async, threads tid of nt. */
 export function recordCopyAq(dst: string): string {
   return String.raw`  for (int e = tid; e < F * (F / E); e += nt) {
