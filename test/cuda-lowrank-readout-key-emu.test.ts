@@ -23,69 +23,11 @@ import { findNvcc } from "../compiler/backends/cuda/nvcc.ts";
 import { relativeError } from "../compiler/io/manifest.ts";
 import { EMU_READF } from "./cuda-emu/harness.ts";
 import { compileLowRankEmu, emuEntrySelect, f32Bytes, inScratchDir, readF32 } from "./helpers/lowrank-emu.ts";
+import { data, reference, type Data } from "./helpers/lowrank-readout-emu.ts";
 import { ptxasUsage } from "./helpers/ptxas-usage.ts";
-import { rng } from "./helpers/random.ts";
 
 const gpp = spawnSync("g++", ["--version"]).status === 0;
 if (!gpp) console.warn("cuda-lowrank-readout-key-emu.test: g++ is not installed, so the emulated runs are skipped");
-
-interface Data { N: number; mq: number; KK: Float64Array; VV: Float64Array; Q: Float64Array; S0: Float64Array; G: Float64Array }
-
-/** N chunks in ChunkCore's layouts: KK [N, C, M, K], VV [N, C, M, V], S0 [N, K, V], G [N, C + 1, K] (float32-rounded
- * prefix sums per key of log decays uniform in [minLd, 0]), Q [N, C, mq, A]; steps past `used` are padding (zero events
- * and queries, zero log decay). Every value float32-exact. */
-function data(c: LowRankReadKeyConfig, N: number, mq: number, used: number, minLd: number, seed: number): Data {
-  const { C, K, V, M } = c, A = c.axis === "key" ? K : V;
-  const r = rng(seed), f = Math.fround;
-  const KK = new Float64Array(N * C * M * K), VV = new Float64Array(N * C * M * V), Q = new Float64Array(N * C * mq * A);
-  const S0 = Float64Array.from({ length: N * K * V }, () => f(2 * r()));
-  const G = new Float64Array(N * (C + 1) * K);
-  for (let n = 0; n < N; n++) {
-    const acc = new Float64Array(K);
-    for (let s = 0; s < C; s++) {
-      const on = s < used;
-      for (let x = 0; x < M * K; x++) KK[(n * C + s) * M * K + x] = on ? f((2 * r()) / Math.sqrt(K)) : 0;
-      for (let x = 0; x < M * V; x++) VV[(n * C + s) * M * V + x] = on ? f(2 * r()) : 0;
-      for (let x = 0; x < mq * A; x++) Q[(n * C + s) * mq * A + x] = on ? f(2 * r()) : 0;
-      for (let i = 0; i < K; i++) {
-        if (on) acc[i] = f(acc[i] + f((r() + 0.5) * minLd));
-        G[(n * (C + 1) + s + 1) * K + i] = acc[i];
-      }
-    }
-  }
-  return { N, mq, KK, VV, Q, S0, G };
-}
-
-/** The recurrence in float64: OUT [N, C, mq, B]. */
-function reference(c: LowRankReadKeyConfig, d: Data, oq: number): Float64Array {
-  const { C, K, V, M } = c, key = c.axis === "key", A = key ? K : V, B = key ? V : K, mq = d.mq;
-  const out = new Float64Array(d.N * C * mq * B);
-  const S = new Float64Array(K * V);
-  const read = (n: number, a: number) => {
-    for (let x = 0; x < mq; x++)
-      for (let j = 0; j < B; j++) {
-        let s = 0;
-        for (let i = 0; i < A; i++) s += d.Q[((n * C + a) * mq + x) * A + i] * (key ? S[i * V + j] : S[j * V + i]);
-        out[((n * C + a) * mq + x) * B + j] = s;
-      }
-  };
-  for (let n = 0; n < d.N; n++) {
-    S.set(d.S0.subarray(n * K * V, (n + 1) * K * V));
-    for (let t = 0; t < C; t++) {
-      if (oq === 0) read(n, t);
-      for (let i = 0; i < K; i++) {
-        const e = Math.exp(d.G[(n * (C + 1) + t + 1) * K + i] - d.G[(n * (C + 1) + t) * K + i]);
-        for (let j = 0; j < V; j++) {
-          let s = e * S[i * V + j];
-          for (let y = 0; y < M; y++) s += d.KK[((n * C + t) * M + y) * K + i] * d.VV[((n * C + t) * M + y) * V + j];
-          S[i * V + j] = s;
-        }
-      }
-      if (oq === 1) read(n, t);
-    }
-  }
-  return out;
-}
 
 /** An emulator executable for a module: argv dir (Q, EA, EB, S0, G, OUT .bin float32), entry, N, threads, smem, oq, mq[,
  * mirror]; writes OUT.out. */
@@ -130,7 +72,7 @@ function runEmu(bin: string, k: LowRankReadKeyKernel, d: Data, oq: number, mirro
 /** The whole output's relative error and the largest of each output row's error against that row's norm (rows whose
  * reference is all zero: padding, which must come out zero). */
 function errors(k: LowRankReadKeyKernel, bin: string, d: Data, oq: number): { all: number; row: number } {
-  const got = runEmu(bin, k, d, oq), want = reference(k, d, oq);
+  const got = runEmu(bin, k, d, oq), want = reference(k, d, oq, true);
   if (!got.every(Number.isFinite)) return { all: Infinity, row: Infinity };
   const B = k.axis === "key" ? k.V : k.K;
   let row = 0;
@@ -187,7 +129,7 @@ describe.skipIf(!gpp)("low-rank chunk readouts with a per-key decay on the CPU e
     for (const [i, k] of m.kernels.entries())
       for (const [used, mq, minLd] of [[k.C, 2, -1], [k.C - 3, 1, -20], [1, 2, -20], [k.C, 1, -0.1], [k.C, 2, -5]] as const)
         for (const oq of [0, 1]) {
-          const e = errors(k, bin, data(k, 3, mq, Math.max(used, 1), minLd, 11 + 7 * i + used + mq), oq);
+          const e = errors(k, bin, data(k, 3, mq, Math.max(used, 1), minLd, 11 + 7 * i + used + mq, true), oq);
           expect(e.all, `${k.entry} used=${used} mq=${mq} oq=${oq} ld>=${minLd}`).toBeLessThan(1e-5);
           expect(e.row, `${k.entry} used=${used} mq=${mq} oq=${oq} ld>=${minLd}: rows`).toBeLessThan(1e-4);
         }
@@ -200,7 +142,7 @@ describe.skipIf(!gpp)("low-rank chunk readouts with a per-key decay on the CPU e
     const bin = buildEmu(m.source, m.kernels);
     for (const [i, k] of m.kernels.entries())
       for (const [used, mq, oq, minLd] of [[64, 2, 1, -1], [37, 1, 0, -20], [64, 1, 0, -0.05], [64, 2, 0, -20]] as const) {
-        const e = errors(k, bin, data(k, 2, mq, used, minLd, 5 + i + used), oq);
+        const e = errors(k, bin, data(k, 2, mq, used, minLd, 5 + i + used, true), oq);
         expect(e.all, `${k.entry} used=${used} mq=${mq} oq=${oq} ld>=${minLd}`).toBeLessThan(1e-5);
         expect(e.row, `${k.entry} used=${used} mq=${mq} oq=${oq} ld>=${minLd}: rows`).toBeLessThan(1e-4);
       }
@@ -212,7 +154,7 @@ describe.skipIf(!gpp)("low-rank chunk readouts with a per-key decay on the CPU e
         expect(src).toContain(from);
         return src.replace(from, to);
       });
-      const e = errors(m.kernels[0], buildEmu(m.source, m.kernels), data(k, 2, 2, k.C, minLd, 3), oq);
+      const e = errors(m.kernels[0], buildEmu(m.source, m.kernels), data(k, 2, 2, k.C, minLd, 3, true), oq);
       return Math.max(e.all, e.row);
     };
     const kk = SMALL[2], kv = { ...SMALL[1], M: 2 };
@@ -252,7 +194,7 @@ describe.skipIf(!gpp)("low-rank chunk readouts with a per-key decay on the CPU e
       expect(k.mirror, k.entry).toBe(true);
       const big = k.C === 64;
       for (const [nL, nC, mq, oq, used] of (big ? [[1, 2, 2, 1, 64]] : [[2, 3, 2, 1, k.C], [1, 2, 1, 0, k.C - 3], [3, 1, 2, 0, k.C]]) as [number, number, number, number, number][]) {
-        const d = data(k, nL * nC, mq, used, -5, 29 + i + nC);
+        const d = data(k, nL * nC, mq, used, -5, 29 + i + nC, true);
         expect(mirrorDiff(k, bin, d, oq, nC), `${k.entry} lines ${nL} chunks ${nC} mq ${mq} oq ${oq} used ${used}`).toBe(0);
       }
     }
@@ -261,7 +203,7 @@ describe.skipIf(!gpp)("low-rank chunk readouts with a per-key decay on the CPU e
         expect(src).toContain("(mirror - 1u - n % mirror)");
         return src.replace("(mirror - 1u - n % mirror)", "(n % mirror)");
       });
-      expect(mirrorDiff(b.kernels[0], buildEmu(b.source, b.kernels), data(k, 4, 2, k.C, -5, 41), 1, 2), `${k.axis} ${k.form ?? ""}: chunks not mirrored`).toBeGreaterThan(1e-3);
+      expect(mirrorDiff(b.kernels[0], buildEmu(b.source, b.kernels), data(k, 4, 2, k.C, -5, 41, true), 1, 2), `${k.axis} ${k.form ?? ""}: chunks not mirrored`).toBeGreaterThan(1e-3);
     }
   }, 600_000);
 

@@ -813,6 +813,30 @@ describe.skipIf(!cpuTorch)("torch target: the fused readouts with a per-key deca
   }, 300_000);
 });
 
+/** Runs `body` after a preamble on CPU torch: seqc_chunked_lowrank as m, the kernel descriptors `kernels` as ks (by
+ * stdin), a fake kernel module KM whose launch appends [entry, (list(grid) where `grid`), the arguments (a u32's value,
+ * else its type)] to calls, torch.cuda's device and stream stubbed, dev the CPU; the JSON it prints. */
+function fakeLaunches(kernels: unknown, grid: boolean, body: string): any {
+  const script = `
+import contextlib, json, sys
+sys.path.insert(0, 'runtime/torch')
+import torch
+import seqc_chunked_lowrank as m
+ks = json.loads(sys.stdin.read())
+calls = []
+class KM:
+    def __init__(self, kernels):
+        self.kernels = kernels
+    def launch(self, k, grid, args, stream):
+        calls.append([k['entry'], ${grid ? "list(grid), " : ""}[a[1] if a[0] == 'u32' else a[0] for a in args]])
+torch.cuda.device = lambda d: contextlib.nullcontext()
+torch.cuda.current_stream = lambda d=None: type('S', (), {'cuda_stream': 0})()
+dev = torch.device('cpu')${body}`;
+  const r = spawnSync("/usr/bin/python3", ["-c", script], { input: JSON.stringify(kernels), encoding: "utf8" });
+  expect(r.status, r.stderr).toBe(0);
+  return JSON.parse(r.stdout);
+}
+
 describe.skipIf(!cpuTorch)("torch target: the chain's adjoint reading its reversed timeline through the per-key readouts (seqc_chunked_lowrank LR_CHAIN_REV \"kernel\": ChunkCore.read_mirror, the decay plan's inputs by index_select)", () => {
   it("rwkv7: \"kernel\" equals \"flip\" bitwise (the per-key stand-in takes both adjoint reads mirrored), 16 -> 3 line flips; a padded chunk falls back to flips around the reads; a stand-in ignoring mirror is far off", async () => {
     const model = load("rwkv7");
@@ -849,22 +873,7 @@ describe.skipIf(!cpuTorch)("torch target: the chain's adjoint reading its revers
   }, 300_000);
 
   it("readout_key_launcher: mirror passed as the kernels' last argument where they take it (the module's descriptors), refused by modules built before it and by other decay modes", () => {
-    const kernels = lowRankReadKeyModule().kernels;
-    const script = `
-import contextlib, json, sys
-sys.path.insert(0, 'runtime/torch')
-import torch
-import seqc_chunked_lowrank as m
-ks = json.loads(sys.stdin.read())
-calls = []
-class KM:
-    def __init__(self, kernels):
-        self.kernels = kernels
-    def launch(self, k, grid, args, stream):
-        calls.append([k['entry'], list(grid), [a[1] if a[0] == 'u32' else a[0] for a in args]])
-torch.cuda.device = lambda d: contextlib.nullcontext()
-torch.cuda.current_stream = lambda d=None: type('S', (), {'cuda_stream': 0})()
-dev = torch.device('cpu')
+    const got = fakeLaunches(lowRankReadKeyModule().kernels, true, `
 def base(*a, **kw):
     calls.append(['base', kw.get('rev', False)])
     return True
@@ -879,10 +888,7 @@ for name, kk in (('new', ks), ('old', [dict((x, y) for x, y in k.items() if x !=
 out['calls'] = calls
 out['default'] = m.LR_CHAIN_REV
 print(json.dumps(out))
-`;
-    const r = spawnSync("/usr/bin/python3", ["-c", script], { input: JSON.stringify(kernels), encoding: "utf8" });
-    expect(r.status, r.stderr).toBe(0);
-    const got = JSON.parse(r.stdout);
+`);
     expect(got.default, "LR_CHAIN_REV's default (\"kernel\" since the H200 call)").toBe("kernel");
     // new: plain, mirrored by 2, refused at 3 (4 rows not whole lines), a scalar decay with mirror refused, without it to base
     expect(got.new).toEqual([true, true, false, false, true]);
@@ -895,22 +901,7 @@ print(json.dumps(out))
 
 describe.skipIf(!cpuTorch)("torch target: wy's \"pre\" launch with a strided dY (seqc_chunked_lowrank.wy_launcher, lowrank-wy.ts dyStride)", () => {
   it("the fp32 kernel gets dY's row stride after its pointer; a module without dyStride gets a contiguous copy and no stride; dy_stride says which", () => {
-    const kernels = lowRankWyModule().kernels;
-    const script = `
-import contextlib, json, sys
-import torch
-sys.path.insert(0, 'runtime/torch')
-import seqc_chunked_lowrank as m
-ks = json.loads(sys.stdin.read())
-calls = []
-class KM:
-    def __init__(self, kernels):
-        self.kernels = kernels
-    def launch(self, k, grid, args, stream):
-        calls.append([k['entry'], [a[1] if a[0] == 'u32' else a[0] for a in args]])
-torch.cuda.device = lambda d: contextlib.nullcontext()
-torch.cuda.current_stream = lambda d=None: type('S', (), {'cuda_stream': 0})()
-dev = torch.device('cpu')
+    const got = fakeLaunches(lowRankWyModule().kernels, false, `
 out = {}
 N, C, K, V = 3, 64, 64, 64
 ev = torch.zeros(N, C, 2, V)
@@ -922,10 +913,7 @@ for name, kk in (('new', ks), ('old', [dict((x, y) for x, y in k.items() if x !=
     out[name] = [launch.dy_stride, got is not None]
 out['calls'] = calls
 print(json.dumps(out))
-`;
-    const r = spawnSync("/usr/bin/python3", ["-c", script], { input: JSON.stringify(kernels), encoding: "utf8" });
-    expect(r.status, r.stderr).toBe(0);
-    const got = JSON.parse(r.stdout);
+`);
     expect([got.new, got.old]).toEqual([[true, true], [false, true]]);
     const e = "seqc_lr_wy_pre_scalar_c64k64v64";
     expect(got.calls).toEqual([[e, ["ptr", 128, "ptr", 128, "ptr", 128, "ptr", 128, "ptr", "ptr", "ptr", 3]], [e, ["ptr", 128, "ptr", 128, "ptr", "ptr", 128, "ptr", "ptr", "ptr", 3]]]);

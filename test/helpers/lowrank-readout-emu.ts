@@ -2,7 +2,8 @@
  * What the low-rank chunk readouts' emulation tests (cuda-lowrank-readout-emu: the fp32 kernel and its whole-row
  * tensor-core twin; cuda-lowrank-readout-cols-emu: the column-group twin) share: the chunks' data in ChunkCore's layouts,
  * the recurrence in float64, the emulator of kernels with the readouts' launch arguments (Q, EA, EB, S0, G, OUT; N, oq,
- * mq, rev, qs), a run of one entry and the chunk with its steps reversed.
+ * mq, rev, qs), a run of one entry and the chunk with its steps reversed. cuda-lowrank-readout-key-emu (a per-key
+ * decay) takes the data and the recurrence with perKey.
  */
 import { execFileSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
@@ -13,35 +14,41 @@ import { compileLowRankEmu, emuGridMain, f32Bytes, inScratchDir, readF32 } from 
 import { rng } from "./random.ts";
 import { expect } from "vitest";
 
+/** What data and reference read of a readouts configuration (or of a per-key one: decay "key" or absent). */
+type ReadShape = Pick<LowRankReadConfig, "axis" | "C" | "K" | "V" | "M"> & { decay?: LowRankReadConfig["decay"] | "key" };
+
 export interface Data { N: number; mq: number; KK: Float64Array; VV: Float64Array; Q: Float64Array; S0: Float64Array; G: Float64Array }
 
-/** N chunks in ChunkCore's layouts: KK [N, C, M, K], VV [N, C, M, V], S0 [N, K, V], G [N, C + 1, 1] (float32-rounded
- * prefix sums of log decays uniform in [minLd, 0]), Q [N, C, mq, A] (A = K on the key axis, V on the value axis); steps
- * past `used` are padding (zero events and queries, zero log decay). Every value float32-exact. */
-export function data(c: LowRankReadConfig, N: number, mq: number, used: number, minLd: number, seed: number): Data {
+/** N chunks in ChunkCore's layouts: KK [N, C, M, K], VV [N, C, M, V], S0 [N, K, V], G [N, C + 1, 1] (perKey: [N, C + 1,
+ * K], a prefix sum per key) (float32-rounded prefix sums of log decays uniform in [minLd, 0]), Q [N, C, mq, A] (A = K on
+ * the key axis, V on the value axis); steps past `used` are padding (zero events and queries, zero log decay). Every
+ * value float32-exact. */
+export function data(c: ReadShape, N: number, mq: number, used: number, minLd: number, seed: number, perKey = false): Data {
   const { C, K, V, M } = c, A = c.axis === "key" ? K : V;
   const r = rng(seed), f = Math.fround;
   const KK = new Float64Array(N * C * M * K), VV = new Float64Array(N * C * M * V), Q = new Float64Array(N * C * mq * A);
   const S0 = Float64Array.from({ length: N * K * V }, () => f(2 * r()));
-  const G = new Float64Array(N * (C + 1));
+  const W = perKey ? K : 1, G = new Float64Array(N * (C + 1) * W);
   for (let n = 0; n < N; n++) {
-    let acc = 0;
+    const acc = new Float64Array(W);
     for (let s = 0; s < C; s++) {
       const on = s < used;
       for (let x = 0; x < M * K; x++) KK[(n * C + s) * M * K + x] = on ? f((2 * r()) / Math.sqrt(K)) : 0;
       for (let x = 0; x < M * V; x++) VV[(n * C + s) * M * V + x] = on ? f(2 * r()) : 0;
       for (let x = 0; x < mq * A; x++) Q[(n * C + s) * mq * A + x] = on ? f(2 * r()) : 0;
-      if (c.decay !== "none" && on) acc = f(acc + f((r() + 0.5) * minLd));
-      G[n * (C + 1) + s + 1] = acc;
+      for (let i = 0; i < W; i++) {
+        if (c.decay !== "none" && on) acc[i] = f(acc[i] + f((r() + 0.5) * minLd));
+        G[(n * (C + 1) + s + 1) * W + i] = acc[i];
+      }
     }
   }
   return { N, mq, KK, VV, Q, S0, G };
 }
 
-/** The recurrence in float64: OUT [N, C, mq, B]. */
-export function reference(c: LowRankReadConfig, d: Data, oq: number): Float64Array {
+/** The recurrence in float64: OUT [N, C, mq, B] (perKey: d.G per key, as data's perKey). */
+export function reference(c: ReadShape, d: Data, oq: number, perKey = false): Float64Array {
   const { C, K, V, M } = c, key = c.axis === "key", A = key ? K : V, B = key ? V : K, mq = d.mq;
-  const out = new Float64Array(d.N * C * mq * B);
+  const out = new Float64Array(d.N * C * mq * B), W = perKey ? K : 1;
   const S = new Float64Array(K * V);
   const read = (n: number, a: number) => {
     for (let x = 0; x < mq; x++)
@@ -55,13 +62,14 @@ export function reference(c: LowRankReadConfig, d: Data, oq: number): Float64Arr
     S.set(d.S0.subarray(n * K * V, (n + 1) * K * V));
     for (let t = 0; t < C; t++) {
       if (oq === 0) read(n, t);
-      const e = Math.exp(d.G[n * (C + 1) + t + 1] - d.G[n * (C + 1) + t]);
-      for (let i = 0; i < K; i++)
+      for (let i = 0; i < K; i++) {
+        const g = (n * (C + 1) + t) * W + (perKey ? i : 0), e = Math.exp(d.G[g + W] - d.G[g]);
         for (let j = 0; j < V; j++) {
           let s = e * S[i * V + j];
           for (let y = 0; y < M; y++) s += d.KK[((n * C + t) * M + y) * K + i] * d.VV[((n * C + t) * M + y) * V + j];
           S[i * V + j] = s;
         }
+      }
       if (oq === 1) read(n, t);
     }
   }
