@@ -766,8 +766,8 @@ class ChunkCore:
         N, Cp, K, V = self.N, self.Cp, self.K, self.V
         EA, EB = (self.KK, self.VV) if axis == "key" else (self.VV, self.KK)
         out = torch.empty([N, Cp, Q.shape[2], V if axis == "key" else K], dtype=self.dtype, device=self.device)
-        if not (self.readout(axis, oq, "key", Cp, K, V, self.mk, Q.contiguous(), EA, EB, self.S0, self.G, out, mirror=mirror) if mirror else
-                self.readout(axis, oq, "key", Cp, K, V, self.mk, Q.contiguous(), EA, EB, self.S0, self.G, out)):
+        kw = {"mirror": mirror} if mirror else {}  # (launchers before the mirror argument take no such keyword)
+        if not self.readout(axis, oq, "key", Cp, K, V, self.mk, Q.contiguous(), EA, EB, self.S0, self.G, out, **kw):
             return None
         return out
 
@@ -873,8 +873,8 @@ class ChunkCore:
         EA, EB = (self.KK, self.VV) if axis == "key" else (self.VV, self.KK)
         out = torch.empty([N, Cp, Q.shape[2], V if axis == "key" else K], dtype=self.dtype, device=self.device)
         G = self.G if self.mode != "none" else None
-        if not (self.readout(axis, oq, self.mode, Cp, K, V, self.mk, Q, EA, EB, self.S0, G, out, rev=True) if rev else
-                self.readout(axis, oq, self.mode, Cp, K, V, self.mk, Q, EA, EB, self.S0, G, out)):
+        kw = {"rev": True} if rev else {}  # (launchers before the rev argument take no such keyword)
+        if not self.readout(axis, oq, self.mode, Cp, K, V, self.mk, Q, EA, EB, self.S0, G, out, **kw):
             return None
         return out
 
