@@ -1,0 +1,231 @@
+/**
+ * The token-aligned delta backward's walk over the chunks (tmp/s13/delta-spec.md "The walk"; the torch target's
+ * deltaBwd module, compiler/backends/cuda/delta-bwd.ts): one kernel for both directions. Per (b, h) row bh, over its nC
+ * chunks in order (reverse = 0) or reversed (reverse != 0), with Z [K, V] fp32:
+ *
+ *   Z = Z0[bh] (Z0 nullptr: zeros)
+ *   for each chunk c in walk order, n = bh nC + c:
+ *     ZS[n] = Z;   Yc = X[n] + M[n] Z   [C, V];   Y[n] = Yc;   Z = A[n] Z + BM[n] + NN[n]^T Yc
+ *   ZF[bh] = Z
+ *
+ * forward: prep_fwd's M = Tinv Wd, X = Tinv Luk V, BM = Kd^T V, NN = Ud, A = exp(G_C) (ZS the chunk start states, Y the
+ * reads R, ZF the final state); backward: prep_bwd's tensors (ZS each chunk's LE, Y = DR, ZF = dL/dS_init).
+ *
+ * Tensors (float32, chunk-major, N = BH nC): M / NN [N, C, K], X / Y [N, C, V], BM / ZS [N, K, V], A [N], Z0 / ZF
+ * [BH, K, V]. Grid (BH, V / cols): the columns of Z are independent, so block (bh, g) walks the value columns
+ * j0 = g cols .. j0 + cols - 1, reading every chunk's whole M and NN and its own columns of X and BM.
+ *
+ * One thread per 4 x 4 tile of Z's columns ((K / 4)(cols / 4) threads): phase 1 (Yc = X + M Z, [C, cols]) runs the
+ * (C / 4)(cols / 4) tiles of Yc, each split over S = K / C parts of the key sum (partials added through shared memory);
+ * phase 2 (Z = A Z + BM + NN^T Yc) keeps each thread's Z tile in registers and writes it to shared memory for the next
+ * chunk's phase 1. Every chunk's operands come by cp.async into one shared buffer each, staggered so that each copy
+ * overlaps a phase: the next chunk's M and X are issued when phase 1 has read them (hidden by phase 2), this chunk's NN
+ * and BM at the chunk's start (hidden by phase 1). M is stored with its 16-byte columns XOR-swizzled by the row's tile
+ * (row / 4), so that phase 1's float4 loads of four rows' keys hit distinct banks; NN's float4 loads along the keys
+ * need none. Two block barriers a chunk (three with S = 2). fp32 FMA.
+ */
+import { LOWRANK_CORE_PRELUDE } from "./lowrank-core.ts";
+import { MMA_TF32_PRELUDE } from "./lowrank-readout-mma.ts";
+
+export interface DeltaWalkConfig {
+  C: number;
+  K: number;
+  V: number;
+  /** Value columns a block (a multiple of 4 dividing V; absent: deltaWalkCols(K, V)). */
+  cols?: number;
+}
+
+export interface DeltaWalkKernel extends DeltaWalkConfig {
+  op: "walk";
+  entry: string;
+  threads: number;
+  sharedBytes: number;
+  cols: number;
+}
+
+/** The default value columns a block: 32 at V = 64 (B H = 128 rows: 256 blocks of 128 threads, two an SM on 132 SMs, 64 KiB
+ * of shared memory each; the same per-thread work as 16 columns with half the re-reads of M and NN), 16 at V = 128
+ * (512 blocks of 128 threads at B H = 64, two an SM: 92 KiB each). */
+export function deltaWalkCols(K: number, V: number): number {
+  return V >= 128 || K >= 128 ? 16 : Math.min(32, V);
+}
+
+/** The torch modules' configurations: C = 64, K = V = 64 and 128. */
+export const DELTA_WALK_CONFIGS: readonly DeltaWalkConfig[] = [64, 128].map((K) => ({ C: 64, K, V: K }));
+
+const colsOf = (c: DeltaWalkConfig) => c.cols ?? deltaWalkCols(c.K, c.V);
+
+/** seqc_delta_walk_c{C}k{K}v{V}, with _g{cols} when a block's columns are not the default ones. */
+export function deltaWalkEntry(c: DeltaWalkConfig): string {
+  const g = colsOf(c);
+  return `seqc_delta_walk_c${c.C}k${c.K}v${c.V}${g !== deltaWalkCols(c.K, c.V) ? `_g${g}` : ""}`;
+}
+
+/** Threads, the key sum's split S of phase 1, the swizzle's mask and the shared floats: M, NN [C][K], X, Yc [C][cols],
+ * BM, Z [K][cols], the split's partials [(S - 1) C][cols]. */
+function layout(c: DeltaWalkConfig): { G: number; threads: number; S: number; swz: number; floats: number } {
+  const { C, K, V } = c, G = colsOf(c);
+  if (C % 4 || K % 4 || V % 4 || C < 4) throw new Error(`delta-walk: C ${C}, K ${K} and V ${V} must be multiples of 4 (4 x 4 register tiles)`);
+  if (G % 4 || G < 4 || V % G) throw new Error(`delta-walk: cols ${G} must be a multiple of 4 that divides V ${V}`);
+  if (K % C) throw new Error(`delta-walk: K ${K} must be a multiple of C ${C} (phase 1 splits the key sum over K / C parts)`);
+  const threads = (K / 4) * (G / 4), S = K / C;
+  if (threads > 1024) throw new Error(`delta-walk: K ${K}, cols ${G} needs ${threads} threads (> 1024)`);
+  if (threads % 32 && threads > 32) throw new Error(`delta-walk: ${threads} threads is not a whole number of warps`);
+  let swz = 1; // the largest power of two <= 8 dividing K / 4
+  while (swz < 8 && (K / 4) % (2 * swz) === 0) swz *= 2;
+  const floats = 2 * C * K + 2 * C * G + 2 * K * G + (S - 1) * C * G;
+  if (floats * 4 > 227 * 1024) throw new Error(`delta-walk: C ${C}, K ${K}, cols ${G} needs ${floats * 4} bytes of shared memory (> 227 KiB)`);
+  return { G, threads, S, swz, floats };
+}
+
+export function deltaWalkKernel(c: DeltaWalkConfig): DeltaWalkKernel {
+  const l = layout(c);
+  return { ...c, op: "walk", entry: deltaWalkEntry(c), threads: l.threads, sharedBytes: l.floats * 4, cols: l.G };
+}
+
+/** What the walk needs ahead of it in a translation unit: u32, SEQC_SMEM_DECL and the cp.async wrappers (both guarded,
+ * so that another prelude's copies may come before or after). */
+export const DELTA_WALK_PRELUDE = LOWRANK_CORE_PRELUDE.replace("low-rank chunk transitions", "delta backward walk").replace("lowrank-core.ts", "delta-walk.ts") + MMA_TF32_PRELUDE;
+
+const unroll = "#pragma unroll";
+
+/** The kernel's source (without DELTA_WALK_PRELUDE). */
+export function deltaWalkSource(c: DeltaWalkConfig): string {
+  const { C, K, V } = c;
+  const { G, threads: NT, S, swz } = layout(c);
+  const GQ = G / 4, T1 = (C / 4) * GQ, KQ = K / 4, KP = K / S; // phase 1's tiles, M's 16-byte columns, keys a part
+  const f4 = (p: string) => `*(const float4*)&${p}`;
+  const st4 = (p: string, a: string) => `*(float4*)&${p} = make_float4(${a}[0], ${a}[1], ${a}[2], ${a}[3]);`;
+  // a chunk's rows [R][W] of a [.., R, V] tensor at columns j0.. (W = G) or a whole [R][K] row (W = K) by 16-byte copies
+  const copyCols = (dst: string, src: string, R: number, ind: string) => `${ind}for (u32 x = t; x < ${R * GQ}u; x += ${NT}u) seqc_cp16(&${dst}[(x / ${GQ}u) * ${G}u + 4u * (x % ${GQ}u)], ${src} + (size_t)(x / ${GQ}u) * ${V}u + j0 + 4u * (x % ${GQ}u));\n`;
+  const copyM = (ind: string) => `${ind}for (u32 x = t; x < ${C * KQ}u; x += ${NT}u) { const u32 a = x / ${KQ}u, q = x % ${KQ}u; seqc_cp16(&sM[a * ${K}u + 4u * (q ^ ((a >> 2) & ${swz - 1}u))], gM + (size_t)x * 4u); }\n`;
+  const copyN = (ind: string) => `${ind}for (u32 x = t; x < ${C * KQ}u; x += ${NT}u) seqc_cp16(&sN[4u * x], gN + (size_t)x * 4u);\n`;
+  const chunkOf = (s: string) => `(reverse ? nC - 1 - ${s} : ${s})`;
+  return `
+extern "C" __global__ void __launch_bounds__(${NT}) ${deltaWalkEntry(c)}(const float* __restrict__ M, const float* __restrict__ X, const float* __restrict__ BM, const float* __restrict__ NN, const float* __restrict__ A, const float* __restrict__ Z0, float* __restrict__ ZS, float* __restrict__ Y, float* __restrict__ ZF, int BH, int nC, int reverse) {
+  SEQC_SMEM_DECL(seqc_smem_raw);
+  float* sM = (float*)seqc_smem_raw;  // M [C][K], 16-byte columns swizzled by the row's tile
+  float* sN = sM + ${C * K};          // NN [C][K]
+  float* sX = sN + ${C * K};          // X [C][cols]
+  float* sY = sX + ${C * G};          // Yc [C][cols]
+  float* sB = sY + ${C * G};          // BM [K][cols]
+  float* sZ = sB + ${K * G};          // Z [K][cols]
+${S > 1 ? `  float* sP = sZ + ${K * G};          // phase 1's partials of parts 1 .. ${S - 1} [${S - 1}][C][cols]\n` : ""}  const u32 t = threadIdx.x;
+  const int bh = blockIdx.x;
+  if (bh >= BH) return;
+  const u32 j0 = blockIdx.y * ${G}u;  // this block's value columns j0 .. j0 + ${G - 1}
+  // phase 2's tile (Z rows 4 zi.., columns 4 cq..); phase 1's (Yc rows 4 yi.., columns 4 cq..) and its part of the key sum
+  const u32 cq = t % ${GQ}u, zi = t / ${GQ}u;
+  const u32 y1 = t % ${T1}u, yi = y1 / ${GQ}u, part = t / ${T1}u;
+  float z[4][4];
+  if (Z0) {
+${unroll}
+    for (u32 r = 0; r < 4u; ++r) { const float4 v = ${f4(`Z0[((size_t)bh * ${K}u + 4u * zi + r) * ${V}u + j0 + 4u * cq]`)}; z[r][0] = v.x; z[r][1] = v.y; z[r][2] = v.z; z[r][3] = v.w; }
+  } else {
+${unroll}
+    for (u32 r = 0; r < 4u; ++r)
+${unroll}
+      for (u32 j = 0; j < 4u; ++j) z[r][j] = 0.f;
+  }
+${unroll}
+  for (u32 r = 0; r < 4u; ++r) ${st4(`sZ[(4u * zi + r) * ${G}u + 4u * cq]`, "z[r]")}
+  if (nC > 0) {  // the first chunk's M and X
+    const size_t n = (size_t)bh * nC + ${chunkOf("0")};
+    const float* gM = M + n * ${C * K}u;
+    const float* gX = X + n * ${C * V}u;
+${copyM("    ")}${copyCols("sX", "gX", C, "    ")}  }
+  seqc_cp_commit();
+  for (int s = 0; s < nC; ++s) {
+    const size_t n = (size_t)bh * nC + ${chunkOf("s")};
+    seqc_cp_wait<0>();  // this chunk's M and X
+    __syncthreads();    // ... every thread's copies, Z; the previous phase 2 done with NN, BM and Yc
+    {  // this chunk's NN and BM, hidden by phase 1
+      const float* gN = NN + n * ${C * K}u;
+      const float* gB = BM + n * ${K * V}u;
+${copyN("      ")}${copyCols("sB", "gB", K, "      ")}    }
+    seqc_cp_commit();
+    const float an = A[n];
+${unroll}
+    for (u32 r = 0; r < 4u; ++r) ${st4(`ZS[(n * ${K}u + 4u * zi + r) * ${V}u + j0 + 4u * cq]`, "z[r]")}
+    // phase 1: Yc = X + M Z (keys ${KP} a part)
+    float acc[4][4];
+${unroll}
+    for (u32 r = 0; r < 4u; ++r) {
+      const float4 v = part == 0u ? ${f4(`sX[(4u * yi + r) * ${G}u + 4u * cq]`)} : make_float4(0.f, 0.f, 0.f, 0.f);
+      acc[r][0] = v.x; acc[r][1] = v.y; acc[r][2] = v.z; acc[r][3] = v.w;
+    }
+    const u32 sw = yi & ${swz - 1}u;
+${unroll} 4
+    for (u32 q = part * ${KP / 4}u; q < (part + 1u) * ${KP / 4}u; ++q) {
+      float m[4][4], zz[4][4];
+${unroll}
+      for (u32 r = 0; r < 4u; ++r) { const float4 v = ${f4(`sM[(4u * yi + r) * ${K}u + 4u * (q ^ sw)]`)}; m[r][0] = v.x; m[r][1] = v.y; m[r][2] = v.z; m[r][3] = v.w; }
+${unroll}
+      for (u32 p = 0; p < 4u; ++p) { const float4 v = ${f4(`sZ[(4u * q + p) * ${G}u + 4u * cq]`)}; zz[p][0] = v.x; zz[p][1] = v.y; zz[p][2] = v.z; zz[p][3] = v.w; }
+${unroll}
+      for (u32 r = 0; r < 4u; ++r)
+${unroll}
+        for (u32 p = 0; p < 4u; ++p)
+${unroll}
+          for (u32 j = 0; j < 4u; ++j) acc[r][j] = fmaf(m[r][p], zz[p][j], acc[r][j]);
+    }
+${S > 1 ? `    if (part > 0u) {
+${unroll}
+      for (u32 r = 0; r < 4u; ++r) ${st4(`sP[((part - 1u) * ${C}u + 4u * yi + r) * ${G}u + 4u * cq]`, "acc[r]")}
+    }
+    __syncthreads();
+` : ""}    if (part == 0u) {
+${S > 1 ? `      for (u32 o = 0; o < ${S - 1}u; ++o)
+${unroll}
+        for (u32 r = 0; r < 4u; ++r) {
+          const float4 v = ${f4(`sP[(o * ${C}u + 4u * yi + r) * ${G}u + 4u * cq]`)};
+          acc[r][0] += v.x; acc[r][1] += v.y; acc[r][2] += v.z; acc[r][3] += v.w;
+        }
+` : ""}${unroll}
+      for (u32 r = 0; r < 4u; ++r) {
+        ${st4(`sY[(4u * yi + r) * ${G}u + 4u * cq]`, "acc[r]")}
+        ${st4(`Y[(n * ${C}u + 4u * yi + r) * ${V}u + j0 + 4u * cq]`, "acc[r]")}
+      }
+    }
+    seqc_cp_wait<0>();  // this chunk's NN and BM
+    __syncthreads();    // ... and Yc; phase 1 done with M, X and Z
+    if (s + 1 < nC) {  // the next chunk's M and X, hidden by phase 2
+      const size_t nn = (size_t)bh * nC + ${chunkOf("(s + 1)")};
+      const float* gM = M + nn * ${C * K}u;
+      const float* gX = X + nn * ${C * V}u;
+${copyM("      ")}${copyCols("sX", "gX", C, "      ")}    }
+    seqc_cp_commit();
+    // phase 2: Z = A Z + BM + NN^T Yc on this thread's tile
+${unroll}
+    for (u32 r = 0; r < 4u; ++r) {
+      const float4 b = ${f4(`sB[(4u * zi + r) * ${G}u + 4u * cq]`)};
+      acc[r][0] = fmaf(an, z[r][0], b.x); acc[r][1] = fmaf(an, z[r][1], b.y); acc[r][2] = fmaf(an, z[r][2], b.z); acc[r][3] = fmaf(an, z[r][3], b.w);
+    }
+${unroll} 4
+    for (u32 a = 0; a < ${C}u; ++a) {
+      const float4 w = ${f4(`sN[a * ${K}u + 4u * zi]`)}, v = ${f4(`sY[a * ${G}u + 4u * cq]`)};
+      const float wi[4] = {w.x, w.y, w.z, w.w}, vj[4] = {v.x, v.y, v.z, v.w};
+${unroll}
+      for (u32 r = 0; r < 4u; ++r)
+${unroll}
+        for (u32 j = 0; j < 4u; ++j) acc[r][j] = fmaf(wi[r], vj[j], acc[r][j]);
+    }
+${unroll}
+    for (u32 r = 0; r < 4u; ++r) {
+${unroll}
+      for (u32 j = 0; j < 4u; ++j) z[r][j] = acc[r][j];
+      ${st4(`sZ[(4u * zi + r) * ${G}u + 4u * cq]`, "z[r]")}
+    }
+  }
+${unroll}
+  for (u32 r = 0; r < 4u; ++r) ${st4(`ZF[((size_t)bh * ${K}u + 4u * zi + r) * ${V}u + j0 + 4u * cq]`, "z[r]")}
+}
+`;
+}
+
+/** The walks of these configurations (default DELTA_WALK_CONFIGS) as one translation unit with DELTA_WALK_PRELUDE;
+ * `patch` edits the source (the tests' broken copies). */
+export function deltaWalkModule(configs: readonly DeltaWalkConfig[] = DELTA_WALK_CONFIGS, patch?: (src: string) => string): { source: string; kernels: DeltaWalkKernel[] } {
+  const source = DELTA_WALK_PRELUDE + configs.map(deltaWalkSource).join("");
+  return { source: patch ? patch(source) : source, kernels: configs.map(deltaWalkKernel) };
+}

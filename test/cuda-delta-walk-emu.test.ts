@@ -1,0 +1,194 @@
+/**
+ * The delta backward's walk over the chunks (compiler/backends/cuda/delta-walk.ts; tmp/s13/delta-spec.md "The walk") on
+ * the CPU emulation of CUDA (test/cuda-emu/emu.h) against the walk in float64:
+ *   Z = Z0 (or 0); per chunk c in order or reversed: ZS[c] = Z, Yc = X[c] + M[c] Z, Y[c] = Yc, Z = A[c] Z + BM[c] + NN[c]^T Yc;
+ *   ZF = Z
+ * both directions, nC = 1 and 5 (and 33 at K = V = 64), Z0 null and given, random M, X, BM, NN and A in (0, 1]; small
+ * configurations (C = 4 / 8, the key sum split in two, several column groups) and the shipped K = V = 64 and 128;
+ * deliberately broken copies (M read without its swizzle, the reversed walk prefetching the wrong next chunk, BM
+ * without the group's column offset, the split's partials dropped) must fail; nvcc -cubin for sm_90 where installed:
+ * no spills.
+ */
+import { describe, expect, it } from "vitest";
+import { execFileSync, spawnSync } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { DELTA_WALK_CONFIGS, deltaWalkModule, type DeltaWalkConfig, type DeltaWalkKernel } from "../compiler/backends/cuda/delta-walk.ts";
+import { findNvcc } from "../compiler/backends/cuda/nvcc.ts";
+import { relativeError } from "../compiler/io/manifest.ts";
+import { EMU_READF } from "./cuda-emu/harness.ts";
+import { compileLowRankEmu, emuEntrySelect, f32Bytes, inScratchDir, readF32 } from "./helpers/lowrank-emu.ts";
+import { ptxasUsage } from "./helpers/ptxas-usage.ts";
+import { rng } from "./helpers/random.ts";
+
+const gpp = spawnSync("g++", ["--version"]).status === 0;
+if (!gpp) console.warn("cuda-delta-walk-emu.test: g++ is not installed, so the emulated runs are skipped");
+
+interface Data { BH: number; nC: number; M: Float64Array; X: Float64Array; BM: Float64Array; NN: Float64Array; A: Float64Array; Z0: Float64Array | null }
+interface Walk { ZS: Float64Array; Y: Float64Array; ZF: Float64Array }
+
+/** BH rows of nC chunks, float32-exact: M, NN uniform in (-1, 1) / sqrt(K) (so that the walk neither dies out nor blows
+ * up), X, BM, Z0 in (-1, 1), A in [0.05, 1]. */
+function data(c: DeltaWalkConfig, BH: number, nC: number, z0: boolean, seed: number): Data {
+  const { C, K, V } = c, r = rng(seed), f = Math.fround, N = BH * nC;
+  const u = (n: number, s: number) => Float64Array.from({ length: n }, () => f(2 * r() * s));
+  return {
+    BH, nC,
+    M: u(N * C * K, 1 / Math.sqrt(K)), X: u(N * C * V, 1), BM: u(N * K * V, 1), NN: u(N * C * K, 1 / Math.sqrt(K)),
+    A: Float64Array.from({ length: N }, () => f(0.525 + 0.95 * r())),
+    Z0: z0 ? u(BH * K * V, 1) : null,
+  };
+}
+
+/** The walk in float64. */
+function reference(c: DeltaWalkConfig, d: Data, reverse: boolean): Walk {
+  const { C, K, V } = c, { BH, nC } = d;
+  const ZS = new Float64Array(BH * nC * K * V), Y = new Float64Array(BH * nC * C * V), ZF = new Float64Array(BH * K * V);
+  for (let bh = 0; bh < BH; bh++) {
+    let Z = d.Z0 ? d.Z0.slice(bh * K * V, (bh + 1) * K * V) : new Float64Array(K * V);
+    for (let s = 0; s < nC; s++) {
+      const n = bh * nC + (reverse ? nC - 1 - s : s);
+      ZS.set(Z, n * K * V);
+      const Yc = new Float64Array(C * V);
+      for (let a = 0; a < C; a++)
+        for (let j = 0; j < V; j++) {
+          let acc = d.X[(n * C + a) * V + j];
+          for (let l = 0; l < K; l++) acc += d.M[(n * C + a) * K + l] * Z[l * V + j];
+          Yc[a * V + j] = acc;
+        }
+      Y.set(Yc, n * C * V);
+      const Zn = new Float64Array(K * V);
+      for (let i = 0; i < K; i++)
+        for (let j = 0; j < V; j++) {
+          let acc = d.A[n] * Z[i * V + j] + d.BM[(n * K + i) * V + j];
+          for (let a = 0; a < C; a++) acc += d.NN[(n * C + a) * K + i] * Yc[a * V + j];
+          Zn[i * V + j] = acc;
+        }
+      Z = Zn;
+    }
+    ZF.set(Z, bh * K * V);
+  }
+  return { ZS, Y, ZF };
+}
+
+const FILES = ["M", "X", "BM", "NN", "A", "Z0", "ZS", "Y", "ZF"];
+
+/** An emulator executable: argv dir (the FILES .bin float32), entry, BH, nC, reverse, z0 (0: Z0 nullptr), threads, smem,
+ * grid y; writes ZS.out, Y.out, ZF.out. */
+function buildEmu(source: string, kernels: DeltaWalkKernel[]): string {
+  const main = `
+static void* P[9]; static int BH_, NC_, REV_, Z0_;
+${kernels.map((k) => `static void body_${k.entry}() { ${k.entry}((const float*)P[0], (const float*)P[1], (const float*)P[2], (const float*)P[3], (const float*)P[4], Z0_ ? (const float*)P[5] : nullptr, (float*)P[6], (float*)P[7], (float*)P[8], BH_, NC_, REV_); }`).join("\n")}
+${EMU_READF}
+int main(int argc, char** argv) {
+  std::string dir = argv[1], entry = argv[2];
+  BH_ = atoi(argv[3]); NC_ = atoi(argv[4]); REV_ = atoi(argv[5]); Z0_ = atoi(argv[6]);
+  unsigned threads = (unsigned)atoi(argv[7]), smem = (unsigned)atoi(argv[8]), gy = (unsigned)atoi(argv[9]);
+  std::vector<char> b[9] = {${FILES.map((f) => `readf(dir + "/${f}.bin")`).join(", ")}};
+  for (int i = 0; i < 9; ++i) P[i] = b[i].data();
+${emuEntrySelect(kernels.map((k) => k.entry))}
+  emu::Dim g; g.x = (unsigned)BH_; g.y = gy; emu::Dim blk; blk.x = threads;
+  emu::launch(fn, g, blk, smem);
+${[6, 7, 8].map((i, j) => `  ${j ? "" : "FILE* "}f = fopen((dir + "/${FILES[i]}.out").c_str(), "wb"); fwrite(b[${i}].data(), 1, b[${i}].size(), f); fclose(f);`).join("\n")}
+  return 0;
+}
+`;
+  return compileLowRankEmu(source, main, "delta-walk", true);
+}
+
+function runEmu(bin: string, k: DeltaWalkKernel, d: Data, reverse: boolean): Walk {
+  return inScratchDir("seqc-dwalk-", (dir) => {
+    const { C, K, V } = k, { BH, nC } = d;
+    const nan = (n: number) => f32Bytes(new Float64Array(n).fill(NaN)); // the kernel must write every output
+    const bufs: Record<string, Buffer> = {
+      M: f32Bytes(d.M), X: f32Bytes(d.X), BM: f32Bytes(d.BM), NN: f32Bytes(d.NN), A: f32Bytes(d.A), Z0: d.Z0 ? f32Bytes(d.Z0) : Buffer.alloc(4),
+      ZS: nan(BH * nC * K * V), Y: nan(BH * nC * C * V), ZF: nan(BH * K * V),
+    };
+    for (const f of FILES) writeFileSync(join(dir, `${f}.bin`), bufs[f]);
+    execFileSync(bin, [dir, k.entry, String(BH), String(nC), reverse ? "1" : "0", d.Z0 ? "1" : "0", String(k.threads), String(k.sharedBytes), String(V / k.cols)], { stdio: "pipe" });
+    return { ZS: readF32(join(dir, "ZS.out")), Y: readF32(join(dir, "Y.out")), ZF: readF32(join(dir, "ZF.out")) };
+  });
+}
+
+/** The largest relative error of ZS, Y and ZF (Infinity where an output is not finite: never written). */
+function error(k: DeltaWalkKernel, bin: string, d: Data, reverse: boolean): number {
+  const got = runEmu(bin, k, d, reverse), want = reference(k, d, reverse);
+  const outs = ["ZS", "Y", "ZF"] as const;
+  if (!outs.every((o) => got[o].every(Number.isFinite))) return Infinity;
+  return Math.max(...outs.map((o) => relativeError(got[o], want[o])));
+}
+
+/** Every direction, nC and Z0 case of one kernel: the worst error. */
+function worst(k: DeltaWalkKernel, bin: string, BH: number, nCs: number[], seed: number): number {
+  let e = 0;
+  for (const nC of nCs)
+    for (const z0 of [false, true])
+      for (const reverse of [false, true]) {
+        const x = error(k, bin, data(k, BH, nC, z0, seed + 7 * nC + (z0 ? 1 : 0)), reverse);
+        expect(x, `${k.entry} nC=${nC} z0=${z0} reverse=${reverse}`).toBeLessThan(1e-5);
+        e = Math.max(e, x);
+      }
+  return e;
+}
+
+const SMALL: DeltaWalkConfig[] = [
+  { C: 8, K: 8, V: 12, cols: 4 },   // three column groups, one key part
+  { C: 8, K: 16, V: 8, cols: 8 },   // the key sum split in two (K = 2 C), the swizzle over 4 columns
+  { C: 4, K: 16, V: 16, cols: 8 },  // split in four, two column groups
+  { C: 8, K: 32, V: 16, cols: 16 }, // split in four, the full 8-way swizzle
+];
+
+describe.skipIf(!gpp)("delta backward walk kernel on the CPU emulation vs the float64 walk", () => {
+  it("small configurations: both directions, nC = 1 and 5, Z0 null and given", () => {
+    const m = deltaWalkModule(SMALL);
+    expect(m.kernels.map((k) => [k.threads, k.sharedBytes])).toEqual([[2, 4 * (2 * 64 + 2 * 32 + 2 * 32)], [8, 4 * (2 * 128 + 2 * 64 + 2 * 128 + 64)], [8, 4 * (2 * 64 + 2 * 32 + 2 * 128 + 3 * 32)], [32, 4 * (2 * 256 + 2 * 128 + 2 * 512 + 3 * 128)]]);
+    const bin = buildEmu(m.source, m.kernels);
+    for (const [i, k] of m.kernels.entries()) worst(k, bin, 3, [1, 5], 11 + 100 * i);
+  }, 300_000);
+
+  it("the shipped C = 64, K = V = 64 (32 columns a block) and 128 (16 columns): both directions, nC = 1 and 5 (33 at 64), Z0 null and given", () => {
+    const m = deltaWalkModule();
+    expect(m.kernels.map((k) => [k.entry, k.cols, k.threads, k.sharedBytes])).toEqual([
+      ["seqc_delta_walk_c64k64v64", 32, 128, 65536],
+      ["seqc_delta_walk_c64k128v128", 16, 128, 94208],
+    ]);
+    expect(DELTA_WALK_CONFIGS.length).toBe(2);
+    const bin = buildEmu(m.source, m.kernels);
+    const e64 = worst(m.kernels[0], bin, 2, [1, 5, 33], 5);
+    const e128 = worst(m.kernels[1], bin, 2, [1, 5], 9);
+    console.log(`delta walk emulation: worst relative error K = 64 ${e64.toExponential(2)}, K = 128 ${e128.toExponential(2)}`);
+  }, 600_000);
+
+  it("deliberately broken copies fail: M read unswizzled; the reversed walk prefetching the next chunk forwards; BM without the group's column offset; the split's partials dropped", () => {
+    const cases: [DeltaWalkConfig, string, string, boolean][] = [
+      [SMALL[3], "4u * (q ^ sw)]", "4u * q]", false],
+      [SMALL[0], "(reverse ? nC - 1 - (s + 1) : (s + 1))", "(s + 1)", true],
+      [SMALL[0], "gB + (size_t)(x / 1u) * 12u + j0 +", "gB + (size_t)(x / 1u) * 12u +", false],
+      [SMALL[1], "acc[r][0] += v.x;", "acc[r][0] += 0.f * v.x;", false],
+    ];
+    for (const [c, from, to, reverse] of cases) {
+      const m = deltaWalkModule([c], (src) => {
+        expect(src).toContain(from);
+        return src.replaceAll(from, to);
+      });
+      expect(error(m.kernels[0], buildEmu(m.source, m.kernels), data(c, 2, 4, true, 3), reverse), from).toBeGreaterThan(1e-2);
+    }
+  }, 200_000);
+
+  it("configurations that do not fit are refused", () => {
+    expect(() => deltaWalkModule([{ C: 64, K: 10, V: 8 }])).toThrow(/multiples of 4/);
+    expect(() => deltaWalkModule([{ C: 64, K: 64, V: 64, cols: 24 }])).toThrow(/divides V/);
+    expect(() => deltaWalkModule([{ C: 64, K: 32, V: 64 }])).toThrow(/multiple of C/);
+    expect(() => deltaWalkModule([{ C: 64, K: 256, V: 256, cols: 64 }])).toThrow(/threads|shared memory/);
+  });
+
+  it.skipIf(!findNvcc())("nvcc -cubin compiles the shipped walks for sm_90; ptxas: no spills", () => {
+    const m = deltaWalkModule();
+    const usage = ptxasUsage(findNvcc()!, m.source, m.kernels.map((k) => k.entry));
+    for (const [e, u] of usage) {
+      expect([u.spillStores, u.spillLoads], `${e} spills`).toEqual([0, 0]);
+      expect(u.registers, `${e} registers`).toBeLessThanOrEqual(255);
+    }
+    console.log(`delta walk ptxas sm_90: ${[...usage].map(([e, u]) => `${e} ${u.registers} registers`).join(", ")}`);
+  }, 500_000);
+});
