@@ -1,0 +1,293 @@
+/**
+ * The token-aligned delta backward's per-chunk prep kernels (tmp/s13/delta-spec.md kernels 1 and 2; runtime
+ * runtime/torch/seqc_delta_bwd.py, module compiler/backends/cuda/delta-bwd.ts). One block a chunk of C tokens aligned to
+ * t = 0: chunk n = (b H + h) nC + c, slot a = token c C + a; slots past T are identity steps (zero vectors, log decay 0).
+ * G[a] = the chunk's log decays of slots 0..a summed (G[-1] = 0, G_C = G[C - 1]), in double so that every exponent
+ * difference is exact to fp32 however deep the decays go; every exponent is a difference <= 0.
+ *
+ *   prep_fwd (U, W, KK, VV, LD):  Luu[a, f] = exp(G[a-1] - G[f]) (w_a . u_f), Luk likewise with k_f (f < a);
+ *     TI = Tinv = (I - Luu)^-1 (16 x 16 diagonal blocks by forward substitution, then block rows),
+ *     M = Tinv Wd [C, K], X = Tinv (Luk V) [C, V], BM = Kd^T V [K, V], NN = Ud [C, K], A = exp(G_C)
+ *   prep_bwd (Q, U, W, DY, LD, TI):  Pu[a, f] = exp(G[a] - G[f]) (q_a . u_f) (f <= a);
+ *     M = Tinv^T Ud [C, K], X = Tinv^T (Pu^T dY) [C, V], BM = Qd^T dY [K, V], NN = Wd [C, K], A = exp(G_C)
+ * with Wd_a = exp(G[a-1]) w_a, Qd_a = exp(G[a]) q_a, Ud_f = exp(G_C - G[f]) u_f, Kd_f = exp(G_C - G[f]) k_f.
+ *
+ * Per-token inputs [B, T, H, w] of type TIN (float or __nv_bfloat16: entry suffix _f32 / _bf16), LD float [B, T, H]
+ * (nullptr and never read with decay "none"); per-chunk outputs float32, chunk-major: TI [N, C, C] (zeros above the
+ * diagonal), M / NN [N, C, K], X [N, C, V], BM [N, K, V], A [N] (N = B H nC). fp32 math: the chunk's operands in shared
+ * memory, products as 4 x 4 register tiles of fmaf on DELTA_PREP_THREADS threads.
+ */
+
+export type DeltaDecay = "none" | "scalar";
+export type DeltaTin = "f32" | "bf16";
+export type DeltaPrepOp = "fwd" | "bwd";
+
+export interface DeltaPrepConfig {
+  op: DeltaPrepOp;
+  decay: DeltaDecay;
+  tin: DeltaTin;
+  C: number;
+  K: number;
+  V: number;
+}
+
+export interface DeltaPrepKernel extends DeltaPrepConfig {
+  entry: string;
+  threads: number;
+  sharedBytes: number;
+}
+
+export const DELTA_PREP_THREADS = 256;
+
+/** Both ops, both decays, both input types at C = 64 with K = V = 64 and K = V = 128. Shared memory (none / scalar):
+ * prep_fwd 137,216 / 138,512 bytes at K = 64, 222,208 / 223,504 at K = 128; prep_bwd 102,400 / 103,696 at K = 64,
+ * 169,984 / 171,280 at K = 128 (all within 227 KiB; one block an SM except prep_bwd at K = 64: two). */
+export const DELTA_PREP_CONFIGS: readonly DeltaPrepConfig[] = [64, 128].flatMap((K) =>
+  (["fwd", "bwd"] as const).flatMap((op) => (["none", "scalar"] as const).flatMap((decay) => (["f32", "bf16"] as const).map((tin) => ({ op, decay, tin, C: 64, K, V: K })))));
+
+/** What the module puts once before the kernels: u32, the shared-memory declaration, __nv_bfloat16 and the loads of
+ * a per-token input as float (the CPU emulation, test/cuda-emu/emu.h, defines SEQC_EMU and its own shared memory). */
+export const DELTA_PRELUDE = `// ==== seqc token-aligned delta backward (model-independent; compiler/backends/cuda/delta-prep.ts) ====
+typedef unsigned int u32;
+#ifndef SEQC_EMU
+#include <cuda_bf16.h>
+#define SEQC_SMEM_DECL(name) extern __shared__ __align__(16) char name[]
+#else
+struct __nv_bfloat16 { unsigned short x; };
+#endif
+__device__ __forceinline__ float seqc_delta_in(const float* p) { return *p; }
+__device__ __forceinline__ float seqc_delta_in(const __nv_bfloat16* p) { return __uint_as_float(((u32)*(const unsigned short*)p) << 16); }
+`;
+
+export function deltaPrepEntry(c: DeltaPrepConfig): string {
+  return `seqc_delta_prep_${c.op}_${c.decay}_c${c.C}k${c.K}v${c.V}_${c.tin}`;
+}
+
+/** Shared memory in floats from the start: G as double [C + 2] (decay only), the exponent rows eW / eQ / eC [C] each
+ * (decay only), then the op's buffers (each a multiple of 4 floats, so float4 aligned). */
+function layout(c: DeltaPrepConfig): { floats: number; at: Record<string, number> } {
+  const { C, K, V } = c, LC = C + 4, dec = c.decay !== "none";
+  const parts: [string, number][] = [["G", dec ? 2 * (C + 2) : 0], ["E", dec ? 3 * C : 0]];
+  if (c.op === "fwd") parts.push(["UT", K * LC], ["WT", K * LC], ["KT", K * LC], ["V", C * V], ["L", C * LC], ["LkT", C * LC], ["Ti", C * LC], ["LV", Math.max(C * V, 16 * LC)]);
+  else parts.push(["QT", K * LC], ["UT", K * LC], ["DY", C * V], ["Ti", C * LC], ["Pu", C * LC], ["PD", C * V]);
+  const at: Record<string, number> = {};
+  let o = 0;
+  for (const [name, n] of parts) {
+    at[name] = o;
+    o += n;
+  }
+  return { floats: o, at };
+}
+
+function check(c: DeltaPrepConfig): void {
+  if (c.C % 16 || c.C < 16) throw new Error(`delta-prep: C ${c.C} must be a multiple of 16 (the inverse's 16 x 16 diagonal blocks)`);
+  if (c.K % 4 || c.V % 4) throw new Error(`delta-prep: K ${c.K} and V ${c.V} must be multiples of 4 (4 x 4 register tiles)`);
+  const bytes = layout(c).floats * 4;
+  if (bytes > 227 * 1024) throw new Error(`delta-prep: C ${c.C}, K ${c.K}, V ${c.V} (${c.op}) needs ${bytes} bytes of shared memory (> 227 KiB)`);
+}
+
+export function deltaPrepKernel(c: DeltaPrepConfig): DeltaPrepKernel {
+  check(c);
+  return { ...c, entry: deltaPrepEntry(c), threads: DELTA_PREP_THREADS, sharedBytes: layout(c).floats * 4 };
+}
+
+const unroll = "#pragma unroll";
+
+/** A loop over the 4 x 4 tiles (ti, tj) of an [R][W] result, acc[4][4] zeroed, `body` accumulating, then `done`. */
+function tiles(R: number, W: number, body: string, done: string): string {
+  const WT = W / 4;
+  return `  for (u32 x = t; x < ${(R / 4) * WT}u; x += ${DELTA_PREP_THREADS}u) {
+    const u32 ti = x / ${WT}u, tj = x % ${WT}u;
+    float acc[4][4];
+${unroll}
+    for (u32 p = 0; p < 4u; ++p)
+${unroll}
+      for (u32 j = 0; j < 4u; ++j) acc[p][j] = 0.f;
+${body}
+${done}
+  }
+`;
+}
+
+/** acc[p][j] += ap[p] bj[j]. */
+const outer = `${unroll}
+      for (u32 p = 0; p < 4u; ++p)
+${unroll}
+        for (u32 j = 0; j < 4u; ++j) acc[p][j] = fmaf(ap[p], bj[j], acc[p][j]);`;
+
+const f4 = (p: string) => `(*(const float4*)&${p})`;
+const vec = (name: string, p: string) => `const float4 ${name}4 = ${f4(p)};\n      const float ${name}[4] = {${name}4.x, ${name}4.y, ${name}4.z, ${name}4.w};`;
+/** four floats of a transposed [K][LC] buffer's column `col`, rows 4 i0 .. 4 i0 + 3, each times `scale`. */
+const column = (name: string, buf: string, i0: string, col: string, LC: number, scale: string) =>
+  `const float ${name}[4] = {${[0, 1, 2, 3].map((p) => `${scale}${buf}[(4u * ${i0} + ${p}u) * ${LC}u + ${col}]`).join(", ")}};`;
+/** acc stored as float4s into a row-major [.][W] destination (from element `base`) at rows 4 ti + p. */
+const store = (dst: string, W: number, base = "") => `${unroll}
+    for (u32 p = 0; p < 4u; ++p) *(float4*)&${dst}[${base}(4u * ti + p) * ${W}u + 4u * tj] = make_float4(acc[p][0], acc[p][1], acc[p][2], acc[p][3]);`;
+
+/** One kernel's CUDA text (no prelude: DELTA_PRELUDE goes once before a module's kernels). */
+export function deltaPrepSource(c: DeltaPrepConfig): string {
+  check(c);
+  const { C, K, V, op } = c, NT = DELTA_PREP_THREADS, LC = C + 4, dec = c.decay !== "none";
+  const TIN = c.tin === "f32" ? "float" : "__nv_bfloat16";
+  const { at } = layout(c);
+  // G[a] lives at sG[a + 1] (sG[0] = G[-1] = 0); exponent differences in double, then fp32
+  const ex = (x: string, y: string) => (dec ? `expf((float)(sG[${x}] - sG[${y}]))` : "1.f");
+  const eW = (a: string) => (dec ? `sE[${a}]` : ""), eQ = (a: string) => (dec ? `sE[${C}u + ${a}]` : ""), eC = (a: string) => (dec ? `sE[${2 * C}u + ${a}]` : "");
+  const times = (e: string) => (e ? `${e} * ` : "");
+  const buffers = Object.entries(at).filter(([k]) => k !== "G" && k !== "E").map(([k, o]) => `  float* s${k} = smf + ${o};\n`).join("");
+  const row = (a: string) => `(((size_t)b * (u32)T + t0 + ${a}) * (u32)H + h)`;
+  // a chunk's slot rows of a per-token input: transposed into [w][LC] or as they are [C][w], zeros past T
+  const loadT = (dst: string, src: string, w: number) => `  for (u32 x = t; x < ${C * w}u; x += ${NT}u) { const u32 a = x / ${w}u, i = x % ${w}u; ${dst}[i * ${LC}u + a] = a < used ? seqc_delta_in(&${src}[${row("a")} * ${w}u + i]) : 0.f; }\n`;
+  const loadR = (dst: string, src: string, w: number) => `  for (u32 x = t; x < ${C * w}u; x += ${NT}u) { const u32 a = x / ${w}u, i = x % ${w}u; ${dst}[x] = a < used ? seqc_delta_in(&${src}[${row("a")} * ${w}u + i]) : 0.f; }\n`;
+  const gPrefix = dec
+    ? `  if (t == 0u) {
+    double g = 0.0;
+    sG[0] = 0.0;
+    for (u32 a = 0; a < ${C}u; ++a) {
+      if (a < used) g += (double)LD[${row("a")}];
+      sG[a + 1u] = g;
+    }
+  }
+`
+    : "";
+  const exps = dec
+    ? `  // eW[a] = exp(G[a-1]), eQ[a] = exp(G[a]), eC[a] = exp(G_C - G[a])
+  for (u32 a = t; a < ${C}u; a += ${NT}u) { sE[a] = expf((float)sG[a]); sE[${C}u + a] = expf((float)sG[a + 1u]); sE[${2 * C}u + a] = expf((float)(sG[${C}u] - sG[a + 1u])); }
+`
+    : "";
+  // scores [a][f] of two transposed [K][LC] operands, masked (f < a strict, else f <= a) and decayed, stored as [a][f]
+  // (row) or [f][a] (transposed) into a [C][LC] buffer, every entry written (zeros where masked)
+  const scores = (dst: string, xa: string, xf: string, strict: boolean, transposed: boolean) => {
+    const mask = strict ? "f < a" : "f <= a";
+    const e = strict ? ex("a", "f + 1u") : ex("a + 1u", "f + 1u");
+    return tiles(C, C, `    for (u32 i = 0; i < ${K}u; ++i) {
+      ${vec("ap", `${xa}[i * ${LC}u + 4u * ti]`)}
+      ${vec("bj", `${xf}[i * ${LC}u + 4u * tj]`)}
+${outer}
+    }`, `${unroll}
+    for (u32 p = 0; p < 4u; ++p) {
+      const u32 a = 4u * ti + p;
+      float m[4];
+${unroll}
+      for (u32 j = 0; j < 4u; ++j) { const u32 f = 4u * tj + j; m[j] = ${mask} ? ${e} : 0.f; }
+${transposed
+      ? `${unroll}
+      for (u32 j = 0; j < 4u; ++j) ${dst}[(4u * tj + j) * ${LC}u + a] = acc[p][j] * m[j];`
+      : `      *(float4*)&${dst}[a * ${LC}u + 4u * tj] = make_float4(acc[p][0] * m[0], acc[p][1] * m[1], acc[p][2] * m[2], acc[p][3] * m[3]);`}
+    }`);
+  };
+  const chunk = (rows: number, W: number) => `(size_t)n * ${rows * W}u + `;
+  const head = (args: string) => `
+extern "C" __global__ void __launch_bounds__(${NT}) ${deltaPrepEntry(c)}(${args}) {
+  SEQC_SMEM_DECL(seqc_smem_raw);
+  const u32 t = threadIdx.x, nC = ((u32)T + ${C - 1}u) / ${C}u, n = blockIdx.x;
+  if (n >= (u32)B * (u32)H * nC) return;
+  const u32 c = n % nC, bh = n / nC, h = bh % (u32)H, b = bh / (u32)H, t0 = c * ${C}u;
+  const u32 used = (u32)T - t0 < ${C}u ? (u32)T - t0 : ${C}u;  // slots in use (the rest: identity steps)
+${dec ? "  double* sG = (double*)seqc_smem_raw;  // sG[a + 1] = G[a], sG[0] = 0\n" : ""}  float* smf = (float*)seqc_smem_raw;
+${dec ? `  float* sE = smf + ${at.E};  // eW [C], eQ [C], eC [C]\n` : ""}${buffers}`;
+  if (op === "fwd") {
+    const NB = C / 16;
+    return `${head(`const ${TIN}* __restrict__ U, const ${TIN}* __restrict__ W, const ${TIN}* __restrict__ KK, const ${TIN}* __restrict__ VV, const float* __restrict__ LD, int B, int T, int H, float* __restrict__ TI, float* __restrict__ M, float* __restrict__ X, float* __restrict__ BM, float* __restrict__ NN, float* __restrict__ A`)}${loadT("sUT", "U", K)}${loadT("sWT", "W", K)}${loadT("sKT", "KK", K)}${loadR("sV", "VV", V)}  for (u32 x = t; x < ${C * LC}u; x += ${NT}u) sTi[x] = 0.f;
+${gPrefix}  __syncthreads();
+${exps}  // Luu [a][f] (row), Luk^T [f][a]
+${scores("sL", "sWT", "sUT", true, false)}${scores("sLkT", "sWT", "sKT", true, true)}  __syncthreads();
+  // Tinv's 16 x 16 diagonal blocks: thread t < C owns column t of its block, forward substitution down the block
+  if (t < ${C}u) {
+    const u32 j = t, end = (j / 16u) * 16u + 16u;
+    sTi[j * ${LC}u + j] = 1.f;
+    for (u32 a = j + 1u; a < end; ++a) {
+      float s0 = 0.f, s1 = 0.f;
+      u32 f = j;
+      for (; f + 1u < a; f += 2u) { s0 = fmaf(sL[a * ${LC}u + f], sTi[f * ${LC}u + j], s0); s1 = fmaf(sL[a * ${LC}u + f + 1u], sTi[(f + 1u) * ${LC}u + j], s1); }
+      if (f < a) s0 = fmaf(sL[a * ${LC}u + f], sTi[f * ${LC}u + j], s0);
+      sTi[a * ${LC}u + j] = s0 + s1;
+    }
+  }
+  __syncthreads();
+  // block rows r = 1 .. ${NB - 1}: P = L[r, 0:r] Tinv[0:r, 0:r] (rows 16 r.., columns 0..16 r), then Tinv[r, 0:r] = Tinv[r, r] P
+  for (u32 r = 1; r < ${NB}u; ++r) {
+    const u32 r0 = 16u * r, w = r0;
+    for (u32 x = t; x < 16u * w; x += ${NT}u) {
+      const u32 a = r0 + x / w, j = x % w;
+      float s0 = 0.f, s1 = 0.f;
+      for (u32 f = (j / 16u) * 16u; f < r0; f += 2u) { s0 = fmaf(sL[a * ${LC}u + f], sTi[f * ${LC}u + j], s0); s1 = fmaf(sL[a * ${LC}u + f + 1u], sTi[(f + 1u) * ${LC}u + j], s1); }
+      sLV[(x / w) * ${LC}u + j] = s0 + s1;
+    }
+    __syncthreads();
+    for (u32 x = t; x < 16u * w; x += ${NT}u) {
+      const u32 a = r0 + x / w, j = x % w;
+      float s = 0.f;
+      for (u32 f = r0; f <= a; ++f) s = fmaf(sTi[a * ${LC}u + f], sLV[(f - r0) * ${LC}u + j], s);
+      sTi[a * ${LC}u + j] = s;
+    }
+    __syncthreads();
+  }
+  // Tinv^T into L's buffer; TI, NN = Ud, A out
+  for (u32 x = t; x < ${C * C}u; x += ${NT}u) { const u32 a = x / ${C}u, f = x % ${C}u; const float v = sTi[a * ${LC}u + f]; sL[f * ${LC}u + a] = v; TI[(size_t)n * ${C * C}u + x] = v; }
+  for (u32 x = t; x < ${C * K}u; x += ${NT}u) { const u32 a = x / ${K}u, i = x % ${K}u; NN[(size_t)n * ${C * K}u + x] = ${times(eC("a"))}sUT[i * ${LC}u + a]; }
+  if (t == 0u) A[n] = ${dec ? `expf((float)sG[${C}u])` : "1.f"};
+  __syncthreads();
+  // LV = Luk V [C][V]
+${tiles(C, V, `    for (u32 f = 0; f < 4u * ti + 3u; ++f) {
+      ${vec("ap", `sLkT[f * ${LC}u + 4u * ti]`)}
+      ${vec("bj", `sV[f * ${V}u + 4u * tj]`)}
+${outer}
+    }`, store("sLV", V))}  // BM = Kd^T V [K][V]
+${tiles(K, V, `    for (u32 f = 0; f < ${C}u; ++f) {
+      ${column("ap", "sKT", "ti", "f", LC, dec ? `${eC("f")} * ` : "")}
+      ${vec("bj", `sV[f * ${V}u + 4u * tj]`)}
+${outer}
+    }`, store("BM", V, chunk(K, V)))}  // M = Tinv Wd [C][K] (Tinv^T in sL)
+${tiles(C, K, `    for (u32 f = 0; f < 4u * ti + 4u; ++f) {
+      ${vec("ap", `sL[f * ${LC}u + 4u * ti]`)}
+      ${column("bj", "sWT", "tj", "f", LC, dec ? `${eW("f")} * ` : "")}
+${outer}
+    }`, store("M", K, chunk(C, K)))}  __syncthreads();
+  // X = Tinv LV [C][V]
+${tiles(C, V, `    for (u32 f = 0; f < 4u * ti + 4u; ++f) {
+      ${vec("ap", `sL[f * ${LC}u + 4u * ti]`)}
+      ${vec("bj", `sLV[f * ${V}u + 4u * tj]`)}
+${outer}
+    }`, store("X", V, chunk(C, V)))}}
+`;
+  }
+  return `${head(`const ${TIN}* __restrict__ Q, const ${TIN}* __restrict__ U, const ${TIN}* __restrict__ W, const ${TIN}* __restrict__ DY, const float* __restrict__ LD, const float* __restrict__ TI, int B, int T, int H, float* __restrict__ M, float* __restrict__ X, float* __restrict__ BM, float* __restrict__ NN, float* __restrict__ A`)}${loadT("sQT", "Q", K)}${loadT("sUT", "U", K)}${loadR("sDY", "DY", V)}  for (u32 x = t; x < ${C * C}u; x += ${NT}u) sTi[(x / ${C}u) * ${LC}u + x % ${C}u] = TI[(size_t)n * ${C * C}u + x];
+${gPrefix}  __syncthreads();
+${exps}  // Pu [a][f] (row)
+${scores("sPu", "sQT", "sUT", false, false)}  __syncthreads();
+  // NN = Wd, A out
+  for (u32 x = t; x < ${C * K}u; x += ${NT}u) { const u32 a = x / ${K}u, i = x % ${K}u; NN[(size_t)n * ${C * K}u + x] = a < used ? ${times(eW("a"))}seqc_delta_in(&W[${row("a")} * ${K}u + i]) : 0.f; }
+  if (t == 0u) A[n] = ${dec ? `expf((float)sG[${C}u])` : "1.f"};
+  // PD = Pu^T dY [C][V] (rows a >= f)
+${tiles(C, V, `    for (u32 a = 4u * ti; a < ${C}u; ++a) {
+      ${vec("ap", `sPu[a * ${LC}u + 4u * ti]`)}
+      ${vec("bj", `sDY[a * ${V}u + 4u * tj]`)}
+${outer}
+    }`, store("sPD", V))}  // BM = Qd^T dY [K][V]
+${tiles(K, V, `    for (u32 a = 0; a < ${C}u; ++a) {
+      ${column("ap", "sQT", "ti", "a", LC, dec ? `${eQ("a")} * ` : "")}
+      ${vec("bj", `sDY[a * ${V}u + 4u * tj]`)}
+${outer}
+    }`, store("BM", V, chunk(K, V)))}  // M = Tinv^T Ud [C][K] (rows a >= f)
+${tiles(C, K, `    for (u32 a = 4u * ti; a < ${C}u; ++a) {
+      ${vec("ap", `sTi[a * ${LC}u + 4u * ti]`)}
+      ${column("bj", "sUT", "tj", "a", LC, dec ? `${eC("a")} * ` : "")}
+${outer}
+    }`, store("M", K, chunk(C, K)))}  __syncthreads();
+  // X = Tinv^T PD [C][V]
+${tiles(C, V, `    for (u32 a = 4u * ti; a < ${C}u; ++a) {
+      ${vec("ap", `sTi[a * ${LC}u + 4u * ti]`)}
+      ${vec("bj", `sPD[a * ${V}u + 4u * tj]`)}
+${outer}
+    }`, store("X", V, chunk(C, V)))}}
+`;
+}
+
+/** A module of these configurations (default DELTA_PREP_CONFIGS): DELTA_PRELUDE then each kernel; `patch` edits the
+ * source (tests: deliberately broken copies). */
+export function deltaPrepModule(configs: readonly DeltaPrepConfig[] = DELTA_PREP_CONFIGS, patch?: (src: string) => string): { source: string; kernels: DeltaPrepKernel[] } {
+  const kernels = configs.map(deltaPrepKernel);
+  const source = DELTA_PRELUDE + configs.map(deltaPrepSource).join("");
+  return { source: patch ? patch(source) : source, kernels };
+}
