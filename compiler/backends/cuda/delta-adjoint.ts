@@ -1,0 +1,270 @@
+/**
+ * The token-aligned delta backward's adjoint kernel (tmp/s13/delta-spec.md, kernel 4 "adjoint"; runtime
+ * seqc_delta_bwd.py): one block per chunk of C tokens (aligned to t = 0) forms every per-token adjoint of the chunk and,
+ * with a scalar log decay, the log decay's adjoint, from the per-token inputs q, u, w, k [.., K], v, dy [.., V] (TIN:
+ * float or bf16), the forward walk's reads R [N, C, V] and start states S0 [N, K, V], the backward walk's chunk-end
+ * adjoints LE [N, K, V] and DR [N, C, V], and the forward walk's final state SF [B H, K, V] (S_C of the chunk holding
+ * token T - 1; every other chunk's S_C is the next chunk's S0). With G[a] the chunk's log decays summed over slots
+ * 0..a (G[-1] = 0, G_C = G[C - 1]; fp32, summed in slot order):
+ *
+ *   Ay[a,f] = exp(G[a] - G[f]) (dy_a . v_f)   f <= a      Ar[a,f] = exp(G[a-1] - G[f]) (DR_a . v_f)   f < a
+ *   By[a,f] = exp(G[a] - G[f]) (dy_a . r_f)   f <= a      Br[a,f] = exp(G[a-1] - G[f]) (DR_a . r_f)   f < a
+ *   Pk[a,f] = exp(G[a] - G[f]) (q_a . k_f)    f <= a      Luk[a,f] = exp(G[a-1] - G[f]) (w_a . k_f)   f < a
+ *   dv_f = sum_a Pk[a,f] dy_a + sum_a Luk[a,f] DR_a + exp(G_C - G[f]) LE^T k_f
+ *   dk_f = sum_a Ay[a,f] q_a + sum_a Ar[a,f] w_a + exp(G_C - G[f]) LE v_f
+ *   du_f = sum_a By[a,f] q_a + sum_a Br[a,f] w_a + exp(G_C - G[f]) LE r_f
+ *   dq_a = exp(G[a]) S0 dy_a + sum_f (By[a,f] u_f + Ay[a,f] k_f)
+ *   dw_a = exp(G[a-1]) S0 DR_a + sum_f (Br[a,f] u_f + Ar[a,f] k_f)
+ *   scalar decay: terms_a = q_a.dq_a + w_a.dw_a - u_a.du_a - k_a.dk_a, aC = <LE, S_C>,
+ *                 dld_a = aC + sum_{s >= a} terms_s - w_a.dw_a
+ *
+ * The "y" side (x = q, g = dy, scores f <= a) and the "r" side (x = w, g = DR, f < a) are one sequence of steps,
+ * each 64 x 64 x 64 at C = K = V = 64 (21 products a chunk; the score products' sums run only over the scores' nonzero
+ * triangle and the scores' tiles above the diagonal are not computed):
+ *   LE    dv = k LE, dk = v LE^T, du = r LE^T, each row f scaled by exp(G_C - G[f]);  aC's partial sums
+ *   side  dx = g S0^T, row a scaled by exp(G[a]) (y) / exp(G[a-1]) (r);  P = (x k^T) masked and decayed
+ *         dv += P^T g;  A = (g v^T) masked and decayed
+ *         dx += A k;  dk += A^T x
+ *         B = (g r^T) masked and decayed
+ *         dx += B u;  du += B^T x;  dx stored (dq / dw)
+ * Every thread owns one 4 x 4 tile of each [C, K] output (K = V, C K / 16 threads): dk, du, dv and the side's dx stay
+ * in registers from the first step to the last. Shared memory holds six [max(C, K)][max(C, K) + 4] fp32 slots, reloaded
+ * from global memory (L2) in the layout each step reads (rows, or transposed), so that every product reads its right
+ * operand as float4 rows: 106,000 bytes at C = K = V = 64 (two blocks an SM). Slots t >= T of the chunk read as zeros
+ * (per-token inputs, and the rows of R and DR), and nothing is written for them.
+ *
+ * Inputs of type TIN: float, or bf16 passed as its 16-bit words (`unsigned short`, the same bits as __nv_bfloat16).
+ * Math fp32 (fmaf on the SIMT cores). Every exponent is a difference G[x] - G[y] with x >= y, or G[x] - 0 <= 0.
+ */
+
+export type DeltaAdjDecay = "none" | "scalar";
+export type DeltaTin = "f32" | "bf16";
+
+export interface DeltaAdjConfig {
+  decay: DeltaAdjDecay;
+  tin: DeltaTin;
+  C: number;
+  K: number;
+  V: number;
+}
+
+export interface DeltaAdjKernel extends DeltaAdjConfig {
+  entry: string;
+  threads: number;
+  sharedBytes: number;
+}
+
+/** The shipped configurations: C = K = V = 64, each decay and input type. */
+export const DELTA_ADJ_CONFIGS: readonly DeltaAdjConfig[] = (["none", "scalar"] as const).flatMap((decay) =>
+  (["f32", "bf16"] as const).map((tin) => ({ decay, tin, C: 64, K: 64, V: 64 })));
+
+export function deltaAdjEntry(c: DeltaAdjConfig): string {
+  return `seqc_delta_adj_${c.decay}_c${c.C}k${c.K}v${c.V}_${c.tin}`;
+}
+
+const SLOTS = 6;
+
+function layout(c: DeltaAdjConfig): { W: number; LD: number; slot: number; NT: number; floats: number } {
+  const W = Math.max(c.C, c.K), LD = W + 4, NT = (c.C / 4) * (c.K / 4);
+  const up4 = (x: number) => Math.ceil(x / 4) * 4;
+  return { W, LD, slot: W * LD, NT, floats: SLOTS * W * LD + up4(c.C + 1) + up4(NT) + up4(c.C + 1) };
+}
+
+function check(c: DeltaAdjConfig): void {
+  if (c.K !== c.V) throw new Error(`delta-adjoint: K ${c.K} must equal V ${c.V} (a thread owns one tile of each output)`);
+  if (c.C % 4 || c.K % 4 || c.C < 4 || c.K < 4) throw new Error(`delta-adjoint: C ${c.C} and K ${c.K} must be multiples of 4 (4 x 4 register tiles)`);
+  const { NT, floats } = layout(c);
+  if (NT > 1024) throw new Error(`delta-adjoint: C ${c.C}, K ${c.K} needs ${NT} threads (> 1024)`);
+  if (floats * 4 > 227 * 1024) throw new Error(`delta-adjoint: C ${c.C}, K ${c.K} needs ${floats * 4} bytes of shared memory (> 227 KiB)`);
+}
+
+export function deltaAdjKernel(c: DeltaAdjConfig): DeltaAdjKernel {
+  check(c);
+  const { NT, floats } = layout(c);
+  return { ...c, entry: deltaAdjEntry(c), threads: NT, sharedBytes: floats * 4 };
+}
+
+/** Helpers the kernels share (guarded: a module may hold several kernels and other preludes). */
+export const DELTA_ADJ_PRELUDE = `#ifndef SEQC_DELTA_ADJ_IO
+#define SEQC_DELTA_ADJ_IO 1
+typedef unsigned int u32;
+#ifndef SEQC_SMEM_DECL
+#define SEQC_SMEM_DECL(name) extern __shared__ __align__(16) char name[]
+#endif
+__device__ __forceinline__ float seqc_dadj_in(const float* p, size_t i) { return p[i]; }
+__device__ __forceinline__ float seqc_dadj_in(const unsigned short* p, size_t i) { return __uint_as_float(((u32)p[i]) << 16); }
+#endif
+`;
+
+const unroll = "#pragma unroll";
+
+/** acc[p][j] += sum_{m in [lo, hi)} X(4 ti + p, m) Y(m, 4 tj + j) (lo, hi multiples of 4), X stored [i][m] ("N") or
+ * [m][i] ("T"), Y stored [m][j]; row stride ld. */
+function prod(acc: string, X: string, xT: boolean, Y: string, ld: number, ti: string, tj: string, lo: string, hi: string): string {
+  const xs = xT
+    ? `${unroll}
+      for (u32 q = 0; q < 4u; ++q) { const float4 v = *(const float4*)&${X}[(m0 + q) * ${ld}u + 4u * ${ti}]; xa[0][q] = v.x; xa[1][q] = v.y; xa[2][q] = v.z; xa[3][q] = v.w; }`
+    : `${unroll}
+      for (u32 p = 0; p < 4u; ++p) { const float4 v = *(const float4*)&${X}[(4u * ${ti} + p) * ${ld}u + m0]; xa[p][0] = v.x; xa[p][1] = v.y; xa[p][2] = v.z; xa[p][3] = v.w; }`;
+  return `    for (u32 m0 = ${lo}; m0 < ${hi}; m0 += 4u) {
+      float xa[4][4];
+${xs}
+${unroll}
+      for (u32 q = 0; q < 4u; ++q) {
+        const float4 y4 = *(const float4*)&${Y}[(m0 + q) * ${ld}u + 4u * ${tj}];
+        const float yb[4] = {y4.x, y4.y, y4.z, y4.w};
+${unroll}
+        for (u32 p = 0; p < 4u; ++p)
+${unroll}
+          for (u32 j = 0; j < 4u; ++j) ${acc}[p][j] = fmaf(xa[p][q], yb[j], ${acc}[p][j]);
+      }
+    }
+`;
+}
+
+export function deltaAdjSource(c: DeltaAdjConfig): string {
+  check(c);
+  const { C, K, V, decay, tin } = c;
+  const { LD, slot, NT } = layout(c);
+  const dec = decay !== "none";
+  const TIN = tin === "f32" ? "float" : "unsigned short";
+  const KT = K / 4, CT = C / 4;
+  const S = (i: number) => `sS${i}`;
+  // the chunk's token rows: slot a is token t0 + a (valid below T); per-token index of (a, i) in a [B, T, H, w] tensor
+  const tok = (a: string, i: string, w: number) => `(((size_t)b * T + t0 + ${a}) * H + h) * ${w}u + ${i}`;
+  const chk = (a: string, i: string, w: number) => `((size_t)n * ${C}u + ${a}) * ${w}u + ${i}`;
+  // loads: rows [a][i] (N) or transposed [i][a] (T) of a per-token input (src name, width w) or of a chunk tensor
+  const load = (dst: string, src: string, w: number, kind: "tok" | "chunk", T_: boolean) => {
+    const at = kind === "tok" ? `seqc_dadj_in(${src}, ${tok("a", "i", w)})` : `${src}[${chk("a", "i", w)}]`;
+    return `  for (u32 x = t; x < ${C * w}u; x += ${NT}u) { const u32 a = x / ${w}u, i = x % ${w}u; ${dst}[${T_ ? `i * ${LD}u + a` : `a * ${LD}u + i`}] = a < nv ? ${at} : 0.f; }\n`;
+  };
+  // a [K][V] chunk tensor (S0, LE) as it is ([i][j]) or transposed ([j][i])
+  const loadKV = (dst: string, src: string, T_: boolean) =>
+    `  for (u32 x = t; x < ${K * V}u; x += ${NT}u) { const u32 i = x / ${V}u, j = x % ${V}u; ${dst}[${T_ ? `j * ${LD}u + i` : `i * ${LD}u + j`}] = ${src}[(size_t)n * ${K * V}u + x]; }\n`;
+  const zero = (acc: string, decl = true) => `${decl ? `  float ${acc}[4][4];\n` : ""}${unroll}
+  for (u32 p = 0; p < 4u; ++p)
+${unroll}
+    for (u32 j = 0; j < 4u; ++j) ${acc}[p][j] = 0.f;
+`;
+  // rows of acc scaled by e(row) (decay only)
+  const scaleRows = (acc: string, e: (a: string) => string) => dec ? `${unroll}
+  for (u32 p = 0; p < 4u; ++p) {
+    const float e = ${e("(4u * oti + p)")};
+${unroll}
+    for (u32 j = 0; j < 4u; ++j) ${acc}[p][j] *= e;
+  }
+` : "";
+  // scores [a][f] = X(a, .) . Y(., f) over m < w, masked f < a + oq and decayed exp(G[a - 1 + oq] - G[f]), into dst
+  // (tiles above the diagonal are zeros)
+  const scores = (dst: string, X: string, Y: string, w: number, oq: number) => `  for (u32 x = t; x < ${CT * CT}u; x += ${NT}u) {
+    const u32 sti = x / ${CT}u, stj = x % ${CT}u;
+    float sc[4][4];
+${unroll}
+    for (u32 p = 0; p < 4u; ++p)
+${unroll}
+      for (u32 j = 0; j < 4u; ++j) sc[p][j] = 0.f;
+    if (stj <= sti) {
+${prod("sc", X, false, Y, LD, "sti", "stj", "0u", `${w}u`)}    }
+${unroll}
+    for (u32 p = 0; p < 4u; ++p) {
+      const u32 a = 4u * sti + p;
+      float m[4];
+${unroll}
+      for (u32 j = 0; j < 4u; ++j) { const u32 f = 4u * stj + j; m[j] = f < a + ${oq}u ? ${dec ? `expf(sG[a + ${oq}u] - sG[f + 1u])` : "1.f"} : 0.f; }
+      *(float4*)&${dst}[a * ${LD}u + 4u * stj] = make_float4(sc[p][0] * m[0], sc[p][1] * m[1], sc[p][2] * m[2], sc[p][3] * m[3]);
+    }
+  }
+`;
+  // stores of a [C, K] output's tile rows (valid rows only)
+  const store = (acc: string, dst: string) => `${unroll}
+  for (u32 p = 0; p < 4u; ++p) {
+    const u32 a = 4u * oti + p;
+    if (a < nv) {
+${unroll}
+      for (u32 j = 0; j < 4u; ++j) ${dst}[${tok("a", "4u * otj + j", K)}] = ${acc}[p][j];
+    }
+  }
+`;
+  // per-row partial dot products x_a . acc_a over the tile's columns, added into part[p] with a sign (x from global)
+  const dots = (acc: string, src: string, part: string, sign: string) => dec ? `${unroll}
+  for (u32 p = 0; p < 4u; ++p) {
+    const u32 a = 4u * oti + p;
+    if (a < nv) {
+${unroll}
+      for (u32 j = 0; j < 4u; ++j) ${part}[p] ${sign}= seqc_dadj_in(${src}, ${tok("a", "4u * otj + j", K)}) * ${acc}[p][j];
+    }
+  }
+` : "";
+  const side = (y: boolean) => {
+    const oq = y ? 1 : 0, x = y ? "Q" : "W", g = y ? "DY" : "DR", dx = y ? "dQ" : "dW";
+    const gLoad = (dst: string) => y ? load(dst, "DY", V, "tok", false) : load(dst, "DR", V, "chunk", false);
+    return `  // ---- side ${y ? "y: x = q, g = dy, scores f <= a" : "r: x = w, g = DR, scores f < a"} ----
+${load(S(0), x, K, "tok", false)}${gLoad(S(1))}${loadKV(S(2), "S0", true)}${load(S(3), "KK", K, "tok", true)}${load(S(5), "VV", V, "tok", true)}  __syncthreads();
+${zero("dx", false)}${prod("dx", S(1), false, S(2), LD, "oti", "otj", "0u", `${V}u`)}${scaleRows("dx", (a) => `expf(sG[${a}${oq ? " + 1u" : ""}])`)}${scores(S(4), S(0), S(3), K, oq)}  __syncthreads();
+  // dv += P^T g; A = g v^T
+${load(S(3), "KK", K, "tok", false)}${prod("dv", S(4), true, S(1), LD, "oti", "otj", "4u * oti", `${C}u`)}${scores(S(2), S(1), S(5), V, oq)}  __syncthreads();
+  // dx += A k; dk += A^T x
+${load(S(5), "R", V, "chunk", true)}${load(S(4), "U", K, "tok", false)}${prod("dx", S(2), false, S(3), LD, "oti", "otj", "0u", "4u * oti + 4u")}${prod("dk", S(2), true, S(0), LD, "oti", "otj", "4u * oti", `${C}u`)}  __syncthreads();
+  // B = g r^T
+${scores(S(3), S(1), S(5), V, oq)}  __syncthreads();
+  // dx += B u; du += B^T x
+${prod("dx", S(3), false, S(4), LD, "oti", "otj", "0u", "4u * oti + 4u")}${prod("du", S(3), true, S(0), LD, "oti", "otj", "4u * oti", `${C}u`)}${store("dx", dx)}${dots("dx", x, "pt", "+")}${y ? "" : dots("dx", "W", "pw", "+")}  __syncthreads();
+`;
+  };
+  const slots = Array.from({ length: SLOTS }, (_, i) => `  float* ${S(i)} = (float*)seqc_smem_raw + ${i * slot};\n`).join("");
+  const tail = dec ? `  // dld: rows' terms and w.dw summed over the tiles' columns, aC, suffix sums
+  float* sPT = ${S(0)};          // [C][K / 4] terms partials
+  float* sPW = ${S(0)} + ${C * KT}; // [C][K / 4] w.dw partials
+${unroll}
+  for (u32 p = 0; p < 4u; ++p) { sPT[(4u * oti + p) * ${KT}u + otj] = pt[p]; sPW[(4u * oti + p) * ${KT}u + otj] = pw[p]; }
+  __syncthreads();
+  float wdw = 0.f;
+  if (t < ${C}u) {
+    float s = 0.f;
+    for (u32 j = 0; j < ${KT}u; ++j) { s += sPT[t * ${KT}u + j]; wdw += sPW[t * ${KT}u + j]; }
+    sRow[t] = s;
+  }
+  if (t == 0u) {
+    float s = 0.f;
+    for (u32 j = 0; j < ${NT}u; ++j) s += sRed[j];
+    sRow[${C}u] = s;  // aC
+  }
+  __syncthreads();
+  if (t < nv) {
+    float s = sRow[${C}u];
+    for (u32 a = ${C - 1}u; a > t; --a) s += sRow[a];
+    s += sRow[t];
+    dLD[((size_t)b * T + t0 + t) * H + h] = s - wdw;
+  }
+` : "";
+  return `
+extern "C" __global__ void __launch_bounds__(${NT}) ${deltaAdjEntry(c)}(const ${TIN}* __restrict__ Q, const ${TIN}* __restrict__ U, const ${TIN}* __restrict__ W, const ${TIN}* __restrict__ KK, const ${TIN}* __restrict__ VV, const ${TIN}* __restrict__ DY, const float* __restrict__ LD,
+    const float* __restrict__ R, const float* __restrict__ S0, const float* __restrict__ SF, const float* __restrict__ LE, const float* __restrict__ DR, int B, int T, int H,
+    float* __restrict__ dQ, float* __restrict__ dU, float* __restrict__ dW, float* __restrict__ dK, float* __restrict__ dV, float* __restrict__ dLD) {
+  SEQC_SMEM_DECL(seqc_smem_raw);
+  const u32 nC = ((u32)T + ${C - 1}u) / ${C}u, n = blockIdx.x, t = threadIdx.x;
+  if (n >= (u32)B * (u32)H * nC) return;
+  const u32 bh = n / nC, cix = n % nC, b = bh / (u32)H, h = bh % (u32)H, t0 = cix * ${C}u;
+  const u32 nv = (u32)T - t0 < ${C}u ? (u32)T - t0 : ${C}u;  // slots in use
+  const u32 oti = t / ${KT}u, otj = t % ${KT}u;  // this thread's tile of each [C, K] output
+${slots}  float* sG = (float*)seqc_smem_raw + ${SLOTS * slot};  // [C + 1]: sG[a + 1] = G[a], sG[0] = 0
+  float* sRed = sG + ${Math.ceil((C + 1) / 4) * 4};  // [threads] aC partials
+  float* sRow = sRed + ${Math.ceil(NT / 4) * 4};      // [C] row terms, then aC
+${dec ? `  if (t == 0u) {
+    float s = 0.f;
+    sG[0] = 0.f;
+    for (u32 a = 0; a < ${C}u; ++a) { if (a < nv) s += LD[((size_t)b * T + t0 + a) * H + h]; sG[a + 1u] = s; }
+  }
+` : ""}  // ---- LE: dv = k LE, dk = v LE^T, du = r LE^T (rows scaled by exp(G_C - G[f])); aC's partials ----
+${load(S(0), "KK", K, "tok", false)}${loadKV(S(1), "LE", false)}${load(S(2), "VV", V, "tok", false)}${load(S(3), "R", V, "chunk", false)}${loadKV(S(4), "LE", true)}  __syncthreads();
+${zero("dv")}${zero("dk")}${zero("du")}  float dx[4][4];
+${dec ? "  float pt[4] = {0.f, 0.f, 0.f, 0.f}, pw[4] = {0.f, 0.f, 0.f, 0.f};\n" : ""}${prod("dv", S(0), false, S(1), LD, "oti", "otj", "0u", `${K}u`)}${prod("dk", S(2), false, S(4), LD, "oti", "otj", "0u", `${V}u`)}${prod("du", S(3), false, S(4), LD, "oti", "otj", "0u", `${V}u`)}${scaleRows("dv", (a) => `expf(sG[${C}u] - sG[${a} + 1u])`)}${scaleRows("dk", (a) => `expf(sG[${C}u] - sG[${a} + 1u])`)}${scaleRows("du", (a) => `expf(sG[${C}u] - sG[${a} + 1u])`)}${dec ? `  {
+    const float* SC = cix + 1u < nC ? S0 + (size_t)(n + 1u) * ${K * V}u : SF + (size_t)bh * ${K * V}u;
+    float s = 0.f;
+    for (u32 x = t; x < ${K * V}u; x += ${NT}u) s = fmaf(${S(1)}[(x / ${V}u) * ${LD}u + x % ${V}u], SC[x], s);
+    sRed[t] = s;
+  }
+` : ""}  __syncthreads();
+${side(true)}${side(false)}${dots("du", "U", "pt", "-")}${dots("dk", "KK", "pt", "-")}${store("dk", "dK")}${store("du", "dU")}${store("dv", "dV")}${tail}}
+`;
+}

@@ -1,0 +1,177 @@
+/**
+ * The token-aligned delta backward's adjoint kernel (compiler/backends/cuda/delta-adjoint.ts) on the CPU emulation of
+ * CUDA (test/cuda-emu/emu.h) against the float64 formulas of test/helpers/delta-ref.ts's `adjoint` (tmp/s13/delta-spec.md):
+ * dq, du, dw, dk, dv and (scalar decay) dld from random q, u, w, k, v, dy (float32, or bf16 words with the reference
+ * taking the rounded values), R, S0, SF, LE, DR (float32; the formulas are what is checked, so any values). B = 2, H = 3,
+ * T = 100 (a ragged second chunk: its R / DR rows past T hold random values the kernel must not let through) and T = 1,
+ * log decays in [-0.3, 0] (the decays mix within a chunk) and in [-20, 0] a step (no NaN / Inf), each a multiple of
+ * 2^-10 so that the kernel's fp32 prefix sums G are exact (the reference sums in float64). Within 1e-5 relative (L2).
+ * Deliberately broken copies must fail: the r side's first scores (Luk) with f <= a; the y side's S0 term scaled by
+ * exp(G[a - 1]); dld's suffix sum without its own slot; B^T x over the rows from one block late. nvcc -cubin for
+ * sm_90 (where installed): no spills, at most 128 registers (two blocks of 256 threads an SM).
+ */
+import { describe, expect, it } from "vitest";
+import { execFileSync, spawnSync } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { DELTA_ADJ_CONFIGS, DELTA_ADJ_PRELUDE, deltaAdjKernel, deltaAdjSource, type DeltaAdjConfig, type DeltaAdjKernel } from "../compiler/backends/cuda/delta-adjoint.ts";
+import { findNvcc } from "../compiler/backends/cuda/nvcc.ts";
+import { relativeError } from "../compiler/io/manifest.ts";
+import { EMU_READF } from "./cuda-emu/harness.ts";
+import { bf16 } from "./helpers/bf16-round.ts";
+import { adjoint, nChunks, type DeltaGrads, type DeltaInputs, type DeltaShape } from "./helpers/delta-ref.ts";
+import { compileLowRankEmu, emuEntrySelect, f32Bytes, inScratchDir, readF32 } from "./helpers/lowrank-emu.ts";
+import { ptxasUsage } from "./helpers/ptxas-usage.ts";
+import { rng } from "./helpers/random.ts";
+
+const gpp = spawnSync("g++", ["--version"]).status === 0;
+if (!gpp) console.warn("cuda-delta-adjoint-emu.test: g++ is not installed, so the emulated runs are skipped");
+
+const TOK = ["Q", "U", "W", "KK", "VV", "DY"] as const;
+const FILES = [...TOK, "LD", "R", "S0", "SF", "LE", "DR", "dQ", "dU", "dW", "dK", "dV", "dLD"] as const;
+
+/** An emulator executable: argv dir, entry, B, T, H, threads, smem; reads dir/<FILES[i]>.bin, writes the outputs' .out. */
+function buildEmu(kernels: DeltaAdjKernel[], patch?: (src: string) => string): string {
+  let source = DELTA_ADJ_PRELUDE + kernels.map(deltaAdjSource).join("");
+  if (patch) {
+    const before = source;
+    source = patch(source);
+    expect(source, "the patch changed nothing").not.toBe(before);
+  }
+  const tramp = kernels.map((k) => {
+    const T = k.tin === "f32" ? "float" : "unsigned short", dec = k.decay !== "none";
+    const args = [...TOK.map((_, i) => `(const ${T}*)P[${i}]`), dec ? "(const float*)P[6]" : "nullptr", ...[7, 8, 9, 10, 11].map((i) => `(const float*)P[${i}]`),
+      "BB", "TT", "HH", ...[12, 13, 14, 15, 16].map((i) => `(float*)P[${i}]`), dec ? "(float*)P[17]" : "nullptr"];
+    return `static void body_${k.entry}() { ${k.entry}(${args.join(", ")}); }`;
+  });
+  const main = `
+static void* P[${FILES.length}]; static int BB, TT, HH;
+${tramp.join("\n")}
+${EMU_READF}
+int main(int argc, char** argv) {
+  std::string dir = argv[1], entry = argv[2];
+  BB = atoi(argv[3]); TT = atoi(argv[4]); HH = atoi(argv[5]);
+  unsigned threads = (unsigned)atoi(argv[6]), smem = (unsigned)atoi(argv[7]), blocks = (unsigned)atoi(argv[8]);
+  const char* names[${FILES.length}] = {${FILES.map((f) => `"${f}"`).join(", ")}};
+  std::vector<char> b[${FILES.length}];
+  for (int i = 0; i < ${FILES.length}; ++i) { b[i] = readf(dir + "/" + names[i] + ".bin"); P[i] = b[i].data(); }
+${emuEntrySelect(kernels.map((k) => k.entry))}
+  emu::Dim g; g.x = blocks; emu::Dim blk; blk.x = threads;
+  emu::launch(fn, g, blk, smem);
+  for (int i = 12; i < ${FILES.length}; ++i) { FILE* f = fopen((dir + "/" + names[i] + ".out").c_str(), "wb"); fwrite(b[i].data(), 1, b[i].size(), f); fclose(f); }
+  return 0;
+}
+`;
+  return compileLowRankEmu(source, main, "delta-adjoint", false);
+}
+
+interface Data { s: DeltaShape; inp: DeltaInputs; dY: Float64Array; R: Float64Array; S0: Float64Array; SF: Float64Array; LE: Float64Array; DR: Float64Array; words: Record<string, Buffer> | null }
+
+/** Random inputs (never zero in law), per-token ones rounded to bf16 for tin "bf16" (the reference takes the rounded
+ * values); log decays multiples of 2^-10 in [minLd, 0] (minLd 0: no decay). */
+function data(c: DeltaAdjConfig, T: number, minLd: number, seed: number): Data {
+  const s: DeltaShape = { B: 2, T, H: 3, K: c.K, V: c.V, C: c.C };
+  const r = rng(seed), f = Math.fround, N = s.B * s.H * nChunks(s), BTH = s.B * T * s.H;
+  const n = (m: number, scale: number) => Float64Array.from({ length: m }, () => f(scale * 2 * r()));
+  const raw = { q: n(BTH * s.K, 1), u: n(BTH * s.K, 1 / Math.sqrt(s.K)), w: n(BTH * s.K, 1 / Math.sqrt(s.K)), k: n(BTH * s.K, 1), v: n(BTH * s.V, 1), dy: n(BTH * s.V, 1) };
+  const ld = c.decay === "none" ? null : Float64Array.from({ length: BTH }, () => -Math.round((r() + 0.5) * -minLd * 1024) / 1024);
+  let words: Record<string, Buffer> | null = null;
+  const vals: Record<string, Float64Array> = { ...raw };
+  if (c.tin === "bf16") {
+    words = {};
+    for (const [name, x] of Object.entries(raw)) { const b = bf16(x); vals[name] = b.values; words[name] = b.words; }
+  }
+  const inp: DeltaInputs = { q: vals.q, u: vals.u, w: vals.w, k: vals.k, v: vals.v, ld, S: null };
+  return { s, inp, dY: vals.dy, R: n(N * s.C * s.V, 1), S0: n(N * s.K * s.V, 1), SF: n(s.B * s.H * s.K * s.V, 1), LE: n(N * s.K * s.V, 1), DR: n(N * s.C * s.V, 1), words };
+}
+
+const OUTS = ["dq", "du", "dw", "dk", "dv", "dld"] as const;
+
+function runEmu(bin: string, k: DeltaAdjKernel, d: Data): DeltaGrads {
+  return inScratchDir("seqc-dadj-", (dir) => {
+    const { s, inp } = d, BTH = s.B * s.T * s.H;
+    const tok: Record<string, Float64Array> = { Q: inp.q, U: inp.u, W: inp.w, KK: inp.k, VV: inp.v, DY: d.dY };
+    const wordName: Record<string, string> = { Q: "q", U: "u", W: "w", KK: "k", VV: "v", DY: "dy" };
+    for (const name of TOK) writeFileSync(join(dir, `${name}.bin`), d.words ? d.words[wordName[name]] : f32Bytes(tok[name]));
+    writeFileSync(join(dir, "LD.bin"), f32Bytes(inp.ld ?? new Float64Array(1)));
+    for (const [name, x] of Object.entries({ R: d.R, S0: d.S0, SF: d.SF, LE: d.LE, DR: d.DR })) writeFileSync(join(dir, `${name}.bin`), f32Bytes(x));
+    for (const [name, w] of [["dQ", s.K], ["dU", s.K], ["dW", s.K], ["dK", s.K], ["dV", s.V], ["dLD", 1]] as const) writeFileSync(join(dir, `${name}.bin`), f32Bytes(new Float64Array(BTH * w).fill(NaN)));
+    execFileSync(bin, [dir, k.entry, String(s.B), String(s.T), String(s.H), String(k.threads), String(k.sharedBytes), String(s.B * s.H * nChunks(s))], { stdio: "pipe" });
+    const read = (name: string) => readF32(join(dir, `${name}.out`));
+    return { dq: read("dQ"), du: read("dU"), dw: read("dW"), dk: read("dK"), dv: read("dV"), dld: k.decay === "none" ? null : read("dLD") };
+  });
+}
+
+/** Each output's relative error against the float64 formulas (dld absent without a decay). */
+function errors(bin: string, k: DeltaAdjKernel, d: Data): Record<string, number> {
+  const want = adjoint(d.inp, d.dY, d.R, d.S0, d.SF, d.LE, d.DR, d.s), got = runEmu(bin, k, d);
+  const e: Record<string, number> = {};
+  for (const o of OUTS) {
+    const g = got[o], w = want[o];
+    if (!g || !w) continue;
+    expect(g.every(Number.isFinite), `${k.entry} ${o}: finite`).toBe(true);
+    e[o] = relativeError(g, w);
+  }
+  return e;
+}
+
+const fmt = (e: Record<string, number>) => Object.entries(e).map(([o, x]) => `${o} ${x.toExponential(2)}`).join(", ");
+const worst = (e: Record<string, number>) => Math.max(...Object.values(e));
+
+describe.skipIf(!gpp)("the delta backward's adjoint kernel on the CPU emulation vs float64", () => {
+  const kernels = DELTA_ADJ_CONFIGS.map(deltaAdjKernel);
+
+  it("the shipped configurations: entries, threads, shared memory", () => {
+    expect(kernels.map((k) => k.entry)).toEqual(["seqc_delta_adj_none_c64k64v64_f32", "seqc_delta_adj_none_c64k64v64_bf16", "seqc_delta_adj_scalar_c64k64v64_f32", "seqc_delta_adj_scalar_c64k64v64_bf16"]);
+    expect(kernels.map((k) => [k.threads, k.sharedBytes])).toEqual(kernels.map(() => [256, 106016]));
+  });
+
+  it("every entry at C = K = V = 64: T = 100 (ragged) and T = 1, decays in [-0.3, 0] and [-20, 0] a step, within 1e-5", () => {
+    const bin = buildEmu(kernels);
+    for (const k of kernels) {
+      const cases = k.decay === "none" ? [[100, 0], [1, 0]] : [[100, -0.3], [100, -20], [1, -5]];
+      for (const [T, minLd] of cases) {
+        const e = errors(bin, k, data(k, T, minLd, 11 + T + kernels.indexOf(k)));
+        expect(worst(e), `${k.entry} T=${T} ld>=${minLd}: ${fmt(e)}`).toBeLessThan(1e-5);
+        console.log(`${k.entry} T=${T} ld>=${minLd}: ${fmt(e)}`);
+      }
+    }
+  }, 900_000);
+
+  it("deliberately broken copies fail", () => {
+    const k = deltaAdjKernel({ decay: "scalar", tin: "f32", C: 64, K: 64, V: 64 });
+    const d = data(k, 100, -0.3, 5);
+    const broken = (from: string, to: string, which: string, nth = 0) => {
+      const bin = buildEmu([k], (src) => {
+        let at = -1;
+        for (let i = 0; i <= nth; i++) at = src.indexOf(from, at + 1);
+        expect(at, `"${from}" #${nth}`).toBeGreaterThanOrEqual(0);
+        return src.slice(0, at) + to + src.slice(at + from.length);
+      });
+      return errors(bin, k, d)[which];
+    };
+    // the r side's first scores (Luk: w . k) with the diagonal
+    expect(broken("f < a + 0u ?", "f <= a + 0u ?", "dv")).toBeGreaterThan(1e-2);
+    // the y side's S0 term scaled by exp(G[a - 1]) instead of exp(G[a])
+    expect(broken("expf(sG[(4u * oti + p) + 1u])", "expf(sG[(4u * oti + p)])", "dq")).toBeGreaterThan(1e-2);
+    // dld's suffix sums without the slot's own terms
+    expect(broken("s += sRow[t];", "", "dld")).toBeGreaterThan(1e-2);
+    // the r side's B^T x (Br^T w) over rows from one 4-row block late
+    expect(broken("for (u32 m0 = 4u * oti; m0 < 64u; m0 += 4u)", "for (u32 m0 = 4u * oti + 4u; m0 < 64u; m0 += 4u)", "du", 5)).toBeGreaterThan(1e-2);
+  }, 600_000);
+
+  it("configurations that do not fit are refused", () => {
+    expect(() => deltaAdjKernel({ decay: "none", tin: "f32", C: 64, K: 64, V: 32 })).toThrow(/must equal/);
+    expect(() => deltaAdjKernel({ decay: "none", tin: "f32", C: 64, K: 10, V: 10 })).toThrow(/multiples of 4/);
+    expect(() => deltaAdjKernel({ decay: "none", tin: "f32", C: 64, K: 128, V: 128 })).toThrow(/shared memory/);
+  });
+
+  it.skipIf(!findNvcc())("nvcc -cubin compiles every entry for sm_90; ptxas: no spills, <= 128 registers", () => {
+    const src = DELTA_ADJ_PRELUDE + kernels.map(deltaAdjSource).join("");
+    for (const [e, u] of ptxasUsage(findNvcc()!, src, kernels.map((k) => k.entry))) {
+      expect([u.spillStores, u.spillLoads], `${e} spills`).toEqual([0, 0]);
+      expect(u.registers, `${e} registers`).toBeLessThanOrEqual(128);
+      console.log(`${e}: ${u.registers} registers`);
+    }
+  }, 200_000);
+});
