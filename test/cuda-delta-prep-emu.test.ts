@@ -6,7 +6,7 @@
  *   prep_bwd  M = Tinv^T Ud, X = Tinv^T (Pu^T dY), BM = Qd^T dY, NN = Wd, A = exp(G_C)   (TI: the float64 Tinv, fp32)
  * per-token inputs [B, T, H, w] in fp32 or bf16 (the reference takes the bf16-rounded values), B = 2, H = 3, T = 1 and
  * T = 100 (a ragged last chunk: M and X rows past T must be exactly 0), no decay (LD nullptr) and a scalar log decay
- * down to -20 a step; the shipped C = 64, K = V = 64 entries and small configurations (K != V, C = 16 and 32).
+ * down to -20 a step; the shipped C = 64 entries (K = V = 64 and 128) and small configurations (K != V, C = 16 and 32).
  * Deliberately broken copies (Luu's exponent a slot late, Tinv without its last block row, Pu without its diagonal,
  * BM's decay one slot early) must fail; nvcc -cubin for sm_90 where installed: no spills.
  */
@@ -159,6 +159,19 @@ describe.skipIf(!gpp)("the delta backward's prep kernels on the CPU emulation vs
         lines.push(`${k.entry} T=${T} ld>=${minLd}: ${fmt(e)}`);
         expect(worst(e), lines[lines.length - 1]).toBeLessThan(1e-5);
       }
+    }
+    console.log(lines.join("\n"));
+  }, 600_000);
+
+  it("the shipped K = V = 128 entries: B = 1, H = 2, T = 100 (a ragged chunk), fp32 and bf16, no decay and one down to -1", () => {
+    const m = deltaPrepModule(DELTA_PREP_CONFIGS.filter((c) => c.K === 128));
+    expect(m.kernels.length).toBe(8);
+    const bin = buildEmu(m.source, m.kernels);
+    const lines: string[] = [];
+    for (const k of m.kernels) {
+      const e = errors(bin, k, makeCase(k, k.tin, 1, 100, 2, k.decay === "none" ? 0 : -1, 13));
+      lines.push(`${k.entry} T=100: ${fmt(e)}`);
+      expect(worst(e), lines[lines.length - 1]).toBeLessThan(1e-5);
     }
     console.log(lines.join("\n"));
   }, 600_000);
