@@ -109,6 +109,14 @@ describe("torch target: the low-rank chunked backward's plans", () => {
       expect(readKey.kernels.map((k: { axis: string; decay: string; M: number; form?: string }) => [k.axis, k.decay, k.M, k.form ?? "plain"]), name).toEqual([["key", "key", 2, "plain"], ["value", "key", 2, "plain"], ["key", "key", 2, "pre"], ["value", "key", 2, "pre"]]);
       for (const k of readKey.kernels) expect(readKey.source).toContain(`extern "C" __global__ void __launch_bounds__(${k.threads}, 2) ${k.entry}(`);
     } else expect(readKey, name).toBeUndefined();
+    // one low-rank pair, one input pair and one readout with no or a scalar decay (DeltaNet, Gated DeltaNet): the token-aligned
+    // delta backward's kernels of the model's decay mode (compiler/backends/cuda/delta-bwd.ts; seqc_delta_bwd, LR_BWD "delta")
+    const delta = meta.kernels?.deltaBwd;
+    if (E === 1 && P === 1 && R === 1 && chain.names.decay !== "key") {
+      expect(delta.kernels.map((k: { op: string; decay: string; tin: string; K: number; cols: number }) => [k.op, k.decay, k.tin, k.K, k.cols]), name).toEqual(
+        [["walk", chain.names.decay, "f32", 64, 32], ["walk", chain.names.decay, "f32", 128, 16]]);
+      for (const k of delta.kernels) expect(delta.source).toContain(`extern "C" __global__ void __launch_bounds__(${k.threads}) ${k.entry}(`);
+    } else expect(delta, name).toBeUndefined();
   }, 120_000);
 
   it("models with neither chain keep the step backward and say why", () => {

@@ -15,6 +15,9 @@
  * (`kernels.lowRankPass`, compiler/backends/cuda/lowrank-pass.ts: both directions at the K = V = 64 configurations;
  * LR_FUSED_PASS); with one low-rank pair, one readout and no or a scalar decay the chunk-state backward's per-chunk
  * kernels (`kernels.lowRankWy`, compiler/backends/cuda/lowrank-wy.ts: both ops of the model's decay mode; LR_FUSED_WY).
+ * With one low-rank pair, one input pair and one readout (E = P = R = 1) and no or a scalar decay, also the token-aligned
+ * delta backward's kernels (`kernels.deltaBwd`, compiler/backends/cuda/delta-bwd.ts: those of the model's decay mode;
+ * runtime/torch/seqc_delta_bwd.py, LR_BWD "delta").
  */
 import * as I from "../../ir/types.ts";
 import type { CudaModelPlan } from "../../../runtime/cuda/plan.ts";
@@ -27,6 +30,7 @@ import { LOWRANK_READ_COLS_CONFIGS, withReadCols } from "../cuda/lowrank-readout
 import { LOWRANK_READ_KEY_CONFIGS, lowRankReadKeyModule } from "../cuda/lowrank-readout-key.ts";
 import { lowRankPassModule } from "../cuda/lowrank-pass.ts";
 import { LOWRANK_WY_CONFIGS, lowRankWyModule } from "../cuda/lowrank-wy.ts";
+import { deltaBwdConfigs, deltaBwdModule } from "../cuda/delta-bwd.ts";
 import type { TorchKernelModule } from "./chain-plans.ts";
 
 /** The low-rank chain in a torch module: its names and the parts that have plans (`chain:<part>`). */
@@ -63,5 +67,7 @@ export function lowRankChainPlans(model: I.Model, dims: Record<string, number>, 
   kernels.lowRankPass = lowRankPassModule() as unknown as TorchKernelModule;
   const wy = LOWRANK_WY_CONFIGS.filter((c) => c.decay === chain.names.decay);
   if (E === 1 && R === 1 && wy.length) kernels.lowRankWy = lowRankWyModule(wy) as unknown as TorchKernelModule;
+  const decay = chain.names.decay;
+  if (E === 1 && P === 1 && R === 1 && (decay === "none" || decay === "scalar")) kernels.deltaBwd = deltaBwdModule(deltaBwdConfigs(decay)) as unknown as TorchKernelModule;
   return { plans, chunked: { lowRank: chain.names, parts }, ...(Object.keys(kernels).length ? { kernels } : {}) };
 }
