@@ -6,8 +6,12 @@
  * the walk reads float32 only: "f32"), cols (value columns a block: the walk's grid is (B H, V / cols); the per-chunk
  * kernels take all V, grid N), entry, threads, sharedBytes.
  *
- * Kernels: the walk over the chunks, both directions (compiler/backends/cuda/delta-walk.ts, C = 64, K = V = 64 and 128).
+ * Kernels, C = 64: the per-chunk preparations of both walks (compiler/backends/cuda/delta-prep.ts, K = V = 64 and 128,
+ * f32 and bf16 inputs), the walk over the chunks, both directions (delta-walk.ts, K = V = 64 and 128), the per-chunk
+ * adjoint (delta-adjoint.ts, K = V = 64, f32 and bf16 inputs).
  */
+import { DELTA_ADJ_CONFIGS, DELTA_ADJ_PRELUDE, deltaAdjKernel, deltaAdjSource, type DeltaAdjConfig } from "./delta-adjoint.ts";
+import { DELTA_PRELUDE, DELTA_PREP_CONFIGS, deltaPrepKernel, deltaPrepSource, type DeltaPrepConfig } from "./delta-prep.ts";
 import { DELTA_WALK_CONFIGS, DELTA_WALK_PRELUDE, deltaWalkKernel, deltaWalkSource, type DeltaWalkConfig } from "./delta-walk.ts";
 
 export type DeltaBwdOp = "prep_fwd" | "prep_bwd" | "walk" | "adj";
@@ -26,26 +30,34 @@ export interface DeltaBwdKernel {
   sharedBytes: number;
 }
 
-/** A module's kernels: the model's decay mode and each kind's configurations. */
+/** A module's kernels: the model's decay mode and each kind's configurations (prep's and the adjoint's of that mode). */
 export interface DeltaBwdConfigs {
   decay: DeltaBwdDecay;
+  prep: readonly DeltaPrepConfig[];
   walk: readonly DeltaWalkConfig[];
+  adj: readonly DeltaAdjConfig[];
 }
 
-/** A model's configurations for its decay mode: every walk. */
+/** A model's configurations for its decay mode: prep's and the adjoint's of that mode, every walk. */
 export function deltaBwdConfigs(decay: DeltaBwdDecay): DeltaBwdConfigs {
-  return { decay, walk: DELTA_WALK_CONFIGS };
+  return { decay, prep: DELTA_PREP_CONFIGS.filter((c) => c.decay === decay), walk: DELTA_WALK_CONFIGS, adj: DELTA_ADJ_CONFIGS.filter((c) => c.decay === decay) };
 }
 
-/** The module of these configurations: the preludes, then each kernel. */
+/** The module of these configurations: the preludes (prep's, the adjoint's, the walk's: each guarded or a repeatable
+ * definition), then prep's kernels, the walks, the adjoints. */
 export function deltaBwdModule(configs: DeltaBwdConfigs): { source: string; kernels: DeltaBwdKernel[] } {
   const { decay } = configs;
+  for (const c of [...configs.prep, ...configs.adj])
+    if (c.decay !== decay) throw new Error(`delta-bwd: a ${c.decay} decay kernel in a ${decay} module`);
   const kernels: DeltaBwdKernel[] = [];
-  let source = DELTA_WALK_PRELUDE;
-  for (const c of configs.walk) {
-    const k = deltaWalkKernel(c);
-    kernels.push({ op: "walk", decay, tin: "f32", C: k.C, K: k.K, V: k.V, cols: k.cols, entry: k.entry, threads: k.threads, sharedBytes: k.sharedBytes });
-    source += deltaWalkSource(c);
-  }
+  let source = DELTA_PRELUDE + DELTA_ADJ_PRELUDE + DELTA_WALK_PRELUDE;
+  const add = (k: Omit<DeltaBwdKernel, "cols"> & { cols?: number }, src: string) => {
+    const { op, tin, C, K, V, entry, threads, sharedBytes } = k;
+    kernels.push({ op, decay, tin, C, K, V, cols: k.cols ?? V, entry, threads, sharedBytes });
+    source += src;
+  };
+  for (const c of configs.prep) add({ ...deltaPrepKernel(c), op: c.op === "fwd" ? "prep_fwd" : "prep_bwd" }, deltaPrepSource(c));
+  for (const c of configs.walk) add({ ...deltaWalkKernel(c), decay, tin: "f32" }, deltaWalkSource(c));
+  for (const c of configs.adj) add({ ...deltaAdjKernel(c), op: "adj" }, deltaAdjSource(c));
   return { source, kernels };
 }
