@@ -8,13 +8,16 @@
  * 2^-10 so that the kernel's fp32 prefix sums G are exact (the reference sums in float64). Within 1e-5 relative (L2).
  * Deliberately broken copies must fail: the r side's first scores (Luk) with f <= a; the y side's S0 term scaled by
  * exp(G[a - 1]); dld's suffix sum without its own slot; B^T x over the rows from one block late. nvcc -cubin for
- * sm_90 (where installed): no spills, at most 128 registers (two blocks of 256 threads an SM).
+ * sm_90 (where installed): no spills, at most 128 registers (two blocks of 256 threads an SM). The TF32 tensor-core
+ * twins (delta-adjoint-mma.ts, bf16 inputs) with the TF32 rounding and the m16n8k8 fragments emulated
+ * (test/cuda-emu/mma-tf32.h): within 1e-3 and above 1e-5; broken twins (a row block's second diagonal score tile
+ * skipped, Ay k's sum a 16-row block short, Ar's mask f <= a) must fail.
  */
 import { describe, expect, it } from "vitest";
 import { execFileSync, spawnSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { DELTA_ADJ_CONFIGS, DELTA_ADJ_PRELUDE, deltaAdjKernel, deltaAdjSource, type DeltaAdjConfig, type DeltaAdjKernel } from "../compiler/backends/cuda/delta-adjoint.ts";
+import { DELTA_ADJ_CONFIGS, DELTA_ADJ_MMA_CONFIGS, DELTA_ADJ_PRELUDE, deltaAdjKernel, deltaAdjSource, type DeltaAdjConfig, type DeltaAdjKernel } from "../compiler/backends/cuda/delta-adjoint.ts";
 import { findNvcc } from "../compiler/backends/cuda/nvcc.ts";
 import { relativeError } from "../compiler/io/manifest.ts";
 import { EMU_READF } from "./cuda-emu/harness.ts";
@@ -62,7 +65,7 @@ ${emuEntrySelect(kernels.map((k) => k.entry))}
   return 0;
 }
 `;
-  return compileLowRankEmu(source, main, "delta-adjoint", false);
+  return compileLowRankEmu(source, main, "delta-adjoint", kernels.some((k) => k.math));
 }
 
 interface Data { s: DeltaShape; inp: DeltaInputs; dY: Float64Array; R: Float64Array; S0: Float64Array; SF: Float64Array; LE: Float64Array; DR: Float64Array; words: Record<string, Buffer> | null }
@@ -160,15 +163,52 @@ describe.skipIf(!gpp)("the delta backward's adjoint kernel on the CPU emulation 
     expect(broken("for (u32 m0 = 4u * oti; m0 < 64u; m0 += 4u)", "for (u32 m0 = 4u * oti + 4u; m0 < 64u; m0 += 4u)", "du", 5)).toBeGreaterThan(1e-2);
   }, 600_000);
 
+  const twins = DELTA_ADJ_MMA_CONFIGS.map(deltaAdjKernel);
+
+  it("the TF32 twins (bf16 inputs): T = 100 and T = 1, decays in [-0.3, 0] and [-20, 0] a step, within 1e-3 (and above 1e-5: the rounding shows)", () => {
+    expect(twins.map((k) => [k.entry, k.threads, k.sharedBytes])).toEqual([["seqc_delta_adj_none_c64k64v64_bf16_tf32", 256, 112160], ["seqc_delta_adj_scalar_c64k64v64_bf16_tf32", 256, 112160]]);
+    const bin = buildEmu(twins);
+    for (const k of twins) {
+      const cases = k.decay === "none" ? [[100, 0], [1, 0]] : [[100, -0.3], [100, -20], [1, -5]];
+      for (const [T, minLd] of cases) {
+        const e = errors(bin, k, data(k, T, minLd, 31 + T + twins.indexOf(k)));
+        expect(worst(e), `${k.entry} T=${T} ld>=${minLd}: ${fmt(e)}`).toBeLessThan(1e-3);
+        expect(worst(e), `${k.entry} T=${T}: TF32 rounding shows`).toBeGreaterThan(1e-5);
+        console.log(`${k.entry} T=${T} ld>=${minLd}: ${fmt(e)}`);
+      }
+    }
+  }, 900_000);
+
+  it("broken twins fail: a row block's second diagonal score tile skipped (Pk); Ay k's sum a block short; Ar's mask f <= a", () => {
+    const k = twins[1];
+    const d = data(k, 100, -0.3, 9);
+    const broken = (from: string, to: string, which: string, nth = 0) => {
+      const bin = buildEmu([k], (src) => {
+        let at = -1;
+        for (let i = 0; i <= nth; i++) at = src.indexOf(from, at + 1);
+        expect(at, `"${from}" #${nth}`).toBeGreaterThanOrEqual(0);
+        return src.slice(0, at) + to + src.slice(at + from.length);
+      });
+      return errors(bin, k, d)[which];
+    };
+    // (the y side's first scores, Pk: dv)
+    expect(broken("if (4u * hf + j <= 2u * rb + 1u)", "if (4u * hf + j <= 2u * rb)", "dv")).toBeGreaterThan(1e-2);
+    expect(broken("for (u32 ks = 0u; ks < 2u * rb + 2u; ++ks)", "for (u32 ks = 0u; ks < 2u * rb + 1u; ++ks)", "dq")).toBeGreaterThan(1e-2);
+    // the r side's second scores (Ar = DR v^T) with the diagonal
+    expect(broken("f < a + 0u ?", "f <= a + 0u ?", "dk", 1)).toBeGreaterThan(1e-2);
+  }, 600_000);
+
   it("configurations that do not fit are refused", () => {
+    expect(() => deltaAdjKernel({ decay: "none", tin: "f32", C: 64, K: 64, V: 64, math: "tf32" })).toThrow(/bf16 inputs only/);
     expect(() => deltaAdjKernel({ decay: "none", tin: "f32", C: 64, K: 64, V: 32 })).toThrow(/must equal/);
     expect(() => deltaAdjKernel({ decay: "none", tin: "f32", C: 64, K: 10, V: 10 })).toThrow(/multiples of 4/);
     expect(() => deltaAdjKernel({ decay: "none", tin: "f32", C: 64, K: 128, V: 128 })).toThrow(/shared memory/);
   });
 
-  it.skipIf(!findNvcc())("nvcc -cubin compiles every entry for sm_90; ptxas: no spills, <= 128 registers", () => {
-    const src = DELTA_ADJ_PRELUDE + kernels.map(deltaAdjSource).join("");
-    for (const [e, u] of ptxasUsage(findNvcc()!, src, kernels.map((k) => k.entry))) {
+  it.skipIf(!findNvcc())("nvcc -cubin compiles every entry (and the twins) for sm_90; ptxas: no spills, <= 128 registers", () => {
+    const all = [...kernels, ...twins];
+    const src = DELTA_ADJ_PRELUDE + all.map(deltaAdjSource).join("");
+    for (const [e, u] of ptxasUsage(findNvcc()!, src, all.map((k) => k.entry))) {
       expect([u.spillStores, u.spillLoads], `${e} spills`).toEqual([0, 0]);
       expect(u.registers, `${e} registers`).toBeLessThanOrEqual(128);
       console.log(`${e}: ${u.registers} registers`);

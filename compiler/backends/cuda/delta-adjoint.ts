@@ -34,8 +34,12 @@
  * (per-token inputs, and the rows of R and DR), and nothing is written for them.
  *
  * Inputs of type TIN: float, or bf16 passed as its 16-bit words (`unsigned short`, the same bits as __nv_bfloat16).
- * Math fp32 (fmaf on the SIMT cores). Every exponent is a difference G[x] - G[y] with x >= y, or G[x] - 0 <= 0.
+ * Math fp32 (fmaf on the SIMT cores; the TF32 tensor-core twins, math "tf32", in delta-adjoint-mma.ts: the same steps
+ * through AdjOps). Every exponent is a difference G[x] - G[y] with x >= y, or G[x] - 0 <= 0.
  */
+
+import { MMA_TF32_PRELUDE } from "./lowrank-readout-mma.ts";
+import { ADJ_MMA_THREADS, adjMmaOps } from "./delta-adjoint-mma.ts";
 
 export type DeltaAdjDecay = "none" | "scalar";
 export type DeltaTin = "f32" | "bf16";
@@ -46,6 +50,9 @@ export interface DeltaAdjConfig {
   C: number;
   K: number;
   V: number;
+  /** fp32 FMAs on the SIMT cores (absent) or the tensor-core twin "tf32" (delta-adjoint-mma.ts; entries end in _tf32;
+   * bf16 inputs, C = K = V = 64). */
+  math?: "tf32";
 }
 
 export interface DeltaAdjKernel extends DeltaAdjConfig {
@@ -58,19 +65,23 @@ export interface DeltaAdjKernel extends DeltaAdjConfig {
 export const DELTA_ADJ_CONFIGS: readonly DeltaAdjConfig[] = (["none", "scalar"] as const).flatMap((decay) =>
   (["f32", "bf16"] as const).map((tin) => ({ decay, tin, C: 64, K: 64, V: 64 })));
 
+/** The tensor-core twins (TF32), for bf16 inputs: each decay at C = K = V = 64. */
+export const DELTA_ADJ_MMA_CONFIGS: readonly DeltaAdjConfig[] = DELTA_ADJ_CONFIGS.filter((c) => c.tin === "bf16").map((c) => ({ ...c, math: "tf32" as const }));
+
 export function deltaAdjEntry(c: DeltaAdjConfig): string {
-  return `seqc_delta_adj_${c.decay}_c${c.C}k${c.K}v${c.V}_${c.tin}`;
+  return `seqc_delta_adj_${c.decay}_c${c.C}k${c.K}v${c.V}_${c.tin}${c.math ? `_${c.math}` : ""}`;
 }
 
 const SLOTS = 6;
 
 function layout(c: DeltaAdjConfig): { W: number; LD: number; slot: number; NT: number; floats: number } {
-  const W = Math.max(c.C, c.K), LD = W + 4, NT = (c.C / 4) * (c.K / 4);
+  const W = Math.max(c.C, c.K), LD = c.math ? W + 8 : W + 4, NT = c.math ? ADJ_MMA_THREADS : (c.C / 4) * (c.K / 4);
   const up4 = (x: number) => Math.ceil(x / 4) * 4;
   return { W, LD, slot: W * LD, NT, floats: SLOTS * W * LD + up4(c.C + 1) + up4(NT) + up4(c.C + 1) };
 }
 
 function check(c: DeltaAdjConfig): void {
+  if (c.math && (c.C !== 64 || c.K !== 64 || c.V !== 64 || c.tin !== "bf16")) throw new Error(`delta-adjoint (${c.math}): C = K = V = 64 and bf16 inputs only (8 warps: a 16-row block and four 8-column tiles each)`);
   if (c.K !== c.V) throw new Error(`delta-adjoint: K ${c.K} must equal V ${c.V} (a thread owns one tile of each output)`);
   if (c.C % 4 || c.K % 4 || c.C < 4 || c.K < 4) throw new Error(`delta-adjoint: C ${c.C} and K ${c.K} must be multiples of 4 (4 x 4 register tiles)`);
   const { NT, floats } = layout(c);
@@ -122,41 +133,52 @@ ${unroll}
 `;
 }
 
-export function deltaAdjSource(c: DeltaAdjConfig): string {
-  check(c);
-  const { C, K, V, decay, tin } = c;
-  const { LD, slot, NT } = layout(c);
-  const dec = decay !== "none";
-  const TIN = tin === "f32" ? "float" : "unsigned short";
+/** Row-major index of (a, i) in the chunk's rows of a per-token [B, T, H, w] tensor (slot a is token t0 + a). */
+export const adjTok = (a: string, i: string, w: number): string => `(((size_t)b * T + t0 + ${a}) * H + h) * ${w}u + ${i}`;
+
+/** How a kernel computes (fp32 SIMT tiles here, tensor-core fragments in delta-adjoint-mma.ts): a thread's share of
+ * each [C, K] output ("acc", registers), the products into it, the score tiles, row scales, stores and dld's per-row
+ * partial dot products (PR partials a row, "pt" / "pw"). Shared memory: six slots of rows of stride LD floats. */
+export interface AdjOps {
+  NT: number;
+  LD: number;
+  PR: number;
+  /** This thread's indices. */
+  own: string;
+  zero(acc: string, decl?: boolean): string;
+  /** acc += X Y over m: all of [0, w) ("full"), or where a score operand X is nonzero: m <= the row ("lower": X stored
+   * [row][m], scores with f <= a) or m >= the row ("upper": X stored [m][row], transposed scores). */
+  prod(acc: string, X: string, xT: boolean, Y: string, range: "full" | "lower" | "upper", w: number): string;
+  /** dst [a][f] = X(a, .) . Y(., f) over m < w, masked f < a + oq and decayed exp(G[a - 1 + oq] - G[f]). */
+  scores(dst: string, X: string, Y: string, w: number, oq: number): string;
+  scaleRows(acc: string, e: (row: string) => string): string;
+  store(acc: string, dst: string): string;
+  dots(acc: string, src: string, part: string, sign: string): string;
+  /** pt / pw declared zero; their writes into sPT / sPW [C][PR]. */
+  parts: string;
+  partStore: string;
+}
+
+/** The fp32 SIMT kernel's ops: thread t owns the 4 x 4 tile (oti, otj) = (t / (K / 4), t % (K / 4)) of each output. */
+function simtOps(c: DeltaAdjConfig): AdjOps {
+  const { C, K } = c;
+  const { LD, NT } = layout(c);
+  const dec = c.decay !== "none";
   const KT = K / 4, CT = C / 4;
-  const S = (i: number) => `sS${i}`;
-  // the chunk's token rows: slot a is token t0 + a (valid below T); per-token index of (a, i) in a [B, T, H, w] tensor
-  const tok = (a: string, i: string, w: number) => `(((size_t)b * T + t0 + ${a}) * H + h) * ${w}u + ${i}`;
-  const chk = (a: string, i: string, w: number) => `((size_t)n * ${C}u + ${a}) * ${w}u + ${i}`;
-  // loads: rows [a][i] (N) or transposed [i][a] (T) of a per-token input (src name, width w) or of a chunk tensor
-  const load = (dst: string, src: string, w: number, kind: "tok" | "chunk", T_: boolean) => {
-    const at = kind === "tok" ? `seqc_dadj_in(${src}, ${tok("a", "i", w)})` : `${src}[${chk("a", "i", w)}]`;
-    return `  for (u32 x = t; x < ${C * w}u; x += ${NT}u) { const u32 a = x / ${w}u, i = x % ${w}u; ${dst}[${T_ ? `i * ${LD}u + a` : `a * ${LD}u + i`}] = a < nv ? ${at} : 0.f; }\n`;
-  };
-  // a [K][V] chunk tensor (S0, LE) as it is ([i][j]) or transposed ([j][i])
-  const loadKV = (dst: string, src: string, T_: boolean) =>
-    `  for (u32 x = t; x < ${K * V}u; x += ${NT}u) { const u32 i = x / ${V}u, j = x % ${V}u; ${dst}[${T_ ? `j * ${LD}u + i` : `i * ${LD}u + j`}] = ${src}[(size_t)n * ${K * V}u + x]; }\n`;
+  const tok = adjTok;
   const zero = (acc: string, decl = true) => `${decl ? `  float ${acc}[4][4];\n` : ""}${unroll}
   for (u32 p = 0; p < 4u; ++p)
 ${unroll}
     for (u32 j = 0; j < 4u; ++j) ${acc}[p][j] = 0.f;
 `;
-  // rows of acc scaled by e(row) (decay only)
-  const scaleRows = (acc: string, e: (a: string) => string) => dec ? `${unroll}
-  for (u32 p = 0; p < 4u; ++p) {
-    const float e = ${e("(4u * oti + p)")};
-${unroll}
-    for (u32 j = 0; j < 4u; ++j) ${acc}[p][j] *= e;
-  }
-` : "";
-  // scores [a][f] = X(a, .) . Y(., f) over m < w, masked f < a + oq and decayed exp(G[a - 1 + oq] - G[f]), into dst
-  // (tiles above the diagonal are zeros)
-  const scores = (dst: string, X: string, Y: string, w: number, oq: number) => `  for (u32 x = t; x < ${CT * CT}u; x += ${NT}u) {
+  const range = { full: (w: number) => ["0u", `${w}u`], lower: () => ["0u", "4u * oti + 4u"], upper: () => ["4u * oti", `${C}u`] };
+  return {
+    NT, LD, PR: KT,
+    own: `  const u32 oti = t / ${KT}u, otj = t % ${KT}u;  // this thread's tile of each [C, K] output\n`,
+    zero,
+    prod: (acc, X, xT, Y, r, w) => { const [lo, hi] = range[r](w); return prod(acc, X, xT, Y, LD, "oti", "otj", lo, hi); },
+    // (tiles above the diagonal are zeros)
+    scores: (dst, X, Y, w, oq) => `  for (u32 x = t; x < ${CT * CT}u; x += ${NT}u) {
     const u32 sti = x / ${CT}u, stj = x % ${CT}u;
     float sc[4][4];
 ${unroll}
@@ -174,9 +196,16 @@ ${unroll}
       *(float4*)&${dst}[a * ${LD}u + 4u * stj] = make_float4(sc[p][0] * m[0], sc[p][1] * m[1], sc[p][2] * m[2], sc[p][3] * m[3]);
     }
   }
-`;
-  // stores of a [C, K] output's tile rows (valid rows only)
-  const store = (acc: string, dst: string) => `${unroll}
+`,
+    scaleRows: (acc, e) => `${unroll}
+  for (u32 p = 0; p < 4u; ++p) {
+    const float e = ${e("(4u * oti + p)")};
+${unroll}
+    for (u32 j = 0; j < 4u; ++j) ${acc}[p][j] *= e;
+  }
+`,
+    // stores of a [C, K] output's tile rows (valid rows only)
+    store: (acc, dst) => `${unroll}
   for (u32 p = 0; p < 4u; ++p) {
     const u32 a = 4u * oti + p;
     if (a < nv) {
@@ -184,9 +213,9 @@ ${unroll}
       for (u32 j = 0; j < 4u; ++j) ${dst}[${tok("a", "4u * otj + j", K)}] = ${acc}[p][j];
     }
   }
-`;
-  // per-row partial dot products x_a . acc_a over the tile's columns, added into part[p] with a sign (x from global)
-  const dots = (acc: string, src: string, part: string, sign: string) => dec ? `${unroll}
+`,
+    // per-row partial dot products x_a . acc_a over the tile's columns, added into part[p] with a sign (x from global)
+    dots: (acc, src, part, sign) => `${unroll}
   for (u32 p = 0; p < 4u; ++p) {
     const u32 a = 4u * oti + p;
     if (a < nv) {
@@ -194,34 +223,64 @@ ${unroll}
       for (u32 j = 0; j < 4u; ++j) ${part}[p] ${sign}= seqc_dadj_in(${src}, ${tok("a", "4u * otj + j", K)}) * ${acc}[p][j];
     }
   }
-` : "";
+`,
+    parts: "  float pt[4] = {0.f, 0.f, 0.f, 0.f}, pw[4] = {0.f, 0.f, 0.f, 0.f};\n",
+    partStore: `${unroll}
+  for (u32 p = 0; p < 4u; ++p) { sPT[(4u * oti + p) * ${KT}u + otj] = pt[p]; sPW[(4u * oti + p) * ${KT}u + otj] = pw[p]; }
+`,
+  };
+}
+
+export function deltaAdjSource(c: DeltaAdjConfig): string {
+  check(c);
+  const { C, K, V, decay, tin } = c;
+  const ops = c.math ? adjMmaOps(c, layout(c).LD) : simtOps(c);
+  const { slot } = layout(c);
+  const { LD, NT, PR } = ops;
+  const dec = decay !== "none";
+  const TIN = tin === "f32" ? "float" : "unsigned short";
+  const S = (i: number) => `sS${i}`;
+  // the chunk's token rows: slot a is token t0 + a (valid below T)
+  const tok = adjTok;
+  const chk = (a: string, i: string, w: number) => `((size_t)n * ${C}u + ${a}) * ${w}u + ${i}`;
+  // loads: rows [a][i] (N) or transposed [i][a] (T) of a per-token input (src name, width w) or of a chunk tensor
+  const load = (dst: string, src: string, w: number, kind: "tok" | "chunk", T_: boolean) => {
+    const at = kind === "tok" ? `seqc_dadj_in(${src}, ${tok("a", "i", w)})` : `${src}[${chk("a", "i", w)}]`;
+    return `  for (u32 x = t; x < ${C * w}u; x += ${NT}u) { const u32 a = x / ${w}u, i = x % ${w}u; ${dst}[${T_ ? `i * ${LD}u + a` : `a * ${LD}u + i`}] = a < nv ? ${at} : 0.f; }\n`;
+  };
+  // a [K][V] chunk tensor (S0, LE) as it is ([i][j]) or transposed ([j][i])
+  const loadKV = (dst: string, src: string, T_: boolean) =>
+    `  for (u32 x = t; x < ${K * V}u; x += ${NT}u) { const u32 i = x / ${V}u, j = x % ${V}u; ${dst}[${T_ ? `j * ${LD}u + i` : `i * ${LD}u + j`}] = ${src}[(size_t)n * ${K * V}u + x]; }\n`;
+  const { zero, scores, store } = ops;
+  const prod = (acc: string, X: string, xT: boolean, Y: string, r: "full" | "lower" | "upper", w = 0) => ops.prod(acc, X, xT, Y, r, w);
+  // rows of acc scaled by e(row) (decay only)
+  const scaleRows = (acc: string, e: (a: string) => string) => dec ? ops.scaleRows(acc, e) : "";
+  const dots = (acc: string, src: string, part: string, sign: string) => dec ? ops.dots(acc, src, part, sign) : "";
   const side = (y: boolean) => {
     const oq = y ? 1 : 0, x = y ? "Q" : "W", g = y ? "DY" : "DR", dx = y ? "dQ" : "dW";
     const gLoad = (dst: string) => y ? load(dst, "DY", V, "tok", false) : load(dst, "DR", V, "chunk", false);
     return `  // ---- side ${y ? "y: x = q, g = dy, scores f <= a" : "r: x = w, g = DR, scores f < a"} ----
 ${load(S(0), x, K, "tok", false)}${gLoad(S(1))}${loadKV(S(2), "S0", true)}${load(S(3), "KK", K, "tok", true)}${load(S(5), "VV", V, "tok", true)}  __syncthreads();
-${zero("dx", false)}${prod("dx", S(1), false, S(2), LD, "oti", "otj", "0u", `${V}u`)}${scaleRows("dx", (a) => `expf(sG[${a}${oq ? " + 1u" : ""}])`)}${scores(S(4), S(0), S(3), K, oq)}  __syncthreads();
+${zero("dx", false)}${prod("dx", S(1), false, S(2), "full", V)}${scaleRows("dx", (a) => `expf(sG[${a}${oq ? " + 1u" : ""}])`)}${scores(S(4), S(0), S(3), K, oq)}  __syncthreads();
   // dv += P^T g; A = g v^T
-${load(S(3), "KK", K, "tok", false)}${prod("dv", S(4), true, S(1), LD, "oti", "otj", "4u * oti", `${C}u`)}${scores(S(2), S(1), S(5), V, oq)}  __syncthreads();
+${load(S(3), "KK", K, "tok", false)}${prod("dv", S(4), true, S(1), "upper")}${scores(S(2), S(1), S(5), V, oq)}  __syncthreads();
   // dx += A k; dk += A^T x
-${load(S(5), "R", V, "chunk", true)}${load(S(4), "U", K, "tok", false)}${prod("dx", S(2), false, S(3), LD, "oti", "otj", "0u", "4u * oti + 4u")}${prod("dk", S(2), true, S(0), LD, "oti", "otj", "4u * oti", `${C}u`)}  __syncthreads();
+${load(S(5), "R", V, "chunk", true)}${load(S(4), "U", K, "tok", false)}${prod("dx", S(2), false, S(3), "lower")}${prod("dk", S(2), true, S(0), "upper")}  __syncthreads();
   // B = g r^T
 ${scores(S(3), S(1), S(5), V, oq)}  __syncthreads();
   // dx += B u; du += B^T x
-${prod("dx", S(3), false, S(4), LD, "oti", "otj", "0u", "4u * oti + 4u")}${prod("du", S(3), true, S(0), LD, "oti", "otj", "4u * oti", `${C}u`)}${store("dx", dx)}${dots("dx", x, "pt", "+")}${y ? "" : dots("dx", "W", "pw", "+")}  __syncthreads();
+${prod("dx", S(3), false, S(4), "lower")}${prod("du", S(3), true, S(0), "upper")}${store("dx", dx)}${dots("dx", x, "pt", "+")}${y ? "" : dots("dx", "W", "pw", "+")}  __syncthreads();
 `;
   };
   const slots = Array.from({ length: SLOTS }, (_, i) => `  float* ${S(i)} = (float*)seqc_smem_raw + ${i * slot};\n`).join("");
   const tail = dec ? `  // dld: rows' terms and w.dw summed over the tiles' columns, aC, suffix sums
   float* sPT = ${S(0)};          // [C][K / 4] terms partials
-  float* sPW = ${S(0)} + ${C * KT}; // [C][K / 4] w.dw partials
-${unroll}
-  for (u32 p = 0; p < 4u; ++p) { sPT[(4u * oti + p) * ${KT}u + otj] = pt[p]; sPW[(4u * oti + p) * ${KT}u + otj] = pw[p]; }
-  __syncthreads();
+  float* sPW = ${S(0)} + ${C * PR}; // [C][K / 4] w.dw partials
+${ops.partStore}  __syncthreads();
   float wdw = 0.f;
   if (t < ${C}u) {
     float s = 0.f;
-    for (u32 j = 0; j < ${KT}u; ++j) { s += sPT[t * ${KT}u + j]; wdw += sPW[t * ${KT}u + j]; }
+    for (u32 j = 0; j < ${PR}u; ++j) { s += sPT[t * ${PR}u + j]; wdw += sPW[t * ${PR}u + j]; }
     sRow[t] = s;
   }
   if (t == 0u) {
@@ -237,7 +296,7 @@ ${unroll}
     dLD[((size_t)b * T + t0 + t) * H + h] = s - wdw;
   }
 ` : "";
-  return `
+  return `${c.math ? `\n${MMA_TF32_PRELUDE}` : ""}
 extern "C" __global__ void __launch_bounds__(${NT}) ${deltaAdjEntry(c)}(const ${TIN}* __restrict__ Q, const ${TIN}* __restrict__ U, const ${TIN}* __restrict__ W, const ${TIN}* __restrict__ KK, const ${TIN}* __restrict__ VV, const ${TIN}* __restrict__ DY, const float* __restrict__ LD,
     const float* __restrict__ R, const float* __restrict__ S0, const float* __restrict__ SF, const float* __restrict__ LE, const float* __restrict__ DR, int B, int T, int H,
     float* __restrict__ dQ, float* __restrict__ dU, float* __restrict__ dW, float* __restrict__ dK, float* __restrict__ dV, float* __restrict__ dLD) {
@@ -246,8 +305,7 @@ extern "C" __global__ void __launch_bounds__(${NT}) ${deltaAdjEntry(c)}(const ${
   if (n >= (u32)B * (u32)H * nC) return;
   const u32 bh = n / nC, cix = n % nC, b = bh / (u32)H, h = bh % (u32)H, t0 = cix * ${C}u;
   const u32 nv = (u32)T - t0 < ${C}u ? (u32)T - t0 : ${C}u;  // slots in use
-  const u32 oti = t / ${KT}u, otj = t % ${KT}u;  // this thread's tile of each [C, K] output
-${slots}  float* sG = (float*)seqc_smem_raw + ${SLOTS * slot};  // [C + 1]: sG[a + 1] = G[a], sG[0] = 0
+${ops.own}${slots}  float* sG = (float*)seqc_smem_raw + ${SLOTS * slot};  // [C + 1]: sG[a + 1] = G[a], sG[0] = 0
   float* sRed = sG + ${Math.ceil((C + 1) / 4) * 4};  // [threads] aC partials
   float* sRow = sRed + ${Math.ceil(NT / 4) * 4};      // [C] row terms, then aC
 ${dec ? `  if (t == 0u) {
@@ -258,7 +316,7 @@ ${dec ? `  if (t == 0u) {
 ` : ""}  // ---- LE: dv = k LE, dk = v LE^T, du = r LE^T (rows scaled by exp(G_C - G[f])); aC's partials ----
 ${load(S(0), "KK", K, "tok", false)}${loadKV(S(1), "LE", false)}${load(S(2), "VV", V, "tok", false)}${load(S(3), "R", V, "chunk", false)}${loadKV(S(4), "LE", true)}  __syncthreads();
 ${zero("dv")}${zero("dk")}${zero("du")}  float dx[4][4];
-${dec ? "  float pt[4] = {0.f, 0.f, 0.f, 0.f}, pw[4] = {0.f, 0.f, 0.f, 0.f};\n" : ""}${prod("dv", S(0), false, S(1), LD, "oti", "otj", "0u", `${K}u`)}${prod("dk", S(2), false, S(4), LD, "oti", "otj", "0u", `${V}u`)}${prod("du", S(3), false, S(4), LD, "oti", "otj", "0u", `${V}u`)}${scaleRows("dv", (a) => `expf(sG[${C}u] - sG[${a} + 1u])`)}${scaleRows("dk", (a) => `expf(sG[${C}u] - sG[${a} + 1u])`)}${scaleRows("du", (a) => `expf(sG[${C}u] - sG[${a} + 1u])`)}${dec ? `  {
+${dec ? ops.parts : ""}${prod("dv", S(0), false, S(1), "full", K)}${prod("dk", S(2), false, S(4), "full", V)}${prod("du", S(3), false, S(4), "full", V)}${scaleRows("dv", (a) => `expf(sG[${C}u] - sG[${a} + 1u])`)}${scaleRows("dk", (a) => `expf(sG[${C}u] - sG[${a} + 1u])`)}${scaleRows("du", (a) => `expf(sG[${C}u] - sG[${a} + 1u])`)}${dec ? `  {
     const float* SC = cix + 1u < nC ? S0 + (size_t)(n + 1u) * ${K * V}u : SF + (size_t)bh * ${K * V}u;
     float s = 0.f;
     for (u32 x = t; x < ${K * V}u; x += ${NT}u) s = fmaf(${S(1)}[(x / ${V}u) * ${LD}u + x % ${V}u], SC[x], s);
