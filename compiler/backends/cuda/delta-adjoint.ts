@@ -30,7 +30,8 @@
  * Every thread owns one 4 x 4 tile of each [C, K] output (K = V, C K / 16 threads): dk, du, dv and the side's dx stay
  * in registers from the first step to the last. Shared memory holds six [max(C, K)][max(C, K) + 4] fp32 slots, reloaded
  * from global memory (L2) in the layout each step reads (rows, or transposed), so that every product reads its right
- * operand as float4 rows: 106,000 bytes at C = K = V = 64 (two blocks an SM). Slots t >= T of the chunk read as zeros
+ * operand as float4 rows: 106,016 bytes at C = K = V = 64; __launch_bounds__(threads, 2): two blocks an SM, at most 128
+ * registers a thread. Global loads take 4 values a thread (float4, or 4 bf16 words). Slots t >= T of the chunk read as zeros
  * (per-token inputs, and the rows of R and DR), and nothing is written for them.
  *
  * Inputs of type TIN: float, or bf16 passed as its 16-bit words (`unsigned short`, the same bits as __nv_bfloat16).
@@ -104,6 +105,17 @@ typedef unsigned int u32;
 #endif
 __device__ __forceinline__ float seqc_dadj_in(const float* p, size_t i) { return p[i]; }
 __device__ __forceinline__ float seqc_dadj_in(const unsigned short* p, size_t i) { return __uint_as_float(((u32)p[i]) << 16); }
+// 4 consecutive values from p + i (16-byte aligned for float, 8 for bf16)
+__device__ __forceinline__ float4 seqc_dadj_in4(const float* p, size_t i) { return __ldg((const float4*)(p + i)); }
+__device__ __forceinline__ float4 seqc_dadj_in4(const unsigned short* p, size_t i) {
+#ifdef SEQC_EMU
+  const u32 lo = ((const u32*)(p + i))[0], hi = ((const u32*)(p + i))[1];
+#else
+  const uint2 w = __ldg((const uint2*)(p + i));
+  const u32 lo = w.x, hi = w.y;
+#endif
+  return make_float4(__uint_as_float(lo << 16), __uint_as_float(lo & 0xffff0000u), __uint_as_float(hi << 16), __uint_as_float(hi & 0xffff0000u));
+}
 #endif
 `;
 
@@ -243,14 +255,22 @@ export function deltaAdjSource(c: DeltaAdjConfig): string {
   // the chunk's token rows: slot a is token t0 + a (valid below T)
   const tok = adjTok;
   const chk = (a: string, i: string, w: number) => `((size_t)n * ${C}u + ${a}) * ${w}u + ${i}`;
-  // loads: rows [a][i] (N) or transposed [i][a] (T) of a per-token input (src name, width w) or of a chunk tensor
+  // 4 values v of row r, columns 4 c4.. into shared: as they are (dst[r][4 c4..], one float4) or transposed (dst[4 c4 + q][r])
+  const put = (dst: string, r: string, c4: string, T_: boolean) => T_
+    ? `${dst}[(4u * ${c4}) * ${LD}u + ${r}] = v.x; ${dst}[(4u * ${c4} + 1u) * ${LD}u + ${r}] = v.y; ${dst}[(4u * ${c4} + 2u) * ${LD}u + ${r}] = v.z; ${dst}[(4u * ${c4} + 3u) * ${LD}u + ${r}] = v.w;`
+    : `*(float4*)&${dst}[${r} * ${LD}u + 4u * ${c4}] = v;`;
+  // loads of 4 values a thread (two loop steps at a time: more spill at 128 registers): rows [a][i] (N) or transposed [i][a] (T; consecutive threads take consecutive rows, so
+  // that the transposed stores are conflict-free) of a per-token input (src name, width w) or of a chunk tensor
   const load = (dst: string, src: string, w: number, kind: "tok" | "chunk", T_: boolean) => {
-    const at = kind === "tok" ? `seqc_dadj_in(${src}, ${tok("a", "i", w)})` : `${src}[${chk("a", "i", w)}]`;
-    return `  for (u32 x = t; x < ${C * w}u; x += ${NT}u) { const u32 a = x / ${w}u, i = x % ${w}u; ${dst}[${T_ ? `i * ${LD}u + a` : `a * ${LD}u + i`}] = a < nv ? ${at} : 0.f; }\n`;
+    const at = `seqc_dadj_in4(${src}, ${kind === "tok" ? tok("a", "4u * i4", w) : chk("a", "4u * i4", w)})`;
+    const idx = T_ ? `const u32 a = x % ${C}u, i4 = x / ${C}u;` : `const u32 a = x / ${w / 4}u, i4 = x % ${w / 4}u;`;
+    return `${unroll} 2\n  for (u32 x = t; x < ${(C * w) / 4}u; x += ${NT}u) { ${idx} const float4 v = a < nv ? ${at} : make_float4(0.f, 0.f, 0.f, 0.f); ${put(dst, "a", "i4", T_)} }\n`;
   };
   // a [K][V] chunk tensor (S0, LE) as it is ([i][j]) or transposed ([j][i])
-  const loadKV = (dst: string, src: string, T_: boolean) =>
-    `  for (u32 x = t; x < ${K * V}u; x += ${NT}u) { const u32 i = x / ${V}u, j = x % ${V}u; ${dst}[${T_ ? `j * ${LD}u + i` : `i * ${LD}u + j`}] = ${src}[(size_t)n * ${K * V}u + x]; }\n`;
+  const loadKV = (dst: string, src: string, T_: boolean) => {
+    const idx = T_ ? `const u32 i = x % ${K}u, j4 = x / ${K}u;` : `const u32 i = x / ${V / 4}u, j4 = x % ${V / 4}u;`;
+    return `${unroll} 2\n  for (u32 x = t; x < ${(K * V) / 4}u; x += ${NT}u) { ${idx} const float4 v = seqc_dadj_in4(${src}, (size_t)n * ${K * V}u + i * ${V}u + 4u * j4); ${put(dst, "i", "j4", T_)} }\n`;
+  };
   const { zero, scores, store } = ops;
   const prod = (acc: string, X: string, xT: boolean, Y: string, r: "full" | "lower" | "upper", w = 0) => ops.prod(acc, X, xT, Y, r, w);
   // rows of acc scaled by e(row) (decay only)
@@ -297,7 +317,7 @@ ${ops.partStore}  __syncthreads();
   }
 ` : "";
   return `${c.math ? `\n${MMA_TF32_PRELUDE}` : ""}
-extern "C" __global__ void __launch_bounds__(${NT}) ${deltaAdjEntry(c)}(const ${TIN}* __restrict__ Q, const ${TIN}* __restrict__ U, const ${TIN}* __restrict__ W, const ${TIN}* __restrict__ KK, const ${TIN}* __restrict__ VV, const ${TIN}* __restrict__ DY, const float* __restrict__ LD,
+extern "C" __global__ void __launch_bounds__(${NT}, 2) ${deltaAdjEntry(c)}(const ${TIN}* __restrict__ Q, const ${TIN}* __restrict__ U, const ${TIN}* __restrict__ W, const ${TIN}* __restrict__ KK, const ${TIN}* __restrict__ VV, const ${TIN}* __restrict__ DY, const float* __restrict__ LD,
     const float* __restrict__ R, const float* __restrict__ S0, const float* __restrict__ SF, const float* __restrict__ LE, const float* __restrict__ DR, int B, int T, int H,
     float* __restrict__ dQ, float* __restrict__ dU, float* __restrict__ dW, float* __restrict__ dK, float* __restrict__ dV, float* __restrict__ dLD) {
   SEQC_SMEM_DECL(seqc_smem_raw);
