@@ -8,13 +8,16 @@
  * T = 100 (a ragged last chunk: M and X rows past T must be exactly 0), no decay (LD nullptr) and a scalar log decay
  * down to -20 a step; the shipped C = 64 entries (K = V = 64 and 128) and small configurations (K != V, C = 16 and 32).
  * Deliberately broken copies (Luu's exponent a slot late, Tinv without its last block row, Pu without its diagonal,
- * BM's decay one slot early) must fail; nvcc -cubin for sm_90 where installed: no spills.
+ * BM's decay one slot early) must fail. The tensor-core twins (delta-prep-mma.ts, math "tf32" / "tf32x3") with the TF32
+ * rounding and the m16n8k8 fragments emulated (test/cuda-emu/mma-tf32.h): tf32x3 within 1e-5, tf32 within 2e-3 (and
+ * above 1e-5); broken twins (Luu's diagonal tiles skipped, X's triangular product a k-block short, prep_bwd's TI read a
+ * row off) must fail. nvcc -cubin for sm_90 where installed (the fp32 kernels and the bf16 tf32 twins): no spills.
  */
 import { describe, expect, it } from "vitest";
 import { execFileSync, spawnSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { DELTA_PREP_CONFIGS, deltaPrepModule, type DeltaPrepConfig, type DeltaPrepKernel } from "../compiler/backends/cuda/delta-prep.ts";
+import { DELTA_PREP_CONFIGS, DELTA_PREP_MMA_CONFIGS, deltaPrepModule, type DeltaPrepConfig, type DeltaPrepKernel } from "../compiler/backends/cuda/delta-prep.ts";
 import { findNvcc } from "../compiler/backends/cuda/nvcc.ts";
 import { relativeError } from "../compiler/io/manifest.ts";
 import { EMU_READF } from "./cuda-emu/harness.ts";
@@ -59,7 +62,7 @@ ${emuEntrySelect(kernels.map((k) => k.entry))}
   return 0;
 }
 `;
-  return compileLowRankEmu(source, main, "delta-prep", false);
+  return compileLowRankEmu(source, main, "delta-prep", kernels.some((k) => k.math));
 }
 
 type Shape = Pick<DeltaPrepConfig, "C" | "K" | "V" | "decay">;
@@ -163,15 +166,15 @@ describe.skipIf(!gpp)("the delta backward's prep kernels on the CPU emulation vs
     console.log(lines.join("\n"));
   }, 600_000);
 
-  it("the shipped K = V = 128 entries: B = 1, H = 2, T = 100 (a ragged chunk), fp32 and bf16, no decay and one down to -1", () => {
-    const m = deltaPrepModule(DELTA_PREP_CONFIGS.filter((c) => c.K === 128));
-    expect(m.kernels.length).toBe(8);
+  it("the shipped K = V = 128 entries and their tf32 twins: B = 1, H = 2, T = 100 (a ragged chunk), fp32 and bf16, no decay and one down to -1", () => {
+    const m = deltaPrepModule([...DELTA_PREP_CONFIGS, ...DELTA_PREP_MMA_CONFIGS].filter((c) => c.K === 128));
+    expect(m.kernels.length).toBe(12);
     const bin = buildEmu(m.source, m.kernels);
     const lines: string[] = [];
     for (const k of m.kernels) {
       const e = errors(bin, k, makeCase(k, k.tin, 1, 100, 2, k.decay === "none" ? 0 : -1, 13));
       lines.push(`${k.entry} T=100: ${fmt(e)}`);
-      expect(worst(e), lines[lines.length - 1]).toBeLessThan(1e-5);
+      expect(worst(e), lines[lines.length - 1]).toBeLessThan(k.math ? 2e-3 : 1e-5);
     }
     console.log(lines.join("\n"));
   }, 600_000);
@@ -193,15 +196,64 @@ describe.skipIf(!gpp)("the delta backward's prep kernels on the CPU emulation vs
     broken("bwd", "sE[32u + a] * sQT", "sE[a] * sQT", "BM");
   }, 300_000);
 
+  // the tensor-core twins (delta-prep-mma.ts), the TF32 rounding and the m16n8k8 fragments emulated (test/cuda-emu/mma-tf32.h)
+  const SMALL_MMA: Shape[] = [
+    { decay: "none", C: 16, K: 16, V: 8 },
+    { decay: "scalar", C: 32, K: 16, V: 24 },
+    { decay: "scalar", C: 48, K: 32, V: 16 },
+  ];
+  const BOUND = { tf32: 2e-3, tf32x3: 1e-5 } as const;
+
+  it("the twins, small configurations and the shipped K = V = 64 ones: tf32x3 within 1e-5, tf32 within 2e-3 (and above 1e-5: its rounding is emulated)", () => {
+    const shipped = DELTA_PREP_MMA_CONFIGS.filter((c) => c.K === 64 && c.op === "fwd").map((c) => ({ decay: c.decay, C: c.C, K: c.K, V: c.V }));
+    expect(shipped.length).toBe(2);
+    const lines: string[] = [];
+    for (const math of ["tf32", "tf32x3"] as const) {
+      const m = deltaPrepModule([...SMALL_MMA, ...shipped].flatMap((s) => all(s).map((c) => ({ ...c, math }))));
+      const bin = buildEmu(m.source, m.kernels);
+      for (const k of m.kernels) {
+        const cases = k.K === 64 ? [[100, -1]] as const : [[1, -5], [2 * k.C + 5, -1], [k.C + 3, -20]] as const;
+        for (const [T, minLd] of cases) {
+          const e = errors(bin, k, makeCase(k, k.tin, 2, T, 2, minLd, 23 + T + k.K));
+          lines.push(`${k.entry} T=${T} ld>=${minLd}: ${fmt(e)}`);
+          expect(worst(e), lines[lines.length - 1]).toBeLessThan(BOUND[math]);
+          if (math === "tf32" && T > 1) expect(worst(e), `${k.entry}: TF32 rounding shows`).toBeGreaterThan(1e-5);
+        }
+      }
+    }
+    if (process.env.DPREP_LOG) console.log(lines.join("\n"));
+  }, 900_000);
+
+  it("broken twins fail: Luu's diagonal tiles skipped; X's triangular product a k-block short; prep_bwd's TI read a row off", () => {
+    const s: Shape = { decay: "scalar", C: 32, K: 16, V: 24 };
+    const broken = (op: "fwd" | "bwd", from: string, to: string, out: string, last = false) => {
+      const m = deltaPrepModule([{ op, tin: "f32", ...s, math: "tf32x3" }], (src) => {
+        expect(src).toContain(from);
+        const at = last ? src.lastIndexOf(from) : src.indexOf(from);
+        return src.slice(0, at) + to + src.slice(at + from.length);
+      });
+      const e = errors(buildEmu(m.source, m.kernels), m.kernels[0], makeCase(s, "f32", 1, 40, 2, -1, 8));
+      expect(e[out], `${op} ${from} -> ${to}: ${fmt(e)}`).toBeGreaterThan(1e-3);
+    };
+    // Luu's tiles on the diagonal skipped (only the tiles wholly below it computed)
+    broken("fwd", "(n0 > r0 + 15u ? 0u : 16u)", "(n0 + 15u > r0 ? 0u : 16u)", "TI");
+    // X = Tinv LV (the module's last triangular product) without its diagonal k-block
+    broken("fwd", "for (u32 k0 = 0u; k0 < r0 + 16u; k0 += 8u)", "for (u32 k0 = 0u; k0 < r0 + 8u; k0 += 8u)", "X", true);
+    // prep_bwd's TI load a row off
+    broken("bwd", "sTi[(x / 32u) * 40u + x % 32u] = TI[", "sTi[(x / 32u + 1u) % 32u * 40u + x % 32u] = TI[", "M");
+  }, 300_000);
+
   it("configurations that do not fit are refused", () => {
     expect(() => deltaPrepModule([{ op: "fwd", decay: "none", tin: "f32", C: 24, K: 16, V: 16 }])).toThrow(/multiple of 16/);
     expect(() => deltaPrepModule([{ op: "fwd", decay: "none", tin: "f32", C: 64, K: 10, V: 16 }])).toThrow(/multiples of 4/);
     expect(() => deltaPrepModule([{ op: "fwd", decay: "none", tin: "f32", C: 64, K: 192, V: 192 }])).toThrow(/shared memory/);
+    expect(() => deltaPrepModule([{ op: "fwd", decay: "none", tin: "bf16", C: 64, K: 24, V: 16, math: "tf32" }])).toThrow(/multiples of 16/);
+    expect(() => deltaPrepModule([{ op: "bwd", decay: "none", tin: "bf16", C: 64, K: 192, V: 192, math: "tf32" }])).toThrow(/shared memory/);
   });
 
-  it.skipIf(!findNvcc())("nvcc -cubin compiles the shipped module (C = 64, K = V = 64 and 128) for sm_90; ptxas: no spills", () => {
-    const m = deltaPrepModule();
-    expect(m.kernels.length).toBe(16);
+  it.skipIf(!findNvcc())("nvcc -cubin compiles the shipped module (C = 64, K = V = 64 and 128, and the bf16 tf32 twins) for sm_90; ptxas: no spills", () => {
+    const m = deltaPrepModule([...DELTA_PREP_CONFIGS, ...DELTA_PREP_MMA_CONFIGS]);
+    expect(m.kernels.length).toBe(24);
     const rows: string[] = [];
     for (const [e, u] of ptxasUsage(findNvcc()!, m.source, m.kernels.map((k) => k.entry))) {
       expect([u.spillStores, u.spillLoads], `${e} spills`).toEqual([0, 0]);

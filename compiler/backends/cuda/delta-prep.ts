@@ -15,8 +15,11 @@
  * Per-token inputs [B, T, H, w] of type TIN (float or __nv_bfloat16: entry suffix _f32 / _bf16), LD float [B, T, H]
  * (nullptr and never read with decay "none"); per-chunk outputs float32, chunk-major: TI [N, C, C] (zeros above the
  * diagonal), M / NN [N, C, K], X [N, C, V], BM [N, K, V], A [N] (N = B H nC). fp32 math: the chunk's operands in shared
- * memory, products as 4 x 4 register tiles of fmaf on DELTA_PREP_THREADS threads.
+ * memory, products as 4 x 4 register tiles of fmaf on DELTA_PREP_THREADS threads; the tensor-core twins (math "tf32" /
+ * "tf32x3", delta-prep-mma.ts) run the products as m16n8k8 TF32 mma on the same block.
  */
+import { deltaPrepMmaCheck, deltaPrepMmaLayout, deltaPrepMmaSource } from "./delta-prep-mma.ts";
+import { MMA_TF32_PRELUDE } from "./lowrank-readout-mma.ts";
 
 export type DeltaDecay = "none" | "scalar";
 export type DeltaTin = "f32" | "bf16";
@@ -29,7 +32,12 @@ export interface DeltaPrepConfig {
   C: number;
   K: number;
   V: number;
+  /** fp32 FMAs on the SIMT cores (absent) or the tensor-core twins (delta-prep-mma.ts): "tf32" / "tf32x3" (entries end
+   * in _tf32 / _tf32x3), for bf16 tensors. */
+  math?: DeltaPrepMath;
 }
+
+export type DeltaPrepMath = "tf32" | "tf32x3";
 
 export interface DeltaPrepKernel extends DeltaPrepConfig {
   entry: string;
@@ -44,6 +52,10 @@ export const DELTA_PREP_THREADS = 256;
  * 169,984 / 171,280 at K = 128 (all within 227 KiB; one block an SM except prep_bwd at K = 64: two). */
 export const DELTA_PREP_CONFIGS: readonly DeltaPrepConfig[] = [64, 128].flatMap((K) =>
   (["fwd", "bwd"] as const).flatMap((op) => (["none", "scalar"] as const).flatMap((decay) => (["f32", "bf16"] as const).map((tin) => ({ op, decay, tin, C: 64, K, V: K })))));
+
+/** The tensor-core twins (TF32, delta-prep-mma.ts) of the bf16 configurations, K = V = 64 and 128 (untimed). The
+ * "tf32x3" twins (fp32 accuracy, three products each) are built on request. */
+export const DELTA_PREP_MMA_CONFIGS: readonly DeltaPrepConfig[] = DELTA_PREP_CONFIGS.filter((c) => c.tin === "bf16").map((c) => ({ ...c, math: "tf32" as const }));
 
 /** What the module puts once before the kernels: u32, the shared-memory declaration, __nv_bfloat16 and the loads of
  * a per-token input as float (the CPU emulation, test/cuda-emu/emu.h, defines SEQC_EMU and its own shared memory). */
@@ -60,7 +72,7 @@ __device__ __forceinline__ float seqc_delta_in(const __nv_bfloat16* p) { return 
 `;
 
 export function deltaPrepEntry(c: DeltaPrepConfig): string {
-  return `seqc_delta_prep_${c.op}_${c.decay}_c${c.C}k${c.K}v${c.V}_${c.tin}`;
+  return `seqc_delta_prep_${c.op}_${c.decay}_c${c.C}k${c.K}v${c.V}_${c.tin}${c.math ? `_${c.math}` : ""}`;
 }
 
 /** Shared memory in floats from the start: G as double [C + 2] (decay only), the exponent rows eW / eQ / eC [C] each
@@ -80,6 +92,7 @@ function layout(c: DeltaPrepConfig): { floats: number; at: Record<string, number
 }
 
 function check(c: DeltaPrepConfig): void {
+  if (c.math) return deltaPrepMmaCheck(c);
   if (c.C % 16 || c.C < 16) throw new Error(`delta-prep: C ${c.C} must be a multiple of 16 (the inverse's 16 x 16 diagonal blocks)`);
   if (c.K % 4 || c.V % 4) throw new Error(`delta-prep: K ${c.K} and V ${c.V} must be multiples of 4 (4 x 4 register tiles)`);
   const bytes = layout(c).floats * 4;
@@ -88,7 +101,7 @@ function check(c: DeltaPrepConfig): void {
 
 export function deltaPrepKernel(c: DeltaPrepConfig): DeltaPrepKernel {
   check(c);
-  return { ...c, entry: deltaPrepEntry(c), threads: DELTA_PREP_THREADS, sharedBytes: layout(c).floats * 4 };
+  return { ...c, entry: deltaPrepEntry(c), threads: DELTA_PREP_THREADS, sharedBytes: (c.math ? deltaPrepMmaLayout(c) : layout(c)).floats * 4 };
 }
 
 const unroll = "#pragma unroll";
@@ -124,21 +137,20 @@ const column = (name: string, buf: string, i0: string, col: string, LC: number, 
 const store = (dst: string, W: number, base = "") => `${unroll}
     for (u32 p = 0; p < 4u; ++p) *(float4*)&${dst}[${base}(4u * ti + p) * ${W}u + 4u * tj] = make_float4(acc[p][0], acc[p][1], acc[p][2], acc[p][3]);`;
 
-/** One kernel's CUDA text (no prelude: DELTA_PRELUDE goes once before a module's kernels). */
-export function deltaPrepSource(c: DeltaPrepConfig): string {
-  check(c);
-  const { C, K, V, op } = c, NT = DELTA_PREP_THREADS, LC = C + 4, dec = c.decay !== "none";
+/** The text both the fp32 kernels and their tensor-core twins (delta-prep-mma.ts) are made of, for a config and its
+ * shared-memory layout `at` (float offsets by buffer name; G and E first). */
+export function prepParts(c: DeltaPrepConfig, at: Record<string, number>) {
+  const { C, op } = c, NT = DELTA_PREP_THREADS, dec = c.decay !== "none";
   const TIN = c.tin === "f32" ? "float" : "__nv_bfloat16";
-  const { at } = layout(c);
   // G[a] lives at sG[a + 1] (sG[0] = G[-1] = 0); exponent differences in double, then fp32
   const ex = (x: string, y: string) => (dec ? `expf((float)(sG[${x}] - sG[${y}]))` : "1.f");
   const eW = (a: string) => (dec ? `sE[${a}]` : ""), eQ = (a: string) => (dec ? `sE[${C}u + ${a}]` : ""), eC = (a: string) => (dec ? `sE[${2 * C}u + ${a}]` : "");
   const times = (e: string) => (e ? `${e} * ` : "");
   const buffers = Object.entries(at).filter(([k]) => k !== "G" && k !== "E").map(([k, o]) => `  float* s${k} = smf + ${o};\n`).join("");
   const row = (a: string) => `(((size_t)b * (u32)T + t0 + ${a}) * (u32)H + h)`;
-  // a chunk's slot rows of a per-token input: transposed into [w][LC] or as they are [C][w], zeros past T
-  const loadT = (dst: string, src: string, w: number) => `  for (u32 x = t; x < ${C * w}u; x += ${NT}u) { const u32 a = x / ${w}u, i = x % ${w}u; ${dst}[i * ${LC}u + a] = a < used ? seqc_delta_in(&${src}[${row("a")} * ${w}u + i]) : 0.f; }\n`;
-  const loadR = (dst: string, src: string, w: number) => `  for (u32 x = t; x < ${C * w}u; x += ${NT}u) { const u32 a = x / ${w}u, i = x % ${w}u; ${dst}[x] = a < used ? seqc_delta_in(&${src}[${row("a")} * ${w}u + i]) : 0.f; }\n`;
+  // a chunk's slot rows of a per-token input: transposed into [w][ld] or as they are [C][ld], zeros past T
+  const loadT = (dst: string, src: string, w: number, ld: number) => `  for (u32 x = t; x < ${C * w}u; x += ${NT}u) { const u32 a = x / ${w}u, i = x % ${w}u; ${dst}[i * ${ld}u + a] = a < used ? seqc_delta_in(&${src}[${row("a")} * ${w}u + i]) : 0.f; }\n`;
+  const loadR = (dst: string, src: string, w: number, ld: number) => `  for (u32 x = t; x < ${C * w}u; x += ${NT}u) { const u32 a = x / ${w}u, i = x % ${w}u; ${dst}[${ld === w ? "x" : `a * ${ld}u + i`}] = a < used ? seqc_delta_in(&${src}[${row("a")} * ${w}u + i]) : 0.f; }\n`;
   const gPrefix = dec
     ? `  if (t == 0u) {
     double g = 0.0;
@@ -155,6 +167,65 @@ export function deltaPrepSource(c: DeltaPrepConfig): string {
   for (u32 a = t; a < ${C}u; a += ${NT}u) { sE[a] = expf((float)sG[a]); sE[${C}u + a] = expf((float)sG[a + 1u]); sE[${2 * C}u + a] = expf((float)(sG[${C}u] - sG[a + 1u])); }
 `
     : "";
+  const args = op === "fwd"
+    ? `const ${TIN}* __restrict__ U, const ${TIN}* __restrict__ W, const ${TIN}* __restrict__ KK, const ${TIN}* __restrict__ VV, const float* __restrict__ LD, int B, int T, int H, float* __restrict__ TI, float* __restrict__ M, float* __restrict__ X, float* __restrict__ BM, float* __restrict__ NN, float* __restrict__ A`
+    : `const ${TIN}* __restrict__ Q, const ${TIN}* __restrict__ U, const ${TIN}* __restrict__ W, const ${TIN}* __restrict__ DY, const float* __restrict__ LD, const float* __restrict__ TI, int B, int T, int H, float* __restrict__ M, float* __restrict__ X, float* __restrict__ BM, float* __restrict__ NN, float* __restrict__ A`;
+  const head = `
+extern "C" __global__ void __launch_bounds__(${NT}) ${deltaPrepEntry(c)}(${args}) {
+  SEQC_SMEM_DECL(seqc_smem_raw);
+  const u32 t = threadIdx.x, nC = ((u32)T + ${C - 1}u) / ${C}u, n = blockIdx.x;
+  if (n >= (u32)B * (u32)H * nC) return;
+  const u32 c = n % nC, bh = n / nC, h = bh % (u32)H, b = bh / (u32)H, t0 = c * ${C}u;
+  const u32 used = (u32)T - t0 < ${C}u ? (u32)T - t0 : ${C}u;  // slots in use (the rest: identity steps)
+${dec ? "  double* sG = (double*)seqc_smem_raw;  // sG[a + 1] = G[a], sG[0] = 0\n" : ""}  float* smf = (float*)seqc_smem_raw;
+${dec ? `  float* sE = smf + ${at.E};  // eW [C], eQ [C], eC [C]\n` : ""}${buffers}`;
+  /** Tinv into sTi (zeroed before) from Luu in sL (both [C][ld]); sLV (>= 16 ld floats) holds the block rows' products. */
+  const tinv = (ld: number) => {
+    const NB = C / 16;
+    return `  // Tinv's 16 x 16 diagonal blocks: thread t < C owns column t of its block, forward substitution down the block
+  if (t < ${C}u) {
+    const u32 j = t, end = (j / 16u) * 16u + 16u;
+    sTi[j * ${ld}u + j] = 1.f;
+    for (u32 a = j + 1u; a < end; ++a) {
+      float s0 = 0.f, s1 = 0.f;
+      u32 f = j;
+      for (; f + 1u < a; f += 2u) { s0 = fmaf(sL[a * ${ld}u + f], sTi[f * ${ld}u + j], s0); s1 = fmaf(sL[a * ${ld}u + f + 1u], sTi[(f + 1u) * ${ld}u + j], s1); }
+      if (f < a) s0 = fmaf(sL[a * ${ld}u + f], sTi[f * ${ld}u + j], s0);
+      sTi[a * ${ld}u + j] = s0 + s1;
+    }
+  }
+  __syncthreads();
+  // block rows r = 1 .. ${NB - 1}: P = L[r, 0:r] Tinv[0:r, 0:r] (rows 16 r.., columns 0..16 r), then Tinv[r, 0:r] = Tinv[r, r] P
+  for (u32 r = 1; r < ${NB}u; ++r) {
+    const u32 r0 = 16u * r, w = r0;
+    for (u32 x = t; x < 16u * w; x += ${NT}u) {
+      const u32 a = r0 + x / w, j = x % w;
+      float s0 = 0.f, s1 = 0.f;
+      for (u32 f = (j / 16u) * 16u; f < r0; f += 2u) { s0 = fmaf(sL[a * ${ld}u + f], sTi[f * ${ld}u + j], s0); s1 = fmaf(sL[a * ${ld}u + f + 1u], sTi[(f + 1u) * ${ld}u + j], s1); }
+      sLV[(x / w) * ${ld}u + j] = s0 + s1;
+    }
+    __syncthreads();
+    for (u32 x = t; x < 16u * w; x += ${NT}u) {
+      const u32 a = r0 + x / w, j = x % w;
+      float s = 0.f;
+      for (u32 f = r0; f <= a; ++f) s = fmaf(sTi[a * ${ld}u + f], sLV[(f - r0) * ${ld}u + j], s);
+      sTi[a * ${ld}u + j] = s;
+    }
+    __syncthreads();
+  }
+`;
+  };
+  const aOut = `  if (t == 0u) A[n] = ${dec ? `expf((float)sG[${C}u])` : "1.f"};\n`;
+  return { dec, ex, eW, eQ, eC, times, row, loadT, loadR, gPrefix, exps, head, tinv, aOut };
+}
+
+/** One kernel's CUDA text (no prelude: DELTA_PRELUDE goes once before a module's kernels). */
+export function deltaPrepSource(c: DeltaPrepConfig): string {
+  check(c);
+  if (c.math) return deltaPrepMmaSource(c);
+  const { C, K, V, op } = c, NT = DELTA_PREP_THREADS, LC = C + 4;
+  const { at } = layout(c);
+  const { dec, ex, eW, eQ, eC, times, row, loadT, loadR, gPrefix, exps, head, tinv, aOut } = prepParts(c, at);
   // scores [a][f] of two transposed [K][LC] operands, masked (f < a strict, else f <= a) and decayed, stored as [a][f]
   // (row) or [f][a] (transposed) into a [C][LC] buffer, every entry written (zeros where masked)
   const scores = (dst: string, xa: string, xf: string, strict: boolean, transposed: boolean) => {
@@ -177,57 +248,15 @@ ${transposed
     }`);
   };
   const chunk = (rows: number, W: number) => `(size_t)n * ${rows * W}u + `;
-  const head = (args: string) => `
-extern "C" __global__ void __launch_bounds__(${NT}) ${deltaPrepEntry(c)}(${args}) {
-  SEQC_SMEM_DECL(seqc_smem_raw);
-  const u32 t = threadIdx.x, nC = ((u32)T + ${C - 1}u) / ${C}u, n = blockIdx.x;
-  if (n >= (u32)B * (u32)H * nC) return;
-  const u32 c = n % nC, bh = n / nC, h = bh % (u32)H, b = bh / (u32)H, t0 = c * ${C}u;
-  const u32 used = (u32)T - t0 < ${C}u ? (u32)T - t0 : ${C}u;  // slots in use (the rest: identity steps)
-${dec ? "  double* sG = (double*)seqc_smem_raw;  // sG[a + 1] = G[a], sG[0] = 0\n" : ""}  float* smf = (float*)seqc_smem_raw;
-${dec ? `  float* sE = smf + ${at.E};  // eW [C], eQ [C], eC [C]\n` : ""}${buffers}`;
   if (op === "fwd") {
-    const NB = C / 16;
-    return `${head(`const ${TIN}* __restrict__ U, const ${TIN}* __restrict__ W, const ${TIN}* __restrict__ KK, const ${TIN}* __restrict__ VV, const float* __restrict__ LD, int B, int T, int H, float* __restrict__ TI, float* __restrict__ M, float* __restrict__ X, float* __restrict__ BM, float* __restrict__ NN, float* __restrict__ A`)}${loadT("sUT", "U", K)}${loadT("sWT", "W", K)}${loadT("sKT", "KK", K)}${loadR("sV", "VV", V)}  for (u32 x = t; x < ${C * LC}u; x += ${NT}u) sTi[x] = 0.f;
+    return `${head}${loadT("sUT", "U", K, LC)}${loadT("sWT", "W", K, LC)}${loadT("sKT", "KK", K, LC)}${loadR("sV", "VV", V, V)}  for (u32 x = t; x < ${C * LC}u; x += ${NT}u) sTi[x] = 0.f;
 ${gPrefix}  __syncthreads();
 ${exps}  // Luu [a][f] (row), Luk^T [f][a]
 ${scores("sL", "sWT", "sUT", true, false)}${scores("sLkT", "sWT", "sKT", true, true)}  __syncthreads();
-  // Tinv's 16 x 16 diagonal blocks: thread t < C owns column t of its block, forward substitution down the block
-  if (t < ${C}u) {
-    const u32 j = t, end = (j / 16u) * 16u + 16u;
-    sTi[j * ${LC}u + j] = 1.f;
-    for (u32 a = j + 1u; a < end; ++a) {
-      float s0 = 0.f, s1 = 0.f;
-      u32 f = j;
-      for (; f + 1u < a; f += 2u) { s0 = fmaf(sL[a * ${LC}u + f], sTi[f * ${LC}u + j], s0); s1 = fmaf(sL[a * ${LC}u + f + 1u], sTi[(f + 1u) * ${LC}u + j], s1); }
-      if (f < a) s0 = fmaf(sL[a * ${LC}u + f], sTi[f * ${LC}u + j], s0);
-      sTi[a * ${LC}u + j] = s0 + s1;
-    }
-  }
-  __syncthreads();
-  // block rows r = 1 .. ${NB - 1}: P = L[r, 0:r] Tinv[0:r, 0:r] (rows 16 r.., columns 0..16 r), then Tinv[r, 0:r] = Tinv[r, r] P
-  for (u32 r = 1; r < ${NB}u; ++r) {
-    const u32 r0 = 16u * r, w = r0;
-    for (u32 x = t; x < 16u * w; x += ${NT}u) {
-      const u32 a = r0 + x / w, j = x % w;
-      float s0 = 0.f, s1 = 0.f;
-      for (u32 f = (j / 16u) * 16u; f < r0; f += 2u) { s0 = fmaf(sL[a * ${LC}u + f], sTi[f * ${LC}u + j], s0); s1 = fmaf(sL[a * ${LC}u + f + 1u], sTi[(f + 1u) * ${LC}u + j], s1); }
-      sLV[(x / w) * ${LC}u + j] = s0 + s1;
-    }
-    __syncthreads();
-    for (u32 x = t; x < 16u * w; x += ${NT}u) {
-      const u32 a = r0 + x / w, j = x % w;
-      float s = 0.f;
-      for (u32 f = r0; f <= a; ++f) s = fmaf(sTi[a * ${LC}u + f], sLV[(f - r0) * ${LC}u + j], s);
-      sTi[a * ${LC}u + j] = s;
-    }
-    __syncthreads();
-  }
-  // Tinv^T into L's buffer; TI, NN = Ud, A out
+${tinv(LC)}  // Tinv^T into L's buffer; TI, NN = Ud, A out
   for (u32 x = t; x < ${C * C}u; x += ${NT}u) { const u32 a = x / ${C}u, f = x % ${C}u; const float v = sTi[a * ${LC}u + f]; sL[f * ${LC}u + a] = v; TI[(size_t)n * ${C * C}u + x] = v; }
   for (u32 x = t; x < ${C * K}u; x += ${NT}u) { const u32 a = x / ${K}u, i = x % ${K}u; NN[(size_t)n * ${C * K}u + x] = ${times(eC("a"))}sUT[i * ${LC}u + a]; }
-  if (t == 0u) A[n] = ${dec ? `expf((float)sG[${C}u])` : "1.f"};
-  __syncthreads();
+${aOut}  __syncthreads();
   // LV = Luk V [C][V]
 ${tiles(C, V, `    for (u32 f = 0; f < 4u * ti + 3u; ++f) {
       ${vec("ap", `sLkT[f * ${LC}u + 4u * ti]`)}
@@ -252,14 +281,13 @@ ${outer}
     }`, store("X", V, chunk(C, V)))}}
 `;
   }
-  return `${head(`const ${TIN}* __restrict__ Q, const ${TIN}* __restrict__ U, const ${TIN}* __restrict__ W, const ${TIN}* __restrict__ DY, const float* __restrict__ LD, const float* __restrict__ TI, int B, int T, int H, float* __restrict__ M, float* __restrict__ X, float* __restrict__ BM, float* __restrict__ NN, float* __restrict__ A`)}${loadT("sQT", "Q", K)}${loadT("sUT", "U", K)}${loadR("sDY", "DY", V)}  for (u32 x = t; x < ${C * C}u; x += ${NT}u) sTi[(x / ${C}u) * ${LC}u + x % ${C}u] = TI[(size_t)n * ${C * C}u + x];
+  return `${head}${loadT("sQT", "Q", K, LC)}${loadT("sUT", "U", K, LC)}${loadR("sDY", "DY", V, V)}  for (u32 x = t; x < ${C * C}u; x += ${NT}u) sTi[(x / ${C}u) * ${LC}u + x % ${C}u] = TI[(size_t)n * ${C * C}u + x];
 ${gPrefix}  __syncthreads();
 ${exps}  // Pu [a][f] (row)
 ${scores("sPu", "sQT", "sUT", false, false)}  __syncthreads();
   // NN = Wd, A out
   for (u32 x = t; x < ${C * K}u; x += ${NT}u) { const u32 a = x / ${K}u, i = x % ${K}u; NN[(size_t)n * ${C * K}u + x] = a < used ? ${times(eW("a"))}seqc_delta_in(&W[${row("a")} * ${K}u + i]) : 0.f; }
-  if (t == 0u) A[n] = ${dec ? `expf((float)sG[${C}u])` : "1.f"};
-  // PD = Pu^T dY [C][V] (rows a >= f)
+${aOut}  // PD = Pu^T dY [C][V] (rows a >= f)
 ${tiles(C, V, `    for (u32 a = 4u * ti; a < ${C}u; ++a) {
       ${vec("ap", `sPu[a * ${LC}u + 4u * ti]`)}
       ${vec("bj", `sDY[a * ${V}u + 4u * tj]`)}
@@ -284,10 +312,11 @@ ${outer}
 `;
 }
 
-/** A module of these configurations (default DELTA_PREP_CONFIGS): DELTA_PRELUDE then each kernel; `patch` edits the
+/** A module of these configurations (default DELTA_PREP_CONFIGS): DELTA_PRELUDE (and MMA_TF32_PRELUDE where a twin is
+ * among them) then each kernel; `patch` edits the
  * source (tests: deliberately broken copies). */
 export function deltaPrepModule(configs: readonly DeltaPrepConfig[] = DELTA_PREP_CONFIGS, patch?: (src: string) => string): { source: string; kernels: DeltaPrepKernel[] } {
   const kernels = configs.map(deltaPrepKernel);
-  const source = DELTA_PRELUDE + configs.map(deltaPrepSource).join("");
+  const source = DELTA_PRELUDE + (configs.some((c) => c.math) ? MMA_TF32_PRELUDE : "") + configs.map(deltaPrepSource).join("");
   return { source: patch ? patch(source) : source, kernels };
 }

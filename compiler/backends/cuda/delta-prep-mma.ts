@@ -1,0 +1,105 @@
+/**
+ * Tensor-core twins of the delta backward's prep kernels (delta-prep.ts; math "tf32" / "tf32x3", entries ending _tf32 /
+ * _tf32x3): the same chunk quantities, the same loads, G prefix and Tinv solve (fp32 SIMT), with every product (the
+ * scores Luu / Luk / Pu, LV = Luk V, BM, M, X, PD = Pu^T dY) as m16n8k8 TF32 mma.sync on 8 warps (tf32x3: each
+ * operand split into a TF32 head and tail, three products: fp32 accuracy). A warp owns 16 rows x 8 NW columns of a
+ * result; triangular products skip the k-blocks that are zero. Operands stay in row layouts [rows][ld] in shared memory
+ * with strides picked so that the fragments' scalar loads hit distinct banks ([m][k] / [n][k] reads: ld = 4 mod 32,
+ * [k][m] / [k][n] reads: ld = 8 mod 32, where one layout serves both the first). delta-prep.ts imports this file and
+ * this file its helpers: nothing here reads them at load time.
+ */
+import { DELTA_PREP_THREADS, prepParts, type DeltaPrepConfig } from "./delta-prep.ts";
+import { tf32Ops } from "./lowrank-readout-mma.ts";
+
+/** Shared memory in floats: G (double [C + 2]) and eW / eQ / eC (decay only), then the op's buffers with their strides. */
+export function deltaPrepMmaLayout(c: DeltaPrepConfig): { floats: number; at: Record<string, number> } {
+  const { C, K, V } = c, dec = c.decay !== "none", LK = K + 4, LV = V + 8;
+  const parts: [string, number][] = [["G", dec ? 2 * (C + 2) : 0], ["E", dec ? 3 * C : 0]];
+  if (c.op === "fwd") parts.push(["U", C * LK], ["W", C * LK], ["KK", C * LK], ["V", C * LV], ["L", C * (C + 4)], ["Lk", C * (C + 4)], ["Ti", C * (C + 4)], ["LV", Math.max(C * LV, 16 * (C + 4))]);
+  else parts.push(["Q", C * LK], ["U", C * LK], ["DY", C * LV], ["Ti", C * (C + 8)], ["Pu", C * (C + 8)], ["PD", C * LV]);
+  const at: Record<string, number> = {};
+  let o = 0;
+  for (const [name, n] of parts) {
+    at[name] = o;
+    o += n;
+  }
+  return { floats: o, at };
+}
+
+export function deltaPrepMmaCheck(c: DeltaPrepConfig): void {
+  if (c.C % 16 || c.C < 16 || c.K % 16 || c.V % 8) throw new Error(`delta-prep (${c.math}): C ${c.C} and K ${c.K} must be multiples of 16, V ${c.V} of 8 (m16n8k8 tiles; BM's rows are K)`);
+  const bytes = deltaPrepMmaLayout(c).floats * 4;
+  if (bytes > 227 * 1024) throw new Error(`delta-prep (${c.math}): C ${c.C}, K ${c.K}, V ${c.V} (${c.op}) needs ${bytes} bytes of shared memory (> 227 KiB)`);
+}
+
+export function deltaPrepMmaSource(c: DeltaPrepConfig): string {
+  const { C, K, V, op } = c, NT = DELTA_PREP_THREADS, WARPS = NT / 32, LK = K + 4, LVs = V + 8;
+  const { at } = deltaPrepMmaLayout(c);
+  const { dec, ex, eW, eQ, eC, times, row, loadR, gPrefix, exps, head, tinv, aOut } = prepParts(c, at);
+  const { frag, mma } = tf32Ops(c.math === "tf32x3");
+  const scaled = (e: string, v: string) => (e ? `${e} * ${v}` : v);
+  /** The [R][N] product sum_k a(m, k) b(k, n) over k0 in [kFrom, kTo) by 8, 16 x 8 NW tiles a warp; `done` stores one
+   * result element (row, col, v). */
+  const product = (R: number, N: number, a: (m: string, k: string) => string, b: (k: string, n: string) => string, kFrom: string, kTo: string, done: string) => {
+    const NW = (N / 8) % 4 === 0 ? 4 : (N / 8) % 2 === 0 ? 2 : 1, NBC = N / (8 * NW);
+    return `  for (u32 x = w; x < ${(R / 16) * NBC}u; x += ${WARPS}u) {
+    const u32 r0 = (x / ${NBC}u) * 16u, n0 = (x % ${NBC}u) * ${8 * NW}u;
+    float acc[${NW}][4];
+#pragma unroll
+    for (u32 s = 0; s < ${NW}u; ++s) { acc[s][0] = 0.f; acc[s][1] = 0.f; acc[s][2] = 0.f; acc[s][3] = 0.f; }
+    for (u32 k0 = ${kFrom}; k0 < ${kTo}; k0 += 8u) {
+${frag("      ", "fa", [a("r0 + g", "k0 + tg"), a("r0 + g + 8u", "k0 + tg"), a("r0 + g", "k0 + tg + 4u"), a("r0 + g + 8u", "k0 + tg + 4u")])}#pragma unroll
+      for (u32 s = 0; s < ${NW}u; ++s) {
+${frag("        ", "fb", [b("k0 + tg", "n0 + 8u * s + g"), b("k0 + tg + 4u", "n0 + 8u * s + g")])}${mma("        ", "acc[s]", "fa", "fb")}      }
+    }
+#pragma unroll
+    for (u32 s = 0; s < ${NW}u; ++s)
+#pragma unroll
+      for (u32 e = 0; e < 4u; ++e) {
+        const u32 row = r0 + g + 8u * (e >> 1u), col = n0 + 8u * s + 2u * tg + (e & 1u);
+        const float v = acc[s][e];
+        ${done}
+      }
+  }
+`;
+  };
+  const rowOf = (buf: string, ld: number) => (m: string, k: string) => `${buf}[(${m}) * ${ld}u + ${k}]`;
+  const colOf = (buf: string, ld: number, s?: (k: string) => string) => (k: string, m: string) => (s ? scaled(s(`(${k})`), `${buf}[(${k}) * ${ld}u + ${m}]`) : `${buf}[(${k}) * ${ld}u + ${m}]`);
+  const kOf = (buf: string, ld: number, s?: (k: string) => string) => (m: string, k: string) => colOf(buf, ld, s)(k, m);
+  const lanes = `  const u32 w = t >> 5u, l = t & 31u, g = l >> 2u, tg = l & 3u;\n`;
+  const out = (name: string, rows: number, W: number) => `${name}[(size_t)n * ${rows * W}u + row * ${W}u + col] = v;`;
+  // the scores [a][f]: a from X rows, f from Y rows (both [C][LK]), masked and decayed into dst [C][ld]; tiles wholly
+  // above the diagonal skip their products
+  const scores = (dst: string, ld: number, xa: string, yf: string, strict: boolean) => product(C, C, rowOf(xa, LK), (k, f) => `${yf}[(${f}) * ${LK}u + ${k}]`, "0u", `(n0 > r0 + 15u ? 0u : ${K}u)`,
+    `${dst}[row * ${ld}u + col] = col ${strict ? "<" : "<="} row ? v * ${strict ? ex("row", "col + 1u") : ex("row + 1u", "col + 1u")} : 0.f;`);
+  const eWf = dec ? eW : undefined, eCf = dec ? eC : undefined, eQf = dec ? eQ : undefined;
+  if (op === "fwd") {
+    return `${head}${lanes}${loadR("sU", "U", K, LK)}${loadR("sW", "W", K, LK)}${loadR("sKK", "KK", K, LK)}${loadR("sV", "VV", V, LVs)}  for (u32 x = t; x < ${C * (C + 4)}u; x += ${NT}u) sTi[x] = 0.f;
+${gPrefix}  __syncthreads();
+${exps}  // Luu [a][f], Luk [a][f]
+${scores("sL", C + 4, "sW", "sU", true)}${scores("sLk", C + 4, "sW", "sKK", true)}  __syncthreads();
+${tinv(C + 4)}  // TI, NN = Ud, A out
+  for (u32 x = t; x < ${C * C}u; x += ${NT}u) TI[(size_t)n * ${C * C}u + x] = sTi[(x / ${C}u) * ${C + 4}u + x % ${C}u];
+  for (u32 x = t; x < ${C * K}u; x += ${NT}u) { const u32 a = x / ${K}u, i = x % ${K}u; NN[(size_t)n * ${C * K}u + x] = ${times(eC("a"))}sU[a * ${LK}u + i]; }
+${aOut}  // LV = Luk V [C][V] (f < a)
+${product(C, V, rowOf("sLk", C + 4), colOf("sV", LVs), "0u", "r0 + 16u", `sLV[row * ${LVs}u + col] = v;`)}  // BM = Kd^T V [K][V]
+${product(K, V, kOf("sKK", LK, eCf), colOf("sV", LVs), "0u", `${C}u`, out("BM", K, V))}  // M = Tinv Wd [C][K] (f <= a)
+${product(C, K, rowOf("sTi", C + 4), colOf("sW", LK, eWf), "0u", "r0 + 16u", out("M", C, K))}  __syncthreads();
+  // X = Tinv LV [C][V] (f <= a)
+${product(C, V, rowOf("sTi", C + 4), colOf("sLV", LVs), "0u", "r0 + 16u", out("X", C, V))}}
+`;
+  }
+  return `${head}${lanes}${loadR("sQ", "Q", K, LK)}${loadR("sU", "U", K, LK)}${loadR("sDY", "DY", V, LVs)}  for (u32 x = t; x < ${C * C}u; x += ${NT}u) sTi[(x / ${C}u) * ${C + 8}u + x % ${C}u] = TI[(size_t)n * ${C * C}u + x];
+${gPrefix}  __syncthreads();
+${exps}  // Pu [a][f]
+${scores("sPu", C + 8, "sQ", "sU", false)}  __syncthreads();
+  // NN = Wd, A out
+  for (u32 x = t; x < ${C * K}u; x += ${NT}u) { const u32 a = x / ${K}u, i = x % ${K}u; NN[(size_t)n * ${C * K}u + x] = a < used ? ${times(eW("a"))}seqc_delta_in(&W[${row("a")} * ${K}u + i]) : 0.f; }
+${aOut}  // PD = Pu^T dY [C][V] (a >= f)
+${product(C, V, kOf("sPu", C + 8), colOf("sDY", LVs), "r0", `${C}u`, `sPD[row * ${LVs}u + col] = v;`)}  // BM = Qd^T dY [K][V]
+${product(K, V, kOf("sQ", LK, eQf), colOf("sDY", LVs), "0u", `${C}u`, out("BM", K, V))}  // M = Tinv^T Ud [C][K] (a >= f)
+${product(C, K, kOf("sTi", C + 8), colOf("sU", LK, eCf), "r0", `${C}u`, out("M", C, K))}  __syncthreads();
+  // X = Tinv^T PD [C][V] (a >= f)
+${product(C, V, kOf("sTi", C + 8), colOf("sPD", LVs), "r0", `${C}u`, out("X", C, V))}}
+`;
+}
