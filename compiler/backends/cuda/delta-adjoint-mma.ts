@@ -15,7 +15,7 @@ export const ADJ_MMA_THREADS = 256;
 
 const unroll = "#pragma unroll";
 
-export function adjMmaOps(c: DeltaAdjConfig, LD: number): AdjOps {
+export function adjMmaOps(c: DeltaAdjConfig): AdjOps {
   const { C, K } = c;
   const dec = c.decay !== "none";
   const { mma, fragA, fragAt, fragBkn } = tf32Ops(false);
@@ -26,24 +26,24 @@ export function adjMmaOps(c: DeltaAdjConfig, LD: number): AdjOps {
   const ranges = { full: (w: number) => ["0u", `${w / 8}u`], lower: () => ["0u", "2u * rb + 2u"], upper: () => ["2u * rb", `${C / 8}u`] };
   const col = (j: string) => `8u * (4u * hf + ${j}) + 2u * tg`;
   return {
-    NT: ADJ_MMA_THREADS, LD, PR: 8,
+    NT: ADJ_MMA_THREADS, PR: 8,
     own: `  const u32 wp = t >> 5u, l = t & 31u, g = l >> 2u, tg = l & 3u, rb = wp >> 1u, hf = wp & 1u;  // rows 16 rb.., 8-column tiles 4 hf.. of each output\n`,
     zero,
-    prod: (acc, X, xT, Y, r, w) => {
+    prod: (acc, X, ldx, xT, Y, ldy, r, w) => {
       const [lo, hi] = ranges[r](w);
       return `  for (u32 ks = ${lo}; ks < ${hi}; ++ks) {
-${xT ? fragAt("    ", "fa", X, LD, "16u * rb", "8u * ks") : fragA("    ", "fa", X, LD, "16u * rb", "8u * ks")}${unroll}
+${xT ? fragAt("    ", "fa", X, ldx, "16u * rb", "8u * ks") : fragA("    ", "fa", X, ldx, "16u * rb", "8u * ks")}${unroll}
     for (u32 j = 0; j < 4u; ++j) {
-${fragBkn("      ", "fb", Y, LD, "8u * (4u * hf + j)", "8u * ks")}${mma("      ", `${acc}[j]`, "fa", "fb")}    }
+${fragBkn("      ", "fb", Y, ldy, "8u * (4u * hf + j)", "8u * ks")}${mma("      ", `${acc}[j]`, "fa", "fb")}    }
   }
 `;
     },
-    scores: (dst, X, Y, w, oq) => `  {
+    scores: (dst, ldd, X, ldx, Y, ldy, w, oq) => `  {
 ${zero("sc").replace(/^ {2}/gm, "    ")}    for (u32 ks = 0; ks < ${w / 8}u; ++ks) {
-${fragA("      ", "fa", X, LD, "16u * rb", "8u * ks")}${unroll}
+${fragA("      ", "fa", X, ldx, "16u * rb", "8u * ks")}${unroll}
       for (u32 j = 0; j < 4u; ++j) {
         if (4u * hf + j <= 2u * rb + 1u) {  // tiles above the diagonal stay zero
-${fragBkn("          ", "fb", Y, LD, "8u * (4u * hf + j)", "8u * ks")}${mma("          ", "sc[j]", "fa", "fb")}        }
+${fragBkn("          ", "fb", Y, ldy, "8u * (4u * hf + j)", "8u * ks")}${mma("          ", "sc[j]", "fa", "fb")}        }
       }
     }
 ${unroll}
@@ -52,7 +52,7 @@ ${unroll}
       for (u32 hh = 0; hh < 2u; ++hh) {
         const u32 a = 16u * rb + g + 8u * hh, f = ${col("j")};
         const float m0 = f < a + ${oq}u ? ${dec ? `expf(sG[a + ${oq}u] - sG[f + 1u])` : "1.f"} : 0.f, m1 = f + 1u < a + ${oq}u ? ${dec ? `expf(sG[a + ${oq}u] - sG[f + 2u])` : "1.f"} : 0.f;
-        *(float2*)&${dst}[a * ${LD}u + f] = make_float2(sc[j][2u * hh] * m0, sc[j][2u * hh + 1u] * m1);
+        *(float2*)&${dst}[a * ${ldd}u + f] = make_float2(sc[j][2u * hh] * m0, sc[j][2u * hh + 1u] * m1);
       }
   }
 `,
@@ -87,6 +87,9 @@ ${unroll}
     parts: "  float pt[2] = {0.f, 0.f}, pw[2] = {0.f, 0.f};\n",
     partStore: `${unroll}
   for (u32 hh = 0; hh < 2u; ++hh) { sPT[(16u * rb + g + 8u * hh) * 8u + 4u * hf + tg] = pt[hh]; sPW[(16u * rb + g + 8u * hh) * 8u + 4u * hf + tg] = pw[hh]; }
+`,
+    partSave: (dst, part) => `${unroll}
+  for (u32 hh = 0; hh < 2u; ++hh) { ${dst}[(16u * rb + g + 8u * hh) * 8u + 4u * hf + tg] = ${part}[hh]; ${part}[hh] = 0.f; }
 `,
   };
 }

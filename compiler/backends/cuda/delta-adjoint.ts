@@ -31,7 +31,10 @@
  * in registers from the first step to the last. Shared memory holds six [max(C, K)][max(C, K) + 4] fp32 slots, reloaded
  * from global memory (L2) in the layout each step reads (rows, or transposed), so that every product reads its right
  * operand as float4 rows: 106,016 bytes at C = K = V = 64; __launch_bounds__(threads, 2): two blocks an SM, at most 128
- * registers a thread. Global loads take 4 values a thread (float4, or 4 bf16 words). Slots t >= T of the chunk read as zeros
+ * registers a thread. K = V = 128 (K > C, the "wide" plan): 512 threads (one tile each still), the same products in a
+ * sequence split to fit 216,608 bytes (x and g rows, one big slot for S0^T / LE / LE^T or two transposed operands, two
+ * score slots, u rows; the y side's dld partials saved to shared memory: one block an SM). Global loads take 4 values a
+ * thread (float4, or 4 bf16 words). Slots t >= T of the chunk read as zeros
  * (per-token inputs, and the rows of R and DR), and nothing is written for them.
  *
  * Inputs of type TIN: float, or bf16 passed as its 16-bit words (`unsigned short`, the same bits as __nv_bfloat16).
@@ -66,6 +69,10 @@ export interface DeltaAdjKernel extends DeltaAdjConfig {
 export const DELTA_ADJ_CONFIGS: readonly DeltaAdjConfig[] = (["none", "scalar"] as const).flatMap((decay) =>
   (["f32", "bf16"] as const).map((tin) => ({ decay, tin, C: 64, K: 64, V: 64 })));
 
+/** K = V = 128 (the "wide" plan: 512 threads, 216,608 bytes of shared memory, one block an SM), each decay and input
+ * type; not in DELTA_ADJ_CONFIGS (the torch module's records) yet. */
+export const DELTA_ADJ_K128_CONFIGS: readonly DeltaAdjConfig[] = DELTA_ADJ_CONFIGS.map((c) => ({ ...c, K: 128, V: 128 }));
+
 /** The tensor-core twins (TF32), for bf16 inputs: each decay at C = K = V = 64. */
 export const DELTA_ADJ_MMA_CONFIGS: readonly DeltaAdjConfig[] = DELTA_ADJ_CONFIGS.filter((c) => c.tin === "bf16").map((c) => ({ ...c, math: "tf32" as const }));
 
@@ -75,10 +82,37 @@ export function deltaAdjEntry(c: DeltaAdjConfig): string {
 
 const SLOTS = 6;
 
-function layout(c: DeltaAdjConfig): { W: number; LD: number; slot: number; NT: number; floats: number } {
-  const W = Math.max(c.C, c.K), LD = c.math ? W + 8 : W + 4, NT = c.math ? ADJ_MMA_THREADS : (c.C / 4) * (c.K / 4);
+/** A shared buffer: its pointer's name, offset and row stride (floats). */
+interface Slot { p: string; off: number; ld: number }
+
+/** Shared memory. "six" (K <= C): six slots of [max(C, K)][max(C, K) + pad] (pad 4, 8 for the twins: conflict-free
+ * fragment reads), sS0..sS5. "wide" (K > C, one block an SM): x and g rows [C][K + pad] (sX, sGr), a big slot for S0^T /
+ * LE / LE^T [K][V + pad] or two transposed [K][C + pad] operands (sBig, sT2), two score slots [C][C + pad] (sC1, sC2),
+ * u rows (sU). Then G [C + 1], the aC partials [threads], the row terms [C + 1]. */
+function layout(c: DeltaAdjConfig): { plan: "six" | "wide"; NT: number; slots: Record<string, Slot>; floats: number } {
+  const pad = c.math ? 8 : 4, W = Math.max(c.C, c.K);
+  const NT = c.math ? ADJ_MMA_THREADS : (c.C / 4) * (c.K / 4);
   const up4 = (x: number) => Math.ceil(x / 4) * 4;
-  return { W, LD, slot: W * LD, NT, floats: SLOTS * W * LD + up4(c.C + 1) + up4(NT) + up4(c.C + 1) };
+  const slots: Record<string, Slot> = {};
+  let off = 0;
+  const add = (p: string, floats: number, ld: number) => { slots[p] = { p, off, ld }; off += floats; };
+  const plan = c.K > c.C ? "wide" : "six";
+  if (plan === "six") for (let i = 0; i < SLOTS; i++) add(`sS${i}`, W * (W + pad), W + pad);
+  else {
+    const R = c.K + pad, Tt = c.C + pad;
+    add("sX", c.C * R, R);
+    add("sGr", c.C * R, R);
+    // views of the big slot: transposed k / v / r [K][C + pad] (sT1, sT2), k rows in sT1's place (sT1r)
+    slots.sT1 = { p: "sT1", off, ld: Tt };
+    slots.sT1r = { p: "sT1r", off, ld: R };
+    slots.sT2 = { p: "sT2", off: off + c.K * Tt, ld: Tt };
+    add("sBig", Math.max(c.K * (c.V + pad), 2 * c.K * Tt), c.V + pad);
+    add("sC1", c.C * Tt, Tt);
+    add("sC2", c.C * Tt, Tt);
+    add("sU", c.C * R, R);
+    add("sPY", c.C * (c.K / 4), c.K / 4);  // the y side's dld partials (q.dq), saved so that they are not live in registers over the r side
+  }
+  return { plan, NT, slots, floats: off + up4(c.C + 1) + up4(NT) + up4(c.C + 1) };
 }
 
 function check(c: DeltaAdjConfig): void {
@@ -123,18 +157,18 @@ const unroll = "#pragma unroll";
 
 /** acc[p][j] += sum_{m in [lo, hi)} X(4 ti + p, m) Y(m, 4 tj + j) (lo, hi multiples of 4), X stored [i][m] ("N") or
  * [m][i] ("T"), Y stored [m][j]; row stride ld. */
-function prod(acc: string, X: string, xT: boolean, Y: string, ld: number, ti: string, tj: string, lo: string, hi: string): string {
+function prod(acc: string, X: string, ldx: number, xT: boolean, Y: string, ldy: number, ti: string, tj: string, lo: string, hi: string): string {
   const xs = xT
     ? `${unroll}
-      for (u32 q = 0; q < 4u; ++q) { const float4 v = *(const float4*)&${X}[(m0 + q) * ${ld}u + 4u * ${ti}]; xa[0][q] = v.x; xa[1][q] = v.y; xa[2][q] = v.z; xa[3][q] = v.w; }`
+      for (u32 q = 0; q < 4u; ++q) { const float4 v = *(const float4*)&${X}[(m0 + q) * ${ldx}u + 4u * ${ti}]; xa[0][q] = v.x; xa[1][q] = v.y; xa[2][q] = v.z; xa[3][q] = v.w; }`
     : `${unroll}
-      for (u32 p = 0; p < 4u; ++p) { const float4 v = *(const float4*)&${X}[(4u * ${ti} + p) * ${ld}u + m0]; xa[p][0] = v.x; xa[p][1] = v.y; xa[p][2] = v.z; xa[p][3] = v.w; }`;
+      for (u32 p = 0; p < 4u; ++p) { const float4 v = *(const float4*)&${X}[(4u * ${ti} + p) * ${ldx}u + m0]; xa[p][0] = v.x; xa[p][1] = v.y; xa[p][2] = v.z; xa[p][3] = v.w; }`;
   return `    for (u32 m0 = ${lo}; m0 < ${hi}; m0 += 4u) {
       float xa[4][4];
 ${xs}
 ${unroll}
       for (u32 q = 0; q < 4u; ++q) {
-        const float4 y4 = *(const float4*)&${Y}[(m0 + q) * ${ld}u + 4u * ${tj}];
+        const float4 y4 = *(const float4*)&${Y}[(m0 + q) * ${ldy}u + 4u * ${tj}];
         const float yb[4] = {y4.x, y4.y, y4.z, y4.w};
 ${unroll}
         for (u32 p = 0; p < 4u; ++p)
@@ -153,28 +187,29 @@ export const adjTok = (a: string, i: string, w: number): string => `(((size_t)b 
  * partial dot products (PR partials a row, "pt" / "pw"). Shared memory: six slots of rows of stride LD floats. */
 export interface AdjOps {
   NT: number;
-  LD: number;
   PR: number;
   /** This thread's indices. */
   own: string;
   zero(acc: string, decl?: boolean): string;
   /** acc += X Y over m: all of [0, w) ("full"), or where a score operand X is nonzero: m <= the row ("lower": X stored
    * [row][m], scores with f <= a) or m >= the row ("upper": X stored [m][row], transposed scores). */
-  prod(acc: string, X: string, xT: boolean, Y: string, range: "full" | "lower" | "upper", w: number): string;
+  prod(acc: string, X: string, ldx: number, xT: boolean, Y: string, ldy: number, range: "full" | "lower" | "upper", w: number): string;
   /** dst [a][f] = X(a, .) . Y(., f) over m < w, masked f < a + oq and decayed exp(G[a - 1 + oq] - G[f]). */
-  scores(dst: string, X: string, Y: string, w: number, oq: number): string;
+  scores(dst: string, ldd: number, X: string, ldx: number, Y: string, ldy: number, w: number, oq: number): string;
   scaleRows(acc: string, e: (row: string) => string): string;
   store(acc: string, dst: string): string;
   dots(acc: string, src: string, part: string, sign: string): string;
   /** pt / pw declared zero; their writes into sPT / sPW [C][PR]. */
   parts: string;
   partStore: string;
+  /** part written into dst [C][PR] and zeroed. */
+  partSave(dst: string, part: string): string;
 }
 
 /** The fp32 SIMT kernel's ops: thread t owns the 4 x 4 tile (oti, otj) = (t / (K / 4), t % (K / 4)) of each output. */
 function simtOps(c: DeltaAdjConfig): AdjOps {
   const { C, K } = c;
-  const { LD, NT } = layout(c);
+  const { NT } = layout(c);
   const dec = c.decay !== "none";
   const KT = K / 4, CT = C / 4;
   const tok = adjTok;
@@ -185,12 +220,12 @@ ${unroll}
 `;
   const range = { full: (w: number) => ["0u", `${w}u`], lower: () => ["0u", "4u * oti + 4u"], upper: () => ["4u * oti", `${C}u`] };
   return {
-    NT, LD, PR: KT,
+    NT, PR: KT,
     own: `  const u32 oti = t / ${KT}u, otj = t % ${KT}u;  // this thread's tile of each [C, K] output\n`,
     zero,
-    prod: (acc, X, xT, Y, r, w) => { const [lo, hi] = range[r](w); return prod(acc, X, xT, Y, LD, "oti", "otj", lo, hi); },
+    prod: (acc, X, ldx, xT, Y, ldy, r, w) => { const [lo, hi] = range[r](w); return prod(acc, X, ldx, xT, Y, ldy, "oti", "otj", lo, hi); },
     // (tiles above the diagonal are zeros)
-    scores: (dst, X, Y, w, oq) => `  for (u32 x = t; x < ${CT * CT}u; x += ${NT}u) {
+    scores: (dst, ldd, X, ldx, Y, ldy, w, oq) => `  for (u32 x = t; x < ${CT * CT}u; x += ${NT}u) {
     const u32 sti = x / ${CT}u, stj = x % ${CT}u;
     float sc[4][4];
 ${unroll}
@@ -198,14 +233,14 @@ ${unroll}
 ${unroll}
       for (u32 j = 0; j < 4u; ++j) sc[p][j] = 0.f;
     if (stj <= sti) {
-${prod("sc", X, false, Y, LD, "sti", "stj", "0u", `${w}u`)}    }
+${prod("sc", X, ldx, false, Y, ldy, "sti", "stj", "0u", `${w}u`)}    }
 ${unroll}
     for (u32 p = 0; p < 4u; ++p) {
       const u32 a = 4u * sti + p;
       float m[4];
 ${unroll}
       for (u32 j = 0; j < 4u; ++j) { const u32 f = 4u * stj + j; m[j] = f < a + ${oq}u ? ${dec ? `expf(sG[a + ${oq}u] - sG[f + 1u])` : "1.f"} : 0.f; }
-      *(float4*)&${dst}[a * ${LD}u + 4u * stj] = make_float4(sc[p][0] * m[0], sc[p][1] * m[1], sc[p][2] * m[2], sc[p][3] * m[3]);
+      *(float4*)&${dst}[a * ${ldd}u + 4u * stj] = make_float4(sc[p][0] * m[0], sc[p][1] * m[1], sc[p][2] * m[2], sc[p][3] * m[3]);
     }
   }
 `,
@@ -240,48 +275,66 @@ ${unroll}
     partStore: `${unroll}
   for (u32 p = 0; p < 4u; ++p) { sPT[(4u * oti + p) * ${KT}u + otj] = pt[p]; sPW[(4u * oti + p) * ${KT}u + otj] = pw[p]; }
 `,
+    partSave: (dst, part) => `${unroll}
+  for (u32 p = 0; p < 4u; ++p) { ${dst}[(4u * oti + p) * ${KT}u + otj] = ${part}[p]; ${part}[p] = 0.f; }
+`,
   };
 }
 
 export function deltaAdjSource(c: DeltaAdjConfig): string {
   check(c);
   const { C, K, V, decay, tin } = c;
-  const ops = c.math ? adjMmaOps(c, layout(c).LD) : simtOps(c);
-  const { slot } = layout(c);
-  const { LD, NT, PR } = ops;
+  const ops = c.math ? adjMmaOps(c) : simtOps(c);
+  const L = layout(c), sl = L.slots;
+  const { NT, PR } = ops;
   const dec = decay !== "none";
   const TIN = tin === "f32" ? "float" : "unsigned short";
-  const S = (i: number) => `sS${i}`;
   // the chunk's token rows: slot a is token t0 + a (valid below T)
   const tok = adjTok;
   const chk = (a: string, i: string, w: number) => `((size_t)n * ${C}u + ${a}) * ${w}u + ${i}`;
   // 4 values v of row r, columns 4 c4.. into shared: as they are (dst[r][4 c4..], one float4) or transposed (dst[4 c4 + q][r])
-  const put = (dst: string, r: string, c4: string, T_: boolean) => T_
-    ? `${dst}[(4u * ${c4}) * ${LD}u + ${r}] = v.x; ${dst}[(4u * ${c4} + 1u) * ${LD}u + ${r}] = v.y; ${dst}[(4u * ${c4} + 2u) * ${LD}u + ${r}] = v.z; ${dst}[(4u * ${c4} + 3u) * ${LD}u + ${r}] = v.w;`
-    : `*(float4*)&${dst}[${r} * ${LD}u + 4u * ${c4}] = v;`;
+  const put = (d: Slot, r: string, c4: string, T_: boolean) => T_
+    ? `${d.p}[(4u * ${c4}) * ${d.ld}u + ${r}] = v.x; ${d.p}[(4u * ${c4} + 1u) * ${d.ld}u + ${r}] = v.y; ${d.p}[(4u * ${c4} + 2u) * ${d.ld}u + ${r}] = v.z; ${d.p}[(4u * ${c4} + 3u) * ${d.ld}u + ${r}] = v.w;`
+    : `*(float4*)&${d.p}[${r} * ${d.ld}u + 4u * ${c4}] = v;`;
   // loads of 4 values a thread (two loop steps at a time: more spill at 128 registers): rows [a][i] (N) or transposed [i][a] (T; consecutive threads take consecutive rows, so
   // that the transposed stores are conflict-free) of a per-token input (src name, width w) or of a chunk tensor
-  const load = (dst: string, src: string, w: number, kind: "tok" | "chunk", T_: boolean) => {
+  const load = (dst: Slot, src: string, w: number, kind: "tok" | "chunk", T_: boolean) => {
     const at = `seqc_dadj_in4(${src}, ${kind === "tok" ? tok("a", "4u * i4", w) : chk("a", "4u * i4", w)})`;
     const idx = T_ ? `const u32 a = x % ${C}u, i4 = x / ${C}u;` : `const u32 a = x / ${w / 4}u, i4 = x % ${w / 4}u;`;
     return `${unroll} 2\n  for (u32 x = t; x < ${(C * w) / 4}u; x += ${NT}u) { ${idx} const float4 v = a < nv ? ${at} : make_float4(0.f, 0.f, 0.f, 0.f); ${put(dst, "a", "i4", T_)} }\n`;
   };
   // a [K][V] chunk tensor (S0, LE) as it is ([i][j]) or transposed ([j][i])
-  const loadKV = (dst: string, src: string, T_: boolean) => {
+  const loadKV = (dst: Slot, src: string, T_: boolean) => {
     const idx = T_ ? `const u32 i = x % ${K}u, j4 = x / ${K}u;` : `const u32 i = x / ${V / 4}u, j4 = x % ${V / 4}u;`;
     return `${unroll} 2\n  for (u32 x = t; x < ${(K * V) / 4}u; x += ${NT}u) { ${idx} const float4 v = seqc_dadj_in4(${src}, (size_t)n * ${K * V}u + i * ${V}u + 4u * j4); ${put(dst, "i", "j4", T_)} }\n`;
   };
-  const { zero, scores, store } = ops;
-  const prod = (acc: string, X: string, xT: boolean, Y: string, r: "full" | "lower" | "upper", w = 0) => ops.prod(acc, X, xT, Y, r, w);
+  const { zero, store } = ops;
+  const prod = (acc: string, X: Slot, xT: boolean, Y: Slot, r: "full" | "lower" | "upper", w = 0) => ops.prod(acc, X.p, X.ld, xT, Y.p, Y.ld, r, w);
+  const scores = (dst: Slot, X: Slot, Y: Slot, w: number, oq: number) => ops.scores(dst.p, dst.ld, X.p, X.ld, Y.p, Y.ld, w, oq);
   // rows of acc scaled by e(row) (decay only)
   const scaleRows = (acc: string, e: (a: string) => string) => dec ? ops.scaleRows(acc, e) : "";
   const dots = (acc: string, src: string, part: string, sign: string) => dec ? ops.dots(acc, src, part, sign) : "";
-  const side = (y: boolean) => {
-    const oq = y ? 1 : 0, x = y ? "Q" : "W", g = y ? "DY" : "DR", dx = y ? "dQ" : "dW";
-    const gLoad = (dst: string) => y ? load(dst, "DY", V, "tok", false) : load(dst, "DR", V, "chunk", false);
-    return `  // ---- side ${y ? "y: x = q, g = dy, scores f <= a" : "r: x = w, g = DR, scores f < a"} ----
-${load(S(0), x, K, "tok", false)}${gLoad(S(1))}${loadKV(S(2), "S0", true)}${load(S(3), "KK", K, "tok", true)}${load(S(5), "VV", V, "tok", true)}  __syncthreads();
-${zero("dx", false)}${prod("dx", S(1), false, S(2), "full", V)}${scaleRows("dx", (a) => `expf(sG[${a}${oq ? " + 1u" : ""}])`)}${scores(S(4), S(0), S(3), K, oq)}  __syncthreads();
+  const eC = (a: string) => `expf(sG[${C}u] - sG[${a} + 1u])`;
+  // aC's partial sums: LE (in `le`, as it is) . S_C
+  const aC = (le: Slot) => dec ? `  {
+    const float* SC = cix + 1u < nC ? S0 + (size_t)(n + 1u) * ${K * V}u : SF + (size_t)bh * ${K * V}u;
+    float s = 0.f;
+    for (u32 x = t; x < ${K * V}u; x += ${NT}u) s = fmaf(${le.p}[(x / ${V}u) * ${le.ld}u + x % ${V}u], SC[x], s);
+    sRed[t] = s;
+  }
+` : "";
+  const sideHead = (y: boolean) => `  // ---- side ${y ? "y: x = q, g = dy, scores f <= a" : "r: x = w, g = DR, scores f < a"} ----\n`;
+  const gLoad = (y: boolean, dst: Slot) => y ? load(dst, "DY", V, "tok", false) : load(dst, "DR", V, "chunk", false);
+  const eS0 = (oq: number) => (a: string) => `expf(sG[${a}${oq ? " + 1u" : ""}])`;
+  const sideEnd = (y: boolean, x: string) => `${store("dx", y ? "dQ" : "dW")}${dots("dx", x, "pt", "+")}${y ? "" : dots("dx", "W", "pw", "+")}  __syncthreads();\n`;
+  let body: string, first: Slot;
+  if (L.plan === "six") {
+    const S = (i: number) => sl[`sS${i}`];
+    first = S(0);
+    const side = (y: boolean) => {
+      const oq = y ? 1 : 0, x = y ? "Q" : "W";
+      return `${sideHead(y)}${load(S(0), x, K, "tok", false)}${gLoad(y, S(1))}${loadKV(S(2), "S0", true)}${load(S(3), "KK", K, "tok", true)}${load(S(5), "VV", V, "tok", true)}  __syncthreads();
+${zero("dx", false)}${prod("dx", S(1), false, S(2), "full", V)}${scaleRows("dx", eS0(oq))}${scores(S(4), S(0), S(3), K, oq)}  __syncthreads();
   // dv += P^T g; A = g v^T
 ${load(S(3), "KK", K, "tok", false)}${prod("dv", S(4), true, S(1), "upper")}${scores(S(2), S(1), S(5), V, oq)}  __syncthreads();
   // dx += A k; dk += A^T x
@@ -289,18 +342,49 @@ ${load(S(5), "R", V, "chunk", true)}${load(S(4), "U", K, "tok", false)}${prod("d
   // B = g r^T
 ${scores(S(3), S(1), S(5), V, oq)}  __syncthreads();
   // dx += B u; du += B^T x
-${prod("dx", S(3), false, S(4), "lower")}${prod("du", S(3), true, S(0), "upper")}${store("dx", dx)}${dots("dx", x, "pt", "+")}${y ? "" : dots("dx", "W", "pw", "+")}  __syncthreads();
-`;
-  };
-  const slots = Array.from({ length: SLOTS }, (_, i) => `  float* ${S(i)} = (float*)seqc_smem_raw + ${i * slot};\n`).join("");
+${prod("dx", S(3), false, S(4), "lower")}${prod("du", S(3), true, S(0), "upper")}${sideEnd(y, x)}`;
+    };
+    body = `  // ---- LE: dv = k LE, dk = v LE^T, du = r LE^T (rows scaled by exp(G_C - G[f])); aC's partials ----
+${load(S(0), "KK", K, "tok", false)}${loadKV(S(1), "LE", false)}${load(S(2), "VV", V, "tok", false)}${load(S(3), "R", V, "chunk", false)}${loadKV(S(4), "LE", true)}  __syncthreads();
+${zero("dv")}${zero("dk")}${zero("du")}  float dx[4][4];
+${dec ? ops.parts : ""}${prod("dv", S(0), false, S(1), "full", K)}${prod("dk", S(2), false, S(4), "full", V)}${prod("du", S(3), false, S(4), "full", V)}${scaleRows("dv", eC)}${scaleRows("dk", eC)}${scaleRows("du", eC)}${aC(S(1))}  __syncthreads();
+${side(true)}${side(false)}`;
+  } else {
+    const { sX, sGr, sBig, sT1, sT1r, sT2, sC1, sC2, sU } = sl;
+    first = sX;
+    const side = (y: boolean) => {
+      const oq = y ? 1 : 0, x = y ? "Q" : "W";
+      return `${sideHead(y)}${load(sX, x, K, "tok", false)}${gLoad(y, sGr)}${loadKV(sBig, "S0", true)}  __syncthreads();
+${zero("dx", false)}${prod("dx", sGr, false, sBig, "full", V)}${scaleRows("dx", eS0(oq))}  __syncthreads();
+  // P = x k^T
+${load(sT1, "KK", K, "tok", true)}${load(sT2, "VV", V, "tok", true)}  __syncthreads();
+${scores(sC1, sX, sT1, K, oq)}  __syncthreads();
+  // dv += P^T g; A = g v^T
+${load(sT1r, "KK", K, "tok", false)}${prod("dv", sC1, true, sGr, "upper")}${scores(sC2, sGr, sT2, V, oq)}  __syncthreads();
+  // dx += A k; dk += A^T x
+${load(sT2, "R", V, "chunk", true)}${load(sU, "U", K, "tok", false)}${prod("dx", sC2, false, sT1r, "lower")}${prod("dk", sC2, true, sX, "upper")}  __syncthreads();
+  // B = g r^T
+${scores(sC1, sGr, sT2, V, oq)}  __syncthreads();
+  // dx += B u; du += B^T x
+${prod("dx", sC1, false, sU, "lower")}${prod("du", sC1, true, sX, "upper")}${sideEnd(y, x)}${y && dec ? ops.partSave("sPY", "pt") : ""}`;
+    };
+    body = `  // ---- LE: dv = k LE; aC's partials; then dk = v LE^T, du = r LE^T (rows scaled by exp(G_C - G[f])) ----
+${load(sX, "KK", K, "tok", false)}${loadKV(sBig, "LE", false)}  __syncthreads();
+${zero("dv")}${zero("dk")}${zero("du")}  float dx[4][4];
+${dec ? ops.parts : ""}${prod("dv", sX, false, sBig, "full", K)}${scaleRows("dv", eC)}${aC(sBig)}  __syncthreads();
+${loadKV(sBig, "LE", true)}${load(sGr, "VV", V, "tok", false)}${load(sU, "R", V, "chunk", false)}  __syncthreads();
+${prod("dk", sGr, false, sBig, "full", V)}${prod("du", sU, false, sBig, "full", V)}${scaleRows("dk", eC)}${scaleRows("du", eC)}  __syncthreads();
+${side(true)}${side(false)}`;
+  }
+  const slots = Object.values(sl).map((x) => `  float* ${x.p} = (float*)seqc_smem_raw + ${x.off};\n`).join("");
   const tail = dec ? `  // dld: rows' terms and w.dw summed over the tiles' columns, aC, suffix sums
-  float* sPT = ${S(0)};          // [C][K / 4] terms partials
-  float* sPW = ${S(0)} + ${C * PR}; // [C][K / 4] w.dw partials
+  float* sPT = ${first.p};          // [C][K / 4] terms partials
+  float* sPW = ${first.p} + ${C * PR}; // [C][K / 4] w.dw partials
 ${ops.partStore}  __syncthreads();
   float wdw = 0.f;
   if (t < ${C}u) {
     float s = 0.f;
-    for (u32 j = 0; j < ${PR}u; ++j) { s += sPT[t * ${PR}u + j]; wdw += sPW[t * ${PR}u + j]; }
+    for (u32 j = 0; j < ${PR}u; ++j) { s += sPT[t * ${PR}u + j]${L.plan === "wide" ? ` + sPY[t * ${PR}u + j]` : ""}; wdw += sPW[t * ${PR}u + j]; }
     sRow[t] = s;
   }
   if (t == 0u) {
@@ -316,8 +400,11 @@ ${ops.partStore}  __syncthreads();
     dLD[((size_t)b * T + t0 + t) * H + h] = s - wdw;
   }
 ` : "";
+  const end = Object.values(sl).reduce((m, x) => Math.max(m, x.off), 0);
+  const sGoff = L.floats - (Math.ceil((C + 1) / 4) * 4 + Math.ceil(NT / 4) * 4 + Math.ceil((C + 1) / 4) * 4);
+  if (sGoff <= end) throw new Error("delta-adjoint: layout");
   return `${c.math ? `\n${MMA_TF32_PRELUDE}` : ""}
-extern "C" __global__ void __launch_bounds__(${NT}, 2) ${deltaAdjEntry(c)}(const ${TIN}* __restrict__ Q, const ${TIN}* __restrict__ U, const ${TIN}* __restrict__ W, const ${TIN}* __restrict__ KK, const ${TIN}* __restrict__ VV, const ${TIN}* __restrict__ DY, const float* __restrict__ LD,
+extern "C" __global__ void __launch_bounds__(${NT}, ${L.plan === "six" ? 2 : 1}) ${deltaAdjEntry(c)}(const ${TIN}* __restrict__ Q, const ${TIN}* __restrict__ U, const ${TIN}* __restrict__ W, const ${TIN}* __restrict__ KK, const ${TIN}* __restrict__ VV, const ${TIN}* __restrict__ DY, const float* __restrict__ LD,
     const float* __restrict__ R, const float* __restrict__ S0, const float* __restrict__ SF, const float* __restrict__ LE, const float* __restrict__ DR, int B, int T, int H,
     float* __restrict__ dQ, float* __restrict__ dU, float* __restrict__ dW, float* __restrict__ dK, float* __restrict__ dV, float* __restrict__ dLD) {
   SEQC_SMEM_DECL(seqc_smem_raw);
@@ -325,7 +412,7 @@ extern "C" __global__ void __launch_bounds__(${NT}, 2) ${deltaAdjEntry(c)}(const
   if (n >= (u32)B * (u32)H * nC) return;
   const u32 bh = n / nC, cix = n % nC, b = bh / (u32)H, h = bh % (u32)H, t0 = cix * ${C}u;
   const u32 nv = (u32)T - t0 < ${C}u ? (u32)T - t0 : ${C}u;  // slots in use
-${ops.own}${slots}  float* sG = (float*)seqc_smem_raw + ${SLOTS * slot};  // [C + 1]: sG[a + 1] = G[a], sG[0] = 0
+${ops.own}${slots}  float* sG = (float*)seqc_smem_raw + ${sGoff};  // [C + 1]: sG[a + 1] = G[a], sG[0] = 0
   float* sRed = sG + ${Math.ceil((C + 1) / 4) * 4};  // [threads] aC partials
   float* sRow = sRed + ${Math.ceil(NT / 4) * 4};      // [C] row terms, then aC
 ${dec ? `  if (t == 0u) {
@@ -333,16 +420,6 @@ ${dec ? `  if (t == 0u) {
     sG[0] = 0.f;
     for (u32 a = 0; a < ${C}u; ++a) { if (a < nv) s += LD[((size_t)b * T + t0 + a) * H + h]; sG[a + 1u] = s; }
   }
-` : ""}  // ---- LE: dv = k LE, dk = v LE^T, du = r LE^T (rows scaled by exp(G_C - G[f])); aC's partials ----
-${load(S(0), "KK", K, "tok", false)}${loadKV(S(1), "LE", false)}${load(S(2), "VV", V, "tok", false)}${load(S(3), "R", V, "chunk", false)}${loadKV(S(4), "LE", true)}  __syncthreads();
-${zero("dv")}${zero("dk")}${zero("du")}  float dx[4][4];
-${dec ? ops.parts : ""}${prod("dv", S(0), false, S(1), "full", K)}${prod("dk", S(2), false, S(4), "full", V)}${prod("du", S(3), false, S(4), "full", V)}${scaleRows("dv", (a) => `expf(sG[${C}u] - sG[${a} + 1u])`)}${scaleRows("dk", (a) => `expf(sG[${C}u] - sG[${a} + 1u])`)}${scaleRows("du", (a) => `expf(sG[${C}u] - sG[${a} + 1u])`)}${dec ? `  {
-    const float* SC = cix + 1u < nC ? S0 + (size_t)(n + 1u) * ${K * V}u : SF + (size_t)bh * ${K * V}u;
-    float s = 0.f;
-    for (u32 x = t; x < ${K * V}u; x += ${NT}u) s = fmaf(${S(1)}[(x / ${V}u) * ${LD}u + x % ${V}u], SC[x], s);
-    sRed[t] = s;
-  }
-` : ""}  __syncthreads();
-${side(true)}${side(false)}${dots("du", "U", "pt", "-")}${dots("dk", "KK", "pt", "-")}${store("dk", "dK")}${store("du", "dU")}${store("dv", "dV")}${tail}}
+` : ""}${body}${dots("du", "U", "pt", "-")}${dots("dk", "KK", "pt", "-")}${store("dk", "dK")}${store("du", "dU")}${store("dv", "dV")}${tail}}
 `;
 }
