@@ -128,6 +128,16 @@ function errors(bin: string, k: DeltaPrepKernel, cs: Case): Record<string, numbe
   return e;
 }
 
+/** Whether the checks catch a (deliberately broken) kernel: output `out` off by more than 1e-3, or errors()'s own checks
+ * (finite outputs, zero rows past T) failing. */
+function caught(bin: string, k: DeltaPrepKernel, cs: Case, out: string): boolean {
+  try {
+    return errors(bin, k, cs)[out] > 1e-3;
+  } catch {
+    return true;
+  }
+}
+
 const worst = (e: Record<string, number>) => Math.max(...Object.values(e));
 const fmt = (e: Record<string, number>) => Object.entries(e).map(([o, x]) => `${o} ${x.toExponential(2)}`).join(", ");
 
@@ -187,8 +197,7 @@ describe.skipIf(!gpp)("the delta backward's prep kernels on the CPU emulation vs
         expect(src).toContain(from);
         return src.replace(from, to);
       });
-      const e = errors(buildEmu(m.source, m.kernels), m.kernels[0], makeCase(s, "f32", 1, 40, 2, -1, 3));
-      expect(e[out], `${op} ${from} -> ${to}: ${fmt(e)}`).toBeGreaterThan(1e-3);
+      expect(caught(buildEmu(m.source, m.kernels), m.kernels[0], makeCase(s, "f32", 1, 40, 2, -1, 3), out), `${op} ${from} -> ${to}`).toBe(true);
     };
     broken("fwd", "m[j] = f < a ? expf((float)(sG[a] - sG[f + 1u]))", "m[j] = f < a ? expf((float)(sG[a + 1u] - sG[f + 1u]))", "TI");
     broken("fwd", "for (u32 r = 1; r < 2u; ++r)", "for (u32 r = 1; r < 1u; ++r)", "TI");
@@ -232,8 +241,7 @@ describe.skipIf(!gpp)("the delta backward's prep kernels on the CPU emulation vs
         const at = last ? src.lastIndexOf(from) : src.indexOf(from);
         return src.slice(0, at) + to + src.slice(at + from.length);
       });
-      const e = errors(buildEmu(m.source, m.kernels), m.kernels[0], makeCase(s, "f32", 1, 40, 2, -1, 8));
-      expect(e[out], `${op} ${from} -> ${to}: ${fmt(e)}`).toBeGreaterThan(1e-3);
+      expect(caught(buildEmu(m.source, m.kernels), m.kernels[0], makeCase(s, "f32", 1, 40, 2, -1, 8), out), `${op} ${from} -> ${to}`).toBe(true);
     };
     // Luu's tiles on the diagonal skipped (only the tiles wholly below it computed)
     broken("fwd", "(n0 > r0 + 15u ? 0u : 16u)", "(n0 + 15u > r0 ? 0u : 16u)", "TI");

@@ -15,7 +15,8 @@ import { tf32Ops } from "./lowrank-readout-mma.ts";
 export function deltaPrepMmaLayout(c: DeltaPrepConfig): { floats: number; at: Record<string, number> } {
   const { C, K, V } = c, dec = c.decay !== "none", LK = K + 4, LV = V + 8;
   const parts: [string, number][] = [["G", dec ? 2 * (C + 2) : 0], ["E", dec ? 3 * C : 0]];
-  if (c.op === "fwd") parts.push(["U", C * LK], ["W", C * LK], ["KK", C * LK], ["V", C * LV], ["L", C * (C + 4)], ["Lk", C * (C + 4)], ["Ti", C * (C + 4)], ["LV", Math.max(C * LV, 16 * (C + 4))]);
+  // fwd: U's buffer holds Tinv [C][C + 4] once NN is out, KK's the solve's block-row products and then Tinv Luk once BM is out
+  if (c.op === "fwd") parts.push(["U", C * Math.max(LK, C + 4)], ["W", C * LK], ["KK", C * Math.max(LK, C + 4)], ["V", C * LV], ["L", C * (C + 4)], ["Lk", C * (C + 8)]);
   else parts.push(["Q", C * LK], ["U", C * LK], ["DY", C * LV], ["Ti", C * (C + 8)], ["Pu", C * (C + 8)], ["PD", C * LV]);
   const at: Record<string, number> = {};
   let o = 0;
@@ -74,19 +75,19 @@ ${frag("        ", "fb", [b("k0 + tg", "n0 + 8u * s + g"), b("k0 + tg + 4u", "n0
     `${dst}[row * ${ld}u + col] = col ${strict ? "<" : "<="} row ? v * ${strict ? ex("row", "col + 1u") : ex("row + 1u", "col + 1u")} : 0.f;`);
   const eWf = dec ? eW : undefined, eCf = dec ? eC : undefined, eQf = dec ? eQ : undefined;
   if (op === "fwd") {
-    return `${head}${lanes}${loadR("sU", "U", K, LK)}${loadR("sW", "W", K, LK)}${loadR("sKK", "KK", K, LK)}${loadR("sV", "VV", V, LVs)}  for (u32 x = t; x < ${C * (C + 4)}u; x += ${NT}u) sTi[x] = 0.f;
-${gPrefix}  __syncthreads();
+    return `${head}${lanes}  float* sTi = sU;  // Tinv [C][C + 4] once NN is out
+  float* sTL = sKK;  // the block rows' products, then Tinv Luk [C][C + 4], once BM is out
+${loadR("sU", "U", K, LK)}${loadR("sW", "W", K, LK)}${loadR("sKK", "KK", K, LK)}${loadR("sV", "VV", V, LVs)}${gPrefix}  __syncthreads();
 ${exps}  // Luu [a][f], Luk [a][f]
-${scores("sL", C + 4, "sW", "sU", true)}${scores("sLk", C + 4, "sW", "sKK", true)}  __syncthreads();
-${tinv(C + 4)}  // TI, NN = Ud, A out
-  for (u32 x = t; x < ${C * C}u; x += ${NT}u) TI[(size_t)n * ${C * C}u + x] = sTi[(x / ${C}u) * ${C + 4}u + x % ${C}u];
+${scores("sL", C + 4, "sW", "sU", true)}${scores("sLk", C + 8, "sW", "sKK", true)}  __syncthreads();
+  // NN = Ud, A out; BM = Kd^T V [K][V]
   for (u32 x = t; x < ${C * K}u; x += ${NT}u) { const u32 a = x / ${K}u, i = x % ${K}u; NN[(size_t)n * ${C * K}u + x] = ${times(eC("a"))}sU[a * ${LK}u + i]; }
-${aOut}  // LV = Luk V [C][V] (f < a)
-${product(C, V, rowOf("sLk", C + 4), colOf("sV", LVs), "0u", "r0 + 16u", `sLV[row * ${LVs}u + col] = v;`)}  // BM = Kd^T V [K][V]
-${product(K, V, kOf("sKK", LK, eCf), colOf("sV", LVs), "0u", `${C}u`, out("BM", K, V))}  // M = Tinv Wd [C][K] (f <= a)
-${product(C, K, rowOf("sTi", C + 4), colOf("sW", LK, eWf), "0u", "r0 + 16u", out("M", C, K))}  __syncthreads();
-  // X = Tinv LV [C][V] (f <= a)
-${product(C, V, rowOf("sTi", C + 4), colOf("sLV", LVs), "0u", "r0 + 16u", out("X", C, V))}}
+${aOut}${product(K, V, kOf("sKK", LK, eCf), colOf("sV", LVs), "0u", `${C}u`, out("BM", K, V))}  __syncthreads();
+${tinv(C + 4, "sTL")}  // TI out; M = Tinv Wd [C][K] (f <= a); TL = Tinv Luk [C][C] (f < g <= a)
+  for (u32 x = t; x < ${C * C}u; x += ${NT}u) TI[(size_t)n * ${C * C}u + x] = sTi[(x / ${C}u) * ${C + 4}u + x % ${C}u];
+${product(C, K, rowOf("sTi", C + 4), colOf("sW", LK, eWf), "0u", "r0 + 16u", out("M", C, K))}${product(C, C, rowOf("sTi", C + 4), colOf("sLk", C + 8), "n0", "r0 + 16u", `sTL[row * ${C + 4}u + col] = v;`)}  __syncthreads();
+  // X = TL V [C][V] (f < a)
+${product(C, V, rowOf("sTL", C + 4), colOf("sV", LVs), "0u", "r0 + 16u", out("X", C, V))}}
 `;
   }
   return `${head}${lanes}${loadR("sQ", "Q", K, LK)}${loadR("sU", "U", K, LK)}${loadR("sDY", "DY", V, LVs)}  for (u32 x = t; x < ${C * C}u; x += ${NT}u) sTi[(x / ${C}u) * ${C + 8}u + x % ${C}u] = TI[(size_t)n * ${C * C}u + x];

@@ -7,7 +7,7 @@
  *
  *   prep_fwd (U, W, KK, VV, LD):  Luu[a, f] = exp(G[a-1] - G[f]) (w_a . u_f), Luk likewise with k_f (f < a);
  *     TI = Tinv = (I - Luu)^-1 (16 x 16 diagonal blocks by forward substitution, then block rows),
- *     M = Tinv Wd [C, K], X = Tinv (Luk V) [C, V], BM = Kd^T V [K, V], NN = Ud [C, K], A = exp(G_C)
+ *     M = Tinv Wd [C, K], X = (Tinv Luk) V [C, V], BM = Kd^T V [K, V], NN = Ud [C, K], A = exp(G_C)
  *   prep_bwd (Q, U, W, DY, LD, TI):  Pu[a, f] = exp(G[a] - G[f]) (q_a . u_f) (f <= a);
  *     M = Tinv^T Ud [C, K], X = Tinv^T (Pu^T dY) [C, V], BM = Qd^T dY [K, V], NN = Wd [C, K], A = exp(G_C)
  * with Wd_a = exp(G[a-1]) w_a, Qd_a = exp(G[a]) q_a, Ud_f = exp(G_C - G[f]) u_f, Kd_f = exp(G_C - G[f]) k_f.
@@ -48,8 +48,8 @@ export interface DeltaPrepKernel extends DeltaPrepConfig {
 export const DELTA_PREP_THREADS = 256;
 
 /** Both ops, both decays, both input types at C = 64 with K = V = 64 and K = V = 128. Shared memory (none / scalar):
- * prep_fwd 137,216 / 138,512 bytes at K = 64, 222,208 / 223,504 at K = 128; prep_bwd 102,400 / 103,696 at K = 64,
- * 169,984 / 171,280 at K = 128 (all within 227 KiB; one block an SM except prep_bwd at K = 64: two). */
+ * prep_fwd 103,424 / 104,720 bytes at K = 64, 172,032 / 173,328 at K = 128; prep_bwd 102,400 / 103,696 at K = 64,
+ * 169,984 / 171,280 at K = 128: two blocks an SM at K = 64, one at K = 128. */
 export const DELTA_PREP_CONFIGS: readonly DeltaPrepConfig[] = [64, 128].flatMap((K) =>
   (["fwd", "bwd"] as const).flatMap((op) => (["none", "scalar"] as const).flatMap((decay) => (["f32", "bf16"] as const).map((tin) => ({ op, decay, tin, C: 64, K, V: K })))));
 
@@ -80,7 +80,8 @@ export function deltaPrepEntry(c: DeltaPrepConfig): string {
 function layout(c: DeltaPrepConfig): { floats: number; at: Record<string, number> } {
   const { C, K, V } = c, LC = C + 4, dec = c.decay !== "none";
   const parts: [string, number][] = [["G", dec ? 2 * (C + 2) : 0], ["E", dec ? 3 * C : 0]];
-  if (c.op === "fwd") parts.push(["UT", K * LC], ["WT", K * LC], ["KT", K * LC], ["V", C * V], ["L", C * LC], ["LkT", C * LC], ["Ti", C * LC], ["LV", Math.max(C * V, 16 * LC)]);
+  // fwd: U^T's buffer holds Tinv once NN is out, K^T's the solve's block-row products and then (Tinv Luk)^T once BM is out
+  if (c.op === "fwd") parts.push(["UT", Math.max(K, C) * LC], ["WT", K * LC], ["KT", Math.max(K, C) * LC], ["V", C * V], ["L", C * LC], ["Lk", C * LC]);
   else parts.push(["QT", K * LC], ["UT", K * LC], ["DY", C * V], ["Ti", C * LC], ["Pu", C * LC], ["PD", C * V]);
   const at: Record<string, number> = {};
   let o = 0;
@@ -179,12 +180,14 @@ extern "C" __global__ void __launch_bounds__(${NT}) ${deltaPrepEntry(c)}(${args}
   const u32 used = (u32)T - t0 < ${C}u ? (u32)T - t0 : ${C}u;  // slots in use (the rest: identity steps)
 ${dec ? "  double* sG = (double*)seqc_smem_raw;  // sG[a + 1] = G[a], sG[0] = 0\n" : ""}  float* smf = (float*)seqc_smem_raw;
 ${dec ? `  float* sE = smf + ${at.E};  // eW [C], eQ [C], eC [C]\n` : ""}${buffers}`;
-  /** Tinv into sTi (zeroed before) from Luu in sL (both [C][ld]); sLV (>= 16 ld floats) holds the block rows' products. */
-  const tinv = (ld: number) => {
+  /** Tinv (zeros above the diagonal) into sTi from Luu in sL (both [C][ld]); `tmp` (>= 16 ld floats) holds the block
+   * rows' products. */
+  const tinv = (ld: number, tmp: string) => {
     const NB = C / 16;
     return `  // Tinv's 16 x 16 diagonal blocks: thread t < C owns column t of its block, forward substitution down the block
   if (t < ${C}u) {
     const u32 j = t, end = (j / 16u) * 16u + 16u;
+    for (u32 a = 0; a < j; ++a) sTi[a * ${ld}u + j] = 0.f;
     sTi[j * ${ld}u + j] = 1.f;
     for (u32 a = j + 1u; a < end; ++a) {
       float s0 = 0.f, s1 = 0.f;
@@ -202,13 +205,13 @@ ${dec ? `  float* sE = smf + ${at.E};  // eW [C], eQ [C], eC [C]\n` : ""}${buffe
       const u32 a = r0 + x / w, j = x % w;
       float s0 = 0.f, s1 = 0.f;
       for (u32 f = (j / 16u) * 16u; f < r0; f += 2u) { s0 = fmaf(sL[a * ${ld}u + f], sTi[f * ${ld}u + j], s0); s1 = fmaf(sL[a * ${ld}u + f + 1u], sTi[(f + 1u) * ${ld}u + j], s1); }
-      sLV[(x / w) * ${ld}u + j] = s0 + s1;
+      ${tmp}[(x / w) * ${ld}u + j] = s0 + s1;
     }
     __syncthreads();
     for (u32 x = t; x < 16u * w; x += ${NT}u) {
       const u32 a = r0 + x / w, j = x % w;
       float s = 0.f;
-      for (u32 f = r0; f <= a; ++f) s = fmaf(sTi[a * ${ld}u + f], sLV[(f - r0) * ${ld}u + j], s);
+      for (u32 f = r0; f <= a; ++f) s = fmaf(sTi[a * ${ld}u + f], ${tmp}[(f - r0) * ${ld}u + j], s);
       sTi[a * ${ld}u + j] = s;
     }
     __syncthreads();
@@ -226,9 +229,9 @@ export function deltaPrepSource(c: DeltaPrepConfig): string {
   const { C, K, V, op } = c, NT = DELTA_PREP_THREADS, LC = C + 4;
   const { at } = layout(c);
   const { dec, ex, eW, eQ, eC, times, row, loadT, loadR, gPrefix, exps, head, tinv, aOut } = prepParts(c, at);
-  // scores [a][f] of two transposed [K][LC] operands, masked (f < a strict, else f <= a) and decayed, stored as [a][f]
-  // (row) or [f][a] (transposed) into a [C][LC] buffer, every entry written (zeros where masked)
-  const scores = (dst: string, xa: string, xf: string, strict: boolean, transposed: boolean) => {
+  // scores [a][f] of two transposed [K][LC] operands, masked (f < a strict, else f <= a) and decayed, into a [C][LC]
+  // buffer, every entry written (zeros where masked)
+  const scores = (dst: string, xa: string, xf: string, strict: boolean) => {
     const mask = strict ? "f < a" : "f <= a";
     const e = strict ? ex("a", "f + 1u") : ex("a + 1u", "f + 1u");
     return tiles(C, C, `    for (u32 i = 0; i < ${K}u; ++i) {
@@ -241,42 +244,44 @@ ${outer}
       float m[4];
 ${unroll}
       for (u32 j = 0; j < 4u; ++j) { const u32 f = 4u * tj + j; m[j] = ${mask} ? ${e} : 0.f; }
-${transposed
-      ? `${unroll}
-      for (u32 j = 0; j < 4u; ++j) ${dst}[(4u * tj + j) * ${LC}u + a] = acc[p][j] * m[j];`
-      : `      *(float4*)&${dst}[a * ${LC}u + 4u * tj] = make_float4(acc[p][0] * m[0], acc[p][1] * m[1], acc[p][2] * m[2], acc[p][3] * m[3]);`}
+      *(float4*)&${dst}[a * ${LC}u + 4u * tj] = make_float4(acc[p][0] * m[0], acc[p][1] * m[1], acc[p][2] * m[2], acc[p][3] * m[3]);
     }`);
   };
   const chunk = (rows: number, W: number) => `(size_t)n * ${rows * W}u + `;
   if (op === "fwd") {
-    return `${head}${loadT("sUT", "U", K, LC)}${loadT("sWT", "W", K, LC)}${loadT("sKT", "KK", K, LC)}${loadR("sV", "VV", V, V)}  for (u32 x = t; x < ${C * LC}u; x += ${NT}u) sTi[x] = 0.f;
-${gPrefix}  __syncthreads();
-${exps}  // Luu [a][f] (row), Luk^T [f][a]
-${scores("sL", "sWT", "sUT", true, false)}${scores("sLkT", "sWT", "sKT", true, true)}  __syncthreads();
-${tinv(LC)}  // Tinv^T into L's buffer; TI, NN = Ud, A out
-  for (u32 x = t; x < ${C * C}u; x += ${NT}u) { const u32 a = x / ${C}u, f = x % ${C}u; const float v = sTi[a * ${LC}u + f]; sL[f * ${LC}u + a] = v; TI[(size_t)n * ${C * C}u + x] = v; }
+    return `${head}  float* sTi = sUT;   // Tinv [C][LC] once NN is out
+  float* sTLT = sKT;  // the block rows' products, then (Tinv Luk)^T [C][LC], once BM is out
+${loadT("sUT", "U", K, LC)}${loadT("sWT", "W", K, LC)}${loadT("sKT", "KK", K, LC)}${loadR("sV", "VV", V, V)}${gPrefix}  __syncthreads();
+${exps}  // Luu [a][f], Luk [a][f]
+${scores("sL", "sWT", "sUT", true)}${scores("sLk", "sWT", "sKT", true)}  __syncthreads();
+  // NN = Ud, A out; BM = Kd^T V [K][V]
   for (u32 x = t; x < ${C * K}u; x += ${NT}u) { const u32 a = x / ${K}u, i = x % ${K}u; NN[(size_t)n * ${C * K}u + x] = ${times(eC("a"))}sUT[i * ${LC}u + a]; }
-${aOut}  __syncthreads();
-  // LV = Luk V [C][V]
-${tiles(C, V, `    for (u32 f = 0; f < 4u * ti + 3u; ++f) {
-      ${vec("ap", `sLkT[f * ${LC}u + 4u * ti]`)}
-      ${vec("bj", `sV[f * ${V}u + 4u * tj]`)}
-${outer}
-    }`, store("sLV", V))}  // BM = Kd^T V [K][V]
-${tiles(K, V, `    for (u32 f = 0; f < ${C}u; ++f) {
+${aOut}${tiles(K, V, `    for (u32 f = 0; f < ${C}u; ++f) {
       ${column("ap", "sKT", "ti", "f", LC, dec ? `${eC("f")} * ` : "")}
       ${vec("bj", `sV[f * ${V}u + 4u * tj]`)}
 ${outer}
-    }`, store("BM", V, chunk(K, V)))}  // M = Tinv Wd [C][K] (Tinv^T in sL)
+    }`, store("BM", V, chunk(K, V)))}  __syncthreads();
+${tinv(LC, "sTLT")}  // Tinv^T into L's buffer; TI out
+  for (u32 x = t; x < ${C * C}u; x += ${NT}u) { const u32 a = x / ${C}u, f = x % ${C}u; const float v = sTi[a * ${LC}u + f]; sL[f * ${LC}u + a] = v; TI[(size_t)n * ${C * C}u + x] = v; }
+  __syncthreads();
+  // M = Tinv Wd [C][K] (Tinv^T in sL; f <= a)
 ${tiles(C, K, `    for (u32 f = 0; f < 4u * ti + 4u; ++f) {
       ${vec("ap", `sL[f * ${LC}u + 4u * ti]`)}
       ${column("bj", "sWT", "tj", "f", LC, dec ? `${eW("f")} * ` : "")}
 ${outer}
-    }`, store("M", K, chunk(C, K)))}  __syncthreads();
-  // X = Tinv LV [C][V]
-${tiles(C, V, `    for (u32 f = 0; f < 4u * ti + 4u; ++f) {
-      ${vec("ap", `sL[f * ${LC}u + 4u * ti]`)}
-      ${vec("bj", `sLV[f * ${V}u + 4u * tj]`)}
+    }`, store("M", K, chunk(C, K)))}  // TL = Tinv Luk [C][C] (f < g <= a), stored transposed
+${tiles(C, C, `    for (u32 g = 4u * tj; g < 4u * ti + 4u; ++g) {
+      ${vec("ap", `sL[g * ${LC}u + 4u * ti]`)}
+      ${vec("bj", `sLk[g * ${LC}u + 4u * tj]`)}
+${outer}
+    }`, `${unroll}
+    for (u32 p = 0; p < 4u; ++p)
+${unroll}
+      for (u32 j = 0; j < 4u; ++j) sTLT[(4u * tj + j) * ${LC}u + 4u * ti + p] = acc[p][j];`)}  __syncthreads();
+  // X = TL V [C][V] (f < a)
+${tiles(C, V, `    for (u32 f = 0; f < 4u * ti + 3u; ++f) {
+      ${vec("ap", `sTLT[f * ${LC}u + 4u * ti]`)}
+      ${vec("bj", `sV[f * ${V}u + 4u * tj]`)}
 ${outer}
     }`, store("X", V, chunk(C, V)))}}
 `;
@@ -284,7 +289,7 @@ ${outer}
   return `${head}${loadT("sQT", "Q", K, LC)}${loadT("sUT", "U", K, LC)}${loadR("sDY", "DY", V, V)}  for (u32 x = t; x < ${C * C}u; x += ${NT}u) sTi[(x / ${C}u) * ${LC}u + x % ${C}u] = TI[(size_t)n * ${C * C}u + x];
 ${gPrefix}  __syncthreads();
 ${exps}  // Pu [a][f] (row)
-${scores("sPu", "sQT", "sUT", false, false)}  __syncthreads();
+${scores("sPu", "sQT", "sUT", false)}  __syncthreads();
   // NN = Wd, A out
   for (u32 x = t; x < ${C * K}u; x += ${NT}u) { const u32 a = x / ${K}u, i = x % ${K}u; NN[(size_t)n * ${C * K}u + x] = a < used ? ${times(eW("a"))}seqc_delta_in(&W[${row("a")} * ${K}u + i]) : 0.f; }
 ${aOut}  // PD = Pu^T dY [C][V] (rows a >= f)
