@@ -5,8 +5,9 @@
  * prep_fwd's TI), the backward walk (reverse, Z0 the final state's cotangent), the adjoint (R, S0 = the forward walk's Y
  * and ZS, SF its ZF, LE and DR the backward walk's ZS and Y). Against test/helpers/delta-ref.ts deltaBackward in float64
  * at the kernels' rounded inputs: dq, du, dw, dk, dv, dld (scalar decay) and dS_init, at C = K = V = 64, B 2, H 2,
- * T 100 (a ragged second chunk) and T 1, decay none / scalar, f32 and bf16 inputs, initial state and final-state
- * cotangent given. A broken chain (the backward walk launched forwards) must fail.
+ * T 100 (a ragged second chunk) and T 1, decay none / scalar, f32 and bf16 inputs on the fp32 kernels and bf16 inputs on
+ * the TF32 twins of prep and the adjoint, initial state and final-state cotangent given. A broken chain (the backward
+ * walk launched forwards) must fail.
  */
 import { describe, expect, it } from "vitest";
 import { execFileSync, spawnSync } from "node:child_process";
@@ -27,20 +28,24 @@ const INS = ["Q", "U", "W", "KK", "VV", "DY", "LD", "S0", "DS"] as const;
 const OUTS = ["dQ", "dU", "dW", "dK", "dV", "dLD", "dS"] as const;
 type Outs = Record<(typeof OUTS)[number], Float64Array>;
 
-/** The kernels of one input type at C = K = V = 64, by op. */
-function pick(kernels: DeltaBwdKernel[], tin: "f32" | "bf16"): Record<DeltaBwdKernel["op"], DeltaBwdKernel> {
+/** The chains run: f32 inputs, bf16 inputs (fp32 kernels), bf16 inputs on the TF32 twins of prep and the adjoint. */
+const WAYS = [{ tin: "f32", math: undefined }, { tin: "bf16", math: undefined }, { tin: "bf16", math: "tf32" }] as const;
+type Way = (typeof WAYS)[number];
+
+/** The kernels of one way at C = K = V = 64, by op. */
+function pick(kernels: DeltaBwdKernel[], way: Way): Record<DeltaBwdKernel["op"], DeltaBwdKernel> {
   const at = (op: DeltaBwdKernel["op"]) => {
-    const k = kernels.find((x) => x.op === op && x.C === 64 && x.K === 64 && x.V === 64 && (op === "walk" || x.tin === tin));
-    if (!k) throw new Error(`no ${op} kernel for ${tin}`);
+    const k = kernels.find((x) => x.op === op && x.C === 64 && x.K === 64 && x.V === 64 && (op === "walk" || (x.tin === way.tin && x.math === way.math)));
+    if (!k) throw new Error(`no ${op} kernel for ${way.tin} ${way.math ?? "fp32"}`);
     return k;
   };
   return { prep_fwd: at("prep_fwd"), prep_bwd: at("prep_bwd"), walk: at("walk"), adj: at("adj") };
 }
 
-/** An emulator running the chain for each input type: argv dir (the INS .bin files), tin (0 f32, 1 bf16), B, T, H,
+/** An emulator running the chain each way: argv dir (the INS .bin files), way (an index of WAYS), B, T, H,
  * whether LD, S0, DS are given, the backward walk's reverse flag; writes the OUTS .out files (float32). */
 function buildEmu(decay: DeltaBwdDecay, m: { source: string; kernels: DeltaBwdKernel[] }): string {
-  const byTin = (["f32", "bf16"] as const).map((tin) => pick(m.kernels, tin));
+  const byWay = WAYS.map((w) => pick(m.kernels, w));
   const launch = (k: DeltaBwdKernel, grid: string, call: string) =>
     `{ emu::Dim g; ${grid} emu::Dim blk; blk.x = ${k.threads}u; emu::launch([]() { ${k.entry}(${call}); }, g, blk, ${k.sharedBytes}u); }`;
   const chain = (ks: Record<DeltaBwdKernel["op"], DeltaBwdKernel>) => `
@@ -64,7 +69,7 @@ static void save(const std::string& path, const float* p, size_t n) { FILE* f = 
 ${EMU_READF}
 int main(int argc, char** argv) {
   std::string dir = argv[1];
-  const int tin = atoi(argv[2]);
+  const int way = atoi(argv[2]);
   B_ = atoi(argv[3]); T_ = atoi(argv[4]); H_ = atoi(argv[5]);
   const int hasLD = atoi(argv[6]), hasS0 = atoi(argv[7]), hasDS = atoi(argv[8]);
   REV = atoi(argv[9]);
@@ -80,9 +85,8 @@ int main(int argc, char** argv) {
   LE = alloc(N * K * V); DR = alloc(N * C * V); dS = alloc(BH * K * V);
   dQ = alloc(tok * K); dU = alloc(tok * K); dW = alloc(tok * K); dK = alloc(tok * K); dV = alloc(tok * V); dLD = alloc(tok);
   dLDp = ${decay === "none" ? "nullptr" : "dLD"};
-  if (tin == 0) {${chain(byTin[0])}
-  } else {${chain(byTin[1])}
-  }
+${byWay.map((ks, i) => `  if (way == ${i}) {${chain(ks)}
+  }`).join("\n")}
   save(dir + "/dQ.out", dQ, tok * K); save(dir + "/dU.out", dU, tok * K); save(dir + "/dW.out", dW, tok * K); save(dir + "/dK.out", dK, tok * K);
   save(dir + "/dV.out", dV, tok * V); save(dir + "/dLD.out", dLD, tok); save(dir + "/dS.out", dS, BH * K * V);
   return 0;
@@ -118,11 +122,11 @@ function makeCase(decay: DeltaBwdDecay, tin: "f32" | "bf16", B: number, T: numbe
   return { s, inp: { u, w, k, v, q, ld, S }, dY, dS, files };
 }
 
-function runEmu(bin: string, cs: Case, tin: "f32" | "bf16", reverse = true): Outs {
+function runEmu(bin: string, cs: Case, way: number, reverse = true): Outs {
   return inScratchDir("seqc-dchain-", (dir) => {
     for (const n of INS) writeFileSync(join(dir, `${n}.bin`), cs.files[n]);
     const { B, T, H } = cs.s;
-    execFileSync(bin, [dir, tin === "f32" ? "0" : "1", String(B), String(T), String(H), cs.inp.ld ? "1" : "0", "1", "1", reverse ? "1" : "0"], { stdio: "pipe" });
+    execFileSync(bin, [dir, String(way), String(B), String(T), String(H), cs.inp.ld ? "1" : "0", "1", "1", reverse ? "1" : "0"], { stdio: "pipe" });
     return Object.fromEntries(OUTS.map((o) => [o, readF32(join(dir, `${o}.out`))])) as Outs;
   });
 }
@@ -135,16 +139,17 @@ function errors(got: Outs, cs: Case): Record<string, number> {
 }
 
 describe.skipIf(!gpp)("delta backward: the module's five kernels chained on the CPU emulation vs the float64 backward", () => {
-  it.each(["none", "scalar"] as const)("decay %s: f32 and bf16 inputs, T = 100 (ragged) and 1, initial state and final-state cotangent", (decay) => {
+  it.each(["none", "scalar"] as const)("decay %s: f32 and bf16 inputs, bf16 on the TF32 twins, T = 100 (ragged) and 1, initial state and final-state cotangent", (decay) => {
     const bin = buildEmu(decay, deltaBwdModule(deltaBwdConfigs(decay)));
     const seen: string[] = [];
-    for (const tin of ["f32", "bf16"] as const)
+    for (const [i, way] of WAYS.entries())
       for (const T of [100, 1]) {
-        const cs = makeCase(decay, tin, 2, T, 2, 41 + T + (tin === "bf16" ? 7 : 0) + (decay === "none" ? 0 : 3));
-        const e = errors(runEmu(bin, cs, tin), cs);
+        const cs = makeCase(decay, way.tin, 2, T, 2, 41 + T + 7 * i + (decay === "none" ? 0 : 3));
+        const e = errors(runEmu(bin, cs, i), cs);
         expect(Object.keys(e).length, "outputs checked").toBe(decay === "none" ? 6 : 7);
-        for (const [n, x] of Object.entries(e)) expect(x, `${decay} ${tin} T=${T} ${n}`).toBeLessThan(1e-5);
-        seen.push(`${tin} T=${T} ${Math.max(...Object.values(e)).toExponential(2)}`);
+        // (TF32 products: 10-bit mantissas)
+        for (const [n, x] of Object.entries(e)) expect(x, `${decay} ${way.tin} ${way.math ?? "fp32"} T=${T} ${n}`).toBeLessThan(way.math ? 3e-3 : 1e-5);
+        seen.push(`${way.tin}${way.math ? `-${way.math}` : ""} T=${T} ${Math.max(...Object.values(e)).toExponential(2)}`);
       }
     console.log(`delta backward chain (${decay}), worst relative error: ${seen.join(", ")}`);
   }, 600_000);
@@ -152,7 +157,7 @@ describe.skipIf(!gpp)("delta backward: the module's five kernels chained on the 
   it("a broken chain fails: the backward walk launched forwards", () => {
     const bin = buildEmu("scalar", deltaBwdModule(deltaBwdConfigs("scalar")));
     const cs = makeCase("scalar", "f32", 1, 100, 2, 5);
-    const e = errors(runEmu(bin, cs, "f32", false), cs);
+    const e = errors(runEmu(bin, cs, 0, false), cs);
     expect(Math.max(...Object.values(e))).toBeGreaterThan(1e-2);
   }, 300_000);
 });

@@ -1,15 +1,16 @@
 /**
  * The token-aligned delta backward's kernel module (compiler/backends/cuda/delta-bwd.ts; the torch target's
  * "kernels"."deltaBwd"): the records the runtime picks by (op, decay, C, K, V, tin, cols, entry, threads, sharedBytes)
- * for each decay mode (prep's and the adjoint's kernels of that mode, every walk), each entry once in the source; the
+ * for each decay mode (prep's and the adjoint's kernels of that mode, every walk, then prep's and the adjoint's TF32 twins), each entry once in the source; the
  * whole module through g++ on the CPU emulation's header (the preludes together), and nvcc -cubin for sm_90 (where
  * installed) compiling each decay mode's module with no spills.
  */
 import { describe, expect, it } from "vitest";
 import { spawnSync } from "node:child_process";
 import { deltaBwdConfigs, deltaBwdModule } from "../compiler/backends/cuda/delta-bwd.ts";
-import { deltaAdjKernel } from "../compiler/backends/cuda/delta-adjoint.ts";
-import { deltaPrepKernel } from "../compiler/backends/cuda/delta-prep.ts";
+import { DELTA_ADJ_CONFIGS, DELTA_ADJ_MMA_CONFIGS, deltaAdjKernel, type DeltaAdjConfig } from "../compiler/backends/cuda/delta-adjoint.ts";
+import { DELTA_PREP_CONFIGS, DELTA_PREP_MMA_CONFIGS, deltaPrepKernel, type DeltaPrepConfig } from "../compiler/backends/cuda/delta-prep.ts";
+import { DELTA_WALK_CONFIGS, deltaWalkKernel } from "../compiler/backends/cuda/delta-walk.ts";
 import { findNvcc } from "../compiler/backends/cuda/nvcc.ts";
 import { compileLowRankEmu } from "./helpers/lowrank-emu.ts";
 import { ptxasUsage } from "./helpers/ptxas-usage.ts";
@@ -19,24 +20,23 @@ const gpp = spawnSync("g++", ["--version"]).status === 0;
 describe("delta backward kernel module", () => {
   it.each(["none", "scalar"] as const)("decay %s: the records and the source", (decay) => {
     const m = deltaBwdModule(deltaBwdConfigs(decay));
-    const prep = (["fwd", "bwd"] as const).flatMap((op) => [64, 128].flatMap((K) => (["f32", "bf16"] as const).map((tin) => ({ op, tin, K }))));
-    expect(m.kernels.map((k) => [k.op, k.decay, k.tin, k.C, k.K, k.V, k.cols])).toEqual([
-      ...[64, 128].flatMap((K) => ["prep_fwd", "prep_bwd"].flatMap((op) => ["f32", "bf16"].map((tin) => [op, decay, tin, 64, K, K, K]))),
-      ["walk", decay, "f32", 64, 64, 64, 32],
-      ["walk", decay, "f32", 64, 128, 128, 16],
-      ["adj", decay, "f32", 64, 64, 64, 64],
-      ["adj", decay, "bf16", 64, 64, 64, 64],
-    ]);
-    // each record's entry, threads and shared bytes are its kernel file's
-    for (const { op, tin, K } of prep) {
-      const want = deltaPrepKernel({ op, decay, tin, C: 64, K, V: K });
-      expect(m.kernels.find((k) => k.entry === want.entry), want.entry).toMatchObject({ op: `prep_${op}`, threads: want.threads, sharedBytes: want.sharedBytes });
-    }
+    // every prep and adjoint configuration of the mode (entry, threads and shared bytes their kernel files'), the walks
+    // (the fp32 kernels, then the TF32 twins)
+    const prep = (cs: readonly DeltaPrepConfig[]) => cs.filter((c) => c.decay === decay).map((c) => ({ c, k: deltaPrepKernel(c), op: `prep_${c.op}` }));
+    const adj = (cs: readonly DeltaAdjConfig[]) => cs.filter((c) => c.decay === decay).map((c) => ({ c, k: deltaAdjKernel(c), op: "adj" }));
+    const want = [
+      ...prep(DELTA_PREP_CONFIGS),
+      ...DELTA_WALK_CONFIGS.map((c) => ({ c: { ...c, tin: "f32", math: undefined }, k: deltaWalkKernel(c), op: "walk" })),
+      ...adj(DELTA_ADJ_CONFIGS), ...prep(DELTA_PREP_MMA_CONFIGS), ...adj(DELTA_ADJ_MMA_CONFIGS),
+    ].map(({ c, k, op }) => ({ op, decay, tin: c.tin, C: c.C, K: c.K, V: c.V, cols: "cols" in k ? k.cols : c.V, ...(c.math ? { math: c.math } : {}), entry: k.entry, threads: k.threads, sharedBytes: k.sharedBytes }));
+    expect(m.kernels).toEqual(want);
+    expect(m.kernels.filter((k) => k.math).length, "twins").toBeGreaterThan(0);
+    expect(deltaBwdModule(deltaBwdConfigs(decay, false)).kernels).toEqual(m.kernels.filter((k) => !k.math));
+    // what the runtime needs at least: each op at C = K = V = 64 for both input types, the walks at 64 and 128
+    const rows = m.kernels.map((k) => `${k.op} ${k.decay} ${k.tin} ${k.C} ${k.K} ${k.V} ${k.cols}${k.math ? ` ${k.math}` : ""}`);
+    for (const r of [...["prep_fwd", "prep_bwd", "adj"].flatMap((op) => ["f32", "bf16"].map((t) => `${op} ${decay} ${t} 64 64 64 64`)), `walk ${decay} f32 64 64 64 32`, `walk ${decay} f32 64 128 128 16`, `prep_fwd ${decay} bf16 64 64 64 64 tf32`, `adj ${decay} bf16 64 64 64 64 tf32`])
+      expect(rows).toContain(r);
     expect(m.kernels.filter((k) => k.op === "walk").map((k) => [k.entry, k.threads, k.sharedBytes])).toEqual([["seqc_delta_walk_c64k64v64", 128, 65536], ["seqc_delta_walk_c64k128v128", 128, 94208]]);
-    for (const tin of ["f32", "bf16"] as const) {
-      const want = deltaAdjKernel({ decay, tin, C: 64, K: 64, V: 64 });
-      expect(m.kernels.find((k) => k.entry === want.entry), want.entry).toMatchObject({ op: "adj", threads: want.threads, sharedBytes: want.sharedBytes });
-    }
     for (const k of m.kernels) expect(m.source.split(` ${k.entry}(`).length, k.entry).toBe(2);
     expect(new Set(m.kernels.map((k) => k.entry)).size).toBe(m.kernels.length);
     expect(() => deltaBwdModule({ ...deltaBwdConfigs(decay), decay: decay === "none" ? "scalar" : "none" })).toThrow(/decay kernel in a/);
@@ -53,5 +53,5 @@ describe("delta backward kernel module", () => {
       for (const [e, u] of usage) expect([u.spillStores, u.spillLoads, u.registers <= 255], `${decay} ${e}`).toEqual([0, 0, true]);
       console.log(`deltaBwd ${decay}: ${[...usage].map(([e, u]) => `${e} ${u.registers}`).join(", ")} registers`);
     }
-  }, 600_000);
+  }, 1_200_000);
 });
