@@ -152,19 +152,18 @@ export function prepParts(c: DeltaPrepConfig, at: Record<string, number>) {
   // a chunk's slot rows of a per-token input: transposed into [w][ld] or as they are [C][ld], zeros past T
   const loadT = (dst: string, src: string, w: number, ld: number) => `  for (u32 x = t; x < ${C * w}u; x += ${NT}u) { const u32 a = x / ${w}u, i = x % ${w}u; ${dst}[i * ${ld}u + a] = a < used ? seqc_delta_in(&${src}[${row("a")} * ${w}u + i]) : 0.f; }\n`;
   const loadR = (dst: string, src: string, w: number, ld: number) => `  for (u32 x = t; x < ${C * w}u; x += ${NT}u) { const u32 a = x / ${w}u, i = x % ${w}u; ${dst}[${ld === w ? "x" : `a * ${ld}u + i`}] = a < used ? seqc_delta_in(&${src}[${row("a")} * ${w}u + i]) : 0.f; }\n`;
-  const gPrefix = dec
-    ? `  if (t == 0u) {
-    double g = 0.0;
-    sG[0] = 0.0;
-    for (u32 a = 0; a < ${C}u; ++a) {
-      if (a < used) g += (double)LD[${row("a")}];
-      sG[a + 1u] = g;
-    }
-  }
-`
-    : "";
+  // the chunk's log decays into eW's slots (one load a thread, beside the other loads), then after the loads' barrier
+  // G[a] = sum_{s <= a} ld_s by thread a (the serial sum's order), a barrier, and the exponent rows over the log decays
+  const gPrefix = dec ? `  if (t < ${C}u) sE[t] = t < used ? LD[${row("t")}] : 0.f;\n` : "";
   const exps = dec
-    ? `  // eW[a] = exp(G[a-1]), eQ[a] = exp(G[a]), eC[a] = exp(G_C - G[a])
+    ? `  if (t < ${C}u) {
+    double g = 0.0;
+    for (u32 s = 0; s <= t; ++s) g += (double)sE[s];
+    sG[t + 1u] = g;
+    if (t == 0u) sG[0] = 0.0;
+  }
+  __syncthreads();
+  // eW[a] = exp(G[a-1]), eQ[a] = exp(G[a]), eC[a] = exp(G_C - G[a])
   for (u32 a = t; a < ${C}u; a += ${NT}u) { sE[a] = expf((float)sG[a]); sE[${C}u + a] = expf((float)sG[a + 1u]); sE[${2 * C}u + a] = expf((float)(sG[${C}u] - sG[a + 1u])); }
 `
     : "";
