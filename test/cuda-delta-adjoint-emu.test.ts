@@ -13,13 +13,14 @@
  * du's LE term from the v rows' slot, A k from the transposed k's view) must fail. The TF32 tensor-core
  * twins (delta-adjoint-mma.ts, bf16 inputs) with the TF32 rounding and the m16n8k8 fragments emulated
  * (test/cuda-emu/mma-tf32.h): within 1e-3 and above 1e-5; broken twins (a row block's second diagonal score tile
- * skipped, Ay k's sum a 16-row block short, Ar's mask f <= a) must fail.
+ * skipped, Ay k's sum a 16-row block short, Ar's mask f <= a) must fail; the K = V = 128 twins (DELTA_ADJ_K128_MMA_CONFIGS,
+ * 16 warps) likewise, a broken one (a diagonal score tile skipped) failing.
  */
 import { describe, expect, it } from "vitest";
 import { execFileSync, spawnSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { DELTA_ADJ_CONFIGS, DELTA_ADJ_K128_CONFIGS, DELTA_ADJ_MMA_CONFIGS, DELTA_ADJ_PRELUDE, deltaAdjKernel, deltaAdjSource, type DeltaAdjConfig, type DeltaAdjKernel } from "../compiler/backends/cuda/delta-adjoint.ts";
+import { DELTA_ADJ_CONFIGS, DELTA_ADJ_K128_CONFIGS, DELTA_ADJ_K128_MMA_CONFIGS, DELTA_ADJ_MMA_CONFIGS, DELTA_ADJ_PRELUDE, deltaAdjKernel, deltaAdjSource, type DeltaAdjConfig, type DeltaAdjKernel } from "../compiler/backends/cuda/delta-adjoint.ts";
 import { findNvcc } from "../compiler/backends/cuda/nvcc.ts";
 import { relativeError } from "../compiler/io/manifest.ts";
 import { EMU_READF } from "./cuda-emu/harness.ts";
@@ -199,10 +200,13 @@ describe.skipIf(!gpp)("the delta backward's adjoint kernel on the CPU emulation 
 
   const twins = DELTA_ADJ_MMA_CONFIGS.map(deltaAdjKernel);
 
-  it("the TF32 twins (bf16 inputs): T = 100 and T = 1, decays in [-0.3, 0] and [-20, 0] a step, within 1e-3 (and above 1e-5: the rounding shows)", () => {
+  const twins128 = DELTA_ADJ_K128_MMA_CONFIGS.map(deltaAdjKernel);
+
+  it("the TF32 twins (bf16 inputs), K = V = 64 and 128: T = 100 and T = 1, decays in [-0.3, 0] and [-20, 0] a step, within 1e-3 (and above 1e-5: the rounding shows)", () => {
     expect(twins.map((k) => [k.entry, k.threads, k.sharedBytes])).toEqual([["seqc_delta_adj_none_c64k64v64_bf16_tf32", 256, 112160], ["seqc_delta_adj_scalar_c64k64v64_bf16_tf32", 256, 112160]]);
-    const bin = buildEmu(twins);
-    for (const k of twins) {
+    expect(twins128.map((k) => [k.entry, k.threads, k.sharedBytes])).toEqual([["seqc_delta_adj_none_c64k128v128_bf16_tf32", 512, 225824], ["seqc_delta_adj_scalar_c64k128v128_bf16_tf32", 512, 225824]]);
+    const bin = buildEmu([...twins, ...twins128]);
+    for (const k of [...twins, ...twins128]) {
       const cases = k.decay === "none" ? [[100, 0], [1, 0]] : [[100, -0.3], [100, -20], [1, -5]];
       for (const [T, minLd] of cases) {
         const e = errors(bin, k, data(k, T, minLd, 31 + T + twins.indexOf(k)));
@@ -212,6 +216,16 @@ describe.skipIf(!gpp)("the delta backward's adjoint kernel on the CPU emulation 
       }
     }
   }, 900_000);
+
+  it("a broken K = 128 twin fails: a row block's second diagonal score tile skipped (Pk)", () => {
+    const k = twins128[1];
+    const from = "if (2u * hf + j <= 2u * rb + 1u)";
+    const bin = buildEmu([k], (src) => {
+      expect(src).toContain(from);
+      return src.replace(from, "if (2u * hf + j <= 2u * rb)");
+    });
+    expect(errors(bin, k, data(k, 100, -0.3, 9), true).dv).toBeGreaterThan(1e-2);
+  }, 600_000);
 
   it("broken twins fail: a row block's second diagonal score tile skipped (Pk); Ay k's sum a block short; Ar's mask f <= a", () => {
     const k = twins[1];
@@ -237,11 +251,11 @@ describe.skipIf(!gpp)("the delta backward's adjoint kernel on the CPU emulation 
     expect(() => deltaAdjKernel({ decay: "none", tin: "f32", C: 64, K: 64, V: 32 })).toThrow(/must equal/);
     expect(() => deltaAdjKernel({ decay: "none", tin: "f32", C: 64, K: 10, V: 10 })).toThrow(/multiples of 4/);
     expect(() => deltaAdjKernel({ decay: "none", tin: "f32", C: 64, K: 256, V: 256 })).toThrow(/shared memory/);
-    expect(() => deltaAdjKernel({ decay: "none", tin: "bf16", C: 64, K: 128, V: 128, math: "tf32" })).toThrow(/C = K = V = 64/);
+    expect(() => deltaAdjKernel({ decay: "none", tin: "bf16", C: 32, K: 64, V: 64, math: "tf32" })).toThrow(/C = 64, K = V = 64 or 128/);
   });
 
   it.skipIf(!findNvcc())("nvcc -cubin compiles every entry (and the twins) for sm_90; ptxas: no spills, <= 128 registers", () => {
-    const all = [...kernels, ...wide, ...twins];
+    const all = [...kernels, ...wide, ...twins, ...twins128];
     const src = DELTA_ADJ_PRELUDE + all.map(deltaAdjSource).join("");
     for (const [e, u] of ptxasUsage(findNvcc()!, src, all.map((k) => k.entry))) {
       expect([u.spillStores, u.spillLoads], `${e} spills`).toEqual([0, 0]);

@@ -43,7 +43,7 @@
  */
 
 import { MMA_TF32_PRELUDE } from "./lowrank-readout-mma.ts";
-import { ADJ_MMA_THREADS, adjMmaOps } from "./delta-adjoint-mma.ts";
+import { adjMmaOps, adjMmaThreads } from "./delta-adjoint-mma.ts";
 
 export type DeltaAdjDecay = "none" | "scalar";
 export type DeltaTin = "f32" | "bf16";
@@ -76,6 +76,9 @@ export const DELTA_ADJ_K128_CONFIGS: readonly DeltaAdjConfig[] = DELTA_ADJ_CONFI
 /** The tensor-core twins (TF32), for bf16 inputs: each decay at C = K = V = 64. */
 export const DELTA_ADJ_MMA_CONFIGS: readonly DeltaAdjConfig[] = DELTA_ADJ_CONFIGS.filter((c) => c.tin === "bf16").map((c) => ({ ...c, math: "tf32" as const }));
 
+/** The K = V = 128 twins (16 warps, 225,824 bytes of shared memory, one block an SM); not in the torch module yet. */
+export const DELTA_ADJ_K128_MMA_CONFIGS: readonly DeltaAdjConfig[] = DELTA_ADJ_MMA_CONFIGS.map((c) => ({ ...c, K: 128, V: 128 }));
+
 export function deltaAdjEntry(c: DeltaAdjConfig): string {
   return `seqc_delta_adj_${c.decay}_c${c.C}k${c.K}v${c.V}_${c.tin}${c.math ? `_${c.math}` : ""}`;
 }
@@ -91,7 +94,7 @@ interface Slot { p: string; off: number; ld: number }
  * u rows (sU). Then G [C + 1], the aC partials [threads], the row terms [C + 1]. */
 function layout(c: DeltaAdjConfig): { plan: "six" | "wide"; NT: number; slots: Record<string, Slot>; floats: number } {
   const pad = c.math ? 8 : 4, W = Math.max(c.C, c.K);
-  const NT = c.math ? ADJ_MMA_THREADS : (c.C / 4) * (c.K / 4);
+  const NT = c.math ? adjMmaThreads(c) : (c.C / 4) * (c.K / 4);
   const up4 = (x: number) => Math.ceil(x / 4) * 4;
   const slots: Record<string, Slot> = {};
   let off = 0;
@@ -116,7 +119,7 @@ function layout(c: DeltaAdjConfig): { plan: "six" | "wide"; NT: number; slots: R
 }
 
 function check(c: DeltaAdjConfig): void {
-  if (c.math && (c.C !== 64 || c.K !== 64 || c.V !== 64 || c.tin !== "bf16")) throw new Error(`delta-adjoint (${c.math}): C = K = V = 64 and bf16 inputs only (8 warps: a 16-row block and four 8-column tiles each)`);
+  if (c.math && (c.C !== 64 || (c.K !== 64 && c.K !== 128) || c.tin !== "bf16")) throw new Error(`delta-adjoint (${c.math}): C = 64, K = V = 64 or 128 and bf16 inputs only (warps of a 16-row block and four 8-column tiles)`);
   if (c.K !== c.V) throw new Error(`delta-adjoint: K ${c.K} must equal V ${c.V} (a thread owns one tile of each output)`);
   if (c.C % 4 || c.K % 4 || c.C < 4 || c.K < 4) throw new Error(`delta-adjoint: C ${c.C} and K ${c.K} must be multiples of 4 (4 x 4 register tiles)`);
   const { NT, floats } = layout(c);
