@@ -157,9 +157,9 @@ export function prepParts(c: DeltaPrepConfig, at: Record<string, number>) {
   const gPrefix = dec ? `  if (t < ${C}u) sE[t] = t < used ? LD[${row("t")}] : 0.f;\n` : "";
   const exps = dec
     ? `  if (t < ${C}u) {
-    double g = 0.0;
-    for (u32 s = 0; s <= t; ++s) g += (double)sE[s];
-    sG[t + 1u] = g;
+    double gsum = 0.0;
+    for (u32 s = 0; s <= t; ++s) gsum += (double)sE[s];
+    sG[t + 1u] = gsum;
     if (t == 0u) sG[0] = 0.0;
   }
   __syncthreads();
