@@ -126,124 +126,80 @@ function errors(bin: string, k: DeltaAdjKernel, d: Data, broken = false): Record
 const fmt = (e: Record<string, number>) => Object.entries(e).map(([o, x]) => `${o} ${x.toExponential(2)}`).join(", ");
 const worst = (e: Record<string, number>) => Math.max(...Object.values(e));
 
+/** Every kernel of `ks` (one emulator build) at T = 100 (ragged) and T = 1, no decay or decays in [-0.3, 0] and [-20, 0]
+ * a step: the worst output's error below `bound` (and above `floor`, the TF32 rounding showing). */
+function checkAll(ks: DeltaAdjKernel[], seed: number, bound: number, floor = 0): void {
+  const bin = buildEmu(ks);
+  ks.forEach((k, i) => {
+    const cases = k.decay === "none" ? [[100, 0], [1, 0]] : [[100, -0.3], [100, -20], [1, -5]];
+    for (const [T, minLd] of cases) {
+      const e = errors(bin, k, data(k, T, minLd, seed + T + i));
+      expect(worst(e), `${k.entry} T=${T} ld>=${minLd}: ${fmt(e)}`).toBeLessThan(bound);
+      if (floor) expect(worst(e), `${k.entry} T=${T}: the rounding shows`).toBeGreaterThan(floor);
+      console.log(`${k.entry} T=${T} ld>=${minLd}: ${fmt(e)}`);
+    }
+  });
+}
+
+/** Output `which`'s error of a copy of k with the nth occurrence of `from` in its source replaced by `to`. */
+function brokenError(k: DeltaAdjKernel, d: Data, from: string, to: string, which: string, nth = 0): number {
+  const bin = buildEmu([k], (src) => {
+    let at = -1;
+    for (let i = 0; i <= nth; i++) at = src.indexOf(from, at + 1);
+    expect(at, `"${from}" #${nth}`).toBeGreaterThanOrEqual(0);
+    return src.slice(0, at) + to + src.slice(at + from.length);
+  });
+  return errors(bin, k, d, true)[which];
+}
+
 describe.skipIf(!gpp)("the delta backward's adjoint kernel on the CPU emulation vs float64", () => {
   const kernels = DELTA_ADJ_CONFIGS.map(deltaAdjKernel);
-
-  it("the shipped configurations: entries, threads, shared memory", () => {
-    expect(kernels.map((k) => k.entry)).toEqual(["seqc_delta_adj_none_c64k64v64_f32", "seqc_delta_adj_none_c64k64v64_bf16", "seqc_delta_adj_scalar_c64k64v64_f32", "seqc_delta_adj_scalar_c64k64v64_bf16"]);
-    expect(kernels.map((k) => [k.threads, k.sharedBytes])).toEqual(kernels.map(() => [256, 106016]));
-  });
-
-  it("every entry at C = K = V = 64: T = 100 (ragged) and T = 1, decays in [-0.3, 0] and [-20, 0] a step, within 1e-5", () => {
-    const bin = buildEmu(kernels);
-    for (const k of kernels) {
-      const cases = k.decay === "none" ? [[100, 0], [1, 0]] : [[100, -0.3], [100, -20], [1, -5]];
-      for (const [T, minLd] of cases) {
-        const e = errors(bin, k, data(k, T, minLd, 11 + T + kernels.indexOf(k)));
-        expect(worst(e), `${k.entry} T=${T} ld>=${minLd}: ${fmt(e)}`).toBeLessThan(1e-5);
-        console.log(`${k.entry} T=${T} ld>=${minLd}: ${fmt(e)}`);
-      }
-    }
-  }, 900_000);
-
-  it("deliberately broken copies fail", () => {
-    const k = deltaAdjKernel({ decay: "scalar", tin: "f32", C: 64, K: 64, V: 64 });
-    const d = data(k, 100, -0.3, 5);
-    const broken = (from: string, to: string, which: string, nth = 0) => {
-      const bin = buildEmu([k], (src) => {
-        let at = -1;
-        for (let i = 0; i <= nth; i++) at = src.indexOf(from, at + 1);
-        expect(at, `"${from}" #${nth}`).toBeGreaterThanOrEqual(0);
-        return src.slice(0, at) + to + src.slice(at + from.length);
-      });
-      return errors(bin, k, d, true)[which];
-    };
-    // the r side's first scores (Luk: w . k) with the diagonal
-    expect(broken("f < a + 0u ?", "f <= a + 0u ?", "dv")).toBeGreaterThan(1e-2);
-    // the y side's S0 term scaled by exp(G[a - 1]) instead of exp(G[a])
-    expect(broken("expf(sG[(4u * oti + p) + 1u])", "expf(sG[(4u * oti + p)])", "dq")).toBeGreaterThan(1e-2);
-    // dld's suffix sums without the slot's own terms
-    expect(broken("s += sRow[t];", "", "dld")).toBeGreaterThan(1e-2);
-    // the r side's B^T x (Br^T w) over rows from one 4-row block late
-    expect(broken("for (u32 m0 = 4u * oti; m0 < 64u; m0 += 4u)", "for (u32 m0 = 4u * oti + 4u; m0 < 64u; m0 += 4u)", "du", 5)).toBeGreaterThan(1e-2);
-  }, 600_000);
-
   const wide = DELTA_ADJ_K128_CONFIGS.map(deltaAdjKernel);
-
-  it("K = V = 128 (the wide plan, 512 threads): every entry at T = 100 and T = 1, within 1e-5", () => {
-    expect(wide.map((k) => [k.entry, k.threads, k.sharedBytes])).toEqual(["none_c64k128v128_f32", "none_c64k128v128_bf16", "scalar_c64k128v128_f32", "scalar_c64k128v128_bf16"].map((e) => [`seqc_delta_adj_${e}`, 512, 216608]));
-    const bin = buildEmu(wide);
-    for (const k of wide) {
-      const cases = k.decay === "none" ? [[100, 0], [1, 0]] : [[100, -0.3], [100, -20], [1, -5]];
-      for (const [T, minLd] of cases) {
-        const e = errors(bin, k, data(k, T, minLd, 51 + T + wide.indexOf(k)));
-        expect(worst(e), `${k.entry} T=${T} ld>=${minLd}: ${fmt(e)}`).toBeLessThan(1e-5);
-        console.log(`${k.entry} T=${T} ld>=${minLd}: ${fmt(e)}`);
-      }
-    }
-  }, 900_000);
-
-  it("broken K = 128 copies fail: dld without the saved y-side partials; du = r LE^T from the v rows' slot; dx += A k from the transposed k", () => {
-    const k = wide[2];
-    const d = data(k, 100, -0.3, 6);
-    const broken = (from: string, to: string, which: string) => {
-      const bin = buildEmu([k], (src) => {
-        expect(src).toContain(from);
-        return src.replace(from, to);
-      });
-      return errors(bin, k, d, true)[which];
-    };
-    expect(broken(" + sPY[t * 32u + j]", "", "dld")).toBeGreaterThan(1e-2);
-    expect(broken("&sU[(4u * oti + p) * 132u + m0]", "&sGr[(4u * oti + p) * 132u + m0]", "du")).toBeGreaterThan(1e-2);
-    expect(broken("&sT1r[(m0 + q) * 132u + 4u * otj]", "&sT1[(m0 + q) * 68u + 4u * otj]", "dq")).toBeGreaterThan(1e-2);
-  }, 600_000);
-
   const twins = DELTA_ADJ_MMA_CONFIGS.map(deltaAdjKernel);
-
   const twins128 = DELTA_ADJ_K128_MMA_CONFIGS.map(deltaAdjKernel);
 
-  it("the TF32 twins (bf16 inputs), K = V = 64 and 128: T = 100 and T = 1, decays in [-0.3, 0] and [-20, 0] a step, within 1e-3 (and above 1e-5: the rounding shows)", () => {
-    expect(twins.map((k) => [k.entry, k.threads, k.sharedBytes])).toEqual([["seqc_delta_adj_none_c64k64v64_bf16_tf32", 256, 112160], ["seqc_delta_adj_scalar_c64k64v64_bf16_tf32", 256, 112160]]);
-    expect(twins128.map((k) => [k.entry, k.threads, k.sharedBytes])).toEqual([["seqc_delta_adj_none_c64k128v128_bf16_tf32", 512, 225824], ["seqc_delta_adj_scalar_c64k128v128_bf16_tf32", 512, 225824]]);
-    const bin = buildEmu([...twins, ...twins128]);
-    for (const k of [...twins, ...twins128]) {
-      const cases = k.decay === "none" ? [[100, 0], [1, 0]] : [[100, -0.3], [100, -20], [1, -5]];
-      for (const [T, minLd] of cases) {
-        const e = errors(bin, k, data(k, T, minLd, 31 + T + twins.indexOf(k)));
-        expect(worst(e), `${k.entry} T=${T} ld>=${minLd}: ${fmt(e)}`).toBeLessThan(1e-3);
-        expect(worst(e), `${k.entry} T=${T}: TF32 rounding shows`).toBeGreaterThan(1e-5);
-        console.log(`${k.entry} T=${T} ld>=${minLd}: ${fmt(e)}`);
-      }
-    }
-  }, 900_000);
+  it("the configurations: entries, threads, shared memory", () => {
+    const rows = (ks: DeltaAdjKernel[]) => ks.map((k) => [k.entry, k.threads, k.sharedBytes]);
+    const names = (K: number, suffix = "") => ["none_f32", "none_bf16", "scalar_f32", "scalar_bf16"].map((x) => x.replace("_", `_c64k${K}v${K}_`)).map((x) => `seqc_delta_adj_${x}${suffix}`);
+    expect(rows(kernels)).toEqual(names(64).map((e) => [e, 256, 106016]));
+    expect(rows(wide)).toEqual(names(128).map((e) => [e, 512, 216608]));
+    expect(rows(twins)).toEqual(names(64, "_tf32").filter((e) => e.includes("bf16")).map((e) => [e, 256, 112160]));
+    expect(rows(twins128)).toEqual(names(128, "_tf32").filter((e) => e.includes("bf16")).map((e) => [e, 512, 225824]));
+  });
 
-  it("a broken K = 128 twin fails: a row block's second diagonal score tile skipped (Pk)", () => {
-    const k = twins128[1];
-    const from = "if (2u * hf + j <= 2u * rb + 1u)";
-    const bin = buildEmu([k], (src) => {
-      expect(src).toContain(from);
-      return src.replace(from, "if (2u * hf + j <= 2u * rb)");
-    });
-    expect(errors(bin, k, data(k, 100, -0.3, 9), true).dv).toBeGreaterThan(1e-2);
+  it("every entry at C = K = V = 64: T = 100 (ragged) and T = 1, decays in [-0.3, 0] and [-20, 0] a step, within 1e-5", () => checkAll(kernels, 11, 1e-5), 900_000);
+
+  it("deliberately broken copies fail", () => {
+    const k = kernels[2], d = data(k, 100, -0.3, 5);
+    // the r side's first scores (Luk: w . k) with the diagonal
+    expect(brokenError(k, d, "f < a + 0u ?", "f <= a + 0u ?", "dv")).toBeGreaterThan(1e-2);
+    // the y side's S0 term scaled by exp(G[a - 1]) instead of exp(G[a])
+    expect(brokenError(k, d, "expf(sG[(4u * oti + p) + 1u])", "expf(sG[(4u * oti + p)])", "dq")).toBeGreaterThan(1e-2);
+    // dld's suffix sums without the slot's own terms
+    expect(brokenError(k, d, "s += sRow[t];", "", "dld")).toBeGreaterThan(1e-2);
+    // the r side's B^T x (Br^T w) over rows from one 4-row block late
+    expect(brokenError(k, d, "for (u32 m0 = 4u * oti; m0 < 64u; m0 += 4u)", "for (u32 m0 = 4u * oti + 4u; m0 < 64u; m0 += 4u)", "du", 5)).toBeGreaterThan(1e-2);
   }, 600_000);
 
-  it("broken twins fail: a row block's second diagonal score tile skipped (Pk); Ay k's sum a block short; Ar's mask f <= a", () => {
-    const k = twins[1];
-    const d = data(k, 100, -0.3, 9);
-    const broken = (from: string, to: string, which: string, nth = 0) => {
-      const bin = buildEmu([k], (src) => {
-        let at = -1;
-        for (let i = 0; i <= nth; i++) at = src.indexOf(from, at + 1);
-        expect(at, `"${from}" #${nth}`).toBeGreaterThanOrEqual(0);
-        return src.slice(0, at) + to + src.slice(at + from.length);
-      });
-      return errors(bin, k, d, true)[which];
-    };
+  it("K = V = 128 (the wide plan, 512 threads): every entry at T = 100 and T = 1, within 1e-5", () => checkAll(wide, 51, 1e-5), 900_000);
+
+  it("broken K = 128 copies fail: dld without the saved y-side partials; du = r LE^T from the v rows' slot; dx += A k from the transposed k", () => {
+    const k = wide[2], d = data(k, 100, -0.3, 6);
+    expect(brokenError(k, d, " + sPY[t * 32u + j]", "", "dld")).toBeGreaterThan(1e-2);
+    expect(brokenError(k, d, "&sU[(4u * oti + p) * 132u + m0]", "&sGr[(4u * oti + p) * 132u + m0]", "du")).toBeGreaterThan(1e-2);
+    expect(brokenError(k, d, "&sT1r[(m0 + q) * 132u + 4u * otj]", "&sT1[(m0 + q) * 68u + 4u * otj]", "dq")).toBeGreaterThan(1e-2);
+  }, 600_000);
+
+  it("the TF32 twins (bf16 inputs), K = V = 64 and 128: T = 100 and T = 1, decays in [-0.3, 0] and [-20, 0] a step, within 1e-3 (and above 1e-5: the rounding shows)", () => checkAll([...twins, ...twins128], 31, 1e-3, 1e-5), 900_000);
+
+  it("broken twins fail: a row block's second diagonal score tile skipped (Pk; K = 64 and 128); Ay k's sum a block short; Ar's mask f <= a", () => {
+    const k = twins[1], d = data(k, 100, -0.3, 9);
     // (the y side's first scores, Pk: dv)
-    expect(broken("if (4u * hf + j <= 2u * rb + 1u)", "if (4u * hf + j <= 2u * rb)", "dv")).toBeGreaterThan(1e-2);
-    expect(broken("for (u32 ks = 0u; ks < 2u * rb + 2u; ++ks)", "for (u32 ks = 0u; ks < 2u * rb + 1u; ++ks)", "dq")).toBeGreaterThan(1e-2);
+    expect(brokenError(k, d, "if (4u * hf + j <= 2u * rb + 1u)", "if (4u * hf + j <= 2u * rb)", "dv")).toBeGreaterThan(1e-2);
+    expect(brokenError(twins128[1], data(twins128[1], 100, -0.3, 9), "if (2u * hf + j <= 2u * rb + 1u)", "if (2u * hf + j <= 2u * rb)", "dv")).toBeGreaterThan(1e-2);
+    expect(brokenError(k, d, "for (u32 ks = 0u; ks < 2u * rb + 2u; ++ks)", "for (u32 ks = 0u; ks < 2u * rb + 1u; ++ks)", "dq")).toBeGreaterThan(1e-2);
     // the r side's second scores (Ar = DR v^T) with the diagonal
-    expect(broken("f < a + 0u ?", "f <= a + 0u ?", "dk", 1)).toBeGreaterThan(1e-2);
+    expect(brokenError(k, d, "f < a + 0u ?", "f <= a + 0u ?", "dk", 1)).toBeGreaterThan(1e-2);
   }, 600_000);
 
   it("configurations that do not fit are refused", () => {
