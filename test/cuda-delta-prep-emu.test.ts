@@ -7,7 +7,8 @@
  * per-token inputs [B, T, H, w] in fp32 or bf16 (the reference takes the bf16-rounded values), B = 2, H = 3, T = 1 and
  * T = 100 (a ragged last chunk: M and X rows past T must be exactly 0), no decay (LD nullptr) and a scalar log decay
  * down to -20 a step; the shipped C = 64 entries (K = V = 64 and 128) and small configurations (K != V, C = 16 and 32).
- * Deliberately broken copies (Luu's exponent a slot late, Tinv without its last block row, Pu without its diagonal,
+ * Deliberately broken copies (Luu's exponent a slot late, Tinv without its last block row, the diagonal blocks' solve
+ * a term short, Pu without its diagonal,
  * BM's decay one slot early) must fail. The tensor-core twins (delta-prep-mma.ts, math "tf32" / "tf32x3") with the TF32
  * rounding and the m16n8k8 fragments emulated (test/cuda-emu/mma-tf32.h): tf32x3 within 1e-5, tf32 within 2e-3 (and
  * above 1e-5); broken twins (Luu's diagonal tiles skipped, X's triangular product a k-block short, prep_bwd's TI read a
@@ -189,7 +190,7 @@ describe.skipIf(!gpp)("the delta backward's prep kernels on the CPU emulation vs
     console.log(lines.join("\n"));
   }, 600_000);
 
-  it("deliberately broken copies fail: Luu's exponent a slot late; Tinv without its last block row; Pu without its diagonal; BM's decay a slot early", () => {
+  it("deliberately broken copies fail: Luu's exponent a slot late; Tinv without its last block row; the diagonal blocks' solve a term short; Pu without its diagonal; BM's decay a slot early", () => {
     const s: Shape = { decay: "scalar", C: 32, K: 16, V: 24 };
     const broken = (op: "fwd" | "bwd", from: string, to: string, out: string) => {
       const cfg: DeltaPrepConfig[] = [{ op, tin: "f32", ...s }];
@@ -201,6 +202,7 @@ describe.skipIf(!gpp)("the delta backward's prep kernels on the CPU emulation vs
     };
     broken("fwd", "m[j] = f < a ? expf((float)(sG[a] - sG[f + 1u]))", "m[j] = f < a ? expf((float)(sG[a + 1u] - sG[f + 1u]))", "TI");
     broken("fwd", "for (u32 r = 1; r < 2u; ++r)", "for (u32 r = 1; r < 1u; ++r)", "TI");
+    broken("fwd", "for (u32 f = 0; f < a; ++f) s = fmaf(sL[(d0 + a)", "for (u32 f = 0; f + 1u < a; ++f) s = fmaf(sL[(d0 + a)", "TI");
     broken("bwd", "m[j] = f <= a ?", "m[j] = f < a ?", "X");
     broken("bwd", "sE[32u + a] * sQT", "sE[a] * sQT", "BM");
   }, 300_000);

@@ -183,18 +183,21 @@ ${dec ? `  float* sE = smf + ${at.E};  // eW [C], eQ [C], eC [C]\n` : ""}${buffe
    * rows' products. */
   const tinv = (ld: number, tmp: string) => {
     const NB = C / 16;
-    return `  // Tinv's 16 x 16 diagonal blocks: thread t < C owns column t of its block, forward substitution down the block
+    return `  // Tinv's 16 x 16 diagonal blocks: thread t < C owns column t, forward substitution down its block in registers
+  // (x[f] = 0 above the diagonal, so every row sums over all f < a), then zeros above the block
   if (t < ${C}u) {
-    const u32 j = t, end = (j / 16u) * 16u + 16u;
-    for (u32 a = 0; a < j; ++a) sTi[a * ${ld}u + j] = 0.f;
-    sTi[j * ${ld}u + j] = 1.f;
-    for (u32 a = j + 1u; a < end; ++a) {
-      float s0 = 0.f, s1 = 0.f;
-      u32 f = j;
-      for (; f + 1u < a; f += 2u) { s0 = fmaf(sL[a * ${ld}u + f], sTi[f * ${ld}u + j], s0); s1 = fmaf(sL[a * ${ld}u + f + 1u], sTi[(f + 1u) * ${ld}u + j], s1); }
-      if (f < a) s0 = fmaf(sL[a * ${ld}u + f], sTi[f * ${ld}u + j], s0);
-      sTi[a * ${ld}u + j] = s0 + s1;
+    const u32 j = t % 16u, d0 = t - j;
+    float x[16];
+#pragma unroll
+    for (u32 a = 0; a < 16u; ++a) {
+      float s = 0.f;
+#pragma unroll
+      for (u32 f = 0; f < a; ++f) s = fmaf(sL[(d0 + a) * ${ld}u + d0 + f], x[f], s);
+      x[a] = a == j ? 1.f : a > j ? s : 0.f;
     }
+#pragma unroll
+    for (u32 a = 0; a < 16u; ++a) sTi[(d0 + a) * ${ld}u + t] = x[a];
+    for (u32 a = 0; a < d0; ++a) sTi[a * ${ld}u + t] = 0.f;
   }
   __syncthreads();
   // block rows r = 1 .. ${NB - 1}: P = L[r, 0:r] Tinv[0:r, 0:r] (rows 16 r.., columns 0..16 r), then Tinv[r, 0:r] = Tinv[r, r] P
