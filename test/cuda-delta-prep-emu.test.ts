@@ -11,8 +11,8 @@
  * a term short, Pu without its diagonal,
  * BM's decay one slot early) must fail. The tensor-core twins (delta-prep-mma.ts, math "tf32" / "tf32x3") with the TF32
  * rounding and the m16n8k8 fragments emulated (test/cuda-emu/mma-tf32.h): tf32x3 within 1e-5, tf32 within 2e-3 (and
- * above 1e-5); broken twins (Luu's diagonal tiles skipped, X's triangular product a k-block short, prep_bwd's TI read a
- * row off) must fail. nvcc -cubin for sm_90 where installed (the fp32 kernels and the bf16 tf32 twins): no spills.
+ * above 1e-5); broken twins (Luu's diagonal tiles skipped, X's triangular product a k-block short, Tinv's block row a
+ * k-block short, prep_bwd's TI read a row off) must fail. nvcc -cubin for sm_90 where installed (the fp32 kernels and the bf16 tf32 twins): no spills.
  */
 import { describe, expect, it } from "vitest";
 import { execFileSync, spawnSync } from "node:child_process";
@@ -235,7 +235,7 @@ describe.skipIf(!gpp)("the delta backward's prep kernels on the CPU emulation vs
     if (process.env.DPREP_LOG) console.log(lines.join("\n"));
   }, 900_000);
 
-  it("broken twins fail: Luu's diagonal tiles skipped; X's triangular product a k-block short; prep_bwd's TI read a row off", () => {
+  it("broken twins fail: Luu's diagonal tiles skipped; X's triangular product a k-block short; Tinv's block row a k-block short; prep_bwd's TI read a row off", () => {
     const s: Shape = { decay: "scalar", C: 32, K: 16, V: 24 };
     const broken = (op: "fwd" | "bwd", from: string, to: string, out: string, last = false) => {
       const m = deltaPrepModule([{ op, tin: "f32", ...s, math: "tf32x3" }], (src) => {
@@ -249,6 +249,8 @@ describe.skipIf(!gpp)("the delta backward's prep kernels on the CPU emulation vs
     broken("fwd", "(n0 > r0 + 15u ? 0u : 16u)", "(n0 + 15u > r0 ? 0u : 16u)", "TI");
     // X = Tinv LV (the module's last triangular product) without its diagonal k-block
     broken("fwd", "for (u32 k0 = 0u; k0 < r0 + 16u; k0 += 8u)", "for (u32 k0 = 0u; k0 < r0 + 8u; k0 += 8u)", "X", true);
+    // Tinv's block row (mma, 3xTF32): Tinv[r, 0:r] = Tinv[r, r] P without the diagonal block's first 8 columns
+    broken("fwd", "for (u32 k0 = 0u; k0 < 16u; k0 += 8u)", "for (u32 k0 = 8u; k0 < 16u; k0 += 8u)", "TI");
     // prep_bwd's TI load a row off
     broken("bwd", "sTi[(x / 32u) * 40u + x % 32u] = TI[", "sTi[(x / 32u + 1u) % 32u * 40u + x % 32u] = TI[", "M");
   }, 300_000);

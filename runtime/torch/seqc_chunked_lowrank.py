@@ -30,10 +30,12 @@ try:
     from . import seqc_chunked as _chunked
     from . import seqc_graphs as _graphs
     from . import seqc_lowrank_wy as _wy
+    from . import seqc_delta_bwd as _delta
 except ImportError:  # loaded as a top-level module (the output directory on sys.path)
     import seqc_chunked as _chunked
     import seqc_graphs as _graphs
     import seqc_lowrank_wy as _wy
+    import seqc_delta_bwd as _delta
 
 # Micro-steps per chunk of the folded runs (runtime/chunked-backward-lowrank.ts LR_CHUNK).
 LR_CHUNK = 64
@@ -163,6 +165,11 @@ LR_READ_KEY_PRE = "on"
 # LR_FUSED_WY "cuda" at B=8 T=2048 H=16 K=V=64, graphs, DeltaNet bf16 10.19 -> 9.02 ms (fp32 10.23 -> 9.43), Gated
 # DeltaNet bf16 19.74 -> 17.39 (fp32 19.80 -> 17.78); gradients vs float64 unchanged at B=2 T=2048 (fp32 4.5e-7 /
 # 4.8e-7, the chain's 3.9e-7 / 5.0e-6; bf16 1.7e-3 both).
+# "delta" (seqc_delta_bwd.py: the token-aligned delta backward, no timeline: chunks of the tokens themselves, prep's
+# per-token outputs read and their adjoints written directly) where the chain is one delta step a token after LR_MERGE's
+# merge (one step of one micro-step with one low-rank pair, one input pair, no or a scalar decay, the one readout after
+# it) and post's backward reads no readout y (LR_Y_READ "bound"); elsewhere "wy" as above. "auto": "delta" where it
+# applies and the module's delta kernels take the shape (LR_FUSED_DELTA "cuda"), else "wy".
 LR_BWD = "wy"
 # Whether LR_BWD "wy" also takes a per-key decay (RWKV-7): "chain" (the adjoint chain runs for it, as before) or "wy"
 # (seqc_lowrank_wy.py's per-key path: the forward core's per-key scores for P1_u and L_uu, the reversed chunks'
@@ -171,6 +178,14 @@ LR_BWD = "wy"
 # -> 24.13 ms, bf16 21.65 -> 23.32 (fla chunk_rwkv7 4.953 in the same process); gradients vs float64 at (2, 2048) fp32
 # 3.2e-6 -> 5.8e-7, bf16 1.7e-3 both; check.py --only-chunked with it 49/49, gradcheck passed (bench/RESULTS.md).
 LR_BWD_KEY = "chain"
+# How LR_BWD "delta" runs: "cuda" (the module's five kernels, "kernels"."deltaBwd", compiler/backends/cuda/delta-bwd.ts,
+# where it has them for the shape: C = 64, the model's decay, K, V, float32 tensors) or "torch" (seqc_delta_bwd.delta_torch's
+# batched products, the walks by LR_FUSED_PASS's kernel where it takes them).
+LR_FUSED_DELTA = "cuda"
+# The per-token inputs' type LR_FUSED_DELTA "cuda" gives its kernels where the forward's tensors are bf16 (the glue runs
+# in float32): "f32" (prep's float32 outputs as they are: the _f32 entries) or "bf16" (rounded to bf16 once: the _bf16
+# entries, half the reads).
+LR_DELTA_TIN = "f32"
 # How the walks over the chunks run where they are products (LR_PASS "matmul": the chunk start states from the
 # transitions, and LR_BWD "wy"'s reverse walk over the end states' adjoints): "torch" (one batched product per chunk,
 # nC launches) or "cuda" (one kernel for the whole walk, a block per batch row and head, compiler/backends/cuda/
@@ -312,6 +327,18 @@ def merge_decay_steps(steps, readouts):
         i += 1
     new_reads = [dict(r, after=r["after"] - sum(1 for j in shift if r["after"] > j)) for r in readouts]
     return out, new_reads, merged
+
+
+def delta_pattern(steps, readouts, decay):
+    """Whether LR_BWD "delta" (seqc_delta_bwd) takes a chain of these steps and readouts (after merge_decay_steps): one
+    step of one micro-step with one low-rank pair, one input pair and no or a scalar log decay, and one readout of the
+    state after it."""
+    if decay not in ("none", "scalar") or len(steps) != 1 or len(readouts) != 1:
+        return False
+    st = steps[0]
+    ld = st.get("ld")
+    return st["count"] == 1 and len(st["lowRank"]) == 1 and len(st["inputs"]) == 1 and (ld is None) == (decay == "none") and \
+        (ld is None or not ld["perKey"]) and readouts[0]["after"] == 1
 
 
 class _section:
@@ -897,7 +924,7 @@ class ChunkCore:
         return baddbmm(S, KK.reshape(N, Cp * mk, K).transpose(1, 2), self.lo("VV", "end", self.VV).reshape(N, Cp * mk, V), self.m("end"))
 
 
-def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state, inputs, params, outputs, dtype, device, chunk=None, decay_way=None, pass_way=None, read_way=None, aug_way=None, can_chunk=None, key_way=None, layout=None, share=None, mm=None, lean=None, fused=None, readout=None, bwd_way=None, passer=None, wy_kern=None, post_binds=None, copies=None, merge=None, key_bwd=None, rev_read=None, chain_rev=None, ev_lines=None):
+def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state, inputs, params, outputs, dtype, device, chunk=None, decay_way=None, pass_way=None, read_way=None, aug_way=None, can_chunk=None, key_way=None, layout=None, share=None, mm=None, lean=None, fused=None, readout=None, bwd_way=None, passer=None, wy_kern=None, post_binds=None, copies=None, merge=None, key_bwd=None, rev_read=None, chain_rev=None, ev_lines=None, delta_kern=None):
     """Gradients of the forward's inputs, params and the matrix state's initial value through the low-rank chain.
 
     n: the chain's names (<Model>.torch.json "chunked"."lowRank"); run(part, dims, inputs, initial_state, B, T)
@@ -922,7 +949,9 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
     "wy" runs); key_bwd: "chain" / "wy", whether "wy" also takes a per-key decay (None: LR_BWD_KEY); rev_read: "flip" /
     "kernel", how "wy"'s reversed chunks are read with copies "lean" (None: LR_REV_READ); chain_rev: "flip" / "kernel", how
     the chain's adjoint reads its reversed timeline with a per-key decay (None: LR_CHAIN_REV); ev_lines: "on" / "off", the
-    lines as slots of the stacks that read them where "wy" runs (None: LR_EV_LINES).
+    lines as slots of the stacks that read them where "wy" runs (None: LR_EV_LINES); bwd_way "delta": the token-aligned
+    delta backward (seqc_delta_bwd) where delta_pattern holds, else "wy" ("auto": "delta" only where delta_kern takes the
+    shape); delta_kern: its kernels (seqc_delta_bwd.delta_launcher; None: torch ops).
     Returns ({input: grad}, {param: grad}, dS0)."""
     chunk = LR_CHUNK if chunk is None else chunk
     read_way, aug_way, key_way, layout = read_way or LR_READ, aug_way or LR_AUG, key_way or LR_KEY, layout or LR_LAYOUT
@@ -942,8 +971,8 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
     ev_lines = ev_lines or LR_EV_LINES
     if ev_lines not in ("on", "off"):
         raise ValueError("ev_lines %r: one of on, off" % (ev_lines,))
-    if bwd_way not in ("chain", "wy"):
-        raise ValueError("bwd_way %r: one of chain, wy" % (bwd_way,))
+    if bwd_way not in ("chain", "wy", "delta", "auto"):
+        raise ValueError("bwd_way %r: one of chain, wy, delta, auto" % (bwd_way,))
     key_bwd = key_bwd or LR_BWD_KEY
     if key_bwd not in ("chain", "wy"):
         raise ValueError("key_bwd %r: one of chain, wy" % (key_bwd,))
@@ -961,7 +990,17 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
     merge = merge or LR_MERGE
     if merge not in ("decay", "off"):
         raise ValueError("merge %r: one of decay, off" % (merge,))
-    merged = []  # (ld name, [w names]): the decay steps folded into the next (LR_MERGE "decay", only where wy runs)
+    merged = []  # (ld name, [w names]): the decay steps folded into the next (LR_MERGE "decay", only where wy or delta runs)
+    delta = False
+    if bwd_way == "auto" and not (delta_kern is not None and delta_kern.has(n["decay"], chunk, K, V, getattr(delta_kern, "tin", None) or dtype)):
+        bwd_way = "wy"
+    if bwd_way in ("delta", "auto"):  # the token-aligned delta backward where the (merged) chain is one delta step a token
+        st_, rd_, mg_ = merge_decay_steps(steps, readouts) if merge == "decay" and n["decay"] == "scalar" else (steps, readouts, [])
+        delta = delta_pattern(st_, rd_, n["decay"]) and post_binds is not None and not any(ro["y"] in post_binds for ro in rd_)
+        if delta:
+            steps, readouts, merged = st_, rd_, mg_
+        else:
+            bwd_way = "wy"
     if merge == "decay" and bwd_way == "wy" and n["decay"] == "scalar" and E >= 1 and read_way == "matmul" and aug_way in ("auto", "matmul") and lean and share:
         steps, readouts, merged = merge_decay_steps(steps, readouts)
     base, N = [], 0
@@ -979,7 +1018,7 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
         aug_way = "plan" if n["decay"] == "key" and key_way == "blocks" and chunks else "matmul"
     wy = bwd_way == "wy" and (n["decay"] != "key" or key_bwd == "wy") and E >= 1 and read_way == "matmul" and aug_way == "matmul" and lean and share
     y_bound = post_binds is None or any(ro["y"] in post_binds for ro in readouts)
-    if merged and not wy:
+    if merged and not (wy or delta):
         raise ValueError("lowrank_backward: merged decay steps without the chunk-state backward")
 
     def zeros(shape):
@@ -1126,6 +1165,66 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
         """Prep output `name` as [B, T, loop index, H, w]."""
         return prep[name].reshape(B, T, -1, H, w)
 
+    def post_backward(ys):
+        """Post's backward from the readouts ys {r: y [B, T, H, V]} (those it reads) and the outputs' cotangents."""
+        post_in = dict(given)
+        for r, ro in enumerate(readouts):
+            if r in ys:
+                post_in[ro["y"]] = ys[r]
+            elif getattr(device, "type", None) == "cuda":  # no kernel of post's backward reads it: unwritten
+                post_in[ro["y"]] = torch.empty([B, T, H, V], dtype=dtype, device=device)
+            else:  # elsewhere (the tests' interpreter) 1e30, which would show if read
+                post_in[ro["y"]] = zeros([B, T, H, V]) + 1e30
+        for name, shape in outputs:
+            g = cot_outputs.get(name)
+            post_in[n["postBw"]["outputBar"][name]] = g if g is not None else zeros([B, T] + list(shape))
+        return pointwise("postBw", post_in)
+
+    def finish(bars, G_last, post_g):
+        """The merged decay steps' adjoints mapped back, dS_0 in the model's layout, prep's backward and the sums."""
+        if merged:  # back through w' = exp(ld) w: dw = exp(ld) dw', d ld += w' . dw'
+            for ldn, wns in merged:
+                a = merge_scale[ldn]
+                bl = bars[ldn].view(B, T, -1, H, 1)
+                for wn in wns:
+                    bw = bars[wn].view(B, T, -1, H, K)
+                    bl += (prep[wn].reshape(B, T, -1, H, K) * bw).sum(4, keepdim=True)
+                    bw *= a
+        # dS_0: the adjoint after the identity step, in the model's layout
+        inv = [perm.index(a) for a in range(len(perm))]
+        dS0 = torch.permute(G_last.reshape([B] + [state_shape[a - 1] for a in perm[1:]]), inv)
+        prep_in = dict(given)
+        for o in n["prepOutputs"]:
+            prep_in[n["prepBw"]["outputBar"][o]] = bars[o]
+        prep_g = pointwise("prepBw", prep_in)
+        gin, gpar = _chunked.sum_pieces([(post_g, n["postBw"]), (prep_g, n["prepBw"])], B, T, inputs, params, zeros)
+        return gin, gpar, dS0
+
+    if S0 is None:
+        S0 = zeros([B] + list(state_shape)) + n["stateInit"]
+    if delta:  # LR_BWD "delta": prep's per-token outputs in, their adjoints out (no timeline)
+        st, ro = steps[0], readouts[0]
+        lr, pr, ldn = st["lowRank"][0], st["inputs"][0], st.get("ld")
+        post_g = post_backward({})
+        dY = post_g[n["postBw"]["inputBar"][ro["y"]]].reshape(B, T, H, V)
+        with _section("delta"):
+            grads = _delta.delta_backward(
+                per_step(lr["u"], K)[:, :, 0], per_step(lr["w"], K)[:, :, 0], per_step(pr["k"], K)[:, :, 0], per_step(pr["v"], V)[:, :, 0],
+                per_step(ro["q"], K)[:, :, 0], per_step(ldn["name"], 1)[:, :, 0, :, 0] if ldn else None, canon(S0),
+                dY, canon(cot_state) if cot_state is not None else None, C=chunk, kern=delta_kern, passer=passer if heads else None,
+                lower_solve=unit_lower_solve, upper_t_solve=_wy.upper_t_solve)
+        bars = {}
+        for name, g in zip([lr["u"], lr["w"], pr["k"], pr["v"], ro["q"]] + ([ldn["name"]] if ldn else []), grads[:6]):
+            g = g.reshape(prep[name].shape)
+            if name in bars:  # (one prep output in two roles)
+                bars[name] = bars[name] + g
+            else:
+                bars[name] = g.contiguous()
+        for o in n["prepOutputs"]:
+            if o not in bars:
+                bars[o] = torch.zeros_like(prep[o])
+        return finish(bars, grads[6], post_g)
+
     def gather(pick, w, into=None):
         out = line(w, full=all(pick(st) for st in steps), into=into)
         mv = micro(out)
@@ -1219,8 +1318,6 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
             return (by_heads(o).reshape(B * H * nC, K, V) if heads else o.reshape(B * nC, H, K, V)), last["S"].reshape(B, H, K, V), cc
 
     # forward: the chunk start states, then per chunk y and the low-rank reads r; post's backward (dy)
-    if S0 is None:
-        S0 = zeros([B] + list(state_shape)) + n["stateInit"]
     S_starts, S_last, aug_f = chunk_states("augF", fwd, P, canon(S0))
     with _section("read"):
         if read_way == "matmul":
@@ -1234,18 +1331,7 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
                 core["o_r%d" % e] = unrows(r)
         else:
             core = lines(run("read", cd, fold(fwd), {"S": tok_states(S_starts)}, B * nC, C)[0])
-    post_in = dict(given)
-    for r, ro in enumerate(readouts):
-        if "o_y%d" % r in core:
-            post_in[ro["y"]] = at_reads(core["o_y%d" % r], r)
-        elif getattr(device, "type", None) == "cuda":  # no kernel of post's backward reads it: unwritten
-            post_in[ro["y"]] = torch.empty([B, T, H, V], dtype=dtype, device=device)
-        else:  # elsewhere (the tests' interpreter) 1e30, which would show if read
-            post_in[ro["y"]] = zeros([B, T, H, V]) + 1e30
-    for name, shape in outputs:
-        g = cot_outputs.get(name)
-        post_in[n["postBw"]["outputBar"][name]] = g if g is not None else zeros([B, T] + list(shape))
-    post_g = pointwise("postBw", post_in)
+    post_g = post_backward({r: at_reads(core["o_y%d" % r], r) for r in range(len(readouts)) if "o_y%d" % r in core})
     for r, ro in enumerate(readouts):
         dy = line(V, full=N == 1, into=slot(ev_slots[1], r) if slot_lines and dy_slot else None)
         at_reads(dy, r)[:] = post_g[n["postBw"]["inputBar"][ro["y"]]].reshape(B, T, H, V)
@@ -1504,25 +1590,7 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
                 if c not in bar_set[o]:
                     v[:, :, c] = 0
 
-    if merged:  # back through w' = exp(ld) w: dw = exp(ld) dw', d ld += w' . dw'
-        for ldn, wns in merged:
-            a = merge_scale[ldn]
-            bl = bars[ldn].view(B, T, -1, H, 1)
-            for wn in wns:
-                bw = bars[wn].view(B, T, -1, H, K)
-                bl += (prep[wn].reshape(B, T, -1, H, K) * bw).sum(4, keepdim=True)
-                bw *= a
-
-    # dS_0: the adjoint after the identity step, in the model's layout
-    inv = [perm.index(a) for a in range(len(perm))]
-    dS0 = torch.permute(G_last.reshape([B] + [state_shape[a - 1] for a in perm[1:]]), inv)
-
-    prep_in = dict(given)
-    for o in n["prepOutputs"]:
-        prep_in[n["prepBw"]["outputBar"][o]] = bars[o]
-    prep_g = pointwise("prepBw", prep_in)
-    gin, gpar = _chunked.sum_pieces([(post_g, n["postBw"]), (prep_g, n["prepBw"])], B, T, inputs, params, zeros)
-    return gin, gpar, dS0
+    return finish(bars, G_last, post_g)
 
 
 def plan_binds(m, key):
@@ -1895,9 +1963,18 @@ def backward(ctx, m, flat, grads):
     switches += (LR_READ_K128, LR_CORE_K128)
     switches += (wy_math_k128(given_dtypes), LR_WY_MMA_OPS)
     switches += (LR_READ_KEY, LR_READ_KEY_PRE, LR_CHAIN_REV)
-    switches += (LR_EV_LINES,)
+    switches += (LR_EV_LINES, LR_FUSED_DELTA, delta_tin(given_dtypes))
     return _graphs.graphed_backward(ctx, m, "lowrank-backward", switches, flat, grads, lambda f, g: backward_eager(ctx, m, f, g, convert=False),
                                      given_dtype=False)
+
+
+def delta_tin(given_dtypes, way=None):
+    """The dtype LR_FUSED_DELTA's kernels take the per-token inputs in (LR_DELTA_TIN, or way): torch.bfloat16 with "bf16"
+    where a given tensor is bf16, else None (float32, the glue's)."""
+    way = way or LR_DELTA_TIN
+    if way not in ("f32", "bf16"):
+        raise ValueError("LR_DELTA_TIN %r: one of f32, bf16" % (way,))
+    return torch.bfloat16 if way == "bf16" and any(d == torch.bfloat16 for d in given_dtypes) else None
 
 
 def y_binds(m, prefix, way=None):
@@ -1946,7 +2023,7 @@ def backward_eager(ctx, m, flat, grads, convert=True):
         can_chunk=lambda part, cdims, b, t: dtype == torch.float32 and m.runner(prefix + part, device).can_run(cdims, b, t, "chunked"), mm=mm,
         fused=core_k128(fused_launcher(m, device, math=core_math(given_dtypes)), fused_launcher(m, device)) if dtype == torch.float32 else None, readout=readout_key_launcher(read_k128(readout_launcher(m, device, math=read_math(given_dtypes))), m, device) if dtype == torch.float32 else None,
         passer=pass_launcher(m, device) if dtype == torch.float32 else None, wy_kern=wy_launcher(m, device, math=wy_math(given_dtypes), math128=wy_math_k128(given_dtypes)) if dtype == torch.float32 else None,
-        post_binds=y_binds(m, prefix))
+        post_binds=y_binds(m, prefix), delta_kern=_delta.delta_launcher(m, device, LR_FUSED_DELTA, tin=delta_tin(given_dtypes)) if dtype == torch.float32 else None)
     need = ctx.need
     res = []
     for i, t in enumerate(m.inputs):

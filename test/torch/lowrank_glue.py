@@ -32,7 +32,10 @@ None: the default): the per-key stand-in honours the launcher's mirror, "readout
 per-key stand-in that ignores it; "bigFlips": torch.flip calls on tensors of 4 or more dimensions
 (the wy path's [N, C, m, w] events and reads, the chain's [B, H, Lp, w] lines; not the [N, C, 1] log decays); evLines:
 "on" / "off" (seqc_chunked_lowrank.LR_EV_LINES; None: the default); wyDyStride: the wy stand-in says it reads a strided
-dY (wy_launcher's dy_stride: the dy line then a slot of wy's events too)."""
+dY (wy_launcher's dy_stride: the dy line then a slot of wy's events too); bwd "delta" (seqc_delta_bwd): deltaKern
+"recurrence", its five kernels by test/torch/delta_kernels_standin.py ("deltaCalls": the ops launched); deltaBreak:
+"aC" (the chunk end's <LE, S_C> dropped from the log decays' adjoint) or "walk" (the reverse walk without the chunk
+transitions), a term dropped (the test expects the gradients off)."""
 
 import json
 import os
@@ -223,6 +226,18 @@ def wy_break(what):
         raise ValueError("wyBreak %r" % (what,))
 
 
+def delta_break(what):
+    """Drops one term of seqc_delta_bwd's torch path: "aC" <LE, S_C> in dld, "walk" A_c^T in the reverse walk."""
+    import seqc_delta_bwd as d
+    if what == "aC":
+        d.chunk_end_adjoint = lambda LE, starts, SF: torch.zeros(list(LE.shape[:3]), dtype=LE.dtype)
+    elif what == "walk":
+        walk = d._walk
+        d._walk = lambda AB, Bp, Z0, reverse, passer=None: walk(torch.zeros_like(AB) if reverse else AB, Bp, Z0, reverse, passer)
+    else:
+        raise ValueError("deltaBreak %r" % (what,))
+
+
 def main():
     case = json.loads(sys.stdin.readline())
     B, T = case["B"], case["T"]
@@ -234,6 +249,13 @@ def main():
 
     if case.get("wyBreak"):  # a term of seqc_lowrank_wy dropped (the test expects the gradients off)
         wy_break(case["wyBreak"])
+    if case.get("deltaBreak"):  # a term of seqc_delta_bwd dropped (the test expects the gradients off)
+        delta_break(case["deltaBreak"])
+    dcalls = []
+    delta_kern = None
+    if case.get("deltaKern") == "recurrence":
+        from delta_kernels_standin import standin
+        delta_kern = standin(dcalls, DTYPE[0])
     if case.get("mergeBreak"):  # the decay steps merged, their w not scaled (the test expects the gradients off)
         merge_steps = seqc_chunked_lowrank.merge_decay_steps
 
@@ -272,12 +294,12 @@ def main():
                 copies.append(func.overloadpacket.__name__)
             return out
     with Copies():
-        gin, gpar, dS0 = glue_backward(case, run, fused, readout, passer, wy_kern)
+        gin, gpar, dS0 = glue_backward(case, run, fused, readout, passer, wy_kern, delta_kern)
     torch.flip = flip
-    sys.stdout.write(json.dumps({"done": True, "bigCopies": len(copies), "fusedCalls": len(calls), "readoutCalls": len(rcalls), "readoutRev": sum(1 for c in rcalls if c.endswith("-rev")), "readoutMirror": sum(1 for c in rcalls if c.endswith(" mirror")), "bigFlips": len(flips), "passCalls": pcalls, "wyCalls": wcalls, "inputs": {k: enc(v) for k, v in gin.items()}, "params": {k: enc(v) for k, v in gpar.items()}, "dS0": enc(dS0)}) + "\n")
+    sys.stdout.write(json.dumps({"done": True, "bigCopies": len(copies), "fusedCalls": len(calls), "readoutCalls": len(rcalls), "readoutRev": sum(1 for c in rcalls if c.endswith("-rev")), "readoutMirror": sum(1 for c in rcalls if c.endswith(" mirror")), "bigFlips": len(flips), "passCalls": pcalls, "wyCalls": wcalls, "deltaCalls": dcalls, "inputs": {k: enc(v) for k, v in gin.items()}, "params": {k: enc(v) for k, v in gpar.items()}, "dS0": enc(dS0)}) + "\n")
 
 
-def glue_backward(case, run, fused, readout, passer, wy_kern):
+def glue_backward(case, run, fused, readout, passer, wy_kern, delta_kern=None):
     B, T = case["B"], case["T"]
     return seqc_chunked_lowrank.lowrank_backward(
         case["names"], run, B, T, case["stateShape"], {k: arr(v) for k, v in case["given"].items()}, arr(case.get("S0")),
@@ -287,7 +309,7 @@ def glue_backward(case, run, fused, readout, passer, wy_kern):
         layout=case.get("layout"), share=case.get("share"),
         mm=seqc_chunked_lowrank.mm_dtype([], DTYPE[0], case.get("mm") or "fp32"), lean=case.get("lean"), fused=fused, readout=readout, bwd_way=case.get("bwd"), passer=passer, wy_kern=wy_kern,
         post_binds=set(case["postBinds"]) if case.get("postBinds") is not None else None, copies=case.get("copies"), merge=case.get("merge"), key_bwd=case.get("keyBwd"),
-        rev_read=case.get("revRead"), chain_rev=case.get("chainRev"), ev_lines=case.get("evLines"))
+        rev_read=case.get("revRead"), chain_rev=case.get("chainRev"), ev_lines=case.get("evLines"), delta_kern=delta_kern)
 
 
 if __name__ == "__main__":

@@ -36,13 +36,13 @@ export function deltaPrepMmaCheck(c: DeltaPrepConfig): void {
 export function deltaPrepMmaSource(c: DeltaPrepConfig): string {
   const { C, K, V, op } = c, NT = DELTA_PREP_THREADS, WARPS = NT / 32, LK = K + 4, LVs = V + 8;
   const { at } = deltaPrepMmaLayout(c);
-  const { dec, ex, eW, eQ, eC, times, row, loadR, gPrefix, exps, head, tinv, aOut } = prepParts(c, at);
-  const { frag, mma } = tf32Ops(c.math === "tf32x3");
+  const { dec, ex, eW, eQ, eC, times, row, loadR, gPrefix, exps, head, tinvDiag, aOut } = prepParts(c, at);
+  const ops = tf32Ops(c.math === "tf32x3"), x3 = tf32Ops(true);
   const scaled = (e: string, v: string) => (e ? `${e} * ${v}` : v);
-  /** The [R][N] product sum_k a(m, k) b(k, n) over k0 in [kFrom, kTo) by 8, 16 x 8 NW tiles a warp; `done` stores one
-   * result element (row, col, v). */
-  const product = (R: number, N: number, a: (m: string, k: string) => string, b: (k: string, n: string) => string, kFrom: string, kTo: string, done: string) => {
-    const NW = (N / 8) % 4 === 0 ? 4 : (N / 8) % 2 === 0 ? 2 : 1, NBC = N / (8 * NW);
+  /** The [R][N] product sum_k a(m, k) b(k, n) over k0 in [kFrom, kTo) by 8, 16 x 8 NW tiles a warp (NW <= nwMax); `done`
+   * stores one result element (row, col, v). */
+  const product = (R: number, N: number, a: (m: string, k: string) => string, b: (k: string, n: string) => string, kFrom: string, kTo: string, done: string, { frag, mma } = ops, nwMax = 4) => {
+    const NW = (N / 8) % 4 === 0 && nwMax >= 4 ? 4 : (N / 8) % 2 === 0 && nwMax >= 2 ? 2 : 1, NBC = N / (8 * NW);
     return `  for (u32 x = w; x < ${(R / 16) * NBC}u; x += ${WARPS}u) {
     const u32 r0 = (x / ${NBC}u) * 16u, n0 = (x % ${NBC}u) * ${8 * NW}u;
     float acc[${NW}][4];
@@ -64,6 +64,16 @@ ${frag("        ", "fb", [b("k0 + tg", "n0 + 8u * s + g"), b("k0 + tg + 4u", "n0
   }
 `;
   };
+  /** Tinv's block rows r = 1 .. C / 16 - 1 as 3xTF32 mma (fp32 accuracy whatever the twin's math), one 16 x 8 tile a
+   * warp: P = L[r, 0:r] Tinv[0:r, 0:r] into tmp (Tinv[f][j] = 0 for f < j: k from the tile's first column), then
+   * Tinv[r, 0:r] = Tinv[r, r] P; each step ends in a barrier. */
+  const tinvRows = (ld: number, tmp: string) => Array.from({ length: C / 16 - 1 }, (_, i) => {
+    const r0 = 16 * (i + 1);
+    return `  // block row ${i + 1}
+${product(16, r0, (m, k) => `sL[(${r0}u + ${m}) * ${ld}u + ${k}]`, (k, j) => `sTi[(${k}) * ${ld}u + ${j}]`, "n0", `${r0}u`, `${tmp}[row * ${ld}u + col] = v;`, x3, 1)}  __syncthreads();
+${product(16, r0, (m, k) => `sTi[(${r0}u + ${m}) * ${ld}u + ${r0}u + ${k}]`, (k, j) => `${tmp}[(${k}) * ${ld}u + ${j}]`, "0u", "16u", `sTi[(${r0}u + row) * ${ld}u + col] = v;`, x3, 1)}  __syncthreads();
+`;
+  }).join("");
   const rowOf = (buf: string, ld: number) => (m: string, k: string) => `${buf}[(${m}) * ${ld}u + ${k}]`;
   const colOf = (buf: string, ld: number, s?: (k: string) => string) => (k: string, m: string) => (s ? scaled(s(`(${k})`), `${buf}[(${k}) * ${ld}u + ${m}]`) : `${buf}[(${k}) * ${ld}u + ${m}]`);
   const kOf = (buf: string, ld: number, s?: (k: string) => string) => (m: string, k: string) => colOf(buf, ld, s)(k, m);
@@ -83,7 +93,7 @@ ${scores("sL", C + 4, "sW", "sU", true)}${scores("sLk", C + 8, "sW", "sKK", true
   // NN = Ud, A out; BM = Kd^T V [K][V]
   for (u32 x = t; x < ${C * K}u; x += ${NT}u) { const u32 a = x / ${K}u, i = x % ${K}u; NN[(size_t)n * ${C * K}u + x] = ${times(eC("a"))}sU[a * ${LK}u + i]; }
 ${aOut}${product(K, V, kOf("sKK", LK, eCf), colOf("sV", LVs), "0u", `${C}u`, out("BM", K, V))}  __syncthreads();
-${tinv(C + 4, "sTL")}  // TI out; M = Tinv Wd [C][K] (f <= a); TL = Tinv Luk [C][C] (f < g <= a)
+${tinvDiag(C + 4)}${tinvRows(C + 4, "sTL")}  // TI out; M = Tinv Wd [C][K] (f <= a); TL = Tinv Luk [C][C] (f < g <= a)
   for (u32 x = t; x < ${C * C}u; x += ${NT}u) TI[(size_t)n * ${C * C}u + x] = sTi[(x / ${C}u) * ${C + 4}u + x % ${C}u];
 ${product(C, K, rowOf("sTi", C + 4), colOf("sW", LK, eWf), "0u", "r0 + 16u", out("M", C, K))}${product(C, C, rowOf("sTi", C + 4), colOf("sLk", C + 8), "n0", "r0 + 16u", `sTL[row * ${C + 4}u + col] = v;`)}  __syncthreads();
   // X = TL V [C][V] (f < a)

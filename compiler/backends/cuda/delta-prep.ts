@@ -181,9 +181,9 @@ ${dec ? "  double* sG = (double*)seqc_smem_raw;  // sG[a + 1] = G[a], sG[0] = 0\
 ${dec ? `  float* sE = smf + ${at.E};  // eW [C], eQ [C], eC [C]\n` : ""}${buffers}`;
   /** Tinv (zeros above the diagonal) into sTi from Luu in sL (both [C][ld]); `tmp` (>= 16 ld floats) holds the block
    * rows' products. */
-  const tinv = (ld: number, tmp: string) => {
-    const NB = C / 16;
-    return `  // Tinv's 16 x 16 diagonal blocks: thread t < C owns column t, forward substitution down its block in registers
+  const tinv = (ld: number, tmp: string) => `${tinvDiag(ld)}${tinvRows(ld, tmp)}`;
+  /** Tinv's diagonal blocks (and the zeros above them), then a barrier. */
+  const tinvDiag = (ld: number) => `  // Tinv's 16 x 16 diagonal blocks: thread t < C owns column t, forward substitution down its block in registers
   // (x[f] = 0 above the diagonal, so every row sums over all f < a), then zeros above the block
   if (t < ${C}u) {
     const u32 j = t % 16u, d0 = t - j;
@@ -200,7 +200,11 @@ ${dec ? `  float* sE = smf + ${at.E};  // eW [C], eQ [C], eC [C]\n` : ""}${buffe
     for (u32 a = 0; a < d0; ++a) sTi[a * ${ld}u + t] = 0.f;
   }
   __syncthreads();
-  // block rows r = 1 .. ${NB - 1}: P = L[r, 0:r] Tinv[0:r, 0:r] (rows 16 r.., columns 0..16 r), then Tinv[r, 0:r] = Tinv[r, r] P
+`;
+  /** Tinv's block rows below the diagonal blocks (fp32 FMAs), each round ending in a barrier. */
+  const tinvRows = (ld: number, tmp: string) => {
+    const NB = C / 16;
+    return `  // block rows r = 1 .. ${NB - 1}: P = L[r, 0:r] Tinv[0:r, 0:r] (rows 16 r.., columns 0..16 r), then Tinv[r, 0:r] = Tinv[r, r] P
   for (u32 r = 1; r < ${NB}u; ++r) {
     const u32 r0 = 16u * r, w = r0;
     for (u32 x = t; x < 16u * w; x += ${NT}u) {
@@ -221,7 +225,7 @@ ${dec ? `  float* sE = smf + ${at.E};  // eW [C], eQ [C], eC [C]\n` : ""}${buffe
 `;
   };
   const aOut = `  if (t == 0u) A[n] = ${dec ? `expf((float)sG[${C}u])` : "1.f"};\n`;
-  return { dec, ex, eW, eQ, eC, times, row, loadT, loadR, gPrefix, exps, head, tinv, aOut };
+  return { dec, ex, eW, eQ, eC, times, row, loadT, loadR, gPrefix, exps, head, tinv, tinvDiag, aOut };
 }
 
 /** One kernel's CUDA text (no prelude: DELTA_PRELUDE goes once before a module's kernels). */

@@ -14,7 +14,7 @@ import { attachPtx, buildTorchPlans } from "./plans.ts";
 import { pythonModule } from "./python.ts";
 
 const RUNTIME = new URL("../../../runtime/torch/", import.meta.url);
-export const TORCH_RUNTIME_FILES = ["seqc_torch.py", "seqc_cuda.py", "seqc_chunked.py", "seqc_graphs.py", "seqc_chunked_lowrank.py", "seqc_lowrank_wy.py", "seqc_chunked_stab.py", "seqc_decay_adjoint.py"];
+export const TORCH_RUNTIME_FILES = ["seqc_torch.py", "seqc_cuda.py", "seqc_chunked.py", "seqc_graphs.py", "seqc_chunked_lowrank.py", "seqc_lowrank_wy.py", "seqc_chunked_stab.py", "seqc_decay_adjoint.py", "seqc_delta_bwd.py"];
 
 export interface TorchEmitOptions {
   form?: string;

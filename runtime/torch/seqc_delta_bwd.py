@@ -1,0 +1,316 @@
+"""The token-aligned delta backward (part of seqc's torch target; copied next to the generated modules).
+seqc_chunked_lowrank.lowrank_backward calls it with LR_BWD "delta" where the chain is one delta step a token: one
+low-rank pair (u, w), one input pair (k, v), a scalar log decay ld or none, one readout after the step. Per token t and
+head (S [K, V]):
+
+    r_t = S_{t-1}^T w_t,   S_t = d_t S_{t-1} + u_t r_t^T + k_t v_t^T   (d_t = exp(ld_t)),   y_t = S_t^T q_t
+
+Chunks of C tokens aligned to t = 0 (chunk n = (b H + h) nC + c; slots past T are identity steps: zero vectors, zero
+log decay, zero dy), G[a] = ld summed over slots 0..a, G[-1] = 0, G_C = G[C - 1]:
+
+    Luu[a, f] = exp(G[a-1] - G[f]) w_a . u_f (f < a), Luk the same with k; Pu[a, f] = exp(G[a] - G[f]) q_a . u_f
+    (f <= a), Pk with k; Wd = exp(G[a-1]) w, Qd = exp(G[a]) q, Ud = exp(G_C - G[f]) u, Kd likewise; Tinv = (I - Luu)^-1
+    forward   R = Tinv (Wd S0 + Luk V),  S_C = exp(G_C) S0 + Ud^T R + Kd^T V
+    backward  DR = Tinv^T (Pu^T dY + Ud LE),  dS0 = exp(G_C) LE + Qd^T dY + Wd^T DR  (LE = dL/dS_C)
+
+then every per-token adjoint per chunk from R, S0, LE, DR (delta_torch; tmp/s13/delta-spec.md of session 13 has the
+whole derivation, all of it checked in float64 against autograd of the token loop). Two ways:
+  torch ops  (delta_torch) batched over every chunk: the chunk transitions [A_c | B_c] (S_C = A_c S0 + B_c, and the
+             adjoint's L_0 = A_c^T L_C + B'_c) as products, the walks over the chunks by the pass kernel (`passer`,
+             seqc_chunked_lowrank.pass_launcher) where there is one, else a product a chunk;
+  kernels    (delta_kernels) the five kernels of the module's "kernels"."deltaBwd" (compiler/backends/cuda/delta-bwd.ts):
+             prep_fwd (per chunk: Tinv and the forward walk's M, X, BM, NN, A), the walk (forward: the chunk start
+             states S0, the reads R, the final state), prep_bwd (the backward walk's M, X, BM, NN, A), the walk in
+             reverse (each chunk's LE, the reads' adjoints DR, dS_init), adj (every per-token adjoint and dld), reading
+             and writing the per-token tensors [B, T, H, w] directly; delta_launcher gives them.
+"""
+
+import torch
+
+try:
+    from . import seqc_chunked as _chunked
+except ImportError:  # loaded as a top-level module (the output directory on sys.path)
+    import seqc_chunked as _chunked
+
+# The ops of a module's delta kernels (the kernel records' "op").
+DELTA_OPS = ("prep_fwd", "prep_bwd", "walk", "adj")
+
+
+def _chunks(x, C):
+    """[B, T, H, w] (or [B, T, H]: w = 1) -> [B H nC, C, w] chunk rows, zero past T."""
+    if x.dim() == 3:
+        x = x.unsqueeze(3)
+    B, T, H, w = x.shape
+    nC = -(-T // C)
+    out = torch.empty([B, H, nC * C, w], dtype=x.dtype, device=x.device)
+    out[:, :, :T] = x.permute(0, 2, 1, 3)
+    if nC * C > T:
+        out[:, :, T:] = 0
+    return out.view(B * H * nC, C, w)
+
+
+def _tokens(x, B, T, H):
+    """[B H nC, C, w] chunk rows -> [B, T, H, w] (a view)."""
+    w = x.shape[2]
+    return x.view(B, H, -1, w)[:, :, :T].permute(0, 2, 1, 3)
+
+
+def _walk(AB, Bp, Z0, reverse, passer=None):
+    """The walk over the chunks of every (b, h): forward Z_{c+1} = A_c Z_c + B_c, reverse Z_c = A_c^T Z_{c+1} + B_c;
+    AB [B, H, nC, K, wa] with A_c its first K columns, Bp [B, H, nC, K, V] (a view of AB's columns K.. or its own
+    tensor), Z0 [B, H, K, V] the first Z. Returns (ZS [B, H, nC, K, V]: the Z each chunk starts from in walk order (the
+    forward's start states; the reverse's end states' adjoints), the last Z). passer: seqc_chunked_lowrank.pass_launcher's
+    walks (one kernel) where it takes them, else one product a chunk."""
+    B, H, nC, K = AB.shape[:4]
+    V = Bp.shape[4]
+    ZS = torch.empty([B, H, nC, K, V], dtype=Bp.dtype, device=Bp.device)
+    if passer is not None:
+        fin = torch.empty([B, H, K, V], dtype=Bp.dtype, device=Bp.device)
+        if passer("adj" if reverse else "fwd", AB, Bp, Z0.contiguous(), ZS, fin):
+            return ZS, fin
+    Z = Z0.reshape(B * H, K, V)
+    for i in range(nC):
+        c = nC - 1 - i if reverse else i
+        ZS[:, :, c] = Z.view(B, H, K, V)
+        A = AB[:, :, c, :, :K].reshape(B * H, K, K)
+        Z = torch.baddbmm(Bp[:, :, c].reshape(B * H, K, V), A.transpose(1, 2) if reverse else A, Z)
+    return ZS, Z.view(B, H, K, V)
+
+
+def _decay_factors(ldc, C, dtype, device):
+    """The chunk's decay factors from its log decays ldc [N, C, 1] (None: no decay): (E0 [N, C, C] exp(G[a-1] - G[f])
+    for f < a, E1 exp(G[a] - G[f]) for f <= a (zero elsewhere; only differences of the masked entries exponentiated),
+    eG exp(G[a]), eGm exp(G[a-1]), eC exp(G_C - G[a]) each [N, C, 1], A exp(G_C) [N]); without a decay the masks and
+    None for the rest."""
+    a = torch.arange(C, device=device)
+    lt, le = a[:, None] > a[None, :], a[:, None] >= a[None, :]
+    if ldc is None:
+        return lt.to(dtype), le.to(dtype), None, None, None, None
+    G = torch.cumsum(ldc[:, :, 0], 1)  # [N, C]
+    Gm = torch.nn.functional.pad(G[:, :-1], (1, 0))  # G[a - 1], G[-1] = 0
+    GC = G[:, -1:]
+
+    def masked(d, m):
+        return torch.exp(torch.where(m, d, torch.zeros((), dtype=dtype, device=device))) * m
+
+    E0 = masked(Gm[:, :, None] - G[:, None, :], lt)
+    E1 = masked(G[:, :, None] - G[:, None, :], le)
+    return E0, E1, torch.exp(G)[:, :, None], torch.exp(Gm)[:, :, None], torch.exp(GC - G)[:, :, None], torch.exp(GC[:, 0])
+
+
+def chunk_end_adjoint(LE, starts, SF):
+    """aC = <LE, S_C> per chunk [B, H, nC] (the log decays' adjoint at a chunk's end): LE [B, H, nC, K, V] the end
+    states' adjoints, S_C the next chunk's start state (starts [B, H, nC, K, V]), the final state SF [B, H, K, V] for
+    the last chunk."""
+    aC = torch.empty(list(LE.shape[:3]), dtype=LE.dtype, device=LE.device)
+    aC[:, :, :-1] = (LE[:, :, :-1] * starts[:, :, 1:]).sum((3, 4))
+    aC[:, :, -1] = (LE[:, :, -1] * SF).sum((2, 3))
+    return aC
+
+
+def delta_torch(u, w, kk, vv, q, ld, S_init, dY, dS, C=64, passer=None, lower_solve=None, upper_t_solve=None):
+    """delta_backward in torch ops batched over every chunk (the module docstring); passer: the walks' kernel
+    (seqc_chunked_lowrank.pass_launcher) or None; lower_solve(A, rhs) -> X with (I - A) X = rhs and upper_t_solve(A, rhs)
+    -> X with (I - A^T) X = rhs for A [N, C, C] strictly lower triangular (None: torch.linalg.solve_triangular)."""
+    B, T, H, K = u.shape
+    V = vv.shape[3]
+    nC = -(-T // C)
+    N = B * H * nC
+    dtype, device = u.dtype, u.device
+    if lower_solve is None:
+        def lower_solve(A, rhs):
+            return torch.linalg.solve_triangular(-A, rhs, upper=False, unitriangular=True)
+    if upper_t_solve is None:
+        def upper_t_solve(A, rhs):
+            return torch.linalg.solve_triangular(-A.transpose(1, 2), rhs, upper=True, unitriangular=True)
+    U, W, Kc, Q, Vc, DY = (_chunks(x, C) for x in (u, w, kk, q, vv, dY))
+    E0, E1, eG, eGm, eC, Ad = _decay_factors(_chunks(ld, C) if ld is not None else None, C, dtype, device)
+    Luu = torch.bmm(W, U.transpose(1, 2)) * E0
+    Luk = torch.bmm(W, Kc.transpose(1, 2)) * E0
+    Pu = torch.bmm(Q, U.transpose(1, 2)) * E1
+    Pk = torch.bmm(Q, Kc.transpose(1, 2)) * E1
+    Wd, Qd, Ud, Kd = (W * eGm, Q * eG, U * eC, Kc * eC) if ld is not None else (W, Q, U, Kc)
+    # forward: [M | X] = Tinv [Wd | Luk V] (R = X + M S0), the transitions [A_c | B_c] = Ud^T [M | X] + [exp(G_C) I | Kd^T V]
+    MX = lower_solve(Luu, torch.cat([Wd, torch.bmm(Luk, Vc)], 2))  # [N, C, K + V]
+    M, X = MX[:, :, :K], MX[:, :, K:]
+    AB = torch.bmm(Ud.transpose(1, 2), MX)  # [N, K, K + V]
+    AB[:, :, :K].diagonal(dim1=1, dim2=2).add_(Ad[:, None] if ld is not None else 1)
+    AB[:, :, K:].baddbmm_(Kd.transpose(1, 2), Vc)
+    AB = AB.view(B, H, nC, K, K + V)
+    S0 = torch.zeros([B, H, K, V], dtype=dtype, device=device) if S_init is None else S_init
+    starts, SF = _walk(AB, AB[..., K:], S0, False, passer)
+    S0s = starts.view(N, K, V)
+    R = torch.baddbmm(X, M, S0s)  # the reads [N, C, V]
+    # backward: B'_c = Qd^T dY + M^T Pu^T dY (the start state's adjoint from the chunk's own readouts), the reverse walk
+    # with A_c^T, then DR = Tinv^T (Pu^T dY + Ud LE)
+    PdY = torch.bmm(Pu.transpose(1, 2), DY)  # [N, C, V]
+    Bp = torch.baddbmm(torch.bmm(Qd.transpose(1, 2), DY), M.transpose(1, 2), PdY).view(B, H, nC, K, V)
+    dSF = torch.zeros([B, H, K, V], dtype=dtype, device=device) if dS is None else dS
+    LEs, dS_init = _walk(AB, Bp, dSF, True, passer)
+    LE = LEs.view(N, K, V)
+    DR = upper_t_solve(Luu, torch.baddbmm(PdY, Ud, LE))  # [N, C, V]
+    # the adjoint per chunk
+    Ay = torch.bmm(DY, Vc.transpose(1, 2)) * E1
+    Ar = torch.bmm(DR, Vc.transpose(1, 2)) * E0
+    By = torch.bmm(DY, R.transpose(1, 2)) * E1
+    Br = torch.bmm(DR, R.transpose(1, 2)) * E0
+    LEk, LEv, LEr = torch.bmm(Kc, LE), torch.bmm(Vc, LE.transpose(1, 2)), torch.bmm(R, LE.transpose(1, 2))
+    dV = torch.baddbmm(torch.bmm(Pk.transpose(1, 2), DY), Luk.transpose(1, 2), DR)
+    dK = torch.baddbmm(torch.bmm(Ay.transpose(1, 2), Q), Ar.transpose(1, 2), W)
+    dU = torch.baddbmm(torch.bmm(By.transpose(1, 2), Q), Br.transpose(1, 2), W)
+    Sq = torch.bmm(DY, S0s.transpose(1, 2))
+    Sw = torch.bmm(DR, S0s.transpose(1, 2))
+    if ld is not None:
+        dV += eC * LEk
+        dK += eC * LEv
+        dU += eC * LEr
+        Sq *= eG
+        Sw *= eGm
+    else:
+        dV += LEk
+        dK += LEv
+        dU += LEr
+    dQ = torch.baddbmm(torch.baddbmm(Sq, By, U), Ay, Kc)
+    dW = torch.baddbmm(torch.baddbmm(Sw, Br, U), Ar, Kc)
+    dLD = None
+    if ld is not None:
+        # aC = <LE, S_C> (S_C the next chunk's start state, the final state for the last), then
+        # dld_a = aC + sum_{s >= a} terms_s - w_a . dw_a, terms = q.dq + w.dw - u.du - k.dk
+        aC = chunk_end_adjoint(LEs, starts, SF).view(N)
+        wdw = (W * dW).sum(2)
+        terms = (Q * dQ).sum(2) + wdw - (U * dU).sum(2) - (Kc * dK).sum(2)  # [N, C]
+        rc = terms.sum(1, keepdim=True) - torch.cumsum(terms, 1) + terms
+        dLD = _tokens((aC[:, None] + rc - wdw).unsqueeze(2), B, T, H)[..., 0]
+    return tuple(_tokens(x, B, T, H) for x in (dU, dW, dK, dV, dQ)) + (dLD, dS_init)
+
+
+def delta_kernels(kern, u, w, kk, vv, q, ld, S_init, dY, dS, C=64):
+    """delta_backward by the five kernels of `kern` (delta_launcher's launch): prep_fwd, the forward walk, prep_bwd, the
+    reverse walk, adj. None where kern has no kernel for the shape (mode, C, K, V, the per-token inputs' dtype: kern.tin
+    where it says one, their own else; they are converted to it once here)."""
+    B, T, H, K = u.shape
+    V = vv.shape[3]
+    mode = "none" if ld is None else "scalar"
+    tin = getattr(kern, "tin", None) or u.dtype
+    if not kern.has(mode, C, K, V, tin):
+        return None
+    u, w, kk, vv, q, dY = (x.to(tin) for x in (u, w, kk, vv, q, dY))
+    nC = -(-T // C)
+    TI, M, X, BM, NN, A = kern("prep_fwd", mode, C, K, V, u, w, kk, vv, ld, B, T, H)
+    S0s, R, SF = kern("walk", mode, C, K, V, M, X, BM, NN, A, S_init, B * H, nC, 0)
+    M, X, BM, NN, A = kern("prep_bwd", mode, C, K, V, q, u, w, dY, ld, TI, B, T, H)
+    LE, DR, dS_init = kern("walk", mode, C, K, V, M, X, BM, NN, A, dS, B * H, nC, 1)
+    dQ, dU, dW, dK, dV, dLD = kern("adj", mode, C, K, V, q, u, w, kk, vv, dY, ld, R, S0s, SF, LE, DR, B, T, H)
+    return dU, dW, dK, dV, dQ, dLD, dS_init.view(B, H, K, V)
+
+
+def delta_backward(u, w, kk, vv, q, ld, S_init, dY, dS, C=64, kern=None, passer=None, lower_solve=None, upper_t_solve=None):
+    """The delta step's backward over every token (module docstring): u, w, kk, q [B, T, H, K], vv, dY [B, T, H, V]
+    (per-token tensors, views allowed); ld [B, T, H] or None (no decay); S_init [B, H, K, V] or None (zero); dS
+    [B, H, K, V] the final state's cotangent or None. kern: delta_launcher's launch (the five kernels where it has them
+    for the shape; None: torch ops); passer, lower_solve, upper_t_solve: delta_torch's. Returns (du, dw, dk, dv, dq
+    [B, T, H, w], dld [B, T, H] or None, dS_init [B, H, K, V])."""
+    if kern is not None:
+        out = delta_kernels(kern, u, w, kk, vv, q, ld, S_init, dY, dS, C)
+        if out is not None:
+            return out
+    return delta_torch(u, w, kk, vv, q, ld, S_init, dY, dS, C, passer, lower_solve, upper_t_solve)
+
+
+def delta_pick(kernels, op, mode, C, K, V, tin, math="fp32"):
+    """The kernel record of a module's "deltaBwd" kernels for op (DELTA_OPS) at (decay mode, C, K, V, tin "f32" / "bf16",
+    math: "fp32" or a tensor-core twin's, records without one being fp32; the walk: any mode, tin and math), or None."""
+    for k in kernels:
+        if k["op"] == op and (k["C"], k["K"], k["V"]) == (C, K, V) and (op == "walk" or (k["decay"] == mode and k["tin"] == tin and k.get("math", "fp32") == math)):
+            return k
+    return None
+
+
+TIN = {torch.float32: "f32", torch.bfloat16: "bf16"}
+
+
+def delta_launcher(m, device, way=None, switch="LR_FUSED_DELTA", tin=None):
+    """The delta backward's five kernels of module m on `device` (way "cuda"; the module's "kernels"."deltaBwd",
+    compiler/backends/cuda/delta-bwd.ts) as delta_backward's `kern`; None: no kernels (way "torch", not CUDA, or a
+    module without them). launch.has(mode, C, K, V, dtype): whether every op has a kernel there (the per-token inputs'
+    dtype: float32 "f32", bfloat16 "bf16"); then, each launched on the current stream with its outputs made here
+    (float32; per-chunk tensors chunk-major, N = B H nC):
+      launch("prep_fwd", mode, C, K, V, U, W, KK, VV, LD, B, T, H) -> (TI [N, C, C], M [N, C, K], X [N, C, V], BM [N, K, V],
+             NN [N, C, K], A [N])                                                                     grid N
+      launch("prep_bwd", mode, C, K, V, Q, U, W, DY, LD, TI, B, T, H) -> (M, X, BM, NN, A)            grid N
+      launch("walk", mode, C, K, V, M, X, BM, NN, A, Z0, BH, nC, reverse) -> (ZS [N, K, V], Y [N, C, V], ZF [BH, K, V])
+             (Z0 [BH, K, V] or None: zeros)                                                           grid (BH, V / cols)
+      launch("adj", mode, C, K, V, Q, U, W, KK, VV, DY, LD, R, S0, SF, LE, DR, B, T, H) -> (dQ, dU, dW, dK [B, T, H, K],
+             dV [B, T, H, V], dLD [B, T, H] or None)                                                  grid N
+    Per-token inputs [B, T, H, w] are made contiguous in the dtype of U (DY and the rest converted to it), LD float32
+    [B, T, H] contiguous (None with mode "none"). tin: launch.tin, the dtype delta_kernels gives the per-token inputs
+    (None: their own; torch.bfloat16: the _bf16 entries)."""
+    way = way or "cuda"
+    if way not in ("cuda", "torch"):
+        raise ValueError("%s %r: one of cuda, torch" % (switch, way))
+    km = _chunked.module_kernels(m, device, "deltaBwd") if way == "cuda" else None
+    if km is None:
+        return None
+    launch = kernel_launch(km, device)
+    launch.tin = tin
+    return launch
+
+
+def kernel_launch(km, device):
+    """delta_launcher's launch over a loaded kernel module km (km.kernels the records; km.launch(record, grid, args,
+    stream))."""
+    def tok(x, dt):
+        return x.to(dt).contiguous()
+
+    def ptr(x):
+        return ("ptr", x.data_ptr() if x is not None else 0)
+
+    def out(*shape):
+        return torch.empty(list(shape), dtype=torch.float32, device=device)
+
+    def go(k, grid, args):
+        with torch.cuda.device(device):
+            km.launch(k, grid, args, torch.cuda.current_stream(device).cuda_stream)
+
+    def launch(op, mode, C, K, V, *ts):
+        if op == "walk":
+            M, X, BM, NN, A, Z0, BH, nC, reverse = ts
+            k = delta_pick(km.kernels, "walk", mode, C, K, V, None)
+            N = BH * nC
+            ZS, Y, ZF = out(N, K, V), out(N, C, V), out(BH, K, V)
+            Z0 = Z0.reshape(BH, K, V).to(torch.float32).contiguous() if Z0 is not None else None
+            go(k, (BH, V // k["cols"]), [ptr(M), ptr(X), ptr(BM), ptr(NN), ptr(A), ptr(Z0), ptr(ZS), ptr(Y), ptr(ZF), ("u32", BH), ("u32", nC), ("u32", reverse)])
+            return ZS, Y, ZF
+        B, T, H = ts[-3:]
+        nC = -(-T // C)
+        N = B * H * nC
+        ins = ts[:-3]
+        dt = ins[0].dtype
+        k = delta_pick(km.kernels, op, mode, C, K, V, TIN[dt])
+        LD = ins[4] if op == "prep_fwd" or op == "prep_bwd" else ins[6]
+        LD = LD.to(torch.float32).contiguous() if LD is not None else None
+        dims = [("u32", B), ("u32", T), ("u32", H)]
+        if op == "prep_fwd":
+            U, W, KK, VV = (tok(x, dt) for x in ins[:4])
+            TI, M, X, BM, NN, A = out(N, C, C), out(N, C, K), out(N, C, V), out(N, K, V), out(N, C, K), out(N)
+            go(k, (N, 1), [ptr(U), ptr(W), ptr(KK), ptr(VV), ptr(LD)] + dims + [ptr(TI), ptr(M), ptr(X), ptr(BM), ptr(NN), ptr(A)])
+            return TI, M, X, BM, NN, A
+        if op == "prep_bwd":
+            Q, U, W, DY = (tok(x, dt) for x in ins[:4])
+            TI = ins[5]
+            M, X, BM, NN, A = out(N, C, K), out(N, C, V), out(N, K, V), out(N, C, K), out(N)
+            go(k, (N, 1), [ptr(Q), ptr(U), ptr(W), ptr(DY), ptr(LD), ptr(TI)] + dims + [ptr(M), ptr(X), ptr(BM), ptr(NN), ptr(A)])
+            return M, X, BM, NN, A
+        Q, U, W, KK, VV, DY = (tok(x, dt) for x in ins[:6])
+        R, S0, SF, LE, DR = ins[7:12]
+        dQ, dU, dW, dK, dV = out(B, T, H, K), out(B, T, H, K), out(B, T, H, K), out(B, T, H, K), out(B, T, H, V)
+        dLD = out(B, T, H) if mode == "scalar" else None
+        go(k, (N, 1), [ptr(Q), ptr(U), ptr(W), ptr(KK), ptr(VV), ptr(DY), ptr(LD), ptr(R), ptr(S0), ptr(SF), ptr(LE), ptr(DR)] + dims +
+           [ptr(dQ), ptr(dU), ptr(dW), ptr(dK), ptr(dV), ptr(dLD)])
+        return dQ, dU, dW, dK, dV, dLD
+
+    def has(mode, C, K, V, dtype):
+        tin = TIN.get(dtype)
+        return tin is not None and all(delta_pick(km.kernels, op, mode, C, K, V, tin) is not None for op in DELTA_OPS)
+    launch.has = has
+    return launch
