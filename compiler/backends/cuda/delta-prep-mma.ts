@@ -36,12 +36,12 @@ export function deltaPrepMmaCheck(c: DeltaPrepConfig): void {
 export function deltaPrepMmaSource(c: DeltaPrepConfig): string {
   const { C, K, V, op } = c, NT = DELTA_PREP_THREADS, WARPS = NT / 32, LK = K + 4, LVs = V + 8;
   const { at } = deltaPrepMmaLayout(c);
-  const { dec, ex, eW, eQ, eC, times, row, loadR, gPrefix, exps, head, tinvDiag, aOut } = prepParts(c, at);
+  const { dec, ex, eW, eQ, eC, times, loadR, gPrefix, exps, head, tinvDiag, aOut, nnBwd } = prepParts(c, at);
   const ops = tf32Ops(c.math === "tf32x3"), x3 = tf32Ops(true);
   const scaled = (e: string, v: string) => (e ? `${e} * ${v}` : v);
   /** The [R][N] product sum_k a(m, k) b(k, n) over k0 in [kFrom, kTo) by 8, 16 x 8 NW tiles a warp (NW <= nwMax); `done`
-   * stores one result element (row, col, v). */
-  const product = (R: number, N: number, a: (m: string, k: string) => string, b: (k: string, n: string) => string, kFrom: string, kTo: string, done: string, { frag, mma } = ops, nwMax = 4) => {
+   * stores one result element (row, col, v), or (`{ pair }`, an lvalue at (row, col), col even) two as a float2. */
+  const product = (R: number, N: number, a: (m: string, k: string) => string, b: (k: string, n: string) => string, kFrom: string, kTo: string, done: string | { pair: string }, { frag, mma } = ops, nwMax = 4) => {
     const NW = (N / 8) % 4 === 0 && nwMax >= 4 ? 4 : (N / 8) % 2 === 0 && nwMax >= 2 ? 2 : 1, NBC = N / (8 * NW);
     return `  for (u32 x = w; x < ${(R / 16) * NBC}u; x += ${WARPS}u) {
     const u32 r0 = (x / ${NBC}u) * 16u, n0 = (x % ${NBC}u) * ${8 * NW}u;
@@ -56,11 +56,16 @@ ${frag("        ", "fb", [b("k0 + tg", "n0 + 8u * s + g"), b("k0 + tg + 4u", "n0
 #pragma unroll
     for (u32 s = 0; s < ${NW}u; ++s)
 #pragma unroll
-      for (u32 e = 0; e < 4u; ++e) {
+${typeof done === "string"
+    ? `      for (u32 e = 0; e < 4u; ++e) {
         const u32 row = r0 + g + 8u * (e >> 1u), col = n0 + 8u * s + 2u * tg + (e & 1u);
         const float v = acc[s][e];
         ${done}
-      }
+      }`
+    : `      for (u32 h = 0; h < 2u; ++h) {
+        const u32 row = r0 + g + 8u * h, col = n0 + 8u * s + 2u * tg;
+        *(float2*)&${done.pair} = make_float2(acc[s][2u * h], acc[s][2u * h + 1u]);
+      }`}
   }
 `;
   };
@@ -78,7 +83,7 @@ ${product(16, r0, (m, k) => `sTi[(${r0}u + ${m}) * ${ld}u + ${r0}u + ${k}]`, (k,
   const colOf = (buf: string, ld: number, s?: (k: string) => string) => (k: string, m: string) => (s ? scaled(s(`(${k})`), `${buf}[(${k}) * ${ld}u + ${m}]`) : `${buf}[(${k}) * ${ld}u + ${m}]`);
   const kOf = (buf: string, ld: number, s?: (k: string) => string) => (m: string, k: string) => colOf(buf, ld, s)(k, m);
   const lanes = `  const u32 w = t >> 5u, l = t & 31u, g = l >> 2u, tg = l & 3u;\n`;
-  const out = (name: string, rows: number, W: number) => `${name}[(size_t)n * ${rows * W}u + row * ${W}u + col] = v;`;
+  const out = (name: string, rows: number, W: number) => ({ pair: `${name}[(size_t)n * ${rows * W}u + row * ${W}u + col]` });
   // the scores [a][f]: a from X rows, f from Y rows (both [C][LK]), masked and decayed into dst [C][ld]; tiles wholly
   // above the diagonal skip their products
   const scores = (dst: string, ld: number, xa: string, yf: string, strict: boolean) => product(C, C, rowOf(xa, LK), (k, f) => `${yf}[(${f}) * ${LK}u + ${k}]`, "0u", `(n0 > r0 + 15u ? 0u : ${K}u)`,
@@ -105,8 +110,7 @@ ${gPrefix}  __syncthreads();
 ${exps}  // Pu [a][f]
 ${scores("sPu", C + 8, "sQ", "sU", false)}  __syncthreads();
   // NN = Wd, A out
-  for (u32 x = t; x < ${C * K}u; x += ${NT}u) { const u32 a = x / ${K}u, i = x % ${K}u; NN[(size_t)n * ${C * K}u + x] = a < used ? ${times(eW("a"))}seqc_delta_in(&W[${row("a")} * ${K}u + i]) : 0.f; }
-${aOut}  // PD = Pu^T dY [C][V] (a >= f)
+${nnBwd}${aOut}  // PD = Pu^T dY [C][V] (a >= f)
 ${product(C, V, kOf("sPu", C + 8), colOf("sDY", LVs), "r0", `${C}u`, `sPD[row * ${LVs}u + col] = v;`)}  // BM = Qd^T dY [K][V]
 ${product(K, V, kOf("sQ", LK, eQf), colOf("sDY", LVs), "0u", `${C}u`, out("BM", K, V))}  // M = Tinv^T Ud [C][K] (a >= f)
 ${product(C, K, kOf("sTi", C + 8), colOf("sU", LK, eCf), "r0", `${C}u`, out("M", C, K))}  __syncthreads();

@@ -69,6 +69,12 @@ struct __nv_bfloat16 { unsigned short x; };
 #endif
 __device__ __forceinline__ float seqc_delta_in(const float* p) { return *p; }
 __device__ __forceinline__ float seqc_delta_in(const __nv_bfloat16* p) { return __uint_as_float(((u32)*(const unsigned short*)p) << 16); }
+// 4 consecutive values from p (16-byte aligned for float, 8 for bf16)
+__device__ __forceinline__ float4 seqc_delta_in4(const float* p) { return *(const float4*)p; }
+__device__ __forceinline__ float4 seqc_delta_in4(const __nv_bfloat16* p) {
+  const u32 lo = ((const u32*)p)[0], hi = ((const u32*)p)[1];
+  return make_float4(__uint_as_float(lo << 16), __uint_as_float(lo & 0xffff0000u), __uint_as_float(hi << 16), __uint_as_float(hi & 0xffff0000u));
+}
 `;
 
 export function deltaPrepEntry(c: DeltaPrepConfig): string {
@@ -141,7 +147,7 @@ const store = (dst: string, W: number, base = "") => `${unroll}
 /** The text both the fp32 kernels and their tensor-core twins (delta-prep-mma.ts) are made of, for a config and its
  * shared-memory layout `at` (float offsets by buffer name; G and E first). */
 export function prepParts(c: DeltaPrepConfig, at: Record<string, number>) {
-  const { C, op } = c, NT = DELTA_PREP_THREADS, dec = c.decay !== "none";
+  const { C, K, op } = c, NT = DELTA_PREP_THREADS, dec = c.decay !== "none";
   const TIN = c.tin === "f32" ? "float" : "__nv_bfloat16";
   // G[a] lives at sG[a + 1] (sG[0] = G[-1] = 0); exponent differences in double, then fp32
   const ex = (x: string, y: string) => (dec ? `expf((float)(sG[${x}] - sG[${y}]))` : "1.f");
@@ -149,9 +155,16 @@ export function prepParts(c: DeltaPrepConfig, at: Record<string, number>) {
   const times = (e: string) => (e ? `${e} * ` : "");
   const buffers = Object.entries(at).filter(([k]) => k !== "G" && k !== "E").map(([k, o]) => `  float* s${k} = smf + ${o};\n`).join("");
   const row = (a: string) => `(((size_t)b * (u32)T + t0 + ${a}) * (u32)H + h)`;
-  // a chunk's slot rows of a per-token input: transposed into [w][ld] or as they are [C][ld], zeros past T
-  const loadT = (dst: string, src: string, w: number, ld: number) => `  for (u32 x = t; x < ${C * w}u; x += ${NT}u) { const u32 a = x / ${w}u, i = x % ${w}u; ${dst}[i * ${ld}u + a] = a < used ? seqc_delta_in(&${src}[${row("a")} * ${w}u + i]) : 0.f; }\n`;
-  const loadR = (dst: string, src: string, w: number, ld: number) => `  for (u32 x = t; x < ${C * w}u; x += ${NT}u) { const u32 a = x / ${w}u, i = x % ${w}u; ${dst}[${ld === w ? "x" : `a * ${ld}u + i`}] = a < used ? seqc_delta_in(&${src}[${row("a")} * ${w}u + i]) : 0.f; }\n`;
+  // a chunk's slot rows of a per-token input, 4 values a load, zeros past T: as they are into [C][ld], or transposed into
+  // [w][ld] with the lanes of a warp on 8 rows x 4 column quads (32-byte pieces of each row; 2-way bank conflicts)
+  const in4 = (src: string, w: number, a: string, i4: string) => `${a} < used ? seqc_delta_in4(&${src}[${row(a)} * ${w}u + 4u * ${i4}]) : make_float4(0.f, 0.f, 0.f, 0.f)`;
+  const loadT = (dst: string, src: string, w: number, ld: number) => `  for (u32 x = t; x < ${(C * w) / 4}u; x += ${NT}u) {
+    const u32 a = 8u * (x / ${2 * w}u) + x % 8u, i4 = (x / 8u) % ${w / 4}u;
+    const float4 v = ${in4(src, w, "a", "i4")};
+    ${dst}[4u * i4 * ${ld}u + a] = v.x; ${dst}[(4u * i4 + 1u) * ${ld}u + a] = v.y; ${dst}[(4u * i4 + 2u) * ${ld}u + a] = v.z; ${dst}[(4u * i4 + 3u) * ${ld}u + a] = v.w;
+  }
+`;
+  const loadR = (dst: string, src: string, w: number, ld: number) => `  for (u32 x = t; x < ${(C * w) / 4}u; x += ${NT}u) { const u32 a = x / ${w / 4}u, i4 = x % ${w / 4}u; *(float4*)&${dst}[a * ${ld}u + 4u * i4] = ${in4(src, w, "a", "i4")}; }\n`;
   // the chunk's log decays into eW's slots (one load a thread, beside the other loads), then after the loads' barrier
   // G[a] = sum_{s <= a} ld_s by thread a (the serial sum's order), a barrier, and the exponent rows over the log decays
   const gPrefix = dec ? `  if (t < ${C}u) sE[t] = t < used ? LD[${row("t")}] : 0.f;\n` : "";
@@ -225,7 +238,14 @@ ${dec ? `  float* sE = smf + ${at.E};  // eW [C], eQ [C], eC [C]\n` : ""}${buffe
 `;
   };
   const aOut = `  if (t == 0u) A[n] = ${dec ? `expf((float)sG[${C}u])` : "1.f"};\n`;
-  return { dec, ex, eW, eQ, eC, times, row, loadT, loadR, gPrefix, exps, head, tinv, tinvDiag, aOut };
+  // prep_bwd's NN = Wd straight from W, 4 values a thread
+  const nnBwd = `  for (u32 x = t; x < ${(C * K) / 4}u; x += ${NT}u) {
+    const u32 a = x / ${K / 4}u, i4 = x % ${K / 4}u;
+    float4 v = ${in4("W", K, "a", "i4")};
+${dec ? `    const float e = ${eW("a")};\n    v.x *= e; v.y *= e; v.z *= e; v.w *= e;\n` : ""}    *(float4*)&NN[(size_t)n * ${C * K}u + 4u * x] = v;
+  }
+`;
+  return { dec, ex, eW, eQ, eC, times, row, loadT, loadR, gPrefix, exps, head, tinv, tinvDiag, aOut, nnBwd };
 }
 
 /** One kernel's CUDA text (no prelude: DELTA_PRELUDE goes once before a module's kernels). */
@@ -234,7 +254,7 @@ export function deltaPrepSource(c: DeltaPrepConfig): string {
   if (c.math) return deltaPrepMmaSource(c);
   const { C, K, V, op } = c, NT = DELTA_PREP_THREADS, LC = C + 4;
   const { at } = layout(c);
-  const { dec, ex, eW, eQ, eC, times, row, loadT, loadR, gPrefix, exps, head, tinv, aOut } = prepParts(c, at);
+  const { dec, ex, eW, eQ, eC, times, loadT, loadR, gPrefix, exps, head, tinv, aOut, nnBwd } = prepParts(c, at);
   // scores [a][f] of two transposed [K][LC] operands, masked (f < a strict, else f <= a) and decayed, into a [C][LC]
   // buffer, every entry written (zeros where masked)
   const scores = (dst: string, xa: string, xf: string, strict: boolean) => {
@@ -297,8 +317,7 @@ ${gPrefix}  __syncthreads();
 ${exps}  // Pu [a][f] (row)
 ${scores("sPu", "sQT", "sUT", false)}  __syncthreads();
   // NN = Wd, A out
-  for (u32 x = t; x < ${C * K}u; x += ${NT}u) { const u32 a = x / ${K}u, i = x % ${K}u; NN[(size_t)n * ${C * K}u + x] = a < used ? ${times(eW("a"))}seqc_delta_in(&W[${row("a")} * ${K}u + i]) : 0.f; }
-${aOut}  // PD = Pu^T dY [C][V] (rows a >= f)
+${nnBwd}${aOut}  // PD = Pu^T dY [C][V] (rows a >= f)
 ${tiles(C, V, `    for (u32 a = 4u * ti; a < ${C}u; ++a) {
       ${vec("ap", `sPu[a * ${LC}u + 4u * ti]`)}
       ${vec("bj", `sDY[a * ${V}u + 4u * tj]`)}
