@@ -252,7 +252,7 @@ describe.skipIf(!gpp)("the delta backward's prep kernels on the CPU emulation vs
     // Tinv's block row (mma, 3xTF32): Tinv[r, 0:r] = Tinv[r, r] P without the diagonal block's first 8 columns
     broken("fwd", "for (u32 k0 = 0u; k0 < 16u; k0 += 8u)", "for (u32 k0 = 8u; k0 < 16u; k0 += 8u)", "TI");
     // prep_bwd's TI load a row off
-    broken("bwd", "sTi[(x / 32u) * 40u + x % 32u] = TI[", "sTi[(x / 32u + 1u) % 32u * 40u + x % 32u] = TI[", "M");
+    broken("bwd", "*(float4*)&sTi[a * 40u + 4u * f4] = *(const float4*)&TI[", "*(float4*)&sTi[(a + 1u) % 32u * 40u + 4u * f4] = *(const float4*)&TI[", "M");
   }, 300_000);
 
   it("configurations that do not fit are refused", () => {

@@ -36,7 +36,7 @@ export function deltaPrepMmaCheck(c: DeltaPrepConfig): void {
 export function deltaPrepMmaSource(c: DeltaPrepConfig): string {
   const { C, K, V, op } = c, NT = DELTA_PREP_THREADS, WARPS = NT / 32, LK = K + 4, LVs = V + 8;
   const { at } = deltaPrepMmaLayout(c);
-  const { dec, ex, eW, eQ, eC, times, loadR, gPrefix, exps, head, tinvDiag, aOut, nnBwd } = prepParts(c, at);
+  const { dec, ex, eW, eQ, eC, times, loadR, gPrefix, exps, head, tinvDiag, aOut, nnBwd, tiStore, tiLoad } = prepParts(c, at);
   const ops = tf32Ops(c.math === "tf32x3"), x3 = tf32Ops(true);
   const scaled = (e: string, v: string) => (e ? `${e} * ${v}` : v);
   /** The [R][N] product sum_k a(m, k) b(k, n) over k0 in [kFrom, kTo) by 8, 16 x 8 NW tiles a warp (NW <= nwMax); `done`
@@ -99,14 +99,12 @@ ${scores("sL", C + 4, "sW", "sU", true)}${scores("sLk", C + 8, "sW", "sKK", true
   for (u32 x = t; x < ${C * K}u; x += ${NT}u) { const u32 a = x / ${K}u, i = x % ${K}u; NN[(size_t)n * ${C * K}u + x] = ${times(eC("a"))}sU[a * ${LK}u + i]; }
 ${aOut}${product(K, V, kOf("sKK", LK, eCf), colOf("sV", LVs), "0u", `${C}u`, out("BM", K, V))}  __syncthreads();
 ${tinvDiag(C + 4)}${tinvRows(C + 4, "sTL")}  // TI out; M = Tinv Wd [C][K] (f <= a); TL = Tinv Luk [C][C] (f < g <= a)
-  for (u32 x = t; x < ${C * C}u; x += ${NT}u) TI[(size_t)n * ${C * C}u + x] = sTi[(x / ${C}u) * ${C + 4}u + x % ${C}u];
-${product(C, K, rowOf("sTi", C + 4), colOf("sW", LK, eWf), "0u", "r0 + 16u", out("M", C, K))}${product(C, C, rowOf("sTi", C + 4), colOf("sLk", C + 8), "n0", "r0 + 16u", `sTL[row * ${C + 4}u + col] = v;`)}  __syncthreads();
+${tiStore(C + 4)}${product(C, K, rowOf("sTi", C + 4), colOf("sW", LK, eWf), "0u", "r0 + 16u", out("M", C, K))}${product(C, C, rowOf("sTi", C + 4), colOf("sLk", C + 8), "n0", "r0 + 16u", `sTL[row * ${C + 4}u + col] = v;`)}  __syncthreads();
   // X = TL V [C][V] (f < a)
 ${product(C, V, rowOf("sTL", C + 4), colOf("sV", LVs), "0u", "r0 + 16u", out("X", C, V))}}
 `;
   }
-  return `${head}${lanes}${loadR("sQ", "Q", K, LK)}${loadR("sU", "U", K, LK)}${loadR("sDY", "DY", V, LVs)}  for (u32 x = t; x < ${C * C}u; x += ${NT}u) sTi[(x / ${C}u) * ${C + 8}u + x % ${C}u] = TI[(size_t)n * ${C * C}u + x];
-${gPrefix}  __syncthreads();
+  return `${head}${lanes}${loadR("sQ", "Q", K, LK)}${loadR("sU", "U", K, LK)}${loadR("sDY", "DY", V, LVs)}${tiLoad(C + 8)}${gPrefix}  __syncthreads();
 ${exps}  // Pu [a][f]
 ${scores("sPu", C + 8, "sQ", "sU", false)}  __syncthreads();
   // NN = Wd, A out

@@ -12,7 +12,8 @@
  *     M = Tinv^T Ud [C, K], X = Tinv^T (Pu^T dY) [C, V], BM = Qd^T dY [K, V], NN = Wd [C, K], A = exp(G_C)
  * with Wd_a = exp(G[a-1]) w_a, Qd_a = exp(G[a]) q_a, Ud_f = exp(G_C - G[f]) u_f, Kd_f = exp(G_C - G[f]) k_f.
  *
- * Per-token inputs [B, T, H, w] of type TIN (float or __nv_bfloat16: entry suffix _f32 / _bf16), LD float [B, T, H]
+ * Per-token inputs [B, T, H, w] of type TIN (float or __nv_bfloat16: entry suffix _f32 / _bf16; 16 / 8-byte aligned:
+ * read 4 values a load), LD float [B, T, H]
  * (nullptr and never read with decay "none"); per-chunk outputs float32, chunk-major: TI [N, C, C] (zeros above the
  * diagonal), M / NN [N, C, K], X [N, C, V], BM [N, K, V], A [N] (N = B H nC). fp32 math: the chunk's operands in shared
  * memory, products as 4 x 4 register tiles of fmaf on DELTA_PREP_THREADS threads; the tensor-core twins (math "tf32" /
@@ -245,7 +246,10 @@ ${dec ? `  float* sE = smf + ${at.E};  // eW [C], eQ [C], eC [C]\n` : ""}${buffe
 ${dec ? `    const float e = ${eW("a")};\n    v.x *= e; v.y *= e; v.z *= e; v.w *= e;\n` : ""}    *(float4*)&NN[(size_t)n * ${C * K}u + 4u * x] = v;
   }
 `;
-  return { dec, ex, eW, eQ, eC, times, row, loadT, loadR, gPrefix, exps, head, tinv, tinvDiag, aOut, nnBwd };
+  // TI out of / into sTi [C][ld], a float4 a thread
+  const tiStore = (ld: number) => `  for (u32 x = t; x < ${(C * C) / 4}u; x += ${NT}u) { const u32 a = x / ${C / 4}u, f4 = x % ${C / 4}u; *(float4*)&TI[(size_t)n * ${C * C}u + 4u * x] = *(const float4*)&sTi[a * ${ld}u + 4u * f4]; }\n`;
+  const tiLoad = (ld: number) => `  for (u32 x = t; x < ${(C * C) / 4}u; x += ${NT}u) { const u32 a = x / ${C / 4}u, f4 = x % ${C / 4}u; *(float4*)&sTi[a * ${ld}u + 4u * f4] = *(const float4*)&TI[(size_t)n * ${C * C}u + 4u * x]; }\n`;
+  return { dec, ex, eW, eQ, eC, times, row, loadT, loadR, gPrefix, exps, head, tinv, tinvDiag, aOut, nnBwd, tiStore, tiLoad };
 }
 
 /** One kernel's CUDA text (no prelude: DELTA_PRELUDE goes once before a module's kernels). */
@@ -254,7 +258,7 @@ export function deltaPrepSource(c: DeltaPrepConfig): string {
   if (c.math) return deltaPrepMmaSource(c);
   const { C, K, V, op } = c, NT = DELTA_PREP_THREADS, LC = C + 4;
   const { at } = layout(c);
-  const { dec, ex, eW, eQ, eC, times, loadT, loadR, gPrefix, exps, head, tinv, aOut, nnBwd } = prepParts(c, at);
+  const { dec, ex, eW, eQ, eC, times, loadT, loadR, gPrefix, exps, head, tinv, aOut, nnBwd, tiStore, tiLoad } = prepParts(c, at);
   // scores [a][f] of two transposed [K][LC] operands, masked (f < a strict, else f <= a) and decayed, into a [C][LC]
   // buffer, every entry written (zeros where masked)
   const scores = (dst: string, xa: string, xf: string, strict: boolean) => {
@@ -288,8 +292,8 @@ ${aOut}${tiles(K, V, `    for (u32 f = 0; f < ${C}u; ++f) {
 ${outer}
     }`, store("BM", V, chunk(K, V)))}  __syncthreads();
 ${tinv(LC, "sTLT")}  // Tinv^T into L's buffer; TI out
-  for (u32 x = t; x < ${C * C}u; x += ${NT}u) { const u32 a = x / ${C}u, f = x % ${C}u; const float v = sTi[a * ${LC}u + f]; sL[f * ${LC}u + a] = v; TI[(size_t)n * ${C * C}u + x] = v; }
-  __syncthreads();
+  for (u32 x = t; x < ${C * C}u; x += ${NT}u) { const u32 a = x / ${C}u, f = x % ${C}u; sL[f * ${LC}u + a] = sTi[a * ${LC}u + f]; }
+${tiStore(LC)}  __syncthreads();
   // M = Tinv Wd [C][K] (Tinv^T in sL; f <= a)
 ${tiles(C, K, `    for (u32 f = 0; f < 4u * ti + 4u; ++f) {
       ${vec("ap", `sL[f * ${LC}u + 4u * ti]`)}
@@ -312,8 +316,7 @@ ${outer}
     }`, store("X", V, chunk(C, V)))}}
 `;
   }
-  return `${head}${loadT("sQT", "Q", K, LC)}${loadT("sUT", "U", K, LC)}${loadR("sDY", "DY", V, V)}  for (u32 x = t; x < ${C * C}u; x += ${NT}u) sTi[(x / ${C}u) * ${LC}u + x % ${C}u] = TI[(size_t)n * ${C * C}u + x];
-${gPrefix}  __syncthreads();
+  return `${head}${loadT("sQT", "Q", K, LC)}${loadT("sUT", "U", K, LC)}${loadR("sDY", "DY", V, V)}${tiLoad(LC)}${gPrefix}  __syncthreads();
 ${exps}  // Pu [a][f] (row)
 ${scores("sPu", "sQT", "sUT", false)}  __syncthreads();
   // NN = Wd, A out
