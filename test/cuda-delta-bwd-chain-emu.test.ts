@@ -4,7 +4,8 @@
  * kernel path does: prep_fwd (grid N), the forward walk (grid (B H, V / cols), Z0 the initial state), prep_bwd (reading
  * prep_fwd's TI), the backward walk (reverse, Z0 the final state's cotangent), the adjoint (R, S0 = the forward walk's Y
  * and ZS, SF its ZF, LE and DR the backward walk's ZS and Y). Against test/helpers/delta-ref.ts deltaBackward in float64
- * at the kernels' rounded inputs: dq, du, dw, dk, dv, dld (scalar decay) and dS_init, at C = K = V = 64, B 2, H 2,
+ * at the kernels' rounded inputs: dq, du, dw, dk, dv, dld (scalar decay) and dS_init, at C = 64, K = V = 64 (B 2) and
+ * 128 (B 1), H 2,
  * T 100 (a ragged second chunk) and T 1, decay none / scalar, f32 and bf16 inputs on the fp32 kernels and bf16 inputs on
  * the TF32 twins of prep and the adjoint, initial state and final-state cotangent given. A broken chain (the backward
  * walk launched forwards) must fail.
@@ -28,15 +29,16 @@ const INS = ["Q", "U", "W", "KK", "VV", "DY", "LD", "S0", "DS"] as const;
 const OUTS = ["dQ", "dU", "dW", "dK", "dV", "dLD", "dS"] as const;
 type Outs = Record<(typeof OUTS)[number], Float64Array>;
 
-/** The chains run: f32 inputs, bf16 inputs (fp32 kernels), bf16 inputs on the TF32 twins of prep and the adjoint. */
-const WAYS = [{ tin: "f32", math: undefined }, { tin: "bf16", math: undefined }, { tin: "bf16", math: "tf32" }] as const;
+/** The chains run, at K = V = 64 and 128: f32 inputs, bf16 inputs (fp32 kernels), bf16 inputs on the TF32 twins of prep
+ * and the adjoint. */
+const WAYS = [64, 128].flatMap((K) => [{ K, tin: "f32", math: undefined }, { K, tin: "bf16", math: undefined }, { K, tin: "bf16", math: "tf32" }] as const);
 type Way = (typeof WAYS)[number];
 
-/** The kernels of one way at C = K = V = 64, by op. */
+/** The kernels of one way at C = 64, by op. */
 function pick(kernels: DeltaBwdKernel[], way: Way): Record<DeltaBwdKernel["op"], DeltaBwdKernel> {
   const at = (op: DeltaBwdKernel["op"]) => {
-    const k = kernels.find((x) => x.op === op && x.C === 64 && x.K === 64 && x.V === 64 && (op === "walk" || (x.tin === way.tin && x.math === way.math)));
-    if (!k) throw new Error(`no ${op} kernel for ${way.tin} ${way.math ?? "fp32"}`);
+    const k = kernels.find((x) => x.op === op && x.C === 64 && x.K === way.K && x.V === way.K && (op === "walk" || (x.tin === way.tin && x.math === way.math)));
+    if (!k) throw new Error(`no ${op} kernel for K ${way.K} ${way.tin} ${way.math ?? "fp32"}`);
     return k;
   };
   return { prep_fwd: at("prep_fwd"), prep_bwd: at("prep_bwd"), walk: at("walk"), adj: at("adj") };
@@ -50,9 +52,9 @@ function buildEmu(decay: DeltaBwdDecay, m: { source: string; kernels: DeltaBwdKe
     `{ emu::Dim g; ${grid} emu::Dim blk; blk.x = ${k.threads}u; emu::launch([]() { ${k.entry}(${call}); }, g, blk, ${k.sharedBytes}u); }`;
   const chain = (ks: Record<DeltaBwdKernel["op"], DeltaBwdKernel>) => `
     ${launch(ks.prep_fwd, "g.x = N;", "P(iU), P(iW), P(iKK), P(iVV), LDp, B_, T_, H_, TI, fM, fX, fBM, fNN, fA")}
-    ${launch(ks.walk, `g.x = BH; g.y = ${64 / ks.walk.cols}u;`, "fM, fX, fBM, fNN, fA, S0p, S0s, R, SF, (int)BH, (int)NC, 0")}
+    ${launch(ks.walk, `g.x = BH; g.y = ${ks.walk.V / ks.walk.cols}u;`, "fM, fX, fBM, fNN, fA, S0p, S0s, R, SF, (int)BH, (int)NC, 0")}
     ${launch(ks.prep_bwd, "g.x = N;", "P(iQ), P(iU), P(iW), P(iDY), LDp, TI, B_, T_, H_, bM, bX, bBM, bNN, bA")}
-    ${launch(ks.walk, `g.x = BH; g.y = ${64 / ks.walk.cols}u;`, "bM, bX, bBM, bNN, bA, DSp, LE, DR, dS, (int)BH, (int)NC, REV")}
+    ${launch(ks.walk, `g.x = BH; g.y = ${ks.walk.V / ks.walk.cols}u;`, "bM, bX, bBM, bNN, bA, DSp, LE, DR, dS, (int)BH, (int)NC, REV")}
     ${launch(ks.adj, "g.x = N;", "P(iQ), P(iU), P(iW), P(iKK), P(iVV), P(iDY), LDp, R, S0s, SF, LE, DR, B_, T_, H_, dQ, dU, dW, dK, dV, dLDp")}`;
   const main = `
 // a pointer converting to any input pointer type (float, __nv_bfloat16, unsigned short)
@@ -76,7 +78,8 @@ int main(int argc, char** argv) {
   const char* names[] = {${INS.map((n) => `"${n}"`).join(", ")}};
   for (int i = 0; i < ${INS.length}; ++i) in[i] = readf(dir + "/" + names[i] + ".bin");
   LDp = hasLD ? (const float*)in[iLD].data() : nullptr; S0p = hasS0 ? (const float*)in[iS0].data() : nullptr; DSp = hasDS ? (const float*)in[iDS].data() : nullptr;
-  const size_t C = 64, K = 64, V = 64;
+  static const size_t WAY_K[] = {${WAYS.map((w) => w.K).join(", ")}};
+  const size_t C = 64, K = WAY_K[way], V = K;
   NC = (unsigned)((T_ + 63) / 64); BH = (unsigned)(B_ * H_); N = BH * NC;
   const size_t tok = (size_t)B_ * T_ * H_;
   TI = alloc(N * C * C); fM = alloc(N * C * K); fX = alloc(N * C * V); fBM = alloc(N * K * V); fNN = alloc(N * C * K); fA = alloc(N);
@@ -100,8 +103,8 @@ interface Case { s: DeltaShape; inp: DeltaInputs; dY: Float64Array; dS: Float64A
 /** Random inputs (rounded to the input type; the reference takes the rounded values), u and w scaled by 2 / sqrt(K) (a
  * well-conditioned chunk solve), ld uniform in [-1, 0) with a decay, the initial state and the final state's cotangent
  * in (-1, 1) (float32). */
-function makeCase(decay: DeltaBwdDecay, tin: "f32" | "bf16", B: number, T: number, H: number, seed: number): Case {
-  const s: DeltaShape = { B, T, H, C: 64, K: 64, V: 64 };
+function makeCase(decay: DeltaBwdDecay, tin: "f32" | "bf16", K: number, B: number, T: number, H: number, seed: number): Case {
+  const s: DeltaShape = { B, T, H, C: 64, K, V: K };
   const r = rng(seed), f32 = (x: Float64Array) => Float64Array.from(new Float32Array(x));
   const files = {} as Record<(typeof INS)[number], Buffer>;
   const draw = (name: (typeof INS)[number], w: number, scale: number) => {
@@ -111,11 +114,11 @@ function makeCase(decay: DeltaBwdDecay, tin: "f32" | "bf16", B: number, T: numbe
     files[name] = f32Bytes(v);
     return v;
   };
-  const sc = 2 / Math.sqrt(64);
-  const q = draw("Q", 64, 1), u = draw("U", 64, sc), w = draw("W", 64, sc), k = draw("KK", 64, 1), v = draw("VV", 64, 1), dY = draw("DY", 64, 1);
+  const sc = 2 / Math.sqrt(K);
+  const q = draw("Q", K, 1), u = draw("U", K, sc), w = draw("W", K, sc), k = draw("KK", K, 1), v = draw("VV", K, 1), dY = draw("DY", K, 1);
   const ld = decay === "none" ? null : Float64Array.from({ length: B * T * H }, () => Math.fround(r() - 0.5));
-  const S = f32(Float64Array.from({ length: B * H * 64 * 64 }, () => 2 * r()));
-  const dS = f32(Float64Array.from({ length: B * H * 64 * 64 }, () => 2 * r()));
+  const S = f32(Float64Array.from({ length: B * H * K * K }, () => 2 * r()));
+  const dS = f32(Float64Array.from({ length: B * H * K * K }, () => 2 * r()));
   files.LD = f32Bytes(ld ?? new Float64Array(1));
   files.S0 = f32Bytes(S);
   files.DS = f32Bytes(dS);
@@ -139,24 +142,24 @@ function errors(got: Outs, cs: Case): Record<string, number> {
 }
 
 describe.skipIf(!gpp)("delta backward: the module's five kernels chained on the CPU emulation vs the float64 backward", () => {
-  it.each(["none", "scalar"] as const)("decay %s: f32 and bf16 inputs, bf16 on the TF32 twins, T = 100 (ragged) and 1, initial state and final-state cotangent", (decay) => {
+  it.each(["none", "scalar"] as const)("decay %s: K = V = 64 and 128, f32 and bf16 inputs, bf16 on the TF32 twins, T = 100 (ragged) and 1, initial state and final-state cotangent", (decay) => {
     const bin = buildEmu(decay, deltaBwdModule(deltaBwdConfigs(decay)));
     const seen: string[] = [];
     for (const [i, way] of WAYS.entries())
       for (const T of [100, 1]) {
-        const cs = makeCase(decay, way.tin, 2, T, 2, 41 + T + 7 * i + (decay === "none" ? 0 : 3));
+        const cs = makeCase(decay, way.tin, way.K, way.K === 64 ? 2 : 1, T, 2, 41 + T + 7 * i + (decay === "none" ? 0 : 3));
         const e = errors(runEmu(bin, cs, i), cs);
         expect(Object.keys(e).length, "outputs checked").toBe(decay === "none" ? 6 : 7);
         // (TF32 products: 10-bit mantissas)
-        for (const [n, x] of Object.entries(e)) expect(x, `${decay} ${way.tin} ${way.math ?? "fp32"} T=${T} ${n}`).toBeLessThan(way.math ? 3e-3 : 1e-5);
-        seen.push(`${way.tin}${way.math ? `-${way.math}` : ""} T=${T} ${Math.max(...Object.values(e)).toExponential(2)}`);
+        for (const [n, x] of Object.entries(e)) expect(x, `${decay} K=${way.K} ${way.tin} ${way.math ?? "fp32"} T=${T} ${n}`).toBeLessThan(way.math ? 3e-3 : 1e-5);
+        seen.push(`K=${way.K} ${way.tin}${way.math ? `-${way.math}` : ""} T=${T} ${Math.max(...Object.values(e)).toExponential(2)}`);
       }
     console.log(`delta backward chain (${decay}), worst relative error: ${seen.join(", ")}`);
   }, 600_000);
 
   it("a broken chain fails: the backward walk launched forwards", () => {
     const bin = buildEmu("scalar", deltaBwdModule(deltaBwdConfigs("scalar")));
-    const cs = makeCase("scalar", "f32", 1, 100, 2, 5);
+    const cs = makeCase("scalar", "f32", 64, 1, 100, 2, 5);
     const e = errors(runEmu(bin, cs, 0, false), cs);
     expect(Math.max(...Object.values(e))).toBeGreaterThan(1e-2);
   }, 300_000);

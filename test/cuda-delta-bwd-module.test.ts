@@ -8,7 +8,7 @@
 import { describe, expect, it } from "vitest";
 import { spawnSync } from "node:child_process";
 import { deltaBwdConfigs, deltaBwdModule } from "../compiler/backends/cuda/delta-bwd.ts";
-import { DELTA_ADJ_CONFIGS, DELTA_ADJ_MMA_CONFIGS, deltaAdjKernel, type DeltaAdjConfig } from "../compiler/backends/cuda/delta-adjoint.ts";
+import { DELTA_ADJ_CONFIGS, DELTA_ADJ_K128_CONFIGS, DELTA_ADJ_K128_MMA_CONFIGS, DELTA_ADJ_MMA_CONFIGS, deltaAdjKernel, type DeltaAdjConfig } from "../compiler/backends/cuda/delta-adjoint.ts";
 import { DELTA_PREP_CONFIGS, DELTA_PREP_MMA_CONFIGS, deltaPrepKernel, type DeltaPrepConfig } from "../compiler/backends/cuda/delta-prep.ts";
 import { DELTA_WALK_CONFIGS, deltaWalkKernel } from "../compiler/backends/cuda/delta-walk.ts";
 import { findNvcc } from "../compiler/backends/cuda/nvcc.ts";
@@ -27,15 +27,17 @@ describe("delta backward kernel module", () => {
     const want = [
       ...prep(DELTA_PREP_CONFIGS),
       ...DELTA_WALK_CONFIGS.map((c) => ({ c: { ...c, tin: "f32", math: undefined }, k: deltaWalkKernel(c), op: "walk" })),
-      ...adj(DELTA_ADJ_CONFIGS), ...prep(DELTA_PREP_MMA_CONFIGS), ...adj(DELTA_ADJ_MMA_CONFIGS),
+      ...adj([...DELTA_ADJ_CONFIGS, ...DELTA_ADJ_K128_CONFIGS]), ...prep(DELTA_PREP_MMA_CONFIGS), ...adj([...DELTA_ADJ_MMA_CONFIGS, ...DELTA_ADJ_K128_MMA_CONFIGS]),
     ].map(({ c, k, op }) => ({ op, decay, tin: c.tin, C: c.C, K: c.K, V: c.V, cols: "cols" in k ? k.cols : c.V, ...(c.math ? { math: c.math } : {}), entry: k.entry, threads: k.threads, sharedBytes: k.sharedBytes }));
     expect(m.kernels).toEqual(want);
     expect(m.kernels.filter((k) => k.math).length, "twins").toBeGreaterThan(0);
     expect(deltaBwdModule(deltaBwdConfigs(decay, false)).kernels).toEqual(m.kernels.filter((k) => !k.math));
-    // what the runtime needs at least: each op at C = K = V = 64 for both input types, the walks at 64 and 128
+    // what the runtime needs at least: each op at C = 64, K = V = 64 and 128 for both input types, the TF32 twins of prep
+    // and the adjoint there for bf16
     const rows = m.kernels.map((k) => `${k.op} ${k.decay} ${k.tin} ${k.C} ${k.K} ${k.V} ${k.cols}${k.math ? ` ${k.math}` : ""}`);
-    for (const r of [...["prep_fwd", "prep_bwd", "adj"].flatMap((op) => ["f32", "bf16"].map((t) => `${op} ${decay} ${t} 64 64 64 64`)), `walk ${decay} f32 64 64 64 32`, `walk ${decay} f32 64 128 128 16`, `prep_fwd ${decay} bf16 64 64 64 64 tf32`, `adj ${decay} bf16 64 64 64 64 tf32`])
-      expect(rows).toContain(r);
+    for (const K of [64, 128])
+      for (const r of [...["prep_fwd", "prep_bwd", "adj"].flatMap((op) => [...["f32", "bf16"].map((t) => `${op} ${decay} ${t} 64 ${K} ${K} ${K}`), `${op} ${decay} bf16 64 ${K} ${K} ${K} tf32`]), `walk ${decay} f32 64 ${K} ${K} ${K === 64 ? 32 : 16}`])
+        expect(rows).toContain(r);
     expect(m.kernels.filter((k) => k.op === "walk").map((k) => [k.entry, k.threads, k.sharedBytes])).toEqual([["seqc_delta_walk_c64k64v64", 128, 65536], ["seqc_delta_walk_c64k128v128", 128, 94208]]);
     for (const k of m.kernels) expect(m.source.split(` ${k.entry}(`).length, k.entry).toBe(2);
     expect(new Set(m.kernels.map((k) => k.entry)).size).toBe(m.kernels.length);

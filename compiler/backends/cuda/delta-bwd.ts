@@ -9,10 +9,11 @@
  *
  * Kernels, C = 64: the per-chunk preparations of both walks (compiler/backends/cuda/delta-prep.ts, K = V = 64 and 128,
  * f32 and bf16 inputs), the walk over the chunks, both directions (delta-walk.ts, K = V = 64 and 128), the per-chunk
- * adjoint (delta-adjoint.ts, K = V = 64, f32 and bf16 inputs); then the TF32 twins of prep (delta-prep-mma.ts, bf16
- * inputs, K = V = 64 and 128) and of the adjoint (delta-adjoint-mma.ts, bf16 inputs, K = V = 64), after the fp32 kernels.
+ * adjoint (delta-adjoint.ts, K = V = 64 and 128, f32 and bf16 inputs); then the TF32 twins of prep (delta-prep-mma.ts,
+ * bf16 inputs, K = V = 64 and 128) and of the adjoint (delta-adjoint-mma.ts, bf16 inputs, K = V = 64 and 128), after the
+ * fp32 kernels.
  */
-import { DELTA_ADJ_CONFIGS, DELTA_ADJ_MMA_CONFIGS, DELTA_ADJ_PRELUDE, deltaAdjKernel, deltaAdjSource, type DeltaAdjConfig } from "./delta-adjoint.ts";
+import { DELTA_ADJ_CONFIGS, DELTA_ADJ_K128_CONFIGS, DELTA_ADJ_K128_MMA_CONFIGS, DELTA_ADJ_MMA_CONFIGS, DELTA_ADJ_PRELUDE, deltaAdjKernel, deltaAdjSource, type DeltaAdjConfig } from "./delta-adjoint.ts";
 import { DELTA_PRELUDE, DELTA_PREP_CONFIGS, DELTA_PREP_MMA_CONFIGS, deltaPrepKernel, deltaPrepSource, type DeltaPrepConfig } from "./delta-prep.ts";
 import { DELTA_WALK_CONFIGS, DELTA_WALK_PRELUDE, deltaWalkKernel, deltaWalkSource, type DeltaWalkConfig } from "./delta-walk.ts";
 
@@ -47,7 +48,7 @@ export interface DeltaBwdConfigs {
  * default), every walk. */
 export function deltaBwdConfigs(decay: DeltaBwdDecay, twins = true): DeltaBwdConfigs {
   const mine = <T extends { decay: string }>(cs: readonly T[]) => cs.filter((c) => c.decay === decay);
-  return { decay, prep: mine([...DELTA_PREP_CONFIGS, ...(twins ? DELTA_PREP_MMA_CONFIGS : [])]), walk: DELTA_WALK_CONFIGS, adj: mine([...DELTA_ADJ_CONFIGS, ...(twins ? DELTA_ADJ_MMA_CONFIGS : [])]) };
+  return { decay, prep: mine([...DELTA_PREP_CONFIGS, ...(twins ? DELTA_PREP_MMA_CONFIGS : [])]), walk: DELTA_WALK_CONFIGS, adj: mine([...DELTA_ADJ_CONFIGS, ...DELTA_ADJ_K128_CONFIGS, ...(twins ? [...DELTA_ADJ_MMA_CONFIGS, ...DELTA_ADJ_K128_MMA_CONFIGS] : [])]) };
 }
 
 /** The module of these configurations: the preludes (prep's, the adjoint's, the walk's with the TF32 helpers: each
