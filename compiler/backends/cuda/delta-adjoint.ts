@@ -160,7 +160,7 @@ const unroll = "#pragma unroll";
 
 /** acc[p][j] += sum_{m in [lo, hi)} X(4 ti + p, m) Y(m, 4 tj + j) (lo, hi multiples of 4), X stored [i][m] ("N") or
  * [m][i] ("T"), Y stored [m][j]; row stride ld. */
-function prod(acc: string, X: string, ldx: number, xT: boolean, Y: string, ldy: number, ti: string, tj: string, lo: string, hi: string): string {
+export function prod(acc: string, X: string, ldx: number, xT: boolean, Y: string, ldy: number, ti: string, tj: string, lo: string, hi: string): string {
   const xs = xT
     ? `${unroll}
       for (u32 q = 0; q < 4u; ++q) { const float4 v = *(const float4*)&${X}[(m0 + q) * ${ldx}u + 4u * ${ti}]; xa[0][q] = v.x; xa[1][q] = v.y; xa[2][q] = v.z; xa[3][q] = v.w; }`

@@ -1,0 +1,337 @@
+/**
+ * The delta backward's adjoint kernel with a per-key log decay (RWKV-7: ld [B, T, H, K], d_t = diag(exp(ld_t))); the
+ * per-key form of delta-adjoint.ts (see there for the inputs, the steps and the scalar formulas), entries
+ * seqc_delta_adj_key_c{C}k{K}v{V}_{f32|bf16}, the same signature with LD and dLD [B, T, H, K]. G[a, i] the chunk's log
+ * decays of key i summed over slots 0..a (G[-1, .] = 0, fp32 in slot order), Ga[a] = G[a - 1 + oq] (oq 1: the y side,
+ * scores f <= a; oq 0: the r side, f < a), D[a, f, i] = exp(Ga[a, i] - G[f, i]) where f < a + oq (test/helpers/
+ * delta-ref.ts `adjointPerKey`):
+ *
+ *   P[a,f] = sum_i x_a,i k_f,i D[a,f,i]          (Pk, Luk: the key sum carries the decay)
+ *   A[a,f] = g_a . v_f,  B[a,f] = g_a . r_f       (masked f < a + oq, no decay: the value sums)
+ *   dv_f += sum_a P[a,f] g_a;  dk_f,i += sum_a A[a,f] x_a,i D[a,f,i];  du_f,i += sum_a B[a,f] x_a,i D[a,f,i]
+ *   dx_a,i = exp(Ga[a,i]) (S0 g_a)_i + sum_f (B[a,f] u_f,i + A[a,f] k_f,i) D[a,f,i]          (dq / dw)
+ *   LE: dv += (k o eC) LE, dk += (v LE^T) o eC, du += (r LE^T) o eC, eC[f,i] = exp(G[C-1,i] - G[f,i])
+ *   dld_a,i = aC_i + sum_{s >= a} (q dq + w dw - u du - k dk)_s,i - (w dw)_a,i,  aC_i = sum_j LE_ij S_C,ij
+ *
+ * Every exp is of a difference <= 0 (the decays go down to -20 a step): the products factor through the 4-slot tiles
+ * the threads own. With the slots' tiles tau (rows 4 tau..4 tau + 3) the x rows are stored scaled as
+ * x~_a = x_a exp(Ga[a] - G[4 tau(a) - 1]) and the k / u rows as k^_f = k_f exp(G[4 tau(f) + 3] - G[f]) (both <= 1);
+ * a product between two different tiles then takes one factor per (tile pair, key), exp(G[4 tau_a - 1] - G[4 tau_f + 3])
+ * (<= 1, 4 exps a 4-row step), and the factor of the output's own row, exp(G[4 tau + 3] - G[f]) (dk, du) or
+ * exp(Ga[a] - G[4 tau - 1]) (dx), once at the end of the product (a second accumulator holds the sum over the other
+ * tiles). Within a tile (the score tiles on the diagonal, and each thread's own tile of the dk / du / dx products) the
+ * exps are taken directly per (a, f, i), from the raw inputs (global memory / L2).
+ *
+ * Layout: the six [W][W + 4] fp32 slots of delta-adjoint.ts's "six" plan (K = V <= C), G [C + 1][K], the dld terms
+ * (q dq - u du - k dk) and w dw [C][K] each, aC [K]: 154,112 bytes at C = K = V = 64, one block an SM, 256 threads
+ * (one 4 x 4 tile of each [C, K] output a thread). Math fp32 (fmaf on the SIMT cores).
+ */
+import { adjTok, prod, type DeltaTin } from "./delta-adjoint.ts";
+
+export interface DeltaAdjKeyConfig {
+  decay: "key";
+  tin: DeltaTin;
+  C: number;
+  K: number;
+  V: number;
+}
+
+export interface DeltaAdjKeyKernel extends DeltaAdjKeyConfig {
+  entry: string;
+  threads: number;
+  sharedBytes: number;
+}
+
+/** The shipped per-key configurations: C = K = V = 64, f32 and bf16 inputs. */
+export const DELTA_ADJ_KEY_CONFIGS: readonly DeltaAdjKeyConfig[] = (["f32", "bf16"] as const).map((tin) => ({ decay: "key" as const, tin, C: 64, K: 64, V: 64 }));
+
+export function deltaAdjKeyEntry(c: DeltaAdjKeyConfig): string {
+  return `seqc_delta_adj_key_c${c.C}k${c.K}v${c.V}_${c.tin}`;
+}
+
+interface Slot { p: string; off: number; ld: number }
+
+function layout(c: DeltaAdjKeyConfig) {
+  const W = Math.max(c.C, c.K), ld = W + 4, NT = (c.C / 4) * (c.K / 4);
+  const slots: Slot[] = [];
+  let off = 0;
+  for (let i = 0; i < 6; i++) { slots.push({ p: `sS${i}`, off, ld }); off += W * ld; }
+  const sG = off; off += (c.C + 1) * c.K;
+  const sTm = off; off += c.C * c.K;
+  const sWd = off; off += c.C * c.K;
+  const sAC = off; off += Math.ceil(c.K / 4) * 4;
+  return { NT, slots, sG, sTm, sWd, sAC, floats: off };
+}
+
+function check(c: DeltaAdjKeyConfig): void {
+  if (c.K !== c.V) throw new Error(`delta-adjoint (key): K ${c.K} must equal V ${c.V} (a thread owns one tile of each output)`);
+  if (c.K > c.C) throw new Error(`delta-adjoint (key): K ${c.K} > C ${c.C} (the six-slot plan only)`);
+  if (c.C % 4 || c.K % 4 || c.C < 4 || c.K < 4) throw new Error(`delta-adjoint (key): C ${c.C} and K ${c.K} must be multiples of 4 (4 x 4 register tiles)`);
+  const { NT, floats } = layout(c);
+  if (NT > 1024) throw new Error(`delta-adjoint (key): C ${c.C}, K ${c.K} needs ${NT} threads (> 1024)`);
+  if (floats * 4 > 227 * 1024) throw new Error(`delta-adjoint (key): C ${c.C}, K ${c.K} needs ${floats * 4} bytes of shared memory (> 227 KiB)`);
+}
+
+export function deltaAdjKeyKernel(c: DeltaAdjKeyConfig): DeltaAdjKeyKernel {
+  check(c);
+  const { NT, floats } = layout(c);
+  return { ...c, entry: deltaAdjKeyEntry(c), threads: NT, sharedBytes: floats * 4 };
+}
+
+const unroll = "#pragma unroll";
+
+export function deltaAdjKeySource(c: DeltaAdjKeyConfig): string {
+  check(c);
+  const { C, K, V, tin } = c;
+  const L = layout(c), S = L.slots, NT = L.NT, CT = C / 4;
+  const TIN = tin === "f32" ? "float" : "unsigned short";
+  const tok = adjTok;
+  const chk = (a: string, i: string, w: number) => `((size_t)n * ${C}u + ${a}) * ${w}u + ${i}`;
+  // G[row - 1][i] (row 0: G[-1] = 0)
+  const gk = (row: string, i: string) => `sG[(${row}) * ${K}u + (${i})]`;
+  const put = (d: Slot, r: string, c4: string, T_: boolean) => T_
+    ? `${d.p}[(4u * ${c4}) * ${d.ld}u + ${r}] = v.x; ${d.p}[(4u * ${c4} + 1u) * ${d.ld}u + ${r}] = v.y; ${d.p}[(4u * ${c4} + 2u) * ${d.ld}u + ${r}] = v.z; ${d.p}[(4u * ${c4} + 3u) * ${d.ld}u + ${r}] = v.w;`
+    : `*(float4*)&${d.p}[${r} * ${d.ld}u + 4u * ${c4}] = v;`;
+  // rows [a][i] or transposed [i][a] of a per-token input / chunk tensor, each value times exp(ex(a, i)) where given
+  const load = (dst: Slot, src: string, w: number, kind: "tok" | "chunk", T_: boolean, ex?: (a: string, i: string) => string) => {
+    const at = `seqc_dadj_in4(${src}, ${kind === "tok" ? tok("a", "4u * i4", w) : chk("a", "4u * i4", w)})`;
+    const idx = T_ ? `const u32 a = x % ${C}u, i4 = x / ${C}u;` : `const u32 a = x / ${w / 4}u, i4 = x % ${w / 4}u;`;
+    const sc = ex ? ` v.x *= expf(${ex("a", "4u * i4")}); v.y *= expf(${ex("a", "4u * i4 + 1u")}); v.z *= expf(${ex("a", "4u * i4 + 2u")}); v.w *= expf(${ex("a", "4u * i4 + 3u")});` : "";
+    return `${unroll} 2\n  for (u32 x = t; x < ${(C * w) / 4}u; x += ${NT}u) { ${idx} float4 v = a < nv ? ${at} : make_float4(0.f, 0.f, 0.f, 0.f);${sc} ${put(dst, "a", "i4", T_)} }\n`;
+  };
+  const loadKV = (dst: Slot, src: string, T_: boolean) => {
+    const idx = T_ ? `const u32 i = x % ${K}u, j4 = x / ${K}u;` : `const u32 i = x / ${V / 4}u, j4 = x % ${V / 4}u;`;
+    return `${unroll} 2\n  for (u32 x = t; x < ${(K * V) / 4}u; x += ${NT}u) { ${idx} const float4 v = seqc_dadj_in4(${src}, (size_t)n * ${K * V}u + i * ${V}u + 4u * j4); ${put(dst, "i", "j4", T_)} }\n`;
+  };
+  // the operands' scalings (exponents <= 0): x~ (the side's a rows), k^ / u^ (f rows), Kd (eC)
+  const exX = (oq: number) => (a: string, i: string) => `${gk(`${a} + ${oq}u`, i)} - ${gk(`${a} & ~3u`, i)}`;
+  const exY = (f: string, i: string) => `${gk(`(${f} | 3u) + 1u`, i)} - ${gk(`${f} + 1u`, i)}`;
+  const exC = (f: string, i: string) => `${gk(`${C}u`, i)} - ${gk(`${f} + 1u`, i)}`;
+  const zero = (acc: string, decl = true) => `${decl ? `  float ${acc}[4][4];\n` : ""}${unroll}
+  for (u32 p = 0; p < 4u; ++p)
+${unroll}
+    for (u32 j = 0; j < 4u; ++j) ${acc}[p][j] = 0.f;
+`;
+  const full = (acc: string, X: Slot, Y: Slot, w: number) => prod(acc, X.p, X.ld, false, Y.p, Y.ld, "oti", "otj", "0u", `${w}u`);
+  // acc (row 4 oti + p, column 4 otj + j) times exp(e(row, column))
+  const scaleEl = (acc: string, e: (a: string, i: string) => string) => `${unroll}
+  for (u32 p = 0; p < 4u; ++p)
+${unroll}
+    for (u32 j = 0; j < 4u; ++j) ${acc}[p][j] *= expf(${e("(4u * oti + p)", "(4u * otj + j)")});
+`;
+  // dst [a][f] = g_a . y_f over w (Y stored [m][f]), masked f < a + oq (the value sums: no decay)
+  const scoresPlain = (dst: Slot, X: Slot, Y: Slot, w: number, oq: number) => `  for (u32 x = t; x < ${CT * CT}u; x += ${NT}u) {
+    const u32 sti = x / ${CT}u, stj = x % ${CT}u;
+${zero("sc").replace(/^/gm, "  ")}    if (stj <= sti) {
+${prod("sc", X.p, X.ld, false, Y.p, Y.ld, "sti", "stj", "0u", `${w}u`)}    }
+${unroll}
+    for (u32 p = 0; p < 4u; ++p) {
+      const u32 a = 4u * sti + p, f = 4u * stj;
+      *(float4*)&${dst.p}[a * ${dst.ld}u + f] = make_float4(f < a + ${oq}u ? sc[p][0] : 0.f, f + 1u < a + ${oq}u ? sc[p][1] : 0.f, f + 2u < a + ${oq}u ? sc[p][2] : 0.f, f + 3u < a + ${oq}u ? sc[p][3] : 0.f);
+    }
+  }
+`;
+  // dst [a][f] = sum_i x_a,i k_f,i D[a,f,i]: X = x~ rows, Yt = k^ transposed [i][f]; between tiles the factor
+  // exp(G[4 sti - 1, i] - G[4 stj + 3, i]) a key; the diagonal tiles directly from the raw inputs xg, kg
+  const scoresKey = (dst: Slot, X: Slot, Yt: Slot, xg: string, kg: string, oq: number) => `  for (u32 x = t; x < ${CT * CT}u; x += ${NT}u) {
+    const u32 sti = x / ${CT}u, stj = x % ${CT}u;
+${zero("sc").replace(/^/gm, "  ")}    if (stj < sti) {
+      for (u32 m0 = 0; m0 < ${K}u; m0 += 4u) {
+        float xa[4][4];
+${unroll}
+        for (u32 p = 0; p < 4u; ++p) { const float4 v = *(const float4*)&${X.p}[(4u * sti + p) * ${X.ld}u + m0]; xa[p][0] = v.x; xa[p][1] = v.y; xa[p][2] = v.z; xa[p][3] = v.w; }
+${unroll}
+        for (u32 q = 0; q < 4u; ++q) {
+          const float cq = expf(${gk("4u * sti", "m0 + q")} - ${gk("4u * stj + 4u", "m0 + q")});
+          const float4 y4 = *(const float4*)&${Yt.p}[(m0 + q) * ${Yt.ld}u + 4u * stj];
+          const float yb[4] = {y4.x * cq, y4.y * cq, y4.z * cq, y4.w * cq};
+${unroll}
+          for (u32 p = 0; p < 4u; ++p)
+${unroll}
+            for (u32 j = 0; j < 4u; ++j) sc[p][j] = fmaf(xa[p][q], yb[j], sc[p][j]);
+        }
+      }
+    } else if (stj == sti) {
+      for (u32 m0 = 0; m0 < ${K}u; m0 += 4u) {
+        float xr[4][4], kr[4][4];
+${unroll}
+        for (u32 p = 0; p < 4u; ++p) {
+          const u32 a = 4u * sti + p;
+          const float4 u4 = a < nv ? seqc_dadj_in4(${xg}, ${tok("a", "m0", K)}) : make_float4(0.f, 0.f, 0.f, 0.f);
+          const float4 k4 = a < nv ? seqc_dadj_in4(${kg}, ${tok("a", "m0", K)}) : make_float4(0.f, 0.f, 0.f, 0.f);
+          xr[p][0] = u4.x; xr[p][1] = u4.y; xr[p][2] = u4.z; xr[p][3] = u4.w; kr[p][0] = k4.x; kr[p][1] = k4.y; kr[p][2] = k4.z; kr[p][3] = k4.w;
+        }
+${unroll}
+        for (u32 p = 0; p < 4u; ++p)
+${unroll}
+          for (u32 j = 0; j < 4u; ++j) {
+            const u32 a = 4u * sti + p, f = 4u * stj + j;
+            if (f < a + ${oq}u) {
+${unroll}
+              for (u32 q = 0; q < 4u; ++q) sc[p][j] = fmaf(xr[p][q] * kr[j][q], expf(${gk(`a + ${oq}u`, "m0 + q")} - ${gk("f + 1u", "m0 + q")}), sc[p][j]);
+            }
+          }
+      }
+    }
+${unroll}
+    for (u32 p = 0; p < 4u; ++p) *(float4*)&${dst.p}[(4u * sti + p) * ${dst.ld}u + 4u * stj] = make_float4(sc[p][0], sc[p][1], sc[p][2], sc[p][3]);
+  }
+`;
+  // acc[f][i] += sum_a Sc[a][f] x_a,i D[a,f,i] (dk += A^T x, du += B^T x): X = x~ rows; the other tiles' sum in tp
+  // with exp(G[4 tau - 1] - G[4 oti + 3]) a key, then times exp(G[4 oti + 3] - G[f]); the own tile from the raw x (xg)
+  const prodO = (acc: string, Sc: Slot, X: Slot, xg: string, oq: number) => `  {
+${zero("tp").replace(/^/gm, "  ")}    for (u32 m0 = 4u * oti + 4u; m0 < ${C}u; m0 += 4u) {
+      float xa[4][4], cj[4];
+${unroll}
+      for (u32 q = 0; q < 4u; ++q) { const float4 v = *(const float4*)&${Sc.p}[(m0 + q) * ${Sc.ld}u + 4u * oti]; xa[0][q] = v.x; xa[1][q] = v.y; xa[2][q] = v.z; xa[3][q] = v.w; }
+${unroll}
+      for (u32 j = 0; j < 4u; ++j) cj[j] = expf(${gk("m0", "4u * otj + j")} - ${gk("4u * oti + 4u", "4u * otj + j")});
+${unroll}
+      for (u32 q = 0; q < 4u; ++q) {
+        const float4 y4 = *(const float4*)&${X.p}[(m0 + q) * ${X.ld}u + 4u * otj];
+        const float yb[4] = {y4.x * cj[0], y4.y * cj[1], y4.z * cj[2], y4.w * cj[3]};
+${unroll}
+        for (u32 p = 0; p < 4u; ++p)
+${unroll}
+          for (u32 j = 0; j < 4u; ++j) tp[p][j] = fmaf(xa[p][q], yb[j], tp[p][j]);
+      }
+    }
+${unroll}
+    for (u32 q = 0; q < 4u; ++q) {
+      const u32 a = 4u * oti + q;
+      const float4 x4 = a < nv ? seqc_dadj_in4(${xg}, ${tok("a", "4u * otj", K)}) : make_float4(0.f, 0.f, 0.f, 0.f);
+      const float xr[4] = {x4.x, x4.y, x4.z, x4.w};
+${unroll}
+      for (u32 p = 0; p < 4u; ++p) {
+        const u32 f = 4u * oti + p;
+        if (f < a + ${oq}u) {
+          const float s = ${Sc.p}[a * ${Sc.ld}u + f];
+${unroll}
+          for (u32 j = 0; j < 4u; ++j) ${acc}[p][j] = fmaf(s * xr[j], expf(${gk(`a + ${oq}u`, "4u * otj + j")} - ${gk("f + 1u", "4u * otj + j")}), ${acc}[p][j]);
+        }
+      }
+    }
+${unroll}
+    for (u32 p = 0; p < 4u; ++p)
+${unroll}
+      for (u32 j = 0; j < 4u; ++j) ${acc}[p][j] = fmaf(tp[p][j], expf(${gk("4u * oti + 4u", "4u * otj + j")} - ${gk("4u * oti + p + 1u", "4u * otj + j")}), ${acc}[p][j]);
+  }
+`;
+  // acc[a][i] += sum_f Sc[a][f] y_f,i D[a,f,i] (dx += A k, dx += B u): Y = y^ rows; the earlier tiles' sum in tp with
+  // exp(G[4 oti - 1] - G[4 tau + 3]) a key, then times exp(Ga[a] - G[4 oti - 1]); the own tile from the raw y (yg)
+  const prodQ = (acc: string, Sc: Slot, Y: Slot, yg: string, oq: number) => `  {
+${zero("tp").replace(/^/gm, "  ")}    for (u32 m0 = 0; m0 < 4u * oti; m0 += 4u) {
+      float xa[4][4], cj[4];
+${unroll}
+      for (u32 p = 0; p < 4u; ++p) { const float4 v = *(const float4*)&${Sc.p}[(4u * oti + p) * ${Sc.ld}u + m0]; xa[p][0] = v.x; xa[p][1] = v.y; xa[p][2] = v.z; xa[p][3] = v.w; }
+${unroll}
+      for (u32 j = 0; j < 4u; ++j) cj[j] = expf(${gk("4u * oti", "4u * otj + j")} - ${gk("m0 + 4u", "4u * otj + j")});
+${unroll}
+      for (u32 q = 0; q < 4u; ++q) {
+        const float4 y4 = *(const float4*)&${Y.p}[(m0 + q) * ${Y.ld}u + 4u * otj];
+        const float yb[4] = {y4.x * cj[0], y4.y * cj[1], y4.z * cj[2], y4.w * cj[3]};
+${unroll}
+        for (u32 p = 0; p < 4u; ++p)
+${unroll}
+          for (u32 j = 0; j < 4u; ++j) tp[p][j] = fmaf(xa[p][q], yb[j], tp[p][j]);
+      }
+    }
+${unroll}
+    for (u32 q = 0; q < 4u; ++q) {
+      const u32 f = 4u * oti + q;
+      const float4 y4 = f < nv ? seqc_dadj_in4(${yg}, ${tok("f", "4u * otj", K)}) : make_float4(0.f, 0.f, 0.f, 0.f);
+      const float yr[4] = {y4.x, y4.y, y4.z, y4.w};
+${unroll}
+      for (u32 p = 0; p < 4u; ++p) {
+        const u32 a = 4u * oti + p;
+        if (f < a + ${oq}u) {
+          const float s = ${Sc.p}[a * ${Sc.ld}u + f];
+${unroll}
+          for (u32 j = 0; j < 4u; ++j) ${acc}[p][j] = fmaf(s * yr[j], expf(${gk(`a + ${oq}u`, "4u * otj + j")} - ${gk("f + 1u", "4u * otj + j")}), ${acc}[p][j]);
+        }
+      }
+    }
+${unroll}
+    for (u32 p = 0; p < 4u; ++p)
+${unroll}
+      for (u32 j = 0; j < 4u; ++j) ${acc}[p][j] = fmaf(tp[p][j], expf(${gk(`4u * oti + p + ${oq}u`, "4u * otj + j")} - ${gk("4u * oti", "4u * otj + j")}), ${acc}[p][j]);
+  }
+`;
+  const store = (acc: string, dst: string) => `${unroll}
+  for (u32 p = 0; p < 4u; ++p) {
+    const u32 a = 4u * oti + p;
+    if (a < nv) {
+${unroll}
+      for (u32 j = 0; j < 4u; ++j) ${dst}[${tok("a", "4u * otj + j", K)}] = ${acc}[p][j];
+    }
+  }
+`;
+  // the dld terms of this thread's tile: dst[a][i] (op)= sign src_a,i acc[a][i] (rows past the chunk's end: zeros)
+  const terms = (acc: string, src: string, dst: number, op: "=" | "+=" | "-=") => `${unroll}
+  for (u32 p = 0; p < 4u; ++p) {
+    const u32 a = 4u * oti + p;
+${unroll}
+    for (u32 j = 0; j < 4u; ++j) sF[${dst}u + a * ${K}u + 4u * otj + j] ${op} (a < nv ? seqc_dadj_in(${src}, ${tok("a", "4u * otj + j", K)}) * ${acc}[p][j] : 0.f);
+  }
+`;
+  const side = (y: boolean) => {
+    const oq = y ? 1 : 0, x = y ? "Q" : "W";
+    const g = y ? load(S[1], "DY", V, "tok", false) : load(S[1], "DR", V, "chunk", false);
+    return `  // ---- side ${y ? "y: x = q, g = dy, scores f <= a" : "r: x = w, g = DR, scores f < a"} ----
+${load(S[0], x, K, "tok", false, exX(oq))}${g}${loadKV(S[2], "S0", true)}${load(S[3], "KK", K, "tok", true, exY)}${load(S[5], "VV", V, "tok", true)}  __syncthreads();
+${zero("dx", false)}${full("dx", S[1], S[2], V)}${scaleEl("dx", (a, i) => gk(`${a} + ${oq}u`, i))}${scoresKey(S[4], S[0], S[3], x, "KK", oq)}  __syncthreads();
+  // dv += P^T g; A = g v^T
+${load(S[3], "KK", K, "tok", false, exY)}${prod("dv", S[4].p, S[4].ld, true, S[1].p, S[1].ld, "oti", "otj", "4u * oti", `${C}u`)}${scoresPlain(S[2], S[1], S[5], V, oq)}  __syncthreads();
+  // dx += A k; dk += A^T x
+${load(S[5], "R", V, "chunk", true)}${load(S[4], "U", K, "tok", false, exY)}${prodQ("dx", S[2], S[3], "KK", oq)}${prodO("dk", S[2], S[0], x, oq)}  __syncthreads();
+  // B = g r^T
+${scoresPlain(S[3], S[1], S[5], V, oq)}  __syncthreads();
+  // dx += B u; du += B^T x
+${prodQ("dx", S[3], S[4], "U", oq)}${prodO("du", S[3], S[0], x, oq)}${store("dx", y ? "dQ" : "dW")}${y ? terms("dx", "Q", 0, "=") : terms("dx", "W", C * K, "=")}  __syncthreads();
+`;
+  };
+  const slots = S.map((x) => `  float* ${x.p} = (float*)seqc_smem_raw + ${x.off};\n`).join("");
+  return `
+extern "C" __global__ void __launch_bounds__(${NT}, 1) ${deltaAdjKeyEntry(c)}(const ${TIN}* __restrict__ Q, const ${TIN}* __restrict__ U, const ${TIN}* __restrict__ W, const ${TIN}* __restrict__ KK, const ${TIN}* __restrict__ VV, const ${TIN}* __restrict__ DY, const float* __restrict__ LD,
+    const float* __restrict__ R, const float* __restrict__ S0, const float* __restrict__ SF, const float* __restrict__ LE, const float* __restrict__ DR, int B, int T, int H,
+    float* __restrict__ dQ, float* __restrict__ dU, float* __restrict__ dW, float* __restrict__ dK, float* __restrict__ dV, float* __restrict__ dLD) {
+  SEQC_SMEM_DECL(seqc_smem_raw);
+  const u32 nC = ((u32)T + ${C - 1}u) / ${C}u, n = blockIdx.x, t = threadIdx.x;
+  if (n >= (u32)B * (u32)H * nC) return;
+  const u32 bh = n / nC, cix = n % nC, b = bh / (u32)H, h = bh % (u32)H, t0 = cix * ${C}u;
+  const u32 nv = (u32)T - t0 < ${C}u ? (u32)T - t0 : ${C}u;  // slots in use
+  const u32 oti = t / ${K / 4}u, otj = t % ${K / 4}u;  // this thread's tile of each [C, K] output
+${slots}  float* sG = (float*)seqc_smem_raw + ${L.sG};   // [C + 1][K]: row a + 1 = G[a], row 0 = 0
+  float* sF = (float*)seqc_smem_raw + ${L.sTm};  // [C][K] q dq - u du - k dk, then [C][K] w dw
+  float* sAC = (float*)seqc_smem_raw + ${L.sAC};  // [K] aC
+  for (u32 i = t; i < ${K}u; i += ${NT}u) {
+    float s = 0.f;
+    sG[i] = 0.f;
+    for (u32 a = 0; a < ${C}u; ++a) { if (a < nv) s += LD[${tok("a", "i", K)}]; sG[(a + 1u) * ${K}u + i] = s; }
+  }
+  __syncthreads();
+  // ---- LE: dv = (k o eC) LE, dk = (v LE^T) o eC, du = (r LE^T) o eC; aC ----
+${load(S[0], "KK", K, "tok", false, exC)}${loadKV(S[1], "LE", false)}${load(S[2], "VV", V, "tok", false)}${load(S[3], "R", V, "chunk", false)}${loadKV(S[4], "LE", true)}  __syncthreads();
+${zero("dv")}${zero("dk")}${zero("du")}  float dx[4][4];
+${full("dv", S[0], S[1], K)}${full("dk", S[2], S[4], V)}${full("du", S[3], S[4], V)}${scaleEl("dk", exC)}${scaleEl("du", exC)}  {
+    const float* SC = cix + 1u < nC ? S0 + (size_t)(n + 1u) * ${K * V}u : SF + (size_t)bh * ${K * V}u;
+    for (u32 i = t; i < ${K}u; i += ${NT}u) {
+      float s = 0.f;
+      for (u32 j = 0; j < ${V}u; ++j) s = fmaf(${S[1].p}[i * ${S[1].ld}u + j], SC[i * ${V}u + j], s);
+      sAC[i] = s;
+    }
+  }
+  __syncthreads();
+${side(true)}${side(false)}${terms("du", "U", 0, "-=")}${terms("dk", "KK", 0, "-=")}${store("dk", "dK")}${store("du", "dU")}${store("dv", "dV")}  __syncthreads();
+  // dld_a = aC + sum_{s > a} (terms + w dw)_s + terms_a, a column (key) a thread
+  for (u32 i = t; i < ${K}u; i += ${NT}u) {
+    float s = sAC[i];
+    for (u32 a = ${C}u; a-- > 0u;) {
+      const float tm = sF[a * ${K}u + i];
+      if (a < nv) dLD[${tok("a", "i", K)}] = s + tm;
+      s += tm + sF[${C * K}u + a * ${K}u + i];
+    }
+  }
+}
+`;
+}
