@@ -151,30 +151,26 @@ ${unroll}
             for (u32 j = 0; j < 4u; ++j) sc[p][j] = fmaf(xa[p][q], yb[j], sc[p][j]);
         }
       }
-    } else if (stj == sti) {
+    }
+    if (stj != sti)
+${unroll}
+      for (u32 p = 0; p < 4u; ++p) *(float4*)&${dst.p}[(4u * sti + p) * ${dst.ld}u + 4u * stj] = make_float4(sc[p][0], sc[p][1], sc[p][2], sc[p][3]);
+  }
+  // the diagonal tiles' ${CT * 16} entries, one a thread: sum over the keys of x_a,i k_f,i exp(Ga[a,i] - G[f,i]), the raw inputs
+  for (u32 x = t; x < ${CT * 16}u; x += ${NT}u) {
+    const u32 a = 4u * (x >> 4u) + ((x >> 2u) & 3u), f = 4u * (x >> 4u) + (x & 3u);
+    float s = 0.f;
+    if (f < a + ${oq}u && a < nv) {
+${unroll} 4
       for (u32 m0 = 0; m0 < ${K}u; m0 += 4u) {
-        float xr[4][4], kr[4][4];
-${unroll}
-        for (u32 p = 0; p < 4u; ++p) {
-          const u32 a = 4u * sti + p;
-          const float4 u4 = a < nv ? seqc_dadj_in4(${xg}, ${tok("a", "m0", K)}) : make_float4(0.f, 0.f, 0.f, 0.f);
-          const float4 k4 = a < nv ? seqc_dadj_in4(${kg}, ${tok("a", "m0", K)}) : make_float4(0.f, 0.f, 0.f, 0.f);
-          xr[p][0] = u4.x; xr[p][1] = u4.y; xr[p][2] = u4.z; xr[p][3] = u4.w; kr[p][0] = k4.x; kr[p][1] = k4.y; kr[p][2] = k4.z; kr[p][3] = k4.w;
-        }
-${unroll}
-        for (u32 p = 0; p < 4u; ++p)
-${unroll}
-          for (u32 j = 0; j < 4u; ++j) {
-            const u32 a = 4u * sti + p, f = 4u * stj + j;
-            if (f < a + ${oq}u) {
-${unroll}
-              for (u32 q = 0; q < 4u; ++q) sc[p][j] = fmaf(xr[p][q] * kr[j][q], expf(${gk(`a + ${oq}u`, "m0 + q")} - ${gk("f + 1u", "m0 + q")}), sc[p][j]);
-            }
-          }
+        const float4 x4 = seqc_dadj_in4(${xg}, ${tok("a", "m0", K)}), k4 = seqc_dadj_in4(${kg}, ${tok("f", "m0", K)});
+        s = fmaf(x4.x * k4.x, expf(${gk(`a + ${oq}u`, "m0")} - ${gk("f + 1u", "m0")}), s);
+        s = fmaf(x4.y * k4.y, expf(${gk(`a + ${oq}u`, "m0 + 1u")} - ${gk("f + 1u", "m0 + 1u")}), s);
+        s = fmaf(x4.z * k4.z, expf(${gk(`a + ${oq}u`, "m0 + 2u")} - ${gk("f + 1u", "m0 + 2u")}), s);
+        s = fmaf(x4.w * k4.w, expf(${gk(`a + ${oq}u`, "m0 + 3u")} - ${gk("f + 1u", "m0 + 3u")}), s);
       }
     }
-${unroll}
-    for (u32 p = 0; p < 4u; ++p) *(float4*)&${dst.p}[(4u * sti + p) * ${dst.ld}u + 4u * stj] = make_float4(sc[p][0], sc[p][1], sc[p][2], sc[p][3]);
+    ${dst.p}[a * ${dst.ld}u + f] = s;
   }
 `;
   // acc[f][i] += sum_a Sc[a][f] x_a,i D[a,f,i] (dk += A^T x, du += B^T x): X = x~ rows; the other tiles' sum in tp
@@ -307,6 +303,7 @@ ${slots}  float* sG = (float*)seqc_smem_raw + ${L.sG};   // [C + 1][K]: row a + 
   for (u32 i = t; i < ${K}u; i += ${NT}u) {
     float s = 0.f;
     sG[i] = 0.f;
+${unroll} 8
     for (u32 a = 0; a < ${C}u; ++a) { if (a < nv) s += LD[${tok("a", "i", K)}]; sG[(a + 1u) * ${K}u + i] = s; }
   }
   __syncthreads();
