@@ -181,12 +181,23 @@ for tin in (torch.bfloat16, None):
     r = d.delta_kernels(launch, x, x, x, x, x, t(B, T, H), None, x, None)
     entries.append([c[0] for c in calls] + [list(r[6].shape)])
 out['tin'] = entries
+# math 'tf32': each op's twin where the module has one for the shape and tin (bf16), else its fp32 kernel (the walk; f32)
+entries = []
+twin = d.kernel_launch(KM(ks), torch.device('cpu'), 'tf32')
+for tin in (torch.bfloat16, None):
+    calls.clear()
+    twin.tin = tin
+    d.delta_kernels(twin, x, x, x, x, x, t(B, T, H), None, x, None)
+    entries.append([c[0] for c in calls])
+out['twins'] = entries
 print(json.dumps(out))
 `;
     const r = spawnSync("/usr/bin/python3", ["-c", script], { input: JSON.stringify(kernels), encoding: "utf8" });
     expect(r.status, r.stderr).toBe(0);
     const got = JSON.parse(r.stdout);
-    expect(got.has).toEqual([true, true, false, false, false]);
+    // (K = V = 128: where the module has every op there in fp32; C = 32 and float64: never)
+    const all128 = ["prep_fwd", "prep_bwd", "walk", "adj"].every((op) => kernels.some((k) => k.op === op && k.K === 128 && (op === "walk" || (k.decay === "scalar" && k.tin === "f32" && !("math" in k)))));
+    expect(got.has).toEqual([true, true, all128, false, false]);
     expect([got.torch, got.bad]).toEqual([true, "refused"]);
     const N = 12, p = "ptr", z = "null", G = 64 / walk.cols;
     expect(got.prep_fwd).toEqual([[N, 64, 64], [N, 64, 64], [N, 64, 64], [N, 64, 64], [N, 64, 64], [N]]);
@@ -196,6 +207,7 @@ print(json.dumps(out))
     expect(got.adj0).toBe(true);
     const ops = (tin: string) => [`seqc_delta_prep_fwd_scalar_c64k64v64_${tin}`, "seqc_delta_walk_c64k64v64", `seqc_delta_prep_bwd_scalar_c64k64v64_${tin}`, "seqc_delta_walk_c64k64v64", `seqc_delta_adj_scalar_c64k64v64_${tin}`, [2, 3, 64, 64]];
     expect(got.tin).toEqual([ops("bf16"), ops("f32")]);
+    expect(got.twins).toEqual([ops("bf16").slice(0, 5).map((e) => (String(e).endsWith("_bf16") ? `${e}_tf32` : e)), ops("f32").slice(0, 5)]);
     expect(got.calls).toEqual([
       // (U, W, KK, VV, LD, B, T, H, TI, M, X, BM, NN, A)
       ["seqc_delta_prep_fwd_scalar_c64k64v64_f32", [N, 1], [p, p, p, p, p, 2, 100, 3, p, p, p, p, p, p]],

@@ -186,6 +186,10 @@ LR_FUSED_DELTA = "cuda"
 # in float32): "f32" (prep's float32 outputs as they are: the _f32 entries) or "bf16" (rounded to bf16 once: the _bf16
 # entries, half the reads).
 LR_DELTA_TIN = "f32"
+# Whether LR_FUSED_DELTA's kernels with bf16 per-token inputs (LR_DELTA_TIN "bf16") take the module's tensor-core twins
+# (compiler/backends/cuda/delta-prep-mma.ts, delta-adjoint-mma.ts; records with math "tf32") where it has them: "off" or
+# "tf32" (each op's twin where one exists for the shape, else its fp32 kernel).
+LR_DELTA_MMA = "off"
 # How the walks over the chunks run where they are products (LR_PASS "matmul": the chunk start states from the
 # transitions, and LR_BWD "wy"'s reverse walk over the end states' adjoints): "torch" (one batched product per chunk,
 # nC launches) or "cuda" (one kernel for the whole walk, a block per batch row and head, compiler/backends/cuda/
@@ -1963,7 +1967,7 @@ def backward(ctx, m, flat, grads):
     switches += (LR_READ_K128, LR_CORE_K128)
     switches += (wy_math_k128(given_dtypes), LR_WY_MMA_OPS)
     switches += (LR_READ_KEY, LR_READ_KEY_PRE, LR_CHAIN_REV)
-    switches += (LR_EV_LINES, LR_FUSED_DELTA, delta_tin(given_dtypes))
+    switches += (LR_EV_LINES, LR_FUSED_DELTA, delta_tin(given_dtypes), LR_DELTA_MMA)
     return _graphs.graphed_backward(ctx, m, "lowrank-backward", switches, flat, grads, lambda f, g: backward_eager(ctx, m, f, g, convert=False),
                                      given_dtype=False)
 
@@ -1975,6 +1979,14 @@ def delta_tin(given_dtypes, way=None):
     if way not in ("f32", "bf16"):
         raise ValueError("LR_DELTA_TIN %r: one of f32, bf16" % (way,))
     return torch.bfloat16 if way == "bf16" and any(d == torch.bfloat16 for d in given_dtypes) else None
+
+
+def delta_math(way=None):
+    """delta_launcher's math (LR_DELTA_MMA, or way): None ("off") or "tf32"."""
+    way = way or LR_DELTA_MMA
+    if way not in ("off", "tf32"):
+        raise ValueError("LR_DELTA_MMA %r: one of off, tf32" % (way,))
+    return None if way == "off" else way
 
 
 def y_binds(m, prefix, way=None):
@@ -2023,7 +2035,7 @@ def backward_eager(ctx, m, flat, grads, convert=True):
         can_chunk=lambda part, cdims, b, t: dtype == torch.float32 and m.runner(prefix + part, device).can_run(cdims, b, t, "chunked"), mm=mm,
         fused=core_k128(fused_launcher(m, device, math=core_math(given_dtypes)), fused_launcher(m, device)) if dtype == torch.float32 else None, readout=readout_key_launcher(read_k128(readout_launcher(m, device, math=read_math(given_dtypes))), m, device) if dtype == torch.float32 else None,
         passer=pass_launcher(m, device) if dtype == torch.float32 else None, wy_kern=wy_launcher(m, device, math=wy_math(given_dtypes), math128=wy_math_k128(given_dtypes)) if dtype == torch.float32 else None,
-        post_binds=y_binds(m, prefix), delta_kern=_delta.delta_launcher(m, device, LR_FUSED_DELTA, tin=delta_tin(given_dtypes)) if dtype == torch.float32 else None)
+        post_binds=y_binds(m, prefix), delta_kern=_delta.delta_launcher(m, device, LR_FUSED_DELTA, tin=delta_tin(given_dtypes), math=delta_math()) if dtype == torch.float32 else None)
     need = ctx.need
     res = []
     for i, t in enumerate(m.inputs):

@@ -229,7 +229,7 @@ def delta_pick(kernels, op, mode, C, K, V, tin, math="fp32"):
 TIN = {torch.float32: "f32", torch.bfloat16: "bf16"}
 
 
-def delta_launcher(m, device, way=None, switch="LR_FUSED_DELTA", tin=None):
+def delta_launcher(m, device, way=None, switch="LR_FUSED_DELTA", tin=None, math=None):
     """The delta backward's five kernels of module m on `device` (way "cuda"; the module's "kernels"."deltaBwd",
     compiler/backends/cuda/delta-bwd.ts) as delta_backward's `kern`; None: no kernels (way "torch", not CUDA, or a
     module without them). launch.has(mode, C, K, V, dtype): whether every op has a kernel there (the per-token inputs'
@@ -244,23 +244,28 @@ def delta_launcher(m, device, way=None, switch="LR_FUSED_DELTA", tin=None):
              dV [B, T, H, V], dLD [B, T, H] or None)                                                  grid N
     Per-token inputs [B, T, H, w] are made contiguous in the dtype of U (DY and the rest converted to it), LD float32
     [B, T, H] contiguous (None with mode "none"). tin: launch.tin, the dtype delta_kernels gives the per-token inputs
-    (None: their own; torch.bfloat16: the _bf16 entries)."""
+    (None: their own; torch.bfloat16: the _bf16 entries). math: None or a tensor-core twin's ("tf32"): each op's twin
+    where the module has one for the shape and tin, else its fp32 kernel."""
     way = way or "cuda"
     if way not in ("cuda", "torch"):
         raise ValueError("%s %r: one of cuda, torch" % (switch, way))
     km = _chunked.module_kernels(m, device, "deltaBwd") if way == "cuda" else None
     if km is None:
         return None
-    launch = kernel_launch(km, device)
+    launch = kernel_launch(km, device, math)
     launch.tin = tin
     return launch
 
 
-def kernel_launch(km, device):
+def kernel_launch(km, device, math=None):
     """delta_launcher's launch over a loaded kernel module km (km.kernels the records; km.launch(record, grid, args,
-    stream))."""
+    stream)); math: delta_launcher's."""
+    def pick(op, mode, C, K, V, tin):
+        return (delta_pick(km.kernels, op, mode, C, K, V, tin, math) if math else None) or delta_pick(km.kernels, op, mode, C, K, V, tin)
+
     def tok(x, dt):
-        return x.to(dt).contiguous()
+        x = x.to(dt).contiguous()
+        return x if x.data_ptr() % 16 == 0 else x.clone()  # (the kernels' vector loads)
 
     def ptr(x):
         return ("ptr", x.data_ptr() if x is not None else 0)
@@ -275,7 +280,7 @@ def kernel_launch(km, device):
     def launch(op, mode, C, K, V, *ts):
         if op == "walk":
             M, X, BM, NN, A, Z0, BH, nC, reverse = ts
-            k = delta_pick(km.kernels, "walk", mode, C, K, V, None)
+            k = pick("walk", mode, C, K, V, None)
             N = BH * nC
             ZS, Y, ZF = out(N, K, V), out(N, C, V), out(BH, K, V)
             Z0 = Z0.reshape(BH, K, V).to(torch.float32).contiguous() if Z0 is not None else None
@@ -286,7 +291,7 @@ def kernel_launch(km, device):
         N = B * H * nC
         ins = ts[:-3]
         dt = ins[0].dtype
-        k = delta_pick(km.kernels, op, mode, C, K, V, TIN[dt])
+        k = pick(op, mode, C, K, V, TIN[dt])
         LD = ins[4] if op == "prep_fwd" or op == "prep_bwd" else ins[6]
         LD = LD.to(torch.float32).contiguous() if LD is not None else None
         dims = [("u32", B), ("u32", T), ("u32", H)]
@@ -311,6 +316,6 @@ def kernel_launch(km, device):
 
     def has(mode, C, K, V, dtype):
         tin = TIN.get(dtype)
-        return tin is not None and all(delta_pick(km.kernels, op, mode, C, K, V, tin) is not None for op in DELTA_OPS)
+        return tin is not None and all(pick(op, mode, C, K, V, tin) is not None for op in DELTA_OPS)
     launch.has = has
     return launch
