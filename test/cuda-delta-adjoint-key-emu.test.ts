@@ -8,7 +8,8 @@
  * in [-0.3, 0], [-20, 0] (no NaN / Inf: every exp of the kernel is of a difference <= 0) and [-5, 0], each a multiple of
  * 2^-10 so that the kernel's fp32 prefix sums G are exact (the reference sums in float64). Within 1e-5 relative (L2).
  * Deliberately broken copies must fail: the between-tile factor of the key scores from the wrong tile, the diagonal
- * tile's mask f <= a on the r side, dk's own-row factor left out, dld's suffix without the slot's w dw.
+ * tile's mask f <= a on the r side, dk's own-row factor left out, dx's between-tile factor a slot off, x~ from the wrong
+ * reference, dld's suffix without w dw, aC a partial short.
  * nvcc -cubin for sm_90 (where installed): no spills.
  */
 import { describe, expect, it } from "vitest";
@@ -162,6 +163,8 @@ describe.skipIf(!gpp)("the delta backward's adjoint kernel with a per-key decay 
     expect(brokenError(k, d, "(a & ~3u)", "(a)", "dk")).toBeGreaterThan(1e-2);
     // dld's suffix sums without w dw
     expect(brokenError(k, d, "s += tm + sF[4096u + a * 64u + i];", "s += tm;", "dld")).toBeGreaterThan(1e-2);
+    // aC without its first 4 columns' partial
+    expect(brokenError(k, d, "for (u32 j4 = 0; j4 < 16u; ++j4) s += sF", "for (u32 j4 = 1u; j4 < 16u; ++j4) s += sF", "dld")).toBeGreaterThan(1e-2);
   }, 600_000);
 
   it("configurations that do not fit are refused", () => {

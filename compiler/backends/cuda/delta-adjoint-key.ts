@@ -300,25 +300,36 @@ extern "C" __global__ void __launch_bounds__(${NT}, 1) ${deltaAdjKeyEntry(c)}(co
 ${slots}  float* sG = (float*)seqc_smem_raw + ${L.sG};   // [C + 1][K]: row a + 1 = G[a], row 0 = 0
   float* sF = (float*)seqc_smem_raw + ${L.sTm};  // [C][K] q dq - u du - k dk, then [C][K] w dw
   float* sAC = (float*)seqc_smem_raw + ${L.sAC};  // [K] aC
+  // G: the chunk's log decays loaded by all threads (zeros past T), then a key's prefix a thread (slot order)
+${unroll} 4
+  for (u32 x = t; x < ${C * K}u; x += ${NT}u) { const u32 a = x / ${K}u, i = x % ${K}u; sG[${K}u + x] = a < nv ? LD[${tok("a", "i", K)}] : 0.f; }
+  if (t < ${K}u) sG[t] = 0.f;
+  __syncthreads();
   for (u32 i = t; i < ${K}u; i += ${NT}u) {
     float s = 0.f;
-    sG[i] = 0.f;
 ${unroll} 8
-    for (u32 a = 0; a < ${C}u; ++a) { if (a < nv) s += LD[${tok("a", "i", K)}]; sG[(a + 1u) * ${K}u + i] = s; }
+    for (u32 a = 1; a <= ${C}u; ++a) { s += sG[a * ${K}u + i]; sG[a * ${K}u + i] = s; }
   }
   __syncthreads();
   // ---- LE: dv = (k o eC) LE, dk = (v LE^T) o eC, du = (r LE^T) o eC; aC ----
 ${load(S[0], "KK", K, "tok", false, exC)}${loadKV(S[1], "LE", false)}${load(S[2], "VV", V, "tok", false)}${load(S[3], "R", V, "chunk", false)}${loadKV(S[4], "LE", true)}  __syncthreads();
 ${zero("dv")}${zero("dk")}${zero("du")}  float dx[4][4];
 ${full("dv", S[0], S[1], K)}${full("dk", S[2], S[4], V)}${full("du", S[3], S[4], V)}${scaleEl("dk", exC)}${scaleEl("du", exC)}  {
+    // aC's partials: 4 columns of a row of LE (its slot) . S_C a step (S_C read coalesced), into sF [K][V / 4]
     const float* SC = cix + 1u < nC ? S0 + (size_t)(n + 1u) * ${K * V}u : SF + (size_t)bh * ${K * V}u;
-    for (u32 i = t; i < ${K}u; i += ${NT}u) {
-      float s = 0.f;
-      for (u32 j = 0; j < ${V}u; ++j) s = fmaf(${S[1].p}[i * ${S[1].ld}u + j], SC[i * ${V}u + j], s);
-      sAC[i] = s;
+${unroll} 2
+    for (u32 x = t; x < ${(K * V) / 4}u; x += ${NT}u) {
+      const u32 i = x / ${V / 4}u, j4 = x % ${V / 4}u;
+      const float4 sc = __ldg((const float4*)(SC + i * ${V}u + 4u * j4)), le = *(const float4*)&${S[1].p}[i * ${S[1].ld}u + 4u * j4];
+      sF[x] = fmaf(le.w, sc.w, fmaf(le.z, sc.z, fmaf(le.y, sc.y, le.x * sc.x)));
     }
   }
   __syncthreads();
+  for (u32 i = t; i < ${K}u; i += ${NT}u) {
+    float s = 0.f;
+    for (u32 j4 = 0; j4 < ${V / 4}u; ++j4) s += sF[i * ${V / 4}u + j4];
+    sAC[i] = s;  // (read after the sides' barriers)
+  }
 ${side(true)}${side(false)}${terms("du", "U", 0, "-=")}${terms("dk", "KK", 0, "-=")}${store("dk", "dK")}${store("du", "dU")}${store("dv", "dV")}  __syncthreads();
   // dld_a = aC + sum_{s > a} (terms + w dw)_s + terms_a, a column (key) a thread
   for (u32 i = t; i < ${K}u; i += ${NT}u) {
