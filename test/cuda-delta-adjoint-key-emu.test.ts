@@ -7,9 +7,9 @@
  * second chunk: its R / DR rows past T hold random values the kernel must not let through) and T = 1, log decays a key
  * in [-0.3, 0], [-20, 0] (no NaN / Inf: every exp of the kernel is of a difference <= 0) and [-5, 0], each a multiple of
  * 2^-10 so that the kernel's fp32 prefix sums G are exact (the reference sums in float64). Within 1e-5 relative (L2).
- * Deliberately broken copies must fail: the between-tile factor of the key scores from the wrong tile, the diagonal
- * tile's mask f <= a on the r side, dk's own-row factor left out, dx's between-tile factor a slot off, x~ from the wrong
- * reference, dld's suffix without w dw, aC a partial short.
+ * Deliberately broken copies must fail: the factors between tiles from the wrong slot, the key scores' diagonal
+ * tiles with f <= a on the r side, the r side's own tiles decayed from G[a], dk's own-row factor left out, dx's
+ * between-tile factor always the first tile's, x~ from the wrong reference, dld's suffix without w dw, aC a partial short.
  * nvcc -cubin for sm_90 (where installed): no spills.
  */
 import { describe, expect, it } from "vitest";
@@ -135,7 +135,7 @@ describe.skipIf(!gpp)("the delta backward's adjoint kernel with a per-key decay 
   const kernels = DELTA_ADJ_KEY_CONFIGS.map(deltaAdjKeyKernel);
 
   it("the configurations: entries, threads, shared memory", () => {
-    expect(kernels.map((k) => [k.entry, k.threads, k.sharedBytes])).toEqual(["f32", "bf16"].map((x) => [`seqc_delta_adj_key_c64k64v64_${x}`, 256, 154112]));
+    expect(kernels.map((k) => [k.entry, k.threads, k.sharedBytes])).toEqual(["f32", "bf16"].map((x) => [`seqc_delta_adj_key_c64k64v64_${x}`, 256, 184832]));
   });
 
   it("both entries at C = K = V = 64: T = 100 (ragged) and T = 1, decays a key in [-0.3, 0], [-20, 0], [-5, 0], within 1e-5", () => {
@@ -151,14 +151,16 @@ describe.skipIf(!gpp)("the delta backward's adjoint kernel with a per-key decay 
 
   it("deliberately broken copies fail", () => {
     const k = kernels[0], d = data(k, 100, -0.3, 5);
-    // the key scores' (Pk) factor between tiles from the wrong row: exp(G[4 sti - 1] - G[4 stj + 2])
-    expect(brokenError(k, d, "sG[(4u * stj + 4u) * 64u + (m0 + q)]", "sG[(4u * stj + 3u) * 64u + (m0 + q)]", "dv")).toBeGreaterThan(1e-2);
+    // the factors between tiles from the wrong slot: exp(G[4 ta - 1] - G[4 tf + 2]) (the key scores: dv)
+    expect(brokenError(k, d, "sG[(4u * tf + 4u) * 64u + (i)]", "sG[(4u * tf + 3u) * 64u + (i)]", "dv")).toBeGreaterThan(1e-2);
     // the r side's diagonal score tiles (Luk) with f <= a
     expect(brokenError(k, d, "if (f < a + 0u && a < nv) {", "if (f <= a + 0u && a < nv) {", "dv")).toBeGreaterThan(1e-2);
     // dk += A^T x: the other tiles' sum without the output row's own factor exp(G[4 oti + 3] - G[f])
     expect(brokenError(k, d, "dk[p][j] = fmaf(tp[p][j], expf(sG[(4u * oti + 4u) * 64u + (4u * otj + j)] - sG[(4u * oti + p + 1u) * 64u + (4u * otj + j)]), dk[p][j]);", "dk[p][j] += tp[p][j];", "dk")).toBeGreaterThan(1e-2);
-    // dx += A k: the factor between tiles one slot short, exp(G[4 oti - 1] - G[4 tau + 2])
-    expect(brokenError(k, d, "sG[(m0 + 4u) * 64u + (4u * otj + j)]", "sG[(m0 + 3u) * 64u + (4u * otj + j)]", "dq")).toBeGreaterThan(1e-2);
+    // dx += A k: the factor between tiles always the first tile's, exp(G[4 oti - 1] - G[3])
+    expect(brokenError(k, d, "(((oti) * ((oti) - 1u)) >> 1u) + (m0 >> 2u))", "(((oti) * ((oti) - 1u)) >> 1u))", "dq")).toBeGreaterThan(1e-2);
+    // the r side's own tiles (dw, dk, du) decayed from G[a] instead of G[a - 1]
+    expect(brokenError(k, d, "const float e = expf(sG[(a + 0u)", "const float e = expf(sG[(a + 1u)", "dw")).toBeGreaterThan(1e-2);
     // x~ (q's first column of each 4) scaled from the previous slot instead of the tile's start
     expect(brokenError(k, d, "(a & ~3u)", "(a)", "dk")).toBeGreaterThan(1e-2);
     // dld's suffix sums without w dw

@@ -16,15 +16,18 @@
  * Every exp is of a difference <= 0 (the decays go down to -20 a step): the products factor through the 4-slot tiles
  * the threads own. With the slots' tiles tau (rows 4 tau..4 tau + 3) the x rows are stored scaled as
  * x~_a = x_a exp(Ga[a] - G[4 tau(a) - 1]) and the k / u rows as k^_f = k_f exp(G[4 tau(f) + 3] - G[f]) (both <= 1);
- * a product between two different tiles then takes one factor per (tile pair, key), exp(G[4 tau_a - 1] - G[4 tau_f + 3])
- * (<= 1, 4 exps a 4-row step), and the factor of the output's own row, exp(G[4 tau + 3] - G[f]) (dk, du) or
- * exp(Ga[a] - G[4 tau - 1]) (dx), once at the end of the product (a second accumulator holds the sum over the other
- * tiles). Within a tile (the score tiles on the diagonal, and each thread's own tile of the dk / du / dx products) the
- * exps are taken directly per (a, f, i), from the raw inputs (global memory / L2).
+ * a product between two different tiles ta > tf then takes one factor a key, exp(G[4 ta - 1] - G[4 tf + 3]) (<= 1;
+ * the C / 4 (C / 4 - 1) / 2 tile pairs' factors computed once a chunk, sCt), and the factor of the output's own row,
+ * exp(G[4 tau + 3] - G[f]) (dk, du) or exp(Ga[a] - G[4 tau - 1]) (dx), once after the product (a second accumulator
+ * holds the sum over the other tiles). Within a tile the exps are taken directly per (a, f, i) from the raw inputs
+ * (global memory / L2): the key scores' diagonal tiles as a pass of their own (an entry a thread), and each thread's
+ * own tile of the side's four products (dx += A k + B u, dk += A^T x, du += B^T x) in one pass at the side's end,
+ * each exp once for the four.
  *
  * Layout: the six [W][W + 4] fp32 slots of delta-adjoint.ts's "six" plan (K = V <= C), G [C + 1][K], the dld terms
- * (q dq - u du - k dk) and w dw [C][K] each, aC [K]: 154,112 bytes at C = K = V = 64, one block an SM, 256 threads
- * (one 4 x 4 tile of each [C, K] output a thread). Math fp32 (fmaf on the SIMT cores).
+ * (q dq - u du - k dk) and w dw [C][K] each, aC [K], the tile pairs' factors [120][K]: 184,832 bytes at C = K = V = 64,
+ * one block an SM, 256 threads (one 4 x 4 tile of each [C, K] output a thread; ptxas sm_90: 254 registers, no spills).
+ * Math fp32 (fmaf on the SIMT cores).
  */
 import { adjTok, prod, type DeltaTin } from "./delta-adjoint.ts";
 
@@ -60,7 +63,8 @@ function layout(c: DeltaAdjKeyConfig) {
   const sTm = off; off += c.C * c.K;
   const sWd = off; off += c.C * c.K;
   const sAC = off; off += Math.ceil(c.K / 4) * 4;
-  return { NT, slots, sG, sTm, sWd, sAC, floats: off };
+  const CT = c.C / 4, sCt = off; off += ((CT * (CT - 1)) / 2) * c.K;
+  return { NT, slots, sG, sTm, sWd, sAC, sCt, floats: off };
 }
 
 function check(c: DeltaAdjKeyConfig): void {
@@ -89,6 +93,8 @@ export function deltaAdjKeySource(c: DeltaAdjKeyConfig): string {
   const chk = (a: string, i: string, w: number) => `((size_t)n * ${C}u + ${a}) * ${w}u + ${i}`;
   // G[row - 1][i] (row 0: G[-1] = 0)
   const gk = (row: string, i: string) => `sG[(${row}) * ${K}u + (${i})]`;
+  // the factor between 4-slot tiles ta > tf, exp(G[4 ta - 1, i] - G[4 tf + 3, i]), keys i..i + 3 (a float4)
+  const ct = (ta: string, tf: string, i: string) => `*(const float4*)&sCt[((((${ta}) * ((${ta}) - 1u)) >> 1u) + (${tf})) * ${K}u + (${i})]`;
   const put = (d: Slot, r: string, c4: string, T_: boolean) => T_
     ? `${d.p}[(4u * ${c4}) * ${d.ld}u + ${r}] = v.x; ${d.p}[(4u * ${c4} + 1u) * ${d.ld}u + ${r}] = v.y; ${d.p}[(4u * ${c4} + 2u) * ${d.ld}u + ${r}] = v.z; ${d.p}[(4u * ${c4} + 3u) * ${d.ld}u + ${r}] = v.w;`
     : `*(float4*)&${d.p}[${r} * ${d.ld}u + 4u * ${c4}] = v;`;
@@ -140,9 +146,11 @@ ${zero("sc").replace(/^/gm, "  ")}    if (stj < sti) {
         float xa[4][4];
 ${unroll}
         for (u32 p = 0; p < 4u; ++p) { const float4 v = *(const float4*)&${X.p}[(4u * sti + p) * ${X.ld}u + m0]; xa[p][0] = v.x; xa[p][1] = v.y; xa[p][2] = v.z; xa[p][3] = v.w; }
+        const float4 c4 = ${ct("sti", "stj", "m0")};
+        const float cs[4] = {c4.x, c4.y, c4.z, c4.w};
 ${unroll}
         for (u32 q = 0; q < 4u; ++q) {
-          const float cq = expf(${gk("4u * sti", "m0 + q")} - ${gk("4u * stj + 4u", "m0 + q")});
+          const float cq = cs[q];
           const float4 y4 = *(const float4*)&${Yt.p}[(m0 + q) * ${Yt.ld}u + 4u * stj];
           const float yb[4] = {y4.x * cq, y4.y * cq, y4.z * cq, y4.w * cq};
 ${unroll}
@@ -174,14 +182,14 @@ ${unroll} 4
   }
 `;
   // acc[f][i] += sum_a Sc[a][f] x_a,i D[a,f,i] (dk += A^T x, du += B^T x): X = x~ rows; the other tiles' sum in tp
-  // with exp(G[4 tau - 1] - G[4 oti + 3]) a key, then times exp(G[4 oti + 3] - G[f]); the own tile from the raw x (xg)
-  const prodO = (acc: string, Sc: Slot, X: Slot, xg: string, oq: number) => `  {
+  // with exp(G[4 tau - 1] - G[4 oti + 3]) a key, then times exp(G[4 oti + 3] - G[f]) (the own tile: ownTile)
+  const prodO = (acc: string, Sc: Slot, X: Slot) => `  {
 ${zero("tp").replace(/^/gm, "  ")}    for (u32 m0 = 4u * oti + 4u; m0 < ${C}u; m0 += 4u) {
-      float xa[4][4], cj[4];
+      float xa[4][4];
 ${unroll}
       for (u32 q = 0; q < 4u; ++q) { const float4 v = *(const float4*)&${Sc.p}[(m0 + q) * ${Sc.ld}u + 4u * oti]; xa[0][q] = v.x; xa[1][q] = v.y; xa[2][q] = v.z; xa[3][q] = v.w; }
-${unroll}
-      for (u32 j = 0; j < 4u; ++j) cj[j] = expf(${gk("m0", "4u * otj + j")} - ${gk("4u * oti + 4u", "4u * otj + j")});
+      const float4 c4 = ${ct("m0 >> 2u", "oti", "4u * otj")};
+      const float cj[4] = {c4.x, c4.y, c4.z, c4.w};
 ${unroll}
       for (u32 q = 0; q < 4u; ++q) {
         const float4 y4 = *(const float4*)&${X.p}[(m0 + q) * ${X.ld}u + 4u * otj];
@@ -193,35 +201,20 @@ ${unroll}
       }
     }
 ${unroll}
-    for (u32 q = 0; q < 4u; ++q) {
-      const u32 a = 4u * oti + q;
-      const float4 x4 = a < nv ? seqc_dadj_in4(${xg}, ${tok("a", "4u * otj", K)}) : make_float4(0.f, 0.f, 0.f, 0.f);
-      const float xr[4] = {x4.x, x4.y, x4.z, x4.w};
-${unroll}
-      for (u32 p = 0; p < 4u; ++p) {
-        const u32 f = 4u * oti + p;
-        if (f < a + ${oq}u) {
-          const float s = ${Sc.p}[a * ${Sc.ld}u + f];
-${unroll}
-          for (u32 j = 0; j < 4u; ++j) ${acc}[p][j] = fmaf(s * xr[j], expf(${gk(`a + ${oq}u`, "4u * otj + j")} - ${gk("f + 1u", "4u * otj + j")}), ${acc}[p][j]);
-        }
-      }
-    }
-${unroll}
     for (u32 p = 0; p < 4u; ++p)
 ${unroll}
       for (u32 j = 0; j < 4u; ++j) ${acc}[p][j] = fmaf(tp[p][j], expf(${gk("4u * oti + 4u", "4u * otj + j")} - ${gk("4u * oti + p + 1u", "4u * otj + j")}), ${acc}[p][j]);
   }
 `;
   // acc[a][i] += sum_f Sc[a][f] y_f,i D[a,f,i] (dx += A k, dx += B u): Y = y^ rows; the earlier tiles' sum in tp with
-  // exp(G[4 oti - 1] - G[4 tau + 3]) a key, then times exp(Ga[a] - G[4 oti - 1]); the own tile from the raw y (yg)
-  const prodQ = (acc: string, Sc: Slot, Y: Slot, yg: string, oq: number) => `  {
+  // exp(G[4 oti - 1] - G[4 tau + 3]) a key, then times exp(Ga[a] - G[4 oti - 1]) (the own tile: ownTile)
+  const prodQ = (acc: string, Sc: Slot, Y: Slot, oq: number) => `  {
 ${zero("tp").replace(/^/gm, "  ")}    for (u32 m0 = 0; m0 < 4u * oti; m0 += 4u) {
-      float xa[4][4], cj[4];
+      float xa[4][4];
 ${unroll}
       for (u32 p = 0; p < 4u; ++p) { const float4 v = *(const float4*)&${Sc.p}[(4u * oti + p) * ${Sc.ld}u + m0]; xa[p][0] = v.x; xa[p][1] = v.y; xa[p][2] = v.z; xa[p][3] = v.w; }
-${unroll}
-      for (u32 j = 0; j < 4u; ++j) cj[j] = expf(${gk("4u * oti", "4u * otj + j")} - ${gk("m0 + 4u", "4u * otj + j")});
+      const float4 c4 = ${ct("oti", "m0 >> 2u", "4u * otj")};
+      const float cj[4] = {c4.x, c4.y, c4.z, c4.w};
 ${unroll}
       for (u32 q = 0; q < 4u; ++q) {
         const float4 y4 = *(const float4*)&${Y.p}[(m0 + q) * ${Y.ld}u + 4u * otj];
@@ -233,24 +226,42 @@ ${unroll}
       }
     }
 ${unroll}
-    for (u32 q = 0; q < 4u; ++q) {
-      const u32 f = 4u * oti + q;
-      const float4 y4 = f < nv ? seqc_dadj_in4(${yg}, ${tok("f", "4u * otj", K)}) : make_float4(0.f, 0.f, 0.f, 0.f);
-      const float yr[4] = {y4.x, y4.y, y4.z, y4.w};
-${unroll}
-      for (u32 p = 0; p < 4u; ++p) {
-        const u32 a = 4u * oti + p;
-        if (f < a + ${oq}u) {
-          const float s = ${Sc.p}[a * ${Sc.ld}u + f];
-${unroll}
-          for (u32 j = 0; j < 4u; ++j) ${acc}[p][j] = fmaf(s * yr[j], expf(${gk(`a + ${oq}u`, "4u * otj + j")} - ${gk("f + 1u", "4u * otj + j")}), ${acc}[p][j]);
-        }
-      }
-    }
-${unroll}
     for (u32 p = 0; p < 4u; ++p)
 ${unroll}
       for (u32 j = 0; j < 4u; ++j) ${acc}[p][j] = fmaf(tp[p][j], expf(${gk(`4u * oti + p + ${oq}u`, "4u * otj + j")} - ${gk("4u * oti", "4u * otj + j")}), ${acc}[p][j]);
+  }
+`;
+  // the own tile of the side's four products (a, f in tile oti, keys 4 otj..): each exp(Ga[a,i] - G[f,i]) once for
+  // dx += (A[a,f] k_f + B[a,f] u_f) D, dk_f += A[a,f] x_a D, du_f += B[a,f] x_a D; raw x, k, u (global / L2)
+  const ownTile = (As: Slot, Bs: Slot, xg: string, oq: number) => `  {
+    float xr[4][4];
+${unroll}
+    for (u32 q = 0; q < 4u; ++q) {
+      const u32 a = 4u * oti + q;
+      const float4 v = a < nv ? seqc_dadj_in4(${xg}, ${tok("a", "4u * otj", K)}) : make_float4(0.f, 0.f, 0.f, 0.f);
+      xr[q][0] = v.x; xr[q][1] = v.y; xr[q][2] = v.z; xr[q][3] = v.w;
+    }
+${unroll}
+    for (u32 pf = 0; pf < 4u; ++pf) {
+      const u32 f = 4u * oti + pf;
+      const float4 k4 = f < nv ? seqc_dadj_in4(KK, ${tok("f", "4u * otj", K)}) : make_float4(0.f, 0.f, 0.f, 0.f);
+      const float4 u4 = f < nv ? seqc_dadj_in4(U, ${tok("f", "4u * otj", K)}) : make_float4(0.f, 0.f, 0.f, 0.f);
+      const float kf[4] = {k4.x, k4.y, k4.z, k4.w}, uf[4] = {u4.x, u4.y, u4.z, u4.w};
+${unroll}
+      for (u32 pa = 0; pa < 4u; ++pa) {
+        const u32 a = 4u * oti + pa;
+        if (f < a + ${oq}u) {
+          const float sa = ${As.p}[a * ${As.ld}u + f], sb = ${Bs.p}[a * ${Bs.ld}u + f];
+${unroll}
+          for (u32 j = 0; j < 4u; ++j) {
+            const float e = expf(${gk(`a + ${oq}u`, "4u * otj + j")} - ${gk("f + 1u", "4u * otj + j")});
+            dx[pa][j] = fmaf(fmaf(sa, kf[j], sb * uf[j]), e, dx[pa][j]);
+            dk[pf][j] = fmaf(sa * xr[pa][j], e, dk[pf][j]);
+            du[pf][j] = fmaf(sb * xr[pa][j], e, du[pf][j]);
+          }
+        }
+      }
+    }
   }
 `;
   const store = (acc: string, dst: string) => `${unroll}
@@ -279,11 +290,11 @@ ${zero("dx", false)}${full("dx", S[1], S[2], V)}${scaleEl("dx", (a, i) => gk(`${
   // dv += P^T g; A = g v^T
 ${load(S[3], "KK", K, "tok", false, exY)}${prod("dv", S[4].p, S[4].ld, true, S[1].p, S[1].ld, "oti", "otj", "4u * oti", `${C}u`)}${scoresPlain(S[2], S[1], S[5], V, oq)}  __syncthreads();
   // dx += A k; dk += A^T x
-${load(S[5], "R", V, "chunk", true)}${load(S[4], "U", K, "tok", false, exY)}${prodQ("dx", S[2], S[3], "KK", oq)}${prodO("dk", S[2], S[0], x, oq)}  __syncthreads();
+${load(S[5], "R", V, "chunk", true)}${load(S[4], "U", K, "tok", false, exY)}${prodQ("dx", S[2], S[3], oq)}${prodO("dk", S[2], S[0])}  __syncthreads();
   // B = g r^T
 ${scoresPlain(S[3], S[1], S[5], V, oq)}  __syncthreads();
   // dx += B u; du += B^T x
-${prodQ("dx", S[3], S[4], "U", oq)}${prodO("du", S[3], S[0], x, oq)}${store("dx", y ? "dQ" : "dW")}${y ? terms("dx", "Q", 0, "=") : terms("dx", "W", C * K, "=")}  __syncthreads();
+${prodQ("dx", S[3], S[4], oq)}${prodO("du", S[3], S[0])}${ownTile(S[2], S[3], x, oq)}${store("dx", y ? "dQ" : "dW")}${y ? terms("dx", "Q", 0, "=") : terms("dx", "W", C * K, "=")}  __syncthreads();
 `;
   };
   const slots = S.map((x) => `  float* ${x.p} = (float*)seqc_smem_raw + ${x.off};\n`).join("");
@@ -300,6 +311,7 @@ extern "C" __global__ void __launch_bounds__(${NT}, 1) ${deltaAdjKeyEntry(c)}(co
 ${slots}  float* sG = (float*)seqc_smem_raw + ${L.sG};   // [C + 1][K]: row a + 1 = G[a], row 0 = 0
   float* sF = (float*)seqc_smem_raw + ${L.sTm};  // [C][K] q dq - u du - k dk, then [C][K] w dw
   float* sAC = (float*)seqc_smem_raw + ${L.sAC};  // [K] aC
+  float* sCt = (float*)seqc_smem_raw + ${L.sCt};  // [C / 4 (C / 4 - 1) / 2][K] the factors between tiles
   // G: the chunk's log decays loaded by all threads (zeros past T), then a key's prefix a thread (slot order)
 ${unroll} 4
   for (u32 x = t; x < ${C * K}u; x += ${NT}u) { const u32 a = x / ${K}u, i = x % ${K}u; sG[${K}u + x] = a < nv ? LD[${tok("a", "i", K)}] : 0.f; }
@@ -311,6 +323,14 @@ ${unroll} 8
     for (u32 a = 1; a <= ${C}u; ++a) { s += sG[a * ${K}u + i]; sG[a * ${K}u + i] = s; }
   }
   __syncthreads();
+  // the factors between tiles ta > tf: exp(G[4 ta - 1, i] - G[4 tf + 3, i]) (sCt, pairs in order of ta then tf)
+  for (u32 x = t; x < ${(CT * (CT - 1)) / 2 * K}u; x += ${NT}u) {
+    const u32 pr = x / ${K}u, i = x % ${K}u;
+    u32 ta = 1u;
+    while (((ta + 1u) * ta) >> 1u <= pr) ++ta;
+    const u32 tf = pr - ((ta * (ta - 1u)) >> 1u);
+    sCt[x] = expf(${gk("4u * ta", "i")} - ${gk("4u * tf + 4u", "i")});
+  }
   // ---- LE: dv = (k o eC) LE, dk = (v LE^T) o eC, du = (r LE^T) o eC; aC ----
 ${load(S[0], "KK", K, "tok", false, exC)}${loadKV(S[1], "LE", false)}${load(S[2], "VV", V, "tok", false)}${load(S[3], "R", V, "chunk", false)}${loadKV(S[4], "LE", true)}  __syncthreads();
 ${zero("dv")}${zero("dk")}${zero("du")}  float dx[4][4];
