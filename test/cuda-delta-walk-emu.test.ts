@@ -6,14 +6,15 @@
  * both directions, nC = 1 and 5 (and 33 at K = V = 64), Z0 null and given, random M, X, BM, NN and A in (0, 1]; small
  * configurations (C = 4 / 8, the key sum split in two, several column groups) and the shipped K = V = 64 and 128;
  * deliberately broken copies (M read without its swizzle, the reversed walk prefetching the wrong next chunk, BM
- * without the group's column offset, the split's partials dropped) must fail; nvcc -cubin for sm_90 where installed:
- * no spills.
+ * without the group's column offset, the split's partials dropped) must fail; a per-key decay (A [N, K], Z's row i
+ * scaled by A[n, i]) on the small configurations and the shipped ones, with a broken copy; nvcc -cubin for sm_90 where
+ * installed: no spills.
  */
 import { describe, expect, it } from "vitest";
 import { execFileSync, spawnSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { DELTA_WALK_CONFIGS, deltaWalkModule, type DeltaWalkConfig, type DeltaWalkKernel } from "../compiler/backends/cuda/delta-walk.ts";
+import { DELTA_WALK_CONFIGS, DELTA_WALK_KEY_CONFIGS, deltaWalkModule, type DeltaWalkConfig, type DeltaWalkKernel } from "../compiler/backends/cuda/delta-walk.ts";
 import { findNvcc } from "../compiler/backends/cuda/nvcc.ts";
 import { relativeError } from "../compiler/io/manifest.ts";
 import { EMU_READF } from "./cuda-emu/harness.ts";
@@ -28,14 +29,14 @@ interface Data { BH: number; nC: number; M: Float64Array; X: Float64Array; BM: F
 interface Walk { ZS: Float64Array; Y: Float64Array; ZF: Float64Array }
 
 /** BH rows of nC chunks, float32-exact: M, NN uniform in (-1, 1) / sqrt(K) (so that the walk neither dies out nor blows
- * up), X, BM, Z0 in (-1, 1), A in [0.05, 1]. */
+ * up), X, BM, Z0 in (-1, 1), A in [0.05, 1] ([N, K] with a per-key decay). */
 function data(c: DeltaWalkConfig, BH: number, nC: number, z0: boolean, seed: number): Data {
   const { C, K, V } = c, r = rng(seed), f = Math.fround, N = BH * nC;
   const u = (n: number, s: number) => Float64Array.from({ length: n }, () => f(2 * r() * s));
   return {
     BH, nC,
     M: u(N * C * K, 1 / Math.sqrt(K)), X: u(N * C * V, 1), BM: u(N * K * V, 1), NN: u(N * C * K, 1 / Math.sqrt(K)),
-    A: Float64Array.from({ length: N }, () => f(0.525 + 0.95 * r())),
+    A: Float64Array.from({ length: c.perKey ? N * K : N }, () => f(0.525 + 0.95 * r())),
     Z0: z0 ? u(BH * K * V, 1) : null,
   };
 }
@@ -60,7 +61,7 @@ function reference(c: DeltaWalkConfig, d: Data, reverse: boolean): Walk {
       const Zn = new Float64Array(K * V);
       for (let i = 0; i < K; i++)
         for (let j = 0; j < V; j++) {
-          let acc = d.A[n] * Z[i * V + j] + d.BM[(n * K + i) * V + j];
+          let acc = d.A[c.perKey ? n * K + i : n] * Z[i * V + j] + d.BM[(n * K + i) * V + j];
           for (let a = 0; a < C; a++) acc += d.NN[(n * C + a) * K + i] * Yc[a * V + j];
           Zn[i * V + j] = acc;
         }
@@ -175,6 +176,23 @@ describe.skipIf(!gpp)("delta backward walk kernel on the CPU emulation vs the fl
     }
   }, 200_000);
 
+  it("a per-key decay (A [N, K]): small configurations and the shipped K = V = 64 and 128, both directions, nC = 1 and 5, Z0 null and given; a broken copy (every row of a tile scaled by its first row's decay) fails", () => {
+    const small = SMALL.map((c) => ({ ...c, perKey: true }));
+    const m = deltaWalkModule([...small, ...DELTA_WALK_KEY_CONFIGS]);
+    expect(m.kernels.slice(small.length).map((k) => [k.entry, k.cols, k.threads, k.sharedBytes])).toEqual([
+      ["seqc_delta_walk_key_c64k64v64", 32, 128, 65536],
+      ["seqc_delta_walk_key_c64k128v128", 16, 128, 94208],
+    ]);
+    const bin = buildEmu(m.source, m.kernels);
+    const e = m.kernels.map((k, i) => worst(k, bin, i < small.length ? 3 : 2, [1, 5], 23 + 100 * i));
+    console.log(`delta walk, per-key decay, emulation: worst relative error ${e.map((x) => x.toExponential(2)).join(", ")}`);
+    const broken = deltaWalkModule([small[2]], (src) => {
+      expect(src).toContain("an[r], z[r][0]");
+      return src.replaceAll("an[r], z[r]", "an[0], z[r]");
+    });
+    expect(error(broken.kernels[0], buildEmu(broken.source, broken.kernels), data(small[2], 2, 4, true, 3), false)).toBeGreaterThan(1e-2);
+  }, 600_000);
+
   it("configurations that do not fit are refused", () => {
     expect(() => deltaWalkModule([{ C: 64, K: 10, V: 8 }])).toThrow(/multiples of 4/);
     expect(() => deltaWalkModule([{ C: 64, K: 64, V: 64, cols: 24 }])).toThrow(/divides V/);
@@ -182,8 +200,8 @@ describe.skipIf(!gpp)("delta backward walk kernel on the CPU emulation vs the fl
     expect(() => deltaWalkModule([{ C: 64, K: 256, V: 256, cols: 64 }])).toThrow(/threads|shared memory/);
   });
 
-  it.skipIf(!findNvcc())("nvcc -cubin compiles the shipped walks for sm_90; ptxas: no spills", () => {
-    const m = deltaWalkModule();
+  it.skipIf(!findNvcc())("nvcc -cubin compiles the shipped walks (scalar and per-key decay) for sm_90; ptxas: no spills", () => {
+    const m = deltaWalkModule([...DELTA_WALK_CONFIGS, ...DELTA_WALK_KEY_CONFIGS]);
     const usage = ptxasUsage(findNvcc()!, m.source, m.kernels.map((k) => k.entry));
     for (const [e, u] of usage) {
       expect([u.spillStores, u.spillLoads], `${e} spills`).toEqual([0, 0]);

@@ -12,7 +12,8 @@
  * reads R, ZF the final state); backward: prep_bwd's tensors (ZS each chunk's LE, Y = DR, ZF = dL/dS_init).
  *
  * Tensors (float32, chunk-major, N = BH nC): M / NN [N, C, K], X / Y [N, C, V], BM / ZS [N, K, V], A [N], Z0 / ZF
- * [BH, K, V]. Grid (BH, V / cols): the columns of Z are independent, so block (bh, g) walks the value columns
+ * [BH, K, V]. With a per-key decay (perKey, RWKV-7; entries seqc_delta_walk_key_*, the same arguments): A [N, K] (16-byte
+ * aligned), Z = diag(A[n, :]) Z + BM + NN^T Yc, each thread loading its tile's 4 rows' decays as a float4. Grid (BH, V / cols): the columns of Z are independent, so block (bh, g) walks the value columns
  * j0 = g cols .. j0 + cols - 1, reading every chunk's whole M and NN and its own columns of X and BM.
  *
  * One thread per 4 x 4 tile of Z's columns ((K / 4)(cols / 4) threads): phase 1 (Yc = X + M Z, [C, cols]) runs the
@@ -33,6 +34,8 @@ export interface DeltaWalkConfig {
   V: number;
   /** Value columns a block (a multiple of 4 dividing V; absent: deltaWalkCols(K, V)). */
   cols?: number;
+  /** A per-key decay (RWKV-7): A [N, K], Z's row i scaled by A[n, i] (entry seqc_delta_walk_key_...); absent: A [N]. */
+  perKey?: boolean;
 }
 
 export interface DeltaWalkKernel extends DeltaWalkConfig {
@@ -53,12 +56,15 @@ export function deltaWalkCols(K: number, V: number): number {
 /** The torch modules' configurations: C = 64, K = V = 64 and 128. */
 export const DELTA_WALK_CONFIGS: readonly DeltaWalkConfig[] = [64, 128].map((K) => ({ C: 64, K, V: K }));
 
+/** The same with a per-key decay (A [N, K]; the "key" modules'). */
+export const DELTA_WALK_KEY_CONFIGS: readonly DeltaWalkConfig[] = DELTA_WALK_CONFIGS.map((c) => ({ ...c, perKey: true }));
+
 const colsOf = (c: DeltaWalkConfig) => c.cols ?? deltaWalkCols(c.K, c.V);
 
-/** seqc_delta_walk_c{C}k{K}v{V}, with _g{cols} when a block's columns are not the default ones. */
+/** seqc_delta_walk_[key_]c{C}k{K}v{V}, with _g{cols} when a block's columns are not the default ones. */
 export function deltaWalkEntry(c: DeltaWalkConfig): string {
   const g = colsOf(c);
-  return `seqc_delta_walk_c${c.C}k${c.K}v${c.V}${g !== deltaWalkCols(c.K, c.V) ? `_g${g}` : ""}`;
+  return `seqc_delta_walk_${c.perKey ? "key_" : ""}c${c.C}k${c.K}v${c.V}${g !== deltaWalkCols(c.K, c.V) ? `_g${g}` : ""}`;
 }
 
 /** Threads, the key sum's split S of phase 1, the swizzle's mask and the shared floats: M, NN [C][K], X, Yc [C][cols],
@@ -101,6 +107,7 @@ export function deltaWalkSource(c: DeltaWalkConfig): string {
   const copyM = (ind: string) => `${ind}for (u32 x = t; x < ${C * KQ}u; x += ${NT}u) { const u32 a = x / ${KQ}u, q = x % ${KQ}u; seqc_cp16(&sM[a * ${K}u + 4u * (q ^ ((a >> 2) & ${swz - 1}u))], gM + (size_t)x * 4u); }\n`;
   const copyN = (ind: string) => `${ind}for (u32 x = t; x < ${C * KQ}u; x += ${NT}u) seqc_cp16(&sN[4u * x], gN + (size_t)x * 4u);\n`;
   const chunkOf = (s: string) => `(reverse ? nC - 1 - ${s} : ${s})`;
+  const an = c.perKey ? "an[r]" : "an";
   return `
 extern "C" __global__ void __launch_bounds__(${NT}) ${deltaWalkEntry(c)}(const float* __restrict__ M, const float* __restrict__ X, const float* __restrict__ BM, const float* __restrict__ NN, const float* __restrict__ A, const float* __restrict__ Z0, float* __restrict__ ZS, float* __restrict__ Y, float* __restrict__ ZF, int BH, int nC, int reverse) {
   SEQC_SMEM_DECL(seqc_smem_raw);
@@ -144,8 +151,10 @@ ${copyM("    ")}${copyCols("sX", "gX", C, "    ")}  }
       const float* gB = BM + n * ${K * V}u;
 ${copyN("      ")}${copyCols("sB", "gB", K, "      ")}    }
     seqc_cp_commit();
-    const float an = A[n];
-${unroll}
+${c.perKey ? `    const float4 a4 = ${f4(`A[n * ${K}u + 4u * zi]`)};  // this tile's rows' decays
+    const float an[4] = {a4.x, a4.y, a4.z, a4.w};
+` : `    const float an = A[n];
+`}${unroll}
     for (u32 r = 0; r < 4u; ++r) ${st4(`ZS[(n * ${K}u + 4u * zi + r) * ${V}u + j0 + 4u * cq]`, "z[r]")}
     // phase 1: Yc = X + M Z (keys ${KP} a part)
     float acc[4][4];
@@ -199,7 +208,7 @@ ${copyM("      ")}${copyCols("sX", "gX", C, "      ")}    }
 ${unroll}
     for (u32 r = 0; r < 4u; ++r) {
       const float4 b = ${f4(`sB[(4u * zi + r) * ${G}u + 4u * cq]`)};
-      acc[r][0] = fmaf(an, z[r][0], b.x); acc[r][1] = fmaf(an, z[r][1], b.y); acc[r][2] = fmaf(an, z[r][2], b.z); acc[r][3] = fmaf(an, z[r][3], b.w);
+      acc[r][0] = fmaf(${an}, z[r][0], b.x); acc[r][1] = fmaf(${an}, z[r][1], b.y); acc[r][2] = fmaf(${an}, z[r][2], b.z); acc[r][3] = fmaf(${an}, z[r][3], b.w);
     }
 ${unroll} 4
     for (u32 a = 0; a < ${C}u; ++a) {
