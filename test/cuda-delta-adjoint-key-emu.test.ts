@@ -7,6 +7,7 @@
  * second chunk: its R / DR rows past T hold random values the kernel must not let through) and T = 1, log decays a key
  * in [-0.3, 0], [-20, 0] (no NaN / Inf: every exp of the kernel is of a difference <= 0) and [-5, 0], each a multiple of
  * 2^-10 so that the kernel's fp32 prefix sums G are exact (the reference sums in float64). Within 1e-5 relative (L2).
+ * Also RWKV-7's range, ld in [-0.6065, 0] as any fp32 values (G's sums rounded), within 1e-5.
  * Deliberately broken copies must fail: the factors between tiles from the wrong slot, the key scores' diagonal
  * tiles with f <= a on the r side, the r side's own tiles decayed from G[a], dk's own-row factor left out, dx's
  * between-tile factor always the first tile's, x~ from the wrong reference, dld's suffix without w dw, aC a partial short.
@@ -71,12 +72,12 @@ ${emuEntrySelect(kernels.map((k) => k.entry))}
 interface Data { s: DeltaShape; inp: DeltaInputs; dY: Float64Array; R: Float64Array; S0: Float64Array; SF: Float64Array; LE: Float64Array; DR: Float64Array; words: Record<string, Buffer> | null }
 
 /** Random inputs, per-token ones rounded to bf16 for tin "bf16"; log decays a key, multiples of 2^-10 in [minLd, 0]. */
-function data(k: DeltaAdjKeyKernel, T: number, minLd: number, seed: number): Data {
+function data(k: DeltaAdjKeyKernel, T: number, minLd: number, seed: number, dyadic = true): Data {
   const s: DeltaShape = { B: 2, T, H: 3, K: k.K, V: k.V, C: k.C };
   const r = rng(seed), f = Math.fround, N = s.B * s.H * nChunks(s), BTH = s.B * T * s.H;
   const n = (m: number, scale: number) => Float64Array.from({ length: m }, () => f(scale * 2 * r()));
   const raw = { q: n(BTH * s.K, 1), u: n(BTH * s.K, 1 / Math.sqrt(s.K)), w: n(BTH * s.K, 1 / Math.sqrt(s.K)), k: n(BTH * s.K, 1), v: n(BTH * s.V, 1), dy: n(BTH * s.V, 1) };
-  const ld = Float64Array.from({ length: BTH * s.K }, () => -Math.round((r() + 0.5) * -minLd * 1024) / 1024);
+  const ld = Float64Array.from({ length: BTH * s.K }, () => (dyadic ? -Math.round((r() + 0.5) * -minLd * 1024) / 1024 : f((r() + 0.5) * minLd)));
   let words: Record<string, Buffer> | null = null;
   const vals: Record<string, Float64Array> = { ...raw };
   if (k.tin === "bf16") {
@@ -148,6 +149,15 @@ describe.skipIf(!gpp)("the delta backward's adjoint kernel with a per-key decay 
       }
     });
   }, 900_000);
+
+  it("RWKV-7's range of log decays, ld a key in [-0.6065, 0] as any fp32 values (G's fp32 sums rounded): within 1e-5", () => {
+    const bin = buildEmu(kernels);
+    kernels.forEach((k, i) => {
+      const e = errors(bin, k, data(k, 100, -0.6065, 41 + i, false));
+      console.log(`${k.entry} T=100 ld>=-0.6065 (not dyadic): ${fmt(e)}`);
+      expect(worst(e), fmt(e)).toBeLessThan(1e-5);
+    });
+  }, 600_000);
 
   it("deliberately broken copies fail", () => {
     const k = kernels[0], d = data(k, 100, -0.3, 5);
