@@ -71,7 +71,23 @@ describe("torch target: the low-rank chunked backward's plans", () => {
     expect(ch.parts.includes("decay")).toBe(name !== "deltanet");
     for (const part of ch.parts) {
       const f32 = tp.plans[`chain:${part}`], f64 = tp.plans[`chain64:${part}`];
-      expect([...new Set(f32.forms.map((f) => f.io ?? "f32"))], part).toEqual(["f32"]);
+      // the stateless parts also the GLA chain's twins after their float32 forms (stateless-bf16.ts statelessTwins): bf16
+      // inputs (the forward's, post's backward also its cotangents), warp splits of a row sum, no zeros, row by row
+      const stateless = ["prep", "prepBw", "postBw"].includes(part);
+      expect([...new Set(f32.forms.map((f) => f.io ?? "f32"))], part).toEqual(stateless ? ["f32", "bf16"] : ["f32"]);
+      if (stateless) {
+        const variants = f32.forms.map((f) => f.variant + (f.unwritten ? `[${f.unwritten.join(",")}]` : ""));
+        expect(variants.slice(0, 6), part).toEqual(["thread", "workgroup", "global", "thread-bf16in", "workgroup-bf16in", "global-bf16in"]);
+        const inputs = model.tensors.filter((t) => t.kind === "input").map((t) => t.name);
+        const low = [...(part === "postBw" ? [...inputs, ...Object.values(chain.names.postBw.outputBar)] : inputs)].sort();
+        for (const f of f32.forms.slice(3)) expect(f.bf16Inputs, `${part} ${f.variant}`).toEqual(low);
+        expect(variants.filter((v) => /-rm(1|4|16)\b/.test(v)).length % 3, part).toBe(0);
+        expect(variants.some((v) => v.startsWith("global-bf16in") && v.includes("-rm16")), part).toBe(true);
+        // post's backward of the delta family: every cotangent but y's is a literal zero, left unwritten in "-nz" twins
+        const zeros = Object.values(chain.names.postBw.inputBar).filter((b) => b !== chain.names.postBw.inputBar[chain.names.readouts[0].y]).sort();
+        if (part === "postBw") expect(variants.filter((v) => v.includes("-nz")), part).toEqual(["thread-bf16in-nz", "workgroup-bf16in-nz", "global-bf16in-nz", "global-bf16in-nz-rm1", "global-bf16in-nz-rm4", "global-bf16in-nz-rm16"].map((v) => `${v}[${zeros.join(",")}]`));
+        else expect(variants.some((v) => v.includes("-nz")), part).toBe(false);
+      }
       const kernels = f64.source.slice(f64.source.indexOf('extern "C"'));
       expect(kernels, part).toMatch(/double\* __restrict__/);
       expect(kernels, part).not.toMatch(/\bfloat\b/);
@@ -340,7 +356,7 @@ describe.skipIf(!cpuTorch)("torch target: the low-rank chunked backward through 
 
 const cpuBf16 = cpuTorch && spawnSync("/usr/bin/python3", ["-c", "import torch; torch.zeros(1, dtype=torch.bfloat16)"]).status === 0;
 describe.skipIf(!cpuBf16)("torch target: bf16 tensors through the low-rank chunked backward (CPU torch; plans on the float64 interpreter, test/torch/autograd_bf16.py)", () => {
-  it.each(["deltanet", "rwkv7"])("%s: the forward's bf16 chunked form, then the chain in float32; bf16 gradients within 1e-2 of float64 at the rounded inputs", async (name) => {
+  it.each(["deltanet", "rwkv7"])("%s: the forward's bf16 chunked form, then the chain in float32, the stateless parts on their bf16-input twins (LR_STATELESS \"twins\"; \"f32\": float32 forms); bf16 gradients within 1e-2 of float64 at the rounded inputs", async (name) => {
     const model = load(name);
     const dims = dimsOf(model);
     const dir = mkdtempSync(join(tmpdir(), "seqc-torch-lowrank-bf16-"));
@@ -348,29 +364,40 @@ describe.skipIf(!cpuBf16)("torch target: bf16 tensors through the low-rank chunk
     writeFileSync(join(dir, json.path), json.contents);
     const chain = lowRankChain(model, dims);
     // (T = 1 with a given initial state: from the zero state RWKV-7's dw is exactly zero, its float rounding is not)
-    for (const [B, T, init] of [[2, 37, false], [1, 1, true]] as const) {
+    const inputs = model.tensors.filter((t) => t.kind === "input").map((t) => t.name).sort();
+    for (const [B, T, init, lrStateless] of [[2, 37, false, "twins"], [1, 1, true, "twins"], [2, 37, false, "f32"]] as const) {
       const run = chunkInputs(model, { dims, batch: B, time: T, seed: 31 + T, initialState: init });
       for (const o of [run.inputs, run.initialState ?? {}]) for (const k of Object.keys(o)) o[k] = o[k].map((v) => fromBf16(toBf16(v)));
       const cot = randomCotangents(interpret(model, run), T + 6);
       const want = await gradients(model, run, cot);
       const got = await serve("/usr/bin/python3", ["test/torch/autograd_bf16.py", join(dir, json.path)],
-        { B, T, dims, backward: "auto", inputs: list(run.inputs), params: {}, initialState: list(run.initialState), cotOutputs: list(cot.outputs), cotFinal: list(cot.finalState) },
+        { B, T, dims, backward: "auto", inputs: list(run.inputs), params: {}, initialState: list(run.initialState), cotOutputs: list(cot.outputs), cotFinal: list(cot.finalState), lrStateless },
         (msg) => {
           if (msg.run === "forward") return { model, dims: msg.dims!, params: {} };
           const part = msg.run.replace(/^chain:/, "") as LrPart;
           if (!msg.run.startsWith("chain:") || !chain.models[part]) throw new Error(`unexpected plan ${msg.run}`);
           return { model: chain.models[part]!, dims: msg.dims!, params: {} };
         });
-      const label = `B=${B} T=${T} init=${init}`;
+      const label = `B=${B} T=${T} init=${init} ${lrStateless}`;
       expect(got.chunked, label).toBe(true);
       expect(got.dtypes, label).toEqual(["bfloat16"]);
-      const runs = got.runs as [string, string, string, string[]][];
+      const runs = got.runs as [string, string, string, string[], string, string[], string[] | null][];
       expect(runs[0].slice(0, 2), label).toEqual(["forward", "bf16"]);
       expect(runs[0][2], label).toMatch(/^chunked-\w+-bf16-/);
-      for (const [k, io, , dts] of runs.slice(1)) {
+      let twins = 0;
+      for (const [k, io, variant, dts, outIo, lowIn, bf16Inputs] of runs.slice(1)) {
         expect(k, label).toMatch(/^chain:/);
-        expect([io, dts], `${label} ${k}`).toEqual(["f32", ["float32"]]);
+        if (lrStateless === "twins" && ["chain:prep", "chain:prepBw", "chain:postBw"].includes(k)) {
+          // the given inputs (and post's backward its cotangent) as bf16, the adjoints of prep's outputs float32; outputs float32
+          expect([io, outIo, dts], `${label} ${k}`).toEqual(["bf16", "f32", k === "chain:prep" ? ["bfloat16"] : ["bfloat16", "float32"]]);
+          expect(variant, `${label} ${k}`).toMatch(/-bf16in/);
+          expect(lowIn.filter((x) => !bf16Inputs!.includes(x)), `${label} ${k}`).toEqual([]);
+          expect(lowIn.filter((x) => inputs.includes(x)), `${label} ${k}`).toEqual(inputs);
+          if (k === "chain:postBw") expect(lowIn.filter((x) => !inputs.includes(x)), `${label} ${k}`).toEqual(Object.values(chain.names.postBw.outputBar));
+          twins++;
+        } else expect([io, dts], `${label} ${k}`).toEqual(["f32", ["float32"]]);
       }
+      expect(twins, label).toBe(lrStateless === "twins" ? 3 : 0);
       for (const [k, v] of Object.entries(want.inputs)) expect(relativeError(Float64Array.from(got.inputs[k]), v), `${label}: d ${k}`).toBeLessThanOrEqual(1e-2);
       if (init) for (const [k, v] of Object.entries(want.initialState)) expect(relativeError(Float64Array.from(got.initialState[k]), v), `${label}: d ${k}0`).toBeLessThanOrEqual(1e-2);
     }

@@ -19,6 +19,7 @@ import { loadProgram } from "../compiler/frontend/load.ts";
 import { interpret } from "../compiler/ir/interpret.ts";
 import { modelChain } from "../compiler/grad/chunked-chain.ts";
 import { torchChain } from "../compiler/backends/torch/chain-copies.ts";
+import { lowRankChain } from "../compiler/grad/chunked-chain-lowrank.ts";
 import { buildTorchPlans } from "../compiler/backends/torch/plans.ts";
 import { relativeError } from "../compiler/io/manifest.ts";
 import { evalSize, type Env } from "../runtime/plan.ts";
@@ -134,18 +135,14 @@ function runForm(bin: string, plan: CudaModelPlan, f: CudaFormPlan, dims: Record
 
 const STATELESS: ChainPart[] = ["prep", "postBw", "prepBw"];
 
-describe.skipIf(!gxx)("torch target: the stateless parts' bf16-input twins on the CUDA emulation", () => {
-  it.each([
-    ["simple_gla", { H: 3, K: 5, V: 7 }],
-    ["gla", { H: 3, K: 5, V: 7 }],
-    ["mamba2", { H: 3, P: 7, N: 5 }],
-    // rows longer than a warp: the warp-split twins' lanes walk 2-3 strides, odd tails
-    ["mamba2", { H: 2, P: 45, N: 70 }],
-  ] as [string, Record<string, number>][])("%s %j: each twin bitwise its float32 form on bf16-valued inputs (warp-split twins within 1e-6), both vs float64", (name, sizes) => {
+/** Each twin of the stateless parts of model `name` at `sizes` (its chain's models by `models`) against the float32 form
+ *  it copies (see the file's comment); the counts of the twins checked by kind and of the unwritten outputs left as they were. */
+function checkTwins(name: string, sizes: Record<string, number>, models: (model: ReturnType<typeof load>, dims: Record<string, number>) => Partial<Record<string, import("../compiler/ir/types.ts").Model>>) {
+  {
     const model = load(name);
     const dims = smallDims(model, sizes);
-    const tp = buildTorchPlans(model);
-    const chain = torchChain(modelChain(model, dims), dims);
+    const tp = buildTorchPlans(model, { dims: Object.fromEntries(Object.entries(BAKED).filter(([k]) => model.dims.some((d) => d.name === k))) });
+    const chain = { models: models(model, dims) };
     let twins = 0;
     let splits = 0;
     let nzs = 0;
@@ -198,6 +195,22 @@ describe.skipIf(!gxx)("torch target: the stateless parts' bf16-input twins on th
         }
       }
     }
+    return { twins, splits, nzs, nzLeft, rms };
+  }
+}
+
+/** Sizes a loop's extent is compiled with (gated_deltaproduct's J), as test/torch-chunked-lowrank.test.ts. */
+const BAKED: Record<string, number> = { J: 2 };
+
+describe.skipIf(!gxx)("torch target: the stateless parts' bf16-input twins on the CUDA emulation", () => {
+  it.each([
+    ["simple_gla", { H: 3, K: 5, V: 7 }],
+    ["gla", { H: 3, K: 5, V: 7 }],
+    ["mamba2", { H: 3, P: 7, N: 5 }],
+    // rows longer than a warp: the warp-split twins' lanes walk 2-3 strides, odd tails
+    ["mamba2", { H: 2, P: 45, N: 70 }],
+  ] as [string, Record<string, number>][])("%s %j: each twin bitwise its float32 form on bf16-valued inputs (warp-split twins within 1e-6), both vs float64", (name, sizes) => {
+    const { twins, splits, nzs, nzLeft, rms } = checkTwins(name, sizes, (model, dims) => torchChain(modelChain(model, dims), dims).models);
     expect(twins).toBeGreaterThan(0);
     // Mamba-2's prep and post backward sum over rows: their workgroup and global forms get warp-split twins
     if (name === "mamba2") expect(splits).toBe(2 * 2 * 3);
@@ -212,6 +225,28 @@ describe.skipIf(!gxx)("torch target: the stateless parts' bf16-input twins on th
     if (name === "mamba2") expect(rms).toBe((1 + 2 + 2) * 3 * 3);
     else expect(rms).toBeGreaterThanOrEqual(3 * 3);
   }, 300_000);
+
+  // the delta family's (the low-rank chain's, chain-plans-lowrank.ts; its whole models: no copies taken out)
+  it.each([
+    ["deltanet", { H: 3, K: 5, V: 7 }],
+    ["gated_deltanet", { H: 3, K: 5, V: 7 }],
+    ["rwkv7", { H: 3, K: 5, V: 7 }],
+    ["gated_deltaproduct", { H: 2, K: 5, V: 7 }],
+    // rows longer than a warp
+    ["deltanet", { H: 2, K: 45, V: 70 }],
+  ] as [string, Record<string, number>][])("%s %j (the low-rank chain): each twin bitwise its float32 form on bf16-valued inputs (warp-split twins within 1e-6), both vs float64", (name, sizes) => {
+    const { twins, splits, nzs, nzLeft, rms } = checkTwins(name, sizes, (model, dims) => lowRankChain(model, { ...dims, ...BAKED }).models);
+    const zeros = Object.keys(lowRankChain(load(name), BAKED).names.postBw.inputBar).length - 1;
+    // per part and case: prep, prep's and post's backward each 3 twins of the float32 forms; the row-major twins (3
+    // multiples) of prep's, prep's backward's and post's backward's global twin and of post's backward's "-nz" twin
+    expect(twins - splits - nzs - rms).toBe(3 * 3 * 3);
+    expect(rms).toBe((1 + 1 + 2) * 3 * 3);
+    // prep's backward sums over K for beta__bar (DeltaNet, Gated DeltaNet, Gated DeltaProduct; and dg): its workgroup and
+    // global forms get warp splits; RWKV-7's has no row sum in a phase of its own
+    expect(splits).toBe(name === "rwkv7" ? 0 : 2 * 3);
+    // post's backward: every cotangent but y's a literal zero, left unwritten by the three "-nz" twins (and their rm twins)
+    expect([nzs, nzLeft]).toEqual([3 * 3, (3 + 3) * zeros * 3]);
+  }, 600_000);
 
   it("a warp-split twin whose warp sum skips a lane fails the comparison (the check can fail)", () => {
     const model = load("mamba2");

@@ -310,6 +310,15 @@ LR_CHAIN_REV = "kernel"
 # (8, 2048, 16, 64): fp32 DeltaNet 8.13 -> 7.86 ms, Gated DeltaNet 10.17 -> 9.91, Gated DeltaNet bf16 7.72 -> 7.55, but
 # DeltaNet bf16 5.67 -> 5.81 (ranges overlap): "off" until a second call settles it.
 LR_EV_LINES = "off"
+# How bf16 tensors run the stateless parts (prep, prep's and post's backward, over [B*T, 1]): "twins" (the default) their
+# plans' bf16-input twins (compiler/backends/torch/stateless-bf16.ts statelessTwins, the GLA family's: the given bf16
+# inputs and cotangents read as they are, row sums over a warp's lanes, post's and prep's backward without their literal
+# zeros, the global form row by row), the fastest timed once per shape (seqc_chunked.stateless_form; its TUNE_STATELESS,
+# STATELESS_WARP, STATELESS_ROWS, ZERO_STORES and GRAPH_PICKS apply); "f32" (the way before) the float32 forms on the
+# float32 copies, the plan's pick (the workgroup form: a block a token, one element a thread a phase).
+LR_STATELESS = "twins"
+# The spin ahead of each of LR_STATELESS's trial runs, in GPU clock cycles (torch.cuda._sleep; 0: none).
+TRIAL_SPIN = 2_000_000
 
 
 def merge_decay_steps(steps, readouts):
@@ -1968,6 +1977,7 @@ def backward(ctx, m, flat, grads):
     switches += (wy_math_k128(given_dtypes), LR_WY_MMA_OPS)
     switches += (LR_READ_KEY, LR_READ_KEY_PRE, LR_CHAIN_REV)
     switches += (LR_EV_LINES, LR_FUSED_DELTA, delta_tin(given_dtypes), LR_DELTA_MMA)
+    switches += (LR_STATELESS,)
     return _graphs.graphed_backward(ctx, m, "lowrank-backward", switches, flat, grads, lambda f, g: backward_eager(ctx, m, f, g, convert=False),
                                      given_dtype=False)
 
@@ -1998,12 +2008,59 @@ def y_binds(m, prefix, way=None):
     return plan_binds(m, prefix + "postBw") if way == "bound" else None
 
 
+def stateless_run(m, prefix, dims, pars, dtype, device, run):
+    """run (seqc_graphs.chain_runner's) with the stateless parts (cdims None) on their bf16-input twins (LR_STATELESS
+    "twins"): where dtype is float32, the plan has them and each input a twin reads in bf16 is given in bf16, the form is
+    trial-timed (seqc_chunked.stateless_form) and the outputs it leaves unwritten (literal zeros: no piece of any sum) are
+    left out. Else run as it is (its float32 forms convert bf16 inputs as they read them: seqc_torch.execute)."""
+    if LR_STATELESS not in ("twins", "f32"):
+        raise ValueError("LR_STATELESS %r: one of twins, f32" % (LR_STATELESS,))
+
+    def best_ms(f):  # f's GPU time (CUDA events, the best of two runs)
+        best = None
+        for _ in range(2):
+            ev = [torch.cuda.Event(enable_timing=True) for _ in range(2)]
+            # a spin kernel ahead (~1 ms), so that f's launches queue behind it and the events time its kernels, not the
+            # host's launching (seqc_chunked's trials time both: 0.3-0.4 ms for kernels of 0.2 ms)
+            if TRIAL_SPIN and hasattr(torch.cuda, "_sleep"):
+                torch.cuda._sleep(TRIAL_SPIN)
+            ev[0].record()
+            f()
+            ev[1].record()
+            ev[1].synchronize()
+            ms = ev[0].elapsed_time(ev[1])
+            best = ms if best is None else min(best, ms)
+        return best
+
+    def twin(part, cdims, inputs, initial, b, t):
+        key = prefix + part
+        if cdims is not None or LR_STATELESS != "twins" or dtype != torch.float32 or key not in m.meta["plans"]:
+            return run(part, cdims, inputs, initial, b, t)
+        r = m.runner(key, device)
+        if not r.can_run(dims, b, t, "auto", "bf16", "f32"):
+            return run(part, cdims, inputs, initial, b, t)
+        ins = inputs
+        if any(inputs.get(k) is not None and inputs[k].dtype != torch.bfloat16 for k in r.pick(dims, b, t, "auto", "bf16", "f32")[0].get("bf16Inputs") or ()):
+            return run(part, cdims, inputs, initial, b, t)  # (one of them computed in float32: the float32 forms)
+        st = {"io": "bf16", "out_io": "f32"}
+        trial = None
+        if device.type == "cuda" and not torch.cuda.is_current_stream_capturing():
+            def trial(v):
+                return best_ms(lambda: m.execute(key, dims, b, t, ins, pars, initial, dtype, device, v, **st))
+        form = _chunked.stateless_form(r, dims, b, t, trial, **st)
+        outs, final, variant = m.execute(key, dims, b, t, ins, pars, initial, dtype, device, form, **st)
+        for o in next((f.get("unwritten") or () for f in r.plan["forms"] if f["variant"] == variant), ()):
+            outs.pop(o, None)
+        return outs, final
+    return twin
+
+
 def backward_eager(ctx, m, flat, grads, convert=True):
     """backward without a graph; convert=False leaves the gradients in the compute dtype (float32 for bf16 tensors)."""
     B, T, dims, dtype, device = ctx.B, ctx.T, ctx.dims, ctx.dtype, ctx.device
     n = m.chunked["lowRank"]
     ni, npar = len(m.inputs), len(m.params)
-    given, pars, sts, prefix = _graphs.saved_by_name(m, flat, dtype)
+    given, pars, sts, prefix = _graphs.saved_by_name(m, [None] * ni + list(flat[ni:]), dtype)  # (the inputs below)
 
     def form(part, key, cdims, b, t):
         if dtype == torch.float32:
@@ -2015,14 +2072,21 @@ def backward_eager(ctx, m, flat, grads, convert=True):
             if part in LR_SEQ_PARTS and LR_SEQ_FORM != "auto" and r.can_run(cdims, b, t, LR_SEQ_FORM):
                 return LR_SEQ_FORM
         return "auto"
-    run = _graphs.chain_runner(m, prefix, dims, pars, dtype, device, form)
+    run = stateless_run(m, prefix, dims, pars, dtype, device, _graphs.chain_runner(m, prefix, dims, pars, dtype, device, form))
+    # with LR_STATELESS "twins" bf16 inputs and cotangents stay bf16: the glue reads them only through the stateless parts,
+    # whose twins read them as they are (their float32 forms convert them where they run)
+    twins = LR_STATELESS == "twins" and dtype == torch.float32
+
+    def low(x):
+        return x.detach() if twins and x.dtype == torch.bfloat16 else x.detach().to(dtype)
+    given.update({t["name"]: low(x) for t, x in zip(m.inputs, flat[:ni]) if x is not None})
 
     def shape(t):
         return [_chunked._cuda.eval_size(s, dims) for s in t["shape"]]
 
     state = next(s for s in m.states if s["name"] == n["state"])
     no = len(m.outputs)
-    cot_out = {t["name"]: (g.to(dtype) if g is not None else None) for t, g in zip(m.outputs, grads[:no])}
+    cot_out = {t["name"]: (low(g) if g is not None else None) for t, g in zip(m.outputs, grads[:no])}
     cot_state = None
     for s, g in zip(m.states, grads[no:]):
         if s["name"] == n["state"] and g is not None:

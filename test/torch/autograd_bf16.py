@@ -6,7 +6,7 @@ come back in bf16. The plans' form choice is the real one (seqc_cuda.PlanRunner.
 driver). Each run's inputs are rounded to the element type the kernels would read (bf16 for io "bf16", float32
 else) before the interpreter sees them, and outputs come back in it.
 argv: <Model>.torch.json. stdin, first line: {"inputs", "params", "initialState", "cotOutputs", "cotFinal", "B",
-"T", "dims", "backward", "transposedIo"?, "anchorChunk"?}. Prints {"done", "runs": [[key, io, variant, input dtypes, outputs' io]], "chunked", "dtypes", gradients}."""
+"T", "dims", "backward", "transposedIo"?, "anchorChunk"?, "lrStateless"?}. Prints {"done", "runs": [[key, io, variant, input dtypes, outputs' io]], "chunked", "dtypes", gradients}."""
 
 import json
 import os
@@ -42,6 +42,8 @@ def main():
         seqc_torch._chunked.GLUE_COPIES = "old"
     if case.get("glue") == "stateless-f32":  # the stateless parts on float32 copies (seqc_chunked.STATELESS_IO "f32", the old way)
         seqc_torch._chunked.STATELESS_IO = "f32"
+    if case.get("lrStateless"):  # seqc_chunked_lowrank.LR_STATELESS ("twins" by default, "f32": the old way)
+        seqc_torch._chunked_lowrank.LR_STATELESS = case["lrStateless"]
     if case.get("glue") == "alias-f32":  # prep's and post's copies of bf16 tensors in float32 (seqc_chunked.ALIAS_IO "f32")
         seqc_torch._chunked.ALIAS_IO = "f32"
     runners = {}

@@ -2,7 +2,8 @@
  * The low-rank chunked backward's plans in a torch module (the delta-rule family: compiler/grad/chunked-chain-lowrank.ts):
  * per part of the low-rank chain, `chain:<part>` (float32: every f32 form the CUDA backend has; the chunk transitions
  * augF / augA run their chunked forms, the per-chunk readouts read / fwd / adjoint, the pass over chunks, the
- * log-decay adjoint and prep / post's backward models the runner's pick) and `chain64:<part>` (double sequential
+ * log-decay adjoint and prep / post's backward models the runner's pick; the stateless parts prep, prepBw and postBw
+ * also the GLA chain's bf16-input, warp-split, no-zeros and row-major twins: stateless-bf16.ts statelessTwins) and `chain64:<part>` (double sequential
  * kernels, for gradcheck). runtime/torch/seqc_chunked_lowrank.py runs them with torch ops as the glue. The module's
  * `chunked` entry is `{ lowRank: names, parts }` (the WebGPU classes' training plans use the same key). With one
  * low-rank pair per micro-step the module also gets the fused chunk transitions (`kernels.lowRankCore`,
@@ -32,6 +33,8 @@ import { lowRankPassModule } from "../cuda/lowrank-pass.ts";
 import { LOWRANK_WY_CONFIGS, lowRankWyModule } from "../cuda/lowrank-wy.ts";
 import { deltaBwdConfigs, deltaBwdModule } from "../cuda/delta-bwd.ts";
 import type { TorchKernelModule } from "./chain-plans.ts";
+import { zeroOutputs } from "./chain-copies.ts";
+import { STATELESS_PARTS, statelessTwins } from "./stateless-bf16.ts";
 
 /** The low-rank chain in a torch module: its names and the parts that have plans (`chain:<part>`). */
 export interface TorchLowRankChunked { lowRank: LrChainNames; parts: LrPart[] }
@@ -49,7 +52,11 @@ export function lowRankChainPlans(model: I.Model, dims: Record<string, number>, 
   for (const part of LR_PARTS) {
     const m = chain.models[part];
     if (!m) continue;
-    plans[`chain:${part}`] = keep(lowerCuda(m).plan, part);
+    const kept = keep(lowerCuda(m).plan, part);
+    // the stateless parts: the GLA chain's twins (stateless-bf16.ts statelessTwins; the glue's trial picks among them for
+    // bf16 tensors, seqc_chunked_lowrank.LR_STATELESS), prep's and post's backward without their literal zeros in the
+    // "-nz" twins (the glue drops those outputs: no piece of any sum)
+    plans[`chain:${part}`] = STATELESS_PARTS.has(part) ? statelessTwins(model, part, m, kept, Object.values(chain.names.postBw.outputBar), part === "prep" ? [] : zeroOutputs(m)) : kept;
     plans[`chain64:${part}`] = lowerCudaF64(m);
     parts.push(part);
   }

@@ -17,7 +17,7 @@ import { trainingChain } from "../../grad/training.ts";
 import { ALL_CHAIN_PARTS, type ChainPart } from "../../../runtime/chunked-backward.ts";
 import { torchChain, type TorchBarNames, type TorchChainNames } from "./chain-copies.ts";
 import { lowRankChainPlans, type TorchLowRankChunked } from "./chain-plans-lowrank.ts";
-import { withBf16Inputs } from "./stateless-bf16.ts";
+import { STATELESS_PARTS, statelessTwins } from "./stateless-bf16.ts";
 import { ROWS_READOUT_LOW, ROWS_READOUT_TILES, rowsReadoutModule, type RowsReadoutKernel } from "../cuda/rows-readout.ts";
 import { anchorChunksModule } from "../cuda/anchor-chunks.ts";
 import { decayTermsModule } from "../cuda/decay-terms.ts";
@@ -31,8 +31,6 @@ export interface TorchKernelModule { source: string; kernels: RowsReadoutKernel[
 
 /** The transposed cores: with a log decay their chunked forms also read bf16 and write fp32 (runtime/cuda/plan.ts CudaFormPlan.out). */
 const MIXED_PARTS = new Set<ChainPart>(["coreT", "adjointT"]);
-/** The stateless parts: with `copies` (the torch module's chain) they also get bf16-input twins (stateless-bf16.ts). */
-const STATELESS = new Set<ChainPart>(["prep", "postBw", "prepBw"]);
 
 /** The chain's plans (keys `chain:<part>` and `chain64:<part>`); `keep` keeps a part's forms (float32; the cores also bf16).
  * `copies`: the stateless parts without their copies and zeros (chain-copies.ts; runtime/torch/seqc_chunked.py takes
@@ -47,10 +45,6 @@ export function chainPlans(model: I.Model, bakedDims: Record<string, number>, ke
   const chain = opts.copies ? torchChain(full, dims) : full;
   const plans: Record<string, CudaModelPlan> = {};
   const parts: ChainPart[] = [];
-  // what a stateless part can read in bf16: the forward's inputs, and post's backward also the outputs' cotangents
-  // (never the adjoints of prep's outputs, which the glue computes in float32)
-  const forwardInputs = I.tensorsOfKind(model, "input").map((t) => t.name);
-  const bf16Reads = (part: ChainPart): string[] => (part === "postBw" ? [...forwardInputs, ...Object.values(chain.names.postBw.outputBar)] : forwardInputs);
   // a running backward model's outputs the glue need not read (chain-copies.ts zeros and copies; seqc_chunked.ZERO_STORES)
   const unwrittenOf = (part: ChainPart): string[] => {
     const bn = part === "postBw" || part === "prepBw" ? (chain.names[part] as TorchBarNames) : undefined;
@@ -67,7 +61,7 @@ export function chainPlans(model: I.Model, bakedDims: Record<string, number>, ke
     // the stateless parts also read the forward's inputs and the outputs' cotangents as bf16 (stateless-bf16.ts)
     // (and, where the part's zero and copied outputs are written, twins that leave them unwritten: stateless-bf16.ts NO_ZEROS;
     // and the global form's twins walking items row by row, more rows a block: stateless-rows.ts)
-    plans[`chain:${part}`] = opts.copies && STATELESS.has(part) ? withBf16Inputs(m, kept, bf16Reads(part), { warpSplit: true, unwritten: unwrittenOf(part), rows: true }) : kept;
+    plans[`chain:${part}`] = opts.copies && STATELESS_PARTS.has(part) ? statelessTwins(model, part, m, kept, Object.values(chain.names.postBw.outputBar), unwrittenOf(part)) : kept;
     plans[`chain64:${part}`] = lowerCudaF64(m);
     parts.push(part);
   }

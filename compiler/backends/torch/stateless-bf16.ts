@@ -37,6 +37,21 @@ import { warpSplitKernel, WARP_SUM_FN, WARP_SUM_SOURCE } from "./stateless-warp.
 import { withoutStores } from "./stateless-nz.ts";
 import { ROW_GROUPS, ROWS, rowMajorKernel, timesRows, UNROLL } from "./stateless-rows.ts";
 
+/** The chunked backward's stateless parts (both chains': runtime/chunked-backward.ts, runtime/chunked-backward-lowrank.ts). */
+export const STATELESS_PARTS: ReadonlySet<string> = new Set(["prep", "postBw", "prepBw"]);
+
+/**
+ * A chunked backward's stateless part (prep, prepBw, postBw: `part`, its model `m`) with the twins the torch glue picks
+ * among, the same for both chains (chain-plans.ts, chain-plans-lowrank.ts): bf16-input twins reading the forward's
+ * inputs as bf16 (`forward`'s inputs; post's backward also the outputs' cotangents `outputBars`, never the adjoints of
+ * prep's outputs, which the glue computes in float32), their warp splits, the twins leaving `unwritten` unwritten (outputs
+ * the glue does not read: its zeros, and with the GLA chain's copies those too) and the global form's row-major twins.
+ */
+export function statelessTwins(forward: I.Model, part: string, m: I.Model, kept: CudaModelPlan, outputBars: Iterable<string>, unwritten: Iterable<string>): CudaModelPlan {
+  const inputs = I.tensorsOfKind(forward, "input").map((t) => t.name);
+  return withBf16Inputs(m, kept, part === "postBw" ? [...inputs, ...outputBars] : inputs, { warpSplit: true, unwritten, rows: true });
+}
+
 /** Suffix of a twin without the stores of its unwritten outputs (`<variant>-nz`, `<kernel>_nz`; stateless-nz.ts). */
 export const NO_ZEROS = "nz";
 
