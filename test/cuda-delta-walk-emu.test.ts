@@ -7,14 +7,15 @@
  * configurations (C = 4 / 8, the key sum split in two, several column groups) and the shipped K = V = 64 and 128;
  * deliberately broken copies (M read without its swizzle, the reversed walk prefetching the wrong next chunk, BM
  * without the group's column offset, the split's partials dropped) must fail; a per-key decay (A [N, K], Z's row i
- * scaled by A[n, i]) on the small configurations and the shipped ones, with a broken copy; nvcc -cubin for sm_90 where
- * installed: no spills.
+ * scaled by A[n, i]) on the small configurations and the shipped ones, with a broken copy; the walks for few rows (each
+ * phase's sum split over more thread groups: small configurations, the shipped ones, two broken copies); nvcc -cubin for
+ * sm_90 where installed: no spills.
  */
 import { describe, expect, it } from "vitest";
 import { execFileSync, spawnSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { DELTA_WALK_CONFIGS, DELTA_WALK_KEY_CONFIGS, deltaWalkModule, type DeltaWalkConfig, type DeltaWalkKernel } from "../compiler/backends/cuda/delta-walk.ts";
+import { DELTA_WALK_CONFIGS, DELTA_WALK_FEW_CONFIGS, DELTA_WALK_KEY_CONFIGS, DELTA_WALK_KEY_FEW_CONFIGS, deltaWalkModule, type DeltaWalkConfig, type DeltaWalkKernel } from "../compiler/backends/cuda/delta-walk.ts";
 import { findNvcc } from "../compiler/backends/cuda/nvcc.ts";
 import { relativeError } from "../compiler/io/manifest.ts";
 import { EMU_READF } from "./cuda-emu/harness.ts";
@@ -193,15 +194,49 @@ describe.skipIf(!gpp)("delta backward walk kernel on the CPU emulation vs the fl
     expect(error(broken.kernels[0], buildEmu(broken.source, broken.kernels), data(small[2], 2, 4, true, 3), false)).toBeGreaterThan(1e-2);
   }, 600_000);
 
+  it("the walks for few rows (each phase's sum split over more threads): small configurations and the shipped ones (K = V = 64: 8 columns, split 4; 128: 8 columns, split 2), scalar and per-key decay, both directions, nC = 1 and 5, Z0 null and given; broken copies (phase 2's slot range a slot short, its partials not added) fail", () => {
+    const small: DeltaWalkConfig[] = [
+      { C: 8, K: 8, V: 12, cols: 4, split: 2 },    // 4 threads: phase 1 in 2 key parts, phase 2 in 2 slot parts
+      { C: 8, K: 16, V: 8, cols: 8, split: 2 },    // phase 1 in 4 parts
+      { C: 16, K: 16, V: 16, cols: 8, split: 4 },  // 32 threads, 4 parts each, two column groups
+      { C: 8, K: 8, V: 16, cols: 4, split: 2, perKey: true },
+    ];
+    const few = [...DELTA_WALK_FEW_CONFIGS, ...DELTA_WALK_KEY_FEW_CONFIGS];
+    const m = deltaWalkModule([...small, ...few]);
+    expect(m.kernels.map((k) => [k.threads, k.split])).toEqual([[4, 2], [16, 2], [32, 4], [4, 2], [128, 4], [128, 2], [128, 4], [128, 2]]);
+    expect(m.kernels.slice(small.length).map((k) => [k.entry, k.cols, k.sharedBytes])).toEqual([
+      ["seqc_delta_walk_c64k64v64_g8_s4", 8, 4 * (2 * 64 * 64 + 2 * 64 * 8 + 2 * 64 * 8 + 3 * 64 * 8)],
+      ["seqc_delta_walk_c64k128v128_g8_s2", 8, 4 * (2 * 64 * 128 + 2 * 64 * 8 + 2 * 128 * 8 + 3 * 64 * 8)],
+      ["seqc_delta_walk_key_c64k64v64_g8_s4", 8, 4 * (2 * 64 * 64 + 2 * 64 * 8 + 2 * 64 * 8 + 3 * 64 * 8)],
+      ["seqc_delta_walk_key_c64k128v128_g8_s2", 8, 4 * (2 * 64 * 128 + 2 * 64 * 8 + 2 * 128 * 8 + 3 * 64 * 8)],
+    ]);
+    const bin = buildEmu(m.source, m.kernels);
+    const e = m.kernels.map((k, i) => worst(k, bin, i < small.length ? 3 : 2, [1, 5], 31 + 100 * i));
+    console.log(`delta walk for few rows, emulation: worst relative error ${m.kernels.map((k, i) => `${k.entry} ${e[i].toExponential(2)}`).join(", ")}`);
+    const cases: [DeltaWalkConfig, string, string][] = [
+      [small[0], "a < (h2 + 1u) * 4u;", "a < (h2 + 1u) * 4u - 1u;"],
+      [small[1], "if (h2 == 0u) {\n      for (u32 o = 0; o < 1u;", "if (h2 == 0u) {\n      for (u32 o = 0; o < 0u;"],
+    ];
+    for (const [c, from, to] of cases) {
+      const b = deltaWalkModule([c], (src) => {
+        expect(src).toContain(from);
+        return src.replaceAll(from, to);
+      });
+      expect(error(b.kernels[0], buildEmu(b.source, b.kernels), data(c, 2, 4, true, 3), true), from).toBeGreaterThan(1e-2);
+    }
+  }, 600_000);
+
   it("configurations that do not fit are refused", () => {
     expect(() => deltaWalkModule([{ C: 64, K: 10, V: 8 }])).toThrow(/multiples of 4/);
     expect(() => deltaWalkModule([{ C: 64, K: 64, V: 64, cols: 24 }])).toThrow(/divides V/);
     expect(() => deltaWalkModule([{ C: 64, K: 32, V: 64 }])).toThrow(/multiple of C/);
     expect(() => deltaWalkModule([{ C: 64, K: 256, V: 256, cols: 64 }])).toThrow(/threads|shared memory/);
+    expect(() => deltaWalkModule([{ C: 64, K: 64, V: 64, cols: 8, split: 3 }])).toThrow(/dividing C/);
+    expect(() => deltaWalkModule([{ C: 64, K: 64, V: 64, cols: 8, split: 32 }])).toThrow(/multiple of 4 keys a part/);
   });
 
-  it.skipIf(!findNvcc())("nvcc -cubin compiles the shipped walks (scalar and per-key decay) for sm_90; ptxas: no spills", () => {
-    const m = deltaWalkModule([...DELTA_WALK_CONFIGS, ...DELTA_WALK_KEY_CONFIGS]);
+  it.skipIf(!findNvcc())("nvcc -cubin compiles the shipped walks (scalar and per-key decay, default and few rows) for sm_90; ptxas: no spills", () => {
+    const m = deltaWalkModule([...DELTA_WALK_CONFIGS, ...DELTA_WALK_KEY_CONFIGS, ...DELTA_WALK_FEW_CONFIGS, ...DELTA_WALK_KEY_FEW_CONFIGS]);
     const usage = ptxasUsage(findNvcc()!, m.source, m.kernels.map((k) => k.entry));
     for (const [e, u] of usage) {
       expect([u.spillStores, u.spillLoads], `${e} spills`).toEqual([0, 0]);

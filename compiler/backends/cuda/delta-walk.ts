@@ -24,6 +24,13 @@
  * and BM at the chunk's start (hidden by phase 1). M is stored with its 16-byte columns XOR-swizzled by the row's tile
  * (row / 4), so that phase 1's float4 loads of four rows' keys hit distinct banks; NN's float4 loads along the keys
  * need none. Two block barriers a chunk (three with S = 2). fp32 FMA.
+ *
+ * For few (b, h) rows (split P > 1; DELTA_WALK_FEW_CONFIGS, entries _g{cols}_s{P}): a chunk's time is one thread's
+ * share of its two products (2 C 16 FMAs a thread a chunk at split 1, whatever cols), so a grid of fewer blocks than SMs
+ * walks at the same pace as a full one. Split, each phase's sum is cut into more thread groups, (K / 4)(cols / 4) P
+ * threads: phase 1's key sum in S = K P / C parts, phase 2's slot sum in P parts of C / P slots, the groups past the
+ * first writing their partial tiles to shared memory and the first (Z's owners: ZS, ZF, Z in registers) adding them
+ * after a barrier (one barrier more a chunk); 2 C 16 / P FMAs a thread a chunk.
  */
 import { LOWRANK_CORE_PRELUDE } from "./lowrank-core.ts";
 import { MMA_TF32_PRELUDE } from "./lowrank-readout-mma.ts";
@@ -36,6 +43,10 @@ export interface DeltaWalkConfig {
   cols?: number;
   /** A per-key decay (RWKV-7): A [N, K], Z's row i scaled by A[n, i] (entry seqc_delta_walk_key_...); absent: A [N]. */
   perKey?: boolean;
+  /** Each phase's sum split over this many thread groups more (a divisor of C; absent: 1): phase 1's key sum in K split /
+   * C parts, phase 2's slot sum in split parts of C / split slots, the partials added through shared memory by the
+   * group owning Z's tile; (K / 4)(cols / 4) split threads, each with 1 / split of the FMAs a chunk (entry _s{split}). */
+  split?: number;
 }
 
 export interface DeltaWalkKernel extends DeltaWalkConfig {
@@ -44,6 +55,7 @@ export interface DeltaWalkKernel extends DeltaWalkConfig {
   threads: number;
   sharedBytes: number;
   cols: number;
+  split: number;
 }
 
 /** The default value columns a block: 32 at V = 64 (B H = 128 rows: 256 blocks of 128 threads, two an SM on 132 SMs, 64 KiB
@@ -59,34 +71,50 @@ export const DELTA_WALK_CONFIGS: readonly DeltaWalkConfig[] = [64, 128].map((K) 
 /** The same with a per-key decay (A [N, K]; the "key" modules'). */
 export const DELTA_WALK_KEY_CONFIGS: readonly DeltaWalkConfig[] = DELTA_WALK_CONFIGS.map((c) => ({ ...c, perKey: true }));
 
+/** The walks for few (b, h) rows: 8 columns a block, each phase's sum split (K = V = 64: split 4; 128: split 2), 128
+ * threads a block, each with 1 / 4 (K = 64) or 1 / 2 (K = 128) of the default walk's FMAs a chunk over 4 (2) times the
+ * blocks: grid (B H, V / 8). The rule (the records' cols and split): take the default walk (split 1) when its grid
+ * B H V / cols fills the card's SMs (B H V / cols >= SMs, 132 on the H100 / H200: B H >= 66 at V = 64, B H >= 17 at
+ * V = 128), else this one (e.g. (1, T, 8, 128): 64 blocks of the default's 128 threads walking every chunk in sequence,
+ * 128 of this one's, each chunk's FMAs on a thread halved). */
+export const DELTA_WALK_FEW_CONFIGS: readonly DeltaWalkConfig[] = [{ C: 64, K: 64, V: 64, cols: 8, split: 4 }, { C: 64, K: 128, V: 128, cols: 8, split: 2 }];
+
+/** The same with a per-key decay. */
+export const DELTA_WALK_KEY_FEW_CONFIGS: readonly DeltaWalkConfig[] = DELTA_WALK_FEW_CONFIGS.map((c) => ({ ...c, perKey: true }));
+
 const colsOf = (c: DeltaWalkConfig) => c.cols ?? deltaWalkCols(c.K, c.V);
 
-/** seqc_delta_walk_[key_]c{C}k{K}v{V}, with _g{cols} when a block's columns are not the default ones. */
+/** seqc_delta_walk_[key_]c{C}k{K}v{V}, with _g{cols} when a block's columns are not the default ones, _s{split} when
+ * split > 1. */
 export function deltaWalkEntry(c: DeltaWalkConfig): string {
-  const g = colsOf(c);
-  return `seqc_delta_walk_${c.perKey ? "key_" : ""}c${c.C}k${c.K}v${c.V}${g !== deltaWalkCols(c.K, c.V) ? `_g${g}` : ""}`;
+  const g = colsOf(c), P = c.split ?? 1;
+  return `seqc_delta_walk_${c.perKey ? "key_" : ""}c${c.C}k${c.K}v${c.V}${g !== deltaWalkCols(c.K, c.V) ? `_g${g}` : ""}${P > 1 ? `_s${P}` : ""}`;
 }
 
-/** Threads, the key sum's split S of phase 1, the swizzle's mask and the shared floats: M, NN [C][K], X, Yc [C][cols],
- * BM, Z [K][cols], the split's partials [(S - 1) C][cols]. */
-function layout(c: DeltaWalkConfig): { G: number; threads: number; S: number; swz: number; floats: number } {
-  const { C, K, V } = c, G = colsOf(c);
+/** Threads, the key sum's split S of phase 1, phase 2's split P, the swizzle's mask and the shared floats: M, NN [C][K],
+ * X, Yc [C][cols], BM, Z [K][cols], the splits' partials [max((S - 1) C, (P - 1) K)][cols] (phase 1's and phase 2's in
+ * turn). */
+function layout(c: DeltaWalkConfig): { G: number; threads: number; S: number; P: number; swz: number; floats: number; partials: number } {
+  const { C, K, V } = c, G = colsOf(c), P = c.split ?? 1;
   if (C % 4 || K % 4 || V % 4 || C < 4) throw new Error(`delta-walk: C ${C}, K ${K} and V ${V} must be multiples of 4 (4 x 4 register tiles)`);
   if (G % 4 || G < 4 || V % G) throw new Error(`delta-walk: cols ${G} must be a multiple of 4 that divides V ${V}`);
-  if (K % C) throw new Error(`delta-walk: K ${K} must be a multiple of C ${C} (phase 1 splits the key sum over K / C parts)`);
-  const threads = (K / 4) * (G / 4), S = K / C;
+  if (!Number.isInteger(P) || P < 1 || C % P) throw new Error(`delta-walk: split ${P} must be a whole number dividing C ${C}`);
+  if ((K * P) % C) throw new Error(`delta-walk: K ${K} (times split ${P}) must be a multiple of C ${C} (phase 1 splits the key sum over K split / C parts)`);
+  const threads = (K / 4) * (G / 4) * P, S = (K * P) / C;
+  if ((K / S) % 4) throw new Error(`delta-walk: K ${K} over ${S} parts is not a multiple of 4 keys a part`);
   if (threads > 1024) throw new Error(`delta-walk: K ${K}, cols ${G} needs ${threads} threads (> 1024)`);
   if (threads % 32 && threads > 32) throw new Error(`delta-walk: ${threads} threads is not a whole number of warps`);
   let swz = 1; // the largest power of two <= 8 dividing K / 4
   while (swz < 8 && (K / 4) % (2 * swz) === 0) swz *= 2;
-  const floats = 2 * C * K + 2 * C * G + 2 * K * G + (S - 1) * C * G;
+  const partials = Math.max((S - 1) * C, (P - 1) * K) * G;
+  const floats = 2 * C * K + 2 * C * G + 2 * K * G + partials;
   if (floats * 4 > 227 * 1024) throw new Error(`delta-walk: C ${C}, K ${K}, cols ${G} needs ${floats * 4} bytes of shared memory (> 227 KiB)`);
-  return { G, threads, S, swz, floats };
+  return { G, threads, S, P, swz, floats, partials };
 }
 
 export function deltaWalkKernel(c: DeltaWalkConfig): DeltaWalkKernel {
   const l = layout(c);
-  return { ...c, op: "walk", entry: deltaWalkEntry(c), threads: l.threads, sharedBytes: l.floats * 4, cols: l.G };
+  return { ...c, op: "walk", entry: deltaWalkEntry(c), threads: l.threads, sharedBytes: l.floats * 4, cols: l.G, split: l.P };
 }
 
 /** What the walk needs ahead of it in a translation unit: u32, SEQC_SMEM_DECL and the cp.async wrappers (both guarded,
@@ -98,7 +126,10 @@ const unroll = "#pragma unroll";
 /** The kernel's source (without DELTA_WALK_PRELUDE). */
 export function deltaWalkSource(c: DeltaWalkConfig): string {
   const { C, K, V } = c;
-  const { G, threads: NT, S, swz } = layout(c);
+  const { G, threads: NT, S, P, swz, partials } = layout(c);
+  const ZT = (K / 4) * (G / 4), CP = C / P; // Z's tiles (phase 2's threads a part), slots a part of phase 2
+  // stores of Z's tile: by the threads of phase 2's part 0 (the tile's owners) only when split
+  const own = (code: string, ind = "  ") => (P > 1 ? `${ind}if (h2 == 0u) {\n${code}${ind}}\n` : code);
   const GQ = G / 4, T1 = (C / 4) * GQ, KQ = K / 4, KP = K / S; // phase 1's tiles, M's 16-byte columns, keys a part
   const f4 = (p: string) => `*(const float4*)&${p}`;
   const st4 = (p: string, a: string) => `*(float4*)&${p} = make_float4(${a}[0], ${a}[1], ${a}[2], ${a}[3]);`;
@@ -117,12 +148,12 @@ extern "C" __global__ void __launch_bounds__(${NT}) ${deltaWalkEntry(c)}(const f
   float* sY = sX + ${C * G};          // Yc [C][cols]
   float* sB = sY + ${C * G};          // BM [K][cols]
   float* sZ = sB + ${K * G};          // Z [K][cols]
-${S > 1 ? `  float* sP = sZ + ${K * G};          // phase 1's partials of parts 1 .. ${S - 1} [${S - 1}][C][cols]\n` : ""}  const u32 t = threadIdx.x;
+${partials > 0 ? `  float* sP = sZ + ${K * G};          // ${S > 1 ? `phase 1's partials of parts 1 .. ${S - 1} [${S - 1}][C][cols]` : ""}${S > 1 && P > 1 ? ", then " : ""}${P > 1 ? `phase 2's of parts 1 .. ${P - 1} [${P - 1}][K][cols]` : ""}\n` : ""}  const u32 t = threadIdx.x;
   const int bh = blockIdx.x;
   if (bh >= BH) return;
   const u32 j0 = blockIdx.y * ${G}u;  // this block's value columns j0 .. j0 + ${G - 1}
   // phase 2's tile (Z rows 4 zi.., columns 4 cq..); phase 1's (Yc rows 4 yi.., columns 4 cq..) and its part of the key sum
-  const u32 cq = t % ${GQ}u, zi = t / ${GQ}u;
+${P > 1 ? `  const u32 cq = t % ${GQ}u, zi = (t % ${ZT}u) / ${GQ}u, h2 = t / ${ZT}u;  // h2: phase 2's part (slots ${CP} h2 ..)` : `  const u32 cq = t % ${GQ}u, zi = t / ${GQ}u;`}
   const u32 y1 = t % ${T1}u, yi = y1 / ${GQ}u, part = t / ${T1}u;
   float z[4][4];
   if (Z0) {
@@ -134,9 +165,9 @@ ${unroll}
 ${unroll}
       for (u32 j = 0; j < 4u; ++j) z[r][j] = 0.f;
   }
-${unroll}
+${own(`${unroll}
   for (u32 r = 0; r < 4u; ++r) ${st4(`sZ[(4u * zi + r) * ${G}u + 4u * cq]`, "z[r]")}
-  if (nC > 0) {  // the first chunk's M and X
+`)}  if (nC > 0) {  // the first chunk's M and X
     const size_t n = (size_t)bh * nC + ${chunkOf("0")};
     const float* gM = M + n * ${C * K}u;
     const float* gX = X + n * ${C * V}u;
@@ -154,9 +185,9 @@ ${copyN("      ")}${copyCols("sB", "gB", K, "      ")}    }
 ${c.perKey ? `    const float4 a4 = ${f4(`A[n * ${K}u + 4u * zi]`)};  // this tile's rows' decays
     const float an[4] = {a4.x, a4.y, a4.z, a4.w};
 ` : `    const float an = A[n];
-`}${unroll}
+`}${own(`${unroll}
     for (u32 r = 0; r < 4u; ++r) ${st4(`ZS[(n * ${K}u + 4u * zi + r) * ${V}u + j0 + 4u * cq]`, "z[r]")}
-    // phase 1: Yc = X + M Z (keys ${KP} a part)
+`, "    ")}    // phase 1: Yc = X + M Z (keys ${KP} a part)
     float acc[4][4];
 ${unroll}
     for (u32 r = 0; r < 4u; ++r) {
@@ -204,14 +235,25 @@ ${unroll}
       const float* gX = X + nn * ${C * V}u;
 ${copyM("      ")}${copyCols("sX", "gX", C, "      ")}    }
     seqc_cp_commit();
-    // phase 2: Z = A Z + BM + NN^T Yc on this thread's tile
+${P > 1 ? `    // phase 2: Z = A Z + BM + NN^T Yc on this thread's tile, slots ${CP} h2 .. ${CP} h2 + ${CP - 1} of the sum (part 0 with A Z + BM)
+${unroll}
+    for (u32 r = 0; r < 4u; ++r) {
+      if (h2 == 0u) {
+        const float4 b = ${f4(`sB[(4u * zi + r) * ${G}u + 4u * cq]`)};
+        acc[r][0] = fmaf(${an}, z[r][0], b.x); acc[r][1] = fmaf(${an}, z[r][1], b.y); acc[r][2] = fmaf(${an}, z[r][2], b.z); acc[r][3] = fmaf(${an}, z[r][3], b.w);
+      } else {
+        acc[r][0] = 0.f; acc[r][1] = 0.f; acc[r][2] = 0.f; acc[r][3] = 0.f;
+      }
+    }
+${unroll} 4
+    for (u32 a = h2 * ${CP}u; a < (h2 + 1u) * ${CP}u; ++a) {` : `    // phase 2: Z = A Z + BM + NN^T Yc on this thread's tile
 ${unroll}
     for (u32 r = 0; r < 4u; ++r) {
       const float4 b = ${f4(`sB[(4u * zi + r) * ${G}u + 4u * cq]`)};
       acc[r][0] = fmaf(${an}, z[r][0], b.x); acc[r][1] = fmaf(${an}, z[r][1], b.y); acc[r][2] = fmaf(${an}, z[r][2], b.z); acc[r][3] = fmaf(${an}, z[r][3], b.w);
     }
 ${unroll} 4
-    for (u32 a = 0; a < ${C}u; ++a) {
+    for (u32 a = 0; a < ${C}u; ++a) {`}
       const float4 w = ${f4(`sN[a * ${K}u + 4u * zi]`)}, v = ${f4(`sY[a * ${G}u + 4u * cq]`)};
       const float wi[4] = {w.x, w.y, w.z, w.w}, vj[4] = {v.x, v.y, v.z, v.w};
 ${unroll}
@@ -219,16 +261,35 @@ ${unroll}
 ${unroll}
         for (u32 j = 0; j < 4u; ++j) acc[r][j] = fmaf(wi[r], vj[j], acc[r][j]);
     }
+${P > 1 ? `    if (h2 > 0u) {
 ${unroll}
+      for (u32 r = 0; r < 4u; ++r) ${st4(`sP[((h2 - 1u) * ${K}u + 4u * zi + r) * ${G}u + 4u * cq]`, "acc[r]")}
+    }
+    __syncthreads();  // phase 2's partials
+    if (h2 == 0u) {
+      for (u32 o = 0; o < ${P - 1}u; ++o)
+${unroll}
+        for (u32 r = 0; r < 4u; ++r) {
+          const float4 v = ${f4(`sP[(o * ${K}u + 4u * zi + r) * ${G}u + 4u * cq]`)};
+          acc[r][0] += v.x; acc[r][1] += v.y; acc[r][2] += v.z; acc[r][3] += v.w;
+        }
+${unroll}
+      for (u32 r = 0; r < 4u; ++r) {
+${unroll}
+        for (u32 j = 0; j < 4u; ++j) z[r][j] = acc[r][j];
+        ${st4(`sZ[(4u * zi + r) * ${G}u + 4u * cq]`, "z[r]")}
+      }
+    }
+` : `${unroll}
     for (u32 r = 0; r < 4u; ++r) {
 ${unroll}
       for (u32 j = 0; j < 4u; ++j) z[r][j] = acc[r][j];
       ${st4(`sZ[(4u * zi + r) * ${G}u + 4u * cq]`, "z[r]")}
     }
-  }
-${unroll}
+`}  }
+${own(`${unroll}
   for (u32 r = 0; r < 4u; ++r) ${st4(`ZF[((size_t)bh * ${K}u + 4u * zi + r) * ${V}u + j0 + 4u * cq]`, "z[r]")}
-}
+`)}}
 `;
 }
 
