@@ -15,139 +15,19 @@
  * k-block short, prep_bwd's TI read a row off) must fail. nvcc -cubin for sm_90 where installed (the fp32 kernels and the bf16 tf32 twins): no spills.
  */
 import { describe, expect, it } from "vitest";
-import { execFileSync, spawnSync } from "node:child_process";
-import { writeFileSync } from "node:fs";
-import { join } from "node:path";
-import { DELTA_PREP_CONFIGS, DELTA_PREP_MMA_CONFIGS, deltaPrepModule, type DeltaPrepConfig, type DeltaPrepKernel } from "../compiler/backends/cuda/delta-prep.ts";
+import { DELTA_PREP_CONFIGS, DELTA_PREP_MMA_CONFIGS, deltaPrepModule, type DeltaPrepConfig, type DeltaPrepDecay } from "../compiler/backends/cuda/delta-prep.ts";
 import { findNvcc } from "../compiler/backends/cuda/nvcc.ts";
-import { relativeError } from "../compiler/io/manifest.ts";
-import { EMU_READF } from "./cuda-emu/harness.ts";
-import { bf16 } from "./helpers/bf16-round.ts";
-import { nChunks, prepAll, prepBwdChunk, prepFwdChunk, type DeltaInputs, type DeltaShape } from "./helpers/delta-ref.ts";
-import { compileLowRankEmu, emuEntrySelect, f32Bytes, inScratchDir, readF32 } from "./helpers/lowrank-emu.ts";
+import { buildEmu, caught, errors, fmt, gpp, makeCase, worst, type Shape } from "./helpers/delta-prep-emu.ts";
 import { ptxasUsage } from "./helpers/ptxas-usage.ts";
-import { rng } from "./helpers/random.ts";
 
-const gpp = spawnSync("g++", ["--version"]).status === 0;
 if (!gpp) console.warn("cuda-delta-prep-emu.test: g++ is not installed, so the emulated runs are skipped");
-
-// buffers P[i] of the emulator, read from <name>.bin; outputs 7.. written back to <name>.out
-const FILES = ["Q", "U", "W", "KK", "VV", "DY", "LD", "TI", "M", "X", "BM", "NN", "A"] as const;
-const OUTS = ["TI", "M", "X", "BM", "NN", "A"] as const;
-type Out = (typeof OUTS)[number];
-
-/** An emulator executable of a module: argv dir, entry, N, threads, smem, B, T, H. Per-token inputs are handed to the
- * entries through AnyP (a pointer converting to the entry's TIN*); decay "none" gets LD = nullptr. */
-function buildEmu(source: string, kernels: DeltaPrepKernel[]): string {
-  const p = (i: number) => `AnyP{P[${i}]}`, f = (i: number) => `(float*)P[${i}]`;
-  const ld = (k: DeltaPrepKernel) => (k.decay === "none" ? "nullptr" : "(const float*)P[6]");
-  const body = (k: DeltaPrepKernel) => k.op === "fwd"
-    ? `${p(1)}, ${p(2)}, ${p(3)}, ${p(4)}, ${ld(k)}, SB, ST, SH, ${f(7)}, ${f(8)}, ${f(9)}, ${f(10)}, ${f(11)}, ${f(12)}`
-    : `${p(0)}, ${p(1)}, ${p(2)}, ${p(5)}, ${ld(k)}, (const float*)P[7], SB, ST, SH, ${f(8)}, ${f(9)}, ${f(10)}, ${f(11)}, ${f(12)}`;
-  const main = `
-struct AnyP { void* p; template <class T> operator const T*() const { return (const T*)p; } };
-static void* P[${FILES.length}]; static int SB, ST, SH;
-${kernels.map((k) => `static void body_${k.entry}() { ${k.entry}(${body(k)}); }`).join("\n")}
-${EMU_READF}
-int main(int argc, char** argv) {
-  std::string dir = argv[1], entry = argv[2];
-  const unsigned N = (unsigned)atoi(argv[3]), threads = (unsigned)atoi(argv[4]), smem = (unsigned)atoi(argv[5]);
-  SB = atoi(argv[6]); ST = atoi(argv[7]); SH = atoi(argv[8]);
-  const char* names[${FILES.length}] = {${FILES.map((x) => `"${x}"`).join(", ")}};
-  std::vector<char> b[${FILES.length}];
-  for (int i = 0; i < ${FILES.length}; ++i) { b[i] = readf(dir + "/" + names[i] + ".bin"); P[i] = b[i].data(); }
-${emuEntrySelect(kernels.map((k) => k.entry))}
-  emu::Dim g; g.x = N; emu::Dim blk; blk.x = threads;
-  emu::launch(fn, g, blk, smem);
-  for (int i = 7; i < ${FILES.length}; ++i) { FILE* f = fopen((dir + "/" + names[i] + ".out").c_str(), "wb"); fwrite(b[i].data(), 1, b[i].size(), f); fclose(f); }
-  return 0;
-}
-`;
-  return compileLowRankEmu(source, main, "delta-prep", kernels.some((k) => k.math));
-}
-
-type Shape = Pick<DeltaPrepConfig, "C" | "K" | "V" | "decay">;
-interface Case { s: DeltaShape; inp: DeltaInputs; dY: Float64Array; words: Record<string, Buffer> }
-
-/** Random inputs (never zero) of B, T, H at the shape, rounded to the entry's input type (the reference takes the
- * rounded values); ld uniform in [minLd, 0) (float32) with a decay. */
-function makeCase(sh: Shape, tin: "f32" | "bf16", B: number, T: number, H: number, minLd: number, seed: number): Case {
-  const s: DeltaShape = { B, T, H, C: sh.C, K: sh.K, V: sh.V };
-  const r = rng(seed);
-  const words: Record<string, Buffer> = {};
-  const draw = (name: string, w: number, scale: number) => {
-    const x = Float64Array.from({ length: B * T * H * w }, () => { const v = scale * (2 * r()); return Math.abs(v) < 1e-3 ? scale * 0.5 : v; });
-    if (tin === "bf16") { const b = bf16(x); words[name] = b.words; return b.values; }
-    const v = Float64Array.from(new Float32Array(x));
-    words[name] = f32Bytes(v);
-    return v;
-  };
-  const sc = 2 / Math.sqrt(sh.K);
-  const q = draw("Q", sh.K, 1), u = draw("U", sh.K, sc), w = draw("W", sh.K, sc), k = draw("KK", sh.K, 1), v = draw("VV", sh.V, 1), dY = draw("DY", sh.V, 1);
-  const ld = sh.decay === "none" ? null : Float64Array.from({ length: B * T * H }, () => Math.fround((r() + 0.5 + 1e-3) * minLd));
-  words.LD = f32Bytes(ld ?? new Float64Array(1).fill(NaN));
-  return { s, inp: { u, w, k, v, q, ld, S: null }, dY, words };
-}
-
-type Outs = Record<Out, Float64Array>;
-
-/** Runs `k` on the case (prep_bwd reads TI = ti) and returns every output buffer (NaN-filled before: unwritten shows). */
-function runEmu(bin: string, k: DeltaPrepKernel, cs: Case, ti: Float64Array): Outs {
-  return inScratchDir("seqc-dprep-", (dir) => {
-    const { B, T, H, C, K, V } = cs.s, N = B * H * nChunks(cs.s);
-    const sizes: Record<Out, number> = { TI: N * C * C, M: N * C * K, X: N * C * V, BM: N * K * V, NN: N * C * K, A: N };
-    for (const name of FILES) {
-      if (name === "TI") writeFileSync(join(dir, "TI.bin"), f32Bytes(k.op === "bwd" ? ti : new Float64Array(sizes.TI).fill(NaN)));
-      else if ((OUTS as readonly string[]).includes(name)) writeFileSync(join(dir, `${name}.bin`), f32Bytes(new Float64Array(sizes[name as Out]).fill(NaN)));
-      else writeFileSync(join(dir, `${name}.bin`), cs.words[name]);
-    }
-    execFileSync(bin, [dir, k.entry, String(N), String(k.threads), String(k.sharedBytes), String(B), String(T), String(H)], { stdio: "pipe" });
-    return Object.fromEntries(OUTS.map((o) => [o, readF32(join(dir, `${o}.out`))])) as Outs;
-  });
-}
-
-/** The entry's errors (relative, per output) against float64 rounded to fp32, after checking that every output is finite and that
- * M and X rows of slots past T are exactly 0. */
-function errors(bin: string, k: DeltaPrepKernel, cs: Case): Record<string, number> {
-  const { s } = cs;
-  const fwd = prepAll(s, (b, h, c) => prepFwdChunk(cs.inp, s, b, h, c));
-  const ti = Float64Array.from(new Float32Array(fwd.TI));
-  const nC = nChunks(s), CC = s.C * s.C;
-  const want = k.op === "fwd" ? fwd : prepAll(s, (b, h, c) => prepBwdChunk(cs.inp, cs.dY, ti.subarray(((b * s.H + h) * nC + c) * CC, ((b * s.H + h) * nC + c + 1) * CC), s, b, h, c));
-  const got = runEmu(bin, k, cs, ti);
-  const names: Out[] = k.op === "fwd" ? ["TI", "M", "X", "BM", "NN", "A"] : ["M", "X", "BM", "NN", "A"];
-  const e: Record<string, number> = {};
-  for (const o of names) {
-    expect(got[o].every(Number.isFinite), `${k.entry} T=${s.T}: ${o} finite (all written)`).toBe(true);
-    e[o] = relativeError(got[o], Float64Array.from(new Float32Array(want[o])));  // fp32-rounded: exp(G_C) underflows past ~-87
-  }
-  for (let n = 0; n < s.B * s.H * nC; n++) {
-    const used = Math.min(s.C, s.T - (n % nC) * s.C);
-    for (const [o, w] of [["M", s.K], ["X", s.V]] as const)
-      for (let i = (n * s.C + used) * w; i < (n + 1) * s.C * w; i++) if (got[o][i] !== 0) throw new Error(`${k.entry} T=${s.T}: ${o} of chunk ${n} slot ${Math.floor(i / w) % s.C} (past T) is ${got[o][i]}, not 0`);
-  }
-  return e;
-}
-
-/** Whether the checks catch a (deliberately broken) kernel: output `out` off by more than 1e-3, or errors()'s own checks
- * (finite outputs, zero rows past T) failing. */
-function caught(bin: string, k: DeltaPrepKernel, cs: Case, out: string): boolean {
-  try {
-    return errors(bin, k, cs)[out] > 1e-3;
-  } catch {
-    return true;
-  }
-}
-
-const worst = (e: Record<string, number>) => Math.max(...Object.values(e));
-const fmt = (e: Record<string, number>) => Object.entries(e).map(([o, x]) => `${o} ${x.toExponential(2)}`).join(", ");
 
 const SMALL: Shape[] = [
   { decay: "none", C: 16, K: 8, V: 12 },
   { decay: "scalar", C: 32, K: 16, V: 24 },
   { decay: "scalar", C: 16, K: 12, V: 8 },
 ];
-const all = (s: Shape): DeltaPrepConfig[] => (["fwd", "bwd"] as const).flatMap((op) => (["f32", "bf16"] as const).map((tin) => ({ op, tin, ...s })));
+const all = (s: Shape): DeltaPrepConfig<DeltaPrepDecay>[] => (["fwd", "bwd"] as const).flatMap((op) => (["f32", "bf16"] as const).map((tin) => ({ op, tin, ...s })));
 
 describe.skipIf(!gpp)("the delta backward's prep kernels on the CPU emulation vs float64", () => {
   it("small configurations (C = 16 / 32, K != V): fp32 and bf16 inputs, T = 1, ragged chunks, log decays down to -20", () => {
@@ -193,7 +73,7 @@ describe.skipIf(!gpp)("the delta backward's prep kernels on the CPU emulation vs
   it("deliberately broken copies fail: Luu's exponent a slot late; Tinv without its last block row; the diagonal blocks' solve a term short; Pu without its diagonal; BM's decay a slot early", () => {
     const s: Shape = { decay: "scalar", C: 32, K: 16, V: 24 };
     const broken = (op: "fwd" | "bwd", from: string, to: string, out: string) => {
-      const cfg: DeltaPrepConfig[] = [{ op, tin: "f32", ...s }];
+      const cfg: DeltaPrepConfig<DeltaPrepDecay>[] = [{ op, tin: "f32", ...s }];
       const m = deltaPrepModule(cfg, (src) => {
         expect(src).toContain(from);
         return src.replace(from, to);

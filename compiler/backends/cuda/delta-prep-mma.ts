@@ -8,11 +8,11 @@
  * [k][m] / [k][n] reads: ld = 8 mod 32, where one layout serves both the first). delta-prep.ts imports this file and
  * this file its helpers: nothing here reads them at load time.
  */
-import { DELTA_PREP_THREADS, prepParts, type DeltaPrepConfig } from "./delta-prep.ts";
+import { DELTA_PREP_THREADS, prepParts, type DeltaPrepConfig, type DeltaPrepDecay } from "./delta-prep.ts";
 import { tf32Ops } from "./lowrank-readout-mma.ts";
 
 /** Shared memory in floats: G (double [C + 2]) and eW / eQ / eC (decay only), then the op's buffers with their strides. */
-export function deltaPrepMmaLayout(c: DeltaPrepConfig): { floats: number; at: Record<string, number> } {
+export function deltaPrepMmaLayout(c: DeltaPrepConfig<DeltaPrepDecay>): { floats: number; at: Record<string, number> } {
   const { C, K, V } = c, dec = c.decay !== "none", LK = K + 4, LV = V + 8;
   const parts: [string, number][] = [["G", dec ? 2 * (C + 2) : 0], ["E", dec ? 3 * C : 0]];
   // fwd: U's buffer holds Tinv [C][C + 4] once NN is out, KK's the solve's block-row products and then Tinv Luk once BM is out
@@ -27,13 +27,13 @@ export function deltaPrepMmaLayout(c: DeltaPrepConfig): { floats: number; at: Re
   return { floats: o, at };
 }
 
-export function deltaPrepMmaCheck(c: DeltaPrepConfig): void {
+export function deltaPrepMmaCheck(c: DeltaPrepConfig<DeltaPrepDecay>): void {
   if (c.C % 16 || c.C < 16 || c.K % 16 || c.V % 8) throw new Error(`delta-prep (${c.math}): C ${c.C} and K ${c.K} must be multiples of 16, V ${c.V} of 8 (m16n8k8 tiles; BM's rows are K)`);
   const bytes = deltaPrepMmaLayout(c).floats * 4;
   if (bytes > 227 * 1024) throw new Error(`delta-prep (${c.math}): C ${c.C}, K ${c.K}, V ${c.V} (${c.op}) needs ${bytes} bytes of shared memory (> 227 KiB)`);
 }
 
-export function deltaPrepMmaSource(c: DeltaPrepConfig): string {
+export function deltaPrepMmaSource(c: DeltaPrepConfig<DeltaPrepDecay>): string {
   const { C, K, V, op } = c, NT = DELTA_PREP_THREADS, WARPS = NT / 32, LK = K + 4, LVs = V + 8;
   const { at } = deltaPrepMmaLayout(c);
   const { dec, ex, eW, eQ, eC, times, loadR, gPrefix, exps, head, tinvDiag, aOut, nnBwd, tiStore, tiLoad } = prepParts(c, at);

@@ -14,21 +14,26 @@
  *
  * Per-token inputs [B, T, H, w] of type TIN (float or __nv_bfloat16: entry suffix _f32 / _bf16; 16 / 8-byte aligned:
  * read 4 values a load), LD float [B, T, H]
- * (nullptr and never read with decay "none"); per-chunk outputs float32, chunk-major: TI [N, C, C] (zeros above the
+ * (nullptr and never read with decay "none"; [B, T, H, K] with a per-key decay, decay "key", delta-prep-key.ts, which
+ * writes A [N, K]); per-chunk outputs float32, chunk-major: TI [N, C, C] (zeros above the
  * diagonal), M / NN [N, C, K], X [N, C, V], BM [N, K, V], A [N] (N = B H nC). fp32 math: the chunk's operands in shared
  * memory, products as 4 x 4 register tiles of fmaf on DELTA_PREP_THREADS threads; the tensor-core twins (math "tf32" /
  * "tf32x3", delta-prep-mma.ts) run the products as m16n8k8 TF32 mma on the same block.
  */
+import { keyGbFloats, keyParts } from "./delta-prep-key.ts";
 import { deltaPrepMmaCheck, deltaPrepMmaLayout, deltaPrepMmaSource } from "./delta-prep-mma.ts";
 import { MMA_TF32_PRELUDE } from "./lowrank-readout-mma.ts";
 
 export type DeltaDecay = "none" | "scalar";
+/** With "key": a log decay per key (LD [B, T, H, K], A [N, K]; delta-prep-key.ts). A config's type parameter keeps the
+ * module records' (delta-bwd.ts) "none" / "scalar" by default. */
+export type DeltaPrepDecay = DeltaDecay | "key";
 export type DeltaTin = "f32" | "bf16";
 export type DeltaPrepOp = "fwd" | "bwd";
 
-export interface DeltaPrepConfig {
+export interface DeltaPrepConfig<D extends DeltaPrepDecay = DeltaDecay> {
   op: DeltaPrepOp;
-  decay: DeltaDecay;
+  decay: D;
   tin: DeltaTin;
   C: number;
   K: number;
@@ -40,7 +45,7 @@ export interface DeltaPrepConfig {
 
 export type DeltaPrepMath = "tf32" | "tf32x3";
 
-export interface DeltaPrepKernel extends DeltaPrepConfig {
+export interface DeltaPrepKernel<D extends DeltaPrepDecay = DeltaDecay> extends DeltaPrepConfig<D> {
   entry: string;
   threads: number;
   sharedBytes: number;
@@ -57,6 +62,11 @@ export const DELTA_PREP_CONFIGS: readonly DeltaPrepConfig[] = [64, 128].flatMap(
 /** The tensor-core twins (TF32, delta-prep-mma.ts) of the bf16 configurations, K = V = 64 and 128 (untimed). The
  * "tf32x3" twins (fp32 accuracy, three products each) are built on request. */
 export const DELTA_PREP_MMA_CONFIGS: readonly DeltaPrepConfig[] = DELTA_PREP_CONFIGS.filter((c) => c.tin === "bf16").map((c) => ({ ...c, math: "tf32" as const }));
+
+/** The per-key decay's kernels (delta-prep-key.ts; RWKV-7): both ops, f32 / bf16 inputs, C = 64, K = V = 64 and 128.
+ * Shared memory: prep_fwd 112,128 bytes at K = 64 (two blocks an SM), 189,440 at K = 128; prep_bwd 111,104 / 187,392. */
+export const DELTA_PREP_KEY_CONFIGS: readonly DeltaPrepConfig<"key">[] = [64, 128].flatMap((K) =>
+  (["fwd", "bwd"] as const).flatMap((op) => (["f32", "bf16"] as const).map((tin) => ({ op, decay: "key" as const, tin, C: 64, K, V: K }))));
 
 /** What the module puts once before the kernels: u32, the shared-memory declaration, __nv_bfloat16 and the loads of
  * a per-token input as float (the CPU emulation, test/cuda-emu/emu.h, defines SEQC_EMU and its own shared memory). */
@@ -78,15 +88,16 @@ __device__ __forceinline__ float4 seqc_delta_in4(const __nv_bfloat16* p) {
 }
 `;
 
-export function deltaPrepEntry(c: DeltaPrepConfig): string {
+export function deltaPrepEntry(c: DeltaPrepConfig<DeltaPrepDecay>): string {
   return `seqc_delta_prep_${c.op}_${c.decay}_c${c.C}k${c.K}v${c.V}_${c.tin}${c.math ? `_${c.math}` : ""}`;
 }
 
-/** Shared memory in floats from the start: G as double [C + 2] (decay only), the exponent rows eW / eQ / eC [C] each
- * (decay only), then the op's buffers (each a multiple of 4 floats, so float4 aligned). */
-function layout(c: DeltaPrepConfig): { floats: number; at: Record<string, number> } {
-  const { C, K, V } = c, LC = C + 4, dec = c.decay !== "none";
-  const parts: [string, number][] = [["G", dec ? 2 * (C + 2) : 0], ["E", dec ? 3 * C : 0]];
+/** Shared memory in floats from the start: G as double [C + 2] (scalar decay only), the exponent rows eW / eQ / eC [C]
+ * each (scalar decay only), Gb (per-key decay only: double [C / 4 + 1][K]), then the op's buffers (each a multiple of 4
+ * floats, so float4 aligned). */
+function layout(c: DeltaPrepConfig<DeltaPrepDecay>): { floats: number; at: Record<string, number> } {
+  const { C, K, V } = c, LC = C + 4, dec = c.decay === "scalar";
+  const parts: [string, number][] = [["Gb", c.decay === "key" ? keyGbFloats(c) : 0], ["G", dec ? 2 * (C + 2) : 0], ["E", dec ? 3 * C : 0]];
   // fwd: U^T's buffer holds Tinv once NN is out, K^T's the solve's block-row products and then (Tinv Luk)^T once BM is out
   if (c.op === "fwd") parts.push(["UT", Math.max(K, C) * LC], ["WT", K * LC], ["KT", Math.max(K, C) * LC], ["V", C * V], ["L", C * LC], ["Lk", C * LC]);
   else parts.push(["QT", K * LC], ["UT", K * LC], ["DY", C * V], ["Ti", C * LC], ["Pu", C * LC], ["PD", C * V]);
@@ -99,7 +110,13 @@ function layout(c: DeltaPrepConfig): { floats: number; at: Record<string, number
   return { floats: o, at };
 }
 
-function check(c: DeltaPrepConfig): void {
+function check(c: DeltaPrepConfig<DeltaPrepDecay>): void {
+  if (c.decay === "key") {
+    if (c.math) throw new Error("delta-prep: no tensor-core twins with a per-key decay yet");
+    if (4 * c.C > DELTA_PREP_THREADS) throw new Error(`delta-prep (key): C ${c.C} > ${DELTA_PREP_THREADS / 4} (the diagonal tiles' entries one a thread)`);
+    const LC = c.C + 4;
+    if (c.K * LC > (c.op === "fwd" ? 2 * c.C * LC : c.C * LC + c.C * c.V)) throw new Error(`delta-prep (key): K ${c.K} too large for Gl in the score buffers (C ${c.C}, V ${c.V})`);
+  }
   if (c.math) return deltaPrepMmaCheck(c);
   if (c.C % 16 || c.C < 16) throw new Error(`delta-prep: C ${c.C} must be a multiple of 16 (the inverse's 16 x 16 diagonal blocks)`);
   if (c.K % 4 || c.V % 4) throw new Error(`delta-prep: K ${c.K} and V ${c.V} must be multiples of 4 (4 x 4 register tiles)`);
@@ -107,7 +124,7 @@ function check(c: DeltaPrepConfig): void {
   if (bytes > 227 * 1024) throw new Error(`delta-prep: C ${c.C}, K ${c.K}, V ${c.V} (${c.op}) needs ${bytes} bytes of shared memory (> 227 KiB)`);
 }
 
-export function deltaPrepKernel(c: DeltaPrepConfig): DeltaPrepKernel {
+export function deltaPrepKernel<D extends DeltaPrepDecay>(c: DeltaPrepConfig<D>): DeltaPrepKernel<D> {
   check(c);
   return { ...c, entry: deltaPrepEntry(c), threads: DELTA_PREP_THREADS, sharedBytes: (c.math ? deltaPrepMmaLayout(c) : layout(c)).floats * 4 };
 }
@@ -147,14 +164,14 @@ const store = (dst: string, W: number, base = "") => `${unroll}
 
 /** The text both the fp32 kernels and their tensor-core twins (delta-prep-mma.ts) are made of, for a config and its
  * shared-memory layout `at` (float offsets by buffer name; G and E first). */
-export function prepParts(c: DeltaPrepConfig, at: Record<string, number>) {
-  const { C, K, op } = c, NT = DELTA_PREP_THREADS, dec = c.decay !== "none";
+export function prepParts(c: DeltaPrepConfig<DeltaPrepDecay>, at: Record<string, number>) {
+  const { C, K, op } = c, NT = DELTA_PREP_THREADS, dec = c.decay === "scalar", key = c.decay === "key";
   const TIN = c.tin === "f32" ? "float" : "__nv_bfloat16";
   // G[a] lives at sG[a + 1] (sG[0] = G[-1] = 0); exponent differences in double, then fp32
   const ex = (x: string, y: string) => (dec ? `expf((float)(sG[${x}] - sG[${y}]))` : "1.f");
   const eW = (a: string) => (dec ? `sE[${a}]` : ""), eQ = (a: string) => (dec ? `sE[${C}u + ${a}]` : ""), eC = (a: string) => (dec ? `sE[${2 * C}u + ${a}]` : "");
   const times = (e: string) => (e ? `${e} * ` : "");
-  const buffers = Object.entries(at).filter(([k]) => k !== "G" && k !== "E").map(([k, o]) => `  float* s${k} = smf + ${o};\n`).join("");
+  const buffers = Object.entries(at).filter(([k]) => k !== "G" && k !== "E" && k !== "Gb").map(([k, o]) => `  float* s${k} = smf + ${o};\n`).join("");
   const row = (a: string) => `(((size_t)b * (u32)T + t0 + ${a}) * (u32)H + h)`;
   // a chunk's slot rows of a per-token input, 4 values a load, zeros past T: as they are into [C][ld], or transposed into
   // [w][ld] with the lanes of a warp on 8 rows x 4 column quads (32-byte pieces of each row; 2-way bank conflicts)
@@ -191,7 +208,7 @@ extern "C" __global__ void __launch_bounds__(${NT}) ${deltaPrepEntry(c)}(${args}
   if (n >= (u32)B * (u32)H * nC) return;
   const u32 c = n % nC, bh = n / nC, h = bh % (u32)H, b = bh / (u32)H, t0 = c * ${C}u;
   const u32 used = (u32)T - t0 < ${C}u ? (u32)T - t0 : ${C}u;  // slots in use (the rest: identity steps)
-${dec ? "  double* sG = (double*)seqc_smem_raw;  // sG[a + 1] = G[a], sG[0] = 0\n" : ""}  float* smf = (float*)seqc_smem_raw;
+${dec ? "  double* sG = (double*)seqc_smem_raw;  // sG[a + 1] = G[a], sG[0] = 0\n" : ""}${key ? "  double* sGb = (double*)seqc_smem_raw;  // sGb[tau K + i] = G[4 tau - 1, i]\n" : ""}  float* smf = (float*)seqc_smem_raw;
 ${dec ? `  float* sE = smf + ${at.E};  // eW [C], eQ [C], eC [C]\n` : ""}${buffers}`;
   /** Tinv (zeros above the diagonal) into sTi from Luu in sL (both [C][ld]); `tmp` (>= 16 ld floats) holds the block
    * rows' products. */
@@ -238,7 +255,8 @@ ${dec ? `  float* sE = smf + ${at.E};  // eW [C], eQ [C], eC [C]\n` : ""}${buffe
   }
 `;
   };
-  const aOut = `  if (t == 0u) A[n] = ${dec ? `expf((float)sG[${C}u])` : "1.f"};\n`;
+  const kp = key ? keyParts({ op, C, K }, NT, C + 4, in4) : null;
+  const aOut = kp ? kp.aOut : `  if (t == 0u) A[n] = ${dec ? `expf((float)sG[${C}u])` : "1.f"};\n`;
   // prep_bwd's NN = Wd straight from W, 4 values a thread
   const nnBwd = `  for (u32 x = t; x < ${(C * K) / 4}u; x += ${NT}u) {
     const u32 a = x / ${K / 4}u, i4 = x % ${K / 4}u;
@@ -249,16 +267,16 @@ ${dec ? `    const float e = ${eW("a")};\n    v.x *= e; v.y *= e; v.z *= e; v.w 
   // TI out of / into sTi [C][ld], a float4 a thread
   const tiStore = (ld: number) => `  for (u32 x = t; x < ${(C * C) / 4}u; x += ${NT}u) { const u32 a = x / ${C / 4}u, f4 = x % ${C / 4}u; *(float4*)&TI[(size_t)n * ${C * C}u + 4u * x] = *(const float4*)&sTi[a * ${ld}u + 4u * f4]; }\n`;
   const tiLoad = (ld: number) => `  for (u32 x = t; x < ${(C * C) / 4}u; x += ${NT}u) { const u32 a = x / ${C / 4}u, f4 = x % ${C / 4}u; *(float4*)&sTi[a * ${ld}u + 4u * f4] = *(const float4*)&TI[(size_t)n * ${C * C}u + 4u * x]; }\n`;
-  return { dec, ex, eW, eQ, eC, times, row, loadT, loadR, gPrefix, exps, head, tinv, tinvDiag, aOut, nnBwd, tiStore, tiLoad };
+  return { dec, ex, eW, eQ, eC, times, row, loadT, loadR, gPrefix, exps, head, tinv, tinvDiag, aOut, nnBwd, tiStore, tiLoad, kp };
 }
 
 /** One kernel's CUDA text (no prelude: DELTA_PRELUDE goes once before a module's kernels). */
-export function deltaPrepSource(c: DeltaPrepConfig): string {
+export function deltaPrepSource(c: DeltaPrepConfig<DeltaPrepDecay>): string {
   check(c);
   if (c.math) return deltaPrepMmaSource(c);
   const { C, K, V, op } = c, NT = DELTA_PREP_THREADS, LC = C + 4;
   const { at } = layout(c);
-  const { dec, ex, eW, eQ, eC, times, loadT, loadR, gPrefix, exps, head, tinv, aOut, nnBwd, tiStore, tiLoad } = prepParts(c, at);
+  const { dec, ex, eW, eQ, eC, times, loadT, loadR, gPrefix, exps, head, tinv, aOut, nnBwd, tiStore, tiLoad, kp } = prepParts(c, at);
   // scores [a][f] of two transposed [K][LC] operands, masked (f < a strict, else f <= a) and decayed, into a [C][LC]
   // buffer, every entry written (zeros where masked)
   const scores = (dst: string, xa: string, xf: string, strict: boolean) => {
@@ -279,12 +297,23 @@ ${unroll}
   };
   const chunk = (rows: number, W: number) => `(size_t)n * ${rows * W}u + `;
   if (op === "fwd") {
-    return `${head}  float* sTi = sUT;   // Tinv [C][LC] once NN is out
-  float* sTLT = sKT;  // the block rows' products, then (Tinv Luk)^T [C][LC], once BM is out
-${loadT("sUT", "U", K, LC)}${loadT("sWT", "W", K, LC)}${loadT("sKT", "KK", K, LC)}${loadR("sV", "VV", V, V)}${gPrefix}  __syncthreads();
+    const loads = `${loadT("sUT", "U", K, LC)}${loadT("sWT", "W", K, LC)}${loadT("sKT", "KK", K, LC)}${loadR("sV", "VV", V, V)}`;
+    // Luu [a][f], Luk [a][f]: with a per-key decay, delta-prep-key.ts's passes (the operands end up as Wd, Ud, Kd)
+    const front = kp
+      ? `  float* sGl = sL;   // Gl [K][LC] (the log decays loaded here) until the scores are written
+${loads}${loadT("sGl", "LD", K, LC)}  __syncthreads();
+${kp.prefix}${kp.diag}  __syncthreads();
+${kp.pass1}  __syncthreads();
+${kp.offDiag}${kp.diagStore}  __syncthreads();
+${kp.pass2}  __syncthreads();
+`
+      : `${loads}${gPrefix}  __syncthreads();
 ${exps}  // Luu [a][f], Luk [a][f]
 ${scores("sL", "sWT", "sUT", true)}${scores("sLk", "sWT", "sKT", true)}  __syncthreads();
-  // NN = Ud, A out; BM = Kd^T V [K][V]
+`;
+    return `${head}  float* sTi = sUT;   // Tinv [C][LC] once NN is out
+  float* sTLT = sKT;  // the block rows' products, then (Tinv Luk)^T [C][LC], once BM is out
+${front}  // NN = Ud, A out; BM = Kd^T V [K][V]
   for (u32 x = t; x < ${C * K}u; x += ${NT}u) { const u32 a = x / ${K}u, i = x % ${K}u; NN[(size_t)n * ${C * K}u + x] = ${times(eC("a"))}sUT[i * ${LC}u + a]; }
 ${aOut}${tiles(K, V, `    for (u32 f = 0; f < ${C}u; ++f) {
       ${column("ap", "sKT", "ti", "f", LC, dec ? `${eC("f")} * ` : "")}
@@ -316,11 +345,23 @@ ${outer}
     }`, store("X", V, chunk(C, V)))}}
 `;
   }
-  return `${head}${loadT("sQT", "Q", K, LC)}${loadT("sUT", "U", K, LC)}${loadR("sDY", "DY", V, V)}${tiLoad(LC)}${gPrefix}  __syncthreads();
+  const loads = `${loadT("sQT", "Q", K, LC)}${loadT("sUT", "U", K, LC)}${loadR("sDY", "DY", V, V)}${tiLoad(LC)}`;
+  // Pu [a][f] (row); with a per-key decay, delta-prep-key.ts's passes (NN = Wd first, the operands end up as Qd, Ud)
+  const front = kp
+    ? `  float* sGl = sPu;   // Gl [K][LC] (the log decays loaded here) until the scores are written
+${loads}${loadT("sGl", "LD", K, LC)}  __syncthreads();
+${kp.prefix}${kp.diag}  // NN = Wd
+${kp.nnBwd}  __syncthreads();
+${kp.pass1}  __syncthreads();
+${kp.offDiag}${kp.diagStore}  __syncthreads();
+${kp.pass2}  __syncthreads();
+`
+    : `${loads}${gPrefix}  __syncthreads();
 ${exps}  // Pu [a][f] (row)
 ${scores("sPu", "sQT", "sUT", false)}  __syncthreads();
   // NN = Wd, A out
-${nnBwd}${aOut}  // PD = Pu^T dY [C][V] (rows a >= f)
+${nnBwd}`;
+  return `${head}${front}${aOut}  // PD = Pu^T dY [C][V] (rows a >= f)
 ${tiles(C, V, `    for (u32 a = 4u * ti; a < ${C}u; ++a) {
       ${vec("ap", `sPu[a * ${LC}u + 4u * ti]`)}
       ${vec("bj", `sDY[a * ${V}u + 4u * tj]`)}
@@ -348,7 +389,7 @@ ${outer}
 /** A module of these configurations (default DELTA_PREP_CONFIGS): DELTA_PRELUDE (and MMA_TF32_PRELUDE where a twin is
  * among them) then each kernel; `patch` edits the
  * source (tests: deliberately broken copies). */
-export function deltaPrepModule(configs: readonly DeltaPrepConfig[] = DELTA_PREP_CONFIGS, patch?: (src: string) => string): { source: string; kernels: DeltaPrepKernel[] } {
+export function deltaPrepModule<D extends DeltaPrepDecay = DeltaDecay>(configs: readonly DeltaPrepConfig<D>[] = DELTA_PREP_CONFIGS as readonly DeltaPrepConfig<D>[], patch?: (src: string) => string): { source: string; kernels: DeltaPrepKernel<D>[] } {
   const kernels = configs.map(deltaPrepKernel);
   const source = DELTA_PRELUDE + (configs.some((c) => c.math) ? MMA_TF32_PRELUDE : "") + configs.map(deltaPrepSource).join("");
   return { source: patch ? patch(source) : source, kernels };

@@ -1,0 +1,110 @@
+/**
+ * The delta prep kernels with a per-key log decay (decay "key", RWKV-7; compiler/backends/cuda/delta-prep-key.ts) on
+ * the CPU emulation of CUDA (test/cuda-emu/emu.h) against the float64 reference (test/helpers/delta-ref.ts prepFwdChunk
+ * / prepBwdChunk with perKey: ld [B, T, H, K], A [N, K]): per-token inputs in fp32 or bf16, T = 1 and ragged chunks,
+ * per-key log decays uniform in [minLd, 0) down to -20 a step (keys near 0 beside keys far below); small configurations (C = 16 / 32 / 48, K != V) and the
+ * shipped DELTA_PREP_KEY_CONFIGS (C = 64, K = V = 64 and 128). Deliberately broken copies (the between-tile factor a
+ * tile off, the diagonal tiles' mask f <= a, the diagonal exp a slot off, pass 1's a-side factor dropped, pass 2's
+ * tail factor a tile off, prep_bwd's NN with G[a] for G[a-1]) must fail. nvcc -cubin for sm_90 where installed: no spills.
+ */
+import { describe, expect, it } from "vitest";
+import { DELTA_PREP_KEY_CONFIGS, deltaPrepModule, type DeltaPrepConfig } from "../compiler/backends/cuda/delta-prep.ts";
+import { findNvcc } from "../compiler/backends/cuda/nvcc.ts";
+import { buildEmu, caught, errors, fmt, gpp, makeCase, worst, type Shape } from "./helpers/delta-prep-emu.ts";
+import { ptxasUsage } from "./helpers/ptxas-usage.ts";
+
+if (!gpp) console.warn("cuda-delta-prep-key-emu.test: g++ is not installed, so the emulated runs are skipped");
+
+const all = (s: Omit<Shape, "decay">): DeltaPrepConfig<"key">[] => (["fwd", "bwd"] as const).flatMap((op) => (["f32", "bf16"] as const).map((tin) => ({ op, tin, decay: "key" as const, ...s })));
+
+const SMALL = [
+  { C: 16, K: 12, V: 8 },
+  { C: 32, K: 16, V: 24 },
+  { C: 48, K: 32, V: 16 },
+];
+
+describe.skipIf(!gpp)("the delta prep kernels with a per-key decay on the CPU emulation vs float64", () => {
+  it("small configurations (C = 16 / 32 / 48, K != V): fp32 and bf16 inputs, T = 1, ragged chunks, per-key log decays down to -20", () => {
+    const m = deltaPrepModule(SMALL.flatMap(all));
+    const bin = buildEmu(m.source, m.kernels);
+    const lines: string[] = [];
+    for (const k of m.kernels) {
+      for (const [T, minLd] of [[1, -5], [2 * k.C + 5, -1], [k.C + 3, -20], [2 * k.C + 7, -20]] as const) {
+        const e = errors(bin, k, makeCase(k, k.tin, 2, T, 3, minLd, 31 + T + k.K));
+        lines.push(`${k.entry} T=${T} ld>=${minLd}: ${fmt(e)}`);
+        expect(worst(e), lines[lines.length - 1]).toBeLessThan(1e-5);
+      }
+    }
+    if (process.env.DPREP_LOG) console.log(lines.join("\n"));
+  }, 300_000);
+
+  it("the shipped K = V = 64 entries: B = 2, H = 3, T = 1 and 100, fp32 and bf16, per-key log decays down to -1 and -20", () => {
+    const m = deltaPrepModule(DELTA_PREP_KEY_CONFIGS.filter((c) => c.K === 64));
+    expect(m.kernels.map((k) => k.entry)).toEqual(["fwd", "bwd"].flatMap((op) => ["f32", "bf16"].map((t) => `seqc_delta_prep_${op}_key_c64k64v64_${t}`)));
+    const bin = buildEmu(m.source, m.kernels);
+    const lines: string[] = [];
+    for (const k of m.kernels) {
+      for (const [T, minLd] of [[1, -5], [100, -1], [100, -20]] as const) {
+        const e = errors(bin, k, makeCase(k, k.tin, 2, T, 3, minLd, 7 + T));
+        lines.push(`${k.entry} T=${T} ld>=${minLd}: ${fmt(e)}`);
+        expect(worst(e), lines[lines.length - 1]).toBeLessThan(1e-5);
+      }
+    }
+    console.log(lines.join("\n"));
+  }, 600_000);
+
+  it("the shipped K = V = 128 entries: B = 1, H = 2, T = 100 (a ragged chunk), fp32 and bf16, per-key log decays down to -1", () => {
+    const m = deltaPrepModule(DELTA_PREP_KEY_CONFIGS.filter((c) => c.K === 128));
+    expect(m.kernels.length).toBe(4);
+    const bin = buildEmu(m.source, m.kernels);
+    const lines: string[] = [];
+    for (const k of m.kernels) {
+      const e = errors(bin, k, makeCase(k, k.tin, 1, 100, 2, -1, 17));
+      lines.push(`${k.entry} T=100: ${fmt(e)}`);
+      expect(worst(e), lines[lines.length - 1]).toBeLessThan(1e-5);
+    }
+    console.log(lines.join("\n"));
+  }, 600_000);
+
+  it("deliberately broken copies fail", () => {
+    const s = { C: 32, K: 16, V: 24 };
+    const broken = (op: "fwd" | "bwd", from: string, to: string, out: string) => {
+      const m = deltaPrepModule([{ op, tin: "f32", decay: "key", ...s }], (src) => {
+        expect(src).toContain(from);
+        return src.replace(from, to);
+      });
+      expect(caught(buildEmu(m.source, m.kernels), m.kernels[0], makeCase({ decay: "key", ...s }, "f32", 1, 40, 2, -1, 3), out), `${op} ${from} -> ${to}`).toBe(true);
+    };
+    // the between-tile factor a tile off (exp(Gb[tau_a] - Gb[tau_f]))
+    broken("fwd", "sGb[(ti) * 16u + i] - sGb[(tj + 1u) * 16u + i]", "sGb[(ti) * 16u + i] - sGb[(tj) * 16u + i]", "TI");
+    broken("bwd", "sGb[(ti) * 16u + i] - sGb[(tj + 1u) * 16u + i]", "sGb[(ti) * 16u + i] - sGb[(tj) * 16u + i]", "X");
+    // the diagonal tiles' mask f <= a (Luu's diagonal kept)
+    broken("fwd", "df < da;", "df <= da;", "TI");
+    // the diagonal exp from G[a] (for G[a-1])
+    broken("fwd", "sGl[(i) * 36u + da - 1u]", "sGl[(i) * 36u + da]", "X");
+    // pass 1's a-side factor of a tile's second slot dropped
+    broken("fwd", "v.y *= expf(g.x); v.z", "v.z", "M");
+    // pass 2's tail factor a tile off (Ud / Kd times exp(G_C - G[4 tau - 1]))
+    broken("bwd", "sGb[(8u) * 16u + i] - sGb[(j + 1u) * 16u + i]", "sGb[(8u) * 16u + i] - sGb[(j) * 16u + i]", "M");
+    // prep_bwd's NN = Wd with G[a] for G[a - 1]
+    broken("bwd", "sGl[(i) * 36u + a - 1u]", "sGl[(i) * 36u + a]", "NN");
+  }, 300_000);
+
+  it("configurations that do not fit are refused", () => {
+    expect(() => deltaPrepModule([{ op: "fwd", decay: "key", tin: "bf16", C: 64, K: 64, V: 64, math: "tf32" }])).toThrow(/no tensor-core twins/);
+    expect(() => deltaPrepModule([{ op: "fwd", decay: "key", tin: "f32", C: 80, K: 16, V: 16 }])).toThrow(/one a thread/);
+    expect(() => deltaPrepModule([{ op: "bwd", decay: "key", tin: "f32", C: 16, K: 48, V: 8 }])).toThrow(/too large for Gl/);
+  });
+
+  it.skipIf(!findNvcc())("nvcc -cubin compiles DELTA_PREP_KEY_CONFIGS (C = 64, K = V = 64 and 128) for sm_90; ptxas: no spills", () => {
+    const m = deltaPrepModule(DELTA_PREP_KEY_CONFIGS);
+    expect(m.kernels.length).toBe(8);
+    const rows: string[] = [];
+    for (const [e, u] of ptxasUsage(findNvcc()!, m.source, m.kernels.map((k) => k.entry))) {
+      expect([u.spillStores, u.spillLoads], `${e} spills`).toEqual([0, 0]);
+      expect(u.registers, `${e} registers`).toBeLessThanOrEqual(255);
+      rows.push(`${e}: ${u.registers} registers, ${m.kernels.find((k) => k.entry === e)!.sharedBytes} bytes shared`);
+    }
+    console.log(rows.join("\n"));
+  }, 200_000);
+});
