@@ -1,7 +1,9 @@
 /**
  * The token-aligned delta backward's kernel module (compiler/backends/cuda/delta-bwd.ts; the torch target's
  * "kernels"."deltaBwd"): the records the runtime picks by (op, decay, C, K, V, tin, cols, entry, threads, sharedBytes)
- * for each decay mode (prep's and the adjoint's kernels of that mode, every walk, then prep's and the adjoint's TF32 twins), each entry once in the source; the
+ * for each decay mode (prep's and the adjoint's kernels of that mode, the mode's walks: the default one of a shape and the
+ * one for few rows, then prep's and the adjoint's TF32 twins), each entry once in the source; decay "key" (RWKV-7) with
+ * the per-key walks and adjoint; the
  * whole module through g++ on the CPU emulation's header (the preludes together), and nvcc -cubin for sm_90 (where
  * installed) compiling each decay mode's module with no spills.
  */
@@ -10,7 +12,8 @@ import { spawnSync } from "node:child_process";
 import { deltaBwdConfigs, deltaBwdModule } from "../compiler/backends/cuda/delta-bwd.ts";
 import { DELTA_ADJ_CONFIGS, DELTA_ADJ_K128_CONFIGS, DELTA_ADJ_K128_MMA_CONFIGS, DELTA_ADJ_MMA_CONFIGS, deltaAdjKernel, type DeltaAdjConfig } from "../compiler/backends/cuda/delta-adjoint.ts";
 import { DELTA_PREP_CONFIGS, DELTA_PREP_MMA_CONFIGS, deltaPrepKernel, type DeltaPrepConfig } from "../compiler/backends/cuda/delta-prep.ts";
-import { DELTA_WALK_CONFIGS, deltaWalkKernel } from "../compiler/backends/cuda/delta-walk.ts";
+import { DELTA_ADJ_KEY_CONFIGS, deltaAdjKeyKernel } from "../compiler/backends/cuda/delta-adjoint-key.ts";
+import { DELTA_WALK_CONFIGS, DELTA_WALK_FEW_CONFIGS, DELTA_WALK_KEY_CONFIGS, DELTA_WALK_KEY_FEW_CONFIGS, deltaWalkKernel } from "../compiler/backends/cuda/delta-walk.ts";
 import { findNvcc } from "../compiler/backends/cuda/nvcc.ts";
 import { compileLowRankEmu } from "./helpers/lowrank-emu.ts";
 import { ptxasUsage } from "./helpers/ptxas-usage.ts";
@@ -18,38 +21,46 @@ import { ptxasUsage } from "./helpers/ptxas-usage.ts";
 const gpp = spawnSync("g++", ["--version"]).status === 0;
 
 describe("delta backward kernel module", () => {
-  it.each(["none", "scalar"] as const)("decay %s: the records and the source", (decay) => {
+  it.each(["none", "scalar", "key"] as const)("decay %s: the records and the source", (decay) => {
     const m = deltaBwdModule(deltaBwdConfigs(decay));
     // every prep and adjoint configuration of the mode (entry, threads and shared bytes their kernel files'), the walks
     // (the fp32 kernels, then the TF32 twins)
     const prep = (cs: readonly DeltaPrepConfig[]) => cs.filter((c) => c.decay === decay).map((c) => ({ c, k: deltaPrepKernel(c), op: `prep_${c.op}` }));
     const adj = (cs: readonly DeltaAdjConfig[]) => cs.filter((c) => c.decay === decay).map((c) => ({ c, k: deltaAdjKernel(c), op: "adj" }));
+    const walks = decay === "key" ? [...DELTA_WALK_KEY_CONFIGS, ...DELTA_WALK_KEY_FEW_CONFIGS] : [...DELTA_WALK_CONFIGS, ...DELTA_WALK_FEW_CONFIGS];
+    const keyAdj = decay === "key" ? DELTA_ADJ_KEY_CONFIGS.map((c) => ({ c: { ...c, math: undefined }, k: deltaAdjKeyKernel(c), op: "adj" })) : [];
     const want = [
       ...prep(DELTA_PREP_CONFIGS),
-      ...DELTA_WALK_CONFIGS.map((c) => ({ c: { ...c, tin: "f32", math: undefined }, k: deltaWalkKernel(c), op: "walk" })),
-      ...adj([...DELTA_ADJ_CONFIGS, ...DELTA_ADJ_K128_CONFIGS]), ...prep(DELTA_PREP_MMA_CONFIGS), ...adj([...DELTA_ADJ_MMA_CONFIGS, ...DELTA_ADJ_K128_MMA_CONFIGS]),
-    ].map(({ c, k, op }) => ({ op, decay, tin: c.tin, C: c.C, K: c.K, V: c.V, cols: "cols" in k ? k.cols : c.V, ...(c.math ? { math: c.math } : {}), entry: k.entry, threads: k.threads, sharedBytes: k.sharedBytes }));
+      ...walks.map((c) => ({ c: { ...c, tin: "f32", math: undefined }, k: deltaWalkKernel(c), op: "walk" })),
+      ...adj([...DELTA_ADJ_CONFIGS, ...DELTA_ADJ_K128_CONFIGS]), ...keyAdj, ...prep(DELTA_PREP_MMA_CONFIGS), ...adj([...DELTA_ADJ_MMA_CONFIGS, ...DELTA_ADJ_K128_MMA_CONFIGS]),
+    ].map(({ c, k, op }) => ({ op, decay, tin: c.tin, C: c.C, K: c.K, V: c.V, cols: "cols" in k ? k.cols : c.V, ...("split" in k && k.split > 1 ? { split: k.split } : {}), ...(c.math ? { math: c.math } : {}), entry: k.entry, threads: k.threads, sharedBytes: k.sharedBytes }));
     expect(m.kernels).toEqual(want);
-    expect(m.kernels.filter((k) => k.math).length, "twins").toBeGreaterThan(0);
+    if (decay !== "key") expect(m.kernels.filter((k) => k.math).length, "twins").toBeGreaterThan(0);
     expect(deltaBwdModule(deltaBwdConfigs(decay, false)).kernels).toEqual(m.kernels.filter((k) => !k.math));
     // what the runtime needs at least: each op at C = 64, K = V = 64 and 128 for both input types, the TF32 twins of prep
-    // and the adjoint there for bf16
+    // and the adjoint there for bf16 (decay "key": the per-key adjoint at K = V = 64), the walks (the default one of a
+    // shape first, then the one for few rows: 8 columns, split 4 / 2)
     const rows = m.kernels.map((k) => `${k.op} ${k.decay} ${k.tin} ${k.C} ${k.K} ${k.V} ${k.cols}${k.math ? ` ${k.math}` : ""}`);
     for (const K of [64, 128])
-      for (const r of [...["prep_fwd", "prep_bwd", "adj"].flatMap((op) => [...["f32", "bf16"].map((t) => `${op} ${decay} ${t} 64 ${K} ${K} ${K}`), `${op} ${decay} bf16 64 ${K} ${K} ${K} tf32`]), `walk ${decay} f32 64 ${K} ${K} ${K === 64 ? 32 : 16}`])
+      for (const r of [...(decay === "key" ? (K === 64 ? ["f32", "bf16"].map((t) => `adj key ${t} 64 64 64 64`) : []) : ["prep_fwd", "prep_bwd", "adj"].flatMap((op) => [...["f32", "bf16"].map((t) => `${op} ${decay} ${t} 64 ${K} ${K} ${K}`), `${op} ${decay} bf16 64 ${K} ${K} ${K} tf32`])), `walk ${decay} f32 64 ${K} ${K} ${K === 64 ? 32 : 16}`])
         expect(rows).toContain(r);
-    expect(m.kernels.filter((k) => k.op === "walk").map((k) => [k.entry, k.threads, k.sharedBytes])).toEqual([["seqc_delta_walk_c64k64v64", 128, 65536], ["seqc_delta_walk_c64k128v128", 128, 94208]]);
+    const key = decay === "key" ? "key_" : "";
+    expect(m.kernels.filter((k) => k.op === "walk").map((k) => [k.entry, k.cols, k.split, k.threads, k.sharedBytes])).toEqual([
+      [`seqc_delta_walk_${key}c64k64v64`, 32, undefined, 128, 65536], [`seqc_delta_walk_${key}c64k128v128`, 16, undefined, 128, 94208],
+      [`seqc_delta_walk_${key}c64k64v64_g8_s4`, 8, 4, 128, 47104], [`seqc_delta_walk_${key}c64k128v128_g8_s2`, 8, 2, 128, 83968],
+    ]);
     for (const k of m.kernels) expect(m.source.split(` ${k.entry}(`).length, k.entry).toBe(2);
     expect(new Set(m.kernels.map((k) => k.entry)).size).toBe(m.kernels.length);
     expect(() => deltaBwdModule({ ...deltaBwdConfigs(decay), decay: decay === "none" ? "scalar" : "none" })).toThrow(/decay kernel in a/);
+    expect(() => deltaBwdModule({ ...deltaBwdConfigs(decay), walk: deltaBwdConfigs(decay === "key" ? "scalar" : "key").walk })).toThrow(/walk in a/);
   });
 
   it.skipIf(!gpp)("each decay mode's module compiles with g++ on the CPU emulation's header (the preludes together)", () => {
-    for (const d of ["none", "scalar"] as const) expect(() => compileLowRankEmu(deltaBwdModule(deltaBwdConfigs(d)).source, "int main() { return 0; }\n", "delta-bwd-module", true), d).not.toThrow();
+    for (const d of ["none", "scalar", "key"] as const) expect(() => compileLowRankEmu(deltaBwdModule(deltaBwdConfigs(d)).source, "int main() { return 0; }\n", "delta-bwd-module", true), d).not.toThrow();
   }, 300_000);
 
   it.skipIf(!findNvcc())("nvcc -cubin compiles each decay mode's whole module for sm_90; ptxas: no spills", () => {
-    for (const decay of ["none", "scalar"] as const) {
+    for (const decay of ["none", "scalar", "key"] as const) {
       const m = deltaBwdModule(deltaBwdConfigs(decay));
       const usage = ptxasUsage(findNvcc()!, m.source, m.kernels.map((k) => k.entry));
       for (const [e, u] of usage) expect([u.spillStores, u.spillLoads, u.registers <= 255], `${decay} ${e}`).toEqual([0, 0, true]);

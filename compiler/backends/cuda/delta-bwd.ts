@@ -4,8 +4,17 @@
  * kernels' preludes and every kernel of a model's decay mode, each record carrying what the runtime picks and launches
  * by: op ("prep_fwd" / "prep_bwd" / "walk" / "adj"), decay, C, K, V, tin (the per-token inputs' type, "f32" / "bf16";
  * the walk reads float32 only: "f32"), cols (value columns a block: the walk's grid is (B H, V / cols); the per-chunk
- * kernels take all V, grid N), entry, threads, sharedBytes, and math on the tensor-core twins only ("tf32": entries
- * ending _tf32; absent: fp32 FMAs on the SIMT cores).
+ * kernels take all V, grid N), entry, threads, sharedBytes, math on the tensor-core twins only ("tf32": entries
+ * ending _tf32; absent: fp32 FMAs on the SIMT cores), and split on the walks for few (b, h) rows only (delta-walk.ts
+ * DELTA_WALK_FEW_CONFIGS: each phase's sum split over split thread groups; absent: 1).
+ *
+ * The walks of a (C, K, V): the default one first (cols 32 at V = 64, 16 at V = 128), then the one for few rows (cols
+ * 8, split 4 at K = 64, 2 at K = 128). The runtime's rule: the default when its grid fills the card,
+ * B H (V / cols) >= the SM count (132 on the H100 / H200: B H >= 66 at V = 64, >= 17 at V = 128), else the split one
+ * (grid (B H, V / 8)); a runtime taking the first walk of a shape gets the default.
+ *
+ * Decay "key" (RWKV-7, ld [B, T, H, K]): the per-key walks (A [N, K]; seqc_delta_walk_key_*) and the per-key adjoint
+ * (delta-adjoint-key.ts, K = V = 64, f32 and bf16 inputs; dLD [B, T, H, K]); prep's per-key kernels when they exist.
  *
  * Kernels, C = 64: the per-chunk preparations of both walks (compiler/backends/cuda/delta-prep.ts, K = V = 64 and 128,
  * f32 and bf16 inputs), the walk over the chunks, both directions (delta-walk.ts, K = V = 64 and 128), the per-chunk
@@ -14,11 +23,12 @@
  * fp32 kernels.
  */
 import { DELTA_ADJ_CONFIGS, DELTA_ADJ_K128_CONFIGS, DELTA_ADJ_K128_MMA_CONFIGS, DELTA_ADJ_MMA_CONFIGS, DELTA_ADJ_PRELUDE, deltaAdjKernel, deltaAdjSource, type DeltaAdjConfig } from "./delta-adjoint.ts";
+import { DELTA_ADJ_KEY_CONFIGS, deltaAdjKeyKernel, deltaAdjKeySource, type DeltaAdjKeyConfig } from "./delta-adjoint-key.ts";
 import { DELTA_PRELUDE, DELTA_PREP_CONFIGS, DELTA_PREP_MMA_CONFIGS, deltaPrepKernel, deltaPrepSource, type DeltaPrepConfig } from "./delta-prep.ts";
-import { DELTA_WALK_CONFIGS, DELTA_WALK_PRELUDE, deltaWalkKernel, deltaWalkSource, type DeltaWalkConfig } from "./delta-walk.ts";
+import { DELTA_WALK_CONFIGS, DELTA_WALK_FEW_CONFIGS, DELTA_WALK_KEY_CONFIGS, DELTA_WALK_KEY_FEW_CONFIGS, DELTA_WALK_PRELUDE, deltaWalkKernel, deltaWalkSource, type DeltaWalkConfig } from "./delta-walk.ts";
 
 export type DeltaBwdOp = "prep_fwd" | "prep_bwd" | "walk" | "adj";
-export type DeltaBwdDecay = "none" | "scalar";
+export type DeltaBwdDecay = "none" | "scalar" | "key";
 
 export interface DeltaBwdKernel {
   op: DeltaBwdOp;
@@ -28,6 +38,8 @@ export interface DeltaBwdKernel {
   K: number;
   V: number;
   cols: number;
+  /** The walks for few rows: each phase's sum split over this many thread groups (absent: 1). */
+  split?: number;
   /** The tensor-core twins' math ("tf32"); absent: fp32 on the SIMT cores. */
   math?: "tf32" | "tf32x3";
   entry: string;
@@ -41,15 +53,21 @@ export interface DeltaBwdConfigs {
   decay: DeltaBwdDecay;
   prep: readonly DeltaPrepConfig[];
   walk: readonly DeltaWalkConfig[];
-  adj: readonly DeltaAdjConfig[];
+  adj: readonly (DeltaAdjConfig | DeltaAdjKeyConfig)[];
 }
 
 /** A model's configurations for its decay mode: prep's and the adjoint's of that mode (`twins`: with their TF32 twins,
- * default), every walk. */
+ * default), the walks (per-key ones with decay "key"; each shape's default walk, then its walk for few rows). */
 export function deltaBwdConfigs(decay: DeltaBwdDecay, twins = true): DeltaBwdConfigs {
   const mine = <T extends { decay: string }>(cs: readonly T[]) => cs.filter((c) => c.decay === decay);
-  return { decay, prep: mine([...DELTA_PREP_CONFIGS, ...(twins ? DELTA_PREP_MMA_CONFIGS : [])]), walk: DELTA_WALK_CONFIGS, adj: mine([...DELTA_ADJ_CONFIGS, ...DELTA_ADJ_K128_CONFIGS, ...(twins ? [...DELTA_ADJ_MMA_CONFIGS, ...DELTA_ADJ_K128_MMA_CONFIGS] : [])]) };
+  const walk = decay === "key" ? [...DELTA_WALK_KEY_CONFIGS, ...DELTA_WALK_KEY_FEW_CONFIGS] : [...DELTA_WALK_CONFIGS, ...DELTA_WALK_FEW_CONFIGS];
+  return {
+    decay, prep: mine([...DELTA_PREP_CONFIGS, ...(twins ? DELTA_PREP_MMA_CONFIGS : [])]), walk,
+    adj: mine([...DELTA_ADJ_CONFIGS, ...DELTA_ADJ_K128_CONFIGS, ...DELTA_ADJ_KEY_CONFIGS, ...(twins ? [...DELTA_ADJ_MMA_CONFIGS, ...DELTA_ADJ_K128_MMA_CONFIGS] : [])]),
+  };
 }
+
+const isKeyAdj = (c: DeltaAdjConfig | DeltaAdjKeyConfig): c is DeltaAdjKeyConfig => c.decay === "key";
 
 /** The module of these configurations: the preludes (prep's, the adjoint's, the walk's with the TF32 helpers: each
  * guarded or a repeatable definition), then the fp32 kernels (prep's, the walks, the adjoints), then the twins. */
@@ -57,17 +75,22 @@ export function deltaBwdModule(configs: DeltaBwdConfigs): { source: string; kern
   const { decay } = configs;
   for (const c of [...configs.prep, ...configs.adj])
     if (c.decay !== decay) throw new Error(`delta-bwd: a ${c.decay} decay kernel in a ${decay} module`);
+  for (const c of configs.walk)
+    if (!!c.perKey !== (decay === "key")) throw new Error(`delta-bwd: a ${c.perKey ? "per-key" : "scalar"} walk in a ${decay} decay module`);
   const kernels: DeltaBwdKernel[] = [];
   let source = DELTA_PRELUDE + DELTA_ADJ_PRELUDE + DELTA_WALK_PRELUDE;
   const add = (k: Omit<DeltaBwdKernel, "cols"> & { cols?: number }, src: string) => {
     const { op, tin, C, K, V, math, entry, threads, sharedBytes } = k;
-    kernels.push({ op, decay, tin, C, K, V, cols: k.cols ?? V, ...(math ? { math } : {}), entry, threads, sharedBytes });
+    kernels.push({ op, decay, tin, C, K, V, cols: k.cols ?? V, ...(k.split && k.split > 1 ? { split: k.split } : {}), ...(math ? { math } : {}), entry, threads, sharedBytes });
     source += src;
   };
   for (const twins of [false, true]) {
     for (const c of configs.prep.filter((x) => !!x.math === twins)) add({ ...deltaPrepKernel(c), op: c.op === "fwd" ? "prep_fwd" : "prep_bwd" }, deltaPrepSource(c));
     if (!twins) for (const c of configs.walk) add({ ...deltaWalkKernel(c), decay, tin: "f32" }, deltaWalkSource(c));
-    for (const c of configs.adj.filter((x) => !!x.math === twins)) add({ ...deltaAdjKernel(c), op: "adj" }, deltaAdjSource(c));
+    for (const c of configs.adj.filter((x) => !!("math" in x && x.math) === twins)) {
+      if (isKeyAdj(c)) add({ ...deltaAdjKeyKernel(c), op: "adj" }, deltaAdjKeySource(c));
+      else add({ ...deltaAdjKernel(c), op: "adj" }, deltaAdjSource(c));
+    }
   }
   return { source, kernels };
 }
