@@ -12,6 +12,11 @@
  * tiles with f <= a on the r side, the r side's own tiles decayed from G[a], dk's own-row factor left out, dx's
  * between-tile factor always the first tile's, x~ from the wrong reference, dld's suffix without w dw, aC a partial short.
  * nvcc -cubin for sm_90 (where installed): no spills.
+ * The TF32 twin (delta-adjoint-key-mma.ts, bf16 inputs) with the TF32 rounding and the m16n8k8 fragments emulated
+ * (test/cuda-emu/mma-tf32.h): the same cases within 1e-3 and above 1e-5 (the rounding shows); broken twins (the key
+ * scores' and dx's factors between 16-slot blocks always block 0's, dk's own-row factor Y left out, the y side's diagonal
+ * products without f = a, the r side's diagonal key scores with f = a, x~ from the half block's start, dld without
+ * w dw) must fail; nvcc -cubin sm_90: no spills.
  */
 import { describe, expect, it } from "vitest";
 import { execFileSync, spawnSync } from "node:child_process";
@@ -19,6 +24,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { DELTA_ADJ_PRELUDE } from "../compiler/backends/cuda/delta-adjoint.ts";
 import { DELTA_ADJ_KEY_CONFIGS, deltaAdjKeyKernel, deltaAdjKeySource, type DeltaAdjKeyKernel } from "../compiler/backends/cuda/delta-adjoint-key.ts";
+import { DELTA_ADJ_KEY_MMA_CONFIGS, deltaAdjKeyMmaKernel, deltaAdjKeyMmaSource, type DeltaAdjKeyMmaKernel } from "../compiler/backends/cuda/delta-adjoint-key-mma.ts";
 import { findNvcc } from "../compiler/backends/cuda/nvcc.ts";
 import { relativeError } from "../compiler/io/manifest.ts";
 import { EMU_READF } from "./cuda-emu/harness.ts";
@@ -36,7 +42,8 @@ const FILES = [...TOK, "LD", "R", "S0", "SF", "LE", "DR", "dQ", "dU", "dW", "dK"
 
 /** An emulator executable: argv dir, entry, B, T, H, threads, smem, blocks; reads dir/<FILES[i]>.bin, writes the outputs' .out. */
 function buildEmu(kernels: DeltaAdjKeyKernel[], patch?: (src: string) => string): string {
-  let source = DELTA_ADJ_PRELUDE + kernels.map(deltaAdjKeySource).join("");
+  const mma = kernels.some((k) => "math" in k);
+  let source = DELTA_ADJ_PRELUDE + kernels.map((k) => ("math" in k ? deltaAdjKeyMmaSource(k as DeltaAdjKeyMmaKernel) : deltaAdjKeySource(k))).join("");
   if (patch) {
     const before = source;
     source = patch(source);
@@ -66,7 +73,7 @@ ${emuEntrySelect(kernels.map((k) => k.entry))}
   return 0;
 }
 `;
-  return compileLowRankEmu(source, main, "delta-adjoint-key", false);
+  return compileLowRankEmu(source, main, mma ? "delta-adjoint-key-mma" : "delta-adjoint-key", mma);
 }
 
 interface Data { s: DeltaShape; inp: DeltaInputs; dY: Float64Array; R: Float64Array; S0: Float64Array; SF: Float64Array; LE: Float64Array; DR: Float64Array; words: Record<string, Buffer> | null }
@@ -188,6 +195,58 @@ describe.skipIf(!gpp)("the delta backward's adjoint kernel with a per-key decay 
   it.skipIf(!findNvcc())("nvcc -cubin compiles both entries for sm_90; ptxas: no spills", () => {
     const src = DELTA_ADJ_PRELUDE + kernels.map(deltaAdjKeySource).join("");
     for (const [e, u] of ptxasUsage(findNvcc()!, src, kernels.map((k) => k.entry))) {
+      console.log(`${e}: ${u.registers} registers`);
+      expect([u.spillStores, u.spillLoads], `${e} spills`).toEqual([0, 0]);
+    }
+  }, 200_000);
+});
+
+describe.skipIf(!gpp)("the per-key adjoint's TF32 twin (bf16 inputs) on the CPU emulation with TF32 rounding vs float64", () => {
+  const twins = DELTA_ADJ_KEY_MMA_CONFIGS.map(deltaAdjKeyMmaKernel);
+
+  it("the configuration: entry, threads, shared memory", () => {
+    expect(twins.map((k) => [k.entry, k.threads, k.sharedBytes, k.math])).toEqual([["seqc_delta_adj_key_c64k64v64_bf16_tf32", 256, 217088, "tf32"]]);
+  });
+
+  it("T = 100 (ragged) and T = 1, decays a key in [-0.3, 0], [-20, 0], [-5, 0] and RWKV-7's [-0.6065, 0] (any fp32): within 1e-3, above 1e-5 (the rounding shows)", () => {
+    const bin = buildEmu(twins);
+    for (const k of twins) {
+      for (const [T, minLd, dyadic] of [[100, -0.3, true], [100, -20, true], [1, -5, true], [100, -0.6065, false]] as const) {
+        const e = errors(bin, k, data(k, T, minLd, 23 + T, dyadic));
+        console.log(`${k.entry} T=${T} ld>=${minLd}${dyadic ? "" : " (not dyadic)"}: ${fmt(e)}`);
+        expect(worst(e), `${k.entry} T=${T} ld>=${minLd}: ${fmt(e)}`).toBeLessThan(1e-3);
+        if (T > 1) expect(worst(e), `${k.entry} T=${T}: TF32 rounding visible`).toBeGreaterThan(1e-5);
+      }
+    }
+  }, 900_000);
+
+  it("deliberately broken twins fail", () => {
+    const k = twins[0], d = data(k, 100, -0.3, 7);
+    const b = (from: string, to: string, which: string, nth = 0) => brokenError(k, d, from, to, which, nth);
+    // the key scores' factor between blocks always from block 0 (Pk: dv)
+    expect(b("+ (bf)) * 64u + (8u * ks + tg)]", "+ (0u)) * 64u + (8u * ks + tg)]", "dv")).toBeGreaterThan(1e-2);
+    // dx += A k^: the factor between blocks always from block 0 (dq)
+    expect(b("+ (ks >> 1u)) * 64u + (n0 + g)]", "+ (0u)) * 64u + (n0 + g)]", "dq")).toBeGreaterThan(1e-2);
+    // dk += Y (A^T x~): the output row's own factor Y left out
+    expect(b("dk[j][2u * hh + e1] = fmaf(tp[j][2u * hh + e1], expf(", "dk[j][2u * hh + e1] = fmaf(tp[j][2u * hh + e1], 1.f + 0.f * (", "dk")).toBeGreaterThan(1e-2);
+    // the y side's diagonal blocks of dx / dk / du without f = a (the r side's A, B are zero there already)
+    expect(b("if (pf < pa + 1u) {", "if (pf < pa) {", "dq")).toBeGreaterThan(1e-2);
+    // the r side's diagonal key scores (Luk) with f <= a
+    expect(b("if (f < a + 0u && a < nv) {", "if (f <= a + 0u && a < nv) {", "dv")).toBeGreaterThan(1e-2);
+    // x~ scaled from the 8-slot half block's start instead of the 16-slot block's
+    expect(b("(a & ~15u)", "(a & ~7u)", "dk")).toBeGreaterThan(1e-2);
+    // dld's suffix sums without w dw
+    expect(b("s += tm + sF[4096u + a * 64u + i];", "s += tm;", "dld")).toBeGreaterThan(1e-2);
+  }, 900_000);
+
+  it("configurations it does not cover are refused", () => {
+    expect(() => deltaAdjKeyMmaKernel({ decay: "key", tin: "f32", C: 64, K: 64, V: 64, math: "tf32" })).toThrow(/bf16 inputs only/);
+    expect(() => deltaAdjKeyMmaKernel({ decay: "key", tin: "bf16", C: 64, K: 128, V: 128, math: "tf32" })).toThrow(/C = K = V = 64/);
+  });
+
+  it.skipIf(!findNvcc())("nvcc -cubin compiles the twin for sm_90; ptxas: no spills", () => {
+    const src = DELTA_ADJ_PRELUDE + twins.map(deltaAdjKeyMmaSource).join("");
+    for (const [e, u] of ptxasUsage(findNvcc()!, src, twins.map((k) => k.entry))) {
       console.log(`${e}: ${u.registers} registers`);
       expect([u.spillStores, u.spillLoads], `${e} spills`).toEqual([0, 0]);
     }
