@@ -190,6 +190,12 @@ for tin in (torch.bfloat16, None):
     d.delta_kernels(twin, x, x, x, x, x, t(B, T, H), None, x, None)
     entries.append([c[0] for c in calls])
 out['twins'] = entries
+# the walk for few rows (a record with split) where B H (V / cols) is below the SM count, else the default walk
+calls.clear()
+for sms in (132, 12):
+    few = d.kernel_launch(KM(ks), torch.device('cpu'), None, sms)
+    few('walk', 'scalar', 64, K, K, *o[1:], None, B * H, nC, 0)
+out['few'] = [c[:2] for c in calls]
 print(json.dumps(out))
 `;
     const r = spawnSync("/usr/bin/python3", ["-c", script], { input: JSON.stringify(kernels), encoding: "utf8" });
@@ -207,6 +213,8 @@ print(json.dumps(out))
     expect(got.adj0).toBe(true);
     const ops = (tin: string) => [`seqc_delta_prep_fwd_scalar_c64k64v64_${tin}`, "seqc_delta_walk_c64k64v64", `seqc_delta_prep_bwd_scalar_c64k64v64_${tin}`, "seqc_delta_walk_c64k64v64", `seqc_delta_adj_scalar_c64k64v64_${tin}`, [2, 3, 64, 64]];
     expect(got.tin).toEqual([ops("bf16"), ops("f32")]);
+    const few = kernels.find((k) => k.op === "walk" && k.K === 64 && k.decay === "scalar" && k.split)!;
+    expect(got.few).toEqual([[few.entry, [6, 64 / few.cols]], ["seqc_delta_walk_c64k64v64", [6, G]]]);
     expect(got.twins).toEqual([ops("bf16").slice(0, 5).map((e) => (String(e).endsWith("_bf16") ? `${e}_tf32` : e)), ops("f32").slice(0, 5)]);
     expect(got.calls).toEqual([
       // (U, W, KK, VV, LD, B, T, H, TI, M, X, BM, NN, A)

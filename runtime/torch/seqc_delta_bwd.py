@@ -218,10 +218,11 @@ def delta_backward(u, w, kk, vv, q, ld, S_init, dY, dS, C=64, kern=None, passer=
 
 
 def delta_pick(kernels, op, mode, C, K, V, tin, math="fp32"):
-    """The kernel record of a module's "deltaBwd" kernels for op (DELTA_OPS) at (decay mode, C, K, V, tin "f32" / "bf16",
-    math: "fp32" or a tensor-core twin's, records without one being fp32; the walk: any mode, tin and math), or None."""
+    """The kernel record of a module's "deltaBwd" kernels for a per-chunk op ("prep_fwd", "prep_bwd", "adj") at (decay
+    mode, C, K, V, tin "f32" / "bf16", math: "fp32" or a tensor-core twin's, records without one being fp32), or None.
+    (The walks: kernel_launch's walk_pick.)"""
     for k in kernels:
-        if k["op"] == op and (k["C"], k["K"], k["V"]) == (C, K, V) and (op == "walk" or (k["decay"] == mode and k["tin"] == tin and k.get("math", "fp32") == math)):
+        if k["op"] == op and (k["C"], k["K"], k["V"]) == (C, K, V) and k["decay"] == mode and k["tin"] == tin and k.get("math", "fp32") == math:
             return k
     return None
 
@@ -252,16 +253,24 @@ def delta_launcher(m, device, way=None, switch="LR_FUSED_DELTA", tin=None, math=
     km = _chunked.module_kernels(m, device, "deltaBwd") if way == "cuda" else None
     if km is None:
         return None
-    launch = kernel_launch(km, device, math)
+    launch = kernel_launch(km, device, math, torch.cuda.get_device_properties(device).multi_processor_count)
     launch.tin = tin
     return launch
 
 
-def kernel_launch(km, device, math=None):
+def kernel_launch(km, device, math=None, sms=None):
     """delta_launcher's launch over a loaded kernel module km (km.kernels the records; km.launch(record, grid, args,
-    stream)); math: delta_launcher's."""
+    stream)); math: delta_launcher's; sms: the card's SM count: the walk of a shape for few rows (a record with split)
+    where the default walk's grid B H (V / cols) is below it (None: the default walk)."""
     def pick(op, mode, C, K, V, tin):
         return (delta_pick(km.kernels, op, mode, C, K, V, tin, math) if math else None) or delta_pick(km.kernels, op, mode, C, K, V, tin)
+
+    def walk_pick(mode, C, K, V, BH):
+        ws = [k for k in km.kernels if k["op"] == "walk" and (k["C"], k["K"], k["V"]) == (C, K, V) and k.get("decay", mode) == mode]
+        k = next((k for k in ws if not k.get("split")), ws[0] if ws else None)
+        if k is not None and sms and BH * (V // k["cols"]) < sms:
+            k = next((w for w in ws if w.get("split")), k)
+        return k
 
     def tok(x, dt):
         x = x.to(dt).contiguous()
@@ -280,7 +289,7 @@ def kernel_launch(km, device, math=None):
     def launch(op, mode, C, K, V, *ts):
         if op == "walk":
             M, X, BM, NN, A, Z0, BH, nC, reverse = ts
-            k = pick("walk", mode, C, K, V, None)
+            k = walk_pick(mode, C, K, V, BH)
             N = BH * nC
             ZS, Y, ZF = out(N, K, V), out(N, C, V), out(BH, K, V)
             Z0 = Z0.reshape(BH, K, V).to(torch.float32).contiguous() if Z0 is not None else None
@@ -316,6 +325,6 @@ def kernel_launch(km, device, math=None):
 
     def has(mode, C, K, V, dtype):
         tin = TIN.get(dtype)
-        return tin is not None and all(pick(op, mode, C, K, V, tin) is not None for op in DELTA_OPS)
+        return tin is not None and walk_pick(mode, C, K, V, 1) is not None and all(pick(op, mode, C, K, V, tin) is not None for op in DELTA_OPS if op != "walk")
     launch.has = has
     return launch
