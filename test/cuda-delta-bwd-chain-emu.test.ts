@@ -4,9 +4,9 @@
  * kernel path does: prep_fwd (grid N), the forward walk (grid (B H, V / cols), Z0 the initial state), prep_bwd (reading
  * prep_fwd's TI), the backward walk (reverse, Z0 the final state's cotangent), the adjoint (R, S0 = the forward walk's Y
  * and ZS, SF its ZF, LE and DR the backward walk's ZS and Y). Against test/helpers/delta-ref.ts deltaBackward in float64
- * at the kernels' rounded inputs: dq, du, dw, dk, dv, dld (scalar decay) and dS_init, at C = 64, K = V = 64 (B 2) and
- * 128 (B 1), H 2,
- * T 100 (a ragged second chunk) and T 1, decay none / scalar, f32 and bf16 inputs on the fp32 kernels and bf16 inputs on
+ * at the kernels' rounded inputs: dq, du, dw, dk, dv, dld (scalar decay: [B, T, H]; per-key decay, RWKV-7: [B, T, H, K])
+ * and dS_init, at C = 64, K = V = 64 (B 2) and 128 (B 1; not with a per-key decay: its adjoint is at 64 only), H 2,
+ * T 100 (a ragged second chunk) and T 1, decay none / scalar / key (ld a key uniform in [-1, 0)), f32 and bf16 inputs on the fp32 kernels and bf16 inputs on
  * the TF32 twins of prep and the adjoint, f32 inputs with the walks for few rows (split), initial state and final-state
  * cotangent given. A broken chain (the backward walk launched forwards) must fail.
  */
@@ -34,6 +34,10 @@ type Outs = Record<(typeof OUTS)[number], Float64Array>;
 const WAYS = [64, 128].flatMap((K) => [{ K, tin: "f32", math: undefined, few: false }, { K, tin: "bf16", math: undefined, few: false }, { K, tin: "bf16", math: "tf32", few: false }, { K, tin: "f32", math: undefined, few: true }] as const);
 type Way = (typeof WAYS)[number];
 
+/** A decay mode's ways: decay "key" (RWKV-7) at K = V = 64 (the per-key adjoint's only shape) with f32 and bf16 inputs
+ * on the fp32 kernels and f32 with the walk for few rows (no twins with a per-key decay yet). */
+const waysOf = (decay: DeltaBwdDecay): readonly Way[] => (decay === "key" ? WAYS.filter((w) => w.K === 64 && !w.math) : WAYS);
+
 /** The kernels of one way at C = 64, by op. */
 function pick(kernels: DeltaBwdKernel[], way: Way): Record<DeltaBwdKernel["op"], DeltaBwdKernel> {
   const at = (op: DeltaBwdKernel["op"]) => {
@@ -47,7 +51,7 @@ function pick(kernels: DeltaBwdKernel[], way: Way): Record<DeltaBwdKernel["op"],
 /** An emulator running the chain each way: argv dir (the INS .bin files), way (an index of WAYS), B, T, H,
  * whether LD, S0, DS are given, the backward walk's reverse flag; writes the OUTS .out files (float32). */
 function buildEmu(decay: DeltaBwdDecay, m: { source: string; kernels: DeltaBwdKernel[] }): string {
-  const byWay = WAYS.map((w) => pick(m.kernels, w));
+  const ways = waysOf(decay), byWay = ways.map((w) => pick(m.kernels, w));
   const launch = (k: DeltaBwdKernel, grid: string, call: string) =>
     `{ emu::Dim g; ${grid} emu::Dim blk; blk.x = ${k.threads}u; emu::launch([]() { ${k.entry}(${call}); }, g, blk, ${k.sharedBytes}u); }`;
   const chain = (ks: Record<DeltaBwdKernel["op"], DeltaBwdKernel>) => `
@@ -78,20 +82,20 @@ int main(int argc, char** argv) {
   const char* names[] = {${INS.map((n) => `"${n}"`).join(", ")}};
   for (int i = 0; i < ${INS.length}; ++i) in[i] = readf(dir + "/" + names[i] + ".bin");
   LDp = hasLD ? (const float*)in[iLD].data() : nullptr; S0p = hasS0 ? (const float*)in[iS0].data() : nullptr; DSp = hasDS ? (const float*)in[iDS].data() : nullptr;
-  static const size_t WAY_K[] = {${WAYS.map((w) => w.K).join(", ")}};
-  const size_t C = 64, K = WAY_K[way], V = K;
+  static const size_t WAY_K[] = {${ways.map((w) => w.K).join(", ")}};
+  const size_t C = 64, K = WAY_K[way], V = K, LW = ${decay === "key" ? "K" : "1"};  // log decays a token: one a key with a per-key decay
   NC = (unsigned)((T_ + 63) / 64); BH = (unsigned)(B_ * H_); N = BH * NC;
   const size_t tok = (size_t)B_ * T_ * H_;
-  TI = alloc(N * C * C); fM = alloc(N * C * K); fX = alloc(N * C * V); fBM = alloc(N * K * V); fNN = alloc(N * C * K); fA = alloc(N);
+  TI = alloc(N * C * C); fM = alloc(N * C * K); fX = alloc(N * C * V); fBM = alloc(N * K * V); fNN = alloc(N * C * K); fA = alloc(N * LW);
   S0s = alloc(N * K * V); R = alloc(N * C * V); SF = alloc(BH * K * V);
-  bM = alloc(N * C * K); bX = alloc(N * C * V); bBM = alloc(N * K * V); bNN = alloc(N * C * K); bA = alloc(N);
+  bM = alloc(N * C * K); bX = alloc(N * C * V); bBM = alloc(N * K * V); bNN = alloc(N * C * K); bA = alloc(N * LW);
   LE = alloc(N * K * V); DR = alloc(N * C * V); dS = alloc(BH * K * V);
-  dQ = alloc(tok * K); dU = alloc(tok * K); dW = alloc(tok * K); dK = alloc(tok * K); dV = alloc(tok * V); dLD = alloc(tok);
+  dQ = alloc(tok * K); dU = alloc(tok * K); dW = alloc(tok * K); dK = alloc(tok * K); dV = alloc(tok * V); dLD = alloc(tok * LW);
   dLDp = ${decay === "none" ? "nullptr" : "dLD"};
 ${byWay.map((ks, i) => `  if (way == ${i}) {${chain(ks)}
   }`).join("\n")}
   save(dir + "/dQ.out", dQ, tok * K); save(dir + "/dU.out", dU, tok * K); save(dir + "/dW.out", dW, tok * K); save(dir + "/dK.out", dK, tok * K);
-  save(dir + "/dV.out", dV, tok * V); save(dir + "/dLD.out", dLD, tok); save(dir + "/dS.out", dS, BH * K * V);
+  save(dir + "/dV.out", dV, tok * V); save(dir + "/dLD.out", dLD, tok * LW); save(dir + "/dS.out", dS, BH * K * V);
   return 0;
 }
 `;
@@ -116,13 +120,13 @@ function makeCase(decay: DeltaBwdDecay, tin: "f32" | "bf16", K: number, B: numbe
   };
   const sc = 2 / Math.sqrt(K);
   const q = draw("Q", K, 1), u = draw("U", K, sc), w = draw("W", K, sc), k = draw("KK", K, 1), v = draw("VV", K, 1), dY = draw("DY", K, 1);
-  const ld = decay === "none" ? null : Float64Array.from({ length: B * T * H }, () => Math.fround(r() - 0.5));
+  const ld = decay === "none" ? null : Float64Array.from({ length: B * T * H * (decay === "key" ? K : 1) }, () => Math.fround(r() - 0.5));
   const S = f32(Float64Array.from({ length: B * H * K * K }, () => 2 * r()));
   const dS = f32(Float64Array.from({ length: B * H * K * K }, () => 2 * r()));
   files.LD = f32Bytes(ld ?? new Float64Array(1));
   files.S0 = f32Bytes(S);
   files.DS = f32Bytes(dS);
-  return { s, inp: { u, w, k, v, q, ld, S }, dY, dS, files };
+  return { s, inp: { u, w, k, v, q, ld, S, ...(decay === "key" ? { perKey: true } : {}) }, dY, dS, files };
 }
 
 function runEmu(bin: string, cs: Case, way: number, reverse = true): Outs {
@@ -142,10 +146,10 @@ function errors(got: Outs, cs: Case): Record<string, number> {
 }
 
 describe.skipIf(!gpp)("delta backward: the module's five kernels chained on the CPU emulation vs the float64 backward", () => {
-  it.each(["none", "scalar"] as const)("decay %s: K = V = 64 and 128, f32 and bf16 inputs, bf16 on the TF32 twins, T = 100 (ragged) and 1, initial state and final-state cotangent", (decay) => {
+  it.each(["none", "scalar", "key"] as const)("decay %s: K = V = 64 and 128 (key: 64), f32 and bf16 inputs, bf16 on the TF32 twins (not key), f32 with the walks for few rows, T = 100 (ragged) and 1, initial state and final-state cotangent", (decay) => {
     const bin = buildEmu(decay, deltaBwdModule(deltaBwdConfigs(decay)));
     const seen: string[] = [];
-    for (const [i, way] of WAYS.entries())
+    for (const [i, way] of waysOf(decay).entries())
       for (const T of [100, 1]) {
         const cs = makeCase(decay, way.tin, way.K, way.K === 64 ? 2 : 1, T, 2, 41 + T + 7 * i + (decay === "none" ? 0 : 3));
         const e = errors(runEmu(bin, cs, i), cs);

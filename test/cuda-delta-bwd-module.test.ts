@@ -11,7 +11,7 @@ import { describe, expect, it } from "vitest";
 import { spawnSync } from "node:child_process";
 import { deltaBwdConfigs, deltaBwdModule } from "../compiler/backends/cuda/delta-bwd.ts";
 import { DELTA_ADJ_CONFIGS, DELTA_ADJ_K128_CONFIGS, DELTA_ADJ_K128_MMA_CONFIGS, DELTA_ADJ_MMA_CONFIGS, deltaAdjKernel, type DeltaAdjConfig } from "../compiler/backends/cuda/delta-adjoint.ts";
-import { DELTA_PREP_CONFIGS, DELTA_PREP_MMA_CONFIGS, deltaPrepKernel, type DeltaPrepConfig } from "../compiler/backends/cuda/delta-prep.ts";
+import { DELTA_PREP_CONFIGS, DELTA_PREP_KEY_CONFIGS, DELTA_PREP_MMA_CONFIGS, deltaPrepKernel, type DeltaPrepConfig, type DeltaPrepDecay } from "../compiler/backends/cuda/delta-prep.ts";
 import { DELTA_ADJ_KEY_CONFIGS, deltaAdjKeyKernel } from "../compiler/backends/cuda/delta-adjoint-key.ts";
 import { DELTA_WALK_CONFIGS, DELTA_WALK_FEW_CONFIGS, DELTA_WALK_KEY_CONFIGS, DELTA_WALK_KEY_FEW_CONFIGS, deltaWalkKernel } from "../compiler/backends/cuda/delta-walk.ts";
 import { findNvcc } from "../compiler/backends/cuda/nvcc.ts";
@@ -25,12 +25,12 @@ describe("delta backward kernel module", () => {
     const m = deltaBwdModule(deltaBwdConfigs(decay));
     // every prep and adjoint configuration of the mode (entry, threads and shared bytes their kernel files'), the walks
     // (the fp32 kernels, then the TF32 twins)
-    const prep = (cs: readonly DeltaPrepConfig[]) => cs.filter((c) => c.decay === decay).map((c) => ({ c, k: deltaPrepKernel(c), op: `prep_${c.op}` }));
+    const prep = (cs: readonly DeltaPrepConfig<DeltaPrepDecay>[]) => cs.filter((c) => c.decay === decay).map((c) => ({ c, k: deltaPrepKernel(c), op: `prep_${c.op}` }));
     const adj = (cs: readonly DeltaAdjConfig[]) => cs.filter((c) => c.decay === decay).map((c) => ({ c, k: deltaAdjKernel(c), op: "adj" }));
     const walks = decay === "key" ? [...DELTA_WALK_KEY_CONFIGS, ...DELTA_WALK_KEY_FEW_CONFIGS] : [...DELTA_WALK_CONFIGS, ...DELTA_WALK_FEW_CONFIGS];
     const keyAdj = decay === "key" ? DELTA_ADJ_KEY_CONFIGS.map((c) => ({ c: { ...c, math: undefined }, k: deltaAdjKeyKernel(c), op: "adj" })) : [];
     const want = [
-      ...prep(DELTA_PREP_CONFIGS),
+      ...prep(DELTA_PREP_CONFIGS), ...prep(DELTA_PREP_KEY_CONFIGS),
       ...walks.map((c) => ({ c: { ...c, tin: "f32", math: undefined }, k: deltaWalkKernel(c), op: "walk" })),
       ...adj([...DELTA_ADJ_CONFIGS, ...DELTA_ADJ_K128_CONFIGS]), ...keyAdj, ...prep(DELTA_PREP_MMA_CONFIGS), ...adj([...DELTA_ADJ_MMA_CONFIGS, ...DELTA_ADJ_K128_MMA_CONFIGS]),
     ].map(({ c, k, op }) => ({ op, decay, tin: c.tin, C: c.C, K: c.K, V: c.V, cols: "cols" in k ? k.cols : c.V, ...("split" in k && k.split > 1 ? { split: k.split } : {}), ...(c.math ? { math: c.math } : {}), entry: k.entry, threads: k.threads, sharedBytes: k.sharedBytes }));
@@ -42,7 +42,7 @@ describe("delta backward kernel module", () => {
     // shape first, then the one for few rows: 8 columns, split 4 / 2)
     const rows = m.kernels.map((k) => `${k.op} ${k.decay} ${k.tin} ${k.C} ${k.K} ${k.V} ${k.cols}${k.math ? ` ${k.math}` : ""}`);
     for (const K of [64, 128])
-      for (const r of [...(decay === "key" ? (K === 64 ? ["f32", "bf16"].map((t) => `adj key ${t} 64 64 64 64`) : []) : ["prep_fwd", "prep_bwd", "adj"].flatMap((op) => [...["f32", "bf16"].map((t) => `${op} ${decay} ${t} 64 ${K} ${K} ${K}`), `${op} ${decay} bf16 64 ${K} ${K} ${K} tf32`])), `walk ${decay} f32 64 ${K} ${K} ${K === 64 ? 32 : 16}`])
+      for (const r of [...(decay === "key" ? [...["prep_fwd", "prep_bwd"].flatMap((op) => ["f32", "bf16"].map((t) => `${op} key ${t} 64 ${K} ${K} ${K}`)), ...(K === 64 ? ["f32", "bf16"].map((t) => `adj key ${t} 64 64 64 64`) : [])] : ["prep_fwd", "prep_bwd", "adj"].flatMap((op) => [...["f32", "bf16"].map((t) => `${op} ${decay} ${t} 64 ${K} ${K} ${K}`), `${op} ${decay} bf16 64 ${K} ${K} ${K} tf32`])), `walk ${decay} f32 64 ${K} ${K} ${K === 64 ? 32 : 16}`])
         expect(rows).toContain(r);
     const key = decay === "key" ? "key_" : "";
     expect(m.kernels.filter((k) => k.op === "walk").map((k) => [k.entry, k.cols, k.split, k.threads, k.sharedBytes])).toEqual([

@@ -13,8 +13,9 @@
  * B H (V / cols) >= the SM count (132 on the H100 / H200: B H >= 66 at V = 64, >= 17 at V = 128), else the split one
  * (grid (B H, V / 8)); a runtime taking the first walk of a shape gets the default.
  *
- * Decay "key" (RWKV-7, ld [B, T, H, K]): the per-key walks (A [N, K]; seqc_delta_walk_key_*) and the per-key adjoint
- * (delta-adjoint-key.ts, K = V = 64, f32 and bf16 inputs; dLD [B, T, H, K]); prep's per-key kernels when they exist.
+ * Decay "key" (RWKV-7, ld [B, T, H, K]): prep's per-key kernels (delta-prep-key.ts via delta-prep.ts, K = V = 64 and
+ * 128, f32 and bf16 inputs; A written [N, K]), the per-key walks (A [N, K]; seqc_delta_walk_key_*) and the per-key
+ * adjoint (delta-adjoint-key.ts, K = V = 64 only, f32 and bf16 inputs; dLD [B, T, H, K]); no TF32 twins yet.
  *
  * Kernels, C = 64: the per-chunk preparations of both walks (compiler/backends/cuda/delta-prep.ts, K = V = 64 and 128,
  * f32 and bf16 inputs), the walk over the chunks, both directions (delta-walk.ts, K = V = 64 and 128), the per-chunk
@@ -24,7 +25,7 @@
  */
 import { DELTA_ADJ_CONFIGS, DELTA_ADJ_K128_CONFIGS, DELTA_ADJ_K128_MMA_CONFIGS, DELTA_ADJ_MMA_CONFIGS, DELTA_ADJ_PRELUDE, deltaAdjKernel, deltaAdjSource, type DeltaAdjConfig } from "./delta-adjoint.ts";
 import { DELTA_ADJ_KEY_CONFIGS, deltaAdjKeyKernel, deltaAdjKeySource, type DeltaAdjKeyConfig } from "./delta-adjoint-key.ts";
-import { DELTA_PRELUDE, DELTA_PREP_CONFIGS, DELTA_PREP_MMA_CONFIGS, deltaPrepKernel, deltaPrepSource, type DeltaPrepConfig } from "./delta-prep.ts";
+import { DELTA_PRELUDE, DELTA_PREP_CONFIGS, DELTA_PREP_KEY_CONFIGS, DELTA_PREP_MMA_CONFIGS, deltaPrepKernel, deltaPrepSource, type DeltaPrepConfig, type DeltaPrepDecay } from "./delta-prep.ts";
 import { DELTA_WALK_CONFIGS, DELTA_WALK_FEW_CONFIGS, DELTA_WALK_KEY_CONFIGS, DELTA_WALK_KEY_FEW_CONFIGS, DELTA_WALK_PRELUDE, deltaWalkKernel, deltaWalkSource, type DeltaWalkConfig } from "./delta-walk.ts";
 
 export type DeltaBwdOp = "prep_fwd" | "prep_bwd" | "walk" | "adj";
@@ -51,7 +52,7 @@ export interface DeltaBwdKernel {
  * twins among them). */
 export interface DeltaBwdConfigs {
   decay: DeltaBwdDecay;
-  prep: readonly DeltaPrepConfig[];
+  prep: readonly DeltaPrepConfig<DeltaPrepDecay>[];
   walk: readonly DeltaWalkConfig[];
   adj: readonly (DeltaAdjConfig | DeltaAdjKeyConfig)[];
 }
@@ -62,7 +63,7 @@ export function deltaBwdConfigs(decay: DeltaBwdDecay, twins = true): DeltaBwdCon
   const mine = <T extends { decay: string }>(cs: readonly T[]) => cs.filter((c) => c.decay === decay);
   const walk = decay === "key" ? [...DELTA_WALK_KEY_CONFIGS, ...DELTA_WALK_KEY_FEW_CONFIGS] : [...DELTA_WALK_CONFIGS, ...DELTA_WALK_FEW_CONFIGS];
   return {
-    decay, prep: mine([...DELTA_PREP_CONFIGS, ...(twins ? DELTA_PREP_MMA_CONFIGS : [])]), walk,
+    decay, prep: mine<DeltaPrepConfig<DeltaPrepDecay>>([...DELTA_PREP_CONFIGS, ...DELTA_PREP_KEY_CONFIGS, ...(twins ? DELTA_PREP_MMA_CONFIGS : [])]), walk,
     adj: mine([...DELTA_ADJ_CONFIGS, ...DELTA_ADJ_K128_CONFIGS, ...DELTA_ADJ_KEY_CONFIGS, ...(twins ? [...DELTA_ADJ_MMA_CONFIGS, ...DELTA_ADJ_K128_MMA_CONFIGS] : [])]),
   };
 }

@@ -16,8 +16,8 @@
  * (`kernels.lowRankPass`, compiler/backends/cuda/lowrank-pass.ts: both directions at the K = V = 64 configurations;
  * LR_FUSED_PASS); with one low-rank pair, one readout and no or a scalar decay the chunk-state backward's per-chunk
  * kernels (`kernels.lowRankWy`, compiler/backends/cuda/lowrank-wy.ts: both ops of the model's decay mode; LR_FUSED_WY).
- * With one low-rank pair, one input pair and one readout (E = P = R = 1) and no or a scalar decay, also the token-aligned
- * delta backward's kernels (`kernels.deltaBwd`, compiler/backends/cuda/delta-bwd.ts: those of the model's decay mode;
+ * With one low-rank pair, one input pair and one readout (E = P = R = 1), any decay (RWKV-7's per-key one too), also the
+ * token-aligned delta backward's kernels (`kernels.deltaBwd`, compiler/backends/cuda/delta-bwd.ts: those of the model's decay mode;
  * runtime/torch/seqc_delta_bwd.py, LR_BWD "delta").
  */
 import * as I from "../../ir/types.ts";
@@ -75,6 +75,6 @@ export function lowRankChainPlans(model: I.Model, dims: Record<string, number>, 
   const wy = LOWRANK_WY_CONFIGS.filter((c) => c.decay === chain.names.decay);
   if (E === 1 && R === 1 && wy.length) kernels.lowRankWy = lowRankWyModule(wy) as unknown as TorchKernelModule;
   const decay = chain.names.decay;
-  if (E === 1 && P === 1 && R === 1 && (decay === "none" || decay === "scalar")) kernels.deltaBwd = deltaBwdModule(deltaBwdConfigs(decay)) as unknown as TorchKernelModule;
+  if (E === 1 && P === 1 && R === 1) kernels.deltaBwd = deltaBwdModule(deltaBwdConfigs(decay)) as unknown as TorchKernelModule;
   return { plans, chunked: { lowRank: chain.names, parts }, ...(Object.keys(kernels).length ? { kernels } : {}) };
 }
