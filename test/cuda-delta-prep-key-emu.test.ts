@@ -5,10 +5,14 @@
  * per-key log decays uniform in [minLd, 0) down to -20 a step (keys near 0 beside keys far below); small configurations (C = 16 / 32 / 48, K != V) and the
  * shipped DELTA_PREP_KEY_CONFIGS (C = 64, K = V = 64 and 128). Deliberately broken copies (the between-tile factor a
  * tile off, the diagonal tiles' mask f <= a, the diagonal exp a slot off, pass 1's a-side factor dropped, pass 2's
- * tail factor a tile off, prep_bwd's NN with G[a] for G[a-1]) must fail. nvcc -cubin for sm_90 where installed: no spills.
+ * tail factor a tile off, prep_bwd's NN with G[a] for G[a-1]) must fail. The tensor-core twins (math "tf32" / "tf32x3":
+ * the same decay passes on row layouts, fp32 SIMT scores, the other products as delta-prep-mma.ts's m16n8k8 TF32 mma,
+ * emulated by test/cuda-emu/mma-tf32.h): tf32x3 within 1e-5, tf32 within 2e-3; broken twins (the rows' between-tile
+ * factor a tile off, pass 1's f-side factor from the wrong slot, pass 2's a-side factor a tile off) must fail. nvcc
+ * -cubin for sm_90 where installed (the fp32 kernels and the bf16 tf32 twins): no spills.
  */
 import { describe, expect, it } from "vitest";
-import { DELTA_PREP_KEY_CONFIGS, deltaPrepModule, type DeltaPrepConfig } from "../compiler/backends/cuda/delta-prep.ts";
+import { DELTA_PREP_KEY_CONFIGS, DELTA_PREP_KEY_MMA_CONFIGS, deltaPrepModule, type DeltaPrepConfig } from "../compiler/backends/cuda/delta-prep.ts";
 import { findNvcc } from "../compiler/backends/cuda/nvcc.ts";
 import { buildEmu, caught, errors, fmt, gpp, makeCase, worst, type Shape } from "./helpers/delta-prep-emu.ts";
 import { ptxasUsage } from "./helpers/ptxas-usage.ts";
@@ -90,15 +94,60 @@ describe.skipIf(!gpp)("the delta prep kernels with a per-key decay on the CPU em
     broken("bwd", "sGl[(i) * 36u + a - 1u]", "sGl[(i) * 36u + a]", "NN");
   }, 300_000);
 
+  const SMALL_MMA = [
+    { C: 16, K: 16, V: 8 },
+    { C: 32, K: 16, V: 24 },
+    { C: 48, K: 32, V: 16 },
+  ];
+  const BOUND = { tf32: 2e-3, tf32x3: 1e-5 } as const;
+
+  it("the twins, small configurations and the shipped K = V = 64 and 128 ones: tf32x3 within 1e-5, tf32 within 2e-3 (and above 1e-5: its rounding is emulated)", () => {
+    const shipped = DELTA_PREP_KEY_MMA_CONFIGS.filter((c) => c.op === "fwd").map((c) => ({ C: c.C, K: c.K, V: c.V }));
+    expect(shipped.length).toBe(2);
+    const lines: string[] = [];
+    for (const math of ["tf32", "tf32x3"] as const) {
+      const m = deltaPrepModule([...SMALL_MMA, ...shipped].flatMap((s) => all(s).map((c) => ({ ...c, math }))));
+      const bin = buildEmu(m.source, m.kernels);
+      for (const k of m.kernels) {
+        const cases = k.C === 64 ? [[100, -1]] as const : [[1, -5], [2 * k.C + 5, -1], [k.C + 3, -20]] as const;
+        for (const [T, minLd] of cases) {
+          const e = errors(bin, k, makeCase(k, k.tin, k.K === 128 ? 1 : 2, T, 2, minLd, 41 + T + k.K));
+          lines.push(`${k.entry} T=${T} ld>=${minLd}: ${fmt(e)}`);
+          expect(worst(e), lines[lines.length - 1]).toBeLessThan(BOUND[math]);
+          if (math === "tf32" && T > 1) expect(worst(e), `${k.entry}: TF32 rounding shows`).toBeGreaterThan(1e-5);
+        }
+      }
+    }
+    if (process.env.DPREP_LOG) console.log(lines.join("\n"));
+  }, 900_000);
+
+  it("broken twins fail", () => {
+    const s = { C: 32, K: 16, V: 24 };
+    const broken = (op: "fwd" | "bwd", from: string, to: string, out: string) => {
+      const m = deltaPrepModule([{ op, tin: "f32", decay: "key", ...s, math: "tf32x3" }], (src) => {
+        expect(src).toContain(from);
+        return src.replace(from, to);
+      });
+      expect(caught(buildEmu(m.source, m.kernels), m.kernels[0], makeCase({ decay: "key", ...s }, "f32", 1, 40, 2, -1, 9), out), `${op} ${from} -> ${to}`).toBe(true);
+    };
+    // the rows' between-tile factor a tile off
+    broken("fwd", "sGb[(ti) * 16u + i + q] - sGb[(tj + 1u) * 16u + i + q]", "sGb[(ti) * 16u + i + q] - sGb[(tj) * 16u + i + q]", "TI");
+    broken("bwd", "sGb[(ti) * 16u + i + q] - sGb[(tj + 1u) * 16u + i + q]", "sGb[(ti) * 16u + i + q] - sGb[(tj) * 16u + i + q]", "X");
+    // pass 1's f-side factor from the tile's first slot (for its end)
+    broken("fwd", "ge = *(const float4*)&sGl[((a | 3u)) * 20u + 4u * i4]", "ge = *(const float4*)&sGl[((a & ~3u)) * 20u + 4u * i4]", "X");
+    // pass 2's a-side factor a tile off (Qd times exp(G[4 tau + 3]))
+    broken("bwd", "expf((float)sGb[(a / 4u) * 16u + 4u * i4 + 0u])", "expf((float)sGb[(a / 4u + 1u) * 16u + 4u * i4 + 0u])", "BM");
+  }, 300_000);
+
   it("configurations that do not fit are refused", () => {
-    expect(() => deltaPrepModule([{ op: "fwd", decay: "key", tin: "bf16", C: 64, K: 64, V: 64, math: "tf32" }])).toThrow(/no tensor-core twins/);
+    expect(() => deltaPrepModule([{ op: "fwd", decay: "key", tin: "bf16", C: 64, K: 24, V: 64, math: "tf32" }])).toThrow(/multiples of 16/);
     expect(() => deltaPrepModule([{ op: "fwd", decay: "key", tin: "f32", C: 80, K: 16, V: 16 }])).toThrow(/one a thread/);
     expect(() => deltaPrepModule([{ op: "bwd", decay: "key", tin: "f32", C: 16, K: 48, V: 8 }])).toThrow(/too large for Gl/);
   });
 
-  it.skipIf(!findNvcc())("nvcc -cubin compiles DELTA_PREP_KEY_CONFIGS (C = 64, K = V = 64 and 128) for sm_90; ptxas: no spills", () => {
-    const m = deltaPrepModule(DELTA_PREP_KEY_CONFIGS);
-    expect(m.kernels.length).toBe(8);
+  it.skipIf(!findNvcc())("nvcc -cubin compiles DELTA_PREP_KEY_CONFIGS and their bf16 tf32 twins (C = 64, K = V = 64 and 128) for sm_90; ptxas: no spills", () => {
+    const m = deltaPrepModule([...DELTA_PREP_KEY_CONFIGS, ...DELTA_PREP_KEY_MMA_CONFIGS]);
+    expect(m.kernels.length).toBe(12);
     const rows: string[] = [];
     for (const [e, u] of ptxasUsage(findNvcc()!, m.source, m.kernels.map((k) => k.entry))) {
       expect([u.spillStores, u.spillLoads], `${e} spills`).toEqual([0, 0]);

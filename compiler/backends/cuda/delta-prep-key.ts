@@ -19,6 +19,9 @@
  *    Gb[tau + 1])), and the kernel goes on as the one without a decay (delta-prep.ts): NN, BM, Tinv, M, X.
  * prep_bwd's NN = Wd comes from W in global memory before Gl's buffer is reused. Gl [K][C + 4] lives in the score
  * buffers (fwd: Luu and Luk's, bwd: Pu and PD's) until the scores are written; Gb has its own buffer (first).
+ * The tensor-core twins (delta-prep-mma.ts, math "tf32" / "tf32x3") run the same passes on their row layouts ([C][K + 4]
+ * operands and Gl; the tiles below the diagonal 4 keys a step, fwd's Luu and Luk as separate items), in fp32 on the
+ * SIMT cores, and then the twins' mma products.
  */
 
 /** The config fields this file reads (delta-prep.ts's DeltaPrepConfig with decay "key"). */
@@ -31,23 +34,39 @@ interface KeyShape {
 /** Gb's size in floats ((C / 4 + 1) K doubles). */
 export const keyGbFloats = (c: { C: number; K: number }): number => 2 * (c.C / 4 + 1) * c.K;
 
-/** The per-key text pieces: `NT` threads, Gl's buffer `sGl` [K][LC] and the operands' transposed [K][LC] buffers
- * (a-side `xa`, f-side `xf`, fwd's second f-side `xk`), scores into `dst` (fwd: and `dstK`) [C][LC]; `in4` reads 4
- * values of a per-token input (as delta-prep.ts's loads). */
-export function keyParts(c: KeyShape, NT: number, LC: number, in4: (src: string, w: number, a: string, i4: string) => string) {
-  const { C, K, op } = c, CT = C / 4, fwd = op === "fwd";
-  const xa = fwd ? "sWT" : "sQT", xf = "sUT", xk = fwd ? "sKT" : "";
+/** Where the operands live: the fp32 kernels' transposed [K][LC] buffers sWT / sQT, sUT, sKT with Gl [K][LC], the
+ * scores [C][LC] (LC = C + 4); or (`rows`, the tensor-core twins, delta-prep-mma.ts) row buffers [C][ld] sW / sQ, sU,
+ * sKK (ld = K + 4) with Gl [C][ld] and the scores' own strides. */
+export interface KeyLayout {
+  rows: boolean;
+  /** the operands' stride (LC transposed, K + 4 rows), Gl's the same */
+  ld: number;
+  /** the score buffers' strides (fwd: Luu's and Luk's; bwd: Pu's in the first) */
+  ldL: number;
+  ldLk: number;
+}
+
+/** The per-key text pieces: `NT` threads, Gl's buffer `sGl` and the operands (a-side w / q, f-side u, fwd's second
+ * f-side k) as `lay` says, scores into sL and sLk (fwd) or sPu (bwd); `in4` reads 4 values of a per-token input (as
+ * delta-prep.ts's loads). */
+export function keyParts(c: KeyShape, NT: number, lay: KeyLayout, in4: (src: string, w: number, a: string, i4: string) => string) {
+  const { C, K, op } = c, CT = C / 4, fwd = op === "fwd", LC = lay.ld, R = lay.rows;
+  const xa = R ? (fwd ? "sW" : "sQ") : fwd ? "sWT" : "sQT", xf = R ? "sU" : "sUT", xk = fwd ? (R ? "sKK" : "sKT") : "";
   const dst = fwd ? "sL" : "sPu", dstK = fwd ? "sLk" : "";
   const gb = (tau: string, i: string) => `sGb[(${tau}) * ${K}u + ${i}]`;
-  const gl = (i: string, a: string) => `sGl[(${i}) * ${LC}u + ${a}]`;
+  const gl = (i: string, a: string) => (R ? `sGl[(${a}) * ${LC}u + ${i}]` : `sGl[(${i}) * ${LC}u + ${a}]`);
+  const at = (buf: string, i: string, a: string) => (R ? `${buf}[(${a}) * ${LC}u + ${i}]` : `${buf}[${i} * ${LC}u + ${a}]`);
   // Gl in place over the loaded log decays (a thread a (key, tile): 4 slots summed in double), the tiles' totals into
   // Gb[tau + 1], then Gb's prefix over the tiles by a thread a key
   const prefix = `  // Gl (within the 4-slot tiles) and Gb = G[4 tau - 1] per key
   for (u32 x = t; x < ${K * CT}u; x += ${NT}u) {
-    const u32 i = x / ${CT}u, j = x % ${CT}u;
+${R ? `    const u32 j = x / ${K}u, i = x % ${K}u;
+    const double s0 = (double)${gl("i", "4u * j")}, s1 = s0 + (double)${gl("i", "4u * j + 1u")}, s2 = s1 + (double)${gl("i", "4u * j + 2u")}, s3 = s2 + (double)${gl("i", "4u * j + 3u")};
+    ${gl("i", "4u * j")} = (float)s0; ${gl("i", "4u * j + 1u")} = (float)s1; ${gl("i", "4u * j + 2u")} = (float)s2; ${gl("i", "4u * j + 3u")} = (float)s3;`
+    : `    const u32 i = x / ${CT}u, j = x % ${CT}u;
     const float4 l = *(const float4*)&${gl("i", "4u * j")};
     const double s0 = (double)l.x, s1 = s0 + (double)l.y, s2 = s1 + (double)l.z, s3 = s2 + (double)l.w;
-    *(float4*)&${gl("i", "4u * j")} = make_float4((float)s0, (float)s1, (float)s2, (float)s3);
+    *(float4*)&${gl("i", "4u * j")} = make_float4((float)s0, (float)s1, (float)s2, (float)s3);`}
     ${gb("j + 1u", "i")} = s3;
   }
   __syncthreads();
@@ -68,12 +87,12 @@ ${diagIdx}  float dv = 0.f${fwd ? ", dk = 0.f" : ""};
   if (dOn) {
 #pragma unroll 4
     for (u32 i = 0; i < ${K}u; ++i) {
-      const float x = ${xa}[i * ${LC}u + da] * expf(${gl("i", fwd ? "da - 1u" : "da")} - ${gl("i", "df")});
-      dv = fmaf(x, ${xf}[i * ${LC}u + df], dv);${fwd ? `\n      dk = fmaf(x, ${xk}[i * ${LC}u + df], dk);` : ""}
+      const float x = ${at(xa, "i", "da")} * expf(${gl("i", fwd ? "da - 1u" : "da")} - ${gl("i", "df")});
+      dv = fmaf(x, ${at(xf, "i", "df")}, dv);${fwd ? `\n      dk = fmaf(x, ${at(xk, "i", "df")}, dk);` : ""}
     }
   }
 `;
-  const diagStore = `  if (t < ${4 * C}u) { ${dst}[da * ${LC}u + df] = dOn ? dv : 0.f;${fwd ? ` ${dstK}[da * ${LC}u + df] = dOn ? dk : 0.f;` : ""} }
+  const diagStore = `  if (t < ${4 * C}u) { ${dst}[da * ${lay.ldL}u + df] = dOn ? dv : 0.f;${fwd ? ` ${dstK}[da * ${lay.ldLk}u + df] = dOn ? dk : 0.f;` : ""} }
 `;
   // pass 1: a-side rows by exp(Ga[a] - G[4 tau - 1]), f-side rows by exp(G[4 tau + 3] - G[f]); a thread a (key, tile)
   const scale = (buf: string, f: string) => `    { float4* p = (float4*)&${buf}[i * ${LC}u + 4u * j]; float4 v = *p; ${f} *p = v; }\n`;
@@ -81,7 +100,17 @@ ${diagIdx}  float dv = 0.f${fwd ? ", dk = 0.f" : ""};
     ? "v.y *= expf(g.x); v.z *= expf(g.y); v.w *= expf(g.z);"
     : "v.x *= expf(g.x); v.y *= expf(g.y); v.z *= expf(g.z); v.w *= expf(g.w);";
   const fSide = "v.x *= expf(g.w - g.x); v.y *= expf(g.w - g.y); v.z *= expf(g.w - g.z);";
-  const pass1 = `  // operands scaled within their tiles (pass 1)
+  // rows: a thread a (slot, 4 keys), the factors per key from Gl's rows a, a - 1 and the tile's end
+  const scaleR = (buf: string, e: (q: string) => string) => `    { float4* p = (float4*)&${buf}[a * ${LC}u + 4u * i4]; float4 v = *p; v.x *= ${e("x")}; v.y *= ${e("y")}; v.z *= ${e("z")}; v.w *= ${e("w")}; *p = v; }\n`;
+  const pass1 = R
+    ? `  // operands scaled within their tiles (pass 1)
+  for (u32 x = t; x < ${(C * K) / 4}u; x += ${NT}u) {
+    const u32 a = x / ${K / 4}u, i4 = x % ${K / 4}u;
+    const float4 g = *(const float4*)&${gl("4u * i4", "a")}, ge = *(const float4*)&${gl("4u * i4", "(a | 3u)")};
+    const float4 gp = a % 4u ? *(const float4*)&${gl("4u * i4", "a - 1u")} : make_float4(0.f, 0.f, 0.f, 0.f);
+${scaleR(xa, (q) => (fwd ? `expf(gp.${q})` : `expf(g.${q})`))}${scaleR(xf, (q) => `expf(ge.${q} - g.${q})`)}${fwd ? scaleR(xk, (q) => `expf(ge.${q} - g.${q})`) : ""}  }
+`
+    : `  // operands scaled within their tiles (pass 1)
   for (u32 x = t; x < ${K * CT}u; x += ${NT}u) {
     const u32 i = x / ${CT}u, j = x % ${CT}u;
     const float4 g = *(const float4*)&${gl("i", "4u * j")};
@@ -98,8 +127,48 @@ ${scale(xa, aSide)}${scale(xf, fSide)}${fwd ? scale(xk, fSide) : ""}  }
 #pragma unroll
         for (u32 j = 0; j < 4u; ++j) ${name}[p][j] = fmaf(ap[p], ${b}[j], ${name}[p][j]);`;
   const put = (buf: string, name: string) => `#pragma unroll
-    for (u32 p = 0; p < 4u; ++p) *(float4*)&${buf}[(4u * ti + p) * ${LC}u + 4u * tj] = make_float4(${name}[p][0], ${name}[p][1], ${name}[p][2], ${name}[p][3]);`;
+    for (u32 p = 0; p < 4u; ++p) *(float4*)&${buf}[(4u * ti + p) * ${buf === dstK ? lay.ldLk : lay.ldL}u + 4u * tj] = make_float4(${name}[p][0], ${name}[p][1], ${name}[p][2], ${name}[p][3]);`;
   const vec = (name: string, p: string) => `const float4 ${name}4 = *(const float4*)&${p};\n      const float ${name}[4] = {${name}4.x, ${name}4.y, ${name}4.z, ${name}4.w};`;
+  // rows: 4 keys a step, the a-side rows' float4s times the 4 keys' factors, the f-side rows' float4s
+  // (one f-side float4 at a time: fewer registers live beside the accumulators)
+  const rowsDot = (name: string, buf: string) => `#pragma unroll
+        for (u32 j = 0; j < 4u; ++j) {
+          const float4 b = *(const float4*)&${buf}[(4u * tj + j) * ${LC}u + i];
+#pragma unroll
+          for (u32 p = 0; p < 4u; ++p) ${name}[p][j] = fmaf(ap[p].w, b.w, fmaf(ap[p].z, b.z, fmaf(ap[p].y, b.y, fmaf(ap[p].x, b.x, ${name}[p][j]))));
+        }`;
+  const rowsSum = `      for (u32 i = 0; i < ${K}u; i += 4u) {
+        float e[4];
+#pragma unroll
+        for (u32 q = 0; q < 4u; ++q) e[q] = expf((float)(${gb("ti", "i + q")} - ${gb("tj + 1u", "i + q")}));
+        float4 ap[4];
+#pragma unroll
+        for (u32 p = 0; p < 4u; ++p) {
+          ap[p] = *(const float4*)&${xa}[(4u * ti + p) * ${LC}u + i];
+          ap[p].x *= e[0]; ap[p].y *= e[1]; ap[p].z *= e[2]; ap[p].w *= e[3];
+        }
+${rowsDot("acc", "yf")}
+      }
+`;
+  // rows: fwd's two score matrices as separate items (one accumulator a thread: no spills under ptxas's 64 registers)
+  const offDiagRows = `  // the score tiles off the diagonal (below: factored through the tiles; above: zeros)${fwd ? "; Luu's, then Luk's" : ""}
+  for (u32 x = t; x < ${(fwd ? 2 : 1) * CT * CT}u; x += ${NT}u) {
+    const u32 y = x % ${CT * CT}u, ti = y / ${CT}u, tj = y % ${CT}u;
+    if (ti == tj) continue;
+${fwd ? `    const bool second = x >= ${CT * CT}u;
+    const float* yf = second ? ${xk} : ${xf};
+    float* dsc = second ? ${dstK} : ${dst};
+    const u32 dl = second ? ${lay.ldLk}u : ${lay.ldL}u;
+` : `    const float* yf = ${xf};
+    float* dsc = ${dst};
+    const u32 dl = ${lay.ldL}u;
+`}    ${acc("acc")}
+    if (ti > tj) {
+${rowsSum}    }
+#pragma unroll
+    for (u32 p = 0; p < 4u; ++p) *(float4*)&dsc[(4u * ti + p) * dl + 4u * tj] = make_float4(acc[p][0], acc[p][1], acc[p][2], acc[p][3]);
+  }
+`;
   const offDiag = `  // the score tiles off the diagonal (below: factored through the tiles; above: zeros)
   for (u32 x = t; x < ${CT * CT}u; x += ${NT}u) {
     const u32 ti = x / ${CT}u, tj = x % ${CT}u;
@@ -120,7 +189,15 @@ ${put(dst, "acc")}${fwd ? `\n${put(dstK, "acck")}` : ""}
   // pass 2: to Wd / Qd (times exp(Gb[tau])) and Ud / Kd (times exp(Gb[C / 4] - Gb[tau + 1])), one exp a (key, tile)
   const mul = (buf: string, e: string) => `    { float4* p = (float4*)&${buf}[i * ${LC}u + 4u * j]; float4 v = *p; const float e = ${e}; v.x *= e; v.y *= e; v.z *= e; v.w *= e; *p = v; }\n`;
   const eTail = `expf((float)(${gb(`${CT}u`, "i")} - ${gb("j + 1u", "i")}))`;
-  const pass2 = `  // operands to Wd / Qd and Ud / Kd (pass 2)
+  const eTailR = (q: number) => `expf((float)(${gb(`${CT}u`, `4u * i4 + ${q}u`)} - ${gb("a / 4u + 1u", `4u * i4 + ${q}u`)}))`;
+  const mulR = (buf: string, e: (q: number) => string) => `    { float4* p = (float4*)&${buf}[a * ${LC}u + 4u * i4]; float4 v = *p; v.x *= ${e(0)}; v.y *= ${e(1)}; v.z *= ${e(2)}; v.w *= ${e(3)}; *p = v; }\n`;
+  const pass2 = R
+    ? `  // operands to Wd / Qd and Ud / Kd (pass 2)
+  for (u32 x = t; x < ${(C * K) / 4}u; x += ${NT}u) {
+    const u32 a = x / ${K / 4}u, i4 = x % ${K / 4}u;
+${mulR(xa, (q) => `expf((float)${gb("a / 4u", `4u * i4 + ${q}u`)})`)}${mulR(xf, eTailR)}${fwd ? mulR(xk, eTailR) : ""}  }
+`
+    : `  // operands to Wd / Qd and Ud / Kd (pass 2)
   for (u32 x = t; x < ${K * CT}u; x += ${NT}u) {
     const u32 i = x / ${CT}u, j = x % ${CT}u;
 ${mul(xa, `expf((float)${gb("j", "i")})`)}${mul(xf, eTail)}${fwd ? mul(xk, eTail) : ""}  }
@@ -138,5 +215,5 @@ ${mul(xa, `expf((float)${gb("j", "i")})`)}${mul(xf, eTail)}${fwd ? mul(xk, eTail
     *(float4*)&NN[(size_t)n * ${C * K}u + 4u * x] = v;
   }
 `;
-  return { prefix, diag, diagStore, pass1, offDiag, pass2, aOut, nnBwd };
+  return { prefix, diag, diagStore, pass1, offDiag: R ? offDiagRows : offDiag, pass2, aOut, nnBwd };
 }

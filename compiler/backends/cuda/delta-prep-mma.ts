@@ -5,16 +5,19 @@
  * operand split into a TF32 head and tail, three products: fp32 accuracy). A warp owns 16 rows x 8 NW columns of a
  * result; triangular products skip the k-blocks that are zero. Operands stay in row layouts [rows][ld] in shared memory
  * with strides picked so that the fragments' scalar loads hit distinct banks ([m][k] / [n][k] reads: ld = 4 mod 32,
- * [k][m] / [k][n] reads: ld = 8 mod 32, where one layout serves both the first). delta-prep.ts imports this file and
+ * [k][m] / [k][n] reads: ld = 8 mod 32, where one layout serves both the first). With a per-key decay (decay "key")
+ * the scores and the decay passes are delta-prep-key.ts's, fp32 SIMT on the row layouts; the other products are mma. delta-prep.ts imports this file and
  * this file its helpers: nothing here reads them at load time.
  */
 import { DELTA_PREP_THREADS, prepParts, type DeltaPrepConfig, type DeltaPrepDecay } from "./delta-prep.ts";
+import { keyGbFloats } from "./delta-prep-key.ts";
 import { tf32Ops } from "./lowrank-readout-mma.ts";
 
-/** Shared memory in floats: G (double [C + 2]) and eW / eQ / eC (decay only), then the op's buffers with their strides. */
+/** Shared memory in floats: Gb (per-key decay: double [C / 4 + 1][K]), G (double [C + 2]) and eW / eQ / eC (scalar
+ * decay), then the op's buffers with their strides. */
 export function deltaPrepMmaLayout(c: DeltaPrepConfig<DeltaPrepDecay>): { floats: number; at: Record<string, number> } {
-  const { C, K, V } = c, dec = c.decay !== "none", LK = K + 4, LV = V + 8;
-  const parts: [string, number][] = [["G", dec ? 2 * (C + 2) : 0], ["E", dec ? 3 * C : 0]];
+  const { C, K, V } = c, dec = c.decay === "scalar", LK = K + 4, LV = V + 8;
+  const parts: [string, number][] = [["Gb", c.decay === "key" ? keyGbFloats(c) : 0], ["G", dec ? 2 * (C + 2) : 0], ["E", dec ? 3 * C : 0]];
   // fwd: U's buffer holds Tinv [C][C + 4] once NN is out, KK's the solve's block-row products and then Tinv Luk once BM is out
   if (c.op === "fwd") parts.push(["U", C * Math.max(LK, C + 4)], ["W", C * LK], ["KK", C * Math.max(LK, C + 4)], ["V", C * LV], ["L", C * (C + 4)], ["Lk", C * (C + 8)]);
   else parts.push(["Q", C * LK], ["U", C * LK], ["DY", C * LV], ["Ti", C * (C + 8)], ["Pu", C * (C + 8)], ["PD", C * LV]);
@@ -29,6 +32,8 @@ export function deltaPrepMmaLayout(c: DeltaPrepConfig<DeltaPrepDecay>): { floats
 
 export function deltaPrepMmaCheck(c: DeltaPrepConfig<DeltaPrepDecay>): void {
   if (c.C % 16 || c.C < 16 || c.K % 16 || c.V % 8) throw new Error(`delta-prep (${c.math}): C ${c.C} and K ${c.K} must be multiples of 16, V ${c.V} of 8 (m16n8k8 tiles; BM's rows are K)`);
+  // a per-key decay's Gl [C][K + 4] in the score buffers (fwd: Luu's and Luk's, bwd: Pu's and PD's)
+  if (c.decay === "key" && c.C * (c.K + 4) > (c.op === "fwd" ? c.C * (2 * c.C + 12) : c.C * (c.C + c.V + 16))) throw new Error(`delta-prep (${c.math}, key): K ${c.K} too large for Gl in the score buffers (C ${c.C}, V ${c.V})`);
   const bytes = deltaPrepMmaLayout(c).floats * 4;
   if (bytes > 227 * 1024) throw new Error(`delta-prep (${c.math}): C ${c.C}, K ${c.K}, V ${c.V} (${c.op}) needs ${bytes} bytes of shared memory (> 227 KiB)`);
 }
@@ -36,7 +41,7 @@ export function deltaPrepMmaCheck(c: DeltaPrepConfig<DeltaPrepDecay>): void {
 export function deltaPrepMmaSource(c: DeltaPrepConfig<DeltaPrepDecay>): string {
   const { C, K, V, op } = c, NT = DELTA_PREP_THREADS, WARPS = NT / 32, LK = K + 4, LVs = V + 8;
   const { at } = deltaPrepMmaLayout(c);
-  const { dec, ex, eW, eQ, eC, times, loadR, gPrefix, exps, head, tinvDiag, aOut, nnBwd, tiStore, tiLoad } = prepParts(c, at);
+  const { dec, ex, eW, eQ, eC, times, loadR, gPrefix, exps, head, tinvDiag, aOut, nnBwd, tiStore, tiLoad, kp } = prepParts(c, at, { rows: true, ld: LK, ldL: op === "fwd" ? C + 4 : C + 8, ldLk: C + 8 });
   const ops = tf32Ops(c.math === "tf32x3"), x3 = tf32Ops(true);
   const scaled = (e: string, v: string) => (e ? `${e} * ${v}` : v);
   /** The [R][N] product sum_k a(m, k) b(k, n) over k0 in [kFrom, kTo) by 8, 16 x 8 NW tiles a warp (NW <= nwMax); `done`
@@ -90,12 +95,24 @@ ${product(16, r0, (m, k) => `sTi[(${r0}u + ${m}) * ${ld}u + ${r0}u + ${k}]`, (k,
     `${dst}[row * ${ld}u + col] = col ${strict ? "<" : "<="} row ? v * ${strict ? ex("row", "col + 1u") : ex("row + 1u", "col + 1u")} : 0.f;`);
   const eWf = dec ? eW : undefined, eCf = dec ? eC : undefined, eQf = dec ? eQ : undefined;
   if (op === "fwd") {
-    return `${head}${lanes}  float* sTi = sU;  // Tinv [C][C + 4] once NN is out
-  float* sTL = sKK;  // the block rows' products, then Tinv Luk [C][C + 4], once BM is out
-${loadR("sU", "U", K, LK)}${loadR("sW", "W", K, LK)}${loadR("sKK", "KK", K, LK)}${loadR("sV", "VV", V, LVs)}${gPrefix}  __syncthreads();
+    const loads = `${loadR("sU", "U", K, LK)}${loadR("sW", "W", K, LK)}${loadR("sKK", "KK", K, LK)}${loadR("sV", "VV", V, LVs)}`;
+    // Luu [a][f], Luk [a][f]; with a per-key decay, delta-prep-key.ts's passes on fp32 SIMT (the operands end up as
+    // Wd, Ud, Kd)
+    const front = kp
+      ? `  float* sGl = sL;  // Gl [C][K + 4] (the log decays loaded here) until the scores are written
+${loads}${loadR("sGl", "LD", K, LK)}  __syncthreads();
+${kp.prefix}${kp.diag}  __syncthreads();
+${kp.pass1}  __syncthreads();
+${kp.offDiag}${kp.diagStore}  __syncthreads();
+${kp.pass2}  __syncthreads();
+`
+      : `${loads}${gPrefix}  __syncthreads();
 ${exps}  // Luu [a][f], Luk [a][f]
 ${scores("sL", C + 4, "sW", "sU", true)}${scores("sLk", C + 8, "sW", "sKK", true)}  __syncthreads();
-  // NN = Ud, A out; BM = Kd^T V [K][V]
+`;
+    return `${head}${lanes}  float* sTi = sU;  // Tinv [C][C + 4] once NN is out
+  float* sTL = sKK;  // the block rows' products, then Tinv Luk [C][C + 4], once BM is out
+${front}  // NN = Ud, A out; BM = Kd^T V [K][V]
   for (u32 x = t; x < ${C * K}u; x += ${NT}u) { const u32 a = x / ${K}u, i = x % ${K}u; NN[(size_t)n * ${C * K}u + x] = ${times(eC("a"))}sU[a * ${LK}u + i]; }
 ${aOut}${product(K, V, kOf("sKK", LK, eCf), colOf("sV", LVs), "0u", `${C}u`, out("BM", K, V))}  __syncthreads();
 ${tinvDiag(C + 4)}${tinvRows(C + 4, "sTL")}  // TI out; M = Tinv Wd [C][K] (f <= a); TL = Tinv Luk [C][C] (f < g <= a)
@@ -104,11 +121,22 @@ ${tiStore(C + 4)}${product(C, K, rowOf("sTi", C + 4), colOf("sW", LK, eWf), "0u"
 ${product(C, V, rowOf("sTL", C + 4), colOf("sV", LVs), "0u", "r0 + 16u", out("X", C, V))}}
 `;
   }
-  return `${head}${lanes}${loadR("sQ", "Q", K, LK)}${loadR("sU", "U", K, LK)}${loadR("sDY", "DY", V, LVs)}${tiLoad(C + 8)}${gPrefix}  __syncthreads();
+  const loads = `${loadR("sQ", "Q", K, LK)}${loadR("sU", "U", K, LK)}${loadR("sDY", "DY", V, LVs)}${tiLoad(C + 8)}`;
+  const front = kp
+    ? `  float* sGl = sPu;  // Gl [C][K + 4] (the log decays loaded here) until the scores are written
+${loads}${loadR("sGl", "LD", K, LK)}  __syncthreads();
+${kp.prefix}${kp.diag}  // NN = Wd
+${kp.nnBwd}  __syncthreads();
+${kp.pass1}  __syncthreads();
+${kp.offDiag}${kp.diagStore}  __syncthreads();
+${kp.pass2}  __syncthreads();
+`
+    : `${loads}${gPrefix}  __syncthreads();
 ${exps}  // Pu [a][f]
 ${scores("sPu", C + 8, "sQ", "sU", false)}  __syncthreads();
   // NN = Wd, A out
-${nnBwd}${aOut}  // PD = Pu^T dY [C][V] (a >= f)
+${nnBwd}`;
+  return `${head}${lanes}${front}${aOut}  // PD = Pu^T dY [C][V] (a >= f)
 ${product(C, V, kOf("sPu", C + 8), colOf("sDY", LVs), "r0", `${C}u`, `sPD[row * ${LVs}u + col] = v;`)}  // BM = Qd^T dY [K][V]
 ${product(K, V, kOf("sQ", LK, eQf), colOf("sDY", LVs), "0u", `${C}u`, out("BM", K, V))}  // M = Tinv^T Ud [C][K] (a >= f)
 ${product(C, K, kOf("sTi", C + 8), colOf("sU", LK, eCf), "r0", `${C}u`, out("M", C, K))}  __syncthreads();

@@ -20,7 +20,7 @@
  * memory, products as 4 x 4 register tiles of fmaf on DELTA_PREP_THREADS threads; the tensor-core twins (math "tf32" /
  * "tf32x3", delta-prep-mma.ts) run the products as m16n8k8 TF32 mma on the same block.
  */
-import { keyGbFloats, keyParts } from "./delta-prep-key.ts";
+import { keyGbFloats, keyParts, type KeyLayout } from "./delta-prep-key.ts";
 import { deltaPrepMmaCheck, deltaPrepMmaLayout, deltaPrepMmaSource } from "./delta-prep-mma.ts";
 import { MMA_TF32_PRELUDE } from "./lowrank-readout-mma.ts";
 
@@ -68,6 +68,11 @@ export const DELTA_PREP_MMA_CONFIGS: readonly DeltaPrepConfig[] = DELTA_PREP_CON
 export const DELTA_PREP_KEY_CONFIGS: readonly DeltaPrepConfig<"key">[] = [64, 128].flatMap((K) =>
   (["fwd", "bwd"] as const).flatMap((op) => (["f32", "bf16"] as const).map((tin) => ({ op, decay: "key" as const, tin, C: 64, K, V: K }))));
 
+/** The per-key configurations' tensor-core twins (TF32; the scores and the decay passes fp32 SIMT as in
+ * delta-prep-key.ts, the other products and Tinv's block rows as delta-prep-mma.ts's), bf16 inputs, K = V = 64 and 128
+ * (untimed). */
+export const DELTA_PREP_KEY_MMA_CONFIGS: readonly DeltaPrepConfig<"key">[] = DELTA_PREP_KEY_CONFIGS.filter((c) => c.tin === "bf16").map((c) => ({ ...c, math: "tf32" as const }));
+
 /** What the module puts once before the kernels: u32, the shared-memory declaration, __nv_bfloat16 and the loads of
  * a per-token input as float (the CPU emulation, test/cuda-emu/emu.h, defines SEQC_EMU and its own shared memory). */
 export const DELTA_PRELUDE = `// ==== seqc token-aligned delta backward (model-independent; compiler/backends/cuda/delta-prep.ts) ====
@@ -112,10 +117,9 @@ function layout(c: DeltaPrepConfig<DeltaPrepDecay>): { floats: number; at: Recor
 
 function check(c: DeltaPrepConfig<DeltaPrepDecay>): void {
   if (c.decay === "key") {
-    if (c.math) throw new Error("delta-prep: no tensor-core twins with a per-key decay yet");
     if (4 * c.C > DELTA_PREP_THREADS) throw new Error(`delta-prep (key): C ${c.C} > ${DELTA_PREP_THREADS / 4} (the diagonal tiles' entries one a thread)`);
     const LC = c.C + 4;
-    if (c.K * LC > (c.op === "fwd" ? 2 * c.C * LC : c.C * LC + c.C * c.V)) throw new Error(`delta-prep (key): K ${c.K} too large for Gl in the score buffers (C ${c.C}, V ${c.V})`);
+    if (!c.math && c.K * LC > (c.op === "fwd" ? 2 * c.C * LC : c.C * LC + c.C * c.V)) throw new Error(`delta-prep (key): K ${c.K} too large for Gl in the score buffers (C ${c.C}, V ${c.V})`);
   }
   if (c.math) return deltaPrepMmaCheck(c);
   if (c.C % 16 || c.C < 16) throw new Error(`delta-prep: C ${c.C} must be a multiple of 16 (the inverse's 16 x 16 diagonal blocks)`);
@@ -164,7 +168,7 @@ const store = (dst: string, W: number, base = "") => `${unroll}
 
 /** The text both the fp32 kernels and their tensor-core twins (delta-prep-mma.ts) are made of, for a config and its
  * shared-memory layout `at` (float offsets by buffer name; G and E first). */
-export function prepParts(c: DeltaPrepConfig<DeltaPrepDecay>, at: Record<string, number>) {
+export function prepParts(c: DeltaPrepConfig<DeltaPrepDecay>, at: Record<string, number>, keyLay: KeyLayout = { rows: false, ld: c.C + 4, ldL: c.C + 4, ldLk: c.C + 4 }) {
   const { C, K, op } = c, NT = DELTA_PREP_THREADS, dec = c.decay === "scalar", key = c.decay === "key";
   const TIN = c.tin === "f32" ? "float" : "__nv_bfloat16";
   // G[a] lives at sG[a + 1] (sG[0] = G[-1] = 0); exponent differences in double, then fp32
@@ -255,7 +259,7 @@ ${dec ? `  float* sE = smf + ${at.E};  // eW [C], eQ [C], eC [C]\n` : ""}${buffe
   }
 `;
   };
-  const kp = key ? keyParts({ op, C, K }, NT, C + 4, in4) : null;
+  const kp = key ? keyParts({ op, C, K }, NT, keyLay, in4) : null;
   const aOut = kp ? kp.aOut : `  if (t == 0u) A[n] = ${dec ? `expf((float)sG[${C}u])` : "1.f"};\n`;
   // prep_bwd's NN = Wd straight from W, 4 values a thread
   const nnBwd = `  for (u32 x = t; x < ${(C * K) / 4}u; x += ${NT}u) {
