@@ -230,3 +230,139 @@ print(json.dumps(out))
     ]);
   });
 });
+
+/** RWKV-7 (a per-key log decay, decay "key"): LR_BWD "delta" takes its chain (one step a token, E = P = R = 1, the readout
+ * after it): seqc_delta_bwd.delta_torch_key (the torch ops, exp(G[a] - G[f]) a key taken directly), the five kernels'
+ * stand-in in mode "key" (test/torch/delta_kernels_standin.py key_op: A [N, K], dLD [B, T, H, K]), and the launcher's
+ * records of deltaBwdConfigs("key"). */
+describe.skipIf(!cpuTorch)("torch target: the token-aligned delta backward with a per-key decay (RWKV-7)", () => {
+  type KeyWays = Ways & { keyBwd?: "chain" | "wy" };
+  it("rwkv7: torch ops and the kernels' stand-in equal the float64 reference (1e-9; float32 1e-4), \"wy\" and \"chain\"; no timeline runs; a dropped term fails", async () => {
+    const model = load("rwkv7");
+    const dims = dimsOf(model);
+    const chain = lowRankChain(model, dims);
+    expect(chain.names.decay).toBe("key");
+    // B, T, given initial state (false: the declared one), no final-state cotangent, chunk, dtype, ways
+    const cases: [number, number, boolean, boolean, number, "float64" | "float32", Ways][] = [
+      [2, 1, true, false, 64, "float64", { bwd: "delta" }], [2, 100, true, false, 64, "float64", { bwd: "delta" }], [2, 100, false, true, 8, "float64", { bwd: "delta" }],
+      [1, 37, true, true, 8, "float64", { bwd: "delta", pass: "recurrence" }], [2, 100, true, false, 8, "float32", { bwd: "delta" }],
+      [2, 1, true, true, 64, "float64", { bwd: "delta", deltaKern: "recurrence" }], [2, 100, false, false, 64, "float64", { bwd: "delta", deltaKern: "recurrence" }],
+      [2, 100, true, true, 8, "float64", { bwd: "delta", deltaKern: "recurrence" }], [2, 37, true, false, 8, "float32", { bwd: "delta", deltaKern: "recurrence" }],
+      [2, 23, true, false, 8, "float64", { bwd: "auto", deltaKern: "recurrence" }],
+    ];
+    for (const [B, T, init, dropStateCot, chunk, dtype, ways] of cases) {
+      const label = `rwkv7 B=${B} T=${T} init=${init} dS ${!dropStateCot} chunk=${chunk} ${dtype} ${ways.bwd}${ways.deltaKern ? " kernels' stand-in" : ""}${ways.pass ? " pass stand-in" : ""}`;
+      const run = chunkInputs(model, { dims, batch: B, time: T, seed: 60 + T, initialState: init, stress: true });
+      const cot = randomCotangents(interpret(model, run), T + 5);
+      if (dropStateCot) delete cot.finalState[chain.names.state];
+      const want = await gradients(model, run, cot);
+      const got = await glue(model, chain, run, cot, dropStateCot, chunk, dtype, ways);
+      for (const [k, v] of Object.entries(want.inputs)) expect(v.some((x) => x !== 0), `${label}: reference d ${k} is not all zero`).toBe(true);
+      expect(errOf(model, chain, got, want), label).toBeLessThanOrEqual(dtype === "float64" ? 1e-9 : 1e-4);
+      expect(new Set(got.parts), label).toEqual(new Set(["prep", "postBw", "prepBw"]));
+      expect(got.fusedCalls, label).toBe(0);
+      expect(got.deltaCalls, label).toEqual(ways.deltaKern ? KERNELS : []);
+      expect(got.passCalls, label).toEqual(ways.pass ? ["fwd", "adj"] : []);
+      if (dtype === "float64" && !ways.pass && !ways.deltaKern) {
+        for (const keyBwd of ["wy", "chain"] as const) {
+          const other = await glue(model, chain, run, cot, dropStateCot, chunk, dtype, { bwd: "wy", keyBwd } as KeyWays);
+          expect(other.fusedCalls, `${label}: ${keyBwd} ran its timeline`).toBeGreaterThan(0);
+          expect(vs(got, other), `${label}: delta vs ${keyBwd}`).toBeLessThanOrEqual(1e-9);
+        }
+      }
+    }
+    // each term dropped moves the gradients far off: the reverse walk's transitions, the chunk end's <LE, S_C> a key
+    const run = chunkInputs(model, { dims, batch: 2, time: 37, seed: 92, initialState: true, stress: false });
+    const cot = randomCotangents(interpret(model, run), 40);
+    const want = await gradients(model, run, cot);
+    for (const deltaBreak of ["walk", "aC"] as const) {
+      const got = await glue(model, chain, run, cot, false, 8, "float64", { bwd: "delta", deltaBreak });
+      expect(errOf(model, chain, got, want), `${deltaBreak} dropped`).toBeGreaterThan(1e-2);
+    }
+  }, 600_000);
+
+  it("delta_pattern: decay \"key\" only with a per-key ld (and the reverse), one step of count 1, E = P = R = 1, the readout after it", () => {
+    const script = `
+import json, sys
+sys.path.insert(0, 'runtime/torch')
+import seqc_chunked_lowrank as m
+def st(ld, count=1, E=1, P=1):
+    return {'count': count, 'lowRank': [{'u': 'u', 'w': 'w'}] * E, 'inputs': [{'k': 'k', 'v': 'v'}] * P, 'ld': ld}
+key, sc = {'name': 'ld', 'perKey': True}, {'name': 'ld', 'perKey': False}
+r1, r0 = [{'after': 1, 'q': 'q', 'y': 'y'}], [{'after': 0, 'q': 'q', 'y': 'y'}]
+print(json.dumps([m.delta_pattern([st(key)], r1, 'key'), m.delta_pattern([st(sc)], r1, 'key'), m.delta_pattern([st(key)], r1, 'scalar'),
+    m.delta_pattern([st(key, 2)], r1, 'key'), m.delta_pattern([st(key, E=2)], r1, 'key'), m.delta_pattern([st(key, P=2)], r1, 'key'),
+    m.delta_pattern([st(key)], r0, 'key'), m.delta_pattern([st(key)], r1 + r1, 'key'), m.delta_pattern([st(key), st(None)], r1, 'key'),
+    m.delta_pattern([st(None)], r1, 'key'), m.delta_pattern([st(sc)], r1, 'scalar')]))
+`;
+    const r = spawnSync("/usr/bin/python3", ["-c", script], { encoding: "utf8" });
+    expect(r.status, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toEqual([true, false, false, false, false, false, false, false, false, false, true]);
+  });
+
+  it("the launcher on the per-key module's records: mode \"key\" picks the key entries (walks default / few rows), A [N, K] and dLD [B, T, H, K], the same argument order", () => {
+    const kernels = [...deltaBwdModule(deltaBwdConfigs("key")).kernels, ...deltaBwdModule(deltaBwdConfigs("scalar")).kernels];
+    const script = `
+import contextlib, json, sys
+sys.path.insert(0, 'runtime/torch')
+import torch
+import seqc_delta_bwd as d
+ks = json.loads(sys.stdin.read())
+calls = []
+class KM:
+    def __init__(self, kernels):
+        self.kernels = kernels
+    def launch(self, k, grid, args, stream):
+        calls.append([k['entry'], list(grid), [a[1] if a[0] == 'u32' else ('null' if a[1] == 0 else 'ptr') for a in args]])
+torch.cuda.device = lambda d: contextlib.nullcontext()
+torch.cuda.current_stream = lambda d=None: type('S', (), {'cuda_stream': 0})()
+launch = d.kernel_launch(KM(ks), torch.device('cpu'))
+out = {'has': [launch.has('key', 64, 64, 64, torch.float32), launch.has('key', 64, 64, 64, torch.bfloat16), launch.has('key', 64, 128, 128, torch.float32),
+               launch.has('key', 32, 64, 64, torch.float32), launch.has('scalar', 64, 64, 64, torch.float32)]}
+B, T, H, K = 2, 100, 3, 64
+nC = 2
+N = B * H * nC
+t = lambda *s: torch.zeros(*s)
+x, ld = t(B, T, H, K), t(B, T, H, K)
+launch.tin = None
+r = d.delta_kernels(launch, x, x, x, x, x, ld, t(B, H, K, K), x, None)
+out['calls'] = list(calls)
+out['grads'] = [list(g.shape) for g in r]
+o = launch('prep_fwd', 'key', 64, K, K, x, x, x, x, ld, B, T, H)
+out['prep_fwd'] = [list(g.shape) for g in o]
+o2 = launch('prep_bwd', 'key', 64, K, K, x, x, x, x, ld, o[0], B, T, H)
+out['prep_bwd'] = [list(g.shape) for g in o2]
+calls.clear()
+for sms in (132, 12):
+    few = d.kernel_launch(KM(ks), torch.device('cpu'), None, sms)
+    few('walk', 'key', 64, K, K, *o[1:], None, B * H, nC, 0)
+out['few'] = [c[:2] for c in calls]
+print(json.dumps(out))
+`;
+    const r = spawnSync("/usr/bin/python3", ["-c", script], { input: JSON.stringify(kernels), encoding: "utf8" });
+    expect(r.status, r.stderr).toBe(0);
+    const got = JSON.parse(r.stdout);
+    // (K = V = 128: the per-key adjoint is K = V = 64 only; C = 32: never)
+    const adj128 = kernels.some((k) => k.op === "adj" && k.decay === "key" && k.K === 128);
+    expect(got.has).toEqual([true, true, adj128, false, true]);
+    const N = 12, p = "ptr", z = "null";
+    const walk = kernels.find((k) => k.op === "walk" && k.decay === "key" && k.K === 64 && !k.split)!;
+    const few = kernels.find((k) => k.op === "walk" && k.decay === "key" && k.K === 64 && k.split)!;
+    expect([walk.entry, few.entry]).toEqual(["seqc_delta_walk_key_c64k64v64", "seqc_delta_walk_key_c64k64v64_g8_s4"]);
+    const G = 64 / walk.cols;
+    expect(got.calls).toEqual([
+      ["seqc_delta_prep_fwd_key_c64k64v64_f32", [N, 1], [p, p, p, p, p, 2, 100, 3, p, p, p, p, p, p]],
+      ["seqc_delta_walk_key_c64k64v64", [6, G], [p, p, p, p, p, p, p, p, p, 6, 2, 0]],
+      ["seqc_delta_prep_bwd_key_c64k64v64_f32", [N, 1], [p, p, p, p, p, p, 2, 100, 3, p, p, p, p, p]],
+      ["seqc_delta_walk_key_c64k64v64", [6, G], [p, p, p, p, p, z, p, p, p, 6, 2, 1]],
+      ["seqc_delta_adj_key_c64k64v64_f32", [N, 1], [p, p, p, p, p, p, p, p, p, p, p, p, 2, 100, 3, p, p, p, p, p, p]],
+    ]);
+    // du, dw, dk, dv, dq [B, T, H, w], dld a key, dS_init
+    expect(got.grads).toEqual([...Array(5).fill([2, 100, 3, 64]), [2, 100, 3, 64], [2, 3, 64, 64]]);
+    // TI, M, X, BM, NN, A [N, K]; prep_bwd's M, X, BM, NN, A [N, K]
+    expect(got.prep_fwd).toEqual([[N, 64, 64], [N, 64, 64], [N, 64, 64], [N, 64, 64], [N, 64, 64], [N, 64]]);
+    expect(got.prep_bwd).toEqual([[N, 64, 64], [N, 64, 64], [N, 64, 64], [N, 64, 64], [N, 64]]);
+    // 132 SMs: B H (V / cols) = 12 below them, the walk for few rows; 12 SMs: the default walk
+    expect(got.few).toEqual([[few.entry, [6, 64 / few.cols]], ["seqc_delta_walk_key_c64k64v64", [6, G]]]);
+  });
+});

@@ -167,8 +167,9 @@ LR_READ_KEY_PRE = "on"
 # 4.8e-7, the chain's 3.9e-7 / 5.0e-6; bf16 1.7e-3 both).
 # "delta" (seqc_delta_bwd.py: the token-aligned delta backward, no timeline: chunks of the tokens themselves, prep's
 # per-token outputs read and their adjoints written directly) where the chain is one delta step a token after LR_MERGE's
-# merge (one step of one micro-step with one low-rank pair, one input pair, no or a scalar decay, the one readout after
-# it) and post's backward reads no readout y (LR_Y_READ "bound"); elsewhere "wy" as above. "auto": "delta" where it
+# merge (one step of one micro-step with one low-rank pair, one input pair, no, a scalar or a per-key decay (RWKV-7:
+# seqc_delta_bwd.delta_torch_key, the kernels' mode "key"), the one readout after it) and post's backward reads no
+# readout y (LR_Y_READ "bound"); elsewhere "wy" as above. "auto": "delta" where it
 # applies and the module's delta kernels take the shape (LR_FUSED_DELTA "cuda"), else "wy".
 LR_BWD = "wy"
 # Whether LR_BWD "wy" also takes a per-key decay (RWKV-7): "chain" (the adjoint chain runs for it, as before) or "wy"
@@ -344,14 +345,14 @@ def merge_decay_steps(steps, readouts):
 
 def delta_pattern(steps, readouts, decay):
     """Whether LR_BWD "delta" (seqc_delta_bwd) takes a chain of these steps and readouts (after merge_decay_steps): one
-    step of one micro-step with one low-rank pair, one input pair and no or a scalar log decay, and one readout of the
-    state after it."""
-    if decay not in ("none", "scalar") or len(steps) != 1 or len(readouts) != 1:
+    step of one micro-step with one low-rank pair, one input pair and no, a scalar or a per-key log decay (RWKV-7), and
+    one readout of the state after it."""
+    if decay not in ("none", "scalar", "key") or len(steps) != 1 or len(readouts) != 1:
         return False
     st = steps[0]
     ld = st.get("ld")
     return st["count"] == 1 and len(st["lowRank"]) == 1 and len(st["inputs"]) == 1 and (ld is None) == (decay == "none") and \
-        (ld is None or not ld["perKey"]) and readouts[0]["after"] == 1
+        (ld is None or ld["perKey"] == (decay == "key")) and readouts[0]["after"] == 1
 
 
 class _section:
@@ -1223,7 +1224,7 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
         with _section("delta"):
             grads = _delta.delta_backward(
                 per_step(lr["u"], K)[:, :, 0], per_step(lr["w"], K)[:, :, 0], per_step(pr["k"], K)[:, :, 0], per_step(pr["v"], V)[:, :, 0],
-                per_step(ro["q"], K)[:, :, 0], per_step(ldn["name"], 1)[:, :, 0, :, 0] if ldn else None, canon(S0),
+                per_step(ro["q"], K)[:, :, 0], (per_step(ldn["name"], K)[:, :, 0] if ldn["perKey"] else per_step(ldn["name"], 1)[:, :, 0, :, 0]) if ldn else None, canon(S0),
                 dY, canon(cot_state) if cot_state is not None else None, C=chunk, kern=delta_kern, passer=passer if heads else None,
                 lower_solve=unit_lower_solve, upper_t_solve=_wy.upper_t_solve)
         bars = {}

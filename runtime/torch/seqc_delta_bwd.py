@@ -184,13 +184,99 @@ def delta_torch(u, w, kk, vv, q, ld, S_init, dY, dS, C=64, passer=None, lower_so
     return tuple(_tokens(x, B, T, H) for x in (dU, dW, dK, dV, dQ)) + (dLD, dS_init)
 
 
+def _key_factors(ldc, C):
+    """A per-key decay's factors from the chunks' log decays ldc [N, C, K]: (G [N, C, K] summed over slots 0..a, Gm
+    G[a - 1] (G[-1] = 0), D0 [N, C, C, K] exp(G[a-1] - G[f]) a key for f < a, D1 exp(G[a] - G[f]) for f <= a, zero
+    elsewhere; only differences of the masked entries exponentiated: every exponent <= 0)."""
+    G = torch.cumsum(ldc, 1)
+    Gm = torch.nn.functional.pad(G[:, :-1], (0, 0, 1, 0))
+    a = torch.arange(C, device=ldc.device)
+    lt, le = (a[:, None] > a[None, :])[:, :, None], (a[:, None] >= a[None, :])[:, :, None]
+    zero = torch.zeros((), dtype=ldc.dtype, device=ldc.device)
+    D0 = torch.exp(torch.where(lt, Gm[:, :, None] - G[:, None], zero)) * lt
+    D1 = torch.exp(torch.where(le, G[:, :, None] - G[:, None], zero)) * le
+    return G, Gm, D0, D1
+
+
+def chunk_end_adjoint_key(LE, starts, SF):
+    """chunk_end_adjoint per key: aC[i] = sum_v LE[i, v] S_C[i, v] per chunk [B, H, nC, K]."""
+    SC = torch.cat([starts[:, :, 1:], SF[:, :, None]], 2)
+    return (LE * SC).sum(4)
+
+
+def delta_torch_key(u, w, kk, vv, q, ld, S_init, dY, dS, C=64, passer=None, lower_solve=None, upper_t_solve=None):
+    """delta_torch with a per-key log decay ld [B, T, H, K] (RWKV-7; docs/delta-backward.md "A per-key decay"): the
+    scores and the adjoint's mixes with the decay a key, exp(G[a] - G[f]) per (a, f, i) taken directly ([N, C, C, K]
+    factors: the CPU reference and fallback, not a fast path); the chunk transitions A_c = diag(exp(G_C)) + Ud^T M, the
+    walks as delta_torch's; dld [B, T, H, K]. Same arguments and returns as delta_torch."""
+    B, T, H, K = u.shape
+    V = vv.shape[3]
+    nC = -(-T // C)
+    N = B * H * nC
+    dtype, device = u.dtype, u.device
+    if lower_solve is None:
+        def lower_solve(A, rhs):
+            return torch.linalg.solve_triangular(-A, rhs, upper=False, unitriangular=True)
+    if upper_t_solve is None:
+        def upper_t_solve(A, rhs):
+            return torch.linalg.solve_triangular(-A.transpose(1, 2), rhs, upper=True, unitriangular=True)
+    U, W, Kc, Q, Vc, DY = (_chunks(x, C) for x in (u, w, kk, q, vv, dY))
+    G, Gm, D0, D1 = _key_factors(_chunks(ld.to(dtype), C), C)
+    eC = torch.exp(G[:, -1:] - G)  # exp(G_C - G[a]) [N, C, K]
+
+    def score(x, y, D):  # [a, f] = sum_i x[a, i] y[f, i] D[a, f, i]
+        return torch.einsum("nai,nfi,nafi->naf", x, y, D)
+
+    def mix_f(A, x, D):  # [f, i] = sum_a A[a, f] x[a, i] D[a, f, i]
+        return torch.einsum("naf,nai,nafi->nfi", A, x, D)
+
+    def mix_a(A, y, D):  # [a, i] = sum_f A[a, f] y[f, i] D[a, f, i]
+        return torch.einsum("naf,nfi,nafi->nai", A, y, D)
+    Luu, Luk, Pu, Pk = score(W, U, D0), score(W, Kc, D0), score(Q, U, D1), score(Q, Kc, D1)
+    Wd, Qd, Ud, Kd = W * torch.exp(Gm), Q * torch.exp(G), U * eC, Kc * eC
+    MX = lower_solve(Luu, torch.cat([Wd, torch.bmm(Luk, Vc)], 2))  # [N, C, K + V]
+    M, X = MX[:, :, :K], MX[:, :, K:]
+    AB = torch.bmm(Ud.transpose(1, 2), MX)  # [N, K, K + V]
+    AB[:, :, :K].diagonal(dim1=1, dim2=2).add_(torch.exp(G[:, -1]))
+    AB[:, :, K:].baddbmm_(Kd.transpose(1, 2), Vc)
+    AB = AB.view(B, H, nC, K, K + V)
+    S0 = torch.zeros([B, H, K, V], dtype=dtype, device=device) if S_init is None else S_init
+    starts, SF = _walk(AB, AB[..., K:], S0, False, passer)
+    S0s = starts.view(N, K, V)
+    R = torch.baddbmm(X, M, S0s)
+    PdY = torch.bmm(Pu.transpose(1, 2), DY)
+    Bp = torch.baddbmm(torch.bmm(Qd.transpose(1, 2), DY), M.transpose(1, 2), PdY).view(B, H, nC, K, V)
+    dSF = torch.zeros([B, H, K, V], dtype=dtype, device=device) if dS is None else dS
+    LEs, dS_init = _walk(AB, Bp, dSF, True, passer)
+    LE = LEs.view(N, K, V)
+    DR = upper_t_solve(Luu, torch.baddbmm(PdY, Ud, LE))
+    a = torch.arange(C, device=device)
+    lt, le = (a[:, None] > a[None, :]).to(dtype), (a[:, None] >= a[None, :]).to(dtype)
+    Ay = torch.bmm(DY, Vc.transpose(1, 2)) * le
+    Ar = torch.bmm(DR, Vc.transpose(1, 2)) * lt
+    By = torch.bmm(DY, R.transpose(1, 2)) * le
+    Br = torch.bmm(DR, R.transpose(1, 2)) * lt
+    dV = torch.baddbmm(torch.baddbmm(torch.bmm(Pk.transpose(1, 2), DY), Luk.transpose(1, 2), DR), Kd, LE)
+    dK = mix_f(Ay, Q, D1) + mix_f(Ar, W, D0) + eC * torch.bmm(Vc, LE.transpose(1, 2))
+    dU = mix_f(By, Q, D1) + mix_f(Br, W, D0) + eC * torch.bmm(R, LE.transpose(1, 2))
+    dQ = torch.exp(G) * torch.bmm(DY, S0s.transpose(1, 2)) + mix_a(By, U, D1) + mix_a(Ay, Kc, D1)
+    dW = torch.exp(Gm) * torch.bmm(DR, S0s.transpose(1, 2)) + mix_a(Br, U, D0) + mix_a(Ar, Kc, D0)
+    # dld_a = aC + sum_{s >= a} terms_s - w_a o dw_a a key, terms = q o dq + w o dw - u o du - k o dk, aC = <LE, S_C> over V
+    aC = chunk_end_adjoint_key(LEs, starts, SF).view(N, 1, K)
+    wdw = W * dW
+    terms = Q * dQ + wdw - U * dU - Kc * dK  # [N, C, K]
+    rc = terms.sum(1, keepdim=True) - torch.cumsum(terms, 1) + terms
+    dLD = _tokens(aC + rc - wdw, B, T, H)
+    return tuple(_tokens(x, B, T, H) for x in (dU, dW, dK, dV, dQ)) + (dLD, dS_init)
+
+
 def delta_kernels(kern, u, w, kk, vv, q, ld, S_init, dY, dS, C=64):
     """delta_backward by the five kernels of `kern` (delta_launcher's launch): prep_fwd, the forward walk, prep_bwd, the
     reverse walk, adj. None where kern has no kernel for the shape (mode, C, K, V, the per-token inputs' dtype: kern.tin
     where it says one, their own else; they are converted to it once here)."""
     B, T, H, K = u.shape
     V = vv.shape[3]
-    mode = "none" if ld is None else "scalar"
+    mode = "none" if ld is None else "key" if ld.dim() == 4 else "scalar"
     tin = getattr(kern, "tin", None) or u.dtype
     if not kern.has(mode, C, K, V, tin):
         return None
@@ -206,14 +292,17 @@ def delta_kernels(kern, u, w, kk, vv, q, ld, S_init, dY, dS, C=64):
 
 def delta_backward(u, w, kk, vv, q, ld, S_init, dY, dS, C=64, kern=None, passer=None, lower_solve=None, upper_t_solve=None):
     """The delta step's backward over every token (module docstring): u, w, kk, q [B, T, H, K], vv, dY [B, T, H, V]
-    (per-token tensors, views allowed); ld [B, T, H] or None (no decay); S_init [B, H, K, V] or None (zero); dS
+    (per-token tensors, views allowed); ld [B, T, H] (scalar), [B, T, H, K] (per key: delta_torch_key, the kernels'
+    mode "key") or None (no decay); S_init [B, H, K, V] or None (zero); dS
     [B, H, K, V] the final state's cotangent or None. kern: delta_launcher's launch (the five kernels where it has them
     for the shape; None: torch ops); passer, lower_solve, upper_t_solve: delta_torch's. Returns (du, dw, dk, dv, dq
-    [B, T, H, w], dld [B, T, H] or None, dS_init [B, H, K, V])."""
+    [B, T, H, w], dld [B, T, H] (per key [B, T, H, K]) or None, dS_init [B, H, K, V])."""
     if kern is not None:
         out = delta_kernels(kern, u, w, kk, vv, q, ld, S_init, dY, dS, C)
         if out is not None:
             return out
+    if ld is not None and ld.dim() == 4:
+        return delta_torch_key(u, w, kk, vv, q, ld, S_init, dY, dS, C, passer, lower_solve, upper_t_solve)
     return delta_torch(u, w, kk, vv, q, ld, S_init, dY, dS, C, passer, lower_solve, upper_t_solve)
 
 
@@ -244,7 +333,8 @@ def delta_launcher(m, device, way=None, switch="LR_FUSED_DELTA", tin=None, math=
       launch("adj", mode, C, K, V, Q, U, W, KK, VV, DY, LD, R, S0, SF, LE, DR, B, T, H) -> (dQ, dU, dW, dK [B, T, H, K],
              dV [B, T, H, V], dLD [B, T, H] or None)                                                  grid N
     Per-token inputs [B, T, H, w] are made contiguous in the dtype of U (DY and the rest converted to it), LD float32
-    [B, T, H] contiguous (None with mode "none"). tin: launch.tin, the dtype delta_kernels gives the per-token inputs
+    [B, T, H] contiguous (None with mode "none"; mode "key", a per-key decay: LD [B, T, H, K], A [N, K] for prep's outputs
+    and the walk, dLD [B, T, H, K]). tin: launch.tin, the dtype delta_kernels gives the per-token inputs
     (None: their own; torch.bfloat16: the _bf16 entries). math: None or a tensor-core twin's ("tf32"): each op's twin
     where the module has one for the shape and tin, else its fp32 kernel."""
     way = way or "cuda"
@@ -304,21 +394,22 @@ def kernel_launch(km, device, math=None, sms=None):
         LD = ins[4] if op == "prep_fwd" or op == "prep_bwd" else ins[6]
         LD = LD.to(torch.float32).contiguous() if LD is not None else None
         dims = [("u32", B), ("u32", T), ("u32", H)]
+        an = (N, K) if mode == "key" else (N,)  # A: exp(G_C) a chunk, a key with mode "key"
         if op == "prep_fwd":
             U, W, KK, VV = (tok(x, dt) for x in ins[:4])
-            TI, M, X, BM, NN, A = out(N, C, C), out(N, C, K), out(N, C, V), out(N, K, V), out(N, C, K), out(N)
+            TI, M, X, BM, NN, A = out(N, C, C), out(N, C, K), out(N, C, V), out(N, K, V), out(N, C, K), out(*an)
             go(k, (N, 1), [ptr(U), ptr(W), ptr(KK), ptr(VV), ptr(LD)] + dims + [ptr(TI), ptr(M), ptr(X), ptr(BM), ptr(NN), ptr(A)])
             return TI, M, X, BM, NN, A
         if op == "prep_bwd":
             Q, U, W, DY = (tok(x, dt) for x in ins[:4])
             TI = ins[5]
-            M, X, BM, NN, A = out(N, C, K), out(N, C, V), out(N, K, V), out(N, C, K), out(N)
+            M, X, BM, NN, A = out(N, C, K), out(N, C, V), out(N, K, V), out(N, C, K), out(*an)
             go(k, (N, 1), [ptr(Q), ptr(U), ptr(W), ptr(DY), ptr(LD), ptr(TI)] + dims + [ptr(M), ptr(X), ptr(BM), ptr(NN), ptr(A)])
             return M, X, BM, NN, A
         Q, U, W, KK, VV, DY = (tok(x, dt) for x in ins[:6])
         R, S0, SF, LE, DR = ins[7:12]
         dQ, dU, dW, dK, dV = out(B, T, H, K), out(B, T, H, K), out(B, T, H, K), out(B, T, H, K), out(B, T, H, V)
-        dLD = out(B, T, H) if mode == "scalar" else None
+        dLD = out(B, T, H) if mode == "scalar" else out(B, T, H, K) if mode == "key" else None
         go(k, (N, 1), [ptr(Q), ptr(U), ptr(W), ptr(KK), ptr(VV), ptr(DY), ptr(LD), ptr(R), ptr(S0), ptr(SF), ptr(LE), ptr(DR)] + dims +
            [ptr(dQ), ptr(dU), ptr(dW), ptr(dK), ptr(dV), ptr(dLD)])
         return dQ, dU, dW, dK, dV, dLD

@@ -33,6 +33,59 @@ def chunk_setup(C, LD, B, T, H, dtype, N):
     return G, Gm, G[:, -1:], E0, E1
 
 
+def key_op(op, C, ts, dtype):
+    """The per-token ops with a per-key decay (mode "key": LD [B, T, H, K], A [N, K], dLD [B, T, H, K]) from the
+    definitions (docs/delta-backward.md "A per-key decay"), every factor exp(G[a] - G[f]) a key taken directly."""
+    B, T, H = ts[-3:]
+    LD = ts[4] if op in ("prep_fwd", "prep_bwd") else ts[6]
+    G = torch.cumsum(chunk_rows(LD.to(dtype), C), 1)  # [N, C, K]
+    Gm = torch.cat([torch.zeros_like(G[:, :1]), G[:, :-1]], 1)
+    GC = G[:, -1:]
+    eC = torch.exp(GC - G)
+    a = torch.arange(C)
+    lt, le = (a[:, None] > a[None, :]).to(dtype), (a[:, None] >= a[None, :]).to(dtype)
+    D0 = torch.exp((Gm[:, :, None] - G[:, None]).clamp(max=0)) * lt[:, :, None]  # [N, a, f, K]
+    D1 = torch.exp((G[:, :, None] - G[:, None]).clamp(max=0)) * le[:, :, None]
+
+    def sc(x, y, D):
+        return torch.einsum("nai,nfi,nafi->naf", x, y, D)
+
+    def rows(x):
+        return chunk_rows(x, C)
+    if op == "prep_fwd":
+        U, W, KK, VV = (rows(x) for x in ts[:4])
+        TI = torch.linalg.inv(torch.eye(C, dtype=dtype) - sc(W, U, D0))
+        return TI, TI @ (torch.exp(Gm) * W), TI @ (sc(W, KK, D0) @ VV), (eC * KK).transpose(1, 2) @ VV, eC * U, torch.exp(GC[:, 0])
+    if op == "prep_bwd":
+        Q, U, W, DY = (rows(x) for x in ts[:4])
+        TT = ts[5].transpose(1, 2)
+        return TT @ (eC * U), TT @ (sc(Q, U, D1).transpose(1, 2) @ DY), (torch.exp(G) * Q).transpose(1, 2) @ DY, torch.exp(Gm) * W, torch.exp(GC[:, 0])
+    Q, U, W, KK, VV, DY = (rows(x) for x in ts[:6])
+    R, S0, SF, LE, DR = ts[7:12]
+    K, V = Q.shape[2], VV.shape[2]
+    N = Q.shape[0]
+    nC = N // (B * H)
+    yv, rv = (DY @ VV.transpose(1, 2)) * le, (DR @ VV.transpose(1, 2)) * lt
+    yr, rr = (DY @ R.transpose(1, 2)) * le, (DR @ R.transpose(1, 2)) * lt
+
+    def mf(A, x, D):
+        return torch.einsum("naf,nai,nafi->nfi", A, x, D)
+
+    def ma(A, y, D):
+        return torch.einsum("naf,nfi,nafi->nai", A, y, D)
+    dV = sc(Q, KK, D1).transpose(1, 2) @ DY + sc(W, KK, D0).transpose(1, 2) @ DR + (eC * KK) @ LE
+    dK = mf(yv, Q, D1) + mf(rv, W, D0) + eC * (VV @ LE.transpose(1, 2))
+    dU = mf(yr, Q, D1) + mf(rr, W, D0) + eC * (R @ LE.transpose(1, 2))
+    dQ = torch.exp(G) * (DY @ S0.transpose(1, 2)) + ma(yr, U, D1) + ma(yv, KK, D1)
+    dW = torch.exp(Gm) * (DR @ S0.transpose(1, 2)) + ma(rr, U, D0) + ma(rv, KK, D0)
+    SC = torch.cat([S0.reshape(B * H, nC, K, V)[:, 1:], SF.reshape(B * H, 1, K, V)], 1).reshape(N, K, V)
+    aC = (LE * SC).sum(2)  # [N, K]
+    terms = Q * dQ + W * dW - U * dU - KK * dK
+    rc = torch.flip(torch.cumsum(torch.flip(terms, [1]), 1), [1])
+    dLD = token_rows(aC[:, None] + rc - W * dW, B, T, H)
+    return tuple(token_rows(x, B, T, H) for x in (dQ, dU, dW, dK, dV)) + (dLD,)
+
+
 def standin(calls, dtype):
     """launch(op, mode, C, K, V, *ts) as delta_launcher's; launch.has(mode, C, K, V, dt): any shape, dt == dtype. calls:
     the ops launched, in order."""
@@ -49,9 +102,11 @@ def standin(calls, dtype):
                     n = bh * nC + (nC - 1 - i if reverse else i)
                     ZS[n] = Z
                     Y[n] = X[n] + M[n] @ Z
-                    Z = A[n] * Z + BM[n] + NN[n].T @ Y[n]
+                    Z = (A[n][:, None] if A.dim() == 2 else A[n]) * Z + BM[n] + NN[n].T @ Y[n]  # (A [N, K]: mode "key")
                 ZF[bh] = Z
             return ZS, Y, ZF
+        if mode == "key":
+            return key_op(op, C, ts, dtype)
         B, T, H = ts[-3:]
         nC = -(-T // C)
         N = B * H * nC

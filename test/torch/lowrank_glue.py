@@ -231,6 +231,7 @@ def delta_break(what):
     import seqc_delta_bwd as d
     if what == "aC":
         d.chunk_end_adjoint = lambda LE, starts, SF: torch.zeros(list(LE.shape[:3]), dtype=LE.dtype)
+        d.chunk_end_adjoint_key = lambda LE, starts, SF: torch.zeros(list(LE.shape[:4]), dtype=LE.dtype)  # (per key)
     elif what == "walk":
         walk = d._walk
         d._walk = lambda AB, Bp, Z0, reverse, passer=None: walk(torch.zeros_like(AB) if reverse else AB, Bp, Z0, reverse, passer)
