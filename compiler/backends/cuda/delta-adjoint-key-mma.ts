@@ -2,9 +2,9 @@
  * The per-key delta adjoint's tensor-core twin (delta-adjoint-key.ts, RWKV-7: ld [B, T, H, K]; math "tf32", entry
  * seqc_delta_adj_key_c64k64v64_bf16_tf32): the same formulas and signature (see there and test/helpers/delta-ref.ts
  * `adjointPerKey`), every product by mma.sync m16n8k8 with TF32 operands (cvt.rna as a fragment is read) and fp32
- * accumulators, the way delta-adjoint-mma.ts twins the scalar kernel: 8 warps, warp wp owns rows 16 rb.. (rb = wp / 2)
- * and the 8-column tiles 4 hf..4 hf + 3 (hf = wp % 2) of each [C, K] output (dv, dk, du, the side's dx), and those
- * score tiles of its row block.
+ * accumulators. 16 warps (512 threads): warp wp owns rows 16 rb.. (rb = wp / 4) and columns 16 hq.. (hq = wp % 4; two
+ * m16n8 tiles) of each [C, K] output (dv, dk, du, the side's dx), and the score block (rb, hq) of each [C, C] score
+ * matrix: its 16 columns are one 16-slot block, so a warp's score tiles are all before, on or after the diagonal.
  *
  * The decay is factored through the 16-slot blocks beta (rows 16 beta..16 beta + 15). For a in a later block than f
  * (ba = beta(a) > bf = beta(f)), with Ga[a] = G[a - 1 + oq] (oq 1: the y side, 0: the r side) and r = 16 bf + 15 the last
@@ -18,20 +18,23 @@
  * computed once a chunk and multiply the B fragments' values as they are read (the key scores: Cp[rb, bf, key]; the
  * value sums into dx: Cp[rb, bf, i]; into dk / du: Cp[ba, rb, i]). The products' results then take the output row's own
  * factor: dx (its S0 term scaled by exp(G[16 rb - 1, i]) first) times X once after its off-diagonal products, dk / du's
- * off-diagonal sums (a 16-float temporary) times Y as they are added; the LE terms take eC[f,i] = exp(G[C-1,i] - G[f,i])
+ * off-diagonal sums (an 8-float temporary) times Y as they are added; the LE terms take eC[f,i] = exp(G[C-1,i] - G[f,i])
  * directly (k o eC stored; v LE^T, r LE^T scaled by eC elementwise).
  *
  * Inside the 4 diagonal 16 x 16 blocks the exps are taken directly per (a, f, i), from the raw inputs (global memory /
  * L2), in two SIMT passes a side: the key scores' diagonal entries (P[a,f] = sum_i x k exp(..), an entry a thread), and
- * one pass where thread (block t / 64, key t % 64) takes each exp(Ga[a,i] - G[f,i]) of its block and key once for the
- * three products that need it (dx += (A k + B u) o D, dk += (A^T x) o D, du += (B^T x) o D; 48 accumulators in
- * registers, the pairs' masks f < a + oq resolved at compile time), its sums written to shared memory and added to the
- * warps' fragments (the thread's block and key lie in its own warp's rows and columns).
+ * one pass where thread (block t / 64, key t % 64) of the first 256 takes each exp(Ga[a,i] - G[f,i]) of its block and
+ * key once for the three products that need it (dx += (A k + B u) o D, dk += (A^T x) o D, du += (B^T x) o D; the block's
+ * rows in two halves of 8 accumulators), its sums written to shared memory (Dx, Dk, Du) and added to the fragments.
  *
- * Layout: nine [64][72] fp32 slots (stride 8 mod 32: conflict-free B / transposed A fragment reads), G [C + 1][K], the
- * 6 block pairs' factors [6][K], the dld terms [C][K] x 2, aC [K]: 217,088 bytes, one block an SM, 256 threads
- * (__launch_bounds__(256, 1); the diagonal pass holds 48 accumulators, 48 raw inputs and 17 G values besides the 64
- * fragment accumulators, so two blocks an SM at <= 128 registers and <= 113 KB were not reached).
+ * A side, five [64][72] fp32 slots (stride 8 mod 32: conflict-free B / transposed A fragment reads) in eight steps:
+ *   x~, g, S0^T, k^T | P (earlier blocks by mma, the diagonal by the SIMT pass) | dv += P^T g, dx = g S0^T | v^T, r^T |
+ *   A = g v^T | B = g r^T | k^, u^ rows | dx += A k^ + B u^, dx *= X, dk / du += Y (A^T / B^T x~) | the diagonal pass
+ *   into Dx, Dk, Du | dx, dk, du += them, dx stored.
+ * The dld terms (q dq - u du - k dk, w dw) are formed at the end from the outputs this block stored (read back after a
+ * barrier) into two slots, then summed a key a thread. Shared memory: the slots, G [C + 1][K], the pairs' factors [6][K],
+ * aC [K]: 110,592 bytes; ptxas sm_90: 128 registers, no spills: one block (16 warps) an SM (two would need 256 registers
+ * a thread pair: 131,072 > 65,536).
  */
 import { adjTok } from "./delta-adjoint.ts";
 import type { DeltaAdjKeyConfig } from "./delta-adjoint-key.ts";
@@ -54,7 +57,7 @@ export function deltaAdjKeyMmaEntry(c: DeltaAdjKeyMmaConfig): string {
   return `seqc_delta_adj_key_c${c.C}k${c.K}v${c.V}_${c.tin}_${c.math}`;
 }
 
-const W = 64, LDS = 72, NT = 256, NSLOT = 9, NPAIR = 6;
+const W = 64, LDS = 72, NT = 512, NSLOT = 5, NPAIR = 6;
 
 function layout() {
   let off = 0;
@@ -62,9 +65,8 @@ function layout() {
   for (let i = 0; i < NSLOT; i++) { slots.push(off); off += W * LDS; }
   const sG = off; off += (W + 1) * W;
   const sCp = off; off += NPAIR * W;
-  const sF = off; off += 2 * W * W;
   const sAC = off; off += W;
-  return { slots, sG, sCp, sF, sAC, floats: off };
+  return { slots, sG, sCp, sAC, floats: off };
 }
 
 function check(c: DeltaAdjKeyMmaConfig): void {
@@ -110,13 +112,13 @@ export function deltaAdjKeyMmaSource(c: DeltaAdjKeyMmaConfig): string {
   const exY = (f: string, i: string) => `${gk(`(${f} | 15u) + 1u`, i)} - ${gk(`${f} + 1u`, i)}`;
   const exC = (f: string, i: string) => `${gk(`${C}u`, i)} - ${gk(`${f} + 1u`, i)}`;
   const row = (hh: string) => `(16u * rb + g + 8u * ${hh})`;
-  const col = (j: string) => `(8u * (4u * hf + ${j}) + 2u * tg)`;
-  const zero = (acc: string, decl = true) => `${decl ? `  float ${acc}[4][4];\n` : ""}${unroll}
-  for (u32 j = 0; j < 4u; ++j) ${acc}[j][0] = ${acc}[j][1] = ${acc}[j][2] = ${acc}[j][3] = 0.f;
+  const col = (j: string) => `(8u * (2u * hq + ${j}) + 2u * tg)`;
+  const zero = (acc: string, decl = true) => `${decl ? `  float ${acc}[2][4];\n` : ""}${unroll}
+  for (u32 j = 0; j < 2u; ++j) ${acc}[j][0] = ${acc}[j][1] = ${acc}[j][2] = ${acc}[j][3] = 0.f;
 `;
   // each fragment element (row a, column i) of acc: body(a, i, e) with e the element's index expression
   const each = (body: (a: string, i: string, e: string) => string) => `${unroll}
-  for (u32 j = 0; j < 4u; ++j)
+  for (u32 j = 0; j < 2u; ++j)
 ${unroll}
     for (u32 hh = 0; hh < 2u; ++hh)
 ${unroll}
@@ -130,8 +132,8 @@ ${unroll}
   // each B value times s(n0) (n0 the tile's first column; the value's column n0 + g) where given
   const prodF = (acc: string, X: string, xT: boolean, Y: string, lo: string, hi: string, s?: string) => `  for (u32 ks = ${lo}; ks < ${hi}; ++ks) {
 ${xT ? fragAt("    ", "fa", X, LDS, "16u * rb", "8u * ks") : fragA("    ", "fa", X, LDS, "16u * rb", "8u * ks")}${unroll}
-    for (u32 j = 0; j < 4u; ++j) {
-      const u32 n0 = 8u * (4u * hf + j);
+    for (u32 j = 0; j < 2u; ++j) {
+      const u32 n0 = 8u * (2u * hq + j);
 ${s ? `      const float sc = ${s};\n${frag("      ", "fb", [`sc * ${Y}[(8u * ks + tg) * ${LDS}u + n0 + g]`, `sc * ${Y}[(8u * ks + tg + 4u) * ${LDS}u + n0 + g]`])}` : fragBkn("      ", "fb", Y, LDS, "n0", "8u * ks")}${mma("      ", `${acc}[j]`, "fa", "fb")}    }
   }
 `;
@@ -140,17 +142,17 @@ ${s ? `      const float sc = ${s};\n${frag("      ", "fb", [`sc * ${Y}[(8u * ks
   const keyScores = (dst: string, X: string, Yt: string) => `  {
 ${zero("sc").replace(/^/gm, "  ")}    for (u32 ks = 0; ks < ${K / 8}u; ++ks) {
 ${fragA("      ", "fa", X, LDS, "16u * rb", "8u * ks")}${unroll}
-      for (u32 j = 0; j < 4u; ++j) {
-        const u32 bf = 2u * hf + (j >> 1u), n0 = 8u * (4u * hf + j);
+      for (u32 j = 0; j < 2u; ++j) {
+        const u32 bf = hq, n0 = 8u * (2u * hq + j);
         if (bf < rb) {
 ${frag("          ", "fb", [`${cp("rb", "bf", "8u * ks + tg")} * ${Yt}[(8u * ks + tg) * ${LDS}u + n0 + g]`, `${cp("rb", "bf", "8u * ks + tg + 4u")} * ${Yt}[(8u * ks + tg + 4u) * ${LDS}u + n0 + g]`])}${mma("          ", "sc[j]", "fa", "fb")}        }
       }
     }
 ${unroll}
-    for (u32 j = 0; j < 4u; ++j)
+    for (u32 j = 0; j < 2u; ++j)
 ${unroll}
       for (u32 hh = 0; hh < 2u; ++hh)
-        if (2u * hf + (j >> 1u) != rb) *(float2*)&${dst}[${row("hh")} * ${LDS}u + ${col("j")}] = make_float2(sc[j][2u * hh], sc[j][2u * hh + 1u]);
+        if (hq != rb) *(float2*)&${dst}[${row("hh")} * ${LDS}u + ${col("j")}] = make_float2(sc[j][2u * hh], sc[j][2u * hh + 1u]);
   }
 `;
   // the key scores' diagonal blocks, an entry a thread: sum_i x_a,i k_f,i exp(Ga[a,i] - G[f,i]) from the raw inputs
@@ -174,13 +176,13 @@ ${unroll} 4
   const plainScores = (dst: string, X: string, Y: string, oq: number) => `  {
 ${zero("sc").replace(/^/gm, "  ")}    for (u32 ks = 0; ks < ${V / 8}u; ++ks) {
 ${fragA("      ", "fa", X, LDS, "16u * rb", "8u * ks")}${unroll}
-      for (u32 j = 0; j < 4u; ++j) {
-        if (4u * hf + j <= 2u * rb + 1u) {
-${fragBkn("          ", "fb", Y, LDS, "8u * (4u * hf + j)", "8u * ks")}${mma("          ", "sc[j]", "fa", "fb")}        }
+      for (u32 j = 0; j < 2u; ++j) {
+        if (hq <= rb) {
+${fragBkn("          ", "fb", Y, LDS, "8u * (2u * hq + j)", "8u * ks")}${mma("          ", "sc[j]", "fa", "fb")}        }
       }
     }
 ${unroll}
-    for (u32 j = 0; j < 4u; ++j)
+    for (u32 j = 0; j < 2u; ++j)
 ${unroll}
       for (u32 hh = 0; hh < 2u; ++hh) {
         const u32 a = ${row("hh")}, f = ${col("j")};
@@ -190,40 +192,46 @@ ${unroll}
 `;
   // the diagonal blocks of dx += (A k + B u) o D, dk += (A^T x) o D, du += (B^T x) o D: thread (block t / 64, key
   // t % 64), each exp once for the three; sums into Dx, Dk, Du [a][i]
-  const diagProducts = (As: string, Bs: string, xg: string, oq: number, Dx: string, Dk: string, Du: string) => `  {
-    const u32 bd = t >> 6u, i = t & 63u;
-    float xr[16], ex[16], ga[16];
+  // (two halves of the block's rows a: 8 x / dx values in registers at a time; the second half's rows first, over every
+  // f of the block, then the first half's over f < 8, added)
+  const diagProducts = (As: string, Bs: string, xg: string, oq: number, Dx: string, Dk: string, Du: string) => {
+    const half = (hp: number) => `    {
+      float xr[8], ex[8];
 ${unroll}
-    for (u32 q = 0; q < 16u; ++q) {
-      const u32 a = 16u * bd + q;
-      xr[q] = a < nv ? seqc_dadj_in(${xg}, ${tok("a", "i", K)}) : 0.f;
-      ex[q] = 0.f;
-      ga[q] = ${gk(`a + ${oq}u`, "i")};  // Ga[a]
-    }
-#pragma unroll 1
-    for (u32 pf = 0; pf < 16u; ++pf) {
-      const u32 f = 16u * bd + pf;
-      const float kf = f < nv ? seqc_dadj_in(KK, ${tok("f", "i", K)}) : 0.f, uf = f < nv ? seqc_dadj_in(U, ${tok("f", "i", K)}) : 0.f, gf = ${gk("f + 1u", "i")};
-      float ek = 0.f, eu = 0.f;
-${unroll}
-      for (u32 pa = 0; pa < 16u; ++pa) {
-        if (pf < pa + ${oq}u) {
-          const u32 a = 16u * bd + pa;
-          const float e = expf(ga[pa] - gf);
-          const float sa = ${As}[a * ${LDS}u + f], sb = ${Bs}[a * ${LDS}u + f];
-          ex[pa] = fmaf(fmaf(sa, kf, sb * uf), e, ex[pa]);
-          ek = fmaf(sa * xr[pa], e, ek);
-          eu = fmaf(sb * xr[pa], e, eu);
-        }
+      for (u32 q = 0; q < 8u; ++q) {
+        const u32 a = 16u * bd + ${8 * hp}u + q;
+        xr[q] = a < nv ? seqc_dadj_in(${xg}, ${tok("a", "i", K)}) : 0.f;
+        ex[q] = 0.f;
       }
-      ${Dk}[f * ${LDS}u + i] = ek; ${Du}[f * ${LDS}u + i] = eu;
-    }
+#pragma unroll 1
+      for (u32 pf = 0; pf < ${hp ? 16 : 8}u; ++pf) {
+        const u32 f = 16u * bd + pf;
+        const float kf = f < nv ? seqc_dadj_in(KK, ${tok("f", "i", K)}) : 0.f, uf = f < nv ? seqc_dadj_in(U, ${tok("f", "i", K)}) : 0.f, gf = ${gk("f + 1u", "i")};
+        float ek = 0.f, eu = 0.f;
 ${unroll}
-    for (u32 q = 0; q < 16u; ++q) ${Dx}[(16u * bd + q) * ${LDS}u + i] = ex[q];
-  }
+        for (u32 q = 0; q < 8u; ++q) {
+          if (pf < ${8 * hp + oq}u + q) {
+            const u32 a = 16u * bd + ${8 * hp}u + q;
+            const float e = expf(${gk(`a + ${oq}u`, "i")} - gf);
+            const float sa = ${As}[a * ${LDS}u + f], sb = ${Bs}[a * ${LDS}u + f];
+            ex[q] = fmaf(fmaf(sa, kf, sb * uf), e, ex[q]);
+            ek = fmaf(sa * xr[q], e, ek);
+            eu = fmaf(sb * xr[q], e, eu);
+          }
+        }
+        ${Dk}[f * ${LDS}u + i] ${hp ? "=" : "+="} ek; ${Du}[f * ${LDS}u + i] ${hp ? "=" : "+="} eu;
+      }
+${unroll}
+      for (u32 q = 0; q < 8u; ++q) ${Dx}[(16u * bd + ${8 * hp}u + q) * ${LDS}u + i] = ex[q];
+    }
 `;
+    return `  if (t < ${(C / 16) * K}u) {
+    const u32 bd = t >> 6u, i = t & 63u;
+${half(1)}${half(0)}  }
+`;
+  };
   const addFrom = (acc: string, src: string) => `${unroll}
-  for (u32 j = 0; j < 4u; ++j)
+  for (u32 j = 0; j < 2u; ++j)
 ${unroll}
     for (u32 hh = 0; hh < 2u; ++hh) {
       const float2 v = *(const float2*)&${src}[${row("hh")} * ${LDS}u + ${col("j")}];
@@ -235,27 +243,35 @@ ${unroll}
     const u32 a = ${row("hh")};
     if (a < nv) {
 ${unroll}
-      for (u32 j = 0; j < 4u; ++j) *(float2*)&${dst}[${tok("a", col("j"), K)}] = make_float2(${acc}[j][2u * hh], ${acc}[j][2u * hh + 1u]);
+      for (u32 j = 0; j < 2u; ++j) *(float2*)&${dst}[${tok("a", col("j"), K)}] = make_float2(${acc}[j][2u * hh], ${acc}[j][2u * hh + 1u]);
     }
   }
 `;
-  // the dld terms of this thread's elements: sF[dst + a K + i] (op)= src_a,i acc (rows past the chunk's end: zeros)
-  const terms = (acc: string, src: string, dst: number, op: "=" | "-=") =>
-    each((a, i, e) => `sF[${dst}u + ${a} * ${K}u + ${i}] ${op} (${a} < nv ? seqc_dadj_in(${src}, ${tok(a, i, K)}) * ${acc}${e} : 0.f);`);
   const side = (y: boolean) => {
     const oq = y ? 1 : 0, x = y ? "Q" : "W";
     const gl = y ? load(S(1), "DY", V, "tok", false) : load(S(1), "DR", V, "chunk", false);
+    const cpA = cp("rb", "ks >> 1u", "n0 + g"), cpT = cp("ks >> 1u", "rb", "n0 + g");
     return `  // ---- side ${y ? "y: x = q, g = dy, scores f <= a" : "r: x = w, g = DR, scores f < a"} ----
-${load(S(0), x, K, "tok", false, exX(oq))}${gl}${loadKV(S(2), "S0", true)}${load(S(3), "KK", K, "tok", true, exY)}${load(S(4), "VV", V, "tok", true)}${load(S(5), "R", V, "chunk", true)}${load(S(6), "KK", K, "tok", false, exY)}${load(S(7), "U", K, "tok", false, exY)}  __syncthreads();
-  // dx = (g S0^T) exp(G[16 rb - 1]) (times X below); P = x k^T decayed: the earlier blocks' tiles, then the diagonal blocks
-${zero("dx", false)}${prodF("dx", S(1), false, S(2), "0u", `${V / 8}u`)}${each((a, i, e) => `dx${e} *= expf(${gk("16u * rb", i)});`)}${keyScores(S(8), S(0), S(3))}${diagKeyScores(S(8), x, oq)}  __syncthreads();
-  // dv += P^T g; A = g v^T, B = g r^T (masked)
-${prodF("dv", S(8), true, S(1), "2u * rb", `${C / 8}u`)}${plainScores(S(2), S(1), S(4), oq)}${plainScores(S(3), S(1), S(5), oq)}  __syncthreads();
+${load(S(0), x, K, "tok", false, exX(oq))}${gl}${loadKV(S(2), "S0", true)}${load(S(3), "KK", K, "tok", true, exY)}  __syncthreads();
+  // P = x k^T decayed: the earlier blocks' tiles, then the diagonal blocks
+${keyScores(S(4), S(0), S(3))}${diagKeyScores(S(4), x, oq)}  __syncthreads();
+  // dv += P^T g; dx = (g S0^T) exp(G[16 rb - 1]) (times X below)
+${prodF("dv", S(4), true, S(1), "2u * rb", `${C / 8}u`)}${zero("dx", false)}${prodF("dx", S(1), false, S(2), "0u", `${V / 8}u`)}${each((a, i, e) => `dx${e} *= expf(${gk("16u * rb", i)});`)}  __syncthreads();
+  // v^T, r^T
+${load(S(2), "VV", V, "tok", true)}${load(S(3), "R", V, "chunk", true)}  __syncthreads();
+  // A = g v^T (masked)
+${plainScores(S(4), S(1), S(2), oq)}  __syncthreads();
+  // B = g r^T (masked)
+${plainScores(S(2), S(1), S(3), oq)}  __syncthreads();
+  // k^, u^ rows
+${load(S(1), "KK", K, "tok", false, exY)}${load(S(3), "U", K, "tok", false, exY)}  __syncthreads();
   // the earlier blocks: dx += (A k^ + B u^) Cp[rb, bf], then dx *= X; the later blocks: dk += Y (A^T x~ Cp[ba, rb]), du += Y (B^T x~ Cp[ba, rb])
-${prodF("dx", S(2), false, S(6), "0u", "2u * rb", cp("rb", "ks >> 1u", "n0 + g"))}${prodF("dx", S(3), false, S(7), "0u", "2u * rb", cp("rb", "ks >> 1u", "n0 + g"))}${each((a, i, e) => `dx${e} *= expf(${gk(`${a} + ${oq}u`, i)} - ${gk("16u * rb", i)});`)}  {
-${zero("tp").replace(/^/gm, "  ")}${prodF("tp", S(2), true, S(0), "2u * rb + 2u", `${C / 8}u`, cp("ks >> 1u", "rb", "n0 + g")).replace(/^/gm, "  ")}${each((a, i, e) => `dk${e} = fmaf(tp${e}, expf(${exY(a, i)}), dk${e});`).replace(/^/gm, "  ")}${zero("tp", false).replace(/^/gm, "  ")}${prodF("tp", S(3), true, S(0), "2u * rb + 2u", `${C / 8}u`, cp("ks >> 1u", "rb", "n0 + g")).replace(/^/gm, "  ")}${each((a, i, e) => `du${e} = fmaf(tp${e}, expf(${exY(a, i)}), du${e});`).replace(/^/gm, "  ")}  }
-${diagProducts(S(2), S(3), x, oq, S(1), S(4), S(5))}  __syncthreads();
-${addFrom("dx", S(1))}${addFrom("dk", S(4))}${addFrom("du", S(5))}${store("dx", y ? "dQ" : "dW")}${terms("dx", x, y ? 0 : C * K, "=")}  __syncthreads();
+${prodF("dx", S(4), false, S(1), "0u", "2u * rb", cpA)}${prodF("dx", S(2), false, S(3), "0u", "2u * rb", cpA)}${each((a, i, e) => `dx${e} *= expf(${gk(`${a} + ${oq}u`, i)} - ${gk("16u * rb", i)});`)}  {
+${zero("tp").replace(/^/gm, "  ")}${prodF("tp", S(4), true, S(0), "2u * rb + 2u", `${C / 8}u`, cpT).replace(/^/gm, "  ")}${each((a, i, e) => `dk${e} = fmaf(tp${e}, expf(${exY(a, i)}), dk${e});`).replace(/^/gm, "  ")}${zero("tp", false).replace(/^/gm, "  ")}${prodF("tp", S(2), true, S(0), "2u * rb + 2u", `${C / 8}u`, cpT).replace(/^/gm, "  ")}${each((a, i, e) => `du${e} = fmaf(tp${e}, expf(${exY(a, i)}), du${e});`).replace(/^/gm, "  ")}  }
+  __syncthreads();
+  // the diagonal blocks (A in its slot, B in its slot) into Dx, Dk, Du
+${diagProducts(S(4), S(2), x, oq, S(0), S(1), S(3))}  __syncthreads();
+${addFrom("dx", S(0))}${addFrom("dk", S(1))}${addFrom("du", S(3))}${store("dx", y ? "dQ" : "dW")}  __syncthreads();
 `;
   };
   const slots = L.slots.map((o, i) => `  float* ${S(i)} = (float*)seqc_smem_raw + ${o};\n`).join("");
@@ -269,10 +285,9 @@ extern "C" __global__ void __launch_bounds__(${NT}, 1) ${deltaAdjKeyMmaEntry(c)}
   if (n >= (u32)B * (u32)H * nC) return;
   const u32 bh = n / nC, cix = n % nC, b = bh / (u32)H, h = bh % (u32)H, t0 = cix * ${C}u;
   const u32 nv = (u32)T - t0 < ${C}u ? (u32)T - t0 : ${C}u;  // slots in use
-  const u32 wp = t >> 5u, l = t & 31u, g = l >> 2u, tg = l & 3u, rb = wp >> 1u, hf = wp & 1u;  // rows 16 rb.., 8-column tiles 4 hf.. of each output
+  const u32 wp = t >> 5u, l = t & 31u, g = l >> 2u, tg = l & 3u, rb = wp >> 2u, hq = wp & 3u;  // rows 16 rb.., columns 16 hq.. (two 8-column tiles) of each output
 ${slots}  float* sG = (float*)seqc_smem_raw + ${L.sG};    // [C + 1][K]: row a + 1 = G[a], row 0 = 0
   float* sCp = (float*)seqc_smem_raw + ${L.sCp};  // [6][K] the factors between 16-slot blocks
-  float* sF = (float*)seqc_smem_raw + ${L.sF};    // [C][K] q dq - u du - k dk, then [C][K] w dw
   float* sAC = (float*)seqc_smem_raw + ${L.sAC};  // [K] aC
   // G: the chunk's log decays loaded by all threads (zeros past T), then a key's prefix a thread (slot order)
 ${unroll} 4
@@ -293,8 +308,10 @@ ${unroll} 8
   // ---- LE: dv = (k o eC) LE, dk = (v LE^T) o eC, du = (r LE^T) o eC; aC ----
 ${load(S(0), "KK", K, "tok", false, exC)}${loadKV(S(1), "LE", false)}${load(S(2), "VV", V, "tok", false)}${load(S(3), "R", V, "chunk", false)}${loadKV(S(4), "LE", true)}  __syncthreads();
 ${zero("dv")}${zero("dk")}${zero("du")}  float dx[4][4];
-${prodF("dv", S(0), false, S(1), "0u", `${K / 8}u`)}${prodF("dk", S(2), false, S(4), "0u", `${V / 8}u`)}${prodF("du", S(3), false, S(4), "0u", `${V / 8}u`)}${each((a, i, e) => `{ const float ec = expf(${exC(a, i)}); dk${e} *= ec; du${e} *= ec; }`)}  {
-    // aC's partials: 4 columns of a row of LE (its slot) . S_C a step (S_C read coalesced), into sF [K][V / 4]
+${prodF("dv", S(0), false, S(1), "0u", `${K / 8}u`)}${prodF("dk", S(2), false, S(4), "0u", `${V / 8}u`)}${prodF("du", S(3), false, S(4), "0u", `${V / 8}u`)}${each((a, i, e) => `{ const float ec = expf(${exC(a, i)}); dk${e} *= ec; du${e} *= ec; }`)}  __syncthreads();
+  {
+    // aC's partials: 4 columns of a row of LE (its slot) . S_C a step (S_C read coalesced), into sF [K][V / 4] (k eC's slot)
+    float* sF = ${S(0)};
     const float* SC = cix + 1u < nC ? S0 + (size_t)(n + 1u) * ${K * V}u : SF + (size_t)bh * ${K * V}u;
 ${unroll} 2
     for (u32 x = t; x < ${(K * V) / 4}u; x += ${NT}u) {
@@ -306,10 +323,24 @@ ${unroll} 2
   __syncthreads();
   for (u32 i = t; i < ${K}u; i += ${NT}u) {
     float s = 0.f;
-    for (u32 j4 = 0; j4 < ${V / 4}u; ++j4) s += sF[i * ${V / 4}u + j4];
+    for (u32 j4 = 0; j4 < ${V / 4}u; ++j4) s += ${S(0)}[i * ${V / 4}u + j4];
     sAC[i] = s;  // (read after the sides' barriers)
   }
-${side(true)}${side(false)}${terms("du", "U", 0, "-=")}${terms("dk", "KK", 0, "-=")}${store("dk", "dK")}${store("du", "dU")}${store("dv", "dV")}  __syncthreads();
+  __syncthreads();
+${side(true)}${side(false)}${store("dk", "dK")}${store("du", "dU")}${store("dv", "dV")}  __syncthreads();
+  // the dld terms from the stored outputs (this block's writes, after the barrier): q dq - u du - k dk and w dw [C][K]
+  float* sF = ${S(0)};  // [2][C][K]: slot 0 and most of slot 1 (contiguous)
+  for (u32 x = t; x < ${C * K}u; x += ${NT}u) {
+    const u32 a = x / ${K}u, i = x % ${K}u;
+    float tm = 0.f, wd = 0.f;
+    if (a < nv) {
+      const size_t o = ${tok("a", "i", K)};
+      wd = seqc_dadj_in(W, o) * dW[o];
+      tm = seqc_dadj_in(Q, o) * dQ[o] - seqc_dadj_in(U, o) * dU[o] - seqc_dadj_in(KK, o) * dK[o];
+    }
+    sF[x] = tm; sF[${C * K}u + x] = wd;
+  }
+  __syncthreads();
   // dld_a = aC + sum_{s > a} (terms + w dw)_s + terms_a, a column (key) a thread
   for (u32 i = t; i < ${K}u; i += ${NT}u) {
     float s = sAC[i];
