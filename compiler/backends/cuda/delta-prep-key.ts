@@ -215,5 +215,15 @@ ${mul(xa, `expf((float)${gb("j", "i")})`)}${mul(xf, eTail)}${fwd ? mul(xk, eTail
     *(float4*)&NN[(size_t)n * ${C * K}u + 4u * x] = v;
   }
 `;
-  return { prefix, diag, diagStore, pass1, offDiag: R ? offDiagRows : offDiag, pass2, aOut, nnBwd };
+  // the kernel's front: Gl's buffer over the first score buffer, `loads` (the operands' and Gl's log decays), Gl and Gb,
+  // the diagonal tiles' entries (prep_bwd: then NN = Wd, before Gl's buffer is reused), pass 1, the tiles off the
+  // diagonal with the diagonal tiles' stores, pass 2; a barrier after each
+  const front = (loads: string) => `  float* sGl = ${dst};${R ? "  " : "   "}// Gl ${R ? "[C][K + 4]" : "[K][LC]"} (the log decays loaded here) until the scores are written
+${loads}  __syncthreads();
+${prefix}${diag}${fwd ? "" : `  // NN = Wd\n${nnBwd}`}  __syncthreads();
+${pass1}  __syncthreads();
+${R ? offDiagRows : offDiag}${diagStore}  __syncthreads();
+${pass2}  __syncthreads();
+`;
+  return { front, aOut };
 }

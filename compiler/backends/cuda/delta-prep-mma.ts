@@ -41,7 +41,7 @@ export function deltaPrepMmaCheck(c: DeltaPrepConfig<DeltaPrepDecay>): void {
 export function deltaPrepMmaSource(c: DeltaPrepConfig<DeltaPrepDecay>): string {
   const { C, K, V, op } = c, NT = DELTA_PREP_THREADS, WARPS = NT / 32, LK = K + 4, LVs = V + 8;
   const { at } = deltaPrepMmaLayout(c);
-  const { dec, ex, eW, eQ, eC, times, loadR, gPrefix, exps, head, tinvDiag, aOut, nnBwd, tiStore, tiLoad, kp } = prepParts(c, at, { rows: true, ld: LK, ldL: op === "fwd" ? C + 4 : C + 8, ldLk: C + 8 });
+  const { dec, ex, eW, eQ, eC, times, loadR, head, front, tinvDiag, aOut, tiStore, tiLoad } = prepParts(c, at, { rows: true, ld: LK, ldL: op === "fwd" ? C + 4 : C + 8, ldLk: C + 8 });
   const ops = tf32Ops(c.math === "tf32x3"), x3 = tf32Ops(true);
   const scaled = (e: string, v: string) => (e ? `${e} * ${v}` : v);
   /** The [R][N] product sum_k a(m, k) b(k, n) over k0 in [kFrom, kTo) by 8, 16 x 8 NW tiles a warp (NW <= nwMax); `done`
@@ -98,21 +98,10 @@ ${product(16, r0, (m, k) => `sTi[(${r0}u + ${m}) * ${ld}u + ${r0}u + ${k}]`, (k,
     const loads = `${loadR("sU", "U", K, LK)}${loadR("sW", "W", K, LK)}${loadR("sKK", "KK", K, LK)}${loadR("sV", "VV", V, LVs)}`;
     // Luu [a][f], Luk [a][f]; with a per-key decay, delta-prep-key.ts's passes on fp32 SIMT (the operands end up as
     // Wd, Ud, Kd)
-    const front = kp
-      ? `  float* sGl = sL;  // Gl [C][K + 4] (the log decays loaded here) until the scores are written
-${loads}${loadR("sGl", "LD", K, LK)}  __syncthreads();
-${kp.prefix}${kp.diag}  __syncthreads();
-${kp.pass1}  __syncthreads();
-${kp.offDiag}${kp.diagStore}  __syncthreads();
-${kp.pass2}  __syncthreads();
-`
-      : `${loads}${gPrefix}  __syncthreads();
-${exps}  // Luu [a][f], Luk [a][f]
-${scores("sL", C + 4, "sW", "sU", true)}${scores("sLk", C + 8, "sW", "sKK", true)}  __syncthreads();
-`;
+    const scored = front(loads, "Luu [a][f], Luk [a][f]", `${scores("sL", C + 4, "sW", "sU", true)}${scores("sLk", C + 8, "sW", "sKK", true)}`);
     return `${head}${lanes}  float* sTi = sU;  // Tinv [C][C + 4] once NN is out
   float* sTL = sKK;  // the block rows' products, then Tinv Luk [C][C + 4], once BM is out
-${front}  // NN = Ud, A out; BM = Kd^T V [K][V]
+${scored}  // NN = Ud, A out; BM = Kd^T V [K][V]
   for (u32 x = t; x < ${C * K}u; x += ${NT}u) { const u32 a = x / ${K}u, i = x % ${K}u; NN[(size_t)n * ${C * K}u + x] = ${times(eC("a"))}sU[a * ${LK}u + i]; }
 ${aOut}${product(K, V, kOf("sKK", LK, eCf), colOf("sV", LVs), "0u", `${C}u`, out("BM", K, V))}  __syncthreads();
 ${tinvDiag(C + 4)}${tinvRows(C + 4, "sTL")}  // TI out; M = Tinv Wd [C][K] (f <= a); TL = Tinv Luk [C][C] (f < g <= a)
@@ -122,21 +111,9 @@ ${product(C, V, rowOf("sTL", C + 4), colOf("sV", LVs), "0u", "r0 + 16u", out("X"
 `;
   }
   const loads = `${loadR("sQ", "Q", K, LK)}${loadR("sU", "U", K, LK)}${loadR("sDY", "DY", V, LVs)}${tiLoad(C + 8)}`;
-  const front = kp
-    ? `  float* sGl = sPu;  // Gl [C][K + 4] (the log decays loaded here) until the scores are written
-${loads}${loadR("sGl", "LD", K, LK)}  __syncthreads();
-${kp.prefix}${kp.diag}  // NN = Wd
-${kp.nnBwd}  __syncthreads();
-${kp.pass1}  __syncthreads();
-${kp.offDiag}${kp.diagStore}  __syncthreads();
-${kp.pass2}  __syncthreads();
-`
-    : `${loads}${gPrefix}  __syncthreads();
-${exps}  // Pu [a][f]
-${scores("sPu", C + 8, "sQ", "sU", false)}  __syncthreads();
-  // NN = Wd, A out
-${nnBwd}`;
-  return `${head}${lanes}${front}${aOut}  // PD = Pu^T dY [C][V] (a >= f)
+  // Pu [a][f]; with a per-key decay, delta-prep-key.ts's passes on fp32 SIMT (NN = Wd first, the operands end up as
+  // Qd, Ud)
+  return `${head}${lanes}${front(loads, "Pu [a][f]", scores("sPu", C + 8, "sQ", "sU", false))}${aOut}  // PD = Pu^T dY [C][V] (a >= f)
 ${product(C, V, kOf("sPu", C + 8), colOf("sDY", LVs), "r0", `${C}u`, `sPD[row * ${LVs}u + col] = v;`)}  // BM = Qd^T dY [K][V]
 ${product(K, V, kOf("sQ", LK, eQf), colOf("sDY", LVs), "0u", `${C}u`, out("BM", K, V))}  // M = Tinv^T Ud [C][K] (a >= f)
 ${product(C, K, kOf("sTi", C + 8), colOf("sU", LK, eCf), "r0", `${C}u`, out("M", C, K))}  __syncthreads();

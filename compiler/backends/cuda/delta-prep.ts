@@ -23,6 +23,7 @@
 import { keyGbFloats, keyParts, type KeyLayout } from "./delta-prep-key.ts";
 import { deltaPrepMmaCheck, deltaPrepMmaLayout, deltaPrepMmaSource } from "./delta-prep-mma.ts";
 import { MMA_TF32_PRELUDE } from "./lowrank-readout-mma.ts";
+import { outer, tiles } from "./register-tiles.ts";
 
 export type DeltaDecay = "none" | "scalar";
 /** With "key": a log decay per key (LD [B, T, H, K], A [N, K]; delta-prep-key.ts). A config's type parameter keeps the
@@ -134,28 +135,6 @@ export function deltaPrepKernel<D extends DeltaPrepDecay>(c: DeltaPrepConfig<D>)
 }
 
 const unroll = "#pragma unroll";
-
-/** A loop over the 4 x 4 tiles (ti, tj) of an [R][W] result, acc[4][4] zeroed, `body` accumulating, then `done`. */
-function tiles(R: number, W: number, body: string, done: string): string {
-  const WT = W / 4;
-  return `  for (u32 x = t; x < ${(R / 4) * WT}u; x += ${DELTA_PREP_THREADS}u) {
-    const u32 ti = x / ${WT}u, tj = x % ${WT}u;
-    float acc[4][4];
-${unroll}
-    for (u32 p = 0; p < 4u; ++p)
-${unroll}
-      for (u32 j = 0; j < 4u; ++j) acc[p][j] = 0.f;
-${body}
-${done}
-  }
-`;
-}
-
-/** acc[p][j] += ap[p] bj[j]. */
-const outer = `${unroll}
-      for (u32 p = 0; p < 4u; ++p)
-${unroll}
-        for (u32 j = 0; j < 4u; ++j) acc[p][j] = fmaf(ap[p], bj[j], acc[p][j]);`;
 
 const f4 = (p: string) => `(*(const float4*)&${p})`;
 const vec = (name: string, p: string) => `const float4 ${name}4 = ${f4(p)};\n      const float ${name}[4] = {${name}4.x, ${name}4.y, ${name}4.z, ${name}4.w};`;
@@ -271,7 +250,15 @@ ${dec ? `    const float e = ${eW("a")};\n    v.x *= e; v.y *= e; v.z *= e; v.w 
   // TI out of / into sTi [C][ld], a float4 a thread
   const tiStore = (ld: number) => `  for (u32 x = t; x < ${(C * C) / 4}u; x += ${NT}u) { const u32 a = x / ${C / 4}u, f4 = x % ${C / 4}u; *(float4*)&TI[(size_t)n * ${C * C}u + 4u * x] = *(const float4*)&sTi[a * ${ld}u + 4u * f4]; }\n`;
   const tiLoad = (ld: number) => `  for (u32 x = t; x < ${(C * C) / 4}u; x += ${NT}u) { const u32 a = x / ${C / 4}u, f4 = x % ${C / 4}u; *(float4*)&sTi[a * ${ld}u + 4u * f4] = *(const float4*)&TI[(size_t)n * ${C * C}u + 4u * x]; }\n`;
-  return { dec, ex, eW, eQ, eC, times, row, loadT, loadR, gPrefix, exps, head, tinv, tinvDiag, aOut, nnBwd, tiStore, tiLoad, kp };
+  /** The kernel's front up to its scores (prep_bwd: and NN = Wd): the operands' `loads`, then with a per-key decay Gl's
+   * log decays and delta-prep-key.ts's passes, else G's prefix, the exponent rows and the `scores` (under `what`). */
+  const front = (loads: string, what: string, scores: string) => kp
+    ? kp.front(`${loads}${(keyLay.rows ? loadR : loadT)("sGl", "LD", K, keyLay.ld)}`)
+    : `${loads}${gPrefix}  __syncthreads();
+${exps}  // ${what}
+${scores}  __syncthreads();
+${op === "fwd" ? "" : `  // NN = Wd, A out\n${nnBwd}`}`;
+  return { dec, ex, eW, eQ, eC, times, row, loadT, loadR, head, front, tinv, tinvDiag, aOut, tiStore, tiLoad };
 }
 
 /** One kernel's CUDA text (no prelude: DELTA_PRELUDE goes once before a module's kernels). */
@@ -280,13 +267,13 @@ export function deltaPrepSource(c: DeltaPrepConfig<DeltaPrepDecay>): string {
   if (c.math) return deltaPrepMmaSource(c);
   const { C, K, V, op } = c, NT = DELTA_PREP_THREADS, LC = C + 4;
   const { at } = layout(c);
-  const { dec, ex, eW, eQ, eC, times, loadT, loadR, gPrefix, exps, head, tinv, aOut, nnBwd, tiStore, tiLoad, kp } = prepParts(c, at);
+  const { dec, ex, eW, eQ, eC, times, loadT, loadR, head, front, tinv, aOut, tiStore, tiLoad } = prepParts(c, at);
   // scores [a][f] of two transposed [K][LC] operands, masked (f < a strict, else f <= a) and decayed, into a [C][LC]
   // buffer, every entry written (zeros where masked)
   const scores = (dst: string, xa: string, xf: string, strict: boolean) => {
     const mask = strict ? "f < a" : "f <= a";
     const e = strict ? ex("a", "f + 1u") : ex("a + 1u", "f + 1u");
-    return tiles(C, C, `    for (u32 i = 0; i < ${K}u; ++i) {
+    return tiles(C, C, NT, `    for (u32 i = 0; i < ${K}u; ++i) {
       ${vec("ap", `${xa}[i * ${LC}u + 4u * ti]`)}
       ${vec("bj", `${xf}[i * ${LC}u + 4u * tj]`)}
 ${outer}
@@ -303,23 +290,12 @@ ${unroll}
   if (op === "fwd") {
     const loads = `${loadT("sUT", "U", K, LC)}${loadT("sWT", "W", K, LC)}${loadT("sKT", "KK", K, LC)}${loadR("sV", "VV", V, V)}`;
     // Luu [a][f], Luk [a][f]: with a per-key decay, delta-prep-key.ts's passes (the operands end up as Wd, Ud, Kd)
-    const front = kp
-      ? `  float* sGl = sL;   // Gl [K][LC] (the log decays loaded here) until the scores are written
-${loads}${loadT("sGl", "LD", K, LC)}  __syncthreads();
-${kp.prefix}${kp.diag}  __syncthreads();
-${kp.pass1}  __syncthreads();
-${kp.offDiag}${kp.diagStore}  __syncthreads();
-${kp.pass2}  __syncthreads();
-`
-      : `${loads}${gPrefix}  __syncthreads();
-${exps}  // Luu [a][f], Luk [a][f]
-${scores("sL", "sWT", "sUT", true)}${scores("sLk", "sWT", "sKT", true)}  __syncthreads();
-`;
+    const scored = front(loads, "Luu [a][f], Luk [a][f]", `${scores("sL", "sWT", "sUT", true)}${scores("sLk", "sWT", "sKT", true)}`);
     return `${head}  float* sTi = sUT;   // Tinv [C][LC] once NN is out
   float* sTLT = sKT;  // the block rows' products, then (Tinv Luk)^T [C][LC], once BM is out
-${front}  // NN = Ud, A out; BM = Kd^T V [K][V]
+${scored}  // NN = Ud, A out; BM = Kd^T V [K][V]
   for (u32 x = t; x < ${C * K}u; x += ${NT}u) { const u32 a = x / ${K}u, i = x % ${K}u; NN[(size_t)n * ${C * K}u + x] = ${times(eC("a"))}sUT[i * ${LC}u + a]; }
-${aOut}${tiles(K, V, `    for (u32 f = 0; f < ${C}u; ++f) {
+${aOut}${tiles(K, V, NT, `    for (u32 f = 0; f < ${C}u; ++f) {
       ${column("ap", "sKT", "ti", "f", LC, dec ? `${eC("f")} * ` : "")}
       ${vec("bj", `sV[f * ${V}u + 4u * tj]`)}
 ${outer}
@@ -328,12 +304,12 @@ ${tinv(LC, "sTLT")}  // Tinv^T into L's buffer; TI out
   for (u32 x = t; x < ${C * C}u; x += ${NT}u) { const u32 a = x / ${C}u, f = x % ${C}u; sL[f * ${LC}u + a] = sTi[a * ${LC}u + f]; }
 ${tiStore(LC)}  __syncthreads();
   // M = Tinv Wd [C][K] (Tinv^T in sL; f <= a)
-${tiles(C, K, `    for (u32 f = 0; f < 4u * ti + 4u; ++f) {
+${tiles(C, K, NT, `    for (u32 f = 0; f < 4u * ti + 4u; ++f) {
       ${vec("ap", `sL[f * ${LC}u + 4u * ti]`)}
       ${column("bj", "sWT", "tj", "f", LC, dec ? `${eW("f")} * ` : "")}
 ${outer}
     }`, store("M", K, chunk(C, K)))}  // TL = Tinv Luk [C][C] (f < g <= a), stored transposed
-${tiles(C, C, `    for (u32 g = 4u * tj; g < 4u * ti + 4u; ++g) {
+${tiles(C, C, NT, `    for (u32 g = 4u * tj; g < 4u * ti + 4u; ++g) {
       ${vec("ap", `sL[g * ${LC}u + 4u * ti]`)}
       ${vec("bj", `sLk[g * ${LC}u + 4u * tj]`)}
 ${outer}
@@ -342,7 +318,7 @@ ${outer}
 ${unroll}
       for (u32 j = 0; j < 4u; ++j) sTLT[(4u * tj + j) * ${LC}u + 4u * ti + p] = acc[p][j];`)}  __syncthreads();
   // X = TL V [C][V] (f < a)
-${tiles(C, V, `    for (u32 f = 0; f < 4u * ti + 3u; ++f) {
+${tiles(C, V, NT, `    for (u32 f = 0; f < 4u * ti + 3u; ++f) {
       ${vec("ap", `sTLT[f * ${LC}u + 4u * ti]`)}
       ${vec("bj", `sV[f * ${V}u + 4u * tj]`)}
 ${outer}
@@ -351,38 +327,24 @@ ${outer}
   }
   const loads = `${loadT("sQT", "Q", K, LC)}${loadT("sUT", "U", K, LC)}${loadR("sDY", "DY", V, V)}${tiLoad(LC)}`;
   // Pu [a][f] (row); with a per-key decay, delta-prep-key.ts's passes (NN = Wd first, the operands end up as Qd, Ud)
-  const front = kp
-    ? `  float* sGl = sPu;   // Gl [K][LC] (the log decays loaded here) until the scores are written
-${loads}${loadT("sGl", "LD", K, LC)}  __syncthreads();
-${kp.prefix}${kp.diag}  // NN = Wd
-${kp.nnBwd}  __syncthreads();
-${kp.pass1}  __syncthreads();
-${kp.offDiag}${kp.diagStore}  __syncthreads();
-${kp.pass2}  __syncthreads();
-`
-    : `${loads}${gPrefix}  __syncthreads();
-${exps}  // Pu [a][f] (row)
-${scores("sPu", "sQT", "sUT", false)}  __syncthreads();
-  // NN = Wd, A out
-${nnBwd}`;
-  return `${head}${front}${aOut}  // PD = Pu^T dY [C][V] (rows a >= f)
-${tiles(C, V, `    for (u32 a = 4u * ti; a < ${C}u; ++a) {
+  return `${head}${front(loads, "Pu [a][f] (row)", scores("sPu", "sQT", "sUT", false))}${aOut}  // PD = Pu^T dY [C][V] (rows a >= f)
+${tiles(C, V, NT, `    for (u32 a = 4u * ti; a < ${C}u; ++a) {
       ${vec("ap", `sPu[a * ${LC}u + 4u * ti]`)}
       ${vec("bj", `sDY[a * ${V}u + 4u * tj]`)}
 ${outer}
     }`, store("sPD", V))}  // BM = Qd^T dY [K][V]
-${tiles(K, V, `    for (u32 a = 0; a < ${C}u; ++a) {
+${tiles(K, V, NT, `    for (u32 a = 0; a < ${C}u; ++a) {
       ${column("ap", "sQT", "ti", "a", LC, dec ? `${eQ("a")} * ` : "")}
       ${vec("bj", `sDY[a * ${V}u + 4u * tj]`)}
 ${outer}
     }`, store("BM", V, chunk(K, V)))}  // M = Tinv^T Ud [C][K] (rows a >= f)
-${tiles(C, K, `    for (u32 a = 4u * ti; a < ${C}u; ++a) {
+${tiles(C, K, NT, `    for (u32 a = 4u * ti; a < ${C}u; ++a) {
       ${vec("ap", `sTi[a * ${LC}u + 4u * ti]`)}
       ${column("bj", "sUT", "tj", "a", LC, dec ? `${eC("a")} * ` : "")}
 ${outer}
     }`, store("M", K, chunk(C, K)))}  __syncthreads();
   // X = Tinv^T PD [C][V]
-${tiles(C, V, `    for (u32 a = 4u * ti; a < ${C}u; ++a) {
+${tiles(C, V, NT, `    for (u32 a = 4u * ti; a < ${C}u; ++a) {
       ${vec("ap", `sTi[a * ${LC}u + 4u * ti]`)}
       ${vec("bj", `sPD[a * ${V}u + 4u * tj]`)}
 ${outer}

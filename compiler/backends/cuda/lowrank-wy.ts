@@ -25,6 +25,7 @@ import { LOWRANK_CORE_PRELUDE } from "./lowrank-core.ts";
 import { MMA_TF32_PRELUDE, type LowRankReadMath } from "./lowrank-readout-mma.ts";
 import { wyDrMmaCheck, wyDrMmaLayout, wyDrMmaSource } from "./lowrank-wy-dr-mma.ts";
 import { wyPreMmaCheck, wyPreMmaLayout, wyPreMmaSource } from "./lowrank-wy-mma.ts";
+import { outer, tiles } from "./register-tiles.ts";
 
 export type LowRankWyDecay = "none" | "scalar";
 export type LowRankWyOp = "pre" | "dr";
@@ -87,28 +88,6 @@ function check(c: LowRankWyConfig): void {
 }
 
 const unroll = "#pragma unroll";
-
-/** A loop over the 4 x 4 tiles (ti, tj) of an [R][W] result on NT threads, acc[4][4] zeroed, `body` accumulating, then `done`. */
-function tiles(R: number, W: number, NT: number, body: string, done: string): string {
-  const WT = W / 4;
-  return `  for (u32 x = t; x < ${(R / 4) * WT}u; x += ${NT}u) {
-    const u32 ti = x / ${WT}u, tj = x % ${WT}u;
-    float acc[4][4];
-${unroll}
-    for (u32 p = 0; p < 4u; ++p)
-${unroll}
-      for (u32 j = 0; j < 4u; ++j) acc[p][j] = 0.f;
-${body}
-${done}
-  }
-`;
-}
-
-/** acc[p][j] += a[p] b[j] for float4 a4, b4. */
-const outer = `${unroll}
-      for (u32 p = 0; p < 4u; ++p)
-${unroll}
-        for (u32 j = 0; j < 4u; ++j) acc[p][j] = fmaf(ap[p], bj[j], acc[p][j]);`;
 
 function kernelSource(c: LowRankWyConfig): string {
   const { C, K, V, decay, op } = c;
