@@ -23,18 +23,19 @@
  *
  * Inside the 4 diagonal 16 x 16 blocks the exps are taken directly per (a, f, i), from the raw inputs (global memory /
  * L2), in two SIMT passes a side: the key scores' diagonal entries (P[a,f] = sum_i x k exp(..), an entry a thread), and
- * one pass where thread (block t / 64, key t % 64) of the first 256 takes each exp(Ga[a,i] - G[f,i]) of its block and
- * key once for the three products that need it (dx += (A k + B u) o D, dk += (A^T x) o D, du += (B^T x) o D; the block's
- * rows in two halves of 8 accumulators), its sums written to shared memory (Dx, Dk, Du) and added to the fragments.
+ * one pass where thread (block, key) takes each exp(Ga[a,i] - G[f,i]) of its block and key once for the three products
+ * that need it (dx += (A k + B u) o D, dk += (A^T x) o D, du += (B^T x) o D), the 512 threads in two groups of the
+ * block's rows (0..3 and 12..15; 4..11: the same number of pairs), its sums written to shared memory (Dx, and Dk, Du a
+ * group) and added to the fragments.
  *
- * A side, five [64][72] fp32 slots (stride 8 mod 32: conflict-free B / transposed A fragment reads) in eight steps:
+ * A side, seven [64][72] fp32 slots (two only for the second group's Dk, Du) (stride 8 mod 32: conflict-free B / transposed A fragment reads) in eight steps:
  *   x~, g, S0^T, k^T | P (earlier blocks by mma, the diagonal by the SIMT pass) | dv += P^T g, dx = g S0^T | v^T, r^T |
  *   A = g v^T | B = g r^T | k^, u^ rows | dx += A k^ + B u^, dx *= X, dk / du += Y (A^T / B^T x~) | the diagonal pass
- *   into Dx, Dk, Du | dx, dk, du += them, dx stored.
+ *   into Dx, Dk, Du (x2) | dx, dk, du += them, dx stored.
  * The dld terms (q dq - u du - k dk, w dw) are formed at the end from the outputs this block stored (read back after a
  * barrier) into two slots, then summed a key a thread. Shared memory: the slots, G [C + 1][K], the pairs' factors [6][K],
- * aC [K]: 110,592 bytes; ptxas sm_90: 128 registers, no spills: one block (16 warps) an SM (two would need 256 registers
- * a thread pair: 131,072 > 65,536).
+ * aC [K]: 147,456 bytes; ptxas sm_90: 128 registers, no spills: one block (16 warps) an SM (two blocks of 512 threads
+ * would need 64 registers a thread; at 256 threads and <= 128 registers the 64 accumulator floats a thread spilled).
  */
 import { adjTok } from "./delta-adjoint.ts";
 import type { DeltaAdjKeyConfig } from "./delta-adjoint-key.ts";
@@ -57,7 +58,7 @@ export function deltaAdjKeyMmaEntry(c: DeltaAdjKeyMmaConfig): string {
   return `seqc_delta_adj_key_c${c.C}k${c.K}v${c.V}_${c.tin}_${c.math}`;
 }
 
-const W = 64, LDS = 72, NT = 512, NSLOT = 5, NPAIR = 6;
+const W = 64, LDS = 72, NT = 512, NSLOT = 7, NPAIR = 6;
 
 function layout() {
   let off = 0;
@@ -192,42 +193,49 @@ ${unroll}
 `;
   // the diagonal blocks of dx += (A k + B u) o D, dk += (A^T x) o D, du += (B^T x) o D: thread (block t / 64, key
   // t % 64), each exp once for the three; sums into Dx, Dk, Du [a][i]
-  // (two halves of the block's rows a: 8 x / dx values in registers at a time; the second half's rows first, over every
-  // f of the block, then the first half's over f < 8, added)
-  const diagProducts = (As: string, Bs: string, xg: string, oq: number, Dx: string, Dk: string, Du: string) => {
-    const half = (hp: number) => `    {
-      float xr[8], ex[8];
+  // (the threads in two groups of 256, thread (block, key) in each: group 0 the block's rows a = 0..3 and 12..15, group 1
+  // rows 4..11 (60 + 8 oq pairs each); a loop over f (16 / 12), the 8 rows unrolled in it, masked f < a + oq; group 0's
+  // dk / du sums into Dk, Du, group 1's into Dk2, Du2)
+  const diagProducts = (As: string, Bs: string, xg: string, oq: number, Dx: string, Dk: string, Du: string, Dk2: string, Du2: string) => {
+    const group = (gp: number) => {
+      const ro = (q: string) => (gp ? `(${q} + 4u)` : `(${q} < 4u ? ${q} : ${q} + 8u)`);
+      return `    float xr[8], ex[8];
+${unroll}
+    for (u32 q = 0; q < 8u; ++q) {
+      const u32 a = 16u * bd + ${ro("q")};
+      xr[q] = a < nv ? seqc_dadj_in(${xg}, ${tok("a", "i", K)}) : 0.f;
+      ex[q] = 0.f;
+    }
+#pragma unroll 1
+    for (u32 pf = 0; pf < ${gp ? 12 : 16}u; ++pf) {
+      const u32 f = 16u * bd + pf;
+      const float kf = f < nv ? seqc_dadj_in(KK, ${tok("f", "i", K)}) : 0.f, uf = f < nv ? seqc_dadj_in(U, ${tok("f", "i", K)}) : 0.f, gf = ${gk("f + 1u", "i")};
+      float ek = 0.f, eu = 0.f;
 ${unroll}
       for (u32 q = 0; q < 8u; ++q) {
-        const u32 a = 16u * bd + ${8 * hp}u + q;
-        xr[q] = a < nv ? seqc_dadj_in(${xg}, ${tok("a", "i", K)}) : 0.f;
-        ex[q] = 0.f;
-      }
-#pragma unroll 1
-      for (u32 pf = 0; pf < ${hp ? 16 : 8}u; ++pf) {
-        const u32 f = 16u * bd + pf;
-        const float kf = f < nv ? seqc_dadj_in(KK, ${tok("f", "i", K)}) : 0.f, uf = f < nv ? seqc_dadj_in(U, ${tok("f", "i", K)}) : 0.f, gf = ${gk("f + 1u", "i")};
-        float ek = 0.f, eu = 0.f;
-${unroll}
-        for (u32 q = 0; q < 8u; ++q) {
-          if (pf < ${8 * hp + oq}u + q) {
-            const u32 a = 16u * bd + ${8 * hp}u + q;
-            const float e = expf(${gk(`a + ${oq}u`, "i")} - gf);
-            const float sa = ${As}[a * ${LDS}u + f], sb = ${Bs}[a * ${LDS}u + f];
-            ex[q] = fmaf(fmaf(sa, kf, sb * uf), e, ex[q]);
-            ek = fmaf(sa * xr[q], e, ek);
-            eu = fmaf(sb * xr[q], e, eu);
-          }
+        if (pf < ${ro("q")} + ${oq}u) {
+          const u32 a = 16u * bd + ${ro("q")};
+          const float e = expf(${gk(`a + ${oq}u`, "i")} - gf);
+          const float sa = ${As}[a * ${LDS}u + f], sb = ${Bs}[a * ${LDS}u + f];
+          ex[q] = fmaf(fmaf(sa, kf, sb * uf), e, ex[q]);
+          ek = fmaf(sa * xr[q], e, ek);
+          eu = fmaf(sb * xr[q], e, eu);
         }
-        ${Dk}[f * ${LDS}u + i] ${hp ? "=" : "+="} ek; ${Du}[f * ${LDS}u + i] ${hp ? "=" : "+="} eu;
       }
-${unroll}
-      for (u32 q = 0; q < 8u; ++q) ${Dx}[(16u * bd + ${8 * hp}u + q) * ${LDS}u + i] = ex[q];
+      ${gp ? Dk2 : Dk}[f * ${LDS}u + i] = ek; ${gp ? Du2 : Du}[f * ${LDS}u + i] = eu;
     }
+${gp ? `${unroll}
+    for (u32 pf = 12u; pf < 16u; ++pf) { ${Dk2}[(16u * bd + pf) * ${LDS}u + i] = 0.f; ${Du2}[(16u * bd + pf) * ${LDS}u + i] = 0.f; }
+` : ""}${unroll}
+    for (u32 q = 0; q < 8u; ++q) ${Dx}[(16u * bd + ${ro("q")}) * ${LDS}u + i] = ex[q];
 `;
-    return `  if (t < ${(C / 16) * K}u) {
-    const u32 bd = t >> 6u, i = t & 63u;
-${half(1)}${half(0)}  }
+    };
+    return `  {
+    const u32 bd = (t >> 6u) & 3u, i = t & 63u;
+    if (t < 256u) {
+${group(0).replace(/^/gm, "  ")}    } else {
+${group(1).replace(/^/gm, "  ")}    }
+  }
 `;
   };
   const addFrom = (acc: string, src: string) => `${unroll}
@@ -270,8 +278,8 @@ ${prodF("dx", S(4), false, S(1), "0u", "2u * rb", cpA)}${prodF("dx", S(2), false
 ${zero("tp").replace(/^/gm, "  ")}${prodF("tp", S(4), true, S(0), "2u * rb + 2u", `${C / 8}u`, cpT).replace(/^/gm, "  ")}${each((a, i, e) => `dk${e} = fmaf(tp${e}, expf(${exY(a, i)}), dk${e});`).replace(/^/gm, "  ")}${zero("tp", false).replace(/^/gm, "  ")}${prodF("tp", S(2), true, S(0), "2u * rb + 2u", `${C / 8}u`, cpT).replace(/^/gm, "  ")}${each((a, i, e) => `du${e} = fmaf(tp${e}, expf(${exY(a, i)}), du${e});`).replace(/^/gm, "  ")}  }
   __syncthreads();
   // the diagonal blocks (A in its slot, B in its slot) into Dx, Dk, Du
-${diagProducts(S(4), S(2), x, oq, S(0), S(1), S(3))}  __syncthreads();
-${addFrom("dx", S(0))}${addFrom("dk", S(1))}${addFrom("du", S(3))}${store("dx", y ? "dQ" : "dW")}  __syncthreads();
+${diagProducts(S(4), S(2), x, oq, S(0), S(1), S(3), S(5), S(6))}  __syncthreads();
+${addFrom("dx", S(0))}${addFrom("dk", S(1))}${addFrom("du", S(3))}${addFrom("dk", S(5))}${addFrom("du", S(6))}${store("dx", y ? "dQ" : "dW")}  __syncthreads();
 `;
   };
   const slots = L.slots.map((o, i) => `  float* ${S(i)} = (float*)seqc_smem_raw + ${o};\n`).join("");
