@@ -139,6 +139,31 @@ export function deltaWalkSource(c: DeltaWalkConfig): string {
   const copyN = (ind: string) => `${ind}for (u32 x = t; x < ${C * KQ}u; x += ${NT}u) seqc_cp16(&sN[4u * x], gN + (size_t)x * 4u);\n`;
   const chunkOf = (s: string) => `(reverse ? nC - 1 - ${s} : ${s})`;
   const an = c.perKey ? "an[r]" : "an";
+  // phase 2's start on Z's tile row r: A Z + BM (b: BM's row)
+  const azb = `acc[r][0] = fmaf(${an}, z[r][0], b.x); acc[r][1] = fmaf(${an}, z[r][1], b.y); acc[r][2] = fmaf(${an}, z[r][2], b.z); acc[r][3] = fmaf(${an}, z[r][3], b.w);`;
+  // a split phase's partials through sP ([parts - 1][R][cols], acc's rows 4 i..): parts 1.. store theirs (`who` the
+  // part), part 0 adds the n - 1 others'
+  const pAt = (o: string, R: number, i: string) => `sP[(${o} * ${R}u + 4u * ${i} + r) * ${G}u + 4u * cq]`;
+  const savePart = (who: string, R: number, i: string) => `    if (${who} > 0u) {
+${unroll}
+      for (u32 r = 0; r < 4u; ++r) ${st4(pAt(`(${who} - 1u)`, R, i), "acc[r]")}
+    }
+`;
+  const addParts = (n: number, R: number, i: string) => `      for (u32 o = 0; o < ${n - 1}u; ++o)
+${unroll}
+        for (u32 r = 0; r < 4u; ++r) {
+          const float4 v = ${f4(pAt("o", R, i))};
+          acc[r][0] += v.x; acc[r][1] += v.y; acc[r][2] += v.z; acc[r][3] += v.w;
+        }
+`;
+  // Z's tile = acc, into registers and sZ
+  const zTake = (ind: string) => `${unroll}
+${ind}for (u32 r = 0; r < 4u; ++r) {
+${unroll}
+${ind}  for (u32 j = 0; j < 4u; ++j) z[r][j] = acc[r][j];
+${ind}  ${st4(`sZ[(4u * zi + r) * ${G}u + 4u * cq]`, "z[r]")}
+${ind}}
+`;
   return `
 extern "C" __global__ void __launch_bounds__(${NT}) ${deltaWalkEntry(c)}(const float* __restrict__ M, const float* __restrict__ X, const float* __restrict__ BM, const float* __restrict__ NN, const float* __restrict__ A, const float* __restrict__ Z0, float* __restrict__ ZS, float* __restrict__ Y, float* __restrict__ ZF, int BH, int nC, int reverse) {
   SEQC_SMEM_DECL(seqc_smem_raw);
@@ -209,19 +234,9 @@ ${unroll}
 ${unroll}
           for (u32 j = 0; j < 4u; ++j) acc[r][j] = fmaf(m[r][p], zz[p][j], acc[r][j]);
     }
-${S > 1 ? `    if (part > 0u) {
-${unroll}
-      for (u32 r = 0; r < 4u; ++r) ${st4(`sP[((part - 1u) * ${C}u + 4u * yi + r) * ${G}u + 4u * cq]`, "acc[r]")}
-    }
-    __syncthreads();
+${S > 1 ? `${savePart("part", C, "yi")}    __syncthreads();
 ` : ""}    if (part == 0u) {
-${S > 1 ? `      for (u32 o = 0; o < ${S - 1}u; ++o)
-${unroll}
-        for (u32 r = 0; r < 4u; ++r) {
-          const float4 v = ${f4(`sP[(o * ${C}u + 4u * yi + r) * ${G}u + 4u * cq]`)};
-          acc[r][0] += v.x; acc[r][1] += v.y; acc[r][2] += v.z; acc[r][3] += v.w;
-        }
-` : ""}${unroll}
+${S > 1 ? addParts(S, C, "yi") : ""}${unroll}
       for (u32 r = 0; r < 4u; ++r) {
         ${st4(`sY[(4u * yi + r) * ${G}u + 4u * cq]`, "acc[r]")}
         ${st4(`Y[(n * ${C}u + 4u * yi + r) * ${V}u + j0 + 4u * cq]`, "acc[r]")}
@@ -240,7 +255,7 @@ ${unroll}
     for (u32 r = 0; r < 4u; ++r) {
       if (h2 == 0u) {
         const float4 b = ${f4(`sB[(4u * zi + r) * ${G}u + 4u * cq]`)};
-        acc[r][0] = fmaf(${an}, z[r][0], b.x); acc[r][1] = fmaf(${an}, z[r][1], b.y); acc[r][2] = fmaf(${an}, z[r][2], b.z); acc[r][3] = fmaf(${an}, z[r][3], b.w);
+        ${azb}
       } else {
         acc[r][0] = 0.f; acc[r][1] = 0.f; acc[r][2] = 0.f; acc[r][3] = 0.f;
       }
@@ -250,7 +265,7 @@ ${unroll} 4
 ${unroll}
     for (u32 r = 0; r < 4u; ++r) {
       const float4 b = ${f4(`sB[(4u * zi + r) * ${G}u + 4u * cq]`)};
-      acc[r][0] = fmaf(${an}, z[r][0], b.x); acc[r][1] = fmaf(${an}, z[r][1], b.y); acc[r][2] = fmaf(${an}, z[r][2], b.z); acc[r][3] = fmaf(${an}, z[r][3], b.w);
+      ${azb}
     }
 ${unroll} 4
     for (u32 a = 0; a < ${C}u; ++a) {`}
@@ -261,32 +276,10 @@ ${unroll}
 ${unroll}
         for (u32 j = 0; j < 4u; ++j) acc[r][j] = fmaf(wi[r], vj[j], acc[r][j]);
     }
-${P > 1 ? `    if (h2 > 0u) {
-${unroll}
-      for (u32 r = 0; r < 4u; ++r) ${st4(`sP[((h2 - 1u) * ${K}u + 4u * zi + r) * ${G}u + 4u * cq]`, "acc[r]")}
-    }
-    __syncthreads();  // phase 2's partials
+${P > 1 ? `${savePart("h2", K, "zi")}    __syncthreads();  // phase 2's partials
     if (h2 == 0u) {
-      for (u32 o = 0; o < ${P - 1}u; ++o)
-${unroll}
-        for (u32 r = 0; r < 4u; ++r) {
-          const float4 v = ${f4(`sP[(o * ${K}u + 4u * zi + r) * ${G}u + 4u * cq]`)};
-          acc[r][0] += v.x; acc[r][1] += v.y; acc[r][2] += v.z; acc[r][3] += v.w;
-        }
-${unroll}
-      for (u32 r = 0; r < 4u; ++r) {
-${unroll}
-        for (u32 j = 0; j < 4u; ++j) z[r][j] = acc[r][j];
-        ${st4(`sZ[(4u * zi + r) * ${G}u + 4u * cq]`, "z[r]")}
-      }
-    }
-` : `${unroll}
-    for (u32 r = 0; r < 4u; ++r) {
-${unroll}
-      for (u32 j = 0; j < 4u; ++j) z[r][j] = acc[r][j];
-      ${st4(`sZ[(4u * zi + r) * ${G}u + 4u * cq]`, "z[r]")}
-    }
-`}  }
+${addParts(P, K, "zi")}${zTake("      ")}    }
+` : zTake("    ")}  }
 ${own(`${unroll}
   for (u32 r = 0; r < 4u; ++r) ${st4(`ZF[((size_t)bh * ${K}u + 4u * zi + r) * ${V}u + j0 + 4u * cq]`, "z[r]")}
 `)}}
