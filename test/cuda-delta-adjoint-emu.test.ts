@@ -23,10 +23,9 @@ import { join } from "node:path";
 import { DELTA_ADJ_CONFIGS, DELTA_ADJ_K128_CONFIGS, DELTA_ADJ_K128_MMA_CONFIGS, DELTA_ADJ_MMA_CONFIGS, DELTA_ADJ_PRELUDE, deltaAdjKernel, deltaAdjSource, type DeltaAdjConfig, type DeltaAdjKernel } from "../compiler/backends/cuda/delta-adjoint.ts";
 import { findNvcc } from "../compiler/backends/cuda/nvcc.ts";
 import { relativeError } from "../compiler/io/manifest.ts";
-import { EMU_READF } from "./cuda-emu/harness.ts";
 import { bf16 } from "./helpers/bf16-round.ts";
 import { adjoint, nChunks, type DeltaGrads, type DeltaInputs, type DeltaShape } from "./helpers/delta-ref.ts";
-import { compileLowRankEmu, emuEntrySelect, f32Bytes, inScratchDir, readF32 } from "./helpers/lowrank-emu.ts";
+import { compileLowRankEmu, emuGridMain, f32Bytes, inScratchDir, readF32 } from "./helpers/lowrank-emu.ts";
 import { ptxasUsage } from "./helpers/ptxas-usage.ts";
 import { rng } from "./helpers/random.ts";
 
@@ -36,7 +35,8 @@ if (!gpp) console.warn("cuda-delta-adjoint-emu.test: g++ is not installed, so th
 const TOK = ["Q", "U", "W", "KK", "VV", "DY"] as const;
 const FILES = [...TOK, "LD", "R", "S0", "SF", "LE", "DR", "dQ", "dU", "dW", "dK", "dV", "dLD"] as const;
 
-/** An emulator executable: argv dir, entry, B, T, H, threads, smem; reads dir/<FILES[i]>.bin, writes the outputs' .out. */
+/** An emulator executable: argv dir, entry, blocks, threads, smem, B, T, H; reads dir/<FILES[i]>.bin, writes the outputs'
+ * .out. */
 function buildEmu(kernels: DeltaAdjKernel[], patch?: (src: string) => string): string {
   let source = DELTA_ADJ_PRELUDE + kernels.map(deltaAdjSource).join("");
   if (patch) {
@@ -44,30 +44,12 @@ function buildEmu(kernels: DeltaAdjKernel[], patch?: (src: string) => string): s
     source = patch(source);
     expect(source, "the patch changed nothing").not.toBe(before);
   }
-  const tramp = kernels.map((k) => {
-    const T = k.tin === "f32" ? "float" : "unsigned short", dec = k.decay !== "none";
-    const args = [...TOK.map((_, i) => `(const ${T}*)P[${i}]`), dec ? "(const float*)P[6]" : "nullptr", ...[7, 8, 9, 10, 11].map((i) => `(const float*)P[${i}]`),
-      "BB", "TT", "HH", ...[12, 13, 14, 15, 16].map((i) => `(float*)P[${i}]`), dec ? "(float*)P[17]" : "nullptr"];
-    return `static void body_${k.entry}() { ${k.entry}(${args.join(", ")}); }`;
-  });
-  const main = `
-static void* P[${FILES.length}]; static int BB, TT, HH;
-${tramp.join("\n")}
-${EMU_READF}
-int main(int argc, char** argv) {
-  std::string dir = argv[1], entry = argv[2];
-  BB = atoi(argv[3]); TT = atoi(argv[4]); HH = atoi(argv[5]);
-  unsigned threads = (unsigned)atoi(argv[6]), smem = (unsigned)atoi(argv[7]), blocks = (unsigned)atoi(argv[8]);
-  const char* names[${FILES.length}] = {${FILES.map((f) => `"${f}"`).join(", ")}};
-  std::vector<char> b[${FILES.length}];
-  for (int i = 0; i < ${FILES.length}; ++i) { b[i] = readf(dir + "/" + names[i] + ".bin"); P[i] = b[i].data(); }
-${emuEntrySelect(kernels.map((k) => k.entry))}
-  emu::Dim g; g.x = blocks; emu::Dim blk; blk.x = threads;
-  emu::launch(fn, g, blk, smem);
-  for (int i = 12; i < ${FILES.length}; ++i) { FILE* f = fopen((dir + "/" + names[i] + ".out").c_str(), "wb"); fwrite(b[i].data(), 1, b[i].size(), f); fclose(f); }
-  return 0;
-}
-`;
+  const call = (entry: string) => {
+    const k = kernels.find((x) => x.entry === entry)!, T = k.tin === "f32" ? "float" : "unsigned short", dec = k.decay !== "none";
+    return [...TOK.map((_, i) => `(const ${T}*)P[${i}]`), dec ? "(const float*)P[6]" : "nullptr", ...[7, 8, 9, 10, 11].map((i) => `(const float*)P[${i}]`),
+      "BB", "TT", "HH", ...[12, 13, 14, 15, 16].map((i) => `(float*)P[${i}]`), dec ? "(float*)P[17]" : "nullptr"].join(", ");
+  };
+  const main = emuGridMain(kernels.map((k) => k.entry), call, FILES, ["BB", "TT", "HH"], [12, 13, 14, 15, 16, 17]);
   return compileLowRankEmu(source, main, "delta-adjoint", kernels.some((k) => k.math));
 }
 
@@ -102,7 +84,7 @@ function runEmu(bin: string, k: DeltaAdjKernel, d: Data): DeltaGrads {
     writeFileSync(join(dir, "LD.bin"), f32Bytes(inp.ld ?? new Float64Array(1)));
     for (const [name, x] of Object.entries({ R: d.R, S0: d.S0, SF: d.SF, LE: d.LE, DR: d.DR })) writeFileSync(join(dir, `${name}.bin`), f32Bytes(x));
     for (const [name, w] of [["dQ", s.K], ["dU", s.K], ["dW", s.K], ["dK", s.K], ["dV", s.V], ["dLD", 1]] as const) writeFileSync(join(dir, `${name}.bin`), f32Bytes(new Float64Array(BTH * w).fill(NaN)));
-    execFileSync(bin, [dir, k.entry, String(s.B), String(s.T), String(s.H), String(k.threads), String(k.sharedBytes), String(s.B * s.H * nChunks(s))], { stdio: "pipe" });
+    execFileSync(bin, [dir, k.entry, String(s.B * s.H * nChunks(s)), String(k.threads), String(k.sharedBytes), String(s.B), String(s.T), String(s.H)], { stdio: "pipe" });
     const read = (name: string) => readF32(join(dir, `${name}.out`));
     return { dq: read("dQ"), du: read("dU"), dw: read("dW"), dk: read("dK"), dv: read("dV"), dld: k.decay === "none" ? null : read("dLD") };
   });
@@ -152,6 +134,12 @@ function brokenError(k: DeltaAdjKernel, d: Data, from: string, to: string, which
   return errors(bin, k, d, true)[which];
 }
 
+/** Broken copies of k fail: for each change (the nth occurrence of `from` replaced by `to`), output `which`'s error
+ * above 1e-2. */
+function expectBrokenFail(k: DeltaAdjKernel, d: Data, changes: [from: string, to: string, which: string, nth?: number][]): void {
+  for (const [from, to, which, nth] of changes) expect(brokenError(k, d, from, to, which, nth), `${k.entry}: ${from} -> ${to}`).toBeGreaterThan(1e-2);
+}
+
 describe.skipIf(!gpp)("the delta backward's adjoint kernel on the CPU emulation vs float64", () => {
   const kernels = DELTA_ADJ_CONFIGS.map(deltaAdjKernel);
   const wide = DELTA_ADJ_K128_CONFIGS.map(deltaAdjKernel);
@@ -170,24 +158,26 @@ describe.skipIf(!gpp)("the delta backward's adjoint kernel on the CPU emulation 
   it("every entry at C = K = V = 64: T = 100 (ragged) and T = 1, decays in [-0.3, 0] and [-20, 0] a step, within 1e-5", () => checkAll(kernels, 11, 1e-5), 900_000);
 
   it("deliberately broken copies fail", () => {
-    const k = kernels[2], d = data(k, 100, -0.3, 5);
-    // the r side's first scores (Luk: w . k) with the diagonal
-    expect(brokenError(k, d, "f < a + 0u ?", "f <= a + 0u ?", "dv")).toBeGreaterThan(1e-2);
-    // the y side's S0 term scaled by exp(G[a - 1]) instead of exp(G[a])
-    expect(brokenError(k, d, "expf(sG[(4u * oti + p) + 1u])", "expf(sG[(4u * oti + p)])", "dq")).toBeGreaterThan(1e-2);
-    // dld's suffix sums without the slot's own terms
-    expect(brokenError(k, d, "s += sRow[t];", "", "dld")).toBeGreaterThan(1e-2);
-    // the r side's B^T x (Br^T w) over rows from one 4-row block late
-    expect(brokenError(k, d, "for (u32 m0 = 4u * oti; m0 < 64u; m0 += 4u)", "for (u32 m0 = 4u * oti + 4u; m0 < 64u; m0 += 4u)", "du", 5)).toBeGreaterThan(1e-2);
+    expectBrokenFail(kernels[2], data(kernels[2], 100, -0.3, 5), [
+      // the r side's first scores (Luk: w . k) with the diagonal
+      ["f < a + 0u ?", "f <= a + 0u ?", "dv"],
+      // the y side's S0 term scaled by exp(G[a - 1]) instead of exp(G[a])
+      ["expf(sG[(4u * oti + p) + 1u])", "expf(sG[(4u * oti + p)])", "dq"],
+      // dld's suffix sums without the slot's own terms
+      ["s += sRow[t];", "", "dld"],
+      // the r side's B^T x (Br^T w) over rows from one 4-row block late
+      ["for (u32 m0 = 4u * oti; m0 < 64u; m0 += 4u)", "for (u32 m0 = 4u * oti + 4u; m0 < 64u; m0 += 4u)", "du", 5],
+    ]);
   }, 600_000);
 
   it("K = V = 128 (the wide plan, 512 threads): every entry at T = 100 and T = 1, within 1e-5", () => checkAll(wide, 51, 1e-5), 900_000);
 
   it("broken K = 128 copies fail: dld without the saved y-side partials; du = r LE^T from the v rows' slot; dx += A k from the transposed k", () => {
-    const k = wide[2], d = data(k, 100, -0.3, 6);
-    expect(brokenError(k, d, " + sPY[t * 32u + j]", "", "dld")).toBeGreaterThan(1e-2);
-    expect(brokenError(k, d, "&sU[(4u * oti + p) * 132u + m0]", "&sGr[(4u * oti + p) * 132u + m0]", "du")).toBeGreaterThan(1e-2);
-    expect(brokenError(k, d, "&sT1r[(m0 + q) * 132u + 4u * otj]", "&sT1[(m0 + q) * 68u + 4u * otj]", "dq")).toBeGreaterThan(1e-2);
+    expectBrokenFail(wide[2], data(wide[2], 100, -0.3, 6), [
+      [" + sPY[t * 32u + j]", "", "dld"],
+      ["&sU[(4u * oti + p) * 132u + m0]", "&sGr[(4u * oti + p) * 132u + m0]", "du"],
+      ["&sT1r[(m0 + q) * 132u + 4u * otj]", "&sT1[(m0 + q) * 68u + 4u * otj]", "dq"],
+    ]);
   }, 600_000);
 
   it("the TF32 twins (bf16 inputs), K = V = 64 and 128: T = 100 and T = 1, decays in [-0.3, 0] and [-20, 0] a step, within 1e-3 (and above 1e-5: the rounding shows)", () => checkAll([...twins, ...twins128], 31, 1e-3, 1e-5), 900_000);
@@ -195,11 +185,13 @@ describe.skipIf(!gpp)("the delta backward's adjoint kernel on the CPU emulation 
   it("broken twins fail: a row block's second diagonal score tile skipped (Pk; K = 64 and 128); Ay k's sum a block short; Ar's mask f <= a", () => {
     const k = twins[1], d = data(k, 100, -0.3, 9);
     // (the y side's first scores, Pk: dv)
-    expect(brokenError(k, d, "if (4u * hf + j <= 2u * rb + 1u)", "if (4u * hf + j <= 2u * rb)", "dv")).toBeGreaterThan(1e-2);
-    expect(brokenError(twins128[1], data(twins128[1], 100, -0.3, 9), "if (2u * hf + j <= 2u * rb + 1u)", "if (2u * hf + j <= 2u * rb)", "dv")).toBeGreaterThan(1e-2);
-    expect(brokenError(k, d, "for (u32 ks = 0u; ks < 2u * rb + 2u; ++ks)", "for (u32 ks = 0u; ks < 2u * rb + 1u; ++ks)", "dq")).toBeGreaterThan(1e-2);
-    // the r side's second scores (Ar = DR v^T) with the diagonal
-    expect(brokenError(k, d, "f < a + 0u ?", "f <= a + 0u ?", "dk", 1)).toBeGreaterThan(1e-2);
+    expectBrokenFail(k, d, [["if (4u * hf + j <= 2u * rb + 1u)", "if (4u * hf + j <= 2u * rb)", "dv"]]);
+    expectBrokenFail(twins128[1], data(twins128[1], 100, -0.3, 9), [["if (2u * hf + j <= 2u * rb + 1u)", "if (2u * hf + j <= 2u * rb)", "dv"]]);
+    expectBrokenFail(k, d, [
+      ["for (u32 ks = 0u; ks < 2u * rb + 2u; ++ks)", "for (u32 ks = 0u; ks < 2u * rb + 1u; ++ks)", "dq"],
+      // the r side's second scores (Ar = DR v^T) with the diagonal
+      ["f < a + 0u ?", "f <= a + 0u ?", "dk", 1],
+    ]);
   }, 600_000);
 
   it("configurations that do not fit are refused", () => {

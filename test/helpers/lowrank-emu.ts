@@ -28,12 +28,12 @@ ${entries.map((e) => `  if (entry == "${e}") fn = body_${e};`).join("\n")}
 
 /** An emulator main for kernels launched on a grid of N blocks: argv dir, entry, N, threads, smem, then `scalars` (unsigned
  * globals, in order); buffer i (P[i]) read from dir/<files[i]>.bin; `call`, an entry's argument list (P, NN and the
- * scalars); writes dir/<files[i]>.out for each i of `outs`. */
-export function emuGridMain(entries: readonly string[], call: string, files: readonly string[], scalars: readonly string[], outs: readonly number[]): string {
+ * scalars; the same for every entry, or by entry); writes dir/<files[i]>.out for each i of `outs`. */
+export function emuGridMain(entries: readonly string[], call: string | ((entry: string) => string), files: readonly string[], scalars: readonly string[], outs: readonly number[]): string {
   const n = files.length;
   return `
 static void* P[${n}]; static unsigned NN${scalars.map((x) => `, ${x}`).join("")};
-${entries.map((e) => `static void body_${e}() { ${e}(${call}); }`).join("\n")}
+${entries.map((e) => `static void body_${e}() { ${e}(${typeof call === "string" ? call : call(e)}); }`).join("\n")}
 ${EMU_READF}
 int main(int argc, char** argv) {
   std::string dir = argv[1], entry = argv[2];
