@@ -15,7 +15,8 @@
  * The TF32 twin (delta-adjoint-key-mma.ts, bf16 inputs) with the TF32 rounding and the m16n8k8 fragments emulated
  * (test/cuda-emu/mma-tf32.h): the same cases within 1e-3 and above 1e-5 (the rounding shows); broken twins (the key
  * scores' and dx's factors between 16-slot blocks always block 0's, dk's own-row factor Y left out, the y side's diagonal
- * products without f = a, the second row group's dk sums not added, the r side's diagonal key scores with f = a, x~ from the half block's start, dld without
+ * products without f = a, the second row group's dk sums not added, the r side's diagonal key scores' f = a left unzeroed, the y side's
+ * f = a entries on every other row, x~ from the half block's start, dld without
  * w dw) must fail; nvcc -cubin sm_90: no spills.
  */
 import { describe, expect, it } from "vitest";
@@ -233,8 +234,10 @@ describe.skipIf(!gpp)("the per-key adjoint's TF32 twin (bf16 inputs) on the CPU 
     expect(b("if (pf < (q < 4u ? q : q + 8u) + 1u) {", "if (pf < (q < 4u ? q : q + 8u) + 0u) {", "dq")).toBeGreaterThan(1e-2);
     // the y side's second row group's dk sums (Dk2) not added: Dk added twice instead
     expect(b("*(const float2*)&sS5[", "*(const float2*)&sS1[", "dk")).toBeGreaterThan(1e-2);
-    // the r side's diagonal key scores (Luk) with f <= a
-    expect(b("if (f < a + 0u && a < nv) {", "if (f <= a + 0u && a < nv) {", "dv")).toBeGreaterThan(1e-2);
+    // the r side's diagonal key scores (Luk): the diagonal f = a not zeroed (the y side's values left there)
+    expect(b("if (f >= a + 0u) sS4[", "if (f > a + 0u) sS4[", "dv")).toBeGreaterThan(1e-2);
+    // the y side's diagonal key scores f = a (x_a . k_a) on every other row only
+    expect(b("a < 2u * (t - 480u) + 2u; ++a)", "a < 2u * (t - 480u) + 1u; ++a)", "dv")).toBeGreaterThan(1e-2);
     // x~ scaled from the 8-slot half block's start instead of the 16-slot block's
     expect(b("(a & ~15u)", "(a & ~7u)", "dk")).toBeGreaterThan(1e-2);
     // dld's suffix sums without w dw

@@ -22,7 +22,8 @@
  * directly (k o eC stored; v LE^T, r LE^T scaled by eC elementwise).
  *
  * Inside the 4 diagonal 16 x 16 blocks the exps are taken directly per (a, f, i), from the raw inputs (global memory /
- * L2), in two SIMT passes a side: the key scores' diagonal entries (P[a,f] = sum_i x k exp(..), an entry a thread), and
+ * L2), in two SIMT passes a side: the key scores' diagonal blocks' entries below the diagonal (P[a,f] = sum_i x k
+ * exp(..); 4 x 120 of them, one a thread, the y side's f = a entries x_a . k_a on the last 32 threads), and
  * one pass where thread (block, key) takes each exp(Ga[a,i] - G[f,i]) of its block and key once for the three products
  * that need it (dx += (A k + B u) o D, dk += (A^T x) o D, du += (B^T x) o D), the 512 threads in two groups of the
  * block's rows (0..3 and 12..15; 4..11: the same number of pairs), its sums written to shared memory (Dx, and Dk, Du a
@@ -71,6 +72,7 @@ function layout() {
 }
 
 function check(c: DeltaAdjKeyMmaConfig): void {
+  if (NT < (W / 16) * 120 + W / 2) throw new Error("delta-adjoint (key, tf32): the diagonal key scores take a thread an entry");
   if (c.math !== "tf32" || c.tin !== "bf16" || c.C !== 64 || c.K !== 64 || c.V !== 64)
     throw new Error(`delta-adjoint (key, ${c.math}): C = K = V = 64 and bf16 inputs only (8 warps over 16-row blocks; the diagonal pass a thread a block and key)`);
 }
@@ -139,8 +141,8 @@ ${s ? `      const float sc = ${s};\n${frag("      ", "fb", [`sc * ${Y}[(8u * ks
   }
 `;
   // the key scores' tiles in earlier blocks than the row block (dst [a][f]; those in later blocks zero, the diagonal
-  // block's left to diagKeyScores): X = x~ rows, Yt = k^ transposed [i][f], each value times Cp[rb, bf, i]
-  const keyScores = (dst: string, X: string, Yt: string) => `  {
+  // block's entries f >= a + oq zero, the rest left to diagKeyScores): X = x~ rows, Yt = k^ transposed [i][f], each value times Cp[rb, bf, i]
+  const keyScores = (dst: string, X: string, Yt: string, oq: number) => `  {
 ${zero("sc").replace(/^/gm, "  ")}    for (u32 ks = 0; ks < ${K / 8}u; ++ks) {
 ${fragA("      ", "fa", X, LDS, "16u * rb", "8u * ks")}${unroll}
       for (u32 j = 0; j < 2u; ++j) {
@@ -153,14 +155,27 @@ ${unroll}
     for (u32 j = 0; j < 2u; ++j)
 ${unroll}
       for (u32 hh = 0; hh < 2u; ++hh)
-        if (hq != rb) *(float2*)&${dst}[${row("hh")} * ${LDS}u + ${col("j")}] = make_float2(sc[j][2u * hh], sc[j][2u * hh + 1u]);
+      {
+        const u32 a = ${row("hh")}, f = ${col("j")};
+        if (hq != rb) *(float2*)&${dst}[a * ${LDS}u + f] = make_float2(sc[j][2u * hh], sc[j][2u * hh + 1u]);
+        else {  // the diagonal block: zeros where f >= a + oq (diagKeyScores writes the rest)
+          if (f >= a + ${oq}u) ${dst}[a * ${LDS}u + f] = 0.f;
+          if (f + 1u >= a + ${oq}u) ${dst}[a * ${LDS}u + f + 1u] = 0.f;
+        }
+      }
   }
 `;
-  // the key scores' diagonal blocks, an entry a thread: sum_i x_a,i k_f,i exp(Ga[a,i] - G[f,i]) from the raw inputs
-  const diagKeyScores = (dst: string, xg: string, oq: number) => `  for (u32 x = t; x < ${(C / 16) * 256}u; x += ${NT}u) {
-    const u32 bd = x >> 8u, a = 16u * bd + ((x >> 4u) & 15u), f = 16u * bd + (x & 15u);
+  // the key scores' diagonal blocks' entries below the diagonal (4 x 120), one a thread: sum_i x_a,i k_f,i
+  // exp(Ga[a,i] - G[f,i]) from the raw inputs; with oq 1 the diagonal (f = a: x_a . k_a, no decay), two a thread, on the
+  // last 32 threads (the entries above, and with oq 0 the diagonal, are keyScores' zeros)
+  const diagKeyScores = (dst: string, xg: string, oq: number) => `  if (t < ${(C / 16) * 120}u) {
+    const u32 bd = t / 120u, k = t % 120u;
+    u32 pa = (u32)((1.f + sqrtf(8.f * (float)k + 1.f)) * 0.5f);  // the row: pa (pa - 1) / 2 <= k < (pa + 1) pa / 2
+    while (((pa * (pa - 1u)) >> 1u) > k) --pa;
+    while ((((pa + 1u) * pa) >> 1u) <= k) ++pa;
+    const u32 a = 16u * bd + pa, f = 16u * bd + k - ((pa * (pa - 1u)) >> 1u);
     float s = 0.f;
-    if (f < a + ${oq}u && a < nv) {
+    if (a < nv) {
 ${unroll} 4
       for (u32 m0 = 0; m0 < ${K}u; m0 += 4u) {
         const float4 x4 = seqc_dadj_in4(${xg}, ${tok("a", "m0", K)}), k4 = seqc_dadj_in4(KK, ${tok("f", "m0", K)});
@@ -171,7 +186,19 @@ ${unroll} 4
       }
     }
     ${dst}[a * ${LDS}u + f] = s;
-  }
+  }${oq ? ` else if (t < ${(C / 16) * 120 + C / 2}u) {
+    for (u32 a = 2u * (t - ${(C / 16) * 120}u); a < 2u * (t - ${(C / 16) * 120}u) + 2u; ++a) {
+      float s = 0.f;
+      if (a < nv) {
+${unroll} 4
+        for (u32 m0 = 0; m0 < ${K}u; m0 += 4u) {
+          const float4 x4 = seqc_dadj_in4(${xg}, ${tok("a", "m0", K)}), k4 = seqc_dadj_in4(KK, ${tok("a", "m0", K)});
+          s = fmaf(x4.x, k4.x, fmaf(x4.y, k4.y, fmaf(x4.z, k4.z, fmaf(x4.w, k4.w, s))));
+        }
+      }
+      ${dst}[a * ${LDS}u + a] = s;
+    }
+  }` : ""}
 `;
   // dst [a][f] = g_a . y_f over the values (Y stored [j][f]), masked f < a + oq (no decay); tiles above the diagonal zero
   const plainScores = (dst: string, X: string, Y: string, oq: number) => `  {
@@ -262,7 +289,7 @@ ${unroll}
     return `  // ---- side ${y ? "y: x = q, g = dy, scores f <= a" : "r: x = w, g = DR, scores f < a"} ----
 ${load(S(0), x, K, "tok", false, exX(oq))}${gl}${loadKV(S(2), "S0", true)}${load(S(3), "KK", K, "tok", true, exY)}  __syncthreads();
   // P = x k^T decayed: the earlier blocks' tiles, then the diagonal blocks
-${keyScores(S(4), S(0), S(3))}${diagKeyScores(S(4), x, oq)}  __syncthreads();
+${keyScores(S(4), S(0), S(3), oq)}${diagKeyScores(S(4), x, oq)}  __syncthreads();
   // dv += P^T g; dx = (g S0^T) exp(G[16 rb - 1]) (times X below)
 ${prodF("dv", S(4), true, S(1), "2u * rb", `${C / 8}u`)}${zero("dx", false)}${prodF("dx", S(1), false, S(2), "0u", `${V / 8}u`)}${each((a, i, e) => `dx${e} *= expf(${gk("16u * rb", i)});`)}  __syncthreads();
   // v^T, r^T
