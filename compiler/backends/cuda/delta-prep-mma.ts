@@ -9,25 +9,17 @@
  * the scores and the decay passes are delta-prep-key.ts's, fp32 SIMT on the row layouts; the other products are mma. delta-prep.ts imports this file and
  * this file its helpers: nothing here reads them at load time.
  */
-import { DELTA_PREP_THREADS, prepParts, type DeltaPrepConfig, type DeltaPrepDecay } from "./delta-prep.ts";
-import { keyGbFloats } from "./delta-prep-key.ts";
+import { DELTA_PREP_THREADS, prepLayout, prepParts, type DeltaPrepConfig, type DeltaPrepDecay } from "./delta-prep.ts";
 import { tf32Ops } from "./lowrank-readout-mma.ts";
 
-/** Shared memory in floats: Gb (per-key decay: double [C / 4 + 1][K]), G (double [C + 2]) and eW / eQ / eC (scalar
- * decay), then the op's buffers with their strides. */
+/** Shared memory in floats: Gb, G and eW / eQ / eC as delta-prep.ts's prepLayout, then the op's buffers with their
+ * strides. */
 export function deltaPrepMmaLayout(c: DeltaPrepConfig<DeltaPrepDecay>): { floats: number; at: Record<string, number> } {
-  const { C, K, V } = c, dec = c.decay === "scalar", LK = K + 4, LV = V + 8;
-  const parts: [string, number][] = [["Gb", c.decay === "key" ? keyGbFloats(c) : 0], ["G", dec ? 2 * (C + 2) : 0], ["E", dec ? 3 * C : 0]];
+  const { C, K, V } = c, LK = K + 4, LV = V + 8;
   // fwd: U's buffer holds Tinv [C][C + 4] once NN is out, KK's the solve's block-row products and then Tinv Luk once BM is out
-  if (c.op === "fwd") parts.push(["U", C * Math.max(LK, C + 4)], ["W", C * LK], ["KK", C * Math.max(LK, C + 4)], ["V", C * LV], ["L", C * (C + 4)], ["Lk", C * (C + 8)]);
-  else parts.push(["Q", C * LK], ["U", C * LK], ["DY", C * LV], ["Ti", C * (C + 8)], ["Pu", C * (C + 8)], ["PD", C * LV]);
-  const at: Record<string, number> = {};
-  let o = 0;
-  for (const [name, n] of parts) {
-    at[name] = o;
-    o += n;
-  }
-  return { floats: o, at };
+  return prepLayout(c, c.op === "fwd"
+    ? [["U", C * Math.max(LK, C + 4)], ["W", C * LK], ["KK", C * Math.max(LK, C + 4)], ["V", C * LV], ["L", C * (C + 4)], ["Lk", C * (C + 8)]]
+    : [["Q", C * LK], ["U", C * LK], ["DY", C * LV], ["Ti", C * (C + 8)], ["Pu", C * (C + 8)], ["PD", C * LV]]);
 }
 
 export function deltaPrepMmaCheck(c: DeltaPrepConfig<DeltaPrepDecay>): void {

@@ -23,7 +23,7 @@
 import { keyGbFloats, keyParts, type KeyLayout } from "./delta-prep-key.ts";
 import { deltaPrepMmaCheck, deltaPrepMmaLayout, deltaPrepMmaSource } from "./delta-prep-mma.ts";
 import { MMA_TF32_PRELUDE } from "./lowrank-readout-mma.ts";
-import { outer, tiles } from "./register-tiles.ts";
+import { maskedRows, outer, tiles } from "./register-tiles.ts";
 
 export type DeltaDecay = "none" | "scalar";
 /** With "key": a log decay per key (LD [B, T, H, K], A [N, K]; delta-prep-key.ts). A config's type parameter keeps the
@@ -98,15 +98,12 @@ export function deltaPrepEntry(c: DeltaPrepConfig<DeltaPrepDecay>): string {
   return `seqc_delta_prep_${c.op}_${c.decay}_c${c.C}k${c.K}v${c.V}_${c.tin}${c.math ? `_${c.math}` : ""}`;
 }
 
-/** Shared memory in floats from the start: G as double [C + 2] (scalar decay only), the exponent rows eW / eQ / eC [C]
- * each (scalar decay only), Gb (per-key decay only: double [C / 4 + 1][K]), then the op's buffers (each a multiple of 4
- * floats, so float4 aligned). */
-function layout(c: DeltaPrepConfig<DeltaPrepDecay>): { floats: number; at: Record<string, number> } {
-  const { C, K, V } = c, LC = C + 4, dec = c.decay === "scalar";
-  const parts: [string, number][] = [["Gb", c.decay === "key" ? keyGbFloats(c) : 0], ["G", dec ? 2 * (C + 2) : 0], ["E", dec ? 3 * C : 0]];
-  // fwd: U^T's buffer holds Tinv once NN is out, K^T's the solve's block-row products and then (Tinv Luk)^T once BM is out
-  if (c.op === "fwd") parts.push(["UT", Math.max(K, C) * LC], ["WT", K * LC], ["KT", Math.max(K, C) * LC], ["V", C * V], ["L", C * LC], ["Lk", C * LC]);
-  else parts.push(["QT", K * LC], ["UT", K * LC], ["DY", C * V], ["Ti", C * LC], ["Pu", C * LC], ["PD", C * V]);
+/** Shared memory in floats from the start (the fp32 kernels' and the twins' alike): Gb (per-key decay only: double
+ * [C / 4 + 1][K]), G as double [C + 2] (scalar decay only), the exponent rows eW / eQ / eC [C] each (scalar decay
+ * only), then the op's buffers `ops` (name, floats; each a multiple of 4 floats, so float4 aligned) in order. */
+export function prepLayout(c: DeltaPrepConfig<DeltaPrepDecay>, ops: [string, number][]): { floats: number; at: Record<string, number> } {
+  const dec = c.decay === "scalar";
+  const parts: [string, number][] = [["Gb", c.decay === "key" ? keyGbFloats(c) : 0], ["G", dec ? 2 * (c.C + 2) : 0], ["E", dec ? 3 * c.C : 0], ...ops];
   const at: Record<string, number> = {};
   let o = 0;
   for (const [name, n] of parts) {
@@ -114,6 +111,15 @@ function layout(c: DeltaPrepConfig<DeltaPrepDecay>): { floats: number; at: Recor
     o += n;
   }
   return { floats: o, at };
+}
+
+/** The fp32 kernels' layout: G, E, Gb as prepLayout, then the op's buffers. */
+function layout(c: DeltaPrepConfig<DeltaPrepDecay>): { floats: number; at: Record<string, number> } {
+  const { C, K, V } = c, LC = C + 4;
+  // fwd: U^T's buffer holds Tinv once NN is out, K^T's the solve's block-row products and then (Tinv Luk)^T once BM is out
+  return prepLayout(c, c.op === "fwd"
+    ? [["UT", Math.max(K, C) * LC], ["WT", K * LC], ["KT", Math.max(K, C) * LC], ["V", C * V], ["L", C * LC], ["Lk", C * LC]]
+    : [["QT", K * LC], ["UT", K * LC], ["DY", C * V], ["Ti", C * LC], ["Pu", C * LC], ["PD", C * V]]);
 }
 
 function check(c: DeltaPrepConfig<DeltaPrepDecay>): void {
@@ -277,14 +283,7 @@ export function deltaPrepSource(c: DeltaPrepConfig<DeltaPrepDecay>): string {
       ${vec("ap", `${xa}[i * ${LC}u + 4u * ti]`)}
       ${vec("bj", `${xf}[i * ${LC}u + 4u * tj]`)}
 ${outer}
-    }`, `${unroll}
-    for (u32 p = 0; p < 4u; ++p) {
-      const u32 a = 4u * ti + p;
-      float m[4];
-${unroll}
-      for (u32 j = 0; j < 4u; ++j) { const u32 f = 4u * tj + j; m[j] = ${mask} ? ${e} : 0.f; }
-      *(float4*)&${dst}[a * ${LC}u + 4u * tj] = make_float4(acc[p][0] * m[0], acc[p][1] * m[1], acc[p][2] * m[2], acc[p][3] * m[3]);
-    }`);
+    }`, maskedRows(dst, LC, "f", mask, e));
   };
   const chunk = (rows: number, W: number) => `(size_t)n * ${rows * W}u + `;
   if (op === "fwd") {

@@ -25,7 +25,7 @@ import { LOWRANK_CORE_PRELUDE } from "./lowrank-core.ts";
 import { MMA_TF32_PRELUDE, type LowRankReadMath } from "./lowrank-readout-mma.ts";
 import { wyDrMmaCheck, wyDrMmaLayout, wyDrMmaSource } from "./lowrank-wy-dr-mma.ts";
 import { wyPreMmaCheck, wyPreMmaLayout, wyPreMmaSource } from "./lowrank-wy-mma.ts";
-import { outer, tiles } from "./register-tiles.ts";
+import { maskedRows, outer, tiles } from "./register-tiles.ts";
 
 export type LowRankWyDecay = "none" | "scalar";
 export type LowRankWyOp = "pre" | "dr";
@@ -103,14 +103,7 @@ function kernelSource(c: LowRankWyConfig): string {
       const float4 a4 = ${f4(`${xa}[i * ${LC}u + 4u * ti]`)}, b4 = ${f4(`${xc}[i * ${LC}u + 4u * tj]`)};
       const float ap[4] = {a4.x, a4.y, a4.z, a4.w}, bj[4] = {b4.x, b4.y, b4.z, b4.w};
 ${outer}
-    }`, `${unroll}
-    for (u32 p = 0; p < 4u; ++p) {
-      const u32 a = 4u * ti + p;
-      float m[4];
-${unroll}
-      for (u32 j = 0; j < 4u; ++j) { const u32 cc = 4u * tj + j; m[j] = cc < a + ${oq}u ? ${dec ? `expf(sG[a + ${oq}u] - sG[cc + 1u])` : "1.f"} : 0.f; }
-      *(float4*)&${dst}[a * ${LC}u + 4u * tj] = make_float4(acc[p][0] * m[0], acc[p][1] * m[1], acc[p][2] * m[2], acc[p][3] * m[3]);
-    }`);
+    }`, maskedRows(dst, LC, "cc", `cc < a + ${oq}u`, dec ? `expf(sG[a + ${oq}u] - sG[cc + 1u])` : "1.f"));
   const head = (args: string) => `
 extern "C" __global__ void __launch_bounds__(${NT}) ${lowRankWyEntry(c)}(${args}) {
   SEQC_SMEM_DECL(seqc_smem_raw);

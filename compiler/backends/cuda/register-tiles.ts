@@ -1,7 +1,7 @@
 /**
  * The fp32 SIMT products' loop over 4 x 4 register tiles, shared by the kernels that build their products from it
  * (lowrank-wy.ts, delta-prep.ts): a thread a tile (ti, tj) of an [R][W] result at a time, acc[4][4] accumulated by
- * fmaf from 4-float rows ap[4] and bj[4].
+ * fmaf from 4-float rows ap[4] and bj[4]; a score tile's masked store.
  */
 
 const unroll = "#pragma unroll";
@@ -27,3 +27,14 @@ export const outer = `${unroll}
       for (u32 p = 0; p < 4u; ++p)
 ${unroll}
         for (u32 j = 0; j < 4u; ++j) acc[p][j] = fmaf(ap[p], bj[j], acc[p][j]);`;
+
+/** A score tile's `done`: acc's rows a = 4 ti + p times m[j] (column `col` = 4 tj + j; m[j] = `cond` ? `e` : 0) into
+ * dst [.][ld] as float4s (zeros where masked). */
+export const maskedRows = (dst: string, ld: number, col: string, cond: string, e: string) => `${unroll}
+    for (u32 p = 0; p < 4u; ++p) {
+      const u32 a = 4u * ti + p;
+      float m[4];
+${unroll}
+      for (u32 j = 0; j < 4u; ++j) { const u32 ${col} = 4u * tj + j; m[j] = ${cond} ? ${e} : 0.f; }
+      *(float4*)&${dst}[a * ${ld}u + 4u * tj] = make_float4(acc[p][0] * m[0], acc[p][1] * m[1], acc[p][2] * m[2], acc[p][3] * m[3]);
+    }`;
