@@ -17,8 +17,7 @@
 import { describe, expect, it } from "vitest";
 import { DELTA_PREP_CONFIGS, DELTA_PREP_MMA_CONFIGS, deltaPrepModule, type DeltaPrepConfig, type DeltaPrepDecay } from "../compiler/backends/cuda/delta-prep.ts";
 import { findNvcc } from "../compiler/backends/cuda/nvcc.ts";
-import { buildEmu, caught, errors, fmt, gpp, makeCase, worst, type Shape } from "./helpers/delta-prep-emu.ts";
-import { ptxasUsage } from "./helpers/ptxas-usage.ts";
+import { checkEntries, checkTwins, expectBrokenCaught, expectNoSpills, gpp, makeCase, type Shape } from "./helpers/delta-prep-emu.ts";
 
 if (!gpp) console.warn("cuda-delta-prep-emu.test: g++ is not installed, so the emulated runs are skipped");
 
@@ -31,60 +30,30 @@ const all = (s: Shape): DeltaPrepConfig<DeltaPrepDecay>[] => (["fwd", "bwd"] as 
 
 describe.skipIf(!gpp)("the delta backward's prep kernels on the CPU emulation vs float64", () => {
   it("small configurations (C = 16 / 32, K != V): fp32 and bf16 inputs, T = 1, ragged chunks, log decays down to -20", () => {
-    const m = deltaPrepModule(SMALL.flatMap(all));
-    const bin = buildEmu(m.source, m.kernels);
-    for (const k of m.kernels) {
-      for (const [T, minLd] of [[1, -5], [2 * k.C + 5, -1], [k.C + 3, -20]] as const) {
-        const e = errors(bin, k, makeCase(k, k.tin, 2, T, 3, minLd, 11 + T + k.K));
-        if (process.env.DPREP_LOG) console.log(`${k.entry} T=${T} ld>=${minLd}: ${fmt(e)}`);
-        expect(worst(e), `${k.entry} T=${T} ld>=${minLd}: ${fmt(e)}`).toBeLessThan(1e-5);
-      }
-    }
+    checkEntries(deltaPrepModule(SMALL.flatMap(all)), { B: 2, H: 3, cases: (k) => [[1, -5], [2 * k.C + 5, -1], [k.C + 3, -20]], seed: (k, T) => 11 + T + k.K }, false);
   }, 300_000);
 
   it("the shipped C = 64, K = V = 64 entries: B = 2, H = 3, T = 1 and 100, fp32 and bf16, no decay and one down to -20", () => {
     const m = deltaPrepModule(DELTA_PREP_CONFIGS.filter((c) => c.K === 64));
     expect(m.kernels.map((k) => k.entry)).toEqual(["fwd", "bwd"].flatMap((op) => ["none", "scalar"].flatMap((d) => ["f32", "bf16"].map((t) => `seqc_delta_prep_${op}_${d}_c64k64v64_${t}`))));
-    const bin = buildEmu(m.source, m.kernels);
-    const lines: string[] = [];
-    for (const k of m.kernels) {
-      for (const [T, minLd] of k.decay === "none" ? [[1, 0], [100, 0]] as const : [[1, -5], [100, -1], [100, -20]] as const) {
-        const e = errors(bin, k, makeCase(k, k.tin, 2, T, 3, minLd, 5 + T));
-        lines.push(`${k.entry} T=${T} ld>=${minLd}: ${fmt(e)}`);
-        expect(worst(e), lines[lines.length - 1]).toBeLessThan(1e-5);
-      }
-    }
-    console.log(lines.join("\n"));
+    checkEntries(m, { B: 2, H: 3, cases: (k) => (k.decay === "none" ? [[1, 0], [100, 0]] : [[1, -5], [100, -1], [100, -20]]), seed: (_, T) => 5 + T });
   }, 600_000);
 
   it("the shipped K = V = 128 entries and their tf32 twins: B = 1, H = 2, T = 100 (a ragged chunk), fp32 and bf16, no decay and one down to -1", () => {
     const m = deltaPrepModule([...DELTA_PREP_CONFIGS, ...DELTA_PREP_MMA_CONFIGS].filter((c) => c.K === 128));
     expect(m.kernels.length).toBe(12);
-    const bin = buildEmu(m.source, m.kernels);
-    const lines: string[] = [];
-    for (const k of m.kernels) {
-      const e = errors(bin, k, makeCase(k, k.tin, 1, 100, 2, k.decay === "none" ? 0 : -1, 13));
-      lines.push(`${k.entry} T=100: ${fmt(e)}`);
-      expect(worst(e), lines[lines.length - 1]).toBeLessThan(k.math ? 2e-3 : 1e-5);
-    }
-    console.log(lines.join("\n"));
+    checkEntries(m, { B: 1, H: 2, cases: (k) => [[100, k.decay === "none" ? 0 : -1]], seed: () => 13, bound: (k) => (k.math ? 2e-3 : 1e-5) });
   }, 600_000);
 
   it("deliberately broken copies fail: Luu's exponent a slot late; Tinv without its last block row; the diagonal blocks' solve a term short; Pu without its diagonal; BM's decay a slot early", () => {
     const s: Shape = { decay: "scalar", C: 32, K: 16, V: 24 };
-    const broken = (op: "fwd" | "bwd", from: string, to: string, out: string) => {
-      const cfg: DeltaPrepConfig<DeltaPrepDecay>[] = [{ op, tin: "f32", ...s }];
-      const m = deltaPrepModule(cfg, (src) => {
-        expect(src).toContain(from);
-        return src.replace(from, to);
-      });
-      expect(caught(buildEmu(m.source, m.kernels), m.kernels[0], makeCase(s, "f32", 1, 40, 2, -1, 3), out), `${op} ${from} -> ${to}`).toBe(true);
-    };
-    broken("fwd", "m[j] = f < a ? expf((float)(sG[a] - sG[f + 1u]))", "m[j] = f < a ? expf((float)(sG[a + 1u] - sG[f + 1u]))", "TI");
-    broken("fwd", "for (u32 r = 1; r < 2u; ++r)", "for (u32 r = 1; r < 1u; ++r)", "TI");
-    broken("fwd", "for (u32 f = 0; f < a; ++f) s = fmaf(sL[(d0 + a)", "for (u32 f = 0; f + 1u < a; ++f) s = fmaf(sL[(d0 + a)", "TI");
-    broken("bwd", "m[j] = f <= a ?", "m[j] = f < a ?", "X");
-    broken("bwd", "sE[32u + a] * sQT", "sE[a] * sQT", "BM");
+    expectBrokenCaught({ tin: "f32", ...s }, () => makeCase(s, "f32", 1, 40, 2, -1, 3), [
+      ["fwd", "m[j] = f < a ? expf((float)(sG[a] - sG[f + 1u]))", "m[j] = f < a ? expf((float)(sG[a + 1u] - sG[f + 1u]))", "TI"],
+      ["fwd", "for (u32 r = 1; r < 2u; ++r)", "for (u32 r = 1; r < 1u; ++r)", "TI"],
+      ["fwd", "for (u32 f = 0; f < a; ++f) s = fmaf(sL[(d0 + a)", "for (u32 f = 0; f + 1u < a; ++f) s = fmaf(sL[(d0 + a)", "TI"],
+      ["bwd", "m[j] = f <= a ?", "m[j] = f < a ?", "X"],
+      ["bwd", "sE[32u + a] * sQT", "sE[a] * sQT", "BM"],
+    ]);
   }, 300_000);
 
   // the tensor-core twins (delta-prep-mma.ts), the TF32 rounding and the m16n8k8 fragments emulated (test/cuda-emu/mma-tf32.h)
@@ -93,46 +62,25 @@ describe.skipIf(!gpp)("the delta backward's prep kernels on the CPU emulation vs
     { decay: "scalar", C: 32, K: 16, V: 24 },
     { decay: "scalar", C: 48, K: 32, V: 16 },
   ];
-  const BOUND = { tf32: 2e-3, tf32x3: 1e-5 } as const;
 
   it("the twins, small configurations and the shipped K = V = 64 ones: tf32x3 within 1e-5, tf32 within 2e-3 (and above 1e-5: its rounding is emulated)", () => {
     const shipped = DELTA_PREP_MMA_CONFIGS.filter((c) => c.K === 64 && c.op === "fwd").map((c) => ({ decay: c.decay, C: c.C, K: c.K, V: c.V }));
     expect(shipped.length).toBe(2);
-    const lines: string[] = [];
-    for (const math of ["tf32", "tf32x3"] as const) {
-      const m = deltaPrepModule([...SMALL_MMA, ...shipped].flatMap((s) => all(s).map((c) => ({ ...c, math }))));
-      const bin = buildEmu(m.source, m.kernels);
-      for (const k of m.kernels) {
-        const cases = k.K === 64 ? [[100, -1]] as const : [[1, -5], [2 * k.C + 5, -1], [k.C + 3, -20]] as const;
-        for (const [T, minLd] of cases) {
-          const e = errors(bin, k, makeCase(k, k.tin, 2, T, 2, minLd, 23 + T + k.K));
-          lines.push(`${k.entry} T=${T} ld>=${minLd}: ${fmt(e)}`);
-          expect(worst(e), lines[lines.length - 1]).toBeLessThan(BOUND[math]);
-          if (math === "tf32" && T > 1) expect(worst(e), `${k.entry}: TF32 rounding shows`).toBeGreaterThan(1e-5);
-        }
-      }
-    }
-    if (process.env.DPREP_LOG) console.log(lines.join("\n"));
+    checkTwins([...SMALL_MMA, ...shipped].flatMap(all), 23);
   }, 900_000);
 
   it("broken twins fail: Luu's diagonal tiles skipped; X's triangular product a k-block short; Tinv's block row a k-block short; prep_bwd's TI read a row off", () => {
     const s: Shape = { decay: "scalar", C: 32, K: 16, V: 24 };
-    const broken = (op: "fwd" | "bwd", from: string, to: string, out: string, last = false) => {
-      const m = deltaPrepModule([{ op, tin: "f32", ...s, math: "tf32x3" }], (src) => {
-        expect(src).toContain(from);
-        const at = last ? src.lastIndexOf(from) : src.indexOf(from);
-        return src.slice(0, at) + to + src.slice(at + from.length);
-      });
-      expect(caught(buildEmu(m.source, m.kernels), m.kernels[0], makeCase(s, "f32", 1, 40, 2, -1, 8), out), `${op} ${from} -> ${to}`).toBe(true);
-    };
-    // Luu's tiles on the diagonal skipped (only the tiles wholly below it computed)
-    broken("fwd", "(n0 > r0 + 15u ? 0u : 16u)", "(n0 + 15u > r0 ? 0u : 16u)", "TI");
-    // X = Tinv LV (the module's last triangular product) without its diagonal k-block
-    broken("fwd", "for (u32 k0 = 0u; k0 < r0 + 16u; k0 += 8u)", "for (u32 k0 = 0u; k0 < r0 + 8u; k0 += 8u)", "X", true);
-    // Tinv's block row (mma, 3xTF32): Tinv[r, 0:r] = Tinv[r, r] P without the diagonal block's first 8 columns
-    broken("fwd", "for (u32 k0 = 0u; k0 < 16u; k0 += 8u)", "for (u32 k0 = 8u; k0 < 16u; k0 += 8u)", "TI");
-    // prep_bwd's TI load a row off
-    broken("bwd", "*(float4*)&sTi[a * 40u + 4u * f4] = *(const float4*)&TI[", "*(float4*)&sTi[(a + 1u) % 32u * 40u + 4u * f4] = *(const float4*)&TI[", "M");
+    expectBrokenCaught({ tin: "f32", ...s, math: "tf32x3" }, () => makeCase(s, "f32", 1, 40, 2, -1, 8), [
+      // Luu's tiles on the diagonal skipped (only the tiles wholly below it computed)
+      ["fwd", "(n0 > r0 + 15u ? 0u : 16u)", "(n0 + 15u > r0 ? 0u : 16u)", "TI"],
+      // X = Tinv LV (the module's last triangular product) without its diagonal k-block
+      ["fwd", "for (u32 k0 = 0u; k0 < r0 + 16u; k0 += 8u)", "for (u32 k0 = 0u; k0 < r0 + 8u; k0 += 8u)", "X", true],
+      // Tinv's block row (mma, 3xTF32): Tinv[r, 0:r] = Tinv[r, r] P without the diagonal block's first 8 columns
+      ["fwd", "for (u32 k0 = 0u; k0 < 16u; k0 += 8u)", "for (u32 k0 = 8u; k0 < 16u; k0 += 8u)", "TI"],
+      // prep_bwd's TI load a row off
+      ["bwd", "*(float4*)&sTi[a * 40u + 4u * f4] = *(const float4*)&TI[", "*(float4*)&sTi[(a + 1u) % 32u * 40u + 4u * f4] = *(const float4*)&TI[", "M"],
+    ]);
   }, 300_000);
 
   it("configurations that do not fit are refused", () => {
@@ -146,12 +94,6 @@ describe.skipIf(!gpp)("the delta backward's prep kernels on the CPU emulation vs
   it.skipIf(!findNvcc())("nvcc -cubin compiles the shipped module (C = 64, K = V = 64 and 128, and the bf16 tf32 twins) for sm_90; ptxas: no spills", () => {
     const m = deltaPrepModule([...DELTA_PREP_CONFIGS, ...DELTA_PREP_MMA_CONFIGS]);
     expect(m.kernels.length).toBe(24);
-    const rows: string[] = [];
-    for (const [e, u] of ptxasUsage(findNvcc()!, m.source, m.kernels.map((k) => k.entry))) {
-      expect([u.spillStores, u.spillLoads], `${e} spills`).toEqual([0, 0]);
-      expect(u.registers, `${e} registers`).toBeLessThanOrEqual(255);
-      rows.push(`${e}: ${u.registers} registers, ${m.kernels.find((k) => k.entry === e)!.sharedBytes} bytes shared`);
-    }
-    console.log(rows.join("\n"));
+    expectNoSpills(m);
   }, 200_000);
 });

@@ -14,8 +14,7 @@
 import { describe, expect, it } from "vitest";
 import { DELTA_PREP_KEY_CONFIGS, DELTA_PREP_KEY_MMA_CONFIGS, deltaPrepModule, type DeltaPrepConfig } from "../compiler/backends/cuda/delta-prep.ts";
 import { findNvcc } from "../compiler/backends/cuda/nvcc.ts";
-import { buildEmu, caught, errors, fmt, gpp, makeCase, worst, type Shape } from "./helpers/delta-prep-emu.ts";
-import { ptxasUsage } from "./helpers/ptxas-usage.ts";
+import { checkEntries, checkTwins, expectBrokenCaught, expectNoSpills, gpp, makeCase, type Shape } from "./helpers/delta-prep-emu.ts";
 
 if (!gpp) console.warn("cuda-delta-prep-key-emu.test: g++ is not installed, so the emulated runs are skipped");
 
@@ -29,69 +28,38 @@ const SMALL = [
 
 describe.skipIf(!gpp)("the delta prep kernels with a per-key decay on the CPU emulation vs float64", () => {
   it("small configurations (C = 16 / 32 / 48, K != V): fp32 and bf16 inputs, T = 1, ragged chunks, per-key log decays down to -20", () => {
-    const m = deltaPrepModule(SMALL.flatMap(all));
-    const bin = buildEmu(m.source, m.kernels);
-    const lines: string[] = [];
-    for (const k of m.kernels) {
-      for (const [T, minLd] of [[1, -5], [2 * k.C + 5, -1], [k.C + 3, -20], [2 * k.C + 7, -20]] as const) {
-        const e = errors(bin, k, makeCase(k, k.tin, 2, T, 3, minLd, 31 + T + k.K));
-        lines.push(`${k.entry} T=${T} ld>=${minLd}: ${fmt(e)}`);
-        expect(worst(e), lines[lines.length - 1]).toBeLessThan(1e-5);
-      }
-    }
-    if (process.env.DPREP_LOG) console.log(lines.join("\n"));
+    checkEntries(deltaPrepModule(SMALL.flatMap(all)), { B: 2, H: 3, cases: (k) => [[1, -5], [2 * k.C + 5, -1], [k.C + 3, -20], [2 * k.C + 7, -20]], seed: (k, T) => 31 + T + k.K }, false);
   }, 300_000);
 
   it("the shipped K = V = 64 entries: B = 2, H = 3, T = 1 and 100, fp32 and bf16, per-key log decays down to -1 and -20", () => {
     const m = deltaPrepModule(DELTA_PREP_KEY_CONFIGS.filter((c) => c.K === 64));
     expect(m.kernels.map((k) => k.entry)).toEqual(["fwd", "bwd"].flatMap((op) => ["f32", "bf16"].map((t) => `seqc_delta_prep_${op}_key_c64k64v64_${t}`)));
-    const bin = buildEmu(m.source, m.kernels);
-    const lines: string[] = [];
-    for (const k of m.kernels) {
-      for (const [T, minLd] of [[1, -5], [100, -1], [100, -20]] as const) {
-        const e = errors(bin, k, makeCase(k, k.tin, 2, T, 3, minLd, 7 + T));
-        lines.push(`${k.entry} T=${T} ld>=${minLd}: ${fmt(e)}`);
-        expect(worst(e), lines[lines.length - 1]).toBeLessThan(1e-5);
-      }
-    }
-    console.log(lines.join("\n"));
+    checkEntries(m, { B: 2, H: 3, cases: () => [[1, -5], [100, -1], [100, -20]], seed: (_, T) => 7 + T });
   }, 600_000);
 
   it("the shipped K = V = 128 entries: B = 1, H = 2, T = 100 (a ragged chunk), fp32 and bf16, per-key log decays down to -1", () => {
     const m = deltaPrepModule(DELTA_PREP_KEY_CONFIGS.filter((c) => c.K === 128));
     expect(m.kernels.length).toBe(4);
-    const bin = buildEmu(m.source, m.kernels);
-    const lines: string[] = [];
-    for (const k of m.kernels) {
-      const e = errors(bin, k, makeCase(k, k.tin, 1, 100, 2, -1, 17));
-      lines.push(`${k.entry} T=100: ${fmt(e)}`);
-      expect(worst(e), lines[lines.length - 1]).toBeLessThan(1e-5);
-    }
-    console.log(lines.join("\n"));
+    checkEntries(m, { B: 1, H: 2, cases: () => [[100, -1]], seed: () => 17 });
   }, 600_000);
 
   it("deliberately broken copies fail", () => {
     const s = { C: 32, K: 16, V: 24 };
-    const broken = (op: "fwd" | "bwd", from: string, to: string, out: string) => {
-      const m = deltaPrepModule([{ op, tin: "f32", decay: "key", ...s }], (src) => {
-        expect(src).toContain(from);
-        return src.replace(from, to);
-      });
-      expect(caught(buildEmu(m.source, m.kernels), m.kernels[0], makeCase({ decay: "key", ...s }, "f32", 1, 40, 2, -1, 3), out), `${op} ${from} -> ${to}`).toBe(true);
-    };
-    // the between-tile factor a tile off (exp(Gb[tau_a] - Gb[tau_f]))
-    broken("fwd", "sGb[(ti) * 16u + i] - sGb[(tj + 1u) * 16u + i]", "sGb[(ti) * 16u + i] - sGb[(tj) * 16u + i]", "TI");
-    broken("bwd", "sGb[(ti) * 16u + i] - sGb[(tj + 1u) * 16u + i]", "sGb[(ti) * 16u + i] - sGb[(tj) * 16u + i]", "X");
-    // the diagonal tiles' mask f <= a (Luu's diagonal kept)
-    broken("fwd", "df < da;", "df <= da;", "TI");
-    // the diagonal exp from G[a] (for G[a-1])
-    broken("fwd", "sGl[(i) * 36u + da - 1u]", "sGl[(i) * 36u + da]", "X");
-    // pass 1's a-side factor of a tile's second slot dropped
-    broken("fwd", "v.y *= expf(g.x); v.z", "v.z", "M");
-    // pass 2's tail factor a tile off (Ud / Kd times exp(G_C - G[4 tau - 1]))
-    broken("bwd", "sGb[(8u) * 16u + i] - sGb[(j + 1u) * 16u + i]", "sGb[(8u) * 16u + i] - sGb[(j) * 16u + i]", "M");
-    // prep_bwd's NN = Wd with G[a] for G[a - 1]
-    broken("bwd", "sGl[(i) * 36u + a - 1u]", "sGl[(i) * 36u + a]", "NN");
+    expectBrokenCaught({ tin: "f32", decay: "key", ...s }, () => makeCase({ decay: "key", ...s }, "f32", 1, 40, 2, -1, 3), [
+      // the between-tile factor a tile off (exp(Gb[tau_a] - Gb[tau_f]))
+      ["fwd", "sGb[(ti) * 16u + i] - sGb[(tj + 1u) * 16u + i]", "sGb[(ti) * 16u + i] - sGb[(tj) * 16u + i]", "TI"],
+      ["bwd", "sGb[(ti) * 16u + i] - sGb[(tj + 1u) * 16u + i]", "sGb[(ti) * 16u + i] - sGb[(tj) * 16u + i]", "X"],
+      // the diagonal tiles' mask f <= a (Luu's diagonal kept)
+      ["fwd", "df < da;", "df <= da;", "TI"],
+      // the diagonal exp from G[a] (for G[a-1])
+      ["fwd", "sGl[(i) * 36u + da - 1u]", "sGl[(i) * 36u + da]", "X"],
+      // pass 1's a-side factor of a tile's second slot dropped
+      ["fwd", "v.y *= expf(g.x); v.z", "v.z", "M"],
+      // pass 2's tail factor a tile off (Ud / Kd times exp(G_C - G[4 tau - 1]))
+      ["bwd", "sGb[(8u) * 16u + i] - sGb[(j + 1u) * 16u + i]", "sGb[(8u) * 16u + i] - sGb[(j) * 16u + i]", "M"],
+      // prep_bwd's NN = Wd with G[a] for G[a - 1]
+      ["bwd", "sGl[(i) * 36u + a - 1u]", "sGl[(i) * 36u + a]", "NN"],
+    ]);
   }, 300_000);
 
   const SMALL_MMA = [
@@ -99,44 +67,24 @@ describe.skipIf(!gpp)("the delta prep kernels with a per-key decay on the CPU em
     { C: 32, K: 16, V: 24 },
     { C: 48, K: 32, V: 16 },
   ];
-  const BOUND = { tf32: 2e-3, tf32x3: 1e-5 } as const;
 
   it("the twins, small configurations and the shipped K = V = 64 and 128 ones: tf32x3 within 1e-5, tf32 within 2e-3 (and above 1e-5: its rounding is emulated)", () => {
     const shipped = DELTA_PREP_KEY_MMA_CONFIGS.filter((c) => c.op === "fwd").map((c) => ({ C: c.C, K: c.K, V: c.V }));
     expect(shipped.length).toBe(2);
-    const lines: string[] = [];
-    for (const math of ["tf32", "tf32x3"] as const) {
-      const m = deltaPrepModule([...SMALL_MMA, ...shipped].flatMap((s) => all(s).map((c) => ({ ...c, math }))));
-      const bin = buildEmu(m.source, m.kernels);
-      for (const k of m.kernels) {
-        const cases = k.C === 64 ? [[100, -1]] as const : [[1, -5], [2 * k.C + 5, -1], [k.C + 3, -20]] as const;
-        for (const [T, minLd] of cases) {
-          const e = errors(bin, k, makeCase(k, k.tin, k.K === 128 ? 1 : 2, T, 2, minLd, 41 + T + k.K));
-          lines.push(`${k.entry} T=${T} ld>=${minLd}: ${fmt(e)}`);
-          expect(worst(e), lines[lines.length - 1]).toBeLessThan(BOUND[math]);
-          if (math === "tf32" && T > 1) expect(worst(e), `${k.entry}: TF32 rounding shows`).toBeGreaterThan(1e-5);
-        }
-      }
-    }
-    if (process.env.DPREP_LOG) console.log(lines.join("\n"));
+    checkTwins([...SMALL_MMA, ...shipped].flatMap(all), 41);
   }, 900_000);
 
   it("broken twins fail", () => {
     const s = { C: 32, K: 16, V: 24 };
-    const broken = (op: "fwd" | "bwd", from: string, to: string, out: string) => {
-      const m = deltaPrepModule([{ op, tin: "f32", decay: "key", ...s, math: "tf32x3" }], (src) => {
-        expect(src).toContain(from);
-        return src.replace(from, to);
-      });
-      expect(caught(buildEmu(m.source, m.kernels), m.kernels[0], makeCase({ decay: "key", ...s }, "f32", 1, 40, 2, -1, 9), out), `${op} ${from} -> ${to}`).toBe(true);
-    };
-    // the rows' between-tile factor a tile off
-    broken("fwd", "sGb[(ti) * 16u + i + q] - sGb[(tj + 1u) * 16u + i + q]", "sGb[(ti) * 16u + i + q] - sGb[(tj) * 16u + i + q]", "TI");
-    broken("bwd", "sGb[(ti) * 16u + i + q] - sGb[(tj + 1u) * 16u + i + q]", "sGb[(ti) * 16u + i + q] - sGb[(tj) * 16u + i + q]", "X");
-    // pass 1's f-side factor from the tile's first slot (for its end)
-    broken("fwd", "ge = *(const float4*)&sGl[((a | 3u)) * 20u + 4u * i4]", "ge = *(const float4*)&sGl[((a & ~3u)) * 20u + 4u * i4]", "X");
-    // pass 2's a-side factor a tile off (Qd times exp(G[4 tau + 3]))
-    broken("bwd", "expf((float)sGb[(a / 4u) * 16u + 4u * i4 + 0u])", "expf((float)sGb[(a / 4u + 1u) * 16u + 4u * i4 + 0u])", "BM");
+    expectBrokenCaught({ tin: "f32", decay: "key", ...s, math: "tf32x3" }, () => makeCase({ decay: "key", ...s }, "f32", 1, 40, 2, -1, 9), [
+      // the rows' between-tile factor a tile off
+      ["fwd", "sGb[(ti) * 16u + i + q] - sGb[(tj + 1u) * 16u + i + q]", "sGb[(ti) * 16u + i + q] - sGb[(tj) * 16u + i + q]", "TI"],
+      ["bwd", "sGb[(ti) * 16u + i + q] - sGb[(tj + 1u) * 16u + i + q]", "sGb[(ti) * 16u + i + q] - sGb[(tj) * 16u + i + q]", "X"],
+      // pass 1's f-side factor from the tile's first slot (for its end)
+      ["fwd", "ge = *(const float4*)&sGl[((a | 3u)) * 20u + 4u * i4]", "ge = *(const float4*)&sGl[((a & ~3u)) * 20u + 4u * i4]", "X"],
+      // pass 2's a-side factor a tile off (Qd times exp(G[4 tau + 3]))
+      ["bwd", "expf((float)sGb[(a / 4u) * 16u + 4u * i4 + 0u])", "expf((float)sGb[(a / 4u + 1u) * 16u + 4u * i4 + 0u])", "BM"],
+    ]);
   }, 300_000);
 
   it("configurations that do not fit are refused", () => {
@@ -148,12 +96,6 @@ describe.skipIf(!gpp)("the delta prep kernels with a per-key decay on the CPU em
   it.skipIf(!findNvcc())("nvcc -cubin compiles DELTA_PREP_KEY_CONFIGS and their bf16 tf32 twins (C = 64, K = V = 64 and 128) for sm_90; ptxas: no spills", () => {
     const m = deltaPrepModule([...DELTA_PREP_KEY_CONFIGS, ...DELTA_PREP_KEY_MMA_CONFIGS]);
     expect(m.kernels.length).toBe(12);
-    const rows: string[] = [];
-    for (const [e, u] of ptxasUsage(findNvcc()!, m.source, m.kernels.map((k) => k.entry))) {
-      expect([u.spillStores, u.spillLoads], `${e} spills`).toEqual([0, 0]);
-      expect(u.registers, `${e} registers`).toBeLessThanOrEqual(255);
-      rows.push(`${e}: ${u.registers} registers, ${m.kernels.find((k) => k.entry === e)!.sharedBytes} bytes shared`);
-    }
-    console.log(rows.join("\n"));
+    expectNoSpills(m);
   }, 200_000);
 });

@@ -2,18 +2,20 @@
  * The delta prep kernels' emulation harness (test/cuda-delta-prep-emu, test/cuda-delta-prep-key-emu): an emulator
  * executable of a module (test/cuda-emu/emu.h), random cases (fp32 / bf16 inputs, no decay, a scalar or a per-key log
  * decay), a run of one entry and its errors per output against the float64 reference (test/helpers/delta-ref.ts
- * prepFwdChunk / prepBwdChunk), with the checks that every output is finite and that M and X rows past T are 0.
+ * prepFwdChunk / prepBwdChunk), with the checks that every output is finite and that M and X rows past T are 0; what
+ * both test files run the same way: the twins' checks, broken copies, ptxas's usage.
  */
 import { expect } from "vitest";
 import { execFileSync, spawnSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { DeltaPrepConfig, DeltaPrepDecay, DeltaPrepKernel } from "../../compiler/backends/cuda/delta-prep.ts";
+import { deltaPrepModule, type DeltaPrepConfig, type DeltaPrepDecay, type DeltaPrepKernel } from "../../compiler/backends/cuda/delta-prep.ts";
+import { findNvcc } from "../../compiler/backends/cuda/nvcc.ts";
 import { relativeError } from "../../compiler/io/manifest.ts";
-import { EMU_READF } from "../cuda-emu/harness.ts";
 import { bf16 } from "./bf16-round.ts";
 import { nChunks, prepAll, prepBwdChunk, prepFwdChunk, type DeltaInputs, type DeltaShape } from "./delta-ref.ts";
-import { compileLowRankEmu, emuEntrySelect, f32Bytes, inScratchDir, readF32 } from "./lowrank-emu.ts";
+import { compileLowRankEmu, emuGridMain, f32Bytes, inScratchDir, readF32 } from "./lowrank-emu.ts";
+import { ptxasUsage } from "./ptxas-usage.ts";
 import { rng } from "./random.ts";
 
 export const gpp = spawnSync("g++", ["--version"]).status === 0;
@@ -27,29 +29,15 @@ type Out = (typeof OUTS)[number];
  * entries through AnyP (a pointer converting to the entry's TIN*); decay "none" gets LD = nullptr. */
 export function buildEmu(source: string, kernels: readonly DeltaPrepKernel<DeltaPrepDecay>[]): string {
   const p = (i: number) => `AnyP{P[${i}]}`, f = (i: number) => `(float*)P[${i}]`;
-  const ld = (k: DeltaPrepKernel<DeltaPrepDecay>) => (k.decay === "none" ? "nullptr" : "(const float*)P[6]");
-  const body = (k: DeltaPrepKernel<DeltaPrepDecay>) => k.op === "fwd"
-    ? `${p(1)}, ${p(2)}, ${p(3)}, ${p(4)}, ${ld(k)}, SB, ST, SH, ${f(7)}, ${f(8)}, ${f(9)}, ${f(10)}, ${f(11)}, ${f(12)}`
-    : `${p(0)}, ${p(1)}, ${p(2)}, ${p(5)}, ${ld(k)}, (const float*)P[7], SB, ST, SH, ${f(8)}, ${f(9)}, ${f(10)}, ${f(11)}, ${f(12)}`;
+  const call = (entry: string) => {
+    const k = kernels.find((x) => x.entry === entry)!, ld = k.decay === "none" ? "nullptr" : "(const float*)P[6]";
+    return k.op === "fwd"
+      ? `${p(1)}, ${p(2)}, ${p(3)}, ${p(4)}, ${ld}, SB, ST, SH, ${f(7)}, ${f(8)}, ${f(9)}, ${f(10)}, ${f(11)}, ${f(12)}`
+      : `${p(0)}, ${p(1)}, ${p(2)}, ${p(5)}, ${ld}, (const float*)P[7], SB, ST, SH, ${f(8)}, ${f(9)}, ${f(10)}, ${f(11)}, ${f(12)}`;
+  };
   const main = `
 struct AnyP { void* p; template <class T> operator const T*() const { return (const T*)p; } };
-static void* P[${FILES.length}]; static int SB, ST, SH;
-${kernels.map((k) => `static void body_${k.entry}() { ${k.entry}(${body(k)}); }`).join("\n")}
-${EMU_READF}
-int main(int argc, char** argv) {
-  std::string dir = argv[1], entry = argv[2];
-  const unsigned N = (unsigned)atoi(argv[3]), threads = (unsigned)atoi(argv[4]), smem = (unsigned)atoi(argv[5]);
-  SB = atoi(argv[6]); ST = atoi(argv[7]); SH = atoi(argv[8]);
-  const char* names[${FILES.length}] = {${FILES.map((x) => `"${x}"`).join(", ")}};
-  std::vector<char> b[${FILES.length}];
-  for (int i = 0; i < ${FILES.length}; ++i) { b[i] = readf(dir + "/" + names[i] + ".bin"); P[i] = b[i].data(); }
-${emuEntrySelect(kernels.map((k) => k.entry))}
-  emu::Dim g; g.x = N; emu::Dim blk; blk.x = threads;
-  emu::launch(fn, g, blk, smem);
-  for (int i = 7; i < ${FILES.length}; ++i) { FILE* f = fopen((dir + "/" + names[i] + ".out").c_str(), "wb"); fwrite(b[i].data(), 1, b[i].size(), f); fclose(f); }
-  return 0;
-}
-`;
+${emuGridMain(kernels.map((k) => k.entry), call, FILES, ["SB", "ST", "SH"], [7, 8, 9, 10, 11, 12])}`;
   return compileLowRankEmu(source, main, "delta-prep", kernels.some((k) => k.math));
 }
 
@@ -129,4 +117,67 @@ export function caught(bin: string, k: DeltaPrepKernel<DeltaPrepDecay>, cs: Case
 
 export const worst = (e: Record<string, number>) => Math.max(...Object.values(e));
 export const fmt = (e: Record<string, number>) => Object.entries(e).map(([o, x]) => `${o} ${x.toExponential(2)}`).join(", ");
+
+type Kernel = DeltaPrepKernel<DeltaPrepDecay>;
+
+/** Each kernel of a module (one emulator build) on its cases [T, minLd] (B rows, H heads, `seed(k, T)`): the worst
+ * output's error below `bound(k)` (default 1e-5) and above `floor(k, T)` where given; a line a case, printed (`print`),
+ * else with DPREP_LOG. */
+export function checkEntries(m: { source: string; kernels: readonly Kernel[] }, run: {
+  B: number | ((k: Kernel) => number); H: number; cases: (k: Kernel) => readonly (readonly [number, number])[]; seed: (k: Kernel, T: number) => number;
+  bound?: (k: Kernel) => number; floor?: (k: Kernel, T: number) => number;
+}, print = true): void {
+  const bin = buildEmu(m.source, m.kernels);
+  const lines: string[] = [];
+  for (const k of m.kernels)
+    for (const [T, minLd] of run.cases(k)) {
+      const e = errors(bin, k, makeCase(k, k.tin, typeof run.B === "number" ? run.B : run.B(k), T, run.H, minLd, run.seed(k, T)));
+      lines.push(`${k.entry} T=${T} ld>=${minLd}: ${fmt(e)}`);
+      expect(worst(e), lines[lines.length - 1]).toBeLessThan(run.bound ? run.bound(k) : 1e-5);
+      const floor = run.floor?.(k, T);
+      if (floor) expect(worst(e), `${k.entry}: TF32 rounding shows`).toBeGreaterThan(floor);
+    }
+  if (print || process.env.DPREP_LOG) console.log(lines.join("\n"));
+}
+
+const TWIN_BOUND = { tf32: 2e-3, tf32x3: 1e-5 } as const;
+
+/** The tensor-core twins of `configs` (fp32 configurations), math "tf32" and "tf32x3", one emulator build a math: the
+ * shipped shapes (C = 64) at T = 100 with log decays down to -1 (B = 1 at K = 128, else 2), the others at T = 1, ragged
+ * chunks and decays down to -20 (B = 2); H = 2. tf32x3 within 1e-5, tf32 within 2e-3 and, past T = 1, above 1e-5 (its
+ * rounding is emulated). `seed` + T + K seeds a case. */
+export function checkTwins(configs: readonly DeltaPrepConfig<DeltaPrepDecay>[], seed: number): void {
+  for (const math of ["tf32", "tf32x3"] as const)
+    checkEntries(deltaPrepModule(configs.map((c) => ({ ...c, math }))), {
+      B: (k) => (k.K === 128 ? 1 : 2), H: 2, seed: (k, T) => seed + T + k.K,
+      cases: (k) => (k.C === 64 ? [[100, -1]] : [[1, -5], [2 * k.C + 5, -1], [k.C + 3, -20]]),
+      bound: () => TWIN_BOUND[math], floor: (_, T) => (math === "tf32" && T > 1 ? 1e-5 : 0),
+    }, false);
+}
+
+/** Deliberately broken copies of `base`'s kernel fail the checks: for each change [op, from, to, out, last?], the kernel
+ * of op with `from` (which must occur) replaced by `to` at its first occurrence (`last`: its last) is caught() on
+ * output `out` for a case `cs()`. */
+export function expectBrokenCaught(base: Omit<DeltaPrepConfig<DeltaPrepDecay>, "op">, cs: () => Case, changes: readonly (readonly [op: "fwd" | "bwd", from: string, to: string, out: string, last?: boolean])[]): void {
+  for (const [op, from, to, out, last] of changes) {
+    const m = deltaPrepModule([{ ...base, op }], (src) => {
+      expect(src).toContain(from);
+      const at = last ? src.lastIndexOf(from) : src.indexOf(from);
+      return src.slice(0, at) + to + src.slice(at + from.length);
+    });
+    expect(caught(buildEmu(m.source, m.kernels), m.kernels[0], cs(), out), `${op} ${from} -> ${to}`).toBe(true);
+  }
+}
+
+/** ptxas's usage of a module's kernels for sm_90 (nvcc installed): no spills, at most 255 registers; a row a kernel
+ * printed (registers, shared bytes). */
+export function expectNoSpills(m: { source: string; kernels: readonly DeltaPrepKernel<DeltaPrepDecay>[] }): void {
+  const rows: string[] = [];
+  for (const [e, u] of ptxasUsage(findNvcc()!, m.source, m.kernels.map((k) => k.entry))) {
+    expect([u.spillStores, u.spillLoads], `${e} spills`).toEqual([0, 0]);
+    expect(u.registers, `${e} registers`).toBeLessThanOrEqual(255);
+    rows.push(`${e}: ${u.registers} registers, ${m.kernels.find((k) => k.entry === e)!.sharedBytes} bytes shared`);
+  }
+  console.log(rows.join("\n"));
+}
 
