@@ -13,7 +13,7 @@
  * between-tile factor always the first tile's, x~ from the wrong reference, dld's suffix without w dw, aC a partial short.
  * nvcc -cubin for sm_90 (where installed): no spills.
  * The TF32 twin (delta-adjoint-key-mma.ts, bf16 inputs) with the TF32 rounding and the m16n8k8 fragments emulated
- * (test/cuda-emu/mma-tf32.h): the same cases within 1e-3 and above 1e-5 (the rounding shows); broken twins (the key
+ * (test/cuda-emu/mma-tf32.h; its __expf is expf here): the same cases within 1e-3 and above 1e-5 (the rounding shows); broken twins (the key
  * scores' and dx's factors between 16-slot blocks always block 0's, dk's own-row factor Y left out, the y side's diagonal
  * products without f = a, the second row group's dk sums not added, the r side's diagonal key scores' f = a left unzeroed, the y side's
  * f = a entries on every other row, x~ from the half block's start, dld without
@@ -229,7 +229,7 @@ describe.skipIf(!gpp)("the per-key adjoint's TF32 twin (bf16 inputs) on the CPU 
     // dx += A k^: the factor between blocks always from block 0 (dq)
     expect(b("+ (ks >> 1u)) * 64u + (n0 + g)]", "+ (0u)) * 64u + (n0 + g)]", "dq")).toBeGreaterThan(1e-2);
     // dk += Y (A^T x~): the output row's own factor Y left out
-    expect(b("dk[j][2u * hh + e1] = fmaf(tp[j][2u * hh + e1], expf(", "dk[j][2u * hh + e1] = fmaf(tp[j][2u * hh + e1], 1.f + 0.f * (", "dk")).toBeGreaterThan(1e-2);
+    expect(b("dk[j][2u * hh + e1] = fmaf(tp[j][2u * hh + e1], __expf(", "dk[j][2u * hh + e1] = fmaf(tp[j][2u * hh + e1], 1.f + 0.f * (", "dk")).toBeGreaterThan(1e-2);
     // the y side's diagonal blocks of dx / dk / du without f = a (the r side's A, B are zero there already)
     expect(b("if (pf < (q < 4u ? q : q + 8u) + 1u) {", "if (pf < (q < 4u ? q : q + 8u) + 0u) {", "dq")).toBeGreaterThan(1e-2);
     // the y side's second row group's dk sums (Dk2) not added: Dk added twice instead

@@ -35,8 +35,10 @@
  *   into Dx, Dk, Du (x2) | dx, dk, du += them, dx stored.
  * The dld terms (q dq - u du - k dk, w dw) are formed at the end from the outputs this block stored (read back after a
  * barrier) into two slots, then summed a key a thread. Shared memory: the slots, G [C + 1][K], the pairs' factors [6][K],
- * aC [K]: 147,456 bytes; ptxas sm_90: 128 registers, no spills: one block (16 warps) an SM (two blocks of 512 threads
- * would need 64 registers a thread; at 256 threads and <= 128 registers the 64 accumulator floats a thread spilled).
+ * aC [K]: 147,456 bytes. Every exp by __expf (ex2.approx of x log2(e): a relative error of about (|x| + 4) 2^-24 for
+ * x in [-88, 0], far below TF32's 2^-11; the g++ emulation's __expf is expf). ptxas sm_90: 128 registers, no spills:
+ * one block (16 warps) an SM (two blocks of 512 threads would need 64 registers a thread; at 256 threads and <= 128
+ * registers the 64 accumulator floats a thread spilled).
  */
 import { adjTok } from "./delta-adjoint.ts";
 import type { DeltaAdjKeyConfig } from "./delta-adjoint-key.ts";
@@ -103,7 +105,7 @@ export function deltaAdjKeyMmaSource(c: DeltaAdjKeyMmaConfig): string {
   const load = (dst: string, src: string, w: number, kind: "tok" | "chunk", T_: boolean, ex?: (a: string, i: string) => string) => {
     const at = `seqc_dadj_in4(${src}, ${kind === "tok" ? tok("a", "4u * i4", w) : chk("a", "4u * i4", w)})`;
     const idx = T_ ? `const u32 a = x % ${C}u, i4 = x / ${C}u;` : `const u32 a = x / ${w / 4}u, i4 = x % ${w / 4}u;`;
-    const sc = ex ? ` v.x *= expf(${ex("a", "4u * i4")}); v.y *= expf(${ex("a", "4u * i4 + 1u")}); v.z *= expf(${ex("a", "4u * i4 + 2u")}); v.w *= expf(${ex("a", "4u * i4 + 3u")});` : "";
+    const sc = ex ? ` v.x *= __expf(${ex("a", "4u * i4")}); v.y *= __expf(${ex("a", "4u * i4 + 1u")}); v.z *= __expf(${ex("a", "4u * i4 + 2u")}); v.w *= __expf(${ex("a", "4u * i4 + 3u")});` : "";
     return `${unroll} 2\n  for (u32 x = t; x < ${(C * w) / 4}u; x += ${NT}u) { ${idx} float4 v = a < nv ? ${at} : make_float4(0.f, 0.f, 0.f, 0.f);${sc} ${put(dst, "a", "i4", T_)} }\n`;
   };
   const loadKV = (dst: string, src: string, T_: boolean) => {
@@ -179,10 +181,10 @@ ${unroll}
 ${unroll} 4
       for (u32 m0 = 0; m0 < ${K}u; m0 += 4u) {
         const float4 x4 = seqc_dadj_in4(${xg}, ${tok("a", "m0", K)}), k4 = seqc_dadj_in4(KK, ${tok("f", "m0", K)});
-        s = fmaf(x4.x * k4.x, expf(${gk(`a + ${oq}u`, "m0")} - ${gk("f + 1u", "m0")}), s);
-        s = fmaf(x4.y * k4.y, expf(${gk(`a + ${oq}u`, "m0 + 1u")} - ${gk("f + 1u", "m0 + 1u")}), s);
-        s = fmaf(x4.z * k4.z, expf(${gk(`a + ${oq}u`, "m0 + 2u")} - ${gk("f + 1u", "m0 + 2u")}), s);
-        s = fmaf(x4.w * k4.w, expf(${gk(`a + ${oq}u`, "m0 + 3u")} - ${gk("f + 1u", "m0 + 3u")}), s);
+        s = fmaf(x4.x * k4.x, __expf(${gk(`a + ${oq}u`, "m0")} - ${gk("f + 1u", "m0")}), s);
+        s = fmaf(x4.y * k4.y, __expf(${gk(`a + ${oq}u`, "m0 + 1u")} - ${gk("f + 1u", "m0 + 1u")}), s);
+        s = fmaf(x4.z * k4.z, __expf(${gk(`a + ${oq}u`, "m0 + 2u")} - ${gk("f + 1u", "m0 + 2u")}), s);
+        s = fmaf(x4.w * k4.w, __expf(${gk(`a + ${oq}u`, "m0 + 3u")} - ${gk("f + 1u", "m0 + 3u")}), s);
       }
     }
     ${dst}[a * ${LDS}u + f] = s;
@@ -242,7 +244,7 @@ ${unroll}
       for (u32 q = 0; q < 8u; ++q) {
         if (pf < ${ro("q")} + ${oq}u) {
           const u32 a = 16u * bd + ${ro("q")};
-          const float e = expf(${gk(`a + ${oq}u`, "i")} - gf);
+          const float e = __expf(${gk(`a + ${oq}u`, "i")} - gf);
           const float sa = ${As}[a * ${LDS}u + f], sb = ${Bs}[a * ${LDS}u + f];
           ex[q] = fmaf(fmaf(sa, kf, sb * uf), e, ex[q]);
           ek = fmaf(sa * xr[q], e, ek);
@@ -291,7 +293,7 @@ ${load(S(0), x, K, "tok", false, exX(oq))}${gl}${loadKV(S(2), "S0", true)}${load
   // P = x k^T decayed: the earlier blocks' tiles, then the diagonal blocks
 ${keyScores(S(4), S(0), S(3), oq)}${diagKeyScores(S(4), x, oq)}  __syncthreads();
   // dv += P^T g; dx = (g S0^T) exp(G[16 rb - 1]) (times X below)
-${prodF("dv", S(4), true, S(1), "2u * rb", `${C / 8}u`)}${zero("dx", false)}${prodF("dx", S(1), false, S(2), "0u", `${V / 8}u`)}${each((a, i, e) => `dx${e} *= expf(${gk("16u * rb", i)});`)}  __syncthreads();
+${prodF("dv", S(4), true, S(1), "2u * rb", `${C / 8}u`)}${zero("dx", false)}${prodF("dx", S(1), false, S(2), "0u", `${V / 8}u`)}${each((a, i, e) => `dx${e} *= __expf(${gk("16u * rb", i)});`)}  __syncthreads();
   // v^T, r^T
 ${load(S(2), "VV", V, "tok", true)}${load(S(3), "R", V, "chunk", true)}  __syncthreads();
   // A = g v^T (masked)
@@ -301,8 +303,8 @@ ${plainScores(S(2), S(1), S(3), oq)}  __syncthreads();
   // k^, u^ rows
 ${load(S(1), "KK", K, "tok", false, exY)}${load(S(3), "U", K, "tok", false, exY)}  __syncthreads();
   // the earlier blocks: dx += (A k^ + B u^) Cp[rb, bf], then dx *= X; the later blocks: dk += Y (A^T x~ Cp[ba, rb]), du += Y (B^T x~ Cp[ba, rb])
-${prodF("dx", S(4), false, S(1), "0u", "2u * rb", cpA)}${prodF("dx", S(2), false, S(3), "0u", "2u * rb", cpA)}${each((a, i, e) => `dx${e} *= expf(${gk(`${a} + ${oq}u`, i)} - ${gk("16u * rb", i)});`)}  {
-${zero("tp").replace(/^/gm, "  ")}${prodF("tp", S(4), true, S(0), "2u * rb + 2u", `${C / 8}u`, cpT).replace(/^/gm, "  ")}${each((a, i, e) => `dk${e} = fmaf(tp${e}, expf(${exY(a, i)}), dk${e});`).replace(/^/gm, "  ")}${zero("tp", false).replace(/^/gm, "  ")}${prodF("tp", S(2), true, S(0), "2u * rb + 2u", `${C / 8}u`, cpT).replace(/^/gm, "  ")}${each((a, i, e) => `du${e} = fmaf(tp${e}, expf(${exY(a, i)}), du${e});`).replace(/^/gm, "  ")}  }
+${prodF("dx", S(4), false, S(1), "0u", "2u * rb", cpA)}${prodF("dx", S(2), false, S(3), "0u", "2u * rb", cpA)}${each((a, i, e) => `dx${e} *= __expf(${gk(`${a} + ${oq}u`, i)} - ${gk("16u * rb", i)});`)}  {
+${zero("tp").replace(/^/gm, "  ")}${prodF("tp", S(4), true, S(0), "2u * rb + 2u", `${C / 8}u`, cpT).replace(/^/gm, "  ")}${each((a, i, e) => `dk${e} = fmaf(tp${e}, __expf(${exY(a, i)}), dk${e});`).replace(/^/gm, "  ")}${zero("tp", false).replace(/^/gm, "  ")}${prodF("tp", S(2), true, S(0), "2u * rb + 2u", `${C / 8}u`, cpT).replace(/^/gm, "  ")}${each((a, i, e) => `du${e} = fmaf(tp${e}, __expf(${exY(a, i)}), du${e});`).replace(/^/gm, "  ")}  }
   __syncthreads();
   // the diagonal blocks (A in its slot, B in its slot) into Dx, Dk, Du
 ${diagProducts(S(4), S(2), x, oq, S(0), S(1), S(3), S(5), S(6))}  __syncthreads();
@@ -338,12 +340,12 @@ ${unroll} 8
   // the factors between blocks ba > bf: exp(G[16 ba - 1, i] - G[16 bf + 15, i]) (pairs in order of ba, then bf)
   for (u32 x = t; x < ${NPAIR * K}u; x += ${NT}u) {
     const u32 pr = x / ${K}u, i = x % ${K}u, ba = pr < 1u ? 1u : pr < 3u ? 2u : 3u, bf = pr - ((ba * (ba - 1u)) >> 1u);
-    sCp[x] = expf(${gk("16u * ba", "i")} - ${gk("16u * bf + 16u", "i")});
+    sCp[x] = __expf(${gk("16u * ba", "i")} - ${gk("16u * bf + 16u", "i")});
   }
   // ---- LE: dv = (k o eC) LE, dk = (v LE^T) o eC, du = (r LE^T) o eC; aC ----
 ${load(S(0), "KK", K, "tok", false, exC)}${loadKV(S(1), "LE", false)}${load(S(2), "VV", V, "tok", false)}${load(S(3), "R", V, "chunk", false)}${loadKV(S(4), "LE", true)}  __syncthreads();
 ${zero("dv")}${zero("dk")}${zero("du")}  float dx[4][4];
-${prodF("dv", S(0), false, S(1), "0u", `${K / 8}u`)}${prodF("dk", S(2), false, S(4), "0u", `${V / 8}u`)}${prodF("du", S(3), false, S(4), "0u", `${V / 8}u`)}${each((a, i, e) => `{ const float ec = expf(${exC(a, i)}); dk${e} *= ec; du${e} *= ec; }`)}  __syncthreads();
+${prodF("dv", S(0), false, S(1), "0u", `${K / 8}u`)}${prodF("dk", S(2), false, S(4), "0u", `${V / 8}u`)}${prodF("du", S(3), false, S(4), "0u", `${V / 8}u`)}${each((a, i, e) => `{ const float ec = __expf(${exC(a, i)}); dk${e} *= ec; du${e} *= ec; }`)}  __syncthreads();
   {
     // aC's partials: 4 columns of a row of LE (its slot) . S_C a step (S_C read coalesced), into sF [K][V / 4] (k eC's slot)
     float* sF = ${S(0)};
