@@ -29,13 +29,15 @@
  * block's rows (0..3 and 12..15; 4..11: the same number of pairs), its sums written to shared memory (Dx, and Dk, Du a
  * group) and added to the fragments.
  *
- * A side, seven [64][72] fp32 slots (two only for the second group's Dk, Du) (stride 8 mod 32: conflict-free B / transposed A fragment reads) in eight steps:
- *   x~, g, S0^T, k^T | P (earlier blocks by mma, the diagonal by the SIMT pass) | dv += P^T g, dx = g S0^T | v^T, r^T |
- *   A = g v^T | B = g r^T | k^, u^ rows | dx += A k^ + B u^, dx *= X, dk / du += Y (A^T / B^T x~) | the diagonal pass
- *   into Dx, Dk, Du (x2) | dx, dk, du += them, dx stored.
+ * A side runs in five barrier-separated steps over eleven [64][72] fp32 slots (stride 8 mod 32: conflict-free B and
+ * transposed A fragment reads):
+ *   loads: x~, g, S0^T, k^T, v^T, r^T, k^ and u^ rows |
+ *   dx = g S0^T; P = x k^T (the earlier blocks by mma, the diagonal by the SIMT pass); A = g v^T, B = g r^T |
+ *   dv += P^T g; dx += A k^ + B u^, dx *= X; dk / du += Y (A^T / B^T x~) |
+ *   the diagonal pass into Dx, Dk, Du, Dk2, Du2 | dx, dk, du += them, dx stored.
  * The dld terms (q dq - u du - k dk, w dw) are formed at the end from the outputs this block stored (read back after a
  * barrier) into two slots, then summed a key a thread. Shared memory: the slots, G [C + 1][K], the pairs' factors [6][K],
- * aC [K]: 147,456 bytes. Every exp by __expf (ex2.approx of x log2(e): a relative error of about (|x| + 4) 2^-24 for
+ * aC [K]: 221,184 bytes. Every exp by __expf (ex2.approx of x log2(e): a relative error of about (|x| + 4) 2^-24 for
  * x in [-88, 0], far below TF32's 2^-11; the g++ emulation's __expf is expf). ptxas sm_90: 128 registers, no spills:
  * one block (16 warps) an SM (two blocks of 512 threads would need 64 registers a thread; at 256 threads and <= 128
  * registers the 64 accumulator floats a thread spilled).
@@ -61,7 +63,7 @@ export function deltaAdjKeyMmaEntry(c: DeltaAdjKeyMmaConfig): string {
   return `seqc_delta_adj_key_c${c.C}k${c.K}v${c.V}_${c.tin}_${c.math}`;
 }
 
-const W = 64, LDS = 72, NT = 512, NSLOT = 7, NPAIR = 6;
+const W = 64, LDS = 72, NT = 512, NSLOT = 11, NPAIR = 6;
 
 function layout() {
   let off = 0;
@@ -289,26 +291,17 @@ ${unroll}
     const gl = y ? load(S(1), "DY", V, "tok", false) : load(S(1), "DR", V, "chunk", false);
     const cpA = cp("rb", "ks >> 1u", "n0 + g"), cpT = cp("ks >> 1u", "rb", "n0 + g");
     return `  // ---- side ${y ? "y: x = q, g = dy, scores f <= a" : "r: x = w, g = DR, scores f < a"} ----
-${load(S(0), x, K, "tok", false, exX(oq))}${gl}${loadKV(S(2), "S0", true)}${load(S(3), "KK", K, "tok", true, exY)}  __syncthreads();
-  // P = x k^T decayed: the earlier blocks' tiles, then the diagonal blocks
-${keyScores(S(4), S(0), S(3), oq)}${diagKeyScores(S(4), x, oq)}  __syncthreads();
-  // dv += P^T g; dx = (g S0^T) exp(G[16 rb - 1]) (times X below)
-${prodF("dv", S(4), true, S(1), "2u * rb", `${C / 8}u`)}${zero("dx", false)}${prodF("dx", S(1), false, S(2), "0u", `${V / 8}u`)}${each((a, i, e) => `dx${e} *= __expf(${gk("16u * rb", i)});`)}  __syncthreads();
-  // v^T, r^T
-${load(S(2), "VV", V, "tok", true)}${load(S(3), "R", V, "chunk", true)}  __syncthreads();
-  // A = g v^T (masked)
-${plainScores(S(4), S(1), S(2), oq)}  __syncthreads();
-  // B = g r^T (masked)
-${plainScores(S(2), S(1), S(3), oq)}  __syncthreads();
-  // k^, u^ rows
-${load(S(1), "KK", K, "tok", false, exY)}${load(S(3), "U", K, "tok", false, exY)}  __syncthreads();
-  // the earlier blocks: dx += (A k^ + B u^) Cp[rb, bf], then dx *= X; the later blocks: dk += Y (A^T x~ Cp[ba, rb]), du += Y (B^T x~ Cp[ba, rb])
-${prodF("dx", S(4), false, S(1), "0u", "2u * rb", cpA)}${prodF("dx", S(2), false, S(3), "0u", "2u * rb", cpA)}${each((a, i, e) => `dx${e} *= __expf(${gk(`${a} + ${oq}u`, i)} - ${gk("16u * rb", i)});`)}  {
-${zero("tp").replace(/^/gm, "  ")}${prodF("tp", S(4), true, S(0), "2u * rb + 2u", `${C / 8}u`, cpT).replace(/^/gm, "  ")}${each((a, i, e) => `dk${e} = fmaf(tp${e}, __expf(${exY(a, i)}), dk${e});`).replace(/^/gm, "  ")}${zero("tp", false).replace(/^/gm, "  ")}${prodF("tp", S(2), true, S(0), "2u * rb + 2u", `${C / 8}u`, cpT).replace(/^/gm, "  ")}${each((a, i, e) => `du${e} = fmaf(tp${e}, __expf(${exY(a, i)}), du${e});`).replace(/^/gm, "  ")}  }
+${load(S(0), x, K, "tok", false, exX(oq))}${gl}${loadKV(S(2), "S0", true)}${load(S(3), "KK", K, "tok", true, exY)}${load(S(5), "VV", V, "tok", true)}${load(S(6), "R", V, "chunk", true)}${load(S(7), "KK", K, "tok", false, exY)}${load(S(8), "U", K, "tok", false, exY)}  __syncthreads();
+  // dx = (g S0^T) exp(G[16 rb - 1]) (times X below); P = x k^T decayed (the earlier blocks' tiles, the diagonal blocks);
+  // A = g v^T, B = g r^T (masked)
+${zero("dx", false)}${prodF("dx", S(1), false, S(2), "0u", `${V / 8}u`)}${each((a, i, e) => `dx${e} *= __expf(${gk("16u * rb", i)});`)}${keyScores(S(4), S(0), S(3), oq)}${diagKeyScores(S(4), x, oq)}${plainScores(S(9), S(1), S(5), oq)}${plainScores(S(10), S(1), S(6), oq)}  __syncthreads();
+  // dv += P^T g; the earlier blocks: dx += (A k^ + B u^) Cp[rb, bf], then dx *= X; the later blocks: dk += Y (A^T x~ Cp[ba, rb]), du += Y (B^T x~ Cp[ba, rb])
+${prodF("dv", S(4), true, S(1), "2u * rb", `${C / 8}u`)}${prodF("dx", S(9), false, S(7), "0u", "2u * rb", cpA)}${prodF("dx", S(10), false, S(8), "0u", "2u * rb", cpA)}${each((a, i, e) => `dx${e} *= __expf(${gk(`${a} + ${oq}u`, i)} - ${gk("16u * rb", i)});`)}  {
+${zero("tp").replace(/^/gm, "  ")}${prodF("tp", S(9), true, S(0), "2u * rb + 2u", `${C / 8}u`, cpT).replace(/^/gm, "  ")}${each((a, i, e) => `dk${e} = fmaf(tp${e}, __expf(${exY(a, i)}), dk${e});`).replace(/^/gm, "  ")}${zero("tp", false).replace(/^/gm, "  ")}${prodF("tp", S(10), true, S(0), "2u * rb + 2u", `${C / 8}u`, cpT).replace(/^/gm, "  ")}${each((a, i, e) => `du${e} = fmaf(tp${e}, __expf(${exY(a, i)}), du${e});`).replace(/^/gm, "  ")}  }
   __syncthreads();
-  // the diagonal blocks (A in its slot, B in its slot) into Dx, Dk, Du
-${diagProducts(S(4), S(2), x, oq, S(0), S(1), S(3), S(5), S(6))}  __syncthreads();
-${addFrom("dx", S(0))}${addFrom("dk", S(1))}${addFrom("du", S(3))}${addFrom("dk", S(5))}${addFrom("du", S(6))}${store("dx", y ? "dQ" : "dW")}  __syncthreads();
+  // the diagonal blocks (A, B in their slots) into Dx, Dk, Du (x2)
+${diagProducts(S(9), S(10), x, oq, S(1), S(2), S(3), S(5), S(6))}  __syncthreads();
+${addFrom("dx", S(1))}${addFrom("dk", S(2))}${addFrom("du", S(3))}${addFrom("dk", S(5))}${addFrom("du", S(6))}${store("dx", y ? "dQ" : "dW")}  __syncthreads();
 `;
   };
   const slots = L.slots.map((o, i) => `  float* ${S(i)} = (float*)seqc_smem_raw + ${o};\n`).join("");
