@@ -44,6 +44,7 @@
 
 import { MMA_TF32_PRELUDE } from "./lowrank-readout-mma.ts";
 import { adjMmaOps, adjMmaThreads } from "./delta-adjoint-mma.ts";
+import { maskedRows, zeroTile } from "./register-tiles.ts";
 
 export type DeltaAdjDecay = "none" | "scalar";
 export type DeltaTin = "f32" | "bf16";
@@ -230,21 +231,10 @@ ${unroll}
     // (tiles above the diagonal are zeros)
     scores: (dst, ldd, X, ldx, Y, ldy, w, oq) => `  for (u32 x = t; x < ${CT * CT}u; x += ${NT}u) {
     const u32 sti = x / ${CT}u, stj = x % ${CT}u;
-    float sc[4][4];
-${unroll}
-    for (u32 p = 0; p < 4u; ++p)
-${unroll}
-      for (u32 j = 0; j < 4u; ++j) sc[p][j] = 0.f;
+    ${zeroTile("sc")}
     if (stj <= sti) {
 ${prod("sc", X, ldx, false, Y, ldy, "sti", "stj", "0u", `${w}u`)}    }
-${unroll}
-    for (u32 p = 0; p < 4u; ++p) {
-      const u32 a = 4u * sti + p;
-      float m[4];
-${unroll}
-      for (u32 j = 0; j < 4u; ++j) { const u32 f = 4u * stj + j; m[j] = f < a + ${oq}u ? ${dec ? `expf(sG[a + ${oq}u] - sG[f + 1u])` : "1.f"} : 0.f; }
-      *(float4*)&${dst}[a * ${ldd}u + 4u * stj] = make_float4(sc[p][0] * m[0], sc[p][1] * m[1], sc[p][2] * m[2], sc[p][3] * m[3]);
-    }
+${maskedRows(dst, ldd, "f", `f < a + ${oq}u`, dec ? `expf(sG[a + ${oq}u] - sG[f + 1u])` : "1.f", { acc: "sc", ti: "sti", tj: "stj" })}
   }
 `,
     scaleRows: (acc, e) => `${unroll}

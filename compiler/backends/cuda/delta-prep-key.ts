@@ -23,6 +23,7 @@
  * operands and Gl; the tiles below the diagonal 4 keys a step, fwd's Luu and Luk as separate items), in fp32 on the
  * SIMT cores, and then the twins' mma products.
  */
+import { zeroTile } from "./register-tiles.ts";
 
 /** The config fields this file reads (delta-prep.ts's DeltaPrepConfig with decay "key"). */
 interface KeyShape {
@@ -117,11 +118,6 @@ ${scaleR(xa, (q) => (fwd ? `expf(gp.${q})` : `expf(g.${q})`))}${scaleR(xf, (q) =
 ${scale(xa, aSide)}${scale(xf, fSide)}${fwd ? scale(xk, fSide) : ""}  }
 `;
   // the tiles off the diagonal: below, the key sum with one factor a key; above, zeros
-  const acc = (name: string) => `float ${name}[4][4];
-#pragma unroll
-    for (u32 p = 0; p < 4u; ++p)
-#pragma unroll
-      for (u32 j = 0; j < 4u; ++j) ${name}[p][j] = 0.f;`;
   const fma = (name: string, b: string) => `#pragma unroll
       for (u32 p = 0; p < 4u; ++p)
 #pragma unroll
@@ -162,7 +158,7 @@ ${fwd ? `    const bool second = x >= ${CT * CT}u;
 ` : `    const float* yf = ${xf};
     float* dsc = ${dst};
     const u32 dl = ${lay.ldL}u;
-`}    ${acc("acc")}
+`}    ${zeroTile("acc")}
     if (ti > tj) {
 ${rowsSum}    }
 #pragma unroll
@@ -173,7 +169,7 @@ ${rowsSum}    }
   for (u32 x = t; x < ${CT * CT}u; x += ${NT}u) {
     const u32 ti = x / ${CT}u, tj = x % ${CT}u;
     if (ti == tj) continue;
-    ${acc("acc")}${fwd ? `\n    ${acc("acck")}` : ""}
+    ${zeroTile("acc")}${fwd ? `\n    ${zeroTile("acck")}` : ""}
     if (ti > tj) {
       for (u32 i = 0; i < ${K}u; ++i) {
         const float e = expf((float)(${gb("ti", "i")} - ${gb("tj + 1u", "i")}));
