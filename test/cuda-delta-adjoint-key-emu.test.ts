@@ -13,11 +13,11 @@
  * between-tile factor always the first tile's, x~ from the wrong reference, dld's suffix without w dw, aC a partial short.
  * nvcc -cubin for sm_90 (where installed): no spills.
  * The TF32 twin (delta-adjoint-key-mma.ts, bf16 inputs) with the TF32 rounding and the m16n8k8 fragments emulated
- * (test/cuda-emu/mma-tf32.h; its __expf is expf here): the same cases within 1e-3 and above 1e-5 (the rounding shows); broken twins (the key
- * scores' and dx's factors between 16-slot blocks always block 0's, dk's own-row factor Y left out, the y side's diagonal
- * products without f = a, the second row group's dk sums not added, the r side's diagonal key scores' f = a left unzeroed, the y side's
- * f = a entries on every other row, x~ from the half block's start, dld without
- * w dw) must fail; nvcc -cubin sm_90: no spills.
+ * (test/cuda-emu/mma-tf32.h; __expf is expf here): the same cases within 1e-3 and above 1e-5 (the rounding shows).
+ * Broken twins must fail: the key scores' and dx's factors between 16-slot blocks always block 0's, dk's own-row factor
+ * Y left out, the y side's diagonal products without f = a, the second row group's dk sums not added, the r side's
+ * diagonal key scores' f = a left unzeroed, the y side's f = a entries on every other row, x~ from the half block's
+ * start, dld without w dw, dld's suffix a segment short. nvcc -cubin sm_90: no spills.
  */
 import { describe, expect, it } from "vitest";
 import { execFileSync, spawnSync } from "node:child_process";
@@ -242,6 +242,8 @@ describe.skipIf(!gpp)("the per-key adjoint's TF32 twin (bf16 inputs) on the CPU 
     expect(b("(a & ~15u)", "(a & ~7u)", "dk")).toBeGreaterThan(1e-2);
     // dld's suffix sums without w dw
     expect(b("s += tm + sF[4096u + a * 64u + i];", "s += tm;", "dld")).toBeGreaterThan(1e-2);
+    // dld's suffix a segment of rows short
+    expect(b("for (u32 q = sg + 1u;", "for (u32 q = sg + 2u;", "dld")).toBeGreaterThan(1e-2);
   }, 900_000);
 
   it("configurations it does not cover are refused", () => {

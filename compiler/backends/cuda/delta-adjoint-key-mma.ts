@@ -36,8 +36,8 @@
  *   dv += P^T g; dx += A k^ + B u^, dx *= X; dk / du += Y (A^T / B^T x~) |
  *   the diagonal pass into Dx, Dk, Du, Dk2, Du2 | dx, dk, du += them, dx stored.
  * The dld terms (q dq - u du - k dk, w dw) are formed at the end from the outputs this block stored (read back after a
- * barrier) into two slots, then summed a key a thread. Shared memory: the slots, G [C + 1][K], the pairs' factors [6][K],
- * aC [K]: 221,184 bytes. Every exp by __expf (ex2.approx of x log2(e): a relative error of about (|x| + 4) 2^-24 for
+ * barrier) into two slots, then summed over 8-row segments and suffix-summed, a (segment, key) a thread. Shared memory:
+ * the slots, G [C + 1][K], the pairs' factors [6][K], aC [K]: 221,184 bytes. Every exp by __expf (ex2.approx of x log2(e): a relative error of about (|x| + 4) 2^-24 for
  * x in [-88, 0], far below TF32's 2^-11; the g++ emulation's __expf is expf). ptxas sm_90: 128 registers, no spills:
  * one block (16 warps) an SM (two blocks of 512 threads would need 64 registers a thread; at 256 threads and <= 128
  * registers the 64 accumulator floats a thread spilled).
@@ -371,10 +371,18 @@ ${side(true)}${side(false)}${store("dk", "dK")}${store("du", "dU")}${store("dv",
     sF[x] = tm; sF[${C * K}u + x] = wd;
   }
   __syncthreads();
-  // dld_a = aC + sum_{s > a} (terms + w dw)_s + terms_a, a column (key) a thread
-  for (u32 i = t; i < ${K}u; i += ${NT}u) {
+  // dld_a = aC + sum_{s > a} (terms + w dw)_s + terms_a: thread (segment t / K of ${C / (NT / K)} rows, key t % K); the
+  // segments' sums first (into slot 2), then each segment's suffix from the later segments' sums
+  {
+    const u32 i = t % ${K}u, sg = t / ${K}u;
+    float* sSeg = ${S(2)};  // [${NT / K}][K]
+    float z = 0.f;
+    for (u32 a = ${C / (NT / K)}u * sg; a < ${C / (NT / K)}u * sg + ${C / (NT / K)}u; ++a) z += sF[a * ${K}u + i] + sF[${C * K}u + a * ${K}u + i];
+    sSeg[sg * ${K}u + i] = z;
+    __syncthreads();
     float s = sAC[i];
-    for (u32 a = ${C}u; a-- > 0u;) {
+    for (u32 q = sg + 1u; q < ${NT / K}u; ++q) s += sSeg[q * ${K}u + i];
+    for (u32 a = ${C / (NT / K)}u * sg + ${C / (NT / K)}u; a-- > ${C / (NT / K)}u * sg;) {
       const float tm = sF[a * ${K}u + i];
       if (a < nv) dLD[${tok("a", "i", K)}] = s + tm;
       s += tm + sF[${C * K}u + a * ${K}u + i];
