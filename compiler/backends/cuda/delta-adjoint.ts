@@ -274,6 +274,21 @@ ${unroll}
   };
 }
 
+/** An adjoint kernel's head (the signature every adjoint shares: inputs of type TIN, `minBlocks` blocks an SM): chunk n's
+ * (b, h), its index cix and first token t0, and its slots in use nv. */
+export function adjHead(entry: string, TIN: string, NT: number, minBlocks: number, C: number): string {
+  return `
+extern "C" __global__ void __launch_bounds__(${NT}, ${minBlocks}) ${entry}(const ${TIN}* __restrict__ Q, const ${TIN}* __restrict__ U, const ${TIN}* __restrict__ W, const ${TIN}* __restrict__ KK, const ${TIN}* __restrict__ VV, const ${TIN}* __restrict__ DY, const float* __restrict__ LD,
+    const float* __restrict__ R, const float* __restrict__ S0, const float* __restrict__ SF, const float* __restrict__ LE, const float* __restrict__ DR, int B, int T, int H,
+    float* __restrict__ dQ, float* __restrict__ dU, float* __restrict__ dW, float* __restrict__ dK, float* __restrict__ dV, float* __restrict__ dLD) {
+  SEQC_SMEM_DECL(seqc_smem_raw);
+  const u32 nC = ((u32)T + ${C - 1}u) / ${C}u, n = blockIdx.x, t = threadIdx.x;
+  if (n >= (u32)B * (u32)H * nC) return;
+  const u32 bh = n / nC, cix = n % nC, b = bh / (u32)H, h = bh % (u32)H, t0 = cix * ${C}u;
+  const u32 nv = (u32)T - t0 < ${C}u ? (u32)T - t0 : ${C}u;  // slots in use
+`;
+}
+
 export function deltaAdjSource(c: DeltaAdjConfig): string {
   check(c);
   const { C, K, V, decay, tin } = c;
@@ -396,16 +411,7 @@ ${ops.partStore}  __syncthreads();
   const end = Object.values(sl).reduce((m, x) => Math.max(m, x.off), 0);
   const sGoff = L.floats - (Math.ceil((C + 1) / 4) * 4 + Math.ceil(NT / 4) * 4 + Math.ceil((C + 1) / 4) * 4);
   if (sGoff <= end) throw new Error("delta-adjoint: layout");
-  return `${c.math ? `\n${MMA_TF32_PRELUDE}` : ""}
-extern "C" __global__ void __launch_bounds__(${NT}, ${L.plan === "six" ? 2 : 1}) ${deltaAdjEntry(c)}(const ${TIN}* __restrict__ Q, const ${TIN}* __restrict__ U, const ${TIN}* __restrict__ W, const ${TIN}* __restrict__ KK, const ${TIN}* __restrict__ VV, const ${TIN}* __restrict__ DY, const float* __restrict__ LD,
-    const float* __restrict__ R, const float* __restrict__ S0, const float* __restrict__ SF, const float* __restrict__ LE, const float* __restrict__ DR, int B, int T, int H,
-    float* __restrict__ dQ, float* __restrict__ dU, float* __restrict__ dW, float* __restrict__ dK, float* __restrict__ dV, float* __restrict__ dLD) {
-  SEQC_SMEM_DECL(seqc_smem_raw);
-  const u32 nC = ((u32)T + ${C - 1}u) / ${C}u, n = blockIdx.x, t = threadIdx.x;
-  if (n >= (u32)B * (u32)H * nC) return;
-  const u32 bh = n / nC, cix = n % nC, b = bh / (u32)H, h = bh % (u32)H, t0 = cix * ${C}u;
-  const u32 nv = (u32)T - t0 < ${C}u ? (u32)T - t0 : ${C}u;  // slots in use
-${ops.own}${slots}  float* sG = (float*)seqc_smem_raw + ${sGoff};  // [C + 1]: sG[a + 1] = G[a], sG[0] = 0
+  return `${c.math ? `\n${MMA_TF32_PRELUDE}` : ""}${adjHead(deltaAdjEntry(c), TIN, NT, L.plan === "six" ? 2 : 1, C)}${ops.own}${slots}  float* sG = (float*)seqc_smem_raw + ${sGoff};  // [C + 1]: sG[a + 1] = G[a], sG[0] = 0
   float* sRed = sG + ${Math.ceil((C + 1) / 4) * 4};  // [threads] aC partials
   float* sRow = sRed + ${Math.ceil(NT / 4) * 4};      // [C] row terms, then aC
 ${dec ? `  if (t == 0u) {
