@@ -34,9 +34,9 @@ type Outs = Record<(typeof OUTS)[number], Float64Array>;
 const WAYS = [64, 128].flatMap((K) => [{ K, tin: "f32", math: undefined, few: false }, { K, tin: "bf16", math: undefined, few: false }, { K, tin: "bf16", math: "tf32", few: false }, { K, tin: "f32", math: undefined, few: true }] as const);
 type Way = (typeof WAYS)[number];
 
-/** A decay mode's ways: decay "key" (RWKV-7) at K = V = 64 (the per-key adjoint's only shape) with f32 and bf16 inputs
- * on the fp32 kernels and f32 with the walk for few rows (no twins with a per-key decay yet). */
-const waysOf = (decay: DeltaBwdDecay): readonly Way[] => (decay === "key" ? WAYS.filter((w) => w.K === 64 && !w.math) : WAYS);
+/** A decay mode's ways: decay "key" (RWKV-7) at K = V = 64 (the per-key adjoint's only shape), every way (bf16
+ * inputs on the per-key TF32 twins of prep and the adjoint among them). */
+const waysOf = (decay: DeltaBwdDecay): readonly Way[] => (decay === "key" ? WAYS.filter((w) => w.K === 64) : WAYS);
 
 /** The kernels of one way at C = 64, by op. */
 function pick(kernels: DeltaBwdKernel[], way: Way): Record<DeltaBwdKernel["op"], DeltaBwdKernel> {
@@ -146,7 +146,7 @@ function errors(got: Outs, cs: Case): Record<string, number> {
 }
 
 describe.skipIf(!gpp)("delta backward: the module's five kernels chained on the CPU emulation vs the float64 backward", () => {
-  it.each(["none", "scalar", "key"] as const)("decay %s: K = V = 64 and 128 (key: 64), f32 and bf16 inputs, bf16 on the TF32 twins (not key), f32 with the walks for few rows, T = 100 (ragged) and 1, initial state and final-state cotangent", (decay) => {
+  it.each(["none", "scalar", "key"] as const)("decay %s: K = V = 64 and 128 (key: 64), f32 and bf16 inputs, bf16 on the TF32 twins, f32 with the walks for few rows, T = 100 (ragged) and 1, initial state and final-state cotangent", (decay) => {
     const bin = buildEmu(decay, deltaBwdModule(deltaBwdConfigs(decay)));
     const seen: string[] = [];
     for (const [i, way] of waysOf(decay).entries())

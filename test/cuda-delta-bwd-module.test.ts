@@ -3,16 +3,16 @@
  * "kernels"."deltaBwd"): the records the runtime picks by (op, decay, C, K, V, tin, cols, entry, threads, sharedBytes)
  * for each decay mode (prep's and the adjoint's kernels of that mode, the mode's walks: the default one of a shape and the
  * one for few rows, then prep's and the adjoint's TF32 twins), each entry once in the source; decay "key" (RWKV-7) with
- * the per-key walks and adjoint; the
- * whole module through g++ on the CPU emulation's header (the preludes together), and nvcc -cubin for sm_90 (where
+ * the per-key walks and adjoint and the per-key twins (prep's at K = V = 64 and 128, the adjoint's at 64); the whole module through g++ on the CPU emulation's header (the preludes together), and nvcc -cubin for sm_90 (where
  * installed) compiling each decay mode's module with no spills.
  */
 import { describe, expect, it } from "vitest";
 import { spawnSync } from "node:child_process";
 import { deltaBwdConfigs, deltaBwdModule } from "../compiler/backends/cuda/delta-bwd.ts";
 import { DELTA_ADJ_CONFIGS, DELTA_ADJ_K128_CONFIGS, DELTA_ADJ_K128_MMA_CONFIGS, DELTA_ADJ_MMA_CONFIGS, deltaAdjKernel, type DeltaAdjConfig } from "../compiler/backends/cuda/delta-adjoint.ts";
-import { DELTA_PREP_CONFIGS, DELTA_PREP_KEY_CONFIGS, DELTA_PREP_MMA_CONFIGS, deltaPrepKernel, type DeltaPrepConfig, type DeltaPrepDecay } from "../compiler/backends/cuda/delta-prep.ts";
+import { DELTA_PREP_CONFIGS, DELTA_PREP_KEY_CONFIGS, DELTA_PREP_KEY_MMA_CONFIGS, DELTA_PREP_MMA_CONFIGS, deltaPrepKernel, type DeltaPrepConfig, type DeltaPrepDecay } from "../compiler/backends/cuda/delta-prep.ts";
 import { DELTA_ADJ_KEY_CONFIGS, deltaAdjKeyKernel } from "../compiler/backends/cuda/delta-adjoint-key.ts";
+import { DELTA_ADJ_KEY_MMA_CONFIGS, deltaAdjKeyMmaKernel } from "../compiler/backends/cuda/delta-adjoint-key-mma.ts";
 import { DELTA_WALK_CONFIGS, DELTA_WALK_FEW_CONFIGS, DELTA_WALK_KEY_CONFIGS, DELTA_WALK_KEY_FEW_CONFIGS, deltaWalkKernel } from "../compiler/backends/cuda/delta-walk.ts";
 import { findNvcc } from "../compiler/backends/cuda/nvcc.ts";
 import { compileLowRankEmu } from "./helpers/lowrank-emu.ts";
@@ -29,20 +29,21 @@ describe("delta backward kernel module", () => {
     const adj = (cs: readonly DeltaAdjConfig[]) => cs.filter((c) => c.decay === decay).map((c) => ({ c, k: deltaAdjKernel(c), op: "adj" }));
     const walks = decay === "key" ? [...DELTA_WALK_KEY_CONFIGS, ...DELTA_WALK_KEY_FEW_CONFIGS] : [...DELTA_WALK_CONFIGS, ...DELTA_WALK_FEW_CONFIGS];
     const keyAdj = decay === "key" ? DELTA_ADJ_KEY_CONFIGS.map((c) => ({ c: { ...c, math: undefined }, k: deltaAdjKeyKernel(c), op: "adj" })) : [];
+    const keyAdjMma = decay === "key" ? DELTA_ADJ_KEY_MMA_CONFIGS.map((c) => ({ c, k: deltaAdjKeyMmaKernel(c), op: "adj" })) : [];
     const want = [
       ...prep(DELTA_PREP_CONFIGS), ...prep(DELTA_PREP_KEY_CONFIGS),
       ...walks.map((c) => ({ c: { ...c, tin: "f32", math: undefined }, k: deltaWalkKernel(c), op: "walk" })),
-      ...adj([...DELTA_ADJ_CONFIGS, ...DELTA_ADJ_K128_CONFIGS]), ...keyAdj, ...prep(DELTA_PREP_MMA_CONFIGS), ...adj([...DELTA_ADJ_MMA_CONFIGS, ...DELTA_ADJ_K128_MMA_CONFIGS]),
+      ...adj([...DELTA_ADJ_CONFIGS, ...DELTA_ADJ_K128_CONFIGS]), ...keyAdj, ...prep(DELTA_PREP_MMA_CONFIGS), ...prep(DELTA_PREP_KEY_MMA_CONFIGS), ...adj([...DELTA_ADJ_MMA_CONFIGS, ...DELTA_ADJ_K128_MMA_CONFIGS]), ...keyAdjMma,
     ].map(({ c, k, op }) => ({ op, decay, tin: c.tin, C: c.C, K: c.K, V: c.V, cols: "cols" in k ? k.cols : c.V, ...("split" in k && k.split > 1 ? { split: k.split } : {}), ...(c.math ? { math: c.math } : {}), entry: k.entry, threads: k.threads, sharedBytes: k.sharedBytes }));
     expect(m.kernels).toEqual(want);
-    if (decay !== "key") expect(m.kernels.filter((k) => k.math).length, "twins").toBeGreaterThan(0);
+    expect(m.kernels.filter((k) => k.math && k.op !== "walk").map((k) => k.math), "twins").toEqual(Array(decay === "key" ? 5 : 6).fill("tf32"));
     expect(deltaBwdModule(deltaBwdConfigs(decay, false)).kernels).toEqual(m.kernels.filter((k) => !k.math));
     // what the runtime needs at least: each op at C = 64, K = V = 64 and 128 for both input types, the TF32 twins of prep
-    // and the adjoint there for bf16 (decay "key": the per-key adjoint at K = V = 64), the walks (the default one of a
+    // and the adjoint there for bf16 (decay "key": the per-key adjoint and its twin at K = V = 64), the walks (the default one of a
     // shape first, then the one for few rows: 8 columns, split 4 / 2)
     const rows = m.kernels.map((k) => `${k.op} ${k.decay} ${k.tin} ${k.C} ${k.K} ${k.V} ${k.cols}${k.math ? ` ${k.math}` : ""}`);
     for (const K of [64, 128])
-      for (const r of [...(decay === "key" ? [...["prep_fwd", "prep_bwd"].flatMap((op) => ["f32", "bf16"].map((t) => `${op} key ${t} 64 ${K} ${K} ${K}`)), ...(K === 64 ? ["f32", "bf16"].map((t) => `adj key ${t} 64 64 64 64`) : [])] : ["prep_fwd", "prep_bwd", "adj"].flatMap((op) => [...["f32", "bf16"].map((t) => `${op} ${decay} ${t} 64 ${K} ${K} ${K}`), `${op} ${decay} bf16 64 ${K} ${K} ${K} tf32`])), `walk ${decay} f32 64 ${K} ${K} ${K === 64 ? 32 : 16}`])
+      for (const r of [...(decay === "key" ? [...["prep_fwd", "prep_bwd"].flatMap((op) => ["f32", "bf16"].map((t) => `${op} key ${t} 64 ${K} ${K} ${K}`)), `prep_fwd key bf16 64 ${K} ${K} ${K} tf32`, `prep_bwd key bf16 64 ${K} ${K} ${K} tf32`, ...(K === 64 ? [...["f32", "bf16"].map((t) => `adj key ${t} 64 64 64 64`), "adj key bf16 64 64 64 64 tf32"] : [])] : ["prep_fwd", "prep_bwd", "adj"].flatMap((op) => [...["f32", "bf16"].map((t) => `${op} ${decay} ${t} 64 ${K} ${K} ${K}`), `${op} ${decay} bf16 64 ${K} ${K} ${K} tf32`])), `walk ${decay} f32 64 ${K} ${K} ${K === 64 ? 32 : 16}`])
         expect(rows).toContain(r);
     const key = decay === "key" ? "key_" : "";
     expect(m.kernels.filter((k) => k.op === "walk").map((k) => [k.entry, k.cols, k.split, k.threads, k.sharedBytes])).toEqual([

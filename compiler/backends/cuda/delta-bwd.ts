@@ -15,7 +15,9 @@
  *
  * Decay "key" (RWKV-7, ld [B, T, H, K]): prep's per-key kernels (delta-prep-key.ts via delta-prep.ts, K = V = 64 and
  * 128, f32 and bf16 inputs; A written [N, K]), the per-key walks (A [N, K]; seqc_delta_walk_key_*) and the per-key
- * adjoint (delta-adjoint-key.ts, K = V = 64 only, f32 and bf16 inputs; dLD [B, T, H, K]); no TF32 twins yet.
+ * adjoint (delta-adjoint-key.ts, K = V = 64 only, f32 and bf16 inputs; dLD [B, T, H, K]); their TF32 twins (bf16
+ * inputs, math "tf32"): prep's (delta-prep-key.ts's row layouts with delta-prep-mma.ts's mma, K = V = 64 and 128) and the
+ * adjoint's (delta-adjoint-key-mma.ts, K = V = 64).
  *
  * Kernels, C = 64: the per-chunk preparations of both walks (compiler/backends/cuda/delta-prep.ts, K = V = 64 and 128,
  * f32 and bf16 inputs), the walk over the chunks, both directions (delta-walk.ts, K = V = 64 and 128), the per-chunk
@@ -25,7 +27,8 @@
  */
 import { DELTA_ADJ_CONFIGS, DELTA_ADJ_K128_CONFIGS, DELTA_ADJ_K128_MMA_CONFIGS, DELTA_ADJ_MMA_CONFIGS, DELTA_ADJ_PRELUDE, deltaAdjKernel, deltaAdjSource, type DeltaAdjConfig } from "./delta-adjoint.ts";
 import { DELTA_ADJ_KEY_CONFIGS, deltaAdjKeyKernel, deltaAdjKeySource, type DeltaAdjKeyConfig } from "./delta-adjoint-key.ts";
-import { DELTA_PRELUDE, DELTA_PREP_CONFIGS, DELTA_PREP_KEY_CONFIGS, DELTA_PREP_MMA_CONFIGS, deltaPrepKernel, deltaPrepSource, type DeltaPrepConfig, type DeltaPrepDecay } from "./delta-prep.ts";
+import { DELTA_ADJ_KEY_MMA_CONFIGS, deltaAdjKeyMmaKernel, deltaAdjKeyMmaSource, type DeltaAdjKeyMmaConfig } from "./delta-adjoint-key-mma.ts";
+import { DELTA_PRELUDE, DELTA_PREP_CONFIGS, DELTA_PREP_KEY_CONFIGS, DELTA_PREP_KEY_MMA_CONFIGS, DELTA_PREP_MMA_CONFIGS, deltaPrepKernel, deltaPrepSource, type DeltaPrepConfig, type DeltaPrepDecay } from "./delta-prep.ts";
 import { DELTA_WALK_CONFIGS, DELTA_WALK_FEW_CONFIGS, DELTA_WALK_KEY_CONFIGS, DELTA_WALK_KEY_FEW_CONFIGS, DELTA_WALK_PRELUDE, deltaWalkKernel, deltaWalkSource, type DeltaWalkConfig } from "./delta-walk.ts";
 
 export type DeltaBwdOp = "prep_fwd" | "prep_bwd" | "walk" | "adj";
@@ -54,7 +57,7 @@ export interface DeltaBwdConfigs {
   decay: DeltaBwdDecay;
   prep: readonly DeltaPrepConfig<DeltaPrepDecay>[];
   walk: readonly DeltaWalkConfig[];
-  adj: readonly (DeltaAdjConfig | DeltaAdjKeyConfig)[];
+  adj: readonly (DeltaAdjConfig | DeltaAdjKeyConfig | DeltaAdjKeyMmaConfig)[];
 }
 
 /** A model's configurations for its decay mode: prep's and the adjoint's of that mode (`twins`: with their TF32 twins,
@@ -63,12 +66,13 @@ export function deltaBwdConfigs(decay: DeltaBwdDecay, twins = true): DeltaBwdCon
   const mine = <T extends { decay: string }>(cs: readonly T[]) => cs.filter((c) => c.decay === decay);
   const walk = decay === "key" ? [...DELTA_WALK_KEY_CONFIGS, ...DELTA_WALK_KEY_FEW_CONFIGS] : [...DELTA_WALK_CONFIGS, ...DELTA_WALK_FEW_CONFIGS];
   return {
-    decay, prep: mine<DeltaPrepConfig<DeltaPrepDecay>>([...DELTA_PREP_CONFIGS, ...DELTA_PREP_KEY_CONFIGS, ...(twins ? DELTA_PREP_MMA_CONFIGS : [])]), walk,
-    adj: mine([...DELTA_ADJ_CONFIGS, ...DELTA_ADJ_K128_CONFIGS, ...DELTA_ADJ_KEY_CONFIGS, ...(twins ? [...DELTA_ADJ_MMA_CONFIGS, ...DELTA_ADJ_K128_MMA_CONFIGS] : [])]),
+    decay, prep: mine<DeltaPrepConfig<DeltaPrepDecay>>([...DELTA_PREP_CONFIGS, ...DELTA_PREP_KEY_CONFIGS, ...(twins ? [...DELTA_PREP_MMA_CONFIGS, ...DELTA_PREP_KEY_MMA_CONFIGS] : [])]), walk,
+    adj: mine([...DELTA_ADJ_CONFIGS, ...DELTA_ADJ_K128_CONFIGS, ...DELTA_ADJ_KEY_CONFIGS, ...(twins ? [...DELTA_ADJ_MMA_CONFIGS, ...DELTA_ADJ_K128_MMA_CONFIGS, ...DELTA_ADJ_KEY_MMA_CONFIGS] : [])]),
   };
 }
 
-const isKeyAdj = (c: DeltaAdjConfig | DeltaAdjKeyConfig): c is DeltaAdjKeyConfig => c.decay === "key";
+const isKeyAdj = (c: DeltaAdjConfig | DeltaAdjKeyConfig | DeltaAdjKeyMmaConfig): c is DeltaAdjKeyConfig | DeltaAdjKeyMmaConfig => c.decay === "key";
+const isKeyMma = (c: DeltaAdjKeyConfig | DeltaAdjKeyMmaConfig): c is DeltaAdjKeyMmaConfig => "math" in c && c.math === "tf32";
 
 /** The module of these configurations: the preludes (prep's, the adjoint's, the walk's with the TF32 helpers: each
  * guarded or a repeatable definition), then the fp32 kernels (prep's, the walks, the adjoints), then the twins. */
@@ -89,7 +93,8 @@ export function deltaBwdModule(configs: DeltaBwdConfigs): { source: string; kern
     for (const c of configs.prep.filter((x) => !!x.math === twins)) add({ ...deltaPrepKernel(c), op: c.op === "fwd" ? "prep_fwd" : "prep_bwd" }, deltaPrepSource(c));
     if (!twins) for (const c of configs.walk) add({ ...deltaWalkKernel(c), decay, tin: "f32" }, deltaWalkSource(c));
     for (const c of configs.adj.filter((x) => !!("math" in x && x.math) === twins)) {
-      if (isKeyAdj(c)) add({ ...deltaAdjKeyKernel(c), op: "adj" }, deltaAdjKeySource(c));
+      if (isKeyAdj(c) && isKeyMma(c)) add({ ...deltaAdjKeyMmaKernel(c), op: "adj" }, deltaAdjKeyMmaSource(c));
+      else if (isKeyAdj(c)) add({ ...deltaAdjKeyKernel(c), op: "adj" }, deltaAdjKeySource(c));
       else add({ ...deltaAdjKernel(c), op: "adj" }, deltaAdjSource(c));
     }
   }
