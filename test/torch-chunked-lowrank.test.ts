@@ -21,6 +21,7 @@ import { interpret, shapeSizes, type RunInputs } from "../compiler/ir/interpret.
 import * as I from "../compiler/ir/types.ts";
 import { gradients, recording } from "../compiler/grad/run.ts";
 import { lowRankChain } from "../compiler/grad/chunked-chain-lowrank.ts";
+import { torchLowRankChain } from "../compiler/backends/torch/chain-copies-lowrank.ts";
 import { buildTorchPlans } from "../compiler/backends/torch/plans.ts";
 import { emitTorch } from "../compiler/backends/torch/target.ts";
 import { relativeError } from "../compiler/io/manifest.ts";
@@ -66,7 +67,8 @@ describe("torch target: the low-rank chunked backward's plans", () => {
     const tp = buildTorchPlans(model, { dims: baked(model) });
     const ch = tp.chunked;
     if (!("lowRank" in ch)) throw new Error("unavailable" in ch ? ch.unavailable : "not the low-rank chain");
-    const chain = lowRankChain(model, { ...baked(model) });
+    // (the torch module's chain: prep without its copies of inputs, chain-copies-lowrank.ts; RWKV-7 no prep, no prep's backward)
+    const chain = torchLowRankChain(lowRankChain(model, { ...baked(model) }), { ...baked(model) });
     expect(ch.parts).toEqual(LR_PARTS.filter((p) => chain.models[p]));
     expect(ch.parts.includes("decay")).toBe(name !== "deltanet");
     for (const part of ch.parts) {
@@ -79,7 +81,8 @@ describe("torch target: the low-rank chunked backward's plans", () => {
         const variants = f32.forms.map((f) => f.variant + (f.unwritten ? `[${f.unwritten.join(",")}]` : ""));
         expect(variants.slice(0, 6), part).toEqual(["thread", "workgroup", "global", "thread-bf16in", "workgroup-bf16in", "global-bf16in"]);
         const inputs = model.tensors.filter((t) => t.kind === "input").map((t) => t.name);
-        const low = [...(part === "postBw" ? [...inputs, ...Object.values(chain.names.postBw.outputBar)] : inputs)].sort();
+        const reads = I.tensorsOfKind(chain.models[part as LrPart]!, "input").map((t) => t.name).filter((n) => inputs.includes(n));
+        const low = [...(part === "postBw" ? [...inputs, ...Object.values(chain.names.postBw.outputBar)] : reads)].sort();
         for (const f of f32.forms.slice(3)) expect(f.bf16Inputs, `${part} ${f.variant}`).toEqual(low);
         expect(variants.filter((v) => /-rm(1|4|16)\b/.test(v)).length % 3, part).toBe(0);
         expect(variants.some((v) => v.startsWith("global-bf16in") && v.includes("-rm16")), part).toBe(true);
@@ -327,7 +330,7 @@ describe.skipIf(!cpuTorch)("torch target: the low-rank chunked backward through 
     const dir = mkdtempSync(join(tmpdir(), "seqc-torch-lowrank-"));
     const json = emitTorch(model, { ptx: false, dims: baked(model) }).find((f) => f.path.endsWith(".torch.json"))!;
     writeFileSync(join(dir, json.path), json.contents);
-    const chain = lowRankChain(model, dims);
+    const chain = torchLowRankChain(lowRankChain(model, dims), dims);  // (the module's: prep without its copies of inputs)
     const rec = recording(model);
     for (const [B, T, init] of [[2, 19, true], [1, 1, true], [3, 7, false]] as const) {
       const run = chunkInputs(model, { dims, batch: B, time: T, seed: 9 + T, initialState: init });
@@ -363,7 +366,7 @@ describe.skipIf(!cpuBf16)("torch target: bf16 tensors through the low-rank chunk
     const dir = mkdtempSync(join(tmpdir(), "seqc-torch-lowrank-bf16-"));
     const json = emitTorch(model, { ptx: false, dims: baked(model) }).find((f) => f.path.endsWith(".torch.json"))!;
     writeFileSync(join(dir, json.path), json.contents);
-    const chain = lowRankChain(model, dims);
+    const chain = torchLowRankChain(lowRankChain(model, dims), dims);  // (the module's: prep without its copies of inputs; RWKV-7 none)
     // (T = 1 with a given initial state: from the zero state RWKV-7's dw is exactly zero, its float rounding is not)
     const inputs = model.tensors.filter((t) => t.kind === "input").map((t) => t.name).sort();
     for (const [B, T, init, lrStateless] of [[2, 37, false, "twins"], [1, 1, true, "twins"], [2, 37, false, "f32"]] as const) {
@@ -392,13 +395,16 @@ describe.skipIf(!cpuBf16)("torch target: bf16 tensors through the low-rank chunk
           // the given inputs (and post's backward its cotangent) as bf16, the adjoints of prep's outputs float32; outputs float32
           expect([io, outIo, dts], `${label} ${k}`).toEqual(["bf16", "f32", k === "chain:prep" ? ["bfloat16"] : ["bfloat16", "float32"]]);
           expect(variant, `${label} ${k}`).toMatch(/-bf16in/);
-          expect(lowIn.filter((x) => !bf16Inputs!.includes(x)), `${label} ${k}`).toEqual([]);
-          expect(lowIn.filter((x) => inputs.includes(x)), `${label} ${k}`).toEqual(inputs);
+          // (prep and its backward: the inputs prep reads besides its copies; the glue hands prep every input, the plan binds those)
+          const reads = k === "chain:postBw" ? inputs : I.tensorsOfKind(chain.models[k.slice(6) as LrPart]!, "input").map((t) => t.name).filter((x) => inputs.includes(x)).sort();
+          const bound = lowIn.filter((x) => !inputs.includes(x) || reads.includes(x));
+          expect(bound.filter((x) => !bf16Inputs!.includes(x)), `${label} ${k}`).toEqual([]);
+          expect(bound.filter((x) => inputs.includes(x)).sort(), `${label} ${k}`).toEqual(reads);
           if (k === "chain:postBw") expect(lowIn.filter((x) => !inputs.includes(x)), `${label} ${k}`).toEqual(Object.values(chain.names.postBw.outputBar));
           twins++;
         } else expect([io, dts], `${label} ${k}`).toEqual(["f32", ["float32"]]);
       }
-      expect(twins, label).toBe(lrStateless === "twins" ? 3 : 0);
+      expect(twins, label).toBe(lrStateless === "twins" ? (chain.models.prep ? 3 : 1) : 0);
       for (const [k, v] of Object.entries(want.inputs)) expect(relativeError(Float64Array.from(got.inputs[k]), v), `${label}: d ${k}`).toBeLessThanOrEqual(1e-2);
       if (init) for (const [k, v] of Object.entries(want.initialState)) expect(relativeError(Float64Array.from(got.initialState[k]), v), `${label}: d ${k}0`).toBeLessThanOrEqual(1e-2);
     }

@@ -1165,13 +1165,22 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
         folded = {k: v.reshape([B * T, 1] + list(v.shape[2:])) for k, v in ins.items() if v is not None}
         return {k: v.reshape([B, T] + list(v.shape[2:])) for k, v in run(part, None, folded, {}, B * T, 1)[0].items()}
 
-    # the timeline's inputs from prep's outputs
-    prep = pointwise("prep", given)
+    # the timeline's inputs from prep's outputs; prep's copies of inputs (prepAliases, compiler/backends/torch/
+    # chain-copies-lowrank.ts: DeltaNet's w = k, v; all of RWKV-7's) are the given inputs themselves (views, bf16 where
+    # given so: every reader below converts them where it needs the glue's dtype), their adjoints added to the inputs'
+    # gradients in finish (no prep or prep's backward runs where prep is all copies)
+    aliases = n.get("prepAliases") or {}
+    prep = dict(pointwise("prep", given)) if n["prepOutputs"] else {}
+    for o, src in aliases.items():
+        prep[o] = given[src]
+    prep_all = list(n["prepOutputs"]) + [o for o in aliases if o not in n["prepOutputs"]]
+
+    def bar_zeros(o):  # a zero adjoint of prep output o, in the glue's dtype
+        return zeros(prep[o].shape)
     merge_scale = {}  # exp(ld) of each merged decay step, for w' here and dw below
     if merged:  # the merged steps' low-rank queries w' = exp(ld) w (the decay's step folded into theirs)
-        prep = dict(prep)
         for ldn, wns in merged:
-            a = merge_scale[ldn] = torch.exp(prep[ldn].reshape(B, T, -1, H, 1))
+            a = merge_scale[ldn] = torch.exp(prep[ldn].reshape(B, T, -1, H, 1).to(dtype))
             for wn in wns:
                 prep[wn] = (prep[wn].reshape(B, T, -1, H, K) * a).reshape(prep[wn].shape)
 
@@ -1210,8 +1219,8 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
         prep_in = dict(given)
         for o in n["prepOutputs"]:
             prep_in[n["prepBw"]["outputBar"][o]] = bars[o]
-        prep_g = pointwise("prepBw", prep_in)
-        gin, gpar = _chunked.sum_pieces([(post_g, n["postBw"]), (prep_g, n["prepBw"])], B, T, inputs, params, zeros)
+        prep_g = pointwise("prepBw", prep_in) if n["prepOutputs"] else {}
+        gin, gpar = _chunked.sum_pieces([(post_g, n["postBw"]), (prep_g, n["prepBw"])], B, T, inputs, params, zeros, [(bars.get(o), src) for o, src in aliases.items()])
         return gin, gpar, dS0
 
     if S0 is None:
@@ -1224,7 +1233,7 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
         with _section("delta"):
             grads = _delta.delta_backward(
                 per_step(lr["u"], K)[:, :, 0], per_step(lr["w"], K)[:, :, 0], per_step(pr["k"], K)[:, :, 0], per_step(pr["v"], V)[:, :, 0],
-                per_step(ro["q"], K)[:, :, 0], (per_step(ldn["name"], K)[:, :, 0] if ldn["perKey"] else per_step(ldn["name"], 1)[:, :, 0, :, 0]) if ldn else None, canon(S0),
+                per_step(ro["q"], K)[:, :, 0], (per_step(ldn["name"], K)[:, :, 0] if ldn["perKey"] else per_step(ldn["name"], 1)[:, :, 0, :, 0]).to(dtype) if ldn else None, canon(S0),
                 dY, canon(cot_state) if cot_state is not None else None, C=chunk, kern=delta_kern, passer=passer if heads else None,
                 lower_solve=unit_lower_solve, upper_t_solve=_wy.upper_t_solve)
         bars = {}
@@ -1234,9 +1243,9 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
                 bars[name] = bars[name] + g
             else:
                 bars[name] = g.contiguous()
-        for o in n["prepOutputs"]:
+        for o in prep_all:
             if o not in bars:
-                bars[o] = torch.zeros_like(prep[o])
+                bars[o] = bar_zeros(o)
         return finish(bars, grads[6], post_g)
 
     def gather(pick, w, into=None):
@@ -1554,13 +1563,13 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
     # the adjoints of prep's outputs, from the timeline (the adjoint's pieces back in forward time)
     # (LR_COPIES "lean": each slot's first piece copied into an empty tensor, later ones added; slots no piece reaches
     # zeroed at the end; "old": zeros, every piece added)
-    bars = {} if lean_copies else {o: torch.zeros_like(prep[o]) for o in n["prepOutputs"]}
+    bars = {} if lean_copies else {o: bar_zeros(o) for o in prep_all}
     bar_w, bar_set = {}, {}
 
     def bar_add(name, w, c, x):
         """Adds x into slot c of prep output `name`'s adjoint, viewed [B, T, loop index, H, w]."""
         if name not in bars:
-            bars[name] = torch.empty_like(prep[name])
+            bars[name] = torch.empty(prep[name].shape, dtype=dtype, device=device)
             bar_set[name] = set()
         bar_w[name] = w
         dst = bars[name].view(B, T, -1, H, w)[:, :, c]
@@ -1595,9 +1604,9 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
     for r, ro in enumerate(readouts):
         bar_add(ro["q"], K, 0, at_reads(fw["o_dq%d" % r], r))
     if lean_copies:  # the slots no piece reached (and outputs none reached) are zeros
-        for o in n["prepOutputs"]:
+        for o in prep_all:
             if o not in bars:
-                bars[o] = torch.zeros_like(prep[o])
+                bars[o] = bar_zeros(o)
                 continue
             v = bars[o].view(B, T, -1, H, bar_w[o])
             for c in range(v.shape[2]):

@@ -273,11 +273,12 @@ def delta_torch_key(u, w, kk, vv, q, ld, S_init, dY, dS, C=64, passer=None, lowe
 def delta_kernels(kern, u, w, kk, vv, q, ld, S_init, dY, dS, C=64):
     """delta_backward by the five kernels of `kern` (delta_launcher's launch): prep_fwd, the forward walk, prep_bwd, the
     reverse walk, adj. None where kern has no kernel for the shape (mode, C, K, V, the per-token inputs' dtype: kern.tin
-    where it says one, their own else; they are converted to it once here)."""
+    where it says one, else dY's, the glue's (a per-token input may be a bf16 input itself, where prep's output is a copy
+    of it: seqc_chunked_lowrank's prepAliases); they are converted to it once here)."""
     B, T, H, K = u.shape
     V = vv.shape[3]
     mode = "none" if ld is None else "key" if ld.dim() == 4 else "scalar"
-    tin = getattr(kern, "tin", None) or u.dtype
+    tin = getattr(kern, "tin", None) or dY.dtype
     if not kern.has(mode, C, K, V, tin):
         return None
     u, w, kk, vv, q, dY = (x.to(tin) for x in (u, w, kk, vv, q, dY))
@@ -301,6 +302,9 @@ def delta_backward(u, w, kk, vv, q, ld, S_init, dY, dS, C=64, kern=None, passer=
         out = delta_kernels(kern, u, w, kk, vv, q, ld, S_init, dY, dS, C)
         if out is not None:
             return out
+    # torch ops in dY's dtype, the glue's (a per-token input may be a bf16 input itself: delta_kernels)
+    u, w, kk, vv, q = (x.to(dY.dtype) for x in (u, w, kk, vv, q))
+    ld = ld.to(dY.dtype) if ld is not None else None
     if ld is not None and ld.dim() == 4:
         return delta_torch_key(u, w, kk, vv, q, ld, S_init, dY, dS, C, passer, lower_solve, upper_t_solve)
     return delta_torch(u, w, kk, vv, q, ld, S_init, dY, dS, C, passer, lower_solve, upper_t_solve)

@@ -35,7 +35,8 @@ per-key stand-in that ignores it; "bigFlips": torch.flip calls on tensors of 4 o
 dY (wy_launcher's dy_stride: the dy line then a slot of wy's events too); bwd "delta" (seqc_delta_bwd): deltaKern
 "recurrence", its five kernels by test/torch/delta_kernels_standin.py ("deltaCalls": the ops launched); deltaBreak:
 "aC" (the chunk end's <LE, S_C> dropped from the log decays' adjoint) or "walk" (the reverse walk without the chunk
-transitions), a term dropped (the test expects the gradients off)."""
+transitions), a term dropped (the test expects the gradients off); givenBf16: "tensor" / "round", the forward's inputs
+rounded to bf16 and given as bf16 tensors (as a bf16 step gives them, the glue in dtype) or as dtype tensors."""
 
 import json
 import os
@@ -302,8 +303,12 @@ def main():
 
 def glue_backward(case, run, fused, readout, passer, wy_kern, delta_kern=None):
     B, T = case["B"], case["T"]
+    given = {k: arr(v) for k, v in case["given"].items()}
+    if case.get("givenBf16"):  # the forward's inputs rounded to bf16: "tensor" as bf16 tensors (a
+        # bf16 step's, the glue still in DTYPE), "round" as DTYPE tensors of the rounded values
+        given = {k: v.to(torch.bfloat16) if case["givenBf16"] == "tensor" else v.to(torch.bfloat16).to(DTYPE[0]) for k, v in given.items()}
     return seqc_chunked_lowrank.lowrank_backward(
-        case["names"], run, B, T, case["stateShape"], {k: arr(v) for k, v in case["given"].items()}, arr(case.get("S0")),
+        case["names"], run, B, T, case["stateShape"], given, arr(case.get("S0")),
         {k: arr(v) for k, v in case["cotOutputs"].items()}, arr(case.get("cotState")),
         case["inputs"], case["params"], case["outputs"], DTYPE[0], torch.device("cpu"), case["chunk"], case.get("decayWay"), case.get("passWay"),
         case.get("readWay"), case.get("augWay"), key_way=case.get("keyWay"),

@@ -4,7 +4,8 @@
  * augF / augA run their chunked forms, the per-chunk readouts read / fwd / adjoint, the pass over chunks, the
  * log-decay adjoint and prep / post's backward models the runner's pick; the stateless parts prep, prepBw and postBw
  * also the GLA chain's bf16-input, warp-split, no-zeros and row-major twins: stateless-bf16.ts statelessTwins) and `chain64:<part>` (double sequential
- * kernels, for gradcheck). runtime/torch/seqc_chunked_lowrank.py runs them with torch ops as the glue. The module's
+ * kernels, for gradcheck); prep without its copies of inputs (chain-copies-lowrank.ts: the glue binds them to the inputs;
+ * RWKV-7 has no prep). runtime/torch/seqc_chunked_lowrank.py runs them with torch ops as the glue. The module's
  * `chunked` entry is `{ lowRank: names, parts }` (the WebGPU classes' training plans use the same key). With one
  * low-rank pair per micro-step the module also gets the fused chunk transitions (`kernels.lowRankCore`,
  * compiler/backends/cuda/lowrank-core.ts: the configurations of the model's decay mode), which the glue launches where
@@ -24,7 +25,7 @@ import * as I from "../../ir/types.ts";
 import type { CudaModelPlan } from "../../../runtime/cuda/plan.ts";
 import { lowerCuda, lowerCudaF64 } from "../cuda/plan.ts";
 import { trainingLowRankChain } from "../../grad/training.ts";
-import { LR_PARTS, type LrChainNames, type LrPart } from "../../../runtime/chunked-backward-lowrank.ts";
+import { LR_PARTS, type LrPart } from "../../../runtime/chunked-backward-lowrank.ts";
 import { LOWRANK_CORE_CONFIGS, LOWRANK_CORE_MMA_CONFIGS, lowRankCoreModule } from "../cuda/lowrank-core.ts";
 import { LOWRANK_READ_CONFIGS, lowRankReadModule } from "../cuda/lowrank-readout.ts";
 import { LOWRANK_READ_COLS_CONFIGS, withReadCols } from "../cuda/lowrank-readout-cols.ts";
@@ -35,18 +36,22 @@ import { deltaBwdConfigs, deltaBwdModule } from "../cuda/delta-bwd.ts";
 import type { TorchKernelModule } from "./chain-plans.ts";
 import { zeroOutputs } from "./chain-copies.ts";
 import { STATELESS_PARTS, statelessTwins } from "./stateless-bf16.ts";
+import { torchLowRankChain, type TorchLrChainNames } from "./chain-copies-lowrank.ts";
 
 /** The low-rank chain in a torch module: its names and the parts that have plans (`chain:<part>`). */
-export interface TorchLowRankChunked { lowRank: LrChainNames; parts: LrPart[] }
+export interface TorchLowRankChunked { lowRank: TorchLrChainNames; parts: LrPart[] }
 
 /**
  * The low-rank chain's plans (keys `chain:<part>` and `chain64:<part>`) where the model has a low-rank core that
  * the chain covers, else undefined. `keep` keeps a part's float32 forms. `dims`: fixed dims and the dims baked
- * at compile time (a micro-step loop's extent, which the chain's timeline unrolls).
+ * at compile time (a micro-step loop's extent, which the chain's timeline unrolls). `copies`: prep without its copies of
+ * inputs (chain-copies-lowrank.ts; seqc_chunked_lowrank.py binds them to the inputs); without it, the chain as
+ * compiler/grad builds it.
  */
-export function lowRankChainPlans(model: I.Model, dims: Record<string, number>, keep: (p: CudaModelPlan, part: LrPart) => CudaModelPlan): { plans: Record<string, CudaModelPlan>; chunked: TorchLowRankChunked; kernels?: Record<string, TorchKernelModule> } | undefined {
-  const chain = trainingLowRankChain(model, dims);
-  if (!chain) return undefined;
+export function lowRankChainPlans(model: I.Model, dims: Record<string, number>, keep: (p: CudaModelPlan, part: LrPart) => CudaModelPlan, opts: { copies?: boolean } = {}): { plans: Record<string, CudaModelPlan>; chunked: TorchLowRankChunked; kernels?: Record<string, TorchKernelModule> } | undefined {
+  const full = trainingLowRankChain(model, dims);
+  if (!full) return undefined;
+  const chain = opts.copies ? torchLowRankChain(full, dims) : full;
   const plans: Record<string, CudaModelPlan> = {};
   const parts: LrPart[] = [];
   for (const part of LR_PARTS) {

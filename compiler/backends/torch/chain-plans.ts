@@ -40,7 +40,7 @@ export function chainPlans(model: I.Model, bakedDims: Record<string, number>, ke
   const dims = { ...fixed, ...bakedDims };
   const full = trainingChain(model, dims);
   // a low-rank core (the delta-rule family): the low-rank chain's plans (chain-plans-lowrank.ts)
-  if ("why" in full) return lowRankChainPlans(model, dims, keep as (p: CudaModelPlan, part: string) => CudaModelPlan) ?? { plans: {}, chunked: { unavailable: full.why } };
+  if ("why" in full) return lowRankChainPlans(model, dims, keep as (p: CudaModelPlan, part: string) => CudaModelPlan, opts) ?? { plans: {}, chunked: { unavailable: full.why } };
   // prep's copies of inputs and the backward models' zeros and copies left to the glue (chain-copies.ts)
   const chain = opts.copies ? torchChain(full, dims) : full;
   const plans: Record<string, CudaModelPlan> = {};
