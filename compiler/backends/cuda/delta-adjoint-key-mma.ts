@@ -42,8 +42,8 @@
  * one block (16 warps) an SM (two blocks of 512 threads would need 64 registers a thread; at 256 threads and <= 128
  * registers the 64 accumulator floats a thread spilled).
  */
-import { adjTok } from "./delta-adjoint.ts";
-import type { DeltaAdjKeyConfig } from "./delta-adjoint-key.ts";
+import { adjHead, adjTok } from "./delta-adjoint.ts";
+import { adjKeyParts, type DeltaAdjKeyConfig, type KeySlot } from "./delta-adjoint-key.ts";
 import { MMA_TF32_PRELUDE, tf32Ops } from "./lowrank-readout-mma.ts";
 
 export interface DeltaAdjKeyMmaConfig extends DeltaAdjKeyConfig {
@@ -95,29 +95,14 @@ export function deltaAdjKeyMmaSource(c: DeltaAdjKeyMmaConfig): string {
   const { frag, mma, fragA, fragAt, fragBkn } = tf32Ops(false);
   const tok = adjTok;
   const S = (i: number) => `sS${i}`;
-  const chk = (a: string, i: string, w: number) => `((size_t)n * ${C}u + ${a}) * ${w}u + ${i}`;
-  // G[row - 1][i] (row 0: G[-1] = 0)
-  const gk = (row: string, i: string) => `sG[(${row}) * ${K}u + (${i})]`;
+  const parts = adjKeyParts(c, NT, 16, "__expf");
+  const { gk, exX, exY, exC, diagDot, prefixG } = parts;
   // the factor between 16-slot blocks ba > bf, exp(G[16 ba - 1, i] - G[16 bf + 15, i])
   const cp = (ba: string, bf: string, i: string) => `sCp[((((${ba}) * ((${ba}) - 1u)) >> 1u) + (${bf})) * ${K}u + (${i})]`;
-  const put = (d: string, r: string, c4: string, T_: boolean) => T_
-    ? `${d}[(4u * ${c4}) * ${LDS}u + ${r}] = v.x; ${d}[(4u * ${c4} + 1u) * ${LDS}u + ${r}] = v.y; ${d}[(4u * ${c4} + 2u) * ${LDS}u + ${r}] = v.z; ${d}[(4u * ${c4} + 3u) * ${LDS}u + ${r}] = v.w;`
-    : `*(float4*)&${d}[${r} * ${LDS}u + 4u * ${c4}] = v;`;
-  // rows [a][i] or transposed [i][a] of a per-token input / chunk tensor, each value times exp(ex(a, i)) where given
-  const load = (dst: string, src: string, w: number, kind: "tok" | "chunk", T_: boolean, ex?: (a: string, i: string) => string) => {
-    const at = `seqc_dadj_in4(${src}, ${kind === "tok" ? tok("a", "4u * i4", w) : chk("a", "4u * i4", w)})`;
-    const idx = T_ ? `const u32 a = x % ${C}u, i4 = x / ${C}u;` : `const u32 a = x / ${w / 4}u, i4 = x % ${w / 4}u;`;
-    const sc = ex ? ` v.x *= __expf(${ex("a", "4u * i4")}); v.y *= __expf(${ex("a", "4u * i4 + 1u")}); v.z *= __expf(${ex("a", "4u * i4 + 2u")}); v.w *= __expf(${ex("a", "4u * i4 + 3u")});` : "";
-    return `${unroll} 2\n  for (u32 x = t; x < ${(C * w) / 4}u; x += ${NT}u) { ${idx} float4 v = a < nv ? ${at} : make_float4(0.f, 0.f, 0.f, 0.f);${sc} ${put(dst, "a", "i4", T_)} }\n`;
-  };
-  const loadKV = (dst: string, src: string, T_: boolean) => {
-    const idx = T_ ? `const u32 i = x % ${K}u, j4 = x / ${K}u;` : `const u32 i = x / ${V / 4}u, j4 = x % ${V / 4}u;`;
-    return `${unroll} 2\n  for (u32 x = t; x < ${(K * V) / 4}u; x += ${NT}u) { ${idx} const float4 v = seqc_dadj_in4(${src}, (size_t)n * ${K * V}u + i * ${V}u + 4u * j4); ${put(dst, "i", "j4", T_)} }\n`;
-  };
-  // operand scalings (exponents <= 0): x~ = x X (the side's a rows), k^ / u^ = . Y (f rows), k eC
-  const exX = (oq: number) => (a: string, i: string) => `${gk(`${a} + ${oq}u`, i)} - ${gk(`${a} & ~15u`, i)}`;
-  const exY = (f: string, i: string) => `${gk(`(${f} | 15u) + 1u`, i)} - ${gk(`${f} + 1u`, i)}`;
-  const exC = (f: string, i: string) => `${gk(`${C}u`, i)} - ${gk(`${f} + 1u`, i)}`;
+  // the loads into a slot (rows or transposed), each value times exp(ex(a, i)) where given
+  const slot = (d: string): KeySlot => ({ p: d, ld: LDS });
+  const load = (dst: string, src: string, w: number, kind: "tok" | "chunk", T_: boolean, ex?: (a: string, i: string) => string) => parts.load(slot(dst), src, w, kind, T_, ex);
+  const loadKV = (dst: string, src: string, T_: boolean) => parts.loadKV(slot(dst), src, T_);
   const row = (hh: string) => `(16u * rb + g + 8u * ${hh})`;
   const col = (j: string) => `(8u * (2u * hq + ${j}) + 2u * tg)`;
   const zero = (acc: string, decl = true) => `${decl ? `  float ${acc}[2][4];\n` : ""}${unroll}
@@ -180,15 +165,7 @@ ${unroll}
     const u32 a = 16u * bd + pa, f = 16u * bd + k - ((pa * (pa - 1u)) >> 1u);
     float s = 0.f;
     if (a < nv) {
-${unroll} 4
-      for (u32 m0 = 0; m0 < ${K}u; m0 += 4u) {
-        const float4 x4 = seqc_dadj_in4(${xg}, ${tok("a", "m0", K)}), k4 = seqc_dadj_in4(KK, ${tok("f", "m0", K)});
-        s = fmaf(x4.x * k4.x, __expf(${gk(`a + ${oq}u`, "m0")} - ${gk("f + 1u", "m0")}), s);
-        s = fmaf(x4.y * k4.y, __expf(${gk(`a + ${oq}u`, "m0 + 1u")} - ${gk("f + 1u", "m0 + 1u")}), s);
-        s = fmaf(x4.z * k4.z, __expf(${gk(`a + ${oq}u`, "m0 + 2u")} - ${gk("f + 1u", "m0 + 2u")}), s);
-        s = fmaf(x4.w * k4.w, __expf(${gk(`a + ${oq}u`, "m0 + 3u")} - ${gk("f + 1u", "m0 + 3u")}), s);
-      }
-    }
+${diagDot(xg, "KK", oq)}    }
     ${dst}[a * ${LDS}u + f] = s;
   }${oq ? ` else if (t < ${(C / 16) * 120 + C / 2}u) {
     for (u32 a = 2u * (t - ${(C / 16) * 120}u); a < 2u * (t - ${(C / 16) * 120}u) + 2u; ++a) {
@@ -306,31 +283,11 @@ ${addFrom("dx", S(1))}${addFrom("dk", S(2))}${addFrom("du", S(3))}${addFrom("dk"
   };
   const slots = L.slots.map((o, i) => `  float* ${S(i)} = (float*)seqc_smem_raw + ${o};\n`).join("");
   return `
-${MMA_TF32_PRELUDE}
-extern "C" __global__ void __launch_bounds__(${NT}, 1) ${deltaAdjKeyMmaEntry(c)}(const unsigned short* __restrict__ Q, const unsigned short* __restrict__ U, const unsigned short* __restrict__ W, const unsigned short* __restrict__ KK, const unsigned short* __restrict__ VV, const unsigned short* __restrict__ DY, const float* __restrict__ LD,
-    const float* __restrict__ R, const float* __restrict__ S0, const float* __restrict__ SF, const float* __restrict__ LE, const float* __restrict__ DR, int B, int T, int H,
-    float* __restrict__ dQ, float* __restrict__ dU, float* __restrict__ dW, float* __restrict__ dK, float* __restrict__ dV, float* __restrict__ dLD) {
-  SEQC_SMEM_DECL(seqc_smem_raw);
-  const u32 nC = ((u32)T + ${C - 1}u) / ${C}u, n = blockIdx.x, t = threadIdx.x;
-  if (n >= (u32)B * (u32)H * nC) return;
-  const u32 bh = n / nC, cix = n % nC, b = bh / (u32)H, h = bh % (u32)H, t0 = cix * ${C}u;
-  const u32 nv = (u32)T - t0 < ${C}u ? (u32)T - t0 : ${C}u;  // slots in use
-  const u32 wp = t >> 5u, l = t & 31u, g = l >> 2u, tg = l & 3u, rb = wp >> 2u, hq = wp & 3u;  // rows 16 rb.., columns 16 hq.. (two 8-column tiles) of each output
+${MMA_TF32_PRELUDE}${adjHead(deltaAdjKeyMmaEntry(c), "unsigned short", NT, 1, C)}  const u32 wp = t >> 5u, l = t & 31u, g = l >> 2u, tg = l & 3u, rb = wp >> 2u, hq = wp & 3u;  // rows 16 rb.., columns 16 hq.. (two 8-column tiles) of each output
 ${slots}  float* sG = (float*)seqc_smem_raw + ${L.sG};    // [C + 1][K]: row a + 1 = G[a], row 0 = 0
   float* sCp = (float*)seqc_smem_raw + ${L.sCp};  // [6][K] the factors between 16-slot blocks
   float* sAC = (float*)seqc_smem_raw + ${L.sAC};  // [K] aC
-  // G: the chunk's log decays loaded by all threads (zeros past T), then a key's prefix a thread (slot order)
-${unroll} 4
-  for (u32 x = t; x < ${C * K}u; x += ${NT}u) { const u32 a = x / ${K}u, i = x % ${K}u; sG[${K}u + x] = a < nv ? LD[${tok("a", "i", K)}] : 0.f; }
-  if (t < ${K}u) sG[t] = 0.f;
-  __syncthreads();
-  for (u32 i = t; i < ${K}u; i += ${NT}u) {
-    float s = 0.f;
-${unroll} 8
-    for (u32 a = 1; a <= ${C}u; ++a) { s += sG[a * ${K}u + i]; sG[a * ${K}u + i] = s; }
-  }
-  __syncthreads();
-  // the factors between blocks ba > bf: exp(G[16 ba - 1, i] - G[16 bf + 15, i]) (pairs in order of ba, then bf)
+${prefixG}  // the factors between blocks ba > bf: exp(G[16 ba - 1, i] - G[16 bf + 15, i]) (pairs in order of ba, then bf)
   for (u32 x = t; x < ${NPAIR * K}u; x += ${NT}u) {
     const u32 pr = x / ${K}u, i = x % ${K}u, ba = pr < 1u ? 1u : pr < 3u ? 2u : 3u, bf = pr - ((ba * (ba - 1u)) >> 1u);
     sCp[x] = __expf(${gk("16u * ba", "i")} - ${gk("16u * bf + 16u", "i")});

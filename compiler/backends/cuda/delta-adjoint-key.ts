@@ -29,7 +29,8 @@
  * one block an SM, 256 threads (one 4 x 4 tile of each [C, K] output a thread; ptxas sm_90: 254 registers, no spills).
  * Math fp32 (fmaf on the SIMT cores).
  */
-import { adjTok, prod, type DeltaTin } from "./delta-adjoint.ts";
+import { adjHead, adjTok, prod, type DeltaTin } from "./delta-adjoint.ts";
+import { zeroTile } from "./register-tiles.ts";
 
 export interface DeltaAdjKeyConfig {
   decay: "key";
@@ -84,40 +85,73 @@ export function deltaAdjKeyKernel(c: DeltaAdjKeyConfig): DeltaAdjKeyKernel {
 
 const unroll = "#pragma unroll";
 
+/** A shared-memory slot: its pointer's name and row stride (floats). */
+export interface KeySlot { p: string; ld: number }
+
+/** The per-key adjoints' common pieces (this file's SIMT kernel: 4-slot tiles, expf; delta-adjoint-key-mma.ts's TF32
+ * twin: 16-slot blocks, __expf), for a block of `blk` slots and the exp function `exp`, NT threads:
+ *   gk(row, i): G[row - 1][i] in sG (row 0: G[-1] = 0);
+ *   exX(oq), exY, exC: the operand scalings' exponents (<= 0): x~ = x exp(Ga[a] - G[blk tau(a) - 1]) (the side's a rows),
+ *     k^ / u^ = . exp(G[blk tau(f) + blk - 1] - G[f]) (f rows), k exp(G[C - 1] - G[f]) (eC);
+ *   load(dst, src, w, kind, transposed, ex?): rows [a][i] or transposed [i][a] of a per-token input ("tok") or chunk
+ *     tensor ("chunk") of width w, each value times exp(ex(a, i)) where given; loadKV(dst, src, transposed): a [K][V]
+ *     chunk tensor (S0, LE) as it is or transposed;
+ *   diagDot(xg, kg, oq): sum over the keys of x_a,i k_f,i exp(Ga[a,i] - G[f,i]) into s, from the raw inputs;
+ *   prefixG: G into sG [C + 1][K] (the chunk's log decays, then a key's prefix sum a thread, in slot order). */
+export function adjKeyParts(c: DeltaAdjKeyConfig, NT: number, blk: number, exp: "expf" | "__expf") {
+  const { C, K, V } = c;
+  const tok = adjTok;
+  const chk = (a: string, i: string, w: number) => `((size_t)n * ${C}u + ${a}) * ${w}u + ${i}`;
+  const gk = (row: string, i: string) => `sG[(${row}) * ${K}u + (${i})]`;
+  const put = (d: KeySlot, r: string, c4: string, T_: boolean) => T_
+    ? `${d.p}[(4u * ${c4}) * ${d.ld}u + ${r}] = v.x; ${d.p}[(4u * ${c4} + 1u) * ${d.ld}u + ${r}] = v.y; ${d.p}[(4u * ${c4} + 2u) * ${d.ld}u + ${r}] = v.z; ${d.p}[(4u * ${c4} + 3u) * ${d.ld}u + ${r}] = v.w;`
+    : `*(float4*)&${d.p}[${r} * ${d.ld}u + 4u * ${c4}] = v;`;
+  const load = (dst: KeySlot, src: string, w: number, kind: "tok" | "chunk", T_: boolean, ex?: (a: string, i: string) => string) => {
+    const at = `seqc_dadj_in4(${src}, ${kind === "tok" ? tok("a", "4u * i4", w) : chk("a", "4u * i4", w)})`;
+    const idx = T_ ? `const u32 a = x % ${C}u, i4 = x / ${C}u;` : `const u32 a = x / ${w / 4}u, i4 = x % ${w / 4}u;`;
+    const sc = ex ? ` v.x *= ${exp}(${ex("a", "4u * i4")}); v.y *= ${exp}(${ex("a", "4u * i4 + 1u")}); v.z *= ${exp}(${ex("a", "4u * i4 + 2u")}); v.w *= ${exp}(${ex("a", "4u * i4 + 3u")});` : "";
+    return `${unroll} 2\n  for (u32 x = t; x < ${(C * w) / 4}u; x += ${NT}u) { ${idx} float4 v = a < nv ? ${at} : make_float4(0.f, 0.f, 0.f, 0.f);${sc} ${put(dst, "a", "i4", T_)} }\n`;
+  };
+  const loadKV = (dst: KeySlot, src: string, T_: boolean) => {
+    const idx = T_ ? `const u32 i = x % ${K}u, j4 = x / ${K}u;` : `const u32 i = x / ${V / 4}u, j4 = x % ${V / 4}u;`;
+    return `${unroll} 2\n  for (u32 x = t; x < ${(K * V) / 4}u; x += ${NT}u) { ${idx} const float4 v = seqc_dadj_in4(${src}, (size_t)n * ${K * V}u + i * ${V}u + 4u * j4); ${put(dst, "i", "j4", T_)} }\n`;
+  };
+  const exX = (oq: number) => (a: string, i: string) => `${gk(`${a} + ${oq}u`, i)} - ${gk(`${a} & ~${blk - 1}u`, i)}`;
+  const exY = (f: string, i: string) => `${gk(`(${f} | ${blk - 1}u) + 1u`, i)} - ${gk(`${f} + 1u`, i)}`;
+  const exC = (f: string, i: string) => `${gk(`${C}u`, i)} - ${gk(`${f} + 1u`, i)}`;
+  const diagDot = (xg: string, kg: string, oq: number) => `${unroll} 4
+      for (u32 m0 = 0; m0 < ${K}u; m0 += 4u) {
+        const float4 x4 = seqc_dadj_in4(${xg}, ${tok("a", "m0", K)}), k4 = seqc_dadj_in4(${kg}, ${tok("f", "m0", K)});
+${["x", "y", "z", "w"].map((e, q) => `        s = fmaf(x4.${e} * k4.${e}, ${exp}(${gk(`a + ${oq}u`, q ? `m0 + ${q}u` : "m0")} - ${gk("f + 1u", q ? `m0 + ${q}u` : "m0")}), s);\n`).join("")}      }
+`;
+  const prefixG = `  // G: the chunk's log decays loaded by all threads (zeros past T), then a key's prefix a thread (slot order)
+${unroll} 4
+  for (u32 x = t; x < ${C * K}u; x += ${NT}u) { const u32 a = x / ${K}u, i = x % ${K}u; sG[${K}u + x] = a < nv ? LD[${tok("a", "i", K)}] : 0.f; }
+  if (t < ${K}u) sG[t] = 0.f;
+  __syncthreads();
+  for (u32 i = t; i < ${K}u; i += ${NT}u) {
+    float s = 0.f;
+${unroll} 8
+    for (u32 a = 1; a <= ${C}u; ++a) { s += sG[a * ${K}u + i]; sG[a * ${K}u + i] = s; }
+  }
+  __syncthreads();
+`;
+  return { gk, load, loadKV, exX, exY, exC, diagDot, prefixG };
+}
+
 export function deltaAdjKeySource(c: DeltaAdjKeyConfig): string {
   check(c);
   const { C, K, V, tin } = c;
   const L = layout(c), S = L.slots, NT = L.NT, CT = C / 4;
   const TIN = tin === "f32" ? "float" : "unsigned short";
   const tok = adjTok;
-  const chk = (a: string, i: string, w: number) => `((size_t)n * ${C}u + ${a}) * ${w}u + ${i}`;
-  // G[row - 1][i] (row 0: G[-1] = 0)
-  const gk = (row: string, i: string) => `sG[(${row}) * ${K}u + (${i})]`;
+  const { gk, load, loadKV, exX, exY, exC, diagDot, prefixG } = adjKeyParts(c, NT, 4, "expf");
   // the factor between 4-slot tiles ta > tf, exp(G[4 ta - 1, i] - G[4 tf + 3, i]), keys i..i + 3 (a float4)
   const ct = (ta: string, tf: string, i: string) => `*(const float4*)&sCt[((((${ta}) * ((${ta}) - 1u)) >> 1u) + (${tf})) * ${K}u + (${i})]`;
-  const put = (d: Slot, r: string, c4: string, T_: boolean) => T_
-    ? `${d.p}[(4u * ${c4}) * ${d.ld}u + ${r}] = v.x; ${d.p}[(4u * ${c4} + 1u) * ${d.ld}u + ${r}] = v.y; ${d.p}[(4u * ${c4} + 2u) * ${d.ld}u + ${r}] = v.z; ${d.p}[(4u * ${c4} + 3u) * ${d.ld}u + ${r}] = v.w;`
-    : `*(float4*)&${d.p}[${r} * ${d.ld}u + 4u * ${c4}] = v;`;
-  // rows [a][i] or transposed [i][a] of a per-token input / chunk tensor, each value times exp(ex(a, i)) where given
-  const load = (dst: Slot, src: string, w: number, kind: "tok" | "chunk", T_: boolean, ex?: (a: string, i: string) => string) => {
-    const at = `seqc_dadj_in4(${src}, ${kind === "tok" ? tok("a", "4u * i4", w) : chk("a", "4u * i4", w)})`;
-    const idx = T_ ? `const u32 a = x % ${C}u, i4 = x / ${C}u;` : `const u32 a = x / ${w / 4}u, i4 = x % ${w / 4}u;`;
-    const sc = ex ? ` v.x *= expf(${ex("a", "4u * i4")}); v.y *= expf(${ex("a", "4u * i4 + 1u")}); v.z *= expf(${ex("a", "4u * i4 + 2u")}); v.w *= expf(${ex("a", "4u * i4 + 3u")});` : "";
-    return `${unroll} 2\n  for (u32 x = t; x < ${(C * w) / 4}u; x += ${NT}u) { ${idx} float4 v = a < nv ? ${at} : make_float4(0.f, 0.f, 0.f, 0.f);${sc} ${put(dst, "a", "i4", T_)} }\n`;
+  const zero = (acc: string, decl = true) => {
+    const z = zeroTile(acc, "  ");
+    return `${decl ? `  ${z}` : z.slice(z.indexOf("\n") + 1)}\n`;
   };
-  const loadKV = (dst: Slot, src: string, T_: boolean) => {
-    const idx = T_ ? `const u32 i = x % ${K}u, j4 = x / ${K}u;` : `const u32 i = x / ${V / 4}u, j4 = x % ${V / 4}u;`;
-    return `${unroll} 2\n  for (u32 x = t; x < ${(K * V) / 4}u; x += ${NT}u) { ${idx} const float4 v = seqc_dadj_in4(${src}, (size_t)n * ${K * V}u + i * ${V}u + 4u * j4); ${put(dst, "i", "j4", T_)} }\n`;
-  };
-  // the operands' scalings (exponents <= 0): x~ (the side's a rows), k^ / u^ (f rows), Kd (eC)
-  const exX = (oq: number) => (a: string, i: string) => `${gk(`${a} + ${oq}u`, i)} - ${gk(`${a} & ~3u`, i)}`;
-  const exY = (f: string, i: string) => `${gk(`(${f} | 3u) + 1u`, i)} - ${gk(`${f} + 1u`, i)}`;
-  const exC = (f: string, i: string) => `${gk(`${C}u`, i)} - ${gk(`${f} + 1u`, i)}`;
-  const zero = (acc: string, decl = true) => `${decl ? `  float ${acc}[4][4];\n` : ""}${unroll}
-  for (u32 p = 0; p < 4u; ++p)
-${unroll}
-    for (u32 j = 0; j < 4u; ++j) ${acc}[p][j] = 0.f;
-`;
   const full = (acc: string, X: Slot, Y: Slot, w: number) => prod(acc, X.p, X.ld, false, Y.p, Y.ld, "oti", "otj", "0u", `${w}u`);
   // acc (row 4 oti + p, column 4 otj + j) times exp(e(row, column))
   const scaleEl = (acc: string, e: (a: string, i: string) => string) => `${unroll}
@@ -169,51 +203,18 @@ ${unroll}
     const u32 a = 4u * (x >> 4u) + ((x >> 2u) & 3u), f = 4u * (x >> 4u) + (x & 3u);
     float s = 0.f;
     if (f < a + ${oq}u && a < nv) {
-${unroll} 4
-      for (u32 m0 = 0; m0 < ${K}u; m0 += 4u) {
-        const float4 x4 = seqc_dadj_in4(${xg}, ${tok("a", "m0", K)}), k4 = seqc_dadj_in4(${kg}, ${tok("f", "m0", K)});
-        s = fmaf(x4.x * k4.x, expf(${gk(`a + ${oq}u`, "m0")} - ${gk("f + 1u", "m0")}), s);
-        s = fmaf(x4.y * k4.y, expf(${gk(`a + ${oq}u`, "m0 + 1u")} - ${gk("f + 1u", "m0 + 1u")}), s);
-        s = fmaf(x4.z * k4.z, expf(${gk(`a + ${oq}u`, "m0 + 2u")} - ${gk("f + 1u", "m0 + 2u")}), s);
-        s = fmaf(x4.w * k4.w, expf(${gk(`a + ${oq}u`, "m0 + 3u")} - ${gk("f + 1u", "m0 + 3u")}), s);
-      }
-    }
+${diagDot(xg, kg, oq)}    }
     ${dst.p}[a * ${dst.ld}u + f] = s;
   }
 `;
-  // acc[f][i] += sum_a Sc[a][f] x_a,i D[a,f,i] (dk += A^T x, du += B^T x): X = x~ rows; the other tiles' sum in tp
-  // with exp(G[4 tau - 1] - G[4 oti + 3]) a key, then times exp(G[4 oti + 3] - G[f]) (the own tile: ownTile)
-  const prodO = (acc: string, Sc: Slot, X: Slot) => `  {
-${zero("tp").replace(/^/gm, "  ")}    for (u32 m0 = 4u * oti + 4u; m0 < ${C}u; m0 += 4u) {
+  // acc += the other tiles' sum in tp (over tiles m0 / 4 in [lo, hi): xa[p][q] read by xaRow, the factor between tiles
+  // ct(cta, ctf) a key, times the y rows Y[m0 + q]), then times exp(own): the row's own factor (the own tile: ownTile)
+  const offTiles = (acc: string, lo: string, hi: string, xaRow: string, cta: string, ctf: string, Y: KeySlot, own: string) => `  {
+${zero("tp").replace(/^/gm, "  ")}    for (u32 m0 = ${lo}; m0 < ${hi}; m0 += 4u) {
       float xa[4][4];
 ${unroll}
-      for (u32 q = 0; q < 4u; ++q) { const float4 v = *(const float4*)&${Sc.p}[(m0 + q) * ${Sc.ld}u + 4u * oti]; xa[0][q] = v.x; xa[1][q] = v.y; xa[2][q] = v.z; xa[3][q] = v.w; }
-      const float4 c4 = ${ct("m0 >> 2u", "oti", "4u * otj")};
-      const float cj[4] = {c4.x, c4.y, c4.z, c4.w};
-${unroll}
-      for (u32 q = 0; q < 4u; ++q) {
-        const float4 y4 = *(const float4*)&${X.p}[(m0 + q) * ${X.ld}u + 4u * otj];
-        const float yb[4] = {y4.x * cj[0], y4.y * cj[1], y4.z * cj[2], y4.w * cj[3]};
-${unroll}
-        for (u32 p = 0; p < 4u; ++p)
-${unroll}
-          for (u32 j = 0; j < 4u; ++j) tp[p][j] = fmaf(xa[p][q], yb[j], tp[p][j]);
-      }
-    }
-${unroll}
-    for (u32 p = 0; p < 4u; ++p)
-${unroll}
-      for (u32 j = 0; j < 4u; ++j) ${acc}[p][j] = fmaf(tp[p][j], expf(${gk("4u * oti + 4u", "4u * otj + j")} - ${gk("4u * oti + p + 1u", "4u * otj + j")}), ${acc}[p][j]);
-  }
-`;
-  // acc[a][i] += sum_f Sc[a][f] y_f,i D[a,f,i] (dx += A k, dx += B u): Y = y^ rows; the earlier tiles' sum in tp with
-  // exp(G[4 oti - 1] - G[4 tau + 3]) a key, then times exp(Ga[a] - G[4 oti - 1]) (the own tile: ownTile)
-  const prodQ = (acc: string, Sc: Slot, Y: Slot, oq: number) => `  {
-${zero("tp").replace(/^/gm, "  ")}    for (u32 m0 = 0; m0 < 4u * oti; m0 += 4u) {
-      float xa[4][4];
-${unroll}
-      for (u32 p = 0; p < 4u; ++p) { const float4 v = *(const float4*)&${Sc.p}[(4u * oti + p) * ${Sc.ld}u + m0]; xa[p][0] = v.x; xa[p][1] = v.y; xa[p][2] = v.z; xa[p][3] = v.w; }
-      const float4 c4 = ${ct("oti", "m0 >> 2u", "4u * otj")};
+      ${xaRow}
+      const float4 c4 = ${ct(cta, ctf, "4u * otj")};
       const float cj[4] = {c4.x, c4.y, c4.z, c4.w};
 ${unroll}
       for (u32 q = 0; q < 4u; ++q) {
@@ -228,9 +229,19 @@ ${unroll}
 ${unroll}
     for (u32 p = 0; p < 4u; ++p)
 ${unroll}
-      for (u32 j = 0; j < 4u; ++j) ${acc}[p][j] = fmaf(tp[p][j], expf(${gk(`4u * oti + p + ${oq}u`, "4u * otj + j")} - ${gk("4u * oti", "4u * otj + j")}), ${acc}[p][j]);
+      for (u32 j = 0; j < 4u; ++j) ${acc}[p][j] = fmaf(tp[p][j], expf(${own}), ${acc}[p][j]);
   }
 `;
+  // acc[f][i] += sum_a Sc[a][f] x_a,i D[a,f,i] (dk += A^T x, du += B^T x): X = x~ rows; the later tiles' sum with
+  // exp(G[4 tau - 1] - G[4 oti + 3]) a key, then times exp(G[4 oti + 3] - G[f])
+  const prodO = (acc: string, Sc: Slot, X: Slot) => offTiles(acc, "4u * oti + 4u", `${C}u`,
+    `for (u32 q = 0; q < 4u; ++q) { const float4 v = *(const float4*)&${Sc.p}[(m0 + q) * ${Sc.ld}u + 4u * oti]; xa[0][q] = v.x; xa[1][q] = v.y; xa[2][q] = v.z; xa[3][q] = v.w; }`,
+    "m0 >> 2u", "oti", X, `${gk("4u * oti + 4u", "4u * otj + j")} - ${gk("4u * oti + p + 1u", "4u * otj + j")}`);
+  // acc[a][i] += sum_f Sc[a][f] y_f,i D[a,f,i] (dx += A k, dx += B u): Y = y^ rows; the earlier tiles' sum with
+  // exp(G[4 oti - 1] - G[4 tau + 3]) a key, then times exp(Ga[a] - G[4 oti - 1])
+  const prodQ = (acc: string, Sc: Slot, Y: Slot, oq: number) => offTiles(acc, "0", "4u * oti",
+    `for (u32 p = 0; p < 4u; ++p) { const float4 v = *(const float4*)&${Sc.p}[(4u * oti + p) * ${Sc.ld}u + m0]; xa[p][0] = v.x; xa[p][1] = v.y; xa[p][2] = v.z; xa[p][3] = v.w; }`,
+    "oti", "m0 >> 2u", Y, `${gk(`4u * oti + p + ${oq}u`, "4u * otj + j")} - ${gk("4u * oti", "4u * otj + j")}`);
   // the own tile of the side's four products (a, f in tile oti, keys 4 otj..): each exp(Ga[a,i] - G[f,i]) once for
   // dx += (A[a,f] k_f + B[a,f] u_f) D, dk_f += A[a,f] x_a D, du_f += B[a,f] x_a D; raw x, k, u (global / L2)
   const ownTile = (As: Slot, Bs: Slot, xg: string, oq: number) => `  {
@@ -298,32 +309,12 @@ ${prodQ("dx", S[3], S[4], oq)}${prodO("du", S[3], S[0])}${ownTile(S[2], S[3], x,
 `;
   };
   const slots = S.map((x) => `  float* ${x.p} = (float*)seqc_smem_raw + ${x.off};\n`).join("");
-  return `
-extern "C" __global__ void __launch_bounds__(${NT}, 1) ${deltaAdjKeyEntry(c)}(const ${TIN}* __restrict__ Q, const ${TIN}* __restrict__ U, const ${TIN}* __restrict__ W, const ${TIN}* __restrict__ KK, const ${TIN}* __restrict__ VV, const ${TIN}* __restrict__ DY, const float* __restrict__ LD,
-    const float* __restrict__ R, const float* __restrict__ S0, const float* __restrict__ SF, const float* __restrict__ LE, const float* __restrict__ DR, int B, int T, int H,
-    float* __restrict__ dQ, float* __restrict__ dU, float* __restrict__ dW, float* __restrict__ dK, float* __restrict__ dV, float* __restrict__ dLD) {
-  SEQC_SMEM_DECL(seqc_smem_raw);
-  const u32 nC = ((u32)T + ${C - 1}u) / ${C}u, n = blockIdx.x, t = threadIdx.x;
-  if (n >= (u32)B * (u32)H * nC) return;
-  const u32 bh = n / nC, cix = n % nC, b = bh / (u32)H, h = bh % (u32)H, t0 = cix * ${C}u;
-  const u32 nv = (u32)T - t0 < ${C}u ? (u32)T - t0 : ${C}u;  // slots in use
-  const u32 oti = t / ${K / 4}u, otj = t % ${K / 4}u;  // this thread's tile of each [C, K] output
+  return `${adjHead(deltaAdjKeyEntry(c), TIN, NT, 1, C)}  const u32 oti = t / ${K / 4}u, otj = t % ${K / 4}u;  // this thread's tile of each [C, K] output
 ${slots}  float* sG = (float*)seqc_smem_raw + ${L.sG};   // [C + 1][K]: row a + 1 = G[a], row 0 = 0
   float* sF = (float*)seqc_smem_raw + ${L.sTm};  // [C][K] q dq - u du - k dk, then [C][K] w dw
   float* sAC = (float*)seqc_smem_raw + ${L.sAC};  // [K] aC
   float* sCt = (float*)seqc_smem_raw + ${L.sCt};  // [C / 4 (C / 4 - 1) / 2][K] the factors between tiles
-  // G: the chunk's log decays loaded by all threads (zeros past T), then a key's prefix a thread (slot order)
-${unroll} 4
-  for (u32 x = t; x < ${C * K}u; x += ${NT}u) { const u32 a = x / ${K}u, i = x % ${K}u; sG[${K}u + x] = a < nv ? LD[${tok("a", "i", K)}] : 0.f; }
-  if (t < ${K}u) sG[t] = 0.f;
-  __syncthreads();
-  for (u32 i = t; i < ${K}u; i += ${NT}u) {
-    float s = 0.f;
-${unroll} 8
-    for (u32 a = 1; a <= ${C}u; ++a) { s += sG[a * ${K}u + i]; sG[a * ${K}u + i] = s; }
-  }
-  __syncthreads();
-  // the factors between tiles ta > tf: exp(G[4 ta - 1, i] - G[4 tf + 3, i]) (sCt, pairs in order of ta then tf)
+${prefixG}  // the factors between tiles ta > tf: exp(G[4 ta - 1, i] - G[4 tf + 3, i]) (sCt, pairs in order of ta then tf)
   for (u32 x = t; x < ${(CT * (CT - 1)) / 2 * K}u; x += ${NT}u) {
     const u32 pr = x / ${K}u, i = x % ${K}u;
     u32 ta = 1u;
