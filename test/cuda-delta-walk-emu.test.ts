@@ -8,14 +8,17 @@
  * deliberately broken copies (M read without its swizzle, the reversed walk prefetching the wrong next chunk, BM
  * without the group's column offset, the split's partials dropped) must fail; a per-key decay (A [N, K], Z's row i
  * scaled by A[n, i]) on the small configurations and the shipped ones, with a broken copy; the walks for few rows (each
- * phase's sum split over more thread groups: small configurations, the shipped ones, two broken copies); nvcc -cubin for
- * sm_90 where installed: no spills.
+ * phase's sum split over more thread groups: small configurations, the shipped ones, two broken copies); the tensor-core
+ * twins (delta-walk-mma.ts, m16n8k8 TF32 emulated by test/cuda-emu/mma-tf32.h): 3xTF32 on small configurations and the
+ * shipped ones (scalar and per-key decay) within 1e-6, three broken copies; over 512 chunks of a bounded walk 3xTF32
+ * within 1e-6, plain TF32's drift measured (~1.4e-4 / 2.2e-4 relative); nvcc -cubin for sm_90 where installed: no spills.
  */
 import { describe, expect, it } from "vitest";
 import { execFileSync, spawnSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { DELTA_WALK_CONFIGS, DELTA_WALK_FEW_CONFIGS, DELTA_WALK_KEY_CONFIGS, DELTA_WALK_KEY_FEW_CONFIGS, deltaWalkModule, type DeltaWalkConfig, type DeltaWalkKernel } from "../compiler/backends/cuda/delta-walk.ts";
+import { DELTA_WALK_KEY_MMA_CONFIGS, DELTA_WALK_MMA_CONFIGS, deltaWalkMmaModule, type DeltaWalkMmaConfig } from "../compiler/backends/cuda/delta-walk-mma.ts";
 import { findNvcc } from "../compiler/backends/cuda/nvcc.ts";
 import { relativeError } from "../compiler/io/manifest.ts";
 import { EMU_READF } from "./cuda-emu/harness.ts";
@@ -31,13 +34,15 @@ interface Walk { ZS: Float64Array; Y: Float64Array; ZF: Float64Array }
 
 /** BH rows of nC chunks, float32-exact: M, NN uniform in (-1, 1) / sqrt(K) (so that the walk neither dies out nor blows
  * up), X, BM, Z0 in (-1, 1), A in [0.05, 1] ([N, K] with a per-key decay). */
-function data(c: DeltaWalkConfig, BH: number, nC: number, z0: boolean, seed: number): Data {
+function data(c: DeltaWalkConfig, BH: number, nC: number, z0: boolean, seed: number, long?: { mn: number; a0: number }): Data {
   const { C, K, V } = c, r = rng(seed), f = Math.fround, N = BH * nC;
   const u = (n: number, s: number) => Float64Array.from({ length: n }, () => f(2 * r() * s));
+  // long walks: M, NN scaled by mn, A in [a0, 1] (a walk that stays bounded over hundreds of chunks)
+  const mn = long ? long.mn : 1, [a0, aw] = long ? [long.a0, 1 - long.a0] : [0.525, 0.95];
   return {
     BH, nC,
-    M: u(N * C * K, 1 / Math.sqrt(K)), X: u(N * C * V, 1), BM: u(N * K * V, 1), NN: u(N * C * K, 1 / Math.sqrt(K)),
-    A: Float64Array.from({ length: c.perKey ? N * K : N }, () => f(0.525 + 0.95 * r())),
+    M: u(N * C * K, mn / Math.sqrt(K)), X: u(N * C * V, 1), BM: u(N * K * V, 1), NN: u(N * C * K, mn / Math.sqrt(K)),
+    A: Float64Array.from({ length: c.perKey ? N * K : N }, () => f(a0 + aw * r())),
     Z0: z0 ? u(BH * K * V, 1) : null,
   };
 }
@@ -238,4 +243,68 @@ describe.skipIf(!gpp)("delta backward walk kernel on the CPU emulation vs the fl
     }
     console.log(`delta walk ptxas sm_90: ${[...usage].map(([e, u]) => `${e} ${u.registers} registers`).join(", ")}`);
   }, 500_000);
+});
+
+describe.skipIf(!gpp)("the walk's tensor-core twins (delta-walk-mma.ts; TF32 rounding and m16n8k8 fragments emulated by test/cuda-emu/mma-tf32.h) vs the float64 walk", () => {
+  const SMALL_MMA: DeltaWalkMmaConfig[] = [
+    { C: 16, K: 16, V: 16, cols: 8, math: "tf32x3" },              // one warp, two column groups
+    { C: 16, K: 32, V: 16, cols: 16, math: "tf32x3" },             // two row blocks of Z a warp, two column tiles
+    { C: 32, K: 64, V: 8, cols: 8, math: "tf32x3", perKey: true }, // two warps, a per-key decay
+  ];
+  /** a twin's worst error over both directions, Z0 null / given, nC (long: the bounded walk's data) */
+  const worstOf = (k: DeltaWalkKernel, bin: string, BH: number, nCs: number[], seed: number, long?: { mn: number; a0: number }) => {
+    let e = 0;
+    for (const nC of nCs)
+      for (const z0 of [false, true])
+        for (const reverse of [false, true]) e = Math.max(e, error(k, bin, data(k, BH, nC, z0, seed + 7 * nC + (z0 ? 1 : 0), long), reverse));
+    return e;
+  };
+
+  it("3xTF32: small configurations and the shipped K = V = 64 and 128 (scalar and per-key decay), both directions, nC = 1 and 5, Z0 null and given: within 1e-6; broken copies fail", () => {
+    const m = deltaWalkMmaModule([...SMALL_MMA, ...DELTA_WALK_MMA_CONFIGS, ...DELTA_WALK_KEY_MMA_CONFIGS]);
+    expect(m.kernels.slice(SMALL_MMA.length).map((k) => [k.entry, k.cols, k.threads, k.sharedBytes])).toEqual([
+      ["seqc_delta_walk_c64k64v64_tf32x3", 32, 128, 72704],
+      ["seqc_delta_walk_c64k128v128_tf32x3", 16, 128, 111616],
+      ["seqc_delta_walk_key_c64k64v64_tf32x3", 32, 128, 72704],
+      ["seqc_delta_walk_key_c64k128v128_tf32x3", 16, 128, 111616],
+    ]);
+    const bin = buildEmu(m.source, m.kernels);
+    const e = m.kernels.map((k, i) => worstOf(k, bin, 2, [1, 5], 41 + 100 * i));
+    console.log(`delta walk twins (tf32x3), emulation: ${m.kernels.map((k, i) => `${k.entry} ${e[i].toExponential(2)}`).join(", ")}`);
+    for (const [i, x] of e.entries()) expect(x, m.kernels[i].entry).toBeLessThan(1e-6);
+    // broken: phase 2's NN read untransposed; the tails dropped from phase 1's M (plain TF32 there); Z's second row block not kept
+    const cases: [DeltaWalkMmaConfig, string, string, number][] = [
+      [SMALL_MMA[1], "sN[(k0 + tg + 0u) * 40u + 32u * w + 0u + g]", "sN[(32u * w + 0u + g) * 40u + k0 + tg + 0u]", 1e-2],
+      [SMALL_MMA[0], "seqc_mma_tf32(y[0], fal, fb);", "", 1e-5],
+      [SMALL_MMA[1], "z[1][0][0] = fmaf(a, z[1][0][0], b.x);", "z[1][0][0] = b.x;", 1e-2],
+    ];
+    for (const [c, from, to, bound] of cases) {
+      const b = deltaWalkMmaModule([c], (src) => {
+        expect(src).toContain(from);
+        return src.replaceAll(from, to);
+      });
+      expect(error(b.kernels[0], buildEmu(b.source, b.kernels), data(c, 2, 4, true, 3), true), from).toBeGreaterThan(bound);
+    }
+  }, 600_000);
+
+  it("over 512 chunks (bounded walks: M, NN 0.5 / sqrt(K), A in [0.8, 1] and [0.95, 1]), both directions: 3xTF32 stays within 1e-6 of float64; plain TF32's drift measured (> 1e-5)", () => {
+    const cs: DeltaWalkMmaConfig[] = [{ C: 64, K: 128, V: 16, cols: 16, math: "tf32x3" }, { C: 64, K: 128, V: 16, cols: 16, math: "tf32" }];
+    const m = deltaWalkMmaModule(cs);
+    const bin = buildEmu(m.source, m.kernels);
+    for (const a0 of [0.8, 0.95]) {
+      const d = data(cs[0], 1, 512, true, 77, { mn: 0.5, a0 });
+      const e = m.kernels.map((k) => [false, true].map((reverse) => error(k, bin, d, reverse)));
+      const zf = Math.sqrt(reference(cs[0], d, false).ZF.reduce((a, x) => a + x * x, 0) / (128 * 16));
+      console.log(`delta walk twins over 512 chunks (K = 128, 16 columns, A in [${a0}, 1], final state rms ${zf.toFixed(2)}), emulation, forward / reverse: ${m.kernels.map((k, i) => `${k.entry} ${e[i].map((x) => x.toExponential(2)).join(" / ")}`).join(", ")}`);
+      for (const x of e[0]) expect(x).toBeLessThan(1e-6);
+      for (const x of e[1]) expect(x).toBeGreaterThan(1e-5);
+    }
+  }, 600_000);
+
+  it.skipIf(!findNvcc())("nvcc -cubin compiles the shipped twins (scalar and per-key decay; tf32x3 and tf32) for sm_90; ptxas: no spills", () => {
+    const m = deltaWalkMmaModule([...DELTA_WALK_MMA_CONFIGS, ...DELTA_WALK_KEY_MMA_CONFIGS, ...DELTA_WALK_MMA_CONFIGS.map((c) => ({ ...c, math: "tf32" as const }))]);
+    const usage = ptxasUsage(findNvcc()!, m.source, m.kernels.map((k) => k.entry));
+    for (const [e, u] of usage) expect([u.spillStores, u.spillLoads, u.registers <= 128], `${e}`).toEqual([0, 0, true]);
+    console.log(`delta walk twins ptxas sm_90: ${[...usage].map(([e, u]) => `${e} ${u.registers} registers`).join(", ")}`);
+  }, 300_000);
 });
