@@ -7,8 +7,8 @@
  * at the kernels' rounded inputs: dq, du, dw, dk, dv, dld (scalar decay: [B, T, H]; per-key decay, RWKV-7: [B, T, H, K])
  * and dS_init, at C = 64, K = V = 64 (B 2) and 128 (B 1; not with a per-key decay: its adjoint is at 64 only), H 2,
  * T 100 (a ragged second chunk) and T 1, decay none / scalar / key (ld a key uniform in [-1, 0)), f32 and bf16 inputs on the fp32 kernels and bf16 inputs on
- * the TF32 twins of prep and the adjoint, f32 inputs with the walks for few rows (split), initial state and final-state
- * cotangent given. A broken chain (the backward walk launched forwards) must fail.
+ * the TF32 twins of prep and the adjoint, f32 inputs with the walks for few rows (split), f32 inputs with the walks'
+ * 3xTF32 twins (delta-walk-mma.ts), initial state and final-state cotangent given. A broken chain (the backward walk launched forwards) must fail.
  */
 import { describe, expect, it } from "vitest";
 import { execFileSync, spawnSync } from "node:child_process";
@@ -30,8 +30,9 @@ const OUTS = ["dQ", "dU", "dW", "dK", "dV", "dLD", "dS"] as const;
 type Outs = Record<(typeof OUTS)[number], Float64Array>;
 
 /** The chains run, at K = V = 64 and 128: f32 inputs, bf16 inputs (fp32 kernels), bf16 inputs on the TF32 twins of prep
- * and the adjoint, f32 inputs with the walks for few rows (few: the walk with split > 1). */
-const WAYS = [64, 128].flatMap((K) => [{ K, tin: "f32", math: undefined, few: false }, { K, tin: "bf16", math: undefined, few: false }, { K, tin: "bf16", math: "tf32", few: false }, { K, tin: "f32", math: undefined, few: true }] as const);
+ * and the adjoint, f32 inputs with the walks for few rows (few: the walk with split > 1), f32 inputs with the walks' 3xTF32
+ * twins (walk: "tf32x3", delta-walk-mma.ts). */
+const WAYS = [64, 128].flatMap((K) => [{ K, tin: "f32", math: undefined, few: false, walk: undefined }, { K, tin: "bf16", math: undefined, few: false, walk: undefined }, { K, tin: "bf16", math: "tf32", few: false, walk: undefined }, { K, tin: "f32", math: undefined, few: true, walk: undefined }, { K, tin: "f32", math: undefined, few: false, walk: "tf32x3" }] as const);
 type Way = (typeof WAYS)[number];
 
 /** A decay mode's ways: decay "key" (RWKV-7) at K = V = 64 (the per-key adjoint's only shape), every way (bf16
@@ -41,8 +42,8 @@ const waysOf = (decay: DeltaBwdDecay): readonly Way[] => (decay === "key" ? WAYS
 /** The kernels of one way at C = 64, by op. */
 function pick(kernels: DeltaBwdKernel[], way: Way): Record<DeltaBwdKernel["op"], DeltaBwdKernel> {
   const at = (op: DeltaBwdKernel["op"]) => {
-    const k = kernels.find((x) => x.op === op && x.C === 64 && x.K === way.K && x.V === way.K && (op === "walk" ? !!x.split === way.few : x.tin === way.tin && x.math === way.math));
-    if (!k) throw new Error(`no ${op} kernel for K ${way.K} ${way.tin} ${way.math ?? "fp32"}${way.few ? " (few rows)" : ""}`);
+    const k = kernels.find((x) => x.op === op && x.C === 64 && x.K === way.K && x.V === way.K && (op === "walk" ? !!x.split === way.few && x.math === way.walk : x.tin === way.tin && x.math === way.math));
+    if (!k) throw new Error(`no ${op} kernel for K ${way.K} ${way.tin} ${way.math ?? "fp32"}${way.few ? " (few rows)" : ""}${way.walk ? ` (walk ${way.walk})` : ""}`);
     return k;
   };
   return { prep_fwd: at("prep_fwd"), prep_bwd: at("prep_bwd"), walk: at("walk"), adj: at("adj") };
@@ -146,7 +147,7 @@ function errors(got: Outs, cs: Case): Record<string, number> {
 }
 
 describe.skipIf(!gpp)("delta backward: the module's five kernels chained on the CPU emulation vs the float64 backward", () => {
-  it.each(["none", "scalar", "key"] as const)("decay %s: K = V = 64 and 128 (key: 64), f32 and bf16 inputs, bf16 on the TF32 twins, f32 with the walks for few rows, T = 100 (ragged) and 1, initial state and final-state cotangent", (decay) => {
+  it.each(["none", "scalar", "key"] as const)("decay %s: K = V = 64 and 128 (key: 64), f32 and bf16 inputs, bf16 on the TF32 twins, f32 with the walks for few rows, f32 with the walks' 3xTF32 twins, T = 100 (ragged) and 1, initial state and final-state cotangent", (decay) => {
     const bin = buildEmu(decay, deltaBwdModule(deltaBwdConfigs(decay)));
     const seen: string[] = [];
     for (const [i, way] of waysOf(decay).entries())
@@ -155,8 +156,8 @@ describe.skipIf(!gpp)("delta backward: the module's five kernels chained on the 
         const e = errors(runEmu(bin, cs, i), cs);
         expect(Object.keys(e).length, "outputs checked").toBe(decay === "none" ? 6 : 7);
         // (TF32 products: 10-bit mantissas)
-        for (const [n, x] of Object.entries(e)) expect(x, `${decay} K=${way.K} ${way.tin} ${way.math ?? "fp32"}${way.few ? " few" : ""} T=${T} ${n}`).toBeLessThan(way.math ? 3e-3 : 1e-5);
-        seen.push(`K=${way.K} ${way.tin}${way.math ? `-${way.math}` : ""}${way.few ? "-few" : ""} T=${T} ${Math.max(...Object.values(e)).toExponential(2)}`);
+        for (const [n, x] of Object.entries(e)) expect(x, `${decay} K=${way.K} ${way.tin} ${way.math ?? "fp32"}${way.few ? " few" : ""}${way.walk ? ` walk ${way.walk}` : ""} T=${T} ${n}`).toBeLessThan(way.math ? 3e-3 : 1e-5);
+        seen.push(`K=${way.K} ${way.tin}${way.math ? `-${way.math}` : ""}${way.few ? "-few" : ""}${way.walk ? `-walk-${way.walk}` : ""} T=${T} ${Math.max(...Object.values(e)).toExponential(2)}`);
       }
     console.log(`delta backward chain (${decay}), worst relative error: ${seen.join(", ")}`);
   }, 600_000);

@@ -2,7 +2,7 @@
  * The token-aligned delta backward's kernel module (compiler/backends/cuda/delta-bwd.ts; the torch target's
  * "kernels"."deltaBwd"): the records the runtime picks by (op, decay, C, K, V, tin, cols, entry, threads, sharedBytes)
  * for each decay mode (prep's and the adjoint's kernels of that mode, the mode's walks: the default one of a shape and the
- * one for few rows, then prep's and the adjoint's TF32 twins), each entry once in the source; decay "key" (RWKV-7) with
+ * one for few rows, then prep's, the walks' (3xTF32, math "tf32x3") and the adjoint's TF32 twins), each entry once in the source; decay "key" (RWKV-7) with
  * the per-key walks and adjoint and the per-key twins (prep's at K = V = 64 and 128, the adjoint's at 64); the whole module through g++ on the CPU emulation's header (the preludes together), and nvcc -cubin for sm_90 (where
  * installed) compiling each decay mode's module with no spills.
  */
@@ -14,6 +14,7 @@ import { DELTA_PREP_CONFIGS, DELTA_PREP_KEY_CONFIGS, DELTA_PREP_KEY_MMA_CONFIGS,
 import { DELTA_ADJ_KEY_CONFIGS, deltaAdjKeyKernel } from "../compiler/backends/cuda/delta-adjoint-key.ts";
 import { DELTA_ADJ_KEY_MMA_CONFIGS, deltaAdjKeyMmaKernel } from "../compiler/backends/cuda/delta-adjoint-key-mma.ts";
 import { DELTA_WALK_CONFIGS, DELTA_WALK_FEW_CONFIGS, DELTA_WALK_KEY_CONFIGS, DELTA_WALK_KEY_FEW_CONFIGS, deltaWalkKernel } from "../compiler/backends/cuda/delta-walk.ts";
+import { DELTA_WALK_KEY_MMA_CONFIGS, DELTA_WALK_MMA_CONFIGS, deltaWalkMmaKernel } from "../compiler/backends/cuda/delta-walk-mma.ts";
 import { findNvcc } from "../compiler/backends/cuda/nvcc.ts";
 import { compileLowRankEmu } from "./helpers/lowrank-emu.ts";
 import { ptxasUsage } from "./helpers/ptxas-usage.ts";
@@ -30,10 +31,11 @@ describe("delta backward kernel module", () => {
     const walks = decay === "key" ? [...DELTA_WALK_KEY_CONFIGS, ...DELTA_WALK_KEY_FEW_CONFIGS] : [...DELTA_WALK_CONFIGS, ...DELTA_WALK_FEW_CONFIGS];
     const keyAdj = decay === "key" ? DELTA_ADJ_KEY_CONFIGS.map((c) => ({ c: { ...c, math: undefined }, k: deltaAdjKeyKernel(c), op: "adj" })) : [];
     const keyAdjMma = decay === "key" ? DELTA_ADJ_KEY_MMA_CONFIGS.map((c) => ({ c, k: deltaAdjKeyMmaKernel(c), op: "adj" })) : [];
+    const walkTwins = (decay === "key" ? DELTA_WALK_KEY_MMA_CONFIGS : DELTA_WALK_MMA_CONFIGS).map((c) => ({ c: { ...c, tin: "f32" }, k: deltaWalkMmaKernel(c), op: "walk" }));
     const want = [
       ...prep(DELTA_PREP_CONFIGS), ...prep(DELTA_PREP_KEY_CONFIGS),
       ...walks.map((c) => ({ c: { ...c, tin: "f32", math: undefined }, k: deltaWalkKernel(c), op: "walk" })),
-      ...adj([...DELTA_ADJ_CONFIGS, ...DELTA_ADJ_K128_CONFIGS]), ...keyAdj, ...prep(DELTA_PREP_MMA_CONFIGS), ...prep(DELTA_PREP_KEY_MMA_CONFIGS), ...adj([...DELTA_ADJ_MMA_CONFIGS, ...DELTA_ADJ_K128_MMA_CONFIGS]), ...keyAdjMma,
+      ...adj([...DELTA_ADJ_CONFIGS, ...DELTA_ADJ_K128_CONFIGS]), ...keyAdj, ...prep(DELTA_PREP_MMA_CONFIGS), ...prep(DELTA_PREP_KEY_MMA_CONFIGS), ...walkTwins, ...adj([...DELTA_ADJ_MMA_CONFIGS, ...DELTA_ADJ_K128_MMA_CONFIGS]), ...keyAdjMma,
     ].map(({ c, k, op }) => ({ op, decay, tin: c.tin, C: c.C, K: c.K, V: c.V, cols: "cols" in k ? k.cols : c.V, ...("split" in k && k.split > 1 ? { split: k.split } : {}), ...(c.math ? { math: c.math } : {}), entry: k.entry, threads: k.threads, sharedBytes: k.sharedBytes }));
     expect(m.kernels).toEqual(want);
     expect(m.kernels.filter((k) => k.math && k.op !== "walk").map((k) => k.math), "twins").toEqual(Array(decay === "key" ? 5 : 6).fill("tf32"));
@@ -46,7 +48,11 @@ describe("delta backward kernel module", () => {
       for (const r of [...(decay === "key" ? [...["prep_fwd", "prep_bwd"].flatMap((op) => ["f32", "bf16"].map((t) => `${op} key ${t} 64 ${K} ${K} ${K}`)), `prep_fwd key bf16 64 ${K} ${K} ${K} tf32`, `prep_bwd key bf16 64 ${K} ${K} ${K} tf32`, ...(K === 64 ? [...["f32", "bf16"].map((t) => `adj key ${t} 64 64 64 64`), "adj key bf16 64 64 64 64 tf32"] : [])] : ["prep_fwd", "prep_bwd", "adj"].flatMap((op) => [...["f32", "bf16"].map((t) => `${op} ${decay} ${t} 64 ${K} ${K} ${K}`), `${op} ${decay} bf16 64 ${K} ${K} ${K} tf32`])), `walk ${decay} f32 64 ${K} ${K} ${K === 64 ? 32 : 16}`])
         expect(rows).toContain(r);
     const key = decay === "key" ? "key_" : "";
-    expect(m.kernels.filter((k) => k.op === "walk").map((k) => [k.entry, k.cols, k.split, k.threads, k.sharedBytes])).toEqual([
+    // the walks' 3xTF32 twins (delta-walk-mma.ts) after prep's twins
+    expect(m.kernels.filter((k) => k.op === "walk" && k.math).map((k) => [k.entry, k.math, k.cols, k.threads, k.sharedBytes])).toEqual([
+      [`seqc_delta_walk_${decay === "key" ? "key_" : ""}c64k64v64_tf32x3`, "tf32x3", 32, 128, 72704], [`seqc_delta_walk_${decay === "key" ? "key_" : ""}c64k128v128_tf32x3`, "tf32x3", 16, 128, 111616],
+    ]);
+    expect(m.kernels.filter((k) => k.op === "walk" && !k.math).map((k) => [k.entry, k.cols, k.split, k.threads, k.sharedBytes])).toEqual([
       [`seqc_delta_walk_${key}c64k64v64`, 32, undefined, 128, 65536], [`seqc_delta_walk_${key}c64k128v128`, 16, undefined, 128, 94208],
       [`seqc_delta_walk_${key}c64k64v64_g8_s4`, 8, 4, 128, 47104], [`seqc_delta_walk_${key}c64k128v128_g8_s2`, 8, 2, 128, 83968],
     ]);

@@ -5,7 +5,7 @@
  * by: op ("prep_fwd" / "prep_bwd" / "walk" / "adj"), decay, C, K, V, tin (the per-token inputs' type, "f32" / "bf16";
  * the walk reads float32 only: "f32"), cols (value columns a block: the walk's grid is (B H, V / cols); the per-chunk
  * kernels take all V, grid N), entry, threads, sharedBytes, math on the tensor-core twins only ("tf32": entries
- * ending _tf32; absent: fp32 FMAs on the SIMT cores), and split on the walks for few (b, h) rows only (delta-walk.ts
+ * ending _tf32; "tf32x3", the walks' twins: _tf32x3; absent: fp32 FMAs on the SIMT cores), and split on the walks for few (b, h) rows only (delta-walk.ts
  * DELTA_WALK_FEW_CONFIGS: each phase's sum split over split thread groups; absent: 1).
  *
  * The walks of a (C, K, V): the default one first (cols 32 at V = 64, 16 at V = 128), then the one for few rows (cols
@@ -22,14 +22,16 @@
  * Kernels, C = 64: the per-chunk preparations of both walks (compiler/backends/cuda/delta-prep.ts, K = V = 64 and 128,
  * f32 and bf16 inputs), the walk over the chunks, both directions (delta-walk.ts, K = V = 64 and 128), the per-chunk
  * adjoint (delta-adjoint.ts, K = V = 64 and 128, f32 and bf16 inputs); then the TF32 twins of prep (delta-prep-mma.ts,
- * bf16 inputs, K = V = 64 and 128) and of the adjoint (delta-adjoint-mma.ts, bf16 inputs, K = V = 64 and 128), after the
- * fp32 kernels.
+ * bf16 inputs, K = V = 64 and 128), of the walks (delta-walk-mma.ts, 3xTF32: math "tf32x3", float32 like the walks,
+ * K = V = 64 and 128, every decay mode; a runtime asked for math takes it for a shape's default walk) and of the adjoint
+ * (delta-adjoint-mma.ts, bf16 inputs, K = V = 64 and 128), after the fp32 kernels.
  */
 import { DELTA_ADJ_CONFIGS, DELTA_ADJ_K128_CONFIGS, DELTA_ADJ_K128_MMA_CONFIGS, DELTA_ADJ_MMA_CONFIGS, DELTA_ADJ_PRELUDE, deltaAdjKernel, deltaAdjSource, type DeltaAdjConfig } from "./delta-adjoint.ts";
 import { DELTA_ADJ_KEY_CONFIGS, deltaAdjKeyKernel, deltaAdjKeySource, type DeltaAdjKeyConfig } from "./delta-adjoint-key.ts";
 import { DELTA_ADJ_KEY_MMA_CONFIGS, deltaAdjKeyMmaKernel, deltaAdjKeyMmaSource, type DeltaAdjKeyMmaConfig } from "./delta-adjoint-key-mma.ts";
 import { DELTA_PRELUDE, DELTA_PREP_CONFIGS, DELTA_PREP_KEY_CONFIGS, DELTA_PREP_KEY_MMA_CONFIGS, DELTA_PREP_MMA_CONFIGS, deltaPrepKernel, deltaPrepSource, type DeltaPrepConfig, type DeltaPrepDecay } from "./delta-prep.ts";
 import { DELTA_WALK_CONFIGS, DELTA_WALK_FEW_CONFIGS, DELTA_WALK_KEY_CONFIGS, DELTA_WALK_KEY_FEW_CONFIGS, DELTA_WALK_PRELUDE, deltaWalkKernel, deltaWalkSource, type DeltaWalkConfig } from "./delta-walk.ts";
+import { DELTA_WALK_KEY_MMA_CONFIGS, DELTA_WALK_MMA_CONFIGS, deltaWalkMmaKernel, deltaWalkMmaSource, type DeltaWalkMmaConfig } from "./delta-walk-mma.ts";
 
 export type DeltaBwdOp = "prep_fwd" | "prep_bwd" | "walk" | "adj";
 export type DeltaBwdDecay = "none" | "scalar" | "key";
@@ -56,15 +58,16 @@ export interface DeltaBwdKernel {
 export interface DeltaBwdConfigs {
   decay: DeltaBwdDecay;
   prep: readonly DeltaPrepConfig<DeltaPrepDecay>[];
-  walk: readonly DeltaWalkConfig[];
+  walk: readonly (DeltaWalkConfig | DeltaWalkMmaConfig)[];
   adj: readonly (DeltaAdjConfig | DeltaAdjKeyConfig | DeltaAdjKeyMmaConfig)[];
 }
 
 /** A model's configurations for its decay mode: prep's and the adjoint's of that mode (`twins`: with their TF32 twins,
- * default), the walks (per-key ones with decay "key"; each shape's default walk, then its walk for few rows). */
+ * default), the walks (per-key ones with decay "key"; each shape's default walk, then its walk for few rows; `twins`:
+ * then the walks' 3xTF32 twins, delta-walk-mma.ts). */
 export function deltaBwdConfigs(decay: DeltaBwdDecay, twins = true): DeltaBwdConfigs {
   const mine = <T extends { decay: string }>(cs: readonly T[]) => cs.filter((c) => c.decay === decay);
-  const walk = decay === "key" ? [...DELTA_WALK_KEY_CONFIGS, ...DELTA_WALK_KEY_FEW_CONFIGS] : [...DELTA_WALK_CONFIGS, ...DELTA_WALK_FEW_CONFIGS];
+  const walk = decay === "key" ? [...DELTA_WALK_KEY_CONFIGS, ...DELTA_WALK_KEY_FEW_CONFIGS, ...(twins ? DELTA_WALK_KEY_MMA_CONFIGS : [])] : [...DELTA_WALK_CONFIGS, ...DELTA_WALK_FEW_CONFIGS, ...(twins ? DELTA_WALK_MMA_CONFIGS : [])];
   return {
     decay, prep: mine<DeltaPrepConfig<DeltaPrepDecay>>([...DELTA_PREP_CONFIGS, ...DELTA_PREP_KEY_CONFIGS, ...(twins ? [...DELTA_PREP_MMA_CONFIGS, ...DELTA_PREP_KEY_MMA_CONFIGS] : [])]), walk,
     adj: mine([...DELTA_ADJ_CONFIGS, ...DELTA_ADJ_K128_CONFIGS, ...DELTA_ADJ_KEY_CONFIGS, ...(twins ? [...DELTA_ADJ_MMA_CONFIGS, ...DELTA_ADJ_K128_MMA_CONFIGS, ...DELTA_ADJ_KEY_MMA_CONFIGS] : [])]),
@@ -91,7 +94,10 @@ export function deltaBwdModule(configs: DeltaBwdConfigs): { source: string; kern
   };
   for (const twins of [false, true]) {
     for (const c of configs.prep.filter((x) => !!x.math === twins)) add({ ...deltaPrepKernel(c), op: c.op === "fwd" ? "prep_fwd" : "prep_bwd" }, deltaPrepSource(c));
-    if (!twins) for (const c of configs.walk) add({ ...deltaWalkKernel(c), decay, tin: "f32" }, deltaWalkSource(c));
+    for (const c of configs.walk.filter((x) => !!("math" in x && x.math) === twins)) {
+      if ("math" in c) add({ ...deltaWalkMmaKernel(c), decay, tin: "f32" }, deltaWalkMmaSource(c));
+      else add({ ...deltaWalkKernel(c), decay, tin: "f32" }, deltaWalkSource(c));
+    }
     for (const c of configs.adj.filter((x) => !!("math" in x && x.math) === twins)) {
       if (isKeyAdj(c) && isKeyMma(c)) add({ ...deltaAdjKeyMmaKernel(c), op: "adj" }, deltaAdjKeyMmaSource(c));
       else if (isKeyAdj(c)) add({ ...deltaAdjKeyKernel(c), op: "adj" }, deltaAdjKeySource(c));
