@@ -17,96 +17,18 @@
  * 16 warps) likewise, a broken one (a diagonal score tile skipped) failing.
  */
 import { describe, expect, it } from "vitest";
-import { execFileSync, spawnSync } from "node:child_process";
-import { writeFileSync } from "node:fs";
-import { join } from "node:path";
-import { DELTA_ADJ_CONFIGS, DELTA_ADJ_K128_CONFIGS, DELTA_ADJ_K128_MMA_CONFIGS, DELTA_ADJ_MMA_CONFIGS, DELTA_ADJ_PRELUDE, deltaAdjKernel, deltaAdjSource, type DeltaAdjConfig, type DeltaAdjKernel } from "../compiler/backends/cuda/delta-adjoint.ts";
+import { spawnSync } from "node:child_process";
+import { DELTA_ADJ_CONFIGS, DELTA_ADJ_K128_CONFIGS, DELTA_ADJ_K128_MMA_CONFIGS, DELTA_ADJ_MMA_CONFIGS, DELTA_ADJ_PRELUDE, deltaAdjKernel, deltaAdjSource, type DeltaAdjKernel } from "../compiler/backends/cuda/delta-adjoint.ts";
 import { findNvcc } from "../compiler/backends/cuda/nvcc.ts";
-import { relativeError } from "../compiler/io/manifest.ts";
-import { bf16 } from "./helpers/bf16-round.ts";
-import { adjoint, nChunks, type DeltaGrads, type DeltaInputs, type DeltaShape } from "./helpers/delta-ref.ts";
-import { compileLowRankEmu, emuGridMain, f32Bytes, inScratchDir, readF32 } from "./helpers/lowrank-emu.ts";
+import { adjData as data, adjEmu, adjErrors as errors, expectBrokenFail as expectBroken, fmt, worst, type AdjData } from "./helpers/delta-adjoint-emu.ts";
 import { ptxasUsage } from "./helpers/ptxas-usage.ts";
-import { rng } from "./helpers/random.ts";
 
 const gpp = spawnSync("g++", ["--version"]).status === 0;
 if (!gpp) console.warn("cuda-delta-adjoint-emu.test: g++ is not installed, so the emulated runs are skipped");
 
-const TOK = ["Q", "U", "W", "KK", "VV", "DY"] as const;
-const FILES = [...TOK, "LD", "R", "S0", "SF", "LE", "DR", "dQ", "dU", "dW", "dK", "dV", "dLD"] as const;
-
-/** An emulator executable: argv dir, entry, blocks, threads, smem, B, T, H; reads dir/<FILES[i]>.bin, writes the outputs'
- * .out. */
-function buildEmu(kernels: DeltaAdjKernel[], patch?: (src: string) => string): string {
-  let source = DELTA_ADJ_PRELUDE + kernels.map(deltaAdjSource).join("");
-  if (patch) {
-    const before = source;
-    source = patch(source);
-    expect(source, "the patch changed nothing").not.toBe(before);
-  }
-  const call = (entry: string) => {
-    const k = kernels.find((x) => x.entry === entry)!, T = k.tin === "f32" ? "float" : "unsigned short", dec = k.decay !== "none";
-    return [...TOK.map((_, i) => `(const ${T}*)P[${i}]`), dec ? "(const float*)P[6]" : "nullptr", ...[7, 8, 9, 10, 11].map((i) => `(const float*)P[${i}]`),
-      "BB", "TT", "HH", ...[12, 13, 14, 15, 16].map((i) => `(float*)P[${i}]`), dec ? "(float*)P[17]" : "nullptr"].join(", ");
-  };
-  const main = emuGridMain(kernels.map((k) => k.entry), call, FILES, ["BB", "TT", "HH"], [12, 13, 14, 15, 16, 17]);
-  return compileLowRankEmu(source, main, "delta-adjoint", kernels.some((k) => k.math));
-}
-
-interface Data { s: DeltaShape; inp: DeltaInputs; dY: Float64Array; R: Float64Array; S0: Float64Array; SF: Float64Array; LE: Float64Array; DR: Float64Array; words: Record<string, Buffer> | null }
-
-/** Random inputs (never zero in law), per-token ones rounded to bf16 for tin "bf16" (the reference takes the rounded
- * values); log decays multiples of 2^-10 in [minLd, 0] (minLd 0: no decay). */
-function data(c: DeltaAdjConfig, T: number, minLd: number, seed: number): Data {
-  const s: DeltaShape = { B: 2, T, H: 3, K: c.K, V: c.V, C: c.C };
-  const r = rng(seed), f = Math.fround, N = s.B * s.H * nChunks(s), BTH = s.B * T * s.H;
-  const n = (m: number, scale: number) => Float64Array.from({ length: m }, () => f(scale * 2 * r()));
-  const raw = { q: n(BTH * s.K, 1), u: n(BTH * s.K, 1 / Math.sqrt(s.K)), w: n(BTH * s.K, 1 / Math.sqrt(s.K)), k: n(BTH * s.K, 1), v: n(BTH * s.V, 1), dy: n(BTH * s.V, 1) };
-  const ld = c.decay === "none" ? null : Float64Array.from({ length: BTH }, () => -Math.round((r() + 0.5) * -minLd * 1024) / 1024);
-  let words: Record<string, Buffer> | null = null;
-  const vals: Record<string, Float64Array> = { ...raw };
-  if (c.tin === "bf16") {
-    words = {};
-    for (const [name, x] of Object.entries(raw)) { const b = bf16(x); vals[name] = b.values; words[name] = b.words; }
-  }
-  const inp: DeltaInputs = { q: vals.q, u: vals.u, w: vals.w, k: vals.k, v: vals.v, ld, S: null };
-  return { s, inp, dY: vals.dy, R: n(N * s.C * s.V, 1), S0: n(N * s.K * s.V, 1), SF: n(s.B * s.H * s.K * s.V, 1), LE: n(N * s.K * s.V, 1), DR: n(N * s.C * s.V, 1), words };
-}
-
-const OUTS = ["dq", "du", "dw", "dk", "dv", "dld"] as const;
-
-function runEmu(bin: string, k: DeltaAdjKernel, d: Data): DeltaGrads {
-  return inScratchDir("seqc-dadj-", (dir) => {
-    const { s, inp } = d, BTH = s.B * s.T * s.H;
-    const tok: Record<string, Float64Array> = { Q: inp.q, U: inp.u, W: inp.w, KK: inp.k, VV: inp.v, DY: d.dY };
-    const wordName: Record<string, string> = { Q: "q", U: "u", W: "w", KK: "k", VV: "v", DY: "dy" };
-    for (const name of TOK) writeFileSync(join(dir, `${name}.bin`), d.words ? d.words[wordName[name]] : f32Bytes(tok[name]));
-    writeFileSync(join(dir, "LD.bin"), f32Bytes(inp.ld ?? new Float64Array(1)));
-    for (const [name, x] of Object.entries({ R: d.R, S0: d.S0, SF: d.SF, LE: d.LE, DR: d.DR })) writeFileSync(join(dir, `${name}.bin`), f32Bytes(x));
-    for (const [name, w] of [["dQ", s.K], ["dU", s.K], ["dW", s.K], ["dK", s.K], ["dV", s.V], ["dLD", 1]] as const) writeFileSync(join(dir, `${name}.bin`), f32Bytes(new Float64Array(BTH * w).fill(NaN)));
-    execFileSync(bin, [dir, k.entry, String(s.B * s.H * nChunks(s)), String(k.threads), String(k.sharedBytes), String(s.B), String(s.T), String(s.H)], { stdio: "pipe" });
-    const read = (name: string) => readF32(join(dir, `${name}.out`));
-    return { dq: read("dQ"), du: read("dU"), dw: read("dW"), dk: read("dK"), dv: read("dV"), dld: k.decay === "none" ? null : read("dLD") };
-  });
-}
-
-/** Each output's relative error against the float64 formulas (dld absent without a decay); non-finite outputs fail the
- * test, or (`broken`: a deliberately broken copy) count as an infinite error. */
-function errors(bin: string, k: DeltaAdjKernel, d: Data, broken = false): Record<string, number> {
-  const want = adjoint(d.inp, d.dY, d.R, d.S0, d.SF, d.LE, d.DR, d.s), got = runEmu(bin, k, d);
-  const e: Record<string, number> = {};
-  for (const o of OUTS) {
-    const g = got[o], w = want[o];
-    if (!g || !w) continue;
-    const finite = g.every(Number.isFinite);
-    if (!broken) expect(finite, `${k.entry} ${o}: finite`).toBe(true);
-    e[o] = finite ? relativeError(g, w) : Infinity;
-  }
-  return e;
-}
-
-const fmt = (e: Record<string, number>) => Object.entries(e).map(([o, x]) => `${o} ${x.toExponential(2)}`).join(", ");
-const worst = (e: Record<string, number>) => Math.max(...Object.values(e));
+/** An emulator of the kernels (test/helpers/delta-adjoint-emu.ts adjEmu), its source patched where given. */
+const buildEmu = (kernels: DeltaAdjKernel[], patch?: (src: string) => string) =>
+  adjEmu(DELTA_ADJ_PRELUDE + kernels.map(deltaAdjSource).join(""), kernels, "delta-adjoint", kernels.some((k) => k.math), patch);
 
 /** Every kernel of `ks` (one emulator build) at T = 100 (ragged) and T = 1, no decay or decays in [-0.3, 0] and [-20, 0]
  * a step: the worst output's error below `bound` (and above `floor`, the TF32 rounding showing). */
@@ -123,22 +45,8 @@ function checkAll(ks: DeltaAdjKernel[], seed: number, bound: number, floor = 0):
   });
 }
 
-/** Output `which`'s error of a copy of k with the nth occurrence of `from` in its source replaced by `to`. */
-function brokenError(k: DeltaAdjKernel, d: Data, from: string, to: string, which: string, nth = 0): number {
-  const bin = buildEmu([k], (src) => {
-    let at = -1;
-    for (let i = 0; i <= nth; i++) at = src.indexOf(from, at + 1);
-    expect(at, `"${from}" #${nth}`).toBeGreaterThanOrEqual(0);
-    return src.slice(0, at) + to + src.slice(at + from.length);
-  });
-  return errors(bin, k, d, true)[which];
-}
-
-/** Broken copies of k fail: for each change (the nth occurrence of `from` replaced by `to`), output `which`'s error
- * above 1e-2. */
-function expectBrokenFail(k: DeltaAdjKernel, d: Data, changes: [from: string, to: string, which: string, nth?: number][]): void {
-  for (const [from, to, which, nth] of changes) expect(brokenError(k, d, from, to, which, nth), `${k.entry}: ${from} -> ${to}`).toBeGreaterThan(1e-2);
-}
+/** Broken copies of k fail: each change (from, to, the output, the nth occurrence) above 1e-2. */
+const expectBrokenFail = (k: DeltaAdjKernel, d: AdjData, changes: [from: string, to: string, which: string, nth?: number][]) => expectBroken(buildEmu, k, d, changes);
 
 describe.skipIf(!gpp)("the delta backward's adjoint kernel on the CPU emulation vs float64", () => {
   const kernels = DELTA_ADJ_CONFIGS.map(deltaAdjKernel);
