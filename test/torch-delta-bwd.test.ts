@@ -181,7 +181,8 @@ for tin in (torch.bfloat16, None):
     r = d.delta_kernels(launch, x, x, x, x, x, t(B, T, H), None, x, None)
     entries.append([c[0] for c in calls] + [list(r[6].shape)])
 out['tin'] = entries
-# math 'tf32': each op's twin where the module has one for the shape and tin (bf16), else its fp32 kernel (the walk; f32)
+# math 'tf32': each op's twin where the module has one for the shape and tin (bf16), else its fp32 kernel; the walk's
+# 3xTF32 twin (math 'tf32x3', float32 like the walk) whatever tin
 entries = []
 twin = d.kernel_launch(KM(ks), torch.device('cpu'), 'tf32')
 for tin in (torch.bfloat16, None):
@@ -215,7 +216,8 @@ print(json.dumps(out))
     expect(got.tin).toEqual([ops("bf16"), ops("f32")]);
     const few = kernels.find((k) => k.op === "walk" && k.K === 64 && k.decay === "scalar" && k.split)!;
     expect(got.few).toEqual([[few.entry, [6, 64 / few.cols]], ["seqc_delta_walk_c64k64v64", [6, G]]]);
-    expect(got.twins).toEqual([ops("bf16").slice(0, 5).map((e) => (String(e).endsWith("_bf16") ? `${e}_tf32` : e)), ops("f32").slice(0, 5)]);
+    const walkTwin = (e: string | number[]) => (e === "seqc_delta_walk_c64k64v64" ? `${e}_tf32x3` : e);
+    expect(got.twins).toEqual([ops("bf16").slice(0, 5).map((e) => (String(e).endsWith("_bf16") ? `${e}_tf32` : walkTwin(e))), ops("f32").slice(0, 5).map(walkTwin)]);
     expect(got.calls).toEqual([
       // (U, W, KK, VV, LD, B, T, H, TI, M, X, BM, NN, A)
       ["seqc_delta_prep_fwd_scalar_c64k64v64_f32", [N, 1], [p, p, p, p, p, 2, 100, 3, p, p, p, p, p, p]],

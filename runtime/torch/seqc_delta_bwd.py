@@ -354,16 +354,20 @@ def delta_launcher(m, device, way=None, switch="LR_FUSED_DELTA", tin=None, math=
 
 def kernel_launch(km, device, math=None, sms=None):
     """delta_launcher's launch over a loaded kernel module km (km.kernels the records; km.launch(record, grid, args,
-    stream)); math: delta_launcher's; sms: the card's SM count: the walk of a shape for few rows (a record with split)
-    where the default walk's grid B H (V / cols) is below it (None: the default walk)."""
+    stream)); math: delta_launcher's (given: the default walk's 3xTF32 twin, a record with math "tf32x3", where the
+    module has it); sms: the card's SM count: the walk of a shape for few rows (a record with split, fp32) where the
+    default walk's grid B H (V / cols) is below it (None: the default walk)."""
     def pick(op, mode, C, K, V, tin):
         return (delta_pick(km.kernels, op, mode, C, K, V, tin, math) if math else None) or delta_pick(km.kernels, op, mode, C, K, V, tin)
 
     def walk_pick(mode, C, K, V, BH):
         ws = [k for k in km.kernels if k["op"] == "walk" and (k["C"], k["K"], k["V"]) == (C, K, V) and k.get("decay", mode) == mode]
-        k = next((k for k in ws if not k.get("split")), ws[0] if ws else None)
+        fp = [k for k in ws if not k.get("math")]
+        k = next((k for k in fp if not k.get("split")), fp[0] if fp else None)
         if k is not None and sms and BH * (V // k["cols"]) < sms:
-            k = next((w for w in ws if w.get("split")), k)
+            k = next((w for w in fp if w.get("split")), k)
+        elif k is not None and math:  # math asked for: the default walk's 3xTF32 twin (delta-walk-mma.ts) where the module has it
+            k = next((w for w in ws if w.get("math") == "tf32x3" and w["cols"] == k["cols"]), k)
         return k
 
     def tok(x, dt):
