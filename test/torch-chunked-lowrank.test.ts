@@ -59,7 +59,8 @@ const torchParts = (decay: string) => new Set([...(DEFAULTS.readWay === "matmul"
   ...(DEFAULTS.passWay === "matmul" ? ["pass"] : []),
   // the chunk-state backward (LR_BWD "wy", the default) replaces the adjoint chain where it applies (no per-key decay,
   // the readouts and transitions as products): no augA, adjoint, fwd or decay plans
-  ...(DEFAULTS.bwd === "wy" && decay !== "key" && DEFAULTS.readWay === "matmul" && augWay(DEFAULTS.augWay, decay, false, DEFAULTS.keyWay) === "matmul" ? ["augA", "adjoint", "fwd", "decay"] : [])]);
+  // (LR_BWD "auto": "wy" on CPU, where no module has the delta kernels)
+  ...((DEFAULTS.bwd === "wy" || DEFAULTS.bwd === "auto") && decay !== "key" && DEFAULTS.readWay === "matmul" && augWay(DEFAULTS.augWay, decay, false, DEFAULTS.keyWay) === "matmul" ? ["augA", "adjoint", "fwd", "decay"] : [])]);
 
 describe("torch target: the low-rank chunked backward's plans", () => {
   it.each(MODELS)("%s: chain:<part> and chain64:<part> for every part, the chunk transitions' chunked forms first", (name) => {

@@ -170,8 +170,16 @@ LR_READ_KEY_PRE = "on"
 # merge (one step of one micro-step with one low-rank pair, one input pair, no, a scalar or a per-key decay (RWKV-7:
 # seqc_delta_bwd.delta_torch_key, the kernels' mode "key"), the one readout after it) and post's backward reads no
 # readout y (LR_Y_READ "bound"); elsewhere "wy" as above. "auto": "delta" where it
-# applies and the module's delta kernels take the shape (LR_FUSED_DELTA "cuda"), else "wy".
-LR_BWD = "wy"
+# applies with no or a scalar decay and the module's delta kernels take the shape (LR_FUSED_DELTA "cuda"), else "wy".
+# "auto" is the default since H200 call D13 (bench/RESULTS.md "the token-aligned delta backward (LR_BWD "delta")
+# timed"; one process, GPU ms under graphs): bf16 DeltaNet (8, 2048, 16, 64) 4.82 ("wy") -> 3.96 (kernels) -> 3.19
+# (bf16 inputs on the TF32 twins), Gated DeltaNet 6.47 -> 4.64 -> 3.97, DeltaNet (4, 8192, 16, 128) 23.13 -> 20.35 ->
+# 16.05, Gated DeltaNet 28.82 -> 23.14 -> 19.27; fp32 7.90 -> 5.78, 9.90 -> 6.59, 42.58 -> 30.63, 50.34 -> 34.08 (fla
+# chunk_delta_rule 1.137 / 3.713 eager GPU). The torch ops ("delta" without kernels) are slower than "wy" there but for
+# fp32 at K = 128 (bf16 7.09 / 8.72 / 29.91 / 34.71), so "auto" takes "delta" only with the kernels; on CPU it is "wy".
+# Gradients vs float64 at (2, 1024): bf16 1.7e-3 with fp32 kernels as "wy", 2.6e-3 with the twins (fla 5.8e-3); fp32
+# 4.1e-7 / 1.1e-6.
+LR_BWD = "auto"
 # Whether LR_BWD "wy" also takes a per-key decay (RWKV-7): "chain" (the adjoint chain runs for it, as before) or "wy"
 # (seqc_lowrank_wy.py's per-key path: the forward core's per-key scores for P1_u and L_uu, the reversed chunks'
 # ChunkCore with the flipped per-key log decays, torch ops only: the wy kernels and fused readouts take no per-key decay).
@@ -185,12 +193,16 @@ LR_BWD_KEY = "chain"
 LR_FUSED_DELTA = "cuda"
 # The per-token inputs' type LR_FUSED_DELTA "cuda" gives its kernels where the forward's tensors are bf16 (the glue runs
 # in float32): "f32" (prep's float32 outputs as they are: the _f32 entries) or "bf16" (rounded to bf16 once: the _bf16
-# entries, half the reads).
-LR_DELTA_TIN = "f32"
+# entries, half the reads). "bf16" is the default since H200 call D13, for LR_DELTA_MMA's twins (bf16 inputs only): alone
+# it is slower than "f32" (DeltaNet bf16 (8, 2048, 16, 64) 3.96 -> 4.16 ms, the conversions 0.25 ms a step).
+LR_DELTA_TIN = "bf16"
 # Whether LR_FUSED_DELTA's kernels with bf16 per-token inputs (LR_DELTA_TIN "bf16") take the module's tensor-core twins
 # (compiler/backends/cuda/delta-prep-mma.ts, delta-adjoint-mma.ts; records with math "tf32") where it has them: "off" or
-# "tf32" (each op's twin where one exists for the shape, else its fp32 kernel).
-LR_DELTA_MMA = "off"
+# "tf32" (each op's twin where one exists for the shape, else its fp32 kernel). "tf32" is the default since H200 call D13:
+# bf16 steps (LR_DELTA_TIN "bf16") DeltaNet 4.16 -> 3.19 ms at (8, 2048, 16, 64), 21.72 -> 16.05 at (4, 8192, 16, 128);
+# Gated DeltaNet 4.80 -> 3.97, 24.52 -> 19.27; gradients vs float64 at (2, 1024) 2.6e-3 (DeltaNet), 2.4e-3 (Gated
+# DeltaNet), as with bf16 inputs on the fp32 kernels.
+LR_DELTA_MMA = "tf32"
 # How the walks over the chunks run where they are products (LR_PASS "matmul": the chunk start states from the
 # transitions, and LR_BWD "wy"'s reverse walk over the end states' adjoints): "torch" (one batched product per chunk,
 # nC launches) or "cuda" (one kernel for the whole walk, a block per batch row and head, compiler/backends/cuda/
@@ -1006,7 +1018,7 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
         raise ValueError("merge %r: one of decay, off" % (merge,))
     merged = []  # (ld name, [w names]): the decay steps folded into the next (LR_MERGE "decay", only where wy or delta runs)
     delta = False
-    if bwd_way == "auto" and not (delta_kern is not None and delta_kern.has(n["decay"], chunk, K, V, getattr(delta_kern, "tin", None) or dtype)):
+    if bwd_way == "auto" and not (n["decay"] in ("none", "scalar") and delta_kern is not None and delta_kern.has(n["decay"], chunk, K, V, getattr(delta_kern, "tin", None) or dtype)):
         bwd_way = "wy"
     if bwd_way in ("delta", "auto"):  # the token-aligned delta backward where the (merged) chain is one delta step a token
         st_, rd_, mg_ = merge_decay_steps(steps, readouts) if merge == "decay" and n["decay"] == "scalar" else (steps, readouts, [])
