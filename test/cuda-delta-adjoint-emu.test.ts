@@ -1,6 +1,6 @@
 /**
  * The token-aligned delta backward's adjoint kernel (compiler/backends/cuda/delta-adjoint.ts) on the CPU emulation of
- * CUDA (test/cuda-emu/emu.h) against the float64 formulas of test/helpers/delta-ref.ts's `adjoint` (tmp/s13/delta-spec.md):
+ * CUDA (test/cuda-emu/emu.h) against the float64 formulas of test/helpers/delta-ref.ts's `adjoint` (docs/delta-backward.md):
  * dq, du, dw, dk, dv and (scalar decay) dld from random q, u, w, k, v, dy (float32, or bf16 words with the reference
  * taking the rounded values), R, S0, SF, LE, DR (float32; the formulas are what is checked, so any values). B = 2, H = 3,
  * T = 100 (a ragged second chunk: its R / DR rows past T hold random values the kernel must not let through) and T = 1,

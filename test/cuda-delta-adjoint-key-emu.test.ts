@@ -1,7 +1,7 @@
 /**
  * The delta backward's adjoint kernel with a per-key log decay (compiler/backends/cuda/delta-adjoint-key.ts, RWKV-7:
  * ld [B, T, H, K]) on the CPU emulation of CUDA (test/cuda-emu/emu.h) against test/helpers/delta-ref.ts's float64
- * `adjoint` with `perKey` (adjointPerKey; tmp/s13/delta_ref_key.py checks those formulas against autograd): dq, du, dw,
+ * `adjoint` with `perKey` (adjointPerKey; test/delta-ref.test.ts checks them against central differences): dq, du, dw,
  * dk, dv and dld [B, T, H, K] from random q, u, w, k, v, dy (float32, or bf16 words with the reference taking the rounded
  * values), R, S0, SF, LE, DR (float32, any values: the formulas are what is checked). B = 2, H = 3, T = 100 (a ragged
  * second chunk: its R / DR rows past T hold random values the kernel must not let through) and T = 1, log decays a key

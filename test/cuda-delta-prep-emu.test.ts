@@ -1,5 +1,5 @@
 /**
- * The token-aligned delta backward's per-chunk prep kernels (compiler/backends/cuda/delta-prep.ts, tmp/s13/delta-spec.md
+ * The token-aligned delta backward's per-chunk prep kernels (compiler/backends/cuda/delta-prep.ts, docs/delta-backward.md
  * kernels 1 and 2) on the CPU emulation of CUDA (test/cuda-emu/emu.h) against the float64 reference
  * (test/helpers/delta-ref.ts: prepFwdChunk / prepBwdChunk):
  *   prep_fwd  TI = (I - Luu)^-1, M = Tinv Wd, X = Tinv (Luk V), BM = Kd^T V, NN = Ud, A = exp(G_C)

@@ -1,5 +1,5 @@
 /**
- * The delta backward's walk over the chunks (compiler/backends/cuda/delta-walk.ts; tmp/s13/delta-spec.md "The walk") on
+ * The delta backward's walk over the chunks (compiler/backends/cuda/delta-walk.ts; docs/delta-backward.md "The walk") on
  * the CPU emulation of CUDA (test/cuda-emu/emu.h) against the walk in float64:
  *   Z = Z0 (or 0); per chunk c in order or reversed: ZS[c] = Z, Yc = X[c] + M[c] Z, Y[c] = Yc, Z = A[c] Z + BM[c] + NN[c]^T Yc;
  *   ZF = Z

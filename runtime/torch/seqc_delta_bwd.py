@@ -13,7 +13,7 @@ log decay, zero dy), G[a] = ld summed over slots 0..a, G[-1] = 0, G_C = G[C - 1]
     forward   R = Tinv (Wd S0 + Luk V),  S_C = exp(G_C) S0 + Ud^T R + Kd^T V
     backward  DR = Tinv^T (Pu^T dY + Ud LE),  dS0 = exp(G_C) LE + Qd^T dY + Wd^T DR  (LE = dL/dS_C)
 
-then every per-token adjoint per chunk from R, S0, LE, DR (delta_torch; tmp/s13/delta-spec.md of session 13 has the
+then every per-token adjoint per chunk from R, S0, LE, DR (delta_torch; docs/delta-backward.md has the
 whole derivation, all of it checked in float64 against autograd of the token loop). Two ways:
   torch ops  (delta_torch) batched over every chunk: the chunk transitions [A_c | B_c] (S_C = A_c S0 + B_c, and the
              adjoint's L_0 = A_c^T L_C + B'_c) as products, the walks over the chunks by the pass kernel (`passer`,

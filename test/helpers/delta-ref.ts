@@ -13,7 +13,7 @@
  * The adjoint: see `adjoint`. Checked against the token loop's autograd in float64 (test/delta-ref.test.ts).
  * A per-key decay (`perKey`, RWKV-7: ld [B, T, H, K], d_t = diag(exp(ld_t))): G [C, K] per key, every exp above per key
  * (the scores sum x_a,i y_f,i exp(G[a(-1),i] - G[f,i]) over the keys; Wd, Qd, Ud, Kd scale elementwise; A [N, K] scales Z's
- * rows); tmp/s13/delta_ref_key.py checks the same formulas against autograd.
+ * rows); test/delta-ref.test.ts checks them against central differences.
  *
  * Layouts: per-token [B, T, H, w]; per-chunk [N, ...] with chunk n = (b H + h) nC + c; Z0 / ZF [B H, K, V].
  */
@@ -178,7 +178,7 @@ export function walk(p: { M: Float64Array; X: Float64Array; BM: Float64Array; NN
 export interface DeltaGrads { dq: Float64Array; du: Float64Array; dw: Float64Array; dk: Float64Array; dv: Float64Array; dld: Float64Array | null }
 
 /** The adjoint kernel's outputs per token from R, S0 (= the forward walk's Y, ZS), SF (its ZF), LE, DR (the backward
- * walk's ZS, Y), any values: the formulas of tmp/s13/delta-spec.md. */
+ * walk's ZS, Y), any values: the formulas of docs/delta-backward.md. */
 export function adjoint(inp: DeltaInputs, dY: Float64Array, R: Float64Array, S0: Float64Array, SF: Float64Array, LE: Float64Array, DR: Float64Array, s: DeltaShape): DeltaGrads {
   const { B, T, H, C, K, V } = s, nC = nChunks(s);
   const g: DeltaGrads = { dq: new Float64Array(B * T * H * K), du: new Float64Array(B * T * H * K), dw: new Float64Array(B * T * H * K), dk: new Float64Array(B * T * H * K), dv: new Float64Array(B * T * H * V), dld: inp.ld ? new Float64Array(B * T * H) : null };
@@ -229,7 +229,7 @@ export function adjoint(inp: DeltaInputs, dY: Float64Array, R: Float64Array, S0:
   return g;
 }
 
-/** `adjoint` with a per-key decay (ld [B, T, H, K]): every exp per key (tmp/s13/delta_ref_key.py's formulas):
+/** `adjoint` with a per-key decay (ld [B, T, H, K]): every exp per key (docs/delta-backward.md, "A per-key decay"):
  *   dv_f = sum_a Pk[a,f] dy_a + sum_a Luk[a,f] DR_a + LE^T Kd_f                     (Pk, Luk: per-key scores)
  *   dk_f,i = sum_{a>=f} (dy_a . v_f) q_a,i e(G[a,i] - G[f,i]) + sum_{a>f} (DR_a . v_f) w_a,i e(G[a-1,i] - G[f,i]) + e(G_C,i - G[f,i]) (LE v_f)_i
  *   du_f,i: the same with r_f for v_f

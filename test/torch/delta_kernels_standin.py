@@ -1,6 +1,6 @@
 """A stand-in for the delta backward's five CUDA kernels (runtime/torch/seqc_delta_bwd.py delta_launcher's launch
 contract; compiler/backends/cuda/delta-*.ts, each checked on its own by its emulation test) in torch ops on CPU, from the
-kernels' definitions (tmp/s13/delta-spec.md of session 13): per chunk of C tokens the scores and Tinv = (I - Luu)^-1 as
+kernels' definitions (docs/delta-backward.md): per chunk of C tokens the scores and Tinv = (I - Luu)^-1 as
 an explicit inverse, the walk a chunk at a time (Z = A Z + BM + NN^T (X + M Z)), the adjoint's formulas. Used by
 test/torch/lowrank_glue.py (deltaKern "recurrence"); outputs in the inputs' dtype (float64 there)."""
 

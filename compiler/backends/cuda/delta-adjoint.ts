@@ -1,5 +1,5 @@
 /**
- * The token-aligned delta backward's adjoint kernel (tmp/s13/delta-spec.md, kernel 4 "adjoint"; runtime
+ * The token-aligned delta backward's adjoint kernel (docs/delta-backward.md, kernel 4 "adjoint"; runtime
  * seqc_delta_bwd.py): one block per chunk of C tokens (aligned to t = 0) forms every per-token adjoint of the chunk and,
  * with a scalar log decay, the log decay's adjoint, from the per-token inputs q, u, w, k [.., K], v, dy [.., V] (TIN:
  * float or bf16), the forward walk's reads R [N, C, V] and start states S0 [N, K, V], the backward walk's chunk-end

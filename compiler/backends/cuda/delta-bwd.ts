@@ -1,6 +1,6 @@
 /**
  * The token-aligned delta backward's kernel module for the torch target (<Model>.torch.json "kernels"."deltaBwd";
- * runtime/torch/seqc_delta_bwd.py delta_launcher; tmp/s13/delta-spec.md of session 13): one translation unit with the
+ * runtime/torch/seqc_delta_bwd.py delta_launcher; docs/delta-backward.md): one translation unit with the
  * kernels' preludes and every kernel of a model's decay mode, each record carrying what the runtime picks and launches
  * by: op ("prep_fwd" / "prep_bwd" / "walk" / "adj"), decay, C, K, V, tin (the per-token inputs' type, "f32" / "bf16";
  * the walk reads float32 only: "f32"), cols (value columns a block: the walk's grid is (B H, V / cols); the per-chunk

@@ -1,5 +1,5 @@
 /**
- * The token-aligned delta backward's per-chunk prep kernels (tmp/s13/delta-spec.md kernels 1 and 2; runtime
+ * The token-aligned delta backward's per-chunk prep kernels (docs/delta-backward.md kernels 1 and 2; runtime
  * runtime/torch/seqc_delta_bwd.py, module compiler/backends/cuda/delta-bwd.ts). One block a chunk of C tokens aligned to
  * t = 0: chunk n = (b H + h) nC + c, slot a = token c C + a; slots past T are identity steps (zero vectors, log decay 0).
  * G[a] = the chunk's log decays of slots 0..a summed (G[-1] = 0, G_C = G[C - 1]), in double so that every exponent

@@ -1,5 +1,5 @@
 /**
- * The token-aligned delta backward's walk over the chunks (tmp/s13/delta-spec.md "The walk"; the torch target's
+ * The token-aligned delta backward's walk over the chunks (docs/delta-backward.md "The walk"; the torch target's
  * deltaBwd module, compiler/backends/cuda/delta-bwd.ts): one kernel for both directions. Per (b, h) row bh, over its nC
  * chunks in order (reverse = 0) or reversed (reverse != 0), with Z [K, V] fp32:
  *
