@@ -170,7 +170,8 @@ LR_READ_KEY_PRE = "on"
 # merge (one step of one micro-step with one low-rank pair, one input pair, no, a scalar or a per-key decay (RWKV-7:
 # seqc_delta_bwd.delta_torch_key, the kernels' mode "key"), the one readout after it) and post's backward reads no
 # readout y (LR_Y_READ "bound"); elsewhere "wy" as above. "auto": "delta" where it
-# applies with no or a scalar decay and the module's delta kernels take the shape (LR_FUSED_DELTA "cuda"), else "wy".
+# applies and the module's delta kernels take the shape (LR_FUSED_DELTA "cuda"; a per-key decay: K = V = 64, the
+# per-key adjoint's only shape), else "wy" (with a per-key decay: LR_BWD_KEY, the chain by default).
 # "auto" is the default since H200 call D13 (bench/RESULTS.md "the token-aligned delta backward (LR_BWD "delta")
 # timed"; one process, GPU ms under graphs): bf16 DeltaNet (8, 2048, 16, 64) 4.82 ("wy") -> 3.96 (kernels) -> 3.19
 # (bf16 inputs on the TF32 twins), Gated DeltaNet 6.47 -> 4.64 -> 3.97, DeltaNet (4, 8192, 16, 128) 23.13 -> 20.35 ->
@@ -178,7 +179,10 @@ LR_READ_KEY_PRE = "on"
 # chunk_delta_rule 1.137 / 3.713 eager GPU). The torch ops ("delta" without kernels) are slower than "wy" there but for
 # fp32 at K = 128 (bf16 7.09 / 8.72 / 29.91 / 34.71), so "auto" takes "delta" only with the kernels; on CPU it is "wy".
 # Gradients vs float64 at (2, 1024): bf16 1.7e-3 with fp32 kernels as "wy", 2.6e-3 with the twins (fla 5.8e-3); fp32
-# 4.1e-7 / 1.1e-6.
+# 4.1e-7 / 1.1e-6. A per-key decay (RWKV-7) takes "delta" with its kernels too since H200 call A13 (bench/RESULTS.md
+# "RWKV-7's per-key decay through the delta backward"; GPU ms under graphs, (8, 2048, 16, 64)): bf16 12.31 (the chain)
+# -> 7.18 (fp32 kernels) -> 6.17 (bf16 inputs on the TF32 twins), fp32 14.81 -> 9.49 (fla chunk_rwkv7 3.83 eager GPU);
+# gradients vs float64 at (2, 1024) bf16 1.7e-3 both ways (fla 4.1e-3), fp32 2.2e-6 (chain) / 5.7e-7.
 LR_BWD = "auto"
 # Whether LR_BWD "wy" also takes a per-key decay (RWKV-7): "chain" (the adjoint chain runs for it, as before) or "wy"
 # (seqc_lowrank_wy.py's per-key path: the forward core's per-key scores for P1_u and L_uu, the reversed chunks'
@@ -1018,7 +1022,7 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
         raise ValueError("merge %r: one of decay, off" % (merge,))
     merged = []  # (ld name, [w names]): the decay steps folded into the next (LR_MERGE "decay", only where wy or delta runs)
     delta = False
-    if bwd_way == "auto" and not (n["decay"] in ("none", "scalar") and delta_kern is not None and delta_kern.has(n["decay"], chunk, K, V, getattr(delta_kern, "tin", None) or dtype)):
+    if bwd_way == "auto" and not (delta_kern is not None and delta_kern.has(n["decay"], chunk, K, V, getattr(delta_kern, "tin", None) or dtype)):
         bwd_way = "wy"
     if bwd_way in ("delta", "auto"):  # the token-aligned delta backward where the (merged) chain is one delta step a token
         st_, rd_, mg_ = merge_decay_steps(steps, readouts) if merge == "decay" and n["decay"] == "scalar" else (steps, readouts, [])
