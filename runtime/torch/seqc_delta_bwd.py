@@ -374,6 +374,9 @@ def kernel_launch(km, device, math=None, sms=None):
         x = x.to(dt).contiguous()
         return x if x.data_ptr() % 16 == 0 else x.clone()  # (the kernels' vector loads)
 
+    def f32(x):  # Z0 (the fp32 walks' float4 loads) and LD (per key: prep's float4 loads) as tok's: a view may sit off 16 bytes
+        return tok(x, torch.float32) if x is not None else None
+
     def ptr(x):
         return ("ptr", x.data_ptr() if x is not None else 0)
 
@@ -390,7 +393,7 @@ def kernel_launch(km, device, math=None, sms=None):
             k = walk_pick(mode, C, K, V, BH)
             N = BH * nC
             ZS, Y, ZF = out(N, K, V), out(N, C, V), out(BH, K, V)
-            Z0 = Z0.reshape(BH, K, V).to(torch.float32).contiguous() if Z0 is not None else None
+            Z0 = f32(Z0.reshape(BH, K, V) if Z0 is not None else None)
             go(k, (BH, V // k["cols"]), [ptr(M), ptr(X), ptr(BM), ptr(NN), ptr(A), ptr(Z0), ptr(ZS), ptr(Y), ptr(ZF), ("u32", BH), ("u32", nC), ("u32", reverse)])
             return ZS, Y, ZF
         B, T, H = ts[-3:]
@@ -400,7 +403,7 @@ def kernel_launch(km, device, math=None, sms=None):
         dt = ins[0].dtype
         k = pick(op, mode, C, K, V, TIN[dt])
         LD = ins[4] if op == "prep_fwd" or op == "prep_bwd" else ins[6]
-        LD = LD.to(torch.float32).contiguous() if LD is not None else None
+        LD = f32(LD)
         dims = [("u32", B), ("u32", T), ("u32", H)]
         an = (N, K) if mode == "key" else (N,)  # A: exp(G_C) a chunk, a key with mode "key"
         if op == "prep_fwd":
