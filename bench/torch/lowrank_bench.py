@@ -415,6 +415,16 @@ CONFIGS22 = [
     ("fp32 delta kernels", torch.float32, {"LR_BWD": "delta", "LR_FUSED_DELTA": "cuda", "LR_DELTA_MMA": "off"}),
 ]
 CONFIGS[22] = CONFIGS22
+# --variants 23: HEAD's defaults for the delta family (no switch set: LR_BWD "auto"), bf16 timed at every shape; "wy" (the
+# old default) beside at the few-rows shape (1, 32768, 8, 128) only; fp32 defaults for --accuracy only (ONLY_AT).
+CONFIGS23 = [
+    ("bf16 defaults", torch.bfloat16, {}),
+    ("bf16 wy", torch.bfloat16, {"LR_BWD": "wy"}),
+    ("fp32 defaults", torch.float32, {}),
+]
+CONFIGS[23] = CONFIGS23
+# configs timed at the listed shapes only (absent: every shape; an empty list: --accuracy only)
+ONLY_AT = {23: {"bf16 wy": [(1, 32768, 8, 128)], "fp32 defaults": []}}
 # the configurations whose one eager step is profiled (DeltaNet) and, for 7 and 8, sectioned (LR_TIMES; every model)
 PROFILED = {6: ("bf16 lean, fp32 products", "fp32 lean"), 7: ("fp32 torch transitions", "fp32 fused transitions"), 8: ("fp32 torch readouts", "fp32 fused readouts"), 9: ("fp32 chain", "fp32 wy"),
             10: ("fp32 chain, pass kernel", "fp32 wy, pass + wy kernels"), 11: ("bf16 fp32 readouts", "bf16 tf32x3 readouts", "bf16 tf32 readouts"),
@@ -428,6 +438,7 @@ PROFILED[19] = ("bf16 lines", "bf16 slot lines")
 PROFILED[20] = ("bf16 delta torch", "bf16 delta kernels", "bf16 delta kernels bf16-in tf32")
 PROFILED[21] = ("bf16 defaults",)
 PROFILED[22] = ("bf16 chain", "bf16 delta twins")
+PROFILED[23] = ("bf16 defaults",)
 
 
 def drop_graphs(sm):
@@ -468,6 +479,9 @@ def case6(args, root, model, shape, rate, log):
     smc = seqc_model(root, model, "chunked")
     configs = CONFIGS[args.variants]
     for label, dt, sets in configs:
+        at = ONLY_AT.get(args.variants, {}).get(label)
+        if at is not None and tuple(shape) not in at:
+            continue
         try:
             with switches(sets):
                 one, leaves = seqc_step(smc, {k: v.to(dt) for k, v in x.items()}, cot)
@@ -477,7 +491,7 @@ def case6(args, root, model, shape, rate, log):
                 t = tb.timed(one, 1, args.reps, args.cap_s)
                 one()
                 t["grads"] = {n: v.grad.detach().float().clone() for n, v in leaves.items()}
-                if args.variants in (20, 21, 22):  # GPU time alone, under the graphs and eager
+                if args.variants in (20, 21, 22, 23):  # GPU time alone, under the graphs and eager
                     import graph_bench as gb
                     t["gpu_graph_ms"] = gb.gpu_only(one, 5)
                     smc.graphs = False
@@ -487,11 +501,11 @@ def case6(args, root, model, shape, rate, log):
                     finally:
                         smc.graphs = True
                     log("%s %s: %s GPU ms: graphs %.3f, eager %.3f" % (model, shape, label, t["gpu_graph_ms"], t["gpu_eager_ms"]))
-                if args.variants in (7, 8, 9, 10, 11, 12, 13, 14, 16, 17, 15, 18, 19, 20, 21, 22) and label in PROFILED[args.variants]:
+                if args.variants in (7, 8, 9, 10, 11, 12, 13, 14, 16, 17, 15, 18, 19, 20, 21, 22, 23) and label in PROFILED[args.variants]:
                     t["sections_ms"] = sections(one)
                     log("%s %s: %s sections (eager) %s" % (model, shape, label, ", ".join("%s %.2f" % kv for kv in t["sections_ms"].items())))
                 if args.profile and (model == "deltanet" or args.variants in (13, 16, 17, 18, 22)) and label in PROFILED[args.variants]:
-                    t["profile_top"] = profile(one, os.path.join(args.profile, "profile-%s-%s.txt" % (model, label.replace(" ", "-"))), stacks=args.variants in (15, 18))
+                    t["profile_top"] = profile(one, os.path.join(args.profile, "profile-%s-%s%s.txt" % (model, label.replace(" ", "-"), "-%dx%dx%dx%d" % shape if args.variants == 23 else "")), stacks=args.variants in (15, 18))
                     log("%s %s: %s profile (one eager step, CUDA self ms) %s" % (model, shape, label, ", ".join("%s %.2f" % kv for kv in t["profile_top"][:14])))
             import seqc_chunked_lowrank as lr
             t["bmm_out_dtype"] = lr._OUT_DTYPE[0]
@@ -514,7 +528,7 @@ def case6(args, root, model, shape, rate, log):
         one_a()
         torch.cuda.synchronize()
         row["anchor"] = tb.timed(one_a, 2, args.reps, args.cap_s)
-        if args.variants in (20, 21, 22):
+        if args.variants in (20, 21, 22, 23):
             import graph_bench as gb
             row["anchor_gpu_ms"] = gb.gpu_only(one_a, 5)
             log("%s %s: %s GPU ms %.3f" % (model, shape, ANCHOR[model], row["anchor_gpu_ms"]))
@@ -678,7 +692,8 @@ def main():
     ap.add_argument("--cap-s", type=float, default=3.0)
     ap.add_argument("--fla-max-configs", type=int, default=6)
     ap.add_argument("--warm-fla", nargs=2, type=int)
-    ap.add_argument("--variants", type=int, default=1, help="1: also time the glue's choices (decay cumsum, chunk 32 / 128); 2: pass as torch.matmul, readout parts' sequential variants; 3: readouts as the plans, aug as matrix products, chunk 32 / 128, RWKV-7's sub-blocks 8 / 32; 4: the old defaults (eager, RWKV-7's sub-blocks), graphs off, RWKV-7's aug as products; 5: the old layout without sharing (LR_LAYOUT, LR_SHARE), each alone, the blocked solve (LR_SOLVE), the decay as cumsum; 6: fp32 and bf16 inputs with the old and new LR_MM / LR_MM_PARTS / LR_LEAN (CONFIGS6) beside the anchor, --accuracy; 7: the chunk transitions by torch ops and by the fused kernel (LR_FUSED, CONFIGS7), fp32 and bf16, beside the anchor, sections, --accuracy; 8: the readouts by torch ops and by the fused kernel (LR_FUSED_READ, CONFIGS8), likewise; 9: the backward as the adjoint chain and in the chunk-state structure (LR_BWD, CONFIGS9), likewise; 10: the walks over the chunks by torch products and by the pass kernel (LR_FUSED_PASS), wy's per-chunk kernels (LR_FUSED_WY; CONFIGS10), likewise; 11: the fused readouts' tensor-core twins for bf16 (LR_READ_MMA tf32 / tf32x3 / off; CONFIGS11), likewise; 12: the backward's y read left out where post's backward binds no y, the glue's fewer copies and flips, a decay step merged into the next (LR_Y_READ, LR_COPIES, LR_MERGE; CONFIGS12), likewise; 13: a per-key decay (RWKV-7) in the chunk-state backward vs the chain (LR_BWD_KEY; CONFIGS13), likewise; 16: a per-key decay (RWKV-7) in the fused readouts vs ChunkCore's torch ops (LR_READ_KEY; CONFIGS16), likewise; 17: the per-key kernels' pre-decayed forms vs the plain ones (LR_READ_KEY_PRE; CONFIGS17), likewise; 18: the chain's adjoint reading its reversed timeline through the per-key kernels vs flips (LR_CHAIN_REV), plain and pre-decayed (CONFIGS18), likewise, the profiles with the copies' call stacks; 14: the tensor-core twins off by default, bf16: wy's pre (LR_WY_MMA), the chunk transitions (LR_CORE_MMA), both (CONFIGS14), likewise; 15: wy's reversed chunks read backwards by the readouts kernel vs torch.flip copies (LR_REV_READ; CONFIGS15), bf16 and fp32, likewise, the profiles with the copies' call stacks; 19: the timeline's lines as slots of the stacks that read them vs separate lines (LR_EV_LINES; CONFIGS19), bf16 and fp32, likewise; 20: the token-aligned delta backward by torch ops and by its kernels vs wy (LR_BWD delta, LR_FUSED_DELTA; CONFIGS20), bf16 and fp32, GPU times under graphs and eager, likewise; 21: the defaults vs wy and the fp32 delta kernels (CONFIGS21), likewise; 22: RWKV-7's per-key decay through the delta kernels (fp32, bf16 inputs on the TF32 twins) vs the adjoint chain and the defaults (CONFIGS22), likewise")
+    ap.add_argument("--variants", type=int, default=1, help="1: also time the glue's choices (decay cumsum, chunk 32 / 128); 2: pass as torch.matmul, readout parts' sequential variants; 3: readouts as the plans, aug as matrix products, chunk 32 / 128, RWKV-7's sub-blocks 8 / 32; 4: the old defaults (eager, RWKV-7's sub-blocks), graphs off, RWKV-7's aug as products; 5: the old layout without sharing (LR_LAYOUT, LR_SHARE), each alone, the blocked solve (LR_SOLVE), the decay as cumsum; 6: fp32 and bf16 inputs with the old and new LR_MM / LR_MM_PARTS / LR_LEAN (CONFIGS6) beside the anchor, --accuracy; 7: the chunk transitions by torch ops and by the fused kernel (LR_FUSED, CONFIGS7), fp32 and bf16, beside the anchor, sections, --accuracy; 8: the readouts by torch ops and by the fused kernel (LR_FUSED_READ, CONFIGS8), likewise; 9: the backward as the adjoint chain and in the chunk-state structure (LR_BWD, CONFIGS9), likewise; 10: the walks over the chunks by torch products and by the pass kernel (LR_FUSED_PASS), wy's per-chunk kernels (LR_FUSED_WY; CONFIGS10), likewise; 11: the fused readouts' tensor-core twins for bf16 (LR_READ_MMA tf32 / tf32x3 / off; CONFIGS11), likewise; 12: the backward's y read left out where post's backward binds no y, the glue's fewer copies and flips, a decay step merged into the next (LR_Y_READ, LR_COPIES, LR_MERGE; CONFIGS12), likewise; 13: a per-key decay (RWKV-7) in the chunk-state backward vs the chain (LR_BWD_KEY; CONFIGS13), likewise; 16: a per-key decay (RWKV-7) in the fused readouts vs ChunkCore's torch ops (LR_READ_KEY; CONFIGS16), likewise; 17: the per-key kernels' pre-decayed forms vs the plain ones (LR_READ_KEY_PRE; CONFIGS17), likewise; 18: the chain's adjoint reading its reversed timeline through the per-key kernels vs flips (LR_CHAIN_REV), plain and pre-decayed (CONFIGS18), likewise, the profiles with the copies' call stacks; 14: the tensor-core twins off by default, bf16: wy's pre (LR_WY_MMA), the chunk transitions (LR_CORE_MMA), both (CONFIGS14), likewise; 15: wy's reversed chunks read backwards by the readouts kernel vs torch.flip copies (LR_REV_READ; CONFIGS15), bf16 and fp32, likewise, the profiles with the copies' call stacks; 19: the timeline's lines as slots of the stacks that read them vs separate lines (LR_EV_LINES; CONFIGS19), bf16 and fp32, likewise; 20: the token-aligned delta backward by torch ops and by its kernels vs wy (LR_BWD delta, LR_FUSED_DELTA; CONFIGS20), bf16 and fp32, GPU times under graphs and eager, likewise; 21: the defaults vs wy and the fp32 delta kernels (CONFIGS21), likewise; 22: RWKV-7's per-key decay through the delta kernels (fp32, bf16 inputs on the TF32 twins) vs the adjoint chain and the defaults (CONFIGS22), likewise; 23: the defaults (no switch) bf16 at every shape, wy beside at (1, 32768, 8, 128), fp32 defaults in --accuracy only (CONFIGS23, ONLY_AT), likewise")
+    ap.add_argument("--skip", default="", help="model@BxTxHxK,...: cases left out (e.g. rwkv7@1x32768x8x128)")
     ap.add_argument("--no-anchor", action="store_true")
     ap.add_argument("--variants-at", default="8x2048x16x64")
     ap.add_argument("--accuracy", default="", help="BxT: --variants 6's accuracy at bf16-rounded inputs vs float64 (at the shapes' H, K)")
@@ -711,8 +726,11 @@ def main():
                     traceback.print_exc()
                     res["accuracy"].append({"model": model, "error": "%s: %s" % (type(e).__name__, str(e)[:300])})
                 tb.free_all()
+        skip = {tuple([c.split("@")[0]] + [int(v) for v in c.split("@")[1].split("x")]) for c in args.skip.split(",") if c}
         for shape in shapes:
             for model in models:
+                if (model,) + tuple(shape) in skip:
+                    continue
                 if time.time() - t_start > args.budget:
                     res["skipped"].append([model, shape])
                     continue
@@ -726,9 +744,9 @@ def main():
                 if args.out:
                     with open(args.out, "w") as f:
                         json.dump(res, f, indent=1)
-        labels = [c[0] for c in CONFIGS[args.variants]]
-        fast = {15: "bf16 rev reads", 19: "bf16 slot lines", 20: "bf16 delta kernels", 21: "bf16 defaults", 22: "bf16 delta twins"}.get(args.variants, labels[-1]) if args.variants in (7, 8, 9, 10, 11, 12, 13, 14, 16, 17, 15, 19, 20, 21, 22) else "bf16 lean, fp32 products"
-        fast32 = {7: "fp32 fused transitions", 8: "fp32 fused readouts", 9: "fp32 wy", 10: "fp32 wy, pass + wy kernels", 11: "bf16 fp32 readouts", 12: "fp32 new glue + merge", 13: "fp32 wy", 16: "fp32 kernel key reads", 17: "fp32 pre key reads", 14: "bf16 defaults", 15: "bf16 flips", 19: "fp32 slot lines", 20: "fp32 delta kernels", 21: "fp32 defaults", 22: "fp32 delta kernels"}.get(args.variants, "fp32 lean")
+        labels = [c[0] for c in CONFIGS[args.variants] if ONLY_AT.get(args.variants, {}).get(c[0]) != []]
+        fast = {15: "bf16 rev reads", 19: "bf16 slot lines", 20: "bf16 delta kernels", 21: "bf16 defaults", 22: "bf16 delta twins", 23: "bf16 defaults"}.get(args.variants, labels[-1]) if args.variants in (7, 8, 9, 10, 11, 12, 13, 14, 16, 17, 15, 19, 20, 21, 22, 23) else "bf16 lean, fp32 products"
+        fast32 = {7: "fp32 fused transitions", 8: "fp32 fused readouts", 9: "fp32 wy", 10: "fp32 wy, pass + wy kernels", 11: "bf16 fp32 readouts", 12: "fp32 new glue + merge", 13: "fp32 wy", 16: "fp32 kernel key reads", 17: "fp32 pre key reads", 14: "bf16 defaults", 15: "bf16 flips", 19: "fp32 slot lines", 20: "fp32 delta kernels", 21: "fp32 defaults", 22: "fp32 delta kernels", 23: "bf16 wy"}.get(args.variants, "fp32 lean")
         print("\nmodel (B, T, H, K=V) | " + " | ".join(labels) + " | anchor | anchor / %s | anchor / %s" % (fast, fast32))
         for r in res["rows"]:
             if "error" in r:
@@ -737,15 +755,15 @@ def main():
             ms = lambda k: r["configs"].get(k, {}).get("ms")  # noqa: E731
             a = r.get("anchor", {}).get("ms")
             print("%s (%d, %d, %d, %d) | %s | %s | %s | %s" % (r["model"], r["B"], r["T"], r["H"], r["K"],
-                  " | ".join("%.2f" % ms(k) if ms(k) else "ERR" for k in labels), "%.3f" % a if a else "-",
+                  " | ".join("%.2f" % ms(k) if ms(k) else "ERR" if k in r["configs"] else "-" for k in labels), "%.3f" % a if a else "-",
                   "%.3f" % (a / ms(fast)) if a and ms(fast) else "-", "%.3f" % (a / ms(fast32)) if a and ms(fast32) else "-"))
-        if args.variants in (20, 21, 22):
+        if args.variants in (20, 21, 22, 23):
             print("\nGPU ms (graphs / eager) | " + " | ".join(labels) + " | anchor eager GPU ms")
             for r in res["rows"]:
                 if "error" not in r:
                     g = lambda k, f: r["configs"].get(k, {}).get(f)  # noqa: E731
                     print("%s (%d, %d, %d, %d) | %s | %s" % (r["model"], r["B"], r["T"], r["H"], r["K"], " | ".join(
-                        "%.3f / %.3f" % (g(k, "gpu_graph_ms"), g(k, "gpu_eager_ms")) if g(k, "gpu_eager_ms") else "ERR" for k in labels),
+                        "%.3f / %.3f" % (g(k, "gpu_graph_ms"), g(k, "gpu_eager_ms")) if g(k, "gpu_eager_ms") else "ERR" if k in r["configs"] else "-" for k in labels),
                         "%.3f" % r["anchor_gpu_ms"] if r.get("anchor_gpu_ms") else "-"))
         print("\ngradients vs %s (same process, same inputs): max rel" % labels[0])
         for r in res["rows"]:
