@@ -108,6 +108,16 @@ def chunk_end_adjoint(LE, starts, SF):
     return aC
 
 
+def _lower_solve(A, rhs):
+    """X with (I - A) X = rhs, A [N, C, C] strictly lower triangular (delta_torch's default solve)."""
+    return torch.linalg.solve_triangular(-A, rhs, upper=False, unitriangular=True)
+
+
+def _upper_t_solve(A, rhs):
+    """X with (I - A^T) X = rhs, A [N, C, C] strictly lower triangular."""
+    return torch.linalg.solve_triangular(-A.transpose(1, 2), rhs, upper=True, unitriangular=True)
+
+
 def delta_torch(u, w, kk, vv, q, ld, S_init, dY, dS, C=64, passer=None, lower_solve=None, upper_t_solve=None):
     """delta_backward in torch ops batched over every chunk (the module docstring); passer: the walks' kernel
     (seqc_chunked_lowrank.pass_launcher) or None; lower_solve(A, rhs) -> X with (I - A) X = rhs and upper_t_solve(A, rhs)
@@ -117,12 +127,7 @@ def delta_torch(u, w, kk, vv, q, ld, S_init, dY, dS, C=64, passer=None, lower_so
     nC = -(-T // C)
     N = B * H * nC
     dtype, device = u.dtype, u.device
-    if lower_solve is None:
-        def lower_solve(A, rhs):
-            return torch.linalg.solve_triangular(-A, rhs, upper=False, unitriangular=True)
-    if upper_t_solve is None:
-        def upper_t_solve(A, rhs):
-            return torch.linalg.solve_triangular(-A.transpose(1, 2), rhs, upper=True, unitriangular=True)
+    lower_solve, upper_t_solve = lower_solve or _lower_solve, upper_t_solve or _upper_t_solve
     U, W, Kc, Q, Vc, DY = (_chunks(x, C) for x in (u, w, kk, q, vv, dY))
     E0, E1, eG, eGm, eC, Ad = _decay_factors(_chunks(ld, C) if ld is not None else None, C, dtype, device)
     Luu = torch.bmm(W, U.transpose(1, 2)) * E0
@@ -214,12 +219,7 @@ def delta_torch_key(u, w, kk, vv, q, ld, S_init, dY, dS, C=64, passer=None, lowe
     nC = -(-T // C)
     N = B * H * nC
     dtype, device = u.dtype, u.device
-    if lower_solve is None:
-        def lower_solve(A, rhs):
-            return torch.linalg.solve_triangular(-A, rhs, upper=False, unitriangular=True)
-    if upper_t_solve is None:
-        def upper_t_solve(A, rhs):
-            return torch.linalg.solve_triangular(-A.transpose(1, 2), rhs, upper=True, unitriangular=True)
+    lower_solve, upper_t_solve = lower_solve or _lower_solve, upper_t_solve or _upper_t_solve
     U, W, Kc, Q, Vc, DY = (_chunks(x, C) for x in (u, w, kk, q, vv, dY))
     G, Gm, D0, D1 = _key_factors(_chunks(ld.to(dtype), C), C)
     eC = torch.exp(G[:, -1:] - G)  # exp(G_C - G[a]) [N, C, K]

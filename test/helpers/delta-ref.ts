@@ -177,6 +177,18 @@ export function walk(p: { M: Float64Array; X: Float64Array; BM: Float64Array; NN
 
 export interface DeltaGrads { dq: Float64Array; du: Float64Array; dw: Float64Array; dk: Float64Array; dv: Float64Array; dld: Float64Array | null }
 
+/** One chunk's slot rows of the adjoint's outputs ([C, w]; dld [C, LW]) into the per-token gradients (tokens < T). */
+function scatterChunk(g: DeltaGrads, x: DeltaGrads, s: DeltaShape, b: number, h: number, c: number, LW: number): void {
+  const { T, H, C, K, V } = s;
+  for (let a = 0; a < C; a++) {
+    const t = c * C + a;
+    if (t >= T) break;
+    const o = (b * T + t) * H + h;
+    for (const [name, w] of [["dq", K], ["du", K], ["dw", K], ["dk", K], ["dv", V]] as const) g[name].set(x[name].subarray(a * w, (a + 1) * w), o * w);
+    if (g.dld && x.dld) g.dld.set(x.dld.subarray(a * LW, (a + 1) * LW), o * LW);
+  }
+}
+
 /** The adjoint kernel's outputs per token from R, S0 (= the forward walk's Y, ZS), SF (its ZF), LE, DR (the backward
  * walk's ZS, Y), any values: the formulas of docs/delta-backward.md. */
 export function adjoint(inp: DeltaInputs, dY: Float64Array, R: Float64Array, S0: Float64Array, SF: Float64Array, LE: Float64Array, DR: Float64Array, s: DeltaShape): DeltaGrads {
@@ -216,15 +228,7 @@ export function adjoint(inp: DeltaInputs, dY: Float64Array, R: Float64Array, S0:
         dldc[a] = aC + acc - wdw;
       }
     }
-    for (let a = 0; a < C; a++) {
-      const t = c * C + a;
-      if (t >= T) break;
-      const o = (b * T + t) * H + h;
-      g.dq.set(dq.subarray(a * K, (a + 1) * K), o * K); g.du.set(du.subarray(a * K, (a + 1) * K), o * K);
-      g.dw.set(dw.subarray(a * K, (a + 1) * K), o * K); g.dk.set(dk.subarray(a * K, (a + 1) * K), o * K);
-      g.dv.set(dv.subarray(a * V, (a + 1) * V), o * V);
-      if (g.dld && dldc) g.dld[o] = dldc[a];
-    }
+    scatterChunk(g, { dq, du, dw, dk, dv, dld: dldc }, s, b, h, c, 1);
   }
   return g;
 }
@@ -290,15 +294,7 @@ function adjointPerKey(inp: DeltaInputs, dY: Float64Array, R: Float64Array, S0: 
         dldc[x] = aC + acc - wdw;
       }
     }
-    for (let a = 0; a < C; a++) {
-      const t = c * C + a;
-      if (t >= T) break;
-      const o = (b * T + t) * H + h;
-      g.dq.set(dq.subarray(a * K, (a + 1) * K), o * K); g.du.set(du.subarray(a * K, (a + 1) * K), o * K);
-      g.dw.set(dw.subarray(a * K, (a + 1) * K), o * K); g.dk.set(dk.subarray(a * K, (a + 1) * K), o * K);
-      g.dv.set(dv.subarray(a * V, (a + 1) * V), o * V);
-      g.dld!.set(dldc.subarray(a * K, (a + 1) * K), o * K);
-    }
+    scatterChunk(g, { dq, du, dw, dk, dv, dld: dldc }, s, b, h, c, K);
   }
   return g;
 }
