@@ -2018,10 +2018,10 @@ def delta_tin(given_dtypes, way=None):
 
 
 def delta_math(way=None):
-    """delta_launcher's math (LR_DELTA_MMA, or way): None ("off") or "tf32"."""
+    """delta_launcher's math (LR_DELTA_MMA, or way): None ("off"), "tf32" or "bf16" (seqc_delta_bwd.MATH_PREFS)."""
     way = way or LR_DELTA_MMA
-    if way not in ("off", "tf32"):
-        raise ValueError("LR_DELTA_MMA %r: one of off, tf32" % (way,))
+    if way not in ("off", "tf32", "bf16"):
+        raise ValueError("LR_DELTA_MMA %r: one of off, tf32, bf16" % (way,))
     return None if way == "off" else way
 
 

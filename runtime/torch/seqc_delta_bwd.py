@@ -321,6 +321,9 @@ def delta_pick(kernels, op, mode, C, K, V, tin, math="fp32"):
 
 
 TIN = {torch.float32: "f32", torch.bfloat16: "bf16"}
+# delta_launcher's math -> the twins' math an op takes, most preferred first (then its fp32 kernel): "bf16" asks for the
+# bf16 tensor-core twins (mma m16n8k16, bf16 operands, fp32 accumulators) where the module has them, else the TF32 ones.
+MATH_PREFS = {"tf32": ("tf32",), "bf16": ("bf16", "tf32")}
 
 
 def delta_launcher(m, device, way=None, switch="LR_FUSED_DELTA", tin=None, math=None):
@@ -357,8 +360,14 @@ def kernel_launch(km, device, math=None, sms=None):
     stream)); math: delta_launcher's (given: the default walk's 3xTF32 twin, a record with math "tf32x3", where the
     module has it); sms: the card's SM count: the walk of a shape for few rows (a record with split, fp32) where the
     default walk's grid B H (V / cols) is below it (None: the default walk)."""
+    prefs = MATH_PREFS.get(math, (math,)) if math else ()
+
     def pick(op, mode, C, K, V, tin):
-        return (delta_pick(km.kernels, op, mode, C, K, V, tin, math) if math else None) or delta_pick(km.kernels, op, mode, C, K, V, tin)
+        for m in prefs:  # the twins asked for, most preferred first, then the fp32 kernel
+            k = delta_pick(km.kernels, op, mode, C, K, V, tin, m)
+            if k is not None:
+                return k
+        return delta_pick(km.kernels, op, mode, C, K, V, tin)
 
     def walk_pick(mode, C, K, V, BH):
         ws = [k for k in km.kernels if k["op"] == "walk" and (k["C"], k["K"], k["V"]) == (C, K, V) and k.get("decay", mode) == mode]
@@ -366,8 +375,8 @@ def kernel_launch(km, device, math=None, sms=None):
         k = next((k for k in fp if not k.get("split")), fp[0] if fp else None)
         if k is not None and sms and BH * (V // k["cols"]) < sms:
             k = next((w for w in fp if w.get("split")), k)
-        elif k is not None and math:  # math asked for: the default walk's 3xTF32 twin (delta-walk-mma.ts) where the module has it
-            k = next((w for w in ws if w.get("math") == "tf32x3" and w["cols"] == k["cols"]), k)
+        elif k is not None and math:  # math asked for: the default walk's twin (delta-walk-mma.ts: 3xTF32) where the module has it
+            k = next((w for m in prefs + ("tf32x3",) for w in ws if w.get("math") == m and w["cols"] == k["cols"]), k)
         return k
 
     def tok(x, dt):
