@@ -30,17 +30,11 @@ export function deltaPrepMmaCheck(c: DeltaPrepConfig<DeltaPrepDecay>): void {
   if (bytes > 227 * 1024) throw new Error(`delta-prep (${c.math}): C ${c.C}, K ${c.K}, V ${c.V} (${c.op}) needs ${bytes} bytes of shared memory (> 227 KiB)`);
 }
 
-export function deltaPrepMmaSource(c: DeltaPrepConfig<DeltaPrepDecay>): string {
-  const { C, K, V, op } = c, NT = DELTA_PREP_THREADS, WARPS = NT / 32, LK = K + 4, LVs = V + 8;
-  const { at } = deltaPrepMmaLayout(c);
-  const { dec, ex, eW, eQ, eC, times, loadR, head, front, tinvDiag, aOut, tiStore, tiLoad } = prepParts(c, at, { rows: true, ld: LK, ldL: op === "fwd" ? C + 4 : C + 8, ldLk: C + 8 });
-  const ops = tf32Ops(c.math === "tf32x3"), x3 = tf32Ops(true);
-  const scaled = (e: string, v: string) => (e ? `${e} * ${v}` : v);
-  /** The [R][N] product sum_k a(m, k) b(k, n) over k0 in [kFrom, kTo) by 8, 16 x 8 NW tiles a warp (NW <= nwMax); `done`
-   * stores one result element (row, col, v), or (`{ pair }`, an lvalue at (row, col), col even) two as a float2. */
-  const product = (R: number, N: number, a: (m: string, k: string) => string, b: (k: string, n: string) => string, kFrom: string, kTo: string, done: string | { pair: string }, { frag, mma } = ops, nwMax = 4) => {
-    const NW = (N / 8) % 4 === 0 && nwMax >= 4 ? 4 : (N / 8) % 2 === 0 && nwMax >= 2 ? 2 : 1, NBC = N / (8 * NW);
-    return `  for (u32 x = w; x < ${(R / 16) * NBC}u; x += ${WARPS}u) {
+/** On WARPS warps (the lanes' w, g, tg declared before; ops: tf32Ops's), the [R][N] product sum_k a(m, k) b(k, n) over k0 in [kFrom, kTo) by 8, 16 x 8 NW tiles a warp (NW <= nwMax); `done`
+ * stores one result element (row, col, v), or (`{ pair }`, an lvalue at (row, col), col even) two as a float2. */
+export const mmaProduct = (WARPS: number, ops: ReturnType<typeof tf32Ops>) => (R: number, N: number, a: (m: string, k: string) => string, b: (k: string, n: string) => string, kFrom: string, kTo: string, done: string | { pair: string }, { frag, mma } = ops, nwMax = 4) => {
+  const NW = (N / 8) % 4 === 0 && nwMax >= 4 ? 4 : (N / 8) % 2 === 0 && nwMax >= 2 ? 2 : 1, NBC = N / (8 * NW);
+  return `  for (u32 x = w; x < ${(R / 16) * NBC}u; x += ${WARPS}u) {
     const u32 r0 = (x / ${NBC}u) * 16u, n0 = (x % ${NBC}u) * ${8 * NW}u;
     float acc[${NW}][4];
 #pragma unroll
@@ -65,7 +59,15 @@ ${typeof done === "string"
       }`}
   }
 `;
-  };
+};
+
+export function deltaPrepMmaSource(c: DeltaPrepConfig<DeltaPrepDecay>): string {
+  const { C, K, V, op } = c, NT = DELTA_PREP_THREADS, WARPS = NT / 32, LK = K + 4, LVs = V + 8;
+  const { at } = deltaPrepMmaLayout(c);
+  const { dec, ex, eW, eQ, eC, times, loadR, head, front, tinvDiag, aOut, tiStore, tiLoad } = prepParts(c, at, { rows: true, ld: LK, ldL: op === "fwd" ? C + 4 : C + 8, ldLk: C + 8 });
+  const ops = tf32Ops(c.math === "tf32x3"), x3 = tf32Ops(true);
+  const scaled = (e: string, v: string) => (e ? `${e} * ${v}` : v);
+  const product = mmaProduct(WARPS, ops);
   /** Tinv's block rows r = 1 .. C / 16 - 1 as 3xTF32 mma (fp32 accuracy whatever the twin's math), one 16 x 8 tile a
    * warp: P = L[r, 0:r] Tinv[0:r, 0:r] into tmp (Tinv[f][j] = 0 for f < j: k from the tile's first column), then
    * Tinv[r, 0:r] = Tinv[r, r] P; each step ends in a barrier. */

@@ -22,6 +22,7 @@
  */
 import { keyGbFloats, keyParts, type KeyLayout } from "./delta-prep-key.ts";
 import { deltaPrepMmaCheck, deltaPrepMmaLayout, deltaPrepMmaSource } from "./delta-prep-mma.ts";
+import { deltaPrepStagedCheck, deltaPrepStagedLayout, deltaPrepStagedSource } from "./delta-prep-staged.ts";
 import { MMA_TF32_PRELUDE } from "./lowrank-readout-mma.ts";
 import { maskedRows, outer, tiles } from "./register-tiles.ts";
 
@@ -42,6 +43,9 @@ export interface DeltaPrepConfig<D extends DeltaPrepDecay = DeltaDecay> {
   /** fp32 FMAs on the SIMT cores (absent) or the tensor-core twins (delta-prep-mma.ts): "tf32" / "tf32x3" (entries end
    * in _tf32 / _tf32x3), for bf16 tensors. */
   math?: DeltaPrepMath;
+  /** The TF32 twin's staged form (delta-prep-staged.ts; math "tf32", bf16 inputs, decay "none" / "scalar"): bf16
+   * operands in shared memory, copies all in flight, Tinv over Luu; the same entry. */
+  staged?: boolean;
 }
 
 export type DeltaPrepMath = "tf32" | "tf32x3";
@@ -128,6 +132,7 @@ function check(c: DeltaPrepConfig<DeltaPrepDecay>): void {
     const LC = c.C + 4;
     if (!c.math && c.K * LC > (c.op === "fwd" ? 2 * c.C * LC : c.C * LC + c.C * c.V)) throw new Error(`delta-prep (key): K ${c.K} too large for Gl in the score buffers (C ${c.C}, V ${c.V})`);
   }
+  if (c.staged) return deltaPrepStagedCheck(c);
   if (c.math) return deltaPrepMmaCheck(c);
   if (c.C % 16 || c.C < 16) throw new Error(`delta-prep: C ${c.C} must be a multiple of 16 (the inverse's 16 x 16 diagonal blocks)`);
   if (c.K % 4 || c.V % 4) throw new Error(`delta-prep: K ${c.K} and V ${c.V} must be multiples of 4 (4 x 4 register tiles)`);
@@ -137,7 +142,7 @@ function check(c: DeltaPrepConfig<DeltaPrepDecay>): void {
 
 export function deltaPrepKernel<D extends DeltaPrepDecay>(c: DeltaPrepConfig<D>): DeltaPrepKernel<D> {
   check(c);
-  return { ...c, entry: deltaPrepEntry(c), threads: DELTA_PREP_THREADS, sharedBytes: (c.math ? deltaPrepMmaLayout(c) : layout(c)).floats * 4 };
+  return { ...c, entry: deltaPrepEntry(c), threads: DELTA_PREP_THREADS, sharedBytes: (c.staged ? deltaPrepStagedLayout(c) : c.math ? deltaPrepMmaLayout(c) : layout(c)).floats * 4 };
 }
 
 const unroll = "#pragma unroll";
@@ -264,12 +269,13 @@ ${dec ? `    const float e = ${eW("a")};\n    v.x *= e; v.y *= e; v.z *= e; v.w 
 ${exps}  // ${what}
 ${scores}  __syncthreads();
 ${op === "fwd" ? "" : `  // NN = Wd, A out\n${nnBwd}`}`;
-  return { dec, ex, eW, eQ, eC, times, row, loadT, loadR, head, front, tinv, tinvDiag, aOut, tiStore, tiLoad };
+  return { dec, ex, eW, eQ, eC, times, row, loadT, loadR, head, front, tinv, tinvDiag, aOut, tiStore, tiLoad, gPrefix, exps };
 }
 
 /** One kernel's CUDA text (no prelude: DELTA_PRELUDE goes once before a module's kernels). */
 export function deltaPrepSource(c: DeltaPrepConfig<DeltaPrepDecay>): string {
   check(c);
+  if (c.staged) return deltaPrepStagedSource(c);
   if (c.math) return deltaPrepMmaSource(c);
   const { C, K, V, op } = c, NT = DELTA_PREP_THREADS, LC = C + 4;
   const { at } = layout(c);

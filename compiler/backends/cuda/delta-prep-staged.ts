@@ -1,0 +1,144 @@
+/**
+ * The "staged" form of prep's TF32 twins (delta-prep-mma.ts; config `staged: true`, math "tf32", bf16 inputs, decay
+ * "none" / "scalar"): the same chunk quantities and entries, built for occupancy and for the loads' latency.
+ *   - The per-token inputs stay bf16 in shared memory (rows of K + 8 / V + 8 halves: the fragments' 16-bit reads hit
+ *     distinct banks), copied by 16-byte cp.async, every copy of the block in flight at once (prep_bwd's TI too); the
+ *     twin's loads are one 8-byte load and a store a loop trip, each trip waiting on its load.
+ *   - Tinv is formed in Luu's buffer (the diagonal blocks' solve into registers, a barrier, then written over Luu; each
+ *     block row's products read Luu's rows below and Tinv's above), TL = Tinv Luk in U's and KK's.
+ *   - prep_bwd forms TP = Tinv^T Pu^T [C][C] (upper triangular) and X = TP dY, where the twin forms PD = Pu^T dY [C][V]
+ *     and X = Tinv^T PD; NN = Wd from W's rows in shared memory (the twin reads W from global memory 8 bytes a trip).
+ * Shared memory (none / scalar): prep_fwd 72,704 / 74,000 bytes at K = 64 (three blocks an SM; the twin's 106,496:
+ * two), 105,472 / 106,768 at K = 128 (two; the twin's 172,032: one); prep_bwd 72,704 / 74,000 at K = 64 (three; 108,544:
+ * two), 105,472 / 106,768 at K = 128 (two; 174,080: one). The products are delta-prep-mma.ts's (m16n8k8 TF32 mma, Tinv's
+ * block rows 3xTF32); every sum runs in the twin's order except prep_bwd's X (TF32 rounding of TP, not of PD).
+ */
+import { DELTA_PREP_THREADS, prepLayout, prepParts, type DeltaPrepConfig, type DeltaPrepDecay } from "./delta-prep.ts";
+import { mmaProduct } from "./delta-prep-mma.ts";
+import { tf32Ops } from "./lowrank-readout-mma.ts";
+
+/** Shared memory in floats: G and eW / eQ / eC as prepLayout, then (fwd) UK (U then KK as bf16 [C][K + 8]; later the
+ * block rows' products and TL [C][C + 4]), W, V (bf16), L (Luu, then Tinv [C][C + 4]), Lk [C][C + 8]; (bwd) QU (Q then
+ * U as bf16; later TP [C][C + 4]), W, DY (bf16), Ti [C][C + 8], Pu [C][C + 4]. */
+export function deltaPrepStagedLayout(c: DeltaPrepConfig<DeltaPrepDecay>): { floats: number; at: Record<string, number> } {
+  const { C, K, V } = c, LB = K + 8, LBV = V + 8, LT = C + 4, L8 = C + 8;
+  const half = (ld: number) => (C * ld) / 2;
+  return prepLayout(c, c.op === "fwd"
+    ? [["UK", Math.max(2 * half(LB), C * LT)], ["W", half(LB)], ["V", half(LBV)], ["L", C * LT], ["Lk", C * L8]]
+    : [["QU", Math.max(2 * half(LB), C * LT)], ["W", half(LB)], ["DY", half(LBV)], ["Ti", C * L8], ["Pu", C * LT]]);
+}
+
+export function deltaPrepStagedCheck(c: DeltaPrepConfig<DeltaPrepDecay>): void {
+  if (c.math !== "tf32" || c.tin !== "bf16" || c.decay === "key") throw new Error(`delta-prep (staged): math "tf32", bf16 inputs and decay "none" / "scalar" only (got ${c.math}, ${c.tin}, ${c.decay})`);
+  if (c.C % 16 || c.C < 16 || c.K % 16 || c.V % 8) throw new Error(`delta-prep (staged): C ${c.C} and K ${c.K} must be multiples of 16, V ${c.V} of 8`);
+  const bytes = deltaPrepStagedLayout(c).floats * 4;
+  if (bytes > 227 * 1024) throw new Error(`delta-prep (staged): C ${c.C}, K ${c.K}, V ${c.V} (${c.op}) needs ${bytes} bytes of shared memory (> 227 KiB)`);
+}
+
+const H2F = `#ifndef SEQC_DELTA_H2F
+#define SEQC_DELTA_H2F 1
+__device__ __forceinline__ float seqc_h2f(unsigned short x) { return __uint_as_float(((u32)x) << 16); }
+#endif
+`;
+
+export function deltaPrepStagedSource(c: DeltaPrepConfig<DeltaPrepDecay>): string {
+  deltaPrepStagedCheck(c);
+  const { C, K, V, op } = c, NT = DELTA_PREP_THREADS, WARPS = NT / 32, LB = K + 8, LBV = V + 8, LT = C + 4, L8 = C + 8;
+  const { at } = deltaPrepStagedLayout(c);
+  const { dec, ex, eW, eQ, eC, row, head, aOut, tiStore, gPrefix, exps } = prepParts(c, at);
+  const ops = tf32Ops(false), x3 = tf32Ops(true);
+  const product = mmaProduct(WARPS, ops);
+  const scaled = (e: string, v: string) => (e ? `${e} * ${v}` : v);
+  // element readers: fp32 [rows][ld] and bf16 [rows][ld] buffers, as [m][k] (rowOf) or [k][m] (colOf / kOf), an
+  // optional factor by the k index
+  const rowOf = (buf: string, ld: number) => (m: string, k: string) => `${buf}[(${m}) * ${ld}u + ${k}]`;
+  const colOf = (buf: string, ld: number) => (k: string, m: string) => `${buf}[(${k}) * ${ld}u + ${m}]`;
+  const hRow = (buf: string, ld: number) => (m: string, k: string) => `seqc_h2f(${buf}[(${m}) * ${ld}u + ${k}])`;
+  const hCol = (buf: string, ld: number, s?: (k: string) => string) => (k: string, m: string) => (s ? scaled(s(`(${k})`), `seqc_h2f(${buf}[(${k}) * ${ld}u + ${m}])`) : `seqc_h2f(${buf}[(${k}) * ${ld}u + ${m}])`);
+  const hK = (buf: string, ld: number, s?: (k: string) => string) => (m: string, k: string) => hCol(buf, ld, s)(k, m);
+  const fK = (buf: string, ld: number) => (m: string, k: string) => `${buf}[(${k}) * ${ld}u + ${m}]`;
+  const lanes = `  const u32 w = t >> 5u, l = t & 31u, g = l >> 2u, tg = l & 3u;\n`;
+  const out = (name: string, rows: number, W: number) => ({ pair: `${name}[(size_t)n * ${rows * W}u + row * ${W}u + col]` });
+  const eWf = dec ? eW : undefined, eCf = dec ? eC : undefined, eQf = dec ? eQ : undefined;
+  /** A chunk's rows of a bf16 per-token input [.., w] into bf16 rows [C][ld] by 16-byte cp.async (zeros past T). */
+  const copy = (dst: string, src: string, w: number, ld: number) => `  for (u32 x = t; x < ${(C * w) / 8}u; x += ${NT}u) {
+    const u32 a = x / ${w / 8}u, i8 = x % ${w / 8}u;
+    unsigned short* d = ${dst} + a * ${ld}u + 8u * i8;
+    if (a < used) seqc_cp16(d, &${src}[${row("a")} * ${w}u + 8u * i8]); else *(uint4*)d = make_uint4(0u, 0u, 0u, 0u);
+  }
+`;
+  /** The copies committed, LD's loads (scalar decay), the wait, a barrier, G's prefix and the exponent rows. */
+  const landed = `  seqc_cp_commit();
+${gPrefix}  seqc_cp_wait<0>();
+  __syncthreads();
+${exps}`;
+  // scores [a][f] from bf16 rows X (a) and Y (f) [C][LB], masked and decayed into dst [C][ld]
+  const scores = (dst: string, ld: number, xa: string, yf: string, strict: boolean) => product(C, C, hRow(xa, LB), (k, f) => `seqc_h2f(${yf}[(${f}) * ${LB}u + ${k}])`, "0u", `(n0 > r0 + 15u ? 0u : ${K}u)`,
+    `${dst}[row * ${ld}u + col] = col ${strict ? "<" : "<="} row ? v * ${strict ? ex("row", "col + 1u") : ex("row + 1u", "col + 1u")} : 0.f;`);
+  /** NN [C][K] = (scale by slot) X's bf16 rows, a float4 a thread. */
+  const nnOut = (hx: string, e: (a: string) => string) => `  for (u32 x = t; x < ${(C * K) / 4}u; x += ${NT}u) {
+    const u32 a = x / ${K / 4}u, i4 = x % ${K / 4}u;
+    const u32* p = (const u32*)&${hx}[a * ${LB}u + 4u * i4];
+    const u32 p0 = p[0], p1 = p[1];
+    float4 v = make_float4(__uint_as_float(p0 << 16), __uint_as_float(p0 & 0xffff0000u), __uint_as_float(p1 << 16), __uint_as_float(p1 & 0xffff0000u));
+${dec ? `    const float e = ${e("a")};\n    v.x *= e; v.y *= e; v.z *= e; v.w *= e;\n` : ""}    *(float4*)&NN[(size_t)n * ${C * K}u + 4u * x] = v;
+  }
+`;
+  const halves = (names: [string, string][]) => names.map(([h, p]) => `  unsigned short* ${h} = (unsigned short*)(${p});\n`).join("");
+  if (op === "fwd") {
+    // Tinv in Luu's buffer: each thread t < C solves its column of its 16 x 16 diagonal block into registers (forward
+    // substitution: x[f] = 0 above the diagonal, so every row sums over all f < a), a barrier, then writes it over Luu
+    // (Luu's entries above the diagonal are already 0); then the block rows as 3xTF32 mma, P = L[r, 0:r] Tinv[0:r, 0:r]
+    // into the UK buffer, Tinv[r, 0:r] = Tinv[r, r] P (L's block row r is read by the first product only)
+    const tinvRows = Array.from({ length: C / 16 - 1 }, (_, i) => {
+      const r0 = 16 * (i + 1);
+      return `  // block row ${i + 1}
+${product(16, r0, (m, k) => `sTi[(${r0}u + ${m}) * ${LT}u + ${k}]`, (k, j) => `sTi[(${k}) * ${LT}u + ${j}]`, "n0", `${r0}u`, `sTL[row * ${LT}u + col] = v;`, x3, 1)}  __syncthreads();
+${product(16, r0, (m, k) => `sTi[(${r0}u + ${m}) * ${LT}u + ${r0}u + ${k}]`, (k, j) => `sTL[(${k}) * ${LT}u + ${j}]`, "0u", "16u", `sTi[(${r0}u + row) * ${LT}u + col] = v;`, x3, 1)}  __syncthreads();
+`;
+    }).join("");
+    return `${H2F}${head}${lanes}${halves([["hU", "sUK"], ["hK", `hU + ${C * LB}u`], ["hW", "sW"], ["hV", "sV"]])}  float* sTi = sL;   // Tinv [C][C + 4] over Luu
+  float* sTL = sUK;  // the block rows' products, then TL = Tinv Luk [C][C + 4], once BM and NN are out
+  // the chunk's rows of U, W, KK, V, every copy in flight
+${copy("hU", "U", K, LB)}${copy("hW", "W", K, LB)}${copy("hK", "KK", K, LB)}${copy("hV", "VV", V, LBV)}${landed}  // Luu [a][f], Luk [a][f]
+${scores("sL", LT, "hW", "hU", true)}${scores("sLk", L8, "hW", "hK", true)}  __syncthreads();
+  // NN = Ud, A out; BM = Kd^T V [K][V]
+${nnOut("hU", eC)}${aOut}${product(K, V, hK("hK", LB, eCf), hCol("hV", LBV), "0u", `${C}u`, out("BM", K, V))}  __syncthreads();
+  float xs[16];
+  if (t < ${C}u) {
+    const u32 j = t % 16u, d0 = t - j;
+#pragma unroll
+    for (u32 a = 0; a < 16u; ++a) {
+      float s = 0.f;
+#pragma unroll
+      for (u32 f = 0; f < a; ++f) s = fmaf(sL[(d0 + a) * ${LT}u + d0 + f], xs[f], s);
+      xs[a] = a == j ? 1.f : a > j ? s : 0.f;
+    }
+  }
+  __syncthreads();
+  if (t < ${C}u) {
+    const u32 d0 = t - t % 16u;
+#pragma unroll
+    for (u32 a = 0; a < 16u; ++a) sTi[(d0 + a) * ${LT}u + t] = xs[a];
+  }
+  __syncthreads();
+${tinvRows}  // TI out; M = Tinv Wd [C][K] (f <= a); TL = Tinv Luk [C][C] (f < g <= a)
+${tiStore(LT)}${product(C, K, rowOf("sTi", LT), hCol("hW", LB, eWf), "0u", "r0 + 16u", out("M", C, K))}${product(C, C, rowOf("sTi", LT), colOf("sLk", L8), "n0", "r0 + 16u", `sTL[row * ${LT}u + col] = v;`)}  __syncthreads();
+  // X = TL V [C][V] (f < a)
+${product(C, V, rowOf("sTL", LT), hCol("hV", LBV), "0u", "r0 + 16u", out("X", C, V))}}
+`;
+  }
+  const NWt = (C / 8) % 4 === 0 ? 4 : (C / 8) % 2 === 0 ? 2 : 1;  // mmaProduct's tile width for N = C
+  return `${H2F}${head}${lanes}${halves([["hQ", "sQU"], ["hU", `hQ + ${C * LB}u`], ["hW", "sW"], ["hD", "sDY"]])}  float* sTP = sQU;  // TP = Tinv^T Pu^T [C][C + 4] once BM and M are out
+  // the chunk's rows of Q, U, W, dY and its Tinv, every copy in flight
+${copy("hQ", "Q", K, LB)}${copy("hU", "U", K, LB)}${copy("hW", "W", K, LB)}${copy("hD", "DY", V, LBV)}  for (u32 x = t; x < ${(C * C) / 4}u; x += ${NT}u) seqc_cp16(&sTi[(x / ${C / 4}u) * ${L8}u + 4u * (x % ${C / 4}u)], &TI[(size_t)n * ${C * C}u + 4u * x]);
+${landed}  // Pu [a][f]
+${scores("sPu", LT, "hQ", "hU", false)}  __syncthreads();
+  // NN = Wd, A out; BM = Qd^T dY [K][V]; M = Tinv^T Ud [C][K] (a >= f)
+${nnOut("hW", eW)}${aOut}${product(K, V, hK("hQ", LB, eQf), hCol("hD", LBV), "0u", `${C}u`, out("BM", K, V))}${product(C, K, fK("sTi", L8), hCol("hU", LB, eCf), "r0", `${C}u`, out("M", C, K))}  __syncthreads();
+  // TP [e][a] = sum_f Tinv[f][e] Pu[a][f] (e <= f <= a)
+${product(C, C, fK("sTi", L8), (k, a) => `sPu[(${a}) * ${LT}u + ${k}]`, "r0", `n0 + ${8 * NWt}u`, `sTP[row * ${LT}u + col] = v;`)}  __syncthreads();
+  // X = TP dY [C][V] (a >= e)
+${product(C, V, rowOf("sTP", LT), hCol("hD", LBV), "r0", `${C}u`, out("X", C, V))}}
+`;
+}
