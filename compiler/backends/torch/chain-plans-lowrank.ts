@@ -33,6 +33,7 @@ import { LOWRANK_READ_KEY_CONFIGS, lowRankReadKeyModule } from "../cuda/lowrank-
 import { lowRankPassModule } from "../cuda/lowrank-pass.ts";
 import { LOWRANK_WY_CONFIGS, lowRankWyModule } from "../cuda/lowrank-wy.ts";
 import { deltaBwdConfigs, deltaBwdModule } from "../cuda/delta-bwd.ts";
+import { deltaRModule } from "../cuda/delta-r.ts";
 import type { TorchKernelModule } from "./chain-plans.ts";
 import { zeroOutputs } from "./chain-copies.ts";
 import { STATELESS_PARTS, statelessTwins } from "./stateless-bf16.ts";
@@ -81,5 +82,8 @@ export function lowRankChainPlans(model: I.Model, dims: Record<string, number>, 
   if (E === 1 && R === 1 && wy.length) kernels.lowRankWy = lowRankWyModule(wy) as unknown as TorchKernelModule;
   const decay = chain.names.decay;
   if (E === 1 && P === 1 && R === 1) kernels.deltaBwd = deltaBwdModule(deltaBwdConfigs(decay)) as unknown as TorchKernelModule;
+  // the delta backward's reads from the chunk states the forward keeps (delta-r.ts; seqc_delta_bwd LR_FWD_STATES): no or a
+  // scalar decay only (a per-key decay's forward chunks are not its 64 tokens)
+  if (E === 1 && P === 1 && R === 1 && decay !== "key") kernels.deltaStates = deltaRModule() as unknown as TorchKernelModule;
   return { plans, chunked: { lowRank: chain.names, parts }, ...(Object.keys(kernels).length ? { kernels } : {}) };
 }

@@ -1,0 +1,139 @@
+/**
+ * The delta backward's reads from saved chunk states (compiler/backends/cuda/delta-r.ts; docs/delta-backward.md "Chunk
+ * states from the forward") on the CPU emulation of CUDA (test/cuda-emu/emu.h) against float64:
+ *   R[n] = X[n] + M[n] S[n],  S0[n] = float(S[n])  (S0 written only where given)
+ * S in bf16 (bf16-exact values, read as the forward's workspace holds them) and fp32, N = 1 and 5 chunks; small
+ * configurations (K != V, one and two rows a thread) and the shipped C = 64, K = V = 64 and 128; S0 nullptr leaves S0
+ * unwritten; deliberately broken copies (a key of the four dropped, X not added, S read a row off) must fail; the torch
+ * target's modules hold them (kernels.deltaStates) for DeltaNet and Gated DeltaNet, not for RWKV-7; nvcc -cubin for sm_90
+ * where installed: no spills.
+ */
+import { describe, expect, it } from "vitest";
+import { execFileSync, spawnSync } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { DELTA_R_CONFIGS, deltaRModule, type DeltaRConfig, type DeltaRKernel } from "../compiler/backends/cuda/delta-r.ts";
+import { findNvcc } from "../compiler/backends/cuda/nvcc.ts";
+import { buildTorchPlans } from "../compiler/backends/torch/plans.ts";
+import { loadProgram } from "../compiler/frontend/load.ts";
+import { relativeError } from "../compiler/io/manifest.ts";
+import { compileLowRankEmu, emuGridMain, f32Bytes, inScratchDir, readF32 } from "./helpers/lowrank-emu.ts";
+import { ptxasUsage } from "./helpers/ptxas-usage.ts";
+import { rng } from "./helpers/random.ts";
+
+const gpp = spawnSync("g++", ["--version"]).status === 0;
+if (!gpp) console.warn("cuda-delta-r-emu.test: g++ is not installed, so the emulated runs are skipped");
+
+interface Data { N: number; M: Float64Array; X: Float64Array; S: Float64Array }
+
+/** M uniform in (-1, 1) / sqrt(K), X and S in (-1, 1); S bf16-exact with sin "bf16", else float32-exact. */
+function data(c: DeltaRConfig, N: number, seed: number): Data {
+  const { C, K, V } = c, r = rng(seed), f = Math.fround;
+  const bf = (x: number) => new Float32Array(new Uint32Array([new Uint32Array(new Float32Array([x]).buffer)[0] & 0xffff0000]).buffer)[0];
+  const u = (n: number, s: number, g: (x: number) => number) => Float64Array.from({ length: n }, () => g((2 * r() - 1) * s));
+  return { N, M: u(N * C * K, 1 / Math.sqrt(K), f), X: u(N * C * V, 1, f), S: u(N * K * V, 1, c.sin === "bf16" ? bf : f) };
+}
+
+function reference(c: DeltaRConfig, d: Data): Float64Array {
+  const { C, K, V } = c, R = new Float64Array(d.N * C * V);
+  for (let n = 0; n < d.N; n++)
+    for (let a = 0; a < C; a++)
+      for (let j = 0; j < V; j++) {
+        let acc = d.X[(n * C + a) * V + j];
+        for (let l = 0; l < K; l++) acc += d.M[(n * C + a) * K + l] * d.S[(n * K + l) * V + j];
+        R[(n * C + a) * V + j] = acc;
+      }
+  return R;
+}
+
+const FILES = ["M", "X", "S", "R", "S0"];
+
+function build(source: string, kernels: DeltaRKernel[]): string {
+  const call = (e: string) => `(const float*)P[0], (const float*)P[1], (const ${kernels.find((k) => k.entry === e)!.sin === "bf16" ? "__nv_bfloat16" : "float"}*)P[2], (float*)P[3], S0_ ? (float*)P[4] : nullptr, (int)NN`;
+  return compileLowRankEmu(source, emuGridMain(kernels.map((k) => k.entry), call, FILES, ["S0_"], [3, 4]), "delta-r", false);
+}
+
+/** bf16 bytes of bf16-exact values. */
+const bf16Bytes = (x: Float64Array) => Buffer.from(Uint16Array.from(new Uint32Array(Float32Array.from(x).buffer), (w) => w >>> 16).buffer);
+
+function run(bin: string, k: DeltaRKernel, d: Data, s0: boolean): { R: Float64Array; S0: Float64Array } {
+  return inScratchDir("seqc-dr-", (dir) => {
+    const { C, K, V } = k, nan = (n: number) => f32Bytes(new Float64Array(n).fill(NaN));
+    const bufs: Record<string, Buffer> = { M: f32Bytes(d.M), X: f32Bytes(d.X), S: k.sin === "bf16" ? bf16Bytes(d.S) : f32Bytes(d.S), R: nan(d.N * C * V), S0: nan(d.N * K * V) };
+    for (const f of FILES) writeFileSync(join(dir, `${f}.bin`), bufs[f]);
+    execFileSync(bin, [dir, k.entry, String(d.N), String(k.threads), String(k.sharedBytes), s0 ? "1" : "0"], { stdio: "pipe" });
+    return { R: readF32(join(dir, "R.out")), S0: readF32(join(dir, "S0.out")) };
+  });
+}
+
+/** R's error (Infinity where not every element is finite), whether S0 equals S exactly (s0) or is left unwritten. */
+function check(bin: string, k: DeltaRKernel, N: number, seed: number, s0: boolean): number {
+  const d = data(k, N, seed), got = run(bin, k, d, s0);
+  if (s0) expect(Array.from(got.S0), `${k.entry} S0`).toEqual(Array.from(d.S));
+  else expect(got.S0.every(Number.isNaN), `${k.entry} S0 unwritten`).toBe(true);
+  return got.R.every(Number.isFinite) ? relativeError(got.R, reference(k, d)) : Infinity;
+}
+
+function checkAll(configs: readonly DeltaRConfig[], Ns: number[]): void {
+  const m = deltaRModule(configs), bin = build(m.source, m.kernels);
+  for (const k of m.kernels)
+    for (const N of Ns)
+      for (const s0 of [true, false]) {
+        const e = check(bin, k, N, 3 + N + k.K, s0);
+        expect(e, `${k.entry} N=${N} S0=${s0}`).toBeLessThan(1e-6);
+      }
+}
+
+const SMALL: DeltaRConfig[] = [
+  { C: 64, K: 8, V: 32, sin: "bf16" }, // 8 column groups: 32 row groups, 2 rows a thread
+  { C: 64, K: 24, V: 16, sin: "f32" }, // 4 column groups: 64 row groups, 1 row a thread
+];
+
+describe.skipIf(!gpp)("the delta backward's reads from saved chunk states on the CPU emulation vs float64", () => {
+  it("records: op r, C = 64, K = V = 64 and 128, bf16 and f32 states; shared memory M and S in fp32", () => {
+    expect(deltaRModule().kernels.map((k) => [k.entry, k.op, k.sin, k.threads, k.sharedBytes])).toEqual([
+      ["seqc_delta_r_c64k64v64_bf16", "r", "bf16", 256, 32768], ["seqc_delta_r_c64k64v64_f32", "r", "f32", 256, 32768],
+      ["seqc_delta_r_c64k128v128_bf16", "r", "bf16", 256, 98304], ["seqc_delta_r_c64k128v128_f32", "r", "f32", 256, 98304],
+    ]);
+    expect(() => deltaRModule([{ C: 16, K: 8, V: 8, sin: "f32" }])).toThrow(/no plan/);
+  });
+
+  it("small configurations (K != V, one and two rows a thread): N = 1 and 5, S0 given and nullptr", () => {
+    checkAll(SMALL, [1, 5]);
+  }, 300_000);
+
+  it("the shipped C = 64, K = V = 64 and 128 entries, bf16 and f32 states: N = 1 and 3, S0 given and nullptr", () => {
+    checkAll(DELTA_R_CONFIGS, [1, 3]);
+  }, 600_000);
+
+  it("deliberately broken copies fail: a key of the four dropped; X not added; S read a row off", () => {
+    const c = SMALL[0];
+    for (const [from, to] of [
+      ["m.x * s[0][j] + m.y * s[1][j] + m.z * s[2][j] + m.w * s[3][j]", "m.x * s[0][j] + m.y * s[1][j] + m.z * s[2][j]"],
+      ["acc[r][0] = x.x; acc[r][1] = x.y;", "acc[r][0] = 0.f * x.x; acc[r][1] = x.y;"],
+      ["&sS[(l + q) * ", "&sS[(l + q + (q == 3u && l == 0u ? 1u : 0u)) * "],
+    ]) {
+      const m = deltaRModule([c]);
+      expect(m.source.includes(from), from).toBe(true);
+      const bin = build(m.source.replace(from, to), m.kernels);
+      expect(check(bin, m.kernels[0], 2, 9, true), to).toBeGreaterThan(1e-3);
+    }
+  }, 300_000);
+});
+
+describe("the delta reads from saved states in the torch target", () => {
+  it("kernels.deltaStates: DeltaNet and Gated DeltaNet (no / scalar decay) hold deltaRModule(); RWKV-7 (per-key decay) none", () => {
+    const kernels = (name: string) => buildTorchPlans(loadProgram([`stdlib/${name}.seq`]).models[0]).kernels ?? {};
+    for (const name of ["deltanet", "gated_deltanet"]) expect(kernels(name).deltaStates, name).toEqual(deltaRModule());
+    expect(kernels("rwkv7").deltaStates).toBeUndefined();
+  }, 120_000);
+});
+
+describe.skipIf(!findNvcc())("the delta reads from saved states: nvcc", () => {
+  it("nvcc -cubin for sm_90: no spills", () => {
+    const m = deltaRModule();
+    const usage = ptxasUsage(findNvcc()!, m.source, m.kernels.map((k) => k.entry));
+    for (const [e, u] of usage) expect([u.spillStores, u.spillLoads, u.registers <= 255], e).toEqual([0, 0, true]);
+    console.log(`delta r ptxas sm_90: ${[...usage].map(([e, u]) => `${e} ${u.registers} registers`).join(", ")}`);
+  }, 300_000);
+});
