@@ -2,13 +2,15 @@
  * The token-aligned delta backward's kernel module (compiler/backends/cuda/delta-bwd.ts; the torch target's
  * "kernels"."deltaBwd"): the records the runtime picks by (op, decay, C, K, V, tin, cols, entry, threads, sharedBytes)
  * for each decay mode (prep's and the adjoint's kernels of that mode, the mode's walks: the default one of a shape and the
- * one for few rows, then prep's, the walks' (3xTF32, math "tf32x3") and the adjoint's TF32 twins), each entry once in the source; decay "key" (RWKV-7) with
+ * one for few rows, then prep's, the walks' (3xTF32, math "tf32x3") and the adjoint's TF32 twins, the adjoint's bf16 twins
+ * (math "bf16", K = V = 64 and 128) last), each entry once in the source; decay "key" (RWKV-7) with
  * the per-key walks and adjoint and the per-key twins (prep's at K = V = 64 and 128, the adjoint's at 64); the whole module through g++ on the CPU emulation's header (the preludes together), and nvcc -cubin for sm_90 (where
  * installed) compiling each decay mode's module with no spills.
  */
 import { describe, expect, it } from "vitest";
 import { spawnSync } from "node:child_process";
 import { deltaBwdConfigs, deltaBwdModule } from "../compiler/backends/cuda/delta-bwd.ts";
+import { DELTA_ADJ_BF16_CONFIGS } from "../compiler/backends/cuda/delta-adjoint-bf16.ts";
 import { DELTA_ADJ_CONFIGS, DELTA_ADJ_K128_CONFIGS, DELTA_ADJ_K128_MMA_CONFIGS, DELTA_ADJ_MMA_CONFIGS, deltaAdjKernel, type DeltaAdjConfig } from "../compiler/backends/cuda/delta-adjoint.ts";
 import { DELTA_PREP_CONFIGS, DELTA_PREP_KEY_CONFIGS, DELTA_PREP_KEY_MMA_CONFIGS, DELTA_PREP_MMA_CONFIGS, deltaPrepKernel, type DeltaPrepConfig, type DeltaPrepDecay } from "../compiler/backends/cuda/delta-prep.ts";
 import { DELTA_ADJ_KEY_CONFIGS, deltaAdjKeyKernel } from "../compiler/backends/cuda/delta-adjoint-key.ts";
@@ -35,10 +37,10 @@ describe("delta backward kernel module", () => {
     const want = [
       ...prep(DELTA_PREP_CONFIGS), ...prep(DELTA_PREP_KEY_CONFIGS),
       ...walks.map((c) => ({ c: { ...c, tin: "f32", math: undefined }, k: deltaWalkKernel(c), op: "walk" })),
-      ...adj([...DELTA_ADJ_CONFIGS, ...DELTA_ADJ_K128_CONFIGS]), ...keyAdj, ...prep(DELTA_PREP_MMA_CONFIGS), ...prep(DELTA_PREP_KEY_MMA_CONFIGS), ...walkTwins, ...adj([...DELTA_ADJ_MMA_CONFIGS, ...DELTA_ADJ_K128_MMA_CONFIGS]), ...keyAdjMma,
+      ...adj([...DELTA_ADJ_CONFIGS, ...DELTA_ADJ_K128_CONFIGS]), ...keyAdj, ...prep(DELTA_PREP_MMA_CONFIGS), ...prep(DELTA_PREP_KEY_MMA_CONFIGS), ...walkTwins, ...adj([...DELTA_ADJ_MMA_CONFIGS, ...DELTA_ADJ_K128_MMA_CONFIGS]), ...keyAdjMma, ...adj(DELTA_ADJ_BF16_CONFIGS),
     ].map(({ c, k, op }) => ({ op, decay, tin: c.tin, C: c.C, K: c.K, V: c.V, cols: "cols" in k ? k.cols : c.V, ...("split" in k && k.split > 1 ? { split: k.split } : {}), ...(c.math ? { math: c.math } : {}), entry: k.entry, threads: k.threads, sharedBytes: k.sharedBytes }));
     expect(m.kernels).toEqual(want);
-    expect(m.kernels.filter((k) => k.math && k.op !== "walk").map((k) => k.math), "twins").toEqual(Array(decay === "key" ? 5 : 6).fill("tf32"));
+    expect(m.kernels.filter((k) => k.math && k.op !== "walk").map((k) => k.math), "twins").toEqual(decay === "key" ? Array(5).fill("tf32") : [...Array(6).fill("tf32"), "bf16", "bf16"]);
     expect(deltaBwdModule(deltaBwdConfigs(decay, false)).kernels).toEqual(m.kernels.filter((k) => !k.math));
     // what the runtime needs at least: each op at C = 64, K = V = 64 and 128 for both input types, the TF32 twins of prep
     // and the adjoint there for bf16 (decay "key": the per-key adjoint and its twin at K = V = 64), the walks (the default one of a

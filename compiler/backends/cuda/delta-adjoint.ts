@@ -44,6 +44,7 @@
 
 import { MMA_TF32_PRELUDE } from "./lowrank-readout-mma.ts";
 import { adjMmaOps, adjMmaThreads } from "./delta-adjoint-mma.ts";
+import { deltaAdjBf16Kernel, deltaAdjBf16Source } from "./delta-adjoint-bf16.ts";
 import { maskedRows, zeroTile } from "./register-tiles.ts";
 
 export type DeltaAdjDecay = "none" | "scalar";
@@ -56,8 +57,8 @@ export interface DeltaAdjConfig {
   K: number;
   V: number;
   /** fp32 FMAs on the SIMT cores (absent) or the tensor-core twin "tf32" (delta-adjoint-mma.ts; entries end in _tf32;
-   * bf16 inputs, C = K = V = 64). */
-  math?: "tf32";
+   * bf16 inputs, C = K = V = 64), or the bf16 twin "bf16" (delta-adjoint-bf16.ts; entries end in _bf16_bf16). */
+  math?: "tf32" | "bf16";
 }
 
 export interface DeltaAdjKernel extends DeltaAdjConfig {
@@ -129,6 +130,7 @@ function check(c: DeltaAdjConfig): void {
 }
 
 export function deltaAdjKernel(c: DeltaAdjConfig): DeltaAdjKernel {
+  if (c.math === "bf16") return deltaAdjBf16Kernel(c);
   check(c);
   const { NT, floats } = layout(c);
   return { ...c, entry: deltaAdjEntry(c), threads: NT, sharedBytes: floats * 4 };
@@ -290,6 +292,7 @@ extern "C" __global__ void __launch_bounds__(${NT}, ${minBlocks}) ${entry}(const
 }
 
 export function deltaAdjSource(c: DeltaAdjConfig): string {
+  if (c.math === "bf16") return deltaAdjBf16Source(c);
   check(c);
   const { C, K, V, decay, tin } = c;
   const ops = c.math ? adjMmaOps(c) : simtOps(c);

@@ -24,9 +24,11 @@
  * adjoint (delta-adjoint.ts, K = V = 64 and 128, f32 and bf16 inputs); then the TF32 twins of prep (delta-prep-mma.ts,
  * bf16 inputs, K = V = 64 and 128), of the walks (delta-walk-mma.ts, 3xTF32: math "tf32x3", float32 like the walks,
  * K = V = 64 and 128, every decay mode; a runtime asked for math takes it for a shape's default walk) and of the adjoint
- * (delta-adjoint-mma.ts, bf16 inputs, K = V = 64 and 128), after the fp32 kernels.
+ * (delta-adjoint-mma.ts, bf16 inputs, K = V = 64 and 128), after the fp32 kernels; the adjoint's bf16 twins (math "bf16":
+ * delta-adjoint-bf16.ts, mma m16n8k16 bf16, K = V = 64 and 128, decay none / scalar) last.
  */
 import { DELTA_ADJ_CONFIGS, DELTA_ADJ_K128_CONFIGS, DELTA_ADJ_K128_MMA_CONFIGS, DELTA_ADJ_MMA_CONFIGS, DELTA_ADJ_PRELUDE, deltaAdjKernel, deltaAdjSource, type DeltaAdjConfig } from "./delta-adjoint.ts";
+import { DELTA_ADJ_BF16_CONFIGS } from "./delta-adjoint-bf16.ts";
 import { DELTA_ADJ_KEY_CONFIGS, deltaAdjKeyKernel, deltaAdjKeySource, type DeltaAdjKeyConfig } from "./delta-adjoint-key.ts";
 import { DELTA_ADJ_KEY_MMA_CONFIGS, deltaAdjKeyMmaKernel, deltaAdjKeyMmaSource, type DeltaAdjKeyMmaConfig } from "./delta-adjoint-key-mma.ts";
 import { DELTA_PRELUDE, DELTA_PREP_CONFIGS, DELTA_PREP_KEY_CONFIGS, DELTA_PREP_KEY_MMA_CONFIGS, DELTA_PREP_MMA_CONFIGS, deltaPrepKernel, deltaPrepSource, type DeltaPrepConfig, type DeltaPrepDecay } from "./delta-prep.ts";
@@ -47,7 +49,7 @@ export interface DeltaBwdKernel {
   /** The walks for few rows: each phase's sum split over this many thread groups (absent: 1). */
   split?: number;
   /** The tensor-core twins' math ("tf32"); absent: fp32 on the SIMT cores. */
-  math?: "tf32" | "tf32x3";
+  math?: "tf32" | "tf32x3" | "bf16";
   entry: string;
   threads: number;
   sharedBytes: number;
@@ -70,7 +72,7 @@ export function deltaBwdConfigs(decay: DeltaBwdDecay, twins = true): DeltaBwdCon
   const walk = decay === "key" ? [...DELTA_WALK_KEY_CONFIGS, ...DELTA_WALK_KEY_FEW_CONFIGS, ...(twins ? DELTA_WALK_KEY_MMA_CONFIGS : [])] : [...DELTA_WALK_CONFIGS, ...DELTA_WALK_FEW_CONFIGS, ...(twins ? DELTA_WALK_MMA_CONFIGS : [])];
   return {
     decay, prep: mine<DeltaPrepConfig<DeltaPrepDecay>>([...DELTA_PREP_CONFIGS, ...DELTA_PREP_KEY_CONFIGS, ...(twins ? [...DELTA_PREP_MMA_CONFIGS, ...DELTA_PREP_KEY_MMA_CONFIGS] : [])]), walk,
-    adj: mine([...DELTA_ADJ_CONFIGS, ...DELTA_ADJ_K128_CONFIGS, ...DELTA_ADJ_KEY_CONFIGS, ...(twins ? [...DELTA_ADJ_MMA_CONFIGS, ...DELTA_ADJ_K128_MMA_CONFIGS, ...DELTA_ADJ_KEY_MMA_CONFIGS] : [])]),
+    adj: mine([...DELTA_ADJ_CONFIGS, ...DELTA_ADJ_K128_CONFIGS, ...DELTA_ADJ_KEY_CONFIGS, ...(twins ? [...DELTA_ADJ_MMA_CONFIGS, ...DELTA_ADJ_K128_MMA_CONFIGS, ...DELTA_ADJ_KEY_MMA_CONFIGS, ...DELTA_ADJ_BF16_CONFIGS] : [])]),
   };
 }
 
