@@ -195,6 +195,17 @@ LR_BWD_KEY = "chain"
 # where it has them for the shape: C = 64, the model's decay, K, V, float32 tensors) or "torch" (seqc_delta_bwd.delta_torch's
 # batched products, the walks by LR_FUSED_PASS's kernel where it takes them).
 LR_FUSED_DELTA = "cuda"
+# Whether a forward that the delta backward will follow keeps each 64-token chunk's start state for it (docs/
+# delta-backward.md "Chunk states from the forward"): "off" or "on": the forward runs its chunked form's split3 variant
+# (fwd_states_form: the auto pick where it is split3, else the split3 variant with its phase A; its walk stores every
+# chunk's start state S0 to a workspace in the forward's operand type), keeps that workspace and the final state (ctx.
+# delta_states), and the backward computes the reads R = X + M S0 per chunk (kernels.deltaStates, compiler/backends/
+# cuda/delta-r.ts) instead of its forward walk. Applies with no or a scalar decay (E = P = R = 1) and bf16 or float32
+# forwards; the states are graph arguments of the backward (one copy on a replay that is not direct). Memory: B H nC K V
+# elements of the forward's type kept from the forward to the backward (bf16 (4, 8192, 16, 128): 268 MB). Gradients
+# then follow the forward's bf16 states (emulated at (2, 1024, 4, 64): du, dw, dq 2.5e-3 off float64 before their bf16
+# rounding vs 0 with the walk's states; dk, dv unchanged). Untimed: "off" until the card shows it wins.
+LR_FWD_STATES = "off"
 # The per-token inputs' type LR_FUSED_DELTA "cuda" gives its kernels where the forward's tensors are bf16 (the glue runs
 # in float32): "f32" (prep's float32 outputs as they are: the _f32 entries) or "bf16" (rounded to bf16 once: the _bf16
 # entries, half the reads). "bf16" is the default since H200 call D13, for LR_DELTA_MMA's twins (bf16 inputs only): alone
@@ -954,7 +965,7 @@ class ChunkCore:
         return baddbmm(S, KK.reshape(N, Cp * mk, K).transpose(1, 2), self.lo("VV", "end", self.VV).reshape(N, Cp * mk, V), self.m("end"))
 
 
-def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state, inputs, params, outputs, dtype, device, chunk=None, decay_way=None, pass_way=None, read_way=None, aug_way=None, can_chunk=None, key_way=None, layout=None, share=None, mm=None, lean=None, fused=None, readout=None, bwd_way=None, passer=None, wy_kern=None, post_binds=None, copies=None, merge=None, key_bwd=None, rev_read=None, chain_rev=None, ev_lines=None, delta_kern=None):
+def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state, inputs, params, outputs, dtype, device, chunk=None, decay_way=None, pass_way=None, read_way=None, aug_way=None, can_chunk=None, key_way=None, layout=None, share=None, mm=None, lean=None, fused=None, readout=None, bwd_way=None, passer=None, wy_kern=None, post_binds=None, copies=None, merge=None, key_bwd=None, rev_read=None, chain_rev=None, ev_lines=None, delta_kern=None, fwd_states=None):
     """Gradients of the forward's inputs, params and the matrix state's initial value through the low-rank chain.
 
     n: the chain's names (<Model>.torch.json "chunked"."lowRank"); run(part, dims, inputs, initial_state, B, T)
@@ -982,6 +993,8 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
     lines as slots of the stacks that read them where "wy" runs (None: LR_EV_LINES); bwd_way "delta": the token-aligned
     delta backward (seqc_delta_bwd) where delta_pattern holds, else "wy" ("auto": "delta" only where delta_kern takes the
     shape); delta_kern: its kernels (seqc_delta_bwd.delta_launcher; None: torch ops).
+    fwd_states: (S, SF) the forward's chunk start states and final state (LR_FWD_STATES; seqc_delta_bwd.delta_backward's
+    states, where "delta" runs) or None.
     Returns ({input: grad}, {param: grad}, dS0)."""
     chunk = LR_CHUNK if chunk is None else chunk
     read_way, aug_way, key_way, layout = read_way or LR_READ, aug_way or LR_AUG, key_way or LR_KEY, layout or LR_LAYOUT
@@ -1251,7 +1264,7 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
                 per_step(lr["u"], K)[:, :, 0], per_step(lr["w"], K)[:, :, 0], per_step(pr["k"], K)[:, :, 0], per_step(pr["v"], V)[:, :, 0],
                 per_step(ro["q"], K)[:, :, 0], (per_step(ldn["name"], K)[:, :, 0] if ldn["perKey"] else per_step(ldn["name"], 1)[:, :, 0, :, 0]).to(dtype) if ldn else None, canon(S0),
                 dY, canon(cot_state) if cot_state is not None else None, C=chunk, kern=delta_kern, passer=passer if heads else None,
-                lower_solve=unit_lower_solve, upper_t_solve=_wy.upper_t_solve)
+                lower_solve=unit_lower_solve, upper_t_solve=_wy.upper_t_solve, states=fwd_states and (fwd_states[0], canon(fwd_states[1])))
         bars = {}
         for name, g in zip([lr["u"], lr["w"], pr["k"], pr["v"], ro["q"]] + ([ldn["name"]] if ldn else []), grads[:6]):
             g = g.reshape(prep[name].shape)
@@ -2004,8 +2017,10 @@ def backward(ctx, m, flat, grads):
     switches += (LR_READ_KEY, LR_READ_KEY_PRE, LR_CHAIN_REV)
     switches += (LR_EV_LINES, LR_FUSED_DELTA, delta_tin(given_dtypes), LR_DELTA_MMA)
     switches += (LR_STATELESS,)
-    return _graphs.graphed_backward(ctx, m, "lowrank-backward", switches, flat, grads, lambda f, g: backward_eager(ctx, m, f, g, convert=False),
-                                     given_dtype=False)
+    states = getattr(ctx, "delta_states", None)  # (LR_FWD_STATES: the forward's chunk states, graph arguments)
+    switches += (LR_FWD_STATES, states is not None)
+    return _graphs.graphed_backward(ctx, m, "lowrank-backward", switches, flat, grads, lambda f, g, *x: backward_eager(ctx, m, f, g, convert=False, states=x or None),
+                                     extra=list(states or ()), given_dtype=False)
 
 
 def delta_tin(given_dtypes, way=None):
@@ -2023,6 +2038,47 @@ def delta_math(way=None):
     if way not in ("off", "tf32", "bf16"):
         raise ValueError("LR_DELTA_MMA %r: one of off, tf32, bf16" % (way,))
     return None if way == "off" else way
+
+
+def split3_twin(v, names):
+    """LR_FWD_STATES' forward variant for the auto pick v among the variant names that apply (names): v where it is a
+    split3 variant; else split3 with v's io, key size, value tile and phase A options (the walk's options and -nb
+    dropped; a fused variant's io, key size and value tile), else the first split3 variant of v's io and key size in
+    plan order; None where there is none or v is no split or fused variant of one row a token (-r1: its chunks are the 64
+    tokens the delta backward's are)."""
+    if not ((v.startswith("chunked-split") or v.startswith("chunked-fused-")) and v.endswith("-r1")):
+        return None
+    if v.startswith("chunked-split3-"):
+        return v
+    parts = v.split("-")
+    walk = {"w512", "wc", "wk", "wq", "wcp", "vi", "vib", "qi", "qxi", "nb"}
+    cand = "-".join(["chunked", "split3"] + [p for p in parts[2:-1] if p not in walk] + ["r1"])
+    if cand in names:
+        return cand
+    pre = "chunked-split3-%s-%s-" % (parts[2], parts[3])
+    return next((x for x in names if x.startswith(pre) and x.endswith("-r1")), None)
+
+
+def fwd_states_form(m, dims, B, T, io, device, form="auto", way=None):
+    """LR_FWD_STATES (or way) "on": the forward variant whose walk keeps the chunk start states (workspace "chunkS") for
+    the delta backward (split3_twin of the forward's pick), where the chain is one delta step a token with no or a
+    scalar decay and the module has kernels.deltaStates; else None (and always with "off")."""
+    way = way or LR_FWD_STATES
+    if way not in ("off", "on"):
+        raise ValueError("LR_FWD_STATES %r: one of off, on" % (way,))
+    n = (m.chunked or {}).get("lowRank")
+    if way == "off" or n is None or io not in ("bf16", "f32") or form not in ("auto", "chunked"):
+        return None
+    if not (n["E"] == 1 and n["P"] == 1 and n["R"] == 1) or n["decay"] == "key" or "deltaStates" not in (m.meta.get("kernels") or {}):
+        return None
+    r = m.runner("forward", device)
+    cache = r.__dict__.setdefault("_fwd_states", {})  # (applicable evaluates every form: once a shape)
+    key = (tuple(sorted(dims.items())), B, T, form, io)
+    if key not in cache:
+        v = split3_twin(r.pick(dims, B, T, form, io)[0]["variant"], [f["variant"] for f, _ in r.applicable(dims, B, T, "auto", io)])
+        f = next((f for f in r.plan["forms"] if f["variant"] == v), None)
+        cache[key] = v if f is not None and any(w["name"] == "chunkS" for w in f["workspaces"]) else None
+    return cache[key]
 
 
 def y_binds(m, prefix, way=None):
@@ -2081,8 +2137,10 @@ def stateless_run(m, prefix, dims, pars, dtype, device, run):
     return twin
 
 
-def backward_eager(ctx, m, flat, grads, convert=True):
-    """backward without a graph; convert=False leaves the gradients in the compute dtype (float32 for bf16 tensors)."""
+def backward_eager(ctx, m, flat, grads, convert=True, states=None):
+    """backward without a graph; convert=False leaves the gradients in the compute dtype (float32 for bf16 tensors);
+    states: the forward's chunk states (None: ctx.delta_states where the forward kept them, LR_FWD_STATES)."""
+    states = states if states is not None else getattr(ctx, "delta_states", None)
     B, T, dims, dtype, device = ctx.B, ctx.T, ctx.dims, ctx.dtype, ctx.device
     n = m.chunked["lowRank"]
     ni, npar = len(m.inputs), len(m.params)
@@ -2125,7 +2183,7 @@ def backward_eager(ctx, m, flat, grads, convert=True):
         can_chunk=lambda part, cdims, b, t: dtype == torch.float32 and m.runner(prefix + part, device).can_run(cdims, b, t, "chunked"), mm=mm,
         fused=core_k128(fused_launcher(m, device, math=core_math(given_dtypes)), fused_launcher(m, device)) if dtype == torch.float32 else None, readout=readout_key_launcher(read_k128(readout_launcher(m, device, math=read_math(given_dtypes))), m, device) if dtype == torch.float32 else None,
         passer=pass_launcher(m, device) if dtype == torch.float32 else None, wy_kern=wy_launcher(m, device, math=wy_math(given_dtypes), math128=wy_math_k128(given_dtypes)) if dtype == torch.float32 else None,
-        post_binds=y_binds(m, prefix), delta_kern=_delta.delta_launcher(m, device, LR_FUSED_DELTA, tin=delta_tin(given_dtypes), math=delta_math()) if dtype == torch.float32 else None)
+        post_binds=y_binds(m, prefix), delta_kern=_delta.delta_launcher(m, device, LR_FUSED_DELTA, tin=delta_tin(given_dtypes), math=delta_math()) if dtype == torch.float32 else None, fwd_states=states)
     need = ctx.need
     res = []
     for i, t in enumerate(m.inputs):

@@ -118,10 +118,11 @@ def _upper_t_solve(A, rhs):
     return torch.linalg.solve_triangular(-A.transpose(1, 2), rhs, upper=True, unitriangular=True)
 
 
-def delta_torch(u, w, kk, vv, q, ld, S_init, dY, dS, C=64, passer=None, lower_solve=None, upper_t_solve=None):
+def delta_torch(u, w, kk, vv, q, ld, S_init, dY, dS, C=64, passer=None, lower_solve=None, upper_t_solve=None, states=None):
     """delta_backward in torch ops batched over every chunk (the module docstring); passer: the walks' kernel
     (seqc_chunked_lowrank.pass_launcher) or None; lower_solve(A, rhs) -> X with (I - A) X = rhs and upper_t_solve(A, rhs)
-    -> X with (I - A^T) X = rhs for A [N, C, C] strictly lower triangular (None: torch.linalg.solve_triangular)."""
+    -> X with (I - A^T) X = rhs for A [N, C, C] strictly lower triangular (None: torch.linalg.solve_triangular); states:
+    the forward's chunk start states and final state (delta_backward's), which replace the forward walk."""
     B, T, H, K = u.shape
     V = vv.shape[3]
     nC = -(-T // C)
@@ -143,8 +144,11 @@ def delta_torch(u, w, kk, vv, q, ld, S_init, dY, dS, C=64, passer=None, lower_so
     AB[:, :, K:].baddbmm_(Kd.transpose(1, 2), Vc)
     AB = AB.view(B, H, nC, K, K + V)
     S0 = torch.zeros([B, H, K, V], dtype=dtype, device=device) if S_init is None else S_init
-    starts, SF = _walk(AB, AB[..., K:], S0, False, passer)
-    S0s = starts.view(N, K, V)
+    if states is not None:  # the forward's (LR_FWD_STATES): no forward walk
+        starts, SF = states[0].reshape(B, H, nC, K, V).to(dtype), states[1].reshape(B, H, K, V).to(dtype)
+    else:
+        starts, SF = _walk(AB, AB[..., K:], S0, False, passer)
+    S0s = starts.reshape(N, K, V)
     R = torch.baddbmm(X, M, S0s)  # the reads [N, C, V]
     # backward: B'_c = Qd^T dY + M^T Pu^T dY (the start state's adjoint from the chunk's own readouts), the reverse walk
     # with A_c^T, then DR = Tinv^T (Pu^T dY + Ud LE)
@@ -270,11 +274,13 @@ def delta_torch_key(u, w, kk, vv, q, ld, S_init, dY, dS, C=64, passer=None, lowe
     return tuple(_tokens(x, B, T, H) for x in (dU, dW, dK, dV, dQ)) + (dLD, dS_init)
 
 
-def delta_kernels(kern, u, w, kk, vv, q, ld, S_init, dY, dS, C=64):
+def delta_kernels(kern, u, w, kk, vv, q, ld, S_init, dY, dS, C=64, states=None):
     """delta_backward by the five kernels of `kern` (delta_launcher's launch): prep_fwd, the forward walk, prep_bwd, the
     reverse walk, adj. None where kern has no kernel for the shape (mode, C, K, V, the per-token inputs' dtype: kern.tin
     where it says one, else dY's, the glue's (a per-token input may be a bf16 input itself, where prep's output is a copy
-    of it: seqc_chunked_lowrank's prepAliases); they are converted to it once here)."""
+    of it: seqc_chunked_lowrank's prepAliases); they are converted to it once here). states: delta_backward's; with
+    kern.r (the module's deltaStates kernels) for the shape and the states' dtype, R = X + M S0 per chunk instead of the
+    forward walk (prep_fwd still gives TI, M, X)."""
     B, T, H, K = u.shape
     V = vv.shape[3]
     mode = "none" if ld is None else "key" if ld.dim() == 4 else "scalar"
@@ -284,22 +290,33 @@ def delta_kernels(kern, u, w, kk, vv, q, ld, S_init, dY, dS, C=64):
     u, w, kk, vv, q, dY = (x.to(tin) for x in (u, w, kk, vv, q, dY))
     nC = -(-T // C)
     TI, M, X, BM, NN, A = kern("prep_fwd", mode, C, K, V, u, w, kk, vv, ld, B, T, H)
-    S0s, R, SF = kern("walk", mode, C, K, V, M, X, BM, NN, A, S_init, B * H, nC, 0)
+    rk = getattr(kern, "r", None)
+    if states is not None and mode != "key" and rk is not None and rk.has(C, K, V, states[0].dtype):
+        R, S0s = rk(C, K, V, M, X, states[0].reshape(B * H * nC, K, V))
+        SF = states[1].reshape(B * H, K, V).to(R.dtype)
+    else:
+        S0s, R, SF = kern("walk", mode, C, K, V, M, X, BM, NN, A, S_init, B * H, nC, 0)
     M, X, BM, NN, A = kern("prep_bwd", mode, C, K, V, q, u, w, dY, ld, TI, B, T, H)
     LE, DR, dS_init = kern("walk", mode, C, K, V, M, X, BM, NN, A, dS, B * H, nC, 1)
     dQ, dU, dW, dK, dV, dLD = kern("adj", mode, C, K, V, q, u, w, kk, vv, dY, ld, R, S0s, SF, LE, DR, B, T, H)
     return dU, dW, dK, dV, dQ, dLD, dS_init.view(B, H, K, V)
 
 
-def delta_backward(u, w, kk, vv, q, ld, S_init, dY, dS, C=64, kern=None, passer=None, lower_solve=None, upper_t_solve=None):
+def delta_backward(u, w, kk, vv, q, ld, S_init, dY, dS, C=64, kern=None, passer=None, lower_solve=None, upper_t_solve=None, states=None):
     """The delta step's backward over every token (module docstring): u, w, kk, q [B, T, H, K], vv, dY [B, T, H, V]
     (per-token tensors, views allowed); ld [B, T, H] (scalar), [B, T, H, K] (per key: delta_torch_key, the kernels'
     mode "key") or None (no decay); S_init [B, H, K, V] or None (zero); dS
     [B, H, K, V] the final state's cotangent or None. kern: delta_launcher's launch (the five kernels where it has them
-    for the shape; None: torch ops); passer, lower_solve, upper_t_solve: delta_torch's. Returns (du, dw, dk, dv, dq
-    [B, T, H, w], dld [B, T, H] (per key [B, T, H, K]) or None, dS_init [B, H, K, V])."""
+    for the shape; None: torch ops); passer, lower_solve, upper_t_solve: delta_torch's. states: (S [B H nC, K, V] each
+    chunk's start state, SF [B H, K, V] the final state) from the forward (LR_FWD_STATES; any float dtype: the forward's
+    bf16 operand rounding where it ran in bf16), or None: the forward walk computes them (no or a scalar decay only; a
+    per-key decay ignores them). Returns (du, dw, dk, dv, dq [B, T, H, w], dld [B, T, H] (per key [B, T, H, K]) or None,
+    dS_init [B, H, K, V])."""
+    B, T, H, K = u.shape
+    if states is not None and states[0].numel() != B * H * -(-T // C) * K * vv.shape[3]:
+        states = None  # (not this shape's chunks: the forward walk)
     if kern is not None:
-        out = delta_kernels(kern, u, w, kk, vv, q, ld, S_init, dY, dS, C)
+        out = delta_kernels(kern, u, w, kk, vv, q, ld, S_init, dY, dS, C, states)
         if out is not None:
             return out
     # torch ops in dY's dtype, the glue's (a per-token input may be a bf16 input itself: delta_kernels)
@@ -307,7 +324,7 @@ def delta_backward(u, w, kk, vv, q, ld, S_init, dY, dS, C=64, kern=None, passer=
     ld = ld.to(dY.dtype) if ld is not None else None
     if ld is not None and ld.dim() == 4:
         return delta_torch_key(u, w, kk, vv, q, ld, S_init, dY, dS, C, passer, lower_solve, upper_t_solve)
-    return delta_torch(u, w, kk, vv, q, ld, S_init, dY, dS, C, passer, lower_solve, upper_t_solve)
+    return delta_torch(u, w, kk, vv, q, ld, S_init, dY, dS, C, passer, lower_solve, upper_t_solve, states)
 
 
 def delta_pick(kernels, op, mode, C, K, V, tin, math="fp32"):
@@ -352,7 +369,34 @@ def delta_launcher(m, device, way=None, switch="LR_FUSED_DELTA", tin=None, math=
         return None
     launch = kernel_launch(km, device, math, torch.cuda.get_device_properties(device).multi_processor_count)
     launch.tin = tin
+    rm = _chunked.module_kernels(m, device, "deltaStates")
+    launch.r = r_launch(rm, device) if rm is not None else None
     return launch
+
+
+def r_launch(km, device):
+    """The reads from saved chunk states (module "deltaStates", compiler/backends/cuda/delta-r.ts) as delta_kernels' kern.r:
+    r(C, K, V, M, X, S) -> (R [N, C, V] = X + M S per chunk, S0: S as float32 [N, K, V], a copy the kernel writes for
+    bf16 S, S itself for float32), M [N, C, K], X [N, C, V] float32, S [N, K, V] bfloat16 or float32; r.has(C, K, V,
+    dtype)."""
+    SIN = {torch.bfloat16: "bf16", torch.float32: "f32"}
+
+    def pick(C, K, V, dt):
+        return next((k for k in km.kernels if k["op"] == "r" and (k["C"], k["K"], k["V"]) == (C, K, V) and k["sin"] == SIN.get(dt)), None)
+
+    def r(C, K, V, M, X, S):
+        k = pick(C, K, V, S.dtype)
+        N = S.shape[0]
+        S = S.contiguous()
+        M, X = M.contiguous(), X.contiguous()
+        R = torch.empty([N, C, V], dtype=torch.float32, device=device)
+        S0 = torch.empty([N, K, V], dtype=torch.float32, device=device) if S.dtype != torch.float32 else S
+        with torch.cuda.device(device):
+            km.launch(k, (N, 1), [("ptr", M.data_ptr()), ("ptr", X.data_ptr()), ("ptr", S.data_ptr()), ("ptr", R.data_ptr()),
+                                  ("ptr", S0.data_ptr() if S0 is not S else 0), ("u32", N)], torch.cuda.current_stream(device).cuda_stream)
+        return R, S0
+    r.has = lambda C, K, V, dt: pick(C, K, V, dt) is not None
+    return r
 
 
 def kernel_launch(km, device, math=None, sms=None):

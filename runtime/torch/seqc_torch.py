@@ -173,14 +173,14 @@ class SeqcModel:
             self._runners[k] = _cuda.PlanRunner(self.meta["plans"][key], device.index, real)
         return self._runners[k]
 
-    def execute(self, key, dims, B, T, inputs, params, states, dtype, device, form="auto", io="f32", out_io=None):
+    def execute(self, key, dims, B, T, inputs, params, states, dtype, device, form="auto", io="f32", out_io=None, workspaces=None):
         """Run plan `key` with inputs {name: [B, T, ...]}, params {name: [...]}, initial states {name: [B, ...]}.
 
         io "bf16": among the plan's bf16 forms (the chunked form's tensor-core variants), inputs and outputs
         torch.bfloat16, params and states `dtype` (float32); out_io "f32" with io "bf16": the mixed-I/O forms (bf16
         inputs, outputs `dtype`: runtime/cuda/plan.ts CudaFormPlan.out; None: outputs of `io`); a form with `bf16Inputs`
         reads only those inputs in bf16, the others in `dtype` (CudaFormPlan.bf16Inputs). Returns (outputs {name: [B, T, ...]}, final states
-        {name: [B, ...]}, variant)."""
+        {name: [B, ...]}, variant). workspaces: a dict, given, gets the form's workspaces {name: uint8 tensor}."""
         plan = self.meta["plans"][key]
         specs = plan["tensors"]
         r = self.runner(key, device)
@@ -250,6 +250,8 @@ class SeqcModel:
         def alloc(n):
             w = torch.empty(n, dtype=torch.uint8, device=device)
             keep.append(w)
+            if workspaces is not None:  # (run allocates them in the form's order)
+                workspaces[form_plan["workspaces"][len(workspaces)]["name"]] = w
             return w.data_ptr()
 
         def zero(p, n):
@@ -343,18 +345,26 @@ def forward(ctx, m, form, flat, offset=0):
     io = _chunked.bf16_io(m, key, dims, B, T, device) if given_dtype == torch.bfloat16 and form in ("auto", "chunked") else "f32"
     fm = "auto" if ((needs and not chunked) or f64) else form
     iokw = {} if io == "f32" else {"io": io}
+    # LR_FWD_STATES: the split3 form, its chunk start states kept for the delta backward (seqc_chunked_lowrank.fwd_states_form)
+    fs = _chunked_lowrank.fwd_states_form(m, dims, B, T, io, device, fm) if chunked and key == "forward" and "lowRank" in m.chunked else None
+    if fs is not None:
+        fm = fs
     if key == "forward":  # the plain forward: a CUDA graph per signature (seqc_graphs.graphed; the recording forwards stay eager)
         variant = m.runner(key, device).pick(dims, B, T, fm, io)[0]["variant"]
         names = [t["name"] for t in m.outputs] + [t["name"] for t in m.states]
 
         def body(*args):
+            ws = {} if fs else None
             o, f, _ = m.execute(key, dims, B, T, {t["name"]: x for t, x in zip(m.inputs, args[:ni]) if x is not None},
                                 {t["name"]: x for t, x in zip(m.params, args[ni : ni + npar]) if x is not None},
-                                {t["name"]: x for t, x in zip(m.states, args[ni + npar :]) if x is not None}, dtype, device, fm, **iokw)
-            return [o[t["name"]] for t in m.outputs] + [f[t["name"]].clone() for t in m.states] + ([f[keep]] if keep else [])
+                                {t["name"]: x for t, x in zip(m.states, args[ni + npar :]) if x is not None}, dtype, device, fm, **iokw, **({"workspaces": ws} if fs else {}))
+            return [o[t["name"]] for t in m.outputs] + [f[t["name"]].clone() for t in m.states] + ([f[keep]] if keep else []) + \
+                ([ws["chunkS"], f[m.chunked["lowRank"]["state"]]] if fs else [])
         # (a chunked backward's matrix state: its final value in the compute dtype too, so the chain need not recompute it)
         keep = m.chunked["names"]["state"] if chunked and "names" in m.chunked else None
-        res = _graphs.graphed(m, ("forward", B, T, tuple(sorted(dims.items())), fm, io, dtype, keep), body, list(flat), [given_dtype] * len(names) + ([None] if keep else []), getattr(m, "graphs", True))
+        res = _graphs.graphed(m, ("forward", B, T, tuple(sorted(dims.items())), fm, io, dtype, keep), body, list(flat), [given_dtype] * len(names) + ([None] if keep else []) + ([None, None] if fs else []), getattr(m, "graphs", True))
+        if fs:  # (the workspace's bytes in the forward's operand type; the final state in the compute dtype)
+            ctx.delta_states = (res[-2].view(torch.bfloat16 if io == "bf16" else dtype), res[-1])
         outs = dict(zip(names[: len(m.outputs)], res[: len(m.outputs)]))
         final = dict(zip(names[len(m.outputs) :], res[len(m.outputs) : len(names)]))
         if keep:

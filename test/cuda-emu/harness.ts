@@ -105,7 +105,7 @@ export function compileEmu(full: string, name: string): string {
 export const EMU_READF = `static std::vector<char> readf(const std::string& p) { FILE* f = fopen(p.c_str(), "rb"); if (!f) { perror(p.c_str()); exit(2); } fseek(f, 0, SEEK_END); long n = ftell(f); fseek(f, 0, SEEK_SET); std::vector<char> v(n + 64); if (n && fread(v.data(), 1, n, f) != (size_t)n) exit(2); fclose(f); v.resize(n); return v; }`;
 
 /** Run one variant like the CUDA runner: buffers, uniforms, overrides, launches; results as float64. */
-export function runEmu(b: EmuBuild, variant: string, run: RunInputs): RunResult & { form: CudaFormPlan } {
+export function runEmu(b: EmuBuild, variant: string, run: RunInputs): RunResult & { form: CudaFormPlan; workspaces: Record<string, Buffer> } {
   const form = b.forms.find((f) => f.variant === variant);
   if (!form) throw new Error(`no variant ${variant} in this build (${b.forms.map((f) => f.variant).join(", ")})`);
   const model = b.model;
@@ -178,7 +178,9 @@ export function runEmu(b: EmuBuild, variant: string, run: RunInputs): RunResult 
     const finalState: Record<string, Float64Array> = {};
     for (const s of states) finalState[s.name] = Float64Array.from(sAll.subarray(sOff.get(s.name)!, sOff.get(s.name)! + B * size(s.name)));
     void uniformFields;
-    return { outputs, finalState, form };
+    // the workspaces' bytes after the launches (e.g. split3's chunk start states, "chunkS")
+    const workspaces = Object.fromEntries(form.workspaces.map((w) => [w.name, out(`workspace:${w.name}`)]));
+    return { outputs, finalState, form, workspaces };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
