@@ -423,8 +423,19 @@ CONFIGS23 = [
     ("fp32 defaults", torch.float32, {}),
 ]
 CONFIGS[23] = CONFIGS23
+# --variants 24: the forward's chunk states for the delta backward (LR_FWD_STATES "on": the forward runs its split3 twin
+# and keeps each chunk's start state, the backward forms R = X + M S0 per chunk instead of its forward walk) beside the
+# defaults, bf16 at every shape; fp32 both for --accuracy only (ONLY_AT).
+CONFIGS24 = [
+    ("bf16 defaults", torch.bfloat16, {}),
+    ("bf16 fwd states", torch.bfloat16, {"LR_FWD_STATES": "on"}),
+    ("fp32 defaults", torch.float32, {}),
+    ("fp32 fwd states", torch.float32, {"LR_FWD_STATES": "on"}),
+]
+CONFIGS[24] = CONFIGS24
 # configs timed at the listed shapes only (absent: every shape; an empty list: --accuracy only)
 ONLY_AT = {23: {"bf16 wy": [(1, 32768, 8, 128)], "fp32 defaults": []}}
+ONLY_AT[24] = {"fp32 defaults": [], "fp32 fwd states": []}
 # the configurations whose one eager step is profiled (DeltaNet) and, for 7 and 8, sectioned (LR_TIMES; every model)
 PROFILED = {6: ("bf16 lean, fp32 products", "fp32 lean"), 7: ("fp32 torch transitions", "fp32 fused transitions"), 8: ("fp32 torch readouts", "fp32 fused readouts"), 9: ("fp32 chain", "fp32 wy"),
             10: ("fp32 chain, pass kernel", "fp32 wy, pass + wy kernels"), 11: ("bf16 fp32 readouts", "bf16 tf32x3 readouts", "bf16 tf32 readouts"),
@@ -439,6 +450,7 @@ PROFILED[20] = ("bf16 delta torch", "bf16 delta kernels", "bf16 delta kernels bf
 PROFILED[21] = ("bf16 defaults",)
 PROFILED[22] = ("bf16 chain", "bf16 delta twins")
 PROFILED[23] = ("bf16 defaults",)
+PROFILED[24] = ("bf16 defaults", "bf16 fwd states")
 
 
 def drop_graphs(sm):
@@ -491,7 +503,7 @@ def case6(args, root, model, shape, rate, log):
                 t = tb.timed(one, 1, args.reps, args.cap_s)
                 one()
                 t["grads"] = {n: v.grad.detach().float().clone() for n, v in leaves.items()}
-                if args.variants in (20, 21, 22, 23):  # GPU time alone, under the graphs and eager
+                if args.variants in (20, 21, 22, 23, 24):  # GPU time alone, under the graphs and eager
                     import graph_bench as gb
                     t["gpu_graph_ms"] = gb.gpu_only(one, 5)
                     smc.graphs = False
@@ -501,11 +513,11 @@ def case6(args, root, model, shape, rate, log):
                     finally:
                         smc.graphs = True
                     log("%s %s: %s GPU ms: graphs %.3f, eager %.3f" % (model, shape, label, t["gpu_graph_ms"], t["gpu_eager_ms"]))
-                if args.variants in (7, 8, 9, 10, 11, 12, 13, 14, 16, 17, 15, 18, 19, 20, 21, 22, 23) and label in PROFILED[args.variants]:
+                if args.variants in (7, 8, 9, 10, 11, 12, 13, 14, 16, 17, 15, 18, 19, 20, 21, 22, 23, 24) and label in PROFILED[args.variants]:
                     t["sections_ms"] = sections(one)
                     log("%s %s: %s sections (eager) %s" % (model, shape, label, ", ".join("%s %.2f" % kv for kv in t["sections_ms"].items())))
                 if args.profile and (model == "deltanet" or args.variants in (13, 16, 17, 18, 22)) and label in PROFILED[args.variants]:
-                    t["profile_top"] = profile(one, os.path.join(args.profile, "profile-%s-%s%s.txt" % (model, label.replace(" ", "-"), "-%dx%dx%dx%d" % shape if args.variants == 23 else "")), stacks=args.variants in (15, 18))
+                    t["profile_top"] = profile(one, os.path.join(args.profile, "profile-%s-%s%s.txt" % (model, label.replace(" ", "-"), "-%dx%dx%dx%d" % shape if args.variants in (23, 24) else "")), stacks=args.variants in (15, 18))
                     log("%s %s: %s profile (one eager step, CUDA self ms) %s" % (model, shape, label, ", ".join("%s %.2f" % kv for kv in t["profile_top"][:14])))
             import seqc_chunked_lowrank as lr
             t["bmm_out_dtype"] = lr._OUT_DTYPE[0]
@@ -528,7 +540,7 @@ def case6(args, root, model, shape, rate, log):
         one_a()
         torch.cuda.synchronize()
         row["anchor"] = tb.timed(one_a, 2, args.reps, args.cap_s)
-        if args.variants in (20, 21, 22, 23):
+        if args.variants in (20, 21, 22, 23, 24):
             import graph_bench as gb
             row["anchor_gpu_ms"] = gb.gpu_only(one_a, 5)
             log("%s %s: %s GPU ms %.3f" % (model, shape, ANCHOR[model], row["anchor_gpu_ms"]))
@@ -745,8 +757,8 @@ def main():
                     with open(args.out, "w") as f:
                         json.dump(res, f, indent=1)
         labels = [c[0] for c in CONFIGS[args.variants] if ONLY_AT.get(args.variants, {}).get(c[0]) != []]
-        fast = {15: "bf16 rev reads", 19: "bf16 slot lines", 20: "bf16 delta kernels", 21: "bf16 defaults", 22: "bf16 delta twins", 23: "bf16 defaults"}.get(args.variants, labels[-1]) if args.variants in (7, 8, 9, 10, 11, 12, 13, 14, 16, 17, 15, 19, 20, 21, 22, 23) else "bf16 lean, fp32 products"
-        fast32 = {7: "fp32 fused transitions", 8: "fp32 fused readouts", 9: "fp32 wy", 10: "fp32 wy, pass + wy kernels", 11: "bf16 fp32 readouts", 12: "fp32 new glue + merge", 13: "fp32 wy", 16: "fp32 kernel key reads", 17: "fp32 pre key reads", 14: "bf16 defaults", 15: "bf16 flips", 19: "fp32 slot lines", 20: "fp32 delta kernels", 21: "fp32 defaults", 22: "fp32 delta kernels", 23: "bf16 wy"}.get(args.variants, "fp32 lean")
+        fast = {15: "bf16 rev reads", 19: "bf16 slot lines", 20: "bf16 delta kernels", 21: "bf16 defaults", 22: "bf16 delta twins", 23: "bf16 defaults", 24: "bf16 fwd states"}.get(args.variants, labels[-1]) if args.variants in (7, 8, 9, 10, 11, 12, 13, 14, 16, 17, 15, 19, 20, 21, 22, 23, 24) else "bf16 lean, fp32 products"
+        fast32 = {7: "fp32 fused transitions", 8: "fp32 fused readouts", 9: "fp32 wy", 10: "fp32 wy, pass + wy kernels", 11: "bf16 fp32 readouts", 12: "fp32 new glue + merge", 13: "fp32 wy", 16: "fp32 kernel key reads", 17: "fp32 pre key reads", 14: "bf16 defaults", 15: "bf16 flips", 19: "fp32 slot lines", 20: "fp32 delta kernels", 21: "fp32 defaults", 22: "fp32 delta kernels", 23: "bf16 wy", 24: "bf16 defaults"}.get(args.variants, "fp32 lean")
         print("\nmodel (B, T, H, K=V) | " + " | ".join(labels) + " | anchor | anchor / %s | anchor / %s" % (fast, fast32))
         for r in res["rows"]:
             if "error" in r:
@@ -757,7 +769,7 @@ def main():
             print("%s (%d, %d, %d, %d) | %s | %s | %s | %s" % (r["model"], r["B"], r["T"], r["H"], r["K"],
                   " | ".join("%.2f" % ms(k) if ms(k) else "ERR" if k in r["configs"] else "-" for k in labels), "%.3f" % a if a else "-",
                   "%.3f" % (a / ms(fast)) if a and ms(fast) else "-", "%.3f" % (a / ms(fast32)) if a and ms(fast32) else "-"))
-        if args.variants in (20, 21, 22, 23):
+        if args.variants in (20, 21, 22, 23, 24):
             print("\nGPU ms (graphs / eager) | " + " | ".join(labels) + " | anchor eager GPU ms")
             for r in res["rows"]:
                 if "error" not in r:

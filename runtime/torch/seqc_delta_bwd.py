@@ -293,7 +293,7 @@ def delta_kernels(kern, u, w, kk, vv, q, ld, S_init, dY, dS, C=64, states=None):
     rk = getattr(kern, "r", None)
     if states is not None and mode != "key" and rk is not None and rk.has(C, K, V, states[0].dtype):
         R, S0s = rk(C, K, V, M, X, states[0].reshape(B * H * nC, K, V))
-        SF = states[1].reshape(B * H, K, V).to(R.dtype)
+        SF = states[1].reshape(B * H, K, V).to(R.dtype).contiguous()
     else:
         S0s, R, SF = kern("walk", mode, C, K, V, M, X, BM, NN, A, S_init, B * H, nC, 0)
     M, X, BM, NN, A = kern("prep_bwd", mode, C, K, V, q, u, w, dY, ld, TI, B, T, H)
