@@ -213,11 +213,15 @@ LR_FWD_STATES = "off"
 LR_DELTA_TIN = "bf16"
 # Whether LR_FUSED_DELTA's kernels with bf16 per-token inputs (LR_DELTA_TIN "bf16") take the module's tensor-core twins
 # (compiler/backends/cuda/delta-prep-mma.ts, delta-adjoint-mma.ts; records with math "tf32") where it has them: "off" or
-# "tf32" (each op's twin where one exists for the shape, else its fp32 kernel). "tf32" is the default since H200 call D13:
-# bf16 steps (LR_DELTA_TIN "bf16") DeltaNet 4.16 -> 3.19 ms at (8, 2048, 16, 64), 21.72 -> 16.05 at (4, 8192, 16, 128);
-# Gated DeltaNet 4.80 -> 3.97, 24.52 -> 19.27; gradients vs float64 at (2, 1024) 2.6e-3 (DeltaNet), 2.4e-3 (Gated
-# DeltaNet), as with bf16 inputs on the fp32 kernels.
-LR_DELTA_MMA = "tf32"
+# "tf32" (each op's twin where one exists for the shape, else its fp32 kernel), or "bf16" (seqc_delta_bwd.MATH_PREFS:
+# the bf16 tensor-core twins, math "bf16", where the module has them, else the TF32 ones: today the adjoint's, decay
+# none / scalar, compiler/backends/cuda/delta-adjoint-bf16.ts). "tf32" was the default from H200 call D13 (bf16 steps
+# DeltaNet 4.16 -> 3.19 ms at (8, 2048, 16, 64), 21.72 -> 16.05 at (4, 8192, 16, 128); Gated DeltaNet 4.80 -> 3.97,
+# 24.52 -> 19.27). "bf16" is the default since H200 call A1 (session 14, bench/RESULTS.md "the delta adjoint's bf16
+# twin"): the adjoint alone 0.927 -> 0.283 ms (DeltaNet (8, 2048, 16, 64)), 4.874 -> 1.477 ((4, 8192, 16, 128)); DeltaNet's
+# bf16 step under graphs 3.665 -> 3.121 ms and 15.990 -> 12.705; gradients vs float64 at (2, 1024) 2.6e-3 -> 3.4e-3
+# (DeltaNet), 2.4e-3 -> 3.2e-3 (Gated DeltaNet): R, DR, S0, LE and the scores rounded to bf16, still below fla's 5.8e-3.
+LR_DELTA_MMA = "bf16"
 # How the walks over the chunks run where they are products (LR_PASS "matmul": the chunk start states from the
 # transitions, and LR_BWD "wy"'s reverse walk over the end states' adjoints): "torch" (one batched product per chunk,
 # nC launches) or "cuda" (one kernel for the whole walk, a block per batch row and head, compiler/backends/cuda/
