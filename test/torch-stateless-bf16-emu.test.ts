@@ -7,7 +7,9 @@
  * (Mamba-2: the cotangent y__bar among its bf16 inputs) and prep's backward of SimpleGLA, GLA and Mamba-2 at odd sizes,
  * T = 1 and a ragged T. The twins without the stores of the outputs the glue does not read ("-nz", stateless-nz.ts):
  * those outputs left as they were, the rest bitwise the twin they copy. The row-major twins ("-rm<M>",
- * stateless-rows.ts: items row by row, 4 a thread a pass, M times the rows a block): bitwise the form they copy.
+ * stateless-rows.ts: items row by row, 4 a thread a pass, M times the rows a block): bitwise the form they copy. The
+ * delta family's twins writing the delta kernels' per-token tensors as bf16 ("-bf16out", bf16Outputs: prep's outputs,
+ * post's backward's dY): those outputs bitwise the form they copy rounded to bf16 (torch's conversion), the rest bitwise.
  */
 import { describe, expect, it } from "vitest";
 import { execFileSync, spawnSync } from "node:child_process";
@@ -82,7 +84,8 @@ ${entries.map((l) => `    if (!strcmp(name, "${l.entry}")) fn = body_${l.entry};
 }
 
 /** Run form f of the plan over [B, T] as the torch runtime does (seqc_torch.execute): an input of f.bf16Inputs as bf16
- *  words, every other input, the params and the outputs float32. Returns the outputs as float64. */
+ *  words, every other input, the params and the outputs float32 (an output of f.bf16Outputs bf16 words, start NaN).
+ *  Returns the outputs as float64. */
 function runForm(bin: string, plan: CudaModelPlan, f: CudaFormPlan, dims: Record<string, number>, B: number, T: number, inputs: Record<string, Float64Array>, params: Record<string, Float64Array>): Record<string, Float64Array> {
   const specs = plan.tensors;
   const env: Env = { ...dims, B, T, LIMIT_SMS: 132, LIMIT_SMEM_OPTIN: 227 * 1024, LIMIT_SHARED: 227 * 1024, LIMIT_THREADS: 1024 };
@@ -99,7 +102,10 @@ function runForm(bin: string, plan: CudaModelPlan, f: CudaFormPlan, dims: Record
     else if (low.has(t.name)) add(`input:${t.name}`, Buffer.from(Uint16Array.from(v, (x) => toBf16(x)).buffer));
     else add(`input:${t.name}`, Buffer.from(Float32Array.from(v).buffer));
   }
-  for (const t of specs.filter((x) => x.role === "output")) add(`output:${t.name}`, Buffer.from(new Float32Array(B * T * size(t)).fill(NaN).buffer));
+  const lowOut = new Set(f.out === "bf16" ? (f.bf16Outputs ?? []) : []);
+  for (const t of specs.filter((x) => x.role === "output")) {
+    add(`output:${t.name}`, lowOut.has(t.name) ? Buffer.from(new Uint16Array(B * T * size(t)).fill(0x7fc0).buffer) : Buffer.from(new Float32Array(B * T * size(t)).fill(NaN).buffer));
+  }
   const ps = specs.filter((t) => t.role === "param");
   const pHost = new Float32Array(Math.max(1, ps.reduce((a, t) => a + size(t), 0)));
   let off = 0;
@@ -126,7 +132,7 @@ function runForm(bin: string, plan: CudaModelPlan, f: CudaFormPlan, dims: Record
     const out: Record<string, Float64Array> = {};
     for (const t of specs.filter((x) => x.role === "output")) {
       const b = readFileSync(join(dir, `buf${index.get(`output:${t.name}`)}.out`));
-      out[t.name] = Float64Array.from(new Float32Array(b.buffer, b.byteOffset, B * T * size(t)));
+      out[t.name] = lowOut.has(t.name) ? Float64Array.from(new Uint16Array(b.buffer, b.byteOffset, B * T * size(t)), fromBf16) : Float64Array.from(new Float32Array(b.buffer, b.byteOffset, B * T * size(t)));
     }
     return out;
   } finally {
@@ -149,6 +155,8 @@ function checkTwins(name: string, sizes: Record<string, number>, models: (model:
     let nzs = 0;
     let nzLeft = 0;
     let rms = 0;
+    let outs = 0;
+    let rounded = 0; // bf16 outputs of "-bf16out" twins holding values that are not bf16 ones (prep's: the rounding checked)
     for (const part of STATELESS) {
       const plan = tp.plans[`chain:${part}`];
       if (!plan) continue;
@@ -159,6 +167,26 @@ function checkTwins(name: string, sizes: Record<string, number>, models: (model:
         // the chain's models run over [B*T, 1] in the glue (seqc_chunked.pointwise); here [B, T] as is (stateless: the same)
         const run = randomRun(m, { dims, batch: B, time: T, seed: seed * 11 + part.length });
         for (const f of plan.forms.filter((x) => x.io === "bf16")) {
+          if (f.out === "bf16") {
+            // a twin writing bf16Outputs as bf16 ("-bf16out"): those outputs the form it copies rounded to bf16, the rest
+            // bitwise (unwritten ones left as they were)
+            const src = plan.forms.find((x) => `${x.variant}-bf16out` === f.variant)!;
+            expect(src, `${name} ${part} ${f.variant}`).toBeDefined();
+            expect(src.out, `${name} ${part} ${f.variant}`).toBe("f32");
+            const vals = Object.fromEntries(Object.entries(run.inputs).map(([k, v]) => [k, f.bf16Inputs!.includes(k) ? v.map((x) => fromBf16(toBf16(x))) : Float64Array.from(Float32Array.from(v))]));
+            const pars = Object.fromEntries(Object.entries(run.params ?? {}).map(([k, v]) => [k, Float64Array.from(Float32Array.from(v))]));
+            const a = runForm(bin, plan, src, dims, B, T, vals, pars);
+            const b = runForm(bin, plan, f, dims, B, T, vals, pars);
+            expect(f.bf16Outputs!.length, `${name} ${part} ${f.variant}`).toBeGreaterThan(0);
+            for (const o of Object.keys(a)) {
+              const label = `${name} ${part} ${f.variant} B=${B} T=${T} ${o}`;
+              const low = f.bf16Outputs!.includes(o);
+              if (low && a[o].some((x) => !Number.isNaN(x) && fromBf16(toBf16(x)) !== x)) rounded++;
+              expect(Array.from(b[o]), label).toEqual(low ? Array.from(a[o], (x) => (Number.isNaN(x) ? x : fromBf16(toBf16(x)))) : Array.from(a[o]));
+            }
+            outs++;
+            continue;
+          }
           // a row-major twin (stateless-rows.ts, "-rm<M>"): bitwise the form it copies (v0)
           const rm = /-rm\d+$/.test(f.variant);
           const v0 = f.variant.replace(/-rm\d+$/, "");
@@ -196,7 +224,7 @@ function checkTwins(name: string, sizes: Record<string, number>, models: (model:
         }
       }
     }
-    return { twins, splits, nzs, nzLeft, rms };
+    return { twins, splits, nzs, nzLeft, rms, outs, rounded };
   }
 }
 
@@ -211,8 +239,9 @@ describe.skipIf(!gxx)("torch target: the stateless parts' bf16-input twins on th
     // rows longer than a warp: the warp-split twins' lanes walk 2-3 strides, odd tails
     ["mamba2", { H: 2, P: 45, N: 70 }],
   ] as [string, Record<string, number>][])("%s %j: each twin bitwise its float32 form on bf16-valued inputs (warp-split twins within 1e-6), both vs float64", (name, sizes) => {
-    const { twins, splits, nzs, nzLeft, rms } = checkTwins(name, sizes, (model, dims) => torchChain(modelChain(model, dims), dims).models);
+    const { twins, splits, nzs, nzLeft, rms, outs } = checkTwins(name, sizes, (model, dims) => torchChain(modelChain(model, dims), dims).models);
     expect(twins).toBeGreaterThan(0);
+    expect(outs).toBe(0);
     // Mamba-2's prep and post backward sum over rows: their workgroup and global forms get warp-split twins
     if (name === "mamba2") expect(splits).toBe(2 * 2 * 3);
     else expect(splits).toBe(0);
@@ -237,7 +266,7 @@ describe.skipIf(!gxx)("torch target: the stateless parts' bf16-input twins on th
     // rows longer than a warp
     ["deltanet", { H: 2, K: 45, V: 70 }],
   ] as [string, Record<string, number>][])("%s %j (the low-rank chain): each twin bitwise its float32 form on bf16-valued inputs (warp-split twins within 1e-6), both vs float64", (name, sizes) => {
-    const { twins, splits, nzs, nzLeft, rms } = checkTwins(name, sizes, (model, dims) => torchLowRankChain(lowRankChain(model, { ...dims, ...BAKED }), { ...dims, ...BAKED }).models);
+    const { twins, splits, nzs, nzLeft, rms, outs, rounded } = checkTwins(name, sizes, (model, dims) => torchLowRankChain(lowRankChain(model, { ...dims, ...BAKED }), { ...dims, ...BAKED }).models);
     const zeros = Object.keys(lowRankChain(load(name), BAKED).names.postBw.inputBar).length - 1;
     // per part and case: prep, prep's and post's backward each 3 twins of the float32 forms; the row-major twins (3
     // multiples) of prep's, prep's backward's and post's backward's global twin and of post's backward's "-nz" twin
@@ -249,6 +278,12 @@ describe.skipIf(!gxx)("torch target: the stateless parts' bf16-input twins on th
     expect(splits).toBe(name === "rwkv7" ? 0 : 2 * 3);
     // post's backward: every cotangent but y's a literal zero, left unwritten by the three "-nz" twins (and their rm twins)
     expect([nzs, nzLeft]).toEqual([3 * 3, (3 + 3) * zeros * 3]);
+    // the delta kernels' per-token tensors written as bf16 (E = P = R = 1, not Gated DeltaProduct's two pairs): every twin
+    // of prep (3 + its 3 row-major) and of post's backward (3, 3 "-nz", 6 row-major), per case
+    expect(outs).toBe(name === "gated_deltaproduct" ? 0 : (6 * preps + 12) * 3);
+    // prep's outputs (u = -beta k, q K^-0.5, ...) are no bf16 values: the twins' rounding is compared (post's backward's
+    // dY is its bf16 cotangent as it is)
+    if (preps && outs) expect(rounded).toBeGreaterThanOrEqual(6 * 3);
   }, 600_000);
 
   it("a warp-split twin whose warp sum skips a lane fails the comparison (the check can fail)", () => {
@@ -284,6 +319,26 @@ describe.skipIf(!gxx)("torch target: the stateless parts' bf16-input twins on th
     const got = runForm(bin, plan, f, dims, 3, 5, vals, run.params ?? {});
     const err = (o: string) => (got[o].some((x) => Number.isNaN(x)) ? Infinity : relativeError(got[o], want[o]));
     expect(Math.max(err("x__bar"), err("D__bar"))).toBeGreaterThan(1e-2);
+  }, 120_000);
+
+  it("a \"-bf16out\" twin that truncates instead of rounding to nearest even differs from the float32 form's values converted (the check can fail)", () => {
+    const model = load("deltanet");
+    const dims = smallDims(model, { H: 3, K: 5, V: 7 });
+    const plan0 = buildTorchPlans(model).plans["chain:prep"];
+    // a broken store: the float's upper half taken as it is (no rounding)
+    const plan = { ...plan0, source: plan0.source.replace("return (unsigned short)((x + 0x7fffu + ((x >> 16) & 1u)) >> 16);", "return (unsigned short)(x >> 16);") };
+    expect(plan.source).not.toEqual(plan0.source);
+    const m = torchLowRankChain(lowRankChain(model, dims), dims).models.prep!;
+    const bin = buildEmu(plan);
+    const run = randomRun(m, { dims, batch: 2, time: 9, seed: 9 });
+    const f = plan.forms.find((x) => x.variant === "global-bf16in-rm4-bf16out")!;
+    const src = plan.forms.find((x) => x.variant === "global-bf16in-rm4")!;
+    const vals = Object.fromEntries(Object.entries(run.inputs).map(([k, v]) => [k, f.bf16Inputs!.includes(k) ? v.map((x) => fromBf16(toBf16(x))) : Float64Array.from(Float32Array.from(v))]));
+    const a = runForm(bin, plan, src, dims, 2, 9, vals, run.params ?? {});
+    const b = runForm(bin, plan, f, dims, 2, 9, vals, run.params ?? {});
+    expect(f.bf16Outputs).toEqual(["kk2", "q4", "u0"]);
+    const differ = f.bf16Outputs!.filter((o) => a[o].some((x, i) => fromBf16(toBf16(x)) !== b[o][i]));
+    expect(differ.length).toBeGreaterThan(0);
   }, 120_000);
 
   it("a twin that widens its bf16 words wrongly fails the comparison (the check can fail)", () => {

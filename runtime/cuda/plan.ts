@@ -56,6 +56,10 @@ export interface CudaFormPlan {
   /** With io "bf16": the inputs read as bf16, every other input (and the outputs, `out`) float32; absent: every input
    *  of `io` (the torch target's stateless chain parts reading bf16 inputs and cotangents beside float32 adjoints). */
   bf16Inputs?: string[];
+  /** With out "bf16": the outputs written as bf16 (rounded to nearest even), every other output float32; absent: every
+   *  output of `out` (the torch target's stateless chain parts writing the delta backward's bf16 per-token tensors,
+   *  compiler/backends/torch/stateless-bf16.ts "-bf16out" twins). */
+  bf16Outputs?: string[];
   /** Outputs this form leaves unwritten (their buffers hold whatever was there): the torch target's stateless chain
    *  parts' zero and copied outputs, which the glue does not read (compiler/backends/torch/stateless-bf16.ts "-nz"
    *  twins; runtime/torch/seqc_chunked.py ZERO_STORES). Absent: every output written. */

@@ -222,6 +222,15 @@ LR_DELTA_TIN = "bf16"
 # bf16 step under graphs 3.665 -> 3.121 ms and 15.990 -> 12.705; gradients vs float64 at (2, 1024) 2.6e-3 -> 3.4e-3
 # (DeltaNet), 2.4e-3 -> 3.2e-3 (Gated DeltaNet): R, DR, S0, LE and the scores rounded to bf16, still below fla's 5.8e-3.
 LR_DELTA_MMA = "bf16"
+# The delta step's glue where LR_FUSED_DELTA's kernels take bf16 per-token inputs (LR_DELTA_TIN "bf16", bf16 tensors,
+# the module's kernels for the shape): "off" (prep and post's backward write float32, which delta_kernels converts to
+# bf16: a pass over each of u, k, q and dY, 0.20 ms of DeltaNet's (8, 2048, 16, 64) step, 0.75 of (4, 8192, 16, 128) on
+# the H200) or "bf16": prep writes the tensors the kernels read and post's backward dY in bf16 directly (their
+# "-bf16out" twins, compiler/backends/torch/stateless-bf16.ts: stores rounded to nearest even, bitwise torch's
+# conversion after a float32 store); a merged decay's w' = exp(ld) w written in bf16 in its one product; an input's
+# gradient pieces summed into bf16 directly (the gradient as returned). Where the stateless run or the plan has no such
+# twins, as "off". Untimed: "off" is the default until the card shows "bf16" wins.
+LR_DELTA_GLUE = "off"
 # How the walks over the chunks run where they are products (LR_PASS "matmul": the chunk start states from the
 # transitions, and LR_BWD "wy"'s reverse walk over the end states' adjoints): "torch" (one batched product per chunk,
 # nC launches) or "cuda" (one kernel for the whole walk, a block per batch row and head, compiler/backends/cuda/
@@ -969,7 +978,7 @@ class ChunkCore:
         return baddbmm(S, KK.reshape(N, Cp * mk, K).transpose(1, 2), self.lo("VV", "end", self.VV).reshape(N, Cp * mk, V), self.m("end"))
 
 
-def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state, inputs, params, outputs, dtype, device, chunk=None, decay_way=None, pass_way=None, read_way=None, aug_way=None, can_chunk=None, key_way=None, layout=None, share=None, mm=None, lean=None, fused=None, readout=None, bwd_way=None, passer=None, wy_kern=None, post_binds=None, copies=None, merge=None, key_bwd=None, rev_read=None, chain_rev=None, ev_lines=None, delta_kern=None, fwd_states=None):
+def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state, inputs, params, outputs, dtype, device, chunk=None, decay_way=None, pass_way=None, read_way=None, aug_way=None, can_chunk=None, key_way=None, layout=None, share=None, mm=None, lean=None, fused=None, readout=None, bwd_way=None, passer=None, wy_kern=None, post_binds=None, copies=None, merge=None, key_bwd=None, rev_read=None, chain_rev=None, ev_lines=None, delta_kern=None, fwd_states=None, delta_glue=None):
     """Gradients of the forward's inputs, params and the matrix state's initial value through the low-rank chain.
 
     n: the chain's names (<Model>.torch.json "chunked"."lowRank"); run(part, dims, inputs, initial_state, B, T)
@@ -996,7 +1005,9 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
     the chain's adjoint reads its reversed timeline with a per-key decay (None: LR_CHAIN_REV); ev_lines: "on" / "off", the
     lines as slots of the stacks that read them where "wy" runs (None: LR_EV_LINES); bwd_way "delta": the token-aligned
     delta backward (seqc_delta_bwd) where delta_pattern holds, else "wy" ("auto": "delta" only where delta_kern takes the
-    shape); delta_kern: its kernels (seqc_delta_bwd.delta_launcher; None: torch ops).
+    shape); delta_kern: its kernels (seqc_delta_bwd.delta_launcher; None: torch ops); delta_glue: "off" / "bf16",
+    LR_DELTA_GLUE (None: LR_DELTA_GLUE; "bf16" where "delta" runs on kernels taking bf16 per-token inputs and `run` takes
+    out_io "bf16", its attribute bf16_out).
     fwd_states: (S, SF) the forward's chunk start states and final state (LR_FWD_STATES; seqc_delta_bwd.delta_backward's
     states, where "delta" runs) or None.
     Returns ({input: grad}, {param: grad}, dS0)."""
@@ -1067,6 +1078,12 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
     y_bound = post_binds is None or any(ro["y"] in post_binds for ro in readouts)
     if merged and not (wy or delta):
         raise ValueError("lowrank_backward: merged decay steps without the chunk-state backward")
+    delta_glue = delta_glue or LR_DELTA_GLUE
+    if delta_glue not in ("off", "bf16"):
+        raise ValueError("delta_glue %r: one of off, bf16" % (delta_glue,))
+    # LR_DELTA_GLUE "bf16": the delta kernels' per-token tensors written in bf16 by the parts that make them (below)
+    low_glue = delta and delta_glue == "bf16" and getattr(run, "bf16_out", False) and delta_kern is not None and \
+        getattr(delta_kern, "tin", None) == torch.bfloat16 and delta_kern.has(n["decay"], chunk, K, V, torch.bfloat16)
 
     def zeros(shape):
         return torch.zeros(shape, dtype=dtype, device=device)
@@ -1193,17 +1210,20 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
     def canon(S):
         return torch.permute(S, perm).reshape(B, H, K, V)
 
-    def pointwise(part, ins):
-        """The stateless parts over [B*T, 1] (one step over every token at once)."""
+    def pointwise(part, ins, out_io="f32"):
+        """The stateless parts over [B*T, 1] (one step over every token at once); out_io "bf16": the outputs the delta
+        kernels read in bf16 (the run's "-bf16out" twins, where it has them; LR_DELTA_GLUE)."""
         folded = {k: v.reshape([B * T, 1] + list(v.shape[2:])) for k, v in ins.items() if v is not None}
-        return {k: v.reshape([B, T] + list(v.shape[2:])) for k, v in run(part, None, folded, {}, B * T, 1)[0].items()}
+        kw = {"out_io": out_io} if out_io != "f32" else {}
+        return {k: v.reshape([B, T] + list(v.shape[2:])) for k, v in run(part, None, folded, {}, B * T, 1, **kw)[0].items()}
 
     # the timeline's inputs from prep's outputs; prep's copies of inputs (prepAliases, compiler/backends/torch/
     # chain-copies-lowrank.ts: DeltaNet's w = k, v; all of RWKV-7's) are the given inputs themselves (views, bf16 where
     # given so: every reader below converts them where it needs the glue's dtype), their adjoints added to the inputs'
     # gradients in finish (no prep or prep's backward runs where prep is all copies)
     aliases = n.get("prepAliases") or {}
-    prep = dict(pointwise("prep", given)) if n["prepOutputs"] else {}
+    low_io = "bf16" if low_glue else "f32"
+    prep = dict(pointwise("prep", given, low_io)) if n["prepOutputs"] else {}
     for o, src in aliases.items():
         prep[o] = given[src]
     prep_all = list(n["prepOutputs"]) + [o for o in aliases if o not in n["prepOutputs"]]
@@ -1211,18 +1231,25 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
     def bar_zeros(o):  # a zero adjoint of prep output o, in the glue's dtype
         return zeros(prep[o].shape)
     merge_scale = {}  # exp(ld) of each merged decay step, for w' here and dw below
+    merge_w = {}  # LR_DELTA_GLUE "bf16": the merged steps' w before the scaling (w' is bf16 then)
     if merged:  # the merged steps' low-rank queries w' = exp(ld) w (the decay's step folded into theirs)
         for ldn, wns in merged:
             a = merge_scale[ldn] = torch.exp(prep[ldn].reshape(B, T, -1, H, 1).to(dtype))
             for wn in wns:
-                prep[wn] = (prep[wn].reshape(B, T, -1, H, K) * a).reshape(prep[wn].shape)
+                w = prep[wn].reshape(B, T, -1, H, K)
+                if low_glue:  # written in bf16 by its one product (the kernels' dtype)
+                    merge_w[wn] = prep[wn]
+                    prep[wn] = torch.mul(w, a, out=torch.empty(list(w.shape), dtype=torch.bfloat16, device=w.device)).reshape(prep[wn].shape)
+                else:
+                    prep[wn] = (w * a).reshape(prep[wn].shape)
 
     def per_step(name, w):
         """Prep output `name` as [B, T, loop index, H, w]."""
         return prep[name].reshape(B, T, -1, H, w)
 
-    def post_backward(ys):
-        """Post's backward from the readouts ys {r: y [B, T, H, V]} (those it reads) and the outputs' cotangents."""
+    def post_backward(ys, out_io="f32"):
+        """Post's backward from the readouts ys {r: y [B, T, H, V]} (those it reads) and the outputs' cotangents; out_io
+        as pointwise's."""
         post_in = dict(given)
         for r, ro in enumerate(readouts):
             if r in ys:
@@ -1234,7 +1261,7 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
         for name, shape in outputs:
             g = cot_outputs.get(name)
             post_in[n["postBw"]["outputBar"][name]] = g if g is not None else zeros([B, T] + list(shape))
-        return pointwise("postBw", post_in)
+        return pointwise("postBw", post_in, out_io)
 
     def finish(bars, G_last, post_g):
         """The merged decay steps' adjoints mapped back, dS_0 in the model's layout, prep's backward and the sums."""
@@ -1244,7 +1271,10 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
                 bl = bars[ldn].view(B, T, -1, H, 1)
                 for wn in wns:
                     bw = bars[wn].view(B, T, -1, H, K)
-                    bl += (prep[wn].reshape(B, T, -1, H, K) * bw).sum(4, keepdim=True)
+                    if wn in merge_w:  # (w' . dw' = exp(ld) (w . dw'), w as given)
+                        bl += a * (merge_w[wn].reshape(B, T, -1, H, K) * bw).sum(4, keepdim=True)
+                    else:
+                        bl += (prep[wn].reshape(B, T, -1, H, K) * bw).sum(4, keepdim=True)
                     bw *= a
         # dS_0: the adjoint after the identity step, in the model's layout
         inv = [perm.index(a) for a in range(len(perm))]
@@ -1253,7 +1283,9 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
         for o in n["prepOutputs"]:
             prep_in[n["prepBw"]["outputBar"][o]] = bars[o]
         prep_g = pointwise("prepBw", prep_in) if n["prepOutputs"] else {}
-        gin, gpar = _chunked.sum_pieces([(post_g, n["postBw"]), (prep_g, n["prepBw"])], B, T, inputs, params, zeros, [(bars.get(o), src) for o, src in aliases.items()])
+        # (LR_DELTA_GLUE "bf16": an input's pieces summed into bf16, the gradient as returned, where every input is bf16)
+        low = torch.bfloat16 if low_glue and all(given[nm].dtype == torch.bfloat16 for nm, _ in inputs if given.get(nm) is not None) else None
+        gin, gpar = _chunked.sum_pieces([(post_g, n["postBw"]), (prep_g, n["prepBw"])], B, T, inputs, params, zeros, [(bars.get(o), src) for o, src in aliases.items()], low=low)
         return gin, gpar, dS0
 
     if S0 is None:
@@ -1261,7 +1293,7 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
     if delta:  # LR_BWD "delta": prep's per-token outputs in, their adjoints out (no timeline)
         st, ro = steps[0], readouts[0]
         lr, pr, ldn = st["lowRank"][0], st["inputs"][0], st.get("ld")
-        post_g = post_backward({})
+        post_g = post_backward({}, low_io)
         dY = post_g[n["postBw"]["inputBar"][ro["y"]]].reshape(B, T, H, V)
         with _section("delta"):
             grads = _delta.delta_backward(
@@ -2020,7 +2052,7 @@ def backward(ctx, m, flat, grads):
     switches += (wy_math_k128(given_dtypes), LR_WY_MMA_OPS)
     switches += (LR_READ_KEY, LR_READ_KEY_PRE, LR_CHAIN_REV)
     switches += (LR_EV_LINES, LR_FUSED_DELTA, delta_tin(given_dtypes), LR_DELTA_MMA)
-    switches += (LR_STATELESS,)
+    switches += (LR_STATELESS, LR_DELTA_GLUE)
     states = getattr(ctx, "delta_states", None)  # (LR_FWD_STATES: the forward's chunk states, graph arguments)
     switches += (LR_FWD_STATES, states is not None)
     return _graphs.graphed_backward(ctx, m, "lowrank-backward", switches, flat, grads, lambda f, g, *x: backward_eager(ctx, m, f, g, convert=False, states=x or None),
@@ -2118,17 +2150,19 @@ def stateless_run(m, prefix, dims, pars, dtype, device, run):
             best = ms if best is None else min(best, ms)
         return best
 
-    def twin(part, cdims, inputs, initial, b, t):
+    def twin(part, cdims, inputs, initial, b, t, out_io="f32"):
         key = prefix + part
         if cdims is not None or LR_STATELESS != "twins" or dtype != torch.float32 or key not in m.meta["plans"]:
             return run(part, cdims, inputs, initial, b, t)
         r = m.runner(key, device)
-        if not r.can_run(dims, b, t, "auto", "bf16", "f32"):
+        if out_io != "f32" and not r.can_run(dims, b, t, "auto", "bf16", out_io):
+            out_io = "f32"  # (no twin writing bf16 outputs: the float32 ones)
+        if not r.can_run(dims, b, t, "auto", "bf16", out_io):
             return run(part, cdims, inputs, initial, b, t)
         ins = inputs
-        if any(inputs.get(k) is not None and inputs[k].dtype != torch.bfloat16 for k in r.pick(dims, b, t, "auto", "bf16", "f32")[0].get("bf16Inputs") or ()):
+        if any(inputs.get(k) is not None and inputs[k].dtype != torch.bfloat16 for k in r.pick(dims, b, t, "auto", "bf16", out_io)[0].get("bf16Inputs") or ()):
             return run(part, cdims, inputs, initial, b, t)  # (one of them computed in float32: the float32 forms)
-        st = {"io": "bf16", "out_io": "f32"}
+        st = {"io": "bf16", "out_io": out_io}
         trial = None
         if device.type == "cuda" and not torch.cuda.is_current_stream_capturing():
             def trial(v):
@@ -2138,6 +2172,8 @@ def stateless_run(m, prefix, dims, pars, dtype, device, run):
         for o in next((f.get("unwritten") or () for f in r.plan["forms"] if f["variant"] == variant), ()):
             outs.pop(o, None)
         return outs, final
+    # lowrank_backward's pointwise may ask for bf16 outputs (out_io "bf16": the "-bf16out" twins, LR_DELTA_GLUE)
+    twin.bf16_out = True
     return twin
 
 

@@ -179,7 +179,8 @@ class SeqcModel:
         io "bf16": among the plan's bf16 forms (the chunked form's tensor-core variants), inputs and outputs
         torch.bfloat16, params and states `dtype` (float32); out_io "f32" with io "bf16": the mixed-I/O forms (bf16
         inputs, outputs `dtype`: runtime/cuda/plan.ts CudaFormPlan.out; None: outputs of `io`); a form with `bf16Inputs`
-        reads only those inputs in bf16, the others in `dtype` (CudaFormPlan.bf16Inputs). Returns (outputs {name: [B, T, ...]}, final states
+        reads only those inputs in bf16, the others in `dtype` (CudaFormPlan.bf16Inputs); likewise a form with `bf16Outputs`
+        (out_io "bf16") writes only those outputs in bf16 (CudaFormPlan.bf16Outputs). Returns (outputs {name: [B, T, ...]}, final states
         {name: [B, ...]}, variant). workspaces: a dict, given, gets the form's workspaces {name: uint8 tensor}."""
         plan = self.meta["plans"][key]
         specs = plan["tensors"]
@@ -189,6 +190,7 @@ class SeqcModel:
         oio = out_io or io
         low_in = form_plan.get("bf16Inputs") if io != "f32" else None
         odt = _IO_DTYPES[oio] if oio != "f32" else dtype
+        low_out = form_plan.get("bf16Outputs") if oio != "f32" else None  # (those in odt, the rest in `dtype`)
 
         def size(t):
             n = 1
@@ -243,7 +245,7 @@ class SeqcModel:
         bufs["states"] = sbuf.data_ptr()
         outs = {}
         for t in (x for x in specs if x["role"] == "output"):
-            o = torch.empty([B, T] + [_cuda.eval_size(s, dims) for s in t["shape"]], dtype=odt, device=device)
+            o = torch.empty([B, T] + [_cuda.eval_size(s, dims) for s in t["shape"]], dtype=odt if low_out is None or t["name"] in low_out else dtype, device=device)
             outs[t["name"]] = o
             bufs["output:" + t["name"]] = o.data_ptr()
 

@@ -6,7 +6,10 @@ come back in bf16. The plans' form choice is the real one (seqc_cuda.PlanRunner.
 driver). Each run's inputs are rounded to the element type the kernels would read (bf16 for io "bf16", float32
 else) before the interpreter sees them, and outputs come back in it.
 argv: <Model>.torch.json. stdin, first line: {"inputs", "params", "initialState", "cotOutputs", "cotFinal", "B",
-"T", "dims", "backward", "transposedIo"?, "anchorChunk"?, "lrStateless"?}. Prints {"done", "runs": [[key, io, variant, input dtypes, outputs' io]], "chunked", "dtypes", gradients}."""
+"T", "dims", "backward", "transposedIo"?, "anchorChunk"?, "lrStateless"?, "deltaKern"?: "standin" (the delta kernels'
+stand-in, test/torch/delta_kernels_standin.py, as the module's launcher with bf16 per-token inputs), "deltaGlue"?
+(seqc_chunked_lowrank.LR_DELTA_GLUE)}. Prints {"done", "runs": [[key, io, variant, input dtypes, outputs' io]],
+"deltaCalls", "deltaSeen" (the stand-in's ops and their per-token tensors' dtypes), "chunked", "dtypes", gradients}."""
 
 import json
 import os
@@ -60,11 +63,12 @@ def main():
     m.runner = runner
     runs = []
 
-    def execute(key, dims, b, t, inputs, params, states, dtype, device, form="auto", io="f32", out_io=None):
+    def execute(key, dims, b, t, inputs, params, states, dtype, device, form="auto", io="f32", out_io=None, workspaces=None):
         f = runner(key, device).pick(dims, b, t, form, io, out_io)[0]
         variant = f["variant"]
         iodt = torch.bfloat16 if io == "bf16" else dtype
         odt = torch.bfloat16 if (out_io or io) == "bf16" else dtype
+        low_out = f.get("bf16Outputs") if (out_io or io) == "bf16" else None  # (seqc_torch.execute: only these in bf16)
         low = f.get("bf16Inputs") if io == "bf16" else None  # a form reading only these inputs in bf16 (seqc_torch.execute)
         # (6th: the inputs that came in bf16, 7th: the form's bf16Inputs or None)
         runs.append([key, io, variant, sorted({str(v.dtype).split(".")[-1] for v in inputs.values() if v is not None}), out_io or io,
@@ -74,11 +78,21 @@ def main():
         sys.stdout.write(json.dumps({"run": key, "dims": dims, "B": b, "T": t, "inputs": ins, "params": flat(params, dtype), "initial": flat(states, dtype)}) + "\n")
         sys.stdout.flush()
         r = json.loads(sys.stdin.readline())
-        outs = {k: torch.tensor(v["data"], dtype=torch.float64).reshape(v["shape"]).to(odt) for k, v in r["outputs"].items()}
+        # (bf16Outputs: rounded from float32, as the kernels' stores of their float32 values)
+        outs = {k: torch.tensor(v["data"], dtype=torch.float64).reshape(v["shape"]).to(odt if low_out is None else dtype) for k, v in r["outputs"].items()}
+        if low_out is not None:
+            outs = {k: v.to(odt) if k in low_out else v for k, v in outs.items()}
         final = {k: torch.tensor(v["data"], dtype=torch.float64).reshape(v["shape"]).to(dtype) for k, v in r["final"].items()}
         return outs, final, variant
 
     m.execute = execute
+    seen, dcalls = [], []
+    if case.get("deltaKern") == "standin":  # the delta kernels' stand-in (delta_kernels_standin.py) as the module's launcher,
+        # its per-token inputs bf16 (LR_DELTA_TIN "bf16"); LR_DELTA_GLUE from deltaGlue
+        from delta_kernels_standin import standin
+        lr = seqc_torch._chunked_lowrank
+        lr._delta.delta_launcher = lambda m_, device, way=None, switch=None, tin=None, math=None: standin(dcalls, torch.float32, tin, seen) if tin is not None else None
+        lr.LR_DELTA_GLUE = case.get("deltaGlue") or lr.LR_DELTA_GLUE
 
     def shaped(t, lead, v):
         full = dict(case["dims"], B=B, T=T)
@@ -98,7 +112,7 @@ def main():
     loss.backward()
     g = lambda d: {k: v.grad.double().reshape(-1).tolist() for k, v in d.items()}  # noqa: E731
     dts = sorted({str(v.grad.dtype).split(".")[-1] for d in (ins, pars, sts) for v in d.values()} | {str(o.dtype).split(".")[-1] for o in outs})
-    sys.stdout.write(json.dumps({"done": True, "runs": runs, "chunked": chunked, "dtypes": dts, "inputs": g(ins), "params": g(pars), "initialState": g(sts)}) + "\n")
+    sys.stdout.write(json.dumps({"done": True, "runs": runs, "deltaCalls": dcalls, "deltaSeen": seen, "chunked": chunked, "dtypes": dts, "inputs": g(ins), "params": g(pars), "initialState": g(sts)}) + "\n")
 
 
 main()

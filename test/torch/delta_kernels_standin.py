@@ -86,12 +86,18 @@ def key_op(op, C, ts, dtype):
     return tuple(token_rows(x, B, T, H) for x in (dQ, dU, dW, dK, dV)) + (dLD,)
 
 
-def standin(calls, dtype):
-    """launch(op, mode, C, K, V, *ts) as delta_launcher's; launch.has(mode, C, K, V, dt): any shape, dt == dtype. calls:
-    the ops launched, in order."""
+def standin(calls, dtype, tin=None, seen=None):
+    """launch(op, mode, C, K, V, *ts) as delta_launcher's; launch.has(mode, C, K, V, dt): any shape, dt == dtype (or tin).
+    calls: the ops launched, in order. tin (torch.bfloat16): launch.tin, the per-token inputs' dtype delta_kernels gives
+    (the real launcher's _bf16 kernels: computed in dtype here, from the bf16 values); seen: a list that gets each op's
+    per-token tensors' dtypes ([op, [dtype names]])."""
 
     def launch(op, mode, C, K, V, *ts):
         calls.append(op)
+        if seen is not None and op != "walk":
+            seen.append([op, [str(x.dtype).split(".")[-1] for x in ts[: (4 if op in ("prep_fwd", "prep_bwd") else 6)]]])
+        if tin is not None:  # (bf16 per-token inputs: their values in dtype)
+            ts = tuple(x.to(dtype) if isinstance(x, torch.Tensor) and x.dtype == tin else x for x in ts)
         if op == "walk":
             M, X, BM, NN, A, Z0, BH, nC, reverse = ts
             ZS, Y = torch.empty([BH * nC, K, V], dtype=dtype), torch.empty([BH * nC, C, V], dtype=dtype)
@@ -152,5 +158,6 @@ def standin(calls, dtype):
             dLD = token_rows((aC[:, None] + rc - wdw)[:, :, None], B, T, H)[..., 0]
         return tuple(token_rows(x, B, T, H) for x in (dQ, dU, dW, dK, dV)) + (dLD,)
 
-    launch.has = lambda mode, C, K, V, dt: dt == dtype
+    launch.has = lambda mode, C, K, V, dt: dt == dtype or (tin is not None and dt == tin)
+    launch.tin = tin
     return launch

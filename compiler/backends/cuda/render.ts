@@ -34,6 +34,9 @@ export interface RenderContext {
   real?: "float" | "double";
   /** Read-only buffers holding bf16 values (raw 16-bit words): each load widened to f32 in registers (renderKernel's `bf16Reads`). */
   bf16?: Set<string>;
+  /** Written buffers holding bf16 values (raw 16-bit words): each store rounded from f32 to nearest even (renderKernel's
+   *  `bf16Writes`); never loaded. */
+  bf16Out?: Set<string>;
   /** Math functions rendered by another name (e.g. sigmoid -> seqc_sigmoid_sel: the batch cell's branch-free twin, bitwise the same values). */
   fns?: Readonly<Record<string, string>>;
 }
@@ -42,6 +45,17 @@ export interface RenderContext {
 export const BF16_LOAD = `#ifndef SEQC_BF16_LOAD_DEFINED
 #define SEQC_BF16_LOAD_DEFINED
 __device__ __forceinline__ float seqc_bf16_load(unsigned short x) { return __uint_as_float(((unsigned int)x) << 16); }
+#endif`;
+
+/** f32 -> bf16 (a raw 16-bit word), rounded to nearest even, NaN kept a (quiet) NaN: torch's float -> bfloat16
+ * conversion (c10 round_to_nearest_even), so a kernel's bf16 store equals its float32 store converted afterwards. */
+export const BF16_STORE = `#ifndef SEQC_BF16_STORE_DEFINED
+#define SEQC_BF16_STORE_DEFINED
+__device__ __forceinline__ unsigned short seqc_bf16_store(float f) {
+  const unsigned int x = __float_as_uint(f);
+  if ((x & 0x7fffffffu) > 0x7f800000u) return (unsigned short)0x7fc0u;
+  return (unsigned short)((x + 0x7fffu + ((x >> 16) & 1u)) >> 16);
+}
 #endif`;
 
 export const overrideMacro = (name: string): string => `SEQC_${name}`;
@@ -66,10 +80,11 @@ export function renderExpr(e: K.KExpr, cx: RenderContext): string {
     case "uniform":
       return `u.${e.name}`;
     case "load":
+      if (cx.bf16Out?.has(e.array)) throw new Error(`buffer ${e.array} is written as bf16: it is not read back`);
       return cx.bf16?.has(e.array) ? `seqc_bf16_load(${e.array}[${r(e.index)}])` : `${e.array}[${r(e.index)}]`;
     case "load4":
       // 16-byte aligned: the array's base is (cudaMalloc, 256 bytes) and the index counts float4s
-      if (cx.bf16?.has(e.array)) throw new Error(`buffer ${e.array} holds bf16: no float4 loads`);
+      if (cx.bf16?.has(e.array) || cx.bf16Out?.has(e.array)) throw new Error(`buffer ${e.array} holds bf16: no float4 loads`);
       ctype("vec4f", cx);
       return `reinterpret_cast<const float4*>(${e.array})[${r(e.index)}]`;
     case "lane":
@@ -107,7 +122,7 @@ export function renderStmts(body: K.KStmt[], cx: RenderContext, indent: string):
         out.push(`${indent}${s.name} = ${r(s.value)};`);
         break;
       case "store":
-        out.push(`${indent}${s.array}[${r(s.index)}] = ${r(s.value)};`);
+        out.push(cx.bf16Out?.has(s.array) ? `${indent}${s.array}[${r(s.index)}] = seqc_bf16_store(${r(s.value)});` : `${indent}${s.array}[${r(s.index)}] = ${r(s.value)};`);
         break;
       case "for": {
         const t = ctype(K.typeOf(s.from), cx) ?? "unsigned int";
@@ -153,9 +168,10 @@ function writtenArrays(k: K.Kernel): Set<string> {
  * `real: "double"` every f32 value, buffer and shared array is a double (the plan's sharedBytes and
  * workspace words then count 8 bytes per element; runtime/torch/seqc_cuda.py doubles them).
  */
-export function renderKernel(k: K.Kernel, opts: { real?: "float" | "double"; bf16Reads?: ReadonlySet<string>; fns?: Readonly<Record<string, string>> } = {}): string {
+export function renderKernel(k: K.Kernel, opts: { real?: "float" | "double"; bf16Reads?: ReadonlySet<string>; bf16Writes?: ReadonlySet<string>; fns?: Readonly<Record<string, string>> } = {}): string {
   const bf16 = opts.bf16Reads?.size ? new Set(opts.bf16Reads) : undefined;
-  const cx: RenderContext = { overrides: new Set(k.overrides.map((o) => o.name)), uniforms: new Set(k.uniforms), real: opts.real, ...(bf16 ? { bf16 } : {}), ...(opts.fns ? { fns: opts.fns } : {}) };
+  const bf16Out = opts.bf16Writes?.size ? new Set(opts.bf16Writes) : undefined;
+  const cx: RenderContext = { overrides: new Set(k.overrides.map((o) => o.name)), uniforms: new Set(k.uniforms), real: opts.real, ...(bf16 ? { bf16 } : {}), ...(bf16Out ? { bf16Out } : {}), ...(opts.fns ? { fns: opts.fns } : {}) };
   const real = opts.real ?? "float";
   const written = writtenArrays(k);
   for (const b of k.buffers) if (b.access === "read" && written.has(b.name)) throw new Error(`kernel ${k.name}: buffer ${b.name} is read-only but stored to`);
@@ -164,6 +180,11 @@ export function renderKernel(k: K.Kernel, opts: { real?: "float" | "double"; bf1
     if (!b || b.access !== "read") throw new Error(`kernel ${k.name}: bf16 buffer ${n} is not a read-only buffer of it`);
     if (real !== "float") throw new Error(`kernel ${k.name}: bf16 reads are for float kernels`);
   }
+  for (const n of bf16Out ?? []) {
+    const b = k.buffers.find((x) => x.name === n);
+    if (!b || b.access === "read" || !written.has(n)) throw new Error(`kernel ${k.name}: bf16 output ${n} is not a buffer it stores to`);
+    if (real !== "float") throw new Error(`kernel ${k.name}: bf16 writes are for float kernels`);
+  }
   const lines: string[] = [];
   const us = uniformStruct(k.name);
   const os = overrideStruct(k.name);
@@ -171,11 +192,12 @@ export function renderKernel(k: K.Kernel, opts: { real?: "float" | "double"; bf1
   lines.push(`struct ${os} { ${k.overrides.map((o) => `unsigned int ${o.name};`).join(" ") || "unsigned int _unused;"} };`);
   const buffers = [...k.buffers].sort((a, b) => a.binding - b.binding);
   const params = [
-    ...buffers.map((b) => (b.access === "read" ? `const ${bf16?.has(b.name) ? "unsigned short" : real}* __restrict__ ${b.name}` : `${real}* __restrict__ ${b.name}`)),
+    ...buffers.map((b) => (b.access === "read" ? `const ${bf16?.has(b.name) ? "unsigned short" : real}* __restrict__ ${b.name}` : `${bf16Out?.has(b.name) ? "unsigned short" : real}* __restrict__ ${b.name}`)),
     `const ${us} u`,
     `const ${os} ov`,
   ];
   if (bf16) lines.push(BF16_LOAD);
+  if (bf16Out) lines.push(BF16_STORE);
   lines.push(`extern "C" __global__ void ${k.name}(${params.join(", ")}) {`);
   // Overrides: compile-time when defined (NVRTC specialisation), else from the struct.
   for (const o of k.overrides) {

@@ -42,6 +42,21 @@ import { torchLowRankChain, type TorchLrChainNames } from "./chain-copies-lowran
 /** The low-rank chain in a torch module: its names and the parts that have plans (`chain:<part>`). */
 export interface TorchLowRankChunked { lowRank: TorchLrChainNames; parts: LrPart[] }
 
+/** The outputs of stateless part `part` that the delta backward's bf16 kernels read as per-token tensors (E = P = R =
+ * 1, one micro-step a token; stateless-bf16.ts `bf16Out`, seqc_chunked_lowrank.LR_DELTA_GLUE "bf16"):
+ * prep's outputs but the log decays (float32 to the glue), post's backward's readouts' adjoints (dY); none elsewhere. */
+export function deltaBf16Outputs(n: TorchLrChainNames, part: string): string[] {
+  // (one step a token: the pair's step once, the rest scalar decay steps folded into it, seqc_chunked_lowrank.delta_pattern)
+  const pairs = n.steps.filter((s) => s.lowRank.length || s.inputs.length);
+  if (!(n.E === 1 && n.P === 1 && n.R === 1 && pairs.length === 1 && n.steps.every((s) => s.count === 1))) return [];
+  if (part === "prep") {
+    const lds = new Set(n.steps.flatMap((s) => (s.ld ? [s.ld.name] : [])));
+    return n.prepOutputs.filter((o) => !lds.has(o));
+  }
+  if (part === "postBw") return n.readouts.map((r) => n.postBw.inputBar[r.y]).filter((x): x is string => Boolean(x));
+  return [];
+}
+
 /**
  * The low-rank chain's plans (keys `chain:<part>` and `chain64:<part>`) where the model has a low-rank core that
  * the chain covers, else undefined. `keep` keeps a part's float32 forms. `dims`: fixed dims and the dims baked
@@ -62,7 +77,7 @@ export function lowRankChainPlans(model: I.Model, dims: Record<string, number>, 
     // the stateless parts: the GLA chain's twins (stateless-bf16.ts statelessTwins; the glue's trial picks among them for
     // bf16 tensors, seqc_chunked_lowrank.LR_STATELESS), prep's and post's backward without their literal zeros in the
     // "-nz" twins (the glue drops those outputs: no piece of any sum)
-    plans[`chain:${part}`] = STATELESS_PARTS.has(part) ? statelessTwins(model, part, m, kept, Object.values(chain.names.postBw.outputBar), part === "prep" ? [] : zeroOutputs(m)) : kept;
+    plans[`chain:${part}`] = STATELESS_PARTS.has(part) ? statelessTwins(model, part, m, kept, Object.values(chain.names.postBw.outputBar), part === "prep" ? [] : zeroOutputs(m), deltaBf16Outputs(chain.names, part)) : kept;
     plans[`chain64:${part}`] = lowerCudaF64(m);
     parts.push(part);
   }

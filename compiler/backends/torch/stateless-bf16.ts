@@ -26,9 +26,16 @@
  * get row-major twins `<variant>-rm<M>` (stateless-rows.ts: each phase's items walked row by row, M times the rows a
  * block, M in ROW_GROUPS, UNROLL items a thread a pass; bitwise the form they copy), appended after everything else;
  * the glue's trial picks among them (seqc_chunked.STATELESS_ROWS).
+ *
+ * With `bf16Out` (output names: the low-rank chain's per-token tensors the delta backward's bf16 kernels read, prep's
+ * outputs but the log decays and post's backward's readouts' adjoints, chain-plans-lowrank.ts), every twin above whose
+ * kernels store one of them gets a twin `<variant>-bf16out` (kernels `<kernel>_bf16out`) storing those outputs as bf16
+ * words rounded to nearest even (render.ts `bf16Writes`: bitwise the float32 output converted by torch afterwards), the
+ * rest float32: out "bf16", `bf16Outputs` the names (CudaFormPlan.bf16Outputs), appended last. Only a run that asks for
+ * bf16 outputs takes them (seqc_chunked_lowrank.LR_DELTA_GLUE "bf16"); a kernel that reads such an output back gets none.
  */
 import * as I from "../../ir/types.ts";
-import type * as K from "../../kernel/ir.ts";
+import * as K from "../../kernel/ir.ts";
 import { lowerModel } from "../../kernel/compile.ts";
 import type { CudaLaunch, CudaModelPlan } from "../../../runtime/cuda/plan.ts";
 import { genericForm } from "../cuda/plan.ts";
@@ -47,10 +54,13 @@ export const STATELESS_PARTS: ReadonlySet<string> = new Set(["prep", "postBw", "
  * prep's outputs, which the glue computes in float32), their warp splits, the twins leaving `unwritten` unwritten (outputs
  * the glue does not read: its zeros, and with the GLA chain's copies those too) and the global form's row-major twins.
  */
-export function statelessTwins(forward: I.Model, part: string, m: I.Model, kept: CudaModelPlan, outputBars: Iterable<string>, unwritten: Iterable<string>): CudaModelPlan {
+export function statelessTwins(forward: I.Model, part: string, m: I.Model, kept: CudaModelPlan, outputBars: Iterable<string>, unwritten: Iterable<string>, bf16Out: Iterable<string> = []): CudaModelPlan {
   const inputs = I.tensorsOfKind(forward, "input").map((t) => t.name);
-  return withBf16Inputs(m, kept, part === "postBw" ? [...inputs, ...outputBars] : inputs, { warpSplit: true, unwritten, rows: true });
+  return withBf16Inputs(m, kept, part === "postBw" ? [...inputs, ...outputBars] : inputs, { warpSplit: true, unwritten, rows: true, bf16Out });
 }
+
+/** Suffix of a twin writing its `bf16Out` outputs as bf16 (`<variant>-bf16out`, `<kernel>_bf16out`). */
+export const BF16_OUT = "bf16out";
 
 /** Suffix of a twin without the stores of its unwritten outputs (`<variant>-nz`, `<kernel>_nz`; stateless-nz.ts). */
 export const NO_ZEROS = "nz";
@@ -69,7 +79,7 @@ const twin = (n: string) => `${n}_${BF16_IN}`;
  * read the inputs in `low` (names of the model's inputs) as bf16. Inputs of `low` the model does not have are ignored;
  * none left: the plan as it is.
  */
-export function withBf16Inputs(model: I.Model, plan: CudaModelPlan, low: Iterable<string>, opts: { warpSplit?: boolean; unwritten?: Iterable<string>; rows?: boolean } = {}): CudaModelPlan {
+export function withBf16Inputs(model: I.Model, plan: CudaModelPlan, low: Iterable<string>, opts: { warpSplit?: boolean; unwritten?: Iterable<string>; rows?: boolean; bf16Out?: Iterable<string> } = {}): CudaModelPlan {
   const own = new Set(I.tensorsOfKind(model, "input").map((t) => t.name));
   const names = [...new Set(low)].filter((n) => own.has(n)).sort();
   if (!names.length) return plan;
@@ -88,6 +98,15 @@ export function withBf16Inputs(model: I.Model, plan: CudaModelPlan, low: Iterabl
   // the row-major twins (stateless-rows.ts ROWS) of the global form's last twins: after everything else
   const rmForms: CudaModelPlan["forms"] = [];
   const rmSrc: string[] = [];
+  // the bf16-output twins (BF16_OUT): every kernel rendered above by its entry, with its reads and the buffers bound to
+  // a bf16Out output
+  const outSet = new Set([...(opts.bf16Out ?? [])].filter((n) => ownOut.has(n)));
+  const rendered = new Map<string, { k: K.Kernel; opts: Parameters<typeof renderKernel>[1]; outs: Set<string> }>();
+  let outBufs = new Set<string>();
+  const render = (k: K.Kernel, o: NonNullable<Parameters<typeof renderKernel>[1]>) => {
+    rendered.set(k.name, { k, opts: o, outs: outBufs });
+    return renderKernel(k, o);
+  };
   for (const f of lowerModel(model).forms) {
     if (!kept.has(f.plan.variant)) continue;
     const kernels: K.Kernel[] = [];
@@ -105,25 +124,27 @@ export function withBf16Inputs(model: I.Model, plan: CudaModelPlan, low: Iterabl
       // the kernel's buffers bound to a low input, by the launches of this form that run it (and to an unwritten output)
       const reads = new Set<string>();
       const skipped = new Set<string>();
+      outBufs = new Set<string>();
       for (const l of f.plan.kernels.filter((l) => l.shader === k.name || l.name === k.name)) {
         for (const b of l.bindings) {
           const kb = k.buffers.find((x) => x.binding === b.binding);
           if (kb && b.buffer.kind === "input" && lowSet.has(b.buffer.name)) reads.add(kb.name);
           if (kb && b.buffer.kind === "output" && skipSet.has(b.buffer.name)) skipped.add(kb.name);
+          if (kb && b.buffer.kind === "output" && outSet.has(b.buffer.name)) outBufs.add(kb.name);
         }
       }
       const kk: K.Kernel = { ...k, name: twin(k.name) };
-      sources.push(renderKernel(kk, { bf16Reads: reads }));
+      sources.push(render(kk, { bf16Reads: reads }));
       kernels.push(kk);
       // the warp-split twin (stateless-warp.ts): only where the form's kernel has a reducing phase
       const kw = warpSplitKernel(kk, `${kk.name}_${WARP}`);
-      if (kw) warpSources.push(renderKernel(kw, { bf16Reads: reads, fns: { [WARP_SUM_FN]: WARP_SUM_FN } }));
+      if (kw) warpSources.push(render(kw, { bf16Reads: reads, fns: { [WARP_SUM_FN]: WARP_SUM_FN } }));
       warp.push(kw ?? kk);
       const kn = skipped.size ? withoutStores(kk, skipped, `${kk.name}_${NO_ZEROS}`) : undefined;
-      if (kn) nzSources.push(renderKernel(kn, { bf16Reads: reads }));
+      if (kn) nzSources.push(render(kn, { bf16Reads: reads }));
       nz.push(kn);
       const kwn = kw && skipped.size ? withoutStores(kw, skipped, `${kw.name}_${NO_ZEROS}`) : undefined;
-      if (kwn) nzWarpSources.push(renderKernel(kwn, { bf16Reads: reads, fns: { [WARP_SUM_FN]: WARP_SUM_FN } }));
+      if (kwn) nzWarpSources.push(render(kwn, { bf16Reads: reads, fns: { [WARP_SUM_FN]: WARP_SUM_FN } }));
       nzWarp.push(kwn);
       if (opts.rows && f.plan.variant === "global" && f.kernels.length === 1) {
         const split = opts.warpSplit ? kw : undefined;
@@ -169,7 +190,7 @@ export function withBf16Inputs(model: I.Model, plan: CudaModelPlan, low: Iterabl
       const pairs: [CudaModelPlan["forms"][number], K.Kernel][] = [[base, rm.top]];
       if (nzBase && rm.nz) pairs.push([nzBase, rm.nz]);
       for (const [b, k] of pairs) {
-        rmSrc.push(renderKernel(k, { bf16Reads: rm.reads!, ...(rm.warp ? { fns: { [WARP_SUM_FN]: WARP_SUM_FN } } : {}) }));
+        rmSrc.push(render(k, { bf16Reads: rm.reads!, ...(rm.warp ? { fns: { [WARP_SUM_FN]: WARP_SUM_FN } } : {}) }));
         for (const M of ROW_GROUPS) {
           const steps = b.steps.map((st) => (st.kind === "launch" ? { ...st, entry: k.name } : st));
           rmForms.push({ ...b, variant: `${b.variant}-${ROWS}${M}`, vars: timesRows(b.vars as [string, unknown][], M) as typeof b.vars, steps, note: `${b.note}; items row by row, ${UNROLL} a thread a pass, ${M} times the rows a block (stateless-rows.ts)` });
@@ -182,5 +203,49 @@ export function withBf16Inputs(model: I.Model, plan: CudaModelPlan, low: Iterabl
   const ws = opts.warpSplit && warpSrc.length ? "\n" + warpSrc.join("\n\n") + "\n" : "";
   const nzs = nzSrc.length ? "\n" + nzSrc.join("\n\n") + "\n" : "";
   const rms = rmSrc.length ? "\n" + rmSrc.join("\n\n") + "\n" : "";
-  return { ...plan, source: (ws ? WARP_SUM_SOURCE + "\n" : "") + plan.source + "\n" + sources.join("\n\n") + "\n" + ws + nzs + rms, forms: [...plan.forms, ...forms, ...(ws ? warpForms : []), ...nzForms, ...rmForms], ptx: undefined };
+  const all = [...forms, ...(ws ? warpForms : []), ...nzForms, ...rmForms];
+  const out = outSet.size ? bf16OutTwins(all, rendered, [...outSet].sort()) : { forms: [], sources: [] };
+  const outs = out.sources.length ? "\n" + out.sources.join("\n\n") + "\n" : "";
+  return { ...plan, source: (ws ? WARP_SUM_SOURCE + "\n" : "") + plan.source + "\n" + sources.join("\n\n") + "\n" + ws + nzs + rms + outs, forms: [...plan.forms, ...all, ...out.forms], ptx: undefined };
+}
+
+/** The BF16_OUT twins of `forms` (withBf16Inputs' comment): each form one of whose kernels stores a `names` output gets
+ * a twin with every such kernel re-rendered as `<entry>_bf16out` storing those outputs as bf16; a form whose kernel reads
+ * one back (render.ts throws) gets none. */
+function bf16OutTwins(forms: CudaModelPlan["forms"], rendered: Map<string, { k: K.Kernel; opts: Parameters<typeof renderKernel>[1]; outs: Set<string> }>, names: string[]): { forms: CudaModelPlan["forms"]; sources: string[] } {
+  const out: CudaModelPlan["forms"] = [];
+  const sources = new Map<string, string>();
+  for (const f of forms) {
+    const entries = new Map<string, string>();
+    let ok = true;
+    for (const st of f.steps) {
+      if (st.kind !== "launch") continue;
+      const e = (st as CudaLaunch).entry;
+      const r = rendered.get(e);
+      if (!r) {
+        ok = false;
+        break;
+      }
+      // the buffers bound to a bf16 output that this kernel still stores to (a "-nz" twin may store none of them)
+      const stored = new Set<string>();
+      K.walkKStmts(r.k.body, (s) => {
+        if (s.k === "store" && r.outs.has(s.array)) stored.add(s.array);
+      });
+      if (!stored.size) continue;
+      const name = `${e}_${BF16_OUT}`;
+      if (!sources.has(name)) {
+        try {
+          sources.set(name, renderKernel({ ...r.k, name }, { ...r.opts, bf16Writes: stored }));
+        } catch {
+          ok = false;
+          break;
+        }
+      }
+      entries.set(e, name);
+    }
+    if (!ok || !entries.size) continue;
+    const steps = f.steps.map((st) => (st.kind === "launch" && entries.has((st as CudaLaunch).entry) ? { ...st, entry: entries.get((st as CudaLaunch).entry)! } : st));
+    out.push({ ...f, variant: `${f.variant}-${BF16_OUT}`, out: "bf16", bf16Outputs: names, steps, note: `${f.note}; outputs ${names.join(", ")} written as bf16 (rounded to nearest even)` });
+  }
+  return { forms: out, sources: [...sources.values()] };
 }
