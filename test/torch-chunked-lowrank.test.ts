@@ -22,6 +22,7 @@ import * as I from "../compiler/ir/types.ts";
 import { gradients, recording } from "../compiler/grad/run.ts";
 import { lowRankChain } from "../compiler/grad/chunked-chain-lowrank.ts";
 import { torchLowRankChain } from "../compiler/backends/torch/chain-copies-lowrank.ts";
+import { deltaBf16Outputs } from "../compiler/backends/torch/chain-plans-lowrank.ts";
 import { buildTorchPlans } from "../compiler/backends/torch/plans.ts";
 import { emitTorch } from "../compiler/backends/torch/target.ts";
 import { relativeError } from "../compiler/io/manifest.ts";
@@ -89,8 +90,16 @@ describe("torch target: the low-rank chunked backward's plans", () => {
         expect(variants.some((v) => v.startsWith("global-bf16in") && v.includes("-rm16")), part).toBe(true);
         // post's backward of the delta family: every cotangent but y's is a literal zero, left unwritten in "-nz" twins
         const zeros = Object.values(chain.names.postBw.inputBar).filter((b) => b !== chain.names.postBw.inputBar[chain.names.readouts[0].y]).sort();
-        if (part === "postBw") expect(variants.filter((v) => v.includes("-nz")), part).toEqual(["thread-bf16in-nz", "workgroup-bf16in-nz", "global-bf16in-nz", "global-bf16in-nz-rm1", "global-bf16in-nz-rm4", "global-bf16in-nz-rm16"].map((v) => `${v}[${zeros.join(",")}]`));
-        else expect(variants.some((v) => v.includes("-nz")), part).toBe(false);
+        const own = variants.filter((v) => !v.includes("-bf16out"));
+        if (part === "postBw") expect(own.filter((v) => v.includes("-nz")), part).toEqual(["thread-bf16in-nz", "workgroup-bf16in-nz", "global-bf16in-nz", "global-bf16in-nz-rm1", "global-bf16in-nz-rm4", "global-bf16in-nz-rm16"].map((v) => `${v}[${zeros.join(",")}]`));
+        else expect(own.some((v) => v.includes("-nz")), part).toBe(false);
+        // the twins writing the delta kernels' bf16 per-token tensors (LR_DELTA_GLUE; deltaBf16Outputs: prep's outputs but
+        // the log decays, post's backward's dY; one micro-step a token): one for each twin above, last
+        const lows = deltaBf16Outputs(chain.names, part).sort();
+        const outs = f32.forms.filter((f) => f.out === "bf16");
+        expect(outs.map((f) => f.variant), part).toEqual(lows.length ? f32.forms.filter((f) => f.io === "bf16" && f.out !== "bf16").map((f) => `${f.variant}-bf16out`) : []);
+        for (const f of outs) expect(f.bf16Outputs, `${part} ${f.variant}`).toEqual(lows);
+        expect(f32.forms.slice(-outs.length || f32.forms.length).every((f) => (f.out === "bf16") === outs.length > 0), part).toBe(true);
       }
       const kernels = f64.source.slice(f64.source.indexOf('extern "C"'));
       expect(kernels, part).toMatch(/double\* __restrict__/);
