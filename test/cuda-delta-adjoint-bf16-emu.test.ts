@@ -9,7 +9,8 @@
  * decayed scores to bf16 (8 bits, 2^-9 relative a value) before they meet the tensor cores; the sums over 64-128
  * products of independently rounded terms leave about 2^-9 / 2 relative (~1e-3 to 3e-3 measured here). Broken copies
  * (a score pair on the diagonal skipped, Ar's mask f <= a, the y side's S0 term with exp(G[a - 1]), dk's A^T x a block
- * short, w's copy into the wrong slot) fail above 1e-2. nvcc -cubin for sm_90 (where installed): no spills, <= 128
+ * short, dld's suffix sums without their own slot, aC's warp sums over half the lanes, w's copy into the wrong slot,
+ * dv's LE product over half the keys) fail above 1e-2. nvcc -cubin for sm_90 (where installed): no spills, <= 128
  * registers.
  */
 import { describe, expect, it } from "vitest";
@@ -73,6 +74,8 @@ describe.skipIf(!gpp)("the delta adjoint's bf16 tensor-core twin on the CPU emul
       ["for (u32 k0 = 16u * rb; k0 < 64u; k0 += 16u)", "for (u32 k0 = 16u * rb + 16u; k0 < 64u; k0 += 16u)", "dk", 1],
       // dld's suffix sums without the slot's own terms
       ["s += sRow[t];", "", "dld"],
+      // aC's warp sums over half the lanes
+      ["for (u32 o = 16u; o > 0u;", "for (u32 o = 8u; o > 0u;", "dld"],
     ]);
     const w = k128[0], dw = data(w, 100, 0, 14);
     expectBrokenFail(w, dw, [

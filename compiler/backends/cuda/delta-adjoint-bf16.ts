@@ -9,7 +9,8 @@
  *
  * Each operand is loaded once a chunk: k, v, r, u, q, dy, S0 stay for the whole chunk; LE's region holds w and DR
  * after the LE products. Steps (barriers between):
- *   0  cp.async k, v, u, q, dy; LE (and, scalar decay, aC's partials <LE, S_C> in fp32 from the same loads), R, S0
+ *   0  cp.async k, v, u, q, dy; LE (and, scalar decay, aC's partials <LE, S_C> in fp32 from the same loads, summed
+ *      over each warp by shuffles), R, S0
  *      staged; G by a warp scan
  *   1  dv = k LE, dk = v LE^T, du = r LE^T (rows scaled by exp(G_C - G[f]))
  *   y1 cp.async w into LE's region; DR's loads issued; dq = dy S0^T (rows scaled by exp(G[a])); the scores
@@ -228,7 +229,10 @@ ${ac ? "    float acs = 0.f;\n" : ""}${unroll}
       ${put4(dst, "r", "c4", "v[i]")}${ac ? `
       acs = fmaf(v[i].x, s[i].x, acs); acs = fmaf(v[i].y, s[i].y, acs); acs = fmaf(v[i].z, s[i].z, acs); acs = fmaf(v[i].w, s[i].w, acs);` : ""}
     }
-${ac ? "    sRed[t] = acs;\n" : ""}  }
+${ac ? `${unroll}
+    for (u32 o = 16u; o > 0u; o >>= 1u) acs += __shfl_sync(0xffffffffu, acs, (int)(l ^ o));  // the warp's sum
+    if (l == 0u) sRed[wp] = acs;
+` : ""}  }
 `;
   // a [C][V] chunk tensor's rows (R, DR; rows past T zero): the loads (into pre), then the stores
   const loadCV = (src: string) => `  float4 pre[${nCV}];
@@ -282,7 +286,7 @@ ${unroll}
   }
   if (t == 0u) {
     float s = 0.f;
-    for (u32 j = 0; j < ${NT}u; ++j) s += sRed[j];
+    for (u32 j = 0; j < ${NT / 32}u; ++j) s += sRed[j];
     sRow[${C}u] = s;  // aC
   }
   __syncthreads();
@@ -297,7 +301,7 @@ ${unroll}
   const eC = (a: string) => `__expf(sG[${C}u] - sG[${a} + 1u])`;
   return `${DELTA_ADJ_BF16_PRELUDE}${adjHead(deltaAdjBf16Entry(c), "unsigned short", NT, K <= 64 ? 2 : 1, C)}  const u32 l = t & 31u, wp = t >> 5u, g = l >> 2u, tg = l & 3u, rb = wp / ${WG}u, cg = wp % ${WG}u;  // rows 16 rb.., columns 32 cg.. of each output
 ${slotDecl}  float* sG = (float*)(seqc_smem_raw + ${L.gOff});  // [C + 1]: sG[a + 1] = G[a], sG[0] = 0
-${dec ? `  float* sRed = sG + ${Math.ceil((C + 1) / 4) * 4};  // [threads] aC partials
+${dec ? `  float* sRed = sG + ${Math.ceil((C + 1) / 4) * 4};  // [warps] aC partials
   float* sRow = sRed + ${Math.ceil(NT / 4) * 4};      // [C] row terms, then aC
 ` : ""}  // ---- step 0: loads ----
 ${cpTok(sK, "KK")}${cpTok(sV, "VV")}${cpTok(sU, "U")}${cpTok(sQ, "Q")}${cpTok(sDY, "DY")}  seqc_dab_commit();
