@@ -30,6 +30,8 @@ interface KeyShape {
   op: "fwd" | "bwd";
   C: number;
   K: number;
+  /** prep_bwd's NN: W's loads issued all at once (delta-prep.ts's batched loads) */
+  batched?: boolean;
 }
 
 /** Gb's size in floats ((C / 4 + 1) K doubles). */
@@ -201,10 +203,20 @@ ${mul(xa, `expf((float)${gb("j", "i")})`)}${mul(xf, eTail)}${fwd ? mul(xk, eTail
   // A = exp(G_C) per key
   const aOut = `  for (u32 i = t; i < ${K}u; i += ${NT}u) A[(size_t)n * ${K}u + i] = expf((float)${gb(`${CT}u`, "i")});\n`;
   // prep_bwd's NN = Wd from W (4 keys a thread), exp(Gb[tau(a)] + Gl[a - 1]) per key
-  const nnBwd = `  for (u32 x = t; x < ${(C * K) / 4}u; x += ${NT}u) {
+  const J = Math.ceil((C * K) / 4 / NT), whole = ((C * K) / 4) % NT === 0;
+  // (batched: W's loads first, all in flight (a < used inside in4 keeps x past the end in bounds), then the rows)
+  const nnHead = c.batched ? `  float4 wv[${J}];
+#pragma unroll
+  for (u32 j = 0; j < ${J}u; ++j) { const u32 x = t + ${NT}u * j, a = x / ${K / 4}u, i4 = x % ${K / 4}u; wv[j] = ${in4("W", K, "a", "i4")}; }
+#pragma unroll
+  for (u32 j = 0; j < ${J}u; ++j) {
+    const u32 x = t + ${NT}u * j, a = x / ${K / 4}u, i4 = x % ${K / 4}u, ta = a / 4u;
+${whole ? "" : `    if (x >= ${(C * K) / 4}u) break;\n`}    float4 v = wv[j];
+` : `  for (u32 x = t; x < ${(C * K) / 4}u; x += ${NT}u) {
     const u32 a = x / ${K / 4}u, i4 = x % ${K / 4}u, ta = a / 4u;
     float4 v = ${in4("W", K, "a", "i4")};
-    float e[4];
+`;
+  const nnBwd = `${nnHead}    float e[4];
 #pragma unroll
     for (u32 q = 0; q < 4u; ++q) { const u32 i = 4u * i4 + q; e[q] = expf((float)(${gb("ta", "i")} + (double)(a % 4u ? ${gl("i", "a - 1u")} : 0.f))); }
     v.x *= e[0]; v.y *= e[1]; v.z *= e[2]; v.w *= e[3];

@@ -64,8 +64,10 @@ ${typeof done === "string"
 export function deltaPrepMmaSource(c: DeltaPrepConfig<DeltaPrepDecay>): string {
   const { C, K, V, op } = c, NT = DELTA_PREP_THREADS, WARPS = NT / 32, LK = K + 4, LVs = V + 8;
   const { at } = deltaPrepMmaLayout(c);
-  const { dec, ex, eW, eQ, eC, times, loadR, head, front, tinvDiag, aOut, tiStore, tiLoad } = prepParts(c, at, { rows: true, ld: LK, ldL: op === "fwd" ? C + 4 : C + 8, ldLk: C + 8 });
+  const { dec, ex, eW, eQ, eC, times, rowLoads, head, front, tinvDiag, aOut, tiStore } = prepParts(c, at, { rows: true, ld: LK, ldL: op === "fwd" ? C + 4 : C + 8, ldLk: C + 8 });
   const ops = tf32Ops(c.math === "tf32x3"), x3 = tf32Ops(true);
+  // batched loads: a per-key decay's log decays (Gl's rows in the first score buffer) among them
+  const ldRows: [string, string, number, number][] = c.batched && c.decay === "key" ? [[op === "fwd" ? "sL" : "sPu", "LD", K, LK]] : [];
   const scaled = (e: string, v: string) => (e ? `${e} * ${v}` : v);
   const product = mmaProduct(WARPS, ops);
   /** Tinv's block rows r = 1 .. C / 16 - 1 as 3xTF32 mma (fp32 accuracy whatever the twin's math), one 16 x 8 tile a
@@ -89,7 +91,7 @@ ${product(16, r0, (m, k) => `sTi[(${r0}u + ${m}) * ${ld}u + ${r0}u + ${k}]`, (k,
     `${dst}[row * ${ld}u + col] = col ${strict ? "<" : "<="} row ? v * ${strict ? ex("row", "col + 1u") : ex("row + 1u", "col + 1u")} : 0.f;`);
   const eWf = dec ? eW : undefined, eCf = dec ? eC : undefined, eQf = dec ? eQ : undefined;
   if (op === "fwd") {
-    const loads = `${loadR("sU", "U", K, LK)}${loadR("sW", "W", K, LK)}${loadR("sKK", "KK", K, LK)}${loadR("sV", "VV", V, LVs)}`;
+    const loads = rowLoads([["sU", "U", K, LK], ["sW", "W", K, LK], ["sKK", "KK", K, LK], ["sV", "VV", V, LVs], ...ldRows]);
     // Luu [a][f], Luk [a][f]; with a per-key decay, delta-prep-key.ts's passes on fp32 SIMT (the operands end up as
     // Wd, Ud, Kd)
     const scored = front(loads, "Luu [a][f], Luk [a][f]", `${scores("sL", C + 4, "sW", "sU", true)}${scores("sLk", C + 8, "sW", "sKK", true)}`);
@@ -104,7 +106,7 @@ ${tiStore(C + 4)}${product(C, K, rowOf("sTi", C + 4), colOf("sW", LK, eWf), "0u"
 ${product(C, V, rowOf("sTL", C + 4), colOf("sV", LVs), "0u", "r0 + 16u", out("X", C, V))}}
 `;
   }
-  const loads = `${loadR("sQ", "Q", K, LK)}${loadR("sU", "U", K, LK)}${loadR("sDY", "DY", V, LVs)}${tiLoad(C + 8)}`;
+  const loads = rowLoads([["sQ", "Q", K, LK], ["sU", "U", K, LK], ["sDY", "DY", V, LVs], ["sTi", "TI", C, C + 8], ...ldRows]);
   // Pu [a][f]; with a per-key decay, delta-prep-key.ts's passes on fp32 SIMT (NN = Wd first, the operands end up as
   // Qd, Ud)
   return `${head}${lanes}${front(loads, "Pu [a][f]", scores("sPu", C + 8, "sQ", "sU", false))}${aOut}  // PD = Pu^T dY [C][V] (a >= f)

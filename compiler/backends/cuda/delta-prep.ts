@@ -46,6 +46,9 @@ export interface DeltaPrepConfig<D extends DeltaPrepDecay = DeltaDecay> {
   /** The TF32 twin's staged form (delta-prep-staged.ts; math "tf32", bf16 inputs, decay "none" / "scalar"): bf16
    * operands in shared memory, copies all in flight, Tinv over Luu; the same entry. */
   staged?: boolean;
+  /** The row-layout twins' loads (delta-prep-mma.ts's, the per-key ones among them) issued all at once, 16 bytes a
+   * load, into registers, then stored (absent: a load and its store a loop trip); the same entry and outputs. */
+  batched?: boolean;
 }
 
 export type DeltaPrepMath = "tf32" | "tf32x3";
@@ -135,6 +138,8 @@ function check(c: DeltaPrepConfig<DeltaPrepDecay>): void {
     const LC = c.C + 4;
     if (!c.math && c.K * LC > (c.op === "fwd" ? 2 * c.C * LC : c.C * LC + c.C * c.V)) throw new Error(`delta-prep (key): K ${c.K} too large for Gl in the score buffers (C ${c.C}, V ${c.V})`);
   }
+  if (c.batched && (!c.math || c.staged)) throw new Error("delta-prep: batched loads are the row-layout twins' (math, not staged)");
+  if (c.batched && (c.K % 8 || c.V % 8)) throw new Error(`delta-prep (batched): K ${c.K} and V ${c.V} must be multiples of 8 (16-byte loads)`);
   if (c.staged) return deltaPrepStagedCheck(c);
   if (c.math) return deltaPrepMmaCheck(c);
   if (c.C % 16 || c.C < 16) throw new Error(`delta-prep: C ${c.C} must be a multiple of 16 (the inverse's 16 x 16 diagonal blocks)`);
@@ -180,6 +185,33 @@ export function prepParts(c: DeltaPrepConfig<DeltaPrepDecay>, at: Record<string,
   }
 `;
   const loadR = (dst: string, src: string, w: number, ld: number) => `  for (u32 x = t; x < ${(C * w) / 4}u; x += ${NT}u) { const u32 a = x / ${w / 4}u, i4 = x % ${w / 4}u; *(float4*)&${dst}[a * ${ld}u + 4u * i4] = ${in4(src, w, "a", "i4")}; }\n`;
+  /** Row loads [dst, src, w, ld] (src a per-token input of type TIN, or "LD" / "TI": float; TI's rows are the chunk's
+   * [C][C]) into fp32 rows [C][ld]: as loadR's loops, or (c.batched) every 16-byte load of the block's threads issued
+   * into registers first (zeros past T), then the stores. */
+  const rowLoads = (items: [string, string, number, number][]) => {
+    if (!c.batched) return items.map(([dst, src, w, ld]) => (src === "TI" ? tiLoad(ld) : loadR(dst, src, w, ld))).join("");
+    const parts = items.map(([dst, src, w, ld], q) => {
+      const f32 = src === "LD" || src === "TI" || c.tin === "f32", pw = f32 ? 4 : 8, P = (C * w) / pw, J = Math.ceil(P / NT);
+      const inRange = P % NT ? `x < ${P}u` : "";
+      const at = src === "TI" ? `&TI[(size_t)n * ${C * C}u + a * ${C}u + i]` : `&${src}[${row("a")} * ${w}u + i]`;
+      const guard = [inRange, src === "TI" ? "" : "a < used"].filter(Boolean).join(" && ");
+      const idx = `const u32 x = t + ${NT}u * j, a = x / ${w / pw}u, i = ${pw}u * (x % ${w / pw}u);`;
+      const issue = `  uint4 r${q}[${J}];
+#pragma unroll
+  for (u32 j = 0; j < ${J}u; ++j) { ${idx} r${q}[j] = ${guard ? `${guard} ? *(const uint4*)${at} : make_uint4(0u, 0u, 0u, 0u)` : `*(const uint4*)${at}`}; }
+`;
+      const f = (e: string) => `__uint_as_float(${e})`;
+      const put = f32
+        ? `*(float4*)&${dst}[a * ${ld}u + i] = make_float4(${f(`r${q}[j].x`)}, ${f(`r${q}[j].y`)}, ${f(`r${q}[j].z`)}, ${f(`r${q}[j].w`)});`
+        : `*(float4*)&${dst}[a * ${ld}u + i] = make_float4(${f(`r${q}[j].x << 16`)}, ${f(`r${q}[j].x & 0xffff0000u`)}, ${f(`r${q}[j].y << 16`)}, ${f(`r${q}[j].y & 0xffff0000u`)}); *(float4*)&${dst}[a * ${ld}u + i + 4u] = make_float4(${f(`r${q}[j].z << 16`)}, ${f(`r${q}[j].z & 0xffff0000u`)}, ${f(`r${q}[j].w << 16`)}, ${f(`r${q}[j].w & 0xffff0000u`)});`;
+      const store = `#pragma unroll
+  for (u32 j = 0; j < ${J}u; ++j) { ${idx} ${inRange ? `if (${inRange}) ` : ""}{ ${put} } }
+`;
+      return { issue, store };
+    });
+    return `  // every load of the block in flight, then the stores
+${parts.map((p) => p.issue).join("")}${parts.map((p) => p.store).join("")}`;
+  };
   // the chunk's log decays into eW's slots (one load a thread, beside the other loads), then after the loads' barrier
   // G[a] = sum_{s <= a} ld_s by thread a (the serial sum's order), a barrier, and the exponent rows over the log decays
   const gPrefix = dec ? `  if (t < ${C}u) sE[t] = t < used ? LD[${row("t")}] : 0.f;\n` : "";
@@ -252,7 +284,7 @@ ${dec ? `  float* sE = smf + ${at.E};  // eW [C], eQ [C], eC [C]\n` : ""}${buffe
   }
 `;
   };
-  const kp = key ? keyParts({ op, C, K }, NT, keyLay, in4) : null;
+  const kp = key ? keyParts({ op, C, K, batched: !!c.batched }, NT, keyLay, in4) : null;
   const aOut = kp ? kp.aOut : `  if (t == 0u) A[n] = ${dec ? `expf((float)sG[${C}u])` : "1.f"};\n`;
   // prep_bwd's NN = Wd straight from W, 4 values a thread
   const nnBwd = `  for (u32 x = t; x < ${(C * K) / 4}u; x += ${NT}u) {
@@ -267,12 +299,12 @@ ${dec ? `    const float e = ${eW("a")};\n    v.x *= e; v.y *= e; v.z *= e; v.w 
   /** The kernel's front up to its scores (prep_bwd: and NN = Wd): the operands' `loads`, then with a per-key decay Gl's
    * log decays and delta-prep-key.ts's passes, else G's prefix, the exponent rows and the `scores` (under `what`). */
   const front = (loads: string, what: string, scores: string) => kp
-    ? kp.front(`${loads}${(keyLay.rows ? loadR : loadT)("sGl", "LD", K, keyLay.ld)}`)
+    ? kp.front(c.batched ? loads : `${loads}${(keyLay.rows ? loadR : loadT)("sGl", "LD", K, keyLay.ld)}`)
     : `${loads}${gPrefix}  __syncthreads();
 ${exps}  // ${what}
 ${scores}  __syncthreads();
 ${op === "fwd" ? "" : `  // NN = Wd, A out\n${nnBwd}`}`;
-  return { dec, ex, eW, eQ, eC, times, row, loadT, loadR, head, front, tinv, tinvDiag, aOut, tiStore, tiLoad, gPrefix, exps };
+  return { dec, ex, eW, eQ, eC, times, row, loadT, loadR, rowLoads, head, front, tinv, tinvDiag, aOut, tiStore, tiLoad, gPrefix, exps };
 }
 
 /** One kernel's CUDA text (no prelude: DELTA_PRELUDE goes once before a module's kernels). */
