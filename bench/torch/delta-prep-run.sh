@@ -9,6 +9,10 @@
 #              after: dist/torch-s14c-after's modules and runtime, bench: delta_prep_bench.py, lowrank_bench.py,
 #              train_bench.py, chunked_bench.py, this script};  tar -C dist -czf dist/s14c.tgz s14c
 # Device: carry=["dist/s14c.tgz"], command="mkdir -p dist && tar -C dist -xzf dist/s14c.tgz && OUT=$OUT bash dist/s14c/bench/delta-prep-run.sh"
+# RWKV-7's per-key twins with batched loads (6defe7a; prepared, not run): dist/s14c-key/{before: the Rwkv7 module of a
+# clean export of HEAD 6defe7a, after: the same with DELTA_PREP_KEY_MMA_CONFIGS given batched: true, its runtime, bench};
+#   carry=["dist/s14c-key.tgz"], command="mkdir -p dist && tar -C dist -xzf dist/s14c-key.tgz && D=dist/s14c-key OUT=$OUT
+#   ARGS='--models rwkv7 --step-models rwkv7 --step-shapes 8x2048x16x64' bash dist/s14c-key/bench/delta-prep-run.sh"
 set -uo pipefail
 export PYTHONUNBUFFERED=1 CUDA_CACHE_MAXSIZE=4294967296
 OUT=${OUT:-/tmp/delta-prep-out}
@@ -17,5 +21,5 @@ mkdir -p "$OUT"
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,temperature.gpu,memory.total --format=csv,noheader 2>&1 | tee "$OUT/card.txt"
 export PYTHONPATH=$PWD/$D/after
 python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)" 2>&1 | tee -a "$OUT/card.txt"
-timeout "${BENCH_S:-170}" python3 "$D/bench/delta_prep_bench.py" "$D/before" "$D/after" --out "$OUT" --reps "${REPS:-10}" 2>&1 | tee "$OUT/bench.txt" | tail -14
+timeout "${BENCH_S:-170}" python3 "$D/bench/delta_prep_bench.py" "$D/before" "$D/after" --out "$OUT" --reps "${REPS:-10}" ${ARGS:-} 2>&1 | tee "$OUT/bench.txt" | tail -14
 echo "bench exit ${PIPESTATUS[0]}"

@@ -1,13 +1,17 @@
 """The delta backward's prep kernels (prep_fwd / prep_bwd, TF32 twins) before and after a change, two module builds in
-one process (session 14 task C: the staged twins, compiler/backends/cuda/delta-prep-staged.ts):
-  - kernels alone: each model's deltaBwd module (DeltaNet: decay "none", Gated DeltaNet: "scalar") launched through
+one process (session 14 task C: the staged twins, compiler/backends/cuda/delta-prep-staged.ts; the per-key twins'
+batched loads):
+  - kernels alone: each of --models' deltaBwd module (DeltaNet: decay "none", Gated DeltaNet: "scalar", RWKV-7: "key")
+    launched through
     seqc_delta_bwd.kernel_launch (math "tf32", bf16 inputs) at each shape, CUDA events over --kreps launches, median of
     5 such means; before / after interleaved; their floors (bytes at the copy rate measured here); the outputs after
     vs before (max |diff| / max |before| per output);
-  - DeltaNet's bf16 step (forward + backward) under CUDA graphs and eager, before / after interleaved, median of the
-    reps; an eager profile of each (the prep kernels' GPU ms);
-  - gradients vs float64 at (2, 1024) (H, K of the first shape) for DeltaNet and Gated DeltaNet, bf16 defaults.
-  python3 delta_prep_bench.py BEFORE AFTER [--shapes 8x2048x16x64,4x8192x16x128] [--reps 10] [--out DIR]
+  - the --step-models' bf16 step (forward + backward; default DeltaNet) under CUDA graphs and eager, before / after
+    interleaved, median of the reps, at --step-shapes (default --shapes); an eager profile of each (the prep kernels'
+    GPU ms);
+  - gradients vs float64 at (2, 1024) (H, K of the first shape) for --models, bf16 defaults.
+  python3 delta_prep_bench.py BEFORE AFTER [--models deltanet,gated_deltanet] [--shapes 8x2048x16x64,4x8192x16x128]
+      [--step-models deltanet] [--step-shapes ...] [--parts kernels,accuracy,steps] [--reps 10] [--out DIR]
 Run with the AFTER directory's runtime first on sys.path (delta-prep-run.sh): both modules run by one runtime.
 """
 
@@ -25,8 +29,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lowrank_bench as lb  # noqa: E402
 import train_bench as tb  # noqa: E402
 
-MODULE = {"deltanet": "DeltaNet", "gated_deltanet": "GatedDeltaNet"}
-MODE = {"deltanet": "none", "gated_deltanet": "scalar"}
+MODULE = {"deltanet": "DeltaNet", "gated_deltanet": "GatedDeltaNet", "rwkv7": "Rwkv7"}
+MODE = {"deltanet": "none", "gated_deltanet": "scalar", "rwkv7": "key"}
 TAGS = ("before", "after")
 DEV = tb.DEV
 
@@ -53,17 +57,20 @@ def prep_inputs(model, B, T, H, K, seed):
     beta = torch.sigmoid(rn(B, T, H, 1))
     bf = lambda x: x.to(torch.bfloat16).contiguous()  # noqa: E731
     d = {"u": bf(-beta * k), "w": bf(k), "kk": bf(beta * k), "vv": bf(rn(B, T, H, K)), "q": bf(rn(B, T, H, K) * K ** -0.5), "dy": bf(rn(B, T, H, K))}
-    d["ld"] = (F.logsigmoid(rn(B, T, H)) / 4).contiguous() if MODE[model] == "scalar" else None
+    mode = MODE[model]
+    d["ld"] = (F.logsigmoid(rn(B, T, H, K) if mode == "key" else rn(B, T, H)) / 4).contiguous() if mode != "none" else None
     return d
 
 
-def floors(B, T, H, K, rate):
+def floors(B, T, H, K, rate, mode="none"):
     C = 64
     nC = -(-T // C)
     N = B * H * nC
     tok = B * T * H * K * 2
-    fwd = 4 * tok + N * (C * C + 2 * C * K + C * K + K * K + 1) * 4
-    bwd = 4 * tok + N * C * C * 4 + N * (2 * C * K + C * K + K * K + 1) * 4
+    ld = B * T * H * (K if mode == "key" else 1) * 4 if mode != "none" else 0
+    a = K if mode == "key" else 1
+    fwd = 4 * tok + ld + N * (C * C + 2 * C * K + C * K + K * K + a) * 4
+    bwd = 4 * tok + ld + N * C * C * 4 + N * (2 * C * K + C * K + K * K + a) * 4
     return fwd / rate / 1e6, bwd / rate / 1e6
 
 
@@ -129,7 +136,7 @@ def time_kernels(args, res, lines, rate):
                         ev[1].synchronize()
                         times[t][op].append(ev[0].elapsed_time(ev[1]) / args.kreps)
             del graphs
-            ff, fb = floors(B, T, H, K, rate)
+            ff, fb = floors(B, T, H, K, rate, mode)
             row = {"model": model, "mode": mode, "shape": [B, T, H, K], "floor_ms": {"prep_fwd": ff, "prep_bwd": fb}, "entries": entries,
                    "ms": {t: {op: statistics.median(v) for op, v in times[t].items()} for t in TAGS}, "all": times, "after_vs_before": diff, "graphed": row_graphs}
             res["kernels"].append(row)
@@ -162,8 +169,7 @@ def profiled(one):
 
 def steps(args, res, lines):
     import seqc_chunked_lowrank as lr
-    model = "deltanet"
-    for B, T, H, K in lb.parse_shapes(args.shapes):
+    for model, (B, T, H, K) in [(m, s) for m in args.step_models.split(",") for s in lb.parse_shapes(args.step_shapes or args.shapes)]:
         x = {k: v.to(torch.bfloat16) for k, v in lb.inputs(model, B, T, H, K, 7).items()}
         cot = torch.randn(B, T, H, K, device=DEV, generator=torch.Generator(device=DEV).manual_seed(8)).to(torch.bfloat16)
         sms, ones, row = {}, {}, {"shape": [B, T, H, K], "step": {}, "profile": {}}
@@ -180,7 +186,7 @@ def steps(args, res, lines):
                 tot, prep, table = profiled(ones[tag])
             finally:
                 lr.LR_GRAPHS = old
-            with open(os.path.join(args.out, "profile-deltanet-%s-%dx%dx%dx%d.txt" % (tag, B, T, H, K)), "w") as f:
+            with open(os.path.join(args.out, "profile-%s-%s-%dx%dx%dx%d.txt" % (model, tag, B, T, H, K)), "w") as f:
                 f.write(table)
             row["profile"][tag] = {"kernels_ms": tot, "prep": prep}
         row["grad_after_vs_before"] = max(((grads["after"][k] - grads["before"][k]).abs().max() / grads["before"][k].abs().max().clamp_min(1e-30)).item() for k in grads["before"])
@@ -204,9 +210,10 @@ def steps(args, res, lines):
             row["step"][mode] = {t: {"median": statistics.median(v), "min": min(v), "max": max(v), "all": v} for t, v in times.items()}
         for sm in sms.values():
             lb.drop_graphs(sm)
+        row["model"] = model
         res["steps"].append(row)
         s, p = row["step"], row["profile"]
-        lines.append("deltanet bf16 (%d, %d, %d, %d) step graphs %.3f -> %.3f ms (%.3fx; min %.3f / %.3f) eager %.3f -> %.3f | prep kernels (eager profile) %s -> %s | grads after vs before %.1e" % (
+        lines.append(model + " bf16 (%d, %d, %d, %d) step graphs %.3f -> %.3f ms (%.3fx; min %.3f / %.3f) eager %.3f -> %.3f | prep kernels (eager profile) %s -> %s | grads after vs before %.1e" % (
             B, T, H, K, s["graphs"]["before"]["median"], s["graphs"]["after"]["median"], s["graphs"]["before"]["median"] / s["graphs"]["after"]["median"],
             s["graphs"]["before"]["min"], s["graphs"]["after"]["min"], s["eager"]["before"]["median"], s["eager"]["after"]["median"],
             "+".join("%.3f" % v for v in p["before"]["prep"].values()), "+".join("%.3f" % v for v in p["after"]["prep"].values()), row["grad_after_vs_before"]))
@@ -248,6 +255,8 @@ def main():
     ap.add_argument("--shapes", default="8x2048x16x64,4x8192x16x128")
     ap.add_argument("--reps", type=int, default=10)
     ap.add_argument("--kreps", type=int, default=20)
+    ap.add_argument("--step-models", default="deltanet")
+    ap.add_argument("--step-shapes", default="", help="the steps' shapes (default --shapes)")
     ap.add_argument("--parts", default="kernels,accuracy,steps")
     ap.add_argument("--out", default="/tmp/delta-prep")
     args = ap.parse_args()
