@@ -18,12 +18,17 @@
  * Y left out, the y side's diagonal products without f = a, the second row group's dk sums not added, the r side's
  * diagonal key scores' f = a left unzeroed, the y side's f = a entries on every other row, x~ from the half block's
  * start, dld without w dw, dld's suffix a segment short. nvcc -cubin sm_90: no spills.
+ * The K = V = 128 twin (delta-adjoint-key-mma-k128.ts: two key blocks, dv through the chunk's rows of dV as scratch) on
+ * the same cases within 1e-3 and above 1e-5; broken copies must fail: the second key block's P_r written over the
+ * first's, its S0 rows, LE rows and S_C rows those of the first block, the r side's value sums from R instead of DR, P_r
+ * read back from P_y's columns, dv's LE term over the first block's rows twice. nvcc -cubin sm_90: no spills.
  */
 import { describe, expect, it } from "vitest";
 import { spawnSync } from "node:child_process";
 import { DELTA_ADJ_PRELUDE } from "../compiler/backends/cuda/delta-adjoint.ts";
 import { DELTA_ADJ_KEY_CONFIGS, deltaAdjKeyKernel, deltaAdjKeySource, type DeltaAdjKeyKernel } from "../compiler/backends/cuda/delta-adjoint-key.ts";
 import { DELTA_ADJ_KEY_MMA_CONFIGS, deltaAdjKeyMmaKernel, deltaAdjKeyMmaSource, type DeltaAdjKeyMmaKernel } from "../compiler/backends/cuda/delta-adjoint-key-mma.ts";
+import { DELTA_ADJ_KEY_K128_MMA_CONFIGS, deltaAdjKeyMmaK128Kernel, deltaAdjKeyMmaK128Source } from "../compiler/backends/cuda/delta-adjoint-key-mma-k128.ts";
 import { findNvcc } from "../compiler/backends/cuda/nvcc.ts";
 import { adjData as data, adjEmu, adjErrors as errors, expectBrokenFail as expectBroken, fmt, worst, type AdjData } from "./helpers/delta-adjoint-emu.ts";
 import { ptxasUsage } from "./helpers/ptxas-usage.ts";
@@ -158,6 +163,60 @@ describe.skipIf(!gpp)("the per-key adjoint's TF32 twin (bf16 inputs) on the CPU 
 
   it.skipIf(!findNvcc())("nvcc -cubin compiles the twin for sm_90; ptxas: no spills", () => {
     const src = DELTA_ADJ_PRELUDE + twins.map(deltaAdjKeyMmaSource).join("");
+    for (const [e, u] of ptxasUsage(findNvcc()!, src, twins.map((k) => k.entry))) {
+      console.log(`${e}: ${u.registers} registers`);
+      expect([u.spillStores, u.spillLoads], `${e} spills`).toEqual([0, 0]);
+    }
+  }, 200_000);
+});
+
+describe.skipIf(!gpp)("the per-key adjoint's TF32 twin at K = V = 128 (two key blocks) on the CPU emulation with TF32 rounding vs float64", () => {
+  const twins = DELTA_ADJ_KEY_K128_MMA_CONFIGS.map(deltaAdjKeyMmaK128Kernel);
+  const build = (ks: DeltaAdjKeyMmaKernel[], patch?: (src: string) => string) => adjEmu(DELTA_ADJ_PRELUDE + ks.map(deltaAdjKeyMmaK128Source).join(""), ks, "delta-adjoint-key-mma-k128", true, patch);
+
+  it("the configuration: entry, threads, shared memory", () => {
+    expect(twins.map((k) => [k.entry, k.threads, k.sharedBytes, k.math])).toEqual([["seqc_delta_adj_key_c64k128v128_bf16_tf32", 512, 217088, "tf32"]]);
+  });
+
+  it("T = 100 (ragged) and T = 1, decays a key in [-0.3, 0], [-20, 0], [-5, 0] and RWKV-7's [-0.6065, 0] (any fp32): within 1e-3, above 1e-5 (the rounding shows)", () => {
+    const bin = build(twins);
+    for (const k of twins) {
+      for (const [T, minLd, dyadic] of [[100, -0.3, true], [100, -20, true], [1, -5, true], [100, -0.6065, false]] as const) {
+        const e = errors(bin, k, data(k, T, minLd, 29 + T, dyadic));
+        console.log(`${k.entry} T=${T} ld>=${minLd}${dyadic ? "" : " (not dyadic)"}: ${fmt(e)}`);
+        expect(worst(e), `${k.entry} T=${T} ld>=${minLd}: ${fmt(e)}`).toBeLessThan(1e-3);
+        if (T > 1) expect(worst(e), `${k.entry} T=${T}: TF32 rounding visible`).toBeGreaterThan(1e-5);
+      }
+    }
+  }, 900_000);
+
+  it("deliberately broken copies fail", () => {
+    const k = twins[0];
+    expectBroken(build, k, data(k, 100, -0.3, 11), [
+      // the second key block's P_r written over the first's in dV's scratch rows instead of added (dv)
+      ["if (kb) { const float4 o = *d;", "if (false) { const float4 o = *d;", "dv", 3],
+      // the second key block's side y takes S0's rows of the first block (dq)
+      ["seqc_dadj_in4(S0, (size_t)n * 16384u + (kb + a)", "seqc_dadj_in4(S0, (size_t)n * 16384u + (a)", "dq", 2],
+      // the second key block's LE terms from LE's rows of the first block (dk)
+      ["seqc_dadj_in4(LE, (size_t)n * 16384u + (kb + a)", "seqc_dadj_in4(LE, (size_t)n * 16384u + (a)", "dk", 1],
+      // the second key block's aC from S_C's rows of the first block (dld)
+      ["SC + (kb + i) * 128u", "SC + (i) * 128u", "dld", 1],
+      // the r side's value sums from R instead of DR (A_r = R v^T, B_r = R r^T: dw)
+      ["seqc_dadj_in4(DR, ", "seqc_dadj_in4(R, ", "dw"],
+      // P_r read back from P_y's columns at the end (dv)
+      ["h) * 128u + 64u + 4u * f4] : z;", "h) * 128u + 0u + 4u * f4] : z;", "dv"],
+      // dv's LE term over the first key block's rows of LE twice (dv)
+      ["seqc_dadj_in4(LE, (size_t)n * 16384u + i * 128u", "seqc_dadj_in4(LE, (size_t)n * 16384u + (i & 63u) * 128u", "dv"],
+    ]);
+  }, 900_000);
+
+  it("configurations it does not cover are refused", () => {
+    expect(() => deltaAdjKeyMmaK128Kernel({ decay: "key", tin: "f32", C: 64, K: 128, V: 128, math: "tf32" })).toThrow(/bf16 inputs only/);
+    expect(() => deltaAdjKeyMmaK128Kernel({ decay: "key", tin: "bf16", C: 64, K: 64, V: 64, math: "tf32" })).toThrow(/K = V = 128/);
+  });
+
+  it.skipIf(!findNvcc())("nvcc -cubin compiles it for sm_90; ptxas: no spills", () => {
+    const src = DELTA_ADJ_PRELUDE + twins.map(deltaAdjKeyMmaK128Source).join("");
     for (const [e, u] of ptxasUsage(findNvcc()!, src, twins.map((k) => k.entry))) {
       console.log(`${e}: ${u.registers} registers`);
       expect([u.spillStores, u.spillLoads], `${e} spills`).toEqual([0, 0]);

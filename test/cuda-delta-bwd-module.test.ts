@@ -4,7 +4,7 @@
  * for each decay mode (prep's and the adjoint's kernels of that mode, the mode's walks: the default one of a shape and the
  * one for few rows, then prep's, the walks' (3xTF32, math "tf32x3") and the adjoint's TF32 twins, the adjoint's bf16 twins
  * (math "bf16", K = V = 64 and 128) last), each entry once in the source; decay "key" (RWKV-7) with
- * the per-key walks and adjoint and the per-key twins (prep's at K = V = 64 and 128, the adjoint's at 64); the whole module through g++ on the CPU emulation's header (the preludes together), and nvcc -cubin for sm_90 (where
+ * the per-key walks and adjoint and the per-key twins (prep's and the adjoint's at K = V = 64 and 128); the whole module through g++ on the CPU emulation's header (the preludes together), and nvcc -cubin for sm_90 (where
  * installed) compiling each decay mode's module with no spills.
  */
 import { describe, expect, it } from "vitest";
@@ -15,6 +15,7 @@ import { DELTA_ADJ_CONFIGS, DELTA_ADJ_K128_CONFIGS, DELTA_ADJ_K128_MMA_CONFIGS, 
 import { DELTA_PREP_CONFIGS, DELTA_PREP_KEY_CONFIGS, DELTA_PREP_KEY_MMA_CONFIGS, DELTA_PREP_MMA_CONFIGS, deltaPrepKernel, type DeltaPrepConfig, type DeltaPrepDecay } from "../compiler/backends/cuda/delta-prep.ts";
 import { DELTA_ADJ_KEY_CONFIGS, deltaAdjKeyKernel } from "../compiler/backends/cuda/delta-adjoint-key.ts";
 import { DELTA_ADJ_KEY_MMA_CONFIGS, deltaAdjKeyMmaKernel } from "../compiler/backends/cuda/delta-adjoint-key-mma.ts";
+import { DELTA_ADJ_KEY_K128_MMA_CONFIGS, deltaAdjKeyMmaK128Kernel } from "../compiler/backends/cuda/delta-adjoint-key-mma-k128.ts";
 import { DELTA_WALK_CONFIGS, DELTA_WALK_FEW_CONFIGS, DELTA_WALK_KEY_CONFIGS, DELTA_WALK_KEY_FEW_CONFIGS, deltaWalkKernel } from "../compiler/backends/cuda/delta-walk.ts";
 import { DELTA_WALK_KEY_MMA_CONFIGS, DELTA_WALK_MMA_CONFIGS, deltaWalkMmaKernel } from "../compiler/backends/cuda/delta-walk-mma.ts";
 import { findNvcc } from "../compiler/backends/cuda/nvcc.ts";
@@ -32,7 +33,7 @@ describe("delta backward kernel module", () => {
     const adj = (cs: readonly DeltaAdjConfig[]) => cs.filter((c) => c.decay === decay).map((c) => ({ c, k: deltaAdjKernel(c), op: "adj" }));
     const walks = decay === "key" ? [...DELTA_WALK_KEY_CONFIGS, ...DELTA_WALK_KEY_FEW_CONFIGS] : [...DELTA_WALK_CONFIGS, ...DELTA_WALK_FEW_CONFIGS];
     const keyAdj = decay === "key" ? DELTA_ADJ_KEY_CONFIGS.map((c) => ({ c: { ...c, math: undefined }, k: deltaAdjKeyKernel(c), op: "adj" })) : [];
-    const keyAdjMma = decay === "key" ? DELTA_ADJ_KEY_MMA_CONFIGS.map((c) => ({ c, k: deltaAdjKeyMmaKernel(c), op: "adj" })) : [];
+    const keyAdjMma = decay === "key" ? [...DELTA_ADJ_KEY_MMA_CONFIGS.map((c) => ({ c, k: deltaAdjKeyMmaKernel(c), op: "adj" })), ...DELTA_ADJ_KEY_K128_MMA_CONFIGS.map((c) => ({ c, k: deltaAdjKeyMmaK128Kernel(c), op: "adj" }))] : [];
     const walkTwins = (decay === "key" ? DELTA_WALK_KEY_MMA_CONFIGS : DELTA_WALK_MMA_CONFIGS).map((c) => ({ c: { ...c, tin: "f32" }, k: deltaWalkMmaKernel(c), op: "walk" }));
     const want = [
       ...prep(DELTA_PREP_CONFIGS), ...prep(DELTA_PREP_KEY_CONFIGS),
@@ -40,14 +41,14 @@ describe("delta backward kernel module", () => {
       ...adj([...DELTA_ADJ_CONFIGS, ...DELTA_ADJ_K128_CONFIGS]), ...keyAdj, ...prep(DELTA_PREP_MMA_CONFIGS), ...prep(DELTA_PREP_KEY_MMA_CONFIGS), ...walkTwins, ...adj([...DELTA_ADJ_MMA_CONFIGS, ...DELTA_ADJ_K128_MMA_CONFIGS]), ...keyAdjMma, ...adj(DELTA_ADJ_BF16_CONFIGS),
     ].map(({ c, k, op }) => ({ op, decay, tin: c.tin, C: c.C, K: c.K, V: c.V, cols: "cols" in k ? k.cols : c.V, ...("split" in k && k.split > 1 ? { split: k.split } : {}), ...(c.math ? { math: c.math } : {}), entry: k.entry, threads: k.threads, sharedBytes: k.sharedBytes }));
     expect(m.kernels).toEqual(want);
-    expect(m.kernels.filter((k) => k.math && k.op !== "walk").map((k) => k.math), "twins").toEqual(decay === "key" ? Array(5).fill("tf32") : [...Array(6).fill("tf32"), "bf16", "bf16"]);
+    expect(m.kernels.filter((k) => k.math && k.op !== "walk").map((k) => k.math), "twins").toEqual(decay === "key" ? Array(6).fill("tf32") : [...Array(6).fill("tf32"), "bf16", "bf16"]);
     expect(deltaBwdModule(deltaBwdConfigs(decay, false)).kernels).toEqual(m.kernels.filter((k) => !k.math));
     // what the runtime needs at least: each op at C = 64, K = V = 64 and 128 for both input types, the TF32 twins of prep
-    // and the adjoint there for bf16 (decay "key": the per-key adjoint and its twin at K = V = 64), the walks (the default one of a
+    // and the adjoint there for bf16 (decay "key": the per-key adjoint at K = V = 64, its twin at 64 and 128), the walks (the default one of a
     // shape first, then the one for few rows: 8 columns, split 4 / 2)
     const rows = m.kernels.map((k) => `${k.op} ${k.decay} ${k.tin} ${k.C} ${k.K} ${k.V} ${k.cols}${k.math ? ` ${k.math}` : ""}`);
     for (const K of [64, 128])
-      for (const r of [...(decay === "key" ? [...["prep_fwd", "prep_bwd"].flatMap((op) => ["f32", "bf16"].map((t) => `${op} key ${t} 64 ${K} ${K} ${K}`)), `prep_fwd key bf16 64 ${K} ${K} ${K} tf32`, `prep_bwd key bf16 64 ${K} ${K} ${K} tf32`, ...(K === 64 ? [...["f32", "bf16"].map((t) => `adj key ${t} 64 64 64 64`), "adj key bf16 64 64 64 64 tf32"] : [])] : ["prep_fwd", "prep_bwd", "adj"].flatMap((op) => [...["f32", "bf16"].map((t) => `${op} ${decay} ${t} 64 ${K} ${K} ${K}`), `${op} ${decay} bf16 64 ${K} ${K} ${K} tf32`])), `walk ${decay} f32 64 ${K} ${K} ${K === 64 ? 32 : 16}`])
+      for (const r of [...(decay === "key" ? [...["prep_fwd", "prep_bwd"].flatMap((op) => ["f32", "bf16"].map((t) => `${op} key ${t} 64 ${K} ${K} ${K}`)), `prep_fwd key bf16 64 ${K} ${K} ${K} tf32`, `prep_bwd key bf16 64 ${K} ${K} ${K} tf32`, ...(K === 64 ? ["f32", "bf16"].map((t) => `adj key ${t} 64 64 64 64`) : []), `adj key bf16 64 ${K} ${K} ${K} tf32`] : ["prep_fwd", "prep_bwd", "adj"].flatMap((op) => [...["f32", "bf16"].map((t) => `${op} ${decay} ${t} 64 ${K} ${K} ${K}`), `${op} ${decay} bf16 64 ${K} ${K} ${K} tf32`])), `walk ${decay} f32 64 ${K} ${K} ${K === 64 ? 32 : 16}`])
         expect(rows).toContain(r);
     const key = decay === "key" ? "key_" : "";
     // the walks' 3xTF32 twins (delta-walk-mma.ts) after prep's twins

@@ -334,6 +334,9 @@ torch.cuda.current_stream = lambda d=None: type('S', (), {'cuda_stream': 0})()
 launch = d.kernel_launch(KM(ks), torch.device('cpu'))
 out = {'has': [launch.has('key', 64, 64, 64, torch.float32), launch.has('key', 64, 64, 64, torch.bfloat16), launch.has('key', 64, 128, 128, torch.float32),
                launch.has('key', 32, 64, 64, torch.float32), launch.has('scalar', 64, 64, 64, torch.float32)]}
+# with the TF32 twins (math "tf32", the default LR_DELTA_MMA): bf16 inputs at K = V = 128 too (the per-key adjoint's K = 128 twin)
+tw = d.kernel_launch(KM(ks), torch.device('cpu'), 'tf32')
+out['has_tf32'] = [tw.has('key', 64, 128, 128, torch.bfloat16), tw.has('key', 64, 128, 128, torch.float32), tw.has('key', 64, 64, 64, torch.bfloat16)]
 B, T, H, K = 2, 100, 3, 64
 nC = 2
 N = B * H * nC
@@ -357,9 +360,10 @@ print(json.dumps(out))
     const r = spawnSync("/usr/bin/python3", ["-c", script], { input: JSON.stringify(kernels), encoding: "utf8" });
     expect(r.status, r.stderr).toBe(0);
     const got = JSON.parse(r.stdout);
-    // (K = V = 128: the per-key adjoint is K = V = 64 only; C = 32: never)
-    const adj128 = kernels.some((k) => k.op === "adj" && k.decay === "key" && k.K === 128);
+    // (K = V = 128: the per-key adjoint's fp32 kernel is K = V = 64 only, its TF32 twin (bf16 inputs) K = V = 64 and 128; C = 32: never)
+    const adj128 = kernels.some((k) => k.op === "adj" && k.decay === "key" && k.K === 128 && !k.math && k.tin === "f32");
     expect(got.has).toEqual([true, true, adj128, false, true]);
+    expect(got.has_tf32).toEqual([true, adj128, true]);
     const N = 12, p = "ptr", z = "null";
     const walk = kernels.find((k) => k.op === "walk" && k.decay === "key" && k.K === 64 && !k.split)!;
     const few = kernels.find((k) => k.op === "walk" && k.decay === "key" && k.K === 64 && k.split)!;

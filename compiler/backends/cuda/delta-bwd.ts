@@ -17,7 +17,7 @@
  * 128, f32 and bf16 inputs; A written [N, K]), the per-key walks (A [N, K]; seqc_delta_walk_key_*) and the per-key
  * adjoint (delta-adjoint-key.ts, K = V = 64 only, f32 and bf16 inputs; dLD [B, T, H, K]); their TF32 twins (bf16
  * inputs, math "tf32"): prep's (delta-prep-key.ts's row layouts with delta-prep-mma.ts's mma, K = V = 64 and 128) and the
- * adjoint's (delta-adjoint-key-mma.ts, K = V = 64).
+ * adjoint's (delta-adjoint-key-mma.ts, K = V = 64; delta-adjoint-key-mma-k128.ts, K = V = 128 over two key blocks).
  *
  * Kernels, C = 64: the per-chunk preparations of both walks (compiler/backends/cuda/delta-prep.ts, K = V = 64 and 128,
  * f32 and bf16 inputs), the walk over the chunks, both directions (delta-walk.ts, K = V = 64 and 128), the per-chunk
@@ -31,6 +31,7 @@ import { DELTA_ADJ_CONFIGS, DELTA_ADJ_K128_CONFIGS, DELTA_ADJ_K128_MMA_CONFIGS, 
 import { DELTA_ADJ_BF16_CONFIGS } from "./delta-adjoint-bf16.ts";
 import { DELTA_ADJ_KEY_CONFIGS, deltaAdjKeyKernel, deltaAdjKeySource, type DeltaAdjKeyConfig } from "./delta-adjoint-key.ts";
 import { DELTA_ADJ_KEY_MMA_CONFIGS, deltaAdjKeyMmaKernel, deltaAdjKeyMmaSource, type DeltaAdjKeyMmaConfig } from "./delta-adjoint-key-mma.ts";
+import { DELTA_ADJ_KEY_K128_MMA_CONFIGS, deltaAdjKeyMmaK128Kernel, deltaAdjKeyMmaK128Source } from "./delta-adjoint-key-mma-k128.ts";
 import { DELTA_PRELUDE, DELTA_PREP_CONFIGS, DELTA_PREP_KEY_CONFIGS, DELTA_PREP_KEY_MMA_CONFIGS, DELTA_PREP_MMA_CONFIGS, deltaPrepKernel, deltaPrepSource, type DeltaPrepConfig, type DeltaPrepDecay } from "./delta-prep.ts";
 import { DELTA_WALK_CONFIGS, DELTA_WALK_FEW_CONFIGS, DELTA_WALK_KEY_CONFIGS, DELTA_WALK_KEY_FEW_CONFIGS, DELTA_WALK_PRELUDE, deltaWalkKernel, deltaWalkSource, type DeltaWalkConfig } from "./delta-walk.ts";
 import { DELTA_WALK_KEY_MMA_CONFIGS, DELTA_WALK_MMA_CONFIGS, deltaWalkMmaKernel, deltaWalkMmaSource, type DeltaWalkMmaConfig } from "./delta-walk-mma.ts";
@@ -72,7 +73,7 @@ export function deltaBwdConfigs(decay: DeltaBwdDecay, twins = true): DeltaBwdCon
   const walk = decay === "key" ? [...DELTA_WALK_KEY_CONFIGS, ...DELTA_WALK_KEY_FEW_CONFIGS, ...(twins ? DELTA_WALK_KEY_MMA_CONFIGS : [])] : [...DELTA_WALK_CONFIGS, ...DELTA_WALK_FEW_CONFIGS, ...(twins ? DELTA_WALK_MMA_CONFIGS : [])];
   return {
     decay, prep: mine<DeltaPrepConfig<DeltaPrepDecay>>([...DELTA_PREP_CONFIGS, ...DELTA_PREP_KEY_CONFIGS, ...(twins ? [...DELTA_PREP_MMA_CONFIGS, ...DELTA_PREP_KEY_MMA_CONFIGS] : [])]), walk,
-    adj: mine([...DELTA_ADJ_CONFIGS, ...DELTA_ADJ_K128_CONFIGS, ...DELTA_ADJ_KEY_CONFIGS, ...(twins ? [...DELTA_ADJ_MMA_CONFIGS, ...DELTA_ADJ_K128_MMA_CONFIGS, ...DELTA_ADJ_KEY_MMA_CONFIGS, ...DELTA_ADJ_BF16_CONFIGS] : [])]),
+    adj: mine([...DELTA_ADJ_CONFIGS, ...DELTA_ADJ_K128_CONFIGS, ...DELTA_ADJ_KEY_CONFIGS, ...(twins ? [...DELTA_ADJ_MMA_CONFIGS, ...DELTA_ADJ_K128_MMA_CONFIGS, ...DELTA_ADJ_KEY_MMA_CONFIGS, ...DELTA_ADJ_KEY_K128_MMA_CONFIGS, ...DELTA_ADJ_BF16_CONFIGS] : [])]),
   };
 }
 
@@ -101,7 +102,8 @@ export function deltaBwdModule(configs: DeltaBwdConfigs): { source: string; kern
       else add({ ...deltaWalkKernel(c), decay, tin: "f32" }, deltaWalkSource(c));
     }
     for (const c of configs.adj.filter((x) => !!("math" in x && x.math) === twins)) {
-      if (isKeyAdj(c) && isKeyMma(c)) add({ ...deltaAdjKeyMmaKernel(c), op: "adj" }, deltaAdjKeyMmaSource(c));
+      if (isKeyAdj(c) && isKeyMma(c) && c.K === 128) add({ ...deltaAdjKeyMmaK128Kernel(c), op: "adj" }, deltaAdjKeyMmaK128Source(c));
+      else if (isKeyAdj(c) && isKeyMma(c)) add({ ...deltaAdjKeyMmaKernel(c), op: "adj" }, deltaAdjKeyMmaSource(c));
       else if (isKeyAdj(c)) add({ ...deltaAdjKeyKernel(c), op: "adj" }, deltaAdjKeySource(c));
       else add({ ...deltaAdjKernel(c), op: "adj" }, deltaAdjSource(c));
     }
