@@ -1,6 +1,7 @@
 /**
  * The row-layout prep twins with batched loads (compiler/backends/cuda/delta-prep.ts config `batched: true`: every
- * 16-byte load of the block issued into registers, then the stores; prep_bwd's per-key NN with W's loads first) on the
+ * 16-byte load of the block issued into registers, then the stores; V / dY kept as bf16 rows in shared memory; prep_bwd's
+ * per-key NN with W's loads first) on the
  * CPU emulation (test/cuda-emu/emu.h, TF32 rounding and m16n8k8 fragments of test/cuda-emu/mma-tf32.h): every output
  * equal bit for bit to the same twin without batching (the shared-memory contents are the same) and within 2e-3 of the
  * float64 reference (test/helpers/delta-ref.ts), M and X rows past T exactly 0 (the helper's errors()). Per-key decay
@@ -52,13 +53,15 @@ describe.skipIf(!gpp)("prep's row-layout twins with batched loads on the CPU emu
     checkBatched(shapes.flatMap(both), 41);
   }, 900_000);
 
-  it("broken copies fail: slots past T loaded; the log decays a row off; NN from U", () => {
+  it("broken copies fail: slots past T loaded; the log decays a row off; dY's rows a row late; NN from U", () => {
     const s: Shape = { decay: "key", C: 32, K: 16, V: 24 };
     expectBrokenCaught({ tin: "bf16", ...s, math: "tf32", batched: true }, () => makeCase(s, "bf16", 1, 40, 2, -1, 8), [
       // U's rows past T read from the next tokens instead of zeros
       ["fwd", "r0[j] = x < 64u && a < used ? *(const uint4*)&U[", "r0[j] = x < 64u ? *(const uint4*)&U[", "M"],
       // the log decays stored a row late
       ["fwd", "*(float4*)&sL[a * 20u + i] = make_float4(__uint_as_float(r4[j].x)", "*(float4*)&sL[(a + 1u) % 32u * 20u + i] = make_float4(__uint_as_float(r4[j].x)", "TI"],
+      // dY's bf16 rows read a row late (PD = Pu^T dY, then X)
+      ["bwd", "((const unsigned short*)sDY)[(k0 + tg) * 32u", "((const unsigned short*)sDY)[(k0 + tg + 1u) % 32u * 32u", "X"],
       // prep_bwd's NN from U's rows
       ["bwd", "wv[j] = a < used ? seqc_delta_in4(&W[", "wv[j] = a < used ? seqc_delta_in4(&U[", "NN"],
     ]);
@@ -69,9 +72,10 @@ describe.skipIf(!gpp)("prep's row-layout twins with batched loads on the CPU emu
     expect(() => deltaPrepModule([{ op: "fwd", decay: "none", tin: "bf16", C: 64, K: 64, V: 64, math: "tf32", staged: true, batched: true }])).toThrow(/row-layout twins/);
   });
 
-  it.skipIf(!findNvcc())("nvcc -cubin compiles the shipped per-key twins batched (K = V = 64 and 128) for sm_90; ptxas: no spills", () => {
+  it.skipIf(!findNvcc())("the shipped per-key twins batched (K = V = 64 and 128): shared bytes; nvcc -cubin for sm_90, ptxas: no spills", () => {
     const m = deltaPrepModule(DELTA_PREP_KEY_MMA_CONFIGS.map((c) => ({ ...c, batched: true })));
-    expect(m.kernels.length).toBe(4);
+    // V / dY as bf16: 9,216 / 17,408 bytes less than the twins' (115,200 / 117,248 at K = 64: prep_bwd two blocks an SM)
+    expect(m.kernels.map((k) => k.sharedBytes)).toEqual([105984, 108032, 172032, 174080]);
     expectNoSpills(m);
   }, 200_000);
 });

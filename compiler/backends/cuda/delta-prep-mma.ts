@@ -10,17 +10,22 @@
  * this file its helpers: nothing here reads them at load time.
  */
 import { DELTA_PREP_THREADS, prepLayout, prepParts, type DeltaPrepConfig, type DeltaPrepDecay } from "./delta-prep.ts";
+import { H2F } from "./delta-prep-staged.ts";
 import { tf32Ops } from "./lowrank-readout-mma.ts";
 
 /** Shared memory in floats: Gb, G and eW / eQ / eC as delta-prep.ts's prepLayout, then the op's buffers with their
  * strides. */
 export function deltaPrepMmaLayout(c: DeltaPrepConfig<DeltaPrepDecay>): { floats: number; at: Record<string, number> } {
-  const { C, K, V } = c, LK = K + 4, LV = V + 8;
+  const { C, K, V } = c, LK = K + 4, LV = V + 8, LVh = halfValues(c) ? LV / 2 : LV;  // batched bf16: V / dY as bf16 rows
   // fwd: U's buffer holds Tinv [C][C + 4] once NN is out, KK's the solve's block-row products and then Tinv Luk once BM is out
   return prepLayout(c, c.op === "fwd"
-    ? [["U", C * Math.max(LK, C + 4)], ["W", C * LK], ["KK", C * Math.max(LK, C + 4)], ["V", C * LV], ["L", C * (C + 4)], ["Lk", C * (C + 8)]]
-    : [["Q", C * LK], ["U", C * LK], ["DY", C * LV], ["Ti", C * (C + 8)], ["Pu", C * (C + 8)], ["PD", C * LV]]);
+    ? [["U", C * Math.max(LK, C + 4)], ["W", C * LK], ["KK", C * Math.max(LK, C + 4)], ["V", C * LVh], ["L", C * (C + 4)], ["Lk", C * (C + 8)]]
+    : [["Q", C * LK], ["U", C * LK], ["DY", C * LVh], ["Ti", C * (C + 8)], ["Pu", C * (C + 8)], ["PD", C * LV]]);
 }
+
+/** Whether a twin keeps V / dY as bf16 rows in shared memory (batched loads of bf16 inputs: the values are exact, and
+ * no decay pass scales them). */
+export const halfValues = (c: DeltaPrepConfig<DeltaPrepDecay>): boolean => !!c.batched && c.tin === "bf16";
 
 export function deltaPrepMmaCheck(c: DeltaPrepConfig<DeltaPrepDecay>): void {
   if (c.C % 16 || c.C < 16 || c.K % 16 || c.V % 8) throw new Error(`delta-prep (${c.math}): C ${c.C} and K ${c.K} must be multiples of 16, V ${c.V} of 8 (m16n8k8 tiles; BM's rows are K)`);
@@ -67,9 +72,11 @@ export function deltaPrepMmaSource(c: DeltaPrepConfig<DeltaPrepDecay>): string {
   const { dec, ex, eW, eQ, eC, times, rowLoads, head, front, tinvDiag, aOut, tiStore } = prepParts(c, at, { rows: true, ld: LK, ldL: op === "fwd" ? C + 4 : C + 8, ldLk: C + 8 });
   const ops = tf32Ops(c.math === "tf32x3"), x3 = tf32Ops(true);
   // batched loads: a per-key decay's log decays (Gl's rows in the first score buffer) among them
-  const ldRows: [string, string, number, number][] = c.batched && c.decay === "key" ? [[op === "fwd" ? "sL" : "sPu", "LD", K, LK]] : [];
+  const ldRows: [string, string, number, number, boolean?][] = c.batched && c.decay === "key" ? [[op === "fwd" ? "sL" : "sPu", "LD", K, LK]] : [];
   const scaled = (e: string, v: string) => (e ? `${e} * ${v}` : v);
   const product = mmaProduct(WARPS, ops);
+  // V / dY [k][n]: fp32 rows, or (batched, bf16 inputs) bf16 rows of the same stride in halves
+  const hv = halfValues(c), vals = (buf: string) => (k: string, m: string) => (hv ? `seqc_h2f(((const unsigned short*)${buf})[(${k}) * ${LVs}u + ${m}])` : `${buf}[(${k}) * ${LVs}u + ${m}]`);
   /** Tinv's block rows r = 1 .. C / 16 - 1 as 3xTF32 mma (fp32 accuracy whatever the twin's math), one 16 x 8 tile a
    * warp: P = L[r, 0:r] Tinv[0:r, 0:r] into tmp (Tinv[f][j] = 0 for f < j: k from the tile's first column), then
    * Tinv[r, 0:r] = Tinv[r, r] P; each step ends in a barrier. */
@@ -91,27 +98,27 @@ ${product(16, r0, (m, k) => `sTi[(${r0}u + ${m}) * ${ld}u + ${r0}u + ${k}]`, (k,
     `${dst}[row * ${ld}u + col] = col ${strict ? "<" : "<="} row ? v * ${strict ? ex("row", "col + 1u") : ex("row + 1u", "col + 1u")} : 0.f;`);
   const eWf = dec ? eW : undefined, eCf = dec ? eC : undefined, eQf = dec ? eQ : undefined;
   if (op === "fwd") {
-    const loads = rowLoads([["sU", "U", K, LK], ["sW", "W", K, LK], ["sKK", "KK", K, LK], ["sV", "VV", V, LVs], ...ldRows]);
+    const loads = rowLoads([["sU", "U", K, LK], ["sW", "W", K, LK], ["sKK", "KK", K, LK], ["sV", "VV", V, LVs, hv], ...ldRows]);
     // Luu [a][f], Luk [a][f]; with a per-key decay, delta-prep-key.ts's passes on fp32 SIMT (the operands end up as
     // Wd, Ud, Kd)
     const scored = front(loads, "Luu [a][f], Luk [a][f]", `${scores("sL", C + 4, "sW", "sU", true)}${scores("sLk", C + 8, "sW", "sKK", true)}`);
-    return `${head}${lanes}  float* sTi = sU;  // Tinv [C][C + 4] once NN is out
+    return `${hv ? H2F : ""}${head}${lanes}  float* sTi = sU;  // Tinv [C][C + 4] once NN is out
   float* sTL = sKK;  // the block rows' products, then Tinv Luk [C][C + 4], once BM is out
 ${scored}  // NN = Ud, A out; BM = Kd^T V [K][V]
   for (u32 x = t; x < ${C * K}u; x += ${NT}u) { const u32 a = x / ${K}u, i = x % ${K}u; NN[(size_t)n * ${C * K}u + x] = ${times(eC("a"))}sU[a * ${LK}u + i]; }
-${aOut}${product(K, V, kOf("sKK", LK, eCf), colOf("sV", LVs), "0u", `${C}u`, out("BM", K, V))}  __syncthreads();
+${aOut}${product(K, V, kOf("sKK", LK, eCf), vals("sV"), "0u", `${C}u`, out("BM", K, V))}  __syncthreads();
 ${tinvDiag(C + 4)}${tinvRows(C + 4, "sTL")}  // TI out; M = Tinv Wd [C][K] (f <= a); TL = Tinv Luk [C][C] (f < g <= a)
 ${tiStore(C + 4)}${product(C, K, rowOf("sTi", C + 4), colOf("sW", LK, eWf), "0u", "r0 + 16u", out("M", C, K))}${product(C, C, rowOf("sTi", C + 4), colOf("sLk", C + 8), "n0", "r0 + 16u", `sTL[row * ${C + 4}u + col] = v;`)}  __syncthreads();
   // X = TL V [C][V] (f < a)
-${product(C, V, rowOf("sTL", C + 4), colOf("sV", LVs), "0u", "r0 + 16u", out("X", C, V))}}
+${product(C, V, rowOf("sTL", C + 4), vals("sV"), "0u", "r0 + 16u", out("X", C, V))}}
 `;
   }
-  const loads = rowLoads([["sQ", "Q", K, LK], ["sU", "U", K, LK], ["sDY", "DY", V, LVs], ["sTi", "TI", C, C + 8], ...ldRows]);
+  const loads = rowLoads([["sQ", "Q", K, LK], ["sU", "U", K, LK], ["sDY", "DY", V, LVs, hv], ["sTi", "TI", C, C + 8], ...ldRows]);
   // Pu [a][f]; with a per-key decay, delta-prep-key.ts's passes on fp32 SIMT (NN = Wd first, the operands end up as
   // Qd, Ud)
-  return `${head}${lanes}${front(loads, "Pu [a][f]", scores("sPu", C + 8, "sQ", "sU", false))}${aOut}  // PD = Pu^T dY [C][V] (a >= f)
-${product(C, V, kOf("sPu", C + 8), colOf("sDY", LVs), "r0", `${C}u`, `sPD[row * ${LVs}u + col] = v;`)}  // BM = Qd^T dY [K][V]
-${product(K, V, kOf("sQ", LK, eQf), colOf("sDY", LVs), "0u", `${C}u`, out("BM", K, V))}  // M = Tinv^T Ud [C][K] (a >= f)
+  return `${hv ? H2F : ""}${head}${lanes}${front(loads, "Pu [a][f]", scores("sPu", C + 8, "sQ", "sU", false))}${aOut}  // PD = Pu^T dY [C][V] (a >= f)
+${product(C, V, kOf("sPu", C + 8), vals("sDY"), "r0", `${C}u`, `sPD[row * ${LVs}u + col] = v;`)}  // BM = Qd^T dY [K][V]
+${product(K, V, kOf("sQ", LK, eQf), vals("sDY"), "0u", `${C}u`, out("BM", K, V))}  // M = Tinv^T Ud [C][K] (a >= f)
 ${product(C, K, kOf("sTi", C + 8), colOf("sU", LK, eCf), "r0", `${C}u`, out("M", C, K))}  __syncthreads();
   // X = Tinv^T PD [C][V] (a >= f)
 ${product(C, V, kOf("sTi", C + 8), colOf("sPD", LVs), "r0", `${C}u`, out("X", C, V))}}

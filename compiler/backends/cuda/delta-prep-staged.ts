@@ -35,7 +35,8 @@ export function deltaPrepStagedCheck(c: DeltaPrepConfig<DeltaPrepDecay>): void {
   if (bytes > 227 * 1024) throw new Error(`delta-prep (staged): C ${c.C}, K ${c.K}, V ${c.V} (${c.op}) needs ${bytes} bytes of shared memory (> 227 KiB)`);
 }
 
-const H2F = `#ifndef SEQC_DELTA_H2F
+/** seqc_h2f: a bf16 in shared memory (its 16 bits) as float; guarded, so each kernel may put it before itself. */
+export const H2F = `#ifndef SEQC_DELTA_H2F
 #define SEQC_DELTA_H2F 1
 __device__ __forceinline__ float seqc_h2f(unsigned short x) { return __uint_as_float(((u32)x) << 16); }
 #endif

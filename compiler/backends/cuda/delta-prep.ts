@@ -185,12 +185,13 @@ export function prepParts(c: DeltaPrepConfig<DeltaPrepDecay>, at: Record<string,
   }
 `;
   const loadR = (dst: string, src: string, w: number, ld: number) => `  for (u32 x = t; x < ${(C * w) / 4}u; x += ${NT}u) { const u32 a = x / ${w / 4}u, i4 = x % ${w / 4}u; *(float4*)&${dst}[a * ${ld}u + 4u * i4] = ${in4(src, w, "a", "i4")}; }\n`;
-  /** Row loads [dst, src, w, ld] (src a per-token input of type TIN, or "LD" / "TI": float; TI's rows are the chunk's
-   * [C][C]) into fp32 rows [C][ld]: as loadR's loops, or (c.batched) every 16-byte load of the block's threads issued
-   * into registers first (zeros past T), then the stores. */
-  const rowLoads = (items: [string, string, number, number][]) => {
+  /** Row loads [dst, src, w, ld, half] (src a per-token input of type TIN, or "LD" / "TI": float; TI's rows are the
+   * chunk's [C][C]) into fp32 rows [C][ld]: as loadR's loops, or (c.batched) every 16-byte load of the block's threads
+   * issued into registers first (zeros past T), then the stores; `half` (batched bf16 inputs): kept bf16, rows [C][ld]
+   * of halves. */
+  const rowLoads = (items: [string, string, number, number, boolean?][]) => {
     if (!c.batched) return items.map(([dst, src, w, ld]) => (src === "TI" ? tiLoad(ld) : loadR(dst, src, w, ld))).join("");
-    const parts = items.map(([dst, src, w, ld], q) => {
+    const parts = items.map(([dst, src, w, ld, half], q) => {
       const f32 = src === "LD" || src === "TI" || c.tin === "f32", pw = f32 ? 4 : 8, P = (C * w) / pw, J = Math.ceil(P / NT);
       const inRange = P % NT ? `x < ${P}u` : "";
       const at = src === "TI" ? `&TI[(size_t)n * ${C * C}u + a * ${C}u + i]` : `&${src}[${row("a")} * ${w}u + i]`;
@@ -201,7 +202,9 @@ export function prepParts(c: DeltaPrepConfig<DeltaPrepDecay>, at: Record<string,
   for (u32 j = 0; j < ${J}u; ++j) { ${idx} r${q}[j] = ${guard ? `${guard} ? *(const uint4*)${at} : make_uint4(0u, 0u, 0u, 0u)` : `*(const uint4*)${at}`}; }
 `;
       const f = (e: string) => `__uint_as_float(${e})`;
-      const put = f32
+      const put = half
+        ? `*(uint4*)&((unsigned short*)${dst})[a * ${ld}u + i] = r${q}[j];`
+        : f32
         ? `*(float4*)&${dst}[a * ${ld}u + i] = make_float4(${f(`r${q}[j].x`)}, ${f(`r${q}[j].y`)}, ${f(`r${q}[j].z`)}, ${f(`r${q}[j].w`)});`
         : `*(float4*)&${dst}[a * ${ld}u + i] = make_float4(${f(`r${q}[j].x << 16`)}, ${f(`r${q}[j].x & 0xffff0000u`)}, ${f(`r${q}[j].y << 16`)}, ${f(`r${q}[j].y & 0xffff0000u`)}); *(float4*)&${dst}[a * ${ld}u + i + 4u] = make_float4(${f(`r${q}[j].z << 16`)}, ${f(`r${q}[j].z & 0xffff0000u`)}, ${f(`r${q}[j].w << 16`)}, ${f(`r${q}[j].w & 0xffff0000u`)});`;
       const store = `#pragma unroll
