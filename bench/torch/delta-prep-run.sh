@@ -9,8 +9,9 @@
 #              after: dist/torch-s14c-after's modules and runtime, bench: delta_prep_bench.py, lowrank_bench.py,
 #              train_bench.py, chunked_bench.py, this script};  tar -C dist -czf dist/s14c.tgz s14c
 # Device: carry=["dist/s14c.tgz"], command="mkdir -p dist && tar -C dist -xzf dist/s14c.tgz && OUT=$OUT bash dist/s14c/bench/delta-prep-run.sh"
-# RWKV-7's per-key twins with batched loads (6defe7a; prepared, not run): dist/s14c-key/{before: the Rwkv7 module of a
-# clean export of HEAD 6defe7a, after: the same with DELTA_PREP_KEY_MMA_CONFIGS given batched: true, its runtime, bench};
+# RWKV-7's per-key twins with batched loads and bf16 V / dY (6defe7a, 55b565c; prepared, not run): dist/s14c-key/{before:
+# the Rwkv7 module of a clean export of HEAD 55b565c, after: the same with DELTA_PREP_KEY_MMA_CONFIGS given batched: true,
+# its runtime, bench} (8.4 MB);
 #   carry=["dist/s14c-key.tgz"], command="mkdir -p dist && tar -C dist -xzf dist/s14c-key.tgz && D=dist/s14c-key OUT=$OUT
 #   ARGS='--models rwkv7 --step-models rwkv7 --step-shapes 8x2048x16x64' bash dist/s14c-key/bench/delta-prep-run.sh"
 set -uo pipefail
