@@ -16,14 +16,15 @@ import { buildEmu, errors, expectBrokenCaught, expectNoSpills, fmt, gpp, makeCas
 
 if (!gpp) console.warn("cuda-delta-prep-staged-emu.test: g++ is not installed, so the emulated runs are skipped");
 
-const staged = (c: DeltaPrepConfig<DeltaPrepDecay>) => ({ ...c, math: "tf32" as const, staged: true });
+const staged = (c: DeltaPrepConfig<DeltaPrepDecay>, threads?: number) => ({ ...c, math: "tf32" as const, staged: true, ...(threads ? { threads } : {}) });
 const both = (s: Shape): DeltaPrepConfig<DeltaPrepDecay>[] => (["fwd", "bwd"] as const).map((op) => ({ op, tin: "bf16", ...s }));
 
 /** The staged kernels of `configs` and the twins (unstaged) on the same cases: the staged form within 2e-3, above
  * 1e-5 past T = 1, and within 2 x the twin's worst error + 1e-5. */
-function checkStaged(configs: readonly DeltaPrepConfig<DeltaPrepDecay>[], seed: number): void {
+function checkStaged(configs: readonly DeltaPrepConfig<DeltaPrepDecay>[], seed: number, threads?: number): void {
   const twin = deltaPrepModule(configs.map((c) => ({ ...c, math: "tf32" as const })));
-  const mine = deltaPrepModule(configs.map(staged));
+  const mine = deltaPrepModule(configs.map((c) => staged(c, threads)));
+  if (threads) expect(mine.kernels.every((k) => k.threads === threads)).toBe(true);
   const binT = buildEmu(twin.source, twin.kernels), binS = buildEmu(mine.source, mine.kernels);
   const lines: string[] = [];
   mine.kernels.forEach((k, i) => {
@@ -53,6 +54,15 @@ describe.skipIf(!gpp)("prep's staged TF32 twins on the CPU emulation vs float64"
     checkStaged(shapes.flatMap(both), 31);
   }, 900_000);
 
+  it("512 threads a block (config threads): small shapes and the shipped K = V = 64 entries with a scalar decay", () => {
+    const shapes: Shape[] = [
+      { decay: "none", C: 16, K: 16, V: 8 },
+      { decay: "scalar", C: 48, K: 32, V: 16 },
+      { decay: "scalar", C: 64, K: 64, V: 64 },
+    ];
+    checkStaged(shapes.flatMap(both), 43, 512);
+  }, 900_000);
+
   it("the shipped K = V = 128 entries with a scalar decay (B = 1, H = 2, T = 100)", () => {
     checkStaged(both({ decay: "scalar", C: 64, K: 128, V: 128 }), 37);
   }, 900_000);
@@ -77,12 +87,15 @@ describe.skipIf(!gpp)("prep's staged TF32 twins on the CPU emulation vs float64"
     expect(() => deltaPrepModule([{ op: "fwd", decay: "none", tin: "f32", C: 64, K: 64, V: 64, math: "tf32", staged: true }])).toThrow(/bf16 inputs/);
     expect(() => deltaPrepModule([{ op: "fwd", decay: "none", tin: "bf16", C: 64, K: 24, V: 16, math: "tf32", staged: true }])).toThrow(/multiples of 16/);
     expect(() => deltaPrepModule([{ op: "bwd", decay: "none", tin: "bf16", C: 64, K: 384, V: 384, math: "tf32", staged: true }])).toThrow(/shared memory/);
+    expect(() => deltaPrepModule([{ op: "fwd", decay: "none", tin: "bf16", C: 64, K: 64, V: 64, math: "tf32", threads: 512 }])).toThrow(/staged form only/);
+    expect(() => deltaPrepModule([{ op: "fwd", decay: "none", tin: "bf16", C: 64, K: 64, V: 64, math: "tf32", staged: true, threads: 48 }])).toThrow(/multiple of 32/);
   });
 
-  it.skipIf(!findNvcc())("nvcc -cubin compiles the shipped staged twins (C = 64, K = V = 64 and 128) for sm_90; ptxas: no spills", () => {
-    const m = deltaPrepModule(DELTA_PREP_MMA_CONFIGS.map(staged));
+  it.skipIf(!findNvcc())("nvcc -cubin compiles the shipped staged twins (C = 64, K = V = 64 and 128; 256 and 512 threads) for sm_90; ptxas: no spills", () => {
+    const m = deltaPrepModule(DELTA_PREP_MMA_CONFIGS.map((c) => staged(c)));
     expect(m.kernels.length).toBe(8);
     expect(m.kernels.map((k) => k.sharedBytes)).toEqual([72704, 74000, 72704, 74000, 105472, 106768, 105472, 106768]);
     expectNoSpills(m);
+    expectNoSpills(deltaPrepModule(DELTA_PREP_MMA_CONFIGS.map((c) => staged(c, 512))));
   }, 200_000);
 });

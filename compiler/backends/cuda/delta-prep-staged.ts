@@ -13,7 +13,7 @@
  * two), 105,472 / 106,768 at K = 128 (two; 174,080: one). The products are delta-prep-mma.ts's (m16n8k8 TF32 mma, Tinv's
  * block rows 3xTF32); every sum runs in the twin's order except prep_bwd's X (TF32 rounding of TP, not of PD).
  */
-import { DELTA_PREP_THREADS, prepLayout, prepParts, type DeltaPrepConfig, type DeltaPrepDecay } from "./delta-prep.ts";
+import { prepLayout, prepParts, prepThreads, type DeltaPrepConfig, type DeltaPrepDecay } from "./delta-prep.ts";
 import { mmaProduct } from "./delta-prep-mma.ts";
 import { tf32Ops } from "./lowrank-readout-mma.ts";
 
@@ -44,7 +44,7 @@ __device__ __forceinline__ float seqc_h2f(unsigned short x) { return __uint_as_f
 
 export function deltaPrepStagedSource(c: DeltaPrepConfig<DeltaPrepDecay>): string {
   deltaPrepStagedCheck(c);
-  const { C, K, V, op } = c, NT = DELTA_PREP_THREADS, WARPS = NT / 32, LB = K + 8, LBV = V + 8, LT = C + 4, L8 = C + 8;
+  const { C, K, V, op } = c, NT = prepThreads(c), WARPS = NT / 32, LB = K + 8, LBV = V + 8, LT = C + 4, L8 = C + 8;
   const { at } = deltaPrepStagedLayout(c);
   const { dec, ex, eW, eQ, eC, row, head, aOut, tiStore, gPrefix, exps } = prepParts(c, at);
   const ops = tf32Ops(false), x3 = tf32Ops(true);

@@ -49,6 +49,8 @@ export interface DeltaPrepConfig<D extends DeltaPrepDecay = DeltaDecay> {
   /** The row-layout twins' loads (delta-prep-mma.ts's, the per-key ones among them) issued all at once, 16 bytes a
    * load, into registers, then stored (absent: a load and its store a loop trip); the same entry and outputs. */
   batched?: boolean;
+  /** Threads a block (the staged form only; absent: DELTA_PREP_THREADS). */
+  threads?: number;
 }
 
 export type DeltaPrepMath = "tf32" | "tf32x3";
@@ -60,6 +62,9 @@ export interface DeltaPrepKernel<D extends DeltaPrepDecay = DeltaDecay> extends 
 }
 
 export const DELTA_PREP_THREADS = 256;
+
+/** A config's threads a block: its own (the staged form) or DELTA_PREP_THREADS. */
+export const prepThreads = (c: DeltaPrepConfig<DeltaPrepDecay>): number => c.threads ?? DELTA_PREP_THREADS;
 
 /** Both ops, both decays, both input types at C = 64 with K = V = 64 and K = V = 128. Shared memory (none / scalar):
  * prep_fwd 103,424 / 104,720 bytes at K = 64, 172,032 / 173,328 at K = 128; prep_bwd 102,400 / 103,696 at K = 64,
@@ -140,6 +145,7 @@ function check(c: DeltaPrepConfig<DeltaPrepDecay>): void {
   }
   if (c.batched && (!c.math || c.staged)) throw new Error("delta-prep: batched loads are the row-layout twins' (math, not staged)");
   if (c.batched && (c.K % 8 || c.V % 8)) throw new Error(`delta-prep (batched): K ${c.K} and V ${c.V} must be multiples of 8 (16-byte loads)`);
+  if (c.threads !== undefined && (!c.staged || c.threads % 32 || c.threads < Math.max(64, c.C) || c.threads > 1024)) throw new Error(`delta-prep: threads ${c.threads} (the staged form only: a multiple of 32, >= max(64, C), <= 1024)`);
   if (c.staged) return deltaPrepStagedCheck(c);
   if (c.math) return deltaPrepMmaCheck(c);
   if (c.C % 16 || c.C < 16) throw new Error(`delta-prep: C ${c.C} must be a multiple of 16 (the inverse's 16 x 16 diagonal blocks)`);
@@ -150,7 +156,7 @@ function check(c: DeltaPrepConfig<DeltaPrepDecay>): void {
 
 export function deltaPrepKernel<D extends DeltaPrepDecay>(c: DeltaPrepConfig<D>): DeltaPrepKernel<D> {
   check(c);
-  return { ...c, entry: deltaPrepEntry(c), threads: DELTA_PREP_THREADS, sharedBytes: (c.staged ? deltaPrepStagedLayout(c) : c.math ? deltaPrepMmaLayout(c) : layout(c)).floats * 4 };
+  return { ...c, entry: deltaPrepEntry(c), threads: prepThreads(c), sharedBytes: (c.staged ? deltaPrepStagedLayout(c) : c.math ? deltaPrepMmaLayout(c) : layout(c)).floats * 4 };
 }
 
 const unroll = "#pragma unroll";
@@ -167,7 +173,7 @@ const store = (dst: string, W: number, base = "") => `${unroll}
 /** The text both the fp32 kernels and their tensor-core twins (delta-prep-mma.ts) are made of, for a config and its
  * shared-memory layout `at` (float offsets by buffer name; G and E first). */
 export function prepParts(c: DeltaPrepConfig<DeltaPrepDecay>, at: Record<string, number>, keyLay: KeyLayout = { rows: false, ld: c.C + 4, ldL: c.C + 4, ldLk: c.C + 4 }) {
-  const { C, K, op } = c, NT = DELTA_PREP_THREADS, dec = c.decay === "scalar", key = c.decay === "key";
+  const { C, K, op } = c, NT = prepThreads(c), dec = c.decay === "scalar", key = c.decay === "key";
   const TIN = c.tin === "f32" ? "float" : "__nv_bfloat16";
   // G[a] lives at sG[a + 1] (sG[0] = G[-1] = 0); exponent differences in double, then fp32
   const ex = (x: string, y: string) => (dec ? `expf((float)(sG[${x}] - sG[${y}]))` : "1.f");
