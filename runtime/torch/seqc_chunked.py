@@ -314,6 +314,81 @@ def rows_chunk_mode(B, H, K, V, sms, mode=None):
     return mode
 
 
+# The chunked form's sequences in segments walked in parallel (a per-key decay is diagonal, so a segment's transition is
+# diag(exp(sum of its log decays))): 0 (the default, the way before) one block walks all T tokens of its head; an int n: T
+# cut into n segments of T / n tokens (where n divides T, else one), each run as a batch of its own (the same tensors as
+# [B n, T / n, ...] views: no copy) from its true start state, which torch ops give first (rows_chunk_seg_states: each
+# segment's end state from zero as one float32 product (a weighted by the decays to the segment's end)^T b, then the scan
+# over segments); "auto": the most segments of whole chunks (T / n a multiple of 64) whose grid still fits one wave of
+# the card's SMs (the split entries' B H ceil(K / 64) ceil(V / 64) blocks a segment, the wide ones' B H ceil(K / 64) under
+# ROWS_CHUNK_WIDE "wide"); ROWS_CHUNK_WIDE then picks on B n batches. Forward time (rev 0) and the adjoint's reversed time
+# (rev 31) only; other rev bits one segment.
+ROWS_CHUNK_SEGMENTS = 0
+
+
+def rows_chunk_segments(B, T, H, K, V, sms, n=None, mode=None):
+    """Segments for the chunked form (ROWS_CHUNK_SEGMENTS, or `n`; `mode` ROWS_CHUNK_WIDE's value) at these sizes: 1 for none."""
+    n = ROWS_CHUNK_SEGMENTS if n is None else n
+    if not n:
+        return 1
+    if n == "auto":
+        mode = ROWS_CHUNK_WIDE if mode is None else mode
+        per = B * H * -(-K // 64) * (1 if mode in ("wide", True) else -(-V // 64))
+        for s in range(min(sms // max(per, 1), T // 64), 1, -1):
+            if T % (64 * s) == 0:
+                return s
+        return 1
+    n = int(n)
+    return n if 1 < n <= T and T % n == 0 else 1
+
+
+def rows_chunk_seg_states(ld, pairs, S0, B, T, H, K, V, nseg, rev=0):
+    """The start states [B nseg, H*K*V] (float32) of rows_decayed_readout's recurrence S_t = diag(exp(ld_t)) S_{t-1} +
+    sum_p a_p,t b_p,t^T cut into nseg segments of L = T / nseg tokens, batch b nseg + j being segment j of batch b, as
+    the chunked form reads them: rev 0 forward time (segment j's kernel decays its start state by ld at its first token,
+    jL); rev 31 the adjoint's reversed time (a, b read at T - 1 - t, ld[T - t], 0 at t = 0 of each batch: the decay
+    ld[(j + 1) L] that enters segment j from segment j + 1 is applied here). Per segment, from a zero state: end state
+    E_j = sum_o diag(exp(sum of ld after o to the segment's end in its walk's order)) a_o b_o^T (one float32 product), and
+    its transition diag(P_j); then start_0 = S0 (or 0), start_{j+1} = P_j start_j + E_j in the walk's order."""
+    f = torch.float32
+    L = T // nseg
+    dev = ld.device
+    ldv = ld.reshape(B, nseg, L, H, K).to(f)
+    if rev:  # segments 1 .. nseg-1 end the reversed walk's segments that feed others; weights exp(sum ld[jL+1 .. o])
+        lz = ldv[:, 1:].clone()
+        lz[:, :, 0] = 0
+        g = torch.cumsum(lz, 2)
+        w = torch.exp(g)
+        Q = torch.exp(g[:, :, L - 1])  # [B, nseg-1, H, K]: sum ld[jL+1 .. jL+L-1]
+        Gd = torch.exp(ldv[:, 1:, 0])  # ld[jL], the decay into segment j - 1
+        segs = slice(1, nseg)
+    else:  # segments 0 .. nseg-2; weights exp(sum ld[o+1 .. end])
+        g = torch.flip(torch.cumsum(torch.flip(ldv[:, : nseg - 1], [2]), 2), [2])  # sum ld[o .. end]
+        Q = torch.exp(g[:, :, 0])
+        w = torch.exp(torch.cat([g[:, :, 1:], torch.zeros_like(g[:, :, :1])], 2))
+        segs = slice(0, nseg - 1)
+    E = None
+    for a, b in pairs:
+        av = a.reshape(B, nseg, L, H, K)[:, segs].to(f) * w
+        bv = b.reshape(B, nseg, L, H, V)[:, segs].to(f)
+        e = torch.einsum("bslhk,bslhv->bshkv", av, bv)
+        E = e if E is None else E + e
+    del w
+    st = torch.empty([B, nseg, H, K, V], dtype=f, device=dev)
+    first = nseg - 1 if rev else 0
+    if S0 is None:
+        st[:, first] = 0
+    else:
+        st[:, first] = S0.reshape(B, H, K, V).to(f)
+    if rev:
+        for j in range(nseg - 1, 0, -1):  # E, Q, Gd index j - 1 for segment j
+            st[:, j - 1] = Gd[:, j - 1, :, :, None] * (Q[:, j - 1, :, :, None] * st[:, j] + E[:, j - 1])
+    else:
+        for j in range(nseg - 1):
+            st[:, j + 1] = Q[:, j, :, :, None] * st[:, j] + E[:, j]
+    return st.reshape(B * nseg, H * K * V)
+
+
 def rows_segment(k, B, T, H, K, V, sms, segment=None):
     """Tokens per segment for kernel k at these sizes (ROWS_SEGMENT's rule; `segment` overrides it): T for one segment."""
     seg = ROWS_SEGMENT if segment is None else segment
@@ -376,7 +451,9 @@ def rows_readout_kernel(km, ld, pairs, readouts, S0, B, T, H, K, V, tile=None, s
 
     if terms is not None and (low != "bc" or bool(rev & 2) != bool(rev & 16) or any(x.dtype != want or not x.is_contiguous() or x.numel() != B * T * H * K for x, want in zip(terms, (torch.float32, torch.bfloat16)))):
         return None
-    wide = rows_chunk_mode(B, H, K, V, (kc.info or {}).get("multiprocessors", 132) if kc is not None and hasattr(kc, "info") else 132)
+    sms = (kc.info or {}).get("multiprocessors", 132) if kc is not None and hasattr(kc, "info") else 132
+    nseg = rows_chunk_segments(B, T, H, K, V, sms) if rev in (0, 31) else 1  # (ROWS_CHUNK_SEGMENTS: segments as batches)
+    wide = rows_chunk_mode(B * nseg, H, K, V, sms)
     kck = rows_chunk_pick(kc, low, np_, nr, K, V, segment, terms=terms is not None, wide=wide)
     if (rev or terms is not None) and (kck is None or not kck.get("rev")):
         return None
@@ -421,9 +498,13 @@ def rows_readout_kernel(km, ld, pairs, readouts, S0, B, T, H, K, V, tile=None, s
         if terms is not None:
             tt = torch.empty([B, T, H * K], dtype=torch.float32, device=dev)
             extra += [("ptr", x.data_ptr()) for x in (terms[0], terms[1], tt)]
+        Bk, Tk, init = B, T, 1 if S0 is not None else 0
+        if nseg > 1:  # segments as batches of their own ([B nseg, T / nseg] views of the same tensors) from their start states
+            s0 = rows_chunk_seg_states(ld, pairs, S0, B, T, H, K, V, nseg, rev)
+            Bk, Tk, init = B * nseg, T // nseg, 1
         with torch.cuda.device(dev):
             stream = torch.cuda.current_stream(dev).cuda_stream
-            kc.launch(kck, (B * H, (-(-K // kck["keyGroup"]) if kck.get("keyGroup") else 1) * nvg), [("ptr", x.data_ptr()) for x in ins + [s0, out]] + [("u32", v) for v in (B, T, H, K, V, 1 if S0 is not None else 0)] + extra, stream)
+            kc.launch(kck, (Bk * H, (-(-K // kck["keyGroup"]) if kck.get("keyGroup") else 1) * nvg), [("ptr", x.data_ptr()) for x in ins + [s0, out]] + [("u32", v) for v in (Bk, Tk, H, K, V, init)] + extra, stream)
         if nvg > 1:  # the value groups' partial sums, added in order
             acc = out[0] + out[1]
             for g in range(2, nvg):
@@ -1145,7 +1226,7 @@ def backward(ctx, m, flat, grads):
     On CUDA the chain's whole launch sequence runs as a CUDA graph per signature (seqc_graphs.graphed: captured on a
     signature's second call, replayed after; m.graphs False or SEQC_TORCH_GRAPHS=0: eagerly every call)."""
     switches = (PER_KEY_TRANSPOSED, ROWS_TILE, ROWS_SEGMENT, ROWS_IO, ROWS_FORM, ROWS_CHUNK_WARPS, ROWS_CHUNK_PIPE, PREP_IO, PART_INPUTS, STATELESS_WIDE, STATELESS_WARP, BF16_DECAY_PARTS, DECAY_WAY, TRANSPOSED_IO, DECAY_ANCHOR, DECAY_ANCHOR_CHUNK, DECAY_ANCHOR_GRAM, ANCHOR_CHUNKS, ANCHOR_VEC, DECAY_TERMS, GRAD_SUM, GRAM_PRODUCTS, REVERSE_SUM, REVERSE_CHUNK, REVERSE_GLUE, GLUE_COPIES, STATELESS_IO, ALIAS_IO, FLIP_VIEW, IDLE_INPUTS, ADJOINT_OUT, RUN_COPIES, CORE_RERUN, ZERO_STORES)
-    switches += (STATELESS_ROWS, GRAPH_PICKS, REVERSED_READS, ROWS_REVERSED, ROWS_TERMS, ROWS_CHUNK_WIDE)
+    switches += (STATELESS_ROWS, GRAPH_PICKS, REVERSED_READS, ROWS_REVERSED, ROWS_TERMS, ROWS_CHUNK_WIDE, ROWS_CHUNK_SEGMENTS)
     return _graphs.graphed_backward(ctx, m, "chunked-backward", switches, flat, grads, lambda f, g, S_N: backward_eager(ctx, m, f, g, convert=False, S_N=S_N),
                                     extra=[getattr(ctx, "chain_SN", None)])
 

@@ -1,0 +1,53 @@
+/**
+ * runtime/torch/seqc_chunked.py ROWS_CHUNK_SEGMENTS on CPU torch (test/torch/rows_chunk_seg_path.py): rows_readout_kernel's
+ * launches of the rows chunk kernel (the module's entries, a stand-in that reads the launch's pointers and walks the
+ * kernel's contract in float64 per launched batch) with the switch off and with 2, 3, 4, 5 segments and "auto": the
+ * segments launched as B n batches of T / n tokens from init 1 (the grid's x B n H), where n divides T (else one
+ * launch as off); outputs on vs off within 2e-7 of the largest (split / wide entries at K = V = 128, forward time and the
+ * adjoint's reversed time (rev 31), bf16 and float32 a, with and without S0, decays to -20, T ragged); off vs a float64 walk
+ * of the whole sequence. A stand-in that ignores init (every segment from zero) fails. rows_chunk_segments' picks.
+ */
+import { describe, expect, it } from "vitest";
+import { spawnSync } from "node:child_process";
+import { rowsChunkModule } from "../compiler/backends/cuda/rows-chunk.ts";
+
+const cpuTorch = spawnSync("/usr/bin/python3", ["-c", "import torch"]).status === 0;
+if (!cpuTorch) console.warn("torch-rows-chunk-seg.test: no torch for /usr/bin/python3; skipped");
+
+type Run = { launches: number[][]; err: number };
+type Row = { case: string; ref: number; runs: Record<string, Run> };
+
+function drive(broken: boolean): [Row[], Record<string, number>] {
+  const r = spawnSync("/usr/bin/python3", ["test/torch/rows_chunk_seg_path.py", ...(broken ? ["noinit"] : [])], { input: JSON.stringify(rowsChunkModule().kernels), encoding: "utf8" });
+  expect(r.status, r.stderr).toBe(0);
+  const lines = r.stdout.trim().split("\n").map((l) => JSON.parse(l));
+  return [lines.slice(0, -1) as Row[], lines[lines.length - 1] as Record<string, number>];
+}
+
+describe.skipIf(!cpuTorch)("torch runtime: the rows chunk kernel's segments (ROWS_CHUNK_SEGMENTS) on CPU", () => {
+  it("segments as batches from their start states: outputs as off; launches; picks; a stand-in ignoring init fails", () => {
+    const [rows, picks] = drive(false);
+    expect(rows.map((r) => r.case)).toEqual(["split K128 dk rev", "split K128 dq", "wide K128 dq", "wide K128 dk rev init", "K64 ragged T 195"]);
+    for (const r of rows) {
+      expect(r.ref, `${r.case}: off vs float64`).toBeLessThan(1e-6);
+      for (const [n, run] of Object.entries(r.runs)) expect(run.err, `${r.case} n=${n}`).toBeLessThan(2e-7);
+    }
+    // [grid x, grid y, B, T, init]: the split entries' y = 2 key groups x 2 value groups, the wide ones' 2 key groups
+    expect(rows[0].runs["0"].launches).toEqual([[2, 4, 1, 150, 0]]);
+    expect(rows[0].runs["3"].launches).toEqual([[6, 4, 3, 50, 1]]);
+    expect(rows[0].runs["5"].launches).toEqual([[10, 4, 5, 30, 1]]);
+    expect(rows[1].runs["3"].launches).toEqual([[2, 4, 1, 256, 1]]); // 3 does not divide 256: one launch
+    expect(rows[1].runs["auto"].launches).toEqual([[8, 4, 4, 64, 1]]); // 32 SMs / 8 split blocks a segment
+    expect(rows[2].runs["5"].launches).toEqual([[10, 2, 10, 26, 1]]);
+    expect(rows[3].runs["auto"].launches).toEqual([[8, 2, 8, 64, 1]]); // wide: 4 blocks a segment, at most T / 64 segments
+    expect(rows[4].runs["3"].launches).toEqual([[6, 1, 6, 65, 1]]);
+    expect(rows[4].runs["4"].launches).toEqual([[2, 1, 2, 195, 1]]);
+    expect(picks).toEqual({
+      "1x32768x8x128": 4, "1x32768x8x128 wide": 8, "4x8192x16x128": 1, "8x2048x16x64": 1, "1x32769x8x128": 1, "1x1024x8x128": 4, "1x192x8x128": 3,
+      "n 3 of T 150": 3, "n 4 of T 150": 1, off: 1,
+    });
+    const [bad] = drive(true);
+    const worst = Math.max(...bad.flatMap((r) => Object.entries(r.runs).filter(([n]) => r.runs[n].launches[0][2] > r.runs["0"].launches[0][2]).map(([, x]) => x.err)));
+    expect(worst, "segments from zero states").toBeGreaterThan(1e-2);
+  }, 300_000);
+});
