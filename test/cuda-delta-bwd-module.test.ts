@@ -2,7 +2,7 @@
  * The token-aligned delta backward's kernel module (compiler/backends/cuda/delta-bwd.ts; the torch target's
  * "kernels"."deltaBwd"): the records the runtime picks by (op, decay, C, K, V, tin, cols, entry, threads, sharedBytes)
  * for each decay mode (prep's and the adjoint's kernels of that mode, the mode's walks: the default one of a shape and the
- * one for few rows, then prep's, the walks' (3xTF32, math "tf32x3") and the adjoint's TF32 twins, the adjoint's bf16 twins
+ * one for few rows, then prep's, the walks' (3xTF32, math "tf32x3"; decay none / scalar then the walks for many rows, walkFor "many") and the adjoint's TF32 twins, the adjoint's bf16 twins
  * (math "bf16", K = V = 64 and 128) last), each entry once in the source; decay "key" (RWKV-7) with
  * the per-key walks and adjoint and the per-key twins (prep's and the adjoint's at K = V = 64 and 128); the whole module through g++ on the CPU emulation's header (the preludes together), and nvcc -cubin for sm_90 (where
  * installed) compiling each decay mode's module with no spills.
@@ -17,7 +17,7 @@ import { DELTA_ADJ_KEY_CONFIGS, deltaAdjKeyKernel } from "../compiler/backends/c
 import { DELTA_ADJ_KEY_MMA_CONFIGS, deltaAdjKeyMmaKernel } from "../compiler/backends/cuda/delta-adjoint-key-mma.ts";
 import { DELTA_ADJ_KEY_K128_MMA_CONFIGS, deltaAdjKeyMmaK128Kernel } from "../compiler/backends/cuda/delta-adjoint-key-mma-k128.ts";
 import { DELTA_WALK_CONFIGS, DELTA_WALK_FEW_CONFIGS, DELTA_WALK_KEY_CONFIGS, DELTA_WALK_KEY_FEW_CONFIGS, deltaWalkKernel } from "../compiler/backends/cuda/delta-walk.ts";
-import { DELTA_WALK_KEY_MMA_CONFIGS, DELTA_WALK_MMA_CONFIGS, deltaWalkMmaKernel } from "../compiler/backends/cuda/delta-walk-mma.ts";
+import { DELTA_WALK_KEY_MMA_CONFIGS, DELTA_WALK_MMA_CONFIGS, DELTA_WALK_WIDE_CONFIGS, deltaWalkMmaKernel } from "../compiler/backends/cuda/delta-walk-mma.ts";
 import { findNvcc } from "../compiler/backends/cuda/nvcc.ts";
 import { compileLowRankEmu } from "./helpers/lowrank-emu.ts";
 import { ptxasUsage } from "./helpers/ptxas-usage.ts";
@@ -34,12 +34,12 @@ describe("delta backward kernel module", () => {
     const walks = decay === "key" ? [...DELTA_WALK_KEY_CONFIGS, ...DELTA_WALK_KEY_FEW_CONFIGS] : [...DELTA_WALK_CONFIGS, ...DELTA_WALK_FEW_CONFIGS];
     const keyAdj = decay === "key" ? DELTA_ADJ_KEY_CONFIGS.map((c) => ({ c: { ...c, math: undefined }, k: deltaAdjKeyKernel(c), op: "adj" })) : [];
     const keyAdjMma = decay === "key" ? [...DELTA_ADJ_KEY_MMA_CONFIGS.map((c) => ({ c, k: deltaAdjKeyMmaKernel(c), op: "adj" })), ...DELTA_ADJ_KEY_K128_MMA_CONFIGS.map((c) => ({ c, k: deltaAdjKeyMmaK128Kernel(c), op: "adj" }))] : [];
-    const walkTwins = (decay === "key" ? DELTA_WALK_KEY_MMA_CONFIGS : DELTA_WALK_MMA_CONFIGS).map((c) => ({ c: { ...c, tin: "f32" }, k: deltaWalkMmaKernel(c), op: "walk" }));
+    const walkTwins = (decay === "key" ? DELTA_WALK_KEY_MMA_CONFIGS : [...DELTA_WALK_MMA_CONFIGS, ...DELTA_WALK_WIDE_CONFIGS]).map((c) => ({ c: { ...c, tin: "f32" }, k: deltaWalkMmaKernel(c), op: "walk" }));
     const want = [
       ...prep(DELTA_PREP_CONFIGS), ...prep(DELTA_PREP_KEY_CONFIGS),
       ...walks.map((c) => ({ c: { ...c, tin: "f32", math: undefined }, k: deltaWalkKernel(c), op: "walk" })),
       ...adj([...DELTA_ADJ_CONFIGS, ...DELTA_ADJ_K128_CONFIGS]), ...keyAdj, ...prep(DELTA_PREP_MMA_CONFIGS), ...prep(DELTA_PREP_KEY_MMA_CONFIGS), ...walkTwins, ...adj([...DELTA_ADJ_MMA_CONFIGS, ...DELTA_ADJ_K128_MMA_CONFIGS]), ...keyAdjMma, ...adj(DELTA_ADJ_BF16_CONFIGS),
-    ].map(({ c, k, op }) => ({ op, decay, tin: c.tin, C: c.C, K: c.K, V: c.V, cols: "cols" in k ? k.cols : c.V, ...("split" in k && k.split > 1 ? { split: k.split } : {}), ...(c.math ? { math: c.math } : {}), entry: k.entry, threads: k.threads, sharedBytes: k.sharedBytes }));
+    ].map(({ c, k, op }) => ({ op, decay, tin: c.tin, C: c.C, K: c.K, V: c.V, cols: "cols" in k ? k.cols : c.V, ...("split" in k && k.split > 1 ? { split: k.split } : {}), ...(c.math ? { math: c.math } : {}), ...("walkFor" in c && c.walkFor ? { walkFor: c.walkFor } : {}), entry: k.entry, threads: k.threads, sharedBytes: k.sharedBytes }));
     expect(m.kernels).toEqual(want);
     expect(m.kernels.filter((k) => k.math && k.op !== "walk").map((k) => k.math), "twins").toEqual(decay === "key" ? Array(6).fill("tf32") : [...Array(6).fill("tf32"), "bf16", "bf16"]);
     expect(deltaBwdModule(deltaBwdConfigs(decay, false)).kernels).toEqual(m.kernels.filter((k) => !k.math));
@@ -54,7 +54,10 @@ describe("delta backward kernel module", () => {
     // the walks' 3xTF32 twins (delta-walk-mma.ts) after prep's twins
     expect(m.kernels.filter((k) => k.op === "walk" && k.math).map((k) => [k.entry, k.math, k.cols, k.threads, k.sharedBytes])).toEqual([
       [`seqc_delta_walk_${decay === "key" ? "key_" : ""}c64k64v64_tf32x3`, "tf32x3", 32, 128, 72704], [`seqc_delta_walk_${decay === "key" ? "key_" : ""}c64k128v128_tf32x3`, "tf32x3", 16, 128, 111616],
+      // decay none / scalar: the walks for many rows at K = V = 128 (64 columns over 8 warps; 3xTF32, plain TF32)
+      ...(decay === "key" ? [] : [["seqc_delta_walk_c64k128v128_g64_w2_tf32x3", "tf32x3", 64, 256, 173056], ["seqc_delta_walk_c64k128v128_g64_w2_i2_tf32", "tf32", 64, 256, 173056]]),
     ]);
+    expect(m.kernels.filter((k) => k.walkFor).map((k) => `${k.walkFor} ${k.math}`)).toEqual(decay === "key" ? [] : ["many tf32x3", "many tf32"]);
     expect(m.kernels.filter((k) => k.op === "walk" && !k.math).map((k) => [k.entry, k.cols, k.split, k.threads, k.sharedBytes])).toEqual([
       [`seqc_delta_walk_${key}c64k64v64`, 32, undefined, 128, 65536], [`seqc_delta_walk_${key}c64k128v128`, 16, undefined, 128, 94208],
       [`seqc_delta_walk_${key}c64k64v64_g8_s4`, 8, 4, 128, 47104], [`seqc_delta_walk_${key}c64k128v128_g8_s2`, 8, 2, 128, 83968],

@@ -11,14 +11,17 @@
  * phase's sum split over more thread groups: small configurations, the shipped ones, two broken copies); the tensor-core
  * twins (delta-walk-mma.ts, m16n8k8 TF32 emulated by test/cuda-emu/mma-tf32.h): 3xTF32 on small configurations and the
  * shipped ones (scalar and per-key decay) within 1e-6, three broken copies; over 512 chunks of a bounded walk 3xTF32
- * within 1e-6, plain TF32's drift measured (~1.4e-4 / 2.2e-4 relative); nvcc -cubin for sm_90 where installed: no spills.
+ * within 1e-6, plain TF32's drift measured (~1.4e-4 / 2.2e-4 relative); the twins' options (warps along the columns,
+ * two accumulator sets a product, two sets of buffers) on small configurations, and the walks for many rows
+ * (DELTA_WALK_WIDE_CONFIGS: 64 columns over two warp groups at K = 128, 3xTF32 within 1e-6, plain TF32's error
+ * measured), over 512 chunks 3xTF32 within 1e-6, four broken copies; nvcc -cubin for sm_90 where installed: no spills.
  */
 import { describe, expect, it } from "vitest";
 import { execFileSync, spawnSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { DELTA_WALK_CONFIGS, DELTA_WALK_FEW_CONFIGS, DELTA_WALK_KEY_CONFIGS, DELTA_WALK_KEY_FEW_CONFIGS, deltaWalkModule, type DeltaWalkConfig, type DeltaWalkKernel } from "../compiler/backends/cuda/delta-walk.ts";
-import { DELTA_WALK_KEY_MMA_CONFIGS, DELTA_WALK_MMA_CONFIGS, deltaWalkMmaModule, type DeltaWalkMmaConfig } from "../compiler/backends/cuda/delta-walk-mma.ts";
+import { DELTA_WALK_KEY_MMA_CONFIGS, DELTA_WALK_MMA_CONFIGS, DELTA_WALK_WIDE_CONFIGS, deltaWalkMmaModule, type DeltaWalkMmaConfig } from "../compiler/backends/cuda/delta-walk-mma.ts";
 import { findNvcc } from "../compiler/backends/cuda/nvcc.ts";
 import { relativeError } from "../compiler/io/manifest.ts";
 import { EMU_READF } from "./cuda-emu/harness.ts";
@@ -301,8 +304,63 @@ describe.skipIf(!gpp)("the walk's tensor-core twins (delta-walk-mma.ts; TF32 rou
     }
   }, 600_000);
 
-  it.skipIf(!findNvcc())("nvcc -cubin compiles the shipped twins (scalar and per-key decay; tf32x3 and tf32) for sm_90; ptxas: no spills", () => {
-    const m = deltaWalkMmaModule([...DELTA_WALK_MMA_CONFIGS, ...DELTA_WALK_KEY_MMA_CONFIGS, ...DELTA_WALK_MMA_CONFIGS.map((c) => ({ ...c, math: "tf32" as const }))]);
+  it("the twins' options (warpCols column groups of warps, ilp: two accumulator sets a product, stages 2: two sets of buffers) on small configurations and the walks for many rows (64 columns at K = 128), both directions, nC = 1 and 5, Z0 null and given: 3xTF32 within 1e-6, plain TF32 within 1e-3; over 512 chunks within 1e-6; broken copies fail", () => {
+    const small: DeltaWalkMmaConfig[] = [
+      { C: 16, K: 16, V: 32, cols: 16, warpCols: 2, ilp: true, math: "tf32x3" },              // 2 warps, one 8-column tile each, two column groups of blocks
+      { C: 32, K: 64, V: 32, cols: 32, warpCols: 2, ilp: true, math: "tf32x3", perKey: true }, // 4 warps, two row blocks and two column tiles a warp
+      { C: 16, K: 32, V: 32, cols: 32, warpCols: 4, math: "tf32x3" },                          // 4 column groups, one accumulator set
+      { C: 32, K: 32, V: 16, cols: 16, warpCols: 2, ilp: true, stages: 2, math: "tf32x3" },    // two sets of buffers
+    ];
+    const shipped = DELTA_WALK_WIDE_CONFIGS;
+    const m = deltaWalkMmaModule([...small, ...shipped]);
+    expect(m.kernels.map((k) => [k.entry, k.cols, k.threads, k.walkFor])).toEqual([
+      ["seqc_delta_walk_c16k16v32_g16_w2_i2_tf32x3", 16, 64, undefined],
+      ["seqc_delta_walk_key_c32k64v32_w2_i2_tf32x3", 32, 128, undefined],
+      ["seqc_delta_walk_c16k32v32_w4_tf32x3", 32, 128, undefined],
+      ["seqc_delta_walk_c32k32v16_w2_i2_p2_tf32x3", 16, 128, undefined],
+      ["seqc_delta_walk_c64k128v128_g64_w2_tf32x3", 64, 256, "many"],
+      ["seqc_delta_walk_c64k128v128_g64_w2_i2_tf32", 64, 256, "many"],
+    ]);
+    // M [64][132], NN [64][136], X [64][64], Yc [64][72], BM [128][64], Z [128][72]; two sets of M, NN, X, BM with stages 2
+    expect(m.kernels.slice(small.length).map((k) => k.sharedBytes)).toEqual([173056, 173056]);
+    expect(m.kernels[3].sharedBytes).toBe(4 * (2 * (32 * 36 + 32 * 40 + 32 * 16 + 32 * 16) + 32 * 40 + 32 * 40));
+    const bin = buildEmu(m.source, m.kernels);
+    const e = m.kernels.map((k, i) => worstOf(k, bin, i < small.length ? 3 : 2, [1, 5], 51 + 100 * i));
+    console.log(`delta walk twins' options and the walks for many rows, emulation: ${m.kernels.map((k, i) => `${k.entry} ${e[i].toExponential(2)}`).join(", ")}`);
+    // 3xTF32 within 1e-6; plain TF32 (the shipped one LR_DELTA_WALK "tf32" takes) within 1e-3, and above 1e-6: the TF32
+    // rounding is there
+    for (const [i, x] of e.entries()) {
+      if (m.kernels[i].math === "tf32x3") expect(x, m.kernels[i].entry).toBeLessThan(1e-6);
+      else expect([x < 1e-3, x > 1e-6], m.kernels[i].entry).toEqual([true, true]);
+    }
+    // 512 chunks of a bounded walk at K = 128: the shipped 3xTF32 walk's layout (64 columns over two warp groups) at V = 64
+    const longs: DeltaWalkMmaConfig[] = [{ C: 64, K: 128, V: 64, cols: 64, warpCols: 2, math: "tf32x3" }];
+    const ml = deltaWalkMmaModule(longs), lbin = buildEmu(ml.source, ml.kernels);
+    for (const [i, k] of ml.kernels.entries()) {
+      const d = data(longs[i], 1, 512, true, 78, { mn: 0.5, a0: 0.8 });
+      const el = [false, true].map((reverse) => error(k, lbin, d, reverse));
+      console.log(`delta walk twin over 512 chunks (K = 128, ${k.entry}), emulation, forward / reverse: ${el.map((x) => x.toExponential(2)).join(" / ")}`);
+      for (const x of el) expect(x).toBeLessThan(1e-6);
+    }
+    // broken: phase 1's odd k steps not added; phase 2's odd slots not added; every warp group on the first group's columns
+    const cases: [DeltaWalkMmaConfig, string, string, number][] = [
+      [small[0], "y[i0][i1] += y2[i0][i1];", "", 1e-2],
+      [small[1], "z[i0][i1][i2] += z2[i0][i1][i2];", "", 1e-2],
+      [small[2], "cb = (w / 1u) * 8u;", "cb = 0u * (w / 1u) * 8u;", 1e-2],
+      [small[3], "float* sM = sS + ((u32)(s + 1) & 1)", "float* sM = sS + ((u32)s & 1)", 1e-2], // the next chunk into this chunk's set
+    ];
+    for (const [c, from, to, bound] of cases) {
+      const b = deltaWalkMmaModule([c], (src) => {
+        expect(src).toContain(from);
+        return src.replaceAll(from, to);
+      });
+      expect(error(b.kernels[0], buildEmu(b.source, b.kernels), data(c, 2, 4, true, 3), true), from).toBeGreaterThan(bound);
+    }
+    expect(() => deltaWalkMmaModule([{ C: 64, K: 64, V: 64, cols: 16, warpCols: 4, math: "tf32x3" }])).toThrow(/warpCols/);
+  }, 900_000);
+
+  it.skipIf(!findNvcc())("nvcc -cubin compiles the shipped twins (scalar and per-key decay; tf32x3 and tf32; the walks for many rows) for sm_90; ptxas: no spills", () => {
+    const m = deltaWalkMmaModule([...DELTA_WALK_MMA_CONFIGS, ...DELTA_WALK_KEY_MMA_CONFIGS, ...DELTA_WALK_MMA_CONFIGS.map((c) => ({ ...c, math: "tf32" as const })), ...DELTA_WALK_WIDE_CONFIGS]);
     const usage = ptxasUsage(findNvcc()!, m.source, m.kernels.map((k) => k.entry));
     for (const [e, u] of usage) expect([u.spillStores, u.spillLoads, u.registers <= 128], `${e}`).toEqual([0, 0, true]);
     console.log(`delta walk twins ptxas sm_90: ${[...usage].map(([e, u]) => `${e} ${u.registers} registers`).join(", ")}`);

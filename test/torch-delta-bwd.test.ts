@@ -197,6 +197,15 @@ for sms in (132, 12):
     few = d.kernel_launch(KM(ks), torch.device('cpu'), None, sms)
     few('walk', 'scalar', 64, K, K, *o[1:], None, B * H, nC, 0)
 out['few'] = [c[:2] for c in calls]
+# LR_DELTA_WALK (d.WALK) at K = V = 128 with math: the walk for many rows (walkFor "many") where B H (128 / 64) 2 >= the
+# SM count, else the rule above; "tf32" its plain TF32 one; "old" never; without math the fp32 walks
+calls.clear()
+w128 = (t(N, 64, 128), t(N, 64, 128), t(N, 128, 128), t(N, 64, 128), t(N))
+for wk, math, sms in (('default', 'tf32', 132), ('default', 'tf32', 12), ('tf32', 'tf32', 12), ('old', 'tf32', 12), ('default', None, 12)):
+    d.WALK = wk
+    d.kernel_launch(KM(ks), torch.device('cpu'), math, sms)('walk', 'scalar', 64, 128, 128, *w128, None, B * H, nC, 0)
+d.WALK = 'default'
+out['many'] = [c[:2] for c in calls]
 print(json.dumps(out))
 `;
     const r = spawnSync("/usr/bin/python3", ["-c", script], { input: JSON.stringify(kernels), encoding: "utf8" });
@@ -216,6 +225,11 @@ print(json.dumps(out))
     expect(got.tin).toEqual([ops("bf16"), ops("f32")]);
     const few = kernels.find((k) => k.op === "walk" && k.K === 64 && k.decay === "scalar" && k.split)!;
     expect(got.few).toEqual([[few.entry, [6, 64 / few.cols]], ["seqc_delta_walk_c64k64v64", [6, G]]]);
+    // B H = 6 at K = V = 128: 6 (128 / 64) 2 = 24 below 132 SMs: the split fp32 walk (6 (128 / 16) below them too); above 12:
+    // the walk for many rows (3xTF32; "tf32": plain TF32), "old" the 16-column twin, no math the fp32 walk
+    const few128 = kernels.find((k) => k.op === "walk" && k.K === 128 && k.decay === "scalar" && k.split)!;
+    expect(got.many).toEqual([[few128.entry, [6, 128 / few128.cols]], ["seqc_delta_walk_c64k128v128_g64_w2_tf32x3", [6, 2]], ["seqc_delta_walk_c64k128v128_g64_w2_i2_tf32", [6, 2]],
+      ["seqc_delta_walk_c64k128v128_tf32x3", [6, 8]], ["seqc_delta_walk_c64k128v128", [6, 8]]]);
     const walkTwin = (e: string | number[]) => (e === "seqc_delta_walk_c64k64v64" ? `${e}_tf32x3` : e);
     expect(got.twins).toEqual([ops("bf16").slice(0, 5).map((e) => (String(e).endsWith("_bf16") ? `${e}_tf32` : walkTwin(e))), ops("f32").slice(0, 5).map(walkTwin)]);
     expect(got.calls).toEqual([

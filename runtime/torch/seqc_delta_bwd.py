@@ -25,6 +25,8 @@ whole derivation, all of it checked in float64 against autograd of the token loo
              and writing the per-token tensors [B, T, H, w] directly; delta_launcher gives them.
 """
 
+import os
+
 import torch
 
 try:
@@ -341,6 +343,15 @@ TIN = {torch.float32: "f32", torch.bfloat16: "bf16"}
 # delta_launcher's math -> the twins' math an op takes, most preferred first (then its fp32 kernel): "bf16" asks for the
 # bf16 tensor-core twins (mma m16n8k16, bf16 operands, fp32 accumulators) where the module has them, else the TF32 ones.
 MATH_PREFS = {"tf32": ("tf32",), "bf16": ("bf16", "tf32")}
+# The walk a launcher with math takes at K = V = 128 for many (b, h) rows (read at each launch; LR_DELTA_WALK at import):
+# "default" the 3xTF32 walk for many rows (a record with walkFor "many": 64 value columns a block over 8 warps,
+# delta-walk-mma.ts DELTA_WALK_WIDE_CONFIGS) where its grid B H (V / cols) is at least half the SMs (B H >= 33 on 132),
+# "tf32" the plain TF32 one there (not the default: 1.7e-4 relative error on a bounded walk vs 5.8e-6), "old" neither
+# (the rule before: the 16-column 3xTF32 twin). H200 call B14, the two walks alone at (4, 8192, 16, 128): 3.366 ms
+# (16 columns) -> 2.599 (3xTF32, 64 columns) / 1.944 (plain TF32); the step and gradients there were measured with its
+# two-accumulator sibling (2.738 alone): DeltaNet bf16 eager GPU 15.802 -> 15.210 ms, gradients vs float64 3.0e-3 both.
+# Other shapes, and without math (the fp32 walks), the rule below: the default walk's twin, the split fp32 walk for few rows.
+WALK = os.environ.get("LR_DELTA_WALK", "default")
 
 
 def delta_launcher(m, device, way=None, switch="LR_FUSED_DELTA", tin=None, math=None):
@@ -401,9 +412,10 @@ def r_launch(km, device):
 
 def kernel_launch(km, device, math=None, sms=None):
     """delta_launcher's launch over a loaded kernel module km (km.kernels the records; km.launch(record, grid, args,
-    stream)); math: delta_launcher's (given: the default walk's 3xTF32 twin, a record with math "tf32x3", where the
-    module has it); sms: the card's SM count: the walk of a shape for few rows (a record with split, fp32) where the
-    default walk's grid B H (V / cols) is below it (None: the default walk)."""
+    stream)); math: delta_launcher's (given: the walk for many rows where WALK and the grid say so, else the default
+    walk's 3xTF32 twin, a record with math "tf32x3", where the module has it); sms: the card's SM count: the walk of a
+    shape for few rows (a record with split, fp32) where the default walk's grid B H (V / cols) is below it (None: the
+    default walk)."""
     prefs = MATH_PREFS.get(math, (math,)) if math else ()
 
     def pick(op, mode, C, K, V, tin):
@@ -415,6 +427,12 @@ def kernel_launch(km, device, math=None, sms=None):
 
     def walk_pick(mode, C, K, V, BH):
         ws = [k for k in km.kernels if k["op"] == "walk" and (k["C"], k["K"], k["V"]) == (C, K, V) and k.get("decay", mode) == mode]
+        if math and WALK in ("default", "tf32"):  # the walk for many rows (64 columns a block) where the module has it
+            want = "tf32" if WALK == "tf32" else "tf32x3"
+            many = next((w for w in ws if w.get("walkFor") == "many" and w.get("math") == want), None)
+            if many is not None and (not sms or BH * (V // many["cols"]) * 2 >= sms):
+                return many
+        ws = [k for k in ws if not k.get("walkFor")]
         fp = [k for k in ws if not k.get("math")]
         k = next((k for k in fp if not k.get("split")), fp[0] if fp else None)
         if k is not None and sms and BH * (V // k["cols"]) < sms:

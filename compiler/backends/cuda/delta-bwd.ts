@@ -23,7 +23,9 @@
  * f32 and bf16 inputs), the walk over the chunks, both directions (delta-walk.ts, K = V = 64 and 128), the per-chunk
  * adjoint (delta-adjoint.ts, K = V = 64 and 128, f32 and bf16 inputs); then the TF32 twins of prep (delta-prep-mma.ts,
  * bf16 inputs, K = V = 64 and 128), of the walks (delta-walk-mma.ts, 3xTF32: math "tf32x3", float32 like the walks,
- * K = V = 64 and 128, every decay mode; a runtime asked for math takes it for a shape's default walk) and of the adjoint
+ * K = V = 64 and 128, every decay mode; a runtime asked for math takes it for a shape's default walk; decay none / scalar
+ * also the walks for many rows at K = V = 128, DELTA_WALK_WIDE_CONFIGS with walkFor "many": 64 columns a block over 8
+ * warps, 3xTF32 (taken with math where B H (V / 64) 2 >= the SM count) and plain TF32 (LR_DELTA_WALK "tf32")) and of the adjoint
  * (delta-adjoint-mma.ts, bf16 inputs, K = V = 64 and 128), after the fp32 kernels; the adjoint's bf16 twins (math "bf16":
  * delta-adjoint-bf16.ts, mma m16n8k16 bf16, K = V = 64 and 128, decay none / scalar) last.
  */
@@ -34,7 +36,7 @@ import { DELTA_ADJ_KEY_MMA_CONFIGS, deltaAdjKeyMmaKernel, deltaAdjKeyMmaSource, 
 import { DELTA_ADJ_KEY_K128_MMA_CONFIGS, deltaAdjKeyMmaK128Kernel, deltaAdjKeyMmaK128Source } from "./delta-adjoint-key-mma-k128.ts";
 import { DELTA_PRELUDE, DELTA_PREP_CONFIGS, DELTA_PREP_KEY_CONFIGS, DELTA_PREP_KEY_MMA_CONFIGS, DELTA_PREP_MMA_CONFIGS, deltaPrepKernel, deltaPrepSource, type DeltaPrepConfig, type DeltaPrepDecay } from "./delta-prep.ts";
 import { DELTA_WALK_CONFIGS, DELTA_WALK_FEW_CONFIGS, DELTA_WALK_KEY_CONFIGS, DELTA_WALK_KEY_FEW_CONFIGS, DELTA_WALK_PRELUDE, deltaWalkKernel, deltaWalkSource, type DeltaWalkConfig } from "./delta-walk.ts";
-import { DELTA_WALK_KEY_MMA_CONFIGS, DELTA_WALK_MMA_CONFIGS, deltaWalkMmaKernel, deltaWalkMmaSource, type DeltaWalkMmaConfig } from "./delta-walk-mma.ts";
+import { DELTA_WALK_KEY_MMA_CONFIGS, DELTA_WALK_MMA_CONFIGS, DELTA_WALK_WIDE_CONFIGS, deltaWalkMmaKernel, deltaWalkMmaSource, type DeltaWalkMmaConfig } from "./delta-walk-mma.ts";
 
 export type DeltaBwdOp = "prep_fwd" | "prep_bwd" | "walk" | "adj";
 export type DeltaBwdDecay = "none" | "scalar" | "key";
@@ -51,6 +53,8 @@ export interface DeltaBwdKernel {
   split?: number;
   /** The tensor-core twins' math ("tf32"); absent: fp32 on the SIMT cores. */
   math?: "tf32" | "tf32x3" | "bf16";
+  /** The walks for many rows (delta-walk-mma.ts DELTA_WALK_WIDE_CONFIGS, 64 columns a block at K = V = 128): "many". */
+  walkFor?: "many";
   entry: string;
   threads: number;
   sharedBytes: number;
@@ -70,7 +74,7 @@ export interface DeltaBwdConfigs {
  * then the walks' 3xTF32 twins, delta-walk-mma.ts). */
 export function deltaBwdConfigs(decay: DeltaBwdDecay, twins = true): DeltaBwdConfigs {
   const mine = <T extends { decay: string }>(cs: readonly T[]) => cs.filter((c) => c.decay === decay);
-  const walk = decay === "key" ? [...DELTA_WALK_KEY_CONFIGS, ...DELTA_WALK_KEY_FEW_CONFIGS, ...(twins ? DELTA_WALK_KEY_MMA_CONFIGS : [])] : [...DELTA_WALK_CONFIGS, ...DELTA_WALK_FEW_CONFIGS, ...(twins ? DELTA_WALK_MMA_CONFIGS : [])];
+  const walk = decay === "key" ? [...DELTA_WALK_KEY_CONFIGS, ...DELTA_WALK_KEY_FEW_CONFIGS, ...(twins ? DELTA_WALK_KEY_MMA_CONFIGS : [])] : [...DELTA_WALK_CONFIGS, ...DELTA_WALK_FEW_CONFIGS, ...(twins ? [...DELTA_WALK_MMA_CONFIGS, ...DELTA_WALK_WIDE_CONFIGS] : [])];
   return {
     decay, prep: mine<DeltaPrepConfig<DeltaPrepDecay>>([...DELTA_PREP_CONFIGS, ...DELTA_PREP_KEY_CONFIGS, ...(twins ? [...DELTA_PREP_MMA_CONFIGS, ...DELTA_PREP_KEY_MMA_CONFIGS] : [])]), walk,
     adj: mine([...DELTA_ADJ_CONFIGS, ...DELTA_ADJ_K128_CONFIGS, ...DELTA_ADJ_KEY_CONFIGS, ...(twins ? [...DELTA_ADJ_MMA_CONFIGS, ...DELTA_ADJ_K128_MMA_CONFIGS, ...DELTA_ADJ_KEY_MMA_CONFIGS, ...DELTA_ADJ_KEY_K128_MMA_CONFIGS, ...DELTA_ADJ_BF16_CONFIGS] : [])]),
@@ -91,8 +95,8 @@ export function deltaBwdModule(configs: DeltaBwdConfigs): { source: string; kern
   const kernels: DeltaBwdKernel[] = [];
   let source = DELTA_PRELUDE + DELTA_ADJ_PRELUDE + DELTA_WALK_PRELUDE;
   const add = (k: Omit<DeltaBwdKernel, "cols"> & { cols?: number }, src: string) => {
-    const { op, tin, C, K, V, math, entry, threads, sharedBytes } = k;
-    kernels.push({ op, decay, tin, C, K, V, cols: k.cols ?? V, ...(k.split && k.split > 1 ? { split: k.split } : {}), ...(math ? { math } : {}), entry, threads, sharedBytes });
+    const { op, tin, C, K, V, math, entry, threads, sharedBytes, walkFor } = k;
+    kernels.push({ op, decay, tin, C, K, V, cols: k.cols ?? V, ...(k.split && k.split > 1 ? { split: k.split } : {}), ...(math ? { math } : {}), ...(walkFor ? { walkFor } : {}), entry, threads, sharedBytes });
     source += src;
   };
   for (const twins of [false, true]) {
