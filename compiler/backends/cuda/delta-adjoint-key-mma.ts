@@ -88,25 +88,26 @@ export function deltaAdjKeyMmaKernel(c: DeltaAdjKeyMmaConfig): DeltaAdjKeyMmaKer
 
 const unroll = "#pragma unroll";
 
-export function deltaAdjKeyMmaSource(c: DeltaAdjKeyMmaConfig): string {
-  check(c);
-  const C = 64, K = 64, V = 64;
-  const L = layout();
-  const { frag, mma, fragA, fragAt, fragBkn } = tf32Ops(false);
-  const tok = adjTok;
-  const S = (i: number) => `sS${i}`;
-  const parts = adjKeyParts(c, NT, 16, "__expf");
-  const { gk, exX, exY, exC, diagDot, prefixG } = parts;
-  // the factor between 16-slot blocks ba > bf, exp(G[16 ba - 1, i] - G[16 bf + 15, i])
-  const cp = (ba: string, bf: string, i: string) => `sCp[((((${ba}) * ((${ba}) - 1u)) >> 1u) + (${bf})) * ${K}u + (${i})]`;
-  // the loads into a slot (rows or transposed), each value times exp(ex(a, i)) where given
-  const slot = (d: string): KeySlot => ({ p: d, ld: LDS });
-  const load = (dst: string, src: string, w: number, kind: "tok" | "chunk", T_: boolean, ex?: (a: string, i: string) => string) => parts.load(slot(dst), src, w, kind, T_, ex);
-  const loadKV = (dst: string, src: string, T_: boolean) => parts.loadKV(slot(dst), src, T_);
+/** The per-key twins' fragment pieces (this file's K = 64 kernel; delta-adjoint-key-mma-k128.ts's key blocks), for 16 warps
+ * (rows 16 rb.., columns 16 hq.. of a [C, 64] output; g, tg the lane's fragment indices) over [64][72] slots:
+ *   tk(a, i): a key-width per-token element's index (key i of the block); KB: the keys in a block (the key scores' sum);
+ *   V: the values (the value sums' sum); gk / cp: G and the block pairs' factors (delta-adjoint-key.ts adjKeyParts, cp
+ *   below); keyB(Y, k): the key scores' B value of key k, column n0 + g (k^ stored transposed [i][f] or as rows [f][i]);
+ *   plain: the value sums' A operand stride and B fragment from Y (stored [j][f] or as rows [f][j]); dot(xg, oq): the
+ *   diagonal key scores' sum over the keys into s.
+ * zero, each (a [C, 64] accumulator's elements), prodF (acc += X Y over 8-column steps; nt tiles of 8 columns from
+ * 8 nt hq; Y [m][n] or yNK [n][m]), keyScores, diagKeyScores, plainScores, diagProducts, addFrom, store: see there. */
+export function keyTwinPieces(p: {
+  tk: (a: string, i: string) => string; KB: number; V: number; gk: (row: string, i: string) => string; cp: (ba: string, bf: string, i: string) => string;
+  keyB: (Y: string, k: string) => string; plain: { ldx: number; fb: (Y: string) => string }; dot: (xg: string, oq: number) => string;
+}) {
+  const C = 64;
+  const { tk, KB, V, gk, cp, keyB, plain, dot } = p;
+  const { frag, mma, fragA, fragAt } = tf32Ops(false);
   const row = (hh: string) => `(16u * rb + g + 8u * ${hh})`;
   const col = (j: string) => `(8u * (2u * hq + ${j}) + 2u * tg)`;
-  const zero = (acc: string, decl = true) => `${decl ? `  float ${acc}[2][4];\n` : ""}${unroll}
-  for (u32 j = 0; j < 2u; ++j) ${acc}[j][0] = ${acc}[j][1] = ${acc}[j][2] = ${acc}[j][3] = 0.f;
+  const zero = (acc: string, decl = true, nt = 2) => `${decl ? `  float ${acc}[${nt}][4];\n` : ""}${unroll}
+  for (u32 j = 0; j < ${nt}u; ++j) ${acc}[j][0] = ${acc}[j][1] = ${acc}[j][2] = ${acc}[j][3] = 0.f;
 `;
   // each fragment element (row a, column i) of acc: body(a, i, e) with e the element's index expression
   const each = (body: (a: string, i: string, e: string) => string) => `${unroll}
@@ -122,22 +123,26 @@ ${unroll}
 `;
   // acc += X(rows 16 rb.., m) Y(m, columns) over m in [8 lo, 8 hi); X stored [row][m] or (xT) [m][row], Y [m][col];
   // each B value times s(n0) (n0 the tile's first column; the value's column n0 + g) where given
-  const prodF = (acc: string, X: string, xT: boolean, Y: string, lo: string, hi: string, s?: string) => `  for (u32 ks = ${lo}; ks < ${hi}; ++ks) {
-${xT ? fragAt("    ", "fa", X, LDS, "16u * rb", "8u * ks") : fragA("    ", "fa", X, LDS, "16u * rb", "8u * ks")}${unroll}
-    for (u32 j = 0; j < 2u; ++j) {
-      const u32 n0 = 8u * (2u * hq + j);
-${s ? `      const float sc = ${s};\n${frag("      ", "fb", [`sc * ${Y}[(8u * ks + tg) * ${LDS}u + n0 + g]`, `sc * ${Y}[(8u * ks + tg + 4u) * ${LDS}u + n0 + g]`])}` : fragBkn("      ", "fb", Y, LDS, "n0", "8u * ks")}${mma("      ", `${acc}[j]`, "fa", "fb")}    }
+  const prodF = (acc: string, X: string, xT: boolean, Y: string, lo: string, hi: string, s?: string, o: { nt?: number; ldx?: number; ldy?: number; yNK?: boolean } = {}) => {
+    const { nt = 2, ldx = LDS, ldy = LDS, yNK = false } = o;
+    const yv = (dk: string) => (yNK ? `${Y}[(n0 + g) * ${ldy}u + 8u * ks + tg${dk}]` : `${Y}[(8u * ks + tg${dk}) * ${ldy}u + n0 + g]`);
+    return `  for (u32 ks = ${lo}; ks < ${hi}; ++ks) {
+${xT ? fragAt("    ", "fa", X, ldx, "16u * rb", "8u * ks") : fragA("    ", "fa", X, ldx, "16u * rb", "8u * ks")}${unroll}
+    for (u32 j = 0; j < ${nt}u; ++j) {
+      const u32 n0 = 8u * (${nt}u * hq + j);
+${s ? `      const float sc = ${s};\n${frag("      ", "fb", [`sc * ${yv("")}`, `sc * ${yv(" + 4u")}`])}` : frag("      ", "fb", [yv(""), yv(" + 4u")])}${mma("      ", `${acc}[j]`, "fa", "fb")}    }
   }
 `;
+  };
   // the key scores' tiles in earlier blocks than the row block (dst [a][f]; those in later blocks zero, the diagonal
   // block's entries f >= a + oq zero, the rest left to diagKeyScores): X = x~ rows, Yt = k^ transposed [i][f], each value times Cp[rb, bf, i]
-  const keyScores = (dst: string, X: string, Yt: string, oq: number) => `  {
-${zero("sc").replace(/^/gm, "  ")}    for (u32 ks = 0; ks < ${K / 8}u; ++ks) {
+  const keyScores = (dst: string, X: string, Y: string, oq: number) => `  {
+${zero("sc").replace(/^/gm, "  ")}    for (u32 ks = 0; ks < ${KB / 8}u; ++ks) {
 ${fragA("      ", "fa", X, LDS, "16u * rb", "8u * ks")}${unroll}
       for (u32 j = 0; j < 2u; ++j) {
         const u32 bf = hq, n0 = 8u * (2u * hq + j);
         if (bf < rb) {
-${frag("          ", "fb", [`${cp("rb", "bf", "8u * ks + tg")} * ${Yt}[(8u * ks + tg) * ${LDS}u + n0 + g]`, `${cp("rb", "bf", "8u * ks + tg + 4u")} * ${Yt}[(8u * ks + tg + 4u) * ${LDS}u + n0 + g]`])}${mma("          ", "sc[j]", "fa", "fb")}        }
+${frag("          ", "fb", [`${cp("rb", "bf", "8u * ks + tg")} * ${keyB(Y, "8u * ks + tg")}`, `${cp("rb", "bf", "8u * ks + tg + 4u")} * ${keyB(Y, "8u * ks + tg + 4u")}`])}${mma("          ", "sc[j]", "fa", "fb")}        }
       }
     }
 ${unroll}
@@ -165,15 +170,15 @@ ${unroll}
     const u32 a = 16u * bd + pa, f = 16u * bd + k - ((pa * (pa - 1u)) >> 1u);
     float s = 0.f;
     if (a < nv) {
-${diagDot(xg, "KK", oq)}    }
+${dot(xg, oq)}    }
     ${dst}[a * ${LDS}u + f] = s;
   }${oq ? ` else if (t < ${(C / 16) * 120 + C / 2}u) {
     for (u32 a = 2u * (t - ${(C / 16) * 120}u); a < 2u * (t - ${(C / 16) * 120}u) + 2u; ++a) {
       float s = 0.f;
       if (a < nv) {
 ${unroll} 4
-        for (u32 m0 = 0; m0 < ${K}u; m0 += 4u) {
-          const float4 x4 = seqc_dadj_in4(${xg}, ${tok("a", "m0", K)}), k4 = seqc_dadj_in4(KK, ${tok("a", "m0", K)});
+        for (u32 m0 = 0; m0 < ${KB}u; m0 += 4u) {
+          const float4 x4 = seqc_dadj_in4(${xg}, ${tk("a", "m0")}), k4 = seqc_dadj_in4(KK, ${tk("a", "m0")});
           s = fmaf(x4.x, k4.x, fmaf(x4.y, k4.y, fmaf(x4.z, k4.z, fmaf(x4.w, k4.w, s))));
         }
       }
@@ -184,10 +189,10 @@ ${unroll} 4
   // dst [a][f] = g_a . y_f over the values (Y stored [j][f]), masked f < a + oq (no decay); tiles above the diagonal zero
   const plainScores = (dst: string, X: string, Y: string, oq: number) => `  {
 ${zero("sc").replace(/^/gm, "  ")}    for (u32 ks = 0; ks < ${V / 8}u; ++ks) {
-${fragA("      ", "fa", X, LDS, "16u * rb", "8u * ks")}${unroll}
+${fragA("      ", "fa", X, plain.ldx, "16u * rb", "8u * ks")}${unroll}
       for (u32 j = 0; j < 2u; ++j) {
         if (hq <= rb) {
-${fragBkn("          ", "fb", Y, LDS, "8u * (2u * hq + j)", "8u * ks")}${mma("          ", "sc[j]", "fa", "fb")}        }
+${plain.fb(Y)}${mma("          ", "sc[j]", "fa", "fb")}        }
       }
     }
 ${unroll}
@@ -211,13 +216,13 @@ ${unroll}
 ${unroll}
     for (u32 q = 0; q < 8u; ++q) {
       const u32 a = 16u * bd + ${ro("q")};
-      xr[q] = a < nv ? seqc_dadj_in(${xg}, ${tok("a", "i", K)}) : 0.f;
+      xr[q] = a < nv ? seqc_dadj_in(${xg}, ${tk("a", "i")}) : 0.f;
       ex[q] = 0.f;
     }
 #pragma unroll 1
     for (u32 pf = 0; pf < ${gp ? 12 : 16}u; ++pf) {
       const u32 f = 16u * bd + pf;
-      const float kf = f < nv ? seqc_dadj_in(KK, ${tok("f", "i", K)}) : 0.f, uf = f < nv ? seqc_dadj_in(U, ${tok("f", "i", K)}) : 0.f, gf = ${gk("f + 1u", "i")};
+      const float kf = f < nv ? seqc_dadj_in(KK, ${tk("f", "i")}) : 0.f, uf = f < nv ? seqc_dadj_in(U, ${tk("f", "i")}) : 0.f, gf = ${gk("f + 1u", "i")};
       float ek = 0.f, eu = 0.f;
 ${unroll}
       for (u32 q = 0; q < 8u; ++q) {
@@ -259,10 +264,32 @@ ${unroll}
     const u32 a = ${row("hh")};
     if (a < nv) {
 ${unroll}
-      for (u32 j = 0; j < 2u; ++j) *(float2*)&${dst}[${tok("a", col("j"), K)}] = make_float2(${acc}[j][2u * hh], ${acc}[j][2u * hh + 1u]);
+      for (u32 j = 0; j < 2u; ++j) *(float2*)&${dst}[${tk("a", col("j"))}] = make_float2(${acc}[j][2u * hh], ${acc}[j][2u * hh + 1u]);
     }
   }
 `;
+  return { row, col, zero, each, prodF, keyScores, diagKeyScores, plainScores, diagProducts, addFrom, store };
+}
+
+export function deltaAdjKeyMmaSource(c: DeltaAdjKeyMmaConfig): string {
+  check(c);
+  const C = 64, K = 64, V = 64;
+  const L = layout();
+  const { fragBkn } = tf32Ops(false);
+  const tok = adjTok;
+  const S = (i: number) => `sS${i}`;
+  const parts = adjKeyParts(c, NT, 16, "__expf");
+  const { gk, exX, exY, exC, diagDot, prefixG } = parts;
+  // the factor between 16-slot blocks ba > bf, exp(G[16 ba - 1, i] - G[16 bf + 15, i])
+  const cp = (ba: string, bf: string, i: string) => `sCp[((((${ba}) * ((${ba}) - 1u)) >> 1u) + (${bf})) * ${K}u + (${i})]`;
+  // the loads into a slot (rows or transposed), each value times exp(ex(a, i)) where given
+  const slot = (d: string): KeySlot => ({ p: d, ld: LDS });
+  const load = (dst: string, src: string, w: number, kind: "tok" | "chunk", T_: boolean, ex?: (a: string, i: string) => string) => parts.load(slot(dst), src, w, kind, T_, ex);
+  const loadKV = (dst: string, src: string, T_: boolean) => parts.loadKV(slot(dst), src, T_);
+  const { row, zero, each, prodF, keyScores, diagKeyScores, plainScores, diagProducts, addFrom, store } = keyTwinPieces({
+    tk: (a, i) => tok(a, i, K), KB: K, V, gk, cp, keyB: (Y, k) => `${Y}[(${k}) * ${LDS}u + n0 + g]`,
+    plain: { ldx: LDS, fb: (Y) => fragBkn("          ", "fb", Y, LDS, "8u * (2u * hq + j)", "8u * ks") }, dot: (xg, oq) => diagDot(xg, "KK", oq),
+  });
   const side = (y: boolean) => {
     const oq = y ? 1 : 0, x = y ? "Q" : "W";
     const gl = y ? load(S(1), "DY", V, "tok", false) : load(S(1), "DR", V, "chunk", false);
