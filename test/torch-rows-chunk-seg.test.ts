@@ -4,7 +4,7 @@
  * kernel's contract in float64 per launched batch) with the switch off and with 2, 3, 4, 5 segments and "auto": the
  * segments launched as B n batches of T / n tokens from init 1 (the grid's x B n H), where n divides T (else one
  * launch as off); outputs on vs off within 1e-6 of the largest (split / wide entries at K = V = 128, forward time and the
- * adjoint's reversed time (rev 31), bf16 and float32 a, with and without S0, decays to -20, T ragged, segments of 1024 tokens whose states' products run in blocks of 512); off vs a float64 walk
+ * adjoint's reversed time (rev 31), bf16 and float32 a, with and without S0, decays to -20, T ragged, segments of 1024 tokens whose states' products run in blocks of 512, one-token segments); off vs a float64 walk
  * of the whole sequence. A stand-in that ignores init (every segment from zero) fails. rows_chunk_segments' picks.
  */
 import { describe, expect, it } from "vitest";
@@ -27,7 +27,7 @@ function drive(broken: boolean): [Row[], Record<string, number>] {
 describe.skipIf(!cpuTorch)("torch runtime: the rows chunk kernel's segments (ROWS_CHUNK_SEGMENTS) on CPU", () => {
   it("segments as batches from their start states: outputs as off; launches; picks; a stand-in ignoring init fails", () => {
     const [rows, picks] = drive(false);
-    expect(rows.map((r) => r.case)).toEqual(["split K128 dk rev", "split K128 dq", "wide K128 dq", "wide K128 dk rev init", "K64 ragged T 195", "K64 T 2048 (token blocks of 512)", "K64 T 2048 rev (token blocks of 512)"]);
+    expect(rows.map((r) => r.case)).toEqual(["split K128 dk rev", "split K128 dq", "wide K128 dq", "wide K128 dk rev init", "K64 ragged T 195", "K64 T 2048 (token blocks of 512)", "K64 T 2048 rev (token blocks of 512)", "one-token segments rev"]);
     for (const r of rows) {
       expect(r.ref, `${r.case}: off vs float64`).toBeLessThan(1e-6);
       for (const [n, run] of Object.entries(r.runs)) expect(run.err, `${r.case} n=${n}`).toBeLessThan(1e-6);
@@ -44,6 +44,7 @@ describe.skipIf(!cpuTorch)("torch runtime: the rows chunk kernel's segments (ROW
     expect(rows[4].runs["4"].launches).toEqual([[2, 1, 2, 195, 1]]);
     expect(rows[5].runs["2"].launches).toEqual([[4, 1, 2, 1024, 1]]); // segments of 1024 tokens: the states' products in blocks of 512
     expect(rows[6].runs["2"].launches).toEqual([[4, 1, 2, 1024, 1]]);
+    expect(rows[7].runs["5"].launches).toEqual([[10, 1, 5, 1, 1]]); // one token a segment: the states' copy of ld (ld itself unwritten: off and the float64 walk after it agree)
     expect(picks).toEqual({
       "1x32768x8x128": 4, "1x32768x8x128 wide": 8, "4x8192x16x128": 1, "8x2048x16x64": 1, "1x32769x8x128": 1, "1x1024x8x128": 4, "1x192x8x128": 3,
       "n 3 of T 150": 3, "n 4 of T 150": 1, off: 1,

@@ -361,7 +361,8 @@ def rows_chunk_seg_states(ld, pairs, S0, B, T, H, K, V, nseg, rev=0):
     # sums as prefix sums; the product below sums over tokens, in any order).
     if rev:  # weights exp(sum ld[jL+1 .. o]), the segment's own order
         segs = slice(1, nseg)
-        g = ld5[:, segs].permute(0, 1, 3, 4, 2).to(f).contiguous()
+        g = torch.empty([B, ns, H, K, L], dtype=f, device=dev)  # (a copy: ld itself is never written)
+        g.copy_(ld5[:, segs].permute(0, 1, 3, 4, 2))
         g[..., 0] = 0
         g = torch.cumsum(g, -1)
         Q = torch.exp(g[..., L - 1])  # [B, ns, H, K]: sum ld[jL+1 .. jL+L-1]

@@ -89,6 +89,7 @@ def main():
         ("K64 ragged T 195", 2, 195, 1, 48, 40, False, 0, True, -0.5, "auto", [3, 5, 4]),
         ("K64 T 2048 (token blocks of 512)", 1, 2048, 2, 64, 64, True, 0, True, -0.02, "auto", [2]),
         ("K64 T 2048 rev (token blocks of 512)", 1, 2048, 2, 64, 64, False, 31, False, -0.02, "auto", [2]),
+        ("one-token segments rev", 1, 5, 2, 64, 64, False, 31, True, -0.5, "auto", [5]),
     ]
     for name, B, T, H, K, V, low_a, rev, init, min_ld, wide, segs in cases:
         ld = (torch.rand(B, T, H * K, generator=g) * min_ld).float()
