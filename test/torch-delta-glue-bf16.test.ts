@@ -1,13 +1,15 @@
 /**
  * The delta step's glue without bf16 conversion passes (runtime/torch/seqc_chunked_lowrank.py LR_DELTA_GLUE "bf16"):
- * where the delta kernels take bf16 per-token inputs, prep writes the tensors they read and post's backward dY in bf16
- * directly (their "-bf16out" twins, compiler/backends/torch/stateless-bf16.ts; chain-plans-lowrank.ts deltaBf16Outputs
- * names them), a merged decay's w' = exp(ld) w is written in bf16 by its product, an input's gradient pieces are summed
+ * where the delta kernels take bf16 per-token inputs, prep writes the tensors they read in bf16 directly (its
+ * "-bf16out" twins, compiler/backends/torch/stateless-bf16.ts; chain-plans-lowrank.ts deltaBf16Outputs names them), post's
+ * backward does not run where its outputs are copies and zeros (chain-copies-lowrank.ts names them: dY is the bf16
+ * cotangent as given; elsewhere its "-bf16out" twin writes dY), a merged decay's w' = exp(ld) w is written in bf16 by its product, an input's gradient pieces are summed
  * into bf16. Checked end to end on CPU torch (test/torch/autograd_bf16.py: the module's autograd path on bf16 tensors,
  * the plans on the float64 interpreter, the delta kernels by their stand-in test/torch/delta_kernels_standin.py with bf16
  * per-token inputs): "bf16" against "off" (DeltaNet: bitwise the same gradients; Gated DeltaNet within a bf16 rounding:
  * its merged decay's adjoint w' . dw' is taken as exp(ld) (w . dw')), both within 1e-2 of float64 at the rounded inputs;
- * which plans ran with bf16 outputs; the stand-in got bf16 tensors either way (so "off" converted them).
+ * which plans ran with bf16 outputs (post's backward none with "bf16"); the stand-in got bf16 tensors either way (so
+ * "off" converted them).
  */
 import { describe, expect, it } from "vitest";
 import { spawnSync } from "node:child_process";
@@ -44,11 +46,14 @@ describe("torch target: the delta kernels' bf16 per-token tensors named for the 
     expect(["prep", "postBw", "prepBw"].map((p) => deltaBf16Outputs(names("gated_deltanet"), p))).toEqual([["u1", "kk3", "q5"], ["y0__bar"], []]);
     expect(["prep", "postBw"].map((p) => deltaBf16Outputs(names("rwkv7"), p))).toEqual([[], ["y0__bar"]]);
     expect(["prep", "postBw"].map((p) => deltaBf16Outputs(names("gated_deltaproduct"), p))).toEqual([[], []]);
+    // post's backward's copies and zeros (the glue's dY without running it)
+    expect([names("deltanet").postBw.copies, names("deltanet").postBw.zeros]).toEqual([{ y0__bar: "o__bar" }, ["beta__bar", "k__bar", "q__bar", "v__bar"]]);
+    expect([names("rwkv7").postBw.copies, names("rwkv7").postBw.zeros]).toEqual([{ y0__bar: "o__bar" }, ["a__bar", "b__bar", "k__bar", "r__bar", "v__bar", "w__bar"]]);
   });
 });
 
 describe.skipIf(!cpuBf16)("torch target: LR_DELTA_GLUE \"bf16\" end to end on bf16 tensors (CPU torch, the delta kernels' stand-in)", () => {
-  it.each(["deltanet", "gated_deltanet", "rwkv7"])("%s: \"bf16\" as \"off\" (bitwise; Gated DeltaNet within a bf16 rounding), both within 1e-2 of float64; prep and post's backward on their \"-bf16out\" twins; the stand-in reads bf16", async (name) => {
+  it.each(["deltanet", "gated_deltanet", "rwkv7"])("%s: \"bf16\" as \"off\" (bitwise; Gated DeltaNet within a bf16 rounding), both within 1e-2 of float64; prep on its \"-bf16out\" twin, no post's backward; the stand-in reads bf16", async (name) => {
     const model = load(name);
     const dims = dimsOf(model);
     const dir = mkdtempSync(join(tmpdir(), "seqc-torch-delta-glue-"));
@@ -76,10 +81,11 @@ describe.skipIf(!cpuBf16)("torch target: LR_DELTA_GLUE \"bf16\" end to end on bf
         // the five kernels (their stand-in), each reading its per-token tensors in bf16
         expect(g.deltaCalls, `${label} ${glue}`).toEqual(["prep_fwd", "walk", "prep_bwd", "walk", "adj"]);
         for (const [op, dts] of g.deltaSeen) expect(dts, `${label} ${glue} ${op}`).toEqual(dts.map(() => "bfloat16"));
-        // which stateless parts wrote bf16 outputs: with "bf16" prep (where it runs) and post's backward, on their twins
+        // which stateless parts ran with bf16 outputs: with "bf16" prep (where it runs) on its twin, post's backward not
+        // at all (its outputs a copy and zeros: dY the cotangent)
         const outIo = g.runs.filter((r) => ["chain:prep", "chain:postBw"].includes(r[0])).map((r) => [r[0], r[4], r[2].endsWith("-bf16out")]);
         const parts = chain.models.prep ? ["chain:prep", "chain:postBw"] : ["chain:postBw"];
-        expect(outIo, `${label} ${glue}`).toEqual(parts.map((p) => (glue === "bf16" ? [p, "bf16", true] : [p, "f32", false])));
+        expect(outIo, `${label} ${glue}`).toEqual(glue === "bf16" ? (chain.models.prep ? [["chain:prep", "bf16", true]] : []) : parts.map((p) => [p, "f32", false]));
         for (const [k, v] of Object.entries(want.inputs)) expect(relativeError(Float64Array.from(g.inputs[k]), v), `${label} ${glue}: d ${k}`).toBeLessThanOrEqual(1e-2);
         if (init) for (const [k, v] of Object.entries(want.initialState)) expect(relativeError(Float64Array.from(g.initialState[k]), v), `${label} ${glue}: d ${k}0`).toBeLessThanOrEqual(1e-2);
       }

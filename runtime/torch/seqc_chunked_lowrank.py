@@ -225,9 +225,10 @@ LR_DELTA_MMA = "bf16"
 # The delta step's glue where LR_FUSED_DELTA's kernels take bf16 per-token inputs (LR_DELTA_TIN "bf16", bf16 tensors,
 # the module's kernels for the shape): "off" (prep and post's backward write float32, which delta_kernels converts to
 # bf16: a pass over each of u, k, q and dY, 0.20 ms of DeltaNet's (8, 2048, 16, 64) step, 0.75 of (4, 8192, 16, 128) on
-# the H200) or "bf16": prep writes the tensors the kernels read and post's backward dY in bf16 directly (their
-# "-bf16out" twins, compiler/backends/torch/stateless-bf16.ts: stores rounded to nearest even, bitwise torch's
-# conversion after a float32 store); a merged decay's w' = exp(ld) w written in bf16 in its one product; an input's
+# the H200) or "bf16": prep writes the tensors the kernels read in bf16 directly (its "-bf16out" twins,
+# compiler/backends/torch/stateless-bf16.ts: stores rounded to nearest even, bitwise torch's conversion after a float32
+# store); post's backward does not run where its outputs are a copy and zeros (dY the cotangent as given: post_copies),
+# else its "-bf16out" twin writes dY; a merged decay's w' = exp(ld) w written in bf16 in its one product; an input's
 # gradient pieces summed into bf16 directly (the gradient as returned). Where the stateless run or the plan has no such
 # twins, as "off". Untimed: "off" is the default until the card shows "bf16" wins.
 LR_DELTA_GLUE = "off"
@@ -1263,6 +1264,28 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
             post_in[n["postBw"]["outputBar"][name]] = g if g is not None else zeros([B, T] + list(shape))
         return pointwise("postBw", post_in, out_io)
 
+    def post_copies(ro):
+        """LR_DELTA_GLUE "bf16": post's backward's outputs without running it, where its names (chain-copies-lowrank.ts)
+        say each is a copy of one of its inputs or a literal zero and readout ro's adjoint is a copy (the delta family's
+        y0__bar = o__bar: dY the outputs' cotangent as given, bf16 in a bf16 step); {output: tensor} of the copies (the
+        zeros no piece of any sum), else None."""
+        pb = n["postBw"]
+        cp, zs = pb.get("copies") or {}, set(pb.get("zeros") or ())
+        outs = set(pb["inputBar"].values()) | set(pb["paramBar"].values())
+        if pb["inputBar"].get(ro["y"]) not in cp or not outs <= set(cp) | zs:
+            return None
+        cot = {pb["outputBar"][name]: (name, shape) for name, shape in outputs}
+        got = {}
+        for o, src in cp.items():
+            if src in cot:
+                g = cot_outputs.get(cot[src][0])
+                got[o] = g if g is not None else zeros([B, T] + list(cot[src][1]))
+            elif src in given:
+                got[o] = given[src]
+            else:
+                return None
+        return got
+
     def finish(bars, G_last, post_g):
         """The merged decay steps' adjoints mapped back, dS_0 in the model's layout, prep's backward and the sums."""
         if merged:  # back through w' = exp(ld) w: dw = exp(ld) dw', d ld += w' . dw'
@@ -1293,7 +1316,9 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
     if delta:  # LR_BWD "delta": prep's per-token outputs in, their adjoints out (no timeline)
         st, ro = steps[0], readouts[0]
         lr, pr, ldn = st["lowRank"][0], st["inputs"][0], st.get("ld")
-        post_g = post_backward({}, low_io)
+        post_g = post_copies(ro) if low_glue else None
+        if post_g is None:
+            post_g = post_backward({}, low_io)
         dY = post_g[n["postBw"]["inputBar"][ro["y"]]].reshape(B, T, H, V)
         with _section("delta"):
             grads = _delta.delta_backward(
