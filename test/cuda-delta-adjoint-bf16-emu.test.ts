@@ -16,9 +16,10 @@
 import { describe, expect, it } from "vitest";
 import { spawnSync } from "node:child_process";
 import { DELTA_ADJ_PRELUDE, type DeltaAdjKernel } from "../compiler/backends/cuda/delta-adjoint.ts";
-import { DELTA_ADJ_BF16_CONFIGS, DELTA_ADJ_BF16_PRELUDE, deltaAdjBf16Kernel, deltaAdjBf16Source } from "../compiler/backends/cuda/delta-adjoint-bf16.ts";
+import { DELTA_ADJ_BF16_CONFIGS, DELTA_ADJ_BF16_PRELUDE, DELTA_ADJ_BF16_ZIN_CONFIGS, deltaAdjBf16Kernel, deltaAdjBf16Source } from "../compiler/backends/cuda/delta-adjoint-bf16.ts";
+import { bf16 } from "./helpers/bf16-round.ts";
 import { findNvcc } from "../compiler/backends/cuda/nvcc.ts";
-import { adjData as data, adjEmu, adjErrors as errors, expectBrokenFail as expectBroken, fmt, worst, type AdjData } from "./helpers/delta-adjoint-emu.ts";
+import { adjData as data, adjEmu, adjErrors as errors, adjRun, expectBrokenFail as expectBroken, fmt, worst, type AdjData } from "./helpers/delta-adjoint-emu.ts";
 import { ptxasUsage } from "./helpers/ptxas-usage.ts";
 
 const gpp = spawnSync("g++", ["--version"]).status === 0;
@@ -86,8 +87,48 @@ describe.skipIf(!gpp)("the delta adjoint's bf16 tensor-core twin on the CPU emul
     ]);
   }, 900_000);
 
+  const zs = DELTA_ADJ_BF16_ZIN_CONFIGS.map(deltaAdjBf16Kernel);
+
+  it("bf16 R, S0, LE, DR (zin, the walks' zout): vs float64 within 1e-2, and bit-identical to the fp32-input twin on the same values (dld too where R, S0, LE, DR are bf16 values already: aC's sums alike); broken copies fail", () => {
+    expect(zs.map((k) => [k.entry, k.threads, k.sharedBytes])).toEqual(ks.map((k) => [`${k.entry}_zb`, k.threads, k.sharedBytes]));
+    expect(() => deltaAdjBf16Kernel({ ...DELTA_ADJ_BF16_CONFIGS[0], zin: "f16" as "bf16" })).toThrow(/zin/);
+    const bin = buildEmu([...ks, ...zs]);
+    const rounded = (d: AdjData): AdjData => ({ ...d, R: bf16(d.R).values, S0: bf16(d.S0).values, LE: bf16(d.LE).values, DR: bf16(d.DR).values });
+    zs.forEach((z, i) => {
+      const k = ks[i];
+      for (const [T, minLd] of (z.decay === "none" ? [[100, 0], [1, 0]] : [[100, -0.3], [100, -20], [1, -5]])) {
+        const raw = data(z, T, minLd, 71 + T + i), d = rounded(raw);
+        const e = errors(bin, z, d);
+        expect(worst(e), `${z.entry} T=${T} ld>=${minLd}: ${fmt(e)}`).toBeLessThan(1e-2);
+        console.log(`${z.entry} T=${T} ld>=${minLd}: ${fmt(e)}`);
+        for (const [dd, what] of [[d, "bf16 values"], [raw, "fp32 values"]] as const) {
+          const a = adjRun(bin, z, dd), b = adjRun(bin, k, dd);
+          for (const o of ["dq", "du", "dw", "dk", "dv", "dld"] as const) {
+            if (!a[o] || !b[o] || (o === "dld" && dd === raw)) continue;  // aC from fp32 S_C, LE in the fp32-input twin
+            const diff = a[o]!.findIndex((x, j) => !Object.is(x, b[o]![j]));
+            expect(diff, `${z.entry} T=${T} ${what}: ${o} bit-identical to ${k.entry}`).toBe(-1);
+          }
+        }
+      }
+    });
+    // broken copies: S0 from the neighbouring chunk (the y side's S0 term), DR's 4-value groups swapped in pairs, aC's S_C from this chunk's S0
+    const z = zs[1], d = rounded(data(z, 100, -0.3, 17));
+    const broken = (from: string, to: string, nth = 0) => buildEmu([z], (src) => {
+      let at = -1;
+      for (let j = 0; j <= nth; j++) at = src.indexOf(from, at + 1);
+      expect(at, from).toBeGreaterThanOrEqual(0);
+      return src.slice(0, at) + to + src.slice(at + from.length);
+    });
+    const cases: [string, string, string, number][] = [
+      ["const unsigned short* src = S0 + (size_t)n * 4096u;", "const unsigned short* src = S0 + (size_t)(n ^ 1u) * 4096u;", "dq", 0],
+      ["seqc_dab_ld4(pre[i], DR + (size_t)n * 4096u + 4u * x)", "seqc_dab_ld4(pre[i], DR + (size_t)n * 4096u + 4u * (x ^ 1u))", "dw", 0],
+      ["seqc_dab_ld4(w, S0 + (size_t)(n + 1u) * 4096u", "seqc_dab_ld4(w, S0 + (size_t)n * 4096u", "dld", 0],
+    ];
+    for (const [from, to, which, nth] of cases) expect(errors(broken(from, to, nth), z, d, true)[which], `${from} -> ${to}`).toBeGreaterThan(1e-2);
+  }, 900_000);
+
   it.skipIf(!findNvcc())("nvcc -cubin compiles every entry for sm_90; ptxas: no spills, <= 128 registers", () => {
-    for (const [e, u] of ptxasUsage(findNvcc()!, source(ks), ks.map((k) => k.entry))) {
+    for (const [e, u] of ptxasUsage(findNvcc()!, source([...ks, ...zs]), [...ks, ...zs].map((k) => k.entry))) {
       expect([u.spillStores, u.spillLoads], `${e} spills`).toEqual([0, 0]);
       expect(u.registers, `${e} registers`).toBeLessThanOrEqual(128);
       console.log(`${e}: ${u.registers} registers`);

@@ -18,12 +18,13 @@
  */
 import { describe, expect, it } from "vitest";
 import { execFileSync, spawnSync } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { DELTA_WALK_CONFIGS, DELTA_WALK_FEW_CONFIGS, DELTA_WALK_KEY_CONFIGS, DELTA_WALK_KEY_FEW_CONFIGS, deltaWalkModule, type DeltaWalkConfig, type DeltaWalkKernel } from "../compiler/backends/cuda/delta-walk.ts";
 import { DELTA_WALK_KEY_MMA_CONFIGS, DELTA_WALK_MMA_CONFIGS, DELTA_WALK_WIDE_CONFIGS, deltaWalkMmaModule, type DeltaWalkMmaConfig } from "../compiler/backends/cuda/delta-walk-mma.ts";
 import { findNvcc } from "../compiler/backends/cuda/nvcc.ts";
 import { relativeError } from "../compiler/io/manifest.ts";
+import { bf16 } from "./helpers/bf16-round.ts";
 import { EMU_READF } from "./cuda-emu/harness.ts";
 import { compileLowRankEmu, emuEntrySelect, f32Bytes, inScratchDir, readF32 } from "./helpers/lowrank-emu.ts";
 import { ptxasUsage } from "./helpers/ptxas-usage.ts";
@@ -88,7 +89,7 @@ const FILES = ["M", "X", "BM", "NN", "A", "Z0", "ZS", "Y", "ZF"];
 function buildEmu(source: string, kernels: DeltaWalkKernel[]): string {
   const main = `
 static void* P[9]; static int BH_, NC_, REV_, Z0_;
-${kernels.map((k) => `static void body_${k.entry}() { ${k.entry}((const float*)P[0], (const float*)P[1], (const float*)P[2], (const float*)P[3], (const float*)P[4], Z0_ ? (const float*)P[5] : nullptr, (float*)P[6], (float*)P[7], (float*)P[8], BH_, NC_, REV_); }`).join("\n")}
+${kernels.map((k) => `static void body_${k.entry}() { ${k.entry}((const float*)P[0], (const float*)P[1], (const float*)P[2], (const float*)P[3], (const float*)P[4], Z0_ ? (const float*)P[5] : nullptr, (${k.zout ? "unsigned short" : "float"}*)P[6], (${k.zout ? "unsigned short" : "float"}*)P[7], (float*)P[8], BH_, NC_, REV_); }`).join("\n")}
 ${EMU_READF}
 int main(int argc, char** argv) {
   std::string dir = argv[1], entry = argv[2];
@@ -116,7 +117,14 @@ function runEmu(bin: string, k: DeltaWalkKernel, d: Data, reverse: boolean): Wal
     };
     for (const f of FILES) writeFileSync(join(dir, `${f}.bin`), bufs[f]);
     execFileSync(bin, [dir, k.entry, String(BH), String(nC), reverse ? "1" : "0", d.Z0 ? "1" : "0", String(k.threads), String(k.sharedBytes), String(V / k.cols)], { stdio: "pipe" });
-    return { ZS: readF32(join(dir, "ZS.out")), Y: readF32(join(dir, "Y.out")), ZF: readF32(join(dir, "ZF.out")) };
+    // zout "bf16": ZS and Y as bf16 words in the first half of their files (the rest NaN as written)
+    const zread = (name: string, n: number) => {
+      if (!k.zout) return readF32(join(dir, `${name}.out`));
+      const raw = readFileSync(join(dir, `${name}.out`)), w = new Uint16Array(raw.buffer, raw.byteOffset, n), u = new Uint32Array(n);
+      for (let i = 0; i < n; i++) u[i] = w[i] << 16;
+      return Float64Array.from(new Float32Array(u.buffer));
+    };
+    return { ZS: zread("ZS", BH * nC * K * V), Y: zread("Y", BH * nC * C * V), ZF: readF32(join(dir, "ZF.out")) };
   });
 }
 
@@ -364,5 +372,59 @@ describe.skipIf(!gpp)("the walk's tensor-core twins (delta-walk-mma.ts; TF32 rou
     const usage = ptxasUsage(findNvcc()!, m.source, m.kernels.map((k) => k.entry));
     for (const [e, u] of usage) expect([u.spillStores, u.spillLoads, u.registers <= 128], `${e}`).toEqual([0, 0, true]);
     console.log(`delta walk twins ptxas sm_90: ${[...usage].map(([e, u]) => `${e} ${u.registers} registers`).join(", ")}`);
+  }, 300_000);
+});
+
+describe.skipIf(!gpp)("the walks writing bf16 ZS and Y (zout \"bf16\", the bf16 adjoint's zin inputs)", () => {
+  const SMALL_MMA: DeltaWalkMmaConfig[] = [
+    { C: 16, K: 32, V: 16, cols: 16, math: "tf32x3" },
+    { C: 16, K: 16, V: 32, cols: 16, warpCols: 2, ilp: true, math: "tf32" },
+  ];
+  /** zb's outputs against its fp32 twin's on the same data: ZS and Y the fp32 values rounded to nearest even, bit for
+   * bit; ZF the same bits. */
+  const same = (f: DeltaWalkKernel, z: DeltaWalkKernel, bin: string, d: Data, reverse: boolean) => {
+    const a = runEmu(bin, f, d, reverse), b = runEmu(bin, z, d, reverse);
+    for (const o of ["ZS", "Y"] as const) {
+      expect(a[o].every(Number.isFinite), `${f.entry} ${o} finite`).toBe(true);
+      const want = bf16(a[o]).values, diff = b[o].findIndex((x, i) => !Object.is(x, want[i]));
+      expect(diff, `${z.entry} ${o}: round(${f.entry}'s) at ${diff}`).toBe(-1);
+    }
+    expect(b.ZF.findIndex((x, i) => !Object.is(x, a.ZF[i])), `${z.entry} ZF`).toBe(-1);
+    expect(relativeError(b.ZS, a.ZS), `${z.entry}: the rounding shows`).toBeGreaterThan(1e-4);
+  };
+
+  it("fp32 walks (small, the shipped default and few-row walks) and tensor-core twins (small, the shipped 3xTF32 twins, the walks for many rows): ZS and Y = bf16(fp32 twin's), ZF identical, both directions, nC = 1 and 5; entries _zb; a broken copy (Y rounded from the next row) fails", () => {
+    const fp: DeltaWalkConfig[] = [SMALL[0], SMALL[1], { C: 8, K: 16, V: 8, cols: 8, split: 2 }, ...DELTA_WALK_CONFIGS, ...DELTA_WALK_FEW_CONFIGS];
+    const mm: DeltaWalkMmaConfig[] = [...SMALL_MMA, ...DELTA_WALK_MMA_CONFIGS, ...DELTA_WALK_WIDE_CONFIGS];
+    const zb = <T extends DeltaWalkConfig>(cs: T[]) => cs.map((c) => ({ ...c, zout: "bf16" as const }));
+    const m1 = deltaWalkModule([...fp, ...zb(fp)]), m2 = deltaWalkMmaModule([...mm, ...zb(mm)]);
+    expect(m1.kernels.slice(fp.length).map((k) => k.entry)).toEqual(m1.kernels.slice(0, fp.length).map((k) => `${k.entry}_zb`));
+    expect(m2.kernels.slice(mm.length).map((k) => k.entry)).toEqual(m2.kernels.slice(0, mm.length).map((k) => `${k.entry}_zb`));
+    expect(m1.kernels.slice(fp.length).map((k) => k.sharedBytes)).toEqual(m1.kernels.slice(0, fp.length).map((k) => k.sharedBytes));
+    for (const [m, n] of [[m1, fp.length], [m2, mm.length]] as const) {
+      const bin = buildEmu(m.source, m.kernels);
+      for (let i = 0; i < n; i++) {
+        const f = m.kernels[i], z = m.kernels[n + i];
+        for (const nC of f.K >= 64 ? [3] : [1, 5])
+          for (const reverse of [false, true]) same(f, z, bin, data(f, 2, nC, true, 91 + 7 * i + nC), reverse);
+      }
+    }
+    // broken: the fp32 walk's Y stored from the tile's next row (a row's stores shifted)
+    const c = { ...SMALL[0], zout: "bf16" as const }, f = deltaWalkModule([SMALL[0]]);
+    const b = deltaWalkModule([c], (src) => {
+      const from = "seqc_dz_st4(&Y[(n * 8u + 4u * yi + r) * 12u + j0 + 4u * cq], acc[r][0], acc[r][1], acc[r][2], acc[r][3]);";
+      expect(src).toContain(from);
+      return src.replace(from, "seqc_dz_st4(&Y[(n * 8u + 4u * yi + r) * 12u + j0 + 4u * cq], acc[(r + 1u) & 3u][0], acc[r][1], acc[r][2], acc[r][3]);");
+    });
+    const d = data(SMALL[0], 2, 4, true, 3), bin = buildEmu(f.source + b.source.slice(b.source.indexOf("#ifndef SEQC_DELTA_ZOUT")), [...f.kernels, ...b.kernels]);
+    expect(() => same(f.kernels[0], b.kernels[0], bin, d, false)).toThrow();
+  }, 900_000);
+
+  it.skipIf(!findNvcc())("nvcc -cubin compiles the shipped _zb walks (none / scalar decay: default, few rows, 3xTF32 twins, the walks for many rows) for sm_90; ptxas: no spills", () => {
+    const zb = <T extends DeltaWalkConfig>(cs: readonly T[]) => cs.map((c) => ({ ...c, zout: "bf16" as const }));
+    const m1 = deltaWalkModule(zb([...DELTA_WALK_CONFIGS, ...DELTA_WALK_FEW_CONFIGS])), m2 = deltaWalkMmaModule(zb([...DELTA_WALK_MMA_CONFIGS, ...DELTA_WALK_WIDE_CONFIGS]));
+    const usage = [...ptxasUsage(findNvcc()!, m1.source, m1.kernels.map((k) => k.entry)), ...ptxasUsage(findNvcc()!, m2.source, m2.kernels.map((k) => k.entry))];
+    for (const [e, u] of usage) expect([u.spillStores, u.spillLoads, u.registers <= 255], `${e}`).toEqual([0, 0, true]);
+    console.log(`delta _zb walks ptxas sm_90: ${usage.map(([e, u]) => `${e} ${u.registers} registers`).join(", ")}`);
   }, 300_000);
 });

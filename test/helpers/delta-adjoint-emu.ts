@@ -17,7 +17,7 @@ import { rng } from "./random.ts";
 
 /** An adjoint configuration: decay "none", "scalar" (ld [B, T, H]) or "key" (ld [B, T, H, K]). */
 export interface AdjConfig { decay: "none" | "scalar" | "key"; tin: "f32" | "bf16"; C: number; K: number; V: number }
-export interface AdjKernel extends AdjConfig { entry: string; threads: number; sharedBytes: number }
+export interface AdjKernel extends AdjConfig { entry: string; threads: number; sharedBytes: number; zin?: "bf16" }
 
 const TOK = ["Q", "U", "W", "KK", "VV", "DY"] as const;
 const FILES = [...TOK, "LD", "R", "S0", "SF", "LE", "DR", "dQ", "dU", "dW", "dK", "dV", "dLD"] as const;
@@ -33,7 +33,7 @@ export function adjEmu(source: string, kernels: readonly AdjKernel[], name: stri
   }
   const call = (entry: string) => {
     const k = kernels.find((x) => x.entry === entry)!, T = k.tin === "f32" ? "float" : "unsigned short", dec = k.decay !== "none";
-    return [...TOK.map((_, i) => `(const ${T}*)P[${i}]`), dec ? "(const float*)P[6]" : "nullptr", ...[7, 8, 9, 10, 11].map((i) => `(const float*)P[${i}]`),
+    return [...TOK.map((_, i) => `(const ${T}*)P[${i}]`), dec ? "(const float*)P[6]" : "nullptr", ...[7, 8, 9, 10, 11].map((i) => `(const ${k.zin && i !== 9 ? "unsigned short" : "float"}*)P[${i}]`),
       "BB", "TT", "HH", ...[12, 13, 14, 15, 16].map((i) => `(float*)P[${i}]`), dec ? "(float*)P[17]" : "nullptr"].join(", ");
   };
   const main = emuGridMain(kernels.map((k) => k.entry), call, FILES, ["BB", "TT", "HH"], [12, 13, 14, 15, 16, 17]);
@@ -63,6 +63,11 @@ export function adjData(c: AdjConfig, T: number, minLd: number, seed: number, dy
 
 const OUTS = ["dq", "du", "dw", "dk", "dv", "dld"] as const;
 
+/** A run's outputs (zin "bf16": R, S0, LE, DR written as bf16 words, rounded to nearest even; SF float32). */
+export function adjRun(bin: string, k: AdjKernel, d: AdjData): DeltaGrads {
+  return runEmu(bin, k, d);
+}
+
 function runEmu(bin: string, k: AdjKernel, d: AdjData): DeltaGrads {
   return inScratchDir("seqc-dadj-", (dir) => {
     const { s, inp } = d, BTH = s.B * s.T * s.H;
@@ -70,7 +75,7 @@ function runEmu(bin: string, k: AdjKernel, d: AdjData): DeltaGrads {
     const wordName: Record<string, string> = { Q: "q", U: "u", W: "w", KK: "k", VV: "v", DY: "dy" };
     for (const name of TOK) writeFileSync(join(dir, `${name}.bin`), d.words ? d.words[wordName[name]] : f32Bytes(tok[name]));
     writeFileSync(join(dir, "LD.bin"), f32Bytes(inp.ld ?? new Float64Array(1)));
-    for (const [name, x] of Object.entries({ R: d.R, S0: d.S0, SF: d.SF, LE: d.LE, DR: d.DR })) writeFileSync(join(dir, `${name}.bin`), f32Bytes(x));
+    for (const [name, x] of Object.entries({ R: d.R, S0: d.S0, SF: d.SF, LE: d.LE, DR: d.DR })) writeFileSync(join(dir, `${name}.bin`), k.zin && name !== "SF" ? bf16(x).words : f32Bytes(x));
     const wLd = k.decay === "key" ? s.K : 1;
     for (const [name, w] of [["dQ", s.K], ["dU", s.K], ["dW", s.K], ["dK", s.K], ["dV", s.V], ["dLD", wLd]] as const) writeFileSync(join(dir, `${name}.bin`), f32Bytes(new Float64Array(BTH * w).fill(NaN)));
     execFileSync(bin, [dir, k.entry, String(s.B * s.H * nChunks(s)), String(k.threads), String(k.sharedBytes), String(s.B), String(s.T), String(s.H)], { stdio: "pipe" });

@@ -33,6 +33,31 @@ import { adjHead, adjTok } from "./delta-adjoint.ts";
 export const DELTA_ADJ_BF16_CONFIGS: readonly DeltaAdjConfig[] = [64, 128].flatMap((K) =>
   (["none", "scalar"] as const).map((decay) => ({ decay, tin: "bf16" as const, C: 64, K, V: K, math: "bf16" as const })));
 
+/** The same twins reading R, S0, LE, DR as bf16 (zin "bf16", entries _zb; the walks' zout "bf16"): half the bytes of
+ * the four, which the fp32-input twins round to bf16 as they stage them anyway (round to nearest even both ways: the
+ * same values in shared memory). SF stays float32; aC's <LE, S_C> from the bf16 LE and S_C (S0's next chunk). */
+export const DELTA_ADJ_BF16_ZIN_CONFIGS: readonly DeltaAdjConfig[] = DELTA_ADJ_BF16_CONFIGS.map((c) => ({ ...c, zin: "bf16" as const }));
+
+/** Loads of 4 bf16 values (8 bytes) for the zin twins (guarded; the CPU emulation: two 4-byte words). */
+export const DELTA_ADJ_ZIN_PRELUDE = `#ifndef SEQC_DELTA_ADJ_ZIN
+#define SEQC_DELTA_ADJ_ZIN 1
+__device__ __forceinline__ void seqc_dab_ld4(u32* w, const unsigned short* p) {
+#ifdef SEQC_EMU
+  w[0] = ((const u32*)p)[0]; w[1] = ((const u32*)p)[1];
+#else
+  const uint2 v = __ldg((const uint2*)p); w[0] = v.x; w[1] = v.y;
+#endif
+}
+__device__ __forceinline__ void seqc_dab_st4w(unsigned short* d, const u32* w) {
+#ifdef SEQC_EMU
+  ((u32*)d)[0] = w[0]; ((u32*)d)[1] = w[1];
+#else
+  *(uint2*)d = make_uint2(w[0], w[1]);
+#endif
+}
+#endif
+`;
+
 /** ldmatrix, mma.sync m16n8k16 bf16, cp.async and bf16 packing (own names: the module's other preludes define theirs;
  * the CPU emulation's from test/cuda-emu/emu.h). */
 export const DELTA_ADJ_BF16_PRELUDE = `#ifndef SEQC_DELTA_ADJ_BF16
@@ -103,6 +128,7 @@ export function adjBf16Layout(c: DeltaAdjConfig): { NW: number; NT: number; WG: 
 }
 
 function check(c: DeltaAdjConfig): void {
+  if (c.zin !== undefined && c.zin !== "bf16") throw new Error(`delta-adjoint (bf16): zin "bf16" or absent`);
   if (c.math !== "bf16" || c.C !== 64 || (c.K !== 64 && c.K !== 128) || c.V !== c.K || c.tin !== "bf16" || c.decay === ("key" as string))
     throw new Error(`delta-adjoint (bf16): C = 64, K = V = 64 or 128, bf16 inputs, decay none or scalar only`);
   const { bytes } = adjBf16Layout(c);
@@ -110,7 +136,7 @@ function check(c: DeltaAdjConfig): void {
 }
 
 export function deltaAdjBf16Entry(c: DeltaAdjConfig): string {
-  return `seqc_delta_adj_${c.decay}_c${c.C}k${c.K}v${c.V}_${c.tin}_bf16`;
+  return `seqc_delta_adj_${c.decay}_c${c.C}k${c.K}v${c.V}_${c.tin}_bf16${c.zin ? "_zb" : ""}`;
 }
 
 export function deltaAdjBf16Kernel(c: DeltaAdjConfig): DeltaAdjKernel {
@@ -122,7 +148,7 @@ export function deltaAdjBf16Kernel(c: DeltaAdjConfig): DeltaAdjKernel {
 export function deltaAdjBf16Source(c: DeltaAdjConfig): string {
   check(c);
   const { C, K, V } = c;
-  const dec = c.decay !== "none";
+  const dec = c.decay !== "none", zin = c.zin === "bf16";
   const L = adjBf16Layout(c), { NT, WG, TS, slots: S } = L;
   const LK = K + 8, LC = C + 8, PR = 4 * WG;
   const tok = adjTok;
@@ -218,7 +244,7 @@ ${unroll}
   const nKV = (K * V) / 4 / NT, nCV = (C * V) / 4 / NT;
   if (!Number.isInteger(nKV) || !Number.isInteger(nCV)) throw new Error("delta-adjoint (bf16): loads");
   // a [K][V] chunk tensor into a slot (LE with aC's partials)
-  const loadKV = (dst: Slot, src: string, ac: boolean) => `  {
+  const loadKV = (dst: Slot, src: string, ac: boolean) => zin ? loadKVz(dst, src, ac) : `  {
     const float* src = ${src} + (size_t)n * ${K * V}u;
 ${ac ? `    const float* SC = cix + 1u < nC ? S0 + (size_t)(n + 1u) * ${K * V}u : SF + (size_t)bh * ${K * V}u;\n` : ""}    float4 v[${nKV}]${ac ? `, s[${nKV}]` : ""};
 ${unroll}
@@ -234,8 +260,37 @@ ${ac ? `${unroll}
     if (l == 0u) sRed[wp] = acs;
 ` : ""}  }
 `;
+  // zin: the same from bf16 (4 values a load, 8 bytes: the same values a thread as the float4 loads, so aC's sums as
+  // the fp32-input twin's); S_C as bf16 from S0, SF float32
+  const loadKVz = (dst: Slot, src: string, ac: boolean) => `  {
+    const unsigned short* src = ${src} + (size_t)n * ${K * V}u;
+${ac ? "    const bool last = cix + 1u >= nC;\n" : ""}    u32 v[${nKV}][2];${ac ? ` float4 s[${nKV}];` : ""}
+${unroll}
+    for (u32 i = 0; i < ${nKV}u; ++i) {
+      seqc_dab_ld4(v[i], src + 4u * (t + i * ${NT}u));${ac ? `
+      if (last) s[i] = __ldg((const float4*)(SF + (size_t)bh * ${K * V}u) + t + i * ${NT}u);
+      else { u32 w[2]; seqc_dab_ld4(w, S0 + (size_t)(n + 1u) * ${K * V}u + 4u * (t + i * ${NT}u)); s[i] = make_float4(seqc_dab_lo(w[0]), seqc_dab_hi(w[0]), seqc_dab_lo(w[1]), seqc_dab_hi(w[1])); }` : ""}
+    }
+${ac ? "    float acs = 0.f;\n" : ""}${unroll}
+    for (u32 i = 0; i < ${nKV}u; ++i) {
+      const u32 x = t + i * ${NT}u, r = x / ${V / 4}u, c4 = x % ${V / 4}u;
+      seqc_dab_st4w(&${dst.p}[r * ${dst.ld}u + 4u * c4], v[i]);${ac ? `
+      acs = fmaf(seqc_dab_lo(v[i][0]), s[i].x, acs); acs = fmaf(seqc_dab_hi(v[i][0]), s[i].y, acs); acs = fmaf(seqc_dab_lo(v[i][1]), s[i].z, acs); acs = fmaf(seqc_dab_hi(v[i][1]), s[i].w, acs);` : ""}
+    }
+${ac ? `${unroll}
+    for (u32 o = 16u; o > 0u; o >>= 1u) acs += __shfl_sync(0xffffffffu, acs, (int)(l ^ o));  // the warp's sum
+    if (l == 0u) sRed[wp] = acs;
+` : ""}  }
+`;
   // a [C][V] chunk tensor's rows (R, DR; rows past T zero): the loads (into pre), then the stores
-  const loadCV = (src: string) => `  float4 pre[${nCV}];
+  const loadCV = (src: string) => zin ? `  u32 pre[${nCV}][2];
+${unroll}
+  for (u32 i = 0; i < ${nCV}u; ++i) {
+    const u32 x = t + i * ${NT}u, a = x / ${V / 4}u;
+    if (a < nv) seqc_dab_ld4(pre[i], ${src} + (size_t)n * ${C * V}u + 4u * x);
+    else pre[i][0] = pre[i][1] = 0u;
+  }
+` : `  float4 pre[${nCV}];
 ${unroll}
   for (u32 i = 0; i < ${nCV}u; ++i) {
     const u32 x = t + i * ${NT}u, a = x / ${V / 4}u;
@@ -245,7 +300,7 @@ ${unroll}
   const storeCV = (dst: Slot) => `${unroll}
   for (u32 i = 0; i < ${nCV}u; ++i) {
     const u32 x = t + i * ${NT}u, a = x / ${V / 4}u, c4 = x % ${V / 4}u;
-    ${put4(dst, "a", "c4", "pre[i]")}
+    ${zin ? `seqc_dab_st4w(&${dst.p}[a * ${dst.ld}u + 4u * c4], pre[i]);` : put4(dst, "a", "c4", "pre[i]")}
   }
 `;
   const { sK, sV, sR, sU, sQ, sDY, sL, sW, sDR, sS, sP, sA, sB } = S;
@@ -299,7 +354,7 @@ ${unroll}
 ` : "";
   if (2 * C * PR > 3 * C * LC / 2) throw new Error("delta-adjoint (bf16): dld partials");
   const eC = (a: string) => `__expf(sG[${C}u] - sG[${a} + 1u])`;
-  return `${DELTA_ADJ_BF16_PRELUDE}${adjHead(deltaAdjBf16Entry(c), "unsigned short", NT, K <= 64 ? 2 : 1, C)}  const u32 l = t & 31u, wp = t >> 5u, g = l >> 2u, tg = l & 3u, rb = wp / ${WG}u, cg = wp % ${WG}u;  // rows 16 rb.., columns 32 cg.. of each output
+  return `${DELTA_ADJ_BF16_PRELUDE}${zin ? DELTA_ADJ_ZIN_PRELUDE : ""}${adjHead(deltaAdjBf16Entry(c), "unsigned short", NT, K <= 64 ? 2 : 1, C, zin ? "unsigned short" : "float")}  const u32 l = t & 31u, wp = t >> 5u, g = l >> 2u, tg = l & 3u, rb = wp / ${WG}u, cg = wp % ${WG}u;  // rows 16 rb.., columns 32 cg.. of each output
 ${slotDecl}  float* sG = (float*)(seqc_smem_raw + ${L.gOff});  // [C + 1]: sG[a + 1] = G[a], sG[0] = 0
 ${dec ? `  float* sRed = sG + ${Math.ceil((C + 1) / 4) * 4};  // [warps] aC partials
   float* sRow = sRed + ${Math.ceil(NT / 4) * 4};      // [C] row terms, then aC

@@ -59,6 +59,9 @@ export interface DeltaAdjConfig {
   /** fp32 FMAs on the SIMT cores (absent) or the tensor-core twin "tf32" (delta-adjoint-mma.ts; entries end in _tf32;
    * bf16 inputs, C = K = V = 64), or the bf16 twin "bf16" (delta-adjoint-bf16.ts; entries end in _bf16_bf16). */
   math?: "tf32" | "bf16";
+  /** The bf16 twin's R, S0, LE, DR type (absent: float32): "bf16" reads them as bf16 (the walks' zout "bf16", entries end
+   * in _zb; SF stays float32); delta-adjoint-bf16.ts only. */
+  zin?: "bf16";
 }
 
 export interface DeltaAdjKernel extends DeltaAdjConfig {
@@ -121,6 +124,7 @@ function layout(c: DeltaAdjConfig): { plan: "six" | "wide"; NT: number; slots: R
 }
 
 function check(c: DeltaAdjConfig): void {
+  if (c.zin) throw new Error(`delta-adjoint: bf16 R, S0, LE, DR (zin) on the bf16 twin only (math "bf16")`);
   if (c.math && (c.C !== 64 || (c.K !== 64 && c.K !== 128) || c.tin !== "bf16")) throw new Error(`delta-adjoint (${c.math}): C = 64, K = V = 64 or 128 and bf16 inputs only (warps of a 16-row block and four 8-column tiles)`);
   if (c.K !== c.V) throw new Error(`delta-adjoint: K ${c.K} must equal V ${c.V} (a thread owns one tile of each output)`);
   if (c.C % 4 || c.K % 4 || c.C < 4 || c.K < 4) throw new Error(`delta-adjoint: C ${c.C} and K ${c.K} must be multiples of 4 (4 x 4 register tiles)`);
@@ -278,10 +282,10 @@ ${unroll}
 
 /** An adjoint kernel's head (the signature every adjoint shares: inputs of type TIN, `minBlocks` blocks an SM): chunk n's
  * (b, h), its index cix and first token t0, and its slots in use nv. */
-export function adjHead(entry: string, TIN: string, NT: number, minBlocks: number, C: number): string {
+export function adjHead(entry: string, TIN: string, NT: number, minBlocks: number, C: number, ZT = "float"): string {
   return `
 extern "C" __global__ void __launch_bounds__(${NT}, ${minBlocks}) ${entry}(const ${TIN}* __restrict__ Q, const ${TIN}* __restrict__ U, const ${TIN}* __restrict__ W, const ${TIN}* __restrict__ KK, const ${TIN}* __restrict__ VV, const ${TIN}* __restrict__ DY, const float* __restrict__ LD,
-    const float* __restrict__ R, const float* __restrict__ S0, const float* __restrict__ SF, const float* __restrict__ LE, const float* __restrict__ DR, int B, int T, int H,
+    const ${ZT}* __restrict__ R, const ${ZT}* __restrict__ S0, const float* __restrict__ SF, const ${ZT}* __restrict__ LE, const ${ZT}* __restrict__ DR, int B, int T, int H,
     float* __restrict__ dQ, float* __restrict__ dU, float* __restrict__ dW, float* __restrict__ dK, float* __restrict__ dV, float* __restrict__ dLD) {
   SEQC_SMEM_DECL(seqc_smem_raw);
   const u32 nC = ((u32)T + ${C - 1}u) / ${C}u, n = blockIdx.x, t = threadIdx.x;

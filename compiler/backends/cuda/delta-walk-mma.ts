@@ -23,7 +23,7 @@
  * ilp and stages 2 made the 3xTF32 walks slower or no faster at every shape timed, and no tensor-core walk beat the fp32
  * split walk for few rows ((1, 32768, 8, 128): 2.966 ms for two walks, the best twin 3.289).
  */
-import { DELTA_WALK_PRELUDE, deltaWalkCols, deltaWalkEntry, type DeltaWalkConfig, type DeltaWalkKernel } from "./delta-walk.ts";
+import { DELTA_WALK_PRELUDE, DELTA_WALK_ZOUT_PRELUDE, deltaWalkCols, deltaWalkEntry, type DeltaWalkConfig, type DeltaWalkKernel } from "./delta-walk.ts";
 import { padStride, tf32Ops } from "./lowrank-readout-mma.ts";
 
 export interface DeltaWalkMmaConfig extends DeltaWalkConfig {
@@ -87,9 +87,9 @@ function mmaLayout(c: DeltaWalkMmaConfig): { G: number; W: number; WC: number; M
   return { G, W, WC, MT, NB, LM, LN, LZ, SET, P, floats };
 }
 
-/** seqc_delta_walk_[key_]c{C}k{K}v{V}[_g{cols}][_w{warpCols}][_i2][_p2]_{math}. */
+/** seqc_delta_walk_[key_]c{C}k{K}v{V}[_g{cols}][_w{warpCols}][_i2][_p2]_{math}[_zb]. */
 export function deltaWalkMmaEntry(c: DeltaWalkMmaConfig): string {
-  return `${deltaWalkEntry({ ...c, split: 1 })}${(c.warpCols ?? 1) > 1 ? `_w${c.warpCols}` : ""}${c.ilp ? "_i2" : ""}${(c.stages ?? 1) > 1 ? "_p2" : ""}_${c.math}`;
+  return `${deltaWalkEntry({ ...c, split: 1, zout: undefined })}${(c.warpCols ?? 1) > 1 ? `_w${c.warpCols}` : ""}${c.ilp ? "_i2" : ""}${(c.stages ?? 1) > 1 ? "_p2" : ""}_${c.math}${c.zout === "bf16" ? "_zb" : ""}`;
 }
 
 export function deltaWalkMmaKernel(c: DeltaWalkMmaConfig): DeltaWalkMmaKernel {
@@ -113,7 +113,10 @@ export function deltaWalkMmaSource(c: DeltaWalkMmaConfig): string {
   const zPairs = (code: (m: number, s: number, h: number, row: string, cl: string) => string, ind: string) =>
     range(MT).flatMap((m) => range(NB).flatMap((s) => [0, 1].map((h) => `${ind}{ const u32 row = ${zRow(m, h)}, col = ${col(s)}; ${code(m, s, h, "row", "col")} }\n`))).join("");
   const pair = (a: string, m: number, s: number, h: number) => `make_float2(${a}[${m}][${s}][${2 * h}], ${a}[${m}][${s}][${2 * h + 1}])`;
-  const gZ = (buf: string, rowBase: string) => (m: number, s: number, h: number, row: string, cl: string) => `*(float2*)&${buf}[(${rowBase} + ${row}) * ${V}u + j0 + ${cl}] = ${pair("z", m, s, h)};`;
+  // ZS's and Y's stores (zout "bf16": the pair rounded to bf16, one u32) and ZF's (float32 always)
+  const zb = c.zout === "bf16", OT = zb ? "unsigned short" : "float";
+  const put2 = (p: string, lo: string, hi: string, out: boolean) => (out && zb ? `*(u32*)&${p} = seqc_dz_pack(${lo}, ${hi});` : `*(float2*)&${p} = make_float2(${lo}, ${hi});`);
+  const gZ = (buf: string, rowBase: string) => (m: number, s: number, h: number, row: string, cl: string) => put2(`${buf}[(${rowBase} + ${row}) * ${V}u + j0 + ${cl}]`, `z[${m}][${s}][${2 * h}]`, `z[${m}][${s}][${2 * h + 1}]`, buf === "ZS");
   const sZstore = (ind: string) => zPairs((m, s, h, row, cl) => `*(float2*)&sZ[${row} * ${LZ}u + ${cl}] = ${pair("z", m, s, h)};`, ind);
   // a chunk's R rows of width Wd floats (source stride, offset) into dst [R][ld] by 16-byte copies
   const copy = (dst: string, ld: number, src: string, R: number, Wd: number, stride: number, off: string, ind: string) =>
@@ -142,7 +145,7 @@ ${frag("        ", "fb", [0, 4].map((dk) => `sZ[(${kk} + tg + ${dk}u) * ${LZ}u +
 ${range(NB).flatMap((s) => [0, 1].map((h) => `    { const float2 v = *(const float2*)&sX[(16u * ${wr} + g + ${8 * h}u) * ${G}u + ${col(s)}]; y[${s}][${2 * h}] = v.x; y[${s}][${2 * h + 1}] = v.y; }\n`)).join("")}${c.ilp ? zero("y2", [NB, 4], "    ") : ""}${U} 2
     for (u32 k0 = 0; k0 < ${K}u; k0 += ${KS}u) {
 ${c.ilp ? `      {\n${p1Step("k0", "y")}      }\n      {\n${p1Step("(k0 + 8u)", "y2")}      }\n` : p1Step("k0", "y")}    }
-${c.ilp ? addInto("y", "y2", [NB, 4], "    ") : ""}${range(NB).flatMap((s) => [0, 1].map((h) => `    { const u32 row = 16u * ${wr} + g + ${8 * h}u, col = ${col(s)}; const float2 v = make_float2(y[${s}][${2 * h}], y[${s}][${2 * h + 1}]); *(float2*)&sY[row * ${LZ}u + col] = v; *(float2*)&Y[(n * ${C}u + row) * ${V}u + j0 + col] = v; }\n`)).join("")}`;
+${c.ilp ? addInto("y", "y2", [NB, 4], "    ") : ""}${range(NB).flatMap((s) => [0, 1].map((h) => `    { const u32 row = 16u * ${wr} + g + ${8 * h}u, col = ${col(s)}; const float2 v = make_float2(y[${s}][${2 * h}], y[${s}][${2 * h + 1}]); *(float2*)&sY[row * ${LZ}u + col] = v; ${zb ? put2(`Y[(n * ${C}u + row) * ${V}u + j0 + col]`, "v.x", "v.y", true) : `*(float2*)&Y[(n * ${C}u + row) * ${V}u + j0 + col] = v;`} }\n`)).join("")}`;
   // phase 2's k step at kk into accumulators acc
   const p2Step = (kk: string, acc: string) => `${range(NB).map((s) => frag("      ", `fb${s}`, [0, 4].map((dk) => `sY[(${kk} + tg + ${dk}u) * ${LZ}u + ${cb}${8 * s}u + g]`))).join("")}${range(MT).map((m) => `      {
 ${frag("        ", "fa", [[0, 0], [8, 0], [0, 4], [8, 4]].map(([dr, dk]) => `sN[(${kk} + tg + ${dk}u) * ${LN}u + ${MT * 16}u * ${wr} + ${16 * m + dr}u + g]`))}${range(NB).map((s) => mma("        ", `${acc}[${m}][${s}]`, "fa", `fb${s}`)).join("")}      }
@@ -204,8 +207,8 @@ ${p1}    __syncthreads();    // Yc; phase 1 done with Z
     // phase 2: Z = A Z + BM + NN^T Yc
 ${p2}  }
 `;
-  return `
-extern "C" __global__ void __launch_bounds__(${NT}) ${deltaWalkMmaEntry(c)}(const float* __restrict__ M, const float* __restrict__ X, const float* __restrict__ BM, const float* __restrict__ NN, const float* __restrict__ A, const float* __restrict__ Z0, float* __restrict__ ZS, float* __restrict__ Y, float* __restrict__ ZF, int BH, int nC, int reverse) {
+  return `${zb ? DELTA_WALK_ZOUT_PRELUDE : ""}
+extern "C" __global__ void __launch_bounds__(${NT}) ${deltaWalkMmaEntry(c)}(const float* __restrict__ M, const float* __restrict__ X, const float* __restrict__ BM, const float* __restrict__ NN, const float* __restrict__ A, const float* __restrict__ Z0, ${OT}* __restrict__ ZS, ${OT}* __restrict__ Y, float* __restrict__ ZF, int BH, int nC, int reverse) {
   SEQC_SMEM_DECL(seqc_smem_raw);
 ${P === 1 ? `  float* sM = (float*)seqc_smem_raw;  // M [C][${LM}]
   float* sN = sM + ${C * LM};         // NN [C][${LN}]

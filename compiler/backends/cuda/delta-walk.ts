@@ -47,6 +47,10 @@ export interface DeltaWalkConfig {
    * C parts, phase 2's slot sum in split parts of C / split slots, the partials added through shared memory by the
    * group owning Z's tile; (K / 4)(cols / 4) split threads, each with 1 / split of the FMAs a chunk (entry _s{split}). */
   split?: number;
+  /** The type ZS and Y are written in (absent: "f32"): "bf16" rounds them to nearest even as they are stored (entry _zb;
+   * the bf16 adjoint's inputs, delta-adjoint-bf16.ts zin), 2 bytes a value instead of 4; Z itself, the walk's reads and
+   * ZF stay float32. */
+  zout?: "bf16";
 }
 
 export interface DeltaWalkKernel extends DeltaWalkConfig {
@@ -88,8 +92,22 @@ const colsOf = (c: DeltaWalkConfig) => c.cols ?? deltaWalkCols(c.K, c.V);
  * split > 1. */
 export function deltaWalkEntry(c: DeltaWalkConfig): string {
   const g = colsOf(c), P = c.split ?? 1;
-  return `seqc_delta_walk_${c.perKey ? "key_" : ""}c${c.C}k${c.K}v${c.V}${g !== deltaWalkCols(c.K, c.V) ? `_g${g}` : ""}${P > 1 ? `_s${P}` : ""}`;
+  return `seqc_delta_walk_${c.perKey ? "key_" : ""}c${c.C}k${c.K}v${c.V}${g !== deltaWalkCols(c.K, c.V) ? `_g${g}` : ""}${P > 1 ? `_s${P}` : ""}${c.zout === "bf16" ? "_zb" : ""}`;
 }
+
+/** What a walk writing bf16 ZS and Y (zout "bf16") puts before its source (guarded: once a translation unit): u32 pairs
+ * packed by round to nearest even (cvt.rn.bf16x2.f32; the CPU emulation's emu_bf16), 4 values stored as 8 bytes. */
+export const DELTA_WALK_ZOUT_PRELUDE = `#ifndef SEQC_DELTA_ZOUT
+#define SEQC_DELTA_ZOUT 1
+#ifdef SEQC_EMU
+inline u32 seqc_dz_pack(float lo, float hi) { return (u32)emu_bf16(lo) | ((u32)emu_bf16(hi) << 16); }
+inline void seqc_dz_st4(unsigned short* d, float a, float b, float c, float e) { ((u32*)d)[0] = seqc_dz_pack(a, b); ((u32*)d)[1] = seqc_dz_pack(c, e); }
+#else
+__device__ __forceinline__ u32 seqc_dz_pack(float lo, float hi) { u32 r; asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo)); return r; }
+__device__ __forceinline__ void seqc_dz_st4(unsigned short* d, float a, float b, float c, float e) { *(uint2*)d = make_uint2(seqc_dz_pack(a, b), seqc_dz_pack(c, e)); }
+#endif
+#endif
+`;
 
 /** Threads, the key sum's split S of phase 1, phase 2's split P, the swizzle's mask and the shared floats: M, NN [C][K],
  * X, Yc [C][cols], BM, Z [K][cols], the splits' partials [max((S - 1) C, (P - 1) K)][cols] (phase 1's and phase 2's in
@@ -133,6 +151,9 @@ export function deltaWalkSource(c: DeltaWalkConfig): string {
   const GQ = G / 4, T1 = (C / 4) * GQ, KQ = K / 4, KP = K / S; // phase 1's tiles, M's 16-byte columns, keys a part
   const f4 = (p: string) => `*(const float4*)&${p}`;
   const st4 = (p: string, a: string) => `*(float4*)&${p} = make_float4(${a}[0], ${a}[1], ${a}[2], ${a}[3]);`;
+  // ZS's and Y's stores: float4, or 4 bf16 values (zout "bf16")
+  const zb = c.zout === "bf16", OT = zb ? "unsigned short" : "float";
+  const out4 = (p: string, a: string) => (zb ? `seqc_dz_st4(&${p}, ${a}[0], ${a}[1], ${a}[2], ${a}[3]);` : st4(p, a));
   // a chunk's rows [R][W] of a [.., R, V] tensor at columns j0.. (W = G) or a whole [R][K] row (W = K) by 16-byte copies
   const copyCols = (dst: string, src: string, R: number, ind: string) => `${ind}for (u32 x = t; x < ${R * GQ}u; x += ${NT}u) seqc_cp16(&${dst}[(x / ${GQ}u) * ${G}u + 4u * (x % ${GQ}u)], ${src} + (size_t)(x / ${GQ}u) * ${V}u + j0 + 4u * (x % ${GQ}u));\n`;
   const copyM = (ind: string) => `${ind}for (u32 x = t; x < ${C * KQ}u; x += ${NT}u) { const u32 a = x / ${KQ}u, q = x % ${KQ}u; seqc_cp16(&sM[a * ${K}u + 4u * (q ^ ((a >> 2) & ${swz - 1}u))], gM + (size_t)x * 4u); }\n`;
@@ -164,8 +185,8 @@ ${ind}  for (u32 j = 0; j < 4u; ++j) z[r][j] = acc[r][j];
 ${ind}  ${st4(`sZ[(4u * zi + r) * ${G}u + 4u * cq]`, "z[r]")}
 ${ind}}
 `;
-  return `
-extern "C" __global__ void __launch_bounds__(${NT}) ${deltaWalkEntry(c)}(const float* __restrict__ M, const float* __restrict__ X, const float* __restrict__ BM, const float* __restrict__ NN, const float* __restrict__ A, const float* __restrict__ Z0, float* __restrict__ ZS, float* __restrict__ Y, float* __restrict__ ZF, int BH, int nC, int reverse) {
+  return `${zb ? DELTA_WALK_ZOUT_PRELUDE : ""}
+extern "C" __global__ void __launch_bounds__(${NT}) ${deltaWalkEntry(c)}(const float* __restrict__ M, const float* __restrict__ X, const float* __restrict__ BM, const float* __restrict__ NN, const float* __restrict__ A, const float* __restrict__ Z0, ${OT}* __restrict__ ZS, ${OT}* __restrict__ Y, float* __restrict__ ZF, int BH, int nC, int reverse) {
   SEQC_SMEM_DECL(seqc_smem_raw);
   float* sM = (float*)seqc_smem_raw;  // M [C][K], 16-byte columns swizzled by the row's tile
   float* sN = sM + ${C * K};          // NN [C][K]
@@ -211,7 +232,7 @@ ${c.perKey ? `    const float4 a4 = ${f4(`A[n * ${K}u + 4u * zi]`)};  // this ti
     const float an[4] = {a4.x, a4.y, a4.z, a4.w};
 ` : `    const float an = A[n];
 `}${own(`${unroll}
-    for (u32 r = 0; r < 4u; ++r) ${st4(`ZS[(n * ${K}u + 4u * zi + r) * ${V}u + j0 + 4u * cq]`, "z[r]")}
+    for (u32 r = 0; r < 4u; ++r) ${out4(`ZS[(n * ${K}u + 4u * zi + r) * ${V}u + j0 + 4u * cq]`, "z[r]")}
 `, "    ")}    // phase 1: Yc = X + M Z (keys ${KP} a part)
     float acc[4][4];
 ${unroll}
@@ -239,7 +260,7 @@ ${S > 1 ? `${savePart("part", C, "yi")}    __syncthreads();
 ${S > 1 ? addParts(S, C, "yi") : ""}${unroll}
       for (u32 r = 0; r < 4u; ++r) {
         ${st4(`sY[(4u * yi + r) * ${G}u + 4u * cq]`, "acc[r]")}
-        ${st4(`Y[(n * ${C}u + 4u * yi + r) * ${V}u + j0 + 4u * cq]`, "acc[r]")}
+        ${out4(`Y[(n * ${C}u + 4u * yi + r) * ${V}u + j0 + 4u * cq]`, "acc[r]")}
       }
     }
     seqc_cp_wait<0>();  // this chunk's NN and BM
