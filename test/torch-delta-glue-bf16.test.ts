@@ -3,7 +3,8 @@
  * where the delta kernels take bf16 per-token inputs, prep writes the tensors they read in bf16 directly (its
  * "-bf16out" twins, compiler/backends/torch/stateless-bf16.ts; chain-plans-lowrank.ts deltaBf16Outputs names them), post's
  * backward does not run where its outputs are copies and zeros (chain-copies-lowrank.ts names them: dY is the bf16
- * cotangent as given; elsewhere its "-bf16out" twin writes dY), a merged decay's w' = exp(ld) w is written in bf16 by its product, an input's gradient pieces are summed
+ * cotangent as given; elsewhere its "-bf16out" twin writes dY), prep's backward writes the gradients it alone makes
+ * (q's, beta's) in bf16, a merged decay's w' = exp(ld) w is written in bf16 by its product, an input's gradient pieces are summed
  * into bf16. Checked end to end on CPU torch (test/torch/autograd_bf16.py: the module's autograd path on bf16 tensors,
  * the plans on the float64 interpreter, the delta kernels by their stand-in test/torch/delta_kernels_standin.py with bf16
  * per-token inputs): "bf16" against "off" (DeltaNet: bitwise the same gradients; Gated DeltaNet within a bf16 rounding:
@@ -40,10 +41,11 @@ type Run = [string, string, string, string[], string, string[], string[] | null]
 type Got = { runs: Run[]; deltaCalls: string[]; deltaSeen: [string, string[]][]; chunked: boolean; dtypes: string[]; inputs: Record<string, number[]>; initialState: Record<string, number[]> };
 
 describe("torch target: the delta kernels' bf16 per-token tensors named for the stateless parts (chain-plans-lowrank.ts deltaBf16Outputs)", () => {
-  it("prep's outputs but the log decays, post's backward's dY; none for Gated DeltaProduct (two micro-steps a token)", () => {
+  it("prep's outputs but the log decays, post's backward's dY, prep's backward's whole gradients; none for Gated DeltaProduct (two micro-steps a token)", () => {
     const names = (name: string) => torchLowRankChain(lowRankChain(load(name), { J: 2 }), { J: 2 }).names;
-    expect(["prep", "postBw", "prepBw"].map((p) => deltaBf16Outputs(names("deltanet"), p))).toEqual([["u0", "kk2", "q4"], ["y0__bar"], []]);
-    expect(["prep", "postBw", "prepBw"].map((p) => deltaBf16Outputs(names("gated_deltanet"), p))).toEqual([["u1", "kk3", "q5"], ["y0__bar"], []]);
+    // (prep's backward: the gradients it alone makes; k's has the copy w = k's piece too, g's the decay's)
+    expect(["prep", "postBw", "prepBw"].map((p) => deltaBf16Outputs(names("deltanet"), p))).toEqual([["u0", "kk2", "q4"], ["y0__bar"], ["q__bar", "beta__bar"]]);
+    expect(["prep", "postBw", "prepBw"].map((p) => deltaBf16Outputs(names("gated_deltanet"), p))).toEqual([["u1", "kk3", "q5"], ["y0__bar"], ["q__bar", "beta__bar"]]);
     expect(["prep", "postBw"].map((p) => deltaBf16Outputs(names("rwkv7"), p))).toEqual([[], ["y0__bar"]]);
     expect(["prep", "postBw"].map((p) => deltaBf16Outputs(names("gated_deltaproduct"), p))).toEqual([[], []]);
     // post's backward's copies and zeros (the glue's dY without running it)
@@ -83,9 +85,10 @@ describe.skipIf(!cpuBf16)("torch target: LR_DELTA_GLUE \"bf16\" end to end on bf
         for (const [op, dts] of g.deltaSeen) expect(dts, `${label} ${glue} ${op}`).toEqual(dts.map(() => "bfloat16"));
         // which stateless parts ran with bf16 outputs: with "bf16" prep (where it runs) on its twin, post's backward not
         // at all (its outputs a copy and zeros: dY the cotangent)
-        const outIo = g.runs.filter((r) => ["chain:prep", "chain:postBw"].includes(r[0])).map((r) => [r[0], r[4], r[2].endsWith("-bf16out")]);
-        const parts = chain.models.prep ? ["chain:prep", "chain:postBw"] : ["chain:postBw"];
-        expect(outIo, `${label} ${glue}`).toEqual(glue === "bf16" ? (chain.models.prep ? [["chain:prep", "bf16", true]] : []) : parts.map((p) => [p, "f32", false]));
+        // (and prep's backward, where it runs, on its twin writing q's and beta's gradients)
+        const outIo = g.runs.filter((r) => ["chain:prep", "chain:postBw", "chain:prepBw"].includes(r[0])).map((r) => [r[0], r[4], r[2].endsWith("-bf16out")]);
+        const parts = chain.models.prep ? ["chain:prep", "chain:postBw", "chain:prepBw"] : ["chain:postBw"];
+        expect(outIo, `${label} ${glue}`).toEqual(glue === "bf16" ? parts.filter((p) => p !== "chain:postBw").map((p) => [p, "bf16", true]) : parts.map((p) => [p, "f32", false]));
         for (const [k, v] of Object.entries(want.inputs)) expect(relativeError(Float64Array.from(g.inputs[k]), v), `${label} ${glue}: d ${k}`).toBeLessThanOrEqual(1e-2);
         if (init) for (const [k, v] of Object.entries(want.initialState)) expect(relativeError(Float64Array.from(g.initialState[k]), v), `${label} ${glue}: d ${k}0`).toBeLessThanOrEqual(1e-2);
       }

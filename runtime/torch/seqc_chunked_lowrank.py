@@ -224,13 +224,14 @@ LR_DELTA_TIN = "bf16"
 LR_DELTA_MMA = "bf16"
 # The delta step's glue where LR_FUSED_DELTA's kernels take bf16 per-token inputs (LR_DELTA_TIN "bf16", bf16 tensors,
 # the module's kernels for the shape): "off" (prep and post's backward write float32, which delta_kernels converts to
-# bf16: a pass over each of u, k, q and dY, 0.20 ms of DeltaNet's (8, 2048, 16, 64) step, 0.75 of (4, 8192, 16, 128) on
-# the H200) or "bf16": prep writes the tensors the kernels read in bf16 directly (its "-bf16out" twins,
-# compiler/backends/torch/stateless-bf16.ts: stores rounded to nearest even, bitwise torch's conversion after a float32
-# store); post's backward does not run where its outputs are a copy and zeros (dY the cotangent as given: post_copies),
-# else its "-bf16out" twin writes dY; a merged decay's w' = exp(ld) w written in bf16 in its one product; an input's
-# gradient pieces summed into bf16 directly (the gradient as returned). Where the stateless run or the plan has no such
-# twins, as "off". Untimed: "off" is the default until the card shows "bf16" wins.
+# bf16: a pass over each of u, k, q and dY, four of the bf16 conversions in the H200 D2 profiles, which took 0.20 ms of
+# DeltaNet's (8, 2048, 16, 64) step and 0.75 ms (ten) at (4, 8192, 16, 128)) or "bf16": prep writes the tensors the
+# kernels read in bf16 directly (its "-bf16out" twins, compiler/backends/torch/stateless-bf16.ts: stores rounded to
+# nearest even, bitwise torch's conversion after a float32 store); post's backward does not run where its outputs are a
+# copy and zeros (dY the cotangent as given: post_copies), else its "-bf16out" twin writes dY; prep's backward writes
+# the gradients it alone makes (DeltaNet's q and beta) in bf16; a merged decay's w' = exp(ld) w is written in bf16 by its
+# one product; an input's gradient pieces (k's two) are summed into bf16 (the gradient as returned). Where the stateless
+# run or the plan has no such twins, as "off". Untimed: "off" is the default until the card shows "bf16" wins.
 LR_DELTA_GLUE = "off"
 # How the walks over the chunks run where they are products (LR_PASS "matmul": the chunk start states from the
 # transitions, and LR_BWD "wy"'s reverse walk over the end states' adjoints): "torch" (one batched product per chunk,
@@ -1305,7 +1306,8 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
         prep_in = dict(given)
         for o in n["prepOutputs"]:
             prep_in[n["prepBw"]["outputBar"][o]] = bars[o]
-        prep_g = pointwise("prepBw", prep_in) if n["prepOutputs"] else {}
+        # (LR_DELTA_GLUE "bf16": the inputs' adjoints that are whole gradients written in bf16, its "-bf16out" twins)
+        prep_g = pointwise("prepBw", prep_in, low_io) if n["prepOutputs"] else {}
         # (LR_DELTA_GLUE "bf16": an input's pieces summed into bf16, the gradient as returned, where every input is bf16)
         low = torch.bfloat16 if low_glue and all(given[nm].dtype == torch.bfloat16 for nm, _ in inputs if given.get(nm) is not None) else None
         gin, gpar = _chunked.sum_pieces([(post_g, n["postBw"]), (prep_g, n["prepBw"])], B, T, inputs, params, zeros, [(bars.get(o), src) for o, src in aliases.items()], low=low)

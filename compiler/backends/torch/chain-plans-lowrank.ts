@@ -42,9 +42,10 @@ import { torchLowRankChain, type TorchLrChainNames } from "./chain-copies-lowran
 /** The low-rank chain in a torch module: its names and the parts that have plans (`chain:<part>`). */
 export interface TorchLowRankChunked { lowRank: TorchLrChainNames; parts: LrPart[] }
 
-/** The outputs of stateless part `part` that the delta backward's bf16 kernels read as per-token tensors (E = P = R =
- * 1, one micro-step a token; stateless-bf16.ts `bf16Out`, seqc_chunked_lowrank.LR_DELTA_GLUE "bf16"):
- * prep's outputs but the log decays (float32 to the glue), post's backward's readouts' adjoints (dY); none elsewhere. */
+/** The outputs of stateless part `part` written in bf16 where the delta backward's kernels take bf16 per-token tensors
+ * (E = P = R = 1, one micro-step a token; stateless-bf16.ts `bf16Out`, seqc_chunked_lowrank.LR_DELTA_GLUE "bf16"): prep's
+ * outputs but the log decays (float32 to the glue), post's backward's readouts' adjoints (dY), prep's backward's inputs'
+ * adjoints that are whole gradients (the bf16 gradient as returned); none elsewhere. */
 export function deltaBf16Outputs(n: TorchLrChainNames, part: string): string[] {
   // (one step a token: the pair's step once, the rest scalar decay steps folded into it, seqc_chunked_lowrank.delta_pattern)
   const pairs = n.steps.filter((s) => s.lowRank.length || s.inputs.length);
@@ -54,6 +55,13 @@ export function deltaBf16Outputs(n: TorchLrChainNames, part: string): string[] {
     return n.prepOutputs.filter((o) => !lds.has(o));
   }
   if (part === "postBw") return n.readouts.map((r) => n.postBw.inputBar[r.y]).filter((x): x is string => Boolean(x));
+  if (part === "prepBw") {
+    // the inputs' adjoints that are the gradient as returned: prep's backward's only piece (no copy of the input among
+    // prep's outputs, post's backward's piece a literal zero or none), summed into nothing by the glue
+    const copied = new Set(Object.values(n.prepAliases ?? {}));
+    const zeros = new Set(n.postBw.zeros ?? []);
+    return Object.entries(n.prepBw.inputBar).filter(([i]) => !copied.has(i) && (n.postBw.inputBar[i] === undefined || zeros.has(n.postBw.inputBar[i]))).map(([, bar]) => bar);
+  }
   return [];
 }
 
