@@ -27,7 +27,7 @@ function drive(broken: boolean): [Row[], Record<string, number>] {
 describe.skipIf(!cpuTorch)("torch runtime: the rows chunk kernel's segments (ROWS_CHUNK_SEGMENTS) on CPU", () => {
   it("segments as batches from their start states: outputs as off; launches; picks; a stand-in ignoring init fails", () => {
     const [rows, picks] = drive(false);
-    expect(rows.map((r) => r.case)).toEqual(["split K128 dk rev", "split K128 dq", "wide K128 dq", "wide K128 dk rev init", "K64 ragged T 195", "K64 T 2048 (token blocks of 512)", "K64 T 2048 rev (token blocks of 512)", "one-token segments rev"]);
+    expect(rows.map((r) => r.case)).toEqual(["split K128 dk rev", "split K128 dq", "wide K128 dq", "wide K128 dk rev init", "K64 ragged T 195", "K64 T 2048 (token blocks of 512)", "K64 T 2048 rev (token blocks of 512)", "one-token segments rev", "auto K128 dq (wide segments)"]);
     for (const r of rows) {
       expect(r.ref, `${r.case}: off vs float64`).toBeLessThan(1e-6);
       for (const [n, run] of Object.entries(r.runs)) expect(run.err, `${r.case} n=${n}`).toBeLessThan(1e-6);
@@ -45,9 +45,13 @@ describe.skipIf(!cpuTorch)("torch runtime: the rows chunk kernel's segments (ROW
     expect(rows[5].runs["2"].launches).toEqual([[4, 1, 2, 1024, 1]]); // segments of 1024 tokens: the states' products in blocks of 512
     expect(rows[6].runs["2"].launches).toEqual([[4, 1, 2, 1024, 1]]);
     expect(rows[7].runs["5"].launches).toEqual([[10, 1, 5, 1, 1]]); // one token a segment: the states' copy of ld (ld itself unwritten: off and the float64 walk after it agree)
+    // "auto" counts segments on the wide grid (B H ceil(K / 64) blocks a segment) unless ROWS_CHUNK_WIDE is "split": 32 SMs /
+    // 4 wide blocks -> 8 segments of 64 tokens, which ROWS_CHUNK_WIDE "auto" then runs wide (8 x 2 x 4 split blocks > 32)
+    expect(rows[8].runs["auto"].launches).toEqual([[16, 2, 8, 64, 1]]);
+    // H200 call A3: at (1, 32768, 8, 128) 8 wide segments 7.007 ms beat 4 split (the earlier rule) 7.705; the default "auto"
     expect(picks).toEqual({
-      "1x32768x8x128": 4, "1x32768x8x128 wide": 8, "4x8192x16x128": 1, "8x2048x16x64": 1, "1x32769x8x128": 1, "1x1024x8x128": 4, "1x192x8x128": 3,
-      "n 3 of T 150": 3, "n 4 of T 150": 1, off: 1,
+      "1x32768x8x128": 8, "1x32768x8x128 wide": 8, "1x32768x8x128 split": 4, "4x8192x16x128": 1, "8x2048x16x64": 1, "1x32769x8x128": 1, "1x1024x8x128": 8, "1x192x8x128": 3,
+      "n 3 of T 150": 3, "n 4 of T 150": 1, off: 1, "default 1x32768x8x128": 8, "default 4x8192x16x128": 1,
     });
     const [bad] = drive(true);
     const worst = Math.max(...bad.flatMap((r) => Object.entries(r.runs).filter(([n]) => r.runs[n].launches[0][2] > r.runs["0"].launches[0][2]).map(([, x]) => x.err)));

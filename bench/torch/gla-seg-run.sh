@@ -9,6 +9,7 @@
 #   tar -C dist -czf dist/torch-a2g.tgz torch-a2g
 # Device: run carry=["dist/torch-a2g.tgz", ".anchors"] command="mkdir -p dist && tar -C dist -xzf dist/torch-a2g.tgz &&
 #   OUT=$OUT timeout 190 bash bench/torch/gla-seg-run.sh"
+# VARIANTS (the --variant flags) and PROFILE_VARIANT override the variants (call A3: seg32 in place of seg2).
 set -uo pipefail
 export PYTHONUNBUFFERED=1 CUDA_CACHE_MAXSIZE=4294967296 TRITON_CACHE_DIR=/tmp/triton-cache FLA_CACHE_RESULTS=0
 OUT=${OUT:-/tmp/seqc-gla-seg-out}
@@ -18,7 +19,7 @@ nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,temperature.gpu,
 export PYTHONPATH=$PWD/.anchors
 python3 -c "import torch, triton; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'triton', triton.__version__)" 2>&1 | tee -a "$OUT/card.txt"
 timeout "${TIME_S:-170}" python3 "$MOD/bench/gla_seg_bench.py" "$MOD" --cases "${CASES:-1x32768x8x128,4x8192x16x128}" \
-  --variant seg-auto:ROWS_CHUNK_SEGMENTS=auto --variant seg2:ROWS_CHUNK_SEGMENTS=2 --variant seg8:ROWS_CHUNK_SEGMENTS=8 \
-  --variant seg8-split:ROWS_CHUNK_WIDE=split,ROWS_CHUNK_SEGMENTS=8 --variant seg16:ROWS_CHUNK_SEGMENTS=16 \
-  --profile-variant seg-auto --accuracy 1x1024 --out "$OUT/gla-seg.json" --outdir "$OUT" 2>&1 | tee "$OUT/run.txt"
+  ${VARIANTS:---variant seg-auto:ROWS_CHUNK_SEGMENTS=auto --variant seg2:ROWS_CHUNK_SEGMENTS=2 --variant seg8:ROWS_CHUNK_SEGMENTS=8 \
+  --variant seg8-split:ROWS_CHUNK_WIDE=split,ROWS_CHUNK_SEGMENTS=8 --variant seg16:ROWS_CHUNK_SEGMENTS=16} \
+  --profile-variant "${PROFILE_VARIANT:-seg-auto}" --accuracy 1x1024 --out "$OUT/gla-seg.json" --outdir "$OUT" 2>&1 | tee "$OUT/run.txt"
 echo "exit ${PIPESTATUS[0]}"

@@ -319,11 +319,16 @@ def rows_chunk_mode(B, H, K, V, sms, mode=None):
 # cut into n segments of T / n tokens (where n divides T, else one), each run as a batch of its own (the same tensors as
 # [B n, T / n, ...] views: no copy) from its true start state, which torch ops give first (rows_chunk_seg_states: each
 # segment's end state from zero as one float32 product (a weighted by the decays to the segment's end)^T b, then the scan
-# over segments); "auto": the most segments of whole chunks (T / n a multiple of 64) whose grid still fits one wave of
-# the card's SMs (the split entries' B H ceil(K / 64) ceil(V / 64) blocks a segment, the wide ones' B H ceil(K / 64) under
-# ROWS_CHUNK_WIDE "wide"); ROWS_CHUNK_WIDE then picks on B n batches. Forward time (rev 0) and the adjoint's reversed time
-# (rev 31) only; other rev bits one segment.
-ROWS_CHUNK_SEGMENTS = 0
+# over segments); "auto" (the default): the most segments of whole chunks (T / n a multiple of 64) whose wide grid still
+# fits one wave of the card's SMs (B H ceil(K / 64) blocks a segment; the split entries' B H ceil(K / 64) ceil(V / 64)
+# only under ROWS_CHUNK_WIDE "split"); ROWS_CHUNK_WIDE then picks on B n batches (at the few-rows shape below: wide).
+# Forward time (rev 0) and the adjoint's reversed time (rev 31) only; other rev bits one segment.
+# H200 call A3 (bench/RESULTS.md "faster states"), GLA's bf16 step under graphs, ms, with 2abbea0 + 8d1832b's states:
+# (1, 32768, 8, 128) no segments 11.052, 4 split segments (auto's earlier rule, counted on the split grid) 7.705, 8 wide
+# (128 blocks, this rule) 7.007, 8 split 8.289, 16 wide 7.406, 32 wide 7.466 (fla chunk_gla 5.868: 0.531x -> 0.837x);
+# (4, 8192, 16, 128) auto gives no segments (64 x 2 wide blocks fill the card): 8.078 / 8.041, 8-32 segments 13.2-16.8
+# (fla 7.448). bf16 vs float64 at (1, 1024, 8, 128) 3.7e-3 every way (fla 1.9e-3). 0: off (the way before).
+ROWS_CHUNK_SEGMENTS = "auto"
 
 
 def rows_chunk_segments(B, T, H, K, V, sms, n=None, mode=None):
@@ -333,7 +338,7 @@ def rows_chunk_segments(B, T, H, K, V, sms, n=None, mode=None):
         return 1
     if n == "auto":
         mode = ROWS_CHUNK_WIDE if mode is None else mode
-        per = B * H * -(-K // 64) * (1 if mode in ("wide", True) else -(-V // 64))
+        per = B * H * -(-K // 64) * (-(-V // 64) if mode == "split" else 1)  # (call A3: 8 wide beat 4 split)
         for s in range(min(sms // max(per, 1), T // 64), 1, -1):
             if T % (64 * s) == 0:
                 return s

@@ -80,6 +80,7 @@ class Kc:
 
 def main():
     kernels = json.load(sys.stdin)
+    default = sc.ROWS_CHUNK_SEGMENTS  # (the module's default, before the cases set it)
     g = torch.Generator().manual_seed(5)
     cases = [  # (name, B, T, H, K, V, lowA, rev, init, minLd, wide, segments)
         ("split K128 dk rev", 1, 150, 2, 128, 128, False, 31, False, -20.0, "split", [2, 3, 5]),
@@ -90,6 +91,7 @@ def main():
         ("K64 T 2048 (token blocks of 512)", 1, 2048, 2, 64, 64, True, 0, True, -0.02, "auto", [2]),
         ("K64 T 2048 rev (token blocks of 512)", 1, 2048, 2, 64, 64, False, 31, False, -0.02, "auto", [2]),
         ("one-token segments rev", 1, 5, 2, 64, 64, False, 31, True, -0.5, "auto", [5]),
+        ("auto K128 dq (wide segments)", 1, 512, 2, 128, 128, True, 0, True, -0.3, "auto", ["auto"]),
     ]
     for name, B, T, H, K, V, low_a, rev, init, min_ld, wide, segs in cases:
         ld = (torch.rand(B, T, H * K, generator=g) * min_ld).float()
@@ -113,7 +115,9 @@ def main():
         print(json.dumps({"case": name, "ref": (off - r64).abs().max().item() / scale,
                           "runs": {str(n): {"launches": res[n][1], "err": (res[n][0] - off).abs().max().item() / scale} for n in [0] + segs}}), flush=True)
     picks = {}
+    sc.ROWS_CHUNK_WIDE = "auto"
     for key, args, kw in (("1x32768x8x128", (1, 32768, 8, 128, 128, 132), {}), ("1x32768x8x128 wide", (1, 32768, 8, 128, 128, 132), {"mode": "wide"}),
+                          ("1x32768x8x128 split", (1, 32768, 8, 128, 128, 132), {"mode": "split"}),
                           ("4x8192x16x128", (4, 8192, 16, 128, 128, 132), {}), ("8x2048x16x64", (8, 2048, 16, 64, 64, 132), {}),
                           ("1x32769x8x128", (1, 32769, 8, 128, 128, 132), {}), ("1x1024x8x128", (1, 1024, 8, 128, 128, 132), {}),
                           ("1x192x8x128", (1, 192, 8, 128, 128, 132), {})):
@@ -121,6 +125,8 @@ def main():
     picks["n 3 of T 150"] = sc.rows_chunk_segments(1, 150, 8, 128, 128, 132, n=3)
     picks["n 4 of T 150"] = sc.rows_chunk_segments(1, 150, 8, 128, 128, 132, n=4)
     picks["off"] = sc.rows_chunk_segments(1, 32768, 8, 128, 128, 132, n=0)
+    picks["default 1x32768x8x128"] = sc.rows_chunk_segments(1, 32768, 8, 128, 128, 132, n=default)
+    picks["default 4x8192x16x128"] = sc.rows_chunk_segments(4, 8192, 16, 128, 128, 132, n=default)
     print(json.dumps(picks), flush=True)
 
 
