@@ -451,6 +451,17 @@ PROFILED[21] = ("bf16 defaults",)
 PROFILED[22] = ("bf16 chain", "bf16 delta twins")
 PROFILED[23] = ("bf16 defaults",)
 PROFILED[24] = ("bf16 defaults", "bf16 fwd states")
+# --variants 25: the delta step's glue without its bf16 conversion passes (LR_DELTA_GLUE "bf16": prep and prep's
+# backward on their -bf16out twins, no post's backward, w' and k's gradient sum written bf16) beside the defaults, bf16 at
+# every shape; fp32 defaults for --accuracy only (ONLY_AT: the switch leaves fp32 as it is).
+CONFIGS25 = [
+    ("bf16 defaults", torch.bfloat16, {}),
+    ("bf16 glue bf16", torch.bfloat16, {"LR_DELTA_GLUE": "bf16"}),
+    ("fp32 defaults", torch.float32, {}),
+]
+CONFIGS[25] = CONFIGS25
+ONLY_AT[25] = {"fp32 defaults": []}
+PROFILED[25] = ("bf16 defaults", "bf16 glue bf16")
 
 
 def drop_graphs(sm):
