@@ -85,9 +85,11 @@ export const DELTA_PREP_KEY_CONFIGS: readonly DeltaPrepConfig<"key">[] = [64, 12
   (["fwd", "bwd"] as const).flatMap((op) => (["f32", "bf16"] as const).map((tin) => ({ op, decay: "key" as const, tin, C: 64, K, V: K }))));
 
 /** The per-key configurations' tensor-core twins (TF32; the scores and the decay passes fp32 SIMT as in
- * delta-prep-key.ts, the other products and Tinv's block rows as delta-prep-mma.ts's), bf16 inputs, K = V = 64 and 128
- * (untimed). */
-export const DELTA_PREP_KEY_MMA_CONFIGS: readonly DeltaPrepConfig<"key">[] = DELTA_PREP_KEY_CONFIGS.filter((c) => c.tin === "bf16").map((c) => ({ ...c, math: "tf32" as const }));
+ * delta-prep-key.ts, the other products and Tinv's block rows as delta-prep-mma.ts's), bf16 inputs, K = V = 64 and 128,
+ * with batched loads and bf16 V / dY rows (`batched: true`) since H200 call C2 of session 14: RWKV-7 prep_fwd 0.757 ->
+ * 0.676 ms, prep_bwd 0.827 -> 0.451 at (8, 2048, 16, 64); 3.949 -> 3.318 and 3.225 -> 2.323 at (4, 8192, 16, 128) (the
+ * bf16 step under graphs 6.239 -> 5.762 ms; gradients bit-identical). `batched: false` gives the unbatched twins. */
+export const DELTA_PREP_KEY_MMA_CONFIGS: readonly DeltaPrepConfig<"key">[] = DELTA_PREP_KEY_CONFIGS.filter((c) => c.tin === "bf16").map((c) => ({ ...c, math: "tf32" as const, batched: true }));
 
 /** What the module puts once before the kernels: u32, the shared-memory declaration, __nv_bfloat16 and the loads of
  * a per-token input as float (the CPU emulation, test/cuda-emu/emu.h, defines SEQC_EMU and its own shared memory). */
