@@ -10,7 +10,7 @@
 import { describe, expect, it } from "vitest";
 import { spawnSync } from "node:child_process";
 import { deltaBwdConfigs, deltaBwdModule } from "../compiler/backends/cuda/delta-bwd.ts";
-import { DELTA_ADJ_BF16_CONFIGS } from "../compiler/backends/cuda/delta-adjoint-bf16.ts";
+import { DELTA_ADJ_BF16_CONFIGS, DELTA_ADJ_BF16_ZIN_CONFIGS } from "../compiler/backends/cuda/delta-adjoint-bf16.ts";
 import { DELTA_ADJ_CONFIGS, DELTA_ADJ_K128_CONFIGS, DELTA_ADJ_K128_MMA_CONFIGS, DELTA_ADJ_MMA_CONFIGS, deltaAdjKernel, type DeltaAdjConfig } from "../compiler/backends/cuda/delta-adjoint.ts";
 import { DELTA_PREP_CONFIGS, DELTA_PREP_KEY_CONFIGS, DELTA_PREP_KEY_MMA_CONFIGS, DELTA_PREP_MMA_CONFIGS, deltaPrepKernel, type DeltaPrepConfig, type DeltaPrepDecay } from "../compiler/backends/cuda/delta-prep.ts";
 import { DELTA_ADJ_KEY_CONFIGS, deltaAdjKeyKernel } from "../compiler/backends/cuda/delta-adjoint-key.ts";
@@ -35,14 +35,31 @@ describe("delta backward kernel module", () => {
     const keyAdj = decay === "key" ? DELTA_ADJ_KEY_CONFIGS.map((c) => ({ c: { ...c, math: undefined }, k: deltaAdjKeyKernel(c), op: "adj" })) : [];
     const keyAdjMma = decay === "key" ? [...DELTA_ADJ_KEY_MMA_CONFIGS.map((c) => ({ c, k: deltaAdjKeyMmaKernel(c), op: "adj" })), ...DELTA_ADJ_KEY_K128_MMA_CONFIGS.map((c) => ({ c, k: deltaAdjKeyMmaK128Kernel(c), op: "adj" }))] : [];
     const walkTwins = (decay === "key" ? DELTA_WALK_KEY_MMA_CONFIGS : [...DELTA_WALK_MMA_CONFIGS, ...DELTA_WALK_WIDE_CONFIGS]).map((c) => ({ c: { ...c, tin: "f32" }, k: deltaWalkMmaKernel(c), op: "walk" }));
+    // decay none / scalar: last, the bf16-state path's siblings (LR_DELTA_ZBF16): every walk above writing bf16 ZS / Y
+    // (zout, _zb), the bf16 adjoint twins reading them (zin, _zb)
+    const zb = decay === "key" ? [] : [
+      ...walks.map((c) => ({ c: { ...c, tin: "f32", math: undefined, zout: "bf16" }, k: deltaWalkKernel({ ...c, zout: "bf16" }), op: "walk" })),
+      ...walkTwins.map(({ c }) => ({ c: { ...c, zout: "bf16" }, k: deltaWalkMmaKernel({ ...c, zout: "bf16" }), op: "walk" })),
+      ...adj(DELTA_ADJ_BF16_ZIN_CONFIGS),
+    ];
     const want = [
       ...prep(DELTA_PREP_CONFIGS), ...prep(DELTA_PREP_KEY_CONFIGS),
       ...walks.map((c) => ({ c: { ...c, tin: "f32", math: undefined }, k: deltaWalkKernel(c), op: "walk" })),
-      ...adj([...DELTA_ADJ_CONFIGS, ...DELTA_ADJ_K128_CONFIGS]), ...keyAdj, ...prep(DELTA_PREP_MMA_CONFIGS), ...prep(DELTA_PREP_KEY_MMA_CONFIGS), ...walkTwins, ...adj([...DELTA_ADJ_MMA_CONFIGS, ...DELTA_ADJ_K128_MMA_CONFIGS]), ...keyAdjMma, ...adj(DELTA_ADJ_BF16_CONFIGS),
-    ].map(({ c, k, op }) => ({ op, decay, tin: c.tin, C: c.C, K: c.K, V: c.V, cols: "cols" in k ? k.cols : c.V, ...("split" in k && k.split > 1 ? { split: k.split } : {}), ...(c.math ? { math: c.math } : {}), ...("walkFor" in c && c.walkFor ? { walkFor: c.walkFor } : {}), entry: k.entry, threads: k.threads, sharedBytes: k.sharedBytes }));
+      ...adj([...DELTA_ADJ_CONFIGS, ...DELTA_ADJ_K128_CONFIGS]), ...keyAdj, ...prep(DELTA_PREP_MMA_CONFIGS), ...prep(DELTA_PREP_KEY_MMA_CONFIGS), ...walkTwins, ...adj([...DELTA_ADJ_MMA_CONFIGS, ...DELTA_ADJ_K128_MMA_CONFIGS]), ...keyAdjMma, ...adj(DELTA_ADJ_BF16_CONFIGS), ...zb,
+    ].map(({ c, k, op }) => ({ op, decay, tin: c.tin, C: c.C, K: c.K, V: c.V, cols: "cols" in k ? k.cols : c.V, ...("split" in k && k.split > 1 ? { split: k.split } : {}), ...(c.math ? { math: c.math } : {}), ...("walkFor" in c && c.walkFor ? { walkFor: c.walkFor } : {}), ...("zout" in c && c.zout ? { zout: c.zout } : {}), ...("zin" in c && c.zin ? { zin: c.zin } : {}), entry: k.entry, threads: k.threads, sharedBytes: k.sharedBytes }));
     expect(m.kernels).toEqual(want);
-    expect(m.kernels.filter((k) => k.math && k.op !== "walk").map((k) => k.math), "twins").toEqual(decay === "key" ? Array(6).fill("tf32") : [...Array(6).fill("tf32"), "bf16", "bf16"]);
-    expect(deltaBwdModule(deltaBwdConfigs(decay, false)).kernels).toEqual(m.kernels.filter((k) => !k.math));
+    // each _zb record the sibling of the record without _zb (same op, shape, cols, split, math, threads, shared bytes)
+    const zrecs = m.kernels.filter((k) => k.zout || k.zin);
+    expect(zrecs.length).toBe(decay === "key" ? 0 : 10);
+    for (const k of zrecs) {
+      const { zout: _o, zin: _i, entry, ...rest } = k;
+      expect(entry.endsWith("_zb"), entry).toBe(true);
+      const sib = m.kernels.find((x) => x.entry === entry.slice(0, -3))!;
+      expect({ ...rest, entry: sib.entry }, entry).toEqual(sib);
+    }
+    const main = m.kernels.filter((k) => !k.zout && !k.zin);
+    expect(main.filter((k) => k.math && k.op !== "walk").map((k) => k.math), "twins").toEqual(decay === "key" ? Array(6).fill("tf32") : [...Array(6).fill("tf32"), "bf16", "bf16"]);
+    expect(deltaBwdModule(deltaBwdConfigs(decay, false)).kernels).toEqual(main.filter((k) => !k.math));
     // what the runtime needs at least: each op at C = 64, K = V = 64 and 128 for both input types, the TF32 twins of prep
     // and the adjoint there for bf16 (decay "key": the per-key adjoint at K = V = 64, its twin at 64 and 128), the walks (the default one of a
     // shape first, then the one for few rows: 8 columns, split 4 / 2)
@@ -52,13 +69,13 @@ describe("delta backward kernel module", () => {
         expect(rows).toContain(r);
     const key = decay === "key" ? "key_" : "";
     // the walks' 3xTF32 twins (delta-walk-mma.ts) after prep's twins
-    expect(m.kernels.filter((k) => k.op === "walk" && k.math).map((k) => [k.entry, k.math, k.cols, k.threads, k.sharedBytes])).toEqual([
+    expect(main.filter((k) => k.op === "walk" && k.math).map((k) => [k.entry, k.math, k.cols, k.threads, k.sharedBytes])).toEqual([
       [`seqc_delta_walk_${decay === "key" ? "key_" : ""}c64k64v64_tf32x3`, "tf32x3", 32, 128, 72704], [`seqc_delta_walk_${decay === "key" ? "key_" : ""}c64k128v128_tf32x3`, "tf32x3", 16, 128, 111616],
       // decay none / scalar: the walks for many rows at K = V = 128 (64 columns over 8 warps; 3xTF32, plain TF32)
       ...(decay === "key" ? [] : [["seqc_delta_walk_c64k128v128_g64_w2_tf32x3", "tf32x3", 64, 256, 173056], ["seqc_delta_walk_c64k128v128_g64_w2_i2_tf32", "tf32", 64, 256, 173056]]),
     ]);
-    expect(m.kernels.filter((k) => k.walkFor).map((k) => `${k.walkFor} ${k.math}`)).toEqual(decay === "key" ? [] : ["many tf32x3", "many tf32"]);
-    expect(m.kernels.filter((k) => k.op === "walk" && !k.math).map((k) => [k.entry, k.cols, k.split, k.threads, k.sharedBytes])).toEqual([
+    expect(main.filter((k) => k.walkFor).map((k) => `${k.walkFor} ${k.math}`)).toEqual(decay === "key" ? [] : ["many tf32x3", "many tf32"]);
+    expect(main.filter((k) => k.op === "walk" && !k.math).map((k) => [k.entry, k.cols, k.split, k.threads, k.sharedBytes])).toEqual([
       [`seqc_delta_walk_${key}c64k64v64`, 32, undefined, 128, 65536], [`seqc_delta_walk_${key}c64k128v128`, 16, undefined, 128, 94208],
       [`seqc_delta_walk_${key}c64k64v64_g8_s4`, 8, 4, 128, 47104], [`seqc_delta_walk_${key}c64k128v128_g8_s2`, 8, 2, 128, 83968],
     ]);

@@ -10,13 +10,14 @@
  */
 import { describe, expect, it } from "vitest";
 import { execFileSync, spawnSync } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { DELTA_R_CONFIGS, deltaRModule, type DeltaRConfig, type DeltaRKernel } from "../compiler/backends/cuda/delta-r.ts";
+import { DELTA_R_CONFIGS, DELTA_R_ZB_CONFIGS, deltaRModule, type DeltaRConfig, type DeltaRKernel } from "../compiler/backends/cuda/delta-r.ts";
 import { findNvcc } from "../compiler/backends/cuda/nvcc.ts";
 import { buildTorchPlans } from "../compiler/backends/torch/plans.ts";
 import { loadProgram } from "../compiler/frontend/load.ts";
 import { relativeError } from "../compiler/io/manifest.ts";
+import { bf16 } from "./helpers/bf16-round.ts";
 import { compileLowRankEmu, emuGridMain, f32Bytes, inScratchDir, readF32 } from "./helpers/lowrank-emu.ts";
 import { ptxasUsage } from "./helpers/ptxas-usage.ts";
 import { rng } from "./helpers/random.ts";
@@ -49,7 +50,7 @@ function reference(c: DeltaRConfig, d: Data): Float64Array {
 const FILES = ["M", "X", "S", "R", "S0"];
 
 function build(source: string, kernels: DeltaRKernel[]): string {
-  const call = (e: string) => `(const float*)P[0], (const float*)P[1], (const ${kernels.find((k) => k.entry === e)!.sin === "bf16" ? "__nv_bfloat16" : "float"}*)P[2], (float*)P[3], S0_ ? (float*)P[4] : nullptr, (int)NN`;
+  const call = (e: string) => `(const float*)P[0], (const float*)P[1], (const ${kernels.find((k) => k.entry === e)!.sin === "bf16" ? "__nv_bfloat16" : "float"}*)P[2], (${kernels.find((k) => k.entry === e)!.zout ? "unsigned short" : "float"}*)P[3], S0_ ? (${kernels.find((k) => k.entry === e)!.zout ? "unsigned short" : "float"}*)P[4] : nullptr, (int)NN`;
   return compileLowRankEmu(source, emuGridMain(kernels.map((k) => k.entry), call, FILES, ["S0_"], [3, 4]), "delta-r", false);
 }
 
@@ -62,7 +63,14 @@ function run(bin: string, k: DeltaRKernel, d: Data, s0: boolean): { R: Float64Ar
     const bufs: Record<string, Buffer> = { M: f32Bytes(d.M), X: f32Bytes(d.X), S: k.sin === "bf16" ? bf16Bytes(d.S) : f32Bytes(d.S), R: nan(d.N * C * V), S0: nan(d.N * K * V) };
     for (const f of FILES) writeFileSync(join(dir, `${f}.bin`), bufs[f]);
     execFileSync(bin, [dir, k.entry, String(d.N), String(k.threads), String(k.sharedBytes), s0 ? "1" : "0"], { stdio: "pipe" });
-    return { R: readF32(join(dir, "R.out")), S0: readF32(join(dir, "S0.out")) };
+    // zout "bf16": bf16 words in the first half of each file (the rest NaN as written)
+    const zread = (name: string, n: number) => {
+      if (!k.zout) return readF32(join(dir, `${name}.out`));
+      const raw = readFileSync(join(dir, `${name}.out`)), w = new Uint16Array(raw.buffer, raw.byteOffset, n), u = new Uint32Array(n);
+      for (let i = 0; i < n; i++) u[i] = w[i] << 16;
+      return Float64Array.from(new Float32Array(u.buffer));
+    };
+    return { R: zread("R", d.N * C * V), S0: zread("S0", d.N * K * V) };
   });
 }
 
@@ -91,10 +99,13 @@ const SMALL: DeltaRConfig[] = [
 
 describe.skipIf(!gpp)("the delta backward's reads from saved chunk states on the CPU emulation vs float64", () => {
   it("records: op r, C = 64, K = V = 64 and 128, bf16 and f32 states; shared memory M and S in fp32", () => {
-    expect(deltaRModule().kernels.map((k) => [k.entry, k.op, k.sin, k.threads, k.sharedBytes])).toEqual([
+    const recs = [
       ["seqc_delta_r_c64k64v64_bf16", "r", "bf16", 256, 32768], ["seqc_delta_r_c64k64v64_f32", "r", "f32", 256, 32768],
       ["seqc_delta_r_c64k128v128_bf16", "r", "bf16", 256, 98304], ["seqc_delta_r_c64k128v128_f32", "r", "f32", 256, 98304],
-    ]);
+    ];
+    // then their siblings writing bf16 R and S0 (zout, _zb)
+    expect(deltaRModule().kernels.map((k) => [k.entry, k.op, k.sin, k.threads, k.sharedBytes])).toEqual([...recs, ...recs.map(([e, ...r]) => [`${e}_zb`, ...r])]);
+    expect(deltaRModule().kernels.map((k) => k.zout)).toEqual([...Array(4).fill(undefined), ...Array(4).fill("bf16")]);
     expect(() => deltaRModule([{ C: 16, K: 8, V: 8, sin: "f32" }])).toThrow(/no plan/);
   });
 
@@ -118,6 +129,28 @@ describe.skipIf(!gpp)("the delta backward's reads from saved chunk states on the
       const bin = build(m.source.replace(from, to), m.kernels);
       expect(check(bin, m.kernels[0], 2, 9, true), to).toBeGreaterThan(1e-3);
     }
+  }, 300_000);
+});
+
+describe.skipIf(!gpp)("the delta reads writing bf16 R and S0 (zout \"bf16\", LR_DELTA_ZBF16)", () => {
+  it("small and shipped configurations, bf16 and f32 states: R = bf16(the fp32 sibling's R) bit for bit, S0 = bf16(S) (bf16 S: S itself) or unwritten; a broken copy fails", () => {
+    const cs = [...SMALL, ...DELTA_R_CONFIGS], zs = cs.map((c) => ({ ...c, zout: "bf16" as const }));
+    const m = deltaRModule([...cs, ...zs]), bin = build(m.source, m.kernels);
+    expect(zs.map((c) => deltaRModule([c]).kernels[0].entry)).toEqual(cs.map((c) => `${deltaRModule([c]).kernels[0].entry}_zb`));
+    cs.forEach((c, i) => {
+      const f = m.kernels[i], z = m.kernels[cs.length + i];
+      for (const s0 of [true, false]) {
+        const d = data(c, 3, 5 + i), a = run(bin, f, d, s0), b = run(bin, z, d, s0), want = bf16(a.R).values;
+        expect(b.R.findIndex((x, j) => !Object.is(x, want[j])), `${z.entry} R`).toBe(-1);
+        expect(relativeError(b.R, a.R), `${z.entry}: the rounding shows`).toBeGreaterThan(1e-4);
+        if (s0) expect(Array.from(b.S0), `${z.entry} S0`).toEqual(Array.from(bf16(d.S).values));
+        else expect(b.S0.every((x, j) => (j % 2 ? Number.isNaN(x) : x === 0)), `${z.entry} S0 unwritten (the float NaNs' halves read as bf16: 0, NaN)`).toBe(true);
+      }
+    });
+    const z = { ...SMALL[0], zout: "bf16" as const }, mb = deltaRModule([z]), from = "acc[r][0], acc[r][1], acc[r][2], acc[r][3]);";
+    expect(mb.source).toContain(from);
+    const bb = build(mb.source.replace(from, "acc[r][1], acc[r][0], acc[r][2], acc[r][3]);"), mb.kernels), d = data(z, 2, 9);
+    expect(relativeError(run(bb, mb.kernels[0], d, false).R, reference(z, d))).toBeGreaterThan(1e-2);
   }, 300_000);
 });
 

@@ -293,13 +293,17 @@ def delta_kernels(kern, u, w, kk, vv, q, ld, S_init, dY, dS, C=64, states=None):
     nC = -(-T // C)
     TI, M, X, BM, NN, A = kern("prep_fwd", mode, C, K, V, u, w, kk, vv, ld, B, T, H)
     rk = getattr(kern, "r", None)
-    if states is not None and mode != "key" and rk is not None and rk.has(C, K, V, states[0].dtype):
-        R, S0s = rk(C, K, V, M, X, states[0].reshape(B * H * nC, K, V))
-        SF = states[1].reshape(B * H, K, V).to(R.dtype).contiguous()
+    # LR_DELTA_ZBF16 "on" (kern.zbf16): the walks (and the reads from saved states) write R, S0, LE, DR as bf16 for the
+    # bf16 adjoint twin's sibling reading them so
+    zb = getattr(kern, "zbf16", None)
+    zo = {"zout": True} if zb is not None and zb(mode, C, K, V, tin, B * H) else {}
+    if states is not None and mode != "key" and rk is not None and rk.has(C, K, V, states[0].dtype, **zo):
+        R, S0s = rk(C, K, V, M, X, states[0].reshape(B * H * nC, K, V), **zo)
+        SF = states[1].reshape(B * H, K, V).to(torch.float32 if R.dtype == torch.bfloat16 else R.dtype).contiguous()  # (float32 beside bf16 R)
     else:
-        S0s, R, SF = kern("walk", mode, C, K, V, M, X, BM, NN, A, S_init, B * H, nC, 0)
+        S0s, R, SF = kern("walk", mode, C, K, V, M, X, BM, NN, A, S_init, B * H, nC, 0, **zo)
     M, X, BM, NN, A = kern("prep_bwd", mode, C, K, V, q, u, w, dY, ld, TI, B, T, H)
-    LE, DR, dS_init = kern("walk", mode, C, K, V, M, X, BM, NN, A, dS, B * H, nC, 1)
+    LE, DR, dS_init = kern("walk", mode, C, K, V, M, X, BM, NN, A, dS, B * H, nC, 1, **zo)
     dQ, dU, dW, dK, dV, dLD = kern("adj", mode, C, K, V, q, u, w, kk, vv, dY, ld, R, S0s, SF, LE, DR, B, T, H)
     return dU, dW, dK, dV, dQ, dLD, dS_init.view(B, H, K, V)
 
@@ -334,7 +338,7 @@ def delta_pick(kernels, op, mode, C, K, V, tin, math="fp32"):
     mode, C, K, V, tin "f32" / "bf16", math: "fp32" or a tensor-core twin's, records without one being fp32), or None.
     (The walks: kernel_launch's walk_pick.)"""
     for k in kernels:
-        if k["op"] == op and (k["C"], k["K"], k["V"]) == (C, K, V) and k["decay"] == mode and k["tin"] == tin and k.get("math", "fp32") == math:
+        if k["op"] == op and (k["C"], k["K"], k["V"]) == (C, K, V) and k["decay"] == mode and k["tin"] == tin and k.get("math", "fp32") == math and not k.get("zin"):
             return k
     return None
 
@@ -352,6 +356,13 @@ MATH_PREFS = {"tf32": ("tf32",), "bf16": ("bf16", "tf32")}
 # two-accumulator sibling (2.738 alone): DeltaNet bf16 eager GPU 15.802 -> 15.210 ms, gradients vs float64 3.0e-3 both.
 # Other shapes, and without math (the fp32 walks), the rule below: the default walk's twin, the split fp32 walk for few rows.
 WALK = os.environ.get("LR_DELTA_WALK", "default")
+# The bf16-state path (read at each launch; LR_DELTA_ZBF16 at import): "on" where the adjoint a launcher picks is a bf16
+# twin (math "bf16") with a sibling reading bf16 R, S0, LE, DR (a record with zin, entry <its entry>_zb) and the walk it
+# picks for the shape has a sibling writing bf16 ZS and Y (zout, <entry>_zb): both walks (and the reads from saved
+# states, delta-r.ts's _zb) write those four as bf16, which the twin rounds to bf16 as it stages them anyway (round to
+# nearest even both ways: the same adjoint but aC, now from the bf16 LE and S_C); half the four's bytes. "off" (default):
+# float32 as before. Untimed on the card.
+ZBF16 = os.environ.get("LR_DELTA_ZBF16", "off")
 
 
 def delta_launcher(m, device, way=None, switch="LR_FUSED_DELTA", tin=None, math=None):
@@ -364,14 +375,15 @@ def delta_launcher(m, device, way=None, switch="LR_FUSED_DELTA", tin=None, math=
              NN [N, C, K], A [N])                                                                     grid N
       launch("prep_bwd", mode, C, K, V, Q, U, W, DY, LD, TI, B, T, H) -> (M, X, BM, NN, A)            grid N
       launch("walk", mode, C, K, V, M, X, BM, NN, A, Z0, BH, nC, reverse) -> (ZS [N, K, V], Y [N, C, V], ZF [BH, K, V])
-             (Z0 [BH, K, V] or None: zeros)                                                           grid (BH, V / cols)
+             (Z0 [BH, K, V] or None: zeros; zout=True: ZS and Y bfloat16, the walk's _zb sibling)     grid (BH, V / cols)
       launch("adj", mode, C, K, V, Q, U, W, KK, VV, DY, LD, R, S0, SF, LE, DR, B, T, H) -> (dQ, dU, dW, dK [B, T, H, K],
              dV [B, T, H, V], dLD [B, T, H] or None)                                                  grid N
     Per-token inputs [B, T, H, w] are made contiguous in the dtype of U (DY and the rest converted to it), LD float32
     [B, T, H] contiguous (None with mode "none"; mode "key", a per-key decay: LD [B, T, H, K], A [N, K] for prep's outputs
     and the walk, dLD [B, T, H, K]). tin: launch.tin, the dtype delta_kernels gives the per-token inputs
     (None: their own; torch.bfloat16: the _bf16 entries). math: None or a tensor-core twin's ("tf32"): each op's twin
-    where the module has one for the shape and tin, else its fp32 kernel."""
+    where the module has one for the shape and tin, else its fp32 kernel. launch.zbf16(mode, C, K, V, dtype, BH): whether
+    delta_kernels takes the bf16-state path (ZBF16); adj with bfloat16 R, S0, LE, DR takes its pick's _zb sibling."""
     way = way or "cuda"
     if way not in ("cuda", "torch"):
         raise ValueError("%s %r: one of cuda, torch" % (switch, way))
@@ -389,24 +401,29 @@ def r_launch(km, device):
     """The reads from saved chunk states (module "deltaStates", compiler/backends/cuda/delta-r.ts) as delta_kernels' kern.r:
     r(C, K, V, M, X, S) -> (R [N, C, V] = X + M S per chunk, S0: S as float32 [N, K, V], a copy the kernel writes for
     bf16 S, S itself for float32), M [N, C, K], X [N, C, V] float32, S [N, K, V] bfloat16 or float32; r.has(C, K, V,
-    dtype)."""
+    dtype). zout=True (LR_DELTA_ZBF16; r.has(..., zout=True) says whether the module has it): R and S0 as bfloat16 (the
+    record's _zb sibling; bf16 S is S0 itself, no copy)."""
     SIN = {torch.bfloat16: "bf16", torch.float32: "f32"}
 
-    def pick(C, K, V, dt):
-        return next((k for k in km.kernels if k["op"] == "r" and (k["C"], k["K"], k["V"]) == (C, K, V) and k["sin"] == SIN.get(dt)), None)
+    def pick(C, K, V, dt, zout=False):
+        k = next((k for k in km.kernels if k["op"] == "r" and (k["C"], k["K"], k["V"]) == (C, K, V) and k["sin"] == SIN.get(dt) and not k.get("zout")), None)
+        if k is not None and zout:  # R and S0 as bf16 (LR_DELTA_ZBF16): the sibling _zb
+            k = next((x for x in km.kernels if x["entry"] == k["entry"] + "_zb"), None)
+        return k
 
-    def r(C, K, V, M, X, S):
-        k = pick(C, K, V, S.dtype)
+    def r(C, K, V, M, X, S, zout=False):
+        k = pick(C, K, V, S.dtype, zout)
         N = S.shape[0]
         S = S.contiguous()
         M, X = M.contiguous(), X.contiguous()
-        R = torch.empty([N, C, V], dtype=torch.float32, device=device)
-        S0 = torch.empty([N, K, V], dtype=torch.float32, device=device) if S.dtype != torch.float32 else S
+        zt = torch.bfloat16 if zout else torch.float32
+        R = torch.empty([N, C, V], dtype=zt, device=device)
+        S0 = torch.empty([N, K, V], dtype=zt, device=device) if S.dtype != zt else S
         with torch.cuda.device(device):
             km.launch(k, (N, 1), [("ptr", M.data_ptr()), ("ptr", X.data_ptr()), ("ptr", S.data_ptr()), ("ptr", R.data_ptr()),
                                   ("ptr", S0.data_ptr() if S0 is not S else 0), ("u32", N)], torch.cuda.current_stream(device).cuda_stream)
         return R, S0
-    r.has = lambda C, K, V, dt: pick(C, K, V, dt) is not None
+    r.has = lambda C, K, V, dt, zout=False: pick(C, K, V, dt, zout) is not None
     return r
 
 
@@ -426,7 +443,7 @@ def kernel_launch(km, device, math=None, sms=None):
         return delta_pick(km.kernels, op, mode, C, K, V, tin)
 
     def walk_pick(mode, C, K, V, BH):
-        ws = [k for k in km.kernels if k["op"] == "walk" and (k["C"], k["K"], k["V"]) == (C, K, V) and k.get("decay", mode) == mode]
+        ws = [k for k in km.kernels if k["op"] == "walk" and (k["C"], k["K"], k["V"]) == (C, K, V) and k.get("decay", mode) == mode and not k.get("zout")]
         if math and WALK in ("default", "tf32"):  # the walk for many rows (64 columns a block) where the module has it
             want = "tf32" if WALK == "tf32" else "tf32x3"
             many = next((w for w in ws if w.get("walkFor") == "many" and w.get("math") == want), None)
@@ -441,6 +458,17 @@ def kernel_launch(km, device, math=None, sms=None):
             k = next((w for m in prefs + ("tf32x3",) for w in ws if w.get("math") == m and w["cols"] == k["cols"]), k)
         return k
 
+    def zsib(k):  # a record's bf16-state sibling (zout / zin, entry <its entry>_zb), or None
+        return next((x for x in km.kernels if x["entry"] == k["entry"] + "_zb"), None) if k is not None else None
+
+    def zbf16(mode, C, K, V, tin, BH):
+        """Whether delta_kernels takes the bf16-state path for the shape: ZBF16 "on", the adjoint picked a bf16 twin with a
+        zin sibling and the walk picked with a zout sibling."""
+        if ZBF16 != "on":
+            return False
+        a = pick("adj", mode, C, K, V, TIN.get(tin, tin) if not isinstance(tin, str) else tin)
+        return a is not None and a.get("math") == "bf16" and zsib(a) is not None and zsib(walk_pick(mode, C, K, V, BH)) is not None
+
     def tok(x, dt):
         x = x.to(dt).contiguous()
         return x if x.data_ptr() % 16 == 0 else x.clone()  # (the kernels' vector loads)
@@ -451,19 +479,24 @@ def kernel_launch(km, device, math=None, sms=None):
     def ptr(x):
         return ("ptr", x.data_ptr() if x is not None else 0)
 
-    def out(*shape):
-        return torch.empty(list(shape), dtype=torch.float32, device=device)
+    def out(*shape, dtype=torch.float32):
+        return torch.empty(list(shape), dtype=dtype, device=device)
 
     def go(k, grid, args):
         with torch.cuda.device(device):
             km.launch(k, grid, args, torch.cuda.current_stream(device).cuda_stream)
 
-    def launch(op, mode, C, K, V, *ts):
+    def launch(op, mode, C, K, V, *ts, zout=False):
         if op == "walk":
             M, X, BM, NN, A, Z0, BH, nC, reverse = ts
             k = walk_pick(mode, C, K, V, BH)
+            if zout:  # ZS and Y as bf16 (LR_DELTA_ZBF16): the walk's sibling
+                k = zsib(k)
+                if k is None:
+                    raise ValueError("delta walk: no bf16-state (zout) sibling for %s C %d K %d V %d" % (mode, C, K, V))
             N = BH * nC
-            ZS, Y, ZF = out(N, K, V), out(N, C, V), out(BH, K, V)
+            zt = torch.bfloat16 if zout else torch.float32
+            ZS, Y, ZF = out(N, K, V, dtype=zt), out(N, C, V, dtype=zt), out(BH, K, V)
             Z0 = f32(Z0.reshape(BH, K, V) if Z0 is not None else None)
             go(k, (BH, V // k["cols"]), [ptr(M), ptr(X), ptr(BM), ptr(NN), ptr(A), ptr(Z0), ptr(ZS), ptr(Y), ptr(ZF), ("u32", BH), ("u32", nC), ("u32", reverse)])
             return ZS, Y, ZF
@@ -490,6 +523,11 @@ def kernel_launch(km, device, math=None, sms=None):
             return M, X, BM, NN, A
         Q, U, W, KK, VV, DY = (tok(x, dt) for x in ins[:6])
         R, S0, SF, LE, DR = ins[7:12]
+        if R.dtype == torch.bfloat16:  # the bf16-state path: the adjoint's sibling reading bf16 R, S0, LE, DR (SF float32)
+            k = zsib(k)
+            if k is None or not all(x.dtype == torch.bfloat16 and x.is_contiguous() for x in (R, S0, LE, DR)):
+                raise ValueError("delta adj: bf16 R needs a zin sibling and contiguous bf16 R, S0, LE, DR")
+            SF = SF.to(torch.float32).contiguous()
         dQ, dU, dW, dK, dV = out(B, T, H, K), out(B, T, H, K), out(B, T, H, K), out(B, T, H, K), out(B, T, H, V)
         dLD = out(B, T, H) if mode == "scalar" else out(B, T, H, K) if mode == "key" else None
         go(k, (N, 1), [ptr(Q), ptr(U), ptr(W), ptr(KK), ptr(VV), ptr(DY), ptr(LD), ptr(R), ptr(S0), ptr(SF), ptr(LE), ptr(DR)] + dims +
@@ -500,4 +538,5 @@ def kernel_launch(km, device, math=None, sms=None):
         tin = TIN.get(dtype)
         return tin is not None and walk_pick(mode, C, K, V, 1) is not None and all(pick(op, mode, C, K, V, tin) is not None for op in DELTA_OPS if op != "walk")
     launch.has = has
+    launch.zbf16 = zbf16
     return launch

@@ -30,7 +30,7 @@
  * delta-adjoint-bf16.ts, mma m16n8k16 bf16, K = V = 64 and 128, decay none / scalar) last.
  */
 import { DELTA_ADJ_CONFIGS, DELTA_ADJ_K128_CONFIGS, DELTA_ADJ_K128_MMA_CONFIGS, DELTA_ADJ_MMA_CONFIGS, DELTA_ADJ_PRELUDE, deltaAdjKernel, deltaAdjSource, type DeltaAdjConfig } from "./delta-adjoint.ts";
-import { DELTA_ADJ_BF16_CONFIGS } from "./delta-adjoint-bf16.ts";
+import { DELTA_ADJ_BF16_CONFIGS, DELTA_ADJ_BF16_ZIN_CONFIGS } from "./delta-adjoint-bf16.ts";
 import { DELTA_ADJ_KEY_CONFIGS, deltaAdjKeyKernel, deltaAdjKeySource, type DeltaAdjKeyConfig } from "./delta-adjoint-key.ts";
 import { DELTA_ADJ_KEY_MMA_CONFIGS, deltaAdjKeyMmaKernel, deltaAdjKeyMmaSource, type DeltaAdjKeyMmaConfig } from "./delta-adjoint-key-mma.ts";
 import { DELTA_ADJ_KEY_K128_MMA_CONFIGS, deltaAdjKeyMmaK128Kernel, deltaAdjKeyMmaK128Source } from "./delta-adjoint-key-mma-k128.ts";
@@ -55,6 +55,10 @@ export interface DeltaBwdKernel {
   math?: "tf32" | "tf32x3" | "bf16";
   /** The walks for many rows (delta-walk-mma.ts DELTA_WALK_WIDE_CONFIGS, 64 columns a block at K = V = 128): "many". */
   walkFor?: "many";
+  /** The walks writing ZS and Y as bf16 (entries _zb; each the sibling of the record whose entry lacks _zb). */
+  zout?: "bf16";
+  /** The bf16 adjoint twins reading R, S0, LE, DR as bf16 (entries _zb; each the sibling of the record whose entry lacks _zb). */
+  zin?: "bf16";
   entry: string;
   threads: number;
   sharedBytes: number;
@@ -67,6 +71,9 @@ export interface DeltaBwdConfigs {
   prep: readonly DeltaPrepConfig<DeltaPrepDecay>[];
   walk: readonly (DeltaWalkConfig | DeltaWalkMmaConfig)[];
   adj: readonly (DeltaAdjConfig | DeltaAdjKeyConfig | DeltaAdjKeyMmaConfig)[];
+  /** The bf16-state path (seqc_delta_bwd LR_DELTA_ZBF16; decay none / scalar with twins): the walks' siblings writing bf16
+   * ZS and Y (zout) and the bf16 adjoint twins' siblings reading them (zin), after every other kernel. */
+  zbf16?: { walk: readonly (DeltaWalkConfig | DeltaWalkMmaConfig)[]; adj: readonly DeltaAdjConfig[] };
 }
 
 /** A model's configurations for its decay mode: prep's and the adjoint's of that mode (`twins`: with their TF32 twins,
@@ -78,6 +85,7 @@ export function deltaBwdConfigs(decay: DeltaBwdDecay, twins = true): DeltaBwdCon
   return {
     decay, prep: mine<DeltaPrepConfig<DeltaPrepDecay>>([...DELTA_PREP_CONFIGS, ...DELTA_PREP_KEY_CONFIGS, ...(twins ? [...DELTA_PREP_MMA_CONFIGS, ...DELTA_PREP_KEY_MMA_CONFIGS] : [])]), walk,
     adj: mine([...DELTA_ADJ_CONFIGS, ...DELTA_ADJ_K128_CONFIGS, ...DELTA_ADJ_KEY_CONFIGS, ...(twins ? [...DELTA_ADJ_MMA_CONFIGS, ...DELTA_ADJ_K128_MMA_CONFIGS, ...DELTA_ADJ_KEY_MMA_CONFIGS, ...DELTA_ADJ_KEY_K128_MMA_CONFIGS, ...DELTA_ADJ_BF16_CONFIGS] : [])]),
+    ...(twins && decay !== "key" ? { zbf16: { walk: walk.map((c) => ({ ...c, zout: "bf16" as const })), adj: mine(DELTA_ADJ_BF16_ZIN_CONFIGS) } } : {}),
   };
 }
 
@@ -95,8 +103,8 @@ export function deltaBwdModule(configs: DeltaBwdConfigs): { source: string; kern
   const kernels: DeltaBwdKernel[] = [];
   let source = DELTA_PRELUDE + DELTA_ADJ_PRELUDE + DELTA_WALK_PRELUDE;
   const add = (k: Omit<DeltaBwdKernel, "cols"> & { cols?: number }, src: string) => {
-    const { op, tin, C, K, V, math, entry, threads, sharedBytes, walkFor } = k;
-    kernels.push({ op, decay, tin, C, K, V, cols: k.cols ?? V, ...(k.split && k.split > 1 ? { split: k.split } : {}), ...(math ? { math } : {}), ...(walkFor ? { walkFor } : {}), entry, threads, sharedBytes });
+    const { op, tin, C, K, V, math, entry, threads, sharedBytes, walkFor, zout, zin } = k;
+    kernels.push({ op, decay, tin, C, K, V, cols: k.cols ?? V, ...(k.split && k.split > 1 ? { split: k.split } : {}), ...(math ? { math } : {}), ...(walkFor ? { walkFor } : {}), ...(zout ? { zout } : {}), ...(zin ? { zin } : {}), entry, threads, sharedBytes });
     source += src;
   };
   for (const twins of [false, true]) {
@@ -110,6 +118,17 @@ export function deltaBwdModule(configs: DeltaBwdConfigs): { source: string; kern
       else if (isKeyAdj(c) && isKeyMma(c)) add({ ...deltaAdjKeyMmaKernel(c), op: "adj" }, deltaAdjKeyMmaSource(c));
       else if (isKeyAdj(c)) add({ ...deltaAdjKeyKernel(c), op: "adj" }, deltaAdjKeySource(c));
       else add({ ...deltaAdjKernel(c), op: "adj" }, deltaAdjSource(c));
+    }
+  }
+  if (configs.zbf16) {
+    for (const c of configs.zbf16.walk) {
+      if (c.perKey || c.zout !== "bf16") throw new Error("delta-bwd: the bf16-state walks are scalar-decay walks with zout bf16");
+      if ("math" in c) add({ ...deltaWalkMmaKernel(c), decay, tin: "f32" }, deltaWalkMmaSource(c));
+      else add({ ...deltaWalkKernel(c), decay, tin: "f32" }, deltaWalkSource(c));
+    }
+    for (const c of configs.zbf16.adj) {
+      if (c.decay !== decay || c.zin !== "bf16") throw new Error(`delta-bwd: a ${c.decay} decay bf16-state adjoint in a ${decay} module`);
+      add({ ...deltaAdjKernel(c), op: "adj" }, deltaAdjSource(c));
     }
   }
   return { source, kernels };

@@ -15,6 +15,7 @@
  * and four float4 rows of S, consecutive across the lanes: no bank conflicts).
  */
 import { DELTA_PRELUDE } from "./delta-prep.ts";
+import { DELTA_WALK_ZOUT_PRELUDE } from "./delta-walk.ts";
 
 export interface DeltaRConfig {
   C: number;
@@ -22,6 +23,9 @@ export interface DeltaRConfig {
   V: number;
   /** The saved states' type: "bf16" (the forward's bf16 operands; S0's fp32 copy written) or "f32". */
   sin: "f32" | "bf16";
+  /** R's and S0's type (absent: float32): "bf16" (entry _zb; seqc_delta_bwd LR_DELTA_ZBF16, the bf16 adjoint's zin
+   * sibling) rounds R to bf16 as it is stored and writes S0 (where given: f32 states; bf16 states are S0 themselves) as bf16. */
+  zout?: "bf16";
 }
 
 export interface DeltaRKernel extends DeltaRConfig {
@@ -36,8 +40,11 @@ const NT = 256;
 /** The torch modules' configurations: C = 64, K = V = 64 and 128, bf16 and f32 states. */
 export const DELTA_R_CONFIGS: readonly DeltaRConfig[] = [64, 128].flatMap((K) => (["bf16", "f32"] as const).map((sin) => ({ C: 64, K, V: K, sin })));
 
+/** Their siblings writing bf16 R and S0 (zout "bf16", entries _zb; seqc_delta_bwd LR_DELTA_ZBF16). */
+export const DELTA_R_ZB_CONFIGS: readonly DeltaRConfig[] = DELTA_R_CONFIGS.map((c) => ({ ...c, zout: "bf16" as const }));
+
 export function deltaREntry(c: DeltaRConfig): string {
-  return `seqc_delta_r_c${c.C}k${c.K}v${c.V}_${c.sin}`;
+  return `seqc_delta_r_c${c.C}k${c.K}v${c.V}_${c.sin}${c.zout === "bf16" ? "_zb" : ""}`;
 }
 
 function check(c: DeltaRConfig): void {
@@ -54,8 +61,9 @@ export function deltaRKernel(c: DeltaRConfig): DeltaRKernel {
 export function deltaRSource(c: DeltaRConfig): string {
   check(c);
   const { C, K, V } = c, CG = V / 4, RG = NT / CG, RPT = C / RG, SIN = c.sin === "bf16" ? "__nv_bfloat16" : "float";
-  return `
-extern "C" __global__ void __launch_bounds__(${NT}) ${deltaREntry(c)}(const float* __restrict__ M, const float* __restrict__ X, const ${SIN}* __restrict__ S, float* __restrict__ R, float* __restrict__ S0, int N) {
+  const zb = c.zout === "bf16", OT = zb ? "unsigned short" : "float";
+  return `${zb ? DELTA_WALK_ZOUT_PRELUDE : ""}
+extern "C" __global__ void __launch_bounds__(${NT}) ${deltaREntry(c)}(const float* __restrict__ M, const float* __restrict__ X, const ${SIN}* __restrict__ S, ${OT}* __restrict__ R, ${OT}* __restrict__ S0, int N) {
   SEQC_SMEM_DECL(seqc_smem_raw);
   float* sM = (float*)seqc_smem_raw;  // [C][K]
   float* sS = sM + ${C * K}u;          // [K][V]
@@ -67,7 +75,7 @@ extern "C" __global__ void __launch_bounds__(${NT}) ${deltaREntry(c)}(const floa
   for (u32 x = t; x < ${(K * V) / 4}u; x += ${NT}u) {
     const float4 s = seqc_delta_in4(gS + (size_t)4u * x);
     *(float4*)&sS[4u * x] = s;
-    if (S0) *(float4*)(S0 + (size_t)n * ${K * V}u + (size_t)4u * x) = s;
+    if (S0) ${zb ? `seqc_dz_st4(S0 + (size_t)n * ${K * V}u + (size_t)4u * x, s.x, s.y, s.z, s.w);` : `*(float4*)(S0 + (size_t)n * ${K * V}u + (size_t)4u * x) = s;`}
   }
   __syncthreads();
   // rows a0 .. a0 + ${RPT - 1}, value columns j0 .. j0 + 3
@@ -93,12 +101,13 @@ extern "C" __global__ void __launch_bounds__(${NT}) ${deltaREntry(c)}(const floa
     }
   }
 #pragma unroll
-  for (u32 r = 0; r < ${RPT}u; ++r) *(float4*)(R + (size_t)n * ${C * V}u + (size_t)(a0 + r) * ${V}u + j0) = make_float4(acc[r][0], acc[r][1], acc[r][2], acc[r][3]);
+  for (u32 r = 0; r < ${RPT}u; ++r) ${zb ? `seqc_dz_st4(R + (size_t)n * ${C * V}u + (size_t)(a0 + r) * ${V}u + j0, acc[r][0], acc[r][1], acc[r][2], acc[r][3]);` : `*(float4*)(R + (size_t)n * ${C * V}u + (size_t)(a0 + r) * ${V}u + j0) = make_float4(acc[r][0], acc[r][1], acc[r][2], acc[r][3]);`}
 }
 `;
 }
 
-/** The module (kernels.deltaStates): DELTA_PRELUDE, then each configuration's kernel; records in configuration order. */
-export function deltaRModule(configs: readonly DeltaRConfig[] = DELTA_R_CONFIGS): { source: string; kernels: DeltaRKernel[] } {
+/** The module (kernels.deltaStates): DELTA_PRELUDE, then each configuration's kernel (default: DELTA_R_CONFIGS, then
+ * their _zb siblings); records in configuration order. */
+export function deltaRModule(configs: readonly DeltaRConfig[] = [...DELTA_R_CONFIGS, ...DELTA_R_ZB_CONFIGS]): { source: string; kernels: DeltaRKernel[] } {
   return { source: DELTA_PRELUDE + configs.map(deltaRSource).join(""), kernels: configs.map(deltaRKernel) };
 }
