@@ -12,6 +12,10 @@
  * two), 105,472 / 106,768 at K = 128 (two; the twin's 172,032: one); prep_bwd 72,704 / 74,000 at K = 64 (three; 108,544:
  * two), 105,472 / 106,768 at K = 128 (two; 174,080: one). The products are delta-prep-mma.ts's (m16n8k8 TF32 mma, Tinv's
  * block rows 3xTF32); every sum runs in the twin's order except prep_bwd's X (TF32 rounding of TP, not of PD).
+ * Config `scores: "bf16"` (untimed, not registered by default): the scores Luu, Luk / Pu (bf16 rows times bf16 rows,
+ * exact operands either way) as bf16 mma m16n8k16, each fragment register one 32-bit shared load (bf16Scores): half
+ * the mma instructions and half the shared loads of the TF32 scores, no conversions; the same entry, shared memory and
+ * outputs.
  */
 import { prepLayout, prepParts, prepThreads, type DeltaPrepConfig, type DeltaPrepDecay } from "./delta-prep.ts";
 import { mmaProduct } from "./delta-prep-mma.ts";
@@ -41,6 +45,56 @@ export const H2F = `#ifndef SEQC_DELTA_H2F
 __device__ __forceinline__ float seqc_h2f(unsigned short x) { return __uint_as_float(((u32)x) << 16); }
 #endif
 `;
+
+/** seqc_dps_mma: mma.sync m16n8k16 bf16 with fp32 accumulators (the CPU emulation's emu_mma); guarded, put before a
+ * kernel whose scores are bf16 mma (config scores "bf16"). */
+export const BF16_MMA = `#ifndef SEQC_DELTA_PREP_BF16_MMA
+#define SEQC_DELTA_PREP_BF16_MMA 1
+#ifdef SEQC_EMU
+inline void seqc_dps_mma(float* c, const u32* a, const u32* b) { emu_mma(0, c, a, b); }
+#else
+__device__ __forceinline__ void seqc_dps_mma(float* c, const u32* a, const u32* b) {
+  asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\\n"
+               : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3]) : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+#endif
+#endif
+`;
+
+/** On WARPS warps (lanes' w, g, tg declared before), the scores [C][C] S[a][f] = sum_k X[a][k] Y[f][k] of bf16 rows
+ * X, Y [C][LB] (LB halves a row, even) as bf16 mma m16n8k16: 16 x 8 NW tiles a warp, each fragment register one
+ * 32-bit load of two adjacent k (rows of LB / 2 = 4 mod 32 words: the lanes' loads hit distinct banks), k-blocks of
+ * 16 up to kTo(r0, n0); `done` stores one element (row, col, v). */
+export const bf16Scores = (WARPS: number, C: number, LB: number, kTo: string) => (xa: string, yf: string, done: string) => {
+  const NW = (C / 8) % 4 === 0 ? 4 : (C / 8) % 2 === 0 ? 2 : 1, NBC = C / (8 * NW);
+  const at = (buf: string, r: string, k: string) => `*(const u32*)&${buf}[(${r}) * ${LB}u + ${k}]`;
+  return `  for (u32 x = w; x < ${(C / 16) * NBC}u; x += ${WARPS}u) {
+    const u32 r0 = (x / ${NBC}u) * 16u, n0 = (x % ${NBC}u) * ${8 * NW}u;
+    float acc[${NW}][4];
+#pragma unroll
+    for (u32 s = 0; s < ${NW}u; ++s) { acc[s][0] = 0.f; acc[s][1] = 0.f; acc[s][2] = 0.f; acc[s][3] = 0.f; }
+    for (u32 k0 = 0u; k0 < ${kTo}; k0 += 16u) {
+      u32 fa[4];
+      fa[0] = ${at(xa, "r0 + g", "k0 + 2u * tg")}; fa[1] = ${at(xa, "r0 + g + 8u", "k0 + 2u * tg")};
+      fa[2] = ${at(xa, "r0 + g", "k0 + 2u * tg + 8u")}; fa[3] = ${at(xa, "r0 + g + 8u", "k0 + 2u * tg + 8u")};
+#pragma unroll
+      for (u32 s = 0; s < ${NW}u; ++s) {
+        u32 fb[2];
+        fb[0] = ${at(yf, "n0 + 8u * s + g", "k0 + 2u * tg")}; fb[1] = ${at(yf, "n0 + 8u * s + g", "k0 + 2u * tg + 8u")};
+        seqc_dps_mma(acc[s], fa, fb);
+      }
+    }
+#pragma unroll
+    for (u32 s = 0; s < ${NW}u; ++s)
+#pragma unroll
+      for (u32 e = 0; e < 4u; ++e) {
+        const u32 row = r0 + g + 8u * (e >> 1u), col = n0 + 8u * s + 2u * tg + (e & 1u);
+        const float v = acc[s][e];
+        ${done}
+      }
+  }
+`;
+};
 
 export function deltaPrepStagedSource(c: DeltaPrepConfig<DeltaPrepDecay>): string {
   deltaPrepStagedCheck(c);
@@ -74,8 +128,13 @@ ${gPrefix}  seqc_cp_wait<0>();
   __syncthreads();
 ${exps}`;
   // scores [a][f] from bf16 rows X (a) and Y (f) [C][LB], masked and decayed into dst [C][ld]
-  const scores = (dst: string, ld: number, xa: string, yf: string, strict: boolean) => product(C, C, hRow(xa, LB), (k, f) => `seqc_h2f(${yf}[(${f}) * ${LB}u + ${k}])`, "0u", `(n0 > r0 + 15u ? 0u : ${K}u)`,
-    `${dst}[row * ${ld}u + col] = col ${strict ? "<" : "<="} row ? v * ${strict ? ex("row", "col + 1u") : ex("row + 1u", "col + 1u")} : 0.f;`);
+  // (scores "bf16": as bf16 mma m16n8k16, bf16Scores)
+  const scoreTo = `(n0 > r0 + 15u ? 0u : ${K}u)`, bs = c.scores === "bf16" ? bf16Scores(WARPS, C, LB, scoreTo) : null;
+  const scores = (dst: string, ld: number, xa: string, yf: string, strict: boolean) => {
+    const done = `${dst}[row * ${ld}u + col] = col ${strict ? "<" : "<="} row ? v * ${strict ? ex("row", "col + 1u") : ex("row + 1u", "col + 1u")} : 0.f;`;
+    return bs ? bs(xa, yf, done) : product(C, C, hRow(xa, LB), (k, f) => `seqc_h2f(${yf}[(${f}) * ${LB}u + ${k}])`, "0u", scoreTo, done);
+  };
+  const pre = `${H2F}${bs ? BF16_MMA : ""}`;
   /** NN [C][K] = (scale by slot) X's bf16 rows, a float4 a thread. */
   const nnOut = (hx: string, e: (a: string) => string) => `  for (u32 x = t; x < ${(C * K) / 4}u; x += ${NT}u) {
     const u32 a = x / ${K / 4}u, i4 = x % ${K / 4}u;
@@ -98,7 +157,7 @@ ${product(16, r0, (m, k) => `sTi[(${r0}u + ${m}) * ${LT}u + ${k}]`, (k, j) => `s
 ${product(16, r0, (m, k) => `sTi[(${r0}u + ${m}) * ${LT}u + ${r0}u + ${k}]`, (k, j) => `sTL[(${k}) * ${LT}u + ${j}]`, "0u", "16u", `sTi[(${r0}u + row) * ${LT}u + col] = v;`, x3, 1)}  __syncthreads();
 `;
     }).join("");
-    return `${H2F}${head}${lanes}${halves([["hU", "sUK"], ["hK", `hU + ${C * LB}u`], ["hW", "sW"], ["hV", "sV"]])}  float* sTi = sL;   // Tinv [C][C + 4] over Luu
+    return `${pre}${head}${lanes}${halves([["hU", "sUK"], ["hK", `hU + ${C * LB}u`], ["hW", "sW"], ["hV", "sV"]])}  float* sTi = sL;   // Tinv [C][C + 4] over Luu
   float* sTL = sUK;  // the block rows' products, then TL = Tinv Luk [C][C + 4], once BM and NN are out
   // the chunk's rows of U, W, KK, V, every copy in flight
 ${copy("hU", "U", K, LB)}${copy("hW", "W", K, LB)}${copy("hK", "KK", K, LB)}${copy("hV", "VV", V, LBV)}${landed}  // Luu [a][f], Luk [a][f]
@@ -130,7 +189,7 @@ ${product(C, V, rowOf("sTL", LT), hCol("hV", LBV), "0u", "r0 + 16u", out("X", C,
 `;
   }
   const NWt = (C / 8) % 4 === 0 ? 4 : (C / 8) % 2 === 0 ? 2 : 1;  // mmaProduct's tile width for N = C
-  return `${H2F}${head}${lanes}${halves([["hQ", "sQU"], ["hU", `hQ + ${C * LB}u`], ["hW", "sW"], ["hD", "sDY"]])}  float* sTP = sQU;  // TP = Tinv^T Pu^T [C][C + 4] once BM and M are out
+  return `${pre}${head}${lanes}${halves([["hQ", "sQU"], ["hU", `hQ + ${C * LB}u`], ["hW", "sW"], ["hD", "sDY"]])}  float* sTP = sQU;  // TP = Tinv^T Pu^T [C][C + 4] once BM and M are out
   // the chunk's rows of Q, U, W, dY and its Tinv, every copy in flight
 ${copy("hQ", "Q", K, LB)}${copy("hU", "U", K, LB)}${copy("hW", "W", K, LB)}${copy("hD", "DY", V, LBV)}  for (u32 x = t; x < ${(C * C) / 4}u; x += ${NT}u) seqc_cp16(&sTi[(x / ${C / 4}u) * ${L8}u + 4u * (x % ${C / 4}u)], &TI[(size_t)n * ${C * C}u + 4u * x]);
 ${landed}  // Pu [a][f]

@@ -51,6 +51,9 @@ export interface DeltaPrepConfig<D extends DeltaPrepDecay = DeltaDecay> {
   batched?: boolean;
   /** Threads a block (the staged form only; absent: DELTA_PREP_THREADS). */
   threads?: number;
+  /** The staged form's score products (Luu, Luk / Pu: bf16 rows times bf16 rows) as bf16 mma m16n8k16 (absent: m16n8k8
+   * TF32 mma of the same, exact, operands); the same entry and outputs (untimed, not registered by default). */
+  scores?: "bf16";
 }
 
 export type DeltaPrepMath = "tf32" | "tf32x3";
@@ -148,6 +151,7 @@ function check(c: DeltaPrepConfig<DeltaPrepDecay>): void {
   if (c.batched && (!c.math || c.staged)) throw new Error("delta-prep: batched loads are the row-layout twins' (math, not staged)");
   if (c.batched && (c.K % 8 || c.V % 8)) throw new Error(`delta-prep (batched): K ${c.K} and V ${c.V} must be multiples of 8 (16-byte loads)`);
   if (c.threads !== undefined && (!c.staged || c.threads % 32 || c.threads < Math.max(64, c.C) || c.threads > 1024)) throw new Error(`delta-prep: threads ${c.threads} (the staged form only: a multiple of 32, >= max(64, C), <= 1024)`);
+  if (c.scores !== undefined && (!c.staged || c.scores !== "bf16")) throw new Error(`delta-prep: scores ${c.scores} (the staged form only: "bf16")`);
   if (c.staged) return deltaPrepStagedCheck(c);
   if (c.math) return deltaPrepMmaCheck(c);
   if (c.C % 16 || c.C < 16) throw new Error(`delta-prep: C ${c.C} must be a multiple of 16 (the inverse's 16 x 16 diagonal blocks)`);
