@@ -6,8 +6,9 @@
  * prep_bwd, the reverse walk, adj), equal the backward without them (<= 1e-13; no decay and a scalar one, ragged T, C 64
  * / 16 / 8, given and zero initial states, T = 1); bf16-rounded states move the gradients by 1e-5 .. 1e-2; states of another
  * shape are ignored (both walks run); states a chunk late fail (> 1e-2). LR_FWD_STATES' forward form on a module
- * stand-in: "off" none; "on" the auto pick's split3 twin with a chunk-state workspace, none with a per-key decay, without
- * kernels.deltaStates, for f16 or a variant asked for; another value refused. The plumbing (test/torch/
+ * stand-in: "off" none; "on" the auto pick's -st twin (split's walk storing the chunk states), else (none in the plan, a
+ * split3 or fused pick) its split3 twin, with a chunk-state workspace; "split3" the split3 twin; none with a per-key decay,
+ * without kernels.deltaStates, for f16 or a variant asked for; another value refused. The plumbing (test/torch/
  * fwd_states_plumbing.py, a module stand-in): seqc_torch.forward with "on" runs the twin, asks execute for its
  * workspaces and keeps chunkS and the final state (ctx.delta_states); seqc_chunked_lowrank.backward passes both to
  * backward_eager; "off" none of it.
@@ -39,18 +40,20 @@ describe.skipIf(!cpuTorch)("torch target: the delta backward with the forward's 
       expect(c["shifted"] as number, name).toBeGreaterThan(1e-2);
     }
     expect(out.form).toEqual({
-      off: null, on: "chunked-split3-bf16-k128-v64-a512-iw-ios-r1", "on scalar": "chunked-split3-bf16-k128-v64-a512-iw-ios-r1", "on key": null,
+      off: null, on: "chunked-split-bf16-k128-v64-a512-iw-ios-nb-wc-w512-st-r1", "on scalar": "chunked-split-bf16-k128-v64-a512-iw-ios-nb-wc-w512-st-r1", "on key": null,
       "no deltaStates": null, "split3 pick": "chunked-split3-bf16-k128-v16-a512-iw-ios-wc-r1", "fused pick": "chunked-split3-bf16-k128-v64-r1", f16: null,
-      "a variant asked": null, "bad switch": "LR_FWD_STATES 'yes': one of off, on",
+      "a variant asked": null, split3: "chunked-split3-bf16-k128-v64-a512-iw-ios-r1", "split3 scalar": "chunked-split3-bf16-k128-v64-a512-iw-ios-r1",
+      "on without an st twin": "chunked-split3-bf16-k128-v64-a512-iw-ios-r1", "split3 key": null, "bad switch": "LR_FWD_STATES 'yes': one of off, on, split3",
     });
   }, 120_000);
 
-  it("seqc_torch.forward keeps the split3 twin's chunk states with \"on\" (none with \"off\") and the backward hands them to backward_eager", () => {
+  it("seqc_torch.forward keeps the -st twin's chunk states with \"on\", the split3 twin's with \"split3\" (none with \"off\") and the backward hands them to backward_eager", () => {
     const r = spawnSync("/usr/bin/python3", ["test/torch/fwd_states_plumbing.py"], { encoding: "utf8" });
     expect(r.status, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout)).toEqual({
       off: { calls: [{ key: "forward", form: "auto", "workspaces asked": false }], states: null, "backward got": null },
-      on: { calls: [{ key: "forward", form: "chunked-split3-f32-k32-v16-r1", "workspaces asked": true }], states: ["torch.float32", 128, true, true], "backward got": [2, true, true] },
+      on: { calls: [{ key: "forward", form: "chunked-split-f32-k32-v16-st-r1", "workspaces asked": true }], states: ["torch.float32", 128, true, true], "backward got": [2, true, true] },
+      split3: { calls: [{ key: "forward", form: "chunked-split3-f32-k32-v16-r1", "workspaces asked": true }], states: ["torch.float32", 128, true, true], "backward got": [2, true, true] },
     });
   }, 120_000);
 });

@@ -423,19 +423,21 @@ CONFIGS23 = [
     ("fp32 defaults", torch.float32, {}),
 ]
 CONFIGS[23] = CONFIGS23
-# --variants 24: the forward's chunk states for the delta backward (LR_FWD_STATES "on": the forward runs its split3 twin
-# and keeps each chunk's start state, the backward forms R = X + M S0 per chunk instead of its forward walk) beside the
-# defaults, bf16 at every shape; fp32 both for --accuracy only (ONLY_AT).
+# --variants 24: the forward's chunk states for the delta backward (LR_FWD_STATES "on": the forward runs auto's pick with
+# its walk also storing each chunk's start state (the -st twin; split3 where the pick has none) and keeps them, the
+# backward forms R = X + M S0 per chunk instead of its forward walk) beside the defaults, bf16 at every shape; "split3"
+# (the forward's split3 twin instead) at (4, 8192, 16, 128) only, where auto's pick is split; fp32 for --accuracy only.
 CONFIGS24 = [
     ("bf16 defaults", torch.bfloat16, {}),
     ("bf16 fwd states", torch.bfloat16, {"LR_FWD_STATES": "on"}),
+    ("bf16 fwd states split3", torch.bfloat16, {"LR_FWD_STATES": "split3"}),
     ("fp32 defaults", torch.float32, {}),
     ("fp32 fwd states", torch.float32, {"LR_FWD_STATES": "on"}),
 ]
 CONFIGS[24] = CONFIGS24
 # configs timed at the listed shapes only (absent: every shape; an empty list: --accuracy only)
 ONLY_AT = {23: {"bf16 wy": [(1, 32768, 8, 128)], "fp32 defaults": []}}
-ONLY_AT[24] = {"fp32 defaults": [], "fp32 fwd states": []}
+ONLY_AT[24] = {"fp32 defaults": [], "fp32 fwd states": [], "bf16 fwd states split3": [(4, 8192, 16, 128)]}
 # the configurations whose one eager step is profiled (DeltaNet) and, for 7 and 8, sectioned (LR_TIMES; every model)
 PROFILED = {6: ("bf16 lean, fp32 products", "fp32 lean"), 7: ("fp32 torch transitions", "fp32 fused transitions"), 8: ("fp32 torch readouts", "fp32 fused readouts"), 9: ("fp32 chain", "fp32 wy"),
             10: ("fp32 chain, pass kernel", "fp32 wy, pass + wy kernels"), 11: ("bf16 fp32 readouts", "bf16 tf32x3 readouts", "bf16 tf32 readouts"),

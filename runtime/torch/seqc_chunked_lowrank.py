@@ -196,9 +196,11 @@ LR_BWD_KEY = "chain"
 # batched products, the walks by LR_FUSED_PASS's kernel where it takes them).
 LR_FUSED_DELTA = "cuda"
 # Whether a forward that the delta backward will follow keeps each 64-token chunk's start state for it (docs/
-# delta-backward.md "Chunk states from the forward"): "off" or "on": the forward runs its chunked form's split3 variant
-# (fwd_states_form: the auto pick where it is split3, else the split3 variant with its phase A; its walk stores every
-# chunk's start state S0 to a workspace in the forward's operand type), keeps that workspace and the final state (ctx.
+# delta-backward.md "Chunk states from the forward"): "off", "on" or "split3": with "on" the forward runs its chunked
+# form's auto pick with the walk that also stores every chunk's start state S0 to a workspace in the forward's operand
+# type (the pick's "-st" twin, compiler/backends/cuda/chunked-walk-states.ts: split's walk, B H nC K V stores added),
+# or where the pick has none (split3, fused) its split3 variant (fwd_states_form: the pick where it is split3, else the
+# split3 variant with its phase A, whose walk stores them); "split3" always the latter; keeps that workspace and the final state (ctx.
 # delta_states), and the backward computes the reads R = X + M S0 per chunk (kernels.deltaStates, compiler/backends/
 # cuda/delta-r.ts) instead of its forward walk. Applies with no or a scalar decay (E = P = R = 1) and bf16 or float32
 # forwards; the states are graph arguments of the backward (one copy on a replay that is not direct). Memory: B H nC K V
@@ -2114,7 +2116,7 @@ def split3_twin(v, names):
     if v.startswith("chunked-split3-"):
         return v
     parts = v.split("-")
-    walk = {"w512", "wc", "wk", "wq", "wcp", "vi", "vib", "qi", "qxi", "nb"}
+    walk = {"w512", "wc", "wk", "wq", "wcp", "vi", "vib", "qi", "qxi", "nb", "st"}
     cand = "-".join(["chunked", "split3"] + [p for p in parts[2:-1] if p not in walk] + ["r1"])
     if cand in names:
         return cand
@@ -2122,13 +2124,24 @@ def split3_twin(v, names):
     return next((x for x in names if x.startswith(pre) and x.endswith("-r1")), None)
 
 
+def states_twin(v, names):
+    """LR_FWD_STATES "on"'s forward variant for the auto pick v among the variant names that apply (names): v's twin whose
+    split walk also stores each chunk's start state (v with "-st" before "-r1": chunked-walk-states.ts; the same phase A,
+    walk and outputs, plus the stores) where names has it, else split3_twin(v, names)."""
+    if v.endswith("-st-r1"):
+        return v
+    if v.endswith("-r1") and v[:-3] + "-st-r1" in names:
+        return v[:-3] + "-st-r1"
+    return split3_twin(v, names)
+
+
 def fwd_states_form(m, dims, B, T, io, device, form="auto", way=None):
-    """LR_FWD_STATES (or way) "on": the forward variant whose walk keeps the chunk start states (workspace "chunkS") for
-    the delta backward (split3_twin of the forward's pick), where the chain is one delta step a token with no or a
-    scalar decay and the module has kernels.deltaStates; else None (and always with "off")."""
+    """LR_FWD_STATES (or way) "on" / "split3": the forward variant whose walk keeps the chunk start states (workspace
+    "chunkS") for the delta backward (states_twin / split3_twin of the forward's pick), where the chain is one delta step a
+    token with no or a scalar decay and the module has kernels.deltaStates; else None (and always with "off")."""
     way = way or LR_FWD_STATES
-    if way not in ("off", "on"):
-        raise ValueError("LR_FWD_STATES %r: one of off, on" % (way,))
+    if way not in ("off", "on", "split3"):
+        raise ValueError("LR_FWD_STATES %r: one of off, on, split3" % (way,))
     n = (m.chunked or {}).get("lowRank")
     if way == "off" or n is None or io not in ("bf16", "f32") or form not in ("auto", "chunked"):
         return None
@@ -2136,9 +2149,9 @@ def fwd_states_form(m, dims, B, T, io, device, form="auto", way=None):
         return None
     r = m.runner("forward", device)
     cache = r.__dict__.setdefault("_fwd_states", {})  # (applicable evaluates every form: once a shape)
-    key = (tuple(sorted(dims.items())), B, T, form, io)
+    key = (tuple(sorted(dims.items())), B, T, form, io, way)
     if key not in cache:
-        v = split3_twin(r.pick(dims, B, T, form, io)[0]["variant"], [f["variant"] for f, _ in r.applicable(dims, B, T, "auto", io)])
+        v = (states_twin if way == "on" else split3_twin)(r.pick(dims, B, T, form, io)[0]["variant"], [f["variant"] for f, _ in r.applicable(dims, B, T, "auto", io)])
         f = next((f for f in r.plan["forms"] if f["variant"] == v), None)
         cache[key] = v if f is not None and any(w["name"] == "chunkS" for w in f["workspaces"]) else None
     return cache[key]

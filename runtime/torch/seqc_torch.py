@@ -347,7 +347,8 @@ def forward(ctx, m, form, flat, offset=0):
     io = _chunked.bf16_io(m, key, dims, B, T, device) if given_dtype == torch.bfloat16 and form in ("auto", "chunked") else "f32"
     fm = "auto" if ((needs and not chunked) or f64) else form
     iokw = {} if io == "f32" else {"io": io}
-    # LR_FWD_STATES: the split3 form, its chunk start states kept for the delta backward (seqc_chunked_lowrank.fwd_states_form)
+    # LR_FWD_STATES: the form whose walk stores its chunk start states (the pick's -st twin or split3), kept for the delta
+    # backward (seqc_chunked_lowrank.fwd_states_form)
     fs = _chunked_lowrank.fwd_states_form(m, dims, B, T, io, device, fm) if chunked and key == "forward" and "lowRank" in m.chunked else None
     if fs is not None:
         fm = fs

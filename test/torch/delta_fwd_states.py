@@ -89,8 +89,9 @@ for name, (B, T, H, K, V, decay, init, C) in {
         res["shifted"] = rel(d.delta_backward(*args, C=C, states=(sh, SF)), ref)
     out[name] = res
 
-# LR_FWD_STATES' forward form (seqc_chunked_lowrank.fwd_states_form) on a module stand-in: the auto pick's split3 twin with
-# a chunkS workspace where the chain is one delta step with no or a scalar decay and the module has kernels.deltaStates
+# LR_FWD_STATES' forward form (seqc_chunked_lowrank.fwd_states_form) on a module stand-in: with "on" the auto pick's -st twin
+# (its walk storing the chunk states), else its split3 twin, with a chunkS workspace; with "split3" the split3 twin; where
+# the chain is one delta step with no or a scalar decay and the module has kernels.deltaStates
 import seqc_chunked_lowrank as lr  # noqa: E402
 
 
@@ -107,12 +108,12 @@ class Runner:
 
 
 class Model:
-    def __init__(self, decay="none", kernels=("deltaBwd", "deltaStates"), pick="chunked-split-bf16-k128-v64-a512-iw-ios-nb-wc-w512-r1"):
+    def __init__(self, decay="none", kernels=("deltaBwd", "deltaStates"), pick="chunked-split-bf16-k128-v64-a512-iw-ios-nb-wc-w512-r1", st=True):
         self.chunked = {"lowRank": {"E": 1, "P": 1, "R": 1, "decay": decay}}
         self.meta = {"kernels": {k: {} for k in kernels}}
-        forms = [{"variant": v, "workspaces": [{"name": "chunk"}] + ([{"name": "chunkS"}] if "split3" in v else [])} for v in (
+        forms = [{"variant": v, "workspaces": [{"name": "chunk"}] + ([{"name": "chunkS"}] if "split3" in v or "-st-" in v else [])} for v in (
             "chunked-split-bf16-k128-v64-a512-iw-ios-nb-wc-w512-r1", "chunked-split3-bf16-k128-v64-r1", "chunked-split3-bf16-k128-v64-a512-iw-ios-r1",
-            "chunked-split3-bf16-k128-v16-a512-iw-ios-wc-r1", "chunked-fused-bf16-k128-v64-r1")]
+            "chunked-split3-bf16-k128-v16-a512-iw-ios-wc-r1", "chunked-fused-bf16-k128-v64-r1") + (("chunked-split-bf16-k128-v64-a512-iw-ios-nb-wc-w512-st-r1",) if st else ())]
         self.r = Runner(forms, pick)
 
     def runner(self, key, device):
@@ -127,6 +128,8 @@ out["form"] = {
     "off": form(Model(), "off"), "on": form(Model(), "on"), "on scalar": form(Model("scalar"), "on"), "on key": form(Model("key"), "on"),
     "no deltaStates": form(Model(kernels=("deltaBwd",)), "on"), "split3 pick": form(Model(pick="chunked-split3-bf16-k128-v16-a512-iw-ios-wc-r1"), "on"),
     "fused pick": form(Model(pick="chunked-fused-bf16-k128-v64-r1"), "on"), "f16": form(Model(), "on", "f16"), "a variant asked": form(Model(), "on", f="chunked-fused-bf16-k128-v64-r1"),
+    "split3": form(Model(), "split3"), "split3 scalar": form(Model("scalar"), "split3"), "on without an st twin": form(Model(st=False), "on"),
+    "split3 key": form(Model("key"), "split3"),
 }
 try:
     form(Model(), "yes")

@@ -1,6 +1,7 @@
 """LR_FWD_STATES' plumbing on CPU for test/torch-delta-fwd-states.test.ts: seqc_torch.forward on a module stand-in (its
 forward plan's runner and execute stubbed; the graphs' eager path, as on CPU) and seqc_chunked_lowrank.backward with
-backward_eager captured. With "on": the forward runs the pick's split3 twin, asks execute for its workspaces and keeps
+backward_eager captured. With "on": the forward runs the pick's -st twin (its walk storing the chunk states; "split3":
+the pick's split3 twin), asks execute for its workspaces and keeps
 chunkS (viewed in the forward's element type) and the final state as ctx.delta_states; the backward hands both to
 backward_eager (the graph's extra arguments). With "off": the pick as it is, no workspaces asked, no states. Prints JSON."""
 
@@ -16,11 +17,12 @@ import seqc_torch  # noqa: E402
 
 B, T, H, K = 2, 100, 2, 4
 nC = -(-T // 64)
-PICK, TWIN = "chunked-split-f32-k32-v16-r1", "chunked-split3-f32-k32-v16-r1"
+PICK, TWIN, ST = "chunked-split-f32-k32-v16-r1", "chunked-split3-f32-k32-v16-r1", "chunked-split-f32-k32-v16-st-r1"
 
 
 class Runner:
-    plan = {"forms": [{"variant": PICK, "workspaces": [{"name": "chunk"}]}, {"variant": TWIN, "workspaces": [{"name": "chunk"}, {"name": "chunkS"}]}]}
+    plan = {"forms": [{"variant": PICK, "workspaces": [{"name": "chunk"}]}, {"variant": TWIN, "workspaces": [{"name": "chunk"}, {"name": "chunkS"}]},
+                      {"variant": ST, "workspaces": [{"name": "chunk"}, {"name": "chunkS"}]}]}
 
     def pick(self, dims, b, t, choice="auto", io="f32", out_io=None):
         return next(f for f in self.plan["forms"] if f["variant"] == (PICK if choice == "auto" else choice)), {}
@@ -70,7 +72,7 @@ class Ctx:
 seqc_torch._check_tensors = lambda m, named: (torch.float32, torch.device("cpu"))
 got = {}
 real_eager = lr.backward_eager
-for way in ("off", "on"):
+for way in ("off", "on", "split3"):
     lr.LR_FWD_STATES = way
     m = Model()
     flat = [torch.randn(B, T, H, K), None]  # q, the initial state S

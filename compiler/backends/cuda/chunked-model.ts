@@ -98,6 +98,10 @@ export interface ChunkCfg {
    *  record's copies issued by the warps without a Z tile beside Z = U0 + M S0, instead of by every thread before the
    *  chunk's wait (CHUNK_SPLIT_WC_SOURCE, seqc_chunk_walk_c). */
   wcopy?: boolean;
+  /** split's walk (walk, with or without `wcopy`; variants `...-st-r<R>`) also storing each chunk's start state S0 to the
+   *  workspace `chunkS` (wsS; [B][nH][nc][KP][VP] of T, split3's layout), for the delta backward (chunked-walk-states.ts,
+   *  seqc_chunk_walk_st / _cst). */
+  sst?: boolean;
   /** Element type of the outputs (default `dtype`): a 2-byte-input configuration that stores fp32 outputs (mixed I/O,
    *  e.g. the torch target's transposed cores, whose dq / dk feed cancelling sums). Operands and accumulation follow `dtype`. */
   out?: ChunkDtype;
@@ -262,7 +266,7 @@ export const walkKSlices = (c: ChunkCfg): number => Math.floor(threadsOf(c) / 32
 
 export function cfgName(c: ChunkCfg): string {
   const v = c.kind === "fused" ? `v${c.BV}` : c.kind === "phaseA" ? `p${c.VP}` : `v${c.BV}p${c.VP}`;
-  return `${c.kind}${c.direct ? "d" : ""}_${ioTag(c.dtype, outOf(c)).replace("-", "_")}_k${c.KP}_${v}_r${c.RTP}${threadsOf(c) !== CHUNK_THREADS ? `_t${threadsOf(c)}` : ""}${c.inv ? `_i${c.inv}` : ""}${c.mats ? `_m${c.mats}` : ""}${c.grp ? `_g${c.grp}${c.grpT ? "t" : ""}${c.grpM ? c.grpM : ""}` : ""}${c.wsplit ? `_w${c.wsplit === 1 ? "k" : "c"}` : ""}${c.pipe ? `_ap${c.pipe}` : ""}${c.rq ? "_wq" : ""}${c.ovl ? (c.ovl === 2 ? "_ios" : "_io") : ""}${c.gfold ? "_gf" : ""}${c.nbar ? "_nb" : ""}${c.vin ? (c.vin === 2 ? "_vib" : "_vi") : ""}${c.qin ? (c.qin === 2 ? "_qxi" : "_qi") : ""}${c.wcopy ? "_wcp" : ""}`;
+  return `${c.kind}${c.direct ? "d" : ""}_${ioTag(c.dtype, outOf(c)).replace("-", "_")}_k${c.KP}_${v}_r${c.RTP}${threadsOf(c) !== CHUNK_THREADS ? `_t${threadsOf(c)}` : ""}${c.inv ? `_i${c.inv}` : ""}${c.mats ? `_m${c.mats}` : ""}${c.grp ? `_g${c.grp}${c.grpT ? "t" : ""}${c.grpM ? c.grpM : ""}` : ""}${c.wsplit ? `_w${c.wsplit === 1 ? "k" : "c"}` : ""}${c.pipe ? `_ap${c.pipe}` : ""}${c.rq ? "_wq" : ""}${c.ovl ? (c.ovl === 2 ? "_ios" : "_io") : ""}${c.gfold ? "_gf" : ""}${c.nbar ? "_nb" : ""}${c.vin ? (c.vin === 2 ? "_vib" : "_vi") : ""}${c.qin ? (c.qin === 2 ? "_qxi" : "_qi") : ""}${c.wcopy ? "_wcp" : ""}${c.sst ? "_st" : ""}`;
 }
 
 export function cfgStruct(c: ChunkCfg, name: string): string {
@@ -804,7 +808,7 @@ export function chunkModelSource(model: I.Model, cr: ChunkRows): ChunkModelSourc
       "const float* __restrict__ params",
       "float* __restrict__ states",
       ...(c.kind === "fused" || c.kind === "carry" ? [] : [`${T}* __restrict__ ws`]),
-      ...(c.kind === "walkS" || c.kind === "out" ? [`${T}* __restrict__ wsS`] : []),
+      ...(c.kind === "walkS" || c.kind === "out" || c.sst ? [`${T}* __restrict__ wsS`] : []),
       ...(c.grp ? ["float* __restrict__ wsG"] : []),
       ...extraParams(cr),
       `const SeqcU_${model.name} u`,
@@ -821,7 +825,9 @@ export function chunkModelSource(model: I.Model, cr: ChunkRows): ChunkModelSourc
               ? `seqc_chunk_out${c.grp ? (c.grpM ? "_gm" : "_g") : ""}<${cfg}>(rows, seqc_smem, ws, wsS, ${c.grp ? "wsG, " : ""}${valueDim}, ${headsExpr});`
               : c.kind === "carry"
               ? `seqc_chunk_carry<${cfg}>(rows, wsG, ${dimOf(Sd.shape[cr.form.key])}, ${valueDim}, ${headsExpr});`
-              : `seqc_chunk_walk${c.direct ? "_d" : c.rq ? "_q" : c.vin ? "_v" : c.wcopy ? "_c" : c.qin ? "_qi" : ""}<${cfg}>(rows, seqc_smem, ws, ${dimOf(Sd.shape[cr.form.key])}, ${valueDim}, ${headsExpr});`;
+              : c.sst
+                ? `seqc_chunk_walk_${c.wcopy ? "cst" : "st"}<${cfg}>(rows, seqc_smem, ws, wsS, ${dimOf(Sd.shape[cr.form.key])}, ${valueDim}, ${headsExpr});`
+                : `seqc_chunk_walk${c.direct ? "_d" : c.rq ? "_q" : c.vin ? "_v" : c.wcopy ? "_c" : c.qin ? "_qi" : ""}<${cfg}>(rows, seqc_smem, ws, ${dimOf(Sd.shape[cr.form.key])}, ${valueDim}, ${headsExpr});`;
     return `${cfgStruct(c, cfg)}
 extern "C" __global__ void __launch_bounds__(${threadsOf(c)}, ${c.minBlocks ?? 1}) ${entry(c)}(${params.join(", ")}) {
 ${rowsSetup(rowsName, T, inputs, outputs, cr, Tout)}

@@ -22,6 +22,7 @@ import { CHUNK_WALK_Q_SOURCE } from "./chunked-walk-q.ts";
 import { CHUNK_SPLIT_VIN_SOURCE } from "./chunked-split-vin.ts";
 import { CHUNK_SPLIT_QIN_SOURCE, CHUNK_SPLIT_WC_SOURCE } from "./chunked-split-qin.ts";
 import { CHUNK_PHASE_A_NBAR_SOURCE } from "./chunked-phase-a-nbar.ts";
+import { CHUNK_WALK_CST_SOURCE, CHUNK_WALK_ST_SOURCE } from "./chunked-walk-states.ts";
 import { chunkedExtras } from "./chunked-extra.ts";
 import { chunkLayout, chunkModelSource, CHUNK_F, cfgName, ioTag, threadsOf, overrideValues, walkKSlices, walkZTiles, type ChunkCfg, type ChunkDtype } from "./chunked-model.ts";
 
@@ -118,6 +119,12 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
   const withWc = new Set<string>();
   // modules with an overlapped phase A on named barriers (CHUNK_PHASE_A_NBAR_SOURCE, after the QIN source, whose record it uses)
   const withNb = new Set<string>();
+  // modules with split's walk storing each chunk's start state (CHUNK_WALK_ST_SOURCE; with wcopy CHUNK_WALK_CST_SOURCE, last)
+  const withSt = new Set<string>();
+  const withStC = new Set<string>();
+  // the split variants' twins whose walk stores the chunk states (sst), pushed after every other form: the plan's other
+  // forms, their order and their modules' text stay as without them (the twins' kernels appended)
+  const stTwins: (() => void)[] = [];
   const wrap = (c: ChunkCfg) => {
     if (wrapped.has(src.entry(c))) return;
     wrapped.add(src.entry(c));
@@ -131,6 +138,7 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
     if (c.qin || c.wcopy || c.nbar) withQin.add(ioTag(c.dtype, c.out));
     if (c.nbar) withNb.add(ioTag(c.dtype, c.out));
     if (c.wcopy) withWc.add(ioTag(c.dtype, c.out));
+    if (c.sst) (c.wcopy ? withStC : withSt).add(ioTag(c.dtype, c.out));
     (wrappers[ioTag(c.dtype, c.out)] ??= []).push(src.wrapper(c));
   };
   const ov = overrideValues(model, src.overrides);
@@ -238,6 +246,32 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
         // a two-kernel form: phase A `a` over every chunk into records of `rec` bytes, then the walk `w`
         const pushSplit = (name: string, a: ChunkCfg, w: ChunkCfg, tag: string, rec: number, prefer: SizeExpr, note: string) => {
           const variant = `chunked-${name}-${ioT}-k${KP}-v${w.BV}${tag}-r${RTP}`;
+          // its twin whose walk also stores each chunk's start state (`-st`, chunked-walk-states.ts; the delta
+          // backward's chunk states, LR_FWD_STATES): low rank with a scalar or no decay, one row a token, fp32 or 2-byte
+          // I/O of one type, split's plain or -wc walk; in the plan where the variant may be auto's (prefer not 0), else on
+          // request. Never auto's (prefer 0, after every other form)
+          const ws: ChunkCfg = { ...w, sst: true };
+          const stVariant = `chunked-${name}-${ioT}-k${KP}-v${w.BV}${tag}-st-r${RTP}`;
+          const stCase = w.kind === "walk" && !w.direct && !w.rq && !w.vin && !w.qin && lr && decay < 2 && RTP === 1 && dtype !== "f16" && out === dtype;
+          if (stCase && chunkLayout(a).SMEM <= SMEM_MAX && chunkLayout(ws).SMEM <= SMEM_MAX && (opts.only ? opts.only(stVariant) : prefer !== 0))
+            stTwins.push(() => {
+              wrap(a);
+              wrap(ws);
+              forms.push({
+                form: "chunked",
+                variant: stVariant,
+                ...ioFields,
+                applicable: ["*", ...base, eq(classOf(Vd), KP), [">=", "LIMIT_SMEM_OPTIN", Math.max(chunkLayout(a).SMEM, chunkLayout(ws).SMEM)]],
+                prefer: 0,
+                note: `${note}; the walk also stores each chunk's start state (chunkS, as split3's)`,
+                vars: [],
+                workspaces: [
+                  { name: "chunk", words: ["*", "B", nH, nc, rec / 4] },
+                  { name: "chunkS", words: ["*", "B", nH, nc, (KP * KP * (dtype === "f32" ? 4 : 2)) / 4] },
+                ],
+                steps: [launch(a, phaseAGrid(a, ["*", "B", nH, nc]), ["chunk"]), launch(ws, ["*", "B", nH, ["ceilDiv", Vd, w.BV]], ["chunk", "chunkS"])],
+              });
+            });
           if (chunkLayout(a).SMEM > SMEM_MAX || chunkLayout(w).SMEM > SMEM_MAX || (opts.only && !opts.only(variant))) return;
           wrap(a);
           wrap(w);
@@ -395,9 +429,10 @@ export function lowerChunked(model: I.Model, el: { rows: ChunkRows }, opts: { on
         }
       }
   }
+  for (const push of stTwins) push();
   const modules: Record<string, { source: string }> = {};
   for (const d of Object.keys(wrappers)) {
-    const core = [CHUNK_CORE_SOURCE, ...(withGroups.has(d) ? [CHUNK_GROUP_SOURCE] : []), ...(withWalkK.has(d) ? [CHUNK_WALK_K_SOURCE] : []), ...(withPipe.has(d) ? [CHUNK_PHASE_A_PIPE_SOURCE] : []), ...(withWalkQ.has(d) ? [CHUNK_WALK_Q_SOURCE] : []), ...(withOvl.has(d) ? [withGf.has(d) || withQin.has(d) ? CHUNK_PHASE_A_OVL_GF_SOURCE : CHUNK_PHASE_A_OVL_SOURCE] : []), ...(withVin.has(d) ? [CHUNK_SPLIT_VIN_SOURCE] : []), ...(withQin.has(d) ? [CHUNK_SPLIT_QIN_SOURCE] : []), ...(withWc.has(d) ? [CHUNK_SPLIT_WC_SOURCE] : []), ...(withNb.has(d) ? [CHUNK_PHASE_A_NBAR_SOURCE] : [])];
+    const core = [CHUNK_CORE_SOURCE, ...(withGroups.has(d) ? [CHUNK_GROUP_SOURCE] : []), ...(withWalkK.has(d) ? [CHUNK_WALK_K_SOURCE] : []), ...(withPipe.has(d) ? [CHUNK_PHASE_A_PIPE_SOURCE] : []), ...(withWalkQ.has(d) ? [CHUNK_WALK_Q_SOURCE] : []), ...(withOvl.has(d) ? [withGf.has(d) || withQin.has(d) ? CHUNK_PHASE_A_OVL_GF_SOURCE : CHUNK_PHASE_A_OVL_SOURCE] : []), ...(withVin.has(d) ? [CHUNK_SPLIT_VIN_SOURCE] : []), ...(withQin.has(d) ? [CHUNK_SPLIT_QIN_SOURCE] : []), ...(withWc.has(d) ? [CHUNK_SPLIT_WC_SOURCE] : []), ...(withNb.has(d) ? [CHUNK_PHASE_A_NBAR_SOURCE] : []), ...(withSt.has(d) ? [CHUNK_WALK_ST_SOURCE] : []), ...(withStC.has(d) ? [CHUNK_WALK_CST_SOURCE] : [])];
     modules[d] = { source: [`// seqc CUDA chunked kernels for model ${model.name}, ${d} (generated; do not edit)`, CUDA_PRELUDE, ...core, src.loader, ...wrappers[d]].join("\n\n") + "\n" };
   }
   // a stabiliser launch before and a post launch after the core where the canonical form has them
