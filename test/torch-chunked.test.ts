@@ -26,6 +26,7 @@ import { ROWS_READOUT_LOW, ROWS_READOUT_LOW_TILES, ROWS_READOUT_TILES } from "..
 import { anchorChunksModule } from "../compiler/backends/cuda/anchor-chunks.ts";
 import { decayTermsModule } from "../compiler/backends/cuda/decay-terms.ts";
 import { rowsChunkModule } from "../compiler/backends/cuda/rows-chunk.ts";
+import { rowsSegStatesModule } from "../compiler/backends/cuda/rows-seg-states.ts";
 import { emitTorch } from "../compiler/backends/torch/target.ts";
 import { relativeError } from "../compiler/io/manifest.ts";
 import { CHAIN_PARTS, type ChainPart } from "../runtime/chunked-backward.ts";
@@ -257,6 +258,9 @@ describe("torch target: a per-key decay's transposed cores as the rows readout k
     // one pair and one readout: the chunked form on tensor cores too (rows-chunk.ts; seqc_chunked.ROWS_FORM "chunk")
     expect(meta.kernels.rowsChunk.kernels).toEqual(rowsChunkModule().kernels);
     expect(meta.kernels.rowsChunk.kernels.map((k: { entry: string }) => k.entry)).toEqual(["seqc_rows_chunk_w4", "seqc_rows_chunk_w4_la", "seqc_rows_chunk_w8", "seqc_rows_chunk_w8_la", "seqc_rows_chunk_w8_p", "seqc_rows_chunk_w8_p_la", "seqc_rows_chunk_w8_t", "seqc_rows_chunk_w8_p_t", "seqc_rows_chunk_w8_v128", "seqc_rows_chunk_w8_v128_la", "seqc_rows_chunk_w8_v128_p", "seqc_rows_chunk_w8_v128_p_la", "seqc_rows_chunk_w8_v128_t", "seqc_rows_chunk_w8_v128_p_t", "seqc_rows_chunk_w8_vs", "seqc_rows_chunk_w8_vs_la", "seqc_rows_chunk_w8_vs_p", "seqc_rows_chunk_w8_vs_p_la"]);
+    // and its segments' end states in one kernel (rows-seg-states.ts; seqc_chunked.ROWS_SEG_STATES "cuda")
+    expect(meta.kernels.rowsSegStates.kernels).toEqual(rowsSegStatesModule().kernels);
+    expect(meta.kernels.rowsSegStates.kernels.map((k: { entry: string }) => k.entry)).toEqual(["seqc_rows_seg_ends", "seqc_rows_seg_ends_la"]);
     // the decay adjoint's anchor chunk products (anchor-chunks.ts) in every module with a log decay; no decay, no kernels
     expect(meta.kernels.anchorChunks.kernels).toEqual(anchorChunksModule().kernels);
     // and its terms kernel (decay-terms.ts)

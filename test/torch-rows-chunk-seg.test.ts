@@ -10,6 +10,7 @@
 import { describe, expect, it } from "vitest";
 import { spawnSync } from "node:child_process";
 import { rowsChunkModule } from "../compiler/backends/cuda/rows-chunk.ts";
+import { rowsSegStatesModule } from "../compiler/backends/cuda/rows-seg-states.ts";
 
 const cpuTorch = spawnSync("/usr/bin/python3", ["-c", "import torch"]).status === 0;
 if (!cpuTorch) console.warn("torch-rows-chunk-seg.test: no torch for /usr/bin/python3; skipped");
@@ -18,7 +19,7 @@ type Run = { launches: number[][]; err: number };
 type Row = { case: string; ref: number; runs: Record<string, Run> };
 
 function drive(broken: boolean): [Row[], Record<string, number>] {
-  const r = spawnSync("/usr/bin/python3", ["test/torch/rows_chunk_seg_path.py", ...(broken ? ["noinit"] : [])], { input: JSON.stringify(rowsChunkModule().kernels), encoding: "utf8" });
+  const r = spawnSync("/usr/bin/python3", ["test/torch/rows_chunk_seg_path.py", ...(broken ? ["noinit"] : [])], { input: JSON.stringify({ rowsChunk: rowsChunkModule().kernels, rowsSegStates: rowsSegStatesModule().kernels }), encoding: "utf8" });
   expect(r.status, r.stderr).toBe(0);
   const lines = r.stdout.trim().split("\n").map((l) => JSON.parse(l));
   return [lines.slice(0, -1) as Row[], lines[lines.length - 1] as Record<string, number>];
@@ -45,13 +46,22 @@ describe.skipIf(!cpuTorch)("torch runtime: the rows chunk kernel's segments (ROW
     expect(rows[5].runs["2"].launches).toEqual([[4, 1, 2, 1024, 1]]); // segments of 1024 tokens: the states' products in blocks of 512
     expect(rows[6].runs["2"].launches).toEqual([[4, 1, 2, 1024, 1]]);
     expect(rows[7].runs["5"].launches).toEqual([[10, 1, 5, 1, 1]]); // one token a segment: the states' copy of ld (ld itself unwritten: off and the float64 walk after it agree)
+    // ROWS_SEG_STATES: "torch" (the default) never launches the states' kernel; "cuda" launches it once before the chunked
+    // form, grid (B (n - 1) H, ceil(K / 64) ceil(V / 64)), the entry by a's dtype (outputs as off within 1e-6: the loop above)
+    expect(picks.ROWS_SEG_STATES).toBe("torch");
+    expect(rows[0].runs["3:torch"].launches).toEqual([[6, 4, 3, 50, 1]]);
+    expect(rows[0].runs["3:cuda"].launches).toEqual([[6, 4, 3, 50, 1], [4, 4, 3, 31, "seqc_rows_seg_ends"]]);
+    expect(rows[1].runs["auto:cuda"].launches).toEqual([[8, 4, 4, 64, 1], [6, 4, 4, 0, "seqc_rows_seg_ends_la"]]);
+    expect(rows[4].runs["5:cuda"].launches).toEqual([[10, 1, 10, 39, 1], [8, 1, 5, 0, "seqc_rows_seg_ends"]]);
+    expect(rows[4].runs["4:cuda"].launches).toEqual([[2, 1, 2, 195, 1]]); // (no segments: no states)
+    expect(rows[7].runs["5:cuda"].launches).toEqual([[10, 1, 5, 1, 1], [8, 1, 5, 31, "seqc_rows_seg_ends"]]);
     // "auto" counts segments on the wide grid (B H ceil(K / 64) blocks a segment) unless ROWS_CHUNK_WIDE is "split": 32 SMs /
     // 4 wide blocks -> 8 segments of 64 tokens, which ROWS_CHUNK_WIDE "auto" then runs wide (8 x 2 x 4 split blocks > 32)
     expect(rows[8].runs["auto"].launches).toEqual([[16, 2, 8, 64, 1]]);
     // H200 call A3: at (1, 32768, 8, 128) 8 wide segments 7.007 ms beat 4 split (the earlier rule) 7.705; the default "auto"
     expect(picks).toEqual({
       "1x32768x8x128": 8, "1x32768x8x128 wide": 8, "1x32768x8x128 split": 4, "4x8192x16x128": 1, "8x2048x16x64": 1, "1x32769x8x128": 1, "1x1024x8x128": 8, "1x192x8x128": 3,
-      "n 3 of T 150": 3, "n 4 of T 150": 1, off: 1, "default 1x32768x8x128": 8, "default 4x8192x16x128": 1,
+      "n 3 of T 150": 3, "n 4 of T 150": 1, off: 1, "default 1x32768x8x128": 8, "default 4x8192x16x128": 1, ROWS_SEG_STATES: "torch",
     });
     const [bad] = drive(true);
     const worst = Math.max(...bad.flatMap((r) => Object.entries(r.runs).filter(([n]) => r.runs[n].launches[0][2] > r.runs["0"].launches[0][2]).map(([, x]) => x.err)));

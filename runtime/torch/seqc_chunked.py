@@ -347,14 +347,60 @@ def rows_chunk_segments(B, T, H, K, V, sms, n=None, mode=None):
     return n if 1 < n <= T and T % n == 0 else 1
 
 
-def rows_chunk_seg_states(ld, pairs, S0, B, T, H, K, V, nseg, rev=0):
+# The segments' end states (rows_chunk_seg_states' products: each feeding segment's E and its transition Q) formed by: "torch"
+# (the default; the torch ops below: the decays' scan, the weights, per head a batched float32 bmm; ~2.2 ms of GLA's step at
+# (1, 32768, 8, 128) with 8 segments on the H200, call A3) or "cuda": one kernel (<Model>.torch.json kernels.rowsSegStates,
+# compiler/backends/cuda/rows-seg-states.ts: a block per (batch, segment, head, 64 x 64 tile) walks its segment once, the
+# weights' running sums and the products in float32 FMA), where the module has it, one pair, ld float32, a float32 or bf16 and
+# b bf16 (else torch). The scan over segments stays in torch (rows_chunk_seg_scan) either way.
+ROWS_SEG_STATES = "torch"
+
+
+def rows_chunk_seg_ends(ld, pairs, B, T, H, K, V, nseg, rev, ks):
+    """E [B, nseg - 1, H, K, V] and Q [B, nseg - 1, H, K] (float32) of rows_chunk_seg_states' feeding segments on the
+    rowsSegStates kernel (ks: its seqc_cuda.KernelModule), or None where it does not take the operands (several pairs, other
+    dtypes, non-contiguous tensors, no entry for a's dtype)."""
+    f, h = torch.float32, torch.bfloat16
+    if ks is None or len(pairs) != 1:
+        return None
+    a, b = pairs[0]
+    if ld.dtype != f or b.dtype != h or a.dtype not in (f, h) or not all(x.is_contiguous() for x in (ld, a, b)):
+        return None
+    if ld.numel() != B * T * H * K or a.numel() != B * T * H * K or b.numel() != B * T * H * V:
+        return None
+    k = next((k for k in ks.kernels if bool(k["lowA"]) == (a.dtype == h)), None)
+    if k is None:
+        return None
+    ns, dev = nseg - 1, ld.device
+    E = torch.empty([B, ns, H, K, V], dtype=f, device=dev)
+    Q = torch.empty([B, ns, H, K], dtype=f, device=dev)
+    if ns > 0:
+        t = k["tile"]
+        with torch.cuda.device(dev):
+            stream = torch.cuda.current_stream(dev).cuda_stream
+            ks.launch(k, (B * ns * H, -(-K // t) * -(-V // t)), [("ptr", x.data_ptr()) for x in (ld, a, b, E, Q)] + [("u32", v) for v in (B, T, H, K, V, nseg, rev)], stream)
+    return E, Q
+
+
+def rows_chunk_seg_states(ld, pairs, S0, B, T, H, K, V, nseg, rev=0, ks=None):
     """The start states [B nseg, H*K*V] (float32) of rows_decayed_readout's recurrence S_t = diag(exp(ld_t)) S_{t-1} +
     sum_p a_p,t b_p,t^T cut into nseg segments of L = T / nseg tokens, batch b nseg + j being segment j of batch b, as
     the chunked form reads them: rev 0 forward time (segment j's kernel decays its start state by ld at its first token,
     jL); rev 31 the adjoint's reversed time (a, b read at T - 1 - t, ld[T - t], 0 at t = 0 of each batch: the decay
     ld[(j + 1) L] that enters segment j from segment j + 1 is applied here). Per segment, from a zero state: end state
     E_j = sum_o diag(exp(sum of ld after o to the segment's end in its walk's order)) a_o b_o^T (one float32 product), and
-    its transition diag(P_j); then start_0 = S0 (or 0), start_{j+1} = P_j start_j + E_j in the walk's order."""
+    its transition diag(P_j); then start_0 = S0 (or 0), start_{j+1} = P_j start_j + E_j in the walk's order.
+    ks: the rowsSegStates kernel module (ROWS_SEG_STATES "cuda"): E_j and P_j from it where it takes the operands
+    (rows_chunk_seg_ends), else from the torch ops here."""
+    L = T // nseg
+    ld5 = ld.reshape(B, nseg, L, H, K)
+    got = rows_chunk_seg_ends(ld, pairs, B, T, H, K, V, nseg, rev, ks) if ks is not None else None
+    E, Q = got if got is not None else _rows_chunk_seg_ends_torch(ld, pairs, B, T, H, K, V, nseg, rev)
+    return rows_chunk_seg_scan(E, Q, ld5, S0, B, H, K, V, nseg, rev)
+
+
+def _rows_chunk_seg_ends_torch(ld, pairs, B, T, H, K, V, nseg, rev):
+    """rows_chunk_seg_states' E [B, nseg - 1, H, K, V] and Q [B, nseg - 1, H, K] (float32) in torch ops."""
     f = torch.float32
     L = T // nseg
     ns = nseg - 1
@@ -371,7 +417,6 @@ def rows_chunk_seg_states(ld, pairs, S0, B, T, H, K, V, nseg, rev=0):
         g[..., 0] = 0
         g = torch.cumsum(g, -1)
         Q = torch.exp(g[..., L - 1])  # [B, ns, H, K]: sum ld[jL+1 .. jL+L-1]
-        Gd = torch.exp(ld5[:, 1:, 0].to(f))  # ld[jL], the decay into segment j - 1
         w = torch.exp(g)
         a_of = lambda a: a.reshape(B, nseg, L, H, K)[:, segs]  # noqa: E731
         b_of = lambda b: b.reshape(B, nseg, L, H, V)[:, segs].to(f)  # noqa: E731
@@ -399,7 +444,17 @@ def rows_chunk_seg_states(ld, pairs, S0, B, T, H, K, V, nseg, rev=0):
             E[:, :, h] += torch.bmm(av[:, :, h].transpose(1, 2), bv[:, :, h]).view(B, ns, L // Lc, K, V).sum(2)
         del aw, bf
     del w
-    st = torch.empty([B, nseg, H, K, V], dtype=f, device=dev)
+    return E, Q
+
+
+def rows_chunk_seg_scan(E, Q, ld5, S0, B, H, K, V, nseg, rev):
+    """rows_chunk_seg_states' scan over the segments in torch: start states [B nseg, H*K*V] float32 from the feeding
+    segments' E [B, nseg - 1, H, K, V], Q [B, nseg - 1, H, K], the log decays ld5 [B, nseg, L, H, K] (rev: each segment's
+    first decay ld[jL] enters segment j - 1) and S0 [B, H*K*V] or None."""
+    f = torch.float32
+    st = torch.empty([B, nseg, H, K, V], dtype=f, device=E.device)
+    if rev:
+        Gd = torch.exp(ld5[:, 1:, 0].to(f))  # ld[jL], the decay into segment j - 1
     first = nseg - 1 if rev else 0
     if S0 is None:
         st[:, first] = 0
@@ -452,7 +507,7 @@ def rows_chunk_pick(kc, low, np_, nr, K, V, segment=None, pipe=None, terms=False
     return next((k for k in kc.kernels if fits(k, want)), None) or next((k for k in kc.kernels if fits(k, False)), None)
 
 
-def rows_readout_kernel(km, ld, pairs, readouts, S0, B, T, H, K, V, tile=None, segment=None, kc=None, rev=0, terms=None):
+def rows_readout_kernel(km, ld, pairs, readouts, S0, B, T, H, K, V, tile=None, segment=None, kc=None, rev=0, terms=None, ks=None):
     """rows_decayed_readout's contract (out_r,t = S_t c_r,t, S_t = diag(exp(ld_t)) S_{t-1} + sum_p a_p,t b_p,t^T) on the
     rows readout kernel: km a seqc_cuda.KernelModule of "rowsReadout", every tensor float32 on its device; S0 [B, H*K*V]
     or None (zero). Grid: B H ceil(K / kr) blocks by segments x ceil(V / vs) value slices (per slice a partial sum,
@@ -464,7 +519,7 @@ def rows_readout_kernel(km, ld, pairs, readouts, S0, B, T, H, K, V, tile=None, s
     form does not take the operands or its entry has no rev argument (the caller then flips). terms: (dq float32, k bf16),
     [B, T, H*K] stored as out is: the chunked form's terms entry (rows-chunk.ts _t), returning [out as bf16, the terms
     a dq - k out as float32 [B, T, H*K]], or None where it does not apply (a bf16 a, a and out stored in opposite
-    directions, no such entry)."""
+    directions, no such entry). ks: the rowsSegStates module: the segments' end states on it under ROWS_SEG_STATES "cuda"."""
     np_, nr = len(pairs), len(readouts)
     tile = tile or ROWS_TILE
 
@@ -525,7 +580,10 @@ def rows_readout_kernel(km, ld, pairs, readouts, S0, B, T, H, K, V, tile=None, s
             extra += [("ptr", x.data_ptr()) for x in (terms[0], terms[1], tt)]
         Bk, Tk, init = B, T, 1 if S0 is not None else 0
         if nseg > 1:  # segments as batches of their own ([B nseg, T / nseg] views of the same tensors) from their start states
-            s0 = rows_chunk_seg_states(ld, pairs, S0, B, T, H, K, V, nseg, rev)
+            if ks is not None and ROWS_SEG_STATES == "cuda":  # (the kernel reads the operands as the chunked form does)
+                s0 = rows_chunk_seg_states(ins[0], [(ins[1], ins[2])], S0, B, T, H, K, V, nseg, rev, ks=ks)
+            else:
+                s0 = rows_chunk_seg_states(ld, pairs, S0, B, T, H, K, V, nseg, rev)
             Bk, Tk, init = B * nseg, T // nseg, 1
         with torch.cuda.device(dev):
             stream = torch.cuda.current_stream(dev).cuda_stream
@@ -1251,7 +1309,7 @@ def backward(ctx, m, flat, grads):
     On CUDA the chain's whole launch sequence runs as a CUDA graph per signature (seqc_graphs.graphed: captured on a
     signature's second call, replayed after; m.graphs False or SEQC_TORCH_GRAPHS=0: eagerly every call)."""
     switches = (PER_KEY_TRANSPOSED, ROWS_TILE, ROWS_SEGMENT, ROWS_IO, ROWS_FORM, ROWS_CHUNK_WARPS, ROWS_CHUNK_PIPE, PREP_IO, PART_INPUTS, STATELESS_WIDE, STATELESS_WARP, BF16_DECAY_PARTS, DECAY_WAY, TRANSPOSED_IO, DECAY_ANCHOR, DECAY_ANCHOR_CHUNK, DECAY_ANCHOR_GRAM, ANCHOR_CHUNKS, ANCHOR_VEC, DECAY_TERMS, GRAD_SUM, GRAM_PRODUCTS, REVERSE_SUM, REVERSE_CHUNK, REVERSE_GLUE, GLUE_COPIES, STATELESS_IO, ALIAS_IO, FLIP_VIEW, IDLE_INPUTS, ADJOINT_OUT, RUN_COPIES, CORE_RERUN, ZERO_STORES)
-    switches += (STATELESS_ROWS, GRAPH_PICKS, REVERSED_READS, ROWS_REVERSED, ROWS_TERMS, ROWS_CHUNK_WIDE, ROWS_CHUNK_SEGMENTS)
+    switches += (STATELESS_ROWS, GRAPH_PICKS, REVERSED_READS, ROWS_REVERSED, ROWS_TERMS, ROWS_CHUNK_WIDE, ROWS_CHUNK_SEGMENTS, ROWS_SEG_STATES)
     return _graphs.graphed_backward(ctx, m, "chunked-backward", switches, flat, grads, lambda f, g, S_N: backward_eager(ctx, m, f, g, convert=False, S_N=S_N),
                                     extra=[getattr(ctx, "chain_SN", None)])
 
@@ -1474,15 +1532,16 @@ def backward_eager(ctx, m, flat, grads, convert=True, S_N=None):
             cot_state = g.to(dtype)
     km = module_kernels(m, device, "rowsReadout") if dtype == torch.float32 and n.get("decay") == "key" else None
     kc = module_kernels(m, device, "rowsChunk") if km is not None and ROWS_FORM == "chunk" else None
+    ks = module_kernels(m, device, "rowsSegStates") if kc is not None and ROWS_SEG_STATES == "cuda" else None
     ak = module_kernels(m, device, "anchorChunks") if dtype == torch.float32 and ANCHOR_CHUNKS == "kernel" else None
     tk = module_kernels(m, device, "decayTerms") if dtype == torch.float32 and DECAY_TERMS == "kernel" else None
     cd = chain_dims(n, shape(state))
 
     def rows(ld, pairs, readouts, S0):
-        return rows_readout_kernel(km, ld, pairs, readouts, S0, B, T, cd["H"], cd["K"], cd["V"], kc=kc)
+        return rows_readout_kernel(km, ld, pairs, readouts, S0, B, T, cd["H"], cd["K"], cd["V"], kc=kc, ks=ks)
 
     def rows_rev(ld, pairs, readouts, S0, rev, terms=None):  # ROWS_REVERSED "kernel": the chunked form reading reversed time, or None
-        return rows_readout_kernel(km, ld, pairs, readouts, S0, B, T, cd["H"], cd["K"], cd["V"], kc=kc, rev=rev, terms=terms)
+        return rows_readout_kernel(km, ld, pairs, readouts, S0, B, T, cd["H"], cd["K"], cd["V"], kc=kc, rev=rev, terms=terms, ks=ks)
     # a per-key decay's transposed cores on the rows readout kernel reading bf16 operands (ROWS_IO "bf16"): then prep's and
     # post's backward's copies may stay bf16 (low_alias) where the forward and adjoint cores read bf16
     rows_low = km is not None and ROWS_IO == "bf16" and PER_KEY_TRANSPOSED == "kernel" and any(k.get("low") for k in km.kernels)

@@ -78,8 +78,38 @@ class Kc:
             out[g] = walk(ld, a, b[..., vs], c[..., vs], S0[..., vs], B, T, H, K, b[..., vs].shape[-1], rev).float()
 
 
+class Ks:
+    """Stand-in for the rowsSegStates module (ROWS_SEG_STATES "cuda"): reads the launch's pointers and writes E, Q of the
+    feeding segments by their definition in float64 (rows-seg-states.ts), checking the grid."""
+    def __init__(self, kernels):
+        self.kernels, self.launches = kernels, []
+
+    def launch(self, k, grid, args, stream):
+        p = [v for t, v in args if t == "ptr"]
+        B, T, H, K, V, nseg, rev = [v for t, v in args if t == "u32"]
+        ns, L = nseg - 1, T // nseg
+        self.launches.append([grid[0], grid[1], nseg, rev, k["entry"]])
+        assert grid == (B * ns * H, -(-K // k["tile"]) * -(-V // k["tile"]))
+        f, h = torch.float32, torch.bfloat16
+        ld = at(p[0], B * T * H * K, f).double().reshape(B, nseg, L, H, K)
+        a = at(p[1], B * T * H * K, h if k["lowA"] else f).double().reshape(B, nseg, L, H, K)
+        b = at(p[2], B * T * H * V, h).double().reshape(B, nseg, L, H, V)
+        if rev:
+            d = ld[:, 1:].clone()
+            d[:, :, 0] = 0
+            g = torch.cumsum(d, 2)  # sum ld[jL+1 .. o]
+            a, b = a[:, 1:], b[:, 1:]
+        else:
+            d = ld[:, :ns]
+            g = torch.flip(torch.cumsum(torch.flip(d, [2]), 2), [2]) - d  # sum ld[o+1 .. end]
+            a, b = a[:, :ns], b[:, :ns]
+        at(p[3], B * ns * H * K * V, f).copy_(torch.einsum("bjlhk,bjlhv->bjhkv", torch.exp(g) * a, b).reshape(-1).float())
+        at(p[4], B * ns * H * K, f).copy_(torch.exp(d.sum(2)).reshape(-1).float())
+
+
 def main():
-    kernels = json.load(sys.stdin)
+    spec = json.load(sys.stdin)
+    kernels, ks_kernels = spec["rowsChunk"], spec["rowsSegStates"]
     default = sc.ROWS_CHUNK_SEGMENTS  # (the module's default, before the cases set it)
     g = torch.Generator().manual_seed(5)
     cases = [  # (name, B, T, H, K, V, lowA, rev, init, minLd, wide, segments)
@@ -107,13 +137,20 @@ def main():
             kc = Kc(kernels, 32)
             out = sc.rows_readout_kernel(None, ld, [(a, b)], [c], S0, B, T, H, K, V, kc=kc, rev=rev)[0]
             res[n] = (out.double(), kc.launches)
+            if n:  # the segments' end states on the rowsSegStates stand-in (ROWS_SEG_STATES "cuda"); "torch" leaves it unlaunched
+                for way in ("torch", "cuda"):
+                    sc.ROWS_SEG_STATES = way
+                    kc, ks = Kc(kernels, 32), Ks(ks_kernels)
+                    out = sc.rows_readout_kernel(None, ld, [(a, b)], [c], S0, B, T, H, K, V, kc=kc, rev=rev, ks=ks)[0]
+                    res["%s:%s" % (n, way)] = (out.double(), kc.launches + ks.launches)
+                sc.ROWS_SEG_STATES = "torch"
         sc.ROWS_CHUNK_SEGMENTS = 0
         off = res[0][0]
         r64 = walk(ld.double().reshape(B, T, H, K), a.double().reshape(B, T, H, K), b.double().reshape(B, T, H, V), c.double().reshape(B, T, H, V),
                    S0.double().reshape(B, H, K, V) if init else torch.zeros(B, H, K, V, dtype=torch.float64), B, T, H, K, V, rev).reshape(B, T, H * K)
         scale = off.abs().max().item()
         print(json.dumps({"case": name, "ref": (off - r64).abs().max().item() / scale,
-                          "runs": {str(n): {"launches": res[n][1], "err": (res[n][0] - off).abs().max().item() / scale} for n in [0] + segs}}), flush=True)
+                          "runs": {str(n): {"launches": res[n][1], "err": (res[n][0] - off).abs().max().item() / scale} for n in res}}), flush=True)
     picks = {}
     sc.ROWS_CHUNK_WIDE = "auto"
     for key, args, kw in (("1x32768x8x128", (1, 32768, 8, 128, 128, 132), {}), ("1x32768x8x128 wide", (1, 32768, 8, 128, 128, 132), {"mode": "wide"}),
@@ -127,6 +164,7 @@ def main():
     picks["off"] = sc.rows_chunk_segments(1, 32768, 8, 128, 128, 132, n=0)
     picks["default 1x32768x8x128"] = sc.rows_chunk_segments(1, 32768, 8, 128, 128, 132, n=default)
     picks["default 4x8192x16x128"] = sc.rows_chunk_segments(4, 8192, 16, 128, 128, 132, n=default)
+    picks["ROWS_SEG_STATES"] = sc.ROWS_SEG_STATES
     print(json.dumps(picks), flush=True)
 
 

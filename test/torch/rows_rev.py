@@ -71,7 +71,7 @@ def main():
     declines(m)
 
     @paused
-    def rows(km, ld, pairs, readouts, S0, B, T, H, K, V, tile=None, segment=None, kc=None, rev=0, terms=None):
+    def rows(km, ld, pairs, readouts, S0, B, T, H, K, V, tile=None, segment=None, kc=None, rev=0, terms=None, ks=None):
         revs.append(rev if terms is None else "%d+terms" % rev)
         r = 0 if broken else rev
 

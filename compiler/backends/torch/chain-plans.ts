@@ -22,6 +22,7 @@ import { ROWS_READOUT_LOW, ROWS_READOUT_TILES, rowsReadoutModule, type RowsReado
 import { anchorChunksModule } from "../cuda/anchor-chunks.ts";
 import { decayTermsModule } from "../cuda/decay-terms.ts";
 import { rowsChunkModule } from "../cuda/rows-chunk.ts";
+import { rowsSegStatesModule } from "../cuda/rows-seg-states.ts";
 
 /** The chunked backward in a torch module: the chain's names and parts (plans `chain:<part>`), or why the model has none. */
 export type TorchChunked = { names: TorchChainNames; parts: ChainPart[] } | TorchLowRankChunked | { unavailable: string };
@@ -70,6 +71,8 @@ export function chainPlans(model: I.Model, bakedDims: Record<string, number>, ke
   const kernels: Record<string, TorchKernelModule> = chain.names.decay === "key" ? { rowsReadout: rowsReadoutModule([{ pairs: np, readouts: nr }, { pairs: nr, readouts: np }], ROWS_READOUT_TILES, ROWS_READOUT_LOW) } : {};
   // one pair and one readout (GLA): the same products in the chunked form on tensor cores, b and c bf16 (seqc_chunked.py ROWS_FORM "chunk")
   if (chain.names.decay === "key" && np === 1 && nr === 1) kernels.rowsChunk = rowsChunkModule() as unknown as TorchKernelModule;
+  // and its segments' end states in one kernel (seqc_chunked.py ROWS_SEG_STATES "cuda"; compiler/backends/cuda/rows-seg-states.ts)
+  if (chain.names.decay === "key" && np === 1 && nr === 1) kernels.rowsSegStates = rowsSegStatesModule() as unknown as TorchKernelModule;
   // a log decay: the decay adjoint's anchor chunk products (runtime/torch/seqc_chunked.py ANCHOR_CHUNKS "kernel";
   // TorchKernelModule's kernels are typed as the rows readout's, the runtime reads entry, threads, sharedBytes and the module's own keys)
   if (chain.names.ld) kernels.anchorChunks = anchorChunksModule() as unknown as TorchKernelModule;
