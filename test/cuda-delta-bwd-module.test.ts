@@ -17,7 +17,7 @@ import { DELTA_ADJ_KEY_CONFIGS, deltaAdjKeyKernel } from "../compiler/backends/c
 import { DELTA_ADJ_KEY_MMA_CONFIGS, deltaAdjKeyMmaKernel } from "../compiler/backends/cuda/delta-adjoint-key-mma.ts";
 import { DELTA_ADJ_KEY_K128_MMA_CONFIGS, deltaAdjKeyMmaK128Kernel } from "../compiler/backends/cuda/delta-adjoint-key-mma-k128.ts";
 import { DELTA_WALK_CONFIGS, DELTA_WALK_FEW_CONFIGS, DELTA_WALK_KEY_CONFIGS, DELTA_WALK_KEY_FEW_CONFIGS, deltaWalkKernel } from "../compiler/backends/cuda/delta-walk.ts";
-import { DELTA_WALK_KEY_MMA_CONFIGS, DELTA_WALK_MMA_CONFIGS, DELTA_WALK_WIDE_CONFIGS, deltaWalkMmaKernel } from "../compiler/backends/cuda/delta-walk-mma.ts";
+import { DELTA_WALK_KEY_MMA_CONFIGS, DELTA_WALK_KEY_WIDE_CONFIGS, DELTA_WALK_MMA_CONFIGS, DELTA_WALK_WIDE_CONFIGS, deltaWalkMmaKernel } from "../compiler/backends/cuda/delta-walk-mma.ts";
 import { findNvcc } from "../compiler/backends/cuda/nvcc.ts";
 import { compileLowRankEmu } from "./helpers/lowrank-emu.ts";
 import { ptxasUsage } from "./helpers/ptxas-usage.ts";
@@ -34,7 +34,7 @@ describe("delta backward kernel module", () => {
     const walks = decay === "key" ? [...DELTA_WALK_KEY_CONFIGS, ...DELTA_WALK_KEY_FEW_CONFIGS] : [...DELTA_WALK_CONFIGS, ...DELTA_WALK_FEW_CONFIGS];
     const keyAdj = decay === "key" ? DELTA_ADJ_KEY_CONFIGS.map((c) => ({ c: { ...c, math: undefined }, k: deltaAdjKeyKernel(c), op: "adj" })) : [];
     const keyAdjMma = decay === "key" ? [...DELTA_ADJ_KEY_MMA_CONFIGS.map((c) => ({ c, k: deltaAdjKeyMmaKernel(c), op: "adj" })), ...DELTA_ADJ_KEY_K128_MMA_CONFIGS.map((c) => ({ c, k: deltaAdjKeyMmaK128Kernel(c), op: "adj" }))] : [];
-    const walkTwins = (decay === "key" ? DELTA_WALK_KEY_MMA_CONFIGS : [...DELTA_WALK_MMA_CONFIGS, ...DELTA_WALK_WIDE_CONFIGS]).map((c) => ({ c: { ...c, tin: "f32" }, k: deltaWalkMmaKernel(c), op: "walk" }));
+    const walkTwins = (decay === "key" ? [...DELTA_WALK_KEY_MMA_CONFIGS, ...DELTA_WALK_KEY_WIDE_CONFIGS] : [...DELTA_WALK_MMA_CONFIGS, ...DELTA_WALK_WIDE_CONFIGS]).map((c) => ({ c: { ...c, tin: "f32" }, k: deltaWalkMmaKernel(c), op: "walk" }));
     // decay none / scalar: last, the bf16-state path's siblings (LR_DELTA_ZBF16): every walk above writing bf16 ZS / Y
     // (zout, _zb), the bf16 adjoint twins reading them (zin, _zb)
     const zb = decay === "key" ? [] : [
@@ -72,9 +72,9 @@ describe("delta backward kernel module", () => {
     expect(main.filter((k) => k.op === "walk" && k.math).map((k) => [k.entry, k.math, k.cols, k.threads, k.sharedBytes])).toEqual([
       [`seqc_delta_walk_${decay === "key" ? "key_" : ""}c64k64v64_tf32x3`, "tf32x3", 32, 128, 72704], [`seqc_delta_walk_${decay === "key" ? "key_" : ""}c64k128v128_tf32x3`, "tf32x3", 16, 128, 111616],
       // decay none / scalar: the walks for many rows at K = V = 128 (64 columns over 8 warps; 3xTF32, plain TF32)
-      ...(decay === "key" ? [] : [["seqc_delta_walk_c64k128v128_g64_w2_tf32x3", "tf32x3", 64, 256, 173056], ["seqc_delta_walk_c64k128v128_g64_w2_i2_tf32", "tf32", 64, 256, 173056]]),
+      ...(decay === "key" ? [["seqc_delta_walk_key_c64k128v128_g64_w2_tf32x3", "tf32x3", 64, 256, 173056]] : [["seqc_delta_walk_c64k128v128_g64_w2_tf32x3", "tf32x3", 64, 256, 173056], ["seqc_delta_walk_c64k128v128_g64_w2_i2_tf32", "tf32", 64, 256, 173056]]),
     ]);
-    expect(main.filter((k) => k.walkFor).map((k) => `${k.walkFor} ${k.math}`)).toEqual(decay === "key" ? [] : ["many tf32x3", "many tf32"]);
+    expect(main.filter((k) => k.walkFor).map((k) => `${k.walkFor} ${k.math}`)).toEqual(decay === "key" ? ["many tf32x3"] : ["many tf32x3", "many tf32"]);
     expect(main.filter((k) => k.op === "walk" && !k.math).map((k) => [k.entry, k.cols, k.split, k.threads, k.sharedBytes])).toEqual([
       [`seqc_delta_walk_${key}c64k64v64`, 32, undefined, 128, 65536], [`seqc_delta_walk_${key}c64k128v128`, 16, undefined, 128, 94208],
       [`seqc_delta_walk_${key}c64k64v64_g8_s4`, 8, 4, 128, 47104], [`seqc_delta_walk_${key}c64k128v128_g8_s2`, 8, 2, 128, 83968],

@@ -21,7 +21,7 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { DELTA_WALK_CONFIGS, DELTA_WALK_FEW_CONFIGS, DELTA_WALK_KEY_CONFIGS, DELTA_WALK_KEY_FEW_CONFIGS, deltaWalkModule, type DeltaWalkConfig, type DeltaWalkKernel } from "../compiler/backends/cuda/delta-walk.ts";
-import { DELTA_WALK_KEY_MMA_CONFIGS, DELTA_WALK_MMA_CONFIGS, DELTA_WALK_WIDE_CONFIGS, deltaWalkMmaModule, type DeltaWalkMmaConfig } from "../compiler/backends/cuda/delta-walk-mma.ts";
+import { DELTA_WALK_KEY_MMA_CONFIGS, DELTA_WALK_KEY_WIDE_CONFIGS, DELTA_WALK_MMA_CONFIGS, DELTA_WALK_WIDE_CONFIGS, deltaWalkMmaModule, type DeltaWalkMmaConfig } from "../compiler/backends/cuda/delta-walk-mma.ts";
 import { findNvcc } from "../compiler/backends/cuda/nvcc.ts";
 import { relativeError } from "../compiler/io/manifest.ts";
 import { bf16 } from "./helpers/bf16-round.ts";
@@ -427,4 +427,24 @@ describe.skipIf(!gpp)("the walks writing bf16 ZS and Y (zout \"bf16\", the bf16 
     for (const [e, u] of usage) expect([u.spillStores, u.spillLoads, u.registers <= 255], `${e}`).toEqual([0, 0, true]);
     console.log(`delta _zb walks ptxas sm_90: ${usage.map(([e, u]) => `${e} ${u.registers} registers`).join(", ")}`);
   }, 300_000);
+});
+
+describe.skipIf(!gpp)("the per-key 3xTF32 walk for many rows (DELTA_WALK_KEY_WIDE_CONFIGS, RWKV-7 at K = V = 128; LR_DELTA_KEY_WALK \"many\")", () => {
+  it("both directions, nC = 1 and 3, Z0 null and given: within 1e-6 of float64; a broken copy (every row of a block scaled by row 0's decay) fails; nvcc sm_90: no spills", () => {
+    const m = deltaWalkMmaModule(DELTA_WALK_KEY_WIDE_CONFIGS);
+    expect(m.kernels.map((k) => [k.entry, k.cols, k.threads, k.sharedBytes, k.walkFor])).toEqual([["seqc_delta_walk_key_c64k128v128_g64_w2_tf32x3", 64, 256, 173056, "many"]]);
+    const k = m.kernels[0], bin = buildEmu(m.source, m.kernels);
+    let e = 0;
+    for (const nC of [1, 3])
+      for (const z0 of [false, true])
+        for (const reverse of [false, true]) e = Math.max(e, error(k, bin, data(k, 2, nC, z0, 61 + nC + (z0 ? 1 : 0)), reverse));
+    console.log(`per-key walk for many rows, emulation: ${k.entry} ${e.toExponential(2)}`);
+    expect(e).toBeLessThan(1e-6);
+    const from = "A[n * 128u + (2u * wr + 1u) * 16u + g + 8u]", b = deltaWalkMmaModule(DELTA_WALK_KEY_WIDE_CONFIGS, (src) => {
+      expect(src).toContain(from);
+      return src.replaceAll(from, "A[n * 128u + (2u * wr + 0u) * 16u + g + 0u]");
+    });
+    expect(error(b.kernels[0], buildEmu(b.source, b.kernels), data(k, 2, 3, true, 3), true)).toBeGreaterThan(1e-2);
+    if (findNvcc()) for (const [en, u] of ptxasUsage(findNvcc()!, m.source, [k.entry])) expect([u.spillStores, u.spillLoads, u.registers <= 255], en).toEqual([0, 0, true]);
+  }, 900_000);
 });

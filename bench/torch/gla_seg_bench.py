@@ -6,7 +6,7 @@ defaults and of --profile-variant at the first case (kernels by GPU time); accur
 float64 step, every variant and fla: shapes_bench.accuracy).
 
   python3 bench/torch/gla_seg_bench.py <modules dir> --cases 1x32768x8x128,4x8192x16x128 --variant NAME:KEY=VALUE,... \
-      [--accuracy 1x1024] [--profile-variant NAME] [--out r.json] [--outdir DIR]
+      [--accuracy 1x1024] [--profile-variant NAME] [--out r.json] [--outdir DIR] [--no-fla]
 """
 
 import argparse
@@ -56,6 +56,7 @@ def main():
     ap.add_argument("--profile-variant", default="")
     ap.add_argument("--out")
     ap.add_argument("--outdir", default="")
+    ap.add_argument("--no-fla", action="store_true", help="no fla step: neither timed nor in the accuracy (its Triton compile took 44 s in call A3)")
     args = ap.parse_args()
     root = os.path.abspath(args.modules)
     sys.path.insert(0, root)
@@ -115,6 +116,8 @@ def main():
         sm._seqc_pool = None
         tb.free_all()
         try:
+            if args.no_fla:
+                raise RuntimeError("--no-fla")
             one_a, la = sb.anchor_step("gla", K, x16, cot)
             row["fla_first_s"] = sb.call_s(one_a)
             row["fla_gpu_ms"] = sb.timed_gpu(one_a, sb.call_s(one_a))
@@ -132,6 +135,10 @@ def main():
     if args.accuracy:
         aB, aT = (int(v) for v in args.accuracy.split("x"))
         sb.ACC_VARIANTS[:] = args.variant
+        if args.no_fla:
+            def no_fla(*a, **k):
+                raise RuntimeError("--no-fla")
+            sb.anchor_step = no_fla
         B, T, H, K = (int(v) for v in args.cases.split(",")[0].split("x"))
         try:
             res["accuracy"] = sb.accuracy(root, "gla", aB, aT, H, K, log)

@@ -356,6 +356,10 @@ MATH_PREFS = {"tf32": ("tf32",), "bf16": ("bf16", "tf32")}
 # two-accumulator sibling (2.738 alone): DeltaNet bf16 eager GPU 15.802 -> 15.210 ms, gradients vs float64 3.0e-3 both.
 # Other shapes, and without math (the fp32 walks), the rule below: the default walk's twin, the split fp32 walk for few rows.
 WALK = os.environ.get("LR_DELTA_WALK", "default")
+# The per-key decay's (mode "key", RWKV-7) walk for many rows (read at each launch; LR_DELTA_KEY_WALK at import): "many"
+# takes the module's per-key 3xTF32 walk for many rows (delta-walk-mma.ts DELTA_WALK_KEY_WIDE_CONFIGS, K = V = 128) by
+# WALK's grid rule; "old" (default): the rule before it, the 16-column twin. Untimed on the card.
+KEY_WALK = os.environ.get("LR_DELTA_KEY_WALK", "old")
 # The bf16-state path (read at each launch; LR_DELTA_ZBF16 at import): "on" where the adjoint a launcher picks is a bf16
 # twin (math "bf16") with a sibling reading bf16 R, S0, LE, DR (a record with zin, entry <its entry>_zb) and the walk it
 # picks for the shape has a sibling writing bf16 ZS and Y (zout, <entry>_zb): both walks (and the reads from saved
@@ -444,7 +448,7 @@ def kernel_launch(km, device, math=None, sms=None):
 
     def walk_pick(mode, C, K, V, BH):
         ws = [k for k in km.kernels if k["op"] == "walk" and (k["C"], k["K"], k["V"]) == (C, K, V) and k.get("decay", mode) == mode and not k.get("zout")]
-        if math and WALK in ("default", "tf32"):  # the walk for many rows (64 columns a block) where the module has it
+        if math and WALK in ("default", "tf32") and (mode != "key" or KEY_WALK == "many"):  # the walk for many rows (64 columns a block) where the module has it
             want = "tf32" if WALK == "tf32" else "tf32x3"
             many = next((w for w in ws if w.get("walkFor") == "many" and w.get("math") == want), None)
             if many is not None and (not sms or BH * (V // many["cols"]) * 2 >= sms):

@@ -70,6 +70,11 @@ export const DELTA_WALK_WIDE_CONFIGS: readonly DeltaWalkMmaConfig[] = [
   { C: 64, K: 128, V: 128, cols: 64, warpCols: 2, ilp: true, math: "tf32", walkFor: "many" },
 ];
 
+/** The 3xTF32 walk for many rows with a per-key decay (RWKV-7 at K = V = 128; the "key" modules' walkFor "many"):
+ * DELTA_WALK_WIDE_CONFIGS' 3xTF32 layout with A [N, K]. seqc_delta_bwd takes it only under LR_DELTA_KEY_WALK "many"
+ * (default "old": the 16-column twin), by the same grid rule as the scalar decay's; untimed on the card. */
+export const DELTA_WALK_KEY_WIDE_CONFIGS: readonly DeltaWalkMmaConfig[] = [{ ...DELTA_WALK_WIDE_CONFIGS[0], perKey: true }];
+
 function mmaLayout(c: DeltaWalkMmaConfig): { G: number; W: number; WC: number; MT: number; NB: number; LM: number; LN: number; LZ: number; SET: number; P: number; floats: number } {
   const { C, K, V } = c, G = c.cols ?? deltaWalkCols(K, V), WC = c.warpCols ?? 1;
   if (c.split && c.split > 1) throw new Error(`delta-walk (${c.math}): no split walks`);
