@@ -46,9 +46,10 @@ describe.skipIf(!cpuTorch)("torch runtime: the rows chunk kernel's segments (ROW
     expect(rows[5].runs["2"].launches).toEqual([[4, 1, 2, 1024, 1]]); // segments of 1024 tokens: the states' products in blocks of 512
     expect(rows[6].runs["2"].launches).toEqual([[4, 1, 2, 1024, 1]]);
     expect(rows[7].runs["5"].launches).toEqual([[10, 1, 5, 1, 1]]); // one token a segment: the states' copy of ld (ld itself unwritten: off and the float64 walk after it agree)
-    // ROWS_SEG_STATES: "torch" (the default) never launches the states' kernel; "cuda" launches it once before the chunked
-    // form, grid (B (n - 1) H, ceil(K / 64) ceil(V / 64)), the entry by a's dtype (outputs as off within 1e-6: the loop above)
-    expect(picks.ROWS_SEG_STATES).toBe("torch");
+    // ROWS_SEG_STATES: "torch" never launches the states' kernel; "cuda" (the default since H200 call A4: GLA (1, 32768, 8,
+    // 128) graphs 6.908 -> 6.137 ms) launches it once before the chunked form, grid (B (n - 1) H, ceil(K / 64) ceil(V / 64)),
+    // the entry by a's dtype (outputs as off within 1e-6: the loop above); no module (ks None): torch ops
+    expect(picks.ROWS_SEG_STATES).toBe("cuda");
     expect(rows[0].runs["3:torch"].launches).toEqual([[6, 4, 3, 50, 1]]);
     expect(rows[0].runs["3:cuda"].launches).toEqual([[6, 4, 3, 50, 1], [4, 4, 3, 31, "seqc_rows_seg_ends"]]);
     expect(rows[1].runs["auto:cuda"].launches).toEqual([[8, 4, 4, 64, 1], [6, 4, 4, 0, "seqc_rows_seg_ends_la"]]);
@@ -61,7 +62,7 @@ describe.skipIf(!cpuTorch)("torch runtime: the rows chunk kernel's segments (ROW
     // H200 call A3: at (1, 32768, 8, 128) 8 wide segments 7.007 ms beat 4 split (the earlier rule) 7.705; the default "auto"
     expect(picks).toEqual({
       "1x32768x8x128": 8, "1x32768x8x128 wide": 8, "1x32768x8x128 split": 4, "4x8192x16x128": 1, "8x2048x16x64": 1, "1x32769x8x128": 1, "1x1024x8x128": 8, "1x192x8x128": 3,
-      "n 3 of T 150": 3, "n 4 of T 150": 1, off: 1, "default 1x32768x8x128": 8, "default 4x8192x16x128": 1, ROWS_SEG_STATES: "torch",
+      "n 3 of T 150": 3, "n 4 of T 150": 1, off: 1, "default 1x32768x8x128": 8, "default 4x8192x16x128": 1, ROWS_SEG_STATES: "cuda",
     });
     const [bad] = drive(true);
     const worst = Math.max(...bad.flatMap((r) => Object.entries(r.runs).filter(([n]) => r.runs[n].launches[0][2] > r.runs["0"].launches[0][2]).map(([, x]) => x.err)));

@@ -348,12 +348,15 @@ def rows_chunk_segments(B, T, H, K, V, sms, n=None, mode=None):
 
 
 # The segments' end states (rows_chunk_seg_states' products: each feeding segment's E and its transition Q) formed by: "torch"
-# (the default; the torch ops below: the decays' scan, the weights, per head a batched float32 bmm; ~2.2 ms of GLA's step at
-# (1, 32768, 8, 128) with 8 segments on the H200, call A3) or "cuda": one kernel (<Model>.torch.json kernels.rowsSegStates,
-# compiler/backends/cuda/rows-seg-states.ts: a block per (batch, segment, head, 64 x 64 tile) walks its segment once, the
-# weights' running sums and the products in float32 FMA), where the module has it, one pair, ld float32, a float32 or bf16 and
-# b bf16 (else torch). The scan over segments stays in torch (rows_chunk_seg_scan) either way.
-ROWS_SEG_STATES = "torch"
+# (the torch ops below: the decays' scan, the weights, per head a batched float32 bmm) or "cuda" (the default): one kernel
+# (<Model>.torch.json kernels.rowsSegStates, compiler/backends/cuda/rows-seg-states.ts: a block per (batch, segment, head,
+# 64 x 64 tile) walks its segment once, the weights' running sums and the products in float32 FMA), where the module has it,
+# one pair, ld float32, a float32 or bf16 and b bf16 (else torch). The scan over segments stays in torch (rows_chunk_seg_scan).
+# H200 call A4 (bench/RESULTS.md "segments' end states in one kernel"), GLA's bf16 step at (1, 32768, 8, 128), 8 wide segments
+# ("auto"), same process: graphs 6.908 ms "torch" -> 6.137 "cuda" (eager GPU 6.813 -> 5.960; the two states kernels 0.879 +
+# 0.840 ms in place of ~2.2 ms of torch ops), gradients bitwise "torch"'s there; bf16 vs float64 at (1, 1024, 8, 128) 3.7e-3
+# both ways. 16 segments with "cuda" 5.613, 32: 5.862 (not "auto"'s pick: untaken).
+ROWS_SEG_STATES = "cuda"
 
 
 def rows_chunk_seg_ends(ld, pairs, B, T, H, K, V, nseg, rev, ks):

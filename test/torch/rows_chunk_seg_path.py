@@ -111,6 +111,7 @@ def main():
     spec = json.load(sys.stdin)
     kernels, ks_kernels = spec["rowsChunk"], spec["rowsSegStates"]
     default = sc.ROWS_CHUNK_SEGMENTS  # (the module's default, before the cases set it)
+    seg_default = sc.ROWS_SEG_STATES
     g = torch.Generator().manual_seed(5)
     cases = [  # (name, B, T, H, K, V, lowA, rev, init, minLd, wide, segments)
         ("split K128 dk rev", 1, 150, 2, 128, 128, False, 31, False, -20.0, "split", [2, 3, 5]),
@@ -143,7 +144,7 @@ def main():
                     kc, ks = Kc(kernels, 32), Ks(ks_kernels)
                     out = sc.rows_readout_kernel(None, ld, [(a, b)], [c], S0, B, T, H, K, V, kc=kc, rev=rev, ks=ks)[0]
                     res["%s:%s" % (n, way)] = (out.double(), kc.launches + ks.launches)
-                sc.ROWS_SEG_STATES = "torch"
+                sc.ROWS_SEG_STATES = seg_default
         sc.ROWS_CHUNK_SEGMENTS = 0
         off = res[0][0]
         r64 = walk(ld.double().reshape(B, T, H, K), a.double().reshape(B, T, H, K), b.double().reshape(B, T, H, V), c.double().reshape(B, T, H, V),
@@ -164,7 +165,7 @@ def main():
     picks["off"] = sc.rows_chunk_segments(1, 32768, 8, 128, 128, 132, n=0)
     picks["default 1x32768x8x128"] = sc.rows_chunk_segments(1, 32768, 8, 128, 128, 132, n=default)
     picks["default 4x8192x16x128"] = sc.rows_chunk_segments(4, 8192, 16, 128, 128, 132, n=default)
-    picks["ROWS_SEG_STATES"] = sc.ROWS_SEG_STATES
+    picks["ROWS_SEG_STATES"] = seg_default
     print(json.dumps(picks), flush=True)
 
 
