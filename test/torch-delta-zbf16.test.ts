@@ -94,13 +94,14 @@ describe.skipIf(!cpuTorch)("torch target: the delta backward's bf16-state path (
     // (B H = 6 on 12 SMs above: the default walk's twin) K = 128 on 132 SMs: B H = 8 the split fp32 walk for few rows, B H = 64 the walk for many rows; their _zb siblings
     expect(got.few.entries).toEqual(step("scalar", 128, "seqc_delta_walk_c64k128v128_g8_s2_zb", "seqc_delta_adj_scalar_c64k128v128_bf16_bf16_zb"));
     expect(got.many.entries).toEqual(step("scalar", 128, "seqc_delta_walk_c64k128v128_g64_w2_tf32x3_zb", "seqc_delta_adj_scalar_c64k128v128_bf16_bf16_zb"));
-    // saved states: no forward walk; delta-r's _zb sibling (bf16 states: S0 argument null, the states are S0)
-    expect(got.states_bf16.entries).toEqual(step("scalar", 64, "seqc_delta_walk_c64k64v64_tf32x3_zb", "seqc_delta_adj_scalar_c64k64v64_bf16_bf16_zb", "seqc_delta_r_c64k64v64_bf16_zb"));
+    // saved states: no forward walk; delta-r's _zb sibling (bf16 states: S0 argument null, the states are S0), of its
+    // tensor-core twin under LR_DELTA_R's default "tf32x3" (test/torch-delta-r-pick)
+    expect(got.states_bf16.entries).toEqual(step("scalar", 64, "seqc_delta_walk_c64k64v64_tf32x3_zb", "seqc_delta_adj_scalar_c64k64v64_bf16_bf16_zb", "seqc_delta_r_c64k64v64_bf16_tf32x3_zb"));
     expect(got.states_bf16.walks).toEqual([b]);
     expect(got.states_bf16.r).toEqual(["ptr", "ptr", "ptr", "ptr", "null", 12]);
-    expect(got.states_f32.entries[1]).toBe("seqc_delta_r_c64k64v64_f32_zb");
+    expect(got.states_f32.entries[1]).toBe("seqc_delta_r_c64k64v64_f32_tf32x3_zb");
     expect(got.states_f32.r).toEqual(["ptr", "ptr", "ptr", "ptr", "ptr", 12]);
-    expect(got.states_off.entries[1]).toBe("seqc_delta_r_c64k64v64_bf16");
+    expect(got.states_off.entries[1]).toBe("seqc_delta_r_c64k64v64_bf16_tf32x3");
     expect(got.refused).toBe(true);
   }, 120_000);
 });

@@ -367,6 +367,11 @@ KEY_WALK = os.environ.get("LR_DELTA_KEY_WALK", "old")
 # nearest even both ways: the same adjoint but aC, now from the bf16 LE and S_C); half the four's bytes. "off" (default):
 # float32 as before. Untimed on the card.
 ZBF16 = os.environ.get("LR_DELTA_ZBF16", "off")
+# The reads from saved chunk states' kernel (LR_FWD_STATES; read at each launch, LR_DELTA_R at import): "tf32x3"
+# (default) the tensor-core twin (delta-r-mma.ts, math "tf32x3": mma m16n8k8 on split operands, fp32 accuracy: 4e-8..1e-7
+# vs float64 on the emulation as the FMA kernel) where the module has it, else the FMA kernel; "fp32" the FMA kernel
+# (delta-r.ts, as before the twins). Only the LR_FWD_STATES path runs either.
+R_MATH = os.environ.get("LR_DELTA_R", "tf32x3")
 
 
 def delta_launcher(m, device, way=None, switch="LR_FUSED_DELTA", tin=None, math=None):
@@ -410,7 +415,9 @@ def r_launch(km, device):
     SIN = {torch.bfloat16: "bf16", torch.float32: "f32"}
 
     def pick(C, K, V, dt, zout=False):
-        k = next((k for k in km.kernels if k["op"] == "r" and (k["C"], k["K"], k["V"]) == (C, K, V) and k["sin"] == SIN.get(dt) and not k.get("zout")), None)
+        ks = [k for k in km.kernels if k["op"] == "r" and (k["C"], k["K"], k["V"]) == (C, K, V) and k["sin"] == SIN.get(dt) and not k.get("zout")]
+        # R_MATH's twin first (LR_DELTA_R "tf32x3"), then the FMA kernel (no math)
+        k = next((k for k in ks if k.get("math") == R_MATH), None) or next((k for k in ks if not k.get("math")), None)
         if k is not None and zout:  # R and S0 as bf16 (LR_DELTA_ZBF16): the sibling _zb
             k = next((x for x in km.kernels if x["entry"] == k["entry"] + "_zb"), None)
         return k

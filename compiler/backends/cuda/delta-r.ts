@@ -16,6 +16,7 @@
  */
 import { DELTA_PRELUDE } from "./delta-prep.ts";
 import { DELTA_WALK_ZOUT_PRELUDE } from "./delta-walk.ts";
+import { deltaRMmaKernel, deltaRMmaSource } from "./delta-r-mma.ts";
 
 export interface DeltaRConfig {
   C: number;
@@ -26,6 +27,9 @@ export interface DeltaRConfig {
   /** R's and S0's type (absent: float32): "bf16" (entry _zb; seqc_delta_bwd LR_DELTA_ZBF16, the bf16 adjoint's zin
    * sibling) rounds R to bf16 as it is stored and writes S0 (where given: f32 states; bf16 states are S0 themselves) as bf16. */
   zout?: "bf16";
+  /** "tf32x3" (entry _tf32x3 before _zb): the tensor-core twin (delta-r-mma.ts), fp32 accuracy by split operands;
+   * absent: fp32 FMAs on the SIMT cores. */
+  math?: "tf32x3";
 }
 
 export interface DeltaRKernel extends DeltaRConfig {
@@ -43,8 +47,11 @@ export const DELTA_R_CONFIGS: readonly DeltaRConfig[] = [64, 128].flatMap((K) =>
 /** Their siblings writing bf16 R and S0 (zout "bf16", entries _zb; seqc_delta_bwd LR_DELTA_ZBF16). */
 export const DELTA_R_ZB_CONFIGS: readonly DeltaRConfig[] = DELTA_R_CONFIGS.map((c) => ({ ...c, zout: "bf16" as const }));
 
+/** The tensor-core twins (math "tf32x3") of DELTA_R_CONFIGS and of their _zb siblings (seqc_delta_bwd LR_DELTA_R). */
+export const DELTA_R_MMA_CONFIGS: readonly DeltaRConfig[] = [...DELTA_R_CONFIGS, ...DELTA_R_ZB_CONFIGS].map((c) => ({ ...c, math: "tf32x3" as const }));
+
 export function deltaREntry(c: DeltaRConfig): string {
-  return `seqc_delta_r_c${c.C}k${c.K}v${c.V}_${c.sin}${c.zout === "bf16" ? "_zb" : ""}`;
+  return `seqc_delta_r_c${c.C}k${c.K}v${c.V}_${c.sin}${c.math ? `_${c.math}` : ""}${c.zout === "bf16" ? "_zb" : ""}`;
 }
 
 function check(c: DeltaRConfig): void {
@@ -53,12 +60,14 @@ function check(c: DeltaRConfig): void {
 }
 
 export function deltaRKernel(c: DeltaRConfig): DeltaRKernel {
+  if (c.math === "tf32x3") return deltaRMmaKernel(c, deltaREntry(c));
   check(c);
   return { ...c, op: "r", entry: deltaREntry(c), threads: NT, sharedBytes: 4 * (c.C * c.K + c.K * c.V) };
 }
 
 /** One kernel's CUDA text (DELTA_PRELUDE goes once before a module's kernels). */
 export function deltaRSource(c: DeltaRConfig): string {
+  if (c.math === "tf32x3") return deltaRMmaSource(c, deltaREntry(c));
   check(c);
   const { C, K, V } = c, CG = V / 4, RG = NT / CG, RPT = C / RG, SIN = c.sin === "bf16" ? "__nv_bfloat16" : "float";
   const zb = c.zout === "bf16", OT = zb ? "unsigned short" : "float";
@@ -107,7 +116,7 @@ extern "C" __global__ void __launch_bounds__(${NT}) ${deltaREntry(c)}(const floa
 }
 
 /** The module (kernels.deltaStates): DELTA_PRELUDE, then each configuration's kernel (default: DELTA_R_CONFIGS, then
- * their _zb siblings); records in configuration order. */
-export function deltaRModule(configs: readonly DeltaRConfig[] = [...DELTA_R_CONFIGS, ...DELTA_R_ZB_CONFIGS]): { source: string; kernels: DeltaRKernel[] } {
+ * their _zb siblings, then the tensor-core twins of both); records in configuration order. */
+export function deltaRModule(configs: readonly DeltaRConfig[] = [...DELTA_R_CONFIGS, ...DELTA_R_ZB_CONFIGS, ...DELTA_R_MMA_CONFIGS]): { source: string; kernels: DeltaRKernel[] } {
   return { source: DELTA_PRELUDE + configs.map(deltaRSource).join(""), kernels: configs.map(deltaRKernel) };
 }
