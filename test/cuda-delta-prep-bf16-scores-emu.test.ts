@@ -1,6 +1,6 @@
 /**
  * The staged prep twins with their score products as bf16 mma m16n8k16 (compiler/backends/cuda/delta-prep-staged.ts,
- * config `scores: "bf16"`; untimed, not registered by default) on the CPU emulation (test/cuda-emu/emu.h: emu_mma's
+ * config `scores: "bf16"`; the shipped twins' since H200 call C2b) on the CPU emulation (test/cuda-emu/emu.h: emu_mma's
  * m16n8k16 fragments; the other products TF32 as test/cuda-emu/mma-tf32.h) against the staged TF32 twin and the float64
  * reference (test/helpers/delta-ref.ts). The scores' operands are bf16 rows, exact in either mma, so only the order of
  * the fp32 sums changes: the outputs that do not read a score (prep_fwd's BM, NN, A; prep_bwd's M, BM, NN, A) are bit
@@ -72,13 +72,13 @@ describe.skipIf(!gpp)("prep's staged twins with bf16 mma scores on the CPU emula
     ]);
   }, 300_000);
 
-  it("configurations it does not take are refused; the default twins have no bf16 scores", () => {
+  it("configurations it does not take are refused; the shipped twins' scores are bf16 mma (H200 call C2b)", () => {
     expect(() => deltaPrepModule([{ op: "fwd", decay: "none", tin: "bf16", C: 64, K: 64, V: 64, math: "tf32", scores: "bf16" }])).toThrow(/staged form only/);
-    expect(DELTA_PREP_MMA_CONFIGS.some((c) => c.scores)).toBe(false);
+    expect(DELTA_PREP_MMA_CONFIGS.every((c) => c.staged && c.scores === "bf16")).toBe(true);
   });
 
   it.skipIf(!findNvcc())("nvcc -cubin compiles the shipped staged twins with bf16 scores (C = 64, K = V = 64 and 128) for sm_90; ptxas: no spills", () => {
-    const m = deltaPrepModule(DELTA_PREP_MMA_CONFIGS.map((c) => ({ ...c, scores: "bf16" as const })));
+    const m = deltaPrepModule(DELTA_PREP_MMA_CONFIGS);
     expect(m.kernels.length).toBe(8);
     expect(m.source).toContain("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32");
     expectNoSpills(m);

@@ -12,7 +12,7 @@
  * two), 105,472 / 106,768 at K = 128 (two; the twin's 172,032: one); prep_bwd 72,704 / 74,000 at K = 64 (three; 108,544:
  * two), 105,472 / 106,768 at K = 128 (two; 174,080: one). The products are delta-prep-mma.ts's (m16n8k8 TF32 mma, Tinv's
  * block rows 3xTF32); every sum runs in the twin's order except prep_bwd's X (TF32 rounding of TP, not of PD).
- * Config `scores: "bf16"` (untimed, not registered by default): the scores Luu, Luk / Pu (bf16 rows times bf16 rows,
+ * Config `scores: "bf16"` (the default since H200 call C2b: prep_fwd 1.10-1.13x, prep_bwd 1.00-1.08x): the scores Luu, Luk / Pu (bf16 rows times bf16 rows,
  * exact operands either way) as bf16 mma m16n8k16, each fragment register one 32-bit shared load (bf16Scores): half
  * the mma instructions and half the shared loads of the TF32 scores, no conversions; the same entry, shared memory and
  * outputs.

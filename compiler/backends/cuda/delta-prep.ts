@@ -52,7 +52,7 @@ export interface DeltaPrepConfig<D extends DeltaPrepDecay = DeltaDecay> {
   /** Threads a block (the staged form only; absent: DELTA_PREP_THREADS). */
   threads?: number;
   /** The staged form's score products (Luu, Luk / Pu: bf16 rows times bf16 rows) as bf16 mma m16n8k16 (absent: m16n8k8
-   * TF32 mma of the same, exact, operands); the same entry and outputs (untimed, not registered by default). */
+   * TF32 mma of the same, exact, operands); the same entry and outputs (DELTA_PREP_MMA_CONFIGS' since call C2b). */
   scores?: "bf16";
 }
 
@@ -78,9 +78,12 @@ export const DELTA_PREP_CONFIGS: readonly DeltaPrepConfig[] = [64, 128].flatMap(
 /** The tensor-core twins (TF32) of the bf16 configurations, K = V = 64 and 128, in their staged form
  * (delta-prep-staged.ts) since H200 call C1 of session 14: DeltaNet prep_fwd 0.361 -> 0.226 ms, prep_bwd 0.295 -> 0.165
  * at (8, 2048, 16, 64); 2.138 -> 0.970 and 1.866 -> 0.876 at (4, 8192, 16, 128) (the bf16 step under graphs 3.517 ->
- * 3.237 and 15.858 -> 13.736 ms; gradients vs float64 unchanged). `staged: false` gives delta-prep-mma.ts's form; the
- * "tf32x3" twins (fp32 accuracy, three products each) are built on request. */
-export const DELTA_PREP_MMA_CONFIGS: readonly DeltaPrepConfig[] = DELTA_PREP_CONFIGS.filter((c) => c.tin === "bf16").map((c) => ({ ...c, math: "tf32" as const, staged: true }));
+ * 3.237 and 15.858 -> 13.736 ms; gradients vs float64 unchanged). Their scores as bf16 mma (`scores: "bf16"`) since
+ * H200 call C2b: DeltaNet prep_fwd 0.226 -> 0.200 / 0.962 -> 0.852 ms, prep_bwd 0.166 -> 0.166 / 0.870 -> 0.807 at
+ * (8, 2048, 16, 64) / (4, 8192, 16, 128) (Gated DeltaNet 1.02-1.11x; the bf16 step under graphs 1.023x / 1.019x;
+ * gradients vs float64 unchanged). `staged: false` gives delta-prep-mma.ts's form; the "tf32x3" twins (fp32 accuracy,
+ * three products each) are built on request. */
+export const DELTA_PREP_MMA_CONFIGS: readonly DeltaPrepConfig[] = DELTA_PREP_CONFIGS.filter((c) => c.tin === "bf16").map((c) => ({ ...c, math: "tf32" as const, staged: true, scores: "bf16" as const }));
 
 /** The per-key decay's kernels (delta-prep-key.ts; RWKV-7): both ops, f32 / bf16 inputs, C = 64, K = V = 64 and 128.
  * Shared memory: prep_fwd 112,128 bytes at K = 64 (two blocks an SM), 189,440 at K = 128; prep_bwd 111,104 / 187,392. */
