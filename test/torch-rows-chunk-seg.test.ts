@@ -5,7 +5,8 @@
  * segments launched as B n batches of T / n tokens from init 1 (the grid's x B n H), where n divides T (else one
  * launch as off); outputs on vs off within 1e-6 of the largest (split / wide entries at K = V = 128, forward time and the
  * adjoint's reversed time (rev 31), bf16 and float32 a, with and without S0, decays to -20, T ragged, segments of 1024 tokens whose states' products run in blocks of 512, one-token segments); off vs a float64 walk
- * of the whole sequence. A stand-in that ignores init (every segment from zero) fails. rows_chunk_segments' picks.
+ * of the whole sequence. A stand-in that ignores init (every segment from zero) fails. rows_chunk_segments' picks ("auto":
+ * two waves with the kernel's states at (1, 32768, 8, 128): 16; none at (4, 8192, 16, 128) and (8, 2048, 16, 64)).
  */
 import { describe, expect, it } from "vitest";
 import { spawnSync } from "node:child_process";
@@ -28,7 +29,7 @@ function drive(broken: boolean): [Row[], Record<string, number>] {
 describe.skipIf(!cpuTorch)("torch runtime: the rows chunk kernel's segments (ROWS_CHUNK_SEGMENTS) on CPU", () => {
   it("segments as batches from their start states: outputs as off; launches; picks; a stand-in ignoring init fails", () => {
     const [rows, picks] = drive(false);
-    expect(rows.map((r) => r.case)).toEqual(["split K128 dk rev", "split K128 dq", "wide K128 dq", "wide K128 dk rev init", "K64 ragged T 195", "K64 T 2048 (token blocks of 512)", "K64 T 2048 rev (token blocks of 512)", "one-token segments rev", "auto K128 dq (wide segments)"]);
+    expect(rows.map((r) => r.case)).toEqual(["split K128 dk rev", "split K128 dq", "wide K128 dq", "wide K128 dk rev init", "K64 ragged T 195", "K64 T 2048 (token blocks of 512)", "K64 T 2048 rev (token blocks of 512)", "one-token segments rev", "auto K128 dq (wide segments)", "auto K128 dk rev (two waves with the kernel's states)"]);
     for (const r of rows) {
       expect(r.ref, `${r.case}: off vs float64`).toBeLessThan(1e-6);
       for (const [n, run] of Object.entries(r.runs)) expect(run.err, `${r.case} n=${n}`).toBeLessThan(1e-6);
@@ -59,10 +60,19 @@ describe.skipIf(!cpuTorch)("torch runtime: the rows chunk kernel's segments (ROW
     // "auto" counts segments on the wide grid (B H ceil(K / 64) blocks a segment) unless ROWS_CHUNK_WIDE is "split": 32 SMs /
     // 4 wide blocks -> 8 segments of 64 tokens, which ROWS_CHUNK_WIDE "auto" then runs wide (8 x 2 x 4 split blocks > 32)
     expect(rows[8].runs["auto"].launches).toEqual([[16, 2, 8, 64, 1]]);
-    // H200 call A3: at (1, 32768, 8, 128) 8 wide segments 7.007 ms beat 4 split (the earlier rule) 7.705; the default "auto"
+    // two waves where the states come from the rowsSegStates kernel: no module (ks None) or "torch" one wave (32 SMs / 4
+    // wide blocks = 8 segments of 128 tokens), "cuda" with the module two (16 segments of 64 tokens)
+    expect(rows[9].runs["auto"].launches).toEqual([[16, 2, 8, 128, 1]]);
+    expect(rows[9].runs["auto:torch"].launches).toEqual([[16, 2, 8, 128, 1]]);
+    expect(rows[9].runs["auto:cuda"].launches).toEqual([[32, 2, 16, 64, 1], [30, 4, 16, 31, "seqc_rows_seg_ends"]]);
+    // H200 call A3: at (1, 32768, 8, 128) 8 wide segments 7.007 ms beat 4 split (the earlier rule) 7.705 (torch states);
+    // call A4 (kernel states): 16 wide segments 5.613 ms beat 8 (6.137) and 32 (5.862): "auto" (ROWS_SEG_STATES "cuda")
+    // counts two waves (n per <= 2 sms) where at least two segments fit one wave (2 per <= sms); (4, 8192, 16, 128) and
+    // (8, 2048, 16, 64) (128 blocks a segment) keep none, (3, 8192, 16, 128) (96) none, (2, 8192, 16, 128) (64) 4 (2 at one wave)
     expect(picks).toEqual({
-      "1x32768x8x128": 8, "1x32768x8x128 wide": 8, "1x32768x8x128 split": 4, "4x8192x16x128": 1, "8x2048x16x64": 1, "1x32769x8x128": 1, "1x1024x8x128": 8, "1x192x8x128": 3,
-      "n 3 of T 150": 3, "n 4 of T 150": 1, off: 1, "default 1x32768x8x128": 8, "default 4x8192x16x128": 1, ROWS_SEG_STATES: "cuda",
+      "1x32768x8x128": 16, "1x32768x8x128 wide": 16, "1x32768x8x128 split": 8, "4x8192x16x128": 1, "8x2048x16x64": 1, "1x32769x8x128": 1, "1x1024x8x128": 16, "1x192x8x128": 3,
+      "2x8192x16x128": 4, "3x8192x16x128": 1, "1x32768x8x128 one wave": 8, "2x8192x16x128 one wave": 2, "1x32768x8x128 torch states": 8,
+      "n 3 of T 150": 3, "n 4 of T 150": 1, off: 1, "default 1x32768x8x128": 16, "default 4x8192x16x128": 1, "default 8x2048x16x64": 1, ROWS_SEG_STATES: "cuda",
     });
     const [bad] = drive(true);
     const worst = Math.max(...bad.flatMap((r) => Object.entries(r.runs).filter(([n]) => r.runs[n].launches[0][2] > r.runs["0"].launches[0][2]).map(([, x]) => x.err)));

@@ -319,10 +319,19 @@ def rows_chunk_mode(B, H, K, V, sms, mode=None):
 # cut into n segments of T / n tokens (where n divides T, else one), each run as a batch of its own (the same tensors as
 # [B n, T / n, ...] views: no copy) from its true start state, which torch ops give first (rows_chunk_seg_states: each
 # segment's end state from zero as one float32 product (a weighted by the decays to the segment's end)^T b, then the scan
-# over segments); "auto" (the default): the most segments of whole chunks (T / n a multiple of 64) whose wide grid still
-# fits one wave of the card's SMs (B H ceil(K / 64) blocks a segment; the split entries' B H ceil(K / 64) ceil(V / 64)
-# only under ROWS_CHUNK_WIDE "split"); ROWS_CHUNK_WIDE then picks on B n batches (at the few-rows shape below: wide).
-# Forward time (rev 0) and the adjoint's reversed time (rev 31) only; other rev bits one segment.
+# over segments); "auto" (the default): segments only where at least two fit one wave of the card's SMs (2 per <= sms, per
+# = B H ceil(K / 64) blocks a segment on the wide grid; the split entries' B H ceil(K / 64) ceil(V / 64) only under
+# ROWS_CHUNK_WIDE "split"), i.e. where the rows alone leave half the card idle; then the most segments of whole chunks
+# (T / n a multiple of 64) whose grid fits `waves` waves (n per <= waves sms): two waves where the segments' end states
+# come from the rowsSegStates kernel (ROWS_SEG_STATES "cuda" and the module has it), else one. ROWS_CHUNK_WIDE then picks
+# on B n batches (at the few-rows shape below: wide). Forward time (rev 0) and the adjoint's reversed time (rev 31) only;
+# other rev bits one segment. Why two waves with the kernel's states: H200 call A4 (bench/RESULTS.md "segments' end
+# states in one kernel"), GLA's bf16 step at (1, 32768, 8, 128) (16 wide blocks a segment), graphs ms with "cuda" states:
+# 8 segments (128 blocks, one wave: the rule before) 6.137, 16 (256 blocks, two waves: this rule) 5.613, 32 (512) 5.862;
+# with the torch states (call A3 below) one wave won (8 wide 7.007 vs 16 wide 7.406), so "torch" keeps one. The gate keeps
+# (4, 8192, 16, 128) and (8, 2048, 16, 64) (128 blocks a segment: the rows fill the card) at no segments, where call A3
+# timed 8-32 segments at 13.2-16.8 ms vs 8.0 without (two segments there untimed). Between them, e.g. (2, 8192, 16, 128)
+# (64 blocks a segment) takes 4 segments (untimed); the split entries' counts under "cuda" states are untimed too.
 # H200 call A3 (bench/RESULTS.md "faster states"), GLA's bf16 step under graphs, ms, with 2abbea0 + 8d1832b's states:
 # (1, 32768, 8, 128) no segments 11.052, 4 split segments (auto's earlier rule, counted on the split grid) 7.705, 8 wide
 # (128 blocks, this rule) 7.007, 8 split 8.289, 16 wide 7.406, 32 wide 7.466 (fla chunk_gla 5.868: 0.531x -> 0.837x);
@@ -331,15 +340,20 @@ def rows_chunk_mode(B, H, K, V, sms, mode=None):
 ROWS_CHUNK_SEGMENTS = "auto"
 
 
-def rows_chunk_segments(B, T, H, K, V, sms, n=None, mode=None):
-    """Segments for the chunked form (ROWS_CHUNK_SEGMENTS, or `n`; `mode` ROWS_CHUNK_WIDE's value) at these sizes: 1 for none."""
+def rows_chunk_segments(B, T, H, K, V, sms, n=None, mode=None, waves=None):
+    """Segments for the chunked form (ROWS_CHUNK_SEGMENTS, or `n`; `mode` ROWS_CHUNK_WIDE's value) at these sizes: 1 for none.
+    waves: the waves of SMs "auto" fills (None: 2 under ROWS_SEG_STATES "cuda", else 1; the caller passes 1 where the
+    module has no rowsSegStates kernel)."""
     n = ROWS_CHUNK_SEGMENTS if n is None else n
     if not n:
         return 1
     if n == "auto":
         mode = ROWS_CHUNK_WIDE if mode is None else mode
-        per = B * H * -(-K // 64) * (-(-V // 64) if mode == "split" else 1)  # (call A3: 8 wide beat 4 split)
-        for s in range(min(sms // max(per, 1), T // 64), 1, -1):
+        waves = (2 if ROWS_SEG_STATES == "cuda" else 1) if waves is None else waves
+        per = max(B * H * -(-K // 64) * (-(-V // 64) if mode == "split" else 1), 1)  # (call A3: 8 wide beat 4 split)
+        if 2 * per > sms:  # (the rows fill more than half the card: no segments)
+            return 1
+        for s in range(min(waves * sms // per, T // 64), 1, -1):
             if T % (64 * s) == 0:
                 return s
         return 1
@@ -535,7 +549,8 @@ def rows_readout_kernel(km, ld, pairs, readouts, S0, B, T, H, K, V, tile=None, s
     if terms is not None and (low != "bc" or bool(rev & 2) != bool(rev & 16) or any(x.dtype != want or not x.is_contiguous() or x.numel() != B * T * H * K for x, want in zip(terms, (torch.float32, torch.bfloat16)))):
         return None
     sms = (kc.info or {}).get("multiprocessors", 132) if kc is not None and hasattr(kc, "info") else 132
-    nseg = rows_chunk_segments(B, T, H, K, V, sms) if rev in (0, 31) else 1  # (ROWS_CHUNK_SEGMENTS: segments as batches)
+    waves = None if ks is not None else 1  # (no rowsSegStates module: the torch ops' states, one wave)
+    nseg = rows_chunk_segments(B, T, H, K, V, sms, waves=waves) if rev in (0, 31) else 1  # (ROWS_CHUNK_SEGMENTS: segments as batches)
     wide = rows_chunk_mode(B * nseg, H, K, V, sms)
     kck = rows_chunk_pick(kc, low, np_, nr, K, V, segment, terms=terms is not None, wide=wide)
     if (rev or terms is not None) and (kck is None or not kck.get("rev")):

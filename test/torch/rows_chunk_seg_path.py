@@ -123,6 +123,7 @@ def main():
         ("K64 T 2048 rev (token blocks of 512)", 1, 2048, 2, 64, 64, False, 31, False, -0.02, "auto", [2]),
         ("one-token segments rev", 1, 5, 2, 64, 64, False, 31, True, -0.5, "auto", [5]),
         ("auto K128 dq (wide segments)", 1, 512, 2, 128, 128, True, 0, True, -0.3, "auto", ["auto"]),
+        ("auto K128 dk rev (two waves with the kernel's states)", 1, 1024, 2, 128, 128, False, 31, True, -0.3, "auto", ["auto"]),
     ]
     for name, B, T, H, K, V, low_a, rev, init, min_ld, wide, segs in cases:
         ld = (torch.rand(B, T, H * K, generator=g) * min_ld).float()
@@ -158,13 +159,20 @@ def main():
                           ("1x32768x8x128 split", (1, 32768, 8, 128, 128, 132), {"mode": "split"}),
                           ("4x8192x16x128", (4, 8192, 16, 128, 128, 132), {}), ("8x2048x16x64", (8, 2048, 16, 64, 64, 132), {}),
                           ("1x32769x8x128", (1, 32769, 8, 128, 128, 132), {}), ("1x1024x8x128", (1, 1024, 8, 128, 128, 132), {}),
-                          ("1x192x8x128", (1, 192, 8, 128, 128, 132), {})):
+                          ("1x192x8x128", (1, 192, 8, 128, 128, 132), {}),
+                          ("2x8192x16x128", (2, 8192, 16, 128, 128, 132), {}), ("3x8192x16x128", (3, 8192, 16, 128, 128, 132), {}),
+                          ("1x32768x8x128 one wave", (1, 32768, 8, 128, 128, 132), {"waves": 1}),
+                          ("2x8192x16x128 one wave", (2, 8192, 16, 128, 128, 132), {"waves": 1})):
         picks[key] = sc.rows_chunk_segments(*args, n="auto", **kw)
+    sc.ROWS_SEG_STATES = "torch"  # (waves None: one wave with the torch ops' states)
+    picks["1x32768x8x128 torch states"] = sc.rows_chunk_segments(1, 32768, 8, 128, 128, 132, n="auto")
+    sc.ROWS_SEG_STATES = seg_default
     picks["n 3 of T 150"] = sc.rows_chunk_segments(1, 150, 8, 128, 128, 132, n=3)
     picks["n 4 of T 150"] = sc.rows_chunk_segments(1, 150, 8, 128, 128, 132, n=4)
     picks["off"] = sc.rows_chunk_segments(1, 32768, 8, 128, 128, 132, n=0)
     picks["default 1x32768x8x128"] = sc.rows_chunk_segments(1, 32768, 8, 128, 128, 132, n=default)
     picks["default 4x8192x16x128"] = sc.rows_chunk_segments(4, 8192, 16, 128, 128, 132, n=default)
+    picks["default 8x2048x16x64"] = sc.rows_chunk_segments(8, 2048, 16, 64, 64, 132, n=default)
     picks["ROWS_SEG_STATES"] = seg_default
     print(json.dumps(picks), flush=True)
 
