@@ -1,5 +1,6 @@
 #!/bin/bash
-# One card call for HEAD's defaults in the delta family (no switch set: LR_BWD "auto", session 13 task D2), bf16, fla beside:
+# One card call for HEAD's defaults in the delta family (no switch set: LR_BWD "auto", session 13 task D2), bf16, fla beside
+# (VARIANTS: lowrank_bench.py's --variants, 23 as in D2; session 14's final call: 25, the defaults beside the new switches):
 # 1) which kernels each case's backward launched under the defaults (and "wy" at the few-rows shape): one step at
 #    T = 1024 with the case's B, H, K (the walk's pick depends on B H and V, not T), the deltaBwd entries and grids;
 # 2) lowrank_bench.py --variants 23: DeltaNet, Gated DeltaNet, RWKV-7 at (8, 2048, 16, 64); DeltaNet and Gated DeltaNet
@@ -25,22 +26,25 @@ export PYTHONPATH=$PWD/.anchors
 python3 -c "import torch, triton; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'triton', triton.__version__)" 2>&1 | tee -a "$LOG"
 SHAPES=${SHAPES:-8x2048x16x64,1x32768x8x128,4x8192x16x128}
 SKIP=${SKIP:-rwkv7@1x32768x8x128,rwkv7@4x8192x16x128}
+VARIANTS=${VARIANTS:-23}
 PIDS=()
 W=${WARM_WORKERS:-6}
 for i in $(seq 0 $((W - 1))); do
   timeout "${WARM_S:-75}" bash -c "python3 $BENCH/lowrank_bench.py $MOD --models deltanet --shapes $SHAPES --warm-fla $i $W --fla-max-configs 4;
-    python3 $BENCH/lowrank_bench.py $MOD --models rwkv7 --shapes 8x2048x16x64 --warm-fla $i $W --fla-max-configs 4" > "/tmp/warm$i.log" 2>&1 &
+    python3 $BENCH/lowrank_bench.py $MOD --models rwkv7 --shapes ${RWKV_WARM:-8x2048x16x64} --warm-fla $i $W --fla-max-configs 4" > "/tmp/warm$i.log" 2>&1 &
   PIDS+=($!)
 done
-timeout "${WAYS_S:-60}" python3 - "$MOD" "$SHAPES" "$SKIP" > "$OUT/ways.log" 2>&1 <<'PY'
+timeout "${WAYS_S:-60}" python3 - "$MOD" "$SHAPES" "$SKIP" "$VARIANTS" > "$OUT/ways.log" 2>&1 <<'PY'
 import os, sys
 root = os.path.abspath(sys.argv[1])
 sys.path.insert(0, os.path.join(root, "bench"))
+sys.path.insert(0, root)  # the runtime sits beside the modules (call D2 imported it before this line was here and failed)
 import torch
 import lowrank_bench as lb
 import seqc_chunked_lowrank as lr
 shapes = lb.parse_shapes(sys.argv[2])
 skip = set(sys.argv[3].split(","))
+variants = int(sys.argv[4])
 seen = []
 real = lr._delta.kernel_launch
 def counted_launch(km, *a, **k):
@@ -75,8 +79,8 @@ for model in ("deltanet", "gated_deltanet", "rwkv7"):
             continue
         x = lb.inputs(model, B, 1024, H, K, 3)
         cot = torch.randn(B, 1024, H, K, device=lb.DEV)
-        for label, dt, sets in lb.CONFIGS23:
-            at = lb.ONLY_AT[23].get(label)
+        for label, dt, sets in lb.CONFIGS[variants]:
+            at = lb.ONLY_AT.get(variants, {}).get(label)
             if at is not None and (B, T, H, K) not in at:
                 continue
             ways.clear()
@@ -96,7 +100,7 @@ el "ways done"
 for p in "${PIDS[@]}"; do wait "$p"; done
 cat /tmp/warm[0-9]*.log > "$OUT/warm.log"
 el "warm done"
-timeout "${TIME_S:-200}" python3 "$BENCH/lowrank_bench.py" "$MOD" --models deltanet,gated_deltanet,rwkv7 --shapes "$SHAPES" --skip "$SKIP" --variants 23 \
+timeout "${TIME_S:-200}" python3 "$BENCH/lowrank_bench.py" "$MOD" --models deltanet,gated_deltanet,rwkv7 --shapes "$SHAPES" --skip "$SKIP" --variants "$VARIANTS" \
   --reps "${REPS:-10}" --budget "${BUDGET:-150}" --fla-max-configs 4 --accuracy 2x1024 --profile "$OUT/profile" --out "$OUT/delta.json" > "$OUT/delta.log" 2>&1
 el "lowrank_bench exit $?"
 tail -24 "$OUT/delta.log" | tee -a "$LOG"

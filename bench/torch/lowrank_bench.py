@@ -465,6 +465,28 @@ CONFIGS[25] = CONFIGS25
 ONLY_AT[25] = {"fp32 defaults": []}
 PROFILED[25] = ("bf16 defaults", "bf16 glue bf16")
 
+# --variants 26 (session 14's final call): HEAD's defaults beside every switch this session left off until timed, all
+# together ("bf16 new") at every shape and each alone at (4, 8192, 16, 128): LR_FWD_STATES "on" (the forward's chunk
+# states; the backward's reads from them instead of its forward walk), LR_DELTA_GLUE "bf16" (no bf16 conversion passes),
+# seqc_delta_bwd.ZBF16 "on" (the walks write R, S0, LE, DR as bf16 for the bf16 adjoint), seqc_delta_bwd.KEY_MMA "bf16"
+# (RWKV-7's per-key adjoint on its bf16 twins), seqc_delta_bwd.KEY_WALK "many" (RWKV-7's per-key walk for many rows at
+# K = 128); fp32 defaults for --accuracy only.
+NEW26 = {"LR_FWD_STATES": "on", "LR_DELTA_GLUE": "bf16", "_delta.ZBF16": "on", "_delta.KEY_MMA": "bf16", "_delta.KEY_WALK": "many"}
+CONFIGS26 = [
+    ("bf16 defaults", torch.bfloat16, {}),
+    ("bf16 new", torch.bfloat16, NEW26),
+    ("bf16 fwd states", torch.bfloat16, {"LR_FWD_STATES": "on"}),
+    ("bf16 glue bf16", torch.bfloat16, {"LR_DELTA_GLUE": "bf16"}),
+    ("bf16 zbf16", torch.bfloat16, {"_delta.ZBF16": "on"}),
+    ("bf16 key mma bf16", torch.bfloat16, {"_delta.KEY_MMA": "bf16"}),
+    ("bf16 key walk many", torch.bfloat16, {"_delta.KEY_WALK": "many"}),
+    ("fp32 defaults", torch.float32, {}),
+]
+CONFIGS[26] = CONFIGS26
+_K128 = [(4, 8192, 16, 128)]
+ONLY_AT[26] = {"fp32 defaults": [], "bf16 fwd states": _K128, "bf16 glue bf16": _K128, "bf16 zbf16": _K128, "bf16 key mma bf16": _K128, "bf16 key walk many": _K128}
+PROFILED[26] = ("bf16 defaults", "bf16 new")
+
 
 def drop_graphs(sm):
     """Frees a model's CUDA graphs and their memory pool (lowrank_bench kept every model's before: RWKV-7 ran out of
@@ -481,14 +503,17 @@ class switches:
         import seqc_chunked_lowrank as lr
         self.lr, self.sets = lr, sets
 
+    def at(self, k):  # "X": seqc_chunked_lowrank.X; "_delta.X": an attribute of a module it imported (seqc_delta_bwd's switches)
+        return (getattr(self.lr, k.split(".")[0]), k.split(".")[1]) if "." in k else (self.lr, k)
+
     def __enter__(self):
-        self.old = {k: getattr(self.lr, k) for k in self.sets}
+        self.old = {k: getattr(*self.at(k)) for k in self.sets}
         for k, v in self.sets.items():
-            setattr(self.lr, k, v)
+            setattr(*self.at(k), v)
 
     def __exit__(self, *exc):
         for k, v in self.old.items():
-            setattr(self.lr, k, v)
+            setattr(*self.at(k), v)
 
 
 def case6(args, root, model, shape, rate, log):
@@ -516,7 +541,7 @@ def case6(args, root, model, shape, rate, log):
                 t = tb.timed(one, 1, args.reps, args.cap_s)
                 one()
                 t["grads"] = {n: v.grad.detach().float().clone() for n, v in leaves.items()}
-                if args.variants in (20, 21, 22, 23, 24):  # GPU time alone, under the graphs and eager
+                if args.variants in (20, 21, 22, 23, 24, 25, 26):  # GPU time alone, under the graphs and eager
                     import graph_bench as gb
                     t["gpu_graph_ms"] = gb.gpu_only(one, 5)
                     smc.graphs = False
@@ -526,11 +551,11 @@ def case6(args, root, model, shape, rate, log):
                     finally:
                         smc.graphs = True
                     log("%s %s: %s GPU ms: graphs %.3f, eager %.3f" % (model, shape, label, t["gpu_graph_ms"], t["gpu_eager_ms"]))
-                if args.variants in (7, 8, 9, 10, 11, 12, 13, 14, 16, 17, 15, 18, 19, 20, 21, 22, 23, 24) and label in PROFILED[args.variants]:
+                if args.variants in (7, 8, 9, 10, 11, 12, 13, 14, 16, 17, 15, 18, 19, 20, 21, 22, 23, 24, 25, 26) and label in PROFILED[args.variants]:
                     t["sections_ms"] = sections(one)
                     log("%s %s: %s sections (eager) %s" % (model, shape, label, ", ".join("%s %.2f" % kv for kv in t["sections_ms"].items())))
                 if args.profile and (model == "deltanet" or args.variants in (13, 16, 17, 18, 22)) and label in PROFILED[args.variants]:
-                    t["profile_top"] = profile(one, os.path.join(args.profile, "profile-%s-%s%s.txt" % (model, label.replace(" ", "-"), "-%dx%dx%dx%d" % shape if args.variants in (23, 24) else "")), stacks=args.variants in (15, 18))
+                    t["profile_top"] = profile(one, os.path.join(args.profile, "profile-%s-%s%s.txt" % (model, label.replace(" ", "-"), "-%dx%dx%dx%d" % shape if args.variants in (23, 24, 25, 26) else "")), stacks=args.variants in (15, 18))
                     log("%s %s: %s profile (one eager step, CUDA self ms) %s" % (model, shape, label, ", ".join("%s %.2f" % kv for kv in t["profile_top"][:14])))
             import seqc_chunked_lowrank as lr
             t["bmm_out_dtype"] = lr._OUT_DTYPE[0]
