@@ -369,7 +369,7 @@ def rows_chunk_segments(B, T, H, K, V, sms, n=None, mode=None, waves=None):
 # H200 call A4 (bench/RESULTS.md "segments' end states in one kernel"), GLA's bf16 step at (1, 32768, 8, 128), 8 wide segments
 # ("auto"), same process: graphs 6.908 ms "torch" -> 6.137 "cuda" (eager GPU 6.813 -> 5.960; the two states kernels 0.879 +
 # 0.840 ms in place of ~2.2 ms of torch ops), gradients bitwise "torch"'s there; bf16 vs float64 at (1, 1024, 8, 128) 3.7e-3
-# both ways. 16 segments with "cuda" 5.613, 32: 5.862 (not "auto"'s pick: untaken).
+# both ways. 16 segments with "cuda" 5.613, 32: 5.862 (ROWS_CHUNK_SEGMENTS "auto" now takes 16 there: two waves with "cuda").
 ROWS_SEG_STATES = "cuda"
 
 
