@@ -22,13 +22,24 @@
  * the same cases within 1e-3 and above 1e-5; broken copies must fail: the second key block's P_r written over the
  * first's, its S0 rows, LE rows and S_C rows those of the first block, the r side's value sums from R instead of DR, P_r
  * read back from P_y's columns, dv's LE term over the first block's rows twice. nvcc -cubin sm_90: no spills.
+ * The K = 64 bf16 twin (the TF32 twin's code with each pair of k8 steps one mma m16n8k16, bf16 operands rounded to
+ * nearest even as packed; emulated from the lanes' fragments, test/cuda-emu/emu.h emu_mma) on the same cases within
+ * 1e-2 and above 1e-4: bf16 keeps 8 bits (2^-9 relative a value) where TF32 keeps 11 (2^-12), and its products' sums
+ * over 64 keys / values / rows of independently rounded terms average the rounding (about 8x the TF32 twin's 2e-4..3e-4
+ * expected: 1e-2 leaves room, the broken copies miss by more). Broken copies fail: an A fragment's second k8 step from
+ * the first's columns, a B fragment's fourth k slot from the second's (A = dy v^T; dy S0^T), a transposed A's second
+ * step's rows from the first's. (The key scores' factors Cp between 16-slot blocks two apart are the only ones off 1, and
+ * decay the products they scale: a key's Cp from another's missed by 7e-3 at decays to -0.3, 1.6e-3 at -5; no case.)
+ * The K = V = 128 bf16 twin (the K = 128 TF32 twin's code the same way) on the same cases within 1e-2 and above 1e-4;
+ * broken copies fail: A = g v^T's second k8 step from the first's columns, dk = v LE^T's fourth k slot from the second's,
+ * A_y^T's second step's rows from the first's, the second key block's dy S0^T's fourth k slot from the second's.
  */
 import { describe, expect, it } from "vitest";
 import { spawnSync } from "node:child_process";
 import { DELTA_ADJ_PRELUDE } from "../compiler/backends/cuda/delta-adjoint.ts";
 import { DELTA_ADJ_KEY_CONFIGS, deltaAdjKeyKernel, deltaAdjKeySource, type DeltaAdjKeyKernel } from "../compiler/backends/cuda/delta-adjoint-key.ts";
-import { DELTA_ADJ_KEY_MMA_CONFIGS, deltaAdjKeyMmaKernel, deltaAdjKeyMmaSource, type DeltaAdjKeyMmaKernel } from "../compiler/backends/cuda/delta-adjoint-key-mma.ts";
-import { DELTA_ADJ_KEY_K128_MMA_CONFIGS, deltaAdjKeyMmaK128Kernel, deltaAdjKeyMmaK128Source } from "../compiler/backends/cuda/delta-adjoint-key-mma-k128.ts";
+import { DELTA_ADJ_KEY_BF16_CONFIGS, DELTA_ADJ_KEY_MMA_CONFIGS, deltaAdjKeyMmaKernel, deltaAdjKeyMmaSource, type DeltaAdjKeyMmaKernel } from "../compiler/backends/cuda/delta-adjoint-key-mma.ts";
+import { DELTA_ADJ_KEY_K128_BF16_CONFIGS, DELTA_ADJ_KEY_K128_MMA_CONFIGS, deltaAdjKeyMmaK128Kernel, deltaAdjKeyMmaK128Source } from "../compiler/backends/cuda/delta-adjoint-key-mma-k128.ts";
 import { findNvcc } from "../compiler/backends/cuda/nvcc.ts";
 import { adjData as data, adjEmu, adjErrors as errors, expectBrokenFail as expectBroken, fmt, worst, type AdjData } from "./helpers/delta-adjoint-emu.ts";
 import { ptxasUsage } from "./helpers/ptxas-usage.ts";
@@ -170,6 +181,49 @@ describe.skipIf(!gpp)("the per-key adjoint's TF32 twin (bf16 inputs) on the CPU 
   }, 200_000);
 });
 
+describe.skipIf(!gpp)("the per-key adjoint's bf16 twin (K = 64, mma m16n8k16) on the CPU emulation vs float64", () => {
+  const twins = DELTA_ADJ_KEY_BF16_CONFIGS.map(deltaAdjKeyMmaKernel);
+
+  it("the configuration: entry, threads, shared memory", () => {
+    expect(twins.map((k) => [k.entry, k.threads, k.sharedBytes, k.math])).toEqual([["seqc_delta_adj_key_c64k64v64_bf16_bf16", 512, 221184, "bf16"]]);
+    expect(() => deltaAdjKeyMmaKernel({ decay: "key", tin: "bf16", C: 64, K: 128, V: 128, math: "bf16" })).toThrow(/C = K = V = 64/);
+  });
+
+  it("T = 100 (ragged) and T = 1, decays a key in [-0.3, 0], [-20, 0], [-5, 0] and RWKV-7's [-0.6065, 0] (any fp32): within 1e-2, above 1e-4 (bf16 rounding shows)", () => {
+    const bin = buildEmu(twins);
+    for (const k of twins) {
+      for (const [T, minLd, dyadic] of [[100, -0.3, true], [100, -20, true], [1, -5, true], [100, -0.6065, false]] as const) {
+        const e = errors(bin, k, data(k, T, minLd, 23 + T, dyadic));
+        console.log(`${k.entry} T=${T} ld>=${minLd}${dyadic ? "" : " (not dyadic)"}: ${fmt(e)}`);
+        expect(worst(e), `${k.entry} T=${T} ld>=${minLd}: ${fmt(e)}`).toBeLessThan(1e-2);
+        if (T > 1) expect(worst(e), `${k.entry} T=${T}: bf16 rounding visible`).toBeGreaterThan(1e-4);
+      }
+    }
+  }, 900_000);
+
+  it("deliberately broken copies fail", () => {
+    const k = twins[0];
+    expectBrokenFail(k, data(k, 100, -0.3, 7), [
+      // dv = (k o eC) LE: A's second k8 step (columns 8..15 of the pair) read from the first step's columns
+      ["+ 8u * ks + 8u + (l >> 4u) * 4u]", "+ 8u * ks + (l >> 4u) * 4u]", "dv"],
+      // A = dy v^T: B's fourth k slot (k0 + 12) from the second's (k0 + 4)
+      ["sS5[(8u * ks + tg + 12u) * 72u + 8u * (2u * hq + j) + g]", "sS5[(8u * ks + tg + 4u) * 72u + 8u * (2u * hq + j) + g]", "dq"],
+      // dv += P^T dy: the transposed A's second step's rows from the first's
+      ["sS4[(8u * ks + 8u + tg + 0u) * 72u + 16u * rb + g + 0u]", "sS4[(8u * ks + tg + 0u) * 72u + 16u * rb + g + 0u]", "dv"],
+      // dq = (dy S0^T) ..: B's fourth k slot from the second's (S0^T's slot)
+      ["sS2[(8u * ks + tg + 12u) * 72u + n0 + g]", "sS2[(8u * ks + tg + 4u) * 72u + n0 + g]", "dq"],
+    ]);
+  }, 900_000);
+
+  it.skipIf(!findNvcc())("nvcc -cubin compiles the twin for sm_90; ptxas: no spills", () => {
+    const src = DELTA_ADJ_PRELUDE + twins.map(deltaAdjKeyMmaSource).join("");
+    for (const [e, u] of ptxasUsage(findNvcc()!, src, twins.map((k) => k.entry))) {
+      console.log(`${e}: ${u.registers} registers`);
+      expect([u.spillStores, u.spillLoads], `${e} spills`).toEqual([0, 0]);
+    }
+  }, 200_000);
+});
+
 describe.skipIf(!gpp)("the per-key adjoint's TF32 twin at K = V = 128 (two key blocks) on the CPU emulation with TF32 rounding vs float64", () => {
   const twins = DELTA_ADJ_KEY_K128_MMA_CONFIGS.map(deltaAdjKeyMmaK128Kernel);
   const build = (ks: DeltaAdjKeyMmaKernel[], patch?: (src: string) => string) => adjEmu(DELTA_ADJ_PRELUDE + ks.map(deltaAdjKeyMmaK128Source).join(""), ks, "delta-adjoint-key-mma-k128", true, patch);
@@ -214,6 +268,49 @@ describe.skipIf(!gpp)("the per-key adjoint's TF32 twin at K = V = 128 (two key b
     expect(() => deltaAdjKeyMmaK128Kernel({ decay: "key", tin: "f32", C: 64, K: 128, V: 128, math: "tf32" })).toThrow(/bf16 inputs only/);
     expect(() => deltaAdjKeyMmaK128Kernel({ decay: "key", tin: "bf16", C: 64, K: 64, V: 64, math: "tf32" })).toThrow(/K = V = 128/);
   });
+
+  it.skipIf(!findNvcc())("nvcc -cubin compiles it for sm_90; ptxas: no spills", () => {
+    const src = DELTA_ADJ_PRELUDE + twins.map(deltaAdjKeyMmaK128Source).join("");
+    for (const [e, u] of ptxasUsage(findNvcc()!, src, twins.map((k) => k.entry))) {
+      console.log(`${e}: ${u.registers} registers`);
+      expect([u.spillStores, u.spillLoads], `${e} spills`).toEqual([0, 0]);
+    }
+  }, 200_000);
+});
+
+describe.skipIf(!gpp)("the per-key adjoint's bf16 twin at K = V = 128 (two key blocks, mma m16n8k16) on the CPU emulation vs float64", () => {
+  const twins = DELTA_ADJ_KEY_K128_BF16_CONFIGS.map(deltaAdjKeyMmaK128Kernel);
+  const build = (ks: DeltaAdjKeyMmaKernel[], patch?: (src: string) => string) => adjEmu(DELTA_ADJ_PRELUDE + ks.map(deltaAdjKeyMmaK128Source).join(""), ks, "delta-adjoint-key-bf16-k128", true, patch);
+
+  it("the configuration: entry, threads, shared memory", () => {
+    expect(twins.map((k) => [k.entry, k.threads, k.sharedBytes, k.math])).toEqual([["seqc_delta_adj_key_c64k128v128_bf16_bf16", 512, 217088, "bf16"]]);
+  });
+
+  it("T = 100 (ragged) and T = 1, decays a key in [-0.3, 0], [-20, 0], [-5, 0] and RWKV-7's [-0.6065, 0] (any fp32): within 1e-2, above 1e-4 (bf16 rounding shows)", () => {
+    const bin = build(twins);
+    for (const k of twins) {
+      for (const [T, minLd, dyadic] of [[100, -0.3, true], [100, -20, true], [1, -5, true], [100, -0.6065, false]] as const) {
+        const e = errors(bin, k, data(k, T, minLd, 29 + T, dyadic));
+        console.log(`${k.entry} T=${T} ld>=${minLd}${dyadic ? "" : " (not dyadic)"}: ${fmt(e)}`);
+        expect(worst(e), `${k.entry} T=${T} ld>=${minLd}: ${fmt(e)}`).toBeLessThan(1e-2);
+        if (T > 1) expect(worst(e), `${k.entry} T=${T}: bf16 rounding visible`).toBeGreaterThan(1e-4);
+      }
+    }
+  }, 900_000);
+
+  it("deliberately broken copies fail", () => {
+    const k = twins[0];
+    expectBroken(build, k, data(k, 100, -0.3, 11), [
+      // A_y = dy v^T: A's second k8 step read from the first step's columns (dq)
+      ["* 136u + 8u * ks + 8u + (l >> 4u) * 4u]", "* 136u + 8u * ks + (l >> 4u) * 4u]", "dq"],
+      // dk = v LE^T: B's fourth k slot from the second's (dk)
+      ["sLE[(n0 + g) * 136u + 8u * ks + tg + 12u]", "sLE[(n0 + g) * 136u + 8u * ks + tg + 4u]", "dk"],
+      // dk += A_y^T x~: the transposed A's second step's rows from the first's (dk)
+      ["sAy[(8u * ks + 8u + tg + 0u) * 72u + 16u * rb + g + 0u]", "sAy[(8u * ks + tg + 0u) * 72u + 16u * rb + g + 0u]", "dk"],
+      // the second key block's dq = dy S0^T (the 3rd: key block 0 y, r, block 1 y): B's fourth k slot from the second's (dq)
+      ["sS0[(n0 + g) * 136u + 8u * ks + tg + 12u]", "sS0[(n0 + g) * 136u + 8u * ks + tg + 4u]", "dq", 2],
+    ]);
+  }, 900_000);
 
   it.skipIf(!findNvcc())("nvcc -cubin compiles it for sm_90; ptxas: no spills", () => {
     const src = DELTA_ADJ_PRELUDE + twins.map(deltaAdjKeyMmaK128Source).join("");

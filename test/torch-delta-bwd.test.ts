@@ -369,6 +369,21 @@ for sms in (132, 12):
     few = d.kernel_launch(KM(ks), torch.device('cpu'), None, sms)
     few('walk', 'key', 64, K, K, *o[1:], None, B * H, nC, 0)
 out['few'] = [c[:2] for c in calls]
+# math "bf16" (LR_DELTA_MMA's default): the per-key adjoint's bf16 twins (K = 64, 128) only under KEY_MMA "bf16", the
+# scalar decay's bf16 twin either way
+picks = []
+for key_mma in ('tf32', 'bf16'):
+    d.KEY_MMA = key_mma
+    bw = d.kernel_launch(KM(ks), torch.device('cpu'), 'bf16')
+    calls.clear()
+    for KK in (64, 128):
+        xb, rz, sf = t(B, T, H, KK).to(torch.bfloat16), t(N, 64, KK), t(B * H, KK, KK)
+        bw('adj', 'key', 64, KK, KK, xb, xb, xb, xb, xb, xb, t(B, T, H, KK), rz, t(N, KK, KK), sf, t(N, KK, KK), rz, B, T, H)
+        if KK == 64:
+            bw('adj', 'scalar', 64, KK, KK, xb, xb, xb, xb, xb, xb, t(B, T, H), rz, t(N, KK, KK), sf, t(N, KK, KK), rz, B, T, H)
+    picks.append([c[0] for c in calls])
+d.KEY_MMA = 'tf32'
+out['key_mma'] = picks
 print(json.dumps(out))
 `;
     const r = spawnSync("/usr/bin/python3", ["-c", script], { input: JSON.stringify(kernels), encoding: "utf8" });
@@ -397,5 +412,12 @@ print(json.dumps(out))
     expect(got.prep_bwd).toEqual([[N, 64, 64], [N, 64, 64], [N, 64, 64], [N, 64, 64], [N, 64]]);
     // 132 SMs: B H (V / cols) = 12 below them, the walk for few rows; 12 SMs: the default walk
     expect(got.few).toEqual([[few.entry, [6, 64 / few.cols]], ["seqc_delta_walk_key_c64k64v64", [6, G]]]);
+    const [tf32, bf16] = ["seqc_delta_adj_key_c64k64v64_bf16_tf32", "seqc_delta_adj_key_c64k64v64_bf16_bf16"];
+    const [tf32k128, bf16k128] = ["seqc_delta_adj_key_c64k128v128_bf16_tf32", "seqc_delta_adj_key_c64k128v128_bf16_bf16"];
+    expect(kernels.filter((k) => k.op === "adj" && k.decay === "key" && k.math).map((k) => k.entry)).toEqual([tf32, tf32k128, bf16, bf16k128]);
+    expect(got.key_mma).toEqual([
+      [tf32, "seqc_delta_adj_scalar_c64k64v64_bf16_bf16", tf32k128],
+      [bf16, "seqc_delta_adj_scalar_c64k64v64_bf16_bf16", bf16k128],
+    ]);
   });
 });

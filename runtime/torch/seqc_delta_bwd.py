@@ -347,6 +347,11 @@ TIN = {torch.float32: "f32", torch.bfloat16: "bf16"}
 # delta_launcher's math -> the twins' math an op takes, most preferred first (then its fp32 kernel): "bf16" asks for the
 # bf16 tensor-core twins (mma m16n8k16, bf16 operands, fp32 accumulators) where the module has them, else the TF32 ones.
 MATH_PREFS = {"tf32": ("tf32",), "bf16": ("bf16", "tf32")}
+# The per-key adjoint (decay "key", RWKV-7) under math "bf16" (read at each launch; LR_DELTA_KEY_MMA at import): "tf32"
+# (default) skips its bf16 twins (math "bf16", K = 64 and 128: seqc_delta_adj_key_c64k{64,128}v*_bf16_bf16,
+# delta-adjoint-key-mma.ts / delta-adjoint-key-mma-k128.ts) for the TF32 twins, as before the bf16 twins existed; "bf16"
+# takes a bf16 twin where the module has one. Untimed on the card: "tf32" until it shows the twins win.
+KEY_MMA = os.environ.get("LR_DELTA_KEY_MMA", "tf32")
 # The walk a launcher with math takes at K = V = 128 for many (b, h) rows (read at each launch; LR_DELTA_WALK at import):
 # "default" the 3xTF32 walk for many rows (a record with walkFor "many": 64 value columns a block over 8 warps,
 # delta-walk-mma.ts DELTA_WALK_WIDE_CONFIGS) where its grid B H (V / cols) is at least half the SMs (B H >= 33 on 132),
@@ -448,6 +453,8 @@ def kernel_launch(km, device, math=None, sms=None):
 
     def pick(op, mode, C, K, V, tin):
         for m in prefs:  # the twins asked for, most preferred first, then the fp32 kernel
+            if m == "bf16" and op == "adj" and mode == "key" and KEY_MMA != "bf16":
+                continue  # the per-key adjoint's bf16 twin only under KEY_MMA "bf16"
             k = delta_pick(km.kernels, op, mode, C, K, V, tin, m)
             if k is not None:
                 return k

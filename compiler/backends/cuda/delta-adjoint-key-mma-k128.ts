@@ -31,9 +31,14 @@
 import { adjHead, adjTok } from "./delta-adjoint.ts";
 import { keyTwinPieces, type DeltaAdjKeyMmaConfig, type DeltaAdjKeyMmaKernel } from "./delta-adjoint-key-mma.ts";
 import { MMA_TF32_PRELUDE, tf32Ops } from "./lowrank-readout-mma.ts";
+import { DELTA_ADJ_BF16_PRELUDE } from "./delta-adjoint-bf16.ts";
 
 /** The K = 128 per-key twin: C = 64, K = V = 128, bf16 inputs. */
 export const DELTA_ADJ_KEY_K128_MMA_CONFIGS: readonly DeltaAdjKeyMmaConfig[] = [{ decay: "key", tin: "bf16", C: 64, K: 128, V: 128, math: "tf32" }];
+
+/** Its bf16 twin (math "bf16", seqc_delta_adj_key_c64k128v128_bf16_bf16): the same kernel with each pair of k8 steps one
+ * mma m16n8k16 (delta-adjoint-key-mma.ts keyTwinPieces' bf16; as the K = 64 bf16 twin). */
+export const DELTA_ADJ_KEY_K128_BF16_CONFIGS: readonly DeltaAdjKeyMmaConfig[] = [{ decay: "key", tin: "bf16", C: 64, K: 128, V: 128, math: "bf16" }];
 
 const C = 64, K = 128, V = 128, KB = 64, LDS = 72, LDV = 136, NT = 512, NPAIR = 6, US = C * LDS, UV = C * LDV, GK2 = (C + 1) * K;
 
@@ -51,7 +56,7 @@ function layout() {
 }
 
 function check(c: DeltaAdjKeyMmaConfig): void {
-  if (c.math !== "tf32" || c.tin !== "bf16" || c.C !== C || c.K !== K || c.V !== V)
+  if ((c.math !== "tf32" && c.math !== "bf16") || c.tin !== "bf16" || c.C !== C || c.K !== K || c.V !== V)
     throw new Error(`delta-adjoint (key, ${c.math}, K = 128): C = 64, K = V = 128 and bf16 inputs only`);
 }
 
@@ -109,7 +114,8 @@ ${["x", "y", "z", "w"].map((e, q) => `          s = fmaf(x4.${e} * k4.${e}, __ex
 `;
   const { row, zero, each, prodF, keyScores, diagKeyScores, plainScores, diagProducts, addFrom, store } = keyTwinPieces({
     tk: tokK, KB, V, gk, cp, keyB: (Y, k) => `${Y}[(n0 + g) * ${LDS}u + ${k}]`,
-    plain: { ldx: LDV, fb: (Y) => fragBnk("          ", "fb", Y, LDV, "8u * (2u * hq + j)", "8u * ks") }, dot: dot4,
+    plain: { ldx: LDV, fb: (Y) => fragBnk("          ", "fb", Y, LDV, "8u * (2u * hq + j)", "8u * ks"), bv: (Y, k) => `${Y}[(8u * (2u * hq + j) + g) * ${LDV}u + ${k}]` },
+    dot: dot4, bf16: c.math === "bf16",
   });
   const storeV = `${unroll}
   for (u32 hh = 0; hh < 2u; ++hh) {
@@ -221,7 +227,7 @@ ${side(true)}${side(false)}${store("dk", "dK")}${store("du", "dU")}  __syncthrea
   __syncthreads();
 `;
   return `
-${MMA_TF32_PRELUDE}${TID_OPAQUE}${adjHead(deltaAdjKeyMmaK128Entry(c), "unsigned short", NT, 1, C)}  const u32 wp = t >> 5u, l = t & 31u, g = l >> 2u, tg = l & 3u, rb = wp >> 2u, hq = wp & 3u;  // rows 16 rb.., columns 16 hq.. of a key block's outputs (32 hq.. of dv)
+${MMA_TF32_PRELUDE}${c.math === "bf16" ? DELTA_ADJ_BF16_PRELUDE : ""}${TID_OPAQUE}${adjHead(deltaAdjKeyMmaK128Entry(c), "unsigned short", NT, 1, C)}  const u32 wp = t >> 5u, l = t & 31u, g = l >> 2u, tg = l & 3u, rb = wp >> 2u, hq = wp & 3u;  // rows 16 rb.., columns 16 hq.. of a key block's outputs (32 hq.. of dv)
   float* sAy = ${sAy}; float* sBy = ${sBy}; float* sAr = ${sAr}; float* sBr = ${sBr};  // the value sums [64][72], both sides
   float* sX = ${at(L.sX)};    // x~ [64][72]; the work region of ${L.work} floats from here
   float* sGv = ${at(L.sGv)};  // g [64][136]

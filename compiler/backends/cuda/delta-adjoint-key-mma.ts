@@ -45,9 +45,11 @@
 import { adjHead, adjTok } from "./delta-adjoint.ts";
 import { adjKeyParts, type DeltaAdjKeyConfig, type KeySlot } from "./delta-adjoint-key.ts";
 import { MMA_TF32_PRELUDE, tf32Ops } from "./lowrank-readout-mma.ts";
+import { DELTA_ADJ_BF16_PRELUDE } from "./delta-adjoint-bf16.ts";
 
 export interface DeltaAdjKeyMmaConfig extends DeltaAdjKeyConfig {
-  math: "tf32";
+  /** "tf32": mma m16n8k8 TF32; "bf16" (K = 64 only): mma m16n8k16 bf16 over pairs of the TF32 code's k8 steps. */
+  math: "tf32" | "bf16";
 }
 
 export interface DeltaAdjKeyMmaKernel extends DeltaAdjKeyMmaConfig {
@@ -58,6 +60,11 @@ export interface DeltaAdjKeyMmaKernel extends DeltaAdjKeyMmaConfig {
 
 /** The per-key twin: C = K = V = 64, bf16 inputs. */
 export const DELTA_ADJ_KEY_MMA_CONFIGS: readonly DeltaAdjKeyMmaConfig[] = [{ decay: "key", tin: "bf16", C: 64, K: 64, V: 64, math: "tf32" }];
+
+/** Its bf16 twin (math "bf16", entry seqc_delta_adj_key_c64k64v64_bf16_bf16): the same kernel with each pair of k8 steps
+ * as one mma m16n8k16 (bf16 operands rounded to nearest even as the fragments are packed, fp32 accumulators): half the
+ * mma instructions and one cvt a pair of values; shared memory, the diagonal SIMT passes and the exps as the TF32 twin's. */
+export const DELTA_ADJ_KEY_BF16_CONFIGS: readonly DeltaAdjKeyMmaConfig[] = [{ decay: "key", tin: "bf16", C: 64, K: 64, V: 64, math: "bf16" }];
 
 export function deltaAdjKeyMmaEntry(c: DeltaAdjKeyMmaConfig): string {
   return `seqc_delta_adj_key_c${c.C}k${c.K}v${c.V}_${c.tin}_${c.math}`;
@@ -77,7 +84,7 @@ function layout() {
 
 function check(c: DeltaAdjKeyMmaConfig): void {
   if (NT < (W / 16) * 120 + W / 2) throw new Error("delta-adjoint (key, tf32): the diagonal key scores take a thread an entry");
-  if (c.math !== "tf32" || c.tin !== "bf16" || c.C !== 64 || c.K !== 64 || c.V !== 64)
+  if ((c.math !== "tf32" && c.math !== "bf16") || c.tin !== "bf16" || c.C !== 64 || c.K !== 64 || c.V !== 64)
     throw new Error(`delta-adjoint (key, ${c.math}): C = K = V = 64 and bf16 inputs only (8 warps over 16-row blocks; the diagonal pass a thread a block and key)`);
 }
 
@@ -99,11 +106,36 @@ const unroll = "#pragma unroll";
  * 8 nt hq; Y [m][n] or yNK [n][m]), keyScores, diagKeyScores, plainScores, diagProducts, addFrom, store: see there. */
 export function keyTwinPieces(p: {
   tk: (a: string, i: string) => string; KB: number; V: number; gk: (row: string, i: string) => string; cp: (ba: string, bf: string, i: string) => string;
-  keyB: (Y: string, k: string) => string; plain: { ldx: number; fb: (Y: string) => string }; dot: (xg: string, oq: number) => string;
+  keyB: (Y: string, k: string) => string; plain: { ldx: number; fb: (Y: string) => string; bv?: (Y: string, k: string) => string }; dot: (xg: string, oq: number) => string;
+  bf16?: boolean;
 }) {
   const C = 64;
   const { tk, KB, V, gk, cp, keyB, plain, dot } = p;
   const { frag, mma, fragA, fragAt } = tf32Ops(false);
+  // bf16 (math "bf16"): each product's k-steps in pairs, one mma m16n8k16 (bf16 operands, fp32 accumulators) for the
+  // two k8 steps k0, k0 + 8 of the TF32 code, its k slots 2tg, 2tg + 1, 2tg + 8, 2tg + 9 holding the k8 steps' values
+  // at tg, tg + 4 (k0) and tg, tg + 4 (k0 + 8): A's and B's in the same order, so the sum is the same (any permutation of
+  // k within the mma is); the operands are the TF32 code's fp32 values (shared memory, scales), rounded to bf16 as packed
+  const bf = !!p.bf16;
+  const pk = (lo: string, hi: string) => `seqc_dab_pack(${lo}, ${hi})`;
+  // A of the two steps from the k8 steps' values [a0 (g, tg), a1 (g + 8, tg), a2 (g, tg + 4), a3 (g + 8, tg + 4)]
+  const packA = (ind: string, name: string, s0: string[], s1: string[]) =>
+    `${ind}u32 ${name}[4] = {${pk(s0[0], s0[2])}, ${pk(s0[1], s0[3])}, ${pk(s1[0], s1[2])}, ${pk(s1[1], s1[3])}};\n`;
+  // A stored [row][k] by two ldmatrix of fp32 words (as tf32Ops' fragA), then packed
+  const fragA16 = (ind: string, name: string, X: string, ld: number, r0: string, k0: string) => {
+    const at = (dk: string) => `&${X}[(${r0} + (l & 7u) + ((l >> 3u) & 1u) * 8u) * ${ld}u + ${k0}${dk} + (l >> 4u) * 4u]`;
+    const w = (v: string) => [0, 1, 2, 3].map((i) => `__uint_as_float(${name}${v}[${i}])`);
+    return `${ind}u32 ${name}w[4], ${name}v[4];\n${ind}seqc_ldsm4(${name}w, ${at("")});\n${ind}seqc_ldsm4(${name}v, ${at(" + 8u")});\n${packA(ind, name, w("w"), w("v"))}`;
+  };
+  // A stored [k][row]
+  const fragAt16 = (ind: string, name: string, X: string, ld: number, m0: string, k0: string) => {
+    const v = (k: string) => [[0, 0], [8, 0], [0, 4], [8, 4]].map(([dm, dk]) => `${X}[(${k} + tg + ${dk}u) * ${ld}u + ${m0} + g + ${dm}u]`);
+    return packA(ind, name, v(k0), v(`${k0} + 8u`));
+  };
+  // B from its values at k (the column n0 + g): k0 + tg, + 4, + 8, + 12
+  const fragB16 = (ind: string, name: string, val: (k: string) => string, k0: string) =>
+    `${ind}u32 ${name}[2] = {${pk(val(`${k0} + tg`), val(`${k0} + tg + 4u`))}, ${pk(val(`${k0} + tg + 8u`), val(`${k0} + tg + 12u`))}};\n`;
+  const mma16 = (ind: string, acc: string, a: string, b: string) => `${ind}seqc_dab_mma(${acc}, ${a}, ${b});\n`;
   const row = (hh: string) => `(16u * rb + g + 8u * ${hh})`;
   const col = (j: string) => `(8u * (2u * hq + ${j}) + 2u * tg)`;
   const zero = (acc: string, decl = true, nt = 2) => `${decl ? `  float ${acc}[${nt}][4];\n` : ""}${unroll}
@@ -126,6 +158,16 @@ ${unroll}
   const prodF = (acc: string, X: string, xT: boolean, Y: string, lo: string, hi: string, s?: string, o: { nt?: number; ldx?: number; ldy?: number; yNK?: boolean } = {}) => {
     const { nt = 2, ldx = LDS, ldy = LDS, yNK = false } = o;
     const yv = (dk: string) => (yNK ? `${Y}[(n0 + g) * ${ldy}u + 8u * ks + tg${dk}]` : `${Y}[(8u * ks + tg${dk}) * ${ldy}u + n0 + g]`);
+    if (bf) {
+      const yk = (k: string) => { const v = yNK ? `${Y}[(n0 + g) * ${ldy}u + ${k}]` : `${Y}[(${k}) * ${ldy}u + n0 + g]`; return s ? `sc * ${v}` : v; };
+      return `  for (u32 ks = ${lo}; ks < ${hi}; ks += 2u) {
+${xT ? fragAt16("    ", "fa", X, ldx, "16u * rb", "8u * ks") : fragA16("    ", "fa", X, ldx, "16u * rb", "8u * ks")}${unroll}
+    for (u32 j = 0; j < ${nt}u; ++j) {
+      const u32 n0 = 8u * (${nt}u * hq + j);
+${s ? `      const float sc = ${s};\n` : ""}${fragB16("      ", "fb", yk, "8u * ks")}${mma16("      ", `${acc}[j]`, "fa", "fb")}    }
+  }
+`;
+    }
     return `  for (u32 ks = ${lo}; ks < ${hi}; ++ks) {
 ${xT ? fragAt("    ", "fa", X, ldx, "16u * rb", "8u * ks") : fragA("    ", "fa", X, ldx, "16u * rb", "8u * ks")}${unroll}
     for (u32 j = 0; j < ${nt}u; ++j) {
@@ -137,12 +179,12 @@ ${s ? `      const float sc = ${s};\n${frag("      ", "fb", [`sc * ${yv("")}`, `
   // the key scores' tiles in earlier blocks than the row block (dst [a][f]; those in later blocks zero, the diagonal
   // block's entries f >= a + oq zero, the rest left to diagKeyScores): X = x~ rows, Yt = k^ transposed [i][f], each value times Cp[rb, bf, i]
   const keyScores = (dst: string, X: string, Y: string, oq: number) => `  {
-${zero("sc").replace(/^/gm, "  ")}    for (u32 ks = 0; ks < ${KB / 8}u; ++ks) {
-${fragA("      ", "fa", X, LDS, "16u * rb", "8u * ks")}${unroll}
+${zero("sc").replace(/^/gm, "  ")}    for (u32 ks = 0; ks < ${KB / 8}u; ${bf ? "ks += 2u" : "++ks"}) {
+${(bf ? fragA16 : fragA)("      ", "fa", X, LDS, "16u * rb", "8u * ks")}${unroll}
       for (u32 j = 0; j < 2u; ++j) {
         const u32 bf = hq, n0 = 8u * (2u * hq + j);
         if (bf < rb) {
-${frag("          ", "fb", [`${cp("rb", "bf", "8u * ks + tg")} * ${keyB(Y, "8u * ks + tg")}`, `${cp("rb", "bf", "8u * ks + tg + 4u")} * ${keyB(Y, "8u * ks + tg + 4u")}`])}${mma("          ", "sc[j]", "fa", "fb")}        }
+${bf ? `${fragB16("          ", "fb", (k) => `${cp("rb", "bf", k)} * ${keyB(Y, k)}`, "8u * ks")}${mma16("          ", "sc[j]", "fa", "fb")}` : `${frag("          ", "fb", [`${cp("rb", "bf", "8u * ks + tg")} * ${keyB(Y, "8u * ks + tg")}`, `${cp("rb", "bf", "8u * ks + tg + 4u")} * ${keyB(Y, "8u * ks + tg + 4u")}`])}${mma("          ", "sc[j]", "fa", "fb")}`}        }
       }
     }
 ${unroll}
@@ -188,11 +230,11 @@ ${unroll} 4
 `;
   // dst [a][f] = g_a . y_f over the values (Y stored [j][f]), masked f < a + oq (no decay); tiles above the diagonal zero
   const plainScores = (dst: string, X: string, Y: string, oq: number) => `  {
-${zero("sc").replace(/^/gm, "  ")}    for (u32 ks = 0; ks < ${V / 8}u; ++ks) {
-${fragA("      ", "fa", X, plain.ldx, "16u * rb", "8u * ks")}${unroll}
+${zero("sc").replace(/^/gm, "  ")}    for (u32 ks = 0; ks < ${V / 8}u; ${bf ? "ks += 2u" : "++ks"}) {
+${(bf ? fragA16 : fragA)("      ", "fa", X, plain.ldx, "16u * rb", "8u * ks")}${unroll}
       for (u32 j = 0; j < 2u; ++j) {
         if (hq <= rb) {
-${plain.fb(Y)}${mma("          ", "sc[j]", "fa", "fb")}        }
+${bf ? `${fragB16("          ", "fb", (k) => plain.bv!(Y, k), "8u * ks")}${mma16("          ", "sc[j]", "fa", "fb")}` : `${plain.fb(Y)}${mma("          ", "sc[j]", "fa", "fb")}`}        }
       }
     }
 ${unroll}
@@ -276,7 +318,7 @@ export function deltaAdjKeyMmaSource(c: DeltaAdjKeyMmaConfig): string {
   const C = 64, K = 64, V = 64;
   const L = layout();
   const { fragBkn } = tf32Ops(false);
-  const tok = adjTok;
+  const tok = adjTok, bf16 = c.math === "bf16";
   const S = (i: number) => `sS${i}`;
   const parts = adjKeyParts(c, NT, 16, "__expf");
   const { gk, exX, exY, exC, diagDot, prefixG } = parts;
@@ -288,7 +330,8 @@ export function deltaAdjKeyMmaSource(c: DeltaAdjKeyMmaConfig): string {
   const loadKV = (dst: string, src: string, T_: boolean) => parts.loadKV(slot(dst), src, T_);
   const { row, zero, each, prodF, keyScores, diagKeyScores, plainScores, diagProducts, addFrom, store } = keyTwinPieces({
     tk: (a, i) => tok(a, i, K), KB: K, V, gk, cp, keyB: (Y, k) => `${Y}[(${k}) * ${LDS}u + n0 + g]`,
-    plain: { ldx: LDS, fb: (Y) => fragBkn("          ", "fb", Y, LDS, "8u * (2u * hq + j)", "8u * ks") }, dot: (xg, oq) => diagDot(xg, "KK", oq),
+    plain: { ldx: LDS, fb: (Y) => fragBkn("          ", "fb", Y, LDS, "8u * (2u * hq + j)", "8u * ks"), bv: (Y, k) => `${Y}[(${k}) * ${LDS}u + 8u * (2u * hq + j) + g]` },
+    dot: (xg, oq) => diagDot(xg, "KK", oq), bf16,
   });
   const side = (y: boolean) => {
     const oq = y ? 1 : 0, x = y ? "Q" : "W";
@@ -310,7 +353,7 @@ ${addFrom("dx", S(1))}${addFrom("dk", S(2))}${addFrom("du", S(3))}${addFrom("dk"
   };
   const slots = L.slots.map((o, i) => `  float* ${S(i)} = (float*)seqc_smem_raw + ${o};\n`).join("");
   return `
-${MMA_TF32_PRELUDE}${adjHead(deltaAdjKeyMmaEntry(c), "unsigned short", NT, 1, C)}  const u32 wp = t >> 5u, l = t & 31u, g = l >> 2u, tg = l & 3u, rb = wp >> 2u, hq = wp & 3u;  // rows 16 rb.., columns 16 hq.. (two 8-column tiles) of each output
+${MMA_TF32_PRELUDE}${bf16 ? DELTA_ADJ_BF16_PRELUDE : ""}${adjHead(deltaAdjKeyMmaEntry(c), "unsigned short", NT, 1, C)}  const u32 wp = t >> 5u, l = t & 31u, g = l >> 2u, tg = l & 3u, rb = wp >> 2u, hq = wp & 3u;  // rows 16 rb.., columns 16 hq.. (two 8-column tiles) of each output
 ${slots}  float* sG = (float*)seqc_smem_raw + ${L.sG};    // [C + 1][K]: row a + 1 = G[a], row 0 = 0
   float* sCp = (float*)seqc_smem_raw + ${L.sCp};  // [6][K] the factors between 16-slot blocks
   float* sAC = (float*)seqc_smem_raw + ${L.sAC};  // [K] aC

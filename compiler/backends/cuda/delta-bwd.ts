@@ -17,7 +17,10 @@
  * 128, f32 and bf16 inputs; A written [N, K]), the per-key walks (A [N, K]; seqc_delta_walk_key_*) and the per-key
  * adjoint (delta-adjoint-key.ts, K = V = 64 only, f32 and bf16 inputs; dLD [B, T, H, K]); their TF32 twins (bf16
  * inputs, math "tf32"): prep's (delta-prep-key.ts's row layouts with delta-prep-mma.ts's mma, K = V = 64 and 128) and the
- * adjoint's (delta-adjoint-key-mma.ts, K = V = 64; delta-adjoint-key-mma-k128.ts, K = V = 128 over two key blocks).
+ * adjoint's (delta-adjoint-key-mma.ts, K = V = 64; delta-adjoint-key-mma-k128.ts, K = V = 128 over two key blocks); the
+ * per-key adjoint's bf16 twins at K = V = 64 and 128 (math "bf16", delta-adjoint-key-mma.ts DELTA_ADJ_KEY_BF16_CONFIGS,
+ * delta-adjoint-key-mma-k128.ts DELTA_ADJ_KEY_K128_BF16_CONFIGS: mma m16n8k16 over pairs of the TF32 twins' k8 steps; the
+ * runtime takes them only under LR_DELTA_KEY_MMA "bf16").
  *
  * Kernels, C = 64: the per-chunk preparations of both walks (compiler/backends/cuda/delta-prep.ts, K = V = 64 and 128,
  * f32 and bf16 inputs), the walk over the chunks, both directions (delta-walk.ts, K = V = 64 and 128), the per-chunk
@@ -32,8 +35,8 @@
 import { DELTA_ADJ_CONFIGS, DELTA_ADJ_K128_CONFIGS, DELTA_ADJ_K128_MMA_CONFIGS, DELTA_ADJ_MMA_CONFIGS, DELTA_ADJ_PRELUDE, deltaAdjKernel, deltaAdjSource, type DeltaAdjConfig } from "./delta-adjoint.ts";
 import { DELTA_ADJ_BF16_CONFIGS, DELTA_ADJ_BF16_ZIN_CONFIGS } from "./delta-adjoint-bf16.ts";
 import { DELTA_ADJ_KEY_CONFIGS, deltaAdjKeyKernel, deltaAdjKeySource, type DeltaAdjKeyConfig } from "./delta-adjoint-key.ts";
-import { DELTA_ADJ_KEY_MMA_CONFIGS, deltaAdjKeyMmaKernel, deltaAdjKeyMmaSource, type DeltaAdjKeyMmaConfig } from "./delta-adjoint-key-mma.ts";
-import { DELTA_ADJ_KEY_K128_MMA_CONFIGS, deltaAdjKeyMmaK128Kernel, deltaAdjKeyMmaK128Source } from "./delta-adjoint-key-mma-k128.ts";
+import { DELTA_ADJ_KEY_BF16_CONFIGS, DELTA_ADJ_KEY_MMA_CONFIGS, deltaAdjKeyMmaKernel, deltaAdjKeyMmaSource, type DeltaAdjKeyMmaConfig } from "./delta-adjoint-key-mma.ts";
+import { DELTA_ADJ_KEY_K128_BF16_CONFIGS, DELTA_ADJ_KEY_K128_MMA_CONFIGS, deltaAdjKeyMmaK128Kernel, deltaAdjKeyMmaK128Source } from "./delta-adjoint-key-mma-k128.ts";
 import { DELTA_PRELUDE, DELTA_PREP_CONFIGS, DELTA_PREP_KEY_CONFIGS, DELTA_PREP_KEY_MMA_CONFIGS, DELTA_PREP_MMA_CONFIGS, deltaPrepKernel, deltaPrepSource, type DeltaPrepConfig, type DeltaPrepDecay } from "./delta-prep.ts";
 import { DELTA_WALK_CONFIGS, DELTA_WALK_FEW_CONFIGS, DELTA_WALK_KEY_CONFIGS, DELTA_WALK_KEY_FEW_CONFIGS, DELTA_WALK_PRELUDE, deltaWalkKernel, deltaWalkSource, type DeltaWalkConfig } from "./delta-walk.ts";
 import { DELTA_WALK_KEY_MMA_CONFIGS, DELTA_WALK_KEY_WIDE_CONFIGS, DELTA_WALK_MMA_CONFIGS, DELTA_WALK_WIDE_CONFIGS, deltaWalkMmaKernel, deltaWalkMmaSource, type DeltaWalkMmaConfig } from "./delta-walk-mma.ts";
@@ -84,13 +87,13 @@ export function deltaBwdConfigs(decay: DeltaBwdDecay, twins = true): DeltaBwdCon
   const walk = decay === "key" ? [...DELTA_WALK_KEY_CONFIGS, ...DELTA_WALK_KEY_FEW_CONFIGS, ...(twins ? [...DELTA_WALK_KEY_MMA_CONFIGS, ...DELTA_WALK_KEY_WIDE_CONFIGS] : [])] : [...DELTA_WALK_CONFIGS, ...DELTA_WALK_FEW_CONFIGS, ...(twins ? [...DELTA_WALK_MMA_CONFIGS, ...DELTA_WALK_WIDE_CONFIGS] : [])];
   return {
     decay, prep: mine<DeltaPrepConfig<DeltaPrepDecay>>([...DELTA_PREP_CONFIGS, ...DELTA_PREP_KEY_CONFIGS, ...(twins ? [...DELTA_PREP_MMA_CONFIGS, ...DELTA_PREP_KEY_MMA_CONFIGS] : [])]), walk,
-    adj: mine([...DELTA_ADJ_CONFIGS, ...DELTA_ADJ_K128_CONFIGS, ...DELTA_ADJ_KEY_CONFIGS, ...(twins ? [...DELTA_ADJ_MMA_CONFIGS, ...DELTA_ADJ_K128_MMA_CONFIGS, ...DELTA_ADJ_KEY_MMA_CONFIGS, ...DELTA_ADJ_KEY_K128_MMA_CONFIGS, ...DELTA_ADJ_BF16_CONFIGS] : [])]),
+    adj: mine([...DELTA_ADJ_CONFIGS, ...DELTA_ADJ_K128_CONFIGS, ...DELTA_ADJ_KEY_CONFIGS, ...(twins ? [...DELTA_ADJ_MMA_CONFIGS, ...DELTA_ADJ_K128_MMA_CONFIGS, ...DELTA_ADJ_KEY_MMA_CONFIGS, ...DELTA_ADJ_KEY_K128_MMA_CONFIGS, ...DELTA_ADJ_KEY_BF16_CONFIGS, ...DELTA_ADJ_KEY_K128_BF16_CONFIGS, ...DELTA_ADJ_BF16_CONFIGS] : [])]),
     ...(twins && decay !== "key" ? { zbf16: { walk: walk.map((c) => ({ ...c, zout: "bf16" as const })), adj: mine(DELTA_ADJ_BF16_ZIN_CONFIGS) } } : {}),
   };
 }
 
 const isKeyAdj = (c: DeltaAdjConfig | DeltaAdjKeyConfig | DeltaAdjKeyMmaConfig): c is DeltaAdjKeyConfig | DeltaAdjKeyMmaConfig => c.decay === "key";
-const isKeyMma = (c: DeltaAdjKeyConfig | DeltaAdjKeyMmaConfig): c is DeltaAdjKeyMmaConfig => "math" in c && c.math === "tf32";
+const isKeyMma = (c: DeltaAdjKeyConfig | DeltaAdjKeyMmaConfig): c is DeltaAdjKeyMmaConfig => "math" in c && (c.math === "tf32" || c.math === "bf16");
 
 /** The module of these configurations: the preludes (prep's, the adjoint's, the walk's with the TF32 helpers: each
  * guarded or a repeatable definition), then the fp32 kernels (prep's, the walks, the adjoints), then the twins. */
