@@ -12,19 +12,13 @@ import { DELTA_R_CONFIGS, DELTA_R_ZB_CONFIGS, deltaRModule } from "../compiler/b
 const cpuTorch = spawnSync("/usr/bin/python3", ["-c", "import torch"]).status === 0;
 
 const script = `
-import contextlib, json, sys
+import json, sys
 sys.path.insert(0, 'runtime/torch')
+sys.path.insert(0, 'test/torch')
 import torch
 import seqc_delta_bwd as d
 inp = json.loads(sys.stdin.read())
-calls = []
-class KM:
-    def __init__(self, kernels):
-        self.kernels = kernels
-    def launch(self, k, grid, args, stream):
-        calls.append([k['entry'], list(grid), ['null' if a[0] == 'ptr' and a[1] == 0 else a[1] if a[0] == 'u32' else 'ptr' for a in args]])
-torch.cuda.device = lambda d: contextlib.nullcontext()
-torch.cuda.current_stream = lambda d=None: type('S', (), {'cuda_stream': 0})()
+from fake_kernels import KM, calls
 out = {}
 for mod in ('all', 'fma'):
     for rm in ('tf32x3', 'fp32'):
