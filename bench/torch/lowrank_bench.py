@@ -484,7 +484,7 @@ CONFIGS26 = [
 ]
 CONFIGS[26] = CONFIGS26
 _K128 = [(4, 8192, 16, 128)]
-ONLY_AT[26] = {"fp32 defaults": [], "bf16 fwd states": _K128, "bf16 glue bf16": _K128, "bf16 zbf16": _K128, "bf16 key mma bf16": _K128, "bf16 key walk many": _K128}
+ONLY_AT[26] = {"fp32 defaults": [], "bf16 fwd states": _K128, "bf16 glue bf16": _K128, "bf16 zbf16": _K128, "bf16 key mma bf16": [(8, 2048, 16, 64), (4, 8192, 16, 128), (1, 32768, 8, 128)], "bf16 key walk many": _K128}
 PROFILED[26] = ("bf16 defaults", "bf16 new")
 
 
