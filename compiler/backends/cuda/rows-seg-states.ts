@@ -16,7 +16,8 @@
  * segment, head) and tile of 64 keys x 64 values (grid (B (nseg - 1) H, ceil(K / 64) ceil(V / 64)), blockIdx.y = key tile
  * + ceil(K / 64) value tile). It walks its segment in stages of 32 tokens in the order the weights' sums grow (rev 0 from
  * the segment's last token back, else from its first): the stage's ld, a (float32 or bf16, widened) and b (bf16) rows
- * loaded into shared memory, the weights' running sums per key (4 threads a key, 8 tokens each, the parts' sums across
+ * loaded into shared memory (a thread's 8 rows of each loaded into registers before any is stored: one round of global
+ * latency a stage, where a load-store loop waited on 8 in turn; outputs bit for bit the same), the weights' running sums per key (4 threads a key, 8 tokens each, the parts' sums across
  * the 4 lanes by shuffles, a carry over the stages; every exponent a sum of log decays <= 0: no overflow), a scaled in
  * place, then each thread's 4 x 4 outputs accumulate w a b^T in float32 FMA. E [B, nseg - 1, H, K, V] and Q
  * [B, nseg - 1, H, K] float32 (Q written by the value tile 0 blocks). L any length (partial stages padded with zeros).
@@ -33,7 +34,7 @@ export interface RowsSegStatesKernel {
   tile: 64;
 }
 
-const TC = 32, PA = 68, PL = 65, THREADS = 256;
+const TC = 32, PA = 68, PL = 65, THREADS = 256, LOADS = (TC * 64) / THREADS;
 export const ROWS_SEG_STATES_SHARED = (2 * TC * PA + TC * PL) * 4;
 
 export function rowsSegStatesEntry(lowA: boolean): string {
@@ -63,21 +64,32 @@ __device__ __forceinline__ void seqc_rows_seg_ends_body(const float* __restrict_
 #pragma unroll
     for (int c = 0; c < 4; ++c) acc[r][c] = 0.f;
   for (u32 m0 = 0; m0 < L; m0 += ${TC}) {
-    // walk position m = m0 + r: stored token seg0 + m (rev), seg0 + L - 1 - m (forward time); zeros past L
-    for (u32 x = tid; x < ${TC * 64}; x += ${THREADS}) {
-      const u32 r = x >> 6, c = x & 63, m = m0 + r;
-      float lv = 0.f, av = 0.f, bv = 0.f;
-      if (m < L) {
-        const size_t row = seg0 + (rev ? m : L - 1 - m);
-        if (k0 + c < K) {
-          lv = ld[row * HK + (size_t)h * K + k0 + c];
-          av = seqc_f32(a[row * HK + (size_t)h * K + k0 + c]);
+    // walk position m = m0 + r: stored token seg0 + m (rev), seg0 + L - 1 - m (forward time); zeros past L. A thread's
+    // ${LOADS} rows (r = tid / 64 + ${THREADS / 64} i, column tid % 64) all loaded into registers before any is stored, so the
+    // stage waits on one round of global loads, not ${LOADS} in turn
+    {
+      const u32 c = tid & 63;
+      float lv[${LOADS}], av[${LOADS}], bv[${LOADS}];
+#pragma unroll
+      for (int i = 0; i < ${LOADS}; ++i) {
+        const u32 m = m0 + (tid >> 6) + ${THREADS / 64} * i;
+        lv[i] = 0.f, av[i] = 0.f, bv[i] = 0.f;
+        if (m < L) {
+          const size_t row = seg0 + (rev ? m : L - 1 - m);
+          if (k0 + c < K) {
+            lv[i] = ld[row * HK + (size_t)h * K + k0 + c];
+            av[i] = seqc_f32(a[row * HK + (size_t)h * K + k0 + c]);
+          }
+          if (v0 + c < V) bv[i] = seqc_f32(b[row * HV + (size_t)h * V + v0 + c]);
         }
-        if (v0 + c < V) bv = seqc_f32(b[row * HV + (size_t)h * V + v0 + c]);
       }
-      Ls[r * ${PL} + c] = lv;
-      Aw[r * ${PA} + c] = av;
-      Bs[r * ${PA} + c] = bv;
+#pragma unroll
+      for (int i = 0; i < ${LOADS}; ++i) {
+        const u32 r = (tid >> 6) + ${THREADS / 64} * i;
+        Ls[r * ${PL} + c] = lv[i];
+        Aw[r * ${PA} + c] = av[i];
+        Bs[r * ${PA} + c] = bv[i];
+      }
     }
     __syncthreads();
     {  // the weights: exclusive running sums of the decays along the walk (forward time), inclusive without the first (rev)
