@@ -17,59 +17,17 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createHash } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { RC_REV_BITS, ROWS_CHUNK_CONFIGS, rowsChunkModule, type RowsChunkConfig, type RowsChunkKernel } from "../compiler/backends/cuda/rows-chunk.ts";
+import { ROWS_CHUNK_CONFIGS, rowsChunkModule, type RowsChunkConfig, type RowsChunkKernel } from "../compiler/backends/cuda/rows-chunk.ts";
 import { findNvcc } from "../compiler/backends/cuda/nvcc.ts";
 import { relativeError } from "../compiler/io/manifest.ts";
 import { compileEmu, EMU_READF } from "./cuda-emu/harness.ts";
 import { rng } from "./helpers/random.ts";
+import { type Case, type Data, data, flipT, reference, REV_ALL, shiftRev } from "./helpers/rows-chunk-emu.ts";
 import { bf16 } from "./helpers/bf16-round.ts";
 
 const gpp = spawnSync("g++", ["--version"]).status === 0;
 if (!gpp) console.warn("cuda-rows-chunk-emu.test: g++ is not installed, so the emulated runs are skipped");
 const HERE = join(import.meta.dirname, "cuda-emu");
-
-interface Case { B: number; T: number; H: number; K: number; V: number; init: boolean; minLd: number }
-interface Data { ld: Float64Array; a: Float64Array; b: Float64Array; c: Float64Array; S0: Float64Array | null }
-
-/** Log decays in [minLd, 0] (uniform), a in [-1, 1) float32, b and c bf16 values, S0 in [-1, 1). */
-function data(k: RowsChunkKernel, c: Case, seed: number): Data {
-  const r = rng(seed);
-  const nK = c.B * c.T * c.H * c.K, nV = c.B * c.T * c.H * c.V;
-  const arr = (n: number) => Float64Array.from({ length: n }, () => Math.fround(2 * r()));
-  const a = arr(nK);
-  return {
-    ld: Float64Array.from({ length: nK }, () => Math.fround((r() + 0.5) * c.minLd)),
-    a: k.lowA ? bf16(a).values : a,
-    b: bf16(arr(nV)).values,
-    c: bf16(arr(nV)).values,
-    S0: c.init ? arr(c.B * c.H * c.K * c.V) : null,
-  };
-}
-
-/** The recurrence in float64. */
-function reference(c: Case, d: Data): Float64Array {
-  const { B, T, H, K, V } = c;
-  const out = new Float64Array(B * T * H * K);
-  const S = new Float64Array(K * V);
-  for (let bb = 0; bb < B; bb++)
-    for (let h = 0; h < H; h++) {
-      for (let x = 0; x < K * V; x++) S[x] = d.S0 ? d.S0[(bb * H + h) * K * V + x] : 0;
-      for (let t = 0; t < T; t++) {
-        const rk = ((bb * T + t) * H + h) * K, rv = ((bb * T + t) * H + h) * V;
-        for (let i = 0; i < K; i++) {
-          const e = Math.exp(d.ld[rk + i]);
-          let acc = 0;
-          for (let j = 0; j < V; j++) {
-            const s = e * S[i * V + j] + d.a[rk + i] * d.b[rv + j];
-            S[i * V + j] = s;
-            acc += s * d.c[rv + j];
-          }
-          out[rk + i] = acc;
-        }
-      }
-    }
-  return out;
-}
 
 /** An emulator executable for the module's entries: argv[1] a directory with launch.txt (entry, grid, threads, shared,
  * then B T H K V init rev) and ld, a, b, c, S0, o as raw buffers; runs the one launch and writes o.out. */
@@ -148,22 +106,6 @@ function error(bin: string, k: RowsChunkKernel, c: Case, seed: number): number {
 
 const TOL = 1e-4;
 
-/** x [B, T, H, w] reversed in time per batch row. */
-function flipT(x: Float64Array, c: Case, w: number): Float64Array {
-  const out = new Float64Array(x.length), row = c.H * w;
-  for (let b = 0; b < c.B; b++)
-    for (let t = 0; t < c.T; t++) out.set(x.subarray((b * c.T + t) * row, (b * c.T + t + 1) * row), (b * c.T + c.T - 1 - t) * row);
-  return out;
-}
-
-/** The adjoint's decays from the forward's (the glue's ldn): token t takes ld[T - t], 0 at t = 0. */
-function shiftRev(ld: Float64Array, c: Case): Float64Array {
-  const out = new Float64Array(ld.length), row = c.H * c.K;
-  for (let b = 0; b < c.B; b++)
-    for (let t = 1; t < c.T; t++) out.set(ld.subarray((b * c.T + c.T - t) * row, (b * c.T + c.T - t + 1) * row), (b * c.T + t) * row);
-  return out;
-}
-const REV_ALL = RC_REV_BITS.ld | RC_REV_BITS.a | RC_REV_BITS.b | RC_REV_BITS.c | RC_REV_BITS.out;
 
 const same = (x: Float64Array, y: Float64Array) => x.length === y.length && x.every((v, j) => Object.is(v, y[j]));
 /** The flipped tensors a reversed run (rev = 31) on d equals, its output flipped back. */
