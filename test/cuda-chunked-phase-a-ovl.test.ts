@@ -90,7 +90,8 @@ describe("-iw-io in the plans", () => {
       const d = lowered(name);
       const io = d.forms.filter((f) => f.variant.includes("-io"));
       for (const K of [64, 128]) expect(io.filter((f) => f.variant.includes(`-k${K}-`)).length, `${name} K = ${K}`).toBeGreaterThan(0);
-      for (const f of io) expect(f.variant, name).toMatch(/^chunked-split3?-b?f16-k(64|128)-v\d+-a512-iw-ios(-w512|-wc|-nb-wc-w512)?-r\d$/);
+      // (the -st twins: split's walk also storing the chunk states, chunked-walk-states.ts)
+      for (const f of io) expect(f.variant, name).toMatch(/^chunked-split3?-b?f16-k(64|128)-v\d+-a512-iw-ios(-w512|-wc|-nb-wc-w512)?(-st)?-r\d$/);
       expect(d.modules.f32.source.includes("seqc_chunk_phase_a_o"), name).toBe(false);
       expect(lowered(name, { ios: [BF16_IN_F32_OUT] }).forms.some((f) => f.variant.includes("-io")), name).toBe(false);
     }
