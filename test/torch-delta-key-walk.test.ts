@@ -1,5 +1,5 @@
 /**
- * The per-key decay's walk for many rows (runtime/torch/seqc_delta_bwd.py LR_DELTA_KEY_WALK, default "old"; the "key"
+ * The per-key decay's walk for many rows (runtime/torch/seqc_delta_bwd.py LR_DELTA_KEY_WALK, default "many" since H200 call F14; the "key"
  * module's seqc_delta_walk_key_c64k128v128_g64_w2_tf32x3, delta-walk-mma.ts DELTA_WALK_KEY_WIDE_CONFIGS) on a fake kernel
  * module (CPU torch): "old" keeps the rule before it (the 16-column 3xTF32 twin, the split fp32 walk for few rows);
  * "many" takes it where B H (V / 64) 2 >= the SM count, as the scalar decay's walk for many rows; never without math.
@@ -30,7 +30,7 @@ print(json.dumps(out))
 `;
 
 describe.skipIf(!cpuTorch)("torch target: the per-key walk for many rows (LR_DELTA_KEY_WALK) on a fake kernel module", () => {
-  it("\"old\" (default) the 16-column twin; \"many\" the 64-column per-key walk where B H (V / 64) 2 >= the SMs, else the split walk; without math the fp32 walk", () => {
+  it("\"old\" the 16-column twin; \"many\" (default) the 64-column per-key walk where B H (V / 64) 2 >= the SMs, else the split walk; without math the fp32 walk", () => {
     const ks = deltaBwdModule(deltaBwdConfigs("key")).kernels;
     const r = spawnSync("/usr/bin/python3", ["-c", script], { input: JSON.stringify(ks), encoding: "utf8" });
     expect(r.status, r.stderr).toBe(0);
@@ -41,6 +41,6 @@ describe.skipIf(!cpuTorch)("torch target: the per-key walk for many rows (LR_DEL
       ["seqc_delta_walk_key_c64k128v128", [64, 8]],
     ]);
     // the default
-    expect(spawnSync("/usr/bin/python3", ["-c", "import sys; sys.path.insert(0, 'runtime/torch'); import seqc_delta_bwd as d; print(d.KEY_WALK)"], { encoding: "utf8", env: { ...process.env, LR_DELTA_KEY_WALK: undefined } }).stdout.trim()).toBe("old");
+    expect(spawnSync("/usr/bin/python3", ["-c", "import sys; sys.path.insert(0, 'runtime/torch'); import seqc_delta_bwd as d; print(d.KEY_WALK)"], { encoding: "utf8", env: { ...process.env, LR_DELTA_KEY_WALK: undefined } }).stdout.trim()).toBe("many");
   }, 120_000);
 });

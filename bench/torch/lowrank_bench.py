@@ -486,6 +486,16 @@ CONFIGS[26] = CONFIGS26
 _K128 = [(4, 8192, 16, 128)]
 ONLY_AT[26] = {"fp32 defaults": [], "bf16 fwd states": _K128, "bf16 glue bf16": _K128, "bf16 zbf16": _K128, "bf16 key mma bf16": [(8, 2048, 16, 64), (4, 8192, 16, 128), (1, 32768, 8, 128)], "bf16 key walk many": _K128}
 PROFILED[26] = ("bf16 defaults", "bf16 new")
+# --variants 27 (session 14's second final call, after F14's defaults were taken): the defaults beside the session's
+# switches set back (the delta step as at session 13's end but for prep's kernels, whose staged / bf16-score forms are
+# module defaults, not switches), bf16 at every shape, the anchor's GPU time beside.
+CONFIGS27 = [
+    ("bf16 defaults", torch.bfloat16, {}),
+    ("bf16 switches back", torch.bfloat16, {"LR_FWD_STATES": "off", "LR_DELTA_GLUE": "off", "LR_DELTA_MMA": "tf32", "_delta.ZBF16": "off",
+                                            "_delta.KEY_MMA": "tf32", "_delta.KEY_WALK": "old", "_delta.WALK": "old"}),
+]
+CONFIGS[27] = CONFIGS27
+PROFILED[27] = ("bf16 defaults",)
 
 
 def drop_graphs(sm):
@@ -541,7 +551,7 @@ def case6(args, root, model, shape, rate, log):
                 t = tb.timed(one, 1, args.reps, args.cap_s)
                 one()
                 t["grads"] = {n: v.grad.detach().float().clone() for n, v in leaves.items()}
-                if args.variants in (20, 21, 22, 23, 24, 25, 26):  # GPU time alone, under the graphs and eager
+                if args.variants in (20, 21, 22, 23, 24, 25, 26, 27):  # GPU time alone, under the graphs and eager
                     import graph_bench as gb
                     t["gpu_graph_ms"] = gb.gpu_only(one, 5)
                     smc.graphs = False
@@ -551,11 +561,11 @@ def case6(args, root, model, shape, rate, log):
                     finally:
                         smc.graphs = True
                     log("%s %s: %s GPU ms: graphs %.3f, eager %.3f" % (model, shape, label, t["gpu_graph_ms"], t["gpu_eager_ms"]))
-                if args.variants in (7, 8, 9, 10, 11, 12, 13, 14, 16, 17, 15, 18, 19, 20, 21, 22, 23, 24, 25, 26) and label in PROFILED[args.variants]:
+                if args.variants in (7, 8, 9, 10, 11, 12, 13, 14, 16, 17, 15, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27) and label in PROFILED[args.variants]:
                     t["sections_ms"] = sections(one)
                     log("%s %s: %s sections (eager) %s" % (model, shape, label, ", ".join("%s %.2f" % kv for kv in t["sections_ms"].items())))
                 if args.profile and (model == "deltanet" or args.variants in (13, 16, 17, 18, 22)) and label in PROFILED[args.variants]:
-                    t["profile_top"] = profile(one, os.path.join(args.profile, "profile-%s-%s%s.txt" % (model, label.replace(" ", "-"), "-%dx%dx%dx%d" % shape if args.variants in (23, 24, 25, 26) else "")), stacks=args.variants in (15, 18))
+                    t["profile_top"] = profile(one, os.path.join(args.profile, "profile-%s-%s%s.txt" % (model, label.replace(" ", "-"), "-%dx%dx%dx%d" % shape if args.variants in (23, 24, 25, 26, 27) else "")), stacks=args.variants in (15, 18))
                     log("%s %s: %s profile (one eager step, CUDA self ms) %s" % (model, shape, label, ", ".join("%s %.2f" % kv for kv in t["profile_top"][:14])))
             import seqc_chunked_lowrank as lr
             t["bmm_out_dtype"] = lr._OUT_DTYPE[0]
@@ -578,7 +588,7 @@ def case6(args, root, model, shape, rate, log):
         one_a()
         torch.cuda.synchronize()
         row["anchor"] = tb.timed(one_a, 2, args.reps, args.cap_s)
-        if args.variants in (20, 21, 22, 23, 24):
+        if args.variants in (20, 21, 22, 23, 24, 25, 26, 27):
             import graph_bench as gb
             row["anchor_gpu_ms"] = gb.gpu_only(one_a, 5)
             log("%s %s: %s GPU ms %.3f" % (model, shape, ANCHOR[model], row["anchor_gpu_ms"]))

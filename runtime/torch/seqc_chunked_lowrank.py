@@ -206,8 +206,13 @@ LR_FUSED_DELTA = "cuda"
 # forwards; the states are graph arguments of the backward (one copy on a replay that is not direct). Memory: B H nC K V
 # elements of the forward's type kept from the forward to the backward (bf16 (4, 8192, 16, 128): 268 MB). Gradients
 # then follow the forward's bf16 states (emulated at (2, 1024, 4, 64): du, dw, dq 2.5e-3 off float64 before their bf16
-# rounding vs 0 with the walk's states; dk, dv unchanged). Untimed: "off" until the card shows it wins.
-LR_FWD_STATES = "off"
+# rounding vs 0 with the walk's states; dk, dv unchanged). "on" is the default since H200 call F14 (session 14's final
+# call, bench/RESULTS.md "session 14's switches timed together"): alone at (4, 8192, 16, 128) DeltaNet's bf16 step under
+# graphs 9.403 -> 9.322 ms (eager 9.384 -> 8.753), Gated DeltaNet 10.968 -> 10.882; with the other four switches of that
+# call (LR_DELTA_GLUE, seqc_delta_bwd ZBF16 / KEY_MMA / KEY_WALK) DeltaNet 2.131 -> 1.863 ms at (8, 2048, 16, 64), 6.918 ->
+# 5.373 at (1, 32768, 8, 128), 9.403 -> 8.334 at (4, 8192, 16, 128); gradients vs float64 at (2, 1024) 3.4e-3 -> 4.3e-3
+# (DeltaNet; fla 5.8e-3), Gated DeltaNet 3.2e-3 -> 5.0e-3 (dg).
+LR_FWD_STATES = "on"
 # The per-token inputs' type LR_FUSED_DELTA "cuda" gives its kernels where the forward's tensors are bf16 (the glue runs
 # in float32): "f32" (prep's float32 outputs as they are: the _f32 entries) or "bf16" (rounded to bf16 once: the _bf16
 # entries, half the reads). "bf16" is the default since H200 call D13, for LR_DELTA_MMA's twins (bf16 inputs only): alone
@@ -233,8 +238,10 @@ LR_DELTA_MMA = "bf16"
 # copy and zeros (dY the cotangent as given: post_copies), else its "-bf16out" twin writes dY; prep's backward writes
 # the gradients it alone makes (DeltaNet's q and beta) in bf16; a merged decay's w' = exp(ld) w is written in bf16 by its
 # one product; an input's gradient pieces (k's two) are summed into bf16 (the gradient as returned). Where the stateless
-# run or the plan has no such twins, as "off". Untimed: "off" is the default until the card shows "bf16" wins.
-LR_DELTA_GLUE = "off"
+# run or the plan has no such twins, as "off". "bf16" is the default since H200 call F14 (session 14's final call): alone
+# at (4, 8192, 16, 128) bf16 steps under graphs DeltaNet 9.403 -> 9.149 ms, Gated DeltaNet 10.968 -> 10.428, RWKV-7
+# 27.741 -> 27.494; gradients vs float64 unchanged (3.4e-3 / 3.2e-3 / 1.7e-3).
+LR_DELTA_GLUE = "bf16"
 # How the walks over the chunks run where they are products (LR_PASS "matmul": the chunk start states from the
 # transitions, and LR_BWD "wy"'s reverse walk over the end states' adjoints): "torch" (one batched product per chunk,
 # nC launches) or "cuda" (one kernel for the whole walk, a block per batch row and head, compiler/backends/cuda/

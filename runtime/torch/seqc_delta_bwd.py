@@ -350,8 +350,10 @@ MATH_PREFS = {"tf32": ("tf32",), "bf16": ("bf16", "tf32")}
 # The per-key adjoint (decay "key", RWKV-7) under math "bf16" (read at each launch; LR_DELTA_KEY_MMA at import): "tf32"
 # (default) skips its bf16 twins (math "bf16", K = 64 and 128: seqc_delta_adj_key_c64k{64,128}v*_bf16_bf16,
 # delta-adjoint-key-mma.ts / delta-adjoint-key-mma-k128.ts) for the TF32 twins, as before the bf16 twins existed; "bf16"
-# takes a bf16 twin where the module has one. Untimed on the card: "tf32" until it shows the twins win.
-KEY_MMA = os.environ.get("LR_DELTA_KEY_MMA", "tf32")
+# takes a bf16 twin where the module has one. "bf16" is the default since H200 call F14 (session 14's final call): RWKV-7's
+# bf16 step under graphs 5.719 -> 5.471 ms at (8, 2048, 16, 64), 16.498 -> 16.189 at (1, 32768, 8, 128), 27.741 -> 27.118 at
+# (4, 8192, 16, 128); gradients vs float64 at (2, 1024) 1.7e-3 either way (fla 4.1e-3).
+KEY_MMA = os.environ.get("LR_DELTA_KEY_MMA", "bf16")
 # The walk a launcher with math takes at K = V = 128 for many (b, h) rows (read at each launch; LR_DELTA_WALK at import):
 # "default" the 3xTF32 walk for many rows (a record with walkFor "many": 64 value columns a block over 8 warps,
 # delta-walk-mma.ts DELTA_WALK_WIDE_CONFIGS) where its grid B H (V / cols) is at least half the SMs (B H >= 33 on 132),
@@ -363,15 +365,17 @@ KEY_MMA = os.environ.get("LR_DELTA_KEY_MMA", "tf32")
 WALK = os.environ.get("LR_DELTA_WALK", "default")
 # The per-key decay's (mode "key", RWKV-7) walk for many rows (read at each launch; LR_DELTA_KEY_WALK at import): "many"
 # takes the module's per-key 3xTF32 walk for many rows (delta-walk-mma.ts DELTA_WALK_KEY_WIDE_CONFIGS, K = V = 128) by
-# WALK's grid rule; "old" (default): the rule before it, the 16-column twin. Untimed on the card.
-KEY_WALK = os.environ.get("LR_DELTA_KEY_WALK", "old")
+# WALK's grid rule; "old": the rule before it, the 16-column twin. "many" is the default since H200 call F14: RWKV-7's bf16
+# step under graphs at (4, 8192, 16, 128) 27.741 -> 27.092 ms (other shapes: the same walk either way).
+KEY_WALK = os.environ.get("LR_DELTA_KEY_WALK", "many")
 # The bf16-state path (read at each launch; LR_DELTA_ZBF16 at import): "on" where the adjoint a launcher picks is a bf16
 # twin (math "bf16") with a sibling reading bf16 R, S0, LE, DR (a record with zin, entry <its entry>_zb) and the walk it
 # picks for the shape has a sibling writing bf16 ZS and Y (zout, <entry>_zb): both walks (and the reads from saved
 # states, delta-r.ts's _zb) write those four as bf16, which the twin rounds to bf16 as it stages them anyway (round to
-# nearest even both ways: the same adjoint but aC, now from the bf16 LE and S_C); half the four's bytes. "off" (default):
-# float32 as before. Untimed on the card.
-ZBF16 = os.environ.get("LR_DELTA_ZBF16", "off")
+# nearest even both ways: the same adjoint but aC, now from the bf16 LE and S_C); half the four's bytes. "off": float32
+# as before. "on" is the default since H200 call F14 (session 14's final call): alone at (4, 8192, 16, 128) bf16 steps
+# under graphs DeltaNet 9.403 -> 9.285 ms, Gated DeltaNet 10.968 -> 10.466; gradients vs float64 unchanged (3.4e-3 / 3.2e-3).
+ZBF16 = os.environ.get("LR_DELTA_ZBF16", "on")
 # The reads from saved chunk states' kernel (LR_FWD_STATES; read at each launch, LR_DELTA_R at import): "tf32x3"
 # (default) the tensor-core twin (delta-r-mma.ts, math "tf32x3": mma m16n8k8 on split operands, fp32 accuracy: 4e-8..1e-7
 # vs float64 on the emulation as the FMA kernel) where the module has it, else the FMA kernel; "fp32" the FMA kernel

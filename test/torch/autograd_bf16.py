@@ -86,6 +86,9 @@ def main():
         return outs, final, variant
 
     m.execute = execute
+    # (the execute stand-in above keeps no workspaces: the forward's chunk states for the delta backward, LR_FWD_STATES
+    # "on" by default since H200 call F14, are off here; the path with them is torch-delta-fwd-states')
+    seqc_torch._chunked_lowrank.LR_FWD_STATES = "off"
     seen, dcalls = [], []
     if case.get("deltaKern") == "standin":  # the delta kernels' stand-in (delta_kernels_standin.py) as the module's launcher,
         # its per-token inputs bf16 (LR_DELTA_TIN "bf16"); LR_DELTA_GLUE from deltaGlue

@@ -29,6 +29,9 @@ def stub_model(mods, name, zeros=False, on_run=None):
     m = seqc_torch.SeqcModel(os.path.join(mods, name + ".torch.json"), None, "auto", "chunked")
     m.graphs = False
     C.PER_KEY_TRANSPOSED = "matmul"
+    # (execute below keeps no workspaces: the forward's chunk states for the delta backward, LR_FWD_STATES "on" by
+    # default since H200 call F14, are off here; that path is torch-delta-fwd-states')
+    seqc_torch._chunked_lowrank.LR_FWD_STATES = "off"
     runners = {}
 
     def runner(key, device):
