@@ -221,8 +221,8 @@ LR_DELTA_TIN = "bf16"
 # Whether LR_FUSED_DELTA's kernels with bf16 per-token inputs (LR_DELTA_TIN "bf16") take the module's tensor-core twins
 # (compiler/backends/cuda/delta-prep-mma.ts, delta-adjoint-mma.ts; records with math "tf32") where it has them: "off" or
 # "tf32" (each op's twin where one exists for the shape, else its fp32 kernel), or "bf16" (seqc_delta_bwd.MATH_PREFS:
-# the bf16 tensor-core twins, math "bf16", where the module has them, else the TF32 ones: today the adjoint's, decay
-# none / scalar, compiler/backends/cuda/delta-adjoint-bf16.ts). "tf32" was the default from H200 call D13 (bf16 steps
+# the bf16 tensor-core twins, math "bf16", where the module has them, else the TF32 ones: the adjoints', decay
+# none / scalar (compiler/backends/cuda/delta-adjoint-bf16.ts) and per key (seqc_delta_bwd.KEY_MMA)). "tf32" was the default from H200 call D13 (bf16 steps
 # DeltaNet 4.16 -> 3.19 ms at (8, 2048, 16, 64), 21.72 -> 16.05 at (4, 8192, 16, 128); Gated DeltaNet 4.80 -> 3.97,
 # 24.52 -> 19.27). "bf16" is the default since H200 call A1 (session 14, bench/RESULTS.md "the delta adjoint's bf16
 # twin"): the adjoint alone 0.927 -> 0.283 ms (DeltaNet (8, 2048, 16, 64)), 4.874 -> 1.477 ((4, 8192, 16, 128)); DeltaNet's
