@@ -415,20 +415,24 @@ def delta_launcher(m, device, way=None, switch="LR_FUSED_DELTA", tin=None, math=
     return launch
 
 
+def zb_sibling(kernels, k):
+    """Record k's bf16-state sibling among kernels (zout / zin: entry <k's entry>_zb, LR_DELTA_ZBF16), or None (also for
+    k None)."""
+    return next((x for x in kernels if x["entry"] == k["entry"] + "_zb"), None) if k is not None else None
+
+
 def r_launch(km, device):
     """The reads from saved chunk states (module "deltaStates", compiler/backends/cuda/delta-r.ts) as delta_kernels' kern.r:
     r(C, K, V, M, X, S) -> (R [N, C, V] = X + M S per chunk, S0: S as float32 [N, K, V], a copy the kernel writes for
     bf16 S, S itself for float32), M [N, C, K], X [N, C, V] float32, S [N, K, V] bfloat16 or float32; r.has(C, K, V,
     dtype). zout=True (LR_DELTA_ZBF16; r.has(..., zout=True) says whether the module has it): R and S0 as bfloat16 (the
     record's _zb sibling; bf16 S is S0 itself, no copy)."""
-    SIN = {torch.bfloat16: "bf16", torch.float32: "f32"}
-
     def pick(C, K, V, dt, zout=False):
-        ks = [k for k in km.kernels if k["op"] == "r" and (k["C"], k["K"], k["V"]) == (C, K, V) and k["sin"] == SIN.get(dt) and not k.get("zout")]
+        ks = [k for k in km.kernels if k["op"] == "r" and (k["C"], k["K"], k["V"]) == (C, K, V) and k["sin"] == TIN.get(dt) and not k.get("zout")]
         # R_MATH's twin first (LR_DELTA_R "tf32x3"), then the FMA kernel (no math)
         k = next((k for k in ks if k.get("math") == R_MATH), None) or next((k for k in ks if not k.get("math")), None)
         if k is not None and zout:  # R and S0 as bf16 (LR_DELTA_ZBF16): the sibling _zb
-            k = next((x for x in km.kernels if x["entry"] == k["entry"] + "_zb"), None)
+            k = zb_sibling(km.kernels, k)
         return k
 
     def r(C, K, V, M, X, S, zout=False):
@@ -481,7 +485,7 @@ def kernel_launch(km, device, math=None, sms=None):
         return k
 
     def zsib(k):  # a record's bf16-state sibling (zout / zin, entry <its entry>_zb), or None
-        return next((x for x in km.kernels if x["entry"] == k["entry"] + "_zb"), None) if k is not None else None
+        return zb_sibling(km.kernels, k)
 
     def zbf16(mode, C, K, V, tin, BH):
         """Whether delta_kernels takes the bf16-state path for the shape: ZBF16 "on", the adjoint picked a bf16 twin with a
