@@ -415,6 +415,12 @@ def delta_launcher(m, device, way=None, switch="LR_FUSED_DELTA", tin=None, math=
     return launch
 
 
+def launch_switches():
+    """The launchers' switches read at each launch (KEY_MMA, WALK, KEY_WALK, ZBF16, R_MATH), for the key of a captured
+    backward graph (seqc_chunked_lowrank: a switch changed between steps must not replay the old kernels)."""
+    return (KEY_MMA, WALK, KEY_WALK, ZBF16, R_MATH)
+
+
 def zb_sibling(kernels, k):
     """Record k's bf16-state sibling among kernels (zout / zin: entry <k's entry>_zb, LR_DELTA_ZBF16), or None (also for
     k None)."""
