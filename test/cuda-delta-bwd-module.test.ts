@@ -10,7 +10,7 @@
 import { describe, expect, it } from "vitest";
 import { spawnSync } from "node:child_process";
 import { deltaBwdConfigs, deltaBwdModule } from "../compiler/backends/cuda/delta-bwd.ts";
-import { DELTA_ADJ_BF16_CONFIGS, DELTA_ADJ_BF16_ZIN_CONFIGS } from "../compiler/backends/cuda/delta-adjoint-bf16.ts";
+import { DELTA_ADJ_BF16_CONFIGS, DELTA_ADJ_BF16_OUT_CONFIGS, DELTA_ADJ_BF16_ZIN_CONFIGS } from "../compiler/backends/cuda/delta-adjoint-bf16.ts";
 import { DELTA_ADJ_CONFIGS, DELTA_ADJ_K128_CONFIGS, DELTA_ADJ_K128_MMA_CONFIGS, DELTA_ADJ_MMA_CONFIGS, deltaAdjKernel, type DeltaAdjConfig } from "../compiler/backends/cuda/delta-adjoint.ts";
 import { DELTA_PREP_CONFIGS, DELTA_PREP_KEY_CONFIGS, DELTA_PREP_KEY_MMA_CONFIGS, DELTA_PREP_MMA_CONFIGS, deltaPrepKernel, type DeltaPrepConfig, type DeltaPrepDecay } from "../compiler/backends/cuda/delta-prep.ts";
 import { DELTA_ADJ_KEY_CONFIGS, deltaAdjKeyKernel } from "../compiler/backends/cuda/delta-adjoint-key.ts";
@@ -36,20 +36,20 @@ describe("delta backward kernel module", () => {
     const keyAdjMma = decay === "key" ? [...DELTA_ADJ_KEY_MMA_CONFIGS.map((c) => ({ c, k: deltaAdjKeyMmaKernel(c), op: "adj" })), ...DELTA_ADJ_KEY_K128_MMA_CONFIGS.map((c) => ({ c, k: deltaAdjKeyMmaK128Kernel(c), op: "adj" })), ...DELTA_ADJ_KEY_BF16_CONFIGS.map((c) => ({ c, k: deltaAdjKeyMmaKernel(c), op: "adj" })), ...DELTA_ADJ_KEY_K128_BF16_CONFIGS.map((c) => ({ c, k: deltaAdjKeyMmaK128Kernel(c), op: "adj" }))] : [];
     const walkTwins = (decay === "key" ? [...DELTA_WALK_KEY_MMA_CONFIGS, ...DELTA_WALK_KEY_WIDE_CONFIGS] : [...DELTA_WALK_MMA_CONFIGS, ...DELTA_WALK_WIDE_CONFIGS]).map((c) => ({ c: { ...c, tin: "f32" }, k: deltaWalkMmaKernel(c), op: "walk" }));
     // decay none / scalar: last, the bf16-state path's siblings (LR_DELTA_ZBF16): every walk above writing bf16 ZS / Y
-    // (zout, _zb), the bf16 adjoint twins reading them (zin, _zb)
+    // (zout, _zb), the bf16 adjoint twins reading them (zin, _zb), then those storing bf16 gradients (aout, _zb_ob)
     const zb = decay === "key" ? [] : [
       ...walks.map((c) => ({ c: { ...c, tin: "f32", math: undefined, zout: "bf16" }, k: deltaWalkKernel({ ...c, zout: "bf16" }), op: "walk" })),
       ...walkTwins.map(({ c }) => ({ c: { ...c, zout: "bf16" }, k: deltaWalkMmaKernel({ ...c, zout: "bf16" }), op: "walk" })),
-      ...adj(DELTA_ADJ_BF16_ZIN_CONFIGS),
+      ...adj(DELTA_ADJ_BF16_ZIN_CONFIGS), ...adj(DELTA_ADJ_BF16_OUT_CONFIGS),
     ];
     const want = [
       ...prep(DELTA_PREP_CONFIGS), ...prep(DELTA_PREP_KEY_CONFIGS),
       ...walks.map((c) => ({ c: { ...c, tin: "f32", math: undefined }, k: deltaWalkKernel(c), op: "walk" })),
       ...adj([...DELTA_ADJ_CONFIGS, ...DELTA_ADJ_K128_CONFIGS]), ...keyAdj, ...prep(DELTA_PREP_MMA_CONFIGS), ...prep(DELTA_PREP_KEY_MMA_CONFIGS), ...walkTwins, ...adj([...DELTA_ADJ_MMA_CONFIGS, ...DELTA_ADJ_K128_MMA_CONFIGS]), ...keyAdjMma, ...adj(DELTA_ADJ_BF16_CONFIGS), ...zb,
-    ].map(({ c, k, op }) => ({ op, decay, tin: c.tin, C: c.C, K: c.K, V: c.V, cols: "cols" in k ? k.cols : c.V, ...("split" in k && k.split > 1 ? { split: k.split } : {}), ...(c.math ? { math: c.math } : {}), ...("walkFor" in c && c.walkFor ? { walkFor: c.walkFor } : {}), ...("zout" in c && c.zout ? { zout: c.zout } : {}), ...("zin" in c && c.zin ? { zin: c.zin } : {}), entry: k.entry, threads: k.threads, sharedBytes: k.sharedBytes }));
+    ].map(({ c, k, op }) => ({ op, decay, tin: c.tin, C: c.C, K: c.K, V: c.V, cols: "cols" in k ? k.cols : c.V, ...("split" in k && k.split > 1 ? { split: k.split } : {}), ...(c.math ? { math: c.math } : {}), ...("walkFor" in c && c.walkFor ? { walkFor: c.walkFor } : {}), ...("zout" in c && c.zout ? { zout: c.zout } : {}), ...("zin" in c && c.zin ? { zin: c.zin } : {}), ...("aout" in c && c.aout ? { aout: c.aout } : {}), entry: k.entry, threads: k.threads, sharedBytes: k.sharedBytes }));
     expect(m.kernels).toEqual(want);
     // each _zb record the sibling of the record without _zb (same op, shape, cols, split, math, threads, shared bytes)
-    const zrecs = m.kernels.filter((k) => k.zout || k.zin);
+    const zrecs = m.kernels.filter((k) => (k.zout || k.zin) && !k.aout);
     expect(zrecs.length).toBe(decay === "key" ? 0 : 10);
     for (const k of zrecs) {
       const { zout: _o, zin: _i, entry, ...rest } = k;
@@ -57,7 +57,11 @@ describe("delta backward kernel module", () => {
       const sib = m.kernels.find((x) => x.entry === entry.slice(0, -3))!;
       expect({ ...rest, entry: sib.entry }, entry).toEqual(sib);
     }
-    const main = m.kernels.filter((k) => !k.zout && !k.zin);
+    // each _ob record (bf16 gradients) the sibling of its _zb adjoint (the same but aout)
+    const orecs = m.kernels.filter((k) => k.aout);
+    expect(orecs.map((k) => k.entry)).toEqual(decay === "key" ? [] : [64, 128].map((K) => `seqc_delta_adj_${decay}_c64k${K}v${K}_bf16_bf16_zb_ob`));
+    for (const { aout: _a, entry, ...rest } of orecs) expect({ ...rest, entry: entry.slice(0, -3) }, entry).toEqual(m.kernels.find((x) => x.entry === entry.slice(0, -3)));
+    const main = m.kernels.filter((k) => !k.zout && !k.zin && !k.aout);
     expect(main.filter((k) => k.math && k.op !== "walk").map((k) => k.math), "twins").toEqual(decay === "key" ? [...Array(6).fill("tf32"), "bf16", "bf16"] : [...Array(6).fill("tf32"), "bf16", "bf16"]);
     expect(deltaBwdModule(deltaBwdConfigs(decay, false)).kernels).toEqual(main.filter((k) => !k.math));
     // what the runtime needs at least: each op at C = 64, K = V = 64 and 128 for both input types, the TF32 twins of prep

@@ -7,7 +7,7 @@
  */
 import { expect } from "vitest";
 import { execFileSync } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { relativeError } from "../../compiler/io/manifest.ts";
 import { bf16 } from "./bf16-round.ts";
@@ -17,7 +17,7 @@ import { rng } from "./random.ts";
 
 /** An adjoint configuration: decay "none", "scalar" (ld [B, T, H]) or "key" (ld [B, T, H, K]). */
 export interface AdjConfig { decay: "none" | "scalar" | "key"; tin: "f32" | "bf16"; C: number; K: number; V: number }
-export interface AdjKernel extends AdjConfig { entry: string; threads: number; sharedBytes: number; zin?: "bf16" }
+export interface AdjKernel extends AdjConfig { entry: string; threads: number; sharedBytes: number; zin?: "bf16"; aout?: "bf16" }
 
 const TOK = ["Q", "U", "W", "KK", "VV", "DY"] as const;
 const FILES = [...TOK, "LD", "R", "S0", "SF", "LE", "DR", "dQ", "dU", "dW", "dK", "dV", "dLD"] as const;
@@ -34,7 +34,7 @@ export function adjEmu(source: string, kernels: readonly AdjKernel[], name: stri
   const call = (entry: string) => {
     const k = kernels.find((x) => x.entry === entry)!, T = k.tin === "f32" ? "float" : "unsigned short", dec = k.decay !== "none";
     return [...TOK.map((_, i) => `(const ${T}*)P[${i}]`), dec ? "(const float*)P[6]" : "nullptr", ...[7, 8, 9, 10, 11].map((i) => `(const ${k.zin && i !== 9 ? "unsigned short" : "float"}*)P[${i}]`),
-      "BB", "TT", "HH", ...[12, 13, 14, 15, 16].map((i) => `(float*)P[${i}]`), dec ? "(float*)P[17]" : "nullptr"].join(", ");
+      "BB", "TT", "HH", ...[12, 13, 14, 15, 16].map((i) => `(${k.aout ? "unsigned short" : "float"}*)P[${i}]`), dec ? "(float*)P[17]" : "nullptr"].join(", ");
   };
   const main = emuGridMain(kernels.map((k) => k.entry), call, FILES, ["BB", "TT", "HH"], [12, 13, 14, 15, 16, 17]);
   return compileLowRankEmu(source, main, name, mma);
@@ -63,7 +63,8 @@ export function adjData(c: AdjConfig, T: number, minLd: number, seed: number, dy
 
 const OUTS = ["dq", "du", "dw", "dk", "dv", "dld"] as const;
 
-/** A run's outputs (zin "bf16": R, S0, LE, DR written as bf16 words, rounded to nearest even; SF float32). */
+/** A run's outputs (zin "bf16": R, S0, LE, DR written as bf16 words, rounded to nearest even; SF float32; aout "bf16":
+ * dQ, dU, dW, dK, dV read back as bf16 words, widened exactly). */
 export function adjRun(bin: string, k: AdjKernel, d: AdjData): DeltaGrads {
   return runEmu(bin, k, d);
 }
@@ -80,8 +81,16 @@ function runEmu(bin: string, k: AdjKernel, d: AdjData): DeltaGrads {
     for (const [name, w] of [["dQ", s.K], ["dU", s.K], ["dW", s.K], ["dK", s.K], ["dV", s.V], ["dLD", wLd]] as const) writeFileSync(join(dir, `${name}.bin`), f32Bytes(new Float64Array(BTH * w).fill(NaN)));
     execFileSync(bin, [dir, k.entry, String(s.B * s.H * nChunks(s)), String(k.threads), String(k.sharedBytes), String(s.B), String(s.T), String(s.H)], { stdio: "pipe" });
     const read = (name: string) => readF32(join(dir, `${name}.out`));
-    return { dq: read("dQ"), du: read("dU"), dw: read("dW"), dk: read("dK"), dv: read("dV"), dld: k.decay === "none" ? null : read("dLD") };
+    const readTok = (name: string, w: number) => (k.aout ? readBf16(join(dir, `${name}.out`), BTH * w) : read(name));
+    return { dq: readTok("dQ", s.K), du: readTok("dU", s.K), dw: readTok("dW", s.K), dk: readTok("dK", s.K), dv: readTok("dV", s.V), dld: k.decay === "none" ? null : read("dLD") };
   });
+}
+
+/** The first n bf16 words of a file, widened to float64 (exact). */
+function readBf16(path: string, n: number): Float64Array {
+  const raw = readFileSync(path), w = new Uint16Array(raw.buffer, raw.byteOffset, n), u = new Uint32Array(n);
+  for (let i = 0; i < n; i++) u[i] = w[i] << 16;
+  return Float64Array.from(new Float32Array(u.buffer));
 }
 
 /** Each output's relative error against the float64 formulas (dld absent without a decay); non-finite outputs fail the

@@ -38,6 +38,12 @@ export const DELTA_ADJ_BF16_CONFIGS: readonly DeltaAdjConfig[] = [64, 128].flatM
  * same values in shared memory). SF stays float32; aC's <LE, S_C> from the bf16 LE and S_C (S0's next chunk). */
 export const DELTA_ADJ_BF16_ZIN_CONFIGS: readonly DeltaAdjConfig[] = DELTA_ADJ_BF16_CONFIGS.map((c) => ({ ...c, zin: "bf16" as const }));
 
+/** The zin twins' siblings storing dQ, dU, dW, dK, dV as bf16 (aout "bf16", entries _zb_ob; seqc_delta_bwd LR_DELTA_ADJ_OUT):
+ * each value the float32 sibling's, rounded to nearest even as it is stored (cvt.rn.bf16x2, two a 4-byte store: half
+ * the five outputs' bytes, 0.67 of the 1.34 GB at (4, 8192, 16, 128)); dLD float32, the accumulators and dld's dot
+ * products as before (the float32 values). */
+export const DELTA_ADJ_BF16_OUT_CONFIGS: readonly DeltaAdjConfig[] = DELTA_ADJ_BF16_ZIN_CONFIGS.map((c) => ({ ...c, aout: "bf16" as const }));
+
 /** Loads of 4 bf16 values (8 bytes) for the zin twins (guarded; the CPU emulation: two 4-byte words). */
 export const DELTA_ADJ_ZIN_PRELUDE = `#ifndef SEQC_DELTA_ADJ_ZIN
 #define SEQC_DELTA_ADJ_ZIN 1
@@ -129,6 +135,7 @@ export function adjBf16Layout(c: DeltaAdjConfig): { NW: number; NT: number; WG: 
 
 function check(c: DeltaAdjConfig): void {
   if (c.zin !== undefined && c.zin !== "bf16") throw new Error(`delta-adjoint (bf16): zin "bf16" or absent`);
+  if (c.aout !== undefined && c.aout !== "bf16") throw new Error(`delta-adjoint (bf16): aout "bf16" or absent`);
   if (c.math !== "bf16" || c.C !== 64 || (c.K !== 64 && c.K !== 128) || c.V !== c.K || c.tin !== "bf16" || c.decay === ("key" as string))
     throw new Error(`delta-adjoint (bf16): C = 64, K = V = 64 or 128, bf16 inputs, decay none or scalar only`);
   const { bytes } = adjBf16Layout(c);
@@ -136,7 +143,7 @@ function check(c: DeltaAdjConfig): void {
 }
 
 export function deltaAdjBf16Entry(c: DeltaAdjConfig): string {
-  return `seqc_delta_adj_${c.decay}_c${c.C}k${c.K}v${c.V}_${c.tin}_bf16${c.zin ? "_zb" : ""}`;
+  return `seqc_delta_adj_${c.decay}_c${c.C}k${c.K}v${c.V}_${c.tin}_bf16${c.zin ? "_zb" : ""}${c.aout ? "_ob" : ""}`;
 }
 
 export function deltaAdjBf16Kernel(c: DeltaAdjConfig): DeltaAdjKernel {
@@ -148,7 +155,7 @@ export function deltaAdjBf16Kernel(c: DeltaAdjConfig): DeltaAdjKernel {
 export function deltaAdjBf16Source(c: DeltaAdjConfig): string {
   check(c);
   const { C, K, V } = c;
-  const dec = c.decay !== "none", zin = c.zin === "bf16";
+  const dec = c.decay !== "none", zin = c.zin === "bf16", ob = c.aout === "bf16";
   const L = adjBf16Layout(c), { NT, WG, TS, slots: S } = L;
   const LK = K + 8, LC = C + 8, PR = 4 * WG;
   const tok = adjTok;
@@ -216,7 +223,7 @@ ${unroll}
     const u32 a = 16u * rb + g + 8u * hh;
     if (a < nv) {
 ${unroll}
-      for (u32 j = 0; j < 4u; ++j) *(float2*)&${dst}[${tok("a", col("j"), K)}] = make_float2(${acc}[j][2u * hh], ${acc}[j][2u * hh + 1u]);
+      for (u32 j = 0; j < 4u; ++j) ${ob ? `*(u32*)&${dst}[${tok("a", col("j"), K)}] = seqc_dab_pack(${acc}[j][2u * hh], ${acc}[j][2u * hh + 1u]);` : `*(float2*)&${dst}[${tok("a", col("j"), K)}] = make_float2(${acc}[j][2u * hh], ${acc}[j][2u * hh + 1u]);`}
     }
   }
 `;
@@ -354,7 +361,7 @@ ${unroll}
 ` : "";
   if (2 * C * PR > 3 * C * LC / 2) throw new Error("delta-adjoint (bf16): dld partials");
   const eC = (a: string) => `__expf(sG[${C}u] - sG[${a} + 1u])`;
-  return `${DELTA_ADJ_BF16_PRELUDE}${zin ? DELTA_ADJ_ZIN_PRELUDE : ""}${adjHead(deltaAdjBf16Entry(c), "unsigned short", NT, K <= 64 ? 2 : 1, C, zin ? "unsigned short" : "float")}  const u32 l = t & 31u, wp = t >> 5u, g = l >> 2u, tg = l & 3u, rb = wp / ${WG}u, cg = wp % ${WG}u;  // rows 16 rb.., columns 32 cg.. of each output
+  return `${DELTA_ADJ_BF16_PRELUDE}${zin ? DELTA_ADJ_ZIN_PRELUDE : ""}${adjHead(deltaAdjBf16Entry(c), "unsigned short", NT, K <= 64 ? 2 : 1, C, zin ? "unsigned short" : "float", ob ? "unsigned short" : "float")}  const u32 l = t & 31u, wp = t >> 5u, g = l >> 2u, tg = l & 3u, rb = wp / ${WG}u, cg = wp % ${WG}u;  // rows 16 rb.., columns 32 cg.. of each output
 ${slotDecl}  float* sG = (float*)(seqc_smem_raw + ${L.gOff});  // [C + 1]: sG[a + 1] = G[a], sG[0] = 0
 ${dec ? `  float* sRed = sG + ${Math.ceil((C + 1) / 4) * 4};  // [warps] aC partials
   float* sRow = sRed + ${Math.ceil(NT / 4) * 4};      // [C] row terms, then aC

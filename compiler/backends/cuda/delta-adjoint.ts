@@ -62,6 +62,9 @@ export interface DeltaAdjConfig {
   /** The bf16 twin's R, S0, LE, DR type (absent: float32): "bf16" reads them as bf16 (the walks' zout "bf16", entries end
    * in _zb; SF stays float32); delta-adjoint-bf16.ts only. */
   zin?: "bf16";
+  /** The bf16 twin's dQ, dU, dW, dK, dV type (absent: float32): "bf16" stores them as bf16 words rounded to nearest even
+   * (entries end in _ob; dLD stays float32); delta-adjoint-bf16.ts only. */
+  aout?: "bf16";
 }
 
 export interface DeltaAdjKernel extends DeltaAdjConfig {
@@ -282,11 +285,11 @@ ${unroll}
 
 /** An adjoint kernel's head (the signature every adjoint shares: inputs of type TIN, `minBlocks` blocks an SM): chunk n's
  * (b, h), its index cix and first token t0, and its slots in use nv. */
-export function adjHead(entry: string, TIN: string, NT: number, minBlocks: number, C: number, ZT = "float"): string {
+export function adjHead(entry: string, TIN: string, NT: number, minBlocks: number, C: number, ZT = "float", OT = "float"): string {
   return `
 extern "C" __global__ void __launch_bounds__(${NT}, ${minBlocks}) ${entry}(const ${TIN}* __restrict__ Q, const ${TIN}* __restrict__ U, const ${TIN}* __restrict__ W, const ${TIN}* __restrict__ KK, const ${TIN}* __restrict__ VV, const ${TIN}* __restrict__ DY, const float* __restrict__ LD,
     const ${ZT}* __restrict__ R, const ${ZT}* __restrict__ S0, const float* __restrict__ SF, const ${ZT}* __restrict__ LE, const ${ZT}* __restrict__ DR, int B, int T, int H,
-    float* __restrict__ dQ, float* __restrict__ dU, float* __restrict__ dW, float* __restrict__ dK, float* __restrict__ dV, float* __restrict__ dLD) {
+    ${OT}* __restrict__ dQ, ${OT}* __restrict__ dU, ${OT}* __restrict__ dW, ${OT}* __restrict__ dK, ${OT}* __restrict__ dV, float* __restrict__ dLD) {
   SEQC_SMEM_DECL(seqc_smem_raw);
   const u32 nC = ((u32)T + ${C - 1}u) / ${C}u, n = blockIdx.x, t = threadIdx.x;
   if (n >= (u32)B * (u32)H * nC) return;

@@ -33,7 +33,7 @@
  * delta-adjoint-bf16.ts, mma m16n8k16 bf16, K = V = 64 and 128, decay none / scalar) last.
  */
 import { DELTA_ADJ_CONFIGS, DELTA_ADJ_K128_CONFIGS, DELTA_ADJ_K128_MMA_CONFIGS, DELTA_ADJ_MMA_CONFIGS, DELTA_ADJ_PRELUDE, deltaAdjKernel, deltaAdjSource, type DeltaAdjConfig } from "./delta-adjoint.ts";
-import { DELTA_ADJ_BF16_CONFIGS, DELTA_ADJ_BF16_ZIN_CONFIGS } from "./delta-adjoint-bf16.ts";
+import { DELTA_ADJ_BF16_CONFIGS, DELTA_ADJ_BF16_OUT_CONFIGS, DELTA_ADJ_BF16_ZIN_CONFIGS } from "./delta-adjoint-bf16.ts";
 import { DELTA_ADJ_KEY_CONFIGS, deltaAdjKeyKernel, deltaAdjKeySource, type DeltaAdjKeyConfig } from "./delta-adjoint-key.ts";
 import { DELTA_ADJ_KEY_BF16_CONFIGS, DELTA_ADJ_KEY_MMA_CONFIGS, deltaAdjKeyMmaKernel, deltaAdjKeyMmaSource, type DeltaAdjKeyMmaConfig } from "./delta-adjoint-key-mma.ts";
 import { DELTA_ADJ_KEY_K128_BF16_CONFIGS, DELTA_ADJ_KEY_K128_MMA_CONFIGS, deltaAdjKeyMmaK128Kernel, deltaAdjKeyMmaK128Source } from "./delta-adjoint-key-mma-k128.ts";
@@ -62,6 +62,8 @@ export interface DeltaBwdKernel {
   zout?: "bf16";
   /** The bf16 adjoint twins reading R, S0, LE, DR as bf16 (entries _zb; each the sibling of the record whose entry lacks _zb). */
   zin?: "bf16";
+  /** The zin adjoints' siblings storing dQ, dU, dW, dK, dV as bf16 (entries <zin entry>_ob; seqc_delta_bwd LR_DELTA_ADJ_OUT). */
+  aout?: "bf16";
   entry: string;
   threads: number;
   sharedBytes: number;
@@ -75,7 +77,8 @@ export interface DeltaBwdConfigs {
   walk: readonly (DeltaWalkConfig | DeltaWalkMmaConfig)[];
   adj: readonly (DeltaAdjConfig | DeltaAdjKeyConfig | DeltaAdjKeyMmaConfig)[];
   /** The bf16-state path (seqc_delta_bwd LR_DELTA_ZBF16; decay none / scalar with twins): the walks' siblings writing bf16
-   * ZS and Y (zout) and the bf16 adjoint twins' siblings reading them (zin), after every other kernel. */
+   * ZS and Y (zout) and the bf16 adjoint twins' siblings reading them (zin), after every other kernel; then those adjoints'
+   * siblings storing their five per-token gradients as bf16 (aout, seqc_delta_bwd LR_DELTA_ADJ_OUT), last. */
   zbf16?: { walk: readonly (DeltaWalkConfig | DeltaWalkMmaConfig)[]; adj: readonly DeltaAdjConfig[] };
 }
 
@@ -88,7 +91,7 @@ export function deltaBwdConfigs(decay: DeltaBwdDecay, twins = true): DeltaBwdCon
   return {
     decay, prep: mine<DeltaPrepConfig<DeltaPrepDecay>>([...DELTA_PREP_CONFIGS, ...DELTA_PREP_KEY_CONFIGS, ...(twins ? [...DELTA_PREP_MMA_CONFIGS, ...DELTA_PREP_KEY_MMA_CONFIGS] : [])]), walk,
     adj: mine([...DELTA_ADJ_CONFIGS, ...DELTA_ADJ_K128_CONFIGS, ...DELTA_ADJ_KEY_CONFIGS, ...(twins ? [...DELTA_ADJ_MMA_CONFIGS, ...DELTA_ADJ_K128_MMA_CONFIGS, ...DELTA_ADJ_KEY_MMA_CONFIGS, ...DELTA_ADJ_KEY_K128_MMA_CONFIGS, ...DELTA_ADJ_KEY_BF16_CONFIGS, ...DELTA_ADJ_KEY_K128_BF16_CONFIGS, ...DELTA_ADJ_BF16_CONFIGS] : [])]),
-    ...(twins && decay !== "key" ? { zbf16: { walk: walk.map((c) => ({ ...c, zout: "bf16" as const })), adj: mine(DELTA_ADJ_BF16_ZIN_CONFIGS) } } : {}),
+    ...(twins && decay !== "key" ? { zbf16: { walk: walk.map((c) => ({ ...c, zout: "bf16" as const })), adj: [...mine(DELTA_ADJ_BF16_ZIN_CONFIGS), ...mine(DELTA_ADJ_BF16_OUT_CONFIGS)] } } : {}),
   };
 }
 
@@ -106,8 +109,8 @@ export function deltaBwdModule(configs: DeltaBwdConfigs): { source: string; kern
   const kernels: DeltaBwdKernel[] = [];
   let source = DELTA_PRELUDE + DELTA_ADJ_PRELUDE + DELTA_WALK_PRELUDE;
   const add = (k: Omit<DeltaBwdKernel, "cols"> & { cols?: number }, src: string) => {
-    const { op, tin, C, K, V, math, entry, threads, sharedBytes, walkFor, zout, zin } = k;
-    kernels.push({ op, decay, tin, C, K, V, cols: k.cols ?? V, ...(k.split && k.split > 1 ? { split: k.split } : {}), ...(math ? { math } : {}), ...(walkFor ? { walkFor } : {}), ...(zout ? { zout } : {}), ...(zin ? { zin } : {}), entry, threads, sharedBytes });
+    const { op, tin, C, K, V, math, entry, threads, sharedBytes, walkFor, zout, zin, aout } = k;
+    kernels.push({ op, decay, tin, C, K, V, cols: k.cols ?? V, ...(k.split && k.split > 1 ? { split: k.split } : {}), ...(math ? { math } : {}), ...(walkFor ? { walkFor } : {}), ...(zout ? { zout } : {}), ...(zin ? { zin } : {}), ...(aout ? { aout } : {}), entry, threads, sharedBytes });
     source += src;
   };
   for (const twins of [false, true]) {
