@@ -32,7 +32,7 @@ const numpy = spawnSync("python3", ["-c", "import numpy"]).status === 0;
 if (!numpy) console.warn("torch-decay-anchor.test: python3 with numpy is not installed; the checks are skipped");
 const load = (name: string) => loadProgram([`stdlib/${name}.seq`]).models[0];
 
-async function anchoredChain(model: I.Model, run: RunInputs, cot: ReturnType<typeof randomCotangents>, dropStateCot: boolean, anchor: string, C: number, gram: string, reverseSum: string, anchorProducts?: "standin" | "broken", decayTerms?: "standin" | "broken", gramProducts?: "four" | "two" | "groups") {
+async function anchoredChain(model: I.Model, run: RunInputs, cot: ReturnType<typeof randomCotangents>, dropStateCot: boolean, anchor: string, C: number, gram: string, reverseSum: string, anchorProducts?: "standin" | "broken", decayTerms?: "standin" | "broken", gramProducts?: "four" | "two" | "groups", alpha?: { anchorAlpha: string; anchorSegment: number; alphaBroken?: boolean }) {
   const dims = { ...run.dims };
   const { names, models } = torchChain(modelChain(model, dims), dims) as { names: TorchChainNames; models: Partial<Record<ChainPart, I.Model>> };
   const SN = interpret(model, run).finalState[names.state];
@@ -40,7 +40,7 @@ async function anchoredChain(model: I.Model, run: RunInputs, cot: ReturnType<typ
   const tensors = glueTensors(model, names.state, run, cot, dropStateCot);
   const case_ = {
     names, B, T, ...tensors, SN: wire(SN, [B, ...tensors.stateShape]),
-    decayAnchor: anchor, anchorChunk: C, anchorGram: gram, reverseSum, ...(anchorProducts ? { anchorProducts } : {}), ...(decayTerms ? { decayTerms } : {}), ...(gramProducts ? { gramProducts } : {}),
+    decayAnchor: anchor, anchorChunk: C, anchorGram: gram, reverseSum, ...(anchorProducts ? { anchorProducts } : {}), ...(decayTerms ? { decayTerms } : {}), ...(gramProducts ? { gramProducts } : {}), ...(alpha ?? {}),
   };
   const parts: string[] = [];
   const got = await serve("python3", ["test/torch/decay_anchor_glue.py"], case_, (msg) => {
@@ -97,6 +97,38 @@ describe.skipIf(!numpy)("torch target: the lean Gram's chunk products handed in 
         const bad = await anchoredChain(model, run, cot, false, "chunk", C, "lean", "chunk", "broken", undefined, fold);
         const worst = Math.max(...Object.entries(want.inputs).filter(([k]) => run.inputs[k]).map(([k, v]) => relativeError(Float64Array.from(bad.inputs[k].data), v)));
         expect(worst, `${label}: the broken stand-in`).toBeGreaterThan(1e-4);
+      }
+    }
+  }, 300_000);
+});
+
+describe.skipIf(!numpy)("torch target: the anchors from the chunk states' scan in segments (seqc_chunked.ANCHOR_ALPHA \"segments\")", () => {
+  // alpha = <G^, S> at every chunk end from each segment's own Gram and a scan over segments (seqc_decay_adjoint
+  // _alpha_segments) in place of the Gram of all chunks: the same float64 gradients with the lean copies and with the
+  // anchor chunks kernel's stand-in; segments of 1 chunk, several with the last one padded (chunks not a multiple of the
+  // segment), one segment over all chunks; the scan started from a zero state in place of S0 must fail
+  it.each(["simple_gla", "mamba2", "gla"])("%s", async (name) => {
+    const model = load(name);
+    const dims = smallDims(model, { K: 5, V: 7, P: 7, N: 5 });
+    // [B, T, initial state, stressed inputs, tokens per chunk, chunks per segment, the kernel's stand-in]
+    const cases: [number, number, boolean, boolean, number, number, boolean][] = [
+      [2, 37, true, true, 3, 4, false], [2, 37, true, false, 2, 1, true], [1, 1, true, false, 4, 16, false], [3, 40, true, true, 4, 3, true],
+      [2, 23, false, false, 2, 64, false],
+    ];
+    for (const [B, T, init, stress, C, m, standin] of cases) {
+      const run = chunkInputs(model, { dims, batch: B, time: T, seed: 51 + T + C + m, initialState: init, stress });
+      const cot = randomCotangents(interpret(model, run), T + 7);
+      const want = await gradients(model, run, cot);
+      const label = `B=${B} T=${T} init=${init} stress=${stress} C=${C} segment=${m} standin=${standin}`;
+      const got = await anchoredChain(model, run, cot, false, "chunk", C, "lean", "chunk", standin ? "standin" : undefined, undefined, undefined, { anchorAlpha: "segments", anchorSegment: m });
+      for (const [k, v] of Object.entries(want.inputs)) if (run.inputs[k]) expect(relativeError(Float64Array.from(got.inputs[k].data), v), `${label}: d ${k}`).toBeLessThanOrEqual(1e-9);
+      for (const [k, v] of Object.entries(want.params)) expect(relativeError(Float64Array.from(got.params[k].data), v), `${label}: d param ${k}`).toBeLessThanOrEqual(1e-9);
+      expect(relativeError(Float64Array.from(got.dS0.data), want.initialState[modelChain(model, dims).names.state]), `${label}: dS0`).toBeLessThanOrEqual(1e-9);
+      if (init && T > C * m) {
+        const bad = await anchoredChain(model, run, cot, false, "chunk", C, "lean", "chunk", standin ? "standin" : undefined, undefined, undefined, { anchorAlpha: "segments", anchorSegment: m, alphaBroken: true });
+        const worst = Math.max(...Object.entries(want.params).map(([k, v]) => relativeError(Float64Array.from(bad.params[k].data), v)),
+          ...Object.entries(want.inputs).filter(([k]) => run.inputs[k]).map(([k, v]) => relativeError(Float64Array.from(bad.inputs[k].data), v)));
+        expect(worst, `${label}: the scan from a zero state`).toBeGreaterThan(1e-4);
       }
     }
   }, 300_000);

@@ -18,6 +18,8 @@ seqc's float64 step at the bf16-rounded values, seqc and the anchor.
 KEY=VALUE (repeatable) replaces the "before" step's switches (default LR_FUSED / LR_FUSED_PASS "torch"), e.g. the
 untimed K = 128 wy kernels and value-column walks against the defaults in one process:
   --lr LR_WY_K128=on --lr LR_PASS_COLS=32 --old LR_WY_K128=off --old LR_PASS_COLS=0
+--profile DIR: per case one eager step of the defaults and of each --variant under the torch profiler (kernels and aten ops
+by GPU time, DIR/profile-<model>-<shape>-<name>.txt).
 --variant NAME:KEY=VALUE[,KEY=VALUE...] (repeatable): after the "seqc" step (the module's defaults), the same step again with
 these seqc_chunked switches (e.g. GLA's wide rows chunk entries at K = 128: --variant wide:ROWS_CHUNK_WIDE=True), timed the
 same way, its gradients against the first's; in the accuracy step too.
@@ -133,6 +135,30 @@ def parse_variants(items):
     return out
 
 
+def profile_step(one, path):
+    """One eager step of one() under the torch profiler (CUDA activity): its GPU kernels by self time and the aten ops
+    (CUDA time incl. children), written to path as mixed_bench.profile's tables (no stacks)."""
+    from torch.profiler import profile as prof, ProfilerActivity
+    one()
+    torch.cuda.synchronize()
+    with prof(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as p:
+        one()
+        torch.cuda.synchronize()
+    DT = torch.autograd.DeviceType.CUDA
+    tot = lambda e: e.self_device_time_total if hasattr(e, "self_device_time_total") else e.self_cuda_time_total  # noqa: E731
+    avg = p.key_averages()
+    rows = sorted(((e.key[:120], e.count, tot(e) / 1e3) for e in avg if getattr(e, "device_type", None) == DT), key=lambda r: -r[2])
+    ops = sorted(((e.key[:80], e.count, getattr(e, "device_time_total", getattr(e, "cuda_time_total", 0)) / 1e3) for e in avg
+                  if getattr(e, "device_type", None) != DT and e.key.startswith("aten::")), key=lambda r: -r[2])
+    with open(path, "w") as f:
+        f.write("GPU kernels (self time), total %.3f ms\n" % sum(r[2] for r in rows))
+        for name, n, ms in rows[:60]:
+            f.write("%9.3f ms  x%-4d %s\n" % (ms, n, name))
+        f.write("\naten ops (CUDA time incl. children)\n")
+        for name, n, ms in ops[:30]:
+            f.write("%9.3f ms  x%-4d %s\n" % (ms, n, name))
+
+
 def variants(args, one, leaves, grads, row, model, shape, log):
     """The step again under each --variant's seqc_chunked switches: GPU time, gradients vs the defaults' (grads)."""
     for name, sets in parse_variants(args.variant):
@@ -143,6 +169,8 @@ def variants(args, one, leaves, grads, row, model, shape, log):
             one()
             v["vs_seqc_rel"] = {"d" + n: tb.rel(x.grad.float(), grads[n]) for n, x in leaves.items()}
             row.setdefault("variants", {})[name] = v
+            if args.profile:
+                profile_step(one, os.path.join(args.profile, "profile-%s-%s-%s.txt" % (model, "x".join(str(d) for d in shape), name)))
             log("%s %s: variant %s (%s) %.3f ms GPU (defaults %.3f: x%.3f); grads vs the defaults' max %.1e" % (
                 model, shape, name, sets, v["gpu_ms"], row["seqc_gpu_ms"], row["seqc_gpu_ms"] / v["gpu_ms"], max(v["vs_seqc_rel"].values())))
         except Exception as e:  # noqa: BLE001
@@ -178,6 +206,8 @@ def case(args, root, model, shape, rate, log):
         row["sections_ms"] = {k: round(v, 3) for k, v in lb.sections(one).items()}
     one()
     grads = {n: v.grad.detach().float().clone() for n, v in leaves.items()}
+    if args.profile:
+        profile_step(one, os.path.join(args.profile, "profile-%s-%s-defaults.txt" % (model, "x".join(str(d) for d in shape))))
     variants(args, one, leaves, grads, row, model, shape, log)
     log("%s %s: seqc %.3f ms GPU (first call %.1f s, second %.2f s), peak extra %.2f GB, fwd %s; phases %s%s" % (
         model, shape, row["seqc_gpu_ms"], row["first_call_s"], row["second_call_s"], row["seqc_peak_extra_gb"], row["forward_variant"],
@@ -311,6 +341,7 @@ def main():
     ap.add_argument("--lr", action="append", default=[], help="KEY=VALUE: a seqc_chunked_lowrank switch for the whole run")
     ap.add_argument("--old", action="append", default=[], help="KEY=VALUE: the 'before' step's switches (replace the default OLD)")
     ap.add_argument("--variant", action="append", default=[], help="NAME:KEY=VALUE[,KEY=VALUE]: the step again with these seqc_chunked switches")
+    ap.add_argument("--profile", default="", help="DIR: one eager step of the defaults and of each --variant under the torch profiler, per case")
     args = ap.parse_args()
     root = os.path.abspath(args.modules)
     if args.variant and root not in sys.path:

@@ -47,6 +47,16 @@ GRAM_PRODUCTS = "four"
 # B H GRAM_GROUPS small products in place of B H long ones (cuBLAS ran U [dS_N, R]^T, 128 products of 32 x 4096 x 32, as
 # 128 blocks: 0.07 ms each on the H200 in SimpleGLA's step, bench/torch/results/s12-run1-profile-simple_gla-s12-new.txt).)
 GRAM_GROUPS = 8
+# How the anchors alpha_j = <G^_j, S_j> are formed from the chunk products U and R: "gram" (the way before) the Gram matrix
+# of all chunks' products, B H n^2 K V multiply-adds (n = T / C) and three B H n^3 exponent / weight products: at
+# (1, 32768, 32, 64) with n = 512 about 95 GFLOP in float32, 16 times (4, 8192)'s for the same tokens; "segments" the
+# chunk states' scan in segments of ANCHOR_SEGMENT chunks (_alpha_segments): each segment's end state and its first
+# chunk's adjoint from one weighted sum per segment and a scan over the n / m segments, then per segment the Gram of its
+# own m chunks only (B H n m K V), the states entering and leaving it folded into its first U and last R: U and R read
+# twice each, no [n, n] matrix. (The chain passes seqc_chunked.ANCHOR_ALPHA; this default is for direct callers.)
+ANCHOR_ALPHA = "gram"
+# Chunks per segment of ANCHOR_ALPHA "segments".
+ANCHOR_SEGMENT = 16
 
 
 class _Fp32Products:
@@ -65,7 +75,7 @@ class _Fp32Products:
         return False
 
 
-def anchored_decay_adjoint(terms, ld, pairs, readouts, S0, dS, B, T, H, K, V, per_key, dtype, device, C=None, gram=None, reverse=None, products=None, gram_products=None):
+def anchored_decay_adjoint(terms, ld, pairs, readouts, S0, dS, B, T, H, K, V, per_key, dtype, device, C=None, gram=None, reverse=None, products=None, gram_products=None, alpha=None, segment=None):
     """dld [B, T, L] (L = H, or H K for a per-key decay) from the per-token terms q.dq - k.dk (terms [B, T, L], summed
     over the readouts and pairs), re-anchored every C tokens (None: ANCHOR_CHUNK; C >= T: one anchor, as the plain
     sum from <dS_N, S_N>).
@@ -78,7 +88,9 @@ def anchored_decay_adjoint(terms, ld, pairs, readouts, S0, dS, B, T, H, K, V, pe
     rows, [B, H, K / kg, n, kg V], GRAM_PRODUCTS "groups"), or None where it does not
     apply: the lean Gram's products without its copies (seqc_chunked.ANCHOR_CHUNKS "kernel": the anchor chunks kernel);
     None (the default): the lean Gram's copies and products. gram_products: "four" / "two" (the lean Gram's products
-    with the readouts' side; None: GRAM_PRODUCTS)."""
+    with the readouts' side; None: GRAM_PRODUCTS). alpha: "gram" / "segments" (how the anchors are formed from U and R;
+    None: ANCHOR_ALPHA; "segments" with the lean products only, "stack" keeps the Gram), segment: its chunks per segment
+    (None: ANCHOR_SEGMENT)."""
     C = max(1, min(C or ANCHOR_CHUNK, T))
     n = -(-T // C)
     Tp = n * C
@@ -113,10 +125,19 @@ def anchored_decay_adjoint(terms, ld, pairs, readouts, S0, dS, B, T, H, K, V, pe
                 d[...] = src * f
         return out
 
+    alpha_way = alpha or ANCHOR_ALPHA
+    if alpha_way not in ("gram", "segments"):
+        raise ValueError("seqc_decay_adjoint: alpha is %r; expected 'gram' or 'segments'" % (alpha_way,))
     with _Fp32Products():
         g = torch.cumsum(blocks(ld, Kd), 3)  # [B, H, n, C, Kd]
         g_end = g[:, :, :, C - 1 : C, :]  # [B, H, n, 1, Kd]
         tail, head = torch.exp(g_end - g), torch.exp(g)  # <= 1 for log decays <= 0
+        if alpha_way == "segments" and way == "lean":
+            lc = torch.permute(g_end.reshape(B, H, n, Kd), [0, 1, 3, 2])  # [B, H, Kd, n]
+            U = _lean_sums(blocks_c, pairs, tail, B, H, K, n, Kd, R, products)
+            Rr = _lean_sums(blocks_c, readouts, head, B, H, K, n, Kd, R, products)
+            al = _alpha_segments(U, Rr, lc, S0.reshape(B, H, Kd, R), dS.reshape(B, H, Kd, R), segment or ANCHOR_SEGMENT, dtype, device)
+            return reverse_sums(terms, B, T, H * Kd, C, reverse or REVERSE_SUM, dtype, device, anchors=torch.permute(al, [0, 3, 1, 2]))
         if way == "stack":
             gram = _gram_stack(blocks, pairs, readouts, tail, head, S0, dS, B, H, K, V, n, Kd, R, per_key, dtype, device)
         else:
@@ -137,6 +158,80 @@ def anchored_decay_adjoint(terms, ld, pairs, readouts, S0, dS, B, T, H, K, V, pe
 
     # dld_t = alpha_(t's chunk) + the terms' reverse cumulative sum inside the chunk
     return reverse_sums(terms, B, T, H * Kd, C, reverse or REVERSE_SUM, dtype, device, anchors=torch.permute(alpha, [0, 3, 1, 2]))
+
+
+def _lean_sums(blocks_c, xs, w, B, H, K, n, Kd, R, products=None):
+    """sum over (a, b) in xs of sum_(s in chunk i) (a_s w_s) b_s^T as [B, H, Kd, n, R] (products(xs, w), else the lean
+    copies and products as _gram_lean's): a tensor of its own (the caller may write into it)."""
+    got = products(xs, w) if products is not None else None
+    if got is not None:
+        return got
+    out = None
+    for a, b in xs:
+        t = torch.matmul(torch.transpose(blocks_c(a, K, w), 3, 4), blocks_c(b, R // K if Kd == 1 else R))
+        out = t if out is None else out + t
+    return torch.permute(out.reshape(B, H, n, Kd, R), [0, 1, 3, 2, 4])  # [B, H, n, K, V] -> [B, H, Kd, n, R]
+
+
+def _alpha_segments(U, Rr, lc, S0, dS, m, dtype, device):
+    """alpha_j = <S_j, G^_j> [B, H, Kd, n] (ANCHOR_ALPHA "segments") from the chunk products U [B, H, Kd, n, R] (U_j:
+    chunk j's updates decayed to its end), Rr [B, H, Kd, n, R] (R_j: chunk j's readouts' adjoint decayed to its start;
+    R_0 unused), the chunk totals lc [B, H, Kd, n], S0 and dS [B, H, Kd, R]. U and Rr are written into.
+
+    S_j = e^lc_j S_{j-1} + U_j (S_-1 = S0) is the state at chunk j's end; Y_j = e^lc_j Y_{j+1} + R_j (Y_n = dS) the
+    adjoint at chunk j's start, so G^_j = Y_{j+1}. In segments of m chunks (n padded with empty chunks, lc 0): each
+    segment's end state from zero, sum_i exp(sum_{i < l} lc_l) U_i, and its first Y from zero, sum_k exp(sum_{l < k} lc_l)
+    R_k (one weighted sum each), then the scan over segments as one product with exact-range exponents (the Gram way's
+    F); the state entering segment s (Z_s-1) goes into its first U as e^lc_first Z_s-1, the adjoint after it (Y at the
+    next segment's first chunk) into its last R as e^lc_last Y; then inside a segment S_j = sum_{i <= j} F[j, i] U'_i and
+    G^_j = sum_{k > j} W[j, k] R'_k, so alpha_j = sum_{i, k} F[j, i] P[i, k] W[j, k] with P = U' R'^T the segment's own
+    Gram; the segment's last chunk: <Z_s, Y_first(s + 1)>. Exponents are sums of lc over their exact ranges."""
+    B, H, Kd, n, R = (int(d) for d in U.shape)
+    m = max(1, min(int(m), n))
+    ns = -(-n // m)
+    npad = ns * m
+    if npad != n:  # empty chunks at the end: no update, no readout, no decay (S and Y pass through)
+        Up, Rp, lp = (torch.zeros([B, H, Kd, npad] + ([R] if x is not lc else []), dtype=dtype, device=device) for x in (U, Rr, lc))
+        Up[:, :, :, :n] = U
+        Rp[:, :, :, :n] = Rr
+        lp[:, :, :, :n] = lc
+        U, Rr, lc = Up, Rp, lp
+    Us = U.reshape(B, H, Kd, ns, m, R)
+    Rs = Rr.reshape(B, H, Kd, ns, m, R)
+    ls = lc.reshape(B, H, Kd, ns, 1, m)
+    le = torch.tril(torch.ones([m, m], dtype=dtype, device=device))  # le[j, l] = (l <= j)
+    gt = 1 - le  # gt[j, l] = (l > j)
+    # F[j, i] = exp(sum_{i < l <= j} lc_l) (i <= j), W[j, k] = exp(sum_{j < l < k} lc_l) (k > j): [B, H, Kd, ns, m, m]
+    F = torch.exp(torch.matmul(ls * le, torch.transpose(gt, 0, 1))) * le
+    W = torch.exp(torch.matmul(ls * gt, gt)) * gt
+    first = torch.exp(torch.matmul(ls, gt))  # exp(sum_{l < k} lc_l): [B, H, Kd, ns, 1, m]
+    Zl = torch.matmul(F[:, :, :, :, m - 1 :, :], Us).reshape(B, H, Kd, ns, R)  # each segment's end state from zero
+    Yl = torch.matmul(first, Rs).reshape(B, H, Kd, ns, R)  # its first chunk's Y from zero after it
+    # the scan over segments (segment totals tot_s): Zall[s] the state entering segment s (Zall[0] = S0, Zall[ns] = S at
+    # the last chunk), Yall[s] Y at segment s's first chunk (Yall[ns] = dS)
+    rng = ls.reshape(B, H, Kd, ns, m).sum(4).reshape(B, H, Kd, 1, ns)
+    low = torch.tril(torch.ones([ns + 1, ns + 1], dtype=dtype, device=device))  # low[r, c] = (c <= r)
+    le2 = low[:ns, :ns]
+    F2 = torch.exp(torch.matmul(rng * le2, low[:ns, :])) * low[1:, :]  # exp(sum_{a <= s' <= s} tot): [.., ns, ns + 1]
+    W2 = torch.exp(torch.matmul(rng * torch.transpose(le2, 0, 1), 1 - low[:ns, :])) * torch.transpose(low, 0, 1)[:ns, :]  # exp(sum_{s <= s' < b} tot)
+    st = torch.zeros([B, H, Kd, ns + 1, R], dtype=dtype, device=device)
+    st[:, :, :, 0] = S0
+    st[:, :, :, 1:] = Zl
+    Zall = torch.zeros([B, H, Kd, ns + 1, R], dtype=dtype, device=device)
+    Zall[:, :, :, 0] = S0
+    Zall[:, :, :, 1:] = torch.matmul(F2, st)
+    st[:, :, :, :ns] = Yl
+    st[:, :, :, ns] = dS
+    Yall = torch.zeros([B, H, Kd, ns + 1, R], dtype=dtype, device=device)
+    Yall[:, :, :, :ns] = torch.matmul(W2, st)
+    Yall[:, :, :, ns] = dS
+    # the states entering and leaving each segment folded into its first U and last R
+    Us[:, :, :, :, 0] = Us[:, :, :, :, 0] + torch.exp(ls[:, :, :, :, 0, :1]) * Zall[:, :, :, :ns]
+    Rs[:, :, :, :, m - 1] = Rs[:, :, :, :, m - 1] + torch.exp(ls[:, :, :, :, 0, m - 1 :]) * Yall[:, :, :, 1:]
+    P = torch.matmul(Us, torch.transpose(Rs, 4, 5))  # [B, H, Kd, ns, m, m]
+    al = (torch.matmul(F, P) * W).sum(5)  # [B, H, Kd, ns, m] (the last chunk's row of W is 0)
+    al[:, :, :, :, m - 1] = al[:, :, :, :, m - 1] + (Zall[:, :, :, 1:] * Yall[:, :, :, 1:]).sum(4)
+    return al.reshape(B, H, Kd, npad)[:, :, :, :n]
 
 
 def chunk_reverse_sums(tb, way):

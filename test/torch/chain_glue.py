@@ -84,6 +84,13 @@ def run_case(case):
         seqc_chunked.DECAY_ANCHOR_GRAM = case["anchorGram"]
     if case.get("gramProducts"):
         seqc_chunked.GRAM_PRODUCTS = case["gramProducts"]
+    if case.get("anchorAlpha"):  # (seqc_chunked.ANCHOR_ALPHA, ANCHOR_SEGMENT; "alphaBroken": the segments' scan started from
+        seqc_chunked.ANCHOR_ALPHA = case["anchorAlpha"]  # a zero state in place of S0, must fail)
+        seqc_chunked.ANCHOR_SEGMENT = case.get("anchorSegment", seqc_chunked.ANCHOR_SEGMENT)
+        if case.get("alphaBroken"):
+            import seqc_decay_adjoint as da
+            real = da._alpha_segments
+            da._alpha_segments = lambda U, Rr, lc, S0, dS, m, dtype, device: real(U, Rr, lc, S0 * 0, dS, m, dtype, device)
 
     gin, gpar, dS0 = seqc_chunked.chain_backward(
         case["names"], run, B, T, case["stateShape"], {k: arr(v) for k, v in case["given"].items()}, arr(case.get("S0")),
