@@ -20,6 +20,7 @@
 import { prepLayout, prepParts, prepThreads, type DeltaPrepConfig, type DeltaPrepDecay } from "./delta-prep.ts";
 import { mmaProduct } from "./delta-prep-mma.ts";
 import { tf32Ops } from "./lowrank-readout-mma.ts";
+import { DELTA_WALK_ZOUT_PRELUDE } from "./delta-walk.ts";
 
 /** Shared memory in floats: G and eW / eQ / eC as prepLayout, then (fwd) UK (U then KK as bf16 [C][K + 8]; later the
  * block rows' products and TL [C][C + 4]), W, V (bf16), L (Luu, then Tinv [C][C + 4]), Lk [C][C + 8]; (bwd) QU (Q then
@@ -189,6 +190,7 @@ ${product(C, V, rowOf("sTL", LT), hCol("hV", LBV), "0u", "r0 + 16u", out("X", C,
 `;
   }
   const NWt = (C / 8) % 4 === 0 ? 4 : (C / 8) % 2 === 0 ? 2 : 1;  // mmaProduct's tile width for N = C
+  if (c.wout) return stagedBwdWout(c, { pre, head, lanes, halves, copy, landed, scores, nnOut, aOut, product, rowOf, fK, hK, hCol, eW, eQf, eCf, NWt });
   return `${pre}${head}${lanes}${halves([["hQ", "sQU"], ["hU", `hQ + ${C * LB}u`], ["hW", "sW"], ["hD", "sDY"]])}  float* sTP = sQU;  // TP = Tinv^T Pu^T [C][C + 4] once BM and M are out
   // the chunk's rows of Q, U, W, dY and its Tinv, every copy in flight
 ${copy("hQ", "Q", K, LB)}${copy("hU", "U", K, LB)}${copy("hW", "W", K, LB)}${copy("hD", "DY", V, LBV)}  for (u32 x = t; x < ${(C * C) / 4}u; x += ${NT}u) seqc_cp16(&sTi[(x / ${C / 4}u) * ${L8}u + 4u * (x % ${C / 4}u)], &TI[(size_t)n * ${C * C}u + 4u * x]);
@@ -200,5 +202,44 @@ ${nnOut("hW", eW)}${aOut}${product(K, V, hK("hQ", LB, eQf), hCol("hD", LBV), "0u
 ${product(C, C, fK("sTi", L8), (k, a) => `sPu[(${a}) * ${LT}u + ${k}]`, "r0", `n0 + ${8 * NWt}u`, `sTP[row * ${LT}u + col] = v;`)}  __syncthreads();
   // X = TP dY [C][V] (a >= e)
 ${product(C, V, rowOf("sTP", LT), hCol("hD", LBV), "r0", `${C}u`, out("X", C, V))}}
+`;
+}
+
+/** prep_bwd with wout (config `wout`, the bf16 walk's operands; delta-walk-bf16.ts): the staged prep_bwd's products and
+ * order, each output rounded to bf16 (nearest even, seqc_dz_pack: bit for bit the fp32 twin's value rounded) as it is
+ * stored, 2 bytes an element: M [C][K]; NN^T [K][C] (NN = Wd transposed, 8 slots a 16-byte store); X [C][V] and BM
+ * [K][V] with wout "all" (else float32 as the twin's). The pointer arguments keep the twin's types. */
+function stagedBwdWout(c: DeltaPrepConfig<DeltaPrepDecay>, p: Record<string, any>): string {
+  const { C, K, V } = c, NT = prepThreads(c), LB = K + 8, LBV = V + 8, LT = C + 4, L8 = C + 8, xb = c.wout === "all";
+  const { pre, head, lanes, halves, copy, landed, scores, aOut, product, rowOf, fK, hK, hCol, eW, eQf, eCf, NWt } = p;
+  // a bf16 store of one element (the product's string form: row, col, v)
+  const h1 = (name: string, rows: number, W: number) => `((unsigned short*)${name})[(size_t)n * ${rows * W}u + row * ${W}u + col] = (unsigned short)(seqc_dz_pack(v, 0.f) & 0xffffu);`;
+  const f2 = (name: string, rows: number, W: number) => ({ pair: `${name}[(size_t)n * ${rows * W}u + row * ${W}u + col]` });
+  const out = (name: string, rows: number, W: number, b: boolean) => (b ? h1(name, rows, W) : f2(name, rows, W));
+  // NN^T [K][C]: 8 slots of key i a thread, Wd's values rounded in pairs, one 16-byte store
+  const nnT = `  for (u32 x = t; x < ${(K * C) / 8}u; x += ${NT}u) {
+    const u32 i = x / ${C / 8}u, a0 = 8u * (x % ${C / 8}u);
+    u32 o[4];
+#pragma unroll
+    for (u32 e = 0; e < 4u; ++e) {
+      const u32 a = a0 + 2u * e;
+      float lo = seqc_h2f(hW[a * ${LB}u + i]), hi = seqc_h2f(hW[(a + 1u) * ${LB}u + i]);
+${c.decay === "scalar" ? `      lo = ${eW("a")} * lo; hi = ${eW("(a + 1u)")} * hi;
+` : ""}      o[e] = seqc_dz_pack(lo, hi);
+    }
+    *(uint4*)&((unsigned short*)NN)[(size_t)n * ${K * C}u + i * ${C}u + a0] = make_uint4(o[0], o[1], o[2], o[3]);
+  }
+`;
+  return `${DELTA_WALK_ZOUT_PRELUDE}${pre}${head}${lanes}${halves([["hQ", "sQU"], ["hU", `hQ + ${C * LB}u`], ["hW", "sW"], ["hD", "sDY"]])}  float* sTP = sQU;  // TP = Tinv^T Pu^T [C][C + 4] once BM and M are out
+  // the chunk's rows of Q, U, W, dY and its Tinv, every copy in flight
+${copy("hQ", "Q", K, LB)}${copy("hU", "U", K, LB)}${copy("hW", "W", K, LB)}${copy("hD", "DY", V, LBV)}  for (u32 x = t; x < ${(C * C) / 4}u; x += ${NT}u) seqc_cp16(&sTi[(x / ${C / 4}u) * ${L8}u + 4u * (x % ${C / 4}u)], &TI[(size_t)n * ${C * C}u + 4u * x]);
+${landed}  // Pu [a][f]
+${scores("sPu", LT, "hQ", "hU", false)}  __syncthreads();
+  // NN^T = Wd^T (bf16), A out; BM = Qd^T dY [K][V]; M = Tinv^T Ud [C][K] (a >= f; bf16)
+${nnT}${aOut}${product(K, V, hK("hQ", LB, eQf), hCol("hD", LBV), "0u", `${C}u`, out("BM", K, V, xb))}${product(C, K, fK("sTi", L8), hCol("hU", LB, eCf), "r0", `${C}u`, out("M", C, K, true))}  __syncthreads();
+  // TP [e][a] = sum_f Tinv[f][e] Pu[a][f] (e <= f <= a)
+${product(C, C, fK("sTi", L8), (k: string, a: string) => `sPu[(${a}) * ${LT}u + ${k}]`, "r0", `n0 + ${8 * NWt}u`, `sTP[row * ${LT}u + col] = v;`)}  __syncthreads();
+  // X = TP dY [C][V] (a >= e)
+${product(C, V, rowOf("sTP", LT), hCol("hD", LBV), "r0", `${C}u`, out("X", C, V, xb))}}
 `;
 }

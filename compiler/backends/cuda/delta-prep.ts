@@ -54,6 +54,10 @@ export interface DeltaPrepConfig<D extends DeltaPrepDecay = DeltaDecay> {
   /** The staged form's score products (Luu, Luk / Pu: bf16 rows times bf16 rows) as bf16 mma m16n8k16 (absent: m16n8k8
    * TF32 mma of the same, exact, operands); the same entry and outputs (DELTA_PREP_MMA_CONFIGS' since call C2b). */
   scores?: "bf16";
+  /** prep_bwd's staged form only: the reverse walk's operands for its bf16 twin (delta-walk-bf16.ts; entries _wb /
+   * _wbx): "mn" writes M [N, C, K] and NN transposed, NN^T [N, K, C], as bf16 (rounded to nearest even from the fp32
+   * values the twin writes), X and BM float32; "all" X and BM as bf16 too. A as the twin's. */
+  wout?: "mn" | "all";
 }
 
 export type DeltaPrepMath = "tf32" | "tf32x3";
@@ -118,7 +122,7 @@ __device__ __forceinline__ float4 seqc_delta_in4(const __nv_bfloat16* p) {
 `;
 
 export function deltaPrepEntry(c: DeltaPrepConfig<DeltaPrepDecay>): string {
-  return `seqc_delta_prep_${c.op}_${c.decay}_c${c.C}k${c.K}v${c.V}_${c.tin}${c.math ? `_${c.math}` : ""}`;
+  return `seqc_delta_prep_${c.op}_${c.decay}_c${c.C}k${c.K}v${c.V}_${c.tin}${c.math ? `_${c.math}` : ""}${c.wout ? (c.wout === "all" ? "_wbx" : "_wb") : ""}`;
 }
 
 /** Shared memory in floats from the start (the fp32 kernels' and the twins' alike): Gb (per-key decay only: double
@@ -155,6 +159,7 @@ function check(c: DeltaPrepConfig<DeltaPrepDecay>): void {
   if (c.batched && (c.K % 8 || c.V % 8)) throw new Error(`delta-prep (batched): K ${c.K} and V ${c.V} must be multiples of 8 (16-byte loads)`);
   if (c.threads !== undefined && (!c.staged || c.threads % 32 || c.threads < Math.max(64, c.C) || c.threads > 1024)) throw new Error(`delta-prep: threads ${c.threads} (the staged form only: a multiple of 32, >= max(64, C), <= 1024)`);
   if (c.scores !== undefined && (!c.staged || c.scores !== "bf16")) throw new Error(`delta-prep: scores ${c.scores} (the staged form only: "bf16")`);
+  if (c.wout !== undefined && (!c.staged || c.op !== "bwd" || (c.wout !== "mn" && c.wout !== "all"))) throw new Error(`delta-prep: wout ${c.wout} (prep_bwd's staged form only: "mn" / "all")`);
   if (c.staged) return deltaPrepStagedCheck(c);
   if (c.math) return deltaPrepMmaCheck(c);
   if (c.C % 16 || c.C < 16) throw new Error(`delta-prep: C ${c.C} must be a multiple of 16 (the inverse's 16 x 16 diagonal blocks)`);
