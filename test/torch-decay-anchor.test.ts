@@ -32,7 +32,7 @@ const numpy = spawnSync("python3", ["-c", "import numpy"]).status === 0;
 if (!numpy) console.warn("torch-decay-anchor.test: python3 with numpy is not installed; the checks are skipped");
 const load = (name: string) => loadProgram([`stdlib/${name}.seq`]).models[0];
 
-async function anchoredChain(model: I.Model, run: RunInputs, cot: ReturnType<typeof randomCotangents>, dropStateCot: boolean, anchor: string, C: number, gram: string, reverseSum: string, anchorProducts?: "standin" | "broken", decayTerms?: "standin" | "broken", gramProducts?: "four" | "two" | "groups", alpha?: { anchorAlpha: string; anchorSegment: number; alphaBroken?: boolean }) {
+async function anchoredChain(model: I.Model, run: RunInputs, cot: ReturnType<typeof randomCotangents>, dropStateCot: boolean, anchor: string, C: number, gram: string, reverseSum: string, anchorProducts?: "standin" | "broken", decayTerms?: "standin" | "broken", gramProducts?: "four" | "two" | "groups", alpha?: { anchorAlpha: string; anchorSegment: number; alphaBroken?: boolean; anchorAutoChunks?: number }) {
   const dims = { ...run.dims };
   const { names, models } = torchChain(modelChain(model, dims), dims) as { names: TorchChainNames; models: Partial<Record<ChainPart, I.Model>> };
   const SN = interpret(model, run).finalState[names.state];
@@ -110,28 +110,41 @@ describe.skipIf(!numpy)("torch target: the anchors from the chunk states' scan i
   it.each(["simple_gla", "mamba2", "gla"])("%s", async (name) => {
     const model = load(name);
     const dims = smallDims(model, { K: 5, V: 7, P: 7, N: 5 });
-    // [B, T, initial state, stressed inputs, tokens per chunk, chunks per segment, the kernel's stand-in]
-    const cases: [number, number, boolean, boolean, number, number, boolean][] = [
-      [2, 37, true, true, 3, 4, false], [2, 37, true, false, 2, 1, true], [1, 1, true, false, 4, 16, false], [3, 40, true, true, 4, 3, true],
-      [2, 23, false, false, 2, 64, false],
+    // [B, T, initial state, stressed inputs, tokens per chunk, chunks per segment, the kernel's stand-in, "auto" from this
+    // many chunks (ANCHOR_AUTO_CHUNKS; 0: "segments" named)]
+    const cases: [number, number, boolean, boolean, number, number, boolean, number][] = [
+      [2, 37, true, true, 3, 4, false, 0], [2, 37, true, false, 2, 1, true, 0], [1, 1, true, false, 4, 16, false, 0], [3, 40, true, true, 4, 3, true, 0],
+      [2, 23, false, false, 2, 64, false, 0], [2, 37, true, true, 3, 4, true, 13],
     ];
-    for (const [B, T, init, stress, C, m, standin] of cases) {
+    for (const [B, T, init, stress, C, m, standin, auto] of cases) {
+      const alpha = { anchorAlpha: auto ? "auto" : "segments", anchorSegment: m, ...(auto ? { anchorAutoChunks: auto } : {}) };
       const run = chunkInputs(model, { dims, batch: B, time: T, seed: 51 + T + C + m, initialState: init, stress });
       const cot = randomCotangents(interpret(model, run), T + 7);
       const want = await gradients(model, run, cot);
-      const label = `B=${B} T=${T} init=${init} stress=${stress} C=${C} segment=${m} standin=${standin}`;
-      const got = await anchoredChain(model, run, cot, false, "chunk", C, "lean", "chunk", standin ? "standin" : undefined, undefined, undefined, { anchorAlpha: "segments", anchorSegment: m });
+      const label = `B=${B} T=${T} init=${init} stress=${stress} C=${C} segment=${m} standin=${standin} auto=${auto}`;
+      const got = await anchoredChain(model, run, cot, false, "chunk", C, "lean", "chunk", standin ? "standin" : undefined, undefined, undefined, alpha);
       for (const [k, v] of Object.entries(want.inputs)) if (run.inputs[k]) expect(relativeError(Float64Array.from(got.inputs[k].data), v), `${label}: d ${k}`).toBeLessThanOrEqual(1e-9);
       for (const [k, v] of Object.entries(want.params)) expect(relativeError(Float64Array.from(got.params[k].data), v), `${label}: d param ${k}`).toBeLessThanOrEqual(1e-9);
       expect(relativeError(Float64Array.from(got.dS0.data), want.initialState[modelChain(model, dims).names.state]), `${label}: dS0`).toBeLessThanOrEqual(1e-9);
       if (init && T > C * m) {
-        const bad = await anchoredChain(model, run, cot, false, "chunk", C, "lean", "chunk", standin ? "standin" : undefined, undefined, undefined, { anchorAlpha: "segments", anchorSegment: m, alphaBroken: true });
+        const bad = await anchoredChain(model, run, cot, false, "chunk", C, "lean", "chunk", standin ? "standin" : undefined, undefined, undefined, { ...alpha, alphaBroken: true });
         const worst = Math.max(...Object.entries(want.params).map(([k, v]) => relativeError(Float64Array.from(bad.params[k].data), v)),
           ...Object.entries(want.inputs).filter(([k]) => run.inputs[k]).map(([k, v]) => relativeError(Float64Array.from(bad.inputs[k].data), v)));
         expect(worst, `${label}: the scan from a zero state`).toBeGreaterThan(1e-4);
       }
     }
   }, 300_000);
+});
+
+describe.skipIf(!numpy)("torch target: ANCHOR_ALPHA \"auto\" picks the segments from ANCHOR_AUTO_CHUNKS chunks on (seqc_chunked.anchor_alpha)", () => {
+  it("the picks at the bench shapes' T (anchored every 64 tokens) and the named ways", () => {
+    const py = "import sys; sys.path[:0] = ['test/torch/fake', 'runtime/torch']; import json, seqc_chunked as s; " +
+      "print(json.dumps([s.anchor_alpha(T, 64) for T in (2048, 8192, 16320, 16384, 32768)] + [s.anchor_alpha(32768, 4096), s.anchor_alpha(5, 64), s.anchor_alpha(32768, 64, 'gram'), s.anchor_alpha(64, 64, 'segments'), s.ANCHOR_ALPHA]))";
+    const r = spawnSync("python3", ["-c", py], { encoding: "utf8" });
+    expect(r.stderr).toBe("");
+    // n = T / 64 chunks: 32, 128 (H200 call G15: the Gram as fast or faster), 255, 256, 512 (the segments 1.17-1.23x)
+    expect(JSON.parse(r.stdout)).toEqual(["gram", "gram", "gram", "segments", "segments", "gram", "gram", "gram", "segments", "auto"]);
+  });
 });
 
 describe.skipIf(!numpy)("torch target: the decay adjoint's terms handed in (seqc_chunked.DECAY_TERMS \"kernel\": the decay terms kernel's contract)", () => {

@@ -112,9 +112,23 @@ GRAM_PRODUCTS = "groups"
 # exponent products for n = T / DECAY_ANCHOR_CHUNK chunks: at (1, 32768, 32, 64) (Mamba-2, n = 512) ~95 GFLOP of float32,
 # 16x (4, 8192)'s for the same tokens; "segments" the chunk states' scan in segments of ANCHOR_SEGMENT chunks (each
 # segment's own Gram, the states between segments by one small product: U and R read twice, B H n m K V multiply-adds;
-# the lean Gram's products only, in the rows layout: GRAM_PRODUCTS does not apply).
-ANCHOR_ALPHA = "gram"
-ANCHOR_SEGMENT = 16
+# the lean Gram's products only, in the rows layout: GRAM_PRODUCTS does not apply); "auto" (the default) "segments" where
+# n >= ANCHOR_AUTO_CHUNKS, else "gram". H200 call G15 (bench/RESULTS.md "Mamba-2's anchors in segments"), bf16 step, eager
+# GPU ms, gram / 32-chunk segments / 16: Mamba-2 (1, 32768, 32, 64) 9.995 / 8.124 / 8.350 (mamba_ssm 6.880),
+# (4, 8192, 32, 64) 7.247 / 7.278 / 7.520 (n = 128: even), (8, 2048, 32, 64) 3.627 / 3.885 / 4.001 (n = 32: the Gram's
+# products are small there, the segments' extra passes are not); SimpleGLA (1, 32768, 8, 128) 5.905 / 5.102 / 5.057;
+# gradients vs the Gram way's <= 3.1e-5 (Mamba-2), 9.5e-5 (SimpleGLA).
+ANCHOR_ALPHA = "auto"
+ANCHOR_SEGMENT = 32
+ANCHOR_AUTO_CHUNKS = 256
+
+
+def anchor_alpha(T, C, mode=None):
+    """ANCHOR_ALPHA's way ("gram" / "segments", or `mode`) for T tokens anchored every C."""
+    mode = mode or ANCHOR_ALPHA
+    if mode == "auto":
+        return "segments" if -(-T // max(1, min(C, T))) >= ANCHOR_AUTO_CHUNKS else "gram"
+    return mode
 # How the decay adjoint's per-token terms q.dq - k.dk (summed over K for a scalar decay) are formed: "torch" (the way
 # before) a multiply per operand pair (a bf16 q times the float32 dq: a float32 [B, T, H*K] tensor), a sum over K each
 # and their difference (on the H200 at (8, 2048, 16, 64) two multiplies 0.132 ms and the sums 0.09 ms in SimpleGLA's
@@ -1108,7 +1122,7 @@ def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state,
             bars[n["ld"]] = _anchored(terms, ld, [(ex(kv["x_k%d" % i]), ex(kv["x_v%d" % i])) for i in range(len(n["pairs"]))],
                                       [(ex(qs["x_q%d" % i]), ex(dys["x_dy%d" % i])) for i in range(len(n["readouts"]))],
                                       canon(S0, False), canon(dS, False), B, T, H, K, V, per_key, dtype, device, anchor_chunk or DECAY_ANCHOR_CHUNK,
-                                      DECAY_ANCHOR_GRAM, rsum, anchor_products, GRAM_PRODUCTS, alpha=ANCHOR_ALPHA, segment=ANCHOR_SEGMENT)
+                                      DECAY_ANCHOR_GRAM, rsum, anchor_products, GRAM_PRODUCTS, alpha=anchor_alpha(T, anchor_chunk or DECAY_ANCHOR_CHUNK), segment=ANCHOR_SEGMENT)
         else:
             bars[n["ld"]] = _reverse_sums(terms, B, T, L, REVERSE_CHUNK, rsum, dtype, device, after=start())
     elif n.get("ld"):
@@ -1336,7 +1350,7 @@ def backward(ctx, m, flat, grads):
     signature's second call, replayed after; m.graphs False or SEQC_TORCH_GRAPHS=0: eagerly every call)."""
     switches = (PER_KEY_TRANSPOSED, ROWS_TILE, ROWS_SEGMENT, ROWS_IO, ROWS_FORM, ROWS_CHUNK_WARPS, ROWS_CHUNK_PIPE, PREP_IO, PART_INPUTS, STATELESS_WIDE, STATELESS_WARP, BF16_DECAY_PARTS, DECAY_WAY, TRANSPOSED_IO, DECAY_ANCHOR, DECAY_ANCHOR_CHUNK, DECAY_ANCHOR_GRAM, ANCHOR_CHUNKS, ANCHOR_VEC, DECAY_TERMS, GRAD_SUM, GRAM_PRODUCTS, REVERSE_SUM, REVERSE_CHUNK, REVERSE_GLUE, GLUE_COPIES, STATELESS_IO, ALIAS_IO, FLIP_VIEW, IDLE_INPUTS, ADJOINT_OUT, RUN_COPIES, CORE_RERUN, ZERO_STORES)
     switches += (STATELESS_ROWS, GRAPH_PICKS, REVERSED_READS, ROWS_REVERSED, ROWS_TERMS, ROWS_CHUNK_WIDE, ROWS_CHUNK_SEGMENTS, ROWS_SEG_STATES)
-    switches += (ANCHOR_ALPHA, ANCHOR_SEGMENT)
+    switches += (ANCHOR_ALPHA, ANCHOR_SEGMENT, ANCHOR_AUTO_CHUNKS)
     return _graphs.graphed_backward(ctx, m, "chunked-backward", switches, flat, grads, lambda f, g, S_N: backward_eager(ctx, m, f, g, convert=False, S_N=S_N),
                                     extra=[getattr(ctx, "chain_SN", None)])
 
@@ -1523,8 +1537,8 @@ def backward_eager(ctx, m, flat, grads, convert=True, S_N=None):
         raise ValueError("seqc_chunked: ADJOINT_OUT is %r; expected 'low' or 'f32'" % (ADJOINT_OUT,))
     if RUN_COPIES not in ("input", "plan"):
         raise ValueError("seqc_chunked: RUN_COPIES is %r; expected 'input' or 'plan'" % (RUN_COPIES,))
-    if ANCHOR_ALPHA not in ("gram", "segments"):
-        raise ValueError("seqc_chunked: ANCHOR_ALPHA is %r; expected 'gram' or 'segments'" % (ANCHOR_ALPHA,))
+    if ANCHOR_ALPHA not in ("gram", "segments", "auto"):
+        raise ValueError("seqc_chunked: ANCHOR_ALPHA is %r; expected 'gram', 'segments' or 'auto'" % (ANCHOR_ALPHA,))
     if GRAM_PRODUCTS not in ("four", "two", "groups"):
         raise ValueError("seqc_chunked: GRAM_PRODUCTS is %r; expected 'four', 'two' or 'groups'" % (GRAM_PRODUCTS,))
     if GRAD_SUM not in ("low", "f32"):

@@ -87,6 +87,7 @@ def run_case(case):
     if case.get("anchorAlpha"):  # (seqc_chunked.ANCHOR_ALPHA, ANCHOR_SEGMENT; "alphaBroken": the segments' scan started from
         seqc_chunked.ANCHOR_ALPHA = case["anchorAlpha"]  # a zero state in place of S0, must fail)
         seqc_chunked.ANCHOR_SEGMENT = case.get("anchorSegment", seqc_chunked.ANCHOR_SEGMENT)
+        seqc_chunked.ANCHOR_AUTO_CHUNKS = case.get("anchorAutoChunks", seqc_chunked.ANCHOR_AUTO_CHUNKS)
         if case.get("alphaBroken"):
             import seqc_decay_adjoint as da
             real = da._alpha_segments
