@@ -302,8 +302,12 @@ def delta_kernels(kern, u, w, kk, vv, q, ld, S_init, dY, dS, C=64, states=None):
         SF = states[1].reshape(B * H, K, V).to(torch.float32 if R.dtype == torch.bfloat16 else R.dtype).contiguous()  # (float32 beside bf16 R)
     else:
         S0s, R, SF = kern("walk", mode, C, K, V, M, X, BM, NN, A, S_init, B * H, nC, 0, **zo)
-    M, X, BM, NN, A = kern("prep_bwd", mode, C, K, V, q, u, w, dY, ld, TI, B, T, H)
-    LE, DR, dS_init = kern("walk", mode, C, K, V, M, X, BM, NN, A, dS, B * H, nC, 1, **zo)
+    # LR_DELTA_WALK_BF16 (kern.walk_bf16, on the bf16-state path only): prep_bwd writes the reverse walk's operands as bf16
+    # and the walk takes them as bf16 mma operands
+    wb = getattr(kern, "walk_bf16", None)
+    wb = wb(mode, C, K, V, tin, B * H) if wb is not None and zo else None
+    M, X, BM, NN, A = kern("prep_bwd", mode, C, K, V, q, u, w, dY, ld, TI, B, T, H, **({"wout": wb} if wb else {}))
+    LE, DR, dS_init = kern("walk", mode, C, K, V, M, X, BM, NN, A, dS, B * H, nC, 1, **zo, **({"win": wb} if wb else {}))
     dQ, dU, dW, dK, dV, dLD = kern("adj", mode, C, K, V, q, u, w, kk, vv, dY, ld, R, S0s, SF, LE, DR, B, T, H)
     return dU, dW, dK, dV, dQ, dLD, dS_init.view(B, H, K, V)
 
@@ -338,7 +342,7 @@ def delta_pick(kernels, op, mode, C, K, V, tin, math="fp32"):
     mode, C, K, V, tin "f32" / "bf16", math: "fp32" or a tensor-core twin's, records without one being fp32), or None.
     (The walks: kernel_launch's walk_pick.)"""
     for k in kernels:
-        if k["op"] == op and (k["C"], k["K"], k["V"]) == (C, K, V) and k["decay"] == mode and k["tin"] == tin and k.get("math", "fp32") == math and not k.get("zin"):
+        if k["op"] == op and (k["C"], k["K"], k["V"]) == (C, K, V) and k["decay"] == mode and k["tin"] == tin and k.get("math", "fp32") == math and not k.get("zin") and not k.get("wout"):
             return k
     return None
 
@@ -363,6 +367,13 @@ KEY_MMA = os.environ.get("LR_DELTA_KEY_MMA", "bf16")
 # two-accumulator sibling (2.738 alone): DeltaNet bf16 eager GPU 15.802 -> 15.210 ms, gradients vs float64 3.0e-3 both.
 # Other shapes, and without math (the fp32 walks), the rule below: the default walk's twin, the split fp32 walk for few rows.
 WALK = os.environ.get("LR_DELTA_WALK", "default")
+# The reverse walk with bf16 operands (read at each launch; LR_DELTA_WALK_BF16 at import): "on" prep_bwd's staged twin
+# writes M and NN^T as bf16 (a record with wout "mn", entry <its entry>_wb; compiler/backends/cuda/delta-prep-staged.ts) and
+# the walk takes them as mma m16n8k16 bf16 operands (a record with win "mn", delta-walk-bf16.ts; Z and Yc rounded to bf16
+# as operands, fp32 accumulators, ZS / Y bf16); "all" X and BM bf16 too (wout / win "all", _wbx / _bf16x); "off" the
+# walks above. Only on the bf16-state path (ZBF16) with math, decay none / scalar, where the module has both records;
+# the walk for many rows where its grid B H (V / cols) 2 >= the SM count, else the one for few rows (8 columns).
+WALK_BF16 = os.environ.get("LR_DELTA_WALK_BF16", "off")
 # The per-key decay's (mode "key", RWKV-7) walk for many rows (read at each launch; LR_DELTA_KEY_WALK at import): "many"
 # takes the module's per-key 3xTF32 walk for many rows (delta-walk-mma.ts DELTA_WALK_KEY_WIDE_CONFIGS, K = V = 128) by
 # WALK's grid rule; "old": the rule before it, the 16-column twin. "many" is the default since H200 call F14: RWKV-7's bf16
@@ -416,9 +427,9 @@ def delta_launcher(m, device, way=None, switch="LR_FUSED_DELTA", tin=None, math=
 
 
 def launch_switches():
-    """The launchers' switches read at each launch (KEY_MMA, WALK, KEY_WALK, ZBF16, R_MATH), for the key of a captured
+    """The launchers' switches read at each launch (KEY_MMA, WALK, KEY_WALK, ZBF16, R_MATH, WALK_BF16), for the key of a captured
     backward graph (seqc_chunked_lowrank: a switch changed between steps must not replay the old kernels)."""
-    return (KEY_MMA, WALK, KEY_WALK, ZBF16, R_MATH)
+    return (KEY_MMA, WALK, WALK_BF16, KEY_WALK, ZBF16, R_MATH)
 
 
 def zb_sibling(kernels, k):
@@ -490,6 +501,27 @@ def kernel_launch(km, device, math=None, sms=None):
             k = next((w for m in prefs + ("tf32x3",) for w in ws if w.get("math") == m and w["cols"] == k["cols"]), k)
         return k
 
+    def bf16_walk(mode, C, K, V, BH, win):
+        """The bf16 walk (a record with win "mn" / "all") for the shape: the one for many rows where its grid B H (V / cols) 2
+        >= the SM count (or no SM count is given, or no walk for few rows), else the one for few rows; None: neither."""
+        ws = [k for k in km.kernels if k["op"] == "walk" and k.get("win") == win and (k["C"], k["K"], k["V"]) == (C, K, V) and k.get("decay", mode) == mode]
+        many = next((w for w in ws if w.get("walkFor") == "many"), None)
+        few = next((w for w in ws if w.get("walkFor") == "few"), None)
+        return many if many is not None and (few is None or not sms or BH * (V // many["cols"]) * 2 >= sms) else few
+
+    def wout_sibling(k, win):  # prep_bwd's record writing the bf16 walk's operands (entry <its entry>_wb / _wbx), or None
+        e = k["entry"] + ("_wbx" if win == "all" else "_wb")
+        return next((x for x in km.kernels if x["entry"] == e and x.get("wout") == win), None)
+
+    def walk_bf16(mode, C, K, V, tin, BH):
+        """The reverse walk's bf16 operands delta_kernels takes for the shape ("mn" / "all": WALK_BF16 "on" / "all"), or None
+        (WALK_BF16 "off", no math, or the module lacks prep_bwd's wout sibling or the bf16 walk)."""
+        win = {"on": "mn", "all": "all"}.get(WALK_BF16)
+        if win is None or not math:
+            return None
+        p = pick("prep_bwd", mode, C, K, V, TIN.get(tin, tin) if not isinstance(tin, str) else tin)
+        return win if p is not None and wout_sibling(p, win) is not None and bf16_walk(mode, C, K, V, BH, win) is not None else None
+
     def zsib(k):  # a record's bf16-state sibling (zout / zin, entry <its entry>_zb), or None
         return zb_sibling(km.kernels, k)
 
@@ -518,16 +550,24 @@ def kernel_launch(km, device, math=None, sms=None):
         with torch.cuda.device(device):
             km.launch(k, grid, args, torch.cuda.current_stream(device).cuda_stream)
 
-    def launch(op, mode, C, K, V, *ts, zout=False):
+    def launch(op, mode, C, K, V, *ts, zout=False, wout=None, win=None):
         if op == "walk":
             M, X, BM, NN, A, Z0, BH, nC, reverse = ts
             k = walk_pick(mode, C, K, V, BH)
+            if win:  # prep_bwd's bf16 operands (wout, LR_DELTA_WALK_BF16): the bf16 walk, writing bf16 ZS and Y
+                k = bf16_walk(mode, C, K, V, BH, win)
+                if k is None or not zout:
+                    raise ValueError("delta walk: no bf16 walk (win %s) for %s C %d K %d V %d, or zout not asked for" % (win, mode, C, K, V))
+                zout = False  # (the record writes bf16 itself)
+                zb = True
+            else:
+                zb = zout
             if zout:  # ZS and Y as bf16 (LR_DELTA_ZBF16): the walk's sibling
                 k = zsib(k)
                 if k is None:
                     raise ValueError("delta walk: no bf16-state (zout) sibling for %s C %d K %d V %d" % (mode, C, K, V))
             N = BH * nC
-            zt = torch.bfloat16 if zout else torch.float32
+            zt = torch.bfloat16 if zb else torch.float32
             ZS, Y, ZF = out(N, K, V, dtype=zt), out(N, C, V, dtype=zt), out(BH, K, V)
             Z0 = f32(Z0.reshape(BH, K, V) if Z0 is not None else None)
             go(k, (BH, V // k["cols"]), [ptr(M), ptr(X), ptr(BM), ptr(NN), ptr(A), ptr(Z0), ptr(ZS), ptr(Y), ptr(ZF), ("u32", BH), ("u32", nC), ("u32", reverse)])
@@ -550,7 +590,14 @@ def kernel_launch(km, device, math=None, sms=None):
         if op == "prep_bwd":
             Q, U, W, DY = (tok(x, dt) for x in ins[:4])
             TI = ins[5]
-            M, X, BM, NN, A = out(N, C, K), out(N, C, V), out(N, K, V), out(N, C, K), out(*an)
+            if wout:  # the bf16 walk's operands (LR_DELTA_WALK_BF16): M, NN^T [N, K, C] bf16 (X, BM too with "all")
+                k = wout_sibling(k, wout)
+                if k is None:
+                    raise ValueError("delta prep_bwd: no wout %s sibling for %s C %d K %d V %d" % (wout, mode, C, K, V))
+                xt = torch.bfloat16 if wout == "all" else torch.float32
+                M, X, BM, NN, A = out(N, C, K, dtype=torch.bfloat16), out(N, C, V, dtype=xt), out(N, K, V, dtype=xt), out(N, K, C, dtype=torch.bfloat16), out(*an)
+            else:
+                M, X, BM, NN, A = out(N, C, K), out(N, C, V), out(N, K, V), out(N, C, K), out(*an)
             go(k, (N, 1), [ptr(Q), ptr(U), ptr(W), ptr(DY), ptr(LD), ptr(TI)] + dims + [ptr(M), ptr(X), ptr(BM), ptr(NN), ptr(A)])
             return M, X, BM, NN, A
         Q, U, W, KK, VV, DY = (tok(x, dt) for x in ins[:6])
@@ -571,4 +618,5 @@ def kernel_launch(km, device, math=None, sms=None):
         return tin is not None and walk_pick(mode, C, K, V, 1) is not None and all(pick(op, mode, C, K, V, tin) is not None for op in DELTA_OPS if op != "walk")
     launch.has = has
     launch.zbf16 = zbf16
+    launch.walk_bf16 = walk_bf16
     return launch

@@ -40,6 +40,7 @@ import { DELTA_ADJ_KEY_K128_BF16_CONFIGS, DELTA_ADJ_KEY_K128_MMA_CONFIGS, deltaA
 import { DELTA_PRELUDE, DELTA_PREP_CONFIGS, DELTA_PREP_KEY_CONFIGS, DELTA_PREP_KEY_MMA_CONFIGS, DELTA_PREP_MMA_CONFIGS, deltaPrepKernel, deltaPrepSource, type DeltaPrepConfig, type DeltaPrepDecay } from "./delta-prep.ts";
 import { DELTA_WALK_CONFIGS, DELTA_WALK_FEW_CONFIGS, DELTA_WALK_KEY_CONFIGS, DELTA_WALK_KEY_FEW_CONFIGS, DELTA_WALK_PRELUDE, deltaWalkKernel, deltaWalkSource, type DeltaWalkConfig } from "./delta-walk.ts";
 import { DELTA_WALK_KEY_MMA_CONFIGS, DELTA_WALK_KEY_WIDE_CONFIGS, DELTA_WALK_MMA_CONFIGS, DELTA_WALK_WIDE_CONFIGS, deltaWalkMmaKernel, deltaWalkMmaSource, type DeltaWalkMmaConfig } from "./delta-walk-mma.ts";
+import { DELTA_WALK_BF16_CONFIGS, DELTA_WALK_BF16_PRELUDE, deltaWalkBf16Kernel, deltaWalkBf16Source, type DeltaWalkBf16Config } from "./delta-walk-bf16.ts";
 
 export type DeltaBwdOp = "prep_fwd" | "prep_bwd" | "walk" | "adj";
 export type DeltaBwdDecay = "none" | "scalar" | "key";
@@ -56,8 +57,14 @@ export interface DeltaBwdKernel {
   split?: number;
   /** The tensor-core twins' math ("tf32"); absent: fp32 on the SIMT cores. */
   math?: "tf32" | "tf32x3" | "bf16";
-  /** The walks for many rows (delta-walk-mma.ts DELTA_WALK_WIDE_CONFIGS, 64 columns a block at K = V = 128): "many". */
-  walkFor?: "many";
+  /** The walks for many rows (delta-walk-mma.ts DELTA_WALK_WIDE_CONFIGS, 64 columns a block at K = V = 128): "many"; the bf16
+   * walks (win) "many" or "few". */
+  walkFor?: "many" | "few";
+  /** prep_bwd's twins writing the bf16 walk's operands (entries <twin's entry>_wb / _wbx; seqc_delta_bwd LR_DELTA_WALK_BF16):
+   * "mn" M and NN^T bf16, "all" X and BM too. */
+  wout?: "mn" | "all";
+  /** The walks with bf16 operands (delta-walk-bf16.ts; math "bf16", zout "bf16"), reading prep_bwd's wout outputs of the same value. */
+  win?: "mn" | "all";
   /** The walks writing ZS and Y as bf16 (entries _zb; each the sibling of the record whose entry lacks _zb). */
   zout?: "bf16";
   /** The bf16 adjoint twins reading R, S0, LE, DR as bf16 (entries _zb; each the sibling of the record whose entry lacks _zb). */
@@ -76,6 +83,9 @@ export interface DeltaBwdConfigs {
   prep: readonly DeltaPrepConfig<DeltaPrepDecay>[];
   walk: readonly (DeltaWalkConfig | DeltaWalkMmaConfig)[];
   adj: readonly (DeltaAdjConfig | DeltaAdjKeyConfig | DeltaAdjKeyMmaConfig)[];
+  /** The reverse walk in bf16 (seqc_delta_bwd LR_DELTA_WALK_BF16; decay none / scalar with twins): prep_bwd's staged twins
+   * writing its operands as bf16 (wout) and the bf16 walks (delta-walk-bf16.ts), after the twins. */
+  walkBf16?: { prep: readonly DeltaPrepConfig<DeltaPrepDecay>[]; walk: readonly DeltaWalkBf16Config[] };
   /** The bf16-state path (seqc_delta_bwd LR_DELTA_ZBF16; decay none / scalar with twins): the walks' siblings writing bf16
    * ZS and Y (zout) and the bf16 adjoint twins' siblings reading them (zin), after every other kernel; then those adjoints'
    * siblings storing their five per-token gradients as bf16 (aout, seqc_delta_bwd LR_DELTA_ADJ_OUT), last. */
@@ -91,6 +101,7 @@ export function deltaBwdConfigs(decay: DeltaBwdDecay, twins = true): DeltaBwdCon
   return {
     decay, prep: mine<DeltaPrepConfig<DeltaPrepDecay>>([...DELTA_PREP_CONFIGS, ...DELTA_PREP_KEY_CONFIGS, ...(twins ? [...DELTA_PREP_MMA_CONFIGS, ...DELTA_PREP_KEY_MMA_CONFIGS] : [])]), walk,
     adj: mine([...DELTA_ADJ_CONFIGS, ...DELTA_ADJ_K128_CONFIGS, ...DELTA_ADJ_KEY_CONFIGS, ...(twins ? [...DELTA_ADJ_MMA_CONFIGS, ...DELTA_ADJ_K128_MMA_CONFIGS, ...DELTA_ADJ_KEY_MMA_CONFIGS, ...DELTA_ADJ_KEY_K128_MMA_CONFIGS, ...DELTA_ADJ_KEY_BF16_CONFIGS, ...DELTA_ADJ_KEY_K128_BF16_CONFIGS, ...DELTA_ADJ_BF16_CONFIGS] : [])]),
+    ...(twins && decay !== "key" ? { walkBf16: { prep: (["mn", "all"] as const).flatMap((wout) => mine(DELTA_PREP_MMA_CONFIGS).filter((c) => c.op === "bwd").map((c) => ({ ...c, wout }))), walk: DELTA_WALK_BF16_CONFIGS } } : {}),
     ...(twins && decay !== "key" ? { zbf16: { walk: walk.map((c) => ({ ...c, zout: "bf16" as const })), adj: [...mine(DELTA_ADJ_BF16_ZIN_CONFIGS), ...mine(DELTA_ADJ_BF16_OUT_CONFIGS)] } } : {}),
   };
 }
@@ -124,6 +135,20 @@ export function deltaBwdModule(configs: DeltaBwdConfigs): { source: string; kern
       else if (isKeyAdj(c) && isKeyMma(c)) add({ ...deltaAdjKeyMmaKernel(c), op: "adj" }, deltaAdjKeyMmaSource(c));
       else if (isKeyAdj(c)) add({ ...deltaAdjKeyKernel(c), op: "adj" }, deltaAdjKeySource(c));
       else add({ ...deltaAdjKernel(c), op: "adj" }, deltaAdjSource(c));
+    }
+  }
+  if (configs.walkBf16) {  // the bf16 reverse walk's prep_bwd twins and walks (records pushed as they are: wout / win)
+    source += DELTA_WALK_BF16_PRELUDE;
+    for (const c of configs.walkBf16.prep) {
+      if (c.decay !== decay || c.op !== "bwd" || !c.wout) throw new Error(`delta-bwd: a ${c.decay} decay prep_${c.op} (wout ${c.wout}) among the bf16 walk's kernels of a ${decay} module`);
+      const k = deltaPrepKernel(c);
+      kernels.push({ op: "prep_bwd", decay, tin: c.tin, C: c.C, K: c.K, V: c.V, cols: c.V, ...(c.math ? { math: c.math } : {}), wout: c.wout, entry: k.entry, threads: k.threads, sharedBytes: k.sharedBytes });
+      source += deltaPrepSource(c);
+    }
+    for (const c of configs.walkBf16.walk) {
+      const k = deltaWalkBf16Kernel(c);
+      kernels.push({ op: "walk", decay, tin: "f32", C: c.C, K: c.K, V: c.V, cols: c.cols, math: "bf16", walkFor: c.walkFor, zout: "bf16", win: c.win, entry: k.entry, threads: k.threads, sharedBytes: k.sharedBytes });
+      source += deltaWalkBf16Source(c);
     }
   }
   if (configs.zbf16) {
