@@ -40,7 +40,7 @@ type Way = (typeof WAYS)[number];
 const waysOf = (decay: DeltaBwdDecay): readonly Way[] => (decay === "key" ? WAYS.filter((w) => w.K === 64) : WAYS);
 
 /** The kernels of one way at C = 64, by op. */
-function pick(kernels: DeltaBwdKernel[], way: Way): Record<DeltaBwdKernel["op"], DeltaBwdKernel> {
+function pick(kernels: DeltaBwdKernel[], way: Way): Record<Exclude<DeltaBwdKernel["op"], "prep_r">, DeltaBwdKernel> {
   const at = (op: DeltaBwdKernel["op"]) => {
     const k = kernels.find((x) => x.op === op && x.C === 64 && x.K === way.K && x.V === way.K && (op === "walk" ? !!x.split === way.few && x.math === way.walk : x.tin === way.tin && x.math === way.math));
     if (!k) throw new Error(`no ${op} kernel for K ${way.K} ${way.tin} ${way.math ?? "fp32"}${way.few ? " (few rows)" : ""}${way.walk ? ` (walk ${way.walk})` : ""}`);
@@ -55,7 +55,7 @@ function buildEmu(decay: DeltaBwdDecay, m: { source: string; kernels: DeltaBwdKe
   const ways = waysOf(decay), byWay = ways.map((w) => pick(m.kernels, w));
   const launch = (k: DeltaBwdKernel, grid: string, call: string) =>
     `{ emu::Dim g; ${grid} emu::Dim blk; blk.x = ${k.threads}u; emu::launch([]() { ${k.entry}(${call}); }, g, blk, ${k.sharedBytes}u); }`;
-  const chain = (ks: Record<DeltaBwdKernel["op"], DeltaBwdKernel>) => `
+  const chain = (ks: Record<Exclude<DeltaBwdKernel["op"], "prep_r">, DeltaBwdKernel>) => `
     ${launch(ks.prep_fwd, "g.x = N;", "P(iU), P(iW), P(iKK), P(iVV), LDp, B_, T_, H_, TI, fM, fX, fBM, fNN, fA")}
     ${launch(ks.walk, `g.x = BH; g.y = ${ks.walk.V / ks.walk.cols}u;`, "fM, fX, fBM, fNN, fA, S0p, S0s, R, SF, (int)BH, (int)NC, 0")}
     ${launch(ks.prep_bwd, "g.x = N;", "P(iQ), P(iU), P(iW), P(iDY), LDp, TI, B_, T_, H_, bM, bX, bBM, bNN, bA")}

@@ -18,6 +18,7 @@ import { DELTA_ADJ_KEY_BF16_CONFIGS, DELTA_ADJ_KEY_MMA_CONFIGS, deltaAdjKeyMmaKe
 import { DELTA_ADJ_KEY_K128_BF16_CONFIGS, DELTA_ADJ_KEY_K128_MMA_CONFIGS, deltaAdjKeyMmaK128Kernel } from "../compiler/backends/cuda/delta-adjoint-key-mma-k128.ts";
 import { DELTA_WALK_CONFIGS, DELTA_WALK_FEW_CONFIGS, DELTA_WALK_KEY_CONFIGS, DELTA_WALK_KEY_FEW_CONFIGS, deltaWalkKernel } from "../compiler/backends/cuda/delta-walk.ts";
 import { DELTA_WALK_KEY_MMA_CONFIGS, DELTA_WALK_KEY_WIDE_CONFIGS, DELTA_WALK_MMA_CONFIGS, DELTA_WALK_WIDE_CONFIGS, deltaWalkMmaKernel } from "../compiler/backends/cuda/delta-walk-mma.ts";
+import { DELTA_PREP_R_CONFIGS, deltaPrepRKernel } from "../compiler/backends/cuda/delta-prep-r.ts";
 import { findNvcc } from "../compiler/backends/cuda/nvcc.ts";
 import { compileLowRankEmu } from "./helpers/lowrank-emu.ts";
 import { ptxasUsage } from "./helpers/ptxas-usage.ts";
@@ -48,7 +49,13 @@ describe("delta backward kernel module", () => {
       ...walks.map((c) => ({ c: { ...c, tin: "f32", math: undefined }, k: deltaWalkKernel(c), op: "walk" })),
       ...adj([...DELTA_ADJ_CONFIGS, ...DELTA_ADJ_K128_CONFIGS]), ...keyAdj, ...prep(DELTA_PREP_MMA_CONFIGS), ...prep(DELTA_PREP_KEY_MMA_CONFIGS), ...walkTwins, ...adj([...DELTA_ADJ_MMA_CONFIGS, ...DELTA_ADJ_K128_MMA_CONFIGS]), ...keyAdjMma, ...adj(DELTA_ADJ_BF16_CONFIGS), ...zb,
     ].map(({ c, k, op }) => ({ op, decay, tin: c.tin, C: c.C, K: c.K, V: c.V, cols: "cols" in k ? k.cols : c.V, ...("split" in k && k.split > 1 ? { split: k.split } : {}), ...(c.math ? { math: c.math } : {}), ...("walkFor" in c && c.walkFor ? { walkFor: c.walkFor } : {}), ...("zout" in c && c.zout ? { zout: c.zout } : {}), ...("zin" in c && c.zin ? { zin: c.zin } : {}), ...("aout" in c && c.aout ? { aout: c.aout } : {}), entry: k.entry, threads: k.threads, sharedBytes: k.sharedBytes }));
-    expect(m.kernels).toEqual(want);
+    // decay none / scalar: last, R as prep_fwd's epilogue (delta-prep-r.ts, op "prep_r"; mprod "bf16": the _m1 entries)
+    const prepR = decay === "key" ? [] : DELTA_PREP_R_CONFIGS.filter((c) => c.decay === decay).map((c) => {
+      const { mprod, ...k } = deltaPrepRKernel(c);
+      return { op: "prep_r", decay, tin: "bf16", C: c.C, K: c.K, V: c.V, cols: c.V, math: "tf32", ...(mprod === "bf16" ? { mprod } : {}), entry: k.entry, threads: k.threads, sharedBytes: k.sharedBytes };
+    });
+    expect(prepR.length).toBe(decay === "key" ? 0 : 4);
+    expect(m.kernels).toEqual([...want, ...prepR]);
     // each _zb record the sibling of the record without _zb (same op, shape, cols, split, math, threads, shared bytes)
     const zrecs = m.kernels.filter((k) => (k.zout || k.zin) && !k.aout);
     expect(zrecs.length).toBe(decay === "key" ? 0 : 10);
@@ -62,7 +69,7 @@ describe("delta backward kernel module", () => {
     const orecs = m.kernels.filter((k) => k.aout);
     expect(orecs.map((k) => k.entry)).toEqual(decay === "key" ? [] : [64, 128].map((K) => `seqc_delta_adj_${decay}_c64k${K}v${K}_bf16_bf16_zb_ob`));
     for (const { aout: _a, entry, ...rest } of orecs) expect({ ...rest, entry: entry.slice(0, -3) }, entry).toEqual(m.kernels.find((x) => x.entry === entry.slice(0, -3)));
-    const main = m.kernels.filter((k) => !k.zout && !k.zin && !k.aout);
+    const main = m.kernels.filter((k) => !k.zout && !k.zin && !k.aout && k.op !== "prep_r");
     expect(main.filter((k) => k.math && k.op !== "walk").map((k) => k.math), "twins").toEqual(decay === "key" ? [...Array(6).fill("tf32"), "bf16", "bf16"] : [...Array(6).fill("tf32"), "bf16", "bf16"]);
     expect(deltaBwdModule(deltaBwdConfigs(decay, false)).kernels).toEqual(main.filter((k) => !k.math));
     // what the runtime needs at least: each op at C = 64, K = V = 64 and 128 for both input types, the TF32 twins of prep

@@ -37,12 +37,13 @@ import { DELTA_ADJ_BF16_CONFIGS, DELTA_ADJ_BF16_OUT_CONFIGS, DELTA_ADJ_BF16_ZIN_
 import { DELTA_ADJ_KEY_CONFIGS, deltaAdjKeyKernel, deltaAdjKeySource, type DeltaAdjKeyConfig } from "./delta-adjoint-key.ts";
 import { DELTA_ADJ_KEY_BF16_CONFIGS, DELTA_ADJ_KEY_MMA_CONFIGS, deltaAdjKeyMmaKernel, deltaAdjKeyMmaSource, type DeltaAdjKeyMmaConfig } from "./delta-adjoint-key-mma.ts";
 import { DELTA_ADJ_KEY_K128_BF16_CONFIGS, DELTA_ADJ_KEY_K128_MMA_CONFIGS, deltaAdjKeyMmaK128Kernel, deltaAdjKeyMmaK128Source } from "./delta-adjoint-key-mma-k128.ts";
+import { DELTA_PREP_R_CONFIGS, PREP_R_PRELUDE, deltaPrepRKernel, deltaPrepRSource, type DeltaPrepRConfig } from "./delta-prep-r.ts";
 import { DELTA_PRELUDE, DELTA_PREP_CONFIGS, DELTA_PREP_KEY_CONFIGS, DELTA_PREP_KEY_MMA_CONFIGS, DELTA_PREP_MMA_CONFIGS, deltaPrepKernel, deltaPrepSource, type DeltaPrepConfig, type DeltaPrepDecay } from "./delta-prep.ts";
 import { DELTA_WALK_CONFIGS, DELTA_WALK_FEW_CONFIGS, DELTA_WALK_KEY_CONFIGS, DELTA_WALK_KEY_FEW_CONFIGS, DELTA_WALK_PRELUDE, deltaWalkKernel, deltaWalkSource, type DeltaWalkConfig } from "./delta-walk.ts";
 import { DELTA_WALK_KEY_MMA_CONFIGS, DELTA_WALK_KEY_WIDE_CONFIGS, DELTA_WALK_MMA_CONFIGS, DELTA_WALK_WIDE_CONFIGS, deltaWalkMmaKernel, deltaWalkMmaSource, type DeltaWalkMmaConfig } from "./delta-walk-mma.ts";
 import { DELTA_WALK_BF16_CONFIGS, DELTA_WALK_BF16_PRELUDE, deltaWalkBf16Kernel, deltaWalkBf16Source, type DeltaWalkBf16Config } from "./delta-walk-bf16.ts";
 
-export type DeltaBwdOp = "prep_fwd" | "prep_bwd" | "walk" | "adj";
+export type DeltaBwdOp = "prep_fwd" | "prep_bwd" | "walk" | "adj" | "prep_r";
 export type DeltaBwdDecay = "none" | "scalar" | "key";
 
 export interface DeltaBwdKernel {
@@ -71,6 +72,8 @@ export interface DeltaBwdKernel {
   zin?: "bf16";
   /** The zin adjoints' siblings storing dQ, dU, dW, dK, dV as bf16 (entries <zin entry>_ob; seqc_delta_bwd LR_DELTA_ADJ_OUT). */
   aout?: "bf16";
+  /** prep_r's M S0 product (delta-prep-r.ts): "bf16" the head only (entry _m1); absent: head and tail. */
+  mprod?: "bf16";
   entry: string;
   threads: number;
   sharedBytes: number;
@@ -90,6 +93,9 @@ export interface DeltaBwdConfigs {
    * ZS and Y (zout) and the bf16 adjoint twins' siblings reading them (zin), after every other kernel; then those adjoints'
    * siblings storing their five per-token gradients as bf16 (aout, seqc_delta_bwd LR_DELTA_ADJ_OUT), last. */
   zbf16?: { walk: readonly (DeltaWalkConfig | DeltaWalkMmaConfig)[]; adj: readonly DeltaAdjConfig[] };
+  /** R as prep_fwd's epilogue (delta-prep-r.ts; op "prep_r", seqc_delta_bwd LR_DELTA_PREP_R; decay none / scalar with
+   * twins): TI and bf16 R from the forward's bf16 chunk states, last in the module. */
+  prepR?: readonly DeltaPrepRConfig[];
 }
 
 /** A model's configurations for its decay mode: prep's and the adjoint's of that mode (`twins`: with their TF32 twins,
@@ -103,6 +109,7 @@ export function deltaBwdConfigs(decay: DeltaBwdDecay, twins = true): DeltaBwdCon
     adj: mine([...DELTA_ADJ_CONFIGS, ...DELTA_ADJ_K128_CONFIGS, ...DELTA_ADJ_KEY_CONFIGS, ...(twins ? [...DELTA_ADJ_MMA_CONFIGS, ...DELTA_ADJ_K128_MMA_CONFIGS, ...DELTA_ADJ_KEY_MMA_CONFIGS, ...DELTA_ADJ_KEY_K128_MMA_CONFIGS, ...DELTA_ADJ_KEY_BF16_CONFIGS, ...DELTA_ADJ_KEY_K128_BF16_CONFIGS, ...DELTA_ADJ_BF16_CONFIGS] : [])]),
     ...(twins && decay !== "key" ? { walkBf16: { prep: (["mn", "all"] as const).flatMap((wout) => mine(DELTA_PREP_MMA_CONFIGS).filter((c) => c.op === "bwd").map((c) => ({ ...c, wout }))), walk: DELTA_WALK_BF16_CONFIGS } } : {}),
     ...(twins && decay !== "key" ? { zbf16: { walk: walk.map((c) => ({ ...c, zout: "bf16" as const })), adj: [...mine(DELTA_ADJ_BF16_ZIN_CONFIGS), ...mine(DELTA_ADJ_BF16_OUT_CONFIGS)] } } : {}),
+    ...(twins && decay !== "key" ? { prepR: mine(DELTA_PREP_R_CONFIGS) } : {}),
   };
 }
 
@@ -120,8 +127,8 @@ export function deltaBwdModule(configs: DeltaBwdConfigs): { source: string; kern
   const kernels: DeltaBwdKernel[] = [];
   let source = DELTA_PRELUDE + DELTA_ADJ_PRELUDE + DELTA_WALK_PRELUDE;
   const add = (k: Omit<DeltaBwdKernel, "cols"> & { cols?: number }, src: string) => {
-    const { op, tin, C, K, V, math, entry, threads, sharedBytes, walkFor, zout, zin, aout } = k;
-    kernels.push({ op, decay, tin, C, K, V, cols: k.cols ?? V, ...(k.split && k.split > 1 ? { split: k.split } : {}), ...(math ? { math } : {}), ...(walkFor ? { walkFor } : {}), ...(zout ? { zout } : {}), ...(zin ? { zin } : {}), ...(aout ? { aout } : {}), entry, threads, sharedBytes });
+    const { op, tin, C, K, V, math, entry, threads, sharedBytes, walkFor, zout, zin, aout, mprod } = k;
+    kernels.push({ op, decay, tin, C, K, V, cols: k.cols ?? V, ...(k.split && k.split > 1 ? { split: k.split } : {}), ...(math ? { math } : {}), ...(walkFor ? { walkFor } : {}), ...(zout ? { zout } : {}), ...(zin ? { zin } : {}), ...(aout ? { aout } : {}), ...(mprod ? { mprod } : {}), entry, threads, sharedBytes });
     source += src;
   };
   for (const twins of [false, true]) {
@@ -160,6 +167,14 @@ export function deltaBwdModule(configs: DeltaBwdConfigs): { source: string; kern
     for (const c of configs.zbf16.adj) {
       if (c.decay !== decay || c.zin !== "bf16") throw new Error(`delta-bwd: a ${c.decay} decay bf16-state adjoint in a ${decay} module`);
       add({ ...deltaAdjKernel(c), op: "adj" }, deltaAdjSource(c));
+    }
+  }
+  if (configs.prepR?.length) {
+    source += PREP_R_PRELUDE;
+    for (const c of configs.prepR) {
+      if (c.decay !== decay) throw new Error(`delta-bwd: a ${c.decay} decay prep_r kernel in a ${decay} module`);
+      const { mprod, ...k } = deltaPrepRKernel(c);
+      add({ ...k, ...(mprod === "bf16" ? { mprod } : {}) }, deltaPrepRSource(c));
     }
   }
   return { source, kernels };
