@@ -5,10 +5,11 @@
  * in the Gram's row layout [B, H, Kd, n, R] (scalar decay: Kd = 1, R = K V; per-key: Kd = K, R = V), from a and b read
  * with arbitrary element strides (token-major, time-major, every other element, one head broadcast by stride 0), bf16 and float32 operands, ragged last
  * chunks, K and V not multiples of the 64 x 64 tile, accumulation onto what is there (acc = 1); the plain kernels and
- * their wide-load / wide-store twins (vec: four elements a load where strides and K, V allow, float4 stores); a scalar
+ * their wide-load / wide-store twins (vec: four elements a load where strides and K, V allow, float4 stores) and their
+ * 8 x 4 register-tile twins on 128 threads (r8; bitwise the plain kernels' outputs); a scalar
  * decay's products in groups of kg key rows (the Gram in groups). Deliberately broken
  * copies (the last staged token dropped; the per-key weight read as the scalar one; the wide kernels' fourth per-key
- * weight read as the first, their wide store without accumulation) must fail; nvcc -cubin for sm_90
+ * weight read as the first, their wide store without accumulation; the r8 twin's second four key rows read as its first) must fail; nvcc -cubin for sm_90
  * where installed: no spills.
  */
 import { describe, expect, it } from "vitest";
@@ -154,8 +155,10 @@ describe.skipIf(!gpp)("decay adjoint chunk products kernel on the CPU emulation 
   it("every operand-type pair: strided layouts, ragged chunks, K / V past one tile, scalar and per-key weights, accumulation", () => {
     const m = anchorChunksModule();
     const plain = ["seqc_anchor_chunks_bf16_bf16", "seqc_anchor_chunks_bf16_f32", "seqc_anchor_chunks_f32_bf16", "seqc_anchor_chunks_f32_f32"];
-    // the plain kernels, then their wide-load / wide-store twins (ANCHOR_VEC "v4"; the same configurations)
-    expect(m.kernels.map((k) => k.entry)).toEqual([...plain, ...plain.map((e) => `${e}_v4`)]);
+    // the plain kernels, then their wide-load / wide-store twins (ANCHOR_VEC "v4"), then the 8 x 4 register-tile twins
+    // (ANCHOR_VEC "r8"; the same configurations)
+    expect(m.kernels.map((k) => k.entry)).toEqual([...plain, ...plain.map((e) => `${e}_v4`), ...plain.map((e) => `${e}_r8`)]);
+    expect(m.kernels.map((k) => k.threads)).toEqual([...plain.map(() => 256), ...plain.map(() => 256), ...plain.map(() => 128)]);
     expect(ANCHOR_CHUNKS_CONFIGS.length).toBe(4);
     const bin = buildEmu(m.source, m.kernels);
     const plainOut = new Map<string, Float64Array>();
@@ -165,9 +168,9 @@ describe.skipIf(!gpp)("decay adjoint chunk products kernel on the CPU emulation 
         const { got, want } = run(bin, k, cs);
         expect(got.every(Number.isFinite), `${k.entry}: every output written, finite`).toBe(true);
         expect(relativeError(got, want), `${k.entry} ${JSON.stringify(c)}`).toBeLessThan(1e-6);
-        // a wide twin computes the same sums in the same order: bitwise its plain kernel's output
+        // a wide or r8 twin computes the same sums in the same order: bitwise its plain kernel's output
         const key = `${k.a}${k.b}${JSON.stringify(cs)}`;
-        if (!k.vec) plainOut.set(key, got);
+        if (!k.vec && !k.r8) plainOut.set(key, got);
         else expect(got.every((v, i) => Object.is(v, plainOut.get(key)![i])), `${k.entry} bitwise as the plain kernel ${JSON.stringify(c)}`).toBe(true);
       }
   }, 300_000);
@@ -194,6 +197,12 @@ describe.skipIf(!gpp)("decay adjoint chunk products kernel on the CPU emulation 
       return src.replace("if (acc) { const float4 q = *o;", "if (0) { const float4 q = *o;");
     });
     expect(error(buildEmu(st.source, st.kernels), st.kernels[0], CASES[4])).toBeGreaterThan(1e-2);
+    // the r8 twin: a thread's second four key rows read as its first
+    const r8 = anchorChunksModule([{ a: "bf16", b: "bf16", r8: true }], (src) => {
+      expect(src).toContain("a5 = *(const float4*)&sA[r * 64u + 8u * tk + 4u];");
+      return src.replace("a5 = *(const float4*)&sA[r * 64u + 8u * tk + 4u];", "a5 = *(const float4*)&sA[r * 64u + 8u * tk];");
+    });
+    expect(error(buildEmu(r8.source, r8.kernels), r8.kernels[0], CASES[4])).toBeGreaterThan(1e-2);
   }, 100_000);
 
   it.skipIf(!findNvcc())("nvcc -cubin compiles the module for sm_90; ptxas: no spills", () => {

@@ -92,7 +92,10 @@ ANCHOR_CHUNKS = "kernel"
 # twins (anchor-chunks.ts vec: four neighbouring elements a load where the feature stride is 1 and K, V, the other
 # strides and the base are multiples of 4, else one; float4 stores where V is a multiple of 4; the same sums in the same
 # order: bitwise the same output). A module without the twins: the plain ones. Not faster on the H200 (run s12 1: SimpleGLA's
-# two launches 0.207 -> 0.201 ms, Mamba-2's 0.408 -> 0.393; the steps within noise): "plain" stays.
+# two launches 0.207 -> 0.201 ms, Mamba-2's 0.408 -> 0.393; the steps within noise): "plain" stays. "r8": the twins on 8 x 4
+# register tiles, 128 threads a 64 x 64 tile (anchor-chunks.ts ANCHOR_CHUNKS_R8_CONFIGS: a token's step 3 shared float4
+# reads for 32 FMA where the plain kernel has 2 for 16; bitwise the plain output); untimed (session 15 task G: the plain
+# kernel 0.415 ms a launch at Mamba-2 (1, 32768, 32, 64), ~31% of the float32 FMA peak).
 ANCHOR_VEC = "plain"
 # Where an input's gradient is the sum of several pieces (Mamba-2's x, B, C: post's backward's adjoint plus the adjoint
 # core's dv / the transposed core's dq / prep's backward's) and the input is bf16: "low" the last addition writes the
@@ -682,7 +685,7 @@ def anchor_chunks_kernel(km, xs, w, kg=None):
         a3, b3 = a.reshape(B, T, H, K), b.reshape(B, T, H, V)  # views (a head broadcast by stride 0 stays one)
         ta, tb = _ANCHOR_TYPES.get(str(a.dtype).replace("torch.", "")), _ANCHOR_TYPES.get(str(b.dtype).replace("torch.", ""))
         fits = [k for k in km.kernels if k["a"] == ta and k["b"] == tb]
-        k = next((k for k in fits if bool(k.get("vec")) == (ANCHOR_VEC == "v4")), None) or next(iter(fits), None)
+        k = next((k for k in fits if bool(k.get("vec")) == (ANCHOR_VEC == "v4") and bool(k.get("r8")) == (ANCHOR_VEC == "r8")), None) or next(iter(fits), None)
         if k is None or (Kd != 1 and Kd != K) or max(list(a3.stride()) + list(b3.stride())) >= 2 ** 32:
             return None
         views.append((k, a3, b3, K, V))
@@ -1543,8 +1546,8 @@ def backward_eager(ctx, m, flat, grads, convert=True, S_N=None):
         raise ValueError("seqc_chunked: GRAM_PRODUCTS is %r; expected 'four', 'two' or 'groups'" % (GRAM_PRODUCTS,))
     if GRAD_SUM not in ("low", "f32"):
         raise ValueError("seqc_chunked: GRAD_SUM is %r; expected 'low' or 'f32'" % (GRAD_SUM,))
-    if ANCHOR_VEC not in ("plain", "v4"):
-        raise ValueError("seqc_chunked: ANCHOR_VEC is %r; expected 'plain' or 'v4'" % (ANCHOR_VEC,))
+    if ANCHOR_VEC not in ("plain", "v4", "r8"):
+        raise ValueError("seqc_chunked: ANCHOR_VEC is %r; expected 'plain', 'v4' or 'r8'" % (ANCHOR_VEC,))
     if DECAY_TERMS not in ("kernel", "torch"):
         raise ValueError("seqc_chunked: DECAY_TERMS is %r; expected 'kernel' or 'torch'" % (DECAY_TERMS,))
     if ANCHOR_CHUNKS not in ("kernel", "copies"):

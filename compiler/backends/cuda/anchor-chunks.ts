@@ -21,7 +21,7 @@
  * several pairs or readouts: one launch each).
  *
  * One block of 256 threads per (b h, chunk) and 64 x 64 tile of [K, V] (grid x = B H n, y = ceil(K/64) ceil(V/64)),
- * 4 x 4 register tiles, the tokens staged 32 at a time in shared memory (16 KiB). Floor at (8, 2048, 16, 64), bf16:
+ * 4 x 4 register tiles (the r8 twins: 128 threads of 8 x 4), the tokens staged 32 at a time in shared memory (16 KiB). Floor at (8, 2048, 16, 64), bf16:
  * a, b read once (67 MB) and out written (67 MB) a launch: 0.032 ms at 4.2 TB/s; 1.07 G FMA a launch: 0.032 ms at
  * 67 TFLOP/s fp32. Measured on the H200 (bench/RESULTS.md "the anchors' chunk products as one CUDA kernel"): U and R
  * 0.286 ms (two launches, 4.5x the floor) against 0.543 ms for the copies and GEMMs.
@@ -32,11 +32,13 @@
 
 export type AnchorOperand = "f32" | "bf16";
 
-/** A compiled configuration: the dtypes of a (the weighted operand) and b; vec: the wide loads and stores (below). */
+/** A compiled configuration: the dtypes of a (the weighted operand) and b; vec: the wide loads and stores (below); r8: 8 x 4
+ * register tiles on 128 threads (below). */
 export interface AnchorChunksConfig {
   a: AnchorOperand;
   b: AnchorOperand;
   vec?: boolean;
+  r8?: boolean;
 }
 
 /** A launchable kernel of the module (seqc_cuda.KernelModule: entry, threads, sharedBytes) with its configuration. */
@@ -59,9 +61,21 @@ const KT = 64, VT = 64;
 export const ANCHOR_CHUNKS_CONFIGS: readonly AnchorChunksConfig[] = (["bf16", "f32"] as const).flatMap((a) => (["bf16", "f32"] as const).map((b) => ({ a, b })));
 /** The same pairs with the wide loads and stores (runtime/torch/seqc_chunked.py ANCHOR_VEC "v4"). */
 export const ANCHOR_CHUNKS_VEC_CONFIGS: readonly AnchorChunksConfig[] = ANCHOR_CHUNKS_CONFIGS.map((c) => ({ ...c, vec: true }));
+/**
+ * The same pairs on 8 x 4 register tiles (runtime/torch/seqc_chunked.py ANCHOR_VEC "r8"): 128 threads a 64 x 64 tile, each
+ * 8 key rows by 4 values, so a token's step reads 3 float4 from shared memory for 32 FMA (the plain kernel: 2 for 16;
+ * the plain kernel ran at ~31% of the float32 FMA peak on the H200, 0.415 ms a launch at (1, 32768, 32, 64), bench/RESULTS.md
+ * "Mamba-2's anchors in segments"). Same loads, the same sums in the same order: bitwise the plain kernel's output.
+ */
+export const ANCHOR_CHUNKS_R8_CONFIGS: readonly AnchorChunksConfig[] = ANCHOR_CHUNKS_CONFIGS.map((c) => ({ ...c, r8: true }));
 
 export function anchorChunksEntry(c: AnchorChunksConfig): string {
-  return `seqc_anchor_chunks_${c.a}_${c.b}${c.vec ? "_v4" : ""}`;
+  return `seqc_anchor_chunks_${c.a}_${c.b}${c.vec ? "_v4" : ""}${c.r8 ? "_r8" : ""}`;
+}
+
+/** Threads of a configuration's blocks: (64 / rows a thread) x 16. */
+export function anchorChunksThreads(c: AnchorChunksConfig): number {
+  return c.r8 ? 128 : ANCHOR_CHUNKS_THREADS;
 }
 
 const PRELUDE = `// ==== seqc decay adjoint chunk products (model-independent; compiler/backends/cuda/anchor-chunks.ts) ====
@@ -84,7 +98,9 @@ __device__ __forceinline__ float4 seqc_anchor_ld4(const unsigned short* p) {
 `;
 
 function kernelSource(c: AnchorChunksConfig): string {
-  const NT = ANCHOR_CHUNKS_THREADS, TS = ANCHOR_CHUNKS_TOKENS;
+  const NT = anchorChunksThreads(c), TS = ANCHOR_CHUNKS_TOKENS;
+  const RX = c.r8 ? 8 : 4;  // key rows a thread (of 4 values): 64 / RX x 16 threads
+  if (c.r8 && c.vec) throw new Error("anchorChunks: r8 twins have the plain loads only");
   const ty = (o: AnchorOperand) => (o === "bf16" ? "unsigned short" : "float");
   const unroll = "#pragma unroll";
   return `
@@ -100,9 +116,9 @@ extern "C" __global__ void __launch_bounds__(${NT}) ${anchorChunksEntry(c)}(
   const u32 k0 = (blockIdx.y % kb) * ${KT}u, v0 = (blockIdx.y / kb) * ${VT}u;
   const u32 t = threadIdx.x, tk = t / 16u, tv = t % 16u;
   const size_t wrow = ((size_t)bh * n + i) * C;
-  float p[4][4];
+  float p[${RX}][4];
 ${unroll}
-  for (u32 x = 0; x < 4u; ++x)
+  for (u32 x = 0; x < ${RX}u; ++x)
 ${unroll}
     for (u32 y = 0; y < 4u; ++y) p[x][y] = 0.f;
 ${c.vec ? `  // the wide path: a's (b's) feature stride 1, K (V), the other strides and the base multiples of 4 elements; else one
@@ -147,10 +163,12 @@ ${c.vec ? `    if (wb) {
     __syncthreads();
 ${unroll} 8
     for (u32 r = 0; r < ${TS}u; ++r) {
-      const float4 a4 = *(const float4*)&sA[r * ${KT}u + 4u * tk], b4 = *(const float4*)&sB[r * ${VT}u + 4u * tv];
-      const float ar[4] = {a4.x, a4.y, a4.z, a4.w}, br[4] = {b4.x, b4.y, b4.z, b4.w};
+${RX === 4 ? `      const float4 a4 = *(const float4*)&sA[r * ${KT}u + 4u * tk], b4 = *(const float4*)&sB[r * ${VT}u + 4u * tv];
+      const float ar[4] = {a4.x, a4.y, a4.z, a4.w}, br[4] = {b4.x, b4.y, b4.z, b4.w};` : `      const float4 a4 = *(const float4*)&sA[r * ${KT}u + ${RX}u * tk], a5 = *(const float4*)&sA[r * ${KT}u + ${RX}u * tk + 4u];
+      const float4 b4 = *(const float4*)&sB[r * ${VT}u + 4u * tv];
+      const float ar[8] = {a4.x, a4.y, a4.z, a4.w, a5.x, a5.y, a5.z, a5.w}, br[4] = {b4.x, b4.y, b4.z, b4.w};`}
 ${unroll}
-      for (u32 x = 0; x < 4u; ++x)
+      for (u32 x = 0; x < ${RX}u; ++x)
 ${unroll}
         for (u32 y = 0; y < 4u; ++y) p[x][y] = fmaf(ar[x], br[y], p[x][y]);
     }
@@ -158,8 +176,8 @@ ${unroll}
   }
   const size_t R = (size_t)kg * V;  // kg key rows a row of out (K: [K, V] per chunk; 1: one key row; kg divides K)
 ${unroll}
-  for (u32 x = 0; x < 4u; ++x) {
-    const u32 k = k0 + 4u * tk + x;
+  for (u32 x = 0; x < ${RX}u; ++x) {
+    const u32 k = k0 + ${RX}u * tk + x;
     if (k >= K) continue;
     const size_t row = (((size_t)bh * (K / kg) + k / kg) * n + i) * R + (size_t)(k % kg) * V;
 ${c.vec ? `    if ((V % 4u) == 0u) {  // a whole float4 of the row (v0 + 4 tv < V: V a multiple of 4), one store; the same sums
@@ -182,12 +200,12 @@ ${c.vec ? `    if ((V % 4u) == 0u) {  // a whole float4 of the row (v0 + 4 tv < 
 `;
 }
 
-/** The kernel module for these configurations (default: ANCHOR_CHUNKS_CONFIGS, then ANCHOR_CHUNKS_VEC_CONFIGS), one translation unit. */
-export function anchorChunksModule(configs: readonly AnchorChunksConfig[] = [...ANCHOR_CHUNKS_CONFIGS, ...ANCHOR_CHUNKS_VEC_CONFIGS], patch?: (src: string) => string): { source: string; kernels: AnchorChunksKernel[] } {
+/** The kernel module for these configurations (default: ANCHOR_CHUNKS_CONFIGS, ANCHOR_CHUNKS_VEC_CONFIGS, ANCHOR_CHUNKS_R8_CONFIGS), one translation unit. */
+export function anchorChunksModule(configs: readonly AnchorChunksConfig[] = [...ANCHOR_CHUNKS_CONFIGS, ...ANCHOR_CHUNKS_VEC_CONFIGS, ...ANCHOR_CHUNKS_R8_CONFIGS], patch?: (src: string) => string): { source: string; kernels: AnchorChunksKernel[] } {
   const kernels: AnchorChunksKernel[] = [];
   let source = PRELUDE;
   for (const c of configs) {
-    kernels.push({ a: c.a, b: c.b, ...(c.vec ? { vec: true } : {}), op: "anchorChunks", entry: anchorChunksEntry(c), threads: ANCHOR_CHUNKS_THREADS, sharedBytes: 4 * ANCHOR_CHUNKS_TOKENS * (KT + VT), kt: KT, vt: VT });
+    kernels.push({ a: c.a, b: c.b, ...(c.vec ? { vec: true } : {}), ...(c.r8 ? { r8: true } : {}), op: "anchorChunks", entry: anchorChunksEntry(c), threads: anchorChunksThreads(c), sharedBytes: 4 * ANCHOR_CHUNKS_TOKENS * (KT + VT), kt: KT, vt: VT });
     source += kernelSource(c);
   }
   return { source: patch ? patch(source) : source, kernels };
