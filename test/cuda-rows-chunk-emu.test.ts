@@ -263,7 +263,7 @@ describe.skipIf(!gpp)("rows readout, chunked on tensor cores: CPU emulation vs f
     }
   }, 600_000);
   it("the wide entries (_v128: 128 value columns a block, a block per group of 64 key rows): vs float64 at K = V = 128 (two key groups), K = 100 / V = 72 and K = 40 / V = 128 (ragged), decays to -20; the prefetching ones (K = V = 128) bitwise their twins; rev = 31 bitwise the flipped run; the terms entries bitwise; twins with M over 64 values, the key group's offset dropped, or the state's update over half its columns fail", () => {
-    const wide = m.kernels.filter((x) => x.wide);
+    const wide = m.kernels.filter((x) => x.wide && x.warps === 8);
     expect(wide.map((k) => k.entry)).toEqual(["seqc_rows_chunk_w8_v128", "seqc_rows_chunk_w8_v128_la", "seqc_rows_chunk_w8_v128_p", "seqc_rows_chunk_w8_v128_p_la", "seqc_rows_chunk_w8_v128_t", "seqc_rows_chunk_w8_v128_p_t"]);
     const twinOf = (k: RowsChunkKernel) => wide.find((x) => !x.pipe && !x.terms && x.lowA === k.lowA)!;
     checkK128Entries(bin, wide.filter((x) => !x.terms), twinOf, 71, 81);
@@ -297,6 +297,44 @@ describe.skipIf(!gpp)("rows readout, chunked on tensor cores: CPU emulation vs f
     ] as const)
       expectK128Broken(what, patch, cfgs, 141);
   }, 900_000);
+  it("16 warps (ROWS_CHUNK_WARPS 16: four a sub-chunk, the decays' sums in 4 parts, each diagonal column's rows over two threads): every entry bitwise its 8-warp twin, forward and reversed (rev 31), the terms entries' out and terms too; K = V = 64 (decays to -0.3 and -20), ragged K 40 / V 24, K = V = 128 (two key groups) and ragged K 100 / V 72; vs float64; twins that leave the odd diagonal rows to no thread or let the idle parts add to the sums fail", () => {
+    const w16 = m.kernels.filter((x) => x.warps === 16);
+    expect(w16.map((k) => k.entry)).toEqual(["seqc_rows_chunk_w16", "seqc_rows_chunk_w16_la", "seqc_rows_chunk_w16_p", "seqc_rows_chunk_w16_p_la", "seqc_rows_chunk_w16_p_t",
+      "seqc_rows_chunk_w16_v128", "seqc_rows_chunk_w16_v128_la", "seqc_rows_chunk_w16_v128_p", "seqc_rows_chunk_w16_v128_p_la", "seqc_rows_chunk_w16_v128_p_t"]);
+    const twinOf = (k: RowsChunkKernel) => m.kernels.find((x) => x.warps === 8 && x.lowA === k.lowA && !!x.pipe === !!k.pipe && !!x.terms === !!k.terms && !!x.wide === !!k.wide && !x.split)!;
+    const K64: Case[] = [
+      { B: 2, T: 150, H: 2, K: 64, V: 64, init: true, minLd: -0.3 },
+      { B: 1, T: 130, H: 1, K: 64, V: 64, init: false, minLd: -20 },
+    ];
+    const f = Math.fround;
+    for (const k of w16) {
+      const twin = twinOf(k);
+      expect(twin.threads * 2, twin.entry).toBe(k.threads);
+      const cases = k.wide ? [...K128_FULL, ...(k.pipe ? [] : K128_RAGGED)] : [...K64, ...(k.pipe ? [] : [{ B: 2, T: 70, H: 2, K: 40, V: 24, init: true, minLd: -0.3 }])];
+      for (const [i, c] of cases.entries())
+        for (const rev of [0, REV_ALL]) {
+          const d = data(k, c, 151 + i), r = rng(251 + i), n = c.B * c.T * c.H * c.K;
+          const dq = k.terms ? Float64Array.from({ length: n }, () => f(2 * r() - 1)) : undefined;
+          const kk = k.terms ? bf16(Float64Array.from({ length: n }, () => f(2 * r() - 1))).values : undefined;
+          const got = runEmuT(bin, k, c, d, rev, dq, kk), want = runEmuT(bin, twin, c, d, rev, dq, kk);
+          expect(got.o.every(Number.isFinite), `${k.entry} K=${c.K} V=${c.V} T=${c.T} rev=${rev}: finite`).toBe(true);
+          expect(same(got.o, want.o), `${k.entry} K=${c.K} V=${c.V} T=${c.T} rev=${rev} vs ${twin.entry}`).toBe(true);
+          if (k.terms) expect(same(got.terms, want.terms), `${k.entry} K=${c.K} rev=${rev} terms`).toBe(true);
+          if (rev === 0 && !k.terms) expect(relativeError(got.o, reference(c, d)), `${k.entry} K=${c.K} V=${c.V} T=${c.T} vs float64`).toBeLessThan(TOL);
+        }
+    }
+    for (const [what, patch] of [
+      ["the odd diagonal rows left to no thread", (src: string) => src.replace("if (DS > 1 && (u32)(t % DS) != dh) continue;", "if (DS > 1 && (u32)(t % DS) != 0u) continue;")],
+      ["the idle parts' sums added", (src: string) => src.replace("if (DS == 1 || part < (u32)PARTS) {\n        float acc = 0.f;", "{\n        float acc = 0.f;")],
+    ] as const)
+      for (const cfg of [{ warps: 16, lowA: true, pipe: true }, { warps: 16, lowA: false, pipe: true, wide: true }] as const) {
+        const b = rowsChunkModule([cfg], patch);
+        const k = b.kernels[0], c = cfg.wide ? K128_FULL[0] : K64[0], d = data(k, c, 161);
+        const got = runEmu(buildEmu(b.source, b.kernels), k, c, d);
+        const err = got.every(Number.isFinite) ? relativeError(got, reference(c, d)) : Infinity;
+        expect(err > TOL, `${what} ${k.entry}: error ${err}`).toBe(true);
+      }
+  }, 1_800_000);
   it("broken twins fail: the state's low bf16 word dropped (one rounding of the state: about 2^-9), the diagonal's own token left out", () => {
     const c: Case = { B: 1, T: 100, H: 1, K: 32, V: 32, init: true, minLd: -0.05 };
     for (const patch of [

@@ -10,6 +10,7 @@
 # Device: run carry=["dist/torch-a2g.tgz", ".anchors"] command="mkdir -p dist && tar -C dist -xzf dist/torch-a2g.tgz &&
 #   OUT=$OUT timeout 190 bash bench/torch/gla-seg-run.sh"
 # VARIANTS (the --variant flags) and PROFILE_VARIANT override the variants (call A3: seg32 in place of seg2).
+# PROFILE_CASE (BxTxHxK, default the first case), PROFILE_GRAPHS (non-empty: the graphed steps profiled too) and ACC (BxT or BxTxHxK, default 1x1024 with the first case's H, K): session 15.
 set -uo pipefail
 export PYTHONUNBUFFERED=1 CUDA_CACHE_MAXSIZE=4294967296 TRITON_CACHE_DIR=/tmp/triton-cache FLA_CACHE_RESULTS=0
 OUT=${OUT:-/tmp/seqc-gla-seg-out}
@@ -21,5 +22,5 @@ python3 -c "import torch, triton; print('torch', torch.__version__, 'cuda', torc
 timeout "${TIME_S:-170}" python3 "$MOD/bench/gla_seg_bench.py" "$MOD" --cases "${CASES:-1x32768x8x128,4x8192x16x128}" \
   ${VARIANTS:---variant seg-auto:ROWS_CHUNK_SEGMENTS=auto --variant seg2:ROWS_CHUNK_SEGMENTS=2 --variant seg8:ROWS_CHUNK_SEGMENTS=8 \
   --variant seg8-split:ROWS_CHUNK_WIDE=split,ROWS_CHUNK_SEGMENTS=8 --variant seg16:ROWS_CHUNK_SEGMENTS=16} \
-  --profile-variant "${PROFILE_VARIANT:-seg-auto}" --accuracy 1x1024 --out "$OUT/gla-seg.json" --outdir "$OUT" 2>&1 | tee "$OUT/run.txt"
+  --profile-variant "${PROFILE_VARIANT:-seg-auto}" ${PROFILE_CASE:+--profile-case $PROFILE_CASE} ${PROFILE_GRAPHS:+--profile-graphs} --accuracy "${ACC:-1x1024}" --out "$OUT/gla-seg.json" --outdir "$OUT" 2>&1 | tee "$OUT/run.txt"
 echo "exit ${PIPESTATUS[0]}"

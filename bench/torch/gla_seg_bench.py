@@ -6,7 +6,9 @@ defaults and of --profile-variant at the first case (kernels by GPU time); accur
 float64 step, every variant and fla: shapes_bench.accuracy).
 
   python3 bench/torch/gla_seg_bench.py <modules dir> --cases 1x32768x8x128,4x8192x16x128 --variant NAME:KEY=VALUE,... \
-      [--accuracy 1x1024] [--profile-variant NAME] [--out r.json] [--outdir DIR] [--no-fla]
+      [--accuracy 1x1024] [--profile-variant NAME] [--profile-case BxTxHxK] [--out r.json] [--outdir DIR] [--no-fla]
+
+--accuracy BxT takes H and K from the first case; BxTxHxK gives them. --profile-case: the case profiled (default the first).
 """
 
 import argparse
@@ -54,6 +56,8 @@ def main():
     ap.add_argument("--variant", action="append", default=[])
     ap.add_argument("--accuracy", default="")
     ap.add_argument("--profile-variant", default="")
+    ap.add_argument("--profile-case", default="", help="the case profiled (BxTxHxK; default the first)")
+    ap.add_argument("--profile-graphs", action="store_true", help="also profile the graphed step of the profiled ways (CUDA graphs' kernels as CUPTI reports them)")
     ap.add_argument("--out")
     ap.add_argument("--outdir", default="")
     ap.add_argument("--no-fla", action="store_true", help="no fla step: neither timed nor in the accuracy (its Triton compile took 44 s in call A3)")
@@ -101,8 +105,12 @@ def main():
                 row["ways"][name] = w
                 log("gla %s: %-10s eager GPU %.3f ms, graphs %.3f ms (first call %.2f s)%s" % (
                     cs, name, w["gpu_ms"], w["graphs_ms"], first, "" if base is g else "; grads vs defaults max %.1e" % max(w["vs_defaults_rel"].values())))
-                if ci == 0 and args.outdir and name in ("defaults", args.profile_variant):
+                if (cs == args.profile_case if args.profile_case else ci == 0) and args.outdir and name in ("defaults", args.profile_variant):
                     profile(one, os.path.join(args.outdir, "profile-gla-%s-%s.txt" % (name, cs)), log, name)
+                    if args.profile_graphs:
+                        sm.graphs = True
+                        profile(one, os.path.join(args.outdir, "profile-gla-%s-graphs-%s.txt" % (name, cs)), log, name + " graphs")
+                        sm.graphs = False
             except Exception as e:  # noqa: BLE001
                 import traceback
                 traceback.print_exc()
@@ -133,13 +141,16 @@ def main():
         res["rows"].append(row)
         save()
     if args.accuracy:
-        aB, aT = (int(v) for v in args.accuracy.split("x"))
+        acc = [int(v) for v in args.accuracy.split("x")]
+        aB, aT = acc[:2]
         sb.ACC_VARIANTS[:] = args.variant
         if args.no_fla:
             def no_fla(*a, **k):
                 raise RuntimeError("--no-fla")
             sb.anchor_step = no_fla
         B, T, H, K = (int(v) for v in args.cases.split(",")[0].split("x"))
+        if len(acc) == 4:
+            H, K = acc[2:]
         try:
             res["accuracy"] = sb.accuracy(root, "gla", aB, aT, H, K, log)
         except Exception as e:  # noqa: BLE001

@@ -274,7 +274,14 @@ ROWS_IO = "bf16"
 # products 0.636 + 0.558 ms walked, 0.543 + 0.537 in chunks with 4 warps; gradients 6e-5 (dq, dk), 3.3e-4 (dgk) off the
 # walk's, bf16 vs float64 unchanged (bench/RESULTS.md "GLA's transposed cores in the chunked form", run c15 1).
 ROWS_FORM = "chunk"
-# The chunked form's warps per block (rows-chunk.ts ROWS_CHUNK_CONFIGS: 4 or 8)
+# The chunked form's warps per block (rows-chunk.ts ROWS_CHUNK_CONFIGS: 4, 8 or 16), read at each launch. 16 (session 15, task F):
+# the same block with four warps a sub-chunk of 16 tokens in place of two (each warp half the columns of the 8-warp entries'
+# products and of the state: 16 or 32 floats of it a thread, <= 128 registers, no spills), the decays' sums in the same 4
+# parts and each diagonal column's rows over two threads: outputs bit for bit the 8-warp entries' (test/cuda-rows-chunk-emu).
+# Shared memory as with 8 (one block an SM at K = 128 and with terms), so each SM runs 16 warps in place of 8 where the
+# rows fill the card with one block each (GLA at (4, 8192, 16, 128) and (8, 2048, 16, 64): 128 blocks). Entries: the
+# prefetching ones (_p, _p_la, _p_t; wide _v128_p, _p_la, _p_t) and the plain and _la twins (64 and wide); no split entry:
+# where 16 has no entry for the operands (split, a module built before them), the 8-warp entry is taken.
 ROWS_CHUNK_WARPS = 8
 # Where the decay adjoint's terms read adjointT's dk (DECAY_TERMS "kernel"): "terms" the terms kernel reads dk where the
 # adjoint core wrote it, in reversed time (decay-terms.ts rev: token t's term takes dk's token T - 1 - t), and where that
@@ -543,10 +550,13 @@ def rows_chunk_pick(kc, low, np_, nr, K, V, segment=None, pipe=None, terms=False
     split = big and mode == "split"
     want = (ROWS_CHUNK_PIPE if pipe is None else pipe) and ((K in (64, 128) and V in ((64, 128) if split else (128,))) if big else (K == 64 and V == 64))
 
-    def fits(k, p):
-        return (k["warps"] == ROWS_CHUNK_WARPS and k["lowA"] == (low == "abc") and bool(k.get("pipe")) == p and bool(k.get("terms")) == bool(terms) and K <= k["maxK"] and V <= k["maxV"]
+    def fits(k, p, warps=ROWS_CHUNK_WARPS):
+        return (k["warps"] == warps and k["lowA"] == (low == "abc") and bool(k.get("pipe")) == p and bool(k.get("terms")) == bool(terms) and K <= k["maxK"] and V <= k["maxV"]
                 and bool(k.get("keyGroup")) == big and bool(k.get("valueGroup")) == split)
-    return next((k for k in kc.kernels if fits(k, want)), None) or next((k for k in kc.kernels if fits(k, False)), None)
+    got = next((k for k in kc.kernels if fits(k, want)), None) or next((k for k in kc.kernels if fits(k, False)), None)
+    if got is None and ROWS_CHUNK_WARPS == 16:  # (no 16-warp entry for these operands: the 8-warp one)
+        got = next((k for k in kc.kernels if fits(k, want, 8)), None) or next((k for k in kc.kernels if fits(k, False, 8)), None)
+    return got
 
 
 def rows_readout_kernel(km, ld, pairs, readouts, S0, B, T, H, K, V, tile=None, segment=None, kc=None, rev=0, terms=None, ks=None):

@@ -58,6 +58,15 @@ case("split pipe K 128 V 64", "bc", K=128, V=64, wide="split", pipe=True)
 case("split pipe K 100 V 72", "bc", K=100, V=72, wide="split", pipe=True)
 case("split pipe K 128 bc terms (none: the terms apart)", "bc", K=128, V=128, wide="split", pipe=True, terms=True)
 case("split pipe K 64 V 64 (the 64 entries)", "bc", wide="split", pipe=True)
+case("w16 pipe bc terms", "bc", warps=16, pipe=True, terms=True)
+case("w16 pipe abc", "abc", warps=16, pipe=True)
+case("w16 pipe K 16 V 7", "bc", K=16, V=7, warps=16, pipe=True)
+case("w16 bc terms (no such entry: 8 warps)", "bc", warps=16, terms=True)
+case("w16 wide pipe K 128 bc terms", "bc", K=128, V=128, wide=True, pipe=True, terms=True, warps=16)
+case("w16 wide pipe K 128 abc", "abc", K=128, V=128, wide=True, pipe=True, warps=16)
+case("w16 wide pipe K 100 V 72", "bc", K=100, V=72, wide=True, pipe=True, warps=16)
+case("w16 split pipe K 128 bc (no such entry: 8 warps)", "bc", K=128, V=128, wide="split", pipe=True, warps=16)
+sc.ROWS_CHUNK_WARPS = 8
 sc.ROWS_CHUNK_WIDE = "auto"
 for B, H in ((1, 8), (4, 16), (2, 16)):
     out["auto mode B %d H %d K 128, 132 SMs" % (B, H)] = sc.rows_chunk_mode(B, H, 128, 128, 132)

@@ -53,7 +53,7 @@ import { CHUNK_CORE_SOURCE } from "./chunked-core.ts";
 /** One entry: warps per block (4: a warp per sub-chunk of 16 tokens and 16 key rows; 8: two warps each, halving the
  * columns) and whether a is bf16. */
 export interface RowsChunkConfig {
-  warps: 4 | 8;
+  warps: 4 | 8 | 16;
   /** a read as bf16 words (GLA's dq: a = k); else float32 (its dk: a = q scaled by prep) */
   lowA: boolean;
   /** the next chunk's ld, a, b, c loaded into registers (16-byte loads) while this one computes, stored to shared memory
@@ -113,6 +113,17 @@ export const ROWS_CHUNK_CONFIGS: readonly RowsChunkConfig[] = [
   { warps: 8, lowA: true, split: true },
   { warps: 8, lowA: false, pipe: true, split: true },
   { warps: 8, lowA: true, pipe: true, split: true },
+  // 16 warps (ROWS_CHUNK_WARPS 16): the prefetching entries the runtime takes at K = V = 64 and 128, and their twins without
+  { warps: 16, lowA: false },
+  { warps: 16, lowA: true },
+  { warps: 16, lowA: false, pipe: true },
+  { warps: 16, lowA: true, pipe: true },
+  { warps: 16, lowA: false, pipe: true, terms: true },
+  { warps: 16, lowA: false, wide: true },
+  { warps: 16, lowA: true, wide: true },
+  { warps: 16, lowA: false, pipe: true, wide: true },
+  { warps: 16, lowA: true, pipe: true, wide: true },
+  { warps: 16, lowA: false, pipe: true, terms: true, wide: true },
 ];
 
 /** The bits of the kernel's last argument `rev`: ld read as the adjoint's shifted, reversed decays (token t: ld[T - t],
@@ -231,7 +242,10 @@ __device__ __forceinline__ void seqc_rows_chunk_body(const float* __restrict__ l
                                                      const seqc_bf16* __restrict__ cq, const float* __restrict__ S0, TO* __restrict__ out,
                                                      u32 B, u32 T, u32 H, u32 K, u32 V, u32 init, u32 rev,
                                                      const float* __restrict__ dq, const seqc_bf16* __restrict__ kk, float* __restrict__ terms) {
-  constexpr int C = ${C}, P = ${P}, PF = ${PF}, PD = ${PD}, NT = NW * 32, NS = NW / 4, WN = 8 / NS, PARTS = NT / 64, R = C / PARTS;
+  constexpr int C = ${C}, P = ${P}, PF = ${PF}, PD = ${PD}, NT = NW * 32, NS = NW / 4, WN = 8 / NS, PARTS = NT / 64 < 4 ? NT / 64 : 4, R = C / PARTS;
+  // (16 warps) the decays' cumulative sum stays in 4 parts of 64 threads (the 8-warp entries' sums, bit for bit); each diagonal
+  // column's rows are split over DS threads (rows t = dh, dh + DS, ..: each row's sum as with one thread)
+  constexpr int DS = NT / 64 / PARTS;
   // VD: the value columns a block holds (64, or 128: the wide entries, each block one group of 64 key rows, blockIdx.y)
   constexpr int PV = VD + 8, WNV = VD / 8 / NS;
   typedef seqc_bf16 bf;
@@ -311,17 +325,19 @@ __device__ __forceinline__ void seqc_rows_chunk_body(const float* __restrict__ l
       __syncthreads();
       // g's first pass in place: column i = tid % 64, tokens [part R, part R + R) summed from the part's start
       const u32 i = tid & 63, part = tid >> 6;
-      float acc = 0.f;
+      if (DS == 1 || part < (u32)PARTS) {
+        float acc = 0.f;
 #pragma unroll
-      for (int r = 0; r < R; ++r) {
-        const u32 t = part * R + r;
-        acc += G[t * PF + i];
-        G[t * PF + i] = acc;
+        for (int r = 0; r < R; ++r) {
+          const u32 t = part * R + r;
+          acc += G[t * PF + i];
+          G[t * PF + i] = acc;
+        }
+        Tot[part * PF + i] = acc;
       }
-      Tot[part * PF + i] = acc;
     }
     // g's first pass: column i = tid % 64, tokens [part R, part R + R) summed from the part's start
-    if (!PIPE) {
+    if (!PIPE && (DS == 1 || (tid >> 6) < (u32)PARTS)) {
       const u32 i = tid & 63, part = tid >> 6;
       float acc = 0.f;
 #pragma unroll 8
@@ -357,10 +373,12 @@ __device__ __forceinline__ void seqc_rows_chunk_body(const float* __restrict__ l
     // g's second pass: the earlier parts' totals added
     if (PARTS > 1) {
       const u32 i = tid & 63, part = tid >> 6;
-      float off = 0.f;
-      for (u32 p = 0; p < part; ++p) off += Tot[p * PF + i];
-      if (part > 0)
-        for (int r = 0; r < R; ++r) G[(part * R + r) * PF + i] += off;
+      if (DS == 1 || part < (u32)PARTS) {
+        float off = 0.f;
+        for (u32 p = 0; p < part; ++p) off += Tot[p * PF + i];
+        if (part > 0)
+          for (int r = 0; r < R; ++r) G[(part * R + r) * PF + i] += off;
+      }
       __syncthreads();
     }
     // M's blocks (J, L <= J): warp (j, half) takes L = half, half + NS, ...; below the diagonal as hi / lo words, the
@@ -405,7 +423,8 @@ __device__ __forceinline__ void seqc_rows_chunk_body(const float* __restrict__ l
     }
     __syncthreads();
     // the diagonal sub-chunks in float32: thread (column i, sub-chunks J = part, part + PARTS, ...)
-    for (u32 J = tid >> 6; J < 4; J += PARTS) {
+    const u32 dh = DS > 1 ? (tid >> 6) / PARTS : 0u;  // (16 warps) the thread's rows of its column: t = dh, dh + DS, ..
+    for (u32 J = DS > 1 ? (tid >> 6) % PARTS : tid >> 6; J < 4; J += PARTS) {
       const u32 i = tid & 63, s0 = 16 * J;
       const float r = s0 ? G[(s0 - 1) * PF + i] : 0.f;
       if (G[(s0 + 15) * PF + i] - r >= ${RC_QUOTIENT_FLOOR}.f) {
@@ -415,6 +434,7 @@ __device__ __forceinline__ void seqc_rows_chunk_body(const float* __restrict__ l
         for (int s = 0; s < 16; ++s) as[s] = Af[(s0 + s) * PF + i] * expf(r - G[(s0 + s) * PF + i]);
 #pragma unroll
         for (int t = 0; t < 16; ++t) {
+          if (DS > 1 && (u32)(t % DS) != dh) continue;
           float acc = 0.f;
 #pragma unroll
           for (int s = 0; s <= t; ++s) acc = fmaf(Md[(s0 + t) * PD + s], as[s], acc);
@@ -422,7 +442,7 @@ __device__ __forceinline__ void seqc_rows_chunk_body(const float* __restrict__ l
         }
       } else {
         // each pair's exp(g_t - g_s) <= 1
-        for (int t = 0; t < 16; ++t) {
+        for (int t = dh; t < 16; t += DS) {
           const float gt = G[(s0 + t) * PF + i];
           float acc = 0.f;
           for (int s = 0; s <= t; ++s) acc = fmaf(Md[(s0 + t) * PD + s], Af[(s0 + s) * PF + i] * expf(gt - G[(s0 + s) * PF + i]), acc);
@@ -500,7 +520,7 @@ extern "C" __global__ void __launch_bounds__(${c.warps * 32}) ${rowsChunkEntry(c
 /** The module: the chunked core's helpers (mma fragments, SeqcMM), the body and one entry per configuration. */
 export function rowsChunkModule(configs: readonly RowsChunkConfig[] = ROWS_CHUNK_CONFIGS, patch?: (src: string) => string): { source: string; kernels: RowsChunkKernel[] } {
   for (const c of configs) {
-    if ((c.wide || c.split) && c.warps !== 8) throw new Error("rowsChunkModule: the wide and split entries take 8 warps");
+    if ((c.wide || c.split) && c.warps === 4) throw new Error("rowsChunkModule: the wide and split entries take 8 or 16 warps");
     if (c.split && (c.wide || c.terms)) throw new Error("rowsChunkModule: a split entry is neither wide nor a terms entry");
   }
   const kernels = configs.map((c) => ({
