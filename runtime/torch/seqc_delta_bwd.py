@@ -291,14 +291,22 @@ def delta_kernels(kern, u, w, kk, vv, q, ld, S_init, dY, dS, C=64, states=None):
         return None
     u, w, kk, vv, q, dY = (x.to(tin) for x in (u, w, kk, vv, q, dY))
     nC = -(-T // C)
-    TI, M, X, BM, NN, A = kern("prep_fwd", mode, C, K, V, u, w, kk, vv, ld, B, T, H)
+    # LR_DELTA_PREP_R (kern.prep_r: the bf16-state path with the forward's bf16 chunk states): one kernel gives TI and the
+    # reads R = X + M S0 (bf16), prep_fwd's epilogue; M, X, BM, NN, A are not formed
+    pr = getattr(kern, "prep_r", None)
+    pr = pr is not None and states is not None and mode != "key" and pr(mode, C, K, V, tin, B * H, states[0])
+    if pr:
+        TI, R = kern("prep_r", mode, C, K, V, u, w, kk, vv, ld, states[0].reshape(B * H * nC, K, V), B, T, H)
+        M = X = BM = NN = A = None
+    else:
+        TI, M, X, BM, NN, A = kern("prep_fwd", mode, C, K, V, u, w, kk, vv, ld, B, T, H)
     rk = getattr(kern, "r", None)
     # LR_DELTA_ZBF16 "on" (kern.zbf16): the walks (and the reads from saved states) write R, S0, LE, DR as bf16 for the
     # bf16 adjoint twin's sibling reading them so
     zb = getattr(kern, "zbf16", None)
     zo = {"zout": True} if zb is not None and zb(mode, C, K, V, tin, B * H) else {}
-    if states is not None and mode != "key" and rk is not None and rk.has(C, K, V, states[0].dtype, **zo):
-        R, S0s = rk(C, K, V, M, X, states[0].reshape(B * H * nC, K, V), **zo)
+    if states is not None and mode != "key" and (pr or rk is not None and rk.has(C, K, V, states[0].dtype, **zo)):
+        R, S0s = (R, states[0].reshape(B * H * nC, K, V).contiguous()) if pr else rk(C, K, V, M, X, states[0].reshape(B * H * nC, K, V), **zo)
         SF = states[1].reshape(B * H, K, V).to(torch.float32 if R.dtype == torch.bfloat16 else R.dtype).contiguous()  # (float32 beside bf16 R)
     else:
         S0s, R, SF = kern("walk", mode, C, K, V, M, X, BM, NN, A, S_init, B * H, nC, 0, **zo)
@@ -348,6 +356,12 @@ def delta_pick(kernels, op, mode, C, K, V, tin, math="fp32"):
 
 
 TIN = {torch.float32: "f32", torch.bfloat16: "bf16"}
+# R as prep_fwd's epilogue (read at each launch; LR_DELTA_PREP_R at import; in launch_switches): "on" where delta_kernels
+# has the forward's bf16 chunk states (LR_FWD_STATES) and takes the bf16-state path (ZBF16), one kernel in place of
+# prep_fwd and the reads from saved states (compiler/backends/cuda/delta-prep-r.ts, op "prep_r": TI and bf16 R = X + M S0,
+# M S0 as bf16 head and tail products, fp32-accurate; no M, X, BM, NN, A written); "bf16" its head-only sibling (mprod
+# "bf16", entry _m1: M rounded to bf16); "off" prep_fwd and delta-r's kernel as before.
+PREP_R = os.environ.get("LR_DELTA_PREP_R", "off")
 # delta_launcher's math -> the twins' math an op takes, most preferred first (then its fp32 kernel): "bf16" asks for the
 # bf16 tensor-core twins (mma m16n8k16, bf16 operands, fp32 accumulators) where the module has them, else the TF32 ones.
 MATH_PREFS = {"tf32": ("tf32",), "bf16": ("bf16", "tf32")}
@@ -433,7 +447,7 @@ def delta_launcher(m, device, way=None, switch="LR_FUSED_DELTA", tin=None, math=
 def launch_switches():
     """The launchers' switches read at each launch (KEY_MMA, WALK, KEY_WALK, ZBF16, R_MATH, WALK_BF16), for the key of a captured
     backward graph (seqc_chunked_lowrank: a switch changed between steps must not replay the old kernels)."""
-    return (KEY_MMA, WALK, WALK_BF16, KEY_WALK, ZBF16, R_MATH)
+    return (KEY_MMA, WALK, WALK_BF16, KEY_WALK, ZBF16, R_MATH, PREP_R)
 
 
 def zb_sibling(kernels, k):
@@ -537,6 +551,18 @@ def kernel_launch(km, device, math=None, sms=None):
         a = pick("adj", mode, C, K, V, TIN.get(tin, tin) if not isinstance(tin, str) else tin)
         return a is not None and a.get("math") == "bf16" and zsib(a) is not None and zsib(walk_pick(mode, C, K, V, BH)) is not None
 
+    def prep_r_pick(mode, C, K, V, tin):
+        """The prep_r record (LR_DELTA_PREP_R: "on" head and tail, "bf16" head only: mprod) for the shape, or None."""
+        want = "bf16" if PREP_R == "bf16" else None
+        return next((k for k in km.kernels if k["op"] == "prep_r" and (k["C"], k["K"], k["V"]) == (C, K, V) and k["decay"] == mode and k["tin"] == tin and k.get("mprod") == want), None)
+
+    def prep_r(mode, C, K, V, tin, BH, S):
+        """Whether delta_kernels takes prep_r for the shape with the forward's chunk states S: PREP_R "on" / "bf16", S
+        bfloat16, the bf16-state path (zbf16) and the module's record."""
+        if PREP_R not in ("on", "bf16") or S.dtype != torch.bfloat16 or not zbf16(mode, C, K, V, tin, BH):
+            return False
+        return prep_r_pick(mode, C, K, V, TIN.get(tin, tin) if not isinstance(tin, str) else tin) is not None
+
     def tok(x, dt):
         x = x.to(dt).contiguous()
         return x if x.data_ptr() % 16 == 0 else x.clone()  # (the kernels' vector loads)
@@ -582,10 +608,20 @@ def kernel_launch(km, device, math=None, sms=None):
         ins = ts[:-3]
         dt = ins[0].dtype
         k = pick(op, mode, C, K, V, TIN[dt])
-        LD = ins[4] if op == "prep_fwd" or op == "prep_bwd" else ins[6]
+        LD = ins[4] if op in ("prep_fwd", "prep_bwd", "prep_r") else ins[6]
         LD = f32(LD)
         dims = [("u32", B), ("u32", T), ("u32", H)]
         an = (N, K) if mode == "key" else (N,)  # A: exp(G_C) a chunk, a key with mode "key"
+        if op == "prep_r":  # (U, W, KK, VV, LD, S): TI float32, R bfloat16 [N, C, V] (S bf16 [N, K, V], the forward's states)
+            k = prep_r_pick(mode, C, K, V, TIN[dt])
+            U, W, KK, VV = (tok(x, dt) for x in ins[:4])
+            S = ins[5]
+            if k is None or S.dtype != torch.bfloat16 or S.shape[0] != N:
+                raise ValueError("delta prep_r: no record for %s C %d K %d V %d, or states not bf16 [N, K, V]" % (mode, C, K, V))
+            S = tok(S, torch.bfloat16)
+            TI, R = out(N, C, C), out(N, C, V, dtype=torch.bfloat16)
+            go(k, (N, 1), [ptr(U), ptr(W), ptr(KK), ptr(VV), ptr(LD), ptr(S)] + dims + [ptr(TI), ptr(R)])
+            return TI, R
         if op == "prep_fwd":
             U, W, KK, VV = (tok(x, dt) for x in ins[:4])
             TI, M, X, BM, NN, A = out(N, C, C), out(N, C, K), out(N, C, V), out(N, K, V), out(N, C, K), out(*an)
@@ -621,6 +657,7 @@ def kernel_launch(km, device, math=None, sms=None):
         tin = TIN.get(dtype)
         return tin is not None and walk_pick(mode, C, K, V, 1) is not None and all(pick(op, mode, C, K, V, tin) is not None for op in DELTA_OPS if op != "walk")
     launch.has = has
+    launch.prep_r = prep_r
     launch.zbf16 = zbf16
     launch.walk_bf16 = walk_bf16
     return launch
