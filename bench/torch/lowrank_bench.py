@@ -496,6 +496,17 @@ CONFIGS27 = [
 ]
 CONFIGS[27] = CONFIGS27
 PROFILED[27] = ("bf16 defaults",)
+# --variants 28 (session 15 task A): R as prep_fwd's epilogue (seqc_delta_bwd.PREP_R "on": one kernel, delta-prep-r.ts,
+# for prep_fwd and the reads from the forward's chunk states) beside the defaults, bf16 at every shape; its head-only
+# product (PREP_R "bf16") for --accuracy only; with --no-anchor no fla.
+CONFIGS28 = [
+    ("bf16 defaults", torch.bfloat16, {}),
+    ("bf16 prep_r", torch.bfloat16, {"_delta.PREP_R": "on"}),
+    ("bf16 prep_r head-only", torch.bfloat16, {"_delta.PREP_R": "bf16"}),
+]
+CONFIGS[28] = CONFIGS28
+ONLY_AT[28] = {"bf16 prep_r head-only": []}
+PROFILED[28] = ("bf16 prep_r",)
 
 
 def drop_graphs(sm):
@@ -551,7 +562,7 @@ def case6(args, root, model, shape, rate, log):
                 t = tb.timed(one, 1, args.reps, args.cap_s)
                 one()
                 t["grads"] = {n: v.grad.detach().float().clone() for n, v in leaves.items()}
-                if args.variants in (20, 21, 22, 23, 24, 25, 26, 27):  # GPU time alone, under the graphs and eager
+                if args.variants in (20, 21, 22, 23, 24, 25, 26, 27, 28):  # GPU time alone, under the graphs and eager
                     import graph_bench as gb
                     t["gpu_graph_ms"] = gb.gpu_only(one, 5)
                     smc.graphs = False
@@ -561,11 +572,11 @@ def case6(args, root, model, shape, rate, log):
                     finally:
                         smc.graphs = True
                     log("%s %s: %s GPU ms: graphs %.3f, eager %.3f" % (model, shape, label, t["gpu_graph_ms"], t["gpu_eager_ms"]))
-                if args.variants in (7, 8, 9, 10, 11, 12, 13, 14, 16, 17, 15, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27) and label in PROFILED[args.variants]:
+                if args.variants in (7, 8, 9, 10, 11, 12, 13, 14, 16, 17, 15, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28) and label in PROFILED[args.variants]:
                     t["sections_ms"] = sections(one)
                     log("%s %s: %s sections (eager) %s" % (model, shape, label, ", ".join("%s %.2f" % kv for kv in t["sections_ms"].items())))
                 if args.profile and (model == "deltanet" or args.variants in (13, 16, 17, 18, 22)) and label in PROFILED[args.variants]:
-                    t["profile_top"] = profile(one, os.path.join(args.profile, "profile-%s-%s%s.txt" % (model, label.replace(" ", "-"), "-%dx%dx%dx%d" % shape if args.variants in (23, 24, 25, 26, 27) else "")), stacks=args.variants in (15, 18))
+                    t["profile_top"] = profile(one, os.path.join(args.profile, "profile-%s-%s%s.txt" % (model, label.replace(" ", "-"), "-%dx%dx%dx%d" % shape if args.variants in (23, 24, 25, 26, 27, 28) else "")), stacks=args.variants in (15, 18))
                     log("%s %s: %s profile (one eager step, CUDA self ms) %s" % (model, shape, label, ", ".join("%s %.2f" % kv for kv in t["profile_top"][:14])))
             import seqc_chunked_lowrank as lr
             t["bmm_out_dtype"] = lr._OUT_DTYPE[0]
@@ -584,11 +595,13 @@ def case6(args, root, model, shape, rate, log):
             t["grads_vs_fp32_old_rel"] = {"d" + n: tb.rel(g, ref[n]) for n, g in t["grads"].items()}  # vs the first config
     row["anchor_name"] = ANCHOR[model]
     try:
+        if args.no_anchor:
+            raise RuntimeError("left out (--no-anchor)")
         one_a, la = anchor_step(model, K, x, cot)
         one_a()
         torch.cuda.synchronize()
         row["anchor"] = tb.timed(one_a, 2, args.reps, args.cap_s)
-        if args.variants in (20, 21, 22, 23, 24, 25, 26, 27):
+        if args.variants in (20, 21, 22, 23, 24, 25, 26, 27, 28):
             import graph_bench as gb
             row["anchor_gpu_ms"] = gb.gpu_only(one_a, 5)
             log("%s %s: %s GPU ms %.3f" % (model, shape, ANCHOR[model], row["anchor_gpu_ms"]))
@@ -628,6 +641,8 @@ def accuracy(args, root, model, B, T, H, K, log):
         except Exception as e:  # noqa: BLE001
             out[label] = {"error": "%s: %s" % (type(e).__name__, str(e)[:300])}
     try:
+        if args.no_anchor:
+            raise RuntimeError("left out (--no-anchor)")
         fn = anchor_fn(model, K)
         la = {n: v.clone().requires_grad_(True) for n, v in xb.items()}
         (fn(la).float() * cot).sum().backward()
@@ -817,7 +832,7 @@ def main():
             print("%s (%d, %d, %d, %d) | %s | %s | %s | %s" % (r["model"], r["B"], r["T"], r["H"], r["K"],
                   " | ".join("%.2f" % ms(k) if ms(k) else "ERR" if k in r["configs"] else "-" for k in labels), "%.3f" % a if a else "-",
                   "%.3f" % (a / ms(fast)) if a and ms(fast) else "-", "%.3f" % (a / ms(fast32)) if a and ms(fast32) else "-"))
-        if args.variants in (20, 21, 22, 23, 24):
+        if args.variants in (20, 21, 22, 23, 24, 28):
             print("\nGPU ms (graphs / eager) | " + " | ".join(labels) + " | anchor eager GPU ms")
             for r in res["rows"]:
                 if "error" not in r:
