@@ -183,11 +183,11 @@ describe.skipIf(!gpp)("the delta walk with bf16 operands on the CPU emulation vs
       ["seqc_delta_walk_c64k64v64_g32_bf16_zb", 32, 128, "many"],
       ["seqc_delta_walk_c64k64v64_g8_bf16_zb", 8, 128, "few"],
       ["seqc_delta_walk_c64k128v128_g64_w2_bf16_zb", 64, 256, "many"],
-      ["seqc_delta_walk_c64k128v128_g8_bf16_zb", 8, 128, "few"],
+      ["seqc_delta_walk_c64k128v128_g8_p3_bf16_zb", 8, 128, "few"],
       ["seqc_delta_walk_c64k64v64_g32_bf16x_zb", 32, 128, "many"],
       ["seqc_delta_walk_c64k64v64_g8_bf16x_zb", 8, 128, "few"],
       ["seqc_delta_walk_c64k128v128_g64_w2_bf16x_zb", 64, 256, "many"],
-      ["seqc_delta_walk_c64k128v128_g8_bf16x_zb", 8, 128, "few"],
+      ["seqc_delta_walk_c64k128v128_g8_p3_bf16x_zb", 8, 128, "few"],
     ]);
     expect(DELTA_WALK_BF16_CONFIGS.length).toBe(8);
     const bin = buildEmu(m.source, m.kernels);

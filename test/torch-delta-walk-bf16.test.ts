@@ -64,7 +64,7 @@ describe.skipIf(!cpuTorch)("torch target: the bf16 reverse walk (LR_DELTA_WALK_B
     expect(got.on64.outs[1]).toEqual(["prep_bwd", ["bfloat16", n, 64, 64], ["float32", n, 64, 64], ["float32", n, 64, 64], ["bfloat16", n, 64, 64], ["float32", n]]);
     expect(got.on64.outs[2]).toEqual(["walk", ["bfloat16", n, 64, 64], ["bfloat16", n, 64, 64], ["float32", 128, 64, 64]]);
     // all, K = 128, B H = 8: the walk for few rows (8 columns), X and BM bf16, NN^T [N, K, C]
-    expect(e(got.all_few)).toEqual(["seqc_delta_prep_fwd_none_c64k128v128_bf16_tf32 16x1", "seqc_delta_walk_c64k128v128_g8_s2_zb 8x16", "seqc_delta_prep_bwd_none_c64k128v128_bf16_tf32_wbx 16x1", "seqc_delta_walk_c64k128v128_g8_bf16x_zb 8x16", "seqc_delta_adj_none_c64k128v128_bf16_bf16_zb 16x1"]);
+    expect(e(got.all_few)).toEqual(["seqc_delta_prep_fwd_none_c64k128v128_bf16_tf32 16x1", "seqc_delta_walk_c64k128v128_g8_s2_zb 8x16", "seqc_delta_prep_bwd_none_c64k128v128_bf16_tf32_wbx 16x1", "seqc_delta_walk_c64k128v128_g8_p3_bf16x_zb 8x16", "seqc_delta_adj_none_c64k128v128_bf16_bf16_zb 16x1"]);
     expect(got.all_few.outs[1]).toEqual(["prep_bwd", ["bfloat16", 16, 64, 128], ["bfloat16", 16, 64, 128], ["bfloat16", 16, 128, 128], ["bfloat16", 16, 128, 64], ["float32", 16]]);
     // on, K = 128, B H = 64: the walk for many rows (64 columns over 8 warps)
     expect(e(got.on_many).slice(2, 4)).toEqual(["seqc_delta_prep_bwd_scalar_c64k128v128_bf16_tf32_wb 128x1", "seqc_delta_walk_c64k128v128_g64_w2_bf16_zb 64x2"]);

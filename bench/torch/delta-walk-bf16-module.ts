@@ -2,8 +2,9 @@
  * The reverse walks old and new side by side for the kernel-alone bench (bench/torch/delta_walk_bf16_bench.py, one card
  * call by bench/torch/delta-walk-bf16-run.sh): the walks the runtime takes today on the bf16-state path (`_zb`: the
  * 3xTF32 twin at K = 64, the 64-column 3xTF32 walk for many rows at K = 128, the fp32 split walks for few rows) and the
- * bf16 walks (delta-walk-bf16.ts DELTA_WALK_BF16_CONFIGS, win "mn" / "all") with a few neighbours (three buffer sets;
- * 16 columns over two warp groups for few rows), scalar decay, C = 64, K = V = 64 and 128, as one module compiled to an
+ * bf16 walks (delta-walk-bf16.ts DELTA_WALK_BF16_CONFIGS, win "mn" / "all") with a few neighbours (three buffer sets,
+ * or two for the K = 128 few rows' walks, whose shipped ones have three since call W1; 16 columns over two warp groups
+ * for few rows), scalar decay, C = 64, K = V = 64 and 128, as one module compiled to an
  * sm_90 cubin: { kernels: [{ entry, K, cols, threads, sharedBytes, label, win? }], cubin: { "90": base64 } }.
  *   npx tsx bench/torch/delta-walk-bf16-module.ts [out=dist/delta-walk-bf16.json]
  */
@@ -31,7 +32,7 @@ for (const c of [DELTA_WALK_MMA_CONFIGS[0], DELTA_WALK_WIDE_CONFIGS[0]]) {
   kernels.push({ entry: k.entry, K: k.K, cols: k.cols, threads: k.threads, sharedBytes: k.sharedBytes, label: "old many" });
 }
 const extra: DeltaWalkBf16Config[] = (["mn", "all"] as const).flatMap((win) => [
-  { C: 64, K: 128, V: 128, cols: 8, win, stages: 3 as const, walkFor: "few" as const },
+  { C: 64, K: 128, V: 128, cols: 8, win, stages: 2 as const, walkFor: "few" as const },  // (the shipped ones' three sets since W1)
   { C: 64, K: 128, V: 128, cols: 16, warpCols: 2, win, walkFor: "few" as const },
   { C: 64, K: 64, V: 64, cols: 8, win, stages: 3 as const, walkFor: "few" as const },
   { C: 64, K: 64, V: 64, cols: 16, win, walkFor: "many" as const },

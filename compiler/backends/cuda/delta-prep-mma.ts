@@ -37,7 +37,7 @@ export function deltaPrepMmaCheck(c: DeltaPrepConfig<DeltaPrepDecay>): void {
 
 /** On WARPS warps (the lanes' w, g, tg declared before; ops: tf32Ops's), the [R][N] product sum_k a(m, k) b(k, n) over k0 in [kFrom, kTo) by 8, 16 x 8 NW tiles a warp (NW <= nwMax); `done`
  * stores one result element (row, col, v), or (`{ pair }`, an lvalue at (row, col), col even) two as a float2. */
-export const mmaProduct = (WARPS: number, ops: ReturnType<typeof tf32Ops>) => (R: number, N: number, a: (m: string, k: string) => string, b: (k: string, n: string) => string, kFrom: string, kTo: string, done: string | { pair: string }, { frag, mma } = ops, nwMax = 4) => {
+export const mmaProduct = (WARPS: number, ops: ReturnType<typeof tf32Ops>) => (R: number, N: number, a: (m: string, k: string) => string, b: (k: string, n: string) => string, kFrom: string, kTo: string, done: string | { pair: string; bf16?: boolean }, { frag, mma } = ops, nwMax = 4) => {
   const NW = (N / 8) % 4 === 0 && nwMax >= 4 ? 4 : (N / 8) % 2 === 0 && nwMax >= 2 ? 2 : 1, NBC = N / (8 * NW);
   return `  for (u32 x = w; x < ${(R / 16) * NBC}u; x += ${WARPS}u) {
     const u32 r0 = (x / ${NBC}u) * 16u, n0 = (x % ${NBC}u) * ${8 * NW}u;
@@ -60,7 +60,7 @@ ${typeof done === "string"
       }`
     : `      for (u32 h = 0; h < 2u; ++h) {
         const u32 row = r0 + g + 8u * h, col = n0 + 8u * s + 2u * tg;
-        *(float2*)&${done.pair} = make_float2(acc[s][2u * h], acc[s][2u * h + 1u]);
+        ${done.bf16 ? `*(u32*)&${done.pair} = seqc_dz_pack(acc[s][2u * h], acc[s][2u * h + 1u]);` : `*(float2*)&${done.pair} = make_float2(acc[s][2u * h], acc[s][2u * h + 1u]);`}
       }`}
   }
 `;

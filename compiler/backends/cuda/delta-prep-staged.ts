@@ -212,10 +212,10 @@ ${product(C, V, rowOf("sTP", LT), hCol("hD", LBV), "r0", `${C}u`, out("X", C, V)
 function stagedBwdWout(c: DeltaPrepConfig<DeltaPrepDecay>, p: Record<string, any>): string {
   const { C, K, V } = c, NT = prepThreads(c), LB = K + 8, LBV = V + 8, LT = C + 4, L8 = C + 8, xb = c.wout === "all";
   const { pre, head, lanes, halves, copy, landed, scores, aOut, product, rowOf, fK, hK, hCol, eW, eQf, eCf, NWt } = p;
-  // a bf16 store of one element (the product's string form: row, col, v)
-  const h1 = (name: string, rows: number, W: number) => `((unsigned short*)${name})[(size_t)n * ${rows * W}u + row * ${W}u + col] = (unsigned short)(seqc_dz_pack(v, 0.f) & 0xffffu);`;
-  const f2 = (name: string, rows: number, W: number) => ({ pair: `${name}[(size_t)n * ${rows * W}u + row * ${W}u + col]` });
-  const out = (name: string, rows: number, W: number, b: boolean) => (b ? h1(name, rows, W) : f2(name, rows, W));
+  // the product's pairs stored as two bf16 (one u32, seqc_dz_pack) or two floats
+  const out = (name: string, rows: number, W: number, b: boolean) => (b
+    ? { pair: `((unsigned short*)${name})[(size_t)n * ${rows * W}u + row * ${W}u + col]`, bf16: true }
+    : { pair: `${name}[(size_t)n * ${rows * W}u + row * ${W}u + col]` });
   // NN^T [K][C]: 8 slots of key i a thread, Wd's values rounded in pairs, one 16-byte store
   const nnT = `  for (u32 x = t; x < ${(K * C) / 8}u; x += ${NT}u) {
     const u32 i = x / ${C / 8}u, a0 = 8u * (x % ${C / 8}u);

@@ -19,7 +19,8 @@
  *
  * Configurations (DELTA_WALK_BF16_CONFIGS; the runtime's rule as the 3xTF32 walks': "many" where its grid
  * B H (V / cols) 2 >= the SM count, else "few"): many rows K = V = 128 (64 columns over two column groups, 8 warps: grid
- * (B H, 2)) and K = V = 64 (32 columns, 4 warps: grid (B H, 2)); few rows 8 columns, 4 warps (grid (B H, V / 8)).
+ * (B H, 2)) and K = V = 64 (32 columns, 4 warps: grid (B H, 2)); few rows 8 columns, 4 warps (grid (B H, V / 8); three
+ * buffer sets at K = 128).
  */
 import { DELTA_WALK_PRELUDE, DELTA_WALK_ZOUT_PRELUDE } from "./delta-walk.ts";
 import { BF16_MMA, H2F } from "./delta-prep-staged.ts";
@@ -52,12 +53,14 @@ export interface DeltaWalkBf16Kernel extends DeltaWalkBf16Config {
   stages: 2 | 3;
 }
 
-/** The torch modules' bf16 walks: both operand types, many rows and few, K = V = 64 and 128. */
+/** The torch modules' bf16 walks: both operand types, many rows and few, K = V = 64 and 128; the few rows' at K = 128
+ * with three buffer sets (H200 call W1, the walk alone at (1, 32768, 8, 128): 0.776 -> 0.737 ms "mn", 0.770 -> 0.676
+ * "all"; at K = 64 three sets were slower, 0.314 -> 0.373). */
 export const DELTA_WALK_BF16_CONFIGS: readonly DeltaWalkBf16Config[] = (["mn", "all"] as const).flatMap((win) => [
   { C: 64, K: 64, V: 64, cols: 32, win, walkFor: "many" as const },
   { C: 64, K: 64, V: 64, cols: 8, win, walkFor: "few" as const },
   { C: 64, K: 128, V: 128, cols: 64, warpCols: 2, win, walkFor: "many" as const },
-  { C: 64, K: 128, V: 128, cols: 8, win, walkFor: "few" as const },
+  { C: 64, K: 128, V: 128, cols: 8, win, stages: 3 as const, walkFor: "few" as const },
 ]);
 
 /** seqc_delta_walk_c{C}k{K}v{V}_g{cols}[_w{warpCols}][_p3]_bf16{|x}_zb. */
