@@ -57,9 +57,14 @@ describe("torch target: bf16 forms in the module's plans", () => {
         // the warp-split twins (stateless-warp.ts, "-bf16in-wr"): after the twins, each of a twin whose form sums over a row;
         // then the no-zeros twins (stateless-nz.ts, "-nz": Mamba-2's post and prep backward, which write literal zeros);
         // then the row-major twins (stateless-rows.ts, "-rm<M>") of the global form's last twin and its "-nz" twin, 3 each
+        // and last their vector twins (stateless-vec.ts, "-rv<M>"), one for each
+        const base = name === "mamba2" && part !== "prep" ? ["global-bf16in-wr", "global-bf16in-wr-nz"] : ["global-bf16in"];
+        const rv = plan.forms.filter((f) => /-rv\d+$/.test(f.variant));
+        expect(plan.forms.slice(plan.forms.length - rv.length), key).toEqual(rv);
+        expect(rv.map((f) => f.variant), key).toEqual(base.flatMap((v) => [1, 4, 16].map((M) => `${v}-rv${M}`)));
+        plan = { ...plan, forms: plan.forms.slice(0, plan.forms.length - rv.length) };
         const rm = plan.forms.filter((f) => /-rm\d+$/.test(f.variant));
         expect(plan.forms.slice(plan.forms.length - rm.length), key).toEqual(rm);
-        const base = name === "mamba2" && part !== "prep" ? ["global-bf16in-wr", "global-bf16in-wr-nz"] : ["global-bf16in"];
         expect(rm.map((f) => f.variant), key).toEqual(base.flatMap((v) => [1, 4, 16].map((M) => `${v}-rm${M}`)));
         plan = { ...plan, forms: plan.forms.slice(0, plan.forms.length - rm.length) };
         all.splice(0, all.length, ...plan.forms.filter((f) => f.io === "bf16"));

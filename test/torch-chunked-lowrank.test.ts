@@ -91,7 +91,7 @@ describe("torch target: the low-rank chunked backward's plans", () => {
         // post's backward of the delta family: every cotangent but y's is a literal zero, left unwritten in "-nz" twins
         const zeros = Object.values(chain.names.postBw.inputBar).filter((b) => b !== chain.names.postBw.inputBar[chain.names.readouts[0].y]).sort();
         const own = variants.filter((v) => !v.includes("-bf16out"));
-        if (part === "postBw") expect(own.filter((v) => v.includes("-nz")), part).toEqual(["thread-bf16in-nz", "workgroup-bf16in-nz", "global-bf16in-nz", "global-bf16in-nz-rm1", "global-bf16in-nz-rm4", "global-bf16in-nz-rm16"].map((v) => `${v}[${zeros.join(",")}]`));
+        if (part === "postBw") expect(own.filter((v) => v.includes("-nz")), part).toEqual(["thread-bf16in-nz", "workgroup-bf16in-nz", "global-bf16in-nz", "global-bf16in-nz-rm1", "global-bf16in-nz-rm4", "global-bf16in-nz-rm16", "global-bf16in-nz-rv1", "global-bf16in-nz-rv4", "global-bf16in-nz-rv16"].map((v) => `${v}[${zeros.join(",")}]`));
         else expect(own.some((v) => v.includes("-nz")), part).toBe(false);
         // the twins writing the delta kernels' bf16 per-token tensors (LR_DELTA_GLUE; deltaBf16Outputs: prep's outputs but
         // the log decays, post's backward's dY; one micro-step a token): one for each twin above, last

@@ -155,6 +155,7 @@ function checkTwins(name: string, sizes: Record<string, number>, models: (model:
     let nzs = 0;
     let nzLeft = 0;
     let rms = 0;
+    let rvs = 0;
     let outs = 0;
     let rounded = 0; // bf16 outputs of "-bf16out" twins holding values that are not bf16 ones (prep's: the rounding checked)
     for (const part of STATELESS) {
@@ -187,9 +188,11 @@ function checkTwins(name: string, sizes: Record<string, number>, models: (model:
             outs++;
             continue;
           }
-          // a row-major twin (stateless-rows.ts, "-rm<M>"): bitwise the form it copies (v0)
-          const rm = /-rm\d+$/.test(f.variant);
-          const v0 = f.variant.replace(/-rm\d+$/, "");
+          // a row-major twin (stateless-rows.ts, "-rm<M>") or its vector twin (stateless-vec.ts, "-rv<M>"): bitwise the form
+          // it copies (v0)
+          const rv = /-rv\d+$/.test(f.variant);
+          const rm = rv || /-rm\d+$/.test(f.variant);
+          const v0 = f.variant.replace(/-r[mv]\d+$/, "");
           // a twin without its unwritten outputs' stores (stateless-nz.ts, "-nz"): the twin it copies otherwise
           const nz = v0.endsWith("-nz");
           // a warp-split twin (stateless-warp.ts, "-wr"): its row sums in another order
@@ -218,13 +221,14 @@ function checkTwins(name: string, sizes: Record<string, number>, models: (model:
             expect(relativeError(b[o], want[o]), label).toBeLessThanOrEqual(1e-5);
           }
           twins++;
-          if (rm) rms++;
+          if (rv) rvs++;
+          else if (rm) rms++;
           else if (split && !nz) splits++;
           else if (nz) nzs++;
         }
       }
     }
-    return { twins, splits, nzs, nzLeft, rms, outs, rounded };
+    return { twins, splits, nzs, nzLeft, rms, rvs, outs, rounded };
   }
 }
 
@@ -239,7 +243,7 @@ describe.skipIf(!gxx)("torch target: the stateless parts' bf16-input twins on th
     // rows longer than a warp: the warp-split twins' lanes walk 2-3 strides, odd tails
     ["mamba2", { H: 2, P: 45, N: 70 }],
   ] as [string, Record<string, number>][])("%s %j: each twin bitwise its float32 form on bf16-valued inputs (warp-split twins within 1e-6), both vs float64", (name, sizes) => {
-    const { twins, splits, nzs, nzLeft, rms, outs } = checkTwins(name, sizes, (model, dims) => torchChain(modelChain(model, dims), dims).models);
+    const { twins, splits, nzs, nzLeft, rms, rvs, outs } = checkTwins(name, sizes, (model, dims) => torchChain(modelChain(model, dims), dims).models);
     expect(twins).toBeGreaterThan(0);
     expect(outs).toBe(0);
     // Mamba-2's prep and post backward sum over rows: their workgroup and global forms get warp-split twins
@@ -247,13 +251,15 @@ describe.skipIf(!gxx)("torch target: the stateless parts' bf16-input twins on th
     else expect(splits).toBe(0);
     // Mamba-2's post backward (zeros dt__bar, B__bar, C__bar, A__bar; copy y0__bar) and prep backward (zero D__bar):
     // each bf16-input twin and warp split (5 a part) gets a twin leaving them unwritten; the others' post backward
-    // does not run and their prep backward has no zeros
-    if (name === "mamba2") expect([nzs, nzLeft - (5 + 1) * 3 * 3]).toEqual([2 * 5 * 3, (5 * 5 + 5 * 1) * 3]);
+    // does not run and their prep backward has no zeros (and the row-major and vector twins of the "-nz" twins: 5 + 1 a case each)
+    if (name === "mamba2") expect([nzs, nzLeft - 2 * (5 + 1) * 3 * 3]).toEqual([2 * 5 * 3, (5 * 5 + 5 * 1) * 3]);
     else expect(nzs).toBe(0);
     // the global form's row-major twins (3 row multiples each): Mamba-2's prep 1 base, its post and prep backward 2
     // (the warp split and its "-nz" twin); every model's prep has one
     if (name === "mamba2") expect(rms).toBe((1 + 2 + 2) * 3 * 3);
     else expect(rms).toBeGreaterThanOrEqual(3 * 3);
+    // and each its vector twin (stateless-vec.ts: every one of these has a phase with a vector version)
+    expect(rvs).toBe(rms);
   }, 300_000);
 
   // the delta family's (the low-rank chain's, chain-plans-lowrank.ts; prep without its copies of inputs, chain-copies-lowrank.ts:
@@ -266,22 +272,25 @@ describe.skipIf(!gxx)("torch target: the stateless parts' bf16-input twins on th
     // rows longer than a warp
     ["deltanet", { H: 2, K: 45, V: 70 }],
   ] as [string, Record<string, number>][])("%s %j (the low-rank chain): each twin bitwise its float32 form on bf16-valued inputs (warp-split twins within 1e-6), both vs float64", (name, sizes) => {
-    const { twins, splits, nzs, nzLeft, rms, outs, rounded } = checkTwins(name, sizes, (model, dims) => torchLowRankChain(lowRankChain(model, { ...dims, ...BAKED }), { ...dims, ...BAKED }).models);
+    const { twins, splits, nzs, nzLeft, rms, rvs, outs, rounded } = checkTwins(name, sizes, (model, dims) => torchLowRankChain(lowRankChain(model, { ...dims, ...BAKED }), { ...dims, ...BAKED }).models);
     const zeros = Object.keys(lowRankChain(load(name), BAKED).names.postBw.inputBar).length - 1;
     // per part and case: prep, prep's and post's backward each 3 twins of the float32 forms; the row-major twins (3
     // multiples) of prep's, prep's backward's and post's backward's global twin and of post's backward's "-nz" twin
     const preps = name === "rwkv7" ? 0 : 1;
-    expect(twins - splits - nzs - rms).toBe((1 + 2 * preps) * 3 * 3);
+    expect(twins - splits - nzs - rms - rvs).toBe((1 + 2 * preps) * 3 * 3);
     expect(rms).toBe((2 * preps + 2) * 3 * 3);
+    // and each its vector twin (stateless-vec.ts)
+    expect(rvs).toBe(rms);
     // prep's backward sums over K for beta__bar (DeltaNet, Gated DeltaNet, Gated DeltaProduct; and dg): its workgroup and
     // global forms get warp splits; RWKV-7's has no row sum in a phase of its own
     expect(splits).toBe(name === "rwkv7" ? 0 : 2 * 3);
-    // post's backward: every cotangent but y's a literal zero, left unwritten by the three "-nz" twins (and their rm twins)
-    expect([nzs, nzLeft]).toEqual([3 * 3, (3 + 3) * zeros * 3]);
+    // post's backward: every cotangent but y's a literal zero, left unwritten by the three "-nz" twins (and their rm and
+    // rv twins)
+    expect([nzs, nzLeft]).toEqual([3 * 3, (3 + 3 + 3) * zeros * 3]);
     // the delta kernels' per-token tensors written as bf16 (E = P = R = 1, not Gated DeltaProduct's two micro-steps): every
-    // twin of prep (3 + its 3 row-major), of post's backward (3, 3 "-nz", 6 row-major) and of prep's backward (its whole
-    // gradients q__bar, beta__bar: 3, 2 warp splits, 3 row-major), per case
-    expect(outs).toBe(name === "gated_deltaproduct" ? 0 : ((6 + 8) * preps + 12) * 3);
+    // twin of prep (3 + its 3 row-major + 3 vector), of post's backward (3, 3 "-nz", 6 row-major, 6 vector) and of prep's
+    // backward (its whole gradients q__bar, beta__bar: 3, 2 warp splits, 3 row-major, 3 vector), per case
+    expect(outs).toBe(name === "gated_deltaproduct" ? 0 : ((9 + 11) * preps + 18) * 3);
     // prep's outputs (u = -beta k, q K^-0.5, ...) are no bf16 values: the twins' rounding is compared (post's backward's
     // dY is its bf16 cotangent as it is)
     if (preps && outs) expect(rounded).toBeGreaterThanOrEqual((6 + 8) * 3);

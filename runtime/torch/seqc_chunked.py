@@ -1226,6 +1226,14 @@ STATELESS_WARP = True
 # row"), eager bf16 step at (8, 2048, 32, 64): Mamba-2 3.664 -> 3.503 ms (prep's backward 0.332 -> 0.179 ms, post's
 # backward 0.217 -> 0.206), SimpleGLA (16 heads) 1.694 -> 1.606 (prep 0.082 -> 0.033, prep's backward 0.082 -> 0.037).
 STATELESS_ROWS = True
+# The row-major twins' vector twins ("<variant>-rv<M>", compiler/backends/torch/stateless-vec.ts: each thread 4
+# consecutive elements of a row a chunk, the loads and stores indexed by the element as one float4 / bf16 quad where the
+# sizes and the buffers' alignment allow, else the row-major twin's code; bitwise the twins they copy) join the trial
+# above with STATELESS_ROWS; False leaves them out (the way before). H200 call E15 (bench/RESULTS.md "The stateless
+# parts' vector twins"), bf16, the trial's pick's GPU ms (profile) without / with them: DeltaNet (4, 8192, 16, 128)
+# prep 0.601 -> 0.248 (floor 0.160), prep's backward 0.574 -> 0.411 (floor 0.320); Gated DeltaNet the same; GLA
+# (1, 32768, 8, 128) 0.061 -> 0.057 / 0.074 -> 0.069; gradients bitwise the same.
+STATELESS_VEC = True
 # What a stateless part runs while a CUDA graph is captured (no trial run is possible then): "tuned" (the default) the
 # form the trial above picked for the same key where it has run (the graph's first, eager call runs it), else as "auto";
 # "auto" (the way before) the plan's pick (the first applicable form: the thread form, or the workgroup form for a
@@ -1253,7 +1261,7 @@ def stateless_form(runner, dims, B, T, trial=None, io="f32", out_io=None):
     sfx = "" if io == "f32" else "-bf16in"
     if GRAPH_PICKS not in ("tuned", "auto"):
         raise ValueError("seqc_chunked: GRAPH_PICKS is %r; expected 'tuned' or 'auto'" % (GRAPH_PICKS,))
-    key = ("tuned", tuple(sorted(dims.items())), B, T, io, out_io, STATELESS_WARP, unwritten_ok(), STATELESS_ROWS)
+    key = ("tuned", tuple(sorted(dims.items())), B, T, io, out_io, STATELESS_WARP, unwritten_ok(), STATELESS_ROWS, STATELESS_VEC)
     if trial is not None and TUNE_STATELESS:
         hit = runner._picks.get(key)
         if hit is None:
@@ -1262,6 +1270,8 @@ def stateless_form(runner, dims, B, T, trial=None, io="f32", out_io=None):
                 if not STATELESS_WARP and "-wr" in f["variant"]:
                     continue
                 if not STATELESS_ROWS and "-rm" in f["variant"]:
+                    continue
+                if not (STATELESS_ROWS and STATELESS_VEC) and "-rv" in f["variant"]:
                     continue
                 if f.get("unwritten") and not unwritten_ok():
                     continue
@@ -1362,7 +1372,7 @@ def backward(ctx, m, flat, grads):
     On CUDA the chain's whole launch sequence runs as a CUDA graph per signature (seqc_graphs.graphed: captured on a
     signature's second call, replayed after; m.graphs False or SEQC_TORCH_GRAPHS=0: eagerly every call)."""
     switches = (PER_KEY_TRANSPOSED, ROWS_TILE, ROWS_SEGMENT, ROWS_IO, ROWS_FORM, ROWS_CHUNK_WARPS, ROWS_CHUNK_PIPE, PREP_IO, PART_INPUTS, STATELESS_WIDE, STATELESS_WARP, BF16_DECAY_PARTS, DECAY_WAY, TRANSPOSED_IO, DECAY_ANCHOR, DECAY_ANCHOR_CHUNK, DECAY_ANCHOR_GRAM, ANCHOR_CHUNKS, ANCHOR_VEC, DECAY_TERMS, GRAD_SUM, GRAM_PRODUCTS, REVERSE_SUM, REVERSE_CHUNK, REVERSE_GLUE, GLUE_COPIES, STATELESS_IO, ALIAS_IO, FLIP_VIEW, IDLE_INPUTS, ADJOINT_OUT, RUN_COPIES, CORE_RERUN, ZERO_STORES)
-    switches += (STATELESS_ROWS, GRAPH_PICKS, REVERSED_READS, ROWS_REVERSED, ROWS_TERMS, ROWS_CHUNK_WIDE, ROWS_CHUNK_SEGMENTS, ROWS_SEG_STATES)
+    switches += (STATELESS_ROWS, STATELESS_VEC, GRAPH_PICKS, REVERSED_READS, ROWS_REVERSED, ROWS_TERMS, ROWS_CHUNK_WIDE, ROWS_CHUNK_SEGMENTS, ROWS_SEG_STATES)
     switches += (ANCHOR_ALPHA, ANCHOR_SEGMENT, ANCHOR_AUTO_CHUNKS)
     return _graphs.graphed_backward(ctx, m, "chunked-backward", switches, flat, grads, lambda f, g, S_N: backward_eager(ctx, m, f, g, convert=False, S_N=S_N),
                                     extra=[getattr(ctx, "chain_SN", None)])

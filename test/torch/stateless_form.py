@@ -43,12 +43,15 @@ for key, plan in req["plans"].items():
     again = seqc_chunked.stateless_form(r, req["dims"], req["sizes"][0], 1, trial)
     out["%s tuned" % key] = [first, again, tried]
 # the bf16-input twins (io "bf16", out "f32"; trial as above): the row-major twins ("-rm<M>", stateless-rows.ts) tried
-# only with STATELESS_ROWS; without a trial run (a graph's capture) GRAPH_PICKS "tuned" takes the trial's pick for the
-# same key, "auto" the plan's. Per STATELESS_ROWS False / True: [pick, rm forms tried, tuned, auto]
+# only with STATELESS_ROWS, their vector twins ("-rv<M>", stateless-vec.ts) only with STATELESS_ROWS and STATELESS_VEC;
+# without a trial run (a graph's capture) GRAPH_PICKS "tuned" takes the trial's pick for the same key, "auto" the plan's.
+# Per (STATELESS_ROWS, STATELESS_VEC) (False, True) / (True, False) / (True, True): [pick, rm forms tried, tuned, auto,
+# rv forms tried]
 for key, plan in req["plans"].items():
     got = []
-    for rows in (False, True):
+    for rows, vec in ((False, True), (True, False), (True, True)):
         seqc_chunked.STATELESS_ROWS = rows
+        seqc_chunked.STATELESS_VEC = vec
         r = seqc_cuda.PlanRunner(plan, 0, "f32", drv=Driver())
         names = [f["variant"] for f, _ in r.applicable(req["dims"], req["sizes"][0], 1, "auto", "bf16", "f32")]
         tried = []
@@ -61,6 +64,6 @@ for key, plan in req["plans"].items():
         for g in ("tuned", "auto"):
             seqc_chunked.GRAPH_PICKS = g
             graph.append(seqc_chunked.stateless_form(r, req["dims"], req["sizes"][0], 1, None, io="bf16", out_io="f32"))
-        got.append([pick, sum("-rm" in v for v in tried)] + graph)
+        got.append([pick, sum("-rm" in v for v in tried)] + graph + [sum("-rv" in v for v in tried)])
     out["%s bf16" % key] = got
 print(json.dumps(out))

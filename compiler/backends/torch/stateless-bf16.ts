@@ -43,6 +43,7 @@ import { renderKernel } from "../cuda/render.ts";
 import { warpSplitKernel, WARP_SUM_FN, WARP_SUM_SOURCE } from "./stateless-warp.ts";
 import { withoutStores } from "./stateless-nz.ts";
 import { ROW_GROUPS, ROWS, rowMajorKernel, timesRows, UNROLL } from "./stateless-rows.ts";
+import { VEC, VEC_FNS, VEC_ROWS, VEC_SOURCE, vectorKernel } from "./stateless-vec.ts";
 
 /** The chunked backward's stateless parts (both chains': runtime/chunked-backward.ts, runtime/chunked-backward-lowrank.ts). */
 export const STATELESS_PARTS: ReadonlySet<string> = new Set(["prep", "postBw", "prepBw"]);
@@ -98,6 +99,9 @@ export function withBf16Inputs(model: I.Model, plan: CudaModelPlan, low: Iterabl
   // the row-major twins (stateless-rows.ts ROWS) of the global form's last twins: after everything else
   const rmForms: CudaModelPlan["forms"] = [];
   const rmSrc: string[] = [];
+  // their vector twins (stateless-vec.ts VEC_ROWS): after those
+  const rvForms: CudaModelPlan["forms"] = [];
+  const rvSrc: string[] = [];
   // the bf16-output twins (BF16_OUT): every kernel rendered above by its entry, with its reads and the buffers bound to
   // a bf16Out output
   const outSet = new Set([...(opts.bf16Out ?? [])].filter((n) => ownOut.has(n)));
@@ -119,7 +123,7 @@ export function withBf16Inputs(model: I.Model, plan: CudaModelPlan, low: Iterabl
     const nzWarpSources: string[] = [];
     // the row-major versions (rows: the global form's, one kernel) of the twin the glue runs (its warp split where it has
     // one) and of that twin's NO_ZEROS twin
-    const rm: { top?: K.Kernel; nz?: K.Kernel; warp?: boolean; reads?: Set<string> } = {};
+    const rm: { top?: K.Kernel; nz?: K.Kernel; warp?: boolean; reads?: Set<string>; vtop?: K.Kernel; vnz?: K.Kernel } = {};
     for (const k of f.kernels) {
       // the kernel's buffers bound to a low input, by the launches of this form that run it (and to an unwritten output)
       const reads = new Set<string>();
@@ -151,6 +155,7 @@ export function withBf16Inputs(model: I.Model, plan: CudaModelPlan, low: Iterabl
         const top = split ?? kk;
         const topNz = split ? kwn : kn;
         Object.assign(rm, { reads, warp: Boolean(split), top: rowMajorKernel(top, `${top.name}_${ROWS}`), nz: topNz ? rowMajorKernel(topNz, `${topNz.name}_${ROWS}`) : undefined });
+        Object.assign(rm, { vtop: vectorKernel(top, `${top.name}_${VEC_ROWS}`), vnz: topNz ? vectorKernel(topNz, `${topNz.name}_${VEC_ROWS}`) : undefined });
       }
     }
     const renamed = { ...f.plan, kernels: f.plan.kernels.map((l) => ({ ...l, shader: twin(l.shader), name: twin(l.name) })) };
@@ -196,6 +201,17 @@ export function withBf16Inputs(model: I.Model, plan: CudaModelPlan, low: Iterabl
           rmForms.push({ ...b, variant: `${b.variant}-${ROWS}${M}`, vars: timesRows(b.vars as [string, unknown][], M) as typeof b.vars, steps, note: `${b.note}; items row by row, ${UNROLL} a thread a pass, ${M} times the rows a block (stateless-rows.ts)` });
         }
       }
+      // the vector twins of the row-major twins above (stateless-vec.ts), where a phase has a vector version
+      const vpairs: [CudaModelPlan["forms"][number], K.Kernel][] = [];
+      if (rm.vtop) vpairs.push([base, rm.vtop]);
+      if (nzBase && rm.nz && rm.vnz) vpairs.push([nzBase, rm.vnz]);
+      for (const [b, k] of vpairs) {
+        rvSrc.push(render(k, { bf16Reads: rm.reads!, fns: { ...VEC_FNS, ...(rm.warp ? { [WARP_SUM_FN]: WARP_SUM_FN } : {}) } }));
+        for (const M of ROW_GROUPS) {
+          const steps = b.steps.map((st) => (st.kind === "launch" ? { ...st, entry: k.name } : st));
+          rvForms.push({ ...b, variant: `${b.variant}-${VEC_ROWS}${M}`, vars: timesRows(b.vars as [string, unknown][], M) as typeof b.vars, steps, note: `${b.note}; items row by row, ${VEC} consecutive a thread as vectors where the checks hold, ${M} times the rows a block (stateless-vec.ts)` });
+        }
+      }
     }
   }
   if (!forms.length) return plan;
@@ -203,10 +219,11 @@ export function withBf16Inputs(model: I.Model, plan: CudaModelPlan, low: Iterabl
   const ws = opts.warpSplit && warpSrc.length ? "\n" + warpSrc.join("\n\n") + "\n" : "";
   const nzs = nzSrc.length ? "\n" + nzSrc.join("\n\n") + "\n" : "";
   const rms = rmSrc.length ? "\n" + rmSrc.join("\n\n") + "\n" : "";
-  const all = [...forms, ...(ws ? warpForms : []), ...nzForms, ...rmForms];
+  const rvs = rvSrc.length ? "\n" + rvSrc.join("\n\n") + "\n" : "";
+  const all = [...forms, ...(ws ? warpForms : []), ...nzForms, ...rmForms, ...rvForms];
   const out = outSet.size ? bf16OutTwins(all, rendered, [...outSet].sort()) : { forms: [], sources: [] };
   const outs = out.sources.length ? "\n" + out.sources.join("\n\n") + "\n" : "";
-  return { ...plan, source: (ws ? WARP_SUM_SOURCE + "\n" : "") + plan.source + "\n" + sources.join("\n\n") + "\n" + ws + nzs + rms + outs, forms: [...plan.forms, ...all, ...out.forms], ptx: undefined };
+  return { ...plan, source: (ws ? WARP_SUM_SOURCE + "\n" : "") + (rvs ? VEC_SOURCE + "\n" : "") + plan.source + "\n" + sources.join("\n\n") + "\n" + ws + nzs + rms + rvs + outs, forms: [...plan.forms, ...all, ...out.forms], ptx: undefined };
 }
 
 /** The BF16_OUT twins of `forms` (withBf16Inputs' comment): each form one of whose kernels stores a `names` output gets

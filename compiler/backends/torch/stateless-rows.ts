@@ -26,7 +26,7 @@ export const ROW_GROUPS = [1, 4, 16];
 const isRef = (e: K.KExpr, name: string) => e.k === "ref" && e.name === name;
 
 /** Is `s` a phase loop `for (f = lid; f < n; f += WG)`? */
-const isPhase = (s: K.KStmt): boolean => s.k === "for" && isRef(s.from, "lid") && isRef(s.step, "WG");
+export const isPhase = (s: K.KStmt): boolean => s.k === "for" && isRef(s.from, "lid") && isRef(s.step, "WG");
 
 /** X where `to` is `G * X` (the phase's elements per row), else undefined. */
 function perRow(to: K.KExpr): K.KExpr | undefined {
@@ -57,7 +57,7 @@ function permuteItems(loop: Extract<K.KStmt, { k: "for" }>): { v: string; body: 
 export const UNROLL = 4;
 
 /** `body` without its row guard `if (q < BP) { .. }` (the guard's statements in its place), or undefined where it has none. */
-function unguarded(body: K.KStmt[]): K.KStmt[] | undefined {
+export function unguarded(body: K.KStmt[]): K.KStmt[] | undefined {
   const i = body.findIndex((s) => s.k === "if" && !s.else && s.cond.k === "bin" && s.cond.op === "<" && isRef(s.cond.a, "q") && isRef(s.cond.b, "BP"));
   const s = body[i];
   return s?.k === "if" ? [...body.slice(0, i), ...s.then, ...body.slice(i + 1)] : undefined;
@@ -78,20 +78,7 @@ export function rowMajorKernel(k: K.Kernel, name: string): K.Kernel | undefined 
     body.map((s) => {
       if (s.k === "for" && isPhase(s)) {
         phases++;
-        const p = permuteItems(s) ?? { v: s.v, body: s.body };
-        const u = `${p.v}_u`;
-        const j = `${p.v}_j`;
-        const item = K.decl(p.v, "u32", K.bin("+", K.ref(u), K.bin("*", K.ref(j), K.ref("WG"))));
-        const guarded = K.forLoop(j, K.u32(0), K.u32(UNROLL), [item, K.ifThen(K.bin("<", K.ref(p.v), s.to), p.body)]);
-        const free = rows ? unguarded(p.body) : undefined;
-        const pass = free
-          ? K.ifThen(
-              K.bin("&&", K.bin("<=", K.bin("*", K.bin("+", K.ref("wg"), K.u32(1)), K.ref("G")), K.ref("BP")), K.bin("<", K.bin("+", K.ref(u), K.bin("*", K.u32(UNROLL - 1), K.ref("WG"))), s.to)),
-              [K.forLoop(j, K.u32(0), K.u32(UNROLL), [item, ...free])],
-              [guarded],
-            )
-          : guarded;
-        return K.forLoop(u, s.from, s.to, [pass], K.bin("*", K.ref("WG"), K.u32(UNROLL)));
+        return rowMajorPhase(s, rows);
       }
       if (s.k === "for") return { ...s, body: walk(s.body) };
       if (s.k === "if") return { ...s, then: walk(s.then), ...(s.else ? { else: walk(s.else) } : {}) };
@@ -99,6 +86,25 @@ export function rowMajorKernel(k: K.Kernel, name: string): K.Kernel | undefined 
     });
   const body = walk(k.body);
   return phases ? { ...k, name, body } : undefined;
+}
+
+/** One phase `s` (isPhase) of rowMajorKernel: walked row by row, UNROLL items a thread a pass; `rows`: the kernel
+ *  declares BP (its blocks' rows may run past the last: the body's row guard). */
+export function rowMajorPhase(s: Extract<K.KStmt, { k: "for" }>, rows: boolean): K.KStmt {
+  const p = permuteItems(s) ?? { v: s.v, body: s.body };
+  const u = `${p.v}_u`;
+  const j = `${p.v}_j`;
+  const item = K.decl(p.v, "u32", K.bin("+", K.ref(u), K.bin("*", K.ref(j), K.ref("WG"))));
+  const guarded = K.forLoop(j, K.u32(0), K.u32(UNROLL), [item, K.ifThen(K.bin("<", K.ref(p.v), s.to), p.body)]);
+  const free = rows ? unguarded(p.body) : undefined;
+  const pass = free
+    ? K.ifThen(
+        K.bin("&&", K.bin("<=", K.bin("*", K.bin("+", K.ref("wg"), K.u32(1)), K.ref("G")), K.ref("BP")), K.bin("<", K.bin("+", K.ref(u), K.bin("*", K.u32(UNROLL - 1), K.ref("WG"))), s.to)),
+        [K.forLoop(j, K.u32(0), K.u32(UNROLL), [item, ...free])],
+        [guarded],
+      )
+    : guarded;
+  return K.forLoop(u, s.from, s.to, [pass], K.bin("*", K.ref("WG"), K.u32(UNROLL)));
 }
 
 /** A form's vars with its G (`$G`) M times as large, at most the rows there are (`$BP`); the vars after it (WG) follow it. */
