@@ -1,5 +1,5 @@
 /**
- * The reverse walk with bf16 operands (runtime/torch/seqc_delta_bwd.py LR_DELTA_WALK_BF16, default "on" since H200 call W1) on a fake
+ * The reverse walk with bf16 operands (runtime/torch/seqc_delta_bwd.py LR_DELTA_WALK_BF16, default "all" since H200 call W2) on a fake
  * kernel module (CPU torch; the records of compiler/backends/cuda/delta-bwd.ts's modules): on the bf16-state path (ZBF16
  * "on", math "bf16", bf16 inputs) "on" launches prep_bwd's _wb sibling (M bfloat16 [N, C, K], NN^T bfloat16 [N, K, C], X
  * and BM float32) and the bf16 walk (win "mn": the one for many rows where B H (V / cols) 2 >= the SM count, else the
@@ -72,6 +72,6 @@ describe.skipIf(!cpuTorch)("torch target: the bf16 reverse walk (LR_DELTA_WALK_B
     for (const x of [got.zb_off, got.tf32]) expect(e(x).filter((s) => /_wb|_bf16x?_zb /.test(s))).toEqual([]);
     expect(e(got.zb_off)[3]).toBe("seqc_delta_walk_c64k128v128_g64_w2_tf32x3 64x2");
     // the default
-    expect(spawnSync("/usr/bin/python3", ["-c", "import sys; sys.path.insert(0, 'runtime/torch'); import seqc_delta_bwd as d; w = d.WALK_BF16; a = d.launch_switches(); d.WALK_BF16 = 'all'; b = d.launch_switches(); print(w, a != b and len(a) == len(b))"], { encoding: "utf8", env: { ...process.env, LR_DELTA_WALK_BF16: undefined } }).stdout.trim()).toBe("on True");
+    expect(spawnSync("/usr/bin/python3", ["-c", "import sys; sys.path.insert(0, 'runtime/torch'); import seqc_delta_bwd as d; w = d.WALK_BF16; a = d.launch_switches(); d.WALK_BF16 = 'off'; b = d.launch_switches(); print(w, a != b and len(a) == len(b))"], { encoding: "utf8", env: { ...process.env, LR_DELTA_WALK_BF16: undefined } }).stdout.trim()).toBe("all True");
   }, 120_000);
 });

@@ -2,7 +2,8 @@
 in bf16 ("on": M, NN^T bf16; "all": X, BM too), in one process (bench/torch/delta-walk-bf16-run.sh): GPU ms under CUDA
 graphs (graph_bench.gpu_only, queued behind a sleep; each value its own captured graphs: the switch is in the graphed
 backward's key) and eager, the walk and prep_bwd entries an eager step launched, and the gradients vs float64 at
---accuracy's shapes (bf16 inputs, each value; max relative L2 over the inputs, as lowrank_bench's accuracy), no fla.
+--accuracy's shapes (bf16 inputs, each value; max relative L2 over the inputs, as lowrank_bench's accuracy), no fla;
+--profile DIR: an eager profile (lowrank_bench.profile) of each model's first shape under each value.
   python3 delta_walk_bf16_step.py MODULE_DIR --shapes 4x8192x16x128,1x32768x8x128,8x2048x16x64 --accuracy 2x1024x16x64 --out step.json"""
 import argparse
 import json
@@ -22,6 +23,7 @@ def main():
     ap.add_argument("--values", default="off,on,all")
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--budget", type=float, default=1e9, help="seconds: skip what starts after this")
+    ap.add_argument("--profile", default="", help="a folder: an eager profile of each model's first shape under each value")
     ap.add_argument("--out", default="step.json")
     a = ap.parse_args()
     t0 = time.time()
@@ -100,6 +102,10 @@ def main():
                     graph = gb.gpu_only(one, a.reps)
                     out["steps"].append({"model": model, "shape": [B, T, H, K], "walk_bf16": wv, "gpu_graph_ms": graph, "gpu_eager_ms": eager, "entries": ents})
                     print("%s bf16 (%d, %d, %d, %d) WALK_BF16 %-3s GPU ms graphs %.3f eager %.3f; %s" % (model, B, T, H, K, wv, graph, eager, "; ".join(ents)), flush=True)
+                    if a.profile and [B, T, H, K] == list(lb.parse_shapes(a.shapes)[0]):
+                        sm.graphs = False
+                        top = lb.profile(one, os.path.join(a.profile, "profile-%s-bf16-walkbf16-%s-%dx%dx%dx%d.txt" % (model, wv, B, T, H, K)))[:10]
+                        print("   profile (eager, CUDA self ms): %s" % ", ".join("%s %.3f" % kv for kv in top), flush=True)
                     del one, leaves
                 except Exception as e:  # noqa: BLE001
                     import traceback

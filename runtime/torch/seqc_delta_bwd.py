@@ -386,12 +386,13 @@ WALK = os.environ.get("LR_DELTA_WALK", "default")
 # the walk takes them as mma m16n8k16 bf16 operands (a record with win "mn", delta-walk-bf16.ts; Z and Yc rounded to bf16
 # as operands, fp32 accumulators, ZS / Y bf16); "all" X and BM bf16 too (wout / win "all", _wbx / _bf16x); "off" the
 # walks above. Only on the bf16-state path (ZBF16) with math, decay none / scalar, where the module has both records;
-# the walk for many rows where its grid B H (V / cols) 2 >= the SM count, else the one for few rows (8 columns). "on" is the
-# default since H200 call W1 (session 15; bench/RESULTS.md "the reverse walk in bf16"): the reverse walk alone 1.150 -> 0.628
-# ms at (4, 8192, 16, 128), 1.485 -> 0.776 at (1, 32768, 8, 128), 0.206 -> 0.120 at (8, 2048, 16, 64); DeltaNet's bf16 step
-# under graphs 8.356 -> 7.957, 5.610 -> 4.959, 1.866 -> 1.806 ms (Gated DeltaNet 9.824 -> 9.415, 6.338 -> 5.687, 2.357 ->
-# 2.301); gradients vs float64 at (2, 1024, 16, 64) 4.29e-3 / 4.66e-3 either way ("all": 4.65e-3 / 4.68e-3, slower steps).
-WALK_BF16 = os.environ.get("LR_DELTA_WALK_BF16", "on")
+# the walk for many rows where its grid B H (V / cols) 2 >= the SM count, else the one for few rows (8 columns). "all" is
+# the default since H200 call W2 (session 15; bench/RESULTS.md "the reverse walk in bf16", W1 took "on" first): DeltaNet's
+# bf16 step under graphs off / on / all 8.346 / 7.853 / 7.660 ms at (4, 8192, 16, 128), 5.594 / 4.870 / 4.756 at
+# (1, 32768, 8, 128), 1.863 / 1.790 / 1.758 at (8, 2048, 16, 64) (Gated DeltaNet 9.815 / 9.321 / 9.151, 6.345 / 5.629 /
+# 5.523, 2.348 / 2.279 / 2.245); the reverse walk alone 1.144 -> 0.537, 1.506 -> 0.684, 0.203 -> 0.108 ms; gradients vs
+# float64 at (2, 1024, 16, 64) 4.29e-3 / 4.29e-3 / 4.65e-3 (DeltaNet; fla 5.8e-3), 4.66e-3 / 4.66e-3 / 4.68e-3 (Gated).
+WALK_BF16 = os.environ.get("LR_DELTA_WALK_BF16", "all")
 # The per-key decay's (mode "key", RWKV-7) walk for many rows (read at each launch; LR_DELTA_KEY_WALK at import): "many"
 # takes the module's per-key 3xTF32 walk for many rows (delta-walk-mma.ts DELTA_WALK_KEY_WIDE_CONFIGS, K = V = 128) by
 # WALK's grid rule; "old": the rule before it, the 16-column twin. "many" is the default since H200 call F14: RWKV-7's bf16
