@@ -360,8 +360,13 @@ TIN = {torch.float32: "f32", torch.bfloat16: "bf16"}
 # has the forward's bf16 chunk states (LR_FWD_STATES) and takes the bf16-state path (ZBF16), one kernel in place of
 # prep_fwd and the reads from saved states (compiler/backends/cuda/delta-prep-r.ts, op "prep_r": TI and bf16 R = X + M S0,
 # M S0 as bf16 head and tail products, fp32-accurate; no M, X, BM, NN, A written); "bf16" its head-only sibling (mprod
-# "bf16", entry _m1: M rounded to bf16); "off" prep_fwd and delta-r's kernel as before.
-PREP_R = os.environ.get("LR_DELTA_PREP_R", "off")
+# "bf16", entry _m1: M rounded to bf16); "off" prep_fwd and delta-r's kernel as before. "on" is the default since H200
+# call A1 (session 15; bench/RESULTS.md "R as prep_fwd's epilogue"): the kernel alone vs prep_fwd + the reads 0.264 -> 0.155
+# ms at (8, 2048, 16, 64), 0.608 -> 0.290 at (1, 32768, 8, 128), 1.179 -> 0.562 at (4, 8192, 16, 128) (DeltaNet; Gated
+# DeltaNet 0.307 -> 0.203, 0.678 -> 0.343, 1.308 -> 0.671); bf16 steps under graphs DeltaNet 1.655 -> 1.544, 4.403 ->
+# 4.089, 7.316 -> 6.692 ms, Gated DeltaNet 2.145 -> 2.046, 5.122 -> 4.821, 8.361 -> 8.127; gradients vs float64 at
+# (2, 1024, 16, 64) 4.29e-3 / 4.66e-3 either way (head-only "bf16": 4.34e-3 / 4.66e-3).
+PREP_R = os.environ.get("LR_DELTA_PREP_R", "on")
 # delta_launcher's math -> the twins' math an op takes, most preferred first (then its fp32 kernel): "bf16" asks for the
 # bf16 tensor-core twins (mma m16n8k16, bf16 operands, fp32 accumulators) where the module has them, else the TF32 ones.
 MATH_PREFS = {"tf32": ("tf32",), "bf16": ("bf16", "tf32")}
