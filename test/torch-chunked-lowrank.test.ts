@@ -22,7 +22,7 @@ import * as I from "../compiler/ir/types.ts";
 import { gradients, recording } from "../compiler/grad/run.ts";
 import { lowRankChain } from "../compiler/grad/chunked-chain-lowrank.ts";
 import { torchLowRankChain } from "../compiler/backends/torch/chain-copies-lowrank.ts";
-import { deltaBf16Outputs } from "../compiler/backends/torch/chain-plans-lowrank.ts";
+import { deltaBf16Bars, deltaBf16Outputs } from "../compiler/backends/torch/chain-plans-lowrank.ts";
 import { buildTorchPlans } from "../compiler/backends/torch/plans.ts";
 import { emitTorch } from "../compiler/backends/torch/target.ts";
 import { relativeError } from "../compiler/io/manifest.ts";
@@ -80,6 +80,9 @@ describe("torch target: the low-rank chunked backward's plans", () => {
       const stateless = ["prep", "prepBw", "postBw"].includes(part);
       expect([...new Set(f32.forms.map((f) => f.io ?? "f32"))], part).toEqual(stateless ? ["f32", "bf16"] : ["f32"]);
       if (stateless) {
+        // (prep's backward's "-bf16bar" twins, last: checked below; the rest here)
+        const all = tp.plans[`chain:${part}`].forms;
+        const f32 = { forms: all.filter((f) => !f.bf16Bars) };
         const variants = f32.forms.map((f) => f.variant + (f.unwritten ? `[${f.unwritten.join(",")}]` : ""));
         expect(variants.slice(0, 6), part).toEqual(["thread", "workgroup", "global", "thread-bf16in", "workgroup-bf16in", "global-bf16in"]);
         const inputs = model.tensors.filter((t) => t.kind === "input").map((t) => t.name);
@@ -100,6 +103,13 @@ describe("torch target: the low-rank chunked backward's plans", () => {
         expect(outs.map((f) => f.variant), part).toEqual(lows.length ? f32.forms.filter((f) => f.io === "bf16" && f.out !== "bf16").map((f) => `${f.variant}-bf16out`) : []);
         for (const f of outs) expect(f.bf16Outputs, `${part} ${f.variant}`).toEqual(lows);
         expect(f32.forms.slice(-outs.length || f32.forms.length).every((f) => (f.out === "bf16") === outs.length > 0), part).toBe(true);
+        // prep's backward reading the adjoints of prep's bf16 outputs as bf16 too (deltaBf16Bars; seqc_delta_bwd
+        // LR_DELTA_ADJ_OUT): every twin above again as "-bf16bar", after them all
+        const bars = part === "prepBw" ? deltaBf16Bars(chain.names).sort() : [];
+        const barForms = all.filter((f) => f.bf16Bars);
+        expect(barForms.map((f) => f.variant), part).toEqual(bars.length ? f32.forms.slice(3).map((f) => f.variant.replace("-bf16in", "-bf16bar")) : []);
+        expect(all.slice(0, f32.forms.length), part).toEqual(f32.forms);
+        for (const f of barForms) expect([f.bf16Bars, f.bf16Inputs], `${part} ${f.variant}`).toEqual([bars, [...low, ...bars].sort()]);
       }
       const kernels = f64.source.slice(f64.source.indexOf('extern "C"'));
       expect(kernels, part).toMatch(/double\* __restrict__/);

@@ -167,7 +167,7 @@ function checkTwins(name: string, sizes: Record<string, number>, models: (model:
       for (const [B, T, seed] of [[2, 9, 3], [1, 1, 5], [3, 5, 7]]) {
         // the chain's models run over [B*T, 1] in the glue (seqc_chunked.pointwise); here [B, T] as is (stateless: the same)
         const run = randomRun(m, { dims, batch: B, time: T, seed: seed * 11 + part.length });
-        for (const f of plan.forms.filter((x) => x.io === "bf16")) {
+        for (const f of plan.forms.filter((x) => x.io === "bf16" && !x.bf16Bars)) {  // (the "-bf16bar" twins: their own test below)
           if (f.out === "bf16") {
             // a twin writing bf16Outputs as bf16 ("-bf16out"): those outputs the form it copies rounded to bf16, the rest
             // bitwise (unwritten ones left as they were)
@@ -294,6 +294,53 @@ describe.skipIf(!gxx)("torch target: the stateless parts' bf16-input twins on th
     // prep's outputs (u = -beta k, q K^-0.5, ...) are no bf16 values: the twins' rounding is compared (post's backward's
     // dY is its bf16 cotangent as it is)
     if (preps && outs) expect(rounded).toBeGreaterThanOrEqual((6 + 8) * 3);
+  }, 600_000);
+
+  // prep's backward's twins reading the adjoints of prep's outputs as bf16 too (stateless-bf16.ts BF16_BAR, bf16Bars: the
+  // delta adjoint's bf16 gradients, seqc_delta_bwd LR_DELTA_ADJ_OUT): each bitwise its "-bf16in" counterpart given those
+  // adjoints' bf16 values (the widening exact, the arithmetic the same), which reads them as float32
+  it.each([
+    ["deltanet", { H: 3, K: 5, V: 7 }],
+    ["gated_deltanet", { H: 2, K: 45, V: 70 }],
+  ] as [string, Record<string, number>][])("%s %j: prep's backward's \"-bf16bar\" twins bitwise their \"-bf16in\" forms on bf16-valued adjoints", (name, sizes) => {
+    const model = load(name);
+    const dims = smallDims(model, sizes);
+    const plan = buildTorchPlans(model).plans["chain:prepBw"];
+    const chain = torchLowRankChain(lowRankChain(model, dims), dims), m = chain.models.prepBw!;
+    const bars = plan.forms.filter((f) => f.bf16Bars);
+    const barNames = Object.values(chain.names.prepBw.outputBar).sort();
+    // every bf16-input twin again (its warp splits, row-major and "-bf16out" twins), after them all
+    expect(bars.map((f) => f.variant)).toEqual(plan.forms.filter((f) => f.io === "bf16" && !f.bf16Bars).map((f) => f.variant.replace("-bf16in", "-bf16bar")));
+    expect(plan.forms.findIndex((f) => f.bf16Bars)).toBe(plan.forms.length - bars.length);
+    const bin = buildEmu(plan);
+    let checked = 0;
+    for (const [B, T, seed] of [[2, 9, 3], [1, 1, 5]]) {
+      const run = randomRun(m, { dims, batch: B, time: T, seed });
+      for (const f of bars) {
+        expect(f.bf16Bars, f.variant).toEqual(barNames);
+        const src = plan.forms.find((x) => x.variant === f.variant.replace("-bf16bar", "-bf16in"))!;
+        expect(f.bf16Inputs, f.variant).toEqual([...src.bf16Inputs!, ...barNames].sort());
+        const vals = Object.fromEntries(Object.entries(run.inputs).map(([k, v]) => [k, f.bf16Inputs!.includes(k) ? v.map((x) => fromBf16(toBf16(x))) : Float64Array.from(Float32Array.from(v))]));
+        expect(barNames.every((n) => vals[n].some((x, i) => x !== Math.fround(run.inputs[n][i]))), "the adjoints are rounded").toBe(true);
+        const pars = Object.fromEntries(Object.entries(run.params ?? {}).map(([k, v]) => [k, Float64Array.from(Float32Array.from(v))]));
+        const a = runForm(bin, plan, src, dims, B, T, vals, pars);
+        const b = runForm(bin, plan, f, dims, B, T, vals, pars);
+        for (const o of Object.keys(a)) expect(Array.from(b[o]), `${name} ${f.variant} B=${B} T=${T} ${o}`).toEqual(Array.from(a[o]));
+        checked++;
+      }
+    }
+    expect(checked).toBe(2 * bars.length);
+    // a "-bf16bar" twin that reads its adjoints' bf16 words as float32 words gives other values (the check can fail)
+    const broken = { ...plan, source: plan.source.replace("_global_bf16bar_wr(const unsigned short* __restrict__ in_k, const unsigned short* __restrict__ in_beta, const unsigned short* __restrict__ in_u0__bar", "_global_bf16bar_wr(const unsigned short* __restrict__ in_k, const unsigned short* __restrict__ in_beta, const float* __restrict__ in_u0__bar") };
+    if (name === "deltanet") {
+      expect(broken.source).not.toEqual(plan.source);
+      const f = bars.find((x) => x.variant === "global-bf16bar-wr")!, src = plan.forms.find((x) => x.variant === "global-bf16in-wr")!;
+      const run = randomRun(m, { dims, batch: 2, time: 9, seed: 3 });
+      const vals = Object.fromEntries(Object.entries(run.inputs).map(([k, v]) => [k, f.bf16Inputs!.includes(k) ? v.map((x) => fromBf16(toBf16(x))) : Float64Array.from(Float32Array.from(v))]));
+      const bb = buildEmu(broken);
+      const a = runForm(bb, broken, src, dims, 2, 9, vals, {}), b = runForm(bb, broken, f, dims, 2, 9, vals, {});
+      expect(Object.keys(a).some((o) => a[o].some((x, i) => !Object.is(x, b[o][i])))).toBe(true);
+    }
   }, 600_000);
 
   it("a warp-split twin whose warp sum skips a lane fails the comparison (the check can fail)", () => {

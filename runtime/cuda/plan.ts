@@ -60,6 +60,10 @@ export interface CudaFormPlan {
    *  output of `out` (the torch target's stateless chain parts writing the delta backward's bf16 per-token tensors,
    *  compiler/backends/torch/stateless-bf16.ts "-bf16out" twins). */
   bf16Outputs?: string[];
+  /** Inputs among bf16Inputs that are adjoints the glue may hold in float32 (the torch target's prep backward reading the
+   *  delta adjoint's bf16 gradients, compiler/backends/torch/stateless-bf16.ts "-bf16bar" twins): a runtime takes such a
+   *  form only where it asks for it (those inputs bf16: runtime/torch/seqc_chunked.py stateless_form `bars`). */
+  bf16Bars?: string[];
   /** Outputs this form leaves unwritten (their buffers hold whatever was there): the torch target's stateless chain
    *  parts' zero and copied outputs, which the glue does not read (compiler/backends/torch/stateless-bf16.ts "-nz"
    *  twins; runtime/torch/seqc_chunked.py ZERO_STORES). Absent: every output written. */

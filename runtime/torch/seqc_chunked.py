@@ -1251,11 +1251,15 @@ def unwritten_ok():
     return ZERO_STORES == "skip" and RUN_COPIES == "input"
 
 
-def stateless_form(runner, dims, B, T, trial=None, io="f32", out_io=None):
+def stateless_form(runner, dims, B, T, trial=None, io="f32", out_io=None, bars=False):
     """The form for a stateless part's run over [B, T] (time folded into the batch) among its `io` forms (out_io as in
     PlanRunner.applicable; "bf16" / "f32": the bf16-input twins, variants "<variant>-bf16in"). trial(variant) -> ms where
     a trial run is possible: the fastest applicable form (cached on the runner). Else "auto" (the plan's pick), or
-    the 'workgroup' form where the pick is the 'thread' form with fewer than WIDE_THREADS threads (see above)."""
+    the 'workgroup' form where the pick is the 'thread' form with fewer than WIDE_THREADS threads (see above).
+    bars: among the forms reading adjoints as bf16 too (bf16Bars, prep's backward's "-bf16bar" twins: the caller has
+    them in bf16) only, the first applicable one without a trial; else those are left out."""
+    if bars:
+        return _bars_form(runner, dims, B, T, trial, io, out_io)
     if not STATELESS_WIDE:
         return "auto"
     sfx = "" if io == "f32" else "-bf16in"
@@ -1267,6 +1271,8 @@ def stateless_form(runner, dims, B, T, trial=None, io="f32", out_io=None):
         if hit is None:
             times = {}
             for f, _ in runner.applicable(dims, B, T, "auto", io, out_io):
+                if f.get("bf16Bars"):  # (only where asked for: stateless_form's bars)
+                    continue
                 if not STATELESS_WARP and "-wr" in f["variant"]:
                     continue
                 if not STATELESS_ROWS and "-rm" in f["variant"]:
@@ -1292,6 +1298,29 @@ def stateless_form(runner, dims, B, T, trial=None, io="f32", out_io=None):
     if n >= WIDE_THREADS or not runner.applicable(dims, B, T, "workgroup" + sfx):
         return "auto"
     return "workgroup" + sfx
+
+
+def _bars_form(runner, dims, B, T, trial, io, out_io):
+    """stateless_form with bars: the fastest of the applicable bf16Bars forms where a trial is possible (TUNE_STATELESS),
+    else the one the trial picked for the key (GRAPH_PICKS "tuned"), else the first applicable one; None: none applies."""
+    key = ("tuned-bars", tuple(sorted(dims.items())), B, T, io, out_io, STATELESS_WARP, unwritten_ok(), STATELESS_ROWS, STATELESS_VEC)
+    fs = [f for f, _ in runner.applicable(dims, B, T, "auto", io, out_io) if f.get("bf16Bars") and (STATELESS_WARP or "-wr" not in f["variant"])
+          and (STATELESS_ROWS or "-rm" not in f["variant"]) and (STATELESS_VEC or "-rv" not in f["variant"]) and (not f.get("unwritten") or unwritten_ok())]
+    if not fs:
+        return None
+    if trial is not None and TUNE_STATELESS and runner._picks.get(key) is None:
+        times = {}
+        for f in fs:
+            try:
+                times[f["variant"]] = trial(f["variant"])
+            except _cuda.CudaError:
+                pass
+            else:
+                TRIALS[(runner.plan["model"], f["variant"], B, T)] = times[f["variant"]]
+        runner._picks[key] = min(times, key=times.get) if times else fs[0]["variant"]
+    if TUNE_STATELESS and (trial is not None or GRAPH_PICKS == "tuned") and runner._picks.get(key) is not None:
+        return runner._picks[key]
+    return fs[0]["variant"]
 
 
 class _Converted:

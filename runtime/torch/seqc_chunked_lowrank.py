@@ -1303,6 +1303,8 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
                 a = merge_scale[ldn]
                 bl = bars[ldn].view(B, T, -1, H, 1)
                 for wn in wns:
+                    if bars[wn].dtype != dtype:  # (dw' in bf16, seqc_delta_bwd.ADJ_OUT: the products below in float32)
+                        bars[wn] = bars[wn].to(dtype)
                     bw = bars[wn].view(B, T, -1, H, K)
                     if wn in merge_w:  # (w' . dw' = exp(ld) (w . dw'), w as given)
                         bl += a * (merge_w[wn].reshape(B, T, -1, H, K) * bw).sum(4, keepdim=True)
@@ -1340,8 +1342,8 @@ def lowrank_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_stat
         bars = {}
         for name, g in zip([lr["u"], lr["w"], pr["k"], pr["v"], ro["q"]] + ([ldn["name"]] if ldn else []), grads[:6]):
             g = g.reshape(prep[name].shape)
-            if name in bars:  # (one prep output in two roles)
-                bars[name] = bars[name] + g
+            if name in bars:  # (one prep output in two roles; bf16 pieces, seqc_delta_bwd.ADJ_OUT: added in float32)
+                bars[name] = bars[name].to(dtype) + g.to(dtype)
             else:
                 bars[name] = g.contiguous()
         for o in prep_all:
@@ -2214,7 +2216,14 @@ def stateless_run(m, prefix, dims, pars, dtype, device, run):
         if device.type == "cuda" and not torch.cuda.is_current_stream_capturing():
             def trial(v):
                 return best_ms(lambda: m.execute(key, dims, b, t, ins, pars, initial, dtype, device, v, **st))
-        form = _chunked.stateless_form(r, dims, b, t, trial, **st)
+        # prep's backward given the delta adjoint's gradients in bf16 (seqc_delta_bwd.ADJ_OUT "bf16"): its twins reading
+        # them as they are ("-bf16bar", bf16Bars), where the plan has them and every one of them came in bf16
+        bars = {n for f in r.plan["forms"] for n in f.get("bf16Bars") or ()}
+        form = None
+        if bars and all(inputs.get(n) is not None and inputs[n].dtype == torch.bfloat16 for n in bars):
+            form = _chunked.stateless_form(r, dims, b, t, trial, bars=True, **st)
+        if form is None:
+            form = _chunked.stateless_form(r, dims, b, t, trial, **st)
         outs, final, variant = m.execute(key, dims, b, t, ins, pars, initial, dtype, device, form, **st)
         for o in next((f.get("unwritten") or () for f in r.plan["forms"] if f["variant"] == variant), ()):
             outs.pop(o, None)

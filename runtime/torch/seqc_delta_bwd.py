@@ -416,6 +416,13 @@ ZBF16 = os.environ.get("LR_DELTA_ZBF16", "on")
 # vs float64 on the emulation as the FMA kernel) where the module has it, else the FMA kernel; "fp32" the FMA kernel
 # (delta-r.ts, as before the twins). Only the LR_FWD_STATES path runs either.
 R_MATH = os.environ.get("LR_DELTA_R", "tf32x3")
+# The adjoint's per-token gradients dQ, dU, dW, dK, dV (read at each launch; LR_DELTA_ADJ_OUT at import): "bf16" where the
+# adjoint a launch picks has a sibling storing them as bf16 (a record with aout, entry <its entry>_ob: the bf16-state
+# adjoints, compiler/backends/cuda/delta-adjoint-bf16.ts DELTA_ADJ_BF16_OUT_CONFIGS; each value the float32 one rounded to
+# nearest even, dLD float32): half their bytes, and prep's backward reads them as they are (its "-bf16bar" twins,
+# seqc_chunked_lowrank's stateless twin), dv and dw' (the copies' adjoints) summed into the gradients as returned; "f32"
+# float32 as before. The per-key adjoint (RWKV-7) has no such sibling: float32 either way.
+ADJ_OUT = os.environ.get("LR_DELTA_ADJ_OUT", "f32")
 
 
 def delta_launcher(m, device, way=None, switch="LR_FUSED_DELTA", tin=None, math=None):
@@ -451,9 +458,9 @@ def delta_launcher(m, device, way=None, switch="LR_FUSED_DELTA", tin=None, math=
 
 
 def launch_switches():
-    """The launchers' switches read at each launch (KEY_MMA, WALK, KEY_WALK, ZBF16, R_MATH, WALK_BF16), for the key of a captured
-    backward graph (seqc_chunked_lowrank: a switch changed between steps must not replay the old kernels)."""
-    return (KEY_MMA, WALK, WALK_BF16, KEY_WALK, ZBF16, R_MATH, PREP_R)
+    """The launchers' switches read at each launch (KEY_MMA, WALK, WALK_BF16, KEY_WALK, ZBF16, R_MATH, ADJ_OUT), for the key of a
+    captured backward graph (seqc_chunked_lowrank: a switch changed between steps must not replay the old kernels)."""
+    return (KEY_MMA, WALK, WALK_BF16, KEY_WALK, ZBF16, R_MATH, ADJ_OUT, PREP_R)
 
 
 def zb_sibling(kernels, k):
@@ -653,7 +660,11 @@ def kernel_launch(km, device, math=None, sms=None):
             if k is None or not all(x.dtype == torch.bfloat16 and x.is_contiguous() for x in (R, S0, LE, DR)):
                 raise ValueError("delta adj: bf16 R needs a zin sibling and contiguous bf16 R, S0, LE, DR")
             SF = SF.to(torch.float32).contiguous()
-        dQ, dU, dW, dK, dV = out(B, T, H, K), out(B, T, H, K), out(B, T, H, K), out(B, T, H, K), out(B, T, H, V)
+        ob = next((x for x in km.kernels if x["entry"] == k["entry"] + "_ob"), None) if ADJ_OUT == "bf16" else None
+        if ob is not None:  # the gradients as bf16 (ADJ_OUT): the pick's sibling storing them rounded
+            k = ob
+        gt = torch.bfloat16 if ob is not None else torch.float32
+        dQ, dU, dW, dK, dV = (out(B, T, H, w, dtype=gt) for w in (K, K, K, K, V))
         dLD = out(B, T, H) if mode == "scalar" else out(B, T, H, K) if mode == "key" else None
         go(k, (N, 1), [ptr(Q), ptr(U), ptr(W), ptr(KK), ptr(VV), ptr(DY), ptr(LD), ptr(R), ptr(S0), ptr(SF), ptr(LE), ptr(DR)] + dims +
            [ptr(dQ), ptr(dU), ptr(dW), ptr(dK), ptr(dV), ptr(dLD)])

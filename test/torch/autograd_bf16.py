@@ -8,7 +8,7 @@ else) before the interpreter sees them, and outputs come back in it.
 argv: <Model>.torch.json. stdin, first line: {"inputs", "params", "initialState", "cotOutputs", "cotFinal", "B",
 "T", "dims", "backward", "transposedIo"?, "anchorChunk"?, "lrStateless"?, "deltaKern"?: "standin" (the delta kernels'
 stand-in, test/torch/delta_kernels_standin.py, as the module's launcher with bf16 per-token inputs), "deltaGlue"?
-(seqc_chunked_lowrank.LR_DELTA_GLUE)}. Prints {"done", "runs": [[key, io, variant, input dtypes, outputs' io]],
+(seqc_chunked_lowrank.LR_DELTA_GLUE), "deltaAdjOut"? ("bf16": the stand-in's adjoint gradients in bf16)}. Prints {"done", "runs": [[key, io, variant, input dtypes, outputs' io]],
 "deltaCalls", "deltaSeen" (the stand-in's ops and their per-token tensors' dtypes), "chunked", "dtypes", gradients}."""
 
 import json
@@ -94,7 +94,9 @@ def main():
         # its per-token inputs bf16 (LR_DELTA_TIN "bf16"); LR_DELTA_GLUE from deltaGlue
         from delta_kernels_standin import standin
         lr = seqc_torch._chunked_lowrank
-        lr._delta.delta_launcher = lambda m_, device, way=None, switch=None, tin=None, math=None: standin(dcalls, torch.float32, tin, seen) if tin is not None else None
+        # (deltaAdjOut "bf16": the adjoint's gradients in bf16, as the kernels' _ob siblings under seqc_delta_bwd.ADJ_OUT)
+        ao = torch.bfloat16 if case.get("deltaAdjOut") == "bf16" else None
+        lr._delta.delta_launcher = lambda m_, device, way=None, switch=None, tin=None, math=None: standin(dcalls, torch.float32, tin, seen, ao) if tin is not None else None
         lr.LR_DELTA_GLUE = case.get("deltaGlue") or lr.LR_DELTA_GLUE
 
     def shaped(t, lead, v):

@@ -86,13 +86,20 @@ def key_op(op, C, ts, dtype):
     return tuple(token_rows(x, B, T, H) for x in (dQ, dU, dW, dK, dV)) + (dLD,)
 
 
-def standin(calls, dtype, tin=None, seen=None):
+def standin(calls, dtype, tin=None, seen=None, adj_out=None):
     """launch(op, mode, C, K, V, *ts) as delta_launcher's; launch.has(mode, C, K, V, dt): any shape, dt == dtype (or tin).
     calls: the ops launched, in order. tin (torch.bfloat16): launch.tin, the per-token inputs' dtype delta_kernels gives
     (the real launcher's _bf16 kernels: computed in dtype here, from the bf16 values); seen: a list that gets each op's
-    per-token tensors' dtypes ([op, [dtype names]])."""
+    per-token tensors' dtypes ([op, [dtype names]]); adj_out (torch.bfloat16): adj's dQ, dU, dW, dK, dV in it (the
+    launcher's _ob siblings, seqc_delta_bwd.ADJ_OUT: the values rounded), dLD in dtype."""
 
     def launch(op, mode, C, K, V, *ts):
+        out = launch_(op, mode, C, K, V, *ts)
+        if op == "adj" and adj_out is not None:
+            out = tuple(x.to(adj_out) for x in out[:5]) + out[5:]
+        return out
+
+    def launch_(op, mode, C, K, V, *ts):
         calls.append(op)
         if seen is not None and op != "walk":
             seen.append([op, [str(x.dtype).split(".")[-1] for x in ts[: (4 if op in ("prep_fwd", "prep_bwd") else 6)]]])

@@ -65,6 +65,13 @@ export function deltaBf16Outputs(n: TorchLrChainNames, part: string): string[] {
   return [];
 }
 
+/** The adjoints of prep's outputs that prep's backward may read in bf16 (its "-bf16bar" twins, stateless-bf16.ts
+ * statelessTwins; seqc_delta_bwd LR_DELTA_ADJ_OUT "bf16": the delta adjoint's gradients of the per-token tensors written
+ * as bf16): those of prep's bf16 outputs (deltaBf16Outputs "prep": not the log decays, whose adjoint dLD is float32). */
+export function deltaBf16Bars(n: TorchLrChainNames): string[] {
+  return deltaBf16Outputs(n, "prep").map((o) => n.prepBw.outputBar[o]).filter((x): x is string => Boolean(x));
+}
+
 /**
  * The low-rank chain's plans (keys `chain:<part>` and `chain64:<part>`) where the model has a low-rank core that
  * the chain covers, else undefined. `keep` keeps a part's float32 forms. `dims`: fixed dims and the dims baked
@@ -85,7 +92,7 @@ export function lowRankChainPlans(model: I.Model, dims: Record<string, number>, 
     // the stateless parts: the GLA chain's twins (stateless-bf16.ts statelessTwins; the glue's trial picks among them for
     // bf16 tensors, seqc_chunked_lowrank.LR_STATELESS), prep's and post's backward without their literal zeros in the
     // "-nz" twins (the glue drops those outputs: no piece of any sum)
-    plans[`chain:${part}`] = STATELESS_PARTS.has(part) ? statelessTwins(model, part, m, kept, Object.values(chain.names.postBw.outputBar), part === "prep" ? [] : zeroOutputs(m), deltaBf16Outputs(chain.names, part)) : kept;
+    plans[`chain:${part}`] = STATELESS_PARTS.has(part) ? statelessTwins(model, part, m, kept, Object.values(chain.names.postBw.outputBar), part === "prep" ? [] : zeroOutputs(m), deltaBf16Outputs(chain.names, part), part === "prepBw" ? deltaBf16Bars(chain.names) : []) : kept;
     plans[`chain64:${part}`] = lowerCudaF64(m);
     parts.push(part);
   }

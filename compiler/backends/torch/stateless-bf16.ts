@@ -55,10 +55,25 @@ export const STATELESS_PARTS: ReadonlySet<string> = new Set(["prep", "postBw", "
  * prep's outputs, which the glue computes in float32), their warp splits, the twins leaving `unwritten` unwritten (outputs
  * the glue does not read: its zeros, and with the GLA chain's copies those too) and the global form's row-major twins.
  */
-export function statelessTwins(forward: I.Model, part: string, m: I.Model, kept: CudaModelPlan, outputBars: Iterable<string>, unwritten: Iterable<string>, bf16Out: Iterable<string> = []): CudaModelPlan {
+export function statelessTwins(forward: I.Model, part: string, m: I.Model, kept: CudaModelPlan, outputBars: Iterable<string>, unwritten: Iterable<string>, bf16Out: Iterable<string> = [], bf16Bars: Iterable<string> = []): CudaModelPlan {
   const inputs = I.tensorsOfKind(forward, "input").map((t) => t.name);
-  return withBf16Inputs(m, kept, part === "postBw" ? [...inputs, ...outputBars] : inputs, { warpSplit: true, unwritten, rows: true, bf16Out });
+  const opts = { warpSplit: true, unwritten, rows: true, bf16Out };
+  const plan = withBf16Inputs(m, kept, part === "postBw" ? [...inputs, ...outputBars] : inputs, opts);
+  const own = new Set(I.tensorsOfKind(m, "input").map((t) => t.name));
+  const bars = [...new Set(bf16Bars)].filter((n) => own.has(n)).sort();
+  if (part !== "prepBw" || !bars.length || plan === kept) return plan;
+  // prep's backward also reading `bars` (adjoints of prep's outputs) as bf16: every twin above again, as BF16_BAR twins
+  // (the source after MARK: their kernels alone; the helpers are the plan's already), appended last
+  const MARK = "// seqc: the bf16-bar twins\n";
+  const more = withBf16Inputs(m, { ...kept, source: MARK }, [...inputs, ...bars], { ...opts, tag: BF16_BAR });
+  const src = more.source.slice(more.source.indexOf(MARK) + MARK.length);
+  const forms = more.forms.slice(kept.forms.length).map((f) => ({ ...f, bf16Bars: bars, note: `${f.note}; the adjoints ${bars.join(", ")} read as bf16 too` }));
+  return { ...plan, source: plan.source + "\n" + src, forms: [...plan.forms, ...forms] };
 }
+
+/** Suffix of prep's backward's twins reading the adjoints of prep's outputs (`bf16Bars`: the delta adjoint's bf16
+ * gradients, seqc_delta_bwd LR_DELTA_ADJ_OUT) as bf16 too: `<variant>-bf16bar...`, kernels `<kernel>_bf16bar...`. */
+export const BF16_BAR = "bf16bar";
 
 /** Suffix of a twin writing its `bf16Out` outputs as bf16 (`<variant>-bf16out`, `<kernel>_bf16out`). */
 export const BF16_OUT = "bf16out";
@@ -72,15 +87,15 @@ export const WARP = "wr";
 /** Suffix of a bf16-input twin's variant and kernels. */
 export const BF16_IN = "bf16in";
 
-/** A kernel's or launch's name in its bf16-input twin. */
-const twin = (n: string) => `${n}_${BF16_IN}`;
-
 /**
  * `plan` (lowerCuda(model)'s float32 plan, kept forms) with a bf16-input twin of each backend-neutral form whose kernels
  * read the inputs in `low` (names of the model's inputs) as bf16. Inputs of `low` the model does not have are ignored;
  * none left: the plan as it is.
  */
-export function withBf16Inputs(model: I.Model, plan: CudaModelPlan, low: Iterable<string>, opts: { warpSplit?: boolean; unwritten?: Iterable<string>; rows?: boolean; bf16Out?: Iterable<string> } = {}): CudaModelPlan {
+export function withBf16Inputs(model: I.Model, plan: CudaModelPlan, low: Iterable<string>, opts: { warpSplit?: boolean; unwritten?: Iterable<string>; rows?: boolean; bf16Out?: Iterable<string>; tag?: string } = {}): CudaModelPlan {
+  // the twins' suffix (BF16_IN; statelessTwins' BF16_BAR twins another): a kernel's or launch's name in its twin
+  const tag = opts.tag ?? BF16_IN;
+  const twin = (n: string) => `${n}_${tag}`;
   const own = new Set(I.tensorsOfKind(model, "input").map((t) => t.name));
   const names = [...new Set(low)].filter((n) => own.has(n)).sort();
   if (!names.length) return plan;
@@ -160,13 +175,13 @@ export function withBf16Inputs(model: I.Model, plan: CudaModelPlan, low: Iterabl
     }
     const renamed = { ...f.plan, kernels: f.plan.kernels.map((l) => ({ ...l, shader: twin(l.shader), name: twin(l.name) })) };
     const g = genericForm(renamed, kernels, model);
-    if (g.steps.some((s) => s.kind !== "launch" || !(s as CudaLaunch).entry.endsWith(`_${BF16_IN}`))) throw new Error(`${model.name} ${f.plan.variant}: a bf16-input twin launches a float32 kernel`);
-    forms.push({ ...g, variant: `${f.plan.variant}-${BF16_IN}`, io: "bf16", out: "f32", bf16Inputs: names, note: `${g.note}; inputs ${names.join(", ")} read as bf16 (widened in registers), the rest and the outputs float32` });
+    if (g.steps.some((s) => s.kind !== "launch" || !(s as CudaLaunch).entry.endsWith(`_${tag}`))) throw new Error(`${model.name} ${f.plan.variant}: a bf16-input twin launches a float32 kernel`);
+    forms.push({ ...g, variant: `${f.plan.variant}-${tag}`, io: "bf16", out: "f32", bf16Inputs: names, note: `${g.note}; inputs ${names.join(", ")} read as bf16 (widened in registers), the rest and the outputs float32` });
     if (warpSources.length && warp.length === 1) {
       // one kernel a form (the stateless parts' sequential forms): its warp-split twin as one more form
       const wname = warp[0].name;
       const wg = genericForm({ ...renamed, kernels: renamed.kernels.map((l) => ({ ...l, shader: wname, name: wname })) }, warp, model);
-      warpForms.push({ ...wg, variant: `${f.plan.variant}-${BF16_IN}-${WARP}`, io: "bf16", out: "f32", bf16Inputs: names, note: `${wg.note}; inputs ${names.join(", ")} read as bf16 (widened in registers), the rest and the outputs float32; row sums split over a warp (stateless-warp.ts)` });
+      warpForms.push({ ...wg, variant: `${f.plan.variant}-${tag}-${WARP}`, io: "bf16", out: "f32", bf16Inputs: names, note: `${wg.note}; inputs ${names.join(", ")} read as bf16 (widened in registers), the rest and the outputs float32; row sums split over a warp (stateless-warp.ts)` });
       warpSrc.push(...warpSources);
     }
     // the NO_ZEROS twins: every kernel of the form in its store-less version where it has one
