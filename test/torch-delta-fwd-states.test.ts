@@ -56,4 +56,18 @@ describe.skipIf(!cpuTorch)("torch target: the delta backward with the forward's 
       split3: { calls: [{ key: "forward", form: "chunked-split3-f32-k32-v16-r1", "workspaces asked": true }], states: ["torch.float32", 128, true, true], "backward got": [2, true, true] },
     });
   }, 120_000);
+
+  it("LR_FWD_STATES_COPY: \"copy\" copies the graphed forward's chunk states out every call; \"graph\" hands the graph's own tensor, taken by the backward until a later forward replays (then None: the forward walk)", () => {
+    const r = spawnSync("/usr/bin/python3", ["test/torch/fwd_states_shared.py"], { encoding: "utf8" });
+    expect(r.status, r.stderr).toBe(0);
+    const T = true, F = false;
+    expect(JSON.parse(r.stdout)).toEqual({
+      copy: [[F, T, T, T, T], [F, T, T, T, T], [F, T, T, T, T], [F, T, T, T, T], [F, T, T, T, T]],
+      "copy replays": { static: 1, direct: 3 },
+      // (call 1 eager: its own; 2 the copying graph's, 3-5 the direct graph's: each stale after the next replay)
+      graph: [[F, T, T, T, T], [T, T, T, F, F], [T, T, T, F, F], [T, T, T, F, F], [T, T, T, T, T]],
+      "graph replays": { static: 1, direct: 3 },
+      "bad switch": "LR_FWD_STATES_COPY 'yes': one of copy, graph",
+    });
+  }, 120_000);
 });

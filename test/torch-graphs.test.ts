@@ -4,7 +4,8 @@
  * capturing is recorded, not run; replay reruns it on the same buffers). What a real graph does on the GPU is
  * checked against the eager path there (bench/torch/graph_bench.py); this covers the bookkeeping: when a signature
  * is captured, that every call's arguments reach the graph (copied into its static buffers), that results are the
- * caller's own (not the graph's memory) in the asked dtype, the eager fallback after a failed capture, and the LRU.
+ * caller's own (not the graph's memory) in the asked dtype, the eager fallback after a failed capture, the LRU, and shared results (returned as the graph's own tensors, a stamp
+ * saying whether a later replay wrote over them: seqc_torch's LR_FWD_STATES_COPY "graph").
  */
 import { describe, expect, it } from "vitest";
 import { spawnSync } from "node:child_process";
@@ -50,5 +51,17 @@ describe.skipIf(!cpuTorch)("torch target: seqc_graphs.graphed (CPU torch, emulat
     // two address sets in turn: each gets its direct graph when it comes back
     for (const e of got.alternating_errs) expect(e).toBeLessThanOrEqual(1e-6);
     expect(got.alternating_kinds.at(-1)).toEqual({ static: 1, direct: 6 });
+    // shared results (LR_FWD_STATES_COPY "graph"): the graph's own tensor from the capture on (no copy), the other
+    // result still copied; each replay's stamp valid until the next replay in the shared pool (the eager call's always);
+    // a plain signature's replays (main pool) leave them valid, another shared signature's do not
+    for (const e of got.shared_errs) expect(e).toBeLessThanOrEqual(1e-6);
+    expect(got.shared_same_storage).toEqual([false, true, true, true]);
+    expect(got.shared_copied_distinct).toBe(true);
+    expect(got.shared_valid_now).toEqual([[true], [true, true], [true, false, true], [true, false, false, true]]);
+    expect(got.shared_valid_after_plain).toEqual([true, false, false, true]);
+    expect(got.shared_valid_after_other).toEqual([true, false, false, false]);
+    expect(got.shared_pools).toEqual(["spool", "pool", "spool"]);
+    // seqc_chunked_lowrank.fwd_states: the kept states while valid (or unstamped), None once stale or none kept
+    expect(got.fwd_states).toEqual([true, true, null, null]);
   });
 });

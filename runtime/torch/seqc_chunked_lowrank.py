@@ -213,6 +213,16 @@ LR_FUSED_DELTA = "cuda"
 # 5.373 at (1, 32768, 8, 128), 9.403 -> 8.334 at (4, 8192, 16, 128); gradients vs float64 at (2, 1024) 3.4e-3 -> 4.3e-3
 # (DeltaNet; fla 5.8e-3), Gated DeltaNet 3.2e-3 -> 5.0e-3 (dg).
 LR_FWD_STATES = "on"
+# How the backward gets those chunk states where the forward ran as a CUDA graph (seqc_graphs.graphed, read at each
+# forward): "copy" (the default: each replay copies them out of the graph's memory, as every result: 268 MB of bf16 at
+# (4, 8192, 16, 128), ~0.12 ms a step at the H200's copy rate (estimated; the eager profile of call F14b: aten::clone 0.20 ms a
+# step for the forward graph's results), and as many bytes allocated a step) or "graph" (the graph's own
+# tensors, not copied: its signature captures into the model's shared-results pool, seqc_graphs' `shared`; the
+# backward takes them while no forward graph of that pool replayed since (fwd_states), else the forward walk as with
+# no states: a second forward before the first's backward (gradient accumulation over micro-batches, a forward
+# without gradients of the same shapes) costs that backward its states, not its gradients). Memory: the forward's graphs
+# keep their intermediates in that pool, apart from the backward's. Untimed.
+LR_FWD_STATES_COPY = "copy"
 # The per-token inputs' type LR_FUSED_DELTA "cuda" gives its kernels where the forward's tensors are bf16 (the glue runs
 # in float32): "f32" (prep's float32 outputs as they are: the _f32 entries) or "bf16" (rounded to bf16 once: the _bf16
 # entries, half the reads). "bf16" is the default since H200 call D13, for LR_DELTA_MMA's twins (bf16 inputs only): alone
@@ -2091,7 +2101,7 @@ def backward(ctx, m, flat, grads):
     switches += (LR_READ_KEY, LR_READ_KEY_PRE, LR_CHAIN_REV)
     switches += (LR_EV_LINES, LR_FUSED_DELTA, delta_tin(given_dtypes), LR_DELTA_MMA)
     switches += (LR_STATELESS, LR_DELTA_GLUE, _delta.launch_switches())
-    states = getattr(ctx, "delta_states", None)  # (LR_FWD_STATES: the forward's chunk states, graph arguments)
+    states = fwd_states(ctx)  # (LR_FWD_STATES: the forward's chunk states, graph arguments)
     switches += (LR_FWD_STATES, states is not None)
     return _graphs.graphed_backward(ctx, m, "lowrank-backward", switches, flat, grads, lambda f, g, *x: backward_eager(ctx, m, f, g, convert=False, states=x or None),
                                      extra=list(states or ()), given_dtype=False)
@@ -2233,10 +2243,18 @@ def stateless_run(m, prefix, dims, pars, dtype, device, run):
     return twin
 
 
+def fwd_states(ctx):
+    """The forward's chunk states kept for the backward (ctx.delta_states, LR_FWD_STATES), or None: none kept, or kept in
+    the forward graph's memory (LR_FWD_STATES_COPY "graph") and written over since by a replay (ctx.delta_states_valid)."""
+    states = getattr(ctx, "delta_states", None)
+    ok = getattr(ctx, "delta_states_valid", None)
+    return states if states is None or ok is None or ok() else None
+
+
 def backward_eager(ctx, m, flat, grads, convert=True, states=None):
     """backward without a graph; convert=False leaves the gradients in the compute dtype (float32 for bf16 tensors);
     states: the forward's chunk states (None: ctx.delta_states where the forward kept them, LR_FWD_STATES)."""
-    states = states if states is not None else getattr(ctx, "delta_states", None)
+    states = states if states is not None else fwd_states(ctx)
     B, T, dims, dtype, device = ctx.B, ctx.T, ctx.dims, ctx.dtype, ctx.device
     n = m.chunked["lowRank"]
     ni, npar = len(m.inputs), len(m.params)

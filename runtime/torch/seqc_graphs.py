@@ -24,7 +24,14 @@ call's whole launch sequence once per signature in a torch.cuda.CUDAGraph and re
     current stream; calls of one owner from several streams at once are not supported);
   - a capture that fails (an operation that cannot be captured, a launch the driver refuses while capturing) marks
     the signature eager for good and the call runs eagerly: results never depend on whether a graph ran;
-  - at most MAX_GRAPHS graphs per owner (least recently used goes; each holds its private memory pool).
+  - at most MAX_GRAPHS graphs per owner (least recently used goes; each holds its private memory pool);
+  - shared results (graphed's `shared`: indices the caller reads only itself, e.g. the forward's chunk states for its
+    own backward, seqc_torch's LR_FWD_STATES_COPY "graph"): returned as the graph's own tensors, not copied. Such
+    signatures capture into the owner's second pool (_seqc_spool), used by them alone, and every replay there counts
+    (_seqc_sgen): `stamp` gets a valid() that is true while no graph of that pool replayed since, i.e. while the
+    results hold this call's values (a later replay of any of them may write over them: a graph captured after
+    another may reuse the other's freed intermediates); the main pool's graphs never touch that memory. An eager call's
+    results are its own: always valid.
 
 ENABLED (environment SEQC_TORCH_GRAPHS=0 turns it off) and, per model, SeqcModel.graphs choose it; the eager
 path is the same code without the capture.
@@ -70,17 +77,29 @@ def _sig(a):
     return None if a is None else (tuple(a.shape), a.dtype, a.device)
 
 
-def _finish(outs, dtypes, fresh):
-    """Results in the asked dtypes; fresh=True: outs belong to a graph, so every result is a copy."""
+def _finish(outs, dtypes, fresh, shared=()):
+    """Results in the asked dtypes; fresh=True: outs belong to a graph, so every result is a copy but the indices in
+    shared (returned as they are: their dtype is the asked one or None)."""
     res = []
-    for o, d in zip(outs, dtypes):
+    for i, (o, d) in enumerate(zip(outs, dtypes)):
         if o is None:
             res.append(None)
         elif d is not None and o.dtype != d:
             res.append(o.to(d))
         else:
-            res.append(o.clone() if fresh else o)
+            res.append(o.clone() if fresh and i not in shared else o)
     return res
+
+
+def _always():
+    return True
+
+
+def _stamped(owner, stamp):
+    """Appends to stamp (a list, or None) a valid() true until the next replay in owner's shared-results pool."""
+    if stamp is not None:
+        n = owner._seqc_sgen
+        stamp.append(lambda: getattr(owner, "_seqc_sgen", None) == n)
 
 
 def stats(owner):
@@ -89,19 +108,23 @@ def stats(owner):
     return {k: (e.calls, "graph" if e.graph is not None else (e.failed or "eager"), len(e.direct), dict(e.replays)) for k, e in cache.items()}
 
 
-def graphed(owner, key, fn, args, dtypes, enabled=True):
+def graphed(owner, key, fn, args, dtypes, enabled=True, shared=(), stamp=None):
     """fn(*args) -> list of tensors (or None), through a CUDA graph per signature of owner's (see the module text).
 
     args: tensors or None (the graph's inputs: copied into static buffers on each replay); fn must enqueue the same
     work for the same signature and must not synchronize with the host. dtypes: per result the dtype to return it
-    in (None: its own). Returns the list."""
+    in (None: its own). shared: indices of results returned as the graph's own tensors (module text; their dtypes
+    None); stamp: a list that gets a valid() for them (an eager call's: always true). Returns the list."""
+    shared = tuple(sorted(shared))
     dev = next((a.device for a in args if a is not None), None)
     if not (ENABLED and enabled and dev is not None and _on_cuda(dev)):
+        if stamp is not None:
+            stamp.append(_always)
         return _finish(fn(*args), dtypes, False)
     cache = getattr(owner, "_seqc_graphs", None)
     if cache is None:
         cache = owner._seqc_graphs = OrderedDict()
-    full = (key, tuple(_sig(a) for a in args))
+    full = (key, tuple(_sig(a) for a in args)) + ((("shared",) + shared,) if shared else ())
     e = cache.get(full)
     if e is None:
         e = cache[full] = _Entry()
@@ -115,10 +138,18 @@ def graphed(owner, key, fn, args, dtypes, enabled=True):
     if at is not None:
         e.last = (e.last + [at])[-SEEN:]
     if e.failed is not None or e.calls <= CAPTURE_AFTER:
+        if stamp is not None:
+            stamp.append(_always)
         return _finish(fn(*args), dtypes, False)
-    pool = getattr(owner, "_seqc_pool", None)
-    if pool is None:
-        pool = owner._seqc_pool = torch.cuda.graph_pool_handle()
+    if shared:  # (the shared-results pool: its own, its replays counted)
+        pool = getattr(owner, "_seqc_spool", None)
+        if pool is None:
+            pool = owner._seqc_spool = torch.cuda.graph_pool_handle()
+            owner._seqc_sgen = getattr(owner, "_seqc_sgen", 0) + 1
+    else:
+        pool = getattr(owner, "_seqc_pool", None)
+        if pool is None:
+            pool = owner._seqc_pool = torch.cuda.graph_pool_handle()
     if e.graph is None:
         try:
             _capture(e, fn, args, dev, pool)
@@ -126,10 +157,12 @@ def graphed(owner, key, fn, args, dtypes, enabled=True):
             e.graph, e.static, e.out = None, None, None
             e.failed = "capture failed: %s: %s" % (type(err).__name__, str(err)[:200])
             torch.cuda.synchronize(dev)
+            if stamp is not None:
+                stamp.append(_always)
             return _finish(fn(*args), dtypes, False)
         e.graph.replay()
         e.replays["static"] += 1
-        return _finish(e.out, dtypes, True)
+        return _replayed(owner, e.out, dtypes, shared, stamp)
     hit = e.direct.get(at) if at is not None else None
     if seen and at not in e.direct and len(e.direct) < MAX_DIRECT:
         try:
@@ -143,13 +176,23 @@ def graphed(owner, key, fn, args, dtypes, enabled=True):
     if hit is not None:
         hit[0].replay()
         e.replays["direct"] += 1
-        return _finish(hit[1], dtypes, True)
+        return _replayed(owner, hit[1], dtypes, shared, stamp)
     for s, a in zip(e.static, args):
         if s is not None:
             s.copy_(a)
     e.graph.replay()
     e.replays["static"] += 1
-    return _finish(e.out, dtypes, True)
+    return _replayed(owner, e.out, dtypes, shared, stamp)
+
+
+def _replayed(owner, outs, dtypes, shared, stamp):
+    """A replay's results (_finish); a signature with shared results counts the replay in its pool first."""
+    if shared:
+        owner._seqc_sgen += 1
+        _stamped(owner, stamp)
+    elif stamp is not None:
+        stamp.append(_always)
+    return _finish(outs, dtypes, True, shared)
 
 
 def _capture(e, fn, args, dev, pool):

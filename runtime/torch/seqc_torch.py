@@ -365,9 +365,18 @@ def forward(ctx, m, form, flat, offset=0):
                 ([ws["chunkS"], f[m.chunked["lowRank"]["state"]]] if fs else [])
         # (a chunked backward's matrix state: its final value in the compute dtype too, so the chain need not recompute it)
         keep = m.chunked["names"]["state"] if chunked and "names" in m.chunked else None
-        res = _graphs.graphed(m, ("forward", B, T, tuple(sorted(dims.items())), fm, io, dtype, keep), body, list(flat), [given_dtype] * len(names) + ([None] if keep else []) + ([None, None] if fs else []), getattr(m, "graphs", True))
+        # (LR_FWD_STATES_COPY "graph": the chunk states and final state left in the graph's memory, valid until its pool's next replay)
+        nr = len(names) + (1 if keep else 0)
+        if _chunked_lowrank.LR_FWD_STATES_COPY not in ("copy", "graph"):
+            raise ValueError("LR_FWD_STATES_COPY %r: one of copy, graph" % (_chunked_lowrank.LR_FWD_STATES_COPY,))
+        shared = (nr, nr + 1) if fs and _chunked_lowrank.LR_FWD_STATES_COPY == "graph" else ()
+        stamp = [] if shared else None
+        res = _graphs.graphed(m, ("forward", B, T, tuple(sorted(dims.items())), fm, io, dtype, keep), body, list(flat), [given_dtype] * len(names) + ([None] if keep else []) + ([None, None] if fs else []), getattr(m, "graphs", True),
+                              shared=shared, stamp=stamp)
         if fs:  # (the workspace's bytes in the forward's operand type; the final state in the compute dtype)
             ctx.delta_states = (res[-2].view(torch.bfloat16 if io == "bf16" else dtype), res[-1])
+            if stamp:
+                ctx.delta_states_valid = stamp[0]
         outs = dict(zip(names[: len(m.outputs)], res[: len(m.outputs)]))
         final = dict(zip(names[len(m.outputs) :], res[len(m.outputs) : len(names)]))
         if keep:

@@ -69,30 +69,35 @@ class Ctx:
         self.saved_tensors = ts
 
 
-seqc_torch._check_tensors = lambda m, named: (torch.float32, torch.device("cpu"))
-got = {}
-real_eager = lr.backward_eager
-for way in ("off", "on", "split3"):
-    lr.LR_FWD_STATES = way
-    m = Model()
-    flat = [torch.randn(B, T, H, K), None]  # q, the initial state S
-    ctx = Ctx(len(flat))
-    outs = seqc_torch.forward(ctx, m, "auto", flat)
-    st = getattr(ctx, "delta_states", None)
-    seen = {}
+def main():
+    seqc_torch._check_tensors = lambda m, named: (torch.float32, torch.device("cpu"))
+    got = {}
+    real_eager = lr.backward_eager
+    for way in ("off", "on", "split3"):
+        lr.LR_FWD_STATES = way
+        m = Model()
+        flat = [torch.randn(B, T, H, K), None]  # q, the initial state S
+        ctx = Ctx(len(flat))
+        outs = seqc_torch.forward(ctx, m, "auto", flat)
+        st = getattr(ctx, "delta_states", None)
+        seen = {}
 
-    def eager(ctx_, m_, f, g, convert=True, states=None):
-        seen["states"] = states
-        return [None] * len(f)
-    lr.backward_eager = eager
-    try:
-        lr.backward(ctx, m, flat, [torch.ones_like(outs[0]), None])
-    finally:
-        lr.backward_eager = real_eager
-    s = seen.get("states")
-    got[way] = {
-        "calls": m.calls,
-        "states": None if st is None else [str(st[0].dtype), st[0].numel(), bool(torch.equal(st[0], torch.arange(B * H * nC * K * K, dtype=torch.float32))), st[1].tolist() == torch.full([B, H, K, K], 7.0).tolist()],
-        "backward got": None if s is None else [len(s), bool(s[0] is st[0] or torch.equal(s[0], st[0])), bool(torch.equal(s[1], st[1]))],
-    }
-print(json.dumps(got))
+        def eager(ctx_, m_, f, g, convert=True, states=None):
+            seen["states"] = states
+            return [None] * len(f)
+        lr.backward_eager = eager
+        try:
+            lr.backward(ctx, m, flat, [torch.ones_like(outs[0]), None])
+        finally:
+            lr.backward_eager = real_eager
+        s = seen.get("states")
+        got[way] = {
+            "calls": m.calls,
+            "states": None if st is None else [str(st[0].dtype), st[0].numel(), bool(torch.equal(st[0], torch.arange(B * H * nC * K * K, dtype=torch.float32))), st[1].tolist() == torch.full([B, H, K, K], 7.0).tolist()],
+            "backward got": None if s is None else [len(s), bool(s[0] is st[0] or torch.equal(s[0], st[0])), bool(torch.equal(s[1], st[1]))],
+        }
+    print(json.dumps(got))
+
+
+if __name__ == "__main__":  # (test/torch/fwd_states_shared.py imports the stand-in)
+    main()

@@ -217,4 +217,50 @@ seqc_graphs.MAX_GRAPHS = 2
 for k in ("x", "y", "x", "z"):
     run(o3, k, rnd(2, 2), rnd(2, 2), rnd(2, 2))
 out["lru_keys"] = sorted(k[0] for k in o3._seqc_graphs)
+seqc_graphs.MAX_GRAPHS = 8
+# shared results (graphed's shared / stamp: seqc_torch's LR_FWD_STATES_COPY "graph"): index 0 returned as the graph's own
+# tensor (one storage over the replays), index 1 still copied out; captured into the owner's shared-results pool; a
+# stamp valid until the next replay of any graph in that pool (this signature's or another shared one's), an eager
+# call's always; a plain signature of the same owner captures into the main pool and leaves the stamps valid
+o6 = Owner()
+del POOLS[:]
+errs, ptrs, stamps, own = [], [], [], []
+for i in range(4):
+    a, b, c = rnd(3, 4), rnd(3, 4), rnd(3, 4)
+    st = []
+    r = seqc_graphs.graphed(o6, "s", fn, [a, b, c], [None, torch.float64, None], True, shared=(0,), stamp=st)
+    errs.append(err(r, want(a, b, c)))
+    ptrs.append(r[0].data_ptr())
+    stamps.append(st[0])
+    own.append(r[1].data_ptr())
+    out.setdefault("shared_valid_now", []).append([s() for s in stamps])
+for i in range(3):
+    run(o6, "plain", rnd(2, 2), rnd(2, 2), rnd(2, 2))
+out["shared_valid_after_plain"] = [s() for s in stamps]
+st = []
+for i in range(3):
+    a, b, c = rnd(2, 4), rnd(2, 4), rnd(2, 4)
+    seqc_graphs.graphed(o6, "s2", fn, [a, b, c], [None, torch.float64, None], True, shared=(0,), stamp=st)
+out["shared_valid_after_other"] = [s() for s in stamps]
+out["shared_errs"] = errs
+out["shared_same_storage"] = [p == ptrs[1] for p in ptrs]
+out["shared_copied_distinct"] = len(set(own)) == len(own)
+out["shared_pools"] = [("spool" if p is o6._seqc_spool else "pool" if p is o6._seqc_pool else "?") for p in POOLS]
+# seqc_chunked_lowrank.fwd_states: a stale stamp costs the backward its states (None: the forward walk)
+import seqc_chunked_lowrank as L  # noqa: E402
+
+
+class Ctx:
+    pass
+
+
+cx, S = Ctx(), (rnd(2, 2), rnd(2))
+cx.delta_states = S
+got = [L.fwd_states(cx) is S]
+cx.delta_states_valid = lambda: True
+got.append(L.fwd_states(cx) is S)
+cx.delta_states_valid = lambda: False
+got.append(L.fwd_states(cx))
+got.append(L.fwd_states(Ctx()))
+out["fwd_states"] = got
 print(json.dumps(out))
