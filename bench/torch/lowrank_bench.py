@@ -507,6 +507,28 @@ CONFIGS28 = [
 CONFIGS[28] = CONFIGS28
 ONLY_AT[28] = {"bf16 prep_r head-only": []}
 PROFILED[28] = ("bf16 prep_r",)
+# --variants 29 (session 15's final call): HEAD's defaults beside this session's defaults set back, singly at
+# (4, 8192, 16, 128) and together ("bf16 s15 back") at every shape: seqc_delta_bwd.WALK_BF16 "off" (the reverse walk's
+# tf32x3 operands, task B), seqc_delta_bwd.PREP_R "off" (prep_fwd and delta-r's kernels, task A), seqc_chunked.STATELESS_VEC
+# False (the stateless parts' row-major twins, task E); and its switches still off, singly at (4, 8192, 16, 128) and
+# together ("bf16 new on") at every shape: seqc_delta_bwd.ADJ_OUT "bf16" (the adjoint's gradients in bf16, task C),
+# seqc_chunked_lowrank.LR_FWD_STATES_COPY "graph" (the forward graph's chunk states not copied out, task B2). bf16
+# DeltaNet / Gated DeltaNet; --accuracy BxT every config vs float64; fla beside (anchor GPU ms) unless --no-anchor.
+BACK29 = {"_delta.WALK_BF16": "off", "_delta.PREP_R": "off", "_chunked.STATELESS_VEC": False}
+NEW29 = {"_delta.ADJ_OUT": "bf16", "LR_FWD_STATES_COPY": "graph"}
+CONFIGS29 = [
+    ("bf16 defaults", torch.bfloat16, {}),
+    ("bf16 s15 back", torch.bfloat16, BACK29),
+    ("bf16 walk_bf16 off", torch.bfloat16, {"_delta.WALK_BF16": "off"}),
+    ("bf16 prep_r off", torch.bfloat16, {"_delta.PREP_R": "off"}),
+    ("bf16 stateless vec off", torch.bfloat16, {"_chunked.STATELESS_VEC": False}),
+    ("bf16 new on", torch.bfloat16, NEW29),
+    ("bf16 adj_out bf16", torch.bfloat16, {"_delta.ADJ_OUT": "bf16"}),
+    ("bf16 states graph", torch.bfloat16, {"LR_FWD_STATES_COPY": "graph"}),
+]
+CONFIGS[29] = CONFIGS29
+ONLY_AT[29] = {k: _K128 for k in ("bf16 walk_bf16 off", "bf16 prep_r off", "bf16 stateless vec off", "bf16 adj_out bf16", "bf16 states graph")}
+PROFILED[29] = ("bf16 defaults", "bf16 new on")
 
 
 def drop_graphs(sm):
@@ -514,6 +536,7 @@ def drop_graphs(sm):
     memory after the others in runs 5 and 6)."""
     sm._seqc_graphs = None
     sm._seqc_pool = None
+    sm._seqc_spool = None  # (LR_FWD_STATES_COPY "graph": the forward's shared-results pool)
     tb.free_all()
 
 
@@ -562,7 +585,7 @@ def case6(args, root, model, shape, rate, log):
                 t = tb.timed(one, 1, args.reps, args.cap_s)
                 one()
                 t["grads"] = {n: v.grad.detach().float().clone() for n, v in leaves.items()}
-                if args.variants in (20, 21, 22, 23, 24, 25, 26, 27, 28):  # GPU time alone, under the graphs and eager
+                if args.variants in (20, 21, 22, 23, 24, 25, 26, 27, 28, 29):  # GPU time alone, under the graphs and eager
                     import graph_bench as gb
                     t["gpu_graph_ms"] = gb.gpu_only(one, 5)
                     smc.graphs = False
@@ -572,11 +595,11 @@ def case6(args, root, model, shape, rate, log):
                     finally:
                         smc.graphs = True
                     log("%s %s: %s GPU ms: graphs %.3f, eager %.3f" % (model, shape, label, t["gpu_graph_ms"], t["gpu_eager_ms"]))
-                if args.variants in (7, 8, 9, 10, 11, 12, 13, 14, 16, 17, 15, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28) and label in PROFILED[args.variants]:
+                if args.variants in (7, 8, 9, 10, 11, 12, 13, 14, 16, 17, 15, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29) and label in PROFILED[args.variants]:
                     t["sections_ms"] = sections(one)
                     log("%s %s: %s sections (eager) %s" % (model, shape, label, ", ".join("%s %.2f" % kv for kv in t["sections_ms"].items())))
                 if args.profile and (model == "deltanet" or args.variants in (13, 16, 17, 18, 22)) and label in PROFILED[args.variants]:
-                    t["profile_top"] = profile(one, os.path.join(args.profile, "profile-%s-%s%s.txt" % (model, label.replace(" ", "-"), "-%dx%dx%dx%d" % shape if args.variants in (23, 24, 25, 26, 27, 28) else "")), stacks=args.variants in (15, 18))
+                    t["profile_top"] = profile(one, os.path.join(args.profile, "profile-%s-%s%s.txt" % (model, label.replace(" ", "-"), "-%dx%dx%dx%d" % shape if args.variants in (23, 24, 25, 26, 27, 28, 29) else "")), stacks=args.variants in (15, 18))
                     log("%s %s: %s profile (one eager step, CUDA self ms) %s" % (model, shape, label, ", ".join("%s %.2f" % kv for kv in t["profile_top"][:14])))
             import seqc_chunked_lowrank as lr
             t["bmm_out_dtype"] = lr._OUT_DTYPE[0]
@@ -601,7 +624,7 @@ def case6(args, root, model, shape, rate, log):
         one_a()
         torch.cuda.synchronize()
         row["anchor"] = tb.timed(one_a, 2, args.reps, args.cap_s)
-        if args.variants in (20, 21, 22, 23, 24, 25, 26, 27, 28):
+        if args.variants in (20, 21, 22, 23, 24, 25, 26, 27, 28, 29):
             import graph_bench as gb
             row["anchor_gpu_ms"] = gb.gpu_only(one_a, 5)
             log("%s %s: %s GPU ms %.3f" % (model, shape, ANCHOR[model], row["anchor_gpu_ms"]))
@@ -832,7 +855,7 @@ def main():
             print("%s (%d, %d, %d, %d) | %s | %s | %s | %s" % (r["model"], r["B"], r["T"], r["H"], r["K"],
                   " | ".join("%.2f" % ms(k) if ms(k) else "ERR" if k in r["configs"] else "-" for k in labels), "%.3f" % a if a else "-",
                   "%.3f" % (a / ms(fast)) if a and ms(fast) else "-", "%.3f" % (a / ms(fast32)) if a and ms(fast32) else "-"))
-        if args.variants in (20, 21, 22, 23, 24, 28):
+        if args.variants in (20, 21, 22, 23, 24, 28, 29):
             print("\nGPU ms (graphs / eager) | " + " | ".join(labels) + " | anchor eager GPU ms")
             for r in res["rows"]:
                 if "error" not in r:
