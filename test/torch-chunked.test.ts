@@ -25,6 +25,7 @@ import { buildTorchPlans } from "../compiler/backends/torch/plans.ts";
 import { ROWS_READOUT_LOW, ROWS_READOUT_LOW_TILES, ROWS_READOUT_TILES } from "../compiler/backends/cuda/rows-readout.ts";
 import { anchorChunksModule } from "../compiler/backends/cuda/anchor-chunks.ts";
 import { decayTermsModule } from "../compiler/backends/cuda/decay-terms.ts";
+import { revAddModule } from "../compiler/backends/cuda/rev-add.ts";
 import { rowsChunkModule } from "../compiler/backends/cuda/rows-chunk.ts";
 import { rowsSegStatesModule } from "../compiler/backends/cuda/rows-seg-states.ts";
 import { emitTorch } from "../compiler/backends/torch/target.ts";
@@ -267,7 +268,9 @@ describe("torch target: a per-key decay's transposed cores as the rows readout k
     expect(meta.kernels.anchorChunks.kernels).toEqual(anchorChunksModule().kernels);
     // and its terms kernel (decay-terms.ts)
     expect(meta.kernels.decayTerms.kernels).toEqual(decayTermsModule().kernels);
-    for (const name of ["simple_gla", "mamba2"]) expect(Object.keys(buildTorchPlans(load(name)).kernels ?? {}), name).toEqual(["anchorChunks", "decayTerms"]);
+    // and the reversed-time add (rev-add.ts; seqc_chunked.REV_ADD "kernel")
+    expect(meta.kernels.revAdd.kernels).toEqual(revAddModule().kernels);
+    for (const name of ["simple_gla", "mamba2"]) expect(Object.keys(buildTorchPlans(load(name)).kernels ?? {}), name).toEqual(["anchorChunks", "decayTerms", "revAdd"]);
     expect(buildTorchPlans(load("linear_attention")).kernels).toBeUndefined();
   }, 120_000);
 });

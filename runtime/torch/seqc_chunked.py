@@ -229,6 +229,14 @@ RUN_COPIES = "input"
 # 0.421 -> 0.215 ms (profiles of runs s13 1 / s14 1), gradients bitwise the same; SimpleGLA (no zeros) 1.691 both
 # (bench/RESULTS.md, run s14 1).
 ZERO_STORES = "skip"
+# Where an input's gradient is post's backward's piece plus the adjoint core's dv, which comes out in reversed time
+# (Mamba-2's x: vv2 = x; no other piece): "kernel" one pass of the reversed-time add (compiler/backends/cuda/rev-add.ts,
+# <Model>.torch.json "kernels"."revAdd": out[b, t] = a[b, t] + c[b, T - 1 - t], the float32 sum rounded once to the
+# gradient's dtype, bitwise the way before) reads dv where the core wrote it: no flip of dv and no mixed-dtype torch add
+# (on the H200 the flip 0.08 ms and the add 0.237 ms at (1, 32768, 32, 64), bench/RESULTS.md "Mamba-2's anchors in
+# segments"); "flip" (the default, the way before) flips dv and adds it. Untimed (session 15 task G2). Where the module
+# has no revAdd kernel (modules built before it), for other dtypes or another device: as "flip".
+REV_ADD = "flip"
 # Where the forward's final state is at hand (seqc_torch keeps it: ctx.chain_SN), when the chain's forward core runs again
 # (only for post's backward's y): "bound" (the default) only where some form of post's backward plan binds a readout's y
 # (Mamba-2's post backward, y = y0 + D x, reads x and the cotangent alone: its y0 is in the plan's tensors but no kernel
@@ -721,6 +729,32 @@ if hasattr(torch, "bfloat16"):
     _TERMS_TYPES[torch.bfloat16] = "bf16"
 
 
+_REV_ADD_TYPES = {torch.float32: "f32", getattr(torch, "bfloat16", None): "bf16"}
+
+
+def rev_add_kernel(km, a, c, B, T, out_dtype):
+    """a + c reversed in time, [B, T, ...] each (a [b, t] + c [b, T - 1 - t]), as out_dtype (the float32 sum rounded once:
+    bitwise torch.add(a, flip_time(c), out=<out_dtype>)) on the reversed-time add kernel (compiler/backends/cuda/rev-add.ts:
+    km the module's "revAdd"), or None where it does not apply (no module or entry for the types, another device, the
+    sizes past 32 bits): the caller then flips and adds."""
+    if km is None or a.device.type != "cuda" or c.device != a.device or a.numel() != c.numel() or B * T == 0 or a.numel() % (B * T):
+        return None
+    ta, tc, to = _REV_ADD_TYPES.get(a.dtype), _REV_ADD_TYPES.get(c.dtype), _REV_ADD_TYPES.get(out_dtype)
+    k = next((k for k in km.kernels if k.get("op") == "revAdd" and k["a"] == ta and k["c"] == tc and k["o"] == to), None)
+    W = a.numel() // (B * T)
+    if k is None or W >= 2 ** 32 or B * T >= 2 ** 32:
+        return None
+    a, c = a.contiguous(), c.contiguous()
+    out = torch.empty(a.shape, dtype=out_dtype, device=a.device)
+    vec = W % 8 == 0 and all(x.data_ptr() % 16 == 0 for x in (a, c, out))
+    groups = -(-a.numel() // 8)  # (8 elements a thread; a grid-stride loop past 2^31 - 1 blocks)
+    grid = max(1, min(-(-groups // k["threads"]), 2 ** 31 - 1))
+    with torch.cuda.device(a.device):
+        km.launch(k, (grid, 1), [("ptr", x.data_ptr()) for x in (a, c, out)] + [("u32", int(v)) for v in (B, T, W, 1 if vec else 0)],
+                  torch.cuda.current_stream(a.device).cuda_stream)
+    return out
+
+
 def decay_terms_kernel(km, plus, minus, B, T, H, K, per_key, rev=0):
     """The decay adjoint's terms sum_(a, c) in plus a.c - sum_(a, c) in minus a.c on the decay terms kernel
     (compiler/backends/cuda/decay-terms.ts): a.c summed over K per head ([B, T, H] float32) or, per_key, per key row
@@ -842,7 +876,7 @@ def rows_decayed_readout(ld, pairs, readouts, S0, B, T, H, K, V, dtype, device, 
     return outs
 
 
-def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state, inputs, params, outputs, dtype, device, per_key_t=None, decay_way=None, S_N=None, seen=None, rows=None, decay_anchor=None, anchor_chunk=None, rev_low=None, reverse_sum=None, reverse_glue=None, low_out=False, exact_low=None, low_in=None, low_alias=False, part_reads=None, low_bars=False, run_copies=False, post_binds=None, anchor_products=None, decay_terms=None, sum_low=None, drop_zeros=False, terms_rev=False, rows_rev=None, low_reads=None, rows_terms=False):
+def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state, inputs, params, outputs, dtype, device, per_key_t=None, decay_way=None, S_N=None, seen=None, rows=None, decay_anchor=None, anchor_chunk=None, rev_low=None, reverse_sum=None, reverse_glue=None, low_out=False, exact_low=None, low_in=None, low_alias=False, part_reads=None, low_bars=False, run_copies=False, post_binds=None, anchor_products=None, decay_terms=None, sum_low=None, drop_zeros=False, rev_add=None, terms_rev=False, rows_rev=None, low_reads=None, rows_terms=False):
     """Gradients of the forward's inputs, params and the matrix state's initial value through the chain.
 
     n: the chain's names (<Model>.torch.json "chunked".names); run(part, dims, inputs, initial_state, B, T)
@@ -876,6 +910,8 @@ def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state,
     bits rev say (rows_readout_kernel's rev, terms), or None where the kernel does not take them (ROWS_REVERSED "kernel"): a
     per-key decay's transposed adjoint then reads the forward-time ld, q, dy, v and writes dk in forward time (no flips for
     it or after it). rows_terms: the decay adjoint's terms are asked of it (ROWS_TERMS "kernel": [dk in bf16, the terms]).
+    rev_add(a, c, dtype) -> a + c reversed in time as dtype (REV_ADD "kernel": rev_add_kernel), or None: where the
+    adjoint's dv is prep's copy of an input whose one other piece is post's backward's, that sum without dv's flip.
     low_reads(parts) -> whether every core in parts reads bf16 (then the adjoint's shifted decays are gathered from a bf16
     input they equal, where rows_rev took adjointT), or None.
     decay_terms(plus, minus) -> the decay adjoint's per-token terms sum a.c over plus - over minus ([(q, dq)] and
@@ -1081,6 +1117,23 @@ def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state,
 
     # the adjoints of prep's outputs
     bars = {}
+    summed = {}  # REV_ADD "kernel": inputs whose gradient rev_add summed (post's piece + the reversed dv)
+
+    def rev_sum(o, c):  # o's adjoint c (reversed time) added to its input's one other piece, post's backward's; False: not here
+        a = aliases.get(o)
+        pb = ((n.get("postBw") or {}).get("inputBar") or {}).get(a) if a is not None else None
+        if (pb is None or (post_g or {}).get(pb) is None or o in (n.get("prepOutputs") or ()) or a in ((n.get("prepBw") or {}).get("inputBar") or {})
+                or sum(1 for x in aliases.values() if x == a) != 1):
+            return False
+        piece = post_g[pb].reshape(c.shape)
+        cdt = dtype if low_out and c.dtype != dtype and not low_bars else c.dtype  # (what rev_out hands on)
+        bf = getattr(torch, "bfloat16", None)
+        od = sum_low if sum_low is not None else torch.float32 if piece.dtype == bf and cdt == bf else torch.promote_types(piece.dtype, cdt)
+        got = rev_add(piece, c, od)  # (sum_pieces' sum: post's piece first, then dv; the last addition in sum_low)
+        if got is None:
+            return False
+        summed[a] = got
+        return True
     # REVERSED_READS "terms": each pair's dk as adjointT wrote it (reversed time) and the dtype it is returned in, where dk is
     # an input's whole gradient (prep's copy of a bf16 input, no other piece); reversed below, after the terms read it
     dk_raw = {}
@@ -1091,7 +1144,9 @@ def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state,
             bars[p["k"]] = tok(adjt_out["o_dk%d" % i], H * K)
         elif i not in dk_raw:
             bars[p["k"]] = rev_out(tok(adjt_out["o_dk%d" % i], H * K))
-        bars[p["v"]] = rev_out(tok(adj_out["o_dv%d" % i], H * V))
+        dv_rev = tok(adj_out["o_dv%d" % i], H * V)
+        if rev_add is None or not rev_sum(p["v"], dv_rev):
+            bars[p["v"]] = rev_out(dv_rev)
     for i, r in enumerate(n["readouts"]):
         bars[r["q"]] = tok(coret_out["o_dq%d" % i], H * K)
     def start():  # a_T = <dS_N, S_N> per head (per key row): where the reverse sums run over the whole sequence
@@ -1165,8 +1220,13 @@ def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state,
     prep_g = pointwise("prepBw", prep_in)
 
     # the pieces' input adjoints added (a copy's backward: the output's adjoint is the input's), param adjoints summed
-    gin, gpar = sum_pieces([(post_g, n["postBw"]), (prep_g, n["prepBw"])], B, T, inputs, params,
-                           lambda shape: torch.zeros(shape, dtype=dtype, device=device), [(bars.get(o), a) for o, a in aliases.items()], low=sum_low)
+    post_p = post_g
+    if summed:  # (REV_ADD "kernel": those inputs' pieces as one, the sum; their dv no copied piece)
+        post_p = dict(post_g)
+        for a, g in summed.items():
+            post_p[n["postBw"]["inputBar"][a]] = g
+    gin, gpar = sum_pieces([(post_p, n["postBw"]), (prep_g, n["prepBw"])], B, T, inputs, params,
+                           lambda shape: torch.zeros(shape, dtype=dtype, device=device), [(bars.get(o), a) for o, a in aliases.items() if a not in summed], low=sum_low)
     return gin, gpar, dS0
 
 
@@ -1403,6 +1463,7 @@ def backward(ctx, m, flat, grads):
     switches = (PER_KEY_TRANSPOSED, ROWS_TILE, ROWS_SEGMENT, ROWS_IO, ROWS_FORM, ROWS_CHUNK_WARPS, ROWS_CHUNK_PIPE, PREP_IO, PART_INPUTS, STATELESS_WIDE, STATELESS_WARP, BF16_DECAY_PARTS, DECAY_WAY, TRANSPOSED_IO, DECAY_ANCHOR, DECAY_ANCHOR_CHUNK, DECAY_ANCHOR_GRAM, ANCHOR_CHUNKS, ANCHOR_VEC, DECAY_TERMS, GRAD_SUM, GRAM_PRODUCTS, REVERSE_SUM, REVERSE_CHUNK, REVERSE_GLUE, GLUE_COPIES, STATELESS_IO, ALIAS_IO, FLIP_VIEW, IDLE_INPUTS, ADJOINT_OUT, RUN_COPIES, CORE_RERUN, ZERO_STORES)
     switches += (STATELESS_ROWS, STATELESS_VEC, GRAPH_PICKS, REVERSED_READS, ROWS_REVERSED, ROWS_TERMS, ROWS_CHUNK_WIDE, ROWS_CHUNK_SEGMENTS, ROWS_SEG_STATES)
     switches += (ANCHOR_ALPHA, ANCHOR_SEGMENT, ANCHOR_AUTO_CHUNKS)
+    switches += (REV_ADD,)
     return _graphs.graphed_backward(ctx, m, "chunked-backward", switches, flat, grads, lambda f, g, S_N: backward_eager(ctx, m, f, g, convert=False, S_N=S_N),
                                     extra=[getattr(ctx, "chain_SN", None)])
 
@@ -1595,6 +1656,8 @@ def backward_eager(ctx, m, flat, grads, convert=True, S_N=None):
         raise ValueError("seqc_chunked: GRAM_PRODUCTS is %r; expected 'four', 'two' or 'groups'" % (GRAM_PRODUCTS,))
     if GRAD_SUM not in ("low", "f32"):
         raise ValueError("seqc_chunked: GRAD_SUM is %r; expected 'low' or 'f32'" % (GRAD_SUM,))
+    if REV_ADD not in ("flip", "kernel"):
+        raise ValueError("seqc_chunked: REV_ADD is %r; expected 'flip' or 'kernel'" % (REV_ADD,))
     if ANCHOR_VEC not in ("plain", "v4", "r8"):
         raise ValueError("seqc_chunked: ANCHOR_VEC is %r; expected 'plain', 'v4' or 'r8'" % (ANCHOR_VEC,))
     if DECAY_TERMS not in ("kernel", "torch"):
@@ -1630,6 +1693,7 @@ def backward_eager(ctx, m, flat, grads, convert=True, S_N=None):
     ks = module_kernels(m, device, "rowsSegStates") if kc is not None and ROWS_SEG_STATES == "cuda" else None
     ak = module_kernels(m, device, "anchorChunks") if dtype == torch.float32 and ANCHOR_CHUNKS == "kernel" else None
     tk = module_kernels(m, device, "decayTerms") if dtype == torch.float32 and DECAY_TERMS == "kernel" else None
+    ra = module_kernels(m, device, "revAdd") if REV_ADD == "kernel" else None
     cd = chain_dims(n, shape(state))
 
     def rows(ld, pairs, readouts, S0):
@@ -1653,6 +1717,7 @@ def backward_eager(ctx, m, flat, grads, convert=True, S_N=None):
         anchor_products=(lambda xs, w, kg=None: anchor_chunks_kernel(ak, xs, w, kg)) if ak is not None else None,
         sum_low=torch.bfloat16 if GRAD_SUM == "low" and given_dtype == torch.bfloat16 and dtype == torch.float32 else None,
         drop_zeros=ZERO_STORES == "skip",
+        rev_add=(lambda a, c, od: rev_add_kernel(ra, a, c, B, T, od)) if ra is not None else None,
         decay_terms=(lambda plus, minus, rev=0: decay_terms_kernel(tk, plus, minus, B, T, cd["H"], cd["K"], n.get("decay") == "key", rev)) if tk is not None else None,
         terms_rev=REVERSED_READS == "terms", rows_rev=rows_rev if km is not None and kc is not None and ROWS_REVERSED == "kernel" else None,
         low_reads=lambda parts: all(reads_bf16(p) for p in parts), rows_terms=ROWS_TERMS == "kernel")

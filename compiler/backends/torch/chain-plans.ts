@@ -21,6 +21,7 @@ import { STATELESS_PARTS, statelessTwins } from "./stateless-bf16.ts";
 import { ROWS_READOUT_LOW, ROWS_READOUT_TILES, rowsReadoutModule, type RowsReadoutKernel } from "../cuda/rows-readout.ts";
 import { anchorChunksModule } from "../cuda/anchor-chunks.ts";
 import { decayTermsModule } from "../cuda/decay-terms.ts";
+import { revAddModule } from "../cuda/rev-add.ts";
 import { rowsChunkModule } from "../cuda/rows-chunk.ts";
 import { rowsSegStatesModule } from "../cuda/rows-seg-states.ts";
 
@@ -78,5 +79,8 @@ export function chainPlans(model: I.Model, bakedDims: Record<string, number>, ke
   if (chain.names.ld) kernels.anchorChunks = anchorChunksModule() as unknown as TorchKernelModule;
   // and its per-token terms q.dq - k.dk (seqc_chunked.py DECAY_TERMS "kernel": compiler/backends/cuda/decay-terms.ts)
   if (chain.names.ld) kernels.decayTerms = decayTermsModule() as unknown as TorchKernelModule;
+  // and the reversed-time add of an input's two pieces, post's and the adjoint's reversed dv (seqc_chunked.py REV_ADD "kernel":
+  // compiler/backends/cuda/rev-add.ts)
+  if (chain.names.ld) kernels.revAdd = revAddModule() as unknown as TorchKernelModule;
   return { plans, chunked: { names: chain.names, parts }, ...(Object.keys(kernels).length ? { kernels } : {}) };
 }
