@@ -32,7 +32,7 @@ const HERE = join(import.meta.dirname, "cuda-emu");
 /** An emulator executable for the module's entries: argv[1] a directory with launch.txt (entry, grid, threads, shared,
  * then B T H K V init rev) and ld, a, b, c, S0, o as raw buffers; runs the one launch and writes o.out. */
 function buildEmu(source: string, kernels: RowsChunkKernel[]): string {
-  const extra = (k: RowsChunkKernel) => (k.terms ? `, (const float*)BUF["dq"].data(), (const seqc_bf16*)BUF["kk"].data(), (float*)BUF["terms"].data()` : "");
+  const extra = (k: RowsChunkKernel) => (k.terms ? `, (const float*)BUF["dq"].data(), (const seqc_bf16*)BUF["kk"].data(), (float*)BUF["terms"].data()${k.scan ? `, BUF["carry"].size() > 4 ? (const float*)BUF["carry"].data() : nullptr` : ""}` : "");
   const tramp = kernels.map((k) => `static void body_${k.entry}() { ${k.entry}((const float*)BUF["ld"].data(), (${k.lowA ? "const seqc_bf16*" : "const float*"})BUF["a"].data(), (const seqc_bf16*)BUF["b"].data(), (const seqc_bf16*)BUF["c"].data(), (const float*)BUF["S0"].data(), (${k.terms ? "seqc_bf16" : "float"}*)BUF["o"].data(), U[0], U[1], U[2], U[3], U[4], U[5], U[6]${extra(k)}); }`);
   const main = `
 #include <map>
@@ -45,7 +45,7 @@ int main(int argc, char** argv) {
   char name[256]; unsigned gx, gy, nthr, smem;
   if (fscanf(lf, "%255s %u %u %u %u", name, &gx, &gy, &nthr, &smem) != 5) return 2;
   for (int i = 0; i < 7; ++i) if (fscanf(lf, "%u", &U[i]) != 1) return 2;
-  for (const char* b : {"ld", "a", "b", "c", "S0", "o", "dq", "kk", "terms"}) BUF[b] = readf(dir + "/" + b + ".bin");
+  for (const char* b : {"ld", "a", "b", "c", "S0", "o", "dq", "kk", "terms", "carry"}) BUF[b] = readf(dir + "/" + b + ".bin");
   void (*fn)() = nullptr;
 ${kernels.map((k) => `  if (!strcmp(name, "${k.entry}")) fn = body_${k.entry};`).join("\n")}
   if (!fn) { fprintf(stderr, "no entry %s\\n", name); return 2; }
@@ -67,7 +67,7 @@ function runEmu(bin: string, k: RowsChunkKernel, c: Case, d: Data, rev = 0): Flo
 
 /** runEmu with the terms entries' operands (dq float32, kk bf16 values, [B, T, H*K]): out (as float64; a terms entry's bf16
  * words widened) and the terms (NaN where not written). */
-function runEmuT(bin: string, k: RowsChunkKernel, c: Case, d: Data, rev = 0, dq?: Float64Array, kk?: Float64Array): { o: Float64Array; terms: Float64Array } {
+function runEmuT(bin: string, k: RowsChunkKernel, c: Case, d: Data, rev = 0, dq?: Float64Array, kk?: Float64Array, carry?: Float64Array): { o: Float64Array; terms: Float64Array } {
   const dir = mkdtempSync(join(tmpdir(), "seqc-rows-chunk-"));
   try {
     const f32 = (x: Float64Array) => Buffer.from(Float32Array.from(x).buffer);
@@ -76,7 +76,7 @@ function runEmuT(bin: string, k: RowsChunkKernel, c: Case, d: Data, rev = 0, dq?
     const bufs: Record<string, Buffer> = {
       ld: f32(d.ld), a: k.lowA ? bf16(d.a).words : f32(d.a), b: bf16(d.b).words, c: bf16(d.c).words,
       S0: d.S0 ? f32(d.S0) : Buffer.alloc(4), o: k.terms ? Buffer.alloc(2 * n, 0xff) : f32(nanS),
-      dq: dq ? f32(dq) : Buffer.alloc(4), kk: kk ? bf16(kk).words : Buffer.alloc(4), terms: f32(nan),
+      dq: dq ? f32(dq) : Buffer.alloc(4), kk: kk ? bf16(kk).words : Buffer.alloc(4), terms: f32(nan), carry: carry ? f32(carry) : Buffer.alloc(4),
     };
     for (const [name, b] of Object.entries(bufs)) writeFileSync(join(dir, `${name}.bin`), b);
     const gy = (k.keyGroup ? Math.ceil(c.K / k.keyGroup) : 1) * slices;
@@ -246,7 +246,7 @@ describe.skipIf(!gpp)("rows readout, chunked on tensor cores: CPU emulation vs f
       const terms = got.terms.every((x, j) => Object.is(x, f(f(d.a[j] * dq[j]) - f(kk[j] * want[j]))));
       return { o, terms };
     };
-    for (const k of m.kernels.filter((x) => x.terms && !x.wide)) {
+    for (const k of m.kernels.filter((x) => x.terms && !x.wide && !x.scan)) {
       const twin = m.kernels.find((x) => !x.terms && !x.wide && x.warps === k.warps && x.lowA === k.lowA && !!x.pipe === !!k.pipe)!;
       for (const [i, c] of cases.entries()) {
         if (k.pipe && c.K !== 64) continue;  // (the prefetching entries take K = V = 64 only)
@@ -263,7 +263,7 @@ describe.skipIf(!gpp)("rows readout, chunked on tensor cores: CPU emulation vs f
     }
   }, 600_000);
   it("the wide entries (_v128: 128 value columns a block, a block per group of 64 key rows): vs float64 at K = V = 128 (two key groups), K = 100 / V = 72 and K = 40 / V = 128 (ragged), decays to -20; the prefetching ones (K = V = 128) bitwise their twins; rev = 31 bitwise the flipped run; the terms entries bitwise; twins with M over 64 values, the key group's offset dropped, or the state's update over half its columns fail", () => {
-    const wide = m.kernels.filter((x) => x.wide && x.warps === 8);
+    const wide = m.kernels.filter((x) => x.wide && x.warps === 8 && !x.scan);
     expect(wide.map((k) => k.entry)).toEqual(["seqc_rows_chunk_w8_v128", "seqc_rows_chunk_w8_v128_la", "seqc_rows_chunk_w8_v128_p", "seqc_rows_chunk_w8_v128_p_la", "seqc_rows_chunk_w8_v128_t", "seqc_rows_chunk_w8_v128_p_t"]);
     const twinOf = (k: RowsChunkKernel) => wide.find((x) => !x.pipe && !x.terms && x.lowA === k.lowA)!;
     checkK128Entries(bin, wide.filter((x) => !x.terms), twinOf, 71, 81);
@@ -301,7 +301,7 @@ describe.skipIf(!gpp)("rows readout, chunked on tensor cores: CPU emulation vs f
     const w16 = m.kernels.filter((x) => x.warps === 16);
     expect(w16.map((k) => k.entry)).toEqual(["seqc_rows_chunk_w16", "seqc_rows_chunk_w16_la", "seqc_rows_chunk_w16_p", "seqc_rows_chunk_w16_p_la", "seqc_rows_chunk_w16_p_t",
       "seqc_rows_chunk_w16_v128", "seqc_rows_chunk_w16_v128_la", "seqc_rows_chunk_w16_v128_p", "seqc_rows_chunk_w16_v128_p_la", "seqc_rows_chunk_w16_v128_p_t"]);
-    const twinOf = (k: RowsChunkKernel) => m.kernels.find((x) => x.warps === 8 && x.lowA === k.lowA && !!x.pipe === !!k.pipe && !!x.terms === !!k.terms && !!x.wide === !!k.wide && !x.split)!;
+    const twinOf = (k: RowsChunkKernel) => m.kernels.find((x) => x.warps === 8 && x.lowA === k.lowA && !!x.pipe === !!k.pipe && !!x.terms === !!k.terms && !!x.wide === !!k.wide && !x.split && !x.scan)!;
     const K64: Case[] = [
       { B: 2, T: 150, H: 2, K: 64, V: 64, init: true, minLd: -0.3 },
       { B: 1, T: 130, H: 1, K: 64, V: 64, init: false, minLd: -20 },
@@ -333,6 +333,58 @@ describe.skipIf(!gpp)("rows readout, chunked on tensor cores: CPU emulation vs f
         const got = runEmu(buildEmu(b.source, b.kernels), k, c, d);
         const err = got.every(Number.isFinite) ? relativeError(got, reference(c, d)) : Infinity;
         expect(err > TOL, `${what} ${k.entry}: error ${err}`).toBe(true);
+      }
+  }, 1_800_000);
+  it("the terms' running sums (_ts, ROWS_TERMS \"scan\"): out bitwise the _t twin's, the sums within 1e-6 of the float64 running sum along the walk of the twin's terms from carry0 (given or null), forward and reversed (rev 31: the reverse sums over stored time), K = V = 64 over three chunks, ragged K 40 / V 24, K = V = 128 (two key groups); twins that drop the carry between chunks, ignore carry0 or skip the earlier parts' totals fail", () => {
+    const scans = m.kernels.filter((x) => x.scan);
+    expect(scans.map((k) => k.entry)).toEqual(["seqc_rows_chunk_w8_ts", "seqc_rows_chunk_w8_p_ts", "seqc_rows_chunk_w8_v128_p_ts"]);
+    const f = Math.fround;
+    // the float64 running sum of x [B, T, H*K] along the walk (rev 31: t = T - 1 down to 0) from carry [B, H*K] (or 0)
+    const runSum = (x: Float64Array, c: Case, rev: number, carry?: Float64Array) => {
+      const out = new Float64Array(x.length), w = c.H * c.K;
+      for (let b = 0; b < c.B; b++)
+        for (let col = 0; col < w; col++) {
+          let s = carry ? carry[b * w + col] : 0;
+          for (let tt = 0; tt < c.T; tt++) {
+            const t = rev & 16 ? c.T - 1 - tt : tt, at = (b * c.T + t) * w + col;
+            s += x[at];
+            out[at] = s;
+          }
+        }
+      return out;
+    };
+    const check = (b: string, k: RowsChunkKernel, twin: RowsChunkKernel, c: Case, seed: number, rev: number, withCarry: boolean) => {
+      const d = data(k, c, seed), r = rng(seed + 100), n = c.B * c.T * c.H * c.K;
+      const dq = Float64Array.from({ length: n }, () => f(2 * r() - 1)), kk = bf16(Float64Array.from({ length: n }, () => f(2 * r() - 1))).values;
+      const carry = withCarry ? Float64Array.from({ length: c.B * c.H * c.K }, () => f(4 * r() - 2)) : undefined;
+      const got = runEmuT(b, k, c, d, rev, dq, kk, carry), want = runEmuT(bin, twin, c, d, rev, dq, kk);
+      return { o: same(got.o, want.o), err: got.terms.every(Number.isFinite) ? relativeError(got.terms, runSum(want.terms, c, rev, carry)) : Infinity };
+    };
+    const K64: Case[] = [
+      { B: 2, T: 150, H: 2, K: 64, V: 64, init: true, minLd: -0.3 },
+      { B: 2, T: 70, H: 2, K: 40, V: 24, init: true, minLd: -0.3 },
+    ];
+    for (const k of scans) {
+      const twin = m.kernels.find((x) => x.terms && !x.scan && x.warps === 8 && !!x.pipe === !!k.pipe && !!x.wide === !!k.wide)!;
+      const cases = k.wide ? [K128_FULL[0]] : k.pipe ? [K64[0]] : K64;
+      for (const [i, c] of cases.entries())
+        for (const rev of [0, REV_ALL])
+          for (const withCarry of [true, false]) {
+            const r = check(bin, k, twin, c, 171 + i, rev, withCarry);
+            expect(r.o, `${k.entry} K=${c.K} rev=${rev} out vs ${twin.entry}`).toBe(true);
+            expect(r.err, `${k.entry} K=${c.K} rev=${rev} carry ${withCarry}`).toBeLessThan(1e-6);
+          }
+    }
+    for (const [what, patch] of [
+      ["the carry dropped between chunks", (src: string) => src.replace("        carry = run;\n", "\n")],
+      ["carry0 ignored", (src: string) => src.replace("if (SCAN && carry0 != nullptr && (tid & 63u) < Kb) carry =", "if (SCAN && carry0 != nullptr && (tid & 63u) < Kb) (void)")],
+      ["the earlier parts' totals skipped", (src: string) => src.replace("if ((u32)p == part) off = run;", "if ((u32)p == part) off = carry;")],
+    ] as const)
+      for (const cfg of [{ warps: 8, lowA: false, pipe: true, terms: true, scan: true }, { warps: 8, lowA: false, pipe: true, terms: true, wide: true, scan: true }] as const) {
+        const b = rowsChunkModule([cfg], patch);
+        const k = b.kernels[0], twin = m.kernels.find((x) => x.terms && !x.scan && x.warps === 8 && !!x.pipe && !!x.wide === !!k.wide)!;
+        const r = check(buildEmu(b.source, b.kernels), k, twin, cfg.wide ? K128_FULL[0] : K64[0], 181, REV_ALL, true);
+        expect(r.err > 1e-4, `${what} ${k.entry}: error ${r.err}`).toBe(true);
       }
   }, 1_800_000);
   it("broken twins fail: the state's low bf16 word dropped (one rounding of the state: about 2^-9), the diagonal's own token left out", () => {

@@ -260,7 +260,8 @@ describe("torch target: a per-key decay's transposed cores as the rows readout k
     // one pair and one readout: the chunked form on tensor cores too (rows-chunk.ts; seqc_chunked.ROWS_FORM "chunk")
     expect(meta.kernels.rowsChunk.kernels).toEqual(rowsChunkModule().kernels);
     expect(meta.kernels.rowsChunk.kernels.map((k: { entry: string }) => k.entry)).toEqual(["seqc_rows_chunk_w4", "seqc_rows_chunk_w4_la", "seqc_rows_chunk_w8", "seqc_rows_chunk_w8_la", "seqc_rows_chunk_w8_p", "seqc_rows_chunk_w8_p_la", "seqc_rows_chunk_w8_t", "seqc_rows_chunk_w8_p_t", "seqc_rows_chunk_w8_v128", "seqc_rows_chunk_w8_v128_la", "seqc_rows_chunk_w8_v128_p", "seqc_rows_chunk_w8_v128_p_la", "seqc_rows_chunk_w8_v128_t", "seqc_rows_chunk_w8_v128_p_t", "seqc_rows_chunk_w8_vs", "seqc_rows_chunk_w8_vs_la", "seqc_rows_chunk_w8_vs_p", "seqc_rows_chunk_w8_vs_p_la",
-      "seqc_rows_chunk_w16", "seqc_rows_chunk_w16_la", "seqc_rows_chunk_w16_p", "seqc_rows_chunk_w16_p_la", "seqc_rows_chunk_w16_p_t", "seqc_rows_chunk_w16_v128", "seqc_rows_chunk_w16_v128_la", "seqc_rows_chunk_w16_v128_p", "seqc_rows_chunk_w16_v128_p_la", "seqc_rows_chunk_w16_v128_p_t"]);
+      "seqc_rows_chunk_w16", "seqc_rows_chunk_w16_la", "seqc_rows_chunk_w16_p", "seqc_rows_chunk_w16_p_la", "seqc_rows_chunk_w16_p_t", "seqc_rows_chunk_w16_v128", "seqc_rows_chunk_w16_v128_la", "seqc_rows_chunk_w16_v128_p", "seqc_rows_chunk_w16_v128_p_la", "seqc_rows_chunk_w16_v128_p_t",
+      "seqc_rows_chunk_w8_ts", "seqc_rows_chunk_w8_p_ts", "seqc_rows_chunk_w8_v128_p_ts"]);
     // and its segments' end states in one kernel (rows-seg-states.ts; seqc_chunked.ROWS_SEG_STATES "cuda")
     expect(meta.kernels.rowsSegStates.kernels).toEqual(rowsSegStatesModule().kernels);
     expect(meta.kernels.rowsSegStates.kernels.map((k: { entry: string }) => k.entry)).toEqual(["seqc_rows_seg_ends", "seqc_rows_seg_ends_la"]);

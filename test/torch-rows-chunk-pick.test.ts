@@ -3,7 +3,7 @@
  * runtime/torch/seqc_chunked.py rows_chunk_pick over the module's kernels (ROWS_FORM, ROWS_CHUNK_WARPS, ROWS_CHUNK_PIPE; b and
  * c bf16, one pair and one readout, K, V <= 64, one segment; the prefetching entries only at K = V = 64; with
  * ROWS_CHUNK_WIDE the wide entries at K, V <= 128, their prefetching ones at V = 128; "split" the split entries, none for
- * terms; "auto" split where its grid fits the SMs, else wide; ROWS_CHUNK_WARPS 16 its entries, the 8-warp one where it has none), run in Python on the numpy stand-in for torch (test/torch/rows_chunk_pick.py).
+ * terms; "auto" split where its grid fits the SMs, else wide; ROWS_CHUNK_WARPS 16 its entries, the 8-warp one where it has none; scan the terms entries' running-sum twins), run in Python on the numpy stand-in for torch (test/torch/rows_chunk_pick.py).
  */
 import { describe, expect, it } from "vitest";
 import { spawnSync } from "node:child_process";
@@ -59,6 +59,11 @@ describe.skipIf(!numpy)("torch runtime: the chunked rows readout's entry", () =>
       "w16 wide pipe K 128 abc": "seqc_rows_chunk_w16_v128_p_la",
       "w16 wide pipe K 100 V 72": "seqc_rows_chunk_w16_v128",
       "w16 split pipe K 128 bc (no such entry: 8 warps)": "seqc_rows_chunk_w8_vs_p",
+      "scan pipe bc terms": "seqc_rows_chunk_w8_p_ts",
+      "scan bc terms": "seqc_rows_chunk_w8_ts",
+      "scan wide pipe K 128 bc terms": "seqc_rows_chunk_w8_v128_p_ts",
+      "scan wide K 128 bc terms (no such entry)": null,
+      "scan without terms": null,
     });
   }, 60_000);
 });

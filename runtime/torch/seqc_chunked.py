@@ -331,6 +331,13 @@ ROWS_REVERSED = "kernel"
 # 1.837 ms, (4, 8192, 16, 128) with the wide entries 7.296 -> 7.307 (even), gradients bitwise: "kernel" the default. Not
 # with the split entries (ROWS_CHUNK_WIDE resolving to "split": none has the terms; the wide _t beside split's dq was
 # slower, 10.727 -> 12.310 ms at (1, 32768, 8, 128)): there as "apart".
+# "scan" (session 15, task F; untimed): where "kernel" applies, no decay anchors run (DECAY_ANCHOR resolving to "none") and the
+# rows take no segments, the entry that writes the terms' running sums along its reversed walk in place of the terms
+# (rows-chunk.ts scan, _ts: from a_T = <dS_N, S_N> per key row as carry0): the decay adjoint's reverse sums
+# dld_t = a_T + sum_{s >= t} (q.dq - k.dk)_s come out of the kernel, and seqc_decay_adjoint.reverse_sums (at (4, 8192, 16,
+# 128) on the H200, call F15: two transposed float32 copies 0.13 ms each, a float32 FFMA product 0.30 ms and an add 0.10 ms
+# of a 7.3 ms step) does not run. Sums in another order than reverse_sums' (per chunk of 64 in 4 parts, then the carry):
+# dgk within float32 rounding of it, dq, dk, dv bitwise. Elsewhere (segments, anchors, an entry missing) as "kernel".
 ROWS_TERMS = "kernel"
 # Where K or V is past 64 (GLA at K = V = 128): "wide" (or True) takes the chunked form's wide entries (rows-chunk.ts wide,
 # _v128: 128 value columns a block, a block per group of 64 key rows, grid (B H, ceil(K / 64)); K, V <= 128; their
@@ -539,13 +546,14 @@ def rows_segment(k, B, T, H, K, V, sms, segment=None):
     return T if seg <= 0 or seg >= T else int(seg)
 
 
-def rows_chunk_pick(kc, low, np_, nr, K, V, segment=None, pipe=None, terms=False, wide=None):
+def rows_chunk_pick(kc, low, np_, nr, K, V, segment=None, pipe=None, terms=False, wide=None, scan=False):
     """The chunked form's kernel (ROWS_FORM "chunk") for these operands, or None where it does not apply: b and c bf16
     (low "bc": a float32, "abc": a bf16), one pair and one readout, K and V within its tile, one segment; the prefetching
     entry where ROWS_CHUNK_PIPE (or `pipe`) asks for it and K = V = 64 (else the one without); terms: an entry that writes the
     decay adjoint's terms beside its bf16 output (rows-chunk.ts _t), else one that does not. K or V past 64: the wide
     entries (keyGroup) where ROWS_CHUNK_WIDE (or `wide`) is "wide" / True (their prefetching form at K = 64 or 128, V = 128),
-    the split ones (valueGroup) where it is "split" (prefetching at K, V in (64, 128); None for terms), else None."""
+    the split ones (valueGroup) where it is "split" (prefetching at K, V in (64, 128); None for terms), else None. scan (with
+    terms): the entry writing the terms' running sums (rows-chunk.ts scan, _ts), or None."""
     seg = ROWS_SEGMENT if segment is None else segment
     if kc is None or ROWS_FORM != "chunk" or low is None or np_ != 1 or nr != 1 or seg is None or seg != 0:
         return None
@@ -555,11 +563,13 @@ def rows_chunk_pick(kc, low, np_, nr, K, V, segment=None, pipe=None, terms=False
         return None
     if big and mode == "split" and terms:  # (no split terms entry: the terms apart)
         return None
+    if scan and not terms:
+        return None
     split = big and mode == "split"
     want = (ROWS_CHUNK_PIPE if pipe is None else pipe) and ((K in (64, 128) and V in ((64, 128) if split else (128,))) if big else (K == 64 and V == 64))
 
     def fits(k, p, warps=ROWS_CHUNK_WARPS):
-        return (k["warps"] == warps and k["lowA"] == (low == "abc") and bool(k.get("pipe")) == p and bool(k.get("terms")) == bool(terms) and K <= k["maxK"] and V <= k["maxV"]
+        return (k["warps"] == warps and k["lowA"] == (low == "abc") and bool(k.get("pipe")) == p and bool(k.get("terms")) == bool(terms) and bool(k.get("scan")) == bool(scan) and K <= k["maxK"] and V <= k["maxV"]
                 and bool(k.get("keyGroup")) == big and bool(k.get("valueGroup")) == split)
     got = next((k for k in kc.kernels if fits(k, want)), None) or next((k for k in kc.kernels if fits(k, False)), None)
     if got is None and ROWS_CHUNK_WARPS == 16:  # (no 16-warp entry for these operands: the 8-warp one)
@@ -567,7 +577,7 @@ def rows_chunk_pick(kc, low, np_, nr, K, V, segment=None, pipe=None, terms=False
     return got
 
 
-def rows_readout_kernel(km, ld, pairs, readouts, S0, B, T, H, K, V, tile=None, segment=None, kc=None, rev=0, terms=None, ks=None):
+def rows_readout_kernel(km, ld, pairs, readouts, S0, B, T, H, K, V, tile=None, segment=None, kc=None, rev=0, terms=None, ks=None, scan=None):
     """rows_decayed_readout's contract (out_r,t = S_t c_r,t, S_t = diag(exp(ld_t)) S_{t-1} + sum_p a_p,t b_p,t^T) on the
     rows readout kernel: km a seqc_cuda.KernelModule of "rowsReadout", every tensor float32 on its device; S0 [B, H*K*V]
     or None (zero). Grid: B H ceil(K / kr) blocks by segments x ceil(V / vs) value slices (per slice a partial sum,
@@ -579,7 +589,9 @@ def rows_readout_kernel(km, ld, pairs, readouts, S0, B, T, H, K, V, tile=None, s
     form does not take the operands or its entry has no rev argument (the caller then flips). terms: (dq float32, k bf16),
     [B, T, H*K] stored as out is: the chunked form's terms entry (rows-chunk.ts _t), returning [out as bf16, the terms
     a dq - k out as float32 [B, T, H*K]], or None where it does not apply (a bf16 a, a and out stored in opposite
-    directions, no such entry). ks: the rowsSegStates module: the segments' end states on it under ROWS_SEG_STATES "cuda"."""
+    directions, no such entry). ks: the rowsSegStates module: the segments' end states on it under ROWS_SEG_STATES "cuda".
+    scan (with terms): True or carry0 ([B, H*K] float32): the terms entry's scan twin (rows-chunk.ts _ts), returning [out as
+    bf16, carry0 + the terms' running sums along the walk], or None where it does not apply (no such entry, segments)."""
     np_, nr = len(pairs), len(readouts)
     tile = tile or ROWS_TILE
 
@@ -595,7 +607,9 @@ def rows_readout_kernel(km, ld, pairs, readouts, S0, B, T, H, K, V, tile=None, s
     waves = None if ks is not None else 1  # (no rowsSegStates module: the torch ops' states, one wave)
     nseg = rows_chunk_segments(B, T, H, K, V, sms, waves=waves) if rev in (0, 31) else 1  # (ROWS_CHUNK_SEGMENTS: segments as batches)
     wide = rows_chunk_mode(B * nseg, H, K, V, sms)
-    kck = rows_chunk_pick(kc, low, np_, nr, K, V, segment, terms=terms is not None, wide=wide)
+    if scan is not None and (terms is None or nseg > 1):
+        return None
+    kck = rows_chunk_pick(kc, low, np_, nr, K, V, segment, terms=terms is not None, wide=wide, scan=scan is not None)
     if (rev or terms is not None) and (kck is None or not kck.get("rev")):
         return None
 
@@ -630,7 +644,9 @@ def rows_readout_kernel(km, ld, pairs, readouts, S0, B, T, H, K, V, tile=None, s
     if terms is not None and kck is not None and K in (64, 128) and any(x.data_ptr() % 16 for x in terms):  # (its cp.async copies of dq, k)
         return None
     if kck is not None and kck.get("pipe") and any(x.data_ptr() % 16 for x in ins):  # its 16-byte loads need aligned rows
-        kck = rows_chunk_pick(kc, low, np_, nr, K, V, segment, pipe=False, terms=terms is not None, wide=wide)
+        kck = rows_chunk_pick(kc, low, np_, nr, K, V, segment, pipe=False, terms=terms is not None, wide=wide, scan=scan is not None)
+        if kck is None and scan is not None:  # (no scan entry without prefetch there)
+            return None
     if kck is not None:  # the chunked form: one block per (batch, head), every output element written
         nvg = -(-V // kck["valueGroup"]) if kck.get("valueGroup") else 1  # (split entries: a slice of partial outputs per value group)
         out = torch.empty([nvg, B, T, H * K] if nvg > 1 else [B, T, H * K], dtype=torch.bfloat16 if terms is not None else torch.float32, device=dev)
@@ -639,6 +655,9 @@ def rows_readout_kernel(km, ld, pairs, readouts, S0, B, T, H, K, V, tile=None, s
         if terms is not None:
             tt = torch.empty([B, T, H * K], dtype=torch.float32, device=dev)
             extra += [("ptr", x.data_ptr()) for x in (terms[0], terms[1], tt)]
+            if scan is not None:  # carry0: [B, H*K] float32 (or none: 0)
+                c0 = None if scan is True else arg(scan, "carry0 [B, H*K]", B * H * K)
+                extra += [("ptr", c0.data_ptr() if c0 is not None else 0)]
         Bk, Tk, init = B, T, 1 if S0 is not None else 0
         if nseg > 1:  # segments as batches of their own ([B nseg, T / nseg] views of the same tensors) from their start states
             if ks is not None and ROWS_SEG_STATES == "cuda":  # (the kernel reads the operands as the chunked form does)
@@ -876,7 +895,7 @@ def rows_decayed_readout(ld, pairs, readouts, S0, B, T, H, K, V, dtype, device, 
     return outs
 
 
-def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state, inputs, params, outputs, dtype, device, per_key_t=None, decay_way=None, S_N=None, seen=None, rows=None, decay_anchor=None, anchor_chunk=None, rev_low=None, reverse_sum=None, reverse_glue=None, low_out=False, exact_low=None, low_in=None, low_alias=False, part_reads=None, low_bars=False, run_copies=False, post_binds=None, anchor_products=None, decay_terms=None, sum_low=None, drop_zeros=False, rev_add=None, terms_rev=False, rows_rev=None, low_reads=None, rows_terms=False):
+def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state, inputs, params, outputs, dtype, device, per_key_t=None, decay_way=None, S_N=None, seen=None, rows=None, decay_anchor=None, anchor_chunk=None, rev_low=None, reverse_sum=None, reverse_glue=None, low_out=False, exact_low=None, low_in=None, low_alias=False, part_reads=None, low_bars=False, run_copies=False, post_binds=None, anchor_products=None, decay_terms=None, sum_low=None, drop_zeros=False, rev_add=None, terms_rev=False, rows_rev=None, low_reads=None, rows_terms=False, rows_scan=False):
     """Gradients of the forward's inputs, params and the matrix state's initial value through the chain.
 
     n: the chain's names (<Model>.torch.json "chunked".names); run(part, dims, inputs, initial_state, B, T)
@@ -910,6 +929,8 @@ def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state,
     bits rev say (rows_readout_kernel's rev, terms), or None where the kernel does not take them (ROWS_REVERSED "kernel"): a
     per-key decay's transposed adjoint then reads the forward-time ld, q, dy, v and writes dk in forward time (no flips for
     it or after it). rows_terms: the decay adjoint's terms are asked of it (ROWS_TERMS "kernel": [dk in bf16, the terms]).
+    rows_scan: with rows_terms, where the decay anchors resolve to none, their reverse sums from a_T (ROWS_TERMS "scan":
+    rows_rev(..., scan=a_T) -> [dk in bf16, dld]; where it returns None, the terms as rows_terms asks).
     rev_add(a, c, dtype) -> a + c reversed in time as dtype (REV_ADD "kernel": rev_add_kernel), or None: where the
     adjoint's dv is prep's copy of an input whose one other piece is post's backward's, that sum without dv's flip.
     low_reads(parts) -> whether every core in parts reads bf16 (then the adjoint's shifted decays are gathered from a bf16
@@ -1073,14 +1094,26 @@ def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state,
     sv = seen or (lambda x: x)
     # ROWS_REVERSED "kernel": adjointT (dk = G v in reversed time) on the forward-time tensors, dk stored in forward time;
     # ROWS_TERMS "kernel": with the decay adjoint's terms (where the terms kernel would take them) and dk in bf16
-    dks_fwd, fused_terms = None, None
+    dks_fwd, fused_terms, fused_sums = None, None, None
+
+    def start_sums():  # a_T = <dS_N, S_N> per key row as [B, H*K] float32 (the reverse sums' value after the last token)
+        a0 = (canon(dS, False) * core_fin["S"].reshape(B, H * K * V)).reshape(B, H, K, V).sum(3)
+        return a0.reshape(B, H * K).to(torch.float32).contiguous()
     if matmul_t and way_t == "kernel" and rows_rev is not None and ld is not None:
         args = (ld, [(qs["x_q%d" % i], dys["x_dy%d" % i]) for i in range(len(n["readouts"]))], [kv["x_v%d" % i] for i in range(len(n["pairs"]))], canon(dS, False), 31)
         if (rows_terms and per_key and decay_terms is not None and (decay_way or DECAY_WAY) == "torch" and len(n["pairs"]) == 1 and len(n["readouts"]) == 1
                 and whole_low(n["pairs"][0]["k"]) == getattr(torch, "bfloat16", None) and sv(qs["x_q0"]) is qs["x_q0"] and sv(kv["x_k0"]).dtype == torch.bfloat16):
-            got = rows_rev(*args, terms=(tok(coret_out["o_dq0"], H * K), sv(kv["x_k0"])))
-            if got is not None:
-                dks_fwd, fused_terms = got[:1], got[1].reshape(B, T, L)
+            got = None
+            if rows_scan:  # the reverse sums from the kernel, where no anchors would read the terms
+                anchor_early = decay_anchor() if callable(decay_anchor) else (decay_anchor or DECAY_ANCHOR)
+                if anchor_early != "chunk":
+                    got = rows_rev(*args, terms=(tok(coret_out["o_dq0"], H * K), sv(kv["x_k0"])), scan=start_sums())
+                    if got is not None:
+                        dks_fwd, fused_sums = got[:1], got[1].reshape(B, T, L)
+            if got is None:
+                got = rows_rev(*args, terms=(tok(coret_out["o_dq0"], H * K), sv(kv["x_k0"])))
+                if got is not None:
+                    dks_fwd, fused_terms = got[:1], got[1].reshape(B, T, L)
         if dks_fwd is None:
             dks_fwd = rows_rev(*args)
     # the adjoint in reversed time: token t's decay moved to t - 1 (none after the last token), then reversed
@@ -1164,6 +1197,8 @@ def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state,
             return torch.linalg.vecdot(a.reshape(B, T, H, K), b.reshape(B, T, H, K))
         prod_sub = per_key and rsum != "flip" and hasattr(torch, "addcmul")
         terms = fused_terms  # (ROWS_TERMS "kernel": written beside dk)
+        if fused_sums is not None:  # (ROWS_TERMS "scan": the reverse sums themselves; no terms to form)
+            terms = fused_sums
         if dk_raw:  # dk read where adjointT wrote it (reversed time: the c2 bit), then converted and reversed
             terms = decay_terms([(sv(qs["x_q%d" % i]), bars[r["q"]]) for i, r in enumerate(n["readouts"])],
                                 [(sv(kv["x_k%d" % i]), full(dk_raw[i][0])) for i in range(len(n["pairs"]))], rev=8)
@@ -1185,7 +1220,9 @@ def chain_backward(n, run, B, T, state_shape, given, S0, cot_outputs, cot_state,
                 terms = terms - dot(sv(kv["x_k%d" % i]), dk)
         terms = terms.reshape(B, T, L)
         anchor = decay_anchor() if callable(decay_anchor) else (decay_anchor or DECAY_ANCHOR)
-        if anchor == "chunk":  # the sums restarted every chunk from <G^, S> at its end (seqc_decay_adjoint.py)
+        if fused_sums is not None:  # (decided before the adjoint ran, with the anchors resolving to none)
+            bars[n["ld"]] = fused_sums
+        elif anchor == "chunk":  # the sums restarted every chunk from <G^, S> at its end (seqc_decay_adjoint.py)
             ex = (lambda x: x) if exact_low is None or DECAY_ANCHOR_GRAM != "lean" else (lambda x: _first(exact_low(x), x))
             bars[n["ld"]] = _anchored(terms, ld, [(ex(kv["x_k%d" % i]), ex(kv["x_v%d" % i])) for i in range(len(n["pairs"]))],
                                       [(ex(qs["x_q%d" % i]), ex(dys["x_dy%d" % i])) for i in range(len(n["readouts"]))],
@@ -1666,8 +1703,8 @@ def backward_eager(ctx, m, flat, grads, convert=True, S_N=None):
         raise ValueError("seqc_chunked: ANCHOR_CHUNKS is %r; expected 'kernel' or 'copies'" % (ANCHOR_CHUNKS,))
     if ROWS_FORM not in ("chunk", "walk"):
         raise ValueError("seqc_chunked: ROWS_FORM is %r; expected 'chunk' or 'walk'" % (ROWS_FORM,))
-    if ROWS_TERMS not in ("kernel", "apart"):
-        raise ValueError("seqc_chunked: ROWS_TERMS is %r; expected 'kernel' or 'apart'" % (ROWS_TERMS,))
+    if ROWS_TERMS not in ("kernel", "apart", "scan"):
+        raise ValueError("seqc_chunked: ROWS_TERMS is %r; expected 'kernel', 'apart' or 'scan'" % (ROWS_TERMS,))
     if ROWS_REVERSED not in ("kernel", "flip"):
         raise ValueError("seqc_chunked: ROWS_REVERSED is %r; expected 'kernel' or 'flip'" % (ROWS_REVERSED,))
     if REVERSED_READS not in ("terms", "flip"):
@@ -1699,8 +1736,8 @@ def backward_eager(ctx, m, flat, grads, convert=True, S_N=None):
     def rows(ld, pairs, readouts, S0):
         return rows_readout_kernel(km, ld, pairs, readouts, S0, B, T, cd["H"], cd["K"], cd["V"], kc=kc, ks=ks)
 
-    def rows_rev(ld, pairs, readouts, S0, rev, terms=None):  # ROWS_REVERSED "kernel": the chunked form reading reversed time, or None
-        return rows_readout_kernel(km, ld, pairs, readouts, S0, B, T, cd["H"], cd["K"], cd["V"], kc=kc, rev=rev, terms=terms, ks=ks)
+    def rows_rev(ld, pairs, readouts, S0, rev, terms=None, scan=None):  # ROWS_REVERSED "kernel": the chunked form reading reversed time, or None
+        return rows_readout_kernel(km, ld, pairs, readouts, S0, B, T, cd["H"], cd["K"], cd["V"], kc=kc, rev=rev, terms=terms, ks=ks, **({"scan": scan} if scan is not None else {}))
     # a per-key decay's transposed cores on the rows readout kernel reading bf16 operands (ROWS_IO "bf16"): then prep's and
     # post's backward's copies may stay bf16 (low_alias) where the forward and adjoint cores read bf16
     rows_low = km is not None and ROWS_IO == "bf16" and PER_KEY_TRANSPOSED == "kernel" and any(k.get("low") for k in km.kernels)
@@ -1720,7 +1757,7 @@ def backward_eager(ctx, m, flat, grads, convert=True, S_N=None):
         rev_add=(lambda a, c, od: rev_add_kernel(ra, a, c, B, T, od)) if ra is not None else None,
         decay_terms=(lambda plus, minus, rev=0: decay_terms_kernel(tk, plus, minus, B, T, cd["H"], cd["K"], n.get("decay") == "key", rev)) if tk is not None else None,
         terms_rev=REVERSED_READS == "terms", rows_rev=rows_rev if km is not None and kc is not None and ROWS_REVERSED == "kernel" else None,
-        low_reads=lambda parts: all(reads_bf16(p) for p in parts), rows_terms=ROWS_TERMS == "kernel")
+        low_reads=lambda parts: all(reads_bf16(p) for p in parts), rows_terms=ROWS_TERMS in ("kernel", "scan"), rows_scan=ROWS_TERMS == "scan")
     need = ctx.need
     res = []
     for i, t in enumerate(m.inputs):

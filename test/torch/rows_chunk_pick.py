@@ -67,6 +67,11 @@ case("w16 wide pipe K 128 abc", "abc", K=128, V=128, wide=True, pipe=True, warps
 case("w16 wide pipe K 100 V 72", "bc", K=100, V=72, wide=True, pipe=True, warps=16)
 case("w16 split pipe K 128 bc (no such entry: 8 warps)", "bc", K=128, V=128, wide="split", pipe=True, warps=16)
 sc.ROWS_CHUNK_WARPS = 8
+case("scan pipe bc terms", "bc", pipe=True, terms=True, scan=True)
+case("scan bc terms", "bc", terms=True, scan=True)
+case("scan wide pipe K 128 bc terms", "bc", K=128, V=128, wide=True, pipe=True, terms=True, scan=True)
+case("scan wide K 128 bc terms (no such entry)", "bc", K=128, V=128, wide=True, terms=True, scan=True)
+case("scan without terms", "bc", pipe=True, scan=True)
 sc.ROWS_CHUNK_WIDE = "auto"
 for B, H in ((1, 8), (4, 16), (2, 16)):
     out["auto mode B %d H %d K 128, 132 SMs" % (B, H)] = sc.rows_chunk_mode(B, H, 128, 128, 132)

@@ -63,6 +63,12 @@ export interface RowsChunkConfig {
   pipe?: boolean;
   /** (entry suffix _t) the decay adjoint's terms q.dq - k.dk written beside out, out stored as bf16 */
   terms?: boolean;
+  /** (with terms, 8 warps, not split; entry suffix _ts) the terms' running sums along the walk in place of the terms: token
+   * t's value is carry0 + the terms of walk tokens <= t (carry0 [B, H*K] float32 per key row, the extra last argument, or
+   * null for 0), summed per chunk in 4 parts of 16 tokens, then the carry and the earlier parts in order. Under rev 31 the
+   * walk is reversed time, so these are the decay adjoint's reverse sums dld_t = a_T + sum_{s >= t} (q.dq - k.dk)_s with
+   * carry0 = a_T: no terms tensor for seqc_decay_adjoint.reverse_sums to read back (ROWS_TERMS "scan") */
+  scan?: boolean;
   /** (entry infix _v128, 8 warps only) the wide entries: 128 value columns a block (V <= 128), one group of 64 key rows a
    * block (grid (B H, ceil(K / 64)): blockIdx.y the group; K <= 128), for GLA at K = V = 128. Their pipe form takes
    * K = 128 (or 64), V = 128 */
@@ -124,6 +130,11 @@ export const ROWS_CHUNK_CONFIGS: readonly RowsChunkConfig[] = [
   { warps: 16, lowA: false, pipe: true, wide: true },
   { warps: 16, lowA: true, pipe: true, wide: true },
   { warps: 16, lowA: false, pipe: true, terms: true, wide: true },
+  // the terms' running sums (ROWS_TERMS "scan"): the terms entries' twins at K = 64, the prefetching one wide (the wide one
+  // without prefetch spilled at 128 registers: where the prefetching entry does not apply the runtime takes _t and the sums apart)
+  { warps: 8, lowA: false, terms: true, scan: true },
+  { warps: 8, lowA: false, pipe: true, terms: true, scan: true },
+  { warps: 8, lowA: false, pipe: true, terms: true, wide: true, scan: true },
 ];
 
 /** The bits of the kernel's last argument `rev`: ld read as the adjoint's shifted, reversed decays (token t: ld[T - t],
@@ -136,7 +147,7 @@ export const RC_QUOTIENT_FLOOR = -60;
 const C = 64, P = 72, PF = 68, PD = 20;
 
 export function rowsChunkEntry(c: RowsChunkConfig): string {
-  return `seqc_rows_chunk_w${c.warps}${c.wide ? "_v128" : ""}${c.split ? "_vs" : ""}${c.pipe ? "_p" : ""}${c.lowA ? "_la" : ""}${c.terms ? "_t" : ""}`;
+  return `seqc_rows_chunk_w${c.warps}${c.wide ? "_v128" : ""}${c.split ? "_vs" : ""}${c.pipe ? "_p" : ""}${c.lowA ? "_la" : ""}${c.terms ? (c.scan ? "_ts" : "_t") : ""}`;
 }
 
 /** Shared memory: ten bf16 tiles [64][72] (c, b, M hi/lo, decayed a hi/lo per sub-chunk end, decayed a hi/lo to the
@@ -237,11 +248,12 @@ template <typename TA, int NT, int VD> struct SeqcRcPre {
   }
 };
 
-template <typename TA, int NW, bool PIPE, bool TERMS, typename TO, int VD, bool SPLIT>
+template <typename TA, int NW, bool PIPE, bool TERMS, typename TO, int VD, bool SPLIT, bool SCAN = false>
 __device__ __forceinline__ void seqc_rows_chunk_body(const float* __restrict__ ld, const TA* __restrict__ a, const seqc_bf16* __restrict__ bq,
                                                      const seqc_bf16* __restrict__ cq, const float* __restrict__ S0, TO* __restrict__ out,
                                                      u32 B, u32 T, u32 H, u32 K, u32 V, u32 init, u32 rev,
-                                                     const float* __restrict__ dq, const seqc_bf16* __restrict__ kk, float* __restrict__ terms) {
+                                                     const float* __restrict__ dq, const seqc_bf16* __restrict__ kk, float* __restrict__ terms,
+                                                     const float* __restrict__ carry0 = nullptr) {
   constexpr int C = ${C}, P = ${P}, PF = ${PF}, PD = ${PD}, NT = NW * 32, NS = NW / 4, WN = 8 / NS, PARTS = NT / 64 < 4 ? NT / 64 : 4, R = C / PARTS;
   // (16 warps) the decays' cumulative sum stays in 4 parts of 64 threads (the 8-warp entries' sums, bit for bit); each diagonal
   // column's rows are split over DS threads (rows t = dh, dh + DS, ..: each row's sum as with one thread)
@@ -289,6 +301,9 @@ __device__ __forceinline__ void seqc_rows_chunk_body(const float* __restrict__ l
       const u32 i = 16 * j + gq + (e >> 1) * 8, v = n0v + nt * 8 + q2 + (e & 1);
       S[nt][e] = (init && i < Kb && v < Vb) ? S0[(((size_t)b * H + h) * K + k0 + i) * V + v0 + v] : 0.f;
     }
+  // (SCAN) the terms' running sum along the walk for column tid % 64 (thread (column, part): every part holds it), from carry0
+  float carry = 0.f;
+  if (SCAN && carry0 != nullptr && (tid & 63u) < Kb) carry = carry0[((size_t)b * H + h) * K + k0 + (tid & 63u)];
   SeqcRcPre<TA, NT, VD> pre;  // (PIPE) the next chunk's inputs, in flight while this one computes
   const size_t rk0 = (size_t)b * T * HK + (size_t)h * K + k0, rv0 = (size_t)b * T * HV + (size_t)h * V + v0;
   if (PIPE) pre.load(ld, a, bq, cq, rk0, rv0, HK, HV, 0u, T < (u32)C ? T : (u32)C, T, rev, tid);
@@ -500,19 +515,55 @@ __device__ __forceinline__ void seqc_rows_chunk_body(const float* __restrict__ l
           const size_t r = ((size_t)b * T + seqc_rc_tok(t0 + t, T, rev & 16u)) * HK + (size_t)h * K + k0 + i;
           const float v = o[nt][e] + Od[t * PF + i];
           out[r + (SPLIT ? (size_t)vg * B * T * HK : (size_t)0)] = seqc_cvt<TO>(v);
-          if (TERMS) terms[r] = seqc_rc_term(Af[t * PF + i], cpq ? Dq[t * PF + i] : dq[r], seqc_f32(cpq ? Kk[t * P + i] : kk[r]), v);
+          if (TERMS) {
+            const float tv = seqc_rc_term(Af[t * PF + i], cpq ? Dq[t * PF + i] : dq[r], seqc_f32(cpq ? Kk[t * P + i] : kk[r]), v);
+            if (SCAN) Od[t * PF + i] = tv;  // (its own element: read above by this thread only)
+            else terms[r] = tv;
+          }
         }
       }
+    if (SCAN) {
+      // the terms' running sum along the walk: thread (column i, part) sums its R rows in place, then adds the carry and the
+      // earlier parts' totals (in order) and stores; the carry becomes the chunk's last running sum
+      __syncthreads();
+      const u32 i = tid & 63, part = tid >> 6;
+      if (DS == 1 || part < (u32)PARTS) {
+        float acc = 0.f;
+#pragma unroll
+        for (int r = 0; r < R; ++r) {
+          const u32 t = part * R + r;
+          acc += t < n ? Od[t * PF + i] : 0.f;
+          Od[t * PF + i] = acc;
+        }
+        Tot[(PARTS + part) * PF + i] = acc;
+      }
+      __syncthreads();
+      if (DS == 1 || part < (u32)PARTS) {
+        float off = carry, run = carry;
+#pragma unroll
+        for (int p = 0; p < PARTS; ++p) {
+          if ((u32)p == part) off = run;
+          run += Tot[(PARTS + p) * PF + i];
+        }
+        carry = run;
+        if (i < Kb)
+#pragma unroll 4
+          for (int r = 0; r < R; ++r) {
+            const u32 t = part * R + r;
+            if (t < n) terms[((size_t)b * T + seqc_rc_tok(t0 + t, T, rev & 16u)) * HK + (size_t)h * K + k0 + i] = off + Od[t * PF + i];
+          }
+      }
+    }
   }
 }
 `;
 
 function entrySource(c: RowsChunkConfig): string {
   const ta = c.lowA ? "seqc_bf16" : "float", to = c.terms ? "seqc_bf16" : "float";
-  const extra = c.terms ? ", const float* __restrict__ dq, const seqc_bf16* __restrict__ kk, float* __restrict__ terms" : "";
+  const extra = c.terms ? `, const float* __restrict__ dq, const seqc_bf16* __restrict__ kk, float* __restrict__ terms${c.scan ? ", const float* __restrict__ carry0" : ""}` : "";
   return `
 extern "C" __global__ void __launch_bounds__(${c.warps * 32}) ${rowsChunkEntry(c)}(const float* __restrict__ ld, const ${ta}* __restrict__ a0, const seqc_bf16* __restrict__ b0, const seqc_bf16* __restrict__ c0, const float* __restrict__ S0, ${to}* __restrict__ o0, u32 B, u32 T, u32 H, u32 K, u32 V, u32 init, u32 rev${extra}) {
-  seqc_rows_chunk_body<${ta}, ${c.warps}, ${c.pipe ? "true" : "false"}, ${c.terms ? "true" : "false"}, ${to}, ${c.wide ? 128 : 64}, ${c.split ? "true" : "false"}>(ld, a0, b0, c0, S0, o0, B, T, H, K, V, init, rev, ${c.terms ? "dq, kk, terms" : "nullptr, nullptr, nullptr"});
+  seqc_rows_chunk_body<${ta}, ${c.warps}, ${c.pipe ? "true" : "false"}, ${c.terms ? "true" : "false"}, ${to}, ${c.wide ? 128 : 64}, ${c.split ? "true" : "false"}${c.scan ? ", true" : ""}>(ld, a0, b0, c0, S0, o0, B, T, H, K, V, init, rev, ${c.terms ? "dq, kk, terms" : "nullptr, nullptr, nullptr"}${c.scan ? ", carry0" : ""});
 }
 `;
 }
@@ -522,6 +573,7 @@ export function rowsChunkModule(configs: readonly RowsChunkConfig[] = ROWS_CHUNK
   for (const c of configs) {
     if ((c.wide || c.split) && c.warps === 4) throw new Error("rowsChunkModule: the wide and split entries take 8 or 16 warps");
     if (c.split && (c.wide || c.terms)) throw new Error("rowsChunkModule: a split entry is neither wide nor a terms entry");
+    if (c.scan && (!c.terms || c.warps !== 8)) throw new Error("rowsChunkModule: a scan entry is an 8-warp terms entry");
   }
   const kernels = configs.map((c) => ({
     ...c, entry: rowsChunkEntry(c), threads: c.warps * 32, sharedBytes: rowsChunkShared(!!c.terms, !!c.wide), chunk: C,
