@@ -93,11 +93,13 @@ describe.skipIf(!gpp)("prep_bwd's bf16-output twins on the CPU emulation", () =>
     checkAll([{ decay: "scalar", C: 64, K: 128, V: 128 }], 73);
   }, 900_000);
 
-  it("deliberately broken copies fail: NN^T's slots a pair off; M stored at the wrong row; the decay of NN^T's second slot taken from the first", () => {
+  it("deliberately broken copies fail: NN^T's slots a pair off; the odd lanes' slots not put back; M stored at the wrong row; the decay of NN^T's second slot taken from the first", () => {
     const s: Shape = { decay: "scalar", C: 32, K: 32, V: 24 };
     const twin = deltaPrepModule([twinOf(s)]), binT = buildEmu(twin.source, twin.kernels);
     const cases: [string, string][] = [
-      ["const u32 a = a0 + 2u * e;", "const u32 a = a0 + 2u * (e ^ 1u);"],
+      ["const u32 a = a0 + 2u * (e ^ (p << 1u));", "const u32 a = a0 + 2u * ((e ^ (p << 1u)) ^ 1u);"],
+      // (the odd lanes' pairs, read in the order 2, 3, 0, 1, not put back)
+      ["p ? make_uint4(o[2], o[3], o[0], o[1])", "p ? make_uint4(o[0], o[1], o[2], o[3])"],
       ["((unsigned short*)M)[(size_t)n * 1024u + row * 32u + col]", "((unsigned short*)M)[(size_t)n * 1024u + (row ^ 1u) * 32u + col]"],
       ["hi = sE[(a + 1u)] * hi;", "hi = sE[a] * hi;"],
     ];

@@ -216,18 +216,24 @@ function stagedBwdWout(c: DeltaPrepConfig<DeltaPrepDecay>, p: Record<string, any
   const out = (name: string, rows: number, W: number, b: boolean) => (b
     ? { pair: `((unsigned short*)${name})[(size_t)n * ${rows * W}u + row * ${W}u + col]`, bf16: true }
     : { pair: `${name}[(size_t)n * ${rows * W}u + row * ${W}u + col]` });
-  // NN^T [K][C]: 8 slots of key i a thread, Wd's values rounded in pairs, one 16-byte store
+  // NN^T [K][C]: 8 slots a0..a0+7 of key i a thread, Wd's values rounded in pairs, one 16-byte store. A warp's lanes take
+  // 16 keys (lane >> 1) x 2 slot groups (lane & 1, 8 rows apart): each key's 32 bytes one whole sector, and the odd lanes
+  // read their pairs in the order 2, 3, 0, 1 (then put back), 4 or 12 rows off the even lanes' (rows of LB / 2 = 4 mod 32
+  // words at K = 64 / 128: the other half of the banks), so a warp's 2-byte reads of hW hit 16 banks, two lanes a word
+  // (the slot groups of 8 rows a lane before: 8-way conflicts, rows 8 apart sharing a bank). C, K multiples of 16.
   const nnT = `  for (u32 x = t; x < ${(K * C) / 8}u; x += ${NT}u) {
-    const u32 i = x / ${C / 8}u, a0 = 8u * (x % ${C / 8}u);
+    const u32 wq = x >> 5u, p = x & 1u;
+    const u32 i = 16u * (wq / ${C / 16}u) + ((x >> 1u) & 15u), a0 = 8u * (2u * (wq % ${C / 16}u) + p);
     u32 o[4];
 #pragma unroll
     for (u32 e = 0; e < 4u; ++e) {
-      const u32 a = a0 + 2u * e;
+      const u32 a = a0 + 2u * (e ^ (p << 1u));
       float lo = seqc_h2f(hW[a * ${LB}u + i]), hi = seqc_h2f(hW[(a + 1u) * ${LB}u + i]);
 ${c.decay === "scalar" ? `      lo = ${eW("a")} * lo; hi = ${eW("(a + 1u)")} * hi;
 ` : ""}      o[e] = seqc_dz_pack(lo, hi);
     }
-    *(uint4*)&((unsigned short*)NN)[(size_t)n * ${K * C}u + i * ${C}u + a0] = make_uint4(o[0], o[1], o[2], o[3]);
+    const uint4 q4 = p ? make_uint4(o[2], o[3], o[0], o[1]) : make_uint4(o[0], o[1], o[2], o[3]);
+    *(uint4*)&((unsigned short*)NN)[(size_t)n * ${K * C}u + i * ${C}u + a0] = q4;
   }
 `;
   return `${DELTA_WALK_ZOUT_PRELUDE}${pre}${head}${lanes}${halves([["hQ", "sQU"], ["hU", `hQ + ${C * LB}u`], ["hW", "sW"], ["hD", "sDY"]])}  float* sTP = sQU;  // TP = Tinv^T Pu^T [C][C + 4] once BM and M are out
