@@ -15,7 +15,7 @@ import { describe, expect, it } from "vitest";
 import { execFileSync, spawnSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { DELTA_WALK_BF16_CONFIGS, deltaWalkBf16Module, type DeltaWalkBf16Config, type DeltaWalkBf16Kernel } from "../compiler/backends/cuda/delta-walk-bf16.ts";
+import { DELTA_WALK_BF16_CONFIGS, DELTA_WALK_BF16_KEY_CONFIGS, deltaWalkBf16Module, type DeltaWalkBf16Config, type DeltaWalkBf16Kernel } from "../compiler/backends/cuda/delta-walk-bf16.ts";
 import { findNvcc } from "../compiler/backends/cuda/nvcc.ts";
 import { relativeError } from "../compiler/io/manifest.ts";
 import { bf16 } from "./helpers/bf16-round.ts";
@@ -45,7 +45,10 @@ function data(c: DeltaWalkBf16Config, BH: number, nC: number, z0: boolean, seed:
   for (let n = 0; n < N; n++) for (let a = 0; a < C; a++) for (let i = 0; i < K; i++) NN[(n * C + a) * K + i] = NNb.values[(n * K + i) * C + a];
   const xr = u(N * C * V, 1), br = u(N * K * V, 1), xb = c.win === "all";
   const X = xb ? bf16(xr) : { values: xr, words: f32Bytes(xr) }, BM = xb ? bf16(br) : { values: br, words: f32Bytes(br) };
-  const A = Float64Array.from({ length: N }, () => f(0.525 + 0.475 * r()));
+  // per key (RWKV-7): exp of a chunk's summed log decays, each step's in [-20, 0]: mostly near 1, some tiny, some 0
+  const A = c.perKey
+    ? Float64Array.from({ length: N * K }, (_, i) => f(i % 7 === 3 ? Math.exp(-20 * 64 * (r() + 0.5)) : i % 7 === 5 ? Math.exp(-20 * (r() + 0.5)) : 0.525 + 0.475 * r()))
+    : Float64Array.from({ length: N }, () => f(0.525 + 0.475 * r()));
   const Z0 = z0 ? u(BH * K * V, 1) : null;
   return {
     BH, nC, M: M.values, X: X.values, BM: BM.values, NN, A, Z0,
@@ -76,7 +79,7 @@ function reference(c: DeltaWalkBf16Config, d: Data, reverse: boolean, round: boo
       const Yo = op(Yc), Zn = new Float64Array(K * V);
       for (let i = 0; i < K; i++)
         for (let j = 0; j < V; j++) {
-          let acc = d.A[n] * Z[i * V + j] + d.BM[(n * K + i) * V + j];
+          let acc = (c.perKey ? d.A[n * K + i] : d.A[n]) * Z[i * V + j] + d.BM[(n * K + i) * V + j];
           for (let a = 0; a < C; a++) acc += d.NN[(n * C + a) * K + i] * Yo[a * V + j];
           Zn[i * V + j] = acc;
         }
@@ -92,7 +95,7 @@ function reference(c: DeltaWalkBf16Config, d: Data, reverse: boolean, round: boo
 function buildEmu(source: string, kernels: DeltaWalkBf16Kernel[]): string {
   const main = `
 static void* P[9]; static int BH_, NC_, REV_, Z0_;
-${kernels.map((k) => `static void body_${k.entry}() { ${k.entry}((const float*)P[0], (const float*)P[1], (const float*)P[2], (const float*)P[3], (const float*)P[4], Z0_ ? (const float*)P[5] : nullptr, (unsigned short*)P[6], (unsigned short*)P[7], (float*)P[8], BH_, NC_, REV_); }`).join("\n")}
+${kernels.map((k) => `static void body_${k.entry}() { ${k.entry}((const float*)P[0], (const float*)P[1], (const float*)P[2], (const float*)P[3], (const float*)P[4], Z0_ ? (const float*)P[5] : nullptr, (${k.zout === "f32" ? "float" : "unsigned short"}*)P[6], (${k.zout === "f32" ? "float" : "unsigned short"}*)P[7], (float*)P[8], BH_, NC_, REV_); }`).join("\n")}
 ${EMU_READF}
 int main(int argc, char** argv) {
   std::string dir = argv[1], entry = argv[2];
@@ -113,7 +116,8 @@ ${[6, 7, 8].map((i, j) => `  ${j ? "" : "FILE* "}f = fopen((dir + "/${FILES[i]}.
 function runEmu(bin: string, k: DeltaWalkBf16Kernel, d: Data, reverse: boolean): Walk {
   return inScratchDir("seqc-dwalkb-", (dir) => {
     const { C, K, V } = k, { BH, nC } = d;
-    const nan = (n: number) => Buffer.alloc(2 * n, 0xff); // bf16 NaNs: the kernel must write every output
+    const zf = k.zout === "f32";
+    const nan = (n: number) => Buffer.alloc((zf ? 4 : 2) * n, 0xff); // NaNs: the kernel must write every output
     const bufs: Record<string, Buffer> = { ...d.bytes, ZS: nan(BH * nC * K * V), Y: nan(BH * nC * C * V), ZF: f32Bytes(new Float64Array(BH * K * V).fill(NaN)) };
     for (const f of FILES) writeFileSync(join(dir, `${f}.bin`), bufs[f]);
     execFileSync(bin, [dir, k.entry, String(BH), String(nC), reverse ? "1" : "0", d.Z0 ? "1" : "0", String(k.threads), String(k.sharedBytes), String(V / k.cols)], { stdio: "pipe" });
@@ -122,7 +126,9 @@ function runEmu(bin: string, k: DeltaWalkBf16Kernel, d: Data, reverse: boolean):
       for (let i = 0; i < n; i++) u32[i] = w[i] << 16;
       return Float64Array.from(new Float32Array(u32.buffer));
     };
-    return { ZS: h("ZS", BH * nC * K * V), Y: h("Y", BH * nC * C * V), ZF: readF32(join(dir, "ZF.out")) };
+    return zf
+      ? { ZS: readF32(join(dir, "ZS.out")), Y: readF32(join(dir, "Y.out")), ZF: readF32(join(dir, "ZF.out")) }
+      : { ZS: h("ZS", BH * nC * K * V), Y: h("Y", BH * nC * C * V), ZF: readF32(join(dir, "ZF.out")) };
   });
 }
 
@@ -198,6 +204,32 @@ describe.skipIf(!gpp)("the delta walk with bf16 operands on the CPU emulation vs
     console.log(lines.join("\n"));
   }, 1_800_000);
 
+  it("per-key decay (A [N, K], RWKV-7's range: exp of [-20, 0] a step summed over a chunk, 0 included) with float32 ZS and Y: small configurations and the shipped key walks, both directions, nC = 1 and 5, Z0 null and given", () => {
+    const small = deltaWalkBf16Module(SMALL.map((c) => ({ ...c, perKey: true, zout: "f32" as const })));
+    const m = deltaWalkBf16Module(DELTA_WALK_BF16_KEY_CONFIGS);
+    expect(m.kernels.map((k) => [k.entry, k.cols, k.threads, k.walkFor, k.zout])).toEqual([
+      ["seqc_delta_walk_key_c64k64v64_g32_bf16", 32, 128, "many", "f32"],
+      ["seqc_delta_walk_key_c64k64v64_g8_bf16", 8, 128, "few", "f32"],
+      ["seqc_delta_walk_key_c64k128v128_g64_w2_bf16", 64, 256, "many", "f32"],
+      ["seqc_delta_walk_key_c64k128v128_g8_p3_bf16", 8, 128, "few", "f32"],
+    ]);
+    const lines: string[] = [];
+    for (const mod of [small, m]) {
+      const bin = buildEmu(mod.source, mod.kernels);
+      mod.kernels.forEach((k, i) => {
+        const [x, y] = worst(k, bin, k.K === 128 ? 1 : 2, [1, 5], 17 + 13 * i);
+        lines.push(`${k.entry}: exact ${x.toExponential(2)}, rounding walk ${y.toExponential(2)}`);
+      });
+    }
+    console.log(lines.join("\n"));
+  }, 1_800_000);
+
+  it("per-key broken copies fail: a row block scaled by another row's decay; Y's float32 pair swapped", () => {
+    const c = { ...SMALL[3], perKey: true, zout: "f32" as const };
+    expect(brokenError(c, "an[1][0] = A[n * 64u + (2u * wr + 1u) * 16u + g + 0u];", "an[1][0] = A[n * 64u + g];", false)).toBeGreaterThan(1);
+    expect(brokenError(c, "make_float2(y[0][0], y[0][1]);", "make_float2(y[0][1], y[0][0]);", true)).toBeGreaterThan(1);
+  }, 300_000);
+
   it("deliberately broken copies fail: phase 2's A fragment without its second k half; Z^T's second column staged into the first; the reversed walk's copies of the chunk forwards; BM without the block's column offset; the third set reused a step early", () => {
     const [c0, c1, c2, c3] = SMALL;
     const cases: [DeltaWalkBf16Config, string, string, boolean][] = [
@@ -210,8 +242,8 @@ describe.skipIf(!gpp)("the delta walk with bf16 operands on the CPU emulation vs
     for (const [c, from, to, reverse] of cases) expect(brokenError(c, from, to, reverse), from).toBeGreaterThan(1);
   }, 300_000);
 
-  it.skipIf(!findNvcc())("nvcc -cubin compiles the shipped bf16 walks for sm_90; ptxas: no spills", () => {
-    const m = deltaWalkBf16Module();
+  it.skipIf(!findNvcc())("nvcc -cubin compiles the shipped bf16 walks (the per-key ones too) for sm_90; ptxas: no spills", () => {
+    const m = deltaWalkBf16Module([...DELTA_WALK_BF16_CONFIGS, ...DELTA_WALK_BF16_KEY_CONFIGS]);
     expect(m.source).toContain("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32");
     const use = ptxasUsage(findNvcc()!, m.source, m.kernels.map((k) => k.entry));
     for (const k of m.kernels) expect(use.get(k.entry)!.spillStores + use.get(k.entry)!.spillLoads, `${k.entry}: spills`).toBe(0);

@@ -21,6 +21,10 @@
  * B H (V / cols) 2 >= the SM count, else "few"): many rows K = V = 128 (64 columns over two column groups, 8 warps: grid
  * (B H, 2)) and K = V = 64 (32 columns, 4 warps: grid (B H, 2)); few rows 8 columns, 4 warps (grid (B H, V / 8); three
  * buffer sets at K = 128).
+ *
+ * A per-key decay (perKey, RWKV-7): A [N, K], Z = diag(A[n, :]) Z + BM + NN^T Yc, each thread's 2 K / C rows' decays
+ * loaded from global at the chunk's start; with zout "f32" ZS and Y are stored as float32 (the per-key adjoint reads
+ * them so; entries without _zb). DELTA_WALK_BF16_KEY_CONFIGS.
  */
 import { DELTA_WALK_PRELUDE, DELTA_WALK_ZOUT_PRELUDE } from "./delta-walk.ts";
 import { BF16_MMA, H2F } from "./delta-prep-staged.ts";
@@ -39,12 +43,17 @@ export interface DeltaWalkBf16Config {
   stages?: 2 | 3;
   /** What the runtime takes it for: many (b, h) rows or few. */
   walkFor: "many" | "few";
+  /** A per-key decay (RWKV-7; entry seqc_delta_walk_key_...): A [N, K], Z's row i scaled by A[n, i] (each thread's rows'
+   * decays loaded from global at the chunk's start); absent: A [N]. */
+  perKey?: boolean;
+  /** ZS and Y: "bf16" (absent; entry _zb) or "f32" (no _zb: the per-key adjoint reads them as float32). */
+  zout?: "bf16" | "f32";
 }
 
 export interface DeltaWalkBf16Kernel extends DeltaWalkBf16Config {
   op: "walk";
   math: "bf16";
-  zout: "bf16";
+  zout: "bf16" | "f32";
   split: 1;
   entry: string;
   threads: number;
@@ -63,10 +72,15 @@ export const DELTA_WALK_BF16_CONFIGS: readonly DeltaWalkBf16Config[] = (["mn", "
   { C: 64, K: 128, V: 128, cols: 8, win, stages: 3 as const, walkFor: "few" as const },
 ]);
 
-/** seqc_delta_walk_c{C}k{K}v{V}_g{cols}[_w{warpCols}][_p3]_bf16{|x}_zb. */
+/** The per-key decay's (RWKV-7, the "key" modules') bf16 reverse walks: win "mn" (M and NN^T bf16 from prep_bwd_key's wout
+ * twin, delta-prep-mma.ts), A [N, K], ZS and Y float32 (the per-key adjoint reads float32 LE and DR); the shapes and
+ * buffer sets of DELTA_WALK_BF16_CONFIGS' "mn" walks. seqc_delta_bwd takes them under LR_DELTA_KEY_WALK_BF16 "on". */
+export const DELTA_WALK_BF16_KEY_CONFIGS: readonly DeltaWalkBf16Config[] = DELTA_WALK_BF16_CONFIGS.filter((c) => c.win === "mn").map((c) => ({ ...c, perKey: true, zout: "f32" as const }));
+
+/** seqc_delta_walk_[key_]c{C}k{K}v{V}_g{cols}[_w{warpCols}][_p3]_bf16{|x}[_zb] (_zb: zout bf16). */
 export function deltaWalkBf16Entry(c: DeltaWalkBf16Config): string {
   const WC = c.warpCols ?? 1;
-  return `seqc_delta_walk_c${c.C}k${c.K}v${c.V}_g${c.cols}${WC > 1 ? `_w${WC}` : ""}${(c.stages ?? 2) === 3 ? "_p3" : ""}_bf16${c.win === "all" ? "x" : ""}_zb`;
+  return `seqc_delta_walk_${c.perKey ? "key_" : ""}c${c.C}k${c.K}v${c.V}_g${c.cols}${WC > 1 ? `_w${WC}` : ""}${(c.stages ?? 2) === 3 ? "_p3" : ""}_bf16${c.win === "all" ? "x" : ""}${c.zout === "f32" ? "" : "_zb"}`;
 }
 
 /** Row strides (halves: LMK for M [C][K + 8], LC for NN^T [K][C + 8] and Yc^T [cols][C + 8], LK for Z^T [cols][K + 8];
@@ -89,7 +103,7 @@ function layout(c: DeltaWalkBf16Config) {
 
 export function deltaWalkBf16Kernel(c: DeltaWalkBf16Config): DeltaWalkBf16Kernel {
   const l = layout(c);
-  return { ...c, op: "walk", math: "bf16", zout: "bf16", split: 1, entry: deltaWalkBf16Entry(c), threads: l.NT, sharedBytes: l.halves * 2, warpCols: l.WC, stages: l.P };
+  return { ...c, op: "walk", math: "bf16", zout: c.zout ?? "bf16", split: 1, entry: deltaWalkBf16Entry(c), threads: l.NT, sharedBytes: l.halves * 2, warpCols: l.WC, stages: l.P };
 }
 
 /** What the bf16 walks put before their sources (guarded pieces): the bf16 mma, seqc_h2f, the bf16 pair packing. */
@@ -102,6 +116,9 @@ export function deltaWalkBf16Source(c: DeltaWalkBf16Config): string {
   const { C, K, V } = c, { G, WC, P, xb, W, MT, NB, NT, LMK, LC, LK, LX, XH, SETH } = layout(c);
   const XT = xb ? "unsigned short" : "float", EPC = xb ? 8 : 4; // X / BM elements a 16-byte copy
   const wr = WC > 1 ? "wr" : "w", cb = WC > 1 ? "cb + " : "";
+  const zf = c.zout === "f32", OT = zf ? "float" : "unsigned short"; // ZS's and Y's element
+  // ZS / Y's pair at p from two fp32 values: packed bf16 (one u32) or a float2
+  const put2 = (p: string, lo: string, hi: string) => (zf ? `*(float2*)&${p} = make_float2(${lo}, ${hi});` : `*(u32*)&${p} = seqc_dz_pack(${lo}, ${hi});`);
   const colOf = (s: number) => `${cb}${8 * s}u + 2u * tg`;
   const chunkOf = (s: string) => `(reverse ? nC - 1 - ${s} : ${s})`;
   // a pair of X / BM at [row][col] of a set buffer as two floats
@@ -125,6 +142,11 @@ ${copy("sM", LMK, "gM", C, K, 8, K, "", ind + "  ")}${copy("sN", LC, "gN", K, C,
   const zPairs = (code: (m: number, s: number, h: number) => string, ind: string) =>
     range(MT).flatMap((m) => range(NB).flatMap((s) => [0, 1].map((h) => `${ind}{ const u32 row = ${zRow(m, h)}, col = ${colOf(s)}; ${code(m, s, h)} }\n`))).join("");
   const zv = (m: number, s: number, h: number, e: number) => `z[${m}][${s}][${2 * h + e}]`;
+  // Z's row decay: the chunk's A[n] or (perKey) the thread's row's A[n, row], loaded at the chunk's start into an[m][h]
+  const aOf = (m: number, h: number) => (c.perKey ? `an[${m}][${h}]` : "an");
+  const aLoad = c.perKey
+    ? `    float an[${MT}][2];\n${range(MT).flatMap((m) => [0, 1].map((h) => `    an[${m}][${h}] = A[n * ${K}u + ${zRow(m, h)}];\n`)).join("")}`
+    : "    const float an = A[n];\n";
   // Z^T's bf16 operand copy [cols][LK] from the accumulators (the pair's two columns)
   const zStage = (ind: string) => zPairs((m, s, h) => `const u32 p = seqc_dz_pack(${zv(m, s, h, 0)}, ${zv(m, s, h, 1)}); sZt[col * ${LK}u + row] = (unsigned short)(p & 0xffffu); sZt[(col + 1u) * ${LK}u + row] = (unsigned short)(p >> 16);`, ind);
   const fragA = (buf: string, ld: number, row: string, k: string, ind: string) =>
@@ -139,9 +161,9 @@ ${fragA("sM", LMK, `16u * ${wr} + g`, "k0", "      ")}${range(NB).map((s) => `  
 ${fragB("fb", "sZt", LK, `${cb}${8 * s}u + g`, "k0", "        ")}        seqc_dps_mma(y[${s}], fa, fb);
       }
 `).join("")}    }
-${range(NB).flatMap((s) => [0, 1].map((h) => `    { const u32 row = 16u * ${wr} + g + ${8 * h}u, col = ${colOf(s)}; const u32 p = seqc_dz_pack(y[${s}][${2 * h}], y[${s}][${2 * h + 1}]); *(u32*)&Y[(n * ${C}u + row) * ${V}u + j0 + col] = p; sYt[col * ${LC}u + row] = (unsigned short)(p & 0xffffu); sYt[(col + 1u) * ${LC}u + row] = (unsigned short)(p >> 16); }\n`)).join("")}`;
+${range(NB).flatMap((s) => [0, 1].map((h) => `    { const u32 row = 16u * ${wr} + g + ${8 * h}u, col = ${colOf(s)}; const u32 p = seqc_dz_pack(y[${s}][${2 * h}], y[${s}][${2 * h + 1}]); ${zf ? `*(float2*)&Y[(n * ${C}u + row) * ${V}u + j0 + col] = make_float2(y[${s}][${2 * h}], y[${s}][${2 * h + 1}]);` : `*(u32*)&Y[(n * ${C}u + row) * ${V}u + j0 + col] = p;`} sYt[col * ${LC}u + row] = (unsigned short)(p & 0xffffu); sYt[(col + 1u) * ${LC}u + row] = (unsigned short)(p >> 16); }\n`)).join("")}`;
   // phase 2: Z = A Z + BM + NN^T Yc on warp (wr, wc)'s row blocks, in the accumulators; Z^T's bf16 copy
-  const p2 = `${zPairs((m, s, h) => `float b0, b1; ${pairOf("sB", "row", "col", "b0", "b1")} ${zv(m, s, h, 0)} = fmaf(an, ${zv(m, s, h, 0)}, b0); ${zv(m, s, h, 1)} = fmaf(an, ${zv(m, s, h, 1)}, b1);`, "    ")}#pragma unroll
+  const p2 = `${zPairs((m, s, h) => `float b0, b1; ${pairOf("sB", "row", "col", "b0", "b1")} ${zv(m, s, h, 0)} = fmaf(${aOf(m, h)}, ${zv(m, s, h, 0)}, b0); ${zv(m, s, h, 1)} = fmaf(${aOf(m, h)}, ${zv(m, s, h, 1)}, b1);`, "    ")}#pragma unroll
     for (u32 k0 = 0; k0 < ${C}u; k0 += 16u) {
 ${range(NB).map((s) => fragB(`fb${s}`, "sYt", LC, `${cb}${8 * s}u + g`, "k0", "      ")).join("")}${range(MT).map((m) => `      {
 ${fragA("sN", LC, `(${MT}u * ${wr} + ${m}u) * 16u + g`, "k0", "        ")}${range(NB).map((s) => `        seqc_dps_mma(z[${m}][${s}], fa, fb${s});\n`).join("")}      }
@@ -153,7 +175,7 @@ ${copyAll("    ", "n0", `${p}u`)}  }
   seqc_cp_commit();
 `).join("");
   return `
-extern "C" __global__ void __launch_bounds__(${NT}) ${deltaWalkBf16Entry(c)}(const float* __restrict__ M, const float* __restrict__ X, const float* __restrict__ BM, const float* __restrict__ NN, const float* __restrict__ A, const float* __restrict__ Z0, unsigned short* __restrict__ ZS, unsigned short* __restrict__ Y, float* __restrict__ ZF, int BH, int nC, int reverse) {
+extern "C" __global__ void __launch_bounds__(${NT}) ${deltaWalkBf16Entry(c)}(const float* __restrict__ M, const float* __restrict__ X, const float* __restrict__ BM, const float* __restrict__ NN, const float* __restrict__ A, const float* __restrict__ Z0, ${OT}* __restrict__ ZS, ${OT}* __restrict__ Y, float* __restrict__ ZF, int BH, int nC, int reverse) {
   SEQC_SMEM_DECL(seqc_smem_raw);
   const unsigned short* Mh = (const unsigned short*)M;   // M [N][C][K] bf16
   const unsigned short* Nh = (const unsigned short*)NN;  // NN^T [N][K][C] bf16
@@ -185,8 +207,7 @@ ${zStage("  ")}${prologue}  for (int s = 0; s < nC; ++s) {
 ${copyAll("      ", "nn", `(u32)(s + ${P - 1}) % ${P}u`)}    }
     seqc_cp_commit();
     ${set(`(u32)s % ${P}u`)}
-    const float an = A[n];
-${zPairs((m, s, h) => `*(u32*)&ZS[(n * ${K}u + row) * ${V}u + j0 + col] = seqc_dz_pack(${zv(m, s, h, 0)}, ${zv(m, s, h, 1)});`, "    ")}    // phase 1: Yc = X + M Z
+${aLoad}${zPairs((m, s, h) => put2(`ZS[(n * ${K}u + row) * ${V}u + j0 + col]`, zv(m, s, h, 0), zv(m, s, h, 1)), "    ")}    // phase 1: Yc = X + M Z
 ${p1}    __syncthreads();    // Yc^T; phase 1 done with Z^T
     // phase 2: Z = A Z + BM + NN^T Yc
 ${p2}  }
