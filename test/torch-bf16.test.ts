@@ -57,8 +57,13 @@ describe("torch target: bf16 forms in the module's plans", () => {
         // the warp-split twins (stateless-warp.ts, "-bf16in-wr"): after the twins, each of a twin whose form sums over a row;
         // then the no-zeros twins (stateless-nz.ts, "-nz": Mamba-2's post and prep backward, which write literal zeros);
         // then the row-major twins (stateless-rows.ts, "-rm<M>") of the global form's last twin and its "-nz" twin, 3 each
-        // and last their vector twins (stateless-vec.ts, "-rv<M>"), one for each
+        // and last their vector twins (stateless-vec.ts, "-rv<M>"), one for each, then the fused ones ("-rf<M>", where
+        // phases fuse: Mamba-2's warp splits of post's and prep's backward), each of a row-major twin
         const base = name === "mamba2" && part !== "prep" ? ["global-bf16in-wr", "global-bf16in-wr-nz"] : ["global-bf16in"];
+        const rf = plan.forms.filter((f) => /-rf\d+$/.test(f.variant));
+        expect(plan.forms.slice(plan.forms.length - rf.length), key).toEqual(rf);
+        expect(rf.map((f) => f.variant), key).toEqual(name === "mamba2" && part !== "prep" ? [1, 4, 16].map((M) => `global-bf16in-wr-rf${M}`) : []);
+        plan = { ...plan, forms: plan.forms.slice(0, plan.forms.length - rf.length) };
         const rv = plan.forms.filter((f) => /-rv\d+$/.test(f.variant));
         expect(plan.forms.slice(plan.forms.length - rv.length), key).toEqual(rv);
         expect(rv.map((f) => f.variant), key).toEqual(base.flatMap((v) => [1, 4, 16].map((M) => `${v}-rv${M}`)));

@@ -228,10 +228,10 @@ describe.skipIf(!numpy)("torch target: the form of the chain's stateless parts o
       "chain:prepBw tuned": ["workgroup", "workgroup", ["thread", "workgroup", "global"]],
       // the bf16-input twins, (STATELESS_ROWS, STATELESS_VEC) (False, True) / (True, False) / (True, True): [pick, row-major
       // twins tried, the pick in a graph's capture with GRAPH_PICKS "tuned" (the trial's), with "auto" (the plan's), vector
-      // twins tried]
+      // twins tried ("-rv", and "-rf": the fused ones, last, of the warp split's phases)]
       "chain:prep bf16": [["global-bf16in", 0, "global-bf16in", "auto", 0], ["global-bf16in-rm16", 3, "global-bf16in-rm16", "auto", 0], ["global-bf16in-rv16", 3, "global-bf16in-rv16", "auto", 3]],
-      "chain:postBw bf16": [["global-bf16in-wr-nz", 0, "global-bf16in-wr-nz", "workgroup-bf16in", 0], ["global-bf16in-wr-nz-rm16", 6, "global-bf16in-wr-nz-rm16", "workgroup-bf16in", 0], ["global-bf16in-wr-nz-rv16", 6, "global-bf16in-wr-nz-rv16", "workgroup-bf16in", 6]],
-      "chain:prepBw bf16": [["global-bf16in-wr-nz", 0, "global-bf16in-wr-nz", "auto", 0], ["global-bf16in-wr-nz-rm16", 6, "global-bf16in-wr-nz-rm16", "auto", 0], ["global-bf16in-wr-nz-rv16", 6, "global-bf16in-wr-nz-rv16", "auto", 6]],
+      "chain:postBw bf16": [["global-bf16in-wr-nz", 0, "global-bf16in-wr-nz", "workgroup-bf16in", 0], ["global-bf16in-wr-nz-rm16", 6, "global-bf16in-wr-nz-rm16", "workgroup-bf16in", 0], ["global-bf16in-wr-rf16", 6, "global-bf16in-wr-rf16", "workgroup-bf16in", 9]],
+      "chain:prepBw bf16": [["global-bf16in-wr-nz", 0, "global-bf16in-wr-nz", "auto", 0], ["global-bf16in-wr-nz-rm16", 6, "global-bf16in-wr-nz-rm16", "auto", 0], ["global-bf16in-wr-rf16", 6, "global-bf16in-wr-rf16", "auto", 9]],
     });
   }, 120_000);
 });

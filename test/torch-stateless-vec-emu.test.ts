@@ -1,6 +1,6 @@
 /**
  * The stateless parts' vector twins (compiler/backends/torch/stateless-vec.ts, "-rv<M>": a thread 4 consecutive
- * elements of a row a chunk, the lane-indexed loads and stores as one float4 / bf16 quad) on the CPU emulation of CUDA
+ * elements of a row a chunk, the lane-indexed loads and stores as one float4 / bf16 quad; "-rf<M>": phases fused) on the CPU emulation of CUDA
  * (test/cuda-emu/emu.h, g++): each against the row-major twin it copies ("-rm<M>", stateless-rows.ts), bitwise, every
  * output (those written as bf16 by "-bf16out" twins, and those left unwritten by "-nz" twins, too). At sizes whose rows
  * are multiples of 4 (the vector path runs: a broken vector load below fails), at odd sizes (the row-major fallback
@@ -40,8 +40,8 @@ function compare(name: string, part: ChainPart, plan: CudaModelPlan, m: Model, d
   let differ = 0;
   for (const [B, T, seed] of cases) {
     const run = randomRun(m, { dims, batch: B, time: T, seed: seed * 11 + part.length });
-    for (const f of plan.forms.filter((x) => /-rv\d+(-bf16out)?$/.test(x.variant) && (!only || only(x.variant)))) {
-      const src = plan.forms.find((x) => x.variant === f.variant.replace(/-rv(\d+)/, "-rm$1"));
+    for (const f of plan.forms.filter((x) => /-r[vf]\d+(-bf16out)?$/.test(x.variant) && (!only || only(x.variant)))) {
+      const src = plan.forms.find((x) => x.variant === f.variant.replace(/-r[vf](\d+)/, "-rm$1"));
       expect(src, `${name} ${part} ${f.variant}`).toBeDefined();
       expect([src!.io, src!.out, src!.bf16Inputs, src!.bf16Outputs, src!.unwritten, src!.vars]).toEqual([f.io, f.out, f.bf16Inputs, f.bf16Outputs, f.unwritten, f.vars]);
       const vals = Object.fromEntries(Object.entries(run.inputs).map(([k, v]) => [k, f.bf16Inputs!.includes(k) ? v.map((x) => fromBf16(toBf16(x))) : Float64Array.from(Float32Array.from(v))]));

@@ -15,4 +15,7 @@ nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,temperature.gpu,
 python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)" 2>&1 | tee -a "$OUT/card.txt"
 timeout "${BENCH_S:-100}" python3 "$MOD/bench/stateless_vec_bench.py" "$MOD" --out "$OUT" --reps "${REPS:-10}" --rounds "${ROUNDS:-2}" \
   --budget "${BUDGET:-80}" ${CASES:+--cases "$CASES"} 2>&1 | tee "$OUT/bench.txt" | tail -40
-echo "bench exit ${PIPESTATUS[0]}"
+RC=${PIPESTATUS[0]}
+# (the tool returns 8 files: the profiles and the json in one archive)
+(cd "$OUT" && tar -czf profiles.tgz profile-*.txt vec.json && rm -f profile-*.txt)
+echo "bench exit $RC"

@@ -1,7 +1,8 @@
 """The stateless parts' vector twins (compiler/backends/torch/stateless-vec.ts, "-rv<M>") against today's forms, bf16
 tensors, one process (issue 6, session 15 task E). Per model and shape, with seqc_chunked.STATELESS_VEC False ("rm":
 today's trial) and True ("vec": the vector twins in the trial too):
-  - the trial's times of every form of each stateless part (seqc_chunked.TRIALS, best of two) and the form it picks, and
+  - the trial's times of every form of each stateless part (seqc_chunked.TRIALS, best of two; the best row-major "rm",
+    vector "rv" and fused vector "rf" twin beside) and the form it picks, and
     that form's floor: the bytes its launches bind (inputs read, bf16 where it reads them so; outputs written, bf16 where
     it writes them so, not its unwritten ones) at the copy rate measured here;
   - one eager step under torch.profiler: each part's kernels' GPU time;
@@ -122,6 +123,10 @@ def case(args, root, model, shape, rate, res, lines):
             group = outs if outs else set(ts)
             pick = min(group, key=ts.get)
             row["picked"].setdefault(s, {})[part] = [pick, ts[pick]]
+            # the best of each kind in the trial (row-major, vector, fused vector)
+            for kind in ("-rm", "-rv", "-rf"):
+                best = min((v for v in group if kind in v), key=ts.get, default=None)
+                row.setdefault("best", {}).setdefault(s, {}).setdefault(part, {})[kind[1:]] = [best, ts[best]] if best else None
             fm, nb = floor(sm, part, pick, dims, B, T, rate)
             row["floors"].setdefault(s, {})[part] = [round(fm, 4), nb]
         parts, table = profiled(sm, one)
@@ -144,8 +149,10 @@ def case(args, root, model, shape, rate, res, lines):
         if part not in row["picked"].get("rm", {}):
             continue
         a, b = row["picked"]["rm"][part], row["picked"]["vec"][part]
-        lines.append("%-15s %-15s %-7s floor %.4f | trial rm %.4f (%s) vec %.4f (%s) | profile rm %.4f vec %.4f" % (
-            model, shape, part, row["floors"]["vec"][part][0], a[1], a[0], b[1], b[0], row["parts"]["rm"][part], row["parts"]["vec"][part]))
+        kinds = row.get("best", {}).get("vec", {}).get(part, {})
+        lines.append("%-15s %-15s %-7s floor %.4f | trial rm %.4f (%s) vec %.4f (%s) | profile rm %.4f vec %.4f | trial best %s" % (
+            model, shape, part, row["floors"]["vec"][part][0], a[1], a[0], b[1], b[0], row["parts"]["rm"][part], row["parts"]["vec"][part],
+            " ".join("%s %.4f" % (k, v[1]) for k, v in kinds.items() if v)))
     lines.append("%-15s %-15s graphs step rm %.3f vec %.3f ms (median; min %.3f / %.3f) | grads vec vs rm %.1e | %.0f s" % (
         model, shape, row["graphs"]["rm"]["median"], row["graphs"]["vec"]["median"], row["graphs"]["rm"]["min"], row["graphs"]["vec"]["min"], row["grads_vec_vs_rm"], row["wall_s"]))
     print("\n".join(lines[-4:]), flush=True)

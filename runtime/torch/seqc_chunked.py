@@ -1325,7 +1325,8 @@ STATELESS_WARP = True
 STATELESS_ROWS = True
 # The row-major twins' vector twins ("<variant>-rv<M>", compiler/backends/torch/stateless-vec.ts: each thread 4
 # consecutive elements of a row a chunk, the loads and stores indexed by the element as one float4 / bf16 quad where the
-# sizes and the buffers' alignment allow, else the row-major twin's code; bitwise the twins they copy) join the trial
+# sizes and the buffers' alignment allow, else the row-major twin's code; bitwise the twins they copy) and their fused
+# twins ("<variant>-rf<M>": consecutive phases that share no buffer as one, without the barriers) join the trial
 # above with STATELESS_ROWS; False leaves them out (the way before). H200 call E15 (bench/RESULTS.md "The stateless
 # parts' vector twins"), bf16, the trial's pick's GPU ms (profile) without / with them: DeltaNet (4, 8192, 16, 128)
 # prep 0.601 -> 0.248 (floor 0.160), prep's backward 0.574 -> 0.411 (floor 0.320); Gated DeltaNet the same; GLA
@@ -1374,7 +1375,7 @@ def stateless_form(runner, dims, B, T, trial=None, io="f32", out_io=None, bars=F
                     continue
                 if not STATELESS_ROWS and "-rm" in f["variant"]:
                     continue
-                if not (STATELESS_ROWS and STATELESS_VEC) and "-rv" in f["variant"]:
+                if not (STATELESS_ROWS and STATELESS_VEC) and ("-rv" in f["variant"] or "-rf" in f["variant"]):
                     continue
                 if f.get("unwritten") and not unwritten_ok():
                     continue

@@ -43,7 +43,7 @@ for key, plan in req["plans"].items():
     again = seqc_chunked.stateless_form(r, req["dims"], req["sizes"][0], 1, trial)
     out["%s tuned" % key] = [first, again, tried]
 # the bf16-input twins (io "bf16", out "f32"; trial as above): the row-major twins ("-rm<M>", stateless-rows.ts) tried
-# only with STATELESS_ROWS, their vector twins ("-rv<M>", stateless-vec.ts) only with STATELESS_ROWS and STATELESS_VEC;
+# only with STATELESS_ROWS, their vector twins ("-rv<M>", "-rf<M>": stateless-vec.ts) only with STATELESS_ROWS and STATELESS_VEC;
 # without a trial run (a graph's capture) GRAPH_PICKS "tuned" takes the trial's pick for the same key, "auto" the plan's.
 # Per (STATELESS_ROWS, STATELESS_VEC) (False, True) / (True, False) / (True, True): [pick, rm forms tried, tuned, auto,
 # rv forms tried]
@@ -64,6 +64,6 @@ for key, plan in req["plans"].items():
         for g in ("tuned", "auto"):
             seqc_chunked.GRAPH_PICKS = g
             graph.append(seqc_chunked.stateless_form(r, req["dims"], req["sizes"][0], 1, None, io="bf16", out_io="f32"))
-        got.append([pick, sum("-rm" in v for v in tried)] + graph + [sum("-rv" in v for v in tried)])
+        got.append([pick, sum("-rm" in v for v in tried)] + graph + [sum("-rv" in v or "-rf" in v for v in tried)])
     out["%s bf16" % key] = got
 print(json.dumps(out))

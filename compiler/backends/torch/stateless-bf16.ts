@@ -43,7 +43,7 @@ import { renderKernel } from "../cuda/render.ts";
 import { warpSplitKernel, WARP_SUM_FN, WARP_SUM_SOURCE } from "./stateless-warp.ts";
 import { withoutStores } from "./stateless-nz.ts";
 import { ROW_GROUPS, ROWS, rowMajorKernel, timesRows, UNROLL } from "./stateless-rows.ts";
-import { VEC, VEC_FNS, VEC_ROWS, VEC_SOURCE, vectorKernel } from "./stateless-vec.ts";
+import { fusedVectorKernel, VEC, VEC_FNS, VEC_FUSED, VEC_ROWS, VEC_SOURCE, vectorKernel } from "./stateless-vec.ts";
 
 /** The chunked backward's stateless parts (both chains': runtime/chunked-backward.ts, runtime/chunked-backward-lowrank.ts). */
 export const STATELESS_PARTS: ReadonlySet<string> = new Set(["prep", "postBw", "prepBw"]);
@@ -114,9 +114,10 @@ export function withBf16Inputs(model: I.Model, plan: CudaModelPlan, low: Iterabl
   // the row-major twins (stateless-rows.ts ROWS) of the global form's last twins: after everything else
   const rmForms: CudaModelPlan["forms"] = [];
   const rmSrc: string[] = [];
-  // their vector twins (stateless-vec.ts VEC_ROWS): after those
+  // their vector twins (stateless-vec.ts VEC_ROWS): after those; then the fused ones (VEC_FUSED)
   const rvForms: CudaModelPlan["forms"] = [];
   const rvSrc: string[] = [];
+  const rfForms: CudaModelPlan["forms"] = [];
   // the bf16-output twins (BF16_OUT): every kernel rendered above by its entry, with its reads and the buffers bound to
   // a bf16Out output
   const outSet = new Set([...(opts.bf16Out ?? [])].filter((n) => ownOut.has(n)));
@@ -138,7 +139,7 @@ export function withBf16Inputs(model: I.Model, plan: CudaModelPlan, low: Iterabl
     const nzWarpSources: string[] = [];
     // the row-major versions (rows: the global form's, one kernel) of the twin the glue runs (its warp split where it has
     // one) and of that twin's NO_ZEROS twin
-    const rm: { top?: K.Kernel; nz?: K.Kernel; warp?: boolean; reads?: Set<string>; vtop?: K.Kernel; vnz?: K.Kernel } = {};
+    const rm: { top?: K.Kernel; nz?: K.Kernel; warp?: boolean; reads?: Set<string>; vtop?: K.Kernel; vnz?: K.Kernel; ftop?: K.Kernel; fnz?: K.Kernel } = {};
     for (const k of f.kernels) {
       // the kernel's buffers bound to a low input, by the launches of this form that run it (and to an unwritten output)
       const reads = new Set<string>();
@@ -171,6 +172,7 @@ export function withBf16Inputs(model: I.Model, plan: CudaModelPlan, low: Iterabl
         const topNz = split ? kwn : kn;
         Object.assign(rm, { reads, warp: Boolean(split), top: rowMajorKernel(top, `${top.name}_${ROWS}`), nz: topNz ? rowMajorKernel(topNz, `${topNz.name}_${ROWS}`) : undefined });
         Object.assign(rm, { vtop: vectorKernel(top, `${top.name}_${VEC_ROWS}`), vnz: topNz ? vectorKernel(topNz, `${topNz.name}_${VEC_ROWS}`) : undefined });
+        Object.assign(rm, { ftop: fusedVectorKernel(top, `${top.name}_${VEC_FUSED}`), fnz: topNz ? fusedVectorKernel(topNz, `${topNz.name}_${VEC_FUSED}`) : undefined });
       }
     }
     const renamed = { ...f.plan, kernels: f.plan.kernels.map((l) => ({ ...l, shader: twin(l.shader), name: twin(l.name) })) };
@@ -220,11 +222,17 @@ export function withBf16Inputs(model: I.Model, plan: CudaModelPlan, low: Iterabl
       const vpairs: [CudaModelPlan["forms"][number], K.Kernel][] = [];
       if (rm.vtop) vpairs.push([base, rm.vtop]);
       if (nzBase && rm.nz && rm.vnz) vpairs.push([nzBase, rm.vnz]);
-      for (const [b, k] of vpairs) {
-        rvSrc.push(render(k, { bf16Reads: rm.reads!, fns: { ...VEC_FNS, ...(rm.warp ? { [WARP_SUM_FN]: WARP_SUM_FN } : {}) } }));
-        for (const M of ROW_GROUPS) {
-          const steps = b.steps.map((st) => (st.kind === "launch" ? { ...st, entry: k.name } : st));
-          rvForms.push({ ...b, variant: `${b.variant}-${VEC_ROWS}${M}`, vars: timesRows(b.vars as [string, unknown][], M) as typeof b.vars, steps, note: `${b.note}; items row by row, ${VEC} consecutive a thread as vectors where the checks hold, ${M} times the rows a block (stateless-vec.ts)` });
+      // and their fused twins (stateless-vec.ts fusedVectorKernel), where two phases fuse
+      const fpairs: [CudaModelPlan["forms"][number], K.Kernel][] = [];
+      if (rm.ftop) fpairs.push([base, rm.ftop]);
+      if (nzBase && rm.nz && rm.fnz) fpairs.push([nzBase, rm.fnz]);
+      for (const [pairs, list, sfx] of [[vpairs, rvForms, VEC_ROWS], [fpairs, rfForms, VEC_FUSED]] as const) {
+        for (const [b, k] of pairs) {
+          rvSrc.push(render(k, { bf16Reads: rm.reads!, fns: { ...VEC_FNS, ...(rm.warp ? { [WARP_SUM_FN]: WARP_SUM_FN } : {}) } }));
+          for (const M of ROW_GROUPS) {
+            const steps = b.steps.map((st) => (st.kind === "launch" ? { ...st, entry: k.name } : st));
+            list.push({ ...b, variant: `${b.variant}-${sfx}${M}`, vars: timesRows(b.vars as [string, unknown][], M) as typeof b.vars, steps, note: `${b.note}; items row by row, ${VEC} consecutive a thread as vectors where the checks hold${sfx === VEC_FUSED ? ", phases fused" : ""}, ${M} times the rows a block (stateless-vec.ts)` });
+          }
         }
       }
     }
@@ -235,7 +243,7 @@ export function withBf16Inputs(model: I.Model, plan: CudaModelPlan, low: Iterabl
   const nzs = nzSrc.length ? "\n" + nzSrc.join("\n\n") + "\n" : "";
   const rms = rmSrc.length ? "\n" + rmSrc.join("\n\n") + "\n" : "";
   const rvs = rvSrc.length ? "\n" + rvSrc.join("\n\n") + "\n" : "";
-  const all = [...forms, ...(ws ? warpForms : []), ...nzForms, ...rmForms, ...rvForms];
+  const all = [...forms, ...(ws ? warpForms : []), ...nzForms, ...rmForms, ...rvForms, ...rfForms];
   const out = outSet.size ? bf16OutTwins(all, rendered, [...outSet].sort()) : { forms: [], sources: [] };
   const outs = out.sources.length ? "\n" + out.sources.join("\n\n") + "\n" : "";
   return { ...plan, source: (ws ? WARP_SUM_SOURCE + "\n" : "") + (rvs ? VEC_SOURCE + "\n" : "") + plan.source + "\n" + sources.join("\n\n") + "\n" + ws + nzs + rms + rvs + outs, forms: [...plan.forms, ...all, ...out.forms], ptx: undefined };

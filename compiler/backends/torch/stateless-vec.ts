@@ -212,13 +212,13 @@ function launchUniform(e: K.KExpr, overrides: Set<string>, tops: Map<string, K.K
 }
 
 /** The vector version of phase `s` of kernel `k` (see the header), or undefined where it has none. `n`: a counter for names. */
-function vectorPhase(k: K.Kernel, s: Extract<K.KStmt, { k: "for" }>, rows: boolean, id: string): K.KStmt | undefined {
+function vectorPhase(k: K.Kernel, s: Extract<K.KStmt, { k: "for" }>, rows: boolean, id: string, fused?: { body: K.KStmt[]; fallback: K.KStmt[] }): K.KStmt | undefined {
   // a phase over the block's rows' elements (G * X: "row", each row's elements consecutive), or over its rows alone (G:
   // "item", the item the row g itself, whose row index the body takes apart)
   const item = isRef(s.to, "G");
   if (!item && !(s.to.k === "bin" && s.to.op === "*" && isRef(s.to.a, "G"))) return undefined;
   const X = item ? K.u32(1) : (s.to as { b: K.KExpr }).b;
-  const body0 = rows ? unguarded(s.body) : s.body;
+  const body0 = fused ? fused.body : rows ? unguarded(s.body) : s.body;
   if (!body0 || body0.some((x) => x.k !== "decl" && x.k !== "store" && x.k !== "comment")) return undefined;
   if (body0.some((x) => x.k === "decl" && x.mutable)) return undefined;
   const f = s.v;
@@ -334,7 +334,7 @@ function vectorPhase(k: K.Kernel, s: Extract<K.KStmt, { k: "for" }>, rows: boole
   const w = `${id}_w`;
   const guarded = K.forLoop(j, K.u32(0), K.u32(UNROLL_VEC), [K.decl(w, "u32", K.bin("+", K.ref(u), K.bin("*", K.ref(j), K.ref("WG")))), K.ifThen(K.bin("<", K.ref(w), n4), chunk(K.ref(w), "_t"))]);
   const vec = K.forLoop(u, K.ref("lid"), n4, [K.ifThen(all, straight, [guarded])], K.bin("*", K.ref("WG"), K.u32(UNROLL_VEC)));
-  return K.ifThen(ok, [vec], [rowMajorPhase(s, rows)]);
+  return K.ifThen(ok, [vec], fused ? fused.fallback : [rowMajorPhase(s, rows)]);
 }
 
 /**
@@ -359,4 +359,81 @@ export function vectorKernel(k: K.Kernel, name: string): K.Kernel | undefined {
     });
   const body = walk(k.body);
   return vectors ? { ...k, name, body } : undefined;
+}
+
+/** Suffix of a fused vector twin's kernels (`<kernel>_rf`) and variants (`<variant>-rf<M>`). */
+export const VEC_FUSED = "rf";
+
+/**
+ * The vector twin of `k` with its phases fused (fusedVectorKernel): consecutive phases over the same items (`G * X` or
+ * `G`), between them barriers alone, each with a vector version, none reading a buffer another writes and none touching
+ * shared memory, run as one phase: each chunk's copies of every phase's body in turn (the phases' names suffixed), the
+ * loads of the same element of the same buffer by several phases one vector load, no barrier between them (they
+ * order nothing: no thread reads what another wrote). The same values (bitwise). Where the checks fail: the phases
+ * row by row with their barriers, as rowMajorKernel(k). Undefined where no two phases fuse.
+ */
+export function fusedVectorKernel(k: K.Kernel, name: string): K.Kernel | undefined {
+  let groups = 0;
+  let phases = 0;
+  const rows = k.body.some((s) => s.k === "decl" && s.name === "BP");
+  const shared = new Set(k.shared.map((x) => x.name));
+  const touches = (s: K.KStmt) => {
+    let t = false;
+    K.walkKStmts([s], (x) => {
+      if (x.k === "store" && shared.has(x.array)) t = true;
+      K.stmtExprs(x).forEach((e) => K.walkKExpr(e, (y) => (t ||= (y.k === "load" || y.k === "load4") && shared.has(y.array))));
+    });
+    return t;
+  };
+  const fusable = (s: K.KStmt | undefined): s is Extract<K.KStmt, { k: "for" }> => !!s && s.k === "for" && isPhase(s) && !touches(s) && !!vectorPhase(k, s, rows, "probe");
+  const walk = (body: K.KStmt[]): K.KStmt[] => {
+    const out: K.KStmt[] = [];
+    for (let i = 0; i < body.length; i++) {
+      const s = body[i];
+      if (s.k === "for" && isPhase(s)) {
+        // the group: s, then (barrier, phase) pairs over the same items
+        // (comments between them kept in the fallback)
+        const group = [s];
+        let j = i;
+        for (;;) {
+          let n = j + 2;
+          while (body[n]?.k === "comment") n++;
+          const next = body[n];
+          if (!(fusable(s) && body[j + 1]?.k === "barrier" && fusable(next) && JSON.stringify(next.to) === JSON.stringify(s.to))) break;
+          group.push(next);
+          j = n;
+        }
+        if (group.length > 1) {
+          // one body: each phase's statements without its row guard, its loop variable s's, its names suffixed
+          const merged: K.KStmt[] = [];
+          group.forEach((p, n) => {
+            const b = rows ? unguarded(p.body)! : p.body;
+            const own = new Set(b.filter((x) => x.k === "decl").map((x) => (x as { name: string }).name));
+            const ren = (x: K.KExpr): K.KExpr => (x.k === "ref" && own.has(x.name) ? { ...x, name: `${x.name}_${VEC_FUSED}${n}` } : x.k === "ref" && x.name === p.v ? { ...x, name: s.v } : x);
+            for (const x of b) {
+              const y = mapStmt(x, ren);
+              merged.push(y.k === "decl" ? { ...y, name: `${y.name}_${VEC_FUSED}${n}` } : y);
+            }
+          });
+          const fallback = body.slice(i, j + 1).map((x) => (x.k === "for" && isPhase(x) ? rowMajorPhase(x, rows) : x));
+          const v = vectorPhase(k, s, rows, `${s.v}_${VEC_FUSED}${phases++}`, { body: merged, fallback });
+          if (v) {
+            groups++;
+            out.push(v);
+            i = j;
+            continue;
+          }
+        }
+        const v = vectorPhase(k, s, rows, `${s.v}_${VEC_ROWS}${phases++}`);
+        out.push(v ?? rowMajorPhase(s, rows));
+        continue;
+      }
+      if (s.k === "for") out.push({ ...s, body: walk(s.body) });
+      else if (s.k === "if") out.push({ ...s, then: walk(s.then), ...(s.else ? { else: walk(s.else) } : {}) });
+      else out.push(s);
+    }
+    return out;
+  };
+  const body = walk(k.body);
+  return groups ? { ...k, name, body } : undefined;
 }
