@@ -44,6 +44,27 @@ export const DELTA_ADJ_BF16_ZIN_CONFIGS: readonly DeltaAdjConfig[] = DELTA_ADJ_B
  * products as before (the float32 values). */
 export const DELTA_ADJ_BF16_OUT_CONFIGS: readonly DeltaAdjConfig[] = DELTA_ADJ_BF16_ZIN_CONFIGS.map((c) => ({ ...c, aout: "bf16" as const }));
 
+/** The zin twins' siblings loading every chunk input by cp.async (load "ca", entries _zb_ca and _zb_ob_ca; seqc_delta_bwd
+ * LR_DELTA_ADJ_LOAD): the zin twins stage R, LE and S0 through registers in three dependent rounds (each load waited for
+ * before its stores), DR through registers in step y1; these copy the bf16 words as they are (16 bytes a copy, R's and DR's
+ * rows past T zero, as the loads' zeros), in two groups: k, v, LE, R (step 1's operands), then u, q, dy, S0, waited for
+ * before step 1's closing barrier (step 1's products run while they arrive); DR beside w. aC's partials from LE's shared
+ * copy (the same values a thread, the same order: bitwise), S_C's loads issued before the wait; dld's suffix sums one
+ * thread's chain s_a = s_(a+1) + row_a (what each thread's loop computed: bitwise) in place of C serial loops. Outputs bit
+ * for bit the zin twin's (aout: the _ob sibling's). */
+export const DELTA_ADJ_BF16_CA_CONFIGS: readonly DeltaAdjConfig[] = [...DELTA_ADJ_BF16_ZIN_CONFIGS, ...DELTA_ADJ_BF16_OUT_CONFIGS].map((c) => ({ ...c, load: "ca" as const }));
+
+/** cp.async.wait_group 1 (the load "ca" twins' first group; guarded). */
+export const DELTA_ADJ_CA_PRELUDE = `#ifndef SEQC_DELTA_ADJ_CA
+#define SEQC_DELTA_ADJ_CA 1
+#ifdef SEQC_EMU
+inline void seqc_dab_wait1() {}
+#else
+__device__ __forceinline__ void seqc_dab_wait1() { asm volatile("cp.async.wait_group 1;\\n" ::: "memory"); }
+#endif
+#endif
+`;
+
 /** Loads of 4 bf16 values (8 bytes) for the zin twins (guarded; the CPU emulation: two 4-byte words). */
 export const DELTA_ADJ_ZIN_PRELUDE = `#ifndef SEQC_DELTA_ADJ_ZIN
 #define SEQC_DELTA_ADJ_ZIN 1
@@ -136,6 +157,7 @@ export function adjBf16Layout(c: DeltaAdjConfig): { NW: number; NT: number; WG: 
 function check(c: DeltaAdjConfig): void {
   if (c.zin !== undefined && c.zin !== "bf16") throw new Error(`delta-adjoint (bf16): zin "bf16" or absent`);
   if (c.aout !== undefined && c.aout !== "bf16") throw new Error(`delta-adjoint (bf16): aout "bf16" or absent`);
+  if (c.load !== undefined && (c.load !== "ca" || c.zin !== "bf16")) throw new Error(`delta-adjoint (bf16): load "ca" with zin "bf16" only`);
   if (c.math !== "bf16" || c.C !== 64 || (c.K !== 64 && c.K !== 128) || c.V !== c.K || c.tin !== "bf16" || c.decay === ("key" as string))
     throw new Error(`delta-adjoint (bf16): C = 64, K = V = 64 or 128, bf16 inputs, decay none or scalar only`);
   const { bytes } = adjBf16Layout(c);
@@ -143,7 +165,7 @@ function check(c: DeltaAdjConfig): void {
 }
 
 export function deltaAdjBf16Entry(c: DeltaAdjConfig): string {
-  return `seqc_delta_adj_${c.decay}_c${c.C}k${c.K}v${c.V}_${c.tin}_bf16${c.zin ? "_zb" : ""}${c.aout ? "_ob" : ""}`;
+  return `seqc_delta_adj_${c.decay}_c${c.C}k${c.K}v${c.V}_${c.tin}_bf16${c.zin ? "_zb" : ""}${c.aout ? "_ob" : ""}${c.load ? "_ca" : ""}`;
 }
 
 export function deltaAdjBf16Kernel(c: DeltaAdjConfig): DeltaAdjKernel {
@@ -155,7 +177,7 @@ export function deltaAdjBf16Kernel(c: DeltaAdjConfig): DeltaAdjKernel {
 export function deltaAdjBf16Source(c: DeltaAdjConfig): string {
   check(c);
   const { C, K, V } = c;
-  const dec = c.decay !== "none", zin = c.zin === "bf16", ob = c.aout === "bf16";
+  const dec = c.decay !== "none", zin = c.zin === "bf16", ob = c.aout === "bf16", ca = c.load === "ca";
   const L = adjBf16Layout(c), { NT, WG, TS, slots: S } = L;
   const LK = K + 8, LC = C + 8, PR = 4 * WG;
   const tok = adjTok;
@@ -247,6 +269,15 @@ ${unroll}
     else *(uint4*)d = make_uint4(0u, 0u, 0u, 0u);
   }
 `;
+  // load "ca": a chunk tensor's bf16 words by cp.async ([rows][V] at src + n rows V; rows >= nv zero where `guard`)
+  const cpChunk = (dst: Slot, src: string, rows: number, guard: boolean) => `${unroll}
+  for (u32 x = t; x < ${(rows * V) / 8}u; x += ${NT}u) {
+    const u32 a = x / ${V / 8}u, c8 = x % ${V / 8}u;
+    unsigned short* d = &${dst.p}[a * ${dst.ld}u + 8u * c8];
+    ${guard ? `if (a < nv) seqc_dab_cp16(d, ${src} + (size_t)n * ${rows * V}u + 8u * x);
+    else *(uint4*)d = make_uint4(0u, 0u, 0u, 0u);` : `seqc_dab_cp16(d, ${src} + (size_t)n * ${rows * V}u + 8u * x);`}
+  }
+`;
   const put4 = (dst: Slot, r: string, c4: string, v: string) => `seqc_dab_st4(&${dst.p}[${r} * ${dst.ld}u + 4u * ${c4}], ${v});`;
   const nKV = (K * V) / 4 / NT, nCV = (C * V) / 4 / NT;
   if (!Number.isInteger(nKV) || !Number.isInteger(nCV)) throw new Error("delta-adjoint (bf16): loads");
@@ -316,7 +347,7 @@ ${unroll}
   const side = (y: boolean) => {
     const X = y ? sQ : sW, Gs = y ? sDY : sDR, oq = y ? 1 : 0;
     return `  // ---- side ${y ? "y: x = q, g = dy, scores f <= a" : "r: x = w, g = DR, scores f < a"} ----
-${y ? `${cpTok(sW, "W")}  seqc_dab_commit();\n${loadCV("DR")}` : ""}${zero("dx")}${full("dx", Gs, sS, true, V)}${scaleRows("dx", (a) => `__expf(sG[${a}${oq ? " + 1u" : ""}])`)}${scores(sP, X, sK, K, oq)}${scores(sA, Gs, sV, V, oq)}${scores(sB, Gs, sR, V, oq)}${y ? storeCV(sDR) : ""}  __syncthreads();
+${y ? (ca ? `${cpTok(sW, "W")}${cpChunk(sDR, "DR", C, true)}  seqc_dab_commit();\n` : `${cpTok(sW, "W")}  seqc_dab_commit();\n${loadCV("DR")}`) : ""}${zero("dx")}${full("dx", Gs, sS, true, V)}${scaleRows("dx", (a) => `__expf(sG[${a}${oq ? " + 1u" : ""}])`)}${scores(sP, X, sK, K, oq)}${scores(sA, Gs, sV, V, oq)}${scores(sB, Gs, sR, V, oq)}${y && !ca ? storeCV(sDR) : ""}  __syncthreads();
   // dv += P^T g; dx += A k + B u; dk += A^T x; du += B^T x
 ${upper("dv", sP, Gs)}${lower("dx", sA, sK)}${lower("dx", sB, sU)}${upper("dk", sA, X)}${upper("du", sB, X)}${store("dx", y ? "dQ" : "dW")}${dots("dx", X, "pt", "+")}${y ? "" : dots("dx", sW, "pw", "+")}${y ? "  seqc_dab_wait0();\n  __syncthreads();\n" : ""}`;
   };
@@ -352,28 +383,63 @@ ${unroll}
     sRow[${C}u] = s;  // aC
   }
   __syncthreads();
-  if (t < nv) {
+${ca ? `  if (t == 0u) {  // the suffix sums as one chain: s_a = s_(a + 1) + row_a from s_C = aC (each thread's loop below, bitwise)
+    float s = sRow[${C}u];
+#pragma unroll 8
+    for (int a = ${C - 1}; a >= 0; --a) { s += sRow[a]; sRow[a] = s; }
+  }
+  __syncthreads();
+  if (t < nv) dLD[((size_t)b * T + t0 + t) * H + h] = sRow[t] - wdw;
+` : `  if (t < nv) {
     float s = sRow[${C}u];
     for (u32 a = ${C - 1}u; a > t; --a) s += sRow[a];
     s += sRow[t];
     dLD[((size_t)b * T + t0 + t) * H + h] = s - wdw;
   }
-` : "";
+`}` : "";
   if (2 * C * PR > 3 * C * LC / 2) throw new Error("delta-adjoint (bf16): dld partials");
   const eC = (a: string) => `__expf(sG[${C}u] - sG[${a} + 1u])`;
-  return `${DELTA_ADJ_BF16_PRELUDE}${zin ? DELTA_ADJ_ZIN_PRELUDE : ""}${adjHead(deltaAdjBf16Entry(c), "unsigned short", NT, K <= 64 ? 2 : 1, C, zin ? "unsigned short" : "float", ob ? "unsigned short" : "float")}  const u32 l = t & 31u, wp = t >> 5u, g = l >> 2u, tg = l & 3u, rb = wp / ${WG}u, cg = wp % ${WG}u;  // rows 16 rb.., columns 32 cg.. of each output
-${slotDecl}  float* sG = (float*)(seqc_smem_raw + ${L.gOff});  // [C + 1]: sG[a + 1] = G[a], sG[0] = 0
-${dec ? `  float* sRed = sG + ${Math.ceil((C + 1) / 4) * 4};  // [warps] aC partials
-  float* sRow = sRed + ${Math.ceil(NT / 4) * 4};      // [C] row terms, then aC
-` : ""}  // ---- step 0: loads ----
-${cpTok(sK, "KK")}${cpTok(sV, "VV")}${cpTok(sU, "U")}${cpTok(sQ, "Q")}${cpTok(sDY, "DY")}  seqc_dab_commit();
+  // load "ca": step 0 as two cp.async groups; aC's partials from LE's shared copy once the first has landed
+  const acCa = dec ? `  {
+    const bool last = cix + 1u >= nC;
+    float4 s[${nKV}];
+${unroll}
+    for (u32 i = 0; i < ${nKV}u; ++i) {
+      if (last) s[i] = __ldg((const float4*)(SF + (size_t)bh * ${K * V}u) + t + i * ${NT}u);
+      else { u32 w[2]; seqc_dab_ld4(w, S0 + (size_t)(n + 1u) * ${K * V}u + 4u * (t + i * ${NT}u)); s[i] = make_float4(seqc_dab_lo(w[0]), seqc_dab_hi(w[0]), seqc_dab_lo(w[1]), seqc_dab_hi(w[1])); }
+    }
+    seqc_dab_wait1();
+    __syncthreads();
+    float acs = 0.f;
+${unroll}
+    for (u32 i = 0; i < ${nKV}u; ++i) {
+      const u32 x = t + i * ${NT}u, r = x / ${V / 4}u, c4 = x % ${V / 4}u;
+      const u32 v0 = *(const u32*)&${sL.p}[r * ${sL.ld}u + 4u * c4], v1 = *(const u32*)&${sL.p}[r * ${sL.ld}u + 4u * c4 + 2u];
+      acs = fmaf(seqc_dab_lo(v0), s[i].x, acs); acs = fmaf(seqc_dab_hi(v0), s[i].y, acs); acs = fmaf(seqc_dab_lo(v1), s[i].z, acs); acs = fmaf(seqc_dab_hi(v1), s[i].w, acs);
+    }
+${unroll}
+    for (u32 o = 16u; o > 0u; o >>= 1u) acs += __shfl_sync(0xffffffffu, acs, (int)(l ^ o));  // the warp's sum
+    if (l == 0u) sRed[wp] = acs;
+  }
+` : `  seqc_dab_wait1();
+  __syncthreads();
+`;
+  const step0 = ca ? `${cpTok(sK, "KK")}${cpTok(sV, "VV")}${cpChunk(sL, "LE", K, false)}${cpChunk(sR, "R", C, true)}  seqc_dab_commit();
+${cpTok(sU, "U")}${cpTok(sQ, "Q")}${cpTok(sDY, "DY")}${cpChunk(sS, "S0", K, false)}  seqc_dab_commit();
+${gScan}${acCa}` : `${cpTok(sK, "KK")}${cpTok(sV, "VV")}${cpTok(sU, "U")}${cpTok(sQ, "Q")}${cpTok(sDY, "DY")}  seqc_dab_commit();
 ${gScan}${loadKV(sL, "LE", dec)}  {
 ${loadCV("R")}${storeCV(sR)}  }
 ${loadKV(sS, "S0", false)}  seqc_dab_wait0();
   __syncthreads();
-  // ---- step 1: dv = k LE, dk = v LE^T, du = r LE^T (rows scaled by exp(G_C - G[f])) ----
+`;
+  return `${DELTA_ADJ_BF16_PRELUDE}${zin ? DELTA_ADJ_ZIN_PRELUDE : ""}${ca ? DELTA_ADJ_CA_PRELUDE : ""}${adjHead(deltaAdjBf16Entry(c), "unsigned short", NT, K <= 64 ? 2 : 1, C, zin ? "unsigned short" : "float", ob ? "unsigned short" : "float")}  const u32 l = t & 31u, wp = t >> 5u, g = l >> 2u, tg = l & 3u, rb = wp / ${WG}u, cg = wp % ${WG}u;  // rows 16 rb.., columns 32 cg.. of each output
+${slotDecl}  float* sG = (float*)(seqc_smem_raw + ${L.gOff});  // [C + 1]: sG[a + 1] = G[a], sG[0] = 0
+${dec ? `  float* sRed = sG + ${Math.ceil((C + 1) / 4) * 4};  // [warps] aC partials
+  float* sRow = sRed + ${Math.ceil(NT / 4) * 4};      // [C] row terms, then aC
+` : ""}  // ---- step 0: loads ----
+${step0}  // ---- step 1: dv = k LE, dk = v LE^T, du = r LE^T (rows scaled by exp(G_C - G[f])) ----
   float dv[4][4], dk[4][4], du[4][4], dx[4][4];
-${dec ? "  float pt[2] = {0.f, 0.f}, pw[2] = {0.f, 0.f};\n" : ""}${zero("dv")}${zero("dk")}${zero("du")}${full("dv", sK, sL, false, K)}${full("dk", sV, sL, true, V)}${full("du", sR, sL, true, V)}${scaleRows("dv", eC)}${scaleRows("dk", eC)}${scaleRows("du", eC)}  __syncthreads();
+${dec ? "  float pt[2] = {0.f, 0.f}, pw[2] = {0.f, 0.f};\n" : ""}${zero("dv")}${zero("dk")}${zero("du")}${full("dv", sK, sL, false, K)}${full("dk", sV, sL, true, V)}${full("du", sR, sL, true, V)}${scaleRows("dv", eC)}${scaleRows("dk", eC)}${scaleRows("du", eC)}${ca ? "  seqc_dab_wait0();  // u, q, dy, S0\n" : ""}  __syncthreads();
 ${side(true)}${side(false)}${dots("du", sU, "pt", "-")}${dots("dk", sK, "pt", "-")}${store("dk", "dK")}${store("du", "dU")}${store("dv", "dV")}${dec ? "  __syncthreads();\n" : ""}${tail}}
 `;
 }

@@ -65,6 +65,10 @@ export interface DeltaAdjConfig {
   /** The bf16 twin's dQ, dU, dW, dK, dV type (absent: float32): "bf16" stores them as bf16 words rounded to nearest even
    * (entries end in _ob; dLD stays float32); delta-adjoint-bf16.ts only. */
   aout?: "bf16";
+  /** The zin twins' loads (absent: as above): "ca" copies every chunk input by cp.async (R, LE, S0 and DR too: bf16 words
+   * as they are), in two groups (step 1's operands, then the rest), aC from LE's shared copy, dld's suffix sums one
+   * thread's chain (entries end in _ca; seqc_delta_bwd LR_DELTA_ADJ_LOAD); delta-adjoint-bf16.ts only. */
+  load?: "ca";
 }
 
 export interface DeltaAdjKernel extends DeltaAdjConfig {
