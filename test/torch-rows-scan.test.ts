@@ -5,7 +5,9 @@
  * torch with every plan stubbed and the rows kernel on a torch stand-in of its contract (test/torch/rows_scan.py), the loss
  * with a final-state cotangent (a_T not zero): the scan path hands the stand-in carry0 [B, H*K], runs no large product and no
  * large copy (the reverse sums' mm and two transposed clones on the "kernel" path), dq, dk, dv bitwise "kernel"'s, dgk within
- * bf16 rounding of it (the sums in another order). A stand-in that ignores carry0 must move dgk.
+ * bf16 rounding of it (the sums in another order). A stand-in that ignores carry0 must move dgk. And rows_readout_kernel's
+ * launches (test/torch/rows_scan_launch.py, kernels recorded by test/torch/fake_kernels.py): the _ts entry with carry0 (or
+ * null) as the 17th argument after rev, dq, k, the sums; declined (None) with segments.
  */
 import { describe, expect, it } from "vitest";
 import { spawnSync } from "node:child_process";
@@ -14,6 +16,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadProgram } from "../compiler/frontend/load.ts";
 import { emitTorch } from "../compiler/backends/torch/target.ts";
+import { rowsChunkModule } from "../compiler/backends/cuda/rows-chunk.ts";
 
 const cpuTorch = spawnSync("/usr/bin/python3", ["-c", "import torch; from torch.utils._python_dispatch import TorchDispatchMode; torch.zeros(1, dtype=torch.bfloat16)"]).status === 0;
 if (!cpuTorch) console.warn("torch-rows-scan.test: no torch for /usr/bin/python3 (Debian's python3-torch); skipped");
@@ -45,4 +48,15 @@ describe.skipIf(!cpuTorch)("torch target: GLA's decay adjoint's reverse sums fro
     const broken = drive(true)[1];
     expect(broken.grads.gk[2], "carry0 ignored").toBeGreaterThan(1e-4);
   }, 120_000);
+  it("rows_readout_kernel launches the scan entries with carry0 last (null without one), the _t entry without; declines with segments", () => {
+    const r = spawnSync("/usr/bin/python3", ["test/torch/rows_scan_launch.py"], { input: JSON.stringify(rowsChunkModule().kernels), encoding: "utf8" });
+    expect(r.status, r.stderr).toBe(0);
+    const got = JSON.parse(r.stdout);
+    const head = ["ptr", "ptr", "ptr", "ptr", "ptr", "ptr"];
+    expect(got.terms).toEqual({ dtypes: ["torch.bfloat16", "torch.float32"], calls: [["seqc_rows_chunk_w8_v128_p_t", [64, 2], [...head, 4, 256, 16, 128, 128, 1, 31, "ptr", "ptr", "ptr"]]] });
+    expect(got["scan, no carry0"]).toEqual({ dtypes: ["torch.bfloat16", "torch.float32"], calls: [["seqc_rows_chunk_w8_v128_p_ts", [64, 2], [...head, 4, 256, 16, 128, 128, 1, 31, "ptr", "ptr", "ptr", "null"]]] });
+    expect(got["scan, carry0"]).toEqual({ dtypes: ["torch.bfloat16", "torch.float32"], calls: [["seqc_rows_chunk_w8_v128_p_ts", [64, 2], [...head, 4, 256, 16, 128, 128, 1, 31, "ptr", "ptr", "ptr", "ptr"]]] });
+    expect(got["scan K 64"].calls).toEqual([["seqc_rows_chunk_w8_p_ts", [128, 1], [...head, 8, 256, 16, 64, 64, 1, 31, "ptr", "ptr", "ptr", "ptr"]]]);
+    expect(got["scan with segments"]).toBeNull();
+  }, 60_000);
 });
