@@ -32,6 +32,9 @@ interface KeyShape {
   K: number;
   /** prep_bwd's NN: W's loads issued all at once (delta-prep.ts's batched loads) */
   batched?: boolean;
+  /** prep_bwd's NN as the bf16 walk's NN^T [N, K, C] bf16 (delta-prep.ts's wout "mn"): a warp's threads 32 consecutive
+   * slots of 4 keys (each q's 32 stores one 64-byte run), the values rounded to nearest even. */
+  wout?: "mn";
 }
 
 /** Gb's size in floats ((C / 4 + 1) K doubles). */
@@ -204,23 +207,28 @@ ${mul(xa, `expf((float)${gb("j", "i")})`)}${mul(xf, eTail)}${fwd ? mul(xk, eTail
   const aOut = `  for (u32 i = t; i < ${K}u; i += ${NT}u) A[(size_t)n * ${K}u + i] = expf((float)${gb(`${CT}u`, "i")});\n`;
   // prep_bwd's NN = Wd from W (4 keys a thread), exp(Gb[tau(a)] + Gl[a - 1]) per key
   const J = Math.ceil((C * K) / 4 / NT), whole = ((C * K) / 4) % NT === 0;
+  // a thread's slot a and its 4 keys 4 i4..: keys fastest (NN's float4 rows), or slots fastest (wout: NN^T's columns)
+  const aI = c.wout ? `a = x % ${C}u, i4 = x / ${C}u` : `a = x / ${K / 4}u, i4 = x % ${K / 4}u`;
   // (batched: W's loads first, all in flight (a < used inside in4 keeps x past the end in bounds), then the rows)
   const nnHead = c.batched ? `  float4 wv[${J}];
 #pragma unroll
-  for (u32 j = 0; j < ${J}u; ++j) { const u32 x = t + ${NT}u * j, a = x / ${K / 4}u, i4 = x % ${K / 4}u; wv[j] = ${in4("W", K, "a", "i4")}; }
+  for (u32 j = 0; j < ${J}u; ++j) { const u32 x = t + ${NT}u * j, ${aI}; wv[j] = ${in4("W", K, "a", "i4")}; }
 #pragma unroll
   for (u32 j = 0; j < ${J}u; ++j) {
-    const u32 x = t + ${NT}u * j, a = x / ${K / 4}u, i4 = x % ${K / 4}u, ta = a / 4u;
+    const u32 x = t + ${NT}u * j, ${aI}, ta = a / 4u;
 ${whole ? "" : `    if (x >= ${(C * K) / 4}u) break;\n`}    float4 v = wv[j];
 ` : `  for (u32 x = t; x < ${(C * K) / 4}u; x += ${NT}u) {
-    const u32 a = x / ${K / 4}u, i4 = x % ${K / 4}u, ta = a / 4u;
+    const u32 ${aI}, ta = a / 4u;
     float4 v = ${in4("W", K, "a", "i4")};
 `;
   const nnBwd = `${nnHead}    float e[4];
 #pragma unroll
     for (u32 q = 0; q < 4u; ++q) { const u32 i = 4u * i4 + q; e[q] = expf((float)(${gb("ta", "i")} + (double)(a % 4u ? ${gl("i", "a - 1u")} : 0.f))); }
     v.x *= e[0]; v.y *= e[1]; v.z *= e[2]; v.w *= e[3];
-    *(float4*)&NN[(size_t)n * ${C * K}u + 4u * x] = v;
+    ${c.wout
+    ? `{ unsigned short* nt = (unsigned short*)NN + (size_t)n * ${K * C}u + 4u * i4 * ${C}u + a; const u32 p0 = seqc_dz_pack(v.x, v.y), p1 = seqc_dz_pack(v.z, v.w);
+      nt[0] = (unsigned short)(p0 & 0xffffu); nt[${C}u] = (unsigned short)(p0 >> 16); nt[${2 * C}u] = (unsigned short)(p1 & 0xffffu); nt[${3 * C}u] = (unsigned short)(p1 >> 16); }  // NN^T bf16`
+    : `*(float4*)&NN[(size_t)n * ${C * K}u + 4u * x] = v;`}
   }
 `;
   // the kernel's front: Gl's buffer over the first score buffer, `loads` (the operands' and Gl's log decays), Gl and Gb,

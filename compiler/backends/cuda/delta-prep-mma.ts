@@ -6,12 +6,15 @@
  * result; triangular products skip the k-blocks that are zero. Operands stay in row layouts [rows][ld] in shared memory
  * with strides picked so that the fragments' scalar loads hit distinct banks ([m][k] / [n][k] reads: ld = 4 mod 32,
  * [k][m] / [k][n] reads: ld = 8 mod 32, where one layout serves both the first). With a per-key decay (decay "key")
- * the scores and the decay passes are delta-prep-key.ts's, fp32 SIMT on the row layouts; the other products are mma. delta-prep.ts imports this file and
+ * the scores and the decay passes are delta-prep-key.ts's, fp32 SIMT on the row layouts; the other products are mma;
+ * prep_bwd's wout "mn" twin (entry _wb) writes M and NN^T [N, K, C] as bf16 for the per-key bf16 walk (delta-walk-bf16.ts
+ * DELTA_WALK_BF16_KEY_CONFIGS), the rest as the twin. delta-prep.ts imports this file and
  * this file its helpers: nothing here reads them at load time.
  */
 import { DELTA_PREP_THREADS, prepLayout, prepParts, type DeltaPrepConfig, type DeltaPrepDecay } from "./delta-prep.ts";
 import { H2F } from "./delta-prep-staged.ts";
 import { tf32Ops } from "./lowrank-readout-mma.ts";
+import { DELTA_WALK_ZOUT_PRELUDE } from "./delta-walk.ts";
 
 /** Shared memory in floats: Gb, G and eW / eQ / eC as delta-prep.ts's prepLayout, then the op's buffers with their
  * strides. */
@@ -116,10 +119,11 @@ ${product(C, V, rowOf("sTL", C + 4), vals("sV"), "0u", "r0 + 16u", out("X", C, V
   const loads = rowLoads([["sQ", "Q", K, LK], ["sU", "U", K, LK], ["sDY", "DY", V, LVs, hv], ["sTi", "TI", C, C + 8], ...ldRows]);
   // Pu [a][f]; with a per-key decay, delta-prep-key.ts's passes on fp32 SIMT (NN = Wd first, the operands end up as
   // Qd, Ud)
-  return `${hv ? H2F : ""}${head}${lanes}${front(loads, "Pu [a][f]", scores("sPu", C + 8, "sQ", "sU", false))}${aOut}  // PD = Pu^T dY [C][V] (a >= f)
+  // wout "mn" (a per-key decay only): M and NN^T [N, K, C] as the bf16 walk's operands (seqc_dz_pack: nearest even)
+  return `${c.wout ? DELTA_WALK_ZOUT_PRELUDE : ""}${hv ? H2F : ""}${head}${lanes}${front(loads, "Pu [a][f]", scores("sPu", C + 8, "sQ", "sU", false))}${aOut}  // PD = Pu^T dY [C][V] (a >= f)
 ${product(C, V, kOf("sPu", C + 8), vals("sDY"), "r0", `${C}u`, `sPD[row * ${LVs}u + col] = v;`)}  // BM = Qd^T dY [K][V]
 ${product(K, V, kOf("sQ", LK, eQf), vals("sDY"), "0u", `${C}u`, out("BM", K, V))}  // M = Tinv^T Ud [C][K] (a >= f)
-${product(C, K, kOf("sTi", C + 8), colOf("sU", LK, eCf), "r0", `${C}u`, out("M", C, K))}  __syncthreads();
+${product(C, K, kOf("sTi", C + 8), colOf("sU", LK, eCf), "r0", `${C}u`, c.wout ? { pair: `((unsigned short*)M)[(size_t)n * ${C * K}u + row * ${K}u + col]`, bf16: true } : out("M", C, K))}  __syncthreads();
   // X = Tinv^T PD [C][V] (a >= f)
 ${product(C, V, kOf("sTi", C + 8), colOf("sPD", LVs), "r0", `${C}u`, out("X", C, V))}}
 `;

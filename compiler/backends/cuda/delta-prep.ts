@@ -54,7 +54,7 @@ export interface DeltaPrepConfig<D extends DeltaPrepDecay = DeltaDecay> {
   /** The staged form's score products (Luu, Luk / Pu: bf16 rows times bf16 rows) as bf16 mma m16n8k16 (absent: m16n8k8
    * TF32 mma of the same, exact, operands); the same entry and outputs (DELTA_PREP_MMA_CONFIGS' since call C2b). */
   scores?: "bf16";
-  /** prep_bwd's staged form only: the reverse walk's operands for its bf16 twin (delta-walk-bf16.ts; entries _wb /
+  /** prep_bwd's staged form (and, "mn" only, the per-key row-layout twin, delta-prep-mma.ts): the reverse walk's operands for its bf16 twin (delta-walk-bf16.ts; entries _wb /
    * _wbx): "mn" writes M [N, C, K] and NN transposed, NN^T [N, K, C], as bf16 (rounded to nearest even from the fp32
    * values the twin writes), X and BM float32; "all" X and BM as bf16 too. A as the twin's. */
   wout?: "mn" | "all";
@@ -159,7 +159,7 @@ function check(c: DeltaPrepConfig<DeltaPrepDecay>): void {
   if (c.batched && (c.K % 8 || c.V % 8)) throw new Error(`delta-prep (batched): K ${c.K} and V ${c.V} must be multiples of 8 (16-byte loads)`);
   if (c.threads !== undefined && (!c.staged || c.threads % 32 || c.threads < Math.max(64, c.C) || c.threads > 1024)) throw new Error(`delta-prep: threads ${c.threads} (the staged form only: a multiple of 32, >= max(64, C), <= 1024)`);
   if (c.scores !== undefined && (!c.staged || c.scores !== "bf16")) throw new Error(`delta-prep: scores ${c.scores} (the staged form only: "bf16")`);
-  if (c.wout !== undefined && (!c.staged || c.op !== "bwd" || (c.wout !== "mn" && c.wout !== "all"))) throw new Error(`delta-prep: wout ${c.wout} (prep_bwd's staged form only: "mn" / "all")`);
+  if (c.wout !== undefined && !(c.op === "bwd" && (c.staged ? c.wout === "mn" || c.wout === "all" : c.decay === "key" && !!c.math && c.wout === "mn"))) throw new Error(`delta-prep: wout ${c.wout} (prep_bwd's staged form: "mn" / "all"; the per-key row-layout twin: "mn")`);
   if (c.staged) return deltaPrepStagedCheck(c);
   if (c.math) return deltaPrepMmaCheck(c);
   if (c.C % 16 || c.C < 16) throw new Error(`delta-prep: C ${c.C} must be a multiple of 16 (the inverse's 16 x 16 diagonal blocks)`);
@@ -307,7 +307,7 @@ ${dec ? `  float* sE = smf + ${at.E};  // eW [C], eQ [C], eC [C]\n` : ""}${buffe
   }
 `;
   };
-  const kp = key ? keyParts({ op, C, K, batched: !!c.batched }, NT, keyLay, in4) : null;
+  const kp = key ? keyParts({ op, C, K, batched: !!c.batched, ...(c.wout === "mn" ? { wout: "mn" as const } : {}) }, NT, keyLay, in4) : null;
   const aOut = kp ? kp.aOut : `  if (t == 0u) A[n] = ${dec ? `expf((float)sG[${C}u])` : "1.f"};\n`;
   // prep_bwd's NN = Wd straight from W, 4 values a thread
   const nnBwd = `  for (u32 x = t; x < ${(C * K) / 4}u; x += ${NT}u) {
