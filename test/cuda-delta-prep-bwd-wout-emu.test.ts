@@ -59,14 +59,14 @@ function check(bin: string, k: DeltaPrepKernel<DeltaPrepDecay>, binT: string, kt
   return Math.max(relativeError(mine.M, want.M), relativeError(mine.NN, wNNt), relativeError(mine.X, want.X), relativeError(mine.BM, want.BM));
 }
 
-function checkAll(shapes: Shape[], seed: number): void {
-  const twins = shapes.map(twinOf), mineCfg = (["mn", "all"] as const).flatMap((wout) => twins.map((c) => ({ ...c, wout })));
+function checkAll(shapes: Shape[], seed: number, wstore?: "quad"): void {
+  const twins = shapes.map(twinOf), mineCfg = (["mn", "all"] as const).flatMap((wout) => twins.map((c) => ({ ...c, wout, ...(wstore ? { wstore } : {}) })));
   const twin = deltaPrepModule(twins), mine = deltaPrepModule(mineCfg);
   const binT = buildEmu(twin.source, twin.kernels), bin = buildEmu(mine.source, mine.kernels);
   const lines: string[] = [];
   mine.kernels.forEach((k, j) => {
     const kt = twin.kernels[j % twins.length];
-    expect(k.entry).toBe(`${kt.entry}_${k.wout === "all" ? "wbx" : "wb"}`);
+    expect(k.entry).toBe(`${kt.entry}_${k.wout === "all" ? "wbx" : "wb"}${wstore ? "q" : ""}`);
     expect(k.sharedBytes).toBe(kt.sharedBytes);
     const B = k.K === 128 ? 1 : 2;
     for (const [T, minLd] of k.C === 64 ? [[100, -1]] : [[1, -5], [2 * k.C + 5, -1], [k.C + 3, -20]]) {
@@ -113,15 +113,43 @@ describe.skipIf(!gpp)("prep_bwd's bf16-output twins on the CPU emulation", () =>
     }
   }, 300_000);
 
+  it("wstore \"quad\" (16-byte stores of the bf16 products after the quad's shuffles): bit for bit the same, small shapes (tiles 8 / 16 / 32 wide) and the shipped C = 64 entries", () => {
+    checkAll([
+      { decay: "scalar", C: 32, K: 32, V: 24 },
+      { decay: "none", C: 48, K: 16, V: 32 },
+      { decay: "none", C: 64, K: 64, V: 64 },
+      { decay: "scalar", C: 64, K: 64, V: 64 },
+    ], 75, "quad");
+    checkAll([{ decay: "none", C: 64, K: 128, V: 128 }], 77, "quad");
+  }, 900_000);
+
+  it("wstore \"quad\": broken copies fail (a round's pair sent from the wrong slot; the pairs stored in the rounds' order)", () => {
+    const s: Shape = { decay: "scalar", C: 32, K: 32, V: 32 };
+    const twin = deltaPrepModule([twinOf(s)]), binT = buildEmu(twin.source, twin.kernels);
+    const cases: [string, string][] = [
+      ["seqc_shfl_u32(seqc_sel4((tg + 3u) & 3u,", "seqc_shfl_u32(seqc_sel4((tg + 1u) & 3u,"],
+      ["make_uint4(seqc_sel4(tg, v0, v3, v2, v1), seqc_sel4(tg, v1, v0, v3, v2), seqc_sel4(tg, v2, v1, v0, v3), seqc_sel4(tg, v3, v2, v1, v0))", "make_uint4(v0, v1, v2, v3)"],
+    ];
+    for (const [from, to] of cases) {
+      const m = deltaPrepModule([{ ...twinOf(s), wout: "all", wstore: "quad" }], (src) => {
+        expect(src).toContain(from);
+        return src.replaceAll(from, to);
+      });
+      const bin = buildEmu(m.source, m.kernels);
+      expect(() => check(bin, m.kernels[0], binT, twin.kernels[0], makeCase(s, "bf16", 1, 40, 2, -1, 8)), from).toThrow(/is not the twin/);
+    }
+  }, 300_000);
+
   it("configurations it does not take are refused", () => {
+    expect(() => deltaPrepModule([{ op: "bwd", decay: "none", tin: "bf16", C: 64, K: 64, V: 64, math: "tf32", staged: true, wstore: "quad" }])).toThrow(/wstore/);
     expect(() => deltaPrepModule([{ op: "fwd", decay: "none", tin: "bf16", C: 64, K: 64, V: 64, math: "tf32", staged: true, wout: "mn" }])).toThrow(/wout/);
     expect(() => deltaPrepModule([{ op: "bwd", decay: "none", tin: "bf16", C: 64, K: 64, V: 64, math: "tf32", wout: "all" }])).toThrow(/wout/);
   });
 
-  it.skipIf(!findNvcc())("nvcc -cubin compiles the shipped twins with wout (C = 64, K = V = 64 and 128, none / scalar, mn / all) for sm_90; ptxas: no spills", () => {
+  it.skipIf(!findNvcc())("nvcc -cubin compiles the shipped twins with wout (C = 64, K = V = 64 and 128, none / scalar, mn / all; 4-byte and quad stores) for sm_90; ptxas: no spills", () => {
     const bwd = DELTA_PREP_MMA_CONFIGS.filter((c) => c.op === "bwd");
-    const m = deltaPrepModule((["mn", "all"] as const).flatMap((wout) => bwd.map((c) => ({ ...c, wout }))));
-    expect(m.kernels.length).toBe(8);
+    const m = deltaPrepModule([undefined, "quad" as const].flatMap((wstore) => (["mn", "all"] as const).flatMap((wout) => bwd.map((c) => ({ ...c, wout, ...(wstore ? { wstore } : {}) })))));
+    expect(m.kernels.length).toBe(16);
     expectNoSpills(m);
   }, 300_000);
 });

@@ -39,9 +39,38 @@ export function deltaPrepMmaCheck(c: DeltaPrepConfig<DeltaPrepDecay>): void {
 }
 
 /** On WARPS warps (the lanes' w, g, tg declared before; ops: tf32Ops's), the [R][N] product sum_k a(m, k) b(k, n) over k0 in [kFrom, kTo) by 8, 16 x 8 NW tiles a warp (NW <= nwMax); `done`
- * stores one result element (row, col, v), or (`{ pair }`, an lvalue at (row, col), col even) two as a float2. */
-export const mmaProduct = (WARPS: number, ops: ReturnType<typeof tf32Ops>) => (R: number, N: number, a: (m: string, k: string) => string, b: (k: string, n: string) => string, kFrom: string, kTo: string, done: string | { pair: string; bf16?: boolean }, { frag, mma } = ops, nwMax = 4) => {
+ * stores one result element (row, col, v), or (`{ pair }`, an lvalue at (row, col), col even) two as a float2 (`bf16`:
+ * two bf16 as one u32, seqc_dz_pack; `quad` with bf16, where a warp's tile is 32 columns wide: the quad's 4 lanes swap
+ * their packed pairs by 3 shuffles a row so that lane tg holds the row's 8 columns n0 + 8 tg .., one 16-byte store at
+ * col = n0 + 8 tg: the same values and addresses; needs SEQC_QUAD_PRELUDE). */
+export const mmaProduct = (WARPS: number, ops: ReturnType<typeof tf32Ops>) => (R: number, N: number, a: (m: string, k: string) => string, b: (k: string, n: string) => string, kFrom: string, kTo: string, done: string | { pair: string; bf16?: boolean; quad?: boolean }, { frag, mma } = ops, nwMax = 4) => {
   const NW = (N / 8) % 4 === 0 && nwMax >= 4 ? 4 : (N / 8) % 2 === 0 && nwMax >= 2 ? 2 : 1, NBC = N / (8 * NW);
+  if (typeof done !== "string" && done.quad && done.bf16 && NW === 4) return `  for (u32 x = w; x < ${(R / 16) * NBC}u; x += ${WARPS}u) {
+    const u32 r0 = (x / ${NBC}u) * 16u, n0 = (x % ${NBC}u) * 32u;
+    float acc[4][4];
+#pragma unroll
+    for (u32 s = 0; s < 4u; ++s) { acc[s][0] = 0.f; acc[s][1] = 0.f; acc[s][2] = 0.f; acc[s][3] = 0.f; }
+    for (u32 k0 = ${kFrom}; k0 < ${kTo}; k0 += 8u) {
+${frag("      ", "fa", [a("r0 + g", "k0 + tg"), a("r0 + g + 8u", "k0 + tg"), a("r0 + g", "k0 + tg + 4u"), a("r0 + g + 8u", "k0 + tg + 4u")])}#pragma unroll
+      for (u32 s = 0; s < 4u; ++s) {
+${frag("        ", "fb", [b("k0 + tg", "n0 + 8u * s + g"), b("k0 + tg + 4u", "n0 + 8u * s + g")])}${mma("        ", "acc[s]", "fa", "fb")}      }
+    }
+#pragma unroll
+    for (u32 h = 0; h < 2u; ++h) {
+      // o[s]: this lane's pair (columns n0 + 8 s + 2 tg, + 1) of row r0 + g + 8 h; lane tg gathers pair j of columns
+      // n0 + 8 tg .. from lane j (its o[tg]): round r takes lane (tg + r) & 3's, which sends its o[(its tg - r) & 3]
+      const u32 o0 = seqc_dz_pack(acc[0][2u * h], acc[0][2u * h + 1u]), o1 = seqc_dz_pack(acc[1][2u * h], acc[1][2u * h + 1u]);
+      const u32 o2 = seqc_dz_pack(acc[2][2u * h], acc[2][2u * h + 1u]), o3 = seqc_dz_pack(acc[3][2u * h], acc[3][2u * h + 1u]);
+      const u32 qb = l & ~3u, v0 = seqc_sel4(tg, o0, o1, o2, o3);
+      const u32 v1 = seqc_shfl_u32(seqc_sel4((tg + 3u) & 3u, o0, o1, o2, o3), qb | ((tg + 1u) & 3u));
+      const u32 v2 = seqc_shfl_u32(seqc_sel4((tg + 2u) & 3u, o0, o1, o2, o3), qb | ((tg + 2u) & 3u));
+      const u32 v3 = seqc_shfl_u32(seqc_sel4((tg + 1u) & 3u, o0, o1, o2, o3), qb | ((tg + 3u) & 3u));
+      // pair j came in round (j - tg) & 3
+      const u32 row = r0 + g + 8u * h, col = n0 + 8u * tg;
+      *(uint4*)&${done.pair} = make_uint4(seqc_sel4(tg, v0, v3, v2, v1), seqc_sel4(tg, v1, v0, v3, v2), seqc_sel4(tg, v2, v1, v0, v3), seqc_sel4(tg, v3, v2, v1, v0));
+    }
+  }
+`;
   return `  for (u32 x = w; x < ${(R / 16) * NBC}u; x += ${WARPS}u) {
     const u32 r0 = (x / ${NBC}u) * 16u, n0 = (x % ${NBC}u) * ${8 * NW}u;
     float acc[${NW}][4];
@@ -68,6 +97,15 @@ ${typeof done === "string"
   }
 `;
 };
+
+/** seqc_sel4 (one of four u32 by an index 0..3, by selects: no local memory) and seqc_shfl_u32 (a lane's u32 from lane
+ * src, bits as they are), for mmaProduct's quad stores; guarded. */
+export const SEQC_QUAD_PRELUDE = `#ifndef SEQC_QUAD_STORE
+#define SEQC_QUAD_STORE 1
+__device__ __forceinline__ u32 seqc_sel4(u32 i, u32 a, u32 b, u32 c, u32 d) { return i == 0u ? a : i == 1u ? b : i == 2u ? c : d; }
+__device__ __forceinline__ u32 seqc_shfl_u32(u32 v, u32 src) { return __float_as_uint(__shfl_sync(0xffffffffu, __uint_as_float(v), (int)src)); }
+#endif
+`;
 
 export function deltaPrepMmaSource(c: DeltaPrepConfig<DeltaPrepDecay>): string {
   const { C, K, V, op } = c, NT = DELTA_PREP_THREADS, WARPS = NT / 32, LK = K + 4, LVs = V + 8;

@@ -18,7 +18,7 @@
  * outputs.
  */
 import { prepLayout, prepParts, prepThreads, type DeltaPrepConfig, type DeltaPrepDecay } from "./delta-prep.ts";
-import { mmaProduct } from "./delta-prep-mma.ts";
+import { SEQC_QUAD_PRELUDE, mmaProduct } from "./delta-prep-mma.ts";
 import { tf32Ops } from "./lowrank-readout-mma.ts";
 import { DELTA_WALK_ZOUT_PRELUDE } from "./delta-walk.ts";
 
@@ -213,8 +213,10 @@ function stagedBwdWout(c: DeltaPrepConfig<DeltaPrepDecay>, p: Record<string, any
   const { C, K, V } = c, NT = prepThreads(c), LB = K + 8, LBV = V + 8, LT = C + 4, L8 = C + 8, xb = c.wout === "all";
   const { pre, head, lanes, halves, copy, landed, scores, aOut, product, rowOf, fK, hK, hCol, eW, eQf, eCf, NWt } = p;
   // the product's pairs stored as two bf16 (one u32, seqc_dz_pack) or two floats
+  // (wstore "quad": 16 bytes a lane where the product's tiles are 32 columns wide, mmaProduct's quad form)
+  const quad = c.wstore === "quad";
   const out = (name: string, rows: number, W: number, b: boolean) => (b
-    ? { pair: `((unsigned short*)${name})[(size_t)n * ${rows * W}u + row * ${W}u + col]`, bf16: true }
+    ? { pair: `((unsigned short*)${name})[(size_t)n * ${rows * W}u + row * ${W}u + col]`, bf16: true, ...(quad ? { quad: true } : {}) }
     : { pair: `${name}[(size_t)n * ${rows * W}u + row * ${W}u + col]` });
   // NN^T [K][C]: 8 slots a0..a0+7 of key i a thread, Wd's values rounded in pairs, one 16-byte store. A warp's lanes take
   // 16 keys (lane >> 1) x 2 slot groups (lane & 1, 8 rows apart): each key's 32 bytes one whole sector, and the odd lanes
@@ -236,7 +238,7 @@ ${c.decay === "scalar" ? `      lo = ${eW("a")} * lo; hi = ${eW("(a + 1u)")} * h
     *(uint4*)&((unsigned short*)NN)[(size_t)n * ${K * C}u + i * ${C}u + a0] = q4;
   }
 `;
-  return `${DELTA_WALK_ZOUT_PRELUDE}${pre}${head}${lanes}${halves([["hQ", "sQU"], ["hU", `hQ + ${C * LB}u`], ["hW", "sW"], ["hD", "sDY"]])}  float* sTP = sQU;  // TP = Tinv^T Pu^T [C][C + 4] once BM and M are out
+  return `${DELTA_WALK_ZOUT_PRELUDE}${quad ? SEQC_QUAD_PRELUDE : ""}${pre}${head}${lanes}${halves([["hQ", "sQU"], ["hU", `hQ + ${C * LB}u`], ["hW", "sW"], ["hD", "sDY"]])}  float* sTP = sQU;  // TP = Tinv^T Pu^T [C][C + 4] once BM and M are out
   // the chunk's rows of Q, U, W, dY and its Tinv, every copy in flight
 ${copy("hQ", "Q", K, LB)}${copy("hU", "U", K, LB)}${copy("hW", "W", K, LB)}${copy("hD", "DY", V, LBV)}  for (u32 x = t; x < ${(C * C) / 4}u; x += ${NT}u) seqc_cp16(&sTi[(x / ${C / 4}u) * ${L8}u + 4u * (x % ${C / 4}u)], &TI[(size_t)n * ${C * C}u + 4u * x]);
 ${landed}  // Pu [a][f]

@@ -58,6 +58,10 @@ export interface DeltaPrepConfig<D extends DeltaPrepDecay = DeltaDecay> {
    * _wbx): "mn" writes M [N, C, K] and NN transposed, NN^T [N, K, C], as bf16 (rounded to nearest even from the fp32
    * values the twin writes), X and BM float32; "all" X and BM as bf16 too. A as the twin's. */
   wout?: "mn" | "all";
+  /** prep_bwd's staged wout twins only: "quad" stores the bf16 products (M; X and BM with wout "all") 16 bytes a lane,
+   * the quad's lanes swapping their packed pairs by shuffles (delta-prep-mma.ts mmaProduct's quad form; else 4 bytes a
+   * lane); the same values at the same addresses. Entries _wbq / _wbxq. */
+  wstore?: "quad";
 }
 
 export type DeltaPrepMath = "tf32" | "tf32x3";
@@ -122,7 +126,7 @@ __device__ __forceinline__ float4 seqc_delta_in4(const __nv_bfloat16* p) {
 `;
 
 export function deltaPrepEntry(c: DeltaPrepConfig<DeltaPrepDecay>): string {
-  return `seqc_delta_prep_${c.op}_${c.decay}_c${c.C}k${c.K}v${c.V}_${c.tin}${c.math ? `_${c.math}` : ""}${c.wout ? (c.wout === "all" ? "_wbx" : "_wb") : ""}`;
+  return `seqc_delta_prep_${c.op}_${c.decay}_c${c.C}k${c.K}v${c.V}_${c.tin}${c.math ? `_${c.math}` : ""}${c.wout ? (c.wout === "all" ? "_wbx" : "_wb") : ""}${c.wstore === "quad" ? "q" : ""}`;
 }
 
 /** Shared memory in floats from the start (the fp32 kernels' and the twins' alike): Gb (per-key decay only: double
@@ -160,6 +164,7 @@ function check(c: DeltaPrepConfig<DeltaPrepDecay>): void {
   if (c.threads !== undefined && (!c.staged || c.threads % 32 || c.threads < Math.max(64, c.C) || c.threads > 1024)) throw new Error(`delta-prep: threads ${c.threads} (the staged form only: a multiple of 32, >= max(64, C), <= 1024)`);
   if (c.scores !== undefined && (!c.staged || c.scores !== "bf16")) throw new Error(`delta-prep: scores ${c.scores} (the staged form only: "bf16")`);
   if (c.wout !== undefined && !(c.op === "bwd" && (c.staged ? c.wout === "mn" || c.wout === "all" : c.decay === "key" && !!c.math && c.wout === "mn"))) throw new Error(`delta-prep: wout ${c.wout} (prep_bwd's staged form: "mn" / "all"; the per-key row-layout twin: "mn")`);
+  if (c.wstore !== undefined && !(c.wstore === "quad" && c.staged && c.op === "bwd" && c.wout)) throw new Error(`delta-prep: wstore ${c.wstore} (prep_bwd's staged wout twins only: "quad")`);
   if (c.staged) return deltaPrepStagedCheck(c);
   if (c.math) return deltaPrepMmaCheck(c);
   if (c.C % 16 || c.C < 16) throw new Error(`delta-prep: C ${c.C} must be a multiple of 16 (the inverse's 16 x 16 diagonal blocks)`);
