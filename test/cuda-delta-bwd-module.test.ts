@@ -14,7 +14,7 @@ import { DELTA_ADJ_BF16_CONFIGS, DELTA_ADJ_BF16_OUT_CONFIGS, DELTA_ADJ_BF16_ZIN_
 import { DELTA_ADJ_CONFIGS, DELTA_ADJ_K128_CONFIGS, DELTA_ADJ_K128_MMA_CONFIGS, DELTA_ADJ_MMA_CONFIGS, deltaAdjKernel, type DeltaAdjConfig } from "../compiler/backends/cuda/delta-adjoint.ts";
 import { DELTA_PREP_CONFIGS, DELTA_PREP_KEY_CONFIGS, DELTA_PREP_KEY_MMA_CONFIGS, DELTA_PREP_MMA_CONFIGS, deltaPrepKernel, type DeltaPrepConfig, type DeltaPrepDecay } from "../compiler/backends/cuda/delta-prep.ts";
 import { DELTA_ADJ_KEY_CONFIGS, deltaAdjKeyKernel } from "../compiler/backends/cuda/delta-adjoint-key.ts";
-import { DELTA_ADJ_KEY_BF16_CONFIGS, DELTA_ADJ_KEY_MMA_CONFIGS, deltaAdjKeyMmaKernel } from "../compiler/backends/cuda/delta-adjoint-key-mma.ts";
+import { DELTA_ADJ_KEY_BF16_CONFIGS, DELTA_ADJ_KEY_FAC_CONFIGS, DELTA_ADJ_KEY_MMA_CONFIGS, deltaAdjKeyMmaKernel } from "../compiler/backends/cuda/delta-adjoint-key-mma.ts";
 import { DELTA_ADJ_KEY_K128_BF16_CONFIGS, DELTA_ADJ_KEY_K128_MMA_CONFIGS, deltaAdjKeyMmaK128Kernel } from "../compiler/backends/cuda/delta-adjoint-key-mma-k128.ts";
 import { DELTA_WALK_CONFIGS, DELTA_WALK_FEW_CONFIGS, DELTA_WALK_KEY_CONFIGS, DELTA_WALK_KEY_FEW_CONFIGS, deltaWalkKernel } from "../compiler/backends/cuda/delta-walk.ts";
 import { DELTA_WALK_KEY_MMA_CONFIGS, DELTA_WALK_KEY_WIDE_CONFIGS, DELTA_WALK_MMA_CONFIGS, DELTA_WALK_WIDE_CONFIGS, deltaWalkMmaKernel } from "../compiler/backends/cuda/delta-walk-mma.ts";
@@ -35,7 +35,7 @@ describe("delta backward kernel module", () => {
     const adj = (cs: readonly DeltaAdjConfig[]) => cs.filter((c) => c.decay === decay).map((c) => ({ c, k: deltaAdjKernel(c), op: "adj" }));
     const walks = decay === "key" ? [...DELTA_WALK_KEY_CONFIGS, ...DELTA_WALK_KEY_FEW_CONFIGS] : [...DELTA_WALK_CONFIGS, ...DELTA_WALK_FEW_CONFIGS];
     const keyAdj = decay === "key" ? DELTA_ADJ_KEY_CONFIGS.map((c) => ({ c: { ...c, math: undefined }, k: deltaAdjKeyKernel(c), op: "adj" })) : [];
-    const keyAdjMma = decay === "key" ? [...DELTA_ADJ_KEY_MMA_CONFIGS.map((c) => ({ c, k: deltaAdjKeyMmaKernel(c), op: "adj" })), ...DELTA_ADJ_KEY_K128_MMA_CONFIGS.map((c) => ({ c, k: deltaAdjKeyMmaK128Kernel(c), op: "adj" })), ...DELTA_ADJ_KEY_BF16_CONFIGS.map((c) => ({ c, k: deltaAdjKeyMmaKernel(c), op: "adj" })), ...DELTA_ADJ_KEY_K128_BF16_CONFIGS.map((c) => ({ c, k: deltaAdjKeyMmaK128Kernel(c), op: "adj" }))] : [];
+    const keyAdjMma = decay === "key" ? [...DELTA_ADJ_KEY_MMA_CONFIGS.map((c) => ({ c, k: deltaAdjKeyMmaKernel(c), op: "adj" })), ...DELTA_ADJ_KEY_K128_MMA_CONFIGS.map((c) => ({ c, k: deltaAdjKeyMmaK128Kernel(c), op: "adj" })), ...DELTA_ADJ_KEY_BF16_CONFIGS.map((c) => ({ c, k: deltaAdjKeyMmaKernel(c), op: "adj" })), ...DELTA_ADJ_KEY_K128_BF16_CONFIGS.map((c) => ({ c, k: deltaAdjKeyMmaK128Kernel(c), op: "adj" })), ...DELTA_ADJ_KEY_FAC_CONFIGS.map((c) => ({ c, k: deltaAdjKeyMmaKernel(c), op: "adj" }))] : [];
     const walkTwins = (decay === "key" ? [...DELTA_WALK_KEY_MMA_CONFIGS, ...DELTA_WALK_KEY_WIDE_CONFIGS] : [...DELTA_WALK_MMA_CONFIGS, ...DELTA_WALK_WIDE_CONFIGS]).map((c) => ({ c: { ...c, tin: "f32" }, k: deltaWalkMmaKernel(c), op: "walk" }));
     // decay none / scalar: last, the bf16-state path's siblings (LR_DELTA_ZBF16): every walk above writing bf16 ZS / Y
     // (zout, _zb), the bf16 adjoint twins reading them (zin, _zb), then those storing bf16 gradients (aout, _zb_ob)
@@ -70,7 +70,7 @@ describe("delta backward kernel module", () => {
     expect(orecs.map((k) => k.entry)).toEqual(decay === "key" ? [] : [64, 128].map((K) => `seqc_delta_adj_${decay}_c64k${K}v${K}_bf16_bf16_zb_ob`));
     for (const { aout: _a, entry, ...rest } of orecs) expect({ ...rest, entry: entry.slice(0, -3) }, entry).toEqual(m.kernels.find((x) => x.entry === entry.slice(0, -3)));
     const main = m.kernels.filter((k) => !k.zout && !k.zin && !k.aout && k.op !== "prep_r");
-    expect(main.filter((k) => k.math && k.op !== "walk").map((k) => k.math), "twins").toEqual(decay === "key" ? [...Array(6).fill("tf32"), "bf16", "bf16"] : [...Array(6).fill("tf32"), "bf16", "bf16"]);
+    expect(main.filter((k) => k.math && k.op !== "walk").map((k) => k.math), "twins").toEqual(decay === "key" ? [...Array(6).fill("tf32"), "bf16", "bf16", "bf16f"] : [...Array(6).fill("tf32"), "bf16", "bf16"]);
     expect(deltaBwdModule(deltaBwdConfigs(decay, false)).kernels).toEqual(main.filter((k) => !k.math));
     // what the runtime needs at least: each op at C = 64, K = V = 64 and 128 for both input types, the TF32 twins of prep
     // and the adjoint there for bf16 (decay "key": the per-key adjoint at K = V = 64, its twin at 64 and 128), the walks (the default one of a

@@ -373,10 +373,17 @@ MATH_PREFS = {"tf32": ("tf32",), "bf16": ("bf16", "tf32")}
 # The per-key adjoint (decay "key", RWKV-7) under math "bf16" (read at each launch; LR_DELTA_KEY_MMA at import): "tf32"
 # (default) skips its bf16 twins (math "bf16", K = 64 and 128: seqc_delta_adj_key_c64k{64,128}v*_bf16_bf16,
 # delta-adjoint-key-mma.ts / delta-adjoint-key-mma-k128.ts) for the TF32 twins, as before the bf16 twins existed; "bf16"
-# takes a bf16 twin where the module has one. "bf16" is the default since H200 call F14 (session 14's final call): RWKV-7's
+# takes a bf16 twin where the module has one. "bf16" was the default from H200 call F14 (session 14's final call): RWKV-7's
 # bf16 step under graphs 5.719 -> 5.471 ms at (8, 2048, 16, 64), 16.498 -> 16.189 at (1, 32768, 8, 128), 27.741 -> 27.118 at
 # (4, 8192, 16, 128); gradients vs float64 at (2, 1024) 1.7e-3 either way (fla 4.1e-3).
-KEY_MMA = os.environ.get("LR_DELTA_KEY_MMA", "bf16")
+# "bf16f" takes the factored twin (math "bf16f": the bf16 twin with the diagonal 16-slot blocks by TF32 mma too where a
+# chunk's decays allow, compiler/backends/cuda/delta-adjoint-key-mma.ts DELTA_ADJ_KEY_FAC_CONFIGS) where the module has
+# one (K = 64; the K = 128 one spills 4 bytes on sm_90 and is not in the modules), else as "bf16". "bf16f" is the default
+# since H200 call D15 (session 15, bench/RESULTS.md "the per-key adjoint with its diagonal blocks by mma"): the adjoint
+# alone 2.591 -> 1.484 ms at (8, 2048, 16, 64), RWKV-7's bf16 step under graphs 5.550 -> 4.441 ms there (fla 3.857);
+# gradients vs float64 at (2, 1024) 3.7e-3 -> 3.8e-3 (fla 4.1e-3). (With the K = 128 one built in: 12.645 -> 8.398 ms
+# alone at (4, 8192, 16, 128), the step 26.327 -> 22.094 there and 16.151 -> 14.003 at (1, 32768, 8, 128).)
+KEY_MMA = os.environ.get("LR_DELTA_KEY_MMA", "bf16f")
 # The walk a launcher with math takes at K = V = 128 for many (b, h) rows (read at each launch; LR_DELTA_WALK at import):
 # "default" the 3xTF32 walk for many rows (a record with walkFor "many": 64 value columns a block over 8 warps,
 # delta-walk-mma.ts DELTA_WALK_WIDE_CONFIGS) where its grid B H (V / cols) is at least half the SMs (B H >= 33 on 132),
@@ -509,8 +516,12 @@ def kernel_launch(km, device, math=None, sms=None):
 
     def pick(op, mode, C, K, V, tin):
         for m in prefs:  # the twins asked for, most preferred first, then the fp32 kernel
-            if m == "bf16" and op == "adj" and mode == "key" and KEY_MMA != "bf16":
-                continue  # the per-key adjoint's bf16 twin only under KEY_MMA "bf16"
+            if m == "bf16" and op == "adj" and mode == "key" and KEY_MMA == "bf16f":
+                k = delta_pick(km.kernels, op, mode, C, K, V, tin, "bf16f")  # the factored twin first, where the module has it
+                if k is not None:
+                    return k
+            if m == "bf16" and op == "adj" and mode == "key" and KEY_MMA not in ("bf16", "bf16f"):
+                continue  # the per-key adjoint's bf16 twin only under KEY_MMA "bf16" (or "bf16f" where no factored twin)
             k = delta_pick(km.kernels, op, mode, C, K, V, tin, m)
             if k is not None:
                 return k

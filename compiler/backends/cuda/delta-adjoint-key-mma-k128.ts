@@ -29,7 +29,7 @@
  * by __expf (see delta-adjoint-key-mma.ts).
  */
 import { adjHead, adjTok } from "./delta-adjoint.ts";
-import { keyTwinPieces, type DeltaAdjKeyMmaConfig, type DeltaAdjKeyMmaKernel } from "./delta-adjoint-key-mma.ts";
+import { facCp, facPairs, keyTwinPieces, type DeltaAdjKeyMmaConfig, type DeltaAdjKeyMmaKernel } from "./delta-adjoint-key-mma.ts";
 import { MMA_TF32_PRELUDE, tf32Ops } from "./lowrank-readout-mma.ts";
 import { DELTA_ADJ_BF16_PRELUDE } from "./delta-adjoint-bf16.ts";
 
@@ -40,9 +40,15 @@ export const DELTA_ADJ_KEY_K128_MMA_CONFIGS: readonly DeltaAdjKeyMmaConfig[] = [
  * mma m16n8k16 (delta-adjoint-key-mma.ts keyTwinPieces' bf16; as the K = 64 bf16 twin). */
 export const DELTA_ADJ_KEY_K128_BF16_CONFIGS: readonly DeltaAdjKeyMmaConfig[] = [{ decay: "key", tin: "bf16", C: 64, K: 128, V: 128, math: "bf16" }];
 
+/** Its factored twin (math "bf16f", seqc_delta_adj_key_c64k128v128_bf16_bf16f): the bf16 twin with each key block's diagonal
+ * 16-slot blocks by TF32 mma where the key block's decays allow (delta-adjoint-key-mma.ts DELTA_ADJ_KEY_FAC_CONFIGS; a flag
+ * a key block), else its diagonal passes. */
+export const DELTA_ADJ_KEY_K128_FAC_CONFIGS: readonly DeltaAdjKeyMmaConfig[] = [{ decay: "key", tin: "bf16", C: 64, K: 128, V: 128, math: "bf16f" }];
+
 const C = 64, K = 128, V = 128, KB = 64, LDS = 72, LDV = 136, NT = 512, NPAIR = 6, US = C * LDS, UV = C * LDV, GK2 = (C + 1) * K;
 
-function layout() {
+/** fac (math "bf16f"): 10 pairs' factors (ba >= bf), then the key block's flag (a u32, 4 floats). */
+function layout(fac = false) {
   const sAB = 0;                   // A_y, B_y, A_r, B_r [64][72]
   const sX = sAB + 4 * US;         // x~ [64][72]   (sX.. sP: the phases' work region, 31,232 floats)
   const sGv = sX + US;             // g [64][136]
@@ -50,13 +56,14 @@ function layout() {
   const sKh = sS0 + UV;            // k^ [64][72]
   const sP = sKh + US;             // P [64][72]
   const sG = sP + US;              // [C + 1][KB]
-  const sCp = sG + (C + 1) * KB;   // [6][KB]
-  const sAC = sCp + NPAIR * KB;    // [KB]
-  return { sAB, sX, sGv, sS0, sKh, sP, sG, sCp, sAC, work: sG - sX, floats: sAC + KB };
+  const sCp = sG + (C + 1) * KB;   // [6][KB] (fac: [10][KB])
+  const sAC = sCp + (fac ? NPAIR + 4 : NPAIR) * KB;    // [KB]
+  const sFl = sAC + KB;            // fac: the flag
+  return { sAB, sX, sGv, sS0, sKh, sP, sG, sCp, sAC, sFl, work: sG - sX, floats: sAC + KB + (fac ? 4 : 0) };
 }
 
 function check(c: DeltaAdjKeyMmaConfig): void {
-  if ((c.math !== "tf32" && c.math !== "bf16") || c.tin !== "bf16" || c.C !== C || c.K !== K || c.V !== V)
+  if ((c.math !== "tf32" && c.math !== "bf16" && c.math !== "bf16f") || c.tin !== "bf16" || c.C !== C || c.K !== K || c.V !== V)
     throw new Error(`delta-adjoint (key, ${c.math}, K = 128): C = 64, K = V = 128 and bf16 inputs only`);
 }
 
@@ -66,10 +73,11 @@ export function deltaAdjKeyMmaK128Entry(c: DeltaAdjKeyMmaConfig): string {
 
 export function deltaAdjKeyMmaK128Kernel(c: DeltaAdjKeyMmaConfig): DeltaAdjKeyMmaKernel {
   check(c);
-  return { ...c, entry: deltaAdjKeyMmaK128Entry(c), threads: NT, sharedBytes: layout().floats * 4 };
+  return { ...c, entry: deltaAdjKeyMmaK128Entry(c), threads: NT, sharedBytes: layout(c.math === "bf16f").floats * 4 };
 }
 
 const unroll = "#pragma unroll";
+const ind = (x: string) => x.replace(/^(?=.)/gm, "  ");
 
 /** threadIdx.x read so that the compiler can neither hoist nor share what is computed from it (on the card a volatile
  * read of %tid.x): a load's addresses are computed where it runs, not kept in registers across the key blocks. */
@@ -85,7 +93,8 @@ __device__ __forceinline__ unsigned seqc_tid_opaque() { return threadIdx.x; }
 
 export function deltaAdjKeyMmaK128Source(c: DeltaAdjKeyMmaConfig): string {
   check(c);
-  const L = layout();
+  const fac = c.math === "bf16f";
+  const L = layout(fac);
   if (2 * C * KB + (NT / KB) * KB > L.work || US + 3 * UV > L.work) throw new Error("delta-adjoint (key, K = 128): the work region is too small");
   const { fragBnk } = tf32Ops(false);
   // a key-block element of a [.., K] per-token tensor, a [.., V] one, a [N, C, V] chunk tensor, S0 / LE's row kb + i
@@ -97,7 +106,7 @@ export function deltaAdjKeyMmaK128Source(c: DeltaAdjKeyMmaConfig): string {
   const exX = (oq: number) => (a: string, i: string) => `${gk(`${a} + ${oq}u`, i)} - ${gk(`${a} & ~15u`, i)}`;
   const exY = (f: string, i: string) => `${gk(`(${f} | 15u) + 1u`, i)} - ${gk(`${f} + 1u`, i)}`;
   const exC = (f: string, i: string) => `${gk(`${C}u`, i)} - ${gk(`${f} + 1u`, i)}`;
-  const cp = (ba: string, bf: string, i: string) => `sCp[((((${ba}) * ((${ba}) - 1u)) >> 1u) + (${bf})) * ${KB}u + (${i})]`;
+  const cp = fac ? facCp(KB) : (ba: string, bf: string, i: string) => `sCp[((((${ba}) * ((${ba}) - 1u)) >> 1u) + (${bf})) * ${KB}u + (${i})]`;
   const at = (off: number) => `((float*)seqc_smem_raw + ${off})`;
   // rows [64][w] into dst (stride ld) from src at idx(a, column) (a float4), masked a < nv where `masked`, each value
   // times exp(ex(a, column)) where given
@@ -112,11 +121,15 @@ export function deltaAdjKeyMmaK128Source(c: DeltaAdjKeyMmaConfig): string {
           const float4 x4 = seqc_dadj_in4(${xg}, ${tokK("a", "m0")}), k4 = seqc_dadj_in4(KK, ${tokK("f", "m0")});
 ${["x", "y", "z", "w"].map((e, q) => `          s = fmaf(x4.${e} * k4.${e}, __expf(${gk(`a + ${oq}u`, q ? `m0 + ${q}u` : "m0")} - ${gk("f + 1u", q ? `m0 + ${q}u` : "m0")}), s);\n`).join("")}        }
 `;
-  const { row, zero, each, prodF, keyScores, diagKeyScores, plainScores, diagProducts, addFrom, store } = keyTwinPieces({
+  const pieces = (fd?: string) => keyTwinPieces({
     tk: tokK, KB, V, gk, cp, keyB: (Y, k) => `${Y}[(n0 + g) * ${LDS}u + ${k}]`,
     plain: { ldx: LDV, fb: (Y) => fragBnk("          ", "fb", Y, LDV, "8u * (2u * hq + j)", "8u * ks"), bv: (Y, k) => `${Y}[(8u * (2u * hq + j) + g) * ${LDV}u + ${k}]` },
-    dot: dot4, bf16: c.math === "bf16",
+    dot: dot4, bf16: c.math === "bf16" || fac, ...(fd ? { fd } : {}),
   });
+  const { row, zero, each, prodF, keyScores, diagKeyScores, plainScores, diagProducts, addFrom, store } = pieces();
+  // fac: the sides twice, the key block's flag choosing (one branch a key block: the flag held across a side, or both
+  // forms' steps in one side, spilled 60-200 bytes): "fast" with the diagonal blocks by TF32 mma, else the bf16 twin's
+  const keyScoresF = pieces("true").keyScores;
   const storeV = `${unroll}
   for (u32 hh = 0; hh < 2u; ++hh) {
     const u32 a = ${row("hh")};
@@ -127,15 +140,22 @@ ${unroll}
   }
 `;
   const sAy = at(L.sAB), sBy = at(L.sAB + US), sAr = at(L.sAB + 2 * US), sBr = at(L.sAB + 3 * US);
-  const side = (y: boolean) => {
+  const side = (y: boolean, fast = false) => {
     const oq = y ? 1 : 0, x = y ? "Q" : "W", As = y ? "sAy" : "sAr", Bs = y ? "sBy" : "sBr";
     const gl = y ? load("sGv", LDV, V, "DY", tokV, true) : load("sGv", LDV, V, "DR", chk, true);
     const cpA = cp("rb", "ks >> 1u", "n0 + g"), cpT = cp("ks >> 1u", "rb", "n0 + g");
     const D = (q: number) => `(sX + ${q * US}u)`;
+    // fac: the own (diagonal) block's products by TF32 mma where dgo (dd = its 2 k8 steps, else 0), beside the bf16 ones
+    const cpD = cp("rb", "rb", "n0 + g");
+    const dxD = (X: string, Y: string) => (fast ? prodF("dx", X, false, Y, "2u * rb", "2u * rb + 2u", cpD, { tf32: true, once: true }) : "");
+    const tpD = (X: string) => (fast ? prodF("tp", X, true, "sX", "2u * rb", "2u * rb + 2u", cpD, { tf32: true, once: true }).replace(/^/gm, "  ") : "");
+    const dks = diagKeyScores("sP", x, oq), dps = `  __syncthreads();
+${diagProducts(As, Bs, x, oq, D(0), D(1), D(2), D(3), D(4))}  __syncthreads();
+${addFrom("dx", D(0))}${addFrom("dk", D(1))}${addFrom("du", D(2))}${addFrom("dk", D(3))}${addFrom("du", D(4))}`;
     return `  // ---- side ${y ? "y: x = q, g = dy, scores f <= a" : "r: x = w, g = DR, scores f < a"} ----
 ${load("sX", LDS, KB, x, tokK, true, exX(oq))}${gl}${load("sS0", LDV, V, "S0", kvRow, false)}${load("sKh", LDS, KB, "KK", tokK, true, exY)}  __syncthreads();
   // the key block's P = x k^T decayed; dx = (g S0^T) exp(G[16 rb - 1]) (times X below)
-${keyScores("sP", "sX", "sKh", oq)}${diagKeyScores("sP", x, oq)}${zero("dx", false)}${prodF("dx", "sGv", false, "sS0", "0u", `${V / 8}u`, undefined, { ldx: LDV, ldy: LDV, yNK: true })}${each((a, i, e) => `dx${e} *= __expf(${gk("16u * rb", i)});`)}  __syncthreads();
+${fast ? keyScoresF("sP", "sX", "sKh", oq) : `${keyScores("sP", "sX", "sKh", oq)}${dks}`}${zero("dx", false)}${prodF("dx", "sGv", false, "sS0", "0u", `${V / 8}u`, undefined, { ldx: LDV, ldy: LDV, yNK: true })}${each((a, i, e) => `dx${e} *= __expf(${gk("16u * rb", i)});`)}  __syncthreads();
 ${load("sS0", LDS, KB, "U", tokK, true, exY)}  __syncthreads();
   // P into dV's scratch rows; the earlier blocks: dx += (A k^ + B u^) Cp[rb, bf], then dx *= X; the later blocks: dk / du += Y (A^T / B^T x~ Cp[ba, rb])
   // the key block's P into the chunk's rows of dV (scratch until the end: P_y [a][f] at columns f, P_r at 64 + f), rows a < nv
@@ -148,15 +168,13 @@ ${load("sS0", LDS, KB, "U", tokK, true, exY)}  __syncthreads();
       *d = p;
     }
   }
-${prodF("dx", As, false, "sKh", "0u", "2u * rb", cpA)}${prodF("dx", Bs, false, "sS0", "0u", "2u * rb", cpA)}${each((a, i, e) => `dx${e} *= __expf(${gk(`${a} + ${oq}u`, i)} - ${gk("16u * rb", i)});`)}  {
-${zero("tp").replace(/^/gm, "  ")}${prodF("tp", As, true, "sX", "2u * rb + 2u", `${C / 8}u`, cpT).replace(/^/gm, "  ")}${each((a, i, e) => `dk${e} = fmaf(tp${e}, __expf(${exY(a, i)}), dk${e});`).replace(/^/gm, "  ")}${zero("tp", false).replace(/^/gm, "  ")}${prodF("tp", Bs, true, "sX", "2u * rb + 2u", `${C / 8}u`, cpT).replace(/^/gm, "  ")}${each((a, i, e) => `du${e} = fmaf(tp${e}, __expf(${exY(a, i)}), du${e});`).replace(/^/gm, "  ")}  }
-  __syncthreads();
-${diagProducts(As, Bs, x, oq, D(0), D(1), D(2), D(3), D(4))}  __syncthreads();
-${addFrom("dx", D(0))}${addFrom("dk", D(1))}${addFrom("du", D(2))}${addFrom("dk", D(3))}${addFrom("du", D(4))}${store("dx", y ? "dQ" : "dW")}  __syncthreads();
+${prodF("dx", As, false, "sKh", "0u", "2u * rb", cpA)}${dxD(As, "sKh")}${prodF("dx", Bs, false, "sS0", "0u", "2u * rb", cpA)}${dxD(Bs, "sS0")}${each((a, i, e) => `dx${e} *= __expf(${gk(`${a} + ${oq}u`, i)} - ${gk("16u * rb", i)});`)}  {
+${zero("tp").replace(/^/gm, "  ")}${prodF("tp", As, true, "sX", "2u * rb + 2u", `${C / 8}u`, cpT).replace(/^/gm, "  ")}${tpD(As)}${each((a, i, e) => `dk${e} = fmaf(tp${e}, __expf(${exY(a, i)}), dk${e});`).replace(/^/gm, "  ")}${zero("tp", false).replace(/^/gm, "  ")}${tpD(Bs)}${prodF("tp", Bs, true, "sX", "2u * rb + 2u", `${C / 8}u`, cpT).replace(/^/gm, "  ")}${each((a, i, e) => `du${e} = fmaf(tp${e}, __expf(${exY(a, i)}), du${e});`).replace(/^/gm, "  ")}  }
+${fast ? "" : dps}${store("dx", y ? "dQ" : "dW")}  __syncthreads();
 `;
   };
   const kbody = `  // G of the key block: the chunk's log decays (zeros past T), then a key's prefix a thread (slot order)
-${unroll} 4
+${fac ? "  if (t == 0u) sFl[0] = 0u;\n" : ""}${unroll} 4
   for (u32 x = t; x < ${C * KB}u; x += ${NT}u) { const u32 a = x / ${KB}u, i = x % ${KB}u; sG[${KB}u + x] = a < nv ? LD[${tokK("a", "i")}] : 0.f; }
   if (t < ${KB}u) sG[t] = 0.f;
   __syncthreads();
@@ -166,12 +184,12 @@ ${unroll} 8
     for (u32 a = 1; a <= ${C}u; ++a) { s += sG[a * ${KB}u + i]; sG[a * ${KB}u + i] = s; }
   }
   __syncthreads();
-  // the factors between blocks ba > bf: exp(G[16 ba - 1, i] - G[16 bf + 15, i]) (pairs in order of ba, then bf)
+${fac ? facPairs(KB, NT, gk) : `  // the factors between blocks ba > bf: exp(G[16 ba - 1, i] - G[16 bf + 15, i]) (pairs in order of ba, then bf)
   for (u32 x = t; x < ${NPAIR * KB}u; x += ${NT}u) {
     const u32 pr = x / ${KB}u, i = x % ${KB}u, ba = pr < 1u ? 1u : pr < 3u ? 2u : 3u, bf = pr - ((ba * (ba - 1u)) >> 1u);
     sCp[x] = __expf(${gk("16u * ba", "i")} - ${gk("16u * bf + 16u", "i")});
   }
-  // ---- LE: dk = (v LE^T) o eC, du = (r LE^T) o eC; aC (dv's LE term at the end) ----
+`}  // ---- LE: dk = (v LE^T) o eC, du = (r LE^T) o eC; aC (dv's LE term at the end) ----
   float* sLE = sX + ${US}u; float* sVr = sX + ${US + UV}u; float* sRr = sX + ${US + 2 * UV}u;
 ${load("sLE", LDV, V, "LE", kvRow, false)}${load("sVr", LDV, V, "VV", tokV, true)}${load("sRr", LDV, V, "R", chk, true)}  __syncthreads();
 ${zero("dk")}${zero("du")}  float dx[2][4];
@@ -194,7 +212,10 @@ ${unroll} 2
     sAC[i] = s;  // (read after the sides' barriers)
   }
   __syncthreads();
-${side(true)}${side(false)}${store("dk", "dK")}${store("du", "dU")}  __syncthreads();
+${fac ? [true, false].map((y) => `  if (sFl[0] != 0u) {  // some block's decay of a key over FACTOR_SPAN: the bf16 twin's diagonal passes
+${ind(side(y))}  } else {  // the diagonal blocks by mma
+${ind(side(y, true))}  }
+`).join("") : side(true) + side(false)}${store("dk", "dK")}${store("du", "dU")}  __syncthreads();
   // the key block's dld terms from the stored outputs (this block's writes, after the barrier): q dq - u du - k dk and w dw [C][${KB}]
   {
     float* sF = sX;  // [2][C][${KB}], then the segments' sums [${NT / KB}][${KB}]
@@ -227,7 +248,7 @@ ${side(true)}${side(false)}${store("dk", "dK")}${store("du", "dU")}  __syncthrea
   __syncthreads();
 `;
   return `
-${MMA_TF32_PRELUDE}${c.math === "bf16" ? DELTA_ADJ_BF16_PRELUDE : ""}${TID_OPAQUE}${adjHead(deltaAdjKeyMmaK128Entry(c), "unsigned short", NT, 1, C)}  const u32 wp = t >> 5u, l = t & 31u, g = l >> 2u, tg = l & 3u, rb = wp >> 2u, hq = wp & 3u;  // rows 16 rb.., columns 16 hq.. of a key block's outputs (32 hq.. of dv)
+${MMA_TF32_PRELUDE}${c.math === "bf16" || fac ? DELTA_ADJ_BF16_PRELUDE : ""}${TID_OPAQUE}${adjHead(deltaAdjKeyMmaK128Entry(c), "unsigned short", NT, 1, C)}  const u32 wp = t >> 5u, l = t & 31u, g = l >> 2u, tg = l & 3u, rb = wp >> 2u, hq = wp & 3u;  // rows 16 rb.., columns 16 hq.. of a key block's outputs (32 hq.. of dv)
   float* sAy = ${sAy}; float* sBy = ${sBy}; float* sAr = ${sAr}; float* sBr = ${sBr};  // the value sums [64][72], both sides
   float* sX = ${at(L.sX)};    // x~ [64][72]; the work region of ${L.work} floats from here
   float* sGv = ${at(L.sGv)};  // g [64][136]
@@ -235,9 +256,10 @@ ${MMA_TF32_PRELUDE}${c.math === "bf16" ? DELTA_ADJ_BF16_PRELUDE : ""}${TID_OPAQU
   float* sKh = ${at(L.sKh)};  // k^ [64][72]
   float* sP = ${at(L.sP)};    // P [64][72]
   float* sG = ${at(L.sG)};    // [C + 1][${KB}]: row a + 1 = G[a] of the key block, row 0 = 0
-  float* sCp = ${at(L.sCp)};  // [6][${KB}] the factors between 16-slot blocks
+  float* sCp = ${at(L.sCp)};  // [${fac ? 10 : 6}][${KB}] the factors between 16-slot blocks
   float* sAC = ${at(L.sAC)};  // [${KB}] aC
-  // ---- the value sums, both sides: A = g v^T, B = g r^T (masked f < a + oq) ----
+${fac ? `  u32* sFl = (u32*)${at(L.sFl)};  // the key block's flag: some block's decay of a key over FACTOR_SPAN
+` : ""}  // ---- the value sums, both sides: A = g v^T, B = g r^T (masked f < a + oq) ----
   {
     float* sVr = sX; float* sRr = sX + ${UV}u; float* sGr = sX + ${2 * UV}u;
 ${load("sVr", LDV, V, "VV", tokV, true)}${load("sRr", LDV, V, "R", chk, true)}${load("sGr", LDV, V, "DY", tokV, true)}    __syncthreads();

@@ -48,8 +48,10 @@ import { MMA_TF32_PRELUDE, tf32Ops } from "./lowrank-readout-mma.ts";
 import { DELTA_ADJ_BF16_PRELUDE } from "./delta-adjoint-bf16.ts";
 
 export interface DeltaAdjKeyMmaConfig extends DeltaAdjKeyConfig {
-  /** "tf32": mma m16n8k8 TF32; "bf16" (K = 64 only): mma m16n8k16 bf16 over pairs of the TF32 code's k8 steps. */
-  math: "tf32" | "bf16";
+  /** "tf32": mma m16n8k8 TF32; "bf16": mma m16n8k16 bf16 over pairs of the TF32 code's k8 steps; "bf16f": the bf16 twin
+   * with the diagonal 16-slot blocks by mma too (their decay factored through the block's start, where a chunk's decays
+   * allow; keyTwinPieces' fd). */
+  math: "tf32" | "bf16" | "bf16f";
 }
 
 export interface DeltaAdjKeyMmaKernel extends DeltaAdjKeyMmaConfig {
@@ -66,31 +68,45 @@ export const DELTA_ADJ_KEY_MMA_CONFIGS: readonly DeltaAdjKeyMmaConfig[] = [{ dec
  * mma instructions and one cvt a pair of values; shared memory, the diagonal SIMT passes and the exps as the TF32 twin's. */
 export const DELTA_ADJ_KEY_BF16_CONFIGS: readonly DeltaAdjKeyMmaConfig[] = [{ decay: "key", tin: "bf16", C: 64, K: 64, V: 64, math: "bf16" }];
 
+/** The factored twin (math "bf16f", entry seqc_delta_adj_key_c64k64v64_bf16_bf16f): the bf16 twin whose diagonal
+ * 16 x 16 blocks are TF32 mma products as well (m16n8k8; the rest bf16 as the bf16 twin's), each pair (b, b) taking the factor Cp[b, b, i] = exp(G[16 b - 1, i] -
+ * G[16 b + 15, i]) (>= 1) as the pairs ba > bf take theirs, so neither diagonal SIMT pass runs; chunks where a block's
+ * decay of some key exceeds FACTOR_SPAN (exp of it would leave fp32's range in the products) take the bf16 twin's
+ * diagonal passes instead (a flag a chunk). */
+export const DELTA_ADJ_KEY_FAC_CONFIGS: readonly DeltaAdjKeyMmaConfig[] = [{ decay: "key", tin: "bf16", C: 64, K: 64, V: 64, math: "bf16f" }];
+
+/** The largest decay of a key over a 16-slot block (G[16 b - 1] - G[16 b + 15]) with which the factored twins take the
+ * diagonal blocks by mma: Cp[b, b] <= e^40 (about 2.4e17) and x~ >= |x| e^-40, far inside fp32's / bf16's range
+ * (RWKV-7's log decays, >= -0.6065 a step, give at most 9.7). */
+export const FACTOR_SPAN = 40;
+
 export function deltaAdjKeyMmaEntry(c: DeltaAdjKeyMmaConfig): string {
   return `seqc_delta_adj_key_c${c.C}k${c.K}v${c.V}_${c.tin}_${c.math}`;
 }
 
 const W = 64, LDS = 72, NT = 512, NSLOT = 11, NPAIR = 6;
 
-function layout() {
+/** fac (math "bf16f"): the pairs' factors with the diagonal pairs (10: ba >= bf), then the chunk's flag (a u32, 4 floats). */
+function layout(fac = false) {
   let off = 0;
   const slots: number[] = [];
   for (let i = 0; i < NSLOT; i++) { slots.push(off); off += W * LDS; }
   const sG = off; off += (W + 1) * W;
-  const sCp = off; off += NPAIR * W;
+  const sCp = off; off += (fac ? NPAIR + 4 : NPAIR) * W;
   const sAC = off; off += W;
-  return { slots, sG, sCp, sAC, floats: off };
+  const sFl = off; if (fac) off += 4;
+  return { slots, sG, sCp, sAC, sFl, floats: off };
 }
 
 function check(c: DeltaAdjKeyMmaConfig): void {
   if (NT < (W / 16) * 120 + W / 2) throw new Error("delta-adjoint (key, tf32): the diagonal key scores take a thread an entry");
-  if ((c.math !== "tf32" && c.math !== "bf16") || c.tin !== "bf16" || c.C !== 64 || c.K !== 64 || c.V !== 64)
+  if ((c.math !== "tf32" && c.math !== "bf16" && c.math !== "bf16f") || c.tin !== "bf16" || c.C !== 64 || c.K !== 64 || c.V !== 64)
     throw new Error(`delta-adjoint (key, ${c.math}): C = K = V = 64 and bf16 inputs only (8 warps over 16-row blocks; the diagonal pass a thread a block and key)`);
 }
 
 export function deltaAdjKeyMmaKernel(c: DeltaAdjKeyMmaConfig): DeltaAdjKeyMmaKernel {
   check(c);
-  return { ...c, entry: deltaAdjKeyMmaEntry(c), threads: NT, sharedBytes: layout().floats * 4 };
+  return { ...c, entry: deltaAdjKeyMmaEntry(c), threads: NT, sharedBytes: layout(c.math === "bf16f").floats * 4 };
 }
 
 const unroll = "#pragma unroll";
@@ -103,11 +119,15 @@ const unroll = "#pragma unroll";
  *   plain: the value sums' A operand stride and B fragment from Y (stored [j][f] or as rows [f][j]); dot(xg, oq): the
  *   diagonal key scores' sum over the keys into s.
  * zero, each (a [C, 64] accumulator's elements), prodF (acc += X Y over 8-column steps; nt tiles of 8 columns from
- * 8 nt hq; Y [m][n] or yNK [n][m]), keyScores, diagKeyScores, plainScores, diagProducts, addFrom, store: see there. */
+ * 8 nt hq; Y [m][n] or yNK [n][m]), keyScores, diagKeyScores, plainScores, diagProducts, addFrom, store: see there.
+ *   fd (the factored twins, math "bf16f"): the name of a chunk-uniform bool; where true keyScores forms the diagonal
+ *   blocks' tiles by TF32 mma (m16n8k8) as well (cp(rb, rb, k) their factor, >= 1; the entries f >= a + oq zeroed), and
+ *   the caller skips diagKeyScores and diagProducts and runs its own-block products by TF32 mma with the diagonal pair
+ *   (prodF's tf32 option; bf16 there doubled the emulation's errors). */
 export function keyTwinPieces(p: {
   tk: (a: string, i: string) => string; KB: number; V: number; gk: (row: string, i: string) => string; cp: (ba: string, bf: string, i: string) => string;
   keyB: (Y: string, k: string) => string; plain: { ldx: number; fb: (Y: string) => string; bv?: (Y: string, k: string) => string }; dot: (xg: string, oq: number) => string;
-  bf16?: boolean;
+  bf16?: boolean; fd?: string;
 }) {
   const C = 64;
   const { tk, KB, V, gk, cp, keyB, plain, dot } = p;
@@ -155,10 +175,10 @@ ${unroll}
 `;
   // acc += X(rows 16 rb.., m) Y(m, columns) over m in [8 lo, 8 hi); X stored [row][m] or (xT) [m][row], Y [m][col];
   // each B value times s(n0) (n0 the tile's first column; the value's column n0 + g) where given
-  const prodF = (acc: string, X: string, xT: boolean, Y: string, lo: string, hi: string, s?: string, o: { nt?: number; ldx?: number; ldy?: number; yNK?: boolean } = {}) => {
+  const prodF = (acc: string, X: string, xT: boolean, Y: string, lo: string, hi: string, s?: string, o: { nt?: number; ldx?: number; ldy?: number; yNK?: boolean; tf32?: boolean; once?: boolean } = {}) => {
     const { nt = 2, ldx = LDS, ldy = LDS, yNK = false } = o;
     const yv = (dk: string) => (yNK ? `${Y}[(n0 + g) * ${ldy}u + 8u * ks + tg${dk}]` : `${Y}[(8u * ks + tg${dk}) * ${ldy}u + n0 + g]`);
-    if (bf) {
+    if (bf && !o.tf32) {
       const yk = (k: string) => { const v = yNK ? `${Y}[(n0 + g) * ${ldy}u + ${k}]` : `${Y}[(${k}) * ${ldy}u + n0 + g]`; return s ? `sc * ${v}` : v; };
       return `  for (u32 ks = ${lo}; ks < ${hi}; ks += 2u) {
 ${xT ? fragAt16("    ", "fa", X, ldx, "16u * rb", "8u * ks") : fragA16("    ", "fa", X, ldx, "16u * rb", "8u * ks")}${unroll}
@@ -168,7 +188,8 @@ ${s ? `      const float sc = ${s};\n` : ""}${fragB16("      ", "fb", yk, "8u * 
   }
 `;
     }
-    return `  for (u32 ks = ${lo}; ks < ${hi}; ++ks) {
+    return `${o.once ? `${unroll} 1
+` : ""}  for (u32 ks = ${lo}; ks < ${hi}; ++ks) {
 ${xT ? fragAt("    ", "fa", X, ldx, "16u * rb", "8u * ks") : fragA("    ", "fa", X, ldx, "16u * rb", "8u * ks")}${unroll}
     for (u32 j = 0; j < ${nt}u; ++j) {
       const u32 n0 = 8u * (${nt}u * hq + j);
@@ -187,14 +208,22 @@ ${(bf ? fragA16 : fragA)("      ", "fa", X, LDS, "16u * rb", "8u * ks")}${unroll
 ${bf ? `${fragB16("          ", "fb", (k) => `${cp("rb", "bf", k)} * ${keyB(Y, k)}`, "8u * ks")}${mma16("          ", "sc[j]", "fa", "fb")}` : `${frag("          ", "fb", [`${cp("rb", "bf", "8u * ks + tg")} * ${keyB(Y, "8u * ks + tg")}`, `${cp("rb", "bf", "8u * ks + tg + 4u")} * ${keyB(Y, "8u * ks + tg + 4u")}`])}${mma("          ", "sc[j]", "fa", "fb")}`}        }
       }
     }
-${unroll}
+${p.fd ? `    if (${p.fd} && hq == rb)  // the diagonal block by TF32 mma (m16n8k8), each value times Cp[rb, rb, i]
+      for (u32 ks = 0; ks < ${KB / 8}u; ++ks) {
+${fragA("        ", "fa", X, LDS, "16u * rb", "8u * ks")}${unroll}
+        for (u32 j = 0; j < 2u; ++j) {
+          const u32 n0 = 8u * (2u * hq + j);
+${frag("          ", "fb", [`${cp("rb", "rb", "8u * ks + tg")} * ${keyB(Y, "8u * ks + tg")}`, `${cp("rb", "rb", "8u * ks + tg + 4u")} * ${keyB(Y, "8u * ks + tg + 4u")}`])}${mma("          ", "sc[j]", "fa", "fb")}        }
+      }
+` : ""}${unroll}
     for (u32 j = 0; j < 2u; ++j)
 ${unroll}
       for (u32 hh = 0; hh < 2u; ++hh)
       {
         const u32 a = ${row("hh")}, f = ${col("j")};
         if (hq != rb) *(float2*)&${dst}[a * ${LDS}u + f] = make_float2(sc[j][2u * hh], sc[j][2u * hh + 1u]);
-        else {  // the diagonal block: zeros where f >= a + oq (diagKeyScores writes the rest)
+${p.fd ? `        else if (${p.fd}) *(float2*)&${dst}[a * ${LDS}u + f] = make_float2(f < a + ${oq}u ? sc[j][2u * hh] : 0.f, f + 1u < a + ${oq}u ? sc[j][2u * hh + 1u] : 0.f);
+` : ""}        else {  // the diagonal block: zeros where f >= a + oq (diagKeyScores writes the rest)
           if (f >= a + ${oq}u) ${dst}[a * ${LDS}u + f] = 0.f;
           if (f + 1u >= a + ${oq}u) ${dst}[a * ${LDS}u + f + 1u] = 0.f;
         }
@@ -313,17 +342,48 @@ ${unroll}
   return { row, col, zero, each, prodF, keyScores, diagKeyScores, plainScores, diagProducts, addFrom, store };
 }
 
+/** The factored twins' pair factors (K keys a block): the bf16 twin's 6 pairs ba > bf, then the diagonal pairs (b, b) at
+ * 6 + b (cp(b, b, i) with the same row and column block names). */
+export const facCp = (K: number) => (ba: string, bf: string, i: string) =>
+  ba === bf ? `sCp[(6u + (${ba})) * ${K}u + (${i})]` : `sCp[((((${ba}) * ((${ba}) - 1u)) >> 1u) + (${bf})) * ${K}u + (${i})]`;
+
+/** The factored twins' pair factors: the 6 pairs ba > bf, exp(G[16 ba - 1, i] - G[16 bf + 15, i]), then the diagonal pairs'
+ * exp(G[16 b - 1, i] - G[16 b + 15, i]) >= 1 (capped at e^80: a chunk over FACTOR_SPAN does not use them), and the
+ * chunk's flag (sFl, zeroed before G's barriers) set where some block's decay of a key exceeds FACTOR_SPAN; read after the
+ * next barrier. */
+export function facPairs(K: number, NT: number, gk: (row: string, i: string) => string): string {
+  return `  // the factors between blocks ba > bf: exp(G[16 ba - 1, i] - G[16 bf + 15, i]) (pairs in order of ba, then bf)
+  for (u32 x = t; x < ${NPAIR * K}u; x += ${NT}u) {
+    const u32 pr = x / ${K}u, i = x % ${K}u, ba = pr < 1u ? 1u : pr < 3u ? 2u : 3u, bf = pr - ((ba * (ba - 1u)) >> 1u);
+    sCp[x] = __expf(${gk("16u * ba", "i")} - ${gk("16u * bf + 16u", "i")});
+  }
+  // the diagonal pairs' factors, exp(G[16 b - 1, i] - G[16 b + 15, i]) (the block's decay of key i), and the flag
+  for (u32 x = t; x < ${4 * K}u; x += ${NT}u) {
+    const u32 b = x / ${K}u, i = x % ${K}u;
+    const float d = ${gk("16u * b", "i")} - ${gk("16u * b + 16u", "i")};
+    sCp[${NPAIR * K}u + x] = __expf(fminf(d, 80.f));
+    if (d > ${FACTOR_SPAN}.f) sFl[0] = 1u;
+  }
+`;
+}
+
+/** The factored twins' chunk flag as dgo (the diagonal blocks by mma) and dd (their k16 steps: 2 or 0). */
+export const facFlag = `  const bool dgo = sFl[0] == 0u;  // no block's decay of a key over ${FACTOR_SPAN}: the diagonal blocks by mma
+  const u32 dd = dgo ? 2u : 0u;
+`;
+
 export function deltaAdjKeyMmaSource(c: DeltaAdjKeyMmaConfig): string {
   check(c);
   const C = 64, K = 64, V = 64;
-  const L = layout();
+  const fac = c.math === "bf16f";
+  const L = layout(fac);
   const { fragBkn } = tf32Ops(false);
-  const tok = adjTok, bf16 = c.math === "bf16";
+  const tok = adjTok, bf16 = c.math === "bf16" || fac;
   const S = (i: number) => `sS${i}`;
   const parts = adjKeyParts(c, NT, 16, "__expf");
   const { gk, exX, exY, exC, diagDot, prefixG } = parts;
-  // the factor between 16-slot blocks ba > bf, exp(G[16 ba - 1, i] - G[16 bf + 15, i])
-  const cp = (ba: string, bf: string, i: string) => `sCp[((((${ba}) * ((${ba}) - 1u)) >> 1u) + (${bf})) * ${K}u + (${i})]`;
+  // the factor between 16-slot blocks ba > bf, exp(G[16 ba - 1, i] - G[16 bf + 15, i]) (fac: ba >= bf, the pairs ba = bf too)
+  const cp = fac ? facCp(K) : (ba: string, bf: string, i: string) => `sCp[((((${ba}) * ((${ba}) - 1u)) >> 1u) + (${bf})) * ${K}u + (${i})]`;
   // the loads into a slot (rows or transposed), each value times exp(ex(a, i)) where given
   const slot = (d: string): KeySlot => ({ p: d, ld: LDS });
   const load = (dst: string, src: string, w: number, kind: "tok" | "chunk", T_: boolean, ex?: (a: string, i: string) => string) => parts.load(slot(dst), src, w, kind, T_, ex);
@@ -331,24 +391,34 @@ export function deltaAdjKeyMmaSource(c: DeltaAdjKeyMmaConfig): string {
   const { row, zero, each, prodF, keyScores, diagKeyScores, plainScores, diagProducts, addFrom, store } = keyTwinPieces({
     tk: (a, i) => tok(a, i, K), KB: K, V, gk, cp, keyB: (Y, k) => `${Y}[(${k}) * ${LDS}u + n0 + g]`,
     plain: { ldx: LDS, fb: (Y) => fragBkn("          ", "fb", Y, LDS, "8u * (2u * hq + j)", "8u * ks"), bv: (Y, k) => `${Y}[(${k}) * ${LDS}u + 8u * (2u * hq + j) + g]` },
-    dot: (xg, oq) => diagDot(xg, "KK", oq), bf16,
+    dot: (xg, oq) => diagDot(xg, "KK", oq), bf16, ...(fac ? { fd: "dgo" } : {}),
   });
   const side = (y: boolean) => {
     const oq = y ? 1 : 0, x = y ? "Q" : "W";
     const gl = y ? load(S(1), "DY", V, "tok", false) : load(S(1), "DR", V, "chunk", false);
     const cpA = cp("rb", "ks >> 1u", "n0 + g"), cpT = cp("ks >> 1u", "rb", "n0 + g");
+    // fac: the own (diagonal) block's products by TF32 mma where dgo (dd = its 2 k8 steps, else 0), beside the bf16 ones
+    const cpD = cp("rb", "rb", "n0 + g");
+    const dxD = (acc: string, X: string, Y: string) => (fac ? prodF(acc, X, false, Y, "2u * rb", "2u * rb + dd", cpD, { tf32: true }) : "");
+    const tpD = (X: string) => (fac ? prodF("tp", X, true, S(0), "2u * rb + 2u - dd", "2u * rb + 2u", cpD, { tf32: true }).replace(/^/gm, "  ") : "");
+    const dks = diagKeyScores(S(4), x, oq), dps = `  __syncthreads();
+  // the diagonal blocks (A, B in their slots) into Dx, Dk, Du (x2)
+${diagProducts(S(9), S(10), x, oq, S(1), S(2), S(3), S(5), S(6))}  __syncthreads();
+${addFrom("dx", S(1))}${addFrom("dk", S(2))}${addFrom("du", S(3))}${addFrom("dk", S(5))}${addFrom("du", S(6))}`;
+    const ind = (x: string) => x.replace(/^(?=.)/gm, "  ");
     return `  // ---- side ${y ? "y: x = q, g = dy, scores f <= a" : "r: x = w, g = DR, scores f < a"} ----
 ${load(S(0), x, K, "tok", false, exX(oq))}${gl}${loadKV(S(2), "S0", true)}${load(S(3), "KK", K, "tok", true, exY)}${load(S(5), "VV", V, "tok", true)}${load(S(6), "R", V, "chunk", true)}${load(S(7), "KK", K, "tok", false, exY)}${load(S(8), "U", K, "tok", false, exY)}  __syncthreads();
   // dx = (g S0^T) exp(G[16 rb - 1]) (times X below); P = x k^T decayed (the earlier blocks' tiles, the diagonal blocks);
   // A = g v^T, B = g r^T (masked)
-${zero("dx", false)}${prodF("dx", S(1), false, S(2), "0u", `${V / 8}u`)}${each((a, i, e) => `dx${e} *= __expf(${gk("16u * rb", i)});`)}${keyScores(S(4), S(0), S(3), oq)}${diagKeyScores(S(4), x, oq)}${plainScores(S(9), S(1), S(5), oq)}${plainScores(S(10), S(1), S(6), oq)}  __syncthreads();
+${zero("dx", false)}${prodF("dx", S(1), false, S(2), "0u", `${V / 8}u`)}${each((a, i, e) => `dx${e} *= __expf(${gk("16u * rb", i)});`)}${keyScores(S(4), S(0), S(3), oq)}${fac ? `  if (!dgo) {
+${ind(dks)}  }
+` : dks}${plainScores(S(9), S(1), S(5), oq)}${plainScores(S(10), S(1), S(6), oq)}  __syncthreads();
   // dv += P^T g; the earlier blocks: dx += (A k^ + B u^) Cp[rb, bf], then dx *= X; the later blocks: dk += Y (A^T x~ Cp[ba, rb]), du += Y (B^T x~ Cp[ba, rb])
-${prodF("dv", S(4), true, S(1), "2u * rb", `${C / 8}u`)}${prodF("dx", S(9), false, S(7), "0u", "2u * rb", cpA)}${prodF("dx", S(10), false, S(8), "0u", "2u * rb", cpA)}${each((a, i, e) => `dx${e} *= __expf(${gk(`${a} + ${oq}u`, i)} - ${gk("16u * rb", i)});`)}  {
-${zero("tp").replace(/^/gm, "  ")}${prodF("tp", S(9), true, S(0), "2u * rb + 2u", `${C / 8}u`, cpT).replace(/^/gm, "  ")}${each((a, i, e) => `dk${e} = fmaf(tp${e}, __expf(${exY(a, i)}), dk${e});`).replace(/^/gm, "  ")}${zero("tp", false).replace(/^/gm, "  ")}${prodF("tp", S(10), true, S(0), "2u * rb + 2u", `${C / 8}u`, cpT).replace(/^/gm, "  ")}${each((a, i, e) => `du${e} = fmaf(tp${e}, __expf(${exY(a, i)}), du${e});`).replace(/^/gm, "  ")}  }
-  __syncthreads();
-  // the diagonal blocks (A, B in their slots) into Dx, Dk, Du (x2)
-${diagProducts(S(9), S(10), x, oq, S(1), S(2), S(3), S(5), S(6))}  __syncthreads();
-${addFrom("dx", S(1))}${addFrom("dk", S(2))}${addFrom("du", S(3))}${addFrom("dk", S(5))}${addFrom("du", S(6))}${store("dx", y ? "dQ" : "dW")}  __syncthreads();
+${prodF("dv", S(4), true, S(1), "2u * rb", `${C / 8}u`)}${prodF("dx", S(9), false, S(7), "0u", "2u * rb", cpA)}${dxD("dx", S(9), S(7))}${prodF("dx", S(10), false, S(8), "0u", "2u * rb", cpA)}${dxD("dx", S(10), S(8))}${each((a, i, e) => `dx${e} *= __expf(${gk(`${a} + ${oq}u`, i)} - ${gk("16u * rb", i)});`)}  {
+${zero("tp").replace(/^/gm, "  ")}${prodF("tp", S(9), true, S(0), "2u * rb + 2u", `${C / 8}u`, cpT).replace(/^/gm, "  ")}${tpD(S(9))}${each((a, i, e) => `dk${e} = fmaf(tp${e}, __expf(${exY(a, i)}), dk${e});`).replace(/^/gm, "  ")}${zero("tp", false).replace(/^/gm, "  ")}${tpD(S(10))}${prodF("tp", S(10), true, S(0), "2u * rb + 2u", `${C / 8}u`, cpT).replace(/^/gm, "  ")}${each((a, i, e) => `du${e} = fmaf(tp${e}, __expf(${exY(a, i)}), du${e});`).replace(/^/gm, "  ")}  }
+${fac ? `  if (!dgo) {
+${ind(dps)}  }
+` : dps}${store("dx", y ? "dQ" : "dW")}  __syncthreads();
 `;
   };
   const slots = L.slots.map((o, i) => `  float* ${S(i)} = (float*)seqc_smem_raw + ${o};\n`).join("");
@@ -357,14 +427,16 @@ ${MMA_TF32_PRELUDE}${bf16 ? DELTA_ADJ_BF16_PRELUDE : ""}${adjHead(deltaAdjKeyMma
 ${slots}  float* sG = (float*)seqc_smem_raw + ${L.sG};    // [C + 1][K]: row a + 1 = G[a], row 0 = 0
   float* sCp = (float*)seqc_smem_raw + ${L.sCp};  // [6][K] the factors between 16-slot blocks
   float* sAC = (float*)seqc_smem_raw + ${L.sAC};  // [K] aC
-${prefixG}  // the factors between blocks ba > bf: exp(G[16 ba - 1, i] - G[16 bf + 15, i]) (pairs in order of ba, then bf)
+${fac ? `  u32* sFl = (u32*)((float*)seqc_smem_raw + ${L.sFl});  // the chunk's flag: some block's decay of a key over FACTOR_SPAN
+  if (t == 0u) sFl[0] = 0u;
+` : ""}${prefixG}${fac ? facPairs(K, NT, gk) : `  // the factors between blocks ba > bf: exp(G[16 ba - 1, i] - G[16 bf + 15, i]) (pairs in order of ba, then bf)
   for (u32 x = t; x < ${NPAIR * K}u; x += ${NT}u) {
     const u32 pr = x / ${K}u, i = x % ${K}u, ba = pr < 1u ? 1u : pr < 3u ? 2u : 3u, bf = pr - ((ba * (ba - 1u)) >> 1u);
     sCp[x] = __expf(${gk("16u * ba", "i")} - ${gk("16u * bf + 16u", "i")});
-  }
+  }`}
   // ---- LE: dv = (k o eC) LE, dk = (v LE^T) o eC, du = (r LE^T) o eC; aC ----
 ${load(S(0), "KK", K, "tok", false, exC)}${loadKV(S(1), "LE", false)}${load(S(2), "VV", V, "tok", false)}${load(S(3), "R", V, "chunk", false)}${loadKV(S(4), "LE", true)}  __syncthreads();
-${zero("dv")}${zero("dk")}${zero("du")}  float dx[4][4];
+${fac ? facFlag : ""}${zero("dv")}${zero("dk")}${zero("du")}  float dx[4][4];
 ${prodF("dv", S(0), false, S(1), "0u", `${K / 8}u`)}${prodF("dk", S(2), false, S(4), "0u", `${V / 8}u`)}${prodF("du", S(3), false, S(4), "0u", `${V / 8}u`)}${each((a, i, e) => `{ const float ec = __expf(${exC(a, i)}); dk${e} *= ec; du${e} *= ec; }`)}  __syncthreads();
   {
     // aC's partials: 4 columns of a row of LE (its slot) . S_C a step (S_C read coalesced), into sF [K][V / 4] (k eC's slot)

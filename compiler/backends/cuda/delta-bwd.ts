@@ -20,7 +20,10 @@
  * adjoint's (delta-adjoint-key-mma.ts, K = V = 64; delta-adjoint-key-mma-k128.ts, K = V = 128 over two key blocks); the
  * per-key adjoint's bf16 twins at K = V = 64 and 128 (math "bf16", delta-adjoint-key-mma.ts DELTA_ADJ_KEY_BF16_CONFIGS,
  * delta-adjoint-key-mma-k128.ts DELTA_ADJ_KEY_K128_BF16_CONFIGS: mma m16n8k16 over pairs of the TF32 twins' k8 steps; the
- * runtime takes them only under LR_DELTA_KEY_MMA "bf16").
+ * runtime takes them only under LR_DELTA_KEY_MMA "bf16"); then the factored twin at K = V = 64 (math "bf16f",
+ * DELTA_ADJ_KEY_FAC_CONFIGS: the diagonal 16-slot blocks by TF32 mma too where a chunk's decays allow; LR_DELTA_KEY_MMA
+ * "bf16f", the default; the K = 128 one, delta-adjoint-key-mma-k128.ts DELTA_ADJ_KEY_K128_FAC_CONFIGS, spills 4 bytes on
+ * sm_90 and is not in the module).
  *
  * Kernels, C = 64: the per-chunk preparations of both walks (compiler/backends/cuda/delta-prep.ts, K = V = 64 and 128,
  * f32 and bf16 inputs), the walk over the chunks, both directions (delta-walk.ts, K = V = 64 and 128), the per-chunk
@@ -35,7 +38,7 @@
 import { DELTA_ADJ_CONFIGS, DELTA_ADJ_K128_CONFIGS, DELTA_ADJ_K128_MMA_CONFIGS, DELTA_ADJ_MMA_CONFIGS, DELTA_ADJ_PRELUDE, deltaAdjKernel, deltaAdjSource, type DeltaAdjConfig } from "./delta-adjoint.ts";
 import { DELTA_ADJ_BF16_CONFIGS, DELTA_ADJ_BF16_OUT_CONFIGS, DELTA_ADJ_BF16_ZIN_CONFIGS } from "./delta-adjoint-bf16.ts";
 import { DELTA_ADJ_KEY_CONFIGS, deltaAdjKeyKernel, deltaAdjKeySource, type DeltaAdjKeyConfig } from "./delta-adjoint-key.ts";
-import { DELTA_ADJ_KEY_BF16_CONFIGS, DELTA_ADJ_KEY_MMA_CONFIGS, deltaAdjKeyMmaKernel, deltaAdjKeyMmaSource, type DeltaAdjKeyMmaConfig } from "./delta-adjoint-key-mma.ts";
+import { DELTA_ADJ_KEY_BF16_CONFIGS, DELTA_ADJ_KEY_FAC_CONFIGS, DELTA_ADJ_KEY_MMA_CONFIGS, deltaAdjKeyMmaKernel, deltaAdjKeyMmaSource, type DeltaAdjKeyMmaConfig } from "./delta-adjoint-key-mma.ts";
 import { DELTA_ADJ_KEY_K128_BF16_CONFIGS, DELTA_ADJ_KEY_K128_MMA_CONFIGS, deltaAdjKeyMmaK128Kernel, deltaAdjKeyMmaK128Source } from "./delta-adjoint-key-mma-k128.ts";
 import { DELTA_PREP_R_CONFIGS, PREP_R_PRELUDE, deltaPrepRKernel, deltaPrepRSource, type DeltaPrepRConfig } from "./delta-prep-r.ts";
 import { DELTA_PRELUDE, DELTA_PREP_CONFIGS, DELTA_PREP_KEY_CONFIGS, DELTA_PREP_KEY_MMA_CONFIGS, DELTA_PREP_MMA_CONFIGS, deltaPrepKernel, deltaPrepSource, type DeltaPrepConfig, type DeltaPrepDecay } from "./delta-prep.ts";
@@ -57,7 +60,7 @@ export interface DeltaBwdKernel {
   /** The walks for few rows: each phase's sum split over this many thread groups (absent: 1). */
   split?: number;
   /** The tensor-core twins' math ("tf32"); absent: fp32 on the SIMT cores. */
-  math?: "tf32" | "tf32x3" | "bf16";
+  math?: "tf32" | "tf32x3" | "bf16" | "bf16f";
   /** The walks for many rows (delta-walk-mma.ts DELTA_WALK_WIDE_CONFIGS, 64 columns a block at K = V = 128): "many"; the bf16
    * walks (win) "many" or "few". */
   walkFor?: "many" | "few";
@@ -106,7 +109,7 @@ export function deltaBwdConfigs(decay: DeltaBwdDecay, twins = true): DeltaBwdCon
   const walk = decay === "key" ? [...DELTA_WALK_KEY_CONFIGS, ...DELTA_WALK_KEY_FEW_CONFIGS, ...(twins ? [...DELTA_WALK_KEY_MMA_CONFIGS, ...DELTA_WALK_KEY_WIDE_CONFIGS] : [])] : [...DELTA_WALK_CONFIGS, ...DELTA_WALK_FEW_CONFIGS, ...(twins ? [...DELTA_WALK_MMA_CONFIGS, ...DELTA_WALK_WIDE_CONFIGS] : [])];
   return {
     decay, prep: mine<DeltaPrepConfig<DeltaPrepDecay>>([...DELTA_PREP_CONFIGS, ...DELTA_PREP_KEY_CONFIGS, ...(twins ? [...DELTA_PREP_MMA_CONFIGS, ...DELTA_PREP_KEY_MMA_CONFIGS] : [])]), walk,
-    adj: mine([...DELTA_ADJ_CONFIGS, ...DELTA_ADJ_K128_CONFIGS, ...DELTA_ADJ_KEY_CONFIGS, ...(twins ? [...DELTA_ADJ_MMA_CONFIGS, ...DELTA_ADJ_K128_MMA_CONFIGS, ...DELTA_ADJ_KEY_MMA_CONFIGS, ...DELTA_ADJ_KEY_K128_MMA_CONFIGS, ...DELTA_ADJ_KEY_BF16_CONFIGS, ...DELTA_ADJ_KEY_K128_BF16_CONFIGS, ...DELTA_ADJ_BF16_CONFIGS] : [])]),
+    adj: mine([...DELTA_ADJ_CONFIGS, ...DELTA_ADJ_K128_CONFIGS, ...DELTA_ADJ_KEY_CONFIGS, ...(twins ? [...DELTA_ADJ_MMA_CONFIGS, ...DELTA_ADJ_K128_MMA_CONFIGS, ...DELTA_ADJ_KEY_MMA_CONFIGS, ...DELTA_ADJ_KEY_K128_MMA_CONFIGS, ...DELTA_ADJ_KEY_BF16_CONFIGS, ...DELTA_ADJ_KEY_K128_BF16_CONFIGS, ...DELTA_ADJ_KEY_FAC_CONFIGS, ...DELTA_ADJ_BF16_CONFIGS] : [])]),
     ...(twins && decay !== "key" ? { walkBf16: { prep: (["mn", "all"] as const).flatMap((wout) => mine(DELTA_PREP_MMA_CONFIGS).filter((c) => c.op === "bwd").map((c) => ({ ...c, wout }))), walk: DELTA_WALK_BF16_CONFIGS } } : {}),
     ...(twins && decay !== "key" ? { zbf16: { walk: walk.map((c) => ({ ...c, zout: "bf16" as const })), adj: [...mine(DELTA_ADJ_BF16_ZIN_CONFIGS), ...mine(DELTA_ADJ_BF16_OUT_CONFIGS)] } } : {}),
     ...(twins && decay !== "key" ? { prepR: mine(DELTA_PREP_R_CONFIGS) } : {}),
@@ -114,7 +117,7 @@ export function deltaBwdConfigs(decay: DeltaBwdDecay, twins = true): DeltaBwdCon
 }
 
 const isKeyAdj = (c: DeltaAdjConfig | DeltaAdjKeyConfig | DeltaAdjKeyMmaConfig): c is DeltaAdjKeyConfig | DeltaAdjKeyMmaConfig => c.decay === "key";
-const isKeyMma = (c: DeltaAdjKeyConfig | DeltaAdjKeyMmaConfig): c is DeltaAdjKeyMmaConfig => "math" in c && (c.math === "tf32" || c.math === "bf16");
+const isKeyMma = (c: DeltaAdjKeyConfig | DeltaAdjKeyMmaConfig): c is DeltaAdjKeyMmaConfig => "math" in c && (c.math === "tf32" || c.math === "bf16" || c.math === "bf16f");
 
 /** The module of these configurations: the preludes (prep's, the adjoint's, the walk's with the TF32 helpers: each
  * guarded or a repeatable definition), then the fp32 kernels (prep's, the walks, the adjoints), then the twins. */
