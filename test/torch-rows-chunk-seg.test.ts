@@ -6,7 +6,9 @@
  * launch as off); outputs on vs off within 1e-6 of the largest (split / wide entries at K = V = 128, forward time and the
  * adjoint's reversed time (rev 31), bf16 and float32 a, with and without S0, decays to -20, T ragged, segments of 1024 tokens whose states' products run in blocks of 512, one-token segments); off vs a float64 walk
  * of the whole sequence. A stand-in that ignores init (every segment from zero) fails. rows_chunk_segments' picks ("auto":
- * two waves with the kernel's states at (1, 32768, 8, 128): 16; none at (4, 8192, 16, 128) and (8, 2048, 16, 64)).
+ * two waves with the kernel's states at (1, 32768, 8, 128): 16; none at (4, 8192, 16, 128) and (8, 2048, 16, 64)). The
+ * terms entries' running sums (ROWS_TERMS "scan", _ts) in segments: each from zero, carry0 and the later segments' totals
+ * added after, as one launch from carry0 (the stand-in writes out as bf16 and the sums along the walk).
  */
 import { describe, expect, it } from "vitest";
 import { spawnSync } from "node:child_process";
@@ -16,7 +18,7 @@ import { rowsSegStatesModule } from "../compiler/backends/cuda/rows-seg-states.t
 const cpuTorch = spawnSync("/usr/bin/python3", ["-c", "import torch"]).status === 0;
 if (!cpuTorch) console.warn("torch-rows-chunk-seg.test: no torch for /usr/bin/python3; skipped");
 
-type Run = { launches: number[][]; err: number };
+type Run = { launches: number[][]; err: number; out?: string };
 type Row = { case: string; ref: number; runs: Record<string, Run> };
 
 function drive(broken: boolean): [Row[], Record<string, number>] {
@@ -29,7 +31,7 @@ function drive(broken: boolean): [Row[], Record<string, number>] {
 describe.skipIf(!cpuTorch)("torch runtime: the rows chunk kernel's segments (ROWS_CHUNK_SEGMENTS) on CPU", () => {
   it("segments as batches from their start states: outputs as off; launches; picks; a stand-in ignoring init fails", () => {
     const [rows, picks] = drive(false);
-    expect(rows.map((r) => r.case)).toEqual(["split K128 dk rev", "split K128 dq", "wide K128 dq", "wide K128 dk rev init", "K64 ragged T 195", "K64 T 2048 (token blocks of 512)", "K64 T 2048 rev (token blocks of 512)", "one-token segments rev", "auto K128 dq (wide segments)", "auto K128 dk rev (two waves with the kernel's states)"]);
+    expect(rows.map((r) => r.case)).toEqual(["split K128 dk rev", "split K128 dq", "wide K128 dq", "wide K128 dk rev init", "K64 ragged T 195", "K64 T 2048 (token blocks of 512)", "K64 T 2048 rev (token blocks of 512)", "one-token segments rev", "auto K128 dq (wide segments)", "auto K128 dk rev (two waves with the kernel's states)", "scan wide K128 dk rev", "scan K64 dk rev"]);
     for (const r of rows) {
       expect(r.ref, `${r.case}: off vs float64`).toBeLessThan(1e-6);
       for (const [n, run] of Object.entries(r.runs)) expect(run.err, `${r.case} n=${n}`).toBeLessThan(1e-6);
@@ -65,6 +67,12 @@ describe.skipIf(!cpuTorch)("torch runtime: the rows chunk kernel's segments (ROW
     expect(rows[9].runs["auto"].launches).toEqual([[16, 2, 8, 128, 1]]);
     expect(rows[9].runs["auto:torch"].launches).toEqual([[16, 2, 8, 128, 1]]);
     expect(rows[9].runs["auto:cuda"].launches).toEqual([[32, 2, 16, 64, 1], [30, 4, 16, 31, "seqc_rows_seg_ends"]]);
+    // ROWS_TERMS "scan" (the _ts entries, rev 31) with segments: each segment's running sums from zero, then carry0 and the
+    // later segments' totals added (the loop above: within 1e-6 of one launch from carry0, which is within 1e-6 of float64)
+    expect(rows[10].runs["0"].launches).toEqual([[2, 2, 2, 256, 1]]);
+    expect(rows[10].runs["4"].launches).toEqual([[8, 2, 8, 64, 1]]);
+    expect(rows[11].runs["5"].launches).toEqual([[10, 1, 5, 64, 1]]);
+    for (const r of rows.slice(10)) for (const run of Object.values(r.runs)) expect(run.out).toBe("torch.bfloat16");
     // H200 call A3: at (1, 32768, 8, 128) 8 wide segments 7.007 ms beat 4 split (the earlier rule) 7.705 (torch states);
     // call A4 (kernel states): 16 wide segments 5.613 ms beat 8 (6.137) and 32 (5.862): "auto" (ROWS_SEG_STATES "cuda")
     // counts two waves (n per <= 2 sms) where at least two segments fit one wave (2 per <= sms); (4, 8192, 16, 128) and

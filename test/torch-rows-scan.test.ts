@@ -7,7 +7,7 @@
  * large copy (the reverse sums' mm and two transposed clones on the "kernel" path), dq, dk, dv bitwise "kernel"'s, dgk within
  * bf16 rounding of it (the sums in another order). A stand-in that ignores carry0 must move dgk. And rows_readout_kernel's
  * launches (test/torch/rows_scan_launch.py, kernels recorded by test/torch/fake_kernels.py): the _ts entry with carry0 (or
- * null) as the 17th argument after rev, dq, k, the sums; declined (None) with segments.
+ * null) as the 17th argument after rev, dq, k, the sums; with segments null (the sums' offsets added after).
  */
 import { describe, expect, it } from "vitest";
 import { spawnSync } from "node:child_process";
@@ -48,7 +48,7 @@ describe.skipIf(!cpuTorch)("torch target: GLA's decay adjoint's reverse sums fro
     const broken = drive(true)[1];
     expect(broken.grads.gk[2], "carry0 ignored").toBeGreaterThan(1e-4);
   }, 120_000);
-  it("rows_readout_kernel launches the scan entries with carry0 last (null without one), the _t entry without; declines with segments", () => {
+  it("rows_readout_kernel launches the scan entries with carry0 last (null without one or with segments), the _t entry without", () => {
     const r = spawnSync("/usr/bin/python3", ["test/torch/rows_scan_launch.py"], { input: JSON.stringify(rowsChunkModule().kernels), encoding: "utf8" });
     expect(r.status, r.stderr).toBe(0);
     const got = JSON.parse(r.stdout);
@@ -57,6 +57,7 @@ describe.skipIf(!cpuTorch)("torch target: GLA's decay adjoint's reverse sums fro
     expect(got["scan, no carry0"]).toEqual({ dtypes: ["torch.bfloat16", "torch.float32"], calls: [["seqc_rows_chunk_w8_v128_p_ts", [64, 2], [...head, 4, 256, 16, 128, 128, 1, 31, "ptr", "ptr", "ptr", "null"]]] });
     expect(got["scan, carry0"]).toEqual({ dtypes: ["torch.bfloat16", "torch.float32"], calls: [["seqc_rows_chunk_w8_v128_p_ts", [64, 2], [...head, 4, 256, 16, 128, 128, 1, 31, "ptr", "ptr", "ptr", "ptr"]]] });
     expect(got["scan K 64"].calls).toEqual([["seqc_rows_chunk_w8_p_ts", [128, 1], [...head, 8, 256, 16, 64, 64, 1, 31, "ptr", "ptr", "ptr", "ptr"]]]);
-    expect(got["scan with segments"]).toBeNull();
+    // segments (8 of 128 tokens): B n batches from their start states, each segment's sums from zero (carry0 null)
+    expect(got["scan with segments"].calls).toEqual([["seqc_rows_chunk_w8_v128_p_ts", [64, 2], [...head, 8, 128, 8, 128, 128, 1, 31, "ptr", "ptr", "ptr", "null"]]]);
   }, 60_000);
 });

@@ -331,13 +331,14 @@ ROWS_REVERSED = "kernel"
 # 1.837 ms, (4, 8192, 16, 128) with the wide entries 7.296 -> 7.307 (even), gradients bitwise: "kernel" the default. Not
 # with the split entries (ROWS_CHUNK_WIDE resolving to "split": none has the terms; the wide _t beside split's dq was
 # slower, 10.727 -> 12.310 ms at (1, 32768, 8, 128)): there as "apart".
-# "scan" (session 15, task F; untimed): where "kernel" applies, no decay anchors run (DECAY_ANCHOR resolving to "none") and the
-# rows take no segments, the entry that writes the terms' running sums along its reversed walk in place of the terms
+# "scan" (session 15, task F; untimed): where "kernel" applies and no decay anchors run (DECAY_ANCHOR resolving to "none"),
+# the entry that writes the terms' running sums along its reversed walk in place of the terms
 # (rows-chunk.ts scan, _ts: from a_T = <dS_N, S_N> per key row as carry0): the decay adjoint's reverse sums
 # dld_t = a_T + sum_{s >= t} (q.dq - k.dk)_s come out of the kernel, and seqc_decay_adjoint.reverse_sums (at (4, 8192, 16,
 # 128) on the H200, call F15: two transposed float32 copies 0.13 ms each, a float32 FFMA product 0.30 ms and an add 0.10 ms
 # of a 7.3 ms step) does not run. Sums in another order than reverse_sums' (per chunk of 64 in 4 parts, then the carry):
-# dgk within float32 rounding of it, dq, dk, dv bitwise. Elsewhere (segments, anchors, an entry missing) as "kernel".
+# dgk within float32 rounding of it, dq, dk, dv bitwise. With segments (the few-rows shape) each segment's sums run from zero
+# and one pass adds a_T and the later segments' totals. Elsewhere (anchors, an entry missing) as "kernel".
 ROWS_TERMS = "kernel"
 # Where K or V is past 64 (GLA at K = V = 128): "wide" (or True) takes the chunked form's wide entries (rows-chunk.ts wide,
 # _v128: 128 value columns a block, a block per group of 64 key rows, grid (B H, ceil(K / 64)); K, V <= 128; their
@@ -591,7 +592,8 @@ def rows_readout_kernel(km, ld, pairs, readouts, S0, B, T, H, K, V, tile=None, s
     a dq - k out as float32 [B, T, H*K]], or None where it does not apply (a bf16 a, a and out stored in opposite
     directions, no such entry). ks: the rowsSegStates module: the segments' end states on it under ROWS_SEG_STATES "cuda".
     scan (with terms): True or carry0 ([B, H*K] float32): the terms entry's scan twin (rows-chunk.ts _ts), returning [out as
-    bf16, carry0 + the terms' running sums along the walk], or None where it does not apply (no such entry, segments)."""
+    bf16, carry0 + the terms' running sums along the walk], or None where it does not apply (no such entry; segments but
+    for rev 31, where each segment's sums start from zero and carry0 and the later segments' totals are added after)."""
     np_, nr = len(pairs), len(readouts)
     tile = tile or ROWS_TILE
 
@@ -607,7 +609,7 @@ def rows_readout_kernel(km, ld, pairs, readouts, S0, B, T, H, K, V, tile=None, s
     waves = None if ks is not None else 1  # (no rowsSegStates module: the torch ops' states, one wave)
     nseg = rows_chunk_segments(B, T, H, K, V, sms, waves=waves) if rev in (0, 31) else 1  # (ROWS_CHUNK_SEGMENTS: segments as batches)
     wide = rows_chunk_mode(B * nseg, H, K, V, sms)
-    if scan is not None and (terms is None or nseg > 1):
+    if scan is not None and (terms is None or (nseg > 1 and rev != 31)):
         return None
     kck = rows_chunk_pick(kc, low, np_, nr, K, V, segment, terms=terms is not None, wide=wide, scan=scan is not None)
     if (rev or terms is not None) and (kck is None or not kck.get("rev")):
@@ -655,9 +657,10 @@ def rows_readout_kernel(km, ld, pairs, readouts, S0, B, T, H, K, V, tile=None, s
         if terms is not None:
             tt = torch.empty([B, T, H * K], dtype=torch.float32, device=dev)
             extra += [("ptr", x.data_ptr()) for x in (terms[0], terms[1], tt)]
-            if scan is not None:  # carry0: [B, H*K] float32 (or none: 0)
+            c0 = None
+            if scan is not None:  # carry0: [B, H*K] float32 (or none: 0); with segments none (the segments' offsets below)
                 c0 = None if scan is True else arg(scan, "carry0 [B, H*K]", B * H * K)
-                extra += [("ptr", c0.data_ptr() if c0 is not None else 0)]
+                extra += [("ptr", c0.data_ptr() if c0 is not None and nseg == 1 else 0)]
         Bk, Tk, init = B, T, 1 if S0 is not None else 0
         if nseg > 1:  # segments as batches of their own ([B nseg, T / nseg] views of the same tensors) from their start states
             if ks is not None and ROWS_SEG_STATES == "cuda":  # (the kernel reads the operands as the chunked form does)
@@ -668,6 +671,13 @@ def rows_readout_kernel(km, ld, pairs, readouts, S0, B, T, H, K, V, tile=None, s
         with torch.cuda.device(dev):
             stream = torch.cuda.current_stream(dev).cuda_stream
             kc.launch(kck, (Bk * H, (-(-K // kck["keyGroup"]) if kck.get("keyGroup") else 1) * nvg), [("ptr", x.data_ptr()) for x in ins + [s0, out]] + [("u32", v) for v in (Bk, Tk, H, K, V, init)] + extra, stream)
+        if scan is not None and nseg > 1:  # (rev 31) each segment's sums from zero: add carry0 and the later segments' totals
+            v = tt.view(B, nseg, T // nseg, H * K)
+            tot = v[:, :, 0, :]  # (a segment's total: its first stored token, the last it walked)
+            off = torch.flip(torch.cumsum(torch.flip(tot, [1]), 1), [1]) - tot
+            if c0 is not None:
+                off = off + c0.reshape(B, 1, H * K)
+            v += off.unsqueeze(2)
         if nvg > 1:  # the value groups' partial sums, added in order
             acc = out[0] + out[1]
             for g in range(2, nvg):

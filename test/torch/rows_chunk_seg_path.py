@@ -72,6 +72,19 @@ class Kc:
         c = at(p[3], nv, h).double().reshape(B, T, H, V)
         S0 = at(p[4], B * H * K * V, f).double().reshape(B, H, K, V) if init and not BROKEN else torch.zeros(B, H, K, V, dtype=torch.float64)
         nvg = -(-V // k["valueGroup"]) if k.get("valueGroup") else 1
+        if k.get("terms"):  # (the _t / _ts entries: out as bf16; terms = a dq - k out at out's rows, or their running sums
+            # along the walk from carry0 (null: 0); each product and sum in float64 here, stored as float32)
+            o = walk(ld, a, b, c, S0, B, T, H, K, V, rev)
+            at(p[5], nk, h).copy_(o.reshape(-1).to(h))
+            dq, kk = at(p[6], nk, f).double().reshape(B, T, H, K), at(p[7], nk, h).double().reshape(B, T, H, K)
+            t = a * dq - kk * o
+            if k.get("scan"):
+                c0 = at(p[9], B * H * K, f).double().reshape(B, 1, H, K) if p[9] else 0.0
+                w = torch.flip(t, [1]) if rev & 16 else t
+                w = torch.cumsum(w, 1) + c0
+                t = torch.flip(w, [1]) if rev & 16 else w
+            at(p[8], nk, f).copy_(t.reshape(-1).float())
+            return
         out = at(p[5], nvg * nk, f).reshape(nvg, B, T, H, K)
         for g in range(nvg):
             vs = slice(64 * g, 64 * g + 64) if nvg > 1 else slice(0, V)
@@ -153,6 +166,34 @@ def main():
         scale = off.abs().max().item()
         print(json.dumps({"case": name, "ref": (off - r64).abs().max().item() / scale,
                           "runs": {str(n): {"launches": res[n][1], "err": (res[n][0] - off).abs().max().item() / scale} for n in res}}), flush=True)
+    # the terms' running sums (ROWS_TERMS "scan", rows-chunk.ts _ts) with segments: each segment's sums from zero, then carry0
+    # and the later segments' totals added; against no segments (one launch from carry0) and a float64 reverse sum
+    for name, B, T, H, K, V, init, wide, segs in (("scan wide K128 dk rev", 2, 256, 1, 128, 128, True, "wide", [2, 4, "auto"]),
+                                                   ("scan K64 dk rev", 1, 320, 2, 64, 64, False, "auto", [5])):
+        ld = (torch.rand(B, T, H * K, generator=g) * -0.3).float()
+        a = (torch.rand(B, T, H * K, generator=g) * 2 - 1).float()
+        b = (torch.rand(B, T, H * V, generator=g) * 2 - 1).to(torch.bfloat16)
+        c = (torch.rand(B, T, H * V, generator=g) * 2 - 1).to(torch.bfloat16)
+        S0 = (torch.rand(B, H * K * V, generator=g) * 2 - 1).float() if init else None
+        dq = (torch.rand(B, T, H * K, generator=g) * 2 - 1).float()
+        kk = (torch.rand(B, T, H * K, generator=g) * 2 - 1).to(torch.bfloat16)
+        c0 = (torch.rand(B, H * K, generator=g) * 2 - 1).float()
+        sc.ROWS_CHUNK_WIDE, sc.ROWS_CHUNK_PIPE = wide, True
+        res = {}
+        for n in [0] + segs:
+            sc.ROWS_CHUNK_SEGMENTS = n
+            kc = Kc(kernels, 32)
+            got = sc.rows_readout_kernel(None, ld, [(a, b)], [c], S0, B, T, H, K, V, kc=kc, rev=31, terms=(dq, kk), scan=c0)
+            res[n] = (got[1].double(), kc.launches, str(got[0].dtype))
+        sc.ROWS_CHUNK_SEGMENTS = 0
+        o = walk(ld.double().reshape(B, T, H, K), a.double().reshape(B, T, H, K), b.double().reshape(B, T, H, V), c.double().reshape(B, T, H, V),
+                 S0.double().reshape(B, H, K, V) if init else torch.zeros(B, H, K, V, dtype=torch.float64), B, T, H, K, V, 31).reshape(B, T, H * K)
+        tm = a.double() * dq.double() - kk.double() * o
+        r64 = torch.flip(torch.cumsum(torch.flip(tm, [1]), 1), [1]) + c0.double().reshape(B, 1, H * K)
+        off = res[0][0]
+        scale = off.abs().max().item()
+        print(json.dumps({"case": name, "ref": (off - r64).abs().max().item() / scale,
+                          "runs": {str(n): {"launches": res[n][1], "err": (res[n][0] - off).abs().max().item() / scale, "out": res[n][2]} for n in res}}), flush=True)
     picks = {}
     sc.ROWS_CHUNK_WIDE = "auto"
     for key, args, kw in (("1x32768x8x128", (1, 32768, 8, 128, 128, 132), {}), ("1x32768x8x128 wide", (1, 32768, 8, 128, 128, 132), {"mode": "wide"}),

@@ -1,8 +1,8 @@
 """Driver for test/torch-rows-scan.test.ts's launch case: seqc_chunked.rows_readout_kernel's launches of the rows chunk
 kernel's terms entries (rows-chunk.ts _t / _ts) with the module's kernel records from stdin (JSON list), recorded by
 test/torch/fake_kernels.py on CPU tensors: GLA's dk at (4, 256, 16, 128), rev 31, terms (dq, k), without scan, scan=True
-(carry0 null) and scan=a_T (carry0 a pointer, the entry's last argument); with segments (1, 32768, 8, 128) the scan is
-declined (None). Prints one JSON object: case -> [[entry, grid, args], ...] or null."""
+(carry0 null) and scan=a_T (carry0 a pointer, the entry's last argument); with segments ((1, 1024, 8, 128): 8 on 132 SMs
+with the torch states) carry0 null (added after, with the later segments' totals). Prints one JSON object: case -> [[entry, grid, args], ...] or null."""
 
 import json
 import os
@@ -34,5 +34,5 @@ case("terms", 4, 256, 16, 128, 128)
 case("scan, no carry0", 4, 256, 16, 128, 128, scan=True)
 case("scan, carry0", 4, 256, 16, 128, 128, scan=torch.zeros(4, 16 * 128))
 case("scan K 64", 8, 256, 16, 64, 64, scan=torch.zeros(8, 16 * 64))
-case("scan with segments", 1, 32768, 8, 128, 128, scan=torch.zeros(1, 8 * 128))
+case("scan with segments", 1, 1024, 8, 128, 128, scan=torch.zeros(1, 8 * 128))
 print(json.dumps(out))
