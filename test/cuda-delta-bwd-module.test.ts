@@ -10,7 +10,7 @@
 import { describe, expect, it } from "vitest";
 import { spawnSync } from "node:child_process";
 import { deltaBwdConfigs, deltaBwdModule } from "../compiler/backends/cuda/delta-bwd.ts";
-import { DELTA_ADJ_BF16_CONFIGS, DELTA_ADJ_BF16_OUT_CONFIGS, DELTA_ADJ_BF16_ZIN_CONFIGS } from "../compiler/backends/cuda/delta-adjoint-bf16.ts";
+import { DELTA_ADJ_BF16_CA_CONFIGS, DELTA_ADJ_BF16_CONFIGS, DELTA_ADJ_BF16_OUT_CONFIGS, DELTA_ADJ_BF16_ZIN_CONFIGS } from "../compiler/backends/cuda/delta-adjoint-bf16.ts";
 import { DELTA_ADJ_CONFIGS, DELTA_ADJ_K128_CONFIGS, DELTA_ADJ_K128_MMA_CONFIGS, DELTA_ADJ_MMA_CONFIGS, deltaAdjKernel, type DeltaAdjConfig } from "../compiler/backends/cuda/delta-adjoint.ts";
 import { DELTA_PREP_CONFIGS, DELTA_PREP_KEY_CONFIGS, DELTA_PREP_KEY_MMA_CONFIGS, DELTA_PREP_MMA_CONFIGS, deltaPrepKernel, type DeltaPrepConfig, type DeltaPrepDecay } from "../compiler/backends/cuda/delta-prep.ts";
 import { DELTA_ADJ_KEY_CONFIGS, deltaAdjKeyKernel } from "../compiler/backends/cuda/delta-adjoint-key.ts";
@@ -55,9 +55,13 @@ describe("delta backward kernel module", () => {
       return { op: "prep_r", decay, tin: "bf16", C: c.C, K: c.K, V: c.V, cols: c.V, math: "tf32", ...(mprod === "bf16" ? { mprod } : {}), entry: k.entry, threads: k.threads, sharedBytes: k.sharedBytes };
     });
     expect(prepR.length).toBe(decay === "key" ? 0 : 4);
-    expect(m.kernels).toEqual([...want, ...prepR]);
+    // then the bf16-state adjoints' siblings loading every chunk input by cp.async (load "ca", _zb_ca, _zb_ob_ca)
+    const caRecs = decay === "key" ? [] : adj(DELTA_ADJ_BF16_CA_CONFIGS).map(({ c, k }) => ({ op: "adj", decay, tin: c.tin, C: c.C, K: c.K, V: c.V, cols: c.V, math: c.math, zin: c.zin, ...(c.aout ? { aout: c.aout } : {}), load: c.load, entry: k.entry, threads: k.threads, sharedBytes: k.sharedBytes }));
+    expect(caRecs.length).toBe(decay === "key" ? 0 : 4);
+    expect(m.kernels).toEqual([...want, ...prepR, ...caRecs]);
+    for (const { load: _l, entry, ...rest } of caRecs) expect({ ...rest, entry: entry.slice(0, -3) }, entry).toEqual(m.kernels.find((x) => x.entry === entry.slice(0, -3)));
     // each _zb record the sibling of the record without _zb (same op, shape, cols, split, math, threads, shared bytes)
-    const zrecs = m.kernels.filter((k) => (k.zout || k.zin) && !k.aout);
+    const zrecs = m.kernels.filter((k) => (k.zout || k.zin) && !k.aout && !k.load);
     expect(zrecs.length).toBe(decay === "key" ? 0 : 10);
     for (const k of zrecs) {
       const { zout: _o, zin: _i, entry, ...rest } = k;
@@ -66,7 +70,7 @@ describe("delta backward kernel module", () => {
       expect({ ...rest, entry: sib.entry }, entry).toEqual(sib);
     }
     // each _ob record (bf16 gradients) the sibling of its _zb adjoint (the same but aout)
-    const orecs = m.kernels.filter((k) => k.aout);
+    const orecs = m.kernels.filter((k) => k.aout && !k.load);
     expect(orecs.map((k) => k.entry)).toEqual(decay === "key" ? [] : [64, 128].map((K) => `seqc_delta_adj_${decay}_c64k${K}v${K}_bf16_bf16_zb_ob`));
     for (const { aout: _a, entry, ...rest } of orecs) expect({ ...rest, entry: entry.slice(0, -3) }, entry).toEqual(m.kernels.find((x) => x.entry === entry.slice(0, -3)));
     const main = m.kernels.filter((k) => !k.zout && !k.zin && !k.aout && k.op !== "prep_r");

@@ -1352,6 +1352,13 @@ GRAPH_PICKS = "tuned"
 TRIALS = {}
 
 
+def stateless_switches():
+    """The switches stateless_form reads (which forms the trial times, what runs without one, GRAPH_PICKS' pick in a
+    capture), for the key of a captured backward graph (seqc_chunked's, seqc_chunked_lowrank's, seqc_chunked_stab's): a
+    switch flipped between steps must not replay the kernels the old one picked."""
+    return (STATELESS_WIDE, WIDE_THREADS, TUNE_STATELESS, STATELESS_WARP, STATELESS_ROWS, STATELESS_VEC, GRAPH_PICKS, ZERO_STORES, RUN_COPIES)
+
+
 def unwritten_ok():
     """Whether forms that leave a part's zeros and copies unwritten may run (ZERO_STORES "skip", RUN_COPIES "input")."""
     if ZERO_STORES not in ("skip", "write"):
@@ -1413,7 +1420,8 @@ def _bars_form(runner, dims, B, T, trial, io, out_io):
     else the one the trial picked for the key (GRAPH_PICKS "tuned"), else the first applicable one; None: none applies."""
     key = ("tuned-bars", tuple(sorted(dims.items())), B, T, io, out_io, STATELESS_WARP, unwritten_ok(), STATELESS_ROWS, STATELESS_VEC)
     fs = [f for f, _ in runner.applicable(dims, B, T, "auto", io, out_io) if f.get("bf16Bars") and (STATELESS_WARP or "-wr" not in f["variant"])
-          and (STATELESS_ROWS or "-rm" not in f["variant"]) and (STATELESS_VEC or "-rv" not in f["variant"]) and (not f.get("unwritten") or unwritten_ok())]
+          and (STATELESS_ROWS or "-rm" not in f["variant"]) and (STATELESS_ROWS and STATELESS_VEC or not ("-rv" in f["variant"] or "-rf" in f["variant"]))
+          and (not f.get("unwritten") or unwritten_ok())]
     if not fs:
         return None
     if trial is not None and TUNE_STATELESS and runner._picks.get(key) is None:
@@ -1512,6 +1520,7 @@ def backward(ctx, m, flat, grads):
     switches += (STATELESS_ROWS, STATELESS_VEC, GRAPH_PICKS, REVERSED_READS, ROWS_REVERSED, ROWS_TERMS, ROWS_CHUNK_WIDE, ROWS_CHUNK_SEGMENTS, ROWS_SEG_STATES)
     switches += (ANCHOR_ALPHA, ANCHOR_SEGMENT, ANCHOR_AUTO_CHUNKS)
     switches += (REV_ADD,)
+    switches += stateless_switches()
     return _graphs.graphed_backward(ctx, m, "chunked-backward", switches, flat, grads, lambda f, g, S_N: backward_eager(ctx, m, f, g, convert=False, S_N=S_N),
                                     extra=[getattr(ctx, "chain_SN", None)])
 

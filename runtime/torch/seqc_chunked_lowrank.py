@@ -2101,6 +2101,7 @@ def backward(ctx, m, flat, grads):
     switches += (LR_READ_KEY, LR_READ_KEY_PRE, LR_CHAIN_REV)
     switches += (LR_EV_LINES, LR_FUSED_DELTA, delta_tin(given_dtypes), LR_DELTA_MMA)
     switches += (LR_STATELESS, LR_DELTA_GLUE, _delta.launch_switches())
+    switches += _chunked.stateless_switches()  # (the stateless parts' picks: STATELESS_ROWS, STATELESS_VEC, ...)
     states = fwd_states(ctx)  # (LR_FWD_STATES: the forward's chunk states, graph arguments)
     switches += (LR_FWD_STATES, states is not None)
     return _graphs.graphed_backward(ctx, m, "lowrank-backward", switches, flat, grads, lambda f, g, *x: backward_eager(ctx, m, f, g, convert=False, states=x or None),

@@ -292,7 +292,7 @@ def backward(ctx, m, flat, grads):
     seqc_torch.backward returns them. On CUDA with STAB_GRAPHS a CUDA graph per signature (seqc_graphs.graphed)."""
     if not STAB_GRAPHS:
         return backward_eager(ctx, m, flat, grads)
-    return _graphs.graphed_backward(ctx, m, "stab-backward", (tuple(g is not None for g in grads),), flat, grads,
+    return _graphs.graphed_backward(ctx, m, "stab-backward", (tuple(g is not None for g in grads),) + _chunked.stateless_switches(), flat, grads,
                                      lambda f, g: backward_eager(ctx, m, f, g, convert=False))
 
 

@@ -430,6 +430,12 @@ R_MATH = os.environ.get("LR_DELTA_R", "tf32x3")
 # seqc_chunked_lowrank's stateless twin), dv and dw' (the copies' adjoints) summed into the gradients as returned; "f32"
 # float32 as before. The per-key adjoint (RWKV-7) has no such sibling: float32 either way.
 ADJ_OUT = os.environ.get("LR_DELTA_ADJ_OUT", "f32")
+# The bf16-state adjoint's loads (read at each launch; LR_DELTA_ADJ_LOAD at import; in launch_switches): "ca" launches the
+# pick's sibling loading every chunk input by cp.async (a record with load "ca", entry <its entry>_ca after ZBF16's _zb and
+# ADJ_OUT's _ob: compiler/backends/cuda/delta-adjoint-bf16.ts DELTA_ADJ_BF16_CA_CONFIGS; R, LE, S0, DR copied as bf16 words
+# in two cp.async groups where the _zb twin stages them through registers in dependent rounds; outputs bit for bit the
+# _zb / _zb_ob twin's) where the module has it; "plain" (default) as before. Untimed (session 15 task C2: no card call left).
+ADJ_LOAD = os.environ.get("LR_DELTA_ADJ_LOAD", "plain")
 
 
 def delta_launcher(m, device, way=None, switch="LR_FUSED_DELTA", tin=None, math=None):
@@ -467,7 +473,7 @@ def delta_launcher(m, device, way=None, switch="LR_FUSED_DELTA", tin=None, math=
 def launch_switches():
     """The launchers' switches read at each launch (KEY_MMA, WALK, WALK_BF16, KEY_WALK, ZBF16, R_MATH, ADJ_OUT), for the key of a
     captured backward graph (seqc_chunked_lowrank: a switch changed between steps must not replay the old kernels)."""
-    return (KEY_MMA, WALK, WALK_BF16, KEY_WALK, ZBF16, R_MATH, ADJ_OUT, PREP_R)
+    return (KEY_MMA, WALK, WALK_BF16, KEY_WALK, ZBF16, R_MATH, ADJ_OUT, ADJ_LOAD, PREP_R)
 
 
 def zb_sibling(kernels, k):
@@ -674,6 +680,9 @@ def kernel_launch(km, device, math=None, sms=None):
         ob = next((x for x in km.kernels if x["entry"] == k["entry"] + "_ob"), None) if ADJ_OUT == "bf16" else None
         if ob is not None:  # the gradients as bf16 (ADJ_OUT): the pick's sibling storing them rounded
             k = ob
+        ca = next((x for x in km.kernels if x["entry"] == k["entry"] + "_ca" and x.get("load") == "ca"), None) if ADJ_LOAD == "ca" and R.dtype == torch.bfloat16 else None
+        if ca is not None:  # every chunk input by cp.async (ADJ_LOAD): the same outputs
+            k = ca
         gt = torch.bfloat16 if ob is not None else torch.float32
         dQ, dU, dW, dK, dV = (out(B, T, H, w, dtype=gt) for w in (K, K, K, K, V))
         dLD = out(B, T, H) if mode == "scalar" else out(B, T, H, K) if mode == "key" else None

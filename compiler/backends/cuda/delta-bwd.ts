@@ -36,7 +36,7 @@
  * delta-adjoint-bf16.ts, mma m16n8k16 bf16, K = V = 64 and 128, decay none / scalar) last.
  */
 import { DELTA_ADJ_CONFIGS, DELTA_ADJ_K128_CONFIGS, DELTA_ADJ_K128_MMA_CONFIGS, DELTA_ADJ_MMA_CONFIGS, DELTA_ADJ_PRELUDE, deltaAdjKernel, deltaAdjSource, type DeltaAdjConfig } from "./delta-adjoint.ts";
-import { DELTA_ADJ_BF16_CONFIGS, DELTA_ADJ_BF16_OUT_CONFIGS, DELTA_ADJ_BF16_ZIN_CONFIGS } from "./delta-adjoint-bf16.ts";
+import { DELTA_ADJ_BF16_CA_CONFIGS, DELTA_ADJ_BF16_CONFIGS, DELTA_ADJ_BF16_OUT_CONFIGS, DELTA_ADJ_BF16_ZIN_CONFIGS } from "./delta-adjoint-bf16.ts";
 import { DELTA_ADJ_KEY_CONFIGS, deltaAdjKeyKernel, deltaAdjKeySource, type DeltaAdjKeyConfig } from "./delta-adjoint-key.ts";
 import { DELTA_ADJ_KEY_BF16_CONFIGS, DELTA_ADJ_KEY_FAC_CONFIGS, DELTA_ADJ_KEY_MMA_CONFIGS, deltaAdjKeyMmaKernel, deltaAdjKeyMmaSource, type DeltaAdjKeyMmaConfig } from "./delta-adjoint-key-mma.ts";
 import { DELTA_ADJ_KEY_K128_BF16_CONFIGS, DELTA_ADJ_KEY_K128_MMA_CONFIGS, deltaAdjKeyMmaK128Kernel, deltaAdjKeyMmaK128Source } from "./delta-adjoint-key-mma-k128.ts";
@@ -77,6 +77,9 @@ export interface DeltaBwdKernel {
   aout?: "bf16";
   /** prep_r's M S0 product (delta-prep-r.ts): "bf16" the head only (entry _m1); absent: head and tail. */
   mprod?: "bf16";
+  /** The bf16-state adjoints' siblings loading every chunk input by cp.async (entries <zin or aout entry>_ca; seqc_delta_bwd
+   * LR_DELTA_ADJ_LOAD). */
+  load?: "ca";
   entry: string;
   threads: number;
   sharedBytes: number;
@@ -99,6 +102,9 @@ export interface DeltaBwdConfigs {
   /** R as prep_fwd's epilogue (delta-prep-r.ts; op "prep_r", seqc_delta_bwd LR_DELTA_PREP_R; decay none / scalar with
    * twins): TI and bf16 R from the forward's bf16 chunk states, last in the module. */
   prepR?: readonly DeltaPrepRConfig[];
+  /** The bf16-state adjoints' (zbf16.adj's) siblings loading every chunk input by cp.async (delta-adjoint-bf16.ts
+   * DELTA_ADJ_BF16_CA_CONFIGS, load "ca"; seqc_delta_bwd LR_DELTA_ADJ_LOAD; decay none / scalar with twins), after prepR. */
+  adjCa?: readonly DeltaAdjConfig[];
 }
 
 /** A model's configurations for its decay mode: prep's and the adjoint's of that mode (`twins`: with their TF32 twins,
@@ -113,6 +119,7 @@ export function deltaBwdConfigs(decay: DeltaBwdDecay, twins = true): DeltaBwdCon
     ...(twins && decay !== "key" ? { walkBf16: { prep: (["mn", "all"] as const).flatMap((wout) => mine(DELTA_PREP_MMA_CONFIGS).filter((c) => c.op === "bwd").map((c) => ({ ...c, wout }))), walk: DELTA_WALK_BF16_CONFIGS } } : {}),
     ...(twins && decay !== "key" ? { zbf16: { walk: walk.map((c) => ({ ...c, zout: "bf16" as const })), adj: [...mine(DELTA_ADJ_BF16_ZIN_CONFIGS), ...mine(DELTA_ADJ_BF16_OUT_CONFIGS)] } } : {}),
     ...(twins && decay !== "key" ? { prepR: mine(DELTA_PREP_R_CONFIGS) } : {}),
+    ...(twins && decay !== "key" ? { adjCa: mine(DELTA_ADJ_BF16_CA_CONFIGS) } : {}),
   };
 }
 
@@ -130,8 +137,8 @@ export function deltaBwdModule(configs: DeltaBwdConfigs): { source: string; kern
   const kernels: DeltaBwdKernel[] = [];
   let source = DELTA_PRELUDE + DELTA_ADJ_PRELUDE + DELTA_WALK_PRELUDE;
   const add = (k: Omit<DeltaBwdKernel, "cols"> & { cols?: number }, src: string) => {
-    const { op, tin, C, K, V, math, entry, threads, sharedBytes, walkFor, zout, zin, aout, mprod } = k;
-    kernels.push({ op, decay, tin, C, K, V, cols: k.cols ?? V, ...(k.split && k.split > 1 ? { split: k.split } : {}), ...(math ? { math } : {}), ...(walkFor ? { walkFor } : {}), ...(zout ? { zout } : {}), ...(zin ? { zin } : {}), ...(aout ? { aout } : {}), ...(mprod ? { mprod } : {}), entry, threads, sharedBytes });
+    const { op, tin, C, K, V, math, entry, threads, sharedBytes, walkFor, zout, zin, aout, mprod, load } = k;
+    kernels.push({ op, decay, tin, C, K, V, cols: k.cols ?? V, ...(k.split && k.split > 1 ? { split: k.split } : {}), ...(math ? { math } : {}), ...(walkFor ? { walkFor } : {}), ...(zout ? { zout } : {}), ...(zin ? { zin } : {}), ...(aout ? { aout } : {}), ...(mprod ? { mprod } : {}), ...(load ? { load } : {}), entry, threads, sharedBytes });
     source += src;
   };
   for (const twins of [false, true]) {
@@ -179,6 +186,10 @@ export function deltaBwdModule(configs: DeltaBwdConfigs): { source: string; kern
       const { mprod, ...k } = deltaPrepRKernel(c);
       add({ ...k, ...(mprod === "bf16" ? { mprod } : {}) }, deltaPrepRSource(c));
     }
+  }
+  for (const c of configs.adjCa ?? []) {
+    if (c.decay !== decay || c.zin !== "bf16" || c.load !== "ca") throw new Error(`delta-bwd: adjCa holds ${decay} decay bf16-state adjoints with load "ca" only`);
+    add({ ...deltaAdjKernel(c), op: "adj" }, deltaAdjSource(c));
   }
   return { source, kernels };
 }
