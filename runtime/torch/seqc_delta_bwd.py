@@ -405,6 +405,12 @@ WALK = os.environ.get("LR_DELTA_WALK", "default")
 # 5.523, 2.348 / 2.279 / 2.245); the reverse walk alone 1.144 -> 0.537, 1.506 -> 0.684, 0.203 -> 0.108 ms; gradients vs
 # float64 at (2, 1024, 16, 64) 4.29e-3 / 4.29e-3 / 4.65e-3 (DeltaNet; fla 5.8e-3), 4.66e-3 / 4.66e-3 / 4.68e-3 (Gated).
 WALK_BF16 = os.environ.get("LR_DELTA_WALK_BF16", "all")
+# prep_bwd's stores of its bf16 products under WALK_BF16 (read at each launch; LR_DELTA_PREP_BWD_STORE at import): "quad"
+# launches the wout record's sibling with wstore "quad" (entry <its entry>q: _wbq / _wbxq; delta-prep-mma.ts mmaProduct's
+# quad form: the quad's 4 lanes swap their packed pairs by shuffles, each lane one 16-byte store; the same values at the
+# same addresses) where the module has it, else the wout record; "pair" (default) the wout record (4-byte pair stores).
+# Untimed (session 15 task B3: no card call left).
+PREP_BWD_STORE = os.environ.get("LR_DELTA_PREP_BWD_STORE", "pair")
 # The per-key decay's (mode "key", RWKV-7) walk for many rows (read at each launch; LR_DELTA_KEY_WALK at import): "many"
 # takes the module's per-key 3xTF32 walk for many rows (delta-walk-mma.ts DELTA_WALK_KEY_WIDE_CONFIGS, K = V = 128) by
 # WALK's grid rule; "old": the rule before it, the 16-column twin. "many" is the default since H200 call F14: RWKV-7's bf16
@@ -471,9 +477,9 @@ def delta_launcher(m, device, way=None, switch="LR_FUSED_DELTA", tin=None, math=
 
 
 def launch_switches():
-    """The launchers' switches read at each launch (KEY_MMA, WALK, WALK_BF16, KEY_WALK, ZBF16, R_MATH, ADJ_OUT), for the key of a
+    """The launchers' switches read at each launch (KEY_MMA, WALK, WALK_BF16, KEY_WALK, ZBF16, R_MATH, ADJ_OUT, PREP_BWD_STORE), for the key of a
     captured backward graph (seqc_chunked_lowrank: a switch changed between steps must not replay the old kernels)."""
-    return (KEY_MMA, WALK, WALK_BF16, KEY_WALK, ZBF16, R_MATH, ADJ_OUT, ADJ_LOAD, PREP_R)
+    return (PREP_BWD_STORE, KEY_MMA, WALK, WALK_BF16, KEY_WALK, ZBF16, R_MATH, ADJ_OUT, ADJ_LOAD, PREP_R)
 
 
 def zb_sibling(kernels, k):
@@ -559,7 +565,11 @@ def kernel_launch(km, device, math=None, sms=None):
 
     def wout_sibling(k, win):  # prep_bwd's record writing the bf16 walk's operands (entry <its entry>_wb / _wbx), or None
         e = k["entry"] + ("_wbx" if win == "all" else "_wb")
-        return next((x for x in km.kernels if x["entry"] == e and x.get("wout") == win), None)
+        if PREP_BWD_STORE == "quad":  # its sibling with 16-byte stores (_wbq / _wbxq), where the module has it
+            q = next((x for x in km.kernels if x["entry"] == e + "q" and x.get("wout") == win and x.get("wstore") == "quad"), None)
+            if q is not None:
+                return q
+        return next((x for x in km.kernels if x["entry"] == e and x.get("wout") == win and not x.get("wstore")), None)
 
     def walk_bf16(mode, C, K, V, tin, BH):
         """The reverse walk's bf16 operands delta_kernels takes for the shape ("mn" / "all": WALK_BF16 "on" / "all"), or None

@@ -67,6 +67,9 @@ export interface DeltaBwdKernel {
   /** prep_bwd's twins writing the bf16 walk's operands (entries <twin's entry>_wb / _wbx; seqc_delta_bwd LR_DELTA_WALK_BF16):
    * "mn" M and NN^T bf16, "all" X and BM too. */
   wout?: "mn" | "all";
+  /** The wout records' siblings storing the bf16 products 16 bytes a lane (delta-prep.ts wstore "quad"; entries
+   * <wout entry>q: _wbq / _wbxq; seqc_delta_bwd LR_DELTA_PREP_BWD_STORE). */
+  wstore?: "quad";
   /** The walks with bf16 operands (delta-walk-bf16.ts; math "bf16", zout "bf16"), reading prep_bwd's wout outputs of the same value. */
   win?: "mn" | "all";
   /** The walks writing ZS and Y as bf16 (entries _zb; each the sibling of the record whose entry lacks _zb). */
@@ -95,6 +98,9 @@ export interface DeltaBwdConfigs {
   /** The reverse walk in bf16 (seqc_delta_bwd LR_DELTA_WALK_BF16; decay none / scalar with twins): prep_bwd's staged twins
    * writing its operands as bf16 (wout) and the bf16 walks (delta-walk-bf16.ts), after the twins. */
   walkBf16?: { prep: readonly DeltaPrepConfig<DeltaPrepDecay>[]; walk: readonly DeltaWalkBf16Config[] };
+  /** walkBf16.prep's siblings with wstore "quad" (16-byte stores of the bf16 products; seqc_delta_bwd
+   * LR_DELTA_PREP_BWD_STORE; decay none / scalar with twins), last in the module. */
+  prepBwdQuad?: readonly DeltaPrepConfig<DeltaPrepDecay>[];
   /** The bf16-state path (seqc_delta_bwd LR_DELTA_ZBF16; decay none / scalar with twins): the walks' siblings writing bf16
    * ZS and Y (zout) and the bf16 adjoint twins' siblings reading them (zin), after every other kernel; then those adjoints'
    * siblings storing their five per-token gradients as bf16 (aout, seqc_delta_bwd LR_DELTA_ADJ_OUT), last. */
@@ -119,6 +125,7 @@ export function deltaBwdConfigs(decay: DeltaBwdDecay, twins = true): DeltaBwdCon
     ...(twins && decay !== "key" ? { walkBf16: { prep: (["mn", "all"] as const).flatMap((wout) => mine(DELTA_PREP_MMA_CONFIGS).filter((c) => c.op === "bwd").map((c) => ({ ...c, wout }))), walk: DELTA_WALK_BF16_CONFIGS } } : {}),
     ...(twins && decay !== "key" ? { zbf16: { walk: walk.map((c) => ({ ...c, zout: "bf16" as const })), adj: [...mine(DELTA_ADJ_BF16_ZIN_CONFIGS), ...mine(DELTA_ADJ_BF16_OUT_CONFIGS)] } } : {}),
     ...(twins && decay !== "key" ? { prepR: mine(DELTA_PREP_R_CONFIGS) } : {}),
+    ...(twins && decay !== "key" ? { prepBwdQuad: (["mn", "all"] as const).flatMap((wout) => mine(DELTA_PREP_MMA_CONFIGS).filter((c) => c.op === "bwd").map((c) => ({ ...c, wout, wstore: "quad" as const }))) } : {}),
     ...(twins && decay !== "key" ? { adjCa: mine(DELTA_ADJ_BF16_CA_CONFIGS) } : {}),
   };
 }
@@ -190,6 +197,15 @@ export function deltaBwdModule(configs: DeltaBwdConfigs): { source: string; kern
   for (const c of configs.adjCa ?? []) {
     if (c.decay !== decay || c.zin !== "bf16" || c.load !== "ca") throw new Error(`delta-bwd: adjCa holds ${decay} decay bf16-state adjoints with load "ca" only`);
     add({ ...deltaAdjKernel(c), op: "adj" }, deltaAdjSource(c));
+  }
+  if (configs.prepBwdQuad?.length) {  // prep_bwd's wout twins with 16-byte stores (records pushed as they are: wout, wstore)
+    source += DELTA_WALK_BF16_PRELUDE;
+    for (const c of configs.prepBwdQuad) {
+      if (c.decay !== decay || c.op !== "bwd" || !c.wout || c.wstore !== "quad") throw new Error(`delta-bwd: prepBwdQuad holds ${decay} decay prep_bwd twins with wout and wstore "quad" only`);
+      const k = deltaPrepKernel(c);
+      kernels.push({ op: "prep_bwd", decay, tin: c.tin, C: c.C, K: c.K, V: c.V, cols: c.V, ...(c.math ? { math: c.math } : {}), wout: c.wout, wstore: "quad", entry: k.entry, threads: k.threads, sharedBytes: k.sharedBytes });
+      source += deltaPrepSource(c);
+    }
   }
   return { source, kernels };
 }
