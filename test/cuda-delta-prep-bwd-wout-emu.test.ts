@@ -42,6 +42,21 @@ function check(bin: string, k: DeltaPrepKernel<DeltaPrepDecay>, binT: string, kt
   if (!same(halves(got.M, N * C * K), words(tw.M))) throw new Error(`${k.entry} T=${s.T}: M is not the twin's rounded`);
   if (!same(halves(got.NN, N * K * C), words(NNt))) throw new Error(`${k.entry} T=${s.T}: NN^T is not the twin's NN transposed and rounded`);
   for (const [o, n] of [["X", N * C * V], ["BM", N * K * V]] as const) {
+    if (o === "BM" && k.bmMma === "bf16") {
+      // BM as bf16 mma (bmMma): the same exact products summed in the mma's order, not the TF32 twin's: float32 within
+      // 1e-5 of the twin's (wout "mn"), bf16 words within one unit in the last place of the twin's rounded ("all")
+      if (k.wout === "all") {
+        const a = halves(got.BM, n), b = words(tw.BM);
+        const far = a.findIndex((v, i) => Math.abs(v - b[i]) > 1 || ((v ^ b[i]) & 0x8000) !== 0 && v !== b[i]);
+        if (far >= 0) throw new Error(`${k.entry} T=${s.T}: BM is not the twin's within one bf16 ulp (word ${far}: ${a[far]} vs ${b[far]})`);
+        mine.BM = vals(a);
+      } else {
+        const e = relativeError(Float64Array.from(got.BM.subarray(0, n)), Float64Array.from(tw.BM.subarray(0, n)));
+        if (!(e < 1e-5)) throw new Error(`${k.entry} T=${s.T}: BM is not the twin's within 1e-5 (${e})`);
+        mine.BM = got.BM;
+      }
+      continue;
+    }
     if (k.wout === "all") {
       if (!same(halves(got[o], n), words(tw[o]))) throw new Error(`${k.entry} T=${s.T}: ${o} is not the twin's rounded`);
       mine[o] = vals(halves(got[o], n));
@@ -59,19 +74,19 @@ function check(bin: string, k: DeltaPrepKernel<DeltaPrepDecay>, binT: string, kt
   return Math.max(relativeError(mine.M, want.M), relativeError(mine.NN, wNNt), relativeError(mine.X, want.X), relativeError(mine.BM, want.BM));
 }
 
-function checkAll(shapes: Shape[], seed: number, wstore?: "quad"): void {
-  const twins = shapes.map(twinOf), mineCfg = (["mn", "all"] as const).flatMap((wout) => twins.map((c) => ({ ...c, wout, ...(wstore ? { wstore } : {}) })));
+function checkAll(shapes: Shape[], seed: number, wstore?: "quad", bmMma?: "bf16"): void {
+  const twins = shapes.map(twinOf), mineCfg = (["mn", "all"] as const).flatMap((wout) => twins.map((c) => ({ ...c, wout, ...(wstore ? { wstore } : {}), ...(bmMma ? { bmMma } : {}) })));
   const twin = deltaPrepModule(twins), mine = deltaPrepModule(mineCfg);
   const binT = buildEmu(twin.source, twin.kernels), bin = buildEmu(mine.source, mine.kernels);
   const lines: string[] = [];
   mine.kernels.forEach((k, j) => {
     const kt = twin.kernels[j % twins.length];
-    expect(k.entry).toBe(`${kt.entry}_${k.wout === "all" ? "wbx" : "wb"}${wstore ? "q" : ""}`);
+    expect(k.entry).toBe(`${kt.entry}_${k.wout === "all" ? "wbx" : "wb"}${wstore ? "q" : ""}${bmMma ? "_bm16" : ""}`);
     expect(k.sharedBytes).toBe(kt.sharedBytes);
     const B = k.K === 128 ? 1 : 2;
     for (const [T, minLd] of k.C === 64 ? [[100, -1]] : [[1, -5], [2 * k.C + 5, -1], [k.C + 3, -20]]) {
       const e = check(bin, k, binT, kt, makeCase(k, "bf16", B, T, 2, minLd, seed + T + k.K));
-      lines.push(`${k.entry} T=${T} ld>=${minLd}: bit for bit the twin's rounded; vs float64 ${e.toExponential(2)}`);
+      lines.push(`${k.entry} T=${T} ld>=${minLd}: bit for bit the twin's rounded${bmMma ? " (BM within 1e-5 / one bf16 ulp)" : ""}; vs float64 ${e.toExponential(2)}`);
       expect(e, lines[lines.length - 1]).toBeLessThan(1e-2);
     }
   });
@@ -140,16 +155,41 @@ describe.skipIf(!gpp)("prep_bwd's bf16-output twins on the CPU emulation", () =>
     }
   }, 300_000);
 
+  it("bmMma \"bf16\" (BM = Q^T dY as bf16 mma m16n8k16 with ldmatrix.trans fragments), decay none, with and without quad stores", () => {
+    checkAll([{ decay: "none", C: 32, K: 16, V: 32 }, { decay: "none", C: 64, K: 64, V: 64 }], 79, "quad", "bf16");
+    checkAll([{ decay: "none", C: 48, K: 32, V: 64 }, { decay: "none", C: 64, K: 128, V: 128 }], 81, undefined, "bf16");
+  }, 900_000);
+
+  it("bmMma \"bf16\": broken copies fail (B's value subtiles swapped with its slot halves; A's key halves swapped with its slot halves)", () => {
+    const s: Shape = { decay: "none", C: 32, K: 32, V: 64 };
+    const twin = deltaPrepModule([twinOf(s)]), binT = buildEmu(twin.source, twin.kernels);
+    const cases: [string, string][] = [
+      ["(k0 + 8u * (lm & 1u) + lr) * 72u + n0 + 8u * (s + (lm >> 1u))", "(k0 + 8u * (lm >> 1u) + lr) * 72u + n0 + 8u * (s + (lm & 1u))"],
+      ["(k0 + 8u * (lm >> 1u) + lr) * 40u + r0 + 8u * (lm & 1u)", "(k0 + 8u * (lm & 1u) + lr) * 40u + r0 + 8u * (lm >> 1u)"],
+    ];
+    for (const [from, to] of cases) for (const wout of ["mn", "all"] as const) {
+      const m = deltaPrepModule([{ ...twinOf(s), wout, bmMma: "bf16" }], (src) => {
+        expect(src).toContain(from);
+        return src.replaceAll(from, to);
+      });
+      const bin = buildEmu(m.source, m.kernels);
+      expect(() => check(bin, m.kernels[0], binT, twin.kernels[0], makeCase(s, "bf16", 1, 40, 2, -1, 8)), from).toThrow(/BM is not the twin/);
+    }
+  }, 300_000);
+
   it("configurations it does not take are refused", () => {
     expect(() => deltaPrepModule([{ op: "bwd", decay: "none", tin: "bf16", C: 64, K: 64, V: 64, math: "tf32", staged: true, wstore: "quad" }])).toThrow(/wstore/);
+    expect(() => deltaPrepModule([{ op: "bwd", decay: "scalar", tin: "bf16", C: 64, K: 64, V: 64, math: "tf32", staged: true, scores: "bf16", wout: "all", bmMma: "bf16" }])).toThrow(/bmMma/);
+    expect(() => deltaPrepModule([{ op: "bwd", decay: "none", tin: "bf16", C: 64, K: 64, V: 64, math: "tf32", staged: true, scores: "bf16", bmMma: "bf16" }])).toThrow(/bmMma/);
     expect(() => deltaPrepModule([{ op: "fwd", decay: "none", tin: "bf16", C: 64, K: 64, V: 64, math: "tf32", staged: true, wout: "mn" }])).toThrow(/wout/);
     expect(() => deltaPrepModule([{ op: "bwd", decay: "none", tin: "bf16", C: 64, K: 64, V: 64, math: "tf32", wout: "all" }])).toThrow(/wout/);
   });
 
-  it.skipIf(!findNvcc())("nvcc -cubin compiles the shipped twins with wout (C = 64, K = V = 64 and 128, none / scalar, mn / all; 4-byte and quad stores) for sm_90; ptxas: no spills", () => {
+  it.skipIf(!findNvcc())("nvcc -cubin compiles the shipped twins with wout (C = 64, K = V = 64 and 128, none / scalar, mn / all; 4-byte and quad stores) for sm_90 (and decay none's with BM as bf16 mma); ptxas: no spills", () => {
     const bwd = DELTA_PREP_MMA_CONFIGS.filter((c) => c.op === "bwd");
-    const m = deltaPrepModule([undefined, "quad" as const].flatMap((wstore) => (["mn", "all"] as const).flatMap((wout) => bwd.map((c) => ({ ...c, wout, ...(wstore ? { wstore } : {}) })))));
-    expect(m.kernels.length).toBe(16);
+    const m = deltaPrepModule([undefined, "quad" as const].flatMap((wstore) => (["mn", "all"] as const).flatMap((wout) => bwd.map((c) => ({ ...c, wout, ...(wstore ? { wstore } : {}) }))))
+      .concat(bwd.filter((c) => c.decay === "none").flatMap((c) => [{ ...c, wout: "all" as const, wstore: "quad" as const, bmMma: "bf16" as const }, { ...c, wout: "mn" as const, wstore: "quad" as const, bmMma: "bf16" as const }])));
+    expect(m.kernels.length).toBe(20);
     expectNoSpills(m);
   }, 300_000);
 });

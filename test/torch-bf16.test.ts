@@ -60,6 +60,16 @@ describe("torch target: bf16 forms in the module's plans", () => {
         // and last their vector twins (stateless-vec.ts, "-rv<M>"), one for each, then the fused ones ("-rf<M>", where
         // phases fuse: Mamba-2's warp splits of post's and prep's backward), each of a row-major twin
         const base = name === "mamba2" && part !== "prep" ? ["global-bf16in-wr", "global-bf16in-wr-nz"] : ["global-bf16in"];
+        // appended after all these, the "-bf16out" twins (stateless-bf16.ts bf16Out, chain-plans.ts diagonalBf16Outputs;
+        // seqc_chunked.STATELESS_OUT): one of each earlier twin that stores them, in plan order, writing as bf16 prep's
+        // outputs but the log decay and prep's backward's whole gradients (none for GLA's per-key decay)
+        const outs = plan.forms.filter((f) => f.out === "bf16");
+        expect(plan.forms.slice(plan.forms.length - outs.length), key).toEqual(outs);
+        expect(outs.map((f) => f.variant), key).toEqual(plan.forms.filter((f) => f.io === "bf16" && f.out !== "bf16" && outs.some((o) => o.variant === `${f.variant}-bf16out`)).map((f) => `${f.variant}-bf16out`));
+        const lowOut: Record<string, Record<string, string[]>> = { prep: { simple_gla: ["q3"], mamba2: ["kk1"], linear_attention: ["q2"] }, prepBw: { simple_gla: ["q__bar"], mamba2: ["B__bar", "dt__bar"], linear_attention: ["q__bar"] } };
+        expect([...new Set(outs.map((f) => JSON.stringify(f.bf16Outputs)))], key).toEqual(lowOut[part]?.[name] ? [JSON.stringify(lowOut[part][name])] : []);
+        expect(outs.length, key).toBe(!lowOut[part]?.[name] ? 0 : name === "mamba2" && part === "prepBw" ? 25 : 9);
+        plan = { ...plan, forms: plan.forms.slice(0, plan.forms.length - outs.length) };
         const rf = plan.forms.filter((f) => /-rf\d+$/.test(f.variant));
         expect(plan.forms.slice(plan.forms.length - rf.length), key).toEqual(rf);
         expect(rf.map((f) => f.variant), key).toEqual(name === "mamba2" && part !== "prep" ? [1, 4, 16].map((M) => `global-bf16in-wr-rf${M}`) : []);

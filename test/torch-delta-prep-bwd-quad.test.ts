@@ -4,7 +4,8 @@
  * wout record of the same entry but wstore "quad" and the entry's q; decay "key" and the twins' module none) and the
  * runtime's switch (runtime/torch/seqc_delta_bwd.py LR_DELTA_PREP_BWD_STORE, in launch_switches()) on a fake kernel module
  * (CPU torch, test/torch/fake_kernels.py): "quad" launches the _wbq / _wbxq sibling in place of _wb / _wbx with the same
- * arguments, grid and output dtypes / shapes; "pair" (default), a module without them, or WALK_BF16 "off": as before.
+ * arguments, grid and output dtypes / shapes; "quad_bm16" the _bm16 sibling (BM as bf16 mma) where decay none, else as
+ * "quad"; "pair" (default), a module without them, or WALK_BF16 "off": as before.
  */
 import { describe, expect, it } from "vitest";
 import { spawnSync } from "node:child_process";
@@ -14,13 +15,20 @@ const cpuTorch = spawnSync("/usr/bin/python3", ["-c", "import torch"]).status ==
 
 describe("prep_bwd's quad-store twins in the delta backward module", () => {
   it.each(["none", "scalar", "key"] as const)("decay %s", (decay) => {
-    const m = deltaBwdModule(deltaBwdConfigs(decay)), quad = m.kernels.filter((k) => k.wstore);
+    const m = deltaBwdModule(deltaBwdConfigs(decay)), all = m.kernels.filter((k) => k.wstore), quad = all.filter((k) => !k.bmMma), bm = all.filter((k) => k.bmMma);
     if (decay === "key") {
-      expect(quad).toEqual([]);
+      expect(all).toEqual([]);
       return;
     }
     expect(quad.map((k) => k.entry)).toEqual(["_wbq", "_wbxq"].flatMap((x) => [64, 128].map((K) => `seqc_delta_prep_bwd_${decay}_c64k${K}v${K}_bf16_tf32${x}`)));
-    expect(m.kernels.slice(-quad.length)).toEqual(quad);
+    expect(m.kernels.slice(-all.length)).toEqual([...quad, ...bm]);
+    // decay none: then the quad siblings with BM as bf16 mma (bmMma "bf16", _bm16)
+    expect(bm.map((k) => k.entry)).toEqual(decay === "none" ? quad.map((k) => `${k.entry}_bm16`) : []);
+    for (const { bmMma, entry, ...rest } of bm) {
+      expect(bmMma).toBe("bf16");
+      expect({ ...rest, entry: entry.replace(/_bm16$/, "") }).toEqual(quad.find((x) => `${x.entry}_bm16` === entry));
+      expect(m.source.split(` ${entry}(`).length, entry).toBe(2);
+    }
     for (const { wstore, entry, ...rest } of quad) {
       expect(wstore).toBe("quad");
       const w = m.kernels.find((x) => x.entry === entry.slice(0, -1) && !x.wstore)!;
@@ -61,6 +69,8 @@ out = {}
 for store in ('pair', 'quad'):
     out[store + '_all'] = run(store, 'all', 'none', 128, 1, 100, 8)
     out[store + '_on'] = run(store, 'on', 'scalar', 64, 8, 100, 16)
+out['bm_all'] = run('quad_bm16', 'all', 'none', 128, 1, 100, 8)
+out['bm_on'] = run('quad_bm16', 'on', 'scalar', 64, 8, 100, 16)
 out['quad_off'] = run('quad', 'off', 'scalar', 64, 2, 100, 3)
 out['quad_noquad'] = run('quad', 'all', 'none', 128, 1, 100, 8, True)
 d.PREP_BWD_STORE = 'pair'
@@ -88,6 +98,10 @@ describe.skipIf(!cpuTorch)("torch target: LR_DELTA_PREP_BWD_STORE on a fake kern
       expect(q.outs).toEqual(p.outs);
     }
     expect(got.quad_all.outs[0]).toEqual([["bfloat16", 16, 64, 128], ["bfloat16", 16, 64, 128], ["bfloat16", 16, 128, 128], ["bfloat16", 16, 128, 64], ["float32", 16]]);
+    // quad_bm16: decay none's _bm16 sibling, a scalar decay the quad one
+    expect(e(got.bm_all)[2]).toBe("seqc_delta_prep_bwd_none_c64k128v128_bf16_tf32_wbxq_bm16 16x1");
+    expect(got.bm_all.outs).toEqual(got.quad_all.outs);
+    expect(e(got.bm_on)).toEqual(e(got.quad_on));
     expect(e(got.quad_off)[2]).toBe("seqc_delta_prep_bwd_scalar_c64k64v64_bf16_tf32 12x1");
     expect(e(got.quad_noquad)).toEqual(e(got.pair_all));
     expect(got.switches).toEqual(["pair", "quad", got.switches[2]]);

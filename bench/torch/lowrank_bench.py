@@ -513,7 +513,8 @@ PROFILED[28] = ("bf16 prep_r",)
 # False (the stateless parts' row-major twins, task E); and its switches still off, singly at (4, 8192, 16, 128) and
 # together ("bf16 new on") at every shape: seqc_delta_bwd.ADJ_OUT "bf16" (the adjoint's gradients in bf16, task C),
 # seqc_chunked_lowrank.LR_FWD_STATES_COPY "graph" (the forward graph's chunk states not copied out, task B2); singly at
-# (4, 8192, 16, 128) only: seqc_delta_bwd.PREP_BWD_STORE "quad" (prep_bwd's bf16 products stored 16 bytes a lane, task B3). bf16
+# (4, 8192, 16, 128) only: seqc_delta_bwd.PREP_BWD_STORE "quad" (prep_bwd's bf16 products stored 16 bytes a lane, task B3)
+# and "quad_bm16" (with BM as bf16 mma: DeltaNet; Gated DeltaNet as "quad"). bf16
 # DeltaNet / Gated DeltaNet; --accuracy BxT every config vs float64; fla beside (anchor GPU ms) unless --no-anchor.
 BACK29 = {"_delta.WALK_BF16": "off", "_delta.PREP_R": "off", "_chunked.STATELESS_VEC": False}
 NEW29 = {"_delta.ADJ_OUT": "bf16", "LR_FWD_STATES_COPY": "graph"}
@@ -527,9 +528,10 @@ CONFIGS29 = [
     ("bf16 adj_out bf16", torch.bfloat16, {"_delta.ADJ_OUT": "bf16"}),
     ("bf16 states graph", torch.bfloat16, {"LR_FWD_STATES_COPY": "graph"}),
     ("bf16 prep_bwd quad", torch.bfloat16, {"_delta.PREP_BWD_STORE": "quad"}),
+    ("bf16 prep_bwd quad_bm16", torch.bfloat16, {"_delta.PREP_BWD_STORE": "quad_bm16"}),
 ]
 CONFIGS[29] = CONFIGS29
-ONLY_AT[29] = {k: _K128 for k in ("bf16 walk_bf16 off", "bf16 prep_r off", "bf16 stateless vec off", "bf16 adj_out bf16", "bf16 states graph", "bf16 prep_bwd quad")}
+ONLY_AT[29] = {k: _K128 for k in ("bf16 walk_bf16 off", "bf16 prep_r off", "bf16 stateless vec off", "bf16 adj_out bf16", "bf16 states graph", "bf16 prep_bwd quad", "bf16 prep_bwd quad_bm16")}
 PROFILED[29] = ("bf16 defaults", "bf16 new on")
 
 

@@ -237,6 +237,16 @@ ZERO_STORES = "skip"
 # segments"); "flip" (the default, the way before) flips dv and adds it. Untimed (session 15 task G2). Where the module
 # has no revAdd kernel (modules built before it), for other dtypes or another device: as "flip".
 REV_ADD = "flip"
+# The stateless parts' outputs the glue would convert to bf16, written as bf16 by their "-bf16out" twins (the chain plans'
+# bf16Outputs, compiler/backends/torch/chain-plans.ts diagonalBf16Outputs: stores rounded to nearest even, bitwise the
+# float32 output converted by torch), where the part reads bf16 inputs (STATELESS_IO "bf16") and the plan has them (a
+# scalar or no decay, no value columns): "grads" prep's backward's whole gradients of bf16 inputs (Mamba-2's dB, ddt,
+# SimpleGLA's dq: returned as they are, no conversion after; gradients bitwise "f32"'s); "bf16" also prep's outputs but
+# the log decay (Mamba-2's kk1, SimpleGLA's q3), where every chunked core reads them in bf16 (no bf16 copy of them; the
+# decay adjoint's terms and anchors then read the rounded values the cores read, not the float32 ones: gradients within
+# bf16 rounding of "f32"'s); "f32" (the default, the way before) the float32 forms' outputs, converted where read.
+# Modules without the twins run as "f32". H200 call G3 in dist/g2b-run.sh (session 15 task G3): untimed when written.
+STATELESS_OUT = "f32"
 # Where the forward's final state is at hand (seqc_torch keeps it: ctx.chain_SN), when the chain's forward core runs again
 # (only for post's backward's y): "bound" (the default) only where some form of post's backward plan binds a readout's y
 # (Mamba-2's post backward, y = y0 + D x, reads x and the cotangent alone: its y0 is in the plan's tensors but no kernel
@@ -1340,7 +1350,10 @@ STATELESS_ROWS = True
 # above with STATELESS_ROWS; False leaves them out (the way before). H200 call E15 (bench/RESULTS.md "The stateless
 # parts' vector twins"), bf16, the trial's pick's GPU ms (profile) without / with them: DeltaNet (4, 8192, 16, 128)
 # prep 0.601 -> 0.248 (floor 0.160), prep's backward 0.574 -> 0.411 (floor 0.320); Gated DeltaNet the same; GLA
-# (1, 32768, 8, 128) 0.061 -> 0.057 / 0.074 -> 0.069; gradients bitwise the same.
+# (1, 32768, 8, 128) 0.061 -> 0.057 / 0.074 -> 0.069; gradients bitwise the same. With them the warp-fused twins of
+# the warp splits ("<variant>-rw<M>", compiler/backends/torch/stateless-wfuse.ts: the elementwise phases run in the warp
+# phase's walk of each row, its sums merged, so DeltaNet / Gated DeltaNet's prep backward reads kk2__bar and u0__bar
+# once; bitwise the row-major twins; appended last; untimed: session 15's final call times the trial with them).
 STATELESS_VEC = True
 # What a stateless part runs while a CUDA graph is captured (no trial run is possible then): "tuned" (the default) the
 # form the trial above picked for the same key where it has run (the graph's first, eager call runs it), else as "auto";
@@ -1392,7 +1405,7 @@ def stateless_form(runner, dims, B, T, trial=None, io="f32", out_io=None, bars=F
                     continue
                 if not STATELESS_ROWS and "-rm" in f["variant"]:
                     continue
-                if not (STATELESS_ROWS and STATELESS_VEC) and ("-rv" in f["variant"] or "-rf" in f["variant"]):
+                if not (STATELESS_ROWS and STATELESS_VEC) and any(x in f["variant"] for x in ("-rv", "-rf", "-rw")):
                     continue
                 if f.get("unwritten") and not unwritten_ok():
                     continue
@@ -1420,7 +1433,7 @@ def _bars_form(runner, dims, B, T, trial, io, out_io):
     else the one the trial picked for the key (GRAPH_PICKS "tuned"), else the first applicable one; None: none applies."""
     key = ("tuned-bars", tuple(sorted(dims.items())), B, T, io, out_io, STATELESS_WARP, unwritten_ok(), STATELESS_ROWS, STATELESS_VEC)
     fs = [f for f, _ in runner.applicable(dims, B, T, "auto", io, out_io) if f.get("bf16Bars") and (STATELESS_WARP or "-wr" not in f["variant"])
-          and (STATELESS_ROWS or "-rm" not in f["variant"]) and (STATELESS_ROWS and STATELESS_VEC or not ("-rv" in f["variant"] or "-rf" in f["variant"]))
+          and (STATELESS_ROWS or "-rm" not in f["variant"]) and (STATELESS_ROWS and STATELESS_VEC or not any(x in f["variant"] for x in ("-rv", "-rf", "-rw")))
           and (not f.get("unwritten") or unwritten_ok())]
     if not fs:
         return None
@@ -1520,6 +1533,7 @@ def backward(ctx, m, flat, grads):
     switches += (STATELESS_ROWS, STATELESS_VEC, GRAPH_PICKS, REVERSED_READS, ROWS_REVERSED, ROWS_TERMS, ROWS_CHUNK_WIDE, ROWS_CHUNK_SEGMENTS, ROWS_SEG_STATES)
     switches += (ANCHOR_ALPHA, ANCHOR_SEGMENT, ANCHOR_AUTO_CHUNKS)
     switches += (REV_ADD,)
+    switches += (STATELESS_OUT,)
     switches += stateless_switches()
     return _graphs.graphed_backward(ctx, m, "chunked-backward", switches, flat, grads, lambda f, g, S_N: backward_eager(ctx, m, f, g, convert=False, S_N=S_N),
                                     extra=[getattr(ctx, "chain_SN", None)])
@@ -1644,10 +1658,20 @@ def backward_eager(ctx, m, flat, grads, convert=True, S_N=None):
             return None
         return flip_time(bf16_of(x))
 
+    def out_low(part, b, t):  # STATELESS_OUT: stateless part `part` runs its "-bf16out" twins (bf16Outputs written as bf16)
+        if STATELESS_OUT == "f32" or part not in ("prep", "prepBw") or (part == "prep" and STATELESS_OUT != "bf16"):
+            return False
+        if part == "prep" and (n.get("decay") == "key" or not all(reads_bf16(p) for p in (BF16_DECAY_PARTS + TRANSPOSED_PARTS if n.get("ld") else CORE_PARTS))):
+            return False  # (a core reading them in float32 would read the rounded values)
+        r = m.runner(prefix + part, device)
+        return r.can_run(dims, b, t, "auto", "bf16", "bf16") and set(r.pick(dims, b, t, "auto", "bf16", "bf16")[0].get("bf16Inputs") or ()) == set(low_in(part) or ())
+
     def run(part, cdims, inputs, initial, b, t, low_out=False):
         key = prefix + part
         form = "auto"
         st_io = {"io": "bf16", "out_io": "f32"} if cdims is None and low_in(part) else {}
+        if st_io and dtype == torch.float32 and out_low(part, b, t):
+            st_io = {"io": "bf16", "out_io": "bf16"}
         if cdims is None and dtype == torch.float32:
             trial = None
             if device.type == "cuda" and not torch.cuda.is_current_stream_capturing():
@@ -1715,6 +1739,8 @@ def backward_eager(ctx, m, flat, grads, convert=True, S_N=None):
         raise ValueError("seqc_chunked: GRAD_SUM is %r; expected 'low' or 'f32'" % (GRAD_SUM,))
     if REV_ADD not in ("flip", "kernel"):
         raise ValueError("seqc_chunked: REV_ADD is %r; expected 'flip' or 'kernel'" % (REV_ADD,))
+    if STATELESS_OUT not in ("f32", "grads", "bf16"):
+        raise ValueError("seqc_chunked: STATELESS_OUT is %r; expected 'f32', 'grads' or 'bf16'" % (STATELESS_OUT,))
     if ANCHOR_VEC not in ("plain", "v4", "r8"):
         raise ValueError("seqc_chunked: ANCHOR_VEC is %r; expected 'plain', 'v4' or 'r8'" % (ANCHOR_VEC,))
     if DECAY_TERMS not in ("kernel", "torch"):

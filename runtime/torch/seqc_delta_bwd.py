@@ -408,8 +408,9 @@ WALK_BF16 = os.environ.get("LR_DELTA_WALK_BF16", "all")
 # prep_bwd's stores of its bf16 products under WALK_BF16 (read at each launch; LR_DELTA_PREP_BWD_STORE at import): "quad"
 # launches the wout record's sibling with wstore "quad" (entry <its entry>q: _wbq / _wbxq; delta-prep-mma.ts mmaProduct's
 # quad form: the quad's 4 lanes swap their packed pairs by shuffles, each lane one 16-byte store; the same values at the
-# same addresses) where the module has it, else the wout record; "pair" (default) the wout record (4-byte pair stores).
-# Untimed (session 15 task B3: no card call left).
+# same addresses) where the module has it, else the wout record; "pair" (default) the wout record (4-byte pair stores);
+# "quad_bm16" the quad sibling with BM = Q^T dY as bf16 mma m16n8k16 (bmMma "bf16", entry <quad entry>_bm16; decay none
+# only: DeltaNet; else as "quad"). Untimed (session 15 task B3: no card call left).
 PREP_BWD_STORE = os.environ.get("LR_DELTA_PREP_BWD_STORE", "pair")
 # The per-key decay's (mode "key", RWKV-7) walk for many rows (read at each launch; LR_DELTA_KEY_WALK at import): "many"
 # takes the module's per-key 3xTF32 walk for many rows (delta-walk-mma.ts DELTA_WALK_KEY_WIDE_CONFIGS, K = V = 128) by
@@ -565,8 +566,9 @@ def kernel_launch(km, device, math=None, sms=None):
 
     def wout_sibling(k, win):  # prep_bwd's record writing the bf16 walk's operands (entry <its entry>_wb / _wbx), or None
         e = k["entry"] + ("_wbx" if win == "all" else "_wb")
-        if PREP_BWD_STORE == "quad":  # its sibling with 16-byte stores (_wbq / _wbxq), where the module has it
-            q = next((x for x in km.kernels if x["entry"] == e + "q" and x.get("wout") == win and x.get("wstore") == "quad"), None)
+        for sfx, bm in (("q_bm16", "bf16"), ("q", None)) if PREP_BWD_STORE == "quad_bm16" else (("q", None),) if PREP_BWD_STORE == "quad" else ():
+            # its sibling with 16-byte stores (_wbq / _wbxq; with BM as bf16 mma _wbq_bm16 / _wbxq_bm16), where the module has it
+            q = next((x for x in km.kernels if x["entry"] == e + sfx and x.get("wout") == win and x.get("wstore") == "quad" and x.get("bmMma") == bm), None)
             if q is not None:
                 return q
         return next((x for x in km.kernels if x["entry"] == e and x.get("wout") == win and not x.get("wstore")), None)

@@ -70,6 +70,9 @@ export interface DeltaBwdKernel {
   /** The wout records' siblings storing the bf16 products 16 bytes a lane (delta-prep.ts wstore "quad"; entries
    * <wout entry>q: _wbq / _wbxq; seqc_delta_bwd LR_DELTA_PREP_BWD_STORE). */
   wstore?: "quad";
+  /** Among the quad siblings, decay none: BM as bf16 mma (delta-prep.ts bmMma "bf16"; entries <quad entry>_bm16;
+   * seqc_delta_bwd LR_DELTA_PREP_BWD_STORE "quad_bm16"). */
+  bmMma?: "bf16";
   /** The walks with bf16 operands (delta-walk-bf16.ts; math "bf16", zout "bf16"), reading prep_bwd's wout outputs of the same value. */
   win?: "mn" | "all";
   /** The walks writing ZS and Y as bf16 (entries _zb; each the sibling of the record whose entry lacks _zb). */
@@ -99,7 +102,8 @@ export interface DeltaBwdConfigs {
    * writing its operands as bf16 (wout) and the bf16 walks (delta-walk-bf16.ts), after the twins. */
   walkBf16?: { prep: readonly DeltaPrepConfig<DeltaPrepDecay>[]; walk: readonly DeltaWalkBf16Config[] };
   /** walkBf16.prep's siblings with wstore "quad" (16-byte stores of the bf16 products; seqc_delta_bwd
-   * LR_DELTA_PREP_BWD_STORE; decay none / scalar with twins), last in the module. */
+   * LR_DELTA_PREP_BWD_STORE; decay none / scalar with twins), last in the module; decay none's then again with bmMma
+   * "bf16" (BM as bf16 mma). */
   prepBwdQuad?: readonly DeltaPrepConfig<DeltaPrepDecay>[];
   /** The bf16-state path (seqc_delta_bwd LR_DELTA_ZBF16; decay none / scalar with twins): the walks' siblings writing bf16
    * ZS and Y (zout) and the bf16 adjoint twins' siblings reading them (zin), after every other kernel; then those adjoints'
@@ -125,7 +129,7 @@ export function deltaBwdConfigs(decay: DeltaBwdDecay, twins = true): DeltaBwdCon
     ...(twins && decay !== "key" ? { walkBf16: { prep: (["mn", "all"] as const).flatMap((wout) => mine(DELTA_PREP_MMA_CONFIGS).filter((c) => c.op === "bwd").map((c) => ({ ...c, wout }))), walk: DELTA_WALK_BF16_CONFIGS } } : {}),
     ...(twins && decay !== "key" ? { zbf16: { walk: walk.map((c) => ({ ...c, zout: "bf16" as const })), adj: [...mine(DELTA_ADJ_BF16_ZIN_CONFIGS), ...mine(DELTA_ADJ_BF16_OUT_CONFIGS)] } } : {}),
     ...(twins && decay !== "key" ? { prepR: mine(DELTA_PREP_R_CONFIGS) } : {}),
-    ...(twins && decay !== "key" ? { prepBwdQuad: (["mn", "all"] as const).flatMap((wout) => mine(DELTA_PREP_MMA_CONFIGS).filter((c) => c.op === "bwd").map((c) => ({ ...c, wout, wstore: "quad" as const }))) } : {}),
+    ...(twins && decay !== "key" ? { prepBwdQuad: [undefined, "bf16" as const].filter((b) => !b || decay === "none").flatMap((bmMma) => (["mn", "all"] as const).flatMap((wout) => mine(DELTA_PREP_MMA_CONFIGS).filter((c) => c.op === "bwd").map((c) => ({ ...c, wout, wstore: "quad" as const, ...(bmMma ? { bmMma } : {}) })))) } : {}),
     ...(twins && decay !== "key" ? { adjCa: mine(DELTA_ADJ_BF16_CA_CONFIGS) } : {}),
   };
 }
@@ -203,7 +207,7 @@ export function deltaBwdModule(configs: DeltaBwdConfigs): { source: string; kern
     for (const c of configs.prepBwdQuad) {
       if (c.decay !== decay || c.op !== "bwd" || !c.wout || c.wstore !== "quad") throw new Error(`delta-bwd: prepBwdQuad holds ${decay} decay prep_bwd twins with wout and wstore "quad" only`);
       const k = deltaPrepKernel(c);
-      kernels.push({ op: "prep_bwd", decay, tin: c.tin, C: c.C, K: c.K, V: c.V, cols: c.V, ...(c.math ? { math: c.math } : {}), wout: c.wout, wstore: "quad", entry: k.entry, threads: k.threads, sharedBytes: k.sharedBytes });
+      kernels.push({ op: "prep_bwd", decay, tin: c.tin, C: c.C, K: c.K, V: c.V, cols: c.V, ...(c.math ? { math: c.math } : {}), wout: c.wout, wstore: "quad", ...(c.bmMma ? { bmMma: c.bmMma } : {}), entry: k.entry, threads: k.threads, sharedBytes: k.sharedBytes });
       source += deltaPrepSource(c);
     }
   }

@@ -38,6 +38,25 @@ export function deltaPrepMmaCheck(c: DeltaPrepConfig<DeltaPrepDecay>): void {
   if (bytes > 227 * 1024) throw new Error(`delta-prep (${c.math}): C ${c.C}, K ${c.K}, V ${c.V} (${c.op}) needs ${bytes} bytes of shared memory (> 227 KiB)`);
 }
 
+/** The quad stores of a warp's 16 x 32 tile acc[4][4] (r0, n0, l, g, tg in scope): each row's 4 packed bf16 pairs swapped
+ * among the quad's 4 lanes by 3 shuffles, lane tg one 16-byte store of columns n0 + 8 tg .. + 7 at the lvalue `pair`
+ * (row, col); needs SEQC_QUAD_PRELUDE. */
+export const quadStores = (pair: string) => `#pragma unroll
+    for (u32 h = 0; h < 2u; ++h) {
+      // o[s]: this lane's pair (columns n0 + 8 s + 2 tg, + 1) of row r0 + g + 8 h; lane tg gathers pair j of columns
+      // n0 + 8 tg .. from lane j (its o[tg]): round r takes lane (tg + r) & 3's, which sends its o[(its tg - r) & 3]
+      const u32 o0 = seqc_dz_pack(acc[0][2u * h], acc[0][2u * h + 1u]), o1 = seqc_dz_pack(acc[1][2u * h], acc[1][2u * h + 1u]);
+      const u32 o2 = seqc_dz_pack(acc[2][2u * h], acc[2][2u * h + 1u]), o3 = seqc_dz_pack(acc[3][2u * h], acc[3][2u * h + 1u]);
+      const u32 qb = l & ~3u, v0 = seqc_sel4(tg, o0, o1, o2, o3);
+      const u32 v1 = seqc_shfl_u32(seqc_sel4((tg + 3u) & 3u, o0, o1, o2, o3), qb | ((tg + 1u) & 3u));
+      const u32 v2 = seqc_shfl_u32(seqc_sel4((tg + 2u) & 3u, o0, o1, o2, o3), qb | ((tg + 2u) & 3u));
+      const u32 v3 = seqc_shfl_u32(seqc_sel4((tg + 1u) & 3u, o0, o1, o2, o3), qb | ((tg + 3u) & 3u));
+      // pair j came in round (j - tg) & 3
+      const u32 row = r0 + g + 8u * h, col = n0 + 8u * tg;
+      *(uint4*)&${pair} = make_uint4(seqc_sel4(tg, v0, v3, v2, v1), seqc_sel4(tg, v1, v0, v3, v2), seqc_sel4(tg, v2, v1, v0, v3), seqc_sel4(tg, v3, v2, v1, v0));
+    }
+`;
+
 /** On WARPS warps (the lanes' w, g, tg declared before; ops: tf32Ops's), the [R][N] product sum_k a(m, k) b(k, n) over k0 in [kFrom, kTo) by 8, 16 x 8 NW tiles a warp (NW <= nwMax); `done`
  * stores one result element (row, col, v), or (`{ pair }`, an lvalue at (row, col), col even) two as a float2 (`bf16`:
  * two bf16 as one u32, seqc_dz_pack; `quad` with bf16, where a warp's tile is 32 columns wide: the quad's 4 lanes swap
@@ -55,21 +74,7 @@ ${frag("      ", "fa", [a("r0 + g", "k0 + tg"), a("r0 + g + 8u", "k0 + tg"), a("
       for (u32 s = 0; s < 4u; ++s) {
 ${frag("        ", "fb", [b("k0 + tg", "n0 + 8u * s + g"), b("k0 + tg + 4u", "n0 + 8u * s + g")])}${mma("        ", "acc[s]", "fa", "fb")}      }
     }
-#pragma unroll
-    for (u32 h = 0; h < 2u; ++h) {
-      // o[s]: this lane's pair (columns n0 + 8 s + 2 tg, + 1) of row r0 + g + 8 h; lane tg gathers pair j of columns
-      // n0 + 8 tg .. from lane j (its o[tg]): round r takes lane (tg + r) & 3's, which sends its o[(its tg - r) & 3]
-      const u32 o0 = seqc_dz_pack(acc[0][2u * h], acc[0][2u * h + 1u]), o1 = seqc_dz_pack(acc[1][2u * h], acc[1][2u * h + 1u]);
-      const u32 o2 = seqc_dz_pack(acc[2][2u * h], acc[2][2u * h + 1u]), o3 = seqc_dz_pack(acc[3][2u * h], acc[3][2u * h + 1u]);
-      const u32 qb = l & ~3u, v0 = seqc_sel4(tg, o0, o1, o2, o3);
-      const u32 v1 = seqc_shfl_u32(seqc_sel4((tg + 3u) & 3u, o0, o1, o2, o3), qb | ((tg + 1u) & 3u));
-      const u32 v2 = seqc_shfl_u32(seqc_sel4((tg + 2u) & 3u, o0, o1, o2, o3), qb | ((tg + 2u) & 3u));
-      const u32 v3 = seqc_shfl_u32(seqc_sel4((tg + 1u) & 3u, o0, o1, o2, o3), qb | ((tg + 3u) & 3u));
-      // pair j came in round (j - tg) & 3
-      const u32 row = r0 + g + 8u * h, col = n0 + 8u * tg;
-      *(uint4*)&${done.pair} = make_uint4(seqc_sel4(tg, v0, v3, v2, v1), seqc_sel4(tg, v1, v0, v3, v2), seqc_sel4(tg, v2, v1, v0, v3), seqc_sel4(tg, v3, v2, v1, v0));
-    }
-  }
+${quadStores(done.pair)}  }
 `;
   return `  for (u32 x = w; x < ${(R / 16) * NBC}u; x += ${WARPS}u) {
     const u32 r0 = (x / ${NBC}u) * 16u, n0 = (x % ${NBC}u) * ${8 * NW}u;

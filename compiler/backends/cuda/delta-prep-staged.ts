@@ -18,7 +18,7 @@
  * outputs.
  */
 import { prepLayout, prepParts, prepThreads, type DeltaPrepConfig, type DeltaPrepDecay } from "./delta-prep.ts";
-import { SEQC_QUAD_PRELUDE, mmaProduct } from "./delta-prep-mma.ts";
+import { SEQC_QUAD_PRELUDE, mmaProduct, quadStores } from "./delta-prep-mma.ts";
 import { tf32Ops } from "./lowrank-readout-mma.ts";
 import { DELTA_WALK_ZOUT_PRELUDE } from "./delta-walk.ts";
 
@@ -205,6 +205,44 @@ ${product(C, V, rowOf("sTP", LT), hCol("hD", LBV), "r0", `${C}u`, out("X", C, V)
 `;
 }
 
+/** ldmatrix .x4 .trans (seqc_dpl_ldsm4t: four 8 x 8 bf16 matrices transposed, lane l the address of row l % 8 of
+ * matrix l / 8; the CPU emulation's emu_ldsm); guarded. */
+export const PREP_LDSM_PRELUDE = `#ifndef SEQC_PREP_LDSM
+#define SEQC_PREP_LDSM 1
+#ifdef SEQC_EMU
+inline void seqc_dpl_ldsm4t(u32* r, const void* p) { emu_ldsm(r, p, true); }
+#else
+__device__ __forceinline__ void seqc_dpl_ldsm4t(u32* r, const void* p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\\n" : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"((u32)__cvta_generic_to_shared(p)) : "memory");
+}
+#endif
+#endif
+`;
+
+/** BM [K][V] = Q^T dY (config bmMma "bf16", decay none) on WARPS warps: 16 x 32 tiles, k = the chunk's C slots by 16 as
+ * bf16 mma m16n8k16, A = Q^T's fragments by one ldmatrix.trans of Q's bf16 rows [C][LB] (rows: slots, 8 keys each) and
+ * B = dY's by two of dY's rows [C][LBV] a k-step (each two value subtiles); rows of LB / 2, LBV / 2 = 4 mod 32 words:
+ * the 8 rows of each matrix in distinct banks. `store`: the tile's stores (acc[4][4]; r0, n0, g, tg, l in scope). */
+const bmBf16 = (WARPS: number, C: number, K: number, V: number, LB: number, LBV: number, store: string) => `  for (u32 x = w; x < ${(K / 16) * (V / 32)}u; x += ${WARPS}u) {
+    const u32 r0 = (x / ${V / 32}u) * 16u, n0 = (x % ${V / 32}u) * 32u, lr = l & 7u, lm = l >> 3u;
+    float acc[4][4];
+#pragma unroll
+    for (u32 s = 0; s < 4u; ++s) { acc[s][0] = 0.f; acc[s][1] = 0.f; acc[s][2] = 0.f; acc[s][3] = 0.f; }
+    for (u32 k0 = 0u; k0 < ${C}u; k0 += 16u) {
+      u32 fa[4], fb[4];
+      // A (m: keys r0.., k: slots k0..): matrices (keys +0, slots +0), (+8, +0), (+0, +8), (+8, +8)
+      seqc_dpl_ldsm4t(fa, &hQ[(k0 + 8u * (lm >> 1u) + lr) * ${LB}u + r0 + 8u * (lm & 1u)]);
+#pragma unroll
+      for (u32 s = 0; s < 4u; s += 2u) {
+        // B (k: slots, n: values): matrices (slots +0, subtile s), (+8, s), (+0, s + 1), (+8, s + 1)
+        seqc_dpl_ldsm4t(fb, &hD[(k0 + 8u * (lm & 1u) + lr) * ${LBV}u + n0 + 8u * (s + (lm >> 1u))]);
+        seqc_dps_mma(acc[s], fa, fb);
+        seqc_dps_mma(acc[s + 1u], fa, fb + 2);
+      }
+    }
+${store}  }
+`;
+
 /** prep_bwd with wout (config `wout`, the bf16 walk's operands; delta-walk-bf16.ts): the staged prep_bwd's products and
  * order, each output rounded to bf16 (nearest even, seqc_dz_pack: bit for bit the fp32 twin's value rounded) as it is
  * stored, 2 bytes an element: M [C][K]; NN^T [K][C] (NN = Wd transposed, 8 slots a 16-byte store); X [C][V] and BM
@@ -214,10 +252,21 @@ function stagedBwdWout(c: DeltaPrepConfig<DeltaPrepDecay>, p: Record<string, any
   const { pre, head, lanes, halves, copy, landed, scores, aOut, product, rowOf, fK, hK, hCol, eW, eQf, eCf, NWt } = p;
   // the product's pairs stored as two bf16 (one u32, seqc_dz_pack) or two floats
   // (wstore "quad": 16 bytes a lane where the product's tiles are 32 columns wide, mmaProduct's quad form)
-  const quad = c.wstore === "quad";
+  const quad = c.wstore === "quad", bm16 = c.bmMma === "bf16";
+  // bmMma "bf16": BM's tile stores (bf16 pairs, quad or 4 bytes; float2 without "all")
+  const bmAt = `BM[(size_t)n * ${K * V}u + row * ${V}u + col]`, bmH = `((unsigned short*)BM)[(size_t)n * ${K * V}u + row * ${V}u + col]`;
+  const bmStore = xb && quad ? quadStores(bmH) : `#pragma unroll
+    for (u32 s = 0; s < 4u; ++s)
+#pragma unroll
+      for (u32 h = 0; h < 2u; ++h) {
+        const u32 row = r0 + g + 8u * h, col = n0 + 8u * s + 2u * tg;
+        ${xb ? `*(u32*)&${bmH} = seqc_dz_pack(acc[s][2u * h], acc[s][2u * h + 1u]);` : `*(float2*)&${bmAt} = make_float2(acc[s][2u * h], acc[s][2u * h + 1u]);`}
+      }
+`;
   const out = (name: string, rows: number, W: number, b: boolean) => (b
     ? { pair: `((unsigned short*)${name})[(size_t)n * ${rows * W}u + row * ${W}u + col]`, bf16: true, ...(quad ? { quad: true } : {}) }
     : { pair: `${name}[(size_t)n * ${rows * W}u + row * ${W}u + col]` });
+  const bmProduct = bm16 ? bmBf16(NT / 32, C, K, V, LB, LBV, bmStore) : product(K, V, hK("hQ", LB, eQf), hCol("hD", LBV), "0u", `${C}u`, out("BM", K, V, xb));
   // NN^T [K][C]: 8 slots a0..a0+7 of key i a thread, Wd's values rounded in pairs, one 16-byte store. A warp's lanes take
   // 16 keys (lane >> 1) x 2 slot groups (lane & 1, 8 rows apart): each key's 32 bytes one whole sector, and the odd lanes
   // read their pairs in the order 2, 3, 0, 1 (then put back), 4 or 12 rows off the even lanes' (rows of LB / 2 = 4 mod 32
@@ -238,13 +287,13 @@ ${c.decay === "scalar" ? `      lo = ${eW("a")} * lo; hi = ${eW("(a + 1u)")} * h
     *(uint4*)&((unsigned short*)NN)[(size_t)n * ${K * C}u + i * ${C}u + a0] = q4;
   }
 `;
-  return `${DELTA_WALK_ZOUT_PRELUDE}${quad ? SEQC_QUAD_PRELUDE : ""}${pre}${head}${lanes}${halves([["hQ", "sQU"], ["hU", `hQ + ${C * LB}u`], ["hW", "sW"], ["hD", "sDY"]])}  float* sTP = sQU;  // TP = Tinv^T Pu^T [C][C + 4] once BM and M are out
+  return `${DELTA_WALK_ZOUT_PRELUDE}${quad ? SEQC_QUAD_PRELUDE : ""}${bm16 ? PREP_LDSM_PRELUDE + (c.scores === "bf16" ? "" : BF16_MMA) : ""}${pre}${head}${lanes}${halves([["hQ", "sQU"], ["hU", `hQ + ${C * LB}u`], ["hW", "sW"], ["hD", "sDY"]])}  float* sTP = sQU;  // TP = Tinv^T Pu^T [C][C + 4] once BM and M are out
   // the chunk's rows of Q, U, W, dY and its Tinv, every copy in flight
 ${copy("hQ", "Q", K, LB)}${copy("hU", "U", K, LB)}${copy("hW", "W", K, LB)}${copy("hD", "DY", V, LBV)}  for (u32 x = t; x < ${(C * C) / 4}u; x += ${NT}u) seqc_cp16(&sTi[(x / ${C / 4}u) * ${L8}u + 4u * (x % ${C / 4}u)], &TI[(size_t)n * ${C * C}u + 4u * x]);
 ${landed}  // Pu [a][f]
 ${scores("sPu", LT, "hQ", "hU", false)}  __syncthreads();
   // NN^T = Wd^T (bf16), A out; BM = Qd^T dY [K][V]; M = Tinv^T Ud [C][K] (a >= f; bf16)
-${nnT}${aOut}${product(K, V, hK("hQ", LB, eQf), hCol("hD", LBV), "0u", `${C}u`, out("BM", K, V, xb))}${product(C, K, fK("sTi", L8), hCol("hU", LB, eCf), "r0", `${C}u`, out("M", C, K, true))}  __syncthreads();
+${nnT}${aOut}${bmProduct}${product(C, K, fK("sTi", L8), hCol("hU", LB, eCf), "r0", `${C}u`, out("M", C, K, true))}  __syncthreads();
   // TP [e][a] = sum_f Tinv[f][e] Pu[a][f] (e <= f <= a)
 ${product(C, C, fK("sTi", L8), (k: string, a: string) => `sPu[(${a}) * ${LT}u + ${k}]`, "r0", `n0 + ${8 * NWt}u`, `sTP[row * ${LT}u + col] = v;`)}  __syncthreads();
   // X = TP dY [C][V] (a >= e)

@@ -62,6 +62,11 @@ export interface DeltaPrepConfig<D extends DeltaPrepDecay = DeltaDecay> {
    * the quad's lanes swapping their packed pairs by shuffles (delta-prep-mma.ts mmaProduct's quad form; else 4 bytes a
    * lane); the same values at the same addresses. Entries _wbq / _wbxq. */
   wstore?: "quad";
+  /** prep_bwd's staged wout twins with decay "none" only: "bf16" forms BM = Q^T dY (bf16 rows times bf16 rows, exact
+   * operands) as bf16 mma m16n8k16 with ldmatrix.trans fragments (delta-prep-staged.ts; else m16n8k8 TF32 mma of the
+   * same operands, each fragment register a 2-byte load): the same products, fp32 sums in the mma's order. Entries
+   * <wout entry>_bm16. */
+  bmMma?: "bf16";
 }
 
 export type DeltaPrepMath = "tf32" | "tf32x3";
@@ -126,7 +131,7 @@ __device__ __forceinline__ float4 seqc_delta_in4(const __nv_bfloat16* p) {
 `;
 
 export function deltaPrepEntry(c: DeltaPrepConfig<DeltaPrepDecay>): string {
-  return `seqc_delta_prep_${c.op}_${c.decay}_c${c.C}k${c.K}v${c.V}_${c.tin}${c.math ? `_${c.math}` : ""}${c.wout ? (c.wout === "all" ? "_wbx" : "_wb") : ""}${c.wstore === "quad" ? "q" : ""}`;
+  return `seqc_delta_prep_${c.op}_${c.decay}_c${c.C}k${c.K}v${c.V}_${c.tin}${c.math ? `_${c.math}` : ""}${c.wout ? (c.wout === "all" ? "_wbx" : "_wb") : ""}${c.wstore === "quad" ? "q" : ""}${c.bmMma === "bf16" ? "_bm16" : ""}`;
 }
 
 /** Shared memory in floats from the start (the fp32 kernels' and the twins' alike): Gb (per-key decay only: double
@@ -165,6 +170,7 @@ function check(c: DeltaPrepConfig<DeltaPrepDecay>): void {
   if (c.scores !== undefined && (!c.staged || c.scores !== "bf16")) throw new Error(`delta-prep: scores ${c.scores} (the staged form only: "bf16")`);
   if (c.wout !== undefined && !(c.op === "bwd" && (c.staged ? c.wout === "mn" || c.wout === "all" : c.decay === "key" && !!c.math && c.wout === "mn"))) throw new Error(`delta-prep: wout ${c.wout} (prep_bwd's staged form: "mn" / "all"; the per-key row-layout twin: "mn")`);
   if (c.wstore !== undefined && !(c.wstore === "quad" && c.staged && c.op === "bwd" && c.wout)) throw new Error(`delta-prep: wstore ${c.wstore} (prep_bwd's staged wout twins only: "quad")`);
+  if (c.bmMma !== undefined && !(c.bmMma === "bf16" && c.staged && c.op === "bwd" && c.wout && c.decay === "none" && c.V % 32 === 0)) throw new Error(`delta-prep: bmMma ${c.bmMma} (prep_bwd's staged wout twins with decay "none" and V a multiple of 32 only: "bf16")`);
   if (c.staged) return deltaPrepStagedCheck(c);
   if (c.math) return deltaPrepMmaCheck(c);
   if (c.C % 16 || c.C < 16) throw new Error(`delta-prep: C ${c.C} must be a multiple of 16 (the inverse's 16 x 16 diagonal blocks)`);

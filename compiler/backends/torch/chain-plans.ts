@@ -34,6 +34,25 @@ export interface TorchKernelModule { source: string; kernels: RowsReadoutKernel[
 /** The transposed cores: with a log decay their chunked forms also read bf16 and write fp32 (runtime/cuda/plan.ts CudaFormPlan.out). */
 const MIXED_PARTS = new Set<ChainPart>(["coreT", "adjointT"]);
 
+/**
+ * The outputs of stateless part `part` written in bf16 by its "-bf16out" twins (stateless-bf16.ts `bf16Out`;
+ * runtime/torch/seqc_chunked.py STATELESS_OUT) where the chain has no per-key decay, value columns or stabiliser:
+ * prep's outputs but the log decay (the pairs' keys and values and the readouts' queries, which the chunked cores read in
+ * bf16: else the glue's float32 -> bf16 copy, Mamba-2's kk1), prep's backward's inputs' adjoints that are whole gradients
+ * (no copy of the input among prep's outputs, post's backward's piece a literal zero or none: the bf16 gradient as
+ * returned, Mamba-2's dB and ddt); none elsewhere.
+ */
+export function diagonalBf16Outputs(n: TorchChainNames, part: string): string[] {
+  if (n.decay === "key" || n.columns || n.stab) return [];
+  if (part === "prep") return n.prepOutputs.filter((o) => o !== n.ld);
+  if (part === "prepBw") {
+    const copied = new Set(Object.values(n.prepAliases ?? {}));
+    const zeros = new Set(n.postBw.zeros ?? []);
+    return Object.entries(n.prepBw.inputBar).filter(([i]) => !copied.has(i) && (n.postBw.inputBar[i] === undefined || zeros.has(n.postBw.inputBar[i]))).map(([, bar]) => bar);
+  }
+  return [];
+}
+
 /** The chain's plans (keys `chain:<part>` and `chain64:<part>`); `keep` keeps a part's forms (float32; the cores also bf16).
  * `copies`: the stateless parts without their copies and zeros (chain-copies.ts; runtime/torch/seqc_chunked.py takes
  * them on); without it, the chain's models and names as compiler/grad builds them (runtime/chunked-backward.ts). */
@@ -62,8 +81,9 @@ export function chainPlans(model: I.Model, bakedDims: Record<string, number>, ke
     const kept = keep(lowerCuda(m, mixed ? { chunkIos: [...CHUNK_IOS, BF16_IN_F32_OUT] } : {}).plan, part);
     // the stateless parts also read the forward's inputs and the outputs' cotangents as bf16 (stateless-bf16.ts)
     // (and, where the part's zero and copied outputs are written, twins that leave them unwritten: stateless-bf16.ts NO_ZEROS;
-    // and the global form's twins walking items row by row, more rows a block: stateless-rows.ts)
-    plans[`chain:${part}`] = opts.copies && STATELESS_PARTS.has(part) ? statelessTwins(model, part, m, kept, Object.values(chain.names.postBw.outputBar), unwrittenOf(part)) : kept;
+    // and the global form's twins walking items row by row, more rows a block: stateless-rows.ts; and, appended last, twins
+    // writing the outputs the glue would convert to bf16 as bf16: diagonalBf16Outputs)
+    plans[`chain:${part}`] = opts.copies && STATELESS_PARTS.has(part) ? statelessTwins(model, part, m, kept, Object.values(chain.names.postBw.outputBar), unwrittenOf(part), diagonalBf16Outputs(chain.names as TorchChainNames, part)) : kept;
     plans[`chain64:${part}`] = lowerCudaF64(m);
     parts.push(part);
   }
