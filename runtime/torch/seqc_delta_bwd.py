@@ -295,11 +295,15 @@ def delta_kernels(kern, u, w, kk, vv, q, ld, S_init, dY, dS, C=64, states=None):
     # reads R = X + M S0 (bf16), prep_fwd's epilogue; M, X, BM, NN, A are not formed
     pr = getattr(kern, "prep_r", None)
     pr = pr is not None and states is not None and mode != "key" and pr(mode, C, K, V, tin, B * H, states[0])
+    # LR_DELTA_KEY_WALK_BF16 (per key, kern.walk_bf16): prep_fwd writes the forward walk's operands as bf16 too, and the
+    # forward walk takes them as the reverse walk does
+    wf = getattr(kern, "walk_bf16", None)
+    wf = wf(mode, C, K, V, tin, B * H) if wf is not None and mode == "key" else None
     if pr:
         TI, R = kern("prep_r", mode, C, K, V, u, w, kk, vv, ld, states[0].reshape(B * H * nC, K, V), B, T, H)
         M = X = BM = NN = A = None
     else:
-        TI, M, X, BM, NN, A = kern("prep_fwd", mode, C, K, V, u, w, kk, vv, ld, B, T, H)
+        TI, M, X, BM, NN, A = kern("prep_fwd", mode, C, K, V, u, w, kk, vv, ld, B, T, H, **({"wout": wf} if wf else {}))
     rk = getattr(kern, "r", None)
     # LR_DELTA_ZBF16 "on" (kern.zbf16): the walks (and the reads from saved states) write R, S0, LE, DR as bf16 for the
     # bf16 adjoint twin's sibling reading them so
@@ -309,11 +313,11 @@ def delta_kernels(kern, u, w, kk, vv, q, ld, S_init, dY, dS, C=64, states=None):
         R, S0s = (R, states[0].reshape(B * H * nC, K, V).contiguous()) if pr else rk(C, K, V, M, X, states[0].reshape(B * H * nC, K, V), **zo)
         SF = states[1].reshape(B * H, K, V).to(torch.float32 if R.dtype == torch.bfloat16 else R.dtype).contiguous()  # (float32 beside bf16 R)
     else:
-        S0s, R, SF = kern("walk", mode, C, K, V, M, X, BM, NN, A, S_init, B * H, nC, 0, **zo)
+        S0s, R, SF = kern("walk", mode, C, K, V, M, X, BM, NN, A, S_init, B * H, nC, 0, **zo, **({"win": wf} if wf else {}))
     # LR_DELTA_WALK_BF16 (kern.walk_bf16, on the bf16-state path only): prep_bwd writes the reverse walk's operands as bf16
     # and the walk takes them as bf16 mma operands
     wb = getattr(kern, "walk_bf16", None)
-    wb = wb(mode, C, K, V, tin, B * H) if wb is not None and zo else None
+    wb = wb(mode, C, K, V, tin, B * H) if wb is not None and (zo or mode == "key") else None  # (per key: KEY_WALK_BF16, float32 ZS / Y)
     M, X, BM, NN, A = kern("prep_bwd", mode, C, K, V, q, u, w, dY, ld, TI, B, T, H, **({"wout": wb} if wb else {}))
     LE, DR, dS_init = kern("walk", mode, C, K, V, M, X, BM, NN, A, dS, B * H, nC, 1, **zo, **({"win": wb} if wb else {}))
     dQ, dU, dW, dK, dV, dLD = kern("adj", mode, C, K, V, q, u, w, kk, vv, dY, ld, R, S0s, SF, LE, DR, B, T, H)
@@ -417,6 +421,14 @@ PREP_BWD_STORE = os.environ.get("LR_DELTA_PREP_BWD_STORE", "pair")
 # WALK's grid rule; "old": the rule before it, the 16-column twin. "many" is the default since H200 call F14: RWKV-7's bf16
 # step under graphs at (4, 8192, 16, 128) 27.741 -> 27.092 ms (other shapes: the same walk either way).
 KEY_WALK = os.environ.get("LR_DELTA_KEY_WALK", "many")
+# The per-key decay's (mode "key", RWKV-7) reverse walk with bf16 operands (read at each launch; LR_DELTA_KEY_WALK_BF16 at
+# import): "on" (with math "bf16", where the module has the records) launches prep_bwd's and prep_fwd's per-key twins' wout "mn" siblings
+# (M [N, C, K] and NN^T [N, K, C] bfloat16; X, BM, A [N, K] float32; entry <its entry>_wb, delta-prep-mma.ts) and the
+# per-key bf16 walk (delta-walk-bf16.ts DELTA_WALK_BF16_KEY_CONFIGS: mma m16n8k16 bf16 operands, fp32 accumulators, ZS and Y
+# float32 for the per-key adjoint; the one for many rows where B H (V / cols) 2 >= the SM count, else 8 columns) in place
+# of the 3xTF32 / fp32 walks, both directions (RWKV-7's forward keeps no chunk states: the forward walk runs in its
+# backward); "off" (default): as before. Untimed.
+KEY_WALK_BF16 = os.environ.get("LR_DELTA_KEY_WALK_BF16", "off")
 # The bf16-state path (read at each launch; LR_DELTA_ZBF16 at import): "on" where the adjoint a launcher picks is a bf16
 # twin (math "bf16") with a sibling reading bf16 R, S0, LE, DR (a record with zin, entry <its entry>_zb) and the walk it
 # picks for the shape has a sibling writing bf16 ZS and Y (zout, <entry>_zb): both walks (and the reads from saved
@@ -478,9 +490,9 @@ def delta_launcher(m, device, way=None, switch="LR_FUSED_DELTA", tin=None, math=
 
 
 def launch_switches():
-    """The launchers' switches read at each launch (KEY_MMA, WALK, WALK_BF16, KEY_WALK, ZBF16, R_MATH, ADJ_OUT, PREP_BWD_STORE), for the key of a
+    """The launchers' switches read at each launch (KEY_MMA, WALK, WALK_BF16, KEY_WALK, ZBF16, R_MATH, ADJ_OUT, PREP_BWD_STORE, KEY_WALK_BF16), for the key of a
     captured backward graph (seqc_chunked_lowrank: a switch changed between steps must not replay the old kernels)."""
-    return (PREP_BWD_STORE, KEY_MMA, WALK, WALK_BF16, KEY_WALK, ZBF16, R_MATH, ADJ_OUT, ADJ_LOAD, PREP_R)
+    return (PREP_BWD_STORE, KEY_MMA, WALK, WALK_BF16, KEY_WALK, ZBF16, R_MATH, ADJ_OUT, ADJ_LOAD, PREP_R, KEY_WALK_BF16)
 
 
 def zb_sibling(kernels, k):
@@ -576,10 +588,13 @@ def kernel_launch(km, device, math=None, sms=None):
     def walk_bf16(mode, C, K, V, tin, BH):
         """The reverse walk's bf16 operands delta_kernels takes for the shape ("mn" / "all": WALK_BF16 "on" / "all"), or None
         (WALK_BF16 "off", no math, or the module lacks prep_bwd's wout sibling or the bf16 walk)."""
-        win = {"on": "mn", "all": "all"}.get(WALK_BF16)
+        win = ("mn" if KEY_WALK_BF16 == "on" and math == "bf16" else None) if mode == "key" else {"on": "mn", "all": "all"}.get(WALK_BF16)
         if win is None or not math:
             return None
         p = pick("prep_bwd", mode, C, K, V, TIN.get(tin, tin) if not isinstance(tin, str) else tin)
+        f = pick("prep_fwd", mode, C, K, V, TIN.get(tin, tin) if not isinstance(tin, str) else tin) if mode == "key" else None  # (per key: both walks)
+        if mode == "key" and (f is None or wout_sibling(f, win) is None):
+            return None
         return win if p is not None and wout_sibling(p, win) is not None and bf16_walk(mode, C, K, V, BH, win) is not None else None
 
     def zsib(k):  # a record's bf16-state sibling (zout / zin, entry <its entry>_zb), or None
@@ -628,10 +643,10 @@ def kernel_launch(km, device, math=None, sms=None):
             k = walk_pick(mode, C, K, V, BH)
             if win:  # prep_bwd's bf16 operands (wout, LR_DELTA_WALK_BF16): the bf16 walk, writing bf16 ZS and Y
                 k = bf16_walk(mode, C, K, V, BH, win)
-                if k is None or not zout:
+                if k is None or not (zout or k.get("zout") == "f32"):
                     raise ValueError("delta walk: no bf16 walk (win %s) for %s C %d K %d V %d, or zout not asked for" % (win, mode, C, K, V))
-                zout = False  # (the record writes bf16 itself)
-                zb = True
+                zout = False  # (the record writes bf16 itself; the per-key ones, zout "f32", float32)
+                zb = k.get("zout") != "f32"
             else:
                 zb = zout
             if zout:  # ZS and Y as bf16 (LR_DELTA_ZBF16): the walk's sibling
@@ -666,7 +681,13 @@ def kernel_launch(km, device, math=None, sms=None):
             return TI, R
         if op == "prep_fwd":
             U, W, KK, VV = (tok(x, dt) for x in ins[:4])
-            TI, M, X, BM, NN, A = out(N, C, C), out(N, C, K), out(N, C, V), out(N, K, V), out(N, C, K), out(*an)
+            if wout:  # (per key, LR_DELTA_KEY_WALK_BF16) the forward walk's M, NN^T [N, K, C] bf16
+                k = wout_sibling(k, wout)
+                if k is None:
+                    raise ValueError("delta prep_fwd: no wout %s sibling for %s C %d K %d V %d" % (wout, mode, C, K, V))
+                TI, M, X, BM, NN, A = out(N, C, C), out(N, C, K, dtype=torch.bfloat16), out(N, C, V), out(N, K, V), out(N, K, C, dtype=torch.bfloat16), out(*an)
+            else:
+                TI, M, X, BM, NN, A = out(N, C, C), out(N, C, K), out(N, C, V), out(N, K, V), out(N, C, K), out(*an)
             go(k, (N, 1), [ptr(U), ptr(W), ptr(KK), ptr(VV), ptr(LD)] + dims + [ptr(TI), ptr(M), ptr(X), ptr(BM), ptr(NN), ptr(A)])
             return TI, M, X, BM, NN, A
         if op == "prep_bwd":

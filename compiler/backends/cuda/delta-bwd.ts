@@ -44,7 +44,7 @@ import { DELTA_PREP_R_CONFIGS, PREP_R_PRELUDE, deltaPrepRKernel, deltaPrepRSourc
 import { DELTA_PRELUDE, DELTA_PREP_CONFIGS, DELTA_PREP_KEY_CONFIGS, DELTA_PREP_KEY_MMA_CONFIGS, DELTA_PREP_MMA_CONFIGS, deltaPrepKernel, deltaPrepSource, type DeltaPrepConfig, type DeltaPrepDecay } from "./delta-prep.ts";
 import { DELTA_WALK_CONFIGS, DELTA_WALK_FEW_CONFIGS, DELTA_WALK_KEY_CONFIGS, DELTA_WALK_KEY_FEW_CONFIGS, DELTA_WALK_PRELUDE, deltaWalkKernel, deltaWalkSource, type DeltaWalkConfig } from "./delta-walk.ts";
 import { DELTA_WALK_KEY_MMA_CONFIGS, DELTA_WALK_KEY_WIDE_CONFIGS, DELTA_WALK_MMA_CONFIGS, DELTA_WALK_WIDE_CONFIGS, deltaWalkMmaKernel, deltaWalkMmaSource, type DeltaWalkMmaConfig } from "./delta-walk-mma.ts";
-import { DELTA_WALK_BF16_CONFIGS, DELTA_WALK_BF16_PRELUDE, deltaWalkBf16Kernel, deltaWalkBf16Source, type DeltaWalkBf16Config } from "./delta-walk-bf16.ts";
+import { DELTA_WALK_BF16_CONFIGS, DELTA_WALK_BF16_KEY_CONFIGS, DELTA_WALK_BF16_PRELUDE, deltaWalkBf16Kernel, deltaWalkBf16Source, type DeltaWalkBf16Config } from "./delta-walk-bf16.ts";
 
 export type DeltaBwdOp = "prep_fwd" | "prep_bwd" | "walk" | "adj" | "prep_r";
 export type DeltaBwdDecay = "none" | "scalar" | "key";
@@ -75,8 +75,9 @@ export interface DeltaBwdKernel {
   bmMma?: "bf16";
   /** The walks with bf16 operands (delta-walk-bf16.ts; math "bf16", zout "bf16"), reading prep_bwd's wout outputs of the same value. */
   win?: "mn" | "all";
-  /** The walks writing ZS and Y as bf16 (entries _zb; each the sibling of the record whose entry lacks _zb). */
-  zout?: "bf16";
+  /** The walks writing ZS and Y as bf16 (entries _zb; each the sibling of the record whose entry lacks _zb); "f32": the
+   * per-key bf16 walks (win) writing them as float32 (entries without _zb, no sibling). */
+  zout?: "bf16" | "f32";
   /** The bf16 adjoint twins reading R, S0, LE, DR as bf16 (entries _zb; each the sibling of the record whose entry lacks _zb). */
   zin?: "bf16";
   /** The zin adjoints' siblings storing dQ, dU, dW, dK, dV as bf16 (entries <zin entry>_ob; seqc_delta_bwd LR_DELTA_ADJ_OUT). */
@@ -127,6 +128,9 @@ export function deltaBwdConfigs(decay: DeltaBwdDecay, twins = true): DeltaBwdCon
     decay, prep: mine<DeltaPrepConfig<DeltaPrepDecay>>([...DELTA_PREP_CONFIGS, ...DELTA_PREP_KEY_CONFIGS, ...(twins ? [...DELTA_PREP_MMA_CONFIGS, ...DELTA_PREP_KEY_MMA_CONFIGS] : [])]), walk,
     adj: mine([...DELTA_ADJ_CONFIGS, ...DELTA_ADJ_K128_CONFIGS, ...DELTA_ADJ_KEY_CONFIGS, ...(twins ? [...DELTA_ADJ_MMA_CONFIGS, ...DELTA_ADJ_K128_MMA_CONFIGS, ...DELTA_ADJ_KEY_MMA_CONFIGS, ...DELTA_ADJ_KEY_K128_MMA_CONFIGS, ...DELTA_ADJ_KEY_BF16_CONFIGS, ...DELTA_ADJ_KEY_K128_BF16_CONFIGS, ...DELTA_ADJ_KEY_FAC_CONFIGS, ...DELTA_ADJ_BF16_CONFIGS] : [])]),
     ...(twins && decay !== "key" ? { walkBf16: { prep: (["mn", "all"] as const).flatMap((wout) => mine(DELTA_PREP_MMA_CONFIGS).filter((c) => c.op === "bwd").map((c) => ({ ...c, wout }))), walk: DELTA_WALK_BF16_CONFIGS } } : {}),
+    // decay "key" (seqc_delta_bwd LR_DELTA_KEY_WALK_BF16: both walks): prep_fwd's and prep_bwd's per-key row-layout twins with wout "mn" and the per-key
+    // bf16 walks writing float32 ZS and Y (the per-key adjoint reads them so)
+    ...(twins && decay === "key" ? { walkBf16: { prep: DELTA_PREP_KEY_MMA_CONFIGS.map((c) => ({ ...c, wout: "mn" as const })), walk: DELTA_WALK_BF16_KEY_CONFIGS } } : {}),
     ...(twins && decay !== "key" ? { zbf16: { walk: walk.map((c) => ({ ...c, zout: "bf16" as const })), adj: [...mine(DELTA_ADJ_BF16_ZIN_CONFIGS), ...mine(DELTA_ADJ_BF16_OUT_CONFIGS)] } } : {}),
     ...(twins && decay !== "key" ? { prepR: mine(DELTA_PREP_R_CONFIGS) } : {}),
     ...(twins && decay !== "key" ? { prepBwdQuad: [undefined, "bf16" as const].filter((b) => !b || decay === "none").flatMap((bmMma) => (["mn", "all"] as const).flatMap((wout) => mine(DELTA_PREP_MMA_CONFIGS).filter((c) => c.op === "bwd").map((c) => ({ ...c, wout, wstore: "quad" as const, ...(bmMma ? { bmMma } : {}) })))) } : {}),
@@ -168,14 +172,15 @@ export function deltaBwdModule(configs: DeltaBwdConfigs): { source: string; kern
   if (configs.walkBf16) {  // the bf16 reverse walk's prep_bwd twins and walks (records pushed as they are: wout / win)
     source += DELTA_WALK_BF16_PRELUDE;
     for (const c of configs.walkBf16.prep) {
-      if (c.decay !== decay || c.op !== "bwd" || !c.wout) throw new Error(`delta-bwd: a ${c.decay} decay prep_${c.op} (wout ${c.wout}) among the bf16 walk's kernels of a ${decay} module`);
+      if (c.decay !== decay || (c.op !== "bwd" && decay !== "key") || !c.wout) throw new Error(`delta-bwd: a ${c.decay} decay prep_${c.op} (wout ${c.wout}) among the bf16 walk's kernels of a ${decay} module`);
       const k = deltaPrepKernel(c);
-      kernels.push({ op: "prep_bwd", decay, tin: c.tin, C: c.C, K: c.K, V: c.V, cols: c.V, ...(c.math ? { math: c.math } : {}), wout: c.wout, entry: k.entry, threads: k.threads, sharedBytes: k.sharedBytes });
+      kernels.push({ op: c.op === "fwd" ? "prep_fwd" : "prep_bwd", decay, tin: c.tin, C: c.C, K: c.K, V: c.V, cols: c.V, ...(c.math ? { math: c.math } : {}), wout: c.wout, entry: k.entry, threads: k.threads, sharedBytes: k.sharedBytes });
       source += deltaPrepSource(c);
     }
     for (const c of configs.walkBf16.walk) {
+      if (!!c.perKey !== (decay === "key")) throw new Error(`delta-bwd: a ${c.perKey ? "per-key" : "scalar"} bf16 walk in a ${decay} decay module`);
       const k = deltaWalkBf16Kernel(c);
-      kernels.push({ op: "walk", decay, tin: "f32", C: c.C, K: c.K, V: c.V, cols: c.cols, math: "bf16", walkFor: c.walkFor, zout: "bf16", win: c.win, entry: k.entry, threads: k.threads, sharedBytes: k.sharedBytes });
+      kernels.push({ op: "walk", decay, tin: "f32", C: c.C, K: c.K, V: c.V, cols: c.cols, math: "bf16", walkFor: c.walkFor, zout: k.zout, win: c.win, entry: k.entry, threads: k.threads, sharedBytes: k.sharedBytes });
       source += deltaWalkBf16Source(c);
     }
   }

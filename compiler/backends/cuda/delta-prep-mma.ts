@@ -7,7 +7,7 @@
  * with strides picked so that the fragments' scalar loads hit distinct banks ([m][k] / [n][k] reads: ld = 4 mod 32,
  * [k][m] / [k][n] reads: ld = 8 mod 32, where one layout serves both the first). With a per-key decay (decay "key")
  * the scores and the decay passes are delta-prep-key.ts's, fp32 SIMT on the row layouts; the other products are mma;
- * prep_bwd's wout "mn" twin (entry _wb) writes M and NN^T [N, K, C] as bf16 for the per-key bf16 walk (delta-walk-bf16.ts
+ * prep_bwd's and prep_fwd's wout "mn" twins (entry _wb) write M and NN^T [N, K, C] as bf16 for the per-key bf16 walk (delta-walk-bf16.ts
  * DELTA_WALK_BF16_KEY_CONFIGS), the rest as the twin. delta-prep.ts imports this file and
  * this file its helpers: nothing here reads them at load time.
  */
@@ -148,13 +148,15 @@ ${product(16, r0, (m, k) => `sTi[(${r0}u + ${m}) * ${ld}u + ${r0}u + ${k}]`, (k,
     // Luu [a][f], Luk [a][f]; with a per-key decay, delta-prep-key.ts's passes on fp32 SIMT (the operands end up as
     // Wd, Ud, Kd)
     const scored = front(loads, "Luu [a][f], Luk [a][f]", `${scores("sL", C + 4, "sW", "sU", true)}${scores("sLk", C + 8, "sW", "sKK", true)}`);
-    return `${hv ? H2F : ""}${head}${lanes}  float* sTi = sU;  // Tinv [C][C + 4] once NN is out
+    return `${c.wout ? DELTA_WALK_ZOUT_PRELUDE : ""}${hv ? H2F : ""}${head}${lanes}  float* sTi = sU;  // Tinv [C][C + 4] once NN is out
   float* sTL = sKK;  // the block rows' products, then Tinv Luk [C][C + 4], once BM is out
 ${scored}  // NN = Ud, A out; BM = Kd^T V [K][V]
-  for (u32 x = t; x < ${C * K}u; x += ${NT}u) { const u32 a = x / ${K}u, i = x % ${K}u; NN[(size_t)n * ${C * K}u + x] = ${times(eC("a"))}sU[a * ${LK}u + i]; }
+${c.wout
+    ? `  for (u32 x = t; x < ${C * K}u; x += ${NT}u) { const u32 a = x % ${C}u, i = x / ${C}u; ((unsigned short*)NN)[(size_t)n * ${K * C}u + x] = (unsigned short)(seqc_dz_pack(${times(eC("a"))}sU[a * ${LK}u + i], 0.f) & 0xffffu); }  // NN^T [K][C] bf16\n`
+    : `  for (u32 x = t; x < ${C * K}u; x += ${NT}u) { const u32 a = x / ${K}u, i = x % ${K}u; NN[(size_t)n * ${C * K}u + x] = ${times(eC("a"))}sU[a * ${LK}u + i]; }\n`}
 ${aOut}${product(K, V, kOf("sKK", LK, eCf), vals("sV"), "0u", `${C}u`, out("BM", K, V))}  __syncthreads();
 ${tinvDiag(C + 4)}${tinvRows(C + 4, "sTL")}  // TI out; M = Tinv Wd [C][K] (f <= a); TL = Tinv Luk [C][C] (f < g <= a)
-${tiStore(C + 4)}${product(C, K, rowOf("sTi", C + 4), colOf("sW", LK, eWf), "0u", "r0 + 16u", out("M", C, K))}${product(C, C, rowOf("sTi", C + 4), colOf("sLk", C + 8), "n0", "r0 + 16u", `sTL[row * ${C + 4}u + col] = v;`)}  __syncthreads();
+${tiStore(C + 4)}${product(C, K, rowOf("sTi", C + 4), colOf("sW", LK, eWf), "0u", "r0 + 16u", c.wout ? { pair: `((unsigned short*)M)[(size_t)n * ${C * K}u + row * ${K}u + col]`, bf16: true } : out("M", C, K))}${product(C, C, rowOf("sTi", C + 4), colOf("sLk", C + 8), "n0", "r0 + 16u", `sTL[row * ${C + 4}u + col] = v;`)}  __syncthreads();
   // X = TL V [C][V] (f < a)
 ${product(C, V, rowOf("sTL", C + 4), vals("sV"), "0u", "r0 + 16u", out("X", C, V))}}
 `;

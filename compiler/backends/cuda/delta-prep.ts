@@ -168,7 +168,7 @@ function check(c: DeltaPrepConfig<DeltaPrepDecay>): void {
   if (c.batched && (c.K % 8 || c.V % 8)) throw new Error(`delta-prep (batched): K ${c.K} and V ${c.V} must be multiples of 8 (16-byte loads)`);
   if (c.threads !== undefined && (!c.staged || c.threads % 32 || c.threads < Math.max(64, c.C) || c.threads > 1024)) throw new Error(`delta-prep: threads ${c.threads} (the staged form only: a multiple of 32, >= max(64, C), <= 1024)`);
   if (c.scores !== undefined && (!c.staged || c.scores !== "bf16")) throw new Error(`delta-prep: scores ${c.scores} (the staged form only: "bf16")`);
-  if (c.wout !== undefined && !(c.op === "bwd" && (c.staged ? c.wout === "mn" || c.wout === "all" : c.decay === "key" && !!c.math && c.wout === "mn"))) throw new Error(`delta-prep: wout ${c.wout} (prep_bwd's staged form: "mn" / "all"; the per-key row-layout twin: "mn")`);
+  if (c.wout !== undefined && !(c.staged ? c.op === "bwd" && (c.wout === "mn" || c.wout === "all") : c.decay === "key" && !!c.math && c.wout === "mn")) throw new Error(`delta-prep: wout ${c.wout} (prep_bwd's staged form: "mn" / "all"; the per-key row-layout twins, fwd and bwd: "mn")`);
   if (c.wstore !== undefined && !(c.wstore === "quad" && c.staged && c.op === "bwd" && c.wout)) throw new Error(`delta-prep: wstore ${c.wstore} (prep_bwd's staged wout twins only: "quad")`);
   if (c.bmMma !== undefined && !(c.bmMma === "bf16" && c.staged && c.op === "bwd" && c.wout && c.decay === "none" && c.V % 32 === 0)) throw new Error(`delta-prep: bmMma ${c.bmMma} (prep_bwd's staged wout twins with decay "none" and V a multiple of 32 only: "bf16")`);
   if (c.staged) return deltaPrepStagedCheck(c);
