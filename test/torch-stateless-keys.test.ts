@@ -6,7 +6,7 @@
  * STATELESS_WIDE, ZERO_STORES, RUN_COPIES) and comes back with it: flipping one between steps under graphs captures anew
  * (the trial runs again eagerly) in place of replaying the kernels the old setting picked;
  * (2) prep's backward's "-bf16bar" twins (_bars_form) follow the switches as the other twins do: the row-major ones with
- * STATELESS_ROWS, the vector and fused ones ("-rv", "-rf") with STATELESS_ROWS and STATELESS_VEC; a capture after the
+ * STATELESS_ROWS, the vector, fused and warp-fused ones ("-rv", "-rf", "-rw") with STATELESS_ROWS and STATELESS_VEC; a capture after the
  * trial takes its pick only while the switches are as they were.
  */
 import { describe, expect, it } from "vitest";
@@ -23,11 +23,11 @@ describe.skipIf(!cpuTorch)("torch target: the stateless parts' switches in the g
     for (const mod of ["chunked", "lowrank", "stab"]) expect(got[mod], mod).toEqual(all);
     const f = (s: string) => `global-bf16bar${s}`;
     expect(got.bars).toEqual({
-      "True True": [f("-rf4"), [f(""), f("-rm4"), f("-rv4"), f("-rf4")]],
+      "True True": [f("-rw4"), [f(""), f("-rm4"), f("-rv4"), f("-rf4"), f("-rw4")]],
       "True False": [f("-rm4"), [f(""), f("-rm4")]],
       "False True": [f(""), [f("")]],
       "False False": [f(""), [f("")]],
     });
-    expect(got.capture).toEqual({ "True True": f("-rf4"), "True False": f(""), "False True": f("") });
+    expect(got.capture).toEqual({ "True True": f("-rw4"), "True False": f(""), "False True": f("") });
   }, 60_000);
 });

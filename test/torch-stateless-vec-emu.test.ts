@@ -40,8 +40,8 @@ function compare(name: string, part: ChainPart, plan: CudaModelPlan, m: Model, d
   let differ = 0;
   for (const [B, T, seed] of cases) {
     const run = randomRun(m, { dims, batch: B, time: T, seed: seed * 11 + part.length });
-    for (const f of plan.forms.filter((x) => /-r[vf]\d+(-bf16out)?$/.test(x.variant) && (!only || only(x.variant)))) {
-      const src = plan.forms.find((x) => x.variant === f.variant.replace(/-r[vf](\d+)/, "-rm$1"));
+    for (const f of plan.forms.filter((x) => /-r[vfw]\d+(-bf16out)?$/.test(x.variant) && (!only || only(x.variant)))) {
+      const src = plan.forms.find((x) => x.variant === f.variant.replace(/-r[vfw](\d+)/, "-rm$1"));
       expect(src, `${name} ${part} ${f.variant}`).toBeDefined();
       expect([src!.io, src!.out, src!.bf16Inputs, src!.bf16Outputs, src!.unwritten, src!.vars]).toEqual([f.io, f.out, f.bf16Inputs, f.bf16Outputs, f.unwritten, f.vars]);
       const vals = Object.fromEntries(Object.entries(run.inputs).map(([k, v]) => [k, f.bf16Inputs!.includes(k) ? v.map((x) => fromBf16(toBf16(x))) : Float64Array.from(Float32Array.from(v))]));
@@ -89,6 +89,32 @@ describe.skipIf(!gxx)("torch target: the stateless parts' vector twins on the CU
     // every model here has a vector twin (3 row multiples) of at least one part
     expect(compared).toBeGreaterThanOrEqual(3 * 3);
   }, 600_000);
+
+  it.each([
+    ["deltanet", { H: 2, K: 40, V: 12 }],
+    ["gated_deltanet", { H: 3, K: 37, V: 5 }],
+  ] as [string, Record<string, number>][])("%s %j prep's backward: the warp-fused twins (-rw, stateless-wfuse.ts: rows past 32 lanes) bitwise the row-major twin", (name, sizes) => {
+    const model = load(name);
+    const dims = smallDims(model, sizes);
+    const plan = buildTorchPlans(model).plans["chain:prepBw"];
+    const r = compare(name, "prepBw", plan, chainModels(name, model, dims).prepBw!, dims, [[2, 9, 3], [1, 1, 5]], (v) => /-rw\d+/.test(v));
+    // the bf16-input and bf16-bar twins, each with its -bf16out twin, 3 row multiples, 2 cases
+    expect([r.compared, r.differ]).toEqual([2 * 2 * 3 * 2, 0]);
+  }, 600_000);
+
+  it("a warp-fused twin whose walk of the row skips each lane's first element differs from the row-major twin (the check can fail)", () => {
+    const model = load("deltanet");
+    const dims = smallDims(model, { H: 2, K: 8, V: 12 });
+    const plan0 = buildTorchPlans(model).plans["chain:prepBw"];
+    const loop = "for (unsigned int i_rw = wlane; ";
+    expect(plan0.source).toContain(loop);
+    const plan = { ...plan0, source: plan0.source.split(loop).join("for (unsigned int i_rw = wlane + 1u; ") };
+    const m = chainModels("deltanet", model, dims).prepBw!;
+    const good = compare("deltanet", "prepBw", plan0, m, dims, [[2, 9, 3]], (v) => v === "global-bf16in-wr-rw4");
+    const bad = compare("deltanet", "prepBw", plan, m, dims, [[2, 9, 3]], (v) => v === "global-bf16in-wr-rw4");
+    expect([good.compared, good.differ]).toEqual([1, 0]);
+    expect([bad.compared, bad.differ]).toEqual([1, 1]);
+  }, 120_000);
 
   it("a vector twin whose bf16 loads swap a quad's halves differs from the row-major twin (the check can fail)", () => {
     const model = load("deltanet");

@@ -5,7 +5,7 @@ graphs' keys, and _bars_form following STATELESS_ROWS / STATELESS_VEC.
 seqc_graphs.graphed replaced by a recorder of the signature key graphed_backward builds; each stateless switch flipped
 from its default: whether the key differs (a key without the switch would replay the graph captured with the old picks).
 (2) bars: seqc_chunked.stateless_form(..., bars=True) on a stand-in runner whose bf16Bars forms are a plain twin and its
-row-major / vector / fused twins (the last fastest): per (STATELESS_ROWS, STATELESS_VEC) the pick, the forms tried and,
+row-major / vector / fused / warp-fused twins (the last fastest): per (STATELESS_ROWS, STATELESS_VEC) the pick, the forms tried and,
 after the trial with both on, the pick without a trial (a capture, GRAPH_PICKS "tuned") once a switch is off.
 Prints one JSON line."""
 
@@ -75,7 +75,7 @@ class Runner:
         return [(f, {}) for f in self.forms]
 
 
-names = ["global-bf16bar", "global-bf16bar-rm4", "global-bf16bar-rv4", "global-bf16bar-rf4"]
+names = ["global-bf16bar", "global-bf16bar-rm4", "global-bf16bar-rv4", "global-bf16bar-rf4", "global-bf16bar-rw4"]
 bars = {}
 for rows, vec in ((True, True), (True, False), (False, True), (False, False)):
     chunk.STATELESS_ROWS, chunk.STATELESS_VEC = rows, vec

@@ -44,6 +44,7 @@ import { warpSplitKernel, WARP_SUM_FN, WARP_SUM_SOURCE } from "./stateless-warp.
 import { withoutStores } from "./stateless-nz.ts";
 import { ROW_GROUPS, ROWS, rowMajorKernel, timesRows, UNROLL } from "./stateless-rows.ts";
 import { fusedVectorKernel, VEC, VEC_FNS, VEC_FUSED, VEC_ROWS, VEC_SOURCE, vectorKernel } from "./stateless-vec.ts";
+import { WARP_FUSED, warpFusedKernel } from "./stateless-wfuse.ts";
 
 /** The chunked backward's stateless parts (both chains': runtime/chunked-backward.ts, runtime/chunked-backward-lowrank.ts). */
 export const STATELESS_PARTS: ReadonlySet<string> = new Set(["prep", "postBw", "prepBw"]);
@@ -118,6 +119,8 @@ export function withBf16Inputs(model: I.Model, plan: CudaModelPlan, low: Iterabl
   const rvForms: CudaModelPlan["forms"] = [];
   const rvSrc: string[] = [];
   const rfForms: CudaModelPlan["forms"] = [];
+  // the warp-fused twins of the warp split (stateless-wfuse.ts WARP_FUSED): after those
+  const rwForms: CudaModelPlan["forms"] = [];
   // the bf16-output twins (BF16_OUT): every kernel rendered above by its entry, with its reads and the buffers bound to
   // a bf16Out output
   const outSet = new Set([...(opts.bf16Out ?? [])].filter((n) => ownOut.has(n)));
@@ -139,7 +142,7 @@ export function withBf16Inputs(model: I.Model, plan: CudaModelPlan, low: Iterabl
     const nzWarpSources: string[] = [];
     // the row-major versions (rows: the global form's, one kernel) of the twin the glue runs (its warp split where it has
     // one) and of that twin's NO_ZEROS twin
-    const rm: { top?: K.Kernel; nz?: K.Kernel; warp?: boolean; reads?: Set<string>; vtop?: K.Kernel; vnz?: K.Kernel; ftop?: K.Kernel; fnz?: K.Kernel } = {};
+    const rm: { top?: K.Kernel; nz?: K.Kernel; warp?: boolean; reads?: Set<string>; vtop?: K.Kernel; vnz?: K.Kernel; ftop?: K.Kernel; fnz?: K.Kernel; wtop?: K.Kernel; wnz?: K.Kernel } = {};
     for (const k of f.kernels) {
       // the kernel's buffers bound to a low input, by the launches of this form that run it (and to an unwritten output)
       const reads = new Set<string>();
@@ -173,6 +176,7 @@ export function withBf16Inputs(model: I.Model, plan: CudaModelPlan, low: Iterabl
         Object.assign(rm, { reads, warp: Boolean(split), top: rowMajorKernel(top, `${top.name}_${ROWS}`), nz: topNz ? rowMajorKernel(topNz, `${topNz.name}_${ROWS}`) : undefined });
         Object.assign(rm, { vtop: vectorKernel(top, `${top.name}_${VEC_ROWS}`), vnz: topNz ? vectorKernel(topNz, `${topNz.name}_${VEC_ROWS}`) : undefined });
         Object.assign(rm, { ftop: fusedVectorKernel(top, `${top.name}_${VEC_FUSED}`), fnz: topNz ? fusedVectorKernel(topNz, `${topNz.name}_${VEC_FUSED}`) : undefined });
+        if (split) Object.assign(rm, { wtop: warpFusedKernel(top, `${top.name}_${WARP_FUSED}`), wnz: topNz ? warpFusedKernel(topNz, `${topNz.name}_${WARP_FUSED}`) : undefined });
       }
     }
     const renamed = { ...f.plan, kernels: f.plan.kernels.map((l) => ({ ...l, shader: twin(l.shader), name: twin(l.name) })) };
@@ -235,6 +239,17 @@ export function withBf16Inputs(model: I.Model, plan: CudaModelPlan, low: Iterabl
           }
         }
       }
+      // the warp-fused twins (stateless-wfuse.ts): the elementwise phases in the warp phase's walk of the row
+      const wpairs: [CudaModelPlan["forms"][number], K.Kernel][] = [];
+      if (rm.wtop) wpairs.push([base, rm.wtop]);
+      if (nzBase && rm.nz && rm.wnz) wpairs.push([nzBase, rm.wnz]);
+      for (const [b, k] of wpairs) {
+        rmSrc.push(render(k, { bf16Reads: rm.reads!, fns: { [WARP_SUM_FN]: WARP_SUM_FN } }));
+        for (const M of ROW_GROUPS) {
+          const steps = b.steps.map((st) => (st.kind === "launch" ? { ...st, entry: k.name } : st));
+          rwForms.push({ ...b, variant: `${b.variant}-${WARP_FUSED}${M}`, vars: timesRows(b.vars as [string, unknown][], M) as typeof b.vars, steps, note: `${b.note}; the elementwise phases in the warp phase's walk of each row, its sums merged (stateless-wfuse.ts), ${M} times the rows a block` });
+        }
+      }
     }
   }
   if (!forms.length) return plan;
@@ -243,7 +258,7 @@ export function withBf16Inputs(model: I.Model, plan: CudaModelPlan, low: Iterabl
   const nzs = nzSrc.length ? "\n" + nzSrc.join("\n\n") + "\n" : "";
   const rms = rmSrc.length ? "\n" + rmSrc.join("\n\n") + "\n" : "";
   const rvs = rvSrc.length ? "\n" + rvSrc.join("\n\n") + "\n" : "";
-  const all = [...forms, ...(ws ? warpForms : []), ...nzForms, ...rmForms, ...rvForms, ...rfForms];
+  const all = [...forms, ...(ws ? warpForms : []), ...nzForms, ...rmForms, ...rvForms, ...rfForms, ...rwForms];
   const out = outSet.size ? bf16OutTwins(all, rendered, [...outSet].sort()) : { forms: [], sources: [] };
   const outs = out.sources.length ? "\n" + out.sources.join("\n\n") + "\n" : "";
   return { ...plan, source: (ws ? WARP_SUM_SOURCE + "\n" : "") + (rvs ? VEC_SOURCE + "\n" : "") + plan.source + "\n" + sources.join("\n\n") + "\n" + ws + nzs + rms + rvs + outs, forms: [...plan.forms, ...all, ...out.forms], ptx: undefined };
