@@ -533,6 +533,24 @@ CONFIGS29 = [
 CONFIGS[29] = CONFIGS29
 ONLY_AT[29] = {k: _K128 for k in ("bf16 walk_bf16 off", "bf16 prep_r off", "bf16 stateless vec off", "bf16 adj_out bf16", "bf16 states graph", "bf16 prep_bwd quad", "bf16 prep_bwd quad_bm16")}
 PROFILED[29] = ("bf16 defaults", "bf16 new on", "bf16 prep_bwd quad_bm16")  # (the last: prep_bwd's kernel time beside the defaults')
+# --variants 30 (session 15's final call, the lead): HEAD's defaults beside session 14's ("bf16 s15 back": the bf16 walk,
+# R in prep_fwd, the stateless vector twins and the factored per-key adjoint set back) and beside every switch of this
+# session still off ("bf16 new on": the adjoint's gradients in bf16 (C), the forward graph's states uncopied (B2), the
+# adjoint's loads by cp.async (C2), prep_bwd's quad stores with BM by bf16 mma (B3), RWKV-7's walks in bf16 (A2)), at
+# every shape; the last three singly at (4, 8192, 16, 128).
+BACK30 = {"_delta.WALK_BF16": "off", "_delta.PREP_R": "off", "_chunked.STATELESS_VEC": False, "_delta.KEY_MMA": "bf16"}
+NEW30 = {"_delta.ADJ_OUT": "bf16", "LR_FWD_STATES_COPY": "graph", "_delta.ADJ_LOAD": "ca", "_delta.PREP_BWD_STORE": "quad_bm16", "_delta.KEY_WALK_BF16": "on"}
+CONFIGS30 = [
+    ("bf16 defaults", torch.bfloat16, {}),
+    ("bf16 s15 back", torch.bfloat16, BACK30),
+    ("bf16 new on", torch.bfloat16, NEW30),
+    ("bf16 adj_load ca", torch.bfloat16, {"_delta.ADJ_LOAD": "ca"}),
+    ("bf16 prep_bwd quad_bm16", torch.bfloat16, {"_delta.PREP_BWD_STORE": "quad_bm16"}),
+    ("bf16 key_walk_bf16 on", torch.bfloat16, {"_delta.KEY_WALK_BF16": "on"}),
+]
+CONFIGS[30] = CONFIGS30
+ONLY_AT[30] = {k: _K128 for k in ("bf16 adj_load ca", "bf16 prep_bwd quad_bm16", "bf16 key_walk_bf16 on")}
+PROFILED[30] = ("bf16 defaults", "bf16 new on")
 
 
 def drop_graphs(sm):
@@ -589,7 +607,7 @@ def case6(args, root, model, shape, rate, log):
                 t = tb.timed(one, 1, args.reps, args.cap_s)
                 one()
                 t["grads"] = {n: v.grad.detach().float().clone() for n, v in leaves.items()}
-                if args.variants in (20, 21, 22, 23, 24, 25, 26, 27, 28, 29):  # GPU time alone, under the graphs and eager
+                if args.variants in (20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30):  # GPU time alone, under the graphs and eager
                     import graph_bench as gb
                     t["gpu_graph_ms"] = gb.gpu_only(one, 5)
                     smc.graphs = False
@@ -599,11 +617,11 @@ def case6(args, root, model, shape, rate, log):
                     finally:
                         smc.graphs = True
                     log("%s %s: %s GPU ms: graphs %.3f, eager %.3f" % (model, shape, label, t["gpu_graph_ms"], t["gpu_eager_ms"]))
-                if args.variants in (7, 8, 9, 10, 11, 12, 13, 14, 16, 17, 15, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29) and label in PROFILED[args.variants]:
+                if args.variants in (7, 8, 9, 10, 11, 12, 13, 14, 16, 17, 15, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30) and label in PROFILED[args.variants]:
                     t["sections_ms"] = sections(one)
                     log("%s %s: %s sections (eager) %s" % (model, shape, label, ", ".join("%s %.2f" % kv for kv in t["sections_ms"].items())))
                 if args.profile and (model == "deltanet" or args.variants in (13, 16, 17, 18, 22)) and label in PROFILED[args.variants]:
-                    t["profile_top"] = profile(one, os.path.join(args.profile, "profile-%s-%s%s.txt" % (model, label.replace(" ", "-"), "-%dx%dx%dx%d" % shape if args.variants in (23, 24, 25, 26, 27, 28, 29) else "")), stacks=args.variants in (15, 18))
+                    t["profile_top"] = profile(one, os.path.join(args.profile, "profile-%s-%s%s.txt" % (model, label.replace(" ", "-"), "-%dx%dx%dx%d" % shape if args.variants in (23, 24, 25, 26, 27, 28, 29, 30) else "")), stacks=args.variants in (15, 18))
                     log("%s %s: %s profile (one eager step, CUDA self ms) %s" % (model, shape, label, ", ".join("%s %.2f" % kv for kv in t["profile_top"][:14])))
             import seqc_chunked_lowrank as lr
             t["bmm_out_dtype"] = lr._OUT_DTYPE[0]
@@ -628,7 +646,7 @@ def case6(args, root, model, shape, rate, log):
         one_a()
         torch.cuda.synchronize()
         row["anchor"] = tb.timed(one_a, 2, args.reps, args.cap_s)
-        if args.variants in (20, 21, 22, 23, 24, 25, 26, 27, 28, 29):
+        if args.variants in (20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30):
             import graph_bench as gb
             row["anchor_gpu_ms"] = gb.gpu_only(one_a, 5)
             log("%s %s: %s GPU ms %.3f" % (model, shape, ANCHOR[model], row["anchor_gpu_ms"]))
@@ -859,7 +877,7 @@ def main():
             print("%s (%d, %d, %d, %d) | %s | %s | %s | %s" % (r["model"], r["B"], r["T"], r["H"], r["K"],
                   " | ".join("%.2f" % ms(k) if ms(k) else "ERR" if k in r["configs"] else "-" for k in labels), "%.3f" % a if a else "-",
                   "%.3f" % (a / ms(fast)) if a and ms(fast) else "-", "%.3f" % (a / ms(fast32)) if a and ms(fast32) else "-"))
-        if args.variants in (20, 21, 22, 23, 24, 28, 29):
+        if args.variants in (20, 21, 22, 23, 24, 28, 29, 30):
             print("\nGPU ms (graphs / eager) | " + " | ".join(labels) + " | anchor eager GPU ms")
             for r in res["rows"]:
                 if "error" not in r:
