@@ -5,7 +5,8 @@
  * one for few rows, then prep's, the walks' (3xTF32, math "tf32x3"; decay none / scalar then the walks for many rows, walkFor "many") and the adjoint's TF32 twins, the adjoint's bf16 twins
  * (math "bf16", K = V = 64 and 128) last), each entry once in the source; decay "key" (RWKV-7) with
  * the per-key walks and adjoint and the per-key twins (prep's and the adjoint's at K = V = 64 and 128); the whole module through g++ on the CPU emulation's header (the preludes together), and nvcc -cubin for sm_90 (where
- * installed) compiling each decay mode's module with no spills.
+ * installed) compiling each decay mode's module with no spills but the per-key adjoint's K = 128 factored twin's known 4 bytes
+ * (docs/delta-backward.md "The factored twins").
  */
 import { describe, expect, it } from "vitest";
 import { spawnSync } from "node:child_process";
@@ -15,7 +16,7 @@ import { DELTA_ADJ_CONFIGS, DELTA_ADJ_K128_CONFIGS, DELTA_ADJ_K128_MMA_CONFIGS, 
 import { DELTA_PREP_CONFIGS, DELTA_PREP_KEY_CONFIGS, DELTA_PREP_KEY_MMA_CONFIGS, DELTA_PREP_MMA_CONFIGS, deltaPrepKernel, type DeltaPrepConfig, type DeltaPrepDecay } from "../compiler/backends/cuda/delta-prep.ts";
 import { DELTA_ADJ_KEY_CONFIGS, deltaAdjKeyKernel } from "../compiler/backends/cuda/delta-adjoint-key.ts";
 import { DELTA_ADJ_KEY_BF16_CONFIGS, DELTA_ADJ_KEY_FAC_CONFIGS, DELTA_ADJ_KEY_MMA_CONFIGS, deltaAdjKeyMmaKernel } from "../compiler/backends/cuda/delta-adjoint-key-mma.ts";
-import { DELTA_ADJ_KEY_K128_BF16_CONFIGS, DELTA_ADJ_KEY_K128_MMA_CONFIGS, deltaAdjKeyMmaK128Kernel } from "../compiler/backends/cuda/delta-adjoint-key-mma-k128.ts";
+import { DELTA_ADJ_KEY_K128_BF16_CONFIGS, DELTA_ADJ_KEY_K128_FAC_CONFIGS, DELTA_ADJ_KEY_K128_MMA_CONFIGS, deltaAdjKeyMmaK128Kernel } from "../compiler/backends/cuda/delta-adjoint-key-mma-k128.ts";
 import { DELTA_WALK_CONFIGS, DELTA_WALK_FEW_CONFIGS, DELTA_WALK_KEY_CONFIGS, DELTA_WALK_KEY_FEW_CONFIGS, deltaWalkKernel } from "../compiler/backends/cuda/delta-walk.ts";
 import { DELTA_WALK_KEY_MMA_CONFIGS, DELTA_WALK_KEY_WIDE_CONFIGS, DELTA_WALK_MMA_CONFIGS, DELTA_WALK_WIDE_CONFIGS, deltaWalkMmaKernel } from "../compiler/backends/cuda/delta-walk-mma.ts";
 import { DELTA_PREP_R_CONFIGS, deltaPrepRKernel } from "../compiler/backends/cuda/delta-prep-r.ts";
@@ -35,7 +36,7 @@ describe("delta backward kernel module", () => {
     const adj = (cs: readonly DeltaAdjConfig[]) => cs.filter((c) => c.decay === decay).map((c) => ({ c, k: deltaAdjKernel(c), op: "adj" }));
     const walks = decay === "key" ? [...DELTA_WALK_KEY_CONFIGS, ...DELTA_WALK_KEY_FEW_CONFIGS] : [...DELTA_WALK_CONFIGS, ...DELTA_WALK_FEW_CONFIGS];
     const keyAdj = decay === "key" ? DELTA_ADJ_KEY_CONFIGS.map((c) => ({ c: { ...c, math: undefined }, k: deltaAdjKeyKernel(c), op: "adj" })) : [];
-    const keyAdjMma = decay === "key" ? [...DELTA_ADJ_KEY_MMA_CONFIGS.map((c) => ({ c, k: deltaAdjKeyMmaKernel(c), op: "adj" })), ...DELTA_ADJ_KEY_K128_MMA_CONFIGS.map((c) => ({ c, k: deltaAdjKeyMmaK128Kernel(c), op: "adj" })), ...DELTA_ADJ_KEY_BF16_CONFIGS.map((c) => ({ c, k: deltaAdjKeyMmaKernel(c), op: "adj" })), ...DELTA_ADJ_KEY_K128_BF16_CONFIGS.map((c) => ({ c, k: deltaAdjKeyMmaK128Kernel(c), op: "adj" })), ...DELTA_ADJ_KEY_FAC_CONFIGS.map((c) => ({ c, k: deltaAdjKeyMmaKernel(c), op: "adj" }))] : [];
+    const keyAdjMma = decay === "key" ? [...DELTA_ADJ_KEY_MMA_CONFIGS.map((c) => ({ c, k: deltaAdjKeyMmaKernel(c), op: "adj" })), ...DELTA_ADJ_KEY_K128_MMA_CONFIGS.map((c) => ({ c, k: deltaAdjKeyMmaK128Kernel(c), op: "adj" })), ...DELTA_ADJ_KEY_BF16_CONFIGS.map((c) => ({ c, k: deltaAdjKeyMmaKernel(c), op: "adj" })), ...DELTA_ADJ_KEY_K128_BF16_CONFIGS.map((c) => ({ c, k: deltaAdjKeyMmaK128Kernel(c), op: "adj" })), ...DELTA_ADJ_KEY_FAC_CONFIGS.map((c) => ({ c, k: deltaAdjKeyMmaKernel(c), op: "adj" })), ...DELTA_ADJ_KEY_K128_FAC_CONFIGS.map((c) => ({ c, k: deltaAdjKeyMmaK128Kernel(c), op: "adj" }))] : [];
     const walkTwins = (decay === "key" ? [...DELTA_WALK_KEY_MMA_CONFIGS, ...DELTA_WALK_KEY_WIDE_CONFIGS] : [...DELTA_WALK_MMA_CONFIGS, ...DELTA_WALK_WIDE_CONFIGS]).map((c) => ({ c: { ...c, tin: "f32" }, k: deltaWalkMmaKernel(c), op: "walk" }));
     // decay none / scalar: last, the bf16-state path's siblings (LR_DELTA_ZBF16): every walk above writing bf16 ZS / Y
     // (zout, _zb), the bf16 adjoint twins reading them (zin, _zb), then those storing bf16 gradients (aout, _zb_ob)
@@ -74,7 +75,7 @@ describe("delta backward kernel module", () => {
     expect(orecs.map((k) => k.entry)).toEqual(decay === "key" ? [] : [64, 128].map((K) => `seqc_delta_adj_${decay}_c64k${K}v${K}_bf16_bf16_zb_ob`));
     for (const { aout: _a, entry, ...rest } of orecs) expect({ ...rest, entry: entry.slice(0, -3) }, entry).toEqual(m.kernels.find((x) => x.entry === entry.slice(0, -3)));
     const main = m.kernels.filter((k) => !k.zout && !k.zin && !k.aout && k.op !== "prep_r");
-    expect(main.filter((k) => k.math && k.op !== "walk").map((k) => k.math), "twins").toEqual(decay === "key" ? [...Array(6).fill("tf32"), "bf16", "bf16", "bf16f"] : [...Array(6).fill("tf32"), "bf16", "bf16"]);
+    expect(main.filter((k) => k.math && k.op !== "walk").map((k) => k.math), "twins").toEqual(decay === "key" ? [...Array(6).fill("tf32"), "bf16", "bf16", "bf16f", "bf16f"] : [...Array(6).fill("tf32"), "bf16", "bf16"]);
     expect(deltaBwdModule(deltaBwdConfigs(decay, false)).kernels).toEqual(main.filter((k) => !k.math));
     // what the runtime needs at least: each op at C = 64, K = V = 64 and 128 for both input types, the TF32 twins of prep
     // and the adjoint there for bf16 (decay "key": the per-key adjoint at K = V = 64, its twin at 64 and 128), the walks (the default one of a
@@ -105,11 +106,15 @@ describe("delta backward kernel module", () => {
     for (const d of ["none", "scalar", "key"] as const) expect(() => compileLowRankEmu(deltaBwdModule(deltaBwdConfigs(d)).source, "int main() { return 0; }\n", "delta-bwd-module", true), d).not.toThrow();
   }, 300_000);
 
-  it.skipIf(!findNvcc())("nvcc -cubin compiles each decay mode's whole module for sm_90; ptxas: no spills", () => {
+  // (the one kernel allowed to spill: the per-key adjoint's K = 128 factored twin, exactly 4 bytes, one register stored and
+  // loaded once; accepted for its H200 gain in call D15: RWKV-7's bf16 step 26.3 -> 22.1 ms at (4, 8192, 16, 128))
+  it.skipIf(!findNvcc())("nvcc -cubin compiles each decay mode's whole module for sm_90; ptxas: no spills but the K = 128 factored twin's 4 bytes", () => {
+    const spills = (e: string) => (e === "seqc_delta_adj_key_c64k128v128_bf16_bf16f" ? 4 : 0);
     for (const decay of ["none", "scalar", "key"] as const) {
       const m = deltaBwdModule(deltaBwdConfigs(decay));
+      if (decay === "key") expect(m.kernels.map((k) => k.entry)).toContain("seqc_delta_adj_key_c64k128v128_bf16_bf16f");
       const usage = ptxasUsage(findNvcc()!, m.source, m.kernels.map((k) => k.entry));
-      for (const [e, u] of usage) expect([u.spillStores, u.spillLoads, u.registers <= 255], `${decay} ${e}`).toEqual([0, 0, true]);
+      for (const [e, u] of usage) expect([u.spillStores, u.spillLoads, u.registers <= 255], `${decay} ${e}`).toEqual([spills(e), spills(e), true]);
       console.log(`deltaBwd ${decay}: ${[...usage].map(([e, u]) => `${e} ${u.registers}`).join(", ")} registers`);
     }
   }, 1_200_000);

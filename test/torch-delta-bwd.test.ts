@@ -414,12 +414,12 @@ print(json.dumps(out))
     expect(got.few).toEqual([[few.entry, [6, 64 / few.cols]], ["seqc_delta_walk_key_c64k64v64", [6, G]]]);
     const [tf32, bf16] = ["seqc_delta_adj_key_c64k64v64_bf16_tf32", "seqc_delta_adj_key_c64k64v64_bf16_bf16"];
     const [tf32k128, bf16k128] = ["seqc_delta_adj_key_c64k128v128_bf16_tf32", "seqc_delta_adj_key_c64k128v128_bf16_bf16"];
-    const fac = `${bf16}f`;  // (the K = 128 factored twin is not in the module: it spills 4 bytes; "bf16f" takes the bf16 twin there)
-    expect(kernels.filter((k) => k.op === "adj" && k.decay === "key" && k.math).map((k) => k.entry)).toEqual([tf32, tf32k128, bf16, bf16k128, fac]);
+    const [fac, fack128] = [`${bf16}f`, `${bf16k128}f`];  // (the K = 128 factored twin spills 4 bytes on sm_90, accepted: docs/delta-backward.md)
+    expect(kernels.filter((k) => k.op === "adj" && k.decay === "key" && k.math).map((k) => k.entry)).toEqual([tf32, tf32k128, bf16, bf16k128, fac, fack128]);
     expect(got.key_mma).toEqual([
       [tf32, "seqc_delta_adj_scalar_c64k64v64_bf16_bf16", tf32k128],
       [bf16, "seqc_delta_adj_scalar_c64k64v64_bf16_bf16", bf16k128],
-      [fac, "seqc_delta_adj_scalar_c64k64v64_bf16_bf16", bf16k128],
+      [fac, "seqc_delta_adj_scalar_c64k64v64_bf16_bf16", fack128],
     ]);
   });
 });

@@ -382,10 +382,10 @@ MATH_PREFS = {"tf32": ("tf32",), "bf16": ("bf16", "tf32")}
 # (4, 8192, 16, 128); gradients vs float64 at (2, 1024) 1.7e-3 either way (fla 4.1e-3).
 # "bf16f" takes the factored twin (math "bf16f": the bf16 twin with the diagonal 16-slot blocks by TF32 mma too where a
 # chunk's decays allow, compiler/backends/cuda/delta-adjoint-key-mma.ts DELTA_ADJ_KEY_FAC_CONFIGS) where the module has
-# one (K = 64; the K = 128 one spills 4 bytes on sm_90 and is not in the modules), else as "bf16". "bf16f" is the default
+# one (K = 64 and 128; the K = 128 one spills 4 bytes on sm_90, accepted for the gain below), else as "bf16". "bf16f" is the default
 # since H200 call D15 (session 15, bench/RESULTS.md "the per-key adjoint with its diagonal blocks by mma"): the adjoint
 # alone 2.591 -> 1.484 ms at (8, 2048, 16, 64), RWKV-7's bf16 step under graphs 5.550 -> 4.441 ms there (fla 3.857);
-# gradients vs float64 at (2, 1024) 3.7e-3 -> 3.8e-3 (fla 4.1e-3). (With the K = 128 one built in: 12.645 -> 8.398 ms
+# gradients vs float64 at (2, 1024) 3.7e-3 -> 3.8e-3 (fla 4.1e-3). (With the K = 128 one: 12.645 -> 8.398 ms
 # alone at (4, 8192, 16, 128), the step 26.327 -> 22.094 there and 16.151 -> 14.003 at (1, 32768, 8, 128).)
 KEY_MMA = os.environ.get("LR_DELTA_KEY_MMA", "bf16f")
 # The walk a launcher with math takes at K = V = 128 for many (b, h) rows (read at each launch; LR_DELTA_WALK at import):

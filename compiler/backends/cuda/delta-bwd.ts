@@ -22,8 +22,8 @@
  * delta-adjoint-key-mma-k128.ts DELTA_ADJ_KEY_K128_BF16_CONFIGS: mma m16n8k16 over pairs of the TF32 twins' k8 steps; the
  * runtime takes them only under LR_DELTA_KEY_MMA "bf16"); then the factored twin at K = V = 64 (math "bf16f",
  * DELTA_ADJ_KEY_FAC_CONFIGS: the diagonal 16-slot blocks by TF32 mma too where a chunk's decays allow; LR_DELTA_KEY_MMA
- * "bf16f", the default; the K = 128 one, delta-adjoint-key-mma-k128.ts DELTA_ADJ_KEY_K128_FAC_CONFIGS, spills 4 bytes on
- * sm_90 and is not in the module).
+ * "bf16f", the default), then the K = 128 one (delta-adjoint-key-mma-k128.ts DELTA_ADJ_KEY_K128_FAC_CONFIGS; it spills 4
+ * bytes on sm_90, one register, accepted for its H200 gain: call D15, RWKV-7's bf16 step 26.3 -> 22.1 ms at (4, 8192, 16, 128)).
  *
  * Kernels, C = 64: the per-chunk preparations of both walks (compiler/backends/cuda/delta-prep.ts, K = V = 64 and 128,
  * f32 and bf16 inputs), the walk over the chunks, both directions (delta-walk.ts, K = V = 64 and 128), the per-chunk
@@ -39,7 +39,7 @@ import { DELTA_ADJ_CONFIGS, DELTA_ADJ_K128_CONFIGS, DELTA_ADJ_K128_MMA_CONFIGS, 
 import { DELTA_ADJ_BF16_CA_CONFIGS, DELTA_ADJ_BF16_CONFIGS, DELTA_ADJ_BF16_OUT_CONFIGS, DELTA_ADJ_BF16_ZIN_CONFIGS } from "./delta-adjoint-bf16.ts";
 import { DELTA_ADJ_KEY_CONFIGS, deltaAdjKeyKernel, deltaAdjKeySource, type DeltaAdjKeyConfig } from "./delta-adjoint-key.ts";
 import { DELTA_ADJ_KEY_BF16_CONFIGS, DELTA_ADJ_KEY_FAC_CONFIGS, DELTA_ADJ_KEY_MMA_CONFIGS, deltaAdjKeyMmaKernel, deltaAdjKeyMmaSource, type DeltaAdjKeyMmaConfig } from "./delta-adjoint-key-mma.ts";
-import { DELTA_ADJ_KEY_K128_BF16_CONFIGS, DELTA_ADJ_KEY_K128_MMA_CONFIGS, deltaAdjKeyMmaK128Kernel, deltaAdjKeyMmaK128Source } from "./delta-adjoint-key-mma-k128.ts";
+import { DELTA_ADJ_KEY_K128_BF16_CONFIGS, DELTA_ADJ_KEY_K128_FAC_CONFIGS, DELTA_ADJ_KEY_K128_MMA_CONFIGS, deltaAdjKeyMmaK128Kernel, deltaAdjKeyMmaK128Source } from "./delta-adjoint-key-mma-k128.ts";
 import { DELTA_PREP_R_CONFIGS, PREP_R_PRELUDE, deltaPrepRKernel, deltaPrepRSource, type DeltaPrepRConfig } from "./delta-prep-r.ts";
 import { DELTA_PRELUDE, DELTA_PREP_CONFIGS, DELTA_PREP_KEY_CONFIGS, DELTA_PREP_KEY_MMA_CONFIGS, DELTA_PREP_MMA_CONFIGS, deltaPrepKernel, deltaPrepSource, type DeltaPrepConfig, type DeltaPrepDecay } from "./delta-prep.ts";
 import { DELTA_WALK_CONFIGS, DELTA_WALK_FEW_CONFIGS, DELTA_WALK_KEY_CONFIGS, DELTA_WALK_KEY_FEW_CONFIGS, DELTA_WALK_PRELUDE, deltaWalkKernel, deltaWalkSource, type DeltaWalkConfig } from "./delta-walk.ts";
@@ -126,7 +126,7 @@ export function deltaBwdConfigs(decay: DeltaBwdDecay, twins = true): DeltaBwdCon
   const walk = decay === "key" ? [...DELTA_WALK_KEY_CONFIGS, ...DELTA_WALK_KEY_FEW_CONFIGS, ...(twins ? [...DELTA_WALK_KEY_MMA_CONFIGS, ...DELTA_WALK_KEY_WIDE_CONFIGS] : [])] : [...DELTA_WALK_CONFIGS, ...DELTA_WALK_FEW_CONFIGS, ...(twins ? [...DELTA_WALK_MMA_CONFIGS, ...DELTA_WALK_WIDE_CONFIGS] : [])];
   return {
     decay, prep: mine<DeltaPrepConfig<DeltaPrepDecay>>([...DELTA_PREP_CONFIGS, ...DELTA_PREP_KEY_CONFIGS, ...(twins ? [...DELTA_PREP_MMA_CONFIGS, ...DELTA_PREP_KEY_MMA_CONFIGS] : [])]), walk,
-    adj: mine([...DELTA_ADJ_CONFIGS, ...DELTA_ADJ_K128_CONFIGS, ...DELTA_ADJ_KEY_CONFIGS, ...(twins ? [...DELTA_ADJ_MMA_CONFIGS, ...DELTA_ADJ_K128_MMA_CONFIGS, ...DELTA_ADJ_KEY_MMA_CONFIGS, ...DELTA_ADJ_KEY_K128_MMA_CONFIGS, ...DELTA_ADJ_KEY_BF16_CONFIGS, ...DELTA_ADJ_KEY_K128_BF16_CONFIGS, ...DELTA_ADJ_KEY_FAC_CONFIGS, ...DELTA_ADJ_BF16_CONFIGS] : [])]),
+    adj: mine([...DELTA_ADJ_CONFIGS, ...DELTA_ADJ_K128_CONFIGS, ...DELTA_ADJ_KEY_CONFIGS, ...(twins ? [...DELTA_ADJ_MMA_CONFIGS, ...DELTA_ADJ_K128_MMA_CONFIGS, ...DELTA_ADJ_KEY_MMA_CONFIGS, ...DELTA_ADJ_KEY_K128_MMA_CONFIGS, ...DELTA_ADJ_KEY_BF16_CONFIGS, ...DELTA_ADJ_KEY_K128_BF16_CONFIGS, ...DELTA_ADJ_KEY_FAC_CONFIGS, ...DELTA_ADJ_KEY_K128_FAC_CONFIGS, ...DELTA_ADJ_BF16_CONFIGS] : [])]),
     ...(twins && decay !== "key" ? { walkBf16: { prep: (["mn", "all"] as const).flatMap((wout) => mine(DELTA_PREP_MMA_CONFIGS).filter((c) => c.op === "bwd").map((c) => ({ ...c, wout }))), walk: DELTA_WALK_BF16_CONFIGS } } : {}),
     // decay "key" (seqc_delta_bwd LR_DELTA_KEY_WALK_BF16: both walks): prep_fwd's and prep_bwd's per-key row-layout twins with wout "mn" and the per-key
     // bf16 walks writing float32 ZS and Y (the per-key adjoint reads them so)
