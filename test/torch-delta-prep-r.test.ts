@@ -36,7 +36,8 @@ def run(pr, mode, K, sdt=torch.bfloat16, zb='on', states=True):
     N = B * H * 2
     st = (torch.zeros(N, K, K, dtype=sdt), torch.zeros(B * H, K, K, dtype=sdt)) if states else None
     r = d.delta_kernels(launch, x, x, x, x, x, ld, None, x, None, 64, st)
-    return {'entries': [c[0] for c in calls], 'first': calls[0][2], 'adjArgs': calls[-1][2][7:12], 'switches': list(d.launch_switches())[-1]}
+    sw = list(d.launch_switches()); d.PREP_R = '<probe>'; at = list(d.launch_switches()).index('<probe>'); d.PREP_R = pr  # PREP_R's place in the key
+    return {'entries': [c[0] for c in calls], 'first': calls[0][2], 'adjArgs': calls[-1][2][7:12], 'switches': sw[at]}
 out = {'on': run('on', 'scalar', 64), 'on none': run('on', 'none', 128), 'bf16': run('bf16', 'scalar', 64), 'off': run('off', 'scalar', 64),
        'f32 states': run('on', 'scalar', 64, torch.float32), 'zbf16 off': run('on', 'scalar', 64, zb='off'), 'no states': run('on', 'scalar', 64, states=False)}
 print(json.dumps(out))
