@@ -4,7 +4,8 @@
  * twins on the emulation: test/cuda-delta-adjoint-bf16-ca-emu) on CPU torch with a fake kernel module (the records of
  * delta-bwd.ts's modules): "ca" launches the bf16-state pick's _ca sibling (_zb_ca; with LR_DELTA_ADJ_OUT "bf16"
  * _zb_ob_ca) with the same arguments and output dtypes; "plain", the fp32-state path (ZBF16 off), the per-key module and a
- * module without _ca records launch as before; launch_switches holds the switch (the graphed backward's key).
+ * module without _ca records launch as before; launch_switches holds the switch (the graphed backward's key). "ca" is the
+ * default (since H200 call F15).
  */
 import { describe, expect, it } from "vitest";
 import { spawnSync } from "node:child_process";
@@ -60,5 +61,8 @@ describe.skipIf(!cpuTorch)("torch target: the bf16 adjoint's cp.async loads (LR_
     expect(got.zoff.adj).toBe("seqc_delta_adj_scalar_c64k64v64_bf16_bf16");
     expect(got.key.adj.endsWith("_ca")).toBe(false);
     expect(got.nocarec.adj).toBe("seqc_delta_adj_scalar_c64k128v128_bf16_bf16_zb");
+    // the default ("ca" since H200 call F15); the environment still picks "plain"
+    const dflt = (v?: string) => spawnSync("/usr/bin/python3", ["-c", "import sys; sys.path.insert(0, 'runtime/torch'); import seqc_delta_bwd as d; print(d.ADJ_LOAD)"], { encoding: "utf8", env: { ...process.env, LR_DELTA_ADJ_LOAD: v } }).stdout.trim();
+    expect([dflt(), dflt("plain")]).toEqual(["ca", "plain"]);
   }, 120_000);
 });

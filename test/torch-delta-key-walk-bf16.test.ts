@@ -1,6 +1,6 @@
 /**
  * The per-key decay's reverse walk with bf16 operands (runtime/torch/seqc_delta_bwd.py LR_DELTA_KEY_WALK_BF16, default
- * "off") on a fake kernel module (CPU torch; the records of compiler/backends/cuda/delta-bwd.ts's "key" module): "on"
+ * "on" since H200 call F15) on a fake kernel module (CPU torch; the records of compiler/backends/cuda/delta-bwd.ts's "key" module): "on"
  * (math "bf16", bf16 inputs) launches prep_bwd's per-key twin's _wb sibling (M bfloat16 [N, C, K], NN^T bfloat16
  * [N, K, C], X and BM float32, A [N, K]) and the per-key bf16 walk (many rows where B H (V / cols) 2 >= the SM count,
  * else 8 columns) writing float32 ZS and Y, for the reverse walk; prep_fwd's _wb sibling and the same walk for the
@@ -72,7 +72,8 @@ describe.skipIf(!cpuTorch)("torch target: the per-key bf16 reverse walk (LR_DELT
     // math tf32: as before
     expect(e(got.tf32).filter((s) => /_wb |_bf16 /.test(s))).toEqual([]);
     expect(got.switches).toEqual([true, true]);
-    // the default
-    expect(spawnSync("/usr/bin/python3", ["-c", "import sys; sys.path.insert(0, 'runtime/torch'); import seqc_delta_bwd as d; print(d.KEY_WALK_BF16)"], { encoding: "utf8", env: { ...process.env, LR_DELTA_KEY_WALK_BF16: undefined } }).stdout.trim()).toBe("off");
+    // the default ("on" since H200 call F15); the environment still picks either
+    const dflt = (v?: string) => spawnSync("/usr/bin/python3", ["-c", "import sys; sys.path.insert(0, 'runtime/torch'); import seqc_delta_bwd as d; print(d.KEY_WALK_BF16)"], { encoding: "utf8", env: { ...process.env, LR_DELTA_KEY_WALK_BF16: v } }).stdout.trim();
+    expect([dflt(), dflt("off")]).toEqual(["on", "off"]);
   }, 120_000);
 });

@@ -5,7 +5,7 @@
  * runtime's switch (runtime/torch/seqc_delta_bwd.py LR_DELTA_PREP_BWD_STORE, in launch_switches()) on a fake kernel module
  * (CPU torch, test/torch/fake_kernels.py): "quad" launches the _wbq / _wbxq sibling in place of _wb / _wbx with the same
  * arguments, grid and output dtypes / shapes; "quad_bm16" the _bm16 sibling (BM as bf16 mma) where decay none, else as
- * "quad"; "pair" (default), a module without them, or WALK_BF16 "off": as before.
+ * "quad"; "pair", a module without them, or WALK_BF16 "off": as before. "quad_bm16" is the default (since H200 call F15).
  */
 import { describe, expect, it } from "vitest";
 import { spawnSync } from "node:child_process";
@@ -80,6 +80,8 @@ out['switches'] = [a[0], d.launch_switches()[0], len(a)]
 print(json.dumps(out))
 `;
 
+const dflt = (v?: string) => spawnSync("/usr/bin/python3", ["-c", "import sys; sys.path.insert(0, 'runtime/torch'); import seqc_delta_bwd as d; print(d.PREP_BWD_STORE)"], { encoding: "utf8", env: { ...process.env, LR_DELTA_PREP_BWD_STORE: v } }).stdout.trim();
+
 describe.skipIf(!cpuTorch)("torch target: LR_DELTA_PREP_BWD_STORE on a fake kernel module", () => {
   it("\"quad\": the _wbq / _wbxq sibling, same grid, arguments and outputs; \"pair\", no quad records, WALK_BF16 off: as before", () => {
     const inp = { none: deltaBwdModule(deltaBwdConfigs("none")).kernels, scalar: deltaBwdModule(deltaBwdConfigs("scalar")).kernels };
@@ -105,5 +107,7 @@ describe.skipIf(!cpuTorch)("torch target: LR_DELTA_PREP_BWD_STORE on a fake kern
     expect(e(got.quad_off)[2]).toBe("seqc_delta_prep_bwd_scalar_c64k64v64_bf16_tf32 12x1");
     expect(e(got.quad_noquad)).toEqual(e(got.pair_all));
     expect(got.switches).toEqual(["pair", "quad", got.switches[2]]);
+    // the default ("quad_bm16" since H200 call F15); the environment still picks "pair"
+    expect([dflt(), dflt("pair")]).toEqual(["quad_bm16", "pair"]);
   }, 120_000);
 });

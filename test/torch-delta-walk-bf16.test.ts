@@ -18,6 +18,7 @@ sys.path.insert(0, 'runtime/torch')
 sys.path.insert(0, 'test/torch')
 import torch
 import seqc_delta_bwd as d
+d.ADJ_LOAD, d.PREP_BWD_STORE = 'plain', 'pair'  # this switch alone: the F15 defaults' _ca / _wbq(_bm16) siblings have their own tests
 inp = json.loads(sys.stdin.read())
 from fake_kernels import KM, calls
 out = {}

@@ -412,10 +412,13 @@ WALK_BF16 = os.environ.get("LR_DELTA_WALK_BF16", "all")
 # prep_bwd's stores of its bf16 products under WALK_BF16 (read at each launch; LR_DELTA_PREP_BWD_STORE at import): "quad"
 # launches the wout record's sibling with wstore "quad" (entry <its entry>q: _wbq / _wbxq; delta-prep-mma.ts mmaProduct's
 # quad form: the quad's 4 lanes swap their packed pairs by shuffles, each lane one 16-byte store; the same values at the
-# same addresses) where the module has it, else the wout record; "pair" (default) the wout record (4-byte pair stores);
-# "quad_bm16" the quad sibling with BM = Q^T dY as bf16 mma m16n8k16 (bmMma "bf16", entry <quad entry>_bm16; decay none
-# only: DeltaNet; else as "quad"). Untimed (session 15 task B3: no card call left).
-PREP_BWD_STORE = os.environ.get("LR_DELTA_PREP_BWD_STORE", "pair")
+# same addresses) where the module has it, else the wout record; "pair" the wout record (4-byte pair stores, as before);
+# "quad_bm16" (default) the quad sibling with BM = Q^T dY as bf16 mma m16n8k16 (bmMma "bf16", entry <quad entry>_bm16;
+# decay none only: DeltaNet; else as "quad"). "quad_bm16" is the default since H200 call F15 (session 15): bf16 step at
+# (4, 8192, 16, 128) graphs / eager DeltaNet 6.296 / 5.553 -> 6.142 / 5.409 ms (-2.4% / -2.6%), Gated DeltaNet (= quad)
+# 7.297 / 6.999 -> 7.625 / 6.938 (eager -0.9%; Gated's graph times spread ~6% in that call); gradients vs float64 at
+# (2, 1024) the defaults' (DeltaNet 4.7e-3, Gated 4.7e-3; fla 5.8e-3).
+PREP_BWD_STORE = os.environ.get("LR_DELTA_PREP_BWD_STORE", "quad_bm16")
 # The per-key decay's (mode "key", RWKV-7) walk for many rows (read at each launch; LR_DELTA_KEY_WALK at import): "many"
 # takes the module's per-key 3xTF32 walk for many rows (delta-walk-mma.ts DELTA_WALK_KEY_WIDE_CONFIGS, K = V = 128) by
 # WALK's grid rule; "old": the rule before it, the 16-column twin. "many" is the default since H200 call F14: RWKV-7's bf16
@@ -427,8 +430,11 @@ KEY_WALK = os.environ.get("LR_DELTA_KEY_WALK", "many")
 # per-key bf16 walk (delta-walk-bf16.ts DELTA_WALK_BF16_KEY_CONFIGS: mma m16n8k16 bf16 operands, fp32 accumulators, ZS and Y
 # float32 for the per-key adjoint; the one for many rows where B H (V / cols) 2 >= the SM count, else 8 columns) in place
 # of the 3xTF32 / fp32 walks, both directions (RWKV-7's forward keeps no chunk states: the forward walk runs in its
-# backward); "off" (default): as before. Untimed.
-KEY_WALK_BF16 = os.environ.get("LR_DELTA_KEY_WALK_BF16", "off")
+# backward); "off": the 3xTF32 / fp32 walks, as before. "on" is the default since H200 call F15 (session 15): RWKV-7's
+# bf16 step graphs / eager at (4, 8192, 16, 128) 21.417 / 21.377 -> 20.628 / 20.090 ms (-3.7% / -6.0%); with call F15's
+# other new switches 13.847 -> 12.158 at (1, 32768, 8, 128), 4.420 -> 4.267 at (8, 2048, 16, 64); gradients vs float64 at
+# (2, 1024) the defaults' (3.8e-3; fla 4.1e-3). DeltaNet / Gated DeltaNet take the same path either way.
+KEY_WALK_BF16 = os.environ.get("LR_DELTA_KEY_WALK_BF16", "on")
 # The bf16-state path (read at each launch; LR_DELTA_ZBF16 at import): "on" where the adjoint a launcher picks is a bf16
 # twin (math "bf16") with a sibling reading bf16 R, S0, LE, DR (a record with zin, entry <its entry>_zb) and the walk it
 # picks for the shape has a sibling writing bf16 ZS and Y (zout, <entry>_zb): both walks (and the reads from saved
@@ -453,8 +459,11 @@ ADJ_OUT = os.environ.get("LR_DELTA_ADJ_OUT", "f32")
 # pick's sibling loading every chunk input by cp.async (a record with load "ca", entry <its entry>_ca after ZBF16's _zb and
 # ADJ_OUT's _ob: compiler/backends/cuda/delta-adjoint-bf16.ts DELTA_ADJ_BF16_CA_CONFIGS; R, LE, S0, DR copied as bf16 words
 # in two cp.async groups where the _zb twin stages them through registers in dependent rounds; outputs bit for bit the
-# _zb / _zb_ob twin's) where the module has it; "plain" (default) as before. Untimed (session 15 task C2: no card call left).
-ADJ_LOAD = os.environ.get("LR_DELTA_ADJ_LOAD", "plain")
+# _zb / _zb_ob twin's) where the module has it; "plain" as before. "ca" is the default since H200 call F15 (session 15):
+# bf16 step at (4, 8192, 16, 128) graphs / eager DeltaNet 6.296 / 5.553 -> 6.016 / 5.314 ms (-4.5% / -4.3%), Gated DeltaNet
+# 7.297 / 6.999 -> 7.500 / 6.791 (eager -3.0%; Gated's graph times spread ~6% in that call); gradients vs float64 at
+# (2, 1024) the defaults' (bit for bit the same outputs).
+ADJ_LOAD = os.environ.get("LR_DELTA_ADJ_LOAD", "ca")
 
 
 def delta_launcher(m, device, way=None, switch="LR_FUSED_DELTA", tin=None, math=None):
