@@ -165,6 +165,8 @@ describe.skipIf(!cpuTorch)("torch target: bf16 tensors through the forward and t
       [2, 19, true, "default", undefined, "stateless-f32"], [1, 1, true, "default", undefined, "stateless-f32"],
       // prep's and post's copies of bf16 tensors handed on as float32 copies (seqc_chunked.ALIAS_IO "f32")
       [2, 19, true, "default", undefined, "alias-f32"],
+      // the stateless parts' float32 outputs converted where read (seqc_chunked.STATELESS_OUT "f32", the way before F15m)
+      [2, 19, true, "default", undefined, "stateless-out-f32"],
       ...(scalar ? [[2, 37, true, "mixed", 64], [2, 37, true, "mixed", 8], [2, 37, true, "mixed", 8, "old"], [2, 37, true, "mixed", 8, "copies-old"], [1, 1, true, "mixed", 8], [3, 29, true, "mixed", 8], [3, 13, false, "mixed", 8, "stateless-f32"]] as [number, number, boolean, string, number, string?][] : [])];
     for (const [B, T, init, sent, anchorChunk, glue] of cases) {
       const tio = sent === "default" ? (scalar ? "mixed" : "f32") : sent;
@@ -194,12 +196,20 @@ describe.skipIf(!cpuTorch)("torch target: bf16 tensors through the forward and t
       }
       const stateless = /^chain:(prep|postBw|prepBw)$/;
       const lowStateless = glue !== "stateless-f32"; // seqc_chunked.STATELESS_IO "bf16" (the default)
+      // seqc_chunked.STATELESS_OUT "bf16" (the default since H200 call F15m): prep's backward takes its "-bf16out" twin
+      // where the plan has one (lowOut above: every model but GLA), prep too where every chunked core reads bf16
+      const hasOut = (k: string) => k === "chain:prepBw" && ["simple_gla", "mamba2", "linear_attention"].includes(name);
+      const lowOuts = lowStateless && glue !== "stateless-out-f32";
       for (const [k, io, variant, , out, arrived, low] of runs.slice(1).filter((r) => !cores.includes(r)) as unknown as [string, string, string, string[], string, string[], string[] | null][]) {
         expect(k, label).toMatch(/^chain:/);
         if (lowStateless && stateless.test(k)) {
           // the bf16-input twin, given exactly the tensors it reads in bf16 as bf16 (the bf16 inputs and cotangents
           // themselves, no float32 copy of them), every other input (prep's adjoints, y) in float32
-          expect([io, out, variant.endsWith("-bf16in")], `${label} ${k}`).toEqual(["bf16", "f32", true]);
+          if (!lowOuts) expect([io, out, variant.endsWith("-bf16in")], `${label} ${k}`).toEqual(["bf16", "f32", true]);
+          else {
+            if (hasOut(k)) expect(out, `${label} ${k}: STATELESS_OUT "bf16"`).toBe("bf16");
+            expect([io, variant.endsWith(out === "bf16" ? "-bf16in-bf16out" : "-bf16in")], `${label} ${k} (out ${out}: ${variant})`).toEqual(["bf16", true]);
+          }
           expect(arrived.length, `${label} ${k}`).toBeGreaterThan(0);
           expect(arrived.every((n) => low!.includes(n)), `${label} ${k}: ${arrived} vs ${low}`).toBe(true);
         } else expect([io, /-bf16/.test(variant), arrived], `${label} ${k}`).toEqual(["f32", false, []]);

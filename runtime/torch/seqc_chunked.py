@@ -230,13 +230,15 @@ RUN_COPIES = "input"
 # (bench/RESULTS.md, run s14 1).
 ZERO_STORES = "skip"
 # Where an input's gradient is post's backward's piece plus the adjoint core's dv, which comes out in reversed time
-# (Mamba-2's x: vv2 = x; no other piece): "kernel" one pass of the reversed-time add (compiler/backends/cuda/rev-add.ts,
-# <Model>.torch.json "kernels"."revAdd": out[b, t] = a[b, t] + c[b, T - 1 - t], the float32 sum rounded once to the
+# (Mamba-2's x: vv2 = x; no other piece): "kernel" (the default since H200 call F15m) one pass of the reversed-time add
+# (compiler/backends/cuda/rev-add.ts, <Model>.torch.json "kernels"."revAdd": out[b, t] = a[b, t] + c[b, T - 1 - t], the float32 sum rounded once to the
 # gradient's dtype, bitwise the way before) reads dv where the core wrote it: no flip of dv and no mixed-dtype torch add
 # (on the H200 the flip 0.08 ms and the add 0.237 ms at (1, 32768, 32, 64), bench/RESULTS.md "Mamba-2's anchors in
-# segments"); "flip" (the default, the way before) flips dv and adds it. Untimed (session 15 task G2). Where the module
-# has no revAdd kernel (modules built before it), for other dtypes or another device: as "flip".
-REV_ADD = "flip"
+# segments"); "flip" (the way before) flips dv and adds it. H200 call F15m (session 15, bench/torch/results/
+# final-h200-f15m-mamba-*), Mamba-2's eager bf16 step's GPU time: (1, 32768, 32, 64) 7.814 -> 7.641 ms, (4, 8192, 32, 64)
+# 6.960 -> 6.782, (8, 2048, 32, 64) 3.487 -> 3.397, gradients bitwise. Where the module has no revAdd kernel (modules
+# built before it), for other dtypes or another device: as "flip".
+REV_ADD = "kernel"
 # The stateless parts' outputs the glue would convert to bf16, written as bf16 by their "-bf16out" twins (the chain plans'
 # bf16Outputs, compiler/backends/torch/chain-plans.ts diagonalBf16Outputs: stores rounded to nearest even, bitwise the
 # float32 output converted by torch), where the part reads bf16 inputs (STATELESS_IO "bf16") and the plan has them (a
@@ -244,9 +246,12 @@ REV_ADD = "flip"
 # SimpleGLA's dq: returned as they are, no conversion after; gradients bitwise "f32"'s); "bf16" also prep's outputs but
 # the log decay (Mamba-2's kk1, SimpleGLA's q3), where every chunked core reads them in bf16 (no bf16 copy of them; the
 # decay adjoint's terms and anchors then read the rounded values the cores read, not the float32 ones: gradients within
-# bf16 rounding of "f32"'s); "f32" (the default, the way before) the float32 forms' outputs, converted where read.
-# Modules without the twins run as "f32". H200 call G3 in dist/g2b-run.sh (session 15 task G3): untimed when written.
-STATELESS_OUT = "f32"
+# bf16 rounding of "f32"'s; the default since H200 call F15m); "f32" (the way before) the float32 forms' outputs,
+# converted where read. Modules without the twins run as "f32". H200 call F15m (bench/torch/results/final-h200-f15m-mamba-*),
+# Mamba-2's eager bf16 step's GPU time with REV_ADD "kernel" / + "grads" / + "bf16": (1, 32768, 32, 64) 7.641 / 7.578 /
+# 7.498 ms (mamba_ssm 6.868), (4, 8192, 32, 64) 6.782 / 6.710 / 6.640 (6.853), (8, 2048, 32, 64) 3.397 / 3.342 / 3.305
+# (3.553); "bf16"'s gradients 2.6e-3..3.8e-3 off "f32"'s (kk1 rounded), vs float64 at (1, 1024) 8.4e-3 -> 7.2e-3 (dA).
+STATELESS_OUT = "bf16"
 # Where the forward's final state is at hand (seqc_torch keeps it: ctx.chain_SN), when the chain's forward core runs again
 # (only for post's backward's y): "bound" (the default) only where some form of post's backward plan binds a readout's y
 # (Mamba-2's post backward, y = y0 + D x, reads x and the cotangent alone: its y0 is in the plan's tensors but no kernel
@@ -338,18 +343,21 @@ ROWS_REVERSED = "kernel"
 # _p_la (its epilogue's loads of q, dq, k waited at each chunk's end). Since then the entries take q from the chunk's a in
 # shared memory and, at K = 64 and 128, copy dq and k to shared memory by cp.async at the chunk's start (16-byte aligned
 # dq and k, else as "apart"). H200 run d2 1 (bench/RESULTS.md "GLA at K = 128"), same process: (8, 2048, 16, 64) 1.866 ->
-# 1.837 ms, (4, 8192, 16, 128) with the wide entries 7.296 -> 7.307 (even), gradients bitwise: "kernel" the default. Not
-# with the split entries (ROWS_CHUNK_WIDE resolving to "split": none has the terms; the wide _t beside split's dq was
+# 1.837 ms, (4, 8192, 16, 128) with the wide entries 7.296 -> 7.307 (even), gradients bitwise: "kernel" the default (until
+# "scan", call F15). Not with the split entries (ROWS_CHUNK_WIDE resolving to "split": none has the terms; the wide _t beside split's dq was
 # slower, 10.727 -> 12.310 ms at (1, 32768, 8, 128)): there as "apart".
-# "scan" (session 15, task F; untimed): where "kernel" applies and no decay anchors run (DECAY_ANCHOR resolving to "none"),
-# the entry that writes the terms' running sums along its reversed walk in place of the terms
+# "scan" (session 15, task F; the default since H200 call F15): where "kernel" applies and no decay anchors run
+# (DECAY_ANCHOR resolving to "none"), the entry that writes the terms' running sums along its reversed walk in place of the terms
 # (rows-chunk.ts scan, _ts: from a_T = <dS_N, S_N> per key row as carry0): the decay adjoint's reverse sums
 # dld_t = a_T + sum_{s >= t} (q.dq - k.dk)_s come out of the kernel, and seqc_decay_adjoint.reverse_sums (at (4, 8192, 16,
 # 128) on the H200, call F15: two transposed float32 copies 0.13 ms each, a float32 FFMA product 0.30 ms and an add 0.10 ms
 # of a 7.3 ms step) does not run. Sums in another order than reverse_sums' (per chunk of 64 in 4 parts, then the carry):
 # dgk within float32 rounding of it, dq, dk, dv bitwise. With segments (the few-rows shape) each segment's sums run from zero
-# and one pass adds a_T and the later segments' totals. Elsewhere (anchors, an entry missing) as "kernel".
-ROWS_TERMS = "kernel"
+# and one pass adds a_T and the later segments' totals. Elsewhere (anchors, an entry missing) as "kernel". H200 call F15
+# (bench/torch/results/final-h200-f15-gla-*), GLA's bf16 step, eager / graphs GPU ms: (4, 8192, 16, 128) 7.298 -> 6.768 /
+# 7.622 -> 7.474 (fla chunk_gla eager 7.418), (1, 32768, 8, 128) 5.408 -> 5.248 / 5.589 -> 5.460 (fla 5.963); gradients
+# 9.8e-5 / 1.4e-4 off "kernel"'s, vs float64 at (1, 1024, 8, 128) 3.7e-3 both (fla 1.9e-3).
+ROWS_TERMS = "scan"
 # Where K or V is past 64 (GLA at K = V = 128): "wide" (or True) takes the chunked form's wide entries (rows-chunk.ts wide,
 # _v128: 128 value columns a block, a block per group of 64 key rows, grid (B H, ceil(K / 64)); K, V <= 128; their
 # prefetching form at K = 128 (or 64), V = 128) with the same pipe / rev / terms picks as at K = 64; "split" the split

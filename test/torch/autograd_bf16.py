@@ -47,6 +47,8 @@ def main():
         seqc_torch._chunked.STATELESS_IO = "f32"
     if case.get("lrStateless"):  # seqc_chunked_lowrank.LR_STATELESS ("twins" by default, "f32": the old way)
         seqc_torch._chunked_lowrank.LR_STATELESS = case["lrStateless"]
+    if case.get("glue") == "stateless-out-f32":  # the stateless parts' float32 outputs (seqc_chunked.STATELESS_OUT "f32", the old way)
+        seqc_torch._chunked.STATELESS_OUT = "f32"
     if case.get("glue") == "alias-f32":  # prep's and post's copies of bf16 tensors in float32 (seqc_chunked.ALIAS_IO "f32")
         seqc_torch._chunked.ALIAS_IO = "f32"
     runners = {}

@@ -32,6 +32,9 @@ def stub_model(mods, name, zeros=False, on_run=None):
     # (execute below keeps no workspaces: the forward's chunk states for the delta backward, LR_FWD_STATES "on" by
     # default since H200 call F14, are off here; that path is torch-delta-fwd-states')
     seqc_torch._chunked_lowrank.LR_FWD_STATES = "off"
+    # (the counts of the drivers' steps are with the stateless parts' float32 outputs converted where read: STATELESS_OUT
+    # "f32", the way before H200 call F15m made "bf16" the default; test/torch/stateless_out.py sets each value itself)
+    C.STATELESS_OUT = "f32"
     runners = {}
 
     def runner(key, device):
