@@ -20,6 +20,7 @@
  * that reduce over a warp (stateless-warp.ts) or hold loops or branches are left row-major.
  */
 import * as K from "../../kernel/ir.ts";
+import { mapKExpr } from "../../kernel/map.ts";
 import { BF16_STORE } from "../cuda/render.ts";
 import { isPhase, rowMajorPhase, unguarded } from "./stateless-rows.ts";
 
@@ -61,37 +62,14 @@ __device__ __forceinline__ float ${VEC_STORE_FN}(unsigned short* p, unsigned int
 
 const isRef = (e: K.KExpr, name: string) => e.k === "ref" && e.name === name;
 
-/** `e` with each subexpression mapped by `f` (bottom-up: f sees the mapped children). */
-function mapExpr(e: K.KExpr, f: (x: K.KExpr) => K.KExpr): K.KExpr {
-  const m = (x: K.KExpr) => mapExpr(x, f);
-  switch (e.k) {
-    case "load":
-    case "load4":
-      return f({ ...e, index: m(e.index) });
-    case "lane":
-    case "neg":
-    case "not":
-    case "cast":
-      return f({ ...e, a: m(e.a) } as K.KExpr);
-    case "bin":
-      return f({ ...e, a: m(e.a), b: m(e.b) });
-    case "call":
-      return f({ ...e, args: e.args.map(m) });
-    case "select":
-      return f({ ...e, cond: m(e.cond), then: m(e.then), else: m(e.else) });
-    default:
-      return f(e);
-  }
-}
-
 function mapStmt(s: K.KStmt, f: (x: K.KExpr) => K.KExpr): K.KStmt {
   switch (s.k) {
     case "decl":
-      return s.init ? { ...s, init: mapExpr(s.init, f) } : s;
+      return s.init ? { ...s, init: mapKExpr(s.init, f) } : s;
     case "set":
-      return { ...s, value: mapExpr(s.value, f) };
+      return { ...s, value: mapKExpr(s.value, f) };
     case "store":
-      return { ...s, index: mapExpr(s.index, f), value: mapExpr(s.value, f) };
+      return { ...s, index: mapKExpr(s.index, f), value: mapKExpr(s.value, f) };
     default:
       return s;
   }
@@ -302,7 +280,7 @@ function vectorPhase(k: K.Kernel, s: Extract<K.KStmt, { k: "for" }>, rows: boole
               const l = vloads.get(`${y.array}:${JSON.stringify(y.index)}`);
               if (!l || loaded.has(l.name)) return;
               loaded.add(l.name);
-              out.push(K.decl(`${l.name}${tag}`, "vec4f", K.call(VEC_LOAD_FN, K.ref(l.array), K.bin("/", mapExpr(l.index, names(0)), K.u32(VEC)))));
+              out.push(K.decl(`${l.name}${tag}`, "vec4f", K.call(VEC_LOAD_FN, K.ref(l.array), K.bin("/", mapKExpr(l.index, names(0)), K.u32(VEC)))));
             }),
           );
         }
@@ -322,7 +300,7 @@ function vectorPhase(k: K.Kernel, s: Extract<K.KStmt, { k: "for" }>, rows: boole
         else out.push(y);
       }
     }
-    vstores.forEach((x, si) => out.push(K.decl(`${id}_st${si}${tag}`, "f32", K.call(VEC_STORE_FN, K.ref(x.array), K.bin("/", mapExpr(x.index, names(0)), K.u32(VEC)), ...values[si]))));
+    vstores.forEach((x, si) => out.push(K.decl(`${id}_st${si}${tag}`, "f32", K.call(VEC_STORE_FN, K.ref(x.array), K.bin("/", mapKExpr(x.index, names(0)), K.u32(VEC)), ...values[si]))));
     return out;
   };
   const n4 = K.bin("/", s.to, K.u32(VEC));

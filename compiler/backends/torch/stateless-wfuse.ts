@@ -20,6 +20,7 @@
  * with X_A = X_B * R, no inner loop, no shared memory; no buffer one of them stores another loads, no two store one.
  */
 import * as K from "../../kernel/ir.ts";
+import { mapKExpr } from "../../kernel/map.ts";
 import { isPhase } from "./stateless-rows.ts";
 import { WARP_SUM_FN } from "./stateless-warp.ts";
 
@@ -58,32 +59,9 @@ function mapRefs(e: K.KExpr, f: (name: string) => string): K.KExpr {
   }
 }
 
-/** `e` with each subexpression mapped by f, bottom-up (f sees the mapped children). */
-function mapUp(e: K.KExpr, f: (x: K.KExpr) => K.KExpr): K.KExpr {
-  const m = (x: K.KExpr) => mapUp(x, f);
-  switch (e.k) {
-    case "load":
-    case "load4":
-      return f({ ...e, index: m(e.index) });
-    case "lane":
-    case "neg":
-    case "not":
-    case "cast":
-      return f({ ...e, a: m(e.a) } as K.KExpr);
-    case "bin":
-      return f({ ...e, a: m(e.a), b: m(e.b) });
-    case "call":
-      return f({ ...e, args: e.args.map(m) });
-    case "select":
-      return f({ ...e, cond: m(e.cond), then: m(e.then), else: m(e.else) });
-    default:
-      return f(e);
-  }
-}
-
-/** `s` with its expressions mapped by mapUp(., f) (deep). */
+/** `s` with its expressions mapped by mapKExpr(., f) (deep). */
 function mapStmtUp(s: K.KStmt, f: (x: K.KExpr) => K.KExpr): K.KStmt {
-  const e = (x: K.KExpr) => mapUp(x, f);
+  const e = (x: K.KExpr) => mapKExpr(x, f);
   switch (s.k) {
     case "decl":
       return s.init ? { ...s, init: e(s.init) } : s;
