@@ -295,10 +295,12 @@ def delta_kernels(kern, u, w, kk, vv, q, ld, S_init, dY, dS, C=64, states=None):
     # reads R = X + M S0 (bf16), prep_fwd's epilogue; M, X, BM, NN, A are not formed
     pr = getattr(kern, "prep_r", None)
     pr = pr is not None and states is not None and mode != "key" and pr(mode, C, K, V, tin, B * H, states[0])
-    # LR_DELTA_KEY_WALK_BF16 (per key, kern.walk_bf16): prep_fwd writes the forward walk's operands as bf16 too, and the
-    # forward walk takes them as the reverse walk does
-    wf = getattr(kern, "walk_bf16", None)
-    wf = wf(mode, C, K, V, tin, B * H) if wf is not None and mode == "key" else None
+    # LR_DELTA_WALK_BF16 / LR_DELTA_KEY_WALK_BF16 (kern.walk_bf16, picked once a step): prep_bwd writes the reverse walk's
+    # operands as bf16 and the walk takes them as bf16 mma operands (on the bf16-state path only, below); per key
+    # prep_fwd writes the forward walk's operands as bf16 too, and the forward walk takes them as the reverse walk does
+    wk = getattr(kern, "walk_bf16", None)
+    wk = wk(mode, C, K, V, tin, B * H) if wk is not None else None
+    wf = wk if mode == "key" else None
     if pr:
         TI, R = kern("prep_r", mode, C, K, V, u, w, kk, vv, ld, states[0].reshape(B * H * nC, K, V), B, T, H)
         M = X = BM = NN = A = None
@@ -314,10 +316,7 @@ def delta_kernels(kern, u, w, kk, vv, q, ld, S_init, dY, dS, C=64, states=None):
         SF = states[1].reshape(B * H, K, V).to(torch.float32 if R.dtype == torch.bfloat16 else R.dtype).contiguous()  # (float32 beside bf16 R)
     else:
         S0s, R, SF = kern("walk", mode, C, K, V, M, X, BM, NN, A, S_init, B * H, nC, 0, **zo, **({"win": wf} if wf else {}))
-    # LR_DELTA_WALK_BF16 (kern.walk_bf16, on the bf16-state path only): prep_bwd writes the reverse walk's operands as bf16
-    # and the walk takes them as bf16 mma operands
-    wb = getattr(kern, "walk_bf16", None)
-    wb = wb(mode, C, K, V, tin, B * H) if wb is not None and (zo or mode == "key") else None  # (per key: KEY_WALK_BF16, float32 ZS / Y)
+    wb = wk if zo or mode == "key" else None  # (per key: KEY_WALK_BF16, float32 ZS / Y)
     M, X, BM, NN, A = kern("prep_bwd", mode, C, K, V, q, u, w, dY, ld, TI, B, T, H, **({"wout": wb} if wb else {}))
     LE, DR, dS_init = kern("walk", mode, C, K, V, M, X, BM, NN, A, dS, B * H, nC, 1, **zo, **({"win": wb} if wb else {}))
     dQ, dU, dW, dK, dV, dLD = kern("adj", mode, C, K, V, q, u, w, kk, vv, dY, ld, R, S0s, SF, LE, DR, B, T, H)
@@ -360,6 +359,13 @@ def delta_pick(kernels, op, mode, C, K, V, tin, math="fp32"):
 
 
 TIN = {torch.float32: "f32", torch.bfloat16: "bf16"}
+
+
+def tin_name(tin):
+    """A per-token input type as the records name it ("f32" / "bf16"), from a torch dtype or the name itself."""
+    return tin if isinstance(tin, str) else TIN.get(tin, tin)
+
+
 # R as prep_fwd's epilogue (read at each launch; LR_DELTA_PREP_R at import; in launch_switches): "on" where delta_kernels
 # has the forward's bf16 chunk states (LR_FWD_STATES) and takes the bf16-state path (ZBF16), one kernel in place of
 # prep_fwd and the reads from saved states (compiler/backends/cuda/delta-prep-r.ts, op "prep_r": TI and bf16 R = X + M S0,
@@ -600,8 +606,8 @@ def kernel_launch(km, device, math=None, sms=None):
         win = ("mn" if KEY_WALK_BF16 == "on" and math == "bf16" else None) if mode == "key" else {"on": "mn", "all": "all"}.get(WALK_BF16)
         if win is None or not math:
             return None
-        p = pick("prep_bwd", mode, C, K, V, TIN.get(tin, tin) if not isinstance(tin, str) else tin)
-        f = pick("prep_fwd", mode, C, K, V, TIN.get(tin, tin) if not isinstance(tin, str) else tin) if mode == "key" else None  # (per key: both walks)
+        p = pick("prep_bwd", mode, C, K, V, tin_name(tin))
+        f = pick("prep_fwd", mode, C, K, V, tin_name(tin)) if mode == "key" else None  # (per key: both walks)
         if mode == "key" and (f is None or wout_sibling(f, win) is None):
             return None
         return win if p is not None and wout_sibling(p, win) is not None and bf16_walk(mode, C, K, V, BH, win) is not None else None
@@ -614,7 +620,7 @@ def kernel_launch(km, device, math=None, sms=None):
         zin sibling and the walk picked with a zout sibling."""
         if ZBF16 != "on":
             return False
-        a = pick("adj", mode, C, K, V, TIN.get(tin, tin) if not isinstance(tin, str) else tin)
+        a = pick("adj", mode, C, K, V, tin_name(tin))
         return a is not None and a.get("math") == "bf16" and zsib(a) is not None and zsib(walk_pick(mode, C, K, V, BH)) is not None
 
     def prep_r_pick(mode, C, K, V, tin):
@@ -627,7 +633,7 @@ def kernel_launch(km, device, math=None, sms=None):
         bfloat16, the bf16-state path (zbf16) and the module's record."""
         if PREP_R not in ("on", "bf16") or S.dtype != torch.bfloat16 or not zbf16(mode, C, K, V, tin, BH):
             return False
-        return prep_r_pick(mode, C, K, V, TIN.get(tin, tin) if not isinstance(tin, str) else tin) is not None
+        return prep_r_pick(mode, C, K, V, tin_name(tin)) is not None
 
     def tok(x, dt):
         x = x.to(dt).contiguous()
